@@ -1,0 +1,66 @@
+"""srt: an embedded stateful runtime for LLM conversations.
+
+Sessions live in one SQLite file, content-addressed and prefix-chained; each
+request is assembled from frozen per-message fragments, so history is never
+re-serialized and prefixes stay byte-identical for provider prompt caches.
+"""
+
+from __future__ import annotations
+
+from ._types import BuildStats, Message, SessionInfo
+from .errors import (
+    ConfigError,
+    ConflictError,
+    ContextOverflowError,
+    CorruptionError,
+    InvalidMessageError,
+    InvalidSessionNameError,
+    NotAnSrtDatabaseError,
+    ProviderAuthError,
+    ProviderError,
+    ProviderResponseError,
+    ProviderTimeoutError,
+    RateLimitError,
+    SchemaVersionError,
+    SessionError,
+    SessionExistsError,
+    SessionNotFoundError,
+    SrtError,
+    StoreBusyError,
+    StoreError,
+    StreamInterruptedError,
+)
+from .runtime import Runtime, default_path
+from .session import Session
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BuildStats",
+    "ConfigError",
+    "ConflictError",
+    "ContextOverflowError",
+    "CorruptionError",
+    "InvalidMessageError",
+    "InvalidSessionNameError",
+    "Message",
+    "NotAnSrtDatabaseError",
+    "ProviderAuthError",
+    "ProviderError",
+    "ProviderResponseError",
+    "ProviderTimeoutError",
+    "RateLimitError",
+    "Runtime",
+    "SchemaVersionError",
+    "Session",
+    "SessionError",
+    "SessionExistsError",
+    "SessionInfo",
+    "SessionNotFoundError",
+    "SrtError",
+    "StoreBusyError",
+    "StoreError",
+    "StreamInterruptedError",
+    "__version__",
+    "default_path",
+]

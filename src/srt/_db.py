@@ -1,0 +1,208 @@
+"""Opening srt's SQLite file: identity checks, per-connection set-up, migrations.
+
+This module and ``store`` are the only places that touch ``apsw``. Every
+``apsw.Error`` is translated here into the ``StoreError`` tree (see
+``translate``); nothing below this line leaks an apsw exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import struct
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import apsw
+import apsw.bestpractice
+
+from .errors import (
+    CorruptionError,
+    NotAnSrtDatabaseError,
+    SchemaVersionError,
+    StoreBusyError,
+    StoreError,
+)
+
+#: ``PRAGMA application_id`` of an srt database: the ASCII bytes "SRT1".
+APPLICATION_ID = 0x53525431
+#: Busy timeout for every connection, in milliseconds (APSW's default is 100 ms).
+BUSY_TIMEOUT_MS = 10_000
+
+MIGRATIONS: tuple[str, ...] = (
+    # v1: content-addressed messages, a prefix-chained node tree, named heads.
+    """
+    CREATE TABLE messages(
+        id   INTEGER PRIMARY KEY,
+        hash BLOB NOT NULL CHECK (length(hash) = 16),
+        body BLOB NOT NULL
+    );
+    CREATE UNIQUE INDEX messages_hash ON messages(hash);
+    CREATE TABLE nodes(
+        id      INTEGER PRIMARY KEY,
+        parent  INTEGER REFERENCES nodes(id),
+        message INTEGER NOT NULL REFERENCES messages(id),
+        depth   INTEGER NOT NULL CHECK (depth >= 1),
+        prefix  BLOB NOT NULL CHECK (length(prefix) = 16),
+        meta    TEXT
+    );
+    CREATE UNIQUE INDEX nodes_prefix ON nodes(prefix);
+    CREATE TABLE sessions(
+        id      INTEGER PRIMARY KEY,
+        name    TEXT NOT NULL UNIQUE,
+        head    INTEGER REFERENCES nodes(id),
+        created REAL NOT NULL,
+        updated REAL NOT NULL,
+        meta    TEXT
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+@contextlib.contextmanager
+def translate(action: str) -> Iterator[None]:
+    """Map any ``apsw.Error`` raised inside the block to the ``StoreError`` tree."""
+    try:
+        yield
+    except apsw.BusyError as exc:
+        raise StoreBusyError(f"{action}: the database stayed locked ({_describe(exc)})") from exc
+    except (apsw.NotADBError, apsw.CorruptError) as exc:
+        raise CorruptionError(
+            f"{action}: the file is not a valid SQLite database ({_describe(exc)})"
+        ) from exc
+    except apsw.Error as exc:
+        raise StoreError(f"{action}: {_describe(exc)}") from exc
+
+
+def create_private_file(path: str) -> None:
+    """Create ``path`` (and any missing parent directories) readable by its owner only.
+
+    Directories srt creates are 0700 and the file is 0600, whatever the umask.
+    SQLite gives the ``-wal`` and ``-shm`` files the database file's mode.
+    """
+    parent = os.path.dirname(os.path.abspath(path))
+    missing: list[str] = []
+    p = parent
+    while not os.path.exists(p):
+        missing.append(p)
+        p = os.path.dirname(p)
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, 0o700)
+        except FileExistsError:
+            pass
+        else:
+            os.chmod(d, 0o700)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot create the database file: {exc.strerror}") from exc
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
+def check_header(path: str) -> None:
+    """Refuse a file that is not SQLite, or that is shorter than its own header says.
+
+    Reads the file only; it is never modified.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        raise StoreError("the database path is not a regular file")
+    if st.st_size == 0:
+        return
+    with open(path, "rb") as f:
+        header = f.read(100)
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+        raise CorruptionError("the file is not a SQLite database (bad or short header)")
+    (page_size,) = struct.unpack(">H", header[16:18])
+    page_size = 65536 if page_size == 1 else page_size
+    change_counter, npages = struct.unpack(">II", header[24:32])
+    (valid_for,) = struct.unpack(">I", header[92:96])
+    if npages and change_counter == valid_for and st.st_size < npages * page_size:
+        raise CorruptionError(
+            f"the database file is truncated: its header says {npages} pages of "
+            f"{page_size} bytes but the file holds {st.st_size} bytes"
+        )
+
+
+def _identity(conn: apsw.Connection) -> tuple[int, int, int]:
+    app_id = conn.execute("PRAGMA application_id").get
+    version = conn.execute("PRAGMA user_version").get
+    objects = conn.execute("SELECT count(*) FROM sqlite_schema").get
+    return int(app_id), int(version), int(objects)
+
+
+def _check_identity(conn: apsw.Connection) -> int:
+    """Return the schema version of an srt file, 0 for a brand-new empty file."""
+    app_id, version, objects = _identity(conn)
+    if app_id == 0 and version == 0 and objects == 0:
+        return 0
+    if app_id != APPLICATION_ID:
+        raise NotAnSrtDatabaseError(
+            "the file is a SQLite database that srt did not create "
+            f"(application_id={app_id:#x}); srt will not modify it"
+        )
+    if version > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"the file has schema version {version}, newer than this srt's "
+            f"{SCHEMA_VERSION}; upgrade stateful-runtime to open it"
+        )
+    return version
+
+
+def _configure(conn: apsw.Connection) -> None:
+    # apsw.bestpractice's per-connection functions, one by one; never apply(),
+    # which would change process-wide hooks in the host application.
+    apsw.bestpractice.connection_wal(conn)
+    apsw.bestpractice.connection_enable_foreign_keys(conn)
+    apsw.bestpractice.connection_dqs(conn)
+    conn.set_busy_timeout(BUSY_TIMEOUT_MS)
+    conn.execute("PRAGMA synchronous=NORMAL")
+
+
+def _migrate(conn: apsw.Connection, lock: threading.Lock) -> None:
+    with lock:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            current = _check_identity(conn)
+            for version in range(current, SCHEMA_VERSION):
+                conn.execute(MIGRATIONS[version])
+            if current < SCHEMA_VERSION:
+                conn.execute(f"PRAGMA application_id={APPLICATION_ID:d}")
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION:d}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
+def connect(path: str, lock: threading.Lock, *, migrate: bool) -> apsw.Connection:
+    """Open one connection to ``path``, verified as srt's and fully configured."""
+    conn: Any = None
+    with translate("opening the database"):
+        conn = apsw.Connection(path)
+        try:
+            conn.set_busy_timeout(BUSY_TIMEOUT_MS)
+            version = _check_identity(conn)
+            _configure(conn)
+            if migrate and version < SCHEMA_VERSION:
+                _migrate(conn, lock)
+        except BaseException:
+            conn.close()
+            raise
+    return conn

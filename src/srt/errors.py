@@ -1,0 +1,147 @@
+"""Every error srt raises, in one tree.
+
+::
+
+    SrtError
+    ├── ConfigError(SrtError, ValueError)
+    ├── InvalidMessageError(SrtError, ValueError)
+    ├── StoreError
+    │   ├── StoreBusyError
+    │   ├── SchemaVersionError
+    │   ├── NotAnSrtDatabaseError
+    │   └── CorruptionError
+    ├── SessionError
+    │   ├── InvalidSessionNameError(SessionError, ValueError)
+    │   ├── SessionNotFoundError(SessionError, LookupError)
+    │   ├── SessionExistsError
+    │   ├── ConflictError
+    │   └── ContextOverflowError
+    └── ProviderError
+        ├── ProviderAuthError
+        ├── RateLimitError            (.retry_after)
+        ├── ProviderTimeoutError
+        ├── ProviderResponseError     (.status, .body)
+        └── StreamInterruptedError
+
+Exceptions from ``apsw`` are translated into ``StoreError`` subclasses at the
+store boundary (``srt._db``); no ``apsw`` exception reaches the caller. Messages
+never contain message content, API keys or auth headers.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "ConflictError",
+    "ContextOverflowError",
+    "CorruptionError",
+    "InvalidMessageError",
+    "InvalidSessionNameError",
+    "NotAnSrtDatabaseError",
+    "ProviderAuthError",
+    "ProviderError",
+    "ProviderResponseError",
+    "ProviderTimeoutError",
+    "RateLimitError",
+    "SchemaVersionError",
+    "SessionError",
+    "SessionExistsError",
+    "SessionNotFoundError",
+    "SrtError",
+    "StoreBusyError",
+    "StoreError",
+    "StreamInterruptedError",
+]
+
+
+class SrtError(Exception):
+    """Base class of every error srt raises."""
+
+
+class ConfigError(SrtError, ValueError):
+    """A runtime or provider was configured with an invalid value."""
+
+
+class InvalidMessageError(SrtError, ValueError):
+    """A message was rejected before anything was hashed or written."""
+
+
+class StoreError(SrtError):
+    """The SQLite store failed or refused the file."""
+
+
+class StoreBusyError(StoreError):
+    """The database stayed locked by another writer past the busy timeout."""
+
+
+class SchemaVersionError(StoreError):
+    """The file was written by a newer srt whose schema this version cannot read."""
+
+
+class NotAnSrtDatabaseError(StoreError):
+    """The file is a SQLite database that srt did not create; it is left untouched."""
+
+
+class CorruptionError(StoreError):
+    """The file is damaged, truncated, not a database, or fails a hash check."""
+
+
+class SessionError(SrtError):
+    """An operation on a session could not be carried out."""
+
+
+class InvalidSessionNameError(SessionError, ValueError):
+    """A session name is empty, too long or not valid Unicode text."""
+
+
+class SessionNotFoundError(SessionError, LookupError):
+    """No session has that name."""
+
+
+class SessionExistsError(SessionError):
+    """A session with that name already exists."""
+
+
+class ConflictError(SessionError):
+    """The session head moved since this handle last saw it (a concurrent append).
+
+    Nothing was written. Call ``Session.refresh()`` and retry, or append with
+    ``rebase=True`` to put the new messages on top of the new head.
+    """
+
+
+class ContextOverflowError(SessionError):
+    """The assembled context does not fit the model's window under the chosen policy."""
+
+
+class ProviderError(SrtError):
+    """A provider call failed."""
+
+
+class ProviderAuthError(ProviderError):
+    """The provider refused the credentials (401/403)."""
+
+
+class RateLimitError(ProviderError):
+    """The provider rate-limited the request (429)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ProviderTimeoutError(ProviderError):
+    """Connecting, waiting for a chunk, or the whole call took too long."""
+
+
+class ProviderResponseError(ProviderError):
+    """The provider answered with an error status or a body srt cannot parse."""
+
+    def __init__(self, message: str, status: int | None = None, body: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class StreamInterruptedError(ProviderError):
+    """A streamed reply stopped before its end; the partial reply is kept."""

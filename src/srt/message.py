@@ -1,0 +1,204 @@
+"""The canonical message model: validation, normalisation and canonical bytes.
+
+A message's canonical bytes are compact JSON (``ensure_ascii=False``) of its
+normalised OpenAI Chat Completions form: top-level keys in the fixed order
+``role, content, name, tool_calls, tool_call_id`` then any other keys sorted;
+text parts as ``{"type","text"}``; image parts as ``{"type","image_url"}``;
+every other nested object with its keys sorted. The bytes therefore depend only
+on what the model sees, never on dict order, process or machine, and they are
+also, byte for byte, the message's Chat Completions fragment.
+
+Everything is checked before anything is hashed or written; a bad message raises
+``InvalidMessageError`` naming the problem (never quoting the content).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from ._types import Message
+from .errors import InvalidMessageError
+
+__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "ROLES", "canonicalize", "dumps"]
+
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
+#: Default limit on one message's canonical size (32 MiB); configurable per runtime.
+DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+_TOP_ORDER = ("role", "content", "name", "tool_calls", "tool_call_id")
+_MAX_DEPTH = 64
+
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON bytes exactly as ``json.dumps(..., ensure_ascii=False)`` gives them."""
+    return _encoder.encode(value).encode("utf-8")
+
+
+def _bad(msg: str) -> InvalidMessageError:
+    return InvalidMessageError(msg)
+
+
+def _text(value: Any, where: str) -> str:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _bad(f"{where}: invalid UTF-8 at byte {exc.start}") from None
+    if not isinstance(value, str):
+        raise _bad(f"{where}: expected a string, got {type(value).__name__}")
+    return value
+
+
+def _plain(value: Any, where: str, depth: int) -> Any:
+    """A JSON-representable copy of ``value`` with object keys sorted."""
+    if depth > _MAX_DEPTH:
+        raise _bad(f"{where}: nested deeper than {_MAX_DEPTH} levels")
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _bad(f"{where}: NaN and infinity cannot be represented in JSON")
+        return value
+    if isinstance(value, Mapping):
+        out = {}
+        for k in sorted(value, key=lambda k: (not isinstance(k, str), str(k))):
+            if not isinstance(k, str):
+                raise _bad(f"{where}: object keys must be strings, got {type(k).__name__}")
+            out[k] = _plain(value[k], f"{where}.{k}", depth + 1)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
+    raise _bad(f"{where}: a {type(value).__name__} cannot be represented in JSON")
+
+
+def _part(part: Any, where: str) -> dict[str, Any]:
+    if not isinstance(part, Mapping):
+        raise _bad(f"{where}: a content part must be an object")
+    kind = part.get("type")
+    if not isinstance(kind, str):
+        raise _bad(f"{where}: a content part needs a string 'type'")
+    if kind == "text":
+        extra = set(part) - {"type", "text"}
+        if extra:
+            raise _bad(f"{where}: unexpected keys in a text part: {sorted(extra)}")
+        return {"type": "text", "text": _text(part.get("text"), f"{where}.text")}
+    if kind == "image":
+        # Image by bytes: stored losslessly as a base64 data URL.
+        data = part.get("data")
+        media = _text(part.get("media_type", "image/png"), f"{where}.media_type")
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise _bad(f"{where}: an image part needs 'data' as bytes")
+        url = f"data:{media};base64," + base64.b64encode(bytes(data)).decode("ascii")
+        image: dict[str, Any] = {"url": url}
+        if part.get("detail") is not None:
+            image["detail"] = _text(part["detail"], f"{where}.detail")
+        return {"type": "image_url", "image_url": image}
+    if kind == "image_url":
+        spec = part.get("image_url")
+        if isinstance(spec, str):
+            spec = {"url": spec}
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("url"), str):
+            raise _bad(f"{where}: an image_url part needs image_url.url as a string")
+        return {"type": "image_url", "image_url": _plain(spec, f"{where}.image_url", 2)}
+    return dict(_plain(part, where, 1))
+
+
+def _tool_calls(value: Any, where: str) -> list[dict[str, Any]]:
+    if not isinstance(value, (list, tuple)) or not value:
+        raise _bad(f"{where}: tool_calls must be a non-empty list")
+    out = []
+    for i, call in enumerate(value):
+        w = f"{where}[{i}]"
+        if not isinstance(call, Mapping):
+            raise _bad(f"{w}: a tool call must be an object")
+        fn = call.get("function")
+        if not isinstance(fn, Mapping):
+            raise _bad(f"{w}: a tool call needs a 'function' object")
+        args = fn.get("arguments", "")
+        if not isinstance(args, str):
+            raise _bad(f"{w}.function.arguments must be a JSON string")
+        norm: dict[str, Any] = {
+            "id": _text(call.get("id"), f"{w}.id"),
+            "type": _text(call.get("type", "function"), f"{w}.type"),
+            "function": {"name": _text(fn.get("name"), f"{w}.function.name"), "arguments": args},
+        }
+        extra = set(call) - {"id", "type", "function"}
+        for k in sorted(extra):
+            norm[k] = _plain(call[k], f"{w}.{k}", 2)
+        out.append(norm)
+    return out
+
+
+def _normalise(msg: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    if isinstance(msg, Message):
+        msg = msg.to_dict()
+    if not isinstance(msg, Mapping):
+        raise _bad(f"a message must be a dict or srt.Message, got {type(msg).__name__}")
+    role = msg.get("role")
+    if role not in ROLES:
+        shown = role if isinstance(role, str) and len(role) <= 40 else type(role).__name__
+        raise _bad(f"unknown role {shown!r}; expected one of {sorted(ROLES)}")
+    out: dict[str, Any] = {"role": role}
+    content = msg.get("content")
+    tool_calls = msg.get("tool_calls")
+    if content is None:
+        if role != "assistant" or tool_calls is None:
+            raise _bad(f"a {role} message needs content")
+        out["content"] = None
+    elif isinstance(content, (list, tuple)):
+        out["content"] = [_part(p, f"content[{i}]") for i, p in enumerate(content)]
+    else:
+        out["content"] = _text(content, "content")
+    if msg.get("name") is not None:
+        out["name"] = _text(msg["name"], "name")
+    if tool_calls is not None:
+        if role != "assistant":
+            raise _bad("only an assistant message may carry tool_calls")
+        out["tool_calls"] = _tool_calls(tool_calls, "tool_calls")
+    if role == "tool":
+        out["tool_call_id"] = _text(msg.get("tool_call_id"), "tool_call_id")
+    elif msg.get("tool_call_id") is not None:
+        raise _bad("only a tool message may carry tool_call_id")
+    for key in sorted(set(msg) - set(_TOP_ORDER) - {"metadata"}):
+        if msg[key] is not None:
+            out[key] = _plain(msg[key], key, 1)
+    meta = msg.get("metadata")
+    if meta is not None:
+        if not isinstance(meta, Mapping):
+            raise _bad("metadata must be a dict")
+        meta = _plain(meta, "metadata", 1)
+    return out, meta
+
+
+def canonicalize(
+    msg: Any, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+) -> tuple[bytes, bytes | None]:
+    """Validate ``msg`` and return ``(canonical bytes, metadata JSON bytes or None)``.
+
+    Raises ``InvalidMessageError`` for an unknown role, lone surrogates, invalid
+    UTF-8, NaN or infinity, values JSON cannot hold, or a message over
+    ``max_bytes``. The size is checked before the message is hashed.
+    """
+    if isinstance(msg, Mapping):
+        content = msg.get("content")
+        if isinstance(content, str) and len(content) > max_bytes:
+            raise _bad(f"message is larger than the limit of {max_bytes} bytes")
+    try:
+        norm, meta = _normalise(msg)
+        body = dumps(norm)
+        meta_bytes = dumps(meta) if meta is not None else None
+    except UnicodeEncodeError as exc:
+        raise _bad(
+            f"message text contains a lone surrogate (U+{ord(exc.object[exc.start]):04X}), "
+            "which is not valid Unicode text"
+        ) from None
+    except RecursionError:
+        raise _bad("message is nested too deeply") from None
+    if len(body) > max_bytes:
+        raise _bad(f"message is {len(body)} bytes, over the limit of {max_bytes} bytes")
+    return body, meta_bytes

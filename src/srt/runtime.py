@@ -1,0 +1,148 @@
+"""The runtime: one SQLite file, its connections, the shared caches and the sessions."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import platformdirs
+
+from . import _core
+from ._types import SessionInfo
+from .errors import ConfigError, InvalidSessionNameError, SessionNotFoundError
+from .message import DEFAULT_MAX_MESSAGE_BYTES
+from .session import Session
+from .store import Store
+
+__all__ = ["MAX_NAME_CHARS", "Runtime", "default_path"]
+
+#: Longest session name accepted, in characters.
+MAX_NAME_CHARS = 256
+
+
+def default_path() -> str:
+    """Where ``Runtime()`` keeps its database when no path is given.
+
+    ``$SRT_DB`` if set; otherwise ``srt.db`` in the platform's user data directory
+    (``~/.local/share/srt`` on Linux, ``~/Library/Application Support/srt`` on
+    macOS, ``%LOCALAPPDATA%\\srt`` on Windows).
+    """
+    env = os.environ.get("SRT_DB")
+    if env:
+        return env
+    return os.path.join(platformdirs.user_data_dir("srt", appauthor=False), "srt.db")
+
+
+def check_name(name: Any) -> str:
+    """Validate an untrusted session name; ``InvalidSessionNameError`` if unusable."""
+    if not isinstance(name, str):
+        raise InvalidSessionNameError(f"a session name must be a str, got {type(name).__name__}")
+    if not name:
+        raise InvalidSessionNameError("a session name must not be empty")
+    if len(name) > MAX_NAME_CHARS:
+        raise InvalidSessionNameError(
+            f"a session name may have at most {MAX_NAME_CHARS} characters, got {len(name)}"
+        )
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        raise InvalidSessionNameError("a session name must not contain control characters")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidSessionNameError("a session name must be valid Unicode text") from None
+    return name
+
+
+class Runtime:
+    """srt on one SQLite file.
+
+    >>> rt = srt.Runtime("chats.db")          # doctest: +SKIP
+    >>> s = rt.session("support-42")          # doctest: +SKIP
+
+    ``path`` defaults to ``default_path()``. ``max_message_bytes`` bounds one
+    message's canonical size; ``fragment_cache_bytes`` bounds the in-memory cache of
+    per-format fragments shared by all sessions of this runtime.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        fragment_cache_bytes: int = 256 * 1024 * 1024,
+    ) -> None:
+        if max_message_bytes <= 0:
+            raise ConfigError("max_message_bytes must be positive")
+        if fragment_cache_bytes < 0:
+            raise ConfigError("fragment_cache_bytes must be >= 0")
+        self.path = os.fspath(path) if path is not None else default_path()
+        self.max_message_bytes = max_message_bytes
+        self._store = Store(self.path)
+        self._fragments = _core.FragmentCache(fragment_cache_bytes)
+        self._bodies = _core.FragmentCache(fragment_cache_bytes)
+        self._serialized = 0
+        self._counter_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<srt.Runtime path={self.path!r}>"
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every connection this runtime opened."""
+        self._store.close()
+
+    # -- internals used by Session ---------------------------------------------
+
+    def _intern(self, h: bytes, body: bytes) -> bytes:
+        """One shared bytes object per message body across all sessions."""
+        cached = self._bodies.get(h)
+        if cached is not None:
+            return cached
+        self._bodies.put(h, body)
+        return body
+
+    def _count_serialized(self, n: int) -> None:
+        if n:
+            with self._counter_lock:
+                self._serialized += n
+
+    def _create(self, name: str, head: int | None) -> Session:
+        row = self._store.create_session(check_name(name), head, exist_ok=False)
+        return Session(self, row[0], name, row[1])
+
+    # -- public API --------------------------------------------------------------
+
+    @property
+    def serialized(self) -> int:
+        """Messages serialized by this runtime so far (appends plus fragment misses)."""
+        return self._serialized
+
+    def session(self, name: str, *, create: bool = True) -> Session:
+        """Open the session called ``name``, creating it empty unless ``create=False``."""
+        check_name(name)
+        row = self._store.get_session(name)
+        if row is None:
+            if not create:
+                raise SessionNotFoundError(f"no session named {name!r}")
+            row = self._store.create_session(name, None, exist_ok=True)
+        return Session(self, row[0], name, row[1])
+
+    def sessions(self) -> list[SessionInfo]:
+        """Every session, sorted by name."""
+        return [
+            SessionInfo(name, depth, created, updated, prefix.hex() if prefix else None)
+            for name, depth, created, updated, prefix in self._store.list_sessions()
+        ]
+
+    def delete(self, name: str) -> None:
+        """Delete a session's head. Its messages stay for any fork that shares them."""
+        self._store.delete_session(check_name(name))
+
+    def rename(self, old: str, new: str) -> None:
+        """Rename a session."""
+        self._store.rename_session(check_name(old), check_name(new))

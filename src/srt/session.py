@@ -1,0 +1,269 @@
+"""A session: a named head in the prefix tree, with its chain and fragments in memory.
+
+Appends are compare-and-swap on the head; fork, rewind and edit move or add
+heads and copy no message and no node. ``request()`` assembles the next request
+from frozen per-message fragments in one allocation.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from . import _core
+from ._types import BuildStats
+from .errors import ConflictError, SessionError
+from .message import canonicalize
+from .store import NewNode
+from .wire import get_format
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+__all__ = ["Session"]
+
+_REBASE_ATTEMPTS = 64
+
+
+class Session:
+    """A conversation held in the runtime's store. Get one from ``Runtime.session()``.
+
+    A ``Session`` handle remembers the head it last saw. If another handle or
+    process appends first, the next append raises ``ConflictError`` (nothing is
+    written) unless ``rebase=True`` is passed. A handle may be shared between
+    threads; its methods are serialised by a lock.
+    """
+
+    def __init__(self, runtime: Runtime, sid: int, name: str, head: int | None) -> None:
+        self._rt = runtime
+        self._id = sid
+        self._name = name
+        self._head = head
+        self._lock = threading.RLock()
+        self._loaded = False
+        self._ids: list[int] = []
+        self._hashes: list[bytes] = []
+        self._bodies: list[bytes] = []
+        self._frags: dict[str, list[bytes]] = {}
+        self._head_prefix = _core.ROOT
+        self.last_build: BuildStats | None = None
+
+    # -- identity ----------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def head(self) -> int | None:
+        """Node id of the last message, or ``None`` for an empty session."""
+        return self._head
+
+    @property
+    def prefix_hash(self) -> str | None:
+        """Hex prefix hash of the whole history: equal hashes mean equal histories."""
+        with self._lock:
+            self._load()
+            return self._prefix().hex() if self._ids else None
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._load()
+            return len(self._ids)
+
+    def __repr__(self) -> str:
+        return f"<srt.Session name={self._name!r} head={self._head}>"
+
+    # -- loading -----------------------------------------------------------------
+
+    def _prefix(self, keep: int | None = None) -> bytes:
+        """Prefix hash of the first ``keep`` messages (all by default)."""
+        n = len(self._ids)
+        keep = n if keep is None else keep
+        if keep == 0:
+            return _core.ROOT
+        if keep == n:
+            return self._head_prefix
+        return self._rt._store.node_prefix(self._ids[keep - 1])
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        rows = self._rt._store.chain(self._head)
+        intern = self._rt._intern
+        self._ids = [r[0] for r in rows]
+        self._hashes = [r[1] for r in rows]
+        self._bodies = [intern(r[1], r[2]) for r in rows]
+        self._head_prefix = rows[-1][3] if rows else _core.ROOT
+        self._frags = {}
+        self._loaded = True
+
+    def refresh(self) -> None:
+        """Re-read the head from the store (after a ``ConflictError``)."""
+        with self._lock:
+            row = self._rt._store.get_session(self._name)
+            if row is None or row[0] != self._id:
+                raise SessionError(f"session {self._name!r} was deleted or replaced")
+            if row[1] != self._head or not self._loaded:
+                self._head = row[1]
+                self._loaded = False
+                self._load()
+
+    def _truncate(self, n: int) -> None:
+        del self._ids[n:], self._hashes[n:], self._bodies[n:]
+        for frags in self._frags.values():
+            del frags[n:]
+
+    # -- writing -----------------------------------------------------------------
+
+    def _prepare(self, messages: Iterable[Any]) -> list[tuple[bytes, bytes, bytes | None]]:
+        limit = self._rt.max_message_bytes
+        out = []
+        for msg in messages:
+            body, meta = canonicalize(msg, limit)
+            out.append((_core.digest(body), body, meta))
+        self._rt._count_serialized(len(out))
+        return out
+
+    def _commit(
+        self, keep: int, prepared: list[tuple[bytes, bytes, bytes | None]]
+    ) -> None:
+        """Write ``prepared`` after the first ``keep`` messages of the chain (CAS on head)."""
+        parent = self._ids[keep - 1] if keep else None
+        prefixes = _core.chain_many(self._prefix(keep), [p[0] for p in prepared])
+        items: list[NewNode] = [
+            (h, body, prefix, meta) for (h, body, meta), prefix in zip(prepared, prefixes)
+        ]
+        ids = self._rt._store.append(self._id, self._head, parent, keep, items)
+        self._truncate(keep)
+        intern = self._rt._intern
+        for node_id, (h, body, _meta) in zip(ids, prepared):
+            self._ids.append(node_id)
+            self._hashes.append(h)
+            self._bodies.append(intern(h, body))
+        self._head = self._ids[-1] if self._ids else None
+        self._head_prefix = prefixes[-1] if prefixes else self._prefix()
+
+    def append(self, *messages: Any, rebase: bool = False) -> int | None:
+        """Append messages atomically; return the new head node id.
+
+        Every message is validated first; an invalid one raises
+        ``InvalidMessageError`` and nothing is written. If the head moved since this
+        handle last saw it, raises ``ConflictError`` (nothing written), or with
+        ``rebase=True`` re-reads the head and appends on top of it.
+        """
+        with self._lock:
+            prepared = self._prepare(messages)
+            if not prepared:
+                return self._head
+            self._load()
+            for _ in range(_REBASE_ATTEMPTS):
+                try:
+                    self._commit(len(self._ids), prepared)
+                    return self._head
+                except ConflictError:
+                    if not rebase:
+                        raise
+                    self.refresh()
+            raise ConflictError(f"could not rebase after {_REBASE_ATTEMPTS} attempts")
+
+    def _index(self, at: int | None) -> int:
+        n = len(self._ids)
+        if at is None:
+            return n
+        if not isinstance(at, int) or isinstance(at, bool):
+            raise TypeError("at must be an int")
+        keep = at + n if at < 0 else at
+        if not 0 <= keep <= n:
+            raise IndexError(f"at={at} is outside a session of {n} messages")
+        return keep
+
+    def rewind(self, n: int = 1) -> None:
+        """Drop the last ``n`` messages from this session (they stay stored for forks)."""
+        with self._lock:
+            self._load()
+            if n < 0 or n > len(self._ids):
+                raise IndexError(f"cannot rewind {n} of {len(self._ids)} messages")
+            keep = len(self._ids) - n
+            new = self._ids[keep - 1] if keep else None
+            prefix = self._prefix(keep)
+            self._rt._store.move_head(self._id, self._head, new)
+            self._truncate(keep)
+            self._head = new
+            self._head_prefix = prefix
+
+    def edit(self, index: int, message: Any) -> int | None:
+        """Replace message ``index`` and drop everything after it; return the new head.
+
+        The old branch stays stored (fork first to keep a name on it).
+        """
+        with self._lock:
+            self._load()
+            n = len(self._ids)
+            keep = index + n if index < 0 else index
+            if not 0 <= keep < n:
+                raise IndexError(f"index {index} is outside a session of {n} messages")
+            prepared = self._prepare([message])
+            self._commit(keep, prepared)
+            return self._head
+
+    def fork(self, name: str, at: int | None = None) -> Session:
+        """A new session sharing this one's first ``at`` messages (all by default).
+
+        ``at`` follows slice rules: ``at=-1`` keeps all but the last message. No
+        message or node is copied; the fork is one new head row.
+        """
+        with self._lock:
+            self._load()
+            keep = self._index(at)
+            head = self._ids[keep - 1] if keep else None
+            child = self._rt._create(name, head)
+            child._ids = self._ids[:keep]
+            child._hashes = self._hashes[:keep]
+            child._bodies = self._bodies[:keep]
+            child._frags = {f: v[:keep] for f, v in self._frags.items()}
+            child._head_prefix = self._prefix(keep)
+            child._loaded = True
+            return child
+
+    # -- reading -----------------------------------------------------------------
+
+    def messages(self) -> list[dict[str, Any]]:
+        """The messages of this session as Chat Completions dicts, oldest first."""
+        with self._lock:
+            self._load()
+            return [json.loads(b) for b in self._bodies]
+
+    def request(self, format: str = "openai.chat", /, *, model: str, **params: Any) -> bytes:
+        """The exact bytes of the next request body in ``format`` for ``model``.
+
+        Fragments already built are reused as frozen bytes; only messages new since
+        the last build are serialized. ``last_build`` tells what this call did.
+        """
+        fmt = get_format(format)
+        with self._lock:
+            self._load()
+            head, sep, tail = fmt.envelope(model, params)
+            n = len(self._bodies)
+            serialized = 0
+            if fmt.IDENTITY:
+                frags = self._bodies
+                new = 0
+            else:
+                frags = self._frags.setdefault(format, [])
+                new = n - len(frags)
+                cache = self._rt._fragments
+                for i in range(len(frags), n):
+                    key = (self._hashes[i], format)
+                    frag = cache.get(key)
+                    if frag is None:
+                        frag = fmt.fragment(self._bodies[i])
+                        serialized += 1
+                        cache.put(key, frag)
+                    frags.append(frag)
+            body = _core.assemble(head, frags, sep, tail)
+            self._rt._count_serialized(serialized)
+            self.last_build = BuildStats(format, n, serialized, n - new, len(body))
+            return body

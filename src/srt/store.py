@@ -1,0 +1,272 @@
+"""All of srt's SQL. The store never speaks HTTP and never serializes messages.
+
+Rows:
+
+* ``messages(id, hash, body)``: canonical message bytes, content-addressed by
+  XXH3-128 and stored once however many sessions share them;
+* ``nodes(id, parent, message, depth, prefix)``: a prefix tree; ``prefix`` is
+  H(parent prefix || message hash), so equal histories share nodes;
+* ``sessions(id, name, head, ...)``: named heads. Fork, rewind and edit move or
+  add a head and copy nothing.
+
+Writes run in ``BEGIN IMMEDIATE`` under a per-file in-process lock, so readers
+never upgrade into ``SQLITE_BUSY``. An append is a compare-and-swap on the head.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import apsw
+
+from . import _db
+from .errors import (
+    ConflictError,
+    CorruptionError,
+    SessionExistsError,
+    SessionNotFoundError,
+)
+
+__all__ = ["ChainRow", "NewNode", "SessionRow", "Store"]
+
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+# (session id, head node id or None, created, updated)
+SessionRow = tuple[int, "int | None", float, float]
+# (node id, message hash, canonical body, prefix hash)
+ChainRow = tuple[int, bytes, bytes, bytes]
+# (message hash, canonical body, prefix hash, metadata JSON or None)
+NewNode = tuple[bytes, bytes, bytes, "bytes | None"]
+
+_CHAIN_SQL = """
+WITH RECURSIVE chain(id, parent, message, depth, prefix) AS (
+    SELECT id, parent, message, depth, prefix FROM nodes WHERE id = ?
+    UNION ALL
+    SELECT n.id, n.parent, n.message, n.depth, n.prefix
+    FROM nodes n JOIN chain c ON n.id = c.parent
+)
+SELECT chain.id, m.hash, m.body, chain.prefix FROM chain JOIN messages m ON m.id = chain.message
+ORDER BY chain.depth
+"""
+
+
+def _file_lock(path: str) -> threading.Lock:
+    key = os.path.realpath(path) if path != ":memory:" else f":memory:{id(object())}"
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(key, threading.Lock())
+
+
+class Store:
+    """One SQLite file: a connection per thread, a writer lock, and the SQL."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = _file_lock(path)
+        self._local = threading.local()
+        self._pid = os.getpid()
+        self._conns: list[apsw.Connection] = []
+        self._conns_guard = threading.Lock()
+        if path != ":memory:":
+            _db.check_header(path)
+            _db.create_private_file(path)
+        self._conn()  # verify identity and migrate now, so errors surface at open
+
+    def __repr__(self) -> str:
+        return f"<srt.Store path={self.path!r}>"
+
+    # -- connections -------------------------------------------------------------
+
+    def _conn(self) -> apsw.Connection:
+        if os.getpid() != self._pid:
+            # A forked child must never use its parent's connections.
+            self._local = threading.local()
+            self._conns = []
+            self._pid = os.getpid()
+        conn: apsw.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _db.connect(self.path, self._lock, migrate=True)
+            self._local.conn = conn
+            with self._conns_guard:
+                self._conns.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._conns_guard:
+            conns, self._conns = self._conns, []
+        self._local = threading.local()
+        for conn in conns:
+            with contextlib.suppress(apsw.Error):
+                conn.close()
+
+    @contextlib.contextmanager
+    def write(self, action: str) -> Iterator[apsw.Connection]:
+        """A write transaction: the writer lock, then ``BEGIN IMMEDIATE``; commit or roll back."""
+        conn = self._conn()
+        with _db.translate(action), self._lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if not conn.get_autocommit():
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def read(self, action: str, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with _db.translate(action):
+            return self._conn().execute(sql, args).fetchall()
+
+    # -- sessions ----------------------------------------------------------------
+
+    def get_session(self, name: str) -> SessionRow | None:
+        rows = self.read(
+            "reading a session",
+            "SELECT id, head, created, updated FROM sessions WHERE name = ?",
+            (name,),
+        )
+        return rows[0] if rows else None
+
+    def create_session(self, name: str, head: int | None, *, exist_ok: bool) -> SessionRow:
+        now = time.time()
+        with self.write("creating a session") as conn:
+            row = conn.execute(
+                "SELECT id, head, created, updated FROM sessions WHERE name = ?", (name,)
+            ).fetchone()
+            if row is not None:
+                if exist_ok:
+                    return row  # type: ignore[no-any-return]
+                raise SessionExistsError(f"a session named {name!r} already exists")
+            conn.execute(
+                "INSERT INTO sessions(name, head, created, updated) VALUES (?, ?, ?, ?)",
+                (name, head, now, now),
+            )
+            return (conn.last_insert_rowid(), head, now, now)
+
+    def delete_session(self, name: str) -> None:
+        with self.write("deleting a session") as conn:
+            conn.execute("DELETE FROM sessions WHERE name = ?", (name,))
+            if conn.changes() == 0:
+                raise SessionNotFoundError(f"no session named {name!r}")
+
+    def rename_session(self, old: str, new: str) -> None:
+        with self.write("renaming a session") as conn:
+            if conn.execute("SELECT 1 FROM sessions WHERE name = ?", (new,)).fetchone():
+                raise SessionExistsError(f"a session named {new!r} already exists")
+            conn.execute("UPDATE sessions SET name = ? WHERE name = ?", (new, old))
+            if conn.changes() == 0:
+                raise SessionNotFoundError(f"no session named {old!r}")
+
+    def list_sessions(self) -> list[tuple[str, int, float, float, bytes | None]]:
+        return self.read(
+            "listing sessions",
+            "SELECT s.name, coalesce(n.depth, 0), s.created, s.updated, n.prefix "
+            "FROM sessions s LEFT JOIN nodes n ON n.id = s.head ORDER BY s.name",
+        )
+
+    # -- nodes ---------------------------------------------------------------------
+
+    def chain(self, head: int | None) -> list[ChainRow]:
+        """The messages from the root to ``head``, in order."""
+        if head is None:
+            return []
+        return self.read("loading a session", _CHAIN_SQL, (head,))
+
+    def node_prefix(self, node: int) -> bytes:
+        rows = self.read("reading a node", "SELECT prefix FROM nodes WHERE id = ?", (node,))
+        if not rows:
+            raise CorruptionError(f"node {node} is missing")
+        return rows[0][0]  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _check_head(conn: apsw.Connection, session: int, expected: int | None) -> None:
+        row = conn.execute("SELECT head FROM sessions WHERE id = ?", (session,)).fetchone()
+        if row is None:
+            raise SessionNotFoundError("the session was deleted")
+        if row[0] != expected:
+            raise ConflictError(
+                "the session head moved since this handle last saw it (a concurrent "
+                "append); nothing was written: refresh() and retry, or pass rebase=True"
+            )
+
+    def current_head(self, conn: apsw.Connection, session: int) -> int | None:
+        row = conn.execute("SELECT head FROM sessions WHERE id = ?", (session,)).fetchone()
+        if row is None:
+            raise SessionNotFoundError("the session was deleted")
+        return row[0]  # type: ignore[no-any-return]
+
+    @staticmethod
+    def insert_nodes(
+        conn: apsw.Connection, parent: int | None, depth: int, items: Sequence[NewNode]
+    ) -> list[int]:
+        """Insert (or find) the messages and nodes of ``items`` below ``parent``.
+
+        A message or node whose hash already exists is reused after a byte-for-byte
+        (message) or structural (node) check; a mismatch is a ``CorruptionError``.
+        Must run inside a write transaction.
+        """
+        ids: list[int] = []
+        for mhash, body, prefix, meta in items:
+            depth += 1
+            row = conn.execute("SELECT id, body FROM messages WHERE hash = ?", (mhash,)).fetchone()
+            if row is None:
+                conn.execute("INSERT INTO messages(hash, body) VALUES (?, ?)", (mhash, body))
+                mid = conn.last_insert_rowid()
+            elif row[1] != body:
+                raise CorruptionError(
+                    f"hash collision or damaged row: message {row[0]} has hash "
+                    f"{mhash.hex()} but different bytes; nothing was linked"
+                )
+            else:
+                mid = row[0]
+            row = conn.execute(
+                "SELECT id, parent, message, depth FROM nodes WHERE prefix = ?", (prefix,)
+            ).fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO nodes(parent, message, depth, prefix, meta) VALUES (?, ?, ?, ?, ?)",
+                    (parent, mid, depth, prefix, meta),
+                )
+                parent = conn.last_insert_rowid()
+            elif (row[1], row[2], row[3]) != (parent, mid, depth):
+                raise CorruptionError(
+                    f"prefix hash {prefix.hex()} names node {row[0]} with a different "
+                    "parent or message; nothing was linked"
+                )
+            else:
+                parent = row[0]
+            ids.append(parent)  # type: ignore[arg-type]
+        return ids
+
+    @staticmethod
+    def set_head(conn: apsw.Connection, session: int, head: int | None) -> None:
+        conn.execute(
+            "UPDATE sessions SET head = ?, updated = ? WHERE id = ?", (head, time.time(), session)
+        )
+
+    def move_head(self, session: int, expected: int | None, new: int | None) -> None:
+        """Compare-and-swap the head without adding nodes (rewind)."""
+        with self.write("moving a session head") as conn:
+            self._check_head(conn, session, expected)
+            self.set_head(conn, session, new)
+
+    def append(
+        self,
+        session: int,
+        expected: int | None,
+        parent: int | None,
+        depth: int,
+        items: Sequence[NewNode],
+    ) -> list[int]:
+        """Add ``items`` below ``parent`` and make the last one the head, if the head
+        is still ``expected``; otherwise raise ``ConflictError`` and write nothing."""
+        with self.write("appending to a session") as conn:
+            self._check_head(conn, session, expected)
+            ids = self.insert_nodes(conn, parent, depth, items)
+            self.set_head(conn, session, ids[-1] if ids else parent)
+            return ids
