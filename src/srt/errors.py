@@ -14,6 +14,7 @@
     │   ├── InvalidSessionNameError(SessionError, ValueError)
     │   ├── SessionNotFoundError(SessionError, LookupError)
     │   ├── SessionExistsError
+    │   ├── HistoryIndexError(SessionError, IndexError)
     │   ├── ConflictError
     │   └── ContextOverflowError
     └── ProviderError
@@ -35,6 +36,7 @@ __all__ = [
     "ConflictError",
     "ContextOverflowError",
     "CorruptionError",
+    "HistoryIndexError",
     "InvalidMessageError",
     "InvalidSessionNameError",
     "NotAnSrtDatabaseError",
@@ -100,6 +102,10 @@ class SessionNotFoundError(SessionError, LookupError):
 
 class SessionExistsError(SessionError):
     """A session with that name already exists."""
+
+
+class HistoryIndexError(SessionError, IndexError):
+    """A position (``at``, ``index``, a rewind count) is outside the session's history."""
 
 
 class ConflictError(SessionError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import unicodedata
 from typing import Any
 
 import platformdirs
@@ -17,6 +18,9 @@ from .store import Store
 
 __all__ = ["MAX_NAME_CHARS", "Runtime", "default_path"]
 
+# Cc controls (C0, DEL, C1), Cf format characters (bidi overrides, zero-width),
+# Zl/Zp line and paragraph separators, Cs surrogates, Cn unassigned.
+_FORBIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Cn"})
 #: Longest session name accepted, in characters.
 MAX_NAME_CHARS = 256
 
@@ -44,12 +48,11 @@ def check_name(name: Any) -> str:
         raise InvalidSessionNameError(
             f"a session name may have at most {MAX_NAME_CHARS} characters, got {len(name)}"
         )
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
-        raise InvalidSessionNameError("a session name must not contain control characters")
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidSessionNameError("a session name must be valid Unicode text") from None
+    if any(unicodedata.category(c) in _FORBIDDEN for c in name):
+        raise InvalidSessionNameError(
+            "a session name must not contain control, format (e.g. bidi override), "
+            "separator-line or unassigned characters"
+        )
     return name
 
 

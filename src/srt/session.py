@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _core
 from ._types import BuildStats
-from .errors import ConflictError, SessionError
+from .errors import ConflictError, HistoryIndexError, SessionError
 from .message import canonicalize
 from .store import NewNode
 from .wire import get_format
@@ -127,19 +127,18 @@ class Session:
         self._rt._count_serialized(len(out))
         return out
 
-    def _commit(
-        self, keep: int, prepared: list[tuple[bytes, bytes, bytes | None]]
-    ) -> None:
+    def _commit(self, keep: int, prepared: list[tuple[bytes, bytes, bytes | None]]) -> None:
         """Write ``prepared`` after the first ``keep`` messages of the chain (CAS on head)."""
         parent = self._ids[keep - 1] if keep else None
         prefixes = _core.chain_many(self._prefix(keep), [p[0] for p in prepared])
         items: list[NewNode] = [
-            (h, body, prefix, meta) for (h, body, meta), prefix in zip(prepared, prefixes)
+            (h, body, prefix, meta)
+            for (h, body, meta), prefix in zip(prepared, prefixes, strict=True)
         ]
         ids = self._rt._store.append(self._id, self._head, parent, keep, items)
         self._truncate(keep)
         intern = self._rt._intern
-        for node_id, (h, body, _meta) in zip(ids, prepared):
+        for node_id, (h, body, _meta) in zip(ids, prepared, strict=True):
             self._ids.append(node_id)
             self._hashes.append(h)
             self._bodies.append(intern(h, body))
@@ -174,18 +173,18 @@ class Session:
         if at is None:
             return n
         if not isinstance(at, int) or isinstance(at, bool):
-            raise TypeError("at must be an int")
+            raise HistoryIndexError(f"at must be an int, got {type(at).__name__}")
         keep = at + n if at < 0 else at
         if not 0 <= keep <= n:
-            raise IndexError(f"at={at} is outside a session of {n} messages")
+            raise HistoryIndexError(f"at={at} is outside a session of {n} messages")
         return keep
 
     def rewind(self, n: int = 1) -> None:
         """Drop the last ``n`` messages from this session (they stay stored for forks)."""
         with self._lock:
             self._load()
-            if n < 0 or n > len(self._ids):
-                raise IndexError(f"cannot rewind {n} of {len(self._ids)} messages")
+            if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= len(self._ids):
+                raise HistoryIndexError(f"cannot rewind {n} of {len(self._ids)} messages")
             keep = len(self._ids) - n
             new = self._ids[keep - 1] if keep else None
             prefix = self._prefix(keep)
@@ -202,9 +201,11 @@ class Session:
         with self._lock:
             self._load()
             n = len(self._ids)
+            if not isinstance(index, int) or isinstance(index, bool):
+                raise HistoryIndexError(f"index must be an int, got {type(index).__name__}")
             keep = index + n if index < 0 else index
             if not 0 <= keep < n:
-                raise IndexError(f"index {index} is outside a session of {n} messages")
+                raise HistoryIndexError(f"index {index} is outside a session of {n} messages")
             prepared = self._prepare([message])
             self._commit(keep, prepared)
             return self._head

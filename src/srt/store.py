@@ -44,6 +44,12 @@ ChainRow = tuple[int, bytes, bytes, bytes]
 # (message hash, canonical body, prefix hash, metadata JSON or None)
 NewNode = tuple[bytes, bytes, bytes, "bytes | None"]
 
+_INSERT_MESSAGE = "INSERT INTO messages(hash, body) VALUES (?, ?) ON CONFLICT(hash) DO NOTHING"
+_INSERT_NODE = (
+    "INSERT INTO nodes(parent, message, depth, prefix, meta) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT(prefix) DO NOTHING"
+)
+
 _CHAIN_SQL = """
 WITH RECURSIVE chain(id, parent, message, depth, prefix) AS (
     SELECT id, parent, message, depth, prefix FROM nodes WHERE id = ?
@@ -54,6 +60,13 @@ WITH RECURSIVE chain(id, parent, message, depth, prefix) AS (
 SELECT chain.id, m.hash, m.body, chain.prefix FROM chain JOIN messages m ON m.id = chain.message
 ORDER BY chain.depth
 """
+
+
+def _one(cursor: apsw.Cursor) -> Any:
+    row = cursor.fetchone()
+    if row is None:  # the row vanished inside our own write transaction
+        raise CorruptionError("a row found by its unique hash could not be read back")
+    return row
 
 
 def _file_lock(path: str) -> threading.Lock:
@@ -194,12 +207,6 @@ class Store:
                 "append); nothing was written: refresh() and retry, or pass rebase=True"
             )
 
-    def current_head(self, conn: apsw.Connection, session: int) -> int | None:
-        row = conn.execute("SELECT head FROM sessions WHERE id = ?", (session,)).fetchone()
-        if row is None:
-            raise SessionNotFoundError("the session was deleted")
-        return row[0]  # type: ignore[no-any-return]
-
     @staticmethod
     def insert_nodes(
         conn: apsw.Connection, parent: int | None, depth: int, items: Sequence[NewNode]
@@ -211,49 +218,56 @@ class Store:
         Must run inside a write transaction.
         """
         ids: list[int] = []
+        execute = conn.execute
         for mhash, body, prefix, meta in items:
             depth += 1
-            row = conn.execute("SELECT id, body FROM messages WHERE hash = ?", (mhash,)).fetchone()
-            if row is None:
-                conn.execute("INSERT INTO messages(hash, body) VALUES (?, ?)", (mhash, body))
+            execute(_INSERT_MESSAGE, (mhash, body))
+            if conn.changes():
                 mid = conn.last_insert_rowid()
-            elif row[1] != body:
-                raise CorruptionError(
-                    f"hash collision or damaged row: message {row[0]} has hash "
-                    f"{mhash.hex()} but different bytes; nothing was linked"
-                )
             else:
-                mid = row[0]
-            row = conn.execute(
-                "SELECT id, parent, message, depth FROM nodes WHERE prefix = ?", (prefix,)
-            ).fetchone()
-            if row is None:
-                conn.execute(
-                    "INSERT INTO nodes(parent, message, depth, prefix, meta) VALUES (?, ?, ?, ?, ?)",
-                    (parent, mid, depth, prefix, meta),
+                mid, stored = _one(
+                    execute("SELECT id, body FROM messages WHERE hash = ?", (mhash,))
                 )
+                if stored != body:
+                    raise CorruptionError(
+                        f"hash collision or damaged row: message {mid} has hash "
+                        f"{mhash.hex()} but different bytes; nothing was linked"
+                    )
+            execute(_INSERT_NODE, (parent, mid, depth, prefix, meta))
+            if conn.changes():
                 parent = conn.last_insert_rowid()
-            elif (row[1], row[2], row[3]) != (parent, mid, depth):
-                raise CorruptionError(
-                    f"prefix hash {prefix.hex()} names node {row[0]} with a different "
-                    "parent or message; nothing was linked"
-                )
             else:
+                row = _one(
+                    execute(
+                        "SELECT id, parent, message, depth FROM nodes WHERE prefix = ?", (prefix,)
+                    )
+                )
+                if (row[1], row[2], row[3]) != (parent, mid, depth):
+                    raise CorruptionError(
+                        f"prefix hash {prefix.hex()} names node {row[0]} with a different "
+                        "parent or message; nothing was linked"
+                    )
                 parent = row[0]
-            ids.append(parent)  # type: ignore[arg-type]
+            ids.append(parent)
         return ids
 
-    @staticmethod
-    def set_head(conn: apsw.Connection, session: int, head: int | None) -> None:
+    @classmethod
+    def _swap_head(
+        cls, conn: apsw.Connection, session: int, expected: int | None, new: int | None
+    ) -> None:
+        """Compare-and-swap the head inside a write transaction; the caller rolls back."""
         conn.execute(
-            "UPDATE sessions SET head = ?, updated = ? WHERE id = ?", (head, time.time(), session)
+            "UPDATE sessions SET head = ?, updated = ? WHERE id = ? AND head IS ?",
+            (new, time.time(), session, expected),
         )
+        if not conn.changes():
+            cls._check_head(conn, session, expected)
+            raise AssertionError("unreachable: head unchanged but CAS failed")
 
     def move_head(self, session: int, expected: int | None, new: int | None) -> None:
         """Compare-and-swap the head without adding nodes (rewind)."""
         with self.write("moving a session head") as conn:
-            self._check_head(conn, session, expected)
-            self.set_head(conn, session, new)
+            self._swap_head(conn, session, expected, new)
 
     def append(
         self,
@@ -266,7 +280,6 @@ class Store:
         """Add ``items`` below ``parent`` and make the last one the head, if the head
         is still ``expected``; otherwise raise ``ConflictError`` and write nothing."""
         with self.write("appending to a session") as conn:
-            self._check_head(conn, session, expected)
             ids = self.insert_nodes(conn, parent, depth, items)
-            self.set_head(conn, session, ids[-1] if ids else parent)
+            self._swap_head(conn, session, expected, ids[-1] if ids else parent)
             return ids

@@ -1,0 +1,323 @@
+"""The ``srt`` command, run for real in subprocesses against a database in tmp_path."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import srt
+from srt.cli import build_parser
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
+
+
+@dataclass
+class Result:
+    code: int
+    out: bytes
+    err: str
+
+    @property
+    def text(self) -> str:
+        return self.out.decode("utf-8")
+
+
+@dataclass
+class Cli:
+    """Runs ``srt --db <db> ...`` (``python -m srt`` unless another command is given)."""
+
+    db: Path
+    env: dict[str, str]
+
+    def raw(self, *args: str, stdin: bytes = b"", command: list[str] | None = None) -> Result:
+        argv = [*(command or [sys.executable, "-m", "srt"]), *args]
+        proc = subprocess.run(argv, input=stdin, capture_output=True, env=self.env, timeout=120)
+        return Result(proc.returncode, proc.stdout, proc.stderr.decode("utf-8"))
+
+    def __call__(self, *args: str, stdin: bytes = b"", command: list[str] | None = None) -> Result:
+        return self.raw("--db", str(self.db), *args, stdin=stdin, command=command)
+
+    def ok(self, *args: str, stdin: bytes = b"") -> str:
+        r = self(*args, stdin=stdin)
+        assert (r.code, r.err) == (0, ""), r
+        return r.text
+
+    def fails(self, code: int, *args: str) -> str:
+        """Run a command that must fail with ``code``; return its stderr."""
+        r = self(*args)
+        assert r.code == code, r
+        assert r.out == b""
+        assert "Traceback" not in r.err
+        return r.err
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "SRT_DB"}
+    env["XDG_DATA_HOME"] = str(tmp_path / "xdg")  # never the real user data directory
+    env["PYTHONUTF8"] = "1"
+    return env
+
+
+@pytest.fixture
+def cli(tmp_path: Path, env: dict[str, str]) -> Cli:
+    return Cli(tmp_path / "data" / "srt.db", env)
+
+
+def test_end_to_end(cli: Cli) -> None:
+    text = 'héllo 世界 \x1b[31mred\x1b[0m\r\x85 "quoted"\ttab\nsecond line'
+    assert cli.ok("append", "chat", "--role", "system", "You are terse.") == "1\n"
+    assert cli.ok("append", "chat", "--role", "user", text) == "2\n"
+    assert cli.ok(
+        "append", "chat", "--role", "assistant", "-", stdin="from stdin ✓\n".encode()
+    ) == ("3\n")
+    messages = [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": text},
+        {"role": "assistant", "content": "from stdin ✓\n"},
+    ]
+
+    listing = cli.ok("ls").splitlines()
+    assert listing[0].split() == ["NAME", "MESSAGES", "UPDATED", "HEAD"]
+    name, count, updated, head = listing[1].split()
+    with srt.Runtime(cli.db) as rt:
+        (info,) = rt.sessions()
+    assert (name, count) == ("chat", "3")
+    assert info.head_prefix is not None and head == info.head_prefix[:12]
+    assert re.fullmatch("[0-9a-f]{12}", head)
+    assert updated == datetime.datetime.fromtimestamp(info.updated).isoformat(timespec="minutes")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d", updated)
+
+    shown = cli.ok("show", "chat")
+    assert shown == (
+        "system: You are terse.\n\n"
+        'user: héllo 世界 \\x1b[31mred\\x1b[0m\\x0d\\x85 "quoted"\ttab\nsecond line\n\n'
+        "assistant: from stdin ✓\n\n"
+    )
+    assert json.loads(cli.ok("show", "chat", "--json")) == messages
+
+    r = cli("request", "chat", "--model", "gpt-4o-mini")
+    assert (r.code, r.err) == (0, "")
+    expected = json.dumps(
+        {"model": "gpt-4o-mini", "messages": messages}, ensure_ascii=False, separators=(",", ":")
+    )
+    assert r.out == expected.encode("utf-8") + b"\n"
+    r2 = cli("request", "chat", "--model", "gpt-4o-mini", "--format", "openai.chat")
+    assert r2.out == r.out
+
+    assert cli.ok("fork", "chat", "branch", "--at", "-1") == "2\n"
+    assert json.loads(cli.ok("show", "branch", "--json")) == messages[:2]
+    assert cli.ok("fork", "chat", "whole") == "3\n"
+    assert cli.ok("fork", "chat", "empty", "--at", "0") == "0\n"
+    assert cli.ok("show", "empty") == ""
+    assert cli.ok("rewind", "whole") == "2\n"
+    assert cli.ok("rewind", "whole", "2") == "0\n"
+    assert cli.ok("rename", "branch", "renamed") == ""
+    assert json.loads(cli.ok("show", "renamed", "--json")) == messages[:2]
+    assert cli.ok("delete", "whole") == ""
+    assert cli.ok("delete", "empty") == ""
+
+    sessions = json.loads(cli.ok("ls", "--json"))
+    assert [s["name"] for s in sessions] == ["chat", "renamed"]
+    assert [s["messages"] for s in sessions] == [3, 2]
+    assert set(sessions[0]) == {"name", "messages", "created", "updated", "head_prefix"}
+    assert sessions[0]["head_prefix"] == info.head_prefix
+    # the original is untouched by the fork, rewind and rename of its branches
+    assert json.loads(cli.ok("show", "chat", "--json")) == messages
+
+
+def test_show_renders_parts_and_tool_calls(cli: Cli) -> None:
+    with srt.Runtime(cli.db) as rt:
+        rt.session("tools").append(
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "look"},
+                    {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+                    {"type": "text", "text": "at \x1bthis"},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "c1", "function": {"name": "add", "arguments": '{"a":1,"b":2}'}},
+                    {"id": "c2", "function": {"name": "now", "arguments": "{}"}},
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": "3"},
+        )
+    assert cli.ok("show", "tools") == (
+        "user: look\n[image]\nat \\x1bthis\n\n"
+        'assistant: [tool call add({"a":1,"b":2})]\n[tool call now({})]\n\n'
+        "tool: 3\n"
+    )
+
+
+def test_names_are_unicode_and_escaped(cli: Cli) -> None:
+    name = "日本語 chat ✓"
+    assert cli.ok("append", name, "--role", "user", "hi") == "1\n"
+    assert cli.ok("ls").splitlines()[1].startswith("日本語 chat ✓  ")
+    # control and bidi-override characters are refused in names
+    for bad in ("x\u0085y", "x\u202ey"):
+        assert cli.fails(1, "append", bad, "--role", "user", "hi").startswith("srt: error:")
+    assert [s["name"] for s in json.loads(cli.ok("ls", "--json"))] == [name]
+    assert cli.ok("show", name) == "user: hi\n"
+    # a name or text beginning with '-' goes after '--'
+    assert cli.ok("append", "--role", "user", "--", "-dash", "-5 degrees") == "1\n"
+    assert cli.ok("show", "--", "-dash") == "user: -5 degrees\n"
+
+
+def test_errors_are_one_clean_line(cli: Cli) -> None:
+    assert cli.fails(1, "show", "nope") == "srt: error: no session named 'nope'\n"
+    err = cli.fails(1, "append", "chat", "--role", "wizard", "hi")
+    assert err.startswith("srt: error: unknown role 'wizard'")
+    assert err.count("\n") == 1 and err.endswith("\n")
+    assert not cli.db.exists()  # a refused message creates neither a file nor a session
+
+    cli.ok("append", "chat", "--role", "user", "hi")
+    for args, message in [
+        (("request", "nope", "--model", "m"), "no session named 'nope'"),
+        (("fork", "chat", "chat"), "a session named 'chat' already exists"),
+        (("fork", "chat", "x", "--at", "5"), "at=5 is outside a session of 1 messages"),
+        (("rewind", "chat", "2"), "cannot rewind 2 of 1 messages"),
+        (("rename", "nope", "x"), "no session named 'nope'"),
+        (("delete", "nope"), "no session named 'nope'"),
+        (("append", "chat", "--role", "user", "-"), "content: invalid UTF-8 at byte 1"),
+    ]:
+        r = cli(*args, stdin=b"a\xff")
+        assert (r.code, r.out, r.err) == (1, b"", f"srt: error: {message}\n"), args
+    assert json.loads(cli.ok("show", "chat", "--json")) == [{"role": "user", "content": "hi"}]
+
+
+def test_not_a_database(cli: Cli, tmp_path: Path) -> None:
+    cli.db.parent.mkdir()
+    junk = b"not a database, just some text that is long enough" * 4
+    cli.db.write_bytes(junk)
+    for args in [("ls",), ("append", "s", "--role", "user", "hi")]:
+        err = cli.fails(1, *args)
+        assert err.startswith("srt: error: ") and err.count("\n") == 1
+    assert cli.db.read_bytes() == junk
+
+
+def test_usage_errors_exit_2(cli: Cli) -> None:
+    for args in [
+        (),
+        ("frobnicate",),
+        ("db",),
+        ("show",),
+        ("append", "chat", "hi"),  # no --role
+        ("request", "chat"),  # no --model
+        ("request", "chat", "--model", "m", "--format", "nope"),
+        ("rewind", "chat", "-1"),
+        ("fork", "chat", "x", "--at", "one"),
+    ]:
+        err = cli.fails(2, *args)
+        assert err.startswith("usage: srt"), args
+    assert cli.raw("--db", "", "ls").code == 2
+    assert not cli.db.exists()
+
+
+def test_reading_never_creates_the_database(cli: Cli) -> None:
+    assert cli.ok("ls") == ""
+    assert cli.ok("ls", "--json") == "[]\n"
+    assert not cli.db.parent.exists()
+
+
+def test_db_path(
+    cli: Cli, env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli.ok("db", "path") == f"{cli.db}\n"
+    from_env = tmp_path / "env.db"
+    env["SRT_DB"] = str(from_env)
+    assert cli.raw("db", "path").text == f"{from_env}\n"
+    assert cli.ok("db", "path") == f"{cli.db}\n"  # --db wins over $SRT_DB
+    del env["SRT_DB"]
+    monkeypatch.delenv("SRT_DB", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", env["XDG_DATA_HOME"])
+    assert cli.raw("db", "path").text == f"{srt.default_path()}\n"
+    assert not from_env.exists()
+
+
+def test_console_script(cli: Cli) -> None:
+    script = shutil.which("srt", path=cli.env.get("PATH"))
+    assert script is not None, "the srt console script is not installed"
+    r = cli("append", "s", "--role", "user", "via the script", command=[script])
+    assert (r.code, r.text, r.err) == (0, "1\n", "")
+    r = cli("ls", "--json", command=[script])
+    assert [s["name"] for s in json.loads(r.text)] == ["s"]
+    assert cli.raw("--version", command=[script]).text == f"srt {srt.__version__}\n"
+
+
+# -- the docs are tests -----------------------------------------------------------
+
+
+def _walk(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser, bool]]:
+    """(command words, parser, is a leaf) for ``parser`` and every parser below it."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    yield path, parser, not subs
+    for action in subs:
+        for name, sub in action.choices.items():
+            yield from _walk(sub, (*path, name))
+
+
+def _options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    return [
+        a
+        for a in parser._actions
+        if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction))
+    ]
+
+
+def _mention(action: argparse.Action) -> str:
+    """How the docs name an option (its long form) or a positional (its metavar)."""
+    if action.option_strings:
+        return max(action.option_strings, key=len)
+    assert isinstance(action.metavar, str)
+    return action.metavar
+
+
+def test_every_command_and_option_has_help() -> None:
+    seen = set()
+    for path, parser, _leaf in _walk(build_parser()):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for choice in action._choices_actions:
+                    assert choice.help, f"srt {' '.join(path)} {choice.dest} has no help"
+                    seen.add((*path, choice.dest))
+        for action in _options(parser):
+            assert action.help and action.help != argparse.SUPPRESS, (path, action.dest)
+    assert {"ls", "show", "append", "request", "fork", "rewind", "rename", "delete"} <= {
+        p[0] for p in seen
+    }
+    assert ("db", "path") in seen
+
+
+def test_docs_cover_every_command_and_option() -> None:
+    doc = DOCS.read_text(encoding="utf-8")
+    head, *chunks = re.split(r"^(?=## )", doc, flags=re.MULTILINE)
+    sections = {c.splitlines()[0][3:].strip(): c for c in chunks}
+    commands = {
+        f"srt {' '.join(path)}": parser for path, parser, leaf in _walk(build_parser()) if leaf
+    }
+    documented = {title for title in sections if title.startswith("srt ")}
+    assert documented == set(commands)
+    for title, parser in commands.items():
+        for action in _options(parser):
+            assert _mention(action) in sections[title], (title, _mention(action))
+    for action in _options(build_parser()):
+        assert _mention(action) in doc.split("\n## srt ", 1)[0], action.dest
+    assert "not implemented yet" in head
