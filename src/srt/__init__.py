@@ -7,7 +7,7 @@ re-serialized and prefixes stay byte-identical for provider prompt caches.
 
 from __future__ import annotations
 
-from ._types import BuildStats, Message, SessionInfo
+from ._types import BuildStats, Message, Reply, SessionInfo, Usage
 from .errors import (
     ConfigError,
     ConflictError,
@@ -30,6 +30,7 @@ from .errors import (
     StoreBusyError,
     StoreError,
     StreamInterruptedError,
+    UnsupportedFeatureError,
 )
 from .runtime import Runtime, default_path
 from .session import Session
@@ -52,6 +53,7 @@ __all__ = [
     "ProviderResponseError",
     "ProviderTimeoutError",
     "RateLimitError",
+    "Reply",
     "Runtime",
     "SchemaVersionError",
     "Session",
@@ -63,6 +65,8 @@ __all__ = [
     "StoreBusyError",
     "StoreError",
     "StreamInterruptedError",
+    "UnsupportedFeatureError",
+    "Usage",
     "__version__",
     "default_path",
 ]

@@ -99,15 +99,17 @@ cpdef bytes assemble(bytes head, list parts, bytes sep, bytes tail):
 
 
 cdef class FragmentCache:
-    """A byte-budgeted LRU map from a key (message hash, format) to frozen bytes.
+    """A byte-budgeted LRU map from a key (message hash, format, ...) to frozen values.
 
-    Values are immutable ``bytes`` shared by every session that uses them, so a
-    fragment is held once in memory however many sessions reference it. When the
-    budget is exceeded the least recently used entries are dropped; a dropped
-    fragment is recomputed deterministically on its next use.
+    Values are immutable (``bytes``, or records holding bytes) shared by every
+    session that uses them, so a fragment is held once in memory however many
+    sessions reference it. Each entry is charged ``nbytes`` (``len(value)`` by
+    default). When the budget is exceeded the least recently used entries are
+    dropped; a dropped fragment is recomputed deterministically on its next use.
     """
 
     cdef dict _data
+    cdef dict _sizes
     cdef readonly Py_ssize_t max_bytes
     cdef readonly Py_ssize_t nbytes
     cdef readonly Py_ssize_t hits
@@ -118,6 +120,7 @@ cdef class FragmentCache:
         if max_bytes < 0:
             raise ValueError("max_bytes must be >= 0")
         self._data = {}
+        self._sizes = {}
         self.max_bytes = max_bytes
         self.nbytes = 0
         self.hits = 0
@@ -140,21 +143,27 @@ cdef class FragmentCache:
         self.hits += 1
         return v
 
-    cpdef void put(self, object key, bytes value) except *:
+    cpdef void put(self, object key, object value, Py_ssize_t nbytes=-1) except *:
         """Store ``value`` under ``key`` and evict the oldest entries past the budget."""
-        cdef object old = self._data.pop(key, None)
-        if old is not None:
-            self.nbytes -= PyBytes_GET_SIZE(<bytes>old)
-        if PyBytes_GET_SIZE(value) > self.max_bytes:
+        if value is None:
+            raise ValueError("None cannot be cached")
+        if nbytes < 0:
+            nbytes = len(value)
+        if self._data.pop(key, None) is not None:
+            self.nbytes -= <Py_ssize_t>self._sizes.pop(key)
+        if nbytes > self.max_bytes:
             return
         self._data[key] = value
-        self.nbytes += PyBytes_GET_SIZE(value)
+        self._sizes[key] = nbytes
+        self.nbytes += nbytes
         cdef object k
         while self.nbytes > self.max_bytes:
             k = next(iter(self._data))
-            self.nbytes -= PyBytes_GET_SIZE(<bytes>self._data.pop(k))
+            del self._data[k]
+            self.nbytes -= <Py_ssize_t>self._sizes.pop(k)
             self.evictions += 1
 
     cpdef void clear(self) except *:
         self._data.clear()
+        self._sizes.clear()
         self.nbytes = 0

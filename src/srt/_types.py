@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["BuildStats", "Message", "SessionInfo"]
+__all__ = ["BuildStats", "Message", "Reply", "SessionInfo", "Usage"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class BuildStats:
     serialized: int
     reused: int
     nbytes: int
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,3 +60,41 @@ class SessionInfo:
     created: float
     updated: float
     head_prefix: str | None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token usage of one request, normalised across providers.
+
+    ``input_tokens`` is *all* input tokens of the request, cached or not
+    (OpenAI's ``prompt_tokens``; Anthropic's ``input_tokens`` +
+    ``cache_read_input_tokens`` + ``cache_creation_input_tokens``; Bedrock's
+    ``inputTokens`` + ``cacheReadInputTokens`` + ``cacheWriteInputTokens``).
+    ``cache_read_tokens`` of them were read from the provider's prompt cache and
+    ``cache_write_tokens`` were written to it. ``uncached_input_tokens`` is the rest.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+    @property
+    def uncached_input_tokens(self) -> int:
+        return self.input_tokens - self.cache_read_tokens
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A provider's reply, parsed by a wire format into srt's canonical model.
+
+    ``message`` is a canonical assistant message dict (``content``, ``tool_calls``,
+    ``artifacts``), ready for ``Session.append``. ``response_id`` is the provider's
+    id for server-side state (OpenAI Responses), ``stop_reason`` its finish reason.
+    """
+
+    message: dict[str, Any]
+    usage: Usage
+    model: str | None = None
+    response_id: str | None = None
+    stop_reason: str | None = None

@@ -5,6 +5,7 @@
     SrtError
     ├── ConfigError(SrtError, ValueError)
     ├── InvalidMessageError(SrtError, ValueError)
+    │   └── UnsupportedFeatureError     (.format, .feature)
     ├── StoreError
     │   ├── StoreBusyError
     │   ├── SchemaVersionError
@@ -53,6 +54,7 @@ __all__ = [
     "StoreBusyError",
     "StoreError",
     "StreamInterruptedError",
+    "UnsupportedFeatureError",
 ]
 
 
@@ -66,6 +68,19 @@ class ConfigError(SrtError, ValueError):
 
 class InvalidMessageError(SrtError, ValueError):
     """A message was rejected before anything was hashed or written."""
+
+
+class UnsupportedFeatureError(InvalidMessageError):
+    """A message uses something the target wire format cannot express.
+
+    srt never drops content silently: converting into a format that cannot hold
+    a feature (an image URL for Bedrock, say) raises this, naming both.
+    """
+
+    def __init__(self, format: str, feature: str) -> None:
+        super().__init__(f"{format} cannot express {feature}")
+        self.format = format
+        self.feature = feature
 
 
 class StoreError(SrtError):

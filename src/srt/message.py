@@ -23,7 +23,7 @@ from typing import Any
 from ._types import Message
 from .errors import InvalidMessageError
 
-__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "ROLES", "canonicalize", "dumps"]
+__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "ROLES", "canonical_tool", "canonicalize", "dumps"]
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 #: Default limit on one message's canonical size (32 MiB); configurable per runtime.
@@ -85,7 +85,7 @@ def _part(part: Any, where: str) -> dict[str, Any]:
     if kind == "text":
         extra = set(part) - {"type", "text"}
         if extra:
-            raise _bad(f"{where}: unexpected keys in a text part: {sorted(extra)}")
+            raise _bad(f"{where}: unexpected keys in a text part: {sorted(extra, key=str)}")
         return {"type": "text", "text": _text(part.get("text"), f"{where}.text")}
     if kind == "image":
         # Image by bytes: stored losslessly as a base64 data URL.
@@ -134,13 +134,37 @@ def _tool_calls(value: Any, where: str) -> list[dict[str, Any]]:
     return out
 
 
+def _artifacts(value: Any) -> list[dict[str, Any]]:
+    """Provider artifacts: opaque state a provider asked to get back verbatim, valid only
+    for the model that produced it (Anthropic thinking blocks with their signature,
+    OpenAI encrypted reasoning items). Each is
+    ``{"provider": str, "model": str, "type": str, "data": <the provider's JSON>}``.
+    """
+    if not isinstance(value, (list, tuple)) or not value:
+        raise _bad("artifacts must be a non-empty list")
+    out = []
+    for i, art in enumerate(value):
+        w = f"artifacts[{i}]"
+        if not isinstance(art, Mapping) or set(art) != {"provider", "model", "type", "data"}:
+            raise _bad(f"{w}: an artifact needs exactly provider, model, type and data")
+        out.append(
+            {
+                "provider": _text(art["provider"], f"{w}.provider"),
+                "model": _text(art["model"], f"{w}.model"),
+                "type": _text(art["type"], f"{w}.type"),
+                "data": _plain(art["data"], f"{w}.data", 2),
+            }
+        )
+    return out
+
+
 def _normalise(msg: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
     if isinstance(msg, Message):
         msg = msg.to_dict()
     if not isinstance(msg, Mapping):
         raise _bad(f"a message must be a dict or srt.Message, got {type(msg).__name__}")
     role = msg.get("role")
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:
         shown = role if isinstance(role, str) and len(role) <= 40 else type(role).__name__
         raise _bad(f"unknown role {shown!r}; expected one of {sorted(ROLES)}")
     out: dict[str, Any] = {"role": role}
@@ -164,7 +188,11 @@ def _normalise(msg: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
         out["tool_call_id"] = _text(msg.get("tool_call_id"), "tool_call_id")
     elif msg.get("tool_call_id") is not None:
         raise _bad("only a tool message may carry tool_call_id")
-    for key in sorted(set(msg) - set(_TOP_ORDER) - {"metadata"}):
+    if msg.get("artifacts") is not None:
+        if role != "assistant":
+            raise _bad("only an assistant message may carry provider artifacts")
+        out["artifacts"] = _artifacts(msg["artifacts"])
+    for key in sorted(set(msg) - set(_TOP_ORDER) - {"metadata", "artifacts"}):
         if msg[key] is not None:
             out[key] = _plain(msg[key], key, 1)
     meta = msg.get("metadata")
@@ -202,3 +230,43 @@ def canonicalize(
     if len(body) > max_bytes:
         raise _bad(f"message is {len(body)} bytes, over the limit of {max_bytes} bytes")
     return body, meta_bytes
+
+
+def canonical_tool(tool: Any) -> bytes:
+    """A tool definition's canonical bytes: the OpenAI Chat Completions function shape.
+
+    Accepts that shape, the Responses shape (``{"type": "function", "name": ...}``),
+    Anthropic's (``{"name", "description", "input_schema"}``) and Bedrock's
+    (``{"toolSpec": {...}}``). Nested objects are key-sorted, so equal tools hash
+    equally whatever their dict order.
+    """
+    if not isinstance(tool, Mapping):
+        raise _bad("a tool definition must be a dict")
+    if "toolSpec" in tool:
+        spec = tool["toolSpec"]
+        if not isinstance(spec, Mapping):
+            raise _bad("toolSpec must be an object")
+        schema = spec.get("inputSchema", {})
+        fn = {
+            "name": spec.get("name"),
+            "description": spec.get("description"),
+            "parameters": schema.get("json") if isinstance(schema, Mapping) else None,
+        }
+    elif isinstance(tool.get("function"), Mapping):
+        fn = dict(tool["function"])
+    elif "input_schema" in tool:
+        fn = {
+            "name": tool.get("name"),
+            "description": tool.get("description"),
+            "parameters": tool.get("input_schema"),
+        }
+    else:
+        fn = {k: v for k, v in tool.items() if k != "type"}
+    if tool.get("type", "function") != "function" and "toolSpec" not in tool:
+        raise _bad(f"unsupported tool type {str(tool.get('type'))[:40]!r}")
+    fn = {k: v for k, v in fn.items() if v is not None}
+    _text(fn.get("name"), "tool.name")
+    try:
+        return dumps({"type": "function", "function": _plain(fn, "tool.function", 1)})
+    except UnicodeEncodeError:
+        raise _bad("a tool definition contains a lone surrogate") from None

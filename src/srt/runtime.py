@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import unicodedata
+from collections.abc import Sequence
 from typing import Any
 
 import platformdirs
@@ -12,9 +14,10 @@ import platformdirs
 from . import _core
 from ._types import SessionInfo
 from .errors import ConfigError, InvalidSessionNameError, SessionNotFoundError
-from .message import DEFAULT_MAX_MESSAGE_BYTES
+from .message import DEFAULT_MAX_MESSAGE_BYTES, canonical_tool
 from .session import Session
 from .store import Store
+from .wire.base import WireFormat
 
 __all__ = ["MAX_NAME_CHARS", "Runtime", "default_path"]
 
@@ -103,11 +106,24 @@ class Runtime:
 
     def _intern(self, h: bytes, body: bytes) -> bytes:
         """One shared bytes object per message body across all sessions."""
-        cached = self._bodies.get(h)
+        cached: bytes | None = self._bodies.get(h)
         if cached is not None:
             return cached
         self._bodies.put(h, body)
         return body
+
+    def _tool_fragments(self, fmt: WireFormat, tools: Sequence[Any]) -> list[bytes]:
+        """Each tool definition in ``fmt``, content-addressed and rendered once."""
+        out = []
+        for tool in tools:
+            body = canonical_tool(tool)
+            key = (_core.digest(body), fmt.name, "tool")
+            frag: bytes | None = self._fragments.get(key)
+            if frag is None:
+                frag = fmt.tool_fragment(json.loads(body))
+                self._fragments.put(key, frag)
+            out.append(frag)
+        return out
 
     def _count_serialized(self, n: int) -> None:
         if n:

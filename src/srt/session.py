@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _core
 from ._types import BuildStats
-from .errors import ConflictError, HistoryIndexError, SessionError
+from .errors import ConflictError, HistoryIndexError, SessionError, UnsupportedFeatureError
 from .message import canonicalize
 from .store import NewNode
 from .wire import get_format
+from .wire.base import Frag, Target, WireFormat, check_model
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -46,7 +47,7 @@ class Session:
         self._ids: list[int] = []
         self._hashes: list[bytes] = []
         self._bodies: list[bytes] = []
-        self._frags: dict[str, list[bytes]] = {}
+        self._asm: dict[tuple[str, str], _Assembly] = {}
         self._head_prefix = _core.ROOT
         self.last_build: BuildStats | None = None
 
@@ -97,7 +98,7 @@ class Session:
         self._hashes = [r[1] for r in rows]
         self._bodies = [intern(r[1], r[2]) for r in rows]
         self._head_prefix = rows[-1][3] if rows else _core.ROOT
-        self._frags = {}
+        self._asm = {}
         self._loaded = True
 
     def refresh(self) -> None:
@@ -113,8 +114,6 @@ class Session:
 
     def _truncate(self, n: int) -> None:
         del self._ids[n:], self._hashes[n:], self._bodies[n:]
-        for frags in self._frags.values():
-            del frags[n:]
 
     # -- writing -----------------------------------------------------------------
 
@@ -224,7 +223,6 @@ class Session:
             child._ids = self._ids[:keep]
             child._hashes = self._hashes[:keep]
             child._bodies = self._bodies[:keep]
-            child._frags = {f: v[:keep] for f, v in self._frags.items()}
             child._head_prefix = self._prefix(keep)
             child._loaded = True
             return child
@@ -237,34 +235,157 @@ class Session:
             self._load()
             return [json.loads(b) for b in self._bodies]
 
-    def request(self, format: str = "openai.chat", /, *, model: str, **params: Any) -> bytes:
+    @property
+    def cache_key(self) -> str | None:
+        """The prompt-cache key of this history: derived from its root message, so every
+        fork of one conversation shares it (``None`` for an empty session)."""
+        with self._lock:
+            self._load()
+            if not self._hashes:
+                return None
+            return "srt-" + _core.chain(_core.ROOT, self._hashes[0]).hex()
+
+    def _assembly(self, fmt: WireFormat, target: Target) -> _Assembly:
+        """This session's glued fragments for ``fmt`` and ``target``, brought up to date."""
+        key = (fmt.name, target.model)
+        asm = self._asm.get(key)
+        if asm is None:
+            asm = self._asm[key] = _Assembly()
+        n = len(self._hashes)
+        if asm.n > n:
+            asm.truncate(n)
+        if asm.n < n:
+            if fmt.identity:
+                asm.extend_identity(fmt, target, self._bodies[asm.n : n])
+                asm.serialized = 0
+            else:
+                cache = self._rt._fragments
+                serialized = 0
+                frags = []
+                for i in range(asm.n, n):
+                    ckey = (self._hashes[i], fmt.name, target.model)
+                    frag = cache.get(ckey)
+                    if frag is None:
+                        frag = fmt.render(self._bodies[i], target)
+                        serialized += 1
+                        cache.put(ckey, frag, len(frag.data) + 100)
+                    frags.append(frag)
+                asm.extend(fmt, frags)
+                asm.serialized = serialized
+        else:
+            asm.serialized = 0
+        return asm
+
+    def messages_bytes(self) -> list[bytes]:
+        """The canonical bytes of each message, oldest first (shared, frozen objects)."""
+        with self._lock:
+            self._load()
+            return list(self._bodies)
+
+    def request(
+        self,
+        format: str = "openai.chat",
+        /,
+        *,
+        model: str,
+        tools: Sequence[Any] | None = None,
+        cache: bool = True,
+        **params: Any,
+    ) -> bytes:
         """The exact bytes of the next request body in ``format`` for ``model``.
 
         Fragments already built are reused as frozen bytes; only messages new since
-        the last build are serialized. ``last_build`` tells what this call did.
+        the last build are serialized. ``tools`` are tool definitions (OpenAI
+        function shape, or Anthropic's); ``params`` go into the body as given.
+        With ``cache=True`` the cache planner adds the format's cache hints: Anthropic
+        ``cache_control`` and Bedrock ``cachePoint`` breakpoints, or OpenAI's
+        ``prompt_cache_key``. ``last_build`` tells what this call did.
         """
         fmt = get_format(format)
+        check_model(model)
+        target = Target(fmt.provider, model)
         with self._lock:
             self._load()
-            head, sep, tail = fmt.envelope(model, params)
-            n = len(self._bodies)
-            serialized = 0
-            if fmt.IDENTITY:
-                frags = self._bodies
-                new = 0
-            else:
-                frags = self._frags.setdefault(format, [])
-                new = n - len(frags)
-                cache = self._rt._fragments
-                for i in range(len(frags), n):
-                    key = (self._hashes[i], format)
-                    frag = cache.get(key)
-                    if frag is None:
-                        frag = fmt.fragment(self._bodies[i])
-                        serialized += 1
-                        cache.put(key, frag)
-                    frags.append(frag)
-            body = _core.assemble(head, frags, sep, tail)
-            self._rt._count_serialized(serialized)
-            self.last_build = BuildStats(format, n, serialized, n - new, len(body))
+            asm = self._assembly(fmt, target)
+            tool_frags = self._rt._tool_fragments(fmt, tools or ())
+            if cache and fmt.provider == "openai" and self._hashes:
+                params.setdefault("prompt_cache_key", self.cache_key)
+            head, tail = fmt.envelope(model, params, asm.system, tool_frags)
+            body = _core.assemble(head, asm.pieces, b"", fmt.close(asm.last_role()) + tail)
+            n = len(self._hashes)
+            self._rt._count_serialized(asm.serialized)
+            self.last_build = BuildStats(
+                format, n, asm.serialized, n - asm.serialized, len(body), asm.notes()
+            )
             return body
+
+
+class _Assembly:
+    """One session's fragments glued for one (format, model), extendable and truncatable."""
+
+    __slots__ = ("_ends", "_notes", "_roles", "_sys", "pieces", "serialized", "system")
+
+    def __init__(self) -> None:
+        self.pieces: list[bytes] = []
+        self.system: list[bytes] = []
+        self._ends: list[int] = []  # len(pieces) after message i
+        self._sys: list[int] = []  # len(system) after message i
+        self._roles: list[str | None] = []  # last wire role after message i
+        self._notes: list[str | None] = []
+        self.serialized = 0
+
+    @property
+    def n(self) -> int:
+        return len(self._ends)
+
+    def last_role(self) -> str | None:
+        return self._roles[-1] if self._roles else None
+
+    def notes(self) -> tuple[str, ...]:
+        return tuple(n for n in self._notes if n)
+
+    def truncate(self, k: int) -> None:
+        del self.pieces[self._ends[k - 1] if k else 0 :]
+        del self.system[self._sys[k - 1] if k else 0 :]
+        del self._ends[k:], self._sys[k:], self._roles[k:], self._notes[k:]
+
+    def extend_identity(self, fmt: WireFormat, target: Target, bodies: list[bytes]) -> None:
+        """Fast path for formats whose fragment is normally the canonical body itself."""
+        pieces, ends, sys, roles, notes = (
+            self.pieces,
+            self._ends,
+            self._sys,
+            self._roles,
+            self._notes,
+        )
+        nsys = len(self.system)
+        plain = fmt.plain
+        for body in bodies:
+            if not plain(body):
+                self.extend(fmt, [fmt.render(body, target)])
+                continue
+            pieces.append(fmt.glue(roles[-1] if roles else None, ""))
+            pieces.append(body)
+            ends.append(len(pieces))
+            sys.append(nsys)
+            roles.append("")
+            notes.append(None)
+
+    def extend(self, fmt: WireFormat, frags: list[Frag]) -> None:
+        last = self.last_role()
+        pieces, system = self.pieces, self.system
+        for f in frags:
+            if f.kind == "system" and last is None:
+                system.append(f.data)
+            elif f.kind == "system":
+                raise UnsupportedFeatureError(
+                    fmt.name, "a system or developer message after the conversation has started"
+                )
+            else:
+                pieces.append(fmt.glue(last, f.role))
+                pieces.append(f.data)
+                last = f.role
+            self._ends.append(len(pieces))
+            self._sys.append(len(system))
+            self._roles.append(last)
+            self._notes.append(f.note)

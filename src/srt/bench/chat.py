@@ -182,7 +182,7 @@ def run_chat(
         before = rt.serialized
         do_append(user, timed)
         t0 = pc()
-        body = s.request("openai.chat", model=MODEL)
+        body = s.request("openai.chat", model=MODEL, cache=False)
         t1 = pc()
         nb = naive.build("bench")
         t2 = pc()
@@ -196,7 +196,7 @@ def run_chat(
         if timed:
             head, sep, tl = b'{"model":"' + MODEL.encode() + b'","messages":[', b",", b"]}"
             parts = [head]
-            for j, f in enumerate(s._bodies):
+            for j, f in enumerate(s.messages_bytes()):
                 if j:
                     parts.append(sep)
                 parts.append(f)
@@ -231,7 +231,7 @@ def run_chat(
     for _ in range(5):
         t0 = pc()
         rt2 = Runtime(srt_path)
-        body = rt2.session("bench").request("openai.chat", model=MODEL)
+        body = rt2.session("bench").request("openai.chat", model=MODEL, cache=False)
         cold.append(pc() - t0)
         rt2.close()
     naive_cold: list[int] = []

@@ -1,34 +1,70 @@
-"""Wire formats: canonical message bytes -> per-provider fragment bytes and envelopes.
+"""Wire formats: canonical message bytes -> per-provider fragments and envelopes.
 
-Each format is a pure module (no I/O) that provides:
-
-* ``NAME``: the format's name, e.g. ``"openai.chat"``;
-* ``IDENTITY``: true when a message's fragment *is* its canonical bytes;
-* ``fragment(body) -> bytes``: one message's fragment, from its canonical bytes;
-* ``envelope(model, params) -> (head, sep, tail)``: the request around the
-  fragments, so that ``head + sep.join(fragments) + tail`` is the request body.
-
-Fragments are produced once per (message hash, format) and then reused as frozen
-bytes; the Cython core copies them into the request in one allocation.
+Each format is a pure module (no I/O) exposing ``FORMAT``, an instance of
+``srt.wire.base.WireFormat``. ``build_body`` assembles a whole request directly;
+``Session.request`` does the same incrementally, reusing fragments, and both
+give identical bytes.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
+from collections.abc import Sequence
+from typing import Any
 
-from ..errors import ConfigError
+from .. import _core
+from ..errors import ConfigError, UnsupportedFeatureError
 from . import openai_chat
+from .base import Frag, Target, WireFormat
 
-__all__ = ["FORMATS", "get_format"]
+__all__ = ["FORMATS", "Frag", "Target", "WireFormat", "build_body", "get_format"]
 
-FORMATS: dict[str, ModuleType] = {openai_chat.NAME: openai_chat}
+FORMATS: dict[str, WireFormat] = {f.name: f for f in (openai_chat.FORMAT,)}
 
 
-def get_format(name: str) -> ModuleType:
-    """The wire-format module called ``name``; ``ConfigError`` for an unknown one."""
+def get_format(name: str) -> WireFormat:
+    """The wire format called ``name``; ``ConfigError`` for an unknown one."""
     try:
         return FORMATS[name]
     except (KeyError, TypeError):
         raise ConfigError(
             f"unknown wire format {name!r}; known formats: {sorted(FORMATS)}"
         ) from None
+
+
+def layout(fmt: WireFormat, frags: Sequence[Frag]) -> tuple[list[bytes], list[bytes], str | None]:
+    """``(system fragments, glued message pieces, last wire role)`` for ``frags`` in order."""
+    system: list[bytes] = []
+    pieces: list[bytes] = []
+    last: str | None = None
+    started = False
+    for f in frags:
+        if f.kind == "system" and not started:
+            system.append(f.data)
+            continue
+        if f.kind == "system":
+            raise UnsupportedFeatureError(
+                fmt.name, "a system or developer message after the conversation has started"
+            )
+        started = True
+        pieces.append(fmt.glue(last, f.role))
+        pieces.append(f.data)
+        last = f.role
+    return system, pieces, last
+
+
+def build_body(
+    fmt: WireFormat | str,
+    bodies: Sequence[bytes],
+    *,
+    model: str,
+    target: Target | None = None,
+    tools: Sequence[dict[str, Any]] = (),
+    params: dict[str, Any] | None = None,
+) -> bytes:
+    """The request body for canonical message ``bodies``, built from scratch."""
+    f = get_format(fmt) if isinstance(fmt, str) else fmt
+    tgt = target or Target(f.provider, model)
+    frags = [f.render(b, tgt) for b in bodies]
+    system, pieces, last = layout(f, frags)
+    head, tail = f.envelope(model, dict(params or {}), system, [f.tool_fragment(t) for t in tools])
+    return _core.assemble(head, pieces, b"", f.close(last) + tail)
