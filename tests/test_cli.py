@@ -107,14 +107,17 @@ def test_end_to_end(cli: Cli) -> None:
     )
     assert json.loads(cli.ok("show", "chat", "--json")) == messages
 
-    r = cli("request", "chat", "--model", "gpt-4o-mini")
+    r = cli("request", "chat", "--model", "gpt-4o-mini", "--no-cache-hints")
     assert (r.code, r.err) == (0, "")
     expected = json.dumps(
         {"model": "gpt-4o-mini", "messages": messages}, ensure_ascii=False, separators=(",", ":")
     )
     assert r.out == expected.encode("utf-8") + b"\n"
     r2 = cli("request", "chat", "--model", "gpt-4o-mini", "--format", "openai.chat")
-    assert r2.out == r.out
+    key = json.loads(r2.out)["prompt_cache_key"]
+    assert re.fullmatch(r"srt-[0-9a-f]{32}", key)
+    with_key = {"model": "gpt-4o-mini", "messages": messages, "prompt_cache_key": key}
+    assert r2.out == json.dumps(with_key, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
     assert cli.ok("fork", "chat", "branch", "--at", "-1") == "2\n"
     assert json.loads(cli.ok("show", "branch", "--json")) == messages[:2]

@@ -141,7 +141,8 @@ def _append(args: argparse.Namespace) -> None:
 
 def _request(args: argparse.Namespace) -> None:
     with _runtime(args) as rt:
-        body = rt.session(args.name, create=False).request(args.format, model=args.model)
+        session = rt.session(args.name, create=False)
+        body = session.request(args.format, model=args.model, cache=not args.no_cache_hints)
     sys.stdout.flush()
     out = sys.stdout.buffer
     out.write(body)
@@ -247,6 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="openai.chat",
         choices=sorted(FORMATS),
         help="the wire format (default: %(default)s)",
+    )
+    p.add_argument(
+        "--no-cache-hints",
+        action="store_true",
+        help="leave out the cache planner's hints (prompt_cache_key, cache breakpoints)",
     )
 
     p = command("fork", "start a new session that shares a session's messages", _fork)
