@@ -49,6 +49,7 @@ class BuildStats:
     reused: int
     nbytes: int
     notes: tuple[str, ...] = ()
+    cache: Any = None  # srt.cache.CacheExplain for this request
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import platformdirs
 
 from . import _core
 from ._types import SessionInfo
+from .cache import Record
 from .errors import ConfigError, InvalidSessionNameError, SessionNotFoundError
 from .message import DEFAULT_MAX_MESSAGE_BYTES, canonical_tool
 from .session import Session
@@ -88,6 +89,9 @@ class Runtime:
         self._bodies = _core.FragmentCache(fragment_cache_bytes)
         self._serialized = 0
         self._counter_lock = threading.Lock()
+        # The last request built per (format, model, cache key), for the cache explain.
+        self._records: dict[tuple[str, str, str | None], Record] = {}
+        self._last_model: dict[tuple[str, str | None], str] = {}
 
     def __repr__(self) -> str:
         return f"<srt.Runtime path={self.path!r}>"
@@ -112,18 +116,23 @@ class Runtime:
         self._bodies.put(h, body)
         return body
 
-    def _tool_fragments(self, fmt: WireFormat, tools: Sequence[Any]) -> list[bytes]:
-        """Each tool definition in ``fmt``, content-addressed and rendered once."""
+    def _tool_fragments(
+        self, fmt: WireFormat, tools: Sequence[Any]
+    ) -> tuple[list[bytes], tuple[bytes, ...]]:
+        """Each tool definition in ``fmt`` (rendered once) and the tools' content hashes."""
         out = []
+        hashes = []
         for tool in tools:
             body = canonical_tool(tool)
-            key = (_core.digest(body), fmt.name, "tool")
+            h = _core.digest(body)
+            hashes.append(h)
+            key = (h, fmt.name, "tool")
             frag: bytes | None = self._fragments.get(key)
             if frag is None:
                 frag = fmt.tool_fragment(json.loads(body))
                 self._fragments.put(key, frag)
             out.append(frag)
-        return out
+        return out, tuple(hashes)
 
     def _count_serialized(self, n: int) -> None:
         if n:

@@ -10,10 +10,21 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import _core
 from ._types import BuildStats
+from .cache import (
+    Breakpoint,
+    CacheExplain,
+    CachePolicy,
+    Layout,
+    Record,
+    explain,
+    min_cacheable_tokens,
+    plan,
+)
 from .errors import ConflictError, HistoryIndexError, SessionError, UnsupportedFeatureError
 from .message import canonicalize
 from .store import NewNode
@@ -282,6 +293,71 @@ class Session:
             self._load()
             return list(self._bodies)
 
+    def _plan(
+        self,
+        fmt: WireFormat,
+        model: str,
+        tools: Sequence[Any],
+        cache: bool | CachePolicy,
+    ) -> _Planned:
+        target = Target(fmt.provider, model)
+        asm = self._assembly(fmt, target)
+        tool_frags, tool_hashes = self._rt._tool_fragments(fmt, tools)
+        policy = cache if isinstance(cache, CachePolicy) else CachePolicy()
+        min_tokens = policy.min_tokens or min_cacheable_tokens(fmt.provider, model)
+        tool_bytes = sum(len(t) for t in tool_frags)
+        layout = Layout(
+            tool_bytes=tool_bytes,
+            tool_count=len(tool_frags),
+            system_count=asm.system_count,
+            cum_bytes=_Offset(asm.nbytes, tool_bytes),
+            cum_blocks=asm.blocks,
+        )
+        key = self.cache_key
+        records = self._rt._records
+        previous = records.get((fmt.name, model, key))
+        other = self._rt._last_model.get((fmt.name, key))
+        prev_end = None
+        if (
+            previous is not None
+            and len(previous.hashes) <= len(self._hashes)
+            and self._hashes[: len(previous.hashes)] == previous.hashes
+        ):
+            prev_end = len(previous.hashes)
+        breakpoints = plan(layout, prev_end, min_tokens, policy) if cache and fmt.marker else []
+        report = explain(
+            format=fmt.name,
+            provider=fmt.provider,
+            model=model,
+            hashes=self._hashes,
+            roles=_Roles(self._bodies),
+            tools=tool_hashes,
+            layout=layout,
+            previous=previous,
+            other_model=other if other != model else None,
+            min_tokens=min_tokens,
+            marker=fmt.marker is not None and bool(cache),
+            breakpoints=breakpoints,
+        )
+        return _Planned(asm, tool_frags, tool_hashes, breakpoints, report, key)
+
+    def explain(
+        self,
+        format: str = "openai.chat",
+        /,
+        *,
+        model: str,
+        tools: Sequence[Any] | None = None,
+        cache: bool | CachePolicy = True,
+    ) -> CacheExplain:
+        """What the provider's prompt cache should serve for the next request, and
+        on a miss the first diverging message and why. Nothing is sent or recorded."""
+        fmt = get_format(format)
+        check_model(model)
+        with self._lock:
+            self._load()
+            return self._plan(fmt, model, tools or (), cache).report
+
     def request(
         self,
         format: str = "openai.chat",
@@ -289,41 +365,106 @@ class Session:
         *,
         model: str,
         tools: Sequence[Any] | None = None,
-        cache: bool = True,
+        cache: bool | CachePolicy = True,
         **params: Any,
     ) -> bytes:
         """The exact bytes of the next request body in ``format`` for ``model``.
 
         Fragments already built are reused as frozen bytes; only messages new since
         the last build are serialized. ``tools`` are tool definitions (OpenAI
-        function shape, or Anthropic's); ``params`` go into the body as given.
-        With ``cache=True`` the cache planner adds the format's cache hints: Anthropic
-        ``cache_control`` and Bedrock ``cachePoint`` breakpoints, or OpenAI's
-        ``prompt_cache_key``. ``last_build`` tells what this call did.
+        function shape, or Anthropic's or Bedrock's); ``params`` go into the body as
+        given. With ``cache`` true (or a ``CachePolicy``) the cache planner adds the
+        format's hints: Anthropic ``cache_control`` and Bedrock ``cachePoint``
+        breakpoints, or OpenAI's ``prompt_cache_key``. ``last_build`` tells what
+        this call did, including the cache explain (``last_build.cache``).
         """
         fmt = get_format(format)
         check_model(model)
-        target = Target(fmt.provider, model)
         with self._lock:
             self._load()
-            asm = self._assembly(fmt, target)
-            tool_frags = self._rt._tool_fragments(fmt, tools or ())
-            if cache and fmt.provider == "openai" and self._hashes:
-                params.setdefault("prompt_cache_key", self.cache_key)
-            head, tail = fmt.envelope(model, params, asm.system, tool_frags)
-            body = _core.assemble(head, asm.pieces, b"", fmt.close(asm.last_role()) + tail)
+            p = self._plan(fmt, model, tools or (), cache)
+            asm = p.asm
+            pieces, system, tool_frags = asm.pieces, asm.system, p.tool_frags
+            if p.breakpoints:
+                pieces, system, tool_frags = list(pieces), list(system), list(tool_frags)
+                for bp in p.breakpoints:
+                    if bp.where == "message":
+                        j = asm.message_piece(bp.index)
+                        pieces[j] = fmt.mark(pieces[j], bp.ttl)
+                    elif bp.where == "system":
+                        system[bp.index] = fmt.mark(system[bp.index], bp.ttl)
+                    else:
+                        tool_frags[bp.index] = fmt.mark(tool_frags[bp.index], bp.ttl)
+            if cache and fmt.provider == "openai" and p.key is not None:
+                params.setdefault("prompt_cache_key", p.key)
+            head, tail = fmt.envelope(model, params, system, tool_frags)
+            body = _core.assemble(head, pieces, b"", fmt.close(asm.last_role()) + tail)
             n = len(self._hashes)
             self._rt._count_serialized(asm.serialized)
+            self._rt._records[(fmt.name, model, p.key)] = Record(
+                list(self._hashes), p.tool_hashes, p.breakpoints
+            )
+            self._rt._last_model[(fmt.name, p.key)] = model
             self.last_build = BuildStats(
-                format, n, asm.serialized, n - asm.serialized, len(body), asm.notes()
+                format, n, asm.serialized, n - asm.serialized, len(body), asm.notes(), p.report
             )
             return body
+
+
+class _Offset:
+    """``base[i] + offset`` without copying ``base``."""
+
+    __slots__ = ("_base", "_offset")
+
+    def __init__(self, base: list[int], offset: int) -> None:
+        self._base, self._offset = base, offset
+
+    def __len__(self) -> int:
+        return len(self._base)
+
+    def __getitem__(self, i: int) -> int:
+        return self._base[i] + self._offset
+
+
+class _Roles:
+    """The canonical role of message ``i``, parsed only when asked for."""
+
+    __slots__ = ("_bodies",)
+
+    def __init__(self, bodies: list[bytes]) -> None:
+        self._bodies = bodies
+
+    def __len__(self) -> int:
+        return len(self._bodies)
+
+    def __getitem__(self, i: int) -> str:
+        return str(json.loads(self._bodies[i])["role"])
+
+
+@dataclass
+class _Planned:
+    asm: _Assembly
+    tool_frags: list[bytes]
+    tool_hashes: tuple[bytes, ...]
+    breakpoints: list[Breakpoint]
+    report: CacheExplain
+    key: str | None
 
 
 class _Assembly:
     """One session's fragments glued for one (format, model), extendable and truncatable."""
 
-    __slots__ = ("_ends", "_notes", "_roles", "_sys", "pieces", "serialized", "system")
+    __slots__ = (
+        "_ends",
+        "_notes",
+        "_roles",
+        "_sys",
+        "blocks",
+        "nbytes",
+        "pieces",
+        "serialized",
+        "system",
+    )
 
     def __init__(self) -> None:
         self.pieces: list[bytes] = []
@@ -332,11 +473,22 @@ class _Assembly:
         self._sys: list[int] = []  # len(system) after message i
         self._roles: list[str | None] = []  # last wire role after message i
         self._notes: list[str | None] = []
+        self.nbytes: list[int] = []  # bytes of system + message fragments up to message i
+        self.blocks: list[int] = []  # content blocks up to message i
         self.serialized = 0
 
     @property
     def n(self) -> int:
         return len(self._ends)
+
+    @property
+    def system_count(self) -> int:
+        """Messages rendered into the system area (they are all leading)."""
+        return sum(1 for k in self._sys if k) if self.system else 0
+
+    def message_piece(self, i: int) -> int:
+        """Index in ``pieces`` of message ``i``'s fragment."""
+        return self._ends[i] - 1
 
     def last_role(self) -> str | None:
         return self._roles[-1] if self._roles else None
@@ -348,21 +500,27 @@ class _Assembly:
         del self.pieces[self._ends[k - 1] if k else 0 :]
         del self.system[self._sys[k - 1] if k else 0 :]
         del self._ends[k:], self._sys[k:], self._roles[k:], self._notes[k:]
+        del self.nbytes[k:], self.blocks[k:]
 
     def extend_identity(self, fmt: WireFormat, target: Target, bodies: list[bytes]) -> None:
         """Fast path for formats whose fragment is normally the canonical body itself."""
-        pieces, ends, sys, roles, notes = (
+        pieces, ends, sys, roles, notes, nbytes, blocks = (
             self.pieces,
             self._ends,
             self._sys,
             self._roles,
             self._notes,
+            self.nbytes,
+            self.blocks,
         )
         nsys = len(self.system)
         plain = fmt.plain
+        total = nbytes[-1] if nbytes else 0
+        nblocks = blocks[-1] if blocks else 0
         for body in bodies:
             if not plain(body):
                 self.extend(fmt, [fmt.render(body, target)])
+                total, nblocks = nbytes[-1], blocks[-1]
                 continue
             pieces.append(fmt.glue(roles[-1] if roles else None, ""))
             pieces.append(body)
@@ -370,6 +528,10 @@ class _Assembly:
             sys.append(nsys)
             roles.append("")
             notes.append(None)
+            total += len(body)
+            nblocks += 1
+            nbytes.append(total)
+            blocks.append(nblocks)
 
     def extend(self, fmt: WireFormat, frags: list[Frag]) -> None:
         last = self.last_role()
@@ -389,3 +551,5 @@ class _Assembly:
             self._sys.append(len(system))
             self._roles.append(last)
             self._notes.append(f.note)
+            self.nbytes.append((self.nbytes[-1] if self.nbytes else 0) + len(f.data))
+            self.blocks.append((self.blocks[-1] if self.blocks else 0) + f.blocks)

@@ -91,6 +91,8 @@ class Frag:
     role: str
     data: bytes
     note: str | None = None
+    #: Content blocks in ``data`` (what Anthropic's 20-block lookback counts).
+    blocks: int = 1
 
 
 class WireFormat(ABC):

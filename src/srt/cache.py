@@ -1,0 +1,336 @@
+"""The prompt-cache planner and the cache explain.
+
+**Planner.** For formats with explicit cache markers (Anthropic ``cache_control``,
+Bedrock ``cachePoint``) it chooses at most four breakpoints:
+
+1. *static*: the end of the tools and system prompt, which every turn shares
+   (TTL ``static_ttl``, default 5 minutes; ``"1h"`` keeps it warm across pauses);
+2. *read*: the end of the previous request built for the same format, model and
+   cache key, when it is still a prefix of this one, so this request reads the
+   entry that request wrote (needed when a turn adds more than 20 blocks, which
+   is as far back as a breakpoint looks for an entry);
+3. *write*: the last message, so the next turn can read everything up to here.
+
+A breakpoint whose prefix is below the model's minimum cacheable length is
+dropped (it would cost a marker and cache nothing). TTLs never increase along the
+render order (a 1-hour breakpoint always precedes a 5-minute one). Between two
+consecutive turns of a session the only bytes that change are these markers: the
+previous read marker is removed and a new write marker is added.
+
+For OpenAI formats the planner adds ``prompt_cache_key``, derived from the
+conversation's first message so that every fork of it routes to the same cache.
+
+**Explain.** Before anything is sent, ``Session.explain()`` (and every
+``Session.request()``, in ``last_build.cache``) compares the request with the
+previous one built for the same format, model and cache key, and predicts the
+cached prefix (messages, bytes, estimated tokens) or names the first diverging
+message and why: ``edited``, ``reordered``, ``truncated``, ``tools_changed``,
+``model_switched``, ``ttl_elapsed``, ``below_minimum`` or ``cold``.
+
+Token counts here are estimates (UTF-8 bytes / 4) until a tokenizer is plugged in.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from .errors import ConfigError
+
+__all__ = [
+    "Breakpoint",
+    "CacheExplain",
+    "CachePolicy",
+    "Record",
+    "estimate_tokens",
+    "explain",
+    "min_cacheable_tokens",
+    "plan",
+]
+
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Indexed(Protocol[T_co]):
+    """Anything with ``len()`` and integer indexing (lists, lazy views)."""
+
+    def __len__(self) -> int: ...
+    def __getitem__(self, i: int, /) -> T_co: ...
+
+
+TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
+LOOKBACK_BLOCKS = 20
+MAX_BREAKPOINTS = 4
+OPENAI_MIN_TOKENS = 1024
+OPENAI_STEP = 128
+
+# Minimum cacheable prefix per model family (tokens), from the providers' docs;
+# the first matching substring wins. Override with CachePolicy(min_tokens=...).
+_MINIMUMS: tuple[tuple[str, int], ...] = (
+    ("haiku-4", 4096),
+    ("opus-4-5", 4096),
+    ("opus-4.5", 4096),
+    ("haiku", 2048),
+    ("claude", 1024),
+)
+
+
+def estimate_tokens(nbytes: int) -> int:
+    """Approximate tokens for ``nbytes`` of UTF-8 JSON (about 4 bytes per token)."""
+    return (nbytes + 3) // 4
+
+
+def min_cacheable_tokens(provider: str, model: str) -> int:
+    """The smallest prefix, in tokens, that the provider caches for ``model``."""
+    if provider in ("openai", "azure"):
+        return OPENAI_MIN_TOKENS
+    m = model.lower()
+    for key, n in _MINIMUMS:
+        if key in m:
+            return n
+    return 1024
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    """How the planner places breakpoints; pass as ``request(..., cache=CachePolicy(...))``.
+
+    ``static_ttl`` and ``ttl`` are ``"5m"`` or ``"1h"``; ``static_ttl`` may not be
+    shorter than ``ttl``. ``min_tokens`` overrides the model's minimum. ``read``
+    and ``write`` switch those breakpoints off.
+    """
+
+    static_ttl: str = "5m"
+    ttl: str = "5m"
+    min_tokens: int | None = None
+    static: bool = True
+    read: bool = True
+    write: bool = True
+
+    def __post_init__(self) -> None:
+        for t in (self.static_ttl, self.ttl):
+            if t not in TTL_SECONDS:
+                raise ConfigError(f"cache TTL must be '5m' or '1h', got {t!r}")
+        if TTL_SECONDS[self.static_ttl] < TTL_SECONDS[self.ttl]:
+            raise ConfigError("a longer-TTL breakpoint must come before a shorter one")
+
+
+@dataclass(frozen=True)
+class Breakpoint:
+    """A cache marker: ``where`` is ``"tools"``, ``"system"`` or ``"message"``;
+    ``index`` is the tool, system fragment or message position."""
+
+    where: str
+    index: int
+    ttl: str
+    tokens: int  # estimated prefix tokens up to and including this point
+    reason: str  # "static", "read" or "write"
+
+
+@dataclass
+class Layout:
+    """What the planner and explain need to know about one assembled request."""
+
+    tool_bytes: int
+    tool_count: int
+    system_count: int  # messages rendered into the system area (all leading)
+    cum_bytes: Indexed[int]  # bytes of tools+system+messages up to message i
+    cum_blocks: Indexed[int]  # blocks up to message i
+
+
+def plan(
+    layout: Layout, previous_end: int | None, min_tokens: int, policy: CachePolicy
+) -> list[Breakpoint]:
+    """Breakpoints for a request (see the module docstring); at most four."""
+    n = len(layout.cum_bytes)
+    s = layout.system_count
+    out: list[Breakpoint] = []
+
+    def tokens_at(i: int) -> int:
+        return estimate_tokens(layout.cum_bytes[i])
+
+    if policy.static and (s or layout.tool_count):
+        if s:
+            tok = tokens_at(s - 1)
+            out.append(Breakpoint("system", s - 1, policy.static_ttl, tok, "static"))
+        else:
+            tok = estimate_tokens(layout.tool_bytes)
+            bp = Breakpoint("tools", layout.tool_count - 1, policy.static_ttl, tok, "static")
+            out.append(bp)
+    if policy.read and previous_end is not None and s < previous_end < n:
+        i = previous_end - 1
+        if i >= s:
+            out.append(Breakpoint("message", i, policy.ttl, tokens_at(i), "read"))
+    if policy.write and n > s:
+        out.append(Breakpoint("message", n - 1, policy.ttl, tokens_at(n - 1), "write"))
+    out = [b for b in out if b.tokens >= min_tokens]
+    # Deduplicate positions, keep render order, and cap at four (drop the oldest reads).
+    seen: set[tuple[str, int]] = set()
+    uniq = []
+    for b in out:
+        if (b.where, b.index) not in seen:
+            seen.add((b.where, b.index))
+            uniq.append(b)
+    while len(uniq) > MAX_BREAKPOINTS:
+        uniq.pop(1)
+    return uniq
+
+
+@dataclass
+class Record:
+    """The last request built for one (format, model, cache key)."""
+
+    hashes: list[bytes]
+    tools: tuple[bytes, ...]
+    breakpoints: list[Breakpoint]
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class CacheExplain:
+    """A prediction of what the provider's prompt cache will serve for a request."""
+
+    format: str
+    model: str
+    reason: str
+    cached_messages: int
+    cached_bytes: int
+    cached_tokens: int
+    total_messages: int
+    total_bytes: int
+    total_tokens: int
+    diverged_at: int | None = None
+    diverged_role: str | None = None
+    detail: str = ""
+    breakpoints: tuple[Breakpoint, ...] = ()
+
+    @property
+    def hit(self) -> bool:
+        return self.cached_tokens > 0
+
+
+def _first_difference(a: Sequence[bytes], b: Sequence[bytes]) -> int:
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    lo, hi = 0, n  # the first index where they differ lies in [lo, hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo if a[lo] != b[lo] else hi
+
+
+def explain(
+    *,
+    format: str,
+    provider: str,
+    model: str,
+    hashes: Sequence[bytes],
+    roles: Indexed[str],
+    tools: tuple[bytes, ...],
+    layout: Layout,
+    previous: Record | None,
+    other_model: str | None,
+    min_tokens: int,
+    marker: bool,
+    breakpoints: Sequence[Breakpoint],
+    now: float | None = None,
+) -> CacheExplain:
+    """Compare a prospective request with ``previous`` and predict the cached prefix."""
+    n = len(hashes)
+    total_bytes = layout.cum_bytes[-1] if n else layout.tool_bytes
+    base = dict(
+        format=format,
+        model=model,
+        total_messages=n,
+        total_bytes=total_bytes,
+        total_tokens=estimate_tokens(total_bytes),
+        breakpoints=tuple(breakpoints),
+    )
+
+    def miss(reason: str, at: int | None = None, detail: str = "") -> CacheExplain:
+        role = roles[at] if at is not None and at < n else None
+        return CacheExplain(
+            reason=reason,
+            cached_messages=0,
+            cached_bytes=0,
+            cached_tokens=0,
+            diverged_at=at,
+            diverged_role=role,
+            detail=detail,
+            **base,  # type: ignore[arg-type]
+        )
+
+    if previous is None:
+        if other_model is not None:
+            return miss("model_switched", 0, f"the previous request was for {other_model}")
+        return miss("cold", None, "no earlier request for this format, model and cache key")
+    ttl = max((TTL_SECONDS[b.ttl] for b in previous.breakpoints), default=300.0)
+    if provider in ("openai", "azure"):
+        ttl = 300.0  # in-memory retention: 5-10 minutes idle
+    if (now if now is not None else time.monotonic()) - previous.at > ttl:
+        return miss("ttl_elapsed", None, f"more than {ttl:.0f} s since the previous request")
+    if tools != previous.tools:
+        return miss("tools_changed", 0, "the tool definitions differ from the previous request")
+    k = _first_difference(previous.hashes, hashes)
+    reason, at, detail = "hit", None, ""
+    if k < len(previous.hashes):
+        at = k
+        if k == n:
+            reason = "truncated"
+            detail = f"this request ends at message {n}; the previous had {len(previous.hashes)}"
+        elif hashes[k] in previous.hashes[k + 1 :] or previous.hashes[k] in hashes[k + 1 :]:
+            reason = "reordered"
+            detail = f"message {k} is in a different position than in the previous request"
+        else:
+            reason = "edited"
+            detail = f"message {k} differs from the previous request's message {k}"
+    # The cached prefix: k shared messages, as the provider's rules allow.
+    if k == 0:
+        cached_bytes = layout.tool_bytes if (layout.tool_count and not marker) else 0
+        cached_msgs = 0
+    else:
+        cached_msgs = k
+        cached_bytes = layout.cum_bytes[k - 1]
+    if marker:
+        # Only entries written at the previous request's breakpoints can be read.
+        best = 0
+        cached_msgs = 0
+        for b in previous.breakpoints:
+            if b.where == "message" and b.index < k:
+                if b.index + 1 >= cached_msgs:
+                    cached_msgs, best = b.index + 1, layout.cum_bytes[b.index]
+            elif b.where in ("system", "tools") and best == 0:
+                best = (
+                    layout.cum_bytes[b.index]
+                    if b.where == "system" and b.index < n
+                    else layout.tool_bytes
+                )
+                cached_msgs = b.index + 1 if b.where == "system" else 0
+        cached_bytes = best
+        cached_tokens = estimate_tokens(cached_bytes)
+    else:
+        tok = estimate_tokens(cached_bytes)
+        cached_tokens = tok - tok % OPENAI_STEP if tok >= min_tokens else 0
+    if cached_tokens < min_tokens:
+        if reason == "hit":
+            reason = "below_minimum"
+            detail = f"the shared prefix is under the model's minimum of {min_tokens} tokens"
+        cached_tokens = 0
+        cached_bytes = 0
+        cached_msgs = 0
+    return CacheExplain(
+        reason=reason,
+        cached_messages=cached_msgs,
+        cached_bytes=cached_bytes,
+        cached_tokens=cached_tokens,
+        diverged_at=at,
+        diverged_role=roles[at] if at is not None and at < n else None,
+        detail=detail,
+        **base,  # type: ignore[arg-type]
+    )
