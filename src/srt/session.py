@@ -7,6 +7,7 @@ from frozen per-message fragments in one allocation.
 
 from __future__ import annotations
 
+import bisect
 import json
 import threading
 from collections.abc import Iterable, Sequence
@@ -483,8 +484,11 @@ class _Assembly:
 
     @property
     def system_count(self) -> int:
-        """Messages rendered into the system area (they are all leading)."""
-        return sum(1 for k in self._sys if k) if self.system else 0
+        """Messages rendered into the system area (they are all leading, so the count is
+        the number of messages before the first one that added a message piece)."""
+        if not self.system:
+            return 0
+        return bisect.bisect_left(self._ends, 1)
 
     def message_piece(self, i: int) -> int:
         """Index in ``pieces`` of message ``i``'s fragment."""

@@ -20,6 +20,7 @@ import numpy
 import srt
 
 from .chat import ChatResult, run_chat
+from .formats import run_formats
 
 TARGETS = {
     "build_vs_naive": (">=", 30.0),
@@ -110,6 +111,17 @@ def report(env: dict[str, str], res: ChatResult) -> str:
     return "\n".join(lines)
 
 
+def report_formats(res: dict[str, Any]) -> str:
+    lines = ["", "next-request build per wire format at N=1000 (hot, median us; same body)"]
+    for name, r in res.items():
+        ok = "ok" if r["ratio"] >= 30 else "MISSED"
+        lines.append(
+            f"  {name:<20} srt {r['srt_us']:8.1f}   json.dumps {r['dumps_us']:9.1f}   "
+            f"{r['ratio']:6.1f}x  (target >= 30x: {ok})"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m srt.bench", description=__doc__)
     p.add_argument("--quick", action="store_true", help="the 1,000-turn chat workload only")
@@ -137,9 +149,16 @@ def main(argv: list[str] | None = None) -> int:
             correctness=args.correctness,
             progress=_progress,
         )
+        fmts = run_formats(work, args.turns, seed=args.seed)
     print(report(env, res))
+    print(report_formats(fmts))
     if args.json:
-        out: dict[str, Any] = {"environment": env, "chat": res.__dict__, "ratios": res.ratios()}
+        out: dict[str, Any] = {
+            "environment": env,
+            "chat": res.__dict__,
+            "ratios": res.ratios(),
+            "formats": fmts,
+        }
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(out, f, indent=1)
     return 0
