@@ -8,6 +8,7 @@ re-serialized and prefixes stay byte-identical for provider prompt caches.
 from __future__ import annotations
 
 from ._types import BuildStats, Message, Reply, SessionInfo, Usage
+from ._version import __version__
 from .errors import (
     ConfigError,
     ConflictError,
@@ -18,6 +19,7 @@ from .errors import (
     InvalidSessionNameError,
     NotAnSrtDatabaseError,
     ProviderAuthError,
+    ProviderConnectionError,
     ProviderError,
     ProviderResponseError,
     ProviderTimeoutError,
@@ -35,8 +37,6 @@ from .errors import (
 from .runtime import Runtime, default_path
 from .session import Session
 
-__version__ = "0.1.0"
-
 __all__ = [
     "BuildStats",
     "ConfigError",
@@ -49,6 +49,7 @@ __all__ = [
     "Message",
     "NotAnSrtDatabaseError",
     "ProviderAuthError",
+    "ProviderConnectionError",
     "ProviderError",
     "ProviderResponseError",
     "ProviderTimeoutError",

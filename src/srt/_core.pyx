@@ -19,7 +19,7 @@ DIGEST_SIZE = 16
 ROOT = b"\x00" * 16
 
 
-cpdef bytes digest(bytes data):
+def digest(bytes data not None):
     """XXH3-128 digest of ``data`` as 16 bytes."""
     return _xxh3_128(data)
 
@@ -29,11 +29,15 @@ cdef inline void _check16(bytes b, str what) except *:
         raise ValueError(f"{what} must be 16 bytes, got {PyBytes_GET_SIZE(b)}")
 
 
-cpdef bytes chain(bytes parent, bytes message_hash):
+def chain(bytes parent not None, bytes message_hash not None):
     """Prefix hash of a node: H(parent prefix hash || message hash).
 
     The root's parent is ``ROOT`` (16 zero bytes).
     """
+    return _chain(parent, message_hash)
+
+
+cdef bytes _chain(bytes parent, bytes message_hash):
     _check16(parent, "parent prefix hash")
     _check16(message_hash, "message hash")
     cdef bytes buf = PyBytes_FromStringAndSize(NULL, 32)
@@ -43,39 +47,51 @@ cpdef bytes chain(bytes parent, bytes message_hash):
     return _xxh3_128(buf)
 
 
-cpdef list chain_many(bytes parent, list message_hashes):
+def chain_many(bytes parent not None, list message_hashes not None):
     """Prefix hashes of a run of messages appended after ``parent``, in order."""
     cdef list out = []
     cdef bytes cur = parent
     cdef object h
     for h in message_hashes:
-        cur = chain(cur, <bytes?>h)
+        if h is None:
+            raise TypeError("message hashes must be bytes, not None")
+        cur = _chain(cur, <bytes?>h)
         out.append(cur)
     return out
 
 
-cpdef Py_ssize_t assembled_length(bytes head, list parts, bytes sep, bytes tail) except -1:
+def assembled_length(
+    bytes head not None, list parts not None, bytes sep not None, bytes tail not None
+):
     """Length of ``head + sep.join(parts) + tail`` without building it."""
+    return _length(head, parts, sep, tail)
+
+
+cdef Py_ssize_t _length(bytes head, list parts, bytes sep, bytes tail) except -1:
     cdef Py_ssize_t n = len(parts)
     cdef Py_ssize_t total = PyBytes_GET_SIZE(head) + PyBytes_GET_SIZE(tail)
     cdef Py_ssize_t i
     cdef object part
     for i in range(n):
         part = parts[i]
+        if part is None:
+            raise TypeError("parts must be bytes, not None")
         total += PyBytes_GET_SIZE(<bytes?>part)
     if n > 1:
         total += (n - 1) * PyBytes_GET_SIZE(sep)
     return total
 
 
-cpdef bytes assemble(bytes head, list parts, bytes sep, bytes tail):
+def assemble(
+    bytes head not None, list parts not None, bytes sep not None, bytes tail not None
+):
     """``head + sep.join(parts) + tail`` in one allocation and one pass of memcpy.
 
     The total length is computed first; the result is allocated once and each
     fragment is copied straight into place, so no intermediate joins exist.
     """
     cdef Py_ssize_t n = len(parts)
-    cdef Py_ssize_t total = assembled_length(head, parts, sep, tail)
+    cdef Py_ssize_t total = _length(head, parts, sep, tail)
     cdef bytes out = PyBytes_FromStringAndSize(NULL, total)
     cdef char* dst = PyBytes_AS_STRING(out)
     cdef Py_ssize_t seplen = PyBytes_GET_SIZE(sep)

@@ -57,6 +57,40 @@ MIGRATIONS: tuple[str, ...] = (
         meta    TEXT
     );
     """,
+    # v2: reply status (partial replies), and the usage ledger: one row per request.
+    """
+    ALTER TABLE nodes ADD COLUMN status TEXT;
+    CREATE TABLE calls(
+        id              INTEGER PRIMARY KEY,
+        at              REAL NOT NULL,
+        session         INTEGER,
+        session_name    TEXT,
+        node            INTEGER REFERENCES nodes(id),
+        provider        TEXT NOT NULL,
+        model           TEXT NOT NULL,
+        format          TEXT NOT NULL,
+        body_hash       BLOB NOT NULL,
+        body_bytes      INTEGER NOT NULL,
+        messages        INTEGER NOT NULL,
+        input_tokens    INTEGER,
+        cache_read_tokens  INTEGER,
+        cache_write_tokens INTEGER,
+        output_tokens   INTEGER,
+        predicted_cached_tokens INTEGER,
+        explain         TEXT,
+        latency_ms      REAL,
+        ttft_ms         REAL,
+        retries         INTEGER NOT NULL DEFAULT 0,
+        status          TEXT NOT NULL,
+        error           TEXT,
+        response_id     TEXT,
+        previous_response_id TEXT,
+        stored          INTEGER,
+        fallback        TEXT
+    );
+    CREATE INDEX calls_node ON calls(node);
+    CREATE INDEX calls_session ON calls(session);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

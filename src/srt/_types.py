@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["BuildStats", "Message", "Reply", "SessionInfo", "Usage"]
+__all__ = ["BuildStats", "Message", "Reply", "SessionInfo", "Usage", "UsageSummary"]
 
 
 @dataclass(frozen=True)
@@ -99,3 +99,39 @@ class Reply:
     model: str | None = None
     response_id: str | None = None
     stop_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    """Totals over usage-ledger rows (``Session.usage()``, ``Runtime.usage()``)."""
+
+    requests: int = 0
+    errors: int = 0
+    input_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    output_tokens: int = 0
+    body_bytes: int = 0
+
+    @property
+    def uncached_input_tokens(self) -> int:
+        return self.input_tokens - self.cache_read_tokens
+
+    @property
+    def cache_hit_share(self) -> float:
+        return self.cache_read_tokens / self.input_tokens if self.input_tokens else 0.0
+
+    @classmethod
+    def of(cls, rows: list[dict[str, Any]]) -> UsageSummary:
+        def total(key: str) -> int:
+            return sum(int(r[key] or 0) for r in rows)
+
+        return cls(
+            requests=len(rows),
+            errors=sum(1 for r in rows if r["status"] != "ok"),
+            input_tokens=total("input_tokens"),
+            cache_read_tokens=total("cache_read_tokens"),
+            cache_write_tokens=total("cache_write_tokens"),
+            output_tokens=total("output_tokens"),
+            body_bytes=total("body_bytes"),
+        )

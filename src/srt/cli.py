@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from . import __version__
+from ._version import __version__
 from .errors import SrtError
 from .message import canonicalize
 from .runtime import Runtime, default_path

@@ -22,6 +22,7 @@
         ├── ProviderAuthError
         ├── RateLimitError            (.retry_after)
         ├── ProviderTimeoutError
+        ├── ProviderConnectionError
         ├── ProviderResponseError     (.status, .body)
         └── StreamInterruptedError
 
@@ -42,6 +43,7 @@ __all__ = [
     "InvalidSessionNameError",
     "NotAnSrtDatabaseError",
     "ProviderAuthError",
+    "ProviderConnectionError",
     "ProviderError",
     "ProviderResponseError",
     "ProviderTimeoutError",
@@ -153,6 +155,10 @@ class RateLimitError(ProviderError):
 
 class ProviderTimeoutError(ProviderError):
     """Connecting, waiting for a chunk, or the whole call took too long."""
+
+
+class ProviderConnectionError(ProviderError):
+    """The provider could not be reached, or dropped the connection before replying."""
 
 
 class ProviderResponseError(ProviderError):

@@ -116,6 +116,8 @@ def _tool_calls(value: Any, where: str) -> list[dict[str, Any]]:
         w = f"{where}[{i}]"
         if not isinstance(call, Mapping):
             raise _bad(f"{w}: a tool call must be an object")
+        if not all(isinstance(k, str) for k in call):
+            raise _bad(f"{w}: tool call keys must be strings")
         fn = call.get("function")
         if not isinstance(fn, Mapping):
             raise _bad(f"{w}: a tool call needs a 'function' object")
@@ -163,6 +165,8 @@ def _normalise(msg: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
         msg = msg.to_dict()
     if not isinstance(msg, Mapping):
         raise _bad(f"a message must be a dict or srt.Message, got {type(msg).__name__}")
+    if not all(isinstance(k, str) for k in msg):
+        raise _bad("message keys must be strings")
     role = msg.get("role")
     if not isinstance(role, str) or role not in ROLES:
         shown = role if isinstance(role, str) and len(role) <= 40 else type(role).__name__
@@ -227,6 +231,10 @@ def canonicalize(
         ) from None
     except RecursionError:
         raise _bad("message is nested too deeply") from None
+    except InvalidMessageError:
+        raise
+    except ValueError as exc:  # e.g. an integer too large to convert to text
+        raise _bad(f"message cannot be represented as JSON: {exc}") from None
     if len(body) > max_bytes:
         raise _bad(f"message is {len(body)} bytes, over the limit of {max_bytes} bytes")
     return body, meta_bytes

@@ -12,7 +12,7 @@ from typing import Any
 import platformdirs
 
 from . import _core
-from ._types import SessionInfo
+from ._types import SessionInfo, UsageSummary
 from .cache import Record
 from .errors import ConfigError, InvalidSessionNameError, SessionNotFoundError
 from .message import DEFAULT_MAX_MESSAGE_BYTES, canonical_tool
@@ -149,6 +149,10 @@ class Runtime:
     def serialized(self) -> int:
         """Messages serialized by this runtime so far (appends plus fragment misses)."""
         return self._serialized
+
+    def usage(self) -> UsageSummary:
+        """Totals of every request in this store's usage ledger."""
+        return UsageSummary.of(self._store.calls())
 
     def session(self, name: str, *, create: bool = True) -> Session:
         """Open the session called ``name``, creating it empty unless ``create=False``."""

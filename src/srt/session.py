@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import _core
-from ._types import BuildStats
+from . import _core, exchange
+from ._types import BuildStats, Reply, UsageSummary
 from .cache import (
     Breakpoint,
     CacheExplain,
@@ -28,6 +28,7 @@ from .cache import (
 )
 from .errors import ConflictError, HistoryIndexError, SessionError, UnsupportedFeatureError
 from .message import canonicalize
+from .providers.base import Provider
 from .store import NewNode
 from .wire import get_format
 from .wire.base import Frag, Target, WireFormat, check_model
@@ -59,7 +60,8 @@ class Session:
         self._ids: list[int] = []
         self._hashes: list[bytes] = []
         self._bodies: list[bytes] = []
-        self._asm: dict[tuple[str, str], _Assembly] = {}
+        self._status: list[str | None] = []  # None, or a partial reply's status
+        self._asm: dict[tuple[str, str, bool], _Assembly] = {}
         self._head_prefix = _core.ROOT
         self.last_build: BuildStats | None = None
 
@@ -109,6 +111,7 @@ class Session:
         self._ids = [r[0] for r in rows]
         self._hashes = [r[1] for r in rows]
         self._bodies = [intern(r[1], r[2]) for r in rows]
+        self._status = [r[4] for r in rows]
         self._head_prefix = rows[-1][3] if rows else _core.ROOT
         self._asm = {}
         self._loaded = True
@@ -125,7 +128,7 @@ class Session:
                 self._load()
 
     def _truncate(self, n: int) -> None:
-        del self._ids[n:], self._hashes[n:], self._bodies[n:]
+        del self._ids[n:], self._hashes[n:], self._bodies[n:], self._status[n:]
 
     # -- writing -----------------------------------------------------------------
 
@@ -138,21 +141,32 @@ class Session:
         self._rt._count_serialized(len(out))
         return out
 
-    def _commit(self, keep: int, prepared: list[tuple[bytes, bytes, bytes | None]]) -> None:
-        """Write ``prepared`` after the first ``keep`` messages of the chain (CAS on head)."""
+    def _commit(
+        self,
+        keep: int,
+        prepared: list[tuple[bytes, bytes, bytes | None]],
+        status: str | None = None,
+        call: Sequence[Any] | None = None,
+    ) -> None:
+        """Write ``prepared`` after the first ``keep`` messages of the chain (CAS on head).
+
+        ``status`` marks the messages as a partial reply; ``call`` is a ledger row
+        written in the same transaction.
+        """
         parent = self._ids[keep - 1] if keep else None
         prefixes = _core.chain_many(self._prefix(keep), [p[0] for p in prepared])
         items: list[NewNode] = [
-            (h, body, prefix, meta)
+            (h, body, prefix, meta, status)
             for (h, body, meta), prefix in zip(prepared, prefixes, strict=True)
         ]
-        ids = self._rt._store.append(self._id, self._head, parent, keep, items)
+        ids = self._rt._store.append(self._id, self._head, parent, keep, items, call)
         self._truncate(keep)
         intern = self._rt._intern
         for node_id, (h, body, _meta) in zip(ids, prepared, strict=True):
             self._ids.append(node_id)
             self._hashes.append(h)
             self._bodies.append(intern(h, body))
+            self._status.append(status)
         self._head = self._ids[-1] if self._ids else None
         self._head_prefix = prefixes[-1] if prefixes else self._prefix()
 
@@ -235,11 +249,18 @@ class Session:
             child._ids = self._ids[:keep]
             child._hashes = self._hashes[:keep]
             child._bodies = self._bodies[:keep]
+            child._status = self._status[:keep]
             child._head_prefix = self._prefix(keep)
             child._loaded = True
             return child
 
     # -- reading -----------------------------------------------------------------
+
+    def messages_bytes(self) -> list[bytes]:
+        """The canonical bytes of each message, oldest first (shared, frozen objects)."""
+        with self._lock:
+            self._load()
+            return list(self._bodies)
 
     def messages(self) -> list[dict[str, Any]]:
         """The messages of this session as Chat Completions dicts, oldest first."""
@@ -257,42 +278,47 @@ class Session:
                 return None
             return "srt-" + _core.chain(_core.ROOT, self._hashes[0]).hex()
 
-    def _assembly(self, fmt: WireFormat, target: Target) -> _Assembly:
-        """This session's glued fragments for ``fmt`` and ``target``, brought up to date."""
-        key = (fmt.name, target.model)
+    def _assembly(self, fmt: WireFormat, target: Target, partial: bool = False) -> _Assembly:
+        """This session's glued fragments for ``fmt`` and ``target``, brought up to date.
+
+        Partial replies (stored with a status) are left out unless ``partial``.
+        """
+        key = (fmt.name, target.model, partial)
         asm = self._asm.get(key)
         if asm is None:
             asm = self._asm[key] = _Assembly()
         n = len(self._hashes)
         if asm.n > n:
             asm.truncate(n)
-        if asm.n < n:
-            if fmt.identity:
-                asm.extend_identity(fmt, target, self._bodies[asm.n : n])
-                asm.serialized = 0
-            else:
-                cache = self._rt._fragments
-                serialized = 0
-                frags = []
-                for i in range(asm.n, n):
-                    ckey = (self._hashes[i], fmt.name, target.model)
-                    frag = cache.get(ckey)
-                    if frag is None:
-                        frag = fmt.render(self._bodies[i], target)
-                        serialized += 1
-                        cache.put(ckey, frag, len(frag.data) + 100)
-                    frags.append(frag)
-                asm.extend(fmt, frags)
-                asm.serialized = serialized
-        else:
-            asm.serialized = 0
+        asm.serialized = 0
+        start = asm.n
+        while start < n:
+            if self._status[start] is not None and not partial:
+                asm.skip()
+                start += 1
+                continue
+            stop = start + 1
+            while stop < n and (partial or self._status[stop] is None):
+                stop += 1
+            self._extend(asm, fmt, target, start, stop)
+            start = stop
         return asm
 
-    def messages_bytes(self) -> list[bytes]:
-        """The canonical bytes of each message, oldest first (shared, frozen objects)."""
-        with self._lock:
-            self._load()
-            return list(self._bodies)
+    def _extend(self, asm: _Assembly, fmt: WireFormat, target: Target, i: int, j: int) -> None:
+        if fmt.identity:
+            asm.extend_identity(fmt, target, self._bodies[i:j])
+            return
+        cache = self._rt._fragments
+        frags = []
+        for k in range(i, j):
+            ckey = (self._hashes[k], fmt.name, target.model)
+            frag = cache.get(ckey)
+            if frag is None:
+                frag = fmt.render(self._bodies[k], target)
+                asm.serialized += 1
+                cache.put(ckey, frag, len(frag.data) + 100)
+            frags.append(frag)
+        asm.extend(fmt, frags)
 
     def _plan(
         self,
@@ -300,9 +326,10 @@ class Session:
         model: str,
         tools: Sequence[Any],
         cache: bool | CachePolicy,
+        partial: bool = False,
     ) -> _Planned:
         target = Target(fmt.provider, model)
-        asm = self._assembly(fmt, target)
+        asm = self._assembly(fmt, target, partial)
         tool_frags, tool_hashes = self._rt._tool_fragments(fmt, tools)
         policy = cache if isinstance(cache, CachePolicy) else CachePolicy()
         min_tokens = policy.min_tokens or min_cacheable_tokens(fmt.provider, model)
@@ -367,6 +394,7 @@ class Session:
         model: str,
         tools: Sequence[Any] | None = None,
         cache: bool | CachePolicy = True,
+        include_partial: bool = False,
         **params: Any,
     ) -> bytes:
         """The exact bytes of the next request body in ``format`` for ``model``.
@@ -383,7 +411,7 @@ class Session:
         check_model(model)
         with self._lock:
             self._load()
-            p = self._plan(fmt, model, tools or (), cache)
+            p = self._plan(fmt, model, tools or (), cache, include_partial)
             asm = p.asm
             pieces, system, tool_frags = asm.pieces, asm.system, p.tool_frags
             if p.breakpoints:
@@ -410,6 +438,123 @@ class Session:
                 format, n, asm.serialized, n - asm.serialized, len(body), asm.notes(), p.report
             )
             return body
+
+    def _request_after(
+        self,
+        fmt: WireFormat,
+        index: int,
+        *,
+        model: str,
+        tools: Sequence[Any] | None,
+        include_partial: bool,
+        params: dict[str, Any],
+    ) -> bytes:
+        """Only the messages after ``index`` (for server-side state such as
+        ``previous_response_id``). Caller holds the lock and has loaded the chain."""
+        asm = self._assembly(fmt, Target(fmt.provider, model), include_partial)
+        pieces = asm.pieces_after(index)
+        if pieces:
+            pieces[0] = b""  # no separator before the first item sent
+        tool_frags, _ = self._rt._tool_fragments(fmt, tools or ())
+        head, tail = fmt.envelope(model, params, [], tool_frags)
+        body = _core.assemble(head, pieces, b"", fmt.close(asm.last_role()) + tail)
+        n = len(self._hashes)
+        self.last_build = BuildStats(fmt.name, n - index - 1, 0, n - index - 1, len(body))
+        return body
+
+    # -- provider calls ----------------------------------------------------------------
+
+    def _call(
+        self,
+        provider: Provider,
+        model: str,
+        tools: Any,
+        cache: Any,
+        partial: bool,
+        params: dict[str, Any],
+        stream: bool,
+    ) -> exchange.Call:
+        check_model(model)
+        return exchange.Call(
+            self,
+            provider,
+            model=model,
+            tools=tools,
+            cache=cache,
+            include_partial=partial,
+            params=params,
+            stream=stream,
+        )
+
+    def send(
+        self,
+        provider: Provider,
+        *,
+        model: str,
+        tools: Sequence[Any] | None = None,
+        cache: bool | CachePolicy = True,
+        include_partial: bool = False,
+        **params: Any,
+    ) -> Reply:
+        """Send the next request to ``provider``; append the reply and its usage atomically.
+
+        The body is built by delta assembly (or, for OpenAI Responses, as a delta on
+        the provider's stored state when it holds this session's prefix).
+        """
+        return exchange.send(
+            self._call(provider, model, tools, cache, include_partial, params, False)
+        )
+
+    def stream(
+        self,
+        provider: Provider,
+        *,
+        model: str,
+        tools: Sequence[Any] | None = None,
+        cache: bool | CachePolicy = True,
+        include_partial: bool = False,
+        **params: Any,
+    ) -> exchange.ReplyStream:
+        """Like ``send`` but streamed: iterate the result for text deltas. A stream that is
+        cut off, fails or is closed early keeps what arrived as a partial reply."""
+        call = self._call(provider, model, tools, cache, include_partial, params, True)
+        return exchange.ReplyStream(call)
+
+    async def asend(
+        self,
+        provider: Provider,
+        *,
+        model: str,
+        tools: Sequence[Any] | None = None,
+        cache: bool | CachePolicy = True,
+        include_partial: bool = False,
+        **params: Any,
+    ) -> Reply:
+        """The asyncio twin of ``send``."""
+        call = self._call(provider, model, tools, cache, include_partial, params, False)
+        return await exchange.asend(call)
+
+    def astream(
+        self,
+        provider: Provider,
+        *,
+        model: str,
+        tools: Sequence[Any] | None = None,
+        cache: bool | CachePolicy = True,
+        include_partial: bool = False,
+        **params: Any,
+    ) -> exchange.AsyncReplyStream:
+        """The asyncio twin of ``stream``: ``async for delta in s.astream(...)``."""
+        call = self._call(provider, model, tools, cache, include_partial, params, True)
+        return exchange.AsyncReplyStream(call)
+
+    def usage(self) -> UsageSummary:
+        """Totals of this session's ledger rows (every request it sent)."""
+        return UsageSummary.of(self._rt._store.calls("WHERE session = ?", (self._id,)))
+
+    def calls(self) -> list[dict[str, Any]]:
+        """This session's ledger rows, oldest first."""
+        return self._rt._store.calls("WHERE session = ?", (self._id,))
 
 
 class _Offset:
@@ -500,6 +645,19 @@ class _Assembly:
     def notes(self) -> tuple[str, ...]:
         return tuple(n for n in self._notes if n)
 
+    def pieces_after(self, i: int) -> list[bytes]:
+        """A copy of the pieces that follow message ``i``."""
+        return self.pieces[self._ends[i] :]
+
+    def skip(self) -> None:
+        """A message that is not sent (a partial reply): no pieces, same totals."""
+        self._ends.append(len(self.pieces))
+        self._sys.append(len(self.system))
+        self._roles.append(self.last_role())
+        self._notes.append(None)
+        self.nbytes.append(self.nbytes[-1] if self.nbytes else 0)
+        self.blocks.append(self.blocks[-1] if self.blocks else 0)
+
     def truncate(self, k: int) -> None:
         del self.pieces[self._ends[k - 1] if k else 0 :]
         del self.system[self._sys[k - 1] if k else 0 :]
@@ -541,7 +699,9 @@ class _Assembly:
         last = self.last_role()
         pieces, system = self.pieces, self.system
         for f in frags:
-            if f.kind == "system" and last is None:
+            if not f.data:
+                pass  # nothing to send for this message (e.g. an empty reply)
+            elif f.kind == "system" and last is None:
                 system.append(f.data)
             elif f.kind == "system":
                 raise UnsupportedFeatureError(

@@ -32,32 +32,64 @@ from .errors import (
     SessionNotFoundError,
 )
 
-__all__ = ["ChainRow", "NewNode", "SessionRow", "Store"]
+__all__ = ["CALL_COLUMNS", "ChainRow", "NewNode", "SessionRow", "Store"]
 
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
 # (session id, head node id or None, created, updated)
 SessionRow = tuple[int, "int | None", float, float]
-# (node id, message hash, canonical body, prefix hash)
-ChainRow = tuple[int, bytes, bytes, bytes]
-# (message hash, canonical body, prefix hash, metadata JSON or None)
-NewNode = tuple[bytes, bytes, bytes, "bytes | None"]
+# (node id, message hash, canonical body, prefix hash, status)
+ChainRow = tuple[int, bytes, bytes, bytes, "str | None"]
+# (message hash, canonical body, prefix hash, metadata JSON or None, status or None)
+NewNode = tuple[bytes, bytes, bytes, "bytes | None", "str | None"]
+#: Columns of the ``calls`` ledger that a caller fills in, in order.
+CALL_COLUMNS = (
+    "at",
+    "session",
+    "session_name",
+    "node",
+    "provider",
+    "model",
+    "format",
+    "body_hash",
+    "body_bytes",
+    "messages",
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "predicted_cached_tokens",
+    "explain",
+    "latency_ms",
+    "ttft_ms",
+    "retries",
+    "status",
+    "error",
+    "response_id",
+    "previous_response_id",
+    "stored",
+    "fallback",
+)
+_INSERT_CALL = (
+    f"INSERT INTO calls({', '.join(CALL_COLUMNS)}) VALUES ({', '.join('?' for _ in CALL_COLUMNS)})"
+)
 
 _INSERT_MESSAGE = "INSERT INTO messages(hash, body) VALUES (?, ?) ON CONFLICT(hash) DO NOTHING"
 _INSERT_NODE = (
-    "INSERT INTO nodes(parent, message, depth, prefix, meta) VALUES (?, ?, ?, ?, ?) "
+    "INSERT INTO nodes(parent, message, depth, prefix, meta, status) VALUES (?, ?, ?, ?, ?, ?) "
     "ON CONFLICT(prefix) DO NOTHING"
 )
 
 _CHAIN_SQL = """
-WITH RECURSIVE chain(id, parent, message, depth, prefix) AS (
-    SELECT id, parent, message, depth, prefix FROM nodes WHERE id = ?
+WITH RECURSIVE chain(id, parent, message, depth, prefix, status) AS (
+    SELECT id, parent, message, depth, prefix, status FROM nodes WHERE id = ?
     UNION ALL
-    SELECT n.id, n.parent, n.message, n.depth, n.prefix
+    SELECT n.id, n.parent, n.message, n.depth, n.prefix, n.status
     FROM nodes n JOIN chain c ON n.id = c.parent
 )
-SELECT chain.id, m.hash, m.body, chain.prefix FROM chain JOIN messages m ON m.id = chain.message
+SELECT chain.id, m.hash, m.body, chain.prefix, chain.status
+FROM chain JOIN messages m ON m.id = chain.message
 ORDER BY chain.depth
 """
 
@@ -219,7 +251,7 @@ class Store:
         """
         ids: list[int] = []
         execute = conn.execute
-        for mhash, body, prefix, meta in items:
+        for mhash, body, prefix, meta, status in items:
             depth += 1
             execute(_INSERT_MESSAGE, (mhash, body))
             if conn.changes():
@@ -233,13 +265,14 @@ class Store:
                         f"hash collision or damaged row: message {mid} has hash "
                         f"{mhash.hex()} but different bytes; nothing was linked"
                     )
-            execute(_INSERT_NODE, (parent, mid, depth, prefix, meta))
+            execute(_INSERT_NODE, (parent, mid, depth, prefix, meta, status))
             if conn.changes():
                 parent = conn.last_insert_rowid()
             else:
                 row = _one(
                     execute(
-                        "SELECT id, parent, message, depth FROM nodes WHERE prefix = ?", (prefix,)
+                        "SELECT id, parent, message, depth, status FROM nodes WHERE prefix = ?",
+                        (prefix,),
                     )
                 )
                 if (row[1], row[2], row[3]) != (parent, mid, depth):
@@ -248,6 +281,8 @@ class Store:
                         "parent or message; nothing was linked"
                     )
                 parent = row[0]
+                if row[4] is not None and status is None:  # a complete reply completes it
+                    execute("UPDATE nodes SET status = NULL WHERE id = ?", (parent,))
             ids.append(parent)
         return ids
 
@@ -276,10 +311,47 @@ class Store:
         parent: int | None,
         depth: int,
         items: Sequence[NewNode],
+        call: Sequence[Any] | None = None,
     ) -> list[int]:
         """Add ``items`` below ``parent`` and make the last one the head, if the head
-        is still ``expected``; otherwise raise ``ConflictError`` and write nothing."""
+        is still ``expected``; otherwise raise ``ConflictError`` and write nothing.
+
+        ``call`` is a ledger row (``CALL_COLUMNS`` order, ``node`` filled in with the
+        last new node) written in the same transaction.
+        """
         with self.write("appending to a session") as conn:
             ids = self.insert_nodes(conn, parent, depth, items)
             self._swap_head(conn, session, expected, ids[-1] if ids else parent)
+            if call is not None:
+                row = list(call)
+                row[CALL_COLUMNS.index("node")] = ids[-1] if ids else parent
+                conn.execute(_INSERT_CALL, row)
             return ids
+
+    def record_call(self, call: Sequence[Any]) -> int:
+        """Write one ledger row on its own (a request that stored no reply)."""
+        with self.write("recording a provider call") as conn:
+            conn.execute(_INSERT_CALL, list(call))
+            return conn.last_insert_rowid()
+
+    def calls(self, where: str = "", args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Ledger rows as dicts, oldest first; ``where`` is a fixed SQL condition."""
+        cols = ("id", *CALL_COLUMNS)
+        sql = f"SELECT {', '.join(cols)} FROM calls {where} ORDER BY id"
+        return [dict(zip(cols, r, strict=True)) for r in self.read("reading the ledger", sql, args)]
+
+    def last_response(
+        self, nodes: Sequence[int], fmt: str, model: str
+    ) -> tuple[int, str, float] | None:
+        """The newest stored server-side response among ``nodes``: (node, response id, at)."""
+        if not nodes:
+            return None
+        marks = ",".join("?" for _ in nodes)
+        rows = self.read(
+            "reading server-side state",
+            f"SELECT node, response_id, at FROM calls WHERE node IN ({marks}) AND format = ? "
+            "AND model = ? AND stored = 1 AND status = 'ok' AND response_id IS NOT NULL "
+            "ORDER BY node DESC, id DESC LIMIT 1",
+            (*nodes, fmt, model),
+        )
+        return rows[0] if rows else None

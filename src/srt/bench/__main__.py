@@ -17,8 +17,7 @@ from typing import Any
 import apsw
 import numpy
 
-import srt
-
+from .._version import __version__
 from .chat import ChatResult, run_chat
 from .formats import run_formats
 
@@ -41,7 +40,7 @@ def environment() -> dict[str, str]:
         pass
     return {
         "python": platform.python_version(),
-        "srt": srt.__version__,
+        "srt": __version__,
         "apsw": apsw.apsw_version(),
         "sqlite": apsw.sqlite_lib_version(),
         "numpy": numpy.__version__,

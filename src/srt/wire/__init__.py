@@ -8,17 +8,29 @@ give identical bytes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 from .. import _core
 from ..errors import ConfigError, UnsupportedFeatureError
-from . import openai_chat
+from ..message import canonical_tool
+from . import anthropic, azure, bedrock, openai_chat, openai_responses
 from .base import Frag, Target, WireFormat
 
 __all__ = ["FORMATS", "Frag", "Target", "WireFormat", "build_body", "get_format"]
 
-FORMATS: dict[str, WireFormat] = {f.name: f for f in (openai_chat.FORMAT,)}
+FORMATS: dict[str, WireFormat] = {
+    f.name: f
+    for f in (
+        openai_chat.FORMAT,
+        openai_responses.FORMAT,
+        azure.CHAT,
+        azure.RESPONSES,
+        anthropic.FORMAT,
+        bedrock.FORMAT,
+    )
+}
 
 
 def get_format(name: str) -> WireFormat:
@@ -41,6 +53,8 @@ def layout(fmt: WireFormat, frags: Sequence[Frag]) -> tuple[list[bytes], list[by
         if f.kind == "system" and not started:
             system.append(f.data)
             continue
+        if not f.data:
+            continue  # a message with nothing to send (see Frag)
         if f.kind == "system":
             raise UnsupportedFeatureError(
                 fmt.name, "a system or developer message after the conversation has started"
@@ -66,5 +80,6 @@ def build_body(
     tgt = target or Target(f.provider, model)
     frags = [f.render(b, tgt) for b in bodies]
     system, pieces, last = layout(f, frags)
-    head, tail = f.envelope(model, dict(params or {}), system, [f.tool_fragment(t) for t in tools])
+    tool_frags = [f.tool_fragment(json.loads(canonical_tool(t))) for t in tools]
+    head, tail = f.envelope(model, dict(params or {}), system, tool_frags)
     return _core.assemble(head, pieces, b"", f.close(last) + tail)

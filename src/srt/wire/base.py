@@ -130,6 +130,10 @@ class WireFormat(ABC):
         """One tool definition (canonical OpenAI function shape) in this format."""
         raise UnsupportedFeatureError(self.name, "tool definitions")
 
+    def to_canonical(self, msg: Any, model: str | None = None) -> list[dict[str, Any]]:
+        """A message (or items) in this format's own shape -> canonical messages."""
+        raise UnsupportedFeatureError(self.name, "input in its own message shape")
+
     @abstractmethod
     def envelope(
         self,
@@ -141,8 +145,10 @@ class WireFormat(ABC):
         """``(head, tail)`` around the glued message fragments and ``close()``."""
 
     @abstractmethod
-    def parse_reply(self, data: dict[str, Any]) -> Reply:
-        """A complete (non-streamed) response body -> canonical reply and usage."""
+    def parse_reply(self, data: dict[str, Any], model: str | None = None) -> Reply:
+        """A complete (non-streamed) response body -> canonical reply and usage.
+
+        ``model`` names the model when the response does not (Bedrock)."""
 
     def mark(self, fragment: bytes, ttl: str | None) -> bytes:
         """``fragment`` carrying a cache breakpoint (for formats with markers)."""
@@ -155,4 +161,8 @@ class WireFormat(ABC):
 def check_model(model: Any) -> str:
     if not isinstance(model, str) or not model:
         raise ConfigError("model must be a non-empty string")
+    try:
+        model.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError("model must be valid Unicode text") from None
     return model

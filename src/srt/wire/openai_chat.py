@@ -58,7 +58,7 @@ class OpenAIChat(WireFormat):
             tail += b',"tools":[' + b",".join(tools) + b"]"
         return head, tail + params_tail(params, _RESERVED) + b"}"
 
-    def parse_reply(self, data: dict[str, Any]) -> Reply:
+    def parse_reply(self, data: dict[str, Any], model: str | None = None) -> Reply:
         """A Chat Completions response object -> canonical assistant message and usage."""
         try:
             choice = data["choices"][0]

@@ -1,0 +1,477 @@
+"""Anthropic Messages: ``POST /v1/messages``.
+
+The body equals ``json.dumps({"model": ..., "max_tokens": ..., "tools": [...],
+"system": [...], "messages": [...], **params}, ensure_ascii=False,
+separators=(",", ":"))``, with ``tools`` only when there are tools and ``system``
+only when the conversation opens with system or developer messages.
+``max_tokens`` is required by the API: it is taken from the request parameters
+when given there (and then not repeated), else ``DEFAULT_MAX_TOKENS``.
+
+A message's fragment is its content blocks, comma-separated; the role glue opens
+and closes ``{"role": ..., "content": [...]}`` objects, so consecutive messages of
+one wire role (a tool result, which Anthropic carries in a user turn, followed by
+a user message, say) share one turn, as the API requires.
+
+Conversion from the canonical (Chat Completions) model:
+
+* system/developer -> ``system`` text blocks; user -> text and image blocks
+  (base64 data URLs and http(s) URLs); tool -> a ``tool_result`` block in a user
+  turn; assistant -> its replayable artifacts, then text, then ``tool_use`` blocks.
+* Provider artifacts (thinking blocks with their signature) are replayed verbatim
+  only to the provider and model that produced them; others are left out and
+  the fragment notes it.
+* Anything Anthropic cannot express (a message ``name``, an empty text block,
+  audio or file parts, image URLs of other schemes) raises
+  ``UnsupportedFeatureError``: nothing is dropped silently. The one hint left
+  out is an image part's ``detail`` (noted on the fragment unless ``"auto"``).
+
+``to_canonical`` converts the other way. Anthropic blocks -> canonical -> Anthropic
+gives back the same blocks, with one normalisation: a message whose content is a
+plain string comes back as one text block. Inside an assistant message the
+blocks are grouped as thinking, then text, then ``tool_use`` (the order Claude
+produces them in), and a ``cache_control`` key on an input block is ignored
+(srt places its own breakpoints).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .._types import Reply, Usage
+from ..errors import (
+    ConfigError,
+    InvalidMessageError,
+    ProviderResponseError,
+    UnsupportedFeatureError,
+)
+from ..message import canonical_tool
+from .base import Frag, Target, WireFormat, check_model, dumps, loads_arguments, params_tail
+
+__all__ = ["DEFAULT_MAX_TOKENS", "FORMAT", "NAME", "Anthropic", "to_canonical"]
+
+#: ``max_tokens`` sent when the request parameters do not set it (the API requires one).
+DEFAULT_MAX_TOKENS = 4096
+
+_RESERVED = frozenset({"model", "messages", "system", "tools"})
+_EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
+_CACHE_CONTROL = {
+    None: b'{"type":"ephemeral"}',
+    "5m": b'{"type":"ephemeral"}',
+    "1h": b'{"type":"ephemeral","ttl":"1h"}',
+}
+_THINKING = frozenset({"thinking", "redacted_thinking"})
+
+# -- helpers shared with the Bedrock format -----------------------------------------
+
+#: Top-level keys of a canonical message that the block formats understand.
+_KNOWN_FIELDS = frozenset({"role", "content", "tool_calls", "tool_call_id", "artifacts"})
+#: Image media types both Anthropic and Bedrock accept.
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+_DATA_URL = re.compile(r"data:([^;,]*);base64,(.*)", re.S)
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, (str, list, dict)) and not value)
+
+
+def check_fields(msg: Mapping[str, Any], fmt: str) -> None:
+    """``UnsupportedFeatureError`` for a message field ``fmt`` has no place for.
+
+    Empty values (``"annotations": []``, say) carry nothing and pass.
+    """
+    for key, value in msg.items():
+        if key not in _KNOWN_FIELDS and not _empty(value):
+            raise UnsupportedFeatureError(fmt, f"the message '{key}' field")
+
+
+def check_call(call: Mapping[str, Any], fmt: str) -> dict[str, Any]:
+    """A canonical tool call's arguments as the JSON object the block formats send."""
+    if call.get("type", "function") != "function":
+        raise UnsupportedFeatureError(fmt, f"{call.get('type')} tool calls")
+    for key, value in call.items():
+        if key not in ("id", "type", "function") and not _empty(value):
+            raise UnsupportedFeatureError(fmt, f"the tool call '{key}' field")
+    value = loads_arguments(call["function"]["arguments"], fmt)
+    if not isinstance(value, dict):
+        raise UnsupportedFeatureError(fmt, "tool call arguments that are not a JSON object")
+    return value
+
+
+def replayed(
+    artifacts: Iterable[Mapping[str, Any]] | None, target: Target, fmt: str
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The artifacts' data valid for ``target``, and a note naming the ones left out."""
+    keep: list[dict[str, Any]] = []
+    others: list[str] = []
+    for art in artifacts or ():
+        if art["provider"] == target.provider and art["model"] == target.model:
+            data = art["data"]
+            if not isinstance(data, dict):
+                raise UnsupportedFeatureError(fmt, "a provider artifact that is not a JSON object")
+            keep.append(data)
+        else:
+            others.append(f"{art['provider']}/{art['model']}")
+    if not others:
+        return keep, None
+    who = ", ".join(dict.fromkeys(others))
+    return keep, (
+        f"stripped {len(others)} artifact(s) from {who}: "
+        "they are only valid for the model that produced them"
+    )
+
+
+def data_url(url: str, fmt: str) -> tuple[str, str] | None:
+    """``(media type, base64 data)`` of a base64 data URL; None for any other URL."""
+    if url[:5].lower() != "data:":
+        return None
+    m = _DATA_URL.fullmatch(url)
+    if m is None:
+        raise UnsupportedFeatureError(fmt, "image data URLs that are not base64")
+    media = m.group(1).lower()
+    if media not in IMAGE_TYPES:
+        raise UnsupportedFeatureError(fmt, f"{media or 'untyped'} images")
+    return media, m.group(2)
+
+
+def image_spec(spec: Mapping[str, Any], fmt: str, notes: list[str]) -> str:
+    """The URL of a canonical ``image_url`` object, noting a ``detail`` hint left out."""
+    for key, value in spec.items():
+        if key not in ("url", "detail") and not _empty(value):
+            raise UnsupportedFeatureError(fmt, f"the image_url '{key}' field")
+    detail = spec.get("detail")
+    if detail not in (None, "auto"):
+        notes.append(f"left out an image 'detail' hint: {fmt} has none")
+    url = spec["url"]
+    assert isinstance(url, str)
+    return url
+
+
+def join_blocks(blocks: list[Any], fmt: str) -> bytes:
+    """Content blocks as the comma-joined bytes of a fragment."""
+    try:
+        return b",".join([dumps(b) for b in blocks])
+    except ValueError:  # NaN or infinity in tool call arguments (json.loads accepts them)
+        raise UnsupportedFeatureError(fmt, "NaN or infinity in tool call arguments") from None
+
+
+def note_of(notes: list[str]) -> str | None:
+    return "; ".join(dict.fromkeys(notes)) if notes else None
+
+
+def make_glue(prev: str | None, role: str) -> bytes:
+    """The role glue of the block formats: one ``{"role","content":[...]}`` per run."""
+    if prev == role:
+        return b","
+    start = b'{"role":' + dumps(role) + b',"content":['
+    return start if prev is None else b"]}," + start
+
+
+def blocks_of(content: Any) -> list[Any]:
+    if not isinstance(content, list):
+        raise InvalidMessageError("message content must be a string or a list of blocks")
+    return content
+
+
+def _without_cache_control(block: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in block.items() if k != "cache_control"}
+
+
+class Anthropic(WireFormat):
+    name = "anthropic.messages"
+    provider = "anthropic"
+    splits_system = True
+    marker = "cache_control"
+
+    # -- canonical -> Anthropic --------------------------------------------------------
+
+    def _text(self, text: Any) -> dict[str, Any]:
+        if not isinstance(text, str):
+            raise InvalidMessageError("a text part needs a string 'text'")
+        if not text:
+            raise UnsupportedFeatureError(self.name, "an empty text block")
+        return {"type": "text", "text": text}
+
+    def _image(self, spec: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:
+        url = image_spec(spec, self.name, notes)
+        data = data_url(url, self.name)
+        if data is not None:
+            media, b64 = data
+            return {
+                "type": "image",
+                "source": {"type": "base64", "media_type": media, "data": b64},
+            }
+        if url[:8].lower() == "https://" or url[:7].lower() == "http://":
+            return {"type": "image", "source": {"type": "url", "url": url}}
+        raise UnsupportedFeatureError(self.name, "image URLs other than http(s) or base64 data")
+
+    def _parts(
+        self, content: Any, what: str, notes: list[str], images: bool = True
+    ) -> list[dict[str, Any]]:
+        if isinstance(content, str):
+            return [self._text(content)]
+        out = []
+        for part in content or ():
+            kind = part.get("type")
+            if kind == "text":
+                out.append(self._text(part.get("text")))
+            elif kind == "image_url" and images:
+                out.append(self._image(part["image_url"], notes))
+            else:
+                raise UnsupportedFeatureError(self.name, f"{kind} parts in {what}")
+        return out
+
+    def render(self, body: bytes, target: Target) -> Frag:
+        msg = json.loads(body)
+        check_fields(msg, self.name)
+        role = msg["role"]
+        content = msg.get("content")
+        notes: list[str] = []
+        if role in ("system", "developer"):
+            blocks = self._parts(content, "a system message", notes, images=False)
+            wire = "system"
+        elif role == "user":
+            blocks = self._parts(content, "a user message", notes)
+            wire = "user"
+        elif role == "tool":
+            result = (
+                content
+                if isinstance(content, str)
+                else self._parts(content, "a tool message", notes)
+            )
+            block = {"type": "tool_result", "tool_use_id": msg["tool_call_id"], "content": result}
+            blocks = [block]
+            wire = "user"
+        else:
+            blocks, note = replayed(msg.get("artifacts"), target, self.name)
+            if note:
+                notes.append(note)
+            if isinstance(content, str):
+                if content:
+                    blocks.append(self._text(content))
+            elif content is not None:
+                blocks += self._parts(content, "an assistant message", notes, images=False)
+            for call in msg.get("tool_calls") or ():
+                blocks.append(
+                    {
+                        "type": "tool_use",
+                        "id": call["id"],
+                        "name": call["function"]["name"],
+                        "input": check_call(call, self.name),
+                    }
+                )
+            wire = "assistant"
+        if not blocks and wire == "assistant":
+            # e.g. a reply of ``content: []`` after a tool result: nothing to send.
+            notes.append("left out an assistant message with no content")
+            return Frag("message", wire, b"", note_of(notes), blocks=0)
+        if not blocks:
+            raise UnsupportedFeatureError(self.name, f"an empty {role} message")
+        kind = "system" if wire == "system" else "message"
+        return Frag(kind, wire, join_blocks(blocks, self.name), note_of(notes), len(blocks))
+
+    def glue(self, prev: str | None, role: str) -> bytes:
+        return make_glue(prev, role)
+
+    def close(self, last: str | None) -> bytes:
+        return b"]}" if last else b""
+
+    def tool_fragment(self, tool: dict[str, Any]) -> bytes:
+        fn = json.loads(canonical_tool(tool))["function"]
+        out: dict[str, Any] = {"name": fn["name"]}
+        if "description" in fn:
+            out["description"] = fn["description"]
+        out["input_schema"] = fn.get("parameters") or _EMPTY_SCHEMA
+        return dumps(out)
+
+    def envelope(
+        self, model: str, params: dict[str, Any], system: list[bytes], tools: list[bytes]
+    ) -> tuple[bytes, bytes]:
+        rest = dict(params)
+        max_tokens = rest.pop("max_tokens", DEFAULT_MAX_TOKENS)
+        head = b'{"model":' + dumps(check_model(model))
+        head += params_tail({"max_tokens": max_tokens}, frozenset())
+        if tools:
+            head += b',"tools":[' + b",".join(tools) + b"]"
+        if system:
+            head += b',"system":[' + b",".join(system) + b"]"
+        head += b',"messages":['
+        return head, b"]" + params_tail(rest, _RESERVED) + b"}"
+
+    def mark(self, fragment: bytes, ttl: str | None) -> bytes:
+        """``fragment`` with ``cache_control`` on its last block (message, system or tool)."""
+        try:
+            control = _CACHE_CONTROL[ttl]
+        except (KeyError, TypeError):
+            raise ConfigError(f"cache TTL must be None, '5m' or '1h', not {ttl!r}") from None
+        if not fragment.endswith(b"}"):
+            raise ConfigError("a cache breakpoint goes on a fragment ending in a JSON object")
+        return fragment[:-1] + b',"cache_control":' + control + b"}"
+
+    # -- Anthropic -> canonical --------------------------------------------------------
+
+    def parse_reply(self, data: dict[str, Any], model: str | None = None) -> Reply:
+        """A Messages API response object -> canonical assistant message and usage.
+
+        Text blocks are joined into one string (their ``citations`` are not kept);
+        thinking and redacted_thinking blocks become artifacts for ``data["model"]``.
+        """
+        if not isinstance(data, dict) or not isinstance(data.get("content"), list):
+            raise ProviderResponseError("an Anthropic response without a content list")
+        model = data.get("model")
+        texts: list[str] = []
+        calls: list[dict[str, Any]] = []
+        arts: list[dict[str, Any]] = []
+        try:
+            for block in data["content"]:
+                kind = block["type"]
+                if kind == "text":
+                    texts.append(str(block["text"]))
+                elif kind == "tool_use":
+                    calls.append(
+                        {
+                            "id": block["id"],
+                            "type": "function",
+                            "function": {
+                                "name": block["name"],
+                                "arguments": dumps(block.get("input") or {}).decode(),
+                            },
+                        }
+                    )
+                elif kind in _THINKING:
+                    if not isinstance(model, str) or not model:
+                        raise ProviderResponseError("thinking blocks in a response without model")
+                    arts.append(
+                        {"provider": self.provider, "model": model, "type": kind, "data": block}
+                    )
+                else:
+                    raise ProviderResponseError(
+                        f"an Anthropic {str(kind)[:40]!r} content block srt cannot represent"
+                    )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProviderResponseError(f"a malformed Anthropic content block ({exc!r})") from None
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(texts)}
+        if calls:
+            message["tool_calls"] = calls
+        if arts:
+            message["artifacts"] = arts
+        u = data.get("usage") or {}
+        read = int(u.get("cache_read_input_tokens") or 0)
+        write = int(u.get("cache_creation_input_tokens") or 0)
+        usage = Usage(
+            input_tokens=int(u.get("input_tokens") or 0) + read + write,
+            output_tokens=int(u.get("output_tokens") or 0),
+            cache_read_tokens=read,
+            cache_write_tokens=write,
+        )
+        return Reply(message, usage, model, data.get("id"), data.get("stop_reason"))
+
+    def _check_block(self, block: Any, allowed: Iterable[str]) -> dict[str, Any]:
+        if not isinstance(block, Mapping) or not isinstance(block.get("type"), str):
+            raise InvalidMessageError("an Anthropic content block must be an object with a type")
+        keys = {"type", "cache_control", *allowed}
+        for key, value in block.items():
+            if key not in keys and not _empty(value) and value is not False:
+                raise UnsupportedFeatureError(
+                    self.name, f"the '{key}' field of {block['type']} blocks"
+                )
+        return dict(block)
+
+    def _to_part(self, block: Any, what: str) -> dict[str, Any]:
+        kind = block.get("type") if isinstance(block, Mapping) else None
+        if kind == "text":
+            b = self._check_block(block, ("text",))
+            return {"type": "text", "text": b["text"]}
+        if kind == "image":
+            src = self._check_block(block, ("source",))["source"]
+            if isinstance(src, Mapping) and src.get("type") == "base64":
+                url = f"data:{src['media_type']};base64,{src['data']}"
+            elif isinstance(src, Mapping) and src.get("type") == "url":
+                url = src["url"]
+            else:
+                stype = src.get("type") if isinstance(src, Mapping) else None
+                raise UnsupportedFeatureError(self.name, f"{stype} image sources")
+            return {"type": "image_url", "image_url": {"url": url}}
+        raise UnsupportedFeatureError(self.name, f"{kind} blocks in {what}")
+
+    def to_canonical(
+        self, msg: Mapping[str, Any], model: str | None = None
+    ) -> list[dict[str, Any]]:
+        """An Anthropic message (role user or assistant) as canonical message dicts.
+
+        A user message's ``tool_result`` blocks become one tool message each, then
+        its other blocks one user message (string content for a single text block).
+        An assistant message's thinking blocks become artifacts for
+        ``msg["model"]`` or ``model``.
+        """
+        role = msg.get("role")
+        content = msg.get("content")
+        if role not in ("user", "assistant"):
+            raise InvalidMessageError("an Anthropic message has role user or assistant")
+        if isinstance(content, str):
+            return [{"role": role, "content": content}]
+        blocks = blocks_of(content)
+        if role == "user":
+            out: list[dict[str, Any]] = []
+            parts: list[dict[str, Any]] = []
+            for block in blocks:
+                if isinstance(block, Mapping) and block.get("type") == "tool_result":
+                    b = self._check_block(block, ("tool_use_id", "content", "is_error"))
+                    if b.get("is_error"):
+                        raise UnsupportedFeatureError(self.name, "tool results flagged is_error")
+                    result = b.get("content", "")
+                    if not isinstance(result, str):
+                        result = [self._to_part(p, "a tool_result") for p in blocks_of(result)]
+                    out.append(
+                        {"role": "tool", "tool_call_id": b["tool_use_id"], "content": result}
+                    )
+                else:
+                    parts.append(self._to_part(block, "a user message"))
+            if parts:
+                single = len(parts) == 1 and parts[0]["type"] == "text"
+                out.append({"role": "user", "content": parts[0]["text"] if single else parts})
+            return out
+        texts: list[dict[str, Any]] = []
+        calls: list[dict[str, Any]] = []
+        arts: list[dict[str, Any]] = []
+        for block in blocks:
+            kind = block.get("type") if isinstance(block, Mapping) else None
+            if kind in _THINKING:
+                produced_by = msg.get("model") or model
+                if not produced_by:
+                    raise UnsupportedFeatureError(
+                        self.name, "thinking blocks without the model that produced them"
+                    )
+                data = _without_cache_control(block)
+                arts.append(
+                    {"provider": self.provider, "model": produced_by, "type": kind, "data": data}
+                )
+            elif kind == "tool_use":
+                b = self._check_block(block, ("id", "name", "input"))
+                calls.append(
+                    {
+                        "id": b["id"],
+                        "type": "function",
+                        "function": {"name": b["name"], "arguments": dumps(b["input"]).decode()},
+                    }
+                )
+            else:
+                texts.append(self._to_part(block, "an assistant message"))
+                if texts[-1]["type"] != "text":
+                    raise UnsupportedFeatureError(self.name, "images in an assistant message")
+        text: Any = texts[0]["text"] if len(texts) == 1 else texts or ""
+        out_msg: dict[str, Any] = {"role": "assistant", "content": text}
+        if calls:
+            out_msg["tool_calls"] = calls
+        if arts:
+            out_msg["artifacts"] = arts
+        return [out_msg]
+
+
+FORMAT = Anthropic()
+NAME = FORMAT.name
+
+#: ``to_canonical(msg, model=None)`` as a module function (for ``srt.wire.convert``).
+to_canonical = FORMAT.to_canonical

@@ -1,0 +1,374 @@
+"""Amazon Bedrock Converse: ``POST /model/{modelId}/converse``.
+
+The body equals ``json.dumps({"toolConfig": {"tools": [...]}, "system": [...],
+"messages": [...], **params}, ensure_ascii=False, separators=(",", ":"))``, with
+``toolConfig`` only when there are tools and ``system`` only when the
+conversation opens with system or developer messages. There is no ``model`` key:
+Bedrock takes the model id in the URL (the envelope still checks it).
+
+Fragments and role glue work as in ``anthropic.messages``: a fragment is its
+content blocks, comma-separated, and consecutive messages of one wire role share
+one ``{"role": ..., "content": [...]}`` turn.
+
+Conversion from the canonical (Chat Completions) model:
+
+* system/developer -> ``{"text"}`` blocks; user -> ``{"text"}`` and
+  ``{"image": {"format", "source": {"bytes"}}}`` blocks (base64 data URLs of PNG,
+  JPEG, GIF or WebP only: Bedrock takes image bytes, not URLs); tool -> a
+  ``toolResult`` block in a user turn; assistant -> its replayable artifacts
+  (``reasoningContent`` blocks), then text, then ``toolUse`` blocks.
+* Artifacts of another provider or model are left out and the fragment notes
+  it; anything else Bedrock cannot express raises ``UnsupportedFeatureError``.
+
+``to_canonical`` converts the other way. Bedrock blocks -> canonical -> Bedrock
+gives back the same blocks; inside an assistant message they are grouped as
+reasoning, then text, then ``toolUse``, a ``cachePoint`` block is ignored (srt
+places its own) and a toolResult's ``"status": "success"`` (the default) is not
+kept.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from .._types import Reply, Usage
+from ..errors import (
+    ConfigError,
+    InvalidMessageError,
+    ProviderResponseError,
+    UnsupportedFeatureError,
+)
+from ..message import canonical_tool
+from .anthropic import (
+    blocks_of,
+    check_call,
+    check_fields,
+    data_url,
+    image_spec,
+    join_blocks,
+    make_glue,
+    note_of,
+    replayed,
+)
+from .base import Frag, Target, WireFormat, check_model, dumps, params_tail
+
+__all__ = ["FORMAT", "NAME", "Bedrock", "to_canonical"]
+
+_RESERVED = frozenset({"model", "messages", "system", "toolConfig"})
+_EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
+_CACHE_POINT = {
+    None: b',{"cachePoint":{"type":"default"}}',
+    "5m": b',{"cachePoint":{"type":"default"}}',
+    "1h": b',{"cachePoint":{"type":"default","ttl":"1h"}}',
+}
+_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
+_REASONING = "reasoningContent"
+
+
+class Bedrock(WireFormat):
+    name = "bedrock.converse"
+    provider = "bedrock"
+    splits_system = True
+    marker = "cachePoint"
+
+    # -- canonical -> Bedrock ----------------------------------------------------------
+
+    def _text(self, text: Any) -> dict[str, Any]:
+        if not isinstance(text, str):
+            raise InvalidMessageError("a text part needs a string 'text'")
+        if not text:
+            raise UnsupportedFeatureError(self.name, "an empty text block")
+        return {"text": text}
+
+    def _image(self, spec: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:
+        url = image_spec(spec, self.name, notes)
+        data = data_url(url, self.name)
+        if data is None:
+            raise UnsupportedFeatureError(self.name, "image URLs (Bedrock takes image bytes)")
+        media, b64 = data
+        return {"image": {"format": _FORMATS[media], "source": {"bytes": b64}}}
+
+    def _parts(
+        self, content: Any, what: str, notes: list[str], images: bool = True
+    ) -> list[dict[str, Any]]:
+        if isinstance(content, str):
+            return [self._text(content)]
+        out = []
+        for part in content or ():
+            kind = part.get("type")
+            if kind == "text":
+                out.append(self._text(part.get("text")))
+            elif kind == "image_url" and images:
+                out.append(self._image(part["image_url"], notes))
+            else:
+                raise UnsupportedFeatureError(self.name, f"{kind} parts in {what}")
+        return out
+
+    def render(self, body: bytes, target: Target) -> Frag:
+        msg = json.loads(body)
+        check_fields(msg, self.name)
+        role = msg["role"]
+        content = msg.get("content")
+        notes: list[str] = []
+        if role in ("system", "developer"):
+            blocks = self._parts(content, "a system message", notes, images=False)
+            wire = "system"
+        elif role == "user":
+            blocks = self._parts(content, "a user message", notes)
+            wire = "user"
+        elif role == "tool":
+            result = (
+                [{"text": content}]
+                if isinstance(content, str)
+                else self._parts(content, "a tool message", notes)
+            )
+            blocks = [{"toolResult": {"toolUseId": msg["tool_call_id"], "content": result}}]
+            wire = "user"
+        else:
+            blocks, note = replayed(msg.get("artifacts"), target, self.name)
+            if note:
+                notes.append(note)
+            if isinstance(content, str):
+                if content:
+                    blocks.append(self._text(content))
+            elif content is not None:
+                blocks += self._parts(content, "an assistant message", notes, images=False)
+            for call in msg.get("tool_calls") or ():
+                use = {
+                    "toolUseId": call["id"],
+                    "name": call["function"]["name"],
+                    "input": check_call(call, self.name),
+                }
+                blocks.append({"toolUse": use})
+            wire = "assistant"
+        if not blocks and wire == "assistant":
+            # e.g. a reply of ``content: []`` after a tool result: nothing to send.
+            notes.append("left out an assistant message with no content")
+            return Frag("message", wire, b"", note_of(notes), blocks=0)
+        if not blocks:
+            raise UnsupportedFeatureError(self.name, f"an empty {role} message")
+        kind = "system" if wire == "system" else "message"
+        return Frag(kind, wire, join_blocks(blocks, self.name), note_of(notes), len(blocks))
+
+    def glue(self, prev: str | None, role: str) -> bytes:
+        return make_glue(prev, role)
+
+    def close(self, last: str | None) -> bytes:
+        return b"]}" if last else b""
+
+    def tool_fragment(self, tool: dict[str, Any]) -> bytes:
+        fn = json.loads(canonical_tool(tool))["function"]
+        spec: dict[str, Any] = {"name": fn["name"]}
+        if "description" in fn:
+            spec["description"] = fn["description"]
+        spec["inputSchema"] = {"json": fn.get("parameters") or _EMPTY_SCHEMA}
+        return dumps({"toolSpec": spec})
+
+    def envelope(
+        self, model: str, params: dict[str, Any], system: list[bytes], tools: list[bytes]
+    ) -> tuple[bytes, bytes]:
+        check_model(model)
+        members = []
+        if tools:
+            members.append(b'"toolConfig":{"tools":[' + b",".join(tools) + b"]}")
+        if system:
+            members.append(b'"system":[' + b",".join(system) + b"]")
+        members.append(b'"messages":[')
+        return b"{" + b",".join(members), b"]" + params_tail(params, _RESERVED) + b"}"
+
+    def mark(self, fragment: bytes, ttl: str | None) -> bytes:
+        """``fragment`` followed by a ``cachePoint`` block (messages, system or tools)."""
+        try:
+            point = _CACHE_POINT[ttl]
+        except (KeyError, TypeError):
+            raise ConfigError(f"cache TTL must be None, '5m' or '1h', not {ttl!r}") from None
+        if not fragment:
+            raise ConfigError("a cache breakpoint needs a non-empty fragment")
+        return fragment + point
+
+    # -- Bedrock -> canonical ----------------------------------------------------------
+
+    def parse_reply(self, data: dict[str, Any], model: str | None = None) -> Reply:
+        """A Converse response -> canonical assistant message and usage.
+
+        The response does not name the model, so ``reasoningContent`` blocks (kept
+        as artifacts for the model that produced them) need ``model``.
+        """
+        try:
+            content = data["output"]["message"]["content"]
+            if not isinstance(content, list):
+                raise TypeError("content is not a list")
+        except (KeyError, TypeError):
+            raise ProviderResponseError(
+                "a Converse response without output.message.content"
+            ) from None
+        texts: list[str] = []
+        calls: list[dict[str, Any]] = []
+        arts: list[dict[str, Any]] = []
+        try:
+            for block in content:
+                if not isinstance(block, dict):
+                    raise TypeError("a content block is not an object")
+                if "text" in block:
+                    texts.append(str(block["text"]))
+                elif "toolUse" in block:
+                    use = block["toolUse"]
+                    arguments = dumps(use.get("input") or {}).decode()
+                    calls.append(
+                        {
+                            "id": use["toolUseId"],
+                            "type": "function",
+                            "function": {"name": use["name"], "arguments": arguments},
+                        }
+                    )
+                elif _REASONING in block:
+                    if not model:
+                        raise UnsupportedFeatureError(
+                            self.name, "reasoning content without the model that produced it"
+                        )
+                    arts.append(
+                        {
+                            "provider": self.provider,
+                            "model": model,
+                            "type": _REASONING,
+                            "data": block,
+                        }
+                    )
+                else:
+                    kind = ",".join(sorted(block))[:40]
+                    raise ProviderResponseError(
+                        f"a Converse {kind!r} content block srt cannot represent"
+                    )
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            if isinstance(exc, UnsupportedFeatureError):
+                raise
+            raise ProviderResponseError(f"a malformed Converse content block ({exc!r})") from None
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(texts)}
+        if calls:
+            message["tool_calls"] = calls
+        if arts:
+            message["artifacts"] = arts
+        u = data.get("usage") or {}
+        read = int(u.get("cacheReadInputTokens") or 0)
+        write = int(u.get("cacheWriteInputTokens") or 0)
+        usage = Usage(
+            input_tokens=int(u.get("inputTokens") or 0) + read + write,
+            output_tokens=int(u.get("outputTokens") or 0),
+            cache_read_tokens=read,
+            cache_write_tokens=write,
+        )
+        return Reply(message, usage, model, None, data.get("stopReason"))
+
+    def _to_part(self, block: Any, what: str) -> dict[str, Any]:
+        if not isinstance(block, Mapping) or len(block) != 1:
+            raise InvalidMessageError("a Converse content block is an object with one key")
+        (kind,) = block
+        if kind == "text":
+            return {"type": "text", "text": block["text"]}
+        if kind == "image":
+            image = block["image"]
+            for key in image:
+                if key not in ("format", "source"):
+                    raise UnsupportedFeatureError(self.name, f"the image '{key}' field")
+            source = image["source"]
+            if set(source) != {"bytes"}:
+                raise UnsupportedFeatureError(self.name, f"image sources {sorted(source)}")
+            url = f"data:image/{image['format']};base64,{source['bytes']}"
+            return {"type": "image_url", "image_url": {"url": url}}
+        raise UnsupportedFeatureError(self.name, f"{kind} blocks in {what}")
+
+    def to_canonical(
+        self, msg: Mapping[str, Any], model: str | None = None
+    ) -> list[dict[str, Any]]:
+        """A Converse message (role user or assistant) as canonical message dicts.
+
+        A user message's ``toolResult`` blocks become one tool message each, then
+        its other blocks one user message (string content for a single text block).
+        An assistant message's ``reasoningContent`` blocks become artifacts for
+        ``model``.
+        """
+        role = msg.get("role")
+        if role not in ("user", "assistant"):
+            raise InvalidMessageError("a Converse message has role user or assistant")
+        content = msg.get("content")
+        if isinstance(content, str):
+            return [{"role": role, "content": content}]
+        blocks = [
+            b for b in blocks_of(content) if not (isinstance(b, Mapping) and "cachePoint" in b)
+        ]
+        if role == "user":
+            out: list[dict[str, Any]] = []
+            parts: list[dict[str, Any]] = []
+            for block in blocks:
+                if isinstance(block, Mapping) and "toolResult" in block and len(block) == 1:
+                    out.append(self._tool_message(block["toolResult"]))
+                else:
+                    parts.append(self._to_part(block, "a user message"))
+            if parts:
+                single = len(parts) == 1 and parts[0]["type"] == "text"
+                out.append({"role": "user", "content": parts[0]["text"] if single else parts})
+            return out
+        texts: list[dict[str, Any]] = []
+        calls: list[dict[str, Any]] = []
+        arts: list[dict[str, Any]] = []
+        for block in blocks:
+            if isinstance(block, Mapping) and _REASONING in block and len(block) == 1:
+                if not model:
+                    raise UnsupportedFeatureError(
+                        self.name, "reasoning content without the model that produced it"
+                    )
+                arts.append(
+                    {
+                        "provider": self.provider,
+                        "model": model,
+                        "type": _REASONING,
+                        "data": dict(block),
+                    }
+                )
+            elif isinstance(block, Mapping) and "toolUse" in block and len(block) == 1:
+                use = block["toolUse"]
+                for key in use:
+                    if key not in ("toolUseId", "name", "input"):
+                        raise UnsupportedFeatureError(self.name, f"the toolUse '{key}' field")
+                calls.append(
+                    {
+                        "id": use["toolUseId"],
+                        "type": "function",
+                        "function": {
+                            "name": use["name"],
+                            "arguments": dumps(use["input"]).decode(),
+                        },
+                    }
+                )
+            else:
+                part = self._to_part(block, "an assistant message")
+                if part["type"] != "text":
+                    raise UnsupportedFeatureError(self.name, "images in an assistant message")
+                texts.append(part)
+        text: Any = texts[0]["text"] if len(texts) == 1 else texts or ""
+        out_msg: dict[str, Any] = {"role": "assistant", "content": text}
+        if calls:
+            out_msg["tool_calls"] = calls
+        if arts:
+            out_msg["artifacts"] = arts
+        return [out_msg]
+
+    def _tool_message(self, result: Mapping[str, Any]) -> dict[str, Any]:
+        for key, value in result.items():
+            if key == "status" and value == "error":
+                raise UnsupportedFeatureError(self.name, "tool results with status 'error'")
+            if key not in ("toolUseId", "content", "status"):
+                raise UnsupportedFeatureError(self.name, f"the toolResult '{key}' field")
+        parts = [self._to_part(b, "a toolResult") for b in blocks_of(result.get("content", []))]
+        single = len(parts) == 1 and parts[0]["type"] == "text"
+        content: Any = parts[0]["text"] if single else parts
+        return {"role": "tool", "tool_call_id": result["toolUseId"], "content": content}
+
+
+FORMAT = Bedrock()
+NAME = FORMAT.name
+
+#: ``to_canonical(msg, model=None)`` as a module function (for ``srt.wire.convert``).
+to_canonical = FORMAT.to_canonical
