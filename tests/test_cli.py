@@ -117,7 +117,9 @@ def test_end_to_end(cli: Cli) -> None:
     key = json.loads(r2.out)["prompt_cache_key"]
     assert re.fullmatch(r"srt-[0-9a-f]{32}", key)
     with_key = {"model": "gpt-4o-mini", "messages": messages, "prompt_cache_key": key}
-    assert r2.out == json.dumps(with_key, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    assert (
+        r2.out == json.dumps(with_key, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    )
 
     assert cli.ok("fork", "chat", "branch", "--at", "-1") == "2\n"
     assert json.loads(cli.ok("show", "branch", "--json")) == messages[:2]

@@ -1,0 +1,61 @@
+"""Shared fixtures: a temporary database path, a runtime on it, and a clean environment."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+import srt
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # When a Hypothesis test fails, Hypothesis imports libcst to suggest a patch, and
+    # libcst subclasses the deprecated mypy_extensions.TypedDict. Under
+    # filterwarnings=error that warning would turn the failure into an INTERNALERROR
+    # hiding the real report, so this one third-party warning is ignored.
+    config.addinivalue_line(
+        "filterwarnings",
+        "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning",
+    )
+
+
+settings.register_profile(
+    "ci",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("ci")
+
+_ENV_VARS = (
+    "SRT_DB",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
+)
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's database location or provider credentials."""
+    for name in _ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> str:
+    """A database file path inside this test's temporary directory (not yet created)."""
+    return str(tmp_path / "srt.db")
+
+
+@pytest.fixture
+def rt(db_path: str) -> Iterator[srt.Runtime]:
+    """A runtime on ``db_path``, closed after the test."""
+    runtime = srt.Runtime(db_path)
+    try:
+        yield runtime
+    finally:
+        runtime.close()

@@ -1,0 +1,226 @@
+"""Helpers shared by the test modules: bad messages and a whole-store snapshot.
+
+The snapshot opens the file with ``apsw``, the SQLite library srt itself uses.
+Never open an srt file with the stdlib ``sqlite3`` module in the same process:
+two SQLite libraries in one process defeat each other's POSIX locks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import apsw
+
+TABLES = ("messages", "nodes", "sessions")
+
+
+@contextlib.contextmanager
+def connect(path: str) -> Iterator[apsw.Connection]:
+    """A plain apsw connection to ``path`` (srt's own library), closed afterwards."""
+    conn = apsw.Connection(path)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def snapshot(path: str) -> dict[str, Any]:
+    """Every row of every table, the schema and the identity pragmas of ``path``."""
+    with connect(path) as conn:
+        out: dict[str, Any] = {
+            "schema": conn.execute(
+                "SELECT type, name, sql FROM sqlite_schema ORDER BY type, name"
+            ).fetchall(),
+            "application_id": conn.execute("PRAGMA application_id").get,
+            "user_version": conn.execute("PRAGMA user_version").get,
+        }
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name"
+            )
+        ]
+        assert set(TABLES) <= set(tables)
+        for table in tables:
+            # Table names come from sqlite_schema, not from input; identifiers cannot be bound.
+            out[table] = conn.execute(f'SELECT * FROM "{table}" ORDER BY rowid').fetchall()
+        return out
+
+
+def count(path: str, table: str) -> int:
+    assert table in TABLES
+    with connect(path) as conn:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").get)
+
+
+def nested(depth: int) -> Any:
+    """A JSON value nested ``depth`` containers deep (lists and dicts alternating)."""
+    value: Any = "leaf"
+    for i in range(depth):
+        value = {"k": value} if i % 2 else [value]
+    return value
+
+
+class _Opaque:
+    pass
+
+
+#: Messages srt must reject with ``InvalidMessageError`` before writing anything.
+BAD_MESSAGES: list[tuple[str, Any]] = [
+    ("not-a-dict-str", "hello"),
+    ("not-a-dict-none", None),
+    ("not-a-dict-list", [("role", "user"), ("content", "x")]),
+    ("unknown-role", {"role": "wizard", "content": "x"}),
+    ("role-wrong-case", {"role": "User", "content": "x"}),
+    ("missing-role", {"content": "x"}),
+    ("role-none", {"role": None, "content": "x"}),
+    ("role-int", {"role": 1, "content": "x"}),
+    ("role-unhashable-list", {"role": ["user"], "content": "x"}),
+    ("role-unhashable-dict", {"role": {"user": 1}, "content": "x"}),
+    ("missing-content", {"role": "user"}),
+    ("content-int", {"role": "user", "content": 5}),
+    ("content-float", {"role": "user", "content": 1.5}),
+    ("surrogate-content", {"role": "user", "content": "ok \ud800 not ok"}),
+    ("surrogate-low-content", {"role": "user", "content": "\udfff"}),
+    ("surrogate-pair-as-two-code-points", {"role": "user", "content": "\ud83d\ude00"}),
+    (
+        "surrogate-text-part",
+        {"role": "user", "content": [{"type": "text", "text": "a\udc80b"}]},
+    ),
+    ("surrogate-name", {"role": "user", "content": "x", "name": "bob\ud800"}),
+    ("surrogate-tool-call-id", {"role": "tool", "content": "x", "tool_call_id": "\ud800"}),
+    (
+        "surrogate-tool-arguments",
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": '{"a":"\ud800"}'}}],
+        },
+    ),
+    ("surrogate-unknown-part-key", {"role": "user", "content": [{"type": "x", "\ud800": 1}]}),
+    ("surrogate-extra-field", {"role": "user", "content": "x", "extra": ["\udbff"]}),
+    ("surrogate-metadata", {"role": "user", "content": "x", "metadata": {"note": "\ud800"}}),
+    ("invalid-utf8-content", {"role": "user", "content": b"\xff\xfe bad"}),
+    ("invalid-utf8-truncated", {"role": "user", "content": "é".encode()[:1]}),
+    ("invalid-utf8-surrogate-bytes", {"role": "user", "content": b"\xed\xa0\x80"}),
+    (
+        "invalid-utf8-text-part",
+        {"role": "user", "content": [{"type": "text", "text": bytearray(b"\xc3\x28")}]},
+    ),
+    ("nan-extra", {"role": "user", "content": "x", "temperature_hint": float("nan")}),
+    ("inf-extra", {"role": "user", "content": "x", "extra": {"a": [1, float("inf")]}}),
+    ("neg-inf-extra", {"role": "user", "content": "x", "extra": -float("inf")}),
+    ("nan-unknown-part", {"role": "user", "content": [{"type": "audio", "gain": float("nan")}]}),
+    (
+        "inf-unknown-part-nested",
+        {"role": "user", "content": [{"type": "audio", "x": {"y": [float("inf")]}}]},
+    ),
+    (
+        "neg-inf-image-url",
+        {
+            "role": "user",
+            "content": [{"type": "image_url", "image_url": {"url": "u", "w": -float("inf")}}],
+        },
+    ),
+    ("nan-metadata", {"role": "user", "content": "x", "metadata": {"score": float("nan")}}),
+    (
+        "nan-tool-call-extra",
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "c", "function": {"name": "f"}, "score": float("nan")}],
+        },
+    ),
+    ("set-extra", {"role": "user", "content": "x", "extra": {1, 2}}),
+    ("object-extra", {"role": "user", "content": "x", "extra": _Opaque()}),
+    ("bytes-extra", {"role": "user", "content": "x", "extra": b"raw"}),
+    ("object-unknown-part", {"role": "user", "content": [{"type": "x", "v": object()}]}),
+    ("complex-metadata", {"role": "user", "content": "x", "metadata": {"z": 1j}}),
+    ("int-key-extra", {"role": "user", "content": "x", "extra": {1: "a"}}),
+    ("tuple-key-unknown-part", {"role": "user", "content": [{"type": "x", (1, 2): "a"}]}),
+    ("none-key-metadata", {"role": "user", "content": "x", "metadata": {None: "a"}}),
+    (
+        "int-key-image-url",
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "u", 3: "x"}}]},
+    ),
+    ("int-key-top-level", {"role": "user", "content": "x", 1: "a"}),
+    ("mixed-keys-top-level", {"role": "user", "content": "x", 1: "a", "zz": "b"}),
+    (
+        "mixed-keys-text-part",
+        {"role": "user", "content": [{"type": "text", "text": "x", 1: "a", "b": 2}]},
+    ),
+    (
+        "int-key-tool-call",
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "c", "function": {"name": "f"}, 7: "a"}],
+        },
+    ),
+    ("too-deep-extra", {"role": "user", "content": "x", "extra": nested(200)}),
+    ("too-deep-unknown-part", {"role": "user", "content": [{"type": "x", "v": nested(100)}]}),
+    ("too-deep-metadata", {"role": "user", "content": "x", "metadata": {"v": nested(100)}}),
+    ("int-too-large-for-json", {"role": "user", "content": "x", "extra": 10**5000}),
+    ("part-not-a-dict", {"role": "user", "content": ["just text"]}),
+    ("part-without-type", {"role": "user", "content": [{"text": "x"}]}),
+    ("text-part-not-str", {"role": "user", "content": [{"type": "text", "text": 3}]}),
+    ("text-part-extra-key", {"role": "user", "content": [{"type": "text", "text": "x", "y": 1}]}),
+    ("image-part-without-bytes", {"role": "user", "content": [{"type": "image", "data": "b64"}]}),
+    (
+        "image-url-without-url",
+        {"role": "user", "content": [{"type": "image_url", "image_url": {}}]},
+    ),
+    (
+        "tool-calls-on-user",
+        {
+            "role": "user",
+            "content": "x",
+            "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{}"}}],
+        },
+    ),
+    (
+        "tool-calls-on-tool",
+        {
+            "role": "tool",
+            "content": "x",
+            "tool_call_id": "c",
+            "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{}"}}],
+        },
+    ),
+    ("tool-calls-empty", {"role": "assistant", "content": None, "tool_calls": []}),
+    (
+        "tool-call-arguments-not-str",
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": {"a": 1}}}],
+        },
+    ),
+    (
+        "tool-call-without-function",
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c"}]},
+    ),
+    ("tool-without-tool-call-id", {"role": "tool", "content": "42"}),
+    ("tool-with-none-tool-call-id", {"role": "tool", "content": "42", "tool_call_id": None}),
+    ("tool-call-id-on-user", {"role": "user", "content": "x", "tool_call_id": "c"}),
+    ("name-not-str", {"role": "user", "content": "x", "name": 7}),
+    ("metadata-not-dict", {"role": "user", "content": "x", "metadata": ["a"]}),
+]
+
+
+def process_worker(path: str, index: int, turns: int) -> None:
+    """Run in a spawned child: ``turns`` turns to a shared session and to its own."""
+    import srt
+
+    with srt.Runtime(path) as rt:
+        shared = rt.session("shared")
+        own = rt.session(f"own-{index}")
+        for t in range(turns):
+            turn = (
+                {"role": "user", "content": f"p{index} t{t} question"},
+                {"role": "assistant", "content": f"p{index} t{t} answer"},
+            )
+            shared.append(*turn, rebase=True)
+            own.append(*turn)

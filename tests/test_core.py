@@ -1,0 +1,405 @@
+"""``srt._core`` against its pure-Python twin ``reference_core``: identical bytes.
+
+The core is compiled Cython working on raw pointers; every function is compared
+with the obvious Python spelling over arbitrary binary input, and the fragment
+cache is compared with an ``OrderedDict`` LRU under random operation sequences.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+)
+
+import reference_core as ref
+from srt import _core
+
+FAST = settings(max_examples=2000)
+
+digests = st.binary(min_size=16, max_size=16)
+parts_lists = st.lists(st.binary(max_size=64), max_size=20)
+
+
+# -- constants ---------------------------------------------------------------------
+
+
+def test_constants_match_reference() -> None:
+    assert _core.DIGEST_SIZE == ref.DIGEST_SIZE == 16
+    assert _core.ROOT == ref.ROOT == b"\x00" * 16
+    assert isinstance(_core.ROOT, bytes)
+
+
+# -- digest and chain -------------------------------------------------------------
+
+
+@FAST
+@given(st.binary(max_size=4096))
+def test_digest_matches_reference(data: bytes) -> None:
+    got = _core.digest(data)
+    assert isinstance(got, bytes)
+    assert len(got) == 16
+    assert got == ref.digest(data)
+
+
+def test_digest_known_vectors() -> None:
+    # XXH3-128, seed 0, canonical (big-endian) form.
+    assert _core.digest(b"a").hex() == "a96faf705af16834e6c632b61e964e1f"
+    assert _core.digest(b"").hex() == "99aa06d3014798d86001c324468d497f"
+    assert ref.digest(b"a").hex() == "a96faf705af16834e6c632b61e964e1f"
+
+
+def test_digest_of_large_input_matches_reference() -> None:
+    data = bytes(range(256)) * 8192  # 2 MiB crosses every XXH3 code path
+    assert _core.digest(data) == ref.digest(data)
+
+
+@FAST
+@given(digests, digests)
+def test_chain_matches_reference(parent: bytes, message_hash: bytes) -> None:
+    got = _core.chain(parent, message_hash)
+    assert len(got) == 16
+    assert got == ref.chain(parent, message_hash)
+    assert got == _core.digest(parent + message_hash)
+
+
+@FAST
+@given(digests, st.lists(digests, max_size=30))
+def test_chain_many_matches_reference(parent: bytes, hashes: list[bytes]) -> None:
+    got = _core.chain_many(parent, hashes)
+    assert got == ref.chain_many(parent, hashes)
+    assert len(got) == len(hashes)
+    # chain_many is chain folded over the list.
+    cur = parent
+    for h, p in zip(hashes, got, strict=True):
+        cur = _core.chain(cur, h)
+        assert p == cur
+
+
+@FAST
+@given(
+    st.binary().filter(lambda b: len(b) != 16),
+    digests,
+    st.booleans(),
+)
+def test_chain_rejects_inputs_that_are_not_16_bytes(bad: bytes, good: bytes, first: bool) -> None:
+    args = (bad, good) if first else (good, bad)
+    with pytest.raises(ValueError, match="16 bytes"):
+        _core.chain(*args)
+    with pytest.raises(ValueError, match="16 bytes"):
+        ref.chain(*args)
+    with pytest.raises(ValueError, match="16 bytes"):
+        _core.chain_many(good, [good, bad] if not first else [bad])
+
+
+def test_chain_many_of_nothing_is_empty() -> None:
+    assert _core.chain_many(_core.ROOT, []) == [] == ref.chain_many(ref.ROOT, [])
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "c.digest(bytearray(b'a'))",
+        "c.chain(bytearray(16), bytes(16))",
+        "c.chain_many(bytes(16), [bytearray(16)])",
+        "c.assemble(b'', [bytearray(b'x')], b',', b'')",
+        "c.assembled_length(b'', ['x'], b',', b'')",
+    ],
+)
+def test_core_rejects_non_bytes(call: str) -> None:
+    with pytest.raises(TypeError):
+        eval(call, {"c": _core})
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "c.chain(None, bytes(16))",
+        "c.chain(bytes(16), None)",
+        "c.chain_many(None, [bytes(16)])",
+        "c.assemble(None, [b'x'], b',', b'')",
+        "c.assemble(b'', [b'x'], None, b'')",
+        "c.assemble(b'', [b'x'], b',', None)",
+        "c.assembled_length(None, [b'x'], b',', b'')",
+    ],
+)
+def test_core_rejects_none_instead_of_bytes(call: str) -> None:
+    """``None`` must be a TypeError, never read as a bytes object.
+
+    Cython lets ``None`` through a ``bytes`` argument unless it is declared
+    ``not None``; ``PyBytes_GET_SIZE``/``PyBytes_AS_STRING`` on ``None`` read
+    memory that is not a bytes object. Run in a child process so an invalid
+    read cannot take the test run down with it.
+    """
+    script = textwrap.dedent(
+        f"""
+        import srt._core as c
+        try:
+            r = {call}
+        except TypeError:
+            print("TypeError")
+        else:
+            print("accepted", repr(r))
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "TypeError"
+
+
+# -- assembly ---------------------------------------------------------------------------
+
+
+@FAST
+@given(st.binary(max_size=64), parts_lists, st.binary(max_size=8), st.binary(max_size=64))
+def test_assemble_matches_reference(
+    head: bytes, parts: list[bytes], sep: bytes, tail: bytes
+) -> None:
+    got = _core.assemble(head, parts, sep, tail)
+    expected = ref.assemble(head, parts, sep, tail)
+    assert got == expected
+    assert got == head + sep.join(parts) + tail
+    assert _core.assembled_length(head, parts, sep, tail) == len(expected)
+    assert ref.assembled_length(head, parts, sep, tail) == len(expected)
+
+
+def test_assemble_large_fragments() -> None:
+    parts = [bytes([i]) * (300_000 + i) for i in range(8)]
+    got = _core.assemble(b"{", parts, b",", b"}")
+    assert got == ref.assemble(b"{", parts, b",", b"}")
+    assert _core.assembled_length(b"{", parts, b",", b"}") == len(got)
+
+
+def test_assemble_does_not_alias_its_inputs() -> None:
+    parts = [b"abc", b"def"]
+    out = _core.assemble(b"", parts, b"", b"")
+    assert out == b"abcdef"
+    assert parts == [b"abc", b"def"]
+    single = _core.assemble(b"", [b"x" * 100], b"", b"")
+    assert single == b"x" * 100
+
+
+# -- the fragment cache -----------------------------------------------------------------
+
+
+class FragmentCacheMachine(RuleBasedStateMachine):
+    """Drive ``_core.FragmentCache`` and the reference with the same operations."""
+
+    keys = Bundle("keys")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.core: Any = None
+        self.ref: Any = None
+
+    @initialize(max_bytes=st.integers(min_value=0, max_value=96))
+    def make(self, max_bytes: int) -> None:
+        self.core = _core.FragmentCache(max_bytes)
+        self.ref = ref.FragmentCache(max_bytes)
+
+    @rule(
+        target=keys,
+        key=st.one_of(st.integers(0, 12), st.tuples(st.binary(max_size=2), st.just("f"))),
+    )
+    def new_key(self, key: object) -> object:
+        return key
+
+    @rule(key=keys, value=st.binary(max_size=40), nbytes=st.none() | st.integers(0, 60))
+    def put(self, key: object, value: bytes, nbytes: int | None) -> None:
+        if nbytes is None:
+            assert self.core.put(key, value) is None
+            self.ref.put(key, value)
+        else:
+            assert self.core.put(key, value, nbytes) is None
+            self.ref.put(key, value, nbytes)
+
+    @rule(key=keys)
+    def put_none(self, key: object) -> None:
+        with pytest.raises(ValueError):
+            self.core.put(key, None)
+        with pytest.raises(ValueError):
+            self.ref.put(key, None)
+
+    @rule(key=keys)
+    def get(self, key: object) -> None:
+        got = self.core.get(key)
+        assert got == self.ref.get(key)
+        assert got is None or isinstance(got, bytes)
+
+    @rule(key=keys)
+    def contains(self, key: object) -> None:
+        assert (key in self.core) == (key in self.ref)
+
+    @rule()
+    def clear(self) -> None:
+        self.core.clear()
+        self.ref.clear()
+
+    @invariant()
+    def same_state(self) -> None:
+        c, r = self.core, self.ref
+        assert (len(c), c.nbytes, c.hits, c.misses, c.evictions) == (
+            len(r),
+            r.nbytes,
+            r.hits,
+            r.misses,
+            r.evictions,
+        )
+        assert c.max_bytes == r.max_bytes
+        assert 0 <= c.nbytes <= c.max_bytes
+
+
+FragmentCacheMachine.TestCase.settings = settings(
+    max_examples=400, stateful_step_count=50, deadline=None
+)
+TestFragmentCacheAgainstReference = FragmentCacheMachine.TestCase
+
+
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("put"), st.integers(0, 8), st.binary(max_size=32), st.just(-1)),
+        st.tuples(st.just("put"), st.integers(0, 8), st.binary(max_size=8), st.integers(0, 40)),
+        st.tuples(st.just("get"), st.integers(0, 8), st.just(b""), st.just(-1)),
+        st.tuples(st.just("clear"), st.just(0), st.just(b""), st.just(-1)),
+    ),
+    max_size=80,
+)
+
+
+@FAST
+@given(st.integers(min_value=0, max_value=80), ops)
+def test_fragment_cache_op_lists_match_reference(
+    max_bytes: int, seq: list[tuple[str, int, bytes, int]]
+) -> None:
+    core = _core.FragmentCache(max_bytes)
+    model = ref.FragmentCache(max_bytes)
+    for op, key, value, nbytes in seq:
+        if op == "put":
+            core.put(key, value, nbytes)
+            model.put(key, value, nbytes)
+        elif op == "get":
+            assert core.get(key) == model.get(key)
+        else:
+            core.clear()
+            model.clear()
+        assert len(core) == len(model)
+        assert core.nbytes == model.nbytes
+        assert (core.hits, core.misses, core.evictions) == (
+            model.hits,
+            model.misses,
+            model.evictions,
+        )
+
+
+def test_fragment_cache_lru_order_and_counters() -> None:
+    cache = _core.FragmentCache(10)
+    cache.put("a", b"aaaa")
+    cache.put("b", b"bbbb")
+    assert cache.get("a") == b"aaaa"  # a is now the most recent
+    cache.put("c", b"cccc")  # 12 bytes > 10: evict b, the least recently used
+    assert "b" not in cache
+    assert "a" in cache
+    assert "c" in cache
+    assert cache.get("b") is None
+    assert (cache.hits, cache.misses, cache.evictions, cache.nbytes, len(cache)) == (1, 1, 1, 8, 2)
+    cache.put("big", b"x" * 11)  # larger than the whole budget: not stored, nothing evicted
+    assert "big" not in cache
+    assert len(cache) == 2
+    cache.put("a", b"z" * 11)  # replacing with an oversize value drops the old entry
+    assert "a" not in cache
+    assert cache.nbytes == 4
+    cache.clear()
+    assert (len(cache), cache.nbytes) == (0, 0)
+    assert cache.hits == 1  # counters survive clear()
+
+
+def test_fragment_cache_shares_the_value_object() -> None:
+    cache = _core.FragmentCache(1000)
+    value = b"frozen" * 10
+    cache.put(("h", "openai.chat"), value)
+    assert cache.get(("h", "openai.chat")) is value
+
+
+def test_fragment_cache_charges_explicit_sizes() -> None:
+    cache, model = _core.FragmentCache(100), ref.FragmentCache(100)
+    record = ("a record", b"holding bytes")
+    for c in (cache, model):
+        c.put("r", record, 60)
+        c.put("s", "text")
+        c.put("t", b"y" * 10, 50)  # 60 + 4 + 50 > 100: "r" is evicted
+    assert (cache.nbytes, len(cache), cache.evictions) == (54, 2, 1)
+    assert (model.nbytes, len(model), model.evictions) == (54, 2, 1)
+    assert cache.get("r") is None
+    assert cache.get("s") == "text"
+
+
+def test_fragment_cache_refuses_none() -> None:
+    cache = _core.FragmentCache(100)
+    cache.put("k", b"v")
+    with pytest.raises(ValueError):
+        cache.put("k", None)
+    assert cache.get("k") == b"v"
+    assert (len(cache), cache.nbytes) == (1, 1)
+
+
+def test_fragment_cache_rejects_negative_budget() -> None:
+    with pytest.raises(ValueError):
+        _core.FragmentCache(-1)
+    with pytest.raises(ValueError):
+        ref.FragmentCache(-1)
+    assert _core.FragmentCache().max_bytes == ref.FragmentCache().max_bytes == 256 * 1024 * 1024
+
+
+# -- stability across processes ---------------------------------------------------------
+
+_FIXED_INPUTS = [b"", b"a", b"\x00" * 1000, "héllo ✓ 𝄞".encode(), bytes(range(256)) * 5]
+
+
+def test_digests_are_stable_across_processes() -> None:
+    script = textwrap.dedent(
+        """
+        import srt._core as c
+        inputs = [b"", b"a", b"\\x00" * 1000, "héllo ✓ 𝄞".encode(), bytes(range(256)) * 5]
+        prefix = c.ROOT
+        for data in inputs:
+            d = c.digest(data)
+            prefix = c.chain(prefix, d)
+            print(d.hex(), prefix.hex())
+        print(*[p.hex() for p in c.chain_many(c.ROOT, [c.digest(x) for x in inputs])])
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        # Another hash seed: str hashing differs, the digests must not.
+        env={**os.environ, "PYTHONHASHSEED": "12345", "PYTHONIOENCODING": "utf-8"},
+    )
+    lines = proc.stdout.splitlines()
+    prefix = _core.ROOT
+    expected = []
+    for data in _FIXED_INPUTS:
+        d = _core.digest(data)
+        prefix = _core.chain(prefix, d)
+        expected.append(f"{d.hex()} {prefix.hex()}")
+    hashes = [_core.digest(x) for x in _FIXED_INPUTS]
+    expected.append(" ".join(p.hex() for p in _core.chain_many(_core.ROOT, hashes)))
+    assert lines == expected
+    assert lines[1].split()[0] == "a96faf705af16834e6c632b61e964e1f"
+    assert lines[-1].split() == [p.hex() for p in ref.chain_many(ref.ROOT, hashes)]

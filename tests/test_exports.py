@@ -1,0 +1,135 @@
+"""The public surface: ``srt.__all__`` and the error tree drawn in ``srt.errors``."""
+
+from __future__ import annotations
+import __future__
+
+import builtins
+import inspect
+import re
+import types
+
+import pytest
+
+import srt
+import srt.errors
+
+
+def _public_names() -> set[str]:
+    """Names ``srt/__init__`` defines that look public: not private, not modules."""
+    return {
+        name
+        for name, value in vars(srt).items()
+        if not name.startswith("_")
+        and not isinstance(value, types.ModuleType)
+        and not isinstance(value, __future__._Feature)  # ``from __future__ import annotations``
+    }
+
+
+def _error_classes() -> dict[str, type[BaseException]]:
+    return {
+        name: value
+        for name, value in vars(srt.errors).items()
+        if inspect.isclass(value)
+        and issubclass(value, BaseException)
+        and value.__module__ == srt.errors.__name__
+    }
+
+
+def test_all_is_sorted_and_unique() -> None:
+    assert srt.__all__ == sorted(srt.__all__)
+    assert len(set(srt.__all__)) == len(srt.__all__)
+
+
+def test_all_is_complete() -> None:
+    missing = _public_names() - set(srt.__all__)
+    assert not missing, f"public names missing from srt.__all__: {sorted(missing)}"
+    assert "__version__" in srt.__all__
+    assert {"Runtime", "Session", "SrtError"} <= set(srt.__all__)
+
+
+def test_every_exported_name_resolves() -> None:
+    for name in srt.__all__:
+        assert hasattr(srt, name), name
+        assert getattr(srt, name) is not None, name
+    namespace: dict[str, object] = {}
+    exec("from srt import *", namespace)
+    assert set(srt.__all__) <= set(namespace)
+
+
+def test_version_matches_the_distribution() -> None:
+    from importlib.metadata import version
+
+    assert srt.__version__ == version("stateful-runtime")
+
+
+def test_errors_all_is_sorted_and_complete() -> None:
+    assert srt.errors.__all__ == sorted(srt.errors.__all__)
+    assert set(srt.errors.__all__) == set(_error_classes())
+
+
+def test_every_error_is_exported_from_srt() -> None:
+    for name, cls in _error_classes().items():
+        assert getattr(srt, name, None) is cls, f"srt.{name} is not exported"
+        assert name in srt.__all__
+
+
+@pytest.mark.parametrize("name", sorted(_error_classes()))
+def test_every_error_derives_from_srt_error(name: str) -> None:
+    cls = _error_classes()[name]
+    assert issubclass(cls, srt.SrtError)
+    assert name.endswith("Error")
+    assert cls.__doc__, f"{name} has no docstring"
+
+
+_TREE_LINE = re.compile(
+    r"^(?P<indent>[\s│]*)(?:[├└]── )?(?P<name>\w+Error)(?:\((?P<bases>[^)]*)\))?"
+)
+
+
+def _tree() -> list[tuple[int, str, list[str]]]:
+    """``(depth, class name, extra bases)`` for every class drawn in the docstring."""
+    doc = srt.errors.__doc__ or ""
+    out = []
+    for line in doc.splitlines():
+        m = _TREE_LINE.match(line)
+        if not m or ("──" not in line and m.group("name") != "SrtError"):
+            continue
+        indent = m.group("indent")
+        depth = 0 if m.group("name") == "SrtError" else 1 + (len(indent) - 4) // 4
+        bases = [b.strip() for b in (m.group("bases") or "").split(",") if b.strip()]
+        out.append((depth, m.group("name"), bases))
+    return out
+
+
+def test_the_docstring_tree_names_every_error_class() -> None:
+    drawn = [name for _, name, _ in _tree()]
+    assert len(drawn) == len(set(drawn)), "a class is drawn twice"
+    assert set(drawn) == set(_error_classes())
+
+
+def test_the_docstring_tree_matches_the_class_hierarchy() -> None:
+    classes = _error_classes()
+    parents: list[str] = []
+    for depth, name, bases in _tree():
+        del parents[depth:]
+        cls = classes[name]
+        if parents:
+            parent = classes[parents[-1]]
+            assert parent in cls.__bases__, f"{name} is drawn under {parents[-1]}"
+        for base in bases:
+            resolved = classes.get(base) or getattr(builtins, base)
+            assert resolved in cls.__mro__, f"{name} should derive from {base}"
+        parents.append(name)
+    assert parents  # the tree was parsed
+
+
+def test_error_attributes() -> None:
+    exc = srt.RateLimitError("slow down", retry_after=1.5)
+    assert exc.retry_after == 1.5
+    assert srt.RateLimitError("x").retry_after is None
+    resp = srt.ProviderResponseError("bad", status=500, body="oops")
+    assert (resp.status, resp.body) == (500, "oops")
+    assert isinstance(srt.SessionNotFoundError("x"), LookupError)
+    assert isinstance(srt.InvalidMessageError("x"), ValueError)
+    assert isinstance(srt.ConfigError("x"), ValueError)
+    assert isinstance(srt.InvalidSessionNameError("x"), ValueError)

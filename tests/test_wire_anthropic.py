@@ -1,0 +1,780 @@
+"""``anthropic.messages``: bodies against a plain reference, incrementally through a
+session, cache markers, what cannot be expressed, artifacts, replies and the
+round trip from Anthropic's own message shape."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import srt
+import wire_reference_ab as ref
+from srt.message import canonical_tool, canonicalize
+from srt.wire import build_body, get_format, layout
+from srt.wire.anthropic import DEFAULT_MAX_TOKENS, FORMAT
+from srt.wire.base import Frag, Target
+
+FMT = "anthropic.messages"
+MODEL, OTHER = ref.MODEL, ref.OTHER_MODEL
+TARGET = Target("anthropic", MODEL)
+
+PARAM_VALUES: dict[str, Any] = {
+    "max_tokens": 1024,
+    "temperature": 0.25,
+    "stop_sequences": ["\n\nHuman:", "ünïcode"],
+    "metadata": {"user_id": "u-1"},
+    "top_k": 5,
+    "stream": False,
+}
+PARAMS = st.lists(st.sampled_from(sorted(PARAM_VALUES)), unique=True, max_size=4).map(
+    lambda keys: {k: PARAM_VALUES[k] for k in keys}
+)
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather for a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+        "strict": True,
+    },
+}
+
+
+def canon(msg: Any) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(canonicalize(msg)[0])
+    return result
+
+
+def canon_tools(tools: list[Any]) -> list[dict[str, Any]]:
+    return [json.loads(canonical_tool(t)) for t in tools]
+
+
+def blocks(frag: bytes) -> list[Any]:
+    value: list[Any] = json.loads(b"[" + frag + b"]")
+    return value
+
+
+# -- whole bodies against the reference ---------------------------------------------
+
+
+def test_registered() -> None:
+    fmt = get_format(FMT)
+    assert fmt is FORMAT
+    assert (fmt.provider, fmt.splits_system, fmt.marker) == ("anthropic", True, "cache_control")
+
+
+def test_minimal_body_and_key_order() -> None:
+    body = build_body(FMT, [canonicalize({"role": "user", "content": "hi"})[0]], model=MODEL)
+    assert body == (
+        b'{"model":"model-a","max_tokens":4096,"messages":'
+        b'[{"role":"user","content":[{"type":"text","text":"hi"}]}]}'
+    )
+    assert DEFAULT_MAX_TOKENS == 4096
+    body = build_body(
+        FMT,
+        [canonicalize({"role": "system", "content": "sys"})[0]],
+        model=MODEL,
+        tools=[WEATHER_TOOL],
+        params={"temperature": 0, "max_tokens": 7},
+    )
+    assert list(json.loads(body)) == [
+        "model",
+        "max_tokens",
+        "tools",
+        "system",
+        "messages",
+        "temperature",
+    ]
+    assert json.loads(body)["max_tokens"] == 7
+    assert body.count(b"max_tokens") == 1
+
+
+@pytest.mark.parametrize("key", ["model", "messages", "system", "tools"])
+def test_reserved_params(key: str) -> None:
+    with pytest.raises(srt.ConfigError):
+        build_body(FMT, [], model=MODEL, params={key: 1})
+
+
+def test_tool_fragment() -> None:
+    assert json.loads(FORMAT.tool_fragment(canon_tools([WEATHER_TOOL])[0])) == {
+        "name": "get_weather",
+        "description": "Current weather for a city",
+        "input_schema": WEATHER_TOOL["function"]["parameters"],  # type: ignore[index]
+    }
+    bare = {"type": "function", "function": {"name": "noop"}}
+    assert FORMAT.tool_fragment(bare) == (
+        b'{"name":"noop","input_schema":{"type":"object","properties":{}}}'
+    )
+    # Anthropic's own tool shape is accepted too.
+    native = {"name": "noop", "input_schema": {"type": "object", "properties": {}}}
+    assert json.loads(FORMAT.tool_fragment(native)) == json.loads(FORMAT.tool_fragment(bare))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    turns=ref.conversation_turns("anthropic"),
+    tools=ref.TOOLS,
+    params=PARAMS,
+    model=st.sampled_from([MODEL, OTHER]),
+)
+def test_build_body_equals_reference(
+    turns: list[list[dict[str, Any]]],
+    tools: list[dict[str, Any]],
+    params: dict[str, Any],
+    model: str,
+) -> None:
+    bodies = [canonicalize(m)[0] for turn in turns for m in turn]
+    body = build_body(FMT, bodies, model=model, tools=tools, params=params)
+    history = [json.loads(b) for b in bodies]
+    assert body == ref.anthropic_body(history, model=model, tools=canon_tools(tools), params=params)
+    parsed = json.loads(body)
+    roles = [t["role"] for t in parsed["messages"]]
+    assert all(a != b for a, b in itertools.pairwise(roles))  # same-role runs are merged
+
+
+def _session_run(
+    rt: srt.Runtime, turns: list[list[dict[str, Any]]], tools: list[Any], params: dict[str, Any]
+) -> list[bytes]:
+    """Append turn by turn, requesting after each; check each body and the prefix rule."""
+    s = rt.session("conversation")
+    history: list[dict[str, Any]] = []
+    prefix: bytes | None = None
+    out = []
+    for turn in turns:
+        s.append(*turn)
+        history += [canon(m) for m in turn]
+        body = s.request(FMT, model=MODEL, tools=tools, cache=False, **params)
+        assert body == ref.anthropic_body(
+            history, model=MODEL, tools=canon_tools(tools), params=params
+        )
+        json.loads(body)
+        if prefix is not None:
+            assert body.startswith(prefix)
+        prefix = body[: len(body) - len(ref.anthropic_tail(history, params))]
+        assert s.last_build is not None and s.last_build.serialized <= len(turn)
+        out.append(body)
+    return out
+
+
+@settings(max_examples=30, deadline=None)
+@given(turns=ref.conversation_turns("anthropic"), tools=ref.TOOLS, params=PARAMS)
+def test_session_requests_equal_reference_and_extend_the_prefix(
+    turns: list[list[dict[str, Any]]], tools: list[dict[str, Any]], params: dict[str, Any]
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        rt = srt.Runtime(os.path.join(tmp, "srt.db"))
+        try:
+            _session_run(rt, turns, tools, params)
+        finally:
+            rt.close()
+
+
+PNG = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwAB"
+    "BAEAwS2OUAAAAABJRU5ErkJggg=="
+)
+
+
+def fifty_turns(images: bool = True) -> list[list[dict[str, Any]]]:
+    """A deterministic 50-turn conversation: every turn a question, a tool call, its
+    result and the answer; every tenth question carries images."""
+    turns: list[list[dict[str, Any]]] = [[{"role": "system", "content": "You are terse."}]]
+    for i in range(50):
+        question: Any = f"Weather in city {i}? \x00 ü"
+        if images and i % 10 == 3:
+            question = [
+                {"type": "text", "text": f"And this picture {i}?"},
+                {"type": "image_url", "image_url": {"url": PNG}},
+                {"type": "image_url", "image_url": {"url": f"https://example.com/{i}.png"}},
+            ]
+        turns.append([{"role": "user", "content": question}])
+        calls = [
+            {
+                "id": f"toolu_{i}_{k}",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": json.dumps({"city": f"c{i}{k}"})},
+            }
+            for k in range(1 + i % 2)
+        ]
+        turns.append(
+            [
+                {
+                    "role": "assistant",
+                    "content": "Checking." if i % 3 else None,
+                    "tool_calls": calls,
+                },
+                *({"role": "tool", "tool_call_id": c["id"], "content": f"{i}°C"} for c in calls),
+            ]
+        )
+        turns.append([{"role": "assistant", "content": f"It is {i}°C."}])
+    return turns
+
+
+def test_fifty_turn_conversation_with_tool_loop(rt: srt.Runtime) -> None:
+    turns = fifty_turns(images=True)
+    bodies = _session_run(rt, turns, [WEATHER_TOOL], {"max_tokens": 256})
+    last = json.loads(bodies[-1])
+    roles = [t["role"] for t in last["messages"]]
+    assert roles == ["user", "assistant"] * 100  # alternating: results share the user turn
+    assert last["messages"][-2]["content"][0]["type"] == "tool_result"
+    assert {
+        b["source"]["type"] for t in last["messages"] for b in t["content"] if b["type"] == "image"
+    } == {"base64", "url"}
+    # A later request in a fresh runtime builds the same bytes from scratch.
+    msgs = [canonicalize(m)[0] for t in turns for m in t]
+    assert (
+        build_body(FMT, msgs, model=MODEL, tools=[WEATHER_TOOL], params={"max_tokens": 256})
+        == bodies[-1]
+    )
+
+
+# -- cache markers ------------------------------------------------------------------
+
+CONTROLS = [
+    (None, {"type": "ephemeral"}),
+    ("5m", {"type": "ephemeral"}),
+    ("1h", {"type": "ephemeral", "ttl": "1h"}),
+]
+
+
+@pytest.mark.parametrize(("ttl", "control"), CONTROLS)
+def test_mark_places_cache_control_on_the_last_block(ttl: str | None, control: Any) -> None:
+    msgs = [
+        {
+            "role": "system",
+            "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "q"},
+                {"type": "image_url", "image_url": {"url": PNG}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": "x",
+            "tool_calls": [
+                {
+                    "id": "t1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": "{}"},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "t1", "content": "sunny"},
+    ]
+    frags = [FORMAT.render(canonicalize(m)[0], TARGET) for m in msgs]
+    marked = [Frag(f.kind, f.role, FORMAT.mark(f.data, ttl), f.note) for f in frags]
+    system, pieces, last = layout(FORMAT, marked)
+    tools = [
+        FORMAT.tool_fragment(WEATHER_TOOL),
+        FORMAT.mark(FORMAT.tool_fragment(WEATHER_TOOL), ttl),
+    ]
+    head, tail = FORMAT.envelope(MODEL, {}, system, tools)
+    body = json.loads(head + b"".join(pieces) + FORMAT.close(last) + tail)
+    assert "cache_control" not in body["tools"][0]
+    assert body["tools"][1]["cache_control"] == control
+    assert "cache_control" not in body["system"][0]
+    assert body["system"][1] == {"type": "text", "text": "b", "cache_control": control}
+    user, assistant, results = body["messages"][0], body["messages"][1], body["messages"][2]
+    assert "cache_control" not in user["content"][0]
+    assert user["content"][1]["cache_control"] == control
+    assert [("cache_control" in b) for b in assistant["content"]] == [False, True]
+    assert results["content"][0]["cache_control"] == control
+
+
+@settings(max_examples=100, deadline=None)
+@given(turns=ref.conversation_turns("anthropic"), ttl=st.sampled_from([None, "5m", "1h"]))
+def test_mark_any_fragment(turns: list[list[dict[str, Any]]], ttl: str | None) -> None:
+    control = dict(CONTROLS)[ttl]
+    for msg in (m for t in turns for m in t):
+        frag = FORMAT.render(canonicalize(msg)[0], TARGET)
+        plain, marked = blocks(frag.data), blocks(FORMAT.mark(frag.data, ttl))
+        assert marked[:-1] == plain[:-1]
+        assert marked[-1] == {**plain[-1], "cache_control": control}
+
+
+def test_mark_rejects_bad_ttl() -> None:
+    with pytest.raises(srt.ConfigError):
+        FORMAT.mark(b'{"type":"text","text":"x"}', "2h")
+    with pytest.raises(srt.ConfigError):
+        FORMAT.mark(b"", None)
+
+
+# -- what Anthropic cannot express --------------------------------------------------
+
+CALL = {"id": "t1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+UNSUPPORTED = [
+    ({"role": "user", "content": "hi", "name": "bob"}, "the message 'name' field"),
+    ({"role": "assistant", "content": "hi", "name": "bot"}, "the message 'name' field"),
+    ({"role": "assistant", "content": "hi", "audio": {"id": "a1"}}, "the message 'audio' field"),
+    (
+        {"role": "system", "content": [{"type": "image_url", "image_url": {"url": PNG}}]},
+        "image_url parts in a system message",
+    ),
+    (
+        {
+            "role": "user",
+            "content": [{"type": "input_audio", "input_audio": {"data": "x", "format": "wav"}}],
+        },
+        "input_audio parts in a user message",
+    ),
+    ({"role": "user", "content": ""}, "an empty text block"),
+    ({"role": "user", "content": [{"type": "text", "text": ""}]}, "an empty text block"),
+    ({"role": "system", "content": ""}, "an empty text block"),
+    ({"role": "user", "content": []}, "an empty user message"),
+    (
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://x/y.png"}}]},
+        "image URLs other than http(s) or base64 data",
+    ),
+    (
+        {
+            "role": "user",
+            "content": [{"type": "image_url", "image_url": {"url": "data:image/bmp;base64,AA=="}}],
+        },
+        "image/bmp images",
+    ),
+    (
+        {
+            "role": "user",
+            "content": [{"type": "image_url", "image_url": {"url": "data:image/png,raw"}}],
+        },
+        "image data URLs that are not base64",
+    ),
+    (
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{**CALL, "function": {"name": "f", "arguments": "{oops"}}],
+        },
+        "tool call arguments that are not valid JSON",
+    ),
+    (
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{**CALL, "function": {"name": "f", "arguments": "[1]"}}],
+        },
+        "tool call arguments that are not a JSON object",
+    ),
+    (
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{**CALL, "function": {"name": "f", "arguments": '{"x":NaN}'}}],
+        },
+        "NaN or infinity in tool call arguments",
+    ),
+    (
+        {"role": "assistant", "content": None, "tool_calls": [{**CALL, "type": "custom"}]},
+        "custom tool calls",
+    ),
+    (
+        {"role": "assistant", "content": [{"type": "image_url", "image_url": {"url": PNG}}]},
+        "image_url parts in an assistant message",
+    ),
+    (
+        {
+            "role": "tool",
+            "tool_call_id": "t1",
+            "content": [{"type": "file", "file": {"file_id": "f"}}],
+        },
+        "file parts in a tool message",
+    ),
+]
+
+
+@pytest.mark.parametrize(("msg", "feature"), UNSUPPORTED)
+def test_unsupported_features_are_named(msg: dict[str, Any], feature: str) -> None:
+    body = canonicalize(msg)[0]
+    with pytest.raises(srt.UnsupportedFeatureError) as exc:
+        FORMAT.render(body, TARGET)
+    assert exc.value.format == FMT
+    assert feature in exc.value.feature
+
+
+def test_only_thinking_for_another_model_leaves_nothing_to_send() -> None:
+    msg = {
+        "role": "assistant",
+        "content": "",
+        "artifacts": [
+            {
+                "provider": "anthropic",
+                "model": OTHER,
+                "type": "thinking",
+                "data": {"type": "thinking", "thinking": "t", "signature": "s"},
+            }
+        ],
+    }
+    frag = FORMAT.render(canonicalize(msg)[0], TARGET)
+    assert frag.data == b"" and frag.note is not None and "stripped 1 artifact" in frag.note
+    assert (
+        blocks(FORMAT.render(canonicalize(msg)[0], Target("anthropic", OTHER)).data)[0]["type"]
+        == "thinking"
+    )
+
+
+def test_image_detail_hint_is_noted_not_silently_dropped() -> None:
+    auto = {"type": "image_url", "image_url": {"url": PNG, "detail": "auto"}}
+    high = {"type": "image_url", "image_url": {"url": PNG, "detail": "high"}}
+    assert FORMAT.render(canonicalize({"role": "user", "content": [auto]})[0], TARGET).note is None
+    frag = FORMAT.render(canonicalize({"role": "user", "content": [high]})[0], TARGET)
+    assert frag.note is not None and "detail" in frag.note
+    assert blocks(frag.data)[0]["source"]["type"] == "base64"
+
+
+def test_system_message_after_start_is_refused(rt: srt.Runtime) -> None:
+    msgs = [{"role": "user", "content": "hi"}, {"role": "system", "content": "late"}]
+    with pytest.raises(srt.UnsupportedFeatureError) as exc:
+        build_body(FMT, [canonicalize(m)[0] for m in msgs], model=MODEL)
+    assert exc.value.format == FMT and "system" in exc.value.feature
+    s = rt.session("late")
+    s.append(*msgs)
+    with pytest.raises(srt.UnsupportedFeatureError, match="after the conversation has started"):
+        s.request(FMT, model=MODEL, cache=False)
+
+
+def test_unsupported_message_in_a_session_raises_on_request(rt: srt.Runtime) -> None:
+    s = rt.session("named")
+    s.append({"role": "user", "content": "hi", "name": "bob"})
+    with pytest.raises(srt.UnsupportedFeatureError, match="'name' field"):
+        s.request(FMT, model=MODEL, cache=False)
+
+
+# -- artifacts ----------------------------------------------------------------------
+
+THINKING = {
+    "type": "thinking",
+    "thinking": "Let me think.",
+    "signature": "EqQBCgIYAhIM1gbcDa9GJwZA",
+}
+
+
+def test_thinking_replayed_for_its_model_and_stripped_for_another(rt: srt.Runtime) -> None:
+    s = rt.session("think")
+    s.append(
+        {"role": "user", "content": "2+2?"},
+        {
+            "role": "assistant",
+            "content": "4",
+            "artifacts": [
+                {"provider": "anthropic", "model": MODEL, "type": "thinking", "data": THINKING}
+            ],
+        },
+        {"role": "user", "content": "thanks"},
+    )
+    same = json.loads(s.request(FMT, model=MODEL, cache=False))
+    assert same["messages"][1]["content"] == [THINKING, {"type": "text", "text": "4"}]
+    assert s.last_build is not None and s.last_build.notes == ()
+    other = json.loads(s.request(FMT, model=OTHER, cache=False))
+    assert other["messages"][1]["content"] == [{"type": "text", "text": "4"}]
+    assert s.last_build is not None and len(s.last_build.notes) == 1
+    assert f"anthropic/{MODEL}" in s.last_build.notes[0]
+    # Back to the first model: the replayed block is still there.
+    assert json.loads(s.request(FMT, model=MODEL, cache=False)) == same
+
+
+# -- replies ------------------------------------------------------------------------
+
+RESPONSE = {
+    "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
+    "type": "message",
+    "role": "assistant",
+    "model": MODEL,
+    "content": [
+        THINKING,
+        {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4a"},
+        {"type": "text", "text": "I'll check "},
+        {"type": "text", "text": "the weather."},
+        {
+            "type": "tool_use",
+            "id": "toolu_01A09q90qw90lq917835lq9",
+            "name": "get_weather",
+            "input": {"city": "San Francisco, CA", "unit": "celsius"},
+        },
+    ],
+    "stop_reason": "tool_use",
+    "stop_sequence": None,
+    "usage": {
+        "input_tokens": 472,
+        "cache_creation_input_tokens": 1024,
+        "cache_read_input_tokens": 2048,
+        "output_tokens": 91,
+        "service_tier": "standard",
+    },
+}
+
+
+def test_parse_reply(rt: srt.Runtime) -> None:
+    reply = FORMAT.parse_reply(RESPONSE)
+    assert reply.model == MODEL
+    assert reply.response_id == "msg_01XFDUDYJgAACzvnptvVoYEL"
+    assert reply.stop_reason == "tool_use"
+    assert reply.usage == srt.Usage(
+        input_tokens=472 + 2048 + 1024,
+        output_tokens=91,
+        cache_read_tokens=2048,
+        cache_write_tokens=1024,
+    )
+    assert reply.usage.uncached_input_tokens == 472 + 1024
+    msg = reply.message
+    assert msg["content"] == "I'll check the weather."
+    assert msg["tool_calls"] == [
+        {
+            "id": "toolu_01A09q90qw90lq917835lq9",
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "arguments": '{"city":"San Francisco, CA","unit":"celsius"}',
+            },
+        }
+    ]
+    assert [a["type"] for a in msg["artifacts"]] == ["thinking", "redacted_thinking"]
+    assert all(a["provider"] == "anthropic" and a["model"] == MODEL for a in msg["artifacts"])
+    canonicalize(msg)
+    s = rt.session("reply")
+    s.append({"role": "user", "content": "Weather in SF?"}, msg)
+    s.append({"role": "tool", "tool_call_id": "toolu_01A09q90qw90lq917835lq9", "content": "18°C"})
+    body = json.loads(s.request(FMT, model=MODEL, tools=[WEATHER_TOOL], cache=False))
+    turn = body["messages"][1]["content"]
+    assert [b["type"] for b in turn] == ["thinking", "redacted_thinking", "text", "tool_use"]
+    assert turn[0] == THINKING and turn[3]["input"] == RESPONSE["content"][4]["input"]  # type: ignore[index]
+
+
+def test_parse_reply_plain_text_and_minimal_usage() -> None:
+    reply = FORMAT.parse_reply(
+        {
+            "id": "m",
+            "model": MODEL,
+            "content": [],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": 3, "output_tokens": 0},
+        }
+    )
+    assert reply.message == {"role": "assistant", "content": ""}
+    assert reply.usage == srt.Usage(input_tokens=3)
+    canonicalize(reply.message)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+        {"content": "not a list"},
+        {
+            "model": MODEL,
+            "content": [{"type": "server_tool_use", "id": "x", "name": "web_search", "input": {}}],
+        },
+        {"content": [{"type": "thinking", "thinking": "t", "signature": "s"}]},  # no model
+        {"model": MODEL, "content": [{"type": "tool_use", "name": "f"}]},  # no id
+        [],
+    ],
+)
+def test_parse_reply_rejects_what_it_cannot_represent(data: Any) -> None:
+    with pytest.raises(srt.ProviderResponseError):
+        FORMAT.parse_reply(data)
+
+
+# -- Anthropic's own shape -> canonical -> Anthropic -----------------------------------
+
+text_blocks = st.builds(lambda t: {"type": "text", "text": t}, ref.texts)
+image_blocks = st.builds(
+    lambda media, data: {
+        "type": "image",
+        "source": {"type": "base64", "media_type": media, "data": data},
+    },
+    st.sampled_from(ref.IMAGE_TYPES),
+    st.sampled_from(["", "AAAA", "iVBORw0KGgo="]),
+) | st.builds(
+    lambda n: {"type": "image", "source": {"type": "url", "url": f"https://example.com/{n}.jpg"}},
+    st.integers(0, 99),
+)
+thinking_blocks = st.builds(
+    lambda t, s: {"type": "thinking", "thinking": t, "signature": s}, ref.texts, ref.texts
+) | st.builds(lambda d: {"type": "redacted_thinking", "data": d}, ref.texts)
+
+
+@st.composite
+def native_conversations(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Alternating Anthropic messages: tool results answer the previous tool uses."""
+    out: list[dict[str, Any]] = []
+    pending: list[str] = []
+    uses = 0
+    for _ in range(draw(st.integers(1, 5))):
+        content: list[dict[str, Any]] = []
+        for use_id in pending:
+            result = draw(
+                st.text(st.characters(codec="utf-8"), max_size=8)
+                | st.lists(text_blocks | image_blocks, max_size=2)
+            )
+            content.append({"type": "tool_result", "tool_use_id": use_id, "content": result})
+        content += draw(
+            st.lists(text_blocks | image_blocks, min_size=0 if pending else 1, max_size=3)
+        )
+        if len(content) == 1 and content[0]["type"] == "text" and draw(st.booleans()):
+            out.append({"role": "user", "content": content[0]["text"]})
+        else:
+            out.append({"role": "user", "content": content})
+        reply = draw(st.lists(thinking_blocks, max_size=2)) + draw(
+            st.lists(text_blocks, max_size=2)
+        )
+        pending = []
+        for _ in range(draw(st.integers(0 if reply else 1, 2))):
+            uses += 1
+            pending.append(f"toolu_{uses}")
+            reply.append(
+                {
+                    "type": "tool_use",
+                    "id": pending[-1],
+                    "name": "lookup",
+                    "input": draw(ref.json_objects),
+                }
+            )
+        if len(reply) == 1 and reply[0]["type"] == "text" and draw(st.booleans()):
+            out.append({"role": "assistant", "content": reply[0]["text"]})
+        else:
+            out.append({"role": "assistant", "content": reply})
+    return out
+
+
+def normalised(msg: dict[str, Any]) -> dict[str, Any]:
+    content = msg["content"]
+    if isinstance(content, str):
+        content = [{"type": "text", "text": content}]
+    return {"role": msg["role"], "content": content}
+
+
+@settings(max_examples=200, deadline=None)
+@given(conversation=native_conversations(), via_key=st.booleans())
+def test_native_round_trip(conversation: list[dict[str, Any]], via_key: bool) -> None:
+    canonical: list[dict[str, Any]] = []
+    for msg in conversation:
+        if via_key and msg["role"] == "assistant":
+            canonical += FORMAT.to_canonical({**msg, "model": MODEL})
+        else:
+            canonical += FORMAT.to_canonical(msg, model=MODEL)
+    bodies = [canonicalize(m)[0] for m in canonical]
+    body = json.loads(build_body(FMT, bodies, model=MODEL))
+    assert body["messages"] == [normalised(m) for m in conversation]
+
+
+def test_to_canonical_shapes() -> None:
+    msgs = FORMAT.to_canonical(
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "look", "cache_control": {"type": "ephemeral"}},
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "t1",
+                    "content": [{"type": "text", "text": "42"}],
+                },
+                {"type": "tool_result", "tool_use_id": "t2", "content": "ok", "is_error": False},
+            ],
+        }
+    )
+    assert msgs == [
+        {"role": "tool", "tool_call_id": "t1", "content": [{"type": "text", "text": "42"}]},
+        {"role": "tool", "tool_call_id": "t2", "content": "ok"},
+        {"role": "user", "content": "look"},
+    ]
+    (asst,) = FORMAT.to_canonical(
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {"b": 1, "a": [2]}}],
+        }
+    )
+    assert asst == {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [
+            {
+                "id": "t",
+                "type": "function",
+                "function": {"name": "f", "arguments": '{"b":1,"a":[2]}'},
+            }
+        ],
+    }
+    (think,) = FORMAT.to_canonical(
+        {"role": "assistant", "model": OTHER, "content": [THINKING]}, model=MODEL
+    )
+    assert think["artifacts"] == [
+        {"provider": "anthropic", "model": OTHER, "type": "thinking", "data": THINKING}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("msg", "error", "match"),
+    [
+        (
+            {"role": "assistant", "content": [THINKING]},
+            srt.UnsupportedFeatureError,
+            "without the model",
+        ),
+        (
+            {"role": "user", "content": [{"type": "document", "source": {}}]},
+            srt.UnsupportedFeatureError,
+            "document blocks",
+        ),
+        (
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "t", "content": "x", "is_error": True}
+                ],
+            },
+            srt.UnsupportedFeatureError,
+            "is_error",
+        ),
+        (
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": "x", "citations": [{"type": "char_location"}]}
+                ],
+            },
+            srt.UnsupportedFeatureError,
+            "citations",
+        ),
+        (
+            {
+                "role": "user",
+                "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}],
+            },
+            srt.UnsupportedFeatureError,
+            "file image sources",
+        ),
+        ({"role": "system", "content": "x"}, srt.InvalidMessageError, "role"),
+        ({"role": "user", "content": 5}, srt.InvalidMessageError, "content"),
+    ],
+)
+def test_to_canonical_refuses(msg: dict[str, Any], error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
+        FORMAT.to_canonical(msg)
+
+
+def test_an_empty_assistant_reply_is_left_out_with_a_note(tmp_path: Path) -> None:
+    """Providers can answer ``content: []`` (e.g. after a tool result); such a reply
+    contributes nothing to later requests instead of making them fail."""
+    rt = srt.Runtime(str(tmp_path / "empty.db"))
+    s = rt.session("s")
+    s.append({"role": "user", "content": "hi"}, {"role": "assistant", "content": ""})
+    s.append({"role": "user", "content": "again"})
+    body = json.loads(s.request("anthropic.messages", model="m", cache=False))
+    assert [m["role"] for m in body["messages"]] == ["user"]
+    assert [b["text"] for b in body["messages"][0]["content"]] == ["hi", "again"]
+    assert any("no content" in n for n in s.last_build.notes)
