@@ -1,0 +1,435 @@
+"""HTTP transport for providers: httpx, timeouts, the retry policy and error mapping.
+
+Policy (``RetryPolicy``, modelled on the official SDKs):
+
+* retry 408, 409, 429, every 5xx and connection failures, 2 times by default;
+  a response header ``x-should-retry: true|false`` overrides the status rule;
+* wait ``retry-after-ms``, else ``Retry-After`` (seconds or an HTTP date) when it
+  is at most 120 s; otherwise back off exponentially from 0.5 s to 8 s, scaled by
+  a jitter factor in (0.75, 1];
+* **never retry once a 2xx response has begun**: generation is not idempotent, so
+  a stream that fails after its first byte is reported, not repeated.
+
+Timeouts (``Timeouts``): a connect timeout, an idle timeout for the response head
+and for each streamed chunk, and a total cap for the whole call, enforced by a
+watchdog that shuts the socket down when it passes (sync) or by
+``asyncio.wait_for`` on each read (async).
+
+Every ``httpx`` error is mapped to the ``ProviderError`` tree here and nowhere
+else. Secret values given in ``HTTPRequest.secrets`` are scrubbed from any text
+that reaches an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import importlib.util
+import random
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from ..errors import (
+    ProviderAuthError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderResponseError,
+    ProviderTimeoutError,
+    RateLimitError,
+    StreamInterruptedError,
+)
+
+__all__ = [
+    "AsyncResponse",
+    "AsyncTransport",
+    "HTTPRequest",
+    "Response",
+    "RetryPolicy",
+    "Timeouts",
+    "Transport",
+    "redact",
+]
+
+_ERROR_BODY_LIMIT = 64 * 1024
+_SHOWN_BODY = 2000
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds: ``connect``; ``idle`` for the response head and each chunk; ``total`` cap."""
+
+    connect: float = 5.0
+    idle: float = 60.0
+    total: float = 600.0
+
+    def httpx(self) -> httpx.Timeout:
+        return httpx.Timeout(
+            connect=self.connect, read=self.idle, write=self.idle, pool=self.connect
+        )
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int = 2
+    initial_delay: float = 0.5
+    max_delay: float = 8.0
+    max_retry_after: float = 120.0
+    jitter: float = 0.25
+
+    def retryable(self, status: int, headers: Mapping[str, str]) -> bool:
+        hint = headers.get("x-should-retry")
+        if hint == "true":
+            return True
+        if hint == "false":
+            return False
+        return status in (408, 409, 429) or status >= 500
+
+    @staticmethod
+    def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+        """The server's requested wait in seconds, from ``retry-after-ms`` or ``Retry-After``."""
+        ms = headers.get("retry-after-ms")
+        if ms is not None:
+            with contextlib.suppress(ValueError):
+                return max(0.0, float(ms) / 1000.0)
+        ra = headers.get("retry-after")
+        if ra is None:
+            return None
+        try:
+            return max(0.0, float(ra))
+        except ValueError:
+            pass
+        try:
+            when = email.utils.parsedate_to_datetime(ra)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+
+    def backoff(self, attempt: int, rand: float) -> float:
+        """Exponential backoff for retry number ``attempt`` (0-based); ``rand`` in [0, 1)."""
+        base = min(self.initial_delay * 2.0**attempt, self.max_delay)
+        return base * (1.0 - self.jitter * rand)
+
+    def delay(self, attempt: int, headers: Mapping[str, str], rand: float) -> float:
+        ra = self.retry_after(headers)
+        if ra is not None and ra <= self.max_retry_after:
+            return ra
+        return self.backoff(attempt, rand)
+
+
+def redact(text: str, secrets: tuple[str, ...]) -> str:
+    for s in secrets:
+        if s:
+            text = text.replace(s, "[redacted]")
+    return text
+
+
+@dataclass
+class HTTPRequest:
+    """One provider call. ``secrets`` are values to scrub from any error text."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    stream: bool = False
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"<HTTPRequest {self.method} {redact(self.url, self.secrets)} {len(self.body)} bytes>"
+        )
+
+
+def _status_error(
+    status: int, body: bytes, headers: Mapping[str, str], req: HTTPRequest
+) -> ProviderError:
+    text = redact(body[:_SHOWN_BODY].decode("utf-8", "replace"), req.secrets)
+    where = redact(req.url.split("?", 1)[0], req.secrets)
+    msg = f"{req.method} {where} answered {status}: {text}"
+    if status in (401, 403):
+        return ProviderAuthError(msg)
+    if status == 429:
+        return RateLimitError(msg, RetryPolicy.retry_after(headers))
+    return ProviderResponseError(msg, status=status, body=text)
+
+
+def _connection_error(exc: Exception, req: HTTPRequest) -> ProviderError:
+    where = redact(req.url.split("?", 1)[0], req.secrets)
+    detail = redact(str(exc), req.secrets) or type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        return ProviderTimeoutError(f"{req.method} {where}: timed out ({detail})")
+    return ProviderConnectionError(f"{req.method} {where}: {type(exc).__name__}: {detail}")
+
+
+def _socket_of(resp: httpx.Response) -> socket.socket | None:
+    stream = resp.extensions.get("network_stream")
+    if stream is None:
+        return None
+    with contextlib.suppress(Exception):
+        sock = stream.get_extra_info("socket")
+        if isinstance(sock, socket.socket):
+            return sock
+    return None
+
+
+class Response:
+    """A 2xx response whose body has not been read yet (sync)."""
+
+    def __init__(
+        self, resp: httpx.Response, req: HTTPRequest, deadline: float, retries: int
+    ) -> None:
+        self.status = resp.status_code
+        self.headers = resp.headers
+        self.retries = retries
+        self._resp = resp
+        self._req = req
+        self._deadline = deadline
+        self._expired = False
+        remaining = max(0.0, deadline - time.monotonic())
+        self._timer = threading.Timer(remaining, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self) -> None:
+        self._expired = True
+        sock = _socket_of(self._resp)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        else:  # pragma: no cover - every httpx sync transport exposes its socket
+            with contextlib.suppress(Exception):
+                self._resp.close()
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        """The raw body chunk by chunk; errors become ``StreamInterruptedError`` or
+        ``ProviderTimeoutError``."""
+        try:
+            for chunk in self._resp.iter_bytes():
+                if self._expired:
+                    break
+                if chunk:
+                    yield chunk
+        except httpx.TimeoutException as exc:
+            raise ProviderTimeoutError(
+                f"no data for {self._req_idle()} s while reading the response"
+            ) from exc
+        except httpx.HTTPError as exc:
+            if self._expired:
+                raise self._total_error() from exc
+            raise StreamInterruptedError(
+                f"the response was cut off: {type(exc).__name__}: "
+                f"{redact(str(exc), self._req.secrets)}"
+            ) from exc
+        finally:
+            self.close()
+        if self._expired:
+            raise self._total_error()
+
+    def _req_idle(self) -> str:
+        t = self._resp.request.extensions.get("timeout", {})
+        return str(t.get("read", "?"))
+
+    def _total_error(self) -> ProviderTimeoutError:
+        return ProviderTimeoutError("the call passed its total time cap while reading the response")
+
+    def read(self) -> bytes:
+        return b"".join(self.iter_bytes())
+
+    def close(self) -> None:
+        self._timer.cancel()
+        self._resp.close()
+
+
+class Transport:
+    """Pooled sync HTTP with retries. One per provider instance; thread-safe."""
+
+    def __init__(
+        self,
+        *,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        verify: bool | str = True,
+        http2: bool | None = None,
+        client: httpx.Client | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.timeouts = timeouts or Timeouts()
+        self.retry = retry or RetryPolicy()
+        if http2 is None:
+            http2 = importlib.util.find_spec("h2") is not None
+        self._client = client or httpx.Client(
+            timeout=self.timeouts.httpx(), verify=verify, http2=http2, follow_redirects=False
+        )
+        self._sleep = sleep
+        self._rand = rand
+
+    def close(self) -> None:
+        self._client.close()
+
+    def open(self, req: HTTPRequest) -> Response:
+        """Send ``req``; retry per policy until a 2xx head arrives; never after."""
+        deadline = time.monotonic() + self.timeouts.total
+        attempt = 0
+        while True:
+            hreq = self._client.build_request(
+                req.method, req.url, headers=req.headers, content=req.body
+            )
+            headers: Mapping[str, str] = {}
+            try:
+                resp = self._client.send(hreq, stream=True)
+            except httpx.HTTPError as exc:
+                err: ProviderError = _connection_error(exc, req)
+                retryable = True
+            else:
+                if resp.status_code < 300:
+                    return Response(resp, req, deadline, attempt)
+                try:
+                    body = resp.read()[:_ERROR_BODY_LIMIT]
+                except httpx.HTTPError:
+                    body = b""
+                finally:
+                    resp.close()
+                headers = resp.headers
+                err = _status_error(resp.status_code, body, headers, req)
+                retryable = self.retry.retryable(resp.status_code, headers)
+            if not retryable or attempt >= self.retry.max_retries:
+                raise err
+            wait = self.retry.delay(attempt, headers, self._rand())
+            if time.monotonic() + wait > deadline:
+                raise err
+            self._sleep(wait)
+            attempt += 1
+
+
+class AsyncResponse:
+    """A 2xx response whose body has not been read yet (asyncio)."""
+
+    def __init__(
+        self, resp: httpx.Response, req: HTTPRequest, deadline: float, retries: int, idle: float
+    ) -> None:
+        self.status = resp.status_code
+        self.headers = resp.headers
+        self.retries = retries
+        self._resp = resp
+        self._req = req
+        self._deadline = deadline
+        self._idle = idle
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        it = self._resp.aiter_bytes().__aiter__()
+        try:
+            while True:
+                remaining = self._deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ProviderTimeoutError(
+                        "the call passed its total time cap while reading the response"
+                    )
+                try:
+                    chunk = await asyncio.wait_for(it.__anext__(), min(self._idle, remaining))
+                except StopAsyncIteration:
+                    return
+                except asyncio.TimeoutError as exc:
+                    if self._deadline - time.monotonic() <= 0:
+                        raise ProviderTimeoutError(
+                            "the call passed its total time cap while reading the response"
+                        ) from exc
+                    raise ProviderTimeoutError(
+                        f"no data for {self._idle} s while reading the response"
+                    ) from exc
+                except httpx.TimeoutException as exc:
+                    raise ProviderTimeoutError(
+                        f"no data for {self._idle} s while reading the response"
+                    ) from exc
+                except httpx.HTTPError as exc:
+                    raise StreamInterruptedError(
+                        f"the response was cut off: {type(exc).__name__}: "
+                        f"{redact(str(exc), self._req.secrets)}"
+                    ) from exc
+                if chunk:
+                    yield chunk
+        finally:
+            await self._resp.aclose()
+
+    async def read(self) -> bytes:
+        return b"".join([c async for c in self.aiter_bytes()])
+
+    async def aclose(self) -> None:
+        await self._resp.aclose()
+
+
+class AsyncTransport:
+    """Pooled asyncio HTTP with the same policy as ``Transport``."""
+
+    def __init__(
+        self,
+        *,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        verify: bool | str = True,
+        http2: bool | None = None,
+        client: httpx.AsyncClient | None = None,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.timeouts = timeouts or Timeouts()
+        self.retry = retry or RetryPolicy()
+        if http2 is None:
+            http2 = importlib.util.find_spec("h2") is not None
+        self._client = client or httpx.AsyncClient(
+            timeout=self.timeouts.httpx(),
+            verify=verify,
+            http2=http2,
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        )
+        self._sleep = sleep
+        self._rand = rand
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def open(self, req: HTTPRequest) -> AsyncResponse:
+        deadline = time.monotonic() + self.timeouts.total
+        attempt = 0
+        while True:
+            hreq = self._client.build_request(
+                req.method, req.url, headers=req.headers, content=req.body
+            )
+            headers: Mapping[str, str] = {}
+            try:
+                remaining = max(0.001, deadline - time.monotonic())
+                resp = await asyncio.wait_for(self._client.send(hreq, stream=True), remaining)
+            except asyncio.TimeoutError:
+                raise ProviderTimeoutError(
+                    "the call passed its total time cap before a reply"
+                ) from None
+            except httpx.HTTPError as exc:
+                err: ProviderError = _connection_error(exc, req)
+                retryable = True
+            else:
+                if resp.status_code < 300:
+                    return AsyncResponse(resp, req, deadline, attempt, self.timeouts.idle)
+                try:
+                    body = (await resp.aread())[:_ERROR_BODY_LIMIT]
+                except httpx.HTTPError:
+                    body = b""
+                finally:
+                    await resp.aclose()
+                headers = resp.headers
+                err = _status_error(resp.status_code, body, headers, req)
+                retryable = self.retry.retryable(resp.status_code, headers)
+            if not retryable or attempt >= self.retry.max_retries:
+                raise err
+            wait = self.retry.delay(attempt, headers, self._rand())
+            if time.monotonic() + wait > deadline:
+                raise err
+            await self._sleep(wait)
+            attempt += 1
