@@ -6,8 +6,10 @@ replaced by stub modules in ``sys.modules`` so that only the dispatch is tested.
 
 from __future__ import annotations
 
+import json
 import sys
 import types
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -241,3 +243,46 @@ def test_the_module_imports_no_provider_converter_eagerly() -> None:
     source = convert.__loader__.get_source(convert.__name__)  # type: ignore[union-attr]
     assert source is not None
     assert "import anthropic" not in source and "import bedrock" not in source
+
+
+def test_session_append_accepts_every_provider_shape(tmp_path: Path) -> None:
+    """Anthropic, Bedrock and Responses shapes go through ``append`` as given."""
+    rt = srt.Runtime(str(tmp_path / "shapes.db"))
+    s = rt.session("s")
+    s.append({"role": "user", "content": "weather?"})
+    s.append(
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "thinking", "thinking": "hmm", "signature": "sig"},
+                {"type": "tool_use", "id": "t1", "name": "weather", "input": {"city": "Paris"}},
+            ],
+        },
+        model="claude-x",
+    )
+    s.append(
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "sunny"}],
+        }
+    )
+    s.append({"role": "assistant", "content": [{"text": "It is sunny."}]})  # Bedrock
+    s.append(
+        [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "ok"}]}]
+    )
+    roles = [m["role"] for m in s.messages()]
+    assert roles == ["user", "assistant", "tool", "assistant", "user"]
+    art = s.messages()[1]["artifacts"][0]
+    assert (art["provider"], art["model"], art["data"]["signature"]) == (
+        "anthropic",
+        "claude-x",
+        "sig",
+    )
+    body = json.loads(s.request("anthropic.messages", model="claude-x", cache=False))
+    assert body["messages"][1]["content"][0] == {
+        "type": "thinking",
+        "thinking": "hmm",
+        "signature": "sig",
+    }
+    body = json.loads(s.request("openai.chat", model="gpt-4o", cache=False))
+    assert "artifacts" not in body["messages"][1] and s.last_build.notes

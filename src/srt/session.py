@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import _core, exchange
-from ._types import BuildStats, Reply, UsageSummary
+from ._types import BuildStats, Message, Reply, UsageSummary
 from .cache import (
     Breakpoint,
     CacheExplain,
@@ -32,6 +32,7 @@ from .providers.base import Provider
 from .store import NewNode
 from .wire import get_format
 from .wire.base import Frag, Target, WireFormat, check_model
+from .wire.convert import to_canonical
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -132,12 +133,16 @@ class Session:
 
     # -- writing -----------------------------------------------------------------
 
-    def _prepare(self, messages: Iterable[Any]) -> list[tuple[bytes, bytes, bytes | None]]:
+    def _prepare(
+        self, messages: Iterable[Any], model: str | None = None
+    ) -> list[tuple[bytes, bytes, bytes | None]]:
         limit = self._rt.max_message_bytes
         out = []
-        for msg in messages:
-            body, meta = canonicalize(msg, limit)
-            out.append((_core.digest(body), body, meta))
+        for given in messages:
+            converted = to_canonical(given, model) if not isinstance(given, Message) else [given]
+            for msg in converted:
+                body, meta = canonicalize(msg, limit)
+                out.append((_core.digest(body), body, meta))
         self._rt._count_serialized(len(out))
         return out
 
@@ -170,8 +175,14 @@ class Session:
         self._head = self._ids[-1] if self._ids else None
         self._head_prefix = prefixes[-1] if prefixes else self._prefix()
 
-    def append(self, *messages: Any, rebase: bool = False) -> int | None:
+    def append(self, *messages: Any, rebase: bool = False, model: str | None = None) -> int | None:
         """Append messages atomically; return the new head node id.
+
+        Messages may be OpenAI Chat dicts, ``srt.Message``, Anthropic or Bedrock
+        message dicts, or OpenAI Responses items (a list of items is read as one
+        Responses input); each is converted to the canonical model. ``model`` names
+        the model that produced any provider artifacts in them (thinking blocks,
+        reasoning items) when the message itself does not.
 
         Every message is validated first; an invalid one raises
         ``InvalidMessageError`` and nothing is written. If the head moved since this
@@ -179,7 +190,7 @@ class Session:
         ``rebase=True`` re-reads the head and appends on top of it.
         """
         with self._lock:
-            prepared = self._prepare(messages)
+            prepared = self._prepare(messages, model)
             if not prepared:
                 return self._head
             self._load()
