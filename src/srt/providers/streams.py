@@ -273,7 +273,7 @@ class BedrockStream(StreamDecoder):
                 kind = str(frame.exception_type or frame.message_type)
                 try:
                     message = str(frame.json().get("message"))
-                except (ValueError, AttributeError):
+                except (ProviderResponseError, AttributeError):
                     message = frame.payload[:200].decode("utf-8", "replace")
                 raise _error(str(kind), message)
             data = frame.json()

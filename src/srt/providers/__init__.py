@@ -1,0 +1,1 @@
+"""Provider layer: transport, retries, auth and streaming for each LLM API."""
