@@ -164,7 +164,8 @@ BAD_MESSAGES: list[tuple[str, Any]] = [
     ("too-deep-metadata", {"role": "user", "content": "x", "metadata": {"v": nested(100)}}),
     ("int-too-large-for-json", {"role": "user", "content": "x", "extra": 10**5000}),
     ("part-not-a-dict", {"role": "user", "content": ["just text"]}),
-    ("part-without-type", {"role": "user", "content": [{"text": "x"}]}),
+    # {"text": "x"} alone is a Bedrock content block (a valid shape); this fits none.
+    ("part-without-type", {"role": "user", "content": [{"words": "x"}]}),
     ("text-part-not-str", {"role": "user", "content": [{"type": "text", "text": 3}]}),
     ("text-part-extra-key", {"role": "user", "content": [{"type": "text", "text": "x", "y": 1}]}),
     ("image-part-without-bytes", {"role": "user", "content": [{"type": "image", "data": "b64"}]}),
