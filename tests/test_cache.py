@@ -32,7 +32,17 @@ def layouts(draw: st.DrawFn) -> tuple[Layout, int | None, int, CachePolicy]:
     system_count = draw(st.integers(0, min(n, 3)))
     cum = list(itertools.accumulate(sizes))
     blocks = list(itertools.accumulate(draw(st.lists(st.integers(1, 8), min_size=n, max_size=n))))
-    layout = Layout(tool_bytes, tool_count, system_count, [c + tool_bytes for c in cum], blocks)
+    tool_tokens = estimate_tokens(tool_bytes)
+    toks = list(itertools.accumulate(estimate_tokens(x) for x in sizes))
+    layout = Layout(
+        tool_bytes,
+        tool_tokens,
+        tool_count,
+        system_count,
+        [c + tool_bytes for c in cum],
+        [t + tool_tokens for t in toks],
+        blocks,
+    )
     prev = draw(st.none() | st.integers(0, n))
     min_tokens = draw(st.sampled_from([1024, 2048, 4096, 1]))
     static_ttl, ttl = draw(st.sampled_from([("5m", "5m"), ("1h", "5m"), ("1h", "1h")]))
@@ -61,14 +71,14 @@ def test_planner_rules(case: tuple[Layout, int | None, int, CachePolicy]) -> Non
         assert b.tokens >= min_tokens, "never a breakpoint below the minimum"
         if b.where == "message":
             assert layout.system_count <= b.index < n
-            assert b.tokens == estimate_tokens(layout.cum_bytes[b.index])
+            assert b.tokens == layout.cum_tokens[b.index]
         elif b.where == "system":
             assert b.index == layout.system_count - 1
         else:
             assert b.index == layout.tool_count - 1 and layout.system_count == 0
     # The write breakpoint sits on the last message whenever it is allowed and big enough.
     if policy.write and n > layout.system_count:
-        last = estimate_tokens(layout.cum_bytes[n - 1])
+        last = layout.cum_tokens[n - 1]
         assert (last >= min_tokens) == any(b.reason == "write" and b.index == n - 1 for b in bps)
 
 

@@ -27,6 +27,8 @@ RANKS = {
     "message": 1,
     "_core": 1,
     "_db": 2,
+    # Token counting: canonical bytes -> counts; no I/O.
+    "tokens": 2,
     "store": 2,
     "wire": 2,
     "providers": 3,

@@ -27,7 +27,8 @@ cached prefix (messages, bytes, estimated tokens) or names the first diverging
 message and why: ``edited``, ``reordered``, ``truncated``, ``tools_changed``,
 ``model_switched``, ``ttl_elapsed``, ``below_minimum`` or ``cold``.
 
-Token counts here are estimates (UTF-8 bytes / 4) until a tokenizer is plugged in.
+Token counts here are estimates: each fragment costs ceil(UTF-8 bytes / 4), summed
+message by message, until a tokenizer is plugged in.
 """
 
 from __future__ import annotations
@@ -134,9 +135,11 @@ class Layout:
     """What the planner and explain need to know about one assembled request."""
 
     tool_bytes: int
+    tool_tokens: int
     tool_count: int
     system_count: int  # messages rendered into the system area (all leading)
     cum_bytes: Indexed[int]  # bytes of tools+system+messages up to message i
+    cum_tokens: Indexed[int]  # estimated tokens of tools+system+messages up to message i
     cum_blocks: Indexed[int]  # blocks up to message i
 
 
@@ -149,14 +152,14 @@ def plan(
     out: list[Breakpoint] = []
 
     def tokens_at(i: int) -> int:
-        return estimate_tokens(layout.cum_bytes[i])
+        return layout.cum_tokens[i]
 
     if policy.static and (s or layout.tool_count):
         if s:
             tok = tokens_at(s - 1)
             out.append(Breakpoint("system", s - 1, policy.static_ttl, tok, "static"))
         else:
-            tok = estimate_tokens(layout.tool_bytes)
+            tok = layout.tool_tokens
             bp = Breakpoint("tools", layout.tool_count - 1, policy.static_ttl, tok, "static")
             out.append(bp)
     if policy.read and previous_end is not None and s < previous_end < n:
@@ -249,7 +252,7 @@ def explain(
         model=model,
         total_messages=n,
         total_bytes=total_bytes,
-        total_tokens=estimate_tokens(total_bytes),
+        total_tokens=layout.cum_tokens[-1] if n else layout.tool_tokens,
         breakpoints=tuple(breakpoints),
     )
 
@@ -291,32 +294,26 @@ def explain(
             reason = "edited"
             detail = f"message {k} differs from the previous request's message {k}"
     # The cached prefix: k shared messages, as the provider's rules allow.
-    if k == 0:
-        cached_bytes = layout.tool_bytes if (layout.tool_count and not marker) else 0
-        cached_msgs = 0
-    else:
-        cached_msgs = k
-        cached_bytes = layout.cum_bytes[k - 1]
+    # ``end`` is the number of messages covered (-1: the tools only, -2: nothing).
+    end = k if k else (-1 if layout.tool_count else -2)
     if marker:
         # Only entries written at the previous request's breakpoints can be read.
-        best = 0
-        cached_msgs = 0
+        end = -2
         for b in previous.breakpoints:
-            if b.where == "message" and b.index < k:
-                if b.index + 1 >= cached_msgs:
-                    cached_msgs, best = b.index + 1, layout.cum_bytes[b.index]
-            elif b.where in ("system", "tools") and best == 0:
-                best = (
-                    layout.cum_bytes[b.index]
-                    if b.where == "system" and b.index < n
-                    else layout.tool_bytes
-                )
-                cached_msgs = b.index + 1 if b.where == "system" else 0
-        cached_bytes = best
-        cached_tokens = estimate_tokens(cached_bytes)
+            covered = b.index < k if b.where == "message" else b.index < min(k, n)
+            if b.where in ("message", "system") and covered:
+                end = max(end, b.index + 1)
+            elif b.where == "tools":
+                end = max(end, -1)
+    if end >= 1:
+        cached_msgs, cached_bytes, tok = end, layout.cum_bytes[end - 1], layout.cum_tokens[end - 1]
+    elif end == -1:
+        cached_msgs, cached_bytes, tok = 0, layout.tool_bytes, layout.tool_tokens
     else:
-        tok = estimate_tokens(cached_bytes)
-        cached_tokens = tok - tok % OPENAI_STEP if tok >= min_tokens else 0
+        cached_msgs, cached_bytes, tok = 0, 0, 0
+    if not marker:  # OpenAI: automatic, in 128-token steps from the minimum on
+        tok = tok - tok % OPENAI_STEP if tok >= min_tokens else 0
+    cached_tokens = tok
     if cached_tokens < min_tokens:
         if reason == "hit":
             reason = "below_minimum"

@@ -22,6 +22,7 @@ from .cache import (
     CachePolicy,
     Layout,
     Record,
+    estimate_tokens,
     explain,
     min_cacheable_tokens,
     plan,
@@ -345,11 +346,14 @@ class Session:
         policy = cache if isinstance(cache, CachePolicy) else CachePolicy()
         min_tokens = policy.min_tokens or min_cacheable_tokens(fmt.provider, model)
         tool_bytes = sum(len(t) for t in tool_frags)
+        tool_tokens = sum(estimate_tokens(len(t)) for t in tool_frags)
         layout = Layout(
             tool_bytes=tool_bytes,
+            tool_tokens=tool_tokens,
             tool_count=len(tool_frags),
             system_count=asm.system_count,
             cum_bytes=_Offset(asm.nbytes, tool_bytes),
+            cum_tokens=_Offset(asm.ntokens, tool_tokens),
             cum_blocks=asm.blocks,
         )
         key = self.cache_key
@@ -618,6 +622,7 @@ class _Assembly:
         "_sys",
         "blocks",
         "nbytes",
+        "ntokens",
         "pieces",
         "serialized",
         "system",
@@ -632,6 +637,7 @@ class _Assembly:
         self._notes: list[str | None] = []
         self.nbytes: list[int] = []  # bytes of system + message fragments up to message i
         self.blocks: list[int] = []  # content blocks up to message i
+        self.ntokens: list[int] = []  # estimated tokens up to message i (per fragment)
         self.serialized = 0
 
     @property
@@ -668,16 +674,17 @@ class _Assembly:
         self._notes.append(None)
         self.nbytes.append(self.nbytes[-1] if self.nbytes else 0)
         self.blocks.append(self.blocks[-1] if self.blocks else 0)
+        self.ntokens.append(self.ntokens[-1] if self.ntokens else 0)
 
     def truncate(self, k: int) -> None:
         del self.pieces[self._ends[k - 1] if k else 0 :]
         del self.system[self._sys[k - 1] if k else 0 :]
         del self._ends[k:], self._sys[k:], self._roles[k:], self._notes[k:]
-        del self.nbytes[k:], self.blocks[k:]
+        del self.nbytes[k:], self.blocks[k:], self.ntokens[k:]
 
     def extend_identity(self, fmt: WireFormat, target: Target, bodies: list[bytes]) -> None:
         """Fast path for formats whose fragment is normally the canonical body itself."""
-        pieces, ends, sys, roles, notes, nbytes, blocks = (
+        pieces, ends, sys, roles, notes, nbytes, blocks, ntokens = (
             self.pieces,
             self._ends,
             self._sys,
@@ -685,15 +692,17 @@ class _Assembly:
             self._notes,
             self.nbytes,
             self.blocks,
+            self.ntokens,
         )
         nsys = len(self.system)
         plain = fmt.plain
         total = nbytes[-1] if nbytes else 0
         nblocks = blocks[-1] if blocks else 0
+        ntok = ntokens[-1] if ntokens else 0
         for body in bodies:
             if not plain(body):
                 self.extend(fmt, [fmt.render(body, target)])
-                total, nblocks = nbytes[-1], blocks[-1]
+                total, nblocks, ntok = nbytes[-1], blocks[-1], ntokens[-1]
                 continue
             pieces.append(fmt.glue(roles[-1] if roles else None, ""))
             pieces.append(body)
@@ -703,8 +712,10 @@ class _Assembly:
             notes.append(None)
             total += len(body)
             nblocks += 1
+            ntok += (len(body) + 3) // 4
             nbytes.append(total)
             blocks.append(nblocks)
+            ntokens.append(ntok)
 
     def extend(self, fmt: WireFormat, frags: list[Frag]) -> None:
         last = self.last_role()
@@ -728,3 +739,5 @@ class _Assembly:
             self._notes.append(f.note)
             self.nbytes.append((self.nbytes[-1] if self.nbytes else 0) + len(f.data))
             self.blocks.append((self.blocks[-1] if self.blocks else 0) + f.blocks)
+            prev = self.ntokens[-1] if self.ntokens else 0
+            self.ntokens.append(prev + (len(f.data) + 3) // 4)

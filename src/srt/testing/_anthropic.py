@@ -1,0 +1,406 @@
+"""Anthropic Messages: validation, cache breakpoints and replies.
+
+Tokenizer units, in render order: each tool definition; the system prompt (a string is one
+unit ``{"type":"text","text":...}``, a list gives one unit per block); then every content
+block of every message (string content is one text block). The first block of a message is
+prefixed with ``"<role>:"`` so roles are part of the prompt. ``cache_control`` is removed
+before rendering.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from ._common import ApiError, CacheUsage, Prepared, Reply, dumps, strip_markers
+
+__all__ = [
+    "MESSAGE_KEYS",
+    "error_body",
+    "error_event",
+    "message_events",
+    "message_reply",
+    "prepare_messages",
+]
+
+JSON = dict[str, Any]
+Event = tuple[str | None, Any]
+
+MESSAGE_KEYS = frozenset(
+    "model max_tokens messages system tools tool_choice temperature top_p top_k "
+    "stop_sequences stream metadata thinking".split()
+)
+COUNT_KEYS = frozenset("model messages system tools tool_choice thinking".split())
+_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+_MEDIA = ("image/jpeg", "image/png", "image/gif", "image/webp")
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+_BLOCK_KEYS: dict[str, set[str]] = {
+    "text": {"type", "text", "cache_control", "citations"},
+    "image": {"type", "source", "cache_control"},
+    "document": {"type", "source", "title", "context", "citations", "cache_control"},
+    "tool_use": {"type", "id", "name", "input", "cache_control"},
+    "tool_result": {"type", "tool_use_id", "content", "is_error", "cache_control"},
+    "thinking": {"type", "thinking", "signature"},
+    "redacted_thinking": {"type", "data"},
+}
+_ROLE_BLOCKS = {
+    "user": {"text", "image", "document", "tool_result"},
+    "assistant": {"text", "tool_use", "thinking", "redacted_thinking"},
+}
+
+
+def bad(message: str) -> ApiError:
+    return ApiError(400, message, etype="invalid_request_error")
+
+
+def error_body(err: ApiError) -> JSON:
+    etype = err.etype or _TYPES.get(err.status, "api_error")
+    return {
+        "type": "error",
+        "error": {"type": etype, "message": err.message},
+        "request_id": f"req_{uuid.uuid4().hex[:24]}",
+    }
+
+
+def error_event(etype: str = "overloaded_error", message: str = "Overloaded") -> Event:
+    return ("error", {"type": "error", "error": {"type": etype, "message": message}})
+
+
+class _Breakpoints:
+    def __init__(self) -> None:
+        self.points: list[tuple[int, str]] = []
+
+    def check(self, block: JSON, where: str, unit: int) -> None:
+        cc = block.get("cache_control")
+        if cc is None:
+            return
+        if (
+            not isinstance(cc, dict)
+            or cc.get("type") != "ephemeral"
+            or set(cc) - {"type", "ttl"}
+            or cc.get("ttl", "5m") not in ("5m", "1h")
+        ):
+            raise bad(f"{where}.cache_control: Input should be {{'type': 'ephemeral'}}")
+        ttl = cc.get("ttl", "5m")
+        if ttl == "1h" and any(t == "5m" for _, t in self.points):
+            raise bad(
+                "a cache_control block with ttl='1h' cannot come after one with ttl='5m' "
+                "(the order is tools, system, messages)"
+            )
+        self.points.append((unit, ttl))
+
+
+def _check_keys(block: JSON, allowed: set[str], where: str) -> None:
+    for k in block:
+        if k not in allowed:
+            raise bad(f"{where}.{k}: Extra inputs are not permitted")
+
+
+def _check_block(block: Any, role: str, where: str, ids: set[str]) -> str:
+    """Check one content block; return its text for the default reply."""
+    if not isinstance(block, dict) or block.get("type") not in _BLOCK_KEYS:
+        raise bad(f"{where}: Input tag '{_get(block, 'type')}' does not match any expected tag")
+    kind = block["type"]
+    if kind not in _ROLE_BLOCKS[role]:
+        raise bad(f"{where}: a {kind} block is not allowed in a {role} message")
+    _check_keys(block, _BLOCK_KEYS[kind], where)
+    if kind == "text":
+        if not isinstance(block.get("text"), str):
+            raise bad(f"{where}.text: Field required")
+        if not block["text"]:
+            raise bad("messages: text content blocks must be non-empty")
+        return str(block["text"])
+    if kind in ("image", "document"):
+        src = block.get("source")
+        ok = isinstance(src, dict) and (
+            (src.get("type") == "base64" and isinstance(src.get("data"), str))
+            or (src.get("type") == "url" and isinstance(src.get("url"), str))
+            or (kind == "document" and src.get("type") in ("text", "content", "file"))
+        )
+        if not ok:
+            raise bad(f"{where}.source: Input should be a valid base64 or url source")
+        assert isinstance(src, dict)
+        if kind == "image" and src.get("type") == "base64" and src.get("media_type") not in _MEDIA:
+            raise bad(f"{where}.source.media_type: Input should be one of {', '.join(_MEDIA)}")
+    elif kind == "tool_use":
+        if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str):
+            raise bad(f"{where}: tool_use needs 'id' and 'name'")
+        if not isinstance(block.get("input"), dict):
+            raise bad(f"{where}.input: Input should be a valid dictionary")
+        if block["id"] in ids:
+            raise bad(f"messages: `tool_use` ids must be unique; found a duplicate {block['id']}")
+        ids.add(block["id"])
+    elif kind == "tool_result":
+        tid = block.get("tool_use_id")
+        if not isinstance(tid, str):
+            raise bad(f"{where}.tool_use_id: Field required")
+        if tid not in ids:
+            raise bad(
+                f"{where}: unexpected `tool_use_id` found in `tool_result` blocks: {tid}. "
+                "Each `tool_result` block must have a corresponding `tool_use` block before it."
+            )
+        content = block.get("content", "")
+        if isinstance(content, list):
+            for j, sub in enumerate(content):
+                if not isinstance(sub, dict) or sub.get("type") not in ("text", "image"):
+                    raise bad(f"{where}.content.{j}: Input tag does not match any expected tag")
+            return " ".join(str(s.get("text", "")) for s in content)
+        if not isinstance(content, str):
+            raise bad(f"{where}.content: Input should be a valid string or list")
+        return content
+    elif kind == "thinking":
+        if not isinstance(block.get("thinking"), str) or not isinstance(
+            block.get("signature"), str
+        ):
+            raise bad(f"{where}: a thinking block needs 'thinking' and 'signature'")
+    elif kind == "redacted_thinking" and not isinstance(block.get("data"), str):
+        raise bad(f"{where}.data: Field required")
+    return ""
+
+
+def _get(obj: Any, key: str) -> Any:
+    return obj.get(key) if isinstance(obj, dict) else None
+
+
+def _params(body: JSON, count_only: bool) -> None:
+    if not count_only:
+        mt = body.get("max_tokens")
+        if "max_tokens" not in body:
+            raise bad("max_tokens: Field required")
+        if isinstance(mt, bool) or not isinstance(mt, int) or mt < 1:
+            raise bad("max_tokens: Input should be a valid integer greater than or equal to 1")
+    for k, hi in (("temperature", 1), ("top_p", 1)):
+        v = body.get(k)
+        if k in body and (
+            isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= hi
+        ):
+            raise bad(f"{k}: Input should be a number between 0 and {hi}")
+    if "top_k" in body and (not isinstance(body["top_k"], int) or body["top_k"] < 0):
+        raise bad("top_k: Input should be a valid integer")
+    ss = body.get("stop_sequences")
+    if "stop_sequences" in body and (
+        not isinstance(ss, list) or not all(isinstance(s, str) for s in ss)
+    ):
+        raise bad("stop_sequences: Input should be a valid list of strings")
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise bad("stream: Input should be a valid boolean")
+    md = body.get("metadata")
+    if "metadata" in body and (not isinstance(md, dict) or set(md) - {"user_id"}):
+        raise bad("metadata: only 'user_id' is permitted")
+    tc = body.get("tool_choice")
+    if "tool_choice" in body and (
+        not isinstance(tc, dict)
+        or tc.get("type") not in ("auto", "any", "tool", "none")
+        or (tc["type"] == "tool" and not isinstance(tc.get("name"), str))
+    ):
+        raise bad("tool_choice: Input tag does not match any expected tag")
+    th = body.get("thinking")
+    if "thinking" in body:
+        if not isinstance(th, dict) or th.get("type") not in ("enabled", "disabled", "adaptive"):
+            raise bad("thinking: Input tag does not match any expected tag")
+        if th["type"] == "enabled":
+            budget = th.get("budget_tokens")
+            if not isinstance(budget, int) or budget < 1024:
+                raise bad("thinking.enabled.budget_tokens: Input should be >= 1024")
+            if not count_only and budget >= body["max_tokens"]:
+                raise bad("`max_tokens` must be greater than `thinking.budget_tokens`")
+
+
+def prepare_messages(body: Any, count_only: bool = False) -> Prepared:
+    """Validate a Messages (or count_tokens) body; raise ``ApiError`` like the real API."""
+    if not isinstance(body, dict):
+        raise bad("The request body is not valid JSON (expected an object)")
+    allowed = COUNT_KEYS if count_only else MESSAGE_KEYS
+    for k in body:
+        if k not in allowed:
+            raise bad(f"{k}: Extra inputs are not permitted")
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        raise bad("model: Field required")
+    _params(body, count_only)
+    bp = _Breakpoints()
+    units: list[str] = []
+    labels: list[str] = []
+
+    def add(obj: Any, label: str, prefix: str = "") -> None:
+        units.append(prefix + dumps(strip_markers(obj)))
+        labels.append(label)
+
+    tools = body.get("tools", [])
+    if not isinstance(tools, list):
+        raise bad("tools: Input should be a valid list")
+    names: set[str] = set()
+    for i, t in enumerate(tools):
+        w = f"tools.{i}"
+        if not isinstance(t, dict):
+            raise bad(f"{w}: Input should be a valid dictionary")
+        _check_keys(t, {"name", "description", "input_schema", "cache_control", "type"}, w)
+        if t.get("type", "custom") != "custom":
+            raise bad(f"{w}.type: Input should be 'custom'")
+        if not isinstance(t.get("name"), str) or not _NAME.match(t["name"]):
+            raise bad(f"{w}.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'")
+        if t["name"] in names:
+            raise bad("tools: Tool names must be unique.")
+        names.add(t["name"])
+        schema = t.get("input_schema")
+        if not isinstance(schema, dict) or schema.get("type") != "object":
+            raise bad(f"{w}.input_schema: Input should be a JSON schema of type 'object'")
+        bp.check(t, w, len(units))
+        add(t, f"tool:{i}")
+    system = body.get("system")
+    if isinstance(system, str):
+        if system:
+            add({"type": "text", "text": system}, "system:0")
+    elif isinstance(system, list):
+        for i, b in enumerate(system):
+            w = f"system.{i}"
+            if not isinstance(b, dict) or b.get("type") != "text":
+                raise bad(f"{w}: Input tag does not match any expected tag ('text')")
+            _check_keys(b, _BLOCK_KEYS["text"], w)
+            if not isinstance(b.get("text"), str) or not b["text"]:
+                raise bad("system: text content blocks must be non-empty")
+            bp.check(b, w, len(units))
+            add(b, f"system:{i}")
+    elif system is not None:
+        raise bad("system: Input should be a valid string or list of text blocks")
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        raise bad("messages: Field required")
+    if not messages:
+        raise bad("messages: at least one message is required")
+    ids: set[str] = set()
+    last_user = ""
+    for i, m in enumerate(messages):
+        w = f"messages.{i}"
+        if not isinstance(m, dict):
+            raise bad(f"{w}: Input should be a valid dictionary")
+        _check_keys(m, {"role", "content"}, w)
+        role = m.get("role")
+        if role not in ("user", "assistant"):
+            raise bad(f"{w}.role: Input should be 'user' or 'assistant'")
+        if i == 0 and role != "user":
+            raise bad('messages: the first message must use the "user" role')
+        content = m.get("content")
+        if isinstance(content, str):
+            if not content and not (role == "assistant" and i == len(messages) - 1):
+                raise bad("messages: text content blocks must be non-empty")
+            blocks: list[Any] = [{"type": "text", "text": content}] if content else []
+        elif isinstance(content, list):
+            if not content:
+                raise bad(f"{w}.content: List should have at least 1 item")
+            blocks = content
+        else:
+            raise bad(f"{w}.content: Input should be a valid string or list")
+        texts = []
+        for j, b in enumerate(blocks):
+            texts.append(_check_block(b, role, f"{w}.content.{j}", ids))
+            bp.check(b, f"{w}.content.{j}", len(units))
+            add(b, f"message:{i}.{j}", f"{role}:" if j == 0 else "")
+        if role == "user":
+            last_user = " ".join(t for t in texts if t)
+        if i == len(messages) - 1 and role == "assistant" and blocks:
+            last = blocks[-1]
+            if last.get("type") == "text" and last["text"] != last["text"].rstrip():
+                raise bad("final assistant content cannot end with trailing whitespace")
+    if len(bp.points) > 4:
+        raise bad(
+            f"A maximum of 4 blocks with cache_control may be provided. Found {len(bp.points)}."
+        )
+    return Prepared(
+        model=body["model"],
+        stream=bool(body.get("stream")),
+        units=units,
+        labels=labels,
+        breakpoints=bp.points,
+        last_user_text=last_user,
+    )
+
+
+def _usage(cache: CacheUsage, out: int) -> JSON:
+    return {
+        "input_tokens": cache.uncached,
+        "cache_creation_input_tokens": cache.written,
+        "cache_read_input_tokens": cache.read,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": cache.written - cache.written_1h,
+            "ephemeral_1h_input_tokens": cache.written_1h,
+        },
+        "output_tokens": out,
+        "service_tier": "standard",
+    }
+
+
+def _content(reply: Reply, seq: int) -> list[JSON]:
+    out: list[JSON] = []
+    if reply.text or not reply.tool_calls:
+        out.append({"type": "text", "text": reply.text})
+    for i, c in enumerate(reply.tool_calls):
+        tid = c.id or f"toolu_{seq:08d}{i:04d}"
+        out.append({"type": "tool_use", "id": tid, "name": c.name, "input": c.arguments})
+    return out
+
+
+def message_reply(prep: Prepared, reply: Reply, cache: CacheUsage, seq: int) -> JSON:
+    return {
+        "id": f"msg_{uuid.uuid4().hex[:24]}",
+        "type": "message",
+        "role": "assistant",
+        "model": prep.model,
+        "content": _content(reply, seq),
+        "stop_reason": "tool_use" if reply.tool_calls else "end_turn",
+        "stop_sequence": None,
+        "usage": _usage(cache, reply.output_tokens),
+    }
+
+
+def message_events(prep: Prepared, reply: Reply, cache: CacheUsage, seq: int) -> list[Event]:
+    full = message_reply(prep, reply, cache, seq)
+    start = {**full, "content": [], "stop_reason": None, "usage": _usage(cache, 1)}
+    events: list[Event] = [("message_start", {"type": "message_start", "message": start})]
+    for i, block in enumerate(full["content"]):
+        if block["type"] == "text":
+            empty: JSON = {"type": "text", "text": ""}
+            deltas = [{"type": "text_delta", "text": p} for p in reply.chunks()]
+        else:
+            empty = {**block, "input": {}}
+            args = dumps(block["input"])
+            deltas = [
+                {"type": "input_json_delta", "partial_json": args[k : k + 16]}
+                for k in range(0, len(args), 16)
+            ]
+        events.append(
+            (
+                "content_block_start",
+                {"type": "content_block_start", "index": i, "content_block": empty},
+            )
+        )
+        if i == 0:
+            events.append(("ping", {"type": "ping"}))
+        for k, d in enumerate(deltas):
+            if k and k % 8 == 0:
+                events.append(("ping", {"type": "ping"}))
+            events.append(
+                ("content_block_delta", {"type": "content_block_delta", "index": i, "delta": d})
+            )
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": i}))
+    events.append(
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": full["stop_reason"], "stop_sequence": None},
+                "usage": full["usage"],
+            },
+        )
+    )
+    events.append(("message_stop", {"type": "message_stop"}))
+    return events

@@ -1,0 +1,342 @@
+"""Shared pieces of the fake providers: errors, the tokenizer, replies and the prompt caches.
+
+The tokenizer is deliberately simple and documented, so tests can reason about it:
+
+* A request's prompt is a list of *units*, in render order: tool definitions, then the
+  system part, then the conversation. Each unit is rendered as compact JSON
+  (``json.dumps(x, ensure_ascii=False, separators=(",", ":"))``, keys in the order received)
+  with cache markers removed (``cache_control`` keys; Bedrock ``cachePoint`` blocks), so a
+  marker never changes tokens.
+* A unit's tokens are ``ceil(len(utf8 bytes) / 4)``; a token is the unit's next 4 bytes, so
+  token boundaries restart at every unit.
+* What a unit is depends on the provider (see each provider module): a message (OpenAI chat),
+  an input item (Responses), a content block (Anthropic, Bedrock).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "ApiError",
+    "BreakpointCache",
+    "CacheUsage",
+    "Clock",
+    "OpenAICache",
+    "Prepared",
+    "Reply",
+    "ToolCall",
+    "cache_minimum",
+    "dumps",
+    "ntokens",
+    "strip_markers",
+]
+
+JSON = dict[str, Any]
+
+
+def dumps(obj: Any) -> str:
+    """Compact JSON, non-ASCII kept, keys in the order given."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def ntokens(text: str) -> int:
+    """Tokens of one unit: 1 token per 4 UTF-8 bytes, rounded up."""
+    return -(-len(text.encode("utf-8")) // 4)
+
+
+def strip_markers(obj: Any) -> Any:
+    """``obj`` without ``cache_control`` keys and without ``{"cachePoint": ...}`` list items."""
+    if isinstance(obj, dict):
+        return {k: strip_markers(v) for k, v in obj.items() if k != "cache_control"}
+    if isinstance(obj, list):
+        return [
+            strip_markers(v)
+            for v in obj
+            if not (isinstance(v, dict) and len(v) == 1 and "cachePoint" in v)
+        ]
+    return obj
+
+
+class ApiError(Exception):
+    """A request the provider rejects; each provider module renders it in its own format."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        etype: str | None = None,
+        code: str | None = None,
+        param: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.etype = etype
+        self.code = code
+        self.param = param
+        self.headers = dict(headers or {})
+
+
+@dataclass
+class ToolCall:
+    name: str
+    arguments: dict[str, Any]
+    id: str = ""
+
+
+@dataclass
+class Reply:
+    """What the fake model says: text and/or tool calls."""
+
+    text: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+
+    @property
+    def output_tokens(self) -> int:
+        n = ntokens(self.text)
+        for call in self.tool_calls:
+            n += ntokens(call.name) + ntokens(dumps(call.arguments))
+        return max(n, 1)
+
+    @classmethod
+    def coerce(cls, value: Any) -> Reply:
+        if isinstance(value, Reply):
+            return value
+        if isinstance(value, str):
+            return cls(text=value)
+        if isinstance(value, dict):
+            unknown = set(value) - {"text", "tool_calls"}
+            if unknown:
+                raise ValueError(f"unknown reply keys: {sorted(unknown)}")
+            calls = []
+            for c in value.get("tool_calls") or []:
+                args = c.get("arguments", {})
+                if isinstance(args, str):
+                    args = json.loads(args)
+                calls.append(
+                    ToolCall(name=str(c["name"]), arguments=dict(args), id=c.get("id", ""))
+                )
+            return cls(text=str(value.get("text") or ""), tool_calls=calls)
+        raise TypeError(f"a reply is a str or a dict, not {type(value).__name__}")
+
+    def chunks(self, size: int = 12) -> list[str]:
+        """The text cut into word-aligned deltas of about ``size`` characters."""
+        out: list[str] = []
+        cur = ""
+        for word in self.text.split(" "):
+            piece = word if not cur and not out else " " + word
+            if cur and len(cur) + len(piece) > size:
+                out.append(cur)
+                cur = piece
+            else:
+                cur += piece
+        if cur:
+            out.append(cur)
+        return out
+
+
+@dataclass
+class Prepared:
+    """A validated request, rendered for the tokenizer and the cache."""
+
+    model: str
+    stream: bool
+    units: list[str]
+    labels: list[str]
+    breakpoints: list[tuple[int, str]] = field(default_factory=list)
+    last_user_text: str = ""
+    cache_key: str | None = None
+    cache_ttl_s: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def boundaries(self) -> list[int]:
+        """Cumulative token counts after each unit."""
+        out, total = [], 0
+        for u in self.units:
+            total += ntokens(u)
+            out.append(total)
+        return out
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(ntokens(u) for u in self.units)
+
+
+@dataclass
+class CacheUsage:
+    total: int
+    read: int = 0
+    written: int = 0
+    written_1h: int = 0
+
+    @property
+    def uncached(self) -> int:
+        return self.total - self.read - self.written
+
+
+class Clock:
+    """``time.monotonic()`` plus an offset that ``advance()`` moves: every TTL uses it."""
+
+    def __init__(self) -> None:
+        self._offset = 0.0
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        with self._lock:
+            return time.monotonic() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._offset += seconds
+
+
+def cache_minimum(
+    model: str, default: int = 1024, overrides: Mapping[str, int] | None = None
+) -> int:
+    """The smallest cacheable prefix for ``model`` (Anthropic and Bedrock rules)."""
+    for needle, n in (overrides or {}).items():
+        if needle in model:
+            return n
+    low = model.lower()
+    if "haiku-4" in low:
+        return 4096
+    if "haiku" in low:
+        return 2048
+    return default
+
+
+def _lcp_tokens(a: Sequence[bytes], b: Sequence[bytes]) -> int:
+    """Tokens in the longest common token prefix of two unit lists."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x == y:
+            n += -(-len(x) // 4)
+            continue
+        i = 0
+        for cx, cy in zip(x, y, strict=False):
+            if cx != cy:
+                break
+            i += 1
+        return n + i // 4
+    return n
+
+
+@dataclass
+class _Prompt:
+    units: list[bytes]
+    tokens: int
+    ttl: float
+    last_used: float
+
+
+class OpenAICache:
+    """Automatic prefix caching: hits of >= ``minimum`` tokens, in steps of ``step``."""
+
+    MAX_ENTRIES = 64
+
+    def __init__(self, clock: Clock, ttl_s: float, minimum: int = 1024, step: int = 128) -> None:
+        self.clock, self.ttl_s, self.minimum, self.step = clock, ttl_s, minimum, step
+        self._spaces: dict[tuple[str, ...], list[_Prompt]] = {}
+
+    def account(self, namespace: tuple[str, ...], prep: Prepared) -> CacheUsage:
+        now = self.clock.now()
+        units = [u.encode("utf-8") for u in prep.units]
+        total = prep.total_tokens
+        entries = [e for e in self._spaces.get(namespace, []) if e.last_used + e.ttl > now]
+        best, best_entry = 0, None
+        for e in entries:
+            n = _lcp_tokens(units, e.units)
+            if n > best:
+                best, best_entry = n, e
+        cached = 0
+        if total >= self.minimum and best >= self.minimum:
+            cached = best // self.step * self.step
+            assert best_entry is not None
+            best_entry.last_used = now
+        ttl = prep.cache_ttl_s or self.ttl_s
+        # A stored prompt that is a prefix of this one adds nothing: drop it.
+        entries = [e for e in entries if _lcp_tokens(units, e.units) < e.tokens]
+        entries.append(_Prompt(units, total, ttl, now))
+        self._spaces[namespace] = entries[-self.MAX_ENTRIES :]
+        return CacheUsage(total=total, read=cached)
+
+
+@dataclass
+class _Entry:
+    tokens: int
+    ttl: float
+    expires: float
+
+
+_TTL = {"5m": 300.0, "1h": 3600.0}
+
+
+class BreakpointCache:
+    """Explicit breakpoints (Anthropic ``cache_control``, Bedrock ``cachePoint``).
+
+    An entry is the prefix of units up to and including a breakpoint's unit, keyed by a
+    hash chain over the units. Reads look back from each breakpoint over at most
+    ``lookback`` earlier units for the longest live entry; writes store each breakpoint's
+    prefix of at least the model's minimum that is not cached yet.
+    """
+
+    def __init__(self, clock: Clock, lookback: int = 20) -> None:
+        self.clock, self.lookback = clock, lookback
+        self._entries: dict[tuple[tuple[str, ...], bytes], _Entry] = {}
+
+    def account(self, namespace: tuple[str, ...], prep: Prepared, minimum: int) -> CacheUsage:
+        now = self.clock.now()
+        total = prep.total_tokens
+        bounds = prep.boundaries
+        chain: list[bytes] = []
+        h = b""
+        for u in prep.units:
+            h = hashlib.sha256(h + u.encode("utf-8")).digest()
+            chain.append(h)
+
+        def live(i: int) -> _Entry | None:
+            e = self._entries.get((namespace, chain[i]))
+            if e is None or e.expires <= now:
+                return None
+            return e
+
+        read = 0
+        for b, _ttl in prep.breakpoints:
+            for j in range(b, max(-1, b - self.lookback - 1), -1):
+                e = live(j)
+                if e is not None:
+                    e.expires = now + e.ttl
+                    read = max(read, bounds[j])
+                    break
+        top, top_1h = read, read
+        for b, ttl in prep.breakpoints:
+            seconds = _TTL[ttl]
+            hit = live(b)
+            if hit is not None:  # already cached: a longer TTL lifts the entry's
+                hit.ttl = max(hit.ttl, seconds)
+                hit.expires = now + hit.ttl
+                continue
+            if bounds[b] < minimum:
+                continue
+            self._entries[(namespace, chain[b])] = _Entry(bounds[b], seconds, now + seconds)
+            top = max(top, bounds[b])
+            if ttl == "1h":
+                top_1h = max(top_1h, bounds[b])
+        written = top - read
+        self._expire(now)
+        return CacheUsage(total=total, read=read, written=written, written_1h=top_1h - read)
+
+    def _expire(self, now: float) -> None:
+        if len(self._entries) > 4096:
+            for k in [k for k, e in self._entries.items() if e.expires <= now]:
+                del self._entries[k]

@@ -1,0 +1,597 @@
+"""OpenAI Chat Completions and Responses (also behind Azure's URLs): validation and replies.
+
+Tokenizer units: Chat -- each tool definition, then each message, as received. Responses --
+each tool, then ``{"instructions": ...}`` when given, then every input item of the whole chain
+(earlier stored inputs, their output items, this input); a string input is the item
+``{"role": "user", "content": <string>}``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+from ._common import ApiError, CacheUsage, Prepared, Reply, dumps, strip_markers
+
+__all__ = [
+    "chat_events",
+    "chat_reply",
+    "error_body",
+    "error_event",
+    "prepare_chat",
+    "prepare_responses",
+    "responses_events",
+    "responses_output",
+    "responses_reply",
+]
+
+JSON = dict[str, Any]
+Event = tuple[str | None, Any]
+
+CHAT_KEYS = frozenset(
+    "model messages tools tool_choice temperature top_p max_tokens max_completion_tokens stream "
+    "stream_options n stop seed user response_format parallel_tool_calls prompt_cache_key "
+    "prompt_cache_retention metadata store logprobs top_logprobs presence_penalty "
+    "frequency_penalty reasoning_effort service_tier".split()
+)
+RESPONSES_KEYS = frozenset(
+    "model input instructions tools previous_response_id store stream truncation "
+    "prompt_cache_key prompt_cache_retention max_output_tokens temperature top_p metadata "
+    "reasoning include parallel_tool_calls tool_choice text user service_tier stream_options "
+    "top_logprobs safety_identifier max_tool_calls background".split()
+)
+_MESSAGE_KEYS = frozenset(
+    "role content name tool_calls tool_call_id refusal audio function_call annotations".split()
+)
+_ROLES = ("system", "developer", "user", "assistant", "tool")
+_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_RETENTION = {"in_memory": None, "24h": 86400.0}
+_TYPES = {
+    400: "invalid_request_error",
+    401: "invalid_request_error",
+    403: "invalid_request_error",
+    404: "invalid_request_error",
+    408: "timeout",
+    409: "conflict",
+    429: "requests",
+}
+_CODES = {401: "invalid_api_key", 429: "rate_limit_exceeded"}
+
+
+def bad(message: str, param: str | None = None, code: str | None = None) -> ApiError:
+    return ApiError(400, message, param=param, code=code, etype="invalid_request_error")
+
+
+def error_body(err: ApiError) -> JSON:
+    etype = err.etype or _TYPES.get(err.status, "server_error")
+    code = err.code if err.code is not None else _CODES.get(err.status)
+    return {"error": {"message": err.message, "type": etype, "param": err.param, "code": code}}
+
+
+def error_event(responses: bool, seq: int) -> Event:
+    """A provider error event in the middle of a stream."""
+    if responses:
+        data = {
+            "type": "error",
+            "code": "server_error",
+            "message": "The server had an error while processing your request.",
+            "param": None,
+            "sequence_number": seq,
+        }
+        return ("error", data)
+    return (None, error_body(ApiError(500, "The server had an error processing your request.")))
+
+
+def _type_name(v: Any) -> str:
+    return {str: "a string", list: "an array", dict: "an object", bool: "a boolean"}.get(
+        type(v), "null" if v is None else f"a {type(v).__name__}"
+    )
+
+
+def _common_params(body: JSON, keys: frozenset[str]) -> None:
+    if not isinstance(body, dict):
+        raise bad("The request body must be a JSON object.")
+    for k in body:
+        if k not in keys:
+            raise bad(f"Unrecognized request argument supplied: {k}", param=k)
+    model = body.get("model")
+    if "model" in body and (not isinstance(model, str) or not model):
+        raise bad("Invalid type for 'model': expected a non-empty string.", "model", "invalid_type")
+    for k, lo, hi in (("temperature", 0, 2), ("top_p", 0, 1)):
+        v = body.get(k)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise bad(f"Invalid type for '{k}': expected a number.", k, "invalid_type")
+        if v is not None and not lo <= v <= hi:
+            raise bad(f"Invalid '{k}': must be between {lo} and {hi}.", k, "invalid_value")
+    for k in ("max_tokens", "max_completion_tokens", "max_output_tokens", "n"):
+        v = body.get(k)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise bad(f"Invalid '{k}': expected an integer >= 1.", k, "invalid_value")
+    for k in ("stream", "store", "parallel_tool_calls"):
+        if k in body and body[k] is not None and not isinstance(body[k], bool):
+            raise bad(f"Invalid type for '{k}': expected a boolean.", k, "invalid_type")
+    key = body.get("prompt_cache_key")
+    if key is not None and not isinstance(key, str):
+        raise bad("Invalid type for 'prompt_cache_key'.", "prompt_cache_key", "invalid_type")
+    ret = body.get("prompt_cache_retention")
+    if ret is not None and ret not in _RETENTION:
+        raise bad("Invalid 'prompt_cache_retention'.", "prompt_cache_retention", "invalid_value")
+    md = body.get("metadata")
+    if md is not None and not isinstance(md, dict):
+        raise bad("Invalid type for 'metadata'.", "metadata", "invalid_type")
+
+
+def _chat_tools(tools: Any) -> list[str]:
+    if tools is None:
+        return []
+    if not isinstance(tools, list):
+        raise bad("Invalid type for 'tools': expected an array.", "tools", "invalid_type")
+    out = []
+    for i, t in enumerate(tools):
+        p = f"tools[{i}]"
+        if not isinstance(t, dict) or t.get("type") != "function":
+            raise bad(f"Invalid '{p}': a tool needs type 'function'.", p, "invalid_value")
+        fn = t.get("function")
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise bad(f"Missing required parameter: '{p}.function.name'.", p + ".function")
+        if not _NAME.match(fn["name"]):
+            raise bad(f"Invalid '{p}.function.name': bad function name.", p, "invalid_value")
+        if "parameters" in fn and not isinstance(fn["parameters"], dict):
+            raise bad(f"Invalid type for '{p}.function.parameters'.", p, "invalid_type")
+        if set(t) - {"type", "function"} or set(fn) - {
+            "name",
+            "description",
+            "parameters",
+            "strict",
+        }:
+            raise bad(f"Additional properties are not allowed in '{p}'.", p)
+        out.append(dumps(t))
+    return out
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(
+            str(p.get("text", "")) for p in content if isinstance(p, dict) and "text" in p
+        )
+    return ""
+
+
+def _chat_content(msg: JSON, p: str) -> None:
+    role = msg["role"]
+    content = msg.get("content")
+    if content is None:
+        if role == "assistant" and (msg.get("tool_calls") or msg.get("function_call")):
+            return
+        raise bad(f"Invalid value for '{p}.content': expected a string, got null.", p + ".content")
+    if isinstance(content, str):
+        return
+    if not isinstance(content, list):
+        raise bad(
+            f"Invalid type for '{p}.content': expected one of a string or array of objects, "
+            f"but got {_type_name(content)} instead.",
+            p + ".content",
+            "invalid_type",
+        )
+    allowed = {
+        "user": {"text", "image_url", "input_audio", "file"},
+        "assistant": {"text", "refusal"},
+    }.get(role, {"text"})
+    for j, part in enumerate(content):
+        q = f"{p}.content[{j}]"
+        if not isinstance(part, dict) or part.get("type") not in allowed:
+            raise bad(f"Invalid value for '{q}.type'.", q + ".type", "invalid_value")
+        if part["type"] == "text" and not isinstance(part.get("text"), str):
+            raise bad(f"Missing required parameter: '{q}.text'.", q + ".text")
+        if part["type"] == "image_url":
+            img = part.get("image_url")
+            if not isinstance(img, dict) or not isinstance(img.get("url"), str):
+                raise bad(f"Missing required parameter: '{q}.image_url.url'.", q)
+
+
+def prepare_chat(body: Any, deployment: str | None = None) -> Prepared:
+    """Validate a Chat Completions body like the real API; raise ``ApiError`` on a fault."""
+    _common_params(body, CHAT_KEYS)
+    model = body.get("model") or deployment
+    if not model:
+        raise bad("Missing required parameter: 'model'.", "model", "missing_required_parameter")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise bad("Invalid 'messages': expected a non-empty array.", "messages", "invalid_value")
+    units = _chat_tools(body.get("tools"))
+    labels = [f"tool:{i}" for i in range(len(units))]
+    call_ids: set[str] = set()
+    last_user = ""
+    for i, msg in enumerate(messages):
+        p = f"messages[{i}]"
+        if not isinstance(msg, dict):
+            raise bad(f"Invalid type for '{p}': expected an object.", p, "invalid_type")
+        if msg.get("role") not in _ROLES:
+            raise bad(
+                f"Invalid value: '{msg.get('role')}'. Supported values are: 'system', "
+                "'assistant', 'user', 'tool', and 'developer'.",
+                p + ".role",
+                "invalid_value",
+            )
+        extra = set(msg) - _MESSAGE_KEYS
+        if extra:
+            raise bad(
+                f"Additional properties are not allowed ('{sorted(extra)[0]}' was unexpected)"
+                f" - '{p}'",
+                p,
+            )
+        _chat_content(msg, p)
+        role = msg["role"]
+        if "tool_calls" in msg:
+            calls = msg["tool_calls"]
+            if role != "assistant" or not isinstance(calls, list):
+                raise bad(f"Invalid '{p}.tool_calls'.", p + ".tool_calls")
+            for j, c in enumerate(calls):
+                fn = c.get("function") if isinstance(c, dict) else None
+                if (
+                    not isinstance(c, dict)
+                    or not isinstance(c.get("id"), str)
+                    or c.get("type") != "function"
+                    or not isinstance(fn, dict)
+                    or not isinstance(fn.get("name"), str)
+                    or not isinstance(fn.get("arguments"), str)
+                ):
+                    raise bad(f"Invalid '{p}.tool_calls[{j}]'.", f"{p}.tool_calls[{j}]")
+                call_ids.add(c["id"])
+        if role == "tool":
+            tid = msg.get("tool_call_id")
+            if not isinstance(tid, str):
+                raise bad(f"Missing required parameter: '{p}.tool_call_id'.", p + ".tool_call_id")
+            if tid not in call_ids:
+                raise bad(
+                    "Invalid parameter: messages with role 'tool' must be a response to a "
+                    "preceeding message with 'tool_calls'.",
+                    p + ".role",
+                )
+        elif "tool_call_id" in msg:
+            raise bad(f"Invalid '{p}.tool_call_id': only for role 'tool'.", p + ".tool_call_id")
+        if role == "user":
+            last_user = _text_of(msg.get("content"))
+        units.append(dumps(msg))
+        labels.append(f"message:{i}")
+    stream = bool(body.get("stream"))
+    so = body.get("stream_options")
+    if so is not None:
+        if not stream:
+            raise bad(
+                "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                "stream_options",
+                "invalid_value",
+            )
+        if not isinstance(so, dict) or set(so) - {"include_usage", "include_obfuscation"}:
+            raise bad("Invalid 'stream_options'.", "stream_options", "invalid_value")
+    return Prepared(
+        model=str(model),
+        stream=stream,
+        units=units,
+        labels=labels,
+        last_user_text=last_user,
+        cache_key=body.get("prompt_cache_key"),
+        cache_ttl_s=_RETENTION.get(body.get("prompt_cache_retention") or "in_memory"),
+        extra={
+            "include_usage": bool((so or {}).get("include_usage")),
+            "n": body.get("n") or 1,
+        },
+    )
+
+
+def _usage_chat(cache: CacheUsage, out: int) -> JSON:
+    return {
+        "prompt_tokens": cache.total,
+        "completion_tokens": out,
+        "total_tokens": cache.total + out,
+        "prompt_tokens_details": {"cached_tokens": cache.read, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+def _calls(reply: Reply, seq: int) -> list[JSON]:
+    return [
+        {
+            "id": c.id or f"call_{seq}_{i}",
+            "type": "function",
+            "function": {"name": c.name, "arguments": dumps(c.arguments)},
+        }
+        for i, c in enumerate(reply.tool_calls)
+    ]
+
+
+def chat_reply(prep: Prepared, reply: Reply, cache: CacheUsage, seq: int) -> JSON:
+    message: JSON = {
+        "role": "assistant",
+        "content": reply.text if reply.text or not reply.tool_calls else None,
+        "refusal": None,
+        "annotations": [],
+    }
+    if reply.tool_calls:
+        message["tool_calls"] = _calls(reply, seq)
+    finish = "tool_calls" if reply.tool_calls else "stop"
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": prep.model,
+        "choices": [
+            {"index": i, "message": message, "logprobs": None, "finish_reason": finish}
+            for i in range(prep.extra["n"])
+        ],
+        "usage": _usage_chat(cache, reply.output_tokens),
+        "service_tier": "default",
+        "system_fingerprint": None,
+    }
+
+
+def chat_events(prep: Prepared, reply: Reply, cache: CacheUsage, seq: int) -> list[Event]:
+    cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    created = int(time.time())
+    usage_field = prep.extra["include_usage"]
+
+    def chunk(delta: JSON, finish: str | None = None) -> Event:
+        c: JSON = {
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": prep.model,
+            "system_fingerprint": None,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+        if usage_field:
+            c["usage"] = None
+        return (None, c)
+
+    events = [chunk({"role": "assistant", "content": "", "refusal": None})]
+    events += [chunk({"content": piece}) for piece in reply.chunks()]
+    for i, call in enumerate(_calls(reply, seq)):
+        head = {"index": i, "id": call["id"], "type": "function"}
+        fn = {"name": call["function"]["name"], "arguments": ""}
+        events.append(chunk({"tool_calls": [{**head, "function": fn}]}))
+        args = call["function"]["arguments"]
+        for k in range(0, len(args), 16):
+            part = {"index": i, "function": {"arguments": args[k : k + 16]}}
+            events.append(chunk({"tool_calls": [part]}))
+    events.append(chunk({}, "tool_calls" if reply.tool_calls else "stop"))
+    if usage_field:
+        last = dict(events[-1][1])
+        last["choices"] = []
+        last["usage"] = _usage_chat(cache, reply.output_tokens)
+        events.append((None, last))
+    events.append((None, "[DONE]"))
+    return events
+
+
+# -- Responses -----------------------------------------------------------------------
+
+
+def _responses_tools(tools: Any) -> list[str]:
+    if tools is None:
+        return []
+    if not isinstance(tools, list):
+        raise bad("Invalid type for 'tools': expected an array.", "tools", "invalid_type")
+    for i, t in enumerate(tools):
+        p = f"tools[{i}]"
+        if not isinstance(t, dict) or t.get("type") != "function":
+            raise bad(f"Invalid '{p}': a tool needs type 'function'.", p, "invalid_value")
+        if not isinstance(t.get("name"), str) or not _NAME.match(t["name"]):
+            raise bad(f"Missing required parameter: '{p}.name'.", p + ".name")
+        extra = set(t) - {"type", "name", "description", "parameters", "strict"}
+        if extra:
+            raise bad(f"Unknown parameter: '{p}.{sorted(extra)[0]}'.", p, "unknown_parameter")
+    return [dumps(t) for t in tools]
+
+
+_PARTS = {
+    "user": {"input_text", "input_image", "input_file", "input_audio"},
+    "system": {"input_text"},
+    "developer": {"input_text"},
+    "assistant": {"output_text", "refusal"},
+}
+
+
+def _check_item(item: Any, p: str, call_ids: set[str]) -> None:
+    if not isinstance(item, dict):
+        raise bad(f"Invalid type for '{p}': expected an object.", p, "invalid_type")
+    kind = item.get("type", "message" if "role" in item else None)
+    if kind == "message":
+        role = item.get("role")
+        if role not in _PARTS:
+            raise bad(f"Invalid value: '{role}'.", p + ".role", "invalid_value")
+        content = item.get("content")
+        if isinstance(content, list):
+            for j, part in enumerate(content):
+                q = f"{p}.content[{j}]"
+                if not isinstance(part, dict) or part.get("type") not in _PARTS[role]:
+                    raise bad(f"Invalid value for '{q}.type'.", q + ".type", "invalid_value")
+                if part["type"] in ("input_text", "output_text") and not isinstance(
+                    part.get("text"), str
+                ):
+                    raise bad(f"Missing required parameter: '{q}.text'.", q + ".text")
+        elif not isinstance(content, str):
+            raise bad(f"Invalid type for '{p}.content'.", p + ".content", "invalid_type")
+    elif kind == "function_call":
+        for k in ("call_id", "name", "arguments"):
+            if not isinstance(item.get(k), str):
+                raise bad(f"Missing required parameter: '{p}.{k}'.", f"{p}.{k}")
+        call_ids.add(item["call_id"])
+    elif kind == "function_call_output":
+        cid = item.get("call_id")
+        if not isinstance(cid, str):
+            raise bad(f"Missing required parameter: '{p}.call_id'.", p + ".call_id")
+        if not isinstance(item.get("output"), (str, list)):
+            raise bad(f"Missing required parameter: '{p}.output'.", p + ".output")
+        if cid not in call_ids:
+            raise bad(f"No tool call found for function call output with call_id {cid}.", "input")
+    elif kind == "reasoning":
+        if not isinstance(item.get("summary"), list):
+            raise bad(f"Missing required parameter: '{p}.summary'.", p + ".summary")
+    else:
+        raise bad(f"Invalid value: '{kind}'.", p + ".type", "invalid_value")
+
+
+def prepare_responses(body: Any, chain: list[JSON], model: str | None = None) -> Prepared:
+    """Validate a Responses body; ``chain`` is the stored chain of ``previous_response_id``."""
+    _common_params(body, RESPONSES_KEYS)
+    model = body.get("model") or model
+    if not model:
+        raise bad("Missing required parameter: 'model'.", "model", "missing_required_parameter")
+    inp = body.get("input")
+    if isinstance(inp, str):
+        items: list[JSON] = [{"role": "user", "content": inp}]
+    elif isinstance(inp, list):
+        items = inp
+    else:
+        raise bad("Invalid type for 'input': expected a string or an array.", "input")
+    instr = body.get("instructions")
+    if instr is not None and not isinstance(instr, str):
+        raise bad("Invalid type for 'instructions'.", "instructions", "invalid_type")
+    if body.get("truncation") not in (None, "auto", "disabled"):
+        raise bad("Invalid value for 'truncation'.", "truncation", "invalid_value")
+    units = _responses_tools(body.get("tools"))
+    labels = [f"tool:{i}" for i in range(len(units))]
+    if instr is not None:
+        units.append(dumps({"instructions": instr}))
+        labels.append("instructions")
+    call_ids: set[str] = set()
+    for item in chain:
+        if item.get("type") == "function_call":
+            call_ids.add(item["call_id"])
+    last_user = ""
+    for i, item in enumerate(items):
+        _check_item(item, f"input[{i}]", call_ids)
+        if item.get("role") == "user":
+            last_user = _text_of(item.get("content"))
+    for i, item in enumerate(chain + items):
+        units.append(dumps(strip_markers(item)))
+        labels.append(f"item:{i}")
+    return Prepared(
+        model=str(model),
+        stream=bool(body.get("stream")),
+        units=units,
+        labels=labels,
+        last_user_text=last_user,
+        cache_key=body.get("prompt_cache_key"),
+        cache_ttl_s=_RETENTION.get(body.get("prompt_cache_retention") or "in_memory"),
+        extra={"items": items, "chain": chain},
+    )
+
+
+def responses_output(reply: Reply, seq: int) -> list[JSON]:
+    out: list[JSON] = []
+    if reply.text or not reply.tool_calls:
+        out.append(
+            {
+                "type": "message",
+                "id": f"msg_{uuid.uuid4().hex}",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": reply.text, "annotations": []}],
+            }
+        )
+    for i, c in enumerate(reply.tool_calls):
+        out.append(
+            {
+                "type": "function_call",
+                "id": f"fc_{uuid.uuid4().hex}",
+                "call_id": c.id or f"call_{seq}_{i}",
+                "name": c.name,
+                "arguments": dumps(c.arguments),
+                "status": "completed",
+            }
+        )
+    return out
+
+
+def responses_reply(
+    body: JSON, prep: Prepared, rid: str, output: list[JSON], cache: CacheUsage, out_tokens: int
+) -> JSON:
+    return {
+        "id": rid,
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": "completed",
+        "background": False,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "model": prep.model,
+        "output": output,
+        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "previous_response_id": body.get("previous_response_id"),
+        "prompt_cache_key": body.get("prompt_cache_key"),
+        "reasoning": {"effort": None, "summary": None},
+        "service_tier": "default",
+        "store": body.get("store", True),
+        "temperature": body.get("temperature", 1.0),
+        "text": body.get("text") or {"format": {"type": "text"}},
+        "tool_choice": body.get("tool_choice", "auto"),
+        "tools": body.get("tools") or [],
+        "top_p": body.get("top_p", 1.0),
+        "truncation": body.get("truncation", "disabled"),
+        "usage": {
+            "input_tokens": cache.total,
+            "input_tokens_details": {"cached_tokens": cache.read},
+            "output_tokens": out_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": cache.total + out_tokens,
+        },
+        "user": None,
+        "metadata": body.get("metadata") or {},
+    }
+
+
+def responses_events(response: JSON, reply: Reply) -> list[Event]:
+    """The typed event sequence of a streamed response (``sequence_number`` from 0)."""
+    events: list[Event] = []
+
+    def add(kind: str, **data: Any) -> None:
+        events.append((kind, {"type": kind, "sequence_number": len(events), **data}))
+
+    start = {**response, "status": "in_progress", "output": [], "usage": None}
+    add("response.created", response=start)
+    add("response.in_progress", response=start)
+    for oi, item in enumerate(response["output"]):
+        iid = item["id"]
+        if item["type"] == "message":
+            add("response.output_item.added", output_index=oi, item={**item, "content": []})
+            empty = {"type": "output_text", "text": "", "annotations": []}
+            ix = {"item_id": iid, "output_index": oi, "content_index": 0}
+            add("response.content_part.added", **ix, part=empty)
+            for piece in reply.chunks():
+                add("response.output_text.delta", **ix, delta=piece, logprobs=[])
+            add("response.output_text.done", **ix, text=reply.text, logprobs=[])
+            add("response.content_part.done", **ix, part=item["content"][0])
+        else:
+            added = {**item, "arguments": "", "status": "in_progress"}
+            add("response.output_item.added", output_index=oi, item=added)
+            args = item["arguments"]
+            for k in range(0, len(args), 16):
+                add(
+                    "response.function_call_arguments.delta",
+                    item_id=iid,
+                    output_index=oi,
+                    delta=args[k : k + 16],
+                )
+            add(
+                "response.function_call_arguments.done",
+                item_id=iid,
+                output_index=oi,
+                name=item["name"],
+                arguments=args,
+            )
+        add("response.output_item.done", output_index=oi, item=item)
+    add("response.completed", response=response)
+    return events

@@ -1,0 +1,282 @@
+"""Routing, rendering and reply encoding (JSON bodies, SSE events, AWS event-stream frames)."""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import struct
+import time
+import uuid
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+from . import _anthropic, _bedrock, _openai
+from ._common import ApiError, CacheUsage, Prepared, Reply, dumps
+from ._http import StreamBody
+
+__all__ = [
+    "Built",
+    "build",
+    "check_auth",
+    "count_tokens",
+    "encode_event_frame",
+    "error_response",
+    "redact",
+    "render",
+    "route",
+    "status_fault",
+]
+
+JSON = dict[str, Any]
+SSE = "text/event-stream; charset=utf-8"
+_SECRET_HEADERS = ("authorization", "x-api-key", "api-key", "x-amz-security-token")
+_BROKEN = {
+    "chat": b'data: {"id":"chatcmpl-broken","choices":[{"index":0,"delta":{"content":\n\n',
+    "responses": b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta'
+    b'","delta":\n\n',
+    "anthropic": b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+    b'"delta":{\n\n',
+}
+
+
+_DEFAULT_MESSAGES = {
+    408: "Request timed out.",
+    409: "Conflict.",
+    429: "Rate limit exceeded. Please retry after a while.",
+    500: "The server had an error while processing your request.",
+    502: "Bad gateway.",
+    503: "The service is temporarily unavailable.",
+    529: "Overloaded",
+}
+
+
+def encode_event_frame(headers: Mapping[str, str], payload: bytes) -> bytes:
+    """One AWS event-stream frame: prelude (total length, headers length, CRC32 of those 8
+    bytes), headers (name length u8, name, type 7 = string, value length u16, value), payload
+    and the CRC32 of everything before it; integers big-endian."""
+    hb = bytearray()
+    for name, value in headers.items():
+        n, v = name.encode("utf-8"), value.encode("utf-8")
+        hb += struct.pack(">B", len(n)) + n + b"\x07" + struct.pack(">H", len(v)) + v
+    total = 12 + len(hb) + len(payload) + 4
+    prelude = struct.pack(">II", total, len(hb))
+    msg = prelude + struct.pack(">I", zlib.crc32(prelude)) + bytes(hb) + payload
+    return msg + struct.pack(">I", zlib.crc32(msg))
+
+
+def event_frame(kind: str, payload: Any) -> bytes:
+    headers = {":event-type": kind, ":content-type": "application/json", ":message-type": "event"}
+    data = payload if isinstance(payload, bytes) else dumps(payload).encode("utf-8")
+    return encode_event_frame(headers, data)
+
+
+def sse(name: str | None, data: Any) -> bytes:
+    text = data if isinstance(data, str) else dumps(data)
+    head = f"event: {name}\n" if name else ""
+    return f"{head}data: {text}\n\n".encode()
+
+
+def route(path: str, query: Mapping[str, list[str]]) -> tuple[str, dict[str, str]] | None:
+    """``(endpoint name, params)`` for a POST path, or None (404)."""
+    simple = {
+        "/v1/chat/completions": "openai.chat",
+        "/v1/responses": "openai.responses",
+        "/openai/v1/chat/completions": "azure.chat",
+        "/openai/v1/responses": "azure.responses",
+        "/v1/messages": "anthropic.messages",
+        "/v1/messages/count_tokens": "anthropic.count_tokens",
+    }
+    if path in simple:
+        return simple[path], {}
+    if path == "/openai/responses" and query.get("api-version"):
+        return "azure.responses", {}
+    m = re.fullmatch(r"/openai/deployments/([^/]+)/chat/completions", path)
+    if m and query.get("api-version"):
+        return "azure.chat", {"deployment": unquote(m[1])}
+    m = re.fullmatch(r"/model/([^/]+)/(converse|converse-stream)", path)
+    if m:
+        kind = "bedrock.converse" if m[2] == "converse" else "bedrock.converse_stream"
+        return kind, {"model": unquote(m[1])}
+    return None
+
+
+def redact(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers with the values of secret ones replaced (the auth scheme word is kept)."""
+    out = {}
+    for k, v in headers.items():
+        if k in _SECRET_HEADERS:
+            scheme = v.split(" ", 1)[0] if " " in v else ""
+            v = f"{scheme} <redacted>".strip()
+        out[k] = v
+    return out
+
+
+def render(endpoint: str, body: Any, *, model: str | None = None) -> Prepared:
+    """Validate ``body`` for ``endpoint`` and render it for the tokenizer (stateless: a
+    Responses ``previous_response_id`` is not resolved). Raises ``ApiError`` if invalid;
+    ``model`` is the Azure deployment or the Bedrock model id from the URL."""
+    if endpoint in ("openai.chat", "azure.chat"):
+        return _openai.prepare_chat(body, model)
+    if endpoint in ("openai.responses", "azure.responses"):
+        return _openai.prepare_responses(body, [], model)
+    if endpoint in ("anthropic.messages", "anthropic.count_tokens"):
+        return _anthropic.prepare_messages(body, endpoint.endswith("count_tokens"))
+    if endpoint in ("bedrock.converse", "bedrock.converse_stream"):
+        if model is None:
+            raise ValueError("Bedrock takes the model id from the URL: pass model=")
+        return _bedrock.prepare_converse(body, model, endpoint.endswith("_stream"))
+    raise ValueError(f"unknown endpoint {endpoint!r}")
+
+
+def count_tokens(endpoint: str, body: Any, *, model: str | None = None) -> int:
+    """Prompt tokens of ``body`` under the documented tokenizer (see ``render``)."""
+    return render(endpoint, body, model=model).total_tokens
+
+
+def check_auth(provider: str, headers: Mapping[str, str], api_key: str | None) -> None:
+    """Raise the provider's ``ApiError`` unless the request carries credentials it takes."""
+    auth = headers.get("authorization", "")
+    bearer = auth[7:].strip() if auth.startswith("Bearer ") else ""
+    if provider == "bedrock":
+        err = _bedrock.check_auth(headers)
+        if err is not None:
+            raise err
+        key: str | None = bearer or None
+    elif provider == "anthropic":
+        key = headers.get("x-api-key") or bearer
+        if not key:
+            raise ApiError(401, "x-api-key header is required")
+        version = headers.get("anthropic-version")
+        if version is None:
+            raise ApiError(400, "anthropic-version: header is required")
+        if not re.fullmatch(r"20\d\d-[01]\d-[0-3]\d", version) or version < "2023-01-01":
+            raise ApiError(400, f"anthropic-version: invalid version {version!r}")
+    else:
+        key = (headers.get("api-key") if provider == "azure" else None) or bearer
+        if not key:
+            raise ApiError(
+                401,
+                "You didn't provide an API key. You need to provide your API key in an "
+                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                code="invalid_api_key",
+            )
+    if api_key is not None and key is not None and key != api_key:
+        raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
+
+
+def error_response(provider: str, err: ApiError) -> tuple[JSON, dict[str, str]]:
+    """The provider's error body and headers (request id, ``x-amzn-ErrorType``, extras)."""
+    if provider == "anthropic":
+        body = _anthropic.error_body(err)
+        hdrs = {"request-id": body["request_id"]}
+    elif provider == "bedrock":
+        body, hdrs = _bedrock.error_body(err)
+        hdrs["x-amzn-RequestId"] = str(uuid.uuid4())
+    else:
+        body = _openai.error_body(err)
+        hdrs = {"x-request-id": f"req_{uuid.uuid4().hex}"}
+    return body, {**hdrs, **err.headers}
+
+
+def _num(v: float | str) -> str:
+    if isinstance(v, str):
+        return v
+    return str(int(v)) if float(v).is_integer() else str(v)
+
+
+def status_fault(kw: Mapping[str, Any]) -> tuple[ApiError, bytes | None]:
+    """The error of a ``status`` fault, and its raw body when the fault gives ``body=``."""
+    code = int(kw["code"])
+    headers = {str(k): str(v) for k, v in (kw.get("headers") or {}).items()}
+    if "retry_after" in kw:
+        headers["Retry-After"] = _num(kw["retry_after"])
+    if "retry_after_date" in kw:
+        v = kw["retry_after_date"]
+        when = v if isinstance(v, str) else email.utils.formatdate(time.time() + v, usegmt=True)
+        headers["Retry-After"] = when
+    if "retry_after_ms" in kw:
+        headers["retry-after-ms"] = _num(kw["retry_after_ms"])
+    message = kw.get("message") or _DEFAULT_MESSAGES.get(code, f"HTTP {code}")
+    raw = kw.get("body")
+    if raw is None:
+        return ApiError(code, message, headers=headers), None
+    data = raw if isinstance(raw, bytes) else raw.encode() if isinstance(raw, str) else None
+    data = dumps(raw).encode() if data is None else data
+    headers.setdefault("Content-Type", "application/json")
+    return ApiError(code, message, headers=headers), data
+
+
+@dataclass
+class Built:
+    obj: JSON
+    usage: JSON
+    headers: dict[str, str]
+    stream: StreamBody | None = None
+    response_id: str | None = None
+    output: list[JSON] = field(default_factory=list)
+
+
+def build(
+    endpoint: str,
+    body: JSON,
+    prep: Prepared,
+    reply: Reply,
+    cache: CacheUsage,
+    seq: int,
+    t0: float,
+    kw: Mapping[str, Any],
+) -> Built:
+    """The reply to a valid request: its JSON body, or its encoded stream if it streams."""
+    provider = endpoint.split(".")[0]
+    if provider in ("openai", "azure"):
+        hdrs = {"x-request-id": f"req_{uuid.uuid4().hex}", "openai-processing-ms": "1"}
+        ka = b": keep-alive\n\n"
+        if endpoint.endswith("chat"):
+            obj = _openai.chat_reply(prep, reply, cache, seq)
+            out = Built(obj, obj["usage"], hdrs)
+            if prep.stream:
+                events = [sse(*e) for e in _openai.chat_events(prep, reply, cache, seq)]
+                err = sse(*_openai.error_event(False, 0))
+                out.stream = StreamBody(SSE, events, ka, err, _BROKEN["chat"])
+            return out
+        rid = f"resp_{uuid.uuid4().hex}"
+        output = _openai.responses_output(reply, seq)
+        obj = _openai.responses_reply(body, prep, rid, output, cache, reply.output_tokens)
+        out = Built(obj, obj["usage"], hdrs, response_id=rid, output=output)
+        if prep.stream:
+            events = [sse(*e) for e in _openai.responses_events(obj, reply)]
+            err = sse(*_openai.error_event(True, 1))
+            out.stream = StreamBody(SSE, events, ka, err, _BROKEN["responses"])
+        return out
+    if provider == "anthropic":
+        hdrs = {"request-id": f"req_{uuid.uuid4().hex[:24]}"}
+        obj = _anthropic.message_reply(prep, reply, cache, seq)
+        out = Built(obj, obj["usage"], hdrs)
+        if prep.stream:
+            events = [sse(*e) for e in _anthropic.message_events(prep, reply, cache, seq)]
+            etype = str(kw.get("error_type", "overloaded_error"))
+            err = sse(*_anthropic.error_event(etype, str(kw.get("message", "Overloaded"))))
+            ka = sse("ping", {"type": "ping"})
+            out.stream = StreamBody(SSE, events, ka, err, _BROKEN["anthropic"])
+        return out
+    hdrs = {"x-amzn-RequestId": str(uuid.uuid4())}
+    latency = max(1, int((time.monotonic() - t0) * 1000))
+    obj = _bedrock.converse_reply(reply, cache, seq, latency)
+    out = Built(obj, obj["usage"], hdrs)
+    if prep.stream:
+        frames = [event_frame(k, p) for k, p in _bedrock.stream_events(reply, cache, seq, latency)]
+        kind = str(kw.get("error_type", "modelStreamErrorException"))
+        message = str(kw.get("message", "The model stream was interrupted."))
+        payload = dumps({"message": message}).encode()
+        err = encode_event_frame(_bedrock.exception_headers(kind), payload)
+        ka = event_frame("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": ""}})
+        broken = event_frame("contentBlockDelta", b'{"contentBlockIndex":0,"delta":{"text":')
+        crc = bytearray(frames[min(1, len(frames) - 1)])
+        crc[-1] ^= 0xFF
+        stream = StreamBody("application/vnd.amazon.eventstream", frames, ka, err, broken)
+        stream.bad_crc = bytes(crc)
+        out.stream = stream
+    return out

@@ -1,0 +1,561 @@
+"""A local LLM-provider server that speaks OpenAI, Azure OpenAI, Anthropic and Bedrock.
+
+For srt's tests and benchmarks: real HTTP/1.1 on 127.0.0.1, strict request validation like
+the real services, scripted deterministic replies, prompt-cache accounting by each provider's
+rules, and injected faults::
+
+    with ProviderServer() as srv:
+        srv.script("openai", ["hello", {"tool_calls": [{"name": "f", "arguments": {}}]}])
+        srv.fault("anthropic", "status", code=429, retry_after=2)
+        ...  # point a client at srv.url
+        srv.log[-1].usage
+
+Endpoints (the *endpoint names* used by ``script()``, ``fault()``, ``requests``, ``log``):
+
+=========================  =========================================================
+``openai.chat``            ``POST /v1/chat/completions``
+``openai.responses``       ``POST /v1/responses``
+``azure.chat``             ``POST /openai/deployments/{dep}/chat/completions?api-version=``
+                           and ``POST /openai/v1/chat/completions``
+``azure.responses``        ``POST /openai/v1/responses``, ``/openai/responses?api-version=``
+``anthropic.messages``     ``POST /v1/messages``
+``anthropic.count_tokens`` ``POST /v1/messages/count_tokens``
+``bedrock.converse``       ``POST /model/{modelId}/converse``
+``bedrock.converse_stream`` ``POST /model/{modelId}/converse-stream``
+=========================  =========================================================
+
+A *target* for ``script()``/``fault()`` is an endpoint name, a short name (``chat``,
+``responses``, ``messages``, ``count_tokens``, ``converse``, ``converse_stream``), a provider
+(``openai``, ``azure``, ``anthropic``, ``bedrock``; ``anthropic`` leaves out count_tokens) or
+``*``. A request takes from the most specific non-empty queue. Run in the foreground with
+``python -m srt.testing.server --port N``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import signal
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from . import _openai
+from ._common import (
+    ApiError,
+    BreakpointCache,
+    CacheUsage,
+    Clock,
+    OpenAICache,
+    Prepared,
+    Reply,
+    cache_minimum,
+)
+from ._http import ClientGone, Fault, Handler, Server
+from ._replies import (
+    build,
+    check_auth,
+    count_tokens,
+    encode_event_frame,
+    error_response,
+    redact,
+    render,
+    route,
+    status_fault,
+)
+
+__all__ = [
+    "ENDPOINTS",
+    "ProviderServer",
+    "RequestRecord",
+    "count_tokens",
+    "encode_event_frame",
+    "main",
+    "render",
+]
+
+JSON = dict[str, Any]
+
+ENDPOINTS: dict[str, tuple[str, ...]] = {
+    "openai.chat": ("chat", "openai"),
+    "openai.responses": ("responses", "openai"),
+    "azure.chat": ("chat", "azure"),
+    "azure.responses": ("responses", "azure"),
+    "anthropic.messages": ("messages", "anthropic"),
+    "anthropic.count_tokens": ("count_tokens",),
+    "bedrock.converse": ("converse", "bedrock"),
+    "bedrock.converse_stream": ("converse_stream", "converse-stream", "bedrock"),
+}
+TARGETS = frozenset(ENDPOINTS) | {t for tags in ENDPOINTS.values() for t in tags} | {"*"}
+_SPLIT_SUFFIX = " ünïcödé ✓"
+
+
+@dataclass
+class RequestRecord:
+    """One request as the server saw it, appended to ``ProviderServer.log`` on arrival.
+
+    ``headers`` are lower-cased, with the values of ``authorization``, ``x-api-key``,
+    ``api-key`` and ``x-amz-security-token`` redacted (``"Bearer <redacted>"``). ``fault`` is
+    the fault applied (``"status:429"``, ``"malformed_sse:crlf"``, ...). ``usage`` is the
+    provider-shaped usage the server computed (reported in the body or final event; for a
+    chat stream without ``include_usage`` it is what it would have reported). ``cache`` has
+    the raw figures (total, read, written, written_1h). ``boundaries[i]`` is the cumulative
+    token count after tokenizer unit ``i``, ``labels[i]`` names the unit (``tool:0``,
+    ``system:0``, ``instructions``, ``message:3`` or ``message:3.1`` for block 1 of message 3,
+    ``item:5``), ``breakpoints`` the ``(unit index, ttl)`` cache breakpoints.
+    """
+
+    seq: int
+    endpoint: str
+    provider: str
+    method: str
+    path: str
+    headers: dict[str, str]
+    time: float
+    fault: str | None = None
+    body: Any = None
+    model: str | None = None
+    stream: bool = False
+    status: int | None = None
+    error: str | None = None
+    usage: JSON | None = None
+    cache: CacheUsage | None = None
+    reply: Reply | None = None
+    response_id: str | None = None
+    boundaries: list[int] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    breakpoints: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.boundaries[-1] if self.boundaries else 0
+
+
+@dataclass
+class _Stored:
+    chain: list[JSON]
+    model: str
+    expires: float
+
+
+class ProviderServer:
+    """The fake providers on one loopback port, serving from a daemon thread until ``close()``.
+
+    Args:
+        host, port: where to listen (port 0 picks a free one).
+        openai_ttl_s: idle TTL of OpenAI prompt-cache entries (``24h`` retention: 86,400 s).
+        responses_ttl_s: how long stored Responses live.
+        cache_minimum: the default minimum cacheable prefix for Anthropic/Bedrock models
+            (haiku: 2,048, haiku-4: 4,096); ``cache_minimums`` maps model substrings to
+            minimums and wins over those rules.
+        openai_cache_min, openai_cache_step: OpenAI's 1,024-token floor and 128-token step.
+        lookback: blocks a breakpoint looks back for a hit (20).
+        api_key: if set, only this key is accepted; otherwise any non-empty key.
+        context_window: if set, prompts over this many tokens get each provider's error.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        openai_ttl_s: float = 600.0,
+        responses_ttl_s: float = 30 * 86400.0,
+        cache_minimum: int = 1024,
+        cache_minimums: Mapping[str, int] | None = None,
+        openai_cache_min: int = 1024,
+        openai_cache_step: int = 128,
+        lookback: int = 20,
+        api_key: str | None = None,
+        context_window: int | None = None,
+    ) -> None:
+        self.clock = Clock()
+        self.responses_ttl_s = responses_ttl_s
+        self.cache_minimum = cache_minimum
+        self.cache_minimums = dict(cache_minimums or {})
+        self.api_key = api_key
+        self.context_window = context_window
+        self.log: list[RequestRecord] = []
+        self.requests: Counter[str] = Counter()
+        self.errors: list[str] = []
+        self.stopping = threading.Event()
+        self.max_open_streams = 0
+        self._open_streams = 0
+        self._lock = threading.RLock()
+        self._openai_cache = OpenAICache(
+            self.clock, openai_ttl_s, openai_cache_min, openai_cache_step
+        )
+        self._bp_cache = BreakpointCache(self.clock, lookback)
+        self._scripts: dict[str, deque[Reply]] = {}
+        self._faults: dict[str, deque[Fault]] = {}
+        self._responses: dict[str, _Stored] = {}
+        self._httpd = Server((host, port), self)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        return str(self._httpd.server_address[0])
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT`` (no trailing slash, no ``/v1``)."""
+        return f"http://{self.host}:{self.port}"
+
+    def close(self) -> None:
+        """Stop serving: end open streams, drop keep-alive connections, join the threads."""
+        if self._closed:
+            return
+        self._closed = True
+        self.stopping.set()
+        self._httpd.shutdown()
+        with self._httpd.lock:
+            conns = list(self._httpd.conns)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(2)  # SHUT_RDWR: wakes a handler blocked on a keep-alive read
+        self._httpd.server_close()
+        self._thread.join(2.0)
+        deadline = time.monotonic() + 1.5
+        while self.active_handlers and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def __enter__(self) -> ProviderServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<ProviderServer {self.url} requests={sum(self.requests.values())}>"
+
+    # -- counters --------------------------------------------------------------------------
+
+    @property
+    def open_streams(self) -> int:
+        """Streams whose headers are sent and that have not ended yet."""
+        with self._lock:
+            return self._open_streams
+
+    @property
+    def active_handlers(self) -> int:
+        """Connection-handler threads alive (idle keep-alive connections included)."""
+        with self._httpd.lock:
+            return sum(1 for t in self._httpd.threads if t.is_alive())
+
+    def stream_opened(self) -> None:
+        with self._lock:
+            self._open_streams += 1
+            self.max_open_streams = max(self.max_open_streams, self._open_streams)
+
+    def stream_closed(self) -> None:
+        with self._lock:
+            self._open_streams -= 1
+
+    def record_error(self, text: str) -> None:
+        with self._lock:
+            self.errors.append(text)
+
+    def wait_streams_closed(self, timeout: float = 5.0) -> bool:
+        """Wait until no stream is open; ``False`` if some still is after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while self.open_streams and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.open_streams == 0
+
+    # -- scripting -------------------------------------------------------------------------
+
+    def script(self, target: str, replies: Iterable[Any]) -> None:
+        """Queue replies for ``target``: each a text, or ``{"text"?, "tool_calls": [{"name",
+        "arguments", "id"?}]}``. Without a queued reply the server answers
+        ``"reply <n> to <first 20 chars of the last user text>: ..."``."""
+        self._check_target(target)
+        coerced = [Reply.coerce(r) for r in replies]
+        with self._lock:
+            self._scripts.setdefault(target, deque()).extend(coerced)
+
+    def fault(self, target: str, kind: str, count: int | None = 1, **kw: Any) -> None:
+        """Apply a fault to the next ``count`` requests for ``target`` (``None``: all).
+
+        Kinds: ``status`` (``code``, ``headers``, ``retry_after``, ``retry_after_date``,
+        ``retry_after_ms``, ``message``, ``body``), ``reset_before_headers``,
+        ``reset_after_events`` (``n``), ``malformed_sse`` (``variant``: bad_json, crlf,
+        split_utf8, error_event, bad_crc; ``after``; ``error_type``; ``message``), ``slow``
+        (``interval``), ``endless`` (``interval``, ``after``), ``delay`` (``seconds``)."""
+        self._check_target(target)
+        f = Fault(kind, count, kw)
+        with self._lock:
+            self._faults.setdefault(target, deque()).append(f)
+
+    def clear(self) -> None:
+        """Drop queued scripts and faults."""
+        with self._lock:
+            self._scripts.clear()
+            self._faults.clear()
+
+    def advance(self, seconds: float) -> None:
+        """Move the fake clock of every TTL (caches, stored responses) forward."""
+        self.clock.advance(seconds)
+
+    def expire_responses(self, ids: Iterable[str] | None = None) -> None:
+        """Forget stored Responses (all, or those in ``ids``)."""
+        with self._lock:
+            if ids is None:
+                self._responses.clear()
+            else:
+                for rid in ids:
+                    self._responses.pop(rid, None)
+
+    @property
+    def stored_responses(self) -> list[str]:
+        with self._lock:
+            now = self.clock.now()
+            return [k for k, v in self._responses.items() if v.expires > now]
+
+    def count_tokens(self, endpoint: str, body: Any, *, model: str | None = None) -> int:
+        """Like the module's ``count_tokens``, resolving ``previous_response_id`` chains."""
+        if endpoint.endswith(".responses"):
+            return _openai.prepare_responses(body, self._chain(body), model).total_tokens
+        return count_tokens(endpoint, body, model=model)
+
+    @staticmethod
+    def _check_target(target: str) -> None:
+        if target not in TARGETS:
+            raise ValueError(f"unknown target {target!r}; one of {sorted(TARGETS)}")
+
+    def _take(self, queues: Mapping[str, deque[Any]], endpoint: str) -> Any:
+        for tag in (endpoint, *ENDPOINTS[endpoint], "*"):
+            q = queues.get(tag)
+            if q:
+                return q
+        return None
+
+    # -- dispatch --------------------------------------------------------------------------
+
+    def dispatch(self, h: Handler, method: str) -> None:
+        t0 = time.monotonic()
+        parts = urlsplit(h.path)
+        raw = h.read_body()
+        found = route(parts.path, parse_qs(parts.query)) if method == "POST" else None
+        if found is None:
+            if method == "GET" and parts.path in ("/", "/health"):
+                h.send_json(200, {"ok": True, "endpoints": sorted(ENDPOINTS)}, {})
+                return
+            msg = f"Unknown request URL: {method} {parts.path}"
+            h.send_json(404, {"error": {"message": msg, "type": "invalid_request_error"}}, {})
+            return
+        endpoint, params = found
+        provider = endpoint.split(".")[0]
+        headers = {k.lower(): v for k, v in h.headers.items()}
+        with self._lock:
+            self.requests[endpoint] += 1
+            n = self.requests[endpoint]
+            fault = None
+            q = self._take(self._faults, endpoint)
+            if q is not None:
+                fault = copy.copy(q[0])
+                if q[0].count is not None:
+                    q[0].count -= 1
+                    if q[0].count == 0:
+                        q.popleft()
+            rec = RequestRecord(
+                seq=len(self.log) + 1,
+                endpoint=endpoint,
+                provider=provider,
+                method=method,
+                path=h.path,
+                headers=redact(headers),
+                time=self.clock.now(),
+                fault=fault.describe() if fault else None,
+            )
+            self.log.append(rec)
+        try:
+            if fault is not None and fault.kind == "reset_before_headers":
+                h.reset()
+                return
+            if fault is not None and fault.kind == "delay":
+                h.wait(float(fault.kw.get("seconds", 1.0)))
+            if fault is not None and fault.kind == "status":
+                failure, raw_body = status_fault(fault.kw)
+                if raw_body is not None:
+                    rec.status = failure.status
+                    h.send_body(failure.status, raw_body, failure.headers)
+                    return
+                raise failure
+            check_auth(provider, headers, self.api_key)
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                raise ApiError(400, "We could not parse the JSON body of your request.") from None
+            rec.body = body
+            self._serve(h, endpoint, params, body, rec, fault, n, t0)
+        except ApiError as err:
+            rec.status, rec.error = err.status, err.message
+            h.send_json(err.status, *error_response(provider, err))
+        except ClientGone:
+            h.close_connection = True
+
+    def _chain(self, body: Any) -> list[JSON]:
+        prev = body.get("previous_response_id") if isinstance(body, dict) else None
+        if prev is None:
+            return []
+        if not isinstance(prev, str):
+            raise ApiError(
+                400, "Invalid type for 'previous_response_id'.", param="previous_response_id"
+            )
+        with self._lock:
+            stored = self._responses.get(prev)
+            if stored is None or stored.expires <= self.clock.now():
+                raise ApiError(
+                    400,
+                    f"Previous response with id '{prev}' not found.",
+                    etype="invalid_request_error",
+                    param="previous_response_id",
+                    code="previous_response_not_found",
+                )
+            return list(stored.chain)
+
+    def _prepare(self, endpoint: str, params: Mapping[str, str], body: Any) -> Prepared:
+        if endpoint.endswith(".responses"):
+            prep = _openai.prepare_responses(body, self._chain(body))
+        else:
+            prep = render(endpoint, body, model=params.get("deployment") or params.get("model"))
+        window = self.context_window
+        if window is None or prep.total_tokens <= window:
+            return prep
+        total = prep.total_tokens
+        if endpoint.endswith(".responses") and body.get("truncation") == "auto":
+            items = [i for i, lab in enumerate(prep.labels) if lab.startswith("item:")]
+            for _ in items[:-1]:
+                if prep.total_tokens <= window:
+                    break
+                first = next(j for j, lab in enumerate(prep.labels) if lab.startswith("item:"))
+                del prep.units[first], prep.labels[first]
+            if prep.total_tokens <= window:
+                return prep
+        if endpoint.startswith("anthropic"):
+            raise ApiError(400, f"prompt is too long: {total} tokens > {window} maximum")
+        if endpoint.startswith("bedrock"):
+            raise ApiError(400, "Input is too long for requested model.")
+        raise ApiError(
+            400,
+            f"This model's maximum context length is {window} tokens. However, your messages "
+            f"resulted in {total} tokens. Please reduce the length of the messages.",
+            param="messages" if endpoint.endswith("chat") else "input",
+            code="context_length_exceeded",
+        )
+
+    def _account(self, provider: str, prep: Prepared) -> CacheUsage:
+        if provider in ("openai", "azure"):
+            ns = (provider, prep.model, prep.cache_key or "")
+            return self._openai_cache.account(ns, prep)
+        minimum = cache_minimum(prep.model, self.cache_minimum, self.cache_minimums)
+        return self._bp_cache.account((provider, prep.model), prep, minimum)
+
+    def _reply(self, endpoint: str, prep: Prepared, n: int) -> Reply:
+        q = self._take(self._scripts, endpoint)
+        if q is not None:
+            r: Reply = q.popleft()
+            return Reply(r.text, [copy.copy(c) for c in r.tool_calls])
+        snippet = " ".join(prep.last_user_text.split())[:20]
+        return Reply(
+            f"reply {n} to {snippet}: a deterministic answer from the srt provider test "
+            "server, long enough to arrive in several stream deltas."
+        )
+
+    def _serve(
+        self,
+        h: Handler,
+        endpoint: str,
+        params: Mapping[str, str],
+        body: Any,
+        rec: RequestRecord,
+        fault: Fault | None,
+        n: int,
+        t0: float,
+    ) -> None:
+        prep = self._prepare(endpoint, params, body)
+        rec.model, rec.stream = prep.model, prep.stream
+        rec.boundaries, rec.labels, rec.breakpoints = prep.boundaries, prep.labels, prep.breakpoints
+        if endpoint == "anthropic.count_tokens":
+            rec.status = 200
+            h.send_json(
+                200,
+                {"input_tokens": prep.total_tokens},
+                {"request-id": f"req_{uuid.uuid4().hex[:24]}"},
+            )
+            return
+        provider = endpoint.split(".")[0]
+        with self._lock:
+            cache = self._account(provider, prep)
+            reply = self._reply(endpoint, prep, n)
+        split = fault is not None and fault.kw.get("variant") == "split_utf8"
+        if split and reply.text.isascii() and (reply.text or not reply.tool_calls):
+            reply.text += _SPLIT_SUFFIX
+        rec.cache, rec.reply = cache, reply
+        seq = rec.seq
+        built = build(endpoint, body, prep, reply, cache, seq, t0, fault.kw if fault else {})
+        rec.usage, rec.response_id = built.usage, built.response_id
+        if built.response_id and body.get("store", True):
+            chain = prep.extra["chain"] + prep.extra["items"] + built.output
+            expires = self.clock.now() + self.responses_ttl_s
+            with self._lock:
+                self._responses[built.response_id] = _Stored(chain, prep.model, expires)
+        rec.status = 200
+        if built.stream is not None:
+            h.send_stream(built.stream, fault, built.headers)
+        else:
+            data = json.dumps(built.obj, ensure_ascii=False).encode("utf-8")
+            h.send_plain(200, data, fault, built.headers)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m srt.testing.server``: serve in the foreground until Ctrl-C or SIGTERM."""
+    ap = argparse.ArgumentParser(
+        prog="python -m srt.testing.server",
+        description="Serve fake OpenAI, Azure, Anthropic and Bedrock endpoints on loopback.",
+    )
+    ap.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    ap.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    ap.add_argument("--openai-ttl", type=float, default=600.0, help="OpenAI cache idle TTL, s")
+    ap.add_argument("--api-key", default=None, help="accept only this key")
+    ap.add_argument("--context-window", type=int, default=None, help="max prompt tokens")
+    args = ap.parse_args(argv)
+    srv = ProviderServer(
+        args.host,
+        args.port,
+        openai_ttl_s=args.openai_ttl,
+        api_key=args.api_key,
+        context_window=args.context_window,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(srv.url, flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        srv.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
