@@ -121,6 +121,7 @@ class Call:
                     tools=self.tools,
                     include_partial=self.include_partial,
                     params={**self.params, "previous_response_id": rid},
+                    cache=self.cache,
                 )
             self.messages = len(s._ids)
             self.explain = s.last_build.cache if s.last_build else None

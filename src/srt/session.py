@@ -445,10 +445,7 @@ class Session:
             body = _core.assemble(head, pieces, b"", fmt.close(asm.last_role()) + tail)
             n = len(self._hashes)
             self._rt._count_serialized(asm.serialized)
-            self._rt._records[(fmt.name, model, p.key)] = Record(
-                list(self._hashes), p.tool_hashes, p.breakpoints
-            )
-            self._rt._last_model[(fmt.name, p.key)] = model
+            self._record(fmt, model, p)
             self.last_build = BuildStats(
                 format, n, asm.serialized, n - asm.serialized, len(body), asm.notes(), p.report
             )
@@ -463,19 +460,41 @@ class Session:
         tools: Sequence[Any] | None,
         include_partial: bool,
         params: dict[str, Any],
+        cache: bool | CachePolicy = True,
     ) -> bytes:
         """Only the messages after ``index`` (for server-side state such as
         ``previous_response_id``). Caller holds the lock and has loaded the chain."""
-        asm = self._assembly(fmt, Target(fmt.provider, model), include_partial)
+        # The provider still sees (and bills) the whole chain: explain and record that.
+        planned = self._plan(fmt, model, tools or (), cache, include_partial)
+        self._record(fmt, model, planned)
+        asm = planned.asm
         pieces = asm.pieces_after(index)
         if pieces:
             pieces[0] = b""  # no separator before the first item sent
         tool_frags, _ = self._rt._tool_fragments(fmt, tools or ())
+        if cache and fmt.provider == "openai" and planned.key is not None:
+            params = {**params}
+            params.setdefault("prompt_cache_key", planned.key)
         head, tail = fmt.envelope(model, params, [], tool_frags)
         body = _core.assemble(head, pieces, b"", fmt.close(asm.last_role()) + tail)
         n = len(self._hashes)
-        self.last_build = BuildStats(fmt.name, n - index - 1, 0, n - index - 1, len(body))
+        self.last_build = BuildStats(
+            fmt.name,
+            n - index - 1,
+            asm.serialized,
+            n - index - 1,
+            len(body),
+            asm.notes(),
+            planned.report,
+        )
         return body
+
+    def _record(self, fmt: WireFormat, model: str, p: _Planned) -> None:
+        """Remember this request as the previous one for its (format, model, cache key)."""
+        self._rt._records[(fmt.name, model, p.key)] = Record(
+            list(self._hashes), p.tool_hashes, p.breakpoints
+        )
+        self._rt._last_model[(fmt.name, p.key)] = model
 
     # -- provider calls ----------------------------------------------------------------
 

@@ -27,6 +27,7 @@ import contextlib
 import email.utils
 import importlib.util
 import random
+import re
 import socket
 import threading
 import time
@@ -123,11 +124,16 @@ class RetryPolicy:
         return self.backoff(attempt, rand)
 
 
+# Things that look like API keys even when they are not this provider's own.
+_KEYLIKE = re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{12,}|\bAKIA[0-9A-Z]{16}\b")
+
+
 def redact(text: str, secrets: tuple[str, ...]) -> str:
+    """``text`` with every known secret, and anything shaped like an API key, removed."""
     for s in secrets:
         if s:
             text = text.replace(s, "[redacted]")
-    return text
+    return _KEYLIKE.sub("[redacted]", text)
 
 
 @dataclass

@@ -1,0 +1,431 @@
+"""Every provider through real HTTP against the local provider server (127.0.0.1).
+
+A conversation per provider checks the ledger against the server's own cache
+accounting and srt's cache explain against both; the Responses path checks the
+flat bytes of ``previous_response_id`` deltas and the fallback when the stored
+response is gone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import srt
+from srt.providers.base import Anthropic, Azure, Bedrock, OpenAI, OpenAICompatible, Provider
+from srt.providers.sigv4 import AwsCredentials
+from srt.providers.transport import RetryPolicy, Timeouts, Transport
+from srt.testing import ProviderServer
+from srt.wire.azure import AzureEndpoint
+
+KEY = "sk-CANARY-provider-key-0123456789"
+SECRET = "CANARY-aws-secret-abcdefghijklmnop"
+SYSTEM = {"role": "system", "content": "You answer questions about caching. " * 200}
+
+MODELS = {
+    "openai": "gpt-4o",
+    "responses": "gpt-4o",
+    "azure": "gpt-4o",
+    "compatible": "local-model",
+    "anthropic": "claude-sonnet-4-6",
+    "bedrock": "anthropic.claude-sonnet-4-6",
+    "bedrock-sigv4": "anthropic.claude-sonnet-4-6",
+}
+# Where the server renders the prompt exactly as srt's fragments, srt's explain
+# predicts the cached tokens exactly. Anthropic and Bedrock servers prefix each
+# message with its role (srt under-estimates by about 2 tokens a message: within 5%
+# at 30 turns). A Responses chain is stored
+# server-side with the server's own, larger, output items, so srt under-estimates
+# it by a few tokens per assistant turn (within 15% at 30 turns); it never
+# over-promises.
+EXACT = {"openai", "azure", "compatible"}
+TOLERANCE = {"anthropic": 0.05, "bedrock": 0.05, "bedrock-sigv4": 0.05, "responses": 0.15}
+
+
+@pytest.fixture
+def srv() -> Iterator[ProviderServer]:
+    with ProviderServer(api_key=KEY) as server:
+        yield server
+        assert server.errors == []
+
+
+_MADE: list[Provider] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_providers() -> Iterator[None]:
+    yield
+    while _MADE:
+        _MADE.pop().close()
+
+
+def make(kind: str, srv: ProviderServer, **kw: Any) -> Provider:
+    p = _make(kind, srv, **kw)
+    _MADE.append(p)
+    return p
+
+
+def _make(kind: str, srv: ProviderServer, **kw: Any) -> Provider:
+    if kind == "openai":
+        return OpenAI(KEY, base_url=srv.url + "/v1", **kw)
+    if kind == "responses":
+        return OpenAI(KEY, base_url=srv.url + "/v1", api="responses", **kw)
+    if kind == "azure":
+        return Azure(AzureEndpoint(srv.url, use_v1=True), api_key=KEY, **kw)
+    if kind == "compatible":
+        return OpenAICompatible(srv.url + "/v1", api_key=KEY, **kw)
+    if kind == "anthropic":
+        return Anthropic(KEY, base_url=srv.url, **kw)
+    if kind == "bedrock":
+        return Bedrock(region="us-east-1", api_key=KEY, endpoint_url=srv.url, **kw)
+    creds = AwsCredentials("AKIAIOSFODNN7EXAMPLE", SECRET)
+    return Bedrock(region="us-east-1", credentials=creds, endpoint_url=srv.url, **kw)
+
+
+@pytest.mark.parametrize("kind", sorted(MODELS))
+def test_thirty_turns_cache_as_the_rules_predict(
+    kind: str, srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    p = make(kind, srv)
+    model = MODELS[kind]
+    s = rt.session(kind)
+    s.append(SYSTEM)
+    for turn in range(30):
+        s.append({"role": "user", "content": f"Question {turn}: how do prefix caches work? " * 8})
+        if turn % 2:
+            stream = s.stream(p, model=model)
+            assert stream.text() and stream.status == "ok"
+        else:
+            s.send(p, model=model)
+        row = s.calls()[-1]
+        rec = srv.log[-1]
+        assert rec.status == 200 and row["status"] == "ok"
+        # The ledger holds exactly what the server reported.
+        assert row["input_tokens"] == rec.cache.total
+        assert row["cache_read_tokens"] == rec.cache.read
+        assert row["cache_write_tokens"] == rec.cache.written
+        predicted, actual = row["predicted_cached_tokens"], row["cache_read_tokens"]
+        if turn == 0:
+            assert predicted == 0
+            continue
+        # From turn 2 on everything but the newest turn is served from the cache.
+        assert actual > 0.85 * row["input_tokens"], (turn, row)
+        if kind in EXACT:
+            assert predicted == actual and actual % 128 == 0
+        else:
+            assert predicted <= actual, (turn, predicted, actual)
+            assert actual - predicted <= TOLERANCE[kind] * actual, (turn, predicted, actual)
+    rows = s.calls()
+    assert len(rows) == 30 == srv.requests.total()
+    reads = [r["cache_read_tokens"] for r in rows]
+    assert reads[1:] == sorted(reads[1:]), "cached tokens grow turn by turn"
+    assert len(s.messages()) == 61 and s.usage().requests == 30
+    if kind.startswith("bedrock-sigv4"):
+        assert srv.log[-1].headers["authorization"].startswith("AWS4-HMAC-SHA256")
+    p.close()
+
+
+def test_responses_sends_flat_deltas_and_recovers_from_a_lost_response(
+    srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    p = make("responses", srv)
+    s = rt.session("r")
+    s.append(SYSTEM)
+    sizes = []
+    for turn in range(12):
+        s.append({"role": "user", "content": f"turn {turn}: " + "more words " * 20})
+        s.send(p, model="gpt-4o")
+        sizes.append(s.calls()[-1]["body_bytes"])
+    # After the first full request only the new turn travels: the bytes stay flat
+    # while the history (and the server's input_tokens, billed in full) grows.
+    assert sizes[0] > 5000 and max(sizes[1:]) < 700 and max(sizes[1:]) - min(sizes[1:]) < 40
+    rows = s.calls()
+    assert all(r["previous_response_id"] for r in rows[1:])
+    assert [r["input_tokens"] for r in rows] == sorted(r["input_tokens"] for r in rows)
+    body = srv.log[-1].body
+    assert body["previous_response_id"] == rows[-2]["response_id"] and len(body["input"]) == 1
+
+    srv.expire_responses()
+    s.append({"role": "user", "content": "after the store forgot us"})
+    s.send(p, model="gpt-4o")
+    failed, resent = s.calls()[-2:]
+    assert failed["status"] == "error" and "previous_response_not_found" in failed["error"]
+    assert resent["status"] == "ok" and resent["fallback"] == "previous_response_not_found"
+    assert resent["previous_response_id"] is None and resent["body_bytes"] > 5000
+    assert len(s.messages()) == 1 + 2 * 13
+    # store=false is never chained from.
+    s.append({"role": "user", "content": "do not store this one"})
+    s.send(p, model="gpt-4o", store=False)
+    s.append({"role": "user", "content": "next"})
+    s.send(p, model="gpt-4o")
+    assert s.calls()[-1]["previous_response_id"] == s.calls()[-3]["response_id"]
+
+
+def test_a_model_switch_or_an_edit_falls_back_to_full_assembly(
+    srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    p = make("responses", srv)
+    s = rt.session("m")
+    s.append(SYSTEM, {"role": "user", "content": "one"})
+    s.send(p, model="gpt-4o")
+    s.append({"role": "user", "content": "two"})
+    s.send(p, model="gpt-4.1")
+    assert s.calls()[-1]["previous_response_id"] is None
+    s.edit(1, {"role": "user", "content": "one, edited"})
+    s.send(p, model="gpt-4o")
+    assert s.calls()[-1]["previous_response_id"] is None
+
+
+def test_tool_call_round_trip_through_every_provider(srv: ProviderServer, rt: srt.Runtime) -> None:
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "weather",
+                "description": "Weather for a city",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ]
+    for kind in ("openai", "responses", "anthropic", "bedrock"):
+        srv.script("*", [{"tool_calls": [{"name": "weather", "arguments": {"city": "Paris"}}]}])
+        p = make(kind, srv)
+        s = rt.session(f"tools-{kind}")
+        s.append({"role": "user", "content": "Weather in Paris?"})
+        reply = s.send(p, model=MODELS[kind], tools=tools)
+        (call,) = reply.message["tool_calls"]
+        assert call["function"]["name"] == "weather"
+        assert json.loads(call["function"]["arguments"]) == {"city": "Paris"}
+        s.append({"role": "tool", "tool_call_id": call["id"], "content": "sunny, 21 C"})
+        final = s.send(p, model=MODELS[kind], tools=tools)
+        assert final.message["content"]
+        assert [m["role"] for m in s.messages()] == ["user", "assistant", "tool", "assistant"]
+        p.close()
+
+
+# -- faults -----------------------------------------------------------------------------
+
+
+def recording(kind: str, srv: ProviderServer, **kw: Any) -> tuple[Provider, list[float]]:
+    waits: list[float] = []
+    retry = kw.pop("retry", RetryPolicy())
+    timeouts = kw.pop("timeouts", Timeouts(connect=2.0, idle=5.0, total=20.0))
+    transport = Transport(timeouts=timeouts, retry=retry, sleep=waits.append, rand=lambda: 0.5)
+    return make(kind, srv, transport=transport, timeouts=timeouts, retry=retry), waits
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected_waits"),
+    [
+        ({"code": 429, "retry_after": 3}, [3.0]),
+        ({"code": 429, "retry_after_ms": 250}, [0.25]),
+        ({"code": 429, "retry_after_date": 10}, [10.0]),
+        ({"code": 429, "retry_after": 500}, [0.5 * 0.875]),  # over 120 s: backoff instead
+        ({"code": 500}, [0.5 * 0.875]),
+        ({"code": 503}, [0.5 * 0.875]),
+        ({"code": 529}, [0.5 * 0.875]),
+    ],
+)
+def test_retry_counts_and_delays(
+    srv: ProviderServer, rt: srt.Runtime, fault: dict[str, Any], expected_waits: list[float]
+) -> None:
+    p, waits = recording("anthropic", srv)
+    srv.fault("anthropic", "status", count=1, **fault)
+    s = rt.session("retry")
+    s.append({"role": "user", "content": "hi"})
+    s.send(p, model=MODELS["anthropic"])
+    assert srv.requests["anthropic.messages"] == 2
+    assert len(waits) == 1 and waits[0] == pytest.approx(expected_waits[0], rel=0.10, abs=1.5)
+    assert s.calls()[-1]["retries"] == 1
+
+
+def test_gives_up_after_two_retries(srv: ProviderServer, rt: srt.Runtime) -> None:
+    p, waits = recording("openai", srv)
+    srv.fault("openai", "status", count=None, code=503)
+    s = rt.session("down")
+    s.append({"role": "user", "content": "hi"})
+    with pytest.raises(srt.ProviderResponseError):
+        s.send(p, model="gpt-4o")
+    assert srv.requests["openai.chat"] == 3 and waits == [0.5 * 0.875, 1.0 * 0.875]
+    assert s.calls()[-1]["status"] == "error" and len(s.messages()) == 1
+
+
+def test_reset_before_headers_is_retried(srv: ProviderServer, rt: srt.Runtime) -> None:
+    p, waits = recording("openai", srv)
+    srv.fault("openai", "reset_before_headers", count=1)
+    s = rt.session("reset")
+    s.append({"role": "user", "content": "hi"})
+    s.send(p, model="gpt-4o")
+    assert srv.requests["openai.chat"] == 2 and len(waits) == 1
+
+
+@pytest.mark.parametrize("kind", ["openai", "responses", "anthropic", "bedrock"])
+def test_no_retry_after_the_first_streamed_byte(
+    kind: str, srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    p, waits = recording(kind, srv)
+    srv.fault("*", "reset_after_events", count=1, n=3)
+    s = rt.session("cut")
+    s.append({"role": "user", "content": "tell me a long story"})
+    with pytest.raises((srt.StreamInterruptedError, srt.ProviderResponseError)):
+        s.stream(p, model=MODELS[kind]).text()
+    assert srv.requests.total() == 1 and waits == []
+    row = s.calls()[-1]
+    assert row["status"] == "incomplete"
+    # The partial reply is stored, marked, and left out of the next request.
+    assert len(s.messages()) == 2
+    s.append({"role": "user", "content": "try again"})
+    body = json.loads(s.request(p.format, model=MODELS[kind], cache=False))
+    text = json.dumps(body)
+    assert "tell me a long story" in text and "try again" in text
+    assert len(json.loads(s.request(p.format, model=MODELS[kind], include_partial=True))) >= 1
+
+
+@pytest.mark.parametrize(
+    ("variant", "ok"),
+    [("crlf", True), ("split_utf8", True), ("bad_json", False), ("error_event", False)],
+)
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_malformed_streams(
+    kind: str, variant: str, ok: bool, srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    p = make(kind, srv)
+    srv.fault("*", "malformed_sse", count=1, variant=variant)
+    s = rt.session("m")
+    s.append({"role": "user", "content": "hello there"})
+    stream = s.stream(p, model=MODELS[kind])
+    if ok:
+        text = stream.text()
+        assert stream.status == "ok" and text == s.messages()[-1]["content"]
+        if variant == "split_utf8":
+            assert "ünïcödé ✓" in text
+    else:
+        with pytest.raises(srt.ProviderError):
+            stream.text()
+        assert stream.status == "error" and s.calls()[-1]["status"] == "error"
+
+
+def test_idle_timeout_on_a_slow_stream(srv: ProviderServer, rt: srt.Runtime) -> None:
+    import time
+
+    p, _ = recording("openai", srv, timeouts=Timeouts(connect=2.0, idle=1.0, total=30.0))
+    srv.fault("openai", "slow", count=1, interval=30)
+    s = rt.session("slow")
+    s.append({"role": "user", "content": "hi"})
+    t0 = time.monotonic()
+    with pytest.raises(srt.ProviderTimeoutError):
+        s.stream(p, model="gpt-4o").text()
+    assert time.monotonic() - t0 < 1.0 + 1.0  # the idle timeout + 1 s
+    assert s.calls()[-1]["status"] == "incomplete"
+
+
+def test_total_cap_on_an_endless_stream(srv: ProviderServer, rt: srt.Runtime) -> None:
+    import time
+
+    p, _ = recording("anthropic", srv, timeouts=Timeouts(connect=2.0, idle=5.0, total=2.0))
+    srv.fault("anthropic", "endless", count=1, interval=0.2)
+    s = rt.session("endless")
+    s.append({"role": "user", "content": "hi"})
+    t0 = time.monotonic()
+    with pytest.raises(srt.ProviderTimeoutError):
+        s.stream(p, model=MODELS["anthropic"]).text()
+    assert time.monotonic() - t0 < 2.0 + 1.0  # the total cap + 1 s
+    assert s.calls()[-1]["status"] == "incomplete"
+
+
+def test_cancelling_a_stream_keeps_the_partial_reply(srv: ProviderServer, rt: srt.Runtime) -> None:
+    p = make("openai", srv)
+    srv.script("openai", ["word " * 200])
+    s = rt.session("cancel")
+    s.append({"role": "user", "content": "talk"})
+    stream = s.stream(p, model="gpt-4o")
+    it = iter(stream)
+    first = next(it)
+    stream.close()
+    assert stream.status == "cancelled"
+    assert s.messages()[-1]["content"].startswith(first)
+    assert s.calls()[-1]["status"] == "cancelled"
+
+
+# -- secrets ----------------------------------------------------------------------------
+
+
+def test_canary_key_appears_nowhere(
+    srv: ProviderServer, rt: srt.Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    for kind in sorted(MODELS):
+        p = make(kind, srv)
+        texts.append(repr(p))
+        s = rt.session(f"canary-{kind}")
+        s.append({"role": "user", "content": "hello"})
+        s.send(p, model=MODELS[kind])
+        # The server echoes the credential it was sent (some real services do).
+        own = SECRET if kind == "bedrock-sigv4" else KEY
+        srv.fault("*", "status", count=1, code=401, message=f"bad key {own} and {KEY}")
+        with pytest.raises(srt.ProviderAuthError) as err:
+            s.send(p, model=MODELS[kind])
+        texts += [str(err.value), repr(err.value), repr(err.value.__cause__)]
+        p.close()
+    texts.append(caplog.text)
+    rt.close()
+    blobs = [
+        Path(rt.path + suffix).read_bytes()
+        for suffix in ("", "-wal", "-shm")
+        if Path(rt.path + suffix).exists()
+    ]
+    for secret in (KEY, SECRET):
+        assert not any(secret in t for t in texts)
+        assert not any(secret.encode() in b for b in blobs)
+
+
+# -- asyncio ----------------------------------------------------------------------------
+
+
+def test_a_hundred_concurrent_async_streams(srv: ProviderServer, rt: srt.Runtime) -> None:
+    import asyncio
+
+    p = make("openai", srv)
+
+    async def one(i: int) -> str:
+        s = rt.session(f"async-{i}")
+        s.append({"role": "user", "content": f"hello {i}"})
+        return await s.astream(p, model="gpt-4o").text()
+
+    async def main() -> list[str]:
+        try:
+            return await asyncio.gather(*(one(i) for i in range(100)))
+        finally:
+            await p.aclose()
+
+    texts = asyncio.run(main())
+    assert len(texts) == 100 and all(texts)
+    for i in range(100):
+        msgs = rt.session(f"async-{i}").messages()
+        assert [m["role"] for m in msgs] == ["user", "assistant"] and msgs[1]["content"] == texts[i]
+    assert srv.max_open_streams > 1
+    assert rt.usage().requests == 100
+
+
+def test_async_send_matches_sync(srv: ProviderServer, rt: srt.Runtime) -> None:
+    import asyncio
+
+    p = make("anthropic", srv)
+    s = rt.session("a")
+    s.append({"role": "user", "content": "hi"})
+
+    async def go() -> srt.Reply:
+        try:
+            return await s.asend(p, model=MODELS["anthropic"])
+        finally:
+            await p.aclose()
+
+    reply = asyncio.run(go())
+    assert s.messages()[-1]["content"] == reply.message["content"]
