@@ -231,10 +231,16 @@ def _migrate(conn: apsw.Connection, lock: threading.Lock) -> None:
         conn.execute("COMMIT")
 
 
-def connect(path: str, lock: threading.Lock, *, migrate: bool) -> apsw.Connection:
-    """Open one connection to ``path``, verified as srt's and fully configured."""
+def connect(
+    path: str, lock: threading.Lock, *, migrate: bool, vfs: str | None = None
+) -> apsw.Connection:
+    """Open one connection to ``path``, verified as srt's and fully configured.
+
+    ``vfs`` names a registered SQLite VFS (``None``: the default one); the tests use
+    it to inject disk faults.
+    """
     with translate("opening the database"):
-        conn = apsw.Connection(path)
+        conn = apsw.Connection(path, vfs=vfs)
         try:
             conn.set_busy_timeout(BUSY_TIMEOUT_MS)
             version = _check_identity(conn)

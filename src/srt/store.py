@@ -108,10 +108,14 @@ def _file_lock(path: str) -> threading.Lock:
 
 
 class Store:
-    """One SQLite file: a connection per thread, a writer lock, and the SQL."""
+    """One SQLite file: a connection per thread, a writer lock, and the SQL.
 
-    def __init__(self, path: str) -> None:
+    ``vfs`` names a registered SQLite VFS for every connection (``None``: the default).
+    """
+
+    def __init__(self, path: str, *, vfs: str | None = None) -> None:
         self.path = path
+        self._vfs = vfs
         self._lock = _file_lock(path)
         self._local = threading.local()
         self._pid = os.getpid()
@@ -135,7 +139,7 @@ class Store:
             self._pid = os.getpid()
         conn: apsw.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = _db.connect(self.path, self._lock, migrate=True)
+            conn = _db.connect(self.path, self._lock, migrate=True, vfs=self._vfs)
             self._local.conn = conn
             with self._conns_guard:
                 self._conns.append(conn)
