@@ -36,16 +36,15 @@ def snapshot(path: str) -> dict[str, Any]:
             "application_id": conn.execute("PRAGMA application_id").get,
             "user_version": conn.execute("PRAGMA user_version").get,
         }
-        tables = [
-            r[0]
-            for r in conn.execute(
-                "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name"
-            )
-        ]
-        assert set(TABLES) <= set(tables)
-        for table in tables:
+        tables = conn.execute(
+            "SELECT name, sql FROM sqlite_schema WHERE type = 'table' ORDER BY name"
+        ).fetchall()
+        assert set(TABLES) <= {name for name, _ in tables}
+        for table, sql in tables:
             # Table names come from sqlite_schema, not from input; identifiers cannot be bound.
-            out[table] = conn.execute(f'SELECT * FROM "{table}" ORDER BY rowid').fetchall()
+            # A WITHOUT ROWID table (such as an FTS5 shadow table) is read in key order.
+            order = "" if "WITHOUT ROWID" in (sql or "").upper() else " ORDER BY rowid"
+            out[table] = conn.execute(f'SELECT * FROM "{table}"{order}').fetchall()
         return out
 
 

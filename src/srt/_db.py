@@ -30,6 +30,21 @@ APPLICATION_ID = 0x53525431
 #: Busy timeout for every connection, in milliseconds (APSW's default is 100 ms).
 BUSY_TIMEOUT_MS = 10_000
 
+
+def message_text_sql(body: str) -> str:
+    """SQL for the searchable text of the canonical message body in column ``body``: the
+    content string, or its text parts joined by newlines, else ''. The body is cast to
+    TEXT because SQLite reads a BLOB given to its JSON functions as JSONB."""
+    b = f"CAST({body} AS TEXT)"
+    return f"""coalesce(CASE json_type({b}, '$.content')
+        WHEN 'text' THEN json_extract({b}, '$.content')
+        WHEN 'array' THEN (
+            SELECT group_concat(json_extract(p.value, '$.text'), char(10))
+            FROM json_each({b}, '$.content') AS p
+            WHERE json_extract(p.value, '$.type') = 'text')
+        END, '')"""
+
+
 MIGRATIONS: tuple[str, ...] = (
     # v1: content-addressed messages, a prefix-chained node tree, named heads.
     """
@@ -90,6 +105,22 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX calls_node ON calls(node);
     CREATE INDEX calls_session ON calls(session);
+    """,
+    # v3: full-text search over message text (``srt search``). A contentless FTS5
+    # table keyed by messages.id, filled by triggers, so every append and every gc
+    # delete keeps it in step whoever writes. The text indexed is the content string,
+    # or the text parts joined by newlines; never the JSON around it.
+    f"""
+    CREATE VIRTUAL TABLE messages_fts USING fts5(
+        text, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts(rowid, text) VALUES (new.id, {message_text_sql("new.body")});
+    END;
+    CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+        DELETE FROM messages_fts WHERE rowid = old.id;
+    END;
+    INSERT INTO messages_fts(rowid, text) SELECT id, {message_text_sql("body")} FROM messages;
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
