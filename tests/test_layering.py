@@ -29,6 +29,8 @@ RANKS = {
     "_db": 2,
     # Token counting: canonical bytes -> counts; no I/O.
     "tokens": 2,
+    # Prices as data and the savings arithmetic over ledger rows.
+    "pricing": 1,
     "store": 2,
     "wire": 2,
     "providers": 3,
@@ -39,6 +41,8 @@ RANKS = {
     # A provider call on a session: build, send, stream, persist (session's own layer).
     "exchange": 4,
     "runtime": 5,
+    # gc, verify, vacuum, search and the ls/tree views, on the runtime's store.
+    "maintenance": 5,
     "cli": 6,
     "bench": 6,
     # The local provider server for tests and the bench (plays the remote side).

@@ -871,3 +871,18 @@ def test_default_path_follows_srt_db(monkeypatch: pytest.MonkeyPatch, tmp_path: 
         assert runtime.path == target
         runtime.session("s").append(user("x"))
     assert os.path.exists(target)
+
+
+def test_edit_and_rewind_are_seen_by_every_cached_assembly(rt: srt.Runtime) -> None:
+    """Regression: an edit that keeps the length must not reuse the old fragment."""
+    s = rt.session("edit-cache")
+    s.append({"role": "user", "content": "u1"}, {"role": "assistant", "content": "a1"})
+    for fmt in ("openai.chat", "anthropic.messages", "openai.responses"):
+        s.request(fmt, model="m", cache=False)
+    s.edit(1, {"role": "assistant", "content": "EDITED"})
+    for fmt in ("openai.chat", "anthropic.messages", "openai.responses"):
+        body = s.request(fmt, model="m", cache=False)
+        assert b"EDITED" in body and b'"a1"' not in body, fmt
+    s.rewind(1)
+    s.append({"role": "assistant", "content": "again"})
+    assert b"again" in s.request(model="m", cache=False)

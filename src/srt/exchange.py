@@ -76,6 +76,8 @@ class Call:
         self.include_partial = include_partial
         self.stream = stream
         self.fmt = get_format(provider.format)
+        params = dict(params)
+        self.window = params.pop("window", None)
         extra = dict(getattr(provider, "extra_params", {}) or {})
         self.params = {**extra, **params, **(provider.stream_params() if stream else {})}
         self.stored = bool(self.params.get("store", True)) if self._responses else None
@@ -109,6 +111,7 @@ class Call:
                     tools=self.tools,
                     cache=self.cache,
                     include_partial=self.include_partial,
+                    window=self.window,
                     **self.params,
                 )
             else:
@@ -131,6 +134,8 @@ class Call:
         """(index of the message the server already holds, response id), or None."""
         if not self._responses or self.params.get("store") is False:
             return None
+        if self.window is not None:
+            return None  # the server's chain would keep what the window leaves out
         if "previous_response_id" in self.params:
             return None
         s = self.session

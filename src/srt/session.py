@@ -27,6 +27,7 @@ from .cache import (
     min_cacheable_tokens,
     plan,
 )
+from .context import WindowPolicy, select
 from .errors import ConflictError, HistoryIndexError, SessionError, UnsupportedFeatureError
 from .message import canonicalize
 from .providers.base import Provider
@@ -63,7 +64,11 @@ class Session:
         self._hashes: list[bytes] = []
         self._bodies: list[bytes] = []
         self._status: list[str | None] = []  # None, or a partial reply's status
-        self._asm: dict[tuple[str, str, bool], _Assembly] = {}
+        self._pinned: list[bool] = []  # metadata {"pinned": true}
+        self._roles: list[str] = []  # canonical roles, parsed lazily (windows)
+        self._ntok: list[int] = []  # token estimates, computed lazily (windows)
+        self._cuts: dict[WindowPolicy, int] = {}
+        self._asm: dict[tuple[str, str, bool, tuple[str, int, int] | None], _Assembly] = {}
         self._head_prefix = _core.ROOT
         self.last_build: BuildStats | None = None
 
@@ -114,6 +119,8 @@ class Session:
         self._hashes = [r[1] for r in rows]
         self._bodies = [intern(r[1], r[2]) for r in rows]
         self._status = [r[4] for r in rows]
+        self._pinned = [isinstance(r[5], bytes) and b'"pinned":true' in r[5] for r in rows]
+        self._roles, self._ntok, self._cuts = [], [], {}
         self._head_prefix = rows[-1][3] if rows else _core.ROOT
         self._asm = {}
         self._loaded = True
@@ -131,6 +138,12 @@ class Session:
 
     def _truncate(self, n: int) -> None:
         del self._ids[n:], self._hashes[n:], self._bodies[n:], self._status[n:]
+        del self._pinned[n:], self._roles[n:], self._ntok[n:]
+        for key, asm in list(self._asm.items()):
+            if key[3] is not None:
+                del self._asm[key]  # a windowed view: rebuilt from cached fragments
+            elif asm.n > n:
+                asm.truncate(n)
 
     # -- writing -----------------------------------------------------------------
 
@@ -168,11 +181,12 @@ class Session:
         ids = self._rt._store.append(self._id, self._head, parent, keep, items, call)
         self._truncate(keep)
         intern = self._rt._intern
-        for node_id, (h, body, _meta) in zip(ids, prepared, strict=True):
+        for node_id, (h, body, meta) in zip(ids, prepared, strict=True):
             self._ids.append(node_id)
             self._hashes.append(h)
             self._bodies.append(intern(h, body))
             self._status.append(status)
+            self._pinned.append(meta is not None and b'"pinned":true' in meta)
         self._head = self._ids[-1] if self._ids else None
         self._head_prefix = prefixes[-1] if prefixes else self._prefix()
 
@@ -262,6 +276,7 @@ class Session:
             child._hashes = self._hashes[:keep]
             child._bodies = self._bodies[:keep]
             child._status = self._status[:keep]
+            child._pinned = self._pinned[:keep]
             child._head_prefix = self._prefix(keep)
             child._loaded = True
             return child
@@ -290,47 +305,95 @@ class Session:
                 return None
             return "srt-" + _core.chain(_core.ROOT, self._hashes[0]).hex()
 
-    def _assembly(self, fmt: WireFormat, target: Target, partial: bool = False) -> _Assembly:
+    def _assembly(
+        self,
+        fmt: WireFormat,
+        target: Target,
+        partial: bool = False,
+        view: _View | None = None,
+    ) -> _Assembly:
         """This session's glued fragments for ``fmt`` and ``target``, brought up to date.
 
-        Partial replies (stored with a status) are left out unless ``partial``.
+        Partial replies (stored with a status) are left out unless ``partial``. A
+        ``view`` (a context window's cut) assembles only its messages; it is kept for
+        as long as the cut stays where it is, so the kept prefix stays byte-stable.
         """
-        key = (fmt.name, target.model, partial)
+        key = (fmt.name, target.model, partial, view.cut if view is not None else None)
         asm = self._asm.get(key)
         if asm is None:
             asm = self._asm[key] = _Assembly()
-        n = len(self._hashes)
+        hashes, bodies, status = (
+            (self._hashes, self._bodies, self._status) if view is None else view.lists(self)
+        )
+        n = len(hashes)
         if asm.n > n:
             asm.truncate(n)
         asm.serialized = 0
         start = asm.n
         while start < n:
-            if self._status[start] is not None and not partial:
+            if status[start] is not None and not partial:
                 asm.skip()
                 start += 1
                 continue
             stop = start + 1
-            while stop < n and (partial or self._status[stop] is None):
+            while stop < n and (partial or status[stop] is None):
                 stop += 1
-            self._extend(asm, fmt, target, start, stop)
+            self._extend(asm, fmt, target, hashes, bodies, start, stop)
             start = stop
         return asm
 
-    def _extend(self, asm: _Assembly, fmt: WireFormat, target: Target, i: int, j: int) -> None:
+    def _extend(
+        self,
+        asm: _Assembly,
+        fmt: WireFormat,
+        target: Target,
+        hashes: list[bytes],
+        bodies: list[bytes],
+        i: int,
+        j: int,
+    ) -> None:
         if fmt.identity:
-            asm.extend_identity(fmt, target, self._bodies[i:j])
+            asm.extend_identity(fmt, target, bodies[i:j])
             return
         cache = self._rt._fragments
         frags = []
         for k in range(i, j):
-            ckey = (self._hashes[k], fmt.name, target.model)
+            ckey = (hashes[k], fmt.name, target.model)
             frag = cache.get(ckey)
             if frag is None:
-                frag = fmt.render(self._bodies[k], target)
+                frag = fmt.render(bodies[k], target)
                 asm.serialized += 1
                 cache.put(ckey, frag, len(frag.data) + 100)
             frags.append(frag)
         asm.extend(fmt, frags)
+
+    # -- context windows -------------------------------------------------------------
+
+    def _meta_roles(self) -> list[str]:
+        """The canonical role of every message (parsed once per message)."""
+        roles = self._roles
+        for b in self._bodies[len(roles) :]:
+            roles.append(str(json.loads(b)["role"]))
+        return roles
+
+    def _window(self, fmt: WireFormat, model: str, window: WindowPolicy | None) -> _View | None:
+        """The messages a context window keeps, or ``None`` when all of them fit."""
+        if window is None:
+            return None
+        counts = self._token_counts()
+        roles = self._meta_roles()
+        # One cut per policy, whatever the format: every format sends the same messages.
+        kept, cut = select(window, counts, roles, self._pinned, self._cuts.get(window))
+        self._cuts[window] = cut
+        if len(kept) == len(counts):
+            return None
+        return _View((window.kind, window.budget, cut), kept)
+
+    def _token_counts(self) -> list[int]:
+        counts = self._ntok
+        for b in self._bodies[len(counts) :]:
+            counts.append(estimate_tokens(len(b)))
+        return counts
 
     def _plan(
         self,
@@ -339,9 +402,14 @@ class Session:
         tools: Sequence[Any],
         cache: bool | CachePolicy,
         partial: bool = False,
+        window: WindowPolicy | None = None,
     ) -> _Planned:
         target = Target(fmt.provider, model)
-        asm = self._assembly(fmt, target, partial)
+        view = self._window(fmt, model, window)
+        asm = self._assembly(fmt, target, partial, view)
+        hashes, bodies, _status = (
+            (self._hashes, self._bodies, self._status) if view is None else view.lists(self)
+        )
         tool_frags, tool_hashes = self._rt._tool_fragments(fmt, tools)
         policy = cache if isinstance(cache, CachePolicy) else CachePolicy()
         min_tokens = policy.min_tokens or min_cacheable_tokens(fmt.provider, model)
@@ -363,8 +431,8 @@ class Session:
         prev_end = None
         if (
             previous is not None
-            and len(previous.hashes) <= len(self._hashes)
-            and self._hashes[: len(previous.hashes)] == previous.hashes
+            and len(previous.hashes) <= len(hashes)
+            and hashes[: len(previous.hashes)] == previous.hashes
         ):
             prev_end = len(previous.hashes)
         breakpoints = plan(layout, prev_end, min_tokens, policy) if cache and fmt.marker else []
@@ -372,8 +440,8 @@ class Session:
             format=fmt.name,
             provider=fmt.provider,
             model=model,
-            hashes=self._hashes,
-            roles=_Roles(self._bodies),
+            hashes=hashes,
+            roles=_Roles(bodies),
             tools=tool_hashes,
             layout=layout,
             previous=previous,
@@ -382,7 +450,7 @@ class Session:
             marker=fmt.marker is not None and bool(cache),
             breakpoints=breakpoints,
         )
-        return _Planned(asm, tool_frags, tool_hashes, breakpoints, report, key)
+        return _Planned(asm, tool_frags, tool_hashes, breakpoints, report, key, list(hashes))
 
     def explain(
         self,
@@ -410,6 +478,7 @@ class Session:
         tools: Sequence[Any] | None = None,
         cache: bool | CachePolicy = True,
         include_partial: bool = False,
+        window: WindowPolicy | None = None,
         **params: Any,
     ) -> bytes:
         """The exact bytes of the next request body in ``format`` for ``model``.
@@ -426,7 +495,7 @@ class Session:
         check_model(model)
         with self._lock:
             self._load()
-            p = self._plan(fmt, model, tools or (), cache, include_partial)
+            p = self._plan(fmt, model, tools or (), cache, include_partial, window)
             asm = p.asm
             pieces, system, tool_frags = asm.pieces, asm.system, p.tool_frags
             if p.breakpoints:
@@ -443,7 +512,7 @@ class Session:
                 params.setdefault("prompt_cache_key", p.key)
             head, tail = fmt.envelope(model, params, system, tool_frags)
             body = _core.assemble(head, pieces, b"", fmt.close(asm.last_role()) + tail)
-            n = len(self._hashes)
+            n = len(p.hashes)
             self._rt._count_serialized(asm.serialized)
             self._record(fmt, model, p)
             self.last_build = BuildStats(
@@ -491,9 +560,7 @@ class Session:
 
     def _record(self, fmt: WireFormat, model: str, p: _Planned) -> None:
         """Remember this request as the previous one for its (format, model, cache key)."""
-        self._rt._records[(fmt.name, model, p.key)] = Record(
-            list(self._hashes), p.tool_hashes, p.breakpoints
-        )
+        self._rt._records[(fmt.name, model, p.key)] = Record(p.hashes, p.tool_hashes, p.breakpoints)
         self._rt._last_model[(fmt.name, p.key)] = model
 
     # -- provider calls ----------------------------------------------------------------
@@ -532,7 +599,8 @@ class Session:
     ) -> Reply:
         """Send the next request to ``provider``; append the reply and its usage atomically.
 
-        The body is built by delta assembly (or, for OpenAI Responses, as a delta on
+        ``params`` go into the body, except ``window=WindowPolicy(...)``, which bounds
+        the history sent (see ``srt.context``). The body is built by delta assembly (or, for OpenAI Responses, as a delta on
         the provider's stored state when it holds this session's prefix).
         """
         return exchange.send(
@@ -591,6 +659,19 @@ class Session:
         return self._rt._store.calls("WHERE session = ?", (self._id,))
 
 
+class _View:
+    """The messages a context window keeps: ``cut`` identifies it, ``kept`` lists them."""
+
+    __slots__ = ("cut", "kept")
+
+    def __init__(self, cut: tuple[str, int, int], kept: list[int]) -> None:
+        self.cut, self.kept = cut, kept
+
+    def lists(self, s: Session) -> tuple[list[bytes], list[bytes], list[str | None]]:
+        k = self.kept
+        return [s._hashes[i] for i in k], [s._bodies[i] for i in k], [s._status[i] for i in k]
+
+
 class _Offset:
     """``base[i] + offset`` without copying ``base``."""
 
@@ -629,6 +710,7 @@ class _Planned:
     breakpoints: list[Breakpoint]
     report: CacheExplain
     key: str | None
+    hashes: list[bytes]  # of the messages this request sends (a window may leave some out)
 
 
 class _Assembly:

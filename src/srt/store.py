@@ -39,8 +39,8 @@ _LOCKS_GUARD = threading.Lock()
 
 # (session id, head node id or None, created, updated)
 SessionRow = tuple[int, "int | None", float, float]
-# (node id, message hash, canonical body, prefix hash, status)
-ChainRow = tuple[int, bytes, bytes, bytes, "str | None"]
+# (node id, message hash, canonical body, prefix hash, status, metadata JSON)
+ChainRow = tuple[int, bytes, bytes, bytes, "str | None", "bytes | str | None"]
 # (message hash, canonical body, prefix hash, metadata JSON or None, status or None)
 NewNode = tuple[bytes, bytes, bytes, "bytes | None", "str | None"]
 #: Columns of the ``calls`` ledger that a caller fills in, in order.
@@ -82,13 +82,13 @@ _INSERT_NODE = (
 )
 
 _CHAIN_SQL = """
-WITH RECURSIVE chain(id, parent, message, depth, prefix, status) AS (
-    SELECT id, parent, message, depth, prefix, status FROM nodes WHERE id = ?
+WITH RECURSIVE chain(id, parent, message, depth, prefix, status, meta) AS (
+    SELECT id, parent, message, depth, prefix, status, meta FROM nodes WHERE id = ?
     UNION ALL
-    SELECT n.id, n.parent, n.message, n.depth, n.prefix, n.status
+    SELECT n.id, n.parent, n.message, n.depth, n.prefix, n.status, n.meta
     FROM nodes n JOIN chain c ON n.id = c.parent
 )
-SELECT chain.id, m.hash, m.body, chain.prefix, chain.status
+SELECT chain.id, m.hash, m.body, chain.prefix, chain.status, chain.meta
 FROM chain JOIN messages m ON m.id = chain.message
 ORDER BY chain.depth
 """

@@ -1,0 +1,155 @@
+"""Context windows that keep prompt caches warm.
+
+A request whose history exceeds the model's budget must leave messages out. Which
+ones decides whether the provider's prefix cache survives:
+
+* ``sliding`` drops the oldest messages one by one, every turn: the first kept
+  message changes each turn, so every request misses the cache. It is here as the
+  naive baseline.
+* ``cache_aware`` waits until the budget is exceeded, then drops old history in
+  one large step, down to ``low_water`` (``w``, 60%) of the budget. The kept prefix
+  is then byte-stable for every turn until the history grows back to the budget,
+  so all those turns hit the cache. With turns of ``t`` tokens and a budget ``B``,
+  a step happens every ``(1 - w) B / t`` turns; per cycle about ``B`` tokens are
+  uncached (the step turn re-reads ``w B`` cold, every other turn adds ``t``) out of
+  about ``(1 + w) / 2 * B`` per turn, so the share read from cache is about
+  ``1 - 2 t / ((1 - w^2) B)``: 95% for B = 32 k and t = 500 (measured in the bench),
+  83% for B = 12 k and t = 630 (measured in the tests).
+* ``error`` raises ``ContextOverflowError`` with the counts.
+
+Every policy keeps pinned messages (leading system/developer messages, the first
+user turn, and any message whose metadata says ``"pinned": true``), never cuts
+between an assistant's tool calls and their results, and makes the same cut for
+every wire format, because it works on canonical token counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ConfigError, ContextOverflowError
+
+__all__ = ["WindowPolicy", "select"]
+
+POLICIES = ("error", "sliding", "cache_aware")
+
+
+@dataclass(frozen=True)
+class WindowPolicy:
+    """``budget`` tokens for the history (excluding tools and the reply)."""
+
+    kind: str
+    budget: int
+    low_water: float = 0.6
+
+    def __post_init__(self) -> None:
+        if self.kind not in POLICIES:
+            raise ConfigError(f"window policy must be one of {POLICIES}, got {self.kind!r}")
+        if not isinstance(self.budget, int) or self.budget <= 0:
+            raise ConfigError("the window budget must be a positive number of tokens")
+        if not 0.0 < self.low_water <= 1.0:
+            raise ConfigError("low_water must be in (0, 1]")
+
+
+def pinned_prefix(roles: Sequence[str]) -> int:
+    """Leading system/developer messages plus the first user message."""
+    i = 0
+    n = len(roles)
+    while i < n and roles[i] in ("system", "developer"):
+        i += 1
+    if i < n and roles[i] == "user":
+        i += 1
+    return i
+
+
+def _units(roles: Sequence[str]) -> list[int]:
+    """For each message, the index of the first message of its unit: an assistant
+    message and the tool results that follow it form one unit, never split."""
+    out: list[int] = []
+    lead = 0
+    for i, r in enumerate(roles):
+        if r != "tool" or i == 0:
+            lead = i
+        out.append(lead)
+    return out
+
+
+def _legal(c: int, roles: Sequence[str], n: int) -> int:
+    """Move a cut forward past tool results, so none is kept without its call."""
+    while c < n and roles[c] == "tool":
+        c += 1
+    return c
+
+
+def select(
+    policy: WindowPolicy,
+    tokens: Sequence[int],
+    roles: Sequence[str],
+    pinned: Sequence[bool],
+    previous_cut: int | None = None,
+) -> tuple[list[int], int]:
+    """Indices of the messages to send, and the cut point (first unpinned kept index).
+
+    ``previous_cut`` is the cut this policy made last time for the same history;
+    ``cache_aware`` keeps it while the kept part still fits.
+    """
+    n = len(tokens)
+    if n == 0:
+        return [], 0
+    t = np.asarray(tokens, dtype=np.int64)
+    head = pinned_prefix(roles)
+    pin = np.zeros(n, dtype=bool)
+    pin[:head] = True
+    pin |= np.asarray(pinned, dtype=bool)
+    # A pinned member pins its whole unit (a tool call and all its results).
+    units = _units(roles)
+    for i in np.flatnonzero(pin):
+        lead = units[i]
+        j = lead
+        while j < n and units[j] == lead:
+            pin[j] = True
+            j += 1
+    pinned_total = int(t[pin].sum())
+    free = t.copy()
+    free[pin] = 0
+    # suffix[i] = unpinned tokens in messages i..n-1
+    suffix = np.concatenate([np.cumsum(free[::-1])[::-1], [0]])
+    budget = policy.budget - pinned_total
+    total = int(t.sum())
+
+    def keep_from(c: int) -> list[int]:
+        return [i for i in range(n) if pin[i] or i >= c]
+
+    def fits(c: int) -> bool:
+        return int(suffix[c]) <= budget
+
+    if total <= policy.budget and (previous_cut is None or previous_cut <= head):
+        return list(range(n)), head
+    if policy.kind == "error":
+        if total > policy.budget:
+            raise ContextOverflowError(
+                f"the history needs {total} tokens ({pinned_total} pinned) but the "
+                f"budget is {policy.budget}"
+            )
+        return list(range(n)), head
+    if budget < 0:
+        raise ContextOverflowError(
+            f"the pinned messages alone need {pinned_total} tokens; the budget is {policy.budget}"
+        )
+    if policy.kind == "cache_aware" and previous_cut is not None:
+        c = _legal(max(previous_cut, head), roles, n)
+        if fits(c):
+            return keep_from(c), c
+    target = (
+        budget if policy.kind == "sliding" else int(policy.low_water * policy.budget) - pinned_total
+    )
+    target = max(target, 0)
+    # The smallest cut whose unpinned suffix fits the target (suffix is non-increasing).
+    c = int(np.searchsorted(-suffix, -target, side="left"))
+    c = _legal(max(c, head), roles, n)
+    while c < n and not fits(c):
+        c = _legal(c + 1, roles, n)
+    return keep_from(c), c
