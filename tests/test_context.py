@@ -15,6 +15,7 @@ import srt
 from srt.context import WindowPolicy, _units, pinned_prefix, select
 from srt.providers.base import Anthropic, OpenAI
 from srt.testing import ProviderServer
+from srt.tokens import GENERIC_ESTIMATE
 
 
 @st.composite
@@ -140,7 +141,8 @@ def test_cache_aware_keeps_the_cache_warm_and_sliding_does_not(
             model = "claude-sonnet-4-6"
         s = rt.session(f"{provider}-{kind}")
         s.append({"role": "system", "content": "Be brief."})
-        window = WindowPolicy(kind, 12_000)
+        # Count as the local server does (4 bytes a token), so the budget means the same.
+        window = WindowPolicy(kind, 12_000, tokenizer=GENERIC_ESTIMATE)
         for t in range(140):
             s.append({"role": "user", "content": f"turn {t}: " + "a long question " * 150})
             s.send(p, model=model, window=window)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -39,11 +40,17 @@ POLICIES = ("error", "sliding", "cache_aware")
 
 @dataclass(frozen=True)
 class WindowPolicy:
-    """``budget`` tokens for the history (excluding tools and the reply)."""
+    """``budget`` tokens for the history (excluding tools and the reply).
+
+    Messages are counted with ``tokenizer`` (a ``srt.tokens.Tokenizer``); by default
+    the model's own (``srt.tokens.for_model``): exact for OpenAI models when the
+    ``tokens`` extra is installed, a documented estimate otherwise.
+    """
 
     kind: str
     budget: int
     low_water: float = 0.6
+    tokenizer: Any = None
 
     def __post_init__(self) -> None:
         if self.kind not in POLICIES:

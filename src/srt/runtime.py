@@ -18,6 +18,7 @@ from .errors import ConfigError, InvalidSessionNameError, SessionNotFoundError
 from .message import DEFAULT_MAX_MESSAGE_BYTES, canonical_tool
 from .session import Session
 from .store import Store
+from .tokens import TokenCache
 from .wire.base import WireFormat
 
 __all__ = ["MAX_NAME_CHARS", "Runtime", "default_path"]
@@ -90,6 +91,7 @@ class Runtime:
         self._serialized = 0
         self._counter_lock = threading.Lock()
         # The last request built per (format, model, cache key), for the cache explain.
+        self._token_cache = TokenCache()
         self._records: dict[tuple[str, str, str | None], Record] = {}
         self._last_model: dict[tuple[str, str | None], str] = {}
 

@@ -32,6 +32,7 @@ from .errors import ConflictError, HistoryIndexError, SessionError, UnsupportedF
 from .message import canonicalize
 from .providers.base import Provider
 from .store import NewNode
+from .tokens import Tokenizer, for_model
 from .wire import get_format
 from .wire.base import Frag, Target, WireFormat, check_model
 from .wire.convert import to_canonical
@@ -66,7 +67,7 @@ class Session:
         self._status: list[str | None] = []  # None, or a partial reply's status
         self._pinned: list[bool] = []  # metadata {"pinned": true}
         self._roles: list[str] = []  # canonical roles, parsed lazily (windows)
-        self._ntok: list[int] = []  # token estimates, computed lazily (windows)
+        self._ntok: dict[str, list[int]] = {}  # token counts per tokenizer (windows)
         self._cuts: dict[WindowPolicy, int] = {}
         self._asm: dict[tuple[str, str, bool, tuple[str, int, int] | None], _Assembly] = {}
         self._head_prefix = _core.ROOT
@@ -120,7 +121,7 @@ class Session:
         self._bodies = [intern(r[1], r[2]) for r in rows]
         self._status = [r[4] for r in rows]
         self._pinned = [isinstance(r[5], bytes) and b'"pinned":true' in r[5] for r in rows]
-        self._roles, self._ntok, self._cuts = [], [], {}
+        self._roles, self._ntok, self._cuts = [], {}, {}
         self._head_prefix = rows[-1][3] if rows else _core.ROOT
         self._asm = {}
         self._loaded = True
@@ -138,7 +139,9 @@ class Session:
 
     def _truncate(self, n: int) -> None:
         del self._ids[n:], self._hashes[n:], self._bodies[n:], self._status[n:]
-        del self._pinned[n:], self._roles[n:], self._ntok[n:]
+        del self._pinned[n:], self._roles[n:]
+        for counts in self._ntok.values():
+            del counts[n:]
         for key, asm in list(self._asm.items()):
             if key[3] is not None:
                 del self._asm[key]  # a windowed view: rebuilt from cached fragments
@@ -380,7 +383,8 @@ class Session:
         """The messages a context window keeps, or ``None`` when all of them fit."""
         if window is None:
             return None
-        counts = self._token_counts()
+        tokenizer = window.tokenizer or for_model(fmt.provider, model)
+        counts = self._token_counts(tokenizer)
         roles = self._meta_roles()
         # One cut per policy, whatever the format: every format sends the same messages.
         kept, cut = select(window, counts, roles, self._pinned, self._cuts.get(window))
@@ -389,10 +393,12 @@ class Session:
             return None
         return _View((window.kind, window.budget, cut), kept)
 
-    def _token_counts(self) -> list[int]:
-        counts = self._ntok
-        for b in self._bodies[len(counts) :]:
-            counts.append(estimate_tokens(len(b)))
+    def _token_counts(self, tokenizer: Tokenizer) -> list[int]:
+        """Each message's tokens under ``tokenizer``, cached per (message hash, tokenizer)."""
+        counts = self._ntok.setdefault(tokenizer.name, [])
+        cache = self._rt._token_cache
+        for i in range(len(counts), len(self._bodies)):
+            counts.append(cache.message_tokens(tokenizer, self._bodies[i], self._hashes[i]))
         return counts
 
     def _plan(
@@ -600,8 +606,9 @@ class Session:
         """Send the next request to ``provider``; append the reply and its usage atomically.
 
         ``params`` go into the body, except ``window=WindowPolicy(...)``, which bounds
-        the history sent (see ``srt.context``). The body is built by delta assembly (or, for OpenAI Responses, as a delta on
-        the provider's stored state when it holds this session's prefix).
+        the history sent (see ``srt.context``). The body is built by delta assembly
+        (or, for OpenAI Responses, as a delta on the provider's stored state when it
+        holds this session's prefix).
         """
         return exchange.send(
             self._call(provider, model, tools, cache, include_partial, params, False)
