@@ -144,6 +144,18 @@ class Pricing:
         billed = (uncached * p.input + read * p.cached_input + write * write_price) / 1e6
         return billed, total * p.input / 1e6, out * p.output / 1e6
 
+    def predict(
+        self, model: str, total_tokens: int, cached_tokens: int
+    ) -> tuple[float, float] | None:
+        """(expected input USD, stateless input USD) for a request of ``total_tokens``
+        of which ``cached_tokens`` are expected from the cache (e.g. from the cache
+        explain). Cache writes are not predicted."""
+        p = self.price(model)
+        if p is None:
+            return None
+        billed = ((total_tokens - cached_tokens) * p.input + cached_tokens * p.cached_input) / 1e6
+        return billed, total_tokens * p.input / 1e6
+
     def savings(self, rows: Iterable[Mapping[str, Any]]) -> Savings:
         """The savings report for ledger rows (``Session.calls()``, ``Runtime.calls()``)."""
         n = priced = 0

@@ -16,6 +16,7 @@ from ._types import SessionInfo, UsageSummary
 from .cache import Record
 from .errors import ConfigError, InvalidSessionNameError, SessionNotFoundError
 from .message import DEFAULT_MAX_MESSAGE_BYTES, canonical_tool
+from .pricing import Pricing, Savings
 from .session import Session
 from .store import Store
 from .tokens import TokenCache
@@ -155,6 +156,14 @@ class Runtime:
     def usage(self) -> UsageSummary:
         """Totals of every request in this store's usage ledger."""
         return UsageSummary.of(self._store.calls())
+
+    def calls(self) -> list[dict[str, Any]]:
+        """Every row of the usage ledger, oldest first."""
+        return self._store.calls()
+
+    def savings(self, pricing: Pricing | None = None) -> Savings:
+        """Billed input against a stateless client, over every request in this store."""
+        return (pricing or Pricing()).savings(self._store.calls())
 
     def session(self, name: str, *, create: bool = True) -> Session:
         """Open the session called ``name``, creating it empty unless ``create=False``."""

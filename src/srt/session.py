@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import json
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,9 +27,10 @@ from .cache import (
     min_cacheable_tokens,
     plan,
 )
-from .context import WindowPolicy, select
+from .context import WindowPolicy, pinned_prefix, select
 from .errors import ConflictError, HistoryIndexError, SessionError, UnsupportedFeatureError
 from .message import canonicalize
+from .pricing import Pricing, Savings
 from .providers.base import Provider
 from .store import NewNode
 from .tokens import Tokenizer, for_model
@@ -283,6 +284,77 @@ class Session:
             child._head_prefix = self._prefix(keep)
             child._loaded = True
             return child
+
+    # -- compaction ----------------------------------------------------------------
+
+    def compact(
+        self,
+        end: int,
+        summary: str | Callable[[list[dict[str, Any]]], str],
+        *,
+        start: int | None = None,
+    ) -> int | None:
+        """Replace messages ``start:end`` by one summary message; return the new head.
+
+        ``start`` defaults to just after the pinned prefix (leading system messages
+        and the first user message). ``summary`` is the text, or a callable given the
+        replaced messages. The summary is an ordinary content-addressed message whose
+        node records the exact span it replaces, so the originals stay stored and
+        ``expand()`` restores them byte for byte. Put ``end`` where a context window
+        would cut (e.g. the ``cache_aware`` step): the summary then becomes part of
+        the new, stable cached prefix. Tool calls and their results are never split.
+        """
+        with self._lock:
+            self._load()
+            n = len(self._ids)
+            roles = self._meta_roles()
+            first = pinned_prefix(roles) if start is None else start
+            if not (0 <= first < end <= n):
+                raise HistoryIndexError(f"cannot compact {first}:{end} of {n} messages")
+            if end < n and roles[end] == "tool":
+                raise HistoryIndexError(
+                    "a compaction boundary may not split a tool call from its result"
+                )
+            span = [json.loads(b) for b in self._bodies[first:end]]
+            text = summary(span) if callable(summary) else summary
+            if not isinstance(text, str) or not text:
+                raise SessionError("a compaction summary must be non-empty text")
+            link = {"first": self._ids[first], "last": self._ids[end - 1], "count": end - first}
+            msg = {
+                "role": "user",
+                "content": f"[Summary of {end - first} earlier messages]\n{text}",
+                "metadata": {"srt_compacted": link},
+            }
+            prepared = self._prepare([msg])
+            rest: list[tuple[bytes, bytes, bytes | None]] = [
+                (self._hashes[i], self._bodies[i], None) for i in range(end, n)
+            ]
+            self._commit(first, prepared + rest)
+            return self._head
+
+    def expand(self) -> int | None:
+        """Undo the newest compaction in this history: the replaced messages come back,
+        byte for byte, on their original nodes. Returns the new head."""
+        with self._lock:
+            self._load()
+            store = self._rt._store
+            for k in range(len(self._ids) - 1, -1, -1):
+                meta = store.node_meta(self._ids[k])
+                if isinstance(meta, bytes) and b'"srt_compacted"' in meta:
+                    link = json.loads(meta)["srt_compacted"]
+                    break
+            else:
+                raise SessionError("this history holds no compaction to expand")
+            chain = store.chain(link["last"])
+            span = chain[len(chain) - int(link["count"]) :]
+            if not span or span[0][0] != link["first"]:
+                raise SessionError("the compacted span is no longer stored (was it collected?)")
+            items: list[tuple[bytes, bytes, bytes | None]] = [(r[1], r[2], None) for r in span]
+            items += [
+                (self._hashes[i], self._bodies[i], None) for i in range(k + 1, len(self._ids))
+            ]
+            self._commit(k, items)
+            return self._head
 
     # -- reading -----------------------------------------------------------------
 
@@ -664,6 +736,24 @@ class Session:
     def calls(self) -> list[dict[str, Any]]:
         """This session's ledger rows, oldest first."""
         return self._rt._store.calls("WHERE session = ?", (self._id,))
+
+    def savings(self, pricing: Pricing | None = None) -> Savings:
+        """Billed input against a stateless client for this session's requests."""
+        return (pricing or Pricing()).savings(self.calls())
+
+    def predict(
+        self,
+        format: str = "openai.chat",
+        /,
+        *,
+        model: str,
+        tools: Sequence[Any] | None = None,
+        pricing: Pricing | None = None,
+    ) -> tuple[CacheExplain, tuple[float, float] | None]:
+        """The cache explain for the next request and its expected input cost in USD
+        (with the predicted cache reads, and for a stateless client), if priced."""
+        ex = self.explain(format, model=model, tools=tools)
+        return ex, (pricing or Pricing()).predict(model, ex.total_tokens, ex.cached_tokens)
 
 
 class _View:

@@ -332,6 +332,10 @@ class Store:
                 conn.execute(_INSERT_CALL, row)
             return ids
 
+    def node_meta(self, node: int) -> bytes | None:
+        rows = self.read("reading a node", "SELECT meta FROM nodes WHERE id = ?", (node,))
+        return rows[0][0] if rows else None
+
     def record_call(self, call: Sequence[Any]) -> int:
         """Write one ledger row on its own (a request that stored no reply)."""
         with self.write("recording a provider call") as conn:
