@@ -89,15 +89,15 @@ def test_end_to_end(cli: Cli) -> None:
     ]
 
     listing = cli.ok("ls").splitlines()
-    assert listing[0].split() == ["NAME", "MESSAGES", "UPDATED", "HEAD"]
-    name, count, updated, head = listing[1].split()
+    assert listing[0].split() == ["NAME", "TURNS", "MESSAGES", "TOKENS", "BRANCHES", "LAST", "USE"]
+    name, turns, count, tokens, branches, day, minute = listing[1].split()
     with srt.Runtime(cli.db) as rt:
         (info,) = rt.sessions()
-    assert (name, count) == ("chat", "3")
-    assert info.head_prefix is not None and head == info.head_prefix[:12]
-    assert re.fullmatch("[0-9a-f]{12}", head)
-    assert updated == datetime.datetime.fromtimestamp(info.updated).isoformat(timespec="minutes")
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d", updated)
+        bodies = rt.session("chat").messages_bytes()
+    assert (name, turns, count, branches) == ("chat", "1", "3", "1")
+    assert int(tokens) == sum((len(b) + 3) // 4 for b in bodies)  # the estimate: bytes / 4
+    updated = f"{day} {minute}"
+    assert updated == datetime.datetime.fromtimestamp(info.updated).strftime("%Y-%m-%d %H:%M")
 
     shown = cli.ok("show", "chat")
     assert shown == (
@@ -136,7 +136,17 @@ def test_end_to_end(cli: Cli) -> None:
     sessions = json.loads(cli.ok("ls", "--json"))
     assert [s["name"] for s in sessions] == ["chat", "renamed"]
     assert [s["messages"] for s in sessions] == [3, 2]
-    assert set(sessions[0]) == {"name", "messages", "created", "updated", "head_prefix"}
+    assert set(sessions[0]) == {
+        "name",
+        "messages",
+        "turns",
+        "tokens",
+        "branches",
+        "created",
+        "updated",
+        "head_prefix",
+    }
+    assert [s["branches"] for s in sessions] == [2, 2]
     assert sessions[0]["head_prefix"] == info.head_prefix
     # the original is untouched by the fork, rewind and rename of its branches
     assert json.loads(cli.ok("show", "chat", "--json")) == messages
@@ -305,15 +315,31 @@ def test_every_command_and_option_has_help() -> None:
                     seen.add((*path, choice.dest))
         for action in _options(parser):
             assert action.help and action.help != argparse.SUPPRESS, (path, action.dest)
-    assert {"ls", "show", "append", "request", "fork", "rewind", "rename", "delete"} <= {
-        p[0] for p in seen
-    }
+    assert {
+        "chat",
+        "prompt",
+        "ls",
+        "show",
+        "append",
+        "request",
+        "fork",
+        "rewind",
+        "rename",
+        "delete",
+        "export",
+        "import",
+        "search",
+        "stats",
+        "gc",
+        "verify",
+        "vacuum",
+    } <= {p[0] for p in seen}
     assert ("db", "path") in seen
 
 
 def test_docs_cover_every_command_and_option() -> None:
     doc = DOCS.read_text(encoding="utf-8")
-    head, *chunks = re.split(r"^(?=## )", doc, flags=re.MULTILINE)
+    _head, *chunks = re.split(r"^(?=## )", doc, flags=re.MULTILINE)
     sections = {c.splitlines()[0][3:].strip(): c for c in chunks}
     commands = {
         f"srt {' '.join(path)}": parser for path, parser, leaf in _walk(build_parser()) if leaf
@@ -325,4 +351,3 @@ def test_docs_cover_every_command_and_option() -> None:
             assert _mention(action) in sections[title], (title, _mention(action))
     for action in _options(build_parser()):
         assert _mention(action) in doc.split("\n## srt ", 1)[0], action.dest
-    assert "not implemented yet" in head

@@ -1,0 +1,264 @@
+"""The ``srt`` command: chat with a model, and look after the sessions in an srt database.
+
+Every subcommand is a thin layer over ``Runtime``, ``Session`` and
+``srt.maintenance``. An ``SrtError`` is printed as one line,
+``srt: error: <message>``, with exit status 1; argparse usage errors exit with
+status 2. Text from the database is printed with control characters escaped, so
+a stored message cannot drive the terminal. The reference is ``docs/cli.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from .._version import __version__
+from ..errors import SrtError
+from ..runtime import default_path
+from ..wire import FORMATS
+from . import _chat, _maint, _sessions, _stats
+from ._common import CommandError, escape_line
+from ._providers import add_provider_options
+
+__all__ = ["build_parser", "main"]
+
+Run = Callable[[argparse.Namespace], "int | None"]
+
+
+def _path(value: str) -> str:
+    if not value:
+        raise argparse.ArgumentTypeError("the path must not be empty")
+    return value
+
+
+def _count(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {n}")
+    return n
+
+
+def _positive(value: str) -> int:
+    n = _count(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return n
+
+
+def _conversation_options(p: argparse.ArgumentParser, what: str) -> None:
+    add_provider_options(p)
+    p.add_argument(
+        "--system", metavar="TEXT", help=f"the system prompt of a new session (for {what})"
+    )
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--session",
+        metavar="NAME",
+        help="use session NAME, creating it if missing (default: a new session "
+        f"named {what}-DATE-TIME)",
+    )
+    which.add_argument(
+        "-c",
+        "--continue",
+        dest="cont",
+        action="store_true",
+        help="continue the session used last",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``srt`` argument parser (also walked by the docs tests)."""
+    parser = argparse.ArgumentParser(
+        prog="srt",
+        description="Chat with a model, and look after the sessions in an srt database.",
+        epilog="Use '--' before a session name or text that begins with '-'. "
+        "The reference is docs/cli.md.",
+    )
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        type=_path,
+        help="the database file (default: $SRT_DB, else srt.db in the user data directory)",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"srt {__version__}", help="print the version"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, summary: str, run: Run) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=summary, description=summary.capitalize() + ".")
+        sub.set_defaults(run=run)
+        return sub
+
+    p = command("chat", "chat with a model, streaming, in a stored session", _chat.chat)
+    _conversation_options(p, "chat")
+
+    p = command("prompt", "ask one question and print the streamed reply", _chat.prompt)
+    p.add_argument(
+        "text", metavar="TEXT", nargs="?", help="the prompt, or '-' (or nothing) to read stdin"
+    )
+    _conversation_options(p, "prompt")
+
+    db = commands.add_parser("db", help="about the database file", description="The database.")
+    db_commands = db.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
+    p = db_commands.add_parser(
+        "path", help="print the database path that would be used", description="Print the path."
+    )
+    p.set_defaults(run=_sessions.db_path)
+
+    p = command("ls", "list the sessions", _sessions.ls)
+    p.add_argument("--json", action="store_true", help="print a JSON list of sessions")
+
+    p = command("show", "print a session's transcript or its branch tree", _sessions.show)
+    p.add_argument("name", metavar="NAME", help="the session")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--json", action="store_true", help="print the messages as a JSON list")
+    how.add_argument(
+        "--tree",
+        action="store_true",
+        help="draw the tree of every session sharing this conversation's first message",
+    )
+
+    p = command(
+        "append", "append one message to a session, creating it if missing", _sessions.append
+    )
+    p.add_argument("name", metavar="NAME", help="the session")
+    p.add_argument(
+        "--role",
+        required=True,
+        help="the message role: system, developer, user, assistant or tool",
+    )
+    p.add_argument("text", metavar="TEXT", help="the message text, or '-' to read it from stdin")
+
+    p = command(
+        "request", "print the exact request body for the session's next call", _sessions.request
+    )
+    p.add_argument("name", metavar="NAME", help="the session")
+    p.add_argument("--model", required=True, help="the model named in the request")
+    p.add_argument(
+        "--format",
+        default="openai.chat",
+        choices=sorted(FORMATS),
+        help="the wire format (default: %(default)s)",
+    )
+    p.add_argument(
+        "--no-cache-hints",
+        action="store_true",
+        help="leave out the cache planner's hints (prompt_cache_key, cache breakpoints)",
+    )
+
+    p = command("fork", "start a new session that shares a session's messages", _sessions.fork)
+    p.add_argument("name", metavar="NAME", help="the session to fork")
+    p.add_argument("new", metavar="NEW", help="the name of the new session")
+    p.add_argument(
+        "--at",
+        type=int,
+        metavar="N",
+        help="keep the first N messages; negative counts from the end (default: all)",
+    )
+
+    p = command("rewind", "drop the last messages of a session", _sessions.rewind)
+    p.add_argument("name", metavar="NAME", help="the session")
+    p.add_argument(
+        "n", metavar="N", nargs="?", type=_count, default=1, help="how many (default: 1)"
+    )
+
+    p = command("rename", "rename a session", _sessions.rename)
+    p.add_argument("old", metavar="OLD", help="the session")
+    p.add_argument("new", metavar="NEW", help="its new name")
+
+    p = command("delete", "delete a session (messages shared with forks stay)", _sessions.delete)
+    p.add_argument("name", metavar="NAME", help="the session")
+
+    p = command("export", "print a session as a request body or as JSON lines", _sessions.export)
+    p.add_argument("name", metavar="NAME", help="the session")
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=sorted(_sessions.EXPORTS),
+        help="openai (Chat Completions), anthropic (Messages), responses (OpenAI "
+        "Responses) or jsonl (one stored message a line, byte for byte)",
+    )
+    p.add_argument(
+        "--model",
+        help="the model named in the body (default: the session's last model in the "
+        "ledger, else gpt-4o-mini or claude-sonnet-4-5)",
+    )
+    p.add_argument(
+        "--include-partial",
+        action="store_true",
+        help="include partial (cancelled, incomplete) replies, which are left out by default",
+    )
+
+    p = command("import", "create a session from a file made by srt export", _sessions.import_)
+    p.add_argument("file", metavar="FILE", help="the file, or '-' to read stdin")
+    p.add_argument(
+        "--name",
+        help="the new session's name (default: the file name without its extension)",
+    )
+
+    p = command("search", "full-text search over the messages of every session", _maint.search)
+    p.add_argument("text", metavar="TEXT", nargs="+", help="the words to find (all of them)")
+    p.add_argument(
+        "--limit", type=_positive, default=20, help="show at most this many (default: 20)"
+    )
+    p.add_argument(
+        "--fts",
+        action="store_true",
+        help='read TEXT as an SQLite FTS5 query (OR, NOT, NEAR, "phrases", prefix*)',
+    )
+    p.add_argument("--json", action="store_true", help="print the hits as JSON")
+
+    p = command(
+        "stats", "requests, tokens, cache hits, cost and savings, from the ledger", _stats.stats
+    )
+    p.add_argument("name", metavar="NAME", nargs="?", help="one session (default: all)")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+    p = command("gc", "delete the messages and nodes that no session reaches", _maint.gc)
+    p.add_argument(
+        "--dry-run", action="store_true", help="count what would be removed; change nothing"
+    )
+    p.add_argument(
+        "--no-secure-delete",
+        action="store_true",
+        help="do not overwrite freed space with zeros (faster; deleted text may stay in the file)",
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    p = command("verify", "check every hash, chain and reference in the database", _maint.verify)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    command("vacuum", "rebuild the database file without its free space", _maint.vacuum)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``srt`` with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    args = build_parser().parse_args(argv)
+    if args.db is None:
+        args.db = default_path()
+    if hasattr(args, "text") and isinstance(args.text, list):
+        args.text = " ".join(args.text)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        # Never fail on a terminal that cannot show a character of a message.
+        sys.stdout.reconfigure(errors="backslashreplace")
+    run: Run = args.run
+    try:
+        return run(args) or 0
+    except (SrtError, CommandError) as exc:
+        print(f"srt: error: {escape_line(str(exc))}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # The reader went away (``srt show x | head``): no traceback at exit either.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,451 @@
+"""``srt chat`` (an interactive, streaming chat) and ``srt prompt`` (one question).
+
+Ctrl-C while a reply streams stops it: what arrived is stored as a partial reply
+with status ``cancelled`` (left out of later requests), and the chat goes on. A
+Ctrl-C that lands while srt is saving a reply waits until the reply is saved, so a
+turn is never half-written. Ctrl-C at the prompt clears the line; Ctrl-D quits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import Any, TextIO
+
+from .. import exchange
+from ..cache import CacheExplain
+from ..errors import ProviderError, SrtError
+from ..providers.base import Provider
+from ..runtime import Runtime
+from ..session import Session
+from ._common import CommandError, escape_line, escape_text, runtime, tty
+from ._providers import make_provider
+from ._stats import usage_summary
+
+__all__ = ["Chat", "chat", "prompt"]
+
+HELP = """\
+/fork NAME     continue in a new session NAME that shares this conversation
+/rewind [N]    drop the last N turns (default 1): a user message and its replies
+/edit [TEXT]   change your last message; the old version is kept as session NAME~K
+/retry         ask for a reply again (after an error or an interruption)
+/explain       what the provider's prompt cache should serve for the next request
+/stats         requests, tokens, cache hit share and cost of this session
+/save [NAME]   every turn is already stored; with NAME, rename the session
+/help          this list
+/quit          leave (or Ctrl-D)
+A line ending in \\ continues on the next line; //text sends /text."""
+
+# The frames of a reply being saved: a Ctrl-C that lands there waits for the save.
+_SAVING = frozenset(
+    f.__code__ for f in (exchange.Call.persist, exchange.Call.finish_stream, exchange.Call.fail)
+)
+
+
+def _saving(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_code in _SAVING:
+            return True
+        frame = frame.f_back
+    return False
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[list[bool]]:
+    """While a reply streams: the first Ctrl-C raises ``KeyboardInterrupt`` unless a
+    reply is being saved at that moment; later ones (and that one) only set a flag."""
+    pressed = [False]
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        first = not pressed[0]
+        pressed[0] = True
+        if first and not _saving(frame):
+            raise KeyboardInterrupt
+
+    try:
+        old = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not the main thread: leave Ctrl-C alone
+        yield pressed
+        return
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _new_name(rt: Runtime, prefix: str) -> str:
+    base = time.strftime(f"{prefix}-%Y%m%d-%H%M%S")
+    taken = {info.name for info in rt.sessions()}
+    name, k = base, 2
+    while name in taken:
+        name, k = f"{base}-{k}", k + 1
+    return name
+
+
+def open_session(rt: Runtime, args: argparse.Namespace, prefix: str) -> tuple[Session, bool]:
+    """The session named by --session or -c, or a new one; and whether it is new."""
+    if args.cont:
+        infos = rt.sessions()
+        if not infos:
+            raise CommandError("there is no session to continue")
+        name = max(infos, key=lambda i: i.updated).name
+        return rt.session(name, create=False), False
+    if args.session:
+        session = rt.session(args.session)
+        return session, len(session) == 0
+    return rt.session(_new_name(rt, prefix)), True
+
+
+def set_system(session: Session, system: str | None) -> None:
+    if system is None:
+        return
+    if len(session) == 0:
+        session.append({"role": "system", "content": system})
+        return
+    first = session.messages()[0]
+    if first.get("role") != "system" or first.get("content") != system:
+        raise CommandError(
+            f"session {session.name!r} already has messages; --system applies to a new "
+            "session (fork one, or start another)"
+        )
+
+
+def _dim(text: str, on: bool) -> str:
+    return f"\x1b[2m{text}\x1b[0m" if on else text
+
+
+class Chat:
+    """The read-eval-print loop of ``srt chat`` on one runtime and provider."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        session: Session,
+        provider: Provider,
+        model: str,
+        *,
+        out: TextIO,
+        read: Callable[[str], str],
+        interactive: bool,
+    ) -> None:
+        self.rt = rt
+        self.session = session
+        self.provider = provider
+        self.model = model
+        self.out = out
+        self.read = read
+        self.interactive = interactive
+        self.color = tty(out)
+
+    def say(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def note(self, text: str) -> None:
+        self.say(_dim(text, self.color))
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def run(self) -> int:
+        while True:
+            try:
+                line = self._line("> ")
+            except EOFError:
+                if self.interactive:
+                    self.say("")
+                return 0
+            except KeyboardInterrupt:
+                self.say("^C (Ctrl-D or /quit leaves)")
+                continue
+            text = line.strip()
+            if not text:
+                continue
+            try:
+                if text.startswith("/") and not text.startswith("//"):
+                    if not self.command(text):
+                        return 0
+                else:
+                    self.turn(line[1:] if line.startswith("//") else line)
+            except KeyboardInterrupt:
+                self.note("[interrupted: nothing was changed]")
+            except SrtError as exc:
+                self.say(f"error: {escape_line(str(exc))}")
+
+    def _line(self, prompt: str) -> str:
+        line = self.read(prompt if self.interactive else "")
+        while line.endswith("\\"):
+            line = line[:-1] + "\n" + self.read("... " if self.interactive else "")
+        return line
+
+    # -- turns ---------------------------------------------------------------------------
+
+    def turn(self, text: str) -> None:
+        self.session.append({"role": "user", "content": text})
+        self.reply()
+
+    def reply(self) -> None:
+        """Stream a reply to the conversation as it stands."""
+        stream = self.session.stream(self.provider, model=self.model)
+        shown = False
+        with _interruptible() as pressed:
+            try:
+                for delta in stream:
+                    self.out.write(escape_text(delta))
+                    self.out.flush()
+                    shown = shown or bool(delta)
+            except KeyboardInterrupt:
+                stream.close()  # a stream paused between deltas stores its partial reply now
+            except ProviderError as exc:
+                if shown:
+                    self.say("")
+                self.say(f"error: {escape_line(str(exc))}")
+                self._after(stream, interrupted=False)
+                return
+        if shown:
+            self.say("")
+        self._after(stream, interrupted=pressed[0])
+
+    def _after(self, stream: exchange.ReplyStream, *, interrupted: bool) -> None:
+        status = stream.status
+        reply = stream.reply
+        if reply is None:
+            why = (
+                "the request failed" if status == "error" else "interrupted before the reply began"
+            )
+            self.note(f"[{why}: your message is kept; /retry asks again]")
+            return
+        if status != "ok":
+            self.note(
+                f"[{status}: the partial reply is kept, marked {status}, and left out of "
+                "the next request; /retry asks again]"
+            )
+            return
+        if interrupted:
+            self.note("[Ctrl-C came as the reply was being saved: it was saved complete]")
+        if reply is not None:
+            u = reply.usage
+            share = f" ({u.cache_read_tokens / u.input_tokens:.0%})" if u.input_tokens else ""
+            self.note(
+                f"[{u.input_tokens:,} in · {u.cache_read_tokens:,} cached{share} · "
+                f"{u.output_tokens:,} out]"
+            )
+
+    # -- slash commands --------------------------------------------------------------------
+
+    def command(self, text: str) -> bool:
+        """Run a slash command; False to leave the chat."""
+        name, _, arg = text.partition(" ")
+        arg = arg.strip()
+        handler: Callable[[str], None] | None = {
+            "/fork": self.fork,
+            "/rewind": self.rewind,
+            "/edit": self.edit,
+            "/retry": self.retry,
+            "/explain": self.explain,
+            "/stats": self.stats,
+            "/save": self.save,
+            "/help": self.help,
+        }.get(name)
+        if name in ("/quit", "/exit", "/q"):
+            return False
+        if handler is None:
+            self.say(f"unknown command {escape_line(name)}; /help lists them")
+        else:
+            handler(arg)
+        return True
+
+    def help(self, arg: str) -> None:
+        self.say(HELP)
+
+    def fork(self, arg: str) -> None:
+        if not arg:
+            self.say("usage: /fork NAME")
+            return
+        old = self.session
+        self.session = old.fork(arg)
+        self.note(
+            f"[now in {escape_line(arg)}: {len(self.session)} messages shared with "
+            f"{escape_line(old.name)}, which stays as it was]"
+        )
+
+    def _user_turns(self) -> list[int]:
+        return [i for i, m in enumerate(self.session.messages()) if m.get("role") == "user"]
+
+    def rewind(self, arg: str) -> None:
+        try:
+            n = int(arg) if arg else 1
+        except ValueError:
+            n = -1
+        if n < 1:
+            self.say("usage: /rewind [N], N a number of turns, 1 or more")
+            return
+        turns = self._user_turns()
+        if len(turns) < n:
+            self.say(f"there are only {len(turns)} turns to rewind")
+            return
+        drop = len(self.session) - turns[-n]
+        self.session.rewind(drop)
+        self.note(f"[dropped {drop} messages; {len(self.session)} left]")
+
+    def edit(self, arg: str) -> None:
+        turns = self._user_turns()
+        if not turns:
+            self.say("there is no message of yours to edit")
+            return
+        index = turns[-1]
+        old = self.session.messages()[index]
+        text = arg or self._edit_line(old.get("content"))
+        if not text.strip():
+            self.note("[edit cancelled]")
+            return
+        keep = self._keep_name()
+        self.session.fork(keep)
+        self.session.edit(index, {"role": "user", "content": text})
+        self.note(f"[edited; the previous version is kept as session {escape_line(keep)}]")
+        self.reply()
+
+    def _keep_name(self) -> str:
+        taken = {info.name for info in self.rt.sessions()}
+        k = 1
+        while f"{self.session.name}~{k}" in taken:
+            k += 1
+        return f"{self.session.name}~{k}"
+
+    def _edit_line(self, content: Any) -> str:
+        old = content if isinstance(content, str) else ""
+        if not self.interactive:
+            return self._line("")
+        try:
+            import readline
+        except ImportError:  # no line editing here: type the new text
+            return self._line("edit> ")
+        readline.set_startup_hook(lambda: readline.insert_text(old.replace("\n", " ")))
+        try:
+            return self._line("edit> ")
+        finally:
+            readline.set_startup_hook(None)
+
+    def retry(self, arg: str) -> None:
+        messages = self.session.messages()
+        if not messages:
+            self.say("there is nothing to reply to")
+            return
+        self.reply()
+
+    def explain(self, arg: str) -> None:
+        report = self.session.explain(self.provider.format, model=self.model)
+        for line in explain_lines(report):
+            self.say(line)
+
+    def stats(self, arg: str) -> None:
+        for line in usage_summary(self.session.calls()):
+            self.say(line)
+
+    def save(self, arg: str) -> None:
+        if not arg:
+            self.note(
+                f"[every turn is already stored, in session {escape_line(self.session.name)} "
+                f"of {escape_line(self.rt.path)}; /save NAME renames it]"
+            )
+            return
+        old = self.session.name
+        self.rt.rename(old, arg)
+        self.session = self.rt.session(arg, create=False)
+        self.note(f"[renamed {escape_line(old)} to {escape_line(arg)}]")
+
+
+def explain_lines(report: CacheExplain) -> list[str]:
+    """The cache explain, as ``/explain`` prints it."""
+    total = report.total_tokens
+    share = f" ({report.cached_tokens / total:.0%})" if total else ""
+    lines = [
+        f"next request ({report.format}, {report.model}): {report.reason}",
+        f"  cached prefix: {report.cached_messages} of {report.total_messages} messages, "
+        f"~{report.cached_tokens:,} of ~{total:,} tokens{share}",
+    ]
+    if report.detail:
+        lines.append(f"  {report.detail}")
+    if report.diverged_at is not None:
+        lines.append(
+            f"  first difference: message {report.diverged_at + 1} ({report.diverged_role})"
+        )
+    for bp in report.breakpoints:
+        lines.append(f"  breakpoint: {bp.where} {bp.index + 1}, ttl {bp.ttl} ({bp.reason})")
+    return lines
+
+
+# -- the commands ----------------------------------------------------------------------------
+
+
+def _close(provider: Provider) -> None:
+    with contextlib.suppress(Exception):
+        provider.close()
+
+
+def chat(args: argparse.Namespace) -> int:
+    provider, model = make_provider(args)
+    try:
+        with runtime(args, create=True) as rt:
+            session, new = open_session(rt, args, "chat")
+            set_system(session, args.system)
+            interactive = tty(sys.stdin)
+            if interactive:
+                with contextlib.suppress(ImportError):
+                    import readline  # noqa: F401  (line editing and history for input())
+            state = "new" if new else f"{len(session)} messages"
+            print(
+                f"srt chat: session {escape_line(session.name)} ({state}), {model} via "
+                f"{provider.name}. /help lists commands; Ctrl-D quits.",
+                flush=True,
+            )
+            return Chat(
+                rt, session, provider, model, out=sys.stdout, read=input, interactive=interactive
+            ).run()
+    finally:
+        _close(provider)
+
+
+def prompt(args: argparse.Namespace) -> int:
+    text = args.text
+    if text is None or text == "-":
+        if text is None and tty(sys.stdin):
+            raise CommandError("give the prompt as an argument, or '-' to read it from stdin")
+        text = sys.stdin.read()
+    if not text.strip():
+        raise CommandError("the prompt is empty")
+    provider, model = make_provider(args)
+    try:
+        with runtime(args, create=True) as rt:
+            session, _new = open_session(rt, args, "prompt")
+            set_system(session, args.system)
+            session.append({"role": "user", "content": text})
+            stream = session.stream(provider, model=model)
+            ended = ""
+            with _interruptible():
+                try:
+                    for delta in stream:
+                        sys.stdout.write(escape_text(delta))
+                        sys.stdout.flush()
+                        ended = delta[-1:] or ended
+                except KeyboardInterrupt:
+                    stream.close()
+            if ended != "\n":
+                print()
+            if stream.status not in ("ok", None):
+                print(
+                    f"srt: {stream.status}: the partial reply is kept in session "
+                    f"{escape_line(session.name)}, marked {stream.status}",
+                    file=sys.stderr,
+                )
+                return 130 if stream.status == "cancelled" else 1
+            if stream.status is None:
+                print("srt: interrupted before the reply began", file=sys.stderr)
+                return 130
+            return 0
+    finally:
+        _close(provider)

@@ -1,0 +1,96 @@
+"""What every ``srt`` command shares: escaping, the runtime, tables and numbers."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ..runtime import Runtime
+
+__all__ = [
+    "CommandError",
+    "escape_line",
+    "escape_text",
+    "existing_db",
+    "print_json",
+    "print_table",
+    "runtime",
+    "when",
+]
+
+# C0 controls, DEL and C1 controls, as \xNN. C1 (U+0080..U+009F) is included
+# because some terminals read U+009B as CSI, as they read ESC [.
+_CONTROLS = [*range(0x20), *range(0x7F, 0xA0)]
+_ESCAPE_LINE = {c: f"\\x{c:02x}" for c in _CONTROLS}
+_ESCAPE_TEXT = {c: e for c, e in _ESCAPE_LINE.items() if c not in (0x09, 0x0A)}
+
+
+class CommandError(Exception):
+    """A command that failed outside srt's own error tree (reported like an SrtError)."""
+
+
+def escape_line(text: str) -> str:
+    """``text`` with every control character escaped, newlines and tabs included."""
+    return text.translate(_ESCAPE_LINE)
+
+
+def escape_text(text: str) -> str:
+    """``text`` with control characters other than newline and tab escaped."""
+    return text.translate(_ESCAPE_TEXT)
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def when(ts: float) -> str:
+    """A local time to the minute: ``2025-05-01 14:03``."""
+    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+
+
+def print_table(rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> None:
+    """Rows of cells in aligned columns (the first row is the header); ``right``
+    lists the columns aligned to the right."""
+    if len(rows) < 2:
+        return
+    widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
+    for row in rows:
+        cells = [
+            c.rjust(w) if k in right else c.ljust(w)
+            for k, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        print("  ".join(cells).rstrip())
+
+
+@contextlib.contextmanager
+def runtime(args: argparse.Namespace, *, create: bool = False) -> Iterator[Runtime]:
+    """The runtime on ``--db``. Unless ``create``, a missing file is not created: the
+    command then sees an empty database, so ``ls`` lists nothing and the rest report
+    a missing session."""
+    path = args.db
+    if not create and path != ":memory:" and not os.path.exists(path):
+        path = ":memory:"
+    with Runtime(path) as rt:
+        yield rt
+
+
+def existing_db(args: argparse.Namespace) -> str:
+    """``--db`` for a command that needs the file to exist (gc, verify, vacuum)."""
+    path: str = args.db
+    if path == ":memory:" or not os.path.exists(path):
+        raise CommandError(f"no database at {os.path.abspath(path)}")
+    return path
+
+
+def tty(stream: Any = None) -> bool:
+    stream = sys.stdout if stream is None else stream
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False

@@ -1,0 +1,120 @@
+"""``srt search``, ``srt gc``, ``srt verify`` and ``srt vacuum``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shutil
+import unicodedata
+
+from .. import maintenance
+from ..runtime import Runtime
+from ._common import escape_line, existing_db, print_json
+
+__all__ = ["gc", "search", "snippet", "vacuum", "verify"]
+
+
+def _fold(text: str) -> str:
+    """Lower case without diacritics, one character per character of ``text``."""
+    out = []
+    for ch in text:
+        base = unicodedata.normalize("NFD", ch)[:1] or ch
+        out.append(base.lower()[:1] or ch)
+    return "".join(out)
+
+
+def snippet(text: str, query: str, width: int) -> str:
+    """One line of ``text`` around the first word of ``query`` found in it."""
+    flat = " ".join(text.split())
+    if len(flat) <= width:
+        return flat
+    folded = _fold(flat)
+    found = [folded.find(_fold(w.strip('"*'))) for w in query.split() if w.strip('"*')]
+    at = min((i for i in found if i >= 0), default=0)
+    start = max(0, min(at - width // 3, len(flat) - width))
+    piece = flat[start : start + width]
+    if start > 0:
+        piece = "…" + piece[1:]
+    if start + width < len(flat):
+        piece = piece[:-1] + "…"
+    return piece
+
+
+def search(args: argparse.Namespace) -> None:
+    if args.db == ":memory:" or not os.path.exists(args.db):
+        hits: list[maintenance.Hit] = []
+    else:
+        with Runtime(args.db) as rt:
+            hits = maintenance.search(rt, args.text, limit=args.limit, syntax=args.fts)
+    if args.json:
+        print_json([dataclasses.asdict(h) for h in hits])
+        return
+    width = shutil.get_terminal_size((80, 24)).columns
+    for h in hits:
+        where = ", ".join(f"{escape_line(name)}:{pos}" for name, pos in h.places)
+        head = f"{where}  {h.role}: "
+        room = max(width - len(head), 20)
+        print(head + escape_line(snippet(h.text, args.text, room)))
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{n:,} bytes" if unit == "bytes" else f"{value:,.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def gc(args: argparse.Namespace) -> None:
+    with Runtime(existing_db(args)) as rt:
+        r = maintenance.gc(rt, secure_delete=not args.no_secure_delete, dry_run=args.dry_run)
+    if args.json:
+        print_json({**dataclasses.asdict(r), "bytes_freed": r.bytes_freed})
+        return
+    verb = "would remove" if r.dry_run else "removed"
+    print(
+        f"{verb} {r.nodes:,} nodes and {r.messages:,} messages "
+        f"({_size(r.message_bytes)} of message bodies) that no session reaches"
+    )
+    if r.ledger_rows:
+        print(f"kept {r.ledger_rows:,} ledger rows of those nodes (their node is now empty)")
+    if r.dry_run:
+        print("dry run: nothing was changed")
+        return
+    print(
+        f"freed {r.pages_freed:,} pages ({_size(r.bytes_freed)}); the file has "
+        f"{r.free_pages:,} free pages ({_size(r.free_bytes)}) for reuse, "
+        "which srt vacuum returns to the disk"
+    )
+    if r.secure_delete:
+        print("secure delete: freed space was overwritten with zeros")
+    if not r.checkpointed:
+        print("the WAL is still in use by a reader: old text may stay in -wal until it ends")
+
+
+def verify(args: argparse.Namespace) -> int:
+    with Runtime(existing_db(args)) as rt:
+        r = maintenance.verify(rt)
+    checked = (
+        f"{r.messages:,} messages, {r.nodes:,} nodes, {r.sessions:,} sessions, "
+        f"{r.calls:,} ledger rows"
+    )
+    if args.json:
+        print_json({**dataclasses.asdict(r), "ok": r.ok})
+        return 0 if r.ok else 1
+    if r.ok:
+        print(f"ok: {checked}; every hash, chain and reference checks out")
+        return 0
+    for fault in r.faults:
+        print(f"FAULT {escape_line(str(fault))}")
+    total = len(r.faults) + r.more_faults
+    print(f"{total:,} fault{'s' if total != 1 else ''} in {checked}")
+    return 1
+
+
+def vacuum(args: argparse.Namespace) -> None:
+    with Runtime(existing_db(args)) as rt:
+        r = maintenance.vacuum(rt)
+    print(f"{_size(r.bytes_before)} before, {_size(r.bytes_after)} after")

@@ -1,0 +1,380 @@
+"""Session commands: db path, ls, show (and --tree), append, request, fork, rewind,
+rename, delete, export and import."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import sys
+from typing import Any
+
+from .. import maintenance
+from ..errors import SessionNotFoundError
+from ..message import canonicalize
+from ..runtime import Runtime
+from ..session import Session
+from ..wire.convert import to_canonical
+from ._common import (
+    CommandError,
+    escape_line,
+    escape_text,
+    print_json,
+    print_table,
+    runtime,
+    when,
+)
+
+#: ``srt export --format`` -> (wire format, stand-in model when the ledger names none).
+EXPORTS = {
+    "openai": ("openai.chat", "gpt-4o-mini"),
+    "anthropic": ("anthropic.messages", "claude-sonnet-4-5"),
+    "responses": ("openai.responses", "gpt-4o-mini"),
+    "jsonl": ("", ""),
+}
+
+# -- rendering -------------------------------------------------------------------------
+
+
+def _part(part: dict[str, Any]) -> str:
+    kind = part.get("type")
+    if kind == "text":
+        return str(part["text"])
+    return "[image]" if kind in ("image_url", "image") else f"[{kind}]"
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """The text of a message as a transcript shows it (parts and tool calls in brackets)."""
+    content = message.get("content")
+    if isinstance(content, list):
+        content = "\n".join(_part(p) for p in content)
+    lines = [] if content is None or content == "" else [str(content)]
+    for call in message.get("tool_calls") or ():
+        fn = call.get("function", {})
+        lines.append(f"[tool call {fn.get('name')}({fn.get('arguments', '')})]")
+    return "\n".join(lines)
+
+
+def render(message: dict[str, Any], status: str | None = None) -> str:
+    """One transcript block, ``role: text``, with control characters escaped."""
+    mark = f" [{status}]" if status else ""
+    return escape_text(f"{message['role']}{mark}: " + message_text(message))
+
+
+def transcript(rt: Runtime, name: str) -> list[tuple[dict[str, Any], str | None]]:
+    """The messages of session ``name`` with each one's partial-reply status."""
+    session = rt.session(name, create=False)
+    statuses = [row[4] for row in rt._store.chain(session.head)]
+    messages = session.messages()
+    if len(statuses) != len(messages):  # the head moved between the two reads
+        statuses = [None] * len(messages)
+    return list(zip(messages, statuses, strict=True))
+
+
+# -- db, ls, show ------------------------------------------------------------------------
+
+
+def db_path(args: argparse.Namespace) -> None:
+    print(args.db if args.db == ":memory:" else os.path.abspath(args.db))
+
+
+def ls(args: argparse.Namespace) -> None:
+    if args.db == ":memory:" or not os.path.exists(args.db):
+        infos: list[maintenance.SessionOverview] = []
+    else:
+        with runtime(args) as rt:
+            infos = maintenance.overview(rt)
+    if args.json:
+        print_json([dataclasses.asdict(info) for info in infos])
+        return
+    rows = [("NAME", "TURNS", "MESSAGES", "TOKENS", "BRANCHES", "LAST USE")]
+    rows += [
+        (
+            escape_line(i.name),
+            f"{i.turns:,}",
+            f"{i.messages:,}",
+            f"{i.tokens:,}",
+            str(i.branches),
+            when(i.updated),
+        )
+        for i in infos
+    ]
+    print_table(rows, right=(1, 2, 3, 4))
+
+
+def show(args: argparse.Namespace) -> None:
+    if args.tree:
+        show_tree(args)
+        return
+    with runtime(args) as rt:
+        if args.json:
+            print_json(rt.session(args.name, create=False).messages())
+            return
+        blocks = transcript(rt, args.name)
+    if blocks:
+        print("\n\n".join(render(m, s) for m, s in blocks))
+
+
+def _one_line(text: str) -> str:
+    return escape_line(" ".join(text.split()))
+
+
+def _label(node: maintenance.TreeNode, room: int) -> str:
+    status = f" [{node.status}]" if node.status else ""
+    heads = f"  <- {', '.join(escape_line(h) for h in node.heads)}" if node.heads else ""
+    head = f"{node.depth} {node.role}{status}: "
+    text = _one_line(node.text) or "[no text]"
+    space = max(room - len(head) - len(heads), 10)
+    if len(text) > space:
+        text = text[: space - 1] + "…"
+    return head + text + heads
+
+
+def draw_tree(top: maintenance.TreeNode, width: int) -> list[str]:
+    """The tree as lines: a linear run is a column, a branch point indents its branches
+    with box-drawing lines, and long runs between branch points are elided."""
+    lines: list[str] = []
+    stack: list[tuple[maintenance.TreeNode, str, str]] = [(top, "", "")]
+    while stack:
+        node, first, rest = stack.pop()
+        run = [node]
+        while len(node.children) == 1:
+            node = node.children[0]
+            run.append(node)
+        keep = [
+            i < 2 or i >= len(run) - 2 or bool(n.heads) or n.status is not None
+            for i, n in enumerate(run)
+        ]
+        prefix = first
+        i = 0
+        while i < len(run):
+            if keep[i]:
+                lines.append(prefix + _label(run[i], width - len(prefix)))
+                i += 1
+            else:
+                j = i
+                while j < len(run) and not keep[j]:
+                    j += 1
+                if j - i == 1:
+                    lines.append(prefix + _label(run[i], width - len(prefix)))
+                else:
+                    lines.append(prefix + f"⋮ {j - i} more messages")
+                i = j
+            prefix = rest
+        kids = node.children
+        for k in range(len(kids) - 1, -1, -1):
+            last = k == len(kids) - 1
+            stack.append(
+                (kids[k], rest + ("└─ " if last else "├─ "), rest + ("   " if last else "│  "))
+            )
+    return lines
+
+
+def show_tree(args: argparse.Namespace) -> None:
+    with runtime(args) as rt:
+        rt.session(args.name, create=False)  # a missing session is an error
+        top = maintenance.tree(rt, args.name) if rt.path != ":memory:" else None
+    if top is None:
+        print(f"{escape_line(args.name)} is empty")
+        return
+    width = shutil.get_terminal_size((80, 24)).columns
+    print("\n".join(draw_tree(top, max(width, 40))))
+
+
+# -- editing -----------------------------------------------------------------------------
+
+
+def append(args: argparse.Namespace) -> None:
+    # Bytes from stdin are passed as they are: srt checks the UTF-8 itself.
+    content: str | bytes = sys.stdin.buffer.read() if args.text == "-" else args.text
+    message = {"role": args.role, "content": content}
+    canonicalize(message)  # refuse a bad message before any file or session is created
+    with runtime(args, create=True) as rt:
+        session = rt.session(args.name)
+        session.append(message, rebase=True)
+        print(len(session))
+
+
+def request(args: argparse.Namespace) -> None:
+    with runtime(args) as rt:
+        session = rt.session(args.name, create=False)
+        body = session.request(args.format, model=args.model, cache=not args.no_cache_hints)
+    write_bytes(body + b"\n")
+
+
+def write_bytes(data: bytes) -> None:
+    sys.stdout.flush()
+    out = sys.stdout.buffer
+    out.write(data)
+    out.flush()
+
+
+def fork(args: argparse.Namespace) -> None:
+    with runtime(args) as rt:
+        child = rt.session(args.name, create=False).fork(args.new, args.at)
+        print(len(child))
+
+
+def rewind(args: argparse.Namespace) -> None:
+    with runtime(args) as rt:
+        session = rt.session(args.name, create=False)
+        session.rewind(args.n)
+        print(len(session))
+
+
+def rename(args: argparse.Namespace) -> None:
+    with runtime(args) as rt:
+        rt.rename(args.old, args.new)
+
+
+def delete(args: argparse.Namespace) -> None:
+    with runtime(args) as rt:
+        rt.delete(args.name)
+
+
+# -- export and import -------------------------------------------------------------------
+
+
+def _last_model(session: Session, fmt: str) -> str | None:
+    for row in reversed(session.calls()):
+        if row["format"] == fmt or row["format"].split(".")[0] == fmt.split(".")[0]:
+            return str(row["model"])
+    return None
+
+
+def export(args: argparse.Namespace) -> None:
+    with runtime(args) as rt:
+        session = rt.session(args.name, create=False)
+        if args.format == "jsonl":
+            data = b"".join(
+                body + b"\n"
+                for body, (_m, status) in zip(
+                    session.messages_bytes(), transcript(rt, args.name), strict=True
+                )
+                if status is None or args.include_partial
+            )
+            write_bytes(data)
+            return
+        fmt, stand_in = EXPORTS[args.format]
+        model = args.model or _last_model(session, fmt) or stand_in
+        body = session.request(fmt, model=model, cache=False, include_partial=args.include_partial)
+    write_bytes(body + b"\n")
+
+
+def _system_blocks(system: Any) -> list[dict[str, Any]]:
+    if system is None:
+        return []
+    if isinstance(system, str):
+        return [{"role": "system", "content": system}]
+    if isinstance(system, list):
+        out = []
+        for block in system:
+            if isinstance(block, dict) and isinstance(block.get("text"), str):
+                out.append({"role": "system", "content": block["text"]})
+            elif not (isinstance(block, dict) and "cachePoint" in block):
+                raise CommandError("a system block without text cannot be imported")
+        return out
+    raise CommandError("the system prompt must be a string or a list of text blocks")
+
+
+def _plain_text(message: dict[str, Any]) -> dict[str, Any]:
+    """A message read from the Anthropic shape, where a single text block and a string
+    mean the same: back to the string srt stores (and no empty text beside tool calls)."""
+    content = message.get("content")
+    if (
+        isinstance(content, list)
+        and len(content) == 1
+        and isinstance(content[0], dict)
+        and set(content[0]) == {"type", "text"}
+        and content[0]["type"] == "text"
+    ):
+        message = {**message, "content": content[0]["text"]}
+    if message.get("tool_calls") and message.get("content") == "":
+        message = {**message, "content": None}
+    return message
+
+
+def _auto_detail(message: dict[str, Any]) -> dict[str, Any]:
+    """An image read from the Responses shape, where ``detail: auto`` is the default."""
+    content = message.get("content")
+    if not isinstance(content, list):
+        return message
+    parts = []
+    for part in content:
+        url = part.get("image_url") if isinstance(part, dict) else None
+        if isinstance(url, dict) and url.get("detail") == "auto":
+            part = {**part, "image_url": {k: v for k, v in url.items() if k != "detail"}}
+        parts.append(part)
+    return {**message, "content": parts}
+
+
+def _as_dicts(messages: list[Any]) -> list[dict[str, Any]]:
+    return [m.to_dict() if hasattr(m, "to_dict") else dict(m) for m in messages]
+
+
+def parse_import(data: bytes) -> list[dict[str, Any]]:
+    """Canonical messages from an export in any of the ``srt export`` formats (or a
+    bare JSON list of messages), recognised from its shape."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CommandError(f"the file is not UTF-8 (byte {exc.start})") from None
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        doc = None
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        try:
+            items = [json.loads(ln) for ln in lines]
+        except ValueError as exc:
+            raise CommandError(f"the file is neither JSON nor JSON lines: {exc}") from None
+        return [m for item in items for m in _as_dicts(to_canonical(item))]
+    if isinstance(doc, list):
+        return _as_dicts(to_canonical(doc))
+    if not isinstance(doc, dict):
+        raise CommandError("expected a JSON object, a JSON list or JSON lines")
+    if "role" in doc:  # JSON lines with a single message
+        return _as_dicts(to_canonical(doc))
+    if isinstance(doc.get("input"), (list, str)):  # OpenAI Responses
+        given = doc["input"]
+        items = [{"role": "user", "content": given}] if isinstance(given, str) else given
+        out = _system_blocks(doc.get("instructions"))
+        return out + [_auto_detail(m) for m in _as_dicts(to_canonical(items))]
+    if isinstance(doc.get("messages"), list):
+        messages = doc["messages"]
+        if "system" in doc:  # Anthropic Messages (or Bedrock Converse)
+            out = _system_blocks(doc["system"])
+            for m in messages:
+                out += [_plain_text(c) for c in _as_dicts(to_canonical(m))]
+            return out
+        return [c for m in messages for c in _as_dicts(to_canonical(m))]
+    raise CommandError("no messages found: expected 'messages', 'input' or one message a line")
+
+
+def import_(args: argparse.Namespace) -> None:
+    if args.file == "-":
+        data = sys.stdin.buffer.read()
+        name = args.name or "imported"
+    else:
+        try:
+            with open(args.file, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise CommandError(f"cannot read {args.file}: {exc.strerror}") from None
+        name = args.name or os.path.splitext(os.path.basename(args.file))[0]
+    messages = parse_import(data)
+    for m in messages:
+        canonicalize(m)  # refuse a bad message before any file or session is created
+    with runtime(args, create=True) as rt:
+        try:
+            rt.session(name, create=False)
+        except SessionNotFoundError:
+            pass
+        else:
+            raise CommandError(f"a session named {name!r} already exists; pick one with --name")
+        session = rt._create(name, None)
+        if messages:
+            session.append(*messages)
+        print(f"{escape_line(name)}: {len(session)} messages")
