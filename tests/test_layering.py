@@ -40,6 +40,8 @@ RANKS = {
     "session": 4,
     # A provider call on a session: build, send, stream, persist (session's own layer).
     "exchange": 4,
+    "compaction": 4,
+    "_assembly": 4,
     "runtime": 5,
     # gc, verify, vacuum, search and the ls/tree views, on the runtime's store.
     "maintenance": 5,

@@ -7,17 +7,15 @@ from frozen per-message fragments in one allocation.
 
 from __future__ import annotations
 
-import bisect
 import json
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import _core, exchange
+from . import _core, compaction, exchange
+from ._assembly import Assembly, Offset, Planned, Roles, View
 from ._types import BuildStats, Message, Reply, UsageSummary
 from .cache import (
-    Breakpoint,
     CacheExplain,
     CachePolicy,
     Layout,
@@ -27,15 +25,15 @@ from .cache import (
     min_cacheable_tokens,
     plan,
 )
-from .context import WindowPolicy, pinned_prefix, select
-from .errors import ConflictError, HistoryIndexError, SessionError, UnsupportedFeatureError
+from .context import WindowPolicy, select
+from .errors import ConflictError, HistoryIndexError, SessionError
 from .message import canonicalize
 from .pricing import Pricing, Savings
 from .providers.base import Provider
 from .store import NewNode
 from .tokens import Tokenizer, for_model
 from .wire import get_format
-from .wire.base import Frag, Target, WireFormat, check_model
+from .wire.base import Target, WireFormat, check_model
 from .wire.convert import to_canonical
 
 if TYPE_CHECKING:
@@ -70,7 +68,7 @@ class Session:
         self._roles: list[str] = []  # canonical roles, parsed lazily (windows)
         self._ntok: dict[str, list[int]] = {}  # token counts per tokenizer (windows)
         self._cuts: dict[WindowPolicy, int] = {}
-        self._asm: dict[tuple[str, str, bool, tuple[str, int, int] | None], _Assembly] = {}
+        self._asm: dict[tuple[str, str, bool, tuple[str, int, int] | None], Assembly] = {}
         self._head_prefix = _core.ROOT
         self.last_build: BuildStats | None = None
 
@@ -304,57 +302,12 @@ class Session:
         would cut (e.g. the ``cache_aware`` step): the summary then becomes part of
         the new, stable cached prefix. Tool calls and their results are never split.
         """
-        with self._lock:
-            self._load()
-            n = len(self._ids)
-            roles = self._meta_roles()
-            first = pinned_prefix(roles) if start is None else start
-            if not (0 <= first < end <= n):
-                raise HistoryIndexError(f"cannot compact {first}:{end} of {n} messages")
-            if end < n and roles[end] == "tool":
-                raise HistoryIndexError(
-                    "a compaction boundary may not split a tool call from its result"
-                )
-            span = [json.loads(b) for b in self._bodies[first:end]]
-            text = summary(span) if callable(summary) else summary
-            if not isinstance(text, str) or not text:
-                raise SessionError("a compaction summary must be non-empty text")
-            link = {"first": self._ids[first], "last": self._ids[end - 1], "count": end - first}
-            msg = {
-                "role": "user",
-                "content": f"[Summary of {end - first} earlier messages]\n{text}",
-                "metadata": {"srt_compacted": link},
-            }
-            prepared = self._prepare([msg])
-            rest: list[tuple[bytes, bytes, bytes | None]] = [
-                (self._hashes[i], self._bodies[i], None) for i in range(end, n)
-            ]
-            self._commit(first, prepared + rest)
-            return self._head
+        return compaction.compact(self, end, summary, start)
 
     def expand(self) -> int | None:
         """Undo the newest compaction in this history: the replaced messages come back,
         byte for byte, on their original nodes. Returns the new head."""
-        with self._lock:
-            self._load()
-            store = self._rt._store
-            for k in range(len(self._ids) - 1, -1, -1):
-                meta = store.node_meta(self._ids[k])
-                if isinstance(meta, bytes) and b'"srt_compacted"' in meta:
-                    link = json.loads(meta)["srt_compacted"]
-                    break
-            else:
-                raise SessionError("this history holds no compaction to expand")
-            chain = store.chain(link["last"])
-            span = chain[len(chain) - int(link["count"]) :]
-            if not span or span[0][0] != link["first"]:
-                raise SessionError("the compacted span is no longer stored (was it collected?)")
-            items: list[tuple[bytes, bytes, bytes | None]] = [(r[1], r[2], None) for r in span]
-            items += [
-                (self._hashes[i], self._bodies[i], None) for i in range(k + 1, len(self._ids))
-            ]
-            self._commit(k, items)
-            return self._head
+        return compaction.expand(self)
 
     # -- reading -----------------------------------------------------------------
 
@@ -385,8 +338,8 @@ class Session:
         fmt: WireFormat,
         target: Target,
         partial: bool = False,
-        view: _View | None = None,
-    ) -> _Assembly:
+        view: View | None = None,
+    ) -> Assembly:
         """This session's glued fragments for ``fmt`` and ``target``, brought up to date.
 
         Partial replies (stored with a status) are left out unless ``partial``. A
@@ -396,9 +349,11 @@ class Session:
         key = (fmt.name, target.model, partial, view.cut if view is not None else None)
         asm = self._asm.get(key)
         if asm is None:
-            asm = self._asm[key] = _Assembly()
+            asm = self._asm[key] = Assembly()
         hashes, bodies, status = (
-            (self._hashes, self._bodies, self._status) if view is None else view.lists(self)
+            (self._hashes, self._bodies, self._status)
+            if view is None
+            else view.lists(self._hashes, self._bodies, self._status)
         )
         n = len(hashes)
         if asm.n > n:
@@ -417,9 +372,15 @@ class Session:
             start = stop
         return asm
 
+    def _sources(self, view: View | None) -> tuple[list[bytes], list[bytes], list[str | None]]:
+        """(hashes, bodies, statuses) of the messages a request considers."""
+        if view is None:
+            return self._hashes, self._bodies, self._status
+        return view.lists(self._hashes, self._bodies, self._status)
+
     def _extend(
         self,
-        asm: _Assembly,
+        asm: Assembly,
         fmt: WireFormat,
         target: Target,
         hashes: list[bytes],
@@ -451,7 +412,7 @@ class Session:
             roles.append(str(json.loads(b)["role"]))
         return roles
 
-    def _window(self, fmt: WireFormat, model: str, window: WindowPolicy | None) -> _View | None:
+    def _window(self, fmt: WireFormat, model: str, window: WindowPolicy | None) -> View | None:
         """The messages a context window keeps, or ``None`` when all of them fit."""
         if window is None:
             return None
@@ -463,7 +424,7 @@ class Session:
         self._cuts[window] = cut
         if len(kept) == len(counts):
             return None
-        return _View((window.kind, window.budget, cut), kept)
+        return View((window.kind, window.budget, cut), kept)
 
     def _token_counts(self, tokenizer: Tokenizer) -> list[int]:
         """Each message's tokens under ``tokenizer``, cached per (message hash, tokenizer)."""
@@ -481,12 +442,14 @@ class Session:
         cache: bool | CachePolicy,
         partial: bool = False,
         window: WindowPolicy | None = None,
-    ) -> _Planned:
+    ) -> Planned:
         target = Target(fmt.provider, model)
         view = self._window(fmt, model, window)
         asm = self._assembly(fmt, target, partial, view)
         hashes, bodies, _status = (
-            (self._hashes, self._bodies, self._status) if view is None else view.lists(self)
+            (self._hashes, self._bodies, self._status)
+            if view is None
+            else view.lists(self._hashes, self._bodies, self._status)
         )
         tool_frags, tool_hashes = self._rt._tool_fragments(fmt, tools)
         policy = cache if isinstance(cache, CachePolicy) else CachePolicy()
@@ -498,8 +461,8 @@ class Session:
             tool_tokens=tool_tokens,
             tool_count=len(tool_frags),
             system_count=asm.system_count,
-            cum_bytes=_Offset(asm.nbytes, tool_bytes),
-            cum_tokens=_Offset(asm.ntokens, tool_tokens),
+            cum_bytes=Offset(asm.nbytes, tool_bytes),
+            cum_tokens=Offset(asm.ntokens, tool_tokens),
             cum_blocks=asm.blocks,
         )
         key = self.cache_key
@@ -519,7 +482,7 @@ class Session:
             provider=fmt.provider,
             model=model,
             hashes=hashes,
-            roles=_Roles(bodies),
+            roles=Roles(bodies),
             tools=tool_hashes,
             layout=layout,
             previous=previous,
@@ -528,7 +491,7 @@ class Session:
             marker=fmt.marker is not None and bool(cache),
             breakpoints=breakpoints,
         )
-        return _Planned(asm, tool_frags, tool_hashes, breakpoints, report, key, list(hashes))
+        return Planned(asm, tool_frags, tool_hashes, breakpoints, report, key, list(hashes))
 
     def explain(
         self,
@@ -636,7 +599,7 @@ class Session:
         )
         return body
 
-    def _record(self, fmt: WireFormat, model: str, p: _Planned) -> None:
+    def _record(self, fmt: WireFormat, model: str, p: Planned) -> None:
         """Remember this request as the previous one for its (format, model, cache key)."""
         self._rt._records[(fmt.name, model, p.key)] = Record(p.hashes, p.tool_hashes, p.breakpoints)
         self._rt._last_model[(fmt.name, p.key)] = model
@@ -754,188 +717,3 @@ class Session:
         (with the predicted cache reads, and for a stateless client), if priced."""
         ex = self.explain(format, model=model, tools=tools)
         return ex, (pricing or Pricing()).predict(model, ex.total_tokens, ex.cached_tokens)
-
-
-class _View:
-    """The messages a context window keeps: ``cut`` identifies it, ``kept`` lists them."""
-
-    __slots__ = ("cut", "kept")
-
-    def __init__(self, cut: tuple[str, int, int], kept: list[int]) -> None:
-        self.cut, self.kept = cut, kept
-
-    def lists(self, s: Session) -> tuple[list[bytes], list[bytes], list[str | None]]:
-        k = self.kept
-        return [s._hashes[i] for i in k], [s._bodies[i] for i in k], [s._status[i] for i in k]
-
-
-class _Offset:
-    """``base[i] + offset`` without copying ``base``."""
-
-    __slots__ = ("_base", "_offset")
-
-    def __init__(self, base: list[int], offset: int) -> None:
-        self._base, self._offset = base, offset
-
-    def __len__(self) -> int:
-        return len(self._base)
-
-    def __getitem__(self, i: int) -> int:
-        return self._base[i] + self._offset
-
-
-class _Roles:
-    """The canonical role of message ``i``, parsed only when asked for."""
-
-    __slots__ = ("_bodies",)
-
-    def __init__(self, bodies: list[bytes]) -> None:
-        self._bodies = bodies
-
-    def __len__(self) -> int:
-        return len(self._bodies)
-
-    def __getitem__(self, i: int) -> str:
-        return str(json.loads(self._bodies[i])["role"])
-
-
-@dataclass
-class _Planned:
-    asm: _Assembly
-    tool_frags: list[bytes]
-    tool_hashes: tuple[bytes, ...]
-    breakpoints: list[Breakpoint]
-    report: CacheExplain
-    key: str | None
-    hashes: list[bytes]  # of the messages this request sends (a window may leave some out)
-
-
-class _Assembly:
-    """One session's fragments glued for one (format, model), extendable and truncatable."""
-
-    __slots__ = (
-        "_ends",
-        "_notes",
-        "_roles",
-        "_sys",
-        "blocks",
-        "nbytes",
-        "ntokens",
-        "pieces",
-        "serialized",
-        "system",
-    )
-
-    def __init__(self) -> None:
-        self.pieces: list[bytes] = []
-        self.system: list[bytes] = []
-        self._ends: list[int] = []  # len(pieces) after message i
-        self._sys: list[int] = []  # len(system) after message i
-        self._roles: list[str | None] = []  # last wire role after message i
-        self._notes: list[str | None] = []
-        self.nbytes: list[int] = []  # bytes of system + message fragments up to message i
-        self.blocks: list[int] = []  # content blocks up to message i
-        self.ntokens: list[int] = []  # estimated tokens up to message i (per fragment)
-        self.serialized = 0
-
-    @property
-    def n(self) -> int:
-        return len(self._ends)
-
-    @property
-    def system_count(self) -> int:
-        """Messages rendered into the system area (they are all leading, so the count is
-        the number of messages before the first one that added a message piece)."""
-        if not self.system:
-            return 0
-        return bisect.bisect_left(self._ends, 1)
-
-    def message_piece(self, i: int) -> int:
-        """Index in ``pieces`` of message ``i``'s fragment."""
-        return self._ends[i] - 1
-
-    def last_role(self) -> str | None:
-        return self._roles[-1] if self._roles else None
-
-    def notes(self) -> tuple[str, ...]:
-        return tuple(n for n in self._notes if n)
-
-    def pieces_after(self, i: int) -> list[bytes]:
-        """A copy of the pieces that follow message ``i``."""
-        return self.pieces[self._ends[i] :]
-
-    def skip(self) -> None:
-        """A message that is not sent (a partial reply): no pieces, same totals."""
-        self._ends.append(len(self.pieces))
-        self._sys.append(len(self.system))
-        self._roles.append(self.last_role())
-        self._notes.append(None)
-        self.nbytes.append(self.nbytes[-1] if self.nbytes else 0)
-        self.blocks.append(self.blocks[-1] if self.blocks else 0)
-        self.ntokens.append(self.ntokens[-1] if self.ntokens else 0)
-
-    def truncate(self, k: int) -> None:
-        del self.pieces[self._ends[k - 1] if k else 0 :]
-        del self.system[self._sys[k - 1] if k else 0 :]
-        del self._ends[k:], self._sys[k:], self._roles[k:], self._notes[k:]
-        del self.nbytes[k:], self.blocks[k:], self.ntokens[k:]
-
-    def extend_identity(self, fmt: WireFormat, target: Target, bodies: list[bytes]) -> None:
-        """Fast path for formats whose fragment is normally the canonical body itself."""
-        pieces, ends, sys, roles, notes, nbytes, blocks, ntokens = (
-            self.pieces,
-            self._ends,
-            self._sys,
-            self._roles,
-            self._notes,
-            self.nbytes,
-            self.blocks,
-            self.ntokens,
-        )
-        nsys = len(self.system)
-        plain = fmt.plain
-        total = nbytes[-1] if nbytes else 0
-        nblocks = blocks[-1] if blocks else 0
-        ntok = ntokens[-1] if ntokens else 0
-        for body in bodies:
-            if not plain(body):
-                self.extend(fmt, [fmt.render(body, target)])
-                total, nblocks, ntok = nbytes[-1], blocks[-1], ntokens[-1]
-                continue
-            pieces.append(fmt.glue(roles[-1] if roles else None, ""))
-            pieces.append(body)
-            ends.append(len(pieces))
-            sys.append(nsys)
-            roles.append("")
-            notes.append(None)
-            total += len(body)
-            nblocks += 1
-            ntok += (len(body) + 3) // 4
-            nbytes.append(total)
-            blocks.append(nblocks)
-            ntokens.append(ntok)
-
-    def extend(self, fmt: WireFormat, frags: list[Frag]) -> None:
-        last = self.last_role()
-        pieces, system = self.pieces, self.system
-        for f in frags:
-            if not f.data:
-                pass  # nothing to send for this message (e.g. an empty reply)
-            elif f.kind == "system" and last is None:
-                system.append(f.data)
-            elif f.kind == "system":
-                raise UnsupportedFeatureError(
-                    fmt.name, "a system or developer message after the conversation has started"
-                )
-            else:
-                pieces.append(fmt.glue(last, f.role))
-                pieces.append(f.data)
-                last = f.role
-            self._ends.append(len(pieces))
-            self._sys.append(len(system))
-            self._roles.append(last)
-            self._notes.append(f.note)
-            self.nbytes.append((self.nbytes[-1] if self.nbytes else 0) + len(f.data))
-            self.blocks.append((self.blocks[-1] if self.blocks else 0) + f.blocks)
-            prev = self.ntokens[-1] if self.ntokens else 0
-            self.ntokens.append(prev + (len(f.data) + 3) // 4)

@@ -1,0 +1,201 @@
+"""The in-memory side of request assembly: glued fragments per (format, model) and
+the small records the session's planner passes around. No I/O."""
+
+from __future__ import annotations
+
+import bisect
+import json
+from dataclasses import dataclass
+
+from .cache import Breakpoint, CacheExplain
+from .errors import UnsupportedFeatureError
+from .wire.base import Frag, Target, WireFormat
+
+__all__ = ["Assembly", "Offset", "Planned", "Roles", "View"]
+
+
+class View:
+    """The messages a context window keeps: ``cut`` identifies it, ``kept`` lists them."""
+
+    __slots__ = ("cut", "kept")
+
+    def __init__(self, cut: tuple[str, int, int], kept: list[int]) -> None:
+        self.cut, self.kept = cut, kept
+
+    def lists(
+        self, hashes: list[bytes], bodies: list[bytes], status: list[str | None]
+    ) -> tuple[list[bytes], list[bytes], list[str | None]]:
+        k = self.kept
+        return [hashes[i] for i in k], [bodies[i] for i in k], [status[i] for i in k]
+
+
+class Offset:
+    """``base[i] + offset`` without copying ``base``."""
+
+    __slots__ = ("_base", "_offset")
+
+    def __init__(self, base: list[int], offset: int) -> None:
+        self._base, self._offset = base, offset
+
+    def __len__(self) -> int:
+        return len(self._base)
+
+    def __getitem__(self, i: int) -> int:
+        return self._base[i] + self._offset
+
+
+class Roles:
+    """The canonical role of message ``i``, parsed only when asked for."""
+
+    __slots__ = ("_bodies",)
+
+    def __init__(self, bodies: list[bytes]) -> None:
+        self._bodies = bodies
+
+    def __len__(self) -> int:
+        return len(self._bodies)
+
+    def __getitem__(self, i: int) -> str:
+        return str(json.loads(self._bodies[i])["role"])
+
+
+@dataclass
+class Planned:
+    asm: Assembly
+    tool_frags: list[bytes]
+    tool_hashes: tuple[bytes, ...]
+    breakpoints: list[Breakpoint]
+    report: CacheExplain
+    key: str | None
+    hashes: list[bytes]  # of the messages this request sends (a window may leave some out)
+
+
+class Assembly:
+    """One session's fragments glued for one (format, model), extendable and truncatable."""
+
+    __slots__ = (
+        "_ends",
+        "_notes",
+        "_roles",
+        "_sys",
+        "blocks",
+        "nbytes",
+        "ntokens",
+        "pieces",
+        "serialized",
+        "system",
+    )
+
+    def __init__(self) -> None:
+        self.pieces: list[bytes] = []
+        self.system: list[bytes] = []
+        self._ends: list[int] = []  # len(pieces) after message i
+        self._sys: list[int] = []  # len(system) after message i
+        self._roles: list[str | None] = []  # last wire role after message i
+        self._notes: list[str | None] = []
+        self.nbytes: list[int] = []  # bytes of system + message fragments up to message i
+        self.blocks: list[int] = []  # content blocks up to message i
+        self.ntokens: list[int] = []  # estimated tokens up to message i (per fragment)
+        self.serialized = 0
+
+    @property
+    def n(self) -> int:
+        return len(self._ends)
+
+    @property
+    def system_count(self) -> int:
+        """Messages rendered into the system area (they are all leading, so the count is
+        the number of messages before the first one that added a message piece)."""
+        if not self.system:
+            return 0
+        return bisect.bisect_left(self._ends, 1)
+
+    def message_piece(self, i: int) -> int:
+        """Index in ``pieces`` of message ``i``'s fragment."""
+        return self._ends[i] - 1
+
+    def last_role(self) -> str | None:
+        return self._roles[-1] if self._roles else None
+
+    def notes(self) -> tuple[str, ...]:
+        return tuple(n for n in self._notes if n)
+
+    def pieces_after(self, i: int) -> list[bytes]:
+        """A copy of the pieces that follow message ``i``."""
+        return self.pieces[self._ends[i] :]
+
+    def skip(self) -> None:
+        """A message that is not sent (a partial reply): no pieces, same totals."""
+        self._ends.append(len(self.pieces))
+        self._sys.append(len(self.system))
+        self._roles.append(self.last_role())
+        self._notes.append(None)
+        self.nbytes.append(self.nbytes[-1] if self.nbytes else 0)
+        self.blocks.append(self.blocks[-1] if self.blocks else 0)
+        self.ntokens.append(self.ntokens[-1] if self.ntokens else 0)
+
+    def truncate(self, k: int) -> None:
+        del self.pieces[self._ends[k - 1] if k else 0 :]
+        del self.system[self._sys[k - 1] if k else 0 :]
+        del self._ends[k:], self._sys[k:], self._roles[k:], self._notes[k:]
+        del self.nbytes[k:], self.blocks[k:], self.ntokens[k:]
+
+    def extend_identity(self, fmt: WireFormat, target: Target, bodies: list[bytes]) -> None:
+        """Fast path for formats whose fragment is normally the canonical body itself."""
+        pieces, ends, sys, roles, notes, nbytes, blocks, ntokens = (
+            self.pieces,
+            self._ends,
+            self._sys,
+            self._roles,
+            self._notes,
+            self.nbytes,
+            self.blocks,
+            self.ntokens,
+        )
+        nsys = len(self.system)
+        plain = fmt.plain
+        total = nbytes[-1] if nbytes else 0
+        nblocks = blocks[-1] if blocks else 0
+        ntok = ntokens[-1] if ntokens else 0
+        for body in bodies:
+            if not plain(body):
+                self.extend(fmt, [fmt.render(body, target)])
+                total, nblocks, ntok = nbytes[-1], blocks[-1], ntokens[-1]
+                continue
+            pieces.append(fmt.glue(roles[-1] if roles else None, ""))
+            pieces.append(body)
+            ends.append(len(pieces))
+            sys.append(nsys)
+            roles.append("")
+            notes.append(None)
+            total += len(body)
+            nblocks += 1
+            ntok += (len(body) + 3) // 4
+            nbytes.append(total)
+            blocks.append(nblocks)
+            ntokens.append(ntok)
+
+    def extend(self, fmt: WireFormat, frags: list[Frag]) -> None:
+        last = self.last_role()
+        pieces, system = self.pieces, self.system
+        for f in frags:
+            if not f.data:
+                pass  # nothing to send for this message (e.g. an empty reply)
+            elif f.kind == "system" and last is None:
+                system.append(f.data)
+            elif f.kind == "system":
+                raise UnsupportedFeatureError(
+                    fmt.name, "a system or developer message after the conversation has started"
+                )
+            else:
+                pieces.append(fmt.glue(last, f.role))
+                pieces.append(f.data)
+                last = f.role
+            self._ends.append(len(pieces))
+            self._sys.append(len(system))
+            self._roles.append(last)
+            self._notes.append(f.note)
+            self.nbytes.append((self.nbytes[-1] if self.nbytes else 0) + len(f.data))
+            self.blocks.append((self.blocks[-1] if self.blocks else 0) + f.blocks)
+            prev = self.ntokens[-1] if self.ntokens else 0
+            self.ntokens.append(prev + (len(f.data) + 3) // 4)
