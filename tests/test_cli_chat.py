@@ -1,0 +1,366 @@
+"""``srt chat`` driven for real under a pseudo-terminal, and ``srt prompt``, against the
+local provider server (``srt.testing.ProviderServer``) on 127.0.0.1.
+
+The chat runs as ``python -m srt chat`` in its own session with the pty as its
+controlling terminal, so a ``\\x03`` typed into the pty is a real Ctrl-C: the
+terminal driver sends SIGINT to the chat, exactly as when a person presses it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import srt
+from srt.testing import ProviderServer
+
+KEY = "sk-srt-cli-test"
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[=>]")
+
+# Opening the pty (stdin's tty) as a session leader without a controlling terminal
+# makes it the controlling terminal, so the line discipline turns ^C into SIGINT.
+_TAKE_TTY = (
+    "import os, sys; os.close(os.open(os.ttyname(0), os.O_RDWR)); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+)
+
+
+class Pty:
+    """A command on a pseudo-terminal: type into it and wait for its output."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], cols: int = 80) -> None:
+        import fcntl
+        import pty
+        import struct
+        import termios
+
+        self.fd, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, cols, 0, 0))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _TAKE_TTY, *argv],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            start_new_session=True,
+        )
+        os.close(slave)
+        self.raw = b""
+        self.pos = 0  # where the next expect() starts looking, in ``text``
+
+    @property
+    def text(self) -> str:
+        """Everything the terminal showed, escape sequences removed, lines ending in \\n."""
+        shown = self.raw.decode("utf-8", "replace").replace("\r\n", "\n")
+        return ANSI.sub("", shown)
+
+    def _read(self, deadline: float) -> bool:
+        wait = deadline - time.monotonic()
+        if wait <= 0:
+            return False
+        ready, _, _ = select.select([self.fd], [], [], wait)
+        if not ready:
+            return False
+        try:
+            data = os.read(self.fd, 65536)
+        except OSError:  # EIO: the other side is closed
+            data = b""
+        if not data:
+            return False
+        self.raw += data
+        return True
+
+    def expect(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
+        """Wait for ``pattern`` (a regex) after the previous match; return the match."""
+        deadline = time.monotonic() + timeout
+        while True:
+            m = re.compile(pattern).search(self.text, self.pos)
+            if m:
+                self.pos = m.end()
+                return m
+            if not self._read(deadline):
+                raise AssertionError(f"never saw {pattern!r}; the terminal shows:\n{self.text}")
+
+    def send(self, data: str) -> None:
+        os.write(self.fd, data.encode("utf-8"))
+
+    def sendline(self, line: str) -> None:
+        self.send(line + "\r")
+
+    def ctrl_c(self) -> None:
+        self.send("\x03")
+
+    def ctrl_d(self) -> None:
+        self.send("\x04")
+
+    def wait(self, timeout: float = 20.0) -> int:
+        """Read until the command exits; its exit status."""
+        deadline = time.monotonic() + timeout
+        while self._read(deadline):
+            pass
+        return self.proc.wait(max(deadline - time.monotonic(), 0.1))
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+        os.close(self.fd)
+
+
+@pytest.fixture
+def srv() -> Iterator[ProviderServer]:
+    with ProviderServer(api_key=KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SRT_", "OPENAI_", "ANTHROPIC_", "AWS_", "AZURE_"))
+    }
+    env.update(
+        SRT_DB=str(tmp_path / "chat.db"),
+        SRT_TEST_KEY=KEY,
+        XDG_DATA_HOME=str(tmp_path / "xdg"),
+        PYTHONUTF8="1",
+        COLUMNS="80",
+        TERM="xterm",
+        INPUTRC="/dev/null",
+    )
+    return env
+
+
+def chat_argv(srv: ProviderServer, *more: str) -> list[str]:
+    return [
+        "-m",
+        "srt",
+        "chat",
+        "--provider",
+        "openai",
+        "--base-url",
+        srv.url + "/v1",
+        "--key-env",
+        "SRT_TEST_KEY",
+        *more,
+    ]
+
+
+@pytest.fixture
+def spawn(env: dict[str, str]) -> Iterator[Callable[[list[str]], Pty]]:
+    started: list[Pty] = []
+
+    def start(argv: list[str]) -> Pty:
+        p = Pty(argv, env)
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.close()
+
+
+def statuses(db: str, name: str) -> list[tuple[str, str | None]]:
+    """(role, status) of each message of session ``name``, read in this process."""
+    with srt.Runtime(db) as rt:
+        session = rt.session(name, create=False)
+        rows = rt._store.chain(session.head)
+    return [(json.loads(r[2])["role"], r[4]) for r in rows]
+
+
+def test_chat_turns_slash_commands_and_ctrl_c(
+    srv: ProviderServer, env: dict[str, str], spawn: Any
+) -> None:
+    db = env["SRT_DB"]
+    srv.script("openai", ["Blue, like the sea.", "Green: leaves."])
+    chat = spawn(chat_argv(srv, "--session", "colours", "--system", "Answer in one line."))
+    chat.expect(r"srt chat: session colours \(new\), gpt-4o-mini via openai\.")
+    chat.expect(r"\n> $")
+    chat.sendline("Name a colour.")
+    chat.expect(r"Blue, like the sea\.\n\[\d+ in · 0 cached \(0%\) · \d+ out\]\n> $")
+    chat.sendline("Another?")
+    chat.expect(r"Green: leaves\.\n")
+    chat.expect(r"\n> $")
+
+    # Ctrl-C in the middle of a reply: the stream sends its first events, then only
+    # keep-alives, so the reply can only end by the interrupt.
+    srv.fault("openai", "endless", interval=0.05, after=4)
+    chat.sendline("Tell me a very long story.")
+    chat.expect(r"reply \d+ to Tell me a very long")  # the first deltas arrived
+    chat.ctrl_c()
+    chat.expect(r"\[cancelled: the partial reply is kept, marked cancelled")
+    chat.expect(r"\n> $")
+    assert srv.wait_streams_closed(5.0)
+    assert statuses(db, "colours")[-2:] == [("user", None), ("assistant", "cancelled")]
+
+    # The chat goes on; the partial reply is left out of the next request.
+    chat.sendline("/retry")
+    chat.expect(r"reply \d+ to Tell me a very long : a deterministic answer")
+    chat.expect(r"\n> $")
+    sent = srv.log[-1].body["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert "cancelled" not in json.dumps(sent) and sent[-1]["content"].startswith("Tell me")
+
+    # Ctrl-C at the prompt only clears the line.
+    chat.send("half a thought")
+    chat.ctrl_c()
+    chat.expect(r"\^C \(Ctrl-D or /quit leaves\)\n> $")
+
+    chat.sendline("/explain")
+    chat.expect(r"next request \(openai\.chat, gpt-4o-mini\): \w+\n  cached prefix: \d+ of 8")
+    chat.sendline("/stats")
+    chat.expect(r"requests +4 \(1 cancelled\)\n")
+    chat.expect(r"cache reads")
+    chat.sendline("/fork colours-b")
+    chat.expect(r"\[now in colours-b: 8 messages shared with colours")
+    chat.sendline("/rewind 2")
+    chat.expect(r"\[dropped 5 messages; 3 left\]")
+    srv.script("openai", ["Red, edited."])
+    chat.sendline("/edit Name a warm colour.")
+    chat.expect(r"\[edited; the previous version is kept as session colours-b~1\]\n")
+    chat.expect(r"Red, edited\.\n")
+    chat.sendline("/save warm")
+    chat.expect(r"\[renamed colours-b to warm\]")
+    chat.sendline("/bogus")
+    chat.expect(r"unknown command /bogus; /help lists them")
+    chat.sendline("/help")
+    chat.expect(r"/fork NAME .*\n.*/rewind \[N\]")
+    chat.ctrl_d()
+    assert chat.wait() == 0
+
+    with srt.Runtime(db) as rt:
+        names = [i.name for i in rt.sessions()]
+        assert names == ["colours", "colours-b~1", "warm"]
+        assert rt.session("colours", create=False).messages()[-1]["content"].startswith("reply")
+        warm = rt.session("warm", create=False).messages()
+        assert [m["content"] for m in warm] == [
+            "Answer in one line.",
+            "Name a warm colour.",
+            "Red, edited.",
+        ]
+        kept = rt.session("colours-b~1", create=False).messages()
+        assert [m["content"] for m in kept[:3]] == [
+            "Answer in one line.",
+            "Name a colour.",
+            "Blue, like the sea.",
+        ]
+    # The transcript marks the partial reply.
+    shown = subprocess.run(
+        [sys.executable, "-m", "srt", "show", "colours"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "\n\nassistant [cancelled]: reply 3 to Tell me a very long" in shown
+
+
+def test_chat_continue_and_provider_errors(
+    srv: ProviderServer, env: dict[str, str], spawn: Any
+) -> None:
+    srv.script("openai", ["First."])
+    chat = spawn(chat_argv(srv, "--session", "a"))
+    chat.expect(r"\n> $")
+    chat.sendline("hello")
+    chat.expect(r"First\.\n")
+    chat.expect(r"\n> $")
+    # A provider error is one line; the message is kept and /retry asks again.
+    srv.fault("openai", "status", code=401, message="Incorrect API key provided")
+    chat.sendline("again")
+    chat.expect(r"error: .*401.*\n\[the request failed: your message is kept; /retry asks")
+    chat.ctrl_d()
+    assert chat.wait() == 0
+
+    srv.script("openai", ["Second."])
+    again = spawn(chat_argv(srv, "-c"))
+    again.expect(r"srt chat: session a \(3 messages\)")
+    again.sendline("/retry")
+    again.expect(r"Second\.\n")
+    again.sendline("/quit")
+    assert again.wait() == 0
+    assert [r for r, _ in statuses(env["SRT_DB"], "a")] == [
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+    ]
+    # The key never reaches the database, its WAL, or the terminal.
+    for path in Path(env["SRT_DB"]).parent.glob("chat.db*"):
+        assert KEY.encode() not in path.read_bytes()
+    assert KEY not in chat.text + again.text
+
+
+def run(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "srt", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_prompt_one_shot(srv: ProviderServer, env: dict[str, str]) -> None:
+    base = ["--provider", "openai", "--base-url", srv.url + "/v1", "--key-env", "SRT_TEST_KEY"]
+    srv.script("openai", ["Paris.", "About 2.1 million.", "Lyon."])
+    r = run(env, "prompt", *base, "--session", "geo", "Capital of France?")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "Paris.\n", "")
+    r = run(env, "prompt", *base, "-c", "-", stdin="How many people live there?")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "About 2.1 million.\n", "")
+    assert [m["role"] for m in srv.log[-1].body["messages"]] == ["user", "assistant", "user"]
+    r = run(env, "prompt", *base, "Second city?")  # a new session of its own
+    assert r.stdout == "Lyon.\n"
+    with srt.Runtime(env["SRT_DB"]) as rt:
+        names = [i.name for i in rt.sessions()]
+        assert len(rt.session("geo", create=False)) == 4
+    assert len(names) == 2 and re.fullmatch(r"prompt-\d{8}-\d{6}", names[1])
+
+    r = run(env, "prompt", *base, "--key-env", "NOT_SET_ANYWHERE", "hi")
+    assert (r.returncode, r.stdout) == (1, "")
+    assert r.stderr == (
+        "srt: error: --key-env NOT_SET_ANYWHERE: that environment variable is not set or empty\n"
+    )
+    r = run(env, "prompt", *base, "--session", "geo", "--system", "Be brief.", "hi")
+    assert r.returncode == 1 and "--system applies to a new session" in r.stderr
+
+
+def test_prompt_ctrl_c_keeps_the_partial_reply(
+    srv: ProviderServer, env: dict[str, str], spawn: Any
+) -> None:
+    srv.fault("openai", "endless", interval=0.05, after=4)
+    p = spawn(
+        [
+            "-m",
+            "srt",
+            "prompt",
+            "--provider",
+            "openai",
+            "--base-url",
+            srv.url + "/v1",
+            "--key-env",
+            "SRT_TEST_KEY",
+            "--session",
+            "s",
+            "Write a novel.",
+        ]
+    )
+    p.expect(r"reply 1 to Write a novel")
+    p.ctrl_c()
+    p.expect(r"srt: cancelled: the partial reply is kept in session s, marked cancelled")
+    assert p.wait() == 130
+    assert statuses(env["SRT_DB"], "s") == [("user", None), ("assistant", "cancelled")]
+    assert srv.wait_streams_closed(5.0)
