@@ -381,22 +381,34 @@ def _verify(conn: apsw.Connection, faults: _Faults, counts: list[int]) -> None:
             faults.add(Fault(f.kind, f.table, f.row, f.detail, tuple(places)))
 
     bad_nodes: list[Fault] = []
+    # A node's depth and prefix are re-derived from its parent's *derived* values, so a
+    # damaged node is reported once and its intact descendants are not. A parent's id
+    # is always below its children's (it was inserted first), so one pass in id order
+    # sees every parent first; only the values of damaged nodes need remembering.
+    derived: dict[int, tuple[int, bytes]] = {}
     sql = (
         "SELECT n.id, n.parent, n.depth, n.prefix, m.id, m.hash, p.id, p.depth, p.prefix "
         "FROM nodes n LEFT JOIN messages m ON m.id = n.message "
         "LEFT JOIN nodes p ON p.id = n.parent ORDER BY n.id"
     )
-    for nid, parent, depth, prefix, mid, mhash, pid, pdepth, pprefix in conn.execute(sql):
+    for nid, parent, depth, prefix, mid, mhash, pid, pdepth, pprefix in _rows(conn, sql):
         counts[1] += 1
         detail = None
+        if pid is not None and pid in derived:
+            pdepth, pprefix = derived[pid]
         if mid is None:
             detail = "its message row is missing"
         elif parent is not None and pid is None:
             detail = f"its parent node {parent} is missing"
-        elif depth != (pdepth or 0) + 1:
-            detail = f"depth {depth} should be {(pdepth or 0) + 1}"
-        elif prefix != _core.chain(pprefix if pid is not None else _core.ROOT, mhash):
-            detail = "its prefix hash does not chain from its parent and message"
+        else:
+            want_depth = (pdepth or 0) + 1
+            want = _core.chain(pprefix if pid is not None else _core.ROOT, mhash)
+            if depth != want_depth:
+                detail = f"depth {depth} should be {want_depth}"
+            elif prefix != want:
+                detail = "its prefix hash does not chain from its parent and message"
+            if detail is not None:
+                derived[nid] = (want_depth, want)
         if detail is not None:
             bad_nodes.append(Fault("node", "nodes", nid, detail))
     if bad_nodes:

@@ -1,0 +1,351 @@
+"""srt.maintenance: gc, verify, vacuum, search and the views behind ls and show --tree."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import srt
+from srt import _db, maintenance
+from srt.providers.base import OpenAI
+from srt.testing import ProviderServer
+from support import connect, snapshot
+
+
+def user(text: str) -> dict[str, Any]:
+    return {"role": "user", "content": text}
+
+
+def assistant(text: str) -> dict[str, Any]:
+    return {"role": "assistant", "content": text}
+
+
+def file_bytes(db_path: str) -> bytes:
+    """The database file and its WAL, as they are on disk."""
+    out = b""
+    for p in (db_path, db_path + "-wal"):
+        if os.path.exists(p):
+            out += Path(p).read_bytes()
+    return out
+
+
+@pytest.fixture
+def tree_db(rt: srt.Runtime) -> srt.Runtime:
+    """main: system, u1, a1, u2, a2; alt forks main after a1: u2', a2'; empty: nothing."""
+    main = rt.session("main")
+    main.append(
+        {"role": "system", "content": "You are a zebra expert."},
+        user("How fast is a zebra?"),
+        assistant("About 65 km/h."),
+        user("And a quokka?"),
+        assistant("Quokkas hop slowly."),
+    )
+    alt = main.fork("alt", at=3)
+    alt.append(user("What do zebras eat?"), assistant("Grass, mostly."))
+    rt.session("empty")
+    return rt
+
+
+def test_overview_counts_turns_tokens_and_branches(tree_db: srt.Runtime) -> None:
+    rows = {o.name: o for o in maintenance.overview(tree_db)}
+    assert list(rows) == ["alt", "empty", "main"]
+    main = tree_db.session("main")
+    assert rows["main"].messages == 5 and rows["main"].turns == 2
+    assert rows["main"].tokens == sum((len(b) + 3) // 4 for b in main.messages_bytes())
+    assert rows["main"].head_prefix == main.prefix_hash
+    assert (rows["main"].branches, rows["alt"].branches, rows["empty"].branches) == (2, 2, 1)
+    assert (rows["empty"].messages, rows["empty"].tokens, rows["empty"].head_prefix) == (
+        0,
+        0,
+        None,
+    )
+
+
+def test_tree_has_every_branch_and_head(tree_db: srt.Runtime) -> None:
+    top = maintenance.tree(tree_db, "alt")
+    assert top is not None and (top.depth, top.role) == (1, "system")
+    u1 = top.children[0]
+    a1 = u1.children[0]
+    assert (u1.text, a1.text) == ("How fast is a zebra?", "About 65 km/h.")
+    assert [c.text for c in a1.children] == ["And a quokka?", "What do zebras eat?"]
+    ends = [c.children[0] for c in a1.children]
+    assert [(n.depth, n.heads, n.children) for n in ends] == [(5, ["main"], []), (5, ["alt"], [])]
+    assert maintenance.tree(tree_db, "empty") is None
+    with pytest.raises(srt.SessionNotFoundError):
+        maintenance.tree(tree_db, "nope")
+    # A fork with nothing of its own is a head in the middle of a run.
+    tree_db.session("main").fork("early", at=2)
+    top = maintenance.tree(tree_db, "main")
+    assert top is not None and top.children[0].heads == ["early"]
+
+
+def test_search_finds_words_in_every_session(tree_db: srt.Runtime) -> None:
+    hits = maintenance.search(tree_db, "zebra")
+    places = {h.text: h.places for h in hits}
+    # Words match whole (zebras is another word), in text only: not in roles or JSON keys.
+    assert places == {
+        "You are a zebra expert.": (("alt", 1), ("main", 1)),
+        "How fast is a zebra?": (("alt", 2), ("main", 2)),
+    }
+    assert {h.text for h in maintenance.search(tree_db, "zebra*")} == {
+        *places,
+        "What do zebras eat?",
+    }
+    assert maintenance.search(tree_db, "role") == []
+    assert maintenance.search(tree_db, "content") == []
+    assert [h.role for h in maintenance.search(tree_db, "QUOKKA")] == ["user"]  # not quokkas
+    assert sorted(h.role for h in maintenance.search(tree_db, "QUOKKA*")) == ["assistant", "user"]
+    # Punctuation and operators are literal unless syntax=True.
+    assert [h.text for h in maintenance.search(tree_db, 'km/h. "65')] == ["About 65 km/h."]
+    assert maintenance.search(tree_db, "zebra OR quokka") == []
+    assert len(maintenance.search(tree_db, "zebra OR quokka", syntax=True)) == 3
+    assert len(maintenance.search(tree_db, "zebra*", limit=1)) == 1
+    with pytest.raises(srt.ConfigError):
+        maintenance.search(tree_db, "  ")
+    with pytest.raises(srt.StoreError):
+        maintenance.search(tree_db, "zebra AND (", syntax=True)
+
+
+def test_search_reads_text_parts_and_skips_the_rest(rt: srt.Runtime) -> None:
+    rt.session("parts").append(
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "first ünïcödé part"},
+                {"type": "image_url", "image_url": {"url": "https://example.com/pangolin.png"}},
+                {"type": "text", "text": "second part"},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "c1", "function": {"name": "armadillo", "arguments": "{}"}}],
+        },
+    )
+    (hit,) = maintenance.search(rt, "unicode second")  # accents folded
+    assert hit.text == "first ünïcödé part\nsecond part"
+    assert maintenance.search(rt, "pangolin") == maintenance.search(rt, "armadillo") == []
+
+
+def test_the_index_follows_appends_rewinds_and_gc(tree_db: srt.Runtime) -> None:
+    main = tree_db.session("main")
+    main.append(user("A question about okapis."))
+    assert maintenance.search(tree_db, "okapis")[0].places == (("main", 6),)
+    main.rewind(1)  # the message stays stored, but no session reaches it
+    assert maintenance.search(tree_db, "okapis") == []
+    tree_db.delete("main")
+    assert maintenance.search(tree_db, "quokka") == []
+    report = maintenance.gc(tree_db)
+    assert (report.nodes, report.messages) == (3, 3)
+    assert maintenance.verify(tree_db).ok  # the index holds exactly the stored messages
+    with connect(tree_db.path) as conn:
+        indexed = conn.execute("SELECT count(*) FROM messages_fts_docsize").get
+        stored = conn.execute("SELECT count(*) FROM messages").get
+    assert indexed == stored == 5
+
+
+def test_migration_to_v3_indexes_existing_messages(db_path: str) -> None:
+    with srt.Runtime(db_path) as rt:
+        rt.session("old").append(user("a message from before search existed"))
+    with connect(db_path) as conn:  # take the file back to schema v2
+        conn.execute(
+            "DROP TRIGGER messages_fts_insert; DROP TRIGGER messages_fts_delete; "
+            "DROP TABLE messages_fts; PRAGMA user_version=2"
+        )
+    with srt.Runtime(db_path) as rt:
+        (hit,) = maintenance.search(rt, "before search existed")
+        assert hit.places == (("old", 1),)
+    with connect(db_path) as conn:
+        assert conn.execute("PRAGMA user_version").get == _db.SCHEMA_VERSION == 3
+
+
+def test_gc_frees_the_deleted_and_keeps_the_forks(tree_db: srt.Runtime) -> None:
+    path = tree_db.path
+    marker = "QUOKKAMARKER7"  # only in main's own branch
+    tree_db.session("main").append(user(f"{marker} " + "unique words " * 2000))
+    alt_before = tree_db.session("alt").messages()
+    with connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert marker.encode() in file_bytes(path)
+
+    dry = maintenance.gc(tree_db, dry_run=True)
+    assert (dry.nodes, dry.messages, dry.dry_run) == (0, 0, True)
+    tree_db.delete("main")
+    before = snapshot(path)
+    dry = maintenance.gc(tree_db, dry_run=True)
+    assert (dry.nodes, dry.messages) == (3, 3)
+    assert snapshot(path) == before  # a dry run changes nothing
+
+    report = maintenance.gc(tree_db)
+    assert (report.nodes, report.messages, report.ledger_rows) == (3, 3, 0)
+    assert report.message_bytes > 2000 * 13
+    assert report.pages_freed >= 1 and report.checkpointed and report.secure_delete
+    assert report.bytes_freed == report.pages_freed * report.page_size
+    # The fork is intact, and the deleted branch's text is nowhere in the file or WAL.
+    assert tree_db.session("alt").messages() == alt_before
+    assert maintenance.verify(tree_db).ok
+    data = file_bytes(path)
+    for word in (marker, marker.lower(), "And a quokka?", "Quokkas hop slowly."):
+        assert word.encode() not in data, word
+    assert b"What do zebras eat?" in data
+    again = maintenance.gc(tree_db)
+    assert (again.nodes, again.messages, again.pages_freed) == (0, 0, 0)
+
+
+def test_gc_keeps_the_ledger(tree_db: srt.Runtime) -> None:
+    with ProviderServer() as srv:
+        provider = OpenAI("sk-test", base_url=srv.url + "/v1")
+        gone = tree_db.session("main").fork("gone")
+        gone.append(user("Is this kept?"))
+        gone.send(provider, model="gpt-4o-mini")
+        provider.close()
+    rows = tree_db._store.calls()
+    assert len(rows) == 1 and rows[0]["node"] is not None
+    tree_db.delete("gone")
+    report = maintenance.gc(tree_db)
+    assert (report.nodes, report.ledger_rows) == (2, 1)
+    (row,) = tree_db._store.calls()
+    assert row == {**rows[0], "node": None}
+    assert tree_db.usage().requests == 1
+    assert maintenance.verify(tree_db).ok
+
+
+def test_gc_refuses_a_broken_reference_and_changes_nothing(tree_db: srt.Runtime) -> None:
+    tree_db.delete("alt")
+    with connect(tree_db.path) as conn:
+        conn.execute("PRAGMA foreign_keys=OFF")
+        conn.execute("UPDATE sessions SET head = 999 WHERE name = 'main'")
+    before = snapshot(tree_db.path)
+    with pytest.raises(srt.CorruptionError, match=r"sessions row .* refers to a missing nodes row"):
+        maintenance.gc(tree_db)
+    assert snapshot(tree_db.path) == before
+
+
+_WRITER = textwrap.dedent(
+    """
+    import sys, srt
+    with srt.Runtime(sys.argv[1]) as rt:
+        s = rt.session(sys.argv[2])
+        for i in range(int(sys.argv[3])):
+            s.append({"role": "user", "content": f"{sys.argv[2]} turn {i}"}, rebase=True)
+    print("done")
+    """
+)
+
+
+def test_gc_is_safe_while_other_processes_write(db_path: str) -> None:
+    turns = 150
+    with srt.Runtime(db_path) as rt:
+        base = rt.session("base")
+        base.append(user("shared start"))
+        writers = [
+            subprocess.Popen(
+                [sys.executable, "-c", _WRITER, db_path, f"w{k}", str(turns)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for k in range(2)
+        ]
+        sweeps = 0
+        try:
+            while any(w.poll() is None for w in writers) or sweeps < 3:
+                doomed = base.fork(f"doomed{sweeps}")
+                doomed.append(user(f"garbage {sweeps} " * 50))
+                rt.delete(f"doomed{sweeps}")
+                assert maintenance.gc(rt).nodes == 1
+                sweeps += 1
+        finally:
+            results = [w.communicate(timeout=60) for w in writers]
+        assert [r[0] for r in results] == ["done\n", "done\n"], results
+        assert [w.returncode for w in writers] == [0, 0]
+        for k in range(2):
+            assert [m["content"] for m in rt.session(f"w{k}").messages()] == [
+                f"w{k} turn {i}" for i in range(turns)
+            ]
+        report = maintenance.verify(rt)
+        assert report.ok, report.faults
+        assert report.sessions == 3 and report.messages == 1 + 2 * turns
+
+
+def _corrupt(path: str, sql: str, *args: Any) -> None:
+    """Change the file by hand, through apsw (never the stdlib sqlite3 module)."""
+    with connect(path) as conn:
+        conn.execute("PRAGMA foreign_keys=OFF")
+        conn.execute(sql, args)
+
+
+def test_verify_names_a_corrupted_body_and_who_reaches_it(tree_db: srt.Runtime) -> None:
+    assert maintenance.verify(tree_db).ok
+    with connect(tree_db.path) as conn:
+        (mid,) = conn.execute(
+            "SELECT id FROM messages WHERE CAST(body AS TEXT) LIKE '%65 km/h%'"
+        ).fetchone()
+    _corrupt(
+        tree_db.path,
+        "UPDATE messages SET body = CAST(replace(CAST(body AS TEXT), '65', '95') AS BLOB) "
+        "WHERE id = ?",
+        mid,
+    )
+    report = maintenance.verify(tree_db)
+    assert not report.ok and report.messages == 7 and report.nodes == 7
+    (fault,) = report.faults
+    assert (fault.kind, fault.table, fault.row) == ("message", "messages", mid)
+    assert fault.places == (("alt", 3), ("main", 3))
+    assert str(fault).startswith(f"messages row {mid}: the stored body does not hash to its hash ")
+    assert str(fault).endswith("; reached by 'alt' message 3, 'main' message 3")
+
+
+def test_verify_finds_broken_chains_heads_and_index(tree_db: srt.Runtime) -> None:
+    with connect(tree_db.path) as conn:
+        node, depth = conn.execute(
+            "SELECT n.id, n.depth FROM nodes n JOIN sessions s ON s.head = n.id "
+            "WHERE s.name = 'alt'"
+        ).fetchone()
+    _corrupt(tree_db.path, "UPDATE nodes SET depth = 9 WHERE id = ?", node)
+    _corrupt(tree_db.path, "UPDATE sessions SET head = 4242 WHERE name = 'main'")
+    _corrupt(tree_db.path, "DELETE FROM messages_fts WHERE rowid = 1")
+    faults = maintenance.verify(tree_db).faults
+    assert [(f.kind, f.table) for f in faults] == [
+        ("node", "nodes"),
+        ("session", "sessions"),
+        ("search_index", "messages_fts"),
+    ]
+    assert faults[0].row == node and faults[0].detail == f"depth 9 should be {depth}"
+    assert faults[1].detail == "session 'main': head 4242 is missing"
+    assert faults[2].row == 1
+
+
+def test_verify_reports_a_damaged_prefix(tree_db: srt.Runtime) -> None:
+    with connect(tree_db.path) as conn:
+        (node,) = conn.execute("SELECT id FROM nodes WHERE depth = 2").fetchone()
+    _corrupt(tree_db.path, "UPDATE nodes SET prefix = zeroblob(16) WHERE id = ?", node)
+    (fault,) = maintenance.verify(tree_db).faults
+    assert (fault.kind, fault.row) == ("node", node)
+    assert "prefix hash does not chain" in fault.detail
+    assert fault.places == (("alt", 2), ("main", 2))
+
+
+def test_vacuum_returns_free_pages_to_the_disk(rt: srt.Runtime) -> None:
+    big = rt.session("big")
+    for i in range(40):
+        big.append(user(f"{i} " + "filler text " * 4000))
+    rt.session("small").append(user("stays"))
+    rt.delete("big")
+    assert maintenance.gc(rt).messages == 40
+    report = maintenance.vacuum(rt)
+    assert report.checkpointed
+    assert report.bytes_after < report.bytes_before / 4
+    assert maintenance.verify(rt).ok
+    assert rt.session("small").messages() == [user("stays")]
+
+
+def test_maintenance_needs_a_file() -> None:
+    with srt.Runtime(":memory:") as rt, pytest.raises(srt.ConfigError):
+        maintenance.gc(rt)
