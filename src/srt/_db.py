@@ -29,6 +29,11 @@ from .errors import (
 APPLICATION_ID = 0x53525431
 #: Busy timeout for every connection, in milliseconds (APSW's default is 100 ms).
 BUSY_TIMEOUT_MS = 10_000
+#: Size the ``-wal`` file is cut back to when a checkpoint lets it restart. Without a
+#: limit SQLite reuses the file but never shrinks it, so one long-lived reader (which
+#: stops checkpoints) leaves a WAL of hundreds of MB on disk for as long as the
+#: database stays open. Twice the autocheckpoint size (1,000 pages of 16 KiB).
+JOURNAL_SIZE_LIMIT = 32 * 1024 * 1024
 
 
 def message_text_sql(body: str) -> str:
@@ -244,6 +249,7 @@ def _configure(conn: apsw.Connection, new: bool) -> None:
     apsw.bestpractice.connection_dqs(conn)
     conn.set_busy_timeout(BUSY_TIMEOUT_MS)
     conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT:d}").fetchall()
 
 
 def _migrate(conn: apsw.Connection, lock: threading.Lock) -> None:

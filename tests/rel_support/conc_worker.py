@@ -1,0 +1,119 @@
+"""A writer process of the concurrency test (``tests/test_rel_concurrency.py``).
+
+    python conc_worker.py load PATH PROC THREADS SECONDS START SHARED
+    python conc_worker.py race PATH PROC
+
+``load``: THREADS threads share one ``Runtime``; even threads append turns to the
+SHARED sessions (``shared-0`` ...) with ``rebase=True``, odd threads to their own
+session without it. All start at the wall-clock time START and stop after
+SECONDS. Every error that reaches the caller is recorded, never swallowed. At
+the end one JSON line is printed: the acknowledged turns, latencies and errors.
+
+``race``: one handle on session ``race``; per round, on ``ROUND r`` from stdin it
+takes a fresh handle and prints its head, on ``GO r`` it appends at once and
+prints ``WIN``/``CONFLICT``; a loser then appends again with ``rebase=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from typing import Any
+
+import srt
+from rel_support.common import turn_payload
+
+TURN_BYTES = 2048
+
+
+def load(path: str, proc: int, threads: int, seconds: float, start: float, shared: int) -> None:
+    results: list[dict[str, Any]] = []
+    lock = threading.Lock()
+    with srt.Runtime(path) as rt:
+        for j in range(shared):
+            rt.session(f"shared-{j}")
+
+        def run(t: int) -> None:
+            own = t % 2 == 1
+            name = f"own-{proc}-{t}" if own else f"shared-{(proc + t // 2) % shared}"
+            s = rt.session(name)
+            acked: list[str] = []
+            lat: list[float] = []
+            errors: list[str] = []
+            time.sleep(max(0.0, start - time.time()))
+            stop = time.monotonic() + seconds
+            i = 0
+            while time.monotonic() < stop:
+                tid = f"{proc}.{t}.{i}"
+                q, a = turn_payload(tid, TURN_BYTES)
+                t0 = time.perf_counter()
+                try:
+                    s.append(
+                        {"role": "user", "content": q},
+                        {"role": "assistant", "content": a},
+                        rebase=not own,
+                    )
+                except Exception as exc:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                else:
+                    lat.append(time.perf_counter() - t0)
+                    acked.append(tid)
+                i += 1
+            with lock:
+                results.append(
+                    {"session": name, "own": own, "acked": acked, "lat": lat, "errors": errors}
+                )
+
+        workers = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    sys.stdout.write(json.dumps({"proc": proc, "threads": results}) + "\n")
+    sys.stdout.flush()
+
+
+def race(path: str, proc: int) -> None:
+    def out(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    with srt.Runtime(path) as rt:
+        out("READY")
+        s = rt.session("race")
+        for line in sys.stdin:
+            cmd, _, r = line.strip().partition(" ")
+            if cmd == "ROUND":
+                s = rt.session("race")
+                len(s)  # load the chain now, not inside the race
+                out(f"AT {r} {s.head}")
+            elif cmd == "GO":
+                turn = ({"role": "user", "content": f"r{r} p{proc}"},)
+                try:
+                    s.append(*turn)
+                except srt.ConflictError:
+                    out(f"CONFLICT {r}")
+                    s.append(*turn, rebase=True)
+                    out(f"REBASED {r} {s.head}")
+                else:
+                    out(f"WIN {r} {s.head}")
+            elif cmd == "END":
+                break
+
+
+def main() -> None:
+    mode, path = sys.argv[1:3]
+    if mode == "load":
+        proc, threads = int(sys.argv[3]), int(sys.argv[4])
+        seconds, start, shared = float(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7])
+        load(path, proc, threads, seconds, start, shared)
+    elif mode == "race":
+        race(path, int(sys.argv[3]))
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
+
+
+if __name__ == "__main__":
+    main()
