@@ -75,31 +75,42 @@ def gc(args: argparse.Namespace) -> None:
         return
     verb = "would remove" if r.dry_run else "removed"
     print(
-        f"{verb} {r.nodes:,} nodes and {r.messages:,} messages "
+        f"{verb} {_n(r.nodes, 'node')} and {_n(r.messages, 'message')} "
         f"({_size(r.message_bytes)} of message bodies) that no session reaches"
     )
     if r.ledger_rows:
-        print(f"kept {r.ledger_rows:,} ledger rows of those nodes (their node is now empty)")
+        print(f"kept {_n(r.ledger_rows, 'ledger row')} of those nodes (their node is now empty)")
     if r.dry_run:
         print("dry run: nothing was changed")
         return
-    print(
-        f"freed {r.pages_freed:,} pages ({_size(r.bytes_freed)}); the file has "
-        f"{r.free_pages:,} free pages ({_size(r.free_bytes)}) for reuse, "
-        "which srt vacuum returns to the disk"
-    )
-    if r.secure_delete:
-        print("secure delete: freed space was overwritten with zeros")
+    if r.pages_freed:
+        print(
+            f"freed {r.pages_freed:,} pages ({_size(r.bytes_freed)}); the file has "
+            f"{r.free_pages:,} free pages ({_size(r.free_bytes)}), which srt vacuum "
+            "returns to the disk"
+        )
+    elif r.messages:
+        print("freed no whole page: the space inside the pages is reused by later writes")
+    if r.secure_delete and r.messages:
+        print("secure delete: the removed text was overwritten with zeros")
     if not r.checkpointed:
         print("the WAL is still in use by a reader: old text may stay in -wal until it ends")
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count:,} {word}" + ("" if count == 1 else "s")
 
 
 def verify(args: argparse.Namespace) -> int:
     with Runtime(existing_db(args)) as rt:
         r = maintenance.verify(rt)
-    checked = (
-        f"{r.messages:,} messages, {r.nodes:,} nodes, {r.sessions:,} sessions, "
-        f"{r.calls:,} ledger rows"
+    checked = ", ".join(
+        [
+            _n(r.messages, "message"),
+            _n(r.nodes, "node"),
+            _n(r.sessions, "session"),
+            _n(r.calls, "ledger row"),
+        ]
     )
     if args.json:
         print_json({**dataclasses.asdict(r), "ok": r.ok})
@@ -110,7 +121,7 @@ def verify(args: argparse.Namespace) -> int:
     for fault in r.faults:
         print(f"FAULT {escape_line(str(fault))}")
     total = len(r.faults) + r.more_faults
-    print(f"{total:,} fault{'s' if total != 1 else ''} in {checked}")
+    print(f"{_n(total, 'fault')} in {checked}")
     return 1
 
 
