@@ -167,6 +167,8 @@ def create_private_file(path: str) -> None:
             os.mkdir(d, 0o700)
         except FileExistsError:
             pass
+        except OSError as exc:  # read-only, no permission, a file in the way, ...
+            raise StoreError(f"cannot create the database directory: {exc.strerror}") from exc
         else:
             os.chmod(d, 0o700)
     try:
@@ -190,12 +192,17 @@ def check_header(path: str) -> None:
         st = os.stat(path)
     except FileNotFoundError:
         return
+    except OSError as exc:  # a file where a directory should be, a name too long, ...
+        raise StoreError(f"cannot use the database path: {exc.strerror}") from exc
     if not stat.S_ISREG(st.st_mode):
         raise StoreError("the database path is not a regular file")
     if st.st_size == 0:
         return
-    with open(path, "rb") as f:
-        header = f.read(100)
+    try:
+        with open(path, "rb") as f:
+            header = f.read(100)
+    except OSError as exc:
+        raise StoreError(f"cannot read the database file: {exc.strerror}") from exc
     if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
         raise CorruptionError("the file is not a SQLite database (bad or short header)")
     (page_size,) = struct.unpack(">H", header[16:18])

@@ -27,6 +27,9 @@ from typing import Any
 import apsw
 import xxhash
 
+from srt import _db
+from srt.message import canonicalize
+
 SOAK = os.environ.get("SRT_SOAK", "") not in ("", "0")
 ROOT = b"\x00" * 16
 TESTS = Path(__file__).resolve().parents[1]
@@ -203,3 +206,50 @@ def percentile(values: list[float], q: float) -> float:
     s = sorted(values)
     k = max(0, min(len(s) - 1, round(q * len(s) + 0.5) - 1))
     return s[k]
+
+
+def make_old_db(path: str, version: int) -> dict[str, list[dict[str, str]]]:
+    """An srt file at schema ``version`` (< current), written with that version's SQL only."""
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    expected: dict[str, list[dict[str, str]]] = {}
+    with connect(path) as conn:
+        conn.execute(f"PRAGMA page_size={_db.PAGE_SIZE}")
+        conn.execute("PRAGMA journal_mode=WAL").fetchall()
+        with conn:
+            for sql in _db.MIGRATIONS[:version]:
+                conn.execute(sql)
+            conn.execute(f"PRAGMA application_id={_db.APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version={version}")
+            for s in range(2):
+                parent, depth, prefix = None, 0, b"\x00" * 16
+                msgs = []
+                for i in range(3):
+                    q, a = turn_payload(f"old.{s}.{i}", 4096)
+                    for msg in (
+                        {"role": "user", "content": q},
+                        {"role": "assistant", "content": a},
+                    ):
+                        body, _ = canonicalize(msg)
+                        h = xxhash.xxh3_128_digest(body)
+                        conn.execute(
+                            "INSERT INTO messages(hash, body) VALUES (?, ?) "
+                            "ON CONFLICT(hash) DO NOTHING",
+                            (h, body),
+                        )
+                        mid = conn.execute("SELECT id FROM messages WHERE hash = ?", (h,)).get
+                        depth += 1
+                        prefix = xxhash.xxh3_128_digest(prefix + h)
+                        conn.execute(
+                            "INSERT INTO nodes(parent, message, depth, prefix) VALUES (?, ?, ?, ?)",
+                            (parent, mid, depth, prefix),
+                        )
+                        parent = conn.last_insert_rowid()
+                        msgs.append(msg)
+                conn.execute(
+                    "INSERT INTO sessions(name, head, created, updated) VALUES (?, ?, 0, 0)",
+                    (f"old-{s}", parent),
+                )
+                expected[f"old-{s}"] = msgs
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    return expected

@@ -9,6 +9,7 @@ k-th ``xSync`` (counted separately, over every file the VFS opened: database,
 * ``Plan()``: only count;
 * ``Plan(op="write", k=3, error=apsw.FullError)``: the 3rd write raises ``SQLITE_FULL``;
   ``forever=True`` fails every write from the 3rd on, until the plan is cleared;
+* ``Plan(budget=n)``: a disk of n bytes: a write that would pass it raises ``SQLITE_FULL``;
 * ``Plan(op="any", k=5, kill=True)``: the process SIGKILLs itself on its 5th write or
   sync (counted together), for the crash tests.
 
@@ -33,6 +34,8 @@ class Plan:
     forever: bool = False
     error: type[BaseException] = apsw.IOError
     kill: bool = False
+    #: a disk of this many bytes: a write that would pass it raises ``FullError``
+    budget: int | None = None
 
 
 @dataclass
@@ -108,8 +111,13 @@ class _File(apsw.VFSFile):
         vfs.counters.files.add(os.path.basename(str(filename)))
 
     def xWrite(self, data: bytes, offset: int) -> None:
-        self._vfs._check("w")
-        self._vfs.counters.bytes_written += len(data)
+        vfs = self._vfs
+        vfs._check("w")
+        budget = vfs.plan.budget
+        if budget is not None and vfs.counters.bytes_written + len(data) > budget:
+            vfs.counters.fired += 1
+            raise apsw.FullError("injected: the disk is full")
+        vfs.counters.bytes_written += len(data)
         super().xWrite(data, offset)
 
     def xSync(self, flags: int) -> None:
