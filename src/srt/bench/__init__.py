@@ -1,4 +1,4 @@
-"""``python -m srt.bench``: srt against naive baselines, measured in the same run."""
+"""``python -m srt.bench``: srt against real baselines, measured in the same run."""
 
 from .chat import ChatResult, run_chat
 

