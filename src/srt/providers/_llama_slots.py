@@ -1,0 +1,406 @@
+"""Session-aware slot routing for the ``local`` provider, and its counters.
+
+llama.cpp's server keeps one KV sequence per slot and reuses the longest common
+token prefix between a slot's tokens and the next prompt sent to it. With
+several sessions on one server, which slot a request goes to decides how much of
+its prompt is evaluated again. ``Router`` keeps a table of what each slot holds,
+as the chain of prefix hashes of the messages last sent to it (the same hashes
+the store keys its nodes by), and picks for each session:
+
+* **warm**: the slot holding this session's own last prompt;
+* **shared**: else the slot sharing the longest message prefix with it (a fork,
+  or the same system prompt);
+* **restored**: else, when a KV state saved to disk covers a longer prefix of the
+  session than any slot does, a free slot, into which that state is restored
+  before the request (``/slots/{id}?action=restore``);
+* **cold**: else the least recently used free slot.
+
+A slot whose state would be overwritten is saved to disk first, under the prefix
+hash of the prompt it holds (``<hash>.bin``), as is every slot when the provider
+closes; a session that resumes, in this process or after a restart, finds the
+deepest saved state in its chain. The bookkeeping only steers efficiency: the
+server itself compares tokens, so a stale table or a state saved under the wrong
+name costs evaluation time, never correctness. Saved states are namespaced by
+the model file (``LocalProvider`` picks the directory), since KV values from one
+model mean nothing to another.
+
+This module does no HTTP: ``LocalProvider`` runs the planned saves and restores
+(``take_todo``) right before the request on that slot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from .. import _core
+
+__all__ = ["CallStats", "LocalStats", "Router", "SessionLike", "Todo"]
+
+#: How long a slot stays reserved between routing and the request being opened.
+RESERVE_S = 5.0
+_CHAIN_CACHE = 256
+_SUFFIX = ".bin"
+
+
+class SessionLike(Protocol):
+    """What routing reads from a session: its name and its messages' canonical bytes."""
+
+    @property
+    def name(self) -> str: ...
+
+    def messages_bytes(self) -> list[bytes]: ...
+
+
+@dataclass(frozen=True)
+class CallStats:
+    """One call's counters, as llama.cpp's server reported them.
+
+    ``prompt_tokens`` is the whole prompt, ``cache_n`` the tokens reused from the
+    slot (``timings.cache_n``, equal to ``usage.prompt_tokens_details.cached_tokens``)
+    and ``prompt_n`` the tokens actually evaluated (``timings.prompt_n``).
+    ``restored_tokens`` were loaded from a saved state right before the call.
+    """
+
+    session: str | None
+    slot: int | None
+    route: str
+    prompt_tokens: int
+    cached_tokens: int
+    cache_n: int
+    prompt_n: int
+    predicted_n: int
+    prompt_ms: float
+    predicted_ms: float
+    restored_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class LocalStats:
+    """Totals over the calls a ``LocalProvider`` has made (``provider.stats()``)."""
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    cache_n: int = 0
+    prompt_n: int = 0
+    predicted_n: int = 0
+    prompt_ms: float = 0.0
+    predicted_ms: float = 0.0
+    restores: int = 0
+    restored_tokens: int = 0
+    restore_failures: int = 0
+    saves: int = 0
+    saved_tokens: int = 0
+    routes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def hit_rate(self) -> float:
+        """Share of prompt tokens reused rather than evaluated."""
+        return self.cache_n / self.prompt_tokens if self.prompt_tokens else 0.0
+
+
+@dataclass(frozen=True)
+class Todo:
+    """A save or restore to run on a slot before its next request."""
+
+    action: str  # "save" or "restore"
+    file: str
+    owner: str | None = None
+    chain: tuple[bytes, ...] = ()
+
+
+@dataclass
+class _Slot:
+    id: int
+    owner: str | None = None
+    chain: list[bytes] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    used: float = 0.0
+    busy: int = 0
+    reserved: tuple[str, bytes | None, float] | None = None
+    dirty: bool = False
+    todo: list[Todo] = field(default_factory=list)
+    route: str = "unrouted"
+    restored: int = 0
+
+    def free(self, now: float) -> bool:
+        return self.busy == 0 and (self.reserved is None or now - self.reserved[2] >= RESERVE_S)
+
+    def shared(self, chain: Sequence[bytes], sizes: Sequence[int]) -> int:
+        """Bytes of the longest common message prefix (prefix hashes chain: one equal
+        hash at index i means every earlier one is equal too)."""
+        n = min(len(self.chain), len(chain))
+        lo, hi = 0, n  # answer: the number of equal leading hashes
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.chain[mid - 1] == chain[mid - 1]:
+                lo = mid
+            else:
+                hi = mid - 1
+        return sizes[lo - 1] if lo else 0
+
+    def file(self) -> str | None:
+        return self.chain[-1].hex() + _SUFFIX if self.chain else None
+
+
+class Router:
+    """The slot table of one server. Thread-safe."""
+
+    def __init__(
+        self, slots: int, save_dir: str | None = None, max_saved_bytes: int = 2 << 30
+    ) -> None:
+        self._slots = [_Slot(i) for i in range(slots)]
+        self.save_dir = save_dir
+        self.max_saved_bytes = max_saved_bytes
+        self._lock = threading.Lock()
+        self._chains: dict[str, tuple[list[bytes], list[bytes], list[int]]] = {}
+        self._saved: dict[str, int] = {}  # file name -> bytes on disk
+        self._last_file: dict[str, str] = {}  # session -> the file last saved for it
+        self._totals = LocalStats()
+        self._routes: dict[str, int] = {}
+        self.calls: deque[CallStats] = deque(maxlen=10_000)
+        self.last_timings: dict[str, Any] | None = None
+        if save_dir is not None:
+            os.makedirs(save_dir, exist_ok=True)
+            for entry in os.scandir(save_dir):
+                if entry.name.endswith(_SUFFIX) and entry.is_file():
+                    self._saved[entry.name] = entry.stat().st_size
+
+    # -- routing ---------------------------------------------------------------------
+
+    def _chain(self, session: SessionLike | str) -> tuple[str, list[bytes], list[int]]:
+        """The session's name, prefix hashes and cumulative message sizes."""
+        if isinstance(session, str):
+            return session, [], []
+        name = session.name
+        bodies = session.messages_bytes()
+        old = self._chains.get(name)
+        keep = 0
+        if old is not None:
+            limit = min(len(old[0]), len(bodies))
+            while keep < limit and old[0][keep] is bodies[keep]:
+                keep += 1
+        chain = old[1][:keep] if old else []
+        sizes = old[2][:keep] if old else []
+        parent = chain[-1] if chain else _core.ROOT
+        chain += _core.chain_many(parent, [_core.digest(b) for b in bodies[keep:]])
+        total = sizes[-1] if sizes else 0
+        for b in bodies[keep:]:
+            total += len(b)
+            sizes.append(total)
+        self._chains.pop(name, None)
+        self._chains[name] = (bodies, chain, sizes)
+        if len(self._chains) > _CHAIN_CACHE:
+            del self._chains[next(iter(self._chains))]
+        return name, chain, sizes
+
+    def route(self, session: SessionLike | str) -> int:
+        """Pick the slot for the session's next request, planning any save or restore."""
+        with self._lock:
+            name, chain, sizes = self._chain(session)
+            head = chain[-1] if chain else None
+            now = time.monotonic()
+            for s in self._slots:  # asked twice for the same request: same answer
+                r = s.reserved
+                if r is not None and r[:2] == (name, head) and now - r[2] < RESERVE_S:
+                    return s.id
+            best = max(
+                self._slots,
+                key=lambda s: (s.free(now), s.shared(chain, sizes), s.owner == name, -s.used),
+            )
+            score = best.shared(chain, sizes)
+            depth = self._deepest_saved(chain)
+            if depth is not None and sizes[depth] > score:
+                best = max(self._slots, key=lambda s: (s.free(now), -s.used))
+                self._evict(best, name)
+                best.todo.append(Todo("restore", chain[depth].hex() + _SUFFIX, name))
+                route = "restored"
+            else:
+                route = ("warm" if best.owner == name else "shared") if score else "cold"
+                if best.owner != name:
+                    self._evict(best, name)
+            best.owner, best.chain, best.sizes = name, chain, sizes
+            best.used = now
+            best.reserved = (name, head, now)
+            best.route = route
+            self._routes[route] = self._routes.get(route, 0) + 1
+            return best.id
+
+    def _deepest_saved(self, chain: list[bytes]) -> int | None:
+        if self.save_dir is None or not self._saved:
+            return None
+        for i in range(len(chain) - 1, -1, -1):
+            if chain[i].hex() + _SUFFIX in self._saved:
+                return i
+        return None
+
+    def _evict(self, slot: _Slot, new_owner: str) -> None:
+        """Plan to save what ``slot`` holds before another session overwrites it."""
+        f = slot.file()
+        if self.save_dir is not None and slot.dirty and f is not None:
+            slot.todo.append(Todo("save", f, slot.owner, tuple(slot.chain)))
+        slot.dirty = False
+
+    # -- the request's life ------------------------------------------------------------
+
+    def take_todo(self, slot: int) -> list[Todo]:
+        with self._lock:
+            s = self._slots[slot]
+            todo, s.todo = s.todo, []
+            return todo
+
+    def begin(self, slot: int | None) -> None:
+        if slot is None or not 0 <= slot < len(self._slots):
+            return
+        with self._lock:
+            s = self._slots[slot]
+            s.busy += 1
+            s.reserved = None
+
+    def end(self, slot: int | None, data: dict[str, Any] | None) -> CallStats | None:
+        """Record a finished call; ``data`` holds the reply's ``usage`` and ``timings``."""
+        with self._lock:
+            s = self._slots[slot] if slot is not None and 0 <= slot < len(self._slots) else None
+            if s is not None:
+                s.busy = max(0, s.busy - 1)
+                s.dirty = True
+            if data is None:
+                return None
+            usage = data.get("usage") or {}
+            timings = data.get("timings") or {}
+            prompt = int(usage.get("prompt_tokens") or 0)
+            cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+            cache_n = int(timings.get("cache_n", cached))
+            call = CallStats(
+                session=s.owner if s is not None else None,
+                slot=slot if s is not None else None,
+                route=s.route if s is not None else "unrouted",
+                prompt_tokens=prompt,
+                cached_tokens=cached,
+                cache_n=cache_n,
+                prompt_n=int(timings.get("prompt_n", prompt - cache_n)),
+                predicted_n=int(timings.get("predicted_n", usage.get("completion_tokens") or 0)),
+                prompt_ms=float(timings.get("prompt_ms") or 0.0),
+                predicted_ms=float(timings.get("predicted_ms") or 0.0),
+                restored_tokens=s.restored if s is not None else 0,
+            )
+            if s is not None:
+                s.restored = 0
+                s.route = "warm"
+            self.calls.append(call)
+            self.last_timings = dict(timings) if timings else None
+            t = self._totals
+            self._totals = replace(
+                t,
+                requests=t.requests + 1,
+                prompt_tokens=t.prompt_tokens + call.prompt_tokens,
+                cache_n=t.cache_n + call.cache_n,
+                prompt_n=t.prompt_n + call.prompt_n,
+                predicted_n=t.predicted_n + call.predicted_n,
+                prompt_ms=t.prompt_ms + call.prompt_ms,
+                predicted_ms=t.predicted_ms + call.predicted_ms,
+            )
+            return call
+
+    # -- saved states ------------------------------------------------------------------
+
+    def saved(self, todo: Todo, n_saved: int) -> None:
+        """A slot's state was written to ``todo.file`` in the save directory."""
+        if self.save_dir is None:
+            return
+        with self._lock:
+            with contextlib.suppress(OSError):
+                self._saved[todo.file] = os.path.getsize(os.path.join(self.save_dir, todo.file))
+            if todo.owner is not None:
+                old = self._last_file.get(todo.owner)
+                self._last_file[todo.owner] = todo.file
+                # The new state covers the old one's whole prompt: the old one is dropped.
+                if old and old != todo.file and any(old == h.hex() + _SUFFIX for h in todo.chain):
+                    self._remove(old)
+            t = self._totals
+            self._totals = replace(t, saves=t.saves + 1, saved_tokens=t.saved_tokens + n_saved)
+            self._prune()
+
+    def restored(self, slot: int, filename: str, n_restored: int) -> None:
+        with self._lock:
+            self._slots[slot].restored = n_restored
+            t = self._totals
+            self._totals = replace(
+                t, restores=t.restores + 1, restored_tokens=t.restored_tokens + n_restored
+            )
+        if self.save_dir is not None:
+            with contextlib.suppress(OSError):
+                os.utime(os.path.join(self.save_dir, filename))
+
+    def restore_failed(self, slot: int, filename: str) -> None:
+        """A saved state could not be loaded (another context size, a damaged file)."""
+        with self._lock:
+            self._remove(filename)
+            s = self._slots[slot]
+            s.chain, s.sizes, s.route = [], [], "cold"
+            t = self._totals
+            self._totals = replace(t, restore_failures=t.restore_failures + 1)
+
+    def _remove(self, filename: str) -> None:
+        self._saved.pop(filename, None)
+        if self.save_dir is not None:
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(self.save_dir, filename))
+
+    def _prune(self) -> None:
+        """Drop the least recently used saved states beyond ``max_saved_bytes``."""
+        if sum(self._saved.values()) <= self.max_saved_bytes or self.save_dir is None:
+            return
+        ages = []
+        for name in self._saved:
+            try:
+                ages.append((os.path.getmtime(os.path.join(self.save_dir, name)), name))
+            except OSError:
+                ages.append((0.0, name))
+        total = sum(self._saved.values())
+        for _, name in sorted(ages):
+            if total <= self.max_saved_bytes:
+                break
+            total -= self._saved.get(name, 0)
+            self._remove(name)
+
+    def unsaved(self) -> list[tuple[int, Todo]]:
+        """A save for every idle slot holding state not yet on disk (marked saved)."""
+        if self.save_dir is None:
+            return []
+        out = []
+        with self._lock:
+            for s in self._slots:
+                f = s.file()
+                if s.dirty and s.busy == 0 and f is not None:
+                    out.append((s.id, Todo("save", f, s.owner, tuple(s.chain))))
+                    s.dirty = False
+        return out
+
+    def slot_of(self, session: str) -> int | None:
+        """The slot that last served ``session``, if any."""
+        with self._lock:
+            for s in self._slots:
+                if s.owner == session:
+                    return s.id
+        return None
+
+    def reset(self) -> None:
+        """Forget every slot's contents (the server was restarted)."""
+        with self._lock:
+            self._slots = [_Slot(i) for i in range(len(self._slots))]
+
+    def stats(self) -> LocalStats:
+        with self._lock:
+            return replace(self._totals, routes=dict(self._routes))
+
+    @property
+    def saved_files(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._saved)
