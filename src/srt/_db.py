@@ -238,6 +238,11 @@ def _check_identity(conn: apsw.Connection) -> int:
             f"the file has schema version {version}, newer than this srt's "
             f"{SCHEMA_VERSION}; upgrade stateful-runtime to open it"
         )
+    if version < 1:  # srt writes 1..SCHEMA_VERSION with its application_id, never less
+        raise CorruptionError(
+            f"the file has srt's application_id but schema version {version}, which srt "
+            "never writes; srt will not modify it"
+        )
     return version
 
 
