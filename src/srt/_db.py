@@ -146,6 +146,14 @@ def translate(action: str) -> Iterator[None]:
         raise CorruptionError(
             f"{action}: the file is not a valid SQLite database ({_describe(exc)})"
         ) from exc
+    except apsw.SQLError as exc:
+        if not str(exc).startswith(("no such table", "no such column")):
+            raise StoreError(f"{action}: {_describe(exc)}") from exc
+        # srt's own SQL names only srt's tables and columns: the file's schema was
+        # damaged or altered (a bit flip in sqlite_schema reads as a missing column).
+        raise CorruptionError(
+            f"{action}: the database schema is not srt's ({_describe(exc)}); run srt verify"
+        ) from exc
     except apsw.Error as exc:
         raise StoreError(f"{action}: {_describe(exc)}") from exc
 
