@@ -24,7 +24,7 @@ from typing import Any
 
 import apsw
 
-from . import _db
+from . import _core, _db
 from .errors import (
     ConflictError,
     CorruptionError,
@@ -86,7 +86,7 @@ WITH RECURSIVE chain(id, parent, message, depth, prefix, status, meta) AS (
     SELECT id, parent, message, depth, prefix, status, meta FROM nodes WHERE id = ?
     UNION ALL
     SELECT n.id, n.parent, n.message, n.depth, n.prefix, n.status, n.meta
-    FROM nodes n JOIN chain c ON n.id = c.parent
+    FROM nodes n JOIN chain c ON n.id = c.parent AND n.depth < c.depth
 )
 SELECT chain.id, m.hash, m.body, chain.prefix, chain.status, chain.meta
 FROM chain JOIN messages m ON m.id = chain.message
@@ -221,10 +221,29 @@ class Store:
     # -- nodes ---------------------------------------------------------------------
 
     def chain(self, head: int | None) -> list[ChainRow]:
-        """The messages from the root to ``head``, in order."""
+        """The messages from the root to ``head``, in order.
+
+        Every body is checked against its hash and every prefix hash against the
+        chain, so a damaged file raises ``CorruptionError`` instead of returning
+        altered text or bytes that are not JSON. (The walk up the parents stops at a
+        depth that does not decrease, so a damaged parent link cannot loop.)
+        """
         if head is None:
             return []
-        return self.read("loading a session", _CHAIN_SQL, (head,))
+        rows = self.read("loading a session", _CHAIN_SQL, (head,))
+        hashes = [r[1] for r in rows]
+        if (
+            not all(type(r[2]) is bytes and type(r[1]) is bytes for r in rows)
+            or [_core.digest(r[2]) for r in rows] != hashes
+            or _core.chain_many(_core.ROOT, hashes) != [r[3] for r in rows]
+            or not rows
+            or rows[-1][0] != head
+        ):
+            raise CorruptionError(
+                "the session's stored messages fail their hash check (the file is "
+                "damaged); run srt verify"
+            )
+        return rows
 
     def node_prefix(self, node: int) -> bytes:
         rows = self.read("reading a node", "SELECT prefix FROM nodes WHERE id = ?", (node,))
