@@ -1,0 +1,283 @@
+"""Secrets and files: a canary API key and a pasted canary secret, and file modes.
+
+The canary key ``sk-CANARY-...`` is every provider's API key (providers never store
+keys) while each provider runs the paths ``test_providers`` does not: streams that
+finish, are cut, time out; 429/500/401 replies echoing the key; a refused
+connection; and (a test of its own) an ``event: error`` mid-stream echoing it.
+Afterwards the key must appear nowhere: not in the database, its ``-wal`` or
+``-shm`` (read while the runtime is still open, and again after close), the log
+records, the text, ``repr()`` or traceback of any exception (with every
+``__cause__`` and ``__context__``), or the ``repr()`` of any srt object.
+
+A pasted canary secret is message text a user-supplied redaction callable should
+scrub before storage. srt has no redaction hook yet, so the test checks the rest:
+the pasted secret reaches no log, exception, ``repr()`` or ledger column, and the
+figures report how many copies of it the database files hold (the message itself).
+
+File modes: under umask 022 (and 000), a database srt creates is 0600 with its
+``-wal`` and ``-shm``, also when another process recreates them after a clean close
+and after a SIGKILL; every directory srt creates is 0700.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import stat
+import subprocess
+import sys
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import srt
+from rel_support.common import child_env, emit
+from srt.providers.base import Anthropic, Bedrock, OpenAI, Provider
+from srt.providers.transport import RetryPolicy, Timeouts, Transport
+from srt.testing import ProviderServer
+
+KEY = "sk-CANARY-" + secrets.token_hex(16)
+PASTED = "CANARY-PASTED-" + secrets.token_hex(12)
+MODELS = {"openai": "gpt-4o", "anthropic": "claude-sonnet-4-6", "bedrock": "anthropic.claude-x"}
+
+
+def make(kind: str, url: str, **kw: Any) -> Provider:
+    timeouts = Timeouts(connect=2.0, idle=1.0, total=5.0)
+    retry = RetryPolicy(max_retries=1)
+    transport = Transport(timeouts=timeouts, retry=retry, sleep=lambda _s: None, rand=lambda: 0.5)
+    kw = {"transport": transport, "timeouts": timeouts, "retry": retry, **kw}
+    if kind == "openai":
+        return OpenAI(KEY, base_url=url + "/v1", **kw)
+    if kind == "anthropic":
+        return Anthropic(KEY, base_url=url, **kw)
+    return Bedrock(region="us-east-1", api_key=KEY, endpoint_url=url, **kw)
+
+
+def texts_of(exc: BaseException) -> list[str]:
+    """str, repr and the formatted traceback of ``exc`` and of every chained exception."""
+    out: list[str] = []
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        out += [str(e), repr(e), "".join(traceback.format_exception(e))]
+        out += [repr(v) for v in vars(e).values()] if hasattr(e, "__dict__") else []
+        stack += [e.__cause__, e.__context__]
+    return out
+
+
+def occurrences(needle: str, blobs: dict[str, bytes]) -> dict[str, int]:
+    raw = needle.encode()
+    return {name: b.count(raw) for name, b in blobs.items() if b.count(raw)}
+
+
+def db_files(path: str) -> dict[str, bytes]:
+    return {
+        os.path.basename(path + s): Path(path + s).read_bytes()
+        for s in ("", "-wal", "-shm")
+        if os.path.exists(path + s)
+    }
+
+
+@pytest.fixture
+def srv() -> Iterator[ProviderServer]:
+    with ProviderServer(api_key=KEY) as server:
+        yield server
+
+
+def test_canary_key_and_pasted_secret(
+    srv: ProviderServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: Any,
+    tmp_path_factory: Any,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    path = str(tmp_path / "canary" / "srt.db")
+    rt = srt.Runtime(path)
+    texts: list[str] = [repr(rt)]
+    errors: list[str] = []
+    paths: list[str] = []
+
+    def attempt(what: str, fn: Any) -> None:
+        paths.append(what)
+        try:
+            fn()
+        except srt.SrtError as exc:
+            errors.append(f"{what}: {type(exc).__name__}")
+            texts.extend(texts_of(exc))
+
+    for kind, model in MODELS.items():
+        p = make(kind, srv.url)
+        texts += [repr(p), repr(p.transport)]
+        s = rt.session(f"canary-{kind}")
+        texts.append(repr(s))
+        s.append({"role": "user", "content": f"my password is {PASTED}, keep it safe"})
+        attempt(
+            f"{kind} send",
+            lambda s=s, p=p, m=model, out=texts: out.append(repr(s.send(p, model=m))),
+        )
+        attempt(f"{kind} stream", lambda s=s, p=p, m=model: s.stream(p, model=m).text())
+        echo = f"bad key {KEY}"
+        for code in (401, 429, 500):
+            srv.fault("*", "status", count=None, code=code, message=echo)
+            attempt(f"{kind} {code}", lambda s=s, p=p, m=model: s.send(p, model=m))
+            srv.clear()
+        srv.fault("*", "reset_after_events", count=1, n=2)
+        attempt(f"{kind} cut stream", lambda s=s, p=p, m=model: s.stream(p, model=m).text())
+        srv.fault("*", "slow", count=1, interval=5)
+        attempt(f"{kind} idle timeout", lambda s=s, p=p, m=model: s.stream(p, model=m).text())
+        srv.clear()
+        texts += [repr(c) for c in s.calls()]
+        p.close()
+    # A refused connection: nothing listens on the port any more.
+    closed = make("openai", "http://127.0.0.1:9")
+    s = rt.session("canary-refused")
+    attempt("refused connection", lambda: s.send(closed, model="gpt-4o"))
+    closed.close()
+
+    open_files = db_files(path)  # while the runtime (and its WAL) is open
+    rt.close()
+    closed_files = db_files(path)
+    texts.append(caplog.text)
+    texts += [r.getMessage() + repr(r.args) for r in caplog.records]
+
+    key_in_texts = sum(t.count(KEY) for t in texts)
+    key_in_files = {**occurrences(KEY, open_files), **occurrences(KEY, closed_files)}
+    pasted_in_texts = sum(t.count(PASTED) for t in texts)
+    pasted_in_files_open = occurrences(PASTED, open_files)
+    pasted_in_files_closed = occurrences(PASTED, closed_files)
+    figures = {
+        "paths_run": len(paths),
+        "typed_errors": len(errors),
+        "texts_checked": len(texts),
+        "log_records": len(caplog.records),
+        "canary_key_occurrences_in_text_logs_repr": key_in_texts,
+        "canary_key_occurrences_in_db_wal_shm": key_in_files,
+        "pasted_secret_occurrences_in_text_logs_repr": pasted_in_texts,
+        "pasted_secret_copies_in_files_while_open (no redaction hook)": pasted_in_files_open,
+        "pasted_secret_copies_in_files_after_close (no redaction hook)": pasted_in_files_closed,
+        "wal_bytes_checked_while_open": len(open_files.get("srt.db-wal", b"")),
+        "errors": errors,
+    }
+    emit("secrets_canary", figures, capsys, tmp_path_factory.getbasetemp())
+    assert len(errors) >= 5 * len(MODELS)
+    assert open_files.get("srt.db-wal"), "the WAL was not there to check"
+    assert key_in_texts == 0
+    assert key_in_files == {}
+    assert pasted_in_texts == 0
+    # The pasted secret lives in the message text only: with no redaction hook the
+    # message is stored as given (this pins that fact; a hook must make it 0).
+    assert pasted_in_files_closed
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "openai",
+        pytest.param(
+            "anthropic",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="srt/providers/streams.py _error() quotes a mid-stream error "
+                "event's message unredacted; exchange stores it in calls.error",
+            ),
+        ),
+        pytest.param(
+            "bedrock",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="srt/providers/streams.py _error() quotes a mid-stream error "
+                "event's message unredacted; exchange stores it in calls.error",
+            ),
+        ),
+    ],
+)
+def test_canary_key_in_a_mid_stream_error_event(
+    kind: str, srv: ProviderServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    path = str(tmp_path / "srt.db")
+    texts: list[str] = []
+    with srt.Runtime(path) as rt:
+        p = make(kind, srv.url)
+        s = rt.session("s")
+        s.append({"role": "user", "content": "hi"})
+        srv.fault("*", "malformed_sse", count=1, variant="error_event", message=f"key {KEY}")
+        with pytest.raises(srt.ProviderError) as info:
+            s.stream(p, model=MODELS[kind]).text()
+        texts += texts_of(info.value) + [repr(c) for c in s.calls()]
+        p.close()
+        files = db_files(path)
+    texts.append(caplog.text)
+    assert sum(t.count(KEY) for t in texts) == 0
+    assert occurrences(KEY, files) == {}
+
+
+# -- file modes ------------------------------------------------------------------------------
+
+
+def _mode(p: str | Path) -> int:
+    return stat.S_IMODE(os.stat(p).st_mode)
+
+
+_REOPEN = """
+import os, sys, srt
+os.umask(int(sys.argv[2], 8))
+rt = srt.Runtime(sys.argv[1])
+rt.session("s").append({"role": "user", "content": "from a child"})
+print("ready", flush=True)
+if sys.argv[3] == "hang":
+    import time
+    time.sleep(60)
+rt.close()
+"""
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o000])
+def test_file_modes(umask: int, tmp_path: Path, capsys: Any, tmp_path_factory: Any) -> None:
+    old = os.umask(umask)
+    try:
+        path = tmp_path / "x" / "y" / "srt.db"
+        modes: dict[str, str] = {}
+        with srt.Runtime(str(path)) as rt:
+            rt.session("s").append({"role": "user", "content": "hi"})
+            for suffix in ("", "-wal", "-shm"):
+                modes[f"open{suffix}"] = oct(_mode(f"{path}{suffix}"))
+        modes["after close"] = oct(_mode(path))
+        assert not os.path.exists(f"{path}-wal")  # the last close removed them
+        # Another process (same umask) recreates -wal and -shm; then one is SIGKILLed.
+        for how in ("close", "hang"):
+            child = subprocess.Popen(
+                [sys.executable, "-c", _REOPEN, str(path), oct(umask), how],
+                stdout=subprocess.PIPE,
+                env=child_env(),
+                text=True,
+            )
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "ready"
+            for suffix in ("", "-wal", "-shm"):
+                modes[f"child {how}{suffix}"] = oct(_mode(f"{path}{suffix}"))
+            if how == "hang":
+                child.send_signal(signal.SIGKILL)
+            child.wait(30)
+            child.stdout.close()
+        with srt.Runtime(str(path)) as rt:  # recovery after the kill
+            assert len(rt.session("s").messages()) == 3
+            for suffix in ("", "-wal", "-shm"):
+                modes[f"after kill{suffix}"] = oct(_mode(f"{path}{suffix}"))
+        for d in (tmp_path / "x", tmp_path / "x" / "y"):
+            modes[f"dir {d.name}"] = oct(_mode(d))
+    finally:
+        os.umask(old)
+    emit(f"file_modes_umask_{umask:03o}", modes, capsys, tmp_path_factory.getbasetemp())
+    for name, mode in modes.items():
+        assert mode == ("0o700" if name.startswith("dir") else "0o600"), (name, mode)
