@@ -18,6 +18,14 @@ _LABELS = {
 }
 
 
+def _median(ys: list[float], width: int) -> list[float]:
+    """A running median over ``width`` points (the raw series is drawn faintly beside it)."""
+    import statistics
+
+    h = width // 2
+    return [statistics.median(ys[max(0, i - h) : i + h + 1]) for i in range(len(ys))]
+
+
 def available() -> bool:
     return importlib.util.find_spec("matplotlib") is not None
 
@@ -44,13 +52,15 @@ def write(path: str, results: dict[str, Any], title: str = "") -> str | None:
     chat = results.get("chat")
     if chat is not None:
         series: dict[str, list[float]] = chat["series"]
-        for key in ("naive", "dumps", "orjson", "srt"):
+        for n, key in enumerate(("naive", "dumps", "orjson", "srt")):
             ys = series.get(key)
             if ys:
-                ax.plot(range(1, len(ys) + 1), ys, label=_LABELS[key], lw=1.0)
+                turn = list(range(1, len(ys) + 1))
+                ax.plot(turn, ys, color=f"C{n}", lw=0.5, alpha=0.35)
+                ax.plot(turn, _median(ys, 15), color=f"C{n}", lw=1.6, label=_LABELS[key])
         ax.set_yscale("log")
         ax.set_xlabel("turn N (messages = 2N + 1)")
-        ax.set_ylabel("next-request build time (µs, log)")
+        ax.set_ylabel("next-request build time (µs, log; running median)")
         ax.set_title(f"chat: build the next request at turn N (seed {chat.get('seed', 1)})")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)

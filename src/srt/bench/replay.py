@@ -24,7 +24,8 @@ server's accounting of each request (``ProviderServer.log[i].cache``); costs fro
 *Reuse efficiency* is srt's cached tokens over the most the provider's rules let be
 cached: per request, the previous request's whole prompt (everything but the new turn
 and the previous reply), if it reaches the minimum, rounded down to 128-token steps on
-OpenAI.
+OpenAI. Per request, cached tokens count up to that most; hits beyond it (another
+conversation began the same way) are reported apart, as ``cached_beyond_own_prefix``.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class ClientTotals:
     full_price_usd: float = 0.0
     wire_bytes: int = 0
     max_cacheable: int = 0  # the most the provider's rules let be cached
+    reused: int = 0  # cached tokens up to that most, request by request
     # per conversation: messages, input tokens, uncached tokens, most cacheable by the rules
     per_conv: list[tuple[int, int, int, int]] = field(default_factory=list)
 
@@ -211,9 +213,11 @@ def replay(
     convs: Sequence[tuple[str | None, Turns]],
     rules: str,
     *,
+    tag: str = "replay",
     progress: Progress = None,
 ) -> dict[str, ClientTotals]:
-    """Replay ``convs`` (system prompt, turns) through every client under ``rules``."""
+    """Replay ``convs`` (system prompt, turns) through every client under ``rules``;
+    srt's sessions go to a fresh database named after ``tag`` and ``rules``."""
     endpoint, model = RULES[rules]
     kinds = ["stateless", "careful", "srt"] + (["marker"] if rules == "anthropic" else [])
     pricing = Pricing()
@@ -224,7 +228,7 @@ def replay(
         t = out[kind] = ClientTotals()
         with fast_server() as srv:
             client: _Srt | _Stateless = (
-                _Srt(srv, rules, os.path.join(workdir, f"replay-{rules}.db"))
+                _Srt(srv, rules, os.path.join(workdir, f"{tag}-{rules}.db"))
                 if kind == "srt"
                 else _Stateless(srv, rules, kind)
             )
@@ -241,6 +245,7 @@ def replay(
                         assert rec.cache is not None
                         allowed = _allowed(prev, rules)
                         t.max_cacheable += allowed
+                        t.reused += min(rec.cache.read, allowed)
                         conv_max += allowed
                         prev = rec.cache.total
                         conv_in += rec.cache.total
@@ -270,8 +275,11 @@ def summarize(res: dict[str, ClientTotals], rules: str) -> dict[str, Any]:
             "full_price_input_usd": t.full_price_usd,
             "wire_bytes_per_turn": t.wire_bytes / max(t.requests, 1),
         }
-    out["reuse_efficiency"] = srt.cached_tokens / srt.max_cacheable if srt.max_cacheable else 1.0
+    out["reuse_efficiency"] = srt.reused / srt.max_cacheable if srt.max_cacheable else 1.0
     out["max_cacheable"] = srt.max_cacheable
+    # Hits beyond the conversation's own previous prompt: another conversation that
+    # starts the same way (ShareGPT repeats popular first prompts) left it in the cache.
+    out["cached_beyond_own_prefix"] = srt.cached_tokens - srt.reused
 
     def fewer(kind: str, min_msgs: int) -> dict[str, float]:
         """srt's reduction of uncached tokens against ``kind`` on conversations of at
@@ -361,6 +369,6 @@ def run_replay(
         },
     }
     for r in rules:
-        out[r] = summarize(replay(workdir, convs, r, progress=progress), r)
+        out[r] = summarize(replay(workdir, convs, r, tag=name, progress=progress), r)
     out["seconds"] = time.perf_counter() - t0
     return out

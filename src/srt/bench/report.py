@@ -253,15 +253,19 @@ def _replay(name: str, r: dict[str, Any]) -> list[str]:
                 f"{c['uncached_tokens']:>10,} {c['written_tokens']:>8,} "
                 f"{c['billed_input_usd']:>9.3f} {c['wire_bytes_per_turn']:>10,.0f}"
             )
-        lines.append(f"    srt reuse efficiency {100 * x['reuse_efficiency']:.2f}%")
+        lines.append(
+            f"    srt reuse efficiency {100 * x['reuse_efficiency']:.2f}% of "
+            f"{x['max_cacheable']:,} cacheable tokens (and {x['cached_beyond_own_prefix']:,} "
+            "cached beyond its own prefix)"
+        )
         for kind in x["clients"]:
             if kind == "srt":
                 continue
             a, b = x[f"fewer_uncached_vs_{kind}_ge20"], x[f"fewer_uncached_vs_{kind}_ge10"]
+            bound = f" (the rules allow {100 * a['bound']:.1f}%)" if kind == "stateless" else ""
             lines.append(
-                f"    srt vs {kind:<10} fewer uncached: >=20 msgs {100 * a['aggregate']:.1f}% "
-                f"(rules allow {100 * a['bound']:.1f}%, n={a['n']}); >=10 msgs median "
-                f"{100 * b['median']:.1f}% (n={b['n']})"
+                f"    srt vs {kind:<10} fewer uncached: >=20 msgs {100 * a['aggregate']:.1f}%"
+                f"{bound}, n={a['n']}; >=10 msgs median {100 * b['median']:.1f}% (n={b['n']})"
             )
     return lines
 
