@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 import srt
-from srt.cli import build_parser
+from srt.cli import build_parser, main
+from support import connect
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 
@@ -226,10 +227,12 @@ def test_not_a_database(cli: Cli, tmp_path: Path) -> None:
     assert cli.db.read_bytes() == junk
 
 
-def test_usage_errors_exit_2(cli: Cli) -> None:
+def test_usage_errors_exit_2(cli: Cli, capsys: pytest.CaptureFixture[str]) -> None:
+    # Two through a real process; the rest through main(), which the script runs.
+    for args in [(), ("frobnicate",)]:
+        err = cli.fails(2, *args)
+        assert err.startswith("usage: srt"), args
     for args in [
-        (),
-        ("frobnicate",),
         ("db",),
         ("show",),
         ("append", "chat", "hi"),  # no --role
@@ -237,10 +240,18 @@ def test_usage_errors_exit_2(cli: Cli) -> None:
         ("request", "chat", "--model", "m", "--format", "nope"),
         ("rewind", "chat", "-1"),
         ("fork", "chat", "x", "--at", "one"),
+        ("export", "chat"),  # no --format
+        ("export", "chat", "--format", "yaml"),
+        ("search", "x", "--limit", "0"),
+        ("show", "chat", "--json", "--tree"),
+        ("chat", "--session", "a", "-c"),
+        ("chat", "--provider", "nope"),
+        ("--db", "", "ls"),
     ]:
-        err = cli.fails(2, *args)
-        assert err.startswith("usage: srt"), args
-    assert cli.raw("--db", "", "ls").code == 2
+        with pytest.raises(SystemExit) as exc:
+            main(["--db", str(cli.db), *args])
+        assert exc.value.code == 2, args
+        assert capsys.readouterr().err.startswith("usage: srt"), args
     assert not cli.db.exists()
 
 
@@ -351,3 +362,217 @@ def test_docs_cover_every_command_and_option() -> None:
             assert _mention(action) in sections[title], (title, _mention(action))
     for action in _options(build_parser()):
         assert _mention(action) in doc.split("\n## srt ", 1)[0], action.dest
+
+
+# -- export and import, search, stats, tree, gc, verify, vacuum ------------------------------
+
+CONVERSATION: list[dict[str, object]] = [
+    {"role": "system", "content": "You are terse."},
+    {"role": "user", "content": "hello ünïcödé"},
+    {"role": "assistant", "content": "hi there"},
+    {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "look"},
+            {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+        ],
+    },
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "add", "arguments": '{"a":1}'},
+            }
+        ],
+    },
+    {"role": "tool", "tool_call_id": "call_1", "content": "2"},
+    {"role": "assistant", "content": "done"},
+]
+
+
+def test_export_import_round_trip(cli: Cli, tmp_path: Path) -> None:
+    with srt.Runtime(cli.db) as rt:
+        rt.session("orig").append(*CONVERSATION)
+        stored = rt.session("orig").messages()
+    for fmt in ("openai", "anthropic", "responses", "jsonl"):
+        exported = cli.ok("export", "orig", "--format", fmt)
+        path = tmp_path / f"copy-{fmt}.{'jsonl' if fmt == 'jsonl' else 'json'}"
+        path.write_text(exported, encoding="utf-8")
+        assert cli.ok("import", str(path)) == f"copy-{fmt}: 7 messages\n"
+        with srt.Runtime(cli.db) as rt:
+            assert rt.session(f"copy-{fmt}", create=False).messages() == stored, fmt
+        if fmt != "jsonl":
+            body = json.loads(exported)
+            assert body["model"] == ("claude-sonnet-4-5" if fmt == "anthropic" else "gpt-4o-mini")
+    # jsonl is the stored bytes, one message a line; stdin works with --name.
+    with srt.Runtime(cli.db) as rt:
+        lines = b"".join(b + b"\n" for b in rt.session("orig").messages_bytes())
+    assert cli("export", "orig", "--format", "jsonl").out == lines
+    assert cli.ok("import", "-", "--name", "piped", stdin=lines) == "piped: 7 messages\n"
+    # Identical histories share their nodes: every copy is a branch of one tree.
+    listing = json.loads(cli.ok("ls", "--json"))
+    assert {s["branches"] for s in listing} == {6}
+    assert len({s["head_prefix"] for s in listing}) == 1
+    err = cli.fails(1, "import", str(tmp_path / "copy-openai.json"))
+    assert err == (
+        "srt: error: a session named 'copy-openai' already exists; pick another name with --name\n"
+    )
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"messages": [{"role": "wizard", "content": "x"}]}', encoding="utf-8")
+    assert cli.fails(1, "import", str(bad)).startswith("srt: error: unknown role 'wizard'")
+    assert "bad" not in {s["name"] for s in json.loads(cli.ok("ls", "--json"))}
+
+
+def test_export_leaves_out_partial_replies(cli: Cli) -> None:
+    from srt.providers.base import OpenAI
+    from srt.testing import ProviderServer
+
+    with ProviderServer() as srv, srt.Runtime(cli.db) as rt:
+        provider = OpenAI("sk-test", base_url=srv.url + "/v1")
+        s = rt.session("s")
+        s.append({"role": "user", "content": "q"})
+        srv.fault("openai", "reset_after_events", n=3)  # the stream is cut off
+        with pytest.raises(srt.ProviderError):
+            "".join(s.stream(provider, model="gpt-4o-mini"))
+        provider.close()
+        (_q, partial) = s.messages()
+    shown = cli.ok("show", "s")
+    assert shown == f"user: q\n\nassistant [incomplete]: {partial['content']}\n"
+    assert cli.ok("export", "s", "--format", "jsonl") == '{"role":"user","content":"q"}\n'
+    assert cli.ok("export", "s", "--format", "jsonl", "--include-partial").count("\n") == 2
+    assert json.loads(cli.ok("export", "s", "--format", "openai"))["messages"] == [
+        {"role": "user", "content": "q"}
+    ]
+    tree = cli.ok("show", "s", "--tree")
+    assert tree == f"1 user: q\n2 assistant [incomplete]: {partial['content']}  <- s\n"
+
+
+def test_show_tree_draws_forks(cli: Cli) -> None:
+    with srt.Runtime(cli.db) as rt:
+        main = rt.session("main")
+        main.append(*({"role": "user", "content": f"m{i}"} for i in range(16)))
+        main.fork("mid", at=8).append({"role": "user", "content": "mid own"})
+        main.fork("early", at=2)
+        main.fork("twin")
+        rt.session("other").append({"role": "user", "content": "unrelated"})
+    assert cli.ok("show", "mid", "--tree") == (
+        "1 user: m0\n"
+        "2 user: m1  <- early\n"
+        "⋮ 4 more messages\n"
+        "7 user: m6\n"
+        "8 user: m7\n"
+        "├─ 9 user: m8\n"
+        "│  10 user: m9\n"
+        "│  ⋮ 4 more messages\n"
+        "│  15 user: m14\n"
+        "│  16 user: m15  <- main, twin\n"
+        "└─ 9 user: mid own  <- mid\n"
+    )
+    assert cli.fails(1, "show", "nope", "--tree") == "srt: error: no session named 'nope'\n"
+    assert cli.fails(2, "show", "mid", "--tree", "--json").startswith("usage:")
+
+
+def test_search(cli: Cli) -> None:
+    with srt.Runtime(cli.db) as rt:
+        s = rt.session("a")
+        s.append(
+            {"role": "user", "content": "Where is the aardvark?"},
+            {"role": "assistant", "content": "The aardvark sleeps. " + "zzz " * 40 + "end."},
+        )
+        s.fork("b")
+        rt.session("c").append({"role": "user", "content": "no match here"})
+    out = cli.ok("search", "aardvark", "sleeps").splitlines()
+    assert len(out) == 1 and out[0].startswith("a:2, b:2  assistant: The aardvark sleeps. zzz")
+    assert len(out[0]) <= 80 and out[0].endswith("…")
+    hits = json.loads(cli.ok("search", "AARDVARK", "--json"))
+    assert [h["places"] for h in hits] == [[["a", 1], ["b", 1]], [["a", 2], ["b", 2]]] or [
+        h["places"] for h in hits
+    ] == [[["a", 2], ["b", 2]], [["a", 1], ["b", 1]]]
+    assert cli.ok("search", "aard*", "--limit", "1").count("\n") == 1
+    assert cli.ok("search", "aardvark NOT sleeps", "--fts").startswith("a:1, b:1  user: Where")
+    assert cli.ok("search", "nothing-like-this") == ""
+    err = cli.fails(1, "search", "(", "--fts")
+    assert err.startswith("srt: error: searching:") and err.count("\n") == 1
+
+
+def test_stats_from_the_ledger(cli: Cli) -> None:
+    from srt.providers.base import OpenAI
+    from srt.testing import ProviderServer
+
+    with ProviderServer() as srv, srt.Runtime(cli.db) as rt:
+        provider = OpenAI("sk-test", base_url=srv.url + "/v1")
+        s = rt.session("s")
+        s.append({"role": "system", "content": "rules " * 1500}, {"role": "user", "content": "a"})
+        s.send(provider, model="gpt-4o-mini")
+        s.append({"role": "user", "content": "b"})
+        s.send(provider, model="gpt-4o-mini")
+        rt.session("t").append({"role": "user", "content": "c"})
+        rt.session("t").send(provider, model="my-own-model")
+        provider.close()
+        usage = s.usage()
+    assert usage.cache_read_tokens > 0
+    figures = json.loads(cli.ok("stats", "s", "--json"))
+    assert figures["requests"] == 2 and figures["errors"] == 0
+    assert figures["input_tokens"] == usage.input_tokens
+    assert figures["cache_read_tokens"] == usage.cache_read_tokens
+    assert figures["cache_hit_share"] == round(usage.cache_hit_share, 4)
+    cost = figures["cost"]
+    assert cost["priced_requests"] == 2 and cost["saved_usd"] > 0
+    assert cost["total_usd"] == pytest.approx(cost["input_usd"] + cost["output_usd"])
+    text = cli.ok("stats")
+    assert text.startswith("all sessions, from the usage ledger:\n  requests        3\n")
+    assert "cache hit share" in text and "unpriced        my-own-model" in text
+    assert "MODEL" in text and "my-own-model" in text
+    cli.ok("delete", "s")
+    assert cli.ok("stats", "s").startswith("session s (deleted), from the usage ledger:")
+    assert cli.fails(1, "stats", "never") == "srt: error: no session named 'never'\n"
+
+
+def test_gc_verify_vacuum(cli: Cli) -> None:
+    for cmd in ("gc", "verify", "vacuum"):
+        assert cli.fails(1, cmd) == f"srt: error: no database at {cli.db}\n"
+    with srt.Runtime(cli.db) as rt:
+        a = rt.session("a")
+        a.append({"role": "user", "content": "shared"}, {"role": "assistant", "content": "x"})
+        a.fork("b").append({"role": "user", "content": "only in b " + "words " * 5000})
+    assert cli.ok("verify") == (
+        "ok: 3 messages, 3 nodes, 2 sessions, 0 ledger rows; "
+        "every hash, chain and reference checks out\n"
+    )
+    cli.ok("delete", "b")
+    assert cli.ok("gc", "--dry-run").splitlines() == [
+        "would remove 1 node and 1 message (29.3 KiB of message bodies) that no session reaches",
+        "dry run: nothing was changed",
+    ]
+    report = json.loads(cli.ok("gc", "--json"))
+    assert (report["nodes"], report["messages"], report["checkpointed"]) == (1, 1, True)
+    assert report["pages_freed"] >= 1 and report["bytes_freed"] == 16384 * report["pages_freed"]
+    assert b"only in b" not in cli.db.read_bytes()
+    assert (
+        cli.ok("gc") == "removed 0 nodes and 0 messages (0 bytes of message bodies) that "
+        "no session reaches\n"
+    )
+    before, after = re.fullmatch(r"(.+) before, (.+) after\n", cli.ok("vacuum")).groups()  # type: ignore[union-attr]
+    assert before != after
+
+    # A body changed by hand: verify names the message and the session reaching it.
+    with connect(str(cli.db)) as conn:
+        conn.execute(
+            'UPDATE messages SET body = CAST(\'{"role":"user","content":"sharex"}\' AS BLOB) '
+            "WHERE CAST(body AS TEXT) LIKE '%shared%'"
+        )
+        (mid, h) = conn.execute(
+            "SELECT id, hash FROM messages WHERE CAST(body AS TEXT) LIKE '%sharex%'"
+        ).fetchone()
+    r = cli("verify")
+    assert r.code == 1 and r.err == ""
+    assert r.text == (
+        f"FAULT messages row {mid}: the stored body does not hash to its hash {h.hex()}; "
+        "reached by 'a' message 1\n"
+        "1 fault in 2 messages, 2 nodes, 1 session, 0 ledger rows\n"
+    )
+    (fault,) = json.loads(cli("verify", "--json").text)["faults"]
+    assert (fault["kind"], fault["row"], fault["places"]) == ("message", mid, [["a", 1]])

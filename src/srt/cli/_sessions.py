@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from .. import maintenance
-from ..errors import SessionNotFoundError
+from ..errors import SessionExistsError
 from ..message import canonicalize
 from ..runtime import Runtime
 from ..session import Session
@@ -157,8 +157,8 @@ def draw_tree(top: maintenance.TreeNode, width: int) -> list[str]:
                 j = i
                 while j < len(run) and not keep[j]:
                     j += 1
-                if j - i == 1:
-                    lines.append(prefix + _label(run[i], width - len(prefix)))
+                if j - i < 3:  # eliding fewer lines would not shorten anything
+                    lines.extend(prefix + _label(n, width - len(prefix)) for n in run[i:j])
                 else:
                     lines.append(prefix + f"⋮ {j - i} more messages")
                 i = j
@@ -369,12 +369,9 @@ def import_(args: argparse.Namespace) -> None:
         canonicalize(m)  # refuse a bad message before any file or session is created
     with runtime(args, create=True) as rt:
         try:
-            rt.session(name, create=False)
-        except SessionNotFoundError:
-            pass
-        else:
-            raise CommandError(f"a session named {name!r} already exists; pick one with --name")
-        session = rt._create(name, None)
+            session = rt._create(name, None)
+        except SessionExistsError as exc:
+            raise CommandError(f"{exc}; pick another name with --name") from None
         if messages:
             session.append(*messages)
         print(f"{escape_line(name)}: {len(session)} messages")
