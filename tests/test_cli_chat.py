@@ -276,6 +276,12 @@ def test_chat_turns_slash_commands_and_ctrl_c(
     chat.expect(r"Red, edited\.\n")
     chat.ask("/save warm")
     chat.expect(r"\[renamed colours-b to warm\]")
+    # /edit without text offers the last message for editing on the input line.
+    srv.script("openai", ["Teal, edited again."])
+    chat.ask("/edit")
+    chat.expect(r"edit> Name a warm colour\.$")
+    chat.send("\x15Name a cool colour.\r")  # Ctrl-U clears the line
+    chat.expect(r"kept as session warm~1\]\nTeal, edited again\.\n")
     chat.ask("/bogus")
     chat.expect(r"unknown command /bogus; /help lists them")
     chat.ask("/help")
@@ -286,13 +292,17 @@ def test_chat_turns_slash_commands_and_ctrl_c(
 
     with srt.Runtime(db) as rt:
         names = [i.name for i in rt.sessions()]
-        assert names == ["colours", "colours-b~1", "warm"]
+        assert names == ["colours", "colours-b~1", "warm", "warm~1"]
         assert rt.session("colours", create=False).messages()[-1]["content"].startswith("reply")
         warm = rt.session("warm", create=False).messages()
         assert [m["content"] for m in warm] == [
             "Answer in one line.",
-            "Name a warm colour.",
-            "Red, edited.",
+            "Name a cool colour.",
+            "Teal, edited again.",
+        ]
+        assert rt.session("warm~1", create=False).messages()[1:] == [
+            {"role": "user", "content": "Name a warm colour."},
+            {"role": "assistant", "content": "Red, edited."},
         ]
         kept = rt.session("colours-b~1", create=False).messages()
         assert [m["content"] for m in kept[:3]] == [

@@ -8,18 +8,10 @@ from typing import Any
 
 from .._types import UsageSummary
 from ..errors import SessionNotFoundError
+from ..pricing import PRICES_AS_OF, Pricing
 from ._common import escape_line, print_json, print_table, runtime
 
 __all__ = ["stats", "usage_figures", "usage_summary"]
-
-
-def _savings(rows: Sequence[Mapping[str, Any]]) -> Any:
-    """The pricing module's savings report for ``rows`` (None if it is not installed)."""
-    try:
-        from .. import pricing
-    except ImportError:
-        return None
-    return pricing.Pricing.default().savings(rows)
 
 
 def usage_figures(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -34,21 +26,18 @@ def usage_figures(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "output_tokens": u.output_tokens,
         "cache_hit_share": round(u.cache_hit_share, 4),
     }
-    s = _savings(rows)
-    if s is not None:
-        from .. import pricing
-
-        out["cost"] = {
-            "prices_as_of": pricing.PRICES_AS_OF,
-            "priced_requests": s.priced_requests,
-            "unpriced_models": list(s.unpriced_models),
-            "input_usd": round(s.billed_input_usd, 6),
-            "output_usd": round(s.output_usd, 6),
-            "total_usd": round(s.billed_input_usd + s.output_usd, 6),
-            "stateless_input_usd": round(s.stateless_input_usd, 6),
-            "saved_usd": round(s.saved_usd, 6),
-            "saved_share": round(s.saved_share, 4),
-        }
+    s = Pricing.default().savings(rows)
+    out["cost"] = {
+        "prices_as_of": PRICES_AS_OF,
+        "priced_requests": s.priced_requests,
+        "unpriced_models": list(s.unpriced_models),
+        "input_usd": round(s.billed_input_usd, 6),
+        "output_usd": round(s.output_usd, 6),
+        "total_usd": round(s.billed_input_usd + s.output_usd, 6),
+        "stateless_input_usd": round(s.stateless_input_usd, 6),
+        "saved_usd": round(s.saved_usd, 6),
+        "saved_share": round(s.saved_share, 4),
+    }
     return out
 
 
@@ -79,10 +68,8 @@ def usage_summary(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         ("  cache writes", f"{f['cache_write_tokens']:,}"),
         ("output tokens", f"{f['output_tokens']:,}"),
     ]
-    cost = f.get("cost")
-    if cost is None:
-        lines.append(("cost", "not shown: srt.pricing is not installed"))
-    elif cost["priced_requests"] == 0 and f["requests"]:
+    cost = f["cost"]
+    if cost["priced_requests"] == 0 and f["requests"]:
         lines.append(("cost", "no price known for " + ", ".join(cost["unpriced_models"])))
     elif f["requests"]:
         lines.append(
