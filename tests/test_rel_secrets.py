@@ -21,6 +21,7 @@ and after a SIGKILL; every directory srt creates is 0700.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -179,28 +180,7 @@ def test_canary_key_and_pasted_secret(
     assert pasted_in_files_closed
 
 
-@pytest.mark.parametrize(
-    "kind",
-    [
-        "openai",
-        pytest.param(
-            "anthropic",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="srt/providers/streams.py _error() quotes a mid-stream error "
-                "event's message unredacted; exchange stores it in calls.error",
-            ),
-        ),
-        pytest.param(
-            "bedrock",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="srt/providers/streams.py _error() quotes a mid-stream error "
-                "event's message unredacted; exchange stores it in calls.error",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("kind", ["openai", "anthropic", "bedrock"])
 def test_canary_key_in_a_mid_stream_error_event(
     kind: str, srv: ProviderServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -281,3 +261,23 @@ def test_file_modes(umask: int, tmp_path: Path, capsys: Any, tmp_path_factory: A
     emit(f"file_modes_umask_{umask:03o}", modes, capsys, tmp_path_factory.getbasetemp())
     for name, mode in modes.items():
         assert mode == ("0o700" if name.startswith("dir") else "0o600"), (name, mode)
+
+
+def test_the_redaction_hook_scrubs_a_pasted_secret_before_storage(
+    srv: ProviderServer, tmp_path: Path
+) -> None:
+    path = str(tmp_path / "srt.db")
+
+    def scrub(text: str) -> str:
+        return text.replace(PASTED, "[secret removed]")
+
+    with srt.Runtime(path, redact=scrub) as rt:
+        p = make("openai", srv.url)
+        s = rt.session("s")
+        s.append({"role": "user", "content": [{"type": "text", "text": f"my key is {PASTED}"}]})
+        s.send(p, model=MODELS["openai"])
+        body = srv.log[-1].body
+        p.close()
+        files = db_files(path)
+    assert PASTED not in json.dumps(body) and "[secret removed]" in json.dumps(body)
+    assert occurrences(PASTED, files) == {}

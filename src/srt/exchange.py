@@ -34,6 +34,7 @@ from .errors import (
 )
 from .providers.base import Provider
 from .providers.streams import StreamDecoder, decoder_for
+from .providers.transport import redact
 from .store import CALL_COLUMNS
 from .wire import get_format
 
@@ -43,6 +44,24 @@ if TYPE_CHECKING:
 __all__ = ["AsyncReplyStream", "Call", "ReplyStream"]
 
 RESPONSES_RETENTION_S = 30 * 24 * 3600.0
+
+
+def _scrubbed(exc: BaseException, secrets: tuple[str, ...]) -> BaseException:
+    """``exc`` with any secret (or key-shaped text) removed from its message.
+
+    Stream decoders quote a provider's mid-stream error event, which may echo the
+    credential it was sent; the decoders do not hold the secrets, so this does.
+    """
+    if not isinstance(exc, ProviderError) or not exc.args:
+        return exc
+    text = str(exc.args[0])
+    clean = redact(text, secrets)
+    if clean == text:
+        return exc
+    exc.args = (clean, *exc.args[1:])
+    if isinstance(exc, ProviderResponseError) and exc.body:
+        exc.body = redact(exc.body, secrets)
+    return exc
 
 
 def _status_of(exc: BaseException) -> str:
@@ -181,7 +200,7 @@ class Call:
             "ttft_ms": (self.ttft - self.t0) * 1000.0 if self.ttft else None,
             "retries": self.retries,
             "status": status,
-            "error": error,
+            "error": redact(error, self.provider._secrets) if error else None,
             "response_id": self.reply.response_id if self.reply else None,
             "previous_response_id": self.previous_response_id,
             "stored": None if self.stored is None else int(self.stored),
@@ -330,6 +349,7 @@ class ReplyStream:
                 raise StreamInterruptedError("the stream ended before its final event")
         except BaseException as exc:
             resp.close()
+            _scrubbed(exc, call.provider._secrets)
             call.finish_stream(exc)
             raise
         call.finish_stream(None)
@@ -422,6 +442,7 @@ class AsyncReplyStream:
                 raise StreamInterruptedError("the stream ended before its final event")
         except BaseException as exc:
             await resp.aclose()
+            _scrubbed(exc, call.provider._secrets)
             call.finish_stream(exc)
             raise
         call.finish_stream(None)

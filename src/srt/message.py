@@ -23,7 +23,14 @@ from typing import Any
 from ._types import Message
 from .errors import InvalidMessageError
 
-__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "ROLES", "canonical_tool", "canonicalize", "dumps"]
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "ROLES",
+    "canonical_tool",
+    "canonicalize",
+    "dumps",
+    "redact_strings",
+]
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 #: Default limit on one message's canonical size (32 MiB); configurable per runtime.
@@ -278,3 +285,23 @@ def canonical_tool(tool: Any) -> bytes:
         return dumps({"type": "function", "function": _plain(fn, "tool.function", 1)})
     except UnicodeEncodeError:
         raise _bad("a tool definition contains a lone surrogate") from None
+
+
+def redact_strings(value: Any, redact: Any) -> Any:
+    """``value`` with ``redact(text)`` applied to every string in it (not to keys).
+
+    Used for the runtime's redaction hook, before a message is validated, hashed
+    or stored, so a secret pasted into a chat never reaches the file.
+    """
+    if isinstance(value, str):
+        out = redact(value)
+        if not isinstance(out, str):
+            raise _bad("the redaction hook must return a str")
+        return out
+    if isinstance(value, Message):
+        return redact_strings(value.to_dict(), redact)
+    if isinstance(value, Mapping):
+        return {k: redact_strings(v, redact) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_strings(v, redact) for v in value]
+    return value

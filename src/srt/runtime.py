@@ -6,7 +6,7 @@ import json
 import os
 import threading
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import platformdirs
@@ -68,7 +68,9 @@ class Runtime:
     >>> rt = srt.Runtime("chats.db")          # doctest: +SKIP
     >>> s = rt.session("support-42")          # doctest: +SKIP
 
-    ``path`` defaults to ``default_path()``. ``max_message_bytes`` bounds one
+    ``path`` defaults to ``default_path()``. ``redact`` is a redaction hook: a
+    function applied to every string of every message before it is stored, e.g. to
+    scrub API keys a user pastes into a chat. ``max_message_bytes`` bounds one
     message's canonical size; ``fragment_cache_bytes`` bounds the in-memory cache of
     per-format fragments shared by all sessions of this runtime.
     """
@@ -79,6 +81,7 @@ class Runtime:
         *,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         fragment_cache_bytes: int = 256 * 1024 * 1024,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         if max_message_bytes <= 0:
             raise ConfigError("max_message_bytes must be positive")
@@ -86,6 +89,9 @@ class Runtime:
             raise ConfigError("fragment_cache_bytes must be >= 0")
         self.path = os.fspath(path) if path is not None else default_path()
         self.max_message_bytes = max_message_bytes
+        #: The redaction hook: applied to every string of every message (appended
+        #: or received) before it is validated, hashed or stored.
+        self.redact = redact
         self._store = Store(self.path)
         self._fragments = _core.FragmentCache(fragment_cache_bytes)
         self._bodies = _core.FragmentCache(fragment_cache_bytes)

@@ -27,7 +27,7 @@ from .cache import (
 )
 from .context import WindowPolicy, select
 from .errors import ConflictError, HistoryIndexError, SessionError
-from .message import canonicalize
+from .message import canonicalize, redact_strings
 from .pricing import Pricing, Savings
 from .providers.base import Provider
 from .store import NewNode
@@ -153,8 +153,11 @@ class Session:
         self, messages: Iterable[Any], model: str | None = None
     ) -> list[tuple[bytes, bytes, bytes | None]]:
         limit = self._rt.max_message_bytes
+        hook = self._rt.redact
         out = []
         for given in messages:
+            if hook is not None:
+                given = redact_strings(given, hook)
             converted = to_canonical(given, model) if not isinstance(given, Message) else [given]
             for msg in converted:
                 body, meta = canonicalize(msg, limit)
