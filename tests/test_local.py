@@ -218,6 +218,28 @@ def test_a_call_without_a_slot_is_still_counted(provider: LocalProvider, rt: srt
         assert c.slot is None and c.session is None
 
 
+def test_first_use_starts_the_server_and_aclose_stops_it(model: str, rt: srt.Runtime) -> None:
+    p = LocalProvider(model, ctx_size=512, slots=1, threads=2, save_slots=False)
+    assert p.pid is None and p.server_url is None
+    s = rt.session("lazy")
+    s.append({"role": "user", "content": QUESTIONS[0]})
+    seen: list[tuple[int, str]] = []
+
+    async def main() -> None:
+        params = {**SEND, **p.params_for(s)}  # routed before the server exists
+        await s.asend(p, model=p.model_name, **params)
+        assert p.pid is not None and p.server_url is not None
+        STARTED.append(p.pid)
+        seen.append((p.pid, p.server_url))
+        await p.aclose()
+
+    asyncio.run(main())
+    (c,) = p.calls
+    _consistent(c)
+    assert (c.session, c.slot, c.route) == ("lazy", 0, "cold")
+    assert p.pid is None and _gone(*seen[0])
+
+
 # -- restart and resume ----------------------------------------------------------------
 
 

@@ -164,7 +164,6 @@ class _Server:
                 return
             if self._proc is not None:  # it died: start again with an empty slot table
                 self._reap()
-            self.router.reset()
             if self._http.is_closed:
                 self._http = self._client()
             t0 = time.monotonic()
@@ -288,6 +287,7 @@ class _Server:
     def _reap(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
+            self.router.reset()  # the slots' contents end with the process
             with contextlib.suppress(OSError):
                 if proc.stdin is not None:
                     proc.stdin.close()
@@ -543,7 +543,9 @@ class LocalProvider(OpenAICompatible):
         super().close()
 
     async def aclose(self) -> None:
+        """The asyncio twin of ``close``; closes both transports."""
         await asyncio.to_thread(self._finalizer)
+        super().close()
         await super().aclose()
 
     def __enter__(self) -> LocalProvider:
