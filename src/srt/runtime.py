@@ -148,8 +148,10 @@ class Runtime:
             with self._counter_lock:
                 self._serialized += n
 
-    def _create(self, name: str, head: int | None) -> Session:
-        row = self._store.create_session(check_name(name), head, exist_ok=False)
+    def _create(self, name: str, head: int | None, head_prefix: bytes | None = None) -> Session:
+        row = self._store.create_session(
+            check_name(name), head, exist_ok=False, head_prefix=head_prefix
+        )
         return Session(self, row[0], name, row[1])
 
     # -- public API --------------------------------------------------------------

@@ -276,7 +276,16 @@ class Session:
             self._load()
             keep = self._index(at)
             head = self._ids[keep - 1] if keep else None
-            child = self._rt._create(name, head)
+            # The prefix this handle believes in (derived, not read back: a node id it
+            # saw may have been collected and reused by another process).
+            believed = (
+                self._head_prefix
+                if keep == len(self._ids)
+                else _core.chain_many(_core.ROOT, self._hashes[:keep])[-1]
+                if keep
+                else None
+            )
+            child = self._rt._create(name, head, believed)
             child._ids = self._ids[:keep]
             child._hashes = self._hashes[:keep]
             child._bodies = self._bodies[:keep]

@@ -181,9 +181,20 @@ class Store:
         )
         return rows[0] if rows else None
 
-    def create_session(self, name: str, head: int | None, *, exist_ok: bool) -> SessionRow:
+    def create_session(
+        self, name: str, head: int | None, *, exist_ok: bool, head_prefix: bytes | None = None
+    ) -> SessionRow:
+        """Create a session at ``head``. With ``head_prefix``, the node must still carry
+        that prefix hash (a node id seen earlier may have been collected and reused)."""
         now = time.time()
         with self.write("creating a session") as conn:
+            if head is not None and head_prefix is not None:
+                found = conn.execute("SELECT prefix FROM nodes WHERE id = ?", (head,)).fetchone()
+                if found is None or found[0] != head_prefix:
+                    raise ConflictError(
+                        "the history this handle saw is no longer stored (collected by gc?); "
+                        "refresh() and retry"
+                    )
             row = conn.execute(
                 "SELECT id, head, created, updated FROM sessions WHERE name = ?", (name,)
             ).fetchone()
