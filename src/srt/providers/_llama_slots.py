@@ -174,12 +174,10 @@ class Router:
 
     # -- routing ---------------------------------------------------------------------
 
-    def _chain(self, session: SessionLike | str) -> tuple[str, list[bytes], list[int]]:
-        """The session's name, prefix hashes and cumulative message sizes."""
-        if isinstance(session, str):
-            return session, [], []
-        name = session.name
-        bodies = session.messages_bytes()
+    def _chain(self, name: str, bodies: list[bytes] | None) -> tuple[list[bytes], list[int]]:
+        """The session's prefix hashes and cumulative message sizes (under the lock)."""
+        if bodies is None:
+            return [], []
         old = self._chains.get(name)
         keep = 0
         if old is not None:
@@ -198,12 +196,17 @@ class Router:
         self._chains[name] = (bodies, chain, sizes)
         if len(self._chains) > _CHAIN_CACHE:
             del self._chains[next(iter(self._chains))]
-        return name, chain, sizes
+        return chain, sizes
 
     def route(self, session: SessionLike | str) -> int:
         """Pick the slot for the session's next request, planning any save or restore."""
+        # The session's own lock is taken outside the router's: never the other way round.
+        if isinstance(session, str):
+            name, bodies = session, None
+        else:
+            name, bodies = session.name, session.messages_bytes()
         with self._lock:
-            name, chain, sizes = self._chain(session)
+            chain, sizes = self._chain(name, bodies)
             head = chain[-1] if chain else None
             now = time.monotonic()
             for s in self._slots:  # asked twice for the same request: same answer
