@@ -98,6 +98,9 @@ class Call:
         params = dict(params)
         self.window = params.pop("window", None)
         extra = dict(getattr(provider, "extra_params", {}) or {})
+        params_for = getattr(provider, "params_for", None)
+        if params_for is not None:  # e.g. the local provider's slot routing
+            extra.update(params_for(session))
         self.params = {**extra, **params, **(provider.stream_params() if stream else {})}
         self.stored = bool(self.params.get("store", True)) if self._responses else None
         self.previous_response_id: str | None = None
