@@ -49,17 +49,24 @@ def replay(name: str, r: dict[str, Any]) -> list[str]:
                 f"{c['uncached_tokens']:,} | {c['written_tokens']:,} | "
                 f"{c['billed_input_usd']:.2f} | {c['wire_bytes_per_turn']:,.0f} |"
             )
-        a = x["fewer_uncached_vs_stateless_ge20"]
-        b = x["fewer_uncached_vs_stateless_ge10"]
         out += [
             "",
             f"srt reuse efficiency {_pct(x['reuse_efficiency'])} of {x['max_cacheable']:,} "
             f"cacheable tokens (plus {x.get('cached_beyond_own_prefix', 0):,} cached beyond "
-            f"its own prefix); against `stateless`, ≥ 20 messages: {_pct(a['aggregate'])} "
-            f"fewer uncached (the rules allow {_pct(a['bound'])}, n = {a['n']}); ≥ 10 "
-            f"messages: median {_pct(b['median'])} (n = {b['n']}).",
+            "its own prefix). srt's uncached input tokens against each client:",
             "",
+            "| against | all | ≥ 20 messages | (own-prefix bound) | ≥ 10 messages, median |",
+            "|---|---:|---:|---:|---:|",
         ]
+        for kind in x["clients"]:
+            if kind == "srt":
+                continue
+            a0, a, b = (x[f"fewer_uncached_vs_{kind}_ge{m}"] for m in (0, 20, 10))
+            ge20 = f"{_pct(a['aggregate'])} fewer (n = {a['n']})" if a["n"] else "—"
+            bound = _pct(a["bound"]) if a["n"] and kind == "stateless" else ""
+            ge10 = f"{_pct(b['median'])} fewer (n = {b['n']})" if b["n"] else "—"
+            out.append(f"| {kind} | {_pct(a0['aggregate'])} fewer | {ge20} | {bound} | {ge10} |")
+        out.append("")
     return out
 
 

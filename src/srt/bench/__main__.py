@@ -100,9 +100,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--workload",
         action="append",
-        choices=WORKLOADS,
+        choices=(*WORKLOADS, "real"),
         metavar="NAME",
-        help=f"run this workload (repeatable): {', '.join(WORKLOADS)}",
+        help=f"run this workload (repeatable): {', '.join(WORKLOADS)}, real (= --real)",
     )
     p.add_argument(
         "--real",
@@ -168,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick and args.workload:
         p.error("--quick and --workload do not go together")
     chosen = tuple(args.workload) if args.workload else (QUICK if args.quick else WORKLOADS)
+    if "real" in chosen:
+        args.real = True
+        chosen = tuple(w for w in chosen if w != "real")
     if args.plot and not plot.available():
         sys.stderr.write(f"--plot: matplotlib is not installed; no picture ({plot.INSTALL})\n")
 

@@ -300,7 +300,7 @@ def summarize(res: dict[str, ClientTotals], rules: str) -> dict[str, Any]:
 
     for kind in res:
         if kind != "srt":
-            for m in (10, 20):
+            for m in (0, 10, 20):
                 out[f"fewer_uncached_vs_{kind}_ge{m}"] = fewer(kind, m)
     return out
 
@@ -331,12 +331,16 @@ def sample_sharegpt(
     return [_sharegpt_turns(convs[i]) for i in chosen], stats
 
 
-def mtbench_convs(seed: int = 1) -> list[tuple[str | None, Turns]]:
-    """MT-Bench's questions, each with seeded replies of 1-3 KB (it ships no answers)."""
+def mtbench_convs(seed: int = 1, system_chars: int = 6000) -> list[tuple[str | None, Turns]]:
+    """MT-Bench's questions, each with seeded replies of 1-3 KB (it ships no answers),
+    all behind one shared seeded system prompt of ``system_chars`` (as a deployed
+    assistant sends; 0: none), so a new conversation can reuse the system prompt that
+    earlier conversations cached."""
     rng = random.Random(seed)
+    system = workloads.text(rng, system_chars) if system_chars else None
     out: list[tuple[str | None, Turns]] = []
     for turns in datasets.mtbench():
-        out.append((None, [(q, workloads.text(rng, rng.randint(1000, 3000))) for q in turns]))
+        out.append((system, [(q, workloads.text(rng, rng.randint(1000, 3000))) for q in turns]))
     return out
 
 

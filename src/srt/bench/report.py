@@ -261,12 +261,19 @@ def _replay(name: str, r: dict[str, Any]) -> list[str]:
         for kind in x["clients"]:
             if kind == "srt":
                 continue
-            a, b = x[f"fewer_uncached_vs_{kind}_ge20"], x[f"fewer_uncached_vs_{kind}_ge10"]
-            bound = f" (the rules allow {100 * a['bound']:.1f}%)" if kind == "stateless" else ""
-            lines.append(
-                f"    srt vs {kind:<10} fewer uncached: >=20 msgs {100 * a['aggregate']:.1f}%"
-                f"{bound}, n={a['n']}; >=10 msgs median {100 * b['median']:.1f}% (n={b['n']})"
-            )
+            parts = []
+            for m in (0, 20, 10):
+                a = x[f"fewer_uncached_vs_{kind}_ge{m}"]
+                if not a["n"]:
+                    continue
+                if m == 10:
+                    what = f"{100 * a['median']:.1f}% median"
+                else:
+                    what = f"{100 * a['aggregate']:.1f}%"
+                    if kind == "stateless":
+                        what += f" (own-prefix bound {100 * a['bound']:.1f}%)"
+                parts.append(f"{'all' if not m else f'>={m} msgs'} {what} (n={a['n']})")
+            lines.append(f"    srt vs {kind:<10} fewer uncached: " + "; ".join(parts))
     return lines
 
 
