@@ -56,7 +56,7 @@ from srt.testing import ProviderServer
 CHILD = str(SUPPORT / "crash_child.py")
 RANDOM_KILLS = 2000 if SOAK else 200
 LANES = 2  # two children at a time, each on its own file (2 cores)
-ROTATE = 10  # kills per database file before a new one is started
+ROTATE = 5  # kills per database file before a new one is started
 MAX_DELAY_S = 0.15  # a kill lands up to this long after the child is ready
 EARLY = 0.05  # this share of kills lands at a random moment from spawn (import, open)
 

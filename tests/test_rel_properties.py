@@ -262,9 +262,9 @@ def sized(n: int) -> str:
     return (_BLOCK * (n // len(_BLOCK) + 1))[:n]
 
 
-# 1 example in 500 is uniform over 0..16 MiB characters, the rest up to 8 KiB (and the
-# explicit examples below hit the boundaries).
-SIZES = st.integers(0, 499).flatmap(
+# 1 example in 1,000 is uniform over 0..16 MiB characters, the rest up to 8 KiB (and
+# the explicit examples below hit the boundaries).
+SIZES = st.integers(0, 999).flatmap(
     lambda r: st.integers(0, 16 * MiB) if r == 0 else st.integers(0, 8192)
 )
 
@@ -343,7 +343,7 @@ JSON = st.recursive(
         st.lists(ch, max_size=4)
         | st.dictionaries(st.text(st.characters(codec="utf-8"), max_size=6), ch, max_size=4)
     ),
-    max_leaves=8,
+    max_leaves=6,
 )
 KEYS = st.sampled_from(
     ["role", "content", "name", "tool_calls", "tool_call_id", "metadata", "artifacts", "x"]
@@ -351,16 +351,16 @@ KEYS = st.sampled_from(
 ANY = st.recursive(
     LEAVES | st.binary(max_size=6) | st.text(ALL_CHARS, max_size=8),
     lambda ch: st.lists(ch, max_size=3) | st.dictionaries(KEYS, ch, max_size=3),
-    max_leaves=6,
+    max_leaves=4,
 )
 MESSAGES = st.fixed_dictionaries(
     {
         "role": st.sampled_from(["user", "assistant", "system", "tool", "developer", "x"]),
-        "content": TEXT | st.none() | ANY,
+        "content": st.text(ALL_CHARS, max_size=8) | st.none() | ANY,
     },
     optional={
-        "name": TEXT | ANY,
-        "tool_call_id": TEXT | ANY,
+        "name": st.text(ALL_CHARS, max_size=8) | ANY,
+        "tool_call_id": st.text(ALL_CHARS, max_size=8) | ANY,
         "metadata": st.dictionaries(st.text(max_size=4), JSON, max_size=3) | ANY,
         "tool_calls": ANY,
         "x": JSON,

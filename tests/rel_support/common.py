@@ -69,12 +69,16 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def turn_payload(tid: str, limit: int = 20 * 1024) -> tuple[str, str]:
+def turn_payload(tid: str, limit: int | None = None) -> tuple[str, str]:
     """The (question, answer) text of turn ``tid``: 0 to ``limit`` UTF-8 bytes in all.
 
     Derived from ``tid`` alone, so a checker recomputes it and any truncated, mixed
-    or half-written turn shows as a mismatch.
+    or half-written turn shows as a mismatch. The default limit is 20 KB, or 2 KB
+    for ids starting with ``k`` (the crash loop's kills at every I/O point, which
+    keep each turn to a few pages so that there are fewer points to kill at).
     """
+    if limit is None:
+        limit = 2048 if tid.startswith("k") else 20 * 1024
     rng = random.Random(hashlib.sha256(tid.encode()).digest())
     size = rng.randint(0, limit)
     text = "".join(rng.choices(_ALPHABET, k=size)).encode()[:size].decode("utf-8", "ignore")
