@@ -146,8 +146,12 @@ def translate(action: str) -> Iterator[None]:
         raise CorruptionError(
             f"{action}: the file is not a valid SQLite database ({_describe(exc)})"
         ) from exc
+    except UnicodeDecodeError as exc:  # apsw decoding a TEXT value of a damaged file
+        raise CorruptionError(
+            f"{action}: a text value in the file is not valid UTF-8 (the file is damaged)"
+        ) from exc
     except apsw.SQLError as exc:
-        if not str(exc).startswith(("no such table", "no such column")):
+        if not str(exc).startswith(("no such table", "no such column", "unsupported file")):
             raise StoreError(f"{action}: {_describe(exc)}") from exc
         # srt's own SQL names only srt's tables and columns: the file's schema was
         # damaged or altered (a bit flip in sqlite_schema reads as a missing column).
@@ -278,7 +282,13 @@ def _migrate(conn: apsw.Connection, lock: threading.Lock) -> None:
         try:
             current = _check_identity(conn)
             for version in range(current, SCHEMA_VERSION):
-                conn.execute(MIGRATIONS[version])
+                try:
+                    conn.execute(MIGRATIONS[version])
+                except apsw.SQLError as exc:  # e.g. "duplicate column": newer tables
+                    raise CorruptionError(
+                        f"the file says schema version {current} but its tables do not match "
+                        f"it ({_describe(exc)}); nothing was changed"
+                    ) from exc
             if current < SCHEMA_VERSION:
                 conn.execute(f"PRAGMA application_id={APPLICATION_ID:d}")
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION:d}")
