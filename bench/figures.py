@@ -63,7 +63,8 @@ def replay(name: str, r: dict[str, Any]) -> list[str]:
                 continue
             a0, a, b = (x[f"fewer_uncached_vs_{kind}_ge{m}"] for m in (0, 20, 10))
             ge20 = f"{_pct(a['aggregate'])} fewer (n = {a['n']})" if a["n"] else "—"
-            bound = _pct(a["bound"]) if a["n"] and kind == "stateless" else ""
+            no_cache = not x["clients"][kind]["cached_tokens"]
+            bound = _pct(a["bound"]) if a["n"] and no_cache else ""
             ge10 = f"{_pct(b['median'])} fewer (n = {b['n']})" if b["n"] else "—"
             out.append(f"| {kind} | {_pct(a0['aggregate'])} fewer | {ge20} | {bound} | {ge10} |")
         out.append("")

@@ -146,7 +146,7 @@ def run_real(
             url = f"{p.server_url}/v1/chat/completions"
             for ci, conv in enumerate(chosen):
                 acc = {"requests": 0, "prompt_tokens": 0, "prompt_n": 0, "cache_n": 0}
-                acc["cached_tokens"] = 0
+                acc["cached_tokens"] = acc["last_prompt_tokens"] = 0
                 history: list[dict[str, Any]] = []
                 s = rt.session(f"real-{ci}") if rt is not None else None
                 for m in conv:
@@ -180,6 +180,7 @@ def run_real(
                         acc["requests"] += 1
                         for k, v in got.items():
                             acc[k] += v
+                        acc["last_prompt_tokens"] = got["prompt_tokens"]
                         done += 1
                         if progress is not None:
                             progress(done, total)
@@ -204,6 +205,11 @@ def run_real(
     ev = {k: c[k]["total"].get("prompt_n", 0) for k in c}
     res["fewer_evaluated_vs_nocache"] = 1 - ev["srt"] / ev["nocache"] if ev["nocache"] else 0.0
     res["fewer_evaluated_vs_cached"] = 1 - ev["srt"] / ev["cached"] if ev["cached"] else 0.0
+    # Each turn must evaluate at least what is new since the previous prompt (the
+    # previous reply and the new user turn): over a conversation that adds up to its
+    # last prompt, so no client can evaluate fewer than the last prompts' tokens.
+    floor = c["nocache"]["total"].get("last_prompt_tokens", 0)
+    res["fewer_evaluated_bound"] = 1 - floor / ev["nocache"] if ev["nocache"] else 0.0
     res["srt_never_worse_than_cached"] = all(
         a["prompt_n"] <= b["prompt_n"]
         for a, b in zip(c["srt"]["per_conversation"], c["cached"]["per_conversation"], strict=True)
