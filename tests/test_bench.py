@@ -195,13 +195,11 @@ def test_real_model_counters(tmp_path: Path) -> None:
         {"role": "assistant", "content": "Blue, the colour of a clear sky at noon."},
         {"role": "user", "content": "Name a fruit."},
         {"role": "assistant", "content": "An apple, crisp and red."},
-        {"role": "user", "content": "Name a tree."},
-        {"role": "assistant", "content": "An oak."},
     ]
-    r = real.run_real(str(tmp_path), convs=[conv], ctx_size=1024)
+    r = real.run_real(str(tmp_path), convs=[conv], ctx_size=512, max_tokens=2)
     c = r["clients"]
     no, ca, st = c["nocache"]["total"], c["cached"]["total"], c["srt"]["total"]
-    assert no["requests"] == ca["requests"] == st["requests"] == 3
+    assert no["requests"] == ca["requests"] == st["requests"] == 2
     assert no["prompt_tokens"] == ca["prompt_tokens"] == st["prompt_tokens"] > 0
     assert no["cache_n"] == 0 and no["prompt_n"] == no["prompt_tokens"]
     for t in (ca, st):

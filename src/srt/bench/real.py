@@ -111,6 +111,7 @@ def run_real(
     cache_ram_mib: int = 0,
     ctx_size: int = 4096,
     convs: list[Any] | None = None,
+    max_tokens: int = MAX_TOKENS,
     progress: Progress = None,
 ) -> dict[str, Any]:
     """Replay through the three clients; per client and conversation, the counters."""
@@ -128,7 +129,7 @@ def run_real(
             "slots": 1,
             "ctx_size": ctx_size,
             "cache_ram_mib": cache_ram_mib,
-            "max_tokens": MAX_TOKENS,
+            "max_tokens": max_tokens,
             "temperature": 0,
         },
         "conversations": [len(c) for c in chosen],
@@ -156,7 +157,7 @@ def run_real(
                             s.append(m)
                         if m["role"] == "system":
                             continue
-                        params: dict[str, Any] = {"max_tokens": MAX_TOKENS, "temperature": 0}
+                        params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": 0}
                         if s is not None:
                             params.update(p.params_for(s))
                             s.send(p, model=p.model_name, **params)
