@@ -304,8 +304,9 @@ def _real(r: dict[str, Any]) -> list[str]:
         )
     lines.append(
         f"  srt evaluates {100 * r['fewer_evaluated_vs_nocache']:.1f}% fewer tokens than the "
-        f"cache-off client (at most {100 * r['fewer_evaluated_bound']:.1f}% is possible: each "
-        f"turn's new tokens must run), {100 * r['fewer_evaluated_vs_cached']:.1f}% fewer than "
+        f"cache-off client (about {100 * r['fewer_evaluated_bound']:.1f}% is the most any "
+        f"client can save: each turn's new tokens must run), "
+        f"{100 * r['fewer_evaluated_vs_cached']:.1f}% fewer than "
         f"the cached client; never worse than it: {r['srt_never_worse_than_cached']}"
     )
     return lines
