@@ -139,6 +139,10 @@ def verify_store(path: str, *, chains: bool = True) -> StoreReport:
         if fk:
             rep.problems.append(f"foreign_key_check: {fk[:5]}")
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type='table'")}
+        if not tables:
+            # A kill before the first migration committed leaves srt's freshly created,
+            # empty file: nothing was acknowledged in it and the next open initializes it.
+            return rep
         if not {"messages", "nodes", "sessions"} <= tables:
             rep.problems.append(f"missing tables: {sorted(tables)}")
             return rep
