@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,12 +42,77 @@ def environment() -> dict[str, str]:
     }
 
 
+def _fig(results: dict[str, Any], name: str, *keys: str) -> Any:
+    value: Any = results.get(name, {})
+    for k in keys:
+        value = value.get(k, {}) if isinstance(value, dict) else {}
+    return value if value != {} else "-"
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """The headline figures of one merged result document as a Markdown table."""
+    r = doc["results"]
+    rows = []
+    for name in ("crash_random_kills", "crash_io_points", "crash_migration", "crash_gc"):
+        if name in r:
+            f = r[name]
+            rows.append(
+                (
+                    name,
+                    f"{f['kills']} kills, {f['acknowledged_turns']} acknowledged turns: "
+                    f"{f['acknowledged_turns_lost']} lost, {f['half_written_turns']} half-written, "
+                    f"integrity ok {f['integrity_ok']}x / not ok {f['integrity_not_ok']}x, "
+                    f"chain problems {f['chain_problems']}, mode problems "
+                    f"{f['file_mode_problems']}",
+                )
+            )
+    if "crash_mid_stream" in r:
+        f = r["crash_mid_stream"]
+        rows.append(
+            (
+                "crash_mid_stream",
+                f"{f['kills']} kills ({f['kill_landed']}): {f['acknowledged_turns_lost']} lost, "
+                f"{f['half_written_turns']} half-written, integrity not ok "
+                f"{f['integrity_not_ok']}x",
+            )
+        )
+    if "concurrency_load" in r:
+        f = r["concurrency_load"]
+        rows.append(
+            (
+                "concurrency_load",
+                f"{f['commits']} commits in {f['seconds']:.0f} s = {f['commits_per_s']}/s; "
+                f"append p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms (shared p99 "
+                f"{f['shared_p99_ms']}, own p99 {f['own_p99_ms']}); errors to callers "
+                f"{f['errors_reaching_caller']}, lost {f['lost_turns']}, half-written "
+                f"{f['half_written_turns']}, order violations {f['order_violations']}, "
+                f"integrity {f['integrity']}",
+            )
+        )
+    for name, f in r.items():
+        if name.startswith("properties_") and "examples" in f:
+            rows.append((name, f"{f['examples']} examples, 0 failures, {f['seconds']} s"))
+    for name in ("fuzz_core_hypothesis", "secrets_canary"):
+        if name in r:
+            shown = {k: v for k, v in r[name].items() if k not in ("test", "soak", "errors")}
+            rows.append((name, json.dumps(shown, sort_keys=True)))
+    lines = ["| test | figures |", "|---|---|"]
+    lines += [f"| `{n}` | {text} |" for n, text in rows]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--soak", action="store_true", help="run the long forms (SRT_SOAK=1)")
     ap.add_argument("-k", default=None, help="pytest -k expression")
     ap.add_argument("--out", default=None, help="where to write the merged JSON")
+    ap.add_argument(
+        "--markdown", metavar="JSON", default=None, help="print a saved result as Markdown"
+    )
     args = ap.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(Path(args.markdown).read_text())))
+        return 0
 
     figures_dir = Path(tempfile.mkdtemp(prefix="srt-rel-figures-"))
     basetemp = Path(tempfile.mkdtemp(prefix="srt-rel-tmp-"))
