@@ -55,6 +55,9 @@ def test_quick_shape_runs_and_checks_every_body(
     assert set(c["ratios"]) >= {"build_vs_dumps", "build_vs_join", "cold_vs_naive"}
     assert c["db_bytes"] > c["text_bytes"] > 0 and c["written_per_message"]["srt"] > 0
     assert len(c["size_series"]) >= 4 and 0.9 < c["growth"]["r2"] <= 1.0
+    assert [row["turns"] for row in c["by_n"]] == [[6 * k + 1, 6 * k + 6] for k in range(10)]
+    assert set(c["cold_by_n"]) == {"15", "30", "60"}  # a quarter, half way, the end
+    assert "against N" in text
     assert set(doc["results"]["formats"]) >= set(FORMATS)
     keys = {t["key"] for t in doc["targets"]}
     assert {"build_vs_dumps", "append_vs_bare", "db_vs_text", "min_ratio"} <= keys

@@ -141,6 +141,48 @@ def _logical_size(conn: apsw.Connection) -> int:
     return int(pages[0]) * int(size[0])
 
 
+def _cold(path: str, naive: NaiveStore, reps: int) -> tuple[float, float]:
+    """Median cold build (us): a fresh ``Runtime`` opens the file, loads the session and
+    builds; against the naive store's build (it has no warm state to lose)."""
+    pc = time.perf_counter_ns
+    srt_ns: list[int] = []
+    naive_ns: list[int] = []
+    body = nb = b""
+    for _ in range(reps):
+        t0 = pc()
+        rt = Runtime(path)
+        body = rt.session("bench").request("openai.chat", model=MODEL, cache=False)
+        srt_ns.append(pc() - t0)
+        rt.close()
+        t0 = pc()
+        nb = naive.build("bench")
+        naive_ns.append(pc() - t0)
+    if body != nb:
+        raise AssertionError("the cold body differs from the naive body")
+    return _pct(srt_ns, 0.5), _pct(naive_ns, 0.5)
+
+
+def by_n(series: dict[str, list[float]], cold: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+    """Hot build p50/p99 (us) in each tenth of the run (turns ``lo..hi``), per client, with
+    the cold builds measured at the checkpoints that fall in it."""
+    n = len(series.get("srt", []))
+    out: list[dict[str, Any]] = []
+    for k in range(10):
+        lo, hi = k * n // 10, (k + 1) * n // 10
+        if hi <= lo:
+            continue
+        row: dict[str, Any] = {"turns": [lo + 1, hi]}
+        for key, ys in series.items():
+            window = sorted(ys[lo:hi])
+            row[key] = {
+                "p50": window[len(window) // 2],
+                "p99": window[min(len(window) - 1, int(0.99 * len(window)))],
+            }
+        row["cold"] = {c: v for c, v in cold.items() if lo < int(c) <= hi}
+        out.append(row)
+    return out
+
+
 def _file_size(path: str) -> int:
     conn = apsw.Connection(path)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -170,6 +212,8 @@ class ChatResult:
     growth: dict[str, float] = field(default_factory=dict)
     size_series: list[tuple[int, int]] = field(default_factory=list)  # (text, db bytes)
     sizes: dict[str, Any] = field(default_factory=dict)
+    cold_by_n: dict[str, dict[str, float]] = field(default_factory=dict)
+    by_n: list[dict[str, Any]] = field(default_factory=list)
     series: dict[str, list[float]] = field(default_factory=dict)
 
     def ratios(self) -> dict[str, float]:
@@ -216,6 +260,7 @@ def run_chat(
     written = {"srt": 0, "naive": 0, "bare": 0}
     reader = apsw.Connection(srt_path, flags=apsw.SQLITE_OPEN_READONLY)
     every = max(1, turns // 40)
+    checkpoints = {max(1, turns // 4), max(1, turns // 2)}  # and the end, timed below
     t_append: dict[str, list[int]] = {"srt": [], "bare": []}
     ser_srt: list[int] = []
     pc = time.perf_counter_ns
@@ -298,6 +343,9 @@ def run_chat(
         if (i + 1) % every == 0 or i == turns - 1:
             res.size_series.append((res.text_bytes, _logical_size(reader)))
         ser_srt.append(rt.serialized - before)
+        if i + 1 in checkpoints:
+            c_srt, c_naive = _cold(srt_path, naive, 3)
+            res.cold_by_n[str(i + 1)] = {"srt": c_srt, "naive": c_naive}
         if progress is not None:
             progress(i + 1, turns)
 
@@ -311,26 +359,11 @@ def run_chat(
     for k, xs in t_append.items():
         res.append_us[k] = {"p50": _pct(xs, 0.5), "p99": _pct(xs, 0.99)}
 
-    # Cold: a fresh runtime opens the session and builds the request from the file.
-    cold: list[int] = []
-    for _ in range(5):
-        t0 = pc()
-        rt2 = Runtime(srt_path)
-        body = rt2.session("bench").request("openai.chat", model=MODEL, cache=False)
-        cold.append(pc() - t0)
-        rt2.close()
-    naive_cold: list[int] = []
-    for _ in range(5):
-        t0 = pc()
-        nb = naive.build("bench")
-        naive_cold.append(pc() - t0)
-    assert nb == body
+    srt_cold, naive_cold = _cold(srt_path, naive, 5)
     # A stateless client has nothing to be cold about: its cold build is its hot one.
-    res.cold_us = {
-        "srt": _pct(cold, 0.5),
-        "naive": _pct(naive_cold, 0.5),
-        "dumps": res.build_us["dumps"]["p50"],
-    }
+    res.cold_us = {"srt": srt_cold, "naive": naive_cold, "dumps": res.build_us["dumps"]["p50"]}
+    res.cold_by_n[str(turns)] = {"srt": srt_cold, "naive": naive_cold}
+    res.by_n = by_n(res.series, res.cold_by_n)
     n_msgs = len(history)
     res.written_per_message = {k: v / n_msgs for k, v in written.items()}
     res.growth = growth(res.size_series)

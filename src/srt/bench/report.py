@@ -149,6 +149,24 @@ def _chat(r: dict[str, Any]) -> list[str]:
         f"{g['halves']:.2f})"
     )
     lines.append(f"  bodies checked against json.dumps: {r['checked_bodies']}")
+    if r.get("by_n"):
+        lines.append("  against N (hot p50 / p99 us per tenth of the run; cold at checkpoints)")
+        lines.append(
+            "    turns          srt p50    p99   json.dumps p50  naive p50  orjson p50  "
+            "dumps/srt  cold srt/naive"
+        )
+        for row in r["by_n"]:
+            lo, hi = row["turns"]
+            cold = "; ".join(
+                f"N={n}: {c['srt'] / 1e3:.1f}/{c['naive'] / 1e3:.1f} ms"
+                for n, c in row["cold"].items()
+            )
+            orj = f"{row['orjson']['p50']:>10.0f}" if "orjson" in row else f"{'-':>10}"
+            lines.append(
+                f"    {lo:>5}-{hi:<6} {row['srt']['p50']:>9.0f} {row['srt']['p99']:>6.0f} "
+                f"{row['dumps']['p50']:>15.0f} {row['naive']['p50']:>10.0f} {orj}  "
+                f"{row['dumps']['p50'] / row['srt']['p50']:>8.1f}x  {cold}"
+            )
     return lines
 
 
