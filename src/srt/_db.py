@@ -229,10 +229,15 @@ def check_header(path: str) -> None:
 
 
 def _identity(conn: apsw.Connection) -> tuple[int, int, int]:
-    app_id = conn.execute("PRAGMA application_id").get
-    version = conn.execute("PRAGMA user_version").get
-    objects = conn.execute("SELECT count(*) FROM sqlite_schema").get
-    return int(app_id), int(version), int(objects)
+    # One statement, so all three come from one snapshot even while another process
+    # is creating the file.
+    row = conn.execute(
+        "SELECT (SELECT application_id FROM pragma_application_id),"
+        " (SELECT user_version FROM pragma_user_version),"
+        " (SELECT count(*) FROM sqlite_schema)"
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2])
 
 
 def _check_identity(conn: apsw.Connection) -> int:
