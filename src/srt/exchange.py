@@ -255,13 +255,20 @@ class Call:
         partial = self.decoder.partial()
         self.persist(partial, status, f"{type(exc).__name__}: {exc}"[:2000])
 
-    def is_not_found(self, exc: ProviderError) -> bool:
-        return (
+    def recover(self, exc: ProviderError) -> bool:
+        """Record a failed attempt; if it failed because the provider no longer holds
+        the response chained from, switch to full assembly and say to resend once."""
+        self.fail(exc)
+        lost = (
             self.previous_response_id is not None
             and isinstance(exc, ProviderResponseError)
             and exc.status in (400, 404)
             and "previous_response_not_found" in (exc.body or "")
         )
+        if lost:
+            self.fallback = "previous_response_not_found"
+            self.build(allow_delta=False)
+        return lost
 
     def parse(self, raw: bytes) -> Reply:
         try:
@@ -286,10 +293,7 @@ def send(call: Call) -> Reply:
             call.ttft = time.monotonic()
             reply = call.parse(raw)
         except ProviderError as exc:
-            call.fail(exc)
-            if call.is_not_found(exc):
-                call.fallback = "previous_response_not_found"
-                call.build(allow_delta=False)
+            if call.recover(exc):
                 continue
             raise
         call.persist(reply, "ok")
@@ -329,10 +333,7 @@ class ReplyStream:
             try:
                 resp = call.provider.transport.open(req)
             except ProviderError as exc:
-                call.fail(exc)
-                if call.is_not_found(exc):
-                    call.fallback = "previous_response_not_found"
-                    call.build(allow_delta=False)
+                if call.recover(exc):
                     continue
                 raise
             call.retries = resp.retries
@@ -387,10 +388,7 @@ async def asend(call: Call) -> Reply:
             call.ttft = time.monotonic()
             reply = call.parse(raw)
         except ProviderError as exc:
-            call.fail(exc)
-            if call.is_not_found(exc):
-                call.fallback = "previous_response_not_found"
-                call.build(allow_delta=False)
+            if call.recover(exc):
                 continue
             raise
         call.persist(reply, "ok")
@@ -427,10 +425,7 @@ class AsyncReplyStream:
                 resp = await call.provider.async_transport.open(req)
                 break
             except ProviderError as exc:
-                call.fail(exc)
-                if call.is_not_found(exc):
-                    call.fallback = "previous_response_not_found"
-                    call.build(allow_delta=False)
+                if call.recover(exc):
                     continue
                 raise
         call.retries = resp.retries
