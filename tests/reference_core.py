@@ -53,6 +53,31 @@ def assemble(head: bytes, parts: list[bytes], sep: bytes, tail: bytes) -> bytes:
     return head + sep.join(parts) + tail
 
 
+def common_prefix(a: list[bytes], b: list[bytes], limit: int = -1) -> int:
+    """How many leading items of ``a`` and ``b`` are equal (at most ``limit``)."""
+    n = min(len(a), len(b))
+    if 0 <= limit < n:
+        n = limit
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class OutputBuffer:
+    """What ``srt._core.OutputBuffer`` returns: ``assemble``'s bytes, every time.
+
+    (Where the bytes are written is the core's business; the reference only pins
+    down the result.)
+    """
+
+    def __init__(self, min_bytes: int = 128 * 1024) -> None:
+        self.min_bytes = min_bytes
+
+    def build(self, head: bytes, parts: list[bytes], sep: bytes, tail: bytes) -> bytes:
+        return assemble(head, parts, sep, tail)
+
+
 class FragmentCache:
     """Byte-budgeted LRU map: the reference semantics of ``srt._core.FragmentCache``.
 

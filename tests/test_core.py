@@ -133,6 +133,11 @@ def test_core_rejects_non_bytes(call: str) -> None:
         "c.assemble(b'', [b'x'], None, b'')",
         "c.assemble(b'', [b'x'], b',', None)",
         "c.assembled_length(None, [b'x'], b',', b'')",
+        "c.OutputBuffer(0).build(None, [b'x'], b',', b'')",
+        "c.OutputBuffer(0).build(b'', [b'x', None], b',', b'')",
+        "c.OutputBuffer(0).build(b'', [b'x'], None, b'')",
+        "c.OutputBuffer(0).build(b'', [b'x'], b',', None)",
+        "c.common_prefix(None, [b'x'])",
     ],
 )
 def test_core_rejects_none_instead_of_bytes(call: str) -> None:
@@ -191,6 +196,120 @@ def test_assemble_does_not_alias_its_inputs() -> None:
     assert parts == [b"abc", b"def"]
     single = _core.assemble(b"", [b"x" * 100], b"", b"")
     assert single == b"x" * 100
+
+
+@FAST
+@given(
+    st.lists(st.binary(max_size=4), max_size=12),
+    st.lists(st.binary(max_size=4), max_size=6),
+    st.lists(st.binary(max_size=4), max_size=6),
+    st.integers(-1, 20),
+)
+def test_common_prefix_matches_reference(
+    shared: list[bytes], a_tail: list[bytes], b_tail: list[bytes], limit: int
+) -> None:
+    a = shared + a_tail
+    b = [bytes(bytearray(x)) for x in shared] + b_tail  # equal, and often not identical
+    got = _core.common_prefix(a, b, limit)
+    assert got == ref.common_prefix(a, b, limit)
+    assert got >= min(len(shared), limit if limit >= 0 else len(shared))
+
+
+class OutputBufferMachine(RuleBasedStateMachine):
+    """Drive ``_core.OutputBuffer`` the way a session does: a live list of parts that
+    only grows, replaced by a new list when parts are dropped or marked; heads and
+    tails that change; earlier results sometimes still held by the caller. Every
+    result must equal ``assemble``'s, and no result the caller holds may change."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.buf: Any = None
+        self.parts: list[bytes] = []
+        self.head, self.tail = b"{", b"}"
+        self.held: list[tuple[bytes, bytes]] = []  # (result, a copy of its bytes)
+
+    @initialize(min_bytes=st.sampled_from([0, 8, 64]))
+    def make(self, min_bytes: int) -> None:
+        self.buf = _core.OutputBuffer(min_bytes)
+
+    @rule(new=st.lists(st.binary(min_size=0, max_size=24), min_size=1, max_size=3))
+    def append(self, new: list[bytes]) -> None:
+        self.parts.extend(new)  # the same list: only appended to
+
+    @rule(k=st.integers(0, 6))
+    def drop(self, k: int) -> None:
+        self.parts = self.parts[: max(0, len(self.parts) - k)]  # a new list
+
+    @rule(i=st.integers(0, 30), data=st.binary(max_size=24))
+    def mark(self, i: int, data: bytes) -> None:
+        if self.parts:
+            self.parts = list(self.parts)  # a new list with one part changed
+            self.parts[i % len(self.parts)] = data
+
+    @rule(head=st.sampled_from([b"{", b'{"model":"a",', b'{"model":"bb",']))
+    def set_head(self, head: bytes) -> None:
+        self.head = head
+
+    @rule(tail=st.binary(max_size=12))
+    def set_tail(self, tail: bytes) -> None:
+        self.tail = tail
+
+    @rule(sep=st.sampled_from([b"", b","]), hold=st.booleans())
+    def build(self, sep: bytes, hold: bool) -> None:
+        got = self.buf.build(self.head, self.parts, sep, self.tail)
+        want = ref.OutputBuffer().build(self.head, self.parts, sep, self.tail)
+        assert got == want
+        if hold:
+            self.held.append((got, bytes(bytearray(got))))
+
+    @rule()
+    def release(self) -> None:
+        self.held.clear()
+
+    @invariant()
+    def held_results_unchanged(self) -> None:
+        for got, copy in self.held:
+            assert got == copy
+            assert hash(got) == hash(copy)
+
+
+OutputBufferMachine.TestCase.settings = settings(
+    max_examples=400, stateful_step_count=40, deadline=None
+)
+TestOutputBufferAgainstReference = OutputBufferMachine.TestCase
+
+
+def test_output_buffer_grows_the_released_body_in_place() -> None:
+    """Dropped by the caller, the previous body's memory is reused and only the new
+    bytes are written; held by the caller, it is left alone and new memory is used."""
+    buf = _core.OutputBuffer(min_bytes=1024)
+    parts = [bytes([65 + i % 26]) * 1000 for i in range(50)]
+    body = buf.build(b"[", parts, b",", b"]")
+    assert buf.holding == len(body)
+    first_copied = buf.copied
+    del body
+    parts.append(b"z" * 10)
+    body = buf.build(b"[", parts, b",", b"]")
+    assert body == ref.assemble(b"[", parts, b",", b"]")
+    assert buf.reused == 1 + 50 * 1000 + 49  # head, 50 old parts and their commas stayed
+    assert buf.copied - first_copied == len(body) - buf.reused
+    kept = body  # the caller still holds it: the next build must not touch it
+    copy = bytes(bytearray(kept))
+    parts.append(b"y" * 10)
+    body = buf.build(b"[", parts, b",", b"]")
+    assert kept == copy and kept is not body
+    assert body == ref.assemble(b"[", parts, b",", b"]")
+
+
+def test_output_buffer_keeps_no_small_body() -> None:
+    buf = _core.OutputBuffer(min_bytes=1 << 20)
+    assert buf.build(b"", [b"abc"], b"", b"") == b"abc"
+    assert buf.holding == 0
+    buf = _core.OutputBuffer(min_bytes=0)
+    buf.build(b"", [b"abc"], b"", b"")
+    assert buf.holding == 3
+    buf.clear()
+    assert buf.holding == 0
 
 
 # -- the fragment cache -----------------------------------------------------------------

@@ -67,7 +67,9 @@ class Planned:
     breakpoints: list[Breakpoint]
     report: CacheExplain
     key: str | None
-    hashes: list[bytes]  # of the messages this request sends (a window may leave some out)
+    # Of the messages this request sends (a window may leave some out): the session's
+    # own list, which only grows (see cache.Record), or a window's new list.
+    hashes: list[bytes]
 
 
 class Assembly:
@@ -75,6 +77,7 @@ class Assembly:
 
     __slots__ = (
         "_ends",
+        "_nnotes",
         "_notes",
         "_roles",
         "_sys",
@@ -93,6 +96,7 @@ class Assembly:
         self._sys: list[int] = []  # len(system) after message i
         self._roles: list[str | None] = []  # last wire role after message i
         self._notes: list[str | None] = []
+        self._nnotes = 0  # how many of _notes are set
         self.nbytes: list[int] = []  # bytes of system + message fragments up to message i
         self.blocks: list[int] = []  # content blocks up to message i
         self.ntokens: list[int] = []  # estimated tokens up to message i (per fragment)
@@ -118,7 +122,7 @@ class Assembly:
         return self._roles[-1] if self._roles else None
 
     def notes(self) -> tuple[str, ...]:
-        return tuple(n for n in self._notes if n)
+        return tuple(n for n in self._notes if n) if self._nnotes else ()
 
     def pieces_after(self, i: int) -> list[bytes]:
         """A copy of the pieces that follow message ``i``."""
@@ -135,8 +139,11 @@ class Assembly:
         self.ntokens.append(self.ntokens[-1] if self.ntokens else 0)
 
     def truncate(self, k: int) -> None:
-        del self.pieces[self._ends[k - 1] if k else 0 :]
-        del self.system[self._sys[k - 1] if k else 0 :]
+        # New piece lists rather than ``del``: a list handed to an OutputBuffer must
+        # keep its items (see _core.OutputBuffer); only appends may change it.
+        self.pieces = self.pieces[: self._ends[k - 1] if k else 0]
+        self.system = self.system[: self._sys[k - 1] if k else 0]
+        self._nnotes = sum(1 for n in self._notes[:k] if n)
         del self._ends[k:], self._sys[k:], self._roles[k:], self._notes[k:]
         del self.nbytes[k:], self.blocks[k:], self.ntokens[k:]
 
@@ -195,6 +202,8 @@ class Assembly:
             self._sys.append(len(system))
             self._roles.append(last)
             self._notes.append(f.note)
+            if f.note:
+                self._nnotes += 1
             self.nbytes.append((self.nbytes[-1] if self.nbytes else 0) + len(f.data))
             self.blocks.append((self.blocks[-1] if self.blocks else 0) + f.blocks)
             prev = self.ntokens[-1] if self.ntokens else 0

@@ -8,8 +8,28 @@ Digests are 16-byte ``bytes`` (XXH3-128, seed 0, canonical big-endian form), so
 they are stable across processes, runs and machines.
 """
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.string cimport memcpy
+from cpython.bytes cimport (
+    PyBytes_AS_STRING,
+    PyBytes_FromStringAndSize,
+    PyBytes_GET_SIZE,
+    _PyBytes_Resize,
+)
+from cpython.ref cimport PyObject, Py_XDECREF, Py_XINCREF
+from libc.string cimport memcmp, memcpy
+
+cdef extern from *:
+    """
+    /* A bytes object may be grown in place only while the GIL makes its reference
+       count exact and nobody else can see it. Free-threaded builds are excluded. */
+    #ifdef Py_GIL_DISABLED
+    #define SRT_IN_PLACE 0
+    #else
+    #define SRT_IN_PLACE 1
+    #endif
+    static Py_ssize_t srt_refcnt(PyObject *o) { return Py_REFCNT(o); }
+    """
+    int SRT_IN_PLACE
+    Py_ssize_t srt_refcnt(PyObject* o)
 
 import xxhash
 
@@ -112,6 +132,177 @@ def assemble(
     m = PyBytes_GET_SIZE(tail)
     memcpy(dst, PyBytes_AS_STRING(tail), m)
     return out
+
+
+cdef inline bint _same(object a, object b):
+    if a is b:
+        return True
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(<bytes>a)
+    return n == PyBytes_GET_SIZE(<bytes>b) and memcmp(
+        PyBytes_AS_STRING(<bytes>a), PyBytes_AS_STRING(<bytes>b), n
+    ) == 0
+
+
+def common_prefix(list a not None, list b not None, Py_ssize_t limit=-1):
+    """How many leading items ``a`` and ``b`` share (the same object or equal bytes),
+    looking at no more than ``limit`` items (all when negative). No item is copied and
+    no list is sliced, so comparing two long hash lists costs pointer compares only."""
+    cdef Py_ssize_t n = min(len(a), len(b))
+    cdef Py_ssize_t i = 0
+    if 0 <= limit < n:
+        n = limit
+    while i < n:
+        x = a[i]
+        y = b[i]
+        if x is not y and not (
+            type(x) is bytes and type(y) is bytes and _same(x, y)
+        ):
+            break
+        i += 1
+    return i
+
+
+cdef class OutputBuffer:
+    """``assemble`` that reuses the memory of the body it built last time.
+
+    A session builds nearly the same body turn after turn: the same head, the same
+    fragments, a few new ones, a new tail. When the previous body is at least
+    ``min_bytes`` and nobody but this buffer still holds it (the caller has sent and
+    dropped it), ``build`` grows that bytes object in place and rewrites only what
+    follows the part that is unchanged, byte for byte; fresh memory is never touched
+    and the unchanged prefix is not copied again. When the caller still holds the
+    previous body, it is left exactly as it was and a new one is allocated, as
+    ``assemble`` does. The result always equals ``assemble(head, parts, sep, tail)``.
+
+    Holding the last body costs its size in memory, so bodies under ``min_bytes``
+    (cheap to copy) are not kept.
+
+    ``parts`` is remembered by reference, not copied: the caller must never change
+    the first ``len(parts)`` items of a list it passed (appending is fine; to drop
+    items, build a new list). srt's assemblies keep their piece lists that way.
+    """
+
+    cdef PyObject* _out
+    cdef bytes _head
+    cdef bytes _sep
+    cdef list _parts
+    cdef Py_ssize_t _nparts
+    cdef Py_ssize_t _prefix_end  # bytes of head and parts in the previous body
+    cdef readonly Py_ssize_t min_bytes
+    cdef readonly Py_ssize_t reused
+    cdef readonly Py_ssize_t copied
+
+    def __cinit__(self, Py_ssize_t min_bytes=128 * 1024):
+        self._out = NULL
+        self.min_bytes = min_bytes
+        self.reused = 0
+        self.copied = 0
+
+    def __dealloc__(self):
+        Py_XDECREF(self._out)
+        self._out = NULL
+
+    @property
+    def holding(self):
+        """Bytes of the previous body this buffer keeps (0 when none)."""
+        return PyBytes_GET_SIZE(<bytes>self._out) if self._out != NULL else 0
+
+    def clear(self):
+        """Drop the previous body."""
+        Py_XDECREF(self._out)
+        self._out = NULL
+        self._head = self._sep = None
+        self._parts = None
+
+    def build(
+        self, bytes head not None, list parts not None, bytes sep not None, bytes tail not None
+    ):
+        """``head + sep.join(parts) + tail``, in the previous body's memory if it is free."""
+        cdef Py_ssize_t n = len(parts)
+        cdef Py_ssize_t seplen = PyBytes_GET_SIZE(sep)
+        cdef Py_ssize_t total, off = 0, k = 0, m, limit, i
+        cdef list prev = self._parts
+        cdef object part
+        cdef char* dst
+        cdef bytes out
+        cdef bint same_list = (
+            self._out != NULL
+            and prev is parts
+            and n >= self._nparts
+            and _same(head, self._head)
+            and _same(sep, self._sep)
+        )
+        if same_list:
+            # The same list, only appended to since the last build: its first _nparts
+            # items are already in place, so only the new ones are looked at.
+            k = self._nparts
+            off = self._prefix_end
+            total = off + PyBytes_GET_SIZE(tail)
+            for i in range(k, n):
+                part = parts[i]
+                if part is None:
+                    raise TypeError("parts must be bytes, not None")
+                total += PyBytes_GET_SIZE(<bytes?>part) + (seplen if i else 0)
+        else:
+            total = _length(head, parts, sep, tail)
+        if (
+            SRT_IN_PLACE
+            and self._out != NULL
+            and srt_refcnt(self._out) == 1
+            and total >= self.min_bytes
+            # Equal sizes would keep a stale cached hash (_PyBytes_Resize returns early).
+            and total != PyBytes_GET_SIZE(<bytes>self._out)
+        ):
+            if (
+                not same_list
+                and prev is not None
+                and _same(head, self._head)
+                and _same(sep, self._sep)
+            ):
+                # The unchanged prefix: the same head, then the same parts, in order.
+                off = PyBytes_GET_SIZE(head)
+                limit = min(n, self._nparts)
+                while k < limit and _same(parts[k], prev[k]):
+                    off += PyBytes_GET_SIZE(<bytes>parts[k]) + (seplen if k else 0)
+                    k += 1
+            _PyBytes_Resize(&self._out, total)  # on failure: NULL and MemoryError
+            dst = PyBytes_AS_STRING(<bytes>self._out)
+            self.reused += off
+            self.copied += total - off
+            if k == 0:
+                m = PyBytes_GET_SIZE(head)
+                memcpy(dst, PyBytes_AS_STRING(head), m)
+                off = m
+            dst += off
+            while k < n:
+                if k and seplen:
+                    memcpy(dst, PyBytes_AS_STRING(sep), seplen)
+                    dst += seplen
+                part = parts[k]
+                m = PyBytes_GET_SIZE(<bytes>part)
+                memcpy(dst, PyBytes_AS_STRING(<bytes>part), m)
+                dst += m
+                k += 1
+            memcpy(dst, PyBytes_AS_STRING(tail), PyBytes_GET_SIZE(tail))
+            out = <bytes>self._out
+        else:
+            out = assemble(head, parts, sep, tail)
+            self.copied += total
+            Py_XDECREF(self._out)
+            self._out = NULL
+            if SRT_IN_PLACE and total >= self.min_bytes:
+                self._out = <PyObject*>out
+                Py_XINCREF(self._out)
+        if self._out != NULL:
+            self._head = head
+            self._sep = sep
+            self._parts = parts
+            self._nparts = n
+            self._prefix_end = total - PyBytes_GET_SIZE(tail)
+        else:
+            self._head = self._sep = None
+            self._parts = None
+        return out
 
 
 cdef class FragmentCache:

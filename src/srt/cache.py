@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from ._core import common_prefix
 from .errors import ConfigError
 
 __all__ = [
@@ -183,12 +184,28 @@ def plan(
 
 @dataclass
 class Record:
-    """The last request built for one (format, model, cache key)."""
+    """The last request built for one (format, model, cache key).
 
-    hashes: list[bytes]
+    Its message hashes are the first ``n`` items of ``seq``, a list that its owner
+    only ever appends to (a session starts a new list when it drops messages), so
+    recording a request copies nothing however long the conversation is.
+    """
+
+    seq: list[bytes]
+    n: int
     tools: tuple[bytes, ...]
     breakpoints: list[Breakpoint]
     at: float = field(default_factory=time.monotonic)
+
+    @property
+    def hashes(self) -> list[bytes]:
+        return self.seq[: self.n]
+
+    def shared(self, hashes: list[bytes]) -> int:
+        """How many leading messages ``hashes`` shares with this request."""
+        if hashes is self.seq:  # the same list, only appended to since
+            return min(self.n, len(hashes))
+        return common_prefix(self.seq, hashes, self.n)
 
 
 @dataclass(frozen=True)
@@ -214,26 +231,12 @@ class CacheExplain:
         return self.cached_tokens > 0
 
 
-def _first_difference(a: Sequence[bytes], b: Sequence[bytes]) -> int:
-    n = min(len(a), len(b))
-    if a[:n] == b[:n]:
-        return n
-    lo, hi = 0, n  # the first index where they differ lies in [lo, hi)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if a[:mid] == b[:mid]:
-            lo = mid
-        else:
-            hi = mid
-    return lo if a[lo] != b[lo] else hi
-
-
 def explain(
     *,
     format: str,
     provider: str,
     model: str,
-    hashes: Sequence[bytes],
+    hashes: list[bytes],
     roles: Indexed[str],
     tools: tuple[bytes, ...],
     layout: Layout,
@@ -243,8 +246,12 @@ def explain(
     marker: bool,
     breakpoints: Sequence[Breakpoint],
     now: float | None = None,
+    shared: int | None = None,
 ) -> CacheExplain:
-    """Compare a prospective request with ``previous`` and predict the cached prefix."""
+    """Compare a prospective request with ``previous`` and predict the cached prefix.
+
+    ``shared`` is ``previous.shared(hashes)`` when the caller has computed it already.
+    """
     n = len(hashes)
     total_bytes = layout.cum_bytes[-1] if n else layout.tool_bytes
     base = dict(
@@ -280,14 +287,15 @@ def explain(
         return miss("ttl_elapsed", None, f"more than {ttl:.0f} s since the previous request")
     if tools != previous.tools:
         return miss("tools_changed", 0, "the tool definitions differ from the previous request")
-    k = _first_difference(previous.hashes, hashes)
+    k = previous.shared(hashes) if shared is None else shared
     reason, at, detail = "hit", None, ""
-    if k < len(previous.hashes):
+    if k < previous.n:
         at = k
+        before = previous.hashes
         if k == n:
             reason = "truncated"
-            detail = f"this request ends at message {n}; the previous had {len(previous.hashes)}"
-        elif hashes[k] in previous.hashes[k + 1 :] or previous.hashes[k] in hashes[k + 1 :]:
+            detail = f"this request ends at message {n}; the previous had {previous.n}"
+        elif hashes[k] in before[k + 1 :] or before[k] in hashes[k + 1 :]:
             reason = "reordered"
             detail = f"message {k} is in a different position than in the previous request"
         else:

@@ -70,6 +70,9 @@ class Session:
         self._cuts: dict[WindowPolicy, int] = {}
         self._asm: dict[tuple[str, str, bool, tuple[str, int, int] | None], Assembly] = {}
         self._head_prefix = _core.ROOT
+        # The last large body built, grown in place by the next build once the caller
+        # has dropped it (see _core.OutputBuffer).
+        self._out = _core.OutputBuffer()
         self.last_build: BuildStats | None = None
 
     # -- identity ----------------------------------------------------------------
@@ -137,7 +140,10 @@ class Session:
                 self._load()
 
     def _truncate(self, n: int) -> None:
-        del self._ids[n:], self._hashes[n:], self._bodies[n:], self._status[n:]
+        if n < len(self._hashes):
+            # A new list: a recorded request (cache.Record) keeps the old one's prefix.
+            self._hashes = self._hashes[:n]
+        del self._ids[n:], self._bodies[n:], self._status[n:]
         del self._pinned[n:], self._roles[n:]
         for counts in self._ntok.values():
             del counts[n:]
@@ -481,13 +487,8 @@ class Session:
         records = self._rt._records
         previous = records.get((fmt.name, model, key))
         other = self._rt._last_model.get((fmt.name, key))
-        prev_end = None
-        if (
-            previous is not None
-            and len(previous.hashes) <= len(hashes)
-            and hashes[: len(previous.hashes)] == previous.hashes
-        ):
-            prev_end = len(previous.hashes)
+        shared = previous.shared(hashes) if previous is not None else 0
+        prev_end = shared if previous is not None and shared == previous.n else None
         breakpoints = plan(layout, prev_end, min_tokens, policy) if cache and fmt.marker else []
         report = explain(
             format=fmt.name,
@@ -502,8 +503,9 @@ class Session:
             min_tokens=min_tokens,
             marker=fmt.marker is not None and bool(cache),
             breakpoints=breakpoints,
+            shared=shared if previous is not None else None,
         )
-        return Planned(asm, tool_frags, tool_hashes, breakpoints, report, key, list(hashes))
+        return Planned(asm, tool_frags, tool_hashes, breakpoints, report, key, hashes)
 
     def explain(
         self,
@@ -564,7 +566,7 @@ class Session:
             if cache and fmt.provider == "openai" and p.key is not None:
                 params.setdefault("prompt_cache_key", p.key)
             head, tail = fmt.envelope(model, params, system, tool_frags)
-            body = _core.assemble(head, pieces, b"", fmt.close(asm.last_role()) + tail)
+            body = self._out.build(head, pieces, b"", fmt.close(asm.last_role()) + tail)
             n = len(p.hashes)
             self._rt._count_serialized(asm.serialized)
             self._record(fmt, model, p)
@@ -613,7 +615,9 @@ class Session:
 
     def _record(self, fmt: WireFormat, model: str, p: Planned) -> None:
         """Remember this request as the previous one for its (format, model, cache key)."""
-        self._rt._records[(fmt.name, model, p.key)] = Record(p.hashes, p.tool_hashes, p.breakpoints)
+        self._rt._records[(fmt.name, model, p.key)] = Record(
+            p.hashes, len(p.hashes), p.tool_hashes, p.breakpoints
+        )
         self._rt._last_model[(fmt.name, p.key)] = model
 
     # -- provider calls ----------------------------------------------------------------
