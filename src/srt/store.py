@@ -16,6 +16,7 @@ never upgrade into ``SQLITE_BUSY``. An append is a compare-and-swap on the head.
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
 import threading
 import time
@@ -39,8 +40,8 @@ _LOCKS_GUARD = threading.Lock()
 
 # (session id, head node id or None, created, updated)
 SessionRow = tuple[int, "int | None", float, float]
-# (node id, message hash, canonical body, prefix hash, status, metadata JSON)
-ChainRow = tuple[int, bytes, bytes, bytes, "str | None", "bytes | str | None"]
+# (node id, message hash, canonical body, prefix hash, status, metadata JSON, depth)
+ChainRow = tuple[int, bytes, bytes, bytes, "str | None", "bytes | str | None", int]
 # (message hash, canonical body, prefix hash, metadata JSON or None, status or None)
 NewNode = tuple[bytes, bytes, bytes, "bytes | None", "str | None"]
 #: Columns of the ``calls`` ledger that a caller fills in, in order.
@@ -88,10 +89,16 @@ WITH RECURSIVE chain(id, parent, message, depth, prefix, status, meta) AS (
     SELECT n.id, n.parent, n.message, n.depth, n.prefix, n.status, n.meta
     FROM nodes n JOIN chain c ON n.id = c.parent AND n.depth < c.depth
 )
-SELECT chain.id, m.hash, m.body, chain.prefix, chain.status, chain.meta
-FROM chain JOIN messages m ON m.id = chain.message
-ORDER BY chain.depth
+SELECT chain.id, m.hash, m.body, chain.prefix, chain.status, chain.meta, chain.depth
+FROM chain CROSS JOIN messages m ON m.id = chain.message
 """
+# No ORDER BY: SQLite would copy every body through a temporary sorter (three
+# quarters of the load time at 2,000 messages). CROSS JOIN keeps the chain as the
+# outer loop, so rows come deepest first; ``Store.chain`` reverses them and sorts by
+# depth, which costs one pass over rows already in order.
+
+
+_depth = operator.itemgetter(6)
 
 
 def _one(cursor: apsw.Cursor) -> Any:
@@ -242,6 +249,8 @@ class Store:
         if head is None:
             return []
         rows = self.read("loading a session", _CHAIN_SQL, (head,))
+        rows.reverse()
+        rows.sort(key=_depth)
         hashes = [r[1] for r in rows]
         if (
             not all(type(r[2]) is bytes and type(r[1]) is bytes for r in rows)
