@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import srt
+from srt import maintenance
 from srt.cli import build_parser, main
 from support import connect
 
@@ -243,6 +244,8 @@ def test_usage_errors_exit_2(cli: Cli, capsys: pytest.CaptureFixture[str]) -> No
         ("export", "chat"),  # no --format
         ("export", "chat", "--format", "yaml"),
         ("search", "x", "--limit", "0"),
+        ("search",),  # no TEXT
+        ("search", "x", "--drop-index"),
         ("show", "chat", "--json", "--tree"),
         ("chat", "--session", "a", "-c"),
         ("chat", "--provider", "nope"),
@@ -484,7 +487,10 @@ def test_search(cli: Cli) -> None:
         )
         s.fork("b")
         rt.session("c").append({"role": "user", "content": "no match here"})
-    out = cli.ok("search", "aardvark", "sleeps").splitlines()
+    first = cli("search", "aardvark", "sleeps")  # builds the index, and says so on stderr
+    assert (first.code, first.err) == (0, "building the search index over 3 messages…\n")
+    assert first.text == cli.ok("search", "aardvark", "sleeps")  # said once only
+    out = first.text.splitlines()
     assert len(out) == 1 and out[0].startswith("a:2, b:2  assistant: The aardvark sleeps. zzz")
     assert len(out[0]) <= 80 and out[0].endswith("…")
     hits = json.loads(cli.ok("search", "AARDVARK", "--json"))
@@ -496,6 +502,23 @@ def test_search(cli: Cli) -> None:
     assert cli.ok("search", "nothing-like-this") == ""
     err = cli.fails(1, "search", "(", "--fts")
     assert err.startswith("srt: error: searching:") and err.count("\n") == 1
+
+
+def test_search_drop_index(cli: Cli) -> None:
+    with srt.Runtime(cli.db) as rt:
+        rt.session("a").append({"role": "user", "content": "Where is the aardvark?"})
+    assert cli.ok("search", "--drop-index") == "the database has no search index\n"
+    assert cli("search", "aardvark").err == "building the search index over 1 message…\n"
+    assert cli.ok("verify").startswith("ok: ")
+    assert cli.ok("search", "--drop-index") == (
+        "dropped the search index; srt vacuum returns its pages to the disk\n"
+    )
+    with srt.Runtime(cli.db) as rt:
+        assert not maintenance.has_search_index(rt)
+    assert cli.ok("vacuum")
+    r = cli("search", "aardvark", "--json")
+    assert (r.code, r.err) == (0, "building the search index over 1 message…\n")
+    assert [h["places"] for h in json.loads(r.text)] == [[["a", 1]]]
 
 
 def test_stats_from_the_ledger(cli: Cli) -> None:

@@ -79,8 +79,9 @@ class Walk:
     def say(self, prose: str) -> None:
         self.parts.append(prose.strip())
 
-    def shell(self, shown: str, *argv: str) -> str:
-        """Run ``python -m srt ARGV``, showing it as ``$ srt SHOWN``; its stdout."""
+    def shell(self, shown: str, *argv: str, stderr: str = "") -> str:
+        """Run ``python -m srt ARGV``, showing it as ``$ srt SHOWN``; its stdout. The
+        command must print ``stderr`` there (shown first, as it comes first)."""
         r = subprocess.run(
             [sys.executable, "-m", "srt", *argv],
             env=self.env,
@@ -88,8 +89,8 @@ class Walk:
             text=True,
             timeout=60,
         )
-        assert (r.returncode, r.stderr) == (0, ""), (argv, r)
-        out = _tidy(r.stdout)
+        assert (r.returncode, r.stderr) == (0, stderr), (argv, r)
+        out = _tidy(r.stderr + r.stdout)
         self.parts.append(
             f"```console\n$ srt {shown}\n{out}\n```" if out else f"```console\n$ srt {shown}\n```"
         )
@@ -163,7 +164,17 @@ def walkthrough(tmp_path: Path, srv: ProviderServer) -> tuple[str, Path]:
     w.shell("delete demo", "delete", "demo")
     w.shell("gc", "gc")
     w.shell("show demo-b --tree", "show", "demo-b", "--tree")
-    w.shell("search grey", "search", "grey")
+    w.say(
+        "Search every session's messages. A file never searched carries no search "
+        "index, so the first search builds it; from then on every append keeps it up "
+        "to date."
+    )
+    w.shell(
+        "search grey",
+        "search",
+        "grey",
+        stderr="building the search index over 5 messages…\n",
+    )
     w.shell("verify", "verify")
 
     # What the page promises.

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -150,23 +151,244 @@ def test_the_index_follows_appends_rewinds_and_gc(tree_db: srt.Runtime) -> None:
     assert indexed == stored == 5
 
 
-def test_migration_to_v3_indexes_existing_messages(db_path: str) -> None:
+# Schema v3 as it was first written: it created the search index in every file, and
+# such files exist. (Whitespace aside, the SQL that step ran, message_text_sql expanded.)
+_V3_AS_FIRST_WRITTEN = """
+CREATE VIRTUAL TABLE messages_fts USING fts5(
+    text, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO messages_fts(rowid, text) VALUES (new.id,
+    coalesce(CASE json_type(CAST(new.body AS TEXT), '$.content')
+    WHEN 'text' THEN json_extract(CAST(new.body AS TEXT), '$.content')
+    WHEN 'array' THEN (
+        SELECT group_concat(json_extract(p.value, '$.text'), char(10))
+        FROM json_each(CAST(new.body AS TEXT), '$.content') AS p
+        WHERE json_extract(p.value, '$.type') = 'text')
+    END, ''));
+END;
+CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+    DELETE FROM messages_fts WHERE rowid = old.id;
+END;
+INSERT INTO messages_fts(rowid, text) SELECT id,
+    coalesce(CASE json_type(CAST(body AS TEXT), '$.content')
+    WHEN 'text' THEN json_extract(CAST(body AS TEXT), '$.content')
+    WHEN 'array' THEN (
+        SELECT group_concat(json_extract(p.value, '$.text'), char(10))
+        FROM json_each(CAST(body AS TEXT), '$.content') AS p
+        WHERE json_extract(p.value, '$.type') = 'text')
+    END, '') FROM messages;
+"""
+
+_SEARCH_OBJECTS = (
+    "SELECT type, name FROM sqlite_schema WHERE name LIKE 'messages_fts%' ORDER BY type, name"
+)
+
+
+def _search_objects(path: str) -> list[tuple[str, str]]:
+    with connect(path) as conn:
+        return [tuple(r) for r in conn.execute(_SEARCH_OBJECTS)]
+
+
+def test_a_file_never_searched_has_no_search_index(tree_db: srt.Runtime) -> None:
+    path = tree_db.path
+    assert _search_objects(path) == []
+    assert not maintenance.has_search_index(tree_db)
+    # verify, gc and vacuum do without it.
+    assert maintenance.verify(tree_db).ok
+    tree_db.delete("main")
+    assert (maintenance.gc(tree_db).messages, maintenance.vacuum(tree_db).checkpointed) == (2, True)
+    assert maintenance.verify(tree_db).ok
+    assert _search_objects(path) == []
+
+
+def test_the_first_search_builds_the_index_over_earlier_messages(tree_db: srt.Runtime) -> None:
+    built: list[int] = []
+    (hit,) = maintenance.search(tree_db, "quokka", announce=built.append)
+    assert hit.places == (("main", 4),)
+    assert built == [7]  # every stored message, reached or not
+    assert _search_objects(tree_db.path) == [
+        ("table", "messages_fts"),
+        ("table", "messages_fts_config"),
+        ("table", "messages_fts_data"),
+        ("table", "messages_fts_docsize"),
+        ("table", "messages_fts_idx"),
+        ("trigger", "messages_fts_delete"),
+        ("trigger", "messages_fts_insert"),
+    ]
+    assert maintenance.search(tree_db, "zebra*", announce=built.append)
+    assert maintenance.build_search_index(tree_db) is None
+    assert built == [7]  # built once
+    assert maintenance.verify(tree_db).ok
+
+
+def test_the_index_follows_writers_that_opened_the_file_before_it_existed(
+    tree_db: srt.Runtime,
+) -> None:
+    path = tree_db.path
+    main = tree_db.session("main")
+    main.append(user("before the index: wombat"))  # this thread's connection is warm
+    with srt.Runtime(path) as other:
+        assert maintenance.build_search_index(other) == 8
+    main.append(user("after the index, same runtime: numbat"))
+    subprocess.run(
+        [sys.executable, "-c", _WRITER, path, "proc", "1"], check=True, capture_output=True
+    )
+    assert [h.text for h in maintenance.search(tree_db, "wombat")] == ["before the index: wombat"]
+    assert [h.places for h in maintenance.search(tree_db, "numbat")] == [(("main", 7),)]
+    assert [h.places for h in maintenance.search(tree_db, "proc turn")] == [(("proc", 1),)]
+    assert maintenance.verify(tree_db).ok
+
+
+def test_a_v2_file_migrates_to_v3_without_an_index(db_path: str) -> None:
     with srt.Runtime(db_path) as rt:
         rt.session("old").append(user("a message from before search existed"))
-    with connect(db_path) as conn:  # take the file back to schema v2
-        conn.execute(
-            "DROP TRIGGER messages_fts_insert; DROP TRIGGER messages_fts_delete; "
-            "DROP TABLE messages_fts; PRAGMA user_version=2"
-        )
+    with connect(db_path) as conn:  # a file at schema v2 (v3 adds nothing to it now)
+        conn.execute("PRAGMA user_version=2")
     with srt.Runtime(db_path) as rt:
+        assert _search_objects(db_path) == []
         (hit,) = maintenance.search(rt, "before search existed")
         assert hit.places == (("old", 1),)
     with connect(db_path) as conn:
         assert conn.execute("PRAGMA user_version").get == _db.SCHEMA_VERSION == 3
 
 
-def test_gc_frees_the_deleted_and_keeps_the_forks(tree_db: srt.Runtime) -> None:
+def test_a_v3_file_with_the_index_of_the_first_v3_keeps_it(db_path: str) -> None:
+    with srt.Runtime(db_path) as rt:
+        rt.session("old").append(user("written before the index"))
+    with connect(db_path) as conn:  # as the first v3 step left a v2 file: index and all
+        with conn:
+            conn.execute(_V3_AS_FIRST_WRITTEN)
+        before = conn.execute(_SEARCH_OBJECTS).fetchall()
+    assert len(before) == 7
+    with srt.Runtime(db_path) as rt:
+        old = rt.session("old")
+        old.append(user("written after, through the old triggers"))
+        assert maintenance.has_search_index(rt)
+        assert maintenance.build_search_index(rt) is None  # nothing to build
+        assert [h.places for h in maintenance.search(rt, "written")] in (
+            [(("old", 1),), (("old", 2),)],
+            [(("old", 2),), (("old", 1),)],
+        )
+        assert maintenance.verify(rt).ok
+        old.fork("gone").append(user("soon garbage"))
+        rt.delete("gone")
+        assert maintenance.gc(rt).messages == 1
+        assert maintenance.search(rt, "garbage") == []
+        assert maintenance.verify(rt).ok
+    assert _search_objects(db_path) == before
+
+
+def test_drop_search_index(tree_db: srt.Runtime) -> None:
+    assert maintenance.drop_search_index(tree_db) is False
+    assert maintenance.search(tree_db, "quokka")
+    assert maintenance.drop_search_index(tree_db) is True
+    assert _search_objects(tree_db.path) == []
+    tree_db.session("main").append(user("no index now: dugong"))  # no trigger fires
+    assert maintenance.verify(tree_db).ok
+    (hit,) = maintenance.search(tree_db, "dugong")  # built again, over all 8
+    assert hit.places == (("main", 6),)
+
+
+_FIRST_SEARCH = textwrap.dedent(
+    """
+    import glob, os, sys, time, srt
+    from srt import _db, maintenance
+    path, meet, me = sys.argv[1:]
+    seen = []  # what each look for the index found
+
+    def has(conn):
+        seen.append(real(conn))
+        if len(seen) == 1 and not seen[0]:  # both must look before either builds
+            open(os.path.join(meet, me), "w").close()
+            t0 = time.monotonic()
+            while len(glob.glob(os.path.join(meet, "*"))) < 2 and time.monotonic() - t0 < 30:
+                time.sleep(0.001)
+        return seen[-1]
+
+    real, _db.has_search_index = _db.has_search_index, has
+    with srt.Runtime(path) as rt:
+        built = []
+        hits = maintenance.search(rt, "needle", limit=5, announce=built.append)
+    print(len(hits), built, seen)
+    """
+)
+
+
+def _haystack(path: str, n: int) -> None:
+    with srt.Runtime(path) as rt:
+        s = rt.session("hay")
+        s.append(*(user(f"straw {i} " + "hay " * 100) for i in range(n)))
+        s.append(user("a needle"))
+
+
+def test_two_processes_search_first_at_once(tmp_path: Path) -> None:
+    path, meet = str(tmp_path / "srt.db"), tmp_path / "meet"
+    meet.mkdir()
+    _haystack(path, 3000)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _FIRST_SEARCH, path, str(meet), str(k)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(2)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    # Both found no index; one built it, the other waited for the write lock, looked
+    # again and found it built.
+    assert sorted(out for out, _err in outs) == [
+        "1 [3001] [False, False]\n",
+        "1 [] [False, True]\n",
+    ]
+    with srt.Runtime(path) as rt:
+        assert maintenance.verify(rt).ok
+
+
+def test_two_threads_search_first_at_once(db_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    _haystack(db_path, 500)
+    meet = threading.Barrier(2, timeout=30)
+    seen = threading.local()
+    real = _db.has_search_index
+
+    def has(conn: Any) -> bool:
+        found = real(conn)
+        if not getattr(seen, "looked", False):  # both look before either builds
+            seen.looked = True
+            assert not found
+            meet.wait()
+        return found
+
+    monkeypatch.setattr(_db, "has_search_index", has)
+    built: list[int] = []
+    results: list[Any] = []
+
+    def first_search() -> None:
+        with srt.Runtime(db_path) as rt:
+            try:
+                results.append(maintenance.search(rt, "needle", announce=built.append))
+            except BaseException as exc:
+                results.append(exc)
+
+    threads = [threading.Thread(target=first_search) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [[h.text for h in r] for r in results] == [["a needle"], ["a needle"]]
+    assert built == [501]
+    monkeypatch.undo()
+    with srt.Runtime(db_path) as rt:
+        assert maintenance.verify(rt).ok
+
+
+@pytest.mark.parametrize("indexed", [False, True], ids=["no index", "search index"])
+def test_gc_frees_the_deleted_and_keeps_the_forks(tree_db: srt.Runtime, indexed: bool) -> None:
     path = tree_db.path
+    if indexed:  # its segments hold the words too: gc must leave none behind
+        maintenance.build_search_index(tree_db)
     marker = "QUOKKAMARKER7"  # only in main's own branch
     tree_db.session("main").append(user(f"{marker} " + "unique words " * 2000))
     alt_before = tree_db.session("alt").messages()
@@ -194,6 +416,7 @@ def test_gc_frees_the_deleted_and_keeps_the_forks(tree_db: srt.Runtime) -> None:
     for word in (marker, marker.lower(), "And a quokka?", "Quokkas hop slowly."):
         assert word.encode() not in data, word
     assert b"What do zebras eat?" in data
+    assert maintenance.has_search_index(tree_db) is indexed
     again = maintenance.gc(tree_db)
     assert (again.nodes, again.messages, again.pages_freed) == (0, 0, 0)
 
@@ -303,6 +526,7 @@ def test_verify_names_a_corrupted_body_and_who_reaches_it(tree_db: srt.Runtime) 
 
 
 def test_verify_finds_broken_chains_heads_and_index(tree_db: srt.Runtime) -> None:
+    maintenance.build_search_index(tree_db)
     with connect(tree_db.path) as conn:
         node, depth = conn.execute(
             "SELECT n.id, n.depth FROM nodes n JOIN sessions s ON s.head = n.id "
@@ -320,6 +544,22 @@ def test_verify_finds_broken_chains_heads_and_index(tree_db: srt.Runtime) -> Non
     assert faults[0].row == node and faults[0].detail == f"depth 9 should be {depth}"
     assert faults[1].detail == "session 'main': head 4242 is missing"
     assert faults[2].row == 1
+
+
+def test_verify_checks_the_search_index_where_there_is_one(tree_db: srt.Runtime) -> None:
+    path = tree_db.path
+    _corrupt(path, "DELETE FROM messages WHERE id NOT IN (SELECT message FROM nodes)")
+    assert maintenance.verify(tree_db).ok  # no index: nothing to compare
+    maintenance.build_search_index(tree_db)
+    _corrupt(path, "INSERT INTO messages_fts(rowid, text) VALUES (99, 'stray')")
+    _corrupt(path, "DROP TRIGGER messages_fts_delete")
+    faults = maintenance.verify(tree_db).faults
+    assert [(f.kind, f.table, f.row) for f in faults] == [
+        ("search_index", "messages_fts", 99),
+        ("search_index", "messages_fts", None),
+    ]
+    assert faults[0].detail == "the index holds a message not stored"
+    assert faults[1].detail.startswith("its trigger messages_fts_delete is missing")
 
 
 def test_verify_reports_a_damaged_prefix(tree_db: srt.Runtime) -> None:

@@ -1,7 +1,8 @@
 """Disk faults: a VFS that fails the k-th write or sync, a tiny tmpfs, a read-only directory.
 
-``rel_support.faultvfs.FaultVFS`` sits over the default VFS. For an append, a fork
-and a schema migration it first counts the writes and syncs the operation makes,
+``rel_support.faultvfs.FaultVFS`` sits over the default VFS. For an append, a fork,
+a file's first search (which builds the search index) and a schema migration it
+first counts the writes and syncs the operation makes,
 then for every k fails the k-th write (and, separately, the k-th sync) with
 ``SQLITE_FULL`` or ``SQLITE_IOERR``, once or from k on ("forever"). For each case:
 
@@ -35,7 +36,7 @@ import srt
 import srt.runtime
 from rel_support.common import connect, emit, make_old_db, sha256, turn_payload, verify_store
 from rel_support.faultvfs import FaultVFS, Plan
-from srt import _db
+from srt import _db, maintenance
 from srt.store import Store
 from support import snapshot
 
@@ -112,16 +113,18 @@ def run_append_or_fork(
         s.messages()
         return path, rt, s
 
-    def act(s: srt.Session, tag: str) -> None:
+    def act(rt: srt.Runtime, s: srt.Session, tag: str) -> None:
         if op == "append":
             s.append(*turn(tag))
-        else:
+        elif op == "fork":
             s.fork(f"fork-{tag}")
+        else:
+            assert len(maintenance.search(rt, "base")) == 8
 
     # Dry run: how many writes and syncs does the operation make?
     path, rt, s = prepare(f"{op}-dry")
     vfs.arm(Plan())
-    act(s, "dry")
+    act(rt, s, "dry")
     counts = {"write": vfs.counters.writes, "sync": vfs.counters.syncs}
     rt.close()
     assert counts["write"] > 0
@@ -139,7 +142,7 @@ def run_append_or_fork(
                     vfs.arm(Plan(op=kind, k=k, forever=forever, error=error))
                     exc: BaseException | None = None
                     try:
-                        act(s, tag)
+                        act(rt, s, tag)
                     except BaseException as e:
                         exc = e
                     fired = vfs.counters.fired
@@ -174,6 +177,16 @@ def run_append_or_fork(
                         forked = any(i.name == f"fork-{tag}" for i in fresh.sessions())
                         if op == "fork" and forked != (exc is None):
                             out.fail(f"{case}: fork exists={forked} but error={exc!r}")
+                        if op == "search":
+                            # All or nothing: the index is there only if the search
+                            # succeeded, and then it follows the append made since.
+                            built = maintenance.has_search_index(fresh)
+                            if built != (exc is None):
+                                out.fail(f"{case}: index exists={built} but error={exc!r}")
+                            if len(maintenance.search(fresh, "after")) != 2:
+                                out.fail(f"{case}: a search after recovery misses the append")
+                            if not maintenance.verify(fresh).ok:
+                                out.fail(f"{case}: verify fails after recovery")
     return {
         "writes_per_op": counts["write"],
         "syncs_per_op": counts["sync"],
@@ -195,7 +208,7 @@ def test_append_and_fork_under_every_write_and_sync_fault(
     make_base(template)
     figures = {
         op: run_append_or_fork(op, tmp_path, template, faulty_runtime, vfs)
-        for op in ("append", "fork")
+        for op in ("append", "fork", "search")
     }
     emit("diskfaults_append_fork", figures, capsys, tmp_path_factory.getbasetemp())
     for op, f in figures.items():
@@ -412,6 +425,16 @@ def _attempt(path: str) -> tuple[str, list[dict[str, Any]] | None]:
         return f"refused: {type(exc).__name__}: {exc}", None
 
 
+def _search(path: str) -> str:
+    """Search ``path`` with srt (the first search of a file builds the index)."""
+    try:
+        with srt.Runtime(path) as rt:
+            hits = maintenance.search(rt, "hot")
+    except srt.StoreError as exc:
+        return f"refused: {type(exc).__name__}: {exc}"
+    return f"{len(hits)} hits"
+
+
 def test_a_read_only_directory(tmp_path: Path, capsys: Any, tmp_path_factory: Any) -> None:
     ro = tmp_path / "ro"
     ro.mkdir(mode=0o700)
@@ -422,6 +445,9 @@ def test_a_read_only_directory(tmp_path: Path, capsys: Any, tmp_path_factory: An
     rt.session("s").append(*turn("hot"))
     for suffix in ("", "-wal", "-shm"):
         shutil.copy2(f"{hot}{suffix}", ro / f"hot.db{suffix}")
+    maintenance.build_search_index(rt)  # and a copy searched before
+    for suffix in ("", "-wal", "-shm"):
+        shutil.copy2(f"{hot}{suffix}", ro / f"searched.db{suffix}")
     rt.close()
     want_closed = [m for i in range(4) for m in turn(f"base.{i}")]
     cases = {
@@ -445,6 +471,19 @@ def test_a_read_only_directory(tmp_path: Path, capsys: Any, tmp_path_factory: An
                 failures.append(f"{name}: wrote into a read-only directory")
             if got is not None and want is not None and got != want:
                 failures.append(f"{name}: read back wrong messages")
+        # A first search cannot build the index here: a typed error, nothing written.
+        # Where an earlier search built it, searching only reads.
+        for name, path, want_search in (
+            ("search, never searched", ro / "hot.db", "refused: StoreError: building"),
+            ("search, searched before", ro / "searched.db", "2 hits"),  # turn("hot")
+        ):
+            try:
+                what = _search(str(path))
+            except BaseException as exc:
+                what = f"UNTYPED {type(exc).__module__}.{type(exc).__name__}: {exc}"
+            results[name] = what
+            if not what.startswith(want_search):
+                failures.append(f"{name}: {what}")
         after = _listing(ro)
     if after != before:
         failures.append(f"files changed: {sorted(set(after.items()) ^ set(before.items()))}")

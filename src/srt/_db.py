@@ -111,24 +111,59 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX calls_node ON calls(node);
     CREATE INDEX calls_session ON calls(session);
     """,
-    # v3: full-text search over message text (``srt search``). A contentless FTS5
-    # table keyed by messages.id, filled by triggers, so every append and every gc
-    # delete keeps it in step whoever writes. The text indexed is the content string,
-    # or the text parts joined by newlines; never the JSON around it.
-    f"""
-    CREATE VIRTUAL TABLE messages_fts USING fts5(
-        text, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2'
-    );
-    CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
-        INSERT INTO messages_fts(rowid, text) VALUES (new.id, {message_text_sql("new.body")});
-    END;
-    CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
-        DELETE FROM messages_fts WHERE rowid = old.id;
-    END;
-    INSERT INTO messages_fts(rowid, text) SELECT id, {message_text_sql("body")} FROM messages;
-    """,
+    # v3 (now empty): this step used to create the full-text index of ``srt search``
+    # (SEARCH_INDEX_SQL below, then a backfill) in every file. The index and its
+    # triggers made a file about 25% larger and every append write about twice as many
+    # pages, for a command many files never run, so the first search creates it instead
+    # (``maintenance.build_search_index``). The step was emptied rather than undone by a
+    # v4, since the project was unreleased: a v4 dropping the index would take it from
+    # the files that have it, and new files would create it only to drop it, leaving
+    # free pages behind. A file that reached v3 with the older step keeps its index and
+    # triggers, which are exactly what a first search creates, so it opens, searches,
+    # verifies and collects garbage like any file whose index was built on demand.
+    "",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+
+#: The full-text index of ``srt search``: a contentless FTS5 table keyed by
+#: messages.id, kept in step by triggers with every append and every gc delete, whoever
+#: writes (other processes included). The text indexed is the content string, or the
+#: text parts joined by newlines; never the JSON around it. It is not part of any
+#: migration: ``maintenance.build_search_index`` runs this, then ``SEARCH_FILL_SQL``, in
+#: one write transaction on the first search. ``IF NOT EXISTS`` makes a second,
+#: concurrent first search a no-op; it also leaves alone a file whose index an older
+#: schema-v3 step created with the same definitions.
+SEARCH_TABLE = "messages_fts"
+SEARCH_TRIGGERS = ("messages_fts_insert", "messages_fts_delete")
+SEARCH_INDEX_SQL = f"""
+CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5(
+    text, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS messages_fts_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO messages_fts(rowid, text) VALUES (new.id, {message_text_sql("new.body")});
+END;
+CREATE TRIGGER IF NOT EXISTS messages_fts_delete AFTER DELETE ON messages BEGIN
+    DELETE FROM messages_fts WHERE rowid = old.id;
+END;
+"""
+#: Fills a just-created search index from every stored message.
+SEARCH_FILL_SQL = (
+    f"INSERT INTO messages_fts(rowid, text) SELECT id, {message_text_sql('body')} FROM messages"
+)
+#: Removes the search index and its triggers (``srt search --drop-index``).
+SEARCH_DROP_SQL = """
+DROP TRIGGER IF EXISTS messages_fts_insert;
+DROP TRIGGER IF EXISTS messages_fts_delete;
+DROP TABLE IF EXISTS messages_fts;
+"""
+
+
+def has_search_index(conn: apsw.Connection) -> bool:
+    """Whether the file carries the search index (created by a first search)."""
+    row = conn.execute(
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?", (SEARCH_TABLE,)
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def _describe(exc: BaseException) -> str:

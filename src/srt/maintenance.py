@@ -13,15 +13,24 @@ deleted: a ledger row whose node was swept keeps all its figures and its session
 name, and its ``node`` becomes NULL. Forks share nodes with their origin, so deleting
 a session never harms its forks: what they reach is live. The sweep runs in one
 transaction with ``PRAGMA secure_delete=ON`` (by default), so freed cells and pages
-are zeroed, then merges the search index (``optimize``: a deleted row's terms leave
-the index only when its segments are rewritten) and checkpoints the WAL with
-TRUNCATE, so the text of swept messages is left neither in the file nor in ``-wal``.
+are zeroed, then merges the search index if the file has one (``optimize``: a deleted
+row's terms leave the index only when its segments are rewritten) and checkpoints the
+WAL with TRUNCATE, so the text of swept messages is left neither in the file nor in
+``-wal``.
 
 **Verify** re-derives every message hash from its body, every node's depth and
 prefix hash from its parent and message, checks that session heads and ledger nodes
-exist, that the search index holds exactly the stored messages, and runs
-``PRAGMA integrity_check`` and ``PRAGMA foreign_key_check``. A fault names the
-table, the row and the sessions (and positions) that reach it.
+exist, that the search index (if the file has one) holds exactly the stored messages
+and still has its triggers, and runs ``PRAGMA integrity_check`` and
+``PRAGMA foreign_key_check``. A fault names the table, the row and the sessions (and
+positions) that reach it.
+
+**Search** runs on a full-text index that no migration creates: a file that has
+never been searched carries none, so appends do not pay for it. The first search
+builds it (``build_search_index``: the FTS5 table and its triggers, filled from every
+stored message, in one ``BEGIN IMMEDIATE`` transaction under the writer lock); from
+then on the triggers keep it in step with every append and every gc, whoever writes.
+``drop_search_index`` removes it again.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,8 +57,11 @@ __all__ = [
     "TreeNode",
     "VacuumReport",
     "VerifyReport",
+    "build_search_index",
+    "drop_search_index",
     "fts_query",
     "gc",
+    "has_search_index",
     "overview",
     "search",
     "tree",
@@ -88,7 +100,7 @@ def _connection(
     store = _store(db)
     if store.path == ":memory:":
         raise ConfigError(f"{action} needs a database file, not :memory:")
-    conn = _db.connect(store.path, store._lock, migrate=True)
+    conn = _db.connect(store.path, store._lock, migrate=True, vfs=store._vfs)
     try:
         with _db.translate(action):
             for pragma in pragmas:
@@ -212,7 +224,7 @@ def gc(db: Runtime | Store, *, secure_delete: bool = True, dry_run: bool = False
                 f"WHERE {_DEAD_MESSAGES}",
             ).fetchone() or (0, 0)
             conn.execute(f"DELETE FROM messages WHERE {_DEAD_MESSAGES}")
-            if messages:
+            if messages and _db.has_search_index(conn):
                 conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
             broken = conn.execute("PRAGMA foreign_key_check").fetchall()
             if broken:
@@ -441,19 +453,119 @@ def _verify(conn: apsw.Connection, faults: _Faults, counts: list[int]) -> None:
             continue  # reported above, with more detail
         faults.add(Fault("foreign_key", table, rowid, f"refers to a missing {parent} row"))
 
+    if _db.has_search_index(conn):
+        _verify_search_index(conn, faults)
+
+
+def _verify_search_index(conn: apsw.Connection, faults: _Faults) -> None:
+    """The index holds exactly the stored messages, and its triggers are there."""
+    table = _db.SEARCH_TABLE
     for (mid,) in _rows(
-        conn, "SELECT id FROM messages EXCEPT SELECT id FROM messages_fts_docsize ORDER BY 1"
+        conn, f"SELECT id FROM messages EXCEPT SELECT id FROM {table}_docsize ORDER BY 1"
     ):
-        faults.add(Fault("search_index", "messages_fts", mid, "message is not in the index"))
+        faults.add(Fault("search_index", table, mid, "message is not in the index"))
     for (mid,) in _rows(
-        conn, "SELECT id FROM messages_fts_docsize EXCEPT SELECT id FROM messages ORDER BY 1"
+        conn, f"SELECT id FROM {table}_docsize EXCEPT SELECT id FROM messages ORDER BY 1"
     ):
-        faults.add(
-            Fault("search_index", "messages_fts", mid, "the index holds a message not stored")
+        faults.add(Fault("search_index", table, mid, "the index holds a message not stored"))
+    found = {
+        name
+        for (name,) in conn.execute(
+            f"SELECT name FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'messages' "
+            f"AND name IN ({_marks(len(_db.SEARCH_TRIGGERS))})",
+            _db.SEARCH_TRIGGERS,
         )
+    }
+    for name in _db.SEARCH_TRIGGERS:
+        if name not in found:
+            faults.add(
+                Fault(
+                    "search_index",
+                    table,
+                    None,
+                    f"its trigger {name} is missing, so the index no longer follows the "
+                    "messages (srt search --drop-index, then a search, rebuilds it)",
+                )
+            )
 
 
 # -- search -----------------------------------------------------------------------------
+
+
+def has_search_index(db: Runtime | Store) -> bool:
+    """Whether the file carries the search index (built by the first search)."""
+    action = "reading the schema"
+    with _connection(db, action) as (conn, _lock), _db.translate(action):
+        return _db.has_search_index(conn)
+
+
+def build_search_index(
+    db: Runtime | Store, *, announce: Callable[[int], None] | None = None
+) -> int | None:
+    """Create the search index and fill it from every stored message, unless the file
+    has it already; ``search`` does this first. Returns the number of messages indexed,
+    or ``None`` if the index was there (another search, maybe in another process,
+    built it). ``announce`` is called with that number before the work starts.
+
+    It is one ``BEGIN IMMEDIATE`` transaction under the writer lock, so other writers
+    wait for it (up to the busy timeout), a concurrent first search finds the index
+    built and does nothing, and a failure (a read-only file, a full disk) leaves the
+    file as it was.
+    """
+    action = "building the search index"
+    with _connection(db, action) as (conn, lock):
+        return _build_search_index(conn, lock, action, announce)
+
+
+def _build_search_index(
+    conn: apsw.Connection,
+    lock: threading.Lock,
+    action: str,
+    announce: Callable[[int], None] | None,
+) -> int | None:
+    with _db.translate(action):
+        if _db.has_search_index(conn):
+            return None
+        try:
+            with lock:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    if _db.has_search_index(conn):  # built by another connection meanwhile
+                        conn.execute("ROLLBACK")
+                        return None
+                    count = _count(conn, "SELECT count(*) FROM messages")
+                    if announce is not None:
+                        announce(count)
+                    conn.execute(_db.SEARCH_INDEX_SQL)
+                    conn.execute(_db.SEARCH_FILL_SQL)
+                except BaseException:
+                    if not conn.get_autocommit():
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+        except apsw.ReadOnlyError as exc:
+            raise StoreError(
+                f"{action}: the database has no search index yet, and it cannot be built "
+                f"because the database is read-only ({type(exc).__name__}: {exc})"
+            ) from exc
+    return count
+
+
+def drop_search_index(db: Runtime | Store) -> bool:
+    """Remove the search index and its triggers; False if the file had none. Its pages
+    go to the file's free list (reused by later writes; ``vacuum`` returns them)."""
+    action = "dropping the search index"
+    with _connection(db, action) as (conn, lock), _db.translate(action), lock:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            had = _db.has_search_index(conn)
+            conn.execute(_db.SEARCH_DROP_SQL)
+        except BaseException:
+            if not conn.get_autocommit():
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    return had
 
 
 @dataclass(frozen=True)
@@ -482,10 +594,19 @@ def fts_query(text: str) -> str:
     return " ".join(terms)
 
 
-def search(db: Runtime | Store, text: str, *, limit: int = 20, syntax: bool = False) -> list[Hit]:
+def search(
+    db: Runtime | Store,
+    text: str,
+    *,
+    limit: int = 20,
+    syntax: bool = False,
+    announce: Callable[[int], None] | None = None,
+) -> list[Hit]:
     """Messages that some session uses and whose text matches, best match first.
 
     ``text`` is words to find (see ``fts_query``), or with ``syntax`` an FTS5 query.
+    The first search of a file builds the index (``build_search_index``, which calls
+    ``announce`` with the number of messages it is about to index).
     """
     if limit < 1:
         raise ConfigError("limit must be at least 1")
@@ -493,43 +614,50 @@ def search(db: Runtime | Store, text: str, *, limit: int = 20, syntax: bool = Fa
     if not query.strip():
         raise ConfigError("the search text is empty")
     action = "searching"
+    with _connection(db, action) as (conn, lock):
+        _build_search_index(conn, lock, "building the search index", announce)
+        with _snapshot(conn, action):
+            hits = _search(conn, query, limit)
+    return hits
+
+
+def _search(conn: apsw.Connection, query: str, limit: int) -> list[Hit]:
     hits: list[Hit] = []
     batch = max(limit, 50)
-    with _connection(db, action) as (conn, _lock), _snapshot(conn, action):
-        offset = 0
-        while len(hits) < limit:
-            ids = [
-                r[0]
-                for r in _rows(
-                    conn,
-                    "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? "
-                    "ORDER BY rank LIMIT ? OFFSET ?",
-                    (query, batch, offset),
-                )
-            ]
-            if not ids:
-                break
-            offset += len(ids)
-            marks = _marks(len(ids))
-            rows = {
-                mid: (role, body_text)
-                for mid, role, body_text in _rows(
-                    conn,
-                    f"SELECT m.id, {_ROLE}, {_TEXT} FROM messages m WHERE m.id IN ({marks})",
-                    ids,
-                )
-            }
-            users = _rows(
-                conn, f"SELECT id, message FROM nodes WHERE message IN ({marks})", ids
-            ).fetchall()
-            reach = _places(conn, [n for n, _ in users])
-            for mid in ids:
-                places = sorted({p for n, m in users if m == mid for p in reach[n]})
-                if places and mid in rows:
-                    role, body_text = rows[mid]
-                    hits.append(Hit(mid, str(role), str(body_text), tuple(places)))
-                    if len(hits) == limit:
-                        break
+    offset = 0
+    while len(hits) < limit:
+        ids = [
+            r[0]
+            for r in _rows(
+                conn,
+                "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? "
+                "ORDER BY rank LIMIT ? OFFSET ?",
+                (query, batch, offset),
+            )
+        ]
+        if not ids:
+            break
+        offset += len(ids)
+        marks = _marks(len(ids))
+        rows = {
+            mid: (role, body_text)
+            for mid, role, body_text in _rows(
+                conn,
+                f"SELECT m.id, {_ROLE}, {_TEXT} FROM messages m WHERE m.id IN ({marks})",
+                ids,
+            )
+        }
+        users = _rows(
+            conn, f"SELECT id, message FROM nodes WHERE message IN ({marks})", ids
+        ).fetchall()
+        reach = _places(conn, [n for n, _ in users])
+        for mid in ids:
+            places = sorted({p for n, m in users if m == mid for p in reach[n]})
+            if places and mid in rows:
+                role, body_text = rows[mid]
+                hits.append(Hit(mid, str(role), str(body_text), tuple(places)))
+                if len(hits) == limit:
+                    break
     return hits
 
 

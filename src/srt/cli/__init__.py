@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, summary: str, run: Run) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=summary, description=summary.capitalize() + ".")
-        sub.set_defaults(run=run)
+        sub.set_defaults(run=run, subparser=sub)
         return sub
 
     p = command("chat", "chat with a model, streaming, in a stored session", _chat.chat)
@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = command("search", "full-text search over the messages of every session", _maint.search)
-    p.add_argument("text", metavar="TEXT", nargs="+", help="the words to find (all of them)")
+    p.add_argument("text", metavar="TEXT", nargs="*", help="the words to find (all of them)")
     p.add_argument(
         "--limit", type=_positive, default=20, help="show at most this many (default: 20)"
     )
@@ -214,6 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
         help='read TEXT as an SQLite FTS5 query (OR, NOT, NEAR, "phrases", prefix*)',
     )
     p.add_argument("--json", action="store_true", help="print the hits as JSON")
+    p.add_argument(
+        "--drop-index",
+        action="store_true",
+        help="remove the search index (the first search built it) and its triggers; "
+        "the next search builds it again",
+    )
+    p.set_defaults(check=_maint.search_usage)
 
     p = command(
         "stats", "requests, tokens, cache hits, cost and savings, from the ledger", _stats.stats
@@ -242,6 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``srt`` with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     args = build_parser().parse_args(argv)
+    check: Callable[[argparse.Namespace], str | None] | None = getattr(args, "check", None)
+    problem = check(args) if check is not None else None
+    if problem:
+        args.subparser.error(problem)  # exits with status 2, like argparse's own errors
     if args.db is None:
         args.db = default_path()
     if hasattr(args, "text") and isinstance(args.text, list):

@@ -6,13 +6,14 @@ import argparse
 import dataclasses
 import os
 import shutil
+import sys
 import unicodedata
 
 from .. import maintenance
 from ..runtime import Runtime
 from ._common import escape_line, existing_db, print_json
 
-__all__ = ["gc", "search", "snippet", "vacuum", "verify"]
+__all__ = ["gc", "search", "search_usage", "snippet", "vacuum", "verify"]
 
 
 def _fold(text: str) -> str:
@@ -41,12 +42,37 @@ def snippet(text: str, query: str, width: int) -> str:
     return piece
 
 
+def _announce(count: int) -> None:
+    """Said on stderr once per file: the first search builds the index."""
+    print(f"building the search index over {_n(count, 'message')}…", file=sys.stderr, flush=True)
+
+
+def search_usage(args: argparse.Namespace) -> str | None:
+    """A usage error in ``srt search``'s arguments, or None."""
+    if args.drop_index and args.text:
+        return "--drop-index takes no TEXT"
+    if not args.drop_index and not args.text:
+        return "the following arguments are required: TEXT"
+    return None
+
+
 def search(args: argparse.Namespace) -> None:
+    if args.drop_index:
+        with Runtime(existing_db(args)) as rt:
+            dropped = maintenance.drop_search_index(rt)
+        print(
+            "dropped the search index; srt vacuum returns its pages to the disk"
+            if dropped
+            else "the database has no search index"
+        )
+        return
     if args.db == ":memory:" or not os.path.exists(args.db):
         hits: list[maintenance.Hit] = []
     else:
         with Runtime(args.db) as rt:
-            hits = maintenance.search(rt, args.text, limit=args.limit, syntax=args.fts)
+            hits = maintenance.search(
+                rt, args.text, limit=args.limit, syntax=args.fts, announce=_announce
+            )
     if args.json:
         print_json([dataclasses.asdict(h) for h in hits])
         return
