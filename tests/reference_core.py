@@ -53,6 +53,11 @@ def assemble(head: bytes, parts: list[bytes], sep: bytes, tail: bytes) -> bytes:
     return head + sep.join(parts) + tail
 
 
+def find_in_any(items: list[bytes], needle: bytes) -> int:
+    """Index of the first item containing ``needle``, or -1."""
+    return next((i for i, item in enumerate(items) if needle in item), -1)
+
+
 def common_prefix(a: list[bytes], b: list[bytes], limit: int = -1) -> int:
     """How many leading items of ``a`` and ``b`` are equal (at most ``limit``)."""
     n = min(len(a), len(b))

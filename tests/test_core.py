@@ -138,6 +138,8 @@ def test_core_rejects_non_bytes(call: str) -> None:
         "c.OutputBuffer(0).build(b'', [b'x'], None, b'')",
         "c.OutputBuffer(0).build(b'', [b'x'], b',', None)",
         "c.common_prefix(None, [b'x'])",
+        "c.find_in_any([b'x', None], b'y')",
+        "c.find_in_any([b'x'], None)",
     ],
 )
 def test_core_rejects_none_instead_of_bytes(call: str) -> None:
@@ -196,6 +198,19 @@ def test_assemble_does_not_alias_its_inputs() -> None:
     assert parts == [b"abc", b"def"]
     single = _core.assemble(b"", [b"x" * 100], b"", b"")
     assert single == b"x" * 100
+
+
+@FAST
+@given(st.lists(st.binary(max_size=40), max_size=8), st.binary(max_size=4))
+def test_find_in_any_matches_reference(items: list[bytes], needle: bytes) -> None:
+    assert _core.find_in_any(items, needle) == ref.find_in_any(items, needle)
+
+
+@FAST
+@given(st.lists(st.text(alphabet='ab,"', max_size=40).map(str.encode), max_size=8))
+def test_find_in_any_small_alphabet(items: list[bytes]) -> None:
+    for needle in (b',"a', b"a", b'""', b'ab,"ab'):
+        assert _core.find_in_any(items, needle) == ref.find_in_any(items, needle)
 
 
 @FAST

@@ -6,6 +6,7 @@ from __future__ import annotations
 import bisect
 import json
 from dataclasses import dataclass
+from itertools import accumulate, islice, repeat
 
 from .cache import Breakpoint, CacheExplain
 from .errors import UnsupportedFeatureError
@@ -164,6 +165,25 @@ class Assembly:
         total = nbytes[-1] if nbytes else 0
         nblocks = blocks[-1] if blocks else 0
         ntok = ntokens[-1] if ntokens else 0
+        m = len(bodies)
+        if m > 8 and fmt.plain_all(bodies):
+            # A whole chain at once (a cold load): the same records as the loop below,
+            # built list by list instead of message by message.
+            k0 = len(pieces)
+            new = [fmt.glue("", "")] * (2 * m)
+            new[0] = fmt.glue(roles[-1] if roles else None, "")
+            new[1::2] = bodies
+            pieces.extend(new)
+            ends.extend(range(k0 + 2, k0 + 2 * m + 1, 2))
+            sys.extend(repeat(nsys, m))
+            roles.extend(repeat("", m))
+            notes.extend(repeat(None, m))
+            lens = list(map(len, bodies))
+            nbytes.extend(islice(accumulate(lens, initial=total), 1, None))
+            blocks.extend(range(nblocks + 1, nblocks + m + 1))
+            toks = [(n + 3) // 4 for n in lens]
+            ntokens.extend(islice(accumulate(toks, initial=ntok), 1, None))
+            return
         for body in bodies:
             if not plain(body):
                 self.extend(fmt, [fmt.render(body, target)])

@@ -27,9 +27,27 @@ cdef extern from *:
     #define SRT_IN_PLACE 1
     #endif
     static Py_ssize_t srt_refcnt(PyObject *o) { return Py_REFCNT(o); }
+
+    /* memmem where the C library has it (glibc, musl, macOS, the BSDs); elsewhere
+       memchr for the first byte, then memcmp. */
+    #if defined(__GLIBC__) || defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__) || (defined(__linux__) && !defined(__GLIBC__))
+    #define srt_memmem memmem
+    #else
+    static void *srt_memmem(const void *h, size_t hn, const void *n, size_t nn) {
+        const char *p = (const char *)h, *end = p + hn;
+        if (nn == 0) return (void *)h;
+        while (hn >= nn && (p = (const char *)memchr(p, *(const char *)n, (size_t)(end - p) - nn + 1))) {
+            if (memcmp(p, n, nn) == 0) return (void *)p;
+            p++;
+            if ((size_t)(end - p) < nn) break;
+        }
+        return NULL;
+    }
+    #endif
     """
     int SRT_IN_PLACE
     Py_ssize_t srt_refcnt(PyObject* o)
+    void* srt_memmem(const void* haystack, size_t hn, const void* needle, size_t nn)
 
 import xxhash
 
@@ -141,6 +159,26 @@ cdef inline bint _same(object a, object b):
     return n == PyBytes_GET_SIZE(<bytes>b) and memcmp(
         PyBytes_AS_STRING(<bytes>a), PyBytes_AS_STRING(<bytes>b), n
     ) == 0
+
+
+def find_in_any(list items not None, bytes needle not None):
+    """Index of the first of ``items`` (bytes) that contains ``needle``, or -1.
+
+    One C pass over every item (``memmem``); a cold load asks this of a whole chain
+    to learn whether any message needs more than its canonical bytes."""
+    cdef Py_ssize_t i
+    cdef object item
+    cdef Py_ssize_t nn = PyBytes_GET_SIZE(needle)
+    for i in range(len(items)):
+        item = items[i]
+        if item is None:
+            raise TypeError("items must be bytes, not None")
+        if srt_memmem(
+            PyBytes_AS_STRING(<bytes?>item), <size_t>PyBytes_GET_SIZE(<bytes>item),
+            PyBytes_AS_STRING(needle), <size_t>nn,
+        ) != NULL:
+            return i
+    return -1
 
 
 def common_prefix(list a not None, list b not None, Py_ssize_t limit=-1):

@@ -114,6 +114,10 @@ class WireFormat(ABC):
         """For ``identity`` formats: true when ``body`` is its own fragment, unchanged."""
         return False
 
+    def plain_all(self, bodies: list[bytes]) -> bool:
+        """``plain`` of every body (formats override it with one C-level pass)."""
+        return all(map(self.plain, bodies))
+
     @abstractmethod
     def render(self, body: bytes, target: Target) -> Frag:
         """One message (canonical bytes ``body``) in this format, for ``target``."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .._core import find_in_any
 from .._types import Reply, Usage
 from ..errors import ProviderResponseError
 from .base import Frag, Target, WireFormat, check_model, dumps, params_tail
@@ -31,6 +32,9 @@ class OpenAIChat(WireFormat):
 
     def plain(self, body: bytes) -> bool:
         return _ARTIFACTS not in body  # a JSON string cannot contain this byte sequence
+
+    def plain_all(self, bodies: list[bytes]) -> bool:
+        return find_in_any(bodies, _ARTIFACTS) < 0
 
     def render(self, body: bytes, target: Target) -> Frag:
         if self.plain(body):
