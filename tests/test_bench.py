@@ -190,7 +190,8 @@ def test_plot_draws_a_png_or_says_matplotlib_is_missing(tmp_path: Path) -> None:
 
 
 def test_real_model_counters(tmp_path: Path) -> None:
-    """The --real replay with llama.cpp's server and SmolLM2 at the smallest size."""
+    """The --real replay with llama.cpp's server and SmolLM2 at the smallest size: srt keeps
+    the model's own replies; the stateless clients replay srt's transcript."""
     real.ensure_installed()
     conv = [
         {"role": "system", "content": "You are a terse assistant. " * 6},
@@ -200,16 +201,23 @@ def test_real_model_counters(tmp_path: Path) -> None:
         {"role": "assistant", "content": "An apple, crisp and red."},
     ]
     r = real.run_real(str(tmp_path), convs=[conv], ctx_size=512, max_tokens=2)
+    assert r["settings"]["replies"] == "model" and r["settings"]["cache_ram_mib"] == 0
     c = r["clients"]
     no, ca, st = c["nocache"]["total"], c["cached"]["total"], c["srt"]["total"]
     assert no["requests"] == ca["requests"] == st["requests"] == 2
-    assert no["prompt_tokens"] == ca["prompt_tokens"] == st["prompt_tokens"] > 0
+    assert r["conversations"] == [5]  # system, two user turns, the model's two replies
+    for a, b, d in zip(*(c[k]["turns"][0] for k in ("nocache", "cached", "srt")), strict=True):
+        assert a["prompt_tokens"] == b["prompt_tokens"] == d["prompt_tokens"] > 0
+        assert 0 < d["predicted_n"] <= 2
     assert no["cache_n"] == 0 and no["prompt_n"] == no["prompt_tokens"]
     for t in (ca, st):
         assert t["prompt_n"] + t["cache_n"] == t["prompt_tokens"]
         assert t["cached_tokens"] == t["cache_n"] > 0
+    first, second = c["srt"]["turns"][0]
+    assert second["cache_n"] >= first["prompt_tokens"]  # the slot still held turn 1
     assert st["prompt_n"] <= ca["prompt_n"] < no["prompt_n"]
-    assert r["srt_never_worse_than_cached"] and r["settings"]["cache_ram_mib"] == 0
+    assert st["prompt_n"] >= r["bound"]["new_tokens"] > 0  # nobody beats the bound
+    assert r["srt_never_worse_than_cached"]
     for x in c.values():  # every server was ended by its PID
         pid = x["server_pid"]
         assert pid is not None

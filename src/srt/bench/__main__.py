@@ -157,6 +157,25 @@ def parser() -> argparse.ArgumentParser:
         metavar="MIB",
         help="--real: llama.cpp's in-memory prompt cache, MiB (default 0: off)",
     )
+    g.add_argument(
+        "--real-replies",
+        choices=("model", "dataset"),
+        default="model",
+        help="--real: keep the model's own replies (default), or replace each with the "
+        "dataset's recorded reply",
+    )
+    g.add_argument(
+        "--real-max-tokens",
+        type=int,
+        default=128,
+        help="--real: tokens a reply may have (default 128)",
+    )
+    g.add_argument(
+        "--real-ctx",
+        type=int,
+        default=4096,
+        help="--real: context per slot, tokens; conversations are cut to fit (default 4096)",
+    )
     return p
 
 
@@ -224,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
                     seed=seed,
                     max_messages=args.real_max_messages,
                     cache_ram_mib=args.real_cache_ram,
+                    ctx_size=args.real_ctx,
+                    max_tokens=args.real_max_tokens,
+                    replies=args.real_replies,
                     progress=bar,
                 )
             out["wall_s"] = time.perf_counter() - t0

@@ -86,7 +86,10 @@ def scale(args: argparse.Namespace, chosen: tuple[str, ...]) -> str:
         else:
             parts.append(name)
     if args.real:
-        parts.append(f"real {args.real_conversations} conversations")
+        parts.append(
+            f"real {args.real_conversations} conversations ({args.real_replies} replies, "
+            f"max_tokens {args.real_max_tokens}, ctx {args.real_ctx})"
+        )
     return f"seed {args.seed}; " + "; ".join(parts)
 
 
@@ -311,25 +314,44 @@ def _window(r: dict[str, Any]) -> list[str]:
 
 def _real(r: dict[str, Any]) -> list[str]:
     st = r["settings"]
+    replies = st.get("replies", "dataset")
+    b = r.get("bound") or {}
     lines = [
         f"real: {r['model']} on llama.cpp's server, {len(r['conversations'])} ShareGPT "
-        f"conversations ({r['conversations']} messages); slots {st['slots']}, ctx "
-        f"{st['ctx_size']}, cache_ram_mib {st['cache_ram_mib']}, max_tokens {st['max_tokens']}",
-        "  client     requests  prompt tok  evaluated (prompt_n)  reused (cache_n)  cached_tokens",
+        f"conversations ({r['conversations']} messages replayed); slots {st['slots']}, ctx "
+        f"{st['ctx_size']}, cache_ram_mib {st['cache_ram_mib']}, max_tokens {st['max_tokens']}, "
+        f"temperature {st['temperature']}, replies: "
+        + ("the model's own" if replies == "model" else "the dataset's recorded ones"),
+        "  client     requests  prompt tok  evaluated (prompt_n)  reused (cache_n)  cached_tokens"
+        "  generated  replies as srt's",
     ]
     for kind, c in r["clients"].items():
         t = c["total"]
+        same = (
+            f"{t['replies_matched']}/{t['requests']}" if "replies_matched" in t else "(reference)"
+        )
         lines.append(
             f"  {kind:<10}{t['requests']:>8} {t['prompt_tokens']:>11,} {t['prompt_n']:>21,} "
-            f"{t['cache_n']:>17,} {t['cached_tokens']:>14,}"
+            f"{t['cache_n']:>17,} {t['cached_tokens']:>14,} {t.get('predicted_n', 0):>10,}"
+            f"  {same}"
         )
     lines.append(
         f"  srt evaluates {100 * r['fewer_evaluated_vs_nocache']:.1f}% fewer tokens than the "
-        f"cache-off client (about {100 * r['fewer_evaluated_bound']:.1f}% is the most any "
-        f"client can save: each turn's new tokens must run), "
-        f"{100 * r['fewer_evaluated_vs_cached']:.1f}% fewer than "
-        f"the cached client; never worse than it: {r['srt_never_worse_than_cached']}"
+        f"cache-off client, {100 * r['fewer_evaluated_vs_cached']:.1f}% fewer than the "
+        f"cached client; never worse than it: {r['srt_never_worse_than_cached']}"
     )
+    if b:
+        lines.append(
+            f"  bound: {b['new_tokens']:,} tokens the slot cannot hold "
+            f"({100 * r['fewer_evaluated_bound']:.1f}% fewer than cache-off): first turns "
+            f"{b['first_turns']:,}, later user text {b['later_user_tokens']:,}, later template "
+            f"and reply tails {b['later_other_tokens']:,}; evaluated beyond it: "
+            + ", ".join(
+                f"{k} {c['total']['excess_over_bound']:,}"
+                for k, c in r["clients"].items()
+                if k != "nocache"
+            )
+        )
     return lines
 
 
