@@ -230,6 +230,43 @@ def test_common_prefix_matches_reference(
     assert got >= min(len(shared), limit if limit >= 0 else len(shared))
 
 
+@FAST
+@given(st.lists(digests, max_size=12), st.lists(digests, max_size=6), st.integers(-1, 20))
+def test_hash_seq_behaves_as_a_list(hashes: list[bytes], other: list[bytes], limit: int) -> None:
+    """``HashSeq`` packs hashes; read back, it is the list it was given."""
+    seq = _core.HashSeq(b"".join(hashes))
+    assert len(seq) == len(hashes)
+    assert list(seq) == hashes == seq[:]
+    for i in range(-len(hashes), len(hashes)):
+        assert seq[i] == hashes[i]
+    assert seq[1:-1] == hashes[1:-1] and seq[::2] == hashes[::2]
+    for h in hashes + other:
+        assert (h in seq) == (h in hashes)
+    assert b"short" not in seq and None not in seq
+    grown = seq.head(len(hashes))
+    grown.extend(other)
+    assert list(grown) == hashes + other and list(seq) == hashes  # head() is a copy
+    assert seq.packed() == b"".join(hashes)
+    b = _core.HashSeq(b"".join(other))
+    assert seq.common(b, limit) == ref.common_prefix(hashes, other, limit)
+    assert seq.common(grown, limit) == ref.common_prefix(hashes, hashes + other, limit)
+    with pytest.raises(IndexError):
+        seq[len(hashes)]
+
+
+def test_hash_seq_rejects_what_is_not_a_hash() -> None:
+    with pytest.raises(ValueError):
+        _core.HashSeq(b"x" * 17)
+    seq = _core.HashSeq()
+    with pytest.raises(ValueError):
+        seq.append(b"x" * 15)
+    with pytest.raises(TypeError):
+        seq.append(None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        seq.head(-1)
+    assert len(seq) == 0 and list(seq) == []
+
+
 class OutputBufferMachine(RuleBasedStateMachine):
     """Drive ``_core.OutputBuffer`` the way a session does: a live list of parts that
     only grows, replaced by a new list when parts are dropped or marked; heads and

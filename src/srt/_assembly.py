@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bisect
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate, islice, repeat
 
@@ -24,10 +25,11 @@ class View:
         self.cut, self.kept = cut, kept
 
     def lists(
-        self, hashes: list[bytes], bodies: list[bytes], status: list[str | None]
-    ) -> tuple[list[bytes], list[bytes], list[str | None]]:
+        self, hashes: Sequence[bytes], bodies: list[bytes], status: dict[int, str]
+    ) -> tuple[list[bytes], list[bytes], dict[int, str]]:
         k = self.kept
-        return [hashes[i] for i in k], [bodies[i] for i in k], [status[i] for i in k]
+        kept_status = {j: status[i] for j, i in enumerate(k) if i in status} if status else {}
+        return [hashes[i] for i in k], [bodies[i] for i in k], kept_status
 
 
 class Offset:
@@ -70,7 +72,7 @@ class Planned:
     key: str | None
     # Of the messages this request sends (a window may leave some out): the session's
     # own list, which only grows (see cache.Record), or a window's new list.
-    hashes: list[bytes]
+    hashes: Sequence[bytes]
 
 
 class Assembly:

@@ -14,6 +14,7 @@ from cpython.bytes cimport (
     PyBytes_GET_SIZE,
     _PyBytes_Resize,
 )
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.ref cimport PyObject, Py_XDECREF, Py_XINCREF
 from libc.string cimport memcmp, memcpy
 
@@ -48,6 +49,8 @@ cdef extern from *:
     int SRT_IN_PLACE
     Py_ssize_t srt_refcnt(PyObject* o)
     void* srt_memmem(const void* haystack, size_t hn, const void* needle, size_t nn)
+
+import collections.abc as _abc
 
 import xxhash
 
@@ -343,6 +346,92 @@ cdef class OutputBuffer:
         return out
 
 
+cdef class HashSeq:
+    """A sequence of 16-byte message hashes packed in one buffer (16 bytes each).
+
+    A session holds its chain's hashes this way instead of as a list of bytes
+    objects (56 bytes each plus the list's slot). Items come out as new ``bytes``;
+    slices come out as lists. Only ``append`` and ``extend`` change it: to drop
+    hashes, take ``head(n)``, a new sequence, so whoever kept this one (a record of
+    the previous request) still sees the same first items.
+    """
+
+    cdef bytearray _buf
+
+    def __cinit__(self, data=b""):
+        if len(data) % 16:
+            raise ValueError("HashSeq data must be a whole number of 16-byte hashes")
+        self._buf = bytearray(data)
+
+    def __len__(self):
+        return PyByteArray_GET_SIZE(self._buf) >> 4
+
+    def __getitem__(self, i):
+        cdef Py_ssize_t n = PyByteArray_GET_SIZE(self._buf) >> 4
+        cdef Py_ssize_t k
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(n))]
+        k = i
+        if k < 0:
+            k += n
+        if not 0 <= k < n:
+            raise IndexError("HashSeq index out of range")
+        return PyBytes_FromStringAndSize(PyByteArray_AS_STRING(self._buf) + 16 * k, 16)
+
+    def __iter__(self):
+        cdef Py_ssize_t k
+        for k in range(PyByteArray_GET_SIZE(self._buf) >> 4):
+            yield PyBytes_FromStringAndSize(PyByteArray_AS_STRING(self._buf) + 16 * k, 16)
+
+    def __contains__(self, h):
+        if type(h) is not bytes or PyBytes_GET_SIZE(<bytes>h) != 16:
+            return False
+        cdef Py_ssize_t k
+        cdef const char* p = PyByteArray_AS_STRING(self._buf)
+        for k in range(PyByteArray_GET_SIZE(self._buf) >> 4):
+            if memcmp(p + 16 * k, PyBytes_AS_STRING(<bytes>h), 16) == 0:
+                return True
+        return False
+
+    def __reduce__(self):
+        return (HashSeq, (bytes(self._buf),))
+
+    def append(self, bytes h not None):
+        _check16(h, "message hash")
+        self._buf += h
+
+    def extend(self, hashes):
+        for h in hashes:
+            self.append(h)
+
+    def head(self, Py_ssize_t n):
+        """A new sequence of the first ``n`` hashes."""
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        return HashSeq(self._buf[: 16 * n])
+
+    def packed(self):
+        """All the hashes as one ``bytes`` (16 each)."""
+        return bytes(self._buf)
+
+    def common(self, HashSeq other not None, Py_ssize_t limit=-1):
+        """How many leading hashes this and ``other`` share (at most ``limit``)."""
+        cdef Py_ssize_t n = min(len(self), len(other))
+        cdef Py_ssize_t k = 0
+        cdef const char* a = PyByteArray_AS_STRING(self._buf)
+        cdef const char* b = PyByteArray_AS_STRING(other._buf)
+        if 0 <= limit < n:
+            n = limit
+        if memcmp(a, b, 16 * n) == 0:
+            return n
+        while k < n and memcmp(a + 16 * k, b + 16 * k, 16) == 0:
+            k += 1
+        return k
+
+
+_abc.Sequence.register(HashSeq)
+
+
 cdef class FragmentCache:
     """A byte-budgeted LRU map from a key (message hash, format, ...) to frozen values.
 
@@ -389,24 +478,36 @@ cdef class FragmentCache:
         return v
 
     cpdef void put(self, object key, object value, Py_ssize_t nbytes=-1) except *:
-        """Store ``value`` under ``key`` and evict the oldest entries past the budget."""
+        """Store ``value`` under ``key`` and evict the oldest entries past the budget.
+
+        Only an explicit ``nbytes`` is remembered per entry; the default charge,
+        ``len(value)``, is computed again when the entry leaves (values are
+        immutable), which keeps a cache of many small bodies small itself."""
         if value is None:
             raise ValueError("None cannot be cached")
-        if nbytes < 0:
+        cdef bint explicit = nbytes >= 0
+        if not explicit:
             nbytes = len(value)
-        if self._data.pop(key, None) is not None:
-            self.nbytes -= <Py_ssize_t>self._sizes.pop(key)
+        cdef object old = self._data.pop(key, None)
+        if old is not None:
+            self.nbytes -= self._charge(key, old)
         if nbytes > self.max_bytes:
             return
         self._data[key] = value
-        self._sizes[key] = nbytes
+        if explicit:
+            self._sizes[key] = nbytes
         self.nbytes += nbytes
         cdef object k
         while self.nbytes > self.max_bytes:
             k = next(iter(self._data))
-            del self._data[k]
-            self.nbytes -= <Py_ssize_t>self._sizes.pop(k)
+            old = self._data.pop(k)
+            self.nbytes -= self._charge(k, old)
             self.evictions += 1
+
+    cdef Py_ssize_t _charge(self, object key, object value) except -1:
+        """What an entry leaving the cache was charged (its ``_sizes`` record is dropped)."""
+        cdef object size = self._sizes.pop(key, None)
+        return len(value) if size is None else <Py_ssize_t>size
 
     cpdef void clear(self) except *:
         self._data.clear()

@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from ._core import common_prefix
+from ._core import HashSeq, common_prefix
 from .errors import ConfigError
 
 __all__ = [
@@ -191,7 +191,7 @@ class Record:
     recording a request copies nothing however long the conversation is.
     """
 
-    seq: list[bytes]
+    seq: Sequence[bytes]  # a list, or a session's HashSeq
     n: int
     tools: tuple[bytes, ...]
     breakpoints: list[Breakpoint]
@@ -199,13 +199,20 @@ class Record:
 
     @property
     def hashes(self) -> list[bytes]:
-        return self.seq[: self.n]
+        return list(self.seq[: self.n])
 
-    def shared(self, hashes: list[bytes]) -> int:
+    def shared(self, hashes: Sequence[bytes]) -> int:
         """How many leading messages ``hashes`` shares with this request."""
-        if hashes is self.seq:  # the same list, only appended to since
+        seq = self.seq
+        if hashes is seq:  # the same sequence, only appended to since
             return min(self.n, len(hashes))
-        return common_prefix(self.seq, hashes, self.n)
+        if isinstance(seq, HashSeq) and isinstance(hashes, HashSeq):
+            return seq.common(hashes, self.n)
+        return common_prefix(_listed(seq), _listed(hashes), self.n)
+
+
+def _listed(hashes: Sequence[bytes]) -> list[bytes]:
+    return hashes if isinstance(hashes, list) else list(hashes)
 
 
 @dataclass(frozen=True)
@@ -236,7 +243,7 @@ def explain(
     format: str,
     provider: str,
     model: str,
-    hashes: list[bytes],
+    hashes: Sequence[bytes],
     roles: Indexed[str],
     tools: tuple[bytes, ...],
     layout: Layout,

@@ -95,7 +95,7 @@ def select(
     policy: WindowPolicy,
     tokens: Sequence[int],
     roles: Sequence[str],
-    pinned: Sequence[bool],
+    pinned: Sequence[bool] | bytearray,
     previous_cut: int | None = None,
 ) -> tuple[list[int], int]:
     """Indices of the messages to send, and the cut point (first unpinned kept index).

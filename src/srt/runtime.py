@@ -26,6 +26,9 @@ __all__ = ["MAX_NAME_CHARS", "Runtime", "default_path"]
 
 # Cc controls (C0, DEL, C1), Cf format characters (bidi overrides, zero-width),
 # Zl/Zp line and paragraph separators, Cs surrogates, Cn unassigned.
+#: Message bodies at least this long are held once in memory however many sessions
+#: load them (a shared system prompt); shorter ones are held per session.
+INTERN_MIN_BYTES = 1024
 _FORBIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Cn"})
 #: Longest session name accepted, in characters.
 MAX_NAME_CHARS = 256
@@ -118,7 +121,13 @@ class Runtime:
     # -- internals used by Session ---------------------------------------------
 
     def _intern(self, h: bytes, body: bytes) -> bytes:
-        """One shared bytes object per message body across all sessions."""
+        """One shared bytes object per message body across all sessions.
+
+        Bodies under ``INTERN_MIN_BYTES`` are not shared: holding a second copy of
+        one costs less than the table entry that would find the first (and most
+        short messages belong to one session anyway)."""
+        if len(body) < INTERN_MIN_BYTES:
+            return body
         cached: bytes | None = self._bodies.get(h)
         if cached is not None:
             return cached

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -60,11 +61,11 @@ class Session:
         self._head = head
         self._lock = threading.RLock()
         self._loaded = False
-        self._ids: list[int] = []
-        self._hashes: list[bytes] = []
+        self._ids: array[int] = array("q")  # node ids, 8 bytes each
+        self._hashes = _core.HashSeq()  # 16 bytes a message, packed
         self._bodies: list[bytes] = []
-        self._status: list[str | None] = []  # None, or a partial reply's status
-        self._pinned: list[bool] = []  # metadata {"pinned": true}
+        self._status: dict[int, str] = {}  # index -> status, for partial replies only
+        self._pinned = bytearray()  # 1 where the metadata says {"pinned": true}
         self._roles: list[str] = []  # canonical roles, parsed lazily (windows)
         self._ntok: dict[str, list[int]] = {}  # token counts per tokenizer (windows)
         self._cuts: dict[WindowPolicy, int] = {}
@@ -118,11 +119,11 @@ class Session:
             return
         rows = self._rt._store.chain(self._head)
         intern = self._rt._intern
-        self._ids = [r[0] for r in rows]
-        self._hashes = [r[1] for r in rows]
+        self._ids = array("q", [r[0] for r in rows])
+        self._hashes = _core.HashSeq(b"".join([r[1] for r in rows]))
         self._bodies = [intern(r[1], r[2]) for r in rows]
-        self._status = [r[4] for r in rows]
-        self._pinned = [isinstance(r[5], bytes) and b'"pinned":true' in r[5] for r in rows]
+        self._status = {i: r[4] for i, r in enumerate(rows) if r[4] is not None}
+        self._pinned = bytearray(isinstance(r[5], bytes) and b'"pinned":true' in r[5] for r in rows)
         self._roles, self._ntok, self._cuts = [], {}, {}
         self._head_prefix = rows[-1][3] if rows else _core.ROOT
         self._asm = {}
@@ -141,9 +142,11 @@ class Session:
 
     def _truncate(self, n: int) -> None:
         if n < len(self._hashes):
-            # A new list: a recorded request (cache.Record) keeps the old one's prefix.
-            self._hashes = self._hashes[:n]
-        del self._ids[n:], self._bodies[n:], self._status[n:]
+            # A new sequence: a recorded request (cache.Record) keeps the old one's prefix.
+            self._hashes = self._hashes.head(n)
+        del self._ids[n:], self._bodies[n:]
+        for i in [i for i in self._status if i >= n]:
+            del self._status[i]
         del self._pinned[n:], self._roles[n:]
         for counts in self._ntok.values():
             del counts[n:]
@@ -196,7 +199,8 @@ class Session:
             self._ids.append(node_id)
             self._hashes.append(h)
             self._bodies.append(intern(h, body))
-            self._status.append(status)
+            if status is not None:
+                self._status[len(self._bodies) - 1] = status
             self._pinned.append(meta is not None and b'"pinned":true' in meta)
         self._head = self._ids[-1] if self._ids else None
         self._head_prefix = prefixes[-1] if prefixes else self._prefix()
@@ -293,9 +297,9 @@ class Session:
             )
             child = self._rt._create(name, head, believed)
             child._ids = self._ids[:keep]
-            child._hashes = self._hashes[:keep]
+            child._hashes = self._hashes.head(keep)
             child._bodies = self._bodies[:keep]
-            child._status = self._status[:keep]
+            child._status = {i: v for i, v in self._status.items() if i < keep}
             child._pinned = self._pinned[:keep]
             child._head_prefix = self._prefix(keep)
             child._loaded = True
@@ -379,29 +383,23 @@ class Session:
         asm.serialized = 0
         start = asm.n
         while start < n:
-            if status[start] is not None and not partial:
+            if start in status and not partial:
                 asm.skip()
                 start += 1
                 continue
-            stop = start + 1
-            while stop < n and (partial or status[stop] is None):
+            stop = n if partial or not status else start + 1
+            while stop < n and stop not in status:
                 stop += 1
             self._extend(asm, fmt, target, hashes, bodies, start, stop)
             start = stop
         return asm
-
-    def _sources(self, view: View | None) -> tuple[list[bytes], list[bytes], list[str | None]]:
-        """(hashes, bodies, statuses) of the messages a request considers."""
-        if view is None:
-            return self._hashes, self._bodies, self._status
-        return view.lists(self._hashes, self._bodies, self._status)
 
     def _extend(
         self,
         asm: Assembly,
         fmt: WireFormat,
         target: Target,
-        hashes: list[bytes],
+        hashes: Sequence[bytes],
         bodies: list[bytes],
         i: int,
         j: int,
