@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 import srt
 from srt import _core
-from srt.message import DEFAULT_MAX_MESSAGE_BYTES, ROLES, canonicalize, dumps
+from srt.errors import InvalidMessageError
+from srt.message import DEFAULT_MAX_MESSAGE_BYTES, ROLES, canonical_text, canonicalize, dumps
 from support import BAD_MESSAGES, nested, snapshot
 
 
@@ -371,3 +372,29 @@ def test_text_with_a_lone_surrogate_is_rejected_and_nothing_written(
             s.append({"role": "user", "content": "good one first"}, msg)
         assert snapshot(shared_path) == before
         assert s.messages() == [{"role": "system", "content": "history"}]
+
+
+@given(
+    st.sampled_from(["system", "developer", "user", "assistant", "tool", "robot", 3]),
+    st.one_of(st.text(), st.text(alphabet=st.characters(codec=None)), st.binary(max_size=8)),
+    st.sampled_from([8, 64, DEFAULT_MAX_MESSAGE_BYTES]),
+)
+def test_canonical_text_is_canonicalize_for_plain_text(role: Any, content: Any, limit: int) -> None:
+    """The fast path for {"role", "content": str} gives canonicalize's bytes and errors."""
+    msg = {"role": role, "content": content}
+    try:
+        want: Any = canonicalize(msg, limit)[0]
+    except InvalidMessageError as exc:
+        want = ("error", str(exc))
+    try:
+        got: Any = canonical_text(msg, limit)
+    except InvalidMessageError as exc:
+        got = ("error", str(exc))
+    if got is None:  # not its case: a tool message, an unknown role, bytes content
+        assert role not in ("system", "developer", "user", "assistant") or not isinstance(
+            content, str
+        )
+    else:
+        assert got == want
+    assert canonical_text({"role": "user", "content": "x", "name": "n"}) is None
+    assert canonical_text([("role", "user")]) is None

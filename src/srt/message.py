@@ -26,6 +26,7 @@ from .errors import InvalidMessageError
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
     "ROLES",
+    "canonical_text",
     "canonical_tool",
     "canonicalize",
     "dumps",
@@ -245,6 +246,33 @@ def canonicalize(
     if len(body) > max_bytes:
         raise _bad(f"message is {len(body)} bytes, over the limit of {max_bytes} bytes")
     return body, meta_bytes
+
+
+_TEXT_HEADS = {r: b'{"role":"%s","content":' % r.encode() for r in ROLES - {"tool"}}
+
+
+def canonical_text(msg: Any, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> bytes | None:
+    """``canonicalize(msg)[0]`` for the commonest message, ``{"role": r, "content": "..."}``
+    with nothing else (r not ``tool``), without the general walk; ``None`` for any other
+    message, which then goes through ``canonicalize``. Same bytes, same errors."""
+    if type(msg) is not dict or len(msg) != 2:
+        return None
+    role, content = msg.get("role"), msg.get("content")
+    head = _TEXT_HEADS.get(role) if type(role) is str else None
+    if head is None or type(content) is not str:
+        return None
+    if len(content) > max_bytes:
+        raise _bad(f"message is larger than the limit of {max_bytes} bytes")
+    try:
+        body = head + _encoder.encode(content).encode("utf-8") + b"}"
+    except UnicodeEncodeError as exc:
+        raise _bad(
+            f"message text contains a lone surrogate (U+{ord(exc.object[exc.start]):04X}), "
+            "which is not valid Unicode text"
+        ) from None
+    if len(body) > max_bytes:
+        raise _bad(f"message is {len(body)} bytes, over the limit of {max_bytes} bytes")
+    return body
 
 
 def canonical_tool(tool: Any) -> bytes:

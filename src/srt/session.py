@@ -28,7 +28,7 @@ from .cache import (
 )
 from .context import WindowPolicy, select
 from .errors import ConflictError, HistoryIndexError, SessionError
-from .message import canonicalize, redact_strings
+from .message import canonical_text, canonicalize, redact_strings
 from .pricing import Pricing, Savings
 from .providers.base import Provider
 from .store import NewNode
@@ -163,10 +163,14 @@ class Session:
     ) -> list[tuple[bytes, bytes, bytes | None]]:
         limit = self._rt.max_message_bytes
         hook = self._rt.redact
-        out = []
+        out: list[tuple[bytes, bytes, bytes | None]] = []
         for given in messages:
             if hook is not None:
                 given = redact_strings(given, hook)
+            text = canonical_text(given, limit)  # {"role": ..., "content": "..."}: most turns
+            if text is not None:
+                out.append((_core.digest(text), text, None))
+                continue
             converted = to_canonical(given, model) if not isinstance(given, Message) else [given]
             for msg in converted:
                 body, meta = canonicalize(msg, limit)
