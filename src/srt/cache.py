@@ -11,8 +11,11 @@ Bedrock ``cachePoint``) it chooses at most four breakpoints:
    is as far back as a breakpoint looks for an entry);
 3. *write*: the last message, so the next turn can read everything up to here.
 
-A breakpoint whose prefix is below the model's minimum cacheable length is
-dropped (it would cost a marker and cache nothing). TTLs never increase along the
+A breakpoint whose estimated prefix is below three quarters of the model's minimum
+cacheable length is dropped (``MIN_SLACK``). The estimate (bytes / 4) can fall short
+of the provider's own count; a marker on a prefix that turns out too short is simply
+ignored by the provider and costs nothing, while a missing write marker loses the
+next turn's cache, so markers are kept down to that margin. TTLs never increase along the
 render order (a 1-hour breakpoint always precedes a 5-minute one). Between two
 consecutive turns of a session the only bytes that change are these markers: the
 previous read marker is removed and a new write marker is added.
@@ -65,6 +68,8 @@ class Indexed(Protocol[T_co]):
 TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
 LOOKBACK_BLOCKS = 20
 MAX_BREAKPOINTS = 4
+#: Breakpoints are placed from this share of the model's minimum (see the docstring).
+MIN_SLACK = 0.75
 OPENAI_MIN_TOKENS = 1024
 OPENAI_STEP = 128
 
@@ -169,7 +174,7 @@ def plan(
             out.append(Breakpoint("message", i, policy.ttl, tokens_at(i), "read"))
     if policy.write and n > s:
         out.append(Breakpoint("message", n - 1, policy.ttl, tokens_at(n - 1), "write"))
-    out = [b for b in out if b.tokens >= min_tokens]
+    out = [b for b in out if b.tokens >= min_tokens * MIN_SLACK]
     # Deduplicate positions, keep render order, and cap at four (drop the oldest reads).
     seen: set[tuple[str, int]] = set()
     uniq = []
