@@ -29,8 +29,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from .errors import ConfigError, ContextOverflowError
 
 __all__ = ["WindowPolicy", "select"]
@@ -103,6 +101,8 @@ def select(
     ``previous_cut`` is the cut this policy made last time for the same history;
     ``cache_aware`` keeps it while the kept part still fits.
     """
+    import numpy as np  # here, not at the top: most programs never cut a window
+
     n = len(tokens)
     if n == 0:
         return [], 0

@@ -59,13 +59,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, Literal, Protocol, runtime_checkable
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from . import _core
 from .errors import ConfigError, InvalidMessageError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = [
     "CL100K_ESTIMATE",
@@ -429,12 +430,15 @@ class Cumulative:
     """Cumulative token counts of a chain of messages, in a numpy int64 array.
 
     ``append``/``extend`` cost amortised O(1) a message (the capacity doubles) and
-    ``truncate`` O(1); ``cut_point``/``suffix_start`` are binary searches.
+    ``truncate`` O(1); ``cut_point``/``suffix_start`` are binary searches. numpy is
+    imported on first use, so ``import srt`` (and every ``srt`` command) stays light.
     """
 
     __slots__ = ("_buf", "_n")
 
     def __init__(self, counts: Iterable[int] = (), capacity: int = 16) -> None:
+        import numpy as np
+
         self._buf: npt.NDArray[np.int64] = np.zeros(max(capacity, 1) + 1, dtype=np.int64)
         self._n = 0  # _buf[k] is the sum of the first k counts, for k in 0..n
         self.extend(counts)
@@ -443,6 +447,8 @@ class Cumulative:
         return self._n
 
     def _reserve(self, n: int) -> None:
+        import numpy as np
+
         cap = len(self._buf)
         if n + 1 > cap:
             while cap < n + 1:
@@ -459,6 +465,8 @@ class Cumulative:
         self._n += 1
 
     def extend(self, counts: Iterable[int]) -> None:
+        import numpy as np
+
         arr = np.asarray(counts if isinstance(counts, np.ndarray) else list(counts), np.int64)
         if arr.ndim != 1 or (arr.size and int(arr.min()) < 0):
             raise ValueError("counts must be a flat sequence of non-negative integers")
@@ -500,6 +508,8 @@ class Cumulative:
 
     def cut_point(self, budget: int) -> int:
         """The largest ``k`` with ``prefix(k) <= budget`` (0 when nothing fits)."""
+        import numpy as np
+
         if budget < 0:
             raise ValueError("a token budget cannot be negative")
         return int(np.searchsorted(self._buf[: self._n + 1], budget, side="right")) - 1
@@ -507,6 +517,8 @@ class Cumulative:
     def suffix_start(self, budget: int) -> int:
         """The smallest ``i`` with ``total - prefix(i) <= budget`` (``len(self)``
         when nothing fits)."""
+        import numpy as np
+
         if budget < 0:
             raise ValueError("a token budget cannot be negative")
         return int(np.searchsorted(self._buf[: self._n + 1], self.total - budget, side="left"))
