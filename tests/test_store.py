@@ -679,6 +679,32 @@ def test_truncated_file_is_refused_and_untouched(db_path: str) -> None:
     _expect_refusal(db_path, srt.CorruptionError)
 
 
+@pytest.mark.parametrize(("offset", "value"), [(18, 0), (19, 0), (19, 3), (18, 7)])
+def test_invalid_format_version_bytes_are_refused_and_untouched(
+    db_path: str, offset: int, value: int
+) -> None:
+    """SQLite writes 1 or 2 at header bytes 18/19 and opens a file with other values;
+    switching it to WAL would rewrite the damaged header, so srt refuses it."""
+    with srt.Runtime(db_path) as rt:
+        rt.session("s").append(*HISTORY)
+    data = bytearray(Path(db_path).read_bytes())
+    data[offset] = value
+    Path(db_path).write_bytes(bytes(data))
+    exc = _expect_refusal(db_path, srt.CorruptionError)
+    assert "format version" in str(exc)
+
+
+def test_rollback_journal_srt_file_still_opens(db_path: str) -> None:
+    """A valid srt file another tool switched to a rollback journal (bytes 18/19 = 1)."""
+    with srt.Runtime(db_path) as rt:
+        rt.session("s").append(*HISTORY)
+    with connect(db_path) as conn:
+        conn.execute("PRAGMA journal_mode=DELETE")
+    assert Path(db_path).read_bytes()[18:20] == b"\x01\x01"
+    with srt.Runtime(db_path) as rt:
+        assert len(rt.session("s").messages()) == len(HISTORY)
+
+
 def test_empty_file_becomes_an_srt_database(db_path: str) -> None:
     Path(db_path).touch()
     with srt.Runtime(db_path) as rt:

@@ -252,6 +252,13 @@ def check_header(path: str) -> None:
         raise StoreError(f"cannot read the database file: {exc.strerror}") from exc
     if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
         raise CorruptionError("the file is not a SQLite database (bad or short header)")
+    if header[18] not in (1, 2) or header[19] not in (1, 2):
+        # SQLite writes 1 (rollback journal) or 2 (WAL) there and accepts other values;
+        # switching such a file to WAL would rewrite a header that is already damaged.
+        raise CorruptionError(
+            "the file header's format version bytes are invalid "
+            f"(write {header[18]}, read {header[19]}); the file is damaged"
+        )
     (page_size,) = struct.unpack(">H", header[16:18])
     page_size = 65536 if page_size == 1 else page_size
     change_counter, npages = struct.unpack(">II", header[24:32])
