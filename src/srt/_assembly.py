@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bisect
 import json
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate, islice, repeat
@@ -37,7 +38,7 @@ class Offset:
 
     __slots__ = ("_base", "_offset")
 
-    def __init__(self, base: list[int], offset: int) -> None:
+    def __init__(self, base: Sequence[int], offset: int) -> None:
         self._base, self._offset = base, offset
 
     def __len__(self) -> int:
@@ -95,14 +96,16 @@ class Assembly:
     def __init__(self) -> None:
         self.pieces: list[bytes] = []
         self.system: list[bytes] = []
-        self._ends: list[int] = []  # len(pieces) after message i
-        self._sys: list[int] = []  # len(system) after message i
+        # Per-message running figures as 8-byte arrays, not lists of int objects: a
+        # session keeps one Assembly per format it builds for as long as it lives.
+        self._ends = array("q")  # len(pieces) after message i
+        self._sys = array("q")  # len(system) after message i
         self._roles: list[str | None] = []  # last wire role after message i
         self._notes: list[str | None] = []
         self._nnotes = 0  # how many of _notes are set
-        self.nbytes: list[int] = []  # bytes of system + message fragments up to message i
-        self.blocks: list[int] = []  # content blocks up to message i
-        self.ntokens: list[int] = []  # estimated tokens up to message i (per fragment)
+        self.nbytes = array("q")  # bytes of system + message fragments up to message i
+        self.blocks = array("q")  # content blocks up to message i
+        self.ntokens = array("q")  # estimated tokens up to message i (per fragment)
         self.serialized = 0
 
     @property
