@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate, islice, repeat
 
+from ._core import OutputBuffer
 from .cache import Breakpoint, CacheExplain
 from .errors import UnsupportedFeatureError
 from .wire.base import Frag, Target, WireFormat
@@ -88,6 +89,7 @@ class Assembly:
         "blocks",
         "nbytes",
         "ntokens",
+        "out",
         "pieces",
         "serialized",
         "system",
@@ -107,6 +109,10 @@ class Assembly:
         self.blocks = array("q")  # content blocks up to message i
         self.ntokens = array("q")  # estimated tokens up to message i (per fragment)
         self.serialized = 0
+        # The last large body built from these pieces, grown in place by the next build
+        # once the caller has dropped it (see _core.OutputBuffer). One per assembly, so
+        # a session that builds for two formats in turn keeps both warm.
+        self.out = OutputBuffer()
 
     @property
     def n(self) -> int:

@@ -71,9 +71,6 @@ class Session:
         self._cuts: dict[WindowPolicy, int] = {}
         self._asm: dict[tuple[str, str, bool, tuple[str, int, int] | None], Assembly] = {}
         self._head_prefix = _core.ROOT
-        # The last large body built, grown in place by the next build once the caller
-        # has dropped it (see _core.OutputBuffer).
-        self._out = _core.OutputBuffer()
         self.last_build: BuildStats | None = None
 
     # -- identity ----------------------------------------------------------------
@@ -568,7 +565,7 @@ class Session:
             if cache and fmt.provider == "openai" and p.key is not None:
                 params.setdefault("prompt_cache_key", p.key)
             head, tail = fmt.envelope(model, params, system, tool_frags)
-            body = self._out.build(head, pieces, b"", fmt.close(asm.last_role()) + tail)
+            body = asm.out.build(head, pieces, b"", fmt.close(asm.last_role()) + tail)
             n = len(p.hashes)
             self._rt._count_serialized(asm.serialized)
             self._record(fmt, model, p)

@@ -72,6 +72,7 @@ def run_agent(
 
     append([system], False)
     n = len(calls)
+    final_bytes = 0
     for i, step in enumerate(calls):
         timed = i >= n - tail
         before = rt.serialized
@@ -94,6 +95,8 @@ def run_agent(
             if body != ref:
                 raise AssertionError(f"agent call {i + 1}: srt's body differs from json.dumps")
             checked += 1
+        final_bytes = len(body)
+        del body, ref  # sent and dropped, as Session.send does: srt may grow it in place
         if timed:
             t["srt"].append(t1 - t0)
             t["dumps"].append(t2 - t1)
@@ -114,7 +117,7 @@ def run_agent(
         "model_calls": n,
         "messages": len(history),
         "tool_results": tool_msgs,
-        "final_body_bytes": len(body),
+        "final_body_bytes": final_bytes,
         "build_us": p,
         "build_vs_dumps": p["dumps"]["p50"] / p["srt"]["p50"],
         "build_vs_orjson": p["orjson"]["p50"] / p["srt"]["p50"] if "orjson" in p else None,
