@@ -51,6 +51,21 @@ def _bad(msg: str) -> InvalidMessageError:
     return InvalidMessageError(msg)
 
 
+def _too_long(max_bytes: int) -> InvalidMessageError:
+    return _bad(f"message is larger than the limit of {max_bytes} bytes")
+
+
+def _too_big(body: bytes, max_bytes: int) -> InvalidMessageError:
+    return _bad(f"message is {len(body)} bytes, over the limit of {max_bytes} bytes")
+
+
+def _lone_surrogate(exc: UnicodeEncodeError) -> InvalidMessageError:
+    return _bad(
+        f"message text contains a lone surrogate (U+{ord(exc.object[exc.start]):04X}), "
+        "which is not valid Unicode text"
+    )
+
+
 def _text(value: Any, where: str) -> str:
     if isinstance(value, (bytes, bytearray, memoryview)):
         try:
@@ -227,16 +242,13 @@ def canonicalize(
     if isinstance(msg, Mapping):
         content = msg.get("content")
         if isinstance(content, str) and len(content) > max_bytes:
-            raise _bad(f"message is larger than the limit of {max_bytes} bytes")
+            raise _too_long(max_bytes)
     try:
         norm, meta = _normalise(msg)
         body = dumps(norm)
         meta_bytes = dumps(meta) if meta is not None else None
     except UnicodeEncodeError as exc:
-        raise _bad(
-            f"message text contains a lone surrogate (U+{ord(exc.object[exc.start]):04X}), "
-            "which is not valid Unicode text"
-        ) from None
+        raise _lone_surrogate(exc) from None
     except RecursionError:
         raise _bad("message is nested too deeply") from None
     except InvalidMessageError:
@@ -244,7 +256,7 @@ def canonicalize(
     except ValueError as exc:  # e.g. an integer too large to convert to text
         raise _bad(f"message cannot be represented as JSON: {exc}") from None
     if len(body) > max_bytes:
-        raise _bad(f"message is {len(body)} bytes, over the limit of {max_bytes} bytes")
+        raise _too_big(body, max_bytes)
     return body, meta_bytes
 
 
@@ -262,16 +274,13 @@ def canonical_text(msg: Any, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> byte
     if head is None or type(content) is not str:
         return None
     if len(content) > max_bytes:
-        raise _bad(f"message is larger than the limit of {max_bytes} bytes")
+        raise _too_long(max_bytes)
     try:
         body = head + _encoder.encode(content).encode("utf-8") + b"}"
     except UnicodeEncodeError as exc:
-        raise _bad(
-            f"message text contains a lone surrogate (U+{ord(exc.object[exc.start]):04X}), "
-            "which is not valid Unicode text"
-        ) from None
+        raise _lone_surrogate(exc) from None
     if len(body) > max_bytes:
-        raise _bad(f"message is {len(body)} bytes, over the limit of {max_bytes} bytes")
+        raise _too_big(body, max_bytes)
     return body
 
 
