@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import re
+from abc import abstractmethod
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -179,33 +180,22 @@ def _without_cache_control(block: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in block.items() if k != "cache_control"}
 
 
-class Anthropic(WireFormat):
-    name = "anthropic.messages"
-    provider = "anthropic"
-    splits_system = True
-    marker = "cache_control"
+class BlockFormat(WireFormat):
+    """What Anthropic Messages and Bedrock Converse share: messages as lists of content
+    blocks, tool results in user turns, and same-role turns merged by ``make_glue``.
+    A subclass says how a text, image, tool result and tool call block look."""
 
-    # -- canonical -> Anthropic --------------------------------------------------------
+    @abstractmethod
+    def _text(self, text: Any) -> dict[str, Any]: ...
 
-    def _text(self, text: Any) -> dict[str, Any]:
-        if not isinstance(text, str):
-            raise InvalidMessageError("a text part needs a string 'text'")
-        if not text:
-            raise UnsupportedFeatureError(self.name, "an empty text block")
-        return {"type": "text", "text": text}
+    @abstractmethod
+    def _image(self, spec: Mapping[str, Any], notes: list[str]) -> dict[str, Any]: ...
 
-    def _image(self, spec: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:
-        url = image_spec(spec, self.name, notes)
-        data = data_url(url, self.name)
-        if data is not None:
-            media, b64 = data
-            return {
-                "type": "image",
-                "source": {"type": "base64", "media_type": media, "data": b64},
-            }
-        if url[:8].lower() == "https://" or url[:7].lower() == "http://":
-            return {"type": "image", "source": {"type": "url", "url": url}}
-        raise UnsupportedFeatureError(self.name, "image URLs other than http(s) or base64 data")
+    @abstractmethod
+    def _tool_result(self, call_id: str, content: Any, notes: list[str]) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def _tool_use(self, call_id: str, name: str, arguments: Any) -> dict[str, Any]: ...
 
     def _parts(
         self, content: Any, what: str, notes: list[str], images: bool = True
@@ -236,13 +226,7 @@ class Anthropic(WireFormat):
             blocks = self._parts(content, "a user message", notes)
             wire = "user"
         elif role == "tool":
-            result = (
-                content
-                if isinstance(content, str)
-                else self._parts(content, "a tool message", notes)
-            )
-            block = {"type": "tool_result", "tool_use_id": msg["tool_call_id"], "content": result}
-            blocks = [block]
+            blocks = [self._tool_result(msg["tool_call_id"], content, notes)]
             wire = "user"
         else:
             blocks, note = replayed(msg.get("artifacts"), target, self.name)
@@ -254,14 +238,8 @@ class Anthropic(WireFormat):
             elif content is not None:
                 blocks += self._parts(content, "an assistant message", notes, images=False)
             for call in msg.get("tool_calls") or ():
-                blocks.append(
-                    {
-                        "type": "tool_use",
-                        "id": call["id"],
-                        "name": call["function"]["name"],
-                        "input": check_call(call, self.name),
-                    }
-                )
+                name = call["function"]["name"]
+                blocks.append(self._tool_use(call["id"], name, check_call(call, self.name)))
             wire = "assistant"
         if not blocks and wire == "assistant":
             # e.g. a reply of ``content: []`` after a tool result: nothing to send.
@@ -277,6 +255,44 @@ class Anthropic(WireFormat):
 
     def close(self, last: str | None) -> bytes:
         return b"]}" if last else b""
+
+
+class Anthropic(BlockFormat):
+    name = "anthropic.messages"
+    provider = "anthropic"
+    splits_system = True
+    marker = "cache_control"
+
+    # -- canonical -> Anthropic --------------------------------------------------------
+
+    def _text(self, text: Any) -> dict[str, Any]:
+        if not isinstance(text, str):
+            raise InvalidMessageError("a text part needs a string 'text'")
+        if not text:
+            raise UnsupportedFeatureError(self.name, "an empty text block")
+        return {"type": "text", "text": text}
+
+    def _image(self, spec: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:
+        url = image_spec(spec, self.name, notes)
+        data = data_url(url, self.name)
+        if data is not None:
+            media, b64 = data
+            return {
+                "type": "image",
+                "source": {"type": "base64", "media_type": media, "data": b64},
+            }
+        if url[:8].lower() == "https://" or url[:7].lower() == "http://":
+            return {"type": "image", "source": {"type": "url", "url": url}}
+        raise UnsupportedFeatureError(self.name, "image URLs other than http(s) or base64 data")
+
+    def _tool_result(self, call_id: str, content: Any, notes: list[str]) -> dict[str, Any]:
+        result = (
+            content if isinstance(content, str) else self._parts(content, "a tool message", notes)
+        )
+        return {"type": "tool_result", "tool_use_id": call_id, "content": result}
+
+    def _tool_use(self, call_id: str, name: str, arguments: Any) -> dict[str, Any]:
+        return {"type": "tool_use", "id": call_id, "name": name, "input": arguments}
 
     def tool_fragment(self, tool: dict[str, Any]) -> bytes:
         fn = json.loads(canonical_tool(tool))["function"]

@@ -42,17 +42,12 @@ from ..errors import (
 )
 from ..message import canonical_tool
 from .anthropic import (
+    BlockFormat,
     blocks_of,
-    check_call,
-    check_fields,
     data_url,
     image_spec,
-    join_blocks,
-    make_glue,
-    note_of,
-    replayed,
 )
-from .base import Frag, Target, WireFormat, check_model, dumps, params_tail
+from .base import check_model, dumps, params_tail
 
 __all__ = ["FORMAT", "NAME", "Bedrock", "to_canonical"]
 
@@ -67,7 +62,7 @@ _FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/gif": "gif", "image
 _REASONING = "reasoningContent"
 
 
-class Bedrock(WireFormat):
+class Bedrock(BlockFormat):
     name = "bedrock.converse"
     provider = "bedrock"
     splits_system = True
@@ -90,73 +85,16 @@ class Bedrock(WireFormat):
         media, b64 = data
         return {"image": {"format": _FORMATS[media], "source": {"bytes": b64}}}
 
-    def _parts(
-        self, content: Any, what: str, notes: list[str], images: bool = True
-    ) -> list[dict[str, Any]]:
-        if isinstance(content, str):
-            return [self._text(content)]
-        out = []
-        for part in content or ():
-            kind = part.get("type")
-            if kind == "text":
-                out.append(self._text(part.get("text")))
-            elif kind == "image_url" and images:
-                out.append(self._image(part["image_url"], notes))
-            else:
-                raise UnsupportedFeatureError(self.name, f"{kind} parts in {what}")
-        return out
+    def _tool_result(self, call_id: str, content: Any, notes: list[str]) -> dict[str, Any]:
+        result = (
+            [{"text": content}]
+            if isinstance(content, str)
+            else self._parts(content, "a tool message", notes)
+        )
+        return {"toolResult": {"toolUseId": call_id, "content": result}}
 
-    def render(self, body: bytes, target: Target) -> Frag:
-        msg = json.loads(body)
-        check_fields(msg, self.name)
-        role = msg["role"]
-        content = msg.get("content")
-        notes: list[str] = []
-        if role in ("system", "developer"):
-            blocks = self._parts(content, "a system message", notes, images=False)
-            wire = "system"
-        elif role == "user":
-            blocks = self._parts(content, "a user message", notes)
-            wire = "user"
-        elif role == "tool":
-            result = (
-                [{"text": content}]
-                if isinstance(content, str)
-                else self._parts(content, "a tool message", notes)
-            )
-            blocks = [{"toolResult": {"toolUseId": msg["tool_call_id"], "content": result}}]
-            wire = "user"
-        else:
-            blocks, note = replayed(msg.get("artifacts"), target, self.name)
-            if note:
-                notes.append(note)
-            if isinstance(content, str):
-                if content:
-                    blocks.append(self._text(content))
-            elif content is not None:
-                blocks += self._parts(content, "an assistant message", notes, images=False)
-            for call in msg.get("tool_calls") or ():
-                use = {
-                    "toolUseId": call["id"],
-                    "name": call["function"]["name"],
-                    "input": check_call(call, self.name),
-                }
-                blocks.append({"toolUse": use})
-            wire = "assistant"
-        if not blocks and wire == "assistant":
-            # e.g. a reply of ``content: []`` after a tool result: nothing to send.
-            notes.append("left out an assistant message with no content")
-            return Frag("message", wire, b"", note_of(notes), blocks=0)
-        if not blocks:
-            raise UnsupportedFeatureError(self.name, f"an empty {role} message")
-        kind = "system" if wire == "system" else "message"
-        return Frag(kind, wire, join_blocks(blocks, self.name), note_of(notes), len(blocks))
-
-    def glue(self, prev: str | None, role: str) -> bytes:
-        return make_glue(prev, role)
-
-    def close(self, last: str | None) -> bytes:
-        return b"]}" if last else b""
+    def _tool_use(self, call_id: str, name: str, arguments: Any) -> dict[str, Any]:
+        return {"toolUse": {"toolUseId": call_id, "name": name, "input": arguments}}
 
     def tool_fragment(self, tool: dict[str, Any]) -> bytes:
         fn = json.loads(canonical_tool(tool))["function"]
