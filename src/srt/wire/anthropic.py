@@ -185,8 +185,17 @@ class BlockFormat(WireFormat):
     blocks, tool results in user turns, and same-role turns merged by ``make_glue``.
     A subclass says how a text, image, tool result and tool call block look."""
 
+    splits_system = True
+
+    def _text(self, text: Any) -> dict[str, Any]:
+        if not isinstance(text, str):
+            raise InvalidMessageError("a text part needs a string 'text'")
+        if not text:
+            raise UnsupportedFeatureError(self.name, "an empty text block")
+        return self._text_block(text)
+
     @abstractmethod
-    def _text(self, text: Any) -> dict[str, Any]: ...
+    def _text_block(self, text: str) -> dict[str, Any]: ...
 
     @abstractmethod
     def _image(self, spec: Mapping[str, Any], notes: list[str]) -> dict[str, Any]: ...
@@ -260,16 +269,11 @@ class BlockFormat(WireFormat):
 class Anthropic(BlockFormat):
     name = "anthropic.messages"
     provider = "anthropic"
-    splits_system = True
     marker = "cache_control"
 
     # -- canonical -> Anthropic --------------------------------------------------------
 
-    def _text(self, text: Any) -> dict[str, Any]:
-        if not isinstance(text, str):
-            raise InvalidMessageError("a text part needs a string 'text'")
-        if not text:
-            raise UnsupportedFeatureError(self.name, "an empty text block")
+    def _text_block(self, text: str) -> dict[str, Any]:
         return {"type": "text", "text": text}
 
     def _image(self, spec: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:

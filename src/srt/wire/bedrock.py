@@ -65,16 +65,11 @@ _REASONING = "reasoningContent"
 class Bedrock(BlockFormat):
     name = "bedrock.converse"
     provider = "bedrock"
-    splits_system = True
     marker = "cachePoint"
 
     # -- canonical -> Bedrock ----------------------------------------------------------
 
-    def _text(self, text: Any) -> dict[str, Any]:
-        if not isinstance(text, str):
-            raise InvalidMessageError("a text part needs a string 'text'")
-        if not text:
-            raise UnsupportedFeatureError(self.name, "an empty text block")
+    def _text_block(self, text: str) -> dict[str, Any]:
         return {"text": text}
 
     def _image(self, spec: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:
