@@ -137,3 +137,19 @@ class FragmentCache:
         """Drop every entry; the hit, miss and eviction counters are kept."""
         self._data.clear()
         self.nbytes = 0
+
+
+def segments_body(
+    head: bytes, parts: list[bytes], tail: bytes, marks: dict[int, bytes] | None = None
+) -> bytes:
+    """What the chunks of ``srt._core.Segments.build`` join to: ``head``, the parts (each
+    replaced by its mark, if it has one), ``tail``."""
+    marks = marks or {}
+    return head + b"".join(marks.get(i, p) for i, p in enumerate(parts)) + tail
+
+
+def decode_messages(bodies: list[bytes]) -> list[object]:
+    """What ``srt._core.decode_messages`` returns: each body parsed as JSON."""
+    import json
+
+    return [json.loads(b) for b in bodies]

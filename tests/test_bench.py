@@ -25,9 +25,11 @@ from srt.bench import (
     datasets,
     many,
     plot,
+    reads,
     real,
     replay,
     report,
+    send,
     window,
 )
 from srt.wire import FORMATS
@@ -93,6 +95,31 @@ def test_agent_branching_and_window(tmp_path: Path) -> None:
         aware, sliding = w[f"{rules}.cache_aware"], w[f"{rules}.sliding"]
         assert aware["cached_share"] > sliding["cached_share"]
         assert aware["peak_prompt_tokens"] < 17_000 and sliding["peak_prompt_tokens"] < 17_000
+
+
+def test_send_loop_against_the_floor_and_a_stateless_client(tmp_path: Path) -> None:
+    """The send workload at small scale: srt and the stateless client sent byte-identical
+    bodies (the server's digests), every timed turn has a server time and a floor, the
+    body reached the socket in a bounded number of writes, and tracemalloc saw each
+    traced turn."""
+    r = send.run_send(str(tmp_path), (12, 24), tail=3, traced=2, user=(20, 40), assistant=(40, 80))
+    assert r["sizes"] == [12, 24]
+    for n in ("12", "24"):
+        x = r["by_turns"][n]
+        assert x["bodies_identical"]
+        assert len(x["series_us"]["srt"]) == len(x["series_us"]["floor"]) == 3
+        assert x["server_us"]["srt"]["p50"] > 0 and x["floor_us"]["p50"] > 0
+        assert 2 <= x["writes_per_turn"]["srt"]["p99"] <= 4  # the head, then a few chunks
+        assert len(x["alloc_per_turn"]["peaks"]) == 2
+    assert r["alloc_slope"] == r["alloc_slope"]  # a number, not NaN
+    assert {"floor_ratio_12", "floor_ratio_24", "vs_stateless_12"} <= set(r)
+
+
+def test_reads_checks_every_result(tmp_path: Path) -> None:
+    r = reads.run_reads(str(tmp_path), 20, reps=3, user=(20, 40), assistant=(40, 80))
+    assert r["messages"] == 41
+    assert {"messages_vs_naive", "cold_messages_vs_naive", "cold_build_speedup"} <= set(r)
+    assert all(v > 0 for v in r["us"].values())
 
 
 def test_many_measures_rss_in_fresh_processes_and_throughput(tmp_path: Path) -> None:

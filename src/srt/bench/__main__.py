@@ -29,10 +29,23 @@ from .branching import run_branching
 from .chat import run_chat
 from .formats import run_formats
 from .many import run_many
+from .reads import run_reads
 from .replay import run_replay
+from .send import run_send
 from .window import run_window
 
-WORKLOADS = ("chat", "formats", "agent", "branching", "many", "window", "sharegpt", "mtbench")
+WORKLOADS = (
+    "send",
+    "reads",
+    "chat",
+    "formats",
+    "agent",
+    "branching",
+    "many",
+    "window",
+    "sharegpt",
+    "mtbench",
+)
 QUICK = ("chat", "formats")
 
 
@@ -125,6 +138,16 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--system-chars", type=int, default=4096, help="shared system prompt size")
     g.add_argument("--user-chars", type=_range, default=(200, 800), metavar="LO-HI")
     g.add_argument("--assistant-chars", type=_range, default=(500, 3000), metavar="LO-HI")
+    g = p.add_argument_group("send and reads")
+    g.add_argument(
+        "--send-turns",
+        type=lambda t: tuple(int(x) for x in t.split(",")),
+        default=(1000, 10_000),
+        metavar="N,N",
+        help="send: history lengths (default 1000,10000)",
+    )
+    g.add_argument("--send-tail", type=int, default=20, help="send: timed turns at each length")
+    g.add_argument("--reads-reps", type=int, default=21, help="reads: repetitions (default 21)")
     g = p.add_argument_group("other workloads")
     g.add_argument("--tasks", type=int, default=60, help="agent: tasks (default 60)")
     g.add_argument("--ops", type=int, default=400, help="branching: forks + edits (400)")
@@ -203,7 +226,13 @@ def main(argv: list[str] | None = None) -> int:
         for name in (*chosen, *(("real",) if args.real else ())):
             t0 = time.perf_counter()
             bar = progress(name)
-            if name == "chat":
+            if name == "send":
+                out: dict[str, Any] = run_send(
+                    work, args.send_turns, tail=args.send_tail, seed=seed, progress=bar
+                )
+            elif name == "reads":
+                out = run_reads(work, args.turns, seed=seed, reps=args.reads_reps, progress=bar)
+            elif name == "chat":
                 res = run_chat(
                     work,
                     args.turns,
@@ -215,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                     user=args.user_chars,
                     assistant=args.assistant_chars,
                 )
-                out: dict[str, Any] = {**res.__dict__, "ratios": res.ratios(), "seed": seed}
+                out = {**res.__dict__, "ratios": res.ratios(), "seed": seed}
             elif name == "formats":
                 out = run_formats(work, args.turns, seed=seed)
             elif name == "agent":

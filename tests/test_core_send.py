@@ -1,0 +1,207 @@
+"""``srt._core.Segments`` (a body as frozen chunks) and ``decode_messages`` against their
+pure-Python twins in ``reference_core``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+import reference_core as ref
+from srt import _core
+from srt.message import ROLES, canonicalize
+
+ROLE_KEYS = {r.encode(): r for r in ROLES}
+
+
+class SegmentsMachine(RuleBasedStateMachine):
+    """Drive ``_core.Segments`` the way a session does: a live list of parts that grows,
+    is cut back (in place, then ``truncate``) or replaced by a new list; marks on some
+    parts; heads and tails that change. Every body must join to the reference's bytes,
+    its digests must equal those of the joined bytes, and a chunk already handed out
+    must never change."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seg: Any = None
+        self.parts: list[bytes] = []
+        self.head, self.tail = b"{", b"}"
+        self.marks: dict[int, bytes] = {}
+        self.seen: list[tuple[bytes, bytes]] = []  # (chunk, a copy of its bytes)
+
+    @initialize(
+        min_bytes=st.sampled_from([0, 16, 200]),
+        segment_bytes=st.sampled_from([1, 8, 40]),
+        merge=st.sampled_from([1, 3, 10]),
+    )
+    def make(self, min_bytes: int, segment_bytes: int, merge: int) -> None:
+        self.seg = _core.Segments(min_bytes, segment_bytes, segment_bytes * merge)
+
+    @rule(new=st.lists(st.binary(max_size=24), min_size=1, max_size=4))
+    def append(self, new: list[bytes]) -> None:
+        self.parts.extend(new)
+
+    @rule(k=st.integers(0, 6))
+    def cut_in_place(self, k: int) -> None:
+        keep = max(0, len(self.parts) - k)
+        del self.parts[keep:]
+        self.seg.truncate(keep)
+        self.marks = {i: m for i, m in self.marks.items() if i < keep}
+
+    @rule(k=st.integers(0, 6))
+    def new_list(self, k: int) -> None:
+        self.parts = self.parts[: max(0, len(self.parts) - k)]
+        self.marks = {i: m for i, m in self.marks.items() if i < len(self.parts)}
+
+    @rule(i=st.integers(0, 60), data=st.binary(max_size=24), keep=st.booleans())
+    def mark(self, i: int, data: bytes, keep: bool) -> None:
+        if not keep:
+            self.marks = {}
+        if self.parts:
+            self.marks[i % len(self.parts)] = data
+
+    @rule(head=st.sampled_from([b"{", b'{"model":"a",', b'{"model":"bb",']))
+    def set_head(self, head: bytes) -> None:
+        self.head = head
+
+    @rule(tail=st.binary(max_size=12))
+    def set_tail(self, tail: bytes) -> None:
+        self.tail = tail
+
+    @rule()
+    def build(self) -> None:
+        chunks = self.seg.build(self.head, self.parts, self.tail, dict(self.marks))
+        want = ref.segments_body(self.head, self.parts, self.tail, self.marks)
+        assert b"".join(chunks) == want
+        assert self.seg.digest(chunks) == _core.digest(want)
+        assert self.seg.sha256(chunks) == hashlib.sha256(want).digest()
+        assert all(type(c) is bytes for c in chunks)
+        self.seen += [(c, bytes(bytearray(c))) for c in chunks]
+
+    @invariant()
+    def chunks_never_change(self) -> None:
+        for chunk, copy in self.seen:
+            assert chunk == copy
+
+
+SegmentsMachine.TestCase.settings = settings(
+    max_examples=300, stateful_step_count=40, deadline=None
+)
+TestSegmentsAgainstReference = SegmentsMachine.TestCase
+
+
+def test_segments_reuse_frozen_chunks_and_copy_only_the_tail() -> None:
+    """A growing list: the frozen chunks are the same objects turn after turn, and a
+    turn copies about what is new (plus what waits for the next segment)."""
+    seg = _core.Segments(min_bytes=1024, segment_bytes=4096, merge_bytes=64 * 1024)
+    parts = [bytes([65 + i % 26]) * 500 for i in range(400)]
+    first = seg.build(b"[", parts, b"]")
+    assert len(first) == 3 and seg.frozen_parts == 400  # head, everything, tail
+    copied = seg.copied
+    for turn in range(200):
+        parts.append(bytes([97 + turn % 26]) * 300)
+        chunks = seg.build(b"[", parts, b"]")
+        assert b"".join(chunks) == b"[" + b"".join(parts) + b"]"
+        assert chunks[1] is first[1]  # the history is never joined again
+        assert len(chunks) <= 2 + 400 * 500 // 4096 + 16
+    # about the new bytes, the waiting ones once each turn, and merges
+    assert seg.copied - copied < 200 * (300 + 4096 + 300) + 3 * 200 * 300
+
+
+def test_segments_small_body_is_one_chunk_and_keeps_nothing() -> None:
+    seg = _core.Segments(min_bytes=1 << 20)
+    assert seg.build(b"{", [b"a", b"b"], b"}") == [b"{ab}"]
+    assert seg.holding == 0
+
+
+def test_segments_marks_are_never_frozen() -> None:
+    seg = _core.Segments(min_bytes=0, segment_bytes=1, merge_bytes=1)
+    parts = [b"a", b"b", b"c", b"d"]
+    chunks = seg.build(b"", parts, b"", {2: b"C"})
+    assert b"".join(chunks) == b"abCd" and seg.frozen_parts == 2
+    chunks = seg.build(b"", parts, b"", {1: b"B"})
+    assert b"".join(chunks) == b"aBcd" and seg.frozen_parts <= 1
+    chunks = seg.build(b"", parts, b"")
+    assert b"".join(chunks) == b"abcd"
+
+
+def test_segments_digest_of_foreign_chunks_is_still_right() -> None:
+    seg = _core.Segments(min_bytes=0, segment_bytes=2)
+    parts = [b"ab", b"cd", b"ef"]
+    seg.build(b"<", parts, b">")
+    other = [b"<", b"xy", b"z>"]
+    assert seg.digest(other) == _core.digest(b"<xyz>")
+    assert seg.sha256(other) == hashlib.sha256(b"<xyz>").digest()
+
+
+def test_segments_reject_bad_input() -> None:
+    with pytest.raises(ValueError):
+        _core.Segments(segment_bytes=0)
+    with pytest.raises(ValueError):
+        _core.Segments(segment_bytes=10, merge_bytes=5)
+    seg = _core.Segments()
+    with pytest.raises(TypeError):
+        seg.build(b"", [b"a", None], b"")  # type: ignore[list-item]
+    with pytest.raises(IndexError):
+        seg.build(b"", [b"a"], b"", {3: b"x"})
+
+
+texts = st.text(max_size=40)
+
+
+@settings(max_examples=1000)
+@given(
+    st.lists(
+        st.one_of(
+            st.builds(
+                lambda r, c: {"role": r, "content": c},
+                st.sampled_from(sorted(ROLES - {"tool"})),
+                texts,
+            ),
+            st.builds(
+                lambda c, n: {"role": "user", "content": c, "name": n},
+                texts,
+                st.from_regex(r"[a-z]{1,8}", fullmatch=True),
+            ),
+            st.builds(
+                lambda c: {"role": "tool", "content": c, "tool_call_id": "c1"},
+                texts,
+            ),
+        ),
+        max_size=8,
+    )
+)
+def test_decode_messages_matches_json(messages: list[dict[str, Any]]) -> None:
+    bodies = []
+    for m in messages:
+        try:
+            bodies.append(canonicalize(m)[0])
+        except Exception:
+            continue  # e.g. a lone surrogate: never stored
+    assert _core.decode_messages(bodies, ROLE_KEYS, json.loads) == ref.decode_messages(bodies)
+
+
+def test_decode_messages_falls_back_for_what_it_does_not_know() -> None:
+    calls: list[bytes] = []
+
+    def loads(b: bytes) -> Any:
+        calls.append(b)
+        return json.loads(b)
+
+    bodies = [
+        b'{"role":"user","content":"plain \xc3\xa9"}',
+        b'{"role":"user","content":"esc\\"aped"}',
+        b'{"role":"critic","content":"unknown role"}',
+        b'{"role":"user","content":"x","name":"y"}',
+        b'{"role":"user","content":[{"type":"text","text":"hi"}]}',
+    ]
+    got = _core.decode_messages(bodies, ROLE_KEYS, loads)
+    assert got == [json.loads(b) for b in bodies]
+    assert calls == bodies[1:]
+    with pytest.raises(TypeError):
+        _core.decode_messages(["text"], ROLE_KEYS, loads)  # type: ignore[list-item]
