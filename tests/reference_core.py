@@ -153,3 +153,14 @@ def decode_messages(bodies: list[bytes]) -> list[object]:
     import json
 
     return [json.loads(b) for b in bodies]
+
+
+def cut(ids: list[int], rows: list[bytes], ats: list[int], lens: list[int]) -> list[bytes]:
+    """The ranges ``[at, at + len)`` of the stream that ``rows`` (starting at ``ids``) hold."""
+    stream = {ids[j] + k: b for j, row in enumerate(rows) for k, b in enumerate(row)}
+    out = []
+    for at, n in zip(ats, lens, strict=True):
+        if any(at + k not in stream for k in range(n)):
+            raise ValueError("the stored rows do not cover a range")
+        out.append(bytes(stream[at + k] for k in range(n)))
+    return out

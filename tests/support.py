@@ -13,7 +13,7 @@ from typing import Any
 
 import apsw
 
-TABLES = ("messages", "nodes", "sessions")
+TABLES = ("heap", "nodes", "sessions")
 
 
 @contextlib.contextmanager
@@ -27,7 +27,7 @@ def connect(path: str) -> Iterator[apsw.Connection]:
 
 
 def snapshot(path: str) -> dict[str, Any]:
-    """Every row of every table, the schema and the identity pragmas of ``path``."""
+    """Every row of every table and view, the schema and the identity pragmas of ``path``."""
     with connect(path) as conn:
         out: dict[str, Any] = {
             "schema": conn.execute(
@@ -45,13 +45,44 @@ def snapshot(path: str) -> dict[str, Any]:
             # A WITHOUT ROWID table (such as an FTS5 shadow table) is read in key order.
             order = "" if "WITHOUT ROWID" in (sql or "").upper() else " ORDER BY rowid"
             out[table] = conn.execute(f'SELECT * FROM "{table}"{order}').fetchall()
+        # Views too (``messages``: each stored message once, by id).
+        for (view,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'view'"):
+            out[view] = conn.execute(f'SELECT * FROM "{view}" ORDER BY 1').fetchall()
         return out
 
 
 def count(path: str, table: str) -> int:
-    assert table in TABLES
+    """Rows of ``table`` (or of the ``messages`` view: the distinct stored messages)."""
+    assert table in (*TABLES, "messages")
     with connect(path) as conn:
         return int(conn.execute(f"SELECT count(*) FROM {table}").get)
+
+
+def tamper_body(conn: apsw.Connection, message_hash: bytes, body: bytes) -> None:
+    """Damage the stored body of the message ``message_hash`` as a bad disk would, past
+    srt's checks: its bytes in the heap become ``body`` if it has the same length; else
+    ``body`` is written at the end of the heap and the message's nodes point at it."""
+    at, length = conn.execute(
+        "SELECT at, len FROM nodes WHERE hash = ? LIMIT 1", (message_hash,)
+    ).fetchone()
+    if len(body) != length:
+        end = conn.execute("SELECT coalesce(max(id + length(data)), 0) FROM heap").get
+        conn.execute("INSERT INTO heap(id, data) VALUES (?, ?)", (end, body))
+        conn.execute(
+            "UPDATE nodes SET at = ?, len = ? WHERE hash = ?", (end, len(body), message_hash)
+        )
+        return
+    rows = conn.execute(
+        "SELECT id, data FROM heap WHERE id >= (SELECT max(id) FROM heap WHERE id <= ?) "
+        "AND id < ? ORDER BY id",
+        (at, at + length),
+    ).fetchall()
+    for rid, data in rows:
+        new = bytearray(data)
+        for k in range(len(new)):
+            if at <= rid + k < at + length:
+                new[k] = body[rid + k - at]
+        conn.execute("UPDATE heap SET data = ? WHERE id = ?", (bytes(new), rid))
 
 
 def nested(depth: int) -> Any:

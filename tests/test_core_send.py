@@ -205,3 +205,30 @@ def test_decode_messages_falls_back_for_what_it_does_not_know() -> None:
     assert calls == bodies[1:]
     with pytest.raises(TypeError):
         _core.decode_messages(["text"], ROLE_KEYS, loads)  # type: ignore[list-item]
+
+
+@settings(max_examples=1000)
+@given(
+    st.lists(st.binary(min_size=1, max_size=12), min_size=1, max_size=10),
+    st.lists(st.integers(0, 6), min_size=1, max_size=10),
+    st.lists(st.tuples(st.integers(0, 150), st.integers(0, 30)), max_size=8),
+)
+def test_cut_matches_reference(
+    rows: list[bytes], gaps: list[int], ranges: list[tuple[int, int]]
+) -> None:
+    """Ranges of a stream stored in rows (with gaps between some rows): the bytes, or
+    ValueError for a range the rows do not cover, exactly as the reference says."""
+    ids, at = [], 0
+    for i, row in enumerate(rows):
+        at += gaps[i % len(gaps)] if i else 0
+        ids.append(at)
+        at += len(row)
+    ats = [a for a, _ in ranges]
+    lens = [n for _, n in ranges]
+    try:
+        want = ref.cut(ids, rows, ats, lens)
+    except ValueError:
+        with pytest.raises(ValueError):
+            _core.cut(ids, rows, ats, lens)
+        return
+    assert _core.cut(ids, rows, ats, lens) == want

@@ -17,7 +17,7 @@ from rel_support.common import make_old_db
 from srt.providers.base import OpenAI
 from srt.store.sqlite import db as _db
 from srt.testing import ProviderServer
-from support import connect, snapshot
+from support import connect, snapshot, tamper_body
 
 
 def user(text: str) -> dict[str, Any]:
@@ -248,25 +248,30 @@ def test_a_v2_file_migrates_without_an_index(db_path: str) -> None:
         hits = rt.store.search("old.0.0")
         assert {h.places for h in hits} == {(("old-0", 1),), (("old-0", 2),)}
     with connect(db_path) as conn:
-        assert conn.execute("PRAGMA user_version").get == _db.SCHEMA_VERSION == 4
+        assert conn.execute("PRAGMA user_version").get == _db.SCHEMA_VERSION == 5
 
 
 def test_a_v3_file_with_the_index_of_the_first_v3_keeps_it(db_path: str) -> None:
-    with srt.Runtime(db_path) as rt:
-        rt.session("old").append(user("written before the index"))
+    make_old_db(db_path, 2)  # a genuine v2 file: its messages in a table
     with connect(db_path) as conn:  # as the first v3 step left a v2 file: index and all
         with conn:
+            conn.execute("DELETE FROM sessions WHERE name <> 'old-0'")
+            conn.execute("UPDATE sessions SET name = 'old'")
             conn.execute(_V3_AS_FIRST_WRITTEN)
+            conn.execute("PRAGMA user_version=3")
         before = conn.execute(_SEARCH_OBJECTS).fetchall()
     assert len(before) == 7
-    with srt.Runtime(db_path) as rt:
-        old = rt.session("old")
-        old.append(user("written after, through the old triggers"))
+    with srt.Runtime(db_path) as rt:  # v5 moves the messages to the heap, index and all
         assert rt.store.has_search_index()
+        assert {h.places for h in rt.store.search("old.0.0")} == {(("old", 1),), (("old", 2),)}
+        assert rt.store.gc().messages == 6  # the other old session's
+        old = rt.session("old")
+        old.append(user("written before the migration's index was used"))
+        old.append(user("written after, through the new triggers"))
         assert rt.store.build_search_index() is None  # nothing to build
         assert [h.places for h in rt.store.search("written")] in (
-            [(("old", 1),), (("old", 2),)],
-            [(("old", 2),), (("old", 1),)],
+            [(("old", 7),), (("old", 8),)],
+            [(("old", 8),), (("old", 7),)],
         )
         assert rt.store.verify().ok
         old.fork("gone").append(user("soon garbage"))
@@ -505,15 +510,10 @@ def _corrupt(path: str, sql: str, *args: Any) -> None:
 def test_verify_names_a_corrupted_body_and_who_reaches_it(tree_db: srt.Runtime) -> None:
     assert tree_db.store.verify().ok
     with connect(tree_db.path) as conn:
-        (mid,) = conn.execute(
-            "SELECT id FROM messages WHERE CAST(body AS TEXT) LIKE '%65 km/h%'"
+        (mid, mhash, body) = conn.execute(
+            "SELECT id, hash, body FROM messages WHERE CAST(body AS TEXT) LIKE '%65 km/h%'"
         ).fetchone()
-    _corrupt(
-        tree_db.path,
-        "UPDATE messages SET body = CAST(replace(CAST(body AS TEXT), '65', '95') AS BLOB) "
-        "WHERE id = ?",
-        mid,
-    )
+        tamper_body(conn, mhash, body.replace(b"65", b"95"))
     report = tree_db.store.verify()
     assert not report.ok and report.messages == 7 and report.nodes == 7
     (fault,) = report.faults
@@ -532,7 +532,9 @@ def test_verify_finds_broken_chains_heads_and_index(tree_db: srt.Runtime) -> Non
         ).fetchone()
     _corrupt(tree_db.path, "UPDATE nodes SET depth = 9 WHERE id = ?", node)
     _corrupt(tree_db.path, "UPDATE sessions SET head = 4242 WHERE name = 'main'")
-    _corrupt(tree_db.path, "DELETE FROM messages_fts WHERE rowid = 1")
+    with connect(tree_db.path) as conn:
+        second = conn.execute("SELECT id FROM messages ORDER BY id LIMIT 1 OFFSET 1").get
+    _corrupt(tree_db.path, "DELETE FROM messages_fts WHERE rowid = ?", second)
     faults = tree_db.store.verify().faults
     assert [(f.kind, f.table) for f in faults] == [
         ("node", "nodes"),
@@ -541,12 +543,11 @@ def test_verify_finds_broken_chains_heads_and_index(tree_db: srt.Runtime) -> Non
     ]
     assert faults[0].row == node and faults[0].detail == f"depth 9 should be {depth}"
     assert faults[1].detail == "session 'main': head 4242 is missing"
-    assert faults[2].row == 1
+    assert faults[2].row == second
 
 
 def test_verify_checks_the_search_index_where_there_is_one(tree_db: srt.Runtime) -> None:
     path = tree_db.path
-    _corrupt(path, "DELETE FROM messages WHERE id NOT IN (SELECT message FROM nodes)")
     assert tree_db.store.verify().ok  # no index: nothing to compare
     tree_db.store.build_search_index()
     _corrupt(path, "INSERT INTO messages_fts(rowid, text) VALUES (99, 'stray')")

@@ -258,7 +258,7 @@ def test_wal_is_checkpointed_after_a_long_reader_is_released(
     }
     emit("concurrency_long_reader_wal", figures, capsys, tmp_path_factory.getbasetemp())
     # While the reader held its snapshot the WAL had to grow past the autocheckpoint size.
-    assert held > 1000 * 16384
+    assert held > 1000 * _db.PAGE_SIZE
     # Released: checkpointed, restarted from the top and cut back to the size limit, and
     # it grows no further for the same work.
     assert busy == 0 and log == done

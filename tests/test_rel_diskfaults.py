@@ -63,6 +63,16 @@ def turn(tid: str) -> tuple[dict[str, str], dict[str, str]]:
     return {"role": "user", "content": q}, {"role": "assistant", "content": a}
 
 
+def same_size_turn(tag: str) -> tuple[dict[str, str], dict[str, str]]:
+    """A turn whose byte length does not depend on ``tag`` (at most 48 characters): the
+    heap packs bodies across rows, so an append writes as many pages as its bodies
+    need, and every fault case must write exactly what the dry run counted."""
+    q, a = turn_payload("same size", 8192)
+    mark = tag.ljust(48, ".")
+    assert len(mark) == 48
+    return {"role": "user", "content": mark + q}, {"role": "assistant", "content": mark + a}
+
+
 def make_base(path: str) -> None:
     with srt.Runtime(path) as rt:
         s = rt.session("s")
@@ -110,7 +120,7 @@ def run_append_or_fork(
 
     def act(rt: srt.Runtime, s: srt.Session, tag: str) -> None:
         if op == "append":
-            s.append(*turn(tag))
+            s.append(*same_size_turn(tag))
         elif op == "fork":
             s.fork(f"fork-{tag}")
         else:
@@ -155,7 +165,7 @@ def run_append_or_fork(
                     # The same handle works again, and a fresh runtime reads it all back.
                     try:
                         if exc is not None and op == "append":
-                            s.append(*turn(tag))
+                            s.append(*same_size_turn(tag))
                         s.append(*turn(tag + ".after"))
                     except BaseException as e:
                         out.fail(f"{case}: the store stayed unusable: {type(e).__name__}: {e}")
@@ -164,7 +174,7 @@ def run_append_or_fork(
                     rt.close()
                     want = [*want_before]
                     if op == "append":
-                        want += [*turn(tag)]
+                        want += [*same_size_turn(tag)]
                     want += [*turn(tag + ".after")]
                     with srt.Runtime(path) as fresh:
                         if fresh.session("s").messages() != want:

@@ -775,7 +775,7 @@ def test_hostile_names_are_plain_names(tmp_path: Path, name: str) -> None:
     }
     with connect(str(path)) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type='table'")}
-    assert {"messages", "nodes", "sessions"} <= tables
+    assert {"heap", "nodes", "sessions"} <= tables
 
 
 _BAD_NAMES: list[Any] = [

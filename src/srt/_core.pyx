@@ -809,3 +809,59 @@ def decode_messages(list bodies not None, dict roles not None, object loads not 
         else:
             out.append({"role": role, "content": PyUnicode_DecodeUTF8(p + start, clen, "strict")})
     return out
+
+
+def cut(list ids not None, list rows not None, list ats not None, list lens not None):
+    """The byte ranges ``[ats[i], ats[i] + lens[i])`` of a stream stored as ``rows``, where
+    ``rows[j]`` holds the stream's bytes from offset ``ids[j]`` (``ids`` ascending, the
+    rows not overlapping). A range the rows do not cover raises ``ValueError``."""
+    cdef Py_ssize_t nrows = len(rows), i, j, lo, hi, mid, at, n, have, off, take, rid
+    cdef list out = []
+    cdef bytes body
+    cdef object row
+    cdef char* dst
+    if len(ids) != nrows or len(ats) != len(lens):
+        raise ValueError("ids and rows, and ats and lens, must have equal lengths")
+    for i in range(nrows):
+        if type(rows[i]) is not bytes:
+            raise TypeError("rows must be bytes")
+    for i in range(len(ats)):
+        at = ats[i]
+        n = lens[i]
+        if n < 0:
+            raise ValueError("a range's length is negative")
+        # the last row starting at or before ``at``
+        lo, hi = 0, nrows
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if <Py_ssize_t>ids[mid] <= at:
+                lo = mid + 1
+            else:
+                hi = mid
+        j = lo - 1
+        if j < 0:
+            raise ValueError("a range starts before the stored rows")
+        rid = ids[j]
+        row = rows[j]
+        off = at - rid
+        if off + n <= PyBytes_GET_SIZE(<bytes>row):
+            out.append(PyBytes_FromStringAndSize(PyBytes_AS_STRING(<bytes>row) + off, n))
+            continue
+        body = PyBytes_FromStringAndSize(NULL, n)
+        dst = PyBytes_AS_STRING(body)
+        have = 0
+        while have < n:
+            if j >= nrows or <Py_ssize_t>ids[j] != at + have - off:
+                raise ValueError("the stored rows do not cover a range")
+            row = rows[j]
+            take = PyBytes_GET_SIZE(<bytes>row) - off
+            if take <= 0:
+                raise ValueError("the stored rows do not cover a range")
+            if take > n - have:
+                take = n - have
+            memcpy(dst + have, PyBytes_AS_STRING(<bytes>row) + off, take)
+            have += take
+            off = 0
+            j += 1
+        out.append(body)
+    return out

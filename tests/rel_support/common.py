@@ -143,15 +143,19 @@ def verify_store(path: str, *, chains: bool = True) -> StoreReport:
             # A kill before the first migration committed leaves srt's freshly created,
             # empty file: nothing was acknowledged in it and the next open initializes it.
             return rep
-        if not {"messages", "nodes", "sessions"} <= tables:
+        # Schema v5 keeps the bodies in a heap and shows them as the view "messages"
+        # (id = the body's place in the heap); earlier versions had a messages table.
+        heap_layout = "heap" in tables
+        if not {"messages" if not heap_layout else "heap", "nodes", "sessions"} <= tables:
             rep.problems.append(f"missing tables: {sorted(tables)}")
             return rep
         hashes: dict[int, bytes] = {}
         bodies: dict[int, dict[str, Any]] = {}
         for mid, h, body in conn.execute("SELECT id, hash, body FROM messages"):
             rep.messages += 1
-            if xxhash.xxh3_128_digest(body) != h:
+            if body is None or xxhash.xxh3_128_digest(body) != h:
                 rep.problems.append(f"message {mid}: hash does not match its bytes")
+                continue
             try:
                 value = json.loads(bytes(body).decode("utf-8"))
             except ValueError as exc:
@@ -164,7 +168,8 @@ def verify_store(path: str, *, chains: bool = True) -> StoreReport:
         cols = {r[1] for r in conn.execute("PRAGMA table_info(nodes)")}
         has_status = "status" in cols
         nodes: dict[int, tuple[int | None, int, int, bytes]] = {}
-        sql = "SELECT id, parent, message, depth, prefix" + (", status" if has_status else "")
+        message = "at" if heap_layout else "message"
+        sql = f"SELECT id, parent, {message}, depth, prefix" + (", status" if has_status else "")
         for row in conn.execute(sql + " FROM nodes ORDER BY id"):
             nid, parent, mid, depth, prefix = row[:5]
             rep.nodes += 1

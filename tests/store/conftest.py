@@ -22,6 +22,7 @@ from typing import Any
 import apsw
 import pytest
 
+import support
 from srt.store import Store
 from srt.store.sqlite import SQLiteStore
 
@@ -41,7 +42,7 @@ def sqlite_engine(tmp_path: Path) -> Iterator[EngineUnderTest]:
     def tamper_body(message_hash: bytes, body: bytes) -> None:
         conn = apsw.Connection(path)
         try:
-            conn.execute("UPDATE messages SET body = ? WHERE hash = ?", (body, message_hash))
+            support.tamper_body(conn, message_hash, body)
         finally:
             conn.close()
 

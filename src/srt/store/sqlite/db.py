@@ -13,7 +13,7 @@ import os
 import stat
 import struct
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import apsw
@@ -27,6 +27,7 @@ from ...errors import (
     StoreBusyError,
     StoreError,
 )
+from . import heap
 
 #: ``PRAGMA application_id`` of an srt database: the ASCII bytes "SRT1".
 APPLICATION_ID = 0x53525431
@@ -35,8 +36,8 @@ BUSY_TIMEOUT_MS = 10_000
 #: Size the ``-wal`` file is cut back to when a checkpoint lets it restart. Without a
 #: limit SQLite reuses the file but never shrinks it, so one long-lived reader (which
 #: stops checkpoints) leaves a WAL of hundreds of MB on disk for as long as the
-#: database stays open. Twice the autocheckpoint size (1,000 pages of 16 KiB).
-JOURNAL_SIZE_LIMIT = 32 * 1024 * 1024
+#: database stays open. Twice the autocheckpoint size (1,000 pages of 2 KiB).
+JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
 
 
 def message_text_sql(body: str) -> str:
@@ -53,7 +54,7 @@ def message_text_sql(body: str) -> str:
         END, '')"""
 
 
-MIGRATIONS: tuple[str, ...] = (
+MIGRATIONS: tuple[str | Callable[[apsw.Connection], None], ...] = (
     # v1: content-addressed messages, a prefix-chained node tree, named heads.
     """
     CREATE TABLE messages(
@@ -131,34 +132,107 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE calls ADD COLUMN params TEXT;
     """,
+    # v5: message bodies packed in the heap (heap.py); each node carries its message's
+    # hash and place, and ``messages`` becomes a view. See ``_v5``.
+    lambda conn: _v5(conn),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
-#: The full-text index of ``srt search``: a contentless FTS5 table keyed by
-#: messages.id, kept in step by triggers with every append and every gc delete, whoever
-#: writes (other processes included). The text indexed is the content string, or the
-#: text parts joined by newlines; never the JSON around it. It is not part of any
-#: migration: ``maintenance.build_search_index`` runs this, then ``SEARCH_FILL_SQL``, in
-#: one write transaction on the first search. ``IF NOT EXISTS`` makes a second,
-#: concurrent first search a no-op; it also leaves alone a file whose index an older
-#: schema-v3 step created with the same definitions.
+#: A node names its message by hash and place in the heap; one index finds a message by
+#: hash (to store each body once) and a node by (hash, parent) (so equal histories share
+#: nodes, as the prefix hash says they must).
+NODES_V5_SQL = """
+CREATE TABLE nodes_v5(
+    id      INTEGER PRIMARY KEY,
+    parent  INTEGER REFERENCES nodes(id),
+    depth   INTEGER NOT NULL CHECK (depth >= 1),
+    hash    BLOB NOT NULL CHECK (length(hash) = 16),
+    prefix  BLOB NOT NULL CHECK (length(prefix) = 16),
+    at      INTEGER NOT NULL,
+    len     INTEGER NOT NULL CHECK (len >= 0),
+    meta    TEXT,
+    status  TEXT
+);
+"""
+
+#: The node that first stored a body (the owner of its place in the heap).
+OWNER = "NOT EXISTS (SELECT 1 FROM nodes o WHERE o.hash = n.hash AND o.id < n.id)"
+
+#: Every stored message, as the tables of schema v1-v4 held them: its id (its place in
+#: the heap), hash and canonical body. For reading (and people with a SQL shell).
+MESSAGES_VIEW_SQL = f"""
+CREATE VIEW messages(id, hash, body) AS
+SELECT n.at, n.hash, {heap.body_sql("n.at", "n.len")} FROM nodes n WHERE {OWNER};
+"""
+
+
+def _v5(conn: apsw.Connection) -> None:
+    """Move every message body into the heap, once each, in message id order, and give
+    each node its message's hash and place; node ids, heads and the ledger stay. The file
+    keeps its page size (new files get ``PAGE_SIZE``). A search index is rebuilt keyed by
+    the messages' new ids (runs with foreign keys off; ``_migrate`` checks them)."""
+    had_index = has_search_index(conn)
+    conn.execute(heap.HEAP_SQL)
+    conn.execute(NODES_V5_SQL)
+    if had_index:
+        conn.execute(SEARCH_DROP_SQL)
+    row = heap.row_bytes(int(conn.execute("PRAGMA page_size").get))
+    conn.execute("CREATE TEMP TABLE srt_v5_places(id INTEGER PRIMARY KEY, at INTEGER, len INTEGER)")
+    places = []
+    old: list[Any] = conn.execute("SELECT id, body FROM messages ORDER BY id").fetchall()
+    for mid, body in old:
+        places.append((mid, heap.append(conn, bytes(body), row), len(body)))
+    conn.executemany("INSERT INTO temp.srt_v5_places VALUES (?, ?, ?)", places)
+    conn.execute(
+        "INSERT INTO nodes_v5(id, parent, depth, hash, prefix, at, len, meta, status) "
+        "SELECT n.id, n.parent, n.depth, m.hash, n.prefix, p.at, p.len, n.meta, n.status "
+        "FROM nodes n JOIN messages m ON m.id = n.message "
+        "JOIN temp.srt_v5_places p ON p.id = m.id ORDER BY n.id"
+    )
+    conn.execute("DROP TABLE temp.srt_v5_places")
+    conn.execute("DROP TABLE nodes")
+    conn.execute("DROP TABLE messages")
+    conn.execute("ALTER TABLE nodes_v5 RENAME TO nodes")
+    conn.execute("CREATE INDEX nodes_hash ON nodes(hash, parent)")
+    conn.execute(MESSAGES_VIEW_SQL)
+    if had_index:
+        conn.execute(SEARCH_INDEX_SQL)
+        conn.execute(SEARCH_FILL_SQL)
+
+
+#: The full-text index of ``srt search``: a contentless FTS5 table keyed by the
+#: message's id (its place in the heap), kept in step by triggers on ``nodes`` with every
+#: append that stores a new message and every gc delete that removes a message's last
+#: node, whoever writes (other processes included). The text indexed is the content
+#: string, or the text parts joined by newlines; never the JSON around it. It is not part
+#: of any migration: ``maintenance.build_search_index`` runs this, then
+#: ``SEARCH_FILL_SQL``, in one write transaction on the first search. ``IF NOT EXISTS``
+#: makes a second, concurrent first search a no-op.
 SEARCH_TABLE = "messages_fts"
 SEARCH_TRIGGERS = ("messages_fts_insert", "messages_fts_delete")
+_NEW_BODY = heap.body_sql("new.at", "new.len")
 SEARCH_INDEX_SQL = f"""
 CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5(
     text, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2'
 );
-CREATE TRIGGER IF NOT EXISTS messages_fts_insert AFTER INSERT ON messages BEGIN
-    INSERT INTO messages_fts(rowid, text) VALUES (new.id, {message_text_sql("new.body")});
+CREATE TRIGGER IF NOT EXISTS messages_fts_insert AFTER INSERT ON nodes
+WHEN NOT EXISTS (SELECT 1 FROM nodes o WHERE o.hash = new.hash AND o.id <> new.id) BEGIN
+    INSERT INTO messages_fts(rowid, text)
+    SELECT new.at, {message_text_sql("b.body")} FROM (SELECT {_NEW_BODY} AS body LIMIT 1) b;
 END;
-CREATE TRIGGER IF NOT EXISTS messages_fts_delete AFTER DELETE ON messages BEGIN
-    DELETE FROM messages_fts WHERE rowid = old.id;
+CREATE TRIGGER IF NOT EXISTS messages_fts_delete AFTER DELETE ON nodes
+WHEN NOT EXISTS (SELECT 1 FROM nodes o WHERE o.hash = old.hash) BEGIN
+    DELETE FROM messages_fts WHERE rowid = old.at;
 END;
 """
 #: Fills a just-created search index from every stored message.
-SEARCH_FILL_SQL = (
-    f"INSERT INTO messages_fts(rowid, text) SELECT id, {message_text_sql('body')} FROM messages"
-)
+SEARCH_FILL_SQL = f"""
+INSERT INTO messages_fts(rowid, text)
+SELECT b.at, {message_text_sql("b.body")} FROM (
+    SELECT n.at AS at, {heap.body_sql("n.at", "n.len")} AS body FROM nodes n WHERE {OWNER}
+    LIMIT -1
+) b
+"""
 #: Removes the search index and its triggers (``srt search --drop-index``).
 SEARCH_DROP_SQL = """
 DROP TRIGGER IF EXISTS messages_fts_insert;
@@ -309,6 +383,16 @@ def check_header(path: str) -> None:
         )
 
 
+def reserved_bytes(path: str) -> int:
+    """The bytes reserved at the end of each page of the file at ``path`` (0 if unknown)."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(21)
+    except OSError:
+        return 0
+    return header[20] if len(header) == 21 and header.startswith(b"SQLite format 3") else 0
+
+
 def _identity(conn: apsw.Connection) -> tuple[int, int, int]:
     # One statement, so all three come from one snapshot even while another process
     # is creating the file.
@@ -344,9 +428,10 @@ def _check_identity(conn: apsw.Connection) -> int:
     return version
 
 
-#: Page size of new files. 16 KiB pages waste less space around message bodies of
-#: 0.5-3 KB than 4 KiB pages (measured in docs/bench.md) and read long chains faster.
-PAGE_SIZE = 16384
+#: Page size of new files. An append writes every page it changes to the WAL, whole;
+#: 2 KiB pages keep that near the size of what is appended, and the heap's packed rows
+#: fill their pages whatever the page size (docs/bench.md has the measurements).
+PAGE_SIZE = 2048
 
 
 def _configure(conn: apsw.Connection, new: bool) -> None:
@@ -363,25 +448,42 @@ def _configure(conn: apsw.Connection, new: bool) -> None:
 
 
 def _migrate(conn: apsw.Connection, lock: threading.Lock) -> None:
-    with lock:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            current = _check_identity(conn)
-            for version in range(current, SCHEMA_VERSION):
-                try:
-                    conn.execute(MIGRATIONS[version])
-                except apsw.SQLError as exc:  # e.g. "duplicate column": newer tables
-                    raise CorruptionError(
-                        f"the file says schema version {current} but its tables do not match "
-                        f"it ({_describe(exc)}); nothing was changed"
-                    ) from exc
-            if current < SCHEMA_VERSION:
-                conn.execute(f"PRAGMA application_id={APPLICATION_ID:d}")
-                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION:d}")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+    # A step may rebuild a table others refer to (SQLite's way: create the new table, copy,
+    # drop the old one, rename the new one), which needs foreign keys off; they are
+    # checked before the migration commits, and on again afterwards.
+    conn.execute("PRAGMA foreign_keys=OFF")
+    try:
+        with lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                current = _check_identity(conn)
+                for version in range(current, SCHEMA_VERSION):
+                    step = MIGRATIONS[version]
+                    try:
+                        if isinstance(step, str):
+                            conn.execute(step)
+                        else:
+                            step(conn)
+                    except apsw.SQLError as exc:  # e.g. "duplicate column": newer tables
+                        raise CorruptionError(
+                            f"the file says schema version {current} but its tables do not "
+                            f"match it ({_describe(exc)}); nothing was changed"
+                        ) from exc
+                if current < SCHEMA_VERSION:
+                    broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise CorruptionError(
+                            f"migrating the file would leave {len(broken)} references to "
+                            f"missing rows (the first in {broken[0][0]}); nothing was changed"
+                        )
+                    conn.execute(f"PRAGMA application_id={APPLICATION_ID:d}")
+                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION:d}")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+    finally:
+        conn.execute("PRAGMA foreign_keys=ON")
 
 
 def connect(
@@ -434,10 +536,14 @@ class Database:
         self._pid = os.getpid()
         self._conns: list[apsw.Connection] = []
         self._conns_guard = threading.Lock()
+        #: Bytes SQLite reserves at the end of each page (header byte 20; 0 for most files).
+        self.reserved = 0
         if path != ":memory:":
             check_header(path)
             create_private_file(path)
         self.connection()  # verify identity and migrate now, so errors surface at open
+        if path != ":memory:":
+            self.reserved = reserved_bytes(path)
 
     def connection(self) -> apsw.Connection:
         """This thread's connection, opened (and the file migrated) on first use."""

@@ -36,6 +36,7 @@ then on the triggers keep it in step with every append and every gc, whoever wri
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import os
 import threading
@@ -47,6 +48,7 @@ import apsw
 from ...errors import ConfigError, CorruptionError, StoreError
 from ..base import GcReport, Hit, VacuumReport
 from . import db as db_module
+from . import heap as heap_module
 from . import queries as q
 from .db import Database, translate
 from .queries import ROLE, TEXT
@@ -79,7 +81,32 @@ _OBJECT_ROOTS = """
     SELECT node FROM objects WHERE node IS NOT NULL
     UNION"""
 _DEAD_NODES = "id NOT IN (SELECT id FROM temp.srt_gc_live)"
-_DEAD_MESSAGES = "id NOT IN (SELECT message FROM nodes)"
+
+
+def _prune_heap(conn: apsw.Connection, gone: list[tuple[int, int]]) -> None:
+    """Erase the bodies at ``gone`` from the heap: a row no remaining node uses is
+    deleted, and in a row still in use their bytes are overwritten with zeros (with
+    ``secure_delete`` the old cells are zeroed too), so their text leaves the file."""
+    live = sorted(set(q.rows(conn, "SELECT at, len FROM nodes WHERE len > 0")))
+    starts = [a for a, _ in live]
+    rows: dict[int, bytes] = {}
+    for at, n in gone:
+        for rid, data in q.rows(conn, heap_module.ROWS_SQL, (at, at + n)):
+            rows.setdefault(rid, data)
+    for rid, data in sorted(rows.items()):
+        end = rid + len(data)
+        k = bisect.bisect_left(starts, end)  # live bodies starting before the row's end
+        used = k > 0 and live[k - 1][0] + live[k - 1][1] > rid
+        if not used:
+            conn.execute("DELETE FROM heap WHERE id = ?", (rid,))
+            continue
+        kept = bytearray(data)
+        for at, n in gone:
+            lo, hi = max(at, rid), min(at + n, end)
+            if lo < hi:
+                kept[lo - rid : hi - rid] = bytes(hi - lo)
+        if kept != data:
+            conn.execute("UPDATE heap SET data = ? WHERE id = ?", (bytes(kept), rid))
 
 
 def _count(conn: apsw.Connection, sql: str) -> int:
@@ -94,7 +121,7 @@ def gc(db: Database, *, secure_delete: bool = True, dry_run: bool = False) -> Gc
         f"PRAGMA secure_delete={'ON' if secure_delete else 'OFF'}",
         # The sweep keeps the references intact itself (the live set is closed under
         # parents) and proves it with foreign_key_check before it commits; per-row
-        # checks would scan nodes once per deleted row (nodes.message has no index).
+        # checks would scan nodes once per deleted row (nodes.parent has no index).
         "PRAGMA foreign_keys=OFF",
         "PRAGMA temp_store=MEMORY",
     ]
@@ -122,13 +149,14 @@ def gc(db: Database, *, secure_delete: bool = True, dry_run: bool = False) -> Gc
                 "WHERE node IS NOT NULL AND node NOT IN (SELECT id FROM temp.srt_gc_live)",
             )
             ledger_rows = conn.changes()
+            dead = set(q.rows(conn, f"SELECT at, len FROM nodes WHERE {_DEAD_NODES}"))
             conn.execute(f"DELETE FROM nodes WHERE {_DEAD_NODES}")
-            messages, message_bytes = q.rows(
-                conn,
-                f"SELECT count(*), coalesce(sum(length(body)), 0) FROM messages "
-                f"WHERE {_DEAD_MESSAGES}",
-            ).fetchone() or (0, 0)
-            conn.execute(f"DELETE FROM messages WHERE {_DEAD_MESSAGES}")
+            # A message goes with the last node that names it (its place in the heap).
+            kept = {at for (at,) in q.rows(conn, "SELECT DISTINCT at FROM nodes")}
+            gone = sorted(p for p in dead if p[0] not in kept)
+            messages, message_bytes = len(gone), sum(n for _, n in gone)
+            if gone:
+                _prune_heap(conn, gone)
             if messages and db_module.has_search_index(conn):
                 conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
             broken = conn.execute("PRAGMA foreign_key_check").fetchall()
@@ -236,7 +264,7 @@ def _build_search_index(
                     if db_module.has_search_index(conn):  # built by another connection meanwhile
                         conn.execute("ROLLBACK")
                         return None
-                    count = _count(conn, "SELECT count(*) FROM messages")
+                    count = _count(conn, "SELECT count(DISTINCT at) FROM nodes")
                     if announce is not None:
                         announce(count)
                     conn.execute(db_module.SEARCH_INDEX_SQL)
@@ -332,17 +360,21 @@ def _search(conn: apsw.Connection, query: str, limit: int) -> list[Hit]:
             break
         offset += len(ids)
         marks = q.marks(len(ids))
+        users = q.rows(
+            conn, f"SELECT id, at FROM nodes WHERE at IN ({marks}) ORDER BY id", ids
+        ).fetchall()
+        owners: dict[int, int] = {}
+        for nid, at in users:
+            owners.setdefault(at, nid)
         rows = {
             mid: (role, body_text)
             for mid, role, body_text in q.rows(
                 conn,
-                f"SELECT m.id, {ROLE}, {TEXT} FROM messages m WHERE m.id IN ({marks})",
-                ids,
+                f"SELECT b.at, {ROLE}, {TEXT} FROM (SELECT n.at AS at, {q.body('n')} AS body "
+                f"FROM nodes n WHERE n.id IN ({q.marks(len(owners))}) LIMIT -1) b",
+                list(owners.values()),
             )
         }
-        users = q.rows(
-            conn, f"SELECT id, message FROM nodes WHERE message IN ({marks})", ids
-        ).fetchall()
         reach = q.places(conn, [n for n, _ in users])
         for mid in ids:
             places = sorted({p for n, m in users if m == mid for p in reach[n]})

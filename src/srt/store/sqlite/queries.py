@@ -8,13 +8,14 @@ from typing import Any
 
 import apsw
 
-from . import db
+from . import db, heap
 
 __all__ = [
     "CHAINS",
     "ROLE",
     "TEXT",
     "USER_PREFIX",
+    "body",
     "marks",
     "places",
     "rows",
@@ -22,18 +23,28 @@ __all__ = [
 ]
 
 USER_PREFIX = b'{"role":"user"'  # canonical bytes begin with the role (message.py)
-#: The searchable text and the role of the message ``m``.
-TEXT = db.message_text_sql("m.body")
-ROLE = "json_extract(CAST(m.body AS TEXT), '$.role')"
+#: The searchable text and the role of a message whose canonical body is ``b.body``
+#: (a subquery's column: compute the body once, with ``body``, then use these).
+TEXT = db.message_text_sql("b.body")
+ROLE = "json_extract(CAST(b.body AS TEXT), '$.role')"
 
-#: Every session's chain, walked up from its head: (session id, node, parent, message,
-#: depth). ``n.depth < up.depth`` makes the walk end even on a damaged parent cycle.
+
+def body(node: str, limit: str | None = None) -> str:
+    """SQL for the canonical body of the message of node row ``node`` (its first
+    ``limit`` bytes, if given), read from the heap."""
+    length = f"{node}.len" if limit is None else f"min({node}.len, {limit})"
+    return heap.body_sql(f"{node}.at", length)
+
+
+#: Every session's chain, walked up from its head: (session id, node, parent, message id,
+#: message length, depth). ``n.depth < up.depth`` makes the walk end even on a damaged
+#: parent cycle.
 CHAINS = """
-WITH RECURSIVE up(sid, id, parent, message, depth) AS (
-    SELECT s.id, n.id, n.parent, n.message, n.depth
+WITH RECURSIVE up(sid, id, parent, at, len, depth) AS (
+    SELECT s.id, n.id, n.parent, n.at, n.len, n.depth
     FROM sessions s JOIN nodes n ON n.id = s.head
     UNION ALL
-    SELECT up.sid, n.id, n.parent, n.message, n.depth
+    SELECT up.sid, n.id, n.parent, n.at, n.len, n.depth
     FROM up JOIN nodes n ON n.id = up.parent AND n.depth < up.depth
 )
 """

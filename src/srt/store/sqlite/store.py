@@ -2,13 +2,15 @@
 
 Rows:
 
-* ``messages(id, hash, body)``: canonical message bytes, content-addressed by
-  XXH3-128 and stored once however many sessions share them;
-* ``nodes(id, parent, message, depth, prefix)``: a prefix tree; ``prefix`` is
-  H(parent prefix || message hash), so equal histories share nodes;
+* ``heap(id, data)``: every distinct canonical message body once, packed in one stream
+  of page-sized rows (``heap.py``); a message's id is its place in the stream;
+* ``nodes(id, parent, depth, hash, prefix, at, len)``: a prefix tree; ``hash`` and
+  ``(at, len)`` name the node's message (XXH3-128 of its body, and where the body is);
+  ``prefix`` is H(parent prefix || message hash), so equal histories share nodes;
 * ``sessions(id, name, head, ...)``: named heads. Fork, rewind and edit move or
   add a head and copy nothing;
-* ``calls``: the usage ledger; ``objects``: values filed by (kind, scope, key).
+* ``calls``: the usage ledger; ``objects``: values filed by (kind, scope, key);
+* ``messages``: a view of the stored messages (id, hash, body), for reading.
 
 Writes run in ``BEGIN IMMEDIATE`` under a per-file in-process lock, so readers
 never upgrade into ``SQLITE_BUSY``. An append is a compare-and-swap on the head.
@@ -25,6 +27,7 @@ from typing import Any
 
 import apsw
 
+from ... import _core
 from ..._types import SessionInfo
 from ...errors import (
     ConfigError,
@@ -51,7 +54,7 @@ from ..base import (
     VerifyReport,
     check_chain,
 )
-from . import maintenance, verify, views
+from . import heap, maintenance, verify, views
 from .db import OBJECTS_SQL, OBJECTS_TABLE, Database, has_table, translate
 
 __all__ = ["SQLiteStore"]
@@ -63,29 +66,28 @@ _SELECT_CALLS = f"SELECT {', '.join(CALL_FIELDS)}, id FROM calls"
 _call_values = operator.attrgetter(*CALL_FIELDS)
 _NODE = CALL_FIELDS.index("node")
 
-_INSERT_MESSAGE = "INSERT INTO messages(hash, body) VALUES (?, ?) ON CONFLICT(hash) DO NOTHING"
 _INSERT_NODE = (
-    "INSERT INTO nodes(parent, message, depth, prefix, meta, status) VALUES (?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT(prefix) DO NOTHING"
+    "INSERT INTO nodes(parent, depth, hash, prefix, at, len, meta, status) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_FIND_NODE = "SELECT id, depth, prefix, at, len, status FROM nodes WHERE hash = ? AND parent IS ?"
+_FIND_MESSAGE = "SELECT at, len FROM nodes WHERE hash = ? LIMIT 1"
 
 _CHAIN_SQL = """
-WITH RECURSIVE chain(id, parent, message, depth, prefix, status, meta) AS (
-    SELECT id, parent, message, depth, prefix, status, meta FROM nodes WHERE id = ?
+WITH RECURSIVE chain(id, parent, depth, hash, prefix, at, len, status, meta) AS (
+    SELECT id, parent, depth, hash, prefix, at, len, status, meta FROM nodes WHERE id = ?
     UNION ALL
-    SELECT n.id, n.parent, n.message, n.depth, n.prefix, n.status, n.meta
+    SELECT n.id, n.parent, n.depth, n.hash, n.prefix, n.at, n.len, n.status, n.meta
     FROM nodes n JOIN chain c ON n.id = c.parent AND n.depth < c.depth
 )
-SELECT chain.id, m.hash, m.body, chain.prefix, chain.status, chain.meta, chain.depth
-FROM chain CROSS JOIN messages m ON m.id = chain.message
+SELECT id, hash, at, len, prefix, status, meta, depth FROM chain
 """
-# No ORDER BY: SQLite would copy every body through a temporary sorter (three
-# quarters of the load time at 2,000 messages). CROSS JOIN keeps the chain as the
-# outer loop, so rows come deepest first; ``Store.chain`` reverses them and sorts by
-# depth, which costs one pass over rows already in order.
+# Rows come deepest first (the recursion's order); ``chain`` reverses them and sorts by
+# depth, which costs one pass over rows already in order. The bodies are then read from
+# the heap in one or a few range queries (``heap.read``).
 
 
-_depth = operator.itemgetter(6)
+_depth = operator.itemgetter(7)
 
 _OBJECT_COLUMNS = "kind, scope, key, value, node, expires, created, updated"
 _LIVE_OBJECT = "(expires IS NULL OR expires > ?)"
@@ -121,46 +123,64 @@ def _swap_head(conn: apsw.Connection, session: int, expected: int | None, new: i
 
 
 def insert_nodes(
-    conn: apsw.Connection, parent: int | None, depth: int, items: Sequence[NewNode]
+    conn: apsw.Connection, parent: int | None, depth: int, items: Sequence[NewNode], row: int
 ) -> list[int]:
     """Insert (or find) the messages and nodes of ``items`` below ``parent``.
 
-    A message or node whose hash already exists is reused after a byte-for-byte
-    (message) or structural (node) check; a mismatch is a ``CorruptionError``.
-    Must run inside a write transaction.
+    A node with the same message below the same parent is reused after a structural
+    check (its depth and prefix hash); a message already stored is reused after a
+    byte-for-byte check; a mismatch is a ``CorruptionError``. New bodies go to the end
+    of the heap (``row``: its row size). Must run inside a write transaction.
     """
     ids: list[int] = []
     execute = conn.execute
+    above = _core.ROOT
+    if parent is not None:
+        top = execute("SELECT prefix FROM nodes WHERE id = ?", (parent,)).fetchone()
+        if top is None:
+            raise ConflictError(
+                f"the node to append below ({parent}) is not stored (collected by gc?); "
+                "nothing was written"
+            )
+        above = top[0]
     for mhash, body, prefix, meta, status in items:
         depth += 1
-        execute(_INSERT_MESSAGE, (mhash, body))
-        if conn.changes():
-            mid = conn.last_insert_rowid()
-        else:
-            mid, stored = _one(execute("SELECT id, body FROM messages WHERE hash = ?", (mhash,)))
-            if stored != body:
-                raise CorruptionError(
-                    f"hash collision or damaged row: message {mid} has hash "
-                    f"{mhash.hex()} but different bytes; nothing was linked"
-                )
-        execute(_INSERT_NODE, (parent, mid, depth, prefix, meta, status))
-        if conn.changes():
-            parent = conn.last_insert_rowid()
-        else:
-            row = _one(
-                execute(
-                    "SELECT id, parent, message, depth, status FROM nodes WHERE prefix = ?",
-                    (prefix,),
-                )
+        if prefix != _core.chain(above, mhash):
+            raise CorruptionError(
+                f"prefix hash {prefix.hex()} does not chain from its parent and message "
+                f"{mhash.hex()}; nothing was linked"
             )
-            if (row[1], row[2], row[3]) != (parent, mid, depth):
+        above = prefix
+        found = execute(_FIND_NODE, (mhash, parent)).fetchone()
+        if found is not None:
+            nid, ndepth, nprefix, at, length, nstatus = found
+            if (ndepth, nprefix) != (depth, prefix):
                 raise CorruptionError(
-                    f"prefix hash {prefix.hex()} names node {row[0]} with a different "
-                    "parent or message; nothing was linked"
+                    f"node {nid} holds message {mhash.hex()} below the same parent but a "
+                    "different depth or prefix hash; nothing was linked"
                 )
-            parent = row[0]
-            if row[4] is not None and status is None:  # a complete reply completes it
-                execute("UPDATE nodes SET status = NULL WHERE id = ?", (parent,))
+            if length != len(body) or heap.read(conn, [at], [length])[0] != body:
+                raise CorruptionError(
+                    f"hash collision or damaged row: message {mhash.hex()} is stored with "
+                    "different bytes; nothing was linked"
+                )
+            if nstatus is not None and status is None:  # a complete reply completes it
+                execute("UPDATE nodes SET status = NULL WHERE id = ?", (nid,))
+            parent = nid
+            ids.append(nid)
+            continue
+        stored = execute(_FIND_MESSAGE, (mhash,)).fetchone()
+        if stored is None:
+            at = heap.append(conn, body, row)
+        else:
+            at, length = stored
+            if length != len(body) or heap.read(conn, [at], [length])[0] != body:
+                raise CorruptionError(
+                    f"hash collision or damaged row: message {mhash.hex()} is stored with "
+                    "different bytes; nothing was linked"
+                )
+        execute(_INSERT_NODE, (parent, depth, mhash, prefix, at, len(body), meta, status))
+        parent = conn.last_insert_rowid()
         ids.append(parent)
     return ids
 
@@ -203,6 +223,10 @@ class SQLiteStore(Store):
         self.location = path
         #: The file's connections and writer lock (the maintenance jobs use it too).
         self.db = Database(path, vfs=vfs)
+        with translate("opening the database"):
+            page_size = int(self.db.connection().execute("PRAGMA page_size").get)
+        #: Body bytes per heap row (heap.py): what fills one page of this file.
+        self._row = heap.row_bytes(page_size, self.db.reserved)
         # Whether the objects table is known to exist (created by the first object
         # written; never dropped, so once seen it stays).
         self._objects = False
@@ -302,9 +326,26 @@ class SQLiteStore(Store):
         # damaged parent link cannot loop.)
         if head is None:
             return []
-        rows: list[ChainRow] = self.db.read("loading a session", _CHAIN_SQL, (head,))
-        rows.reverse()
-        rows.sort(key=_depth)
+        conn = self.db.connection()
+        with translate("loading a session"):
+            conn.execute("BEGIN")  # one snapshot for the chain and its bodies
+            try:
+                found: list[Any] = conn.execute(_CHAIN_SQL, (head,)).fetchall()
+                found.reverse()
+                found.sort(key=_depth)
+                try:
+                    bodies = heap.read(conn, [r[2] for r in found], [r[3] for r in found])
+                except (ValueError, TypeError):
+                    raise CorruptionError(
+                        "the session's stored messages are missing from the file (it is "
+                        "damaged); run srt verify"
+                    ) from None
+            finally:
+                if not conn.get_autocommit():
+                    conn.execute("ROLLBACK")
+        rows: list[ChainRow] = [
+            (r[0], r[1], b, r[4], r[5], r[6], r[7]) for r, b in zip(found, bodies, strict=True)
+        ]
         return check_chain(rows, head)
 
     def node_prefix(self, node: int) -> bytes:
@@ -335,7 +376,7 @@ class SQLiteStore(Store):
         objects: Sequence[ObjectPut] = (),
     ) -> list[int]:
         with self.db.write("appending to a session") as conn:
-            ids = insert_nodes(conn, parent, depth, items)
+            ids = insert_nodes(conn, parent, depth, items, self._row)
             head = ids[-1] if ids else parent
             _swap_head(conn, session, expected, head)
             if call is not None:

@@ -1,14 +1,17 @@
 """``verify``: re-derive every hash and chain of an srt file and check its references.
 
-It re-derives every message hash from its body, every node's depth and prefix hash
-from its parent and message, checks that session heads, ledger nodes and object
-nodes exist, that the search index (if the file has one) holds exactly the stored
-messages and still has its triggers, and runs ``PRAGMA integrity_check`` and
-``PRAGMA foreign_key_check``. A fault names the table, the row and the sessions (and
-positions) that reach it. It reads in one transaction, so it sees one snapshot.
+It re-derives every message hash from its body (read from the heap, whose rows must
+not overlap), every node's depth and prefix hash from its parent and message, checks
+that session heads, ledger nodes and object nodes exist, that the search index (if the
+file has one) holds exactly the stored messages and still has its triggers, and runs
+``PRAGMA integrity_check`` and ``PRAGMA foreign_key_check``. A fault names the table,
+the row and the sessions (and positions) that reach it. It reads in one transaction, so
+it sees one snapshot.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import apsw
 
@@ -16,10 +19,14 @@ from ... import _core
 from ...errors import StoreError
 from ..base import MAX_FAULTS, Fault, VerifyReport
 from . import db as db_module
+from . import heap
 from . import queries as q
 from .db import Database, translate
 
 __all__ = ["verify"]
+
+#: Messages read from the heap at a time.
+_BATCH = 512
 
 
 class _Faults:
@@ -55,27 +62,48 @@ def _verify(conn: apsw.Connection, faults: _Faults, counts: list[int]) -> None:
 
     bad_messages: list[Fault] = []
     with translate("verifying messages"):
-        for mid, mhash, body in conn.execute("SELECT id, hash, body FROM messages ORDER BY id"):
-            counts[0] += 1
-            if not isinstance(body, bytes) or _core.digest(body) != mhash:
-                kind = "is not a BLOB" if not isinstance(body, bytes) else "does not hash to"
-                bad_messages.append(
-                    Fault(
-                        "message",
-                        "messages",
-                        mid,
-                        f"the stored body {kind} its hash {bytes(mhash).hex()}",
-                    )
-                )
+        end = None
+        for rid, size in conn.execute("SELECT id, length(data) FROM heap ORDER BY id"):
+            if end is not None and rid < end:
+                faults.add(Fault("message", "heap", rid, "the row overlaps the row before it"))
+            end = rid + size
+        places: list[Any] = q.rows(
+            conn, "SELECT at, len, hash FROM nodes GROUP BY at, len, hash ORDER BY at"
+        ).fetchall()
+        seen: set[int] = set()
+        for k in range(0, len(places), _BATCH):
+            batch = places[k : k + _BATCH]
+            bodies: list[bytes | None]
+            try:
+                bodies = list(heap.read(conn, [p[0] for p in batch], [p[1] for p in batch]))
+            except (ValueError, TypeError):
+                bodies = []
+                for at, n, _h in batch:
+                    try:
+                        bodies.append(heap.read(conn, [at], [n])[0])
+                    except (ValueError, TypeError):
+                        bodies.append(None)
+            for (at, _n, mhash), body in zip(batch, bodies, strict=True):
+                if at not in seen:
+                    counts[0] += 1
+                    seen.add(at)
+                detail: str | None
+                if body is None:
+                    detail = "the heap does not hold its body"
+                elif _core.digest(body) != mhash:
+                    detail = f"the stored body does not hash to its hash {bytes(mhash).hex()}"
+                else:
+                    continue
+                bad_messages.append(Fault("message", "messages", at, detail))
     if bad_messages:
-        ids = [f.row for f in bad_messages if f.row is not None]
+        ids = sorted({f.row for f in bad_messages if f.row is not None})
         users = q.rows(
-            conn, f"SELECT id, message FROM nodes WHERE message IN ({q.marks(len(ids))})", ids
+            conn, f"SELECT id, at FROM nodes WHERE at IN ({q.marks(len(ids))})", ids
         ).fetchall()
         reach = q.places(conn, [n for n, _ in users])
         for f in bad_messages:
-            places = sorted(p for n, m in users if m == f.row for p in reach[n])
-            faults.add(Fault(f.kind, f.table, f.row, f.detail, tuple(places)))
+            places_ = sorted(p for n, m in users if m == f.row for p in reach[n])
+            faults.add(Fault(f.kind, f.table, f.row, f.detail, tuple(places_)))
 
     bad_nodes: list[Fault] = []
     # A node's depth and prefix are re-derived from its parent's *derived* values, so a
@@ -84,18 +112,15 @@ def _verify(conn: apsw.Connection, faults: _Faults, counts: list[int]) -> None:
     # sees every parent first; only the values of damaged nodes need remembering.
     derived: dict[int, tuple[int, bytes]] = {}
     sql = (
-        "SELECT n.id, n.parent, n.depth, n.prefix, m.id, m.hash, p.id, p.depth, p.prefix "
-        "FROM nodes n LEFT JOIN messages m ON m.id = n.message "
-        "LEFT JOIN nodes p ON p.id = n.parent ORDER BY n.id"
+        "SELECT n.id, n.parent, n.depth, n.prefix, n.hash, p.id, p.depth, p.prefix "
+        "FROM nodes n LEFT JOIN nodes p ON p.id = n.parent ORDER BY n.id"
     )
-    for nid, parent, depth, prefix, mid, mhash, pid, pdepth, pprefix in q.rows(conn, sql):
+    for nid, parent, depth, prefix, mhash, pid, pdepth, pprefix in q.rows(conn, sql):
         counts[1] += 1
         detail = None
         if pid is not None and pid in derived:
             pdepth, pprefix = derived[pid]
-        if mid is None:
-            detail = "its message row is missing"
-        elif parent is not None and pid is None:
+        if parent is not None and pid is None:
             detail = f"its parent node {parent} is missing"
         else:
             want_depth = (pdepth or 0) + 1
@@ -156,17 +181,17 @@ def _verify_search_index(conn: apsw.Connection, faults: _Faults) -> None:
     """The index holds exactly the stored messages, and its triggers are there."""
     table = db_module.SEARCH_TABLE
     for (mid,) in q.rows(
-        conn, f"SELECT id FROM messages EXCEPT SELECT id FROM {table}_docsize ORDER BY 1"
+        conn, f"SELECT at FROM nodes EXCEPT SELECT id FROM {table}_docsize ORDER BY 1"
     ):
         faults.add(Fault("search_index", table, mid, "message is not in the index"))
     for (mid,) in q.rows(
-        conn, f"SELECT id FROM {table}_docsize EXCEPT SELECT id FROM messages ORDER BY 1"
+        conn, f"SELECT id FROM {table}_docsize EXCEPT SELECT at FROM nodes ORDER BY 1"
     ):
         faults.add(Fault("search_index", table, mid, "the index holds a message not stored"))
     found = {
         name
         for (name,) in conn.execute(
-            f"SELECT name FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'messages' "
+            f"SELECT name FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'nodes' "
             f"AND name IN ({q.marks(len(db_module.SEARCH_TRIGGERS))})",
             db_module.SEARCH_TRIGGERS,
         )

@@ -16,16 +16,15 @@ __all__ = ["overview", "tree"]
 def overview(db: Database) -> list[SessionOverview]:
     """Every session with its message, turn and estimated token counts, sorted by name."""
     sql = (
-        CHAINS + "SELECT up.sid, count(*), "
-        "sum(substr(m.body, 1, ?) = ?), sum((length(m.body) + 3) / 4), "
-        "max(CASE WHEN up.parent IS NULL THEN up.id END) "
-        "FROM up JOIN messages m ON m.id = up.message GROUP BY up.sid"
+        CHAINS + f"SELECT up.sid, count(*), sum({q.body('up', str(len(USER_PREFIX)))} = ?), "
+        "sum((up.len + 3) / 4), max(CASE WHEN up.parent IS NULL THEN up.id END) "
+        "FROM up GROUP BY up.sid"
     )
     action = "listing sessions"
     with db.job(action) as conn, q.snapshot(conn, action):
         stats = {
             sid: (int(n), int(turns or 0), int(tokens or 0), root)
-            for sid, n, turns, tokens, root in conn.execute(sql, (len(USER_PREFIX), USER_PREFIX))
+            for sid, n, turns, tokens, root in conn.execute(sql, (USER_PREFIX,))
         }
         rows = q.rows(
             conn,
@@ -80,9 +79,10 @@ def tree(db: Database, name: str, *, width: int = 200) -> TreeNode | None:
             f"SELECT head FROM sessions WHERE id IN ({q.marks(len(members))}) "
             "UNION SELECT n.parent FROM nodes n JOIN live ON n.id = live.id "
             "WHERE n.parent IS NOT NULL) "
-            f"SELECT n.id, n.parent, n.depth, n.status, {ROLE}, substr({TEXT}, 1, ?) "
-            "FROM live JOIN nodes n ON n.id = live.id JOIN messages m ON m.id = n.message "
-            "ORDER BY n.depth, n.id"
+            f"SELECT b.id, b.parent, b.depth, b.status, {ROLE}, substr({TEXT}, 1, ?) FROM ("
+            f"SELECT n.id, n.parent, n.depth, n.status, {q.body('n')} AS body "
+            "FROM live JOIN nodes n ON n.id = live.id LIMIT -1) b "
+            "ORDER BY b.depth, b.id"
         )
         rows = q.rows(conn, sql, [*members, width]).fetchall()
     nodes: dict[int, TreeNode] = {}
