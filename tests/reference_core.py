@@ -164,3 +164,24 @@ def cut(ids: list[int], rows: list[bytes], ats: list[int], lens: list[int]) -> l
             raise ValueError("the stored rows do not cover a range")
         out.append(bytes(stream[at + k] for k in range(n)))
     return out
+
+
+def walk_chain(
+    rows: list[tuple[object, ...]], head: int
+) -> tuple[list[tuple[object, ...]], object]:
+    """Parent links from ``head`` through ``rows`` (by id): the rows met, root first, and
+    the first ancestor id not among them (``None`` at a root)."""
+    by_id = {r[0]: r for r in rows}
+    out: list[tuple[object, ...]] = []
+    cur: object = head
+    last = None
+    while cur is not None:
+        if cur not in by_id:
+            return out[::-1], cur
+        row = by_id[cur]
+        if last is not None and not row[2] < last:  # type: ignore[operator]
+            raise ValueError("a parent link does not lead to a shallower node")
+        last = row[2]
+        out.append(row)
+        cur = row[1]
+    return out[::-1], None

@@ -232,3 +232,22 @@ def test_cut_matches_reference(
             _core.cut(ids, rows, ats, lens)
         return
     assert _core.cut(ids, rows, ats, lens) == want
+
+
+@settings(max_examples=1000)
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 60), st.one_of(st.none(), st.integers(1, 60)), st.integers(1, 9)),
+        max_size=30,
+    ),
+    st.integers(1, 60),
+)
+def test_walk_chain_matches_reference(raw: list[tuple[int, int | None, int]], head: int) -> None:
+    rows = sorted({r[0]: r for r in raw}.values())
+    try:
+        want = ref.walk_chain(rows, head)
+    except ValueError:
+        with pytest.raises(ValueError):
+            _core.walk_chain(rows, head)
+        return
+    assert _core.walk_chain(rows, head) == want

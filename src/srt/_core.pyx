@@ -865,3 +865,37 @@ def cut(list ids not None, list rows not None, list ats not None, list lens not 
             j += 1
         out.append(body)
     return out
+
+
+def walk_chain(list rows not None, object head):
+    """Follow parent links from node ``head`` through ``rows`` (tuples ``(id, parent,
+    depth, ...)`` sorted by id): ``(chain, missing)`` where ``chain`` lists the rows met,
+    root first, and ``missing`` is the id of the first ancestor not in ``rows`` (``None``
+    when the walk reached a root). A depth that does not decrease ends the walk with
+    ``ValueError`` (a damaged parent link cannot loop)."""
+    cdef Py_ssize_t n = len(rows), lo, hi, mid
+    cdef list out = []
+    cdef object cur = head, row
+    cdef object last_depth = None
+    cdef long long want, key
+    while cur is not None:
+        want = cur
+        lo, hi = 0, n
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            key = (<tuple?>rows[mid])[0]
+            if key < want:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo == n or (<tuple>rows[lo])[0] != want:
+            out.reverse()
+            return out, cur
+        row = rows[lo]
+        if last_depth is not None and not (<tuple>row)[2] < last_depth:
+            raise ValueError("a parent link does not lead to a shallower node")
+        last_depth = (<tuple>row)[2]
+        out.append(row)
+        cur = (<tuple>row)[1]
+    out.reverse()
+    return out, None

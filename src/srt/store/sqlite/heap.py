@@ -1,18 +1,26 @@
 """The message heap: every distinct message body, once, in one stream of bytes.
 
-The stream is stored in the ``heap`` table, one row per slice: a row's ``id`` is the
-offset of its first byte in the stream, and its ``data`` is sized to fill one page of
-the file (a row of a table b-tree leaf holds at most the page's usable size less 35
-bytes, and ours spends 4 of those on its record header). Bodies are appended at the
-end of the stream, across row boundaries as needed: the last row grows until its page
-is full, then a new row starts. A node names its message by ``(hash, at, len)``:
-``at`` is where its body starts in the stream, so ``at`` is the message's id too.
+The stream is stored in the ``heap`` table: a row's ``id`` is the offset of its first
+byte in the stream and its ``data`` holds the stream from there. Bodies are appended
+at the end of the stream, across row boundaries as needed. A node names its message by
+``(hash, at, len)``: ``at`` is where its body starts in the stream, so it is the
+message's id too.
+
+Rows are sized to fill whole pages exactly (``row_bytes``): SQLite keeps at most the
+page's usable size less 35 bytes of a row in its leaf page and the rest in overflow
+pages of the usable size less 4 bytes, so a row of one leaf page's worth plus whole
+overflow pages leaves nothing unused. A row is created at full size, its unused end
+zero bytes, and bodies are written into it in place with incremental blob I/O: an
+append writes only the pages its bytes fall in. Canonical bodies are JSON, which never
+holds a zero byte, so the first zero byte of the last row is where the stream ends.
+(``gc`` overwrites the bodies it removes with spaces, never with zeros.)
 
 Why: a row per message leaves, on average, half a message unused at the end of every
 leaf page (a page holds only whole cells), which is what made 16 KiB pages necessary
 for the file to stay near the size of the text; and 16 KiB pages made every append
-write at least 16 KiB to the WAL per page it touched. Packed rows fill their pages,
-so the file can use small pages, and a small page is what an append writes.
+write at least 16 KiB to the WAL for every page it touched. Packed rows fill their
+pages whatever their size, so the file can use small pages, and a small page is what an
+append writes. Rows of several pages keep a chain's bodies in a few rows to read.
 
 ``body_sql`` reads a body back in SQL (the maintenance jobs, the search index's
 trigger and the ``messages`` view use it); ``read`` reads many at once for a chain.
@@ -55,35 +63,54 @@ def body_sql(at: str, length: str) -> str:
     )
 
 
-def row_bytes(page_size: int, reserved: int = 0) -> int:
-    """The most body bytes a heap row holds without spilling to an overflow page.
+def row_bytes(page_size: int, reserved: int = 0, target: int = 16 * 1024) -> int:
+    """The bytes of stream a heap row holds: the record's payload is one leaf page's
+    worth plus whole overflow pages, about ``target`` bytes in all, less its header.
 
-    A table leaf cell keeps at most ``usable - 35`` bytes of record in the page; the
-    record header of ``(id, data)`` is 4 bytes (5 once ``data`` is 8,186 bytes or more).
+    A table leaf keeps a payload of ``P`` bytes whole in the page if ``P <= usable - 35``;
+    a longer one keeps ``min + (P - min) % (usable - 4)`` bytes there (``min`` is
+    ``(usable - 12) * 32 // 255 - 23``), or ``min`` if that is more than ``usable - 35``,
+    and the rest in overflow pages of ``usable - 4`` bytes. ``P = (usable - 35) + k *
+    (usable - 4)`` fills the leaf page and ``k`` overflow pages exactly.
     """
     usable = page_size - reserved
-    room = usable - 35 - 4
-    return room if room < 8186 else room - 1
+    leaf, chunk = usable - 35, usable - 4
+    k = max(0, round((target - leaf) / chunk))
+    payload = leaf + k * chunk
+    # The record: header size (1 byte), the id's type (NULL: 1 byte), data's type varint.
+    for header in (4, 5, 6):
+        data = payload - header
+        serial = 2 * data + 12
+        if (serial < 1 << 14 and header == 4) or (1 << 14 <= serial < 1 << 21 and header == 5):
+            return data
+    return payload - 6
 
 
 def append(conn: apsw.Connection, body: bytes, row: int) -> int:
     """Append ``body`` to the stream (inside a write transaction); return its offset."""
     last = conn.execute("SELECT id, data FROM heap ORDER BY id DESC LIMIT 1").fetchone()
-    if last is None:
-        start, tail_id, tail = 0, None, b""
-    else:
-        tail_id, tail = last
-        start = tail_id + len(tail)
-    pos = 0
-    room = row - len(tail)
-    if tail_id is not None and room > 0 and body:
-        pos = min(room, len(body))
-        conn.execute("UPDATE heap SET data = ? WHERE id = ?", (tail + body[:pos], tail_id))
+    start, pos = 0, 0
+    if last is not None:
+        tail_id, data = int(last[0]), bytes(last[1])
+        end = data.find(0)
+        fill = len(data) if end < 0 else end
+        start = tail_id + fill
+        pos = min(len(data) - fill, len(body))
+        if pos:
+            blob = conn.blob_open("main", "heap", "data", tail_id, True)
+            try:
+                blob.seek(fill)
+                blob.write(body[:pos])
+            finally:
+                blob.close()
     while pos < len(body):
         piece = body[pos : pos + row]
-        conn.execute("INSERT INTO heap(id, data) VALUES (?, ?)", (start + pos, piece))
+        conn.execute(
+            "INSERT INTO heap(id, data) VALUES (?, ?)",
+            (start + pos, piece + bytes(row - len(piece))),
+        )
         pos += len(piece)
-    return int(start)
+    return start
 
 
 #: Ranges closer than this many bytes are read with one query (and the rows between).

@@ -85,8 +85,9 @@ _DEAD_NODES = "id NOT IN (SELECT id FROM temp.srt_gc_live)"
 
 def _prune_heap(conn: apsw.Connection, gone: list[tuple[int, int]]) -> None:
     """Erase the bodies at ``gone`` from the heap: a row no remaining node uses is
-    deleted, and in a row still in use their bytes are overwritten with zeros (with
-    ``secure_delete`` the old cells are zeroed too), so their text leaves the file."""
+    deleted, and in a row still in use their bytes are overwritten with spaces (never
+    zeros, which mark the free end of the last row; with ``secure_delete`` the old
+    cells are zeroed too), so their text leaves the file."""
     live = sorted(set(q.rows(conn, "SELECT at, len FROM nodes WHERE len > 0")))
     starts = [a for a, _ in live]
     rows: dict[int, bytes] = {}
@@ -104,7 +105,7 @@ def _prune_heap(conn: apsw.Connection, gone: list[tuple[int, int]]) -> None:
         for at, n in gone:
             lo, hi = max(at, rid), min(at + n, end)
             if lo < hi:
-                kept[lo - rid : hi - rid] = bytes(hi - lo)
+                kept[lo - rid : hi - rid] = b" " * (hi - lo)
         if kept != data:
             conn.execute("UPDATE heap SET data = ? WHERE id = ?", (bytes(kept), rid))
 

@@ -73,21 +73,22 @@ _INSERT_NODE = (
 _FIND_NODE = "SELECT id, depth, prefix, at, len, status FROM nodes WHERE hash = ? AND parent IS ?"
 _FIND_MESSAGE = "SELECT at, len FROM nodes WHERE hash = ? LIMIT 1"
 
-_CHAIN_SQL = """
-WITH RECURSIVE chain(id, parent, depth, hash, prefix, at, len, status, meta) AS (
-    SELECT id, parent, depth, hash, prefix, at, len, status, meta FROM nodes WHERE id = ?
+_NODE_COLUMNS = "id, parent, depth, hash, prefix, at, len, status, meta"
+_CHAIN_SQL = f"""
+WITH RECURSIVE chain({_NODE_COLUMNS}) AS (
+    SELECT {_NODE_COLUMNS} FROM nodes WHERE id = ?
     UNION ALL
     SELECT n.id, n.parent, n.depth, n.hash, n.prefix, n.at, n.len, n.status, n.meta
     FROM nodes n JOIN chain c ON n.id = c.parent AND n.depth < c.depth
 )
-SELECT id, hash, at, len, prefix, status, meta, depth FROM chain
+SELECT {_NODE_COLUMNS} FROM chain
 """
-# Rows come deepest first (the recursion's order); ``chain`` reverses them and sorts by
-# depth, which costs one pass over rows already in order. The bodies are then read from
-# the heap in one or a few range queries (``heap.read``).
+#: The rows just below a head: a session appended by one writer is a run of ids, so its
+#: chain is read in one range scan (``_core.walk_chain`` follows the parents in it); what
+#: the walk leaves (a fork's shared part, another writer's interleaved nodes) is read
+#: with the recursive query above.
+_RANGE_SQL = f"SELECT {_NODE_COLUMNS} FROM nodes WHERE id BETWEEN ? AND ? ORDER BY id"
 
-
-_depth = operator.itemgetter(7)
 
 _OBJECT_COLUMNS = "kind, scope, key, value, node, expires, created, updated"
 _LIVE_OBJECT = "(expires IS NULL OR expires > ?)"
@@ -330,11 +331,9 @@ class SQLiteStore(Store):
         with translate("loading a session"):
             conn.execute("BEGIN")  # one snapshot for the chain and its bodies
             try:
-                found: list[Any] = conn.execute(_CHAIN_SQL, (head,)).fetchall()
-                found.reverse()
-                found.sort(key=_depth)
+                found = self._nodes(conn, head)
                 try:
-                    bodies = heap.read(conn, [r[2] for r in found], [r[3] for r in found])
+                    bodies = heap.read(conn, [r[5] for r in found], [r[6] for r in found])
                 except (ValueError, TypeError):
                     raise CorruptionError(
                         "the session's stored messages are missing from the file (it is "
@@ -344,9 +343,29 @@ class SQLiteStore(Store):
                 if not conn.get_autocommit():
                     conn.execute("ROLLBACK")
         rows: list[ChainRow] = [
-            (r[0], r[1], b, r[4], r[5], r[6], r[7]) for r, b in zip(found, bodies, strict=True)
+            (r[0], r[3], b, r[4], r[7], r[8], r[2]) for r, b in zip(found, bodies, strict=True)
         ]
         return check_chain(rows, head)
+
+    @staticmethod
+    def _nodes(conn: apsw.Connection, head: int) -> list[Any]:
+        """The node rows from the root to ``head``, root first."""
+        top: list[Any] = conn.execute(
+            f"SELECT {_NODE_COLUMNS} FROM nodes WHERE id = ?", (head,)
+        ).fetchall()
+        if not top:
+            return []
+        window = conn.execute(_RANGE_SQL, (max(0, head - top[0][2] - 8), head)).fetchall()
+        try:
+            found, missing = _core.walk_chain(window, head)
+            if missing is not None:
+                # Rows come deepest first (the recursion's order).
+                rest: list[Any] = conn.execute(_CHAIN_SQL, (missing,)).fetchall()
+                rest.reverse()
+                found = rest + found
+        except ValueError:
+            return []  # a damaged parent link: check_chain reports it
+        return found
 
     def node_prefix(self, node: int) -> bytes:
         rows = self.db.read("reading a node", "SELECT prefix FROM nodes WHERE id = ?", (node,))
