@@ -21,7 +21,9 @@ history from its store, make the body's bytes), then stores the reply:
 * ``naive``: one row per message in SQLite, load and ``json.dumps`` (srt.bench.chat).
 
 Reported per client: append p50/p99 (one message), next-request build p50/p99 over the
-last ``--tail`` turns, and the database size against the message text. Peers that are
+last ``--tail`` turns, the database size against the message text, and every byte its
+appends passed to ``write()`` (``/proc/self/io``: WAL, checkpoints, journals) against
+the message text. Peers that are
 not installed are listed as such.
 """
 
@@ -41,7 +43,7 @@ from typing import Any
 from srt import Runtime
 from srt._version import __version__
 from srt.bench import workloads
-from srt.bench.chat import MODEL, NaiveStore, _dumps, _pct
+from srt.bench.chat import MODEL, NaiveStore, _dumps, _pct, _wchar
 
 
 def _size(path: str) -> int:
@@ -218,15 +220,19 @@ def run(turns: int, tail: int, seed: int, workdir: str) -> dict[str, Any]:
         app: list[int] = []
         bld: list[int] = []
         text = len(system["content"].encode())
+        w0 = _wchar()
         c.append(system)
+        written = _wchar() - w0
         t0 = time.perf_counter()
         body = b""
         for i, (u, a) in enumerate(pairs):
             timed = i >= turns - tail
             for msg in (u,):
+                w0 = _wchar()
                 s0 = time.perf_counter_ns()
                 c.append(msg)
                 s1 = time.perf_counter_ns()
+                written += _wchar() - w0
                 if timed:
                     app.append(s1 - s0)
             s0 = time.perf_counter_ns()
@@ -234,9 +240,11 @@ def run(turns: int, tail: int, seed: int, workdir: str) -> dict[str, Any]:
             s1 = time.perf_counter_ns()
             if timed:
                 bld.append(s1 - s0)
+            w0 = _wchar()
             s0 = time.perf_counter_ns()
             c.append(a)
             s1 = time.perf_counter_ns()
+            written += _wchar() - w0
             if timed:
                 app.append(s1 - s0)
             text += len(u["content"].encode()) + len(a["content"].encode())
@@ -249,6 +257,8 @@ def run(turns: int, tail: int, seed: int, workdir: str) -> dict[str, Any]:
             "db_bytes": size,
             "text_bytes": text,
             "db_vs_text": size / text,
+            # write() bytes of every append (WAL, checkpoints, journals) over the text
+            "written_vs_text": written / text,
             "final_body_bytes": len(body),
             "wall_s": wall,
         }
@@ -294,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         vs = "" if name == "srt" else f"  build {b['p50'] / srt['build_us']['p50']:.0f}x srt's"
         print(
             f"  {name:<16}{a['p50']:>9.0f} {a['p99']:>9.0f}   {b['p50']:>10.0f} {b['p99']:>10.0f}"
-            f"   {r['db_bytes'] / 1e6:7.2f} MB ({r['db_vs_text']:.2f}x text){vs}"
+            f"   {r['db_bytes'] / 1e6:7.2f} MB ({r['db_vs_text']:.2f}x text), written "
+            f"{r['written_vs_text']:.1f}x text{vs}"
         )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
