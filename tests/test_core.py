@@ -269,7 +269,8 @@ def test_hash_seq_rejects_what_is_not_a_hash() -> None:
 
 class OutputBufferMachine(RuleBasedStateMachine):
     """Drive ``_core.OutputBuffer`` the way a session does: a live list of parts that
-    only grows, replaced by a new list when parts are dropped or marked; heads and
+    grows, is cut back in place (then ``truncate``), or is replaced by a new list when
+    parts are dropped or marked; heads and
     tails that change; earlier results sometimes still held by the caller. Every
     result must equal ``assemble``'s, and no result the caller holds may change."""
 
@@ -291,6 +292,12 @@ class OutputBufferMachine(RuleBasedStateMachine):
     @rule(k=st.integers(0, 6))
     def drop(self, k: int) -> None:
         self.parts = self.parts[: max(0, len(self.parts) - k)]  # a new list
+
+    @rule(k=st.integers(0, 6))
+    def cut_in_place(self, k: int) -> None:
+        keep = max(0, len(self.parts) - k)
+        del self.parts[keep:]  # the same list, told
+        self.buf.truncate(keep)
 
     @rule(i=st.integers(0, 30), data=st.binary(max_size=24))
     def mark(self, i: int, data: bytes) -> None:
@@ -351,6 +358,25 @@ def test_output_buffer_grows_the_released_body_in_place() -> None:
     body = buf.build(b"[", parts, b",", b"]")
     assert kept == copy and kept is not body
     assert body == ref.assemble(b"[", parts, b",", b"]")
+
+
+def test_output_buffer_rewrites_only_after_an_in_place_cut() -> None:
+    """Cut back in place and told, the buffer keeps the unchanged head of the body and
+    writes from the cut on; the result is still assemble's."""
+    buf = _core.OutputBuffer(min_bytes=1024)
+    parts = [bytes([65 + i % 26]) * 1000 for i in range(50)]
+    body = buf.build(b"[", parts, b",", b"]")
+    del body
+    del parts[40:]
+    buf.truncate(40)
+    parts += [b"new" * 10, b"more" * 10]
+    reused = buf.reused
+    body = buf.build(b"[", parts, b",", b"]")
+    assert body == ref.assemble(b"[", parts, b",", b"]")
+    assert buf.reused - reused == 1 + 40 * 1000 + 39  # head, 40 parts and their commas
+    buf.truncate(99)  # past the end: nothing to forget
+    parts.append(b"z")
+    assert buf.build(b"[", parts, b",", b"]") == ref.assemble(b"[", parts, b",", b"]")
 
 
 def test_output_buffer_keeps_no_small_body() -> None:

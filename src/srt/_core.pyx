@@ -15,6 +15,7 @@ from cpython.bytes cimport (
     _PyBytes_Resize,
 )
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.ref cimport PyObject, Py_XDECREF, Py_XINCREF
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.string cimport memchr, memcmp, memcpy
@@ -221,11 +222,14 @@ cdef class OutputBuffer:
     (cheap to copy) are not kept.
 
     ``parts`` is remembered by reference, not copied: the caller must never change
-    the first ``len(parts)`` items of a list it passed (appending is fine; to drop
-    items, build a new list). srt's assemblies keep their piece lists that way.
+    the first ``len(parts)`` items of a list it passed (appending is fine), unless it
+    calls ``truncate(k)`` after removing or replacing its items from ``k`` on; to start
+    over, pass a new list. srt's assemblies keep their piece lists that way.
     """
 
     cdef PyObject* _out
+    cdef Py_ssize_t* _ends  # bytes of the head and parts 0..i (with separators) in _out
+    cdef Py_ssize_t _ncap
     cdef bytes _head
     cdef bytes _sep
     cdef list _parts
@@ -237,6 +241,8 @@ cdef class OutputBuffer:
 
     def __cinit__(self, Py_ssize_t min_bytes=128 * 1024):
         self._out = NULL
+        self._ends = NULL
+        self._ncap = 0
         self.min_bytes = min_bytes
         self.reused = 0
         self.copied = 0
@@ -244,6 +250,28 @@ cdef class OutputBuffer:
     def __dealloc__(self):
         Py_XDECREF(self._out)
         self._out = NULL
+        PyMem_Free(self._ends)
+        self._ends = NULL
+
+    cdef int _reserve(self, Py_ssize_t n) except -1:
+        cdef Py_ssize_t cap
+        cdef void* grown
+        if n <= self._ncap:
+            return 0
+        cap = max(n, 2 * self._ncap, 64)
+        grown = PyMem_Realloc(self._ends, cap * sizeof(Py_ssize_t))
+        if grown == NULL:
+            raise MemoryError()
+        self._ends = <Py_ssize_t*>grown
+        self._ncap = cap
+        return 0
+
+    def truncate(self, Py_ssize_t k):
+        """The parts from index ``k`` on were removed or replaced (in the same list): the
+        next build rewrites the body from the end of part ``k - 1``."""
+        if self._out != NULL and 0 <= k < self._nparts:
+            self._nparts = k
+            self._prefix_end = self._ends[k - 1] if k else PyBytes_GET_SIZE(self._head)
 
     @property
     def holding(self):
@@ -308,6 +336,7 @@ cdef class OutputBuffer:
                 while k < limit and _same(parts[k], prev[k]):
                     off += PyBytes_GET_SIZE(<bytes>parts[k]) + (seplen if k else 0)
                     k += 1
+            self._reserve(n)
             _PyBytes_Resize(&self._out, total)  # on failure: NULL and MemoryError
             dst = PyBytes_AS_STRING(<bytes>self._out)
             self.reused += off
@@ -321,10 +350,13 @@ cdef class OutputBuffer:
                 if k and seplen:
                     memcpy(dst, PyBytes_AS_STRING(sep), seplen)
                     dst += seplen
+                    off += seplen
                 part = parts[k]
                 m = PyBytes_GET_SIZE(<bytes>part)
                 memcpy(dst, PyBytes_AS_STRING(<bytes>part), m)
                 dst += m
+                off += m
+                self._ends[k] = off
                 k += 1
             memcpy(dst, PyBytes_AS_STRING(tail), PyBytes_GET_SIZE(tail))
             out = <bytes>self._out
@@ -334,6 +366,11 @@ cdef class OutputBuffer:
             Py_XDECREF(self._out)
             self._out = NULL
             if SRT_IN_PLACE and total >= self.min_bytes:
+                self._reserve(n)
+                off = PyBytes_GET_SIZE(head)
+                for i in range(n):
+                    off += PyBytes_GET_SIZE(<bytes>parts[i]) + (seplen if i else 0)
+                    self._ends[i] = off
                 self._out = <PyObject*>out
                 Py_XINCREF(self._out)
         if self._out != NULL:
