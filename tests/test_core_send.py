@@ -251,3 +251,17 @@ def test_walk_chain_matches_reference(raw: list[tuple[int, int | None, int]], he
             _core.walk_chain(rows, head)
         return
     assert _core.walk_chain(rows, head) == want
+
+
+def test_segments_digest_after_a_cut_and_new_bytes() -> None:
+    """A cut drops frozen bytes that the running digest had covered: it starts over."""
+    seg = _core.Segments(min_bytes=0, segment_bytes=1, merge_bytes=1)
+    parts = [b"\x01"]
+    chunks = seg.build(b"", parts, b"")
+    assert seg.digest(chunks) == _core.digest(b"\x01")
+    del parts[0:]
+    seg.truncate(0)
+    parts.append(b"\x00")
+    chunks = seg.build(b"", parts, b"")
+    assert seg.digest(chunks) == _core.digest(b"\x00")
+    assert seg.sha256(chunks) == hashlib.sha256(b"\x00").digest()

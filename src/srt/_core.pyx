@@ -583,18 +583,21 @@ cdef Py_ssize_t _copy_parts(
 
 
 cdef class _Running:
-    """A hash state over ``head`` and the first ``nbytes`` frozen bytes of a Segments."""
+    """A hash state over ``head`` and the first ``nbytes`` frozen bytes of a Segments
+    (valid while the Segments' ``generation`` is still ``gen``)."""
 
     cdef object factory
     cdef bytes head
     cdef object state
     cdef Py_ssize_t nbytes
+    cdef Py_ssize_t gen
 
     def __cinit__(self, factory):
         self.factory = factory
         self.head = None
         self.state = None
         self.nbytes = 0
+        self.gen = -1
 
 
 cdef class Segments:
@@ -631,6 +634,7 @@ cdef class Segments:
     cdef readonly Py_ssize_t segment_bytes
     cdef readonly Py_ssize_t merge_bytes
     cdef readonly Py_ssize_t copied
+    cdef Py_ssize_t _gen  # bumped whenever frozen bytes are dropped
     cdef _Running _xxh
     cdef _Running _sha
 
@@ -646,11 +650,13 @@ cdef class Segments:
         self.segment_bytes = segment_bytes
         self.merge_bytes = merge_bytes
         self.copied = 0
+        self._gen = 0
         self._xxh = _Running(xxhash.xxh3_128)
         self._sha = _Running(hashlib.sha256)
         self._reset(None)
 
     cdef void _reset(self, list parts):
+        self._gen += 1
         self._segs = []
         self._ends = []
         self._starts = []
@@ -680,6 +686,7 @@ cdef class Segments:
             j -= 1
         if j == len(self._segs):
             return
+        self._gen += 1
         del self._segs[j:]
         del self._ends[j:]
         del self._starts[j:]
@@ -782,11 +789,17 @@ cdef class Segments:
                 h.update(c)
             return h.digest()
         head = chunks[0]
-        if run.state is None or not _same(head, run.head) or run.nbytes > self._frozen:
+        if (
+            run.state is None
+            or run.gen != self._gen
+            or not _same(head, run.head)
+            or run.nbytes > self._frozen
+        ):
             run.state = run.factory()
             run.state.update(head)
             run.head = head
             run.nbytes = 0
+            run.gen = self._gen
         for j in range(nseg):
             start = self._starts[j]
             end = start + PyBytes_GET_SIZE(<bytes>self._segs[j])
