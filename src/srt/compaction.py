@@ -11,68 +11,61 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ._chain import Chain, Prepared
 from .context import pinned_prefix
 from .errors import HistoryIndexError, SessionError
-
-if TYPE_CHECKING:
-    from .session import Session
 
 __all__ = ["compact", "expand"]
 
 
 def compact(
-    s: Session,
+    chain: Chain,
+    roles: list[str],
     end: int,
     summary: str | Callable[[list[dict[str, Any]]], str],
     start: int | None,
 ) -> int | None:
-    with s._lock:
-        s._load()
-        n = len(s._ids)
-        roles = s._meta_roles()
-        first = pinned_prefix(roles) if start is None else start
-        if not (0 <= first < end <= n):
-            raise HistoryIndexError(f"cannot compact {first}:{end} of {n} messages")
-        if end < n and roles[end] == "tool":
-            raise HistoryIndexError(
-                "a compaction boundary may not split a tool call from its result"
-            )
-        span = [json.loads(b) for b in s._bodies[first:end]]
-        text = summary(span) if callable(summary) else summary
-        if not isinstance(text, str) or not text:
-            raise SessionError("a compaction summary must be non-empty text")
-        link = {"first": s._ids[first], "last": s._ids[end - 1], "count": end - first}
-        msg = {
-            "role": "user",
-            "content": f"[Summary of {end - first} earlier messages]\n{text}",
-            "metadata": {"srt_compacted": link},
-        }
-        prepared = s._prepare([msg])
-        rest: list[tuple[bytes, bytes, bytes | None]] = [
-            (s._hashes[i], s._bodies[i], None) for i in range(end, n)
-        ]
-        s._commit(first, prepared + rest)
-        return s._head
+    """Replace messages ``start:end`` of the loaded ``chain`` (whose canonical roles are
+    ``roles``) by one summary message; the new head."""
+    n = len(chain)
+    first = pinned_prefix(roles) if start is None else start
+    if not (0 <= first < end <= n):
+        raise HistoryIndexError(f"cannot compact {first}:{end} of {n} messages")
+    if end < n and roles[end] == "tool":
+        raise HistoryIndexError("a compaction boundary may not split a tool call from its result")
+    span = [json.loads(b) for b in chain.bodies[first:end]]
+    text = summary(span) if callable(summary) else summary
+    if not isinstance(text, str) or not text:
+        raise SessionError("a compaction summary must be non-empty text")
+    link = {"first": chain.ids[first], "last": chain.ids[end - 1], "count": end - first}
+    msg = {
+        "role": "user",
+        "content": f"[Summary of {end - first} earlier messages]\n{text}",
+        "metadata": {"srt_compacted": link},
+    }
+    prepared = chain.prepare([msg])
+    rest = [Prepared(chain.hashes[i], chain.bodies[i], None) for i in range(end, n)]
+    chain.commit(first, prepared + rest)
+    return chain.head
 
 
-def expand(s: Session) -> int | None:
-    with s._lock:
-        s._load()
-        store = s._rt.store
-        for k in range(len(s._ids) - 1, -1, -1):
-            meta = store.node_meta(s._ids[k])
-            if isinstance(meta, bytes) and b'"srt_compacted"' in meta:
-                link = json.loads(meta)["srt_compacted"]
-                break
-        else:
-            raise SessionError("this history holds no compaction to expand")
-        chain = store.chain(link["last"])
-        span = chain[len(chain) - int(link["count"]) :]
-        if not span or span[0][0] != link["first"]:
-            raise SessionError("the compacted span is no longer stored (was it collected?)")
-        items: list[tuple[bytes, bytes, bytes | None]] = [(r[1], r[2], None) for r in span]
-        items += [(s._hashes[i], s._bodies[i], None) for i in range(k + 1, len(s._ids))]
-        s._commit(k, items)
-        return s._head
+def expand(chain: Chain) -> int | None:
+    """Undo the newest compaction in the loaded ``chain``; the new head."""
+    store = chain.store
+    for k in range(len(chain) - 1, -1, -1):
+        meta = store.node_meta(chain.ids[k])
+        if isinstance(meta, bytes) and b'"srt_compacted"' in meta:
+            link = json.loads(meta)["srt_compacted"]
+            break
+    else:
+        raise SessionError("this history holds no compaction to expand")
+    rows = store.chain(link["last"])
+    span = rows[len(rows) - int(link["count"]) :]
+    if not span or span[0][0] != link["first"]:
+        raise SessionError("the compacted span is no longer stored (was it collected?)")
+    items = [Prepared(r[1], r[2], None) for r in span]
+    items += [Prepared(chain.hashes[i], chain.bodies[i], None) for i in range(k + 1, len(chain))]
+    chain.commit(k, items)
+    return chain.head

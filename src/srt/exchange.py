@@ -1,5 +1,12 @@
 """A provider call: build by delta assembly, send, stream, and persist atomically.
 
+``Call`` holds every decision of one request: building the body (or a delta on the
+provider's stored state), the ledger row, recovering from a lost server-side
+response, decoding a stream, persisting the reply. The drivers below (``send``,
+``ReplyStream``; ``asend``, ``AsyncReplyStream``) only do the I/O, in the way httpx's
+``Client`` and ``AsyncClient`` share one ``BaseClient``: each is a few lines, the same
+lines with and without ``await``.
+
 The provider layer never touches the database; this module (on the session side)
 does the persisting. A reply and its ledger row are written in one transaction.
 A stream that is cut off, fails or is cancelled stores what arrived as a partial
@@ -19,11 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import AsyncGenerator, Generator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import _core
+from ._builder import Builder
+from ._chain import Chain
 from ._types import Reply, Usage
 from .errors import (
     ConflictError,
@@ -34,34 +44,13 @@ from .errors import (
 )
 from .providers.base import Provider
 from .providers.streams import StreamDecoder, decoder_for
-from .providers.transport import redact
+from .providers.transport import AsyncResponse, HTTPRequest, Response
 from .store import CallRecord
 from .wire import get_format
 
-if TYPE_CHECKING:
-    from .session import Session
-
-__all__ = ["AsyncReplyStream", "Call", "ReplyStream"]
+__all__ = ["AsyncReplyStream", "Call", "ReplyStream", "asend", "send"]
 
 RESPONSES_RETENTION_S = 30 * 24 * 3600.0
-
-
-def _scrubbed(exc: BaseException, secrets: tuple[str, ...]) -> BaseException:
-    """``exc`` with any secret (or key-shaped text) removed from its message.
-
-    Stream decoders quote a provider's mid-stream error event, which may echo the
-    credential it was sent; the decoders do not hold the secrets, so this does.
-    """
-    if not isinstance(exc, ProviderError) or not exc.args:
-        return exc
-    text = str(exc.args[0])
-    clean = redact(text, secrets)
-    if clean == text:
-        return exc
-    exc.args = (clean, *exc.args[1:])
-    if isinstance(exc, ProviderResponseError) and exc.body:
-        exc.body = redact(exc.body, secrets)
-    return exc
 
 
 def _status_of(exc: BaseException) -> str:
@@ -73,11 +62,18 @@ def _status_of(exc: BaseException) -> str:
 
 
 class Call:
-    """One request in flight for one session (sync or async)."""
+    """One request in flight for one session (sync or async).
+
+    ``session`` is the public handle (a provider's ``params_for`` may read it);
+    ``chain``, ``builder`` and ``lock`` are the session's own parts.
+    """
 
     def __init__(
         self,
-        session: Session,
+        session: Any,
+        chain: Chain,
+        builder: Builder,
+        lock: threading.RLock,
         provider: Provider,
         *,
         model: str,
@@ -87,7 +83,9 @@ class Call:
         params: dict[str, Any],
         stream: bool,
     ) -> None:
-        self.session = session
+        self.chain = chain
+        self.builder = builder
+        self.lock = lock
         self.provider = provider
         self.model = model
         self.tools = tools
@@ -119,27 +117,27 @@ class Call:
     # -- building ----------------------------------------------------------------
 
     def build(self, *, allow_delta: bool = True) -> bytes:
-        s = self.session
-        with s._lock:
-            s._load()
-            self.expected_head = s._head
-            self.keep = len(s._ids)
+        chain, builder = self.chain, self.builder
+        with self.lock:
+            chain.load()
+            self.expected_head = chain.head
+            self.keep = len(chain)
             delta = self._server_state() if allow_delta else None
             if delta is None:
                 self.previous_response_id = None
-                self.body = s.request(
-                    self.fmt.name,
-                    model=self.model,
-                    tools=self.tools,
-                    cache=self.cache,
-                    include_partial=self.include_partial,
-                    window=self.window,
-                    **self.params,
+                self.body = builder.request(
+                    self.fmt,
+                    self.model,
+                    self.tools or (),
+                    self.cache,
+                    self.include_partial,
+                    self.window,
+                    dict(self.params),
                 )
             else:
                 index, rid = delta
                 self.previous_response_id = rid
-                self.body = s._request_after(
+                self.body = builder.request_after(
                     self.fmt,
                     index,
                     model=self.model,
@@ -148,8 +146,8 @@ class Call:
                     params={**self.params, "previous_response_id": rid},
                     cache=self.cache,
                 )
-            self.messages = len(s._ids)
-            self.explain = s.last_build.cache if s.last_build else None
+            self.messages = len(chain)
+            self.explain = builder.last_build.cache if builder.last_build else None
         return self.body
 
     def _server_state(self) -> tuple[int, str] | None:
@@ -160,30 +158,74 @@ class Call:
             return None  # the server's chain would keep what the window leaves out
         if "previous_response_id" in self.params:
             return None
-        s = self.session
-        ids = s._ids[-64:]
-        found = s._rt.store.last_response(ids, self.fmt.name, self.model)
+        ids = self.chain.ids
+        found = self.chain.store.last_response(ids[-64:], self.fmt.name, self.model)
         if found is None:
             return None
         node, rid, at = found
         if time.time() - at > RESPONSES_RETENTION_S:
             self.fallback = "expired"
             return None
-        index = s._ids.index(node)
-        if index == len(s._ids) - 1:
+        index = ids.index(node)
+        if index == len(ids) - 1:
             return None  # nothing new to send
         return index, rid
+
+    # -- one attempt -----------------------------------------------------------------
+
+    def next_request(self) -> HTTPRequest:
+        """The HTTP request of the next attempt (the clock starts now)."""
+        req = self.provider.request(self.model, self.body, self.stream)
+        self.t0 = time.monotonic()
+        return req
+
+    def opened(self, resp: Response | AsyncResponse) -> None:
+        """A 2xx head arrived after ``resp.retries`` retries."""
+        self.retries = resp.retries
+        if self.stream:
+            self.decoder = decoder_for(self.fmt.name)
+
+    def received(self, raw: bytes) -> Reply:
+        """The whole body of a non-streamed reply arrived."""
+        self.ttft = time.monotonic()
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise ProviderResponseError("the provider's reply is not valid JSON") from None
+        return self.fmt.parse_reply(data)
+
+    def feed(self, chunk: bytes) -> list[str]:
+        """A chunk of a streamed reply: the text deltas it completes."""
+        assert self.decoder is not None
+        deltas = self.decoder.feed(chunk)
+        if deltas and self.ttft is None:
+            self.ttft = time.monotonic()
+        return deltas
+
+    def recover(self, exc: ProviderError) -> bool:
+        """Record a failed attempt; if it failed because the provider no longer holds
+        the response chained from, switch to full assembly and say to resend once."""
+        self.fail(exc)
+        lost = (
+            self.previous_response_id is not None
+            and isinstance(exc, ProviderResponseError)
+            and exc.status in (400, 404)
+            and "previous_response_not_found" in (exc.body or "")
+        )
+        if lost:
+            self.fallback = "previous_response_not_found"
+            self.build(allow_delta=False)
+        return lost
 
     # -- ledger and persistence ----------------------------------------------------
 
     def _row(self, status: str, error: str | None, usage: Usage | None) -> CallRecord:
-        s = self.session
         now = time.monotonic()
         ex = self.explain
         return CallRecord(
             at=time.time(),
-            session=s._id,
-            session_name=s.name,
+            session=self.chain.id,
+            session_name=self.chain.name,
             node=None,
             provider=self.provider.name,
             model=self.model,
@@ -203,17 +245,17 @@ class Call:
             ttft_ms=(self.ttft - self.t0) * 1000.0 if self.ttft else None,
             retries=self.retries,
             status=status,
-            error=redact(error, self.provider._secrets) if error else None,
+            error=self.provider.redact(error) if error else None,
             response_id=self.reply.response_id if self.reply else None,
             previous_response_id=self.previous_response_id,
             stored=None if self.stored is None else int(self.stored),
             fallback=self.fallback,
         )
 
-    def persist(self, reply: Reply, status: str, error: str | None = None) -> None:
+    def persist(self, reply: Reply, status: str, error: str | None = None) -> Reply:
         """Append the reply and its ledger row in one transaction."""
         self.reply, self.status = reply, status
-        s = self.session
+        chain = self.chain
         row = self._row(status, error, reply.usage)
         message = reply.message
         if message.get("artifacts"):
@@ -225,81 +267,116 @@ class Call:
                 {**a, "model": self.model} if a.get("provider") == provider else a
                 for a in message["artifacts"]
             ]
-        with s._lock:
-            prepared = s._prepare([message])
-            if s._head != self.expected_head:
-                s._rt.store.record_call(row)
+        with self.lock:
+            prepared = chain.prepare([message])
+            if chain.head != self.expected_head:
+                chain.store.record_call(row)
                 raise ConflictError(
                     "the session moved while the reply was being generated; the reply was "
                     "not appended (its usage is in the ledger)"
                 )
             try:
-                s._commit(self.keep, prepared, None if status == "ok" else status, row)
+                chain.commit(self.keep, prepared, None if status == "ok" else status, row)
             except ConflictError:
-                s._rt.store.record_call(row)
+                chain.store.record_call(row)
                 raise
+        return reply
 
     def fail(self, exc: BaseException) -> None:
         """Record a call that stored no reply."""
         self.status = "error"
         msg = str(exc)[:2000]
-        self.session._rt.store.record_call(self._row("error", msg, None))
+        self.chain.store.record_call(self._row("error", msg, None))
 
-    def finish_stream(self, exc: BaseException | None) -> None:
+    def check_done(self) -> None:
+        """The body ended: ``StreamInterruptedError`` unless its final event came."""
+        assert self.decoder is not None
+        if not self.decoder.done:
+            raise StreamInterruptedError("the stream ended before its final event")
+
+    def end_stream(self, exc: BaseException | None) -> None:
+        """The stream ended (``exc`` None: completely): persist the reply, or what
+        arrived as a partial reply, scrubbing secrets from the error first."""
         assert self.decoder is not None
         if exc is None:
             self.persist(self.decoder.reply(), "ok")
             return
-        status = _status_of(exc)
-        partial = self.decoder.partial()
-        self.persist(partial, status, f"{type(exc).__name__}: {exc}"[:2000])
+        self._scrub(exc)
+        self.persist(self.decoder.partial(), _status_of(exc), f"{type(exc).__name__}: {exc}"[:2000])
 
-    def recover(self, exc: ProviderError) -> bool:
-        """Record a failed attempt; if it failed because the provider no longer holds
-        the response chained from, switch to full assembly and say to resend once."""
-        self.fail(exc)
-        lost = (
-            self.previous_response_id is not None
-            and isinstance(exc, ProviderResponseError)
-            and exc.status in (400, 404)
-            and "previous_response_not_found" in (exc.body or "")
-        )
-        if lost:
-            self.fallback = "previous_response_not_found"
-            self.build(allow_delta=False)
-        return lost
+    def _scrub(self, exc: BaseException) -> None:
+        """Remove any secret (or key-shaped text) from a provider error's message.
 
-    def parse(self, raw: bytes) -> Reply:
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            raise ProviderResponseError("the provider's reply is not valid JSON") from None
-        return self.fmt.parse_reply(data)
+        Stream decoders quote a provider's mid-stream error event, which may echo the
+        credential it was sent; the decoders do not hold the secrets, the provider does.
+        """
+        if not isinstance(exc, ProviderError) or not exc.args:
+            return
+        text = str(exc.args[0])
+        clean = self.provider.redact(text)
+        if clean == text:
+            return
+        exc.args = (clean, *exc.args[1:])
+        if isinstance(exc, ProviderResponseError) and exc.body:
+            exc.body = self.provider.redact(exc.body)
 
 
-# -- sync ------------------------------------------------------------------------------
+# -- the drivers: the same few lines, sync and async --------------------------------------------
 
 
-def send(call: Call) -> Reply:
+def _open(call: Call) -> tuple[Response, Reply | None]:
     call.build()
     while True:
-        req = call.provider.request(call.model, call.body, False)
-        call.t0 = time.monotonic()
         try:
-            resp = call.provider.transport.open(req)
-            call.retries = resp.retries
-            raw = resp.read()
-            call.ttft = time.monotonic()
-            reply = call.parse(raw)
+            resp = call.provider.transport.open(call.next_request())
+            call.opened(resp)
+            return resp, None if call.stream else call.received(resp.read())
         except ProviderError as exc:
             if call.recover(exc):
                 continue
             raise
-        call.persist(reply, "ok")
-        return reply
 
 
-class ReplyStream:
+async def _aopen(call: Call) -> tuple[AsyncResponse, Reply | None]:
+    call.build()
+    while True:
+        try:
+            resp = await call.provider.async_transport.open(call.next_request())
+            call.opened(resp)
+            return resp, None if call.stream else call.received(await resp.read())
+        except ProviderError as exc:
+            if call.recover(exc):
+                continue
+            raise
+
+
+def send(call: Call) -> Reply:
+    _resp, reply = _open(call)
+    assert reply is not None
+    return call.persist(reply, "ok")
+
+
+async def asend(call: Call) -> Reply:
+    _resp, reply = await _aopen(call)
+    assert reply is not None
+    return call.persist(reply, "ok")
+
+
+class _Stream:
+    def __init__(self, call: Call) -> None:
+        self._call = call
+
+    @property
+    def reply(self) -> Reply | None:
+        """The final reply, or the partial one a cut, failed or closed stream kept."""
+        return self._call.reply
+
+    @property
+    def status(self) -> str | None:
+        return self._call.status
+
+
+class ReplyStream(_Stream):
     """Iterate to receive text deltas; the reply is persisted when the stream ends.
 
     ``close()`` (or leaving a ``with`` block early) cancels it; what arrived is
@@ -307,55 +384,26 @@ class ReplyStream:
     """
 
     def __init__(self, call: Call) -> None:
-        self._call = call
+        super().__init__(call)
         self._gen: Generator[str, None, None] | None = None
-
-    @property
-    def reply(self) -> Reply | None:
-        return self._call.reply
-
-    @property
-    def status(self) -> str | None:
-        return self._call.status
 
     def __iter__(self) -> Generator[str, None, None]:
         if self._gen is None:
             self._gen = self._run()
         return self._gen
 
-    def _open(self) -> Any:
-        call = self._call
-        call.build()
-        while True:
-            req = call.provider.request(call.model, call.body, True)
-            call.t0 = time.monotonic()
-            try:
-                resp = call.provider.transport.open(req)
-            except ProviderError as exc:
-                if call.recover(exc):
-                    continue
-                raise
-            call.retries = resp.retries
-            return resp
-
     def _run(self) -> Generator[str, None, None]:
         call = self._call
-        resp = self._open()
-        call.decoder = dec = decoder_for(call.fmt.name)
+        resp, _ = _open(call)
         try:
             for chunk in resp.iter_bytes():
-                for delta in dec.feed(chunk):
-                    if call.ttft is None:
-                        call.ttft = time.monotonic()
-                    yield delta
-            if not dec.done:
-                raise StreamInterruptedError("the stream ended before its final event")
+                yield from call.feed(chunk)
+            call.check_done()
         except BaseException as exc:
             resp.close()
-            _scrubbed(exc, call.provider._secrets)
-            call.finish_stream(exc)
+            call.end_stream(exc)
             raise
-        call.finish_stream(None)
+        call.end_stream(None)
 
     def close(self) -> None:
         if self._gen is not None:
@@ -372,42 +420,12 @@ class ReplyStream:
         return "".join(self)
 
 
-# -- asyncio ---------------------------------------------------------------------------
-
-
-async def asend(call: Call) -> Reply:
-    call.build()
-    while True:
-        req = call.provider.request(call.model, call.body, False)
-        call.t0 = time.monotonic()
-        try:
-            resp = await call.provider.async_transport.open(req)
-            call.retries = resp.retries
-            raw = await resp.read()
-            call.ttft = time.monotonic()
-            reply = call.parse(raw)
-        except ProviderError as exc:
-            if call.recover(exc):
-                continue
-            raise
-        call.persist(reply, "ok")
-        return reply
-
-
-class AsyncReplyStream:
+class AsyncReplyStream(_Stream):
     """The asyncio twin of ``ReplyStream``: ``async for delta in s.astream(...)``."""
 
     def __init__(self, call: Call) -> None:
-        self._call = call
+        super().__init__(call)
         self._gen: AsyncGenerator[str, None] | None = None
-
-    @property
-    def reply(self) -> Reply | None:
-        return self._call.reply
-
-    @property
-    def status(self) -> str | None:
-        return self._call.status
 
     def __aiter__(self) -> AsyncGenerator[str, None]:
         if self._gen is None:
@@ -416,33 +434,17 @@ class AsyncReplyStream:
 
     async def _run(self) -> AsyncGenerator[str, None]:
         call = self._call
-        call.build()
-        while True:
-            req = call.provider.request(call.model, call.body, True)
-            call.t0 = time.monotonic()
-            try:
-                resp = await call.provider.async_transport.open(req)
-                break
-            except ProviderError as exc:
-                if call.recover(exc):
-                    continue
-                raise
-        call.retries = resp.retries
-        call.decoder = dec = decoder_for(call.fmt.name)
+        resp, _ = await _aopen(call)
         try:
             async for chunk in resp.aiter_bytes():
-                for delta in dec.feed(chunk):
-                    if call.ttft is None:
-                        call.ttft = time.monotonic()
+                for delta in call.feed(chunk):
                     yield delta
-            if not dec.done:
-                raise StreamInterruptedError("the stream ended before its final event")
+            call.check_done()
         except BaseException as exc:
             await resp.aclose()
-            _scrubbed(exc, call.provider._secrets)
-            call.finish_stream(exc)
+            call.end_stream(exc)
             raise
-        call.finish_stream(None)
+        call.end_stream(None)
 
     async def aclose(self) -> None:
         if self._gen is not None:

@@ -2,36 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import os
-import threading
-import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import platformdirs
 
-from . import _core
+from ._chain import Chain
+from ._shared import MAX_NAME_CHARS, Shared, check_name
 from ._types import SessionInfo, UsageSummary
-from .cache import Record
-from .errors import ConfigError, InvalidSessionNameError, SessionNotFoundError
-from .message import DEFAULT_MAX_MESSAGE_BYTES, canonical_tool
+from .errors import ConfigError, SessionNotFoundError
+from .message import DEFAULT_MAX_MESSAGE_BYTES
 from .pricing import Pricing, Savings
 from .session import Session
 from .store import Store, open_store
-from .tokens import TokenCache
-from .wire.base import WireFormat
 
-__all__ = ["MAX_NAME_CHARS", "Runtime", "default_path"]
-
-# Cc controls (C0, DEL, C1), Cf format characters (bidi overrides, zero-width),
-# Zl/Zp line and paragraph separators, Cs surrogates, Cn unassigned.
-#: Message bodies at least this long are held once in memory however many sessions
-#: load them (a shared system prompt); shorter ones are held per session.
-INTERN_MIN_BYTES = 1024
-_FORBIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Cn"})
-#: Longest session name accepted, in characters.
-MAX_NAME_CHARS = 256
+__all__ = ["MAX_NAME_CHARS", "Runtime", "check_name", "default_path"]
 
 
 def default_path() -> str:
@@ -45,24 +31,6 @@ def default_path() -> str:
     if env:
         return env
     return os.path.join(platformdirs.user_data_dir("srt", appauthor=False), "srt.db")
-
-
-def check_name(name: Any) -> str:
-    """Validate an untrusted session name; ``InvalidSessionNameError`` if unusable."""
-    if not isinstance(name, str):
-        raise InvalidSessionNameError(f"a session name must be a str, got {type(name).__name__}")
-    if not name:
-        raise InvalidSessionNameError("a session name must not be empty")
-    if len(name) > MAX_NAME_CHARS:
-        raise InvalidSessionNameError(
-            f"a session name may have at most {MAX_NAME_CHARS} characters, got {len(name)}"
-        )
-    if any(unicodedata.category(c) in _FORBIDDEN for c in name):
-        raise InvalidSessionNameError(
-            "a session name must not contain control, format (e.g. bidi override), "
-            "separator-line or unassigned characters"
-        )
-    return name
 
 
 class Runtime:
@@ -106,18 +74,12 @@ class Runtime:
         self.store = store
         #: Where the data lives: the file path, or the engine's URL without password.
         self.path = store.location
-        self.max_message_bytes = max_message_bytes
-        #: The redaction hook: applied to every string of every message (appended
-        #: or received) before it is validated, hashed or stored.
-        self.redact = redact
-        self._fragments = _core.FragmentCache(fragment_cache_bytes)
-        self._bodies = _core.FragmentCache(fragment_cache_bytes)
-        self._serialized = 0
-        self._counter_lock = threading.Lock()
-        # The last request built per (format, model, cache key), for the cache explain.
-        self._token_cache = TokenCache()
-        self._records: dict[tuple[str, str, str | None], Record] = {}
-        self._last_model: dict[tuple[str, str | None], str] = {}
+        self._shared = Shared(
+            store,
+            max_message_bytes=max_message_bytes,
+            fragment_cache_bytes=fragment_cache_bytes,
+            redact=redact,
+        )
 
     def __repr__(self) -> str:
         return f"<srt.Runtime path={self.path!r}>"
@@ -132,57 +94,23 @@ class Runtime:
         """Close every connection this runtime opened."""
         self.store.close()
 
-    # -- internals used by Session ---------------------------------------------
+    @property
+    def max_message_bytes(self) -> int:
+        """The largest canonical message accepted, in bytes."""
+        return self._shared.max_message_bytes
 
-    def _intern(self, h: bytes, body: bytes) -> bytes:
-        """One shared bytes object per message body across all sessions.
-
-        Bodies under ``INTERN_MIN_BYTES`` are not shared: holding a second copy of
-        one costs less than the table entry that would find the first (and most
-        short messages belong to one session anyway)."""
-        if len(body) < INTERN_MIN_BYTES:
-            return body
-        cached: bytes | None = self._bodies.get(h)
-        if cached is not None:
-            return cached
-        self._bodies.put(h, body)
-        return body
-
-    def _tool_fragments(
-        self, fmt: WireFormat, tools: Sequence[Any]
-    ) -> tuple[list[bytes], tuple[bytes, ...]]:
-        """Each tool definition in ``fmt`` (rendered once) and the tools' content hashes."""
-        out = []
-        hashes = []
-        for tool in tools:
-            body = canonical_tool(tool)
-            h = _core.digest(body)
-            hashes.append(h)
-            key = (h, fmt.name, "tool")
-            frag: bytes | None = self._fragments.get(key)
-            if frag is None:
-                frag = fmt.tool_fragment(json.loads(body))
-                self._fragments.put(key, frag)
-            out.append(frag)
-        return out, tuple(hashes)
-
-    def _count_serialized(self, n: int) -> None:
-        if n:
-            with self._counter_lock:
-                self._serialized += n
-
-    def _create(self, name: str, head: int | None, head_prefix: bytes | None = None) -> Session:
-        row = self.store.create_session(
-            check_name(name), head, exist_ok=False, head_prefix=head_prefix
-        )
-        return Session(self, row.id, name, row.head)
+    @property
+    def redact(self) -> Callable[[str], str] | None:
+        """The redaction hook: applied to every string of every message (appended or
+        received) before it is validated, hashed or stored."""
+        return self._shared.redact
 
     # -- public API --------------------------------------------------------------
 
     @property
     def serialized(self) -> int:
         """Messages serialized by this runtime so far (appends plus fragment misses)."""
-        return self._serialized
+        return self._shared.serialized
 
     def usage(self) -> UsageSummary:
         """Totals of every request in this store's usage ledger."""
@@ -204,7 +132,12 @@ class Runtime:
             if not create:
                 raise SessionNotFoundError(f"no session named {name!r}")
             row = self.store.create_session(name, None, exist_ok=True)
-        return Session(self, row.id, name, row.head)
+        return Session(self._shared, Chain(self._shared, row.id, name, row.head))
+
+    def create(self, name: str) -> Session:
+        """A new, empty session called ``name``; ``SessionExistsError`` if one exists."""
+        row = self.store.create_session(check_name(name), None, exist_ok=False)
+        return Session(self._shared, Chain(self._shared, row.id, name, row.head))
 
     def sessions(self) -> list[SessionInfo]:
         """Every session, sorted by name."""

@@ -1,48 +1,35 @@
-"""A session: a named head in the prefix tree, with its chain and fragments in memory.
+"""A session: a named head in the prefix tree. ``Session`` is a façade over three parts:
 
-Appends are compare-and-swap on the head; fork, rewind and edit move or add
-heads and copy no message and no node. ``request()`` assembles the next request
-from frozen per-message fragments in one allocation.
+* ``_chain.Chain``: the history in memory and its compare-and-swap commit;
+* ``_builder.Builder``: assembly, context windows, the cache plan, the request bytes;
+* ``exchange``: a provider call (send, stream, retry, persist).
+
+Appends are compare-and-swap on the head; fork, rewind and edit move or add heads
+and copy no message and no node. ``request()`` assembles the next request from
+frozen per-message fragments in one allocation.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from array import array
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from . import _core, compaction, exchange
-from ._assembly import Assembly, Offset, Planned, Roles, View
-from ._types import BuildStats, Message, Reply, UsageSummary
-from .cache import (
-    CacheExplain,
-    CachePolicy,
-    Layout,
-    Record,
-    estimate_tokens,
-    explain,
-    min_cacheable_tokens,
-    plan,
-)
-from .context import WindowPolicy, select
-from .errors import ConflictError, HistoryIndexError, SessionError
-from .message import canonical_text, canonicalize, redact_strings
+from . import compaction, exchange
+from ._builder import Builder
+from ._chain import Chain
+from ._shared import Shared
+from ._types import BuildStats, Reply, UsageSummary
+from .cache import CacheExplain, CachePolicy
+from .context import WindowPolicy
+from .errors import HistoryIndexError
 from .pricing import Pricing, Savings
 from .providers.base import Provider
-from .store import CallRecord, NewNode
-from .tokens import Tokenizer, for_model
 from .wire import get_format
-from .wire.base import Target, WireFormat, check_model
-from .wire.convert import to_canonical
-
-if TYPE_CHECKING:
-    from .runtime import Runtime
+from .wire.base import check_model
 
 __all__ = ["Session"]
-
-_REBASE_ATTEMPTS = 64
 
 
 class Session:
@@ -54,157 +41,50 @@ class Session:
     threads; its methods are serialised by a lock.
     """
 
-    def __init__(self, runtime: Runtime, sid: int, name: str, head: int | None) -> None:
-        self._rt = runtime
-        self._id = sid
-        self._name = name
-        self._head = head
+    def __init__(self, shared: Shared, chain: Chain) -> None:
+        self._shared = shared
         self._lock = threading.RLock()
-        self._loaded = False
-        self._ids: array[int] = array("q")  # node ids, 8 bytes each
-        self._hashes = _core.HashSeq()  # 16 bytes a message, packed
-        self._bodies: list[bytes] = []
-        self._status: dict[int, str] = {}  # index -> status, for partial replies only
-        self._pinned = bytearray()  # 1 where the metadata says {"pinned": true}
-        self._roles: list[str] = []  # canonical roles, parsed lazily (windows)
-        self._ntok: dict[str, list[int]] = {}  # token counts per tokenizer (windows)
-        self._cuts: dict[WindowPolicy, int] = {}
-        self._asm: dict[tuple[str, str, bool, tuple[str, int, int] | None], Assembly] = {}
-        self._head_prefix = _core.ROOT
-        self.last_build: BuildStats | None = None
+        self._chain = chain
+        self._builder = Builder(shared, chain)
+        chain.listener = self._builder
 
     # -- identity ----------------------------------------------------------------
 
     @property
     def name(self) -> str:
-        return self._name
+        return self._chain.name
 
     @property
     def head(self) -> int | None:
         """Node id of the last message, or ``None`` for an empty session."""
-        return self._head
+        return self._chain.head
 
     @property
     def prefix_hash(self) -> str | None:
         """Hex prefix hash of the whole history: equal hashes mean equal histories."""
         with self._lock:
-            self._load()
-            return self._prefix().hex() if self._ids else None
+            self._chain.load()
+            return self._chain.prefix().hex() if len(self._chain) else None
+
+    @property
+    def last_build(self) -> BuildStats | None:
+        """What the last ``request()`` (or send) built, with its cache explain."""
+        return self._builder.last_build
 
     def __len__(self) -> int:
         with self._lock:
-            self._load()
-            return len(self._ids)
+            self._chain.load()
+            return len(self._chain)
 
     def __repr__(self) -> str:
-        return f"<srt.Session name={self._name!r} head={self._head}>"
-
-    # -- loading -----------------------------------------------------------------
-
-    def _prefix(self, keep: int | None = None) -> bytes:
-        """Prefix hash of the first ``keep`` messages (all by default)."""
-        n = len(self._ids)
-        keep = n if keep is None else keep
-        if keep == 0:
-            return _core.ROOT
-        if keep == n:
-            return self._head_prefix
-        return self._rt.store.node_prefix(self._ids[keep - 1])
-
-    def _load(self) -> None:
-        if self._loaded:
-            return
-        rows = self._rt.store.chain(self._head)
-        intern = self._rt._intern
-        self._ids = array("q", [r[0] for r in rows])
-        self._hashes = _core.HashSeq(b"".join([r[1] for r in rows]))
-        self._bodies = [intern(r[1], r[2]) for r in rows]
-        self._status = {i: r[4] for i, r in enumerate(rows) if r[4] is not None}
-        self._pinned = bytearray(isinstance(r[5], bytes) and b'"pinned":true' in r[5] for r in rows)
-        self._roles, self._ntok, self._cuts = [], {}, {}
-        self._head_prefix = rows[-1][3] if rows else _core.ROOT
-        self._asm = {}
-        self._loaded = True
+        return f"<srt.Session name={self.name!r} head={self.head}>"
 
     def refresh(self) -> None:
         """Re-read the head from the store (after a ``ConflictError``)."""
         with self._lock:
-            row = self._rt.store.get_session(self._name)
-            if row is None or row.id != self._id:
-                raise SessionError(f"session {self._name!r} was deleted or replaced")
-            if row.head != self._head or not self._loaded:
-                self._head = row.head
-                self._loaded = False
-                self._load()
-
-    def _truncate(self, n: int) -> None:
-        if n < len(self._hashes):
-            # A new sequence: a recorded request (cache.Record) keeps the old one's prefix.
-            self._hashes = self._hashes.head(n)
-        del self._ids[n:], self._bodies[n:]
-        for i in [i for i in self._status if i >= n]:
-            del self._status[i]
-        del self._pinned[n:], self._roles[n:]
-        for counts in self._ntok.values():
-            del counts[n:]
-        for key, asm in list(self._asm.items()):
-            if key[3] is not None:
-                del self._asm[key]  # a windowed view: rebuilt from cached fragments
-            elif asm.n > n:
-                asm.truncate(n)
+            self._chain.refresh()
 
     # -- writing -----------------------------------------------------------------
-
-    def _prepare(
-        self, messages: Iterable[Any], model: str | None = None
-    ) -> list[tuple[bytes, bytes, bytes | None]]:
-        limit = self._rt.max_message_bytes
-        hook = self._rt.redact
-        out: list[tuple[bytes, bytes, bytes | None]] = []
-        for given in messages:
-            if hook is not None:
-                given = redact_strings(given, hook)
-            text = canonical_text(given, limit)  # {"role": ..., "content": "..."}: most turns
-            if text is not None:
-                out.append((_core.digest(text), text, None))
-                continue
-            converted = to_canonical(given, model) if not isinstance(given, Message) else [given]
-            for msg in converted:
-                body, meta = canonicalize(msg, limit)
-                out.append((_core.digest(body), body, meta))
-        self._rt._count_serialized(len(out))
-        return out
-
-    def _commit(
-        self,
-        keep: int,
-        prepared: list[tuple[bytes, bytes, bytes | None]],
-        status: str | None = None,
-        call: CallRecord | None = None,
-    ) -> None:
-        """Write ``prepared`` after the first ``keep`` messages of the chain (CAS on head).
-
-        ``status`` marks the messages as a partial reply; ``call`` is a ledger row
-        written in the same transaction.
-        """
-        parent = self._ids[keep - 1] if keep else None
-        prefixes = _core.chain_many(self._prefix(keep), [p[0] for p in prepared])
-        items = [
-            NewNode(h, body, prefix, meta, status)
-            for (h, body, meta), prefix in zip(prepared, prefixes, strict=True)
-        ]
-        ids = self._rt.store.append(self._id, self._head, parent, keep, items, call=call)
-        self._truncate(keep)
-        intern = self._rt._intern
-        for node_id, (h, body, meta) in zip(ids, prepared, strict=True):
-            self._ids.append(node_id)
-            self._hashes.append(h)
-            self._bodies.append(intern(h, body))
-            if status is not None:
-                self._status[len(self._bodies) - 1] = status
-            self._pinned.append(meta is not None and b'"pinned":true' in meta)
-        self._head = self._ids[-1] if self._ids else None
-        self._head_prefix = prefixes[-1] if prefixes else self._prefix()
 
     def append(self, *messages: Any, rebase: bool = False, model: str | None = None) -> int | None:
         """Append messages atomically; return the new head node id.
@@ -221,44 +101,16 @@ class Session:
         ``rebase=True`` re-reads the head and appends on top of it.
         """
         with self._lock:
-            prepared = self._prepare(messages, model)
+            prepared = self._chain.prepare(messages, model)
             if not prepared:
-                return self._head
-            self._load()
-            for _ in range(_REBASE_ATTEMPTS):
-                try:
-                    self._commit(len(self._ids), prepared)
-                    return self._head
-                except ConflictError:
-                    if not rebase:
-                        raise
-                    self.refresh()
-            raise ConflictError(f"could not rebase after {_REBASE_ATTEMPTS} attempts")
-
-    def _index(self, at: int | None) -> int:
-        n = len(self._ids)
-        if at is None:
-            return n
-        if not isinstance(at, int) or isinstance(at, bool):
-            raise HistoryIndexError(f"at must be an int, got {type(at).__name__}")
-        keep = at + n if at < 0 else at
-        if not 0 <= keep <= n:
-            raise HistoryIndexError(f"at={at} is outside a session of {n} messages")
-        return keep
+                return self._chain.head
+            return self._chain.append(prepared, rebase=rebase)
 
     def rewind(self, n: int = 1) -> None:
         """Drop the last ``n`` messages from this session (they stay stored for forks)."""
         with self._lock:
-            self._load()
-            if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= len(self._ids):
-                raise HistoryIndexError(f"cannot rewind {n} of {len(self._ids)} messages")
-            keep = len(self._ids) - n
-            new = self._ids[keep - 1] if keep else None
-            prefix = self._prefix(keep)
-            self._rt.store.move_head(self._id, self._head, new)
-            self._truncate(keep)
-            self._head = new
-            self._head_prefix = prefix
+            self._chain.load()
+            self._chain.rewind(n)
 
     def edit(self, index: int, message: Any) -> int | None:
         """Replace message ``index`` and drop everything after it; return the new head.
@@ -266,16 +118,16 @@ class Session:
         The old branch stays stored (fork first to keep a name on it).
         """
         with self._lock:
-            self._load()
-            n = len(self._ids)
+            chain = self._chain
+            chain.load()
+            n = len(chain)
             if not isinstance(index, int) or isinstance(index, bool):
                 raise HistoryIndexError(f"index must be an int, got {type(index).__name__}")
             keep = index + n if index < 0 else index
             if not 0 <= keep < n:
                 raise HistoryIndexError(f"index {index} is outside a session of {n} messages")
-            prepared = self._prepare([message])
-            self._commit(keep, prepared)
-            return self._head
+            chain.commit(keep, chain.prepare([message]))
+            return chain.head
 
     def fork(self, name: str, at: int | None = None) -> Session:
         """A new session sharing this one's first ``at`` messages (all by default).
@@ -284,29 +136,8 @@ class Session:
         message or node is copied; the fork is one new head row.
         """
         with self._lock:
-            self._load()
-            keep = self._index(at)
-            head = self._ids[keep - 1] if keep else None
-            # The prefix this handle believes in (derived, not read back: a node id it
-            # saw may have been collected and reused by another process).
-            believed = (
-                self._head_prefix
-                if keep == len(self._ids)
-                else _core.chain_many(_core.ROOT, self._hashes[:keep])[-1]
-                if keep
-                else None
-            )
-            child = self._rt._create(name, head, believed)
-            child._ids = self._ids[:keep]
-            child._hashes = self._hashes.head(keep)
-            child._bodies = self._bodies[:keep]
-            child._status = {i: v for i, v in self._status.items() if i < keep}
-            child._pinned = self._pinned[:keep]
-            child._head_prefix = self._prefix(keep)
-            child._loaded = True
-            return child
-
-    # -- compaction ----------------------------------------------------------------
+            self._chain.load()
+            return Session(self._shared, self._chain.fork(name, self._chain.index(at)))
 
     def compact(
         self,
@@ -325,186 +156,40 @@ class Session:
         would cut (e.g. the ``cache_aware`` step): the summary then becomes part of
         the new, stable cached prefix. Tool calls and their results are never split.
         """
-        return compaction.compact(self, end, summary, start)
+        with self._lock:
+            self._chain.load()
+            return compaction.compact(self._chain, self._builder.roles(), end, summary, start)
 
     def expand(self) -> int | None:
         """Undo the newest compaction in this history: the replaced messages come back,
         byte for byte, on their original nodes. Returns the new head."""
-        return compaction.expand(self)
+        with self._lock:
+            self._chain.load()
+            return compaction.expand(self._chain)
 
     # -- reading -----------------------------------------------------------------
 
     def messages_bytes(self) -> list[bytes]:
         """The canonical bytes of each message, oldest first (shared, frozen objects)."""
         with self._lock:
-            self._load()
-            return list(self._bodies)
+            self._chain.load()
+            return list(self._chain.bodies)
 
     def messages(self) -> list[dict[str, Any]]:
         """The messages of this session as Chat Completions dicts, oldest first."""
         with self._lock:
-            self._load()
-            return [json.loads(b) for b in self._bodies]
+            self._chain.load()
+            return [json.loads(b) for b in self._chain.bodies]
 
     @property
     def cache_key(self) -> str | None:
         """The prompt-cache key of this history: derived from its root message, so every
         fork of one conversation shares it (``None`` for an empty session)."""
         with self._lock:
-            self._load()
-            if not self._hashes:
-                return None
-            return "srt-" + _core.chain(_core.ROOT, self._hashes[0]).hex()
+            self._chain.load()
+            return self._builder.cache_key()
 
-    def _assembly(
-        self,
-        fmt: WireFormat,
-        target: Target,
-        partial: bool = False,
-        view: View | None = None,
-    ) -> Assembly:
-        """This session's glued fragments for ``fmt`` and ``target``, brought up to date.
-
-        Partial replies (stored with a status) are left out unless ``partial``. A
-        ``view`` (a context window's cut) assembles only its messages; it is kept for
-        as long as the cut stays where it is, so the kept prefix stays byte-stable.
-        """
-        key = (fmt.name, target.model, partial, view.cut if view is not None else None)
-        asm = self._asm.get(key)
-        if asm is None:
-            asm = self._asm[key] = Assembly()
-        hashes, bodies, status = (
-            (self._hashes, self._bodies, self._status)
-            if view is None
-            else view.lists(self._hashes, self._bodies, self._status)
-        )
-        n = len(hashes)
-        if asm.n > n:
-            asm.truncate(n)
-        asm.serialized = 0
-        start = asm.n
-        while start < n:
-            if start in status and not partial:
-                asm.skip()
-                start += 1
-                continue
-            stop = n if partial or not status else start + 1
-            while stop < n and stop not in status:
-                stop += 1
-            self._extend(asm, fmt, target, hashes, bodies, start, stop)
-            start = stop
-        return asm
-
-    def _extend(
-        self,
-        asm: Assembly,
-        fmt: WireFormat,
-        target: Target,
-        hashes: Sequence[bytes],
-        bodies: list[bytes],
-        i: int,
-        j: int,
-    ) -> None:
-        if fmt.identity:
-            asm.extend_identity(fmt, target, bodies[i:j])
-            return
-        cache = self._rt._fragments
-        frags = []
-        for k in range(i, j):
-            ckey = (hashes[k], fmt.name, target.model)
-            frag = cache.get(ckey)
-            if frag is None:
-                frag = fmt.render(bodies[k], target)
-                asm.serialized += 1
-                cache.put(ckey, frag, len(frag.data) + 100)
-            frags.append(frag)
-        asm.extend(fmt, frags)
-
-    # -- context windows -------------------------------------------------------------
-
-    def _meta_roles(self) -> list[str]:
-        """The canonical role of every message (parsed once per message)."""
-        roles = self._roles
-        for b in self._bodies[len(roles) :]:
-            roles.append(str(json.loads(b)["role"]))
-        return roles
-
-    def _window(self, fmt: WireFormat, model: str, window: WindowPolicy | None) -> View | None:
-        """The messages a context window keeps, or ``None`` when all of them fit."""
-        if window is None:
-            return None
-        tokenizer = window.tokenizer or for_model(fmt.provider, model)
-        counts = self._token_counts(tokenizer)
-        roles = self._meta_roles()
-        # One cut per policy, whatever the format: every format sends the same messages.
-        kept, cut = select(window, counts, roles, self._pinned, self._cuts.get(window))
-        self._cuts[window] = cut
-        if len(kept) == len(counts):
-            return None
-        return View((window.kind, window.budget, cut), kept)
-
-    def _token_counts(self, tokenizer: Tokenizer) -> list[int]:
-        """Each message's tokens under ``tokenizer``, cached per (message hash, tokenizer)."""
-        counts = self._ntok.setdefault(tokenizer.name, [])
-        cache = self._rt._token_cache
-        for i in range(len(counts), len(self._bodies)):
-            counts.append(cache.message_tokens(tokenizer, self._bodies[i], self._hashes[i]))
-        return counts
-
-    def _plan(
-        self,
-        fmt: WireFormat,
-        model: str,
-        tools: Sequence[Any],
-        cache: bool | CachePolicy,
-        partial: bool = False,
-        window: WindowPolicy | None = None,
-    ) -> Planned:
-        target = Target(fmt.provider, model)
-        view = self._window(fmt, model, window)
-        asm = self._assembly(fmt, target, partial, view)
-        hashes, bodies, _status = (
-            (self._hashes, self._bodies, self._status)
-            if view is None
-            else view.lists(self._hashes, self._bodies, self._status)
-        )
-        tool_frags, tool_hashes = self._rt._tool_fragments(fmt, tools)
-        policy = cache if isinstance(cache, CachePolicy) else CachePolicy()
-        min_tokens = policy.min_tokens or min_cacheable_tokens(fmt.provider, model)
-        tool_bytes = sum(len(t) for t in tool_frags)
-        tool_tokens = sum(estimate_tokens(len(t)) for t in tool_frags)
-        layout = Layout(
-            tool_bytes=tool_bytes,
-            tool_tokens=tool_tokens,
-            tool_count=len(tool_frags),
-            system_count=asm.system_count,
-            cum_bytes=Offset(asm.nbytes, tool_bytes),
-            cum_tokens=Offset(asm.ntokens, tool_tokens),
-            cum_blocks=asm.blocks,
-        )
-        key = self.cache_key
-        records = self._rt._records
-        previous = records.get((fmt.name, model, key))
-        other = self._rt._last_model.get((fmt.name, key))
-        shared = previous.shared(hashes) if previous is not None else 0
-        prev_end = shared if previous is not None and shared == previous.n else None
-        breakpoints = plan(layout, prev_end, min_tokens, policy) if cache and fmt.marker else []
-        report = explain(
-            format=fmt.name,
-            provider=fmt.provider,
-            model=model,
-            hashes=hashes,
-            roles=Roles(bodies),
-            tools=tool_hashes,
-            layout=layout,
-            previous=previous,
-            other_model=other if other != model else None,
-            min_tokens=min_tokens,
-            marker=fmt.marker is not None and bool(cache),
-            breakpoints=breakpoints,
-            shared=shared if previous is not None else None,
-        )
-        return Planned(asm, tool_frags, tool_hashes, breakpoints, report, key, hashes)
+    # -- requests ------------------------------------------------------------------
 
     def explain(
         self,
@@ -520,8 +205,8 @@ class Session:
         fmt = get_format(format)
         check_model(model)
         with self._lock:
-            self._load()
-            return self._plan(fmt, model, tools or (), cache).report
+            self._chain.load()
+            return self._builder.plan(fmt, model, tools or (), cache).report
 
     def request(
         self,
@@ -548,76 +233,10 @@ class Session:
         fmt = get_format(format)
         check_model(model)
         with self._lock:
-            self._load()
-            p = self._plan(fmt, model, tools or (), cache, include_partial, window)
-            asm = p.asm
-            pieces, system, tool_frags = asm.pieces, asm.system, p.tool_frags
-            if p.breakpoints:
-                pieces, system, tool_frags = list(pieces), list(system), list(tool_frags)
-                for bp in p.breakpoints:
-                    if bp.where == "message":
-                        j = asm.message_piece(bp.index)
-                        pieces[j] = fmt.mark(pieces[j], bp.ttl)
-                    elif bp.where == "system":
-                        system[bp.index] = fmt.mark(system[bp.index], bp.ttl)
-                    else:
-                        tool_frags[bp.index] = fmt.mark(tool_frags[bp.index], bp.ttl)
-            if cache and fmt.provider == "openai" and p.key is not None:
-                params.setdefault("prompt_cache_key", p.key)
-            head, tail = fmt.envelope(model, params, system, tool_frags)
-            body = asm.out.build(head, pieces, b"", fmt.close(asm.last_role()) + tail)
-            n = len(p.hashes)
-            self._rt._count_serialized(asm.serialized)
-            self._record(fmt, model, p)
-            self.last_build = BuildStats(
-                format, n, asm.serialized, n - asm.serialized, len(body), asm.notes(), p.report
+            self._chain.load()
+            return self._builder.request(
+                fmt, model, tools or (), cache, include_partial, window, params
             )
-            return body
-
-    def _request_after(
-        self,
-        fmt: WireFormat,
-        index: int,
-        *,
-        model: str,
-        tools: Sequence[Any] | None,
-        include_partial: bool,
-        params: dict[str, Any],
-        cache: bool | CachePolicy = True,
-    ) -> bytes:
-        """Only the messages after ``index`` (for server-side state such as
-        ``previous_response_id``). Caller holds the lock and has loaded the chain."""
-        # The provider still sees (and bills) the whole chain: explain and record that.
-        planned = self._plan(fmt, model, tools or (), cache, include_partial)
-        self._record(fmt, model, planned)
-        asm = planned.asm
-        pieces = asm.pieces_after(index)
-        if pieces:
-            pieces[0] = b""  # no separator before the first item sent
-        tool_frags, _ = self._rt._tool_fragments(fmt, tools or ())
-        if cache and fmt.provider == "openai" and planned.key is not None:
-            params = {**params}
-            params.setdefault("prompt_cache_key", planned.key)
-        head, tail = fmt.envelope(model, params, [], tool_frags)
-        body = _core.assemble(head, pieces, b"", fmt.close(asm.last_role()) + tail)
-        n = len(self._hashes)
-        self.last_build = BuildStats(
-            fmt.name,
-            n - index - 1,
-            asm.serialized,
-            n - index - 1,
-            len(body),
-            asm.notes(),
-            planned.report,
-        )
-        return body
-
-    def _record(self, fmt: WireFormat, model: str, p: Planned) -> None:
-        """Remember this request as the previous one for its (format, model, cache key)."""
-        self._rt._records[(fmt.name, model, p.key)] = Record(
-            p.hashes, len(p.hashes), p.tool_hashes, p.breakpoints
-        )
-        self._rt._last_model[(fmt.name, p.key)] = model
 
     # -- provider calls ----------------------------------------------------------------
 
@@ -634,6 +253,9 @@ class Session:
         check_model(model)
         return exchange.Call(
             self,
+            self._chain,
+            self._builder,
+            self._lock,
             provider,
             model=model,
             tools=tools,
@@ -707,13 +329,15 @@ class Session:
         call = self._call(provider, model, tools, cache, include_partial, params, True)
         return exchange.AsyncReplyStream(call)
 
+    # -- the ledger ------------------------------------------------------------------
+
     def usage(self) -> UsageSummary:
         """Totals of this session's ledger rows (every request it sent)."""
         return UsageSummary.of(self.calls())
 
     def calls(self) -> list[dict[str, Any]]:
         """This session's ledger rows, oldest first."""
-        return [c.as_dict() for c in self._rt.store.calls(session=self._id)]
+        return [c.as_dict() for c in self._shared.store.calls(session=self._chain.id)]
 
     def savings(self, pricing: Pricing | None = None) -> Savings:
         """Billed input against a stateless client for this session's requests."""

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from ..errors import ConfigError
 from ..wire.azure import AzureEndpoint
 from .sigv4 import AwsCredentials, sign
-from .transport import AsyncTransport, HTTPRequest, RetryPolicy, Timeouts, Transport
+from .transport import AsyncTransport, HTTPRequest, RetryPolicy, Timeouts, Transport, redact
 
 __all__ = ["Anthropic", "Azure", "Bedrock", "OpenAI", "OpenAICompatible", "Provider"]
 
@@ -70,6 +70,10 @@ class Provider:
     async def aclose(self) -> None:
         if self._async_transport is not None:
             await self._async_transport.aclose()
+
+    def redact(self, text: str) -> str:
+        """``text`` without this provider's secrets (or anything shaped like an API key)."""
+        return redact(text, self._secrets)
 
     # -- requests ------------------------------------------------------------------
 
