@@ -43,7 +43,8 @@ from typing import Any
 from srt import Runtime
 from srt._version import __version__
 from srt.bench import workloads
-from srt.bench.chat import MODEL, NaiveStore, _dumps, _pct, _wchar
+from srt.bench.chat import _pct, _wchar
+from srt.bench.naive import MODEL, NaiveStore, _dumps
 
 
 def _size(path: str) -> int:

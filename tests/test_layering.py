@@ -271,7 +271,13 @@ def test_forbidden_imports(module: str, forbidden: tuple[str, ...]) -> None:
 
 #: Outside ``srt.store``, only the bench touches a database library: its naive
 #: baselines (a one-row-per-message SQLite client, bare APSW writes) and its header.
-_DB_LIBRARY_USERS = ("srt.bench.chat", "srt.bench.__main__")
+_DB_LIBRARY_USERS = (
+    "srt.bench.chat",
+    "srt.bench.naive",
+    "srt.bench.reads",
+    "srt.bench.writes",
+    "srt.bench.__main__",
+)
 
 
 def test_nothing_outside_the_store_touches_a_database() -> None:

@@ -28,7 +28,7 @@ from .agent import run_agent
 from .branching import run_branching
 from .chat import run_chat
 from .formats import run_formats
-from .many import run_many
+from .many import run_budget, run_many
 from .reads import run_reads
 from .replay import run_replay
 from .send import run_send
@@ -42,6 +42,7 @@ WORKLOADS = (
     "agent",
     "branching",
     "many",
+    "budget",
     "window",
     "sharegpt",
     "mtbench",
@@ -153,6 +154,10 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--ops", type=int, default=400, help="branching: forks + edits (400)")
     g.add_argument("--sessions", type=int, default=10_000, help="many: sessions (10000)")
     g.add_argument("--session-turns", type=int, default=20, help="many: turns each (20)")
+    g.add_argument("--budget-sessions", type=int, default=100_000, help="budget: sessions (100000)")
+    g.add_argument(
+        "--memory-budget", type=int, default=256, metavar="MIB", help="budget: MiB (256)"
+    )
     g.add_argument(
         "--conversations",
         type=int,
@@ -257,6 +262,15 @@ def main(argv: list[str] | None = None) -> int:
                 )
             elif name == "many":
                 out = run_many(work, args.sessions, args.session_turns, seed=seed, progress=bar)
+            elif name == "budget":
+                out = run_budget(
+                    work,
+                    args.budget_sessions,
+                    args.session_turns,
+                    budget=args.memory_budget * 2**20,
+                    seed=seed,
+                    progress=bar,
+                )
             elif name == "window":
                 out = run_window(work, turns=args.window_turns, seed=seed, progress=bar)
             elif name in ("sharegpt", "mtbench"):

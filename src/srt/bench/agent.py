@@ -20,7 +20,8 @@ from .. import _core
 from ..message import canonicalize
 from ..runtime import Runtime
 from . import workloads
-from .chat import MODEL, BareWriter, _file_size, _orjson, _pct
+from .chat import BareWriter, _file_size, _orjson, _pct
+from .naive import MODEL
 
 ANTHROPIC = "claude-sonnet-4-5"
 

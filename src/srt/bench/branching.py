@@ -20,7 +20,8 @@ from typing import Any
 
 from ..runtime import Runtime
 from . import workloads
-from .chat import MODEL, NaiveStore, _file_size, _pct
+from .chat import _file_size, _pct
+from .naive import MODEL, NaiveStore
 
 
 class _NaiveBranching(NaiveStore):

@@ -31,39 +31,8 @@ from ..runtime import Runtime
 from ..store.sqlite import db as sqlite_db
 from ..store.sqlite import heap
 from . import workloads
-
-MODEL = "gpt-4o-mini"
-
-
-def _dumps(messages: list[dict[str, Any]]) -> bytes:
-    body = {"model": MODEL, "messages": messages}
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-class NaiveStore:
-    """One row per message, history loaded and re-serialized on every turn."""
-
-    def __init__(self, path: str) -> None:
-        self.conn = apsw.Connection(path)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute(
-            "CREATE TABLE IF NOT EXISTS msgs(id INTEGER PRIMARY KEY, session TEXT, "
-            "role TEXT, content TEXT)"
-        )
-
-    def append(self, session: str, msg: dict[str, Any]) -> None:
-        with self.conn:
-            self.conn.execute(
-                "INSERT INTO msgs(session, role, content) VALUES (?, ?, ?)",
-                (session, msg["role"], msg["content"]),
-            )
-
-    def build(self, session: str) -> bytes:
-        rows = self.conn.execute(
-            "SELECT role, content FROM msgs WHERE session = ? ORDER BY id", (session,)
-        ).fetchall()
-        return _dumps([{"role": r, "content": c} for r, c in rows])
+from .naive import MODEL, NaiveStore, _dumps
+from .writes import bytes_written, durable_appends
 
 
 class BareWriter:
@@ -385,8 +354,6 @@ def run_chat(
     res.by_n = by_n(res.series, res.cold_by_n)
     n_msgs = len(history)
     res.written_per_message = {k: v / n_msgs for k, v in written.items()}
-    from .writes import bytes_written, durable_appends  # (writes.py uses NaiveStore)
-
     res.writes = bytes_written(workdir, history)
     res.durable = durable_appends(workdir, history[: 2 * min(turns, 100) + 1])
     res.growth = growth(res.size_series)

@@ -9,6 +9,11 @@ once). Three states are measured, each in its own process:
 
 * ``loaded``: every session opened and its chain loaded (``len(session)``);
 * ``hot``: loaded, and its next request built once (the assembly kept for the next);
+* ``hot2``: loaded, and built once for OpenAI Chat and once for Anthropic Messages;
+* ``dropped``: ``hot2``, then every handle dropped: what stays (it should be the
+  runtime's bounded caches only);
+* ``budget``: ``Runtime(memory_budget=...)``, every session opened, held and built
+  once for both formats (the ``budget`` workload, with 100,000 sessions);
 * ``stateless``: the baseline, a client holding the same conversations as lists of
   dicts (the system prompt dict shared), no database.
 
@@ -30,7 +35,7 @@ from typing import Any
 from ..message import canonicalize
 from ..runtime import Runtime
 from . import workloads
-from .chat import MODEL
+from .naive import MODEL
 
 
 def rss() -> int:
@@ -45,7 +50,10 @@ def rss() -> int:
     return 0
 
 
-def _measure(path: str, mode: str, sessions: int, turns: int, seed: int) -> None:
+ANTHROPIC_MODEL = "claude-sonnet-4-5"
+
+
+def _measure(path: str, mode: str, sessions: int, turns: int, seed: int, budget: int = 0) -> None:
     """Run in a child process: print the RSS growth of holding every session live."""
     import gc
 
@@ -58,7 +66,7 @@ def _measure(path: str, mode: str, sessions: int, turns: int, seed: int) -> None
         after = rss()
         print(json.dumps({"rss": after - before, "n": len(held)}))
         return
-    rt = Runtime(path)
+    rt = Runtime(path, memory_budget=budget) if budget else Runtime(path)  # type: ignore[call-arg]
     names = [f"s{i}" for i in range(sessions)]
     gc.collect()
     before = rss()
@@ -67,18 +75,27 @@ def _measure(path: str, mode: str, sessions: int, turns: int, seed: int) -> None
         len(s)
         if mode == "hot":
             s.request("openai.chat", model=MODEL)
+        elif mode in ("hot2", "dropped", "budget"):
+            s.request("openai.chat", model=MODEL)
+            s.request("anthropic.messages", model=ANTHROPIC_MODEL, max_tokens=1024)
+    n = len(live)
+    if mode == "dropped":
+        live.clear()
     gc.collect()
     after = rss()
-    print(json.dumps({"rss": after - before, "n": len(live)}))
+    print(json.dumps({"rss": after - before, "n": n}))
 
 
-def _child(path: str, mode: str, sessions: int, turns: int, seed: int) -> int:
+def _child(path: str, mode: str, sessions: int, turns: int, seed: int, budget: int = 0) -> int:
     code = (
         "import sys; from srt.bench.many import _measure; "
-        "_measure(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))"
+        "_measure(sys.argv[1], sys.argv[2], *map(int, sys.argv[3:]))"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code, path, mode, str(sessions), str(turns), str(seed)],
+        [
+            *(sys.executable, "-c", code, path, mode),
+            *(str(sessions), str(turns), str(seed), str(budget)),
+        ],
         check=True,
         capture_output=True,
         text=True,
@@ -143,16 +160,10 @@ def throughput(path: str, procs: int, threads: int, turns: int, seed: int) -> fl
     return float(procs * threads * turns / wall)
 
 
-def run_many(
-    workdir: str,
-    sessions: int = 10_000,
-    turns: int = 20,
-    *,
-    seed: int = 1,
-    throughput_turns: int = 200,
-    progress: Any = None,
-) -> dict[str, Any]:
-    path = os.path.join(workdir, "many.db")
+def write_sessions(
+    path: str, sessions: int, turns: int, seed: int, progress: Any = None
+) -> tuple[int, float]:
+    """Write ``workloads.many``'s conversations to ``path``: (unique bytes, seconds)."""
     rt = Runtime(path)
     system, convs = workloads.many(sessions, turns, seed=seed)
     sys_body, _ = canonicalize(system)
@@ -170,6 +181,20 @@ def run_many(
             progress(i + 1, sessions)
     write_s = time.perf_counter() - t0
     rt.close()
+    return unique, write_s
+
+
+def run_many(
+    workdir: str,
+    sessions: int = 10_000,
+    turns: int = 20,
+    *,
+    seed: int = 1,
+    throughput_turns: int = 200,
+    progress: Any = None,
+) -> dict[str, Any]:
+    path = os.path.join(workdir, "many.db")
+    unique, write_s = write_sessions(path, sessions, turns, seed, progress)
     out: dict[str, Any] = {
         "sessions": sessions,
         "turns": turns,
@@ -180,7 +205,7 @@ def run_many(
     }
     allowance = 1.5 * unique + 2048 * sessions
     out["rss_allowance"] = allowance
-    for mode in ("loaded", "hot", "stateless"):
+    for mode in ("loaded", "hot", "hot2", "dropped", "stateless"):
         grown = _child(path, mode, sessions, turns, seed)
         out[f"rss_{mode}"] = grown
         out[f"rss_{mode}_vs_allowance"] = grown / allowance
@@ -191,3 +216,31 @@ def run_many(
         tp[f"{procs}x{threads}"] = throughput(tpath, procs, threads, throughput_turns, seed)
     out["turns_per_s"] = tp
     return out
+
+
+def run_budget(
+    workdir: str,
+    sessions: int = 100_000,
+    turns: int = 20,
+    *,
+    budget: int = 256 * 1024 * 1024,
+    seed: int = 1,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """``sessions`` conversations held open under ``Runtime(memory_budget=budget)``, each
+    built once for two formats: RSS growth against budget + 1.5 x unique + 2 KB each."""
+    path = os.path.join(workdir, "budget.db")
+    unique, write_s = write_sessions(path, sessions, turns, seed, progress)
+    grown = _child(path, "budget", sessions, turns, seed, budget)
+    allowance = budget + 1.5 * unique + 2048 * sessions
+    return {
+        "sessions": sessions,
+        "turns": turns,
+        "budget": budget,
+        "unique_bytes": unique,
+        "write_s": write_s,
+        "db_bytes": os.path.getsize(path),
+        "rss": grown,
+        "rss_allowance": allowance,
+        "rss_vs_allowance": grown / allowance,
+    }

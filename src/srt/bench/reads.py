@@ -27,7 +27,7 @@ import apsw
 
 from ..runtime import Runtime
 from . import workloads
-from .chat import MODEL, NaiveStore, _dumps
+from .naive import MODEL, NaiveStore, _dumps
 
 
 def _naive_load(conn: apsw.Connection) -> list[dict[str, Any]]:

@@ -31,6 +31,8 @@ TARGETS: list[tuple[str, str, str, str, float]] = [
     ("chat", "growth_r2", "chat: database grows linearly (R^2 of size vs text)", ">=", 0.99),
     ("formats", "min_ratio", "formats: slowest format vs json.dumps (x faster)", ">=", 30.0),
     ("many", "rss_loaded_vs_allowance", "many: RSS / (1.5 x unique + 2 KB x sessions)", "<=", 1.0),
+    ("many", "rss_hot_vs_allowance", "many, requests built: RSS / allowance", "<=", 1.0),
+    ("budget", "rss_vs_allowance", "budget: RSS / (budget + 1.5 x unique + 2 KB each)", "<=", 1.0),
     ("window", "openai.cache_aware", "window: cache_aware, cached share (OpenAI)", ">=", 0.80),
     ("window", "openai.sliding", "window: sliding, cached share (OpenAI)", "<", 0.10),
     (
@@ -95,6 +97,13 @@ def scale(args: argparse.Namespace, chosen: tuple[str, ...]) -> str:
             parts.append(f"branching {args.ops} ops")
         elif name == "many":
             parts.append(f"many {args.sessions} x {args.session_turns} turns")
+        elif name == "budget":
+            parts.append(
+                f"budget {args.budget_sessions} x {args.session_turns} turns, "
+                f"{args.memory_budget} MiB"
+            )
+        elif name == "send":
+            parts.append(f"send {','.join(map(str, args.send_turns))} turns")
         elif name == "sharegpt":
             parts.append(f"sharegpt {args.conversations or 'all'} conversations")
         elif name == "window":
@@ -272,8 +281,12 @@ def _many(r: dict[str, Any]) -> list[str]:
     for mode, label in (
         ("loaded", "srt, sessions loaded"),
         ("hot", "srt, requests built"),
+        ("hot2", "srt, built for two formats"),
+        ("dropped", "srt, two formats, dropped"),
         ("stateless", "stateless lists of dicts"),
     ):
+        if f"rss_{mode}" not in r:
+            continue
         lines.append(
             f"  RSS growth, {label:<26} {r[f'rss_{mode}'] / 1e6:7.1f} MB = "
             f"{r[f'rss_{mode}_vs_allowance']:.2f}x allowance "
@@ -285,6 +298,16 @@ def _many(r: dict[str, Any]) -> list[str]:
         + ", ".join(f"{k} {v:.0f}" for k, v in tp.items())
     )
     return lines
+
+
+def _budget(r: dict[str, Any]) -> list[str]:
+    return [
+        f"budget: {r['sessions']} sessions x {r['turns']} turns, Runtime(memory_budget="
+        f"{r['budget'] / 2**20:.0f} MiB), every session held and built for two formats",
+        f"  RSS growth {r['rss'] / 1e6:.1f} MB; allowance budget + 1.5 x unique "
+        f"({r['unique_bytes'] / 1e6:.1f} MB) + 2 KB x sessions = "
+        f"{r['rss_allowance'] / 1e6:.1f} MB: {r['rss_vs_allowance']:.2f}x",
+    ]
 
 
 def _replay(name: str, r: dict[str, Any]) -> list[str]:
@@ -429,6 +452,7 @@ def section(name: str, r: dict[str, Any]) -> str:
     fn = {
         "send": _send,
         "reads": _reads,
+        "budget": _budget,
         "chat": _chat,
         "formats": _formats,
         "agent": _agent,

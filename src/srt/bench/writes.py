@@ -21,7 +21,7 @@ import apsw
 
 from ..runtime import Runtime
 from ..store.sqlite import SQLiteStore
-from .chat import NaiveStore
+from .naive import NaiveStore
 
 VFS_NAME = "srt-bench-count"
 
