@@ -5,8 +5,12 @@ of the chain (a prefix hash) that a windowed or delta request may need.
 ``Builder`` keeps, per (format, model, partial, window cut), an ``Assembly``: the
 glued pieces of every message so far, with running byte, block and token figures.
 Only messages new since the last build are looked up in the runtime's fragment
-cache or rendered; ``_core.OutputBuffer`` writes the body in one allocation (and
-grows the previous body in place once the caller has dropped it).
+cache or rendered. ``request`` returns the body as bytes: ``_core.OutputBuffer`` writes
+it in one allocation (and grows the previous body in place once the caller has
+dropped it). ``request_body`` (what ``Session.send`` uses) returns it as a
+``_core.Body`` of a few large chunks from ``_core.Segments``: runs of pieces joined
+once and kept, so no turn copies the history, and the transport writes the chunks to
+the socket one after another.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 
 from . import _core
 from ._chain import Chain
-from ._core import OutputBuffer
+from ._core import Body, OutputBuffer, Segments
 from ._shared import Shared
 from ._types import BuildStats
 from .cache import (
@@ -41,6 +45,11 @@ from .tokens import Tokenizer, for_model
 from .wire.base import Frag, Target, WireFormat
 
 __all__ = ["Assembly", "Builder", "Offset", "Planned", "Roles", "View"]
+
+#: ``_core.Segments`` settings for send bodies: a body under ``min_bytes`` is one chunk
+#: (nothing kept); larger ones freeze runs of ``segment_bytes`` and merge them up to
+#: ``merge_bytes``, so a body of B bytes reaches the socket in about B / 4 MiB + 16 writes.
+SEGMENTS = {"min_bytes": 128 * 1024, "segment_bytes": 256 * 1024, "merge_bytes": 4 * 1024 * 1024}
 
 
 class View:
@@ -116,6 +125,7 @@ class Assembly:
         "ntokens",
         "out",
         "pieces",
+        "segments",
         "serialized",
         "system",
     )
@@ -138,6 +148,8 @@ class Assembly:
         # once the caller has dropped it (see _core.OutputBuffer). One per assembly, so
         # a session that builds for two formats in turn keeps both warm.
         self.out = OutputBuffer()
+        # The same pieces as frozen chunks, for send (created by the first such build).
+        self.segments: Segments | None = None
 
     @property
     def n(self) -> int:
@@ -176,11 +188,15 @@ class Assembly:
         self.ntokens.append(self.ntokens[-1] if self.ntokens else 0)
 
     def truncate(self, k: int) -> None:
-        # New piece lists rather than ``del``: a list handed to an OutputBuffer must
-        # keep its items (see _core.OutputBuffer); only appends may change it.
-        self.pieces = self.pieces[: self._ends[k - 1] if k else 0]
-        self.system = self.system[: self._sys[k - 1] if k else 0]
-        self._nnotes = sum(1 for n in self._notes[:k] if n)
+        """Drop messages from ``k`` on, in place: the work is what is dropped (the body
+        writers are told, so they keep what stays)."""
+        keep = self._ends[k - 1] if k else 0
+        del self.pieces[keep:]
+        self.out.truncate(keep)
+        if self.segments is not None:
+            self.segments.truncate(keep)
+        del self.system[self._sys[k - 1] if k else 0 :]
+        self._nnotes -= sum(1 for n in self._notes[k:] if n)
         del self._ends[k:], self._sys[k:], self._roles[k:], self._notes[k:]
         del self.nbytes[k:], self.blocks[k:], self.ntokens[k:]
 
@@ -465,6 +481,45 @@ class Builder:
 
     # -- request bytes ---------------------------------------------------------------------------
 
+    def _envelope(
+        self,
+        fmt: WireFormat,
+        model: str,
+        tools: Sequence[Any],
+        cache: bool | CachePolicy,
+        partial: bool,
+        window: WindowPolicy | None,
+        params: dict[str, Any],
+    ) -> tuple[Planned, bytes, dict[int, bytes], bytes]:
+        """The plan, and the body's head, marked pieces (index -> bytes) and tail."""
+        p = self.plan(fmt, model, tools, cache, partial, window)
+        asm = p.asm
+        system, tool_frags = asm.system, p.tool_frags
+        marks: dict[int, bytes] = {}
+        if p.breakpoints:
+            system, tool_frags = list(system), list(tool_frags)
+            for bp in p.breakpoints:
+                if bp.where == "message":
+                    j = asm.message_piece(bp.index)
+                    marks[j] = fmt.mark(asm.pieces[j], bp.ttl)
+                elif bp.where == "system":
+                    system[bp.index] = fmt.mark(system[bp.index], bp.ttl)
+                else:
+                    tool_frags[bp.index] = fmt.mark(tool_frags[bp.index], bp.ttl)
+        if cache and fmt.provider == "openai" and p.key is not None:
+            params.setdefault("prompt_cache_key", p.key)
+        head, tail = fmt.envelope(model, params, system, tool_frags)
+        return p, head, marks, fmt.close(asm.last_role()) + tail
+
+    def _built(self, fmt: WireFormat, model: str, p: Planned, size: int) -> None:
+        asm = p.asm
+        n = len(p.hashes)
+        self.shared.count_serialized(asm.serialized)
+        self._record(fmt, model, p)
+        self.last_build = BuildStats(
+            fmt.name, n, asm.serialized, n - asm.serialized, size, asm.notes(), p.report
+        )
+
     def request(
         self,
         fmt: WireFormat,
@@ -476,29 +531,35 @@ class Builder:
         params: dict[str, Any],
     ) -> bytes:
         """The exact bytes of the next request body (see ``Session.request``)."""
-        p = self.plan(fmt, model, tools, cache, partial, window)
+        p, head, marks, tail = self._envelope(fmt, model, tools, cache, partial, window, params)
+        pieces = p.asm.pieces
+        if marks:
+            pieces = list(pieces)
+            for j, marked in marks.items():
+                pieces[j] = marked
+        body = p.asm.out.build(head, pieces, b"", tail)
+        self._built(fmt, model, p, len(body))
+        return body
+
+    def request_body(
+        self,
+        fmt: WireFormat,
+        model: str,
+        tools: Sequence[Any],
+        cache: bool | CachePolicy,
+        partial: bool,
+        window: WindowPolicy | None,
+        params: dict[str, Any],
+    ) -> Body:
+        """The next request body as chunks, byte for byte what ``request`` returns: the
+        history's frozen segments are reused as they are, so a turn copies only the
+        pieces not frozen yet (and the marked ones) and the tail."""
+        p, head, marks, tail = self._envelope(fmt, model, tools, cache, partial, window, params)
         asm = p.asm
-        pieces, system, tool_frags = asm.pieces, asm.system, p.tool_frags
-        if p.breakpoints:
-            pieces, system, tool_frags = list(pieces), list(system), list(tool_frags)
-            for bp in p.breakpoints:
-                if bp.where == "message":
-                    j = asm.message_piece(bp.index)
-                    pieces[j] = fmt.mark(pieces[j], bp.ttl)
-                elif bp.where == "system":
-                    system[bp.index] = fmt.mark(system[bp.index], bp.ttl)
-                else:
-                    tool_frags[bp.index] = fmt.mark(tool_frags[bp.index], bp.ttl)
-        if cache and fmt.provider == "openai" and p.key is not None:
-            params.setdefault("prompt_cache_key", p.key)
-        head, tail = fmt.envelope(model, params, system, tool_frags)
-        body = asm.out.build(head, pieces, b"", fmt.close(asm.last_role()) + tail)
-        n = len(p.hashes)
-        self.shared.count_serialized(asm.serialized)
-        self._record(fmt, model, p)
-        self.last_build = BuildStats(
-            fmt.name, n, asm.serialized, n - asm.serialized, len(body), asm.notes(), p.report
-        )
+        if asm.segments is None:
+            asm.segments = Segments(**SEGMENTS)
+        body = Body(asm.segments.build(head, asm.pieces, tail, marks or None), asm.segments)
+        self._built(fmt, model, p, len(body))
         return body
 
     def request_after(

@@ -949,3 +949,85 @@ def walk_chain(list rows not None, object head):
         cur = (<tuple>row)[1]
     out.reverse()
     return out, None
+
+
+cdef class Body:
+    """A request body as ``chunks`` of bytes (``Segments.build``), sent one after another.
+
+    ``len(body)`` is its size in bytes and ``bytes(body)`` joins it (a copy: only for
+    checks and error reports). ``digest()`` (XXH3-128) and ``sha256()`` equal those of
+    the joined bytes; with the ``Segments`` that built it they resume from its running
+    state, hashing only what was not frozen before.
+    """
+
+    cdef readonly list chunks
+    cdef readonly Py_ssize_t nbytes
+    cdef Segments _segments
+
+    def __cinit__(self, list chunks not None, Segments segments=None):
+        cdef Py_ssize_t total = 0
+        for c in chunks:
+            if type(c) is not bytes:
+                raise TypeError("a body's chunks must be bytes")
+            total += PyBytes_GET_SIZE(<bytes>c)
+        self.chunks = chunks
+        self.nbytes = total
+        self._segments = segments
+
+    def __len__(self):
+        return self.nbytes
+
+    def __iter__(self):
+        return iter(self.chunks)
+
+    def __bytes__(self):
+        return b"".join(self.chunks)
+
+    def __repr__(self):
+        return f"<srt._core.Body {self.nbytes} bytes in {len(self.chunks)} chunks>"
+
+    def digest(self):
+        """XXH3-128 of the body's bytes."""
+        if self._segments is not None:
+            return self._segments.digest(self.chunks)
+        h = xxhash.xxh3_128()
+        for c in self.chunks:
+            h.update(c)
+        return h.digest()
+
+    def sha256(self):
+        """SHA-256 of the body's bytes."""
+        if self._segments is not None:
+            return self._segments.sha256(self.chunks)
+        h = hashlib.sha256()
+        for c in self.chunks:
+            h.update(c)
+        return h.digest()
+
+    def rfind(self, bytes needle not None):
+        """Offset of the last ``needle`` in the body, or -1 (it must not span chunks)."""
+        cdef Py_ssize_t off = self.nbytes, i, k
+        cdef bytes c
+        for i in range(len(self.chunks) - 1, -1, -1):
+            c = self.chunks[i]
+            off -= PyBytes_GET_SIZE(c)
+            k = c.rfind(needle)
+            if k >= 0:
+                return off + k
+        return -1
+
+    def slice(self, Py_ssize_t start, Py_ssize_t stop):
+        """The body's bytes from ``start`` to ``stop`` (clamped, like a slice)."""
+        cdef Py_ssize_t off = 0, lo, hi, n
+        cdef list out = []
+        start = max(0, min(start, self.nbytes))
+        stop = max(start, min(stop, self.nbytes))
+        for c in self.chunks:
+            n = PyBytes_GET_SIZE(<bytes>c)
+            lo, hi = max(start - off, 0), min(stop - off, n)
+            if lo < hi:
+                out.append((<bytes>c)[lo:hi])
+            off += n
+            if off >= stop:
+                break
+        return b"".join(out)

@@ -34,6 +34,7 @@ from typing import Any
 from . import _core
 from ._builder import Builder
 from ._chain import Chain
+from ._core import Body
 from ._types import Reply, Usage
 from .errors import (
     ConflictError,
@@ -109,6 +110,9 @@ class Call:
         self.decoder: StreamDecoder | None = None
         self.reply: Reply | None = None
         self.status: str | None = None
+        #: The request body: a ``Body`` of chunks from the history's frozen segments
+        #: (never joined), or the bytes of a delta on server-side state.
+        self.body: bytes | Body = b""
 
     @property
     def _responses(self) -> bool:
@@ -116,7 +120,7 @@ class Call:
 
     # -- building ----------------------------------------------------------------
 
-    def build(self, *, allow_delta: bool = True) -> bytes:
+    def build(self, *, allow_delta: bool = True) -> bytes | Body:
         chain, builder = self.chain, self.builder
         with self.lock:
             chain.load()
@@ -125,7 +129,7 @@ class Call:
             delta = self._server_state() if allow_delta else None
             if delta is None:
                 self.previous_response_id = None
-                self.body = builder.request(
+                self.body = builder.request_body(
                     self.fmt,
                     self.model,
                     self.tools or (),
@@ -230,7 +234,9 @@ class Call:
             provider=self.provider.name,
             model=self.model,
             format=self.fmt.name,
-            body_hash=_core.digest(self.body),
+            body_hash=(
+                self.body.digest() if isinstance(self.body, Body) else _core.digest(self.body)
+            ),
             body_bytes=len(self.body),
             messages=self.messages,
             input_tokens=usage.input_tokens if usage else None,

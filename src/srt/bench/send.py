@@ -5,7 +5,8 @@ A turn is what an app does: append the user message, then ``Session.send`` (buil
 request, send it through srt's transport, read the reply, persist it and its ledger
 row). Each turn is timed from the append to the return of ``send``, and the server's
 own time for that request (from the moment it has read the last byte of the body to
-the moment its reply is written) is taken off, so what is left is the client's cost.
+the moment it starts writing its reply) is taken off, so what is left is the client's
+cost: its own work, and moving the request and the reply over the socket.
 
 The server (``srt.testing.ProviderServer``) runs in a child process, so its work (it
 parses every body and counts its tokens) never competes with the client for the GIL.
@@ -13,13 +14,13 @@ The same child runs the floor's receiver.
 
 Baselines, in the same run, on the same bytes:
 
-* **floor**: ``sendall`` of exactly the body srt sent, from a ready buffer, over the same
-  kind of loopback TCP socket to a receiver that reads it as the server does (a buffered
-  ``read(n)``) and answers one byte once it holds all of it. A client must send the
-  whole body to a stateless provider every turn, so no turn can cost less. Both the
-  ``sendall`` alone and ``sendall`` until the receiver holds every byte are reported;
-  the server's time above starts when it holds every byte, so the second is the floor
-  the turn is compared with.
+* **floor**: ``sendall`` of exactly the body srt sent (after its length, as a request
+  has a head), from a ready buffer, over the same kind of loopback TCP socket to a
+  receiver that reads it as the server does (a buffered ``read(n)``) and answers one
+  byte once it holds all of it. A client must send the whole body to a stateless
+  provider every turn, so no turn can cost less. Both the ``sendall`` alone and
+  ``sendall`` until the receiver holds every byte are reported; the server's time does
+  not include reading the body, so the second is the floor the turn is compared with.
 * **stateless**: a client that keeps the conversation as a list of dicts and
   ``json.dumps`` it every turn, sending through the same transport (srt's, with the
   same provider's request) and parsing the reply with ``json.loads``; its body is byte
@@ -65,33 +66,45 @@ Progress = Callable[[int, int], None] | None
 # -- the child process: srt.testing with its own clock, and the floor's receiver ----------
 
 
-class _TimedServer(ProviderServer):
-    """``ProviderServer`` that times each request from its last body byte to its reply,
-    keeps a digest of each body, and drops its log (the bodies are large)."""
+class TimedServer(ProviderServer):
+    """``ProviderServer`` that measures its own time for each request: from reading the
+    request line to starting its reply, less the time spent reading the body (waiting
+    for the client's bytes: that is the client's sending, which the floor measures).
+    It keeps a digest of each body and drops its log (the bodies are large)."""
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.times: list[int] = []
+        self.reads: list[int] = []
         self.digests: list[str] = []
 
     def dispatch(self, h: Any, method: str) -> None:
-        read = h.read_body
-        mark = [0]
+        read, respond = h.read_body, h.send_response
+        mark = [0, 0, 0]  # body read from, to; reply started
 
         def read_body() -> bytes:
-            raw: bytes = read()
             mark[0] = time.perf_counter_ns()
+            raw: bytes = read()
+            mark[1] = time.perf_counter_ns()
             self.digests.append(_core.digest(raw).hex())
             return raw
 
-        # The handler serves every request of its connection: wrap its method for
+        def send_response(*args: Any, **kw: Any) -> None:
+            if not mark[2]:
+                mark[2] = time.perf_counter_ns()  # the reply starts: the server is done
+            respond(*args, **kw)
+
+        # The handler serves every request of its connection: wrap its methods for
         # this request only.
-        h.read_body = read_body
+        h.read_body, h.send_response = read_body, send_response
         try:
             super().dispatch(h, method)
         finally:
-            del h.read_body
-        self.times.append(time.perf_counter_ns() - mark[0])
+            del h.read_body, h.send_response
+        start = getattr(h, "srt_bench_started", mark[0])
+        end = mark[2] or time.perf_counter_ns()
+        self.reads.append(mark[1] - mark[0])
+        self.times.append(end - start - (mark[1] - mark[0]))
         with self._lock:
             self.log.clear()
 
@@ -134,7 +147,15 @@ def serve_main() -> None:
     from ..testing import _http
 
     _http.Handler.disable_nagle_algorithm = True
-    srv = _TimedServer(api_key=KEY)
+    parse_request = _http.Handler.parse_request
+
+    def started(h: Any) -> bool:
+        h.srt_bench_started = time.perf_counter_ns()  # the request line has arrived
+        ok: bool = parse_request(h)
+        return ok
+
+    _http.Handler.parse_request = started  # type: ignore[method-assign,assignment]
+    srv = TimedServer(api_key=KEY)
     listener = socket.create_server(("127.0.0.1", 0))
     threading.Thread(target=_floor_receiver, args=(listener,), daemon=True).start()
     print(json.dumps({"url": srv.url, "floor": listener.getsockname()[1]}), flush=True)
@@ -145,8 +166,8 @@ def serve_main() -> None:
             print(json.dumps({"ok": True}), flush=True)
         elif "take" in cmd:
             srv.settle()
-            out = {"times": srv.times, "digests": srv.digests}
-            srv.times, srv.digests = [], []
+            out = {"times": srv.times, "reads": srv.reads, "digests": srv.digests}
+            srv.times, srv.reads, srv.digests = [], [], []
             print(json.dumps(out), flush=True)
         else:
             break
@@ -208,10 +229,11 @@ class _Floor:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def send(self, body: bytes) -> tuple[int, int]:
-        """(ns for ``sendall``, ns until the receiver holds every byte)."""
+        """(ns for ``sendall``, ns until the receiver holds every byte). The length
+        goes first, in the timed part, as a request's head does."""
         pc = time.perf_counter_ns
-        self.sock.sendall(len(body).to_bytes(8, "big"))
         t0 = pc()
+        self.sock.sendall(len(body).to_bytes(8, "big"))
         self.sock.sendall(body)
         t1 = pc()
         if self.sock.recv(1) != b"k":

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+from .._core import Body
 from ..errors import ConfigError
 from ..wire.azure import AzureEndpoint
 from .sigv4 import AwsCredentials, sign
@@ -87,7 +88,7 @@ class Provider:
     def auth_headers(self) -> dict[str, str]:
         return {}
 
-    def request(self, model: str, body: bytes, stream: bool) -> HTTPRequest:
+    def request(self, model: str, body: bytes | Body, stream: bool) -> HTTPRequest:
         headers = {"content-type": "application/json", "accept": "application/json"}
         if stream:
             headers["accept"] = "text/event-stream"
@@ -290,7 +291,7 @@ class Bedrock(Provider):
         op = "converse-stream" if stream else "converse"
         return f"{self.endpoint_url}/model/{quote(model, safe='')}/{op}"
 
-    def request(self, model: str, body: bytes, stream: bool) -> HTTPRequest:
+    def request(self, model: str, body: bytes | Body, stream: bool) -> HTTPRequest:
         url = self.url(model, stream)
         headers = {"content-type": "application/json", "accept": "application/json"}
         if stream:

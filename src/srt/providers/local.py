@@ -51,6 +51,7 @@ from typing import IO, Any
 import httpx
 import platformdirs
 
+from .._core import Body
 from ..errors import ConfigError, ProviderError, ProviderTimeoutError
 from . import _llama_child
 from ._llama_child import ERROR, READY
@@ -117,13 +118,14 @@ def _model_id(path: str) -> str:
     return f"{stem}-{hashlib.blake2b(key, digest_size=8).hexdigest()}"
 
 
-def _slot_of(body: bytes) -> int | None:
+def _slot_of(body: bytes | Body) -> int | None:
     """The ``id_slot`` request parameter: the body's last ``"id_slot":`` key (parameters
     come after messages and tools; inside a JSON string the quotes would be escaped)."""
     i = body.rfind(b'"id_slot":')
     if i < 0:
         return None
-    m = _ID_SLOT.match(body, i)
+    text = body[i : i + 64] if isinstance(body, bytes) else body.slice(i, i + 64)
+    m = _ID_SLOT.match(text)
     return int(m.group(1)) if m else None
 
 
@@ -588,7 +590,7 @@ class LocalProvider(OpenAICompatible):
 
     # -- requests ------------------------------------------------------------------------
 
-    def request(self, model: str, body: bytes, stream: bool) -> HTTPRequest:
+    def request(self, model: str, body: bytes | Body, stream: bool) -> HTTPRequest:
         self.start()
         req = super().request(model, body, stream)
         return _LocalRequest(

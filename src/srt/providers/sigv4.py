@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from urllib.parse import SplitResult, quote, unquote_to_bytes, urlsplit
 
+from .._core import Body
 from ..errors import ConfigError
 
 __all__ = ["AwsCredentials", "sign"]
@@ -131,11 +132,16 @@ def _canonical_request(
     return request, signed
 
 
+def _payload_hash(body: bytes | Body) -> str:
+    """SHA-256 of the payload, hex (a ``Body`` resumes from its frozen segments' state)."""
+    return hashlib.sha256(body).hexdigest() if isinstance(body, bytes) else body.sha256().hex()
+
+
 def sign(
     method: str,
     url: str,
     headers: Mapping[str, str],
-    body: bytes,
+    body: bytes | Body,
     credentials: AwsCredentials,
     region: str,
     service: str = "bedrock",
@@ -165,7 +171,7 @@ def sign(
 
     out = {"x-amz-date": amz_date}
     if include_content_sha256:
-        out["x-amz-content-sha256"] = hashlib.sha256(body).hexdigest()
+        out["x-amz-content-sha256"] = _payload_hash(body)
     if credentials.session_token:
         out["x-amz-security-token"] = credentials.session_token
     to_sign = {"host": _host(parts)}
@@ -175,7 +181,7 @@ def sign(
             to_sign[name] = value  # the caller's copy of a returned header is replaced
     to_sign.update(out)
     given = [v for k, v in to_sign.items() if k.lower() == "x-amz-content-sha256"]
-    payload_hash = given[0] if given else hashlib.sha256(body).hexdigest()
+    payload_hash = given[0] if given else _payload_hash(body)
 
     request, signed = _canonical_request(method, parts, to_sign, payload_hash)
     scope = f"{day}/{region}/{service}/aws4_request"

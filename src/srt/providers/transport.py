@@ -25,18 +25,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import heapq
 import importlib.util
+import os
 import random
 import re
 import socket
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from .._core import Body
 from ..errors import (
     ProviderAuthError,
     ProviderConnectionError,
@@ -143,7 +147,7 @@ class HTTPRequest:
     method: str
     url: str
     headers: dict[str, str]
-    body: bytes
+    body: bytes | Body  # a Body goes to the socket chunk by chunk, with a Content-Length
     stream: bool = False
     secrets: tuple[str, ...] = field(default=(), repr=False)
 
@@ -214,6 +218,93 @@ def _socket_of(resp: httpx.Response) -> socket.socket | None:
     return None
 
 
+def _headers(req: HTTPRequest) -> dict[str, str]:
+    """The request's headers, with the Content-Length of a chunked ``Body``."""
+    if isinstance(req.body, bytes):
+        return req.headers
+    return {**req.headers, "content-length": str(len(req.body))}
+
+
+def _content(body: bytes | Body) -> bytes | Iterator[bytes]:
+    """What httpx sends: the bytes, or a ``Body``'s chunks one by one (each a write to the
+    socket; nothing is joined). The iterator lets go of the chunks when it is done, so
+    nothing httpx keeps afterwards holds the body."""
+    return body if isinstance(body, bytes) else iter(body.chunks)
+
+
+def _acontent(body: bytes | Body) -> bytes | AsyncIterator[bytes]:
+    """``_content`` for the async client, which takes an async iterator."""
+    if isinstance(body, bytes):
+        return body
+    return _achunks(body.chunks)
+
+
+async def _achunks(chunks: list[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+
+
+class _Watchdog:
+    """One daemon thread that calls each registered function once its deadline passes,
+    unless it was cancelled first: the sync transport's total-time cap for every
+    response, without a thread started per call (starting one cost about a millisecond
+    per call on a loaded machine, a large part of a turn's own cost)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._due: list[tuple[float, int, Callable[[], None]]] = []
+        self._live: set[int] = set()
+        self._seq = 0
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def add(self, deadline: float, fn: Callable[[], None]) -> int:
+        """Call ``fn`` at ``deadline`` (``time.monotonic``); returns a handle to cancel."""
+        with self._cond:
+            if self._thread is None or self._pid != os.getpid():
+                self._due, self._live, self._pid = [], set(), os.getpid()
+                self._thread = threading.Thread(
+                    target=self._run, name="srt-transport-deadlines", daemon=True
+                )
+                self._thread.start()
+            self._seq += 1
+            heapq.heappush(self._due, (deadline, self._seq, fn))
+            self._live.add(self._seq)
+            self._cond.notify()
+            return self._seq
+
+    def cancel(self, handle: int) -> None:
+        with self._cond:
+            self._live.discard(handle)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    while self._due and self._due[0][1] not in self._live:
+                        heapq.heappop(self._due)  # cancelled
+                    wait = self._due[0][0] - time.monotonic() if self._due else None
+                    if wait is not None and wait <= 0:
+                        _, handle, fn = heapq.heappop(self._due)
+                        self._live.discard(handle)
+                        break
+                    self._cond.wait(wait)
+            with contextlib.suppress(Exception):
+                fn()
+
+
+_WATCHDOG = _Watchdog()
+
+
+def _expirer(ref: weakref.ref[Response]) -> Callable[[], None]:
+    def expire() -> None:
+        resp = ref()
+        if resp is not None:
+            resp.expire()
+
+    return expire
+
+
 class Response:
     """A 2xx response whose body has not been read yet (sync)."""
 
@@ -227,12 +318,13 @@ class Response:
         self._req = req
         self._deadline = deadline
         self._expired = False
-        remaining = max(0.0, deadline - time.monotonic())
-        self._timer = threading.Timer(remaining, self._expire)
-        self._timer.daemon = True
-        self._timer.start()
+        # The watchdog holds only a weak reference: a response nobody holds any more
+        # is collected (and its socket closed) without waiting for its deadline.
+        self._watch: int | None = _WATCHDOG.add(deadline, _expirer(weakref.ref(self)))
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
+        """The call passed its total time cap: shut its socket, so a read in progress
+        ends (the reader reports ProviderTimeoutError)."""
         self._expired = True
         sock = _socket_of(self._resp)
         if sock is not None:
@@ -278,7 +370,9 @@ class Response:
         return b"".join(self.iter_bytes())
 
     def close(self) -> None:
-        self._timer.cancel()
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            _WATCHDOG.cancel(watch)
         self._resp.close()
 
 
@@ -314,7 +408,7 @@ class Transport:
         attempts = _Attempts(self.retry, self.timeouts, self._rand)
         while True:
             hreq = self._client.build_request(
-                req.method, req.url, headers=req.headers, content=req.body
+                req.method, req.url, headers=_headers(req), content=_content(req.body)
             )
             failure: tuple[ProviderError, bool, Mapping[str, str]]
             try:
@@ -427,7 +521,7 @@ class AsyncTransport:
         attempts = _Attempts(self.retry, self.timeouts, self._rand)
         while True:
             hreq = self._client.build_request(
-                req.method, req.url, headers=req.headers, content=req.body
+                req.method, req.url, headers=_headers(req), content=_acontent(req.body)
             )
             failure: tuple[ProviderError, bool, Mapping[str, str]]
             try:
