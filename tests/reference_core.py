@@ -185,3 +185,18 @@ def walk_chain(
         out.append(row)
         cur = row[1]
     return out[::-1], None
+
+
+def split_chain(
+    rows: list[tuple[object, ...]], intern: object, intern_min: int
+) -> tuple[list[object], bytes, list[object], dict[int, object], bytearray]:
+    """A chain's rows as columns: ids, packed hashes, (interned) bodies, statuses, pinned."""
+    ids = [r[0] for r in rows]
+    hashes = b"".join(r[1] for r in rows)  # type: ignore[misc]
+    bodies = [
+        intern(r[1], r[2]) if len(r[2]) >= intern_min else r[2]  # type: ignore[arg-type,operator]
+        for r in rows
+    ]
+    status = {i: r[4] for i, r in enumerate(rows) if r[4] is not None}
+    pinned = bytearray(isinstance(r[5], bytes) and b'"pinned":true' in r[5] for r in rows)
+    return ids, hashes, bodies, status, pinned

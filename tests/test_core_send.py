@@ -265,3 +265,30 @@ def test_segments_digest_after_a_cut_and_new_bytes() -> None:
     chunks = seg.build(b"", parts, b"")
     assert seg.digest(chunks) == _core.digest(b"\x00")
     assert seg.sha256(chunks) == hashlib.sha256(b"\x00").digest()
+
+
+rows_st = st.lists(
+    st.tuples(
+        st.integers(1, 10**6),
+        st.binary(min_size=16, max_size=16),
+        st.binary(max_size=40),
+        st.binary(min_size=16, max_size=16),
+        st.one_of(st.none(), st.sampled_from(["cancelled", "incomplete"])),
+        st.one_of(st.none(), st.just(b'{"pinned":true}'), st.just('{"pinned":true}'), st.binary()),
+        st.integers(1, 99),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=500)
+@given(rows_st, st.integers(0, 50))
+def test_split_chain_matches_reference(rows: list[tuple[Any, ...]], intern_min: int) -> None:
+    seen: dict[bytes, bytes] = {}
+
+    def intern(h: bytes, body: bytes) -> bytes:
+        return seen.setdefault(h, body)
+
+    want = ref.split_chain(rows, intern, intern_min)
+    seen.clear()
+    assert _core.split_chain(rows, intern, intern_min) == want

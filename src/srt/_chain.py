@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from . import _core
-from ._shared import Shared, check_name
+from ._shared import INTERN_MIN_BYTES, Shared, check_name
 from ._types import Message
 from .errors import ConflictError, HistoryIndexError, SessionError
 from .message import canonical_text, canonicalize, redact_strings
@@ -77,12 +77,11 @@ class Chain:
         if self.loaded:
             return
         rows = self.store.chain(self.head)
-        intern = self.shared.intern
-        self.ids = array("q", [r[0] for r in rows])
-        self.hashes = _core.HashSeq(b"".join([r[1] for r in rows]))
-        self.bodies = [intern(r[1], r[2]) for r in rows]
-        self.status = {i: r[4] for i, r in enumerate(rows) if r[4] is not None}
-        self.pinned = bytearray(_pinned(r[5]) for r in rows)
+        ids, hashes, self.bodies, self.status, self.pinned = _core.split_chain(
+            rows, self.shared.intern, INTERN_MIN_BYTES
+        )
+        self.ids = array("q", ids)
+        self.hashes = _core.HashSeq(hashes)
         self.head_prefix = rows[-1][3] if rows else _core.ROOT
         if self.listener is not None:
             self.listener.reset()

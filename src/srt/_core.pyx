@@ -1031,3 +1031,41 @@ cdef class Body:
             if off >= stop:
                 break
         return b"".join(out)
+
+
+def split_chain(list rows not None, object intern not None, Py_ssize_t intern_min):
+    """A loaded chain's rows ``(node id, hash, body, prefix, status, meta, depth)`` as the
+    columns a session keeps: ``(ids, packed hashes, bodies, statuses, pinned)``. A body of
+    ``intern_min`` bytes or more becomes ``intern(hash, body)``; ``statuses`` maps the
+    index of each partial reply to its status; ``pinned`` has 1 where the metadata (bytes)
+    says ``"pinned":true``."""
+    cdef Py_ssize_t n = len(rows), i
+    cdef list ids = [None] * n
+    cdef list bodies = [None] * n
+    cdef dict status = {}
+    cdef bytearray pinned = bytearray(n)
+    cdef bytes hashes = PyBytes_FromStringAndSize(NULL, 16 * n)
+    cdef char* hp = PyBytes_AS_STRING(hashes)
+    cdef char* pp = PyByteArray_AS_STRING(pinned)
+    cdef tuple row
+    cdef object h, body, meta
+    for i in range(n):
+        row = <tuple?>rows[i]
+        ids[i] = row[0]
+        h = row[1]
+        if type(h) is not bytes or PyBytes_GET_SIZE(<bytes>h) != 16:
+            raise ValueError("a chain row's hash must be 16 bytes")
+        memcpy(hp + 16 * i, PyBytes_AS_STRING(<bytes>h), 16)
+        body = row[2]
+        if type(body) is not bytes:
+            raise TypeError("a chain row's body must be bytes")
+        bodies[i] = intern(h, body) if PyBytes_GET_SIZE(<bytes>body) >= intern_min else body
+        if row[4] is not None:
+            status[i] = row[4]
+        meta = row[5]
+        if type(meta) is bytes and srt_memmem(
+            PyBytes_AS_STRING(<bytes>meta), <size_t>PyBytes_GET_SIZE(<bytes>meta),
+            b'"pinned":true', 13,
+        ) != NULL:
+            pp[i] = 1
+    return ids, hashes, bodies, status, pinned

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import compaction, exchange
+from . import _core, compaction, exchange
 from ._builder import Builder
 from ._chain import Chain
 from ._shared import Shared
@@ -24,12 +24,16 @@ from ._types import BuildStats, Reply, UsageSummary
 from .cache import CacheExplain, CachePolicy
 from .context import WindowPolicy
 from .errors import HistoryIndexError
+from .message import ROLES
 from .pricing import Pricing, Savings
 from .providers.base import Provider
 from .wire import get_format
 from .wire.base import check_model
 
 __all__ = ["Session"]
+
+#: Roles whose plain text message ``_core.decode_messages`` can read without a parser.
+_PLAIN_ROLES = {r.encode(): r for r in ROLES - {"tool"}}
 
 
 class Session:
@@ -179,7 +183,9 @@ class Session:
         """The messages of this session as Chat Completions dicts, oldest first."""
         with self._lock:
             self._chain.load()
-            return [json.loads(b) for b in self._chain.bodies]
+            # The commonest message, {"role": ..., "content": "text"} with no escape in
+            # its text, is made from its text's bytes alone; any other is parsed.
+            return _core.decode_messages(self._chain.bodies, _PLAIN_ROLES, json.loads)
 
     @property
     def cache_key(self) -> str | None:
