@@ -434,8 +434,9 @@ def _check_identity(conn: apsw.Connection) -> int:
 PAGE_SIZE = 2048
 
 
-#: Bytes of the file read through a memory map rather than one read() per page: a chain
-#: is a few hundred pages of 2 KiB, and a system call per page was most of a cold load.
+#: Bytes of the file a chain read maps into memory (``SQLiteStore.chain``): a chain is
+#: hundreds of pages of 2 KiB, and a read() per page was most of a cold load. The map
+#: is dropped when the read ends, so the file's pages do not stay in the process.
 MMAP_SIZE = 256 * 1024 * 1024
 
 
@@ -450,7 +451,6 @@ def _configure(conn: apsw.Connection, new: bool) -> None:
     conn.set_busy_timeout(BUSY_TIMEOUT_MS)
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT:d}").fetchall()
-    conn.execute(f"PRAGMA mmap_size={MMAP_SIZE:d}").fetchall()
 
 
 def _migrate(conn: apsw.Connection, lock: threading.Lock) -> None:

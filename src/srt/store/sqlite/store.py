@@ -55,7 +55,7 @@ from ..base import (
     check_chain,
 )
 from . import heap, maintenance, verify, views
-from .db import OBJECTS_SQL, OBJECTS_TABLE, Database, has_table, translate
+from .db import MMAP_SIZE, OBJECTS_SQL, OBJECTS_TABLE, Database, has_table, translate
 
 __all__ = ["SQLiteStore"]
 
@@ -88,6 +88,8 @@ SELECT {_NODE_COLUMNS} FROM chain
 #: the walk leaves (a fork's shared part, another writer's interleaved nodes) is read
 #: with the recursive query above.
 _RANGE_SQL = f"SELECT {_NODE_COLUMNS} FROM nodes WHERE id BETWEEN ? AND ? ORDER BY id"
+#: Chains of this many messages or more are read through a memory map.
+_MAP_FROM = 128
 
 
 _OBJECT_COLUMNS = "kind, scope, key, value, node, expires, created, updated"
@@ -329,6 +331,12 @@ class SQLiteStore(Store):
             return []
         conn = self.db.connection()
         with translate("loading a session"):
+            # A long chain is read through a memory map (no read() per page), dropped
+            # afterwards; mapping and unmapping cost more than a short chain's reads.
+            depth = conn.execute("SELECT depth FROM nodes WHERE id = ?", (head,)).fetchone()
+            mapped = depth is not None and int(depth[0]) >= _MAP_FROM
+            if mapped:
+                conn.execute(f"PRAGMA mmap_size={MMAP_SIZE:d}").fetchall()
             conn.execute("BEGIN")  # one snapshot for the chain and its bodies
             try:
                 found = self._nodes(conn, head)
@@ -342,6 +350,8 @@ class SQLiteStore(Store):
             finally:
                 if not conn.get_autocommit():
                     conn.execute("ROLLBACK")
+                if mapped:
+                    conn.execute("PRAGMA mmap_size=0").fetchall()
         rows: list[ChainRow] = [
             (r[0], r[3], b, r[4], r[7], r[8], r[2]) for r, b in zip(found, bodies, strict=True)
         ]
