@@ -273,6 +273,7 @@ def test_forbidden_imports(module: str, forbidden: tuple[str, ...]) -> None:
 #: baselines (a one-row-per-message SQLite client, bare APSW writes) and its header.
 _DB_LIBRARY_USERS = (
     "srt.bench.chat",
+    "srt.bench.many",
     "srt.bench.naive",
     "srt.bench.reads",
     "srt.bench.writes",

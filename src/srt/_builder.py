@@ -112,12 +112,18 @@ class Planned:
 
 
 class Assembly:
-    """One session's fragments glued for one (format, model), extendable and truncatable."""
+    """One session's fragments glued for one (format, model), extendable and truncatable.
+
+    A session keeps one per format it builds for, for as long as it is loaded, so the
+    per-message figures are packed: ``array`` columns of 4 bytes (8 for byte counts),
+    roles as one byte each (an index into ``_role_names``), notes in a dict of the few
+    messages that have one. About 25 bytes a message, and the pieces list's slots.
+    """
 
     __slots__ = (
         "_ends",
-        "_nnotes",
         "_notes",
+        "_role_names",
         "_roles",
         "_sys",
         "blocks",
@@ -133,16 +139,14 @@ class Assembly:
     def __init__(self) -> None:
         self.pieces: list[bytes] = []
         self.system: list[bytes] = []
-        # Per-message running figures as 8-byte arrays, not lists of int objects: a
-        # session keeps one Assembly per format it builds for as long as it lives.
-        self._ends = array("q")  # len(pieces) after message i
-        self._sys = array("q")  # len(system) after message i
-        self._roles: list[str | None] = []  # last wire role after message i
-        self._notes: list[str | None] = []
-        self._nnotes = 0  # how many of _notes are set
+        self._ends = array("i")  # len(pieces) after message i
+        self._sys = array("i")  # len(system) after message i
+        self._role_names: list[str | None] = [None, ""]  # the wire roles seen, by code
+        self._roles = bytearray()  # code of the last wire role after message i
+        self._notes: dict[int, str] = {}  # message index -> what its rendering left out
         self.nbytes = array("q")  # bytes of system + message fragments up to message i
-        self.blocks = array("q")  # content blocks up to message i
-        self.ntokens = array("q")  # estimated tokens up to message i (per fragment)
+        self.blocks = array("i")  # content blocks up to message i
+        self.ntokens = array("i")  # estimated tokens up to message i (per fragment)
         self.serialized = 0
         # The last large body built from these pieces, grown in place by the next build
         # once the caller has dropped it (see _core.OutputBuffer). One per assembly, so
@@ -167,11 +171,18 @@ class Assembly:
         """Index in ``pieces`` of message ``i``'s fragment."""
         return self._ends[i] - 1
 
+    def _code(self, role: str | None) -> int:
+        try:
+            return self._role_names.index(role)
+        except ValueError:
+            self._role_names.append(role)
+            return len(self._role_names) - 1
+
     def last_role(self) -> str | None:
-        return self._roles[-1] if self._roles else None
+        return self._role_names[self._roles[-1]] if self._roles else None
 
     def notes(self) -> tuple[str, ...]:
-        return tuple(n for n in self._notes if n) if self._nnotes else ()
+        return tuple(self._notes[i] for i in sorted(self._notes))
 
     def pieces_after(self, i: int) -> list[bytes]:
         """A copy of the pieces that follow message ``i``."""
@@ -181,8 +192,7 @@ class Assembly:
         """A message that is not sent (a partial reply): no pieces, same totals."""
         self._ends.append(len(self.pieces))
         self._sys.append(len(self.system))
-        self._roles.append(self.last_role())
-        self._notes.append(None)
+        self._roles.append(self._roles[-1] if self._roles else 0)
         self.nbytes.append(self.nbytes[-1] if self.nbytes else 0)
         self.blocks.append(self.blocks[-1] if self.blocks else 0)
         self.ntokens.append(self.ntokens[-1] if self.ntokens else 0)
@@ -196,18 +206,18 @@ class Assembly:
         if self.segments is not None:
             self.segments.truncate(keep)
         del self.system[self._sys[k - 1] if k else 0 :]
-        self._nnotes -= sum(1 for n in self._notes[k:] if n)
-        del self._ends[k:], self._sys[k:], self._roles[k:], self._notes[k:]
+        for i in [i for i in self._notes if i >= k]:
+            del self._notes[i]
+        del self._ends[k:], self._sys[k:], self._roles[k:]
         del self.nbytes[k:], self.blocks[k:], self.ntokens[k:]
 
     def extend_identity(self, fmt: WireFormat, target: Target, bodies: list[bytes]) -> None:
         """Fast path for formats whose fragment is normally the canonical body itself."""
-        pieces, ends, sys, roles, notes, nbytes, blocks, ntokens = (
+        pieces, ends, sys, roles, nbytes, blocks, ntokens = (
             self.pieces,
             self._ends,
             self._sys,
             self._roles,
-            self._notes,
             self.nbytes,
             self.blocks,
             self.ntokens,
@@ -217,19 +227,19 @@ class Assembly:
         total = nbytes[-1] if nbytes else 0
         nblocks = blocks[-1] if blocks else 0
         ntok = ntokens[-1] if ntokens else 0
+        blank = 1  # the code of the role "" (identity formats have no wire roles)
         m = len(bodies)
         if m > 8 and fmt.plain_all(bodies):
             # A whole chain at once (a cold load): the same records as the loop below,
             # built list by list instead of message by message.
             k0 = len(pieces)
             new = [fmt.glue("", "")] * (2 * m)
-            new[0] = fmt.glue(roles[-1] if roles else None, "")
+            new[0] = fmt.glue(self.last_role(), "")
             new[1::2] = bodies
             pieces.extend(new)
             ends.extend(range(k0 + 2, k0 + 2 * m + 1, 2))
             sys.extend(repeat(nsys, m))
-            roles.extend(repeat("", m))
-            notes.extend(repeat(None, m))
+            roles.extend(repeat(blank, m))
             lens = list(map(len, bodies))
             nbytes.extend(islice(accumulate(lens, initial=total), 1, None))
             blocks.extend(range(nblocks + 1, nblocks + m + 1))
@@ -241,12 +251,11 @@ class Assembly:
                 self.extend(fmt, [fmt.render(body, target)])
                 total, nblocks, ntok = nbytes[-1], blocks[-1], ntokens[-1]
                 continue
-            pieces.append(fmt.glue(roles[-1] if roles else None, ""))
+            pieces.append(fmt.glue(self.last_role(), ""))
             pieces.append(body)
             ends.append(len(pieces))
             sys.append(nsys)
-            roles.append("")
-            notes.append(None)
+            roles.append(blank)
             total += len(body)
             nblocks += 1
             ntok += (len(body) + 3) // 4
@@ -270,12 +279,11 @@ class Assembly:
                 pieces.append(fmt.glue(last, f.role))
                 pieces.append(f.data)
                 last = f.role
+            if f.note:
+                self._notes[len(self._ends)] = f.note
             self._ends.append(len(pieces))
             self._sys.append(len(system))
-            self._roles.append(last)
-            self._notes.append(f.note)
-            if f.note:
-                self._nnotes += 1
+            self._roles.append(self._code(last))
             self.nbytes.append((self.nbytes[-1] if self.nbytes else 0) + len(f.data))
             self.blocks.append((self.blocks[-1] if self.blocks else 0) + f.blocks)
             prev = self.ntokens[-1] if self.ntokens else 0
@@ -297,6 +305,15 @@ class Builder:
         self._roles: list[str] = []  # canonical roles, parsed lazily (windows)
         self._ntok: dict[str, list[int]] = {}  # token counts per tokenizer (windows)
         self._cuts: dict[WindowPolicy, int] = {}
+
+    def footprint(self) -> int:
+        """Bytes the assemblies hold (an estimate): list slots, the packed per-message
+        figures, and the bodies their writers keep (fragments are the shared cache's)."""
+        total = 8 * len(self._roles) + 600
+        for asm in self._asm.values():
+            total += 8 * (len(asm.pieces) + len(asm.system)) + 25 * asm.n + 400
+            total += asm.out.holding + (asm.segments.holding if asm.segments else 0)
+        return total
 
     # -- following the chain -------------------------------------------------------------
 

@@ -44,6 +44,11 @@ class ChainListener(Protocol):
     def truncate(self, n: int) -> None: ...
 
 
+def _own(bodies: list[bytes]) -> int:
+    """Bytes of the bodies a session holds alone (shorter ones are not interned)."""
+    return sum(len(b) + 33 for b in bodies if len(b) < INTERN_MIN_BYTES)
+
+
 def _pinned(meta: Any) -> bool:
     return isinstance(meta, bytes) and b'"pinned":true' in meta
 
@@ -66,9 +71,29 @@ class Chain:
         self.pinned = bytearray()  # 1 where the metadata says {"pinned": true}
         self.head_prefix = _core.ROOT
         self.listener: ChainListener | None = None
+        self.own = 0  # bytes of the bodies not shared with other sessions (see footprint)
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def footprint(self) -> int:
+        """Bytes the loaded history holds (an estimate): per message its id, hash, list
+        slot and flags, and the bodies it does not share with other sessions."""
+        if not self.loaded:
+            return 0
+        return self.own + 40 * len(self.ids) + 48 * len(self.status) + 400
+
+    def unload(self) -> None:
+        """Drop the history from memory (the memory budget); the next use reads it again."""
+        self.loaded = False
+        self.ids = array("q")
+        self.hashes = _core.HashSeq()
+        self.bodies = []
+        self.status = {}
+        self.pinned = bytearray()
+        self.own = 0
+        if self.listener is not None:
+            self.listener.reset()
 
     # -- loading -----------------------------------------------------------------
 
@@ -82,6 +107,7 @@ class Chain:
         )
         self.ids = array("q", ids)
         self.hashes = _core.HashSeq(hashes)
+        self.own = _own(self.bodies)
         self.head_prefix = rows[-1][3] if rows else _core.ROOT
         if self.listener is not None:
             self.listener.reset()
@@ -133,6 +159,8 @@ class Chain:
         if n < len(self.hashes):
             # A new sequence: a recorded request (cache.Record) keeps the old one's prefix.
             self.hashes = self.hashes.head(n)
+        if n < len(self.bodies):
+            self.own -= _own(self.bodies[n:])
         del self.ids[n:], self.bodies[n:]
         for i in [i for i in self.status if i >= n]:
             del self.status[i]
@@ -145,6 +173,7 @@ class Chain:
         self.ids = parent.ids[:keep]
         self.hashes = parent.hashes.head(keep)
         self.bodies = parent.bodies[:keep]
+        self.own = _own(self.bodies)
         self.status = {i: v for i, v in parent.status.items() if i < keep}
         self.pinned = parent.pinned[:keep]
         self.head_prefix = parent.prefix(keep)
@@ -184,6 +213,7 @@ class Chain:
         ``status`` marks the messages as a partial reply; ``call`` (a ledger row) and
         ``objects`` are written in the same transaction.
         """
+        self.load()  # (the memory budget may have dropped it since the caller looked)
         parent = self.ids[keep - 1] if keep else None
         prefixes = _core.chain_many(self.prefix(keep), [p[0] for p in prepared])
         items = [
@@ -197,6 +227,8 @@ class Chain:
             self.ids.append(node_id)
             self.hashes.append(h)
             self.bodies.append(intern(h, body))
+            if len(body) < INTERN_MIN_BYTES:
+                self.own += len(body) + 33
             if status is not None:
                 self.status[len(self.bodies) - 1] = status
             self.pinned.append(_pinned(meta))

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import threading
 import unicodedata
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from . import _core
 from .cache import Record
@@ -21,7 +23,7 @@ from .store import Store
 from .tokens import TokenCache
 from .wire.base import WireFormat
 
-__all__ = ["INTERN_MIN_BYTES", "MAX_NAME_CHARS", "Shared", "check_name"]
+__all__ = ["INTERN_MIN_BYTES", "MAX_NAME_CHARS", "Budgeted", "Lru", "Shared", "check_name"]
 
 #: Message bodies at least this long are held once in memory however many sessions
 #: load them (a shared system prompt); shorter ones are held per session.
@@ -51,6 +53,89 @@ def check_name(name: Any) -> str:
     return name
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+#: Records of previous requests (the cache explain) kept at most, least recent dropped.
+MAX_RECORDS = 4096
+
+
+class Lru(OrderedDict[K, V]):
+    """A dict of at most ``limit`` items: setting one makes it the most recent, and the
+    least recent are dropped past the limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key: K, value: V) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.limit:
+            self.popitem(last=False)
+
+
+class Budgeted(Protocol):
+    """What the memory budget asks of a session handle."""
+
+    def footprint(self) -> int:
+        """Bytes its loaded state holds (an estimate; 0 when nothing is loaded)."""
+        ...
+
+    def evict(self) -> bool:
+        """Drop its loaded state (to be read again on its next use); False if busy."""
+        ...
+
+
+class _Budget:
+    """The live state of a runtime's sessions, least recently used first, with what each
+    was charged. Past ``limit`` bytes the least recently used are evicted."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.evictions = 0
+        # Re-entrant: a weak reference's callback (a handle collected) may run while
+        # this thread is inside ``charge``.
+        self._lock = threading.RLock()
+        self._live: OrderedDict[int, tuple[weakref.ref[Budgeted], int]] = OrderedDict()
+
+    def charge(self, owner: Budgeted) -> None:
+        key = id(owner)
+        size = owner.footprint()
+        victims: list[weakref.ref[Budgeted]] = []
+        with self._lock:
+            old = self._live.pop(key, None)
+            if old is not None:
+                self.used -= old[1]
+                ref = old[0]
+            else:
+                ref = weakref.ref(owner, self._forgetter(key))
+            self._live[key] = (ref, size)
+            self.used += size
+            while self.used > self.limit and len(self._live) > 1:
+                k, (victim, charged) = next(iter(self._live.items()))
+                del self._live[k]
+                self.used -= charged
+                victims.append(victim)
+        for victim in victims:
+            held = victim()
+            if held is not None and held.evict():
+                self.evictions += 1
+
+    def _forgetter(self, key: int) -> Callable[[weakref.ref[Budgeted]], None]:
+        def forget(_ref: weakref.ref[Budgeted]) -> None:
+            self._forget(key)
+
+        return forget
+
+    def _forget(self, key: int) -> None:
+        with self._lock:
+            old = self._live.pop(key, None)
+            if old is not None:
+                self.used -= old[1]
+
+
 class Shared:
     """The store, the caches and the settings a runtime's sessions share."""
 
@@ -61,6 +146,7 @@ class Shared:
         max_message_bytes: int,
         fragment_cache_bytes: int,
         redact: Callable[[str], str] | None,
+        memory_budget: int | None = None,
     ) -> None:
         self.store = store
         self.max_message_bytes = max_message_bytes
@@ -71,11 +157,19 @@ class Shared:
         self.tokens = TokenCache()
         #: The last request built per (format, model, cache key), for the cache explain,
         #: and the last model per (format, cache key).
-        self.records: dict[tuple[str, str, str | None], Record] = {}
-        self.last_model: dict[tuple[str, str | None], str] = {}
+        self.records: Lru[tuple[str, str, str | None], Record] = Lru(MAX_RECORDS)
+        self.last_model: Lru[tuple[str, str | None], str] = Lru(MAX_RECORDS)
+        #: ``Runtime(memory_budget=...)``: the sessions' live state, bounded (or None).
+        self.budget = _Budget(memory_budget) if memory_budget is not None else None
         self.serialized = 0
         self._bodies = _core.FragmentCache(fragment_cache_bytes)
         self._counter_lock = threading.Lock()
+
+    def charge(self, owner: Budgeted) -> None:
+        """``owner`` (a session) was just used: count its state against the memory
+        budget, most recent, and evict the least recently used sessions past it."""
+        if self.budget is not None:
+            self.budget.charge(owner)
 
     def intern(self, h: bytes, body: bytes) -> bytes:
         """One shared bytes object per message body across all sessions.

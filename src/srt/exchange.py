@@ -28,7 +28,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import AsyncGenerator, Generator, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Sequence
 from typing import Any
 
 from . import _core
@@ -66,7 +66,8 @@ class Call:
     """One request in flight for one session (sync or async).
 
     ``session`` is the public handle (a provider's ``params_for`` may read it);
-    ``chain``, ``builder`` and ``lock`` are the session's own parts.
+    ``chain``, ``builder`` and ``lock`` are the session's own parts; ``used`` counts the
+    session's state against the runtime's memory budget after a build and a persist.
     """
 
     def __init__(
@@ -83,7 +84,9 @@ class Call:
         include_partial: bool,
         params: dict[str, Any],
         stream: bool,
+        used: Callable[[], None] | None = None,
     ) -> None:
+        self.used = used
         self.chain = chain
         self.builder = builder
         self.lock = lock
@@ -152,6 +155,8 @@ class Call:
                 )
             self.messages = len(chain)
             self.explain = builder.last_build.cache if builder.last_build else None
+            if self.used is not None:
+                self.used()
         return self.body
 
     def _server_state(self) -> tuple[int, str] | None:
@@ -286,6 +291,8 @@ class Call:
             except ConflictError:
                 chain.store.record_call(row)
                 raise
+            if self.used is not None:
+                self.used()
         return reply
 
     def fail(self, exc: BaseException) -> None:

@@ -47,7 +47,16 @@ class Runtime:
     function applied to every string of every message before it is stored, e.g. to
     scrub API keys a user pastes into a chat. ``max_message_bytes`` bounds one
     message's canonical size; ``fragment_cache_bytes`` bounds the in-memory cache of
-    per-format fragments shared by all sessions of this runtime.
+    per-format fragments shared by all sessions of this runtime (and, as much again,
+    that of message bodies long enough to share).
+
+    ``memory_budget`` (bytes) bounds what the sessions of this runtime hold in memory:
+    their histories and assemblies, counted as each is used, least recently used first.
+    Past the budget the least recently used sessions' state is dropped; a handle stays
+    valid and reads its history again on its next use. With a budget, the two shared
+    caches get at most a quarter of it each. Without one (the default), a session holds
+    its state for as long as its handle lives. Either way, dropping a handle frees what
+    it held.
     """
 
     def __init__(
@@ -58,11 +67,18 @@ class Runtime:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         fragment_cache_bytes: int = 256 * 1024 * 1024,
         redact: Callable[[str], str] | None = None,
+        memory_budget: int | None = None,
     ) -> None:
         if max_message_bytes <= 0:
             raise ConfigError("max_message_bytes must be positive")
         if fragment_cache_bytes < 0:
             raise ConfigError("fragment_cache_bytes must be >= 0")
+        if memory_budget is not None:
+            if not isinstance(memory_budget, int) or isinstance(memory_budget, bool):
+                raise ConfigError("memory_budget must be an int (bytes) or None")
+            if memory_budget <= 0:
+                raise ConfigError("memory_budget must be positive")
+            fragment_cache_bytes = min(fragment_cache_bytes, memory_budget // 4)
         if store is None:
             where = os.fspath(path_or_url) if path_or_url is not None else default_path()
             store = open_store(where)
@@ -79,6 +95,7 @@ class Runtime:
             max_message_bytes=max_message_bytes,
             fragment_cache_bytes=fragment_cache_bytes,
             redact=redact,
+            memory_budget=memory_budget,
         )
 
     def __repr__(self) -> str:
@@ -106,6 +123,15 @@ class Runtime:
         return self._shared.redact
 
     # -- public API --------------------------------------------------------------
+
+    @property
+    def memory(self) -> dict[str, int]:
+        """Bytes the sessions' state holds (``live``, as charged against the memory
+        budget; 0 without one), the ``budget`` (0: none), and ``evictions`` so far."""
+        b = self._shared.budget
+        if b is None:
+            return {"live": 0, "budget": 0, "evictions": 0}
+        return {"live": b.used, "budget": b.limit, "evictions": b.evictions}
 
     @property
     def serialized(self) -> int:

@@ -11,9 +11,10 @@ frozen per-message fragments in one allocation.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from . import _core, compaction, exchange
@@ -45,12 +46,48 @@ class Session:
     threads; its methods are serialised by a lock.
     """
 
+    __slots__ = ("__weakref__", "_builder", "_chain", "_lock", "_shared")
+
     def __init__(self, shared: Shared, chain: Chain) -> None:
         self._shared = shared
         self._lock = threading.RLock()
         self._chain = chain
         self._builder = Builder(shared, chain)
         chain.listener = self._builder
+
+    # -- the memory budget (Runtime(memory_budget=...)) ----------------------------
+
+    def footprint(self) -> int:
+        """Bytes this handle's loaded state holds (an estimate; 0 when not loaded)."""
+        if not self._chain.loaded:
+            return 0
+        return self._chain.footprint() + self._builder.footprint()
+
+    def evict(self) -> bool:
+        """Drop the loaded state (read again from the store on the next use); the
+        handle stays valid. False, and nothing dropped, if another thread is using it."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            self._chain.unload()
+            return True
+        finally:
+            self._lock.release()
+
+    def _used(self) -> None:
+        """Count this session's state against the memory budget (the caller holds the
+        lock and has just loaded, built or committed)."""
+        self._shared.charge(self)
+
+    @contextlib.contextmanager
+    def _using(self) -> Iterator[None]:
+        """The session's lock, and its state counted against the memory budget after."""
+        with self._lock:
+            try:
+                yield
+            finally:
+                if self._shared.budget is not None:
+                    self._shared.charge(self)
 
     # -- identity ----------------------------------------------------------------
 
@@ -66,7 +103,7 @@ class Session:
     @property
     def prefix_hash(self) -> str | None:
         """Hex prefix hash of the whole history: equal hashes mean equal histories."""
-        with self._lock:
+        with self._using():
             self._chain.load()
             return self._chain.prefix().hex() if len(self._chain) else None
 
@@ -76,7 +113,7 @@ class Session:
         return self._builder.last_build
 
     def __len__(self) -> int:
-        with self._lock:
+        with self._using():
             self._chain.load()
             return len(self._chain)
 
@@ -85,7 +122,7 @@ class Session:
 
     def refresh(self) -> None:
         """Re-read the head from the store (after a ``ConflictError``)."""
-        with self._lock:
+        with self._using():
             self._chain.refresh()
 
     # -- writing -----------------------------------------------------------------
@@ -104,7 +141,7 @@ class Session:
         handle last saw it, raises ``ConflictError`` (nothing written), or with
         ``rebase=True`` re-reads the head and appends on top of it.
         """
-        with self._lock:
+        with self._using():
             prepared = self._chain.prepare(messages, model)
             if not prepared:
                 return self._chain.head
@@ -112,7 +149,7 @@ class Session:
 
     def rewind(self, n: int = 1) -> None:
         """Drop the last ``n`` messages from this session (they stay stored for forks)."""
-        with self._lock:
+        with self._using():
             self._chain.load()
             self._chain.rewind(n)
 
@@ -121,7 +158,7 @@ class Session:
 
         The old branch stays stored (fork first to keep a name on it).
         """
-        with self._lock:
+        with self._using():
             chain = self._chain
             chain.load()
             n = len(chain)
@@ -139,7 +176,7 @@ class Session:
         ``at`` follows slice rules: ``at=-1`` keeps all but the last message. No
         message or node is copied; the fork is one new head row.
         """
-        with self._lock:
+        with self._using():
             self._chain.load()
             return Session(self._shared, self._chain.fork(name, self._chain.index(at)))
 
@@ -160,14 +197,14 @@ class Session:
         would cut (e.g. the ``cache_aware`` step): the summary then becomes part of
         the new, stable cached prefix. Tool calls and their results are never split.
         """
-        with self._lock:
+        with self._using():
             self._chain.load()
             return compaction.compact(self._chain, self._builder.roles(), end, summary, start)
 
     def expand(self) -> int | None:
         """Undo the newest compaction in this history: the replaced messages come back,
         byte for byte, on their original nodes. Returns the new head."""
-        with self._lock:
+        with self._using():
             self._chain.load()
             return compaction.expand(self._chain)
 
@@ -175,13 +212,13 @@ class Session:
 
     def messages_bytes(self) -> list[bytes]:
         """The canonical bytes of each message, oldest first (shared, frozen objects)."""
-        with self._lock:
+        with self._using():
             self._chain.load()
             return list(self._chain.bodies)
 
     def messages(self) -> list[dict[str, Any]]:
         """The messages of this session as Chat Completions dicts, oldest first."""
-        with self._lock:
+        with self._using():
             self._chain.load()
             # The commonest message, {"role": ..., "content": "text"} with no escape in
             # its text, is made from its text's bytes alone; any other is parsed.
@@ -191,7 +228,7 @@ class Session:
     def cache_key(self) -> str | None:
         """The prompt-cache key of this history: derived from its root message, so every
         fork of one conversation shares it (``None`` for an empty session)."""
-        with self._lock:
+        with self._using():
             self._chain.load()
             return self._builder.cache_key()
 
@@ -210,7 +247,7 @@ class Session:
         on a miss the first diverging message and why. Nothing is sent or recorded."""
         fmt = get_format(format)
         check_model(model)
-        with self._lock:
+        with self._using():
             self._chain.load()
             return self._builder.plan(fmt, model, tools or (), cache).report
 
@@ -238,7 +275,7 @@ class Session:
         """
         fmt = get_format(format)
         check_model(model)
-        with self._lock:
+        with self._using():
             self._chain.load()
             return self._builder.request(
                 fmt, model, tools or (), cache, include_partial, window, params
@@ -269,6 +306,7 @@ class Session:
             include_partial=partial,
             params=params,
             stream=stream,
+            used=self._used,
         )
 
     def send(

@@ -26,6 +26,15 @@ def text(rng: random.Random, n_chars: int) -> str:
     return " ".join(out)[:n_chars]
 
 
+def words(rng: random.Random, n_chars: int) -> str:
+    """``text``'s word salad drawn in one call (``rng.choices``): much faster, for the
+    workloads that generate millions of messages (``many``, ``budget``)."""
+    out = " ".join(rng.choices(_WORDS, k=n_chars // 4 + 4))
+    while len(out) < n_chars:
+        out += " " + " ".join(rng.choices(_WORDS, k=n_chars // 4 + 4))
+    return out[:n_chars]
+
+
 def chat(
     turns: int,
     *,
@@ -154,8 +163,8 @@ def many(
         for _ in range(sessions):
             msgs: list[dict[str, Any]] = []
             for _ in range(turns):
-                msgs.append({"role": "user", "content": text(rng, rng.randint(50, 200))})
-                msgs.append({"role": "assistant", "content": text(rng, rng.randint(100, 400))})
+                msgs.append({"role": "user", "content": words(rng, rng.randint(50, 200))})
+                msgs.append({"role": "assistant", "content": words(rng, rng.randint(100, 400))})
             yield msgs
 
     return system, gen()
