@@ -26,7 +26,7 @@ from typing import Any
 from . import _core
 from ._chain import Chain
 from ._core import Body, OutputBuffer, Segments
-from ._shared import Shared
+from ._shared import INTERN_MIN_BYTES, Shared
 from ._types import BuildStats
 from .cache import (
     Breakpoint,
@@ -297,6 +297,8 @@ class Builder:
     The caller holds the session's lock and has loaded the chain.
     """
 
+    __slots__ = ("__weakref__", "_asm", "_cuts", "_ntok", "_roles", "chain", "last_build", "shared")
+
     def __init__(self, shared: Shared, chain: Chain) -> None:
         self.shared = shared
         self.chain = chain
@@ -403,12 +405,22 @@ class Builder:
         cache = self.shared.fragments
         frags = []
         for k in range(i, j):
+            body = bodies[k]
+            if len(body) < INTERN_MIN_BYTES:
+                # A short message is rendered again when needed (a few microseconds)
+                # rather than cached: cached, its small objects would outlive the
+                # session among the session's own, and keep their memory pages.
+                frag = fmt.render(body, target)
+                asm.serialized += 1
+                frags.append(frag)
+                continue
             ckey = (hashes[k], fmt.name, target.model)
             frag = cache.get(ckey)
             if frag is None:
-                frag = fmt.render(bodies[k], target)
+                frag = fmt.render(body, target)
                 asm.serialized += 1
-                cache.put(ckey, frag, len(frag.data) + 100)
+                # What an entry costs besides its bytes: the key, the Frag, two slots.
+                cache.put(ckey, frag, len(frag.data) + 400)
             frags.append(frag)
         asm.extend(fmt, frags)
 

@@ -13,6 +13,7 @@ a (re)load, ``truncate(n)`` when messages from ``n`` on are dropped.
 
 from __future__ import annotations
 
+import weakref
 from array import array
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple, Protocol
@@ -56,6 +57,23 @@ def _pinned(meta: Any) -> bool:
 class Chain:
     """A session's history: what the store holds from the root to the head."""
 
+    __slots__ = (
+        "_listener",
+        "bodies",
+        "hashes",
+        "head",
+        "head_prefix",
+        "id",
+        "ids",
+        "loaded",
+        "name",
+        "own",
+        "pinned",
+        "shared",
+        "status",
+        "store",
+    )
+
     def __init__(self, shared: Shared, sid: int, name: str, head: int | None) -> None:
         self.shared = shared
         self.store = shared.store
@@ -70,11 +88,22 @@ class Chain:
         self.status: dict[int, str] = {}  # index -> status, for partial replies only
         self.pinned = bytearray()  # 1 where the metadata says {"pinned": true}
         self.head_prefix = _core.ROOT
-        self.listener: ChainListener | None = None
+        # Held weakly: the listener (the session's builder) holds this chain, and a cycle
+        # would keep both alive after the handle is dropped, until the next collection.
+        self._listener: weakref.ref[ChainListener] | None = None
         self.own = 0  # bytes of the bodies not shared with other sessions (see footprint)
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @property
+    def listener(self) -> ChainListener | None:
+        """Who derives state from this history (``reset``, ``truncate``), if alive."""
+        return self._listener() if self._listener is not None else None
+
+    @listener.setter
+    def listener(self, value: ChainListener | None) -> None:
+        self._listener = weakref.ref(value) if value is not None else None
 
     def footprint(self) -> int:
         """Bytes the loaded history holds (an estimate): per message its id, hash, list
@@ -92,8 +121,9 @@ class Chain:
         self.status = {}
         self.pinned = bytearray()
         self.own = 0
-        if self.listener is not None:
-            self.listener.reset()
+        listener = self.listener
+        if listener is not None:
+            listener.reset()
 
     # -- loading -----------------------------------------------------------------
 
@@ -109,8 +139,9 @@ class Chain:
         self.hashes = _core.HashSeq(hashes)
         self.own = _own(self.bodies)
         self.head_prefix = rows[-1][3] if rows else _core.ROOT
-        if self.listener is not None:
-            self.listener.reset()
+        listener = self.listener
+        if listener is not None:
+            listener.reset()
         self.loaded = True
 
     def refresh(self) -> None:
@@ -165,8 +196,9 @@ class Chain:
         for i in [i for i in self.status if i >= n]:
             del self.status[i]
         del self.pinned[n:]
-        if self.listener is not None:
-            self.listener.truncate(n)
+        listener = self.listener
+        if listener is not None:
+            listener.truncate(n)
 
     def adopt(self, parent: Chain, keep: int) -> None:
         """Start as the first ``keep`` messages of ``parent`` (a fork: nothing is read)."""

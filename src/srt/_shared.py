@@ -7,6 +7,7 @@ nothing below the runtime needs the runtime.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import unicodedata
@@ -87,14 +88,44 @@ class Budgeted(Protocol):
         ...
 
 
+#: Session state dropped (handles collected, or evicted) before memory is handed back
+#: to the operating system (``_release``).
+RELEASE_BYTES = 4 * 1024 * 1024
+
+
+def _release() -> None:
+    """Hand freed heap memory back to the operating system: glibc keeps freed blocks for
+    reuse, so a process's resident size stays at its peak after sessions are dropped;
+    ``malloc_trim`` releases them (elsewhere this does nothing)."""
+    global _TRIM
+    if _TRIM is None:
+        _TRIM = False
+        with contextlib.suppress(Exception):
+            import ctypes
+            import ctypes.util
+
+            name = ctypes.util.find_library("c")
+            trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+            if trim is not None:
+                _TRIM = trim
+    if _TRIM:
+        _TRIM(0)
+
+
+_TRIM: Any = None
+
+
 class _Budget:
     """The live state of a runtime's sessions, least recently used first, with what each
-    was charged. Past ``limit`` bytes the least recently used are evicted."""
+    was charged. Past ``limit`` bytes (if any) the least recently used are evicted; once
+    dropped state (handles collected, sessions evicted) adds up to ``RELEASE_BYTES``, or
+    the last handle is gone, freed memory is handed back to the operating system."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int | None) -> None:
         self.limit = limit
         self.used = 0
         self.evictions = 0
+        self._dropped = 0
         # Re-entrant: a weak reference's callback (a handle collected) may run while
         # this thread is inside ``charge``.
         self._lock = threading.RLock()
@@ -103,7 +134,7 @@ class _Budget:
     def charge(self, owner: Budgeted) -> None:
         key = id(owner)
         size = owner.footprint()
-        victims: list[weakref.ref[Budgeted]] = []
+        victims: list[tuple[weakref.ref[Budgeted], int]] = []
         with self._lock:
             old = self._live.pop(key, None)
             if old is not None:
@@ -113,27 +144,33 @@ class _Budget:
                 ref = weakref.ref(owner, self._forgetter(key))
             self._live[key] = (ref, size)
             self.used += size
-            while self.used > self.limit and len(self._live) > 1:
+            while self.limit is not None and self.used > self.limit and len(self._live) > 1:
                 k, (victim, charged) = next(iter(self._live.items()))
                 del self._live[k]
                 self.used -= charged
-                victims.append(victim)
-        for victim in victims:
+                victims.append((victim, charged))
+        for victim, charged in victims:
             held = victim()
             if held is not None and held.evict():
                 self.evictions += 1
+                self._drop(charged)
 
     def _forgetter(self, key: int) -> Callable[[weakref.ref[Budgeted]], None]:
         def forget(_ref: weakref.ref[Budgeted]) -> None:
-            self._forget(key)
+            with self._lock:
+                old = self._live.pop(key, None)
+                if old is not None:
+                    self.used -= old[1]
+            if old is not None:
+                self._drop(old[1])
 
         return forget
 
-    def _forget(self, key: int) -> None:
-        with self._lock:
-            old = self._live.pop(key, None)
-            if old is not None:
-                self.used -= old[1]
+    def _drop(self, size: int) -> None:
+        self._dropped += size
+        if self._dropped >= RELEASE_BYTES or (self._dropped and not self._live):
+            self._dropped = 0
+            _release()
 
 
 class Shared:
@@ -159,17 +196,16 @@ class Shared:
         #: and the last model per (format, cache key).
         self.records: Lru[tuple[str, str, str | None], Record] = Lru(MAX_RECORDS)
         self.last_model: Lru[tuple[str, str | None], str] = Lru(MAX_RECORDS)
-        #: ``Runtime(memory_budget=...)``: the sessions' live state, bounded (or None).
-        self.budget = _Budget(memory_budget) if memory_budget is not None else None
+        #: The sessions' live state, bounded by ``Runtime(memory_budget=...)`` if given.
+        self.budget = _Budget(memory_budget)
         self.serialized = 0
         self._bodies = _core.FragmentCache(fragment_cache_bytes)
         self._counter_lock = threading.Lock()
 
     def charge(self, owner: Budgeted) -> None:
-        """``owner`` (a session) was just used: count its state against the memory
-        budget, most recent, and evict the least recently used sessions past it."""
-        if self.budget is not None:
-            self.budget.charge(owner)
+        """``owner`` (a session) was just used: count its state, most recent, and evict
+        the least recently used sessions past the memory budget (if there is one)."""
+        self.budget.charge(owner)
 
     def intern(self, h: bytes, body: bytes) -> bytes:
         """One shared bytes object per message body across all sessions.

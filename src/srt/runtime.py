@@ -46,9 +46,11 @@ class Runtime:
     connections). ``redact`` is a redaction hook: a
     function applied to every string of every message before it is stored, e.g. to
     scrub API keys a user pastes into a chat. ``max_message_bytes`` bounds one
-    message's canonical size; ``fragment_cache_bytes`` bounds the in-memory cache of
-    per-format fragments shared by all sessions of this runtime (and, as much again,
-    that of message bodies long enough to share).
+    message's canonical size; ``fragment_cache_bytes`` (32 MiB) bounds the in-memory
+    cache of per-format fragments shared by all sessions of this runtime (and, as much
+    again, that of message bodies long enough to share): a live session holds its own
+    fragments in any case, and the caches serve what sessions share and what a session
+    read again needs, and keep no more than this once handles are dropped.
 
     ``memory_budget`` (bytes) bounds what the sessions of this runtime hold in memory:
     their histories and assemblies, counted as each is used, least recently used first.
@@ -56,7 +58,8 @@ class Runtime:
     valid and reads its history again on its next use. With a budget, the two shared
     caches get at most a quarter of it each. Without one (the default), a session holds
     its state for as long as its handle lives. Either way, dropping a handle frees what
-    it held.
+    it held, and once tens of megabytes were dropped srt hands the freed memory back to
+    the operating system (``malloc_trim`` where the C library has it).
     """
 
     def __init__(
@@ -65,7 +68,7 @@ class Runtime:
         *,
         store: Store | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-        fragment_cache_bytes: int = 256 * 1024 * 1024,
+        fragment_cache_bytes: int = 32 * 1024 * 1024,
         redact: Callable[[str], str] | None = None,
         memory_budget: int | None = None,
     ) -> None:
@@ -126,12 +129,10 @@ class Runtime:
 
     @property
     def memory(self) -> dict[str, int]:
-        """Bytes the sessions' state holds (``live``, as charged against the memory
-        budget; 0 without one), the ``budget`` (0: none), and ``evictions`` so far."""
+        """Bytes the live sessions' state holds (an estimate, as charged against the
+        memory budget), the ``budget`` (0: none), and ``evictions`` so far."""
         b = self._shared.budget
-        if b is None:
-            return {"live": 0, "budget": 0, "evictions": 0}
-        return {"live": b.used, "budget": b.limit, "evictions": b.evictions}
+        return {"live": b.used, "budget": b.limit or 0, "evictions": b.evictions}
 
     @property
     def serialized(self) -> int:

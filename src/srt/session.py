@@ -75,8 +75,8 @@ class Session:
             self._lock.release()
 
     def _used(self) -> None:
-        """Count this session's state against the memory budget (the caller holds the
-        lock and has just loaded, built or committed)."""
+        """Count this session's state (against the memory budget, if any): the caller
+        holds the lock and has just loaded, built or committed."""
         self._shared.charge(self)
 
     @contextlib.contextmanager
@@ -86,8 +86,7 @@ class Session:
             try:
                 yield
             finally:
-                if self._shared.budget is not None:
-                    self._shared.charge(self)
+                self._shared.charge(self)
 
     # -- identity ----------------------------------------------------------------
 

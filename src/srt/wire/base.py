@@ -78,7 +78,7 @@ def params_tail(params: dict[str, Any], reserved: frozenset[str]) -> bytes:
         raise ConfigError(f"request parameters are not valid JSON: {exc}") from None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Frag:
     """One message rendered for one format and target.
 
