@@ -81,6 +81,8 @@ class SegmentsMachine(RuleBasedStateMachine):
         assert self.seg.digest(chunks) == _core.digest(want)
         assert self.seg.sha256(chunks) == hashlib.sha256(want).digest()
         assert all(type(c) is bytes for c in chunks)
+        # no frozen chunk is larger than merge_bytes, but for a single larger part
+        assert all(len(c) <= max(self.seg.merge_bytes, 24) for c in chunks[1:-1])
         self.seen += [(c, bytes(bytearray(c))) for c in chunks]
 
     @invariant()
@@ -101,13 +103,16 @@ def test_segments_reuse_frozen_chunks_and_copy_only_the_tail() -> None:
     seg = _core.Segments(min_bytes=1024, segment_bytes=4096, merge_bytes=64 * 1024)
     parts = [bytes([65 + i % 26]) * 500 for i in range(400)]
     first = seg.build(b"[", parts, b"]")
-    assert len(first) == 3 and seg.frozen_parts == 400  # head, everything, tail
+    # head, the whole history in runs of at most merge_bytes, the tail
+    assert seg.frozen_parts == 400 and len(first) == 2 + 4
+    assert all(len(c) <= 64 * 1024 for c in first[1:-1])
     copied = seg.copied
     for turn in range(200):
         parts.append(bytes([97 + turn % 26]) * 300)
         chunks = seg.build(b"[", parts, b"]")
         assert b"".join(chunks) == b"[" + b"".join(parts) + b"]"
-        assert chunks[1] is first[1]  # the history is never joined again
+        # the history is never joined again (the short last run may merge with new ones)
+        assert all(a is b for a, b in zip(chunks[1:4], first[1:4], strict=True))
         assert len(chunks) <= 2 + 400 * 500 // 4096 + 16
     # about the new bytes, the waiting ones once each turn, and merges
     assert seg.copied - copied < 200 * (300 + 4096 + 300) + 3 * 200 * 300

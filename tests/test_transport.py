@@ -143,3 +143,64 @@ def test_connection_refused_is_typed_and_retried(transport: Callable[..., Transp
     with pytest.raises(srt.ProviderConnectionError):
         t.open(_req("http://127.0.0.1:9"))
     assert waits == [0.5, 1.0]
+
+
+def _slow_receiver(into: bytearray, done: threading.Event) -> tuple[str, threading.Thread]:
+    """A one-request HTTP server on 127.0.0.1 with a small receive buffer that reads the
+    body slowly into ``into`` (allocated by the caller), then answers ``{}``."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn, listener:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += conn.recv(1)
+            length = int(
+                next(
+                    line.split(b":")[1]
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+            )
+            view = memoryview(into)
+            got = 0
+            while got < length:
+                got += conn.recv_into(view[got:length], min(256 * 1024, length - got))
+                time.sleep(0.0005)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+            done.set()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}/v1", thread
+
+
+def test_a_large_chunked_body_is_not_copied_on_its_way_to_the_socket() -> None:
+    """The default transport hands each chunk of a ``Body`` to the socket whole
+    (``sendall``): httpcore's own loop copied what a partial send left, again and again,
+    so a 12 MB body sent to a slow reader allocated megabytes per call."""
+    import tracemalloc
+
+    from srt import _core
+
+    chunks = [bytes([65 + k]) * (4 * 1024 * 1024) for k in range(3)]
+    body = _core.Body(chunks)
+    into = bytearray(len(body))
+    done = threading.Event()
+    url, thread = _slow_receiver(into, done)
+    t = Transport()
+    tracemalloc.start()
+    try:
+        resp = t.open(HTTPRequest("POST", url, {"content-type": "application/json"}, body))
+        assert resp.read() == b"{}"
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        t.close()
+    thread.join(10)
+    assert done.is_set() and bytes(into) == b"".join(chunks)
+    assert peak < 1024 * 1024, peak

@@ -613,7 +613,9 @@ cdef class Segments:
     Parts are frozen once at least ``segment_bytes`` of them wait after the last segment,
     so the last chunk (the only one built per turn) stays under about that size plus the
     new parts; runs of eight or more small segments are merged into one of at most
-    ``merge_bytes``, so a body of B bytes is about B / ``merge_bytes`` + 16 chunks. A body
+    ``merge_bytes``, and a longer run (the first build of a long history) is frozen as
+    segments of at most ``merge_bytes``, so a body of B bytes is about B / ``merge_bytes``
+    + 16 chunks, none larger than ``merge_bytes`` but for a single part that is. A body
     under ``min_bytes`` is one chunk and nothing is kept.
 
     ``marks`` maps part indexes to bytes that replace those parts in this body only (the
@@ -694,6 +696,26 @@ cdef class Segments:
         self._frozen = sum(PyBytes_GET_SIZE(<bytes>x) for x in self._segs)
 
     cdef void _freeze(self, list parts, Py_ssize_t hi, Py_ssize_t nbytes) except *:
+        """Freeze parts ``_nparts`` to ``hi`` (``nbytes`` in all): in runs of at most
+        ``merge_bytes`` (a part larger than that alone), so no chunk handed to a socket
+        is larger (a write loop that slices what the socket did not take copies it)."""
+        cdef Py_ssize_t j, run, m
+        if nbytes > self.merge_bytes:
+            j = self._nparts
+            run = 0
+            while j < hi:
+                m = PyBytes_GET_SIZE(<bytes>parts[j])
+                if run and run + m > self.merge_bytes:
+                    self._freeze_run(parts, j, run)
+                    run = 0
+                run += m
+                j += 1
+            if run:
+                self._freeze_run(parts, hi, run)
+            return
+        self._freeze_run(parts, hi, nbytes)
+
+    cdef void _freeze_run(self, list parts, Py_ssize_t hi, Py_ssize_t nbytes) except *:
         cdef bytes seg = PyBytes_FromStringAndSize(NULL, nbytes)
         _copy_parts(PyBytes_AS_STRING(seg), parts, self._nparts, hi, None)
         self.copied += nbytes

@@ -1,8 +1,8 @@
 """An httpx transport that counts what reaches the socket, for the ``send`` workload.
 
-It is httpx's own HTTP/1.1 path (an ``httpcore.ConnectionPool`` behind an
-``httpx.BaseTransport``), with the pool's network streams wrapped so that every
-``write()`` the HTTP layer makes on a socket is counted with its size. h11 hands the
+It is the transport srt's providers use by default (``srt.providers.sendall``: httpx's
+own HTTP/1.1 path, writing with ``sendall``), with its network streams wrapped so that
+every ``write()`` the HTTP layer makes on a socket is counted with its size. h11 hands the
 stream one write for the request head and one for each piece of the body it is given,
 so the count is how many pieces a body reached the socket in.
 """
@@ -10,10 +10,11 @@ so the count is how many pieces a body reached the socket in.
 from __future__ import annotations
 
 import typing
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import httpcore
-import httpx
+
+from ..providers.sendall import HTTPTransport, SendallBackend
 
 __all__ = ["CountingTransport", "Writes"]
 
@@ -59,7 +60,7 @@ class _Stream(httpcore.NetworkStream):
 
 class _Backend(httpcore.NetworkBackend):
     def __init__(self, writes: Writes) -> None:
-        self._inner = httpcore.SyncBackend()
+        self._inner = SendallBackend()
         self._writes = writes
 
     def connect_tcp(
@@ -85,47 +86,10 @@ class _Backend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
-class _Body(httpx.SyncByteStream):
-    def __init__(self, parts: Iterable[bytes]) -> None:
-        self._parts = parts
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield from self._parts
-
-    def close(self) -> None:
-        close = getattr(self._parts, "close", None)
-        if close is not None:
-            close()
-
-
-class CountingTransport(httpx.BaseTransport):
-    """httpx's default HTTP/1.1 transport, counting socket writes in ``writes``."""
+class CountingTransport(HTTPTransport):
+    """srt's default HTTP/1.1 transport (``srt.providers.sendall``), counting socket
+    writes in ``writes``."""
 
     def __init__(self) -> None:
         self.writes = Writes()
-        self._pool = httpcore.ConnectionPool(network_backend=_Backend(self.writes))
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        req = httpcore.Request(
-            method=request.method,
-            url=httpcore.URL(
-                scheme=request.url.raw_scheme,
-                host=request.url.raw_host,
-                port=request.url.port,
-                target=request.url.raw_path,
-            ),
-            headers=request.headers.raw,
-            content=request.stream,
-            extensions=request.extensions,
-        )
-        resp = self._pool.handle_request(req)
-        stream = typing.cast(Iterable[bytes], resp.stream)
-        return httpx.Response(
-            status_code=resp.status,
-            headers=resp.headers,
-            stream=_Body(stream),
-            extensions=resp.extensions,
-        )
-
-    def close(self) -> None:
-        self._pool.close()
+        super().__init__(network_backend=_Backend(self.writes))

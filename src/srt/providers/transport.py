@@ -50,6 +50,7 @@ from ..errors import (
     RateLimitError,
     StreamInterruptedError,
 )
+from .sendall import HTTPTransport
 
 __all__ = [
     "AsyncResponse",
@@ -394,8 +395,12 @@ class Transport:
         self.retry = retry or RetryPolicy()
         if http2 is None:
             http2 = importlib.util.find_spec("h2") is not None
+        # The connections write with sendall (see sendall.py): a large body is not
+        # copied again whenever the socket takes only part of a chunk.
         self._client = client or httpx.Client(
-            timeout=self.timeouts.httpx(), verify=verify, http2=http2, follow_redirects=False
+            timeout=self.timeouts.httpx(),
+            transport=HTTPTransport(verify=verify, http2=http2),
+            follow_redirects=False,
         )
         self._sleep = sleep
         self._rand = rand
