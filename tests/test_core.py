@@ -254,6 +254,29 @@ def test_hash_seq_behaves_as_a_list(hashes: list[bytes], other: list[bytes], lim
         seq[len(hashes)]
 
 
+@FAST
+@given(
+    st.lists(digests, max_size=12),
+    st.integers(0, 14),
+    st.lists(digests, max_size=4),
+    st.lists(digests, max_size=4),
+    st.integers(-1, 20),
+)
+def test_hash_seq_common_with_a_head_of_it(
+    hashes: list[bytes], cut: int, more: list[bytes], new: list[bytes], limit: int
+) -> None:
+    """A head (a rewind or an edit) remembers how much it shares with its source, and
+    both may grow after: ``common`` still equals the list comparison, either way round."""
+    seq = _core.HashSeq(b"".join(hashes))
+    head = seq.head(cut)
+    seq.extend(more)
+    head.extend(new)
+    want = ref.common_prefix(hashes + more, hashes[:cut] + new, limit)
+    assert seq.common(head, limit) == want == head.common(seq, limit)
+    again = head.head(max(0, cut - 1))  # a head of a head
+    assert again.common(seq, limit) == ref.common_prefix(list(again), list(seq), limit)
+
+
 def test_hash_seq_rejects_what_is_not_a_hash() -> None:
     with pytest.raises(ValueError):
         _core.HashSeq(b"x" * 17)

@@ -54,6 +54,7 @@ cdef extern from *:
 
 import collections.abc as _abc
 import hashlib
+import weakref as _weakref
 
 import xxhash
 
@@ -392,15 +393,23 @@ cdef class HashSeq:
     objects (56 bytes each plus the list's slot). Items come out as new ``bytes``;
     slices come out as lists. Only ``append`` and ``extend`` change it: to drop
     hashes, take ``head(n)``, a new sequence, so whoever kept this one (a record of
-    the previous request) still sees the same first items.
+    the previous request) still sees the same first items. A sequence made by
+    ``head(n)`` remembers (weakly) the one it came from, so ``common`` between the two
+    compares only what follows those ``n``: after a rewind or an edit, the cache
+    planner's comparison with the previous request costs what changed.
     """
 
     cdef bytearray _buf
+    cdef object _from  # weakref to the sequence this one is a head of, or None
+    cdef Py_ssize_t _from_n  # ... and how many of its first hashes this one starts with
+    cdef object __weakref__
 
     def __cinit__(self, data=b""):
         if len(data) % 16:
             raise ValueError("HashSeq data must be a whole number of 16-byte hashes")
         self._buf = bytearray(data)
+        self._from = None
+        self._from_n = 0
 
     def __len__(self):
         return PyByteArray_GET_SIZE(self._buf) >> 4
@@ -447,7 +456,10 @@ cdef class HashSeq:
         """A new sequence of the first ``n`` hashes."""
         if n < 0:
             raise ValueError("n must be >= 0")
-        return HashSeq(self._buf[: 16 * n])
+        cdef HashSeq out = HashSeq(self._buf[: 16 * n])
+        out._from = _weakref.ref(self)
+        out._from_n = min(n, len(self))
+        return out
 
     def packed(self):
         """All the hashes as one ``bytes`` (16 each)."""
@@ -461,7 +473,12 @@ cdef class HashSeq:
         cdef const char* b = PyByteArray_AS_STRING(other._buf)
         if 0 <= limit < n:
             n = limit
-        if memcmp(a, b, 16 * n) == 0:
+        # One is a head of the other: both only grew since, so that many are shared.
+        if other._from is not None and other._from() is self:
+            k = min(other._from_n, n)
+        elif self._from is not None and self._from() is other:
+            k = min(self._from_n, n)
+        if memcmp(a + 16 * k, b + 16 * k, 16 * (n - k)) == 0:
             return n
         while k < n and memcmp(a + 16 * k, b + 16 * k, 16) == 0:
             k += 1

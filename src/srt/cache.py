@@ -303,11 +303,12 @@ def explain(
     reason, at, detail = "hit", None, ""
     if k < previous.n:
         at = k
-        before = previous.hashes
+        # Only what follows the divergence is compared: O(changed), not O(history).
+        after = previous.seq[k + 1 : previous.n]
         if k == n:
             reason = "truncated"
             detail = f"this request ends at message {n}; the previous had {previous.n}"
-        elif hashes[k] in before[k + 1 :] or before[k] in hashes[k + 1 :]:
+        elif hashes[k] in after or previous.seq[k] in hashes[k + 1 :]:
             reason = "reordered"
             detail = f"message {k} is in a different position than in the previous request"
         else:

@@ -27,6 +27,7 @@ from . import plot, report
 from .agent import run_agent
 from .branching import run_branching
 from .chat import run_chat
+from .edits import run_edits
 from .formats import run_formats
 from .many import run_budget, run_many
 from .reads import run_reads
@@ -37,6 +38,7 @@ from .window import run_window
 WORKLOADS = (
     "send",
     "reads",
+    "edits",
     "chat",
     "formats",
     "agent",
@@ -139,16 +141,17 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--system-chars", type=int, default=4096, help="shared system prompt size")
     g.add_argument("--user-chars", type=_range, default=(200, 800), metavar="LO-HI")
     g.add_argument("--assistant-chars", type=_range, default=(500, 3000), metavar="LO-HI")
-    g = p.add_argument_group("send and reads")
+    g = p.add_argument_group("send, reads and edits")
     g.add_argument(
         "--send-turns",
         type=lambda t: tuple(int(x) for x in t.split(",")),
         default=(1000, 10_000),
         metavar="N,N",
-        help="send: history lengths (default 1000,10000)",
+        help="send and edits: history lengths (default 1000,10000)",
     )
     g.add_argument("--send-tail", type=int, default=20, help="send: timed turns at each length")
     g.add_argument("--reads-reps", type=int, default=21, help="reads: repetitions (default 21)")
+    g.add_argument("--edits-reps", type=int, default=30, help="edits: repetitions (default 30)")
     g = p.add_argument_group("other workloads")
     g.add_argument("--tasks", type=int, default=60, help="agent: tasks (default 60)")
     g.add_argument("--ops", type=int, default=400, help="branching: forks + edits (400)")
@@ -237,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
                 )
             elif name == "reads":
                 out = run_reads(work, args.turns, seed=seed, reps=args.reads_reps, progress=bar)
+            elif name == "edits":
+                out = run_edits(
+                    work, args.send_turns, reps=args.edits_reps, seed=seed, progress=bar
+                )
             elif name == "chat":
                 res = run_chat(
                     work,

@@ -17,6 +17,20 @@ TARGETS: list[tuple[str, str, str, str, float]] = [
         ">=",
         10.0,
     ),
+    (
+        "edits",
+        "after_edit_vs_steady_1000",
+        "edits, N=1,000: build after rewind/edit / steady build (x)",
+        "<=",
+        2.0,
+    ),
+    (
+        "edits",
+        "after_edit_vs_steady_10000",
+        "edits, N=10,000: build after rewind/edit / steady build (x)",
+        "<=",
+        2.0,
+    ),
     ("reads", "messages_vs_naive", "reads: messages() / naive load into dicts (x)", "<=", 1.0),
     ("reads", "cold_messages_vs_naive", "reads: cold open + messages() / naive (x)", "<=", 1.0),
     ("reads", "cold_build_speedup", "reads: cold open + build vs naive (x faster)", ">=", 3.0),
@@ -102,8 +116,8 @@ def scale(args: argparse.Namespace, chosen: tuple[str, ...]) -> str:
                 f"budget {args.budget_sessions} x {args.session_turns} turns, "
                 f"{args.memory_budget} MiB"
             )
-        elif name == "send":
-            parts.append(f"send {','.join(map(str, args.send_turns))} turns")
+        elif name in ("send", "edits"):
+            parts.append(f"{name} {','.join(map(str, args.send_turns))} turns")
         elif name == "sharegpt":
             parts.append(f"sharegpt {args.conversations or 'all'} conversations")
         elif name == "window":
@@ -448,9 +462,26 @@ def _reads(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _edits(r: dict[str, Any]) -> list[str]:
+    lines = [
+        "edits: Session.request after rewind(2) + a new user message, and after edit of "
+        "the last user message, against the steady turn's build (median us)",
+        "  N        steady    rewind    edit   rewind/steady  edit/steady",
+    ]
+    for n in r["sizes"]:
+        x = r["by_turns"][str(n)]
+        u = x["us"]
+        lines.append(
+            f"  {n:<7} {u['steady']:>7.0f} {u['rewind']:>9.0f} {u['edit']:>7.0f}"
+            f" {x['rewind_vs_steady']:>12.2f}x {x['edit_vs_steady']:>11.2f}x   load {x['load']}"
+        )
+    return lines
+
+
 def section(name: str, r: dict[str, Any]) -> str:
     fn = {
         "send": _send,
+        "edits": _edits,
         "reads": _reads,
         "budget": _budget,
         "chat": _chat,
@@ -487,7 +518,7 @@ def _value(results: dict[str, Any], workload: str, key: str) -> float | None:
         return float(r[rules]["fewer_uncached_vs_stateless_ge20"]["aggregate"])
     if workload == "real" and key == "never_worse":
         return 1.0 if r["srt_never_worse_than_cached"] else 0.0
-    return float(r[key])
+    return float(r[key]) if key in r else None  # (a size this run did not measure)
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
