@@ -23,6 +23,7 @@ from srt.bench import (
     branching,
     chat,
     datasets,
+    edits,
     many,
     plot,
     reads,
@@ -113,6 +114,15 @@ def test_send_loop_against_the_floor_and_a_stateless_client(tmp_path: Path) -> N
         assert len(x["alloc_per_turn"]["peaks"]) == 2
     assert r["alloc_slope"] == r["alloc_slope"]  # a number, not NaN
     assert {"floor_ratio_12", "floor_ratio_24", "vs_stateless_12"} <= set(r)
+
+
+def test_edits_checks_every_body_after_rewinds_and_edits(tmp_path: Path) -> None:
+    r = edits.run_edits(str(tmp_path), (6, 12), reps=3)
+    assert r["sizes"] == [6, 12]
+    for n in ("6", "12"):
+        x = r["by_turns"][n]
+        assert set(x["us"]) == {"steady", "rewind", "edit"} and all(v > 0 for v in x["us"].values())
+    assert {"after_edit_vs_steady_6", "after_edit_vs_steady_12"} <= set(r)
 
 
 def test_reads_checks_every_result(tmp_path: Path) -> None:

@@ -118,8 +118,9 @@ _TRIM: Any = None
 class _Budget:
     """The live state of a runtime's sessions, least recently used first, with what each
     was charged. Past ``limit`` bytes (if any) the least recently used are evicted; once
-    dropped state (handles collected, sessions evicted) adds up to ``RELEASE_BYTES``, or
-    the last handle is gone, freed memory is handed back to the operating system."""
+    dropped state (handles collected, sessions evicted) adds up to ``RELEASE_BYTES``,
+    freed memory is handed back to the operating system (a ``malloc_trim`` costs about a
+    millisecond: not for every handle dropped)."""
 
     def __init__(self, limit: int | None) -> None:
         self.limit = limit
@@ -168,7 +169,7 @@ class _Budget:
 
     def _drop(self, size: int) -> None:
         self._dropped += size
-        if self._dropped >= RELEASE_BYTES or (self._dropped and not self._live):
+        if self._dropped >= RELEASE_BYTES:
             self._dropped = 0
             _release()
 

@@ -4,9 +4,10 @@
 A turn is what an app does: append the user message, then ``Session.send`` (build the
 request, send it through srt's transport, read the reply, persist it and its ledger
 row). Each turn is timed from the append to the return of ``send``, and the server's
-own time for that request (from the moment it has read the last byte of the body to
-the moment it starts writing its reply) is taken off, so what is left is the client's
-cost: its own work, and moving the request and the reply over the socket.
+own time for that request (from the request line to its reply written, less the time
+it spent reading the body, which is the client's sending) is taken off, so what is
+left is the client's cost: its own work, and moving the request and the reply over
+the socket.
 
 The server (``srt.testing.ProviderServer``) runs in a child process, so its work (it
 parses every body and counts its tokens) never competes with the client for the GIL.
@@ -68,9 +69,12 @@ Progress = Callable[[int, int], None] | None
 
 class TimedServer(ProviderServer):
     """``ProviderServer`` that measures its own time for each request: from reading the
-    request line to starting its reply, less the time spent reading the body (waiting
-    for the client's bytes: that is the client's sending, which the floor measures).
-    It keeps a digest of each body and drops its log (the bodies are large)."""
+    request line to having written its whole reply, less the time spent reading the
+    body (waiting for the client's bytes: that is the client's sending, which the floor
+    measures). It keeps a digest of each body and drops its log (the bodies are large).
+
+    The reply goes out in two writes (head, then body): a server descheduled between
+    them on a loaded machine would otherwise put its own delay in the client's time."""
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
@@ -79,8 +83,8 @@ class TimedServer(ProviderServer):
         self.digests: list[str] = []
 
     def dispatch(self, h: Any, method: str) -> None:
-        read, respond = h.read_body, h.send_response
-        mark = [0, 0, 0]  # body read from, to; reply started
+        read = h.read_body
+        mark = [0, 0]  # body read from, to
 
         def read_body() -> bytes:
             mark[0] = time.perf_counter_ns()
@@ -89,20 +93,16 @@ class TimedServer(ProviderServer):
             self.digests.append(_core.digest(raw).hex())
             return raw
 
-        def send_response(*args: Any, **kw: Any) -> None:
-            if not mark[2]:
-                mark[2] = time.perf_counter_ns()  # the reply starts: the server is done
-            respond(*args, **kw)
-
-        # The handler serves every request of its connection: wrap its methods for
-        # this request only.
-        h.read_body, h.send_response = read_body, send_response
+        # The handler serves every request of its connection: wrap its method for this
+        # request only.
+        h.read_body = read_body
         try:
             super().dispatch(h, method)
+            h.wfile.flush()
         finally:
-            del h.read_body, h.send_response
+            del h.read_body
+        end = time.perf_counter_ns()  # the whole reply is written
         start = getattr(h, "srt_bench_started", mark[0])
-        end = mark[2] or time.perf_counter_ns()
         self.reads.append(mark[1] - mark[0])
         self.times.append(end - start - (mark[1] - mark[0]))
         with self._lock:
