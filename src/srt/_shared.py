@@ -115,6 +115,28 @@ def _release() -> None:
 _TRIM: Any = None
 
 
+class _Charged(weakref.ref[Budgeted]):
+    """A weak reference to a session with what it was charged (one object per live
+    session: no closure, no tuple)."""
+
+    __slots__ = ("key", "size")
+    key: int
+    size: int
+
+    def __new__(
+        cls, owner: Budgeted, callback: Callable[[_Charged], None], key: int, size: int
+    ) -> _Charged:
+        self = super().__new__(cls, owner, callback)
+        self.key, self.size = key, size
+        return self
+
+    def __init__(
+        self, owner: Budgeted, callback: Callable[[_Charged], None], key: int, size: int
+    ) -> None:
+        # weakref.ref's own __init__ takes (owner, callback) only (typeshed declares none).
+        super().__init__(owner, callback)  # type: ignore[call-arg]
+
+
 class _Budget:
     """The live state of a runtime's sessions, least recently used first, with what each
     was charged. Past ``limit`` bytes (if any) the least recently used are evicted; once
@@ -130,42 +152,40 @@ class _Budget:
         # Re-entrant: a weak reference's callback (a handle collected) may run while
         # this thread is inside ``charge``.
         self._lock = threading.RLock()
-        self._live: OrderedDict[int, tuple[weakref.ref[Budgeted], int]] = OrderedDict()
+        self._live: OrderedDict[int, _Charged] = OrderedDict()
+        self._callback = self._forget  # one bound method for every reference
 
     def charge(self, owner: Budgeted) -> None:
         key = id(owner)
         size = owner.footprint()
-        victims: list[tuple[weakref.ref[Budgeted], int]] = []
+        victims: list[_Charged] = []
         with self._lock:
-            old = self._live.pop(key, None)
-            if old is not None:
-                self.used -= old[1]
-                ref = old[0]
+            ref = self._live.pop(key, None)
+            if ref is not None:
+                self.used -= ref.size
+                ref.size = size
             else:
-                ref = weakref.ref(owner, self._forgetter(key))
-            self._live[key] = (ref, size)
+                ref = _Charged(owner, self._callback, key, size)
+            self._live[key] = ref
             self.used += size
             while self.limit is not None and self.used > self.limit and len(self._live) > 1:
-                k, (victim, charged) = next(iter(self._live.items()))
-                del self._live[k]
-                self.used -= charged
-                victims.append((victim, charged))
-        for victim, charged in victims:
+                _, victim = self._live.popitem(last=False)
+                self.used -= victim.size
+                victims.append(victim)
+        for victim in victims:
             held = victim()
             if held is not None and held.evict():
                 self.evictions += 1
-                self._drop(charged)
+                self._drop(victim.size)
 
-    def _forgetter(self, key: int) -> Callable[[weakref.ref[Budgeted]], None]:
-        def forget(_ref: weakref.ref[Budgeted]) -> None:
-            with self._lock:
-                old = self._live.pop(key, None)
-                if old is not None:
-                    self.used -= old[1]
-            if old is not None:
-                self._drop(old[1])
-
-        return forget
+    def _forget(self, ref: _Charged) -> None:
+        """A session handle was collected: what it held is gone."""
+        with self._lock:
+            if self._live.get(ref.key) is not ref:
+                return  # evicted before (or its id already reused by a newer session)
+            del self._live[ref.key]
+            self.used -= ref.size
+        self._drop(ref.size)
 
     def _drop(self, size: int) -> None:
         self._dropped += size

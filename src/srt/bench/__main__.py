@@ -2,7 +2,8 @@
 
 Method: docs/bench.md. Every ratio compares figures taken in this run, on the same
 messages; nothing is compared with numbers from another run. ``--quick`` runs the
-1,000-turn ``chat`` workload and the per-format builds (about a minute); without it
+send loop at 1,000 turns, the 1,000-turn ``chat`` workload and the per-format builds
+(about a minute); without it
 every workload runs; ``--workload NAME`` (repeatable) picks some; ``--real`` adds the
 real-model replay (llama.cpp + SmolLM2, installed on demand).
 """
@@ -49,7 +50,7 @@ WORKLOADS = (
     "sharegpt",
     "mtbench",
 )
-QUICK = ("chat", "formats")
+QUICK = ("send", "chat", "formats")
 
 
 def environment() -> dict[str, str]:
@@ -112,7 +113,11 @@ def parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--quick", action="store_true", help="the chat and formats workloads only")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="send (1,000 turns), chat and formats only",
+    )
     p.add_argument(
         "--workload",
         action="append",
@@ -145,9 +150,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--send-turns",
         type=lambda t: tuple(int(x) for x in t.split(",")),
-        default=(1000, 10_000),
+        default=None,
         metavar="N,N",
-        help="send and edits: history lengths (default 1000,10000)",
+        help="send and edits: history lengths (default 1000,10000; 1000 with --quick)",
     )
     g.add_argument("--send-tail", type=int, default=20, help="send: timed turns at each length")
     g.add_argument("--reads-reps", type=int, default=21, help="reads: repetitions (default 21)")
@@ -218,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick and args.workload:
         p.error("--quick and --workload do not go together")
     chosen = tuple(args.workload) if args.workload else (QUICK if args.quick else WORKLOADS)
+    if args.send_turns is None:
+        args.send_turns = (1000,) if args.quick else (1000, 10_000)
     if "real" in chosen:
         args.real = True
         chosen = tuple(w for w in chosen if w != "real")

@@ -88,14 +88,17 @@ def row_bytes(page_size: int, reserved: int = 0, target: int = 16 * 1024) -> int
 
 def append(conn: apsw.Connection, body: bytes, row: int) -> int:
     """Append ``body`` to the stream (inside a write transaction); return its offset."""
-    last = conn.execute("SELECT id, data FROM heap ORDER BY id DESC LIMIT 1").fetchone()
+    # The last row's size and where its bytes end (its first zero byte), found by SQLite:
+    # the row's 16 KiB never come into Python.
+    last = conn.execute(
+        "SELECT id, length(data), instr(data, x'00') FROM heap ORDER BY id DESC LIMIT 1"
+    ).fetchone()
     start, pos = 0, 0
     if last is not None:
-        tail_id, data = int(last[0]), bytes(last[1])
-        end = data.find(0)
-        fill = len(data) if end < 0 else end
+        tail_id, size, zero = int(last[0]), int(last[1]), int(last[2])
+        fill = size if zero == 0 else zero - 1
         start = tail_id + fill
-        pos = min(len(data) - fill, len(body))
+        pos = min(size - fill, len(body))
         if pos:
             blob = conn.blob_open("main", "heap", "data", tail_id, True)
             try:
