@@ -3,7 +3,7 @@
 Bottom to top, every top-level module or package on a rank of its own::
 
     _version, errors, _types, message, pricing <- _core <- tokens, store, wire
-        <- providers <- context, cache <- _shared <- _chain <- _builder <- compaction
+        <- local <- providers <- context, cache <- _shared <- _chain <- _builder <- compaction
         <- exchange <- session <- runtime <- testing, cli, bench
 
 Nothing imports upward, and nothing imports in a cycle: not between top-level
@@ -38,8 +38,10 @@ ORDER = [
     # The Store protocol and its engines (srt.store.sqlite: set-up, migrations, gc,
     # verify, search, vacuum); nothing outside it writes SQL.
     "store",
-    # Wire formats: pure codecs, no I/O.
+    # Wire formats: pure codecs (requests, replies, streams), no I/O.
     "wire",
+    # llama.cpp in a child process srt owns, and its slots.
+    "local",
     # Providers: HTTP transport, auth, stream framing; they import wire, never store.
     "providers",
     "context",
@@ -256,6 +258,7 @@ def _third_party(prefix: str) -> list[tuple[str, int, str]]:
         ("srt.store", ("httpx",)),
         ("srt.wire", ("apsw", "sqlite3", "httpx", "srt.store")),
         ("srt.providers", ("apsw", "sqlite3", "srt.store")),
+        ("srt.local", ("apsw", "sqlite3", "srt.store", "srt.providers")),
         ("srt.message", ("apsw", "sqlite3", "httpx")),
         ("srt.errors", ("apsw", "httpx")),
     ],

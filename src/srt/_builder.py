@@ -37,7 +37,7 @@ from .cache import (
 )
 from .context import WindowPolicy, select
 from .errors import UnsupportedFeatureError
-from .tokens import Tokenizer, for_model
+from .tokens import Tokenizer
 from .wire.base import Frag, Target, WireFormat
 
 __all__ = ["Assembly", "Builder", "Offset", "Planned", "Roles", "View"]
@@ -385,7 +385,7 @@ class Builder:
         """The messages a context window keeps, or ``None`` when all of them fit."""
         if window is None:
             return None
-        tokenizer = window.tokenizer or for_model(fmt.provider, model)
+        tokenizer = window.tokenizer or fmt.tokenizer(model)
         counts = self._token_counts(tokenizer)
         roles = self.roles()
         # One cut per policy, whatever the format: every format sends the same messages.
@@ -421,7 +421,7 @@ class Builder:
         hashes, bodies, _status = self._lists(view)
         tool_frags, tool_hashes = self.shared.tool_fragments(fmt, tools)
         policy = cache if isinstance(cache, CachePolicy) else CachePolicy()
-        min_tokens = policy.min_tokens or min_cacheable_tokens(fmt.provider, model)
+        min_tokens = policy.min_tokens or min_cacheable_tokens(fmt.cache, model)
         tool_bytes = sum(len(t) for t in tool_frags)
         tool_tokens = sum(estimate_tokens(len(t)) for t in tool_frags)
         layout = Layout(
@@ -442,6 +442,7 @@ class Builder:
         report = explain(
             format=fmt.name,
             provider=fmt.provider,
+            rules=fmt.cache,
             model=model,
             hashes=hashes,
             roles=Roles(bodies),
@@ -489,8 +490,8 @@ class Builder:
                     system[bp.index] = fmt.mark(system[bp.index], bp.ttl)
                 else:
                     tool_frags[bp.index] = fmt.mark(tool_frags[bp.index], bp.ttl)
-        if cache and fmt.provider == "openai" and p.key is not None:
-            params.setdefault("prompt_cache_key", p.key)
+        if cache and fmt.cache.key_param is not None and p.key is not None:
+            params.setdefault(fmt.cache.key_param, p.key)
         head, tail = fmt.envelope(model, params, system, tool_frags)
         body = asm.out.build(head, pieces, b"", fmt.close(asm.last_role()) + tail)
         n = len(p.hashes)
@@ -522,9 +523,9 @@ class Builder:
         if pieces:
             pieces[0] = b""  # no separator before the first item sent
         tool_frags, _ = self.shared.tool_fragments(fmt, tools or ())
-        if cache and fmt.provider == "openai" and planned.key is not None:
+        if cache and fmt.cache.key_param is not None and planned.key is not None:
             params = {**params}
-            params.setdefault("prompt_cache_key", planned.key)
+            params.setdefault(fmt.cache.key_param, planned.key)
         head, tail = fmt.envelope(model, params, [], tool_frags)
         body = _core.assemble(head, pieces, b"", fmt.close(asm.last_role()) + tail)
         n = len(self.chain.hashes)

@@ -42,11 +42,11 @@ from .errors import (
     ProviderTimeoutError,
     StreamInterruptedError,
 )
-from .providers.base import Provider
-from .providers.streams import StreamDecoder, decoder_for
+from .providers import Provider
 from .providers.transport import AsyncResponse, HTTPRequest, Response
 from .store import CallRecord
 from .wire import get_format
+from .wire.base import StreamDecoder
 
 __all__ = ["AsyncReplyStream", "Call", "ReplyStream", "asend", "send"]
 
@@ -100,7 +100,7 @@ class Call:
         if params_for is not None:  # e.g. the local provider's slot routing
             extra.update(params_for(session))
         self.params = {**extra, **params, **(provider.stream_params() if stream else {})}
-        self.stored = bool(self.params.get("store", True)) if self._responses else None
+        self.stored = bool(self.params.get("store", True)) if self.fmt.server_state else None
         self.previous_response_id: str | None = None
         self.fallback: str | None = None
         self.retries = 0
@@ -109,10 +109,6 @@ class Call:
         self.decoder: StreamDecoder | None = None
         self.reply: Reply | None = None
         self.status: str | None = None
-
-    @property
-    def _responses(self) -> bool:
-        return self.fmt.name.endswith(".responses")
 
     # -- building ----------------------------------------------------------------
 
@@ -152,7 +148,7 @@ class Call:
 
     def _server_state(self) -> tuple[int, str] | None:
         """(index of the message the server already holds, response id), or None."""
-        if not self._responses or self.params.get("store") is False:
+        if not self.fmt.server_state or self.params.get("store") is False:
             return None
         if self.window is not None:
             return None  # the server's chain would keep what the window leaves out
@@ -183,7 +179,7 @@ class Call:
         """A 2xx head arrived after ``resp.retries`` retries."""
         self.retries = resp.retries
         if self.stream:
-            self.decoder = decoder_for(self.fmt.name)
+            self.decoder = self.fmt.stream_decoder()
 
     def received(self, raw: bytes) -> Reply:
         """The whole body of a non-streamed reply arrived."""

@@ -25,7 +25,7 @@ from .cache import CacheExplain, CachePolicy
 from .context import WindowPolicy
 from .errors import HistoryIndexError
 from .pricing import Pricing, Savings
-from .providers.base import Provider
+from .providers import Provider
 from .wire import get_format
 from .wire.base import check_model
 

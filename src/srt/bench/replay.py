@@ -42,7 +42,7 @@ from typing import Any
 import httpx
 
 from ..pricing import Pricing
-from ..providers.base import Anthropic, OpenAI, Provider
+from ..providers import Anthropic, OpenAI, Provider
 from ..runtime import Runtime
 from ..testing import _http
 from ..testing.server import ProviderServer, RequestRecord

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from .. import exchange
 from ..cache import CacheExplain
 from ..errors import ProviderError, SrtError
-from ..providers.base import Provider
+from ..providers import Provider
 from ..runtime import Runtime
 from ..session import Session
 from ._common import CommandError, escape_line, escape_text, runtime, tty
