@@ -25,6 +25,8 @@ RANKS = {
     "_types": 0,
     "_version": 0,
     "message": 1,
+    # Tools from Python callables: a JSON schema from the signature and docstring.
+    "tools": 1,
     "_core": 1,
     "_db": 2,
     # Token counting: canonical bytes -> counts; no I/O.
@@ -41,6 +43,8 @@ RANKS = {
     # A provider call on a session: build, send, stream, persist (session's own layer).
     "exchange": 4,
     "compaction": 4,
+    # The tool loop (Session.run): model calls, tool runs, resume after a crash.
+    "tasks": 4,
     "_assembly": 4,
     "runtime": 5,
     # gc, verify, vacuum, search and the ls/tree views, on the runtime's store.

@@ -32,10 +32,13 @@ from .errors import (
     StoreBusyError,
     StoreError,
     StreamInterruptedError,
+    ToolArgumentsError,
     UnsupportedFeatureError,
 )
 from .runtime import Runtime, default_path
 from .session import Session
+from .tasks import TaskEvent, TaskResult, ToolCall, ToolRun
+from .tools import Tool, tool
 
 __all__ = [
     "BuildStats",
@@ -66,8 +69,15 @@ __all__ = [
     "StoreBusyError",
     "StoreError",
     "StreamInterruptedError",
+    "TaskEvent",
+    "TaskResult",
+    "Tool",
+    "ToolArgumentsError",
+    "ToolCall",
+    "ToolRun",
     "UnsupportedFeatureError",
     "Usage",
     "__version__",
     "default_path",
+    "tool",
 ]

@@ -5,7 +5,8 @@
     SrtError
     ├── ConfigError(SrtError, ValueError)
     ├── InvalidMessageError(SrtError, ValueError)
-    │   └── UnsupportedFeatureError     (.format, .feature)
+    │   ├── UnsupportedFeatureError     (.format, .feature)
+    │   └── ToolArgumentsError
     ├── StoreError
     │   ├── StoreBusyError
     │   ├── SchemaVersionError
@@ -56,6 +57,7 @@ __all__ = [
     "StoreBusyError",
     "StoreError",
     "StreamInterruptedError",
+    "ToolArgumentsError",
     "UnsupportedFeatureError",
 ]
 
@@ -83,6 +85,14 @@ class UnsupportedFeatureError(InvalidMessageError):
         super().__init__(f"{format} cannot express {feature}")
         self.format = format
         self.feature = feature
+
+
+class ToolArgumentsError(InvalidMessageError):
+    """A model's tool call arguments do not fit the tool's parameters.
+
+    The task loop gives this message to the model as the call's result, so the
+    model can correct the call; it reaches the caller only from ``Tool.bind``.
+    """
 
 
 class StoreError(SrtError):

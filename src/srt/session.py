@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import threading
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import _core, compaction, exchange
+from . import _core, compaction, exchange, tasks
 from ._assembly import Assembly, Offset, Planned, Roles, View
 from ._types import BuildStats, Message, Reply, UsageSummary
 from .cache import (
@@ -706,6 +706,67 @@ class Session:
         """The asyncio twin of ``stream``: ``async for delta in s.astream(...)``."""
         call = self._call(provider, model, tools, cache, include_partial, params, True)
         return exchange.AsyncReplyStream(call)
+
+    # -- tasks: the tool loop (srt.tasks) ------------------------------------------------
+
+    def _task(self, provider: Provider, model: str, tools: Sequence[Any], **kw: Any) -> tasks.Task:
+        check_model(model)
+        opts = {k: kw.pop(k) for k in tasks.OPTIONS if k in kw}
+        return tasks.Task(self, provider, model=model, tools=tools, params=kw, **opts)
+
+    def run(
+        self,
+        provider: Provider,
+        *,
+        model: str,
+        tools: Sequence[Any] = (),
+        max_steps: int | None = tasks.MAX_STEPS,
+        time_budget: float | None = None,
+        token_budget: int | None = None,
+        approve: Callable[[tasks.ToolCall], Any] | None = None,
+        concurrency: int = tasks.CONCURRENCY,
+        **params: Any,
+    ) -> tasks.TaskResult:
+        """Run the task this session holds: call the model, run the tools it calls
+        (Python callables, parallel calls at most ``concurrency`` at a time), append
+        every reply and result as it happens, and repeat until the model answers or a
+        budget is spent. On a session whose process died mid-task it resumes, never
+        re-running a tool whose result was saved. ``params`` go to every ``send``
+        (e.g. ``window=``, ``max_tokens=``). See ``srt.tasks``."""
+        return tasks.run(
+            self._task(
+                provider,
+                model,
+                tools,
+                max_steps=max_steps,
+                time_budget=time_budget,
+                token_budget=token_budget,
+                approve=approve,
+                concurrency=concurrency,
+                **params,
+            )
+        )
+
+    def run_stream(
+        self, provider: Provider, *, model: str, tools: Sequence[Any] = (), **options: Any
+    ) -> tasks.TaskStream:
+        """``run``, streamed: iterate for ``TaskEvent``s (text deltas, tool calls and
+        results, replies); ``.result`` holds the ``TaskResult`` at the end. Takes
+        ``run``'s options."""
+        return tasks.run_stream(self._task(provider, model, tools, **options))
+
+    async def arun(
+        self, provider: Provider, *, model: str, tools: Sequence[Any] = (), **options: Any
+    ) -> tasks.TaskResult:
+        """The asyncio twin of ``run`` (async tools are awaited, sync ones run in
+        threads; ``approve`` may be a coroutine function). Takes ``run``'s options."""
+        return await tasks.arun(self._task(provider, model, tools, **options))
+
+    def arun_stream(
+        self, provider: Provider, *, model: str, tools: Sequence[Any] = (), **options: Any
+    ) -> AsyncIterator[tasks.TaskEvent]:
+        """The asyncio twin of ``run_stream``: ``async for event in s.arun_stream(...)``."""
+        return tasks.arun_stream(self._task(provider, model, tools, **options))
 
     def usage(self) -> UsageSummary:
         """Totals of this session's ledger rows (every request it sent)."""

@@ -16,6 +16,7 @@ never upgrade into ``SQLITE_BUSY``. An append is a compare-and-swap on the head.
 from __future__ import annotations
 
 import contextlib
+import json
 import operator
 import os
 import threading
@@ -370,6 +371,43 @@ class Store:
                 row[CALL_COLUMNS.index("node")] = ids[-1] if ids else parent
                 conn.execute(_INSERT_CALL, row)
             return ids
+
+    # -- tool runs (srt.tasks) -------------------------------------------------------
+
+    def claim_tool_call(self, session: int, expected: int | None, node: int, call_id: str) -> bool:
+        """Record, before it runs, that tool call ``call_id`` of the assistant message at
+        ``node`` has started; False if it was recorded before (it may have run).
+
+        Kept in ``sessions.meta`` under ``srt_task`` (other keys are left alone): the
+        node and the ids started for it, reset when the node changes. Raises
+        ``ConflictError`` if the head is no longer ``expected``, so two processes
+        resuming one task never both start a call.
+        """
+        with self.write("recording a tool call") as conn:
+            self._check_head(conn, session, expected)
+            (meta,) = _one(conn.execute("SELECT meta FROM sessions WHERE id = ?", (session,)))
+            doc = json.loads(meta) if meta else {}
+            task = doc.get("srt_task")
+            if not isinstance(task, dict) or task.get("node") != node:
+                task = {"node": node, "started": []}
+            if call_id in task["started"]:
+                return False
+            task["started"].append(call_id)
+            doc["srt_task"] = task
+            conn.execute(
+                "UPDATE sessions SET meta = ? WHERE id = ?",
+                (json.dumps(doc, separators=(",", ":")), session),
+            )
+            return True
+
+    def started_tool_calls(self, session: int, node: int) -> frozenset[str]:
+        """The ids ``claim_tool_call`` recorded for the assistant message at ``node``."""
+        rows = self.read("reading a session", "SELECT meta FROM sessions WHERE id = ?", (session,))
+        doc = json.loads(rows[0][0]) if rows and rows[0][0] else {}
+        task = doc.get("srt_task")
+        if not isinstance(task, dict) or task.get("node") != node:
+            return frozenset()
+        return frozenset(str(i) for i in task.get("started", ()))
 
     def node_meta(self, node: int) -> bytes | None:
         rows = self.read("reading a node", "SELECT meta FROM nodes WHERE id = ?", (node,))
