@@ -45,6 +45,7 @@ RANKS = {
     "compaction": 4,
     # The tool loop (Session.run): model calls, tool runs, resume after a crash.
     "tasks": 4,
+    "_task": 4,
     "_assembly": 4,
     "runtime": 5,
     # gc, verify, vacuum, search and the ls/tree views, on the runtime's store.

@@ -374,14 +374,16 @@ class Store:
 
     # -- tool runs (srt.tasks) -------------------------------------------------------
 
-    def claim_tool_call(self, session: int, expected: int | None, node: int, call_id: str) -> bool:
+    def claim_tool_call(
+        self, session: int, expected: int | None, node: int, call_id: str, owner: str
+    ) -> str | None:
         """Record, before it runs, that tool call ``call_id`` of the assistant message at
-        ``node`` has started; False if it was recorded before (it may have run).
+        ``node`` is started by ``owner``; ``None`` on success, else the owner recorded
+        before (it started already).
 
         Kept in ``sessions.meta`` under ``srt_task`` (other keys are left alone): the
-        node and the ids started for it, reset when the node changes. Raises
-        ``ConflictError`` if the head is no longer ``expected``, so two processes
-        resuming one task never both start a call.
+        node and ``{call id: owner}`` for it, reset when the node changes. Raises
+        ``ConflictError`` if the head is no longer ``expected``.
         """
         with self.write("recording a tool call") as conn:
             self._check_head(conn, session, expected)
@@ -389,25 +391,25 @@ class Store:
             doc = json.loads(meta) if meta else {}
             task = doc.get("srt_task")
             if not isinstance(task, dict) or task.get("node") != node:
-                task = {"node": node, "started": []}
+                task = {"node": node, "started": {}}
             if call_id in task["started"]:
-                return False
-            task["started"].append(call_id)
+                return str(task["started"][call_id])
+            task["started"][call_id] = owner
             doc["srt_task"] = task
             conn.execute(
                 "UPDATE sessions SET meta = ? WHERE id = ?",
                 (json.dumps(doc, separators=(",", ":")), session),
             )
-            return True
+            return None
 
-    def started_tool_calls(self, session: int, node: int) -> frozenset[str]:
-        """The ids ``claim_tool_call`` recorded for the assistant message at ``node``."""
+    def started_tool_calls(self, session: int, node: int) -> dict[str, str]:
+        """``{call id: owner}`` that ``claim_tool_call`` recorded for ``node``."""
         rows = self.read("reading a session", "SELECT meta FROM sessions WHERE id = ?", (session,))
         doc = json.loads(rows[0][0]) if rows and rows[0][0] else {}
         task = doc.get("srt_task")
         if not isinstance(task, dict) or task.get("node") != node:
-            return frozenset()
-        return frozenset(str(i) for i in task.get("started", ()))
+            return {}
+        return {str(k): str(v) for k, v in dict(task.get("started") or {}).items()}
 
     def node_meta(self, node: int) -> bytes | None:
         rows = self.read("reading a node", "SELECT meta FROM nodes WHERE id = ?", (node,))
