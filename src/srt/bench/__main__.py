@@ -30,9 +30,20 @@ from .chat import run_chat
 from .formats import run_formats
 from .many import run_many
 from .replay import run_replay
+from .tasks import run_tasks
 from .window import run_window
 
-WORKLOADS = ("chat", "formats", "agent", "branching", "many", "window", "sharegpt", "mtbench")
+WORKLOADS = (
+    "chat",
+    "formats",
+    "agent",
+    "branching",
+    "many",
+    "window",
+    "sharegpt",
+    "mtbench",
+    "tasks",
+)
 QUICK = ("chat", "formats")
 
 
@@ -230,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
                 out = run_many(work, args.sessions, args.session_turns, seed=seed, progress=bar)
             elif name == "window":
                 out = run_window(work, turns=args.window_turns, seed=seed, progress=bar)
+            elif name == "tasks":
+                out = run_tasks(work, seed=seed, progress=bar)
             elif name in ("sharegpt", "mtbench"):
                 out = run_replay(
                     work, name, conversations=args.conversations, seed=seed, progress=bar
