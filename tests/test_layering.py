@@ -46,6 +46,8 @@ RANKS = {
     # The tool loop (Session.run): model calls, tool runs, resume after a crash.
     "tasks": 4,
     "_task": 4,
+    # Compaction with the model's own summary (by hand, or at a window's compact_at).
+    "summarize": 4,
     "_assembly": 4,
     "runtime": 5,
     # gc, verify, vacuum, search and the ls/tree views, on the runtime's store.

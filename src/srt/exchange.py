@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncGenerator, Generator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _core
@@ -398,8 +398,9 @@ async def asend(call: Call) -> Reply:
 class AsyncReplyStream:
     """The asyncio twin of ``ReplyStream``: ``async for delta in s.astream(...)``."""
 
-    def __init__(self, call: Call) -> None:
+    def __init__(self, call: Call, before: Callable[[], Awaitable[object]] | None = None) -> None:
         self._call = call
+        self._before = before  # awaited before the request is built (auto-compaction)
         self._gen: AsyncGenerator[str, None] | None = None
 
     @property
@@ -417,6 +418,8 @@ class AsyncReplyStream:
 
     async def _run(self) -> AsyncGenerator[str, None]:
         call = self._call
+        if self._before is not None:
+            await self._before()
         call.build()
         while True:
             req = call.provider.request(call.model, call.body, True)

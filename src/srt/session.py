@@ -13,7 +13,7 @@ from array import array
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import _core, compaction, exchange, tasks
+from . import _core, compaction, exchange, summarize, tasks
 from ._assembly import Assembly, Offset, Planned, Roles, View
 from ._types import BuildStats, Message, Reply, UsageSummary
 from .cache import (
@@ -147,6 +147,7 @@ class Session:
         del self._pinned[n:], self._roles[n:]
         for counts in self._ntok.values():
             del counts[n:]
+        self._cuts = {w: c for w, c in self._cuts.items() if c <= n}  # a cut past n is stale
         for key, asm in list(self._asm.items()):
             if key[3] is not None:
                 del self._asm[key]  # a windowed view: rebuilt from cached fragments
@@ -311,21 +312,70 @@ class Session:
     def compact(
         self,
         end: int,
-        summary: str | Callable[[list[dict[str, Any]]], str],
+        summary: str | Callable[[list[dict[str, Any]]], str] | None = None,
         *,
         start: int | None = None,
+        summarizer: Provider | None = None,
+        model: str | None = None,
+        instructions: str | None = None,
+        tools: Sequence[Any] | None = None,
+        **params: Any,
     ) -> int | None:
         """Replace messages ``start:end`` by one summary message; return the new head.
 
         ``start`` defaults to just after the pinned prefix (leading system messages
         and the first user message). ``summary`` is the text, or a callable given the
-        replaced messages. The summary is an ordinary content-addressed message whose
-        node records the exact span it replaces, so the originals stay stored and
-        ``expand()`` restores them byte for byte. Put ``end`` where a context window
-        would cut (e.g. the ``cache_aware`` step): the summary then becomes part of
-        the new, stable cached prefix. Tool calls and their results are never split.
+        replaced messages; or, with ``summarizer=provider, model=...``, the model
+        writes it: the request is the first ``end`` messages (a prefix the provider
+        has cached) and ``instructions``, with ``tools`` and ``params`` as for
+        ``send``, and its ledger row is written with the compaction (``srt.summarize``).
+        The summary is an ordinary content-addressed message whose node records the
+        exact span it replaces, so the originals stay stored and ``expand()`` restores
+        them byte for byte. Put ``end`` where a context window would cut (e.g. the
+        ``cache_aware`` step): the summary then becomes part of the new, stable cached
+        prefix. Tool calls and their results are never split.
         """
-        return compaction.compact(self, end, summary, start)
+        if summarizer is None:
+            if summary is None:
+                raise SessionError("compact() needs a summary, or summarizer= and model=")
+            return compaction.compact(self, end, summary, start)
+        if summary is not None or model is None:
+            raise SessionError("with summarizer=, give model= and no summary")
+        check_model(model)
+        return summarize.compact(
+            self,
+            end,
+            provider=summarizer,
+            model=model,
+            start=start,
+            instructions=instructions,
+            tools=tools,
+            **params,
+        )
+
+    async def acompact(
+        self,
+        end: int,
+        *,
+        summarizer: Provider,
+        model: str,
+        start: int | None = None,
+        instructions: str | None = None,
+        tools: Sequence[Any] | None = None,
+        **params: Any,
+    ) -> int | None:
+        """The asyncio twin of ``compact(end, summarizer=..., model=...)``."""
+        check_model(model)
+        return await summarize.acompact(
+            self,
+            end,
+            provider=summarizer,
+            model=model,
+            start=start,
+            instructions=instructions,
+            tools=tools,
+            **params,
+        )
 
     def expand(self) -> int | None:
         """Undo the newest compaction in this history: the replaced messages come back,
@@ -658,8 +708,10 @@ class Session:
         ``params`` go into the body, except ``window=WindowPolicy(...)``, which bounds
         the history sent (see ``srt.context``). The body is built by delta assembly
         (or, for OpenAI Responses, as a delta on the provider's stored state when it
-        holds this session's prefix).
+        holds this session's prefix). A window with ``compact_at`` may first compact
+        the history with the model's summary (``srt.summarize``).
         """
+        summarize.auto(self, provider, model, tools, {**params, "cache": cache})
         return exchange.send(
             self._call(provider, model, tools, cache, include_partial, params, False)
         )
@@ -676,6 +728,7 @@ class Session:
     ) -> exchange.ReplyStream:
         """Like ``send`` but streamed: iterate the result for text deltas. A stream that is
         cut off, fails or is closed early keeps what arrived as a partial reply."""
+        summarize.auto(self, provider, model, tools, {**params, "cache": cache})
         call = self._call(provider, model, tools, cache, include_partial, params, True)
         return exchange.ReplyStream(call)
 
@@ -690,6 +743,7 @@ class Session:
         **params: Any,
     ) -> Reply:
         """The asyncio twin of ``send``."""
+        await summarize.aauto(self, provider, model, tools, {**params, "cache": cache})()
         call = self._call(provider, model, tools, cache, include_partial, params, False)
         return await exchange.asend(call)
 
@@ -705,7 +759,8 @@ class Session:
     ) -> exchange.AsyncReplyStream:
         """The asyncio twin of ``stream``: ``async for delta in s.astream(...)``."""
         call = self._call(provider, model, tools, cache, include_partial, params, True)
-        return exchange.AsyncReplyStream(call)
+        before = summarize.aauto(self, provider, model, tools, {**params, "cache": cache})
+        return exchange.AsyncReplyStream(call, before=before)
 
     # -- tasks: the tool loop (srt.tasks) ------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 ``ScriptedTask(steps)`` answers a request by looking at the conversation it is sent:
 step ``k`` (the number of its own steps already in the conversation) is answered with
-the tool calls ``steps[k]``, and once every step is there with the final text. The
+the tool calls ``steps[k]``, and once every step is there with the final text. A
+request for a summary (``SUMMARY_MARKER`` in its last message) gets a short one. The
 step is read from the call ids (``call_<tag><k>_<i>``), which every wire format
 carries in its tool calls and results, so the answer depends only on what the
 request holds: a request repeated after a crash gets the same answer, in every
@@ -15,7 +16,11 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["ScriptedTask", "plan"]
+__all__ = ["SUMMARY_MARKER", "ScriptedTask", "plan"]
+
+#: A request whose last message holds this (the start of srt.summarize's instructions)
+#: asks for a summary: it is answered with a short summary of the steps done.
+SUMMARY_MARKER = "Summarize the conversation so far"
 
 
 class ScriptedTask:
@@ -37,6 +42,7 @@ class ScriptedTask:
         self.tag = tag
         self.text = text
         self._ids = re.compile(rf"call_{tag}(\d+)_\d+")
+        self.summaries = 0
 
     def step_of(self, units: Sequence[str]) -> int:
         """How many of this task's steps the conversation already holds."""
@@ -45,6 +51,9 @@ class ScriptedTask:
 
     def __call__(self, endpoint: str, body: Any, units: list[str]) -> Any:
         k = self.step_of(units)
+        if units and SUMMARY_MARKER in units[-1]:
+            self.summaries += 1
+            return f"Summary: the first {k} steps of the task are done and their results known."
         if k >= len(self.steps):
             return self.final
         calls = [
