@@ -98,6 +98,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("chat", "chat with a model, streaming, in a stored session", _chat.chat)
     _conversation_options(p, "chat")
+    p.add_argument(
+        "--tool",
+        metavar="MODULE:FUNCTION",
+        action="append",
+        help="a Python function the model may call (repeatable), from a module importable "
+        "here; its schema comes from its signature and docstring. Each call is shown "
+        "and runs only if you answer y",
+    )
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="run the model's tool calls without asking (each is still shown)",
+    )
 
     p = command("prompt", "ask one question and print the streamed reply", _chat.prompt)
     p.add_argument(
