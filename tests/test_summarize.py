@@ -120,13 +120,13 @@ def test_automatic_compaction_during_a_long_task(
     srv.respond("*", script)
     p = make(kind, srv.url)
     side = SideFile(str(tmp_path / "runs.log"))
-    window = WindowPolicy("cache_aware", 3000, compact_at=0.8, tokenizer=GENERIC_ESTIMATE)
+    window = WindowPolicy("cache_aware", 2000, compact_at=0.8, tokenizer=GENERIC_ESTIMATE)
     s = rt.session("long")
     s.append(SYSTEM, {"role": "user", "content": "Run the thirty-step job."})
     result = s.run(p, model=MODELS[kind], tools=three_tools(side), window=window, max_steps=40)
     p.close()
     assert result.stopped == "done" and result.steps == 31
-    assert script.summaries >= 1
+    assert script.summaries >= 3  # compacted again and again as the task grows
     msgs = s.messages()
     chain_pairs(msgs)
     assert any(str(m["content"]).startswith("[Summary of") for m in msgs)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,26 +128,25 @@ def test_parallel_calls_run_concurrently_within_the_limit(
     active = 0
     peak = 0
     lock = threading.Lock()
+    together = threading.Barrier(3, timeout=30)  # passes only when three run at once
 
     def slow(key: str) -> str:
         nonlocal active, peak
         with lock:
             active += 1
             peak = max(peak, active)
-        time.sleep(0.05)
+        together.wait()
         with lock:
             active -= 1
         return key
 
     p = make("openai", srv.url)
     s = start(rt, "parallel")
-    t0 = time.perf_counter()
     result = s.run(p, model="gpt-4o", tools=[slow], concurrency=3)
-    took = time.perf_counter() - t0
     p.close()
     assert result.stopped == "done"
-    assert peak == 3  # six calls, three at a time
-    assert took < 6 * 0.05  # not one after another
+    assert [r.status for r in result.tool_runs] == ["ok"] * 6  # no barrier timed out
+    assert peak == 3  # six calls, three at a time: never more, and not one by one
     # Results are saved in completion order, each paired with its call.
     chain_pairs(s.messages())
 
@@ -178,6 +176,25 @@ def test_a_tool_that_raises_gives_the_model_an_error_and_is_recorded(
     meta = json.loads(row[5])["srt_tool"]
     assert meta["status"] == "error" and meta["error"].startswith("ZeroDivisionError")
     assert "Traceback" in meta["traceback"] and "divide" in meta["traceback"]
+
+
+def test_a_result_too_large_to_store_becomes_an_error_result(
+    srv: ProviderServer, db_path: str
+) -> None:
+    srv.respond("*", ScriptedTask([[("dump", {})]]))
+
+    def dump() -> str:
+        return "x" * 5000
+
+    p = make("openai", srv.url)
+    with srt.Runtime(db_path, max_message_bytes=4096) as small:
+        s = start(small, "big")
+        result = s.run(p, model="gpt-4o", tools=[dump])
+    p.close()
+    (run,) = result.tool_runs
+    assert run.status == "error" and isinstance(run.error, srt.InvalidMessageError)
+    assert run.content.startswith("Error: the tool's result could not be stored: message is")
+    assert result.stopped == "done"
 
 
 def test_approval_hook_allows_denies_and_gives_reasons(
@@ -373,10 +390,12 @@ def test_two_runs_of_one_task_never_both_start_a_call(
 ) -> None:
     srv.respond("*", ScriptedTask([[("lookup", {"key": "a"})]]))
     gate = threading.Event()
+    running = threading.Event()
 
     def lookup(key: str) -> str:
         side.log(f"lookup {key}")
-        gate.wait(5)
+        running.set()
+        assert gate.wait(60)
         return key
 
     p = make("openai", srv.url)
@@ -387,15 +406,13 @@ def test_two_runs_of_one_task_never_both_start_a_call(
         target=lambda: first.append(s.run(p, model="gpt-4o", tools=[lookup], max_steps=1))
     )
     t.start()
-    deadline = time.monotonic() + 5
-    while side.lines() != ["lookup a"] and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert running.wait(60)
     with srt.Runtime(db_path) as rt2:
         other = rt2.session("twice")
         with pytest.raises(srt.ConflictError, match="is running in this process"):
             other.run(p, model="gpt-4o", tools=[lookup])
     gate.set()
-    t.join(5)
+    t.join(60)
     p.close()
     assert first and first[0].tool_runs[0].status == "ok"
     assert side.lines() == ["lookup a"]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._types import Reply, Usage
-from .errors import ConfigError, ConflictError, ToolArgumentsError
+from .errors import ConfigError, ConflictError, InvalidMessageError, ToolArgumentsError
 from .tools import Tool, as_tool, render_result
 
 if TYPE_CHECKING:
@@ -406,8 +406,25 @@ class Task:
         text = f"Error: {type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS]
         return ToolRun(job.call, "error", text, seconds, exc)
 
-    def commit(self, run: ToolRun) -> None:
-        """Append ``run``'s result message (atomically, with its metadata)."""
+    def commit(self, run: ToolRun) -> ToolRun:
+        """Append ``run``'s result message (atomically, with its metadata); the run as
+        stored. A result srt refuses to store (over ``max_message_bytes``, a lone
+        surrogate) is replaced by an error result that says why."""
+        try:
+            self._append(run)
+        except InvalidMessageError as exc:
+            text = f"Error: the tool's result could not be stored: {exc}"[:_MAX_ERROR_CHARS]
+            run = ToolRun(run.call, "error", text, run.seconds, exc)
+            self._append(run)
+        self.runs.append(run)
+        key = self._key(run.call.id)
+        if key in self.claimed:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(key)
+            self.claimed.discard(key)
+        return run
+
+    def _append(self, run: ToolRun) -> None:
         meta: dict[str, Any] = {"name": run.call.name, "status": run.status}
         if run.seconds:
             meta["seconds"] = round(run.seconds, 6)
@@ -423,12 +440,6 @@ class Task:
                 "metadata": {"srt_tool": meta},
             }
         )
-        self.runs.append(run)
-        key = self._key(run.call.id)
-        if key in self.claimed:
-            with _RUNNING_LOCK:
-                _RUNNING.discard(key)
-            self.claimed.discard(key)
 
     def replied(self, reply: Reply) -> None:
         self.steps += 1

@@ -112,8 +112,7 @@ def _run_tools(task: Task, jobs: list[Job]) -> Iterator[TaskEvent]:
             task.decision(job, task.approve(job.call))
     for job in jobs:
         if job.outcome is not None:
-            task.commit(job.outcome)
-            yield TaskEvent("tool_result", call=job.call, run=job.outcome)
+            yield TaskEvent("tool_result", call=job.call, run=task.commit(job.outcome))
     todo = [j for j in jobs if j.outcome is None]
     if not todo:
         return
@@ -121,8 +120,7 @@ def _run_tools(task: Task, jobs: list[Job]) -> Iterator[TaskEvent]:
     if workers == 1:
         for job in todo:
             yield TaskEvent("tool_call", call=job.call)
-            run = _execute(task, job)
-            task.commit(run)
+            run = task.commit(_execute(task, job))
             yield TaskEvent("tool_result", call=job.call, run=run)
         return
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="srt-tool") as pool:
@@ -136,8 +134,7 @@ def _run_tools(task: Task, jobs: list[Job]) -> Iterator[TaskEvent]:
                 done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
                 for fut in sorted(done, key=lambda f: todo.index(futures[f])):
                     waiting.discard(fut)
-                    run = fut.result()
-                    task.commit(run)
+                    run = task.commit(fut.result())
                     yield TaskEvent("tool_result", call=run.call, run=run)
         except GeneratorExit:
             # The consumer stopped listening: the tools still running finish, and
@@ -240,8 +237,7 @@ async def _arun_tools(task: Task, jobs: list[Job]) -> AsyncIterator[TaskEvent]:
             task.decision(job, answer)
     for job in jobs:
         if job.outcome is not None:
-            task.commit(job.outcome)
-            yield TaskEvent("tool_result", call=job.call, run=job.outcome)
+            yield TaskEvent("tool_result", call=job.call, run=task.commit(job.outcome))
     todo = [j for j in jobs if j.outcome is None]
     gate = asyncio.Semaphore(task.concurrency)
     pending: set[asyncio.Task[ToolRun]] = set()
@@ -252,8 +248,7 @@ async def _arun_tools(task: Task, jobs: list[Job]) -> AsyncIterator[TaskEvent]:
         while pending:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             for t in done:
-                run = t.result()
-                task.commit(run)
+                run = task.commit(t.result())
                 yield TaskEvent("tool_result", call=run.call, run=run)
     finally:
         for t in pending:
