@@ -69,7 +69,7 @@ def test_compact_with_the_models_summary(kind: str, srv: ProviderServer, rt: srt
     row = rows[-1]
     assert row["status"] == "ok" and row["node"] == s.head and row["session_name"] == "by-hand"
     assert row["input_tokens"] == rec.cache.total and row["cache_read_tokens"] == rec.cache.read
-    link = json.loads(rt._store.node_meta(rt._store.chain(s.head)[2][0]) or b"{}")
+    link = json.loads(rt.store.node_meta(rt.store.chain(s.head)[2][0]) or b"{}")
     by = link["srt_compacted"]["by"]
     assert by["model"] == model and by["body_hash"] == row["body_hash"].hex()
     # The short-lived fork is gone; the compaction is reversible.
@@ -142,7 +142,7 @@ def test_automatic_compaction_during_a_long_task(
     for rec in summary_recs:
         assert rec.cache is not None and rec.cache.read >= 0.8 * rec.cache.total
     # The newest summary on the chain links to its request's ledger row.
-    store = rt._store
+    store = rt.store
     metas = [json.loads(r[5]) for r in store.chain(s.head) if r[5]]
     (link,) = [m["srt_compacted"] for m in metas if "srt_compacted" in m]
     (row,) = [r for r in rows if r["body_hash"].hex() == link["by"]["body_hash"]]

@@ -172,7 +172,7 @@ def test_a_tool_that_raises_gives_the_model_an_error_and_is_recorded(
     assert "Error: ZeroDivisionError" in json.dumps(srv.log[1].body)
     assert result.stopped == "done"
     # The exception is recorded with the result (metadata, never sent).
-    row = rt._store.chain(s.head)[3]
+    row = rt.store.chain(s.head)[3]
     meta = json.loads(row[5])["srt_tool"]
     assert meta["status"] == "error" and meta["error"].startswith("ZeroDivisionError")
     assert "Traceback" in meta["traceback"] and "divide" in meta["traceback"]

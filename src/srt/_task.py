@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .session import Session
 
 __all__ = [
+    "CLAIMS",
     "CONCURRENCY",
     "INTERRUPTED",
     "MAX_STEPS",
@@ -167,6 +168,16 @@ def _text(message: dict[str, Any] | None) -> str:
 
 
 # -- who started a call ----------------------------------------------------------------------
+
+#: The store objects that say who started a tool call: kind ``srt.tool_call``, scope the
+#: session id, key ``<prefix hash of the assistant message>:<call id>`` (a prefix hash
+#: names a whole history, so a key is never reused), value the owner (below).
+CLAIMS = "srt.tool_call"
+
+
+def _claim_key(s: Session, index: int, call_id: str) -> str:
+    return f"{s._prefix(index + 1).hex()}:{call_id}"
+
 
 _RUNNING: set[tuple[str, int, str]] = set()  # (file, session id, call id) running here
 _RUNNING_LOCK = threading.Lock()
@@ -323,9 +334,13 @@ class Task:
             self.callables.get(name),
         )
 
-    def _plan(self, tail: _Tail, pending: list[dict[str, Any]]) -> list[Job]:
+    def _started(self, tail: _Tail, call_id: str) -> str | None:
+        """Who started ``call_id`` of the message ``tail`` ends at, if anyone did."""
         s = self.session
-        started = s._rt._store.started_tool_calls(s._id, tail.node) if tail.node else {}
+        found = s._rt.store.get_object(CLAIMS, str(s._id), _claim_key(s, tail.index, call_id))
+        return found.value.decode("utf-8", "replace") if found is not None else None
+
+    def _plan(self, tail: _Tail, pending: list[dict[str, Any]]) -> list[Job]:
         jobs: list[Job] = []
         for c in pending:
             call = self._call(c)
@@ -337,8 +352,9 @@ class Task:
                 text = f"Error: there is no tool named {call.name!r} (tools: {known})."
                 jobs.append(Job(call, ToolRun(call, "invalid", text)))
                 continue
-            if call.id in started and not tool.idempotent:
-                self._check_gone(call, started[call.id])
+            who = None if tool.idempotent else self._started(tail, call.id)
+            if who is not None:
+                self._check_gone(call, who)
                 jobs.append(Job(call, ToolRun(call, "interrupted", INTERRUPTED)))
                 continue
             try:
@@ -384,12 +400,21 @@ class Task:
             return
         s = self.session
         key = self._key(job.call.id)
+        store = s._rt.store
         with s._lock:
-            node = s._ids[_tail(s).index]
-            before = s._rt._store.claim_tool_call(s._id, s._head, node, job.call.id, owner())
+            row = store.get_session(s.name)
+            if row is None or row.id != s._id or row.head != s._head:
+                raise ConflictError(
+                    "the session moved since this run last saw it (another process "
+                    "appended); nothing was run: refresh() and run again"
+                )
+            tail = _tail(s)
+            before = self._started(tail, job.call.id)
             if before is not None:
                 self._check_gone(job.call, before)
                 raise ConflictError(f"tool call {job.call.id} was started by an earlier run")
+            claim = _claim_key(s, tail.index, job.call.id)
+            store.put_object(CLAIMS, str(s._id), claim, owner().encode())
             with _RUNNING_LOCK:
                 _RUNNING.add(key)
             self.claimed.add(key)

@@ -10,7 +10,7 @@ nodes are found again: nothing is copied and the bytes are the original ones.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .context import pinned_prefix
@@ -18,6 +18,7 @@ from .errors import HistoryIndexError, SessionError
 
 if TYPE_CHECKING:
     from .session import Session
+    from .store import CallRecord
 
 __all__ = ["compact", "expand", "span"]
 
@@ -41,7 +42,7 @@ def compact(
     summary: str | Callable[[list[dict[str, Any]]], str],
     start: int | None,
     *,
-    call: Sequence[Any] | None = None,
+    call: CallRecord | None = None,
     by: dict[str, Any] | None = None,
 ) -> int | None:
     """``call`` is the ledger row of the request that wrote the summary (written in the
@@ -77,7 +78,7 @@ def compact(
 def expand(s: Session) -> int | None:
     with s._lock:
         s._load()
-        store = s._rt._store
+        store = s._rt.store
         for k in range(len(s._ids) - 1, -1, -1):
             meta = store.node_meta(s._ids[k])
             if isinstance(meta, bytes) and b'"srt_compacted"' in meta:

@@ -20,6 +20,7 @@ history from the provider's cache, and no tool call is ever parted from its resu
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from . import compaction, exchange
 from .context import WindowPolicy, pinned_prefix
 from .errors import ConflictError, SessionError
-from .store import CALL_COLUMNS
+from .store import CallRecord
 from .tokens import for_model
 from .wire import get_format
 
@@ -54,13 +55,11 @@ class _SummaryCall(exchange.Call):
     def __init__(self, owner: Session, fork: Session, provider: Provider, **kw: Any) -> None:
         super().__init__(fork, provider, **kw)
         self.owner = owner
-        self.row: list[Any] | None = None
+        self.row: CallRecord | None = None
 
-    def _row(self, status: str, error: str | None, usage: Any) -> list[Any]:
+    def _row(self, status: str, error: str | None, usage: Any) -> CallRecord:
         row = super()._row(status, error, usage)
-        row[CALL_COLUMNS.index("session")] = self.owner._id
-        row[CALL_COLUMNS.index("session_name")] = self.owner.name
-        return row
+        return dataclasses.replace(row, session=self.owner._id, session_name=self.owner.name)
 
     def persist(self, reply: Reply, status: str, error: str | None = None) -> None:
         self.reply, self.status = reply, status
@@ -115,7 +114,7 @@ def _finish(
 ) -> int | None:
     row = call.row
     assert row is not None
-    store = s._rt._store
+    store = s._rt.store
     text = _text(call.reply)
     if not text:
         store.record_call(row)
@@ -123,7 +122,7 @@ def _finish(
     by = {
         "provider": call.provider.name,
         "model": call.model,
-        "body_hash": row[CALL_COLUMNS.index("body_hash")].hex(),
+        "body_hash": row.body_hash.hex(),
     }
     with s._lock:
         try:

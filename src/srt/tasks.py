@@ -6,7 +6,7 @@ it asked for. Every step is durable:
 1. The reply, with its tool calls, is appended with its ledger row in one
    transaction (``Session.send``, ``stream``, ``asend``).
 2. Just before a tool that is not idempotent starts, the session records that the
-   call started (``Store.claim_tool_call``: one small write, in ``sessions.meta``).
+   call started (one small store object, ``srt._task.CLAIMS``, naming this process).
 3. Each result is appended atomically as soon as its tool returns, as a ``tool``
    message whose metadata (stored, never sent) says how it went.
 
@@ -24,7 +24,9 @@ So a tool whose result is in the history ran exactly once for it, and a tool tha
 is not idempotent never runs twice for one call. A call started by a run that is
 still going (in this process or another live one) is left alone: ``run`` raises
 ``ConflictError`` rather than race it (``srt._task`` says how a live owner is told
-from a dead one).
+from a dead one). Two runs started at the same instant on one task can both miss
+each other's record (the store's objects have no insert-if-absent yet): run a task
+from one place at a time.
 
 Budgets (``max_steps`` model calls, ``time_budget`` seconds, ``token_budget``
 tokens in and out) are checked before each model call; the tools of a reply
