@@ -92,7 +92,8 @@ def test_a_small_body_exactly() -> None:
             '{"type":"function_call","call_id":"c1","name":"w","arguments":"{\\"c\\":\\"P\\"}"},'
             '{"type":"function_call_output","call_id":"c1","output":"18C"},'
             '{"role":"assistant","content":"18°C."}],'
-            '"tools":[{"type":"function","name":"w","parameters":{"type":"object"}}],'
+            '"tools":[{"type":"function","name":"w","parameters":{"type":"object"},'
+            '"strict":false}],'
             '"store":false,"instructions":"x"}'
         ).encode()
     )

@@ -78,9 +78,10 @@ def responses_items(msg: dict[str, Any], provider: str, model: str) -> list[dict
 def responses_tool(tool: dict[str, Any]) -> dict[str, Any]:
     fn = tool["function"]
     out = {"type": "function", "name": fn["name"]}
-    for key in ("description", "parameters", "strict"):
-        if key in fn:
-            out[key] = fn[key]
+    if "description" in fn:
+        out["description"] = fn["description"]
+    out["parameters"] = fn.get("parameters")
+    out["strict"] = fn.get("strict", False)
     return out
 
 

@@ -284,7 +284,7 @@ class Call:
 def send(call: Call) -> Reply:
     call.build()
     while True:
-        req = call.provider.request(call.model, call.body, False)
+        req = call.provider.request(call.model, call.body, False, call.params)
         call.t0 = time.monotonic()
         try:
             resp = call.provider.transport.open(req)
@@ -328,7 +328,7 @@ class ReplyStream:
         call = self._call
         call.build()
         while True:
-            req = call.provider.request(call.model, call.body, True)
+            req = call.provider.request(call.model, call.body, True, call.params)
             call.t0 = time.monotonic()
             try:
                 resp = call.provider.transport.open(req)
@@ -379,7 +379,7 @@ class ReplyStream:
 async def asend(call: Call) -> Reply:
     call.build()
     while True:
-        req = call.provider.request(call.model, call.body, False)
+        req = call.provider.request(call.model, call.body, False, call.params)
         call.t0 = time.monotonic()
         try:
             resp = await call.provider.async_transport.open(req)
@@ -419,7 +419,7 @@ class AsyncReplyStream:
         call = self._call
         call.build()
         while True:
-            req = call.provider.request(call.model, call.body, True)
+            req = call.provider.request(call.model, call.body, True, call.params)
             call.t0 = time.monotonic()
             try:
                 resp = await call.provider.async_transport.open(req)

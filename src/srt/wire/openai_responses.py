@@ -6,6 +6,11 @@ The body is ``{"model": M, "input": [items...], "tools": [...], **params}`` with
 ordinary parameters here). It equals ``json.dumps(body, ensure_ascii=False,
 separators=(",", ":"))``.
 
+A tool (given in any shape ``canonical_tool`` reads) becomes ``{"type": "function",
+"name", "description"?, "parameters", "strict"}``: ``parameters`` is ``null`` when the
+tool has none and ``strict`` is ``false`` unless the caller set it, since the Responses
+API reads a missing ``strict`` as "strict when possible" where Chat reads it as false.
+
 One canonical message becomes one or more input items, joined by ``,``:
 
 - system / developer / user: ``{"role": R, "content": S}`` for string content; with
@@ -199,9 +204,13 @@ class OpenAIResponses(WireFormat):
         if extra:
             raise self._unsupported(f"tool definitions with {extra}")
         out: dict[str, Any] = {"type": "function", "name": fn["name"]}
-        for key in _TOOL_KEYS:
-            if key in fn:
-                out[key] = fn[key]
+        if "description" in fn:
+            out["description"] = fn["description"]
+        # Both are required members of a Responses function tool. A missing ``strict``
+        # means "strict when possible" there (false in Chat), which would silently make
+        # every optional argument required: a Chat-shaped tool keeps its meaning.
+        out["parameters"] = fn.get("parameters")
+        out["strict"] = fn.get("strict", False)
         return dumps(out)
 
     def envelope(
