@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 import srt
-from srt.providers.base import Anthropic
+from srt.providers.base import Anthropic, OpenAI
 from srt.testing import ProviderServer
 
 KEY = "sk-ant-dialect-key"
@@ -56,9 +56,9 @@ def test_a_pinned_current_version_with_temperature_is_refused_as_the_api_refuses
 ) -> None:
     s = rt.session("pinned")
     s.append({"role": "user", "content": "hello"})
-    with closing(Anthropic(KEY, base_url=srv.url, version="2026-10-21")) as p:
-        with pytest.raises(srt.ProviderResponseError, match="temperature"):
-            s.send(p, model=MODEL, max_tokens=32, temperature=0.5)
+    p = Anthropic(KEY, base_url=srv.url, version="2026-10-21")
+    with closing(p), pytest.raises(srt.ProviderResponseError, match="temperature"):
+        s.send(p, model=MODEL, max_tokens=32, temperature=0.5)
     assert len(s) == 1  # nothing appended; the failed call is in the ledger
     assert [c["status"] for c in s.calls()] == ["error"]
 
@@ -98,3 +98,26 @@ def test_the_server_applies_each_versions_rules(srv: ProviderServer, version: st
 def test_a_bad_version_value_is_a_config_error() -> None:
     with pytest.raises(srt.ConfigError, match="anthropic-version"):
         Anthropic("k", version="")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_openai_cache_writes_reach_the_ledger(rt: srt.Runtime, api: str, stream: bool) -> None:
+    """``usage.*_tokens_details.cache_write_tokens`` is read for Chat and Responses, sent
+    or streamed, and the ledger holds what the server reported, request by request."""
+    s = rt.session(f"{api}-{stream}")
+    s.append({"role": "system", "content": "Facts about caches. " * 400})
+    with ProviderServer(api_key=KEY) as srv:
+        with closing(OpenAI(KEY, base_url=srv.url + "/v1", api=api)) as p:
+            for turn in ("first", "second", "third"):
+                s.append({"role": "user", "content": f"The {turn} question?"})
+                if stream:
+                    assert s.stream(p, model="gpt-4o").text()
+                else:
+                    s.send(p, model="gpt-4o")
+        reported = [(r.cache.read, r.cache.written) for r in srv.log if r.cache is not None]
+    ledger = [(c["cache_read_tokens"], c["cache_write_tokens"]) for c in s.calls()]
+    assert ledger == reported
+    assert ledger[0][0] == 0 and ledger[0][1] > 1024  # the first request writes its prefix
+    assert ledger[1][0] > 0  # and the next reads it
+    assert s.usage().cache_write_tokens == sum(w for _, w in ledger)
