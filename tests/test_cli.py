@@ -543,9 +543,12 @@ def test_stats_from_the_ledger(cli: Cli) -> None:
     assert figures["cache_read_tokens"] == usage.cache_read_tokens
     assert figures["cache_hit_share"] == round(usage.cache_hit_share, 4)
     cost = figures["cost"]
-    assert cost["priced_requests"] == 2 and cost["saved_usd"] > 0
+    careful, no_cache = cost["baselines"]["careful"], cost["baselines"]["no_cache"]
+    assert cost["priced_requests"] == 2 and no_cache["saved_usd"] > 0
+    assert careful["saved_usd"] == 0  # OpenAI caches automatically: the same bytes, the same bill
     assert cost["total_usd"] == pytest.approx(cost["input_usd"] + cost["output_usd"])
-    text = cli.ok("stats")
+    assert cli.ok("stats").startswith("session t, from the usage ledger:\n")  # the latest
+    text = cli.ok("stats", "--all")
     assert text.startswith("all sessions, from the usage ledger:\n  requests        3\n")
     assert "cache hit share" in text and "unpriced        my-own-model" in text
     assert "MODEL" in text and "my-own-model" in text

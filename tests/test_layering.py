@@ -29,7 +29,7 @@ RANKS = {
     "_db": 2,
     # Token counting: canonical bytes -> counts; no I/O.
     "tokens": 2,
-    # Prices as data and the savings arithmetic over ledger rows.
+    # Prices (genai-prices, overrides, local models) and the cost of ledger rows.
     "pricing": 1,
     "store": 2,
     "wire": 2,
@@ -37,6 +37,8 @@ RANKS = {
     "context": 4,
     # The prompt-cache planner: the "cache breakpoints" part of the context layer.
     "cache": 4,
+    # What prefix reuse saved against the two baselines, over ledger rows.
+    "savings": 4,
     "session": 4,
     # A provider call on a session: build, send, stream, persist (session's own layer).
     "exchange": 4,

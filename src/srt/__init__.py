@@ -34,10 +34,23 @@ from .errors import (
     StreamInterruptedError,
     UnsupportedFeatureError,
 )
+from .pricing import Price, Pricing
+from .providers.base import Anthropic, Azure, Bedrock, OpenAI, OpenAICompatible, Provider
+from .providers.local import LocalProvider
+from .providers.sigv4 import AwsCredentials
+from .providers.transport import RetryPolicy, Timeouts
 from .runtime import Runtime, default_path
+from .savings import Baseline, Savings
 from .session import Session
+from .wire.azure import AzureEndpoint
 
 __all__ = [
+    "Anthropic",
+    "AwsCredentials",
+    "Azure",
+    "AzureEndpoint",
+    "Baseline",
+    "Bedrock",
     "BuildStats",
     "ConfigError",
     "ConflictError",
@@ -46,8 +59,14 @@ __all__ = [
     "HistoryIndexError",
     "InvalidMessageError",
     "InvalidSessionNameError",
+    "LocalProvider",
     "Message",
     "NotAnSrtDatabaseError",
+    "OpenAI",
+    "OpenAICompatible",
+    "Price",
+    "Pricing",
+    "Provider",
     "ProviderAuthError",
     "ProviderConnectionError",
     "ProviderError",
@@ -55,7 +74,9 @@ __all__ = [
     "ProviderTimeoutError",
     "RateLimitError",
     "Reply",
+    "RetryPolicy",
     "Runtime",
+    "Savings",
     "SchemaVersionError",
     "Session",
     "SessionError",
@@ -66,6 +87,7 @@ __all__ = [
     "StoreBusyError",
     "StoreError",
     "StreamInterruptedError",
+    "Timeouts",
     "UnsupportedFeatureError",
     "Usage",
     "__version__",

@@ -6,7 +6,7 @@ import json
 import os
 import threading
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import platformdirs
@@ -16,7 +16,8 @@ from ._types import SessionInfo, UsageSummary
 from .cache import Record
 from .errors import ConfigError, InvalidSessionNameError, SessionNotFoundError
 from .message import DEFAULT_MAX_MESSAGE_BYTES, canonical_tool
-from .pricing import Pricing, Savings
+from .pricing import Pricing
+from .savings import Savings, savings
 from .session import Session
 from .store import Store
 from .tokens import TokenCache
@@ -174,13 +175,24 @@ class Runtime:
         """Totals of every request in this store's usage ledger."""
         return UsageSummary.of(self._store.calls())
 
-    def calls(self) -> list[dict[str, Any]]:
-        """Every row of the usage ledger, oldest first."""
-        return self._store.calls()
+    def calls(self, session_name: str | None = None) -> list[dict[str, Any]]:
+        """Every row of the usage ledger, oldest first; with ``session_name``, the rows
+        recorded under that name (a deleted session's too)."""
+        if session_name is None:
+            return self._store.calls()
+        return self._store.calls("WHERE session_name = ?", (session_name,))
 
-    def savings(self, pricing: Pricing | None = None) -> Savings:
-        """Billed input against a stateless client, over every request in this store."""
-        return (pricing or Pricing()).savings(self._store.calls())
+    def savings(
+        self,
+        pricing: Pricing | None = None,
+        rows: Iterable[Mapping[str, Any]] | None = None,
+    ) -> Savings:
+        """Billed input over ``rows`` (default: every request in this store's ledger),
+        against a careful stateless client under the same caching rules and a client
+        with no caching (``srt.savings``; the careful client's prefixes follow this
+        store's history)."""
+        rows = self._store.calls() if rows is None else rows
+        return savings(rows, pricing, history=self._store.tail)
 
     def session(self, name: str, *, create: bool = True) -> Session:
         """Open the session called ``name``, creating it empty unless ``create=False``."""

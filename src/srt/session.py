@@ -29,8 +29,9 @@ from .cache import (
 from .context import WindowPolicy, select
 from .errors import ConflictError, HistoryIndexError, SessionError
 from .message import canonical_text, canonicalize, redact_strings
-from .pricing import Pricing, Savings
+from .pricing import Pricing
 from .providers.base import Provider
+from .savings import Savings, savings
 from .store import NewNode
 from .tokens import Tokenizer, for_model
 from .wire import get_format
@@ -716,8 +717,9 @@ class Session:
         return self._rt._store.calls("WHERE session = ?", (self._id,))
 
     def savings(self, pricing: Pricing | None = None) -> Savings:
-        """Billed input against a stateless client for this session's requests."""
-        return (pricing or Pricing()).savings(self.calls())
+        """This session's billed input against a careful stateless client under the same
+        caching rules and against a client with no caching (``srt.savings``)."""
+        return savings(self.calls(), pricing, history=self._rt._store.tail)
 
     def predict(
         self,
@@ -729,6 +731,6 @@ class Session:
         pricing: Pricing | None = None,
     ) -> tuple[CacheExplain, tuple[float, float] | None]:
         """The cache explain for the next request and its expected input cost in USD
-        (with the predicted cache reads, and for a stateless client), if priced."""
+        (with the predicted cache reads, and with no caching), if priced."""
         ex = self.explain(format, model=model, tools=tools)
         return ex, (pricing or Pricing()).predict(model, ex.total_tokens, ex.cached_tokens)

@@ -225,7 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "stats", "requests, tokens, cache hits, cost and savings, from the ledger", _stats.stats
     )
-    p.add_argument("name", metavar="NAME", nargs="?", help="one session (default: all)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "name", metavar="NAME", nargs="?", help="the session (default: the one used last)"
+    )
+    which.add_argument("--all", action="store_true", help="every session's requests")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
 
     p = command("gc", "delete the messages and nodes that no session reaches", _maint.gc)

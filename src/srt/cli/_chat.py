@@ -23,7 +23,7 @@ from ..errors import ProviderError, SrtError
 from ..providers.base import Provider
 from ..runtime import Runtime
 from ..session import Session
-from ._common import CommandError, escape_line, escape_text, runtime, tty
+from ._common import CommandError, escape_line, escape_text, latest_session, runtime, tty
 from ._providers import make_provider
 from ._stats import usage_summary
 
@@ -90,11 +90,9 @@ def _new_name(rt: Runtime, prefix: str) -> str:
 def open_session(rt: Runtime, args: argparse.Namespace, prefix: str) -> tuple[Session, bool]:
     """The session named by --session or -c, or a new one; and whether it is new."""
     if args.cont:
-        infos = rt.sessions()
-        if not infos:
+        if not rt.sessions():
             raise CommandError("there is no session to continue")
-        name = max(infos, key=lambda i: i.updated).name
-        return rt.session(name, create=False), False
+        return rt.session(latest_session(rt), create=False), False
     if args.session:
         session = rt.session(args.session)
         return session, len(session) == 0
@@ -343,7 +341,7 @@ class Chat:
             self.say(line)
 
     def stats(self, arg: str) -> None:
-        for line in usage_summary(self.session.calls()):
+        for line in usage_summary(self.session.calls(), self.rt):
             self.say(line)
 
     def save(self, arg: str) -> None:
