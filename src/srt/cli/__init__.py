@@ -116,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON list of sessions")
 
     p = command("show", "print a session's transcript or its branch tree", _sessions.show)
-    p.add_argument("name", metavar="NAME", help="the session")
+    p.add_argument(
+        "name", metavar="NAME", nargs="?", help="the session (default: the one used last)"
+    )
     how = p.add_mutually_exclusive_group()
     how.add_argument("--json", action="store_true", help="print the messages as a JSON list")
     how.add_argument(
@@ -180,10 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME", help="the session")
     p.add_argument(
         "--format",
-        required=True,
-        choices=sorted(_sessions.EXPORTS),
-        help="openai (Chat Completions), anthropic (Messages), responses (OpenAI "
-        "Responses) or jsonl (one stored message a line, byte for byte)",
+        default="jsonl",
+        choices=_sessions.EXPORTS,
+        help="jsonl (one stored message a line, byte for byte; the default), markdown "
+        "(a transcript for people), or a wire format: the request body, as "
+        "'srt request' prints it without cache hints",
     )
     p.add_argument(
         "--model",
@@ -198,6 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("import", "create a session from a file made by srt export", _sessions.import_)
     p.add_argument("file", metavar="FILE", help="the file, or '-' to read stdin")
+    p.add_argument(
+        "--format",
+        choices=_sessions.IMPORTS,
+        help="the file's format, as srt export names it (default: recognised from its shape)",
+    )
     p.add_argument(
         "--name",
         help="the new session's name (default: the file name without its extension)",

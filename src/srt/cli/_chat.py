@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -138,7 +139,8 @@ class Chat:
         self.out = out
         self.read = read
         self.interactive = interactive
-        self.color = tty(out)
+        # NO_COLOR (no-color.org): present and not empty turns off the dim status lines.
+        self.color = tty(out) and not os.environ.get("NO_COLOR")
 
     def say(self, text: str) -> None:
         self.out.write(text + "\n")
@@ -419,19 +421,27 @@ def prompt(args: argparse.Namespace) -> int:
     provider, model = make_provider(args)
     try:
         with runtime(args, create=True) as rt:
-            session, _new = open_session(rt, args, "prompt")
+            session, new = open_session(rt, args, "prompt")
+            before = len(session)
             set_system(session, args.system)
             session.append({"role": "user", "content": text})
             stream = session.stream(provider, model=model)
             ended = ""
-            with _interruptible():
-                try:
-                    for delta in stream:
-                        sys.stdout.write(escape_text(delta))
-                        sys.stdout.flush()
-                        ended = delta[-1:] or ended
-                except KeyboardInterrupt:
-                    stream.close()
+            try:
+                with _interruptible():
+                    try:
+                        for delta in stream:
+                            sys.stdout.write(escape_text(delta))
+                            sys.stdout.flush()
+                            ended = delta[-1:] or ended
+                    except KeyboardInterrupt:
+                        stream.close()
+            except ProviderError:
+                if stream.reply is None:
+                    _unask(rt, session, None if new else before)
+                raise
+            if stream.reply is None:
+                _unask(rt, session, None if new else before)
             if ended != "\n":
                 print()
             if stream.status not in ("ok", None):
@@ -442,8 +452,21 @@ def prompt(args: argparse.Namespace) -> int:
                 )
                 return 130 if stream.status == "cancelled" else 1
             if stream.status is None:
-                print("srt: interrupted before the reply began", file=sys.stderr)
+                print(
+                    "srt: interrupted before the reply began; the session was left as it was",
+                    file=sys.stderr,
+                )
                 return 130
             return 0
     finally:
         _close(provider)
+
+
+def _unask(rt: Runtime, session: Session, before: int | None) -> None:
+    """Leave the session as it was before ``srt prompt`` (no reply was stored): a session
+    the prompt created is deleted, an existing one loses the unanswered message. The
+    request stays in the ledger."""
+    if before is None:
+        rt.delete(session.name)
+    elif len(session) > before:
+        session.rewind(len(session) - before)
