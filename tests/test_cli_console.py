@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import apsw
 import pytest
 
 import srt
@@ -231,3 +232,61 @@ def test_markdown_export(srv: ProviderServer, env: dict[str, str]) -> None:
         "## tool (result of call_1)\n\n18 °C\n\n"
         "## assistant\n\n18 °C, *dry*.\n"
     )
+
+
+def test_log_lists_earlier_heads_and_restores_one(env: dict[str, str]) -> None:
+    for role, text in (("user", "Suggest a name."), ("assistant", "Smoke."), ("user", "Why?")):
+        ok(env, "append", "n", "--role", role, text)
+    assert ok(env, "rewind", "n", "2") == "1\n"
+    assert ok(env, "log").startswith("n: 1 messages now; earlier heads:\nKEY ")
+    (rec,) = json.loads(ok(env, "log", "n", "--json"))
+    assert (rec["action"], rec["messages"], rec["last_message"]) == ("rewind", 3, "user: Why?")
+    assert (
+        ok(env, "log", "n", "--restore", rec["key"]) == f"n: 3 messages (restored {rec['key']})\n"
+    )
+    assert ok(env, "show", "n") == "user: Suggest a name.\n\nassistant: Smoke.\n\nuser: Why?\n"
+    r = srt_cmd(env, "log", "n", "--restore", "nope")
+    assert r.returncode == 1 and b"no earlier head 'nope'" in r.stderr
+    # gc keeps an earlier head for its retention; --history-retention 0 lets it go.
+    ok(env, "rewind", "n", "2")
+    assert ok(env, "gc").startswith("removed 0 nodes and 0 messages")
+    assert ok(env, "gc", "--history-retention", "0").startswith("removed 2 nodes and 2 messages")
+    assert json.loads(ok(env, "log", "n", "--json")) == []
+
+
+def test_show_marks_compactions_and_lists_what_they_replaced(env: dict[str, str]) -> None:
+    with srt.Runtime(env["SRT_DB"]) as rt:
+        s = rt.session("c")
+        s.append({"role": "system", "content": "sys"}, {"role": "user", "content": "first"})
+        for i in range(2):
+            s.append(
+                {"role": "assistant", "content": f"a{i}"}, {"role": "user", "content": f"q{i}"}
+            )
+        s.compact(5, "a0, q0, a1")
+    shown = ok(env, "show", "c")
+    assert "user [summary of 3 messages]: [Summary of 3 earlier messages]\na0, q0, a1" in shown
+    replaced = ok(env, "show", "c", "--replaced")
+    assert (
+        "a0, q0, a1\n  │ assistant: a0\n  │ \n  │ user: q0\n  │ \n  │ assistant: a1\n" in replaced
+    )
+
+
+def test_verify_rebuilds_the_ledger(srv: ProviderServer, env: dict[str, str]) -> None:
+    srv.script("openai", ["A.", "B."])
+    ok(env, "prompt", *provider_args(srv), "--session", "v", "first?")
+    ok(env, "prompt", *provider_args(srv), "-c", "second?")
+    assert ok(env, "verify") == (
+        "ok: 4 messages, 4 nodes, 1 session, 2 ledger rows; every hash, chain and reference "
+        "checks out, and every ledger row with a stored reply rebuilds to its recorded body "
+        "hash\n"
+    )
+    with srt.Runtime(env["SRT_DB"]) as rt:
+        row = rt.calls()[-1]
+    conn = apsw.Connection(env["SRT_DB"])
+    conn.execute("UPDATE calls SET body_hash = zeroblob(16) WHERE id = ?", (row["id"],))
+    conn.close()
+    r = srt_cmd(env, "verify")
+    assert r.returncode == 1
+    lines = r.stdout.decode().splitlines()
+    assert lines[0].startswith(f"FAULT calls row {row['id']}: the body rebuilt from node ")
+    assert lines[-1] == "1 fault in 4 messages, 4 nodes, 1 session, 2 ledger rows"

@@ -40,6 +40,11 @@ RANKS = {
     "cache": 4,
     # What prefix reuse saved against the two baselines, over ledger rows.
     "savings": 4,
+    # Earlier heads (store objects) and the per-message view of a chain.
+    "history": 4,
+    "entries": 4,
+    # Rebuilding every ledger row's body from the stored history (srt verify).
+    "ledger": 5,
     "session": 4,
     # A provider call on a session: build, send, stream, persist (session's own layer).
     "exchange": 4,

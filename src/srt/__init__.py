@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._types import BuildStats, Message, Reply, SessionInfo, Usage
 from ._version import __version__
+from .entries import Entry
 from .errors import (
     ConfigError,
     ConflictError,
@@ -34,6 +35,7 @@ from .errors import (
     StreamInterruptedError,
     UnsupportedFeatureError,
 )
+from .history import HeadRecord
 from .pricing import Price, Pricing
 from .providers.base import Anthropic, Azure, Bedrock, OpenAI, OpenAICompatible, Provider
 from .providers.local import LocalProvider
@@ -56,6 +58,8 @@ __all__ = [
     "ConflictError",
     "ContextOverflowError",
     "CorruptionError",
+    "Entry",
+    "HeadRecord",
     "HistoryIndexError",
     "InvalidMessageError",
     "InvalidSessionNameError",

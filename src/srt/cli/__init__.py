@@ -19,7 +19,7 @@ from .._version import __version__
 from ..errors import SrtError
 from ..runtime import default_path
 from ..wire import FORMATS
-from . import _chat, _maint, _sessions, _stats
+from . import _chat, _log, _maint, _sessions, _stats
 from ._common import CommandError, escape_line
 from ._providers import add_provider_options
 
@@ -125,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--tree",
         action="store_true",
         help="draw the tree of every session sharing this conversation's first message",
+    )
+    p.add_argument(
+        "--replaced",
+        action="store_true",
+        help="under each compaction summary, the messages it replaced",
     )
 
     p = command(
@@ -240,7 +245,25 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--all", action="store_true", help="every session's requests")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
 
+    p = command(
+        "log",
+        "list a session's earlier heads (left by rewind, edit, ...), or restore one",
+        _log.log,
+    )
+    p.add_argument(
+        "name", metavar="NAME", nargs="?", help="the session (default: the one used last)"
+    )
+    p.add_argument("--restore", metavar="KEY", help="make the earlier head KEY the head again")
+    p.add_argument("--json", action="store_true", help="print the earlier heads as JSON")
+
     p = command("gc", "delete the messages and nodes that no session reaches", _maint.gc)
+    p.add_argument(
+        "--history-retention",
+        type=_log.duration,
+        metavar="DURATION",
+        help="keep earlier heads this long after they were left (e.g. 7d, 12h, 0), from now "
+        "on and for the heads already recorded (default: the database's setting, 7d)",
+    )
     p.add_argument(
         "--dry-run", action="store_true", help="count what would be removed; change nothing"
     )

@@ -11,6 +11,7 @@ import shutil
 import sys
 from typing import Any
 
+from ..entries import Entry
 from ..errors import SessionExistsError
 from ..message import canonicalize
 from ..runtime import Runtime
@@ -69,20 +70,28 @@ def message_text(message: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def render(message: dict[str, Any], status: str | None = None) -> str:
-    """One transcript block, ``role: text``, with control characters escaped."""
+def render(message: dict[str, Any], status: str | None = None, replaced: int = 0) -> str:
+    """One transcript block, ``role: text``, with control characters escaped; a partial
+    reply's status and a compaction summary's span are marked after the role."""
     mark = f" [{status}]" if status else ""
+    if replaced:
+        mark += f" [summary of {replaced} message{'s' if replaced != 1 else ''}]"
     return escape_text(f"{message['role']}{mark}: " + message_text(message))
 
 
-def transcript(rt: Runtime, name: str) -> list[tuple[dict[str, Any], str | None]]:
-    """The messages of session ``name`` with each one's partial-reply status."""
-    session = rt.session(name, create=False)
-    statuses = [row[4] for row in rt.store.chain(session.head)]
-    messages = session.messages()
-    if len(statuses) != len(messages):  # the head moved between the two reads
-        statuses = [None] * len(messages)
-    return list(zip(messages, statuses, strict=True))
+def render_entry(entry: Entry, with_replaced: bool = False) -> str:
+    """An entry's block; with ``with_replaced``, the messages a summary replaced follow
+    it, each line marked with ``│``."""
+    block = render(entry.message, entry.status, len(entry.replaced))
+    if not with_replaced or not entry.replaced:
+        return block
+    inner = "\n\n".join(render(m) for m in entry.replaced)
+    return block + "\n" + "\n".join("  │ " + line for line in inner.splitlines())
+
+
+def transcript(rt: Runtime, name: str) -> list[Entry]:
+    """The messages of session ``name`` with their status, metadata and compactions."""
+    return rt.session(name, create=False).entries()
 
 
 def session_name(rt: Runtime, args: argparse.Namespace) -> str:
@@ -148,7 +157,7 @@ def show(args: argparse.Namespace) -> None:
             return
         blocks = transcript(rt, name)
     if blocks:
-        print("\n\n".join(render(m, s) for m, s in blocks))
+        print("\n\n".join(render_entry(e, args.replaced) for e in blocks))
 
 
 def _one_line(text: str) -> str:
@@ -284,17 +293,19 @@ def export(args: argparse.Namespace) -> None:
         session = rt.session(args.name, create=False)
         if args.format == "markdown":
             blocks = [
-                (m, s) for m, s in transcript(rt, args.name) if s is None or args.include_partial
+                (e.message, e.status)
+                for e in transcript(rt, args.name)
+                if e.status is None or args.include_partial
             ]
             write_bytes(markdown(args.name, blocks).encode("utf-8"))
             return
         if args.format == "jsonl":
             data = b"".join(
                 body + b"\n"
-                for body, (_m, status) in zip(
+                for body, entry in zip(
                     session.messages_bytes(), transcript(rt, args.name), strict=True
                 )
-                if status is None or args.include_partial
+                if entry.status is None or args.include_partial
             )
             write_bytes(data)
             return
