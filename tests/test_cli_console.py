@@ -290,3 +290,27 @@ def test_verify_rebuilds_the_ledger(srv: ProviderServer, env: dict[str, str]) ->
     lines = r.stdout.decode().splitlines()
     assert lines[0].startswith(f"FAULT calls row {row['id']}: the body rebuilt from node ")
     assert lines[-1] == "1 fault in 4 messages, 4 nodes, 1 session, 2 ledger rows"
+
+
+def test_stats_shows_a_local_model_as_local(env: dict[str, str]) -> None:
+    from srt.store import CallRecord
+
+    with srt.Runtime(env["SRT_DB"]) as rt:
+        rt.session("l").append({"role": "user", "content": "hi"})
+        row = rt.store.get_session("l")
+        assert row is not None
+        for provider, model in (("local", "SmolLM2-135M-Instruct"), ("openai", "gpt-4o-mini")):
+            rt.store.record_call(
+                CallRecord(
+                    at=1.8e9, session=row.id, session_name="l", node=None, provider=provider,
+                    model=model, format="openai.chat", body_hash=b"\0" * 16, body_bytes=10,
+                    messages=1, input_tokens=2000, cache_read_tokens=1024, output_tokens=5,
+                )
+            )  # fmt: skip
+    text = ok(env, "stats", "l")
+    assert "no price known" not in text and "unpriced" not in text
+    assert "1 local requests at $0" in text
+    figures = json.loads(ok(env, "stats", "l", "--json"))["models"]
+    local = figures["SmolLM2-135M-Instruct"]["cost"]
+    assert (local["local_requests"], local["total_usd"]) == (1, 0.0)
+    assert ok(env, "stats", "l", "--json").count('"local_requests": 1') == 2

@@ -156,7 +156,6 @@ def test_every_responses_body_validates_against_the_sdk_params(
 def test_every_chat_body_validates_against_the_sdk_params(
     msgs: list[dict[str, Any]], model: str, tools: list[dict[str, Any]], params: dict[str, Any]
 ) -> None:
-    params.pop("store", None) if params.get("stream") else None
     check_body(
         CHAT_PARAMS,
         build_body("openai.chat", _bodies(msgs), model=model, tools=tools, params=params),
