@@ -180,13 +180,18 @@ def test_a_prompt_to_an_unreachable_provider_leaves_the_session_as_it_was(
     assert r.returncode == 1 and r.stdout == b""
     assert r.stderr.startswith(b"srt: error: ") and b"Traceback" not in r.stderr
     assert ok(env, "show", "geo", "--json") == before  # no unanswered message
+    (left,) = json.loads(ok(env, "log", "geo", "--json"))  # ... yet its text is not lost
+    assert (left["messages"], left["last_message"]) == (3, "user: And of Spain?")
+    ok(env, "append", "empty", "--role", "user", "x")
+    ok(env, "rewind", "empty")  # an existing, empty session stays (empty)
+    assert srt_cmd(env, "prompt", *down, "--session", "empty", "Hi?").returncode == 1
     # A new session the prompt would have made is not left behind either.
     r = srt_cmd(env, "prompt", *down, "--system", "Be brief.", "Hello?")
     assert r.returncode == 1
-    assert [s["name"] for s in json.loads(ok(env, "ls", "--json"))] == ["geo"]
+    assert [s["name"] for s in json.loads(ok(env, "ls", "--json"))] == ["empty", "geo"]
     # Both attempts are in the ledger, as failed requests.
     figures = json.loads(ok(env, "stats", "--all", "--json"))
-    assert (figures["requests"], figures["errors"]) == (2, 2)
+    assert (figures["requests"], figures["errors"]) == (3, 3)
 
 
 def test_bench_with_a_missing_dir_is_a_clean_error(tmp_path: Path) -> None:

@@ -421,7 +421,10 @@ def prompt(args: argparse.Namespace) -> int:
     provider, model = make_provider(args)
     try:
         with runtime(args, create=True) as rt:
-            session, new = open_session(rt, args, "prompt")
+            existed = bool(args.cont) or (
+                args.session is not None and rt.store.get_session(args.session) is not None
+            )
+            session, _new = open_session(rt, args, "prompt")
             before = len(session)
             set_system(session, args.system)
             session.append({"role": "user", "content": text})
@@ -438,10 +441,10 @@ def prompt(args: argparse.Namespace) -> int:
                         stream.close()
             except ProviderError:
                 if stream.reply is None:
-                    _unask(rt, session, None if new else before)
+                    _unask(rt, session, before if existed else None)
                 raise
             if stream.reply is None:
-                _unask(rt, session, None if new else before)
+                _unask(rt, session, before if existed else None)
             if ended != "\n":
                 print()
             if stream.status not in ("ok", None):
@@ -464,8 +467,9 @@ def prompt(args: argparse.Namespace) -> int:
 
 def _unask(rt: Runtime, session: Session, before: int | None) -> None:
     """Leave the session as it was before ``srt prompt`` (no reply was stored): a session
-    the prompt created is deleted, an existing one loses the unanswered message. The
-    request stays in the ledger."""
+    the prompt created is deleted, an existing one loses the unanswered message (which
+    ``srt log`` lists as an earlier head while the history retention lasts). The request
+    stays in the ledger."""
     if before is None:
         rt.delete(session.name)
     elif len(session) > before:
