@@ -193,3 +193,14 @@ def test_verify_rebuilds_every_ledger_body(rt: srt.Runtime, srv: ProviderServer)
     report = rt.verify_ledger()
     assert len(report.faults) == 1 and report.faults[0].row == row["id"]
     assert "not the" in report.faults[0].detail
+
+
+def test_deleting_a_session_drops_its_earlier_heads(rt: srt.Runtime) -> None:
+    """srt delete then srt gc frees everything only that session reached."""
+    s = rt.session("d")
+    _turns(s, 3)
+    s.rewind(4)
+    assert len(s.history()) == 1 and rt.store.gc().nodes == 0
+    rt.delete("d")
+    assert rt.store.gc().nodes == 7
+    assert rt.store.list_objects(history.KIND, str(s._id)) == []

@@ -10,7 +10,8 @@ period* after the move, after which ``gc`` frees what nothing else reaches.
 The retention is the database's: ``DEFAULT_RETENTION_S`` (7 days) until
 ``set_retention`` stores another (0: keep no earlier heads); ``Runtime(
 history_retention=...)`` overrides it for one runtime. Changing it re-dates the records
-of the sessions that exist (a deleted session's records keep their date).
+of the sessions that exist. Deleting a session drops its records, so ``srt delete``
+then ``srt gc`` frees everything only that session reached, earlier heads included.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "KIND",
     "HeadRecord",
     "check_retention",
+    "forget_history",
     "get_retention",
     "head_record",
     "history",
@@ -126,6 +128,14 @@ def find(session: Session, key: HeadRecord | str) -> HeadRecord:
     raise SessionError(
         f"session {session.name!r} has no earlier head {wanted!r} (expired, or never recorded)"
     )
+
+
+def forget_history(store: Store, session_id: int) -> int:
+    """Drop a session's records of earlier heads (its deletion); how many there were."""
+    keys = [row.key for row in _records(store, str(session_id))]
+    for key in keys:
+        store.delete_object(KIND, str(session_id), key)
+    return len(keys)
 
 
 def set_retention(store: Store, seconds: float, session_ids: list[int]) -> int:

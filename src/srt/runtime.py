@@ -15,7 +15,7 @@ from . import _core
 from ._types import SessionInfo, UsageSummary
 from .cache import Record
 from .errors import ConfigError, InvalidSessionNameError, SessionNotFoundError
-from .history import check_retention, get_retention, set_retention
+from .history import check_retention, forget_history, get_retention, set_retention
 from .ledger import LedgerReport, verify_ledger
 from .message import DEFAULT_MAX_MESSAGE_BYTES, canonical_tool
 from .pricing import Pricing
@@ -249,8 +249,12 @@ class Runtime:
         return self.store.list_sessions()
 
     def delete(self, name: str) -> None:
-        """Delete a session's head. Its messages stay for any fork that shares them."""
-        self.store.delete_session(check_name(name))
+        """Delete a session's head and its earlier heads (``srt.history``). Its messages
+        stay for any fork that shares them; ``gc`` frees the rest."""
+        row = self.store.get_session(check_name(name))
+        self.store.delete_session(name)
+        if row is not None:
+            forget_history(self.store, row.id)
 
     def rename(self, old: str, new: str) -> None:
         """Rename a session."""
