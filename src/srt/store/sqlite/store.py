@@ -52,7 +52,7 @@ from ..base import (
     check_chain,
 )
 from . import maintenance, verify, views
-from .db import Database
+from .db import OBJECTS_SQL, OBJECTS_TABLE, Database, has_table, translate
 
 __all__ = ["SQLiteStore"]
 
@@ -84,6 +84,17 @@ FROM chain CROSS JOIN messages m ON m.id = chain.message
 # outer loop, so rows come deepest first; ``Store.chain`` reverses them and sorts by
 # depth, which costs one pass over rows already in order.
 
+
+_TAIL_SQL = """
+WITH RECURSIVE up(id, parent, message, depth) AS (
+    SELECT id, parent, message, depth FROM nodes WHERE id = ?
+    UNION ALL
+    SELECT n.id, n.parent, n.message, n.depth
+    FROM nodes n JOIN up ON n.id = up.parent AND n.depth < up.depth
+    WHERE up.depth > ?
+)
+SELECT up.id, up.depth, m.body FROM up JOIN messages m ON m.id = up.message
+"""
 
 _depth = operator.itemgetter(6)
 
@@ -203,6 +214,20 @@ class SQLiteStore(Store):
         self.location = path
         #: The file's connections and writer lock (the maintenance jobs use it too).
         self.db = Database(path, vfs=vfs)
+        # Whether the objects table is known to exist (created by the first object
+        # written; never dropped, so once seen it stays).
+        self._objects = False
+
+    def _has_objects(self) -> bool:
+        if not self._objects:
+            with translate("reading the schema"):
+                self._objects = has_table(self.db.connection(), OBJECTS_TABLE)
+        return self._objects
+
+    def _ensure_objects(self, conn: apsw.Connection) -> None:
+        """Inside a write transaction: create the objects table if the file has none."""
+        if not self._objects:
+            conn.execute(OBJECTS_SQL)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SQLiteStore:
@@ -303,6 +328,11 @@ class SQLiteStore(Store):
         rows = self.db.read("reading a node", "SELECT meta FROM nodes WHERE id = ?", (node,))
         return rows[0][0] if rows else None
 
+    def tail(self, node: int, depth: int) -> list[tuple[int, bytes]]:
+        rows = self.db.read("reading a chain's tail", _TAIL_SQL, (node, depth))
+        rows.sort(key=operator.itemgetter(1))
+        return [(int(r[0]), r[2]) for r in rows if r[1] > depth]
+
     # -- writes ----------------------------------------------------------------------
 
     def move_head(self, session: int, expected: int | None, new: int | None) -> None:
@@ -328,9 +358,13 @@ class SQLiteStore(Store):
                 row = list(_call_values(call))
                 row[_NODE] = head
                 conn.execute(_INSERT_CALL, row)
+            if objects:
+                self._ensure_objects(conn)
             for obj in objects:
                 _put_object(conn, obj, head if obj.at_head else obj.node)
-            return ids
+        if objects:
+            self._objects = True  # committed
+        return ids
 
     # -- the ledger ------------------------------------------------------------------
 
@@ -376,13 +410,16 @@ class SQLiteStore(Store):
         node: int | None = None,
         expires: float | None = None,
     ) -> None:
-        obj = ObjectPut(kind, scope, key, value, node, expires)
         _check_object(kind, scope, key, value)
         with self.db.write("storing an object") as conn:
-            _put_object(conn, obj, node)
+            self._ensure_objects(conn)
+            _put_object(conn, ObjectPut(kind, scope, key, value, node, expires), node)
+        self._objects = True  # committed
 
     def get_object(self, kind: str, scope: str, key: str) -> ObjectRow | None:
         _check_object(kind, scope, key)
+        if not self._has_objects():
+            return None
         rows = self.db.read(
             "reading an object",
             f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE kind = ? AND scope = ? AND key = ? "
@@ -403,6 +440,8 @@ class SQLiteStore(Store):
         _check_object(kind, scope, after if after is not None else "-")
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise ConfigError("limit must be a positive int")
+        if not self._has_objects():
+            return []
         order, cmp = ("DESC", "<") if descending else ("ASC", ">")
         where = "kind = ? AND scope = ? AND " + _LIVE_OBJECT
         args: list[Any] = [kind, scope, time.time()]
@@ -422,6 +461,8 @@ class SQLiteStore(Store):
 
     def delete_object(self, kind: str, scope: str, key: str) -> bool:
         _check_object(kind, scope, key)
+        if not self._has_objects():
+            return False
         with self.db.write("deleting an object") as conn:
             conn.execute(
                 "DELETE FROM objects WHERE kind = ? AND scope = ? AND key = ?", (kind, scope, key)
