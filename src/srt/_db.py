@@ -122,6 +122,23 @@ MIGRATIONS: tuple[str, ...] = (
     # triggers, which are exactly what a first search creates, so it opens, searches,
     # verifies and collects garbage like any file whose index was built on demand.
     "",
+    # v4: named objects beside the sessions (the gateway's responses, conversations and
+    # keys): a JSON value under (kind, scope, key), optionally holding a node alive.
+    """
+    CREATE TABLE objects(
+        id      INTEGER PRIMARY KEY,
+        kind    TEXT NOT NULL,
+        scope   TEXT NOT NULL,
+        key     TEXT NOT NULL,
+        value   BLOB NOT NULL,
+        node    INTEGER REFERENCES nodes(id),
+        expires REAL,
+        created REAL NOT NULL,
+        updated REAL NOT NULL
+    );
+    CREATE UNIQUE INDEX objects_key ON objects(kind, scope, key);
+    CREATE INDEX objects_node ON objects(node) WHERE node IS NOT NULL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -178,6 +179,8 @@ INSERT INTO temp.srt_gc_live(id)
 WITH RECURSIVE live(id) AS (
     SELECT head FROM sessions WHERE head IS NOT NULL
     UNION
+    SELECT node FROM objects WHERE node IS NOT NULL
+    UNION
     SELECT n.parent FROM nodes n JOIN live ON n.id = live.id WHERE n.parent IS NOT NULL
 )
 SELECT id FROM live
@@ -209,6 +212,9 @@ def gc(db: Runtime | Store, *, secure_delete: bool = True, dry_run: bool = False
             free_before = _count(conn, "PRAGMA freelist_count")
             conn.execute("CREATE TEMP TABLE IF NOT EXISTS srt_gc_live(id INTEGER PRIMARY KEY)")
             conn.execute("DELETE FROM temp.srt_gc_live")
+            conn.execute(
+                "DELETE FROM objects WHERE expires IS NOT NULL AND expires <= ?", (time.time(),)
+            )
             conn.execute(_LIVE)
             nodes = _count(conn, f"SELECT count(*) FROM nodes WHERE {_DEAD_NODES}")
             _rows(

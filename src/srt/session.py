@@ -71,6 +71,8 @@ class Session:
         self._cuts: dict[WindowPolicy, int] = {}
         self._asm: dict[tuple[str, str, bool, tuple[str, int, int] | None], Assembly] = {}
         self._head_prefix = _core.ROOT
+        # (length before, head prefix before) while messages are staged for a send.
+        self._staged: tuple[int, bytes] | None = None
         self.last_build: BuildStats | None = None
 
     # -- identity ----------------------------------------------------------------
@@ -109,6 +111,8 @@ class Session:
             return _core.ROOT
         if keep == n:
             return self._head_prefix
+        if self._staged is not None and keep == self._staged[0]:
+            return self._staged[1]
         return self._rt._store.node_prefix(self._ids[keep - 1])
 
     def _load(self) -> None:
@@ -181,30 +185,53 @@ class Session:
         prepared: list[tuple[bytes, bytes, bytes | None]],
         status: str | None = None,
         call: Sequence[Any] | None = None,
+        plain: int = 0,
     ) -> None:
         """Write ``prepared`` after the first ``keep`` messages of the chain (CAS on head).
 
-        ``status`` marks the messages as a partial reply; ``call`` is a ledger row
-        written in the same transaction.
+        ``status`` marks the messages as a partial reply (all but the first ``plain``
+        of them); ``call`` is a ledger row written in the same transaction.
         """
         parent = self._ids[keep - 1] if keep else None
         prefixes = _core.chain_many(self._prefix(keep), [p[0] for p in prepared])
         items: list[NewNode] = [
-            (h, body, prefix, meta, status)
-            for (h, body, meta), prefix in zip(prepared, prefixes, strict=True)
+            (h, body, prefix, meta, None if i < plain else status)
+            for i, ((h, body, meta), prefix) in enumerate(zip(prepared, prefixes, strict=True))
         ]
         ids = self._rt._store.append(self._id, self._head, parent, keep, items, call)
+        self._staged = None
         self._truncate(keep)
         intern = self._rt._intern
         for node_id, (h, body, meta) in zip(ids, prepared, strict=True):
             self._ids.append(node_id)
             self._hashes.append(h)
             self._bodies.append(intern(h, body))
-            if status is not None:
+            if status is not None and len(self._bodies) > keep + plain:
                 self._status[len(self._bodies) - 1] = status
             self._pinned.append(meta is not None and b'"pinned":true' in meta)
         self._head = self._ids[-1] if self._ids else None
         self._head_prefix = prefixes[-1] if prefixes else self._prefix()
+
+    def _stage(self, prepared: list[tuple[bytes, bytes, bytes | None]]) -> None:
+        """Hold ``prepared`` after the chain in memory only, for one send that commits
+        them with its reply (``send(..., append=...)``); ``_unstage`` drops them."""
+        n = len(self._ids)
+        self._staged = (n, self._head_prefix)
+        prefixes = _core.chain_many(self._head_prefix, [p[0] for p in prepared])
+        for h, body, meta in prepared:
+            self._ids.append(-1)  # no node yet
+            self._hashes.append(h)
+            self._bodies.append(body)
+            self._pinned.append(meta is not None and b'"pinned":true' in meta)
+        if prefixes:
+            self._head_prefix = prefixes[-1]
+
+    def _unstage(self) -> None:
+        if self._staged is not None:
+            n, prefix = self._staged
+            self._staged = None
+            self._truncate(n)
+            self._head_prefix = prefix
 
     def append(self, *messages: Any, rebase: bool = False, model: str | None = None) -> int | None:
         """Append messages atomically; return the new head node id.
@@ -632,6 +659,10 @@ class Session:
         stream: bool,
     ) -> exchange.Call:
         check_model(model)
+        append = params.pop("append", ())
+        keep = params.pop("keep", True)
+        if isinstance(append, (str, bytes, dict, Message)):
+            append = (append,)
         return exchange.Call(
             self,
             provider,
@@ -641,6 +672,8 @@ class Session:
             include_partial=partial,
             params=params,
             stream=stream,
+            append=append,
+            keep=bool(keep),
         )
 
     def send(
@@ -656,9 +689,12 @@ class Session:
         """Send the next request to ``provider``; append the reply and its usage atomically.
 
         ``params`` go into the body, except ``window=WindowPolicy(...)``, which bounds
-        the history sent (see ``srt.context``). The body is built by delta assembly
-        (or, for OpenAI Responses, as a delta on the provider's stored state when it
-        holds this session's prefix).
+        the history sent (see ``srt.context``), ``append=[messages]``, messages sent
+        after the history and appended *with* the reply in one compare-and-swap (if the
+        call fails or the session moved, none of them is written), and ``keep=False``,
+        which appends nothing at all (the ledger row is still written). The body is
+        built by delta assembly (or, for OpenAI Responses, as a delta on the provider's
+        stored state when it holds this session's prefix).
         """
         return exchange.send(
             self._call(provider, model, tools, cache, include_partial, params, False)

@@ -33,7 +33,7 @@ from .errors import (
     SessionNotFoundError,
 )
 
-__all__ = ["CALL_COLUMNS", "ChainRow", "NewNode", "SessionRow", "Store"]
+__all__ = ["CALL_COLUMNS", "ChainRow", "NewNode", "ObjectRow", "SessionRow", "Store"]
 
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
@@ -44,6 +44,8 @@ SessionRow = tuple[int, "int | None", float, float]
 ChainRow = tuple[int, bytes, bytes, bytes, "str | None", "bytes | str | None", int]
 # (message hash, canonical body, prefix hash, metadata JSON or None, status or None)
 NewNode = tuple[bytes, bytes, bytes, "bytes | None", "str | None"]
+# (key, value, node id or None, created, updated, expires or None)
+ObjectRow = tuple[str, bytes, "int | None", float, float, "float | None"]
 #: Columns of the ``calls`` ledger that a caller fills in, in order.
 CALL_COLUMNS = (
     "at",
@@ -402,3 +404,97 @@ class Store:
             (*nodes, fmt, model),
         )
         return rows[0] if rows else None
+
+    # -- objects -------------------------------------------------------------------------
+    # Named values beside the sessions: (kind, scope, key) -> value, listed in creation
+    # order. An object's node (and so its whole chain) stays alive under gc until the
+    # object is deleted or expires.
+
+    _OBJECT_COLUMNS = "key, value, node, created, updated, expires"
+
+    def put_object(
+        self,
+        kind: str,
+        scope: str,
+        key: str,
+        value: bytes,
+        *,
+        node: int | None = None,
+        expires: float | None = None,
+        create: bool | None = None,
+    ) -> bool:
+        """Create or replace an object (its creation order is kept on replace).
+
+        ``create=True`` only creates (``False`` if it exists); ``create=False`` only
+        replaces (``False`` if it does not exist). Returns whether it was written."""
+        now = time.time()
+        with self.write("writing an object") as conn:
+            row = conn.execute(
+                "SELECT id, expires FROM objects WHERE kind = ? AND scope = ? AND key = ?",
+                (kind, scope, key),
+            ).fetchone()
+            live = row is not None and (row[1] is None or row[1] > now)
+            if (create is True and live) or (create is False and not live):
+                return False
+            if row is None:
+                conn.execute(
+                    "INSERT INTO objects(kind, scope, key, value, node, expires, created, "
+                    "updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (kind, scope, key, value, node, expires, now, now),
+                )
+            else:
+                conn.execute(
+                    "UPDATE objects SET value = ?, node = ?, expires = ?, updated = ?"
+                    + ("" if live else ", created = ?")
+                    + " WHERE id = ?",
+                    (value, node, expires, now, *(() if live else (now,)), row[0]),
+                )
+            return True
+
+    def get_object(self, kind: str, scope: str, key: str) -> ObjectRow | None:
+        """The object, or ``None`` if there is none or it has expired."""
+        rows = self.read(
+            "reading an object",
+            f"SELECT {self._OBJECT_COLUMNS} FROM objects WHERE kind = ? AND scope = ? "
+            "AND key = ? AND (expires IS NULL OR expires > ?)",
+            (kind, scope, key, time.time()),
+        )
+        return rows[0] if rows else None
+
+    def list_objects(
+        self,
+        kind: str,
+        scope: str,
+        *,
+        after: str | None = None,
+        limit: int = 100,
+        descending: bool = False,
+    ) -> list[ObjectRow]:
+        """Up to ``limit`` live objects of (kind, scope) in creation order (or reversed),
+        starting after the object keyed ``after`` (``[]`` if that one does not exist)."""
+        where = "kind = ? AND scope = ? AND (expires IS NULL OR expires > ?)"
+        args: list[Any] = [kind, scope, time.time()]
+        if after is not None:
+            found = self.read(
+                "listing objects",
+                "SELECT id FROM objects WHERE kind = ? AND scope = ? AND key = ?",
+                (kind, scope, after),
+            )
+            if not found:
+                return []
+            where += " AND id < ?" if descending else " AND id > ?"
+            args.append(found[0][0])
+        order = "DESC" if descending else "ASC"
+        return self.read(
+            "listing objects",
+            f"SELECT {self._OBJECT_COLUMNS} FROM objects WHERE {where} ORDER BY id {order} LIMIT ?",
+            (*args, int(limit)),
+        )
+
+    def delete_object(self, kind: str, scope: str, key: str) -> bool:
+        """Delete an object; ``False`` if there was none."""
+        with self.write("deleting an object") as conn:
+            conn.execute(
+                "DELETE FROM objects WHERE kind = ? AND scope = ? AND key = ?", (kind, scope, key)
+            )
+            return bool(conn.changes())
