@@ -166,6 +166,11 @@ class Runtime:
     # -- public API --------------------------------------------------------------
 
     @property
+    def store(self) -> Store:
+        """The store behind this runtime (sessions, nodes, the ledger, objects)."""
+        return self._store
+
+    @property
     def serialized(self) -> int:
         """Messages serialized by this runtime so far (appends plus fragment misses)."""
         return self._serialized

@@ -1,0 +1,46 @@
+"""``srt serve``: the OpenAI Responses and Conversations APIs over any upstream srt speaks.
+
+::
+
+    import srt.gateway
+    app = srt.gateway.app(srt.gateway.load_config("gateway.toml"))   # an ASGI app
+
+The gateway keeps conversations on the server: a client sends only its new input with a
+``previous_response_id`` or a ``conversation``, and srt's store, delta assembly, cache
+planner and ledger do the rest (``docs/gateway.md``). It needs the ``gateway`` extra
+(Starlette and uvicorn).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..errors import ConfigError
+from ..runtime import Runtime
+from .config import Config, Route, Tenant, Upstream, load_config, single
+
+__all__ = ["Config", "Route", "Tenant", "Upstream", "app", "load_config", "runtime_for", "single"]
+
+
+def runtime_for(config: Config, db: str | os.PathLike[str] | None = None) -> Runtime:
+    """The runtime a config names (``server.db``; SQLite at the default path if unset)."""
+    target = db if db is not None else config.db
+    if target is not None and str(target).startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            "a postgresql:// store needs srt's PostgreSQL engine, which this installation "
+            "does not have"
+        )
+    return Runtime(target)
+
+
+def app(config: Config | str | os.PathLike[str], runtime: Runtime | None = None) -> Any:
+    """The gateway as an ASGI app (Starlette), for ``config`` (or a TOML file's path).
+
+    ``runtime`` defaults to the one the config's ``server.db`` names. Mount it, or run
+    it with any ASGI server (``srt serve`` uses uvicorn).
+    """
+    from .app import build
+
+    cfg = config if isinstance(config, Config) else load_config(config)
+    return build(cfg, runtime if runtime is not None else runtime_for(cfg))

@@ -1,0 +1,147 @@
+"""The gateway's stored objects: responses, conversations, API keys and live workers.
+
+Each is a JSON value in the store's objects (kind, scope = tenant, key = id); a response
+object holds the node of its last output item, so its whole history stays alive under
+gc for as long as the response exists. Nothing here writes SQL: it is the store's
+object API with JSON on top.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..store import Store
+
+__all__ = ["Owner", "Records", "hash_key", "new_id"]
+
+RESPONSE = "gw.response"
+CONVERSATION = "gw.conversation"
+KEY = "gw.key"
+WORKER = "gw.worker"
+#: A worker that has not beaten for this long is taken for dead (other hosts).
+STALE_S = 30.0
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(24)}"
+
+
+def hash_key(key: str) -> str:
+    """API keys are stored as their SHA-256 (they are random, 256-bit, so no salt)."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The worker process running a response: host, pid and a token for this process."""
+
+    host: str
+    pid: int
+    token: str
+
+    @classmethod
+    def me(cls) -> Owner:
+        return _ME
+
+    def as_json(self) -> dict[str, Any]:
+        return {"host": self.host, "pid": self.pid, "token": self.token}
+
+
+_ME = Owner(socket.gethostname(), os.getpid(), secrets.token_hex(8))
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class Records:
+    """JSON objects of one store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._beat_lock = threading.Lock()
+
+    # -- responses ---------------------------------------------------------------------
+
+    def put_response(self, tenant: str, rec: dict[str, Any], node: int | None) -> None:
+        self.store.put_object(RESPONSE, tenant, rec["response"]["id"], _dumps(rec), node=node)
+
+    def get_response(self, tenant: str, rid: str) -> tuple[dict[str, Any], int | None] | None:
+        row = self.store.get_object(RESPONSE, tenant, rid)
+        if row is None:
+            return None
+        return json.loads(row[1]), row[2]
+
+    def delete_response(self, tenant: str, rid: str) -> bool:
+        return self.store.delete_object(RESPONSE, tenant, rid)
+
+    def list_responses(self, tenant: str, limit: int = 100) -> list[dict[str, Any]]:
+        return [json.loads(r[1]) for r in self.store.list_objects(RESPONSE, tenant, limit=limit)]
+
+    # -- conversations -----------------------------------------------------------------
+
+    def put_conversation(
+        self, tenant: str, rec: dict[str, Any], *, create: bool | None = None
+    ) -> bool:
+        return self.store.put_object(CONVERSATION, tenant, rec["id"], _dumps(rec), create=create)
+
+    def get_conversation(self, tenant: str, cid: str) -> dict[str, Any] | None:
+        row = self.store.get_object(CONVERSATION, tenant, cid)
+        return None if row is None else json.loads(row[1])
+
+    def delete_conversation(self, tenant: str, cid: str) -> bool:
+        return self.store.delete_object(CONVERSATION, tenant, cid)
+
+    # -- API keys ----------------------------------------------------------------------
+
+    def create_key(self, tenant: str) -> str:
+        """A new API key for ``tenant``; only its hash is stored. Returns the key."""
+        key = "sk-srt-" + secrets.token_urlsafe(32)
+        value = {"tenant": tenant, "created": time.time(), "prefix": key[:11]}
+        self.store.put_object(KEY, "", hash_key(key), _dumps(value), create=True)
+        return key
+
+    def tenant_of(self, key: str) -> str | None:
+        row = self.store.get_object(KEY, "", hash_key(key))
+        return None if row is None else str(json.loads(row[1])["tenant"])
+
+    def revoke_key(self, key_hash: str) -> bool:
+        return self.store.delete_object(KEY, "", key_hash)
+
+    # -- workers -----------------------------------------------------------------------
+
+    def beat(self) -> None:
+        """Say this worker process is alive (an object refreshed every few seconds)."""
+        me = Owner.me()
+        with self._beat_lock:
+            self.store.put_object(
+                WORKER,
+                me.host,
+                f"{me.pid}:{me.token}",
+                _dumps({"at": time.time()}),
+                expires=time.time() + 3 * STALE_S,
+            )
+
+    def alive(self, owner: dict[str, Any]) -> bool:
+        """Whether the worker that owns an in-progress response is still running."""
+        me = Owner.me()
+        if owner.get("token") == me.token:
+            return True
+        host, pid = owner.get("host"), owner.get("pid")
+        if host == me.host and isinstance(pid, int):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return False
+            except PermissionError:
+                pass
+        row = self.store.get_object(WORKER, str(host), f"{pid}:{owner.get('token')}")
+        return row is not None and json.loads(row[1])["at"] > time.time() - STALE_S
