@@ -40,7 +40,7 @@ def app(config: Config | str | os.PathLike[str], runtime: Runtime | None = None)
     ``runtime`` defaults to the one the config's ``server.db`` names. Mount it, or run
     it with any ASGI server (``srt serve`` uses uvicorn).
     """
-    from .app import build
+    from .asgi import build
 
     cfg = config if isinstance(config, Config) else load_config(config)
     return build(cfg, runtime if runtime is not None else runtime_for(cfg))

@@ -27,7 +27,7 @@ from .params import number, wrong_type
 from .threads import thread_name
 
 if TYPE_CHECKING:
-    from .app import State
+    from .asgi import State
     from .service import Gateway
 
 __all__ = ["handle", "usage"]

@@ -42,6 +42,8 @@ __all__ = ["Gateway"]
 _MAX_STOPS = frozenset({"length", "max_tokens", "max_output_tokens"})
 #: Seconds between checkpoints of a streaming response's partial output.
 CHECKPOINT_S = 0.5
+#: How long a cancel waits for the response's worker to stop it.
+CANCEL_WAIT_S = 2.0
 
 
 @dataclass
@@ -269,6 +271,7 @@ class Gateway:
             return self._run(tenant, p, turn, rid, created, provider, up_model, kw, emit)
         finally:
             self.threads.release(turn.live)
+            self.cancels.pop(rid, None)
 
     def _run(
         self,
@@ -314,9 +317,9 @@ class Gateway:
             reply = s.send(provider, **call, **kw)
             return self._finish(tenant, p, turn, record, reply, "completed", None, out_parent, None)
         events = Events(emit)
+        cancel = self.cancels.setdefault(rid, threading.Event())
         if p.store:
             self.records.put_response(tenant, record, s.head)
-        cancel = self.cancels.setdefault(rid, threading.Event())
         status, error, started = "completed", None, False
         st = s.stream(provider, **call, **kw)
         try:
@@ -337,10 +340,11 @@ class Gateway:
             error = from_exception(exc)
         finally:
             st.close()
-            self.cancels.pop(rid, None)
         status = {"cancelled": "cancelled", "incomplete": "incomplete", "error": "failed"}.get(
             str(st.status), "failed" if error is not None else "completed"
         )
+        if cancel.is_set():
+            status = "cancelled"
         if not started and error is not None and not p.background:
             if p.store:
                 self.records.delete_response(tenant, rid)
@@ -447,10 +451,18 @@ class Gateway:
         event = self.cancels.get(rid)
         if event is not None:
             event.set()
-            deadline = time.monotonic() + 10.0
+            deadline = time.monotonic() + CANCEL_WAIT_S
             while rid in self.cancels and time.monotonic() < deadline:
                 time.sleep(0.01)
-        return self.get(tenant, rid)
+        resp = self.get(tenant, rid)
+        if resp["status"] in ("in_progress", "queued"):
+            # The upstream has sent nothing since: the response ends here, whatever
+            # arrives later (the worker stops at its next event).
+            rec["response"] = {**resp, "status": "cancelled", "completed_at": int(time.time())}
+            rec["response"].pop("output_text", None)
+            self.records.put_response(tenant, rec, _node)
+            resp = self.get(tenant, rid)
+        return resp
 
 
 def page(
