@@ -76,9 +76,16 @@ class Harness:
 
     def __init__(self, srv: ProviderServer, rt: srt.Runtime, url: str, app: Any) -> None:
         self.srv, self.rt, self.url, self.app = srv, rt, url, app
+        self.clients: list[Any] = []
 
     def client(self, key: str = "sk-any", **kw: Any) -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.url, api_key=key, max_retries=0, **kw)
+        c = openai.OpenAI(base_url=self.url, api_key=key, max_retries=0, **kw)
+        self.clients.append(c)
+        return c
+
+    def close(self) -> None:
+        for c in self.clients:
+            c.close()
 
     @property
     def gateway(self) -> Any:
@@ -92,4 +99,8 @@ def harness(db_path: str, monkeypatch: Any, **server: Any) -> Iterator[Harness]:
     with ProviderServer(api_key=UPSTREAM_KEY) as srv, srt.Runtime(db_path) as rt:
         app = srt.gateway.app(config(srv, **server), rt)
         with serving(app) as url:
-            yield Harness(srv, rt, url, app)
+            h = Harness(srv, rt, url, app)
+            try:
+                yield h
+            finally:
+                h.close()
