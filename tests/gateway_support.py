@@ -53,7 +53,9 @@ def config(srv: ProviderServer, **server: Any) -> Config:
     ups = {
         "chat": Upstream("chat", "openai", api_key_env="SRT_GW_UP_KEY", base_url=base + "/v1"),
         "resp": Upstream("resp", "responses", api_key_env="SRT_GW_UP_KEY", base_url=base + "/v1"),
-        "compat": Upstream("compat", "compatible", base_url=base + "/v1"),
+        "compat": Upstream(
+            "compat", "compatible", api_key_env="SRT_GW_UP_KEY", base_url=base + "/v1"
+        ),
         "azure": Upstream("azure", "azure", api_key_env="SRT_GW_UP_KEY", base_url=base),
         "claude": Upstream("claude", "anthropic", api_key_env="SRT_GW_UP_KEY", base_url=base),
         "bedrock": Upstream(

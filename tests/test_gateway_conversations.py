@@ -73,7 +73,9 @@ def test_two_concurrent_responses_on_one_conversation(gw: Harness) -> None:
 
     def one(text: str) -> None:
         try:
-            results.append(c.responses.create(model="gpt-4o-mini", input=text, conversation=conv.id))
+            results.append(
+                c.responses.create(model="gpt-4o-mini", input=text, conversation=conv.id)
+            )
         except openai.APIStatusError as exc:
             results.append(exc)
 

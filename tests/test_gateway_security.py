@@ -20,7 +20,11 @@ from srt.gateway.records import Records
 @pytest.fixture
 def gw(db_path: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
     with harness(
-        db_path, monkeypatch, open=False, requests_per_minute=1000, max_body_bytes=100_000,
+        db_path,
+        monkeypatch,
+        open=False,
+        requests_per_minute=1000,
+        max_body_bytes=100_000,
         max_items=5,
     ) as h:
         yield h
@@ -79,7 +83,10 @@ def test_errors_are_openai_shaped(gw: Harness) -> None:
         (json.dumps({"model": "gpt-4o-mini", "input": ["x"] * 6}).encode(), 400),
         (json.dumps({"model": "gpt-4o-mini", "input": "x", "temperature": 9}).encode(), 400),
         (json.dumps({"model": "gpt-4o-mini", "input": "x" * 200_000}).encode(), 413),
-        (json.dumps({"model": "gpt-4o-mini", "input": "x", "conversation": "conv_x"}).encode(), 404),
+        (
+            json.dumps({"model": "gpt-4o-mini", "input": "x", "conversation": "conv_x"}).encode(),
+            404,
+        ),
     ]
     for body, status in cases:
         resp = _post(gw, "/responses", body, key)
@@ -103,9 +110,7 @@ def test_rate_limit_per_key(db_path: str, monkeypatch: pytest.MonkeyPatch) -> No
         assert e.value.response.headers.get("retry-after")
 
 
-def test_upstream_credentials_never_leave(
-    gw: Harness, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_upstream_credentials_never_leave(gw: Harness, caplog: pytest.LogCaptureFixture) -> None:
     key = Records(gw.rt.store).create_key("acme")
     c = gw.client(key)
     gw.srv.fault("*", "status", code=400, message=f"bad key {UPSTREAM_KEY} echoed")
@@ -130,13 +135,32 @@ def test_open_mode_only_on_loopback() -> None:
 
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 10**6) | st.floats(allow_nan=False) | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5)
+    ),
     max_leaves=12,
 )
 _FIELDS = st.sampled_from(
-    ["model", "input", "instructions", "previous_response_id", "conversation", "store", "tools",
-     "tool_choice", "truncation", "max_output_tokens", "metadata", "temperature", "stream",
-     "include", "text", "parallel_tool_calls", "background", "junk"]
+    [
+        "model",
+        "input",
+        "instructions",
+        "previous_response_id",
+        "conversation",
+        "store",
+        "tools",
+        "tool_choice",
+        "truncation",
+        "max_output_tokens",
+        "metadata",
+        "temperature",
+        "stream",
+        "include",
+        "text",
+        "parallel_tool_calls",
+        "background",
+        "junk",
+    ]
 )
 _ITEM = st.fixed_dictionaries(
     {"role": st.sampled_from(["user", "assistant", "system", "tool", "x"])},
@@ -145,7 +169,9 @@ _ITEM = st.fixed_dictionaries(
 _BODIES = st.fixed_dictionaries(
     {"model": st.sampled_from(["gpt-4o-mini", "claude-sonnet-4-5", "nope", 3])},
     optional={"input": st.one_of(st.text(max_size=20), st.lists(_ITEM, max_size=3), _JSON)},
-).flatmap(lambda base: st.dictionaries(_FIELDS, _JSON, max_size=3).map(lambda extra: {**extra, **base}))
+).flatmap(
+    lambda base: st.dictionaries(_FIELDS, _JSON, max_size=3).map(lambda extra: {**extra, **base})
+)
 
 
 def test_random_bodies_get_a_response_or_an_openai_error(gw: Harness) -> None:

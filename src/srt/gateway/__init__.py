@@ -20,7 +20,17 @@ from ..errors import ConfigError
 from ..runtime import Runtime
 from .config import Config, Route, Tenant, Upstream, load_config, single
 
-__all__ = ["Config", "Route", "Tenant", "Upstream", "app", "load_config", "runtime_for", "single"]
+__all__ = [
+    "Config",
+    "Route",
+    "Tenant",
+    "Upstream",
+    "app",
+    "from_environment",
+    "load_config",
+    "runtime_for",
+    "single",
+]
 
 
 def runtime_for(config: Config, db: str | os.PathLike[str] | None = None) -> Runtime:
@@ -44,3 +54,9 @@ def app(config: Config | str | os.PathLike[str], runtime: Runtime | None = None)
 
     cfg = config if isinstance(config, Config) else load_config(config)
     return build(cfg, runtime if runtime is not None else runtime_for(cfg))
+
+
+def from_environment() -> Any:
+    """The app of ``$SRT_GATEWAY_CONFIG`` on ``$SRT_DB`` (each ``srt serve --workers`` worker)."""
+    cfg = load_config(os.environ["SRT_GATEWAY_CONFIG"])
+    return app(cfg, runtime_for(cfg, os.environ.get("SRT_DB")))
