@@ -16,6 +16,9 @@ import srt
 import srt.gateway
 from srt.gateway.config import Config, Route, Upstream
 from srt.testing import ProviderServer
+from support import connect
+
+__all__ = ["UPSTREAM_KEY", "Harness", "config", "count", "dump", "harness", "serving"]
 
 UPSTREAM_KEY = "sk-upstream-0123456789abcdef0123456789"
 
@@ -106,3 +109,18 @@ def harness(db_path: str, monkeypatch: Any, **server: Any) -> Iterator[Harness]:
                 yield h
             finally:
                 h.close()
+
+
+def count(path: str, table: str) -> int:
+    with connect(path) as conn:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").get)
+
+
+def dump(path: str, table: str) -> str:
+    """Every row of ``table`` as text (to look for strings that must not be there)."""
+    with connect(path) as conn:
+        try:
+            rows = conn.execute(f"SELECT * FROM {table}").fetchall()
+        except Exception:  # the objects table is made by the first object written
+            return ""
+    return repr(rows)

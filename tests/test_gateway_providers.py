@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway_support import Harness, harness
+from gateway_support import Harness, count, harness
 
 
 @pytest.fixture
@@ -68,5 +68,5 @@ def test_chat_completions_pass_through(gw: Harness) -> None:
     out = c.chat.completions.create(model="gpt-4o-mini", messages=msgs, tools=tools)
     assert out.choices[0].finish_reason == "tool_calls"
     assert out.choices[0].message.tool_calls[0].function.name == "f"
-    assert gw.rt.store.read("s", "SELECT count(*) FROM nodes")[0][0] == 0  # stateless
+    assert count(gw.rt.path, "nodes") == 0  # stateless
     assert gw.rt.usage().requests == 5  # but in the ledger

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from gateway_support import Harness, harness
+from gateway_support import Harness, count, dump, harness
 
 
 @pytest.fixture
@@ -57,12 +57,12 @@ def test_fork_from_any_earlier_response(gw: Harness) -> None:
         r = c.responses.create(model="gpt-4o-mini", input=f"turn {i}", previous_response_id=prev)
         ids.append(r.id)
         prev = r.id
-    nodes = gw.rt.store.read("count", "SELECT count(*) FROM nodes")[0][0]
+    nodes = count(gw.rt.path, "nodes")
     fork = c.responses.create(model="gpt-4o-mini", input="other way", previous_response_id=ids[1])
     sent = gw.srv.log[-1].body["messages"]
     assert [m["content"][:6] for m in sent if m["role"] == "user"] == ["turn 0", "turn 1", "other "]
     # the fork added its own two messages and nothing else
-    assert gw.rt.store.read("count", "SELECT count(*) FROM nodes")[0][0] == nodes + 2
+    assert count(gw.rt.path, "nodes") == nodes + 2
     later = c.responses.create(model="gpt-4o-mini", input="on", previous_response_id=fork.id)
     assert len(gw.srv.log[-1].body["messages"]) == 7 and later.status == "completed"
     again = c.responses.create(model="gpt-4o-mini", input="last", previous_response_id=ids[3])
@@ -75,7 +75,7 @@ def test_store_false_keeps_nothing(gw: Harness) -> None:
     assert r.status == "completed" and r.store is False
     with pytest.raises(openai.NotFoundError):
         c.responses.retrieve(r.id)
-    assert "secret" not in str(gw.rt.store.read("m", "SELECT body FROM messages"))
+    assert "secret" not in dump(gw.rt.path, "messages")
     assert gw.rt.usage().requests == 1  # the ledger still has the call
 
 

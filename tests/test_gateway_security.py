@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway_support import UPSTREAM_KEY, Harness, harness
+from gateway_support import UPSTREAM_KEY, Harness, dump, harness
 from srt.gateway.config import Config, ConfigError
 from srt.gateway.records import Records
 
@@ -33,7 +33,7 @@ def gw(db_path: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
 def test_keys_are_stored_hashed_and_tenants_isolated(gw: Harness) -> None:
     records = Records(gw.rt.store)
     key_a, key_b = records.create_key("acme"), records.create_key("globex")
-    raw = json.dumps([list(map(str, r)) for r in gw.rt.store.read("o", "SELECT * FROM objects")])
+    raw = dump(gw.rt.path, "objects")
     assert key_a not in raw and key_b not in raw
     a, b = gw.client(key_a), gw.client(key_b)
     with pytest.raises(openai.AuthenticationError):
@@ -123,8 +123,8 @@ def test_upstream_credentials_never_leave(gw: Harness, caplog: pytest.LogCapture
         c.responses.create(model="gpt-4o-mini", input="x")
     assert e2.value.status_code == 502 and UPSTREAM_KEY not in e2.value.response.text
     assert UPSTREAM_KEY not in caplog.text
-    dump = json.dumps([list(map(repr, r)) for r in gw.rt.store.read("c", "SELECT * FROM calls")])
-    assert UPSTREAM_KEY not in dump
+    ledger = dump(gw.rt.path, "calls")
+    assert UPSTREAM_KEY not in ledger
 
 
 def test_open_mode_only_on_loopback() -> None:

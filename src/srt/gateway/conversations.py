@@ -80,7 +80,7 @@ class Conversations:
         try:
             if items:
                 live.session.append(items)
-            self.records.put_conversation(tenant, conv, create=True)
+            self.records.put_conversation(tenant, conv)
         finally:
             self.threads.release(live)
         return _public(conv)
@@ -101,8 +101,7 @@ class Conversations:
             )
         conv = self._get(tenant, cid)
         conv["metadata"] = check_metadata(body["metadata"]) or {}
-        if not self.records.put_conversation(tenant, conv, create=False):
-            raise not_found("conversation", cid)
+        self.records.put_conversation(tenant, conv)
         return _public(conv)
 
     def delete(self, tenant: str, cid: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..store import Store
+from ..store.base import Store
 
 __all__ = ["Owner", "Records", "hash_key", "new_id"]
 
@@ -78,24 +78,22 @@ class Records:
         row = self.store.get_object(RESPONSE, tenant, rid)
         if row is None:
             return None
-        return json.loads(row[1]), row[2]
+        return json.loads(row.value), row.node
 
     def delete_response(self, tenant: str, rid: str) -> bool:
         return self.store.delete_object(RESPONSE, tenant, rid)
 
     def list_responses(self, tenant: str, limit: int = 100) -> list[dict[str, Any]]:
-        return [json.loads(r[1]) for r in self.store.list_objects(RESPONSE, tenant, limit=limit)]
+        return [json.loads(r.value) for r in self.store.list_objects(RESPONSE, tenant, limit=limit)]
 
     # -- conversations -----------------------------------------------------------------
 
-    def put_conversation(
-        self, tenant: str, rec: dict[str, Any], *, create: bool | None = None
-    ) -> bool:
-        return self.store.put_object(CONVERSATION, tenant, rec["id"], _dumps(rec), create=create)
+    def put_conversation(self, tenant: str, rec: dict[str, Any]) -> None:
+        self.store.put_object(CONVERSATION, tenant, rec["id"], _dumps(rec))
 
     def get_conversation(self, tenant: str, cid: str) -> dict[str, Any] | None:
         row = self.store.get_object(CONVERSATION, tenant, cid)
-        return None if row is None else json.loads(row[1])
+        return None if row is None else json.loads(row.value)
 
     def delete_conversation(self, tenant: str, cid: str) -> bool:
         return self.store.delete_object(CONVERSATION, tenant, cid)
@@ -106,12 +104,12 @@ class Records:
         """A new API key for ``tenant``; only its hash is stored. Returns the key."""
         key = "sk-srt-" + secrets.token_urlsafe(32)
         value = {"tenant": tenant, "created": time.time(), "prefix": key[:11]}
-        self.store.put_object(KEY, "", hash_key(key), _dumps(value), create=True)
+        self.store.put_object(KEY, "", hash_key(key), _dumps(value))
         return key
 
     def tenant_of(self, key: str) -> str | None:
         row = self.store.get_object(KEY, "", hash_key(key))
-        return None if row is None else str(json.loads(row[1])["tenant"])
+        return None if row is None else str(json.loads(row.value)["tenant"])
 
     def revoke_key(self, key_hash: str) -> bool:
         return self.store.delete_object(KEY, "", key_hash)
@@ -144,4 +142,4 @@ class Records:
             except PermissionError:
                 pass
         row = self.store.get_object(WORKER, str(host), f"{pid}:{owner.get('token')}")
-        return row is not None and json.loads(row[1])["at"] > time.time() - STALE_S
+        return row is not None and json.loads(row.value)["at"] > time.time() - STALE_S

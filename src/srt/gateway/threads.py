@@ -88,7 +88,7 @@ class Threads:
             live.busy.release()
             self.forget(name)
             return self.take(name, lead, instructions, create=create)
-        if row[1] != live.session.head:
+        if row.head != live.session.head:
             live.session.refresh()  # another worker moved it
         live.lead, live.instructions = lead, instructions
         return live
