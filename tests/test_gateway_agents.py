@@ -72,8 +72,11 @@ def test_agent_with_a_conversations_session(gw: Harness) -> None:
             await Runner.run(agent, "first question", session=session, run_config=cfg)
             await Runner.run(agent, "second question", session=session, run_config=cfg)
             items = await session.get_items()
-            texts = [i["content"] if isinstance(i["content"], str) else i["content"][0]["text"]
-                     for i in items if i.get("type", "message") == "message"]
+            texts = [
+                i["content"] if isinstance(i["content"], str) else i["content"][0]["text"]
+                for i in items
+                if i.get("type", "message") == "message"
+            ]
             assert "first question" in texts[0] and "second question" in texts[2]
             assert len(items) == 4
             popped = await session.pop_item()

@@ -63,7 +63,7 @@ _SERVER_KEYS = frozenset(
 )
 _UPSTREAM_KEYS = frozenset(
     "kind api_key_env base_url region deployment api_version model ctx_size slots "
-    "extra_params".split()
+    "threads state_dir extra_params".split()
 )
 _ROUTE_KEYS = frozenset("model upstream upstream_model context_window".split())
 _TENANT_KEYS = frozenset("requests_per_minute max_items".split())
@@ -84,6 +84,8 @@ class Upstream:
     model: str | None = None  # local: the GGUF file
     ctx_size: int = 4096
     slots: int = 2
+    threads: int | None = None
+    state_dir: str | None = None
     extra_params: Mapping[str, Any] = field(default_factory=dict)
 
     def key(self) -> str | None:
@@ -124,7 +126,13 @@ class Upstream:
             return Azure(endpoint, api_key=key)
         from ..providers.local import LocalProvider
 
-        return LocalProvider(self.model, ctx_size=self.ctx_size, slots=self.slots)
+        return LocalProvider(
+            self.model,
+            ctx_size=self.ctx_size,
+            slots=self.slots,
+            threads=self.threads,
+            state_dir=self.state_dir,
+        ).start()
 
 
 @dataclass(frozen=True)
