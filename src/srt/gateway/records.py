@@ -25,6 +25,7 @@ __all__ = ["Owner", "Records", "hash_key", "new_id"]
 RESPONSE = "gw.response"
 CONVERSATION = "gw.conversation"
 KEY = "gw.key"
+TEXT = "gw.text"
 WORKER = "gw.worker"
 #: A worker that has not beaten for this long is taken for dead (other hosts).
 STALE_S = 30.0
@@ -68,23 +69,60 @@ class Records:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._beat_lock = threading.Lock()
+        self._texts: set[tuple[str, str]] = set()
 
     # -- responses ---------------------------------------------------------------------
 
     def put_response(self, tenant: str, rec: dict[str, Any], node: int | None) -> None:
-        self.store.put_object(RESPONSE, tenant, rec["response"]["id"], _dumps(rec), node=node)
+        packed = self.pack(tenant, rec)
+        self.store.put_object(RESPONSE, tenant, rec["response"]["id"], _dumps(packed), node=node)
 
     def get_response(self, tenant: str, rid: str) -> tuple[dict[str, Any], int | None] | None:
         row = self.store.get_object(RESPONSE, tenant, rid)
         if row is None:
             return None
-        return json.loads(row.value), row.node
+        return self.unpack(tenant, json.loads(row.value)), row.node
 
     def delete_response(self, tenant: str, rid: str) -> bool:
         return self.store.delete_object(RESPONSE, tenant, rid)
 
     def list_responses(self, tenant: str, limit: int = 100) -> list[dict[str, Any]]:
         return [json.loads(r.value) for r in self.store.list_objects(RESPONSE, tenant, limit=limit)]
+
+    # -- long texts, stored once --------------------------------------------------------
+    # A response's instructions and tools are usually the same every turn: each
+    # response stores their digest, and the text is stored once per tenant.
+
+    def put_text(self, tenant: str, value: Any) -> str | None:
+        """Store a JSON value once (by its SHA-256); return its key (None for empty)."""
+        if not value:
+            return None
+        data = _dumps(value)
+        key = hashlib.sha256(data).hexdigest()
+        if (tenant, key) not in self._texts:
+            if self.store.get_object(TEXT, tenant, key) is None:
+                self.store.put_object(TEXT, tenant, key, data)
+            self._texts.add((tenant, key))
+        return key
+
+    def get_text(self, tenant: str, key: str | None) -> Any:
+        if key is None:
+            return None
+        row = self.store.get_object(TEXT, tenant, key)
+        return None if row is None else json.loads(row.value)
+
+    def pack(self, tenant: str, rec: dict[str, Any]) -> dict[str, Any]:
+        """``rec`` with its response's instructions and tools replaced by text keys."""
+        resp = rec["response"]
+        keys = {k: self.put_text(tenant, resp.get(k)) for k in ("instructions", "tools")}
+        return {**rec, "response": {**resp, "instructions": None, "tools": []}, "texts": keys}
+
+    def unpack(self, tenant: str, rec: dict[str, Any]) -> dict[str, Any]:
+        keys = rec.get("texts") or {}
+        resp = dict(rec["response"])
+        resp["instructions"] = self.get_text(tenant, keys.get("instructions"))
+        resp["tools"] = self.get_text(tenant, keys.get("tools")) or []
+        return {**rec, "response": resp}
 
     # -- conversations -----------------------------------------------------------------
 

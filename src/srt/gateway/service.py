@@ -13,6 +13,7 @@ the same stored messages).
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -37,7 +38,13 @@ from .params import CreateResponse
 from .records import Owner, Records, new_id
 from .threads import Live, Threads, thread_name
 
-__all__ = ["Gateway"]
+__all__ = ["Gateway", "digest"]
+
+
+def digest(text: str | None) -> str | None:
+    """What a thread remembers of its instructions: their SHA-256 (None for none)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest() if text else None
+
 
 _MAX_STOPS = frozenset({"length", "max_tokens", "max_output_tokens"})
 #: Seconds between checkpoints of a streaming response's partial output.
@@ -107,7 +114,7 @@ class Gateway:
     # -- the thread a response works on ------------------------------------------------
 
     def _turn(self, tenant: str, p: CreateResponse, rid: str) -> Turn:
-        instructions = p.instructions or None
+        instructions = digest(p.instructions)
         if p.previous_response_id is not None:
             found = self.records.get_response(tenant, p.previous_response_id)
             if found is None:
@@ -123,7 +130,7 @@ class Gateway:
                     "previous_response_id",
                     "previous_response_in_progress",
                 )
-            return self._continue(tenant, rec, node, rid, instructions)
+            return self._continue(tenant, rec, node, rid, p)
         if p.conversation is not None:
             conv = self.records.get_conversation(tenant, p.conversation)
             if conv is None:
@@ -138,19 +145,19 @@ class Gateway:
                     param="conversation",
                     code="conversation_locked",
                 )
-            return self._positioned(tenant, live, len(live.session), instructions, rid, conv)
+            return self._positioned(tenant, live, len(live.session), p, rid, conv)
         name = thread_name(tenant, rid)
         live = self.threads.adopt(name, self.rt.session(name), 0, instructions)
-        prefix = [{"role": "system", "content": instructions}] if instructions else []
+        prefix = [{"role": "system", "content": p.instructions}] if instructions else []
         return Turn(live, live.session, len(prefix), instructions, prefix, None, False)
 
     def _continue(
-        self, tenant: str, rec: dict[str, Any], node: int | None, rid: str, instructions: str | None
+        self, tenant: str, rec: dict[str, Any], node: int | None, rid: str, p: CreateResponse
     ) -> Turn:
         name, depth = rec["thread"], rec["depth"]
         live = self.threads.take(name, rec["lead"], rec.get("instructions"), create=False)
         if live is not None and live.session.head == node:
-            return self._positioned(tenant, live, depth, instructions, rid, None)
+            return self._positioned(tenant, live, depth, p, rid, None)
         if live is not None:
             self.threads.release(live)
             source = live.session
@@ -173,25 +180,26 @@ class Gateway:
                 "previous_response_not_found",
             )
         live = self.threads.adopt(fork_name, fork, rec["lead"], rec.get("instructions"))
-        return self._positioned(tenant, live, depth, instructions, rid, None)
+        return self._positioned(tenant, live, depth, p, rid, None)
 
     def _positioned(
         self,
         tenant: str,
         live: Live,
         depth: int,
-        instructions: str | None,
+        p: CreateResponse,
         rid: str,
         conv: dict[str, Any] | None,
     ) -> Turn:
         """A live session at the base; re-rooted when the instructions changed."""
+        instructions = digest(p.instructions)
         if instructions == live.instructions or (instructions is None and not live.lead):
             return Turn(live, live.session, live.lead, instructions, [], conv, False)
         items = live.session.messages()[live.lead : depth]
         self.threads.release(live)
         name = thread_name(tenant, f"{conv['id']}~{rid[5:17]}" if conv else rid)
         new = self.threads.adopt(name, self.rt.session(name), 0, instructions)
-        prefix: list[Any] = [{"role": "system", "content": instructions}] if instructions else []
+        prefix: list[Any] = [{"role": "system", "content": p.instructions}] if instructions else []
         lead = len(prefix)
         prefix += items
         return Turn(new, new.session, lead, instructions, prefix, conv, True)
