@@ -50,8 +50,9 @@ def serving(app: Any) -> Iterator[str]:
         thread.join(10)
 
 
-def config(srv: ProviderServer, **server: Any) -> Config:
-    """Every provider of the test server as an upstream; model names pick one."""
+def config(srv: ProviderServer, window: int | None = None, **server: Any) -> Config:
+    """Every provider of the test server as an upstream; model names pick one
+    (``window``: the context window of the catch-all route, for truncation "auto")."""
     base = srv.url
     ups = {
         "chat": Upstream("chat", "openai", api_key_env="SRT_GW_UP_KEY", base_url=base + "/v1"),
@@ -71,7 +72,8 @@ def config(srv: ProviderServer, **server: Any) -> Config:
         Route("responses/*", "resp", context_window=server.pop("context_window", None)),
         Route("azure/*", "azure"),
         Route("compat/*", "compat"),
-        Route("*", "chat"),
+        # srt counts with the model's tokenizer, the test server with 4 bytes a token
+        Route("*", "chat", context_window=window // 2 if window else None),
     )
     return Config(upstreams=ups, routes=routes, **server)
 
@@ -98,11 +100,15 @@ class Harness:
 
 
 @contextlib.contextmanager
-def harness(db_path: str, monkeypatch: Any, **server: Any) -> Iterator[Harness]:
+def harness(
+    db_path: str, monkeypatch: Any, window: int | None = None, **server: Any
+) -> Iterator[Harness]:
+    """``window``: the upstream's context window (the server refuses longer prompts)."""
     monkeypatch.setenv("SRT_GW_UP_KEY", UPSTREAM_KEY)
     server.setdefault("open", True)
-    with ProviderServer(api_key=UPSTREAM_KEY) as srv, srt.Runtime(db_path) as rt:
-        app = srt.gateway.app(config(srv, **server), rt)
+    srv = ProviderServer(api_key=UPSTREAM_KEY, context_window=window)
+    with srv, srt.Runtime(db_path) as rt:
+        app = srt.gateway.app(config(srv, window, **server), rt)
         with serving(app) as url:
             h = Harness(srv, rt, url, app)
             try:

@@ -70,3 +70,16 @@ def test_chat_completions_pass_through(gw: Harness) -> None:
     assert out.choices[0].message.tool_calls[0].function.name == "f"
     assert count(gw.rt.path, "nodes") == 0  # stateless
     assert gw.rt.usage().requests == 5  # but in the ledger
+
+
+def test_readme_gateway_example_runs(gw: Harness, capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's five lines, pointed at this test's gateway instead of port 8000."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    (code,) = re.findall(r"```py\n(.*?)```", readme, flags=re.S)
+    assert len(code.strip().splitlines()) == 5
+    code = code.replace("http://127.0.0.1:8000/v1", gw.url)
+    exec(compile(code, "README.md", "exec"), {})
+    assert capsys.readouterr().out.startswith("reply 2 to Is it green?")

@@ -174,3 +174,27 @@ def test_background_and_cancel(gw: Harness) -> None:
     assert cancelled.status == "cancelled"
     with pytest.raises(openai.BadRequestError):
         c.responses.cancel(c.responses.create(model="gpt-4o-mini", input="x").id)
+
+
+def test_truncation_disabled_and_auto(db_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with harness(db_path, monkeypatch, window=600) as h:
+        c = h.client()
+        prev = None
+        for i in range(3):
+            r = c.responses.create(
+                model="gpt-4o-mini", input=f"{i} " + "long words " * 40, previous_response_id=prev
+            )
+            prev = r.id
+        with pytest.raises(openai.BadRequestError) as e:
+            c.responses.create(model="gpt-4o-mini", input="more " * 100, previous_response_id=prev)
+        assert e.value.code == "context_length_exceeded"
+        r = c.responses.create(
+            model="gpt-4o-mini", input="more " * 100, previous_response_id=prev, truncation="auto"
+        )
+        assert r.status == "completed"
+        sent = h.srv.log[-1].body["messages"]
+        assert len(sent) < 7 and sent[-1]["content"].startswith("more")
+        assert h.srv.log[-1].prompt_tokens <= 600
+        # the history itself is whole: the next request can still see it all
+        items = c.responses.input_items.list(r.id, limit=100)
+        assert len(items.data) == 7

@@ -227,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("name", metavar="NAME", nargs="?", help="one session (default: all)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument(
+        "--tenant", metavar="TENANT", help="the requests of one gateway tenant (srt serve)"
+    )
 
     p = command("gc", "delete the messages and nodes that no session reaches", _maint.gc)
     p.add_argument(

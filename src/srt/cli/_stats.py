@@ -95,7 +95,13 @@ def usage_summary(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 def stats(args: argparse.Namespace) -> None:
     with runtime(args) as rt:
         label = "all sessions"
-        if args.name is None:
+        tenant = getattr(args, "tenant", None)
+        if tenant is not None:
+            # the gateway's sessions of one tenant are named gw/<tenant>/...
+            prefix = f"gw/{tenant}/"
+            rows = [r for r in rt.calls() if str(r.get("session_name") or "").startswith(prefix)]
+            label = f"gateway tenant {escape_line(tenant)}"
+        elif args.name is None:
             rows = rt.calls()
         else:
             try:
