@@ -91,3 +91,62 @@ def test_kill_a_worker_mid_stream(tmp_path: Path) -> None:
             client.close()
             proc.terminate()
             proc.wait(10)
+
+
+def test_two_workers_share_one_database(tmp_path: Path) -> None:
+    """``srt serve --workers 2``: turns of one conversation land on either worker."""
+    port = free_port()
+    db = str(tmp_path / "gw.db")
+    with ProviderServer(api_key=UPSTREAM_KEY) as srv:
+        cfg = tmp_path / "gw.toml"
+        cfg.write_text(
+            f"[server]\nport = {port}\nworkers = 2\n\n"
+            f'[upstreams.up]\nkind = "openai"\napi_key_env = "SRT_GW_UP_KEY"\n'
+            f'base_url = "{srv.url}/v1"\n\n[[routes]]\nmodel = "*"\nupstream = "up"\n'
+        )
+        env = {**os.environ, "SRT_GW_UP_KEY": UPSTREAM_KEY}
+        key = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "srt",
+                "--db",
+                db,
+                "serve",
+                "--config",
+                str(cfg),
+                "--new-key",
+                "acme",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        proc = _start(cfg, db, port)
+        pids = set()
+        try:
+            with openai.OpenAI(
+                base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0
+            ) as client:
+                conv = client.conversations.create()
+                for i in range(8):
+                    # a new connection each time, so the kernel spreads them over the workers
+                    with httpx.Client() as h:
+                        r = h.post(
+                            f"http://127.0.0.1:{port}/v1/responses",
+                            json={"model": "m", "input": f"turn {i}", "conversation": conv.id},
+                            headers={"authorization": f"Bearer {key}"},
+                        )
+                        assert r.status_code == 200, r.text
+                items = client.conversations.items.list(conv.id, order="asc", limit=100).data
+                assert [i.role for i in items] == ["user", "assistant"] * 8
+                assert [i.content[0].text for i in items[::2]] == [f"turn {i}" for i in range(8)]
+            children = subprocess.run(
+                ["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True
+            ).stdout.split()
+            pids = {int(p) for p in children}
+            assert len(pids) >= 2
+        finally:
+            proc.terminate()
+            proc.wait(30)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -78,9 +79,10 @@ def serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     if cfg.workers > 1:
-        os.environ["SRT_GATEWAY_CONFIG"] = os.path.abspath(args.config) if args.config else ""
         if not args.config:
             raise ConfigError("--workers above 1 needs --config (each worker reads it)")
+        os.environ["SRT_GATEWAY_CONFIG"] = os.path.abspath(args.config)
+        os.environ["SRT_GATEWAY_OVERRIDES"] = json.dumps(overrides)
         os.environ["SRT_DB"] = db
         uvicorn.run(
             "srt.gateway:from_environment",

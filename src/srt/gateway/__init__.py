@@ -13,10 +13,11 @@ planner and ledger do the rest (``docs/gateway.md``). It needs the ``gateway`` e
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from typing import Any
 
-from ..errors import ConfigError
 from ..runtime import Runtime
 from .config import Config, Route, Tenant, Upstream, load_config, single
 
@@ -34,14 +35,10 @@ __all__ = [
 
 
 def runtime_for(config: Config, db: str | os.PathLike[str] | None = None) -> Runtime:
-    """The runtime a config names (``server.db``; SQLite at the default path if unset)."""
+    """The runtime a config names (``server.db``: a SQLite path, or the URL of another
+    registered engine such as ``postgresql://``; srt's default path if unset)."""
     target = db if db is not None else config.db
-    if target is not None and str(target).startswith(("postgresql://", "postgres://")):
-        raise ConfigError(
-            "a postgresql:// store needs srt's PostgreSQL engine, which this installation "
-            "does not have"
-        )
-    return Runtime(target)
+    return Runtime(target)  # a path, or a URL of a registered engine (srt.store.ENGINES)
 
 
 def app(config: Config | str | os.PathLike[str], runtime: Runtime | None = None) -> Any:
@@ -59,4 +56,6 @@ def app(config: Config | str | os.PathLike[str], runtime: Runtime | None = None)
 def from_environment() -> Any:
     """The app of ``$SRT_GATEWAY_CONFIG`` on ``$SRT_DB`` (each ``srt serve --workers`` worker)."""
     cfg = load_config(os.environ["SRT_GATEWAY_CONFIG"])
+    overrides = json.loads(os.environ.get("SRT_GATEWAY_OVERRIDES") or "{}")
+    cfg = dataclasses.replace(cfg, **overrides)
     return app(cfg, runtime_for(cfg, os.environ.get("SRT_DB")))
