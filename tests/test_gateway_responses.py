@@ -198,3 +198,18 @@ def test_truncation_disabled_and_auto(db_path: str, monkeypatch: pytest.MonkeyPa
         # the history itself is whole: the next request can still see it all
         items = c.responses.input_items.list(r.id, limit=100)
         assert len(items.data) == 7
+
+
+def test_expired_responses_are_gone(db_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with harness(db_path, monkeypatch, response_retention_days=2 / 86400) as h:
+        c = h.client()
+        r = c.responses.create(model="gpt-4o-mini", input="short-lived")
+        assert c.responses.retrieve(r.id).id == r.id
+        import time
+
+        time.sleep(2.5)
+        with pytest.raises(openai.NotFoundError):
+            c.responses.retrieve(r.id)
+        with pytest.raises(openai.BadRequestError) as e:
+            c.responses.create(model="gpt-4o-mini", input="x", previous_response_id=r.id)
+        assert e.value.code == "previous_response_not_found"

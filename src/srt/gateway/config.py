@@ -9,6 +9,7 @@
     max_body_bytes = 4194304      # a larger request is refused with 413
     max_items = 500               # input items per request
     requests_per_minute = 600     # per API key (each tenant may set its own)
+    response_retention_days = 30  # then a stored response (and its history) expires
     open = false                  # true: no API key needed (refused unless on loopback)
 
     [upstreams.openai]
@@ -59,7 +60,7 @@ KINDS = ("openai", "responses", "azure", "anthropic", "bedrock", "compatible", "
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _SERVER_KEYS = frozenset(
     "host port db max_body_bytes max_items requests_per_minute open workers threads "
-    "default_max_output_tokens".split()
+    "default_max_output_tokens response_retention_days".split()
 )
 _UPSTREAM_KEYS = frozenset(
     "kind api_key_env base_url region deployment api_version model ctx_size slots "
@@ -172,6 +173,8 @@ class Config:
     workers: int = 1
     threads: int = 64
     default_max_output_tokens: int | None = None
+    #: Stored responses expire after this many days (OpenAI's 30); None keeps them.
+    response_retention_days: float | None = 30.0
 
     def __post_init__(self) -> None:
         for route in self.routes:

@@ -66,8 +66,9 @@ def _dumps(value: Any) -> bytes:
 class Records:
     """JSON objects of one store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, retention_s: float | None = None) -> None:
         self.store = store
+        self.retention_s = retention_s
         self._beat_lock = threading.Lock()
         self._texts: set[tuple[str, str]] = set()
 
@@ -75,7 +76,12 @@ class Records:
 
     def put_response(self, tenant: str, rec: dict[str, Any], node: int | None) -> None:
         packed = self.pack(tenant, rec)
-        self.store.put_object(RESPONSE, tenant, rec["response"]["id"], _dumps(packed), node=node)
+        expires = (
+            None if self.retention_s is None else rec["response"]["created_at"] + self.retention_s
+        )
+        self.store.put_object(
+            RESPONSE, tenant, rec["response"]["id"], _dumps(packed), node=node, expires=expires
+        )
 
     def get_response(self, tenant: str, rid: str) -> tuple[dict[str, Any], int | None] | None:
         row = self.store.get_object(RESPONSE, tenant, rid)

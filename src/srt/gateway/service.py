@@ -72,7 +72,8 @@ class Gateway:
     def __init__(self, config: Config, runtime: Runtime) -> None:
         self.config = config
         self.rt = runtime
-        self.records = Records(runtime.store)
+        days = config.response_retention_days
+        self.records = Records(runtime.store, None if days is None else days * 86400.0)
         self.threads = Threads(runtime)
         self._providers: dict[tuple[str, str], Provider] = {}
         self._plock = threading.Lock()
