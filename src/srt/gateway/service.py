@@ -136,16 +136,7 @@ class Gateway:
             conv = self.records.get_conversation(tenant, p.conversation)
             if conv is None:
                 raise not_found("conversation", p.conversation, "conversation")
-            live = self.threads.take(
-                conv["thread"], conv["lead"], conv.get("instructions"), create=False
-            )
-            if live is None:
-                raise ApiError(
-                    409,
-                    "Another response is in progress on this conversation; retry when it ends.",
-                    param="conversation",
-                    code="conversation_locked",
-                )
+            live = self.threads.conversation(conv)
             return self._positioned(tenant, live, len(live.session), p, rid, conv)
         name = thread_name(tenant, rid)
         live = self.threads.adopt(name, self.rt.session(name), 0, instructions)

@@ -18,9 +18,11 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..runtime import Runtime
 from ..session import Session
+from .errors import ApiError
 
 __all__ = ["Live", "Threads", "thread_name"]
 
@@ -91,6 +93,19 @@ class Threads:
         if row.head != live.session.head:
             live.session.refresh()  # another worker moved it
         live.lead, live.instructions = lead, instructions
+        return live
+
+    def conversation(self, conv: dict[str, Any], *, create: bool = False) -> Live:
+        """The live session of a conversation record, reserved; 409 while another
+        request works on it."""
+        live = self.take(conv["thread"], conv["lead"], conv.get("instructions"), create=create)
+        if live is None:
+            raise ApiError(
+                409,
+                "Another request is in progress on this conversation; retry when it ends.",
+                param="conversation",
+                code="conversation_locked",
+            )
         return live
 
     def adopt(self, name: str, session: Session, lead: int, instructions: str | None) -> Live:
