@@ -213,3 +213,23 @@ def test_expired_responses_are_gone(db_path: str, monkeypatch: pytest.MonkeyPatc
         with pytest.raises(openai.BadRequestError) as e:
             c.responses.create(model="gpt-4o-mini", input="x", previous_response_id=r.id)
         assert e.value.code == "previous_response_not_found"
+
+
+def test_an_upstream_failure_mid_stream_ends_in_response_failed(gw: Harness) -> None:
+    c = gw.client()
+    gw.srv.fault("*", "malformed_sse", variant="error_event", after=6, error_type="api_error")
+    with c.responses.stream(model="claude-sonnet-4-5", input="go") as stream:
+        events = list(stream)
+    kinds = [e.type for e in events]
+    assert kinds[0] == "response.created" and kinds[-1] in (
+        "response.failed",
+        "response.incomplete",
+    )
+    final = events[-1].response
+    assert final.status in ("failed", "incomplete")
+    stored = c.responses.retrieve(final.id)
+    assert stored.status == final.status and stored.output_text == final.output_text
+    gw.srv.fault("*", "status", code=400, message="bad request upstream")
+    with pytest.raises(openai.BadRequestError):  # nothing streamed yet: a plain HTTP error
+        with c.responses.stream(model="gpt-4o-mini", input="go") as stream:
+            list(stream)
