@@ -230,6 +230,9 @@ def test_an_upstream_failure_mid_stream_ends_in_response_failed(gw: Harness) -> 
     stored = c.responses.retrieve(final.id)
     assert stored.status == final.status and stored.output_text == final.output_text
     gw.srv.fault("*", "status", code=400, message="bad request upstream")
-    with pytest.raises(openai.BadRequestError):  # nothing streamed yet: a plain HTTP error
-        with c.responses.stream(model="gpt-4o-mini", input="go") as stream:
-            list(stream)
+    # nothing streamed yet: a plain HTTP error
+    with (
+        pytest.raises(openai.BadRequestError),
+        c.responses.stream(model="gpt-4o-mini", input="go") as stream,
+    ):
+        list(stream)
