@@ -199,10 +199,18 @@ class Session:
             for i, ((h, body, meta), prefix) in enumerate(zip(prepared, prefixes, strict=True))
         ]
         ids = self._rt.store.append(self._id, self._head, parent, keep, items, call=call)
-        self._staged = None
-        self._truncate(keep)
+        staged, self._staged = self._staged, None
+        start = 0
+        if staged is not None and staged[0] == keep and plain and len(self._ids) == keep + plain:
+            # The staged messages are the first ``plain`` written: keep them in memory as
+            # they are (their fragments stay assembled), with their node ids filled in.
+            for k in range(plain):
+                self._ids[keep + k] = ids[k]
+            start = plain
+        else:
+            self._truncate(keep)
         intern = self._rt._intern
-        for node_id, (h, body, meta) in zip(ids, prepared, strict=True):
+        for node_id, (h, body, meta) in zip(ids[start:], prepared[start:], strict=True):
             self._ids.append(node_id)
             self._hashes.append(h)
             self._bodies.append(intern(h, body))
