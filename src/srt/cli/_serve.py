@@ -15,6 +15,12 @@ if TYPE_CHECKING:
 
 __all__ = ["add_serve", "serve"]
 
+#: Idle keep-alive connections stay open this long (uvicorn's 5 s default makes a client
+#: that reuses a connection just as the server closes it see a transport error).
+KEEP_ALIVE_S = 75
+#: Pending connections the listening socket holds (many clients connecting at once).
+BACKLOG = 4096
+
 
 def add_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="the gateway's TOML config (docs/gateway.md)")
@@ -86,6 +92,8 @@ def serve(args: argparse.Namespace) -> int:
         os.environ["SRT_DB"] = db
         uvicorn.run(
             "srt.gateway:from_environment",
+            timeout_keep_alive=KEEP_ALIVE_S,
+            backlog=BACKLOG,
             factory=True,
             host=cfg.host,
             port=cfg.port,
@@ -95,6 +103,8 @@ def serve(args: argparse.Namespace) -> int:
         return 0
     uvicorn.run(
         gateway.app(cfg, gateway.runtime_for(cfg, db)),
+        timeout_keep_alive=KEEP_ALIVE_S,
+        backlog=BACKLOG,
         host=cfg.host,
         port=cfg.port,
         log_level="warning",
