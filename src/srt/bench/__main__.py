@@ -102,7 +102,8 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         choices=(*WORKLOADS, "real", "gateway"),
         metavar="NAME",
-        help=f"run this workload (repeatable): {', '.join(WORKLOADS)}, real (= --real)",
+        help=f"run this workload (repeatable): {', '.join(WORKLOADS)}, real (= --real), "
+        "gateway (srt serve over HTTP; not run by default)",
     )
     p.add_argument(
         "--real",
