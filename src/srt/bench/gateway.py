@@ -117,12 +117,35 @@ def _pct(xs: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))] if s else 0.0
 
 
+def _floor(raw: httpx.Client, srv: TimedServer) -> float:
+    """The same upstream request the gateway just sent, sent straight to the upstream:
+    its wall time minus the upstream's own time, in ms (what carrying the body costs)."""
+    rec = srv.log[-1]
+    body = json.dumps(rec.body, ensure_ascii=False).encode()
+    n = len(srv.durations)
+    t0 = time.perf_counter()
+    resp = raw.post(
+        srv.url + rec.path,
+        content=body,
+        headers={"authorization": f"Bearer {KEY}", "content-type": "application/json"},
+    )
+    wall = time.perf_counter() - t0
+    resp.raise_for_status()
+    return (wall - sum(srv.durations[n:])) * 1000.0
+
+
 def _chain(
-    client: httpx.Client, srv: TimedServer, model: str, turns: int, tick: Callable[[], None]
+    client: httpx.Client,
+    srv: TimedServer,
+    model: str,
+    turns: int,
+    tick: Callable[[], None],
+    raw: httpx.Client | None = None,
 ) -> dict[str, Any]:
-    """One previous_response_id chain; overhead and client bytes per turn."""
+    """One previous_response_id chain; overhead and client bytes per turn (and, with
+    ``raw``, the direct-to-upstream floor of each turn's upstream request)."""
     prev = None
-    overhead, sizes, ids = [], [], []
+    overhead, sizes, ids, floor = [], [], [], []
     for i in range(turns):
         body: dict[str, Any] = {
             "model": model,
@@ -131,19 +154,21 @@ def _chain(
         body["instructions"] = INSTRUCTIONS
         if prev:
             body["previous_response_id"] = prev
-        raw = json.dumps(body).encode()
+        data = json.dumps(body).encode()
         n = len(srv.durations)
         t0 = time.perf_counter()
-        resp = client.post("/responses", content=raw, headers={"content-type": "application/json"})
+        resp = client.post("/responses", content=data, headers={"content-type": "application/json"})
         wall = time.perf_counter() - t0
         resp.raise_for_status()
         upstream = sum(srv.durations[n:])
         overhead.append((wall - upstream) * 1000.0)
-        sizes.append(len(raw))
+        sizes.append(len(data))
         prev = resp.json()["id"]
         ids.append(prev)
+        if raw is not None:
+            floor.append(_floor(raw, srv))
         tick()
-    return {"overhead_ms": overhead, "sizes": sizes, "ids": ids}
+    return {"overhead_ms": overhead, "sizes": sizes, "ids": ids, "floor_ms": floor}
 
 
 def _cache(client: httpx.Client, srv: TimedServer, model: str, turns: int) -> dict[str, Any]:
@@ -330,6 +355,13 @@ def _gateway_pid(url: str) -> int:
     return 0
 
 
+def _slope(lo: float, hi: float, turns: int) -> float | None:
+    """Log-log slope of a time from about 100 turns to ``turns``."""
+    if turns <= 100 or lo <= 0 or hi <= 0:
+        return None
+    return math.log(hi / lo) / math.log(turns / 100.0)
+
+
 def run_gateway(
     work: str,
     *,
@@ -357,8 +389,16 @@ def run_gateway(
             _gateway(work, chain_db, srv.url) as url,
             httpx.Client(base_url=url, timeout=120, transport=nodelay) as c,
         ):
-            res = _chain(c, srv, "gpt-4o-mini", turns, tick)
+            with httpx.Client(
+                timeout=120,
+                transport=httpx.HTTPTransport(
+                    socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+                ),
+            ) as raw:
+                res = _chain(c, srv, "gpt-4o-mini", turns, tick, raw)
             ov = res["overhead_ms"]
+            fl = res["floor_ms"]
+            net = [o - f for o, f in zip(ov, fl, strict=True)]
             lo = ov[max(0, min(90, turns - 1)) : max(1, min(110, turns))]
             hi = ov[max(0, turns - 100) :]
             p50_lo, p50_hi = statistics.median(lo), statistics.median(hi)
@@ -370,10 +410,24 @@ def run_gateway(
                 "p99_at_100_ms": _pct(lo, 0.99),
                 "p50_at_end_ms": p50_hi,
                 "p99_at_end_ms": _pct(hi, 0.99),
-                "slope_100_to_end": math.log(p50_hi / p50_lo) / math.log(turns / 100.0)
-                if turns > 100 and p50_lo > 0 and p50_hi > 0
-                else None,
+                "slope_100_to_end": _slope(p50_lo, p50_hi, turns),
+                # the same upstream requests sent straight to the upstream: carrying the
+                # growing body costs this much without any gateway
+                "floor_p50_at_100_ms": statistics.median(
+                    fl[max(0, min(90, turns - 1)) : max(1, min(110, turns))]
+                ),
+                "floor_p50_at_end_ms": statistics.median(fl[max(0, turns - 100) :]),
+                "net_p50_ms": statistics.median(net),
+                "net_p99_ms": _pct(net, 0.99),
+                "net_p50_at_100_ms": statistics.median(
+                    net[max(0, min(90, turns - 1)) : max(1, min(110, turns))]
+                ),
+                "net_p50_at_end_ms": statistics.median(net[max(0, turns - 100) :]),
             }
+            o = out["overhead"]
+            o["net_slope_100_to_end"] = _slope(
+                o["net_p50_at_100_ms"], o["net_p50_at_end_ms"], turns
+            )
             sizes = res["sizes"]
             out["request_bytes"] = {
                 "turn_2": sizes[1] if len(sizes) > 1 else sizes[0],
@@ -422,6 +476,10 @@ def run_gateway(
     return out
 
 
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
 def lines(r: dict[str, Any]) -> list[str]:
     o, s, c, f = r["overhead"], r["storage"], r["concurrency_sqlite_1_worker"], r["fault"]
     slope = o["slope_100_to_end"]
@@ -433,6 +491,12 @@ def lines(r: dict[str, Any]) -> list[str]:
         f"    turns 90-110: p50 {o['p50_at_100_ms']:.2f} / p99 {o['p99_at_100_ms']:.2f} ms; "
         f"last 100: p50 {o['p50_at_end_ms']:.2f} / p99 {o['p99_at_end_ms']:.2f} ms",
         f"    log-log slope of p50: {'n/a' if slope is None else f'{slope:.3f}'}",
+        f"    the same upstream requests sent straight to the upstream (no gateway): p50 "
+        f"{o['floor_p50_at_100_ms']:.2f} ms at ~100 turns, {o['floor_p50_at_end_ms']:.2f} ms "
+        f"in the last 100",
+        f"    overhead less that floor: p50 {o['net_p50_ms']:.2f} ms, p99 {o['net_p99_ms']:.2f} "
+        f"ms; ~100: {o['net_p50_at_100_ms']:.2f}, last 100: {o['net_p50_at_end_ms']:.2f} ms, "
+        f"slope {_fmt(o['net_slope_100_to_end'])}",
         f"  client request bytes: turn 2 {r['request_bytes']['turn_2']}, "
         f"last {r['request_bytes']['last']}, max {r['request_bytes']['max']}",
     ]
