@@ -62,6 +62,15 @@ class TimedServer(ProviderServer):
             self.durations.append(time.perf_counter() - t0)
 
 
+def _settle(srv: TimedServer) -> int:
+    """Wait until every request the server has taken has its time recorded (a request's
+    time is appended just after its reply is sent, so a fast client can be ahead)."""
+    deadline = time.monotonic() + 2.0
+    while len(srv.durations) < len(srv.log) and time.monotonic() < deadline:
+        time.sleep(0.0002)
+    return len(srv.durations)
+
+
 def _port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -122,7 +131,7 @@ def _floor(raw: httpx.Client, srv: TimedServer) -> float:
     its wall time minus the upstream's own time, in ms (what carrying the body costs)."""
     rec = srv.log[-1]
     body = json.dumps(rec.body, ensure_ascii=False).encode()
-    n = len(srv.durations)
+    n = _settle(srv)
     t0 = time.perf_counter()
     resp = raw.post(
         srv.url + rec.path,
@@ -131,6 +140,7 @@ def _floor(raw: httpx.Client, srv: TimedServer) -> float:
     )
     wall = time.perf_counter() - t0
     resp.raise_for_status()
+    _settle(srv)
     return (wall - sum(srv.durations[n:])) * 1000.0
 
 
@@ -155,11 +165,12 @@ def _chain(
         if prev:
             body["previous_response_id"] = prev
         data = json.dumps(body).encode()
-        n = len(srv.durations)
+        n = _settle(srv)
         t0 = time.perf_counter()
         resp = client.post("/responses", content=data, headers={"content-type": "application/json"})
         wall = time.perf_counter() - t0
         resp.raise_for_status()
+        _settle(srv)
         upstream = sum(srv.durations[n:])
         overhead.append((wall - upstream) * 1000.0)
         sizes.append(len(data))
