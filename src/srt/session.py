@@ -75,6 +75,8 @@ class Session:
         self._cuts: dict[WindowPolicy, int] = {}
         self._asm: dict[tuple[str, str, bool, tuple[str, int, int] | None], Assembly] = {}
         self._head_prefix = _core.ROOT
+        # (length before, head prefix before) while messages are staged for a send.
+        self._staged: tuple[int, bytes] | None = None
         self.last_build: BuildStats | None = None
         # Set only on a handle that rebuilds a recorded request (``replay_call``): the
         # breakpoints it placed and the messages its window kept, instead of planning.
@@ -116,6 +118,8 @@ class Session:
             return _core.ROOT
         if keep == n:
             return self._head_prefix
+        if self._staged is not None and keep == self._staged[0]:
+            return self._staged[1]
         return self._rt.store.node_prefix(self._ids[keep - 1])
 
     def _load(self) -> None:
@@ -185,8 +189,8 @@ class Session:
 
     def _left(self, keep: int, action: str) -> list[ObjectPut]:
         """The record of the head a move to ``keep`` messages leaves (none on top)."""
-        if keep >= len(self._ids):
-            return []
+        if keep >= len(self._ids) or (self._staged is not None and keep == self._staged[0]):
+            return []  # on top of the head (a send's staged messages are not stored yet)
         put = _history.head_record(
             self._id, self._head, len(self._ids), action, self._rt.history_retention
         )
@@ -199,33 +203,65 @@ class Session:
         status: str | None = None,
         call: CallRecord | None = None,
         action: str = "edit",
+        plain: int = 0,
     ) -> None:
         """Write ``prepared`` after the first ``keep`` messages of the chain (CAS on head).
 
-        ``status`` marks the messages as a partial reply; ``call`` is a ledger row
-        written in the same transaction. A head left behind (``keep`` short of the
-        chain) is recorded as an earlier head, ``action`` saying why (``srt.history``).
+        ``status`` marks the messages as a partial reply (all but the first ``plain``
+        of them, which a send staged); ``call`` is a ledger row written in the same
+        transaction. A head left behind (``keep`` short of the chain) is recorded as an
+        earlier head, ``action`` saying why (``srt.history``).
         """
         parent = self._ids[keep - 1] if keep else None
         prefixes = _core.chain_many(self._prefix(keep), [p[0] for p in prepared])
         items = [
-            NewNode(h, body, prefix, meta, status)
-            for (h, body, meta), prefix in zip(prepared, prefixes, strict=True)
+            NewNode(h, body, prefix, meta, None if i < plain else status)
+            for i, ((h, body, meta), prefix) in enumerate(zip(prepared, prefixes, strict=True))
         ]
         ids = self._rt.store.append(
             self._id, self._head, parent, keep, items, call=call, objects=self._left(keep, action)
         )
-        self._truncate(keep)
+        staged, self._staged = self._staged, None
+        start = 0
+        if staged is not None and staged[0] == keep and plain and len(self._ids) == keep + plain:
+            # The staged messages are the first ``plain`` written: keep them in memory as
+            # they are (their fragments stay assembled), with their node ids filled in.
+            for k in range(plain):
+                self._ids[keep + k] = ids[k]
+            start = plain
+        else:
+            self._truncate(keep)
         intern = self._rt._intern
-        for node_id, (h, body, meta) in zip(ids, prepared, strict=True):
+        for node_id, (h, body, meta) in zip(ids[start:], prepared[start:], strict=True):
             self._ids.append(node_id)
             self._hashes.append(h)
             self._bodies.append(intern(h, body))
-            if status is not None:
+            if status is not None and len(self._bodies) > keep + plain:
                 self._status[len(self._bodies) - 1] = status
             self._pinned.append(meta is not None and b'"pinned":true' in meta)
         self._head = self._ids[-1] if self._ids else None
         self._head_prefix = prefixes[-1] if prefixes else self._prefix()
+
+    def _stage(self, prepared: list[tuple[bytes, bytes, bytes | None]]) -> None:
+        """Hold ``prepared`` after the chain in memory only, for one send that commits
+        them with its reply (``send(..., append=...)``); ``_unstage`` drops them."""
+        n = len(self._ids)
+        self._staged = (n, self._head_prefix)
+        prefixes = _core.chain_many(self._head_prefix, [p[0] for p in prepared])
+        for h, body, meta in prepared:
+            self._ids.append(-1)  # no node yet
+            self._hashes.append(h)
+            self._bodies.append(body)
+            self._pinned.append(meta is not None and b'"pinned":true' in meta)
+        if prefixes:
+            self._head_prefix = prefixes[-1]
+
+    def _unstage(self) -> None:
+        if self._staged is not None:
+            n, prefix = self._staged
+            self._staged = None
+            self._truncate(n)
+            self._head_prefix = prefix
 
     def append(self, *messages: Any, rebase: bool = False, model: str | None = None) -> int | None:
         """Append messages atomically; return the new head node id.
@@ -764,6 +800,10 @@ class Session:
         stream: bool,
     ) -> exchange.Call:
         check_model(model)
+        append = params.pop("append", ())
+        keep = params.pop("keep", True)
+        if isinstance(append, (str, bytes, dict, Message)):
+            append = (append,)
         return exchange.Call(
             self,
             provider,
@@ -773,6 +813,8 @@ class Session:
             include_partial=partial,
             params=params,
             stream=stream,
+            append=append,
+            keep=bool(keep),
         )
 
     def send(
@@ -788,10 +830,14 @@ class Session:
         """Send the next request to ``provider``; append the reply and its usage atomically.
 
         ``params`` go into the body, except ``window=WindowPolicy(...)``, which bounds
-        the history sent (see ``srt.context``). The body is built by delta assembly
-        (or, for OpenAI Responses, as a delta on the provider's stored state when it
-        holds this session's prefix). A window with ``compact_at`` may first compact
-        the history with the model's summary (``srt.summarize``).
+        the history sent (see ``srt.context``), ``append=[messages]``, messages sent
+        after the history and appended *with* the reply in one compare-and-swap (if the
+        call fails or the session moved, none of them is written), and ``keep=False``,
+        which appends nothing at all (the ledger row is still written). The body is
+        built by delta assembly (or, for OpenAI Responses, as a delta on the provider's
+        stored state when it holds this session's prefix). A window with
+        ``compact_at`` may first compact the history with the model's summary
+        (``srt.summarize``).
         """
         summarize.auto(self, provider, model, tools, {**params, "cache": cache})
         return exchange.send(

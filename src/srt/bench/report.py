@@ -385,6 +385,10 @@ def section(name: str, r: dict[str, Any]) -> str:
         "real": _real,
         "tasks": tasks.lines,
     }.get(name)
+    if name == "gateway":
+        from .gateway import lines as gateway_lines
+
+        fn = gateway_lines
     lines = fn(r) if fn is not None else _replay(name, r)
     lines.append(f"  ({r.get('wall_s', 0.0):.1f} s)")
     return "\n" + "\n".join(lines)

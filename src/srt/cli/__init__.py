@@ -19,7 +19,7 @@ from .._version import __version__
 from ..errors import SrtError
 from ..runtime import default_path
 from ..wire import FORMATS
-from . import _chat, _log, _maint, _sessions, _stats
+from . import _chat, _log, _maint, _serve, _sessions, _stats
 from ._common import CommandError, escape_line
 from ._providers import add_provider_options
 
@@ -257,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     which.add_argument("--all", action="store_true", help="every session's requests")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument(
+        "--tenant", metavar="TENANT", help="the requests of one gateway tenant (srt serve)"
+    )
 
     p = command(
         "log",
@@ -291,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
     command("vacuum", "rebuild the database file without its free space", _maint.vacuum)
+
+    p = command("serve", "run the OpenAI Responses/Conversations gateway", _serve.serve)
+    _serve.add_serve(p)
     return parser
 
 
