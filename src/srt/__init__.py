@@ -31,6 +31,7 @@ from .errors import (
     SrtError,
     StoreBusyError,
     StoreError,
+    StoreUnavailableError,
     StreamInterruptedError,
     UnsupportedFeatureError,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "SrtError",
     "StoreBusyError",
     "StoreError",
+    "StoreUnavailableError",
     "StreamInterruptedError",
     "UnsupportedFeatureError",
     "Usage",
