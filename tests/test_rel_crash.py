@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import srt
-import srt.maintenance
 from rel_support.common import (
     SOAK,
     SUPPORT,
@@ -50,7 +49,7 @@ from rel_support.common import (
     turn_payload,
     verify_store,
 )
-from srt import _db
+from srt.store.sqlite import db as _db
 from srt.testing import ProviderServer
 
 CHILD = str(SUPPORT / "crash_child.py")
@@ -701,10 +700,10 @@ def test_crash_at_io_points_of_gc(tmp_path: Path, capsys: Any, tmp_path_factory:
                     tally.problem(f"k={k}: live session {name} changed by a killed gc")
             # srt's own verify agrees, and gc runs to the end afterwards.
             with srt.Runtime(path) as rt:
-                if srt.maintenance.verify(rt).faults:
+                if rt.store.verify().faults:
                     tally.chain_problems += 1
                     tally.problem(f"k={k}: srt verify found faults after the kill")
-                srt.maintenance.gc(rt)
+                rt.store.gc()
                 for name, msgs in expected.items():
                     if rt.session(name, create=False).messages() != msgs:
                         tally.lost += 1

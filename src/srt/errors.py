@@ -28,9 +28,9 @@
         └── StreamInterruptedError
 
 Exceptions from ``apsw`` and ``psycopg`` are translated into ``StoreError``
-subclasses at each engine's boundary (``srt.store.sqlite``, ``srt.store.postgres``);
-no database driver's exception reaches the caller. Messages
-never contain message content, API keys or auth headers.
+subclasses at each engine's boundary (``srt.store.sqlite.db.translate``,
+``srt.store.postgres.errors.translate``); no database driver's exception reaches the
+caller. Messages never contain message content, API keys or auth headers.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The runtime: one SQLite file, its connections, the shared caches and the sessions."""
+"""The runtime: a storage engine, the shared caches and the sessions."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from .errors import ConfigError, InvalidSessionNameError, SessionNotFoundError
 from .message import DEFAULT_MAX_MESSAGE_BYTES, canonical_tool
 from .pricing import Pricing, Savings
 from .session import Session
-from .store import Store
+from .store import Store, open_store
 from .tokens import TokenCache
 from .wire.base import WireFormat
 
@@ -66,12 +66,16 @@ def check_name(name: Any) -> str:
 
 
 class Runtime:
-    """srt on one SQLite file.
+    """srt on one store: a SQLite file by default.
 
     >>> rt = srt.Runtime("chats.db")          # doctest: +SKIP
     >>> s = rt.session("support-42")          # doctest: +SKIP
 
-    ``path`` defaults to ``default_path()``. ``redact`` is a redaction hook: a
+    ``path_or_url`` is a file path or a ``sqlite:`` URL (the SQLite engine, the
+    default), or the URL of another registered engine (``srt.store.ENGINES``, e.g.
+    ``postgresql://...``); it defaults to ``default_path()``. ``store`` is an engine
+    instance built elsewhere, instead of a path (``rt.close()`` closes its
+    connections). ``redact`` is a redaction hook: a
     function applied to every string of every message before it is stored, e.g. to
     scrub API keys a user pastes into a chat. ``max_message_bytes`` bounds one
     message's canonical size; ``fragment_cache_bytes`` bounds the in-memory cache of
@@ -80,8 +84,9 @@ class Runtime:
 
     def __init__(
         self,
-        path: str | os.PathLike[str] | None = None,
+        path_or_url: str | os.PathLike[str] | None = None,
         *,
+        store: Store | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         fragment_cache_bytes: int = 256 * 1024 * 1024,
         redact: Callable[[str], str] | None = None,
@@ -90,12 +95,21 @@ class Runtime:
             raise ConfigError("max_message_bytes must be positive")
         if fragment_cache_bytes < 0:
             raise ConfigError("fragment_cache_bytes must be >= 0")
-        self.path = os.fspath(path) if path is not None else default_path()
+        if store is None:
+            where = os.fspath(path_or_url) if path_or_url is not None else default_path()
+            store = open_store(where)
+        elif path_or_url is not None:
+            raise ConfigError("give Runtime a path or URL, or a store, not both")
+        elif not isinstance(store, Store):
+            raise ConfigError(f"store must be an srt.store.Store, got {type(store).__name__}")
+        #: The storage engine (``srt.store.base.Store``): sessions, ledger, objects, gc.
+        self.store = store
+        #: Where the data lives: the file path, or the engine's URL without password.
+        self.path = store.location
         self.max_message_bytes = max_message_bytes
         #: The redaction hook: applied to every string of every message (appended
         #: or received) before it is validated, hashed or stored.
         self.redact = redact
-        self._store = Store(self.path)
         self._fragments = _core.FragmentCache(fragment_cache_bytes)
         self._bodies = _core.FragmentCache(fragment_cache_bytes)
         self._serialized = 0
@@ -116,7 +130,7 @@ class Runtime:
 
     def close(self) -> None:
         """Close every connection this runtime opened."""
-        self._store.close()
+        self.store.close()
 
     # -- internals used by Session ---------------------------------------------
 
@@ -158,10 +172,10 @@ class Runtime:
                 self._serialized += n
 
     def _create(self, name: str, head: int | None, head_prefix: bytes | None = None) -> Session:
-        row = self._store.create_session(
+        row = self.store.create_session(
             check_name(name), head, exist_ok=False, head_prefix=head_prefix
         )
-        return Session(self, row[0], name, row[1])
+        return Session(self, row.id, name, row.head)
 
     # -- public API --------------------------------------------------------------
 
@@ -172,37 +186,34 @@ class Runtime:
 
     def usage(self) -> UsageSummary:
         """Totals of every request in this store's usage ledger."""
-        return UsageSummary.of(self._store.calls())
+        return UsageSummary.of(self.calls())
 
     def calls(self) -> list[dict[str, Any]]:
         """Every row of the usage ledger, oldest first."""
-        return self._store.calls()
+        return [c.as_dict() for c in self.store.calls()]
 
     def savings(self, pricing: Pricing | None = None) -> Savings:
         """Billed input against a stateless client, over every request in this store."""
-        return (pricing or Pricing()).savings(self._store.calls())
+        return (pricing or Pricing()).savings(self.calls())
 
     def session(self, name: str, *, create: bool = True) -> Session:
         """Open the session called ``name``, creating it empty unless ``create=False``."""
         check_name(name)
-        row = self._store.get_session(name)
+        row = self.store.get_session(name)
         if row is None:
             if not create:
                 raise SessionNotFoundError(f"no session named {name!r}")
-            row = self._store.create_session(name, None, exist_ok=True)
-        return Session(self, row[0], name, row[1])
+            row = self.store.create_session(name, None, exist_ok=True)
+        return Session(self, row.id, name, row.head)
 
     def sessions(self) -> list[SessionInfo]:
         """Every session, sorted by name."""
-        return [
-            SessionInfo(name, depth, created, updated, prefix.hex() if prefix else None)
-            for name, depth, created, updated, prefix in self._store.list_sessions()
-        ]
+        return self.store.list_sessions()
 
     def delete(self, name: str) -> None:
         """Delete a session's head. Its messages stay for any fork that shares them."""
-        self._store.delete_session(check_name(name))
+        self.store.delete_session(check_name(name))
 
     def rename(self, old: str, new: str) -> None:
         """Rename a session."""
-        self._store.rename_session(check_name(old), check_name(new))
+        self.store.rename_session(check_name(old), check_name(new))

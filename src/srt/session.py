@@ -31,7 +31,7 @@ from .errors import ConflictError, HistoryIndexError, SessionError
 from .message import canonical_text, canonicalize, redact_strings
 from .pricing import Pricing, Savings
 from .providers.base import Provider
-from .store import NewNode
+from .store import CallRecord, NewNode
 from .tokens import Tokenizer, for_model
 from .wire import get_format
 from .wire.base import Target, WireFormat, check_model
@@ -109,12 +109,12 @@ class Session:
             return _core.ROOT
         if keep == n:
             return self._head_prefix
-        return self._rt._store.node_prefix(self._ids[keep - 1])
+        return self._rt.store.node_prefix(self._ids[keep - 1])
 
     def _load(self) -> None:
         if self._loaded:
             return
-        rows = self._rt._store.chain(self._head)
+        rows = self._rt.store.chain(self._head)
         intern = self._rt._intern
         self._ids = array("q", [r[0] for r in rows])
         self._hashes = _core.HashSeq(b"".join([r[1] for r in rows]))
@@ -129,11 +129,11 @@ class Session:
     def refresh(self) -> None:
         """Re-read the head from the store (after a ``ConflictError``)."""
         with self._lock:
-            row = self._rt._store.get_session(self._name)
-            if row is None or row[0] != self._id:
+            row = self._rt.store.get_session(self._name)
+            if row is None or row.id != self._id:
                 raise SessionError(f"session {self._name!r} was deleted or replaced")
-            if row[1] != self._head or not self._loaded:
-                self._head = row[1]
+            if row.head != self._head or not self._loaded:
+                self._head = row.head
                 self._loaded = False
                 self._load()
 
@@ -180,7 +180,7 @@ class Session:
         keep: int,
         prepared: list[tuple[bytes, bytes, bytes | None]],
         status: str | None = None,
-        call: Sequence[Any] | None = None,
+        call: CallRecord | None = None,
     ) -> None:
         """Write ``prepared`` after the first ``keep`` messages of the chain (CAS on head).
 
@@ -189,11 +189,11 @@ class Session:
         """
         parent = self._ids[keep - 1] if keep else None
         prefixes = _core.chain_many(self._prefix(keep), [p[0] for p in prepared])
-        items: list[NewNode] = [
-            (h, body, prefix, meta, status)
+        items = [
+            NewNode(h, body, prefix, meta, status)
             for (h, body, meta), prefix in zip(prepared, prefixes, strict=True)
         ]
-        ids = self._rt._store.append(self._id, self._head, parent, keep, items, call)
+        ids = self._rt.store.append(self._id, self._head, parent, keep, items, call=call)
         self._truncate(keep)
         intern = self._rt._intern
         for node_id, (h, body, meta) in zip(ids, prepared, strict=True):
@@ -255,7 +255,7 @@ class Session:
             keep = len(self._ids) - n
             new = self._ids[keep - 1] if keep else None
             prefix = self._prefix(keep)
-            self._rt._store.move_head(self._id, self._head, new)
+            self._rt.store.move_head(self._id, self._head, new)
             self._truncate(keep)
             self._head = new
             self._head_prefix = prefix
@@ -709,11 +709,11 @@ class Session:
 
     def usage(self) -> UsageSummary:
         """Totals of this session's ledger rows (every request it sent)."""
-        return UsageSummary.of(self._rt._store.calls("WHERE session = ?", (self._id,)))
+        return UsageSummary.of(self.calls())
 
     def calls(self) -> list[dict[str, Any]]:
         """This session's ledger rows, oldest first."""
-        return self._rt._store.calls("WHERE session = ?", (self._id,))
+        return [c.as_dict() for c in self._rt.store.calls(session=self._id)]
 
     def savings(self, pricing: Pricing | None = None) -> Savings:
         """Billed input against a stateless client for this session's requests."""

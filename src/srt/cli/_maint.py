@@ -9,8 +9,8 @@ import shutil
 import sys
 import unicodedata
 
-from .. import maintenance
 from ..runtime import Runtime
+from ..store import Hit
 from ._common import escape_line, existing_db, print_json
 
 __all__ = ["gc", "search", "search_usage", "snippet", "vacuum", "verify"]
@@ -59,7 +59,7 @@ def search_usage(args: argparse.Namespace) -> str | None:
 def search(args: argparse.Namespace) -> None:
     if args.drop_index:
         with Runtime(existing_db(args)) as rt:
-            dropped = maintenance.drop_search_index(rt)
+            dropped = rt.store.drop_search_index()
         print(
             "dropped the search index; srt vacuum returns its pages to the disk"
             if dropped
@@ -67,12 +67,10 @@ def search(args: argparse.Namespace) -> None:
         )
         return
     if args.db == ":memory:" or not os.path.exists(args.db):
-        hits: list[maintenance.Hit] = []
+        hits: list[Hit] = []
     else:
         with Runtime(args.db) as rt:
-            hits = maintenance.search(
-                rt, args.text, limit=args.limit, syntax=args.fts, announce=_announce
-            )
+            hits = rt.store.search(args.text, limit=args.limit, syntax=args.fts, announce=_announce)
     if args.json:
         print_json([dataclasses.asdict(h) for h in hits])
         return
@@ -95,7 +93,7 @@ def _size(n: int) -> str:
 
 def gc(args: argparse.Namespace) -> None:
     with Runtime(existing_db(args)) as rt:
-        r = maintenance.gc(rt, secure_delete=not args.no_secure_delete, dry_run=args.dry_run)
+        r = rt.store.gc(secure_delete=not args.no_secure_delete, dry_run=args.dry_run)
     if args.json:
         print_json({**dataclasses.asdict(r), "bytes_freed": r.bytes_freed})
         return
@@ -129,7 +127,7 @@ def _n(count: int, word: str) -> str:
 
 def verify(args: argparse.Namespace) -> int:
     with Runtime(existing_db(args)) as rt:
-        r = maintenance.verify(rt)
+        r = rt.store.verify()
     checked = ", ".join(
         [
             _n(r.messages, "message"),
@@ -153,5 +151,5 @@ def verify(args: argparse.Namespace) -> int:
 
 def vacuum(args: argparse.Namespace) -> None:
     with Runtime(existing_db(args)) as rt:
-        r = maintenance.vacuum(rt)
+        r = rt.store.vacuum()
     print(f"{_size(r.bytes_before)} before, {_size(r.bytes_after)} after")

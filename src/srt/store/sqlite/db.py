@@ -1,8 +1,9 @@
-"""Opening srt's SQLite file: identity checks, per-connection set-up, migrations.
+"""Opening srt's SQLite file: identity checks, per-connection set-up, migrations, and
+``Database``, the file's connections (one per thread) and its writer lock.
 
-This module and ``store`` are the only places that touch ``apsw``. Every
-``apsw.Error`` is translated here into the ``StoreError`` tree (see
-``translate``); nothing below this line leaks an apsw exception.
+Only the modules of ``srt.store.sqlite`` touch ``apsw``. Every ``apsw.Error`` is
+translated here into the ``StoreError`` tree (see ``translate``); nothing above this
+package sees an apsw exception.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import os
 import stat
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import apsw
 import apsw.bestpractice
 
-from .errors import (
+from ...errors import (
+    ConfigError,
     CorruptionError,
     NotAnSrtDatabaseError,
     SchemaVersionError,
@@ -122,6 +125,27 @@ MIGRATIONS: tuple[str, ...] = (
     # triggers, which are exactly what a first search creates, so it opens, searches,
     # verifies and collects garbage like any file whose index was built on demand.
     "",
+    # v4: the request parameters of a ledger row, and objects: values the layers above
+    # file under (kind, scope, key), in insertion order (the rowid). An object's node
+    # keeps that node's chain alive under gc; gc removes objects past ``expires``.
+    """
+    ALTER TABLE calls ADD COLUMN params TEXT;
+    CREATE TABLE objects(
+        id      INTEGER PRIMARY KEY,
+        kind    TEXT NOT NULL,
+        scope   TEXT NOT NULL,
+        key     TEXT NOT NULL,
+        value   BLOB NOT NULL,
+        node    INTEGER REFERENCES nodes(id),
+        expires REAL,
+        created REAL NOT NULL,
+        updated REAL NOT NULL
+    );
+    CREATE UNIQUE INDEX objects_key ON objects(kind, scope, key);
+    CREATE INDEX objects_scope ON objects(kind, scope);
+    CREATE INDEX objects_node ON objects(node) WHERE node IS NOT NULL;
+    CREATE INDEX objects_expires ON objects(expires) WHERE expires IS NOT NULL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -365,3 +389,94 @@ def connect(
             conn.close()
             raise
     return conn
+
+
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def file_lock(path: str) -> threading.Lock:
+    """The in-process writer lock of the file at ``path`` (one per file, shared)."""
+    key = os.path.realpath(path) if path != ":memory:" else f":memory:{id(object())}"
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(key, threading.Lock())
+
+
+class Database:
+    """One SQLite file: a connection per thread (new ones after ``os.fork()``), the
+    file's writer lock, and the VFS every connection goes through.
+
+    ``vfs`` names a registered SQLite VFS (``None``: the default); the tests use it
+    to inject disk faults.
+    """
+
+    def __init__(self, path: str, *, vfs: str | None = None) -> None:
+        self.path = path
+        self.vfs = vfs
+        #: Taken by every writer of this file in this process, before BEGIN IMMEDIATE.
+        self.lock = file_lock(path)
+        self._local = threading.local()
+        self._pid = os.getpid()
+        self._conns: list[apsw.Connection] = []
+        self._conns_guard = threading.Lock()
+        if path != ":memory:":
+            check_header(path)
+            create_private_file(path)
+        self.connection()  # verify identity and migrate now, so errors surface at open
+
+    def connection(self) -> apsw.Connection:
+        """This thread's connection, opened (and the file migrated) on first use."""
+        if os.getpid() != self._pid:
+            # A forked child must never use its parent's connections.
+            self._local = threading.local()
+            self._conns = []
+            self._pid = os.getpid()
+        conn: apsw.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path, self.lock, migrate=True, vfs=self.vfs)
+            self._local.conn = conn
+            with self._conns_guard:
+                self._conns.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._conns_guard:
+            conns, self._conns = self._conns, []
+        self._local = threading.local()
+        for conn in conns:
+            with contextlib.suppress(apsw.Error):
+                conn.close()
+
+    @contextlib.contextmanager
+    def write(self, action: str) -> Iterator[apsw.Connection]:
+        """A write transaction: the writer lock, then ``BEGIN IMMEDIATE``; commit or roll back."""
+        conn = self.connection()
+        with translate(action), self.lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if not conn.get_autocommit():
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def read(self, action: str, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with translate(action):
+            return self.connection().execute(sql, args).fetchall()
+
+    @contextlib.contextmanager
+    def job(self, action: str, pragmas: Sequence[str] = ()) -> Iterator[apsw.Connection]:
+        """A connection of a maintenance job's own (closed afterwards), so the job's
+        pragmas never leak into the connections the store lends to sessions."""
+        if self.path == ":memory:":
+            raise ConfigError(f"{action} needs a database file, not :memory:")
+        conn = connect(self.path, self.lock, migrate=True, vfs=self.vfs)
+        try:
+            with translate(action):
+                for pragma in pragmas:
+                    conn.execute(pragma).fetchall()
+            yield conn
+        finally:
+            with contextlib.suppress(apsw.Error):
+                conn.close()
