@@ -36,13 +36,13 @@ The promises every engine keeps:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from .. import _core
 from .._types import SessionInfo
-from ..errors import CorruptionError
+from ..errors import ConfigError, CorruptionError
 
 __all__ = [
     "CALL_FIELDS",
@@ -63,6 +63,7 @@ __all__ = [
     "VacuumReport",
     "VerifyReport",
     "check_chain",
+    "check_object",
     "store_protocol",
 ]
 
@@ -330,6 +331,16 @@ def check_chain(rows: list[ChainRow], head: int) -> list[ChainRow]:
     return rows
 
 
+def check_object(kind: Any, scope: Any, key: Any, value: Any = b"") -> None:
+    """``ConfigError`` unless kind and key are non-empty str, scope a str and value bytes
+    (every engine checks an object's names and value before it writes)."""
+    for what, text in (("kind", kind), ("scope", scope), ("key", key)):
+        if not isinstance(text, str) or (what != "scope" and not text):
+            raise ConfigError(f"an object's {what} must be a non-empty str")
+    if not isinstance(value, bytes):
+        raise ConfigError(f"an object's value must be bytes, got {type(value).__name__}")
+
+
 # -- the protocol -----------------------------------------------------------------------------
 
 
@@ -485,6 +496,11 @@ class Store(ABC):
     @abstractmethod
     def delete_object(self, kind: str, scope: str, key: str) -> bool:
         """Remove the object; False if there was none."""
+
+    @abstractmethod
+    def scan_objects(self, *, batch: int = 500) -> Iterator[ObjectRow]:
+        """Every live object of every kind and scope, in insertion order (``srt copy``
+        reads a whole store with it), fetched ``batch`` at a time."""
 
     # -- maintenance -------------------------------------------------------------------
 
