@@ -132,10 +132,27 @@ class Session:
             row = self._rt.store.get_session(self._name)
             if row is None or row.id != self._id:
                 raise SessionError(f"session {self._name!r} was deleted or replaced")
-            if row.head != self._head or not self._loaded:
+            if row.head == self._head and self._loaded:
+                return
+            rows = None
+            if self._loaded and self._head is not None and row.head is not None:
+                # Usually other writers appended on top of our head: read only that.
+                rows = self._rt.store.chain_since(row.head, self._head, len(self._ids))
+            if not rows:
                 self._head = row.head
                 self._loaded = False
                 self._load()
+                return
+            intern = self._rt._intern
+            for r in rows:
+                if r[4] is not None:
+                    self._status[len(self._bodies)] = r[4]
+                self._ids.append(r[0])
+                self._hashes.append(r[1])
+                self._bodies.append(intern(r[1], r[2]))
+                self._pinned.append(isinstance(r[5], bytes) and b'"pinned":true' in r[5])
+            self._head = rows[-1][0]
+            self._head_prefix = rows[-1][3]
 
     def _truncate(self, n: int) -> None:
         if n < len(self._hashes):

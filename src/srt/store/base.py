@@ -309,9 +309,10 @@ class TreeNode:
 # -- the chain check ----------------------------------------------------------------------
 
 
-def check_chain(rows: list[ChainRow], head: int) -> list[ChainRow]:
+def check_chain(rows: list[ChainRow], head: int, start: bytes = _core.ROOT) -> list[ChainRow]:
     """``rows`` (root first) if every body hashes to its hash, every prefix chains from
-    the previous one and the last row is ``head``; else ``CorruptionError``.
+    the previous one (the first from ``start``: the root, or the prefix of the node the
+    rows continue) and the last row is ``head``; else ``CorruptionError``.
 
     Every engine's ``chain`` ends with this, so a damaged store never returns altered
     text or bytes that are not JSON.
@@ -320,7 +321,7 @@ def check_chain(rows: list[ChainRow], head: int) -> list[ChainRow]:
     if (
         not all(type(r[2]) is bytes and type(r[1]) is bytes for r in rows)
         or [_core.digest(r[2]) for r in rows] != hashes
-        or _core.chain_many(_core.ROOT, hashes) != [r[3] for r in rows]
+        or _core.chain_many(start, hashes) != [r[3] for r in rows]
         or not rows
         or rows[-1][0] != head
     ):
@@ -406,6 +407,19 @@ class Store(ABC):
     @abstractmethod
     def chain(self, head: int | None) -> list[ChainRow]:
         """The messages from the root to ``head``, in order, checked by ``check_chain``."""
+
+    def chain_since(self, head: int, known: int, depth: int) -> list[ChainRow] | None:
+        """The messages of ``head``'s chain after node ``known`` (at ``depth``), oldest
+        first and checked like ``chain``'s; ``None`` if ``known`` is not on that chain.
+
+        ``Session.refresh`` reads only what other writers appended with it. This
+        default reads the whole chain; an engine whose round trips cost more than
+        SQLite's reads only the new rows.
+        """
+        rows = self.chain(head)
+        if depth < 1 or len(rows) < depth or rows[depth - 1][0] != known:
+            return None
+        return rows[depth:]
 
     @abstractmethod
     def node_prefix(self, node: int) -> bytes:

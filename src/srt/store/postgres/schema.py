@@ -52,7 +52,7 @@ SQLSTATE_NO_SESSION = "SRT03"  # the session row is gone
 _APPEND = r"""
 CREATE FUNCTION {s}.append(
     p_session bigint, p_expected bigint, p_parent bigint, p_depth integer,
-    p_hashes bytea[], p_bodies bytea[], p_prefixes bytea[], p_metas text[], p_statuses text[],
+    p_hashes bytea[], p_bodies bytea[], p_prefixes bytea[], p_metas bytea[], p_statuses text[],
     p_now double precision, p_call jsonb,
     o_kinds text[], o_scopes text[], o_keys text[], o_values bytea[], o_nodes bigint[],
     o_expires double precision[], o_at_head boolean[]
@@ -188,7 +188,7 @@ MIGRATIONS: tuple[str, ...] = (
         message bigint NOT NULL REFERENCES {s}.messages(id),
         depth   integer NOT NULL CHECK (depth >= 1),
         prefix  bytea NOT NULL CHECK (length(prefix) = 16),
-        meta    text,
+        meta    bytea,
         status  text
     );
     CREATE UNIQUE INDEX nodes_prefix ON {s}.nodes(prefix);

@@ -64,6 +64,21 @@ WITH RECURSIVE chain(id, parent, message, depth, prefix, status, meta) AS (
 SELECT chain.id, m.hash, m.body, chain.prefix, chain.status, chain.meta, chain.depth
 FROM chain JOIN {s}.messages m ON m.id = chain.message
 """
+#: ``_CHAIN`` from ``head`` down to the node at depth ``depth`` (included), no further.
+_CHAIN_SINCE = """
+WITH RECURSIVE chain(id, parent, message, depth, prefix, status, meta) AS (
+    SELECT id, parent, message, depth, prefix, status, meta FROM {s}.nodes
+    WHERE id = %(head)s AND depth >= %(depth)s
+    UNION ALL
+    SELECT n.id, n.parent, n.message, n.depth, n.prefix, n.status, n.meta
+    FROM chain c CROSS JOIN LATERAL (
+        SELECT * FROM {s}.nodes p
+        WHERE p.id = c.parent AND p.depth < c.depth AND p.depth >= %(depth)s LIMIT 1
+    ) n
+)
+SELECT chain.id, m.hash, m.body, chain.prefix, chain.status, chain.meta, chain.depth
+FROM chain JOIN {s}.messages m ON m.id = chain.message
+"""
 # No ORDER BY: the server would sort every body; rows come deepest first from the walk
 # (or in any order from a hash join), and ``chain`` sorts them by depth, one pass over
 # rows that are almost always in order already.
@@ -77,10 +92,8 @@ _call_values = operator.attrgetter(*CALL_FIELDS)
 _depth = operator.itemgetter(6)
 
 
-def _meta_text(meta: bytes | str | None) -> str | None:
-    if meta is None or isinstance(meta, str):
-        return meta
-    return meta.decode("utf-8")
+def _meta_bytes(meta: bytes | str | None) -> bytes | None:
+    return meta.encode("utf-8") if isinstance(meta, str) else meta
 
 
 def _call_json(call: CallRecord) -> dict[str, Any]:
@@ -262,6 +275,22 @@ class PostgresStore(Store):
         rows.sort(key=_depth)
         return check_chain(rows, head)
 
+    def chain_since(self, head: int, known: int, depth: int) -> list[ChainRow] | None:
+        if depth < 1:
+            return None
+        sql = self.db.sql(_CHAIN_SINCE)
+
+        def load(conn: psycopg.Connection[Any]) -> list[Any]:
+            with conn.cursor(binary=True) as cur:
+                return cur.execute(sql, {"head": head, "depth": depth}).fetchall()
+
+        rows: list[ChainRow] = self.db.run("reading new messages", load, retry_reads=True)
+        rows.reverse()
+        rows.sort(key=_depth)
+        if not rows or rows[0][0] != known or rows[0][6] != depth:
+            return None
+        return check_chain(rows[1:], head, start=rows[0][3])
+
     def node_prefix(self, node: int) -> bytes:
         rows = self._read("reading a node", "SELECT prefix FROM {s}.nodes WHERE id = %s", (node,))
         if not rows:
@@ -314,7 +343,7 @@ class PostgresStore(Store):
             [it.hash for it in items],
             [it.body for it in items],
             [it.prefix for it in items],
-            [_meta_text(it.meta) for it in items],
+            [_meta_bytes(it.meta) for it in items],
             [it.status for it in items],
             time.time(),
             Jsonb(_call_json(call)) if call is not None else None,
