@@ -53,7 +53,7 @@ from ..base import (
     check_object,
 )
 from . import maintenance, verify, views
-from .db import Database
+from .db import OBJECTS_SQL, OBJECTS_TABLE, Database, has_table, translate
 
 __all__ = ["SQLiteStore"]
 
@@ -196,6 +196,20 @@ class SQLiteStore(Store):
         self.location = path
         #: The file's connections and writer lock (the maintenance jobs use it too).
         self.db = Database(path, vfs=vfs)
+        # Whether the objects table is known to exist (created by the first object
+        # written; never dropped, so once seen it stays).
+        self._objects = False
+
+    def _has_objects(self) -> bool:
+        if not self._objects:
+            with translate("reading the schema"):
+                self._objects = has_table(self.db.connection(), OBJECTS_TABLE)
+        return self._objects
+
+    def _ensure_objects(self, conn: apsw.Connection) -> None:
+        """Inside a write transaction: create the objects table if the file has none."""
+        if not self._objects:
+            conn.execute(OBJECTS_SQL)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SQLiteStore:
@@ -321,9 +335,13 @@ class SQLiteStore(Store):
                 row = list(_call_values(call))
                 row[_NODE] = head
                 conn.execute(_INSERT_CALL, row)
+            if objects:
+                self._ensure_objects(conn)
             for obj in objects:
                 _put_object(conn, obj, head if obj.at_head else obj.node)
-            return ids
+        if objects:
+            self._objects = True  # committed
+        return ids
 
     # -- the ledger ------------------------------------------------------------------
 
@@ -369,13 +387,16 @@ class SQLiteStore(Store):
         node: int | None = None,
         expires: float | None = None,
     ) -> None:
-        obj = ObjectPut(kind, scope, key, value, node, expires)
         check_object(kind, scope, key, value)
         with self.db.write("storing an object") as conn:
-            _put_object(conn, obj, node)
+            self._ensure_objects(conn)
+            _put_object(conn, ObjectPut(kind, scope, key, value, node, expires), node)
+        self._objects = True  # committed
 
     def get_object(self, kind: str, scope: str, key: str) -> ObjectRow | None:
         check_object(kind, scope, key)
+        if not self._has_objects():
+            return None
         rows = self.db.read(
             "reading an object",
             f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE kind = ? AND scope = ? AND key = ? "
@@ -396,6 +417,8 @@ class SQLiteStore(Store):
         check_object(kind, scope, after if after is not None else "-")
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise ConfigError("limit must be a positive int")
+        if not self._has_objects():
+            return []
         order, cmp = ("DESC", "<") if descending else ("ASC", ">")
         where = "kind = ? AND scope = ? AND " + _LIVE_OBJECT
         args: list[Any] = [kind, scope, time.time()]
@@ -415,6 +438,8 @@ class SQLiteStore(Store):
 
     def delete_object(self, kind: str, scope: str, key: str) -> bool:
         check_object(kind, scope, key)
+        if not self._has_objects():
+            return False
         with self.db.write("deleting an object") as conn:
             conn.execute(
                 "DELETE FROM objects WHERE kind = ? AND scope = ? AND key = ?", (kind, scope, key)
@@ -422,6 +447,8 @@ class SQLiteStore(Store):
             return bool(conn.changes())
 
     def scan_objects(self, *, batch: int = 500) -> Iterator[ObjectRow]:
+        if not self._has_objects():
+            return
         after = 0
         while True:
             rows = self.db.read(

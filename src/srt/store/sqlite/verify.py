@@ -133,12 +133,15 @@ def _verify(conn: apsw.Connection, faults: _Faults, counts: list[int]) -> None:
         faults.add(Fault("ledger", "calls", cid, f"its node {node} is missing"))
     counts[3] = int(conn.execute("SELECT count(*) FROM calls").get or 0)
 
-    for oid, kind, node in q.rows(
-        conn,
-        "SELECT o.id, o.kind, o.node FROM objects o LEFT JOIN nodes n ON n.id = o.node "
-        "WHERE o.node IS NOT NULL AND n.id IS NULL ORDER BY o.id",
-    ):
-        faults.add(Fault("object", "objects", oid, f"{kind} object: its node {node} is missing"))
+    if db_module.has_table(conn, db_module.OBJECTS_TABLE):
+        for oid, kind, node in q.rows(
+            conn,
+            "SELECT o.id, o.kind, o.node FROM objects o LEFT JOIN nodes n ON n.id = o.node "
+            "WHERE o.node IS NOT NULL AND n.id IS NULL ORDER BY o.id",
+        ):
+            faults.add(
+                Fault("object", "objects", oid, f"{kind} object: its node {node} is missing")
+            )
 
     for table, rowid, parent, _ in conn.execute("PRAGMA foreign_key_check"):
         if table in ("nodes", "sessions", "calls", "objects"):
