@@ -21,10 +21,13 @@ from ._common import (
     CommandError,
     escape_line,
     escape_text,
+    is_url,
+    present,
     print_json,
     print_table,
     runtime,
     when,
+    without_password,
 )
 
 #: ``srt export --format`` -> (wire format, stand-in model when the ledger names none).
@@ -77,11 +80,14 @@ def transcript(rt: Runtime, name: str) -> list[tuple[dict[str, Any], str | None]
 
 
 def db_path(args: argparse.Namespace) -> None:
+    if is_url(args.db):
+        print(without_password(args.db))
+        return
     print(args.db if args.db == ":memory:" else os.path.abspath(args.db))
 
 
 def ls(args: argparse.Namespace) -> None:
-    if args.db == ":memory:" or not os.path.exists(args.db):
+    if not present(args.db):
         infos: list[SessionOverview] = []
     else:
         with runtime(args) as rt:

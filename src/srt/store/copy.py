@@ -39,6 +39,8 @@ from .base import CallRecord, ChainRow, NewNode, ObjectRow, Store
 
 __all__ = ["CopyReport", "copy_store"]
 
+#: Name prefix of the scratch sessions that carry an object's node into the copy.
+SCRATCH = "srt-copy-scratch-"
 #: Fields that identify a ledger row across stores (ids and node ids are per store).
 _CALL_KEY = tuple(
     f.name for f in dataclasses.fields(CallRecord) if f.name not in ("id", "session", "node")
@@ -109,7 +111,7 @@ class _Copier:
         found = self.node_map.get(rows[-1][3])
         if found is not None:
             return found
-        scratch = self.dest.create_session(f"srt-copy-{secrets.token_hex(8)}", None, exist_ok=False)
+        scratch = self.dest.create_session(SCRATCH + secrets.token_hex(8), None, exist_ok=False)
         try:
             ids = self.dest.append(scratch.id, None, None, 0, _items(rows))
         finally:
@@ -197,6 +199,9 @@ def copy_store(
     ``dest`` holds a session of the same name with other messages."""
     copier = _Copier(src, dest, progress)
     names = [info.name for info in src.list_sessions()]
+    for info in dest.list_sessions():  # scratch sessions an interrupted copy left behind
+        if info.name.startswith(SCRATCH) and info.name not in names:
+            dest.delete_session(info.name)
     for i, name in enumerate(names, 1):
         copier.session(name)
         if i % 100 == 0 or i == len(names):
