@@ -262,6 +262,22 @@ def _tsquery(text: str) -> tuple[str, list[str]]:
     return " && ".join(parts), args
 
 
+def _websearch(text: str) -> str:
+    """``text`` for ``websearch_to_tsquery``, with the ``AND``/``OR``/``NOT`` operators of
+    SQLite's FTS5 syntax understood too (``--fts`` queries work on both engines)."""
+    out = []
+    negate = False
+    for word in text.split():
+        if word == "AND":
+            continue
+        if word == "NOT":
+            negate = True
+            continue
+        out.append(("-" if negate else "") + ("or" if word == "OR" else word))
+        negate = False
+    return " ".join(out)
+
+
 def search(
     db: Database,
     text: str,
@@ -277,7 +293,7 @@ def search(
     if not text.strip():
         raise ConfigError("the search text is empty")
     if syntax:
-        query, qargs = f"websearch_to_tsquery('{sch.SEARCH_CONFIG}', %s)", [text]
+        query, qargs = f"websearch_to_tsquery('{sch.SEARCH_CONFIG}', %s)", [_websearch(text)]
     else:
         query, qargs = _tsquery(text)
     build_search_index(db, announce=announce)
