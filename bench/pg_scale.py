@@ -214,22 +214,25 @@ def _p(xs: list[float]) -> dict[str, float]:
 # -- latency ------------------------------------------------------------------------------
 
 
-def _run_chat(rt: srt.Runtime, name: str, turns: int) -> tuple[list[float], list[float]]:
-    s = rt.session(name)
+def _run_chats(rts: list[srt.Runtime], turns: int) -> list[tuple[list[float], list[float]]]:
+    """The chat workload on every runtime in lockstep (each turn on each in turn), so the
+    machine's load falls on all of them alike: per runtime, append and build times."""
+    sessions = [rt.session("chat") for rt in rts]
     system, pairs = workloads.chat(turns, seed=1)
-    s.append(system)
-    app: list[float] = []
-    build: list[float] = []
+    out: list[tuple[list[float], list[float]]] = [([], []) for _ in rts]
+    for s in sessions:
+        s.append(system)
     for u, a in pairs:
-        t0 = time.perf_counter()
-        s.append(u)
-        t1 = time.perf_counter()
-        s.request("openai.chat", model=MODEL)
-        t2 = time.perf_counter()
-        s.append(a)
-        app += [t1 - t0, time.perf_counter() - t2]
-        build.append(t2 - t1)
-    return app, build
+        for s, (app, build) in zip(sessions, out, strict=True):
+            t0 = time.perf_counter()
+            s.append(u)
+            t1 = time.perf_counter()
+            s.request("openai.chat", model=MODEL)
+            t2 = time.perf_counter()
+            s.append(a)
+            app += [t1 - t0, time.perf_counter() - t2]
+            build.append(t2 - t1)
+    return out
 
 
 def _cold(open_rt: Any, name: str, reps: int) -> list[float]:
@@ -263,12 +266,10 @@ def _bare_latency(url: str, turns: int) -> list[float]:
 def latency(url: str, turns: int, reps: int) -> dict[str, Any]:
     pg_url = new_database(url, "latency_srt")
     bare = _bare_latency(new_database(url, "latency_bare"), turns)
-    with srt.Runtime(pg_url) as rt:
-        pg_app, pg_build = _run_chat(rt, "chat", turns)
     with tempfile.TemporaryDirectory(prefix="srt-lat-") as d:
         path = os.path.join(d, "chat.db")
-        with srt.Runtime(path) as rt:
-            sq_app, sq_build = _run_chat(rt, "chat", turns)
+        with srt.Runtime(pg_url) as pg_rt, srt.Runtime(path) as sq_rt:
+            (pg_app, pg_build), (sq_app, sq_build) = _run_chats([pg_rt, sq_rt], turns)
         # interleaved, so load on the machine hits both alike
         pg_cold: list[float] = []
         sq_cold: list[float] = []

@@ -47,9 +47,11 @@ from ..errors import ConfigError, CorruptionError
 __all__ = [
     "CALL_FIELDS",
     "MAX_FAULTS",
+    "USER_PREFIX",
     "CallRecord",
     "ChainRow",
     "Fault",
+    "FaultList",
     "GcReport",
     "Hit",
     "NewNode",
@@ -62,8 +64,10 @@ __all__ = [
     "TreeNode",
     "VacuumReport",
     "VerifyReport",
+    "build_tree",
     "check_chain",
     "check_object",
+    "session_overviews",
     "store_protocol",
 ]
 
@@ -340,6 +344,74 @@ def check_object(kind: Any, scope: Any, key: Any, value: Any = b"") -> None:
             raise ConfigError(f"an object's {what} must be a non-empty str")
     if not isinstance(value, bytes):
         raise ConfigError(f"an object's value must be bytes, got {type(value).__name__}")
+
+
+#: Canonical bytes of a user message begin with this (``message.canonicalize``).
+USER_PREFIX = b'{"role":"user"'
+
+
+def session_overviews(
+    stats: Sequence[Sequence[Any]], sessions: Sequence[Sequence[Any]]
+) -> list[SessionOverview]:
+    """``overview``'s rows from what an engine read in one snapshot: ``stats`` as (session
+    id, messages, user turns, estimated tokens, root node id) per non-empty session, and
+    ``sessions`` as (id, name, created, updated, head prefix) in name order."""
+    by_id = {
+        sid: (int(n), int(turns or 0), int(tokens or 0), root)
+        for sid, n, turns, tokens, root in stats
+    }
+    per_root: dict[Any, int] = {}
+    for _n, _turns, _tokens, root in by_id.values():
+        if root is not None:
+            per_root[root] = per_root.get(root, 0) + 1
+    out = []
+    for sid, name, created, updated, prefix in sessions:
+        n, turns, tokens, root = by_id.get(sid, (0, 0, 0, None))
+        out.append(
+            SessionOverview(
+                name=name,
+                messages=n,
+                turns=turns,
+                tokens=tokens,
+                branches=per_root.get(root, 0) if root is not None else 1,
+                created=created,
+                updated=updated,
+                head_prefix=bytes(prefix).hex() if prefix is not None else None,
+            )
+        )
+    return out
+
+
+def build_tree(rows: Sequence[Sequence[Any]], heads: Sequence[Sequence[Any]]) -> TreeNode | None:
+    """``tree``'s result from (node id, parent, depth, status, role, text) rows in depth
+    order and (head node id, session name) pairs."""
+    nodes: dict[int, TreeNode] = {}
+    top: TreeNode | None = None
+    for nid, parent, depth, status, role, text in rows:
+        node = TreeNode(nid, depth, str(role), str(text), status)
+        nodes[nid] = node
+        if parent is None:
+            top = node
+        elif parent in nodes:
+            nodes[parent].children.append(node)
+    for head, session in heads:
+        if head in nodes:
+            nodes[head].heads.append(session)
+    return top
+
+
+class FaultList:
+    """The faults ``verify`` found: the first ``MAX_FAULTS``, and a count of the rest."""
+
+    def __init__(self) -> None:
+        self.items: list[Fault] = []
+        self.more = 0
+
+    def add(self, fault: Fault) -> None:
+        if len(self.items) < MAX_FAULTS:
+            self.items.append(fault)
+        else:
+            self.more += 1
 
 
 # -- the protocol -----------------------------------------------------------------------------

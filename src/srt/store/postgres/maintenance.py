@@ -36,14 +36,17 @@ import psycopg
 from ... import _core
 from ...errors import ConfigError, SessionNotFoundError
 from ..base import (
-    MAX_FAULTS,
+    USER_PREFIX,
     Fault,
+    FaultList,
     GcReport,
     Hit,
     SessionOverview,
     TreeNode,
     VacuumReport,
     VerifyReport,
+    build_tree,
+    session_overviews,
 )
 from . import schema as sch
 from .pool import Database
@@ -60,7 +63,6 @@ __all__ = [
     "verify",
 ]
 
-USER_PREFIX = b'{"role":"user"'  # canonical bytes begin with the role (message.py)
 #: Every session's chain, walked up from its head: (session id, node, parent, message,
 #: depth). ``n.depth < up.depth`` makes the walk end even on a damaged parent cycle.
 CHAINS = """
@@ -349,30 +351,7 @@ def overview(db: Database) -> list[SessionOverview]:
             return stats, conn.execute(rows_sql).fetchall()
 
     stat_rows, rows = db.run("listing sessions", read, retry_reads=True)
-    stats = {
-        sid: (int(n), int(turns or 0), int(tokens or 0), root)
-        for sid, n, turns, tokens, root in stat_rows
-    }
-    per_root: dict[Any, int] = {}
-    for _n, _turns, _tokens, root in stats.values():
-        if root is not None:
-            per_root[root] = per_root.get(root, 0) + 1
-    out = []
-    for sid, name, created, updated, prefix in rows:
-        n, turns, tokens, root = stats.get(sid, (0, 0, 0, None))
-        out.append(
-            SessionOverview(
-                name=name,
-                messages=n,
-                turns=turns,
-                tokens=tokens,
-                branches=per_root.get(root, 0) if root is not None else 1,
-                created=created,
-                updated=updated,
-                head_prefix=bytes(prefix).hex() if prefix is not None else None,
-            )
-        )
-    return out
+    return session_overviews(stat_rows, rows)
 
 
 def tree(db: Database, name: str, *, width: int = 200) -> TreeNode | None:
@@ -412,41 +391,17 @@ def tree(db: Database, name: str, *, width: int = 200) -> TreeNode | None:
     if found is None:
         return None
     heads, rows = found
-    nodes: dict[int, TreeNode] = {}
-    top: TreeNode | None = None
-    for nid, parent, depth, status, role, text in rows:
-        node = TreeNode(nid, depth, str(role), str(text), status)
-        nodes[nid] = node
-        if parent is None:
-            top = node
-        elif parent in nodes:
-            nodes[parent].children.append(node)
-    for head, session in heads:
-        if head in nodes:
-            nodes[head].heads.append(session)
-    return top
+    return build_tree(rows, heads)
 
 
 # -- verify ---------------------------------------------------------------------------
-
-
-class _Faults:
-    def __init__(self) -> None:
-        self.items: list[Fault] = []
-        self.more = 0
-
-    def add(self, fault: Fault) -> None:
-        if len(self.items) < MAX_FAULTS:
-            self.items.append(fault)
-        else:
-            self.more += 1
 
 
 def verify(db: Database) -> VerifyReport:
     """Check every hash, chain and reference (see the module docstring)."""
 
     def run(conn: psycopg.Connection[Any]) -> VerifyReport:
-        faults = _Faults()
+        faults = FaultList()
         with _snapshot(conn):
             counts = _verify(db, conn, faults)
         messages, nodes, sessions, calls = counts
@@ -464,7 +419,7 @@ def _stream(conn: psycopg.Connection[Any], sql: str, args: Sequence[Any] = ()) -
 
 
 def _verify(
-    db: Database, conn: psycopg.Connection[Any], faults: _Faults
+    db: Database, conn: psycopg.Connection[Any], faults: FaultList
 ) -> tuple[int, int, int, int]:
     messages = nodes = 0
     bad: list[Fault] = []
