@@ -103,7 +103,11 @@ class Database:
         self._pid = os.getpid()
         self._guard = threading.Lock()
         self._sql: dict[str, str] = {}
-        self.run("opening the database", self._migrate, retry_reads=True)
+        try:
+            self.run("opening the database", self._migrate, retry_reads=True)
+        except BaseException:
+            self.close()  # a store that failed to open leaves no pool (nor its threads)
+            raise
 
     # -- the pool ------------------------------------------------------------------
 
@@ -242,6 +246,12 @@ class Database:
         return version
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
+        try:  # the usual case in one round trip: srt's schema at this srt's version
+            got = conn.execute(self.sql("SELECT application, version FROM {s}.srt_schema"))
+            if got.fetchall() == [(sch.APPLICATION, sch.SCHEMA_VERSION)]:
+                return
+        except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
+            pass  # a new store (or not srt's): the full check below says which
         if self._version(conn) == sch.SCHEMA_VERSION:
             return
         with conn.transaction():
