@@ -64,14 +64,17 @@ __all__ = [
 ]
 
 #: Every session's chain, walked up from its head: (session id, node, parent, message,
-#: depth). ``n.depth < up.depth`` makes the walk end even on a damaged parent cycle.
+#: depth). ``n.depth < up.depth`` makes the walk end even on a damaged parent cycle; each
+#: step is a LATERAL lookup by primary key (see ``store._CHAIN``).
 CHAINS = """
 WITH RECURSIVE up(sid, id, parent, message, depth) AS (
     SELECT s.id, n.id, n.parent, n.message, n.depth
     FROM {s}.sessions s JOIN {s}.nodes n ON n.id = s.head
     UNION ALL
     SELECT up.sid, n.id, n.parent, n.message, n.depth
-    FROM up JOIN {s}.nodes n ON n.id = up.parent AND n.depth < up.depth
+    FROM up CROSS JOIN LATERAL (
+        SELECT * FROM {s}.nodes p WHERE p.id = up.parent AND p.depth < up.depth LIMIT 1
+    ) n
 )
 """
 _TABLES = ("messages", "nodes", "sessions", "calls", "objects")
@@ -109,7 +112,9 @@ WITH RECURSIVE live(id) AS (
     UNION
     SELECT node FROM {s}.objects WHERE node IS NOT NULL
     UNION
-    SELECT n.parent FROM {s}.nodes n JOIN live ON n.id = live.id WHERE n.parent IS NOT NULL
+    SELECT n.parent FROM live CROSS JOIN LATERAL (
+        SELECT parent FROM {s}.nodes p WHERE p.id = live.id LIMIT 1
+    ) n WHERE n.parent IS NOT NULL
 )
 SELECT id FROM live
 """
@@ -378,7 +383,8 @@ def tree(db: Database, name: str, *, width: int = 200) -> TreeNode | None:
             sql = db.sql(
                 "WITH RECURSIVE live(id) AS ("
                 "SELECT head FROM {s}.sessions WHERE id = ANY(%s) "
-                "UNION SELECT n.parent FROM {s}.nodes n JOIN live ON n.id = live.id "
+                "UNION SELECT n.parent FROM live CROSS JOIN LATERAL ("
+                "SELECT parent FROM {s}.nodes p WHERE p.id = live.id LIMIT 1) n "
                 "WHERE n.parent IS NOT NULL) "
                 "SELECT n.id, n.parent, n.depth, n.status, {s}.message_role(m.body), "
                 "left({s}.message_text(m.body), %s) "

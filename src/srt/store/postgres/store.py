@@ -59,11 +59,17 @@ WITH RECURSIVE chain(id, parent, message, depth, prefix, status, meta) AS (
     SELECT id, parent, message, depth, prefix, status, meta FROM {s}.nodes WHERE id = %s
     UNION ALL
     SELECT n.id, n.parent, n.message, n.depth, n.prefix, n.status, n.meta
-    FROM {s}.nodes n JOIN chain c ON n.id = c.parent AND n.depth < c.depth
+    FROM chain c CROSS JOIN LATERAL (
+        SELECT * FROM {s}.nodes p WHERE p.id = c.parent AND p.depth < c.depth LIMIT 1
+    ) n
 )
 SELECT chain.id, m.hash, m.body, chain.prefix, chain.status, chain.meta, chain.depth
 FROM chain JOIN {s}.messages m ON m.id = chain.message
 """
+# Each step of the walk is a LATERAL subquery with LIMIT 1, which the planner cannot
+# flatten, so it is one primary-key lookup. A plain join lets the planner hash-join the
+# whole nodes table at every step (it guesses 10 rows per step): 1.3 s instead of 4 ms
+# for a chain of 2,000 messages.
 #: ``_CHAIN`` from ``head`` down to the node at depth ``depth`` (included), no further.
 _CHAIN_SINCE = """
 WITH RECURSIVE chain(id, parent, message, depth, prefix, status, meta) AS (
