@@ -377,7 +377,10 @@ class PostgresStore(Store):
                 raise
             done = self._landed(session, expected, parent, items)
             if done is None:
-                raise
+                raise StoreUnavailableError(
+                    f"{exc}; the server could not say whether this append was stored: "
+                    "Session.refresh() shows it before a retry"
+                ) from exc.__cause__
             return done
 
     def _landed(
