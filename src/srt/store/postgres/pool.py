@@ -2,9 +2,11 @@
 options, the schema check and migration, and the retry/translate loop every store
 operation runs in.
 
-One pool per store (so per ``Runtime``); every borrowed connection is checked
-(``ConnectionPool.check_connection``, an empty query) so a connection the server
-dropped while it sat idle is replaced before use. There is no process-wide lock:
+One pool per store (so per ``Runtime``); a borrowed connection that sat idle for more
+than ``CHECK_AFTER_IDLE`` is checked (``ConnectionPool.check_connection``, an empty
+query), so one the server dropped meanwhile is replaced before use; a connection used
+within the last second is trusted, and if it turns out broken, a read is run again on a
+new connection and an interrupted append is resolved (``PostgresStore.append``). There is no process-wide lock:
 concurrency is PostgreSQL's. A pool passed in by the caller (``Runtime(store=
 PostgresStore(pool=...))``) is used as it is and never closed by srt; its
 connections are switched to autocommit while srt holds them.
@@ -16,6 +18,8 @@ import contextlib
 import hashlib
 import os
 import threading
+import time
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -38,6 +42,10 @@ T = TypeVar("T")
 
 #: srt's own URL query parameters; libpq never sees them.
 SRT_PARAMS = ("schema", "prepare_threshold", "pool_min", "pool_max", "pool_timeout")
+#: A connection idle for longer than this is checked with an empty query when it is
+#: borrowed; one given back more recently is trusted (a break shows at its next statement,
+#: which reads retry and appends resolve).
+CHECK_AFTER_IDLE = 1.0
 #: Times a transaction that failed with a serialization failure or a deadlock is run again.
 RETRIES = 5
 
@@ -103,6 +111,9 @@ class Database:
         self._pid = os.getpid()
         self._guard = threading.Lock()
         self._sql: dict[str, str] = {}
+        self._idle_since: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
         try:
             self.run("opening the database", self._migrate, retry_reads=True)
         except BaseException:
@@ -136,13 +147,22 @@ class Database:
                     max_size=max_size,
                     timeout=timeout,
                     kwargs=self._kwargs,
-                    check=psycopg_pool.ConnectionPool.check_connection,
+                    check=self._check,
+                    reset=self._returned,
                     open=False,
                     name=f"srt:{self.schema}",
                 )
                 with translate("connecting to the database"):
                     self._pool.open(wait=False)
             return self._pool
+
+    def _returned(self, conn: psycopg.Connection[Any]) -> None:
+        self._idle_since[conn] = time.monotonic()
+
+    def _check(self, conn: psycopg.Connection[Any]) -> None:
+        since = self._idle_since.get(conn)
+        if since is None or time.monotonic() - since > CHECK_AFTER_IDLE or conn.broken:
+            psycopg_pool.ConnectionPool.check_connection(conn)
 
     def close(self) -> None:
         with self._guard:

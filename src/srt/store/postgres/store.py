@@ -374,40 +374,39 @@ class PostgresStore(Store):
             if not isinstance(exc.__cause__, psycopg.Error) or not is_connection_error(
                 exc.__cause__
             ):
-                raise
-            done = self._landed(session, expected, parent, items)
-            if done is None:
+                raise  # no connection was had: nothing was sent
+            landed, ids = self._landed(session, items)
+            if landed is None:
                 raise StoreUnavailableError(
                     f"{exc}; the server could not say whether this append was stored: "
                     "Session.refresh() shows it before a retry"
                 ) from exc.__cause__
-            return done
+            if landed:
+                return ids
+        # Not stored: the append is run once more on a new connection. The head's
+        # compare-and-swap makes that safe even if the first statement were still to
+        # commit somewhere (a network cut): then one of the two gets ConflictError.
+        return self.db.run("appending to a session", run)
 
-    def _landed(
-        self, session: int, expected: int | None, parent: int | None, items: Sequence[NewNode]
-    ) -> list[int] | None:
-        """After the connection broke during an append: the node ids if the append was
-        committed (the session's head is now its last node), else ``None``."""
-        if not items:
-            return None
+    def _landed(self, session: int, items: Sequence[NewNode]) -> tuple[bool | None, list[int]]:
+        """After the connection broke during an append: (True, node ids) if it was
+        committed (the session's head is its last node), (False, []) if the server says
+        it was not, (None, []) if the server cannot be asked."""
         prefixes = [it.prefix for it in items]
         try:
             rows = self._read(
                 "checking an interrupted append",
-                "SELECT n.id, n.prefix, (s.head = n.id) FROM {s}.nodes n "
-                "LEFT JOIN {s}.sessions s ON s.id = %s WHERE n.prefix = ANY(%s)",
-                (session, prefixes),
+                "SELECT s.head, n.id, n.prefix FROM {s}.sessions s "
+                "LEFT JOIN {s}.nodes n ON n.prefix = ANY(%s) WHERE s.id = %s",
+                (prefixes, session),
             )
         except StoreUnavailableError:
-            return None
-        ids = {bytes(p): (nid, at_head) for nid, p, at_head in rows}
-        if (
-            len(ids) != len(prefixes)
-            or not ids[prefixes[-1]][1]
-            or expected == ids[prefixes[-1]][0]
-        ):
-            return None
-        return [ids[p][0] for p in prefixes]
+            return None, []
+        ids = {bytes(p): nid for _head, nid, p in rows if p is not None}
+        head = rows[0][0] if rows else None
+        if prefixes and len(ids) == len(prefixes) and head == ids[prefixes[-1]]:
+            return True, [ids[p] for p in prefixes]
+        return False, []
 
     # -- the ledger ------------------------------------------------------------------
 
