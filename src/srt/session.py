@@ -8,7 +8,9 @@ from frozen per-message fragments in one allocation.
 from __future__ import annotations
 
 import json
+import random
 import threading
+import time
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -43,6 +45,17 @@ if TYPE_CHECKING:
 __all__ = ["Session"]
 
 _REBASE_ATTEMPTS = 64
+#: The longest wait between two rebase attempts, in seconds.
+_REBASE_MAX_WAIT = 0.05
+
+
+def _backoff(attempt: int) -> None:
+    """Wait a random while, longer after each lost race (up to ``_REBASE_MAX_WAIT``), so
+    that writers racing on one session take turns instead of the last winner winning
+    again: without it, one thread of a process that keeps appending starved the others
+    past 64 attempts on PostgreSQL (bench/pg_faults.py restart)."""
+    if attempt:
+        time.sleep(random.uniform(0, min(_REBASE_MAX_WAIT, 0.001 * 2**attempt)))
 
 
 class Session:
@@ -242,13 +255,14 @@ class Session:
             if not prepared:
                 return self._head
             self._load()
-            for _ in range(_REBASE_ATTEMPTS):
+            for attempt in range(_REBASE_ATTEMPTS):
                 try:
                     self._commit(len(self._ids), prepared)
                     return self._head
                 except ConflictError:
                     if not rebase:
                         raise
+                    _backoff(attempt)
                     self.refresh()
             raise ConflictError(f"could not rebase after {_REBASE_ATTEMPTS} attempts")
 

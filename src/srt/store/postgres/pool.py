@@ -6,10 +6,10 @@ One pool per store (so per ``Runtime``); a borrowed connection that sat idle for
 than ``CHECK_AFTER_IDLE`` is checked (``ConnectionPool.check_connection``, an empty
 query), so one the server dropped meanwhile is replaced before use; a connection used
 within the last second is trusted, and if it turns out broken, a read is run again on a
-new connection and an interrupted append is resolved (``PostgresStore.append``). There is no process-wide lock:
-concurrency is PostgreSQL's. A pool passed in by the caller (``Runtime(store=
-PostgresStore(pool=...))``) is used as it is and never closed by srt; its
-connections are switched to autocommit while srt holds them.
+new connection and an interrupted append is resolved (``PostgresStore.append``).
+There is no process-wide lock: concurrency is PostgreSQL's. A pool passed in by the
+caller (``Runtime(store=PostgresStore(pool=...))``) is used as it is and never closed
+by srt; its connections are switched to autocommit while srt holds them.
 """
 
 from __future__ import annotations
