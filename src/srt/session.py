@@ -150,7 +150,7 @@ class Session:
             rows = None
             if self._loaded and self._head is not None and row.head is not None:
                 # Usually other writers appended on top of our head: read only that.
-                rows = self._rt.store.chain_since(row.head, self._head, len(self._ids))
+                rows = self._rt.store.chain_extension(row.head, len(self._ids), self._head_prefix)
             if not rows:
                 self._head = row.head
                 self._loaded = False

@@ -104,16 +104,19 @@ def test_chain_round_trip(store: Store) -> None:
     assert store.chain(ids[2]) == rows[:3]
 
 
-def test_chain_since_reads_what_followed_a_known_node(store: Store) -> None:
-    _sid, ids = new_session(store, "a", conversation(3))
+def test_chain_extension_reads_what_followed_a_known_prefix(store: Store) -> None:
+    _sid, _ids = new_session(store, "a", conversation(3))
     more = extend(store, "a", conversation(4, "more"))
     full = store.chain(more[-1])
-    assert store.chain_since(more[-1], ids[-1], 3) == full[3:]
-    assert store.chain_since(more[-1], ids[0], 1) == full[1:]
-    # a node that is not on the chain, or not at that depth: None (the caller reloads)
+    assert store.chain_extension(more[-1], 3, full[2][3]) == full[3:]
+    assert store.chain_extension(more[-1], 1, full[0][3]) == full[1:]
+    assert store.chain_extension(more[-1], 0, _core.ROOT) == full
+    # another branch, or the wrong depth: None (the caller reloads the whole chain)
     _other, fork = new_session(store, "b", conversation(2, "other"))
-    assert store.chain_since(more[-1], fork[-1], 2) is None
-    assert store.chain_since(more[-1], ids[-1], 2) is None
+    other = store.chain(fork[-1])
+    assert store.chain_extension(more[-1], 2, other[1][3]) is None
+    assert store.chain_extension(more[-1], 2, full[2][3]) is None
+    assert store.chain_extension(more[-1], 7, full[6][3]) is None  # nothing deeper
 
 
 def test_a_refresh_after_other_writers_reads_only_the_new_messages(

@@ -480,18 +480,17 @@ class Store(ABC):
     def chain(self, head: int | None) -> list[ChainRow]:
         """The messages from the root to ``head``, in order, checked by ``check_chain``."""
 
-    def chain_since(self, head: int, known: int, depth: int) -> list[ChainRow] | None:
-        """The messages of ``head``'s chain after node ``known`` (at ``depth``), oldest
-        first and checked like ``chain``'s; ``None`` if ``known`` is not on that chain.
-
-        ``Session.refresh`` reads only what other writers appended with it. This
+    def chain_extension(self, head: int, above: int, prefix: bytes) -> list[ChainRow] | None:
+        """The messages of ``head``'s chain deeper than ``above``, oldest first and checked
+        like ``chain``'s, if they continue the history whose last prefix hash (at depth
+        ``above``) is ``prefix``; ``None`` if they do not (the head moved to another
+        branch). ``Session.refresh`` reads only these after other writers appended. This
         default reads the whole chain; an engine whose round trips cost more than
-        SQLite's reads only the new rows.
-        """
+        SQLite's reads only the new rows."""
         rows = self.chain(head)
-        if depth < 1 or len(rows) < depth or rows[depth - 1][0] != known:
+        if len(rows) <= above or (rows[above - 1][3] if above else _core.ROOT) != prefix:
             return None
-        return rows[depth:]
+        return rows[above:]
 
     @abstractmethod
     def node_prefix(self, node: int) -> bytes:

@@ -281,21 +281,21 @@ class PostgresStore(Store):
         rows.sort(key=_depth)
         return check_chain(rows, head)
 
-    def chain_since(self, head: int, known: int, depth: int) -> list[ChainRow] | None:
-        if depth < 1:
-            return None
+    def chain_extension(self, head: int, above: int, prefix: bytes) -> list[ChainRow] | None:
+        if above < 1:
+            return super().chain_extension(head, above, prefix)
         sql = self.db.sql(_CHAIN_SINCE)
 
         def load(conn: psycopg.Connection[Any]) -> list[Any]:
             with conn.cursor(binary=True) as cur:
-                return cur.execute(sql, {"head": head, "depth": depth}).fetchall()
+                return cur.execute(sql, {"head": head, "depth": above}).fetchall()
 
         rows: list[ChainRow] = self.db.run("reading new messages", load, retry_reads=True)
         rows.reverse()
         rows.sort(key=_depth)
-        if not rows or rows[0][0] != known or rows[0][6] != depth:
+        if len(rows) < 2 or rows[0][6] != above or rows[0][3] != prefix:
             return None
-        return check_chain(rows[1:], head, start=rows[0][3])
+        return check_chain(rows[1:], head, start=prefix)
 
     def node_prefix(self, node: int) -> bytes:
         rows = self._read("reading a node", "SELECT prefix FROM {s}.nodes WHERE id = %s", (node,))
