@@ -45,6 +45,10 @@ if TYPE_CHECKING:
 __all__ = ["Session"]
 
 _REBASE_ATTEMPTS = 64
+#: ``rebase=True`` gives up after at least ``_REBASE_ATTEMPTS`` attempts and this many
+#: seconds (eight writers of eight processes on one PostgreSQL session lost 64 races in a
+#: row once in 47,487 appends at load 40; bench/pg_scale.py scale).
+_REBASE_SECONDS = 10.0
 #: The longest wait between two rebase attempts, in seconds.
 _REBASE_MAX_WAIT = 0.05
 
@@ -255,16 +259,23 @@ class Session:
             if not prepared:
                 return self._head
             self._load()
-            for attempt in range(_REBASE_ATTEMPTS):
+            give_up = time.monotonic() + _REBASE_SECONDS
+            attempt = 0
+            while True:
                 try:
                     self._commit(len(self._ids), prepared)
                     return self._head
                 except ConflictError:
                     if not rebase:
                         raise
+                    attempt += 1
+                    if attempt >= _REBASE_ATTEMPTS and time.monotonic() >= give_up:
+                        raise ConflictError(
+                            f"could not rebase after {attempt} attempts in "
+                            f"{_REBASE_SECONDS:.0f} s (other writers kept moving the head)"
+                        ) from None
                     _backoff(attempt)
                     self.refresh()
-            raise ConflictError(f"could not rebase after {_REBASE_ATTEMPTS} attempts")
 
     def _index(self, at: int | None) -> int:
         n = len(self._ids)
