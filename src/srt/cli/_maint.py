@@ -115,6 +115,13 @@ def gc(args: argparse.Namespace) -> None:
     if r.dry_run:
         print("dry run: nothing was changed")
         return
+    if not r.page_size:  # an engine without SQLite's pages and WAL (PostgreSQL)
+        if r.messages:
+            print(
+                "the removed rows' space is reused by later writes; their bytes stay in the "
+                "table files until srt vacuum rewrites them"
+            )
+        return
     if r.pages_freed:
         print(
             f"freed {r.pages_freed:,} pages ({_size(r.bytes_freed)}); the file has "
