@@ -21,6 +21,7 @@ __all__ = [
     "escape_text",
     "existing_db",
     "is_url",
+    "latest_session",
     "present",
     "print_json",
     "print_table",
@@ -103,6 +104,14 @@ def runtime(args: argparse.Namespace, *, create: bool = False) -> Iterator[Runti
         path = ":memory:"
     with Runtime(path) as rt:
         yield rt
+
+
+def latest_session(rt: Runtime) -> str:
+    """The name of the session used last (as ``-c`` continues it)."""
+    infos = rt.sessions()
+    if not infos:
+        raise CommandError("there are no sessions yet")
+    return max(infos, key=lambda i: i.updated).name
 
 
 def existing_db(args: argparse.Namespace) -> str:
