@@ -297,6 +297,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("serve", "run the OpenAI Responses/Conversations gateway", _serve.serve)
     _serve.add_serve(p)
+    p = command(
+        "copy",
+        "copy every session, the ledger and objects into another store (SQLite or PostgreSQL)",
+        _maint.copy,
+    )
+    p.add_argument("src", metavar="SRC", type=_path, help="the store to read: a file or a URL")
+    p.add_argument(
+        "dest", metavar="DEST", type=_path, help="the store to fill: a file or a URL (created)"
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
