@@ -150,32 +150,3 @@ def test_all_matches_the_docs() -> None:
         f"in srt.__all__ but not in docs/api.md: {sorted(set(srt.__all__) - set(documented))}; "
         f"in docs/api.md but not in srt.__all__: {sorted(set(documented) - set(srt.__all__))}"
     )
-
-
-def test_every_srt_name_in_the_docs_exists() -> None:
-    """Every ``srt.X`` a README or docs page names (X not a submodule) is importable."""
-    import importlib
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    texts = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
-    missing = []
-    for path in texts:
-        for dotted in set(re.findall(r"\bsrt((?:\.[A-Za-z_]\w*)+)", path.read_text("utf-8"))):
-            parts = dotted.lstrip(".").split(".")
-            if parts[0] in ("db", "json", "png", "toml", "stores"):
-                continue  # a file name such as srt.db; the srt.stores entry-point group
-            obj: object = srt
-            module = "srt"
-            for part in parts:
-                if hasattr(obj, part):
-                    obj = getattr(obj, part)
-                    module += "." + part
-                    continue
-                try:
-                    obj = importlib.import_module(f"{module}.{part}")
-                    module += "." + part
-                except ImportError:
-                    missing.append(f"{path.name}: srt{dotted}")
-                    break
-    assert not missing, "\n".join(sorted(missing))

@@ -12,6 +12,7 @@ from ._types import BuildStats, Message, Reply, SessionInfo, Usage
 from ._version import __version__
 from .cache import CachePolicy
 from .context import WindowPolicy
+from .entries import Entry
 from .errors import (
     ConfigError,
     ConflictError,
@@ -34,19 +35,30 @@ from .errors import (
     SrtError,
     StoreBusyError,
     StoreError,
+    StoreUnavailableError,
     StreamInterruptedError,
+    ToolArgumentsError,
     UnsupportedFeatureError,
 )
-from .pricing import Pricing
+from .history import HeadRecord
+from .pricing import Price, Pricing
 from .providers import Anthropic, Azure, Bedrock, OpenAI, OpenAICompatible, Provider
+from .providers.local import Local, LocalProvider
+from .providers.sigv4 import AwsCredentials
+from .providers.transport import RetryPolicy, Timeouts
 from .runtime import Runtime, default_path
+from .savings import Baseline, Savings
 from .session import Session
+from .tasks import TaskEvent, TaskResult, ToolCall, ToolRun
+from .tools import Tool, tool
 from .wire.azure import AzureEndpoint
 
 __all__ = [
     "Anthropic",
+    "AwsCredentials",
     "Azure",
     "AzureEndpoint",
+    "Baseline",
     "Bedrock",
     "BuildStats",
     "CachePolicy",
@@ -54,14 +66,18 @@ __all__ = [
     "ConflictError",
     "ContextOverflowError",
     "CorruptionError",
+    "Entry",
+    "HeadRecord",
     "HistoryIndexError",
     "InvalidMessageError",
     "InvalidSessionNameError",
     "Local",
+    "LocalProvider",
     "Message",
     "NotAnSrtDatabaseError",
     "OpenAI",
     "OpenAICompatible",
+    "Price",
     "Pricing",
     "Provider",
     "ProviderAuthError",
@@ -71,7 +87,9 @@ __all__ = [
     "ProviderTimeoutError",
     "RateLimitError",
     "Reply",
+    "RetryPolicy",
     "Runtime",
+    "Savings",
     "SchemaVersionError",
     "Session",
     "SessionError",
@@ -81,19 +99,19 @@ __all__ = [
     "SrtError",
     "StoreBusyError",
     "StoreError",
+    "StoreUnavailableError",
     "StreamInterruptedError",
+    "TaskEvent",
+    "TaskResult",
+    "Timeouts",
+    "Tool",
+    "ToolArgumentsError",
+    "ToolCall",
+    "ToolRun",
     "UnsupportedFeatureError",
     "Usage",
     "WindowPolicy",
     "__version__",
     "default_path",
+    "tool",
 ]
-
-
-def __getattr__(name: str) -> object:
-    # ``srt.Local`` loads the local provider (llama.cpp's supervisor) on first use only.
-    if name == "Local":
-        from .providers.local import LocalProvider
-
-        return LocalProvider
-    raise AttributeError(f"module 'srt' has no attribute {name!r}")

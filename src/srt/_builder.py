@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import threading
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ from .errors import UnsupportedFeatureError
 from .tokens import Tokenizer
 from .wire.base import Frag, Target, WireFormat
 
-__all__ = ["Assembly", "Builder", "Offset", "Planned", "Roles", "View"]
+__all__ = ["Assembly", "Builder", "Offset", "Parts", "Planned", "Roles", "View"]
 
 
 class View:
@@ -100,6 +101,7 @@ class Planned:
     # Of the messages this request sends (a window may leave some out): the session's
     # own list, which only grows (see cache.Record), or a window's new list.
     hashes: Sequence[bytes]
+    kept: list[int] | None = None  # the messages a window kept, when it left some out
 
 
 class Assembly:
@@ -277,6 +279,9 @@ class Builder:
         self.shared = shared
         self.chain = chain
         self.last_build: BuildStats | None = None
+        #: Set only to rebuild a recorded request (``srt.ledger``): the breakpoints it
+        #: placed and the messages its window kept, used instead of planning them.
+        self.replay: tuple[list[Breakpoint], list[int] | None] | None = None
         self._asm: dict[tuple[str, str, bool, tuple[str, int, int] | None], Assembly] = {}
         self._roles: list[str] = []  # canonical roles, parsed lazily (windows)
         self._ntok: dict[str, list[int]] = {}  # token counts per tokenizer (windows)
@@ -294,6 +299,7 @@ class Builder:
         del self._roles[n:]
         for counts in self._ntok.values():
             del counts[n:]
+        self._cuts = {w: c for w, c in self._cuts.items() if c <= n}  # a cut past n is stale
         for key, asm in list(self._asm.items()):
             if key[3] is not None:
                 del self._asm[key]  # a windowed view: rebuilt from cached fragments
@@ -383,10 +389,13 @@ class Builder:
 
     def _window(self, fmt: WireFormat, model: str, window: WindowPolicy | None) -> View | None:
         """The messages a context window keeps, or ``None`` when all of them fit."""
+        if self.replay is not None:
+            kept = self.replay[1]
+            return None if kept is None else View(("replay", len(kept), 0), list(kept))
         if window is None:
             return None
         tokenizer = window.tokenizer or fmt.tokenizer(model)
-        counts = self._token_counts(tokenizer)
+        counts = self.token_counts(tokenizer)
         roles = self.roles()
         # One cut per policy, whatever the format: every format sends the same messages.
         kept, cut = select(window, counts, roles, self.chain.pinned, self._cuts.get(window))
@@ -395,7 +404,7 @@ class Builder:
             return None
         return View((window.kind, window.budget, cut), kept)
 
-    def _token_counts(self, tokenizer: Tokenizer) -> list[int]:
+    def token_counts(self, tokenizer: Tokenizer) -> list[int]:
         """Each message's tokens under ``tokenizer``, cached per (message hash, tokenizer)."""
         counts = self._ntok.setdefault(tokenizer.name, [])
         cache = self.shared.tokens
@@ -455,7 +464,10 @@ class Builder:
             breakpoints=breakpoints,
             shared=shared if previous is not None else None,
         )
-        return Planned(asm, tool_frags, tool_hashes, breakpoints, report, key, hashes)
+        if self.replay is not None:
+            breakpoints = list(self.replay[0])
+        kept = view.kept if view is not None else None
+        return Planned(asm, tool_frags, tool_hashes, breakpoints, report, key, hashes, kept)
 
     def _record(self, fmt: WireFormat, model: str, p: Planned) -> None:
         """Remember this request as the previous one for its (format, model, cache key)."""
@@ -498,7 +510,15 @@ class Builder:
         self.shared.count_serialized(asm.serialized)
         self._record(fmt, model, p)
         self.last_build = BuildStats(
-            fmt.name, n, asm.serialized, n - asm.serialized, len(body), asm.notes(), p.report
+            fmt.name,
+            n,
+            asm.serialized,
+            n - asm.serialized,
+            len(body),
+            asm.notes(),
+            p.report,
+            tuple(p.breakpoints),
+            tuple(p.kept) if p.kept is not None else None,
         )
         return body
 
@@ -539,3 +559,15 @@ class Builder:
             planned.report,
         )
         return body
+
+
+@dataclass(frozen=True)
+class Parts:
+    """A session's parts, as ``Session.parts`` hands them to srt's layers above it
+    (the exchange, compaction, summaries, tasks): its lock, its chain and its builder,
+    and what its runtime's sessions share. Hold the lock to use the chain or builder."""
+
+    shared: Shared
+    chain: Chain
+    builder: Builder
+    lock: threading.RLock

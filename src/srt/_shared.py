@@ -16,6 +16,7 @@ from typing import Any
 from . import _core
 from .cache import Record
 from .errors import InvalidSessionNameError
+from .history import check_retention, get_retention
 from .message import canonical_tool
 from .store import Store
 from .tokens import TokenCache
@@ -61,6 +62,7 @@ class Shared:
         max_message_bytes: int,
         fragment_cache_bytes: int,
         redact: Callable[[str], str] | None,
+        history_retention: float | None = None,
     ) -> None:
         self.store = store
         self.max_message_bytes = max_message_bytes
@@ -76,6 +78,17 @@ class Shared:
         self.serialized = 0
         self._bodies = _core.FragmentCache(fragment_cache_bytes)
         self._counter_lock = threading.Lock()
+        self._retention = None if history_retention is None else check_retention(history_retention)
+
+    def history_retention(self) -> float:
+        """Seconds an earlier head stays reachable after the head leaves it
+        (``srt.history``): the runtime's ``history_retention``, else the database's."""
+        if self._retention is None:
+            self._retention = get_retention(self.store)
+        return self._retention
+
+    def set_history_retention(self, seconds: float) -> None:
+        self._retention = check_retention(seconds)
 
     def intern(self, h: bytes, body: bytes) -> bytes:
         """One shared bytes object per message body across all sessions.

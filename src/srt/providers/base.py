@@ -10,6 +10,7 @@ of this package, found through the registry in ``srt.providers``.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,14 +111,27 @@ class Provider:
     def auth_headers(self) -> dict[str, str]:
         return {}
 
-    def request(self, model: str, body: bytes, stream: bool) -> HTTPRequest:
+    def request(
+        self,
+        model: str,
+        body: bytes,
+        stream: bool,
+        params: Mapping[str, Any] | None = None,
+    ) -> HTTPRequest:
+        """The HTTP request for ``body``; ``params`` are the body parameters it carries
+        (a provider may choose a header by them)."""
         headers = {"content-type": "application/json", "accept": "application/json"}
         if stream:
             headers["accept"] = "text/event-stream"
         headers.update(self.auth_headers())
+        headers.update(self.version_headers(params or {}))
         return HTTPRequest(
             "POST", self.url(model, stream), headers, body, stream=stream, secrets=self._secrets
         )
+
+    def version_headers(self, params: Mapping[str, Any]) -> dict[str, str]:
+        """API-version headers for a request with body parameters ``params``."""
+        return {}
 
     def __repr__(self) -> str:
         return f"<srt {type(self).__name__} provider format={self.format}>"

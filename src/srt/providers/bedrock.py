@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -66,7 +67,13 @@ class Bedrock(Provider):
         op = "converse-stream" if stream else "converse"
         return f"{self.endpoint_url}/model/{quote(model, safe='')}/{op}"
 
-    def request(self, model: str, body: bytes, stream: bool) -> HTTPRequest:
+    def request(
+        self,
+        model: str,
+        body: bytes,
+        stream: bool,
+        params: Mapping[str, Any] | None = None,
+    ) -> HTTPRequest:
         url = self.url(model, stream)
         headers = {"content-type": "application/json", "accept": "application/json"}
         if stream:

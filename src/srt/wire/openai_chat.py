@@ -109,6 +109,7 @@ class OpenAIChat(WireFormat):
             input_tokens=int(u.get("prompt_tokens") or 0),
             output_tokens=int(u.get("completion_tokens") or 0),
             cache_read_tokens=int(details.get("cached_tokens") or 0),
+            cache_write_tokens=int(details.get("cache_write_tokens") or 0),
         )
         return Reply(out, usage, data.get("model"), data.get("id"), choice.get("finish_reason"))
 
@@ -119,7 +120,11 @@ class OpenAIChat(WireFormat):
             "prompt_tokens": usage.input_tokens,
             "completion_tokens": usage.output_tokens,
             "total_tokens": usage.input_tokens + usage.output_tokens,
-            "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens, "audio_tokens": 0},
+            "prompt_tokens_details": {
+                "cached_tokens": usage.cache_read_tokens,
+                "cache_write_tokens": usage.cache_write_tokens,
+                "audio_tokens": 0,
+            },
             "completion_tokens_details": {
                 "reasoning_tokens": 0,
                 "audio_tokens": 0,
