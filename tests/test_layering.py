@@ -2,9 +2,10 @@
 
 Bottom to top, every top-level module or package on a rank of its own::
 
-    _version, errors, _types, message, pricing <- _core <- tokens, store, wire
-        <- providers <- context, cache <- _shared <- _chain <- _builder <- compaction
-        <- exchange <- session <- runtime <- testing, cli, bench
+    _version, errors, _types, tools, message, pricing <- _core <- tokens, store,
+        history, entries, wire <- local <- providers <- context, cache, savings <- _shared
+        <- _chain <- _builder <- compaction <- exchange <- ledger, summarize, _task, tasks
+        <- session <- runtime <- testing, gateway, cli, bench
 
 Nothing imports upward, and nothing imports in a cycle: not between top-level
 modules, and not between the modules inside a package, not even under
@@ -29,22 +30,31 @@ ORDER = [
     "_version",
     "errors",
     "_types",
+    # Tools from Python callables: a JSON schema from the signature and docstring.
+    "tools",
     "message",
-    # Prices as data and the savings arithmetic over ledger rows.
+    # Prices (genai-prices, overrides, local models) and the cost of ledger rows.
     "pricing",
     "_core",
     # Token counting: canonical bytes -> counts; no I/O.
     "tokens",
-    # The Store protocol and its engines (srt.store.sqlite: set-up, migrations, gc,
-    # verify, search, vacuum); nothing outside it writes SQL.
+    # The Store protocol and its engines (srt.store.sqlite, srt.store.postgres: set-up,
+    # migrations, gc, verify, search, vacuum); nothing outside it writes SQL.
     "store",
-    # Wire formats: pure codecs, no I/O.
+    # Earlier heads (store objects) and the per-message view of a chain.
+    "history",
+    "entries",
+    # Wire formats: pure codecs (requests, replies, streams), no I/O.
     "wire",
+    # llama.cpp in a child process srt owns, and its slots.
+    "local",
     # Providers: HTTP transport, auth, stream framing; they import wire, never store.
     "providers",
     "context",
     # The prompt-cache planner: the "cache breakpoints" part of the context layer.
     "cache",
+    # What prefix reuse saved against the two baselines, over ledger rows.
+    "savings",
     # What a runtime's sessions share: store, caches, settings.
     "_shared",
     # A session's history in memory and its compare-and-swap commit.
@@ -54,10 +64,19 @@ ORDER = [
     "compaction",
     # A provider call on a session: build, send, stream, persist.
     "exchange",
+    # Rebuilding every ledger row's body from the stored history (srt verify).
+    "ledger",
+    # Compaction with the model's own summary (by hand, or at a window's compact_at).
+    "summarize",
+    # The tool loop (Session.run): model calls, tool runs, resume after a crash.
+    "_task",
+    "tasks",
     "session",
     "runtime",
     # The local provider server for tests and the bench (plays the remote side).
     "testing",
+    # srt serve: the OpenAI Responses/Conversations API over the runtime (ASGI).
+    "gateway",
     "cli",
     "bench",
     "__init__",
@@ -256,6 +275,7 @@ def _third_party(prefix: str) -> list[tuple[str, int, str]]:
         ("srt.store", ("httpx",)),
         ("srt.wire", ("apsw", "sqlite3", "httpx", "srt.store")),
         ("srt.providers", ("apsw", "sqlite3", "srt.store")),
+        ("srt.local", ("apsw", "sqlite3", "srt.store", "srt.providers")),
         ("srt.message", ("apsw", "sqlite3", "httpx")),
         ("srt.errors", ("apsw", "httpx")),
     ],
@@ -270,7 +290,8 @@ def test_forbidden_imports(module: str, forbidden: tuple[str, ...]) -> None:
 
 
 #: Outside ``srt.store``, only the bench touches a database library: its naive
-#: baselines (a one-row-per-message SQLite client, bare APSW writes) and its header.
+#: baselines (a one-row-per-message SQLite client, bare APSW writes), its header and
+#: the gateway workload's measure of the bytes a file uses.
 _DB_LIBRARY_USERS = (
     "srt.bench.chat",
     "srt.bench.many",
@@ -278,6 +299,7 @@ _DB_LIBRARY_USERS = (
     "srt.bench.reads",
     "srt.bench.writes",
     "srt.bench.__main__",
+    "srt.bench.gateway",
 )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import srt
-from srt.providers.base import OpenAI
+from srt.providers import OpenAI
 from srt.testing import ProviderServer
 
 

@@ -26,7 +26,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 import srt
 from srt import _builder, _core
 from srt.bench import send as send_bench
-from srt.providers.base import Anthropic, Bedrock, OpenAI, Provider
+from srt.providers import Anthropic, Bedrock, OpenAI, Provider
 from srt.providers.transport import Transport
 
 SMALL = {"min_bytes": 0, "segment_bytes": 96, "merge_bytes": 400}

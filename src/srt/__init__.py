@@ -1,14 +1,18 @@
 """srt: an embedded stateful runtime for LLM conversations.
 
-Sessions live in one SQLite file, content-addressed and prefix-chained; each
-request is assembled from frozen per-message fragments, so history is never
-re-serialized and prefixes stay byte-identical for provider prompt caches.
+Sessions live in one store (a SQLite file by default), content-addressed and
+prefix-chained; each request is assembled from frozen per-message fragments, so
+history is never re-serialized and prefixes stay byte-identical for provider prompt
+caches. Every public name is listed, with a line each, in ``docs/api.md``.
 """
 
 from __future__ import annotations
 
 from ._types import BuildStats, Message, Reply, SessionInfo, Usage
 from ._version import __version__
+from .cache import CachePolicy
+from .context import WindowPolicy
+from .entries import Entry
 from .errors import (
     ConfigError,
     ConflictError,
@@ -31,23 +35,51 @@ from .errors import (
     SrtError,
     StoreBusyError,
     StoreError,
+    StoreUnavailableError,
     StreamInterruptedError,
+    ToolArgumentsError,
     UnsupportedFeatureError,
 )
+from .history import HeadRecord
+from .pricing import Price, Pricing
+from .providers import Anthropic, Azure, Bedrock, OpenAI, OpenAICompatible, Provider
+from .providers.local import Local, LocalProvider
+from .providers.sigv4 import AwsCredentials
+from .providers.transport import RetryPolicy, Timeouts
 from .runtime import Runtime, default_path
+from .savings import Baseline, Savings
 from .session import Session
+from .tasks import TaskEvent, TaskResult, ToolCall, ToolRun
+from .tools import Tool, tool
+from .wire.azure import AzureEndpoint
 
 __all__ = [
+    "Anthropic",
+    "AwsCredentials",
+    "Azure",
+    "AzureEndpoint",
+    "Baseline",
+    "Bedrock",
     "BuildStats",
+    "CachePolicy",
     "ConfigError",
     "ConflictError",
     "ContextOverflowError",
     "CorruptionError",
+    "Entry",
+    "HeadRecord",
     "HistoryIndexError",
     "InvalidMessageError",
     "InvalidSessionNameError",
+    "Local",
+    "LocalProvider",
     "Message",
     "NotAnSrtDatabaseError",
+    "OpenAI",
+    "OpenAICompatible",
+    "Price",
+    "Pricing",
+    "Provider",
     "ProviderAuthError",
     "ProviderConnectionError",
     "ProviderError",
@@ -55,7 +87,9 @@ __all__ = [
     "ProviderTimeoutError",
     "RateLimitError",
     "Reply",
+    "RetryPolicy",
     "Runtime",
+    "Savings",
     "SchemaVersionError",
     "Session",
     "SessionError",
@@ -65,9 +99,19 @@ __all__ = [
     "SrtError",
     "StoreBusyError",
     "StoreError",
+    "StoreUnavailableError",
     "StreamInterruptedError",
+    "TaskEvent",
+    "TaskResult",
+    "Timeouts",
+    "Tool",
+    "ToolArgumentsError",
+    "ToolCall",
+    "ToolRun",
     "UnsupportedFeatureError",
     "Usage",
+    "WindowPolicy",
     "__version__",
     "default_path",
+    "tool",
 ]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import threading
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,10 +42,10 @@ from .cache import (
 )
 from .context import WindowPolicy, select
 from .errors import UnsupportedFeatureError
-from .tokens import Tokenizer, for_model
+from .tokens import Tokenizer
 from .wire.base import Frag, Target, WireFormat
 
-__all__ = ["Assembly", "Builder", "Offset", "Planned", "Roles", "View"]
+__all__ = ["Assembly", "Builder", "Offset", "Parts", "Planned", "Roles", "View"]
 
 #: ``_core.Segments`` settings for send bodies: a body under ``min_bytes`` is one chunk
 #: (nothing kept); larger ones freeze runs of ``segment_bytes`` and merge them up to
@@ -109,6 +110,7 @@ class Planned:
     # Of the messages this request sends (a window may leave some out): the session's
     # own list, which only grows (see cache.Record), or a window's new list.
     hashes: Sequence[bytes]
+    kept: list[int] | None = None  # the messages a window kept, when it left some out
 
 
 class Assembly:
@@ -297,12 +299,25 @@ class Builder:
     The caller holds the session's lock and has loaded the chain.
     """
 
-    __slots__ = ("__weakref__", "_asm", "_cuts", "_ntok", "_roles", "chain", "last_build", "shared")
+    __slots__ = (
+        "__weakref__",
+        "_asm",
+        "_cuts",
+        "_ntok",
+        "_roles",
+        "chain",
+        "last_build",
+        "replay",
+        "shared",
+    )
 
     def __init__(self, shared: Shared, chain: Chain) -> None:
         self.shared = shared
         self.chain = chain
         self.last_build: BuildStats | None = None
+        #: Set only to rebuild a recorded request (``srt.ledger``): the breakpoints it
+        #: placed and the messages its window kept, used instead of planning them.
+        self.replay: tuple[list[Breakpoint], list[int] | None] | None = None
         self._asm: dict[tuple[str, str, bool, tuple[str, int, int] | None], Assembly] = {}
         self._roles: list[str] = []  # canonical roles, parsed lazily (windows)
         self._ntok: dict[str, list[int]] = {}  # token counts per tokenizer (windows)
@@ -329,6 +344,7 @@ class Builder:
         del self._roles[n:]
         for counts in self._ntok.values():
             del counts[n:]
+        self._cuts = {w: c for w, c in self._cuts.items() if c <= n}  # a cut past n is stale
         for key, asm in list(self._asm.items()):
             if key[3] is not None:
                 del self._asm[key]  # a windowed view: rebuilt from cached fragments
@@ -428,10 +444,13 @@ class Builder:
 
     def _window(self, fmt: WireFormat, model: str, window: WindowPolicy | None) -> View | None:
         """The messages a context window keeps, or ``None`` when all of them fit."""
+        if self.replay is not None:
+            kept = self.replay[1]
+            return None if kept is None else View(("replay", len(kept), 0), list(kept))
         if window is None:
             return None
-        tokenizer = window.tokenizer or for_model(fmt.provider, model)
-        counts = self._token_counts(tokenizer)
+        tokenizer = window.tokenizer or fmt.tokenizer(model)
+        counts = self.token_counts(tokenizer)
         roles = self.roles()
         # One cut per policy, whatever the format: every format sends the same messages.
         kept, cut = select(window, counts, roles, self.chain.pinned, self._cuts.get(window))
@@ -440,7 +459,7 @@ class Builder:
             return None
         return View((window.kind, window.budget, cut), kept)
 
-    def _token_counts(self, tokenizer: Tokenizer) -> list[int]:
+    def token_counts(self, tokenizer: Tokenizer) -> list[int]:
         """Each message's tokens under ``tokenizer``, cached per (message hash, tokenizer)."""
         counts = self._ntok.setdefault(tokenizer.name, [])
         cache = self.shared.tokens
@@ -466,7 +485,7 @@ class Builder:
         hashes, bodies, _status = self._lists(view)
         tool_frags, tool_hashes = self.shared.tool_fragments(fmt, tools)
         policy = cache if isinstance(cache, CachePolicy) else CachePolicy()
-        min_tokens = policy.min_tokens or min_cacheable_tokens(fmt.provider, model)
+        min_tokens = policy.min_tokens or min_cacheable_tokens(fmt.cache, model)
         tool_bytes = sum(len(t) for t in tool_frags)
         tool_tokens = sum(estimate_tokens(len(t)) for t in tool_frags)
         layout = Layout(
@@ -487,6 +506,7 @@ class Builder:
         report = explain(
             format=fmt.name,
             provider=fmt.provider,
+            rules=fmt.cache,
             model=model,
             hashes=hashes,
             roles=Roles(bodies),
@@ -499,7 +519,10 @@ class Builder:
             breakpoints=breakpoints,
             shared=shared if previous is not None else None,
         )
-        return Planned(asm, tool_frags, tool_hashes, breakpoints, report, key, hashes)
+        if self.replay is not None:
+            breakpoints = list(self.replay[0])
+        kept = view.kept if view is not None else None
+        return Planned(asm, tool_frags, tool_hashes, breakpoints, report, key, hashes, kept)
 
     def _record(self, fmt: WireFormat, model: str, p: Planned) -> None:
         """Remember this request as the previous one for its (format, model, cache key)."""
@@ -535,8 +558,8 @@ class Builder:
                     system[bp.index] = fmt.mark(system[bp.index], bp.ttl)
                 else:
                     tool_frags[bp.index] = fmt.mark(tool_frags[bp.index], bp.ttl)
-        if cache and fmt.provider == "openai" and p.key is not None:
-            params.setdefault("prompt_cache_key", p.key)
+        if cache and fmt.cache.key_param is not None and p.key is not None:
+            params.setdefault(fmt.cache.key_param, p.key)
         head, tail = fmt.envelope(model, params, system, tool_frags)
         return p, head, marks, fmt.close(asm.last_role()) + tail
 
@@ -546,7 +569,15 @@ class Builder:
         self.shared.count_serialized(asm.serialized)
         self._record(fmt, model, p)
         self.last_build = BuildStats(
-            fmt.name, n, asm.serialized, n - asm.serialized, size, asm.notes(), p.report
+            fmt.name,
+            n,
+            asm.serialized,
+            n - asm.serialized,
+            size,
+            asm.notes(),
+            p.report,
+            tuple(p.breakpoints),
+            tuple(p.kept) if p.kept is not None else None,
         )
 
     def request(
@@ -612,9 +643,9 @@ class Builder:
         if pieces:
             pieces[0] = b""  # no separator before the first item sent
         tool_frags, _ = self.shared.tool_fragments(fmt, tools or ())
-        if cache and fmt.provider == "openai" and planned.key is not None:
+        if cache and fmt.cache.key_param is not None and planned.key is not None:
             params = {**params}
-            params.setdefault("prompt_cache_key", planned.key)
+            params.setdefault(fmt.cache.key_param, planned.key)
         head, tail = fmt.envelope(model, params, [], tool_frags)
         body = _core.assemble(head, pieces, b"", fmt.close(asm.last_role()) + tail)
         n = len(self.chain.hashes)
@@ -628,3 +659,15 @@ class Builder:
             planned.report,
         )
         return body
+
+
+@dataclass(frozen=True)
+class Parts:
+    """A session's parts, as ``Session.parts`` hands them to srt's layers above it
+    (the exchange, compaction, summaries, tasks): its lock, its chain and its builder,
+    and what its runtime's sessions share. Hold the lock to use the chain or builder."""
+
+    shared: Shared
+    chain: Chain
+    builder: Builder
+    lock: threading.RLock

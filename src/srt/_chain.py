@@ -13,6 +13,8 @@ a (re)load, ``truncate(n)`` when messages from ``n`` on are dropped.
 
 from __future__ import annotations
 
+import random
+import time
 import weakref
 from array import array
 from collections.abc import Iterable, Sequence
@@ -22,13 +24,29 @@ from . import _core
 from ._shared import INTERN_MIN_BYTES, Shared, check_name
 from ._types import Message
 from .errors import ConflictError, HistoryIndexError, SessionError
+from .history import head_record
 from .message import canonical_text, canonicalize, redact_strings
-from .store import CallRecord, NewNode, ObjectPut
+from .store import CallRecord, ChainRow, NewNode, ObjectPut
 from .wire.convert import to_canonical
 
-__all__ = ["REBASE_ATTEMPTS", "Chain", "ChainListener", "Prepared"]
+__all__ = ["REBASE_ATTEMPTS", "REBASE_SECONDS", "Chain", "ChainListener", "Prepared"]
 
 REBASE_ATTEMPTS = 64
+#: ``rebase=True`` gives up after at least ``REBASE_ATTEMPTS`` attempts and this many
+#: seconds (eight writers of eight processes on one PostgreSQL session lost 64 races in a
+#: row once in 47,487 appends at load 40; bench/pg_scale.py scale).
+REBASE_SECONDS = 10.0
+#: The longest wait between two rebase attempts, in seconds.
+REBASE_MAX_WAIT = 0.05
+
+
+def _backoff(attempt: int) -> None:
+    """Wait a random while, longer after each lost race (up to ``REBASE_MAX_WAIT``), so
+    that writers racing on one session take turns instead of the last winner winning
+    again: without it, one thread of a process that keeps appending starved the others
+    past 64 attempts on PostgreSQL (bench/pg_faults.py restart)."""
+    if attempt:
+        time.sleep(random.uniform(0, min(REBASE_MAX_WAIT, 0.001 * 2**attempt)))
 
 
 class Prepared(NamedTuple):
@@ -70,6 +88,7 @@ class Chain:
         "own",
         "pinned",
         "shared",
+        "staged",
         "status",
         "store",
     )
@@ -92,6 +111,8 @@ class Chain:
         # would keep both alive after the handle is dropped, until the next collection.
         self._listener: weakref.ref[ChainListener] | None = None
         self.own = 0  # bytes of the bodies not shared with other sessions (see footprint)
+        #: (length before, head prefix before) while messages are staged for a send.
+        self.staged: tuple[int, bytes] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -149,10 +170,38 @@ class Chain:
         row = self.store.get_session(self.name)
         if row is None or row.id != self.id:
             raise SessionError(f"session {self.name!r} was deleted or replaced")
-        if row.head != self.head or not self.loaded:
+        if row.head == self.head and self.loaded:
+            return
+        rows = None
+        if self.loaded and self.head is not None and row.head is not None:
+            # Usually other writers appended on top of our head: read only that.
+            rows = self.store.chain_extension(row.head, len(self.ids), self.head_prefix)
+        if not rows:
             self.head = row.head
             self.loaded = False
             self.load()
+            return
+        self._extend(rows)
+
+    def _extend(self, rows: list[ChainRow]) -> None:
+        intern = self.shared.intern
+        for r in rows:
+            if r[4] is not None:
+                self.status[len(self.bodies)] = r[4]
+            self.ids.append(r[0])
+            self.hashes.append(r[1])
+            self.bodies.append(intern(r[1], r[2]))
+            if len(r[2]) < INTERN_MIN_BYTES:
+                self.own += len(r[2]) + 33
+            self.pinned.append(_pinned(r[5]))
+        self.head = rows[-1][0]
+        self.head_prefix = rows[-1][3]
+
+    def reload(self, head: int | None) -> None:
+        """Take ``head`` as the head and read its chain again (after a restore)."""
+        self.head = head
+        self.loaded = False
+        self.load()
 
     def prefix(self, keep: int | None = None) -> bytes:
         """Prefix hash of the first ``keep`` messages (all by default)."""
@@ -162,6 +211,8 @@ class Chain:
             return _core.ROOT
         if keep == n:
             return self.head_prefix
+        if self.staged is not None and keep == self.staged[0]:
+            return self.staged[1]
         return self.store.node_prefix(self.ids[keep - 1])
 
     def believed_prefix(self, keep: int) -> bytes | None:
@@ -232,54 +283,109 @@ class Chain:
         self.shared.count_serialized(len(out))
         return out
 
+    def left(self, keep: int, action: str) -> list[ObjectPut]:
+        """The record of the head a move to ``keep`` messages leaves (none on top)."""
+        if keep >= len(self.ids) or (self.staged is not None and keep == self.staged[0]):
+            return []  # on top of the head (a send's staged messages are not stored yet)
+        put = head_record(
+            self.id, self.head, len(self.ids), action, self.shared.history_retention()
+        )
+        return [put] if put is not None else []
+
     def commit(
         self,
         keep: int,
         prepared: Sequence[Prepared],
         status: str | None = None,
         call: CallRecord | None = None,
-        objects: Sequence[ObjectPut] = (),
+        action: str = "edit",
+        plain: int = 0,
     ) -> None:
         """Write ``prepared`` after the first ``keep`` messages (CAS on the head).
 
-        ``status`` marks the messages as a partial reply; ``call`` (a ledger row) and
-        ``objects`` are written in the same transaction.
+        ``status`` marks the messages as a partial reply (all but the first ``plain``
+        of them, which a send staged); ``call`` is a ledger row written in the same
+        transaction. A head left behind (``keep`` short of the chain) is recorded as an
+        earlier head, ``action`` saying why (``srt.history``).
         """
         self.load()  # (the memory budget may have dropped it since the caller looked)
         parent = self.ids[keep - 1] if keep else None
         prefixes = _core.chain_many(self.prefix(keep), [p[0] for p in prepared])
         items = [
-            NewNode(h, body, prefix, meta, status)
-            for (h, body, meta), prefix in zip(prepared, prefixes, strict=True)
+            NewNode(h, body, prefix, meta, None if i < plain else status)
+            for i, ((h, body, meta), prefix) in enumerate(zip(prepared, prefixes, strict=True))
         ]
-        ids = self.store.append(self.id, self.head, parent, keep, items, call=call, objects=objects)
-        self.truncate(keep)
+        ids = self.store.append(
+            self.id, self.head, parent, keep, items, call=call, objects=self.left(keep, action)
+        )
+        staged, self.staged = self.staged, None
+        start = 0
+        if staged is not None and staged[0] == keep and plain and len(self.ids) == keep + plain:
+            # The staged messages are the first ``plain`` written: keep them in memory as
+            # they are (their fragments stay assembled), with their node ids filled in.
+            for k in range(plain):
+                self.ids[keep + k] = ids[k]
+            start = plain
+        else:
+            self.truncate(keep)
         intern = self.shared.intern
-        for node_id, (h, body, meta) in zip(ids, prepared, strict=True):
+        for node_id, (h, body, meta) in zip(ids[start:], prepared[start:], strict=True):
             self.ids.append(node_id)
             self.hashes.append(h)
             self.bodies.append(intern(h, body))
             if len(body) < INTERN_MIN_BYTES:
                 self.own += len(body) + 33
-            if status is not None:
+            if status is not None and len(self.bodies) > keep + plain:
                 self.status[len(self.bodies) - 1] = status
             self.pinned.append(_pinned(meta))
         self.head = self.ids[-1] if self.ids else None
         self.head_prefix = prefixes[-1] if prefixes else self.prefix()
 
+    def stage(self, prepared: Sequence[Prepared]) -> None:
+        """Hold ``prepared`` after the chain in memory only, for one send that commits
+        them with its reply (``send(..., append=...)``); ``unstage`` drops them."""
+        n = len(self.ids)
+        self.staged = (n, self.head_prefix)
+        prefixes = _core.chain_many(self.head_prefix, [p[0] for p in prepared])
+        for h, body, meta in prepared:
+            self.ids.append(-1)  # no node yet
+            self.hashes.append(h)
+            self.bodies.append(body)
+            if len(body) < INTERN_MIN_BYTES:
+                self.own += len(body) + 33
+            self.pinned.append(_pinned(meta))
+        if prefixes:
+            self.head_prefix = prefixes[-1]
+
+    def unstage(self) -> None:
+        if self.staged is not None:
+            n, prefix = self.staged
+            self.staged = None
+            self.truncate(n)
+            self.head_prefix = prefix
+
     def append(self, prepared: Sequence[Prepared], *, rebase: bool) -> int | None:
         """Commit ``prepared`` at the head; with ``rebase``, on top of whatever head
-        another writer left (re-reading it after each conflict)."""
+        another writer left (re-reading it after each conflict, backing off a little
+        more each time), giving up after ``REBASE_ATTEMPTS`` and ``REBASE_SECONDS``."""
         self.load()
-        for _ in range(REBASE_ATTEMPTS):
+        give_up = time.monotonic() + REBASE_SECONDS
+        attempt = 0
+        while True:
             try:
                 self.commit(len(self.ids), prepared)
                 return self.head
             except ConflictError:
                 if not rebase:
                     raise
+                attempt += 1
+                if attempt >= REBASE_ATTEMPTS and time.monotonic() >= give_up:
+                    raise ConflictError(
+                        f"could not rebase after {attempt} attempts in "
+                        f"{REBASE_SECONDS:.0f} s (other writers kept moving the head)"
+                    ) from None
+                _backoff(attempt)
                 self.refresh()
-        raise ConflictError(f"could not rebase after {REBASE_ATTEMPTS} attempts")
 
     def rewind(self, n: int) -> None:
         """Move the head back ``n`` messages (CAS; they stay stored for forks)."""
@@ -288,7 +394,11 @@ class Chain:
         keep = len(self.ids) - n
         new = self.ids[keep - 1] if keep else None
         prefix = self.prefix(keep)
-        self.store.move_head(self.id, self.head, new)
+        left = self.left(keep, "rewind")
+        if left:  # the move and the record of the head it leaves, in one write
+            self.store.append(self.id, self.head, new, keep, [], objects=left)
+        else:
+            self.store.move_head(self.id, self.head, new)
         self.truncate(keep)
         self.head = new
         self.head_prefix = prefix

@@ -19,6 +19,7 @@ from typing import Any, Protocol, TypeVar
 from . import _core
 from .cache import Record
 from .errors import InvalidSessionNameError
+from .history import check_retention, get_retention
 from .message import canonical_tool
 from .store import Store
 from .tokens import TokenCache
@@ -205,6 +206,7 @@ class Shared:
         fragment_cache_bytes: int,
         redact: Callable[[str], str] | None,
         memory_budget: int | None = None,
+        history_retention: float | None = None,
     ) -> None:
         self.store = store
         self.max_message_bytes = max_message_bytes
@@ -222,6 +224,17 @@ class Shared:
         self.serialized = 0
         self._bodies = _core.FragmentCache(fragment_cache_bytes)
         self._counter_lock = threading.Lock()
+        self._retention = None if history_retention is None else check_retention(history_retention)
+
+    def history_retention(self) -> float:
+        """Seconds an earlier head stays reachable after the head leaves it
+        (``srt.history``): the runtime's ``history_retention``, else the database's."""
+        if self._retention is None:
+            self._retention = get_retention(self.store)
+        return self._retention
+
+    def set_history_retention(self, seconds: float) -> None:
+        self._retention = check_retention(seconds)
 
     def charge(self, owner: Budgeted) -> None:
         """``owner`` (a session) was just used: count its state, most recent, and evict

@@ -16,8 +16,21 @@ from typing import Any
 from ._chain import Chain, Prepared
 from .context import pinned_prefix
 from .errors import HistoryIndexError, SessionError
+from .store import CallRecord
 
-__all__ = ["compact", "expand"]
+__all__ = ["compact", "expand", "span"]
+
+
+def span(chain: Chain, roles: list[str], end: int, start: int | None) -> int:
+    """The first index of the span ``start:end`` to compact (checked), in the loaded
+    ``chain`` whose canonical roles are ``roles``."""
+    n = len(chain)
+    first = pinned_prefix(roles) if start is None else start
+    if not (0 <= first < end <= n):
+        raise HistoryIndexError(f"cannot compact {first}:{end} of {n} messages")
+    if roles[first] == "tool" or (end < n and roles[end] == "tool"):
+        raise HistoryIndexError("a compaction boundary may not split a tool call from its result")
+    return first
 
 
 def compact(
@@ -26,20 +39,26 @@ def compact(
     end: int,
     summary: str | Callable[[list[dict[str, Any]]], str],
     start: int | None,
+    *,
+    call: CallRecord | None = None,
+    by: dict[str, Any] | None = None,
 ) -> int | None:
-    """Replace messages ``start:end`` of the loaded ``chain`` (whose canonical roles are
-    ``roles``) by one summary message; the new head."""
+    """Replace messages ``start:end`` of the loaded ``chain`` by one summary message; the
+    new head. ``call`` is the ledger row of the request that wrote the summary (written in
+    the same transaction); ``by`` says who wrote it (kept in the summary node's link)."""
     n = len(chain)
-    first = pinned_prefix(roles) if start is None else start
-    if not (0 <= first < end <= n):
-        raise HistoryIndexError(f"cannot compact {first}:{end} of {n} messages")
-    if end < n and roles[end] == "tool":
-        raise HistoryIndexError("a compaction boundary may not split a tool call from its result")
-    span = [json.loads(b) for b in chain.bodies[first:end]]
-    text = summary(span) if callable(summary) else summary
+    first = span(chain, roles, end, start)
+    replaced = [json.loads(b) for b in chain.bodies[first:end]]
+    text = summary(replaced) if callable(summary) else summary
     if not isinstance(text, str) or not text:
         raise SessionError("a compaction summary must be non-empty text")
-    link = {"first": chain.ids[first], "last": chain.ids[end - 1], "count": end - first}
+    link: dict[str, Any] = {
+        "first": chain.ids[first],
+        "last": chain.ids[end - 1],
+        "count": end - first,
+    }
+    if by is not None:
+        link["by"] = by
     msg = {
         "role": "user",
         "content": f"[Summary of {end - first} earlier messages]\n{text}",
@@ -47,7 +66,7 @@ def compact(
     }
     prepared = chain.prepare([msg])
     rest = [Prepared(chain.hashes[i], chain.bodies[i], None) for i in range(end, n)]
-    chain.commit(first, prepared + rest)
+    chain.commit(first, prepared + rest, call=call, action="compact")
     return chain.head
 
 
@@ -67,5 +86,5 @@ def expand(chain: Chain) -> int | None:
         raise SessionError("the compacted span is no longer stored (was it collected?)")
     items = [Prepared(r[1], r[2], None) for r in span]
     items += [Prepared(chain.hashes[i], chain.bodies[i], None) for i in range(k + 1, len(chain))]
-    chain.commit(k, items)
+    chain.commit(k, items, action="expand")
     return chain.head

@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Generator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
 from typing import Any
 
 from . import _core
-from ._builder import Builder
-from ._chain import Chain
+from ._builder import Parts
+from ._chain import Prepared
 from ._core import Body
 from ._types import Reply, Usage
 from .errors import (
@@ -43,11 +42,12 @@ from .errors import (
     ProviderTimeoutError,
     StreamInterruptedError,
 )
-from .providers.base import Provider
-from .providers.streams import StreamDecoder, decoder_for
+from .message import canonical_tool
+from .providers import Provider
 from .providers.transport import AsyncResponse, HTTPRequest, Response
 from .store import CallRecord
 from .wire import get_format
+from .wire.base import StreamDecoder
 
 __all__ = ["AsyncReplyStream", "Call", "ReplyStream", "asend", "send"]
 
@@ -65,17 +65,16 @@ def _status_of(exc: BaseException) -> str:
 class Call:
     """One request in flight for one session (sync or async).
 
-    ``session`` is the public handle (a provider's ``params_for`` may read it);
-    ``chain``, ``builder`` and ``lock`` are the session's own parts; ``used`` counts the
-    session's state against the runtime's memory budget after a build and a persist.
+    ``session`` is the public handle (a provider's ``params_for`` may read it); the
+    call works on its parts (``session.parts``: the lock, the chain, the builder).
+    ``append`` are messages sent after the history and committed with the reply;
+    ``keep=False`` commits nothing (the ledger row is still written). ``used`` counts
+    the session's state against the runtime's memory budget after a build and a persist.
     """
 
     def __init__(
         self,
         session: Any,
-        chain: Chain,
-        builder: Builder,
-        lock: threading.RLock,
         provider: Provider,
         *,
         model: str,
@@ -84,12 +83,20 @@ class Call:
         include_partial: bool,
         params: dict[str, Any],
         stream: bool,
+        append: Sequence[Any] = (),
+        keep: bool = True,
         used: Callable[[], None] | None = None,
     ) -> None:
+        parts: Parts = session.parts
         self.used = used
-        self.chain = chain
-        self.builder = builder
-        self.lock = lock
+        self.chain = parts.chain
+        self.builder = parts.builder
+        self.lock = parts.lock
+        #: Messages sent with this call and committed with its reply (staged until then).
+        self.append = list(append)
+        self.staged: list[Prepared] | None = None
+        #: False: nothing is appended (the ledger row is still written).
+        self.keep_reply = keep
         self.provider = provider
         self.model = model
         self.tools = tools
@@ -104,7 +111,7 @@ class Call:
         if params_for is not None:  # e.g. the local provider's slot routing
             extra.update(params_for(session))
         self.params = {**extra, **params, **(provider.stream_params() if stream else {})}
-        self.stored = bool(self.params.get("store", True)) if self._responses else None
+        self.stored = bool(self.params.get("store", True)) if self.fmt.server_state else None
         self.previous_response_id: str | None = None
         self.fallback: str | None = None
         self.retries = 0
@@ -116,10 +123,7 @@ class Call:
         #: The request body: a ``Body`` of chunks from the history's frozen segments
         #: (never joined), or the bytes of a delta on server-side state.
         self.body: bytes | Body = b""
-
-    @property
-    def _responses(self) -> bool:
-        return self.fmt.name.endswith(".responses")
+        self.shape: str | None = None  # the ledger's params, set by build()
 
     # -- building ----------------------------------------------------------------
 
@@ -127,9 +131,15 @@ class Call:
         chain, builder = self.chain, self.builder
         with self.lock:
             chain.load()
-            self.expected_head = chain.head
-            self.keep = len(chain)
+            if self.staged is None:
+                self.expected_head = chain.head
+                self.keep = len(chain)
+                self.staged = chain.prepare(self.append, self.model) if self.append else []
+                if self.staged:
+                    chain.stage(self.staged)
             delta = self._server_state() if allow_delta else None
+            after: int | None = None
+            sent = self.params
             if delta is None:
                 self.previous_response_id = None
                 self.body = builder.request_body(
@@ -142,26 +152,46 @@ class Call:
                     dict(self.params),
                 )
             else:
-                index, rid = delta
+                after, rid = delta
                 self.previous_response_id = rid
+                sent = {**self.params, "previous_response_id": rid}
                 self.body = builder.request_after(
                     self.fmt,
-                    index,
+                    after,
                     model=self.model,
                     tools=self.tools,
                     include_partial=self.include_partial,
-                    params={**self.params, "previous_response_id": rid},
+                    params=sent,
                     cache=self.cache,
                 )
             self.messages = len(chain)
             self.explain = builder.last_build.cache if builder.last_build else None
+            self.shape = self._shape(sent, after)
             if self.used is not None:
                 self.used()
         return self.body
 
+    def _shape(self, sent: dict[str, Any], after: int | None) -> str:
+        """What shaped the body beside the stored messages, for the ledger's ``params``:
+        enough for ``srt verify`` to rebuild the body and check its hash."""
+        lb = self.builder.last_build
+        return json.dumps(
+            {
+                "params": sent,
+                "cache": bool(self.cache),
+                "include_partial": self.include_partial,
+                "tools": [json.loads(canonical_tool(t)) for t in self.tools or ()],
+                "breakpoints": [[b.where, b.index, b.ttl] for b in lb.breakpoints] if lb else [],
+                "kept": list(lb.window) if lb is not None and lb.window is not None else None,
+                "after": after,
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+
     def _server_state(self) -> tuple[int, str] | None:
         """(index of the message the server already holds, response id), or None."""
-        if not self._responses or self.params.get("store") is False:
+        if not self.fmt.server_state or self.params.get("store") is False:
             return None
         if self.window is not None:
             return None  # the server's chain would keep what the window leaves out
@@ -184,7 +214,7 @@ class Call:
 
     def next_request(self) -> HTTPRequest:
         """The HTTP request of the next attempt (the clock starts now)."""
-        req = self.provider.request(self.model, self.body, self.stream)
+        req = self.provider.request(self.model, self.body, self.stream, self.params)
         self.t0 = time.monotonic()
         return req
 
@@ -192,7 +222,7 @@ class Call:
         """A 2xx head arrived after ``resp.retries`` retries."""
         self.retries = resp.retries
         if self.stream:
-            self.decoder = decoder_for(self.fmt.name)
+            self.decoder = self.fmt.stream_decoder()
 
     def received(self, raw: bytes) -> Reply:
         """The whole body of a non-streamed reply arrived."""
@@ -261,6 +291,7 @@ class Call:
             previous_response_id=self.previous_response_id,
             stored=None if self.stored is None else int(self.stored),
             fallback=self.fallback,
+            params=self.shape,
         )
 
     def persist(self, reply: Reply, status: str, error: str | None = None) -> Reply:
@@ -279,18 +310,31 @@ class Call:
                 for a in message["artifacts"]
             ]
         with self.lock:
-            prepared = chain.prepare([message])
-            if chain.head != self.expected_head:
-                chain.store.record_call(row)
-                raise ConflictError(
-                    "the session moved while the reply was being generated; the reply was "
-                    "not appended (its usage is in the ledger)"
-                )
+            staged = self.staged or []
             try:
-                chain.commit(self.keep, prepared, None if status == "ok" else status, row)
-            except ConflictError:
-                chain.store.record_call(row)
-                raise
+                prepared = chain.prepare([message])
+                if not self.keep_reply:
+                    chain.store.record_call(row)
+                    return reply
+                if chain.head != self.expected_head:
+                    chain.store.record_call(row)
+                    raise ConflictError(
+                        "the session moved while the reply was being generated; the reply "
+                        "was not appended (its usage is in the ledger)"
+                    )
+                try:
+                    chain.commit(
+                        self.keep,
+                        staged + prepared,
+                        None if status == "ok" else status,
+                        row,
+                        plain=len(staged),
+                    )
+                except ConflictError:
+                    chain.store.record_call(row)
+                    raise
+            finally:
+                chain.unstage()
             if self.used is not None:
                 self.used()
         return reply
@@ -300,6 +344,11 @@ class Call:
         self.status = "error"
         msg = str(exc)[:2000]
         self.chain.store.record_call(self._row("error", msg, None))
+
+    def abandon(self) -> None:
+        """Drop the staged messages of a call that ends without a reply."""
+        with self.lock:
+            self.chain.unstage()
 
     def check_done(self) -> None:
         """The body ended: ``StreamInterruptedError`` unless its final event came."""
@@ -364,15 +413,21 @@ async def _aopen(call: Call) -> tuple[AsyncResponse, Reply | None]:
 
 
 def send(call: Call) -> Reply:
-    _resp, reply = _open(call)
-    assert reply is not None
-    return call.persist(reply, "ok")
+    try:
+        _resp, reply = _open(call)
+        assert reply is not None
+        return call.persist(reply, "ok")
+    finally:
+        call.abandon()
 
 
 async def asend(call: Call) -> Reply:
-    _resp, reply = await _aopen(call)
-    assert reply is not None
-    return call.persist(reply, "ok")
+    try:
+        _resp, reply = await _aopen(call)
+        assert reply is not None
+        return call.persist(reply, "ok")
+    finally:
+        call.abandon()
 
 
 class _Stream:
@@ -407,7 +462,11 @@ class ReplyStream(_Stream):
 
     def _run(self) -> Generator[str, None, None]:
         call = self._call
-        resp, _ = _open(call)
+        try:
+            resp, _ = _open(call)
+        except BaseException:
+            call.abandon()
+            raise
         try:
             for chunk in resp.iter_bytes():
                 yield from call.feed(chunk)
@@ -434,10 +493,13 @@ class ReplyStream(_Stream):
 
 
 class AsyncReplyStream(_Stream):
-    """The asyncio twin of ``ReplyStream``: ``async for delta in s.astream(...)``."""
+    """The asyncio twin of ``ReplyStream``: ``async for delta in s.astream(...)``.
 
-    def __init__(self, call: Call) -> None:
+    ``before`` is awaited before the request is built (an automatic compaction)."""
+
+    def __init__(self, call: Call, before: Callable[[], Awaitable[object]] | None = None) -> None:
         super().__init__(call)
+        self._before = before
         self._gen: AsyncGenerator[str, None] | None = None
 
     def __aiter__(self) -> AsyncGenerator[str, None]:
@@ -447,7 +509,13 @@ class AsyncReplyStream(_Stream):
 
     async def _run(self) -> AsyncGenerator[str, None]:
         call = self._call
-        resp, _ = await _aopen(call)
+        try:
+            if self._before is not None:
+                await self._before()
+            resp, _ = await _aopen(call)
+        except BaseException:
+            call.abandon()
+            raise
         try:
             async for chunk in resp.aiter_bytes():
                 for delta in call.feed(chunk):

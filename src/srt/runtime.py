@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import platformdirs
@@ -12,8 +12,11 @@ from ._chain import Chain
 from ._shared import MAX_NAME_CHARS, Shared, check_name
 from ._types import SessionInfo, UsageSummary
 from .errors import ConfigError, SessionNotFoundError
+from .history import delete_session, set_retention
+from .ledger import LedgerReport, verify_ledger
 from .message import DEFAULT_MAX_MESSAGE_BYTES
-from .pricing import Pricing, Savings
+from .pricing import Pricing
+from .savings import Savings, savings
 from .session import Session
 from .store import Store, open_store
 
@@ -43,7 +46,9 @@ class Runtime:
     default), or the URL of another registered engine (``srt.store.ENGINES``, e.g.
     ``postgresql://...``); it defaults to ``default_path()``. ``store`` is an engine
     instance built elsewhere, instead of a path (``rt.close()`` closes its
-    connections). ``redact`` is a redaction hook: a
+    connections). ``history_retention`` is how long, in seconds, an earlier head stays
+    reachable after a rewind or edit leaves it (default: the database's setting, 7 days
+    unless ``set_history_retention`` changed it). ``redact`` is a redaction hook: a
     function applied to every string of every message before it is stored, e.g. to
     scrub API keys a user pastes into a chat. ``max_message_bytes`` bounds one
     message's canonical size; ``fragment_cache_bytes`` (32 MiB) bounds the in-memory
@@ -58,7 +63,7 @@ class Runtime:
     valid and reads its history again on its next use. With a budget, the two shared
     caches get at most a quarter of it each. Without one (the default), a session holds
     its state for as long as its handle lives. Either way, dropping a handle frees what
-    it held, and once tens of megabytes were dropped srt hands the freed memory back to
+    it held, and once 4 MiB of it was dropped srt hands the freed memory back to
     the operating system (``malloc_trim`` where the C library has it).
     """
 
@@ -71,6 +76,7 @@ class Runtime:
         fragment_cache_bytes: int = 32 * 1024 * 1024,
         redact: Callable[[str], str] | None = None,
         memory_budget: int | None = None,
+        history_retention: float | None = None,
     ) -> None:
         if max_message_bytes <= 0:
             raise ConfigError("max_message_bytes must be positive")
@@ -99,6 +105,7 @@ class Runtime:
             fragment_cache_bytes=fragment_cache_bytes,
             redact=redact,
             memory_budget=memory_budget,
+            history_retention=history_retention,
         )
 
     def __repr__(self) -> str:
@@ -143,13 +150,42 @@ class Runtime:
         """Totals of every request in this store's usage ledger."""
         return UsageSummary.of(self.calls())
 
-    def calls(self) -> list[dict[str, Any]]:
-        """Every row of the usage ledger, oldest first."""
-        return [c.as_dict() for c in self.store.calls()]
+    @property
+    def history_retention(self) -> float:
+        """Seconds an earlier head stays reachable after the head leaves it
+        (``srt.history``): this runtime's ``history_retention``, else the database's."""
+        return self._shared.history_retention()
 
-    def savings(self, pricing: Pricing | None = None) -> Savings:
-        """Billed input against a stateless client, over every request in this store."""
-        return (pricing or Pricing()).savings(self.calls())
+    def set_history_retention(self, seconds: float) -> int:
+        """Store the database's retention of earlier heads and re-date the records of
+        every session; a record now past it is freed by the next ``gc``. Returns how
+        many records were re-dated."""
+        ids = [row.id for info in self.sessions() if (row := self.store.get_session(info.name))]
+        n = set_retention(self.store, seconds, ids)
+        self._shared.set_history_retention(seconds)
+        return n
+
+    def calls(self, session_name: str | None = None) -> list[dict[str, Any]]:
+        """Every row of the usage ledger, oldest first; with ``session_name``, the rows
+        recorded under that name (a deleted session's too)."""
+        return [c.as_dict() for c in self.store.calls(session_name=session_name)]
+
+    def savings(
+        self,
+        pricing: Pricing | None = None,
+        rows: Iterable[Mapping[str, Any]] | None = None,
+    ) -> Savings:
+        """Billed input over ``rows`` (default: every request in this store's ledger),
+        against a careful stateless client under the same caching rules and a client
+        with no caching (``srt.savings``; the careful client's prefixes follow this
+        store's history)."""
+        rows = self.calls() if rows is None else rows
+        return savings(rows, pricing, history=self.store.tail)
+
+    def verify_ledger(self) -> LedgerReport:
+        """Rebuild every ledger row's body from the stored history and its recorded
+        parameters, and check it against the recorded hash and size (``srt.ledger``)."""
+        return verify_ledger(self._shared, self.calls())
 
     def session(self, name: str, *, create: bool = True) -> Session:
         """Open the session called ``name``, creating it empty unless ``create=False``."""
@@ -171,8 +207,9 @@ class Runtime:
         return self.store.list_sessions()
 
     def delete(self, name: str) -> None:
-        """Delete a session's head. Its messages stay for any fork that shares them."""
-        self.store.delete_session(check_name(name))
+        """Delete a session's head and its earlier heads (``srt.history``). Its messages
+        stay for any fork that shares them; ``gc`` frees the rest."""
+        delete_session(self.store, check_name(name))
 
     def rename(self, old: str, new: str) -> None:
         """Rename a session."""

@@ -14,20 +14,23 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
-from . import _core, compaction, exchange
-from ._builder import Builder
+from . import _core, compaction, exchange, summarize, tasks
+from . import entries as _entries
+from . import history as _history
+from ._builder import Builder, Parts
 from ._chain import Chain
 from ._shared import Shared
-from ._types import BuildStats, Reply, UsageSummary
+from ._types import BuildStats, Message, Reply, UsageSummary
 from .cache import CacheExplain, CachePolicy
 from .context import WindowPolicy
-from .errors import HistoryIndexError
+from .errors import HistoryIndexError, SessionError
 from .message import ROLES
-from .pricing import Pricing, Savings
-from .providers.base import Provider
+from .pricing import Pricing
+from .providers import Provider
+from .savings import Savings, savings
 from .wire import get_format
 from .wire.base import check_model
 
@@ -46,7 +49,7 @@ class Session:
     threads; its methods are serialised by a lock.
     """
 
-    __slots__ = ("__weakref__", "_builder", "_chain", "_lock", "_shared")
+    __slots__ = ("__weakref__", "_builder", "_chain", "_lock", "_shared", "parts")
 
     def __init__(self, shared: Shared, chain: Chain) -> None:
         self._shared = shared
@@ -54,6 +57,8 @@ class Session:
         self._chain = chain
         self._builder = Builder(shared, chain)
         chain.listener = self._builder
+        #: The parts srt's layers above the session work on (``_builder.Parts``).
+        self.parts = Parts(shared, chain, self._builder, self._lock)
 
     # -- the memory budget (Runtime(memory_budget=...)) ----------------------------
 
@@ -182,23 +187,61 @@ class Session:
     def compact(
         self,
         end: int,
-        summary: str | Callable[[list[dict[str, Any]]], str],
+        summary: str | Callable[[list[dict[str, Any]]], str] | None = None,
         *,
         start: int | None = None,
+        summarizer: Provider | None = None,
+        model: str | None = None,
+        instructions: str | None = None,
+        tools: Sequence[Any] | None = None,
+        **params: Any,
     ) -> int | None:
         """Replace messages ``start:end`` by one summary message; return the new head.
 
         ``start`` defaults to just after the pinned prefix (leading system messages
         and the first user message). ``summary`` is the text, or a callable given the
-        replaced messages. The summary is an ordinary content-addressed message whose
-        node records the exact span it replaces, so the originals stay stored and
-        ``expand()`` restores them byte for byte. Put ``end`` where a context window
-        would cut (e.g. the ``cache_aware`` step): the summary then becomes part of
-        the new, stable cached prefix. Tool calls and their results are never split.
+        replaced messages; or, with ``summarizer=provider, model=...``, the model
+        writes it: the request is the first ``end`` messages (a prefix the provider
+        has cached) and ``instructions``, with ``tools`` and ``params`` as for
+        ``send``, and its ledger row is written with the compaction (``srt.summarize``).
+        The summary is an ordinary content-addressed message whose node records the
+        exact span it replaces, so the originals stay stored and ``expand()`` restores
+        them byte for byte. Put ``end`` where a context window would cut (e.g. the
+        ``cache_aware`` step): the summary then becomes part of the new, stable cached
+        prefix. Tool calls and their results are never split.
         """
-        with self._using():
-            self._chain.load()
-            return compaction.compact(self._chain, self._builder.roles(), end, summary, start)
+        if summarizer is None:
+            if summary is None:
+                raise SessionError("compact() needs a summary, or summarizer= and model=")
+            with self._using():
+                self._chain.load()
+                roles = self._builder.roles()
+                return compaction.compact(self._chain, roles, end, summary, start)
+        if summary is not None or model is None:
+            raise SessionError("with summarizer=, give model= and no summary")
+        check_model(model)
+        return summarize.compact(
+            self, end, provider=summarizer, model=model, start=start,
+            instructions=instructions, tools=tools, **params,
+        )  # fmt: skip
+
+    async def acompact(
+        self,
+        end: int,
+        *,
+        summarizer: Provider,
+        model: str,
+        start: int | None = None,
+        instructions: str | None = None,
+        tools: Sequence[Any] | None = None,
+        **params: Any,
+    ) -> int | None:
+        """The asyncio twin of ``compact(end, summarizer=..., model=...)``."""
+        check_model(model)
+        return await summarize.acompact(
+            self, end, provider=summarizer, model=model, start=start,
+            instructions=instructions, tools=tools, **params,
+        )  # fmt: skip
 
     def expand(self) -> int | None:
         """Undo the newest compaction in this history: the replaced messages come back,
@@ -215,13 +258,57 @@ class Session:
             self._chain.load()
             return list(self._chain.bodies)
 
-    def messages(self) -> list[dict[str, Any]]:
-        """The messages of this session as Chat Completions dicts, oldest first."""
+    def messages(self, *, metadata: bool = False) -> list[dict[str, Any]]:
+        """The messages of this session as Chat Completions dicts, oldest first.
+
+        With ``metadata=True`` a message stored with metadata carries it under
+        ``metadata`` (the key ``append`` takes), read from the store."""
         with self._using():
             self._chain.load()
-            # The commonest message, {"role": ..., "content": "text"} with no escape in
-            # its text, is made from its text's bytes alone; any other is parsed.
-            return _core.decode_messages(self._chain.bodies, _PLAIN_ROLES, json.loads)
+            if not metadata:
+                # The commonest message, {"role": ..., "content": "text"} with no escape
+                # in its text, is made from its text's bytes alone; any other is parsed.
+                return _core.decode_messages(self._chain.bodies, _PLAIN_ROLES, json.loads)
+            out = []
+            for r in self._shared.store.chain(self._chain.head):
+                msg = json.loads(r[2])
+                meta = _entries.user_metadata(r[5])
+                if meta is not None:
+                    msg["metadata"] = meta
+                out.append(msg)
+            return out
+
+    def entries(self) -> list[_entries.Entry]:
+        """Every message with what srt keeps beside it: its status (partial replies),
+        its metadata, and for a compaction summary the messages it replaced
+        (``srt.entries.Entry``)."""
+        with self._lock:
+            store = self._shared.store
+            return _entries.entries(store, store.chain(self._chain.head))
+
+    # -- earlier heads -------------------------------------------------------------------
+
+    def history(self) -> list[_history.HeadRecord]:
+        """The heads this session left by ``rewind``, ``edit``, ``compact``, ``expand``
+        or ``restore``, newest first, while their retention lasts (``srt.history``)."""
+        return _history.history(self._shared.store, self._chain.id)
+
+    def restore(self, record: _history.HeadRecord | str) -> int | None:
+        """Make an earlier head (a ``history()`` record or its key) the head again; the
+        head it replaces is recorded in turn. Returns the new head."""
+        with self._using():
+            chain = self._chain
+            chain.load()
+            found = _history.find(self.history(), record, self.name)
+            left = _history.head_record(
+                chain.id, chain.head, len(chain), "restore", self._shared.history_retention()
+            )
+            self._shared.store.append(
+                chain.id, chain.head, found.head, found.messages, [],
+                objects=[left] if left is not None else [],
+            )  # fmt: skip
+            chain.reload(found.head)
+            return chain.head
 
     @property
     def cache_key(self) -> str | None:
@@ -293,11 +380,12 @@ class Session:
         stream: bool,
     ) -> exchange.Call:
         check_model(model)
+        append = params.pop("append", ())
+        keep = params.pop("keep", True)
+        if isinstance(append, (str, bytes, dict, Message)):
+            append = (append,)
         return exchange.Call(
             self,
-            self._chain,
-            self._builder,
-            self._lock,
             provider,
             model=model,
             tools=tools,
@@ -306,6 +394,8 @@ class Session:
             params=params,
             stream=stream,
             used=self._used,
+            append=append,
+            keep=bool(keep),
         )
 
     def send(
@@ -321,10 +411,16 @@ class Session:
         """Send the next request to ``provider``; append the reply and its usage atomically.
 
         ``params`` go into the body, except ``window=WindowPolicy(...)``, which bounds
-        the history sent (see ``srt.context``). The body is built by delta assembly
-        (or, for OpenAI Responses, as a delta on the provider's stored state when it
-        holds this session's prefix).
+        the history sent (see ``srt.context``), ``append=[messages]``, messages sent
+        after the history and appended *with* the reply in one compare-and-swap (if the
+        call fails or the session moved, none of them is written), and ``keep=False``,
+        which appends nothing at all (the ledger row is still written). The body is
+        built by delta assembly (or, for OpenAI Responses, as a delta on the provider's
+        stored state when it holds this session's prefix). A window with
+        ``compact_at`` may first compact the history with the model's summary
+        (``srt.summarize``).
         """
+        summarize.auto(self, provider, model, tools, {**params, "cache": cache})
         return exchange.send(
             self._call(provider, model, tools, cache, include_partial, params, False)
         )
@@ -341,6 +437,7 @@ class Session:
     ) -> exchange.ReplyStream:
         """Like ``send`` but streamed: iterate the result for text deltas. A stream that is
         cut off, fails or is closed early keeps what arrived as a partial reply."""
+        summarize.auto(self, provider, model, tools, {**params, "cache": cache})
         call = self._call(provider, model, tools, cache, include_partial, params, True)
         return exchange.ReplyStream(call)
 
@@ -355,6 +452,7 @@ class Session:
         **params: Any,
     ) -> Reply:
         """The asyncio twin of ``send``."""
+        await summarize.aauto(self, provider, model, tools, {**params, "cache": cache})()
         call = self._call(provider, model, tools, cache, include_partial, params, False)
         return await exchange.asend(call)
 
@@ -370,7 +468,62 @@ class Session:
     ) -> exchange.AsyncReplyStream:
         """The asyncio twin of ``stream``: ``async for delta in s.astream(...)``."""
         call = self._call(provider, model, tools, cache, include_partial, params, True)
-        return exchange.AsyncReplyStream(call)
+        before = summarize.aauto(self, provider, model, tools, {**params, "cache": cache})
+        return exchange.AsyncReplyStream(call, before=before)
+
+    # -- tasks: the tool loop (srt.tasks) ------------------------------------------------
+
+    def _task(self, provider: Provider, model: str, tools: Sequence[Any], **kw: Any) -> tasks.Task:
+        check_model(model)
+        opts = {k: kw.pop(k) for k in tasks.OPTIONS if k in kw}
+        return tasks.Task(self, provider, model=model, tools=tools, params=kw, **opts)
+
+    def run(
+        self,
+        provider: Provider,
+        *,
+        model: str,
+        tools: Sequence[Any] = (),
+        max_steps: int | None = tasks.MAX_STEPS,
+        time_budget: float | None = None,
+        token_budget: int | None = None,
+        approve: Callable[[tasks.ToolCall], Any] | None = None,
+        concurrency: int = tasks.CONCURRENCY,
+        **params: Any,
+    ) -> tasks.TaskResult:
+        """Run the task this session holds: call the model, run the tools it calls
+        (Python callables, parallel calls at most ``concurrency`` at a time), append
+        every reply and result as it happens, and repeat until the model answers or a
+        budget is spent. On a session whose process died mid-task it resumes, never
+        re-running a tool whose result was saved. ``params`` go to every ``send``
+        (e.g. ``window=``, ``max_tokens=``). See ``srt.tasks``."""
+        return tasks.run(
+            self._task(
+                provider, model, tools, max_steps=max_steps, time_budget=time_budget,
+                token_budget=token_budget, approve=approve, concurrency=concurrency, **params,
+            )
+        )  # fmt: skip
+
+    def run_stream(
+        self, provider: Provider, *, model: str, tools: Sequence[Any] = (), **options: Any
+    ) -> tasks.TaskStream:
+        """``run``, streamed: iterate for ``TaskEvent``s (text deltas, tool calls and
+        results, replies); ``.result`` holds the ``TaskResult`` at the end. Takes
+        ``run``'s options."""
+        return tasks.run_stream(self._task(provider, model, tools, **options))
+
+    async def arun(
+        self, provider: Provider, *, model: str, tools: Sequence[Any] = (), **options: Any
+    ) -> tasks.TaskResult:
+        """The asyncio twin of ``run`` (async tools are awaited, sync ones run in
+        threads; ``approve`` may be a coroutine function). Takes ``run``'s options."""
+        return await tasks.arun(self._task(provider, model, tools, **options))
+
+    def arun_stream(
+        self, provider: Provider, *, model: str, tools: Sequence[Any] = (), **options: Any
+    ) -> AsyncIterator[tasks.TaskEvent]:
+        """The asyncio twin of ``run_stream``: ``async for event in s.arun_stream(...)``."""
+        return tasks.arun_stream(self._task(provider, model, tools, **options))
 
     # -- the ledger ------------------------------------------------------------------
 
@@ -383,8 +536,9 @@ class Session:
         return [c.as_dict() for c in self._shared.store.calls(session=self._chain.id)]
 
     def savings(self, pricing: Pricing | None = None) -> Savings:
-        """Billed input against a stateless client for this session's requests."""
-        return (pricing or Pricing()).savings(self.calls())
+        """This session's billed input against a careful stateless client under the same
+        caching rules and against a client with no caching (``srt.savings``)."""
+        return savings(self.calls(), pricing, history=self._shared.store.tail)
 
     def predict(
         self,
@@ -396,6 +550,6 @@ class Session:
         pricing: Pricing | None = None,
     ) -> tuple[CacheExplain, tuple[float, float] | None]:
         """The cache explain for the next request and its expected input cost in USD
-        (with the predicted cache reads, and for a stateless client), if priced."""
+        (with the predicted cache reads, and with no caching), if priced."""
         ex = self.explain(format, model=model, tools=tools)
         return ex, (pricing or Pricing()).predict(model, ex.total_tokens, ex.cached_tokens)

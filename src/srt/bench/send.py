@@ -51,7 +51,7 @@ from typing import Any
 import httpx
 
 from .. import _core
-from ..providers.base import OpenAI
+from ..providers import OpenAI
 from ..providers.transport import Transport
 from ..runtime import Runtime
 from ..testing.server import ProviderServer

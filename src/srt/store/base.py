@@ -36,20 +36,36 @@ The promises every engine keeps:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from .. import _core
 from .._types import SessionInfo
-from ..errors import CorruptionError
+from ..errors import ConfigError, CorruptionError
+from .reports import (
+    MAX_FAULTS,
+    USER_PREFIX,
+    Fault,
+    FaultList,
+    GcReport,
+    Hit,
+    SessionOverview,
+    TreeNode,
+    VacuumReport,
+    VerifyReport,
+    build_tree,
+    session_overviews,
+)
 
 __all__ = [
     "CALL_FIELDS",
     "MAX_FAULTS",
+    "USER_PREFIX",
     "CallRecord",
     "ChainRow",
     "Fault",
+    "FaultList",
     "GcReport",
     "Hit",
     "NewNode",
@@ -62,7 +78,10 @@ __all__ = [
     "TreeNode",
     "VacuumReport",
     "VerifyReport",
+    "build_tree",
     "check_chain",
+    "check_object",
+    "session_overviews",
     "store_protocol",
 ]
 
@@ -185,132 +204,13 @@ class ObjectRow:
     updated: float
 
 
-# -- reports --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GcReport:
-    """What one ``gc`` removed, and the state of the store afterwards.
-
-    The page figures are the engine's (SQLite's pages); an engine without them
-    reports 0 and ``checkpointed`` False.
-    """
-
-    nodes: int
-    messages: int
-    message_bytes: int  # canonical body bytes of the messages removed
-    ledger_rows: int  # ledger rows whose node was removed (kept, with node NULL)
-    pages_freed: int  # pages this gc returned to the file's free list
-    free_pages: int  # free pages in the file afterwards (reused first; vacuum drops them)
-    page_size: int
-    secure_delete: bool
-    checkpointed: bool  # the WAL was checkpointed and truncated afterwards
-    dry_run: bool
-    objects: int = 0  # expired objects removed
-
-    @property
-    def bytes_freed(self) -> int:
-        return self.pages_freed * self.page_size
-
-    @property
-    def free_bytes(self) -> int:
-        return self.free_pages * self.page_size
-
-
-@dataclass(frozen=True)
-class VacuumReport:
-    """Store sizes (for SQLite: database plus WAL) before and after ``vacuum``."""
-
-    bytes_before: int
-    bytes_after: int
-    checkpointed: bool
-
-
-@dataclass(frozen=True)
-class Fault:
-    """One inconsistency found by ``verify``."""
-
-    kind: str  # integrity, message, node, session, ledger, object, foreign_key, search_index
-    table: str
-    row: int | None
-    detail: str
-    places: tuple[tuple[str, int], ...] = ()  # (session, 1-based position) reaching it
-
-    def __str__(self) -> str:
-        where = f"{self.table} row {self.row}" if self.row is not None else self.table
-        text = f"{where}: {self.detail}"
-        if self.places:
-            shown = ", ".join(f"{name!r} message {pos}" for name, pos in self.places[:8])
-            more = len(self.places) - 8
-            text += f"; reached by {shown}" + (f" and {more} more" if more > 0 else "")
-        elif self.kind in ("message", "node"):
-            text += "; reached by no session"
-        return text
-
-
-#: Faults listed by ``verify`` at most (the count of the rest is still given).
-MAX_FAULTS = 100
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    """Counts of what ``verify`` checked, and the faults found (first first)."""
-
-    messages: int
-    nodes: int
-    sessions: int
-    calls: int
-    faults: tuple[Fault, ...]
-    more_faults: int = 0  # faults found beyond MAX_FAULTS
-
-    @property
-    def ok(self) -> bool:
-        return not self.faults
-
-
-@dataclass(frozen=True)
-class Hit:
-    """A stored message matching a search, and where sessions use it."""
-
-    message: int
-    role: str
-    text: str
-    places: tuple[tuple[str, int], ...]  # (session, 1-based position)
-
-
-@dataclass(frozen=True)
-class SessionOverview:
-    """One session as ``srt ls`` lists it."""
-
-    name: str
-    messages: int
-    turns: int  # user messages
-    tokens: int  # estimated: sum of ceil(canonical bytes / 4) over its messages
-    branches: int  # sessions sharing its first message, itself included
-    created: float
-    updated: float
-    head_prefix: str | None
-
-
-@dataclass
-class TreeNode:
-    """A node of a conversation tree: one message and the branches that continue it."""
-
-    id: int
-    depth: int
-    role: str
-    text: str  # the message text, at most ``tree(..., width)`` characters
-    status: str | None  # a partial reply's status (cancelled, incomplete, error)
-    heads: list[str] = field(default_factory=list)  # sessions whose head is this node
-    children: list[TreeNode] = field(default_factory=list)
-
-
 # -- the chain check ----------------------------------------------------------------------
 
 
-def check_chain(rows: list[ChainRow], head: int) -> list[ChainRow]:
+def check_chain(rows: list[ChainRow], head: int, start: bytes = _core.ROOT) -> list[ChainRow]:
     """``rows`` (root first) if every body hashes to its hash, every prefix chains from
-    the previous one and the last row is ``head``; else ``CorruptionError``.
+    the previous one (the first from ``start``: the root, or the prefix of the node the
+    rows continue) and the last row is ``head``; else ``CorruptionError``.
 
     Every engine's ``chain`` ends with this, so a damaged store never returns altered
     text or bytes that are not JSON.
@@ -319,7 +219,7 @@ def check_chain(rows: list[ChainRow], head: int) -> list[ChainRow]:
     if (
         not all(type(r[2]) is bytes and type(r[1]) is bytes for r in rows)
         or [_core.digest(r[2]) for r in rows] != hashes
-        or _core.chain_many(_core.ROOT, hashes) != [r[3] for r in rows]
+        or _core.chain_many(start, hashes) != [r[3] for r in rows]
         or not rows
         or rows[-1][0] != head
     ):
@@ -328,6 +228,16 @@ def check_chain(rows: list[ChainRow], head: int) -> list[ChainRow]:
             "damaged); run srt verify"
         )
     return rows
+
+
+def check_object(kind: Any, scope: Any, key: Any, value: Any = b"") -> None:
+    """``ConfigError`` unless kind and key are non-empty str, scope a str and value bytes
+    (every engine checks an object's names and value before it writes)."""
+    for what, text in (("kind", kind), ("scope", scope), ("key", key)):
+        if not isinstance(text, str) or (what != "scope" and not text):
+            raise ConfigError(f"an object's {what} must be a non-empty str")
+    if not isinstance(value, bytes):
+        raise ConfigError(f"an object's value must be bytes, got {type(value).__name__}")
 
 
 # -- the protocol -----------------------------------------------------------------------------
@@ -396,6 +306,18 @@ class Store(ABC):
     def chain(self, head: int | None) -> list[ChainRow]:
         """The messages from the root to ``head``, in order, checked by ``check_chain``."""
 
+    def chain_extension(self, head: int, above: int, prefix: bytes) -> list[ChainRow] | None:
+        """The messages of ``head``'s chain deeper than ``above``, oldest first and checked
+        like ``chain``'s, if they continue the history whose last prefix hash (at depth
+        ``above``) is ``prefix``; ``None`` if they do not (the head moved to another
+        branch). ``Session.refresh`` reads only these after other writers appended. This
+        default reads the whole chain; an engine whose round trips cost more than
+        SQLite's reads only the new rows."""
+        rows = self.chain(head)
+        if len(rows) <= above or (rows[above - 1][3] if above else _core.ROOT) != prefix:
+            return None
+        return rows[above:]
+
     @abstractmethod
     def node_prefix(self, node: int) -> bytes:
         """The node's prefix hash; ``CorruptionError`` if the node is missing."""
@@ -403,6 +325,12 @@ class Store(ABC):
     @abstractmethod
     def node_meta(self, node: int) -> bytes | str | None:
         """The node's metadata JSON, or ``None``."""
+
+    def tail(self, node: int, depth: int) -> list[tuple[int, bytes]]:
+        """The ``(node id, message body)`` of ``node``'s chain deeper than ``depth``,
+        oldest first (``node`` itself last). This default reads the whole chain; an
+        engine walks only the part asked for."""
+        return [(r[0], r[2]) for r in self.chain(node) if r[6] > depth]
 
     # -- writes ----------------------------------------------------------------------
 
@@ -485,6 +413,11 @@ class Store(ABC):
     @abstractmethod
     def delete_object(self, kind: str, scope: str, key: str) -> bool:
         """Remove the object; False if there was none."""
+
+    @abstractmethod
+    def scan_objects(self, *, batch: int = 500) -> Iterator[ObjectRow]:
+        """Every live object of every kind and scope, in insertion order (``srt copy``
+        reads a whole store with it), fetched ``batch`` at a time."""
 
     # -- maintenance -------------------------------------------------------------------
 

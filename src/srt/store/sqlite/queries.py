@@ -14,7 +14,6 @@ __all__ = [
     "CHAINS",
     "ROLE",
     "TEXT",
-    "USER_PREFIX",
     "body",
     "marks",
     "places",
@@ -22,7 +21,6 @@ __all__ = [
     "snapshot",
 ]
 
-USER_PREFIX = b'{"role":"user"'  # canonical bytes begin with the role (message.py)
 #: The searchable text and the role of a message whose canonical body is ``b.body``
 #: (a subquery's column: compute the body once, with ``body``, then use these).
 TEXT = db.message_text_sql("b.body")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import operator
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import apsw
@@ -53,6 +53,7 @@ from ..base import (
     VacuumReport,
     VerifyReport,
     check_chain,
+    check_object,
 )
 from . import heap, maintenance, verify, views
 from .db import MMAP_SIZE, OBJECTS_SQL, OBJECTS_TABLE, Database, has_table, translate
@@ -91,6 +92,18 @@ _RANGE_SQL = f"SELECT {_NODE_COLUMNS} FROM nodes WHERE id BETWEEN ? AND ? ORDER 
 #: Chains of this many messages or more are read through a memory map.
 _MAP_FROM = 128
 
+
+#: The nodes of a chain below ``node`` down to (not including) depth ``?2``.
+_TAIL_SQL = """
+WITH RECURSIVE up(id, parent, depth, at, len) AS (
+    SELECT id, parent, depth, at, len FROM nodes WHERE id = ?1
+    UNION ALL
+    SELECT n.id, n.parent, n.depth, n.at, n.len
+    FROM nodes n JOIN up ON n.id = up.parent AND n.depth < up.depth
+    WHERE up.depth > ?2
+)
+SELECT id, depth, at, len FROM up
+"""
 
 _OBJECT_COLUMNS = "kind, scope, key, value, node, expires, created, updated"
 _LIVE_OBJECT = "(expires IS NULL OR expires > ?)"
@@ -188,16 +201,8 @@ def insert_nodes(
     return ids
 
 
-def _check_object(kind: Any, scope: Any, key: Any, value: Any = b"") -> None:
-    for what, text in (("kind", kind), ("scope", scope), ("key", key)):
-        if not isinstance(text, str) or (what != "scope" and not text):
-            raise ConfigError(f"an object's {what} must be a non-empty str")
-    if not isinstance(value, bytes):
-        raise ConfigError(f"an object's value must be bytes, got {type(value).__name__}")
-
-
 def _put_object(conn: apsw.Connection, obj: ObjectPut, node: int | None) -> None:
-    _check_object(obj.kind, obj.scope, obj.key, obj.value)
+    check_object(obj.kind, obj.scope, obj.key, obj.value)
     if (
         node is not None
         and conn.execute("SELECT 1 FROM nodes WHERE id = ?", (node,)).fetchone() is None
@@ -387,6 +392,25 @@ class SQLiteStore(Store):
         rows = self.db.read("reading a node", "SELECT meta FROM nodes WHERE id = ?", (node,))
         return rows[0][0] if rows else None
 
+    def tail(self, node: int, depth: int) -> list[tuple[int, bytes]]:
+        conn = self.db.connection()
+        with translate("reading a chain's tail"):
+            conn.execute("BEGIN")  # one snapshot for the nodes and their bodies
+            try:
+                found: list[Any] = conn.execute(_TAIL_SQL, (node, depth)).fetchall()
+                rows = sorted((r for r in found if r[1] > depth), key=operator.itemgetter(1))
+                try:
+                    bodies = heap.read(conn, [r[2] for r in rows], [r[3] for r in rows])
+                except (ValueError, TypeError):
+                    raise CorruptionError(
+                        "a chain's messages are missing from the file (it is damaged); "
+                        "run srt verify"
+                    ) from None
+            finally:
+                if not conn.get_autocommit():
+                    conn.execute("ROLLBACK")
+        return [(int(r[0]), b) for r, b in zip(rows, bodies, strict=True)]
+
     # -- writes ----------------------------------------------------------------------
 
     def move_head(self, session: int, expected: int | None, new: int | None) -> None:
@@ -464,14 +488,14 @@ class SQLiteStore(Store):
         node: int | None = None,
         expires: float | None = None,
     ) -> None:
-        _check_object(kind, scope, key, value)
+        check_object(kind, scope, key, value)
         with self.db.write("storing an object") as conn:
             self._ensure_objects(conn)
             _put_object(conn, ObjectPut(kind, scope, key, value, node, expires), node)
         self._objects = True  # committed
 
     def get_object(self, kind: str, scope: str, key: str) -> ObjectRow | None:
-        _check_object(kind, scope, key)
+        check_object(kind, scope, key)
         if not self._has_objects():
             return None
         rows = self.db.read(
@@ -491,7 +515,7 @@ class SQLiteStore(Store):
         limit: int = 100,
         descending: bool = False,
     ) -> list[ObjectRow]:
-        _check_object(kind, scope, after if after is not None else "-")
+        check_object(kind, scope, after if after is not None else "-")
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise ConfigError("limit must be a positive int")
         if not self._has_objects():
@@ -514,7 +538,7 @@ class SQLiteStore(Store):
         return [ObjectRow(*r) for r in rows]
 
     def delete_object(self, kind: str, scope: str, key: str) -> bool:
-        _check_object(kind, scope, key)
+        check_object(kind, scope, key)
         if not self._has_objects():
             return False
         with self.db.write("deleting an object") as conn:
@@ -522,6 +546,22 @@ class SQLiteStore(Store):
                 "DELETE FROM objects WHERE kind = ? AND scope = ? AND key = ?", (kind, scope, key)
             )
             return bool(conn.changes())
+
+    def scan_objects(self, *, batch: int = 500) -> Iterator[ObjectRow]:
+        if not self._has_objects():
+            return
+        after = 0
+        while True:
+            rows = self.db.read(
+                "listing objects",
+                f"SELECT id, {_OBJECT_COLUMNS} FROM objects WHERE id > ? "
+                f"AND {_LIVE_OBJECT} ORDER BY id LIMIT ?",
+                (after, time.time(), batch),
+            )
+            yield from (ObjectRow(*r[1:]) for r in rows)
+            if len(rows) < batch:
+                return
+            after = rows[-1][0]
 
     # -- maintenance -------------------------------------------------------------------
 
