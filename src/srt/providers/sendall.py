@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpcore
@@ -27,10 +27,14 @@ __all__ = ["HTTPTransport", "SendallBackend"]
 
 
 class _Stream(httpcore.NetworkStream):
-    """A connection whose writes go out with ``sendall`` when it is plain TCP."""
+    """A connection whose writes go out with ``sendall`` when it is plain TCP (and are
+    told to ``on_write`` with their size, if given)."""
 
-    def __init__(self, inner: httpcore.NetworkStream) -> None:
+    def __init__(
+        self, inner: httpcore.NetworkStream, on_write: Callable[[int], None] | None = None
+    ) -> None:
         self._inner = inner
+        self._on_write = on_write
         sock = inner.get_extra_info("socket")
         plain = (
             isinstance(sock, socket.socket)
@@ -43,6 +47,8 @@ class _Stream(httpcore.NetworkStream):
         return self._inner.read(max_bytes, timeout)
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if buffer and self._on_write is not None:
+            self._on_write(len(buffer))
         sock = self._sock
         if sock is None or not buffer:
             self._inner.write(buffer, timeout)
@@ -64,7 +70,7 @@ class _Stream(httpcore.NetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.NetworkStream:
-        return _Stream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+        return _Stream(self._inner.start_tls(ssl_context, server_hostname, timeout), self._on_write)
 
     def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)
@@ -72,10 +78,15 @@ class _Stream(httpcore.NetworkStream):
 
 class SendallBackend(httpcore.NetworkBackend):
     """httpcore's sync backend (or ``inner``), its plain TCP connections writing with
-    ``sendall``."""
+    ``sendall``. ``on_write`` is told the size of every write (the bench counts them)."""
 
-    def __init__(self, inner: httpcore.NetworkBackend | None = None) -> None:
+    def __init__(
+        self,
+        inner: httpcore.NetworkBackend | None = None,
+        on_write: Callable[[int], None] | None = None,
+    ) -> None:
         self._inner = inner or httpcore.SyncBackend()
+        self._on_write = on_write
 
     def connect_tcp(
         self,
@@ -85,7 +96,8 @@ class SendallBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
-        return _Stream(self._inner.connect_tcp(host, port, timeout, local_address, socket_options))
+        stream = self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        return _Stream(stream, self._on_write)
 
     def connect_unix_socket(
         self,
@@ -93,7 +105,8 @@ class SendallBackend(httpcore.NetworkBackend):
         timeout: float | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
-        return _Stream(self._inner.connect_unix_socket(path, timeout, socket_options))
+        stream = self._inner.connect_unix_socket(path, timeout, socket_options)
+        return _Stream(stream, self._on_write)
 
     def sleep(self, seconds: float) -> None:
         self._inner.sleep(seconds)
