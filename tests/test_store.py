@@ -917,3 +917,24 @@ def test_edit_and_rewind_are_seen_by_every_cached_assembly(rt: srt.Runtime) -> N
     s.rewind(1)
     s.append({"role": "assistant", "content": "again"})
     assert b"again" in s.request(model="m", cache=False)
+
+
+def test_a_damaged_head_that_names_another_node_is_refused(tmp_path: Path) -> None:
+    """A session row keeps its head's prefix hash: a head id damaged into the id of another
+    stored node (here the first node of another session, a chain that checks out on its
+    own) is refused with CorruptionError instead of being read as the session."""
+    path = str(tmp_path / "h.db")
+    with srt.Runtime(path) as rt:
+        for name in ("a", "b"):
+            rt.session(name).append(
+                {"role": "user", "content": f"q {name}"}, {"role": "assistant", "content": "r"}
+            )
+    with connect(path) as conn:
+        b_root = conn.execute(
+            "SELECT id FROM nodes WHERE parent IS NULL ORDER BY id DESC LIMIT 1"
+        ).get
+        conn.execute("UPDATE sessions SET head = ? WHERE name = 'a'", (b_root,))
+    with srt.Runtime(path) as rt:
+        with pytest.raises(srt.CorruptionError, match="a head that is not its own"):
+            rt.session("a", create=False).messages()
+        assert rt.session("b").messages()[0] == {"role": "user", "content": "q b"}

@@ -168,7 +168,8 @@ SELECT n.at, n.hash, {heap.body_sql("n.at", "n.len")} FROM nodes n WHERE {OWNER}
 
 def _v5(conn: apsw.Connection) -> None:
     """Move every message body into the heap, once each, in message id order, and give
-    each node its message's hash and place; node ids, heads and the ledger stay. The file
+    each node its message's hash and place; node ids, heads and the ledger stay, and each
+    session row gains its head's prefix hash (``head_prefix``). The file
     keeps its page size (new files get ``PAGE_SIZE``). A search index is rebuilt keyed by
     the messages' new ids (runs with foreign keys off; ``_migrate`` checks them)."""
     had_index = has_search_index(conn)
@@ -195,6 +196,12 @@ def _v5(conn: apsw.Connection) -> None:
     conn.execute("ALTER TABLE nodes_v5 RENAME TO nodes")
     conn.execute("CREATE INDEX nodes_hash ON nodes(hash, parent)")
     conn.execute(MESSAGES_VIEW_SQL)
+    # Each session row keeps its head's prefix hash, checked whenever the session is read:
+    # a damaged head id that names another stored node is then refused, not followed.
+    conn.execute("ALTER TABLE sessions ADD COLUMN head_prefix BLOB")
+    conn.execute(
+        "UPDATE sessions SET head_prefix = (SELECT prefix FROM nodes WHERE id = sessions.head)"
+    )
     if had_index:
         conn.execute(SEARCH_INDEX_SQL)
         conn.execute(SEARCH_FILL_SQL)

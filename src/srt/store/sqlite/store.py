@@ -105,6 +105,16 @@ WITH RECURSIVE up(id, parent, depth, at, len) AS (
 SELECT id, depth, at, len FROM up
 """
 
+#: A session, and whether its row is whole: its head the node it says (a damaged head id
+#: that names another node fails: its prefix hash is not the one recorded), and its
+#: NOT NULL columns set (a damaged record header reads as NULLs).
+_GET_SESSION_SQL = (
+    "SELECT s.id, s.head, s.created, s.updated, "
+    "s.head_prefix IS (SELECT n.prefix FROM nodes n WHERE n.id = s.head) "
+    "AND s.created IS NOT NULL AND s.updated IS NOT NULL "
+    "FROM sessions s WHERE s.name = ?"
+)
+
 _OBJECT_COLUMNS = "kind, scope, key, value, node, expires, created, updated"
 _LIVE_OBJECT = "(expires IS NULL OR expires > ?)"
 
@@ -130,7 +140,8 @@ def _check_head(conn: apsw.Connection, session: int, expected: int | None) -> No
 def _swap_head(conn: apsw.Connection, session: int, expected: int | None, new: int | None) -> None:
     """Compare-and-swap the head inside a write transaction; the caller rolls back."""
     conn.execute(
-        "UPDATE sessions SET head = ?, updated = ? WHERE id = ? AND head IS ?",
+        "UPDATE sessions SET head = ?1, head_prefix = (SELECT prefix FROM nodes WHERE id = ?1), "
+        "updated = ?2 WHERE id = ?3 AND head IS ?4",
         (new, time.time(), session, expected),
     )
     if not conn.changes():
@@ -264,12 +275,15 @@ class SQLiteStore(Store):
     # -- sessions ----------------------------------------------------------------
 
     def get_session(self, name: str) -> SessionRow | None:
-        rows = self.db.read(
-            "reading a session",
-            "SELECT id, head, created, updated FROM sessions WHERE name = ?",
-            (name,),
-        )
-        return SessionRow(rows[0][0], name, *rows[0][1:]) if rows else None
+        rows = self.db.read("reading a session", _GET_SESSION_SQL, (name,))
+        if not rows:
+            return None
+        if not rows[0][4]:
+            raise CorruptionError(
+                f"session {name!r}: its row names a head that is not its own, or lost its "
+                "fields (the file is damaged); run srt verify"
+            )
+        return SessionRow(rows[0][0], name, *rows[0][1:4])
 
     def create_session(
         self, name: str, head: int | None, *, exist_ok: bool, head_prefix: bytes | None = None
@@ -291,8 +305,9 @@ class SQLiteStore(Store):
                     return SessionRow(row[0], name, *row[1:])
                 raise SessionExistsError(f"a session named {name!r} already exists")
             conn.execute(
-                "INSERT INTO sessions(name, head, created, updated) VALUES (?, ?, ?, ?)",
-                (name, head, now, now),
+                "INSERT INTO sessions(name, head, head_prefix, created, updated) "
+                "VALUES (?1, ?2, (SELECT prefix FROM nodes WHERE id = ?2), ?3, ?3)",
+                (name, head, now),
             )
             return SessionRow(conn.last_insert_rowid(), name, head, now, now)
 
