@@ -230,8 +230,9 @@ def create_private_file(path: str) -> None:
         os.close(fd)
 
 
-def check_header(path: str) -> None:
-    """Refuse a file that is not SQLite, or that is shorter than its own header says.
+def check_header(path: str, *, vfs: str | None = None) -> None:
+    """Refuse a file that is not SQLite, or that is shorter than its own header says
+    while its ``-wal`` cannot supply the missing pages (``recoverable_by_wal``).
 
     Reads the file only; it is never modified.
     """
@@ -264,9 +265,61 @@ def check_header(path: str) -> None:
     change_counter, npages = struct.unpack(">II", header[24:32])
     (valid_for,) = struct.unpack(">I", header[92:96])
     if npages and change_counter == valid_for and st.st_size < npages * page_size:
+        short = (
+            f"its header says {npages} pages of {page_size} bytes but the file holds "
+            f"{st.st_size} bytes"
+        )
+        recoverable_by_wal(path, page_size, short, vfs)
+
+
+def recoverable_by_wal(path: str, page_size: int, short: str, vfs: str | None = None) -> None:
+    """Return if SQLite completes a file shorter than its header says from its ``-wal``;
+    else raise ``CorruptionError``.
+
+    A checkpoint copies the WAL's pages into the file in page order, page 1 (the
+    header, with the new page count) first; a process killed inside it, or a
+    checkpoint cut short by a full disk, leaves a file shorter than its header
+    says. The missing pages are still in the ``-wal``, from which SQLite reads
+    them and which its next checkpoint copies again. So a short file is damaged
+    only if SQLite's own view of it fails: ``PRAGMA quick_check`` reads every page
+    through the WAL on a connection that writes neither the database nor its
+    ``-wal`` (``query_only``, and no checkpoint when it closes; SQLite may rebuild
+    the ``-shm`` index).
+    """
+    truncated = f"the database file is truncated: {short}"
+    wal = path + "-wal"
+    try:
+        with open(wal, "rb") as f:
+            wal_header = f.read(32)
+    except FileNotFoundError:
         raise CorruptionError(
-            f"the database file is truncated: its header says {npages} pages of "
-            f"{page_size} bytes but the file holds {st.st_size} bytes"
+            f"{truncated}, and there is no -wal file to complete it (if the file was "
+            "copied, copy its -wal with it)"
+        ) from None
+    except OSError as exc:
+        raise StoreError(f"cannot read the database's -wal file: {exc.strerror}") from exc
+    magic, _version, wal_page_size = struct.unpack(">III", wal_header[:12].ljust(12, b"\0"))
+    if magic not in (0x377F0682, 0x377F0683) or wal_page_size != page_size:
+        raise CorruptionError(f"{truncated}, and its -wal is not a WAL of this database")
+    problem: str | None = None
+    try:
+        conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE, vfs=vfs)
+        try:
+            conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
+            conn.set_busy_timeout(BUSY_TIMEOUT_MS)
+            conn.execute("PRAGMA query_only=1")
+            lines = [str(r[0]) for r in conn.execute("PRAGMA quick_check(5)")]
+        finally:
+            conn.close()
+        if lines != ["ok"]:
+            problem = "; ".join(lines)
+    except apsw.BusyError as exc:
+        raise StoreBusyError(f"opening the database: it stayed locked ({_describe(exc)})") from exc
+    except apsw.Error as exc:
+        problem = _describe(exc)
+    if problem is not None:
+        raise CorruptionError(
+            f"{truncated}, and its -wal does not hold the missing pages ({problem})"
         )
 
 

@@ -129,7 +129,7 @@ class Store:
         self._conns: list[apsw.Connection] = []
         self._conns_guard = threading.Lock()
         if path != ":memory:":
-            _db.check_header(path)
+            _db.check_header(path, vfs=vfs)
             _db.create_private_file(path)
         self._conn()  # verify identity and migrate now, so errors surface at open
 

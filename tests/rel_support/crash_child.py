@@ -16,18 +16,24 @@ turn it saw acknowledged.
   or sync (the fault VFS is made the default, since gc opens its own connections).
 * ``stream``: appends a question, then streams the reply from the local provider
   server at ARG (a URL); the parent kills it after the first delta.
+* ``ckpt``: a long-lived file's writer (``checkpoint_loop``): appends turns, forks,
+  and (ARG ``ops``) also runs explicit checkpoints, retires sessions, collects
+  garbage and vacuums; ``CKPT+``/``CKPT-`` mark each checkpoint's start and end
+  (``CheckpointVFS``). ARG ``kill=K`` makes it SIGKILL itself at its K-th write
+  to the database file, which only a checkpoint writes.
 """
 
 from __future__ import annotations
 
 import functools
+import random
 import sys
 
 import srt
 import srt.maintenance
 import srt.runtime
-from rel_support.common import turn_payload
-from rel_support.faultvfs import FaultVFS, Plan
+from rel_support.common import connect, turn_payload
+from rel_support.faultvfs import CheckpointVFS, FaultVFS, Plan
 
 
 def out(line: str) -> None:
@@ -51,6 +57,77 @@ def append_loop(rt: srt.Runtime, cycle: str, fork_every: int = 7) -> None:
             s.fork(name)
             out(f"FORK {name} {s.name} {tid}")
         i += 1
+
+
+MAIN_SESSIONS = 3
+KEEP_FORKS = 4
+CHECKPOINT_MODES = ("PASSIVE", "FULL", "RESTART", "TRUNCATE")
+
+
+def checkpoint_loop(path: str, cycle: str, arg: str) -> None:
+    """Append to a long-lived file until killed, through its checkpoints.
+
+    Turns go to the three newest ``m-*`` sessions, with a fork every seventh turn.
+    With ``ops`` in ARG, after a turn: 1 in 25 an explicit checkpoint (any mode, on a
+    connection of its own, as another tool would); 1 in 40 the oldest main session
+    and all but the newest forks are deleted, a new main session is started and
+    ``gc`` runs (it ends with a TRUNCATE checkpoint); 1 in 250 ``vacuum`` (the whole
+    file through the WAL, then a checkpoint). Without it, only the automatic
+    checkpoint (WAL past 1,000 pages, 16 MB) ever writes the database file.
+    """
+    vfs = CheckpointVFS("ckwatch", lambda on: out("CKPT+" if on else "CKPT-"), default=True)
+    ops = "ops" in arg.split(",")
+    kill_at = next((int(a[5:]) for a in arg.split(",") if a.startswith("kill=")), None)
+    rng = random.Random(cycle)
+    with srt.Runtime(path) as rt:
+        infos = sorted(rt.sessions(), key=lambda i: (i.created, i.name))
+        mains = [i.name for i in infos if i.name.startswith("m-")][-MAIN_SESSIONS:]
+        forks = [i.name for i in infos if i.name.startswith("fork-")]
+        for j in range(MAIN_SESSIONS - len(mains)):
+            mains.append(f"m-{cycle}-{j}")
+            out(f"NEW {mains[-1]}")
+        sessions = [rt.session(n) for n in mains]
+        vfs.arm(kill_at)
+        out("READY")
+        i = 0
+        while True:
+            tid = f"{cycle}.{i}"
+            s = sessions[i % len(sessions)]
+            q, a = turn_payload(tid)
+            out(f"BEGIN {tid}")
+            head = s.append({"role": "user", "content": q}, {"role": "assistant", "content": a})
+            out(f"ACK {tid} {s.name} {head}")
+            if i % 7 == 6:
+                name = f"fork-{tid}"
+                s.fork(name)
+                forks.append(name)
+                out(f"FORK {name} {s.name} {tid}")
+            i += 1
+            if not ops:
+                continue
+            r = rng.random()
+            if r < 1 / 25:
+                mode = rng.choice(CHECKPOINT_MODES)
+                out(f"OP checkpoint {mode}")
+                with connect(path) as conn:
+                    conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+            elif r < 1 / 25 + 1 / 40:
+                old = sessions.pop(0)
+                for name in [old.name, *forks[:-KEEP_FORKS]]:
+                    out(f"DELETING {name}")
+                    rt.delete(name)
+                    out(f"DEL {name}")
+                del forks[:-KEEP_FORKS]
+                sessions.append(rt.session(f"m-{tid}"))
+                out(f"NEW m-{tid}")
+                out("OP gc")
+                srt.maintenance.gc(rt)
+            elif r < 1 / 25 + 1 / 40 + 1 / 250:
+                out("OP vacuum")
+                srt.maintenance.vacuum(rt)
+            else:
+                continue
+            out("OP done")
 
 
 def main() -> None:
@@ -98,6 +175,8 @@ def main() -> None:
                     out("DELTA")
                     first = False
             out(f"REPLY {cycle} {stream.status} {s.head}")
+    elif mode == "ckpt":
+        checkpoint_loop(path, cycle, arg)
     else:
         raise SystemExit(f"unknown mode {mode!r}")
     out("DONE")
