@@ -47,6 +47,27 @@ def default_path() -> str:
     return os.path.join(platformdirs.user_data_dir("srt", appauthor=False), "srt.db")
 
 
+def check_path(path: Any) -> str:
+    """A database path given by the caller, as a ``str``; ``ConfigError`` if unusable."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigError(f"the database path must be a str or a path, got {type(path).__name__}")
+    value = os.fspath(path)
+    if not isinstance(value, str):
+        raise ConfigError("the database path must be text, not bytes")
+    if not value:
+        raise ConfigError("the database path must not be empty")
+    if "\x00" in value:
+        raise ConfigError("the database path must not contain a NUL character")
+    return value
+
+
+def _check_int(name: str, value: Any, least: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigError(f"{name} must be an int, got {type(value).__name__}")
+    if value < least:
+        raise ConfigError(f"{name} must be at least {least}, got {value}")
+
+
 def check_name(name: Any) -> str:
     """Validate an untrusted session name; ``InvalidSessionNameError`` if unusable."""
     if not isinstance(name, str):
@@ -86,11 +107,11 @@ class Runtime:
         fragment_cache_bytes: int = 256 * 1024 * 1024,
         redact: Callable[[str], str] | None = None,
     ) -> None:
-        if max_message_bytes <= 0:
-            raise ConfigError("max_message_bytes must be positive")
-        if fragment_cache_bytes < 0:
-            raise ConfigError("fragment_cache_bytes must be >= 0")
-        self.path = os.fspath(path) if path is not None else default_path()
+        _check_int("max_message_bytes", max_message_bytes, 1)
+        _check_int("fragment_cache_bytes", fragment_cache_bytes, 0)
+        if redact is not None and not callable(redact):
+            raise ConfigError("redact must be a function of one string, or None")
+        self.path = check_path(path) if path is not None else default_path()
         self.max_message_bytes = max_message_bytes
         #: The redaction hook: applied to every string of every message (appended
         #: or received) before it is validated, hashed or stored.

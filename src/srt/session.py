@@ -27,7 +27,7 @@ from .cache import (
     plan,
 )
 from .context import WindowPolicy, select
-from .errors import ConflictError, HistoryIndexError, SessionError
+from .errors import ConfigError, ConflictError, HistoryIndexError, SessionError
 from .message import canonical_text, canonicalize, redact_strings
 from .pricing import Pricing, Savings
 from .providers.base import Provider
@@ -433,6 +433,10 @@ class Session:
         """The messages a context window keeps, or ``None`` when all of them fit."""
         if window is None:
             return None
+        if not isinstance(window, WindowPolicy):
+            raise ConfigError(
+                f"window must be a srt.WindowPolicy (or None), got {type(window).__name__}"
+            )
         tokenizer = window.tokenizer or for_model(fmt.provider, model)
         counts = self._token_counts(tokenizer)
         roles = self._meta_roles()

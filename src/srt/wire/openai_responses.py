@@ -53,6 +53,7 @@ from ..errors import (
     ProviderResponseError,
     UnsupportedFeatureError,
 )
+from ._input import typed_input
 from .base import Frag, Target, WireFormat, check_model, dumps, params_tail
 
 __all__ = ["FORMAT", "NAME", "OpenAIResponses", "model_bytes", "to_canonical"]
@@ -344,6 +345,7 @@ def _empty(content: Any) -> bool:
     return content == "" or (isinstance(content, (list, tuple)) and not content)
 
 
+@typed_input("a Responses input")
 def to_canonical(
     items: Sequence[Mapping[str, Any]] | Mapping[str, Any],
     model: str | None = None,
@@ -361,6 +363,8 @@ def to_canonical(
     Unknown item types raise ``UnsupportedFeatureError``. See the module docstring for
     the normalisations of the round trip back through ``render``.
     """
+    if not isinstance(items, (Mapping, list, tuple)):
+        raise InvalidMessageError("a Responses input is an item or a list of items")
     seq = [items] if isinstance(items, Mapping) else list(items)
     kinds = [_kind(it) for it in seq]
     out: list[dict[str, Any]] = []
