@@ -133,6 +133,80 @@ def test_processes_and_threads_append_together(
     assert len(lat_shared) > 0 and len(lat_own) > 0
 
 
+REBASE_TIMEOUT = 0.0 if SOAK else 1.0  # 0: the default, the busy timeout (10 s)
+
+
+def _one_commit_s(path: str, until: float) -> list[float]:
+    """Appends of the same size to a file of its own, one every 20 ms until ``until``:
+    what one commit costs on this machine while the workers load it."""
+    out = []
+    with srt.Runtime(path) as rt:
+        s = rt.session("solo")
+        i = 0
+        while time.time() < until:
+            q, a = turn_payload(f"solo.{i}", 2048)
+            t0 = time.perf_counter()
+            s.append({"role": "user", "content": q}, {"role": "assistant", "content": a})
+            out.append(time.perf_counter() - t0)
+            i += 1
+            time.sleep(0.02)
+    return out
+
+
+def test_rebase_gives_up_at_its_deadline_under_contention(
+    tmp_path: Path, capsys: Any, tmp_path_factory: Any
+) -> None:
+    """4 processes x 4 threads all append to one session with ``rebase=True``: each call
+    stores its turn or gives up with a typed error, and none takes longer than its
+    deadline plus one commit."""
+    path = str(tmp_path / "hot" / "srt.db")
+    srt.Runtime(path).close()
+    start = time.time() + 3.0
+    args = [str(THREADS), str(SECONDS), str(start), str(REBASE_TIMEOUT)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, WORKER, "deadline", path, str(p), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=child_env(),
+            text=True,
+        )
+        for p in range(PROCS)
+    ]
+    solo = _one_commit_s(str(tmp_path / "solo" / "srt.db"), start + SECONDS)
+    outs = [p.communicate(timeout=SECONDS + 120) for p in procs]
+    for p, (_out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err
+    calls = [c for out, _ in outs for c in json.loads(out.strip().splitlines()[-1])["calls"]]
+    deadline = REBASE_TIMEOUT or _db.BUSY_TIMEOUT_MS / 1000
+    lat = [x for x, _ in calls]
+    outcomes = Counter(o for _, o in calls)
+    gave_up = [x for x, o in calls if o != "ok"]
+    one_commit = max(solo)
+    rep = verify_store(path)
+    figures = {
+        "processes": PROCS,
+        "threads_per_process": THREADS,
+        "seconds": SECONDS,
+        "deadline_s": deadline,
+        "calls": len(calls),
+        "outcomes": dict(outcomes),
+        "p50_ms": round(percentile(lat, 0.5) * 1000, 1),
+        "p99_ms": round(percentile(lat, 0.99) * 1000, 1),
+        "max_ms": round(max(lat) * 1000, 1),
+        "gave_up_min_ms": round(min(gave_up, default=0) * 1000, 1),
+        "one_commit_p50_ms": round(percentile(solo, 0.5) * 1000, 1),
+        "one_commit_max_ms": round(one_commit * 1000, 1),
+        "max_over_deadline_ms": round((max(lat) - deadline) * 1000, 1),
+        "stored_turns": len(rep.chains.get("hot", [])) // 2,
+        "integrity": rep.integrity,
+    }
+    emit("concurrency_rebase_deadline", figures, capsys, tmp_path_factory.getbasetemp())
+    assert set(outcomes) <= {"ok", "ConflictError", "StoreBusyError"}, outcomes
+    assert outcomes["ok"] == len(rep.chains["hot"]) // 2 and rep.ok
+    assert max(lat) <= deadline + one_commit, figures
+
+
 def test_same_head_race_between_processes(
     tmp_path: Path, capsys: Any, tmp_path_factory: Any
 ) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -41,8 +42,6 @@ if TYPE_CHECKING:
     from .runtime import Runtime
 
 __all__ = ["Session"]
-
-_REBASE_ATTEMPTS = 64
 
 
 class Session:
@@ -127,15 +126,38 @@ class Session:
         self._loaded = True
 
     def refresh(self) -> None:
-        """Re-read the head from the store (after a ``ConflictError``)."""
+        """Re-read the head from the store (after a ``ConflictError``).
+
+        When the new head continues the history this handle holds (another handle
+        appended), only the new messages are read."""
         with self._lock:
             row = self._rt._store.get_session(self._name)
             if row is None or row[0] != self._id:
                 raise SessionError(f"session {self._name!r} was deleted or replaced")
             if row[1] != self._head or not self._loaded:
+                if self._loaded and row[1] is not None and self._extend_to(row[1]):
+                    return
                 self._head = row[1]
                 self._loaded = False
                 self._load()
+
+    def _extend_to(self, head: int) -> bool:
+        """Read the messages from this handle's head to ``head``, if ``head`` continues
+        it; False (nothing changed) if it does not."""
+        rows = self._rt._store.chain_extension(head, len(self._ids), self._head_prefix)
+        if rows is None:
+            return False
+        intern = self._rt._intern
+        for node_id, h, body, prefix, status, meta, _depth in rows:
+            if status is not None:
+                self._status[len(self._bodies)] = status
+            self._ids.append(node_id)
+            self._hashes.append(h)
+            self._bodies.append(intern(h, body))
+            self._pinned.append(isinstance(meta, bytes) and b'"pinned":true' in meta)
+            self._head_prefix = prefix
+        self._head = head
+        return True
 
     def _truncate(self, n: int) -> None:
         if n < len(self._hashes):
@@ -181,11 +203,12 @@ class Session:
         prepared: list[tuple[bytes, bytes, bytes | None]],
         status: str | None = None,
         call: Sequence[Any] | None = None,
+        deadline: float | None = None,
     ) -> None:
         """Write ``prepared`` after the first ``keep`` messages of the chain (CAS on head).
 
         ``status`` marks the messages as a partial reply; ``call`` is a ledger row
-        written in the same transaction.
+        written in the same transaction; waiting for other writers ends at ``deadline``.
         """
         parent = self._ids[keep - 1] if keep else None
         prefixes = _core.chain_many(self._prefix(keep), [p[0] for p in prepared])
@@ -193,7 +216,7 @@ class Session:
             (h, body, prefix, meta, status)
             for (h, body, meta), prefix in zip(prepared, prefixes, strict=True)
         ]
-        ids = self._rt._store.append(self._id, self._head, parent, keep, items, call)
+        ids = self._rt._store.append(self._id, self._head, parent, keep, items, call, deadline)
         self._truncate(keep)
         intern = self._rt._intern
         for node_id, (h, body, meta) in zip(ids, prepared, strict=True):
@@ -206,7 +229,13 @@ class Session:
         self._head = self._ids[-1] if self._ids else None
         self._head_prefix = prefixes[-1] if prefixes else self._prefix()
 
-    def append(self, *messages: Any, rebase: bool = False, model: str | None = None) -> int | None:
+    def append(
+        self,
+        *messages: Any,
+        rebase: bool = False,
+        model: str | None = None,
+        timeout: float | None = None,
+    ) -> int | None:
         """Append messages atomically; return the new head node id.
 
         Messages may be OpenAI Chat dicts, ``srt.Message``, Anthropic or Bedrock
@@ -218,22 +247,39 @@ class Session:
         Every message is validated first; an invalid one raises
         ``InvalidMessageError`` and nothing is written. If the head moved since this
         handle last saw it, raises ``ConflictError`` (nothing written), or with
-        ``rebase=True`` re-reads the head and appends on top of it.
+        ``rebase=True`` re-reads the head and appends on top of it, again and again
+        while other writers keep moving it, for up to ``timeout`` seconds (default:
+        the store's busy timeout, 10 s), then raises ``ConflictError``. Waiting for
+        other writers' transactions counts against the same ``timeout``
+        (``StoreBusyError`` when it runs out there).
         """
+        if timeout is not None and (
+            not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout >= 0
+        ):
+            raise ConfigError("timeout must be a number of seconds >= 0, or None")
         with self._lock:
             prepared = self._prepare(messages, model)
             if not prepared:
                 return self._head
+            wait = self._rt._store.busy_timeout if timeout is None else float(timeout)
+            deadline = time.monotonic() + wait
             self._load()
-            for _ in range(_REBASE_ATTEMPTS):
+            attempts = 0
+            while True:
+                attempts += 1
                 try:
-                    self._commit(len(self._ids), prepared)
+                    self._commit(len(self._ids), prepared, deadline=deadline)
                     return self._head
                 except ConflictError:
                     if not rebase:
                         raise
+                if time.monotonic() < deadline:
                     self.refresh()
-            raise ConflictError(f"could not rebase after {_REBASE_ATTEMPTS} attempts")
+                if time.monotonic() >= deadline:
+                    raise ConflictError(
+                        f"gave up rebasing after {wait:g} s and {attempts} attempts: other "
+                        "writers kept moving the session head; nothing was written"
+                    )
 
     def _index(self, at: int | None) -> int:
         n = len(self._ids)

@@ -31,6 +31,7 @@ from .errors import (
     CorruptionError,
     SessionExistsError,
     SessionNotFoundError,
+    StoreBusyError,
 )
 
 __all__ = ["CALL_COLUMNS", "ChainRow", "NewNode", "SessionRow", "Store"]
@@ -92,6 +93,10 @@ WITH RECURSIVE chain(id, parent, message, depth, prefix, status, meta) AS (
 SELECT chain.id, m.hash, m.body, chain.prefix, chain.status, chain.meta, chain.depth
 FROM chain CROSS JOIN messages m ON m.id = chain.message
 """
+#: The chain's nodes deeper than a given depth (a rebase reads only what it lacks).
+_CHAIN_ABOVE_SQL = _CHAIN_SQL.replace("WHERE id = ?", "WHERE id = ? AND depth > ?").replace(
+    "AND n.depth < c.depth", "AND n.depth < c.depth AND n.depth > ?"
+)
 # No ORDER BY: SQLite would copy every body through a temporary sorter (three
 # quarters of the load time at 2,000 messages). CROSS JOIN keeps the chain as the
 # outer loop, so rows come deepest first; ``Store.chain`` reverses them and sorts by
@@ -160,19 +165,45 @@ class Store:
             with contextlib.suppress(apsw.Error):
                 conn.close()
 
+    @property
+    def busy_timeout(self) -> float:
+        """Seconds a write waits for other writers before ``StoreBusyError``."""
+        return _db.BUSY_TIMEOUT_MS / 1000
+
     @contextlib.contextmanager
-    def write(self, action: str) -> Iterator[apsw.Connection]:
-        """A write transaction: the writer lock, then ``BEGIN IMMEDIATE``; commit or roll back."""
+    def write(self, action: str, deadline: float | None = None) -> Iterator[apsw.Connection]:
+        """A write transaction: the writer lock, then ``BEGIN IMMEDIATE``; commit or roll back.
+
+        Waiting for other writers (this process's, then other processes') ends at
+        ``deadline`` (a ``time.monotonic()`` value; default: the busy timeout from now)
+        with ``StoreBusyError``.
+        """
         conn = self._conn()
-        with _db.translate(action), self._lock:
-            conn.execute("BEGIN IMMEDIATE")
+        if deadline is None:
+            deadline = time.monotonic() + self.busy_timeout
+        with _db.translate(action):
+            if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                raise StoreBusyError(
+                    f"{action}: another writer in this process held the database too long"
+                )
             try:
-                yield conn
-            except BaseException:
-                if not conn.get_autocommit():
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                left_ms = int((deadline - time.monotonic()) * 1000)
+                if left_ms < _db.BUSY_TIMEOUT_MS:
+                    conn.set_busy_timeout(max(1, left_ms))
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                finally:
+                    if left_ms < _db.BUSY_TIMEOUT_MS:
+                        conn.set_busy_timeout(_db.BUSY_TIMEOUT_MS)
+                try:
+                    yield conn
+                except BaseException:
+                    if not conn.get_autocommit():
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                self._lock.release()
 
     def read(self, action: str, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with _db.translate(action):
@@ -265,6 +296,30 @@ class Store:
             )
         return rows
 
+    def chain_extension(self, head: int, above: int, prefix: bytes) -> list[ChainRow] | None:
+        """The messages of ``head``'s chain deeper than ``above``, in order, if they
+        continue the history whose prefix hash is ``prefix`` (the chain up to depth
+        ``above``); ``None`` if they do not (the head moved to another branch).
+
+        Reads only the new rows, so a rebase costs what was appended meanwhile, not the
+        whole history. Every body is checked against its hash (``CorruptionError``).
+        """
+        rows = self.read("loading a session", _CHAIN_ABOVE_SQL, (head, above, above))
+        rows.reverse()
+        rows.sort(key=_depth)
+        if not rows or rows[0][6] != above + 1 or rows[-1][0] != head:
+            return None
+        if not all(type(r[2]) is bytes and type(r[1]) is bytes for r in rows) or [
+            _core.digest(r[2]) for r in rows
+        ] != [r[1] for r in rows]:
+            raise CorruptionError(
+                "the session's stored messages fail their hash check (the file is "
+                "damaged); run srt verify"
+            )
+        if _core.chain_many(prefix, [r[1] for r in rows]) != [r[3] for r in rows]:
+            return None
+        return rows
+
     def node_prefix(self, node: int) -> bytes:
         rows = self.read("reading a node", "SELECT prefix FROM nodes WHERE id = ?", (node,))
         if not rows:
@@ -355,14 +410,15 @@ class Store:
         depth: int,
         items: Sequence[NewNode],
         call: Sequence[Any] | None = None,
+        deadline: float | None = None,
     ) -> list[int]:
         """Add ``items`` below ``parent`` and make the last one the head, if the head
         is still ``expected``; otherwise raise ``ConflictError`` and write nothing.
 
         ``call`` is a ledger row (``CALL_COLUMNS`` order, ``node`` filled in with the
-        last new node) written in the same transaction.
+        last new node) written in the same transaction. ``deadline``: see ``write``.
         """
-        with self.write("appending to a session") as conn:
+        with self.write("appending to a session", deadline) as conn:
             ids = self.insert_nodes(conn, parent, depth, items)
             self._swap_head(conn, session, expected, ids[-1] if ids else parent)
             if call is not None:
