@@ -96,7 +96,9 @@ class Runtime:
     function applied to every string of every message before it is stored, e.g. to
     scrub API keys a user pastes into a chat. ``max_message_bytes`` bounds one
     message's canonical size; ``fragment_cache_bytes`` bounds the in-memory cache of
-    per-format fragments shared by all sessions of this runtime.
+    per-format fragments shared by all sessions of this runtime. ``max_sessions``
+    bounds how many sessions the store may hold: creating one more (a new name, a
+    fork, an import) raises ``SessionLimitError`` and writes nothing.
     """
 
     def __init__(
@@ -106,11 +108,16 @@ class Runtime:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         fragment_cache_bytes: int = 256 * 1024 * 1024,
         redact: Callable[[str], str] | None = None,
+        max_sessions: int | None = None,
     ) -> None:
         _check_int("max_message_bytes", max_message_bytes, 1)
         _check_int("fragment_cache_bytes", fragment_cache_bytes, 0)
         if redact is not None and not callable(redact):
             raise ConfigError("redact must be a function of one string, or None")
+        if max_sessions is not None:
+            _check_int("max_sessions", max_sessions, 0)
+        #: The most sessions this runtime lets the store hold (``None``: no limit).
+        self.max_sessions = max_sessions
         self.path = check_path(path) if path is not None else default_path()
         self.max_message_bytes = max_message_bytes
         #: The redaction hook: applied to every string of every message (appended
@@ -180,7 +187,7 @@ class Runtime:
 
     def _create(self, name: str, head: int | None, head_prefix: bytes | None = None) -> Session:
         row = self._store.create_session(
-            check_name(name), head, exist_ok=False, head_prefix=head_prefix
+            check_name(name), head, exist_ok=False, head_prefix=head_prefix, limit=self.max_sessions
         )
         return Session(self, row[0], name, row[1])
 
@@ -210,7 +217,7 @@ class Runtime:
         if row is None:
             if not create:
                 raise SessionNotFoundError(f"no session named {name!r}")
-            row = self._store.create_session(name, None, exist_ok=True)
+            row = self._store.create_session(name, None, exist_ok=True, limit=self.max_sessions)
         return Session(self, row[0], name, row[1])
 
     def sessions(self) -> list[SessionInfo]:

@@ -30,6 +30,7 @@ from .errors import (
     ConflictError,
     CorruptionError,
     SessionExistsError,
+    SessionLimitError,
     SessionNotFoundError,
     StoreBusyError,
 )
@@ -220,10 +221,19 @@ class Store:
         return rows[0] if rows else None
 
     def create_session(
-        self, name: str, head: int | None, *, exist_ok: bool, head_prefix: bytes | None = None
+        self,
+        name: str,
+        head: int | None,
+        *,
+        exist_ok: bool,
+        head_prefix: bytes | None = None,
+        limit: int | None = None,
     ) -> SessionRow:
         """Create a session at ``head``. With ``head_prefix``, the node must still carry
-        that prefix hash (a node id seen earlier may have been collected and reused)."""
+        that prefix hash (a node id seen earlier may have been collected and reused).
+        With ``limit``, a store holding that many sessions refuses a new one
+        (``SessionLimitError``), counted inside the write transaction, so creators in
+        other threads and processes cannot pass it together."""
         now = time.time()
         with self.write("creating a session") as conn:
             if head is not None and head_prefix is not None:
@@ -240,6 +250,13 @@ class Store:
                 if exist_ok:
                     return row  # type: ignore[no-any-return]
                 raise SessionExistsError(f"a session named {name!r} already exists")
+            if limit is not None:
+                count = int(conn.execute("SELECT count(*) FROM sessions").get or 0)
+                if count >= limit:
+                    raise SessionLimitError(
+                        f"the store holds {count} sessions, its maximum is {limit}; "
+                        "delete one (and run srt gc) or raise max_sessions"
+                    )
             conn.execute(
                 "INSERT INTO sessions(name, head, created, updated) VALUES (?, ?, ?, ?)",
                 (name, head, now, now),
