@@ -27,6 +27,12 @@ RANKS = {
     "message": 1,
     "_core": 1,
     "_db": 2,
+    # How a store hashes (XXH3 or keyed BLAKE2b), over _core.
+    "_hashing": 1,
+    # Encryption keys and keying a connection (SQLite3 Multiple Ciphers).
+    "_keys": 2,
+    # The online backup of a store (SQLite's backup API).
+    "_backup": 2,
     # Token counting: canonical bytes -> counts; no I/O.
     "tokens": 2,
     # Prices as data and the savings arithmetic over ledger rows.

@@ -13,12 +13,17 @@ import stat
 import struct
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import apsw
 import apsw.bestpractice
 
+from . import _hashing, _keys
+from ._hashing import Hashing
 from .errors import (
     CorruptionError,
+    EncryptionKeyError,
+    HashKeyError,
     NotAnSrtDatabaseError,
     SchemaVersionError,
     StoreBusyError,
@@ -122,6 +127,14 @@ MIGRATIONS: tuple[str, ...] = (
     # triggers, which are exactly what a first search creates, so it opens, searches,
     # verifies and collects garbage like any file whose index was built on demand.
     "",
+    # v4: what the file says about itself. ``hashing``: how its message hashes and
+    # prefix chain are computed, for its whole life (``_hashing``; a keyed store adds
+    # ``hash_key_check``, the keyed digest of a fixed text). ``store_id``: a random id
+    # naming files derived from this store elsewhere (the local provider's KV states).
+    """
+    CREATE TABLE srt_meta(key TEXT PRIMARY KEY, value BLOB NOT NULL);
+    INSERT INTO srt_meta(key, value) VALUES ('hashing', 'xxh3-128'), ('store_id', randomblob(16));
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -230,9 +243,10 @@ def create_private_file(path: str) -> None:
         os.close(fd)
 
 
-def check_header(path: str, *, vfs: str | None = None) -> None:
+def check_header(path: str, *, vfs: str | None = None, key: _keys.Key | None = None) -> None:
     """Refuse a file that is not SQLite, or that is shorter than its own header says
-    while its ``-wal`` cannot supply the missing pages (``recoverable_by_wal``).
+    while its ``-wal`` cannot supply the missing pages (``recoverable_by_wal``); with
+    ``key``, a file that is not encrypted, and without, one that is.
 
     Reads the file only; it is never modified.
     """
@@ -251,6 +265,9 @@ def check_header(path: str, *, vfs: str | None = None) -> None:
             header = f.read(100)
     except OSError as exc:
         raise StoreError(f"cannot read the database file: {exc.strerror}") from exc
+    if key is not None or _keys.looks_encrypted(header):
+        _check_encrypted_header(header, key)
+        return
     if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
         raise CorruptionError("the file is not a SQLite database (bad or short header)")
     if header[18] not in (1, 2) or header[19] not in (1, 2):
@@ -270,6 +287,21 @@ def check_header(path: str, *, vfs: str | None = None) -> None:
             f"{st.st_size} bytes"
         )
         recoverable_by_wal(path, page_size, short, vfs)
+
+
+def _check_encrypted_header(header: bytes, key: _keys.Key | None) -> None:
+    if key is None:
+        raise EncryptionKeyError(
+            "the file is encrypted (SQLite3 Multiple Ciphers); open it with its key "
+            "(key=..., srt --key-file)"
+        )
+    if _keys.is_plain(header):
+        raise EncryptionKeyError(
+            "the file is not encrypted; open it without a key, or encrypt it with "
+            "Runtime.rekey (srt rekey)"
+        )
+    if not _keys.looks_encrypted(header):
+        raise CorruptionError("the file is not a SQLite database (bad or short header)")
 
 
 def recoverable_by_wal(path: str, page_size: int, short: str, vfs: str | None = None) -> None:
@@ -363,7 +395,14 @@ def _check_identity(conn: apsw.Connection) -> int:
 PAGE_SIZE = 16384
 
 
-def _configure(conn: apsw.Connection, new: bool) -> None:
+#: ``Runtime(durability=...)`` -> ``PRAGMA synchronous``. With WAL, ``normal`` syncs the
+#: WAL only at checkpoints: a process crash loses nothing committed, a power loss or OS
+#: crash may lose the last commits but never corrupts. ``full`` syncs the WAL at every
+#: commit, so a commit that returned survives a power loss too.
+SYNCHRONOUS = {"normal": "NORMAL", "full": "FULL"}
+
+
+def _configure(conn: apsw.Connection, new: bool, durability: str = "normal") -> None:
     if new:
         conn.execute(f"PRAGMA page_size={PAGE_SIZE:d}")
     # apsw.bestpractice's per-connection functions, one by one; never apply(),
@@ -372,11 +411,11 @@ def _configure(conn: apsw.Connection, new: bool) -> None:
     apsw.bestpractice.connection_enable_foreign_keys(conn)
     apsw.bestpractice.connection_dqs(conn)
     conn.set_busy_timeout(BUSY_TIMEOUT_MS)
-    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA synchronous={SYNCHRONOUS[durability]}")
     conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT:d}").fetchall()
 
 
-def _migrate(conn: apsw.Connection, lock: threading.Lock) -> None:
+def _migrate(conn: apsw.Connection, lock: threading.Lock, hashing: Hashing) -> None:
     with lock:
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -392,28 +431,76 @@ def _migrate(conn: apsw.Connection, lock: threading.Lock) -> None:
             if current < SCHEMA_VERSION:
                 conn.execute(f"PRAGMA application_id={APPLICATION_ID:d}")
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION:d}")
+            if current == 0:  # a new file takes the hashing it is opened with
+                conn.execute("UPDATE srt_meta SET value = ? WHERE key = 'hashing'", (hashing.name,))
+                if hashing.check is not None:
+                    conn.execute(
+                        "INSERT INTO srt_meta(key, value) VALUES ('hash_key_check', ?)",
+                        (hashing.check,),
+                    )
+            check_hashing(conn, hashing)  # an older file: before anything is committed
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
 
 
+def check_hashing(conn: apsw.Connection, hashing: Hashing) -> None:
+    """``HashKeyError`` unless the file hashes the way ``hashing`` does (and, keyed,
+    with the same key)."""
+    rows: dict[Any, Any] = {}
+    if conn.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'srt_meta'").get:
+        sql = "SELECT key, value FROM srt_meta WHERE key IN ('hashing', 'hash_key_check')"
+        rows = {k: v for k, v in conn.execute(sql)}
+    mode = rows.get("hashing", _hashing.XXH3_NAME)
+    if mode == hashing.name and rows.get("hash_key_check") == hashing.check:
+        return
+    if mode == _hashing.XXH3_NAME:
+        raise HashKeyError(
+            "this store hashes with XXH3-128, so it opens without a hash_key (a store's "
+            "hashing is chosen when it is created)"
+        )
+    if mode != _hashing.BLAKE2B_NAME:
+        raise CorruptionError(f"the store records an unknown hashing {str(mode)[:40]!r}")
+    if hashing.check is None:
+        raise HashKeyError("this store hashes with a keyed BLAKE2b: open it with its hash_key")
+    raise HashKeyError("the hash_key is not this store's: its check value differs")
+
+
 def connect(
-    path: str, lock: threading.Lock, *, migrate: bool, vfs: str | None = None
+    path: str,
+    lock: threading.Lock,
+    *,
+    migrate: bool,
+    vfs: str | None = None,
+    key: _keys.Key | None = None,
+    hashing: Hashing = _hashing.XXH3,
+    durability: str = "normal",
 ) -> apsw.Connection:
     """Open one connection to ``path``, verified as srt's and fully configured.
 
     ``vfs`` names a registered SQLite VFS (``None``: the default one); the tests use
-    it to inject disk faults.
+    it to inject disk faults. ``key`` decrypts the file (checked by reading it);
+    ``hashing`` must be the file's (``HashKeyError`` otherwise); ``durability`` is a
+    key of ``SYNCHRONOUS``.
     """
     with translate("opening the database"):
         conn = apsw.Connection(path, vfs=vfs)
         try:
+            if key is not None:
+                _keys.apply(conn, key)
             conn.set_busy_timeout(BUSY_TIMEOUT_MS)
-            version = _check_identity(conn)
-            _configure(conn, version == 0)
+            try:
+                version = _check_identity(conn)
+            except (apsw.NotADBError, apsw.CorruptError) as exc:
+                if key is None:
+                    raise
+                raise _keys.wrong_key() from exc
+            _configure(conn, version == 0, durability)
             if migrate and version < SCHEMA_VERSION:
-                _migrate(conn, lock)
+                _migrate(conn, lock, hashing)  # which checks the hashing too
+            else:
+                check_hashing(conn, hashing)
         except BaseException:
             conn.close()
             raise

@@ -23,7 +23,6 @@ import time
 from collections.abc import AsyncGenerator, Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import _core
 from ._types import Reply, Usage
 from .errors import (
     ConflictError,
@@ -188,7 +187,7 @@ class Call:
             "provider": self.provider.name,
             "model": self.model,
             "format": self.fmt.name,
-            "body_hash": _core.digest(self.body),
+            "body_hash": s._rt._store.hashing.digest(self.body),
             "body_bytes": len(self.body),
             "messages": self.messages,
             "input_tokens": usage.input_tokens if usage else None,

@@ -36,6 +36,7 @@ then on the triggers keep it in step with every append and every gc, whoever wri
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -45,7 +46,9 @@ from typing import Any
 import apsw
 
 from . import _core, _db
+from ._hashing import Hashing
 from .errors import ConfigError, CorruptionError, SessionNotFoundError, StoreError
+from .providers._llama_slots import collect_saved_states, default_state_dir
 from .runtime import Runtime
 from .store import Store
 
@@ -100,12 +103,12 @@ def _connection(
     store = _store(db)
     if store.path == ":memory:":
         raise ConfigError(f"{action} needs a database file, not :memory:")
-    conn = _db.connect(store.path, store._lock, migrate=True, vfs=store._vfs)
+    conn = store.open_connection()
     try:
         with _db.translate(action):
             for pragma in pragmas:
                 conn.execute(pragma).fetchall()
-        yield conn, store._lock
+        yield conn, store.lock
     finally:
         with contextlib.suppress(apsw.Error):
             conn.close()
@@ -163,6 +166,10 @@ class GcReport:
     secure_delete: bool
     checkpointed: bool  # the WAL was checkpointed and truncated afterwards
     dry_run: bool
+    #: saved KV states of the local provider whose prefix the store no longer holds,
+    #: removed (or, in a dry run, that would be), and their bytes
+    state_files: int = 0
+    state_bytes: int = 0
 
     @property
     def bytes_freed(self) -> int:
@@ -190,9 +197,19 @@ def _count(conn: apsw.Connection, sql: str) -> int:
     return int(conn.execute(sql).get or 0)
 
 
-def gc(db: Runtime | Store, *, secure_delete: bool = True, dry_run: bool = False) -> GcReport:
+def gc(
+    db: Runtime | Store,
+    *,
+    secure_delete: bool = True,
+    dry_run: bool = False,
+    state_dirs: Sequence[str] | None = None,
+) -> GcReport:
     """Sweep the nodes no session reaches and the messages no node uses (see the module
-    docstring). ``dry_run`` counts what would go and writes nothing."""
+    docstring). ``dry_run`` counts what would go and writes nothing.
+
+    The local provider's saved KV states of this store (``<store id>-<prefix>.bin``, in
+    ``state_dirs``, default its default directory) whose prefix no live node has any
+    more are removed too: they decode back to the conversations just collected."""
     pragmas = [
         f"PRAGMA secure_delete={'ON' if secure_delete else 'OFF'}",
         # The sweep keeps the references intact itself (the live set is closed under
@@ -234,6 +251,11 @@ def gc(db: Runtime | Store, *, secure_delete: bool = True, dry_run: bool = False
                     f"missing {parent} row ({len(broken)} such references); run srt verify"
                 )
             free_after = _count(conn, "PRAGMA freelist_count")
+            states, state_bytes = collect_saved_states(
+                default_state_dirs() if state_dirs is None else list(state_dirs),
+                _store(db).store_id,
+                functools.partial(_dead_prefixes, conn),
+            )
             conn.execute("DROP TABLE temp.srt_gc_live")
         except BaseException:
             if not conn.get_autocommit():
@@ -243,6 +265,9 @@ def gc(db: Runtime | Store, *, secure_delete: bool = True, dry_run: bool = False
     checkpointed = False
     if not dry_run:
         checkpointed = _checkpoint(db, action)
+        for path in states:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
     return GcReport(
         nodes=nodes,
         messages=int(messages),
@@ -254,7 +279,28 @@ def gc(db: Runtime | Store, *, secure_delete: bool = True, dry_run: bool = False
         secure_delete=secure_delete,
         checkpointed=checkpointed,
         dry_run=dry_run,
+        state_files=len(states),
+        state_bytes=state_bytes,
     )
+
+
+def _dead_prefixes(conn: apsw.Connection, prefixes: list[bytes]) -> set[bytes]:
+    """Those of ``prefixes`` that name no node of the live set (inside gc's transaction)."""
+    execute = conn.execute
+    return {
+        p
+        for p in prefixes
+        if execute(
+            "SELECT 1 FROM nodes n JOIN temp.srt_gc_live l ON l.id = n.id WHERE n.prefix = ?",
+            (p,),
+        ).fetchone()
+        is None
+    }
+
+
+def default_state_dirs() -> list[str]:
+    """Where ``gc`` looks for saved KV states by default: the local provider's default."""
+    return [default_state_dir()]
 
 
 def _checkpoint(db: Runtime | Store, action: str, wait_ms: int = 2000) -> bool:
@@ -354,16 +400,17 @@ def verify(db: Runtime | Store) -> VerifyReport:
     action = "verifying the database"
     faults = _Faults()
     counts = [0, 0, 0, 0]
+    hashing = _store(db).hashing
     with _connection(db, action) as (conn, _lock), _snapshot(conn, action):
         try:
-            _verify(conn, faults, counts)
+            _verify(conn, faults, counts, hashing)
         except StoreError as exc:  # a page too damaged to read ends the walk
             faults.add(Fault("integrity", "database", None, str(exc)))
     messages, nodes, sessions, calls = counts
     return VerifyReport(messages, nodes, sessions, calls, tuple(faults.items), faults.more)
 
 
-def _verify(conn: apsw.Connection, faults: _Faults, counts: list[int]) -> None:
+def _verify(conn: apsw.Connection, faults: _Faults, counts: list[int], hashing: Hashing) -> None:
     for (line,) in conn.execute("PRAGMA integrity_check(20)"):
         if line != "ok":
             faults.add(Fault("integrity", "database", None, f"integrity_check: {line}"))
@@ -372,7 +419,7 @@ def _verify(conn: apsw.Connection, faults: _Faults, counts: list[int]) -> None:
     with _db.translate("verifying messages"):
         for mid, mhash, body in conn.execute("SELECT id, hash, body FROM messages ORDER BY id"):
             counts[0] += 1
-            if not isinstance(body, bytes) or _core.digest(body) != mhash:
+            if not isinstance(body, bytes) or hashing.digest(body) != mhash:
                 kind = "is not a BLOB" if not isinstance(body, bytes) else "does not hash to"
                 bad_messages.append(
                     Fault(
@@ -414,7 +461,7 @@ def _verify(conn: apsw.Connection, faults: _Faults, counts: list[int]) -> None:
             detail = f"its parent node {parent} is missing"
         else:
             want_depth = (pdepth or 0) + 1
-            want = _core.chain(pprefix if pid is not None else _core.ROOT, mhash)
+            want = hashing.chain(pprefix if pid is not None else _core.ROOT, mhash)
             if depth != want_depth:
                 detail = f"depth {depth} should be {want_depth}"
             elif prefix != want:

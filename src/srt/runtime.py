@@ -12,6 +12,10 @@ from typing import Any
 import platformdirs
 
 from . import _core
+from ._backup import BackupReport, backup
+from ._db import SYNCHRONOUS
+from ._hashing import XXH3, keyed
+from ._keys import Key
 from ._types import SessionInfo, UsageSummary
 from .cache import Record
 from .errors import ConfigError, InvalidSessionNameError, SessionNotFoundError
@@ -99,6 +103,13 @@ class Runtime:
     per-format fragments shared by all sessions of this runtime. ``max_sessions``
     bounds how many sessions the store may hold: creating one more (a new name, a
     fork, an import) raises ``SessionLimitError`` and writes nothing.
+
+    ``durability``: ``"normal"`` (the default) survives any process crash and may lose
+    the last commits, never more, on a power loss or OS crash; ``"full"`` syncs every
+    commit, so a returned append survives those too (docs/reliability.md).
+    ``key`` (a passphrase or bytes) encrypts the file (the ``encryption`` extra);
+    ``hash_key`` (16-64 random bytes) makes a new store hash its messages with a keyed
+    BLAKE2b instead of XXH3, and must be given every time that store is opened.
     """
 
     def __init__(
@@ -109,6 +120,9 @@ class Runtime:
         fragment_cache_bytes: int = 256 * 1024 * 1024,
         redact: Callable[[str], str] | None = None,
         max_sessions: int | None = None,
+        durability: str = "normal",
+        key: str | bytes | Key | None = None,
+        hash_key: bytes | None = None,
     ) -> None:
         _check_int("max_message_bytes", max_message_bytes, 1)
         _check_int("fragment_cache_bytes", fragment_cache_bytes, 0)
@@ -123,7 +137,15 @@ class Runtime:
         #: The redaction hook: applied to every string of every message (appended
         #: or received) before it is validated, hashed or stored.
         self.redact = redact
-        self._store = Store(self.path)
+        if durability not in SYNCHRONOUS:
+            raise ConfigError(f"durability must be one of {sorted(SYNCHRONOUS)}")
+        #: ``"normal"`` or ``"full"``: see the class docstring.
+        self.durability = durability
+        secret = Key(key) if key is not None else None
+        if secret is not None and self.path == ":memory:":
+            raise ConfigError("an in-memory store cannot be encrypted")
+        hashing = keyed(hash_key) if hash_key is not None else XXH3
+        self._store = Store(self.path, key=secret, hashing=hashing, durability=durability)
         self._fragments = _core.FragmentCache(fragment_cache_bytes)
         self._bodies = _core.FragmentCache(fragment_cache_bytes)
         self._serialized = 0
@@ -145,6 +167,29 @@ class Runtime:
     def close(self) -> None:
         """Close every connection this runtime opened."""
         self._store.close()
+
+    def backup(self, dest: str | os.PathLike[str]) -> BackupReport:
+        """Copy the store to the new file ``dest`` with SQLite's backup API, while it
+        stays in use: the copy holds every turn committed before the backup began, is
+        checked before it is put in place, and is encrypted with the store's key if the
+        store is encrypted. An existing ``dest`` is never overwritten."""
+        return backup(self._store, check_path(dest))
+
+    def rekey(self, key: str | bytes | Key | None) -> None:
+        """Re-encrypt the store under ``key``, or with ``None`` decrypt it (a plain store
+        is encrypted by its first rekey). Close every other handle on the file first:
+        no other process may have it open meanwhile."""
+        self._store.rekey(Key(key) if key is not None else None)
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether the store is encrypted (opened with a key)."""
+        return self._store.encrypted
+
+    @property
+    def hashing(self) -> str:
+        """How the store hashes messages: ``"xxh3-128"`` or ``"blake2b-128-keyed"``."""
+        return self._store.hashing.name
 
     # -- internals used by Session ---------------------------------------------
 

@@ -90,6 +90,17 @@ class Session:
             self._load()
             return self._prefix().hex() if self._ids else None
 
+    @property
+    def store_id(self) -> str:
+        """The random id of this session's store (names files derived from it)."""
+        return self._rt._store.store_id
+
+    def prefix_hashes(self) -> list[bytes]:
+        """The prefix hash of every message, root first, as the store computes them."""
+        with self._lock:
+            self._load()
+            return self._rt._store.hashing.chain_many(_core.ROOT, list(self._hashes))
+
     def __len__(self) -> int:
         with self._lock:
             self._load()
@@ -182,18 +193,19 @@ class Session:
     ) -> list[tuple[bytes, bytes, bytes | None]]:
         limit = self._rt.max_message_bytes
         hook = self._rt.redact
+        digest = self._rt._store.hashing.digest
         out: list[tuple[bytes, bytes, bytes | None]] = []
         for given in messages:
             if hook is not None:
                 given = redact_strings(given, hook)
             text = canonical_text(given, limit)  # {"role": ..., "content": "..."}: most turns
             if text is not None:
-                out.append((_core.digest(text), text, None))
+                out.append((digest(text), text, None))
                 continue
             converted = to_canonical(given, model) if not isinstance(given, Message) else [given]
             for msg in converted:
                 body, meta = canonicalize(msg, limit)
-                out.append((_core.digest(body), body, meta))
+                out.append((digest(body), body, meta))
         self._rt._count_serialized(len(out))
         return out
 
@@ -211,7 +223,7 @@ class Session:
         written in the same transaction; waiting for other writers ends at ``deadline``.
         """
         parent = self._ids[keep - 1] if keep else None
-        prefixes = _core.chain_many(self._prefix(keep), [p[0] for p in prepared])
+        prefixes = self._rt._store.hashing.chain_many(self._prefix(keep), [p[0] for p in prepared])
         items: list[NewNode] = [
             (h, body, prefix, meta, status)
             for (h, body, meta), prefix in zip(prepared, prefixes, strict=True)
@@ -338,7 +350,7 @@ class Session:
             believed = (
                 self._head_prefix
                 if keep == len(self._ids)
-                else _core.chain_many(_core.ROOT, self._hashes[:keep])[-1]
+                else self._rt._store.hashing.chain_many(_core.ROOT, self._hashes[:keep])[-1]
                 if keep
                 else None
             )
@@ -400,7 +412,7 @@ class Session:
             self._load()
             if not self._hashes:
                 return None
-            return "srt-" + _core.chain(_core.ROOT, self._hashes[0]).hex()
+            return "srt-" + self._rt._store.hashing.chain(_core.ROOT, self._hashes[0]).hex()
 
     def _assembly(
         self,

@@ -25,8 +25,10 @@ from typing import Any
 
 import apsw
 
-from . import _core, _db
+from . import _core, _db, _keys
+from ._hashing import XXH3, Hashing
 from .errors import (
+    ConfigError,
     ConflictError,
     CorruptionError,
     SessionExistsError,
@@ -124,18 +126,35 @@ class Store:
     """One SQLite file: a connection per thread, a writer lock, and the SQL.
 
     ``vfs`` names a registered SQLite VFS for every connection (``None``: the default).
+    ``key`` decrypts an encrypted file (``_keys``); ``hashing`` is how the file's
+    messages and prefix chain are hashed (``_hashing``; the file records it);
+    ``durability`` is ``"normal"`` or ``"full"`` (``_db.SYNCHRONOUS``).
     """
 
-    def __init__(self, path: str, *, vfs: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        vfs: str | None = None,
+        key: _keys.Key | None = None,
+        hashing: Hashing = XXH3,
+        durability: str = "normal",
+    ) -> None:
         self.path = path
+        self._durability = durability
         self._vfs = vfs
+        self._key = key
+        #: The file's hashing: ``digest``, ``chain`` and ``chain_many`` of its hashes.
+        self.hashing = hashing
         self._lock = _file_lock(path)
         self._local = threading.local()
         self._pid = os.getpid()
         self._conns: list[apsw.Connection] = []
         self._conns_guard = threading.Lock()
+        if key is not None:
+            _keys.require()
         if path != ":memory:":
-            _db.check_header(path, vfs=vfs)
+            _db.check_header(path, vfs=vfs, key=key)
             _db.create_private_file(path)
         self._conn()  # verify identity and migrate now, so errors surface at open
 
@@ -152,11 +171,91 @@ class Store:
             self._pid = os.getpid()
         conn: apsw.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = _db.connect(self.path, self._lock, migrate=True, vfs=self._vfs)
+            conn = self.open_connection()
             self._local.conn = conn
             with self._conns_guard:
                 self._conns.append(conn)
         return conn
+
+    def open_connection(self) -> apsw.Connection:
+        """A new connection to the file, keyed, checked and configured like the store's
+        own (the maintenance jobs and the backup use one of their own; the caller
+        closes it)."""
+        return _db.connect(
+            self.path,
+            self._lock,
+            migrate=True,
+            vfs=self._vfs,
+            key=self._key,
+            hashing=self.hashing,
+            durability=self._durability,
+        )
+
+    @property
+    def store_id(self) -> str:
+        """The file's random id (hex), made when it was created: it names files derived
+        from this store elsewhere (the local provider's saved KV states)."""
+        sid: str | None = getattr(self, "_store_id", None)
+        if sid is None:
+            rows = self.read(
+                "reading the store id", "SELECT value FROM srt_meta WHERE key = 'store_id'"
+            )
+            sid = bytes(rows[0][0]).hex() if rows else ""
+            self._store_id = sid
+        return sid
+
+    @property
+    def lock(self) -> threading.Lock:
+        """The in-process writer lock every write to this file takes first."""
+        return self._lock
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether the store was opened with an encryption key."""
+        return self._key is not None
+
+    @property
+    def key(self) -> _keys.Key | None:
+        """The encryption key (a ``Key``, which never shows its value), or ``None``."""
+        return self._key
+
+    def rekey(self, new_key: _keys.Key | None) -> None:
+        """Re-encrypt the file under ``new_key`` (``None``: decrypt it).
+
+        Every connection this store opened is closed first (threads reopen theirs on
+        their next use); no other process may have the file open meanwhile. The new
+        key is checked by reading the file with it before it replaces the old one.
+        """
+        _keys.require()
+        if self.path == ":memory:":
+            raise ConfigError("an in-memory store cannot be encrypted")
+        with self._lock:
+            self.close()
+            conn = self.open_connection()
+            try:
+                with _db.translate("re-encrypting the database"):
+                    if self._key is None and new_key is not None:
+                        # Encrypting a plain file rewrites every page with room for the
+                        # cipher's MAC, which SQLite3 Multiple Ciphers does only outside
+                        # WAL mode: leave it for the rekey (this needs the only handle).
+                        if conn.pragma("journal_mode", "delete") != "delete":
+                            raise StoreBusyError(
+                                "re-encrypting the database: another connection has it open"
+                            )
+                        try:
+                            _keys.apply(conn, new_key, rekey=True)
+                        finally:
+                            conn.pragma("journal_mode", "wal")
+                    else:
+                        _keys.apply(conn, new_key, rekey=True)
+            finally:
+                conn.close()
+            old, self._key = self._key, new_key
+            try:
+                self.open_connection().close()
+            except BaseException:
+                self._key = old
+                raise
 
     def close(self) -> None:
         with self._conns_guard:
@@ -300,10 +399,11 @@ class Store:
         rows.reverse()
         rows.sort(key=_depth)
         hashes = [r[1] for r in rows]
+        digest = self.hashing.digest
         if (
             not all(type(r[2]) is bytes and type(r[1]) is bytes for r in rows)
-            or [_core.digest(r[2]) for r in rows] != hashes
-            or _core.chain_many(_core.ROOT, hashes) != [r[3] for r in rows]
+            or [digest(r[2]) for r in rows] != hashes
+            or self.hashing.chain_many(_core.ROOT, hashes) != [r[3] for r in rows]
             or not rows
             or rows[-1][0] != head
         ):
@@ -326,14 +426,15 @@ class Store:
         rows.sort(key=_depth)
         if not rows or rows[0][6] != above + 1 or rows[-1][0] != head:
             return None
+        digest = self.hashing.digest
         if not all(type(r[2]) is bytes and type(r[1]) is bytes for r in rows) or [
-            _core.digest(r[2]) for r in rows
+            digest(r[2]) for r in rows
         ] != [r[1] for r in rows]:
             raise CorruptionError(
                 "the session's stored messages fail their hash check (the file is "
                 "damaged); run srt verify"
             )
-        if _core.chain_many(prefix, [r[1] for r in rows]) != [r[3] for r in rows]:
+        if self.hashing.chain_many(prefix, [r[1] for r in rows]) != [r[3] for r in rows]:
             return None
         return rows
 

@@ -21,6 +21,11 @@ turn it saw acknowledged.
   garbage and vacuums; ``CKPT+``/``CKPT-`` mark each checkpoint's start and end
   (``CheckpointVFS``). ARG ``kill=K`` makes it SIGKILL itself at its K-th write
   to the database file, which only a checkpoint writes.
+* ``powercut``: appends turns to session ``p`` with ``Runtime(durability=D)`` and, at
+  its K-th write or sync (ARG ``D,k=K,keep=N,on=any|sync|db``: counting every I/O,
+  only syncs, or only writes to the database file, i.e. checkpoints), cuts the power
+  through ``PowerCutVFS`` (every write not yet synced is undone, but each file's
+  first N) and dies at once.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import srt.maintenance
 import srt.runtime
 from rel_support.common import connect, turn_payload
 from rel_support.faultvfs import CheckpointVFS, FaultVFS, Plan
+from rel_support.powercut import PowerCutVFS
 
 
 def out(line: str) -> None:
@@ -130,6 +136,37 @@ def checkpoint_loop(path: str, cycle: str, arg: str) -> None:
             out("OP done")
 
 
+def powercut(path: str, cycle: str, arg: str) -> None:
+    durability, *rest = arg.split(",")
+    opts = dict(kv.split("=") for kv in rest)
+    k, keep, on = int(opts["k"]), int(opts.get("keep", "0")), opts.get("on", "any")
+    vfs = PowerCutVFS("powercut", default=True)
+    seen = [0]
+
+    def on_io(kind: str, file_kind: str) -> None:
+        if (on == "sync" and kind != "s") or (on == "db" and file_kind != "db"):
+            return
+        seen[0] += 1
+        if seen[0] >= k:
+            undone = vfs.cut(keep)
+            out(f"CUT {kind} {file_kind} undone={sum(undone.values())}")
+            vfs.die()
+
+    with srt.Runtime(path, durability=durability) as rt:
+        s = rt.session("p")
+        len(s)
+        vfs.on_io = on_io
+        out("READY")
+        i = 0
+        while True:
+            tid = f"{cycle}.{i}"
+            q, a = turn_payload(tid)
+            out(f"BEGIN {tid}")
+            s.append({"role": "user", "content": q}, {"role": "assistant", "content": a})
+            out(f"ACK {tid}")
+            i += 1
+
+
 def main() -> None:
     mode, path, cycle = sys.argv[1:4]
     arg = sys.argv[4] if len(sys.argv) > 4 else ""
@@ -177,6 +214,8 @@ def main() -> None:
             out(f"REPLY {cycle} {stream.status} {s.head}")
     elif mode == "ckpt":
         checkpoint_loop(path, cycle, arg)
+    elif mode == "powercut":
+        powercut(path, cycle, arg)
     else:
         raise SystemExit(f"unknown mode {mode!r}")
     out("DONE")

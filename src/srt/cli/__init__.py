@@ -87,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the database file (default: $SRT_DB, else srt.db in the user data directory)",
     )
     parser.add_argument(
+        "--key-file",
+        metavar="PATH",
+        type=_path,
+        help="the database's encryption key (the encryption extra): a file readable by you "
+        "only, kept outside the database's directory",
+    )
+    parser.add_argument(
         "--version", action="version", version=f"srt {__version__}", help="print the version"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -243,6 +250,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
     command("vacuum", "rebuild the database file without its free space", _maint.vacuum)
+
+    p = command("backup", "copy the database to a new file while it stays in use", _maint.backup)
+    p.add_argument("dest", metavar="DEST", type=_path, help="the new file (never overwritten)")
+
+    p = command("rekey", "encrypt the database under a new key, or decrypt it", _maint.rekey)
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument(
+        "--new-key-file", metavar="PATH", type=_path, help="the new key (as for --key-file)"
+    )
+    how.add_argument("--decrypt", action="store_true", help="store the database unencrypted")
     return parser
 
 

@@ -11,13 +11,16 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from .._keys import Key, read_key_file
 from ..runtime import Runtime
 
 __all__ = [
     "CommandError",
+    "cli_key",
     "escape_line",
     "escape_text",
     "existing_db",
+    "open_db",
     "print_json",
     "print_table",
     "runtime",
@@ -76,8 +79,19 @@ def runtime(args: argparse.Namespace, *, create: bool = False) -> Iterator[Runti
     path = args.db
     if not create and path != ":memory:" and not os.path.exists(path):
         path = ":memory:"
-    with Runtime(path) as rt:
+    with Runtime(path, key=cli_key(args) if path != ":memory:" else None) as rt:
         yield rt
+
+
+def cli_key(args: argparse.Namespace) -> Key | None:
+    """The encryption key from ``--key-file``, if given (``_keys.read_key_file``)."""
+    key_file: str | None = getattr(args, "key_file", None)
+    return read_key_file(key_file, args.db) if key_file is not None else None
+
+
+def open_db(args: argparse.Namespace) -> Runtime:
+    """The runtime on ``--db`` (with ``--key-file``), for a command that needs the file."""
+    return Runtime(existing_db(args), key=cli_key(args))
 
 
 def existing_db(args: argparse.Namespace) -> str:

@@ -10,10 +10,11 @@ import sys
 import unicodedata
 
 from .. import maintenance
+from .._keys import read_key_file
 from ..runtime import Runtime
-from ._common import escape_line, existing_db, print_json
+from ._common import cli_key, escape_line, open_db, print_json
 
-__all__ = ["gc", "search", "search_usage", "snippet", "vacuum", "verify"]
+__all__ = ["backup", "gc", "rekey", "search", "search_usage", "snippet", "vacuum", "verify"]
 
 
 def _fold(text: str) -> str:
@@ -58,7 +59,7 @@ def search_usage(args: argparse.Namespace) -> str | None:
 
 def search(args: argparse.Namespace) -> None:
     if args.drop_index:
-        with Runtime(existing_db(args)) as rt:
+        with open_db(args) as rt:
             dropped = maintenance.drop_search_index(rt)
         print(
             "dropped the search index; srt vacuum returns its pages to the disk"
@@ -69,7 +70,7 @@ def search(args: argparse.Namespace) -> None:
     if args.db == ":memory:" or not os.path.exists(args.db):
         hits: list[maintenance.Hit] = []
     else:
-        with Runtime(args.db) as rt:
+        with Runtime(args.db, key=cli_key(args)) as rt:
             hits = maintenance.search(
                 rt, args.text, limit=args.limit, syntax=args.fts, announce=_announce
             )
@@ -94,7 +95,7 @@ def _size(n: int) -> str:
 
 
 def gc(args: argparse.Namespace) -> None:
-    with Runtime(existing_db(args)) as rt:
+    with open_db(args) as rt:
         r = maintenance.gc(rt, secure_delete=not args.no_secure_delete, dry_run=args.dry_run)
     if args.json:
         print_json({**dataclasses.asdict(r), "bytes_freed": r.bytes_freed})
@@ -106,6 +107,11 @@ def gc(args: argparse.Namespace) -> None:
     )
     if r.ledger_rows:
         print(f"kept {_n(r.ledger_rows, 'ledger row')} of those nodes (their node is now empty)")
+    if r.state_files:
+        print(
+            f"{verb} {_n(r.state_files, 'saved KV state')} of the local provider "
+            f"({_size(r.state_bytes)}) for conversations no session reaches"
+        )
     if r.dry_run:
         print("dry run: nothing was changed")
         return
@@ -128,7 +134,7 @@ def _n(count: int, word: str) -> str:
 
 
 def verify(args: argparse.Namespace) -> int:
-    with Runtime(existing_db(args)) as rt:
+    with open_db(args) as rt:
         r = maintenance.verify(rt)
     checked = ", ".join(
         [
@@ -152,6 +158,25 @@ def verify(args: argparse.Namespace) -> int:
 
 
 def vacuum(args: argparse.Namespace) -> None:
-    with Runtime(existing_db(args)) as rt:
+    with open_db(args) as rt:
         r = maintenance.vacuum(rt)
     print(f"{_size(r.bytes_before)} before, {_size(r.bytes_after)} after")
+
+
+def backup(args: argparse.Namespace) -> None:
+    with open_db(args) as rt:
+        r = rt.backup(args.dest)
+    print(
+        f"{'encrypted ' if r.encrypted else ''}backup of {_n(r.pages, 'page')} "
+        f"({_size(r.bytes)}) written to {escape_line(r.path)}; integrity_check ok"
+    )
+
+
+def rekey(args: argparse.Namespace) -> None:
+    new = None if args.decrypt else read_key_file(args.new_key_file, args.db)
+    with open_db(args) as rt:
+        rt.rekey(new)
+    print(
+        "the database is now "
+        + ("plain (not encrypted)" if new is None else "encrypted under the new key")
+    )

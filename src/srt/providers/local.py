@@ -49,12 +49,19 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 import httpx
-import platformdirs
 
 from ..errors import ConfigError, ProviderError, ProviderTimeoutError
 from . import _llama_child
 from ._llama_child import ERROR, READY
-from ._llama_slots import CallStats, LocalStats, Router, SessionLike, Todo
+from ._llama_slots import (
+    CallStats,
+    LocalStats,
+    Router,
+    SessionLike,
+    Todo,
+    default_state_dir,
+    private_dir,
+)
 from .base import OpenAICompatible
 from .sse import SSEDecoder
 from .transport import AsyncResponse, AsyncTransport, HTTPRequest, Response, Timeouts, Transport
@@ -623,4 +630,6 @@ class LocalProvider(OpenAICompatible):
 
 
 def _default_state_dir() -> str:
-    return os.path.join(platformdirs.user_cache_dir("srt", appauthor=False), "llama-slots")
+    base = default_state_dir()
+    private_dir(base)  # srt's own directory: 0700, whatever made it before
+    return base
