@@ -42,7 +42,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CHECK = r"""
 import json, os, sys, tempfile
 import apsw, srt
-from srt import maintenance
 out = {"apsw_is_cipher_build": hasattr(apsw, "mc_version"), "apsw": apsw.apsw_version()}
 d = tempfile.mkdtemp()
 try:
@@ -63,7 +62,7 @@ except srt.SrtError as exc:
     out["error"] = f"{type(exc).__name__}: {exc}"
 with srt.Runtime(os.path.join(d, "plain.db")) as rt:
     rt.session("s").append({"role": "user", "content": "plain"})
-    out["plain_store_verifies"] = maintenance.verify(rt).ok
+    out["plain_store_verifies"] = rt.store.verify().ok
 print(json.dumps(out))
 """
 

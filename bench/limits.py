@@ -9,7 +9,7 @@ Builds the store through srt's own API (one ``append`` of a shared system prompt
 code takes:
 
 * listing: ``rt.sessions()`` (what ``srt ls --json`` would need at least) and
-  ``srt.maintenance.overview`` (what ``srt ls`` prints: counts per session, which walks
+  ``rt.store.overview()`` (what ``srt ls`` prints: counts per session, which walks
   every chain), each repeated;
 * opening: ``rt.session(name, create=False)`` then ``messages()`` on a fresh handle,
   for sessions picked at random, in the runtime that built the store and in a fresh
@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import srt
-from srt import maintenance
 
 SYSTEM = {"role": "system", "content": "You are a helpful assistant for a garden shop. " * 8}
 
@@ -98,7 +97,7 @@ def measure(path: str, sessions: int, opens: int, listings: int) -> dict[str, An
             [timed(lambda n=n: rt.session(n, create=False).messages(), 1)[0] for n in names]
         )
         out["list_sessions"] = summary(timed(rt.sessions, listings))
-        out["overview_srt_ls"] = summary(timed(lambda: maintenance.overview(rt), 3))
+        out["overview_srt_ls"] = summary(timed(lambda: rt.store.overview(), 3))
         count = len(rt.sessions())
         out["sessions_listed"] = count
     extra = path + ".create"

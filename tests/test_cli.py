@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 import srt
-from srt import maintenance
 from srt.cli import build_parser, main
 from support import connect
 
@@ -514,7 +513,7 @@ def test_search_drop_index(cli: Cli) -> None:
         "dropped the search index; srt vacuum returns its pages to the disk\n"
     )
     with srt.Runtime(cli.db) as rt:
-        assert not maintenance.has_search_index(rt)
+        assert not rt.store.has_search_index()
     assert cli.ok("vacuum")
     r = cli("search", "aardvark", "--json")
     assert (r.code, r.err) == (0, "building the search index over 1 message…\n")

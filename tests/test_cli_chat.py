@@ -208,7 +208,7 @@ def statuses(db: str, name: str) -> list[tuple[str, str | None]]:
     """(role, status) of each message of session ``name``, read in this process."""
     with srt.Runtime(db) as rt:
         session = rt.session(name, create=False)
-        rows = rt._store.chain(session.head)
+        rows = rt.store.chain(session.head)
     return [(json.loads(r[2])["role"], r[4]) for r in rows]
 
 

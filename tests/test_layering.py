@@ -2,7 +2,7 @@
 
 Bottom to top::
 
-    errors, _types (and message) <- _core <- _db, store, wire <- providers
+    errors, _types (and message) <- _core <- store, wire <- providers
         <- context, session <- runtime <- cli, bench
 
 Nothing imports upward. Imports under ``if TYPE_CHECKING:`` are allowed, since
@@ -26,17 +26,14 @@ RANKS = {
     "_version": 0,
     "message": 1,
     "_core": 1,
-    "_db": 2,
     # How a store hashes (XXH3 or keyed BLAKE2b), over _core.
     "_hashing": 1,
-    # Encryption keys and keying a connection (SQLite3 Multiple Ciphers).
-    "_keys": 2,
-    # The online backup of a store (SQLite's backup API).
-    "_backup": 2,
     # Token counting: canonical bytes -> counts; no I/O.
     "tokens": 2,
     # Prices as data and the savings arithmetic over ledger rows.
     "pricing": 1,
+    # The Store protocol and its engines (srt.store.sqlite: set-up, migrations, gc,
+    # verify, search, vacuum); nothing outside it writes SQL.
     "store": 2,
     "wire": 2,
     "providers": 3,
@@ -49,8 +46,6 @@ RANKS = {
     "compaction": 4,
     "_assembly": 4,
     "runtime": 5,
-    # gc, verify, vacuum, search and the ls/tree views, on the runtime's store.
-    "maintenance": 5,
     "cli": 6,
     "bench": 6,
     # The local provider server for tests and the bench (plays the remote side).
@@ -143,7 +138,7 @@ def _srt_imports() -> list[tuple[str, int, str]]:
 
 def test_the_package_is_where_we_parse() -> None:
     names = {d for d, _ in modules()}
-    assert {"srt", "srt.errors", "srt.store", "srt._db", "srt.session", "srt.runtime"} <= names
+    assert {"srt", "srt.errors", "srt.store", "srt.store.sqlite.db", "srt.session"} <= names
     assert any(n.startswith("srt.wire") for n in names)
     # The resolver sees relative imports: session.py imports the store and the core.
     session_imports = {t for d, _, t in _srt_imports() if d == "srt.session"}
@@ -180,9 +175,8 @@ def _third_party(prefix: str) -> list[tuple[str, int, str]]:
     ("module", "forbidden"),
     [
         ("srt.store", ("httpx",)),
-        ("srt._db", ("httpx",)),
-        ("srt.wire", ("apsw", "sqlite3", "httpx", "srt.store", "srt._db")),
-        ("srt.providers", ("apsw", "sqlite3", "srt.store", "srt._db")),
+        ("srt.wire", ("apsw", "sqlite3", "httpx", "srt.store")),
+        ("srt.providers", ("apsw", "sqlite3", "srt.store")),
         ("srt.message", ("apsw", "sqlite3", "httpx")),
         ("srt.errors", ("apsw", "httpx")),
     ],

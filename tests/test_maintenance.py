@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 import srt
-from srt import _db, maintenance
+from rel_support.common import make_old_db
 from srt.providers.base import OpenAI
+from srt.store.sqlite import db as _db
 from srt.testing import ProviderServer
 from support import connect, snapshot
 
@@ -54,7 +55,7 @@ def tree_db(rt: srt.Runtime) -> srt.Runtime:
 
 
 def test_overview_counts_turns_tokens_and_branches(tree_db: srt.Runtime) -> None:
-    rows = {o.name: o for o in maintenance.overview(tree_db)}
+    rows = {o.name: o for o in tree_db.store.overview()}
     assert list(rows) == ["alt", "empty", "main"]
     main = tree_db.session("main")
     assert rows["main"].messages == 5 and rows["main"].turns == 2
@@ -69,7 +70,7 @@ def test_overview_counts_turns_tokens_and_branches(tree_db: srt.Runtime) -> None
 
 
 def test_tree_has_every_branch_and_head(tree_db: srt.Runtime) -> None:
-    top = maintenance.tree(tree_db, "alt")
+    top = tree_db.store.tree("alt")
     assert top is not None and (top.depth, top.role) == (1, "system")
     u1 = top.children[0]
     a1 = u1.children[0]
@@ -77,40 +78,40 @@ def test_tree_has_every_branch_and_head(tree_db: srt.Runtime) -> None:
     assert [c.text for c in a1.children] == ["And a quokka?", "What do zebras eat?"]
     ends = [c.children[0] for c in a1.children]
     assert [(n.depth, n.heads, n.children) for n in ends] == [(5, ["main"], []), (5, ["alt"], [])]
-    assert maintenance.tree(tree_db, "empty") is None
+    assert tree_db.store.tree("empty") is None
     with pytest.raises(srt.SessionNotFoundError):
-        maintenance.tree(tree_db, "nope")
+        tree_db.store.tree("nope")
     # A fork with nothing of its own is a head in the middle of a run.
     tree_db.session("main").fork("early", at=2)
-    top = maintenance.tree(tree_db, "main")
+    top = tree_db.store.tree("main")
     assert top is not None and top.children[0].heads == ["early"]
 
 
 def test_search_finds_words_in_every_session(tree_db: srt.Runtime) -> None:
-    hits = maintenance.search(tree_db, "zebra")
+    hits = tree_db.store.search("zebra")
     places = {h.text: h.places for h in hits}
     # Words match whole (zebras is another word), in text only: not in roles or JSON keys.
     assert places == {
         "You are a zebra expert.": (("alt", 1), ("main", 1)),
         "How fast is a zebra?": (("alt", 2), ("main", 2)),
     }
-    assert {h.text for h in maintenance.search(tree_db, "zebra*")} == {
+    assert {h.text for h in tree_db.store.search("zebra*")} == {
         *places,
         "What do zebras eat?",
     }
-    assert maintenance.search(tree_db, "role") == []
-    assert maintenance.search(tree_db, "content") == []
-    assert [h.role for h in maintenance.search(tree_db, "QUOKKA")] == ["user"]  # not quokkas
-    assert sorted(h.role for h in maintenance.search(tree_db, "QUOKKA*")) == ["assistant", "user"]
+    assert tree_db.store.search("role") == []
+    assert tree_db.store.search("content") == []
+    assert [h.role for h in tree_db.store.search("QUOKKA")] == ["user"]  # not quokkas
+    assert sorted(h.role for h in tree_db.store.search("QUOKKA*")) == ["assistant", "user"]
     # Punctuation and operators are literal unless syntax=True.
-    assert [h.text for h in maintenance.search(tree_db, 'km/h. "65')] == ["About 65 km/h."]
-    assert maintenance.search(tree_db, "zebra OR quokka") == []
-    assert len(maintenance.search(tree_db, "zebra OR quokka", syntax=True)) == 3
-    assert len(maintenance.search(tree_db, "zebra*", limit=1)) == 1
+    assert [h.text for h in tree_db.store.search('km/h. "65')] == ["About 65 km/h."]
+    assert tree_db.store.search("zebra OR quokka") == []
+    assert len(tree_db.store.search("zebra OR quokka", syntax=True)) == 3
+    assert len(tree_db.store.search("zebra*", limit=1)) == 1
     with pytest.raises(srt.ConfigError):
-        maintenance.search(tree_db, "  ")
+        tree_db.store.search("  ")
     with pytest.raises(srt.StoreError):
-        maintenance.search(tree_db, "zebra AND (", syntax=True)
+        tree_db.store.search("zebra AND (", syntax=True)
 
 
 def test_search_reads_text_parts_and_skips_the_rest(rt: srt.Runtime) -> None:
@@ -129,22 +130,22 @@ def test_search_reads_text_parts_and_skips_the_rest(rt: srt.Runtime) -> None:
             "tool_calls": [{"id": "c1", "function": {"name": "armadillo", "arguments": "{}"}}],
         },
     )
-    (hit,) = maintenance.search(rt, "unicode second")  # accents folded
+    (hit,) = rt.store.search("unicode second")  # accents folded
     assert hit.text == "first ünïcödé part\nsecond part"
-    assert maintenance.search(rt, "pangolin") == maintenance.search(rt, "armadillo") == []
+    assert rt.store.search("pangolin") == rt.store.search("armadillo") == []
 
 
 def test_the_index_follows_appends_rewinds_and_gc(tree_db: srt.Runtime) -> None:
     main = tree_db.session("main")
     main.append(user("A question about okapis."))
-    assert maintenance.search(tree_db, "okapis")[0].places == (("main", 6),)
+    assert tree_db.store.search("okapis")[0].places == (("main", 6),)
     main.rewind(1)  # the message stays stored, but no session reaches it
-    assert maintenance.search(tree_db, "okapis") == []
+    assert tree_db.store.search("okapis") == []
     tree_db.delete("main")
-    assert maintenance.search(tree_db, "quokka") == []
-    report = maintenance.gc(tree_db)
+    assert tree_db.store.search("quokka") == []
+    report = tree_db.store.gc()
     assert (report.nodes, report.messages) == (3, 3)
-    assert maintenance.verify(tree_db).ok  # the index holds exactly the stored messages
+    assert tree_db.store.verify().ok  # the index holds exactly the stored messages
     with connect(tree_db.path) as conn:
         indexed = conn.execute("SELECT count(*) FROM messages_fts_docsize").get
         stored = conn.execute("SELECT count(*) FROM messages").get
@@ -193,18 +194,18 @@ def _search_objects(path: str) -> list[tuple[str, str]]:
 def test_a_file_never_searched_has_no_search_index(tree_db: srt.Runtime) -> None:
     path = tree_db.path
     assert _search_objects(path) == []
-    assert not maintenance.has_search_index(tree_db)
+    assert not tree_db.store.has_search_index()
     # verify, gc and vacuum do without it.
-    assert maintenance.verify(tree_db).ok
+    assert tree_db.store.verify().ok
     tree_db.delete("main")
-    assert (maintenance.gc(tree_db).messages, maintenance.vacuum(tree_db).checkpointed) == (2, True)
-    assert maintenance.verify(tree_db).ok
+    assert (tree_db.store.gc().messages, tree_db.store.vacuum().checkpointed) == (2, True)
+    assert tree_db.store.verify().ok
     assert _search_objects(path) == []
 
 
 def test_the_first_search_builds_the_index_over_earlier_messages(tree_db: srt.Runtime) -> None:
     built: list[int] = []
-    (hit,) = maintenance.search(tree_db, "quokka", announce=built.append)
+    (hit,) = tree_db.store.search("quokka", announce=built.append)
     assert hit.places == (("main", 4),)
     assert built == [7]  # every stored message, reached or not
     assert _search_objects(tree_db.path) == [
@@ -216,10 +217,10 @@ def test_the_first_search_builds_the_index_over_earlier_messages(tree_db: srt.Ru
         ("trigger", "messages_fts_delete"),
         ("trigger", "messages_fts_insert"),
     ]
-    assert maintenance.search(tree_db, "zebra*", announce=built.append)
-    assert maintenance.build_search_index(tree_db) is None
+    assert tree_db.store.search("zebra*", announce=built.append)
+    assert tree_db.store.build_search_index() is None
     assert built == [7]  # built once
-    assert maintenance.verify(tree_db).ok
+    assert tree_db.store.verify().ok
 
 
 def test_the_index_follows_writers_that_opened_the_file_before_it_existed(
@@ -229,27 +230,23 @@ def test_the_index_follows_writers_that_opened_the_file_before_it_existed(
     main = tree_db.session("main")
     main.append(user("before the index: wombat"))  # this thread's connection is warm
     with srt.Runtime(path) as other:
-        assert maintenance.build_search_index(other) == 8
+        assert other.store.build_search_index() == 8
     main.append(user("after the index, same runtime: numbat"))
     subprocess.run(
         [sys.executable, "-c", _WRITER, path, "proc", "1"], check=True, capture_output=True
     )
-    assert [h.text for h in maintenance.search(tree_db, "wombat")] == ["before the index: wombat"]
-    assert [h.places for h in maintenance.search(tree_db, "numbat")] == [(("main", 7),)]
-    assert [h.places for h in maintenance.search(tree_db, "proc turn")] == [(("proc", 1),)]
-    assert maintenance.verify(tree_db).ok
+    assert [h.text for h in tree_db.store.search("wombat")] == ["before the index: wombat"]
+    assert [h.places for h in tree_db.store.search("numbat")] == [(("main", 7),)]
+    assert [h.places for h in tree_db.store.search("proc turn")] == [(("proc", 1),)]
+    assert tree_db.store.verify().ok
 
 
-def test_a_v2_file_migrates_to_v3_without_an_index(db_path: str) -> None:
+def test_a_v2_file_migrates_without_an_index(db_path: str) -> None:
+    make_old_db(db_path, 2)  # a genuine v2 file, written with v1 and v2's SQL only
     with srt.Runtime(db_path) as rt:
-        rt.session("old").append(user("a message from before search existed"))
-    with connect(db_path) as conn:  # a file at schema v2 (v3 adds nothing to it now)
-        conn.execute("DROP TABLE srt_meta")  # which v4 adds
-        conn.execute("PRAGMA user_version=2")
-    with srt.Runtime(db_path) as rt:
-        assert _search_objects(db_path) == []
-        (hit,) = maintenance.search(rt, "before search existed")
-        assert hit.places == (("old", 1),)
+        assert _search_objects(db_path) == []  # no migration creates the index
+        hits = rt.store.search("old.0.0")
+        assert {h.places for h in hits} == {(("old-0", 1),), (("old-0", 2),)}
     with connect(db_path) as conn:
         assert conn.execute("PRAGMA user_version").get == _db.SCHEMA_VERSION
 
@@ -265,36 +262,36 @@ def test_a_v3_file_with_the_index_of_the_first_v3_keeps_it(db_path: str) -> None
     with srt.Runtime(db_path) as rt:
         old = rt.session("old")
         old.append(user("written after, through the old triggers"))
-        assert maintenance.has_search_index(rt)
-        assert maintenance.build_search_index(rt) is None  # nothing to build
-        assert [h.places for h in maintenance.search(rt, "written")] in (
+        assert rt.store.has_search_index()
+        assert rt.store.build_search_index() is None  # nothing to build
+        assert [h.places for h in rt.store.search("written")] in (
             [(("old", 1),), (("old", 2),)],
             [(("old", 2),), (("old", 1),)],
         )
-        assert maintenance.verify(rt).ok
+        assert rt.store.verify().ok
         old.fork("gone").append(user("soon garbage"))
         rt.delete("gone")
-        assert maintenance.gc(rt).messages == 1
-        assert maintenance.search(rt, "garbage") == []
-        assert maintenance.verify(rt).ok
+        assert rt.store.gc().messages == 1
+        assert rt.store.search("garbage") == []
+        assert rt.store.verify().ok
     assert _search_objects(db_path) == before
 
 
 def test_drop_search_index(tree_db: srt.Runtime) -> None:
-    assert maintenance.drop_search_index(tree_db) is False
-    assert maintenance.search(tree_db, "quokka")
-    assert maintenance.drop_search_index(tree_db) is True
+    assert tree_db.store.drop_search_index() is False
+    assert tree_db.store.search("quokka")
+    assert tree_db.store.drop_search_index() is True
     assert _search_objects(tree_db.path) == []
     tree_db.session("main").append(user("no index now: dugong"))  # no trigger fires
-    assert maintenance.verify(tree_db).ok
-    (hit,) = maintenance.search(tree_db, "dugong")  # built again, over all 8
+    assert tree_db.store.verify().ok
+    (hit,) = tree_db.store.search("dugong")  # built again, over all 8
     assert hit.places == (("main", 6),)
 
 
 _FIRST_SEARCH = textwrap.dedent(
     """
     import glob, os, sys, time, srt
-    from srt import _db, maintenance
+    from srt.store.sqlite import db as _db
     path, meet, me = sys.argv[1:]
     seen = []  # what each look for the index found
 
@@ -310,7 +307,7 @@ _FIRST_SEARCH = textwrap.dedent(
     real, _db.has_search_index = _db.has_search_index, has
     with srt.Runtime(path) as rt:
         built = []
-        hits = maintenance.search(rt, "needle", limit=5, announce=built.append)
+        hits = rt.store.search("needle", limit=5, announce=built.append)
     print(len(hits), built, seen)
     """
 )
@@ -345,7 +342,7 @@ def test_two_processes_search_first_at_once(tmp_path: Path) -> None:
         "1 [] [False, True]\n",
     ]
     with srt.Runtime(path) as rt:
-        assert maintenance.verify(rt).ok
+        assert rt.store.verify().ok
 
 
 def test_two_threads_search_first_at_once(db_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -369,7 +366,7 @@ def test_two_threads_search_first_at_once(db_path: str, monkeypatch: pytest.Monk
     def first_search() -> None:
         with srt.Runtime(db_path) as rt:
             try:
-                results.append(maintenance.search(rt, "needle", announce=built.append))
+                results.append(rt.store.search("needle", announce=built.append))
             except BaseException as exc:
                 results.append(exc)
 
@@ -382,14 +379,14 @@ def test_two_threads_search_first_at_once(db_path: str, monkeypatch: pytest.Monk
     assert built == [501]
     monkeypatch.undo()
     with srt.Runtime(db_path) as rt:
-        assert maintenance.verify(rt).ok
+        assert rt.store.verify().ok
 
 
 @pytest.mark.parametrize("indexed", [False, True], ids=["no index", "search index"])
 def test_gc_frees_the_deleted_and_keeps_the_forks(tree_db: srt.Runtime, indexed: bool) -> None:
     path = tree_db.path
     if indexed:  # its segments hold the words too: gc must leave none behind
-        maintenance.build_search_index(tree_db)
+        tree_db.store.build_search_index()
     marker = "QUOKKAMARKER7"  # only in main's own branch
     tree_db.session("main").append(user(f"{marker} " + "unique words " * 2000))
     alt_before = tree_db.session("alt").messages()
@@ -397,28 +394,28 @@ def test_gc_frees_the_deleted_and_keeps_the_forks(tree_db: srt.Runtime, indexed:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     assert marker.encode() in file_bytes(path)
 
-    dry = maintenance.gc(tree_db, dry_run=True)
+    dry = tree_db.store.gc(dry_run=True)
     assert (dry.nodes, dry.messages, dry.dry_run) == (0, 0, True)
     tree_db.delete("main")
     before = snapshot(path)
-    dry = maintenance.gc(tree_db, dry_run=True)
+    dry = tree_db.store.gc(dry_run=True)
     assert (dry.nodes, dry.messages) == (3, 3)
     assert snapshot(path) == before  # a dry run changes nothing
 
-    report = maintenance.gc(tree_db)
+    report = tree_db.store.gc()
     assert (report.nodes, report.messages, report.ledger_rows) == (3, 3, 0)
     assert report.message_bytes > 2000 * 13
     assert report.pages_freed >= 1 and report.checkpointed and report.secure_delete
     assert report.bytes_freed == report.pages_freed * report.page_size
     # The fork is intact, and the deleted branch's text is nowhere in the file or WAL.
     assert tree_db.session("alt").messages() == alt_before
-    assert maintenance.verify(tree_db).ok
+    assert tree_db.store.verify().ok
     data = file_bytes(path)
     for word in (marker, marker.lower(), "And a quokka?", "Quokkas hop slowly."):
         assert word.encode() not in data, word
     assert b"What do zebras eat?" in data
-    assert maintenance.has_search_index(tree_db) is indexed
-    again = maintenance.gc(tree_db)
+    assert tree_db.store.has_search_index() is indexed
+    again = tree_db.store.gc()
     assert (again.nodes, again.messages, again.pages_freed) == (0, 0, 0)
 
 
@@ -429,15 +426,15 @@ def test_gc_keeps_the_ledger(tree_db: srt.Runtime) -> None:
         gone.append(user("Is this kept?"))
         gone.send(provider, model="gpt-4o-mini")
         provider.close()
-    rows = tree_db._store.calls()
+    rows = tree_db.calls()
     assert len(rows) == 1 and rows[0]["node"] is not None
     tree_db.delete("gone")
-    report = maintenance.gc(tree_db)
+    report = tree_db.store.gc()
     assert (report.nodes, report.ledger_rows) == (2, 1)
-    (row,) = tree_db._store.calls()
+    (row,) = tree_db.calls()
     assert row == {**rows[0], "node": None}
     assert tree_db.usage().requests == 1
-    assert maintenance.verify(tree_db).ok
+    assert tree_db.store.verify().ok
 
 
 def test_gc_refuses_a_broken_reference_and_changes_nothing(tree_db: srt.Runtime) -> None:
@@ -447,7 +444,7 @@ def test_gc_refuses_a_broken_reference_and_changes_nothing(tree_db: srt.Runtime)
         conn.execute("UPDATE sessions SET head = 999 WHERE name = 'main'")
     before = snapshot(tree_db.path)
     with pytest.raises(srt.CorruptionError, match=r"sessions row .* refers to a missing nodes row"):
-        maintenance.gc(tree_db)
+        tree_db.store.gc()
     assert snapshot(tree_db.path) == before
 
 
@@ -483,7 +480,7 @@ def test_gc_is_safe_while_other_processes_write(db_path: str) -> None:
                 doomed = base.fork(f"doomed{sweeps}")
                 doomed.append(user(f"garbage {sweeps} " * 50))
                 rt.delete(f"doomed{sweeps}")
-                assert maintenance.gc(rt).nodes == 1
+                assert rt.store.gc().nodes == 1
                 sweeps += 1
         finally:
             results = [w.communicate(timeout=60) for w in writers]
@@ -493,7 +490,7 @@ def test_gc_is_safe_while_other_processes_write(db_path: str) -> None:
             assert [m["content"] for m in rt.session(f"w{k}").messages()] == [
                 f"w{k} turn {i}" for i in range(turns)
             ]
-        report = maintenance.verify(rt)
+        report = rt.store.verify()
         assert report.ok, report.faults
         assert report.sessions == 3 and report.messages == 1 + 2 * turns
 
@@ -506,7 +503,7 @@ def _corrupt(path: str, sql: str, *args: Any) -> None:
 
 
 def test_verify_names_a_corrupted_body_and_who_reaches_it(tree_db: srt.Runtime) -> None:
-    assert maintenance.verify(tree_db).ok
+    assert tree_db.store.verify().ok
     with connect(tree_db.path) as conn:
         (mid,) = conn.execute(
             "SELECT id FROM messages WHERE CAST(body AS TEXT) LIKE '%65 km/h%'"
@@ -517,7 +514,7 @@ def test_verify_names_a_corrupted_body_and_who_reaches_it(tree_db: srt.Runtime) 
         "WHERE id = ?",
         mid,
     )
-    report = maintenance.verify(tree_db)
+    report = tree_db.store.verify()
     assert not report.ok and report.messages == 7 and report.nodes == 7
     (fault,) = report.faults
     assert (fault.kind, fault.table, fault.row) == ("message", "messages", mid)
@@ -527,7 +524,7 @@ def test_verify_names_a_corrupted_body_and_who_reaches_it(tree_db: srt.Runtime) 
 
 
 def test_verify_finds_broken_chains_heads_and_index(tree_db: srt.Runtime) -> None:
-    maintenance.build_search_index(tree_db)
+    tree_db.store.build_search_index()
     with connect(tree_db.path) as conn:
         node, depth = conn.execute(
             "SELECT n.id, n.depth FROM nodes n JOIN sessions s ON s.head = n.id "
@@ -536,7 +533,7 @@ def test_verify_finds_broken_chains_heads_and_index(tree_db: srt.Runtime) -> Non
     _corrupt(tree_db.path, "UPDATE nodes SET depth = 9 WHERE id = ?", node)
     _corrupt(tree_db.path, "UPDATE sessions SET head = 4242 WHERE name = 'main'")
     _corrupt(tree_db.path, "DELETE FROM messages_fts WHERE rowid = 1")
-    faults = maintenance.verify(tree_db).faults
+    faults = tree_db.store.verify().faults
     assert [(f.kind, f.table) for f in faults] == [
         ("node", "nodes"),
         ("session", "sessions"),
@@ -550,11 +547,11 @@ def test_verify_finds_broken_chains_heads_and_index(tree_db: srt.Runtime) -> Non
 def test_verify_checks_the_search_index_where_there_is_one(tree_db: srt.Runtime) -> None:
     path = tree_db.path
     _corrupt(path, "DELETE FROM messages WHERE id NOT IN (SELECT message FROM nodes)")
-    assert maintenance.verify(tree_db).ok  # no index: nothing to compare
-    maintenance.build_search_index(tree_db)
+    assert tree_db.store.verify().ok  # no index: nothing to compare
+    tree_db.store.build_search_index()
     _corrupt(path, "INSERT INTO messages_fts(rowid, text) VALUES (99, 'stray')")
     _corrupt(path, "DROP TRIGGER messages_fts_delete")
-    faults = maintenance.verify(tree_db).faults
+    faults = tree_db.store.verify().faults
     assert [(f.kind, f.table, f.row) for f in faults] == [
         ("search_index", "messages_fts", 99),
         ("search_index", "messages_fts", None),
@@ -567,7 +564,7 @@ def test_verify_reports_a_damaged_prefix(tree_db: srt.Runtime) -> None:
     with connect(tree_db.path) as conn:
         (node,) = conn.execute("SELECT id FROM nodes WHERE depth = 2").fetchone()
     _corrupt(tree_db.path, "UPDATE nodes SET prefix = zeroblob(16) WHERE id = ?", node)
-    (fault,) = maintenance.verify(tree_db).faults
+    (fault,) = tree_db.store.verify().faults
     assert (fault.kind, fault.row) == ("node", node)
     assert "prefix hash does not chain" in fault.detail
     assert fault.places == (("alt", 2), ("main", 2))
@@ -579,14 +576,14 @@ def test_vacuum_returns_free_pages_to_the_disk(rt: srt.Runtime) -> None:
         big.append(user(f"{i} " + "filler text " * 4000))
     rt.session("small").append(user("stays"))
     rt.delete("big")
-    assert maintenance.gc(rt).messages == 40
-    report = maintenance.vacuum(rt)
+    assert rt.store.gc().messages == 40
+    report = rt.store.vacuum()
     assert report.checkpointed
     assert report.bytes_after < report.bytes_before / 4
-    assert maintenance.verify(rt).ok
+    assert rt.store.verify().ok
     assert rt.session("small").messages() == [user("stays")]
 
 
 def test_maintenance_needs_a_file() -> None:
     with srt.Runtime(":memory:") as rt, pytest.raises(srt.ConfigError):
-        maintenance.gc(rt)
+        rt.store.gc()

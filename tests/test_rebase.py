@@ -38,7 +38,7 @@ def test_a_rebase_reads_only_the_new_messages_and_builds_the_same_bytes(
         raise AssertionError("the rebase read the whole chain again")
 
     with monkeypatch.context() as m:
-        m.setattr(rt._store, "chain", whole_chain)
+        m.setattr(rt.store, "chain", whole_chain)
         b.append(user("5"), rebase=True)
     want = [user("1"), {"role": "assistant", "content": "2"}, user("3"), user("4"), user("5")]
     assert b.messages() == want
@@ -76,7 +76,7 @@ def test_waiting_for_the_writer_lock_ends_at_the_deadline(rt: srt.Runtime) -> No
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with rt._store.write("holding the lock"):
+        with rt.store.db.write("holding the lock"):
             held.set()
             release.wait(30)
 

@@ -45,7 +45,8 @@ from typing import Any
 import srt
 from rel_support.common import SOAK, emit, header_short, verify_store
 from rel_support.crashlib import Tally, check_turn_store, expected_turn, run_child, run_lanes, split
-from srt import _db, cli
+from srt import cli
+from srt.store.sqlite import db as _db
 
 KILLS = int(os.environ.get("SRT_REL_KILLS") or (2000 if SOAK else 200))
 ROTATE = 10  # kills per database file

@@ -34,7 +34,7 @@ from rel_support.common import (
     turn_payload,
     verify_store,
 )
-from srt import _db
+from srt.store.sqlite import db as _db
 
 WORKER = str(SUPPORT / "conc_worker.py")
 PROCS, THREADS, SHARED = 4, 4, 2

@@ -13,7 +13,7 @@ its commit has returned; the parent kills it, then checks the file as an outside
 
 Kills land at every write and sync of an append and of a schema migration (the
 child kills itself through ``FaultVFS``), in the middle of a streamed reply from
-the local provider server, and at I/O points of ``srt.maintenance.gc``. The loop of
+the local provider server, and at I/O points of ``gc``. The loop of
 kills at random moments and inside checkpoints, on long-lived files, is
 ``test_rel_checkpoints.py``.
 """
@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import srt
-import srt.maintenance
 from rel_support.common import (
     SOAK,
     connect,
@@ -49,7 +48,7 @@ from rel_support.crashlib import (
     run_child,
     run_lanes,
 )
-from srt import _db
+from srt.store.sqlite import db as _db
 from srt.testing import ProviderServer
 
 # -- a kill at every write and sync of an append and a fork ------------------------------
@@ -389,10 +388,10 @@ def test_crash_at_io_points_of_gc(tmp_path: Path, capsys: Any, tmp_path_factory:
                     tally.problem(f"k={k}: live session {name} changed by a killed gc")
             # srt's own verify agrees, and gc runs to the end afterwards.
             with srt.Runtime(path) as rt:
-                if srt.maintenance.verify(rt).faults:
+                if rt.store.verify().faults:
                     tally.chain_problems += 1
                     tally.problem(f"k={k}: srt verify found faults after the kill")
-                srt.maintenance.gc(rt)
+                rt.store.gc()
                 for name, msgs in expected.items():
                     if rt.session(name, create=False).messages() != msgs:
                         tally.lost += 1

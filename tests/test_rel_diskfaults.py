@@ -13,14 +13,13 @@ then for every k fails the k-th write (and, separately, the k-th sync) with
 * once the fault clears the same handle appends again, and a fresh runtime reads
   everything back.
 
-The runtime is pointed at the VFS by replacing ``srt.runtime.Store`` with
-``Store(path, vfs=...)`` for the test (``Runtime`` takes no VFS argument).
+The runtime is pointed at the VFS by giving it the engine:
+``srt.Runtime(store=SQLiteStore(path, vfs=...))``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import shutil
 import subprocess
@@ -33,7 +32,6 @@ import apsw
 import pytest
 
 import srt
-import srt.runtime
 from rel_support.common import (
     TINY,
     connect,
@@ -45,8 +43,8 @@ from rel_support.common import (
     verify_store,
 )
 from rel_support.faultvfs import FaultVFS, Plan
-from srt import _db, maintenance
-from srt.store import Store
+from srt.store.sqlite import SQLiteStore
+from srt.store.sqlite import db as _db
 from support import snapshot
 
 VFS_NAME = "srt-rel-fault"
@@ -62,13 +60,10 @@ def vfs() -> Iterator[FaultVFS]:
 
 
 @pytest.fixture
-def faulty_runtime(
-    vfs: FaultVFS, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[[str], srt.Runtime]]:
+def faulty_runtime(vfs: FaultVFS) -> Iterator[Callable[[str], srt.Runtime]]:
     """``open(path)``: an ``srt.Runtime`` whose every connection goes through ``vfs``."""
-    monkeypatch.setattr(srt.runtime, "Store", functools.partial(Store, vfs=VFS_NAME))
     vfs.reset()
-    yield lambda path: srt.Runtime(path)
+    yield lambda path: srt.Runtime(store=SQLiteStore(path, vfs=VFS_NAME))
     vfs.reset()
 
 
@@ -128,7 +123,7 @@ def run_append_or_fork(
         elif op == "fork":
             s.fork(f"fork-{tag}")
         else:
-            assert len(maintenance.search(rt, "base")) == 8
+            assert len(rt.store.search("base")) == 8
 
     # Dry run: how many writes and syncs does the operation make?
     path, rt, s = prepare(f"{op}-dry")
@@ -189,12 +184,12 @@ def run_append_or_fork(
                         if op == "search":
                             # All or nothing: the index is there only if the search
                             # succeeded, and then it follows the append made since.
-                            built = maintenance.has_search_index(fresh)
+                            built = fresh.store.has_search_index()
                             if built != (exc is None):
                                 out.fail(f"{case}: index exists={built} but error={exc!r}")
-                            if len(maintenance.search(fresh, "after")) != 2:
+                            if len(fresh.store.search("after")) != 2:
                                 out.fail(f"{case}: a search after recovery misses the append")
-                            if not maintenance.verify(fresh).ok:
+                            if not fresh.store.verify().ok:
                                 out.fail(f"{case}: verify fails after recovery")
     return {
         "writes_per_op": counts["write"],
@@ -325,11 +320,11 @@ def test_a_full_disk_is_a_typed_error_and_recoverable(
     with tiny_disk(d) as kind:
         path = str(d / "srt.db")
         if kind == "vfs-budget":
-            monkeypatch.setattr(srt.runtime, "Store", functools.partial(Store, vfs=VFS_NAME))
             vfs.arm(Plan(budget=TINY - FILLER))
+            rt = srt.Runtime(store=SQLiteStore(path, vfs=VFS_NAME))
         else:
             (d / "filler").write_bytes(b"\0" * FILLER)  # freed later: the fault clears
-        rt = srt.Runtime(path)
+            rt = srt.Runtime(path)
         s = rt.session("s")
         stored = 0
         error: BaseException | None = None
@@ -418,7 +413,7 @@ def _search(path: str) -> str:
     """Search ``path`` with srt (the first search of a file builds the index)."""
     try:
         with srt.Runtime(path) as rt:
-            hits = maintenance.search(rt, "hot")
+            hits = rt.store.search("hot")
     except srt.StoreError as exc:
         return f"refused: {type(exc).__name__}: {exc}"
     return f"{len(hits)} hits"
@@ -434,7 +429,7 @@ def test_a_read_only_directory(tmp_path: Path, capsys: Any, tmp_path_factory: An
     rt.session("s").append(*turn("hot"))
     for suffix in ("", "-wal", "-shm"):
         shutil.copy2(f"{hot}{suffix}", ro / f"hot.db{suffix}")
-    maintenance.build_search_index(rt)  # and a copy searched before
+    rt.store.build_search_index()  # and a copy searched before
     for suffix in ("", "-wal", "-shm"):
         shutil.copy2(f"{hot}{suffix}", ro / f"searched.db{suffix}")
     rt.close()

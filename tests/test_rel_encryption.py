@@ -34,7 +34,7 @@ import pytest
 
 import srt
 from rel_support.common import SUPPORT, TESTS, child_env, emit
-from srt import _keys
+from srt.store.sqlite import keys as _keys
 
 #: The apsw-sqlite3mc these tests run against (the extra's lower bound).
 MC_VERSION = "3.54.0.0"

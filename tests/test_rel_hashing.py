@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 import reference_core as ref
 import srt
 from rel_support.common import connect, make_old_db
-from srt import _core, maintenance
+from srt import _core
 from srt.message import canonicalize
 from support import snapshot
 
@@ -72,7 +72,7 @@ def test_a_keyed_store_hashes_with_its_key_and_records_it(tmp_path: Path) -> Non
         s = rt.session("s")
         s.append(A, {"role": "assistant", "content": "done"})
         key = s.cache_key
-        assert maintenance.verify(rt).ok
+        assert rt.store.verify().ok
     with connect(path) as conn:
         mode = conn.execute("SELECT value FROM srt_meta WHERE key = 'hashing'").get
         rows = conn.execute(

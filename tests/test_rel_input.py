@@ -44,7 +44,7 @@ def rt(tmp_path: Path) -> Iterator[srt.Runtime]:
 
 
 def _changes(rt: srt.Runtime) -> int:
-    return int(rt._store._conn().total_changes())
+    return int(rt.store.db.connection().total_changes())
 
 
 # -- the inputs the issue listed --------------------------------------------------------

@@ -34,7 +34,6 @@ from typing import Any
 import srt
 from rel_support.common import SOAK, emit, percentile, turn_payload, verify_store
 from rel_support.crashlib import expected_turn, run_child
-from srt import maintenance
 
 CUTS = int(os.environ.get("SRT_REL_CUTS") or (300 if SOAK else 30))
 MAX_K = 1500  # the cut lands at one of the first MAX_K writes and syncs
@@ -97,7 +96,7 @@ def run_mode(durability: str, root: Path, seed: int) -> dict[str, Any]:
         try:
             with srt.Runtime(path, durability=durability) as rt:
                 got = rt.session("p").messages()
-                f["verify_not_ok"] += not maintenance.verify(rt).ok
+                f["verify_not_ok"] += not rt.store.verify().ok
         except srt.SrtError:
             f["srt_refused"] += 1
             got = None

@@ -40,8 +40,8 @@ from hypothesis import strategies as st
 
 import srt
 from rel_support.common import SOAK, connect, emit
-from srt import _db
 from srt.message import canonicalize, dumps
+from srt.store.sqlite import db as _db
 
 N = int(os.environ.get("SRT_REL_EXAMPLES") or (100_000 if SOAK else 10_000))
 PROPERTY = settings(
@@ -65,7 +65,7 @@ class Writer:
         self.stored: list[dict[str, Any]] = []
 
     def changes(self) -> int:
-        return int(self.rt._store._conn().total_changes())
+        return int(self.rt.store.db.connection().total_changes())
 
     def append(self, msg: Any) -> tuple[str, bytes | None]:
         """``("ok", the stored bytes as another connection reads them)`` or
@@ -184,7 +184,7 @@ def test_untrusted_text(
     w = writer()
     names_rt = srt.Runtime(str(tmp_path / "names" / "srt.db"))
     names_reader = srt.Runtime(names_rt.path)
-    name_changes = names_rt._store._conn().total_changes
+    name_changes = names_rt.store.db.connection().total_changes
     stats: Counter[str] = Counter()
 
     @PROPERTY

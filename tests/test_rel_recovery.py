@@ -19,7 +19,6 @@ although SQLite reads it whole. Now:
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shutil
@@ -32,7 +31,6 @@ from typing import Any
 import pytest
 
 import srt
-import srt.runtime
 from rel_support.common import (
     TINY,
     child_env,
@@ -45,8 +43,9 @@ from rel_support.common import (
 )
 from rel_support.crashlib import run_child
 from rel_support.faultvfs import FaultVFS, Plan
-from srt import _db, cli
-from srt.store import Store
+from srt import cli
+from srt.store.sqlite import SQLiteStore
+from srt.store.sqlite import db as _db
 
 
 def _turn(tid: str, limit: int | None = None) -> list[dict[str, str]]:
@@ -147,9 +146,7 @@ def _srt(*argv: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_full_disk_cycle_end_to_end(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any, tmp_path_factory: Any
-) -> None:
+def test_the_full_disk_cycle_end_to_end(tmp_path: Path, capsys: Any, tmp_path_factory: Any) -> None:
     d = tmp_path / "tiny"
     vfs: FaultVFS | None = None
     figures: dict[str, Any] = {}
@@ -157,12 +154,12 @@ def test_the_full_disk_cycle_end_to_end(
         path = str(d / "srt.db")
         if kind == "vfs-budget":  # not root: the fault VFS stands in for the disk
             vfs = FaultVFS("srt-rel-full-cycle")
-            monkeypatch.setattr(srt.runtime, "Store", functools.partial(Store, vfs=vfs.name))
             vfs.arm(Plan(budget=TINY - FILLER - LITTLE))
+            rt = srt.Runtime(store=SQLiteStore(path, vfs=vfs.name))
         else:
             (d / "filler").write_bytes(b"\0" * FILLER)
             (d / "little").write_bytes(b"\0" * LITTLE)
-        rt = srt.Runtime(path)
+            rt = srt.Runtime(path)
         s = rt.session("s")
         want: list[dict[str, str]] = []
         error: BaseException | None = None

@@ -26,7 +26,7 @@ import pytest
 
 import srt
 from rel_support.common import emit
-from srt import _core, cli, maintenance
+from srt import _core, cli
 from srt.providers._llama_slots import Router, private_dir, state_file
 from test_local import STARTED, model  # the pinned server and model, installed if missing
 
@@ -87,13 +87,13 @@ def test_gc_removes_the_states_of_collected_conversations(
     legacy = d / (gone.hex() + ".bin")  # named before states carried their store
     legacy.write_bytes(b"kv")
     rt.delete("drop")
-    dry = maintenance.gc(rt, dry_run=True)
+    dry = rt.gc(dry_run=True)
     assert (dry.state_files, dry.state_bytes) == (1, 3000) and doomed.exists()
     assert cli.main(["--db", rt.path, "gc"]) == 0
     out = capsys.readouterr().out
     assert "removed 1 saved KV state of the local provider (2.9 KiB)" in out
     assert not doomed.exists() and kept.exists() and other.exists() and legacy.exists()
-    again = maintenance.gc(rt, state_dirs=[str(d)])
+    again = rt.gc(state_dirs=[str(d)])
     assert (again.state_files, again.state_bytes) == (0, 0)
 
 

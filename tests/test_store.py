@@ -24,8 +24,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import srt
-from srt import _db
 from srt.message import canonicalize
+from srt.store.sqlite import db as _db
 from support import BAD_MESSAGES, connect, count, process_worker, snapshot
 
 

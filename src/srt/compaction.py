@@ -60,7 +60,7 @@ def compact(
 def expand(s: Session) -> int | None:
     with s._lock:
         s._load()
-        store = s._rt._store
+        store = s._rt.store
         for k in range(len(s._ids) - 1, -1, -1):
             meta = store.node_meta(s._ids[k])
             if isinstance(meta, bytes) and b'"srt_compacted"' in meta:

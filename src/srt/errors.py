@@ -30,8 +30,8 @@
         └── StreamInterruptedError
 
 Exceptions from ``apsw`` are translated into ``StoreError`` subclasses at the
-store boundary (``srt._db``); no ``apsw`` exception reaches the caller. Messages
-never contain message content, API keys or auth headers.
+engine boundary (``srt.store.sqlite.db.translate``); no ``apsw`` exception reaches
+the caller. Messages never contain message content, API keys or auth headers.
 """
 
 from __future__ import annotations

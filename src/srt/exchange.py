@@ -34,7 +34,7 @@ from .errors import (
 from .providers.base import Provider
 from .providers.streams import StreamDecoder, decoder_for
 from .providers.transport import redact
-from .store import CALL_COLUMNS
+from .store import CallRecord
 from .wire import get_format
 
 if TYPE_CHECKING:
@@ -161,7 +161,7 @@ class Call:
             return None
         s = self.session
         ids = s._ids[-64:]
-        found = s._rt._store.last_response(ids, self.fmt.name, self.model)
+        found = s._rt.store.last_response(ids, self.fmt.name, self.model)
         if found is None:
             return None
         node, rid, at = found
@@ -175,40 +175,39 @@ class Call:
 
     # -- ledger and persistence ----------------------------------------------------
 
-    def _row(self, status: str, error: str | None, usage: Usage | None) -> list[Any]:
+    def _row(self, status: str, error: str | None, usage: Usage | None) -> CallRecord:
         s = self.session
         now = time.monotonic()
         ex = self.explain
-        values: dict[str, Any] = {
-            "at": time.time(),
-            "session": s._id,
-            "session_name": s.name,
-            "node": None,
-            "provider": self.provider.name,
-            "model": self.model,
-            "format": self.fmt.name,
-            "body_hash": s._rt._store.hashing.digest(self.body),
-            "body_bytes": len(self.body),
-            "messages": self.messages,
-            "input_tokens": usage.input_tokens if usage else None,
-            "cache_read_tokens": usage.cache_read_tokens if usage else None,
-            "cache_write_tokens": usage.cache_write_tokens if usage else None,
-            "output_tokens": usage.output_tokens if usage else None,
-            "predicted_cached_tokens": ex.cached_tokens if ex is not None else None,
-            "explain": json.dumps(
+        return CallRecord(
+            at=time.time(),
+            session=s._id,
+            session_name=s.name,
+            node=None,
+            provider=self.provider.name,
+            model=self.model,
+            format=self.fmt.name,
+            body_hash=s._rt.store.hashing.digest(self.body),
+            body_bytes=len(self.body),
+            messages=self.messages,
+            input_tokens=usage.input_tokens if usage else None,
+            cache_read_tokens=usage.cache_read_tokens if usage else None,
+            cache_write_tokens=usage.cache_write_tokens if usage else None,
+            output_tokens=usage.output_tokens if usage else None,
+            predicted_cached_tokens=ex.cached_tokens if ex is not None else None,
+            explain=json.dumps(
                 {"reason": ex.reason, "diverged_at": ex.diverged_at} if ex is not None else None
             ),
-            "latency_ms": (now - self.t0) * 1000.0 if self.t0 else None,
-            "ttft_ms": (self.ttft - self.t0) * 1000.0 if self.ttft else None,
-            "retries": self.retries,
-            "status": status,
-            "error": redact(error, self.provider._secrets) if error else None,
-            "response_id": self.reply.response_id if self.reply else None,
-            "previous_response_id": self.previous_response_id,
-            "stored": None if self.stored is None else int(self.stored),
-            "fallback": self.fallback,
-        }
-        return [values[c] for c in CALL_COLUMNS]
+            latency_ms=(now - self.t0) * 1000.0 if self.t0 else None,
+            ttft_ms=(self.ttft - self.t0) * 1000.0 if self.ttft else None,
+            retries=self.retries,
+            status=status,
+            error=redact(error, self.provider._secrets) if error else None,
+            response_id=self.reply.response_id if self.reply else None,
+            previous_response_id=self.previous_response_id,
+            stored=None if self.stored is None else int(self.stored),
+            fallback=self.fallback,
+        )
 
     def persist(self, reply: Reply, status: str, error: str | None = None) -> None:
         """Append the reply and its ledger row in one transaction."""
@@ -228,7 +227,7 @@ class Call:
         with s._lock:
             prepared = s._prepare([message])
             if s._head != self.expected_head:
-                s._rt._store.record_call(row)
+                s._rt.store.record_call(row)
                 raise ConflictError(
                     "the session moved while the reply was being generated; the reply was "
                     "not appended (its usage is in the ledger)"
@@ -236,14 +235,14 @@ class Call:
             try:
                 s._commit(self.keep, prepared, None if status == "ok" else status, row)
             except ConflictError:
-                s._rt._store.record_call(row)
+                s._rt.store.record_call(row)
                 raise
 
     def fail(self, exc: BaseException) -> None:
         """Record a call that stored no reply."""
         self.status = "error"
         msg = str(exc)[:2000]
-        self.session._rt._store.record_call(self._row("error", msg, None))
+        self.session._rt.store.record_call(self._row("error", msg, None))
 
     def finish_stream(self, exc: BaseException | None) -> None:
         assert self.decoder is not None

@@ -1,7 +1,9 @@
-"""The runtime: one SQLite file, its connections, the shared caches and the sessions."""
+"""The runtime: a storage engine, the shared caches and the sessions."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import threading
@@ -12,17 +14,15 @@ from typing import Any
 import platformdirs
 
 from . import _core
-from ._backup import BackupReport, backup
-from ._db import SYNCHRONOUS
-from ._hashing import XXH3, keyed
-from ._keys import Key
+from ._hashing import keyed
 from ._types import SessionInfo, UsageSummary
 from .cache import Record
 from .errors import ConfigError, InvalidSessionNameError, SessionNotFoundError
 from .message import DEFAULT_MAX_MESSAGE_BYTES, canonical_tool
 from .pricing import Pricing, Savings
+from .providers._llama_slots import default_state_dirs, saved_states
 from .session import Session
-from .store import Store
+from .store import BackupReport, GcReport, Store, open_store
 from .tokens import TokenCache
 from .wire.base import WireFormat
 
@@ -72,6 +72,33 @@ def _check_int(name: str, value: Any, least: int) -> None:
         raise ConfigError(f"{name} must be at least {least}, got {value}")
 
 
+def _store_options(durability: Any, key: Any, hash_key: Any) -> dict[str, Any]:
+    """The engine options ``Runtime`` takes, those given (``{}`` for the defaults)."""
+    options: dict[str, Any] = {}
+    if durability != "normal":
+        if durability not in ("normal", "full"):
+            raise ConfigError("durability must be 'normal' or 'full'")
+        options["durability"] = durability
+    if key is not None:
+        if not isinstance(key, (str, bytes)) or not key:
+            raise ConfigError("key must be a non-empty str or bytes")
+        options["key"] = key
+    if hash_key is not None:
+        options["hashing"] = keyed(hash_key)
+    return options
+
+
+def _open(where: str, options: dict[str, Any]) -> Store:
+    if not options:
+        return open_store(where)
+    try:
+        return open_store(where, **options)
+    except TypeError:  # an engine whose factory does not take one of the options
+        raise ConfigError(
+            f"the storage engine for {where!r} does not take {', '.join(sorted(options))}"
+        ) from None
+
+
 def check_name(name: Any) -> str:
     """Validate an untrusted session name; ``InvalidSessionNameError`` if unusable."""
     if not isinstance(name, str):
@@ -91,12 +118,16 @@ def check_name(name: Any) -> str:
 
 
 class Runtime:
-    """srt on one SQLite file.
+    """srt on one store: a SQLite file by default.
 
     >>> rt = srt.Runtime("chats.db")          # doctest: +SKIP
     >>> s = rt.session("support-42")          # doctest: +SKIP
 
-    ``path`` defaults to ``default_path()``. ``redact`` is a redaction hook: a
+    ``path_or_url`` is a file path or a ``sqlite:`` URL (the SQLite engine, the
+    default), or the URL of another registered engine (``srt.store.ENGINES``, e.g.
+    ``postgresql://...``); it defaults to ``default_path()``. ``store`` is an engine
+    instance built elsewhere, instead of a path (``rt.close()`` closes its
+    connections). ``redact`` is a redaction hook: a
     function applied to every string of every message before it is stored, e.g. to
     scrub API keys a user pastes into a chat. ``max_message_bytes`` bounds one
     message's canonical size; ``fragment_cache_bytes`` bounds the in-memory cache of
@@ -114,14 +145,15 @@ class Runtime:
 
     def __init__(
         self,
-        path: str | os.PathLike[str] | None = None,
+        path_or_url: str | os.PathLike[str] | None = None,
         *,
+        store: Store | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         fragment_cache_bytes: int = 256 * 1024 * 1024,
         redact: Callable[[str], str] | None = None,
         max_sessions: int | None = None,
         durability: str = "normal",
-        key: str | bytes | Key | None = None,
+        key: str | bytes | None = None,
         hash_key: bytes | None = None,
     ) -> None:
         _check_int("max_message_bytes", max_message_bytes, 1)
@@ -132,20 +164,26 @@ class Runtime:
             _check_int("max_sessions", max_sessions, 0)
         #: The most sessions this runtime lets the store hold (``None``: no limit).
         self.max_sessions = max_sessions
-        self.path = check_path(path) if path is not None else default_path()
+        options = _store_options(durability, key, hash_key)
+        if store is None:
+            where = check_path(path_or_url) if path_or_url is not None else default_path()
+            store = _open(where, options)
+        elif path_or_url is not None:
+            raise ConfigError("give Runtime a path or URL, or a store, not both")
+        elif not isinstance(store, Store):
+            raise ConfigError(f"store must be an srt.store.Store, got {type(store).__name__}")
+        elif options:
+            raise ConfigError(
+                f"give {', '.join(sorted(options))} to the store you build, not to Runtime"
+            )
+        #: The storage engine (``srt.store.base.Store``): sessions, ledger, objects, gc.
+        self.store = store
+        #: Where the data lives: the file path, or the engine's URL without password.
+        self.path = store.location
         self.max_message_bytes = max_message_bytes
         #: The redaction hook: applied to every string of every message (appended
         #: or received) before it is validated, hashed or stored.
         self.redact = redact
-        if durability not in SYNCHRONOUS:
-            raise ConfigError(f"durability must be one of {sorted(SYNCHRONOUS)}")
-        #: ``"normal"`` or ``"full"``: see the class docstring.
-        self.durability = durability
-        secret = Key(key) if key is not None else None
-        if secret is not None and self.path == ":memory:":
-            raise ConfigError("an in-memory store cannot be encrypted")
-        hashing = keyed(hash_key) if hash_key is not None else XXH3
-        self._store = Store(self.path, key=secret, hashing=hashing, durability=durability)
         self._fragments = _core.FragmentCache(fragment_cache_bytes)
         self._bodies = _core.FragmentCache(fragment_cache_bytes)
         self._serialized = 0
@@ -166,30 +204,56 @@ class Runtime:
 
     def close(self) -> None:
         """Close every connection this runtime opened."""
-        self._store.close()
+        self.store.close()
 
     def backup(self, dest: str | os.PathLike[str]) -> BackupReport:
-        """Copy the store to the new file ``dest`` with SQLite's backup API, while it
-        stays in use: the copy holds every turn committed before the backup began, is
-        checked before it is put in place, and is encrypted with the store's key if the
-        store is encrypted. An existing ``dest`` is never overwritten."""
-        return backup(self._store, check_path(dest))
+        """Copy the store to the new file ``dest`` while it stays in use (SQLite's backup
+        API): the copy holds every turn committed before the backup began, is checked
+        before it is put in place, and is encrypted with the store's key if the store
+        is encrypted. An existing ``dest`` is never overwritten."""
+        return self.store.backup(check_path(dest))
 
-    def rekey(self, key: str | bytes | Key | None) -> None:
+    def rekey(self, key: str | bytes | None) -> None:
         """Re-encrypt the store under ``key``, or with ``None`` decrypt it (a plain store
         is encrypted by its first rekey). Close every other handle on the file first:
         no other process may have it open meanwhile."""
-        self._store.rekey(Key(key) if key is not None else None)
+        rekey = getattr(self.store, "rekey", None)
+        if rekey is None:
+            raise ConfigError(f"the {type(self.store).__name__} engine has no encryption key")
+        rekey(key)
 
     @property
     def encrypted(self) -> bool:
         """Whether the store is encrypted (opened with a key)."""
-        return self._store.encrypted
+        return bool(getattr(self.store, "encrypted", False))
 
     @property
     def hashing(self) -> str:
         """How the store hashes messages: ``"xxh3-128"`` or ``"blake2b-128-keyed"``."""
-        return self._store.hashing.name
+        return self.store.hashing.name
+
+    def gc(
+        self,
+        *,
+        secure_delete: bool = True,
+        dry_run: bool = False,
+        state_dirs: Sequence[str] | None = None,
+    ) -> GcReport:
+        """``store.gc``, then the local provider's saved KV states of this store whose
+        conversation was collected (``<store id>-<prefix>.bin`` in ``state_dirs``,
+        default the provider's default directory): they decode back to the deleted
+        text, so they go too (or, with ``dry_run``, are counted)."""
+        store_id = self.store.store_id
+        found = saved_states(default_state_dirs() if state_dirs is None else state_dirs, store_id)
+        report = self.store.gc(secure_delete=secure_delete, dry_run=dry_run, watch=list(found))
+        doomed = [(p, n) for prefix in report.dead_prefixes for p, n in found[prefix]]
+        if not dry_run:
+            for path, _n in doomed:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+        return dataclasses.replace(
+            report, state_files=len(doomed), state_bytes=sum(n for _, n in doomed)
+        )
 
     # -- internals used by Session ---------------------------------------------
 
@@ -231,10 +295,10 @@ class Runtime:
                 self._serialized += n
 
     def _create(self, name: str, head: int | None, head_prefix: bytes | None = None) -> Session:
-        row = self._store.create_session(
+        row = self.store.create_session(
             check_name(name), head, exist_ok=False, head_prefix=head_prefix, limit=self.max_sessions
         )
-        return Session(self, row[0], name, row[1])
+        return Session(self, row.id, name, row.head)
 
     # -- public API --------------------------------------------------------------
 
@@ -245,37 +309,34 @@ class Runtime:
 
     def usage(self) -> UsageSummary:
         """Totals of every request in this store's usage ledger."""
-        return UsageSummary.of(self._store.calls())
+        return UsageSummary.of(self.calls())
 
     def calls(self) -> list[dict[str, Any]]:
         """Every row of the usage ledger, oldest first."""
-        return self._store.calls()
+        return [c.as_dict() for c in self.store.calls()]
 
     def savings(self, pricing: Pricing | None = None) -> Savings:
         """Billed input against a stateless client, over every request in this store."""
-        return (pricing or Pricing()).savings(self._store.calls())
+        return (pricing or Pricing()).savings(self.calls())
 
     def session(self, name: str, *, create: bool = True) -> Session:
         """Open the session called ``name``, creating it empty unless ``create=False``."""
         check_name(name)
-        row = self._store.get_session(name)
+        row = self.store.get_session(name)
         if row is None:
             if not create:
                 raise SessionNotFoundError(f"no session named {name!r}")
-            row = self._store.create_session(name, None, exist_ok=True, limit=self.max_sessions)
-        return Session(self, row[0], name, row[1])
+            row = self.store.create_session(name, None, exist_ok=True, limit=self.max_sessions)
+        return Session(self, row.id, name, row.head)
 
     def sessions(self) -> list[SessionInfo]:
         """Every session, sorted by name."""
-        return [
-            SessionInfo(name, depth, created, updated, prefix.hex() if prefix else None)
-            for name, depth, created, updated, prefix in self._store.list_sessions()
-        ]
+        return self.store.list_sessions()
 
     def delete(self, name: str) -> None:
         """Delete a session's head. Its messages stay for any fork that shares them."""
-        self._store.delete_session(check_name(name))
+        self.store.delete_session(check_name(name))
 
     def rename(self, old: str, new: str) -> None:
         """Rename a session."""
-        self._store.rename_session(check_name(old), check_name(new))
+        self.store.rename_session(check_name(old), check_name(new))

@@ -32,7 +32,7 @@ from .errors import ConfigError, ConflictError, HistoryIndexError, SessionError
 from .message import canonical_text, canonicalize, redact_strings
 from .pricing import Pricing, Savings
 from .providers.base import Provider
-from .store import NewNode
+from .store import CallRecord, NewNode
 from .tokens import Tokenizer, for_model
 from .wire import get_format
 from .wire.base import Target, WireFormat, check_model
@@ -93,13 +93,13 @@ class Session:
     @property
     def store_id(self) -> str:
         """The random id of this session's store (names files derived from it)."""
-        return self._rt._store.store_id
+        return self._rt.store.store_id
 
     def prefix_hashes(self) -> list[bytes]:
         """The prefix hash of every message, root first, as the store computes them."""
         with self._lock:
             self._load()
-            return self._rt._store.hashing.chain_many(_core.ROOT, list(self._hashes))
+            return self._rt.store.hashing.chain_many(_core.ROOT, list(self._hashes))
 
     def __len__(self) -> int:
         with self._lock:
@@ -119,12 +119,12 @@ class Session:
             return _core.ROOT
         if keep == n:
             return self._head_prefix
-        return self._rt._store.node_prefix(self._ids[keep - 1])
+        return self._rt.store.node_prefix(self._ids[keep - 1])
 
     def _load(self) -> None:
         if self._loaded:
             return
-        rows = self._rt._store.chain(self._head)
+        rows = self._rt.store.chain(self._head)
         intern = self._rt._intern
         self._ids = array("q", [r[0] for r in rows])
         self._hashes = _core.HashSeq(b"".join([r[1] for r in rows]))
@@ -142,20 +142,20 @@ class Session:
         When the new head continues the history this handle holds (another handle
         appended), only the new messages are read."""
         with self._lock:
-            row = self._rt._store.get_session(self._name)
-            if row is None or row[0] != self._id:
+            row = self._rt.store.get_session(self._name)
+            if row is None or row.id != self._id:
                 raise SessionError(f"session {self._name!r} was deleted or replaced")
-            if row[1] != self._head or not self._loaded:
-                if self._loaded and row[1] is not None and self._extend_to(row[1]):
+            if row.head != self._head or not self._loaded:
+                if self._loaded and row.head is not None and self._extend_to(row.head):
                     return
-                self._head = row[1]
+                self._head = row.head
                 self._loaded = False
                 self._load()
 
     def _extend_to(self, head: int) -> bool:
         """Read the messages from this handle's head to ``head``, if ``head`` continues
         it; False (nothing changed) if it does not."""
-        rows = self._rt._store.chain_extension(head, len(self._ids), self._head_prefix)
+        rows = self._rt.store.chain_extension(head, len(self._ids), self._head_prefix)
         if rows is None:
             return False
         intern = self._rt._intern
@@ -193,7 +193,7 @@ class Session:
     ) -> list[tuple[bytes, bytes, bytes | None]]:
         limit = self._rt.max_message_bytes
         hook = self._rt.redact
-        digest = self._rt._store.hashing.digest
+        digest = self._rt.store.hashing.digest
         out: list[tuple[bytes, bytes, bytes | None]] = []
         for given in messages:
             if hook is not None:
@@ -214,7 +214,7 @@ class Session:
         keep: int,
         prepared: list[tuple[bytes, bytes, bytes | None]],
         status: str | None = None,
-        call: Sequence[Any] | None = None,
+        call: CallRecord | None = None,
         deadline: float | None = None,
     ) -> None:
         """Write ``prepared`` after the first ``keep`` messages of the chain (CAS on head).
@@ -223,12 +223,14 @@ class Session:
         written in the same transaction; waiting for other writers ends at ``deadline``.
         """
         parent = self._ids[keep - 1] if keep else None
-        prefixes = self._rt._store.hashing.chain_many(self._prefix(keep), [p[0] for p in prepared])
-        items: list[NewNode] = [
-            (h, body, prefix, meta, status)
+        prefixes = self._rt.store.hashing.chain_many(self._prefix(keep), [p[0] for p in prepared])
+        items = [
+            NewNode(h, body, prefix, meta, status)
             for (h, body, meta), prefix in zip(prepared, prefixes, strict=True)
         ]
-        ids = self._rt._store.append(self._id, self._head, parent, keep, items, call, deadline)
+        ids = self._rt.store.append(
+            self._id, self._head, parent, keep, items, call=call, deadline=deadline
+        )
         self._truncate(keep)
         intern = self._rt._intern
         for node_id, (h, body, meta) in zip(ids, prepared, strict=True):
@@ -273,7 +275,7 @@ class Session:
             prepared = self._prepare(messages, model)
             if not prepared:
                 return self._head
-            wait = self._rt._store.busy_timeout if timeout is None else float(timeout)
+            wait = self._rt.store.busy_timeout if timeout is None else float(timeout)
             deadline = time.monotonic() + wait
             self._load()
             attempts = 0
@@ -313,7 +315,7 @@ class Session:
             keep = len(self._ids) - n
             new = self._ids[keep - 1] if keep else None
             prefix = self._prefix(keep)
-            self._rt._store.move_head(self._id, self._head, new)
+            self._rt.store.move_head(self._id, self._head, new)
             self._truncate(keep)
             self._head = new
             self._head_prefix = prefix
@@ -350,7 +352,7 @@ class Session:
             believed = (
                 self._head_prefix
                 if keep == len(self._ids)
-                else self._rt._store.hashing.chain_many(_core.ROOT, self._hashes[:keep])[-1]
+                else self._rt.store.hashing.chain_many(_core.ROOT, self._hashes[:keep])[-1]
                 if keep
                 else None
             )
@@ -412,7 +414,7 @@ class Session:
             self._load()
             if not self._hashes:
                 return None
-            return "srt-" + self._rt._store.hashing.chain(_core.ROOT, self._hashes[0]).hex()
+            return "srt-" + self._rt.store.hashing.chain(_core.ROOT, self._hashes[0]).hex()
 
     def _assembly(
         self,
@@ -771,11 +773,11 @@ class Session:
 
     def usage(self) -> UsageSummary:
         """Totals of this session's ledger rows (every request it sent)."""
-        return UsageSummary.of(self._rt._store.calls("WHERE session = ?", (self._id,)))
+        return UsageSummary.of(self.calls())
 
     def calls(self) -> list[dict[str, Any]]:
         """This session's ledger rows, oldest first."""
-        return self._rt._store.calls("WHERE session = ?", (self._id,))
+        return [c.as_dict() for c in self._rt.store.calls(session=self._id)]
 
     def savings(self, pricing: Pricing | None = None) -> Savings:
         """Billed input against a stateless client for this session's requests."""

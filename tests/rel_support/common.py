@@ -29,8 +29,8 @@ from typing import Any
 import apsw
 import xxhash
 
-from srt import _db
 from srt.message import canonicalize
+from srt.store.sqlite import db as _db
 
 SOAK = os.environ.get("SRT_SOAK", "") not in ("", "0")
 ROOT = b"\x00" * 16

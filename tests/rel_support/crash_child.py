@@ -10,9 +10,9 @@ turn it saw acknowledged.
   sessions ``s0``-``s2``, with a fork every seventh turn; killed at a random moment.
 * ``iokill``: as ``append``, but after ``READY`` the child SIGKILLs itself at its
   ARG-th write or sync (through ``FaultVFS``), so every I/O point of a commit is hit.
-* ``migrate``: opens an older-schema file through ``srt.store.Store``, which migrates
+* ``migrate``: opens an older-schema file through ``srt.store.sqlite.SQLiteStore``, which migrates
   it, and SIGKILLs itself at its ARG-th write or sync of the migration.
-* ``gc``: runs ``srt.maintenance.gc`` on PATH and SIGKILLs itself at its ARG-th write
+* ``gc``: runs ``rt.store.gc()`` on PATH and SIGKILLs itself at its ARG-th write
   or sync (the fault VFS is made the default, since gc opens its own connections).
 * ``stream``: appends a question, then streams the reply from the local provider
   server at ARG (a URL); the parent kills it after the first delta.
@@ -30,16 +30,14 @@ turn it saw acknowledged.
 
 from __future__ import annotations
 
-import functools
 import random
 import sys
 
 import srt
-import srt.maintenance
-import srt.runtime
 from rel_support.common import connect, turn_payload
 from rel_support.faultvfs import CheckpointVFS, FaultVFS, Plan
 from rel_support.powercut import PowerCutVFS
+from srt.store.sqlite import SQLiteStore
 
 
 def out(line: str) -> None:
@@ -127,10 +125,10 @@ def checkpoint_loop(path: str, cycle: str, arg: str) -> None:
                 sessions.append(rt.session(f"m-{tid}"))
                 out(f"NEW m-{tid}")
                 out("OP gc")
-                srt.maintenance.gc(rt)
+                rt.store.gc()
             elif r < 1 / 25 + 1 / 40 + 1 / 250:
                 out("OP vacuum")
-                srt.maintenance.vacuum(rt)
+                rt.store.vacuum()
             else:
                 continue
             out("OP done")
@@ -175,14 +173,13 @@ def main() -> None:
             append_loop(rt, cycle)
     elif mode == "iokill":
         vfs = FaultVFS("killer")
-        srt.runtime.Store = functools.partial(srt.store.Store, vfs="killer")  # type: ignore[misc]
-        with srt.Runtime(path) as rt:
+        with srt.Runtime(store=SQLiteStore(path, vfs="killer")) as rt:
             vfs.arm(Plan(op="any", k=int(arg), kill=True))
             append_loop(rt, cycle, fork_every=2)
     elif mode == "migrate":
         vfs = FaultVFS("killer")
         vfs.arm(Plan(op="any", k=int(arg), kill=True))
-        store = srt.store.Store(path, vfs="killer")
+        store = SQLiteStore(path, vfs="killer")
         c = vfs.counters
         out(f"MIGRATED writes={c.writes} syncs={c.syncs}")
         store.close()
@@ -191,7 +188,7 @@ def main() -> None:
         vfs = FaultVFS("killer", default=True)  # gc opens connections of its own
         with srt.Runtime(path) as rt:
             vfs.arm(Plan(op="any", k=int(arg), kill=True))
-            report = srt.maintenance.gc(rt)
+            report = rt.store.gc()
             c = vfs.counters
             out(f"GC nodes={report.nodes} messages={report.messages} writes={c.writes}")
         out(f"CLOSED writes={c.writes} syncs={c.syncs}")

@@ -25,7 +25,7 @@ from typing import Any
 import apsw
 
 import srt
-from srt import cli, maintenance
+from srt import cli
 
 KEY = "correct horse battery staple " + os.urandom(8).hex()
 MARKER = "CANARY-TEXT-" + os.urandom(8).hex()
@@ -73,8 +73,8 @@ def at_rest(d: Path) -> dict[str, Any]:
         s = rt.session("s")
         for i in range(40):
             s.append(*turn(i))
-        maintenance.build_search_index(rt)
-        hits = len(maintenance.search(rt, MARKER))
+        rt.store.build_search_index()
+        hits = len(rt.store.search(MARKER))
         open_files = files(path)
         texts.append(repr(s))
     closed = files(path)
@@ -142,7 +142,7 @@ def rekey(d: Path) -> dict[str, Any]:
         rt.rekey(None)
     with srt.Runtime(path) as rt:
         out["decrypted: reads without a key"] = rt.session("s").messages() == turn(0) + turn(1)
-        out["decrypted: verify ok"] = maintenance.verify(rt).ok
+        out["decrypted: verify ok"] = rt.store.verify().ok
     return out
 
 
@@ -174,7 +174,7 @@ def backup(d: Path) -> dict[str, Any]:
     copy = Path(dest).read_bytes()
     with srt.Runtime(dest, key=KEY) as c:
         msgs = c.session("w").messages()
-        ok = maintenance.verify(c).ok
+        ok = c.store.verify().ok
     want = [i for i, at in acked if at < began]
     return {
         "report_encrypted": report.encrypted,
@@ -241,7 +241,7 @@ def hashing_and_key(d: Path) -> dict[str, Any]:
         mode = rt.hashing
     with srt.Runtime(path, key=KEY, hash_key=hk) as rt:
         reads = rt.session("s").messages() == turn(0)
-        ok = maintenance.verify(rt).ok
+        ok = rt.store.verify().ok
     return {
         "hashing": mode,
         "reads": reads,

@@ -25,9 +25,10 @@ from typing import Any
 import apsw
 import numpy as np
 
-from .. import _core, _db
+from .. import _core
 from ..message import canonicalize
 from ..runtime import Runtime
+from ..store.sqlite import db as sqlite_db
 from . import workloads
 
 MODEL = "gpt-4o-mini"
@@ -65,10 +66,11 @@ class NaiveStore:
 
 
 class BareWriter:
-    """The rows srt writes for an append, written with no logic at all."""
+    """The rows srt writes for an append, written with no logic at all: a baseline that
+    shares only the SQLite engine's schema and connection set-up with srt."""
 
     def __init__(self, path: str) -> None:
-        self.conn = _db.connect(path, threading.Lock(), migrate=True)
+        self.conn = sqlite_db.connect(path, threading.Lock(), migrate=True)
         now = time.time()
         self.conn.execute(
             "INSERT INTO sessions(name, head, created, updated) VALUES ('s', NULL, ?, ?)",

@@ -1,7 +1,7 @@
 """The ``srt`` command: chat with a model, and look after the sessions in an srt database.
 
-Every subcommand is a thin layer over ``Runtime``, ``Session`` and
-``srt.maintenance``. An ``SrtError`` is printed as one line,
+Every subcommand is a thin layer over ``Runtime``, ``Session`` and the
+store's maintenance operations (``rt.store``). An ``SrtError`` is printed as one line,
 ``srt: error: <message>``, with exit status 1; argparse usage errors exit with
 status 2. Text from the database is printed with control characters escaped, so
 a stored message cannot drive the terminal. The reference is ``docs/cli.md``.

@@ -11,8 +11,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .._keys import Key, read_key_file
 from ..runtime import Runtime
+from ..store.sqlite.keys import read_key_file
 
 __all__ = [
     "CommandError",
@@ -83,7 +83,7 @@ def runtime(args: argparse.Namespace, *, create: bool = False) -> Iterator[Runti
         yield rt
 
 
-def cli_key(args: argparse.Namespace) -> Key | None:
+def cli_key(args: argparse.Namespace) -> str | bytes | None:
     """The encryption key from ``--key-file``, if given (``_keys.read_key_file``)."""
     key_file: str | None = getattr(args, "key_file", None)
     return read_key_file(key_file, args.db) if key_file is not None else None

@@ -9,9 +9,9 @@ import shutil
 import sys
 import unicodedata
 
-from .. import maintenance
-from .._keys import read_key_file
 from ..runtime import Runtime
+from ..store import Hit
+from ..store.sqlite.keys import read_key_file
 from ._common import cli_key, escape_line, open_db, print_json
 
 __all__ = ["backup", "gc", "rekey", "search", "search_usage", "snippet", "vacuum", "verify"]
@@ -60,7 +60,7 @@ def search_usage(args: argparse.Namespace) -> str | None:
 def search(args: argparse.Namespace) -> None:
     if args.drop_index:
         with open_db(args) as rt:
-            dropped = maintenance.drop_search_index(rt)
+            dropped = rt.store.drop_search_index()
         print(
             "dropped the search index; srt vacuum returns its pages to the disk"
             if dropped
@@ -68,12 +68,10 @@ def search(args: argparse.Namespace) -> None:
         )
         return
     if args.db == ":memory:" or not os.path.exists(args.db):
-        hits: list[maintenance.Hit] = []
+        hits: list[Hit] = []
     else:
         with Runtime(args.db, key=cli_key(args)) as rt:
-            hits = maintenance.search(
-                rt, args.text, limit=args.limit, syntax=args.fts, announce=_announce
-            )
+            hits = rt.store.search(args.text, limit=args.limit, syntax=args.fts, announce=_announce)
     if args.json:
         print_json([dataclasses.asdict(h) for h in hits])
         return
@@ -96,9 +94,10 @@ def _size(n: int) -> str:
 
 def gc(args: argparse.Namespace) -> None:
     with open_db(args) as rt:
-        r = maintenance.gc(rt, secure_delete=not args.no_secure_delete, dry_run=args.dry_run)
+        r = rt.gc(secure_delete=not args.no_secure_delete, dry_run=args.dry_run)
     if args.json:
-        print_json({**dataclasses.asdict(r), "bytes_freed": r.bytes_freed})
+        dead = [p.hex() for p in r.dead_prefixes]
+        print_json({**dataclasses.asdict(r), "dead_prefixes": dead, "bytes_freed": r.bytes_freed})
         return
     verb = "would remove" if r.dry_run else "removed"
     print(
@@ -135,7 +134,7 @@ def _n(count: int, word: str) -> str:
 
 def verify(args: argparse.Namespace) -> int:
     with open_db(args) as rt:
-        r = maintenance.verify(rt)
+        r = rt.store.verify()
     checked = ", ".join(
         [
             _n(r.messages, "message"),
@@ -159,7 +158,7 @@ def verify(args: argparse.Namespace) -> int:
 
 def vacuum(args: argparse.Namespace) -> None:
     with open_db(args) as rt:
-        r = maintenance.vacuum(rt)
+        r = rt.store.vacuum()
     print(f"{_size(r.bytes_before)} before, {_size(r.bytes_after)} after")
 
 

@@ -11,11 +11,11 @@ import shutil
 import sys
 from typing import Any
 
-from .. import maintenance
 from ..errors import SessionExistsError
 from ..message import canonicalize
 from ..runtime import Runtime
 from ..session import Session
+from ..store import SessionOverview, TreeNode
 from ..wire.convert import to_canonical
 from ._common import (
     CommandError,
@@ -66,7 +66,7 @@ def render(message: dict[str, Any], status: str | None = None) -> str:
 def transcript(rt: Runtime, name: str) -> list[tuple[dict[str, Any], str | None]]:
     """The messages of session ``name`` with each one's partial-reply status."""
     session = rt.session(name, create=False)
-    statuses = [row[4] for row in rt._store.chain(session.head)]
+    statuses = [row[4] for row in rt.store.chain(session.head)]
     messages = session.messages()
     if len(statuses) != len(messages):  # the head moved between the two reads
         statuses = [None] * len(messages)
@@ -82,10 +82,10 @@ def db_path(args: argparse.Namespace) -> None:
 
 def ls(args: argparse.Namespace) -> None:
     if args.db == ":memory:" or not os.path.exists(args.db):
-        infos: list[maintenance.SessionOverview] = []
+        infos: list[SessionOverview] = []
     else:
         with runtime(args) as rt:
-            infos = maintenance.overview(rt)
+            infos = rt.store.overview()
     if args.json:
         print_json([dataclasses.asdict(info) for info in infos])
         return
@@ -121,7 +121,7 @@ def _one_line(text: str) -> str:
     return escape_line(" ".join(text.split()))
 
 
-def _label(node: maintenance.TreeNode, room: int) -> str:
+def _label(node: TreeNode, room: int) -> str:
     status = f" [{node.status}]" if node.status else ""
     heads = f"  <- {', '.join(escape_line(h) for h in node.heads)}" if node.heads else ""
     head = f"{node.depth} {node.role}{status}: "
@@ -132,11 +132,11 @@ def _label(node: maintenance.TreeNode, room: int) -> str:
     return head + text + heads
 
 
-def draw_tree(top: maintenance.TreeNode, width: int) -> list[str]:
+def draw_tree(top: TreeNode, width: int) -> list[str]:
     """The tree as lines: a linear run is a column, a branch point indents its branches
     with box-drawing lines, and long runs between branch points are elided."""
     lines: list[str] = []
-    stack: list[tuple[maintenance.TreeNode, str, str]] = [(top, "", "")]
+    stack: list[tuple[TreeNode, str, str]] = [(top, "", "")]
     while stack:
         node, first, rest = stack.pop()
         run = [node]
@@ -175,7 +175,7 @@ def draw_tree(top: maintenance.TreeNode, width: int) -> list[str]:
 def show_tree(args: argparse.Namespace) -> None:
     with runtime(args) as rt:
         rt.session(args.name, create=False)  # a missing session is an error
-        top = maintenance.tree(rt, args.name) if rt.path != ":memory:" else None
+        top = rt.store.tree(args.name) if rt.path != ":memory:" else None
     if top is None:
         print(f"{escape_line(args.name)} is empty")
         return

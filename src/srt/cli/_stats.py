@@ -96,13 +96,13 @@ def stats(args: argparse.Namespace) -> None:
     with runtime(args) as rt:
         label = "all sessions"
         if args.name is None:
-            rows = rt._store.calls()
+            rows = rt.calls()
         else:
             try:
                 rows = rt.session(args.name, create=False).calls()
                 label = f"session {escape_line(args.name)}"
             except SessionNotFoundError:
-                rows = rt._store.calls("WHERE session_name = ?", (args.name,))
+                rows = [c.as_dict() for c in rt.store.calls(session_name=args.name)]
                 if not rows:
                     raise
                 label = f"session {escape_line(args.name)} (deleted)"

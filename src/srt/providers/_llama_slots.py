@@ -24,7 +24,7 @@ after a restart, finds the deepest saved state in its chain.
 A saved state decodes back to the conversation, so it is kept as privately as the
 store: files 0600 in a directory 0700 (the server child runs under umask 077), and
 ``srt gc`` removes the states whose prefix its store no longer holds
-(``collect_saved_states``). The bookkeeping only steers efficiency: the
+(``saved_states``, ``Runtime.gc``). The bookkeeping only steers efficiency: the
 server itself compares tokens, so a stale table or a state saved under the wrong
 name costs evaluation time, never correctness. Saved states are namespaced by
 the model file (``LocalProvider`` picks the directory), since KV values from one
@@ -41,7 +41,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -55,9 +55,10 @@ __all__ = [
     "Router",
     "SessionLike",
     "Todo",
-    "collect_saved_states",
     "default_state_dir",
+    "default_state_dirs",
     "private_dir",
+    "saved_states",
     "state_file",
 ]
 
@@ -110,14 +111,12 @@ def private_dir(path: str) -> None:
                 os.chmod(entry.path, 0o600)
 
 
-def collect_saved_states(
-    dirs: Sequence[str], store: str, doomed: Callable[[list[bytes]], set[bytes]]
-) -> tuple[list[str], int]:
-    """The saved states of store ``store`` in ``dirs`` (each a state directory or a base
-    holding one per model) whose prefix ``doomed`` names: their paths and total bytes.
-
-    ``doomed`` gets every prefix found and returns those its store no longer holds."""
+def saved_states(dirs: Sequence[str], store: str) -> dict[bytes, list[tuple[str, int]]]:
+    """The saved states of store ``store`` in ``dirs`` (each a state directory, or a
+    base holding one per model), by prefix hash: their paths and sizes."""
     found: dict[bytes, list[tuple[str, int]]] = {}
+    if not store:
+        return found
     head = f"{store}-"
     for base in dirs:
         for d in [base, *_subdirs(base)]:
@@ -134,9 +133,12 @@ def collect_saved_states(
                     except ValueError:
                         continue
                     found.setdefault(prefix, []).append((entry.path, entry.stat().st_size))
-    gone = doomed(list(found)) if found else set()
-    paths = [(p, n) for prefix in gone for p, n in found.get(prefix, [])]
-    return [p for p, _ in paths], sum(n for _, n in paths)
+    return found
+
+
+def default_state_dirs() -> list[str]:
+    """Where ``Runtime.gc`` looks for saved states by default: the provider's default."""
+    return [default_state_dir()]
 
 
 def _subdirs(base: str) -> list[str]:

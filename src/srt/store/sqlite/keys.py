@@ -21,7 +21,7 @@ from typing import Any
 
 import apsw
 
-from .errors import ConfigError, EncryptionKeyError
+from ...errors import ConfigError, EncryptionKeyError
 
 __all__ = [
     "Key",
@@ -68,6 +68,11 @@ class Key:
 
     def __reduce__(self) -> Any:
         raise TypeError("an srt key cannot be pickled")
+
+    @property
+    def value(self) -> str | bytes:
+        """The key itself (to hand to ``Runtime(key=...)``); never printed by srt."""
+        return self._value
 
     def pragma(self, rekey: bool = False) -> tuple[str, str]:
         """The SQLite3 Multiple Ciphers pragma and its value for this key."""
@@ -130,7 +135,7 @@ def is_plain(header: bytes) -> bool:
     return header.startswith(_MAGIC)
 
 
-def read_key_file(key_file: str, db_path: str) -> Key:
+def read_key_file(key_file: str, db_path: str) -> str | bytes:
     """The key in ``key_file``: its text (one trailing newline dropped), or its bytes if
     they are not UTF-8. Refused (``ConfigError``) if others may read it, or if it is in
     the database's own directory."""
@@ -161,8 +166,8 @@ def read_key_file(key_file: str, db_path: str) -> Key:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return Key(data)
-    return Key(text)
+        return Key(data).value
+    return Key(text).value
 
 
 def wrong_key() -> EncryptionKeyError:

@@ -20,31 +20,15 @@ import contextlib
 import os
 import secrets
 import time
-from dataclasses import dataclass
 
 import apsw
 
-from . import _db, _keys
-from .errors import ConfigError, CorruptionError, StoreError
-from .store import Store
+from ...errors import ConfigError, CorruptionError, StoreError
+from ..base import BackupReport
+from . import keys as _keys
+from .db import Database, create_private_file, translate
 
-__all__ = ["BackupReport", "backup"]
-
-
-@dataclass(frozen=True)
-class BackupReport:
-    """What one backup copied."""
-
-    path: str  # where the copy is
-    pages: int
-    page_size: int
-    bytes: int  # the copy's size on disk
-    seconds: float
-    encrypted: bool
-
-    def __str__(self) -> str:
-        kind = "encrypted " if self.encrypted else ""
-        return f"{kind}copy of {self.pages:,} pages ({self.bytes:,} bytes) at {self.path}"
+__all__ = ["backup"]
 
 
 def _remove(path: str) -> None:
@@ -53,7 +37,7 @@ def _remove(path: str) -> None:
             os.remove(path + suffix)
 
 
-def backup(store: Store, dest: str) -> BackupReport:
+def backup(store: Database, dest: str) -> BackupReport:
     """Copy ``store`` to ``dest`` (a new file) while it stays in use; see the module."""
     if store.path == ":memory:":
         raise ConfigError("an in-memory store cannot be backed up to a file")
@@ -65,13 +49,13 @@ def backup(store: Store, dest: str) -> BackupReport:
     if os.path.lexists(dest):
         raise ConfigError(f"{dest} exists; a backup never overwrites a file")
     tmp = f"{dest}.partial-{secrets.token_hex(4)}"
-    _db.create_private_file(tmp)
+    create_private_file(tmp)
     t0 = time.monotonic()
     action = "backing up the database"
     try:
-        src = store.open_connection()
+        src = store.open()
         try:
-            with _db.translate(action):
+            with translate(action):
                 out = apsw.Connection(tmp)
                 try:
                     _keys.apply(out, store.key)
@@ -91,7 +75,7 @@ def backup(store: Store, dest: str) -> BackupReport:
         if problems != ["ok"]:
             raise CorruptionError(f"the backup copy fails integrity_check: {problems[0]}")
         # It opens as an srt store with the same key and hashing (and nothing to migrate).
-        Store(tmp, key=store.key, hashing=store.hashing).close()
+        Database(tmp, key=store.key, hashing=store.hashing).close()
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         try:

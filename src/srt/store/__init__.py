@@ -1,0 +1,109 @@
+"""Storage engines behind one protocol (``base.Store``), and the lookup from a path or
+URL to an engine.
+
+``open_store("chats.db")`` or ``open_store("sqlite:///chats.db")`` opens the SQLite
+engine; a URL whose scheme is registered opens that engine. An engine registers
+itself with one line in ``ENGINES`` below, or from another package through the
+``srt.stores`` entry-point group (name: the URL scheme; value: ``module:factory``,
+a callable ``(url, **options) -> Store``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Any
+
+from ..errors import ConfigError
+from .base import (
+    BackupReport,
+    CallRecord,
+    ChainRow,
+    Fault,
+    GcReport,
+    Hit,
+    NewNode,
+    ObjectPut,
+    ObjectRow,
+    SessionOverview,
+    SessionRow,
+    Store,
+    StoredResponse,
+    TreeNode,
+    VacuumReport,
+    VerifyReport,
+)
+
+__all__ = [
+    "ENGINES",
+    "BackupReport",
+    "CallRecord",
+    "ChainRow",
+    "Fault",
+    "GcReport",
+    "Hit",
+    "NewNode",
+    "ObjectPut",
+    "ObjectRow",
+    "SessionOverview",
+    "SessionRow",
+    "Store",
+    "StoredResponse",
+    "TreeNode",
+    "VacuumReport",
+    "VerifyReport",
+    "engine_for",
+    "open_store",
+    "scheme_of",
+]
+
+#: URL scheme -> ``"module:factory"``; the factory takes ``(url, **options)``.
+#: Imported on first use, so a runtime on SQLite never imports another engine's driver.
+ENGINES: dict[str, str] = {
+    "sqlite": "srt.store.sqlite:SQLiteStore.from_url",
+}
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def scheme_of(path_or_url: str) -> str:
+    """The engine scheme of ``path_or_url``: a URL's scheme (``postgresql+psycopg`` is
+    ``postgresql``), ``sqlite`` for ``sqlite:...`` and for any plain path."""
+    m = _SCHEME.match(path_or_url)
+    if m is None:
+        return "sqlite"
+    return m.group(1).lower().split("+", 1)[0]
+
+
+def _registered() -> dict[str, str]:
+    found = dict(ENGINES)
+    for ep in entry_points(group="srt.stores"):
+        found.setdefault(ep.name.lower(), ep.value)
+    return found
+
+
+def engine_for(scheme: str) -> Callable[..., Store]:
+    """The factory of the engine registered for ``scheme``; ``ConfigError`` if none."""
+    engines = _registered()
+    target = engines.get(scheme)
+    if target is None:
+        raise ConfigError(
+            f"no storage engine for URLs of scheme {scheme!r}; known: {sorted(engines)}"
+        )
+    module, _, attr = target.partition(":")
+    try:
+        obj: Any = importlib.import_module(module)
+    except ImportError as exc:
+        raise ConfigError(
+            f"the {scheme!r} storage engine cannot be loaded ({exc}); is its extra installed?"
+        ) from exc
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj  # type: ignore[no-any-return]
+
+
+def open_store(path_or_url: str, **options: Any) -> Store:
+    """Open the engine ``path_or_url`` names (a plain path: SQLite) with ``options``."""
+    return engine_for(scheme_of(path_or_url))(path_or_url, **options)

@@ -1,0 +1,608 @@
+"""The Store protocol: what srt asks of a storage engine, in typed rows and operations.
+
+Nothing here knows SQL, connections or a database library. An engine (SQLite in
+``srt.store.sqlite``; PostgreSQL in ``srt.store.postgres``) subclasses ``Store`` and
+keeps every promise below; the conformance suite in ``tests/store/`` checks them
+on each engine with the same tests.
+
+The data model:
+
+* **messages**: canonical message bytes, content-addressed by their 16-byte hash and
+  stored once however many sessions share them;
+* **nodes**: a prefix tree; a node's prefix hash is H(parent prefix || message hash),
+  so equal histories share nodes;
+* **sessions**: named heads (a node id, or ``None`` for an empty session);
+* **calls**: the usage ledger, one row per request sent, kept when its session or
+  node goes;
+* **objects**: small values filed under (kind, scope, key) for the layers above (the
+  gateway's responses, a LangGraph saver's checkpoints). An object that names a node
+  keeps that node's chain alive under ``gc``; an object past its ``expires`` time is
+  invisible and ``gc`` removes it.
+
+The promises every engine keeps:
+
+* a write is all or nothing: on any error nothing of it is stored;
+* ``append`` and ``move_head`` are compare-and-swap on the session head: if the head
+  is no longer ``expected``, ``ConflictError`` and nothing is written;
+* a message or node that already exists is reused after a byte-for-byte (message)
+  or structural (node) check; a mismatch is ``CorruptionError`` and nothing is linked;
+* ``chain`` checks every body against its hash and every prefix against the chain
+  (``check_chain``), so a damaged store raises ``CorruptionError`` instead of
+  returning altered bytes;
+* ``gc`` never removes a node that a session head or an object reaches;
+* every failure is an ``srt.SrtError``: the engine's own exceptions never leave it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from .. import _core
+from .._hashing import XXH3, Hashing
+from .._types import SessionInfo
+from ..errors import ConfigError, CorruptionError
+
+__all__ = [
+    "CALL_FIELDS",
+    "MAX_FAULTS",
+    "BackupReport",
+    "CallRecord",
+    "ChainRow",
+    "Fault",
+    "GcReport",
+    "Hit",
+    "NewNode",
+    "ObjectPut",
+    "ObjectRow",
+    "SessionOverview",
+    "SessionRow",
+    "Store",
+    "StoredResponse",
+    "TreeNode",
+    "VacuumReport",
+    "VerifyReport",
+    "check_chain",
+    "store_protocol",
+]
+
+# -- rows ---------------------------------------------------------------------------------
+
+#: One message of a chain, as ``Store.chain`` returns it: ``(node id, message hash,
+#: canonical body, prefix hash, status, metadata JSON, depth)``. A plain tuple, not a
+#: NamedTuple: a cold load reads thousands of them, and building a NamedTuple per row
+#: measured 0.5-1 ms per 2,000 rows, against a whole cold load of about 8 ms.
+ChainRow = tuple[int, bytes, bytes, bytes, "str | None", "bytes | str | None", int]
+
+
+class NewNode(NamedTuple):
+    """One message to append: its hash, canonical body, prefix hash, metadata JSON (never
+    hashed) and status (``None``, or the status of a partial reply)."""
+
+    hash: bytes
+    body: bytes
+    prefix: bytes
+    meta: bytes | None = None
+    status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """A session as stored: its id, name, head node (``None``: empty) and times."""
+
+    id: int
+    name: str
+    head: int | None
+    created: float
+    updated: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One row of the usage ledger: a request sent to a provider.
+
+    ``node`` is the node of the reply it stored; ``Store.append`` fills it in with
+    the last node it appends. ``params`` is the JSON text of the request parameters
+    that shaped the body (``None`` when not recorded). ``id`` is given by the store.
+    """
+
+    at: float
+    session: int | None
+    session_name: str | None
+    node: int | None
+    provider: str
+    model: str
+    format: str
+    body_hash: bytes
+    body_bytes: int
+    messages: int
+    input_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    output_tokens: int | None = None
+    predicted_cached_tokens: int | None = None
+    explain: str | None = None
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    retries: int = 0
+    status: str = "ok"
+    error: str | None = None
+    response_id: str | None = None
+    previous_response_id: str | None = None
+    stored: int | None = None
+    fallback: str | None = None
+    params: str | None = None
+    id: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row as ``Session.calls()`` gives it: ``id`` first, then every field."""
+        out: dict[str, Any] = {"id": self.id}
+        for name in CALL_FIELDS:
+            out[name] = getattr(self, name)
+        return out
+
+
+#: The ledger's fields a caller fills in, in order (``CallRecord`` without ``id``).
+CALL_FIELDS: tuple[str, ...] = tuple(f for f in CallRecord.__dataclass_fields__ if f != "id")
+
+
+class StoredResponse(NamedTuple):
+    """The newest stored server-side response found by ``Store.last_response``."""
+
+    node: int
+    response_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectPut:
+    """An object to write with ``Store.append`` (in the append's transaction).
+
+    ``at_head`` files the object under the node the append makes the head (the
+    reply it stores), which is not known before the append; it overrides ``node``.
+    """
+
+    kind: str
+    scope: str
+    key: str
+    value: bytes
+    node: int | None = None
+    expires: float | None = None
+    at_head: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRow:
+    """A stored object. Objects list in insertion order; replacing one keeps its place."""
+
+    kind: str
+    scope: str
+    key: str
+    value: bytes
+    node: int | None
+    expires: float | None
+    created: float
+    updated: float
+
+
+# -- reports --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GcReport:
+    """What one ``gc`` removed, and the state of the store afterwards.
+
+    The page figures are the engine's (SQLite's pages); an engine without them
+    reports 0 and ``checkpointed`` False.
+    """
+
+    nodes: int
+    messages: int
+    message_bytes: int  # canonical body bytes of the messages removed
+    ledger_rows: int  # ledger rows whose node was removed (kept, with node NULL)
+    pages_freed: int  # pages this gc returned to the file's free list
+    free_pages: int  # free pages in the file afterwards (reused first; vacuum drops them)
+    page_size: int
+    secure_delete: bool
+    checkpointed: bool  # the WAL was checkpointed and truncated afterwards
+    dry_run: bool
+    objects: int = 0  # expired objects removed
+    #: the prefix hashes of ``gc(watch=...)`` no live node carries (any more)
+    dead_prefixes: tuple[bytes, ...] = ()
+    #: the local provider's saved KV states removed with them (``Runtime.gc``), and bytes
+    state_files: int = 0
+    state_bytes: int = 0
+
+    @property
+    def bytes_freed(self) -> int:
+        return self.pages_freed * self.page_size
+
+    @property
+    def free_bytes(self) -> int:
+        return self.free_pages * self.page_size
+
+
+@dataclass(frozen=True)
+class BackupReport:
+    """What one ``backup`` copied."""
+
+    path: str  # where the copy is
+    pages: int
+    page_size: int
+    bytes: int  # the copy's size on disk
+    seconds: float
+    encrypted: bool
+
+
+@dataclass(frozen=True)
+class VacuumReport:
+    """Store sizes (for SQLite: database plus WAL) before and after ``vacuum``."""
+
+    bytes_before: int
+    bytes_after: int
+    checkpointed: bool
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One inconsistency found by ``verify``."""
+
+    kind: str  # integrity, message, node, session, ledger, object, foreign_key, search_index
+    table: str
+    row: int | None
+    detail: str
+    places: tuple[tuple[str, int], ...] = ()  # (session, 1-based position) reaching it
+
+    def __str__(self) -> str:
+        where = f"{self.table} row {self.row}" if self.row is not None else self.table
+        text = f"{where}: {self.detail}"
+        if self.places:
+            shown = ", ".join(f"{name!r} message {pos}" for name, pos in self.places[:8])
+            more = len(self.places) - 8
+            text += f"; reached by {shown}" + (f" and {more} more" if more > 0 else "")
+        elif self.kind in ("message", "node"):
+            text += "; reached by no session"
+        return text
+
+
+#: Faults listed by ``verify`` at most (the count of the rest is still given).
+MAX_FAULTS = 100
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """Counts of what ``verify`` checked, and the faults found (first first)."""
+
+    messages: int
+    nodes: int
+    sessions: int
+    calls: int
+    faults: tuple[Fault, ...]
+    more_faults: int = 0  # faults found beyond MAX_FAULTS
+
+    @property
+    def ok(self) -> bool:
+        return not self.faults
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A stored message matching a search, and where sessions use it."""
+
+    message: int
+    role: str
+    text: str
+    places: tuple[tuple[str, int], ...]  # (session, 1-based position)
+
+
+@dataclass(frozen=True)
+class SessionOverview:
+    """One session as ``srt ls`` lists it."""
+
+    name: str
+    messages: int
+    turns: int  # user messages
+    tokens: int  # estimated: sum of ceil(canonical bytes / 4) over its messages
+    branches: int  # sessions sharing its first message, itself included
+    created: float
+    updated: float
+    head_prefix: str | None
+
+
+@dataclass
+class TreeNode:
+    """A node of a conversation tree: one message and the branches that continue it."""
+
+    id: int
+    depth: int
+    role: str
+    text: str  # the message text, at most ``tree(..., width)`` characters
+    status: str | None  # a partial reply's status (cancelled, incomplete, error)
+    heads: list[str] = field(default_factory=list)  # sessions whose head is this node
+    children: list[TreeNode] = field(default_factory=list)
+
+
+# -- the chain check ----------------------------------------------------------------------
+
+
+def check_chain(rows: list[ChainRow], head: int, hashing: Hashing = XXH3) -> list[ChainRow]:
+    """``rows`` (root first) if every body hashes to its hash, every prefix chains from
+    the previous one and the last row is ``head``; else ``CorruptionError``.
+
+    Every engine's ``chain`` ends with this, so a damaged store never returns altered
+    text or bytes that are not JSON. ``hashing``: the store's (``srt._hashing``).
+    """
+    hashes = [r[1] for r in rows]
+    digest = hashing.digest
+    if (
+        not all(type(r[2]) is bytes and type(r[1]) is bytes for r in rows)
+        or [digest(r[2]) for r in rows] != hashes
+        or hashing.chain_many(_core.ROOT, hashes) != [r[3] for r in rows]
+        or not rows
+        or rows[-1][0] != head
+    ):
+        raise CorruptionError(
+            "the session's stored messages fail their hash check (the file is "
+            "damaged); run srt verify"
+        )
+    return rows
+
+
+# -- the protocol -----------------------------------------------------------------------------
+
+
+class Store(ABC):
+    """A storage engine. Subclasses implement every abstract operation.
+
+    Engines are safe to share between threads. Every operation raises only
+    ``srt.SrtError`` subclasses: ``StoreError`` (and its ``StoreBusyError``,
+    ``CorruptionError``, ...) for the engine's failures, ``SessionNotFoundError``,
+    ``SessionExistsError`` and ``ConflictError`` as documented, ``ConfigError`` for
+    bad arguments.
+    """
+
+    #: Where the data lives, for people: a file path, or a URL without its password.
+    location: str = ""
+    #: How this store hashes messages and links its prefix chain (``srt._hashing``): the
+    #: store records it when it is created and opens only with the same.
+    hashing: Hashing = XXH3
+    #: Seconds a write waits for other writers before ``StoreBusyError`` (and the
+    #: default deadline of ``Session.append(rebase=True)``).
+    busy_timeout: float = 10.0
+
+    @property
+    def store_id(self) -> str:
+        """A random id (hex) made with the store; it names files derived from the store
+        elsewhere (the local provider's saved KV states). ``""`` if the engine has none."""
+        return ""
+
+    def __repr__(self) -> str:
+        return f"<srt store {type(self).__name__} {self.location!r}>"
+
+    # -- sessions ------------------------------------------------------------------
+
+    @abstractmethod
+    def get_session(self, name: str) -> SessionRow | None:
+        """The session called ``name``, or ``None``."""
+
+    @abstractmethod
+    def create_session(
+        self,
+        name: str,
+        head: int | None,
+        *,
+        exist_ok: bool,
+        head_prefix: bytes | None = None,
+        limit: int | None = None,
+    ) -> SessionRow:
+        """Create a session at ``head``. If one named ``name`` exists, return it with
+        ``exist_ok``, else raise ``SessionExistsError``. With ``head_prefix``, the node
+        must still carry that prefix hash (a node id seen earlier may have been
+        collected and reused): otherwise ``ConflictError`` and nothing is written.
+        With ``limit``, a store holding that many sessions refuses a new one
+        (``SessionLimitError``), counted in the same transaction as the insert, so
+        creators in other threads and processes cannot pass it together."""
+
+    @abstractmethod
+    def delete_session(self, name: str) -> None:
+        """Delete the session's head row (its nodes stay for forks and ``gc``);
+        ``SessionNotFoundError`` if there is none."""
+
+    @abstractmethod
+    def rename_session(self, old: str, new: str) -> None:
+        """``SessionExistsError`` if ``new`` is taken, ``SessionNotFoundError`` if
+        ``old`` does not exist."""
+
+    @abstractmethod
+    def list_sessions(self) -> list[SessionInfo]:
+        """Every session with its message count and head prefix, sorted by name."""
+
+    @abstractmethod
+    def overview(self) -> list[SessionOverview]:
+        """Every session with its message, turn and estimated token counts (``srt ls``)."""
+
+    @abstractmethod
+    def tree(self, name: str, *, width: int = 200) -> TreeNode | None:
+        """Every message of every session that shares session ``name``'s first message,
+        as a tree from that message (``None`` if it is empty); ``SessionNotFoundError``."""
+
+    # Head history (issue 14: ``Session.history()``, ``srt log``) goes here: the heads
+    # a session had before a rewind or an edit, and a gc retention for them.
+
+    # -- nodes -----------------------------------------------------------------------
+
+    @abstractmethod
+    def chain(self, head: int | None) -> list[ChainRow]:
+        """The messages from the root to ``head``, in order, checked by ``check_chain``."""
+
+    def chain_extension(self, head: int, above: int, prefix: bytes) -> list[ChainRow] | None:
+        """The messages of ``head``'s chain deeper than ``above``, in order, if they
+        continue the history whose last prefix hash (at depth ``above``) is ``prefix``;
+        ``None`` if they do not (the head moved to another branch). A rebase reads only
+        these. Engines may override this to read less than the whole chain."""
+        rows = self.chain(head)
+        if len(rows) <= above or (rows[above - 1][3] if above else _core.ROOT) != prefix:
+            return None
+        return rows[above:]
+
+    @abstractmethod
+    def node_prefix(self, node: int) -> bytes:
+        """The node's prefix hash; ``CorruptionError`` if the node is missing."""
+
+    @abstractmethod
+    def node_meta(self, node: int) -> bytes | str | None:
+        """The node's metadata JSON, or ``None``."""
+
+    # -- writes ----------------------------------------------------------------------
+
+    @abstractmethod
+    def append(
+        self,
+        session: int,
+        expected: int | None,
+        parent: int | None,
+        depth: int,
+        items: Sequence[NewNode],
+        *,
+        call: CallRecord | None = None,
+        objects: Sequence[ObjectPut] = (),
+        deadline: float | None = None,
+    ) -> list[int]:
+        """Add ``items`` below ``parent`` (at ``depth``) and make the last one the head,
+        if the head is still ``expected``: otherwise ``ConflictError`` (or
+        ``SessionNotFoundError``) and nothing is written. Returns the node ids.
+
+        ``call`` (its ``node`` set to the new head) and ``objects`` are written in the
+        same transaction. Waiting for other writers ends at ``deadline`` (a
+        ``time.monotonic()`` value; default: the engine's busy timeout from now) with
+        ``StoreBusyError``.
+        """
+
+    @abstractmethod
+    def move_head(self, session: int, expected: int | None, new: int | None) -> None:
+        """Compare-and-swap the head without adding nodes (rewind)."""
+
+    # -- the ledger ------------------------------------------------------------------
+
+    @abstractmethod
+    def record_call(self, call: CallRecord) -> int:
+        """Write one ledger row on its own (a request that stored no reply); its id."""
+
+    @abstractmethod
+    def calls(
+        self, *, session: int | None = None, session_name: str | None = None
+    ) -> list[CallRecord]:
+        """Ledger rows, oldest first: all, or those of one session id or name."""
+
+    @abstractmethod
+    def last_response(self, nodes: Sequence[int], format: str, model: str) -> StoredResponse | None:
+        """The newest stored server-side response (status ok, ``stored``) recorded for
+        one of ``nodes`` in ``format`` for ``model``: the node nearest the head wins."""
+
+    # -- objects ---------------------------------------------------------------------
+
+    @abstractmethod
+    def put_object(
+        self,
+        kind: str,
+        scope: str,
+        key: str,
+        value: bytes,
+        *,
+        node: int | None = None,
+        expires: float | None = None,
+    ) -> None:
+        """Store ``value`` under (kind, scope, key), replacing any earlier value (which
+        keeps its place in the order). ``node`` keeps that node's chain alive under
+        ``gc`` (``ConflictError`` if the node is not stored); ``expires`` is a Unix
+        time after which the object is gone."""
+
+    @abstractmethod
+    def get_object(self, kind: str, scope: str, key: str) -> ObjectRow | None:
+        """The object, or ``None`` (also once it has expired)."""
+
+    @abstractmethod
+    def list_objects(
+        self,
+        kind: str,
+        scope: str,
+        *,
+        after: str | None = None,
+        limit: int = 100,
+        descending: bool = False,
+    ) -> list[ObjectRow]:
+        """Live objects of (kind, scope) in insertion order (newest first with
+        ``descending``), starting after the object keyed ``after``."""
+
+    @abstractmethod
+    def delete_object(self, kind: str, scope: str, key: str) -> bool:
+        """Remove the object; False if there was none."""
+
+    # -- maintenance -------------------------------------------------------------------
+
+    @abstractmethod
+    def gc(
+        self, *, secure_delete: bool = True, dry_run: bool = False, watch: Sequence[bytes] = ()
+    ) -> GcReport:
+        """Remove expired objects, then the nodes that no session head and no object
+        reaches and the messages no node uses. Ledger rows stay, their node cleared.
+        ``dry_run`` counts and writes nothing. Of the prefix hashes in ``watch``, the
+        report's ``dead_prefixes`` are those no live node carries afterwards (the
+        runtime removes files named after them)."""
+
+    @abstractmethod
+    def verify(self) -> VerifyReport:
+        """Check every hash, chain and reference in the store."""
+
+    @abstractmethod
+    def search(
+        self,
+        text: str,
+        *,
+        limit: int = 20,
+        syntax: bool = False,
+        announce: Callable[[int], None] | None = None,
+    ) -> list[Hit]:
+        """Messages some session uses whose text has every word of ``text`` (with
+        ``syntax``, ``text`` is the engine's own query language), best match first.
+        The first search may build the index, calling ``announce`` with the number of
+        messages it is about to index."""
+
+    @abstractmethod
+    def has_search_index(self) -> bool:
+        """Whether the store carries the search index."""
+
+    @abstractmethod
+    def build_search_index(self, *, announce: Callable[[int], None] | None = None) -> int | None:
+        """Build the search index unless it exists: the number of messages indexed, or
+        ``None`` if it was there."""
+
+    @abstractmethod
+    def drop_search_index(self) -> bool:
+        """Remove the search index; False if there was none."""
+
+    @abstractmethod
+    def vacuum(self) -> VacuumReport:
+        """Give the space of removed rows back to the system."""
+
+    @abstractmethod
+    def checkpoint(self) -> bool:
+        """Make every committed write durable in the main store (SQLite: copy the WAL
+        into the file and truncate it); False if readers kept it from finishing."""
+
+    def backup(self, dest: str) -> BackupReport:
+        """Copy the store to the new file ``dest`` while writers go on: a consistent
+        copy of every turn committed before the backup began, checked, never over an
+        existing file. Engines without an online copy raise ``ConfigError``."""
+        raise ConfigError(f"the {type(self).__name__} engine cannot make an online backup")
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release every connection. Using the store afterwards reopens them."""
+
+
+def store_protocol() -> list[str]:
+    """The names of the operations every engine implements (for docs and tests)."""
+    return sorted(Store.__abstractmethods__)

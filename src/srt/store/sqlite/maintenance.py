@@ -1,0 +1,364 @@
+"""Keeping an srt file tidy: gc, vacuum, checkpoint and search (``verify`` and the
+views behind ``srt ls`` and ``srt show --tree`` are modules of their own).
+
+Each job runs on a connection of its own (``Database.job``, closed afterwards), so its
+pragmas never leak into the connections the store lends to sessions. Writers take the store's
+in-process writer lock, then ``BEGIN IMMEDIATE``; other processes wait on SQLite's
+busy timeout. Readers run in one read transaction, so they see one snapshot.
+
+**Garbage collection** (``gc``) is mark and sweep. It first removes the objects past
+their ``expires`` time. The live nodes are every node on the chain of some session
+head or of some object's node (a recursive walk up the parents). Every other node
+is swept, then every message that no remaining node uses. The usage ledger is never
+deleted: a ledger row whose node was swept keeps all its figures and its session
+name, and its ``node`` becomes NULL. Forks share nodes with their origin, so deleting
+a session never harms its forks: what they reach is live. The sweep runs in one
+transaction with ``PRAGMA secure_delete=ON`` (by default), so freed cells and pages
+are zeroed, then merges the search index if the file has one (``optimize``: a deleted
+row's terms leave the index only when its segments are rewritten) and checkpoints the
+WAL with TRUNCATE, so the text of swept messages is left neither in the file nor in
+``-wal``.
+
+**Verify** re-derives every message hash from its body, every node's depth and
+prefix hash from its parent and message, checks that session heads and ledger nodes
+exist, that the search index (if the file has one) holds exactly the stored messages
+and still has its triggers, and runs ``PRAGMA integrity_check`` and
+``PRAGMA foreign_key_check``. A fault names the table, the row and the sessions (and
+positions) that reach it.
+
+**Search** runs on a full-text index that no migration creates: a file that has
+never been searched carries none, so appends do not pay for it. The first search
+builds it (``build_search_index``: the FTS5 table and its triggers, filled from every
+stored message, in one ``BEGIN IMMEDIATE`` transaction under the writer lock); from
+then on the triggers keep it in step with every append and every gc, whoever writes.
+``drop_search_index`` removes it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import apsw
+
+from ...errors import ConfigError, CorruptionError, StoreError
+from ..base import GcReport, Hit, VacuumReport
+from . import db as db_module
+from . import queries as q
+from .db import Database, translate
+from .queries import ROLE, TEXT
+
+__all__ = [
+    "build_search_index",
+    "checkpoint",
+    "drop_search_index",
+    "fts_query",
+    "gc",
+    "has_search_index",
+    "search",
+    "vacuum",
+]
+
+
+# -- gc ---------------------------------------------------------------------------------
+
+
+_LIVE = """
+INSERT INTO temp.srt_gc_live(id)
+WITH RECURSIVE live(id) AS (
+    SELECT head FROM sessions WHERE head IS NOT NULL
+    UNION
+    SELECT node FROM objects WHERE node IS NOT NULL
+    UNION
+    SELECT n.parent FROM nodes n JOIN live ON n.id = live.id WHERE n.parent IS NOT NULL
+)
+SELECT id FROM live
+"""
+_DEAD_NODES = "id NOT IN (SELECT id FROM temp.srt_gc_live)"
+_DEAD_MESSAGES = "id NOT IN (SELECT message FROM nodes)"
+
+
+def _count(conn: apsw.Connection, sql: str) -> int:
+    return int(conn.execute(sql).get or 0)
+
+
+def gc(
+    db: Database,
+    *,
+    secure_delete: bool = True,
+    dry_run: bool = False,
+    watch: Sequence[bytes] = (),
+) -> GcReport:
+    """Sweep expired objects, the nodes no session or object reaches and the messages
+    no node uses (see the module docstring). ``dry_run`` counts what would go and
+    writes nothing. Of the prefix hashes in ``watch``, those no live node carries are
+    reported (``dead_prefixes``)."""
+    pragmas = [
+        f"PRAGMA secure_delete={'ON' if secure_delete else 'OFF'}",
+        # The sweep keeps the references intact itself (the live set is closed under
+        # parents) and proves it with foreign_key_check before it commits; per-row
+        # checks would scan nodes once per deleted row (nodes.message has no index).
+        "PRAGMA foreign_keys=OFF",
+        "PRAGMA temp_store=MEMORY",
+    ]
+    action = "collecting garbage"
+    with db.job(action, pragmas) as conn, translate(action), db.lock:
+        page_size = _count(conn, "PRAGMA page_size")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            free_before = _count(conn, "PRAGMA freelist_count")
+            conn.execute(
+                "DELETE FROM objects WHERE expires IS NOT NULL AND expires <= ?", (time.time(),)
+            )
+            objects = conn.changes()
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS srt_gc_live(id INTEGER PRIMARY KEY)")
+            conn.execute("DELETE FROM temp.srt_gc_live")
+            conn.execute(_LIVE)
+            nodes = _count(conn, f"SELECT count(*) FROM nodes WHERE {_DEAD_NODES}")
+            q.rows(
+                conn,
+                "UPDATE calls SET node = NULL "
+                "WHERE node IS NOT NULL AND node NOT IN (SELECT id FROM temp.srt_gc_live)",
+            )
+            ledger_rows = conn.changes()
+            conn.execute(f"DELETE FROM nodes WHERE {_DEAD_NODES}")
+            messages, message_bytes = q.rows(
+                conn,
+                f"SELECT count(*), coalesce(sum(length(body)), 0) FROM messages "
+                f"WHERE {_DEAD_MESSAGES}",
+            ).fetchone() or (0, 0)
+            conn.execute(f"DELETE FROM messages WHERE {_DEAD_MESSAGES}")
+            if messages and db_module.has_search_index(conn):
+                conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
+            broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                table, rowid, parent, _ = broken[0]
+                raise CorruptionError(
+                    f"gc stopped and changed nothing: {table} row {rowid} refers to a "
+                    f"missing {parent} row ({len(broken)} such references); run srt verify"
+                )
+            free_after = _count(conn, "PRAGMA freelist_count")
+            dead = tuple(p for p in watch if not _live_prefix(conn, p))
+            conn.execute("DROP TABLE temp.srt_gc_live")
+        except BaseException:
+            if not conn.get_autocommit():
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("ROLLBACK" if dry_run else "COMMIT")
+    checkpointed = False
+    if not dry_run:
+        checkpointed = checkpoint(db, action)
+    return GcReport(
+        nodes=nodes,
+        messages=int(messages),
+        message_bytes=int(message_bytes),
+        ledger_rows=ledger_rows,
+        pages_freed=max(0, free_after - free_before),
+        free_pages=free_before if dry_run else free_after,
+        page_size=page_size,
+        secure_delete=secure_delete,
+        checkpointed=checkpointed,
+        dry_run=dry_run,
+        objects=objects,
+        dead_prefixes=dead,
+    )
+
+
+def _live_prefix(conn: apsw.Connection, prefix: bytes) -> bool:
+    """Whether a node of gc's live set carries ``prefix`` (inside gc's transaction)."""
+    sql = "SELECT 1 FROM nodes n JOIN temp.srt_gc_live l ON l.id = n.id WHERE n.prefix = ?"
+    return conn.execute(sql, (prefix,)).fetchone() is not None
+
+
+def checkpoint(db: Database, action: str, wait_ms: int = 2000) -> bool:
+    """Copy the WAL into the file and truncate it; False if readers kept it busy."""
+    with db.job(action) as conn, translate(action):
+        conn.set_busy_timeout(wait_ms)
+        busy, _log, _done = q.rows(conn, "PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return not busy
+
+
+# -- vacuum -----------------------------------------------------------------------------
+
+
+def _file_bytes(path: str) -> int:
+    total = 0
+    for p in (path, path + "-wal"):
+        with contextlib.suppress(FileNotFoundError):
+            total += os.path.getsize(p)
+    return total
+
+
+def vacuum(db: Database) -> VacuumReport:
+    """Rebuild the file without its free pages (``VACUUM``), then truncate the WAL."""
+    action = "vacuuming the database"
+    before = _file_bytes(db.path)
+    with db.job(action) as conn, translate(action), db.lock:
+        conn.execute("VACUUM")
+    checkpointed = checkpoint(db, action)
+    return VacuumReport(before, _file_bytes(db.path), checkpointed)
+
+
+# -- search -----------------------------------------------------------------------------
+
+
+def has_search_index(db: Database) -> bool:
+    """Whether the file carries the search index (built by the first search)."""
+    action = "reading the schema"
+    with db.job(action) as conn, translate(action):
+        return db_module.has_search_index(conn)
+
+
+def build_search_index(
+    db: Database, *, announce: Callable[[int], None] | None = None
+) -> int | None:
+    """Create the search index and fill it from every stored message, unless the file
+    has it already; ``search`` does this first. Returns the number of messages indexed,
+    or ``None`` if the index was there (another search, maybe in another process,
+    built it). ``announce`` is called with that number before the work starts.
+
+    It is one ``BEGIN IMMEDIATE`` transaction under the writer lock, so other writers
+    wait for it (up to the busy timeout), a concurrent first search finds the index
+    built and does nothing, and a failure (a read-only file, a full disk) leaves the
+    file as it was.
+    """
+    action = "building the search index"
+    with db.job(action) as conn:
+        return _build_search_index(conn, db.lock, action, announce)
+
+
+def _build_search_index(
+    conn: apsw.Connection,
+    lock: threading.Lock,
+    action: str,
+    announce: Callable[[int], None] | None,
+) -> int | None:
+    with translate(action):
+        if db_module.has_search_index(conn):
+            return None
+        try:
+            with lock:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    if db_module.has_search_index(conn):  # built by another connection meanwhile
+                        conn.execute("ROLLBACK")
+                        return None
+                    count = _count(conn, "SELECT count(*) FROM messages")
+                    if announce is not None:
+                        announce(count)
+                    conn.execute(db_module.SEARCH_INDEX_SQL)
+                    conn.execute(db_module.SEARCH_FILL_SQL)
+                except BaseException:
+                    if not conn.get_autocommit():
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+        except apsw.ReadOnlyError as exc:
+            raise StoreError(
+                f"{action}: the database has no search index yet, and it cannot be built "
+                f"because the database is read-only ({type(exc).__name__}: {exc})"
+            ) from exc
+    return count
+
+
+def drop_search_index(db: Database) -> bool:
+    """Remove the search index and its triggers; False if the file had none. Its pages
+    go to the file's free list (reused by later writes; ``vacuum`` returns them)."""
+    action = "dropping the search index"
+    with db.job(action) as conn, translate(action), db.lock:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            had = db_module.has_search_index(conn)
+            conn.execute(db_module.SEARCH_DROP_SQL)
+        except BaseException:
+            if not conn.get_autocommit():
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    return had
+
+
+def fts_query(text: str) -> str:
+    """``text`` as an FTS5 query matching messages with every word in it.
+
+    Each whitespace-separated word is quoted, so punctuation and FTS5 operators are
+    searched for literally; a word ending in ``*`` matches as a prefix.
+    """
+    terms = []
+    for word in text.split():
+        star = word.endswith("*") and len(word) > 1
+        core = word[:-1] if star else word
+        terms.append('"' + core.replace('"', '""') + '"' + ("*" if star else ""))
+    if not terms:
+        raise ConfigError("the search text is empty")
+    return " ".join(terms)
+
+
+def search(
+    db: Database,
+    text: str,
+    *,
+    limit: int = 20,
+    syntax: bool = False,
+    announce: Callable[[int], None] | None = None,
+) -> list[Hit]:
+    """Messages that some session uses and whose text matches, best match first.
+
+    ``text`` is words to find (see ``fts_query``), or with ``syntax`` an FTS5 query.
+    The first search of a file builds the index (``build_search_index``, which calls
+    ``announce`` with the number of messages it is about to index).
+    """
+    if limit < 1:
+        raise ConfigError("limit must be at least 1")
+    query = text if syntax else fts_query(text)
+    if not query.strip():
+        raise ConfigError("the search text is empty")
+    action = "searching"
+    with db.job(action) as conn:
+        _build_search_index(conn, db.lock, "building the search index", announce)
+        with q.snapshot(conn, action):
+            hits = _search(conn, query, limit)
+    return hits
+
+
+def _search(conn: apsw.Connection, query: str, limit: int) -> list[Hit]:
+    hits: list[Hit] = []
+    batch = max(limit, 50)
+    offset = 0
+    while len(hits) < limit:
+        ids = [
+            r[0]
+            for r in q.rows(
+                conn,
+                "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? "
+                "ORDER BY rank LIMIT ? OFFSET ?",
+                (query, batch, offset),
+            )
+        ]
+        if not ids:
+            break
+        offset += len(ids)
+        marks = q.marks(len(ids))
+        rows = {
+            mid: (role, body_text)
+            for mid, role, body_text in q.rows(
+                conn,
+                f"SELECT m.id, {ROLE}, {TEXT} FROM messages m WHERE m.id IN ({marks})",
+                ids,
+            )
+        }
+        users = q.rows(
+            conn, f"SELECT id, message FROM nodes WHERE message IN ({marks})", ids
+        ).fetchall()
+        reach = q.places(conn, [n for n, _ in users])
+        for mid in ids:
+            places = sorted({p for n, m in users if m == mid for p in reach[n]})
+            if places and mid in rows:
+                role, body_text = rows[mid]
+                hits.append(Hit(mid, str(role), str(body_text), tuple(places)))
+                if len(hits) == limit:
+                    break
+    return hits

@@ -1,0 +1,182 @@
+"""``verify``: re-derive every hash and chain of an srt file and check its references.
+
+It re-derives every message hash from its body, every node's depth and prefix hash
+from its parent and message, checks that session heads, ledger nodes and object
+nodes exist, that the search index (if the file has one) holds exactly the stored
+messages and still has its triggers, and runs ``PRAGMA integrity_check`` and
+``PRAGMA foreign_key_check``. A fault names the table, the row and the sessions (and
+positions) that reach it. It reads in one transaction, so it sees one snapshot.
+"""
+
+from __future__ import annotations
+
+import apsw
+
+from ... import _core
+from ..._hashing import Hashing
+from ...errors import StoreError
+from ..base import MAX_FAULTS, Fault, VerifyReport
+from . import db as db_module
+from . import queries as q
+from .db import Database, translate
+
+__all__ = ["verify"]
+
+
+class _Faults:
+    def __init__(self) -> None:
+        self.items: list[Fault] = []
+        self.more = 0
+
+    def add(self, fault: Fault) -> None:
+        if len(self.items) < MAX_FAULTS:
+            self.items.append(fault)
+        else:
+            self.more += 1
+
+
+def verify(db: Database) -> VerifyReport:
+    """Check every hash, chain and reference in the file (see the module docstring)."""
+    action = "verifying the database"
+    faults = _Faults()
+    counts = [0, 0, 0, 0]
+    with db.job(action) as conn, q.snapshot(conn, action):
+        try:
+            _verify(conn, faults, counts, db.hashing)
+        except StoreError as exc:  # a page too damaged to read ends the walk
+            faults.add(Fault("integrity", "database", None, str(exc)))
+    messages, nodes, sessions, calls = counts
+    return VerifyReport(messages, nodes, sessions, calls, tuple(faults.items), faults.more)
+
+
+def _verify(conn: apsw.Connection, faults: _Faults, counts: list[int], hashing: Hashing) -> None:
+    for (line,) in conn.execute("PRAGMA integrity_check(20)"):
+        if line != "ok":
+            faults.add(Fault("integrity", "database", None, f"integrity_check: {line}"))
+
+    bad_messages: list[Fault] = []
+    with translate("verifying messages"):
+        for mid, mhash, body in conn.execute("SELECT id, hash, body FROM messages ORDER BY id"):
+            counts[0] += 1
+            if not isinstance(body, bytes) or hashing.digest(body) != mhash:
+                kind = "is not a BLOB" if not isinstance(body, bytes) else "does not hash to"
+                bad_messages.append(
+                    Fault(
+                        "message",
+                        "messages",
+                        mid,
+                        f"the stored body {kind} its hash {bytes(mhash).hex()}",
+                    )
+                )
+    if bad_messages:
+        ids = [f.row for f in bad_messages if f.row is not None]
+        users = q.rows(
+            conn, f"SELECT id, message FROM nodes WHERE message IN ({q.marks(len(ids))})", ids
+        ).fetchall()
+        reach = q.places(conn, [n for n, _ in users])
+        for f in bad_messages:
+            places = sorted(p for n, m in users if m == f.row for p in reach[n])
+            faults.add(Fault(f.kind, f.table, f.row, f.detail, tuple(places)))
+
+    bad_nodes: list[Fault] = []
+    # A node's depth and prefix are re-derived from its parent's *derived* values, so a
+    # damaged node is reported once and its intact descendants are not. A parent's id
+    # is always below its children's (it was inserted first), so one pass in id order
+    # sees every parent first; only the values of damaged nodes need remembering.
+    derived: dict[int, tuple[int, bytes]] = {}
+    sql = (
+        "SELECT n.id, n.parent, n.depth, n.prefix, m.id, m.hash, p.id, p.depth, p.prefix "
+        "FROM nodes n LEFT JOIN messages m ON m.id = n.message "
+        "LEFT JOIN nodes p ON p.id = n.parent ORDER BY n.id"
+    )
+    for nid, parent, depth, prefix, mid, mhash, pid, pdepth, pprefix in q.rows(conn, sql):
+        counts[1] += 1
+        detail = None
+        if pid is not None and pid in derived:
+            pdepth, pprefix = derived[pid]
+        if mid is None:
+            detail = "its message row is missing"
+        elif parent is not None and pid is None:
+            detail = f"its parent node {parent} is missing"
+        else:
+            want_depth = (pdepth or 0) + 1
+            want = hashing.chain(pprefix if pid is not None else _core.ROOT, mhash)
+            if depth != want_depth:
+                detail = f"depth {depth} should be {want_depth}"
+            elif prefix != want:
+                detail = "its prefix hash does not chain from its parent and message"
+            if detail is not None:
+                derived[nid] = (want_depth, want)
+        if detail is not None:
+            bad_nodes.append(Fault("node", "nodes", nid, detail))
+    if bad_nodes:
+        reach = q.places(conn, [f.row for f in bad_nodes if f.row is not None])
+        for f in bad_nodes:
+            assert f.row is not None
+            faults.add(Fault(f.kind, f.table, f.row, f.detail, tuple(reach[f.row])))
+
+    for sid, name, head, found in q.rows(
+        conn,
+        "SELECT s.id, s.name, s.head, n.id FROM sessions s LEFT JOIN nodes n ON n.id = s.head "
+        "ORDER BY s.id",
+    ):
+        counts[2] += 1
+        if head is not None and found is None:
+            faults.add(
+                Fault("session", "sessions", sid, f"session {name!r}: head {head} is missing")
+            )
+
+    for cid, node in q.rows(
+        conn,
+        "SELECT c.id, c.node FROM calls c LEFT JOIN nodes n ON n.id = c.node "
+        "WHERE c.node IS NOT NULL AND n.id IS NULL ORDER BY c.id",
+    ):
+        faults.add(Fault("ledger", "calls", cid, f"its node {node} is missing"))
+    counts[3] = int(conn.execute("SELECT count(*) FROM calls").get or 0)
+
+    for oid, kind, node in q.rows(
+        conn,
+        "SELECT o.id, o.kind, o.node FROM objects o LEFT JOIN nodes n ON n.id = o.node "
+        "WHERE o.node IS NOT NULL AND n.id IS NULL ORDER BY o.id",
+    ):
+        faults.add(Fault("object", "objects", oid, f"{kind} object: its node {node} is missing"))
+
+    for table, rowid, parent, _ in conn.execute("PRAGMA foreign_key_check"):
+        if table in ("nodes", "sessions", "calls", "objects"):
+            continue  # reported above, with more detail
+        faults.add(Fault("foreign_key", table, rowid, f"refers to a missing {parent} row"))
+
+    if db_module.has_search_index(conn):
+        _verify_search_index(conn, faults)
+
+
+def _verify_search_index(conn: apsw.Connection, faults: _Faults) -> None:
+    """The index holds exactly the stored messages, and its triggers are there."""
+    table = db_module.SEARCH_TABLE
+    for (mid,) in q.rows(
+        conn, f"SELECT id FROM messages EXCEPT SELECT id FROM {table}_docsize ORDER BY 1"
+    ):
+        faults.add(Fault("search_index", table, mid, "message is not in the index"))
+    for (mid,) in q.rows(
+        conn, f"SELECT id FROM {table}_docsize EXCEPT SELECT id FROM messages ORDER BY 1"
+    ):
+        faults.add(Fault("search_index", table, mid, "the index holds a message not stored"))
+    found = {
+        name
+        for (name,) in conn.execute(
+            f"SELECT name FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'messages' "
+            f"AND name IN ({q.marks(len(db_module.SEARCH_TRIGGERS))})",
+            db_module.SEARCH_TRIGGERS,
+        )
+    }
+    for name in db_module.SEARCH_TRIGGERS:
+        if name not in found:
+            faults.add(
+                Fault(
+                    "search_index",
+                    table,
+                    None,
+                    f"its trigger {name} is missing, so the index no longer follows the "
+                    "messages (srt search --drop-index, then a search, rebuilds it)",
+                )
+            )

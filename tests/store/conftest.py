@@ -1,0 +1,78 @@
+"""The store conformance suite's engine factory: every test in ``tests/store/`` runs once
+per engine in ``ENGINES``.
+
+An engine factory is a context manager ``factory(tmp_path) -> EngineUnderTest`` that
+sets up an empty database for one test (a file; a fresh PostgreSQL database) and
+tears it down afterwards. ``EngineUnderTest.open()`` opens a new ``Store`` on that
+database (a second handle, as another process would have); ``tamper_body`` replaces a
+stored message's bytes behind the engine's back, the one engine-specific act the
+suite needs (to prove that ``chain`` and ``verify`` catch damage).
+
+A new engine joins the suite with one entry in ``ENGINES``; the tests stay unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import apsw
+import pytest
+
+from srt.store import Store
+from srt.store.sqlite import SQLiteStore
+
+
+@dataclass
+class EngineUnderTest:
+    name: str
+    open: Callable[[], Store]
+    tamper_body: Callable[[bytes, bytes], None]
+    opened: list[Store] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def sqlite_engine(tmp_path: Path) -> Iterator[EngineUnderTest]:
+    path = str(tmp_path / "conformance.db")
+
+    def tamper_body(message_hash: bytes, body: bytes) -> None:
+        conn = apsw.Connection(path)
+        try:
+            conn.execute("UPDATE messages SET body = ? WHERE hash = ?", (body, message_hash))
+        finally:
+            conn.close()
+
+    yield EngineUnderTest("sqlite", lambda: SQLiteStore(path), tamper_body)
+
+
+#: Engine name -> factory. The PostgreSQL engine adds its line here.
+ENGINES: dict[str, Callable[[Path], contextlib.AbstractContextManager[EngineUnderTest]]] = {
+    "sqlite": sqlite_engine,
+}
+
+
+@pytest.fixture(params=sorted(ENGINES))
+def engine(request: Any, tmp_path: Path) -> Iterator[EngineUnderTest]:
+    with ENGINES[request.param](tmp_path) as under_test:
+        opener = under_test.open
+
+        def tracked() -> Store:
+            store = opener()
+            under_test.opened.append(store)
+            return store
+
+        under_test.open = tracked
+        try:
+            yield under_test
+        finally:
+            for store in under_test.opened:
+                store.close()
+
+
+@pytest.fixture
+def store(engine: EngineUnderTest) -> Store:
+    """A store on an empty database of the engine under test."""
+    return engine.open()

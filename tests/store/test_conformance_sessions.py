@@ -1,0 +1,308 @@
+"""Store conformance: sessions, chains, compare-and-swap, dedup and forks.
+
+Every test runs on each engine of ``conftest.ENGINES`` through the Store protocol
+alone: no SQL, no file, nothing engine-specific.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from helpers import body, conversation, counts, extend, head_of, new_session, nodes
+
+import srt
+from conftest import EngineUnderTest
+from srt import _core
+from srt.store import NewNode, SessionRow, Store
+
+# -- sessions ------------------------------------------------------------------------------
+
+
+def test_create_get_and_list(store: Store) -> None:
+    assert store.get_session("a") is None
+    row = store.create_session("a", None, exist_ok=False)
+    assert isinstance(row, SessionRow)
+    assert (row.name, row.head) == ("a", None) and row.created <= row.updated
+    assert store.get_session("a") == row
+    _sid, ids = new_session(store, "b", conversation(3))
+    infos = store.list_sessions()
+    assert [i.name for i in infos] == ["a", "b"]
+    assert [i.messages for i in infos] == [0, 3]
+    assert infos[0].head_prefix is None
+    assert infos[1].head_prefix == store.node_prefix(ids[-1]).hex()
+
+
+def test_create_an_existing_name(store: Store) -> None:
+    first = store.create_session("a", None, exist_ok=False)
+    assert store.create_session("a", None, exist_ok=True) == first
+    with pytest.raises(srt.SessionExistsError):
+        store.create_session("a", None, exist_ok=False)
+    assert [i.name for i in store.list_sessions()] == ["a"]
+
+
+def test_create_at_a_head_checks_its_prefix(store: Store) -> None:
+    _sid, ids = new_session(store, "a", conversation(2))
+    prefix = store.node_prefix(ids[-1])
+    fork = store.create_session("fork", ids[-1], exist_ok=False, head_prefix=prefix)
+    assert fork.head == ids[-1]
+    with pytest.raises(srt.ConflictError):
+        store.create_session("stale", ids[-1], exist_ok=False, head_prefix=b"\x07" * 16)
+    assert store.get_session("stale") is None
+
+
+def test_delete_and_rename(store: Store) -> None:
+    new_session(store, "a", conversation(2))
+    store.create_session("b", None, exist_ok=False)
+    with pytest.raises(srt.SessionExistsError):
+        store.rename_session("a", "b")
+    with pytest.raises(srt.SessionNotFoundError):
+        store.rename_session("nope", "c")
+    store.rename_session("a", "c")
+    assert store.get_session("a") is None
+    assert [i.name for i in store.list_sessions()] == ["b", "c"]
+    store.delete_session("c")
+    with pytest.raises(srt.SessionNotFoundError):
+        store.delete_session("c")
+    assert [i.name for i in store.list_sessions()] == ["b"]
+
+
+def test_overview_and_tree(store: Store) -> None:
+    bodies = conversation(4)
+    _sid, ids = new_session(store, "main", bodies)
+    store.create_session("alt", ids[1], exist_ok=False)
+    extend(store, "alt", [body("user", "a different question")])
+    store.create_session("empty", None, exist_ok=False)
+    rows = {o.name: o for o in store.overview()}
+    assert (rows["main"].messages, rows["main"].turns, rows["main"].branches) == (4, 2, 2)
+    assert (rows["alt"].messages, rows["alt"].turns, rows["alt"].branches) == (3, 2, 2)
+    assert rows["main"].tokens == sum((len(b) + 3) // 4 for b in bodies)
+    assert (rows["empty"].messages, rows["empty"].head_prefix) == (0, None)
+    top = store.tree("alt")
+    assert top is not None and top.role == "user" and top.text == "t message 0"
+    (second,) = top.children
+    assert sorted(c.text for c in second.children) == ["a different question", "t message 2"]
+    assert store.tree("empty") is None
+    with pytest.raises(srt.SessionNotFoundError):
+        store.tree("nope")
+
+
+# -- chains ----------------------------------------------------------------------------------
+
+
+def test_chain_round_trip(store: Store) -> None:
+    bodies = conversation(5)
+    _sid, ids = new_session(store, "a", bodies)
+    rows = store.chain(ids[-1])
+    assert [r[0] for r in rows] == ids
+    assert [r[2] for r in rows] == bodies
+    assert [r[1] for r in rows] == [_core.digest(b) for b in bodies]
+    assert [r[3] for r in rows] == _core.chain_many(_core.ROOT, [r[1] for r in rows])
+    assert [r[6] for r in rows] == [1, 2, 3, 4, 5]
+    assert all(type(r[2]) is bytes for r in rows)
+    assert store.chain(None) == []
+    assert store.chain(ids[2]) == rows[:3]
+
+
+def test_node_prefix_and_meta(store: Store) -> None:
+    b = body("user", "with metadata")
+    sid = store.create_session("a", None, exist_ok=False).id
+    (nid,) = store.append(sid, None, None, 0, nodes([b], meta=b'{"pinned":true}'))
+    assert store.node_prefix(nid) == _core.chain(_core.ROOT, _core.digest(b))
+    meta = store.node_meta(nid)
+    assert meta is not None and b'"pinned":true' in (
+        meta if isinstance(meta, bytes) else meta.encode()
+    )
+    with pytest.raises(srt.CorruptionError):
+        store.node_prefix(nid + 10_000)
+
+
+def test_a_damaged_body_is_caught_by_chain_and_verify(engine: EngineUnderTest) -> None:
+    store = engine.open()
+    bodies = conversation(3)
+    _sid, ids = new_session(store, "a", bodies)
+    store.close()
+    engine.tamper_body(_core.digest(bodies[1]), bodies[1].replace(b"message", b"MESSAGE"))
+    store = engine.open()
+    with pytest.raises(srt.CorruptionError):
+        store.chain(ids[-1])
+    report = store.verify()
+    assert not report.ok
+    (fault,) = [f for f in report.faults if f.kind == "message"]
+    assert fault.places == (("a", 2),)
+
+
+# -- compare-and-swap ---------------------------------------------------------------------------
+
+
+def test_a_stale_head_conflicts_and_writes_nothing(store: Store) -> None:
+    sid, ids = new_session(store, "a", conversation(2))
+    before = counts(store)
+    stale = ids[0]
+    more = nodes([body("user", "late")], store.node_prefix(stale))
+    with pytest.raises(srt.ConflictError):
+        store.append(sid, stale, stale, 1, more)
+    assert counts(store) == before
+    assert head_of(store, "a") == ids[-1]
+
+
+def test_two_handles_race_one_wins(engine: EngineUnderTest) -> None:
+    one, two = engine.open(), engine.open()
+    sid, ids = new_session(one, "a", conversation(1))
+    prefix = one.node_prefix(ids[0])
+    one.append(sid, ids[0], ids[0], 1, nodes([body("user", "first")], prefix))
+    with pytest.raises(srt.ConflictError):
+        two.append(sid, ids[0], ids[0], 1, nodes([body("user", "second")], prefix))
+    assert [r[2] for r in two.chain(head_of(two, "a"))][-1] == body("user", "first")
+
+
+def test_appending_to_a_deleted_session(store: Store) -> None:
+    sid, ids = new_session(store, "a", conversation(1))
+    store.delete_session("a")
+    with pytest.raises(srt.SessionNotFoundError):
+        store.append(sid, ids[0], ids[0], 1, nodes([body("user", "x")], store.node_prefix(ids[0])))
+
+
+def test_move_head_is_compare_and_swap(store: Store) -> None:
+    sid, ids = new_session(store, "a", conversation(3))
+    with pytest.raises(srt.ConflictError):
+        store.move_head(sid, ids[0], ids[1])
+    store.move_head(sid, ids[2], ids[0])
+    assert head_of(store, "a") == ids[0]
+    store.move_head(sid, ids[0], None)
+    assert head_of(store, "a") is None
+    assert store.chain(ids[2])[-1][0] == ids[2]  # rewinding removes nothing
+
+
+def test_threads_on_many_handles_lose_no_turn(engine: EngineUnderTest) -> None:
+    stores = [engine.open() for _ in range(3)]
+    sid = stores[0].create_session("a", None, exist_ok=False).id
+    per_thread = 15
+    errors: list[BaseException] = []
+
+    def worker(k: int) -> None:
+        store = stores[k % len(stores)]
+        try:
+            for i in range(per_thread):
+                msg = body("user", f"thread {k} turn {i}")
+                while True:
+                    row = store.get_session("a")
+                    assert row is not None
+                    chain = store.chain(row.head)
+                    after = chain[-1][3] if chain else _core.ROOT
+                    try:
+                        store.append(sid, row.head, row.head, len(chain), nodes([msg], after))
+                        break
+                    except srt.ConflictError:
+                        continue
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    got = [r[2] for r in stores[0].chain(head_of(stores[0], "a"))]
+    want = {body("user", f"thread {k} turn {i}") for k in range(6) for i in range(per_thread)}
+    assert len(got) == len(want) and set(got) == want
+
+
+def test_sessions_on_a_store_rebase_through_the_runtime(engine: EngineUnderTest) -> None:
+    with srt.Runtime(store=engine.open()) as a, srt.Runtime(store=engine.open()) as b:
+        sa, sb = a.session("s"), b.session("s")
+        sa.append({"role": "user", "content": "one"})
+        with pytest.raises(srt.ConflictError):
+            sb.append({"role": "user", "content": "two"})
+        sb.append({"role": "user", "content": "two"}, rebase=True)
+        sa.refresh()
+        assert [m["content"] for m in sa.messages()] == ["one", "two"]
+
+
+# -- dedup and forks ---------------------------------------------------------------------------
+
+
+def test_a_shared_message_is_stored_once(store: Store) -> None:
+    system = body("system", "a long shared system prompt " * 50)
+    for i in range(100):
+        new_session(store, f"s{i}", [system, body("user", f"question {i}")])
+    messages, node_count, sessions, _ = counts(store)
+    assert sessions == 100
+    assert messages == 1 + 100
+    assert node_count == 1 + 100  # the system prompt's node is shared too
+
+
+def test_equal_histories_share_nodes(store: Store) -> None:
+    bodies = conversation(4)
+    _a, ids_a = new_session(store, "a", bodies)
+    _b, ids_b = new_session(store, "b", bodies)
+    assert ids_a == ids_b
+    assert counts(store)[:2] == (4, 4)
+
+
+def test_a_repeated_message_is_stored_once_on_two_nodes(store: Store) -> None:
+    same = body("user", "again")
+    _sid, ids = new_session(store, "a", [same, body("assistant", "ok"), same])
+    assert len(set(ids)) == 3
+    assert counts(store)[:2] == (2, 3)
+
+
+def test_a_fork_copies_nothing_and_diverges_alone(store: Store) -> None:
+    _sid, ids = new_session(store, "main", conversation(4))
+    before = counts(store)
+    store.create_session("fork", ids[1], exist_ok=False)
+    assert counts(store)[:2] == before[:2]
+    assert store.chain(head_of(store, "fork")) == store.chain(ids[1])
+    extend(store, "fork", [body("user", "only in the fork")])
+    assert [r[0] for r in store.chain(head_of(store, "main"))] == ids
+    assert len(store.chain(head_of(store, "fork"))) == 3
+
+
+def test_metadata_is_never_hashed(store: Store) -> None:
+    b = body("user", "same words")
+    s1 = store.create_session("a", None, exist_ok=False).id
+    s2 = store.create_session("b", None, exist_ok=False).id
+    (n1,) = store.append(s1, None, None, 0, nodes([b], meta=b'{"k":1}'))
+    (n2,) = store.append(s2, None, None, 0, nodes([b], meta=b'{"k":2}'))
+    assert n1 == n2  # the first writer's metadata stays on the shared node
+
+
+def test_a_complete_reply_completes_a_partial_node(store: Store) -> None:
+    reply = body("assistant", "half")
+    sid, ids = new_session(store, "a", conversation(1))
+    prefix = store.node_prefix(ids[0])
+    (partial,) = store.append(sid, ids[0], ids[0], 1, nodes([reply], prefix, status="incomplete"))
+    assert store.chain(partial)[-1][4] == "incomplete"
+    store.move_head(sid, partial, ids[0])
+    (again,) = store.append(sid, ids[0], ids[0], 1, nodes([reply], prefix))
+    assert again == partial and store.chain(again)[-1][4] is None
+
+
+# -- refusals: nothing half-written ------------------------------------------------------------
+
+
+def test_a_hash_reused_for_other_bytes_links_nothing(store: Store) -> None:
+    sid, ids = new_session(store, "a", conversation(2))
+    before = counts(store)
+    prefix = store.node_prefix(ids[-1])
+    good = nodes([body("user", "fine"), body("assistant", "fine too")], prefix)
+    forged = NewNode(
+        _core.digest(body("user", "t message 0")), body("user", "forged"), b"\x05" * 16
+    )
+    with pytest.raises(srt.CorruptionError):
+        store.append(sid, ids[-1], ids[-1], 2, [*good, forged])
+    assert counts(store) == before
+    assert head_of(store, "a") == ids[-1]
+
+
+def test_a_prefix_reused_for_another_parent_links_nothing(store: Store) -> None:
+    _sid, ids = new_session(store, "a", conversation(2))
+    sid_b = store.create_session("b", None, exist_ok=False).id
+    before = counts(store)
+    b = body("user", "elsewhere")
+    forged = NewNode(_core.digest(b), b, store.node_prefix(ids[1]))
+    with pytest.raises(srt.CorruptionError):
+        store.append(sid_b, None, None, 0, [*nodes([body("user", "x")]), forged])
+    assert counts(store) == before
+    assert head_of(store, "b") is None
