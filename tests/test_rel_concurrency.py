@@ -41,16 +41,11 @@ PROCS, THREADS, SHARED = 4, 4, 2
 SECONDS = 60.0 if SOAK else 10.0
 
 
-def test_processes_and_threads_append_together(
-    tmp_path: Path, capsys: Any, tmp_path_factory: Any
-) -> None:
-    path = str(tmp_path / "conc" / "srt.db")
-    srt.Runtime(path).close()  # created once here; the workers open it concurrently
-    start = time.time() + 3.0  # every worker has imported srt and opened the file by then
-    args = [str(THREADS), str(SECONDS), str(start), str(SHARED)]
-    procs = [
+def _spawn(mode: str, path: str, args: list[str]) -> list[subprocess.Popen[str]]:
+    """``PROCS`` worker processes of ``conc_worker.py MODE PATH PROC *args``."""
+    return [
         subprocess.Popen(
-            [sys.executable, WORKER, "load", path, str(p), *args],
+            [sys.executable, WORKER, mode, path, str(p), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=child_env(),
@@ -58,10 +53,25 @@ def test_processes_and_threads_append_together(
         )
         for p in range(PROCS)
     ]
+
+
+def _gather(procs: list[subprocess.Popen[str]], key: str) -> list[Any]:
+    """Every worker's list ``key`` from its last JSON line, once all have exited 0."""
     outs = [p.communicate(timeout=SECONDS + 120) for p in procs]
     for p, (_out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
-    threads = [t for out, _ in outs for t in json.loads(out.strip().splitlines()[-1])["threads"]]
+    return [x for out, _ in outs for x in json.loads(out.strip().splitlines()[-1])[key]]
+
+
+def test_processes_and_threads_append_together(
+    tmp_path: Path, capsys: Any, tmp_path_factory: Any
+) -> None:
+    path = str(tmp_path / "conc" / "srt.db")
+    srt.Runtime(path).close()  # created once here; the workers open it concurrently
+    start = time.time() + 3.0  # every worker has imported srt and opened the file by then
+    args = [str(THREADS), str(SECONDS), str(start), str(SHARED)]
+    procs = _spawn("load", path, args)
+    threads = _gather(procs, "threads")
     assert len(threads) == PROCS * THREADS
 
     errors = [e for t in threads for e in t["errors"]]
@@ -163,21 +173,9 @@ def test_rebase_gives_up_at_its_deadline_under_contention(
     srt.Runtime(path).close()
     start = time.time() + 3.0
     args = [str(THREADS), str(SECONDS), str(start), str(REBASE_TIMEOUT)]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, WORKER, "deadline", path, str(p), *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=child_env(),
-            text=True,
-        )
-        for p in range(PROCS)
-    ]
+    procs = _spawn("deadline", path, args)
     solo = _one_commit_s(str(tmp_path / "solo" / "srt.db"), start + SECONDS)
-    outs = [p.communicate(timeout=SECONDS + 120) for p in procs]
-    for p, (_out, err) in zip(procs, outs, strict=True):
-        assert p.returncode == 0, err
-    calls = [c for out, _ in outs for c in json.loads(out.strip().splitlines()[-1])["calls"]]
+    calls = _gather(procs, "calls")
     deadline = REBASE_TIMEOUT or _db.BUSY_TIMEOUT_MS / 1000
     lat = [x for x, _ in calls]
     outcomes = Counter(o for _, o in calls)

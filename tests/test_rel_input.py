@@ -308,3 +308,30 @@ def test_random_shapes_into_every_to_canonical_give_only_typed_errors(
     for fmt, c in stats.items():
         assert sum(c.values()) >= N, fmt
         assert c["converted"] > 0 and len(c) > 2, (fmt, c)  # both outcomes were reached
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("durability", "fast"), ("durability", None), ("key", 5), ("hash_key", "text")],
+)
+def test_store_options_of_the_wrong_kind_are_config_errors(
+    tmp_path: Path, option: str, value: Any
+) -> None:
+    with pytest.raises(srt.ConfigError, match=option):
+        srt.Runtime(str(tmp_path / "srt.db"), **{option: value})
+    assert not (tmp_path / "srt.db").exists()
+
+
+def test_store_options_go_to_the_store_not_beside_it(tmp_path: Path) -> None:
+    from srt.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(str(tmp_path / "srt.db"))
+    try:
+        with pytest.raises(srt.ConfigError, match="durability"):
+            srt.Runtime(store=store, durability="full")
+    finally:
+        store.close()
+    with srt.Runtime(store=SQLiteStore(str(tmp_path / "srt.db"), durability="full")) as rt:
+        rt.session("s").append({"role": "user", "content": "synced"})
+        mode = rt.store.db.connection().execute("PRAGMA synchronous").get  # type: ignore[attr-defined]
+    assert mode == 2  # FULL

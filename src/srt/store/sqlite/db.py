@@ -532,6 +532,9 @@ def connect(
     return conn
 
 
+#: A write given this much time or more waits as if given the whole busy timeout.
+_NEAR_FULL_WAIT_S = BUSY_TIMEOUT_MS / 1000 - 0.01
+
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
@@ -627,15 +630,20 @@ class Database:
         with ``StoreBusyError``.
         """
         conn = self.connection()
-        if deadline is None:
-            deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        lock = self.lock
+        if deadline is not None and deadline - time.monotonic() > _NEAR_FULL_WAIT_S:
+            deadline = None  # (within 10 ms of a full busy timeout: SQLite's own will do)
         with translate(action):
-            if not self.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-                raise StoreBusyError(
-                    f"{action}: another writer in this process held the database too long"
-                )
-            try:
+            left_ms = BUSY_TIMEOUT_MS  # the common case: no wait, SQLite's own timeout
+            if deadline is not None or not lock.acquire(blocking=False):
+                if deadline is None:
+                    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+                if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                    raise StoreBusyError(
+                        f"{action}: another writer in this process held the database too long"
+                    )
                 left_ms = int((deadline - time.monotonic()) * 1000)
+            try:
                 if left_ms < BUSY_TIMEOUT_MS:
                     conn.set_busy_timeout(max(1, left_ms))
                 try:
@@ -651,7 +659,7 @@ class Database:
                     raise
                 conn.execute("COMMIT")
             finally:
-                self.lock.release()
+                lock.release()
 
     def read(self, action: str, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with translate(action):
