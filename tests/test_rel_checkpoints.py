@@ -8,10 +8,10 @@ few kills almost never reach a checkpoint, so this loop keeps each file for
 ``ROTATE`` kills and aims the kills at checkpoints:
 
 * the child (``crash_child.py ckpt``) appends turns of 0-20 KB to three sessions with
-  a fork every seventh turn; half the children also run explicit checkpoints of every
+  a fork every seventh turn; 60% of the children also run explicit checkpoints of every
   mode, retire sessions and run ``gc`` (which ends in a TRUNCATE checkpoint), and now
-  and then ``vacuum``; the other half leave the WAL to grow past 1,000 pages (16 MB)
-  to SQLite's automatic checkpoint;
+  and then ``vacuum``; the others leave the WAL to grow past 1,000 pages (16 MB) to
+  SQLite's automatic checkpoint;
 * ``CheckpointVFS`` makes the child print ``CKPT+`` before its first write to the
   database file (which in WAL mode only a checkpoint writes) and ``CKPT-`` after the
   sync that ends the checkpoint. The parent kills 0-2 ms after a ``CKPT+`` (45% of
@@ -21,8 +21,8 @@ few kills almost never reach a checkpoint, so this loop keeps each file for
   landing in a checkpoint when the child's last marker was ``CKPT+``.
 
 After every kill srt itself opens the file first, as a user would: ``srt verify`` and
-``srt show`` through the CLI (after every other kill that left the file shorter than
-its header says, and one kill in ten otherwise), then the API reads every session.
+``srt show`` through the CLI (after one in three of the kills that left the file shorter
+than its header says, and one kill in ten otherwise), then the API reads every session.
 Then the outside checker (``verify_store``): integrity ok, every chain recomputes,
 every acknowledged turn is there, whole, and no stored turn is half-written.
 
@@ -49,11 +49,11 @@ from srt import cli
 from srt.store.sqlite import db as _db
 
 KILLS = int(os.environ.get("SRT_REL_KILLS") or (2000 if SOAK else 200))
-ROTATE = 10  # kills per database file
+ROTATE = 8  # kills per database file
 AIMED = 0.45  # the parent kills 0-MAX_AIM_S after the child prints CKPT+
 SELF = 0.45  # the child kills itself at its k-th write to the database file
 MAX_AIM_S = 0.002
-MAX_SELF_K = 400
+MAX_SELF_K = 200
 _CLI_LOCK = threading.Lock()  # the CLI prints to sys.stdout: one call at a time
 
 
@@ -187,7 +187,7 @@ def lane_run(lane: int, cycles: int, root: Path) -> tuple[Tally, Extra]:
             state = FileState()
             expected_turn.cache_clear()
         cycle = f"{lane}-{c}"
-        ops = "ops" if rng.random() < 0.5 else "none"
+        ops = "ops" if rng.random() < 0.6 else "none"
         r = rng.random()
         if r < AIMED:
             args = ["ckpt", path, cycle, ops]
@@ -225,7 +225,7 @@ def lane_run(lane: int, cycles: int, root: Path) -> tuple[Tally, Extra]:
         extra.max_db_bytes = max(extra.max_db_bytes, os.path.getsize(path))
         short = header_short(path)
         extra.short_files += short
-        seen = srt_reads(path, state, extra, run_the_cli=(short and c % 2 == 0) or c % 10 == 0)
+        seen = srt_reads(path, state, extra, run_the_cli=(short and c % 3 == 0) or c % 10 == 0)
         rep = verify_store(path)
         for name in list(state.maybe_gone):
             if name not in rep.chains:

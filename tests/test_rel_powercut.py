@@ -19,7 +19,7 @@ turn in flight, every turn whole. Pass:
 * ``normal``: only a suffix of the newest turns lost, integrity always ok.
 
 What each mode costs per append is timed too (the same turns, on this machine's disk).
-CI: 30 cuts per mode; ``SRT_SOAK=1``: 300.
+CI: 20 cuts per mode; ``SRT_SOAK=1``: 300.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import srt
 from rel_support.common import SOAK, emit, percentile, turn_payload, verify_store
 from rel_support.crashlib import expected_turn, run_child
 
-CUTS = int(os.environ.get("SRT_REL_CUTS") or (300 if SOAK else 30))
+CUTS = int(os.environ.get("SRT_REL_CUTS") or (300 if SOAK else 20))
 MAX_K = 1500  # the cut lands at one of the first MAX_K writes and syncs
 ROTATE = 10  # cuts per file
 
