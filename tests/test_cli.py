@@ -18,7 +18,7 @@ import pytest
 
 import srt
 from srt.cli import build_parser, main
-from support import connect
+from support import connect, is_url
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 
@@ -38,7 +38,7 @@ class Result:
 class Cli:
     """Runs ``srt --db <db> ...`` (``python -m srt`` unless another command is given)."""
 
-    db: Path
+    db: Path | str  # a file, or a PostgreSQL URL
     env: dict[str, str]
 
     def raw(self, *args: str, stdin: bytes = b"", command: list[str] | None = None) -> Result:
@@ -72,7 +72,16 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def cli(tmp_path: Path, env: dict[str, str]) -> Cli:
+def file_cli(tmp_path: Path, env: dict[str, str]) -> Cli:
+    """``srt`` on a SQLite file (for what is about files: paths, creation, bytes)."""
+    return Cli(tmp_path / "data" / "srt.db", env)
+
+
+@pytest.fixture
+def cli(store_url: str, tmp_path: Path, env: dict[str, str]) -> Cli:
+    """``srt`` on each engine in turn: a SQLite file, then a PostgreSQL URL."""
+    if is_url(store_url):
+        return Cli(store_url, env)
     return Cli(tmp_path / "data" / "srt.db", env)
 
 
@@ -195,7 +204,8 @@ def test_names_are_unicode_and_escaped(cli: Cli) -> None:
     assert cli.ok("show", "--", "-dash") == "user: -5 degrees\n"
 
 
-def test_errors_are_one_clean_line(cli: Cli) -> None:
+def test_errors_are_one_clean_line(file_cli: Cli) -> None:
+    cli = file_cli
     assert cli.fails(1, "show", "nope") == "srt: error: no session named 'nope'\n"
     err = cli.fails(1, "append", "chat", "--role", "wizard", "hi")
     assert err.startswith("srt: error: unknown role 'wizard'")
@@ -217,7 +227,8 @@ def test_errors_are_one_clean_line(cli: Cli) -> None:
     assert json.loads(cli.ok("show", "chat", "--json")) == [{"role": "user", "content": "hi"}]
 
 
-def test_not_a_database(cli: Cli, tmp_path: Path) -> None:
+def test_not_a_database(file_cli: Cli, tmp_path: Path) -> None:
+    cli = file_cli
     cli.db.parent.mkdir()
     junk = b"not a database, just some text that is long enough" * 4
     cli.db.write_bytes(junk)
@@ -227,21 +238,22 @@ def test_not_a_database(cli: Cli, tmp_path: Path) -> None:
     assert cli.db.read_bytes() == junk
 
 
-def test_usage_errors_exit_2(cli: Cli, capsys: pytest.CaptureFixture[str]) -> None:
+def test_usage_errors_exit_2(file_cli: Cli, capsys: pytest.CaptureFixture[str]) -> None:
+    cli = file_cli
     # Two through a real process; the rest through main(), which the script runs.
     for args in [(), ("frobnicate",)]:
         err = cli.fails(2, *args)
         assert err.startswith("usage: srt"), args
     for args in [
         ("db",),
-        ("show",),
         ("append", "chat", "hi"),  # no --role
         ("request", "chat"),  # no --model
         ("request", "chat", "--model", "m", "--format", "nope"),
         ("rewind", "chat", "-1"),
         ("fork", "chat", "x", "--at", "one"),
-        ("export", "chat"),  # no --format
         ("export", "chat", "--format", "yaml"),
+        ("export", "chat", "--format", "openai"),  # the old short names are gone
+        ("import", "x.json", "--format", "markdown"),
         ("search", "x", "--limit", "0"),
         ("search",),  # no TEXT
         ("search", "x", "--drop-index"),
@@ -257,15 +269,17 @@ def test_usage_errors_exit_2(cli: Cli, capsys: pytest.CaptureFixture[str]) -> No
     assert not cli.db.exists()
 
 
-def test_reading_never_creates_the_database(cli: Cli) -> None:
+def test_reading_never_creates_the_database(file_cli: Cli) -> None:
+    cli = file_cli
     assert cli.ok("ls") == ""
     assert cli.ok("ls", "--json") == "[]\n"
     assert not cli.db.parent.exists()
 
 
 def test_db_path(
-    cli: Cli, env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    file_cli: Cli, env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    cli = file_cli
     assert cli.ok("db", "path") == f"{cli.db}\n"
     from_env = tmp_path / "env.db"
     env["SRT_DB"] = str(from_env)
@@ -278,7 +292,8 @@ def test_db_path(
     assert not from_env.exists()
 
 
-def test_console_script(cli: Cli) -> None:
+def test_console_script(file_cli: Cli) -> None:
+    cli = file_cli
     script = shutil.which("srt", path=cli.env.get("PATH"))
     assert script is not None, "the srt console script is not installed"
     r = cli("append", "s", "--role", "user", "via the script", command=[script])
@@ -399,16 +414,17 @@ def test_export_import_round_trip(cli: Cli, tmp_path: Path) -> None:
     with srt.Runtime(cli.db) as rt:
         rt.session("orig").append(*CONVERSATION)
         stored = rt.session("orig").messages()
-    for fmt in ("openai", "anthropic", "responses", "jsonl"):
+    for fmt in ("openai.chat", "anthropic.messages", "openai.responses", "jsonl"):
         exported = cli.ok("export", "orig", "--format", fmt)
-        path = tmp_path / f"copy-{fmt}.{'jsonl' if fmt == 'jsonl' else 'json'}"
+        name = fmt.replace(".", "-")
+        path = tmp_path / f"copy-{name}.{'jsonl' if fmt == 'jsonl' else 'json'}"
         path.write_text(exported, encoding="utf-8")
-        assert cli.ok("import", str(path)) == f"copy-{fmt}: 7 messages\n"
+        assert cli.ok("import", str(path), "--format", fmt) == f"copy-{name}: 7 messages\n"
         with srt.Runtime(cli.db) as rt:
-            assert rt.session(f"copy-{fmt}", create=False).messages() == stored, fmt
+            assert rt.session(f"copy-{name}", create=False).messages() == stored, fmt
         if fmt != "jsonl":
             body = json.loads(exported)
-            assert body["model"] == ("claude-sonnet-4-5" if fmt == "anthropic" else "gpt-4o-mini")
+            assert body["model"] == ("claude-sonnet-4-5" if "anthropic" in fmt else "gpt-4o-mini")
     # jsonl is the stored bytes, one message a line; stdin works with --name.
     with srt.Runtime(cli.db) as rt:
         lines = b"".join(b + b"\n" for b in rt.session("orig").messages_bytes())
@@ -418,9 +434,10 @@ def test_export_import_round_trip(cli: Cli, tmp_path: Path) -> None:
     listing = json.loads(cli.ok("ls", "--json"))
     assert {s["branches"] for s in listing} == {6}
     assert len({s["head_prefix"] for s in listing}) == 1
-    err = cli.fails(1, "import", str(tmp_path / "copy-openai.json"))
+    err = cli.fails(1, "import", str(tmp_path / "copy-openai-chat.json"))
     assert err == (
-        "srt: error: a session named 'copy-openai' already exists; pick another name with --name\n"
+        "srt: error: a session named 'copy-openai-chat' already exists; pick another name "
+        "with --name\n"
     )
     bad = tmp_path / "bad.json"
     bad.write_text('{"messages": [{"role": "wizard", "content": "x"}]}', encoding="utf-8")
@@ -445,7 +462,7 @@ def test_export_leaves_out_partial_replies(cli: Cli) -> None:
     assert shown == f"user: q\n\nassistant [incomplete]: {partial['content']}\n"
     assert cli.ok("export", "s", "--format", "jsonl") == '{"role":"user","content":"q"}\n'
     assert cli.ok("export", "s", "--format", "jsonl", "--include-partial").count("\n") == 2
-    assert json.loads(cli.ok("export", "s", "--format", "openai"))["messages"] == [
+    assert json.loads(cli.ok("export", "s", "--format", "openai.chat"))["messages"] == [
         {"role": "user", "content": "q"}
     ]
     tree = cli.ok("show", "s", "--tree")
@@ -499,6 +516,11 @@ def test_search(cli: Cli) -> None:
     assert cli.ok("search", "aard*", "--limit", "1").count("\n") == 1
     assert cli.ok("search", "aardvark NOT sleeps", "--fts").startswith("a:1, b:1  user: Where")
     assert cli.ok("search", "nothing-like-this") == ""
+    if is_url(str(cli.db)):
+        # PostgreSQL's --fts syntax (websearch_to_tsquery) has no invalid input
+        assert cli.ok("search", '"aardvark sleeps" -zzz', "--fts") == ""
+        assert cli.ok("search", '"aardvark sleeps" or nothing', "--fts").count("\n") == 1
+        return
     err = cli.fails(1, "search", "(", "--fts")
     assert err.startswith("srt: error: searching:") and err.count("\n") == 1
 
@@ -542,9 +564,12 @@ def test_stats_from_the_ledger(cli: Cli) -> None:
     assert figures["cache_read_tokens"] == usage.cache_read_tokens
     assert figures["cache_hit_share"] == round(usage.cache_hit_share, 4)
     cost = figures["cost"]
-    assert cost["priced_requests"] == 2 and cost["saved_usd"] > 0
+    careful, no_cache = cost["baselines"]["careful"], cost["baselines"]["no_cache"]
+    assert cost["priced_requests"] == 2 and no_cache["saved_usd"] > 0
+    assert careful["saved_usd"] == 0  # OpenAI caches automatically: the same bytes, the same bill
     assert cost["total_usd"] == pytest.approx(cost["input_usd"] + cost["output_usd"])
-    text = cli.ok("stats")
+    assert cli.ok("stats").startswith("session t, from the usage ledger:\n")  # the latest
+    text = cli.ok("stats", "--all")
     assert text.startswith("all sessions, from the usage ledger:\n  requests        3\n")
     assert "cache hit share" in text and "unpriced        my-own-model" in text
     assert "MODEL" in text and "my-own-model" in text
@@ -553,7 +578,8 @@ def test_stats_from_the_ledger(cli: Cli) -> None:
     assert cli.fails(1, "stats", "never") == "srt: error: no session named 'never'\n"
 
 
-def test_gc_verify_vacuum(cli: Cli) -> None:
+def test_gc_verify_vacuum(file_cli: Cli) -> None:
+    cli = file_cli
     for cmd in ("gc", "verify", "vacuum"):
         assert cli.fails(1, cmd) == f"srt: error: no database at {cli.db}\n"
     with srt.Runtime(cli.db) as rt:

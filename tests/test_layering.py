@@ -25,12 +25,14 @@ RANKS = {
     "_types": 0,
     "_version": 0,
     "message": 1,
+    # Tools from Python callables: a JSON schema from the signature and docstring.
+    "tools": 1,
     "_core": 1,
     # How a store hashes (XXH3 or keyed BLAKE2b), over _core.
     "_hashing": 1,
     # Token counting: canonical bytes -> counts; no I/O.
     "tokens": 2,
-    # Prices as data and the savings arithmetic over ledger rows.
+    # Prices (genai-prices, overrides, local models) and the cost of ledger rows.
     "pricing": 1,
     # The Store protocol and its engines (srt.store.sqlite: set-up, migrations, gc,
     # verify, search, vacuum); nothing outside it writes SQL.
@@ -40,14 +42,28 @@ RANKS = {
     "context": 4,
     # The prompt-cache planner: the "cache breakpoints" part of the context layer.
     "cache": 4,
+    # What prefix reuse saved against the two baselines, over ledger rows.
+    "savings": 4,
+    # Earlier heads (store objects) and the per-message view of a chain.
+    "history": 4,
+    "entries": 4,
+    # Rebuilding every ledger row's body from the stored history (srt verify).
+    "ledger": 5,
     "session": 4,
     # A provider call on a session: build, send, stream, persist (session's own layer).
     "exchange": 4,
     "compaction": 4,
+    # The tool loop (Session.run): model calls, tool runs, resume after a crash.
+    "tasks": 4,
+    "_task": 4,
+    # Compaction with the model's own summary (by hand, or at a window's compact_at).
+    "summarize": 4,
     "_assembly": 4,
     "runtime": 5,
     "cli": 6,
     "bench": 6,
+    # srt serve: the OpenAI Responses/Conversations API over the runtime (ASGI).
+    "gateway": 6,
     # The local provider server for tests and the bench (plays the remote side).
     "testing": 6,
     "__init__": 7,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._types import BuildStats, Message, Reply, SessionInfo, Usage
 from ._version import __version__
+from .entries import Entry
 from .errors import (
     ConfigError,
     ConflictError,
@@ -34,25 +35,51 @@ from .errors import (
     SrtError,
     StoreBusyError,
     StoreError,
+    StoreUnavailableError,
     StreamInterruptedError,
+    ToolArgumentsError,
     UnsupportedFeatureError,
 )
+from .history import HeadRecord
+from .pricing import Price, Pricing
+from .providers.base import Anthropic, Azure, Bedrock, OpenAI, OpenAICompatible, Provider
+from .providers.local import LocalProvider
+from .providers.sigv4 import AwsCredentials
+from .providers.transport import RetryPolicy, Timeouts
 from .runtime import Runtime, default_path
+from .savings import Baseline, Savings
 from .session import Session
+from .tasks import TaskEvent, TaskResult, ToolCall, ToolRun
+from .tools import Tool, tool
+from .wire.azure import AzureEndpoint
 
 __all__ = [
+    "Anthropic",
+    "AwsCredentials",
+    "Azure",
+    "AzureEndpoint",
+    "Baseline",
+    "Bedrock",
     "BuildStats",
     "ConfigError",
     "ConflictError",
     "ContextOverflowError",
     "CorruptionError",
     "EncryptionKeyError",
+    "Entry",
     "HashKeyError",
+    "HeadRecord",
     "HistoryIndexError",
     "InvalidMessageError",
     "InvalidSessionNameError",
+    "LocalProvider",
     "Message",
     "NotAnSrtDatabaseError",
+    "OpenAI",
+    "OpenAICompatible",
+    "Price",
+    "Pricing",
+    "Provider",
     "ProviderAuthError",
     "ProviderConnectionError",
     "ProviderError",
@@ -60,7 +87,9 @@ __all__ = [
     "ProviderTimeoutError",
     "RateLimitError",
     "Reply",
+    "RetryPolicy",
     "Runtime",
+    "Savings",
     "SchemaVersionError",
     "Session",
     "SessionError",
@@ -71,9 +100,18 @@ __all__ = [
     "SrtError",
     "StoreBusyError",
     "StoreError",
+    "StoreUnavailableError",
     "StreamInterruptedError",
+    "TaskEvent",
+    "TaskResult",
+    "Timeouts",
+    "Tool",
+    "ToolArgumentsError",
+    "ToolCall",
+    "ToolRun",
     "UnsupportedFeatureError",
     "Usage",
     "__version__",
     "default_path",
+    "tool",
 ]

@@ -8,16 +8,20 @@ from frozen per-message fragments in one allocation.
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import _core, compaction, exchange
+from . import _core, compaction, exchange, summarize, tasks
+from . import entries as _entries
+from . import history as _history
 from ._assembly import Assembly, Offset, Planned, Roles, View
 from ._types import BuildStats, Message, Reply, UsageSummary
 from .cache import (
+    Breakpoint,
     CacheExplain,
     CachePolicy,
     Layout,
@@ -30,9 +34,10 @@ from .cache import (
 from .context import WindowPolicy, select
 from .errors import ConfigError, ConflictError, HistoryIndexError, SessionError
 from .message import canonical_text, canonicalize, redact_strings
-from .pricing import Pricing, Savings
+from .pricing import Pricing
 from .providers.base import Provider
-from .store import CallRecord, NewNode
+from .savings import Savings, savings
+from .store import CallRecord, NewNode, ObjectPut
 from .tokens import Tokenizer, for_model
 from .wire import get_format
 from .wire.base import Target, WireFormat, check_model
@@ -42,6 +47,19 @@ if TYPE_CHECKING:
     from .runtime import Runtime
 
 __all__ = ["Session"]
+
+#: The longest wait between two rebase attempts, in seconds.
+_REBASE_MAX_WAIT = 0.05
+
+
+def _backoff(attempt: int, deadline: float) -> None:
+    """Wait a random while, longer after each lost race (up to ``_REBASE_MAX_WAIT``, and
+    never past ``deadline``), so that writers racing on one session take turns instead of
+    the last winner winning again: without it, one thread of a process that keeps
+    appending starved the others on PostgreSQL (bench/pg_faults.py restart)."""
+    if attempt:
+        wait = random.uniform(0, min(_REBASE_MAX_WAIT, 0.001 * 2**attempt))
+        time.sleep(max(0.0, min(wait, deadline - time.monotonic())))
 
 
 class Session:
@@ -70,7 +88,12 @@ class Session:
         self._cuts: dict[WindowPolicy, int] = {}
         self._asm: dict[tuple[str, str, bool, tuple[str, int, int] | None], Assembly] = {}
         self._head_prefix = _core.ROOT
+        # (length before, head prefix before) while messages are staged for a send.
+        self._staged: tuple[int, bytes] | None = None
         self.last_build: BuildStats | None = None
+        # Set only on a handle that rebuilds a recorded request (``replay_call``): the
+        # breakpoints it placed and the messages its window kept, instead of planning.
+        self._replay: tuple[list[Breakpoint], list[int] | None] | None = None
 
     # -- identity ----------------------------------------------------------------
 
@@ -119,6 +142,8 @@ class Session:
             return _core.ROOT
         if keep == n:
             return self._head_prefix
+        if self._staged is not None and keep == self._staged[0]:
+            return self._staged[1]
         return self._rt.store.node_prefix(self._ids[keep - 1])
 
     def _load(self) -> None:
@@ -145,30 +170,27 @@ class Session:
             row = self._rt.store.get_session(self._name)
             if row is None or row.id != self._id:
                 raise SessionError(f"session {self._name!r} was deleted or replaced")
-            if row.head != self._head or not self._loaded:
-                if self._loaded and row.head is not None and self._extend_to(row.head):
-                    return
+            if row.head == self._head and self._loaded:
+                return
+            rows = None
+            if self._loaded and self._head is not None and row.head is not None:
+                # Usually other writers appended on top of our head: read only that.
+                rows = self._rt.store.chain_extension(row.head, len(self._ids), self._head_prefix)
+            if not rows:
                 self._head = row.head
                 self._loaded = False
                 self._load()
-
-    def _extend_to(self, head: int) -> bool:
-        """Read the messages from this handle's head to ``head``, if ``head`` continues
-        it; False (nothing changed) if it does not."""
-        rows = self._rt.store.chain_extension(head, len(self._ids), self._head_prefix)
-        if rows is None:
-            return False
-        intern = self._rt._intern
-        for node_id, h, body, prefix, status, meta, _depth in rows:
-            if status is not None:
-                self._status[len(self._bodies)] = status
-            self._ids.append(node_id)
-            self._hashes.append(h)
-            self._bodies.append(intern(h, body))
-            self._pinned.append(isinstance(meta, bytes) and b'"pinned":true' in meta)
-            self._head_prefix = prefix
-        self._head = head
-        return True
+                return
+            intern = self._rt._intern
+            for r in rows:
+                if r[4] is not None:
+                    self._status[len(self._bodies)] = r[4]
+                self._ids.append(r[0])
+                self._hashes.append(r[1])
+                self._bodies.append(intern(r[1], r[2]))
+                self._pinned.append(isinstance(r[5], bytes) and b'"pinned":true' in r[5])
+            self._head = rows[-1][0]
+            self._head_prefix = rows[-1][3]
 
     def _truncate(self, n: int) -> None:
         if n < len(self._hashes):
@@ -180,6 +202,7 @@ class Session:
         del self._pinned[n:], self._roles[n:]
         for counts in self._ntok.values():
             del counts[n:]
+        self._cuts = {w: c for w, c in self._cuts.items() if c <= n}  # a cut past n is stale
         for key, asm in list(self._asm.items()):
             if key[3] is not None:
                 del self._asm[key]  # a windowed view: rebuilt from cached fragments
@@ -209,39 +232,90 @@ class Session:
         self._rt._count_serialized(len(out))
         return out
 
+    def _left(self, keep: int, action: str) -> list[ObjectPut]:
+        """The record of the head a move to ``keep`` messages leaves (none on top)."""
+        if keep >= len(self._ids) or (self._staged is not None and keep == self._staged[0]):
+            return []  # on top of the head (a send's staged messages are not stored yet)
+        put = _history.head_record(
+            self._id, self._head, len(self._ids), action, self._rt.history_retention
+        )
+        return [put] if put is not None else []
+
     def _commit(
         self,
         keep: int,
         prepared: list[tuple[bytes, bytes, bytes | None]],
         status: str | None = None,
         call: CallRecord | None = None,
+        action: str = "edit",
+        plain: int = 0,
         deadline: float | None = None,
     ) -> None:
         """Write ``prepared`` after the first ``keep`` messages of the chain (CAS on head).
 
-        ``status`` marks the messages as a partial reply; ``call`` is a ledger row
-        written in the same transaction; waiting for other writers ends at ``deadline``.
+        ``status`` marks the messages as a partial reply (all but the first ``plain``
+        of them, which a send staged); ``call`` is a ledger row written in the same
+        transaction. A head left behind (``keep`` short of the chain) is recorded as an
+        earlier head, ``action`` saying why (``srt.history``). Waiting for other writers
+        ends at ``deadline``.
         """
         parent = self._ids[keep - 1] if keep else None
         prefixes = self._rt.store.hashing.chain_many(self._prefix(keep), [p[0] for p in prepared])
         items = [
-            NewNode(h, body, prefix, meta, status)
-            for (h, body, meta), prefix in zip(prepared, prefixes, strict=True)
+            NewNode(h, body, prefix, meta, None if i < plain else status)
+            for i, ((h, body, meta), prefix) in enumerate(zip(prepared, prefixes, strict=True))
         ]
         ids = self._rt.store.append(
-            self._id, self._head, parent, keep, items, call=call, deadline=deadline
+            self._id,
+            self._head,
+            parent,
+            keep,
+            items,
+            call=call,
+            objects=self._left(keep, action),
+            deadline=deadline,
         )
-        self._truncate(keep)
+        staged, self._staged = self._staged, None
+        start = 0
+        if staged is not None and staged[0] == keep and plain and len(self._ids) == keep + plain:
+            # The staged messages are the first ``plain`` written: keep them in memory as
+            # they are (their fragments stay assembled), with their node ids filled in.
+            for k in range(plain):
+                self._ids[keep + k] = ids[k]
+            start = plain
+        else:
+            self._truncate(keep)
         intern = self._rt._intern
-        for node_id, (h, body, meta) in zip(ids, prepared, strict=True):
+        for node_id, (h, body, meta) in zip(ids[start:], prepared[start:], strict=True):
             self._ids.append(node_id)
             self._hashes.append(h)
             self._bodies.append(intern(h, body))
-            if status is not None:
+            if status is not None and len(self._bodies) > keep + plain:
                 self._status[len(self._bodies) - 1] = status
             self._pinned.append(meta is not None and b'"pinned":true' in meta)
         self._head = self._ids[-1] if self._ids else None
         self._head_prefix = prefixes[-1] if prefixes else self._prefix()
+
+    def _stage(self, prepared: list[tuple[bytes, bytes, bytes | None]]) -> None:
+        """Hold ``prepared`` after the chain in memory only, for one send that commits
+        them with its reply (``send(..., append=...)``); ``_unstage`` drops them."""
+        n = len(self._ids)
+        self._staged = (n, self._head_prefix)
+        prefixes = self._rt.store.hashing.chain_many(self._head_prefix, [p[0] for p in prepared])
+        for h, body, meta in prepared:
+            self._ids.append(-1)  # no node yet
+            self._hashes.append(h)
+            self._bodies.append(body)
+            self._pinned.append(meta is not None and b'"pinned":true' in meta)
+        if prefixes:
+            self._head_prefix = prefixes[-1]
+
+    def _unstage(self) -> None:
+        if self._staged is not None:
+            n, prefix = self._staged
+            self._staged = None
+            self._truncate(n)
+            self._head_prefix = prefix
 
     def append(
         self,
@@ -278,22 +352,23 @@ class Session:
             wait = self._rt.store.busy_timeout if timeout is None else float(timeout)
             deadline = time.monotonic() + wait
             self._load()
-            attempts = 0
+            attempt = 0
             while True:
-                attempts += 1
                 try:
                     self._commit(len(self._ids), prepared, deadline=deadline)
                     return self._head
                 except ConflictError:
                     if not rebase:
                         raise
-                if time.monotonic() < deadline:
-                    self.refresh()
-                if time.monotonic() >= deadline:
-                    raise ConflictError(
-                        f"gave up rebasing after {wait:g} s and {attempts} attempts: other "
-                        "writers kept moving the session head; nothing was written"
-                    )
+                    attempt += 1
+                    if time.monotonic() >= deadline:
+                        raise ConflictError(
+                            f"gave up rebasing after {wait:g} s and {attempt} attempts: other "
+                            "writers kept moving the session head; nothing was written"
+                        ) from None
+                    _backoff(attempt, deadline)
+                    if time.monotonic() < deadline:
+                        self.refresh()
 
     def _index(self, at: int | None) -> int:
         n = len(self._ids)
@@ -315,7 +390,11 @@ class Session:
             keep = len(self._ids) - n
             new = self._ids[keep - 1] if keep else None
             prefix = self._prefix(keep)
-            self._rt.store.move_head(self._id, self._head, new)
+            left = self._left(keep, "rewind")
+            if left:  # the move and the record of the head it leaves, in one write
+                self._rt.store.append(self._id, self._head, new, keep, [], objects=left)
+            else:
+                self._rt.store.move_head(self._id, self._head, new)
             self._truncate(keep)
             self._head = new
             self._head_prefix = prefix
@@ -371,21 +450,70 @@ class Session:
     def compact(
         self,
         end: int,
-        summary: str | Callable[[list[dict[str, Any]]], str],
+        summary: str | Callable[[list[dict[str, Any]]], str] | None = None,
         *,
         start: int | None = None,
+        summarizer: Provider | None = None,
+        model: str | None = None,
+        instructions: str | None = None,
+        tools: Sequence[Any] | None = None,
+        **params: Any,
     ) -> int | None:
         """Replace messages ``start:end`` by one summary message; return the new head.
 
         ``start`` defaults to just after the pinned prefix (leading system messages
         and the first user message). ``summary`` is the text, or a callable given the
-        replaced messages. The summary is an ordinary content-addressed message whose
-        node records the exact span it replaces, so the originals stay stored and
-        ``expand()`` restores them byte for byte. Put ``end`` where a context window
-        would cut (e.g. the ``cache_aware`` step): the summary then becomes part of
-        the new, stable cached prefix. Tool calls and their results are never split.
+        replaced messages; or, with ``summarizer=provider, model=...``, the model
+        writes it: the request is the first ``end`` messages (a prefix the provider
+        has cached) and ``instructions``, with ``tools`` and ``params`` as for
+        ``send``, and its ledger row is written with the compaction (``srt.summarize``).
+        The summary is an ordinary content-addressed message whose node records the
+        exact span it replaces, so the originals stay stored and ``expand()`` restores
+        them byte for byte. Put ``end`` where a context window would cut (e.g. the
+        ``cache_aware`` step): the summary then becomes part of the new, stable cached
+        prefix. Tool calls and their results are never split.
         """
-        return compaction.compact(self, end, summary, start)
+        if summarizer is None:
+            if summary is None:
+                raise SessionError("compact() needs a summary, or summarizer= and model=")
+            return compaction.compact(self, end, summary, start)
+        if summary is not None or model is None:
+            raise SessionError("with summarizer=, give model= and no summary")
+        check_model(model)
+        return summarize.compact(
+            self,
+            end,
+            provider=summarizer,
+            model=model,
+            start=start,
+            instructions=instructions,
+            tools=tools,
+            **params,
+        )
+
+    async def acompact(
+        self,
+        end: int,
+        *,
+        summarizer: Provider,
+        model: str,
+        start: int | None = None,
+        instructions: str | None = None,
+        tools: Sequence[Any] | None = None,
+        **params: Any,
+    ) -> int | None:
+        """The asyncio twin of ``compact(end, summarizer=..., model=...)``."""
+        check_model(model)
+        return await summarize.acompact(
+            self,
+            end,
+            provider=summarizer,
+            model=model,
+            start=start,
+            instructions=instructions,
+            tools=tools,
+            **params,
+        )
 
     def expand(self) -> int | None:
         """Undo the newest compaction in this history: the replaced messages come back,
@@ -400,11 +528,55 @@ class Session:
             self._load()
             return list(self._bodies)
 
-    def messages(self) -> list[dict[str, Any]]:
-        """The messages of this session as Chat Completions dicts, oldest first."""
+    def messages(self, *, metadata: bool = False) -> list[dict[str, Any]]:
+        """The messages of this session as Chat Completions dicts, oldest first.
+
+        With ``metadata=True`` a message stored with metadata carries it under
+        ``metadata`` (the key ``append`` takes), read from the store."""
         with self._lock:
             self._load()
-            return [json.loads(b) for b in self._bodies]
+            if not metadata:
+                return [json.loads(b) for b in self._bodies]
+            out = []
+            for r in self._rt.store.chain(self._head):
+                msg = json.loads(r[2])
+                meta = _entries.user_metadata(r[5])
+                if meta is not None:
+                    msg["metadata"] = meta
+                out.append(msg)
+            return out
+
+    def entries(self) -> list[_entries.Entry]:
+        """Every message with what srt keeps beside it: its status (partial replies),
+        its metadata, and for a compaction summary the messages it replaced
+        (``srt.entries.Entry``)."""
+        with self._lock:
+            return _entries.entries(self._rt.store, self._rt.store.chain(self._head))
+
+    # -- earlier heads -------------------------------------------------------------------
+
+    def history(self) -> list[_history.HeadRecord]:
+        """The heads this session left by ``rewind``, ``edit``, ``compact``, ``expand``
+        or ``restore``, newest first, while their retention lasts (``srt.history``)."""
+        return _history.history(self._rt.store, self._id)
+
+    def restore(self, record: _history.HeadRecord | str) -> int | None:
+        """Make an earlier head (a ``history()`` record or its key) the head again; the
+        head it replaces is recorded in turn. Returns the new head."""
+        with self._lock:
+            self._load()
+            found = _history.find(self, record)
+            left = _history.head_record(
+                self._id, self._head, len(self._ids), "restore", self._rt.history_retention
+            )
+            self._rt.store.append(
+                self._id, self._head, found.head, found.messages, [],
+                objects=[left] if left is not None else [],
+            )  # fmt: skip
+            self._head = found.head
+            self._loaded = False
+            self._load()
+            return self._head
 
     @property
     def cache_key(self) -> str | None:
@@ -491,6 +663,9 @@ class Session:
 
     def _window(self, fmt: WireFormat, model: str, window: WindowPolicy | None) -> View | None:
         """The messages a context window keeps, or ``None`` when all of them fit."""
+        if self._replay is not None:
+            kept = self._replay[1]
+            return None if kept is None else View(("replay", len(kept), 0), list(kept))
         if window is None:
             return None
         if not isinstance(window, WindowPolicy):
@@ -568,7 +743,10 @@ class Session:
             breakpoints=breakpoints,
             shared=shared if previous is not None else None,
         )
-        return Planned(asm, tool_frags, tool_hashes, breakpoints, report, key, hashes)
+        if self._replay is not None:
+            breakpoints = list(self._replay[0])
+        kept = view.kept if view is not None else None
+        return Planned(asm, tool_frags, tool_hashes, breakpoints, report, key, hashes, kept)
 
     def explain(
         self,
@@ -634,7 +812,15 @@ class Session:
             self._rt._count_serialized(asm.serialized)
             self._record(fmt, model, p)
             self.last_build = BuildStats(
-                format, n, asm.serialized, n - asm.serialized, len(body), asm.notes(), p.report
+                format,
+                n,
+                asm.serialized,
+                n - asm.serialized,
+                len(body),
+                asm.notes(),
+                p.report,
+                tuple(p.breakpoints),
+                tuple(p.kept) if p.kept is not None else None,
             )
             return body
 
@@ -696,6 +882,10 @@ class Session:
         stream: bool,
     ) -> exchange.Call:
         check_model(model)
+        append = params.pop("append", ())
+        keep = params.pop("keep", True)
+        if isinstance(append, (str, bytes, dict, Message)):
+            append = (append,)
         return exchange.Call(
             self,
             provider,
@@ -705,6 +895,8 @@ class Session:
             include_partial=partial,
             params=params,
             stream=stream,
+            append=append,
+            keep=bool(keep),
         )
 
     def send(
@@ -720,10 +912,16 @@ class Session:
         """Send the next request to ``provider``; append the reply and its usage atomically.
 
         ``params`` go into the body, except ``window=WindowPolicy(...)``, which bounds
-        the history sent (see ``srt.context``). The body is built by delta assembly
-        (or, for OpenAI Responses, as a delta on the provider's stored state when it
-        holds this session's prefix).
+        the history sent (see ``srt.context``), ``append=[messages]``, messages sent
+        after the history and appended *with* the reply in one compare-and-swap (if the
+        call fails or the session moved, none of them is written), and ``keep=False``,
+        which appends nothing at all (the ledger row is still written). The body is
+        built by delta assembly (or, for OpenAI Responses, as a delta on the provider's
+        stored state when it holds this session's prefix). A window with
+        ``compact_at`` may first compact the history with the model's summary
+        (``srt.summarize``).
         """
+        summarize.auto(self, provider, model, tools, {**params, "cache": cache})
         return exchange.send(
             self._call(provider, model, tools, cache, include_partial, params, False)
         )
@@ -740,6 +938,7 @@ class Session:
     ) -> exchange.ReplyStream:
         """Like ``send`` but streamed: iterate the result for text deltas. A stream that is
         cut off, fails or is closed early keeps what arrived as a partial reply."""
+        summarize.auto(self, provider, model, tools, {**params, "cache": cache})
         call = self._call(provider, model, tools, cache, include_partial, params, True)
         return exchange.ReplyStream(call)
 
@@ -754,6 +953,7 @@ class Session:
         **params: Any,
     ) -> Reply:
         """The asyncio twin of ``send``."""
+        await summarize.aauto(self, provider, model, tools, {**params, "cache": cache})()
         call = self._call(provider, model, tools, cache, include_partial, params, False)
         return await exchange.asend(call)
 
@@ -769,7 +969,69 @@ class Session:
     ) -> exchange.AsyncReplyStream:
         """The asyncio twin of ``stream``: ``async for delta in s.astream(...)``."""
         call = self._call(provider, model, tools, cache, include_partial, params, True)
-        return exchange.AsyncReplyStream(call)
+        before = summarize.aauto(self, provider, model, tools, {**params, "cache": cache})
+        return exchange.AsyncReplyStream(call, before=before)
+
+    # -- tasks: the tool loop (srt.tasks) ------------------------------------------------
+
+    def _task(self, provider: Provider, model: str, tools: Sequence[Any], **kw: Any) -> tasks.Task:
+        check_model(model)
+        opts = {k: kw.pop(k) for k in tasks.OPTIONS if k in kw}
+        return tasks.Task(self, provider, model=model, tools=tools, params=kw, **opts)
+
+    def run(
+        self,
+        provider: Provider,
+        *,
+        model: str,
+        tools: Sequence[Any] = (),
+        max_steps: int | None = tasks.MAX_STEPS,
+        time_budget: float | None = None,
+        token_budget: int | None = None,
+        approve: Callable[[tasks.ToolCall], Any] | None = None,
+        concurrency: int = tasks.CONCURRENCY,
+        **params: Any,
+    ) -> tasks.TaskResult:
+        """Run the task this session holds: call the model, run the tools it calls
+        (Python callables, parallel calls at most ``concurrency`` at a time), append
+        every reply and result as it happens, and repeat until the model answers or a
+        budget is spent. On a session whose process died mid-task it resumes, never
+        re-running a tool whose result was saved. ``params`` go to every ``send``
+        (e.g. ``window=``, ``max_tokens=``). See ``srt.tasks``."""
+        return tasks.run(
+            self._task(
+                provider,
+                model,
+                tools,
+                max_steps=max_steps,
+                time_budget=time_budget,
+                token_budget=token_budget,
+                approve=approve,
+                concurrency=concurrency,
+                **params,
+            )
+        )
+
+    def run_stream(
+        self, provider: Provider, *, model: str, tools: Sequence[Any] = (), **options: Any
+    ) -> tasks.TaskStream:
+        """``run``, streamed: iterate for ``TaskEvent``s (text deltas, tool calls and
+        results, replies); ``.result`` holds the ``TaskResult`` at the end. Takes
+        ``run``'s options."""
+        return tasks.run_stream(self._task(provider, model, tools, **options))
+
+    async def arun(
+        self, provider: Provider, *, model: str, tools: Sequence[Any] = (), **options: Any
+    ) -> tasks.TaskResult:
+        """The asyncio twin of ``run`` (async tools are awaited, sync ones run in
+        threads; ``approve`` may be a coroutine function). Takes ``run``'s options."""
+        return await tasks.arun(self._task(provider, model, tools, **options))
+
+    def arun_stream(
+        self, provider: Provider, *, model: str, tools: Sequence[Any] = (), **options: Any
+    ) -> AsyncIterator[tasks.TaskEvent]:
+        """The asyncio twin of ``run_stream``: ``async for event in s.arun_stream(...)``."""
+        return tasks.arun_stream(self._task(provider, model, tools, **options))
 
     def usage(self) -> UsageSummary:
         """Totals of this session's ledger rows (every request it sent)."""
@@ -780,8 +1042,9 @@ class Session:
         return [c.as_dict() for c in self._rt.store.calls(session=self._id)]
 
     def savings(self, pricing: Pricing | None = None) -> Savings:
-        """Billed input against a stateless client for this session's requests."""
-        return (pricing or Pricing()).savings(self.calls())
+        """This session's billed input against a careful stateless client under the same
+        caching rules and against a client with no caching (``srt.savings``)."""
+        return savings(self.calls(), pricing, history=self._rt.store.tail)
 
     def predict(
         self,
@@ -793,6 +1056,60 @@ class Session:
         pricing: Pricing | None = None,
     ) -> tuple[CacheExplain, tuple[float, float] | None]:
         """The cache explain for the next request and its expected input cost in USD
-        (with the predicted cache reads, and for a stateless client), if priced."""
+        (with the predicted cache reads, and with no caching), if priced."""
         ex = self.explain(format, model=model, tools=tools)
         return ex, (pricing or Pricing()).predict(model, ex.total_tokens, ex.cached_tokens)
+
+
+def replay_call(rt: Runtime, call: Mapping[str, Any]) -> bytes | None:
+    """The body of the request a ledger row records, rebuilt from the history stored at
+    its node and the parameters recorded with it (``params``): the model, body
+    parameters, tools, partial replies, the breakpoints placed and the messages a window
+    kept. ``None`` when the row records no parameters or no node (a failed request, a
+    node swept by gc). Nothing is written, and the runtime's planner is left as it was."""
+    spec_text, node = call.get("params"), call.get("node")
+    if not spec_text or node is None:
+        return None
+    spec = json.loads(spec_text)
+    n = int(call["messages"])
+    tail = rt.store.tail(int(node), n - 1) if n else []
+    if n and not tail:
+        return None
+    head = tail[0][0] if n else None
+    s = Session(rt, int(call.get("session") or 0), "(replay)", head)
+    s._replay = (
+        [Breakpoint(str(w), int(i), str(ttl), 0, "replay") for w, i, ttl in spec["breakpoints"]],
+        spec.get("kept"),
+    )
+    saved = (dict(rt._records), dict(rt._last_model), rt._serialized)
+    try:
+        with s._lock:
+            s._load()
+            if len(s) != n:
+                return None
+            fmt = get_format(str(call["format"]))
+            tools, partial = spec.get("tools") or None, bool(spec["include_partial"])
+            if spec.get("after") is not None:
+                return s._request_after(
+                    fmt,
+                    int(spec["after"]),
+                    model=str(call["model"]),
+                    tools=tools,
+                    include_partial=partial,
+                    params=dict(spec["params"]),
+                    cache=bool(spec["cache"]),
+                )
+            return s.request(
+                fmt.name,
+                model=str(call["model"]),
+                tools=tools,
+                cache=bool(spec["cache"]),
+                include_partial=partial,
+                **spec["params"],
+            )
+    finally:
+        rt._records.clear()
+        rt._records.update(saved[0])
+        rt._last_model.clear()
+        rt._last_model.update(saved[1])
+        rt._serialized = saved[2]

@@ -7,6 +7,7 @@ alone: no SQL, no file, nothing engine-specific.
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from helpers import body, conversation, counts, extend, head_of, new_session, nodes
@@ -14,7 +15,7 @@ from helpers import body, conversation, counts, extend, head_of, new_session, no
 import srt
 from conftest import EngineUnderTest
 from srt import _core
-from srt.store import NewNode, SessionRow, Store
+from srt.store import NewNode, ObjectPut, SessionRow, Store
 
 # -- sessions ------------------------------------------------------------------------------
 
@@ -104,6 +105,38 @@ def test_chain_round_trip(store: Store) -> None:
     assert store.chain(ids[2]) == rows[:3]
 
 
+def test_chain_extension_reads_what_followed_a_known_prefix(store: Store) -> None:
+    _sid, _ids = new_session(store, "a", conversation(3))
+    more = extend(store, "a", conversation(4, "more"))
+    full = store.chain(more[-1])
+    assert store.chain_extension(more[-1], 3, full[2][3]) == full[3:]
+    assert store.chain_extension(more[-1], 1, full[0][3]) == full[1:]
+    assert store.chain_extension(more[-1], 0, _core.ROOT) == full
+    # another branch, or the wrong depth: None (the caller reloads the whole chain)
+    _other, fork = new_session(store, "b", conversation(2, "other"))
+    other = store.chain(fork[-1])
+    assert store.chain_extension(more[-1], 2, other[1][3]) is None
+    assert store.chain_extension(more[-1], 2, full[2][3]) is None
+    assert store.chain_extension(more[-1], 7, full[6][3]) is None  # nothing deeper
+
+
+def test_a_refresh_after_other_writers_reads_only_the_new_messages(
+    engine: EngineUnderTest,
+) -> None:
+    with srt.Runtime(store=engine.open()) as a, srt.Runtime(store=engine.open()) as b:
+        sa, sb = a.session("s"), b.session("s")
+        sa.append({"role": "user", "content": "one"}, {"role": "assistant", "content": "1"})
+        sb.refresh()
+        sb.append({"role": "user", "content": "two", "metadata": {"pinned": True}})
+        sb.append({"role": "assistant", "content": "2"})
+        sa.refresh()
+        assert [m["content"] for m in sa.messages()] == ["one", "1", "two", "2"]
+        assert sa.messages() == sb.messages()
+        assert sa.prefix_hash == sb.prefix_hash
+        fresh = a.session("s")
+        assert fresh.request("openai.chat", model="m") == sa.request("openai.chat", model="m")
+
+
 def test_node_prefix_and_meta(store: Store) -> None:
     b = body("user", "with metadata")
     sid = store.create_session("a", None, exist_ok=False).id
@@ -172,6 +205,23 @@ def test_move_head_is_compare_and_swap(store: Store) -> None:
     store.move_head(sid, ids[0], None)
     assert head_of(store, "a") is None
     assert store.chain(ids[2])[-1][0] == ids[2]  # rewinding removes nothing
+
+
+def test_an_append_of_no_messages_moves_the_head_with_its_objects(store: Store) -> None:
+    """A rewind that records the head it leaves (``srt.history``): the move and the
+    object naming the old head are one compare-and-swap write, or nothing."""
+    sid, ids = new_session(store, "a", conversation(3))
+    left = ObjectPut("srt.head", str(sid), "k1", b"{}", node=ids[2], expires=time.time() + 60)
+    with pytest.raises(srt.ConflictError):
+        store.append(sid, ids[1], ids[0], 1, [], objects=[left])
+    assert head_of(store, "a") == ids[2] and store.get_object("srt.head", str(sid), "k1") is None
+    assert store.append(sid, ids[2], ids[0], 1, [], objects=[left]) == []
+    assert head_of(store, "a") == ids[0]
+    kept = store.get_object("srt.head", str(sid), "k1")
+    assert kept is not None and kept.node == ids[2]
+    assert store.tail(ids[2], 1) == [(ids[1], conversation(3)[1]), (ids[2], conversation(3)[2])]
+    assert store.gc().nodes == 0  # the object keeps the old head's chain
+    assert store.append(sid, ids[0], None, 0, []) == [] and head_of(store, "a") is None
 
 
 def test_threads_on_many_handles_lose_no_turn(engine: EngineUnderTest) -> None:

@@ -87,7 +87,7 @@ def test_runtime_takes_a_path_a_url_or_a_store(tmp_path: Path) -> None:
         srt.Runtime(store="not a store")  # type: ignore[arg-type]
 
 
-def test_a_v3_file_migrates_to_objects_and_keeps_everything(tmp_path: Path) -> None:
+def test_a_v3_file_migrates_to_v4_and_keeps_everything(tmp_path: Path) -> None:
     path = str(tmp_path / "old.db")
     expected = make_old_db(path, 3)
     store = SQLiteStore(path)
@@ -125,5 +125,33 @@ def test_verify_names_an_object_whose_node_is_missing(tmp_path: Path) -> None:
         assert [str(f) for f in faults] == [
             "objects row 1: checkpoint object: its node 4242 is missing"
         ]
+    finally:
+        store.close()
+
+
+def _tables(path: str) -> set[str]:
+    with connect(path) as conn:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+
+
+def test_the_first_object_creates_the_objects_table(tmp_path: Path) -> None:
+    path = str(tmp_path / "lazy.db")
+    store = SQLiteStore(path)
+    try:
+        new_session(store, "a", conversation(2))
+        assert store.get_object("k", "s", "x") is None and store.list_objects("k", "s") == []
+        assert store.delete_object("k", "s", "x") is False
+        assert store.gc().objects == 0 and store.verify().ok
+        assert "objects" not in _tables(path)  # never written: no table, no pages
+        with pytest.raises(srt.ConflictError):  # a failed first write leaves none either
+            store.put_object("k", "s", "x", b"v", node=4242)
+        assert "objects" not in _tables(path)
+        other = SQLiteStore(path)  # another handle sees the table its peer creates
+        assert other.get_object("k", "s", "x") is None
+        store.put_object("k", "s", "x", b"v")
+        assert "objects" in _tables(path)
+        got = other.get_object("k", "s", "x")
+        assert got is not None and got.value == b"v"
+        other.close()
     finally:
         store.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from . import tasks
+
 # (workload, key, label, op, bound): the targets, each a ratio from one run.
 TARGETS: list[tuple[str, str, str, str, float]] = [
     ("chat", "build_vs_dumps", "chat: hot build vs stateless json.dumps (x faster)", ">=", 50.0),
@@ -25,6 +27,13 @@ TARGETS: list[tuple[str, str, str, str, float]] = [
         0.80,
     ),
     ("window", "anthropic.sliding", "window: sliding, cached share (Anthropic)", "<", 0.10),
+    (
+        "tasks",
+        "min_later_share",
+        "tasks: each later step's prompt read from cache (min)",
+        ">=",
+        0.80,
+    ),
     ("sharegpt", "openai.eff", "sharegpt: srt reuse efficiency (OpenAI rules)", ">=", 0.98),
     ("sharegpt", "anthropic.eff", "sharegpt: srt reuse efficiency (Anthropic rules)", ">=", 0.98),
     (
@@ -277,6 +286,16 @@ def _replay(name: str, r: dict[str, Any]) -> list[str]:
                 f"{c['uncached_tokens']:>10,} {c['written_tokens']:>8,} "
                 f"{c['billed_input_usd']:>9.3f} {c['wire_bytes_per_turn']:>10,.0f}"
             )
+        for b in x.get("baselines", {}).values():
+            extra = (
+                f"; srt.savings models ${b['modelled_input_usd']:.3f} from srt's ledger"
+                if "modelled_input_usd" in b
+                else ""
+            )
+            lines.append(
+                f"    srt saved ${b['saved_usd']:.3f} of input ({100 * b['saved_share']:.1f}%) "
+                f"against {b['label']} (${b['input_usd']:.3f}{extra})"
+            )
         lines.append(
             f"    srt reuse efficiency {100 * x['reuse_efficiency']:.2f}% of "
             f"{x['max_cacheable']:,} cacheable tokens (and {x['cached_beyond_own_prefix']:,} "
@@ -364,7 +383,12 @@ def section(name: str, r: dict[str, Any]) -> str:
         "many": _many,
         "window": _window,
         "real": _real,
+        "tasks": tasks.lines,
     }.get(name)
+    if name == "gateway":
+        from .gateway import lines as gateway_lines
+
+        fn = gateway_lines
     lines = fn(r) if fn is not None else _replay(name, r)
     lines.append(f"  ({r.get('wall_s', 0.0):.1f} s)")
     return "\n" + "\n".join(lines)

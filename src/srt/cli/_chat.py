@@ -10,22 +10,25 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import Any, TextIO
 
-from .. import exchange
+from .. import exchange, tasks
 from ..cache import CacheExplain
 from ..errors import ProviderError, SrtError
 from ..providers.base import Provider
 from ..runtime import Runtime
 from ..session import Session
-from ._common import CommandError, escape_line, escape_text, runtime, tty
+from ..tools import Tool
+from ._common import CommandError, escape_line, escape_text, latest_session, runtime, tty
 from ._providers import make_provider
 from ._stats import usage_summary
+from ._tools import ask_approval, describe, load_tools, outcome
 
 __all__ = ["Chat", "chat", "prompt"]
 
@@ -90,11 +93,9 @@ def _new_name(rt: Runtime, prefix: str) -> str:
 def open_session(rt: Runtime, args: argparse.Namespace, prefix: str) -> tuple[Session, bool]:
     """The session named by --session or -c, or a new one; and whether it is new."""
     if args.cont:
-        infos = rt.sessions()
-        if not infos:
+        if not rt.sessions():
             raise CommandError("there is no session to continue")
-        name = max(infos, key=lambda i: i.updated).name
-        return rt.session(name, create=False), False
+        return rt.session(latest_session(rt), create=False), False
     if args.session:
         session = rt.session(args.session)
         return session, len(session) == 0
@@ -132,6 +133,8 @@ class Chat:
         out: TextIO,
         read: Callable[[str], str],
         interactive: bool,
+        tools: Sequence[Tool] = (),
+        yes: bool = False,
     ) -> None:
         self.rt = rt
         self.session = session
@@ -140,7 +143,10 @@ class Chat:
         self.out = out
         self.read = read
         self.interactive = interactive
-        self.color = tty(out)
+        # NO_COLOR (no-color.org): present and not empty turns off the dim status lines.
+        self.color = tty(out) and not os.environ.get("NO_COLOR")
+        self.tools = list(tools)
+        self.yes = yes
 
     def say(self, text: str) -> None:
         self.out.write(text + "\n")
@@ -185,11 +191,16 @@ class Chat:
     # -- turns ---------------------------------------------------------------------------
 
     def turn(self, text: str) -> None:
+        if self.tools:
+            self.task(max_steps=0)  # calls left by an interrupted turn get their results
         self.session.append({"role": "user", "content": text})
         self.reply()
 
     def reply(self) -> None:
         """Stream a reply to the conversation as it stands."""
+        if self.tools:
+            self.task()
+            return
         stream = self.session.stream(self.provider, model=self.model)
         shown = False
         with _interruptible() as pressed:
@@ -234,6 +245,58 @@ class Chat:
                 f"[{u.input_tokens:,} in · {u.cache_read_tokens:,} cached{share} · "
                 f"{u.output_tokens:,} out]"
             )
+
+    def _ask(self, prompt: str) -> str:
+        return self.read(prompt if self.interactive else "")
+
+    def task(self, max_steps: int | None = tasks.MAX_STEPS) -> None:
+        """Run the model and the tools it calls until it answers (``Session.run``)."""
+        approve = None if self.yes else ask_approval(self._ask, self.note)
+        stream = self.session.run_stream(
+            self.provider, model=self.model, tools=self.tools, approve=approve, max_steps=max_steps
+        )
+        midline = False
+        with _interruptible():
+            try:
+                for event in stream:
+                    if event.kind == "text":
+                        self.out.write(escape_text(event.text))
+                        self.out.flush()
+                        midline = bool(event.text) and not event.text.endswith("\n")
+                        continue
+                    if midline and event.kind != "done":
+                        self.say("")
+                        midline = False
+                    if event.kind == "tool_call" and self.yes and event.call is not None:
+                        self.note(f"[tool call] {describe(event.call)}")
+                    elif event.kind == "tool_result" and event.run is not None:
+                        self.note(f"[{outcome(event.run)}]")
+            except KeyboardInterrupt:
+                stream.close()
+                if midline:
+                    self.say("")
+                self.note("[interrupted: what arrived is kept; /retry goes on]")
+                return
+            except ProviderError as exc:
+                if midline:
+                    self.say("")
+                self.say(f"error: {escape_line(str(exc))}")
+                self.note("[your message is kept; /retry asks again]")
+                return
+        if midline:
+            self.say("")
+        result = stream.result
+        if result is None or (result.steps == 0 and not result.tool_runs):
+            return
+        u = result.usage
+        self.note(
+            f"[{result.steps} model calls · {len(result.tool_runs)} tool calls · "
+            f"{u.input_tokens:,} in · {u.cache_read_tokens:,} cached · {u.output_tokens:,} out]"
+        )
+        if result.stopped not in ("done", "max_steps") or (
+            result.stopped == "max_steps" and max_steps
+        ):
+            self.note(f"[stopped: {result.stopped}; /retry goes on]")
 
     # -- slash commands --------------------------------------------------------------------
 
@@ -343,7 +406,7 @@ class Chat:
             self.say(line)
 
     def stats(self, arg: str) -> None:
-        for line in usage_summary(self.session.calls()):
+        for line in usage_summary(self.session.calls(), self.rt):
             self.say(line)
 
     def save(self, arg: str) -> None:
@@ -388,6 +451,7 @@ def _close(provider: Provider) -> None:
 
 
 def chat(args: argparse.Namespace) -> int:
+    tools = load_tools(args.tool or ())
     provider, model = make_provider(args)
     try:
         with runtime(args, create=True) as rt:
@@ -403,8 +467,20 @@ def chat(args: argparse.Namespace) -> int:
                 f"{provider.name}. /help lists commands; Ctrl-D quits.",
                 flush=True,
             )
+            if tools:
+                how = "each call runs at once" if args.yes else "each call asks first"
+                names = ", ".join(escape_line(t.name) for t in tools)
+                print(f"tools: {names} ({how})", flush=True)
             return Chat(
-                rt, session, provider, model, out=sys.stdout, read=input, interactive=interactive
+                rt,
+                session,
+                provider,
+                model,
+                out=sys.stdout,
+                read=input,
+                interactive=interactive,
+                tools=tools,
+                yes=args.yes,
             ).run()
     finally:
         _close(provider)
@@ -421,19 +497,30 @@ def prompt(args: argparse.Namespace) -> int:
     provider, model = make_provider(args)
     try:
         with runtime(args, create=True) as rt:
+            existed = bool(args.cont) or (
+                args.session is not None and rt.store.get_session(args.session) is not None
+            )
             session, _new = open_session(rt, args, "prompt")
+            before = len(session)
             set_system(session, args.system)
             session.append({"role": "user", "content": text})
             stream = session.stream(provider, model=model)
             ended = ""
-            with _interruptible():
-                try:
-                    for delta in stream:
-                        sys.stdout.write(escape_text(delta))
-                        sys.stdout.flush()
-                        ended = delta[-1:] or ended
-                except KeyboardInterrupt:
-                    stream.close()
+            try:
+                with _interruptible():
+                    try:
+                        for delta in stream:
+                            sys.stdout.write(escape_text(delta))
+                            sys.stdout.flush()
+                            ended = delta[-1:] or ended
+                    except KeyboardInterrupt:
+                        stream.close()
+            except ProviderError:
+                if stream.reply is None:
+                    _unask(rt, session, before if existed else None)
+                raise
+            if stream.reply is None:
+                _unask(rt, session, before if existed else None)
             if ended != "\n":
                 print()
             if stream.status not in ("ok", None):
@@ -444,8 +531,22 @@ def prompt(args: argparse.Namespace) -> int:
                 )
                 return 130 if stream.status == "cancelled" else 1
             if stream.status is None:
-                print("srt: interrupted before the reply began", file=sys.stderr)
+                print(
+                    "srt: interrupted before the reply began; the session was left as it was",
+                    file=sys.stderr,
+                )
                 return 130
             return 0
     finally:
         _close(provider)
+
+
+def _unask(rt: Runtime, session: Session, before: int | None) -> None:
+    """Leave the session as it was before ``srt prompt`` (no reply was stored): a session
+    the prompt created is deleted, an existing one loses the unanswered message (which
+    ``srt log`` lists as an earlier head while the history retention lasts). The request
+    stays in the ledger."""
+    if before is None:
+        rt.delete(session.name)
+    elif len(session) > before:
+        session.rewind(len(session) - before)

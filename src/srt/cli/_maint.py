@@ -4,17 +4,36 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import shutil
 import sys
 import unicodedata
 
 from ..runtime import Runtime
 from ..store import Hit
+from ..store.copy import copy_store
 from ..store.sqlite.keys import read_key_file
-from ._common import cli_key, escape_line, open_db, print_json
+from ._common import (
+    CommandError,
+    cli_key,
+    escape_line,
+    open_db,
+    present,
+    print_json,
+    tty,
+    without_password,
+)
 
-__all__ = ["backup", "gc", "rekey", "search", "search_usage", "snippet", "vacuum", "verify"]
+__all__ = [
+    "backup",
+    "copy",
+    "gc",
+    "rekey",
+    "search",
+    "search_usage",
+    "snippet",
+    "vacuum",
+    "verify",
+]
 
 
 def _fold(text: str) -> str:
@@ -67,7 +86,7 @@ def search(args: argparse.Namespace) -> None:
             else "the database has no search index"
         )
         return
-    if args.db == ":memory:" or not os.path.exists(args.db):
+    if not present(args.db):
         hits: list[Hit] = []
     else:
         with Runtime(args.db, key=cli_key(args)) as rt:
@@ -94,6 +113,8 @@ def _size(n: int) -> str:
 
 def gc(args: argparse.Namespace) -> None:
     with open_db(args) as rt:
+        if args.history_retention is not None and not args.dry_run:
+            rt.set_history_retention(args.history_retention)
         r = rt.gc(secure_delete=not args.no_secure_delete, dry_run=args.dry_run)
     if args.json:
         dead = [p.hex() for p in r.dead_prefixes]
@@ -113,6 +134,13 @@ def gc(args: argparse.Namespace) -> None:
         )
     if r.dry_run:
         print("dry run: nothing was changed")
+        return
+    if not r.page_size:  # an engine without SQLite's pages and WAL (PostgreSQL)
+        if r.messages:
+            print(
+                "the removed rows' space is reused by later writes; their bytes stay in the "
+                "table files until srt vacuum rewrites them"
+            )
         return
     if r.pages_freed:
         print(
@@ -135,6 +163,9 @@ def _n(count: int, word: str) -> str:
 def verify(args: argparse.Namespace) -> int:
     with open_db(args) as rt:
         r = rt.store.verify()
+        # The ledger is rebuilt only over a sound store: replaying damaged chains
+        # would only repeat the store's faults.
+        ledger = rt.verify_ledger() if r.ok else None
     checked = ", ".join(
         [
             _n(r.messages, "message"),
@@ -143,15 +174,29 @@ def verify(args: argparse.Namespace) -> int:
             _n(r.calls, "ledger row"),
         ]
     )
+    ok = r.ok and ledger is not None and ledger.ok
     if args.json:
-        print_json({**dataclasses.asdict(r), "ok": r.ok})
-        return 0 if r.ok else 1
-    if r.ok:
-        print(f"ok: {checked}; every hash, chain and reference checks out")
+        print_json(
+            {
+                **dataclasses.asdict(r),
+                "ledger": dataclasses.asdict(ledger) if ledger is not None else None,
+                "ok": ok,
+            }
+        )
+        return 0 if ok else 1
+    rebuilt = ""
+    if ledger is not None and ledger.checked:
+        rows = f" ({ledger.checked:,} of {r.calls:,})" if ledger.unchecked else ""
+        rebuilt = (
+            f", and every ledger row with a stored reply{rows} rebuilds to its recorded body hash"
+        )
+    if ok:
+        print(f"ok: {checked}; every hash, chain and reference checks out{rebuilt}")
         return 0
-    for fault in r.faults:
+    faults = list(r.faults) + list(ledger.faults if ledger is not None else ())
+    for fault in faults:
         print(f"FAULT {escape_line(str(fault))}")
-    total = len(r.faults) + r.more_faults
+    total = len(faults) + r.more_faults + (ledger.more_faults if ledger is not None else 0)
     print(f"{_n(total, 'fault')} in {checked}")
     return 1
 
@@ -178,4 +223,27 @@ def rekey(args: argparse.Namespace) -> None:
     print(
         "the database is now "
         + ("plain (not encrypted)" if new is None else "encrypted under the new key")
+    )
+
+
+def copy(args: argparse.Namespace) -> None:
+    """``srt copy SRC DEST``: every session, object and ledger row, checked by hashes."""
+    if not present(args.src):
+        raise CommandError(f"no database at {without_password(args.src)}")
+    with Runtime(args.src) as src, Runtime(args.dest) as dest:
+        report = copy_store(
+            src.store,
+            dest.store,
+            progress=(lambda line: print(line, file=sys.stderr, flush=True))
+            if tty(sys.stderr)
+            else None,
+        )
+    if args.json:
+        print_json(dataclasses.asdict(report))
+        return
+    print(
+        f"copied {_n(report.sessions_copied, 'session')} ({_n(report.messages_sent, 'message')}), "
+        f"{_n(report.objects_copied, 'object')}, {_n(report.calls_copied, 'ledger row')}; "
+        f"already there: {_n(report.sessions_present, 'session')}, "
+        f"{_n(report.calls_present, 'ledger row')}; verified by hashes"
     )

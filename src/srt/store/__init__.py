@@ -63,6 +63,8 @@ __all__ = [
 #: Imported on first use, so a runtime on SQLite never imports another engine's driver.
 ENGINES: dict[str, str] = {
     "sqlite": "srt.store.sqlite:SQLiteStore.from_url",
+    "postgresql": "srt.store.postgres:PostgresStore.from_url",
+    "postgres": "srt.store.postgres:PostgresStore.from_url",
 }
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -77,21 +79,23 @@ def scheme_of(path_or_url: str) -> str:
     return m.group(1).lower().split("+", 1)[0]
 
 
-def _registered() -> dict[str, str]:
-    found = dict(ENGINES)
-    for ep in entry_points(group="srt.stores"):
-        found.setdefault(ep.name.lower(), ep.value)
-    return found
+def _plugins() -> dict[str, str]:
+    return {ep.name.lower(): ep.value for ep in entry_points(group="srt.stores")}
 
 
 def engine_for(scheme: str) -> Callable[..., Store]:
-    """The factory of the engine registered for ``scheme``; ``ConfigError`` if none."""
-    engines = _registered()
-    target = engines.get(scheme)
+    """The factory of the engine registered for ``scheme``; ``ConfigError`` if none.
+
+    ``ENGINES`` is looked at first; the entry points (a scan of every installed
+    distribution, a few ms) only for a scheme it does not know.
+    """
+    target = ENGINES.get(scheme)
     if target is None:
-        raise ConfigError(
-            f"no storage engine for URLs of scheme {scheme!r}; known: {sorted(engines)}"
-        )
+        plugins = _plugins()
+        target = plugins.get(scheme)
+        if target is None:
+            known = sorted({*ENGINES, *plugins})
+            raise ConfigError(f"no storage engine for URLs of scheme {scheme!r}; known: {known}")
     module, _, attr = target.partition(":")
     try:
         obj: Any = importlib.import_module(module)

@@ -70,13 +70,14 @@ _LIVE = """
 INSERT INTO temp.srt_gc_live(id)
 WITH RECURSIVE live(id) AS (
     SELECT head FROM sessions WHERE head IS NOT NULL
-    UNION
-    SELECT node FROM objects WHERE node IS NOT NULL
-    UNION
+    UNION{objects}
     SELECT n.parent FROM nodes n JOIN live ON n.id = live.id WHERE n.parent IS NOT NULL
 )
 SELECT id FROM live
 """
+_OBJECT_ROOTS = """
+    SELECT node FROM objects WHERE node IS NOT NULL
+    UNION"""
 _DEAD_NODES = "id NOT IN (SELECT id FROM temp.srt_gc_live)"
 _DEAD_MESSAGES = "id NOT IN (SELECT message FROM nodes)"
 
@@ -110,13 +111,17 @@ def gc(
         conn.execute("BEGIN IMMEDIATE")
         try:
             free_before = _count(conn, "PRAGMA freelist_count")
-            conn.execute(
-                "DELETE FROM objects WHERE expires IS NOT NULL AND expires <= ?", (time.time(),)
-            )
-            objects = conn.changes()
+            objects = 0
+            has_objects = db_module.has_table(conn, db_module.OBJECTS_TABLE)
+            if has_objects:
+                conn.execute(
+                    "DELETE FROM objects WHERE expires IS NOT NULL AND expires <= ?",
+                    (time.time(),),
+                )
+                objects = conn.changes()
             conn.execute("CREATE TEMP TABLE IF NOT EXISTS srt_gc_live(id INTEGER PRIMARY KEY)")
             conn.execute("DELETE FROM temp.srt_gc_live")
-            conn.execute(_LIVE)
+            conn.execute(_LIVE.format(objects=_OBJECT_ROOTS if has_objects else ""))
             nodes = _count(conn, f"SELECT count(*) FROM nodes WHERE {_DEAD_NODES}")
             q.rows(
                 conn,

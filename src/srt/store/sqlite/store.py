@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import operator
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import apsw
@@ -53,9 +53,18 @@ from ..base import (
     VacuumReport,
     VerifyReport,
     check_chain,
+    check_object,
 )
 from . import backup, maintenance, verify, views
-from .db import BUSY_TIMEOUT_MS, SYNCHRONOUS, Database
+from .db import (
+    BUSY_TIMEOUT_MS,
+    OBJECTS_SQL,
+    OBJECTS_TABLE,
+    SYNCHRONOUS,
+    Database,
+    has_table,
+    translate,
+)
 from .keys import Key
 
 __all__ = ["SQLiteStore"]
@@ -92,6 +101,17 @@ _CHAIN_ABOVE_SQL = _CHAIN_SQL.replace("WHERE id = ?", "WHERE id = ? AND depth > 
 # outer loop, so rows come deepest first; ``Store.chain`` reverses them and sorts by
 # depth, which costs one pass over rows already in order.
 
+
+_TAIL_SQL = """
+WITH RECURSIVE up(id, parent, message, depth) AS (
+    SELECT id, parent, message, depth FROM nodes WHERE id = ?
+    UNION ALL
+    SELECT n.id, n.parent, n.message, n.depth
+    FROM nodes n JOIN up ON n.id = up.parent AND n.depth < up.depth
+    WHERE up.depth > ?
+)
+SELECT up.id, up.depth, m.body FROM up JOIN messages m ON m.id = up.message
+"""
 
 _depth = operator.itemgetter(6)
 
@@ -173,16 +193,8 @@ def insert_nodes(
     return ids
 
 
-def _check_object(kind: Any, scope: Any, key: Any, value: Any = b"") -> None:
-    for what, text in (("kind", kind), ("scope", scope), ("key", key)):
-        if not isinstance(text, str) or (what != "scope" and not text):
-            raise ConfigError(f"an object's {what} must be a non-empty str")
-    if not isinstance(value, bytes):
-        raise ConfigError(f"an object's value must be bytes, got {type(value).__name__}")
-
-
 def _put_object(conn: apsw.Connection, obj: ObjectPut, node: int | None) -> None:
-    _check_object(obj.kind, obj.scope, obj.key, obj.value)
+    check_object(obj.kind, obj.scope, obj.key, obj.value)
     if (
         node is not None
         and conn.execute("SELECT 1 FROM nodes WHERE id = ?", (node,)).fetchone() is None
@@ -234,6 +246,20 @@ class SQLiteStore(Store):
             durability=durability,
         )
         self._store_id: str | None = None
+        # Whether the objects table is known to exist (created by the first object
+        # written; never dropped, so once seen it stays).
+        self._objects = False
+
+    def _has_objects(self) -> bool:
+        if not self._objects:
+            with translate("reading the schema"):
+                self._objects = has_table(self.db.connection(), OBJECTS_TABLE)
+        return self._objects
+
+    def _ensure_objects(self, conn: apsw.Connection) -> None:
+        """Inside a write transaction: create the objects table if the file has none."""
+        if not self._objects:
+            conn.execute(OBJECTS_SQL)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SQLiteStore:
@@ -357,7 +383,7 @@ class SQLiteStore(Store):
         rows: list[ChainRow] = self.db.read("loading a session", _CHAIN_SQL, (head,))
         rows.reverse()
         rows.sort(key=_depth)
-        return check_chain(rows, head, self.hashing)
+        return check_chain(rows, head, hashing=self.hashing)
 
     def chain_extension(self, head: int, above: int, prefix: bytes) -> list[ChainRow] | None:
         rows: list[ChainRow] = self.db.read(
@@ -389,6 +415,11 @@ class SQLiteStore(Store):
         rows = self.db.read("reading a node", "SELECT meta FROM nodes WHERE id = ?", (node,))
         return rows[0][0] if rows else None
 
+    def tail(self, node: int, depth: int) -> list[tuple[int, bytes]]:
+        rows = self.db.read("reading a chain's tail", _TAIL_SQL, (node, depth))
+        rows.sort(key=operator.itemgetter(1))
+        return [(int(r[0]), r[2]) for r in rows if r[1] > depth]
+
     # -- writes ----------------------------------------------------------------------
 
     def move_head(self, session: int, expected: int | None, new: int | None) -> None:
@@ -415,9 +446,13 @@ class SQLiteStore(Store):
                 row = list(_call_values(call))
                 row[_NODE] = head
                 conn.execute(_INSERT_CALL, row)
+            if objects:
+                self._ensure_objects(conn)
             for obj in objects:
                 _put_object(conn, obj, head if obj.at_head else obj.node)
-            return ids
+        if objects:
+            self._objects = True  # committed
+        return ids
 
     # -- the ledger ------------------------------------------------------------------
 
@@ -463,13 +498,16 @@ class SQLiteStore(Store):
         node: int | None = None,
         expires: float | None = None,
     ) -> None:
-        obj = ObjectPut(kind, scope, key, value, node, expires)
-        _check_object(kind, scope, key, value)
+        check_object(kind, scope, key, value)
         with self.db.write("storing an object") as conn:
-            _put_object(conn, obj, node)
+            self._ensure_objects(conn)
+            _put_object(conn, ObjectPut(kind, scope, key, value, node, expires), node)
+        self._objects = True  # committed
 
     def get_object(self, kind: str, scope: str, key: str) -> ObjectRow | None:
-        _check_object(kind, scope, key)
+        check_object(kind, scope, key)
+        if not self._has_objects():
+            return None
         rows = self.db.read(
             "reading an object",
             f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE kind = ? AND scope = ? AND key = ? "
@@ -487,9 +525,11 @@ class SQLiteStore(Store):
         limit: int = 100,
         descending: bool = False,
     ) -> list[ObjectRow]:
-        _check_object(kind, scope, after if after is not None else "-")
+        check_object(kind, scope, after if after is not None else "-")
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise ConfigError("limit must be a positive int")
+        if not self._has_objects():
+            return []
         order, cmp = ("DESC", "<") if descending else ("ASC", ">")
         where = "kind = ? AND scope = ? AND " + _LIVE_OBJECT
         args: list[Any] = [kind, scope, time.time()]
@@ -508,12 +548,30 @@ class SQLiteStore(Store):
         return [ObjectRow(*r) for r in rows]
 
     def delete_object(self, kind: str, scope: str, key: str) -> bool:
-        _check_object(kind, scope, key)
+        check_object(kind, scope, key)
+        if not self._has_objects():
+            return False
         with self.db.write("deleting an object") as conn:
             conn.execute(
                 "DELETE FROM objects WHERE kind = ? AND scope = ? AND key = ?", (kind, scope, key)
             )
             return bool(conn.changes())
+
+    def scan_objects(self, *, batch: int = 500) -> Iterator[ObjectRow]:
+        if not self._has_objects():
+            return
+        after = 0
+        while True:
+            rows = self.db.read(
+                "listing objects",
+                f"SELECT id, {_OBJECT_COLUMNS} FROM objects WHERE id > ? "
+                f"AND {_LIVE_OBJECT} ORDER BY id LIMIT ?",
+                (after, time.time(), batch),
+            )
+            yield from (ObjectRow(*r[1:]) for r in rows)
+            if len(rows) < batch:
+                return
+            after = rows[-1][0]
 
     # -- maintenance -------------------------------------------------------------------
 

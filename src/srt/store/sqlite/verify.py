@@ -15,7 +15,7 @@ import apsw
 from ... import _core
 from ..._hashing import Hashing
 from ...errors import StoreError
-from ..base import MAX_FAULTS, Fault, VerifyReport
+from ..base import Fault, FaultList, VerifyReport
 from . import db as db_module
 from . import queries as q
 from .db import Database, translate
@@ -23,22 +23,10 @@ from .db import Database, translate
 __all__ = ["verify"]
 
 
-class _Faults:
-    def __init__(self) -> None:
-        self.items: list[Fault] = []
-        self.more = 0
-
-    def add(self, fault: Fault) -> None:
-        if len(self.items) < MAX_FAULTS:
-            self.items.append(fault)
-        else:
-            self.more += 1
-
-
 def verify(db: Database) -> VerifyReport:
     """Check every hash, chain and reference in the file (see the module docstring)."""
     action = "verifying the database"
-    faults = _Faults()
+    faults = FaultList()
     counts = [0, 0, 0, 0]
     with db.job(action) as conn, q.snapshot(conn, action):
         try:
@@ -49,7 +37,7 @@ def verify(db: Database) -> VerifyReport:
     return VerifyReport(messages, nodes, sessions, calls, tuple(faults.items), faults.more)
 
 
-def _verify(conn: apsw.Connection, faults: _Faults, counts: list[int], hashing: Hashing) -> None:
+def _verify(conn: apsw.Connection, faults: FaultList, counts: list[int], hashing: Hashing) -> None:
     for (line,) in conn.execute("PRAGMA integrity_check(20)"):
         if line != "ok":
             faults.add(Fault("integrity", "database", None, f"integrity_check: {line}"))
@@ -134,12 +122,15 @@ def _verify(conn: apsw.Connection, faults: _Faults, counts: list[int], hashing: 
         faults.add(Fault("ledger", "calls", cid, f"its node {node} is missing"))
     counts[3] = int(conn.execute("SELECT count(*) FROM calls").get or 0)
 
-    for oid, kind, node in q.rows(
-        conn,
-        "SELECT o.id, o.kind, o.node FROM objects o LEFT JOIN nodes n ON n.id = o.node "
-        "WHERE o.node IS NOT NULL AND n.id IS NULL ORDER BY o.id",
-    ):
-        faults.add(Fault("object", "objects", oid, f"{kind} object: its node {node} is missing"))
+    if db_module.has_table(conn, db_module.OBJECTS_TABLE):
+        for oid, kind, node in q.rows(
+            conn,
+            "SELECT o.id, o.kind, o.node FROM objects o LEFT JOIN nodes n ON n.id = o.node "
+            "WHERE o.node IS NOT NULL AND n.id IS NULL ORDER BY o.id",
+        ):
+            faults.add(
+                Fault("object", "objects", oid, f"{kind} object: its node {node} is missing")
+            )
 
     for table, rowid, parent, _ in conn.execute("PRAGMA foreign_key_check"):
         if table in ("nodes", "sessions", "calls", "objects"):
@@ -150,7 +141,7 @@ def _verify(conn: apsw.Connection, faults: _Faults, counts: list[int], hashing: 
         _verify_search_index(conn, faults)
 
 
-def _verify_search_index(conn: apsw.Connection, faults: _Faults) -> None:
+def _verify_search_index(conn: apsw.Connection, faults: FaultList) -> None:
     """The index holds exactly the stored messages, and its triggers are there."""
     table = db_module.SEARCH_TABLE
     for (mid,) in q.rows(
