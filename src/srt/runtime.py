@@ -97,8 +97,9 @@ def _open(where: str, options: dict[str, Any]) -> Store:
     try:
         return open_store(where, **options)
     except TypeError:  # an engine whose factory does not take one of the options
+        given = sorted("hash_key" if name == "hashing" else name for name in options)
         raise ConfigError(
-            f"the storage engine for {where!r} does not take {', '.join(sorted(options))}"
+            f"the storage engine for {where!r} does not take {', '.join(given)}"
         ) from None
 
 
