@@ -1,0 +1,466 @@
+"""The working half of ``SrtSaver``: a thread's messages as srt chains, and values as records.
+
+``Tree`` writes and reads through the store protocol only (``append``, ``chain`` and
+objects); ``srt.integrations._lgcodec`` describes the layout. Per (thread, namespace) it
+keeps a ``Scope`` in memory: the nodes seen, each node's LangChain message, an index from
+message objects to nodes (LangGraph hands the same message objects back step after step,
+so a new checkpoint's list is matched against the last one by identity, and only the
+messages after the match are converted and stored), the patches each node was first
+stored with, and the last few message lists built.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import operator
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from .. import _core
+from ..errors import ConflictError, CorruptionError, InvalidMessageError
+from ..message import canonicalize
+from ..runtime import Runtime, check_name
+from ..store.base import NewNode, ObjectPut, ObjectRow
+from . import _lcmsg, _patch
+from ._lgcodec import (
+    MARK,
+    ROLES,
+    Raw,
+    base_of,
+    decode_skeleton,
+    encode_skeleton,
+    full_id,
+    key_id,
+    pack,
+    squeeze,
+    unpack,
+    unsqueeze,
+)
+
+__all__ = ["BLOB", "CKPT", "KEEP", "NS", "THREAD", "THREADS", "Scope", "Tree", "short"]
+
+CKPT = "lg.cp"
+BLOB = "lg.blob"
+KEEP = "lg.keep"
+NS = "lg.ns"
+THREAD = "lg.thread"
+THREADS = "threads"  # the scope of the thread list
+PAGE = 500
+_INLINE = 96  # values up to this many serialized bytes live in the record itself
+_PATHS = 8  # message lists kept built per scope
+_RETRIES = 64
+_NO = object()  # "no override" in the object index; "not yet stored" in the patch map
+
+
+class _Node:
+    __slots__ = ("body", "depth", "parent", "prefix")
+
+    def __init__(self, parent: int | None, depth: int, prefix: bytes, body: bytes) -> None:
+        self.parent, self.depth, self.prefix, self.body = parent, depth, prefix, body
+
+
+def session_name(thread: str, ns: str) -> str:
+    """The srt session that holds a scope's latest message list."""
+    name = f"langgraph/{thread}" + (f"/{ns}" if ns else "")
+    try:
+        return check_name(name)
+    except InvalidMessageError:
+        return "langgraph/#" + _core.digest(f"{thread}\x1f{ns}".encode()).hex()
+    except Exception:
+        return "langgraph/#" + _core.digest(f"{thread}\x1f{ns}".encode()).hex()
+
+
+def short(text: str) -> str:
+    """An object scope for ``text``: itself if short, else a 22-character digest."""
+    if len(text) <= 22 and not text.startswith("#"):
+        return text
+    return "#" + base64.urlsafe_b64encode(_core.digest(text.encode())).decode()[:21]
+
+
+class Scope:
+    """What the saver holds in memory for one (thread, namespace)."""
+
+    def __init__(self, thread: str, ns: str) -> None:
+        self.thread, self.ns = thread, ns
+        self.key = short(thread if not ns else f"{thread}\x1f{ns}")  # its records' scope
+        self.blobs = short(thread)  # the scope of its thread's values
+        self.session = session_name(thread, ns)
+        self.cursor: tuple[int, int | None] | None = None  # its session's id and head
+        self.loaded = False
+        self.records: dict[str, dict[str, Any]] = {}
+        self.bases: dict[str, tuple[str, bytes]] = {}  # see Tree.base
+        self.extras: dict[int, Any] = {}  # node -> the patch the scope first stored there
+        self.nodes: dict[int, _Node] = {}
+        self.msgs: dict[int, Any] = {}  # node -> its message, built with extras[node]
+        self.by_obj: dict[int, tuple[int, Any, Any]] = {}  # id(message) -> (node, it, override)
+        self.paths: OrderedDict[int, tuple[list[int], list[Any]]] = OrderedDict()
+        self.last: tuple[list[Any], list[int], dict[int, Any]] | None = None
+        # Writes handed over before their checkpoint: checkpoint id -> (writes, task, path).
+        self.pending: dict[str, list[tuple[list[Any], str, str]]] = {}
+
+
+class Tree:
+    """Records, values and message chains of LangGraph threads in one srt store."""
+
+    def __init__(self, rt: Runtime, serde: SerializerProtocol) -> None:
+        self.rt, self.store, self.serde = rt, rt.store, serde
+        self.threads: set[str] = set()
+
+    # -- objects --------------------------------------------------------------------
+
+    def rows(self, kind: str, scope: str, *, descending: bool = False) -> Iterator[ObjectRow]:
+        after: str | None = None
+        while True:
+            rows = self.store.list_objects(
+                kind, scope, after=after, limit=PAGE, descending=descending
+            )
+            yield from rows
+            if len(rows) < PAGE:
+                return
+            after = rows[-1].key
+
+    def base(self, sc: Scope, cid: str) -> tuple[str, bytes] | None:
+        """What the records of ``cid``'s children are compressed against: its record
+        serialized without its parent and its writes (which a later ``put_writes`` may
+        change), so the children stay readable."""
+        found = sc.bases.get(cid)
+        if found is None:
+            rec = sc.records.get(cid)
+            if rec is None:
+                return None
+            found = sc.bases[cid] = self.serde.dumps_typed(squeeze({**rec, "p": None, "w": []}))
+        return found
+
+    def encode(self, sc: Scope, cid: str, rec: dict[str, Any]) -> bytes:
+        """A record as stored: compressed against its parent's when that is in the scope
+        (the header then names the parent)."""
+        sc.bases.pop(cid, None)
+        parent = rec["p"]
+        base = self.base(sc, parent) if parent is not None else None
+        data = squeeze(rec)
+        if base is not None:
+            data[2] = None
+            typed = self.serde.dumps_typed(data)
+            if typed[0] == base[0]:
+                return pack(typed, (parent, base[1]))
+            data[2] = squeeze(rec)[2]
+        return pack(self.serde.dumps_typed(data))
+
+    def decode(self, sc: Scope, cid: str, value: bytes) -> dict[str, Any]:
+        """The record ``encode`` stored (reading the records it was packed against first)."""
+        todo = [(cid, value)]
+        while True:
+            parent = base_of(todo[-1][1])
+            if parent is None or parent in sc.records:
+                break
+            row = self.store.get_object(CKPT, sc.key, key_id(parent))
+            if row is None:
+                raise CorruptionError(f"checkpoint {parent} of thread {sc.thread!r} is missing")
+            todo.append((parent, row.value))
+        rec: dict[str, Any] = {}
+        for key, packed in reversed(todo):
+            parent = base_of(packed)
+            base = self.base(sc, parent) if parent is not None else None
+            if parent is not None and base is None:
+                raise CorruptionError(f"checkpoint {parent} of thread {sc.thread!r} is missing")
+            rec = unsqueeze(self.serde.loads_typed(unpack(packed, base[1] if base else None)))
+            if parent is not None:
+                rec["p"] = parent
+            if key != cid:
+                sc.records.setdefault(key, rec)
+        return rec
+
+    def load(self, sc: Scope) -> None:
+        """Read every record of the scope, and the patch each node was first stored with."""
+        sc.records.clear()
+        sc.extras.clear()
+        sc.bases.clear()
+        for row in self.rows(CKPT, sc.key):
+            cid = full_id(row.key)
+            rec = sc.records[cid] = self.decode(sc, cid, row.value)
+            for enc in rec["ch"].values():
+                if enc[0] == "L":
+                    for node, patch in enc[2].items():
+                        sc.extras.setdefault(node, patch)
+        sc.loaded = True
+
+    def record(self, sc: Scope, cid: str) -> dict[str, Any] | None:
+        rec = sc.records.get(cid)
+        if rec is None:
+            row = self.store.get_object(CKPT, sc.key, key_id(cid))
+            if row is None:
+                return None
+            rec = sc.records[cid] = self.decode(sc, cid, row.value)
+        return rec
+
+    def cursor(self, sc: Scope) -> tuple[int, int | None]:
+        """The id and head of the scope's srt session, made (and registered) if new."""
+        if sc.cursor is not None:
+            return sc.cursor
+        row = self.store.get_session(sc.session)
+        if row is None:
+            row = self.store.create_session(sc.session, None, exist_ok=True)
+            if sc.thread not in self.threads:
+                self.store.put_object(THREAD, THREADS, sc.thread, b"")
+                self.threads.add(sc.thread)
+            self.store.put_object(NS, sc.thread, "ns:" + sc.ns, sc.session.encode())
+        sc.cursor = (row.id, row.head)
+        return sc.cursor
+
+    def put(self, sc: Scope, objects: Sequence[ObjectPut]) -> None:
+        """Write ``objects`` in one transaction (the scope's session head stays)."""
+        for _ in range(_RETRIES):
+            sid, head = self.cursor(sc)
+            try:
+                self.store.append(sid, head, head, 0, [], objects=objects)
+                return
+            except ConflictError:
+                sc.cursor = None
+        raise ConflictError(f"could not write thread {sc.thread!r}: its session kept moving")
+
+    # -- nodes ----------------------------------------------------------------------
+
+    def known(self, sc: Scope, node: int) -> _Node:
+        """The node's place in the tree, read from the store if need be."""
+        found = sc.nodes.get(node)
+        if found is None:
+            parent = None
+            for row in self.store.chain(node):
+                if row[0] not in sc.nodes:
+                    sc.nodes[row[0]] = _Node(parent, row[6], row[3], row[2])
+                parent = row[0]
+            found = sc.nodes.get(node)
+            if found is None:
+                raise CorruptionError(f"node {node} of thread {sc.thread!r} is missing")
+        return found
+
+    def covers(self, sc: Scope, top: int, below: int) -> bool:
+        """Whether the chain ending at ``top`` holds node ``below``."""
+        steps = self.known(sc, top).depth - self.known(sc, below).depth
+        node: int | None = top
+        while steps > 0 and node is not None:
+            node = sc.nodes[node].parent
+            steps -= 1
+        return steps == 0 and node == below
+
+    def cover(self, sc: Scope, tips: Sequence[int]) -> tuple[int | None, list[int]]:
+        """A node whose chain holds every tip, if one of them does; and the tips it misses."""
+        if not tips:
+            return None, []
+        top = max(set(tips), key=lambda t: self.known(sc, t).depth)
+        return top, sorted({t for t in tips if not self.covers(sc, top, t)})
+
+    def append(self, sc: Scope, parent: int | None, bodies: list[bytes]) -> list[int]:
+        """Store ``bodies`` as a chain below ``parent``; the scope's session moves there."""
+        depth, prefix = 0, _core.ROOT
+        if parent is not None:
+            p = self.known(sc, parent)
+            depth, prefix = p.depth, p.prefix
+        hashes = [_core.digest(b) for b in bodies]
+        prefixes = _core.chain_many(prefix, hashes)
+        items = [NewNode(h, b, x) for h, b, x in zip(hashes, bodies, prefixes, strict=True)]
+        for _ in range(_RETRIES):
+            sid, head = self.cursor(sc)
+            try:
+                ids = self.store.append(sid, head, parent, depth, items)
+            except ConflictError:
+                sc.cursor = None
+                continue
+            sc.cursor = (sid, ids[-1] if ids else parent)
+            up = parent
+            for i, node in enumerate(ids):
+                if node not in sc.nodes:
+                    sc.nodes[node] = _Node(up, depth + i + 1, prefixes[i], bodies[i])
+                up = node
+            return ids
+        raise ConflictError(f"could not write thread {sc.thread!r}: its session kept moving")
+
+    # -- message lists ------------------------------------------------------------------
+
+    def message(self, sc: Scope, node: int, patch: Any = _NO) -> Any:
+        """The LangChain message at ``node``: the scope's own, or built with ``patch``."""
+        if patch is _NO:
+            msg = sc.msgs.get(node)
+            if msg is None:
+                canonical = json.loads(self.known(sc, node).body)
+                msg = _lcmsg.load(_patch.apply(_lcmsg.base(canonical), sc.extras.get(node)))
+                sc.msgs[node] = msg
+                sc.by_obj[id(msg)] = (node, msg, _NO)
+            return msg
+        canonical = json.loads(self.known(sc, node).body)
+        msg = _lcmsg.load(_patch.apply(_lcmsg.base(canonical), patch))
+        sc.by_obj[id(msg)] = (node, msg, patch)
+        return msg
+
+    def _remember(self, sc: Scope, head: int, ids: list[int], msgs: list[Any]) -> None:
+        sc.paths[head] = (ids, msgs)
+        sc.paths.move_to_end(head)
+        while len(sc.paths) > _PATHS:
+            sc.paths.popitem(last=False)
+
+    def path(self, sc: Scope, head: int) -> tuple[list[int], list[Any]]:
+        """The nodes and (the scope's own) messages of the chain ending at ``head``."""
+        hit = sc.paths.get(head)
+        if hit is not None:
+            sc.paths.move_to_end(head)
+            return hit
+        depth = self.known(sc, head).depth
+        for ids, msgs in reversed(sc.paths.values()):
+            if len(ids) >= depth and ids[depth - 1] == head:
+                out = (ids[:depth], msgs[:depth])
+                self._remember(sc, head, *out)
+                return out
+        chain: list[int] = []
+        node: int | None = head
+        while node is not None:
+            chain.append(node)
+            node = self.known(sc, node).parent
+        chain.reverse()
+        msgs = [self.message(sc, n) for n in chain]
+        self._remember(sc, head, chain, msgs)
+        return chain, msgs
+
+    def prepare(self, messages: Sequence[Any]) -> list[tuple[bytes, Any]]:
+        """Canonical bytes and patch of each LangChain message."""
+        out = []
+        limit = self.rt.max_message_bytes
+        for m in messages:
+            body, _meta = canonicalize(_lcmsg.canonical(m), limit)
+            out.append((body, _patch.diff(_lcmsg.base(json.loads(body)), _lcmsg.dump(m))))
+        return out
+
+    def encode_list(self, sc: Scope, value: list[Any]) -> list[Any]:
+        """``["L", head, intro, over]`` for a list of LangChain messages."""
+        nodes: list[int] = []
+        over: dict[int, Any] = {}
+        parent: int | None = None
+        if sc.last is not None:
+            objs, last_nodes, last_over = sc.last
+            if len(objs) <= len(value) and all(map(operator.is_, objs, value)):
+                nodes = list(last_nodes)
+                parent = nodes[-1] if nodes else None
+                over = dict(last_over)
+        i = len(nodes)
+        while i < len(value):
+            hit = sc.by_obj.get(id(value[i]))
+            if hit is None or hit[1] is not value[i] or self.known(sc, hit[0]).parent != parent:
+                break
+            parent = hit[0]
+            nodes.append(parent)
+            if hit[2] is not _NO:
+                over[i] = hit[2]
+            i += 1
+        intro: dict[int, Any] = {}
+        rest = value[i:]
+        if rest:
+            prepared = self.prepare(rest)
+            ids = self.append(sc, parent, [p[0] for p in prepared])
+            for j, (node, m, (_body, patch)) in enumerate(zip(ids, rest, prepared, strict=True)):
+                known = sc.extras.get(node, _NO)
+                if known is _NO:
+                    sc.extras[node] = intro[node] = patch
+                    sc.msgs.setdefault(node, m)
+                    sc.by_obj[id(m)] = (node, m, _NO)
+                elif known == patch:
+                    sc.by_obj[id(m)] = (node, m, _NO)
+                else:
+                    over[i + j] = patch
+                    sc.by_obj[id(m)] = (node, m, patch)
+            nodes.extend(ids)
+        own = list(value)
+        for k in over:
+            own[k] = self.message(sc, nodes[k])
+        self._remember(sc, nodes[-1], nodes, own)
+        sc.last = (list(value), nodes, over)
+        return ["L", nodes[-1], intro, over]
+
+    def decode_list(self, sc: Scope, enc: list[Any]) -> list[Any]:
+        ids, msgs = self.path(sc, enc[1])
+        out = list(msgs)
+        for i, patch in enc[3].items():
+            out[i] = self.message(sc, ids[i], patch)
+        return out
+
+    # -- other values ---------------------------------------------------------------------
+
+    def encode_value(
+        self, sc: Scope, value: Any, anchor: int | None
+    ) -> tuple[list[Any], list[ObjectPut]]:
+        """A value's encoding (its last element: the chain tips it names) and the blob
+        object it needs written."""
+        groups: list[tuple[dict[str, Any], list[Any], bool]] = []
+
+        def refs(parts: list[Any], single: bool) -> dict[str, Any]:
+            marker: dict[str, Any] = {MARK: None}
+            groups.append((marker, parts, single))
+            return marker
+
+        inline, stored = "V", "B"
+        try:
+            skeleton = encode_skeleton(value, refs)
+            tips = [self._group(sc, anchor, *group) for group in groups]
+        except (Raw, InvalidMessageError):
+            # Kept as it is, without message references ("v", "b": no skeleton to read).
+            skeleton, tips, inline, stored = value, [], "v", "b"
+        kind, data = self.serde.dumps_typed(skeleton)
+        if len(data) <= _INLINE:
+            return [inline, kind, data, tips], []
+        raw = kind.encode() + b"\x00" + data
+        key = _core.digest(raw).hex()
+        return [stored, key, tips], [ObjectPut(BLOB, sc.blobs, key, raw)]
+
+    def _group(
+        self, sc: Scope, anchor: int | None, marker: dict[str, Any], parts: list[Any], single: bool
+    ) -> int:
+        bodies: list[bytes] = []
+        forms: list[Any] = []
+        limit = self.rt.max_message_bytes
+        for part in parts:
+            if type(part) is tuple:
+                body, _meta = canonicalize({"role": ROLES[part[0]], "content": part[1]}, limit)
+                forms.append(["t", part[0]])
+            elif type(part) is dict:
+                body, _meta = canonicalize(
+                    {"role": ROLES[part["role"]], "content": part["content"]}, limit
+                )
+                forms.append(["d", part["role"], list(part)])
+            else:
+                ((body, patch),) = self.prepare([part])
+                forms.append(["m", patch])
+            bodies.append(body)
+        tip = self.append(sc, anchor, bodies)[-1]
+        marker[MARK] = [tip, len(parts), single, forms]
+        return tip
+
+    def _resolve(self, sc: Scope, ref: list[Any]) -> Any:
+        tip, count, single, forms = ref
+        ids = self.path(sc, tip)[0][-count:]
+        out: list[Any] = []
+        for node, form in zip(ids, forms, strict=True):
+            canonical = json.loads(self.known(sc, node).body)
+            if form[0] == "m":
+                out.append(_lcmsg.load(_patch.apply(_lcmsg.base(canonical), form[1])))
+            elif form[0] == "t":  # a tuple comes back a list, as the serializer gives it
+                out.append([form[1], canonical["content"]])
+            else:
+                parts = {"role": form[1], "content": canonical["content"]}
+                out.append({k: parts[k] for k in form[2]})
+        return out[0] if single else out
+
+    def decode_value(self, sc: Scope, enc: list[Any]) -> Any:
+        if enc[0] in ("V", "v"):
+            typed = (enc[1], enc[2])
+        else:
+            row = self.store.get_object(BLOB, sc.blobs, enc[1])
+            if row is None:
+                raise CorruptionError(f"a stored value of thread {sc.thread!r} is missing")
+            kind, _, data = row.value.partition(b"\x00")
+            typed = (kind.decode(), data)
+        value = self.serde.loads_typed(typed)
+        if enc[0] in ("v", "b"):
+            return value
+        return decode_skeleton(value, lambda ref: self._resolve(sc, ref))
