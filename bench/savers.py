@@ -1,0 +1,293 @@
+"""LangGraph's SqliteSaver beside srt's SrtSaver, one MessagesState conversation each.
+
+    pip install '.[bench]'
+    python bench/savers.py --turns 1000 --json bench/results/langgraph.json
+
+The same one-node ``MessagesState`` graph (compiled once per saver) replays the seeded
+``chat`` workload (``srt.bench.workloads.chat``): each turn invokes the graph with the
+user's message, and the node answers with the workload's reply, so both savers store
+the same conversation through LangGraph's own calls (3 checkpoints and 2 sets of writes
+a turn). Reported per saver, in one process:
+
+* **database**: the file (and its WAL) after the last turn;
+* **write time per turn**: the time the saver was busy in ``put`` and ``put_writes``
+  during the turn (overlapping calls from LangGraph's threads counted once), medians per
+  tenth of the run, and the log-log slope of those medians against the turn number from
+  the second tenth on (flat in N: slope near 0; O(N): near 1);
+* **read**: ``get_tuple`` at the start of each turn, the same way;
+* **time travel**: per step of ``get_state_history`` (the first 50 steps at 10% and 100%
+  of the run), and resuming from the checkpoint of the middle turn.
+
+Savers that are not installed are reported as such. Timings on a shared machine are
+noisy: the load average is printed with the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from srt._version import __version__
+from srt.bench import workloads
+
+WRITES = ("put", "put_writes")
+READS = ("get_tuple",)
+
+
+class Busy:
+    """Wraps a saver's methods and records when it was busy, per turn."""
+
+    def __init__(self, saver: Any) -> None:
+        self.lock = threading.Lock()
+        self.spans: dict[str, list[tuple[float, float]]] = {"write": [], "read": []}
+        for names, kind in ((WRITES, "write"), (READS, "read")):
+            for name in names:
+                setattr(saver, name, self._wrap(getattr(saver, name), kind))
+
+    def _wrap(self, fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                end = time.perf_counter()
+                with self.lock:
+                    self.spans[kind].append((start, end))
+
+        return timed
+
+    def take(self, kind: str) -> float:
+        """Seconds busy in ``kind`` calls since the last take (overlaps counted once)."""
+        with self.lock:
+            spans, self.spans[kind] = sorted(self.spans[kind]), []
+        total, until = 0.0, -math.inf
+        for start, end in spans:
+            if end > until:
+                total += end - max(start, until)
+                until = end
+        return total
+
+
+def graph(checkpointer: Any, replies: list[str]) -> Any:
+    from langchain_core.messages import AIMessage
+    from langgraph.graph import END, START, MessagesState, StateGraph
+
+    answers = iter(replies)
+
+    def agent(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [AIMessage(next(answers))]}
+
+    g = StateGraph(MessagesState)
+    g.add_node("agent", agent)
+    g.add_edge(START, "agent")
+    g.add_edge("agent", END)
+    return g.compile(checkpointer=checkpointer)
+
+
+def _size(path: str) -> int:
+    return sum(os.path.getsize(path + s) for s in ("", "-wal") if os.path.exists(path + s))
+
+
+def _median(xs: list[float]) -> float:
+    s = sorted(xs)
+    return s[len(s) // 2] if s else float("nan")
+
+
+def slope(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of log(y) against log(x)."""
+    xs = [math.log(x) for x, _ in points]
+    ys = [math.log(y) for _, y in points]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+
+
+def history_steps(app: Any, cfg: dict[str, Any], steps: int = 50) -> float:
+    """Milliseconds per step over the first ``steps`` steps of get_state_history."""
+    start = time.perf_counter()
+    n = 0
+    for _snapshot in app.get_state_history(cfg):
+        n += 1
+        if n == steps:
+            break
+    return (time.perf_counter() - start) / max(n, 1) * 1000
+
+
+def run_saver(name: str, turns: int, seed: int, work: str) -> dict[str, Any]:
+    _system, chat = workloads.chat(turns, seed=seed)
+    pairs = list(chat)
+    path = os.path.join(work, f"{name}.db")
+    conn: sqlite3.Connection | None = None
+    if name == "SqliteSaver":
+        from langgraph.checkpoint.sqlite import SqliteSaver
+
+        conn = sqlite3.connect(path, check_same_thread=False)
+        saver: Any = SqliteSaver(conn)
+    else:
+        from srt.integrations.langgraph import SrtSaver
+
+        saver = SrtSaver(path)
+    busy = Busy(saver)
+    app = graph(saver, [a["content"] for _u, a in pairs])
+    cfg = {"configurable": {"thread_id": "bench-thread-1"}}
+    write_ms, read_ms, invoke_ms = [], [], []
+    travel: dict[str, float] = {}
+    text = 0
+    t0 = time.perf_counter()
+    for i, (u, a) in enumerate(pairs, 1):
+        text += len(u["content"].encode()) + len(a["content"].encode())
+        start = time.perf_counter()
+        app.invoke({"messages": [("user", u["content"])]}, cfg)
+        invoke_ms.append((time.perf_counter() - start) * 1000)
+        write_ms.append(busy.take("write") * 1000)
+        read_ms.append(busy.take("read") * 1000)
+        if i == max(turns // 10, 1):
+            travel["history_ms_per_step_at_10pct"] = history_steps(app, cfg)
+            busy.take("read")
+        sys.stderr.write(f"\r  {name}: turn {i}/{turns}")
+    sys.stderr.write("\n")
+    wall = time.perf_counter() - t0
+    travel["history_ms_per_step_at_end"] = history_steps(app, cfg)
+    # Resume from the checkpoint that ends the middle turn: it works, and how long it takes.
+    middle = (turns // 2) * 2
+    old = next(
+        s
+        for s in app.get_state_history(cfg)
+        if len(s.values.get("messages", [])) == middle and not s.next
+    )
+    app = graph(saver, ["a new answer"])
+    start = time.perf_counter()
+    out = app.invoke({"messages": [("user", "a new question")]}, old.config)
+    travel["resume_middle_ms"] = (time.perf_counter() - start) * 1000
+    travel["resume_middle_messages"] = len(out["messages"])
+    travel["resume_middle_ok"] = len(out["messages"]) == middle + 2
+    busy.take("write")
+    busy.take("read")
+    if conn is not None:
+        conn.close()
+    else:
+        saver.close()
+    tenth = max(turns // 10, 1)
+    deciles = [
+        {
+            "turns": f"{k + 1}-{min(k + tenth, turns)}",
+            "mid": k + (min(k + tenth, turns) - k + 1) / 2,
+            "write_ms_p50": _median(write_ms[k : k + tenth]),
+            "read_ms_p50": _median(read_ms[k : k + tenth]),
+            "invoke_ms_p50": _median(invoke_ms[k : k + tenth]),
+        }
+        for k in range(0, turns, tenth)
+    ]
+    fit = deciles[1:] if len(deciles) > 2 else deciles
+    size = _size(path)
+    return {
+        "installed": True,
+        "db_bytes": size,
+        "text_bytes": text,
+        "wall_s": wall,
+        "deciles": deciles,
+        "write_slope": slope([(d["mid"], d["write_ms_p50"]) for d in fit]),
+        "read_slope": slope([(d["mid"], d["read_ms_p50"]) for d in fit]),
+        "time_travel": travel,
+    }
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "srt": __version__}
+    for dist in ("langgraph", "langgraph-checkpoint", "langgraph-checkpoint-sqlite"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = "not installed"
+    with contextlib.suppress(OSError):
+        out["load"] = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    out["cpus"] = str(os.cpu_count())
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--turns", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--json", metavar="FILE")
+    p.add_argument("--dir", help="where to put the databases (default: a temporary dir)")
+    args = p.parse_args(argv)
+    env = versions()
+    print("LangGraph savers, side by side")
+    for k, v in env.items():
+        print(f"  {k:<28} {v}")
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="srt-lg-", dir=args.dir) as work:
+        for name in ("SrtSaver", "SqliteSaver"):
+            try:
+                results[name] = run_saver(name, args.turns, args.seed, work)
+            except ImportError as exc:
+                results[name] = {"installed": False, "error": str(exc)}
+            finally:
+                for suffix in ("", "-wal", "-shm"):
+                    path = os.path.join(work, f"{name}.db{suffix}")
+                    if os.path.exists(path):
+                        os.remove(path)
+    env["load_after"] = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    ours, theirs = results["SrtSaver"], results.get("SqliteSaver", {})
+    print(f"\n{args.turns} turns of MessagesState (chat workload, seed {args.seed})")
+    print("  saver          database        write ms/turn (first, last tenth)  slope   read slope")
+    for name, r in results.items():
+        if not r.get("installed"):
+            print(f"  {name:<14} not installed ({r['error']})")
+            continue
+        d = r["deciles"]
+        print(
+            f"  {name:<14} {r['db_bytes'] / 1e6:10.2f} MB   {d[0]['write_ms_p50']:9.2f} "
+            f"{d[-1]['write_ms_p50']:9.2f}          {r['write_slope']:6.3f}  {r['read_slope']:6.3f}"
+        )
+    summary: dict[str, Any] = {}
+    if theirs.get("installed"):
+        summary = {
+            "size_ratio": theirs["db_bytes"] / ours["db_bytes"],
+            "last_tenth_write_ratio": theirs["deciles"][-1]["write_ms_p50"]
+            / ours["deciles"][-1]["write_ms_p50"],
+        }
+        print(
+            f"\n  SqliteSaver's database is {summary['size_ratio']:,.0f}x SrtSaver's; "
+            f"its writes in the last tenth take {summary['last_tenth_write_ratio']:,.0f}x as long"
+        )
+    for name, r in results.items():
+        if r.get("installed"):
+            t = r["time_travel"]
+            print(
+                f"  {name}: history {t['history_ms_per_step_at_10pct']:.3f} ms/step at 10%, "
+                f"{t['history_ms_per_step_at_end']:.3f} at the end; resume from the middle "
+                f"{t['resume_middle_ms']:.1f} ms ({'ok' if t['resume_middle_ok'] else 'WRONG'})"
+            )
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(
+                {
+                    "environment": env,
+                    "argv": sys.argv[1:],
+                    "turns": args.turns,
+                    "seed": args.seed,
+                    "results": results,
+                    "summary": summary,
+                },
+                f,
+                indent=1,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
