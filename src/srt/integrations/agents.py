@@ -105,7 +105,8 @@ class SrtSession:
     ``db`` is a ``Runtime`` (shared, not closed by ``close()``) or a path for one
     this session opens and closes. ``session_settings`` is kept with the session;
     without it, the settings kept earlier apply (or the SDK's defaults). ``branch``
-    switches to that branch on opening.
+    switches to that branch on opening. ``model`` names the model in the usage ledger
+    when the items do not (Chat Completions items carry it; Responses items do not).
     """
 
     session_settings: SessionSettings | None
@@ -117,8 +118,10 @@ class SrtSession:
         *,
         session_settings: SessionSettings | dict[str, Any] | None = None,
         branch: str | None = None,
+        model: str | None = None,
     ) -> None:
         check_name(session_id)
+        self.model = model
         self.session_id = session_id
         self._own = not isinstance(db, Runtime)
         self._rt = db if isinstance(db, Runtime) else Runtime(db)
@@ -429,7 +432,7 @@ class SrtSession:
                 and isinstance(i.get("provider_data"), dict)
                 and "model" in i["provider_data"]
             ),
-            "",
+            self.model or "unknown",
         )
         head = self._s.head
         n = len(self._cache or ())
