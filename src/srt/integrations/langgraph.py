@@ -60,6 +60,7 @@ _T = TypeVar("_T")
 __all__ = ["SrtSaver"]
 
 _SCOPES = 64  # (thread, namespace) states a saver keeps in memory
+_BATCH = 32  # checkpoints list() builds at a time
 
 
 def _ids(config: RunnableConfig) -> tuple[str, str, str | None]:
@@ -366,38 +367,17 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
         """Checkpoints newest first: of ``config``'s thread (and namespace), or of all;
-        ``filter`` matches metadata, ``before`` pages by checkpoint id."""
-        found = self._call(self._list, config, filter, before, limit)
-        yield from found
-
-    def _list(
-        self,
-        config: RunnableConfig | None,
-        filter: dict[str, Any] | None,
-        before: RunnableConfig | None,
-        limit: int | None,
-    ) -> builtins.list[CheckpointTuple]:
-        want = get_checkpoint_id(config) if config is not None else None
-        stop = get_checkpoint_id(before) if before is not None else None
-        with self._lock:
-            found: builtins.list[tuple[str, Scope, dict[str, Any]]] = []
-            for thread, namespaces in self._threads(config):
-                for ns in namespaces:
-                    sc = self._scope(thread, ns)
-                    for row in self._tree.rows(CKPT, sc.key, descending=True):
-                        cid = full_id(row.key)
-                        rec = self._tree.record(sc, cid)
-                        if rec is None or rec["c"] is None:
-                            continue
-                        if (want is not None and cid != want) or (stop is not None and cid >= stop):
-                            continue
-                        if filter and any(rec["m"].get(k) != v for k, v in filter.items()):
-                            continue
-                        found.append((cid, sc, rec))
-            found.sort(key=lambda f: f[0], reverse=True)
-            if limit is not None:
-                found = found[: max(limit, 0)]
-            return [self._tuple(sc, cid, rec) for cid, sc, rec in found]
+        ``filter`` matches metadata, ``before`` pages by checkpoint id. Built a few at a
+        time as they are asked for, so each step of a long history costs the same."""
+        listing = self._call(_Listing, self, config, filter, before)
+        left = limit
+        while left is None or left > 0:
+            batch = self._call(listing.next, _BATCH if left is None else min(_BATCH, left))
+            if not batch:
+                return
+            yield from batch
+            if left is not None:
+                left -= len(batch)
 
     # -- deleting and copying -------------------------------------------------------------------
 
@@ -547,8 +527,16 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        for item in await self._acall(self._list, config, filter, before, limit):
-            yield item
+        listing = await self._acall(_Listing, self, config, filter, before)
+        left = limit
+        while left is None or left > 0:
+            batch = await self._acall(listing.next, _BATCH if left is None else min(_BATCH, left))
+            if not batch:
+                return
+            for item in batch:
+                yield item
+            if left is not None:
+                left -= len(batch)
 
     async def aput(
         self,
@@ -581,3 +569,69 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         if strategy not in ("keep_latest", "delete"):
             raise InvalidMessageError(f"unknown prune strategy {strategy!r}")
         await self._acall(self._prune, [str(t) for t in thread_ids], strategy)
+
+
+class _Listing:
+    """A ``list()`` in progress (its methods run on the saver's thread)."""
+
+    def __init__(
+        self,
+        saver: SrtSaver,
+        config: RunnableConfig | None,
+        filter: dict[str, Any] | None,
+        before: RunnableConfig | None,
+    ) -> None:
+        self.saver = saver
+        self.want = get_checkpoint_id(config) if config is not None else None
+        self.stop = get_checkpoint_id(before) if before is not None else None
+        self.filter = filter or {}
+        scopes = [(t, ns) for t, namespaces in saver._threads(config) for ns in namespaces]
+        self.after: str | None = None  # the store's cursor, listing one scope
+        self.done = False
+        self.single: Scope | None = None
+        self.queue: builtins.list[tuple[str, Scope]] = []
+        if len(scopes) == 1:
+            self.single = saver._scope(*scopes[0])
+            return
+        # Several scopes: by checkpoint id across them.
+        for thread, ns in scopes:
+            sc = saver._scope(thread, ns)
+            self.queue += [(cid, sc) for cid in sc.records if self._keep(cid, sc.records[cid])]
+        self.queue.sort(key=lambda f: f[0])
+
+    def _keep(self, cid: str, rec: dict[str, Any]) -> bool:
+        return (
+            rec["c"] is not None
+            and (self.want is None or cid == self.want)
+            and (self.stop is None or cid < self.stop)
+            and all(rec["m"].get(k) == v for k, v in self.filter.items())
+        )
+
+    def next(self, n: int) -> builtins.list[CheckpointTuple]:
+        """The next ``n`` checkpoints (fewer at the end)."""
+        saver = self.saver
+        out: builtins.list[CheckpointTuple] = []
+        with saver._lock:
+            if self.single is None:
+                while self.queue and len(out) < n:
+                    cid, sc = self.queue.pop()
+                    out.append(saver._tuple(sc, cid, sc.records[cid]))
+                return out
+            sc = self.single
+            while len(out) < n and not self.done:
+                rows = saver._rt.store.list_objects(
+                    CKPT, sc.key, after=self.after, limit=_BATCH, descending=True
+                )
+                self.done = len(rows) < _BATCH
+                for i, row in enumerate(rows):
+                    self.after = row.key
+                    cid = full_id(row.key)
+                    rec = sc.records.get(cid)
+                    if rec is None:
+                        rec = sc.records[cid] = saver._tree.decode(sc, cid, row.value)
+                    if self._keep(cid, rec):
+                        out.append(saver._tuple(sc, cid, rec))
+                    if len(out) == n:
+                        self.done = self.done and i == len(rows) - 1
+                        break
+            return out
