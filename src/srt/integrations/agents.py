@@ -187,6 +187,7 @@ class SrtSession:
         self._s: Session = self._rt.session(info.session)
         self._cache: list[bytes] | None = None  # each item's JSON, for the head below
         self._cache_head: int | None = None
+        self._users: list[int] = []  # where the cached items' user messages are
 
     def _patch_for(self, branch: str, pos: int, digest: str) -> Any:
         """The patch of item ``pos`` as branch ``branch`` sees it (forks inherit)."""
@@ -211,9 +212,13 @@ class SrtSession:
         self._branches = self._load_branches()
         self._patches = self._load_patches()
         out = []
+        self._users = []
         for pos, body in enumerate(self._s.messages_bytes()):
+            message = json.loads(body)
+            if message["role"] == "user":
+                self._users.append(pos)
             patch = self._patch_for(self._branch, pos, _digest(body))
-            out.append(dumps(_patch.apply(_items.rebuild(json.loads(body)), patch)))
+            out.append(dumps(_patch.apply(_items.rebuild(message), patch)))
         self._cache, self._cache_head = out, row.head
         return out
 
@@ -287,6 +292,7 @@ class SrtSession:
             except ConflictError:
                 self._cache = None
                 continue
+            self._users += [start + i for i, p in enumerate(prepared) if p[0]["role"] == "user"]
             cached.extend(p[3] for p in prepared)
             self._cache_head = self._s.head
             self._record_usage(wrapper, items)
@@ -309,6 +315,8 @@ class SrtSession:
                 continue
             self._set_patch(len(cached) - 1, "", None)
             text = cached.pop()
+            if self._users and self._users[-1] == len(cached):
+                self._users.pop()
             self._cache_head = self._s.head
             return json.loads(text)
         raise ConflictError(f"could not pop from session {self.session_id!r}: it kept moving")
@@ -337,7 +345,7 @@ class SrtSession:
             except ConflictError:
                 continue
         self._patches = {}
-        self._cache, self._cache_head = [], self._s.head
+        self._cache, self._cache_head, self._users = [], self._s.head, []
 
     # -- branches ----------------------------------------------------------------------
 
@@ -360,7 +368,7 @@ class SrtSession:
         if at_turn is not None:
             if not isinstance(at_turn, int) or isinstance(at_turn, bool) or at_turn < 1:
                 raise ConfigError(f"at_turn must be a positive int, got {at_turn!r}")
-            users = [i for i, m in enumerate(self._s.messages()) if m["role"] == "user"]
+            users = self._users
             if at_turn > len(users):
                 raise ConfigError(
                     f"the branch {self._branch!r} has {len(users)} user turns, not {at_turn}"
