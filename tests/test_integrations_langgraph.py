@@ -317,3 +317,24 @@ def test_odd_values_round_trip(saver: SrtSaver) -> None:
         got = app.get_state(cfg).values["data"]
         # Tuples come back lists, as LangGraph's serializer gives them to every saver.
         assert got == (v if not isinstance(v, list) else [list(x) for x in v])
+
+
+def test_bench_script_runs(tmp_path: Path) -> None:
+    """bench/savers.py (the size and time table of docs/integrations.md) runs; its figures
+    come from the full run, not from here: no timing is asserted."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location(
+        "savers", Path(__file__).resolve().parents[1] / "bench" / "savers.py"
+    )
+    assert spec is not None and spec.loader is not None
+    savers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(savers)
+    out = tmp_path / "lg.json"
+    assert savers.main(["--turns", "12", "--json", str(out), "--dir", str(tmp_path)]) == 0
+    doc = json.loads(out.read_text())
+    ours, theirs = doc["results"]["SrtSaver"], doc["results"]["SqliteSaver"]
+    assert ours["db_bytes"] > 0 and theirs["db_bytes"] > ours["db_bytes"]
+    assert ours["time_travel"]["resume_middle_ok"] and theirs["time_travel"]["resume_middle_ok"]
+    assert len(ours["deciles"]) == 12  # a tenth of 12 turns is 1 turn
