@@ -260,28 +260,12 @@ def _patch_out(value: Any) -> Any:
     return value
 
 
-def _enc_in(enc: list[Any]) -> list[Any]:
+def _patches(enc: list[Any], fn: Callable[[Any], Any]) -> list[Any]:
+    """A message-list encoding with ``fn`` applied to each of its patches."""
     if enc[0] != "L":
         return enc
     _l, head, intro, over = enc
-    return [
-        "L",
-        head,
-        {n: _patch_in(p) for n, p in intro.items()},
-        {i: _patch_in(p) for i, p in over.items()},
-    ]
-
-
-def _enc_out(enc: list[Any]) -> list[Any]:
-    if enc[0] != "L":
-        return enc
-    _l, head, intro, over = enc
-    return [
-        "L",
-        head,
-        {n: _patch_out(p) for n, p in intro.items()},
-        {i: _patch_out(p) for i, p in over.items()},
-    ]
+    return ["L", head, {n: fn(p) for n, p in intro.items()}, {i: fn(p) for i, p in over.items()}]
 
 
 def squeeze(rec: dict[str, Any]) -> list[Any]:
@@ -294,8 +278,8 @@ def squeeze(rec: dict[str, Any]) -> list[Any]:
         c,
         rec["m"],
         _uuid(rec["p"]),
-        {name: _enc_in(enc) for name, enc in rec["ch"].items()},
-        [[_uuid(w[0]), *w[1:4], _enc_in(w[4])] for w in rec["w"]],
+        {name: _patches(enc, _patch_in) for name, enc in rec["ch"].items()},
+        [[_uuid(w[0]), *w[1:4], _patches(w[4], _patch_in)] for w in rec["w"]],
     ]
 
 
@@ -308,6 +292,6 @@ def unsqueeze(data: list[Any]) -> dict[str, Any]:
         "c": c,
         "m": m,
         "p": _unuuid(p),
-        "ch": {name: _enc_out(enc) for name, enc in ch.items()},
-        "w": [[_unuuid(x[0]), *x[1:4], _enc_out(x[4])] for x in w],
+        "ch": {name: _patches(enc, _patch_out) for name, enc in ch.items()},
+        "w": [[_unuuid(x[0]), *x[1:4], _patches(x[4], _patch_out)] for x in w],
     }
