@@ -18,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from langgraph.checkpoint.base import WRITES_IDX_MAP
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from .. import _core
@@ -41,7 +42,7 @@ from ._lgcodec import (
     unsqueeze,
 )
 
-__all__ = ["BLOB", "CKPT", "KEEP", "NS", "THREAD", "THREADS", "Scope", "Tree", "short"]
+__all__ = ["BLOB", "CKPT", "KEEP", "NS", "THREAD", "THREADS", "Scope", "Tree", "short", "tips"]
 
 CKPT = "lg.cp"
 BLOB = "lg.blob"
@@ -79,6 +80,16 @@ def short(text: str) -> str:
     if len(text) <= 22 and not text.startswith("#"):
         return text
     return "#" + base64.urlsafe_b64encode(_core.digest(text.encode())).decode()[:21]
+
+
+def tips(rec: dict[str, Any]) -> list[int]:
+    """Every chain tip a record names: message lists, references in values and writes."""
+    out: list[int] = []
+    for enc in rec["ch"].values():
+        out.extend([enc[1]] if enc[0] == "L" else enc[-1])
+    for w in rec["w"]:
+        out.extend(w[4][-1])
+    return out
 
 
 class Scope:
@@ -464,3 +475,47 @@ class Tree:
         if enc[0] in ("v", "b"):
             return value
         return decode_skeleton(value, lambda ref: self._resolve(sc, ref))
+
+    # -- records ------------------------------------------------------------------------
+
+    def write(self, sc: Scope, cid: str, rec: dict[str, Any], extra: list[ObjectPut]) -> None:
+        """Store a record (and the blobs it needs) in one transaction; keep the chains it
+        names alive under ``srt gc``."""
+        top, missed = self.cover(sc, tips(rec))
+        key = key_id(cid)
+        objects = [*extra, ObjectPut(CKPT, sc.key, key, self.encode(sc, cid, rec), node=top)]
+        objects += [ObjectPut(KEEP, sc.key, f"{key}/{t}", b"", node=t) for t in missed]
+        self.put(sc, objects)
+        sc.records[cid] = rec
+
+    def add_writes(
+        self,
+        sc: Scope,
+        rec: dict[str, Any],
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str,
+    ) -> tuple[dict[str, Any], list[ObjectPut]]:
+        """``rec`` with a task's writes (a repeated ``(task_id, index)`` is kept once;
+        special channels such as errors replace the earlier write), and the blobs they need."""
+        # The checkpoint's messages anchor the messages in the writes.
+        anchor = next((e[1] for e in rec["ch"].values() if e[0] == "L"), None)
+        replace = all(w[0] in WRITES_IDX_MAP for w in writes)
+        where = {(w[0], w[2]): i for i, w in enumerate(rec["w"])}
+        entries = list(rec["w"])
+        blobs: list[ObjectPut] = []
+        for idx, (channel, value) in enumerate(writes):
+            k = WRITES_IDX_MAP.get(channel, idx)
+            at = where.get((task_id, k))
+            if at is not None and not replace:
+                continue
+            enc, puts = self.encode_value(sc, value, anchor)
+            blobs += puts
+            entry = [task_id, task_path, k, channel, enc]
+            if at is None:
+                where[(task_id, k)] = len(entries)
+                entries.append(entry)
+            else:
+                entries[at] = entry
+        entries.sort(key=lambda w: (w[1], w[0], w[2]))
+        return {**rec, "w": entries}, blobs

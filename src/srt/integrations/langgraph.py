@@ -37,7 +37,6 @@ from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
-    WRITES_IDX_MAP,
     BaseCheckpointSaver,
     ChannelVersions,
     Checkpoint,
@@ -70,16 +69,6 @@ def _ids(config: RunnableConfig) -> tuple[str, str, str | None]:
 
 def _config(thread: str, ns: str, cid: str) -> RunnableConfig:
     return {"configurable": {"thread_id": thread, "checkpoint_ns": ns, "checkpoint_id": cid}}
-
-
-def _tips(rec: dict[str, Any]) -> list[int]:
-    """Every chain tip a record names: message lists, references in values and writes."""
-    out: list[int] = []
-    for enc in rec["ch"].values():
-        out.extend([enc[1]] if enc[0] == "L" else enc[-1])
-    for w in rec["w"]:
-        out.extend(w[4][-1])
-    return out
 
 
 class SrtSaver(BaseCheckpointSaver[Any]):
@@ -144,17 +133,6 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         if not sc.loaded:
             self._tree.load(sc)
         return sc
-
-    def _write(self, sc: Scope, cid: str, rec: dict[str, Any], extra: list[ObjectPut]) -> None:
-        """Store a record (and the blobs it needs) in one transaction; keep the chains it
-        names alive under ``srt gc``."""
-        tree = self._tree
-        top, missed = tree.cover(sc, _tips(rec))
-        key = key_id(cid)
-        objects = [*extra, ObjectPut(CKPT, sc.key, key, tree.encode(sc, cid, rec), node=top)]
-        objects += [ObjectPut(KEEP, sc.key, f"{key}/{t}", b"", node=t) for t in missed]
-        tree.put(sc, objects)
-        sc.records[cid] = rec
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -228,14 +206,14 @@ class SrtSaver(BaseCheckpointSaver[Any]):
                 "w": old["w"] if old is not None else [],
             }
             for writes, task_id, task_path in sc.pending.pop(cid, ()):
-                rec, puts = self._add_writes(sc, rec, writes, task_id, task_path)
+                rec, puts = self._tree.add_writes(sc, rec, writes, task_id, task_path)
                 blobs += puts
-            self._write(sc, cid, rec, blobs)
+            self._tree.write(sc, cid, rec, blobs)
             if old is not None:
                 # Put again: its children were compressed against what it was.
                 for child, crec in list(sc.records.items()):
                     if crec["p"] == cid and child != cid:
-                        self._write(sc, child, crec, [])
+                        self._tree.write(sc, child, crec, [])
         return _config(thread, ns, cid)
 
     def put_writes(
@@ -267,40 +245,8 @@ class SrtSaver(BaseCheckpointSaver[Any]):
                 # belong to: they are stored with it, which is when they can be used.
                 sc.pending.setdefault(cid, []).append((list(writes), task_id, task_path))
                 return
-            rec, blobs = self._add_writes(sc, rec, writes, task_id, task_path)
-            self._write(sc, cid, rec, blobs)
-
-    def _add_writes(
-        self,
-        sc: Scope,
-        rec: dict[str, Any],
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str,
-    ) -> tuple[dict[str, Any], list[ObjectPut]]:
-        """``rec`` with a task's writes (a repeated ``(task_id, index)`` is kept once;
-        special channels such as errors replace the earlier write), and the blobs they need."""
-        # The checkpoint's messages anchor the messages in the writes.
-        anchor = next((e[1] for e in rec["ch"].values() if e[0] == "L"), None)
-        replace = all(w[0] in WRITES_IDX_MAP for w in writes)
-        where = {(w[0], w[2]): i for i, w in enumerate(rec["w"])}
-        entries = list(rec["w"])
-        blobs: list[ObjectPut] = []
-        for idx, (channel, value) in enumerate(writes):
-            k = WRITES_IDX_MAP.get(channel, idx)
-            at = where.get((task_id, k))
-            if at is not None and not replace:
-                continue
-            enc, puts = self._tree.encode_value(sc, value, anchor)
-            blobs += puts
-            entry = [task_id, task_path, k, channel, enc]
-            if at is None:
-                where[(task_id, k)] = len(entries)
-                entries.append(entry)
-            else:
-                entries[at] = entry
-        entries.sort(key=lambda w: (w[1], w[0], w[2]))
-        return {**rec, "w": entries}, blobs
+            rec, blobs = self._tree.add_writes(sc, rec, writes, task_id, task_path)
+            self._tree.write(sc, cid, rec, blobs)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -406,7 +352,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
                     for node in tree.path(sc, enc[1])[0]:
                         if node not in sc.extras and node in old:
                             enc[2][node] = sc.extras[node] = old[node]
-            self._write(sc, cid, rec, [])
+            self._tree.write(sc, cid, rec, [])
         keys = {key_id(c) for c in cids}
         for cid in cids:
             store.delete_object(CKPT, sc.key, key_id(cid))
