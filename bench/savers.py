@@ -217,13 +217,52 @@ def versions() -> dict[str, str]:
     return out
 
 
+def table(doc: dict[str, Any]) -> list[str]:
+    """The Markdown table of docs/integrations.md, from a saved ``--json`` file."""
+    res = doc["results"]
+    names = [n for n in ("SqliteSaver", "SrtSaver") if res.get(n, {}).get("installed")]
+    row = "| " + " | ".join(["", *names]) + " |"
+    out = [row, "|---|" + "---:|" * len(names)]
+
+    def line(label: str, fmt: Callable[[dict[str, Any]], str]) -> None:
+        out.append(f"| {label} | " + " | ".join(fmt(res[n]) for n in names) + " |")
+
+    line("database", lambda r: f"{r['db_bytes'] / 1e6:,.2f} MB")
+    line("database / message text", lambda r: f"{r['db_bytes'] / r['text_bytes']:,.2f}x")
+    for i in (0, len(res[names[0]]["deciles"]) // 2, -1):
+        label = f"write ms/turn, turns {res[names[0]]['deciles'][i]['turns']} (p50)"
+        line(label, lambda r, i=i: f"{r['deciles'][i]['write_ms_p50']:.2f}")
+    line("write time: log-log slope in N", lambda r: f"{r['write_slope']:.3f}")
+    line("read (get_tuple) ms, last tenth", lambda r: f"{r['deciles'][-1]['read_ms_p50']:.2f}")
+    line("read: log-log slope in N", lambda r: f"{r['read_slope']:.3f}")
+    line("invoke ms/turn, last tenth", lambda r: f"{r['deciles'][-1]['invoke_ms_p50']:.1f}")
+    tt = "time_travel"
+    line("history ms/step at 10%", lambda r: f"{r[tt]['history_ms_per_step_at_10pct']:.3f}")
+    line("history ms/step at the end", lambda r: f"{r[tt]['history_ms_per_step_at_end']:.3f}")
+    line(
+        "whole history ms/step",
+        lambda r: (
+            f"{r[tt]['whole_history_ms_per_step']:.3f}"
+            if "whole_history_ms_per_step" in r[tt]
+            else "(not run)"
+        ),
+    )
+    line("resume from the middle turn", lambda r: f"{r[tt]['resume_middle_ms']:.1f} ms")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--table", metavar="FILE", help="print the Markdown table of a saved run")
     p.add_argument("--turns", type=int, default=1000)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", metavar="FILE")
     p.add_argument("--dir", help="where to put the databases (default: a temporary dir)")
     args = p.parse_args(argv)
+    if args.table:
+        with open(args.table, encoding="utf-8") as f:
+            print("\n".join(table(json.load(f))))
+        return 0
     env = versions()
     print("LangGraph savers, side by side")
     for k, v in env.items():

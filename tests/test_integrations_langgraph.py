@@ -5,6 +5,7 @@ every message type, time travel, storage once per message, gc and asyncio."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import operator
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,6 +116,33 @@ def test_messages_state_matches_in_memory_saver(saver: SrtSaver, tmp_path: Path)
     again = SrtSaver(tmp_path / "lg.db")
     fresh = list(chat_graph(again).get_state_history(cfg))
     assert [s.values for s in fresh] == [s.values for s in mine]
+    again.close()
+
+
+def test_checkpoints_are_kept_as_they_were_put(saver: SrtSaver, tmp_path: Path) -> None:
+    """LangGraph goes on changing the dicts it passes to ``put``: what comes back later,
+    in this process and in another, is what was put at the time."""
+    given: dict[str, Any] = {}
+    put = saver.put
+
+    def spy(config: Any, checkpoint: Any, metadata: Any, versions: Any) -> Any:
+        given[checkpoint["id"]] = copy.deepcopy(
+            {k: checkpoint[k] for k in ("channel_versions", "versions_seen")}
+        ) | {"metadata": copy.deepcopy(metadata)}
+        return put(config, checkpoint, metadata, versions)
+
+    saver.put = spy  # type: ignore[method-assign]
+    app = chat_graph(saver)
+    _turns(app, "kept", 4)
+    again = SrtSaver(tmp_path / "lg.db")
+    for reader in (saver, again):
+        got = list(reader.list({"configurable": {"thread_id": "kept"}}))
+        assert len(got) == len(given) == 12
+        for t in got:
+            want = given[t.checkpoint["id"]]
+            assert t.checkpoint["channel_versions"] == want["channel_versions"]
+            assert t.checkpoint["versions_seen"] == want["versions_seen"]
+            assert {k: t.metadata[k] for k in want["metadata"]} == want["metadata"]
     again.close()
 
 

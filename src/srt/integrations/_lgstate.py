@@ -481,6 +481,10 @@ class Tree:
     def write(self, sc: Scope, cid: str, rec: dict[str, Any], extra: list[ObjectPut]) -> None:
         """Store a record (and the blobs it needs) in one transaction; keep the chains it
         names alive under ``srt gc``."""
+        # LangGraph goes on changing the dicts it handed over (versions, metadata): keep a
+        # copy, in the form a reader gets back (the serializer's: tuples become lists),
+        # which is also what the record's children are compressed against.
+        rec = unsqueeze(self.serde.loads_typed(self.serde.dumps_typed(squeeze(rec))))
         top, missed = self.cover(sc, tips(rec))
         key = key_id(cid)
         objects = [*extra, ObjectPut(CKPT, sc.key, key, self.encode(sc, cid, rec), node=top)]

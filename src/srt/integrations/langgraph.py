@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import copy
 import os
 import random
 import threading
@@ -256,10 +257,12 @@ class SrtSaver(BaseCheckpointSaver[Any]):
             name: tree.decode_list(sc, enc) if enc[0] == "L" else tree.decode_value(sc, enc)
             for name, enc in rec["ch"].items()
         }
-        checkpoint: Any = {**rec["c"], "id": cid, "channel_values": values}
+        # Copies: LangGraph may change what it is given, and the record is kept.
+        checkpoint: Any = {**copy.deepcopy(rec["c"]), "id": cid, "channel_values": values}
         writes = [(w[0], w[3], tree.decode_value(sc, w[4])) for w in rec["w"]]
         parent = _config(sc.thread, sc.ns, rec["p"]) if rec["p"] else None
-        return CheckpointTuple(_config(sc.thread, sc.ns, cid), checkpoint, rec["m"], parent, writes)
+        meta = copy.deepcopy(rec["m"])
+        return CheckpointTuple(_config(sc.thread, sc.ns, cid), checkpoint, meta, parent, writes)
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint ``config`` names, or the thread's latest."""
