@@ -11,9 +11,10 @@ a turn). Reported per saver, in one process:
 
 * **database**: the file (and its WAL) after the last turn;
 * **write time per turn**: the time the saver was busy in ``put`` and ``put_writes``
-  during the turn (overlapping calls from LangGraph's threads counted once), medians per
-  tenth of the run, and the log-log slope of those medians against the turn number from
-  the second tenth on (flat in N: slope near 0; O(N): near 1);
+  during the turn (overlapping calls from LangGraph's threads counted once), and the CPU
+  time of its own work (see ``Busy``), medians per tenth of the run, and the log-log
+  slope of those medians against the turn number from the second tenth on (flat in N:
+  slope near 0; O(N): near 1);
 * **read**: ``get_tuple`` at the start of each turn, the same way;
 * **time travel**: per step of ``get_state_history`` (the first 50 steps at 10% and 100%
   of the run; for SrtSaver also the whole history), and resuming from the checkpoint of
@@ -48,37 +49,63 @@ READS = ("get_tuple",)
 
 
 class Busy:
-    """Wraps a saver's methods and records when it was busy, per turn."""
+    """Wraps a saver's methods and records, per turn, when it was busy (wall clock, at
+    the methods LangGraph calls) and the CPU time its own work took (``thread_time`` in
+    the thread that does it: for SrtSaver the saver's thread, whose ``_put``,
+    ``_put_writes`` and ``_get_tuple`` do the work of the public calls; for SqliteSaver
+    LangGraph's threads). CPU time leaves out the waits for the GIL that LangGraph's own
+    work between calls (O(N) a step: it copies and merges the message list) imposes on
+    any thread that runs meanwhile, so it is what tells how the saver's cost grows."""
 
-    def __init__(self, saver: Any) -> None:
+    def __init__(self, saver: Any, inner: dict[str, str] | None = None) -> None:
         self.lock = threading.Lock()
         self.spans: dict[str, list[tuple[float, float]]] = {"write": [], "read": []}
+        self.cpu: dict[str, float] = {"write": 0.0, "read": 0.0}
         for names, kind in ((WRITES, "write"), (READS, "read")):
             for name in names:
-                setattr(saver, name, self._wrap(getattr(saver, name), kind))
+                fn = getattr(saver, name)
+                setattr(saver, name, self._wrap(fn, kind, cpu=inner is None))
+        for name, kind in (inner or {}).items():
+            setattr(saver, name, self._cpu(getattr(saver, name), kind))
 
-    def _wrap(self, fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
+    def _wrap(self, fn: Callable[..., Any], kind: str, *, cpu: bool) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
+            start, used = time.perf_counter(), time.thread_time()
             try:
                 return fn(*args, **kwargs)
             finally:
-                end = time.perf_counter()
+                end, used = time.perf_counter(), time.thread_time() - used
                 with self.lock:
                     self.spans[kind].append((start, end))
+                    if cpu:
+                        self.cpu[kind] += used
 
         return timed
 
-    def take(self, kind: str) -> float:
-        """Seconds busy in ``kind`` calls since the last take (overlaps counted once)."""
+    def _cpu(self, fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            used = time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                used = time.thread_time() - used
+                with self.lock:
+                    self.cpu[kind] += used
+
+        return timed
+
+    def take(self, kind: str) -> tuple[float, float]:
+        """(seconds busy, CPU seconds) in ``kind`` calls since the last take (overlapping
+        calls counted once)."""
         with self.lock:
             spans, self.spans[kind] = sorted(self.spans[kind]), []
+            cpu, self.cpu[kind] = self.cpu[kind], 0.0
         total, until = 0.0, -math.inf
         for start, end in spans:
             if end > until:
                 total += end - max(start, until)
                 until = end
-        return total
+        return total, cpu
 
 
 def graph(checkpointer: Any, replies: list[str]) -> Any:
@@ -138,10 +165,11 @@ def run_saver(name: str, turns: int, seed: int, work: str) -> dict[str, Any]:
         from srt.integrations.langgraph import SrtSaver
 
         saver = SrtSaver(path)
-    busy = Busy(saver)
+    inner = {"_put": "write", "_put_writes": "write", "_get_tuple": "read"}
+    busy = Busy(saver, inner if name == "SrtSaver" else None)
     app = graph(saver, [a["content"] for _u, a in pairs])
     cfg = {"configurable": {"thread_id": "bench-thread-1"}}
-    write_ms, read_ms, invoke_ms = [], [], []
+    write_ms, read_ms, invoke_ms, write_cpu, read_cpu = [], [], [], [], []
     travel: dict[str, float] = {}
     text = 0
     t0 = time.perf_counter()
@@ -150,13 +178,17 @@ def run_saver(name: str, turns: int, seed: int, work: str) -> dict[str, Any]:
         start = time.perf_counter()
         app.invoke({"messages": [("user", u["content"])]}, cfg)
         invoke_ms.append((time.perf_counter() - start) * 1000)
-        write_ms.append(busy.take("write") * 1000)
-        read_ms.append(busy.take("read") * 1000)
+        for wall, cpu, kind in ((write_ms, write_cpu, "write"), (read_ms, read_cpu, "read")):
+            seconds, used = busy.take(kind)
+            wall.append(seconds * 1000)
+            cpu.append(used * 1000)
         if i == max(turns // 10, 1):
             travel["history_ms_per_step_at_10pct"] = history_steps(app, cfg)
             busy.take("read")
-        sys.stderr.write(f"\r  {name}: turn {i}/{turns}")
-    sys.stderr.write("\n")
+        if sys.stderr.isatty():
+            sys.stderr.write(f"\r  {name}: turn {i}/{turns}")
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
     wall = time.perf_counter() - t0
     travel["history_ms_per_step_at_end"] = history_steps(app, cfg)
     if name == "SrtSaver":
@@ -173,8 +205,6 @@ def run_saver(name: str, turns: int, seed: int, work: str) -> dict[str, Any]:
     travel["resume_middle_ms"] = (time.perf_counter() - start) * 1000
     travel["resume_middle_messages"] = len(out["messages"])
     travel["resume_middle_ok"] = len(out["messages"]) == 2 * half + 2
-    busy.take("write")
-    busy.take("read")
     if conn is not None:
         conn.close()
     else:
@@ -185,7 +215,9 @@ def run_saver(name: str, turns: int, seed: int, work: str) -> dict[str, Any]:
             "turns": f"{k + 1}-{min(k + tenth, turns)}",
             "mid": k + (min(k + tenth, turns) - k + 1) / 2,
             "write_ms_p50": _median(write_ms[k : k + tenth]),
+            "write_cpu_ms_p50": _median(write_cpu[k : k + tenth]),
             "read_ms_p50": _median(read_ms[k : k + tenth]),
+            "read_cpu_ms_p50": _median(read_cpu[k : k + tenth]),
             "invoke_ms_p50": _median(invoke_ms[k : k + tenth]),
         }
         for k in range(0, turns, tenth)
@@ -199,7 +231,9 @@ def run_saver(name: str, turns: int, seed: int, work: str) -> dict[str, Any]:
         "wall_s": wall,
         "deciles": deciles,
         "write_slope": slope([(d["mid"], d["write_ms_p50"]) for d in fit]),
+        "write_cpu_slope": slope([(d["mid"], d["write_cpu_ms_p50"]) for d in fit]),
         "read_slope": slope([(d["mid"], d["read_ms_p50"]) for d in fit]),
+        "read_cpu_slope": slope([(d["mid"], d["read_cpu_ms_p50"]) for d in fit]),
         "time_travel": travel,
     }
 
@@ -232,9 +266,14 @@ def table(doc: dict[str, Any]) -> list[str]:
     for i in (0, len(res[names[0]]["deciles"]) // 2, -1):
         label = f"write ms/turn, turns {res[names[0]]['deciles'][i]['turns']} (p50)"
         line(label, lambda r, i=i: f"{r['deciles'][i]['write_ms_p50']:.2f}")
-    line("write time: log-log slope in N", lambda r: f"{r['write_slope']:.3f}")
+    for i in (0, -1):
+        label = f"write CPU ms/turn, turns {res[names[0]]['deciles'][i]['turns']} (p50)"
+        line(label, lambda r, i=i: f"{r['deciles'][i]['write_cpu_ms_p50']:.2f}")
+    line("write time: log-log slope in N, wall", lambda r: f"{r['write_slope']:.3f}")
+    line("write time: log-log slope in N, CPU", lambda r: f"{r['write_cpu_slope']:.3f}")
     line("read (get_tuple) ms, last tenth", lambda r: f"{r['deciles'][-1]['read_ms_p50']:.2f}")
-    line("read: log-log slope in N", lambda r: f"{r['read_slope']:.3f}")
+    line("read: log-log slope in N, wall", lambda r: f"{r['read_slope']:.3f}")
+    line("read: log-log slope in N, CPU", lambda r: f"{r['read_cpu_slope']:.3f}")
     line("invoke ms/turn, last tenth", lambda r: f"{r['deciles'][-1]['invoke_ms_p50']:.1f}")
     tt = "time_travel"
     line("history ms/step at 10%", lambda r: f"{r[tt]['history_ms_per_step_at_10pct']:.3f}")
@@ -282,15 +321,20 @@ def main(argv: list[str] | None = None) -> int:
     env["load_after"] = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
     ours, theirs = results["SrtSaver"], results.get("SqliteSaver", {})
     print(f"\n{args.turns} turns of MessagesState (chat workload, seed {args.seed})")
-    print("  saver          database        write ms/turn (first, last tenth)  slope   read slope")
+    print(
+        "  saver          database     write ms/turn, first and last tenth: wall (CPU)"
+        "      slope in N: wall, CPU"
+    )
     for name, r in results.items():
         if not r.get("installed"):
             print(f"  {name:<14} not installed ({r['error']})")
             continue
-        d = r["deciles"]
+        d0, d9 = r["deciles"][0], r["deciles"][-1]
         print(
-            f"  {name:<14} {r['db_bytes'] / 1e6:10.2f} MB   {d[0]['write_ms_p50']:9.2f} "
-            f"{d[-1]['write_ms_p50']:9.2f}          {r['write_slope']:6.3f}  {r['read_slope']:6.3f}"
+            f"  {name:<14} {r['db_bytes'] / 1e6:10.2f} MB   "
+            f"{d0['write_ms_p50']:8.2f} ({d0['write_cpu_ms_p50']:.2f}) "
+            f"{d9['write_ms_p50']:8.2f} ({d9['write_cpu_ms_p50']:.2f})"
+            f"      {r['write_slope']:6.3f}, {r['write_cpu_slope']:6.3f}"
         )
     summary: dict[str, Any] = {}
     if theirs.get("installed"):
