@@ -146,6 +146,33 @@ def test_checkpoints_are_kept_as_they_were_put(saver: SrtSaver, tmp_path: Path) 
     again.close()
 
 
+def test_records_packed_against_a_changed_record_stay_readable(
+    saver: SrtSaver, tmp_path: Path
+) -> None:
+    """A record is compressed against its parent's and the one three steps back: writes
+    added to an old checkpoint later (or a checkpoint put again) repack the records that
+    depend on it, and another process reads every one."""
+    cfg: Any = {"configurable": {"thread_id": "packed", "checkpoint_ns": ""}}
+    stored = []
+    for i in range(6):
+        cp: Any = {
+            "v": 4, "id": f"1f000000-0000-6000-8000-00000000000{i}", "ts": f"2026-01-0{i + 1}",
+            "channel_values": {"n": i}, "channel_versions": {"n": i + 1}, "versions_seen": {},
+            "updated_channels": ["n"],
+        }  # fmt: skip
+        cfg = saver.put(cfg, cp, {"source": "loop", "step": i}, {"n": i + 1})
+        stored.append(cfg)
+    saver.put_writes(stored[0], [("late", "x" * 300)], "task-late")
+    saver.put_writes(stored[2], [("late", "y")], "task-late")
+    again = SrtSaver(tmp_path / "lg.db")
+    for i, c in enumerate(stored):
+        t = again.get_tuple(c)
+        assert t is not None and t.checkpoint["channel_values"] == {"n": i}
+        want = {0: [("task-late", "late", "x" * 300)], 2: [("task-late", "late", "y")]}
+        assert t.pending_writes == want.get(i, [])
+    again.close()
+
+
 def test_every_message_type_round_trips(saver: SrtSaver) -> None:
     messages: list[BaseMessage] = [
         SystemMessage("be terse", id="s"),

@@ -40,13 +40,13 @@ __all__ = [
     "MARK",
     "ROLES",
     "Raw",
-    "base_of",
     "decode_skeleton",
     "encode_skeleton",
     "full_id",
     "key_id",
     "message_like",
     "pack",
+    "split",
     "squeeze",
     "unpack",
     "unsqueeze",
@@ -64,8 +64,8 @@ ROLES = {
     "developer": "developer",
 }
 _FORMAT = b"\x01"  # a record compressed on its own
-_DELTA = b"\x02"  # a record compressed against its parent's bytes (a UUID parent)
-_DELTA_STR = b"\x03"  # the same, for a parent id that is not a UUID
+_NEAR = b"\x02"  # compressed against its parent's record
+_FAR = b"\x04"  # against the records one and three steps back (the same step a turn ago)
 # A preset dictionary: the strings every record repeats, so small records compress too.
 _ZDICT = (
     b"channel_versionsversions_seenupdated_channelsbranch:to:__start____input__"
@@ -136,18 +136,21 @@ def decode_skeleton(value: Any, resolve: Callable[[list[Any]], Any]) -> Any:
     return value
 
 
-def pack(typed: tuple[str, bytes], base: tuple[str, bytes] | None = None) -> bytes:
+def pack(typed: tuple[str, bytes], base: tuple[str, bool, bytes] | None = None) -> bytes:
     """A serde-typed record as stored, compressed. With ``base`` (the parent checkpoint's
-    id and serialized record), the parent's bytes are the compression dictionary, so what
-    the two share is stored once: a record then takes about half the room."""
+    id, whether the checkpoint three steps back is in it too, and those records' bytes),
+    those bytes are the compression dictionary, so what the records share is stored once:
+    a record then takes about a third of the room."""
     kind, data = typed
     if base is None:
         head, zdict = _FORMAT, _ZDICT
     else:
-        ref = _uuid(base[0])
-        head = _DELTA + ref if isinstance(ref, bytes) else _DELTA_STR + _text_ref(base[0])
-        zdict = base[1][-32768:]
-    packer = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, zdict)
+        parent, far, zdict = base
+        ref = _uuid(parent)
+        head = (_FAR if far else _NEAR) + (
+            b"\x00" + ref if isinstance(ref, bytes) else b"\x01" + _text_ref(parent)
+        )
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, zdict[-32768:])
     return head + kind.encode() + b"\x00" + packer.compress(data) + packer.flush()
 
 
@@ -156,32 +159,30 @@ def _text_ref(cid: str) -> bytes:
     return len(raw).to_bytes(2, "big") + raw
 
 
-def _split(value: bytes) -> tuple[str | None, bytes]:
-    """(the parent id a record was packed against or None, the rest after the header)."""
+def split(value: bytes) -> tuple[str | None, bool, bytes]:
+    """(the parent id a record was packed against or None, whether the checkpoint three
+    steps back was packed against too, the rest after the header)."""
     head = value[:1]
     if head == _FORMAT:
-        return None, value[1:]
-    if head == _DELTA:
-        return str(uuid.UUID(bytes=value[1:17])), value[17:]
-    if head == _DELTA_STR:
-        n = int.from_bytes(value[1:3], "big")
-        return value[3 : 3 + n].decode(), value[3 + n :]
-    raise ValueError("not a record of this saver's format")
+        return None, False, value[1:]
+    if head not in (_NEAR, _FAR):
+        raise ValueError("not a record of this saver's format")
+    if value[1:2] == b"\x00":
+        parent, rest = str(uuid.UUID(bytes=value[2:18])), value[18:]
+    else:
+        n = int.from_bytes(value[2:4], "big")
+        parent, rest = value[4 : 4 + n].decode(), value[4 + n :]
+    return parent, head == _FAR, rest
 
 
-def base_of(value: bytes) -> str | None:
-    """The checkpoint id whose record ``value`` was packed against, if any."""
-    return _split(value)[0]
-
-
-def unpack(value: bytes, base: bytes | None = None) -> tuple[str, bytes]:
-    """The serde-typed record ``pack`` stored (``base``: the serialized record it was
-    packed against, for a record ``base_of`` names one for)."""
-    parent, rest = _split(value)
-    if parent is not None and base is None:
+def unpack(value: bytes, zdict: bytes | None = None) -> tuple[str, bytes]:
+    """The serde-typed record ``pack`` stored (``zdict``: the bytes it was packed against,
+    for a record ``split`` names a parent for)."""
+    parent, _far, rest = split(value)
+    if parent is not None and zdict is None:
         raise ValueError("this record needs its parent's bytes to be read")
     kind, _, data = rest.partition(b"\x00")
-    unpacker = zlib.decompressobj(-15, _ZDICT if base is None else base[-32768:])
+    unpacker = zlib.decompressobj(-15, (zdict if zdict is not None else _ZDICT)[-32768:])
     return kind.decode(), unpacker.decompress(data) + unpacker.flush()
 
 

@@ -31,12 +31,12 @@ from ._lgcodec import (
     MARK,
     ROLES,
     Raw,
-    base_of,
     decode_skeleton,
     encode_skeleton,
     full_id,
     key_id,
     pack,
+    split,
     squeeze,
     unpack,
     unsqueeze,
@@ -135,55 +135,91 @@ class Tree:
             after = rows[-1].key
 
     def base(self, sc: Scope, cid: str) -> tuple[str, bytes] | None:
-        """What the records of ``cid``'s children are compressed against: its record
-        serialized without its parent and its writes (which a later ``put_writes`` may
-        change), so the children stay readable."""
+        """A record as its descendants are compressed against it: serialized without its
+        parent (which the descendant's header names)."""
         found = sc.bases.get(cid)
         if found is None:
             rec = sc.records.get(cid)
             if rec is None:
                 return None
-            found = sc.bases[cid] = self.serde.dumps_typed(squeeze({**rec, "p": None, "w": []}))
+            found = sc.bases[cid] = self.serde.dumps_typed(squeeze({**rec, "p": None}))
         return found
 
+    def _back(self, sc: Scope, cid: str | None, steps: int) -> str | None:
+        """The checkpoint ``steps`` parents up from ``cid`` (``None`` if not all known)."""
+        for _ in range(steps):
+            rec = sc.records.get(cid) if cid is not None else None
+            cid = rec["p"] if rec is not None else None
+        return cid if cid is not None and cid in sc.records else None
+
+    def _dictionary(self, sc: Scope, parent: str, far: bool) -> tuple[str, bytes] | None:
+        """What a child of ``parent`` is compressed against: the parent's record, and with
+        ``far`` first the record three steps back from the child (LangGraph's steps come
+        in cycles: that one is most like the child)."""
+        near = self.base(sc, parent)
+        if near is None or not far:
+            return near
+        back = self._back(sc, parent, 2)
+        other = self.base(sc, back) if back is not None else None
+        if other is None or other[0] != near[0]:
+            return None
+        return near[0], other[1] + near[1]
+
     def encode(self, sc: Scope, cid: str, rec: dict[str, Any]) -> bytes:
-        """A record as stored: compressed against its parent's when that is in the scope
-        (the header then names the parent)."""
-        sc.bases.pop(cid, None)
+        """A record as stored: compressed against earlier records of its thread when they
+        are in the scope (the header then names the parent)."""
         parent = rec["p"]
-        base = self.base(sc, parent) if parent is not None else None
         data = squeeze(rec)
-        if base is not None:
-            data[2] = None
-            typed = self.serde.dumps_typed(data)
-            if typed[0] == base[0]:
-                return pack(typed, (parent, base[1]))
-            data[2] = squeeze(rec)[2]
+        if parent is not None:
+            far = self._back(sc, parent, 2) is not None
+            zdict = self._dictionary(sc, parent, far)
+            if zdict is not None:
+                data[2] = None
+                typed = self.serde.dumps_typed(data)
+                if typed[0] == zdict[0]:
+                    return pack(typed, (parent, far, zdict[1]))
+                data[2] = squeeze(rec)[2]
         return pack(self.serde.dumps_typed(data))
 
+    def _needs(self, sc: Scope, value: bytes) -> str | None:
+        """A checkpoint that must be read before ``value`` can be (``None``: none)."""
+        parent, far, _rest = split(value)
+        if parent is None:
+            return None
+        if parent not in sc.records:
+            return parent
+        if far:
+            for steps in (1, 2):
+                up = self._back(sc, parent, steps - 1)
+                nxt = sc.records[up]["p"] if up is not None else None
+                if nxt is not None and nxt not in sc.records:
+                    return str(nxt)
+        return None
+
     def decode(self, sc: Scope, cid: str, value: bytes) -> dict[str, Any]:
-        """The record ``encode`` stored (reading the records it was packed against first)."""
-        todo = [(cid, value)]
-        while True:
-            parent = base_of(todo[-1][1])
-            if parent is None or parent in sc.records:
-                break
-            row = self.store.get_object(CKPT, sc.key, key_id(parent))
-            if row is None:
+        """The record ``encode`` stored (reading first the records it was packed against)."""
+        stack = [(cid, value)]
+        while stack:
+            key, packed = stack[-1]
+            need = self._needs(sc, packed)
+            if need is not None:
+                row = self.store.get_object(CKPT, sc.key, key_id(need))
+                if row is None or any(k == need for k, _v in stack):
+                    raise CorruptionError(f"checkpoint {need} of thread {sc.thread!r} is missing")
+                stack.append((need, row.value))
+                continue
+            parent, far, _rest = split(packed)
+            zdict = self._dictionary(sc, parent, far) if parent is not None else None
+            if parent is not None and zdict is None:
                 raise CorruptionError(f"checkpoint {parent} of thread {sc.thread!r} is missing")
-            todo.append((parent, row.value))
-        rec: dict[str, Any] = {}
-        for key, packed in reversed(todo):
-            parent = base_of(packed)
-            base = self.base(sc, parent) if parent is not None else None
-            if parent is not None and base is None:
-                raise CorruptionError(f"checkpoint {parent} of thread {sc.thread!r} is missing")
-            rec = unsqueeze(self.serde.loads_typed(unpack(packed, base[1] if base else None)))
+            rec = unsqueeze(self.serde.loads_typed(unpack(packed, zdict[1] if zdict else None)))
             if parent is not None:
                 rec["p"] = parent
-            if key != cid:
-                sc.records.setdefault(key, rec)
-        return rec
+            stack.pop()
+            if key == cid:
+                return rec
+            sc.records.setdefault(key, rec)
+        raise AssertionError("unreachable")
 
     def load(self, sc: Scope) -> None:
         """Read every record of the scope, and the patch each node was first stored with."""
@@ -490,7 +526,15 @@ class Tree:
         objects = [*extra, ObjectPut(CKPT, sc.key, key, self.encode(sc, cid, rec), node=top)]
         objects += [ObjectPut(KEEP, sc.key, f"{key}/{t}", b"", node=t) for t in missed]
         self.put(sc, objects)
+        before = sc.bases.pop(cid, None) if cid in sc.records else None
         sc.records[cid] = rec
+        if before is not None and before != self.base(sc, cid):
+            # Written again (later writes, or put again): the records packed against it
+            # (its children, and the children's grandchildren) are packed anew.
+            kids = [c for c, r in sc.records.items() if r["p"] == cid]
+            far = [c for c, r in sc.records.items() if self._back(sc, c, 3) == cid]
+            for dep in dict.fromkeys(kids + far):
+                self.write(sc, dep, sc.records[dep], [])
 
     def add_writes(
         self,

@@ -210,11 +210,6 @@ class SrtSaver(BaseCheckpointSaver[Any]):
                 rec, puts = self._tree.add_writes(sc, rec, writes, task_id, task_path)
                 blobs += puts
             self._tree.write(sc, cid, rec, blobs)
-            if old is not None:
-                # Put again: its children were compressed against what it was.
-                for child, crec in list(sc.records.items()):
-                    if crec["p"] == cid and child != cid:
-                        self._tree.write(sc, child, crec, [])
         return _config(thread, ns, cid)
 
     def put_writes(
