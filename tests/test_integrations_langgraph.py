@@ -393,3 +393,17 @@ def test_bench_script_runs(tmp_path: Path) -> None:
     assert ours["db_bytes"] > 0 and theirs["db_bytes"] > ours["db_bytes"]
     assert ours["time_travel"]["resume_middle_ok"] and theirs["time_travel"]["resume_middle_ok"]
     assert len(ours["deciles"]) == 12  # a tenth of 12 turns is 1 turn
+
+
+def test_typed_errors_and_reuse_after_close(tmp_path: Path) -> None:
+    s = SrtSaver(tmp_path / "e.db")
+    app = chat_graph(s)
+    _turns(app, "e", 1)
+    with pytest.raises(srt.ConfigError):
+        s.prune(["e"], strategy="keep_some")
+    with pytest.raises(srt.ConfigError):
+        s.put_writes({"configurable": {"thread_id": "e"}}, [("ch", 1)], "task")
+    s.close()
+    # Used again after close(), the saver opens its thread and runtime again.
+    assert len(list(s.list({"configurable": {"thread_id": "e"}}))) == 3
+    s.close()

@@ -33,7 +33,7 @@ import random
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
@@ -48,7 +48,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from ..errors import InvalidMessageError, SessionNotFoundError
+from ..errors import ConfigError, InvalidMessageError, SessionNotFoundError
 from ..runtime import Runtime
 from ..store.base import ObjectPut
 from . import _lcmsg
@@ -95,25 +95,36 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         # Every store call runs on one thread of the saver's own: LangGraph calls from
         # short-lived threads, and each new thread would open a new connection.
         self._worker: int | None = None
-        self._pool = ThreadPoolExecutor(1, "srt-langgraph", initializer=self._mark)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def _mark(self) -> None:
         self._worker = threading.get_ident()
 
+    def _submit(self, fn: Callable[..., _T], *args: Any) -> Future[_T]:
+        with self._pool_lock:
+            if self._pool is None:  # first use, or used again after close()
+                self._pool = ThreadPoolExecutor(1, "srt-langgraph", initializer=self._mark)
+            return self._pool.submit(fn, *args)
+
     def _call(self, fn: Callable[..., _T], *args: Any) -> _T:
         if threading.get_ident() == self._worker:
             return fn(*args)
-        return self._pool.submit(fn, *args).result()
+        return self._submit(fn, *args).result()
 
     async def _acall(self, fn: Callable[..., _T], *args: Any) -> _T:
-        return await asyncio.wrap_future(self._pool.submit(fn, *args))
+        return await asyncio.wrap_future(self._submit(fn, *args))
 
     def __repr__(self) -> str:
         return f"<srt.integrations.langgraph.SrtSaver {self._rt.path!r}>"
 
     def close(self) -> None:
-        """Stop the saver's thread; close the runtime it opened (one passed in stays open)."""
-        self._pool.shutdown(wait=True)
+        """Stop the saver's thread and close the runtime it opened (one passed in stays
+        open). A saver used after ``close()`` opens them again, as a runtime does."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
         if self._own:
             self._rt.close()
 
@@ -232,7 +243,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
     ) -> None:
         thread, ns, cid = _ids(config)
         if cid is None:
-            raise InvalidMessageError("put_writes needs a config with a checkpoint_id")
+            raise ConfigError("put_writes needs a config with a checkpoint_id")
         with self._lock:
             sc = self._scope(thread, ns)
             rec = self._tree.record(sc, cid)
@@ -440,7 +451,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         """``"keep_latest"``: keep only each namespace's newest checkpoint; ``"delete"``:
         delete the threads."""
         if strategy not in ("keep_latest", "delete"):
-            raise InvalidMessageError(f"unknown prune strategy {strategy!r}")
+            raise ConfigError(f"unknown prune strategy {strategy!r}")
         self._call(self._prune, [str(t) for t in thread_ids], strategy)
 
     def _prune(self, thread_ids: builtins.list[str], strategy: str) -> None:
@@ -511,7 +522,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         if strategy not in ("keep_latest", "delete"):
-            raise InvalidMessageError(f"unknown prune strategy {strategy!r}")
+            raise ConfigError(f"unknown prune strategy {strategy!r}")
         await self._acall(self._prune, [str(t) for t in thread_ids], strategy)
 
 
