@@ -15,6 +15,10 @@ a turn). Reported per saver, in one process:
   time of its own work (see ``Busy``), medians per tenth of the run, and the log-log
   slope of those medians against the turn number from the second tenth on (flat in N:
   slope near 0; O(N): near 1);
+* **write time replayed**: the ``put`` and ``put_writes`` calls LangGraph made for
+  SrtSaver, recorded, then replayed into a new saver of each kind one after the other
+  with nothing else running: the saver's own time per turn, wall clock (SrtSaver's calls
+  made in the replaying thread itself, without the hop to the saver's thread);
 * **read**: ``get_tuple`` at the start of each turn, the same way;
 * **time travel**: per step of ``get_state_history`` (the first 50 steps at 10% and 100%
   of the run; for SrtSaver also the whole history), and resuming from the checkpoint of
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import json
 import math
 import os
@@ -108,6 +113,110 @@ class Busy:
         return total, cpu
 
 
+class Recorder:
+    """Keeps the ``put`` and ``put_writes`` calls LangGraph makes, per turn, to replay them
+    later into any saver with nothing else running: the saver's own time per turn.
+
+    LangGraph changes the dicts it passes after the call, so they are copied; message
+    objects are shared (lists of them are copied), as LangGraph shares them itself."""
+
+    def __init__(self, saver: Any) -> None:
+        self.turns: list[list[tuple[str, tuple[Any, ...]]]] = [[]]
+        self.active = True
+        for name in WRITES:
+            setattr(saver, name, self._wrap(getattr(saver, name), name))
+
+    def _wrap(self, fn: Callable[..., Any], name: str) -> Callable[..., Any]:
+        def recorded(*args: Any) -> Any:
+            conf = {"configurable": _ids(args[0])}
+            if name == "put":
+                cp = dict(args[1])
+                cp["channel_values"] = {
+                    k: list(v) if type(v) is list else copy.deepcopy(v)
+                    for k, v in cp["channel_values"].items()
+                }
+                cp["channel_versions"] = dict(cp["channel_versions"])
+                cp["versions_seen"] = copy.deepcopy(cp["versions_seen"])
+                call: tuple[Any, ...] = (conf, cp, copy.deepcopy(args[2]), dict(args[3]))
+            else:
+                writes = [(c, list(v) if type(v) is list else v) for c, v in args[1]]
+                call = (conf, writes, *args[2:])
+            if self.active:
+                self.turns[-1].append((name, call))
+            return fn(*args)
+
+        return recorded
+
+
+def _ids(config: dict[str, Any]) -> dict[str, Any]:
+    conf = config["configurable"]
+    return {k: conf[k] for k in ("thread_id", "checkpoint_ns", "checkpoint_id") if k in conf}
+
+
+def replay(name: str, turns: list[list[tuple[str, tuple[Any, ...]]]], work: str) -> dict[str, Any]:
+    """The recorded calls into a new saver, one after the other: milliseconds a turn."""
+    path = os.path.join(work, f"replay-{name}.db")
+    saver, conn = _open(name, path)
+    per_turn, per_turn_cpu = [], []
+    try:
+        for calls in turns:
+            spent, used = 0.0, time.thread_time()
+            for method, args in calls:
+                if name == "SrtSaver":
+                    # The same work without the hop to the saver's own thread (a hop
+                    # waits for the scheduler: on a loaded machine that is the noise).
+                    fn = getattr(saver, "_" + method)
+                    if method == "put_writes" and len(args) == 3:
+                        args = (*args, "")
+                else:
+                    fn = getattr(saver, method)
+                start = time.perf_counter()
+                fn(*args)
+                spent += time.perf_counter() - start
+            per_turn.append(spent * 1000)
+            per_turn_cpu.append((time.thread_time() - used) * 1000)
+    finally:
+        if conn is not None:
+            conn.close()
+        else:
+            saver.close()
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(path + suffix):
+                os.remove(path + suffix)
+    deciles = _deciles({"write_ms_p50": per_turn, "write_cpu_ms_p50": per_turn_cpu})
+    fit = deciles[1:] if len(deciles) > 2 else deciles
+    return {
+        "deciles": deciles,
+        "write_slope": slope([(d["mid"], d["write_ms_p50"]) for d in fit]),
+        "write_cpu_slope": slope([(d["mid"], d["write_cpu_ms_p50"]) for d in fit]),
+    }
+
+
+def _open(name: str, path: str) -> tuple[Any, sqlite3.Connection | None]:
+    if name == "SqliteSaver":
+        from langgraph.checkpoint.sqlite import SqliteSaver
+
+        conn = sqlite3.connect(path, check_same_thread=False)
+        return SqliteSaver(conn), conn
+    from srt.integrations.langgraph import SrtSaver
+
+    return SrtSaver(path), None
+
+
+def _deciles(series: dict[str, list[float]]) -> list[dict[str, Any]]:
+    """Medians of each series per tenth of the run."""
+    turns = len(next(iter(series.values())))
+    tenth = max(turns // 10, 1)
+    out = []
+    for k in range(0, turns, tenth):
+        end = min(k + tenth, turns)
+        row: dict[str, Any] = {"turns": f"{k + 1}-{end}", "mid": k + (end - k + 1) / 2}
+        for key, values in series.items():
+            row[key] = _median(values[k:end])
+        out.append(row)
+    return out
+
+
 def graph(checkpointer: Any, replies: list[str]) -> Any:
     from langchain_core.messages import AIMessage
     from langgraph.graph import END, START, MessagesState, StateGraph
@@ -151,20 +260,12 @@ def history_steps(app: Any, cfg: dict[str, Any], steps: int | None = 50) -> floa
     return (time.perf_counter() - start) / max(n, 1) * 1000
 
 
-def run_saver(name: str, turns: int, seed: int, work: str) -> dict[str, Any]:
+def run_saver(name: str, turns: int, seed: int, work: str, record: bool = False) -> dict[str, Any]:
     _system, chat = workloads.chat(turns, seed=seed)
     pairs = list(chat)
     path = os.path.join(work, f"{name}.db")
-    conn: sqlite3.Connection | None = None
-    if name == "SqliteSaver":
-        from langgraph.checkpoint.sqlite import SqliteSaver
-
-        conn = sqlite3.connect(path, check_same_thread=False)
-        saver: Any = SqliteSaver(conn)
-    else:
-        from srt.integrations.langgraph import SrtSaver
-
-        saver = SrtSaver(path)
+    saver, conn = _open(name, path)
+    recorder = Recorder(saver) if record else None
     inner = {"_put": "write", "_put_writes": "write", "_get_tuple": "read"}
     busy = Busy(saver, inner if name == "SrtSaver" else None)
     app = graph(saver, [a["content"] for _u, a in pairs])
@@ -185,11 +286,16 @@ def run_saver(name: str, turns: int, seed: int, work: str) -> dict[str, Any]:
         if i == max(turns // 10, 1):
             travel["history_ms_per_step_at_10pct"] = history_steps(app, cfg)
             busy.take("read")
+        if recorder is not None:
+            recorder.turns.append([])
         if sys.stderr.isatty():
             sys.stderr.write(f"\r  {name}: turn {i}/{turns}")
     if sys.stderr.isatty():
         sys.stderr.write("\n")
     wall = time.perf_counter() - t0
+    if recorder is not None:
+        recorder.active = False
+        recorder.turns.pop()  # the list opened after the last turn
     travel["history_ms_per_step_at_end"] = history_steps(app, cfg)
     if name == "SrtSaver":
         # The whole history (3 checkpoints a turn). SqliteSaver is not asked: LangGraph
@@ -209,19 +315,15 @@ def run_saver(name: str, turns: int, seed: int, work: str) -> dict[str, Any]:
         conn.close()
     else:
         saver.close()
-    tenth = max(turns // 10, 1)
-    deciles = [
+    deciles = _deciles(
         {
-            "turns": f"{k + 1}-{min(k + tenth, turns)}",
-            "mid": k + (min(k + tenth, turns) - k + 1) / 2,
-            "write_ms_p50": _median(write_ms[k : k + tenth]),
-            "write_cpu_ms_p50": _median(write_cpu[k : k + tenth]),
-            "read_ms_p50": _median(read_ms[k : k + tenth]),
-            "read_cpu_ms_p50": _median(read_cpu[k : k + tenth]),
-            "invoke_ms_p50": _median(invoke_ms[k : k + tenth]),
+            "write_ms_p50": write_ms,
+            "write_cpu_ms_p50": write_cpu,
+            "read_ms_p50": read_ms,
+            "read_cpu_ms_p50": read_cpu,
+            "invoke_ms_p50": invoke_ms,
         }
-        for k in range(0, turns, tenth)
-    ]
+    )
     fit = deciles[1:] if len(deciles) > 2 else deciles
     size = _size(path)
     return {
@@ -235,6 +337,7 @@ def run_saver(name: str, turns: int, seed: int, work: str) -> dict[str, Any]:
         "read_slope": slope([(d["mid"], d["read_ms_p50"]) for d in fit]),
         "read_cpu_slope": slope([(d["mid"], d["read_cpu_ms_p50"]) for d in fit]),
         "time_travel": travel,
+        "_recorded": recorder.turns if recorder is not None else None,
     }
 
 
@@ -271,6 +374,26 @@ def table(doc: dict[str, Any]) -> list[str]:
         line(label, lambda r, i=i: f"{r['deciles'][i]['write_cpu_ms_p50']:.2f}")
     line("write time: log-log slope in N, wall", lambda r: f"{r['write_slope']:.3f}")
     line("write time: log-log slope in N, CPU", lambda r: f"{r['write_cpu_slope']:.3f}")
+    line(
+        "replayed alone: write ms/turn, first tenth",
+        lambda r: f"{r['replay']['deciles'][0]['write_ms_p50']:.2f}",
+    )
+    line(
+        "replayed alone: write ms/turn, last tenth",
+        lambda r: f"{r['replay']['deciles'][-1]['write_ms_p50']:.2f}",
+    )
+    line(
+        "replayed alone: CPU ms/turn, first and last tenth",
+        lambda r: (
+            f"{r['replay']['deciles'][0]['write_cpu_ms_p50']:.2f}, "
+            f"{r['replay']['deciles'][-1]['write_cpu_ms_p50']:.2f}"
+        ),
+    )
+    line("replayed alone: log-log slope in N, wall", lambda r: f"{r['replay']['write_slope']:.3f}")
+    line(
+        "replayed alone: log-log slope in N, CPU",
+        lambda r: f"{r['replay']['write_cpu_slope']:.3f}",
+    )
     line("read (get_tuple) ms, last tenth", lambda r: f"{r['deciles'][-1]['read_ms_p50']:.2f}")
     line("read: log-log slope in N, wall", lambda r: f"{r['read_slope']:.3f}")
     line("read: log-log slope in N, CPU", lambda r: f"{r['read_cpu_slope']:.3f}")
@@ -308,9 +431,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {k:<28} {v}")
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="srt-lg-", dir=args.dir) as work:
+        recorded = None
         for name in ("SrtSaver", "SqliteSaver"):
             try:
-                results[name] = run_saver(name, args.turns, args.seed, work)
+                results[name] = run_saver(
+                    name, args.turns, args.seed, work, record=recorded is None
+                )
+                recorded = recorded or results[name].pop("_recorded")
+                results[name].pop("_recorded", None)
             except ImportError as exc:
                 results[name] = {"installed": False, "error": str(exc)}
             finally:
@@ -318,6 +446,10 @@ def main(argv: list[str] | None = None) -> int:
                     path = os.path.join(work, f"{name}.db{suffix}")
                     if os.path.exists(path):
                         os.remove(path)
+        # The same calls again, into new savers, one after the other.
+        for name, r in results.items():
+            if r.get("installed") and recorded:
+                r["replay"] = replay(name, recorded, work)
     env["load_after"] = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
     ours, theirs = results["SrtSaver"], results.get("SqliteSaver", {})
     print(f"\n{args.turns} turns of MessagesState (chat workload, seed {args.seed})")
@@ -336,6 +468,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{d9['write_ms_p50']:8.2f} ({d9['write_cpu_ms_p50']:.2f})"
             f"      {r['write_slope']:6.3f}, {r['write_cpu_slope']:6.3f}"
         )
+    for name, r in results.items():
+        if "replay" in r:
+            d = r["replay"]["deciles"]
+            print(
+                f"  {name} replayed alone: write ms/turn {d[0]['write_ms_p50']:.2f} "
+                f"({d[0]['write_cpu_ms_p50']:.2f} CPU) first tenth, {d[-1]['write_ms_p50']:.2f} "
+                f"({d[-1]['write_cpu_ms_p50']:.2f}) last; slope {r['replay']['write_slope']:.3f} "
+                f"({r['replay']['write_cpu_slope']:.3f})"
+            )
     summary: dict[str, Any] = {}
     if theirs.get("installed"):
         summary = {
