@@ -106,6 +106,7 @@ class Scope:
         self.bases: dict[str, tuple[str, bytes]] = {}  # see Tree.base
         self.extras: dict[int, Any] = {}  # node -> the patch the scope first stored there
         self.nodes: dict[int, _Node] = {}
+        self.child: dict[tuple[int, bytes], int] = {}  # (parent or 0, message hash) -> node
         self.msgs: dict[int, Any] = {}  # node -> its message, built with extras[node]
         self.by_obj: dict[int, tuple[int, Any, Any]] = {}  # id(message) -> (node, it, override)
         self.paths: OrderedDict[int, tuple[list[int], list[Any]]] = OrderedDict()
@@ -258,15 +259,19 @@ class Tree:
         sc.cursor = (row.id, row.head)
         return sc.cursor
 
-    def put(self, sc: Scope, objects: Sequence[ObjectPut]) -> None:
-        """Write ``objects`` in one transaction (the scope's session head stays)."""
+    def put(self, sc: Scope, objects: Sequence[ObjectPut], head: int | None = None) -> None:
+        """Write ``objects`` in one transaction; with ``head``, the scope's session moves
+        there in the same transaction."""
         for _ in range(_RETRIES):
-            sid, head = self.cursor(sc)
+            sid, current = self.cursor(sc)
+            target = current if head is None else head
             try:
-                self.store.append(sid, head, head, 0, [], objects=objects)
-                return
+                self.store.append(sid, current, target, 0, [], objects=objects)
             except ConflictError:
                 sc.cursor = None
+                continue
+            sc.cursor = (sid, target)
+            return
         raise ConflictError(f"could not write thread {sc.thread!r}: its session kept moving")
 
     # -- nodes ----------------------------------------------------------------------
@@ -279,6 +284,7 @@ class Tree:
             for row in self.store.chain(node):
                 if row[0] not in sc.nodes:
                     sc.nodes[row[0]] = _Node(parent, row[6], row[3], row[2])
+                    sc.child[(parent or 0, row[1])] = row[0]
                 parent = row[0]
             found = sc.nodes.get(node)
             if found is None:
@@ -302,28 +308,40 @@ class Tree:
         return top, sorted({t for t in tips if not self.covers(sc, top, t)})
 
     def append(self, sc: Scope, parent: int | None, bodies: list[bytes]) -> list[int]:
-        """Store ``bodies`` as a chain below ``parent``; the scope's session moves there."""
-        depth, prefix = 0, _core.ROOT
-        if parent is not None:
-            p = self.known(sc, parent)
-            depth, prefix = p.depth, p.prefix
+        """The nodes of ``bodies`` as a chain below ``parent``: those the scope knows are
+        found in memory, the rest stored (and the scope's session moves to them)."""
         hashes = [_core.digest(b) for b in bodies]
+        ids: list[int] = []
+        up = parent
+        for h in hashes:
+            found = sc.child.get((up or 0, h))
+            if found is None:
+                break
+            ids.append(found)
+            up = found
+        if len(ids) == len(bodies):
+            return ids
+        bodies, hashes = bodies[len(ids) :], hashes[len(ids) :]
+        depth, prefix = 0, _core.ROOT
+        if up is not None:
+            p = self.known(sc, up)
+            depth, prefix = p.depth, p.prefix
         prefixes = _core.chain_many(prefix, hashes)
         items = [NewNode(h, b, x) for h, b, x in zip(hashes, bodies, prefixes, strict=True)]
         for _ in range(_RETRIES):
             sid, head = self.cursor(sc)
             try:
-                ids = self.store.append(sid, head, parent, depth, items)
+                new = self.store.append(sid, head, up, depth, items)
             except ConflictError:
                 sc.cursor = None
                 continue
-            sc.cursor = (sid, ids[-1] if ids else parent)
-            up = parent
-            for i, node in enumerate(ids):
+            sc.cursor = (sid, new[-1] if new else up)
+            for i, node in enumerate(new):
                 if node not in sc.nodes:
                     sc.nodes[node] = _Node(up, depth + i + 1, prefixes[i], bodies[i])
+                sc.child[(up or 0, hashes[i])] = node
                 up = node
-            return ids
+            return ids + new
         raise ConflictError(f"could not write thread {sc.thread!r}: its session kept moving")
 
     # -- message lists ------------------------------------------------------------------
@@ -525,7 +543,9 @@ class Tree:
         key = key_id(cid)
         objects = [*extra, ObjectPut(CKPT, sc.key, key, self.encode(sc, cid, rec), node=top)]
         objects += [ObjectPut(KEEP, sc.key, f"{key}/{t}", b"", node=t) for t in missed]
-        self.put(sc, objects)
+        # The thread's session follows its latest message list.
+        head = next((enc[1] for enc in rec["ch"].values() if enc[0] == "L"), None)
+        self.put(sc, objects, head)
         before = sc.bases.pop(cid, None) if cid in sc.records else None
         sc.records[cid] = rec
         if before is not None and before != self.base(sc, cid):
