@@ -49,6 +49,21 @@ def replay(name: str, r: dict[str, Any]) -> list[str]:
                 f"{c['uncached_tokens']:,} | {c['written_tokens']:,} | "
                 f"{c['billed_input_usd']:.2f} | {c['wire_bytes_per_turn']:,.0f} |"
             )
+        if "baselines" in x:
+            out += [
+                "",
+                "| srt's input $ against | baseline input $ | saved | share |",
+                "|---|---:|---:|---:|",
+            ]
+            for b in x["baselines"].values():
+                modelled = b.get("modelled_input_usd")
+                what = b["label"] + (
+                    f" (srt.savings models {modelled:.2f})" if modelled is not None else ""
+                )
+                out.append(
+                    f"| {what} | {b['input_usd']:.2f} | {b['saved_usd']:.2f} | "
+                    f"{_pct(b['saved_share'])} |"
+                )
         out += [
             "",
             f"srt reuse efficiency {_pct(x['reuse_efficiency'])} of {x['max_cacheable']:,} "

@@ -133,7 +133,7 @@ def test_sharegpt_and_mtbench_replays(tmp_path: Path) -> None:
     assert r["messages"]["ge20"] >= 3  # the sample adds long conversations
     for rules, kinds in (
         ("openai", {"stateless", "careful", "srt"}),
-        ("anthropic", {"stateless", "careful", "marker", "srt"}),
+        ("anthropic", {"stateless", "careful", "srt"}),
     ):
         x = r[rules]
         assert set(x["clients"]) == kinds
@@ -148,8 +148,16 @@ def test_sharegpt_and_mtbench_replays(tmp_path: Path) -> None:
         assert x["fewer_uncached_vs_stateless_ge20"]["aggregate"] <= (
             x["fewer_uncached_vs_stateless_ge20"]["bound"] + 1e-9
         )
+        # The two baselines: the careful client's measured bill (which srt.savings'
+        # model, from srt's ledger alone, reproduces) and no caching.
+        b = x["baselines"]
+        careful = x["clients"]["careful"]["billed_input_usd"]
+        assert b["careful"]["input_usd"] == careful
+        assert b["careful"]["modelled_input_usd"] == pytest.approx(careful, rel=0.02)
+        assert b["no_cache"]["input_usd"] == s["full_price_input_usd"]
+        assert b["no_cache"]["saved_usd"] >= b["careful"]["saved_usd"]
     anth = r["anthropic"]["clients"]
-    assert anth["stateless"]["cached_tokens"] == anth["careful"]["cached_tokens"] == 0
+    assert anth["stateless"]["cached_tokens"] == 0 < anth["careful"]["cached_tokens"]
     assert anth["srt"]["cached_tokens"] > 0 and anth["srt"]["written_tokens"] > 0
 
     m = replay.run_replay(str(tmp_path), "mtbench", rules=("anthropic",))

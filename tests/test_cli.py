@@ -234,14 +234,14 @@ def test_usage_errors_exit_2(cli: Cli, capsys: pytest.CaptureFixture[str]) -> No
         assert err.startswith("usage: srt"), args
     for args in [
         ("db",),
-        ("show",),
         ("append", "chat", "hi"),  # no --role
         ("request", "chat"),  # no --model
         ("request", "chat", "--model", "m", "--format", "nope"),
         ("rewind", "chat", "-1"),
         ("fork", "chat", "x", "--at", "one"),
-        ("export", "chat"),  # no --format
         ("export", "chat", "--format", "yaml"),
+        ("export", "chat", "--format", "openai"),  # the old short names are gone
+        ("import", "x.json", "--format", "markdown"),
         ("search", "x", "--limit", "0"),
         ("search",),  # no TEXT
         ("search", "x", "--drop-index"),
@@ -399,16 +399,17 @@ def test_export_import_round_trip(cli: Cli, tmp_path: Path) -> None:
     with srt.Runtime(cli.db) as rt:
         rt.session("orig").append(*CONVERSATION)
         stored = rt.session("orig").messages()
-    for fmt in ("openai", "anthropic", "responses", "jsonl"):
+    for fmt in ("openai.chat", "anthropic.messages", "openai.responses", "jsonl"):
         exported = cli.ok("export", "orig", "--format", fmt)
-        path = tmp_path / f"copy-{fmt}.{'jsonl' if fmt == 'jsonl' else 'json'}"
+        name = fmt.replace(".", "-")
+        path = tmp_path / f"copy-{name}.{'jsonl' if fmt == 'jsonl' else 'json'}"
         path.write_text(exported, encoding="utf-8")
-        assert cli.ok("import", str(path)) == f"copy-{fmt}: 7 messages\n"
+        assert cli.ok("import", str(path), "--format", fmt) == f"copy-{name}: 7 messages\n"
         with srt.Runtime(cli.db) as rt:
-            assert rt.session(f"copy-{fmt}", create=False).messages() == stored, fmt
+            assert rt.session(f"copy-{name}", create=False).messages() == stored, fmt
         if fmt != "jsonl":
             body = json.loads(exported)
-            assert body["model"] == ("claude-sonnet-4-5" if fmt == "anthropic" else "gpt-4o-mini")
+            assert body["model"] == ("claude-sonnet-4-5" if "anthropic" in fmt else "gpt-4o-mini")
     # jsonl is the stored bytes, one message a line; stdin works with --name.
     with srt.Runtime(cli.db) as rt:
         lines = b"".join(b + b"\n" for b in rt.session("orig").messages_bytes())
@@ -418,9 +419,10 @@ def test_export_import_round_trip(cli: Cli, tmp_path: Path) -> None:
     listing = json.loads(cli.ok("ls", "--json"))
     assert {s["branches"] for s in listing} == {6}
     assert len({s["head_prefix"] for s in listing}) == 1
-    err = cli.fails(1, "import", str(tmp_path / "copy-openai.json"))
+    err = cli.fails(1, "import", str(tmp_path / "copy-openai-chat.json"))
     assert err == (
-        "srt: error: a session named 'copy-openai' already exists; pick another name with --name\n"
+        "srt: error: a session named 'copy-openai-chat' already exists; pick another name "
+        "with --name\n"
     )
     bad = tmp_path / "bad.json"
     bad.write_text('{"messages": [{"role": "wizard", "content": "x"}]}', encoding="utf-8")
@@ -445,7 +447,7 @@ def test_export_leaves_out_partial_replies(cli: Cli) -> None:
     assert shown == f"user: q\n\nassistant [incomplete]: {partial['content']}\n"
     assert cli.ok("export", "s", "--format", "jsonl") == '{"role":"user","content":"q"}\n'
     assert cli.ok("export", "s", "--format", "jsonl", "--include-partial").count("\n") == 2
-    assert json.loads(cli.ok("export", "s", "--format", "openai"))["messages"] == [
+    assert json.loads(cli.ok("export", "s", "--format", "openai.chat"))["messages"] == [
         {"role": "user", "content": "q"}
     ]
     tree = cli.ok("show", "s", "--tree")
@@ -542,9 +544,12 @@ def test_stats_from_the_ledger(cli: Cli) -> None:
     assert figures["cache_read_tokens"] == usage.cache_read_tokens
     assert figures["cache_hit_share"] == round(usage.cache_hit_share, 4)
     cost = figures["cost"]
-    assert cost["priced_requests"] == 2 and cost["saved_usd"] > 0
+    careful, no_cache = cost["baselines"]["careful"], cost["baselines"]["no_cache"]
+    assert cost["priced_requests"] == 2 and no_cache["saved_usd"] > 0
+    assert careful["saved_usd"] == 0  # OpenAI caches automatically: the same bytes, the same bill
     assert cost["total_usd"] == pytest.approx(cost["input_usd"] + cost["output_usd"])
-    text = cli.ok("stats")
+    assert cli.ok("stats").startswith("session t, from the usage ledger:\n")  # the latest
+    text = cli.ok("stats", "--all")
     assert text.startswith("all sessions, from the usage ledger:\n  requests        3\n")
     assert "cache hit share" in text and "unpriced        my-own-model" in text
     assert "MODEL" in text and "my-own-model" in text

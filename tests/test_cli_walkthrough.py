@@ -151,8 +151,14 @@ def walkthrough(tmp_path: Path, srv: ProviderServer) -> tuple[str, Path]:
     w.say("The sessions, and the tree the two of them make:")
     w.shell("ls", "ls")
     w.shell("show demo --tree", "show", "demo", "--tree")
-    w.say("What it cost, from the usage ledger, and what prefix caching saved:")
-    w.shell("stats", "stats")
+    w.say(
+        "What it cost, from the usage ledger (`--all`: every session; without it, the "
+        "session used last), and what it saved against two clients that keep no state: "
+        "a careful one under the same caching rules (on OpenAI the cache is automatic, so "
+        "such a client, sending the same bytes, pays what srt paid) and one with no "
+        "prompt caching at all:"
+    )
+    w.shell("stats --all", "stats", "--all")
 
     with srt.Runtime(str(db)) as rt:
         fork_before = rt.session("demo-b", create=False).messages()

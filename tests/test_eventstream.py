@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 from srt.errors import ProviderResponseError, StreamInterruptedError
 from srt.providers.eventstream import (
     MAX_FRAME_BYTES,
+    MAX_HEADERS_BYTES,
+    MAX_PAYLOAD_BYTES,
     Event,
     EventStreamDecoder,
     encode_frame,
@@ -275,7 +277,11 @@ def test_any_prelude_with_a_valid_crc_fails_cleanly(
     total: int, headers_len: int, rest: bytes, data: Any
 ) -> None:
     stream = prelude(total, headers_len) + rest
-    sane = 16 <= total <= MAX_FRAME_BYTES and headers_len <= total - 16
+    sane = (
+        16 <= total <= MAX_FRAME_BYTES
+        and headers_len <= min(total - 16, MAX_HEADERS_BYTES)
+        and total - 16 - headers_len <= MAX_PAYLOAD_BYTES
+    )
     dec = EventStreamDecoder()
     try:
         for chunk in split(stream, data):
@@ -312,27 +318,84 @@ def test_lengths_out_of_bounds_are_rejected_from_the_prelude_alone() -> None:
         (15, 0, "below the minimum"),
         (0, 0, "below the minimum"),
         (100, 85, "headers length 85 does not fit"),
+        (16 + MAX_PAYLOAD_BYTES + 1, 0, f"payload length {MAX_PAYLOAD_BYTES + 1} exceeds"),
+        (16 + 143 * 1024, 143 * 1024, f"headers length {143 * 1024} exceeds"),
+        (MAX_FRAME_BYTES, MAX_HEADERS_BYTES + 1, "headers length .* exceeds"),
     ]
     for total, headers_len, message in cases:
         with pytest.raises(ProviderResponseError, match=message):
             EventStreamDecoder().feed(prelude(total, headers_len))
-    # The largest legal frame is waited for, not rejected.
-    dec = EventStreamDecoder()
-    assert dec.feed(prelude(MAX_FRAME_BYTES, 100)) == []
-    with pytest.raises(StreamInterruptedError):
-        dec.close()
+    # The largest legal frames are waited for, not rejected.
+    for total, headers_len in (
+        (MAX_FRAME_BYTES, MAX_HEADERS_BYTES),
+        (16 + MAX_PAYLOAD_BYTES, 0),
+        (16 + MAX_HEADERS_BYTES, MAX_HEADERS_BYTES),
+    ):
+        dec = EventStreamDecoder()
+        assert dec.feed(prelude(total, headers_len)) == []
+        with pytest.raises(StreamInterruptedError):
+            dec.close()
+
+
+def _botocore_accepts(frame: bytes) -> bool:
+    try:
+        botocore_decode([frame])
+    except Exception as exc:
+        assert "exceeded the maximum" in str(exc), exc
+        return False
+    return True
+
+
+def _ours_accepts(frame: bytes) -> bool:
+    try:
+        events = EventStreamDecoder().feed(frame)
+    except ProviderResponseError as exc:
+        assert "exceeds the maximum" in str(exc), exc
+        return False
+    assert len(events) == 1
+    return True
+
+
+def test_the_size_limits_are_botocores() -> None:
+    """24 MiB of payload and 128 KiB of headers, as botocore's decoder: a 17 MiB payload
+    and the largest legal frame decode in both, one byte over either limit in neither."""
+    assert (MAX_PAYLOAD_BYTES, MAX_HEADERS_BYTES) == (24 * 1024 * 1024, 128 * 1024)
+
+    def blob(name: str, size: int) -> bytes:  # a bytes header: 5 bytes around the value
+        return raw_header(name, 6, struct.pack(">H", size) + b"v" * size)
+
+    rest = MAX_HEADERS_BYTES - 2 * (5 + 60_000) - 5
+    headers = blob("a", 60_000) + blob("b", 60_000) + blob("c", rest)
+    over = blob("a", 60_000) + blob("b", 60_000) + blob("c", rest + 1)
+    assert len(headers) == MAX_HEADERS_BYTES == len(over) - 1
+    big = bytes(range(256)) * (MAX_PAYLOAD_BYTES // 256)
+    cases = [
+        (b"", b"x" * (17 * 1024 * 1024), True),
+        (b"", big, True),
+        (b"", big + b"x", False),
+        (headers, big, True),
+        (over, b"", False),
+        (blob("a", 60_000) + blob("b", 60_000) + blob("c", 26_417), b"", False),  # 143 KiB
+    ]
+    for raw, payload, accepted in cases:
+        frame = frame_from_raw(raw, payload)
+        assert _botocore_accepts(frame) is accepted
+        assert _ours_accepts(frame) is accepted
 
 
 def test_a_frame_of_exactly_the_maximum_size_decodes() -> None:
-    payload = (bytes(range(256)) * (MAX_FRAME_BYTES // 256))[: MAX_FRAME_BYTES - 16]
+    payload = (bytes(range(256)) * (MAX_PAYLOAD_BYTES // 256 + 1))[:MAX_PAYLOAD_BYTES]
     frame = encode_frame({}, payload)
-    assert len(frame) == MAX_FRAME_BYTES
+    assert len(frame) == 16 + MAX_PAYLOAD_BYTES
     dec = EventStreamDecoder()
     events = [e for i in range(0, len(frame), 1 << 16) for e in dec.feed(frame[i : i + (1 << 16)])]
     assert len(events) == 1 and events[0].payload == payload
     dec.close()
     with pytest.raises(ValueError, match="at most"):
         encode_frame({}, payload + b"x")
+    big = {f"h{i}": "v" * 0xFFFF for i in range(3)}
+    with pytest.raises(ValueError, match="headers are at most"):
+        encode_frame(big, b"")
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ RANKS = {
     "_core": 1,
     # Token counting: canonical bytes -> counts; no I/O.
     "tokens": 2,
-    # Prices as data and the savings arithmetic over ledger rows.
+    # Prices (genai-prices, overrides, local models) and the cost of ledger rows.
     "pricing": 1,
     # The Store protocol and its engines (srt.store.sqlite: set-up, migrations, gc,
     # verify, search, vacuum); nothing outside it writes SQL.
@@ -38,6 +38,13 @@ RANKS = {
     "context": 4,
     # The prompt-cache planner: the "cache breakpoints" part of the context layer.
     "cache": 4,
+    # What prefix reuse saved against the two baselines, over ledger rows.
+    "savings": 4,
+    # Earlier heads (store objects) and the per-message view of a chain.
+    "history": 4,
+    "entries": 4,
+    # Rebuilding every ledger row's body from the stored history (srt verify).
+    "ledger": 5,
     "session": 4,
     # A provider call on a session: build, send, stream, persist (session's own layer).
     "exchange": 4,

@@ -92,7 +92,8 @@ def test_a_small_body_exactly() -> None:
             '{"type":"function_call","call_id":"c1","name":"w","arguments":"{\\"c\\":\\"P\\"}"},'
             '{"type":"function_call_output","call_id":"c1","output":"18C"},'
             '{"role":"assistant","content":"18°C."}],'
-            '"tools":[{"type":"function","name":"w","parameters":{"type":"object"}}],'
+            '"tools":[{"type":"function","name":"w","parameters":{"type":"object"},'
+            '"strict":false}],'
             '"store":false,"instructions":"x"}'
         ).encode()
     )
@@ -136,7 +137,7 @@ def test_parts_and_tools_shapes() -> None:
                 },
             ],
         },
-        {"role": "assistant", "content": [{"type": "output_text", "text": "a"}]},
+        {"role": "assistant", "content": "a"},
         {"type": "function_call_output", "call_id": "c", "output": "11"},
     ]
     tool = {
@@ -153,7 +154,12 @@ def test_parts_and_tools_shapes() -> None:
 def test_an_assistant_message_never_renders_empty() -> None:
     empty = {"role": "assistant", "content": ""}
     assert inputs([empty, empty]) == [empty, empty]
-    assert inputs([{"role": "assistant", "content": []}]) == [{"role": "assistant", "content": []}]
+    assert inputs([{"role": "assistant", "content": []}]) == [empty]
+    # Text parts are joined: the typed input takes output_text only in output items.
+    parts = [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]
+    assert inputs([{"role": "assistant", "content": parts}]) == [
+        {"role": "assistant", "content": "ab"}
+    ]
     call = {"id": "c", "type": "function", "function": {"name": "f", "arguments": ""}}
     assert inputs([{"role": "assistant", "content": "", "tool_calls": [call]}]) == [
         {"type": "function_call", "call_id": "c", "name": "f", "arguments": ""}
@@ -579,12 +585,18 @@ def test_parse_refusal_incomplete_and_text_with_calls() -> None:
     }
     assert reply.usage == srt.Usage()
     body = canonicalize(reply.message)[0]
-    assert json.loads(build_body(FMT, [body], model="m"))["input"] == [
-        {
-            "role": "assistant",
-            "content": [{"type": "refusal", "refusal": "I can't help with that."}],
-        }
-    ]
+    (item,) = json.loads(build_body(FMT, [body], model="m"))["input"]
+    assert item == {
+        "type": "message",
+        "id": item["id"],
+        "role": "assistant",
+        "status": "completed",
+        "content": [{"type": "refusal", "refusal": "I can't help with that."}],
+    }
+    # The id is the same for the same text and refusal, so the bytes are stable.
+    assert item["id"].startswith("msg_") and len(item["id"]) == 36
+    again = json.loads(build_body(FMT, [body], model="other"))["input"][0]
+    assert again["id"] == item["id"]
 
     incomplete = {
         "id": "r2",
@@ -651,7 +663,7 @@ def test_to_canonical_a_whole_exchange() -> None:
             ],
         },
         REASONING,
-        {"role": "assistant", "content": [{"type": "output_text", "text": "Let me check."}]},
+        {"role": "assistant", "content": "Let me check."},
         {"type": "function_call", "call_id": "c1", "name": "look", "arguments": "{}"},
         {"type": "function_call", "call_id": "c2", "name": "look", "arguments": '{"x":1}'},
         {"type": "function_call_output", "call_id": "c1", "output": "a cat"},
@@ -670,7 +682,7 @@ def test_to_canonical_a_whole_exchange() -> None:
         },
         {
             "role": "assistant",
-            "content": [{"type": "text", "text": "Let me check."}],
+            "content": "Let me check.",
             "tool_calls": [
                 {"id": "c1", "type": "function", "function": {"name": "look", "arguments": "{}"}},
                 {"id": "c2", "type": "function",
@@ -721,8 +733,10 @@ def test_to_canonical_normalisations() -> None:
             {"type": "input_image", "image_url": "data:image/png;base64,AA==", "detail": "auto"}]},
         {"role": "user", "content": [{"type": "input_text", "text": "typed as output"}]},
         {"type": "reasoning", "id": "rs", "summary": []},
-        {"role": "assistant", "content": [
-            {"type": "output_text", "text": "t"}, {"type": "refusal", "refusal": "no"}]},
+        {"type": "message", "id": inputs(msgs, "o3")[4]["id"], "role": "assistant",
+         "status": "completed", "content": [
+            {"type": "output_text", "text": "t", "annotations": []},
+            {"type": "refusal", "refusal": "no"}]},
         {"type": "function_call", "call_id": "c", "name": "f", "arguments": ""},
         {"type": "function_call_output", "call_id": "c", "output": "ab"},
     ]  # fmt: skip
@@ -780,16 +794,13 @@ _IN_IMAGE = st.builds(
     TEXT.map(lambda t: "https://e.com/" + t),
     st.sampled_from(["auto", "low", "high"]),
 )
-_OUT_TEXT = TEXT.map(lambda t: {"type": "output_text", "text": t})
 ITEM = st.one_of(
     st.builds(
         lambda r, c: {"role": r, "content": c},
         st.sampled_from(["user", "system", "developer"]),
         TEXT | st.lists(_IN_TEXT | _IN_IMAGE, max_size=3),
     ),
-    st.builds(
-        lambda c: {"role": "assistant", "content": c}, TEXT | st.lists(_OUT_TEXT, max_size=2)
-    ),
+    st.builds(lambda c: {"role": "assistant", "content": c}, TEXT),
     st.builds(
         lambda i, n, a: {"type": "function_call", "call_id": i, "name": n, "arguments": a},
         CALL_ID,

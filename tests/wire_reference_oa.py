@@ -53,14 +53,9 @@ def responses_items(msg: dict[str, Any], provider: str, model: str) -> list[dict
             items.append(art["data"])
     content = msg.get("content")
     if isinstance(content, list):
-        text_item: dict[str, Any] | None = {
-            "role": "assistant",
-            "content": [{"type": "output_text", "text": p["text"]} for p in content],
-        }
-        has_text = bool(content)
-    else:
-        text_item = {"role": "assistant", "content": content or ""}
-        has_text = bool(content)
+        content = "".join(p["text"] for p in content)
+    text_item = {"role": "assistant", "content": content or ""}
+    has_text = bool(content)
     calls = [
         {
             "type": "function_call",
@@ -71,16 +66,17 @@ def responses_items(msg: dict[str, Any], provider: str, model: str) -> list[dict
         for call in msg.get("tool_calls", [])
     ]
     if has_text or (not items and not calls):
-        items.append(text_item)  # type: ignore[arg-type]
+        items.append(text_item)
     return items + calls
 
 
 def responses_tool(tool: dict[str, Any]) -> dict[str, Any]:
     fn = tool["function"]
     out = {"type": "function", "name": fn["name"]}
-    for key in ("description", "parameters", "strict"):
-        if key in fn:
-            out[key] = fn[key]
+    if "description" in fn:
+        out["description"] = fn["description"]
+    out["parameters"] = fn.get("parameters")
+    out["strict"] = fn.get("strict", False)
     return out
 
 

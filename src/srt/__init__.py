@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._types import BuildStats, Message, Reply, SessionInfo, Usage
 from ._version import __version__
+from .entries import Entry
 from .errors import (
     ConfigError,
     ConflictError,
@@ -34,20 +35,42 @@ from .errors import (
     StreamInterruptedError,
     UnsupportedFeatureError,
 )
+from .history import HeadRecord
+from .pricing import Price, Pricing
+from .providers.base import Anthropic, Azure, Bedrock, OpenAI, OpenAICompatible, Provider
+from .providers.local import LocalProvider
+from .providers.sigv4 import AwsCredentials
+from .providers.transport import RetryPolicy, Timeouts
 from .runtime import Runtime, default_path
+from .savings import Baseline, Savings
 from .session import Session
+from .wire.azure import AzureEndpoint
 
 __all__ = [
+    "Anthropic",
+    "AwsCredentials",
+    "Azure",
+    "AzureEndpoint",
+    "Baseline",
+    "Bedrock",
     "BuildStats",
     "ConfigError",
     "ConflictError",
     "ContextOverflowError",
     "CorruptionError",
+    "Entry",
+    "HeadRecord",
     "HistoryIndexError",
     "InvalidMessageError",
     "InvalidSessionNameError",
+    "LocalProvider",
     "Message",
     "NotAnSrtDatabaseError",
+    "OpenAI",
+    "OpenAICompatible",
+    "Price",
+    "Pricing",
+    "Provider",
     "ProviderAuthError",
     "ProviderConnectionError",
     "ProviderError",
@@ -55,7 +78,9 @@ __all__ = [
     "ProviderTimeoutError",
     "RateLimitError",
     "Reply",
+    "RetryPolicy",
     "Runtime",
+    "Savings",
     "SchemaVersionError",
     "Session",
     "SessionError",
@@ -66,6 +91,7 @@ __all__ = [
     "StoreBusyError",
     "StoreError",
     "StreamInterruptedError",
+    "Timeouts",
     "UnsupportedFeatureError",
     "Usage",
     "__version__",

@@ -75,6 +75,7 @@ class Planned:
     # Of the messages this request sends (a window may leave some out): the session's
     # own list, which only grows (see cache.Record), or a window's new list.
     hashes: Sequence[bytes]
+    kept: list[int] | None = None  # the messages a window kept, when it left some out
 
 
 class Assembly:

@@ -50,6 +50,8 @@ class BuildStats:
     nbytes: int
     notes: tuple[str, ...] = ()
     cache: Any = None  # srt.cache.CacheExplain for this request
+    breakpoints: tuple[Any, ...] = ()  # the srt.cache.Breakpoint markers it placed
+    window: tuple[int, ...] | None = None  # the messages a context window kept, if it cut
 
 
 @dataclass(frozen=True)

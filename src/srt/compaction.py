@@ -53,7 +53,7 @@ def compact(
         rest: list[tuple[bytes, bytes, bytes | None]] = [
             (s._hashes[i], s._bodies[i], None) for i in range(end, n)
         ]
-        s._commit(first, prepared + rest)
+        s._commit(first, prepared + rest, action="compact")
         return s._head
 
 
@@ -74,5 +74,5 @@ def expand(s: Session) -> int | None:
             raise SessionError("the compacted span is no longer stored (was it collected?)")
         items: list[tuple[bytes, bytes, bytes | None]] = [(r[1], r[2], None) for r in span]
         items += [(s._hashes[i], s._bodies[i], None) for i in range(k + 1, len(s._ids))]
-        s._commit(k, items)
+        s._commit(k, items, action="expand")
         return s._head

@@ -32,6 +32,7 @@ from .errors import (
     ProviderTimeoutError,
     StreamInterruptedError,
 )
+from .message import canonical_tool
 from .providers.base import Provider
 from .providers.streams import StreamDecoder, decoder_for
 from .providers.transport import redact
@@ -111,6 +112,7 @@ class Call:
         self.decoder: StreamDecoder | None = None
         self.reply: Reply | None = None
         self.status: str | None = None
+        self.shape: str | None = None  # the ledger's params, set by build()
 
     @property
     def _responses(self) -> bool:
@@ -125,6 +127,8 @@ class Call:
             self.expected_head = s._head
             self.keep = len(s._ids)
             delta = self._server_state() if allow_delta else None
+            after: int | None = None
+            sent = self.params
             if delta is None:
                 self.previous_response_id = None
                 self.body = s.request(
@@ -137,20 +141,40 @@ class Call:
                     **self.params,
                 )
             else:
-                index, rid = delta
+                after, rid = delta
                 self.previous_response_id = rid
+                sent = {**self.params, "previous_response_id": rid}
                 self.body = s._request_after(
                     self.fmt,
-                    index,
+                    after,
                     model=self.model,
                     tools=self.tools,
                     include_partial=self.include_partial,
-                    params={**self.params, "previous_response_id": rid},
+                    params=sent,
                     cache=self.cache,
                 )
             self.messages = len(s._ids)
             self.explain = s.last_build.cache if s.last_build else None
+            self.shape = self._shape(sent, after)
         return self.body
+
+    def _shape(self, sent: dict[str, Any], after: int | None) -> str:
+        """What shaped the body beside the stored messages, for the ledger's ``params``:
+        enough for ``srt verify`` to rebuild the body and check its hash."""
+        lb = self.session.last_build
+        return json.dumps(
+            {
+                "params": sent,
+                "cache": bool(self.cache),
+                "include_partial": self.include_partial,
+                "tools": [json.loads(canonical_tool(t)) for t in self.tools or ()],
+                "breakpoints": [[b.where, b.index, b.ttl] for b in lb.breakpoints] if lb else [],
+                "kept": list(lb.window) if lb is not None and lb.window is not None else None,
+                "after": after,
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
 
     def _server_state(self) -> tuple[int, str] | None:
         """(index of the message the server already holds, response id), or None."""
@@ -208,6 +232,7 @@ class Call:
             previous_response_id=self.previous_response_id,
             stored=None if self.stored is None else int(self.stored),
             fallback=self.fallback,
+            params=self.shape,
         )
 
     def persist(self, reply: Reply, status: str, error: str | None = None) -> None:
@@ -283,7 +308,7 @@ class Call:
 def send(call: Call) -> Reply:
     call.build()
     while True:
-        req = call.provider.request(call.model, call.body, False)
+        req = call.provider.request(call.model, call.body, False, call.params)
         call.t0 = time.monotonic()
         try:
             resp = call.provider.transport.open(req)
@@ -327,7 +352,7 @@ class ReplyStream:
         call = self._call
         call.build()
         while True:
-            req = call.provider.request(call.model, call.body, True)
+            req = call.provider.request(call.model, call.body, True, call.params)
             call.t0 = time.monotonic()
             try:
                 resp = call.provider.transport.open(req)
@@ -378,7 +403,7 @@ class ReplyStream:
 async def asend(call: Call) -> Reply:
     call.build()
     while True:
-        req = call.provider.request(call.model, call.body, False)
+        req = call.provider.request(call.model, call.body, False, call.params)
         call.t0 = time.monotonic()
         try:
             resp = await call.provider.async_transport.open(req)
@@ -418,7 +443,7 @@ class AsyncReplyStream:
         call = self._call
         call.build()
         while True:
-            req = call.provider.request(call.model, call.body, True)
+            req = call.provider.request(call.model, call.body, True, call.params)
             call.t0 = time.monotonic()
             try:
                 resp = await call.provider.async_transport.open(req)

@@ -1,183 +1,244 @@
-"""Prices as data, and what prefix reuse saved, in tokens and money.
+"""Prices from a maintained source, a small override hook, and the cost of ledger rows.
 
-``PRICES`` maps a model-name prefix to USD per million tokens: input, cached
-input (a cache read), 5-minute and 1-hour cache writes, and output. The table is
-dated (``PRICES_AS_OF``): these are list prices as the providers published them;
-check them before relying on the money figures, and override any entry with
-``Pricing({...})`` or ``Pricing.default().with_prices({...})``.
+Prices come from ``genai-prices`` (pydantic's maintained price data: every provider's
+list prices with their start dates, long-context tiers and cache read/write prices).
+Each request is priced at the price that applied on its date (the ledger's ``at``) and
+in the tier its input tokens fall in. ``source()`` names the data (``genai-prices
+0.2.5``); ``srt stats`` prints it. The library's data ships inside it: nothing is
+fetched over the network.
 
-Savings are computed from the ledger of real requests: what the session was
-actually billed for input (uncached input at the input price, cache reads at the
-cached price, cache writes at the write price) against what a stateless client
-without prefix reuse would have paid for the same turns (every input token at the
-full input price). Output is the same for both and is reported, not compared.
+A model the data does not know is *unpriced* and reported as such, never guessed. Two
+hooks cover the rest:
+
+* ``Pricing({"my-model*": Price(...)})`` (or ``.with_prices({...})``): USD per million
+  tokens for model names matching a pattern (``fnmatch``, case-insensitive; the first
+  matching pattern wins). Overrides win over the library.
+* ``local``: models that run on the user's own machine are free and shown as
+  ``local``. Requests of srt's ``local`` provider (llama.cpp) always are; ``Pricing(
+  local=("llama*",))`` adds model patterns (e.g. a vLLM on the LAN through
+  ``OpenAICompatible``).
+
+What prefix reuse saved, against two labelled baselines, is in ``srt.savings``.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import functools
+import importlib.metadata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["PRICES", "PRICES_AS_OF", "Price", "Pricing", "Savings"]
+__all__ = ["LOCAL", "Price", "Pricing", "Rates", "source"]
 
-PRICES_AS_OF = "2025-11-01"
+#: The ledger's provider names priced as local (free): srt's llama.cpp provider.
+LOCAL = frozenset({"local"})
+#: Ledger provider -> genai-prices provider id (``None``: found from the model name).
+_PROVIDER_IDS: dict[str, str | None] = {
+    "openai": "openai",
+    "azure": "azure",
+    "anthropic": "anthropic",
+    "bedrock": "aws",
+    "openai_compatible": None,
+}
+_M = Decimal(1_000_000)
+
+
+@functools.cache
+def source() -> str:
+    """The price data in use, e.g. ``"genai-prices 0.2.5"``."""
+    return f"genai-prices {importlib.metadata.version('genai-prices')}"
 
 
 @dataclass(frozen=True)
 class Price:
-    """USD per million tokens."""
+    """A user's price for a model: USD per million tokens."""
 
     input: float
     cached_input: float
     output: float
-    cache_write_5m: float | None = None  # None: no write fee (OpenAI)
+    cache_write_5m: float | None = None  # None: no write fee (writes cost the input price)
     cache_write_1h: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("input", "cached_input", "output", "cache_write_5m", "cache_write_1h"):
             v = getattr(self, name)
-            if v is not None and (not isinstance(v, (int, float)) or v < 0 or v != v):
+            if v is not None and (
+                isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or v != v
+            ):
                 raise ConfigError(f"price {name} must be a non-negative number")
 
 
-def _anthropic(base: float, output: float) -> Price:
-    # Anthropic's documented multipliers on base input: read 0.1x, 5m write 1.25x, 1h write 2x.
-    return Price(base, base * 0.1, output, base * 1.25, base * 2.0)
-
-
-# Longest matching prefix wins (Bedrock ids such as "anthropic.claude-sonnet-4-..." and
-# "us.anthropic..." are matched after stripping the region and vendor prefixes).
-PRICES: dict[str, Price] = {
-    "gpt-4o-mini": Price(0.15, 0.075, 0.60),
-    "gpt-4o": Price(2.50, 1.25, 10.00),
-    "gpt-4.1-nano": Price(0.10, 0.025, 0.40),
-    "gpt-4.1-mini": Price(0.40, 0.10, 1.60),
-    "gpt-4.1": Price(2.00, 0.50, 8.00),
-    "gpt-5-nano": Price(0.05, 0.005, 0.40),
-    "gpt-5-mini": Price(0.25, 0.025, 2.00),
-    "gpt-5": Price(1.25, 0.125, 10.00),
-    "o4-mini": Price(1.10, 0.275, 4.40),
-    "o3": Price(2.00, 0.50, 8.00),
-    "claude-opus-4-1": _anthropic(15.0, 75.0),
-    "claude-opus-4": _anthropic(15.0, 75.0),
-    "claude-sonnet-4": _anthropic(3.0, 15.0),
-    "claude-3-7-sonnet": _anthropic(3.0, 15.0),
-    "claude-haiku-4": _anthropic(1.0, 5.0),
-    "claude-3-5-haiku": _anthropic(0.80, 4.0),
-}
-
-
-def _normalise(model: str) -> str:
-    m = model.lower()
-    for prefix in ("us.", "eu.", "apac.", "global."):
-        if m.startswith(prefix):
-            m = m[len(prefix) :]
-    if m.startswith("anthropic."):
-        m = m[len("anthropic.") :]
-    return m
-
-
 @dataclass(frozen=True)
-class Savings:
-    """Input tokens and USD billed by srt's requests against a stateless client."""
+class Rates:
+    """USD per million tokens for one request: where they came from (``"genai-prices"``,
+    ``"override"`` or ``"local"``), and the model the source priced."""
 
-    requests: int
-    input_tokens: int
-    cache_read_tokens: int
-    cache_write_tokens: int
-    output_tokens: int
-    billed_input_usd: float
-    stateless_input_usd: float
-    output_usd: float
-    priced_requests: int
-    unpriced_models: tuple[str, ...] = field(default=())
+    input: float
+    cache_read: float
+    cache_write: float
+    output: float
+    source: str
+    model: str
 
-    @property
-    def saved_usd(self) -> float:
-        return self.stateless_input_usd - self.billed_input_usd
+    def input_usd(self, total: int, read: int = 0, write: int = 0) -> float:
+        """Input USD of ``total`` input tokens, ``read`` of them cache reads and ``write``
+        cache writes (the rest at the input price)."""
+        return (
+            (total - read - write) * self.input + read * self.cache_read + write * self.cache_write
+        ) / 1e6
 
-    @property
-    def saved_share(self) -> float:
-        s = self.stateless_input_usd
-        return self.saved_usd / s if s else 0.0
+    def output_usd(self, tokens: int) -> float:
+        return tokens * self.output / 1e6
 
-    @property
-    def uncached_input_tokens(self) -> int:
-        return self.input_tokens - self.cache_read_tokens
+
+_FREE = (0.0, 0.0, 0.0, 0.0)
+
+
+def _timestamp(at: Any) -> datetime:
+    if isinstance(at, (int, float)) and not isinstance(at, bool) and at > 0:
+        return datetime.fromtimestamp(float(at), tz=timezone.utc)
+    return datetime.now(tz=timezone.utc)
 
 
 class Pricing:
-    """A price table: ``PRICES`` by default, overridable per model prefix."""
+    """Prices by model: the user's overrides, then local models, then genai-prices."""
 
-    def __init__(self, prices: Mapping[str, Price] | None = None) -> None:
-        self._prices = dict(PRICES if prices is None else prices)
+    def __init__(
+        self,
+        overrides: Mapping[str, Price] | None = None,
+        *,
+        local: Iterable[str] = (),
+    ) -> None:
+        self._overrides = dict(overrides or {})
+        for pattern, price in self._overrides.items():
+            if not isinstance(pattern, str) or not pattern:
+                raise ConfigError("a price override's key is a model name or pattern")
+            if not isinstance(price, Price):
+                raise ConfigError(f"the override for {pattern!r} must be an srt.pricing.Price")
+        self._local = tuple(local)
+        if not all(isinstance(p, str) and p for p in self._local):
+            raise ConfigError("local models are given as model names or patterns")
+        self._rates: dict[tuple[int, int], tuple[float, float, float, float]] = {}
 
     @classmethod
     def default(cls) -> Pricing:
         return cls()
 
     def with_prices(self, prices: Mapping[str, Price]) -> Pricing:
-        return Pricing({**self._prices, **prices})
+        """These overrides first, then this pricing's."""
+        return Pricing({**prices, **self._overrides}, local=self._local)
 
-    def price(self, model: str) -> Price | None:
-        m = _normalise(model)
-        best = None
-        for prefix in self._prices:
-            if m.startswith(prefix.lower()) and (best is None or len(prefix) > len(best)):
-                best = prefix
-        return self._prices[best] if best is not None else None
+    # -- lookups -------------------------------------------------------------------------
+
+    def _override(self, model: str) -> Price | None:
+        m = model.lower()
+        for pattern, price in self._overrides.items():
+            if fnmatch.fnmatchcase(m, pattern.lower()):
+                return price
+        return None
+
+    def is_local(self, model: str, provider: str | None = None) -> bool:
+        m = model.lower()
+        return provider in LOCAL or any(fnmatch.fnmatchcase(m, p.lower()) for p in self._local)
+
+    def rates(
+        self,
+        model: str,
+        provider: str | None = None,
+        *,
+        at: float | None = None,
+        input_tokens: int = 0,
+    ) -> Rates | None:
+        """The rates for a request to ``model`` through srt provider ``provider``
+        (``"openai"``, ``"anthropic"``, ``"bedrock"``, ... as the ledger names it; ``None``:
+        found from the model name), made at Unix time ``at`` (default now) with
+        ``input_tokens`` of input (which selects a long-context tier); ``None`` when
+        no source prices the model."""
+        p = self._override(model)
+        if p is not None:
+            write = p.cache_write_5m if p.cache_write_5m is not None else p.input
+            return Rates(p.input, p.cached_input, write, p.output, "override", model)
+        if self.is_local(model, provider):
+            return Rates(*_FREE, "local", model)
+        return self._library(model, provider, _timestamp(at), input_tokens)
+
+    def _library(self, model: str, provider: str | None, ts: datetime, total: int) -> Rates | None:
+        from genai_prices import Usage, data_snapshot, types
+
+        pid = _PROVIDER_IDS.get(provider or "")
+        try:
+            found = data_snapshot.get_snapshot().find_provider_model(model, None, pid, None)
+        except LookupError:
+            return None
+        info = found[1]
+        mp = info.get_prices(ts)
+        tiers = sorted(
+            {
+                t.start
+                for v in vars(mp).values()
+                if isinstance(v, types.TieredPrices)
+                for t in v.tiers
+            }
+        )
+        tier = sum(total > start for start in tiers)
+        key = (id(mp), tier)
+        rates = self._rates.get(key)
+        if rates is None:
+            # Prices are linear in each kind of token within a tier: probe the source once
+            # per (price set, tier) with usages of that tier's size.
+            n = max(total, 1)
+
+            def per_million(usd: Decimal) -> float:
+                return float(Decimal(usd) * _M / n)
+
+            rates = (
+                per_million(mp.calc_price(Usage(input_tokens=n))["input_price"]),
+                per_million(
+                    mp.calc_price(Usage(input_tokens=n, cache_read_tokens=n))["input_price"]
+                ),
+                per_million(
+                    mp.calc_price(Usage(input_tokens=n, cache_write_tokens=n))["input_price"]
+                ),
+                per_million(mp.calc_price(Usage(input_tokens=n, output_tokens=n))["output_price"]),
+            )
+            self._rates[key] = rates
+        return Rates(*rates, source(), info.id)
+
+    # -- costs ---------------------------------------------------------------------------
+
+    def row_rates(self, row: Mapping[str, Any]) -> Rates | None:
+        """The rates of one ledger row (its model, provider, date and input tokens)."""
+        return self.rates(
+            str(row["model"]),
+            row.get("provider"),
+            at=row.get("at"),
+            input_tokens=int(row.get("input_tokens") or 0),
+        )
 
     def request_cost(self, row: Mapping[str, Any]) -> tuple[float, float, float] | None:
-        """(billed input USD, stateless input USD, output USD) of one ledger row."""
-        p = self.price(str(row["model"]))
-        if p is None:
+        """(billed input USD, input USD without any caching, output USD) of a ledger row."""
+        r = self.row_rates(row)
+        if r is None:
             return None
         total = int(row.get("input_tokens") or 0)
         read = int(row.get("cache_read_tokens") or 0)
         write = int(row.get("cache_write_tokens") or 0)
         out = int(row.get("output_tokens") or 0)
-        write_price = p.cache_write_5m if p.cache_write_5m is not None else p.input
-        uncached = total - read - write
-        billed = (uncached * p.input + read * p.cached_input + write * write_price) / 1e6
-        return billed, total * p.input / 1e6, out * p.output / 1e6
+        return r.input_usd(total, read, write), r.input_usd(total), r.output_usd(out)
 
     def predict(
-        self, model: str, total_tokens: int, cached_tokens: int
+        self, model: str, total_tokens: int, cached_tokens: int, provider: str | None = None
     ) -> tuple[float, float] | None:
-        """(expected input USD, stateless input USD) for a request of ``total_tokens``
-        of which ``cached_tokens`` are expected from the cache (e.g. from the cache
-        explain). Cache writes are not predicted."""
-        p = self.price(model)
-        if p is None:
+        """(expected input USD, input USD without caching) for a request of
+        ``total_tokens`` of which ``cached_tokens`` are expected from the cache (e.g. from
+        the cache explain). Cache writes are not predicted."""
+        r = self.rates(model, provider, input_tokens=total_tokens)
+        if r is None:
             return None
-        billed = ((total_tokens - cached_tokens) * p.input + cached_tokens * p.cached_input) / 1e6
-        return billed, total_tokens * p.input / 1e6
-
-    def savings(self, rows: Iterable[Mapping[str, Any]]) -> Savings:
-        """The savings report for ledger rows (``Session.calls()``, ``Runtime.calls()``)."""
-        n = priced = 0
-        tot = read = write = out = 0
-        billed = stateless = out_usd = 0.0
-        unpriced: set[str] = set()
-        for row in rows:
-            if row.get("status") not in ("ok", "incomplete", "cancelled"):
-                continue
-            n += 1
-            tot += int(row.get("input_tokens") or 0)
-            read += int(row.get("cache_read_tokens") or 0)
-            write += int(row.get("cache_write_tokens") or 0)
-            out += int(row.get("output_tokens") or 0)
-            cost = self.request_cost(row)
-            if cost is None:
-                unpriced.add(str(row["model"]))
-                continue
-            priced += 1
-            billed += cost[0]
-            stateless += cost[1]
-            out_usd += cost[2]
-        return Savings(
-            n, tot, read, write, out, billed, stateless, out_usd, priced, tuple(sorted(unpriced))
-        )
+        return r.input_usd(total_tokens, cached_tokens), r.input_usd(total_tokens)

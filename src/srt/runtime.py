@@ -6,7 +6,7 @@ import json
 import os
 import threading
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import platformdirs
@@ -15,8 +15,11 @@ from . import _core
 from ._types import SessionInfo, UsageSummary
 from .cache import Record
 from .errors import ConfigError, InvalidSessionNameError, SessionNotFoundError
+from .history import check_retention, forget_history, get_retention, set_retention
+from .ledger import LedgerReport, verify_ledger
 from .message import DEFAULT_MAX_MESSAGE_BYTES, canonical_tool
-from .pricing import Pricing, Savings
+from .pricing import Pricing
+from .savings import Savings, savings
 from .session import Session
 from .store import Store, open_store
 from .tokens import TokenCache
@@ -75,7 +78,9 @@ class Runtime:
     default), or the URL of another registered engine (``srt.store.ENGINES``, e.g.
     ``postgresql://...``); it defaults to ``default_path()``. ``store`` is an engine
     instance built elsewhere, instead of a path (``rt.close()`` closes its
-    connections). ``redact`` is a redaction hook: a
+    connections). ``history_retention`` is how long, in seconds, an earlier head stays
+    reachable after a rewind or edit leaves it (default: the database's setting, 7 days
+    unless ``set_history_retention`` changed it). ``redact`` is a redaction hook: a
     function applied to every string of every message before it is stored, e.g. to
     scrub API keys a user pastes into a chat. ``max_message_bytes`` bounds one
     message's canonical size; ``fragment_cache_bytes`` bounds the in-memory cache of
@@ -90,6 +95,7 @@ class Runtime:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         fragment_cache_bytes: int = 256 * 1024 * 1024,
         redact: Callable[[str], str] | None = None,
+        history_retention: float | None = None,
     ) -> None:
         if max_message_bytes <= 0:
             raise ConfigError("max_message_bytes must be positive")
@@ -118,6 +124,24 @@ class Runtime:
         self._token_cache = TokenCache()
         self._records: dict[tuple[str, str, str | None], Record] = {}
         self._last_model: dict[tuple[str, str | None], str] = {}
+        self._retention = None if history_retention is None else check_retention(history_retention)
+
+    @property
+    def history_retention(self) -> float:
+        """Seconds an earlier head stays reachable after the head leaves it
+        (``srt.history``): this runtime's ``history_retention``, else the database's."""
+        if self._retention is None:
+            self._retention = get_retention(self.store)
+        return self._retention
+
+    def set_history_retention(self, seconds: float) -> int:
+        """Store the database's retention of earlier heads and re-date the records of
+        every session; a record now past it is freed by the next ``gc``. Returns how
+        many records were re-dated."""
+        ids = [row.id for info in self.sessions() if (row := self.store.get_session(info.name))]
+        n = set_retention(self.store, seconds, ids)
+        self._retention = check_retention(seconds)
+        return n
 
     def __repr__(self) -> str:
         return f"<srt.Runtime path={self.path!r}>"
@@ -188,13 +212,27 @@ class Runtime:
         """Totals of every request in this store's usage ledger."""
         return UsageSummary.of(self.calls())
 
-    def calls(self) -> list[dict[str, Any]]:
-        """Every row of the usage ledger, oldest first."""
-        return [c.as_dict() for c in self.store.calls()]
+    def calls(self, session_name: str | None = None) -> list[dict[str, Any]]:
+        """Every row of the usage ledger, oldest first; with ``session_name``, the rows
+        recorded under that name (a deleted session's too)."""
+        return [c.as_dict() for c in self.store.calls(session_name=session_name)]
 
-    def savings(self, pricing: Pricing | None = None) -> Savings:
-        """Billed input against a stateless client, over every request in this store."""
-        return (pricing or Pricing()).savings(self.calls())
+    def savings(
+        self,
+        pricing: Pricing | None = None,
+        rows: Iterable[Mapping[str, Any]] | None = None,
+    ) -> Savings:
+        """Billed input over ``rows`` (default: every request in this store's ledger),
+        against a careful stateless client under the same caching rules and a client
+        with no caching (``srt.savings``; the careful client's prefixes follow this
+        store's history)."""
+        rows = self.calls() if rows is None else rows
+        return savings(rows, pricing, history=self.store.tail)
+
+    def verify_ledger(self) -> LedgerReport:
+        """Rebuild every ledger row's body from the stored history and its recorded
+        parameters, and check it against the recorded hash and size (``srt.ledger``)."""
+        return verify_ledger(self)
 
     def session(self, name: str, *, create: bool = True) -> Session:
         """Open the session called ``name``, creating it empty unless ``create=False``."""
@@ -211,8 +249,12 @@ class Runtime:
         return self.store.list_sessions()
 
     def delete(self, name: str) -> None:
-        """Delete a session's head. Its messages stay for any fork that shares them."""
-        self.store.delete_session(check_name(name))
+        """Delete a session's head and its earlier heads (``srt.history``). Its messages
+        stay for any fork that shares them; ``gc`` frees the rest."""
+        row = self.store.get_session(check_name(name))
+        self.store.delete_session(name)
+        if row is not None:
+            forget_history(self.store, row.id)
 
     def rename(self, old: str, new: str) -> None:
         """Rename a session."""

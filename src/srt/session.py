@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 import threading
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _core, compaction, exchange
+from . import entries as _entries
+from . import history as _history
 from ._assembly import Assembly, Offset, Planned, Roles, View
 from ._types import BuildStats, Message, Reply, UsageSummary
 from .cache import (
+    Breakpoint,
     CacheExplain,
     CachePolicy,
     Layout,
@@ -29,9 +32,10 @@ from .cache import (
 from .context import WindowPolicy, select
 from .errors import ConflictError, HistoryIndexError, SessionError
 from .message import canonical_text, canonicalize, redact_strings
-from .pricing import Pricing, Savings
+from .pricing import Pricing
 from .providers.base import Provider
-from .store import CallRecord, NewNode
+from .savings import Savings, savings
+from .store import CallRecord, NewNode, ObjectPut
 from .tokens import Tokenizer, for_model
 from .wire import get_format
 from .wire.base import Target, WireFormat, check_model
@@ -72,6 +76,9 @@ class Session:
         self._asm: dict[tuple[str, str, bool, tuple[str, int, int] | None], Assembly] = {}
         self._head_prefix = _core.ROOT
         self.last_build: BuildStats | None = None
+        # Set only on a handle that rebuilds a recorded request (``replay_call``): the
+        # breakpoints it placed and the messages its window kept, instead of planning.
+        self._replay: tuple[list[Breakpoint], list[int] | None] | None = None
 
     # -- identity ----------------------------------------------------------------
 
@@ -175,17 +182,28 @@ class Session:
         self._rt._count_serialized(len(out))
         return out
 
+    def _left(self, keep: int, action: str) -> list[ObjectPut]:
+        """The record of the head a move to ``keep`` messages leaves (none on top)."""
+        if keep >= len(self._ids):
+            return []
+        put = _history.head_record(
+            self._id, self._head, len(self._ids), action, self._rt.history_retention
+        )
+        return [put] if put is not None else []
+
     def _commit(
         self,
         keep: int,
         prepared: list[tuple[bytes, bytes, bytes | None]],
         status: str | None = None,
         call: CallRecord | None = None,
+        action: str = "edit",
     ) -> None:
         """Write ``prepared`` after the first ``keep`` messages of the chain (CAS on head).
 
         ``status`` marks the messages as a partial reply; ``call`` is a ledger row
-        written in the same transaction.
+        written in the same transaction. A head left behind (``keep`` short of the
+        chain) is recorded as an earlier head, ``action`` saying why (``srt.history``).
         """
         parent = self._ids[keep - 1] if keep else None
         prefixes = _core.chain_many(self._prefix(keep), [p[0] for p in prepared])
@@ -193,7 +211,9 @@ class Session:
             NewNode(h, body, prefix, meta, status)
             for (h, body, meta), prefix in zip(prepared, prefixes, strict=True)
         ]
-        ids = self._rt.store.append(self._id, self._head, parent, keep, items, call=call)
+        ids = self._rt.store.append(
+            self._id, self._head, parent, keep, items, call=call, objects=self._left(keep, action)
+        )
         self._truncate(keep)
         intern = self._rt._intern
         for node_id, (h, body, meta) in zip(ids, prepared, strict=True):
@@ -255,7 +275,11 @@ class Session:
             keep = len(self._ids) - n
             new = self._ids[keep - 1] if keep else None
             prefix = self._prefix(keep)
-            self._rt.store.move_head(self._id, self._head, new)
+            left = self._left(keep, "rewind")
+            if left:  # the move and the record of the head it leaves, in one write
+                self._rt.store.append(self._id, self._head, new, keep, [], objects=left)
+            else:
+                self._rt.store.move_head(self._id, self._head, new)
             self._truncate(keep)
             self._head = new
             self._head_prefix = prefix
@@ -340,11 +364,55 @@ class Session:
             self._load()
             return list(self._bodies)
 
-    def messages(self) -> list[dict[str, Any]]:
-        """The messages of this session as Chat Completions dicts, oldest first."""
+    def messages(self, *, metadata: bool = False) -> list[dict[str, Any]]:
+        """The messages of this session as Chat Completions dicts, oldest first.
+
+        With ``metadata=True`` a message stored with metadata carries it under
+        ``metadata`` (the key ``append`` takes), read from the store."""
         with self._lock:
             self._load()
-            return [json.loads(b) for b in self._bodies]
+            if not metadata:
+                return [json.loads(b) for b in self._bodies]
+            out = []
+            for r in self._rt.store.chain(self._head):
+                msg = json.loads(r[2])
+                meta = _entries.user_metadata(r[5])
+                if meta is not None:
+                    msg["metadata"] = meta
+                out.append(msg)
+            return out
+
+    def entries(self) -> list[_entries.Entry]:
+        """Every message with what srt keeps beside it: its status (partial replies),
+        its metadata, and for a compaction summary the messages it replaced
+        (``srt.entries.Entry``)."""
+        with self._lock:
+            return _entries.entries(self._rt.store, self._rt.store.chain(self._head))
+
+    # -- earlier heads -------------------------------------------------------------------
+
+    def history(self) -> list[_history.HeadRecord]:
+        """The heads this session left by ``rewind``, ``edit``, ``compact``, ``expand``
+        or ``restore``, newest first, while their retention lasts (``srt.history``)."""
+        return _history.history(self._rt.store, self._id)
+
+    def restore(self, record: _history.HeadRecord | str) -> int | None:
+        """Make an earlier head (a ``history()`` record or its key) the head again; the
+        head it replaces is recorded in turn. Returns the new head."""
+        with self._lock:
+            self._load()
+            found = _history.find(self, record)
+            left = _history.head_record(
+                self._id, self._head, len(self._ids), "restore", self._rt.history_retention
+            )
+            self._rt.store.append(
+                self._id, self._head, found.head, found.messages, [],
+                objects=[left] if left is not None else [],
+            )  # fmt: skip
+            self._head = found.head
+            self._loaded = False
+            self._load()
+            return self._head
 
     @property
     def cache_key(self) -> str | None:
@@ -431,6 +499,9 @@ class Session:
 
     def _window(self, fmt: WireFormat, model: str, window: WindowPolicy | None) -> View | None:
         """The messages a context window keeps, or ``None`` when all of them fit."""
+        if self._replay is not None:
+            kept = self._replay[1]
+            return None if kept is None else View(("replay", len(kept), 0), list(kept))
         if window is None:
             return None
         tokenizer = window.tokenizer or for_model(fmt.provider, model)
@@ -504,7 +575,10 @@ class Session:
             breakpoints=breakpoints,
             shared=shared if previous is not None else None,
         )
-        return Planned(asm, tool_frags, tool_hashes, breakpoints, report, key, hashes)
+        if self._replay is not None:
+            breakpoints = list(self._replay[0])
+        kept = view.kept if view is not None else None
+        return Planned(asm, tool_frags, tool_hashes, breakpoints, report, key, hashes, kept)
 
     def explain(
         self,
@@ -570,7 +644,15 @@ class Session:
             self._rt._count_serialized(asm.serialized)
             self._record(fmt, model, p)
             self.last_build = BuildStats(
-                format, n, asm.serialized, n - asm.serialized, len(body), asm.notes(), p.report
+                format,
+                n,
+                asm.serialized,
+                n - asm.serialized,
+                len(body),
+                asm.notes(),
+                p.report,
+                tuple(p.breakpoints),
+                tuple(p.kept) if p.kept is not None else None,
             )
             return body
 
@@ -716,8 +798,9 @@ class Session:
         return [c.as_dict() for c in self._rt.store.calls(session=self._id)]
 
     def savings(self, pricing: Pricing | None = None) -> Savings:
-        """Billed input against a stateless client for this session's requests."""
-        return (pricing or Pricing()).savings(self.calls())
+        """This session's billed input against a careful stateless client under the same
+        caching rules and against a client with no caching (``srt.savings``)."""
+        return savings(self.calls(), pricing, history=self._rt.store.tail)
 
     def predict(
         self,
@@ -729,6 +812,60 @@ class Session:
         pricing: Pricing | None = None,
     ) -> tuple[CacheExplain, tuple[float, float] | None]:
         """The cache explain for the next request and its expected input cost in USD
-        (with the predicted cache reads, and for a stateless client), if priced."""
+        (with the predicted cache reads, and with no caching), if priced."""
         ex = self.explain(format, model=model, tools=tools)
         return ex, (pricing or Pricing()).predict(model, ex.total_tokens, ex.cached_tokens)
+
+
+def replay_call(rt: Runtime, call: Mapping[str, Any]) -> bytes | None:
+    """The body of the request a ledger row records, rebuilt from the history stored at
+    its node and the parameters recorded with it (``params``): the model, body
+    parameters, tools, partial replies, the breakpoints placed and the messages a window
+    kept. ``None`` when the row records no parameters or no node (a failed request, a
+    node swept by gc). Nothing is written, and the runtime's planner is left as it was."""
+    spec_text, node = call.get("params"), call.get("node")
+    if not spec_text or node is None:
+        return None
+    spec = json.loads(spec_text)
+    n = int(call["messages"])
+    tail = rt.store.tail(int(node), n - 1) if n else []
+    if n and not tail:
+        return None
+    head = tail[0][0] if n else None
+    s = Session(rt, int(call.get("session") or 0), "(replay)", head)
+    s._replay = (
+        [Breakpoint(str(w), int(i), str(ttl), 0, "replay") for w, i, ttl in spec["breakpoints"]],
+        spec.get("kept"),
+    )
+    saved = (dict(rt._records), dict(rt._last_model), rt._serialized)
+    try:
+        with s._lock:
+            s._load()
+            if len(s) != n:
+                return None
+            fmt = get_format(str(call["format"]))
+            tools, partial = spec.get("tools") or None, bool(spec["include_partial"])
+            if spec.get("after") is not None:
+                return s._request_after(
+                    fmt,
+                    int(spec["after"]),
+                    model=str(call["model"]),
+                    tools=tools,
+                    include_partial=partial,
+                    params=dict(spec["params"]),
+                    cache=bool(spec["cache"]),
+                )
+            return s.request(
+                fmt.name,
+                model=str(call["model"]),
+                tools=tools,
+                cache=bool(spec["cache"]),
+                include_partial=partial,
+                **spec["params"],
+            )
+    finally:
+        rt._records.clear()
+        rt._records.update(saved[0])
+        rt._last_model.clear()
+        rt._last_model.update(saved[1])
+        rt._serialized = saved[2]

@@ -7,6 +7,7 @@ alone: no SQL, no file, nothing engine-specific.
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from helpers import body, conversation, counts, extend, head_of, new_session, nodes
@@ -14,7 +15,7 @@ from helpers import body, conversation, counts, extend, head_of, new_session, no
 import srt
 from conftest import EngineUnderTest
 from srt import _core
-from srt.store import NewNode, SessionRow, Store
+from srt.store import NewNode, ObjectPut, SessionRow, Store
 
 # -- sessions ------------------------------------------------------------------------------
 
@@ -172,6 +173,23 @@ def test_move_head_is_compare_and_swap(store: Store) -> None:
     store.move_head(sid, ids[0], None)
     assert head_of(store, "a") is None
     assert store.chain(ids[2])[-1][0] == ids[2]  # rewinding removes nothing
+
+
+def test_an_append_of_no_messages_moves_the_head_with_its_objects(store: Store) -> None:
+    """A rewind that records the head it leaves (``srt.history``): the move and the
+    object naming the old head are one compare-and-swap write, or nothing."""
+    sid, ids = new_session(store, "a", conversation(3))
+    left = ObjectPut("srt.head", str(sid), "k1", b"{}", node=ids[2], expires=time.time() + 60)
+    with pytest.raises(srt.ConflictError):
+        store.append(sid, ids[1], ids[0], 1, [], objects=[left])
+    assert head_of(store, "a") == ids[2] and store.get_object("srt.head", str(sid), "k1") is None
+    assert store.append(sid, ids[2], ids[0], 1, [], objects=[left]) == []
+    assert head_of(store, "a") == ids[0]
+    kept = store.get_object("srt.head", str(sid), "k1")
+    assert kept is not None and kept.node == ids[2]
+    assert store.tail(ids[2], 1) == [(ids[1], conversation(3)[1]), (ids[2], conversation(3)[2])]
+    assert store.gc().nodes == 0  # the object keeps the old head's chain
+    assert store.append(sid, ids[0], None, 0, []) == [] and head_of(store, "a") is None
 
 
 def test_threads_on_many_handles_lose_no_turn(engine: EngineUnderTest) -> None:

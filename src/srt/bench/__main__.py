@@ -186,6 +186,13 @@ def main(argv: list[str] | None = None) -> int:
         p.error("need turns >= 1 and 1 <= tail <= turns")
     if args.quick and args.workload:
         p.error("--quick and --workload do not go together")
+    if args.dir is not None and not os.path.isdir(args.dir):
+        what = "is not a directory" if os.path.exists(args.dir) else "does not exist"
+        p.error(f"--dir {args.dir} {what}; create it first, or leave --dir out for a temp dir")
+    for option, path in (("--json", args.json), ("--plot", args.plot)):
+        folder = os.path.dirname(os.path.abspath(path)) if path else ""
+        if path and not os.path.isdir(folder):
+            p.error(f"{option} {path}: the folder {folder} does not exist")
     chosen = tuple(args.workload) if args.workload else (QUICK if args.quick else WORKLOADS)
     if "real" in chosen:
         args.real = True

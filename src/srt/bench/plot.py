@@ -68,7 +68,7 @@ def write(path: str, results: dict[str, Any], title: str = "") -> str | None:
     if replays:
         ax = axes[0][k]
         k += 1
-        kinds = ["stateless", "careful", "marker", "srt"]
+        kinds = ["stateless", "careful", "srt"]
         labels = []
         width = 0.8 / len(kinds)
         for j, kind in enumerate(kinds):

@@ -7,19 +7,21 @@
 
 * ``stateless``: keeps a list, re-sends the whole history each turn with
   ``json.dumps`` (default settings) and sends no cache hint of any kind;
-* ``careful``: a stateless client that does what a careful stateless client can: a
-  byte-stable compact ``json.dumps`` and a per-conversation ``prompt_cache_key`` on
-  OpenAI. It earns whatever automatic caching that gets (none on Anthropic, which
-  caches only at markers);
-* ``marker`` (Anthropic only): ``careful`` plus one ``cache_control`` on the last
-  message of every request, the most a client without state can place;
+* ``careful``: the careful stateless client of ``srt.savings``, under each provider's
+  caching rules: a byte-stable compact ``json.dumps``, on OpenAI a ``prompt_cache_key``
+  derived from its first message (it earns whatever automatic caching that gets), and on
+  Anthropic one ``cache_control`` on the last message of every request, the most a
+  client without state can place;
 * ``srt``: a ``Session`` per conversation, sent through srt's provider layer
-  (``Session.send`` with ``srt.providers.OpenAI``/``Anthropic``), cache planner on.
+  (``Session.send`` with ``srt.OpenAI``/``srt.Anthropic``), cache planner on.
 
 Every client gets the same assistant replies (the dataset's own, or for MT-Bench a
 seeded text), scripted into the server before each request. Figures come from the
 server's accounting of each request (``ProviderServer.log[i].cache``); costs from
-``srt.pricing`` list prices (``PRICES_AS_OF``).
+``srt.pricing`` (genai-prices). The two baselines of ``srt.savings`` are reported for
+srt: the careful client's measured bill, and no caching (every input token at the full
+input price); beside them, ``srt.savings``' own careful figure computed from srt's ledger
+alone (``careful_modelled``), which should equal the measured one.
 
 *Reuse efficiency* is srt's cached tokens over the most the provider's rules let be
 cached: per request, the previous request's whole prompt (everything but the new turn
@@ -30,6 +32,7 @@ conversation began the same way) are reported apart, as ``cached_beyond_own_pref
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -44,6 +47,7 @@ import httpx
 from ..pricing import Pricing
 from ..providers.base import Anthropic, OpenAI, Provider
 from ..runtime import Runtime
+from ..savings import Savings
 from ..testing import _http
 from ..testing.server import ProviderServer, RequestRecord
 from . import datasets, workloads
@@ -69,6 +73,7 @@ class ClientTotals:
     billed_usd: float = 0.0
     full_price_usd: float = 0.0
     wire_bytes: int = 0
+    careful_modelled_usd: float = 0.0  # srt only: srt.savings' careful baseline
     max_cacheable: int = 0  # the most the provider's rules let be cached
     reused: int = 0  # cached tokens up to that most, request by request
     # per conversation: messages, input tokens, uncached tokens, most cacheable by the rules
@@ -109,7 +114,7 @@ class _Stateless:
             body["max_tokens"] = MAX_TOKENS
             if self.system is not None:
                 body["system"] = self.system
-            if self.kind == "marker":
+            if self.kind == "careful":
                 last = msgs[-1]
                 block = {"type": "text", "text": last["content"]}
                 block["cache_control"] = {"type": "ephemeral"}
@@ -117,7 +122,10 @@ class _Stateless:
         else:
             body["max_tokens"] = MAX_TOKENS
             if self.kind != "stateless":
-                body["prompt_cache_key"] = self.conv
+                # A key any stateless client can derive from its own request: its first
+                # message. Conversations that begin alike share a routing key.
+                first = json.dumps(self.messages[0], ensure_ascii=False, sort_keys=True)
+                body["prompt_cache_key"] = hashlib.sha256(first.encode()).hexdigest()[:32]
         body["messages"] = msgs
         if self.kind == "stateless":
             data = json.dumps(body).encode("utf-8")
@@ -148,6 +156,7 @@ class _Srt:
         else:
             self.provider = Anthropic(api_key=KEY, base_url=srv.url)
         self.session: Any = None
+        self.modelled: Savings | None = None
 
     def start(self, conv_id: str, system: str | None) -> None:
         self.session = self.rt.session(conv_id)
@@ -161,6 +170,7 @@ class _Srt:
         return int(s.last_build.nbytes)
 
     def close(self) -> None:
+        self.modelled = self.rt.savings()
         self.provider.close()
         self.rt.close()
 
@@ -172,7 +182,7 @@ def _allowed(prev_tokens: int, rules: str) -> int:
     return prev_tokens - prev_tokens % STEP if rules == "openai" else prev_tokens
 
 
-def _account(t: ClientTotals, rec: RequestRecord, model: str, pricing: Pricing) -> None:
+def _account(t: ClientTotals, rec: RequestRecord, model: str, rules: str, pricing: Pricing) -> None:
     c = rec.cache
     assert c is not None, rec.error
     t.requests += 1
@@ -182,6 +192,7 @@ def _account(t: ClientTotals, rec: RequestRecord, model: str, pricing: Pricing) 
     cost = pricing.request_cost(
         {
             "model": model,
+            "provider": rules,
             "input_tokens": c.total,
             "cache_read_tokens": c.read,
             "cache_write_tokens": c.written,
@@ -219,7 +230,7 @@ def replay(
     """Replay ``convs`` (system prompt, turns) through every client under ``rules``;
     srt's sessions go to a fresh database named after ``tag`` and ``rules``."""
     endpoint, model = RULES[rules]
-    kinds = ["stateless", "careful", "srt"] + (["marker"] if rules == "anthropic" else [])
+    kinds = ["stateless", "careful", "srt"]
     pricing = Pricing()
     out: dict[str, ClientTotals] = {}
     total = len(convs) * len(kinds)
@@ -241,7 +252,7 @@ def replay(
                         srv.script(endpoint, [reply])
                         t.wire_bytes += client.turn(user, model)
                         rec = srv.log[-1]
-                        _account(t, rec, model, pricing)
+                        _account(t, rec, model, rules, pricing)
                         assert rec.cache is not None
                         allowed = _allowed(prev, rules)
                         t.max_cacheable += allowed
@@ -257,6 +268,8 @@ def replay(
                         progress(done, total)
             finally:
                 client.close()
+            if isinstance(client, _Srt) and client.modelled is not None:
+                t.careful_modelled_usd = client.modelled.careful.input_usd
     return out
 
 
@@ -275,6 +288,21 @@ def summarize(res: dict[str, ClientTotals], rules: str) -> dict[str, Any]:
             "full_price_input_usd": t.full_price_usd,
             "wire_bytes_per_turn": t.wire_bytes / max(t.requests, 1),
         }
+    careful = res["careful"].billed_usd
+    out["baselines"] = {
+        name: {
+            "label": label,
+            "input_usd": usd,
+            "srt_input_usd": srt.billed_usd,
+            "saved_usd": usd - srt.billed_usd,
+            "saved_share": (usd - srt.billed_usd) / usd if usd else 0.0,
+        }
+        for name, label, usd in (
+            ("careful", "a careful stateless client (measured)", careful),
+            ("no_cache", "a client with no prompt caching", srt.full_price_usd),
+        )
+    }
+    out["baselines"]["careful"]["modelled_input_usd"] = srt.careful_modelled_usd
     out["reuse_efficiency"] = srt.reused / srt.max_cacheable if srt.max_cacheable else 1.0
     out["max_cacheable"] = srt.max_cacheable
     # Hits beyond the conversation's own previous prompt: another conversation that

@@ -277,6 +277,16 @@ def _replay(name: str, r: dict[str, Any]) -> list[str]:
                 f"{c['uncached_tokens']:>10,} {c['written_tokens']:>8,} "
                 f"{c['billed_input_usd']:>9.3f} {c['wire_bytes_per_turn']:>10,.0f}"
             )
+        for b in x.get("baselines", {}).values():
+            extra = (
+                f"; srt.savings models ${b['modelled_input_usd']:.3f} from srt's ledger"
+                if "modelled_input_usd" in b
+                else ""
+            )
+            lines.append(
+                f"    srt saved ${b['saved_usd']:.3f} of input ({100 * b['saved_share']:.1f}%) "
+                f"against {b['label']} (${b['input_usd']:.3f}{extra})"
+            )
         lines.append(
             f"    srt reuse efficiency {100 * x['reuse_efficiency']:.2f}% of "
             f"{x['max_cacheable']:,} cacheable tokens (and {x['cached_beyond_own_prefix']:,} "

@@ -19,7 +19,7 @@ from .._version import __version__
 from ..errors import SrtError
 from ..runtime import default_path
 from ..wire import FORMATS
-from . import _chat, _imports, _maint, _sessions, _stats
+from . import _chat, _imports, _log, _maint, _sessions, _stats
 from ._common import CommandError, escape_line
 from ._providers import add_provider_options
 
@@ -116,13 +116,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON list of sessions")
 
     p = command("show", "print a session's transcript or its branch tree", _sessions.show)
-    p.add_argument("name", metavar="NAME", help="the session")
+    p.add_argument(
+        "name", metavar="NAME", nargs="?", help="the session (default: the one used last)"
+    )
     how = p.add_mutually_exclusive_group()
     how.add_argument("--json", action="store_true", help="print the messages as a JSON list")
     how.add_argument(
         "--tree",
         action="store_true",
         help="draw the tree of every session sharing this conversation's first message",
+    )
+    p.add_argument(
+        "--replaced",
+        action="store_true",
+        help="under each compaction summary, the messages it replaced",
     )
 
     p = command(
@@ -180,10 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME", help="the session")
     p.add_argument(
         "--format",
-        required=True,
-        choices=sorted(_sessions.EXPORTS),
-        help="openai (Chat Completions), anthropic (Messages), responses (OpenAI "
-        "Responses) or jsonl (one stored message a line, byte for byte)",
+        default="jsonl",
+        choices=_sessions.EXPORTS,
+        help="jsonl (one stored message a line, byte for byte; the default), markdown "
+        "(a transcript for people), or a wire format: the request body, as "
+        "'srt request' prints it without cache hints",
     )
     p.add_argument(
         "--model",
@@ -202,6 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
         _imports.import_,
     )
     p.add_argument("file", metavar="FILE", help="the file, or '-' to read stdin")
+    p.add_argument(
+        "--format",
+        choices=_sessions.IMPORTS,
+        help="the file's format, as srt export names it (default: recognised from its shape)",
+    )
     p.add_argument(
         "--name",
         help="the new session's name (default: the file name without its extension)",
@@ -236,10 +249,32 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "stats", "requests, tokens, cache hits, cost and savings, from the ledger", _stats.stats
     )
-    p.add_argument("name", metavar="NAME", nargs="?", help="one session (default: all)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "name", metavar="NAME", nargs="?", help="the session (default: the one used last)"
+    )
+    which.add_argument("--all", action="store_true", help="every session's requests")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
 
+    p = command(
+        "log",
+        "list a session's earlier heads (left by rewind, edit, ...), or restore one",
+        _log.log,
+    )
+    p.add_argument(
+        "name", metavar="NAME", nargs="?", help="the session (default: the one used last)"
+    )
+    p.add_argument("--restore", metavar="KEY", help="make the earlier head KEY the head again")
+    p.add_argument("--json", action="store_true", help="print the earlier heads as JSON")
+
     p = command("gc", "delete the messages and nodes that no session reaches", _maint.gc)
+    p.add_argument(
+        "--history-retention",
+        type=_log.duration,
+        metavar="DURATION",
+        help="keep earlier heads this long after they were left (e.g. 7d, 12h, 0), from now "
+        "on and for the heads already recorded (default: the database's setting, 7d)",
+    )
     p.add_argument(
         "--dry-run", action="store_true", help="count what would be removed; change nothing"
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -23,7 +24,7 @@ from ..errors import ProviderError, SrtError
 from ..providers.base import Provider
 from ..runtime import Runtime
 from ..session import Session
-from ._common import CommandError, escape_line, escape_text, runtime, tty
+from ._common import CommandError, escape_line, escape_text, latest_session, runtime, tty
 from ._providers import make_provider
 from ._stats import usage_summary
 
@@ -90,11 +91,9 @@ def _new_name(rt: Runtime, prefix: str) -> str:
 def open_session(rt: Runtime, args: argparse.Namespace, prefix: str) -> tuple[Session, bool]:
     """The session named by --session or -c, or a new one; and whether it is new."""
     if args.cont:
-        infos = rt.sessions()
-        if not infos:
+        if not rt.sessions():
             raise CommandError("there is no session to continue")
-        name = max(infos, key=lambda i: i.updated).name
-        return rt.session(name, create=False), False
+        return rt.session(latest_session(rt), create=False), False
     if args.session:
         session = rt.session(args.session)
         return session, len(session) == 0
@@ -140,7 +139,8 @@ class Chat:
         self.out = out
         self.read = read
         self.interactive = interactive
-        self.color = tty(out)
+        # NO_COLOR (no-color.org): present and not empty turns off the dim status lines.
+        self.color = tty(out) and not os.environ.get("NO_COLOR")
 
     def say(self, text: str) -> None:
         self.out.write(text + "\n")
@@ -343,7 +343,7 @@ class Chat:
             self.say(line)
 
     def stats(self, arg: str) -> None:
-        for line in usage_summary(self.session.calls()):
+        for line in usage_summary(self.session.calls(), self.rt):
             self.say(line)
 
     def save(self, arg: str) -> None:
@@ -421,19 +421,30 @@ def prompt(args: argparse.Namespace) -> int:
     provider, model = make_provider(args)
     try:
         with runtime(args, create=True) as rt:
+            existed = bool(args.cont) or (
+                args.session is not None and rt.store.get_session(args.session) is not None
+            )
             session, _new = open_session(rt, args, "prompt")
+            before = len(session)
             set_system(session, args.system)
             session.append({"role": "user", "content": text})
             stream = session.stream(provider, model=model)
             ended = ""
-            with _interruptible():
-                try:
-                    for delta in stream:
-                        sys.stdout.write(escape_text(delta))
-                        sys.stdout.flush()
-                        ended = delta[-1:] or ended
-                except KeyboardInterrupt:
-                    stream.close()
+            try:
+                with _interruptible():
+                    try:
+                        for delta in stream:
+                            sys.stdout.write(escape_text(delta))
+                            sys.stdout.flush()
+                            ended = delta[-1:] or ended
+                    except KeyboardInterrupt:
+                        stream.close()
+            except ProviderError:
+                if stream.reply is None:
+                    _unask(rt, session, before if existed else None)
+                raise
+            if stream.reply is None:
+                _unask(rt, session, before if existed else None)
             if ended != "\n":
                 print()
             if stream.status not in ("ok", None):
@@ -444,8 +455,22 @@ def prompt(args: argparse.Namespace) -> int:
                 )
                 return 130 if stream.status == "cancelled" else 1
             if stream.status is None:
-                print("srt: interrupted before the reply began", file=sys.stderr)
+                print(
+                    "srt: interrupted before the reply began; the session was left as it was",
+                    file=sys.stderr,
+                )
                 return 130
             return 0
     finally:
         _close(provider)
+
+
+def _unask(rt: Runtime, session: Session, before: int | None) -> None:
+    """Leave the session as it was before ``srt prompt`` (no reply was stored): a session
+    the prompt created is deleted, an existing one loses the unanswered message (which
+    ``srt log`` lists as an earlier head while the history retention lasts). The request
+    stays in the ledger."""
+    if before is None:
+        rt.delete(session.name)
+    elif len(session) > before:
+        session.rewind(len(session) - before)

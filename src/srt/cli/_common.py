@@ -18,6 +18,7 @@ __all__ = [
     "escape_line",
     "escape_text",
     "existing_db",
+    "latest_session",
     "print_json",
     "print_table",
     "runtime",
@@ -78,6 +79,14 @@ def runtime(args: argparse.Namespace, *, create: bool = False) -> Iterator[Runti
         path = ":memory:"
     with Runtime(path) as rt:
         yield rt
+
+
+def latest_session(rt: Runtime) -> str:
+    """The name of the session used last (as ``-c`` continues it)."""
+    infos = rt.sessions()
+    if not infos:
+        raise CommandError("there are no sessions yet")
+    return max(infos, key=lambda i: i.updated).name
 
 
 def existing_db(args: argparse.Namespace) -> str:

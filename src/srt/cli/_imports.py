@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from . import _sessions
-from ._common import escape_line, runtime
+from ._common import CommandError, escape_line, runtime
 
 #: The ``--from`` names (``srt.integrations.importers.SOURCES``, listed here so that
 #: ``srt --help`` imports no adapter).
@@ -17,6 +17,8 @@ def import_(args: argparse.Namespace) -> None:
     if args.source is None:
         _sessions.import_(args)
         return
+    if args.name is not None or getattr(args, "format", None) is not None:
+        raise CommandError("--name and --format are for files made by srt export, not --from")
     from ..integrations import importers
 
     with runtime(args, create=True) as rt:

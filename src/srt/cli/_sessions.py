@@ -11,6 +11,7 @@ import shutil
 import sys
 from typing import Any
 
+from ..entries import Entry
 from ..errors import SessionExistsError
 from ..message import canonicalize
 from ..runtime import Runtime
@@ -21,19 +22,31 @@ from ._common import (
     CommandError,
     escape_line,
     escape_text,
+    latest_session,
     print_json,
     print_table,
     runtime,
     when,
 )
 
-#: ``srt export --format`` -> (wire format, stand-in model when the ledger names none).
-EXPORTS = {
-    "openai": ("openai.chat", "gpt-4o-mini"),
-    "anthropic": ("anthropic.messages", "claude-sonnet-4-5"),
-    "responses": ("openai.responses", "gpt-4o-mini"),
-    "jsonl": ("", ""),
+#: The one set of format names of ``srt export``, ``srt import`` and ``srt request``: srt's
+#: wire formats (a request body) and two of srt's own: ``jsonl``, one stored message a
+#: line, byte for byte, and ``markdown``, a transcript for people (export only).
+#: Wire format -> the stand-in model an export names when the ledger names none.
+STAND_INS = {
+    "openai.chat": "gpt-4o-mini",
+    "openai.responses": "gpt-4o-mini",
+    "azure.chat": "gpt-4o-mini",
+    "azure.responses": "gpt-4o-mini",
+    "anthropic.messages": "claude-sonnet-4-5",
+    "bedrock.converse": "anthropic.claude-sonnet-4-5-20250929-v1:0",
 }
+EXPORTS = ("jsonl", "markdown", *sorted(STAND_INS))
+IMPORTS = ("jsonl", *sorted(STAND_INS))
+#: Formats whose files have the same shape (``srt import`` tells only shapes apart).
+_CHAT = ("openai.chat", "azure.chat")
+_RESPONSES = ("openai.responses", "azure.responses")
+_BLOCKS = ("anthropic.messages", "bedrock.converse")
 
 # -- rendering -------------------------------------------------------------------------
 
@@ -57,20 +70,49 @@ def message_text(message: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def render(message: dict[str, Any], status: str | None = None) -> str:
-    """One transcript block, ``role: text``, with control characters escaped."""
+def render(message: dict[str, Any], status: str | None = None, replaced: int = 0) -> str:
+    """One transcript block, ``role: text``, with control characters escaped; a partial
+    reply's status and a compaction summary's span are marked after the role."""
     mark = f" [{status}]" if status else ""
+    if replaced:
+        mark += f" [summary of {replaced} message{'s' if replaced != 1 else ''}]"
     return escape_text(f"{message['role']}{mark}: " + message_text(message))
 
 
-def transcript(rt: Runtime, name: str) -> list[tuple[dict[str, Any], str | None]]:
-    """The messages of session ``name`` with each one's partial-reply status."""
-    session = rt.session(name, create=False)
-    statuses = [row[4] for row in rt.store.chain(session.head)]
-    messages = session.messages()
-    if len(statuses) != len(messages):  # the head moved between the two reads
-        statuses = [None] * len(messages)
-    return list(zip(messages, statuses, strict=True))
+def render_entry(entry: Entry, with_replaced: bool = False) -> str:
+    """An entry's block; with ``with_replaced``, the messages a summary replaced follow
+    it, each line marked with ``│``."""
+    block = render(entry.message, entry.status, len(entry.replaced))
+    if not with_replaced or not entry.replaced:
+        return block
+    inner = "\n\n".join(render(m) for m in entry.replaced)
+    return block + "\n" + "\n".join("  │ " + line for line in inner.splitlines())
+
+
+def transcript(rt: Runtime, name: str) -> list[Entry]:
+    """The messages of session ``name`` with their status, metadata and compactions."""
+    return rt.session(name, create=False).entries()
+
+
+def session_name(rt: Runtime, args: argparse.Namespace) -> str:
+    """``NAME`` if given, else the session used last."""
+    name: str | None = args.name
+    return name if name is not None else latest_session(rt)
+
+
+def markdown(name: str, blocks: list[tuple[dict[str, Any], str | None]]) -> str:
+    """A transcript for people: a heading per message, its text as it stands."""
+    out = [f"# {escape_line(name)}"]
+    for message, status in blocks:
+        head = str(message["role"])
+        if message.get("tool_call_id"):
+            head += f" (result of {message['tool_call_id']})"
+        if status:
+            head += f" [{status}]"
+        out.append(f"## {escape_line(head)}")
+        text = message_text(message)
+        out.append(escape_text(text) if text else "*(no text)*")
+    return "\n\n".join(out) + "\n"
 
 
 # -- db, ls, show ------------------------------------------------------------------------
@@ -109,12 +151,13 @@ def show(args: argparse.Namespace) -> None:
         show_tree(args)
         return
     with runtime(args) as rt:
+        name = session_name(rt, args)
         if args.json:
-            print_json(rt.session(args.name, create=False).messages())
+            print_json(rt.session(name, create=False).messages())
             return
-        blocks = transcript(rt, args.name)
+        blocks = transcript(rt, name)
     if blocks:
-        print("\n\n".join(render(m, s) for m, s in blocks))
+        print("\n\n".join(render_entry(e, args.replaced) for e in blocks))
 
 
 def _one_line(text: str) -> str:
@@ -174,10 +217,11 @@ def draw_tree(top: TreeNode, width: int) -> list[str]:
 
 def show_tree(args: argparse.Namespace) -> None:
     with runtime(args) as rt:
-        rt.session(args.name, create=False)  # a missing session is an error
-        top = rt.store.tree(args.name) if rt.path != ":memory:" else None
+        name = session_name(rt, args)
+        rt.session(name, create=False)  # a missing session is an error
+        top = rt.store.tree(name) if rt.path != ":memory:" else None
     if top is None:
-        print(f"{escape_line(args.name)} is empty")
+        print(f"{escape_line(name)} is empty")
         return
     width = shutil.get_terminal_size((80, 24)).columns
     print("\n".join(draw_tree(top, max(width, 40))))
@@ -247,18 +291,26 @@ def _last_model(session: Session, fmt: str) -> str | None:
 def export(args: argparse.Namespace) -> None:
     with runtime(args) as rt:
         session = rt.session(args.name, create=False)
+        if args.format == "markdown":
+            blocks = [
+                (e.message, e.status)
+                for e in transcript(rt, args.name)
+                if e.status is None or args.include_partial
+            ]
+            write_bytes(markdown(args.name, blocks).encode("utf-8"))
+            return
         if args.format == "jsonl":
             data = b"".join(
                 body + b"\n"
-                for body, (_m, status) in zip(
+                for body, entry in zip(
                     session.messages_bytes(), transcript(rt, args.name), strict=True
                 )
-                if status is None or args.include_partial
+                if entry.status is None or args.include_partial
             )
             write_bytes(data)
             return
-        fmt, stand_in = EXPORTS[args.format]
-        model = args.model or _last_model(session, fmt) or stand_in
+        fmt = args.format
+        model = args.model or _last_model(session, fmt) or STAND_INS[fmt]
         body = session.request(fmt, model=model, cache=False, include_partial=args.include_partial)
     write_bytes(body + b"\n")
 
@@ -314,9 +366,22 @@ def _as_dicts(messages: list[Any]) -> list[dict[str, Any]]:
     return [m.to_dict() if hasattr(m, "to_dict") else dict(m) for m in messages]
 
 
-def parse_import(data: bytes) -> list[dict[str, Any]]:
-    """Canonical messages from an export in any of the ``srt export`` formats (or a
-    bare JSON list of messages), recognised from its shape."""
+def parse_import(data: bytes, fmt: str | None = None) -> list[dict[str, Any]]:
+    """Canonical messages from an export in any of the ``srt export`` formats but
+    markdown (or a bare JSON list of messages), recognised from its shape; with ``fmt``,
+    the shape must be that format's. Empty input, or input without a message, is refused."""
+    if not data.strip():
+        raise CommandError("the input is empty: there is nothing to import")
+    shape, messages = _parse(data)
+    if fmt is not None and fmt not in shape:
+        raise CommandError(f"the input is not {fmt}: its shape is {' or '.join(shape)}")
+    if not messages:
+        raise CommandError("the input holds no message: there is nothing to import")
+    return messages
+
+
+def _parse(data: bytes) -> tuple[tuple[str, ...], list[dict[str, Any]]]:
+    """The formats the input's shape fits, and its messages."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -330,27 +395,48 @@ def parse_import(data: bytes) -> list[dict[str, Any]]:
             items = [json.loads(ln) for ln in lines]
         except ValueError as exc:
             raise CommandError(f"the file is neither JSON nor JSON lines: {exc}") from None
-        return [m for item in items for m in _as_dicts(to_canonical(item))]
+        return ("jsonl",), [m for item in items for m in _as_dicts(to_canonical(item))]
     if isinstance(doc, list):
-        return _as_dicts(to_canonical(doc))
+        return ("jsonl",), _as_dicts(to_canonical(doc))
     if not isinstance(doc, dict):
         raise CommandError("expected a JSON object, a JSON list or JSON lines")
     if "role" in doc:  # JSON lines with a single message
-        return _as_dicts(to_canonical(doc))
+        return ("jsonl",), _as_dicts(to_canonical(doc))
     if isinstance(doc.get("input"), (list, str)):  # OpenAI Responses
         given = doc["input"]
         items = [{"role": "user", "content": given}] if isinstance(given, str) else given
         out = _system_blocks(doc.get("instructions"))
-        return out + [_auto_detail(m) for m in _as_dicts(to_canonical(items))]
+        return _RESPONSES, out + [_auto_detail(m) for m in _as_dicts(to_canonical(items))]
     if isinstance(doc.get("messages"), list):
         messages = doc["messages"]
-        if "system" in doc:  # Anthropic Messages (or Bedrock Converse)
-            out = _system_blocks(doc["system"])
+        shape = _message_shape(doc)
+        if shape == _BLOCKS:  # Anthropic Messages, Bedrock Converse
+            out = _system_blocks(doc.get("system"))
             for m in messages:
                 out += [_plain_text(c) for c in _as_dicts(to_canonical(m))]
-            return out
-        return [c for m in messages for c in _as_dicts(to_canonical(m))]
+            return shape, out
+        return shape, [c for m in messages for c in _as_dicts(to_canonical(m))]
     raise CommandError("no messages found: expected 'messages', 'input' or one message a line")
+
+
+def _message_shape(doc: dict[str, Any]) -> tuple[str, ...]:
+    """Which formats a body with ``messages`` fits: a top-level ``system``, or blocks of
+    Anthropic's or Bedrock's own kinds, mean the blocks formats; a system, developer or
+    tool message, or tool calls, mean Chat; plain user and assistant text fits both."""
+    if "system" in doc:
+        return _BLOCKS
+    for m in doc["messages"]:
+        if not isinstance(m, dict):
+            continue
+        if m.get("role") in ("system", "developer", "tool") or m.get("tool_calls"):
+            return _CHAT
+        content = m.get("content")
+        for block in content if isinstance(content, list) else ():
+            if isinstance(block, dict) and (
+                "type" not in block or block["type"] in ("tool_use", "tool_result", "image")
+            ):
+                return _BLOCKS
+    return (*_CHAT, *_BLOCKS)
 
 
 def import_(args: argparse.Namespace) -> None:
@@ -364,7 +450,7 @@ def import_(args: argparse.Namespace) -> None:
         except OSError as exc:
             raise CommandError(f"cannot read {args.file}: {exc.strerror}") from None
         name = args.name or os.path.splitext(os.path.basename(args.file))[0]
-    messages = parse_import(data)
+    messages = parse_import(data, args.format)
     for m in messages:
         canonicalize(m)  # refuse a bad message before any file or session is created
     with runtime(args, create=True) as rt:
@@ -372,6 +458,5 @@ def import_(args: argparse.Namespace) -> None:
             session = rt._create(name, None)
         except SessionExistsError as exc:
             raise CommandError(f"{exc}; pick another name with --name") from None
-        if messages:
-            session.append(*messages)
+        session.append(*messages)
         print(f"{escape_line(name)}: {len(session)} messages")

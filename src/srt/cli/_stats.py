@@ -1,4 +1,5 @@
-"""``srt stats``: the usage ledger summed up, with cost and savings under the price table."""
+"""``srt stats``: the usage ledger summed up, with cost and what srt saved against the
+two baselines of ``srt.savings``."""
 
 from __future__ import annotations
 
@@ -8,14 +9,28 @@ from typing import Any
 
 from .._types import UsageSummary
 from ..errors import SessionNotFoundError
-from ..pricing import PRICES_AS_OF, Pricing
-from ._common import escape_line, print_json, print_table, runtime
+from ..pricing import source
+from ..runtime import Runtime
+from ..savings import Baseline, savings
+from ._common import escape_line, latest_session, print_json, print_table, runtime
 
 __all__ = ["stats", "usage_figures", "usage_summary"]
 
 
-def usage_figures(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Totals of ledger rows, with cost and savings when the models have prices."""
+def _baseline(b: Baseline) -> dict[str, Any]:
+    return {
+        "label": b.label,
+        "input_usd": round(b.input_usd, 6),
+        "cache_read_tokens": b.cache_read_tokens,
+        "cache_write_tokens": b.cache_write_tokens,
+        "saved_usd": round(b.saved_usd, 6),
+        "saved_share": round(b.saved_share, 4),
+    }
+
+
+def usage_figures(rows: Sequence[Mapping[str, Any]], rt: Runtime | None = None) -> dict[str, Any]:
+    """Totals of ledger rows, with cost and savings when the models have prices (the
+    careful baseline follows ``rt``'s history when given)."""
     u = UsageSummary.of([dict(r) for r in rows])
     out: dict[str, Any] = {
         "requests": u.requests,
@@ -26,22 +41,29 @@ def usage_figures(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "output_tokens": u.output_tokens,
         "cache_hit_share": round(u.cache_hit_share, 4),
     }
-    s = Pricing.default().savings(rows)
+    s = rt.savings(rows=rows) if rt is not None else savings(rows)
     out["cost"] = {
-        "prices_as_of": PRICES_AS_OF,
+        "source": source(),
         "priced_requests": s.priced_requests,
+        "local_requests": s.local_requests,
         "unpriced_models": list(s.unpriced_models),
         "input_usd": round(s.billed_input_usd, 6),
         "output_usd": round(s.output_usd, 6),
         "total_usd": round(s.billed_input_usd + s.output_usd, 6),
-        "stateless_input_usd": round(s.stateless_input_usd, 6),
-        "saved_usd": round(s.saved_usd, 6),
-        "saved_share": round(s.saved_share, 4),
+        "baselines": {b.name: _baseline(b) for b in s.baselines},
     }
     return out
 
 
+_AGAINST = {
+    "careful": "a careful stateless client (same caching rules)",
+    "no_cache": "a client with no prompt caching",
+}
+
+
 def _usd(x: float) -> str:
+    if x < 0:
+        return "-" + _usd(-x)
     if x == 0:
         return "$0"
     return f"${x:,.2f}" if x >= 100 else f"${x:,.4f}" if x >= 0.01 else f"${x:.6f}"
@@ -55,9 +77,9 @@ def _not_ok(rows: Sequence[Mapping[str, Any]]) -> str:
     return ", ".join(f"{n:,} {status}" for status, n in sorted(counts.items()))
 
 
-def usage_summary(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+def usage_summary(rows: Sequence[Mapping[str, Any]], rt: Runtime | None = None) -> list[str]:
     """The figures of ``usage_figures`` as aligned lines."""
-    f = usage_figures(rows)
+    f = usage_figures(rows, rt)
     lines = [
         ("requests", f"{f['requests']:,}" + (f" ({_not_ok(rows)})" if f["errors"] else "")),
         ("input tokens", f"{f['input_tokens']:,}"),
@@ -71,21 +93,26 @@ def usage_summary(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     cost = f["cost"]
     if cost["priced_requests"] == 0 and f["requests"]:
         lines.append(("cost", "no price known for " + ", ".join(cost["unpriced_models"])))
+    elif f["requests"] and cost["local_requests"] == cost["priced_requests"]:
+        lines.append(("cost", "$0 (local: the model runs on this machine)"))
     elif f["requests"]:
+        local = cost["local_requests"]
         lines.append(
             (
                 "cost",
                 f"{_usd(cost['total_usd'])} (input {_usd(cost['input_usd'])}, "
-                f"output {_usd(cost['output_usd'])}; list prices of {cost['prices_as_of']})",
+                f"output {_usd(cost['output_usd'])}; {cost['source']} prices of each "
+                "request's date" + (f"; {local:,} local requests at $0" if local else "") + ")",
             )
         )
-        lines.append(
-            (
-                "saved",
-                f"{_usd(cost['saved_usd'])} of input, {cost['saved_share']:.1%}, against a "
-                f"stateless client ({_usd(cost['stateless_input_usd'])})",
+        for key, (name, b) in zip(("saved against", ""), cost["baselines"].items(), strict=True):
+            lines.append(
+                (
+                    key,
+                    f"{_AGAINST[name]}: {_usd(b['saved_usd'])} of {_usd(b['input_usd'])} "
+                    f"input ({b['saved_share']:.1%})",
+                )
             )
-        )
         if cost["unpriced_models"]:
             lines.append(("unpriced", ", ".join(cost["unpriced_models"])))
     width = max(len(k) for k, _ in lines)
@@ -94,34 +121,33 @@ def usage_summary(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def stats(args: argparse.Namespace) -> None:
     with runtime(args) as rt:
+        name = None if args.all else args.name or latest_session(rt)
         label = "all sessions"
-        if args.name is None:
+        if name is None:
             rows = rt.calls()
         else:
             try:
-                rows = rt.session(args.name, create=False).calls()
-                label = f"session {escape_line(args.name)}"
+                rows = rt.session(name, create=False).calls()
+                label = f"session {escape_line(name)}"
             except SessionNotFoundError:
-                rows = [c.as_dict() for c in rt.store.calls(session_name=args.name)]
+                rows = rt.calls(session_name=name)
                 if not rows:
                     raise
-                label = f"session {escape_line(args.name)} (deleted)"
-    if args.json:
-        figures = usage_figures(rows)
-        figures["models"] = {
-            m: usage_figures([r for r in rows if r["model"] == m])
-            for m in sorted({str(r["model"]) for r in rows})
-        }
-        print_json(figures)
-        return
+                label = f"session {escape_line(name)} (deleted)"
+        models = sorted({str(r["model"]) for r in rows})
+        per_model = {m: usage_figures([r for r in rows if r["model"] == m], rt) for m in models}
+        if args.json:
+            figures = usage_figures(rows, rt)
+            figures["models"] = per_model
+            print_json(figures)
+            return
+        lines = usage_summary(rows, rt)
     print(f"{label}, from the usage ledger:")
-    for line in usage_summary(rows):
+    for line in lines:
         print("  " + line)
-    models = sorted({str(r["model"]) for r in rows})
     if len(models) > 1:
         table = [("MODEL", "REQUESTS", "INPUT", "CACHED", "OUTPUT")]
-        for m in models:
-            f = usage_figures([r for r in rows if r["model"] == m])
+        for m, f in per_model.items():
             table.append(
                 (
                     escape_line(m),

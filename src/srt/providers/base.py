@@ -83,14 +83,27 @@ class Provider:
     def auth_headers(self) -> dict[str, str]:
         return {}
 
-    def request(self, model: str, body: bytes, stream: bool) -> HTTPRequest:
+    def request(
+        self,
+        model: str,
+        body: bytes,
+        stream: bool,
+        params: Mapping[str, Any] | None = None,
+    ) -> HTTPRequest:
+        """The HTTP request for ``body``; ``params`` are the body parameters it carries
+        (a provider may choose a header by them)."""
         headers = {"content-type": "application/json", "accept": "application/json"}
         if stream:
             headers["accept"] = "text/event-stream"
         headers.update(self.auth_headers())
+        headers.update(self.version_headers(params or {}))
         return HTTPRequest(
             "POST", self.url(model, stream), headers, body, stream=stream, secrets=self._secrets
         )
+
+    def version_headers(self, params: Mapping[str, Any]) -> dict[str, str]:
+        """API-version headers for a request with body parameters ``params``."""
+        return {}
 
     def __repr__(self) -> str:
         return f"<srt {type(self).__name__} provider format={self.format}>"
@@ -217,19 +230,36 @@ class Azure(Provider):
 
 
 class Anthropic(Provider):
-    """Anthropic Messages (``x-api-key``, ``anthropic-version: 2023-06-01``)."""
+    """Anthropic Messages (``x-api-key``, ``anthropic-version``).
+
+    ``version`` pins the ``anthropic-version`` header. By default srt sends the current
+    version, ``VERSION`` (2026-10-21, as the official SDKs do), except for a request
+    that sets ``temperature``, ``top_p`` or ``top_k``: that version rejects them with
+    400, so such a request goes out as ``SAMPLING_VERSION`` (2023-06-01), the version
+    that accepts them.
+    """
 
     name = "anthropic"
     format = "anthropic.messages"
-    VERSION = "2023-06-01"
+    VERSION = "2026-10-21"
+    SAMPLING_VERSION = "2023-06-01"
+    SAMPLING_PARAMS = ("temperature", "top_p", "top_k")
 
     def __init__(
-        self, api_key: str | None = None, *, base_url: str | None = None, **kw: Any
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        version: str | None = None,
+        **kw: Any,
     ) -> None:
         super().__init__(**kw)
         self.base_url = (
             base_url or os.environ.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com"
         ).rstrip("/")
+        if version is not None and (not isinstance(version, str) or not version.strip()):
+            raise ConfigError("version must be an anthropic-version string such as 2026-10-21")
+        self.version = version
         self.__key = _key(api_key, "ANTHROPIC_API_KEY", "Anthropic")
         self._secrets = tuple(s for s in (self.__key,) if s)
 
@@ -237,7 +267,13 @@ class Anthropic(Provider):
         return f"{self.base_url}/v1/messages"
 
     def auth_headers(self) -> dict[str, str]:
-        return {"x-api-key": self.__key or "", "anthropic-version": self.VERSION}
+        return {"x-api-key": self.__key or ""}
+
+    def version_headers(self, params: Mapping[str, Any]) -> dict[str, str]:
+        if self.version is not None:
+            return {"anthropic-version": self.version}
+        sampling = any(k in params for k in self.SAMPLING_PARAMS)
+        return {"anthropic-version": self.SAMPLING_VERSION if sampling else self.VERSION}
 
 
 class Bedrock(Provider):
@@ -286,7 +322,13 @@ class Bedrock(Provider):
         op = "converse-stream" if stream else "converse"
         return f"{self.endpoint_url}/model/{quote(model, safe='')}/{op}"
 
-    def request(self, model: str, body: bytes, stream: bool) -> HTTPRequest:
+    def request(
+        self,
+        model: str,
+        body: bytes,
+        stream: bool,
+        params: Mapping[str, Any] | None = None,
+    ) -> HTTPRequest:
         url = self.url(model, stream)
         headers = {"content-type": "application/json", "accept": "application/json"}
         if stream:

@@ -28,10 +28,22 @@ from typing import Any
 
 from ..errors import ProviderResponseError, StreamInterruptedError
 
-__all__ = ["MAX_FRAME_BYTES", "Event", "EventStreamDecoder", "encode_frame"]
+__all__ = [
+    "MAX_FRAME_BYTES",
+    "MAX_HEADERS_BYTES",
+    "MAX_PAYLOAD_BYTES",
+    "Event",
+    "EventStreamDecoder",
+    "encode_frame",
+]
 
-MAX_FRAME_BYTES = 16 * 1024 * 1024
-"""The largest ``total_length`` accepted; a larger prelude is rejected, not buffered."""
+MAX_HEADERS_BYTES = 128 * 1024
+"""The largest ``headers_length`` accepted (botocore's limit)."""
+MAX_PAYLOAD_BYTES = 24 * 1024 * 1024
+"""The largest payload accepted (botocore's limit): ``total_length - headers_length - 16``."""
+MAX_FRAME_BYTES = 16 + MAX_HEADERS_BYTES + MAX_PAYLOAD_BYTES
+"""The largest ``total_length`` any frame within both limits can have. A prelude over a
+limit is rejected from its 12 bytes, never buffered."""
 
 _PRELUDE = struct.Struct(">III")
 _U16 = struct.Struct(">H")
@@ -201,6 +213,15 @@ class EventStreamDecoder:
                 raise _bad(f"frame length {total} exceeds the maximum of {MAX_FRAME_BYTES}")
             if headers_len > total - _MIN_FRAME:
                 raise _bad(f"headers length {headers_len} does not fit a frame of {total}")
+            if headers_len > MAX_HEADERS_BYTES:
+                raise _bad(
+                    f"headers length {headers_len} exceeds the maximum of {MAX_HEADERS_BYTES}"
+                )
+            if total - _MIN_FRAME - headers_len > MAX_PAYLOAD_BYTES:
+                raise _bad(
+                    f"payload length {total - _MIN_FRAME - headers_len} exceeds the maximum "
+                    f"of {MAX_PAYLOAD_BYTES}"
+                )
             self._total = total
         if avail < total:
             return None
@@ -223,7 +244,8 @@ def encode_frame(headers: Mapping[str, str | bytes | bool | int], payload: bytes
 
     For tests and the local test server; raises ``ValueError`` for what the
     format cannot hold (a name over 255 bytes, a value over 65535, an int
-    outside int32, a frame over ``MAX_FRAME_BYTES``).
+    outside int32, headers over ``MAX_HEADERS_BYTES``, a payload over
+    ``MAX_PAYLOAD_BYTES``).
     """
     parts: list[bytes] = []
     for name, value in headers.items():
@@ -243,9 +265,11 @@ def encode_frame(headers: Mapping[str, str | bytes | bool | int], payload: bytes
                 raise ValueError("an event-stream header value is at most 65535 bytes")
             parts += (b"\x07" if isinstance(value, str) else b"\x06", _U16.pack(len(raw)), raw)
     raw_headers = b"".join(parts)
+    if len(raw_headers) > MAX_HEADERS_BYTES:
+        raise ValueError(f"an event-stream frame's headers are at most {MAX_HEADERS_BYTES} bytes")
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ValueError(f"an event-stream payload is at most {MAX_PAYLOAD_BYTES} bytes")
     total = _MIN_FRAME + len(raw_headers) + len(payload)
-    if total > MAX_FRAME_BYTES:
-        raise ValueError(f"an event-stream frame is at most {MAX_FRAME_BYTES} bytes")
     lengths = struct.pack(">II", total, len(raw_headers))
     frame = b"".join((lengths, _U32.pack(zlib.crc32(lengths)), raw_headers, payload))
     return frame + _U32.pack(zlib.crc32(frame))

@@ -588,9 +588,15 @@ class LocalProvider(OpenAICompatible):
 
     # -- requests ------------------------------------------------------------------------
 
-    def request(self, model: str, body: bytes, stream: bool) -> HTTPRequest:
+    def request(
+        self,
+        model: str,
+        body: bytes,
+        stream: bool,
+        params: Mapping[str, Any] | None = None,
+    ) -> HTTPRequest:
         self.start()
-        req = super().request(model, body, stream)
+        req = super().request(model, body, stream, params)
         return _LocalRequest(
             req.method,
             req.url,

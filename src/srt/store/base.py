@@ -404,6 +404,12 @@ class Store(ABC):
     def node_meta(self, node: int) -> bytes | str | None:
         """The node's metadata JSON, or ``None``."""
 
+    def tail(self, node: int, depth: int) -> list[tuple[int, bytes]]:
+        """The ``(node id, message body)`` of ``node``'s chain deeper than ``depth``,
+        oldest first (``node`` itself last). This default reads the whole chain; an
+        engine walks only the part asked for."""
+        return [(r[0], r[2]) for r in self.chain(node) if r[6] > depth]
+
     # -- writes ----------------------------------------------------------------------
 
     @abstractmethod

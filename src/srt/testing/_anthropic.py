@@ -17,6 +17,8 @@ from ._common import ApiError, CacheUsage, Prepared, Reply, dumps, strip_markers
 
 __all__ = [
     "MESSAGE_KEYS",
+    "VERSION_2026",
+    "check_version",
     "error_body",
     "error_event",
     "message_events",
@@ -214,6 +216,36 @@ def _params(body: JSON, count_only: bool) -> None:
                 raise bad("thinking.enabled.budget_tokens: Input should be >= 1024")
             if not count_only and budget >= body["max_tokens"]:
                 raise bad("`max_tokens` must be greater than `thinking.budget_tokens`")
+
+
+#: The ``anthropic-version`` from which the API rejects the sampling parameters and user
+#: text blocks with citations (documents in assistant messages are refused in every version).
+VERSION_2026 = "2026-10-21"
+
+
+def check_version(version: str, body: Any) -> None:
+    """The request rules that depend on the ``anthropic-version`` header."""
+    if version < VERSION_2026 or not isinstance(body, dict):
+        return
+    for k in ("temperature", "top_p", "top_k"):
+        if k in body:
+            raise bad(
+                f"{k}: this parameter is not supported with anthropic-version {version}; "
+                "remove it, or send anthropic-version 2023-06-01"
+            )
+    for i, m in enumerate(body.get("messages") or ()):
+        if (
+            not isinstance(m, dict)
+            or m.get("role") != "user"
+            or not isinstance(m.get("content"), list)
+        ):
+            continue
+        for j, b in enumerate(m["content"]):
+            if isinstance(b, dict) and b.get("type") == "text" and b.get("citations"):
+                raise bad(
+                    f"messages.{i}.content.{j}.citations: text blocks in user messages cannot "
+                    f"carry citations with anthropic-version {version}"
+                )
 
 
 def prepare_messages(body: Any, count_only: bool = False) -> Prepared:

@@ -240,7 +240,11 @@ class _Prompt:
 
 
 class OpenAICache:
-    """Automatic prefix caching: hits of >= ``minimum`` tokens, in steps of ``step``."""
+    """Automatic prefix caching: hits of >= ``minimum`` tokens, in steps of ``step``.
+
+    A prompt of at least ``minimum`` tokens writes its prefix, in whole steps, to the
+    cache: ``written`` is that prefix less what was read (OpenAI reports it as
+    ``cache_write_tokens`` and charges no fee for it)."""
 
     MAX_ENTRIES = 64
 
@@ -258,17 +262,20 @@ class OpenAICache:
             n = _lcp_tokens(units, e.units)
             if n > best:
                 best, best_entry = n, e
-        cached = 0
+        cached = written = 0
         if total >= self.minimum and best >= self.minimum:
             cached = best // self.step * self.step
             assert best_entry is not None
             best_entry.last_used = now
+        if total >= self.minimum:
+            # The prompt's prefix in whole steps is now cached: what was not is written.
+            written = max(0, total // self.step * self.step - cached)
         ttl = prep.cache_ttl_s or self.ttl_s
         # A stored prompt that is a prefix of this one adds nothing: drop it.
         entries = [e for e in entries if _lcp_tokens(units, e.units) < e.tokens]
         entries.append(_Prompt(units, total, ttl, now))
         self._spaces[namespace] = entries[-self.MAX_ENTRIES :]
-        return CacheUsage(total=total, read=cached)
+        return CacheUsage(total=total, read=cached, written=written)
 
 
 @dataclass

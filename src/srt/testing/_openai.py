@@ -289,7 +289,11 @@ def _usage_chat(cache: CacheUsage, out: int) -> JSON:
         "prompt_tokens": cache.total,
         "completion_tokens": out,
         "total_tokens": cache.total + out,
-        "prompt_tokens_details": {"cached_tokens": cache.read, "audio_tokens": 0},
+        "prompt_tokens_details": {
+            "cached_tokens": cache.read,
+            "cache_write_tokens": cache.written,
+            "audio_tokens": 0,
+        },
         "completion_tokens_details": {
             "reasoning_tokens": 0,
             "audio_tokens": 0,
@@ -543,7 +547,10 @@ def responses_reply(
         "truncation": body.get("truncation", "disabled"),
         "usage": {
             "input_tokens": cache.total,
-            "input_tokens_details": {"cached_tokens": cache.read},
+            "input_tokens_details": {
+                "cached_tokens": cache.read,
+                "cache_write_tokens": cache.written,
+            },
             "output_tokens": out_tokens,
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": cache.total + out_tokens,

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import _openai
+from . import _anthropic, _openai
 from ._common import (
     ApiError,
     BreakpointCache,
@@ -404,6 +404,8 @@ class ProviderServer:
             except ValueError:
                 raise ApiError(400, "We could not parse the JSON body of your request.") from None
             rec.body = body
+            if provider == "anthropic":
+                _anthropic.check_version(headers.get("anthropic-version", ""), body)
             self._serve(h, endpoint, params, body, rec, fault, n, t0)
         except ApiError as err:
             rec.status, rec.error = err.status, err.message

@@ -80,6 +80,7 @@ class OpenAIChat(WireFormat):
             input_tokens=int(u.get("prompt_tokens") or 0),
             output_tokens=int(u.get("completion_tokens") or 0),
             cache_read_tokens=int(details.get("cached_tokens") or 0),
+            cache_write_tokens=int(details.get("cache_write_tokens") or 0),
         )
         return Reply(out, usage, data.get("model"), data.get("id"), choice.get("finish_reason"))
 

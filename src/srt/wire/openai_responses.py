@@ -6,6 +6,11 @@ The body is ``{"model": M, "input": [items...], "tools": [...], **params}`` with
 ordinary parameters here). It equals ``json.dumps(body, ensure_ascii=False,
 separators=(",", ":"))``.
 
+A tool (given in any shape ``canonical_tool`` reads) becomes ``{"type": "function",
+"name", "description"?, "parameters", "strict"}``: ``parameters`` is ``null`` when the
+tool has none and ``strict`` is ``false`` unless the caller set it, since the Responses
+API reads a missing ``strict`` as "strict when possible" where Chat reads it as false.
+
 One canonical message becomes one or more input items, joined by ``,``:
 
 - system / developer / user: ``{"role": R, "content": S}`` for string content; with
@@ -13,11 +18,14 @@ One canonical message becomes one or more input items, joined by ``,``:
 - assistant: first its provider artifacts that belong to the target (provider and
   model both equal, e.g. encrypted ``reasoning`` items), verbatim; artifacts of any
   other provider or model are left out with a note. Then ``{"role": "assistant",
-  "content": S}`` (or ``output_text`` parts, plus a ``refusal`` part for a message
-  with a ``refusal``) when there is content, then one ``function_call`` item per
-  tool call. An assistant message that would give no item at all (empty content,
-  no calls, no replayable artifact) is sent as its empty message item, so that no
-  fragment is ever empty.
+  "content": S}`` when there is text (text parts are joined into ``S``: the API's typed
+  input takes ``output_text`` parts only inside an output message item), or for a
+  message with a ``refusal`` the output message item ``{"type": "message", "id":
+  "msg_<hash of text and refusal>", "role": "assistant", "status": "completed",
+  "content": [output_text?, refusal]}``; then one ``function_call`` item per tool call.
+  An assistant message that would give no item at all (empty content, no calls, no
+  replayable artifact) is sent as its empty message item, so that no fragment is ever
+  empty.
 - tool: ``{"type": "function_call_output", "call_id": ..., "output": S}``.
 
 Anything the Responses input cannot hold (audio parts, the ``name`` field, images
@@ -31,8 +39,8 @@ the same items again, up to these normalisations:
   ``function_call`` and ``function_call_output`` items, and ``annotations`` /
   ``logprobs`` from ``output_text`` parts (none of them is model input);
 - an ``input_image`` without ``detail`` gets ``"detail": "auto"``;
-- text part types follow the role: ``input_text`` for system, developer and user,
-  ``output_text`` for assistant;
+- text part types follow the role: ``input_text`` for system, developer and user;
+  an assistant message's text parts become one string;
 - a ``function_call_output`` whose output is a list of text parts becomes their
   joined string;
 - a ``model`` key on a reasoning item (srt's way to say which model produced it)
@@ -46,6 +54,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .. import _core
 from .._types import Reply, Usage
 from ..errors import (
     ConfigError,
@@ -141,25 +150,21 @@ class OpenAIResponses(WireFormat):
         )
 
         content = msg.get("content")
+        text = content if isinstance(content, str) else ""
+        for p in content if isinstance(content, list) else ():
+            if p.get("type") != "text":
+                raise self._unsupported(f"{p.get('type')} parts in assistant messages")
+            text += p["text"]
         refusal = msg.get("refusal")
         message: dict[str, Any]
-        if isinstance(content, list) or refusal is not None:
-            parts: list[dict[str, Any]] = []
-            if isinstance(content, str) and content:
-                parts.append({"type": "output_text", "text": content})
-            for p in content if isinstance(content, list) else ():
-                if p.get("type") != "text":
-                    raise self._unsupported(f"{p.get('type')} parts in assistant messages")
-                parts.append({"type": "output_text", "text": p["text"]})
-            if refusal is not None:
-                if not isinstance(refusal, str):
-                    raise self._unsupported("a refusal that is not a string")
-                parts.append({"type": "refusal", "refusal": refusal})
-            message = {"role": "assistant", "content": parts}
-            wanted = bool(parts)
+        if refusal is not None:
+            if not isinstance(refusal, str):
+                raise self._unsupported("a refusal that is not a string")
+            message = _output_message(text, refusal)
+            wanted = True
         else:
-            message = {"role": "assistant", "content": content if content is not None else ""}
-            wanted = bool(content)
+            message = {"role": "assistant", "content": text}
+            wanted = bool(text)
 
         calls = [self._call(c) for c in msg.get("tool_calls") or ()]
         if wanted or not (items or calls):
@@ -199,9 +204,13 @@ class OpenAIResponses(WireFormat):
         if extra:
             raise self._unsupported(f"tool definitions with {extra}")
         out: dict[str, Any] = {"type": "function", "name": fn["name"]}
-        for key in _TOOL_KEYS:
-            if key in fn:
-                out[key] = fn[key]
+        if "description" in fn:
+            out["description"] = fn["description"]
+        # Both are required members of a Responses function tool. A missing ``strict``
+        # means "strict when possible" there (false in Chat), which would silently make
+        # every optional argument required: a Chat-shaped tool keeps its meaning.
+        out["parameters"] = fn.get("parameters")
+        out["strict"] = fn.get("strict", False)
         return dumps(out)
 
     def envelope(
@@ -280,8 +289,27 @@ class OpenAIResponses(WireFormat):
             input_tokens=int(u.get("input_tokens") or 0),
             output_tokens=int(u.get("output_tokens") or 0),
             cache_read_tokens=int(details.get("cached_tokens") or 0),
+            cache_write_tokens=int(details.get("cache_write_tokens") or 0),
         )
         return Reply(msg, usage, model, data.get("id"), data.get("status"))
+
+
+def _output_message(text: str, refusal: str) -> dict[str, Any]:
+    """An assistant message with a refusal, as the output message item the API's typed
+    input takes for it (an easy input message cannot hold a refusal). Its ``id`` is
+    derived from the text and the refusal, so the same message always renders the same."""
+    parts: list[dict[str, Any]] = []
+    if text:
+        parts.append({"type": "output_text", "text": text, "annotations": []})
+    parts.append({"type": "refusal", "refusal": refusal})
+    digest = _core.digest(dumps([text, refusal])).hex()
+    return {
+        "type": "message",
+        "id": f"msg_{digest}",
+        "role": "assistant",
+        "status": "completed",
+        "content": parts,
+    }
 
 
 def _string(value: Any, what: str) -> str:

@@ -85,6 +85,17 @@ FROM chain CROSS JOIN messages m ON m.id = chain.message
 # depth, which costs one pass over rows already in order.
 
 
+_TAIL_SQL = """
+WITH RECURSIVE up(id, parent, message, depth) AS (
+    SELECT id, parent, message, depth FROM nodes WHERE id = ?
+    UNION ALL
+    SELECT n.id, n.parent, n.message, n.depth
+    FROM nodes n JOIN up ON n.id = up.parent AND n.depth < up.depth
+    WHERE up.depth > ?
+)
+SELECT up.id, up.depth, m.body FROM up JOIN messages m ON m.id = up.message
+"""
+
 _depth = operator.itemgetter(6)
 
 _OBJECT_COLUMNS = "kind, scope, key, value, node, expires, created, updated"
@@ -316,6 +327,11 @@ class SQLiteStore(Store):
     def node_meta(self, node: int) -> bytes | str | None:
         rows = self.db.read("reading a node", "SELECT meta FROM nodes WHERE id = ?", (node,))
         return rows[0][0] if rows else None
+
+    def tail(self, node: int, depth: int) -> list[tuple[int, bytes]]:
+        rows = self.db.read("reading a chain's tail", _TAIL_SQL, (node, depth))
+        rows.sort(key=operator.itemgetter(1))
+        return [(int(r[0]), r[2]) for r in rows if r[1] > depth]
 
     # -- writes ----------------------------------------------------------------------
 

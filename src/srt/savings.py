@@ -1,0 +1,243 @@
+"""What srt saved, in input tokens and USD, against two labelled baselines.
+
+From the ledger of real requests (``Session.calls()``, ``Runtime.calls()``, or any
+rows of that shape, e.g. one tenant's), srt's billed input is compared with:
+
+* **careful** (``Savings.careful``): a careful stateless client that sends the same
+  prompts, byte-stable, under the same provider's caching rules. Where caching is
+  automatic (OpenAI, Azure OpenAI, OpenAI-compatible servers such as llama.cpp) such a
+  client sends the very bytes srt sends, so the provider serves it the same cache reads
+  and writes srt was billed for: against it srt saves no input money there (its gains
+  are bytes, time and the ledger). Where caching needs markers (Anthropic,
+  Bedrock), the careful client puts one 5-minute marker on the last message of every
+  request, the most a client without state can place. A request reads an earlier
+  request's whole prompt (from any session: a fork or an imported copy shares it) when
+  that prompt is a prefix of this one, was sent or read at most 5 minutes earlier,
+  reached the model's minimum cacheable length and ends at most 20 content blocks
+  before this prompt's end (the marker's lookback; a round of 12 tool calls and their
+  results adds 24 blocks); it writes the rest when the prompt reaches the minimum.
+* **no_cache** (``Savings.no_cache``): a client whose provider caches nothing: every
+  input token at the full input price.
+
+Output is the same for all three and is reported, not compared. Prices are
+``srt.pricing``'s (each request at its date's price); unpriced models are counted and
+named, local models cost nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .cache import min_cacheable_tokens
+from .errors import ConfigError
+from .pricing import Pricing, Rates
+from .wire import get_format
+
+__all__ = [
+    "AUTOMATIC",
+    "MARKER_LOOKBACK",
+    "MARKER_TTL_S",
+    "Baseline",
+    "History",
+    "Savings",
+    "savings",
+]
+
+#: Formats whose provider caches prefixes automatically (no markers).
+AUTOMATIC = frozenset({"openai.chat", "openai.responses", "azure.chat", "azure.responses"})
+#: The careful client's marker: its lifetime (renewed by each read) and how far back a
+#: marker finds an earlier entry (Anthropic's and Bedrock's 20-block lookback).
+MARKER_TTL_S = 300.0
+MARKER_LOOKBACK = 20
+#: Ledger statuses of requests that were billed (a failed request stored no reply).
+BILLED = ("ok", "incomplete", "cancelled")
+
+#: ``history(node, depth)``: the ``(node id, canonical body)`` of ``node``'s chain deeper
+#: than ``depth``, oldest first (``Store.tail``).
+History = Callable[[int, int], "list[tuple[int, bytes]]"]
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A baseline client's input bill for the same requests, against srt's."""
+
+    name: str
+    label: str
+    input_usd: float
+    cache_read_tokens: int
+    cache_write_tokens: int
+    billed_input_usd: float
+
+    @property
+    def saved_usd(self) -> float:
+        """What srt's requests cost less in input than this client's (negative: more)."""
+        return self.input_usd - self.billed_input_usd
+
+    @property
+    def saved_share(self) -> float:
+        return self.saved_usd / self.input_usd if self.input_usd else 0.0
+
+
+@dataclass(frozen=True)
+class Savings:
+    """srt's billed input and output, and the two baselines, over some ledger rows."""
+
+    requests: int
+    input_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    output_tokens: int
+    billed_input_usd: float
+    output_usd: float
+    careful: Baseline
+    no_cache: Baseline
+    priced_requests: int
+    local_requests: int = 0
+    unpriced_models: tuple[str, ...] = field(default=())
+    sources: tuple[str, ...] = field(default=())
+
+    @property
+    def uncached_input_tokens(self) -> int:
+        return self.input_tokens - self.cache_read_tokens
+
+    @property
+    def baselines(self) -> tuple[Baseline, Baseline]:
+        return self.careful, self.no_cache
+
+
+def _blocks(body: bytes) -> int:
+    """Content blocks of a canonical message as Anthropic and Bedrock render it."""
+    msg = json.loads(body)
+    content = msg.get("content")
+    n = len(content) if isinstance(content, list) else int(bool(content))
+    return max(1, n + len(msg.get("tool_calls") or ()) + len(msg.get("artifacts") or ()))
+
+
+class _Careful:
+    """The careful client's cache reads and writes, request by request.
+
+    Its cache holds one entry per request it sent to a marker provider: the prompt, keyed
+    by the prompt's last node (nodes are shared by every session with that history), its
+    input tokens, and when it expires. A request reads the newest live entry on its own
+    prompt within the lookback, and writes its own prompt's entry.
+    """
+
+    def __init__(self, history: History | None) -> None:
+        self.history = history
+        self.entries: dict[tuple[Any, ...], list[float]] = {}  # key -> [tokens, expires]
+
+    def _prompt(self, row: Mapping[str, Any]) -> list[tuple[Any, int]]:
+        """The last messages of ``row``'s prompt, newest first, as (key, blocks), as far as
+        the lookback can reach (a request's prompt is its reply node's chain without the
+        reply: ``messages`` long)."""
+        n = int(row["messages"])
+        node = row.get("node")
+        if self.history is None or node is None:
+            # No stored history (rows without a store, or swept by gc): the session's own
+            # earlier prompts, one block a message.
+            return [
+                ((row.get("session"), k), 1) for k in range(n, max(0, n - MARKER_LOOKBACK - 1), -1)
+            ]
+        tail = self.history(int(node), max(0, n - MARKER_LOOKBACK - 1))[:-1]  # not the reply
+        return [(("node", nid), _blocks(body)) for nid, body in reversed(tail)]
+
+    def account(self, row: Mapping[str, Any]) -> tuple[int, int]:
+        fmt = str(row["format"])
+        read = int(row.get("cache_read_tokens") or 0)
+        write = int(row.get("cache_write_tokens") or 0)
+        provider = row.get("provider")
+        if fmt in AUTOMATIC or provider in ("local", "openai_compatible"):
+            return read, write  # the same bytes get the same automatic cache
+        total = int(row.get("input_tokens") or 0)
+        try:
+            minimum = min_cacheable_tokens(get_format(fmt).provider, str(row["model"]))
+        except ConfigError:
+            return read, write  # a format this srt does not know: as billed
+        now = float(row["at"])
+        space = (fmt, row["model"])
+        prompt = self._prompt(row)
+        hit, behind = 0, 0
+        for key, blocks in prompt:
+            entry = self.entries.get((*space, key))
+            if entry is not None and entry[1] >= now:
+                hit = min(int(entry[0]), total)
+                entry[1] = now + MARKER_TTL_S  # a read renews the entry
+                break
+            behind += blocks
+            if behind > MARKER_LOOKBACK:
+                break
+        if total < minimum or not prompt:
+            return hit, 0
+        own = self.entries.setdefault((*space, prompt[0][0]), [total, now])
+        own[0], own[1] = max(own[0], total), now + MARKER_TTL_S
+        return hit, total - hit
+
+
+def savings(
+    rows: Iterable[Mapping[str, Any]],
+    pricing: Pricing | None = None,
+    *,
+    history: History | None = None,
+) -> Savings:
+    """The savings report for ledger ``rows`` (oldest first), under ``pricing``.
+
+    ``history`` reads the stored chains (``Session.savings`` and ``Runtime.savings``
+    pass the store's), so the careful client's prefix and lookback checks follow the
+    real messages; without it a request's prompt is taken to extend the same session's
+    earlier prompts, one block a message.
+    """
+    pricing = pricing or Pricing()
+    careful = _Careful(history)
+    n = priced = local = 0
+    tot = read = write = out = c_read = c_write = 0
+    billed = careful_usd = no_cache_usd = out_usd = 0.0
+    unpriced: set[str] = set()
+    sources: set[str] = set()
+    for row in rows:
+        if row.get("status") not in BILLED:
+            continue
+        n += 1
+        t = int(row.get("input_tokens") or 0)
+        r, w = int(row.get("cache_read_tokens") or 0), int(row.get("cache_write_tokens") or 0)
+        tot, read, write = tot + t, read + r, write + w
+        out += int(row.get("output_tokens") or 0)
+        cr, cw = careful.account(row)
+        c_read, c_write = c_read + cr, c_write + cw
+        rates: Rates | None = pricing.row_rates(row)
+        if rates is None:
+            unpriced.add(str(row["model"]))
+            continue
+        priced += 1
+        local += rates.source == "local"
+        sources.add(rates.source)
+        billed += rates.input_usd(t, r, w)
+        careful_usd += rates.input_usd(t, cr, cw)
+        no_cache_usd += rates.input_usd(t)
+        out_usd += rates.output_usd(int(row.get("output_tokens") or 0))
+    return Savings(
+        requests=n,
+        input_tokens=tot,
+        cache_read_tokens=read,
+        cache_write_tokens=write,
+        output_tokens=out,
+        billed_input_usd=billed,
+        output_usd=out_usd,
+        careful=Baseline(
+            "careful",
+            "a careful stateless client under the same provider's caching rules",
+            careful_usd,
+            c_read,
+            c_write,
+            billed,
+        ),
+        no_cache=Baseline(
+            "no_cache", "a client with no prompt caching", no_cache_usd, 0, 0, billed
+        ),
+        priced_requests=priced,
+        local_requests=local,
+        unpriced_models=tuple(sorted(unpriced)),
+        sources=tuple(sorted(sources)),
+    )
