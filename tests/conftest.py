@@ -59,3 +59,25 @@ def rt(db_path: str) -> Iterator[srt.Runtime]:
         yield runtime
     finally:
         runtime.close()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL store URL on a schema of this test's own (see ``pg_support``)."""
+    from pg_support import fresh_url
+
+    with fresh_url() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Where a test's store lives, once per engine: a SQLite file, then a PostgreSQL
+    schema. Tests that hold for every engine take this instead of ``db_path``."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "srt.db")
+        return
+    from pg_support import fresh_url
+
+    with fresh_url() as url:
+        yield url

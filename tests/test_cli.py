@@ -18,7 +18,7 @@ import pytest
 
 import srt
 from srt.cli import build_parser, main
-from support import connect
+from support import connect, is_url
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 
@@ -38,7 +38,7 @@ class Result:
 class Cli:
     """Runs ``srt --db <db> ...`` (``python -m srt`` unless another command is given)."""
 
-    db: Path
+    db: Path | str  # a file, or a PostgreSQL URL
     env: dict[str, str]
 
     def raw(self, *args: str, stdin: bytes = b"", command: list[str] | None = None) -> Result:
@@ -72,7 +72,16 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def cli(tmp_path: Path, env: dict[str, str]) -> Cli:
+def file_cli(tmp_path: Path, env: dict[str, str]) -> Cli:
+    """``srt`` on a SQLite file (for what is about files: paths, creation, bytes)."""
+    return Cli(tmp_path / "data" / "srt.db", env)
+
+
+@pytest.fixture
+def cli(store_url: str, tmp_path: Path, env: dict[str, str]) -> Cli:
+    """``srt`` on each engine in turn: a SQLite file, then a PostgreSQL URL."""
+    if is_url(store_url):
+        return Cli(store_url, env)
     return Cli(tmp_path / "data" / "srt.db", env)
 
 
@@ -195,7 +204,8 @@ def test_names_are_unicode_and_escaped(cli: Cli) -> None:
     assert cli.ok("show", "--", "-dash") == "user: -5 degrees\n"
 
 
-def test_errors_are_one_clean_line(cli: Cli) -> None:
+def test_errors_are_one_clean_line(file_cli: Cli) -> None:
+    cli = file_cli
     assert cli.fails(1, "show", "nope") == "srt: error: no session named 'nope'\n"
     err = cli.fails(1, "append", "chat", "--role", "wizard", "hi")
     assert err.startswith("srt: error: unknown role 'wizard'")
@@ -217,7 +227,8 @@ def test_errors_are_one_clean_line(cli: Cli) -> None:
     assert json.loads(cli.ok("show", "chat", "--json")) == [{"role": "user", "content": "hi"}]
 
 
-def test_not_a_database(cli: Cli, tmp_path: Path) -> None:
+def test_not_a_database(file_cli: Cli, tmp_path: Path) -> None:
+    cli = file_cli
     cli.db.parent.mkdir()
     junk = b"not a database, just some text that is long enough" * 4
     cli.db.write_bytes(junk)
@@ -227,7 +238,8 @@ def test_not_a_database(cli: Cli, tmp_path: Path) -> None:
     assert cli.db.read_bytes() == junk
 
 
-def test_usage_errors_exit_2(cli: Cli, capsys: pytest.CaptureFixture[str]) -> None:
+def test_usage_errors_exit_2(file_cli: Cli, capsys: pytest.CaptureFixture[str]) -> None:
+    cli = file_cli
     # Two through a real process; the rest through main(), which the script runs.
     for args in [(), ("frobnicate",)]:
         err = cli.fails(2, *args)
@@ -257,15 +269,17 @@ def test_usage_errors_exit_2(cli: Cli, capsys: pytest.CaptureFixture[str]) -> No
     assert not cli.db.exists()
 
 
-def test_reading_never_creates_the_database(cli: Cli) -> None:
+def test_reading_never_creates_the_database(file_cli: Cli) -> None:
+    cli = file_cli
     assert cli.ok("ls") == ""
     assert cli.ok("ls", "--json") == "[]\n"
     assert not cli.db.parent.exists()
 
 
 def test_db_path(
-    cli: Cli, env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    file_cli: Cli, env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    cli = file_cli
     assert cli.ok("db", "path") == f"{cli.db}\n"
     from_env = tmp_path / "env.db"
     env["SRT_DB"] = str(from_env)
@@ -278,7 +292,8 @@ def test_db_path(
     assert not from_env.exists()
 
 
-def test_console_script(cli: Cli) -> None:
+def test_console_script(file_cli: Cli) -> None:
+    cli = file_cli
     script = shutil.which("srt", path=cli.env.get("PATH"))
     assert script is not None, "the srt console script is not installed"
     r = cli("append", "s", "--role", "user", "via the script", command=[script])
@@ -501,6 +516,11 @@ def test_search(cli: Cli) -> None:
     assert cli.ok("search", "aard*", "--limit", "1").count("\n") == 1
     assert cli.ok("search", "aardvark NOT sleeps", "--fts").startswith("a:1, b:1  user: Where")
     assert cli.ok("search", "nothing-like-this") == ""
+    if is_url(str(cli.db)):
+        # PostgreSQL's --fts syntax (websearch_to_tsquery) has no invalid input
+        assert cli.ok("search", '"aardvark sleeps" -zzz', "--fts") == ""
+        assert cli.ok("search", '"aardvark sleeps" or nothing', "--fts").count("\n") == 1
+        return
     err = cli.fails(1, "search", "(", "--fts")
     assert err.startswith("srt: error: searching:") and err.count("\n") == 1
 
@@ -558,7 +578,8 @@ def test_stats_from_the_ledger(cli: Cli) -> None:
     assert cli.fails(1, "stats", "never") == "srt: error: no session named 'never'\n"
 
 
-def test_gc_verify_vacuum(cli: Cli) -> None:
+def test_gc_verify_vacuum(file_cli: Cli) -> None:
+    cli = file_cli
     for cmd in ("gc", "verify", "vacuum"):
         assert cli.fails(1, cmd) == f"srt: error: no database at {cli.db}\n"
     with srt.Runtime(cli.db) as rt:

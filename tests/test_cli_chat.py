@@ -39,7 +39,9 @@ _TAKE_TTY = (
 class Pty:
     """A command on a pseudo-terminal: type into it and wait for its output."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], cols: int = 80) -> None:
+    def __init__(
+        self, argv: list[str], env: dict[str, str], cols: int = 80, cwd: str | None = None
+    ) -> None:
         import fcntl
         import pty
         import struct
@@ -60,6 +62,7 @@ class Pty:
             stderr=slave,
             env=env,
             start_new_session=True,
+            cwd=cwd,
         )
         os.close(slave)
         self.raw = b""
@@ -194,8 +197,8 @@ def chat_argv(srv: ProviderServer, *more: str) -> list[str]:
 def spawn(env: dict[str, str]) -> Iterator[Callable[[list[str]], Pty]]:
     started: list[Pty] = []
 
-    def start(argv: list[str]) -> Pty:
-        p = Pty(argv, env)
+    def start(argv: list[str], cwd: str | None = None) -> Pty:
+        p = Pty(argv, env, cwd=cwd)
         started.append(p)
         return p
 
@@ -419,3 +422,105 @@ def test_prompt_ctrl_c_keeps_the_partial_reply(
     assert p.wait() == 130
     assert statuses(env["SRT_DB"], "s") == [("user", None), ("assistant", "cancelled")]
     assert srv.wait_streams_closed(5.0)
+
+
+TOOLS_MODULE = """
+import os
+
+
+def weather(city: str, unit: str = "C") -> str:
+    \"\"\"The weather in a city now.
+
+    Args:
+        city: The city's name.
+        unit: C or F.
+    \"\"\"
+    with open(os.environ["SRT_TEST_RUNS"], "a") as f:
+        f.write(f"weather {city}\\n")
+    return f"{city}: 21 {unit}, sunny"
+
+
+def add(a: int, b: int) -> int:
+    \"\"\"Add two numbers.\"\"\"
+    with open(os.environ["SRT_TEST_RUNS"], "a") as f:
+        f.write(f"add {a} {b}\\n")
+    return a + b
+"""
+
+
+def test_chat_with_tools_shows_and_confirms_each_call(
+    srv: ProviderServer, env: dict[str, str], spawn: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "mytools.py").write_text(TOOLS_MODULE)
+    runs = tmp_path / "runs.log"
+    env["SRT_TEST_RUNS"] = str(runs)
+    srt_script = str(Path(sys.executable).with_name("srt"))  # the console script
+    both = [
+        {"name": "weather", "arguments": {"city": "Paris"}},
+        {"name": "add", "arguments": {"a": 2, "b": 3}},
+    ]
+    srv.script("openai", [{"tool_calls": both}, "Paris is sunny; I did not add."])
+    argv = [srt_script, *chat_argv(srv, "--session", "t", "--tool", "mytools:weather")[2:]]
+    chat = spawn([*argv, "--tool", "mytools:add"], cwd=str(tmp_path))
+    chat.expect(r"tools: weather, add \(each call asks first\)")
+    chat.ask("Weather in Paris, and 2+3?")
+    chat.expect(r'\[tool call\] weather\(city="Paris"\)\nrun it\? \[y/N\] $')
+    chat.sendline("y")
+    chat.expect(r"\[tool call\] add\(a=2, b=3\)\nrun it\? \[y/N\] $")
+    chat.sendline("n")
+    chat.expect(r"\[add denied: The user denied this tool call\.\]")
+    chat.expect(r"\[weather ok: Paris: 21 C, sunny\]")
+    chat.expect(r"Paris is sunny; I did not add\.\n\[2 model calls · 2 tool calls · ")
+    chat.ready()
+    chat.ctrl_d()
+    assert chat.wait() == 0
+    assert runs.read_text() == "weather Paris\n"  # the denied call never ran
+    first, second = srv.log[-2].body, srv.log[-1].body
+    (weather_def,) = [t for t in first["tools"] if t["function"]["name"] == "weather"]
+    assert weather_def["function"]["parameters"]["properties"]["city"] == {
+        "type": "string",
+        "description": "The city's name.",
+    }
+    results = {m["tool_call_id"]: m["content"] for m in second["messages"] if m["role"] == "tool"}
+    assert sorted(results.values()) == ["Paris: 21 C, sunny", "The user denied this tool call."]
+
+    # --yes: each call is shown and runs without a question.
+    srv.script("openai", [{"tool_calls": both[1:]}, "5."])
+    chat = spawn([*argv, "--tool", "mytools:add", "--yes"], cwd=str(tmp_path))
+    chat.expect(r"\(each call runs at once\)")
+    chat.ask("2+3?")
+    chat.expect(r"\[tool call\] add\(a=2, b=3\)\n\[add ok: 5\]\n5\.\n")
+    chat.ready()
+    chat.ctrl_d()
+    assert chat.wait() == 0
+    assert runs.read_text() == "weather Paris\nadd 2 3\n"
+
+
+def test_chat_tool_options_are_checked(env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "mytools.py").write_text(TOOLS_MODULE + "\nnot_callable = 3\n")
+    base = [
+        sys.executable,
+        "-m",
+        "srt",
+        "chat",
+        "--provider",
+        "openai",
+        "--key-env",
+        "SRT_TEST_KEY",
+    ]
+    for spec, message in [
+        ("mytools", "give it as module:function"),
+        ("nosuchmodule:f", "cannot import 'nosuchmodule'"),
+        ("mytools:nope", "mytools has no 'nope'"),
+        ("mytools:not_callable", "'not_callable' is not a function"),
+    ]:
+        r = subprocess.run(
+            [*base, "--tool", spec],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        assert r.returncode == 1 and message in r.stderr, (spec, r.stderr)

@@ -154,3 +154,12 @@ def test_cache_aware_keeps_the_cache_warm_and_sliding_does_not(
         p.close()
     assert shares["cache_aware"] >= 0.80, shares
     assert shares["sliding"] < 0.10, shares
+
+
+def test_cache_aware_keeps_the_newest_message_when_it_fits() -> None:
+    """The low-water target alone would keep only the pinned prefix; the budget keeps the end."""
+    roles = ["user", "assistant"] * 3 + ["user"]
+    tokens = [86, 35, 86, 35, 86, 35, 105]
+    kept, _cut = select(WindowPolicy("cache_aware", 300), tokens, roles, bytearray(7))
+    assert kept[0] == 0 and kept[-1] == 6
+    assert sum(tokens[i] for i in kept) <= 300

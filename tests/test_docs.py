@@ -20,7 +20,7 @@ def _blocks(lang: str) -> list[str]:
 
 def test_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    (code,) = _blocks("python")
+    code, _postgres = _blocks("python")
     ns: dict[str, object] = {}
     exec(compile(code, "README.md", "exec"), ns)
     body = ns["body"]
@@ -31,6 +31,20 @@ def test_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert json.loads(body)["messages"] == s.messages()
     assert alt.messages() == s.messages()[:-1]
     assert (tmp_path / "chats.db").exists()
+
+
+def test_readme_postgres_example_runs(pg_url: str) -> None:
+    """The PostgreSQL example, pointed at the tests' server instead of db.internal."""
+    _first, code = _blocks("python")
+    url = "postgresql://app:secret@db.internal:5432/chats"
+    assert code.count(url) == 1
+    ns: dict[str, object] = {}
+    exec(compile(code.replace(url, pg_url), "README.md", "exec"), ns)
+    s = ns["s"]
+    assert isinstance(s, srt.Session) and s.messages() == [{"role": "user", "content": "hi"}]
+    rt = ns["rt"]
+    assert isinstance(rt, srt.Runtime)
+    rt.close()
 
 
 def test_readme_first_screen_has_the_two_commands() -> None:

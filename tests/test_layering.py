@@ -25,6 +25,8 @@ RANKS = {
     "_types": 0,
     "_version": 0,
     "message": 1,
+    # Tools from Python callables: a JSON schema from the signature and docstring.
+    "tools": 1,
     "_core": 1,
     # Token counting: canonical bytes -> counts; no I/O.
     "tokens": 2,
@@ -49,10 +51,17 @@ RANKS = {
     # A provider call on a session: build, send, stream, persist (session's own layer).
     "exchange": 4,
     "compaction": 4,
+    # The tool loop (Session.run): model calls, tool runs, resume after a crash.
+    "tasks": 4,
+    "_task": 4,
+    # Compaction with the model's own summary (by hand, or at a window's compact_at).
+    "summarize": 4,
     "_assembly": 4,
     "runtime": 5,
     "cli": 6,
     "bench": 6,
+    # srt serve: the OpenAI Responses/Conversations API over the runtime (ASGI).
+    "gateway": 6,
     # Adapters for other frameworks (Agents SDK, LangGraph, LangChain) and the importers
     # from their stores: users of Runtime, Session and the Store protocol's objects.
     "integrations": 6,

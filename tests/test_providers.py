@@ -21,6 +21,7 @@ from srt.providers.sigv4 import AwsCredentials
 from srt.providers.transport import RetryPolicy, Timeouts, Transport
 from srt.testing import ProviderServer
 from srt.wire.azure import AzureEndpoint
+from support import is_url, snapshot
 
 KEY = "sk-CANARY-provider-key-0123456789"
 SECRET = "CANARY-aws-secret-abcdefghijklmnop"
@@ -54,6 +55,13 @@ def srv() -> Iterator[ProviderServer]:
 
 
 _MADE: list[Provider] = []
+
+
+@pytest.fixture
+def rt(store_url: str) -> Iterator[srt.Runtime]:
+    """The provider tests run once per engine (SQLite, PostgreSQL)."""
+    with srt.Runtime(store_url) as runtime:
+        yield runtime
 
 
 @pytest.fixture(autouse=True)
@@ -376,11 +384,15 @@ def test_canary_key_appears_nowhere(
         p.close()
     texts.append(caplog.text)
     rt.close()
-    blobs = [
-        Path(rt.path + suffix).read_bytes()
-        for suffix in ("", "-wal", "-shm")
-        if Path(rt.path + suffix).exists()
-    ]
+    if is_url(rt.path):  # every row of every table of the PostgreSQL store
+        blobs = [repr(snapshot(rt.path)).encode()]
+    else:
+        blobs = [
+            Path(rt.path + suffix).read_bytes()
+            for suffix in ("", "-wal", "-shm")
+            if Path(rt.path + suffix).exists()
+        ]
+    assert blobs
     for secret in (KEY, SECRET):
         assert not any(secret in t for t in texts)
         assert not any(secret.encode() in b for b in blobs)

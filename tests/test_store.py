@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 import srt
 from srt.message import canonicalize
 from srt.store.sqlite import db as _db
-from support import BAD_MESSAGES, connect, count, process_worker, snapshot
+from support import BAD_MESSAGES, connect, count, process_worker, rows, snapshot
 
 
 def compact(value: Any) -> bytes:
@@ -62,6 +62,13 @@ _BAD = [
     ("oversize-parts", {"role": "user", "content": [{"type": "text", "text": "y" * 3000}] * 4}),
     ("oversize-image", {"role": "user", "content": [{"type": "image", "data": b"\0" * _LIMIT}]}),
 ]
+
+
+@pytest.fixture
+def rt(store_url: str) -> Iterator[srt.Runtime]:
+    """The session tests of this module run once per engine (SQLite, PostgreSQL)."""
+    with srt.Runtime(store_url) as runtime:
+        yield runtime
 
 
 @pytest.fixture
@@ -123,14 +130,13 @@ def test_shared_system_prompt_is_stored_once(rt: srt.Runtime) -> None:
         assert len(s) == 101
 
     body = canonicalize(system)[0]
-    with connect(rt.path) as conn:
-        by_body = conn.execute("SELECT count(*) FROM messages WHERE body = ?", (body,)).get
-        by_instr = conn.execute(
-            "SELECT count(*) FROM messages WHERE instr(body, ?) > 0", (prompt.encode(),)
-        ).get
-        total = conn.execute("SELECT count(*) FROM messages").get
-        roots = conn.execute("SELECT count(*) FROM nodes WHERE depth = 1").get
-        nodes = conn.execute("SELECT count(*) FROM nodes").get
+    by_body = rows(rt.path, "SELECT count(*) FROM messages WHERE body = ?", (body,))[0][0]
+    by_instr = sum(
+        prompt.encode() in bytes(b) for (b,) in rows(rt.path, "SELECT body FROM messages")
+    )
+    total = rows(rt.path, "SELECT count(*) FROM messages")[0][0]
+    roots = rows(rt.path, "SELECT count(*) FROM nodes WHERE depth = 1")[0][0]
+    nodes = rows(rt.path, "SELECT count(*) FROM nodes")[0][0]
     assert by_body == 1
     assert by_instr == 1
     assert total == 1 + 100 * 50 * 2
@@ -279,9 +285,8 @@ def test_deleting_a_session_never_harms_its_forks(
         assert other.session("keep-all", create=False).messages() == msgs
         assert other.session("keep-some", create=False).messages() == msgs[:-100]
         assert [i.name for i in other.sessions()] == ["keep-all", "keep-some"]
-    with connect(rt.path) as conn:
-        assert conn.execute("PRAGMA integrity_check").get == "ok"
-        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    with srt.Runtime(rt.path) as other:
+        assert other.store.verify().ok
 
 
 # -- request bytes ----------------------------------------------------------------------------

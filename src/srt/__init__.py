@@ -32,7 +32,9 @@ from .errors import (
     SrtError,
     StoreBusyError,
     StoreError,
+    StoreUnavailableError,
     StreamInterruptedError,
+    ToolArgumentsError,
     UnsupportedFeatureError,
 )
 from .history import HeadRecord
@@ -44,6 +46,8 @@ from .providers.transport import RetryPolicy, Timeouts
 from .runtime import Runtime, default_path
 from .savings import Baseline, Savings
 from .session import Session
+from .tasks import TaskEvent, TaskResult, ToolCall, ToolRun
+from .tools import Tool, tool
 from .wire.azure import AzureEndpoint
 
 __all__ = [
@@ -90,10 +94,18 @@ __all__ = [
     "SrtError",
     "StoreBusyError",
     "StoreError",
+    "StoreUnavailableError",
     "StreamInterruptedError",
+    "TaskEvent",
+    "TaskResult",
     "Timeouts",
+    "Tool",
+    "ToolArgumentsError",
+    "ToolCall",
+    "ToolRun",
     "UnsupportedFeatureError",
     "Usage",
     "__version__",
     "default_path",
+    "tool",
 ]

@@ -18,8 +18,22 @@ from .errors import HistoryIndexError, SessionError
 
 if TYPE_CHECKING:
     from .session import Session
+    from .store import CallRecord
 
-__all__ = ["compact", "expand"]
+__all__ = ["compact", "expand", "span"]
+
+
+def span(s: Session, end: int, start: int | None) -> int:
+    """The first index of the span ``start:end`` to compact (checked). Caller holds the
+    lock and has loaded the chain."""
+    n = len(s._ids)
+    roles = s._meta_roles()
+    first = pinned_prefix(roles) if start is None else start
+    if not (0 <= first < end <= n):
+        raise HistoryIndexError(f"cannot compact {first}:{end} of {n} messages")
+    if roles[first] == "tool" or (end < n and roles[end] == "tool"):
+        raise HistoryIndexError("a compaction boundary may not split a tool call from its result")
+    return first
 
 
 def compact(
@@ -27,23 +41,27 @@ def compact(
     end: int,
     summary: str | Callable[[list[dict[str, Any]]], str],
     start: int | None,
+    *,
+    call: CallRecord | None = None,
+    by: dict[str, Any] | None = None,
 ) -> int | None:
+    """``call`` is the ledger row of the request that wrote the summary (written in the
+    same transaction); ``by`` says who wrote it (kept in the summary node's link)."""
     with s._lock:
         s._load()
         n = len(s._ids)
-        roles = s._meta_roles()
-        first = pinned_prefix(roles) if start is None else start
-        if not (0 <= first < end <= n):
-            raise HistoryIndexError(f"cannot compact {first}:{end} of {n} messages")
-        if end < n and roles[end] == "tool":
-            raise HistoryIndexError(
-                "a compaction boundary may not split a tool call from its result"
-            )
-        span = [json.loads(b) for b in s._bodies[first:end]]
-        text = summary(span) if callable(summary) else summary
+        first = span(s, end, start)
+        replaced = [json.loads(b) for b in s._bodies[first:end]]
+        text = summary(replaced) if callable(summary) else summary
         if not isinstance(text, str) or not text:
             raise SessionError("a compaction summary must be non-empty text")
-        link = {"first": s._ids[first], "last": s._ids[end - 1], "count": end - first}
+        link: dict[str, Any] = {
+            "first": s._ids[first],
+            "last": s._ids[end - 1],
+            "count": end - first,
+        }
+        if by is not None:
+            link["by"] = by
         msg = {
             "role": "user",
             "content": f"[Summary of {end - first} earlier messages]\n{text}",
@@ -53,7 +71,7 @@ def compact(
         rest: list[tuple[bytes, bytes, bytes | None]] = [
             (s._hashes[i], s._bodies[i], None) for i in range(end, n)
         ]
-        s._commit(first, prepared + rest, action="compact")
+        s._commit(first, prepared + rest, call=call, action="compact")
         return s._head
 
 

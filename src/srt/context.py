@@ -26,7 +26,7 @@ every wire format, because it works on canonical token counts.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError, ContextOverflowError
@@ -43,12 +43,22 @@ class WindowPolicy:
     Messages are counted with ``tokenizer`` (a ``srt.tokens.Tokenizer``); by default
     the model's own (``srt.tokens.for_model``): exact for OpenAI models when the
     ``tokens`` extra is installed, a documented estimate otherwise.
+
+    ``compact_at`` (a share of ``budget``, in (0, 1]) makes a send compact the
+    history first once it holds that many tokens: the model writes the summary of
+    everything after the pinned messages except the newest step (an assistant
+    message and its tool results, or the last user message), which stays as it is
+    (``srt.summarize``). ``summarizer`` and ``summary_model`` pick another provider
+    and model to write it; by default the send's own.
     """
 
     kind: str
     budget: int
     low_water: float = 0.6
     tokenizer: Any = None
+    compact_at: float | None = None
+    summarizer: Any = field(default=None, compare=False)
+    summary_model: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in POLICIES:
@@ -57,6 +67,12 @@ class WindowPolicy:
             raise ConfigError("the window budget must be a positive number of tokens")
         if not 0.0 < self.low_water <= 1.0:
             raise ConfigError("low_water must be in (0, 1]")
+        if self.compact_at is not None and not (
+            isinstance(self.compact_at, (int, float))
+            and not isinstance(self.compact_at, bool)
+            and 0.0 < self.compact_at <= 1.0
+        ):
+            raise ConfigError("compact_at must be a share of the budget, in (0, 1]")
 
 
 def pinned_prefix(roles: Sequence[str]) -> int:
@@ -159,4 +175,11 @@ def select(
     c = _legal(max(c, head), roles, n)
     while c < n and not fits(c):
         c = _legal(c + 1, roles, n)
+    if c >= n > head:
+        # The low-water target left nothing after the pinned messages: keep as much of
+        # the end as the whole budget holds instead, so the newest message is sent
+        # whenever it fits at all.
+        wide = _legal(max(int(np.searchsorted(-suffix, -budget, side="left")), head), roles, n)
+        if wide < n and fits(wide):
+            c = wide
     return keep_from(c), c

@@ -5,9 +5,11 @@
     SrtError
     ├── ConfigError(SrtError, ValueError)
     ├── InvalidMessageError(SrtError, ValueError)
-    │   └── UnsupportedFeatureError     (.format, .feature)
+    │   ├── UnsupportedFeatureError     (.format, .feature)
+    │   └── ToolArgumentsError
     ├── StoreError
     │   ├── StoreBusyError
+    │   ├── StoreUnavailableError       (.retryable)
     │   ├── SchemaVersionError
     │   ├── NotAnSrtDatabaseError
     │   └── CorruptionError
@@ -26,9 +28,10 @@
         ├── ProviderResponseError     (.status, .body)
         └── StreamInterruptedError
 
-Exceptions from ``apsw`` are translated into ``StoreError`` subclasses at the
-engine boundary (``srt.store.sqlite.db.translate``); no ``apsw`` exception reaches
-the caller. Messages never contain message content, API keys or auth headers.
+Exceptions from ``apsw`` and ``psycopg`` are translated into ``StoreError``
+subclasses at each engine's boundary (``srt.store.sqlite.db.translate``,
+``srt.store.postgres.errors.translate``); no database driver's exception reaches the
+caller. Messages never contain message content, API keys or auth headers.
 """
 
 from __future__ import annotations
@@ -55,7 +58,9 @@ __all__ = [
     "SrtError",
     "StoreBusyError",
     "StoreError",
+    "StoreUnavailableError",
     "StreamInterruptedError",
+    "ToolArgumentsError",
     "UnsupportedFeatureError",
 ]
 
@@ -85,12 +90,32 @@ class UnsupportedFeatureError(InvalidMessageError):
         self.feature = feature
 
 
+class ToolArgumentsError(InvalidMessageError):
+    """A model's tool call arguments do not fit the tool's parameters.
+
+    The task loop gives this message to the model as the call's result, so the
+    model can correct the call; it reaches the caller only from ``Tool.bind``.
+    """
+
+
 class StoreError(SrtError):
     """The SQLite store failed or refused the file."""
 
 
 class StoreBusyError(StoreError):
     """The database stayed locked by another writer past the busy timeout."""
+
+
+class StoreUnavailableError(StoreError):
+    """The database server could not be reached, or the connection to it broke (a
+    server restart, a killed backend, a network cut).
+
+    Retryable: the engine reconnects on the next call. The operation that failed
+    was either not stored or, for an append whose outcome the engine could not
+    learn, may have been: ``Session.refresh()`` shows which before a retry.
+    """
+
+    retryable = True
 
 
 class SchemaVersionError(StoreError):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncGenerator, Generator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _core
@@ -87,8 +87,15 @@ class Call:
         include_partial: bool,
         params: dict[str, Any],
         stream: bool,
+        append: Sequence[Any] = (),
+        keep: bool = True,
     ) -> None:
         self.session = session
+        #: Messages sent with this call and committed with its reply (staged until then).
+        self.append = list(append)
+        self.staged: list[tuple[bytes, bytes, bytes | None]] | None = None
+        #: False: nothing is appended (the ledger row is still written).
+        self.keep_reply = keep
         self.provider = provider
         self.model = model
         self.tools = tools
@@ -124,8 +131,12 @@ class Call:
         s = self.session
         with s._lock:
             s._load()
-            self.expected_head = s._head
-            self.keep = len(s._ids)
+            if self.staged is None:
+                self.expected_head = s._head
+                self.keep = len(s._ids)
+                self.staged = s._prepare(self.append, self.model) if self.append else []
+                if self.staged:
+                    s._stage(self.staged)
             delta = self._server_state() if allow_delta else None
             after: int | None = None
             sent = self.params
@@ -251,24 +262,43 @@ class Call:
                 for a in message["artifacts"]
             ]
         with s._lock:
-            prepared = s._prepare([message])
-            if s._head != self.expected_head:
-                s._rt.store.record_call(row)
-                raise ConflictError(
-                    "the session moved while the reply was being generated; the reply was "
-                    "not appended (its usage is in the ledger)"
-                )
+            staged = self.staged or []
             try:
-                s._commit(self.keep, prepared, None if status == "ok" else status, row)
-            except ConflictError:
-                s._rt.store.record_call(row)
-                raise
+                prepared = s._prepare([message])
+                if not self.keep_reply:
+                    s._rt.store.record_call(row)
+                    return
+                if s._head != self.expected_head:
+                    s._rt.store.record_call(row)
+                    raise ConflictError(
+                        "the session moved while the reply was being generated; the reply "
+                        "was not appended (its usage is in the ledger)"
+                    )
+                try:
+                    s._commit(
+                        self.keep,
+                        staged + prepared,
+                        None if status == "ok" else status,
+                        row,
+                        plain=len(staged),
+                    )
+                except ConflictError:
+                    s._rt.store.record_call(row)
+                    raise
+            finally:
+                s._unstage()
 
     def fail(self, exc: BaseException) -> None:
         """Record a call that stored no reply."""
         self.status = "error"
         msg = str(exc)[:2000]
         self.session._rt.store.record_call(self._row("error", msg, None))
+
+    def abandon(self) -> None:
+        """Drop the staged messages of a call that ends without a reply."""
+        s = self.session
+        with s._lock:
+            s._unstage()
 
     def finish_stream(self, exc: BaseException | None) -> None:
         assert self.decoder is not None
@@ -306,6 +336,13 @@ class Call:
 
 
 def send(call: Call) -> Reply:
+    try:
+        return _send(call)
+    finally:
+        call.abandon()
+
+
+def _send(call: Call) -> Reply:
     call.build()
     while True:
         req = call.provider.request(call.model, call.body, False, call.params)
@@ -365,7 +402,11 @@ class ReplyStream:
 
     def _run(self) -> Generator[str, None, None]:
         call = self._call
-        resp = self._open()
+        try:
+            resp = self._open()
+        except BaseException:
+            call.abandon()
+            raise
         call.decoder = dec = decoder_for(call.fmt.name)
         try:
             for chunk in resp.iter_bytes():
@@ -401,6 +442,13 @@ class ReplyStream:
 
 
 async def asend(call: Call) -> Reply:
+    try:
+        return await _asend(call)
+    finally:
+        call.abandon()
+
+
+async def _asend(call: Call) -> Reply:
     call.build()
     while True:
         req = call.provider.request(call.model, call.body, False, call.params)
@@ -422,8 +470,9 @@ async def asend(call: Call) -> Reply:
 class AsyncReplyStream:
     """The asyncio twin of ``ReplyStream``: ``async for delta in s.astream(...)``."""
 
-    def __init__(self, call: Call) -> None:
+    def __init__(self, call: Call, before: Callable[[], Awaitable[object]] | None = None) -> None:
         self._call = call
+        self._before = before  # awaited before the request is built (auto-compaction)
         self._gen: AsyncGenerator[str, None] | None = None
 
     @property
@@ -441,17 +490,13 @@ class AsyncReplyStream:
 
     async def _run(self) -> AsyncGenerator[str, None]:
         call = self._call
-        call.build()
-        while True:
-            req = call.provider.request(call.model, call.body, True, call.params)
-            call.t0 = time.monotonic()
-            try:
-                resp = await call.provider.async_transport.open(req)
-                break
-            except ProviderError as exc:
-                if call.recover(exc):
-                    continue
-                raise
+        try:
+            if self._before is not None:
+                await self._before()
+            resp = await self._open()
+        except BaseException:
+            call.abandon()
+            raise
         call.retries = resp.retries
         call.decoder = dec = decoder_for(call.fmt.name)
         try:
@@ -468,6 +513,19 @@ class AsyncReplyStream:
             call.finish_stream(exc)
             raise
         call.finish_stream(None)
+
+    async def _open(self) -> Any:
+        call = self._call
+        call.build()
+        while True:
+            req = call.provider.request(call.model, call.body, True, call.params)
+            call.t0 = time.monotonic()
+            try:
+                return await call.provider.async_transport.open(req)
+            except ProviderError as exc:
+                if call.recover(exc):
+                    continue
+                raise
 
     async def aclose(self) -> None:
         if self._gen is not None:

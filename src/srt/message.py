@@ -288,12 +288,15 @@ def canonical_tool(tool: Any) -> bytes:
     """A tool definition's canonical bytes: the OpenAI Chat Completions function shape.
 
     Accepts that shape, the Responses shape (``{"type": "function", "name": ...}``),
-    Anthropic's (``{"name", "description", "input_schema"}``) and Bedrock's
-    (``{"toolSpec": {...}}``). Nested objects are key-sorted, so equal tools hash
-    equally whatever their dict order.
+    Anthropic's (``{"name", "description", "input_schema"}``), Bedrock's
+    (``{"toolSpec": {...}}``), and a Python callable or ``srt.Tool``, whose schema
+    comes from its signature and docstring (``srt.tools``). Nested objects are
+    key-sorted, so equal tools hash equally whatever their dict order.
     """
     if not isinstance(tool, Mapping):
-        raise _bad("a tool definition must be a dict")
+        from .tools import definition  # a Python callable: its derived definition
+
+        tool = definition(tool)
     if "toolSpec" in tool:
         spec = tool["toolSpec"]
         if not isinstance(spec, Mapping):

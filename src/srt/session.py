@@ -8,12 +8,14 @@ from frozen per-message fragments in one allocation.
 from __future__ import annotations
 
 import json
+import random
 import threading
+import time
 from array import array
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import _core, compaction, exchange
+from . import _core, compaction, exchange, summarize, tasks
 from . import entries as _entries
 from . import history as _history
 from ._assembly import Assembly, Offset, Planned, Roles, View
@@ -47,6 +49,21 @@ if TYPE_CHECKING:
 __all__ = ["Session"]
 
 _REBASE_ATTEMPTS = 64
+#: ``rebase=True`` gives up after at least ``_REBASE_ATTEMPTS`` attempts and this many
+#: seconds (eight writers of eight processes on one PostgreSQL session lost 64 races in a
+#: row once in 47,487 appends at load 40; bench/pg_scale.py scale).
+_REBASE_SECONDS = 10.0
+#: The longest wait between two rebase attempts, in seconds.
+_REBASE_MAX_WAIT = 0.05
+
+
+def _backoff(attempt: int) -> None:
+    """Wait a random while, longer after each lost race (up to ``_REBASE_MAX_WAIT``), so
+    that writers racing on one session take turns instead of the last winner winning
+    again: without it, one thread of a process that keeps appending starved the others
+    past 64 attempts on PostgreSQL (bench/pg_faults.py restart)."""
+    if attempt:
+        time.sleep(random.uniform(0, min(_REBASE_MAX_WAIT, 0.001 * 2**attempt)))
 
 
 class Session:
@@ -75,6 +92,8 @@ class Session:
         self._cuts: dict[WindowPolicy, int] = {}
         self._asm: dict[tuple[str, str, bool, tuple[str, int, int] | None], Assembly] = {}
         self._head_prefix = _core.ROOT
+        # (length before, head prefix before) while messages are staged for a send.
+        self._staged: tuple[int, bytes] | None = None
         self.last_build: BuildStats | None = None
         # Set only on a handle that rebuilds a recorded request (``replay_call``): the
         # breakpoints it placed and the messages its window kept, instead of planning.
@@ -116,6 +135,8 @@ class Session:
             return _core.ROOT
         if keep == n:
             return self._head_prefix
+        if self._staged is not None and keep == self._staged[0]:
+            return self._staged[1]
         return self._rt.store.node_prefix(self._ids[keep - 1])
 
     def _load(self) -> None:
@@ -139,10 +160,27 @@ class Session:
             row = self._rt.store.get_session(self._name)
             if row is None or row.id != self._id:
                 raise SessionError(f"session {self._name!r} was deleted or replaced")
-            if row.head != self._head or not self._loaded:
+            if row.head == self._head and self._loaded:
+                return
+            rows = None
+            if self._loaded and self._head is not None and row.head is not None:
+                # Usually other writers appended on top of our head: read only that.
+                rows = self._rt.store.chain_extension(row.head, len(self._ids), self._head_prefix)
+            if not rows:
                 self._head = row.head
                 self._loaded = False
                 self._load()
+                return
+            intern = self._rt._intern
+            for r in rows:
+                if r[4] is not None:
+                    self._status[len(self._bodies)] = r[4]
+                self._ids.append(r[0])
+                self._hashes.append(r[1])
+                self._bodies.append(intern(r[1], r[2]))
+                self._pinned.append(isinstance(r[5], bytes) and b'"pinned":true' in r[5])
+            self._head = rows[-1][0]
+            self._head_prefix = rows[-1][3]
 
     def _truncate(self, n: int) -> None:
         if n < len(self._hashes):
@@ -154,6 +192,7 @@ class Session:
         del self._pinned[n:], self._roles[n:]
         for counts in self._ntok.values():
             del counts[n:]
+        self._cuts = {w: c for w, c in self._cuts.items() if c <= n}  # a cut past n is stale
         for key, asm in list(self._asm.items()):
             if key[3] is not None:
                 del self._asm[key]  # a windowed view: rebuilt from cached fragments
@@ -184,8 +223,8 @@ class Session:
 
     def _left(self, keep: int, action: str) -> list[ObjectPut]:
         """The record of the head a move to ``keep`` messages leaves (none on top)."""
-        if keep >= len(self._ids):
-            return []
+        if keep >= len(self._ids) or (self._staged is not None and keep == self._staged[0]):
+            return []  # on top of the head (a send's staged messages are not stored yet)
         put = _history.head_record(
             self._id, self._head, len(self._ids), action, self._rt.history_retention
         )
@@ -198,33 +237,65 @@ class Session:
         status: str | None = None,
         call: CallRecord | None = None,
         action: str = "edit",
+        plain: int = 0,
     ) -> None:
         """Write ``prepared`` after the first ``keep`` messages of the chain (CAS on head).
 
-        ``status`` marks the messages as a partial reply; ``call`` is a ledger row
-        written in the same transaction. A head left behind (``keep`` short of the
-        chain) is recorded as an earlier head, ``action`` saying why (``srt.history``).
+        ``status`` marks the messages as a partial reply (all but the first ``plain``
+        of them, which a send staged); ``call`` is a ledger row written in the same
+        transaction. A head left behind (``keep`` short of the chain) is recorded as an
+        earlier head, ``action`` saying why (``srt.history``).
         """
         parent = self._ids[keep - 1] if keep else None
         prefixes = _core.chain_many(self._prefix(keep), [p[0] for p in prepared])
         items = [
-            NewNode(h, body, prefix, meta, status)
-            for (h, body, meta), prefix in zip(prepared, prefixes, strict=True)
+            NewNode(h, body, prefix, meta, None if i < plain else status)
+            for i, ((h, body, meta), prefix) in enumerate(zip(prepared, prefixes, strict=True))
         ]
         ids = self._rt.store.append(
             self._id, self._head, parent, keep, items, call=call, objects=self._left(keep, action)
         )
-        self._truncate(keep)
+        staged, self._staged = self._staged, None
+        start = 0
+        if staged is not None and staged[0] == keep and plain and len(self._ids) == keep + plain:
+            # The staged messages are the first ``plain`` written: keep them in memory as
+            # they are (their fragments stay assembled), with their node ids filled in.
+            for k in range(plain):
+                self._ids[keep + k] = ids[k]
+            start = plain
+        else:
+            self._truncate(keep)
         intern = self._rt._intern
-        for node_id, (h, body, meta) in zip(ids, prepared, strict=True):
+        for node_id, (h, body, meta) in zip(ids[start:], prepared[start:], strict=True):
             self._ids.append(node_id)
             self._hashes.append(h)
             self._bodies.append(intern(h, body))
-            if status is not None:
+            if status is not None and len(self._bodies) > keep + plain:
                 self._status[len(self._bodies) - 1] = status
             self._pinned.append(meta is not None and b'"pinned":true' in meta)
         self._head = self._ids[-1] if self._ids else None
         self._head_prefix = prefixes[-1] if prefixes else self._prefix()
+
+    def _stage(self, prepared: list[tuple[bytes, bytes, bytes | None]]) -> None:
+        """Hold ``prepared`` after the chain in memory only, for one send that commits
+        them with its reply (``send(..., append=...)``); ``_unstage`` drops them."""
+        n = len(self._ids)
+        self._staged = (n, self._head_prefix)
+        prefixes = _core.chain_many(self._head_prefix, [p[0] for p in prepared])
+        for h, body, meta in prepared:
+            self._ids.append(-1)  # no node yet
+            self._hashes.append(h)
+            self._bodies.append(body)
+            self._pinned.append(meta is not None and b'"pinned":true' in meta)
+        if prefixes:
+            self._head_prefix = prefixes[-1]
+
+    def _unstage(self) -> None:
+        if self._staged is not None:
+            n, prefix = self._staged
+            self._staged = None
+            self._truncate(n)
+            self._head_prefix = prefix
 
     def append(self, *messages: Any, rebase: bool = False, model: str | None = None) -> int | None:
         """Append messages atomically; return the new head node id.
@@ -245,15 +316,23 @@ class Session:
             if not prepared:
                 return self._head
             self._load()
-            for _ in range(_REBASE_ATTEMPTS):
+            give_up = time.monotonic() + _REBASE_SECONDS
+            attempt = 0
+            while True:
                 try:
                     self._commit(len(self._ids), prepared)
                     return self._head
                 except ConflictError:
                     if not rebase:
                         raise
+                    attempt += 1
+                    if attempt >= _REBASE_ATTEMPTS and time.monotonic() >= give_up:
+                        raise ConflictError(
+                            f"could not rebase after {attempt} attempts in "
+                            f"{_REBASE_SECONDS:.0f} s (other writers kept moving the head)"
+                        ) from None
+                    _backoff(attempt)
                     self.refresh()
-            raise ConflictError(f"could not rebase after {_REBASE_ATTEMPTS} attempts")
 
     def _index(self, at: int | None) -> int:
         n = len(self._ids)
@@ -335,21 +414,70 @@ class Session:
     def compact(
         self,
         end: int,
-        summary: str | Callable[[list[dict[str, Any]]], str],
+        summary: str | Callable[[list[dict[str, Any]]], str] | None = None,
         *,
         start: int | None = None,
+        summarizer: Provider | None = None,
+        model: str | None = None,
+        instructions: str | None = None,
+        tools: Sequence[Any] | None = None,
+        **params: Any,
     ) -> int | None:
         """Replace messages ``start:end`` by one summary message; return the new head.
 
         ``start`` defaults to just after the pinned prefix (leading system messages
         and the first user message). ``summary`` is the text, or a callable given the
-        replaced messages. The summary is an ordinary content-addressed message whose
-        node records the exact span it replaces, so the originals stay stored and
-        ``expand()`` restores them byte for byte. Put ``end`` where a context window
-        would cut (e.g. the ``cache_aware`` step): the summary then becomes part of
-        the new, stable cached prefix. Tool calls and their results are never split.
+        replaced messages; or, with ``summarizer=provider, model=...``, the model
+        writes it: the request is the first ``end`` messages (a prefix the provider
+        has cached) and ``instructions``, with ``tools`` and ``params`` as for
+        ``send``, and its ledger row is written with the compaction (``srt.summarize``).
+        The summary is an ordinary content-addressed message whose node records the
+        exact span it replaces, so the originals stay stored and ``expand()`` restores
+        them byte for byte. Put ``end`` where a context window would cut (e.g. the
+        ``cache_aware`` step): the summary then becomes part of the new, stable cached
+        prefix. Tool calls and their results are never split.
         """
-        return compaction.compact(self, end, summary, start)
+        if summarizer is None:
+            if summary is None:
+                raise SessionError("compact() needs a summary, or summarizer= and model=")
+            return compaction.compact(self, end, summary, start)
+        if summary is not None or model is None:
+            raise SessionError("with summarizer=, give model= and no summary")
+        check_model(model)
+        return summarize.compact(
+            self,
+            end,
+            provider=summarizer,
+            model=model,
+            start=start,
+            instructions=instructions,
+            tools=tools,
+            **params,
+        )
+
+    async def acompact(
+        self,
+        end: int,
+        *,
+        summarizer: Provider,
+        model: str,
+        start: int | None = None,
+        instructions: str | None = None,
+        tools: Sequence[Any] | None = None,
+        **params: Any,
+    ) -> int | None:
+        """The asyncio twin of ``compact(end, summarizer=..., model=...)``."""
+        check_model(model)
+        return await summarize.acompact(
+            self,
+            end,
+            provider=summarizer,
+            model=model,
+            start=start,
+            instructions=instructions,
+            tools=tools,
+            **params,
+        )
 
     def expand(self) -> int | None:
         """Undo the newest compaction in this history: the replaced messages come back,
@@ -714,6 +842,10 @@ class Session:
         stream: bool,
     ) -> exchange.Call:
         check_model(model)
+        append = params.pop("append", ())
+        keep = params.pop("keep", True)
+        if isinstance(append, (str, bytes, dict, Message)):
+            append = (append,)
         return exchange.Call(
             self,
             provider,
@@ -723,6 +855,8 @@ class Session:
             include_partial=partial,
             params=params,
             stream=stream,
+            append=append,
+            keep=bool(keep),
         )
 
     def send(
@@ -738,10 +872,16 @@ class Session:
         """Send the next request to ``provider``; append the reply and its usage atomically.
 
         ``params`` go into the body, except ``window=WindowPolicy(...)``, which bounds
-        the history sent (see ``srt.context``). The body is built by delta assembly
-        (or, for OpenAI Responses, as a delta on the provider's stored state when it
-        holds this session's prefix).
+        the history sent (see ``srt.context``), ``append=[messages]``, messages sent
+        after the history and appended *with* the reply in one compare-and-swap (if the
+        call fails or the session moved, none of them is written), and ``keep=False``,
+        which appends nothing at all (the ledger row is still written). The body is
+        built by delta assembly (or, for OpenAI Responses, as a delta on the provider's
+        stored state when it holds this session's prefix). A window with
+        ``compact_at`` may first compact the history with the model's summary
+        (``srt.summarize``).
         """
+        summarize.auto(self, provider, model, tools, {**params, "cache": cache})
         return exchange.send(
             self._call(provider, model, tools, cache, include_partial, params, False)
         )
@@ -758,6 +898,7 @@ class Session:
     ) -> exchange.ReplyStream:
         """Like ``send`` but streamed: iterate the result for text deltas. A stream that is
         cut off, fails or is closed early keeps what arrived as a partial reply."""
+        summarize.auto(self, provider, model, tools, {**params, "cache": cache})
         call = self._call(provider, model, tools, cache, include_partial, params, True)
         return exchange.ReplyStream(call)
 
@@ -772,6 +913,7 @@ class Session:
         **params: Any,
     ) -> Reply:
         """The asyncio twin of ``send``."""
+        await summarize.aauto(self, provider, model, tools, {**params, "cache": cache})()
         call = self._call(provider, model, tools, cache, include_partial, params, False)
         return await exchange.asend(call)
 
@@ -787,7 +929,69 @@ class Session:
     ) -> exchange.AsyncReplyStream:
         """The asyncio twin of ``stream``: ``async for delta in s.astream(...)``."""
         call = self._call(provider, model, tools, cache, include_partial, params, True)
-        return exchange.AsyncReplyStream(call)
+        before = summarize.aauto(self, provider, model, tools, {**params, "cache": cache})
+        return exchange.AsyncReplyStream(call, before=before)
+
+    # -- tasks: the tool loop (srt.tasks) ------------------------------------------------
+
+    def _task(self, provider: Provider, model: str, tools: Sequence[Any], **kw: Any) -> tasks.Task:
+        check_model(model)
+        opts = {k: kw.pop(k) for k in tasks.OPTIONS if k in kw}
+        return tasks.Task(self, provider, model=model, tools=tools, params=kw, **opts)
+
+    def run(
+        self,
+        provider: Provider,
+        *,
+        model: str,
+        tools: Sequence[Any] = (),
+        max_steps: int | None = tasks.MAX_STEPS,
+        time_budget: float | None = None,
+        token_budget: int | None = None,
+        approve: Callable[[tasks.ToolCall], Any] | None = None,
+        concurrency: int = tasks.CONCURRENCY,
+        **params: Any,
+    ) -> tasks.TaskResult:
+        """Run the task this session holds: call the model, run the tools it calls
+        (Python callables, parallel calls at most ``concurrency`` at a time), append
+        every reply and result as it happens, and repeat until the model answers or a
+        budget is spent. On a session whose process died mid-task it resumes, never
+        re-running a tool whose result was saved. ``params`` go to every ``send``
+        (e.g. ``window=``, ``max_tokens=``). See ``srt.tasks``."""
+        return tasks.run(
+            self._task(
+                provider,
+                model,
+                tools,
+                max_steps=max_steps,
+                time_budget=time_budget,
+                token_budget=token_budget,
+                approve=approve,
+                concurrency=concurrency,
+                **params,
+            )
+        )
+
+    def run_stream(
+        self, provider: Provider, *, model: str, tools: Sequence[Any] = (), **options: Any
+    ) -> tasks.TaskStream:
+        """``run``, streamed: iterate for ``TaskEvent``s (text deltas, tool calls and
+        results, replies); ``.result`` holds the ``TaskResult`` at the end. Takes
+        ``run``'s options."""
+        return tasks.run_stream(self._task(provider, model, tools, **options))
+
+    async def arun(
+        self, provider: Provider, *, model: str, tools: Sequence[Any] = (), **options: Any
+    ) -> tasks.TaskResult:
+        """The asyncio twin of ``run`` (async tools are awaited, sync ones run in
+        threads; ``approve`` may be a coroutine function). Takes ``run``'s options."""
+        return await tasks.arun(self._task(provider, model, tools, **options))
+
+    def arun_stream(
+        self, provider: Provider, *, model: str, tools: Sequence[Any] = (), **options: Any
+    ) -> AsyncIterator[tasks.TaskEvent]:
+        """The asyncio twin of ``run_stream``: ``async for event in s.arun_stream(...)``."""
+        return tasks.arun_stream(self._task(provider, model, tools, **options))
 
     def usage(self) -> UsageSummary:
         """Totals of this session's ledger rows (every request it sent)."""

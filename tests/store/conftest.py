@@ -48,9 +48,31 @@ def sqlite_engine(tmp_path: Path) -> Iterator[EngineUnderTest]:
     yield EngineUnderTest("sqlite", lambda: SQLiteStore(path), tamper_body)
 
 
-#: Engine name -> factory. The PostgreSQL engine adds its line here.
+@contextlib.contextmanager
+def postgres_engine(tmp_path: Path) -> Iterator[EngineUnderTest]:
+    """A schema of its own on the tests' PostgreSQL server (``tests/pg_support.py``)."""
+    import psycopg
+
+    from pg_support import fresh_url, server_url
+    from srt.store.postgres import PostgresStore
+
+    with fresh_url() as url:
+        schema = url.rsplit("schema=", 1)[1]
+
+        def tamper_body(message_hash: bytes, body: bytes) -> None:
+            with psycopg.connect(server_url(), autocommit=True) as conn:
+                conn.execute(
+                    f'UPDATE "{schema}".messages SET body = %s WHERE hash = %s',  # our name
+                    (body, message_hash),
+                )
+
+        yield EngineUnderTest("postgres", lambda: PostgresStore(url), tamper_body)
+
+
+#: Engine name -> factory.
 ENGINES: dict[str, Callable[[Path], contextlib.AbstractContextManager[EngineUnderTest]]] = {
     "sqlite": sqlite_engine,
+    "postgres": postgres_engine,
 }
 
 

@@ -156,6 +156,21 @@ def test_list_objects_in_insertion_order_by_pages(store: Store) -> None:
     assert store.list_objects("item", "other") == []
 
 
+def test_scan_objects_reads_every_kind_and_scope_in_insertion_order(store: Store) -> None:
+    _sid, ids = new_session(store, "a", conversation(2))
+    made = []
+    for i in range(7):
+        kind, scope = ("checkpoint", f"thread-{i % 3}") if i % 2 else ("response", "")
+        store.put_object(kind, scope, f"k{i}", bytes([i]), node=ids[i % 2] if i % 3 else None)
+        made.append((kind, scope, f"k{i}", bytes([i]), ids[i % 2] if i % 3 else None))
+    store.put_object("response", "", "gone", b"x", expires=time.time() - 1)
+    store.put_object("response", "", "k0", b"again")  # replaced in place
+    made[0] = ("response", "", "k0", b"again", None)
+    for batch in (1, 3, 500):
+        got = [(o.kind, o.scope, o.key, o.value, o.node) for o in store.scan_objects(batch=batch)]
+        assert got == made
+
+
 def test_expired_objects_vanish_and_gc_removes_them(store: Store) -> None:
     past, future = time.time() - 1, time.time() + 3600
     store.put_object("response", "", "old", b"x", expires=past)
@@ -350,6 +365,7 @@ def test_every_operation_of_the_protocol_is_covered() -> None:
             "put_object",
             "record_call",
             "rename_session",
+            "scan_objects",
             "search",
             "tree",
             "vacuum",

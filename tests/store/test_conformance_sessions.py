@@ -105,6 +105,38 @@ def test_chain_round_trip(store: Store) -> None:
     assert store.chain(ids[2]) == rows[:3]
 
 
+def test_chain_extension_reads_what_followed_a_known_prefix(store: Store) -> None:
+    _sid, _ids = new_session(store, "a", conversation(3))
+    more = extend(store, "a", conversation(4, "more"))
+    full = store.chain(more[-1])
+    assert store.chain_extension(more[-1], 3, full[2][3]) == full[3:]
+    assert store.chain_extension(more[-1], 1, full[0][3]) == full[1:]
+    assert store.chain_extension(more[-1], 0, _core.ROOT) == full
+    # another branch, or the wrong depth: None (the caller reloads the whole chain)
+    _other, fork = new_session(store, "b", conversation(2, "other"))
+    other = store.chain(fork[-1])
+    assert store.chain_extension(more[-1], 2, other[1][3]) is None
+    assert store.chain_extension(more[-1], 2, full[2][3]) is None
+    assert store.chain_extension(more[-1], 7, full[6][3]) is None  # nothing deeper
+
+
+def test_a_refresh_after_other_writers_reads_only_the_new_messages(
+    engine: EngineUnderTest,
+) -> None:
+    with srt.Runtime(store=engine.open()) as a, srt.Runtime(store=engine.open()) as b:
+        sa, sb = a.session("s"), b.session("s")
+        sa.append({"role": "user", "content": "one"}, {"role": "assistant", "content": "1"})
+        sb.refresh()
+        sb.append({"role": "user", "content": "two", "metadata": {"pinned": True}})
+        sb.append({"role": "assistant", "content": "2"})
+        sa.refresh()
+        assert [m["content"] for m in sa.messages()] == ["one", "1", "two", "2"]
+        assert sa.messages() == sb.messages()
+        assert sa.prefix_hash == sb.prefix_hash
+        fresh = a.session("s")
+        assert fresh.request("openai.chat", model="m") == sa.request("openai.chat", model="m")
+
+
 def test_node_prefix_and_meta(store: Store) -> None:
     b = body("user", "with metadata")
     sid = store.create_session("a", None, exist_ok=False).id

@@ -30,9 +30,20 @@ from .chat import run_chat
 from .formats import run_formats
 from .many import run_many
 from .replay import run_replay
+from .tasks import run_tasks
 from .window import run_window
 
-WORKLOADS = ("chat", "formats", "agent", "branching", "many", "window", "sharegpt", "mtbench")
+WORKLOADS = (
+    "chat",
+    "formats",
+    "agent",
+    "branching",
+    "many",
+    "window",
+    "sharegpt",
+    "mtbench",
+    "tasks",
+)
 QUICK = ("chat", "formats")
 
 
@@ -100,9 +111,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--workload",
         action="append",
-        choices=(*WORKLOADS, "real"),
+        choices=(*WORKLOADS, "real", "gateway"),
         metavar="NAME",
-        help=f"run this workload (repeatable): {', '.join(WORKLOADS)}, real (= --real)",
+        help=f"run this workload (repeatable): {', '.join(WORKLOADS)}, real (= --real), "
+        "gateway (srt serve over HTTP; not run by default)",
     )
     p.add_argument(
         "--real",
@@ -130,6 +142,10 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--ops", type=int, default=400, help="branching: forks + edits (400)")
     g.add_argument("--sessions", type=int, default=10_000, help="many: sessions (10000)")
     g.add_argument("--session-turns", type=int, default=20, help="many: turns each (20)")
+    g.add_argument(
+        "--gw-conversations", type=int, default=1000, help="gateway: concurrent conversations"
+    )
+    g.add_argument("--gw-forks", type=int, default=100, help="gateway: forks from mid-chain")
     g.add_argument(
         "--conversations",
         type=int,
@@ -237,6 +253,19 @@ def main(argv: list[str] | None = None) -> int:
                 out = run_many(work, args.sessions, args.session_turns, seed=seed, progress=bar)
             elif name == "window":
                 out = run_window(work, turns=args.window_turns, seed=seed, progress=bar)
+            elif name == "tasks":
+                out = run_tasks(work, seed=seed, progress=bar)
+            elif name == "gateway":  # opt-in: needs the gateway extra
+                from .gateway import run_gateway
+
+                out = run_gateway(
+                    work,
+                    turns=args.turns,
+                    conversations=args.gw_conversations,
+                    conversation_turns=args.session_turns,
+                    forks=args.gw_forks,
+                    progress=bar,
+                )
             elif name in ("sharegpt", "mtbench"):
                 out = run_replay(
                     work, name, conversations=args.conversations, seed=seed, progress=bar

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from . import tasks
+
 # (workload, key, label, op, bound): the targets, each a ratio from one run.
 TARGETS: list[tuple[str, str, str, str, float]] = [
     ("chat", "build_vs_dumps", "chat: hot build vs stateless json.dumps (x faster)", ">=", 50.0),
@@ -25,6 +27,13 @@ TARGETS: list[tuple[str, str, str, str, float]] = [
         0.80,
     ),
     ("window", "anthropic.sliding", "window: sliding, cached share (Anthropic)", "<", 0.10),
+    (
+        "tasks",
+        "min_later_share",
+        "tasks: each later step's prompt read from cache (min)",
+        ">=",
+        0.80,
+    ),
     ("sharegpt", "openai.eff", "sharegpt: srt reuse efficiency (OpenAI rules)", ">=", 0.98),
     ("sharegpt", "anthropic.eff", "sharegpt: srt reuse efficiency (Anthropic rules)", ">=", 0.98),
     (
@@ -374,7 +383,12 @@ def section(name: str, r: dict[str, Any]) -> str:
         "many": _many,
         "window": _window,
         "real": _real,
+        "tasks": tasks.lines,
     }.get(name)
+    if name == "gateway":
+        from .gateway import lines as gateway_lines
+
+        fn = gateway_lines
     lines = fn(r) if fn is not None else _replay(name, r)
     lines.append(f"  ({r.get('wall_s', 0.0):.1f} s)")
     return "\n" + "\n".join(lines)

@@ -19,7 +19,7 @@ from .._version import __version__
 from ..errors import SrtError
 from ..runtime import default_path
 from ..wire import FORMATS
-from . import _chat, _imports, _log, _maint, _sessions, _stats
+from . import _chat, _imports, _log, _maint, _serve, _sessions, _stats
 from ._common import CommandError, escape_line
 from ._providers import add_provider_options
 
@@ -98,6 +98,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("chat", "chat with a model, streaming, in a stored session", _chat.chat)
     _conversation_options(p, "chat")
+    p.add_argument(
+        "--tool",
+        metavar="MODULE:FUNCTION",
+        action="append",
+        help="a Python function the model may call (repeatable), from a module importable "
+        "here; its schema comes from its signature and docstring. Each call is shown "
+        "and runs only if you answer y",
+    )
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="run the model's tool calls without asking (each is still shown)",
+    )
 
     p = command("prompt", "ask one question and print the streamed reply", _chat.prompt)
     p.add_argument(
@@ -255,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     which.add_argument("--all", action="store_true", help="every session's requests")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument(
+        "--tenant", metavar="TENANT", help="the requests of one gateway tenant (srt serve)"
+    )
 
     p = command(
         "log",
@@ -289,6 +305,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
     command("vacuum", "rebuild the database file without its free space", _maint.vacuum)
+
+    p = command("serve", "run the OpenAI Responses/Conversations gateway", _serve.serve)
+    _serve.add_serve(p)
+    p = command(
+        "copy",
+        "copy every session, the ledger and objects into another store (SQLite or PostgreSQL)",
+        _maint.copy,
+    )
+    p.add_argument("src", metavar="SRC", type=_path, help="the store to read: a file or a URL")
+    p.add_argument(
+        "dest", metavar="DEST", type=_path, help="the store to fill: a file or a URL (created)"
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 

@@ -14,19 +14,21 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import Any, TextIO
 
-from .. import exchange
+from .. import exchange, tasks
 from ..cache import CacheExplain
 from ..errors import ProviderError, SrtError
 from ..providers.base import Provider
 from ..runtime import Runtime
 from ..session import Session
+from ..tools import Tool
 from ._common import CommandError, escape_line, escape_text, latest_session, runtime, tty
 from ._providers import make_provider
 from ._stats import usage_summary
+from ._tools import ask_approval, describe, load_tools, outcome
 
 __all__ = ["Chat", "chat", "prompt"]
 
@@ -131,6 +133,8 @@ class Chat:
         out: TextIO,
         read: Callable[[str], str],
         interactive: bool,
+        tools: Sequence[Tool] = (),
+        yes: bool = False,
     ) -> None:
         self.rt = rt
         self.session = session
@@ -141,6 +145,8 @@ class Chat:
         self.interactive = interactive
         # NO_COLOR (no-color.org): present and not empty turns off the dim status lines.
         self.color = tty(out) and not os.environ.get("NO_COLOR")
+        self.tools = list(tools)
+        self.yes = yes
 
     def say(self, text: str) -> None:
         self.out.write(text + "\n")
@@ -185,11 +191,16 @@ class Chat:
     # -- turns ---------------------------------------------------------------------------
 
     def turn(self, text: str) -> None:
+        if self.tools:
+            self.task(max_steps=0)  # calls left by an interrupted turn get their results
         self.session.append({"role": "user", "content": text})
         self.reply()
 
     def reply(self) -> None:
         """Stream a reply to the conversation as it stands."""
+        if self.tools:
+            self.task()
+            return
         stream = self.session.stream(self.provider, model=self.model)
         shown = False
         with _interruptible() as pressed:
@@ -234,6 +245,58 @@ class Chat:
                 f"[{u.input_tokens:,} in · {u.cache_read_tokens:,} cached{share} · "
                 f"{u.output_tokens:,} out]"
             )
+
+    def _ask(self, prompt: str) -> str:
+        return self.read(prompt if self.interactive else "")
+
+    def task(self, max_steps: int | None = tasks.MAX_STEPS) -> None:
+        """Run the model and the tools it calls until it answers (``Session.run``)."""
+        approve = None if self.yes else ask_approval(self._ask, self.note)
+        stream = self.session.run_stream(
+            self.provider, model=self.model, tools=self.tools, approve=approve, max_steps=max_steps
+        )
+        midline = False
+        with _interruptible():
+            try:
+                for event in stream:
+                    if event.kind == "text":
+                        self.out.write(escape_text(event.text))
+                        self.out.flush()
+                        midline = bool(event.text) and not event.text.endswith("\n")
+                        continue
+                    if midline and event.kind != "done":
+                        self.say("")
+                        midline = False
+                    if event.kind == "tool_call" and self.yes and event.call is not None:
+                        self.note(f"[tool call] {describe(event.call)}")
+                    elif event.kind == "tool_result" and event.run is not None:
+                        self.note(f"[{outcome(event.run)}]")
+            except KeyboardInterrupt:
+                stream.close()
+                if midline:
+                    self.say("")
+                self.note("[interrupted: what arrived is kept; /retry goes on]")
+                return
+            except ProviderError as exc:
+                if midline:
+                    self.say("")
+                self.say(f"error: {escape_line(str(exc))}")
+                self.note("[your message is kept; /retry asks again]")
+                return
+        if midline:
+            self.say("")
+        result = stream.result
+        if result is None or (result.steps == 0 and not result.tool_runs):
+            return
+        u = result.usage
+        self.note(
+            f"[{result.steps} model calls · {len(result.tool_runs)} tool calls · "
+            f"{u.input_tokens:,} in · {u.cache_read_tokens:,} cached · {u.output_tokens:,} out]"
+        )
+        if result.stopped not in ("done", "max_steps") or (
+            result.stopped == "max_steps" and max_steps
+        ):
+            self.note(f"[stopped: {result.stopped}; /retry goes on]")
 
     # -- slash commands --------------------------------------------------------------------
 
@@ -388,6 +451,7 @@ def _close(provider: Provider) -> None:
 
 
 def chat(args: argparse.Namespace) -> int:
+    tools = load_tools(args.tool or ())
     provider, model = make_provider(args)
     try:
         with runtime(args, create=True) as rt:
@@ -403,8 +467,20 @@ def chat(args: argparse.Namespace) -> int:
                 f"{provider.name}. /help lists commands; Ctrl-D quits.",
                 flush=True,
             )
+            if tools:
+                how = "each call runs at once" if args.yes else "each call asks first"
+                names = ", ".join(escape_line(t.name) for t in tools)
+                print(f"tools: {names} ({how})", flush=True)
             return Chat(
-                rt, session, provider, model, out=sys.stdout, read=input, interactive=interactive
+                rt,
+                session,
+                provider,
+                model,
+                out=sys.stdout,
+                read=input,
+                interactive=interactive,
+                tools=tools,
+                yes=args.yes,
             ).run()
     finally:
         _close(provider)

@@ -8,21 +8,26 @@ import datetime
 import json
 import os
 import sys
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..runtime import Runtime
+from ..store import scheme_of
 
 __all__ = [
     "CommandError",
     "escape_line",
     "escape_text",
     "existing_db",
+    "is_url",
     "latest_session",
+    "present",
     "print_json",
     "print_table",
     "runtime",
     "when",
+    "without_password",
 ]
 
 # C0 controls, DEL and C1 controls, as \xNN. C1 (U+0080..U+009F) is included
@@ -69,13 +74,33 @@ def print_table(rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> Non
         print("  ".join(cells).rstrip())
 
 
+def is_url(db: str) -> bool:
+    """Whether ``--db`` names a database server (``postgresql://...``), not a file."""
+    return scheme_of(db) != "sqlite"
+
+
+def present(db: str) -> bool:
+    """Whether ``--db`` names a store that may hold data: an existing file, or a server
+    (whose schema the engine creates on first use)."""
+    return is_url(db) or (db != ":memory:" and os.path.exists(db))
+
+
+def without_password(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (never printed)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
 @contextlib.contextmanager
 def runtime(args: argparse.Namespace, *, create: bool = False) -> Iterator[Runtime]:
     """The runtime on ``--db``. Unless ``create``, a missing file is not created: the
     command then sees an empty database, so ``ls`` lists nothing and the rest report
     a missing session."""
     path = args.db
-    if not create and path != ":memory:" and not os.path.exists(path):
+    if not create and path != ":memory:" and not present(path):
         path = ":memory:"
     with Runtime(path) as rt:
         yield rt
@@ -92,7 +117,7 @@ def latest_session(rt: Runtime) -> str:
 def existing_db(args: argparse.Namespace) -> str:
     """``--db`` for a command that needs the file to exist (gc, verify, vacuum)."""
     path: str = args.db
-    if path == ":memory:" or not os.path.exists(path):
+    if not present(path):
         raise CommandError(f"no database at {os.path.abspath(path)}")
     return path
 

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import shutil
 import sys
 import unicodedata
 
 from ..runtime import Runtime
 from ..store import Hit
-from ._common import escape_line, existing_db, print_json
+from ..store.copy import copy_store
+from ._common import (
+    CommandError,
+    escape_line,
+    existing_db,
+    present,
+    print_json,
+    tty,
+    without_password,
+)
 
-__all__ = ["gc", "search", "search_usage", "snippet", "vacuum", "verify"]
+__all__ = ["copy", "gc", "search", "search_usage", "snippet", "vacuum", "verify"]
 
 
 def _fold(text: str) -> str:
@@ -66,7 +74,7 @@ def search(args: argparse.Namespace) -> None:
             else "the database has no search index"
         )
         return
-    if args.db == ":memory:" or not os.path.exists(args.db):
+    if not present(args.db):
         hits: list[Hit] = []
     else:
         with Runtime(args.db) as rt:
@@ -108,6 +116,13 @@ def gc(args: argparse.Namespace) -> None:
         print(f"kept {_n(r.ledger_rows, 'ledger row')} of those nodes (their node is now empty)")
     if r.dry_run:
         print("dry run: nothing was changed")
+        return
+    if not r.page_size:  # an engine without SQLite's pages and WAL (PostgreSQL)
+        if r.messages:
+            print(
+                "the removed rows' space is reused by later writes; their bytes stay in the "
+                "table files until srt vacuum rewrites them"
+            )
         return
     if r.pages_freed:
         print(
@@ -172,3 +187,26 @@ def vacuum(args: argparse.Namespace) -> None:
     with Runtime(existing_db(args)) as rt:
         r = rt.store.vacuum()
     print(f"{_size(r.bytes_before)} before, {_size(r.bytes_after)} after")
+
+
+def copy(args: argparse.Namespace) -> None:
+    """``srt copy SRC DEST``: every session, object and ledger row, checked by hashes."""
+    if not present(args.src):
+        raise CommandError(f"no database at {without_password(args.src)}")
+    with Runtime(args.src) as src, Runtime(args.dest) as dest:
+        report = copy_store(
+            src.store,
+            dest.store,
+            progress=(lambda line: print(line, file=sys.stderr, flush=True))
+            if tty(sys.stderr)
+            else None,
+        )
+    if args.json:
+        print_json(dataclasses.asdict(report))
+        return
+    print(
+        f"copied {_n(report.sessions_copied, 'session')} ({_n(report.messages_sent, 'message')}), "
+        f"{_n(report.objects_copied, 'object')}, {_n(report.calls_copied, 'ledger row')}; "
+        f"already there: {_n(report.sessions_present, 'session')}, "
+        f"{_n(report.calls_present, 'ledger row')}; verified by hashes"
+    )

@@ -22,11 +22,14 @@ from ._common import (
     CommandError,
     escape_line,
     escape_text,
+    is_url,
     latest_session,
+    present,
     print_json,
     print_table,
     runtime,
     when,
+    without_password,
 )
 
 #: The one set of format names of ``srt export``, ``srt import`` and ``srt request``: srt's
@@ -119,11 +122,14 @@ def markdown(name: str, blocks: list[tuple[dict[str, Any], str | None]]) -> str:
 
 
 def db_path(args: argparse.Namespace) -> None:
+    if is_url(args.db):
+        print(without_password(args.db))
+        return
     print(args.db if args.db == ":memory:" else os.path.abspath(args.db))
 
 
 def ls(args: argparse.Namespace) -> None:
-    if args.db == ":memory:" or not os.path.exists(args.db):
+    if not present(args.db):
         infos: list[SessionOverview] = []
     else:
         with runtime(args) as rt:

@@ -123,7 +123,13 @@ def stats(args: argparse.Namespace) -> None:
     with runtime(args) as rt:
         name = None if args.all else args.name or latest_session(rt)
         label = "all sessions"
-        if name is None:
+        tenant = getattr(args, "tenant", None)
+        if tenant is not None:
+            # the gateway's sessions of one tenant are named gw/<tenant>/...
+            prefix = f"gw/{tenant}/"
+            rows = [r for r in rt.calls() if str(r.get("session_name") or "").startswith(prefix)]
+            label = f"gateway tenant {escape_line(tenant)}"
+        elif name is None:
             rows = rt.calls()
         else:
             try:

@@ -61,6 +61,8 @@ __all__ = [
 #: Imported on first use, so a runtime on SQLite never imports another engine's driver.
 ENGINES: dict[str, str] = {
     "sqlite": "srt.store.sqlite:SQLiteStore.from_url",
+    "postgresql": "srt.store.postgres:PostgresStore.from_url",
+    "postgres": "srt.store.postgres:PostgresStore.from_url",
 }
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")

@@ -36,20 +36,22 @@ The promises every engine keeps:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from .. import _core
 from .._types import SessionInfo
-from ..errors import CorruptionError
+from ..errors import ConfigError, CorruptionError
 
 __all__ = [
     "CALL_FIELDS",
     "MAX_FAULTS",
+    "USER_PREFIX",
     "CallRecord",
     "ChainRow",
     "Fault",
+    "FaultList",
     "GcReport",
     "Hit",
     "NewNode",
@@ -62,7 +64,10 @@ __all__ = [
     "TreeNode",
     "VacuumReport",
     "VerifyReport",
+    "build_tree",
     "check_chain",
+    "check_object",
+    "session_overviews",
     "store_protocol",
 ]
 
@@ -308,9 +313,10 @@ class TreeNode:
 # -- the chain check ----------------------------------------------------------------------
 
 
-def check_chain(rows: list[ChainRow], head: int) -> list[ChainRow]:
+def check_chain(rows: list[ChainRow], head: int, start: bytes = _core.ROOT) -> list[ChainRow]:
     """``rows`` (root first) if every body hashes to its hash, every prefix chains from
-    the previous one and the last row is ``head``; else ``CorruptionError``.
+    the previous one (the first from ``start``: the root, or the prefix of the node the
+    rows continue) and the last row is ``head``; else ``CorruptionError``.
 
     Every engine's ``chain`` ends with this, so a damaged store never returns altered
     text or bytes that are not JSON.
@@ -319,7 +325,7 @@ def check_chain(rows: list[ChainRow], head: int) -> list[ChainRow]:
     if (
         not all(type(r[2]) is bytes and type(r[1]) is bytes for r in rows)
         or [_core.digest(r[2]) for r in rows] != hashes
-        or _core.chain_many(_core.ROOT, hashes) != [r[3] for r in rows]
+        or _core.chain_many(start, hashes) != [r[3] for r in rows]
         or not rows
         or rows[-1][0] != head
     ):
@@ -328,6 +334,84 @@ def check_chain(rows: list[ChainRow], head: int) -> list[ChainRow]:
             "damaged); run srt verify"
         )
     return rows
+
+
+def check_object(kind: Any, scope: Any, key: Any, value: Any = b"") -> None:
+    """``ConfigError`` unless kind and key are non-empty str, scope a str and value bytes
+    (every engine checks an object's names and value before it writes)."""
+    for what, text in (("kind", kind), ("scope", scope), ("key", key)):
+        if not isinstance(text, str) or (what != "scope" and not text):
+            raise ConfigError(f"an object's {what} must be a non-empty str")
+    if not isinstance(value, bytes):
+        raise ConfigError(f"an object's value must be bytes, got {type(value).__name__}")
+
+
+#: Canonical bytes of a user message begin with this (``message.canonicalize``).
+USER_PREFIX = b'{"role":"user"'
+
+
+def session_overviews(
+    stats: Sequence[Sequence[Any]], sessions: Sequence[Sequence[Any]]
+) -> list[SessionOverview]:
+    """``overview``'s rows from what an engine read in one snapshot: ``stats`` as (session
+    id, messages, user turns, estimated tokens, root node id) per non-empty session, and
+    ``sessions`` as (id, name, created, updated, head prefix) in name order."""
+    by_id = {
+        sid: (int(n), int(turns or 0), int(tokens or 0), root)
+        for sid, n, turns, tokens, root in stats
+    }
+    per_root: dict[Any, int] = {}
+    for _n, _turns, _tokens, root in by_id.values():
+        if root is not None:
+            per_root[root] = per_root.get(root, 0) + 1
+    out = []
+    for sid, name, created, updated, prefix in sessions:
+        n, turns, tokens, root = by_id.get(sid, (0, 0, 0, None))
+        out.append(
+            SessionOverview(
+                name=name,
+                messages=n,
+                turns=turns,
+                tokens=tokens,
+                branches=per_root.get(root, 0) if root is not None else 1,
+                created=created,
+                updated=updated,
+                head_prefix=bytes(prefix).hex() if prefix is not None else None,
+            )
+        )
+    return out
+
+
+def build_tree(rows: Sequence[Sequence[Any]], heads: Sequence[Sequence[Any]]) -> TreeNode | None:
+    """``tree``'s result from (node id, parent, depth, status, role, text) rows in depth
+    order and (head node id, session name) pairs."""
+    nodes: dict[int, TreeNode] = {}
+    top: TreeNode | None = None
+    for nid, parent, depth, status, role, text in rows:
+        node = TreeNode(nid, depth, str(role), str(text), status)
+        nodes[nid] = node
+        if parent is None:
+            top = node
+        elif parent in nodes:
+            nodes[parent].children.append(node)
+    for head, session in heads:
+        if head in nodes:
+            nodes[head].heads.append(session)
+    return top
+
+
+class FaultList:
+    """The faults ``verify`` found: the first ``MAX_FAULTS``, and a count of the rest."""
+
+    def __init__(self) -> None:
+        self.items: list[Fault] = []
+        self.more = 0
+
+    def add(self, fault: Fault) -> None:
+        if len(self.items) < MAX_FAULTS:
+            self.items.append(fault)
+        else:
+            self.more += 1
 
 
 # -- the protocol -----------------------------------------------------------------------------
@@ -395,6 +479,18 @@ class Store(ABC):
     @abstractmethod
     def chain(self, head: int | None) -> list[ChainRow]:
         """The messages from the root to ``head``, in order, checked by ``check_chain``."""
+
+    def chain_extension(self, head: int, above: int, prefix: bytes) -> list[ChainRow] | None:
+        """The messages of ``head``'s chain deeper than ``above``, oldest first and checked
+        like ``chain``'s, if they continue the history whose last prefix hash (at depth
+        ``above``) is ``prefix``; ``None`` if they do not (the head moved to another
+        branch). ``Session.refresh`` reads only these after other writers appended. This
+        default reads the whole chain; an engine whose round trips cost more than
+        SQLite's reads only the new rows."""
+        rows = self.chain(head)
+        if len(rows) <= above or (rows[above - 1][3] if above else _core.ROOT) != prefix:
+            return None
+        return rows[above:]
 
     @abstractmethod
     def node_prefix(self, node: int) -> bytes:
@@ -491,6 +587,11 @@ class Store(ABC):
     @abstractmethod
     def delete_object(self, kind: str, scope: str, key: str) -> bool:
         """Remove the object; False if there was none."""
+
+    @abstractmethod
+    def scan_objects(self, *, batch: int = 500) -> Iterator[ObjectRow]:
+        """Every live object of every kind and scope, in insertion order (``srt copy``
+        reads a whole store with it), fetched ``batch`` at a time."""
 
     # -- maintenance -------------------------------------------------------------------
 

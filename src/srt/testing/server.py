@@ -42,7 +42,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -194,6 +194,7 @@ class ProviderServer:
         )
         self._bp_cache = BreakpointCache(self.clock, lookback)
         self._scripts: dict[str, deque[Reply]] = {}
+        self._responders: dict[str, Callable[[str, Any, list[str]], Any]] = {}
         self._faults: dict[str, deque[Fault]] = {}
         self._responses: dict[str, _Stored] = {}
         self._httpd = Server((host, port), self)
@@ -290,6 +291,19 @@ class ProviderServer:
         with self._lock:
             self._scripts.setdefault(target, deque()).extend(coerced)
 
+    def respond(self, target: str, fn: Callable[[str, Any, list[str]], Any] | None) -> None:
+        """Answer requests for ``target`` that find no queued reply with ``fn(endpoint,
+        body, units)`` (a text, a reply dict as for ``script``, or ``None`` for the default
+        reply); ``units`` are the request's tokenizer units, JSON texts in render order
+        (tool definitions, system, then every message, block or input item, a stored
+        Responses chain included). ``None`` removes the responder."""
+        self._check_target(target)
+        with self._lock:
+            if fn is None:
+                self._responders.pop(target, None)
+            else:
+                self._responders[target] = fn
+
     def fault(self, target: str, kind: str, count: int | None = 1, **kw: Any) -> None:
         """Apply a fault to the next ``count`` requests for ``target`` (``None``: all).
 
@@ -308,6 +322,7 @@ class ProviderServer:
         with self._lock:
             self._scripts.clear()
             self._faults.clear()
+            self._responders.clear()
 
     def advance(self, seconds: float) -> None:
         """Move the fake clock of every TTL (caches, stored responses) forward."""
@@ -470,11 +485,18 @@ class ProviderServer:
         minimum = cache_minimum(prep.model, self.cache_minimum, self.cache_minimums)
         return self._bp_cache.account((provider, prep.model), prep, minimum)
 
-    def _reply(self, endpoint: str, prep: Prepared, n: int) -> Reply:
+    def _reply(self, endpoint: str, prep: Prepared, n: int, body: Any) -> Reply:
         q = self._take(self._scripts, endpoint)
         if q is not None:
             r: Reply = q.popleft()
             return Reply(r.text, [copy.copy(c) for c in r.tool_calls])
+        for tag in (endpoint, *ENDPOINTS[endpoint], "*"):
+            fn = self._responders.get(tag)
+            if fn is not None:
+                made = fn(endpoint, body, list(prep.units))
+                if made is not None:
+                    return Reply.coerce(made)
+                break
         snippet = " ".join(prep.last_user_text.split())[:20]
         return Reply(
             f"reply {n} to {snippet}: a deterministic answer from the srt provider test "
@@ -506,7 +528,7 @@ class ProviderServer:
         provider = endpoint.split(".")[0]
         with self._lock:
             cache = self._account(provider, prep)
-            reply = self._reply(endpoint, prep, n)
+            reply = self._reply(endpoint, prep, n, body)
         split = fault is not None and fault.kw.get("variant") == "split_utf8"
         if split and reply.text.isascii() and (reply.text or not reply.tool_calls):
             reply.text += _SPLIT_SUFFIX

@@ -14,14 +14,12 @@ __all__ = [
     "CHAINS",
     "ROLE",
     "TEXT",
-    "USER_PREFIX",
     "marks",
     "places",
     "rows",
     "snapshot",
 ]
 
-USER_PREFIX = b'{"role":"user"'  # canonical bytes begin with the role (message.py)
 #: The searchable text and the role of the message ``m``.
 TEXT = db.message_text_sql("m.body")
 ROLE = "json_extract(CAST(m.body AS TEXT), '$.role')"

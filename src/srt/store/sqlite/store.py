@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import operator
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import apsw
@@ -50,6 +50,7 @@ from ..base import (
     VacuumReport,
     VerifyReport,
     check_chain,
+    check_object,
 )
 from . import maintenance, verify, views
 from .db import OBJECTS_SQL, OBJECTS_TABLE, Database, has_table, translate
@@ -176,16 +177,8 @@ def insert_nodes(
     return ids
 
 
-def _check_object(kind: Any, scope: Any, key: Any, value: Any = b"") -> None:
-    for what, text in (("kind", kind), ("scope", scope), ("key", key)):
-        if not isinstance(text, str) or (what != "scope" and not text):
-            raise ConfigError(f"an object's {what} must be a non-empty str")
-    if not isinstance(value, bytes):
-        raise ConfigError(f"an object's value must be bytes, got {type(value).__name__}")
-
-
 def _put_object(conn: apsw.Connection, obj: ObjectPut, node: int | None) -> None:
-    _check_object(obj.kind, obj.scope, obj.key, obj.value)
+    check_object(obj.kind, obj.scope, obj.key, obj.value)
     if (
         node is not None
         and conn.execute("SELECT 1 FROM nodes WHERE id = ?", (node,)).fetchone() is None
@@ -410,14 +403,14 @@ class SQLiteStore(Store):
         node: int | None = None,
         expires: float | None = None,
     ) -> None:
-        _check_object(kind, scope, key, value)
+        check_object(kind, scope, key, value)
         with self.db.write("storing an object") as conn:
             self._ensure_objects(conn)
             _put_object(conn, ObjectPut(kind, scope, key, value, node, expires), node)
         self._objects = True  # committed
 
     def get_object(self, kind: str, scope: str, key: str) -> ObjectRow | None:
-        _check_object(kind, scope, key)
+        check_object(kind, scope, key)
         if not self._has_objects():
             return None
         rows = self.db.read(
@@ -437,7 +430,7 @@ class SQLiteStore(Store):
         limit: int = 100,
         descending: bool = False,
     ) -> list[ObjectRow]:
-        _check_object(kind, scope, after if after is not None else "-")
+        check_object(kind, scope, after if after is not None else "-")
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise ConfigError("limit must be a positive int")
         if not self._has_objects():
@@ -460,7 +453,7 @@ class SQLiteStore(Store):
         return [ObjectRow(*r) for r in rows]
 
     def delete_object(self, kind: str, scope: str, key: str) -> bool:
-        _check_object(kind, scope, key)
+        check_object(kind, scope, key)
         if not self._has_objects():
             return False
         with self.db.write("deleting an object") as conn:
@@ -468,6 +461,22 @@ class SQLiteStore(Store):
                 "DELETE FROM objects WHERE kind = ? AND scope = ? AND key = ?", (kind, scope, key)
             )
             return bool(conn.changes())
+
+    def scan_objects(self, *, batch: int = 500) -> Iterator[ObjectRow]:
+        if not self._has_objects():
+            return
+        after = 0
+        while True:
+            rows = self.db.read(
+                "listing objects",
+                f"SELECT id, {_OBJECT_COLUMNS} FROM objects WHERE id > ? "
+                f"AND {_LIVE_OBJECT} ORDER BY id LIMIT ?",
+                (after, time.time(), batch),
+            )
+            yield from (ObjectRow(*r[1:]) for r in rows)
+            if len(rows) < batch:
+                return
+            after = rows[-1][0]
 
     # -- maintenance -------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import apsw
 
 from ... import _core
 from ...errors import StoreError
-from ..base import MAX_FAULTS, Fault, VerifyReport
+from ..base import Fault, FaultList, VerifyReport
 from . import db as db_module
 from . import queries as q
 from .db import Database, translate
@@ -22,22 +22,10 @@ from .db import Database, translate
 __all__ = ["verify"]
 
 
-class _Faults:
-    def __init__(self) -> None:
-        self.items: list[Fault] = []
-        self.more = 0
-
-    def add(self, fault: Fault) -> None:
-        if len(self.items) < MAX_FAULTS:
-            self.items.append(fault)
-        else:
-            self.more += 1
-
-
 def verify(db: Database) -> VerifyReport:
     """Check every hash, chain and reference in the file (see the module docstring)."""
     action = "verifying the database"
-    faults = _Faults()
+    faults = FaultList()
     counts = [0, 0, 0, 0]
     with db.job(action) as conn, q.snapshot(conn, action):
         try:
@@ -48,7 +36,7 @@ def verify(db: Database) -> VerifyReport:
     return VerifyReport(messages, nodes, sessions, calls, tuple(faults.items), faults.more)
 
 
-def _verify(conn: apsw.Connection, faults: _Faults, counts: list[int]) -> None:
+def _verify(conn: apsw.Connection, faults: FaultList, counts: list[int]) -> None:
     for (line,) in conn.execute("PRAGMA integrity_check(20)"):
         if line != "ok":
             faults.add(Fault("integrity", "database", None, f"integrity_check: {line}"))
@@ -152,7 +140,7 @@ def _verify(conn: apsw.Connection, faults: _Faults, counts: list[int]) -> None:
         _verify_search_index(conn, faults)
 
 
-def _verify_search_index(conn: apsw.Connection, faults: _Faults) -> None:
+def _verify_search_index(conn: apsw.Connection, faults: FaultList) -> None:
     """The index holds exactly the stored messages, and its triggers are there."""
     table = db_module.SEARCH_TABLE
     for (mid,) in q.rows(

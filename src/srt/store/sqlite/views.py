@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ...errors import SessionNotFoundError
-from ..base import SessionOverview, TreeNode
+from ..base import USER_PREFIX, SessionOverview, TreeNode, build_tree, session_overviews
 from . import queries as q
 from .db import Database
-from .queries import CHAINS, ROLE, TEXT, USER_PREFIX
+from .queries import CHAINS, ROLE, TEXT
 
 __all__ = ["overview", "tree"]
 
@@ -23,35 +21,13 @@ def overview(db: Database) -> list[SessionOverview]:
     )
     action = "listing sessions"
     with db.job(action) as conn, q.snapshot(conn, action):
-        stats = {
-            sid: (int(n), int(turns or 0), int(tokens or 0), root)
-            for sid, n, turns, tokens, root in conn.execute(sql, (len(USER_PREFIX), USER_PREFIX))
-        }
+        stats = conn.execute(sql, (len(USER_PREFIX), USER_PREFIX)).fetchall()
         rows = q.rows(
             conn,
             "SELECT s.id, s.name, s.created, s.updated, n.prefix "
             "FROM sessions s LEFT JOIN nodes n ON n.id = s.head ORDER BY s.name",
         ).fetchall()
-    per_root: dict[Any, int] = {}
-    for _n, _turns, _tokens, root in stats.values():
-        if root is not None:
-            per_root[root] = per_root.get(root, 0) + 1
-    out = []
-    for sid, name, created, updated, prefix in rows:
-        n, turns, tokens, root = stats.get(sid, (0, 0, 0, None))
-        out.append(
-            SessionOverview(
-                name=name,
-                messages=n,
-                turns=turns,
-                tokens=tokens,
-                branches=per_root.get(root, 0) if root is not None else 1,
-                created=created,
-                updated=updated,
-                head_prefix=bytes(prefix).hex() if prefix is not None else None,
-            )
-        )
-    return out
+    return session_overviews(stats, rows)
 
 
 def tree(db: Database, name: str, *, width: int = 200) -> TreeNode | None:
@@ -85,16 +61,4 @@ def tree(db: Database, name: str, *, width: int = 200) -> TreeNode | None:
             "ORDER BY n.depth, n.id"
         )
         rows = q.rows(conn, sql, [*members, width]).fetchall()
-    nodes: dict[int, TreeNode] = {}
-    top: TreeNode | None = None
-    for nid, parent, depth, status, role, text in rows:
-        node = TreeNode(nid, depth, str(role), str(text), status)
-        nodes[nid] = node
-        if parent is None:
-            top = node
-        elif parent in nodes:
-            nodes[parent].children.append(node)
-    for head, session in heads:
-        if head in nodes:
-            nodes[head].heads.append(session)
-    return top
+    return build_tree(rows, heads)

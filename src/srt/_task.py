@@ -1,0 +1,488 @@
+"""The state of one task run (``srt.tasks`` drives it): what the session holds, which
+calls to run, resume rules, the records a run returns, and who started which call.
+
+A started call is recorded with its *owner*, ``"<pid>:<process start time>"``. A
+run that finds a call started but without a result asks whether the owner still
+runs: another live process (same pid and start time) or, in this process, a run
+still holding the call, means the task is running elsewhere (``ConflictError``);
+otherwise the owner died and the call was interrupted. The start time (Linux
+``/proc``) tells a reused pid from the original; without ``/proc`` the pid alone is
+checked, and where processes cannot be probed (Windows) an owner is taken as gone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ._types import Reply, Usage
+from .errors import ConfigError, ConflictError, InvalidMessageError, ToolArgumentsError
+from .tools import Tool, as_tool, render_result
+
+if TYPE_CHECKING:
+    from .providers.base import Provider
+    from .session import Session
+
+__all__ = [
+    "CLAIMS",
+    "CONCURRENCY",
+    "INTERRUPTED",
+    "MAX_STEPS",
+    "OPTIONS",
+    "STOP_REASONS",
+    "Job",
+    "Task",
+    "TaskEvent",
+    "TaskResult",
+    "ToolCall",
+    "ToolRun",
+]
+
+#: ``Session.run``'s defaults: model calls per run, and tools run at once.
+MAX_STEPS = 25
+CONCURRENCY = 8
+#: The keyword options of ``Session.run`` that are the loop's (the rest go to ``send``).
+OPTIONS = ("max_steps", "time_budget", "token_budget", "approve", "concurrency")
+#: Why ``run`` returned.
+STOP_REASONS = ("done", "max_steps", "time_budget", "token_budget", "external")
+#: The text a result message carries for a call that started but was never saved.
+INTERRUPTED = (
+    "Error: this call was interrupted before its result was saved (the process running it "
+    "stopped), so its outcome is unknown. It was not run again, because the tool may have "
+    "had effects; check before calling it again."
+)
+_MAX_ERROR_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A tool call the model made: ``arguments`` is its JSON text, ``args`` the
+    decoded object (``None`` if it is not a JSON object), ``tool`` the Python tool
+    (``None`` for a definition-only tool or an unknown name)."""
+
+    id: str
+    name: str
+    arguments: str
+    args: dict[str, Any] | None
+    tool: Tool | None
+
+
+@dataclass(frozen=True)
+class ToolRun:
+    """What became of one tool call in this run.
+
+    ``status`` is ``ok``, ``error`` (the tool raised; ``error`` holds the
+    exception), ``invalid`` (bad arguments or an unknown tool), ``denied`` (the
+    approval hook said no) or ``interrupted`` (started by a process that died, not
+    idempotent, so not run again). ``content`` is what the model was given.
+    """
+
+    call: ToolCall
+    status: str
+    content: str
+    seconds: float = 0.0
+    error: BaseException | None = None
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """How a ``run`` ended. ``text`` is the final answer (empty unless ``stopped ==
+    "done"``); ``reply`` the last reply this run received; ``steps`` the model calls
+    it made; ``usage`` their tokens; ``pending`` the calls left for the caller."""
+
+    stopped: str
+    text: str
+    reply: Reply | None
+    steps: int
+    tool_runs: tuple[ToolRun, ...]
+    usage: Usage
+    pending: tuple[ToolCall, ...] = ()
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    """One event of a streamed task: ``text`` (a delta of the model's reply),
+    ``tool_call`` (about to run), ``tool_result`` (saved), ``reply`` (a model reply
+    saved) or ``done`` (``result`` is set)."""
+
+    kind: str
+    text: str = ""
+    call: ToolCall | None = None
+    run: ToolRun | None = None
+    reply: Reply | None = None
+    result: TaskResult | None = None
+
+
+# -- reading the session ------------------------------------------------------------------
+
+
+@dataclass
+class _Tail:
+    """The newest complete messages: the last assistant message (or other message)
+    before any tool results, and the ids of those results."""
+
+    index: int  # of the last message that is not a tool result (-1: none)
+    node: int | None
+    message: dict[str, Any] | None
+    results: set[str] = field(default_factory=set)
+    trailing_results: int = 0
+
+
+def _tail(s: Session) -> _Tail:
+    # Partial replies (a stream cut off) are skipped, as requests skip them.
+    with s._lock:
+        s._load()
+        bodies, status, ids = s._bodies, s._status, s._ids
+        i = len(bodies) - 1
+        results: set[str] = set()
+        trailing = 0
+        while i >= 0:
+            if i in status:
+                i -= 1
+                continue
+            msg = json.loads(bodies[i])
+            if msg.get("role") != "tool":
+                return _Tail(i, ids[i], msg, results, trailing)
+            results.add(str(msg.get("tool_call_id")))
+            trailing += 1
+            i -= 1
+        return _Tail(-1, None, None, results, trailing)
+
+
+def _text(message: dict[str, Any] | None) -> str:
+    if message is None:
+        return ""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
+# -- who started a call ----------------------------------------------------------------------
+
+#: The store objects that say who started a tool call: kind ``srt.tool_call``, scope the
+#: session id, key ``<prefix hash of the assistant message>:<call id>`` (a prefix hash
+#: names a whole history, so a key is never reused), value the owner (below).
+CLAIMS = "srt.tool_call"
+
+
+def _claim_key(s: Session, index: int, call_id: str) -> str:
+    return f"{s._prefix(index + 1).hex()}:{call_id}"
+
+
+_RUNNING: set[tuple[str, int, str]] = set()  # (file, session id, call id) running here
+_RUNNING_LOCK = threading.Lock()
+
+
+def _start_time(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def owner() -> str:
+    """This process, as recorded on the calls it starts."""
+    pid = os.getpid()
+    return f"{pid}:{_start_time(pid)}"
+
+
+def alive(who: str) -> bool:
+    """Whether the process ``who`` (another one than this) is still running."""
+    pid_text, _, start = who.partition(":")
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    if pid == os.getpid() or pid <= 0 or sys.platform == "win32":
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, under another user
+    except OSError:
+        return False
+    return not start or _start_time(pid) in ("", start)
+
+
+# -- the task -----------------------------------------------------------------------------
+
+
+@dataclass
+class Job:
+    call: ToolCall
+    outcome: ToolRun | None = None  # decided without running the tool
+    bound: tuple[list[Any], dict[str, Any]] | None = None
+
+
+class Task:
+    """The state of one ``run`` on one session; the drivers below sequence it."""
+
+    def __init__(
+        self,
+        session: Session,
+        provider: Provider,
+        *,
+        model: str,
+        tools: Sequence[Any],
+        params: dict[str, Any],
+        max_steps: int | None = MAX_STEPS,
+        time_budget: float | None = None,
+        token_budget: int | None = None,
+        approve: Callable[[ToolCall], Any] | None = None,
+        concurrency: int = CONCURRENCY,
+    ) -> None:
+        if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 0):
+            raise ConfigError("max_steps must be a whole number >= 0 (or None)")
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise ConfigError("concurrency must be a whole number >= 1")
+        self.session = session
+        self.provider = provider
+        self.model = model
+        self.max_steps = max_steps
+        self.time_budget = time_budget
+        self.token_budget = token_budget
+        self.approve = approve
+        self.concurrency = concurrency
+        self.params = params
+        self.callables: dict[str, Tool] = {}
+        self.definitions: list[Any] = []
+        external: set[str] = set()
+        for t in tools:
+            if isinstance(t, dict):
+                self.definitions.append(t)
+                fn = t.get("function")
+                name = fn.get("name") if isinstance(fn, dict) else t.get("name")
+                spec = t.get("toolSpec")
+                if isinstance(spec, dict):
+                    name = spec.get("name")
+                external.add(str(name))
+                continue
+            tool = as_tool(t)
+            if tool.name in self.callables or tool.name in external:
+                raise ConfigError(f"two tools are called {tool.name!r}")
+            self.callables[tool.name] = tool
+            self.definitions.append(tool.definition)
+        self.external = external
+        self.t0 = time.monotonic()
+        self.steps = 0
+        self.runs: list[ToolRun] = []
+        self.reply: Reply | None = None
+        self.usage = Usage()
+        self.result: TaskResult | None = None
+        self.claimed: set[tuple[str, int, str]] = set()
+
+    # -- deciding ---------------------------------------------------------------------
+
+    def next(self) -> tuple[str, Any]:
+        """``("tools", jobs)``, ``("model", None)`` or ``("stop", (reason, text, pending))``."""
+        tail = _tail(self.session)
+        msg = tail.message
+        calls: list[dict[str, Any]] = []
+        if msg is not None and msg.get("role") == "assistant":
+            calls = msg.get("tool_calls") or []
+        pending = [c for c in calls if str(c.get("id")) not in tail.results]
+        if pending:
+            jobs = self._plan(tail, pending)
+            if jobs:
+                return "tools", jobs
+            left = tuple(self._call(c) for c in pending)
+            return "stop", ("external", "", left)
+        if msg is not None and msg.get("role") == "assistant" and not calls:
+            return "stop", ("done", _text(msg), ())
+        reason = self._over_budget()
+        if reason is not None:
+            return "stop", (reason, "", ())
+        return "model", None
+
+    def _over_budget(self) -> str | None:
+        if self.max_steps is not None and self.steps >= self.max_steps:
+            return "max_steps"
+        if self.time_budget is not None and time.monotonic() - self.t0 >= self.time_budget:
+            return "time_budget"
+        used = self.usage.input_tokens + self.usage.output_tokens
+        if self.token_budget is not None and used >= self.token_budget:
+            return "token_budget"
+        return None
+
+    def _call(self, c: dict[str, Any]) -> ToolCall:
+        fn = c.get("function") or {}
+        name = str(fn.get("name", ""))
+        arguments = fn.get("arguments")
+        text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+        try:
+            args = json.loads(text or "{}")
+        except ValueError:
+            args = None
+        return ToolCall(
+            str(c.get("id")),
+            name,
+            text,
+            args if isinstance(args, dict) else None,
+            self.callables.get(name),
+        )
+
+    def _started(self, tail: _Tail, call_id: str) -> str | None:
+        """Who started ``call_id`` of the message ``tail`` ends at, if anyone did."""
+        s = self.session
+        found = s._rt.store.get_object(CLAIMS, str(s._id), _claim_key(s, tail.index, call_id))
+        return found.value.decode("utf-8", "replace") if found is not None else None
+
+    def _plan(self, tail: _Tail, pending: list[dict[str, Any]]) -> list[Job]:
+        jobs: list[Job] = []
+        for c in pending:
+            call = self._call(c)
+            tool = call.tool
+            if tool is None:
+                if call.name in self.external:
+                    continue  # the caller runs it
+                known = ", ".join(sorted(self.callables)) or "none"
+                text = f"Error: there is no tool named {call.name!r} (tools: {known})."
+                jobs.append(Job(call, ToolRun(call, "invalid", text)))
+                continue
+            who = None if tool.idempotent else self._started(tail, call.id)
+            if who is not None:
+                self._check_gone(call, who)
+                jobs.append(Job(call, ToolRun(call, "interrupted", INTERRUPTED)))
+                continue
+            try:
+                bound = tool.bind(call.arguments)
+            except ToolArgumentsError as exc:
+                text = f"Error: invalid arguments for {tool.name}: {exc}"
+                jobs.append(Job(call, ToolRun(call, "invalid", text)))
+                continue
+            jobs.append(Job(call, None, bound))
+        return jobs
+
+    def decision(self, job: Job, answer: Any) -> None:
+        """Apply the approval hook's ``answer`` to ``job``."""
+        if answer is True:
+            return
+        if isinstance(answer, str) and answer:
+            text = answer
+        elif answer is False or answer is None:
+            text = "The user denied this tool call."
+        else:
+            raise ConfigError("the approve hook must return True, False or a reason (str)")
+        job.outcome = ToolRun(job.call, "denied", text)
+
+    # -- running ----------------------------------------------------------------------
+
+    def _key(self, call_id: str) -> tuple[str, int, str]:
+        return (self.session._rt.path, self.session._id, call_id)
+
+    def _check_gone(self, call: ToolCall, who: str) -> None:
+        with _RUNNING_LOCK:
+            here = self._key(call.id) in _RUNNING
+        if here or alive(who):
+            where = "this process" if here else f"process {who.partition(':')[0]}"
+            raise ConflictError(
+                f"tool call {call.id} ({call.name}) is running in {where}: this task is "
+                "being run there; run it from one place at a time"
+            )
+
+    def claim(self, job: Job) -> None:
+        """Record that ``job`` starts (not for idempotent tools, which may re-run)."""
+        assert job.call.tool is not None
+        if job.call.tool.idempotent:
+            return
+        s = self.session
+        key = self._key(job.call.id)
+        store = s._rt.store
+        with s._lock:
+            row = store.get_session(s.name)
+            if row is None or row.id != s._id or row.head != s._head:
+                raise ConflictError(
+                    "the session moved since this run last saw it (another process "
+                    "appended); nothing was run: refresh() and run again"
+                )
+            tail = _tail(s)
+            before = self._started(tail, job.call.id)
+            if before is not None:
+                self._check_gone(job.call, before)
+                raise ConflictError(f"tool call {job.call.id} was started by an earlier run")
+            claim = _claim_key(s, tail.index, job.call.id)
+            store.put_object(CLAIMS, str(s._id), claim, owner().encode())
+            with _RUNNING_LOCK:
+                _RUNNING.add(key)
+            self.claimed.add(key)
+
+    def release(self) -> None:
+        """Forget this run's calls in the running set (at its end, however it ends)."""
+        with _RUNNING_LOCK:
+            _RUNNING.difference_update(self.claimed)
+        self.claimed.clear()
+
+    def finish(self, job: Job, value: Any, exc: BaseException | None, seconds: float) -> ToolRun:
+        if exc is None:
+            return ToolRun(job.call, "ok", render_result(value), seconds)
+        text = f"Error: {type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS]
+        return ToolRun(job.call, "error", text, seconds, exc)
+
+    def commit(self, run: ToolRun) -> ToolRun:
+        """Append ``run``'s result message (atomically, with its metadata); the run as
+        stored. A result srt refuses to store (over ``max_message_bytes``, a lone
+        surrogate) is replaced by an error result that says why."""
+        try:
+            self._append(run)
+        except InvalidMessageError as exc:
+            text = f"Error: the tool's result could not be stored: {exc}"[:_MAX_ERROR_CHARS]
+            run = ToolRun(run.call, "error", text, run.seconds, exc)
+            self._append(run)
+        self.runs.append(run)
+        key = self._key(run.call.id)
+        if key in self.claimed:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(key)
+            self.claimed.discard(key)
+        return run
+
+    def _append(self, run: ToolRun) -> None:
+        meta: dict[str, Any] = {"name": run.call.name, "status": run.status}
+        if run.seconds:
+            meta["seconds"] = round(run.seconds, 6)
+        if run.error is not None:
+            meta["error"] = f"{type(run.error).__name__}: {run.error}"[:_MAX_ERROR_CHARS]
+            tb = "".join(traceback.format_exception(run.error))
+            meta["traceback"] = tb[-4 * _MAX_ERROR_CHARS :]
+        self.session.append(
+            {
+                "role": "tool",
+                "tool_call_id": run.call.id,
+                "content": run.content,
+                "metadata": {"srt_tool": meta},
+            }
+        )
+
+    def replied(self, reply: Reply) -> None:
+        self.steps += 1
+        self.reply = reply
+        u, r = self.usage, reply.usage
+        self.usage = Usage(
+            u.input_tokens + r.input_tokens,
+            u.output_tokens + r.output_tokens,
+            u.cache_read_tokens + r.cache_read_tokens,
+            u.cache_write_tokens + r.cache_write_tokens,
+        )
+
+    def stop(self, info: tuple[str, str, tuple[ToolCall, ...]]) -> TaskResult:
+        reason, text, pending = info
+        self.result = TaskResult(
+            reason, text, self.reply, self.steps, tuple(self.runs), self.usage, pending
+        )
+        return self.result
+
+    def send_kwargs(self) -> dict[str, Any]:
+        return {"model": self.model, "tools": self.definitions, **self.params}

@@ -1,0 +1,341 @@
+"""The ASGI app (Starlette): routes, API keys and tenants, limits, errors, streaming.
+
+Handlers read and check the request, then run the blocking work (store and upstream
+calls) in a thread pool and answer JSON, or server-sent events for ``stream: true``.
+Every error is an OpenAI error object with its status; an unexpected exception is
+logged with its traceback and answered as a bare 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from ..errors import SrtError
+from ..runtime import Runtime
+from . import chat
+from .config import Config
+from .conversations import Conversations
+from .errors import ApiError, from_exception
+from .events import encode
+from .params import parse_create, parse_json, parse_list
+from .records import hash_key, new_id
+from .service import Gateway
+
+__all__ = ["build"]
+
+log = logging.getLogger("srt.gateway")
+_KEY_TTL_S = 60.0
+_DONE = object()
+
+
+class _Limiter:
+    """Requests per minute per API key: a sliding window of request times."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, key: str, per_minute: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            q = self._seen.setdefault(key, deque())
+            while q and q[0] <= now - 60.0:
+                q.popleft()
+            if len(q) >= per_minute:
+                wait = max(1, int(q[0] + 60.0 - now) + 1)
+                raise ApiError(
+                    429,
+                    f"Rate limit reached: {per_minute} requests per minute for this key.",
+                    code="rate_limit_exceeded",
+                    headers={"retry-after": str(wait)},
+                )
+            q.append(now)
+
+
+class State:
+    """What the handlers share: the gateway, the thread pool, the key cache."""
+
+    def __init__(self, config: Config, runtime: Runtime) -> None:
+        self.config = config
+        self.gw = Gateway(config, runtime)
+        self.conversations = Conversations(self.gw)
+        self.pool = ThreadPoolExecutor(config.threads, thread_name_prefix="srt-gateway")
+        self.limiter = _Limiter()
+        self._keys: dict[str, tuple[str | None, float]] = {}
+        self._beat_stop = threading.Event()
+        self._beat = threading.Thread(target=self._beats, daemon=True, name="srt-gateway-beat")
+
+    def start(self) -> None:
+        self.gw.records.beat()
+        self._beat.start()
+
+    def _beats(self) -> None:
+        while not self._beat_stop.wait(5.0):
+            with contextlib.suppress(Exception):
+                self.gw.records.beat()
+
+    def close(self) -> None:
+        self._beat_stop.set()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.gw.close()
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    async def tenant(self, request: Request) -> str:
+        """The tenant of the request's API key (401 without a valid one), rate-limited."""
+        auth = request.headers.get("authorization", "")
+        key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        if self.config.open:
+            tenant = "default"
+        else:
+            if not key:
+                raise ApiError(
+                    401,
+                    "You didn't provide an API key. You need to provide your API key in an "
+                    "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                    code="invalid_api_key",
+                )
+            h = hash_key(key)
+            cached = self._keys.get(h)
+            if cached is not None and cached[1] > time.monotonic():
+                found = cached[0]
+            else:
+                found = await self.run(self.gw.records.tenant_of, key)
+                self._keys[h] = (found, time.monotonic() + _KEY_TTL_S)
+            if found is None:
+                raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
+            tenant = found
+        limit = self.config.tenant(tenant).requests_per_minute or self.config.requests_per_minute
+        self.limiter.check(hash_key(key) if key else tenant, limit)
+        return tenant
+
+    def max_items(self, tenant: str) -> int:
+        return self.config.tenant(tenant).max_items or self.config.max_items
+
+
+async def _body(request: Request, limit: int) -> dict[str, Any]:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(
+            413, f"The request body is larger than {limit} bytes.", code="request_too_large"
+        )
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(
+                413, f"The request body is larger than {limit} bytes.", code="request_too_large"
+            )
+        chunks.append(chunk)
+    return parse_json(b"".join(chunks))
+
+
+def _json(data: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(data, status_code=status)
+
+
+def build(config: Config, runtime: Runtime) -> Starlette:
+    """The ASGI app for ``config`` on ``runtime`` (see ``srt.gateway.app``)."""
+    st = State(config, runtime)
+    gw, convs = st.gw, st.conversations
+
+    def _stream(tenant: str, p: Any, rid: str, background: bool) -> Any:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+
+        def emit(kind: str, data: dict[str, Any]) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, encode(kind, data))
+
+        def work() -> None:
+            try:
+                gw.create(tenant, p, emit, rid)
+                loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+            except BaseException as exc:  # handed to the event loop
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+
+        st.pool.submit(work)
+        return queue
+
+    async def create_response(request: Request) -> Response:
+        tenant = await st.tenant(request)
+        body = await _body(request, config.max_body_bytes)
+        p = parse_create(body, st.max_items(tenant))
+        rid = new_id("resp")
+        if p.background:
+            queue = _stream(tenant, p, rid, True)
+            while True:
+                found = await st.run(gw.records.get_response, tenant, rid)
+                if found is not None:
+                    break
+                with contextlib.suppress(asyncio.TimeoutError):
+                    first = await asyncio.wait_for(queue.get(), 0.01)
+                    if isinstance(first, BaseException):
+                        raise first
+                    if first is _DONE:
+                        break
+            if not p.stream:
+                return _json(await st.run(gw.get, tenant, rid))
+        if not p.stream:
+            return _json(await st.run(gw.create, tenant, p, None, rid))
+        queue = _stream(tenant, p, rid, p.background)
+        first = await queue.get()
+        if isinstance(first, BaseException):
+            raise first
+
+        async def events() -> AsyncIterator[bytes]:
+            item = first
+            try:
+                while item is not _DONE:
+                    if isinstance(item, BaseException):
+                        err = from_exception(item)
+                        if err.status >= 500:
+                            log.error("streaming response %s failed", rid, exc_info=item)
+                        yield encode("error", {"type": "error", **err.body()["error"]})
+                        return
+                    yield item
+                    item = await queue.get()
+            finally:
+                if item is not _DONE and not p.background:
+                    event = gw.cancels.get(rid)
+                    if event is not None:
+                        event.set()  # the client went away: stop the upstream stream
+
+        headers = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+        return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
+    async def get_response(request: Request) -> Response:
+        tenant = await st.tenant(request)
+        return _json(await st.run(gw.get, tenant, request.path_params["rid"]))
+
+    async def delete_response(request: Request) -> Response:
+        tenant = await st.tenant(request)
+        return _json(await st.run(gw.delete, tenant, request.path_params["rid"]))
+
+    async def input_items(request: Request) -> Response:
+        tenant = await st.tenant(request)
+        q = parse_list(request.query_params)
+        rid = request.path_params["rid"]
+        return _json(await st.run(gw.input_items, tenant, rid, q.after, q.limit, q.order))
+
+    async def cancel_response(request: Request) -> Response:
+        tenant = await st.tenant(request)
+        return _json(await st.run(gw.cancel, tenant, request.path_params["rid"]))
+
+    async def create_conversation(request: Request) -> Response:
+        tenant = await st.tenant(request)
+        body = await _body(request, config.max_body_bytes)
+        return _json(await st.run(convs.create, tenant, body))
+
+    async def conversation(request: Request) -> Response:
+        tenant = await st.tenant(request)
+        cid = request.path_params["cid"]
+        if request.method == "GET":
+            return _json(await st.run(convs.get, tenant, cid))
+        if request.method == "DELETE":
+            return _json(await st.run(convs.delete, tenant, cid))
+        body = await _body(request, config.max_body_bytes)
+        return _json(await st.run(convs.update, tenant, cid, body))
+
+    async def conversation_items(request: Request) -> Response:
+        tenant = await st.tenant(request)
+        cid = request.path_params["cid"]
+        if request.method == "POST":
+            body = await _body(request, config.max_body_bytes)
+            return _json(await st.run(convs.add_items, tenant, cid, body))
+        q = parse_list(request.query_params)
+        return _json(await st.run(convs.list_items, tenant, cid, q.after, q.limit, q.order))
+
+    async def conversation_item(request: Request) -> Response:
+        tenant = await st.tenant(request)
+        cid, item = request.path_params["cid"], request.path_params["item"]
+        if request.method == "DELETE":
+            return _json(await st.run(convs.delete_item, tenant, cid, item))
+        return _json(await st.run(convs.get_item, tenant, cid, item))
+
+    async def chat_completions(request: Request) -> Response:
+        tenant = await st.tenant(request)
+        body = await _body(request, config.max_body_bytes)
+        return await chat.handle(st, gw, tenant, body)
+
+    async def usage(request: Request) -> Response:
+        tenant = await st.tenant(request)
+        return _json(await st.run(chat.usage, gw, tenant))
+
+    async def models(request: Request) -> Response:
+        await st.tenant(request)
+        data = [
+            {"id": r.model, "object": "model", "created": 0, "owned_by": r.upstream}
+            for r in config.routes
+        ]
+        return _json({"object": "list", "data": data})
+
+    async def health(request: Request) -> Response:
+        return _json({"ok": True})
+
+    async def api_error(request: Request, exc: Exception) -> Response:
+        err = from_exception(exc)
+        if err.status >= 500 and not isinstance(exc, ApiError):
+            log.error("request %s %s failed", request.method, request.url.path, exc_info=exc)
+        return Response(err.json(), err.status, err.headers, media_type="application/json")
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        message = {
+            404: f"Unknown request URL: {request.method} {request.url.path}.",
+            405: f"Method {request.method} is not allowed on {request.url.path}.",
+        }.get(status, "The request could not be served.")
+        err = ApiError(status, message, code="unknown_url" if status == 404 else None)
+        return Response(err.json(), status, media_type="application/json")
+
+    routes = [
+        Route("/v1/responses", create_response, methods=["POST"]),
+        Route("/v1/responses/{rid}", get_response, methods=["GET"]),
+        Route("/v1/responses/{rid}", delete_response, methods=["DELETE"]),
+        Route("/v1/responses/{rid}/input_items", input_items, methods=["GET"]),
+        Route("/v1/responses/{rid}/cancel", cancel_response, methods=["POST"]),
+        Route("/v1/conversations", create_conversation, methods=["POST"]),
+        Route("/v1/conversations/{cid}", conversation, methods=["GET", "POST", "DELETE"]),
+        Route("/v1/conversations/{cid}/items", conversation_items, methods=["GET", "POST"]),
+        Route("/v1/conversations/{cid}/items/{item}", conversation_item, methods=["GET", "DELETE"]),
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/usage", usage, methods=["GET"]),
+        Route("/v1/models", models, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        st.start()
+        try:
+            yield
+        finally:
+            st.close()
+
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            ApiError: api_error,
+            SrtError: api_error,
+            HTTPException: http_error,
+            Exception: api_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.srt = st
+    return app

@@ -1,0 +1,271 @@
+"""Chat Completions pass-through, and the per-tenant usage report.
+
+``POST /v1/chat/completions`` is stateless, as OpenAI's is: the messages are sent to the
+routed upstream through an srt session that keeps nothing (``keep=False``), so the
+request still gets srt's wire formats, routing and a ledger row for the tenant's usage,
+and the reply comes back as a Chat Completion (or its chunks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from .._types import Reply
+from ..cli._stats import usage_figures
+from ..providers.base import OpenAICompatible
+from ..wire import get_format
+from ..wire.params import CommonParams, translate
+from .errors import bad_request, from_exception
+from .params import number, wrong_type
+from .threads import thread_name
+
+if TYPE_CHECKING:
+    from .asgi import State
+    from .service import Gateway
+
+__all__ = ["handle", "usage"]
+
+_FIELDS = frozenset(
+    "model messages tools tool_choice parallel_tool_calls temperature top_p max_tokens "
+    "max_completion_tokens stream stream_options response_format user metadata store "
+    "reasoning_effort service_tier n seed stop".split()
+)
+_FINISH = {"max_tokens": "length", "max_output_tokens": "length", "length": "length"}
+
+
+def _check(body: dict[str, Any]) -> dict[str, Any]:
+    for k in body:
+        if k not in _FIELDS:
+            raise bad_request(
+                f"Unrecognized request argument supplied: {k}", k, "unknown_parameter"
+            )
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise bad_request(
+            "Missing required parameter: 'model'.", "model", "missing_required_parameter"
+        )
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise bad_request(
+            "Invalid 'messages': expected a non-empty array.", "messages", "invalid_value"
+        )
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in (
+            "system",
+            "developer",
+            "user",
+            "assistant",
+            "tool",
+        ):
+            raise bad_request(
+                f"Invalid value for 'messages[{i}].role'.", f"messages[{i}].role", "invalid_value"
+            )
+    if body.get("n") not in (None, 1):
+        raise bad_request("Only n = 1 is supported by this gateway.", "n", "unsupported_parameter")
+    for k in ("stop", "seed"):
+        if body.get(k) is not None:
+            raise bad_request(
+                f"'{k}' is not supported by this gateway.", k, "unsupported_parameter"
+            )
+    for k in ("max_tokens", "max_completion_tokens"):
+        v = body.get(k)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise wrong_type(k, "an integer >= 1", v)
+    tools = body.get("tools")
+    if tools is not None and (
+        not isinstance(tools, list)
+        or not all(
+            isinstance(t, dict)
+            and t.get("type") == "function"
+            and isinstance(t.get("function"), dict)
+            for t in tools
+        )
+    ):
+        raise bad_request("Invalid 'tools': function tools only.", "tools", "invalid_value")
+    for k in ("stream",):
+        if body.get(k) is not None and not isinstance(body[k], bool):
+            raise wrong_type(k, "a boolean", body[k])
+    return body
+
+
+def _choice(body: dict[str, Any]) -> Any:
+    c = body.get("tool_choice")
+    if isinstance(c, dict):
+        fn = c.get("function")
+        if (
+            c.get("type") != "function"
+            or not isinstance(fn, dict)
+            or not isinstance(fn.get("name"), str)
+        ):
+            raise bad_request("Invalid 'tool_choice'.", "tool_choice", "invalid_value")
+        return {"type": "function", "name": fn["name"]}
+    if c not in (None, "auto", "none", "required"):
+        raise bad_request("Invalid 'tool_choice'.", "tool_choice", "invalid_value")
+    return c
+
+
+def _message(reply: Reply) -> dict[str, Any]:
+    m = reply.message
+    out: dict[str, Any] = {
+        "role": "assistant",
+        "content": m.get("content") if m.get("content") or not m.get("tool_calls") else None,
+        "refusal": m.get("refusal"),
+        "annotations": [],
+    }
+    if isinstance(out["content"], list):
+        out["content"] = "".join(p.get("text", "") for p in out["content"])
+    if m.get("tool_calls"):
+        out["tool_calls"] = m["tool_calls"]
+    return out
+
+
+def _usage(reply: Reply | None) -> dict[str, Any]:
+    u = reply.usage if reply is not None else None
+    inp, out = (u.input_tokens, u.output_tokens) if u else (0, 0)
+    return {
+        "prompt_tokens": inp,
+        "completion_tokens": out,
+        "total_tokens": inp + out,
+        "prompt_tokens_details": {"cached_tokens": u.cache_read_tokens if u else 0},
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    }
+
+
+def _finish(reply: Reply) -> str:
+    if reply.message.get("tool_calls"):
+        return "tool_calls"
+    return _FINISH.get(str(reply.stop_reason), "stop")
+
+
+async def handle(st: State, gw: Gateway, tenant: str, body: dict[str, Any]) -> Response:
+    body = _check(body)
+    _route, provider, up_model = gw.route(body["model"])
+    fmt = get_format(provider.format)
+    text = None
+    rf = body.get("response_format")
+    if isinstance(rf, dict) and rf.get("type") in ("json_object", "json_schema"):
+        spec = {"type": rf["type"], **(rf.get("json_schema") or {})}
+        text = {"format": spec}
+    common = CommonParams(
+        max_output_tokens=body.get("max_completion_tokens")
+        or body.get("max_tokens")
+        or gw.config.default_max_output_tokens,
+        temperature=number(body, "temperature", 0.0, 2.0),
+        top_p=number(body, "top_p", 0.0, 1.0),
+        tool_choice=_choice(body),
+        parallel_tool_calls=body.get("parallel_tool_calls"),
+        text=text,
+        reasoning={"effort": body["reasoning_effort"]} if body.get("reasoning_effort") else None,
+        service_tier=body.get("service_tier"),
+    )
+    try:
+        kw = translate(fmt, common, compatible=isinstance(provider, OpenAICompatible))
+    except ValueError as exc:
+        raise bad_request(str(exc), code="unsupported_parameter") from None
+    messages, tools = body["messages"], body.get("tools") or None
+    name = thread_name(tenant, "chat")
+    cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    created = int(time.time())
+
+    def send() -> Reply:
+        s = gw.rt.session(name)
+        return s.send(provider, model=up_model, tools=tools, append=messages, keep=False, **kw)
+
+    if not body.get("stream"):
+        reply = await st.run(send)
+        return JSONResponse(
+            {
+                "id": cid,
+                "object": "chat.completion",
+                "created": created,
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": _message(reply),
+                        "logprobs": None,
+                        "finish_reason": _finish(reply),
+                    }
+                ],
+                "usage": _usage(reply),
+                "service_tier": "default",
+                "system_fingerprint": None,
+            }
+        )
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        data = {
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": body["model"],
+            "system_fingerprint": None,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+        return b"data: " + json.dumps(data, ensure_ascii=False).encode() + b"\n\n"
+
+    def work() -> None:
+        try:
+            s = gw.rt.session(name)
+            stream = s.stream(
+                provider, model=up_model, tools=tools, append=messages, keep=False, **kw
+            )
+            put = queue.put_nowait
+            loop.call_soon_threadsafe(
+                put, chunk({"role": "assistant", "content": "", "refusal": None})
+            )
+            for delta in stream:
+                loop.call_soon_threadsafe(put, chunk({"content": delta}))
+            reply = stream.reply
+            assert reply is not None
+            for i, call in enumerate(reply.message.get("tool_calls") or ()):
+                loop.call_soon_threadsafe(put, chunk({"tool_calls": [{"index": i, **call}]}))
+            loop.call_soon_threadsafe(put, chunk({}, _finish(reply)))
+            if include_usage:
+                data = {
+                    "id": cid,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": body["model"],
+                    "choices": [],
+                    "usage": _usage(reply),
+                }
+                loop.call_soon_threadsafe(put, b"data: " + json.dumps(data).encode() + b"\n\n")
+            loop.call_soon_threadsafe(put, b"data: [DONE]\n\n")
+            loop.call_soon_threadsafe(put, None)
+        except BaseException as exc:
+            loop.call_soon_threadsafe(queue.put_nowait, exc)
+
+    st.pool.submit(work)
+    first = await queue.get()
+    if isinstance(first, BaseException):
+        raise first
+
+    async def events() -> AsyncIterator[bytes]:
+        item = first
+        while item is not None:
+            if isinstance(item, BaseException):
+                err = from_exception(item)
+                yield b"data: " + json.dumps(err.body()).encode() + b"\n\n"
+                return
+            yield item
+            item = await queue.get()
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
+def usage(gw: Gateway, tenant: str) -> dict[str, Any]:
+    """The tenant's totals from the ledger: requests, tokens, cache reads, cost, savings."""
+    prefix = thread_name(tenant, "")
+    rows = [r for r in gw.rt.calls() if str(r.get("session_name") or "").startswith(prefix)]
+    return {"object": "usage", "tenant": tenant, **usage_figures(rows)}

@@ -1,0 +1,294 @@
+"""The gateway's configuration: one TOML file.
+
+::
+
+    [server]
+    host = "127.0.0.1"            # loopback unless told otherwise
+    port = 8000
+    db = "gateway.db"             # a path (SQLite, the default) or a postgresql:// URL
+    max_body_bytes = 4194304      # a larger request is refused with 413
+    max_items = 500               # input items per request
+    requests_per_minute = 600     # per API key (each tenant may set its own)
+    response_retention_days = 30  # then a stored response (and its history) expires
+    open = false                  # true: no API key needed (refused unless on loopback)
+
+    [upstreams.openai]
+    kind = "openai"               # openai, responses, azure, anthropic, bedrock,
+                                  # compatible or local
+    api_key_env = "OPENAI_API_KEY"   # the credential is read from the environment only
+
+    [upstreams.claude]
+    kind = "anthropic"
+
+    [[routes]]
+    model = "claude-*"            # a glob on the model name a client asks for
+    upstream = "claude"
+    upstream_model = "claude-sonnet-4-5"   # optional: the name sent upstream
+    context_window = 200000       # for truncation "auto" (tokens)
+
+    [tenants.acme]
+    requests_per_minute = 60
+
+Credentials never appear in this file: each upstream names the environment variable
+holding its key (``api_key_env``; Bedrock also reads the standard AWS variables), so a
+config can be committed and shared by every worker and machine. API keys of tenants are
+created with ``srt serve --new-key TENANT`` and stored hashed in the database.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError
+from ..providers.base import Anthropic, Azure, Bedrock, OpenAI, OpenAICompatible, Provider
+from ..wire.azure import AzureEndpoint
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+__all__ = ["KINDS", "Config", "Route", "Tenant", "Upstream", "load_config"]
+
+KINDS = ("openai", "responses", "azure", "anthropic", "bedrock", "compatible", "local")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_SERVER_KEYS = frozenset(
+    "host port db max_body_bytes max_items requests_per_minute open workers threads "
+    "default_max_output_tokens response_retention_days".split()
+)
+_UPSTREAM_KEYS = frozenset(
+    "kind api_key_env base_url region deployment api_version model ctx_size slots "
+    "threads state_dir extra_params".split()
+)
+_ROUTE_KEYS = frozenset("model upstream upstream_model context_window".split())
+_TENANT_KEYS = frozenset("requests_per_minute max_items".split())
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """One upstream provider. ``api_key_env`` names the variable holding its key."""
+
+    name: str
+    kind: str
+    api_key_env: str | None = None
+    base_url: str | None = None
+    region: str | None = None
+    deployment: str | None = None
+    api_version: str | None = None
+    model: str | None = None  # local: the GGUF file
+    ctx_size: int = 4096
+    slots: int = 2
+    threads: int | None = None
+    state_dir: str | None = None
+    extra_params: Mapping[str, Any] = field(default_factory=dict)
+
+    def key(self) -> str | None:
+        if self.api_key_env is None:
+            return None
+        value = os.environ.get(self.api_key_env)
+        if not value:
+            raise ConfigError(
+                f"upstream {self.name!r}: environment variable {self.api_key_env} is not set"
+            )
+        return value
+
+    def provider(self, model: str) -> Provider:
+        """A provider for this upstream (Azure: one per deployment, named by ``model``)."""
+        key = self.key()
+        kind = self.kind
+        if kind in ("openai", "responses"):
+            return OpenAI(
+                key, base_url=self.base_url, api="chat" if kind == "openai" else "responses"
+            )
+        if kind == "compatible":
+            if not self.base_url:
+                raise ConfigError(f"upstream {self.name!r}: kind compatible needs base_url")
+            return OpenAICompatible(self.base_url, api_key=key, extra_params=self.extra_params)
+        if kind == "anthropic":
+            return Anthropic(key, base_url=self.base_url)
+        if kind == "bedrock":
+            return Bedrock(region=self.region, api_key=key, endpoint_url=self.base_url)
+        if kind == "azure":
+            if not self.base_url:
+                raise ConfigError(f"upstream {self.name!r}: kind azure needs base_url")
+            endpoint = AzureEndpoint(
+                self.base_url,
+                deployment=self.deployment or model,
+                api_version=self.api_version,
+                use_v1=self.api_version is None,
+            )
+            return Azure(endpoint, api_key=key)
+        from ..providers.local import LocalProvider
+
+        return LocalProvider(
+            self.model,
+            ctx_size=self.ctx_size,
+            slots=self.slots,
+            threads=self.threads,
+            state_dir=self.state_dir,
+        ).start()
+
+
+@dataclass(frozen=True)
+class Route:
+    """Client model names matching ``model`` (a glob) go to ``upstream``."""
+
+    model: str
+    upstream: str
+    upstream_model: str | None = None
+    context_window: int | None = None
+
+    def matches(self, name: str) -> bool:
+        return fnmatch.fnmatchcase(name, self.model)
+
+
+@dataclass(frozen=True)
+class Tenant:
+    name: str
+    requests_per_minute: int | None = None
+    max_items: int | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """What ``srt serve`` runs with (see the module docstring for the TOML form)."""
+
+    upstreams: Mapping[str, Upstream]
+    routes: tuple[Route, ...]
+    tenants: Mapping[str, Tenant] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    db: str | None = None
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_items: int = 500
+    requests_per_minute: int = 600
+    open: bool = False
+    workers: int = 1
+    threads: int = 64
+    default_max_output_tokens: int | None = None
+    #: Stored responses expire after this many days (OpenAI's 30); None keeps them.
+    response_retention_days: float | None = 30.0
+
+    def __post_init__(self) -> None:
+        for route in self.routes:
+            if route.upstream not in self.upstreams:
+                raise ConfigError(
+                    f"route {route.model!r} names upstream {route.upstream!r}, which is "
+                    f"not defined (defined: {sorted(self.upstreams)})"
+                )
+        if self.open and self.host not in _LOOPBACK:
+            raise ConfigError(
+                "open = true (no API keys) is only allowed on a loopback address; "
+                f"host is {self.host!r}"
+            )
+        for name, value in (
+            ("port", self.port),
+            ("max_body_bytes", self.max_body_bytes),
+            ("max_items", self.max_items),
+            ("requests_per_minute", self.requests_per_minute),
+            ("workers", self.workers),
+            ("threads", self.threads),
+        ):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or value < (0 if name == "port" else 1)
+            ):
+                raise ConfigError(f"server.{name} must be a positive integer, got {value!r}")
+
+    def route(self, model: str) -> Route | None:
+        for route in self.routes:
+            if route.matches(model):
+                return route
+        return None
+
+    def tenant(self, name: str) -> Tenant:
+        return self.tenants.get(name) or Tenant(name)
+
+
+def _table(data: Any, where: str, keys: frozenset[str]) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = sorted(set(data) - keys)
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting {unknown[0]!r} (known: {sorted(keys)})")
+    return data
+
+
+def _name(value: str, what: str) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise ConfigError(
+            f"{what} {value!r}: use 1-64 letters, digits, '_', '.' or '-', starting with a "
+            "letter or digit"
+        )
+    return value
+
+
+def from_dict(data: Mapping[str, Any]) -> Config:
+    """A ``Config`` from parsed TOML; ``ConfigError`` names the first bad setting."""
+    top = _table(dict(data), "the config", frozenset({"server", "upstreams", "routes", "tenants"}))
+    server = _table(top.get("server", {}), "[server]", _SERVER_KEYS)
+    upstreams: dict[str, Upstream] = {}
+    for name, raw in _table(
+        top.get("upstreams", {}), "[upstreams]", frozenset(top.get("upstreams", {}) or ())
+    ).items():
+        _name(name, "upstream")
+        up = _table(raw, f"[upstreams.{name}]", _UPSTREAM_KEYS)
+        kind = up.get("kind")
+        if kind not in KINDS:
+            raise ConfigError(f"[upstreams.{name}] kind must be one of {', '.join(KINDS)}")
+        try:
+            upstreams[name] = Upstream(name=name, **up)
+        except TypeError as exc:
+            raise ConfigError(f"[upstreams.{name}]: {exc}") from None
+    routes = []
+    raw_routes = top.get("routes", [])
+    if not isinstance(raw_routes, list):
+        raise ConfigError("routes must be an array of tables ([[routes]])")
+    for i, raw in enumerate(raw_routes):
+        r = _table(raw, f"routes[{i}]", _ROUTE_KEYS)
+        if not isinstance(r.get("model"), str) or not isinstance(r.get("upstream"), str):
+            raise ConfigError(f"routes[{i}] needs model (a glob) and upstream (a name)")
+        routes.append(Route(**r))
+    tenants = {}
+    for name, raw in _table(
+        top.get("tenants", {}), "[tenants]", frozenset(top.get("tenants", {}) or ())
+    ).items():
+        _name(name, "tenant")
+        tenants[name] = Tenant(name, **_table(raw, f"[tenants.{name}]", _TENANT_KEYS))
+    try:
+        return Config(upstreams=upstreams, routes=tuple(routes), tenants=tenants, **server)
+    except TypeError as exc:
+        raise ConfigError(f"[server]: {exc}") from None
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read a TOML config file (see the module docstring)."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the config file {os.fspath(path)!r}: {exc.strerror}"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"the config file {os.fspath(path)!r} is not valid TOML: {exc}") from None
+    return from_dict(data)
+
+
+def single(kind: str, **options: Any) -> Config:
+    """A config with one upstream of ``kind`` that every model name routes to."""
+    if kind not in KINDS:
+        raise ConfigError(f"the upstream kind must be one of {', '.join(KINDS)}")
+    up = {k: v for k, v in options.items() if k in _UPSTREAM_KEYS and v is not None}
+    server = {k: v for k, v in options.items() if k in _SERVER_KEYS and v is not None}
+    upstream_model = options.get("upstream_model")
+    route = Route("*", kind, upstream_model=upstream_model)
+    return Config(upstreams={kind: Upstream(name=kind, kind=kind, **up)}, routes=(route,), **server)

@@ -1,0 +1,186 @@
+"""The Conversations API: a conversation is an srt session plus a small stored object.
+
+Items are the session's messages rendered as Responses items (``items.items_of``).
+Adding items appends them in one compare-and-swap; deleting one rebuilds the history
+after it in a new session (a fork before the item, then the rest appended: stored
+messages are reused, never copied), and the conversation object is switched to it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .. import _core
+from .errors import bad_request, not_found
+from .items import chain, items_of
+from .params import check_items, check_metadata
+from .records import new_id
+from .service import Gateway, page
+from .threads import Live, thread_name
+
+__all__ = ["Conversations"]
+
+#: Items per ``POST /v1/conversations`` or ``.../items`` call, as OpenAI allows.
+MAX_ITEMS = 20
+
+
+def _only(body: dict[str, Any], keys: set[str], required: str | None = None) -> None:
+    unknown = set(body) - keys
+    if unknown:
+        k = sorted(unknown)[0]
+        raise bad_request(f"Unrecognized request argument supplied: {k}", k, "unknown_parameter")
+    if required is not None and required not in body:
+        raise bad_request(
+            f"Missing required parameter: '{required}'.", required, "missing_required_parameter"
+        )
+
+
+def _public(conv: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": conv["id"],
+        "object": "conversation",
+        "created_at": conv["created_at"],
+        "metadata": conv.get("metadata") or {},
+    }
+
+
+class Conversations:
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.records = gw.records
+        self.threads = gw.threads
+
+    def _get(self, tenant: str, cid: str) -> dict[str, Any]:
+        conv = self.records.get_conversation(tenant, cid)
+        if conv is None:
+            raise not_found("conversation", cid)
+        return conv
+
+    def _take(self, conv: dict[str, Any]) -> Live:
+        return self.threads.conversation(conv, create=True)
+
+    def create(self, tenant: str, body: dict[str, Any]) -> dict[str, Any]:
+        _only(body, {"items", "metadata"})
+        metadata = check_metadata(body.get("metadata"))
+        items = check_items(body.get("items") or [], "items", MAX_ITEMS)
+        cid = new_id("conv")
+        conv: dict[str, Any] = {
+            "id": cid,
+            "created_at": int(time.time()),
+            "metadata": metadata or {},
+            "thread": thread_name(tenant, cid),
+            "lead": 0,
+            "instructions": None,
+        }
+        live = self.threads.adopt(conv["thread"], self.gw.rt.session(conv["thread"]), 0, None)
+        try:
+            if items:
+                live.session.append(items)
+            self.records.put_conversation(tenant, conv)
+        finally:
+            self.threads.release(live)
+        return _public(conv)
+
+    def get(self, tenant: str, cid: str) -> dict[str, Any]:
+        return _public(self._get(tenant, cid))
+
+    def update(self, tenant: str, cid: str, body: dict[str, Any]) -> dict[str, Any]:
+        _only(body, {"metadata"}, "metadata")
+        conv = self._get(tenant, cid)
+        conv["metadata"] = check_metadata(body["metadata"]) or {}
+        self.records.put_conversation(tenant, conv)
+        return _public(conv)
+
+    def delete(self, tenant: str, cid: str) -> dict[str, Any]:
+        conv = self._get(tenant, cid)
+        if not self.records.delete_conversation(tenant, cid):
+            raise not_found("conversation", cid)
+        self.threads.forget(conv["thread"])
+        if self.gw.rt.store.get_session(conv["thread"]) is not None:
+            self.gw.rt.delete(conv["thread"])
+        return {"id": cid, "object": "conversation.deleted", "deleted": True}
+
+    # -- items -------------------------------------------------------------------------
+
+    def add_items(self, tenant: str, cid: str, body: dict[str, Any]) -> dict[str, Any]:
+        _only(body, {"items"}, "items")
+        items = check_items(body["items"], "items", MAX_ITEMS)
+        if not items:
+            raise bad_request("Invalid 'items': at least one item.", "items", "empty_array")
+        conv = self._get(tenant, cid)
+        live = self._take(conv)
+        try:
+            s = live.session
+            n = len(s)
+            parent = bytes.fromhex(s.prefix_hash) if s.prefix_hash else _core.ROOT
+            s.append(items)
+            bodies = s.messages_bytes()[n:]
+        finally:
+            self.threads.release(live)
+        before = [parent, *chain(parent, bodies)]
+        data = [item for i, b in enumerate(bodies) for item in items_of(b, before[i], "")]
+        return {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": False,
+        }
+
+    def _bodies(self, tenant: str, cid: str) -> tuple[dict[str, Any], list[bytes]]:
+        conv = self._get(tenant, cid)
+        live = self._take(conv)
+        try:
+            return conv, live.session.messages_bytes()
+        finally:
+            self.threads.release(live)
+
+    def list_items(
+        self, tenant: str, cid: str, after: str | None, limit: int, order: str
+    ) -> dict[str, Any]:
+        conv, bodies = self._bodies(tenant, cid)
+        return page(bodies, conv["lead"], "", after, limit, order)
+
+    def _locate(
+        self, conv: dict[str, Any], bodies: list[bytes], item: str
+    ) -> tuple[int, dict[str, Any], list[dict[str, Any]]]:
+        before = [_core.ROOT, *chain(_core.ROOT, bodies)]
+        for i in range(conv["lead"], len(bodies)):
+            rendered = items_of(bodies[i], before[i], "")
+            for found in rendered:
+                if found["id"] == item:
+                    return i, found, rendered
+        raise not_found("item", item)
+
+    def get_item(self, tenant: str, cid: str, item: str) -> dict[str, Any]:
+        conv, bodies = self._bodies(tenant, cid)
+        return self._locate(conv, bodies, item)[1]
+
+    def delete_item(self, tenant: str, cid: str, item: str) -> dict[str, Any]:
+        conv = self._get(tenant, cid)
+        live = self._take(conv)
+        try:
+            s = live.session
+            bodies = s.messages_bytes()
+            i, found, rendered = self._locate(conv, bodies, item)
+            messages = s.messages()
+            rest: list[Any] = []
+            others = [r for r in rendered if r["id"] != found["id"]]
+            if others:  # the message keeps its other items
+                rest.append(
+                    [{k: v for k, v in r.items() if k not in ("id", "status")} for r in others]
+                )
+            rest += messages[i + 1 :]
+            name = thread_name(tenant, f"{cid}~{new_id('d')[2:14]}")
+            fork = s.fork(name, at=i)
+            if rest:
+                fork.append(*rest)
+            conv["thread"] = name
+            self.records.put_conversation(tenant, conv)
+            old = live.name
+        finally:
+            self.threads.release(live)
+        self.threads.forget(old)
+        self.gw.rt.delete(old)
+        return _public(conv)

@@ -1,0 +1,166 @@
+"""OpenAI-shaped errors: ``{"error": {"message", "type", "param", "code"}}`` with a status.
+
+Every failure the gateway answers goes through ``ApiError``. ``from_exception`` is the
+one boundary where srt's typed errors become HTTP errors; anything else is a 500 whose
+message says nothing about the code (the traceback goes to the server log, never to the
+client). Upstream error text is passed on only after srt's providers have scrubbed it
+of credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from ..errors import (
+    ConfigError,
+    ConflictError,
+    ContextOverflowError,
+    HistoryIndexError,
+    InvalidMessageError,
+    ProviderAuthError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderResponseError,
+    ProviderTimeoutError,
+    RateLimitError,
+    SessionNotFoundError,
+    StoreBusyError,
+    StoreError,
+    StreamInterruptedError,
+)
+
+__all__ = ["ApiError", "bad_request", "from_exception", "not_found"]
+
+_TYPES = {
+    400: "invalid_request_error",
+    401: "invalid_request_error",
+    403: "invalid_request_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+_OVERFLOW = re.compile(r"context.length|too long|maximum context|prompt is too long", re.I)
+
+
+class ApiError(Exception):
+    """An error answered to the client with ``status`` and an OpenAI error object."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str | None = None,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type or _TYPES.get(status, "server_error")
+        self.param = param
+        self.code = code
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+    def json(self) -> bytes:
+        return json.dumps(self.body(), ensure_ascii=False).encode("utf-8")
+
+
+def bad_request(message: str, param: str | None = None, code: str | None = None) -> ApiError:
+    return ApiError(400, message, param=param, code=code)
+
+
+def not_found(what: str, ident: str, param: str | None = None) -> ApiError:
+    return ApiError(404, f"No {what} found with id '{ident}'.", param=param, code="not_found")
+
+
+def _upstream_message(exc: ProviderResponseError) -> str:
+    """The upstream's own error message when its body is an error object, else srt's text."""
+    try:
+        data = json.loads(exc.body or "")
+    except ValueError:
+        return str(exc)
+    err = data.get("error") if isinstance(data, dict) else None
+    if isinstance(err, dict) and isinstance(err.get("message"), str):
+        return str(err["message"])
+    if isinstance(data, dict) and isinstance(data.get("message"), str):
+        return str(data["message"])
+    return str(exc)
+
+
+def from_exception(exc: BaseException) -> ApiError:
+    """srt's typed errors as API errors; anything unknown is a bare 500."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, ConflictError):
+        return ApiError(
+            409,
+            "Another request changed this conversation first; nothing was added. "
+            "Retry on its current state.",
+            code="conflict",
+        )
+    if isinstance(exc, ContextOverflowError):
+        return ApiError(400, str(exc), param="input", code="context_length_exceeded")
+    if isinstance(exc, (InvalidMessageError, HistoryIndexError)):
+        return ApiError(400, str(exc), param="input", code="invalid_value")
+    if isinstance(exc, ConfigError):
+        return ApiError(400, str(exc), code="invalid_value")
+    if isinstance(exc, SessionNotFoundError):
+        return ApiError(404, "The conversation or response no longer exists.", code="not_found")
+    if isinstance(exc, StoreBusyError):
+        return ApiError(503, "The store is busy; retry shortly.", code="store_busy")
+    if isinstance(exc, StoreError):
+        return ApiError(500, "The gateway's store failed.", code="store_error")
+    if isinstance(exc, ProviderError):
+        return _from_provider(exc)
+    return ApiError(500, "The gateway had an error while processing your request.")
+
+
+def _from_provider(exc: ProviderError) -> ApiError:
+    if isinstance(exc, ProviderAuthError):
+        return ApiError(
+            502, "The upstream provider refused the gateway's credentials.", code="upstream_auth"
+        )
+    if isinstance(exc, RateLimitError):
+        after = getattr(exc, "retry_after", None)
+        headers = {"retry-after": str(max(1, int(after)))} if after else {}
+        return ApiError(
+            429,
+            "The upstream provider is rate limiting.",
+            code="upstream_rate_limited",
+            headers=headers,
+        )
+    if isinstance(exc, ProviderTimeoutError):
+        return ApiError(504, "The upstream provider timed out.", code="upstream_timeout")
+    if isinstance(exc, (ProviderConnectionError, StreamInterruptedError)):
+        return ApiError(502, "The upstream provider could not be reached.", code="upstream_error")
+    if isinstance(exc, ProviderResponseError):
+        status = exc.status or 502
+        message = _upstream_message(exc)
+        if status in (400, 413) and _OVERFLOW.search(message):
+            return ApiError(400, message, param="input", code="context_length_exceeded")
+        if 400 <= status < 500 and status not in (401, 403, 404, 429):
+            return ApiError(
+                400,
+                f"The upstream provider rejected the request: {message}",
+                code="upstream_invalid_request",
+            )
+        return ApiError(502, f"The upstream provider failed: {message}", code="upstream_error")
+    return ApiError(502, "The upstream provider failed.", code="upstream_error")

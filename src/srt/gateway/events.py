@@ -1,0 +1,158 @@
+"""The Responses streaming events, in the order the API sends them.
+
+``response.created``, ``response.in_progress``, then per output item
+``response.output_item.added``, for a message ``response.content_part.added``, the
+``response.output_text.delta`` events, ``response.output_text.done`` and
+``response.content_part.done``, for a function call
+``response.function_call_arguments.delta`` and ``...done``, then
+``response.output_item.done``; last ``response.completed`` (or ``response.incomplete``
+/ ``response.failed``). Every event carries ``type`` and a ``sequence_number`` from 0.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Emit", "Events", "encode"]
+
+Emit = Callable[[str, dict[str, Any]], None]
+
+
+def encode(kind: str, data: dict[str, Any]) -> bytes:
+    """One server-sent event."""
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return f"event: {kind}\ndata: {payload}\n\n".encode()
+
+
+class Events:
+    """Builds the event sequence of one response and hands each event to ``emit``."""
+
+    def __init__(self, emit: Emit) -> None:
+        self._emit = emit
+        self.seq = 0
+        self._message: dict[str, Any] | None = None
+        self._index = 0
+        self._text: list[str] = []
+
+    def _add(self, kind: str, **data: Any) -> None:
+        self._emit(kind, {"type": kind, "sequence_number": self.seq, **data})
+        self.seq += 1
+
+    def start(self, response: dict[str, Any]) -> None:
+        snapshot = {**response, "status": "in_progress", "output": [], "usage": None}
+        self._add("response.created", response=snapshot)
+        self._add("response.in_progress", response=snapshot)
+
+    def delta(self, text: str, message_id: str) -> None:
+        if self._message is None:
+            self._message = {
+                "type": "message",
+                "id": message_id,
+                "status": "in_progress",
+                "role": "assistant",
+                "content": [],
+            }
+            self._add("response.output_item.added", output_index=0, item=self._message)
+            part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+            self._add(
+                "response.content_part.added",
+                item_id=message_id,
+                output_index=0,
+                content_index=0,
+                part=part,
+            )
+            self._index = 1
+        self._text.append(text)
+        self._add(
+            "response.output_text.delta",
+            item_id=message_id,
+            output_index=0,
+            content_index=0,
+            delta=text,
+            logprobs=[],
+        )
+
+    @property
+    def text(self) -> str:
+        return "".join(self._text)
+
+    def finish(self, response: dict[str, Any]) -> None:
+        """Close the open message and announce the other output items, then the end."""
+        output = response.get("output") or []
+        done_message = None
+        if self._message is not None:
+            done_message = next((i for i in output if i.get("type") == "message"), None)
+            if done_message is None:  # a cut-off stream whose partial text was not kept
+                done_message = {
+                    **self._message,
+                    "status": "incomplete",
+                    "content": [
+                        {
+                            "type": "output_text",
+                            "text": self.text,
+                            "annotations": [],
+                            "logprobs": [],
+                        }
+                    ],
+                }
+            mid = self._message["id"]
+            text = "".join(
+                p.get("text", "") for p in done_message["content"] if p.get("type") == "output_text"
+            )
+            ix = {"item_id": mid, "output_index": 0, "content_index": 0}
+            self._add("response.output_text.done", **ix, text=text, logprobs=[])
+            part = (done_message["content"] or [{"type": "output_text", "text": text}])[0]
+            self._add("response.content_part.done", **ix, part=part)
+            self._add("response.output_item.done", output_index=0, item=done_message)
+        index = self._index
+        for item in output:
+            if item is done_message or (
+                done_message is not None and item.get("id") == done_message.get("id")
+            ):
+                continue
+            if item.get("type") == "function_call":
+                added = {**item, "arguments": "", "status": "in_progress"}
+                self._add("response.output_item.added", output_index=index, item=added)
+                args = item.get("arguments", "")
+                if args:
+                    self._add(
+                        "response.function_call_arguments.delta",
+                        item_id=item["id"],
+                        output_index=index,
+                        delta=args,
+                    )
+                self._add(
+                    "response.function_call_arguments.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    name=item.get("name"),
+                    arguments=args,
+                )
+            elif item.get("type") == "message":
+                self._add(
+                    "response.output_item.added", output_index=index, item={**item, "content": []}
+                )
+                for ci, part in enumerate(item.get("content") or ()):
+                    ix = {"item_id": item["id"], "output_index": index, "content_index": ci}
+                    self._add("response.content_part.added", **ix, part={**part, "text": ""})
+                    if part.get("text"):
+                        self._add(
+                            "response.output_text.delta", **ix, delta=part["text"], logprobs=[]
+                        )
+                    self._add(
+                        "response.output_text.done", **ix, text=part.get("text", ""), logprobs=[]
+                    )
+                    self._add("response.content_part.done", **ix, part=part)
+            else:
+                self._add("response.output_item.added", output_index=index, item=item)
+            self._add("response.output_item.done", output_index=index, item=item)
+            index += 1
+        status = response.get("status")
+        kind = {
+            "completed": "response.completed",
+            "incomplete": "response.incomplete",
+            "cancelled": "response.incomplete",
+        }.get(str(status), "response.failed")
+        self._add(kind, response=response)

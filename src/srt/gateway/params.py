@@ -1,0 +1,490 @@
+"""Typed request parameters, checked the way the OpenAI API checks them.
+
+A request body becomes a frozen dataclass here or an ``ApiError`` (400) naming the
+parameter: unknown fields, wrong types, out-of-range values and malformed input items
+are all refused before anything is sent or stored. Fields the OpenAI API has but this
+gateway cannot honour (hosted tools, prompt templates...) are refused by name rather
+than ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ApiError, bad_request
+
+__all__ = [
+    "CreateResponse",
+    "ListParams",
+    "check_items",
+    "check_metadata",
+    "parse_create",
+    "parse_json",
+    "parse_list",
+]
+
+#: Fields of ``POST /v1/responses`` this gateway honours.
+_CREATE_FIELDS = frozenset(
+    "model input instructions previous_response_id conversation store stream background "
+    "tools tool_choice parallel_tool_calls truncation max_output_tokens max_tool_calls "
+    "metadata include temperature top_p top_logprobs text reasoning user safety_identifier "
+    "prompt_cache_key prompt_cache_retention service_tier stream_options".split()
+)
+#: Fields the OpenAI API has that this gateway refuses unless null.
+_UNSUPPORTED = frozenset(
+    "prompt context_management access_programs background_options image moderation "
+    "prompt_cache_options".split()
+)
+_INCLUDABLE = frozenset(
+    {
+        "message.output_text.logprobs",
+        "reasoning.encrypted_content",
+        "message.input_image.image_url",
+    }
+)
+_ROLES = frozenset({"user", "assistant", "system", "developer"})
+_PARTS = {
+    "user": frozenset({"input_text", "input_image"}),
+    "system": frozenset({"input_text"}),
+    "developer": frozenset({"input_text"}),
+    "assistant": frozenset({"output_text", "refusal"}),
+}
+_ITEM_KEYS = {
+    "message": frozenset({"type", "role", "content", "id", "status"}),
+    "function_call": frozenset({"type", "call_id", "name", "arguments", "id", "status"}),
+    "function_call_output": frozenset({"type", "call_id", "output", "id", "status"}),
+    "reasoning": frozenset({"type", "id", "summary", "encrypted_content", "content", "status"}),
+}
+_PART_KEYS = {
+    "input_text": frozenset({"type", "text"}),
+    "output_text": frozenset({"type", "text", "annotations", "logprobs"}),
+    "refusal": frozenset({"type", "refusal"}),
+    "input_image": frozenset({"type", "image_url", "detail", "file_id"}),
+}
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "a boolean",
+    list: "an array",
+    dict: "an object",
+    type(None): "null",
+}
+
+
+def _kind(value: Any) -> str:
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def wrong_type(param: str, expected: str, value: Any) -> ApiError:
+    return bad_request(
+        f"Invalid type for '{param}': expected {expected}, but got {_kind(value)} instead.",
+        param,
+        "invalid_type",
+    )
+
+
+def parse_json(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object, or 400."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request(
+            "We could not parse the JSON body of your request. (HINT: This likely means "
+            "you aren't using your HTTP library correctly. The OpenAI API expects a JSON "
+            "payload.)",
+            code="invalid_json",
+        ) from None
+    if not isinstance(data, dict):
+        raise bad_request("The request body must be a JSON object.", code="invalid_type")
+    return data
+
+
+def _str(body: Mapping[str, Any], key: str, *, empty: bool = True) -> str | None:
+    v = body.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        raise wrong_type(key, "a string", v)
+    if not empty and not v:
+        raise bad_request(f"Invalid '{key}': empty string.", key, "empty_string")
+    return v
+
+
+def _bool(body: Mapping[str, Any], key: str) -> bool | None:
+    v = body.get(key)
+    if v is not None and not isinstance(v, bool):
+        raise wrong_type(key, "a boolean", v)
+    return v
+
+
+def _int(body: Mapping[str, Any], key: str, lo: int, hi: int | None = None) -> int | None:
+    v = body.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise wrong_type(key, "an integer", v)
+    if v < lo or (hi is not None and v > hi):
+        bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+        raise bad_request(f"Invalid '{key}': must be {bound}, got {v}.", key, "invalid_value")
+    return v
+
+
+def number(body: Mapping[str, Any], key: str, lo: float, hi: float) -> float | None:
+    v = body.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise wrong_type(key, "a number", v)
+    if not lo <= v <= hi:
+        raise bad_request(f"Invalid '{key}': must be between {lo} and {hi}.", key, "invalid_value")
+    return float(v)
+
+
+def check_metadata(value: Any, param: str = "metadata") -> dict[str, str] | None:
+    """At most 16 string pairs, keys up to 64 and values up to 512 characters."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise wrong_type(param, "an object", value)
+    if len(value) > 16:
+        raise bad_request(f"Invalid '{param}': at most 16 keys.", param, "invalid_value")
+    for k, v in value.items():
+        if not isinstance(v, str):
+            raise wrong_type(f"{param}.{k}", "a string", v)
+        if len(k) > 64 or len(v) > 512:
+            raise bad_request(
+                f"Invalid '{param}': keys have at most 64 characters and values at most 512.",
+                param,
+                "invalid_value",
+            )
+    return dict(value)
+
+
+def _check_part(part: Any, role: str, p: str) -> None:
+    if not isinstance(part, dict):
+        raise wrong_type(p, "an object", part)
+    kind = part.get("type")
+    if kind not in _PARTS[role]:
+        allowed = ", ".join(sorted(_PARTS[role]))
+        raise bad_request(
+            f"Invalid value for '{p}.type': {role} content parts are {allowed}.",
+            p + ".type",
+            "invalid_value",
+        )
+    extra = set(part) - _PART_KEYS[kind]
+    if extra:
+        raise bad_request(f"Unknown parameter: '{p}.{sorted(extra)[0]}'.", p, "unknown_parameter")
+    if kind in ("input_text", "output_text") and not isinstance(part.get("text"), str):
+        raise wrong_type(p + ".text", "a string", part.get("text"))
+    if kind == "refusal" and not isinstance(part.get("refusal"), str):
+        raise wrong_type(p + ".refusal", "a string", part.get("refusal"))
+    if kind == "input_image":
+        if part.get("file_id") is not None:
+            raise bad_request(
+                "Files are not supported by this gateway: pass the image as image_url.",
+                p + ".file_id",
+                "unsupported_parameter",
+            )
+        if not isinstance(part.get("image_url"), str):
+            raise wrong_type(p + ".image_url", "a string", part.get("image_url"))
+        if part.get("detail", "auto") not in ("auto", "low", "high", "original"):
+            raise bad_request(f"Invalid value for '{p}.detail'.", p + ".detail", "invalid_value")
+
+
+def _check_item(item: Any, p: str, calls: set[str]) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise wrong_type(p, "an object", item)
+    kind = item.get("type", "message" if "role" in item else None)
+    if kind not in _ITEM_KEYS:
+        if kind == "item_reference":
+            raise bad_request(
+                "Item references are not supported by this gateway.", p, "unsupported_parameter"
+            )
+        raise bad_request(
+            f"Invalid value for '{p}.type': supported input items are message, "
+            "function_call, function_call_output and reasoning.",
+            p + ".type",
+            "invalid_value",
+        )
+    extra = set(item) - _ITEM_KEYS[kind]
+    if extra:
+        raise bad_request(f"Unknown parameter: '{p}.{sorted(extra)[0]}'.", p, "unknown_parameter")
+    if kind == "message":
+        role = item.get("role")
+        if role not in _ROLES:
+            raise bad_request(
+                f"Invalid value for '{p}.role': one of user, assistant, system, developer.",
+                p + ".role",
+                "invalid_value",
+            )
+        content = item.get("content")
+        if isinstance(content, list):
+            for j, part in enumerate(content):
+                _check_part(part, role, f"{p}.content[{j}]")
+        elif not isinstance(content, str):
+            raise wrong_type(p + ".content", "a string or an array", content)
+    elif kind == "function_call":
+        for k in ("call_id", "name", "arguments"):
+            if not isinstance(item.get(k), str):
+                raise wrong_type(f"{p}.{k}", "a string", item.get(k))
+        if not item["call_id"] or not item["name"]:
+            raise bad_request(f"Invalid '{p}': empty call_id or name.", p, "empty_string")
+        calls.add(item["call_id"])
+    elif kind == "function_call_output":
+        if not isinstance(item.get("call_id"), str) or not item["call_id"]:
+            raise wrong_type(p + ".call_id", "a non-empty string", item.get("call_id"))
+        out = item.get("output")
+        if isinstance(out, list):
+            for j, part in enumerate(out):
+                if not isinstance(part, dict) or part.get("type") != "input_text":
+                    raise bad_request(
+                        f"Invalid value for '{p}.output[{j}]': only input_text parts.",
+                        f"{p}.output[{j}]",
+                        "invalid_value",
+                    )
+                if not isinstance(part.get("text"), str):
+                    raise wrong_type(f"{p}.output[{j}].text", "a string", part.get("text"))
+        elif not isinstance(out, str):
+            raise wrong_type(p + ".output", "a string or an array", out)
+    elif not isinstance(item.get("summary", []), list):
+        raise wrong_type(p + ".summary", "an array", item.get("summary"))
+    return {k: v for k, v in item.items() if k not in ("id", "status")}
+
+
+def check_items(value: Any, param: str, limit: int) -> list[dict[str, Any]]:
+    """Input items (a string is one user message), checked; ``id``/``status`` dropped."""
+    if isinstance(value, str):
+        return [{"role": "user", "content": value}]
+    if not isinstance(value, list):
+        raise wrong_type(param, "a string or an array of items", value)
+    if len(value) > limit:
+        raise bad_request(
+            f"Invalid '{param}': at most {limit} items per request, got {len(value)}.",
+            param,
+            "array_above_max_length",
+        )
+    calls: set[str] = set()
+    return [_check_item(item, f"{param}[{i}]", calls) for i, item in enumerate(value)]
+
+
+def _check_tools(value: Any) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise wrong_type("tools", "an array", value)
+    out = []
+    names = set()
+    for i, t in enumerate(value):
+        p = f"tools[{i}]"
+        if not isinstance(t, dict):
+            raise wrong_type(p, "an object", t)
+        if t.get("type") != "function":
+            raise bad_request(
+                f"Invalid value for '{p}.type': this gateway supports function tools only.",
+                p + ".type",
+                "unsupported_parameter",
+            )
+        extra = set(t) - {"type", "name", "description", "parameters", "strict"}
+        if extra:
+            raise bad_request(
+                f"Unknown parameter: '{p}.{sorted(extra)[0]}'.", p, "unknown_parameter"
+            )
+        name = t.get("name")
+        if not isinstance(name, str) or not name or len(name) > 64:
+            raise wrong_type(p + ".name", "a string of 1 to 64 characters", name)
+        if name in names:
+            raise bad_request(f"Duplicate function name '{name}' in tools.", p + ".name")
+        names.add(name)
+        if t.get("description") is not None and not isinstance(t["description"], str):
+            raise wrong_type(p + ".description", "a string", t["description"])
+        if t.get("parameters") is not None and not isinstance(t["parameters"], dict):
+            raise wrong_type(p + ".parameters", "an object", t["parameters"])
+        if t.get("strict") is not None and not isinstance(t["strict"], bool):
+            raise wrong_type(p + ".strict", "a boolean", t["strict"])
+        out.append(t)
+    return out
+
+
+def _check_tool_choice(value: Any, tools: list[dict[str, Any]]) -> str | dict[str, Any] | None:
+    if value is None or value in ("auto", "none", "required"):
+        if value == "required" and not tools:
+            raise bad_request("tool_choice 'required' needs tools.", "tool_choice", "invalid_value")
+        return value  # type: ignore[no-any-return]
+    if (
+        isinstance(value, dict)
+        and value.get("type") == "function"
+        and set(value) <= {"type", "name"}
+    ):
+        if value.get("name") not in {t["name"] for t in tools}:
+            raise bad_request(
+                f"tool_choice names function {value.get('name')!r}, which is not in tools.",
+                "tool_choice",
+                "invalid_value",
+            )
+        return value
+    raise bad_request(
+        "Invalid 'tool_choice': one of 'auto', 'none', 'required' or "
+        '{"type": "function", "name": ...}.',
+        "tool_choice",
+        "invalid_value",
+    )
+
+
+@dataclass(frozen=True)
+class CreateResponse:
+    """``POST /v1/responses``, checked."""
+
+    model: str
+    input: list[dict[str, Any]]
+    instructions: str | None = None
+    previous_response_id: str | None = None
+    conversation: str | None = None
+    store: bool = True
+    stream: bool = False
+    background: bool = False
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    truncation: str = "disabled"
+    max_output_tokens: int | None = None
+    metadata: dict[str, str] | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    text: dict[str, Any] | None = None
+    reasoning: dict[str, Any] | None = None
+    prompt_cache_key: str | None = None
+    prompt_cache_retention: str | None = None
+    service_tier: str | None = None
+    user: str | None = None
+
+
+def parse_create(body: dict[str, Any], max_items: int) -> CreateResponse:
+    for k in body:
+        if k in _UNSUPPORTED:
+            if body[k] is None:
+                continue
+            raise bad_request(
+                f"'{k}' is not supported by this gateway.", k, "unsupported_parameter"
+            )
+        if k not in _CREATE_FIELDS:
+            raise bad_request(
+                f"Unrecognized request argument supplied: {k}", k, "unknown_parameter"
+            )
+    model = _str(body, "model", empty=False)
+    if model is None:
+        raise bad_request(
+            "Missing required parameter: 'model'.", "model", "missing_required_parameter"
+        )
+    items = check_items(body.get("input", []), "input", max_items)
+    conv = body.get("conversation")
+    if isinstance(conv, dict):
+        if set(conv) != {"id"}:
+            raise bad_request("Invalid 'conversation': an id or {\"id\": ...}.", "conversation")
+        conv = conv.get("id")
+    if conv is not None and (not isinstance(conv, str) or not conv):
+        raise wrong_type("conversation", "a string", conv)
+    prev = _str(body, "previous_response_id", empty=False)
+    if prev is not None and conv is not None:
+        raise bad_request(
+            "Parameters 'previous_response_id' and 'conversation' cannot be used together.",
+            "conversation",
+            "invalid_value",
+        )
+    trunc = body.get("truncation")
+    if trunc is not None and trunc not in ("auto", "disabled"):
+        raise bad_request(
+            "Invalid value for 'truncation': 'auto' or 'disabled'.", "truncation", "invalid_value"
+        )
+    tools = _check_tools(body.get("tools"))
+    include = body.get("include")
+    if include is not None:
+        if not isinstance(include, list) or not all(isinstance(x, str) for x in include):
+            raise wrong_type("include", "an array of strings", include)
+        for x in include:
+            if x not in _INCLUDABLE:
+                raise bad_request(
+                    f"Invalid value for 'include': {x!r}.", "include", "invalid_value"
+                )
+    for key in ("text", "reasoning", "stream_options"):
+        v = body.get(key)
+        if v is not None and not isinstance(v, dict):
+            raise wrong_type(key, "an object", v)
+    text = body.get("text")
+    if text is not None:
+        fmt = text.get("format")
+        if fmt is not None and (
+            not isinstance(fmt, dict)
+            or fmt.get("type") not in ("text", "json_schema", "json_object")
+        ):
+            raise bad_request("Invalid 'text.format'.", "text.format", "invalid_value")
+    retention = body.get("prompt_cache_retention")
+    if retention is not None and retention not in ("in_memory", "24h"):
+        raise bad_request(
+            "Invalid 'prompt_cache_retention'.", "prompt_cache_retention", "invalid_value"
+        )
+    _int(body, "top_logprobs", 0, 20)
+    _int(body, "max_tool_calls", 1)
+    _str(body, "safety_identifier")
+    stream = bool(_bool(body, "stream"))
+    background = bool(_bool(body, "background"))
+    store = _bool(body, "store")
+    if background and store is False:
+        raise bad_request("Background responses must be stored (store: true).", "background")
+    return CreateResponse(
+        model=model,
+        input=items,
+        instructions=_str(body, "instructions"),
+        previous_response_id=prev,
+        conversation=conv,
+        store=store is not False,
+        stream=stream,
+        background=background,
+        tools=tools,
+        tool_choice=_check_tool_choice(body.get("tool_choice"), tools),
+        parallel_tool_calls=_bool(body, "parallel_tool_calls"),
+        truncation=trunc or "disabled",
+        max_output_tokens=_int(body, "max_output_tokens", 1),
+        metadata=check_metadata(body.get("metadata")),
+        temperature=number(body, "temperature", 0.0, 2.0),
+        top_p=number(body, "top_p", 0.0, 1.0),
+        text=text,
+        reasoning=body.get("reasoning"),
+        prompt_cache_key=_str(body, "prompt_cache_key"),
+        prompt_cache_retention=retention,
+        service_tier=_str(body, "service_tier"),
+        user=_str(body, "user"),
+    )
+
+
+@dataclass(frozen=True)
+class ListParams:
+    after: str | None
+    limit: int
+    order: str
+
+
+def parse_list(query: Mapping[str, str], default_order: str = "desc") -> ListParams:
+    """``after``, ``limit`` (1-100, default 20) and ``order`` (``asc``/``desc``)."""
+    unknown = set(query) - {"after", "limit", "order", "include", "include[]"}
+    if unknown:
+        k = sorted(unknown)[0]
+        raise bad_request(f"Unrecognized query parameter: {k}", k, "unknown_parameter")
+    raw = query.get("limit", "20")
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise bad_request(
+            "Invalid 'limit': expected an integer.", "limit", "invalid_type"
+        ) from None
+    if not 1 <= limit <= 100:
+        raise bad_request("Invalid 'limit': must be between 1 and 100.", "limit", "invalid_value")
+    order = query.get("order", default_order)
+    if order not in ("asc", "desc"):
+        raise bad_request("Invalid 'order': 'asc' or 'desc'.", "order", "invalid_value")
+    after = query.get("after") or None
+    return ListParams(after, limit, order)

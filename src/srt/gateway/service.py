@@ -1,0 +1,494 @@
+"""The Responses API on srt: one turn is request -> typed params -> session -> reply encoder.
+
+Everything here blocks (store and upstream calls); the ASGI app runs it in a thread pool.
+
+A response's input and its reply are committed to the thread together, in one
+compare-and-swap with the ledger row (``Session.send(append=...)``). A
+``previous_response_id`` naming the thread's newest response continues that session; one
+naming an older response forks it at that response's depth (one new session row, no
+message copied). New ``instructions`` start a history with the instructions message
+first; other instructions than the thread's re-root it in a new session (new nodes,
+the same stored messages).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .. import _core
+from .._types import Reply
+from ..context import WindowPolicy
+from ..errors import ConflictError, ProviderError
+from ..message import canonicalize
+from ..providers.base import OpenAICompatible, Provider
+from ..runtime import Runtime
+from ..session import Session
+from ..wire import get_format
+from ..wire.params import CommonParams, translate
+from . import items as it
+from .config import Config, Route
+from .errors import ApiError, bad_request, from_exception, not_found
+from .events import Emit, Events
+from .params import CreateResponse
+from .records import Owner, Records, new_id
+from .threads import Live, Threads, thread_name
+
+__all__ = ["Gateway", "digest"]
+
+
+def digest(text: str | None) -> str | None:
+    """What a thread remembers of its instructions: their SHA-256 (None for none)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest() if text else None
+
+
+_MAX_STOPS = frozenset({"length", "max_tokens", "max_output_tokens"})
+#: Seconds between checkpoints of a streaming response's partial output.
+CHECKPOINT_S = 0.5
+#: How long a cancel waits for the response's worker to stop it.
+CANCEL_WAIT_S = 2.0
+
+
+@dataclass
+class Turn:
+    """What one create-response request works on."""
+
+    live: Live
+    session: Session
+    lead: int
+    instructions: str | None
+    prefix: list[Any]  # messages staged before the input (instructions, a re-rooted history)
+    conversation: dict[str, Any] | None
+    reroot: bool
+
+
+class Gateway:
+    """The operations of the API, for one runtime and config (shared by the app's threads)."""
+
+    def __init__(self, config: Config, runtime: Runtime) -> None:
+        self.config = config
+        self.rt = runtime
+        days = config.response_retention_days
+        self.records = Records(runtime.store, None if days is None else days * 86400.0)
+        self.threads = Threads(runtime)
+        self._providers: dict[tuple[str, str], Provider] = {}
+        self._plock = threading.Lock()
+        self.cancels: dict[str, threading.Event] = {}
+
+    # -- routing -----------------------------------------------------------------------
+
+    def route(self, model: str) -> tuple[Route, Provider, str]:
+        route = self.config.route(model)
+        if route is None:
+            raise ApiError(
+                404,
+                f"The model `{model}` does not exist or you do not have access to it.",
+                param="model",
+                code="model_not_found",
+            )
+        up_model = route.upstream_model or model
+        key = (
+            route.upstream,
+            up_model if self.config.upstreams[route.upstream].kind == "azure" else "",
+        )
+        with self._plock:
+            provider = self._providers.get(key)
+            if provider is None:
+                provider = self._providers[key] = self.config.upstreams[route.upstream].provider(
+                    up_model
+                )
+        own = getattr(provider, "model_name", None)
+        if own and route.upstream_model is None:
+            up_model = str(own)  # the local model's own name
+        return route, provider, up_model
+
+    def close(self) -> None:
+        with self._plock:
+            providers, self._providers = list(self._providers.values()), {}
+        for p in providers:
+            p.close()
+
+    # -- the thread a response works on ------------------------------------------------
+
+    def _turn(self, tenant: str, p: CreateResponse, rid: str) -> Turn:
+        instructions = digest(p.instructions)
+        if p.previous_response_id is not None:
+            found = self.records.get_response(tenant, p.previous_response_id)
+            if found is None:
+                raise bad_request(
+                    f"Previous response with id '{p.previous_response_id}' not found.",
+                    "previous_response_id",
+                    "previous_response_not_found",
+                )
+            rec, node = found
+            if rec["response"]["status"] in ("in_progress", "queued"):
+                raise bad_request(
+                    f"Previous response '{p.previous_response_id}' is still in progress.",
+                    "previous_response_id",
+                    "previous_response_in_progress",
+                )
+            return self._continue(tenant, rec, node, rid, p)
+        if p.conversation is not None:
+            conv = self.records.get_conversation(tenant, p.conversation)
+            if conv is None:
+                raise not_found("conversation", p.conversation, "conversation")
+            live = self.threads.conversation(conv)
+            return self._positioned(tenant, live, len(live.session), p, rid, conv)
+        name = thread_name(tenant, rid)
+        live = self.threads.adopt(name, self.rt.session(name), 0, instructions)
+        prefix = [{"role": "system", "content": p.instructions}] if instructions else []
+        return Turn(live, live.session, len(prefix), instructions, prefix, None, False)
+
+    def _continue(
+        self, tenant: str, rec: dict[str, Any], node: int | None, rid: str, p: CreateResponse
+    ) -> Turn:
+        name, depth = rec["thread"], rec["depth"]
+        live = self.threads.take(name, rec["lead"], rec.get("instructions"), create=False)
+        if live is not None and live.session.head == node:
+            return self._positioned(tenant, live, depth, p, rid, None)
+        if live is not None:
+            self.threads.release(live)
+            source = live.session
+        else:
+            source = self.rt.session(name, create=False)  # another request holds the live one
+        fork_name = thread_name(tenant, rid)
+        try:
+            fork = source.fork(fork_name, at=depth)
+        except ConflictError:
+            raise bad_request(
+                "The history of the previous response is no longer available.",
+                "previous_response_id",
+                "previous_response_not_found",
+            ) from None
+        if fork.head != node:
+            self.rt.delete(fork_name)
+            raise bad_request(
+                "The history of the previous response is no longer available.",
+                "previous_response_id",
+                "previous_response_not_found",
+            )
+        live = self.threads.adopt(fork_name, fork, rec["lead"], rec.get("instructions"))
+        return self._positioned(tenant, live, depth, p, rid, None)
+
+    def _positioned(
+        self,
+        tenant: str,
+        live: Live,
+        depth: int,
+        p: CreateResponse,
+        rid: str,
+        conv: dict[str, Any] | None,
+    ) -> Turn:
+        """A live session at the base; re-rooted when the instructions changed."""
+        instructions = digest(p.instructions)
+        if instructions == live.instructions or (instructions is None and not live.lead):
+            return Turn(live, live.session, live.lead, instructions, [], conv, False)
+        items = live.session.messages()[live.lead : depth]
+        self.threads.release(live)
+        name = thread_name(tenant, f"{conv['id']}~{rid[5:17]}" if conv else rid)
+        new = self.threads.adopt(name, self.rt.session(name), 0, instructions)
+        prefix: list[Any] = [{"role": "system", "content": p.instructions}] if instructions else []
+        lead = len(prefix)
+        prefix += items
+        return Turn(new, new.session, lead, instructions, prefix, conv, True)
+
+    # -- creating a response -----------------------------------------------------------
+
+    def _params(self, p: CreateResponse, provider: Provider, route: Route) -> dict[str, Any]:
+        fmt = get_format(provider.format)
+        common = CommonParams(
+            max_output_tokens=p.max_output_tokens or self.config.default_max_output_tokens,
+            temperature=p.temperature,
+            top_p=p.top_p,
+            tool_choice=p.tool_choice,
+            parallel_tool_calls=p.parallel_tool_calls,
+            text=p.text,
+            reasoning=p.reasoning,
+            service_tier=p.service_tier,
+            prompt_cache_retention=p.prompt_cache_retention,
+        )
+        try:
+            kw = translate(fmt, common, compatible=isinstance(provider, OpenAICompatible))
+        except ProviderError as exc:  # pragma: no cover - translate raises only input errors
+            raise from_exception(exc) from None
+        except ValueError as exc:
+            raise bad_request(str(exc), code="unsupported_parameter") from None
+        if p.truncation == "auto" and route.context_window:
+            budget = route.context_window - (p.max_output_tokens or 0)
+            kw["window"] = WindowPolicy("cache_aware", max(1, budget))
+        return kw
+
+    def _base_response(self, p: CreateResponse, rid: str, created: int) -> dict[str, Any]:
+        return {
+            "id": rid,
+            "object": "response",
+            "created_at": created,
+            "status": "in_progress",
+            "background": p.background,
+            "error": None,
+            "incomplete_details": None,
+            "instructions": p.instructions,
+            "max_output_tokens": p.max_output_tokens,
+            "max_tool_calls": None,
+            "model": p.model,
+            "output": [],
+            "parallel_tool_calls": p.parallel_tool_calls is not False,
+            "previous_response_id": p.previous_response_id,
+            "conversation": {"id": p.conversation} if p.conversation else None,
+            "prompt_cache_key": p.prompt_cache_key,
+            "reasoning": p.reasoning or {"effort": None, "summary": None},
+            "service_tier": p.service_tier or "default",
+            "store": p.store,
+            "temperature": p.temperature,
+            "text": p.text or {"format": {"type": "text"}},
+            "tool_choice": p.tool_choice or "auto",
+            "tools": p.tools,
+            "top_p": p.top_p,
+            "truncation": p.truncation,
+            "usage": None,
+            "user": p.user,
+            "metadata": p.metadata or {},
+        }
+
+    def create(
+        self,
+        tenant: str,
+        p: CreateResponse,
+        emit: Emit | None = None,
+        rid: str | None = None,
+    ) -> dict[str, Any]:
+        """Run one response to its end; ``emit`` receives the streaming events."""
+        route, provider, up_model = self.route(p.model)
+        kw = self._params(p, provider, route)
+        rid = rid or new_id("resp")
+        created = int(time.time())
+        turn = self._turn(tenant, p, rid)
+        try:
+            return self._run(tenant, p, turn, rid, created, provider, up_model, kw, emit)
+        finally:
+            self.threads.release(turn.live)
+            self.cancels.pop(rid, None)
+
+    def _run(
+        self,
+        tenant: str,
+        p: CreateResponse,
+        turn: Turn,
+        rid: str,
+        created: int,
+        provider: Provider,
+        up_model: str,
+        kw: dict[str, Any],
+        emit: Emit | None,
+    ) -> dict[str, Any]:
+        s = turn.session
+        base_len = len(s)
+        base_prefix = bytes.fromhex(s.prefix_hash) if s.prefix_hash else _core.ROOT
+        staged = [canonicalize(m)[0] for m in turn.prefix]
+        bodies = staged + it.canonical_bodies(p.input, up_model, self.rt.redact)
+        prefixes = it.chain(base_prefix, bodies)
+        out_parent = prefixes[-1] if prefixes else base_prefix
+        message_id = it.item_id("message", out_parent, 0)
+        response = self._base_response(p, rid, created)
+        record: dict[str, Any] = {
+            "response": response,
+            "thread": turn.live.name,
+            "lead": turn.lead,
+            "instructions": turn.instructions,
+            "out_start": base_len + len(bodies),
+            "depth": base_len + len(bodies),
+            "owner": Owner.me().as_json(),
+            "model_up": up_model,
+        }
+        append: list[Any] = [*turn.prefix]
+        if p.input:
+            append.append(p.input)
+        call: dict[str, Any] = {
+            "model": up_model,
+            "tools": p.tools or None,
+            "append": append,
+            "keep": p.store,
+        }
+        if emit is None:
+            reply = s.send(provider, **call, **kw)
+            return self._finish(tenant, p, turn, record, reply, "completed", None, out_parent, None)
+        events = Events(emit)
+        cancel = self.cancels.setdefault(rid, threading.Event())
+        if p.store:
+            self.records.put_response(tenant, record, s.head)
+        status, error, started = "completed", None, False
+        st = s.stream(provider, **call, **kw)
+        try:
+            last = time.monotonic()
+            for delta in st:
+                if not started:
+                    events.start(response)
+                    started = True
+                events.delta(delta, message_id)
+                if cancel.is_set():
+                    break
+                if p.store and time.monotonic() - last > CHECKPOINT_S:
+                    last = time.monotonic()
+                    partial = [self._partial_item(message_id, events.text)]
+                    record["response"] = {**response, "output": partial}
+                    self.records.put_response(tenant, record, s.head)
+        except Exception as exc:  # the client has the stream: it gets response.failed
+            error = from_exception(exc)
+        finally:
+            st.close()
+        status = {"cancelled": "cancelled", "incomplete": "incomplete", "error": "failed"}.get(
+            str(st.status), "failed" if error is not None else "completed"
+        )
+        if cancel.is_set():
+            status = "cancelled"
+        if not started and error is not None and not p.background:
+            if p.store:
+                self.records.delete_response(tenant, rid)
+            raise error  # nothing streamed yet: an ordinary HTTP error
+        if not started:
+            events.start(response)
+        return self._finish(tenant, p, turn, record, st.reply, status, error, out_parent, events)
+
+    def _partial_item(self, message_id: str, text: str) -> dict[str, Any]:
+        return {
+            "type": "message",
+            "id": message_id,
+            "status": "incomplete",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
+        }
+
+    def _finish(
+        self,
+        tenant: str,
+        p: CreateResponse,
+        turn: Turn,
+        record: dict[str, Any],
+        reply: Reply | None,
+        status: str,
+        error: ApiError | None,
+        out_parent: bytes,
+        events: Events | None,
+    ) -> dict[str, Any]:
+        s = turn.session
+        response: dict[str, Any] = record["response"]
+        kept = p.store and len(s) > record["out_start"]
+        output: list[dict[str, Any]] = []
+        if reply is not None:
+            body = s.messages_bytes()[-1] if kept else canonicalize(reply.message)[0]
+            output = it.items_of(body, out_parent, str(record.get("model_up", "")) or "")
+            if status != "completed":
+                for item in output:
+                    if item.get("type") != "reasoning":
+                        item["status"] = "incomplete"
+            if status == "completed" and reply.stop_reason in _MAX_STOPS:
+                status = "incomplete"
+                response["incomplete_details"] = {"reason": "max_output_tokens"}
+            response["usage"] = it.usage_json(reply.usage)
+        response["output"] = output
+        response["status"] = status
+        if error is not None:
+            response["error"] = {"code": error.code or "server_error", "message": error.message}
+        response["completed_at"] = int(time.time())
+        record["depth"] = len(s)
+        record.pop("owner", None)
+        if p.store:
+            self.records.put_response(tenant, record, s.head)
+            if turn.conversation is not None and turn.reroot:
+                conv = dict(turn.conversation)
+                conv.update(thread=turn.live.name, lead=turn.lead, instructions=turn.instructions)
+                self.records.put_conversation(tenant, conv)
+        if events is not None:
+            events.finish(response)
+        return {**response, "output_text": it.output_text(output)}
+
+    # -- reading -----------------------------------------------------------------------
+
+    def get(self, tenant: str, rid: str) -> dict[str, Any]:
+        found = self.records.get_response(tenant, rid)
+        if found is None:
+            raise not_found("response", rid)
+        rec, node = found
+        resp: dict[str, Any] = rec["response"]
+        owner = rec.get("owner")
+        if resp["status"] in ("in_progress", "queued") and owner and not self.records.alive(owner):
+            resp["status"] = "incomplete"  # its worker died mid-response
+            resp["completed_at"] = int(time.time())
+            for item in resp.get("output") or []:
+                item["status"] = "incomplete"
+            rec.pop("owner", None)
+            self.records.put_response(tenant, rec, node)
+        resp["output_text"] = it.output_text(resp.get("output") or [])
+        return resp
+
+    def delete(self, tenant: str, rid: str) -> dict[str, Any]:
+        if not self.records.delete_response(tenant, rid):
+            raise not_found("response", rid)
+        return {"id": rid, "object": "response", "deleted": True}
+
+    def input_items(
+        self, tenant: str, rid: str, after: str | None, limit: int, order: str
+    ) -> dict[str, Any]:
+        found = self.records.get_response(tenant, rid)
+        if found is None:
+            raise not_found("response", rid)
+        rec, node = found
+        rows = self.rt.store.chain(node) if node is not None else []
+        bodies = [r[2] for r in rows][: rec["out_start"]]
+        return page(bodies, rec["lead"], str(rec.get("model_up") or ""), after, limit, order)
+
+    def cancel(self, tenant: str, rid: str) -> dict[str, Any]:
+        found = self.records.get_response(tenant, rid)
+        if found is None:
+            raise not_found("response", rid)
+        rec, _node = found
+        if not rec["response"].get("background"):
+            raise bad_request("Only background responses can be cancelled.", code="invalid_value")
+        event = self.cancels.get(rid)
+        if event is not None:
+            event.set()
+            deadline = time.monotonic() + CANCEL_WAIT_S
+            while rid in self.cancels and time.monotonic() < deadline:
+                time.sleep(0.01)
+        resp = self.get(tenant, rid)
+        if resp["status"] in ("in_progress", "queued"):
+            # The upstream has sent nothing since: the response ends here, whatever
+            # arrives later (the worker stops at its next event).
+            rec["response"] = {**resp, "status": "cancelled", "completed_at": int(time.time())}
+            rec["response"].pop("output_text", None)
+            self.records.put_response(tenant, rec, _node)
+            resp = self.get(tenant, rid)
+        return resp
+
+
+def page(
+    bodies: list[bytes], lead: int, model: str, after: str | None, limit: int, order: str
+) -> dict[str, Any]:
+    """A list page of the items of ``bodies`` (after ``lead`` non-item messages)."""
+    before = [_core.ROOT, *it.chain(_core.ROOT, bodies)]
+    items: list[dict[str, Any]] = []
+    for i in range(lead, len(bodies)):
+        items.extend(it.items_of(bodies[i], before[i], model))
+    if order == "desc":
+        items.reverse()
+    start = 0
+    if after is not None:
+        ids = [i["id"] for i in items]
+        if after not in ids:
+            raise not_found("item", after, "after")
+        start = ids.index(after) + 1
+    data = items[start : start + limit]
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": start + limit < len(items),
+    }
+
+
+Runner = Callable[..., Any]

@@ -1,0 +1,214 @@
+"""``copy_store(src, dest)``: every session (forks share their nodes in the copy as in the
+original), the usage ledger and the objects of one store, into another of any engine.
+
+It works through the Store protocol only, so it copies SQLite to PostgreSQL, back, or
+between two stores of one engine:
+
+* **sessions**: each session's chain is read (hash-checked) and appended to a session
+  of the same name in ``dest`` in one atomic append. Messages and nodes are content-
+  addressed, so a node another session already brought over is reused (after the same
+  byte-for-byte check as any append), and the copy's tree is the original's;
+* **objects**: each live object is written with the same kind, scope, key, value and
+  expiry; an object that keeps a node alive gets that node's chain first;
+* **the ledger**: each row is written with its node mapped to the copy's node of the
+  same prefix hash (``None`` if the node did not survive).
+
+**Verified by hashes**: afterwards every session's head prefix hash in ``dest`` (a
+Merkle root over all its messages) must equal the source's, every object's value and
+node prefix must match, and ``dest`` must hold each ledger row of the source.
+
+**Resumable**: run it again after an interruption and it goes on. A session already in
+``dest`` with the same head prefix is skipped; an empty one (created just before the
+interruption) is filled; one with other content stops the copy with
+``SessionExistsError`` unless it is a prefix of the source's (then the rest is
+appended). Objects are rewritten (idempotent). Ledger rows already in ``dest`` (the
+same fields, ``id``/``session``/``node`` aside) are not written twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import CorruptionError, SessionExistsError
+from .base import CallRecord, ChainRow, NewNode, ObjectRow, Store
+
+__all__ = ["CopyReport", "copy_store"]
+
+#: Name prefix of the scratch sessions that carry an object's node into the copy.
+SCRATCH = "srt-copy-scratch-"
+#: Fields that identify a ledger row across stores (ids and node ids are per store).
+_CALL_KEY = tuple(
+    f.name for f in dataclasses.fields(CallRecord) if f.name not in ("id", "session", "node")
+)
+
+
+@dataclass
+class CopyReport:
+    """What ``copy_store`` did (``*_copied``) and found already there (``*_present``)."""
+
+    sessions_copied: int = 0
+    sessions_present: int = 0
+    messages_sent: int = 0
+    objects_copied: int = 0
+    calls_copied: int = 0
+    calls_present: int = 0
+    verified: bool = False
+
+
+def _items(rows: list[ChainRow]) -> list[NewNode]:
+    return [NewNode(r[1], r[2], r[3], _meta(r[5]), r[4]) for r in rows]
+
+
+def _meta(meta: bytes | str | None) -> bytes | None:
+    return meta.encode("utf-8") if isinstance(meta, str) else meta
+
+
+def _fingerprint(call: CallRecord) -> tuple[Any, ...]:
+    return tuple(getattr(call, f) for f in _CALL_KEY)
+
+
+class _Copier:
+    def __init__(self, src: Store, dest: Store, progress: Callable[[str], None] | None) -> None:
+        self.src, self.dest = src, dest
+        self.progress = progress or (lambda _text: None)
+        self.report = CopyReport()
+        self.node_map: dict[bytes, int] = {}  # prefix hash -> dest node id
+
+    def session(self, name: str) -> None:
+        src_row = self.src.get_session(name)
+        if src_row is None:  # deleted while we copy: nothing to bring over
+            return
+        rows = self.src.chain(src_row.head)
+        row = self.dest.create_session(name, None, exist_ok=True)
+        have = self.dest.chain(row.head)
+        keep = len(have)
+        if have and (keep > len(rows) or have[-1][3] != rows[keep - 1][3]):
+            raise SessionExistsError(
+                f"session {name!r} exists in the destination with other messages; "
+                "copy into an empty store, or delete or rename it there first"
+            )
+        for r_src, r_dest in zip(rows, have, strict=False):
+            self.node_map[r_src[3]] = r_dest[0]
+        if keep == len(rows):
+            self.report.sessions_present += 1
+            return
+        items = _items(rows[keep:])
+        ids = self.dest.append(row.id, row.head, row.head, keep, items)
+        for it, nid in zip(items, ids, strict=True):
+            self.node_map[it.prefix] = nid
+        self.report.sessions_copied += 1
+        self.report.messages_sent += len(items)
+
+    def node(self, src_node: int) -> int:
+        """The dest node with the prefix of source node ``src_node`` (its chain copied
+        under a scratch session, which is removed again; the object keeps it alive)."""
+        rows = self.src.chain(src_node)
+        found = self.node_map.get(rows[-1][3])
+        if found is not None:
+            return found
+        scratch = self.dest.create_session(SCRATCH + secrets.token_hex(8), None, exist_ok=False)
+        try:
+            ids = self.dest.append(scratch.id, None, None, 0, _items(rows))
+        finally:
+            self.dest.delete_session(scratch.name)
+        for r, nid in zip(rows, ids, strict=True):
+            self.node_map[r[3]] = nid
+        return ids[-1]
+
+    def objects(self) -> list[ObjectRow]:
+        copied = []
+        for obj in self.src.scan_objects():
+            node = self.node(obj.node) if obj.node is not None else None
+            self.dest.put_object(
+                obj.kind, obj.scope, obj.key, obj.value, node=node, expires=obj.expires
+            )
+            copied.append(obj)
+            self.report.objects_copied += 1
+        return copied
+
+    def ledger(self) -> list[CallRecord]:
+        present = Counter(_fingerprint(c) for c in self.dest.calls())
+        prefixes: dict[int, bytes | None] = {}
+        calls = self.src.calls()
+        for call in calls:
+            key = _fingerprint(call)
+            if present[key] > 0:
+                present[key] -= 1
+                self.report.calls_present += 1
+                continue
+            node = None
+            if call.node is not None:
+                if call.node not in prefixes:
+                    prefixes[call.node] = self._prefix(call.node)
+                prefix = prefixes[call.node]
+                node = self.node_map.get(prefix) if prefix is not None else None
+            dest_session = self.dest.get_session(call.session_name) if call.session_name else None
+            self.dest.record_call(
+                dataclasses.replace(
+                    call, id=None, node=node, session=dest_session.id if dest_session else None
+                )
+            )
+            self.report.calls_copied += 1
+        return calls
+
+    def _prefix(self, node: int) -> bytes | None:
+        try:
+            return self.src.node_prefix(node)
+        except CorruptionError:
+            return None
+
+    def verify(self, names: list[str], objects: list[ObjectRow], calls: list[CallRecord]) -> None:
+        want = {i.name: i.head_prefix for i in self.src.list_sessions() if i.name in names}
+        got = {i.name: i.head_prefix for i in self.dest.list_sessions()}
+        for name, prefix in want.items():
+            if got.get(name) != prefix:
+                raise CorruptionError(
+                    f"copy check failed: session {name!r} has head prefix {got.get(name)} in "
+                    f"the destination, {prefix} in the source"
+                )
+        for obj in objects:
+            found = self.dest.get_object(obj.kind, obj.scope, obj.key)
+            if found is None or found.value != obj.value:
+                raise CorruptionError(f"copy check failed: object {obj.kind}/{obj.key} differs")
+            if (obj.node is None) != (found.node is None) or (
+                obj.node is not None
+                and found.node is not None
+                and self.src.node_prefix(obj.node) != self.dest.node_prefix(found.node)
+            ):
+                raise CorruptionError(f"copy check failed: object {obj.kind}/{obj.key}'s node")
+        have = Counter(_fingerprint(c) for c in self.dest.calls())
+        missing = Counter(_fingerprint(c) for c in calls) - have
+        if missing:
+            raise CorruptionError(
+                f"copy check failed: {sum(missing.values())} ledger rows are not in the destination"
+            )
+        self.report.verified = True
+
+
+def copy_store(
+    src: Store, dest: Store, *, progress: Callable[[str], None] | None = None
+) -> CopyReport:
+    """Copy every session, object and ledger row of ``src`` into ``dest``, then check
+    the copy by hashes (see the module docstring). ``progress`` gets a line of text per
+    step. Raises ``CorruptionError`` if the check fails, ``SessionExistsError`` if
+    ``dest`` holds a session of the same name with other messages."""
+    copier = _Copier(src, dest, progress)
+    names = [info.name for info in src.list_sessions()]
+    for info in dest.list_sessions():  # scratch sessions an interrupted copy left behind
+        if info.name.startswith(SCRATCH) and info.name not in names:
+            dest.delete_session(info.name)
+    for i, name in enumerate(names, 1):
+        copier.session(name)
+        if i % 100 == 0 or i == len(names):
+            copier.progress(f"sessions: {i}/{len(names)}")
+    objects = copier.objects()
+    copier.progress(f"objects: {len(objects)}")
+    calls = copier.ledger()
+    copier.progress(f"ledger rows: {len(calls)}")
+    copier.verify(names, objects, calls)
+    return copier.report

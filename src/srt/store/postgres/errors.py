@@ -1,0 +1,114 @@
+"""The one place where psycopg's exceptions become srt's.
+
+``translate(action)`` wraps every use of a connection. Messages carry the action, the
+SQLSTATE and the server's primary message only: never the DETAIL (which can quote a
+row, i.e. message text), never the connection string (which can hold a password).
+
+* srt's own SQLSTATEs from the server-side append: ``ConflictError``,
+  ``CorruptionError``, ``SessionNotFoundError``;
+* a connection that broke or could not be made (server restart, ``pg_terminate_backend``,
+  a network cut, the pool out of connections past its timeout): ``StoreUnavailableError``,
+  retryable; the pool replaces the broken connection on the next borrow;
+* serialization failures, deadlocks, lock and statement timeouts: ``StoreBusyError``
+  (the store retries the first two itself, see ``RETRY_SQLSTATES``);
+* data or index corruption reported by the server, or a schema that is not srt's:
+  ``CorruptionError``; anything else: ``StoreError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import psycopg
+import psycopg_pool
+from psycopg import errors as pge
+
+from ...errors import (
+    ConflictError,
+    CorruptionError,
+    SessionNotFoundError,
+    StoreBusyError,
+    StoreError,
+    StoreUnavailableError,
+)
+from .schema import SQLSTATE_CONFLICT, SQLSTATE_CORRUPT, SQLSTATE_NO_SESSION
+
+__all__ = ["RETRY_SQLSTATES", "is_connection_error", "translate"]
+
+#: Failures after which the whole transaction was rolled back and may simply be run
+#: again: serialization_failure, deadlock_detected.
+RETRY_SQLSTATES = frozenset({"40001", "40P01"})
+#: Server states that mean this connection is gone or the server is going away:
+#: admin_shutdown, crash_shutdown, cannot_connect_now, idle_session_timeout,
+#: connection exceptions (class 08).
+_GONE = frozenset({"57P01", "57P02", "57P03", "57P05"})
+#: The server's own reports of damage, and srt SQL meeting a schema that is not srt's.
+_DAMAGE = (
+    pge.DataCorrupted,
+    pge.IndexCorrupted,
+    pge.UndefinedTable,
+    pge.UndefinedColumn,
+    pge.UndefinedFunction,
+)
+_CONFLICT_TEXT = (
+    "the session head moved since this handle last saw it (a concurrent append); "
+    "nothing was written: refresh() and retry, or pass rebase=True"
+)
+
+
+def _primary(exc: psycopg.Error) -> str:
+    diag = getattr(exc, "diag", None)
+    text = diag.message_primary if diag is not None else None
+    if not text:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """Whether ``exc`` means the connection (not the statement) failed."""
+    if isinstance(exc, psycopg_pool.PoolTimeout | psycopg.InterfaceError):
+        return True
+    if isinstance(exc, psycopg.OperationalError):
+        state = exc.sqlstate
+        return state is None or state in _GONE or state.startswith("08")
+    return False
+
+
+@contextlib.contextmanager
+def translate(action: str) -> Iterator[None]:
+    """Map any psycopg or pool exception raised inside the block to the srt tree."""
+    try:
+        yield
+    except psycopg_pool.PoolTimeout as exc:
+        raise StoreUnavailableError(
+            f"{action}: no database connection became available in time (the server is "
+            "down or unreachable, or every pooled connection is busy); retry later"
+        ) from exc
+    except psycopg.Error as exc:
+        raise convert(exc, action) from exc
+
+
+def convert(exc: psycopg.Error, action: str) -> Exception:
+    """The srt exception for a psycopg one (not raised, so callers can chain it)."""
+    state = exc.sqlstate
+    if state == SQLSTATE_CONFLICT:
+        text = _primary(exc)
+        return ConflictError(_CONFLICT_TEXT if text == "the session head moved" else text)
+    if state == SQLSTATE_NO_SESSION:
+        return SessionNotFoundError("the session was deleted")
+    if state == SQLSTATE_CORRUPT:
+        return CorruptionError(_primary(exc))
+    if is_connection_error(exc):
+        return StoreUnavailableError(
+            f"{action}: the database connection failed ({state or 'no SQLSTATE'}: "
+            f"{_primary(exc)}); the pool reconnects, retry the operation"
+        )
+    where = f"{action}: {type(exc).__name__} ({state}): {_primary(exc)}"
+    if state in RETRY_SQLSTATES or isinstance(
+        exc, pge.LockNotAvailable | pge.QueryCanceled | pge.TooManyConnections
+    ):
+        return StoreBusyError(where)
+    if isinstance(exc, _DAMAGE):
+        return CorruptionError(f"{where}; the store's schema or data is damaged, run srt verify")
+    return StoreError(where)

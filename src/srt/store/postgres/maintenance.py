@@ -1,0 +1,533 @@
+"""Keeping an srt schema on PostgreSQL tidy and honest: gc, verify, search, vacuum, and
+the views behind ``srt ls`` and ``srt show --tree``.
+
+Readers run in one ``REPEATABLE READ, READ ONLY`` transaction, so each sees one
+snapshot while writers go on.
+
+**Garbage collection** (``gc``) is SQLite's mark and sweep in one transaction that
+first takes ``SHARE ROW EXCLUSIVE`` locks on srt's tables: appends (which take ``ROW
+EXCLUSIVE``) wait for it, so no append can link a message or node while it is being
+swept, and readers are not blocked. Expired objects go first; the live nodes are every
+node on the chain of a session head or of an object's node; every other node goes, then
+every message no node uses. Ledger rows stay with their node cleared. PostgreSQL does
+not zero the space of deleted rows (``GcReport.secure_delete`` is False): the old
+bytes stay in the table files until ``vacuum`` (``VACUUM FULL``) rewrites them.
+
+**Verify** re-derives every message hash from its body and every node's depth and
+prefix hash from its parent and message (client-side: the hash is XXH3-128, which
+PostgreSQL does not compute), and checks that session heads, ledger nodes and object
+nodes exist and that the search index, if there is one, is valid. Foreign keys make
+PostgreSQL itself refuse dangling references, so those checks find only damage.
+
+**Search** uses PostgreSQL's full-text search: an expression GIN index over each
+message's text (``schema.SEARCH_INDEX_SQL``), built by the first search in one
+transaction (writers wait for it) and kept in step by PostgreSQL from then on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import psycopg
+
+from ... import _core
+from ...errors import ConfigError, SessionNotFoundError
+from ..base import (
+    USER_PREFIX,
+    Fault,
+    FaultList,
+    GcReport,
+    Hit,
+    SessionOverview,
+    TreeNode,
+    VacuumReport,
+    VerifyReport,
+    build_tree,
+    session_overviews,
+)
+from . import schema as sch
+from .pool import Database
+
+__all__ = [
+    "build_search_index",
+    "drop_search_index",
+    "gc",
+    "has_search_index",
+    "overview",
+    "search",
+    "tree",
+    "vacuum",
+    "verify",
+]
+
+#: Every session's chain, walked up from its head: (session id, node, parent, message,
+#: depth). ``n.depth < up.depth`` makes the walk end even on a damaged parent cycle; each
+#: step is a LATERAL lookup by primary key (see ``store._CHAIN``).
+CHAINS = """
+WITH RECURSIVE up(sid, id, parent, message, depth) AS (
+    SELECT s.id, n.id, n.parent, n.message, n.depth
+    FROM {s}.sessions s JOIN {s}.nodes n ON n.id = s.head
+    UNION ALL
+    SELECT up.sid, n.id, n.parent, n.message, n.depth
+    FROM up CROSS JOIN LATERAL (
+        SELECT * FROM {s}.nodes p WHERE p.id = up.parent AND p.depth < up.depth LIMIT 1
+    ) n
+)
+"""
+_TABLES = ("messages", "nodes", "sessions", "calls", "objects")
+
+
+@contextlib.contextmanager
+def _snapshot(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield
+
+
+def _places(
+    db: Database, conn: psycopg.Connection[Any], nodes: Sequence[int]
+) -> dict[int, list[tuple[str, int]]]:
+    """For each of ``nodes``: the (session name, 1-based position) pairs that reach it."""
+    out: dict[int, list[tuple[str, int]]] = {n: [] for n in nodes}
+    if not nodes:
+        return out
+    sql = db.sql(
+        CHAINS + "SELECT up.id, s.name, up.depth FROM up JOIN {s}.sessions s ON s.id = up.sid "
+        "WHERE up.id = ANY(%s) ORDER BY s.name"
+    )
+    for node, name, depth in conn.execute(sql, (list(nodes),)):
+        out[node].append((name, depth))
+    return out
+
+
+# -- gc ---------------------------------------------------------------------------------
+
+_LIVE = """
+CREATE TEMP TABLE srt_gc_live ON COMMIT DROP AS
+WITH RECURSIVE live(id) AS (
+    SELECT head FROM {s}.sessions WHERE head IS NOT NULL
+    UNION
+    SELECT node FROM {s}.objects WHERE node IS NOT NULL
+    UNION
+    SELECT n.parent FROM live CROSS JOIN LATERAL (
+        SELECT parent FROM {s}.nodes p WHERE p.id = live.id LIMIT 1
+    ) n WHERE n.parent IS NOT NULL
+)
+SELECT id FROM live
+"""
+
+
+def gc(db: Database, *, secure_delete: bool = True, dry_run: bool = False) -> GcReport:
+    """Sweep expired objects, unreachable nodes and unused messages (module docstring)."""
+
+    def sweep(conn: psycopg.Connection[Any]) -> GcReport:
+        tx = conn.transaction(force_rollback=dry_run)
+        with tx:
+            conn.execute(
+                db.sql(
+                    "LOCK TABLE {s}.sessions, {s}.objects, {s}.nodes, {s}.messages, {s}.calls "
+                    "IN SHARE ROW EXCLUSIVE MODE"
+                )
+            )
+            objects = conn.execute(
+                db.sql("DELETE FROM {s}.objects WHERE expires IS NOT NULL AND expires <= %s"),
+                (time.time(),),
+            ).rowcount
+            conn.execute(db.sql(_LIVE))
+            conn.execute("ALTER TABLE srt_gc_live ADD PRIMARY KEY (id)")
+            ledger = conn.execute(
+                db.sql(
+                    "UPDATE {s}.calls c SET node = NULL WHERE c.node IS NOT NULL AND NOT EXISTS "
+                    "(SELECT 1 FROM srt_gc_live l WHERE l.id = c.node)"
+                )
+            ).rowcount
+            nodes = conn.execute(
+                db.sql(
+                    "DELETE FROM {s}.nodes n WHERE NOT EXISTS "
+                    "(SELECT 1 FROM srt_gc_live l WHERE l.id = n.id)"
+                )
+            ).rowcount
+            row = conn.execute(
+                db.sql(
+                    "WITH gone AS (DELETE FROM {s}.messages m WHERE NOT EXISTS "
+                    "(SELECT 1 FROM {s}.nodes n WHERE n.message = m.id) "
+                    "RETURNING length(body) AS n)"
+                    " SELECT count(*), coalesce(sum(n), 0) FROM gone"
+                )
+            ).fetchone()
+            assert row is not None
+        return GcReport(
+            nodes=nodes,
+            messages=int(row[0]),
+            message_bytes=int(row[1]),
+            ledger_rows=ledger,
+            pages_freed=0,
+            free_pages=0,
+            page_size=0,
+            secure_delete=False,
+            checkpointed=False,
+            dry_run=dry_run,
+            objects=objects,
+        )
+
+    return db.run("collecting garbage", sweep)
+
+
+# -- vacuum -----------------------------------------------------------------------------
+
+_SIZE = (
+    "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r'"
+)
+
+
+def size(db: Database) -> int:
+    """Bytes of srt's tables with their TOAST data and indexes."""
+    rows = db.run(
+        "measuring the store", lambda c: c.execute(_SIZE, (db.schema,)).fetchall(), retry_reads=True
+    )
+    return int(rows[0][0])
+
+
+def vacuum(db: Database) -> VacuumReport:
+    """``VACUUM FULL`` srt's tables: rewritten without the space of deleted rows."""
+    before = size(db)
+
+    def run(conn: psycopg.Connection[Any]) -> None:
+        for table in _TABLES:
+            conn.execute(db.sql(f"VACUUM (FULL, ANALYZE) {{s}}.{table}"))
+
+    db.run("vacuuming the database", run)
+    return VacuumReport(before, size(db), False)
+
+
+# -- search -----------------------------------------------------------------------------
+
+
+def _has_index(db: Database, conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute(
+        "SELECT to_regclass(format('%%I.%%I', %s::text, %s::text)) IS NOT NULL",
+        (db.schema, sch.SEARCH_INDEX),
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def has_search_index(db: Database) -> bool:
+    return db.run("reading the schema", lambda c: _has_index(db, c), retry_reads=True)
+
+
+def build_search_index(
+    db: Database, *, announce: Callable[[int], None] | None = None
+) -> int | None:
+    """Create the search index unless it exists: the messages indexed, or ``None``."""
+
+    def build(conn: psycopg.Connection[Any]) -> int | None:
+        if _has_index(db, conn):
+            return None
+        with conn.transaction():
+            conn.execute(db.sql("LOCK TABLE {s}.messages IN SHARE MODE"))
+            if _has_index(db, conn):  # built by another connection meanwhile
+                return None
+            row = conn.execute(db.sql("SELECT count(*) FROM {s}.messages")).fetchone()
+            count = int(row[0]) if row else 0
+            if announce is not None:
+                announce(count)
+            conn.execute(db.sql(sch.SEARCH_INDEX_SQL))
+        return count
+
+    return db.run("building the search index", build)
+
+
+def drop_search_index(db: Database) -> bool:
+    def drop(conn: psycopg.Connection[Any]) -> bool:
+        had = _has_index(db, conn)
+        conn.execute(db.sql(sch.SEARCH_DROP_SQL))
+        return had
+
+    return db.run("dropping the search index", drop)
+
+
+def _tsquery(text: str) -> tuple[str, list[str]]:
+    """SQL for a tsquery matching every word of ``text`` (``word*``: a prefix), and
+    its parameters. Each word is a bound parameter, so nothing in it is syntax."""
+    parts: list[str] = []
+    args: list[str] = []
+    for word in text.split():
+        if word.endswith("*") and len(word) > 1:
+            # a quoted lexeme with a prefix mark; the quotes make anything inside it text
+            core = word[:-1].replace("\\", "\\\\").replace("'", "''")
+            parts.append(f"to_tsquery('{sch.SEARCH_CONFIG}', %s)")
+            args.append(f"'{core}':*")
+        else:
+            parts.append(f"plainto_tsquery('{sch.SEARCH_CONFIG}', %s)")
+            args.append(word)
+    if not parts:
+        raise ConfigError("the search text is empty")
+    return " && ".join(parts), args
+
+
+def _websearch(text: str) -> str:
+    """``text`` for ``websearch_to_tsquery``, with the ``AND``/``OR``/``NOT`` operators of
+    SQLite's FTS5 syntax understood too (``--fts`` queries work on both engines)."""
+    out = []
+    negate = False
+    for word in text.split():
+        if word == "AND":
+            continue
+        if word == "NOT":
+            negate = True
+            continue
+        out.append(("-" if negate else "") + ("or" if word == "OR" else word))
+        negate = False
+    return " ".join(out)
+
+
+def search(
+    db: Database,
+    text: str,
+    *,
+    limit: int = 20,
+    syntax: bool = False,
+    announce: Callable[[int], None] | None = None,
+) -> list[Hit]:
+    """Messages some session uses whose text matches, best match first. ``syntax``:
+    ``text`` is a ``websearch_to_tsquery`` query (quotes, ``or``, ``-word``)."""
+    if limit < 1:
+        raise ConfigError("limit must be at least 1")
+    if not text.strip():
+        raise ConfigError("the search text is empty")
+    if syntax:
+        query, qargs = f"websearch_to_tsquery('{sch.SEARCH_CONFIG}', %s)", [_websearch(text)]
+    else:
+        query, qargs = _tsquery(text)
+    build_search_index(db, announce=announce)
+    vec = f"to_tsvector('{sch.SEARCH_CONFIG}', {{s}}.message_text(m.body))"
+    sql = db.sql(
+        f"SELECT m.id, {{s}}.message_role(m.body), {{s}}.message_text(m.body) "
+        f"FROM {{s}}.messages m, ({'SELECT ' + query}) AS q(q) WHERE {vec} @@ q.q "
+        f"ORDER BY ts_rank({vec}, q.q) DESC, m.id LIMIT %s OFFSET %s"
+    )
+    users_sql = db.sql("SELECT id, message FROM {s}.nodes WHERE message = ANY(%s)")
+
+    def find(conn: psycopg.Connection[Any]) -> list[Hit]:
+        hits: list[Hit] = []
+        batch, offset = max(limit, 50), 0
+        with _snapshot(conn):
+            while len(hits) < limit:
+                found = conn.execute(sql, [*qargs, batch, offset]).fetchall()
+                if not found:
+                    break
+                offset += len(found)
+                users = conn.execute(users_sql, ([r[0] for r in found],)).fetchall()
+                reach = _places(db, conn, [n for n, _ in users])
+                for mid, role, body_text in found:
+                    places = sorted({p for n, m in users if m == mid for p in reach[n]})
+                    if places:
+                        hits.append(Hit(mid, str(role), str(body_text), tuple(places)))
+                        if len(hits) == limit:
+                            break
+        return hits
+
+    return db.run("searching", find, retry_reads=True)
+
+
+# -- views ----------------------------------------------------------------------------
+
+
+def overview(db: Database) -> list[SessionOverview]:
+    """Every session with its message, turn and estimated token counts, sorted by name."""
+    stats_sql = db.sql(
+        CHAINS + "SELECT up.sid, count(*), "
+        "sum((substring(m.body from 1 for %s) = %s)::int), sum((length(m.body) + 3) / 4), "
+        "max(CASE WHEN up.parent IS NULL THEN up.id END) "
+        "FROM up JOIN {s}.messages m ON m.id = up.message GROUP BY up.sid"
+    )
+    rows_sql = db.sql(
+        "SELECT s.id, s.name, s.created, s.updated, n.prefix "
+        "FROM {s}.sessions s LEFT JOIN {s}.nodes n ON n.id = s.head ORDER BY s.name"
+    )
+
+    def read(conn: psycopg.Connection[Any]) -> tuple[list[Any], list[Any]]:
+        with _snapshot(conn):
+            stats = conn.execute(stats_sql, (len(USER_PREFIX), USER_PREFIX)).fetchall()
+            return stats, conn.execute(rows_sql).fetchall()
+
+    stat_rows, rows = db.run("listing sessions", read, retry_reads=True)
+    return session_overviews(stat_rows, rows)
+
+
+def tree(db: Database, name: str, *, width: int = 200) -> TreeNode | None:
+    """The conversation tree of session ``name`` (see ``Store.tree``)."""
+
+    def read(conn: psycopg.Connection[Any]) -> tuple[list[Any], list[Any]] | None:
+        with _snapshot(conn):
+            row = conn.execute(
+                db.sql("SELECT id, head FROM {s}.sessions WHERE name = %s"), (name,)
+            ).fetchone()
+            if row is None:
+                raise SessionNotFoundError(f"no session named {name!r}")
+            roots = dict(
+                conn.execute(db.sql(CHAINS + "SELECT sid, id FROM up WHERE parent IS NULL"))
+            )
+            root = roots.get(row[0])
+            if root is None:
+                return None
+            members = [sid for sid, r in roots.items() if r == root]
+            heads = conn.execute(
+                db.sql("SELECT head, name FROM {s}.sessions WHERE id = ANY(%s) ORDER BY name"),
+                (members,),
+            ).fetchall()
+            sql = db.sql(
+                "WITH RECURSIVE live(id) AS ("
+                "SELECT head FROM {s}.sessions WHERE id = ANY(%s) "
+                "UNION SELECT n.parent FROM live CROSS JOIN LATERAL ("
+                "SELECT parent FROM {s}.nodes p WHERE p.id = live.id LIMIT 1) n "
+                "WHERE n.parent IS NOT NULL) "
+                "SELECT n.id, n.parent, n.depth, n.status, {s}.message_role(m.body), "
+                "left({s}.message_text(m.body), %s) "
+                "FROM live JOIN {s}.nodes n ON n.id = live.id "
+                "JOIN {s}.messages m ON m.id = n.message ORDER BY n.depth, n.id"
+            )
+            return heads, conn.execute(sql, (members, width)).fetchall()
+
+    found = db.run("reading the session tree", read, retry_reads=True)
+    if found is None:
+        return None
+    heads, rows = found
+    return build_tree(rows, heads)
+
+
+# -- verify ---------------------------------------------------------------------------
+
+
+def verify(db: Database) -> VerifyReport:
+    """Check every hash, chain and reference (see the module docstring)."""
+
+    def run(conn: psycopg.Connection[Any]) -> VerifyReport:
+        faults = FaultList()
+        with _snapshot(conn):
+            counts = _verify(db, conn, faults)
+        messages, nodes, sessions, calls = counts
+        return VerifyReport(messages, nodes, sessions, calls, tuple(faults.items), faults.more)
+
+    return db.run("verifying the database", run, retry_reads=True)
+
+
+def _stream(conn: psycopg.Connection[Any], sql: str, args: Sequence[Any] = ()) -> Iterator[Any]:
+    """Rows of ``sql`` through a server-side cursor (binary), a batch at a time."""
+    with conn.cursor(name="srt_verify", binary=True) as cur:
+        cur.itersize = 2000
+        cur.execute(sql, args)
+        yield from cur
+
+
+def _verify(
+    db: Database, conn: psycopg.Connection[Any], faults: FaultList
+) -> tuple[int, int, int, int]:
+    messages = nodes = 0
+    bad: list[Fault] = []
+    for mid, mhash, body in _stream(
+        conn, db.sql("SELECT id, hash, body FROM {s}.messages ORDER BY id")
+    ):
+        messages += 1
+        if _core.digest(bytes(body)) != bytes(mhash):
+            bad.append(
+                Fault(
+                    "message",
+                    "messages",
+                    mid,
+                    f"the stored body does not hash to its hash {bytes(mhash).hex()}",
+                )
+            )
+    if bad:
+        ids = [f.row for f in bad if f.row is not None]
+        users = conn.execute(
+            db.sql("SELECT id, message FROM {s}.nodes WHERE message = ANY(%s)"), (ids,)
+        ).fetchall()
+        reach = _places(db, conn, [n for n, _ in users])
+        for f in bad:
+            places = sorted(p for n, m in users if m == f.row for p in reach[n])
+            faults.add(Fault(f.kind, f.table, f.row, f.detail, tuple(places)))
+
+    # As on SQLite: a parent's id is below its children's, so one pass in id order sees
+    # every parent first; only the derived values of damaged nodes are remembered.
+    derived: dict[int, tuple[int, bytes]] = {}
+    bad = []
+    sql = db.sql(
+        "SELECT n.id, n.parent, n.depth, n.prefix, m.id, m.hash, p.id, p.depth, p.prefix "
+        "FROM {s}.nodes n LEFT JOIN {s}.messages m ON m.id = n.message "
+        "LEFT JOIN {s}.nodes p ON p.id = n.parent ORDER BY n.id"
+    )
+    for nid, parent, depth, prefix, mid, mhash, pid, pdepth, pprefix in _stream(conn, sql):
+        nodes += 1
+        detail = None
+        if pid is not None and pid in derived:
+            pdepth, pprefix = derived[pid]
+        if mid is None:
+            detail = "its message row is missing"
+        elif parent is not None and pid is None:
+            detail = f"its parent node {parent} is missing"
+        else:
+            want_depth = (pdepth or 0) + 1
+            want = _core.chain(bytes(pprefix) if pid is not None else _core.ROOT, bytes(mhash))
+            if depth != want_depth:
+                detail = f"depth {depth} should be {want_depth}"
+            elif bytes(prefix) != want:
+                detail = "its prefix hash does not chain from its parent and message"
+            if detail is not None:
+                derived[nid] = (want_depth, want)
+        if detail is not None:
+            bad.append(Fault("node", "nodes", nid, detail))
+    if bad:
+        reach = _places(db, conn, [f.row for f in bad if f.row is not None])
+        for f in bad:
+            assert f.row is not None
+            faults.add(Fault(f.kind, f.table, f.row, f.detail, tuple(reach[f.row])))
+
+    sessions = 0
+    for sid, name, head, found in conn.execute(
+        db.sql(
+            "SELECT s.id, s.name, s.head, n.id FROM {s}.sessions s "
+            "LEFT JOIN {s}.nodes n ON n.id = s.head ORDER BY s.id"
+        )
+    ):
+        sessions += 1
+        if head is not None and found is None:
+            faults.add(
+                Fault("session", "sessions", sid, f"session {name!r}: head {head} is missing")
+            )
+    for cid, node in conn.execute(
+        db.sql(
+            "SELECT c.id, c.node FROM {s}.calls c LEFT JOIN {s}.nodes n ON n.id = c.node "
+            "WHERE c.node IS NOT NULL AND n.id IS NULL ORDER BY c.id"
+        )
+    ):
+        faults.add(Fault("ledger", "calls", cid, f"its node {node} is missing"))
+    row = conn.execute(db.sql("SELECT count(*) FROM {s}.calls")).fetchone()
+    calls = int(row[0]) if row else 0
+    for oid, kind, node in conn.execute(
+        db.sql(
+            "SELECT o.id, o.kind, o.node FROM {s}.objects o LEFT JOIN {s}.nodes n ON n.id = o.node "
+            "WHERE o.node IS NOT NULL AND n.id IS NULL ORDER BY o.id"
+        )
+    ):
+        faults.add(Fault("object", "objects", oid, f"{kind} object: its node {node} is missing"))
+    for (valid,) in conn.execute(
+        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
+        (db.schema, sch.SEARCH_INDEX),
+    ):
+        if not valid:
+            faults.add(
+                Fault(
+                    "search_index",
+                    sch.SEARCH_INDEX,
+                    None,
+                    "the index is marked invalid (an interrupted build); srt search "
+                    "--drop-index, then a search, rebuilds it",
+                )
+            )
+    return messages, nodes, sessions, calls

@@ -1,0 +1,288 @@
+"""Connections to one PostgreSQL database: a ``psycopg_pool`` pool, the URL's srt
+options, the schema check and migration, and the retry/translate loop every store
+operation runs in.
+
+One pool per store (so per ``Runtime``); a borrowed connection that sat idle for more
+than ``CHECK_AFTER_IDLE`` is checked (``ConnectionPool.check_connection``, an empty
+query), so one the server dropped meanwhile is replaced before use; a connection used
+within the last second is trusted, and if it turns out broken, a read is run again on a
+new connection and an interrupted append is resolved (``PostgresStore.append``).
+There is no process-wide lock: concurrency is PostgreSQL's. A pool passed in by the
+caller (``Runtime(store=PostgresStore(pool=...))``) is used as it is and never closed
+by srt; its connections are switched to autocommit while srt holds them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+import psycopg_pool
+
+from ...errors import (
+    ConfigError,
+    NotAnSrtDatabaseError,
+    SchemaVersionError,
+    StoreError,
+)
+from . import schema as sch
+from .errors import RETRY_SQLSTATES, is_connection_error, translate
+
+__all__ = ["Database", "parse_url", "redact_url"]
+
+T = TypeVar("T")
+
+#: srt's own URL query parameters; libpq never sees them.
+SRT_PARAMS = ("schema", "prepare_threshold", "pool_min", "pool_max", "pool_timeout")
+#: A connection idle for longer than this is checked with an empty query when it is
+#: borrowed; one given back more recently is trusted (a break shows at its next statement,
+#: which reads retry and appends resolve).
+CHECK_AFTER_IDLE = 1.0
+#: Times a transaction that failed with a serialization failure or a deadlock is run again.
+RETRIES = 5
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password (for ``repr``, messages and ``location``)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else ""
+    return urlunsplit(parts._replace(netloc=user + host))
+
+
+def parse_url(url: str) -> tuple[str, dict[str, str]]:
+    """Split srt's parameters (``SRT_PARAMS``) off a ``postgresql://`` URL: the URL
+    libpq gets, and srt's options."""
+    parts = urlsplit(url)
+    if parts.scheme.split("+", 1)[0].lower() not in ("postgresql", "postgres"):
+        raise ConfigError("a PostgreSQL store URL starts with postgresql://")
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    ours = {k: v for k, v in pairs if k in SRT_PARAMS}
+    rest = [(k, v) for k, v in pairs if k not in SRT_PARAMS]
+    clean = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(rest)))
+    return clean, ours
+
+
+def _lock_key(schema: str) -> int:
+    """The advisory lock id that serializes migrations of ``schema``."""
+    digest = hashlib.blake2b(f"srt-migrate:{schema}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class Database:
+    """A pool of connections to one PostgreSQL database, and srt's schema in it."""
+
+    def __init__(
+        self,
+        conninfo: str | None,
+        *,
+        pool: psycopg_pool.ConnectionPool[Any] | None,
+        schema: str,
+        prepare_threshold: int | None,
+        min_size: int,
+        max_size: int,
+        timeout: float,
+    ) -> None:
+        if not sch.SCHEMA_NAME.match(schema):
+            raise ConfigError(
+                f"the schema name must be a lower-case SQL identifier, got {schema!r}"
+            )
+        if min_size < 0 or max_size < max(1, min_size) or timeout <= 0:
+            raise ConfigError("pool sizes must satisfy 0 <= min <= max, max >= 1; timeout > 0")
+        self.schema = schema
+        self.conninfo = conninfo
+        self._owned = pool is None
+        self._kwargs: dict[str, Any] = {"autocommit": True, "prepare_threshold": prepare_threshold}
+        self._sizes = (min_size, max_size, timeout)
+        self._given = pool
+        self._pool: psycopg_pool.ConnectionPool[Any] | None = pool
+        self._pid = os.getpid()
+        self._guard = threading.Lock()
+        self._sql: dict[str, str] = {}
+        self._idle_since: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
+        try:
+            self.run("opening the database", self._migrate, retry_reads=True)
+        except BaseException:
+            self.close()  # a store that failed to open leaves no pool (nor its threads)
+            raise
+
+    # -- the pool ------------------------------------------------------------------
+
+    def pool(self) -> psycopg_pool.ConnectionPool[Any]:
+        if self._pid != os.getpid():
+            # A forked child must never use its parent's sockets; closing them would end
+            # the parent's sessions, so they are left alone and a new pool is made.
+            with self._guard:
+                if self._pid != os.getpid():
+                    if not self._owned:
+                        raise StoreError(
+                            "a PostgreSQL store on a caller's pool cannot be used after fork()"
+                        )
+                    self._pool = None
+                    self._pid = os.getpid()
+        found = self._pool
+        if found is not None:
+            return found
+        with self._guard:
+            if self._pool is None:
+                min_size, max_size, timeout = self._sizes
+                assert self.conninfo is not None
+                self._pool = psycopg_pool.ConnectionPool(
+                    self.conninfo,
+                    min_size=min_size,
+                    max_size=max_size,
+                    timeout=timeout,
+                    kwargs=self._kwargs,
+                    check=self._check,
+                    reset=self._returned,
+                    open=False,
+                    name=f"srt:{self.schema}",
+                )
+                with translate("connecting to the database"):
+                    self._pool.open(wait=False)
+            return self._pool
+
+    def _returned(self, conn: psycopg.Connection[Any]) -> None:
+        self._idle_since[conn] = time.monotonic()
+
+    def _check(self, conn: psycopg.Connection[Any]) -> None:
+        since = self._idle_since.get(conn)
+        if since is None or time.monotonic() - since > CHECK_AFTER_IDLE or conn.broken:
+            psycopg_pool.ConnectionPool.check_connection(conn)
+
+    def close(self) -> None:
+        with self._guard:
+            found, self._pool = self._pool, (None if self._owned else self._given)
+        if found is not None and self._owned and self._pid == os.getpid():
+            with contextlib.suppress(psycopg.Error, psycopg_pool.PoolTimeout):
+                found.close()
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection in autocommit mode (given back, and rolled back, after)."""
+        with self.pool().connection() as conn:
+            if conn.autocommit:
+                yield conn
+                return
+            conn.autocommit = True  # a caller's pool: srt runs its own transactions
+            try:
+                yield conn
+            finally:
+                if not conn.closed:
+                    with contextlib.suppress(psycopg.Error):
+                        conn.autocommit = False
+
+    def run(
+        self,
+        action: str,
+        fn: Callable[[psycopg.Connection[Any]], T],
+        *,
+        retry_reads: bool = False,
+    ) -> T:
+        """``fn(conn)`` on a pooled connection, psycopg's errors translated. A transaction
+        that failed as a serialization failure or a deadlock is run again (it left
+        nothing behind). With ``retry_reads``, a connection that broke is replaced once
+        and ``fn`` run again (only for work that may run twice)."""
+        lost = 0
+        for attempt in range(RETRIES + 1):
+            try:
+                with translate(action), self.connection() as conn:
+                    return fn(conn)
+            except StoreError as exc:
+                cause = exc.__cause__
+                if isinstance(cause, psycopg.Error):
+                    if cause.sqlstate in RETRY_SQLSTATES and attempt < RETRIES:
+                        continue
+                    if retry_reads and lost == 0 and is_connection_error(cause):
+                        lost += 1
+                        self.recheck()
+                        continue
+                raise
+        raise AssertionError("unreachable")
+
+    def recheck(self) -> None:
+        """Drop the pool's idle connections that the server no longer answers."""
+        found = self._pool
+        if found is not None:
+            with contextlib.suppress(psycopg.Error, psycopg_pool.PoolTimeout):
+                found.check()
+
+    # -- SQL -----------------------------------------------------------------------
+
+    def sql(self, text: str) -> str:
+        """``text`` with ``{s}`` naming srt's schema (rendered once per text)."""
+        found = self._sql.get(text)
+        if found is None:
+            found = self._sql[text] = sch.render(text, self.schema)
+        return found
+
+    # -- schema ----------------------------------------------------------------------
+
+    def _version(self, conn: psycopg.Connection[Any]) -> int:
+        row = conn.execute(
+            "SELECT to_regclass(format('%%I.srt_schema', %s::text)) IS NOT NULL, "
+            "(SELECT count(*) FROM pg_tables WHERE schemaname = %s AND tablename = ANY(%s))",
+            (self.schema, self.schema, list(sch.TABLES)),
+        ).fetchone()
+        assert row is not None
+        has_meta, ours = bool(row[0]), int(row[1])
+        if not has_meta:
+            if ours:
+                raise NotAnSrtDatabaseError(
+                    f"schema {self.schema!r} holds tables named like srt's that srt did not "
+                    "create; srt will not modify them (give srt a schema of its own: ?schema=)"
+                )
+            return 0
+        got = conn.execute(self.sql("SELECT application, version FROM {s}.srt_schema")).fetchall()
+        if len(got) != 1 or got[0][0] != sch.APPLICATION:
+            raise NotAnSrtDatabaseError(
+                f"schema {self.schema!r} has an srt_schema table that srt did not write; "
+                "srt will not modify it"
+            )
+        version = int(got[0][1])
+        if version > sch.SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"the store has schema version {version}, newer than this srt's "
+                f"{sch.SCHEMA_VERSION}; upgrade stateful-runtime to open it"
+            )
+        if version < 1:
+            raise NotAnSrtDatabaseError(
+                f"srt_schema says version {version}, which srt never writes"
+            )
+        return version
+
+    def _migrate(self, conn: psycopg.Connection[Any]) -> None:
+        try:  # the usual case in one round trip: srt's schema at this srt's version
+            got = conn.execute(self.sql("SELECT application, version FROM {s}.srt_schema"))
+            if got.fetchall() == [(sch.APPLICATION, sch.SCHEMA_VERSION)]:
+                return
+        except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
+            pass  # a new store (or not srt's): the full check below says which
+        if self._version(conn) == sch.SCHEMA_VERSION:
+            return
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(self.schema),))
+            current = self._version(conn)  # another process may have migrated meanwhile
+            if current == 0:
+                conn.execute(self.sql("CREATE SCHEMA IF NOT EXISTS {s}"))
+            for step in range(current, sch.SCHEMA_VERSION):
+                conn.execute(self.sql(sch.MIGRATIONS[step]))
+            conn.execute(self.sql("DELETE FROM {s}.srt_schema"))
+            conn.execute(
+                self.sql("INSERT INTO {s}.srt_schema(application, version) VALUES (%s, %s)"),
+                (sch.APPLICATION, sch.SCHEMA_VERSION),
+            )

@@ -1,0 +1,277 @@
+"""The PostgreSQL schema: versioned migrations, and the server-side append.
+
+Every table lives in one PostgreSQL schema of srt's own (``srt`` unless the store is
+given another), so srt's tables never meet an application's. ``{s}`` in the SQL below
+is that schema's quoted name, checked against ``SCHEMA_NAME`` before use; values are
+always bound parameters, never formatted in.
+
+The data model is SQLite's (``srt.store.sqlite``): content-addressed ``messages``
+(``bytea`` hash keys, bodies compressed with lz4 when TOASTed), ``nodes`` chained by
+prefix hash, ``sessions`` (named heads), the ``calls`` ledger and ``objects``.
+``srt_schema`` records srt's application name and the schema version; migrations run
+in one transaction under an advisory lock, so two processes opening a new store at
+once apply each step once.
+
+``append(...)`` is a PL/pgSQL function, so an append is ONE statement and one round
+trip, in pipeline mode or not, behind PgBouncer in transaction mode too: it locks the
+session row (``FOR UPDATE``), checks the head is still the expected one, inserts the
+messages and nodes with ``ON CONFLICT DO NOTHING`` (an existing message is compared
+byte for byte, an existing node by parent, message and depth), moves the head
+(``UPDATE ... WHERE id = $1 AND head IS NOT DISTINCT FROM $expected``), and writes the
+ledger row and the objects given with it. Anything wrong raises, and the statement
+(its implicit transaction) leaves nothing behind. Its errors carry srt's own
+SQLSTATEs (``SQLSTATE_*``), which ``errors.translate`` maps to the srt error tree.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "APPLICATION",
+    "MIGRATIONS",
+    "SCHEMA_NAME",
+    "SCHEMA_VERSION",
+    "SQLSTATE_CONFLICT",
+    "SQLSTATE_CORRUPT",
+    "SQLSTATE_NO_SESSION",
+    "TABLES",
+]
+
+#: What ``srt_schema.application`` holds in a schema srt created.
+APPLICATION = "srt"
+#: Schema names srt accepts (a plain lower-case SQL identifier, so quoting is trivial).
+SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+#: srt's tables; a schema holding any of them without ``srt_schema`` is not srt's.
+TABLES = ("srt_schema", "messages", "nodes", "sessions", "calls", "objects")
+
+SQLSTATE_CONFLICT = "SRT01"  # the head moved, or an object's node is not stored
+SQLSTATE_CORRUPT = "SRT02"  # a hash hit with other bytes, a prefix naming another node
+SQLSTATE_NO_SESSION = "SRT03"  # the session row is gone
+
+_APPEND = r"""
+CREATE FUNCTION {s}.append(
+    p_session bigint, p_expected bigint, p_parent bigint, p_depth integer,
+    p_hashes bytea[], p_bodies bytea[], p_prefixes bytea[], p_metas bytea[], p_statuses text[],
+    p_now double precision, p_call jsonb,
+    o_kinds text[], o_scopes text[], o_keys text[], o_values bytea[], o_nodes bigint[],
+    o_expires double precision[], o_at_head boolean[]
+) RETURNS bigint[] LANGUAGE plpgsql AS $fn$
+DECLARE
+    ids bigint[] := '{}';
+    parent bigint := p_parent;
+    depth integer := p_depth;
+    cur bigint;
+    mid bigint;
+    nid bigint;
+    stored bytea;
+    r record;
+    onode bigint;
+BEGIN
+    SELECT head INTO cur FROM {s}.sessions WHERE id = p_session FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'the session was deleted' USING ERRCODE = 'SRT03';
+    END IF;
+    IF cur IS DISTINCT FROM p_expected THEN
+        RAISE EXCEPTION 'the session head moved' USING ERRCODE = 'SRT01';
+    END IF;
+    FOR i IN 1 .. coalesce(array_length(p_hashes, 1), 0) LOOP
+        depth := depth + 1;
+        mid := NULL;
+        INSERT INTO {s}.messages(hash, body) VALUES (p_hashes[i], p_bodies[i])
+            ON CONFLICT (hash) DO NOTHING RETURNING id INTO mid;
+        IF mid IS NULL THEN
+            SELECT m.id, m.body INTO mid, stored FROM {s}.messages m WHERE m.hash = p_hashes[i];
+            IF mid IS NULL OR stored IS DISTINCT FROM p_bodies[i] THEN
+                RAISE EXCEPTION 'hash collision or damaged row: message % has hash % but '
+                    'different bytes; nothing was linked', mid, encode(p_hashes[i], 'hex')
+                    USING ERRCODE = 'SRT02';
+            END IF;
+        END IF;
+        nid := NULL;
+        INSERT INTO {s}.nodes(parent, message, depth, prefix, meta, status)
+            VALUES (parent, mid, depth, p_prefixes[i], p_metas[i], p_statuses[i])
+            ON CONFLICT (prefix) DO NOTHING RETURNING id INTO nid;
+        IF nid IS NULL THEN
+            SELECT n.id, n.parent, n.message, n.depth, n.status INTO r
+                FROM {s}.nodes n WHERE n.prefix = p_prefixes[i];
+            IF r.id IS NULL OR r.parent IS DISTINCT FROM parent OR r.message <> mid
+                    OR r.depth <> depth THEN
+                RAISE EXCEPTION 'prefix hash % names node % with a different parent or '
+                    'message; nothing was linked', encode(p_prefixes[i], 'hex'), r.id
+                    USING ERRCODE = 'SRT02';
+            END IF;
+            nid := r.id;
+            IF r.status IS NOT NULL AND p_statuses[i] IS NULL THEN
+                UPDATE {s}.nodes SET status = NULL WHERE id = nid;  -- a complete reply
+            END IF;
+        END IF;
+        parent := nid;
+        ids := ids || nid;
+    END LOOP;
+    UPDATE {s}.sessions SET head = parent, updated = p_now
+        WHERE id = p_session AND head IS NOT DISTINCT FROM p_expected;
+    IF NOT FOUND THEN  -- unreachable while the row is locked; kept as the CAS itself
+        RAISE EXCEPTION 'the session head moved' USING ERRCODE = 'SRT01';
+    END IF;
+    IF p_call IS NOT NULL THEN
+        INSERT INTO {s}.calls SELECT (jsonb_populate_record(NULL::{s}.calls,
+            p_call || jsonb_build_object('node', parent, 'id', nextval(
+                pg_get_serial_sequence('{s}.calls', 'id'))))).*;
+    END IF;
+    FOR i IN 1 .. coalesce(array_length(o_kinds, 1), 0) LOOP
+        onode := CASE WHEN o_at_head[i] THEN parent ELSE o_nodes[i] END;
+        PERFORM {s}.put_object(o_kinds[i], o_scopes[i], o_keys[i], o_values[i], onode,
+                               o_expires[i], p_now);
+    END LOOP;
+    RETURN ids;
+END
+$fn$;
+"""
+
+_PUT_OBJECT = r"""
+CREATE FUNCTION {s}.put_object(
+    p_kind text, p_scope text, p_key text, p_value bytea, p_node bigint,
+    p_expires double precision, p_now double precision
+) RETURNS void LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF p_node IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {s}.nodes WHERE id = p_node) THEN
+        RAISE EXCEPTION 'the node an object refers to (%) is not stored (collected by gc?); '
+            'nothing was written', p_node USING ERRCODE = 'SRT01';
+    END IF;
+    INSERT INTO {s}.objects(kind, scope, key, value, node, expires, created, updated)
+        VALUES (p_kind, p_scope, p_key, p_value, p_node, p_expires, p_now, p_now)
+        ON CONFLICT (kind, scope, key) DO UPDATE SET value = excluded.value,
+            node = excluded.node, expires = excluded.expires, updated = excluded.updated;
+END
+$fn$;
+"""
+
+# The searchable text of a canonical message body: the content string, or its text
+# parts joined by newlines, else ''. IMMUTABLE (a pure function of the bytes), so an
+# expression index can use it.
+_MESSAGE_TEXT = r"""
+CREATE FUNCTION {s}.message_text(body bytea) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+    SELECT coalesce(CASE jsonb_typeof(j -> 'content')
+        WHEN 'string' THEN j ->> 'content'
+        WHEN 'array' THEN (
+            SELECT string_agg(p ->> 'text', E'\n' ORDER BY n)
+            FROM jsonb_array_elements(j -> 'content') WITH ORDINALITY AS e(p, n)
+            WHERE p ->> 'type' = 'text')
+        END, '')
+    FROM (SELECT convert_from(body, 'UTF8')::jsonb AS j) AS b
+$fn$;
+CREATE FUNCTION {s}.message_role(body bytea) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+    SELECT convert_from(body, 'UTF8')::jsonb ->> 'role'
+$fn$;
+"""
+
+MIGRATIONS: tuple[str, ...] = (
+    # v1: everything SQLite's schema v4 holds: content-addressed messages, a prefix-chained
+    # node tree, named heads, the usage ledger (with request parameters) and objects.
+    r"""
+    CREATE TABLE {s}.srt_schema(
+        application text NOT NULL,
+        version     integer NOT NULL
+    );
+    CREATE TABLE {s}.messages(
+        id   bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+        hash bytea NOT NULL CHECK (length(hash) = 16),
+        body bytea COMPRESSION lz4 NOT NULL
+    );
+    CREATE UNIQUE INDEX messages_hash ON {s}.messages(hash);
+    CREATE TABLE {s}.nodes(
+        id      bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+        parent  bigint REFERENCES {s}.nodes(id),
+        message bigint NOT NULL REFERENCES {s}.messages(id),
+        depth   integer NOT NULL CHECK (depth >= 1),
+        prefix  bytea NOT NULL CHECK (length(prefix) = 16),
+        meta    bytea,
+        status  text
+    );
+    CREATE UNIQUE INDEX nodes_prefix ON {s}.nodes(prefix);
+    CREATE INDEX nodes_parent ON {s}.nodes(parent);
+    CREATE INDEX nodes_message ON {s}.nodes(message);
+    CREATE TABLE {s}.sessions(
+        id      bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+        name    text NOT NULL UNIQUE,
+        head    bigint REFERENCES {s}.nodes(id),
+        created double precision NOT NULL,
+        updated double precision NOT NULL,
+        meta    text
+    );
+    CREATE INDEX sessions_head ON {s}.sessions(head);
+    CREATE TABLE {s}.calls(
+        id              bigserial PRIMARY KEY,
+        at              double precision NOT NULL,
+        session         bigint,
+        session_name    text,
+        node            bigint REFERENCES {s}.nodes(id) ON DELETE SET NULL,
+        provider        text NOT NULL,
+        model           text NOT NULL,
+        format          text NOT NULL,
+        body_hash       bytea NOT NULL,
+        body_bytes      bigint NOT NULL,
+        messages        bigint NOT NULL,
+        input_tokens    bigint,
+        cache_read_tokens  bigint,
+        cache_write_tokens bigint,
+        output_tokens   bigint,
+        predicted_cached_tokens bigint,
+        explain         text,
+        latency_ms      double precision,
+        ttft_ms         double precision,
+        retries         bigint NOT NULL DEFAULT 0,
+        status          text NOT NULL,
+        error           text,
+        response_id     text,
+        previous_response_id text,
+        stored          bigint,
+        fallback        text,
+        params          text
+    );
+    CREATE INDEX calls_node ON {s}.calls(node);
+    CREATE INDEX calls_session ON {s}.calls(session);
+    CREATE INDEX calls_session_name ON {s}.calls(session_name);
+    CREATE TABLE {s}.objects(
+        id      bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+        kind    text NOT NULL,
+        scope   text NOT NULL,
+        key     text NOT NULL,
+        value   bytea NOT NULL,
+        node    bigint REFERENCES {s}.nodes(id),
+        expires double precision,
+        created double precision NOT NULL,
+        updated double precision NOT NULL
+    );
+    CREATE UNIQUE INDEX objects_key ON {s}.objects(kind, scope, key);
+    CREATE INDEX objects_scope ON {s}.objects(kind, scope, id);
+    CREATE INDEX objects_node ON {s}.objects(node) WHERE node IS NOT NULL;
+    CREATE INDEX objects_expires ON {s}.objects(expires) WHERE expires IS NOT NULL;
+    """
+    + _PUT_OBJECT
+    + _APPEND
+    + _MESSAGE_TEXT,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+#: The full-text index of ``search``: an expression GIN index over each message's text
+#: (PostgreSQL's ``simple`` configuration: lower-cased words, no stemming). As on
+#: SQLite no migration creates it: the first search does, so appends pay nothing for a
+#: search nobody runs; PostgreSQL keeps it in step with every write from then on.
+SEARCH_INDEX = "messages_fts"
+SEARCH_CONFIG = "simple"
+SEARCH_INDEX_SQL = (
+    f"CREATE INDEX IF NOT EXISTS {SEARCH_INDEX} ON {{s}}.messages "
+    f"USING gin (to_tsvector('{SEARCH_CONFIG}', {{s}}.message_text(body)))"
+)
+SEARCH_DROP_SQL = f"DROP INDEX IF EXISTS {{s}}.{SEARCH_INDEX}"
+
+
+def render(sql: str, schema: str) -> str:
+    """``sql`` with ``{s}`` replaced by the quoted ``schema`` (checked first)."""
+    if not SCHEMA_NAME.match(schema):
+        raise ValueError(f"not a usable schema name: {schema!r}")
+    return sql.replace("{s}", f'"{schema}"')

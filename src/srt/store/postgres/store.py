@@ -1,0 +1,574 @@
+"""``PostgresStore``: the Store protocol on a PostgreSQL database, through psycopg 3.
+
+The schema and the server-side append are in ``schema``; the pool, the URL options,
+migrations and the retry loop in ``pool``; gc, verify, search and the views in
+``maintenance``. Every statement is fixed text with bound parameters; ``{s}`` is srt's
+schema name, rendered once.
+"""
+
+from __future__ import annotations
+
+import operator
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from psycopg.types.json import Jsonb
+
+from ..._types import SessionInfo
+from ...errors import (
+    ConfigError,
+    ConflictError,
+    CorruptionError,
+    SessionExistsError,
+    SessionNotFoundError,
+    StoreUnavailableError,
+)
+from ..base import (
+    CALL_FIELDS,
+    CallRecord,
+    ChainRow,
+    GcReport,
+    Hit,
+    NewNode,
+    ObjectPut,
+    ObjectRow,
+    SessionOverview,
+    SessionRow,
+    Store,
+    StoredResponse,
+    TreeNode,
+    VacuumReport,
+    VerifyReport,
+    check_chain,
+    check_object,
+)
+from . import maintenance
+from .errors import is_connection_error
+from .pool import Database, parse_url, redact_url
+
+__all__ = ["PostgresStore"]
+
+_APPEND = (
+    "SELECT {s}.append(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+_CHAIN = """
+WITH RECURSIVE chain(id, parent, message, depth, prefix, status, meta) AS (
+    SELECT id, parent, message, depth, prefix, status, meta FROM {s}.nodes WHERE id = %s
+    UNION ALL
+    SELECT n.id, n.parent, n.message, n.depth, n.prefix, n.status, n.meta
+    FROM chain c CROSS JOIN LATERAL (
+        SELECT * FROM {s}.nodes p WHERE p.id = c.parent AND p.depth < c.depth LIMIT 1
+    ) n
+)
+SELECT chain.id, m.hash, m.body, chain.prefix, chain.status, chain.meta, chain.depth
+FROM chain JOIN {s}.messages m ON m.id = chain.message
+"""
+# Each step of the walk is a LATERAL subquery with LIMIT 1, which the planner cannot
+# flatten, so it is one primary-key lookup. A plain join lets the planner hash-join the
+# whole nodes table at every step (it guesses 10 rows per step): 1.3 s instead of 4 ms
+# for a chain of 2,000 messages.
+#: ``_CHAIN`` from ``head`` down to the node at depth ``depth`` (included), no further.
+_CHAIN_SINCE = """
+WITH RECURSIVE chain(id, parent, message, depth, prefix, status, meta) AS (
+    SELECT id, parent, message, depth, prefix, status, meta FROM {s}.nodes
+    WHERE id = %(head)s AND depth >= %(depth)s
+    UNION ALL
+    SELECT n.id, n.parent, n.message, n.depth, n.prefix, n.status, n.meta
+    FROM chain c CROSS JOIN LATERAL (
+        SELECT * FROM {s}.nodes p
+        WHERE p.id = c.parent AND p.depth < c.depth AND p.depth >= %(depth)s LIMIT 1
+    ) n
+)
+SELECT chain.id, m.hash, m.body, chain.prefix, chain.status, chain.meta, chain.depth
+FROM chain JOIN {s}.messages m ON m.id = chain.message
+"""
+# No ORDER BY: the server would sort every body; rows come deepest first from the walk
+# (or in any order from a hash join), and ``chain`` sorts them by depth, one pass over
+# rows that are almost always in order already.
+_INSERT_CALL = (
+    f"INSERT INTO {{s}}.calls({', '.join(CALL_FIELDS)}) "
+    f"VALUES ({', '.join('%s' for _ in CALL_FIELDS)}) RETURNING id"
+)
+_SELECT_CALLS = f"SELECT {', '.join(CALL_FIELDS)}, id FROM {{s}}.calls"
+_OBJECT_COLUMNS = "kind, scope, key, value, node, expires, created, updated"
+_call_values = operator.attrgetter(*CALL_FIELDS)
+_depth = operator.itemgetter(6)
+
+
+def _meta_bytes(meta: bytes | str | None) -> bytes | None:
+    return meta.encode("utf-8") if isinstance(meta, str) else meta
+
+
+def _call_json(call: CallRecord) -> dict[str, Any]:
+    out = {name: getattr(call, name) for name in CALL_FIELDS}
+    out["body_hash"] = "\\x" + call.body_hash.hex()
+    return out
+
+
+class PostgresStore(Store):
+    """The Store protocol on one PostgreSQL database (scale-out: many processes and
+    machines on the same sessions).
+
+    ``url`` is a libpq URL (``postgresql://user:password@host:port/dbname``) that may
+    also carry srt's own query parameters: ``schema`` (default ``srt``: srt's tables
+    live in a schema of their own, created on first use), ``prepare_threshold``
+    (``none`` behind PgBouncer in transaction mode; default 5, psycopg's), ``pool_min``,
+    ``pool_max`` and ``pool_timeout`` (seconds a call waits for a connection before
+    ``StoreUnavailableError``). The same are keyword arguments. ``pool`` is a
+    ``psycopg_pool.ConnectionPool`` someone else owns: srt borrows from it and never
+    closes it.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        pool: psycopg_pool.ConnectionPool[Any] | None = None,
+        schema: str | None = None,
+        prepare_threshold: int | str | None = 5,
+        pool_min: int | str = 1,
+        pool_max: int | str = 10,
+        pool_timeout: float | str = 10.0,
+    ) -> None:
+        if (url is None) == (pool is None):
+            raise ConfigError("give a PostgreSQL store either a URL or a pool, not both")
+        conninfo: str | None = None
+        options: dict[str, str] = {}
+        if url is not None:
+            conninfo, options = parse_url(url)
+            self.location = redact_url(url)
+        else:
+            assert pool is not None
+            self.location = f"pool {pool.name!r}"
+        threshold = options.get("prepare_threshold", prepare_threshold)
+        try:
+            self.db = Database(
+                conninfo,
+                pool=pool,
+                schema=options.get("schema", schema or "srt"),
+                prepare_threshold=(
+                    None
+                    if threshold is None or str(threshold).lower() == "none"
+                    else int(threshold)
+                ),
+                min_size=int(options.get("pool_min", pool_min)),
+                max_size=int(options.get("pool_max", pool_max)),
+                timeout=float(options.get("pool_timeout", pool_timeout)),
+            )
+        except ValueError as exc:
+            raise ConfigError(f"a PostgreSQL store option is not a number: {exc}") from exc
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> PostgresStore:
+        return cls(url, **options)
+
+    def __repr__(self) -> str:
+        return f"<srt.PostgresStore {self.location!r} schema={self.db.schema!r}>"
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _read(self, action: str, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        text = self.db.sql(sql)
+        return self.db.run(action, lambda c: c.execute(text, args).fetchall(), retry_reads=True)
+
+    def _write(self, action: str, sql: str, args: Sequence[Any] = ()) -> int:
+        """Run one statement; the number of rows it touched."""
+        text = self.db.sql(sql)
+        return self.db.run(action, lambda c: c.execute(text, args).rowcount)
+
+    # -- sessions ----------------------------------------------------------------
+
+    def get_session(self, name: str) -> SessionRow | None:
+        rows = self._read(
+            "reading a session",
+            "SELECT id, head, created, updated FROM {s}.sessions WHERE name = %s",
+            (name,),
+        )
+        return SessionRow(rows[0][0], name, *rows[0][1:]) if rows else None
+
+    def create_session(
+        self, name: str, head: int | None, *, exist_ok: bool, head_prefix: bytes | None = None
+    ) -> SessionRow:
+        now = time.time()
+        check = self.db.sql("SELECT prefix FROM {s}.nodes WHERE id = %s FOR KEY SHARE")
+        insert = self.db.sql(
+            "INSERT INTO {s}.sessions(name, head, created, updated) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (name) DO NOTHING RETURNING id"
+        )
+        found = self.db.sql("SELECT id, head, created, updated FROM {s}.sessions WHERE name = %s")
+
+        def create(conn: psycopg.Connection[Any]) -> SessionRow:
+            with conn.transaction():
+                if head is not None and head_prefix is not None:
+                    row = conn.execute(check, (head,)).fetchone()
+                    if row is None or bytes(row[0]) != head_prefix:
+                        raise ConflictError(
+                            "the history this handle saw is no longer stored (collected by "
+                            "gc?); refresh() and retry"
+                        )
+                made = conn.execute(insert, (name, head, now, now)).fetchone()
+                if made is not None:
+                    return SessionRow(made[0], name, head, now, now)
+                old = conn.execute(found, (name,)).fetchone()
+            if old is None:  # deleted between the two statements: let the caller retry
+                raise ConflictError(f"session {name!r} was deleted while it was being opened")
+            if exist_ok:
+                return SessionRow(old[0], name, *old[1:])
+            raise SessionExistsError(f"a session named {name!r} already exists")
+
+        return self.db.run("creating a session", create)
+
+    def delete_session(self, name: str) -> None:
+        if not self._write(
+            "deleting a session", "DELETE FROM {s}.sessions WHERE name = %s", (name,)
+        ):
+            raise SessionNotFoundError(f"no session named {name!r}")
+
+    def rename_session(self, old: str, new: str) -> None:
+        sql = self.db.sql(
+            "UPDATE {s}.sessions SET name = %s WHERE name = %s "
+            "AND NOT EXISTS (SELECT 1 FROM {s}.sessions WHERE name = %s) RETURNING id"
+        )
+        exists = self.db.sql("SELECT 1 FROM {s}.sessions WHERE name = %s")
+
+        def rename(conn: psycopg.Connection[Any]) -> None:
+            try:
+                done = conn.execute(sql, (new, old, new)).fetchone()
+            except psycopg.errors.UniqueViolation:
+                done = None
+            if done is None:
+                if old != new and conn.execute(exists, (new,)).fetchone():
+                    raise SessionExistsError(f"a session named {new!r} already exists")
+                if not conn.execute(exists, (old,)).fetchone():
+                    raise SessionNotFoundError(f"no session named {old!r}")
+
+        self.db.run("renaming a session", rename)
+
+    def list_sessions(self) -> list[SessionInfo]:
+        rows = self._read(
+            "listing sessions",
+            "SELECT s.name, coalesce(n.depth, 0), s.created, s.updated, n.prefix "
+            "FROM {s}.sessions s LEFT JOIN {s}.nodes n ON n.id = s.head ORDER BY s.name",
+        )
+        return [
+            SessionInfo(name, depth, created, updated, bytes(prefix).hex() if prefix else None)
+            for name, depth, created, updated, prefix in rows
+        ]
+
+    def overview(self) -> list[SessionOverview]:
+        return maintenance.overview(self.db)
+
+    def tree(self, name: str, *, width: int = 200) -> TreeNode | None:
+        return maintenance.tree(self.db, name, width=width)
+
+    # -- nodes ---------------------------------------------------------------------
+
+    def chain(self, head: int | None) -> list[ChainRow]:
+        if head is None:
+            return []
+        sql = self.db.sql(_CHAIN)
+
+        def load(conn: psycopg.Connection[Any]) -> list[Any]:
+            with conn.cursor(binary=True) as cur:
+                return cur.execute(sql, (head,)).fetchall()
+
+        rows: list[ChainRow] = self.db.run("loading a session", load, retry_reads=True)
+        rows.reverse()
+        rows.sort(key=_depth)
+        return check_chain(rows, head)
+
+    def chain_extension(self, head: int, above: int, prefix: bytes) -> list[ChainRow] | None:
+        if above < 1:
+            return super().chain_extension(head, above, prefix)
+        sql = self.db.sql(_CHAIN_SINCE)
+
+        def load(conn: psycopg.Connection[Any]) -> list[Any]:
+            with conn.cursor(binary=True) as cur:
+                return cur.execute(sql, {"head": head, "depth": above}).fetchall()
+
+        rows: list[ChainRow] = self.db.run("reading new messages", load, retry_reads=True)
+        rows.reverse()
+        rows.sort(key=_depth)
+        if len(rows) < 2 or rows[0][6] != above or rows[0][3] != prefix:
+            return None
+        return check_chain(rows[1:], head, start=prefix)
+
+    def node_prefix(self, node: int) -> bytes:
+        rows = self._read("reading a node", "SELECT prefix FROM {s}.nodes WHERE id = %s", (node,))
+        if not rows:
+            raise CorruptionError(f"node {node} is missing")
+        return bytes(rows[0][0])
+
+    def node_meta(self, node: int) -> bytes | str | None:
+        rows = self._read("reading a node", "SELECT meta FROM {s}.nodes WHERE id = %s", (node,))
+        return rows[0][0] if rows else None
+
+    # -- writes ----------------------------------------------------------------------
+
+    def move_head(self, session: int, expected: int | None, new: int | None) -> None:
+        sql = self.db.sql(
+            "UPDATE {s}.sessions SET head = %s, updated = %s "
+            "WHERE id = %s AND head IS NOT DISTINCT FROM %s"
+        )
+        exists = self.db.sql("SELECT 1 FROM {s}.sessions WHERE id = %s")
+
+        def move(conn: psycopg.Connection[Any]) -> None:
+            if conn.execute(sql, (new, time.time(), session, expected)).rowcount:
+                return
+            if conn.execute(exists, (session,)).fetchone() is None:
+                raise SessionNotFoundError("the session was deleted")
+            raise ConflictError(
+                "the session head moved since this handle last saw it (a concurrent "
+                "append); nothing was written: refresh() and retry, or pass rebase=True"
+            )
+
+        self.db.run("moving a session head", move)
+
+    def append(
+        self,
+        session: int,
+        expected: int | None,
+        parent: int | None,
+        depth: int,
+        items: Sequence[NewNode],
+        *,
+        call: CallRecord | None = None,
+        objects: Sequence[ObjectPut] = (),
+    ) -> list[int]:
+        for obj in objects:
+            check_object(obj.kind, obj.scope, obj.key, obj.value)
+        args = (
+            session,
+            expected,
+            parent,
+            depth,
+            [it.hash for it in items],
+            [it.body for it in items],
+            [it.prefix for it in items],
+            [_meta_bytes(it.meta) for it in items],
+            [it.status for it in items],
+            time.time(),
+            Jsonb(_call_json(call)) if call is not None else None,
+            [o.kind for o in objects],
+            [o.scope for o in objects],
+            [o.key for o in objects],
+            [o.value for o in objects],
+            [o.node for o in objects],
+            [o.expires for o in objects],
+            [o.at_head for o in objects],
+        )
+        sql = self.db.sql(_APPEND)
+
+        def run(conn: psycopg.Connection[Any]) -> list[int]:
+            row = conn.execute(sql, args).fetchone()
+            assert row is not None
+            return list(row[0])
+
+        try:
+            return self.db.run("appending to a session", run)
+        except StoreUnavailableError as exc:
+            if not isinstance(exc.__cause__, psycopg.Error) or not is_connection_error(
+                exc.__cause__
+            ):
+                raise  # no connection was had: nothing was sent
+            landed, ids = self._landed(session, items)
+            if landed is None:
+                raise StoreUnavailableError(
+                    f"{exc}; the server could not say whether this append was stored: "
+                    "Session.refresh() shows it before a retry"
+                ) from exc.__cause__
+            if landed:
+                return ids
+        # Not stored: the append is run once more on a new connection. The head's
+        # compare-and-swap makes that safe even if the first statement were still to
+        # commit somewhere (a network cut): then one of the two gets ConflictError.
+        return self.db.run("appending to a session", run)
+
+    def _landed(self, session: int, items: Sequence[NewNode]) -> tuple[bool | None, list[int]]:
+        """After the connection broke during an append: (True, node ids) if it was
+        committed (the session's head is its last node), (False, []) if the server says
+        it was not, (None, []) if the server cannot be asked."""
+        prefixes = [it.prefix for it in items]
+        try:
+            rows = self._read(
+                "checking an interrupted append",
+                "SELECT s.head, n.id, n.prefix FROM {s}.sessions s "
+                "LEFT JOIN {s}.nodes n ON n.prefix = ANY(%s) WHERE s.id = %s",
+                (prefixes, session),
+            )
+        except StoreUnavailableError:
+            return None, []
+        ids = {bytes(p): nid for _head, nid, p in rows if p is not None}
+        head = rows[0][0] if rows else None
+        if prefixes and len(ids) == len(prefixes) and head == ids[prefixes[-1]]:
+            return True, [ids[p] for p in prefixes]
+        return False, []
+
+    # -- the ledger ------------------------------------------------------------------
+
+    def record_call(self, call: CallRecord) -> int:
+        sql = self.db.sql(_INSERT_CALL)
+        values = _call_values(call)
+
+        def insert(conn: psycopg.Connection[Any]) -> int:
+            row = conn.execute(sql, values).fetchone()
+            assert row is not None
+            return int(row[0])
+
+        return self.db.run("recording a provider call", insert)
+
+    def calls(
+        self, *, session: int | None = None, session_name: str | None = None
+    ) -> list[CallRecord]:
+        args: tuple[Any, ...] = ()
+        where = ""
+        if session is not None:
+            where, args = " WHERE session = %s", (session,)
+        elif session_name is not None:
+            where, args = " WHERE session_name = %s", (session_name,)
+        rows = self._read("reading the ledger", _SELECT_CALLS + where + " ORDER BY id", args)
+        out = []
+        for r in rows:
+            r = list(r)
+            r[CALL_FIELDS.index("body_hash")] = bytes(r[CALL_FIELDS.index("body_hash")])
+            out.append(CallRecord(*r))
+        return out
+
+    def last_response(self, nodes: Sequence[int], format: str, model: str) -> StoredResponse | None:
+        if not nodes:
+            return None
+        rows = self._read(
+            "reading server-side state",
+            "SELECT node, response_id, at FROM {s}.calls WHERE node = ANY(%s) AND format = %s "
+            "AND model = %s AND stored = 1 AND status = 'ok' AND response_id IS NOT NULL "
+            "ORDER BY node DESC, id DESC LIMIT 1",
+            (list(nodes), format, model),
+        )
+        return StoredResponse(*rows[0]) if rows else None
+
+    # -- objects ---------------------------------------------------------------------
+
+    def put_object(
+        self,
+        kind: str,
+        scope: str,
+        key: str,
+        value: bytes,
+        *,
+        node: int | None = None,
+        expires: float | None = None,
+    ) -> None:
+        check_object(kind, scope, key, value)
+        self._write(
+            "storing an object",
+            "SELECT {s}.put_object(%s, %s, %s, %s, %s, %s, %s)",
+            (kind, scope, key, value, node, expires, time.time()),
+        )
+
+    def get_object(self, kind: str, scope: str, key: str) -> ObjectRow | None:
+        check_object(kind, scope, key)
+        rows = self._read(
+            "reading an object",
+            f"SELECT {_OBJECT_COLUMNS} FROM {{s}}.objects WHERE kind = %s AND scope = %s "
+            "AND key = %s AND (expires IS NULL OR expires > %s)",
+            (kind, scope, key, time.time()),
+        )
+        return _object(rows[0]) if rows else None
+
+    def list_objects(
+        self,
+        kind: str,
+        scope: str,
+        *,
+        after: str | None = None,
+        limit: int = 100,
+        descending: bool = False,
+    ) -> list[ObjectRow]:
+        check_object(kind, scope, after if after is not None else "-")
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise ConfigError("limit must be a positive int")
+        order, cmp = ("DESC", "<") if descending else ("ASC", ">")
+        where = "kind = %s AND scope = %s AND (expires IS NULL OR expires > %s)"
+        args: list[Any] = [kind, scope, time.time()]
+        if after is not None:
+            where += (
+                f" AND id {cmp} coalesce((SELECT id FROM {{s}}.objects WHERE kind = %s "
+                "AND scope = %s AND key = %s), %s)"
+            )
+            # An unknown cursor lists nothing rather than everything.
+            args += [kind, scope, after, -1 if descending else 2**62]
+        rows = self._read(
+            "listing objects",
+            f"SELECT {_OBJECT_COLUMNS} FROM {{s}}.objects WHERE {where} "
+            f"ORDER BY id {order} LIMIT %s",
+            [*args, limit],
+        )
+        return [_object(r) for r in rows]
+
+    def delete_object(self, kind: str, scope: str, key: str) -> bool:
+        check_object(kind, scope, key)
+        return bool(
+            self._write(
+                "deleting an object",
+                "DELETE FROM {s}.objects WHERE kind = %s AND scope = %s AND key = %s",
+                (kind, scope, key),
+            )
+        )
+
+    def scan_objects(self, *, batch: int = 500) -> Iterator[ObjectRow]:
+        after = 0
+        while True:
+            rows = self._read(
+                "listing objects",
+                f"SELECT id, {_OBJECT_COLUMNS} FROM {{s}}.objects WHERE id > %s "
+                "AND (expires IS NULL OR expires > %s) ORDER BY id LIMIT %s",
+                (after, time.time(), batch),
+            )
+            yield from (_object(r[1:]) for r in rows)
+            if len(rows) < batch:
+                return
+            after = rows[-1][0]
+
+    # -- maintenance -------------------------------------------------------------------
+
+    def gc(self, *, secure_delete: bool = True, dry_run: bool = False) -> GcReport:
+        return maintenance.gc(self.db, secure_delete=secure_delete, dry_run=dry_run)
+
+    def verify(self) -> VerifyReport:
+        return maintenance.verify(self.db)
+
+    def search(
+        self,
+        text: str,
+        *,
+        limit: int = 20,
+        syntax: bool = False,
+        announce: Callable[[int], None] | None = None,
+    ) -> list[Hit]:
+        return maintenance.search(self.db, text, limit=limit, syntax=syntax, announce=announce)
+
+    def has_search_index(self) -> bool:
+        return maintenance.has_search_index(self.db)
+
+    def build_search_index(self, *, announce: Callable[[int], None] | None = None) -> int | None:
+        return maintenance.build_search_index(self.db, announce=announce)
+
+    def drop_search_index(self) -> bool:
+        return maintenance.drop_search_index(self.db)
+
+    def vacuum(self) -> VacuumReport:
+        return maintenance.vacuum(self.db)
+
+    def checkpoint(self) -> bool:
+        # A commit is durable when it returns (synchronous_commit): there is no WAL
+        # for srt to copy anywhere.
+        return True
+
+
+def _object(row: Sequence[Any]) -> ObjectRow:
+    kind, scope, key, value, node, expires, created, updated = row
+    return ObjectRow(kind, scope, key, bytes(value), node, expires, created, updated)

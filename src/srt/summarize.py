@@ -1,0 +1,242 @@
+"""Compaction with the model's own summary, by hand or when a window's budget is near.
+
+``Session.compact(end, summarizer=provider, model=...)`` asks the model to summarise
+the history up to ``end``: the request is the session's first ``end`` messages (the
+prefix the provider has cached from earlier requests) followed by one user message
+with ``instructions``, sent through srt's send path (delta assembly, cache hints,
+retries) from a short-lived fork that is deleted afterwards. The reply's text becomes
+the summary of a reversible compaction (``srt.compaction``: ``expand()`` restores the
+span byte for byte), and the request's ledger row is written, under this session, in
+the same transaction as the compaction. The summary's node links to the request
+(``by``: provider, model, the ledger row's body hash).
+
+``WindowPolicy(..., compact_at=s)`` does this before a send (and so inside
+``Session.run``) once the history holds ``s * budget`` tokens: it summarises
+everything after the pinned messages except the newest step, an assistant message
+with its tool results (or the last user message), which stays as it is. That span
+ends exactly where the previous request ended, so the summary request reads the whole
+history from the provider's cache, and no tool call is ever parted from its result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from . import compaction, exchange
+from .context import WindowPolicy, pinned_prefix
+from .errors import ConflictError, SessionError
+from .store import CallRecord
+from .tokens import for_model
+from .wire import get_format
+
+if TYPE_CHECKING:
+    from ._types import Reply
+    from .providers.base import Provider
+    from .session import Session
+
+__all__ = ["INSTRUCTIONS", "aauto", "acompact", "auto", "compact", "due"]
+
+#: What the summary request asks for (``instructions=`` replaces it).
+INSTRUCTIONS = (
+    "Summarize the conversation so far for yourself, so that you can continue the work "
+    "from the summary alone: the task and its goal, what has been done and found (the tool "
+    "calls and the results that matter, with exact names, numbers and ids), the decisions "
+    "made, and what remains to do. Do not call any tool; reply with the summary only."
+)
+
+
+class _SummaryCall(exchange.Call):
+    """A call whose reply is kept aside (not appended) and whose ledger rows are filed
+    under ``owner``, the session being compacted."""
+
+    def __init__(self, owner: Session, fork: Session, provider: Provider, **kw: Any) -> None:
+        super().__init__(fork, provider, **kw)
+        self.owner = owner
+        self.row: CallRecord | None = None
+
+    def _row(self, status: str, error: str | None, usage: Any) -> CallRecord:
+        row = super()._row(status, error, usage)
+        return dataclasses.replace(row, session=self.owner._id, session_name=self.owner.name)
+
+    def persist(self, reply: Reply, status: str, error: str | None = None) -> None:
+        self.reply, self.status = reply, status
+        self.row = self._row(status, error, reply.usage)
+
+
+def _text(reply: Reply | None) -> str:
+    if reply is None:
+        return ""
+    content = reply.message.get("content")
+    if isinstance(content, list):
+        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content.strip() if isinstance(content, str) else ""
+
+
+def _prepare(
+    s: Session,
+    end: int,
+    start: int | None,
+    provider: Provider,
+    model: str,
+    instructions: str | None,
+    tools: Sequence[Any] | None,
+    params: dict[str, Any],
+) -> tuple[_SummaryCall, Session, int | None]:
+    with s._lock:
+        s._load()
+        compaction.span(s, end, start)  # checked before anything is sent
+        head = s._head
+        fork = s.fork(f"srt-summary-{uuid.uuid4().hex}", at=end)
+    try:
+        fork.append({"role": "user", "content": instructions or INSTRUCTIONS})
+        call = _SummaryCall(
+            s,
+            fork,
+            provider,
+            model=model,
+            tools=tools,
+            cache=params.pop("cache", True),
+            include_partial=False,
+            params=params,
+            stream=False,
+        )
+    except BaseException:
+        s._rt.delete(fork.name)
+        raise
+    return call, fork, head
+
+
+def _finish(
+    s: Session, call: _SummaryCall, end: int, start: int | None, head: int | None
+) -> int | None:
+    row = call.row
+    assert row is not None
+    store = s._rt.store
+    text = _text(call.reply)
+    if not text:
+        store.record_call(row)
+        raise SessionError("the summarizer's reply has no text to use as the summary")
+    by = {
+        "provider": call.provider.name,
+        "model": call.model,
+        "body_hash": row.body_hash.hex(),
+    }
+    with s._lock:
+        try:
+            if s._head != head:
+                raise ConflictError(
+                    "the session moved while the summary was being written; it was not "
+                    "compacted (the summary request is in the ledger)"
+                )
+            return compaction.compact(s, end, text, start, call=row, by=by)
+        except ConflictError:
+            store.record_call(row)
+            raise
+
+
+def compact(
+    s: Session,
+    end: int,
+    *,
+    provider: Provider,
+    model: str,
+    start: int | None = None,
+    instructions: str | None = None,
+    tools: Sequence[Any] | None = None,
+    **params: Any,
+) -> int | None:
+    """Compact ``start:end`` with a summary written by ``model`` (see the module)."""
+    call, fork, head = _prepare(s, end, start, provider, model, instructions, tools, params)
+    try:
+        exchange.send(call)
+    finally:
+        s._rt.delete(fork.name)
+    return _finish(s, call, end, start, head)
+
+
+async def acompact(
+    s: Session,
+    end: int,
+    *,
+    provider: Provider,
+    model: str,
+    start: int | None = None,
+    instructions: str | None = None,
+    tools: Sequence[Any] | None = None,
+    **params: Any,
+) -> int | None:
+    """The asyncio twin of ``compact``."""
+    call, fork, head = _prepare(s, end, start, provider, model, instructions, tools, params)
+    try:
+        await exchange.asend(call)
+    finally:
+        s._rt.delete(fork.name)
+    return _finish(s, call, end, start, head)
+
+
+# -- automatic compaction (WindowPolicy.compact_at) -------------------------------------------
+
+
+def due(s: Session, provider: Provider, model: str, window: WindowPolicy | None) -> int | None:
+    """The ``end`` to compact up to before the next send under ``window``, or ``None``."""
+    if window is None or window.compact_at is None:
+        return None
+    fmt = get_format(provider.format)
+    with s._lock:
+        s._load()
+        tokenizer = window.tokenizer or for_model(fmt.provider, model)
+        total = sum(s._token_counts(tokenizer))
+        if total < window.compact_at * window.budget:
+            return None
+        roles = s._meta_roles()
+        end = len(roles) - 1
+        while end > 0 and roles[end] == "tool":
+            end -= 1  # keep the newest step whole: its call and all its results
+        first = pinned_prefix(roles)
+        return end if end > first else None
+
+
+def _job(
+    s: Session, provider: Provider, model: str, tools: Sequence[Any] | None, params: dict[str, Any]
+) -> tuple[int, dict[str, Any]] | None:
+    window = params.get("window")
+    end = due(s, provider, model, window if isinstance(window, WindowPolicy) else None)
+    if end is None:
+        return None
+    assert isinstance(window, WindowPolicy)
+    kw = {k: v for k, v in params.items() if k not in ("window", "stream")}
+    kw.update(
+        provider=window.summarizer or provider,
+        model=window.summary_model or model,
+        tools=tools,
+    )
+    return end, kw
+
+
+def auto(
+    s: Session, provider: Provider, model: str, tools: Sequence[Any] | None, params: dict[str, Any]
+) -> int | None:
+    """Compact first if ``params``' window says it is time; the new head, or ``None``."""
+    job = _job(s, provider, model, tools, params)
+    if job is None:
+        return None
+    end, kw = job
+    return compact(s, end, **kw)
+
+
+def aauto(
+    s: Session, provider: Provider, model: str, tools: Sequence[Any] | None, params: dict[str, Any]
+) -> Callable[[], Awaitable[int | None]]:
+    """``auto`` for asyncio, as a coroutine function to await before the send."""
+
+    async def run() -> int | None:
+        job = _job(s, provider, model, tools, params)
+        if job is None:
+            return None
+        end, kw = job
+        return await acompact(s, end, **kw)
+
+    return run

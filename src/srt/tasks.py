@@ -1,0 +1,302 @@
+"""Multi-step tasks: the model calls Python tools until it answers (``Session.run``).
+
+One step is a model call through the session's own send path, then the tool calls
+it asked for. Every step is durable:
+
+1. The reply, with its tool calls, is appended with its ledger row in one
+   transaction (``Session.send``, ``stream``, ``asend``).
+2. Just before a tool that is not idempotent starts, the session records that the
+   call started (one small store object, ``srt._task.CLAIMS``, naming this process).
+3. Each result is appended atomically as soon as its tool returns, as a ``tool``
+   message whose metadata (stored, never sent) says how it went.
+
+``run`` looks at the session as it stands, so the same call resumes a task whose
+process died: the pending calls are those of the newest assistant message that
+have no result yet.
+
+* A call never started is run now.
+* A call that started but whose result was never saved is run again if its tool
+  is idempotent (``@tool(idempotent=True)``). Otherwise it is **not** run again:
+  the model is given an error result saying the call was interrupted and its
+  outcome is unknown, and can decide what to do (look first, or call again).
+
+So a tool whose result is in the history ran exactly once for it, and a tool that
+is not idempotent never runs twice for one call. A call started by a run that is
+still going (in this process or another live one) is left alone: ``run`` raises
+``ConflictError`` rather than race it (``srt._task`` says how a live owner is told
+from a dead one). Two runs started at the same instant on one task can both miss
+each other's record (the store's objects have no insert-if-absent yet): run a task
+from one place at a time.
+
+Budgets (``max_steps`` model calls, ``time_budget`` seconds, ``token_budget``
+tokens in and out) are checked before each model call; the tools of a reply
+always run, so a stopped task never leaves a call without a result. A tool that
+raises gives the model an error result (the exception is recorded in the result's
+metadata and in ``TaskResult.tool_runs``). ``approve(call)`` may allow (``True``),
+deny (``False``) or deny with a reason (a string) each call before it runs. A tool
+given only as a definition dict is the caller's to run: ``run`` stops with
+``stopped == "external"`` and the calls in ``pending``; append their results and
+call ``run`` again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import AsyncIterator, Generator, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
+
+from ._task import (
+    CONCURRENCY,
+    INTERRUPTED,
+    MAX_STEPS,
+    OPTIONS,
+    STOP_REASONS,
+    Job,
+    Task,
+    TaskEvent,
+    TaskResult,
+    ToolCall,
+    ToolRun,
+)
+
+__all__ = [
+    "CONCURRENCY",
+    "INTERRUPTED",
+    "MAX_STEPS",
+    "OPTIONS",
+    "STOP_REASONS",
+    "Task",
+    "TaskEvent",
+    "TaskResult",
+    "TaskStream",
+    "ToolCall",
+    "ToolRun",
+    "arun",
+    "arun_stream",
+    "run",
+    "run_stream",
+]
+
+
+# -- sync drivers -------------------------------------------------------------------------
+
+
+def _call_sync(job: Job) -> Any:
+    tool = job.call.tool
+    assert tool is not None and job.bound is not None
+    args, kwargs = job.bound
+    value = tool.fn(*args, **kwargs)
+    if inspect.isawaitable(value):  # an async tool under the sync loop: its own event loop
+        return asyncio.run(_awaited(value))
+    return value
+
+
+async def _awaited(value: Any) -> Any:
+    return await value
+
+
+def _execute(task: Task, job: Job) -> ToolRun:
+    task.claim(job)
+    t0 = time.perf_counter()
+    try:
+        value = _call_sync(job)
+    except Exception as exc:
+        return task.finish(job, None, exc, time.perf_counter() - t0)
+    return task.finish(job, value, None, time.perf_counter() - t0)
+
+
+def _run_tools(task: Task, jobs: list[Job]) -> Iterator[TaskEvent]:
+    for job in jobs:
+        if job.outcome is None and task.approve is not None:
+            task.decision(job, task.approve(job.call))
+    for job in jobs:
+        if job.outcome is not None:
+            yield TaskEvent("tool_result", call=job.call, run=task.commit(job.outcome))
+    todo = [j for j in jobs if j.outcome is None]
+    if not todo:
+        return
+    workers = min(task.concurrency, len(todo))
+    if workers == 1:
+        for job in todo:
+            yield TaskEvent("tool_call", call=job.call)
+            run = task.commit(_execute(task, job))
+            yield TaskEvent("tool_result", call=job.call, run=run)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="srt-tool") as pool:
+        futures: dict[Future[ToolRun], Job] = {}
+        for job in todo:
+            yield TaskEvent("tool_call", call=job.call)
+            futures[pool.submit(_execute, task, job)] = job
+        waiting = set(futures)
+        try:
+            while waiting:
+                done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+                for fut in sorted(done, key=lambda f: todo.index(futures[f])):
+                    waiting.discard(fut)
+                    run = task.commit(fut.result())
+                    yield TaskEvent("tool_result", call=run.call, run=run)
+        except GeneratorExit:
+            # The consumer stopped listening: the tools still running finish, and
+            # their results are saved, so none is left as started-but-unknown.
+            for fut in sorted(waiting, key=lambda f: todo.index(futures[f])):
+                task.commit(fut.result())
+            raise
+
+
+def _drive(task: Task, stream: bool) -> Generator[TaskEvent, None, None]:
+    try:
+        yield from _steps(task, stream)
+    finally:
+        task.release()
+
+
+def _steps(task: Task, stream: bool) -> Generator[TaskEvent, None, None]:
+    s = task.session
+    while True:
+        kind, info = task.next()
+        if kind == "stop":
+            yield TaskEvent("done", result=task.stop(info))
+            return
+        if kind == "tools":
+            yield from _run_tools(task, info)
+            continue
+        if stream:
+            with s.stream(task.provider, **task.send_kwargs()) as rs:
+                for delta in rs:
+                    yield TaskEvent("text", text=delta)
+            reply = rs.reply
+            assert reply is not None
+        else:
+            reply = s.send(task.provider, **task.send_kwargs())
+        task.replied(reply)
+        yield TaskEvent("reply", reply=reply)
+
+
+class TaskStream:
+    """Iterate for ``TaskEvent``s; ``result`` is set once the task stops."""
+
+    def __init__(self, task: Task) -> None:
+        self._task = task
+        self._gen: Generator[TaskEvent, None, None] = _drive(task, True)
+
+    @property
+    def result(self) -> TaskResult | None:
+        return self._task.result
+
+    def __iter__(self) -> Iterator[TaskEvent]:
+        return self._gen
+
+    def close(self) -> None:
+        self._gen.close()
+
+    def __enter__(self) -> TaskStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def run(task: Task) -> TaskResult:
+    for _ in _drive(task, False):
+        pass
+    assert task.result is not None
+    return task.result
+
+
+def run_stream(task: Task) -> TaskStream:
+    return TaskStream(task)
+
+
+# -- asyncio drivers ----------------------------------------------------------------------
+
+
+async def _aexecute(task: Task, job: Job, gate: asyncio.Semaphore) -> ToolRun:
+    tool = job.call.tool
+    assert tool is not None and job.bound is not None
+    args, kwargs = job.bound
+    async with gate:
+        task.claim(job)
+        t0 = time.perf_counter()
+        try:
+            if tool.is_async:
+                value = await tool.fn(*args, **kwargs)
+            else:
+                value = await asyncio.to_thread(_call_sync, job)
+        except Exception as exc:
+            return task.finish(job, None, exc, time.perf_counter() - t0)
+        return task.finish(job, value, None, time.perf_counter() - t0)
+
+
+async def _arun_tools(task: Task, jobs: list[Job]) -> AsyncIterator[TaskEvent]:
+    for job in jobs:
+        if job.outcome is None and task.approve is not None:
+            answer = task.approve(job.call)
+            if inspect.isawaitable(answer):
+                answer = await answer
+            task.decision(job, answer)
+    for job in jobs:
+        if job.outcome is not None:
+            yield TaskEvent("tool_result", call=job.call, run=task.commit(job.outcome))
+    todo = [j for j in jobs if j.outcome is None]
+    gate = asyncio.Semaphore(task.concurrency)
+    pending: set[asyncio.Task[ToolRun]] = set()
+    for job in todo:
+        yield TaskEvent("tool_call", call=job.call)
+        pending.add(asyncio.ensure_future(_aexecute(task, job, gate)))
+    try:
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                run = task.commit(t.result())
+                yield TaskEvent("tool_result", call=run.call, run=run)
+    finally:
+        for t in pending:
+            t.cancel()
+
+
+async def _adrive(task: Task, stream: bool) -> AsyncIterator[TaskEvent]:
+    try:
+        async for event in _asteps(task, stream):
+            yield event
+    finally:
+        task.release()
+
+
+async def _asteps(task: Task, stream: bool) -> AsyncIterator[TaskEvent]:
+    s = task.session
+    while True:
+        kind, info = task.next()
+        if kind == "stop":
+            yield TaskEvent("done", result=task.stop(info))
+            return
+        if kind == "tools":
+            async for event in _arun_tools(task, info):
+                yield event
+            continue
+        if stream:
+            ars = s.astream(task.provider, **task.send_kwargs())
+            try:
+                async for delta in ars:
+                    yield TaskEvent("text", text=delta)
+            finally:
+                await ars.aclose()
+            reply = ars.reply
+            assert reply is not None
+        else:
+            reply = await s.asend(task.provider, **task.send_kwargs())
+        task.replied(reply)
+        yield TaskEvent("reply", reply=reply)
+
+
+async def arun(task: Task) -> TaskResult:
+    async for _ in _adrive(task, False):
+        pass
+    assert task.result is not None
+    return task.result
+
+
+def arun_stream(task: Task) -> AsyncIterator[TaskEvent]:
+    return _adrive(task, True)

@@ -1,0 +1,130 @@
+"""Common request parameters (the OpenAI Responses names) in each wire format's own words.
+
+``translate(format, CommonParams(...))`` gives the body parameters for ``Session.send``:
+``max_output_tokens`` becomes ``max_completion_tokens`` (OpenAI Chat; ``max_tokens`` for
+OpenAI-compatible servers), ``max_tokens`` (Anthropic) or ``inferenceConfig.maxTokens``
+(Bedrock); ``tool_choice`` and ``parallel_tool_calls`` take each API's shape. A
+parameter a format cannot express raises ``UnsupportedFeatureError`` rather than being
+dropped. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import UnsupportedFeatureError
+from .base import WireFormat
+
+__all__ = ["CommonParams", "translate"]
+
+
+@dataclass(frozen=True)
+class CommonParams:
+    """Request parameters named as in the OpenAI Responses API (``None``: not set)."""
+
+    max_output_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    text: dict[str, Any] | None = None
+    reasoning: dict[str, Any] | None = None
+    service_tier: str | None = None
+    prompt_cache_retention: str | None = None
+
+
+def _openai(fmt: WireFormat, p: CommonParams, compatible: bool) -> dict[str, Any]:
+    responses = fmt.name.endswith(".responses")
+    out: dict[str, Any] = {}
+    if p.max_output_tokens is not None:
+        key = (
+            "max_output_tokens"
+            if responses
+            else "max_tokens"
+            if compatible
+            else "max_completion_tokens"
+        )
+        out[key] = p.max_output_tokens
+    for key in ("temperature", "top_p", "parallel_tool_calls", "service_tier"):
+        value = getattr(p, key)
+        if value is not None:
+            out[key] = value
+    if p.prompt_cache_retention is not None and not compatible:
+        out["prompt_cache_retention"] = p.prompt_cache_retention
+    choice = p.tool_choice
+    if choice is not None:
+        if isinstance(choice, dict) and not responses:
+            choice = {"type": "function", "function": {"name": choice["name"]}}
+        out["tool_choice"] = choice
+    fmt_spec = (p.text or {}).get("format")
+    if fmt_spec is not None and fmt_spec.get("type") != "text":
+        if responses:
+            out["text"] = p.text
+        elif fmt_spec.get("type") == "json_object":
+            out["response_format"] = {"type": "json_object"}
+        else:
+            schema = {k: v for k, v in fmt_spec.items() if k != "type"}
+            out["response_format"] = {"type": "json_schema", "json_schema": schema}
+    if p.reasoning:
+        if responses:
+            out["reasoning"] = p.reasoning
+        elif p.reasoning.get("effort") is not None:
+            out["reasoning_effort"] = p.reasoning["effort"]
+    return out
+
+
+def _unsupported_text(fmt: WireFormat, p: CommonParams) -> None:
+    spec = (p.text or {}).get("format")
+    if spec is not None and spec.get("type") != "text":
+        raise UnsupportedFeatureError(fmt.name, f"text.format {spec.get('type')!r}")
+
+
+def _anthropic(fmt: WireFormat, p: CommonParams) -> dict[str, Any]:
+    _unsupported_text(fmt, p)
+    out: dict[str, Any] = {}
+    if p.max_output_tokens is not None:
+        out["max_tokens"] = p.max_output_tokens
+    if p.temperature is not None:
+        out["temperature"] = min(p.temperature, 1.0)
+    if p.top_p is not None:
+        out["top_p"] = p.top_p
+    choice = p.tool_choice
+    spec: dict[str, Any] | None = None
+    if choice == "auto":
+        spec = {"type": "auto"}
+    elif choice == "required":
+        spec = {"type": "any"}
+    elif choice == "none":
+        spec = {"type": "none"}
+    elif isinstance(choice, dict):
+        spec = {"type": "tool", "name": choice["name"]}
+    if p.parallel_tool_calls is False and choice != "none":
+        spec = {**(spec or {"type": "auto"}), "disable_parallel_tool_use": True}
+    if spec is not None:
+        out["tool_choice"] = spec
+    return out
+
+
+def _bedrock(fmt: WireFormat, p: CommonParams) -> dict[str, Any]:
+    _unsupported_text(fmt, p)
+    if p.tool_choice not in (None, "auto"):
+        raise UnsupportedFeatureError(fmt.name, f"tool_choice {p.tool_choice!r}")
+    config: dict[str, Any] = {}
+    if p.max_output_tokens is not None:
+        config["maxTokens"] = p.max_output_tokens
+    if p.temperature is not None:
+        config["temperature"] = min(p.temperature, 1.0)
+    if p.top_p is not None:
+        config["topP"] = p.top_p
+    return {"inferenceConfig": config} if config else {}
+
+
+def translate(fmt: WireFormat, params: CommonParams, *, compatible: bool = False) -> dict[str, Any]:
+    """``params`` as body parameters of ``fmt`` (``compatible``: an OpenAI-compatible
+    server, which takes ``max_tokens`` and no ``prompt_cache_retention``)."""
+    if fmt.provider == "anthropic":
+        return _anthropic(fmt, params)
+    if fmt.provider == "bedrock":
+        return _bedrock(fmt, params)
+    return _openai(fmt, params, compatible)

@@ -1,0 +1,23 @@
+"""``python -m srt.bench --workload gateway`` at a small scale: it runs and its figures hold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from srt.bench.gateway import lines, run_gateway
+
+
+def test_gateway_workload_small(tmp_path: Path) -> None:
+    r = run_gateway(
+        str(tmp_path), turns=8, conversations=3, conversation_turns=2, forks=2, cache_turns=4
+    )
+    assert r["overhead"]["turns"] == 8 and r["overhead"]["p50_ms"] > 0
+    assert r["request_bytes"]["max"] - r["request_bytes"]["turn_2"] < 200
+    for rules in ("anthropic", "bedrock"):
+        assert r["cache"][rules]["min_share_from_turn2"] >= 0.9
+        assert r["cache"][rules]["baseline_mean_share"] == 0.0
+    assert r["storage"]["ratio"] < r["storage"]["naive_copy_ratio"]
+    assert r["concurrency_sqlite_1_worker"]["errors"] == {}
+    assert r["fault"]["stored_status"] == "incomplete"
+    assert r["fault"]["other_conversation_intact"] is True
+    assert any("overhead" in line for line in lines({**r, "load_after": r["load"]}))

@@ -1,0 +1,152 @@
+"""A gateway worker killed mid-stream (a real process, SIGKILL).
+
+The client gets a clean error, the response is stored as ``incomplete`` with the text
+that had arrived (checkpointed while streaming), and another conversation is untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from gateway_support import UPSTREAM_KEY, free_port
+from srt.testing import ProviderServer
+
+
+def _config(tmp_path: Path, srv: ProviderServer, port: int, server: str) -> Path:
+    cfg = tmp_path / "gw.toml"
+    cfg.write_text(
+        f"[server]\nport = {port}\n{server}\n\n"
+        f'[upstreams.up]\nkind = "openai"\napi_key_env = "SRT_GW_UP_KEY"\n'
+        f'base_url = "{srv.url}/v1"\n\n[[routes]]\nmodel = "*"\nupstream = "up"\n'
+    )
+    return cfg
+
+
+def _start(cfg: Path, db: str, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "SRT_GW_UP_KEY": UPSTREAM_KEY}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "srt", "--db", db, "serve", "--config", str(cfg)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.1)
+        assert proc.poll() is None, "the gateway exited"
+    raise AssertionError("the gateway did not start")
+
+
+def test_kill_a_worker_mid_stream(tmp_path: Path) -> None:
+    port = free_port()
+    db = str(tmp_path / "gw.db")
+    with ProviderServer(api_key=UPSTREAM_KEY) as srv:
+        cfg = _config(tmp_path, srv, port, "open = true")
+        proc = _start(cfg, db, port)
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="k", max_retries=0)
+        try:
+            other = client.conversations.create()
+            client.responses.create(model="m", input="untouched", conversation=other.id)
+            before = [i.id for i in client.conversations.items.list(other.id).data]
+            srv.fault("*", "slow", interval=0.01)  # one byte every 10 ms: a long stream
+            stream = client.responses.create(model="m", input="tell me a story", stream=True)
+            seen, rid = [], None
+            with pytest.raises((openai.APIConnectionError, httpx.TransportError)):
+                t0 = time.monotonic()
+                for event in stream:
+                    if event.type == "response.created":
+                        rid = event.response.id
+                    if event.type == "response.output_text.delta":
+                        seen.append(event.delta)
+                    if len(seen) >= 3 and time.monotonic() - t0 > 1.5:
+                        os.kill(proc.pid, signal.SIGKILL)
+                        proc.wait(10)
+            assert rid is not None and proc.returncode == -signal.SIGKILL
+        finally:
+            client.close()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        srv.clear()
+        proc = _start(cfg, db, port)
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="k", max_retries=0)
+        try:
+            stored = client.responses.retrieve(rid)
+            assert stored.status == "incomplete"
+            partial = stored.output_text
+            assert partial and "".join(seen).startswith(partial[: len("".join(seen)) // 2])
+            assert [i.id for i in client.conversations.items.list(other.id).data] == before
+            again = client.responses.create(model="m", input="still fine", conversation=other.id)
+            assert again.status == "completed"
+            assert len(client.conversations.items.list(other.id).data) == 4
+        finally:
+            client.close()
+            proc.terminate()
+            proc.wait(10)
+
+
+def test_two_workers_share_one_database(tmp_path: Path) -> None:
+    """``srt serve --workers 2``: turns of one conversation land on either worker."""
+    port = free_port()
+    db = str(tmp_path / "gw.db")
+    with ProviderServer(api_key=UPSTREAM_KEY) as srv:
+        cfg = _config(tmp_path, srv, port, "workers = 2")
+        env = {**os.environ, "SRT_GW_UP_KEY": UPSTREAM_KEY}
+        key = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "srt",
+                "--db",
+                db,
+                "serve",
+                "--config",
+                str(cfg),
+                "--new-key",
+                "acme",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        proc = _start(cfg, db, port)
+        pids = set()
+        try:
+            with openai.OpenAI(
+                base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0
+            ) as client:
+                conv = client.conversations.create()
+                for i in range(8):
+                    # a new connection each time, so the kernel spreads them over the workers
+                    with httpx.Client() as h:
+                        r = h.post(
+                            f"http://127.0.0.1:{port}/v1/responses",
+                            json={"model": "m", "input": f"turn {i}", "conversation": conv.id},
+                            headers={"authorization": f"Bearer {key}"},
+                        )
+                        assert r.status_code == 200, r.text
+                items = client.conversations.items.list(conv.id, order="asc", limit=100).data
+                assert [i.role for i in items] == ["user", "assistant"] * 8
+                assert [i.content[0].text for i in items[::2]] == [f"turn {i}" for i in range(8)]
+            children = subprocess.run(
+                ["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True
+            ).stdout.split()
+            pids = {int(p) for p in children}
+            assert len(pids) >= 2
+        finally:
+            proc.terminate()
+            proc.wait(30)

@@ -1,0 +1,238 @@
+"""The Responses API through the official ``openai`` SDK, against srt.testing upstreams."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import openai
+import pytest
+
+from gateway_support import Harness, count, dump, harness
+
+
+@pytest.fixture
+def gw(db_path: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+    with harness(db_path, monkeypatch, context_window=None) as h:
+        yield h
+
+
+def test_create_continue_and_read_back(gw: Harness) -> None:
+    c = gw.client()
+    r1 = c.responses.create(model="gpt-4o-mini", input="hello there", instructions="be terse")
+    assert r1.status == "completed" and r1.output_text.startswith("reply 1 to hello there")
+    assert r1.usage is not None and r1.usage.input_tokens > 0 and r1.usage.output_tokens > 0
+    r2 = c.responses.create(
+        model="gpt-4o-mini", input="and again", previous_response_id=r1.id, instructions="be terse"
+    )
+    sent = gw.srv.log[-1].body["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
+    assert sent[0]["content"] == "be terse" and sent[-1]["content"] == "and again"
+    got = c.responses.retrieve(r2.id)
+    assert got.id == r2.id and got.output_text == r2.output_text
+    assert got.previous_response_id == r1.id
+    items = c.responses.input_items.list(r2.id)
+    assert [i.type for i in items.data] == ["message", "message", "message"]
+    assert items.data[0].content[0].text == "and again"  # newest first by default
+    asc = c.responses.input_items.list(r2.id, order="asc", limit=1)
+    assert asc.data[0].content[0].text == "hello there" and asc.has_more
+    nxt = c.responses.input_items.list(r2.id, order="asc", limit=1, after=asc.data[0].id)
+    assert nxt.data[0].role == "assistant"
+
+
+def test_cached_usage_is_the_upstreams(gw: Harness) -> None:
+    c = gw.client()
+    long = "background " * 1200
+    r = c.responses.create(model="claude-sonnet-4-5", input=long)
+    r2 = c.responses.create(model="claude-sonnet-4-5", input="more", previous_response_id=r.id)
+    up = gw.srv.log[-1].usage
+    assert r2.usage is not None and r2.usage.input_tokens_details.cached_tokens > 0
+    assert r2.usage.input_tokens_details.cached_tokens == up["cache_read_input_tokens"]
+
+
+def test_fork_from_any_earlier_response(gw: Harness) -> None:
+    c = gw.client()
+    ids = []
+    prev = None
+    for i in range(4):
+        r = c.responses.create(model="gpt-4o-mini", input=f"turn {i}", previous_response_id=prev)
+        ids.append(r.id)
+        prev = r.id
+    nodes = count(gw.rt.path, "nodes")
+    fork = c.responses.create(model="gpt-4o-mini", input="other way", previous_response_id=ids[1])
+    sent = gw.srv.log[-1].body["messages"]
+    assert [m["content"][:6] for m in sent if m["role"] == "user"] == ["turn 0", "turn 1", "other "]
+    # the fork added its own two messages and nothing else
+    assert count(gw.rt.path, "nodes") == nodes + 2
+    later = c.responses.create(model="gpt-4o-mini", input="on", previous_response_id=fork.id)
+    assert len(gw.srv.log[-1].body["messages"]) == 7 and later.status == "completed"
+    again = c.responses.create(model="gpt-4o-mini", input="last", previous_response_id=ids[3])
+    assert len(gw.srv.log[-1].body["messages"]) == 9 and again.status == "completed"
+
+
+def test_store_false_keeps_nothing(gw: Harness) -> None:
+    c = gw.client()
+    r = c.responses.create(model="gpt-4o-mini", input="secret", store=False)
+    assert r.status == "completed" and r.store is False
+    with pytest.raises(openai.NotFoundError):
+        c.responses.retrieve(r.id)
+    assert "secret" not in dump(gw.rt.path, "messages")
+    assert gw.rt.usage().requests == 1  # the ledger still has the call
+
+
+def test_delete(gw: Harness) -> None:
+    c = gw.client()
+    r = c.responses.create(model="gpt-4o-mini", input="hi")
+    c.responses.delete(r.id)
+    with pytest.raises(openai.NotFoundError):
+        c.responses.retrieve(r.id)
+    with pytest.raises(openai.NotFoundError):
+        c.responses.delete(r.id)
+    with pytest.raises(openai.BadRequestError) as e:
+        c.responses.create(model="gpt-4o-mini", input="x", previous_response_id=r.id)
+    assert e.value.code == "previous_response_not_found"
+
+
+def test_streaming_events_in_order(gw: Harness) -> None:
+    c = gw.client()
+    first = c.responses.create(model="gpt-4o-mini", input="hi")
+    with c.responses.stream(
+        model="claude-sonnet-4-5", input="stream please", previous_response_id=first.id
+    ) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    kinds = [e.type for e in events]
+    deltas = [i for i, k in enumerate(kinds) if k == "response.output_text.delta"]
+    assert kinds[:4] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+    ]
+    assert len(deltas) > 1 and deltas == list(range(4, 4 + len(deltas)))
+    assert kinds[4 + len(deltas) :] == [
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert final.output_text == "".join(e.delta for e in events if e.type.endswith("text.delta"))
+    assert c.responses.retrieve(final.id).output_text == final.output_text
+    assert final.output[0].id == events[2].item.id
+
+
+def test_function_tools_round_trip_and_stream(gw: Harness) -> None:
+    c = gw.client()
+    tools = [
+        {
+            "type": "function",
+            "name": "get_weather",
+            "description": "Weather in a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        }
+    ]
+    gw.srv.script("*", [{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}])
+    r = c.responses.create(model="gpt-4o-mini", input="weather?", tools=tools, tool_choice="auto")
+    (call,) = [o for o in r.output if o.type == "function_call"]
+    assert call.name == "get_weather" and call.arguments == '{"city":"Oslo"}'
+    assert gw.srv.log[-1].body["tool_choice"] == "auto"
+    out = [{"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}]
+    r2 = c.responses.create(model="gpt-4o-mini", input=out, previous_response_id=r.id, tools=tools)
+    sent = gw.srv.log[-1].body["messages"]
+    assert sent[-1] == {"role": "tool", "tool_call_id": call.call_id, "content": "sunny"}
+    assert r2.status == "completed"
+    gw.srv.script("*", [{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Rome"}}]}])
+    with c.responses.stream(
+        model="claude-sonnet-4-5", input="and Rome?", previous_response_id=r2.id, tools=tools
+    ) as stream:
+        kinds = [e.type for e in stream]
+        final = stream.get_final_response()
+    assert "response.function_call_arguments.delta" in kinds
+    assert kinds[-3:] == [
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert final.output[-1].type == "function_call"
+
+
+def test_max_output_tokens_and_metadata(gw: Harness) -> None:
+    c = gw.client()
+    r = c.responses.create(
+        model="claude-sonnet-4-5", input="hi", max_output_tokens=64, metadata={"k": "v"}
+    )
+    assert gw.srv.log[-1].body["max_tokens"] == 64
+    assert r.metadata == {"k": "v"} and c.responses.retrieve(r.id).metadata == {"k": "v"}
+
+
+def test_background_and_cancel(gw: Harness) -> None:
+    c = gw.client()
+    gw.srv.fault("*", "endless", interval=0.05)
+    r = c.responses.create(model="gpt-4o-mini", input="slowly", background=True)
+    assert r.status == "in_progress" and r.background
+    cancelled = c.responses.cancel(r.id)
+    assert cancelled.status == "cancelled"
+    with pytest.raises(openai.BadRequestError):
+        c.responses.cancel(c.responses.create(model="gpt-4o-mini", input="x").id)
+
+
+def test_truncation_disabled_and_auto(db_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with harness(db_path, monkeypatch, window=600) as h:
+        c = h.client()
+        prev = None
+        for i in range(3):
+            r = c.responses.create(
+                model="gpt-4o-mini", input=f"{i} " + "long words " * 40, previous_response_id=prev
+            )
+            prev = r.id
+        with pytest.raises(openai.BadRequestError) as e:
+            c.responses.create(model="gpt-4o-mini", input="more " * 100, previous_response_id=prev)
+        assert e.value.code == "context_length_exceeded"
+        r = c.responses.create(
+            model="gpt-4o-mini", input="more " * 100, previous_response_id=prev, truncation="auto"
+        )
+        assert r.status == "completed"
+        sent = h.srv.log[-1].body["messages"]
+        assert len(sent) < 7 and sent[-1]["content"].startswith("more")
+        assert h.srv.log[-1].prompt_tokens <= 600
+        # the history itself is whole: the next request can still see it all
+        items = c.responses.input_items.list(r.id, limit=100)
+        assert len(items.data) == 7
+
+
+def test_expired_responses_are_gone(db_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with harness(db_path, monkeypatch, response_retention_days=2 / 86400) as h:
+        c = h.client()
+        r = c.responses.create(model="gpt-4o-mini", input="short-lived")
+        assert c.responses.retrieve(r.id).id == r.id
+        import time
+
+        time.sleep(2.5)
+        with pytest.raises(openai.NotFoundError):
+            c.responses.retrieve(r.id)
+        with pytest.raises(openai.BadRequestError) as e:
+            c.responses.create(model="gpt-4o-mini", input="x", previous_response_id=r.id)
+        assert e.value.code == "previous_response_not_found"
+
+
+def test_an_upstream_failure_mid_stream_ends_in_response_failed(gw: Harness) -> None:
+    c = gw.client()
+    gw.srv.fault("*", "malformed_sse", variant="error_event", after=6, error_type="api_error")
+    with c.responses.stream(model="claude-sonnet-4-5", input="go") as stream:
+        events = list(stream)
+    kinds = [e.type for e in events]
+    assert kinds[0] == "response.created" and kinds[-1] in (
+        "response.failed",
+        "response.incomplete",
+    )
+    final = events[-1].response
+    assert final.status in ("failed", "incomplete")
+    stored = c.responses.retrieve(final.id)
+    assert stored.status == final.status and stored.output_text == final.output_text
+    gw.srv.fault("*", "status", code=400, message="bad request upstream")
+    # nothing streamed yet: a plain HTTP error
+    with (
+        pytest.raises(openai.BadRequestError),
+        c.responses.stream(model="gpt-4o-mini", input="go") as stream,
+    ):
+        list(stream)

@@ -1,0 +1,216 @@
+"""What is particular to the PostgreSQL engine: URL options, a caller's pool, the schema's
+identity and migrations, error translation, and faults (a restarted server, killed
+connections, killed clients) on a real server. The engine-neutral promises are in
+``tests/store/`` and in the session, CLI and provider tests, which run on both engines.
+
+The fault tests start servers of their own, since they restart them. The short forms
+of ``bench/pg_scale.py`` and ``bench/pg_faults.py`` run here; ``SRT_SOAK=1`` runs their
+full forms (8 x 8 for 60 s, 200 kills, three restarts and three cuts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import psycopg_pool
+import pytest
+
+import srt
+from pg_support import server_url, with_schema
+from srt.store.postgres import PostgresStore
+from srt.store.postgres import schema as pg_schema
+from srt.testing.pgserver import PgServer
+
+SOAK = os.environ.get("SRT_SOAK") == "1"
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+@pytest.fixture
+def server() -> Iterator[PgServer]:
+    """A server of this test's own (it gets restarted)."""
+    with PgServer(fast=True) as pg:
+        yield pg
+
+
+def _schema(url: str) -> str:
+    return url.rsplit("schema=", 1)[1]
+
+
+# -- options, pools, identity --------------------------------------------------------------
+
+
+def test_url_options_and_a_password_that_never_shows(pg_url: str) -> None:
+    url = pg_url + "&prepare_threshold=none&pool_min=0&pool_max=2&pool_timeout=3"
+    with srt.Runtime(url) as rt:
+        s = rt.session("a")
+        for i in range(8):  # past psycopg's default threshold: nothing is prepared
+            s.append({"role": "user", "content": f"m{i}"})
+        assert len(rt.session("a").messages()) == 8
+    secret = "hunter2-canary"
+    bad = f"postgresql://srt:{secret}@127.0.0.1:1/nope?schema=x&pool_timeout=0.5"
+    with pytest.raises(srt.StoreUnavailableError) as err:
+        srt.Runtime(bad)
+    assert secret not in str(err.value) and secret not in repr(err.value)
+    from srt.store.postgres.pool import redact_url
+
+    assert secret not in redact_url(bad) and "***" in redact_url(bad)
+    for option in ("pool_max=0", "pool_timeout=-1", "prepare_threshold=lots", "schema=No-Good"):
+        with pytest.raises(srt.ConfigError):
+            PostgresStore(pg_url + "&" + option)
+
+
+def test_a_callers_pool_is_used_and_left_open(pg_url: str) -> None:
+    schema = _schema(pg_url)
+    pool = psycopg_pool.ConnectionPool(server_url(), min_size=1, max_size=2, open=True)
+    try:
+        store = PostgresStore(pool=pool, schema=schema)
+        with srt.Runtime(store=store) as rt:
+            rt.session("a").append({"role": "user", "content": "on a caller's pool"})
+        assert not pool.closed
+        with pool.connection() as conn:  # not left in autocommit, nor in a transaction
+            assert conn.autocommit is False
+            row = conn.execute(f'SELECT count(*) FROM "{schema}".messages').fetchone()
+            assert row == (1,)
+        with pytest.raises(srt.ConfigError):
+            PostgresStore(pg_url, pool=pool)
+    finally:
+        pool.close()
+
+
+def test_a_schema_srt_did_not_make_is_refused_and_untouched(pg_url: str) -> None:
+    schema = _schema(pg_url)
+    with psycopg.connect(server_url(), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+        conn.execute(f'CREATE TABLE "{schema}".messages(x int)')
+    with pytest.raises(srt.NotAnSrtDatabaseError):
+        srt.Runtime(pg_url)
+    with psycopg.connect(server_url(), autocommit=True) as conn:
+        tables = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,)
+        ).fetchall()
+    assert tables == [("messages",)]
+
+
+def test_a_newer_schema_version_is_refused(pg_url: str) -> None:
+    srt.Runtime(pg_url).close()
+    with psycopg.connect(server_url(), autocommit=True) as conn:
+        conn.execute(f'UPDATE "{_schema(pg_url)}".srt_schema SET version = version + 1')
+    with pytest.raises(srt.SchemaVersionError):
+        srt.Runtime(pg_url)
+
+
+def test_many_first_opens_at_once_migrate_once(pg_url: str) -> None:
+    errors: list[BaseException] = []
+
+    def open_one() -> None:
+        try:
+            with srt.Runtime(pg_url) as rt:
+                rt.session("s")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with psycopg.connect(server_url(), autocommit=True) as conn:
+        rows = conn.execute(f'SELECT * FROM "{_schema(pg_url)}".srt_schema').fetchall()
+    assert rows == [(pg_schema.APPLICATION, pg_schema.SCHEMA_VERSION)]
+
+
+def test_two_schemas_on_one_server_are_two_stores(pg_url: str) -> None:
+    other = with_schema(server_url(), _schema(pg_url) + "_b")
+    try:
+        with srt.Runtime(pg_url) as a, srt.Runtime(other) as b:
+            a.session("x").append({"role": "user", "content": "in a"})
+            assert b.sessions() == []
+    finally:
+        from pg_support import drop_schema
+
+        drop_schema(_schema(pg_url) + "_b")
+
+
+# -- faults ------------------------------------------------------------------------------------
+
+
+def test_a_server_restart_is_a_typed_retryable_error_then_the_pool_reconnects(
+    server: PgServer,
+) -> None:
+    url = server.url + "&pool_timeout=2"
+    with srt.Runtime(url) as rt:
+        s = rt.session("a")
+        s.append({"role": "user", "content": "before"})
+        server.stop("immediate", remove=False)
+        with pytest.raises(srt.StoreUnavailableError) as err:
+            s.append({"role": "user", "content": "while down"})
+        assert err.value.retryable
+        assert "Traceback" not in str(err.value)
+        server.start()
+        s.refresh()
+        s.append({"role": "user", "content": "after"})
+        assert [m["content"] for m in s.messages()] == ["before", "after"]
+        assert rt.store.verify().ok
+
+
+def test_killed_connections_are_replaced(server: PgServer) -> None:
+    with srt.Runtime(server.url) as rt:
+        s = rt.session("a")
+        s.append({"role": "user", "content": "one"})
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            killed = conn.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            ).fetchone()
+        assert killed is not None and killed[0] >= 1
+        s.append({"role": "user", "content": "two"})  # the dead connection is checked out
+        assert [m["content"] for m in rt.session("a").messages()] == ["one", "two"]
+
+
+def _bench(*args: str, timeout: float) -> dict[str, object]:
+    out = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=BENCH
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return json.loads(out.stdout[out.stdout.index("\n{") + 1 :])  # type: ignore[no-any-return]
+
+
+def test_processes_and_threads_on_shared_sessions_lose_nothing(tmp_path: Path) -> None:
+    args = (
+        ["--procs", "8", "--threads", "8", "--seconds", "60"]
+        if SOAK
+        else [
+            "--procs",
+            "2",
+            "--threads",
+            "4",
+            "--seconds",
+            "4",
+        ]
+    )
+    res = _bench("pg_scale.py", "scale", *args, "--json", str(tmp_path / "s.json"), timeout=900)
+    got = res["srt"]
+    assert isinstance(got, dict)
+    assert got["errors"] == 0 and got["check"]["ok"]  # type: ignore[index]
+    assert got["turns_acked"] > 0
+
+
+def test_sigkilled_clients_lose_no_acknowledged_turn(tmp_path: Path) -> None:
+    kills = "200" if SOAK else "8"
+    res = _bench("pg_faults.py", "kill", "--kills", kills, "--writers", "2", timeout=900)
+    assert res["check"]["ok"] and res["kills"] == int(kills)  # type: ignore[index]
+
+
+def test_restarts_and_cut_connections_lose_no_acknowledged_turn() -> None:
+    args = ["--seconds", "30", "--faults", "3"] if SOAK else ["--seconds", "8", "--faults", "1"]
+    res = _bench("pg_faults.py", "restart", "--threads", "4", *args, timeout=600)
+    assert res["check"]["ok"] and res["untyped_errors"] == 0  # type: ignore[index]
+    assert res["threads_finished"] == 4 and res["turns_acked"]
