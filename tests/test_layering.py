@@ -3,7 +3,7 @@
 Bottom to top::
 
     errors, _types (and message) <- _core <- store, wire <- providers
-        <- context, session <- runtime <- cli, bench
+        <- context, session <- runtime <- cli, bench, integrations
 
 Nothing imports upward. Imports under ``if TYPE_CHECKING:`` are allowed, since
 they never run. Imports inside functions count: they still create the dependency.
@@ -64,6 +64,9 @@ RANKS = {
     "bench": 6,
     # srt serve: the OpenAI Responses/Conversations API over the runtime (ASGI).
     "gateway": 6,
+    # Adapters for other frameworks (Agents SDK, LangGraph, LangChain) and the importers
+    # from their stores: users of Runtime, Session and the Store protocol's objects.
+    "integrations": 6,
     # The local provider server for tests and the bench (plays the remote side).
     "testing": 6,
     "__init__": 7,

@@ -19,7 +19,7 @@ from .._version import __version__
 from ..errors import SrtError
 from ..runtime import default_path
 from ..wire import FORMATS
-from . import _chat, _log, _maint, _serve, _sessions, _stats
+from . import _chat, _imports, _log, _maint, _serve, _sessions, _stats
 from ._common import CommandError, escape_line
 from ._providers import add_provider_options
 
@@ -224,7 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="include partial (cancelled, incomplete) replies, which are left out by default",
     )
 
-    p = command("import", "create a session from a file made by srt export", _sessions.import_)
+    p = command(
+        "import",
+        "create a session from a file made by srt export, or import another tool's store",
+        _imports.import_,
+    )
     p.add_argument("file", metavar="FILE", help="the file, or '-' to read stdin")
     p.add_argument(
         "--format",
@@ -234,6 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--name",
         help="the new session's name (default: the file name without its extension)",
+    )
+    p.add_argument(
+        "--from",
+        dest="source",
+        choices=_imports.SOURCES,
+        help="import FILE, a store of another tool: llm-logs (llm's logs.db), "
+        "agents-sqlite (an Agents SDK SQLiteSession file) or langgraph (a SqliteSaver file)",
     )
 
     p = command("search", "full-text search over the messages of every session", _maint.search)
