@@ -30,7 +30,6 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
 from typing import Any
 
-from . import _core
 from ._builder import Parts
 from ._chain import Prepared
 from ._types import Reply, Usage
@@ -260,7 +259,7 @@ class Call:
             provider=self.provider.name,
             model=self.model,
             format=self.fmt.name,
-            body_hash=_core.digest(self.body),
+            body_hash=self.chain.store.hashing.digest(self.body),
             body_bytes=len(self.body),
             messages=self.messages,
             input_tokens=usage.input_tokens if usage else None,

@@ -13,20 +13,26 @@ import os
 import stat
 import struct
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import apsw
 import apsw.bestpractice
 
+from ... import _hashing
+from ..._hashing import Hashing
 from ...errors import (
     ConfigError,
     CorruptionError,
+    EncryptionKeyError,
+    HashKeyError,
     NotAnSrtDatabaseError,
     SchemaVersionError,
     StoreBusyError,
     StoreError,
 )
+from . import keys as _keys
 
 #: ``PRAGMA application_id`` of an srt database: the ASCII bytes "SRT1".
 APPLICATION_ID = 0x53525431
@@ -130,6 +136,14 @@ MIGRATIONS: tuple[str, ...] = (
     # (OBJECTS_SQL), so a file that never holds one pays nothing for it.
     """
     ALTER TABLE calls ADD COLUMN params TEXT;
+    """,
+    # v5: what the file says about itself. ``hashing``: how its message hashes and
+    # prefix chain are computed, for its whole life (``_hashing``; a keyed store adds
+    # ``hash_key_check``, the keyed digest of a fixed text). ``store_id``: a random id
+    # naming files derived from this store elsewhere (the local provider's KV states).
+    """
+    CREATE TABLE srt_meta(key TEXT PRIMARY KEY, value BLOB NOT NULL);
+    INSERT INTO srt_meta(key, value) VALUES ('hashing', 'xxh3-128'), ('store_id', randomblob(16));
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -269,8 +283,10 @@ def create_private_file(path: str) -> None:
         os.close(fd)
 
 
-def check_header(path: str) -> None:
-    """Refuse a file that is not SQLite, or that is shorter than its own header says.
+def check_header(path: str, *, vfs: str | None = None, key: _keys.Key | None = None) -> None:
+    """Refuse a file that is not SQLite, or that is shorter than its own header says
+    while its ``-wal`` cannot supply the missing pages (``recoverable_by_wal``); with
+    ``key``, a file that is not encrypted, and without, one that is.
 
     Reads the file only; it is never modified.
     """
@@ -289,6 +305,9 @@ def check_header(path: str) -> None:
             header = f.read(100)
     except OSError as exc:
         raise StoreError(f"cannot read the database file: {exc.strerror}") from exc
+    if key is not None or _keys.looks_encrypted(header):
+        _check_encrypted_header(header, key)
+        return
     if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
         raise CorruptionError("the file is not a SQLite database (bad or short header)")
     if header[18] not in (1, 2) or header[19] not in (1, 2):
@@ -303,9 +322,76 @@ def check_header(path: str) -> None:
     change_counter, npages = struct.unpack(">II", header[24:32])
     (valid_for,) = struct.unpack(">I", header[92:96])
     if npages and change_counter == valid_for and st.st_size < npages * page_size:
+        short = (
+            f"its header says {npages} pages of {page_size} bytes but the file holds "
+            f"{st.st_size} bytes"
+        )
+        recoverable_by_wal(path, page_size, short, vfs)
+
+
+def _check_encrypted_header(header: bytes, key: _keys.Key | None) -> None:
+    if key is None:
+        raise EncryptionKeyError(
+            "the file is encrypted (SQLite3 Multiple Ciphers); open it with its key "
+            "(key=..., srt --key-file)"
+        )
+    if _keys.is_plain(header):
+        raise EncryptionKeyError(
+            "the file is not encrypted; open it without a key, or encrypt it with "
+            "Runtime.rekey (srt rekey)"
+        )
+    if not _keys.looks_encrypted(header):
+        raise CorruptionError("the file is not a SQLite database (bad or short header)")
+
+
+def recoverable_by_wal(path: str, page_size: int, short: str, vfs: str | None = None) -> None:
+    """Return if SQLite completes a file shorter than its header says from its ``-wal``;
+    else raise ``CorruptionError``.
+
+    A checkpoint copies the WAL's pages into the file in page order, page 1 (the
+    header, with the new page count) first; a process killed inside it, or a
+    checkpoint cut short by a full disk, leaves a file shorter than its header
+    says. The missing pages are still in the ``-wal``, from which SQLite reads
+    them and which its next checkpoint copies again. So a short file is damaged
+    only if SQLite's own view of it fails: ``PRAGMA quick_check`` reads every page
+    through the WAL on a connection that writes neither the database nor its
+    ``-wal`` (``query_only``, and no checkpoint when it closes; SQLite may rebuild
+    the ``-shm`` index).
+    """
+    truncated = f"the database file is truncated: {short}"
+    wal = path + "-wal"
+    try:
+        with open(wal, "rb") as f:
+            wal_header = f.read(32)
+    except FileNotFoundError:
         raise CorruptionError(
-            f"the database file is truncated: its header says {npages} pages of "
-            f"{page_size} bytes but the file holds {st.st_size} bytes"
+            f"{truncated}, and there is no -wal file to complete it (if the file was "
+            "copied, copy its -wal with it)"
+        ) from None
+    except OSError as exc:
+        raise StoreError(f"cannot read the database's -wal file: {exc.strerror}") from exc
+    magic, _version, wal_page_size = struct.unpack(">III", wal_header[:12].ljust(12, b"\0"))
+    if magic not in (0x377F0682, 0x377F0683) or wal_page_size != page_size:
+        raise CorruptionError(f"{truncated}, and its -wal is not a WAL of this database")
+    problem: str | None = None
+    try:
+        conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE, vfs=vfs)
+        try:
+            conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
+            conn.set_busy_timeout(BUSY_TIMEOUT_MS)
+            conn.execute("PRAGMA query_only=1")
+            lines = [str(r[0]) for r in conn.execute("PRAGMA quick_check(5)")]
+        finally:
+            conn.close()
+        if lines != ["ok"]:
+            problem = "; ".join(lines)
+    except apsw.BusyError as exc:
+        raise StoreBusyError(f"opening the database: it stayed locked ({_describe(exc)})") from exc
+    except apsw.Error as exc:
+        problem = _describe(exc)
+    if problem is not None:
+        raise CorruptionError(
+            f"{truncated}, and its -wal does not hold the missing pages ({problem})"
         )
 
 
@@ -349,7 +435,14 @@ def _check_identity(conn: apsw.Connection) -> int:
 PAGE_SIZE = 16384
 
 
-def _configure(conn: apsw.Connection, new: bool) -> None:
+#: ``Runtime(durability=...)`` -> ``PRAGMA synchronous``. With WAL, ``normal`` syncs the
+#: WAL only at checkpoints: a process crash loses nothing committed, a power loss or OS
+#: crash may lose the last commits but never corrupts. ``full`` syncs the WAL at every
+#: commit, so a commit that returned survives a power loss too.
+SYNCHRONOUS = {"normal": "NORMAL", "full": "FULL"}
+
+
+def _configure(conn: apsw.Connection, new: bool, durability: str = "normal") -> None:
     if new:
         conn.execute(f"PRAGMA page_size={PAGE_SIZE:d}")
     # apsw.bestpractice's per-connection functions, one by one; never apply(),
@@ -358,11 +451,11 @@ def _configure(conn: apsw.Connection, new: bool) -> None:
     apsw.bestpractice.connection_enable_foreign_keys(conn)
     apsw.bestpractice.connection_dqs(conn)
     conn.set_busy_timeout(BUSY_TIMEOUT_MS)
-    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA synchronous={SYNCHRONOUS[durability]}")
     conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT:d}").fetchall()
 
 
-def _migrate(conn: apsw.Connection, lock: threading.Lock) -> None:
+def _migrate(conn: apsw.Connection, lock: threading.Lock, hashing: Hashing) -> None:
     with lock:
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -378,33 +471,84 @@ def _migrate(conn: apsw.Connection, lock: threading.Lock) -> None:
             if current < SCHEMA_VERSION:
                 conn.execute(f"PRAGMA application_id={APPLICATION_ID:d}")
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION:d}")
+            if current == 0:  # a new file takes the hashing it is opened with
+                conn.execute("UPDATE srt_meta SET value = ? WHERE key = 'hashing'", (hashing.name,))
+                if hashing.check is not None:
+                    conn.execute(
+                        "INSERT INTO srt_meta(key, value) VALUES ('hash_key_check', ?)",
+                        (hashing.check,),
+                    )
+            check_hashing(conn, hashing)  # an older file: before anything is committed
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
 
 
+def check_hashing(conn: apsw.Connection, hashing: Hashing) -> None:
+    """``HashKeyError`` unless the file hashes the way ``hashing`` does (and, keyed,
+    with the same key)."""
+    rows: dict[Any, Any] = {}
+    if conn.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'srt_meta'").get:
+        sql = "SELECT key, value FROM srt_meta WHERE key IN ('hashing', 'hash_key_check')"
+        rows = {k: v for k, v in conn.execute(sql)}
+    mode = rows.get("hashing", _hashing.XXH3_NAME)
+    if mode == hashing.name and rows.get("hash_key_check") == hashing.check:
+        return
+    if mode == _hashing.XXH3_NAME:
+        raise HashKeyError(
+            "this store hashes with XXH3-128, so it opens without a hash_key (a store's "
+            "hashing is chosen when it is created)"
+        )
+    if mode != _hashing.BLAKE2B_NAME:
+        raise CorruptionError(f"the store records an unknown hashing {str(mode)[:40]!r}")
+    if hashing.check is None:
+        raise HashKeyError("this store hashes with a keyed BLAKE2b: open it with its hash_key")
+    raise HashKeyError("the hash_key is not this store's: its check value differs")
+
+
 def connect(
-    path: str, lock: threading.Lock, *, migrate: bool, vfs: str | None = None
+    path: str,
+    lock: threading.Lock,
+    *,
+    migrate: bool,
+    vfs: str | None = None,
+    key: _keys.Key | None = None,
+    hashing: Hashing = _hashing.XXH3,
+    durability: str = "normal",
 ) -> apsw.Connection:
     """Open one connection to ``path``, verified as srt's and fully configured.
 
     ``vfs`` names a registered SQLite VFS (``None``: the default one); the tests use
-    it to inject disk faults.
+    it to inject disk faults. ``key`` decrypts the file (checked by reading it);
+    ``hashing`` must be the file's (``HashKeyError`` otherwise); ``durability`` is a
+    key of ``SYNCHRONOUS``.
     """
     with translate("opening the database"):
         conn = apsw.Connection(path, vfs=vfs)
         try:
+            if key is not None:
+                _keys.apply(conn, key)
             conn.set_busy_timeout(BUSY_TIMEOUT_MS)
-            version = _check_identity(conn)
-            _configure(conn, version == 0)
+            try:
+                version = _check_identity(conn)
+            except (apsw.NotADBError, apsw.CorruptError) as exc:
+                if key is None:
+                    raise
+                raise _keys.wrong_key() from exc
+            _configure(conn, version == 0, durability)
             if migrate and version < SCHEMA_VERSION:
-                _migrate(conn, lock)
+                _migrate(conn, lock, hashing)  # which checks the hashing too
+            else:
+                check_hashing(conn, hashing)
         except BaseException:
             conn.close()
             raise
     return conn
 
+
+#: A write given this much time or more waits as if given the whole busy timeout.
+_NEAR_FULL_WAIT_S = BUSY_TIMEOUT_MS / 1000 - 0.01
 
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
@@ -419,25 +563,55 @@ def file_lock(path: str) -> threading.Lock:
 
 class Database:
     """One SQLite file: a connection per thread (new ones after ``os.fork()``), the
-    file's writer lock, and the VFS every connection goes through.
+    file's writer lock, and how every connection is opened.
 
     ``vfs`` names a registered SQLite VFS (``None``: the default); the tests use it
-    to inject disk faults.
+    to inject disk faults. ``key`` decrypts an encrypted file (``keys``); ``hashing``
+    is how the file's messages and prefix chain are hashed (``srt._hashing``; the file
+    records it); ``durability`` is ``"normal"`` or ``"full"`` (``SYNCHRONOUS``).
     """
 
-    def __init__(self, path: str, *, vfs: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        vfs: str | None = None,
+        key: _keys.Key | None = None,
+        hashing: Hashing = _hashing.XXH3,
+        durability: str = "normal",
+    ) -> None:
         self.path = path
         self.vfs = vfs
+        self.key = key
+        self.hashing = hashing
+        self.durability = durability
         #: Taken by every writer of this file in this process, before BEGIN IMMEDIATE.
         self.lock = file_lock(path)
         self._local = threading.local()
         self._pid = os.getpid()
         self._conns: list[apsw.Connection] = []
         self._conns_guard = threading.Lock()
+        if key is not None:
+            _keys.require()
+            if path == ":memory:":
+                raise ConfigError("an in-memory store cannot be encrypted")
         if path != ":memory:":
-            check_header(path)
+            check_header(path, vfs=vfs, key=key)
             create_private_file(path)
         self.connection()  # verify identity and migrate now, so errors surface at open
+
+    def open(self) -> apsw.Connection:
+        """A new connection to the file, keyed, checked and configured like every other
+        (the caller closes it)."""
+        return connect(
+            self.path,
+            self.lock,
+            migrate=True,
+            vfs=self.vfs,
+            key=self.key,
+            hashing=self.hashing,
+            durability=self.durability,
+        )
 
     def connection(self) -> apsw.Connection:
         """This thread's connection, opened (and the file migrated) on first use."""
@@ -448,7 +622,7 @@ class Database:
             self._pid = os.getpid()
         conn: apsw.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self.path, self.lock, migrate=True, vfs=self.vfs)
+            conn = self.open()
             self._local.conn = conn
             with self._conns_guard:
                 self._conns.append(conn)
@@ -463,18 +637,44 @@ class Database:
                 conn.close()
 
     @contextlib.contextmanager
-    def write(self, action: str) -> Iterator[apsw.Connection]:
-        """A write transaction: the writer lock, then ``BEGIN IMMEDIATE``; commit or roll back."""
+    def write(self, action: str, deadline: float | None = None) -> Iterator[apsw.Connection]:
+        """A write transaction: the writer lock, then ``BEGIN IMMEDIATE``; commit or roll back.
+
+        Waiting for other writers (this process's, then other processes') ends at
+        ``deadline`` (a ``time.monotonic()`` value; default: the busy timeout from now)
+        with ``StoreBusyError``.
+        """
         conn = self.connection()
-        with translate(action), self.lock:
-            conn.execute("BEGIN IMMEDIATE")
+        lock = self.lock
+        if deadline is not None and deadline - time.monotonic() > _NEAR_FULL_WAIT_S:
+            deadline = None  # (within 10 ms of a full busy timeout: SQLite's own will do)
+        with translate(action):
+            left_ms = BUSY_TIMEOUT_MS  # the common case: no wait, SQLite's own timeout
+            if deadline is not None or not lock.acquire(blocking=False):
+                if deadline is None:
+                    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+                if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                    raise StoreBusyError(
+                        f"{action}: another writer in this process held the database too long"
+                    )
+                left_ms = int((deadline - time.monotonic()) * 1000)
             try:
-                yield conn
-            except BaseException:
-                if not conn.get_autocommit():
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                if left_ms < BUSY_TIMEOUT_MS:
+                    conn.set_busy_timeout(max(1, left_ms))
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                finally:
+                    if left_ms < BUSY_TIMEOUT_MS:
+                        conn.set_busy_timeout(BUSY_TIMEOUT_MS)
+                try:
+                    yield conn
+                except BaseException:
+                    if not conn.get_autocommit():
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                lock.release()
 
     def read(self, action: str, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with translate(action):
@@ -486,7 +686,7 @@ class Database:
         pragmas never leak into the connections the store lends to sessions."""
         if self.path == ":memory:":
             raise ConfigError(f"{action} needs a database file, not :memory:")
-        conn = connect(self.path, self.lock, migrate=True, vfs=self.vfs)
+        conn = self.open()
         try:
             with translate(action):
                 for pragma in pragmas:
@@ -495,3 +695,41 @@ class Database:
         finally:
             with contextlib.suppress(apsw.Error):
                 conn.close()
+
+    def rekey(self, new_key: _keys.Key | None) -> None:
+        """Re-encrypt the file under ``new_key`` (``None``: decrypt it).
+
+        Every connection this store opened is closed first (threads reopen theirs on
+        their next use); no other process may have the file open meanwhile. The new
+        key is checked by reading the file with it before it replaces the old one.
+        """
+        _keys.require()
+        if self.path == ":memory:":
+            raise ConfigError("an in-memory store cannot be encrypted")
+        with self.lock:
+            self.close()
+            conn = self.open()
+            try:
+                with translate("re-encrypting the database"):
+                    if self.key is None and new_key is not None:
+                        # Encrypting a plain file rewrites every page with room for the
+                        # cipher's MAC, which SQLite3 Multiple Ciphers does only outside
+                        # WAL mode: leave it for the rekey (this needs the only handle).
+                        if conn.pragma("journal_mode", "delete") != "delete":
+                            raise StoreBusyError(
+                                "re-encrypting the database: another connection has it open"
+                            )
+                        try:
+                            _keys.apply(conn, new_key, rekey=True)
+                        finally:
+                            conn.pragma("journal_mode", "wal")
+                    else:
+                        _keys.apply(conn, new_key, rekey=True)
+            finally:
+                conn.close()
+            old, self.key = self.key, new_key
+            try:
+                self.open().close()
+            except BaseException:
+                self.key = old
+                raise

@@ -25,16 +25,19 @@ from typing import Any
 
 import apsw
 
+from ..._hashing import XXH3, Hashing
 from ..._types import SessionInfo
 from ...errors import (
     ConfigError,
     ConflictError,
     CorruptionError,
     SessionExistsError,
+    SessionLimitError,
     SessionNotFoundError,
 )
 from ..base import (
     CALL_FIELDS,
+    BackupReport,
     CallRecord,
     ChainRow,
     GcReport,
@@ -52,8 +55,17 @@ from ..base import (
     check_chain,
     check_object,
 )
-from . import maintenance, verify, views
-from .db import OBJECTS_SQL, OBJECTS_TABLE, Database, has_table, translate
+from . import backup, maintenance, verify, views
+from .db import (
+    BUSY_TIMEOUT_MS,
+    OBJECTS_SQL,
+    OBJECTS_TABLE,
+    SYNCHRONOUS,
+    Database,
+    has_table,
+    translate,
+)
+from .keys import Key
 
 __all__ = ["SQLiteStore"]
 
@@ -80,6 +92,10 @@ WITH RECURSIVE chain(id, parent, message, depth, prefix, status, meta) AS (
 SELECT chain.id, m.hash, m.body, chain.prefix, chain.status, chain.meta, chain.depth
 FROM chain CROSS JOIN messages m ON m.id = chain.message
 """
+#: The chain's nodes deeper than a given depth (a rebase reads only what it lacks).
+_CHAIN_ABOVE_SQL = _CHAIN_SQL.replace("WHERE id = ?", "WHERE id = ? AND depth > ?").replace(
+    "AND n.depth < c.depth", "AND n.depth < c.depth AND n.depth > ?"
+)
 # No ORDER BY: SQLite would copy every body through a temporary sorter (three
 # quarters of the load time at 2,000 messages). CROSS JOIN keeps the chain as the
 # outer loop, so rows come deepest first; ``Store.chain`` reverses them and sorts by
@@ -200,13 +216,36 @@ class SQLiteStore(Store):
     """The Store protocol on one SQLite file (the embedded default engine).
 
     ``vfs`` names a registered SQLite VFS for every connection (``None``: the default).
+    ``key`` (a passphrase or bytes, or a ``keys.Key``) encrypts the file with SQLite3
+    Multiple Ciphers (the ``encryption`` extra); ``hashing`` is a new file's hashing
+    (``srt._hashing``; an existing file must have been created with the same);
+    ``durability``: ``"normal"`` or ``"full"`` (``db.SYNCHRONOUS``).
     """
 
-    def __init__(self, path: str, *, vfs: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        vfs: str | None = None,
+        key: str | bytes | Key | None = None,
+        hashing: Hashing = XXH3,
+        durability: str = "normal",
+    ) -> None:
+        if durability not in SYNCHRONOUS:
+            raise ConfigError(f"durability must be one of {sorted(SYNCHRONOUS)}")
         self.path = path
         self.location = path
+        self.hashing = hashing
+        self.busy_timeout = BUSY_TIMEOUT_MS / 1000
         #: The file's connections and writer lock (the maintenance jobs use it too).
-        self.db = Database(path, vfs=vfs)
+        self.db = Database(
+            path,
+            vfs=vfs,
+            key=Key(key) if key is not None else None,
+            hashing=hashing,
+            durability=durability,
+        )
+        self._store_id: str | None = None
         # Whether the objects table is known to exist (created by the first object
         # written; never dropped, so once seen it stays).
         self._objects = False
@@ -233,6 +272,28 @@ class SQLiteStore(Store):
     def close(self) -> None:
         self.db.close()
 
+    @property
+    def store_id(self) -> str:
+        if self._store_id is None:
+            rows = self.db.read(
+                "reading the store id", "SELECT value FROM srt_meta WHERE key = 'store_id'"
+            )
+            self._store_id = bytes(rows[0][0]).hex() if rows else ""
+        return self._store_id
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether the file is encrypted (opened with a key)."""
+        return self.db.key is not None
+
+    def rekey(self, key: str | bytes | Key | None) -> None:
+        """Re-encrypt the file under ``key`` (``None``: decrypt it; a plain file is
+        encrypted by its first rekey). No other process may have it open meanwhile."""
+        self.db.rekey(Key(key) if key is not None else None)
+
+    def backup(self, dest: str) -> BackupReport:
+        return backup.backup(self.db, dest)
+
     # -- sessions ----------------------------------------------------------------
 
     def get_session(self, name: str) -> SessionRow | None:
@@ -244,7 +305,13 @@ class SQLiteStore(Store):
         return SessionRow(rows[0][0], name, *rows[0][1:]) if rows else None
 
     def create_session(
-        self, name: str, head: int | None, *, exist_ok: bool, head_prefix: bytes | None = None
+        self,
+        name: str,
+        head: int | None,
+        *,
+        exist_ok: bool,
+        head_prefix: bytes | None = None,
+        limit: int | None = None,
     ) -> SessionRow:
         now = time.time()
         with self.db.write("creating a session") as conn:
@@ -262,6 +329,13 @@ class SQLiteStore(Store):
                 if exist_ok:
                     return SessionRow(row[0], name, *row[1:])
                 raise SessionExistsError(f"a session named {name!r} already exists")
+            if limit is not None:
+                count = int(conn.execute("SELECT count(*) FROM sessions").get or 0)
+                if count >= limit:
+                    raise SessionLimitError(
+                        f"the store holds {count} sessions, its maximum is {limit}; "
+                        "delete one (and run srt gc) or raise max_sessions"
+                    )
             conn.execute(
                 "INSERT INTO sessions(name, head, created, updated) VALUES (?, ?, ?, ?)",
                 (name, head, now, now),
@@ -309,7 +383,27 @@ class SQLiteStore(Store):
         rows: list[ChainRow] = self.db.read("loading a session", _CHAIN_SQL, (head,))
         rows.reverse()
         rows.sort(key=_depth)
-        return check_chain(rows, head)
+        return check_chain(rows, head, hashing=self.hashing)
+
+    def chain_extension(self, head: int, above: int, prefix: bytes) -> list[ChainRow] | None:
+        rows: list[ChainRow] = self.db.read(
+            "loading a session", _CHAIN_ABOVE_SQL, (head, above, above)
+        )
+        rows.reverse()
+        rows.sort(key=_depth)
+        if not rows or rows[0][6] != above + 1 or rows[-1][0] != head:
+            return None
+        digest = self.hashing.digest
+        if not all(type(r[2]) is bytes and type(r[1]) is bytes for r in rows) or [
+            digest(r[2]) for r in rows
+        ] != [r[1] for r in rows]:
+            raise CorruptionError(
+                "the session's stored messages fail their hash check (the file is "
+                "damaged); run srt verify"
+            )
+        if self.hashing.chain_many(prefix, [r[1] for r in rows]) != [r[3] for r in rows]:
+            return None
+        return rows
 
     def node_prefix(self, node: int) -> bytes:
         rows = self.db.read("reading a node", "SELECT prefix FROM nodes WHERE id = ?", (node,))
@@ -342,8 +436,9 @@ class SQLiteStore(Store):
         *,
         call: CallRecord | None = None,
         objects: Sequence[ObjectPut] = (),
+        deadline: float | None = None,
     ) -> list[int]:
-        with self.db.write("appending to a session") as conn:
+        with self.db.write("appending to a session", deadline) as conn:
             ids = insert_nodes(conn, parent, depth, items)
             head = ids[-1] if ids else parent
             _swap_head(conn, session, expected, head)
@@ -480,8 +575,10 @@ class SQLiteStore(Store):
 
     # -- maintenance -------------------------------------------------------------------
 
-    def gc(self, *, secure_delete: bool = True, dry_run: bool = False) -> GcReport:
-        return maintenance.gc(self.db, secure_delete=secure_delete, dry_run=dry_run)
+    def gc(
+        self, *, secure_delete: bool = True, dry_run: bool = False, watch: Sequence[bytes] = ()
+    ) -> GcReport:
+        return maintenance.gc(self.db, secure_delete=secure_delete, dry_run=dry_run, watch=watch)
 
     def verify(self) -> VerifyReport:
         return verify.verify(self.db)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import apsw
 
 from ... import _core
+from ..._hashing import Hashing
 from ...errors import StoreError
 from ..base import Fault, FaultList, VerifyReport
 from . import db as db_module
@@ -29,14 +30,14 @@ def verify(db: Database) -> VerifyReport:
     counts = [0, 0, 0, 0]
     with db.job(action) as conn, q.snapshot(conn, action):
         try:
-            _verify(conn, faults, counts)
+            _verify(conn, faults, counts, db.hashing)
         except StoreError as exc:  # a page too damaged to read ends the walk
             faults.add(Fault("integrity", "database", None, str(exc)))
     messages, nodes, sessions, calls = counts
     return VerifyReport(messages, nodes, sessions, calls, tuple(faults.items), faults.more)
 
 
-def _verify(conn: apsw.Connection, faults: FaultList, counts: list[int]) -> None:
+def _verify(conn: apsw.Connection, faults: FaultList, counts: list[int], hashing: Hashing) -> None:
     for (line,) in conn.execute("PRAGMA integrity_check(20)"):
         if line != "ok":
             faults.add(Fault("integrity", "database", None, f"integrity_check: {line}"))
@@ -45,7 +46,7 @@ def _verify(conn: apsw.Connection, faults: FaultList, counts: list[int]) -> None
     with translate("verifying messages"):
         for mid, mhash, body in conn.execute("SELECT id, hash, body FROM messages ORDER BY id"):
             counts[0] += 1
-            if not isinstance(body, bytes) or _core.digest(body) != mhash:
+            if not isinstance(body, bytes) or hashing.digest(body) != mhash:
                 kind = "is not a BLOB" if not isinstance(body, bytes) else "does not hash to"
                 bad_messages.append(
                     Fault(
@@ -87,7 +88,7 @@ def _verify(conn: apsw.Connection, faults: FaultList, counts: list[int]) -> None
             detail = f"its parent node {parent} is missing"
         else:
             want_depth = (pdepth or 0) + 1
-            want = _core.chain(pprefix if pid is not None else _core.ROOT, mhash)
+            want = hashing.chain(pprefix if pid is not None else _core.ROOT, mhash)
             if depth != want_depth:
                 detail = f"depth {depth} should be {want_depth}"
             elif prefix != want:
