@@ -57,7 +57,6 @@ from ..base import (
 )
 from . import backup, maintenance, verify, views
 from .db import (
-    BUSY_TIMEOUT_MS,
     OBJECTS_SQL,
     OBJECTS_TABLE,
     SYNCHRONOUS,
@@ -65,6 +64,7 @@ from .db import (
     has_table,
     translate,
 )
+from .files import BUSY_TIMEOUT_MS
 from .keys import Key
 
 __all__ = ["SQLiteStore"]
