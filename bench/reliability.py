@@ -53,7 +53,13 @@ def markdown(doc: dict[str, Any]) -> str:
     """The headline figures of one merged result document as a Markdown table."""
     r = doc["results"]
     rows = []
-    for name in ("crash_random_kills", "crash_io_points", "crash_migration", "crash_gc"):
+    for name in (
+        "crash_checkpoints",
+        "crash_random_kills",
+        "crash_io_points",
+        "crash_migration",
+        "crash_gc",
+    ):
         if name in r:
             f = r[name]
             rows.append(
@@ -92,7 +98,20 @@ def markdown(doc: dict[str, Any]) -> str:
     for name, f in r.items():
         if name.startswith("properties_") and "examples" in f:
             rows.append((name, f"{f['examples']} examples, 0 failures, {f['seconds']} s"))
-    for name in ("fuzz_core_hypothesis", "secrets_canary"):
+    for name in (
+        "fuzz_core_hypothesis",
+        "secrets_canary",
+        "recovery_full_disk_cycle",
+        "durability_power_cuts",
+        "concurrency_rebase_deadline",
+        "input_random_shapes",
+        "backup_while_writing",
+        "encryption_at_rest",
+        "encryption_wrong_keys",
+        "encryption_backup",
+        "slots_private_and_collected",
+        "limits_concurrent_creators",
+    ):
         if name in r:
             shown = {k: v for k, v in r[name].items() if k not in ("test", "soak", "errors")}
             rows.append((name, json.dumps(shown, sort_keys=True)))

@@ -6,6 +6,7 @@ the tests check that both give identical bytes, hashes and cache behaviour.
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Hashable
 
@@ -41,6 +42,42 @@ def chain_many(parent: bytes, message_hashes: list[bytes]) -> list[bytes]:
         cur = chain(cur, h)
         out.append(cur)
     return out
+
+
+class KeyedHasher:
+    """Keyed BLAKE2b-128 (hashlib), personalised ``srt-message`` for message digests and
+    ``srt-chain`` for prefix links: the twin of ``srt._core.KeyedHasher``."""
+
+    def __init__(self, key: bytes) -> None:
+        if not isinstance(key, bytes):
+            raise TypeError("key must be bytes")
+        if not 16 <= len(key) <= 64:
+            raise ValueError("a BLAKE2b key has 16 to 64 bytes")
+        self._key = key
+
+    def digest(self, data: bytes) -> bytes:
+        if not isinstance(data, bytes):
+            raise TypeError("data must be bytes")
+        return hashlib.blake2b(data, digest_size=16, key=self._key, person=b"srt-message").digest()
+
+    def chain(self, parent: bytes, message_hash: bytes) -> bytes:
+        if not isinstance(parent, bytes) or not isinstance(message_hash, bytes):
+            raise TypeError("parent and message_hash must be bytes")
+        if len(parent) != DIGEST_SIZE:
+            raise ValueError(f"parent prefix hash must be 16 bytes, got {len(parent)}")
+        if len(message_hash) != DIGEST_SIZE:
+            raise ValueError(f"message hash must be 16 bytes, got {len(message_hash)}")
+        link = hashlib.blake2b(digest_size=16, key=self._key, person=b"srt-chain")
+        link.update(parent + message_hash)
+        return link.digest()
+
+    def chain_many(self, parent: bytes, message_hashes: list[bytes]) -> list[bytes]:
+        out: list[bytes] = []
+        cur = parent
+        for h in message_hashes:
+            cur = self.chain(cur, h)
+            out.append(cur)
+        return out
 
 
 def assembled_length(head: bytes, parts: list[bytes], sep: bytes, tail: bytes) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 
 import apsw
 
-TABLES = ("heap", "nodes", "sessions")  # SQLite's (schema v5: bodies in the heap)
+TABLES = ("heap", "nodes", "sessions")  # SQLite's (schema v6: bodies in the heap)
 PG_TABLES = ("messages", "nodes", "sessions")  # PostgreSQL's
 
 
@@ -129,6 +129,20 @@ def tamper_body(conn: apsw.Connection, message_hash: bytes, body: bytes) -> None
             if at <= rid + k < at + length:
                 new[k] = body[rid + k - at]
         conn.execute("UPDATE heap SET data = ? WHERE id = ?", (bytes(new), rid))
+
+
+def plant_node(
+    conn: apsw.Connection, parent: int | None, depth: int, mhash: bytes, prefix: bytes, body: bytes
+) -> int:
+    """A node written past srt's checks, as a forger with the file would: ``body`` at the
+    end of the heap, and a node naming it under ``mhash`` and ``prefix``. Its id."""
+    end = conn.execute("SELECT coalesce(max(id + length(data)), 0) FROM heap").get
+    conn.execute("INSERT INTO heap(id, data) VALUES (?, ?)", (end, body))
+    conn.execute(
+        "INSERT INTO nodes(parent, depth, hash, prefix, at, len) VALUES (?, ?, ?, ?, ?, ?)",
+        (parent, depth, mhash, prefix, end, len(body)),
+    )
+    return int(conn.last_insert_rowid())
 
 
 def nested(depth: int) -> Any:

@@ -2,10 +2,10 @@
 
 Bottom to top, every top-level module or package on a rank of its own::
 
-    _version, errors, _types, tools, message, pricing <- _core <- tokens, store,
-        history, entries, wire <- local <- providers <- context, cache, savings <- _shared
-        <- _chain <- _builder <- compaction <- exchange <- ledger, summarize, _task, tasks
-        <- session <- runtime <- testing, gateway, cli, bench
+    _version, errors, _types, tools, message, pricing <- _core <- _hashing <- tokens,
+        store, history, entries, wire <- local <- providers <- context, cache, savings
+        <- _shared <- _chain <- _builder <- compaction <- exchange <- ledger, summarize,
+        _task, tasks <- session <- runtime <- testing, gateway, integrations, cli, bench
 
 Nothing imports upward, and nothing imports in a cycle: not between top-level
 modules, and not between the modules inside a package, not even under
@@ -36,6 +36,8 @@ ORDER = [
     # Prices (genai-prices, overrides, local models) and the cost of ledger rows.
     "pricing",
     "_core",
+    # How a store hashes (XXH3 or keyed BLAKE2b), over _core.
+    "_hashing",
     # Token counting: canonical bytes -> counts; no I/O.
     "tokens",
     # The Store protocol and its engines (srt.store.sqlite, srt.store.postgres: set-up,
@@ -77,6 +79,9 @@ ORDER = [
     "testing",
     # srt serve: the OpenAI Responses/Conversations API over the runtime (ASGI).
     "gateway",
+    # Adapters for other frameworks (Agents SDK, LangGraph, LangChain) and the importers
+    # from their stores: users of Runtime, Session and the Store protocol's objects.
+    "integrations",
     "cli",
     "bench",
     "__init__",
@@ -289,9 +294,10 @@ def test_forbidden_imports(module: str, forbidden: tuple[str, ...]) -> None:
     assert not found, "\n".join(found)
 
 
-#: Outside ``srt.store``, only the bench touches a database library: its naive
-#: baselines (a one-row-per-message SQLite client, bare APSW writes), its header and
-#: the gateway workload's measure of the bytes a file uses.
+#: Outside ``srt.store``, only the bench and the importers touch a database library: the
+#: bench's naive baselines (a one-row-per-message SQLite client, bare APSW writes), its
+#: header and the gateway workload's measure of the bytes a file uses; the importers
+#: read other frameworks' SQLite files (the Agents SDK's sessions, LangGraph's saver).
 _DB_LIBRARY_USERS = (
     "srt.bench.chat",
     "srt.bench.many",
@@ -300,6 +306,7 @@ _DB_LIBRARY_USERS = (
     "srt.bench.writes",
     "srt.bench.__main__",
     "srt.bench.gateway",
+    "srt.integrations.importers",
 )
 
 

@@ -41,16 +41,11 @@ PROCS, THREADS, SHARED = 4, 4, 2
 SECONDS = 60.0 if SOAK else 10.0
 
 
-def test_processes_and_threads_append_together(
-    tmp_path: Path, capsys: Any, tmp_path_factory: Any
-) -> None:
-    path = str(tmp_path / "conc" / "srt.db")
-    srt.Runtime(path).close()  # created once here; the workers open it concurrently
-    start = time.time() + 3.0  # every worker has imported srt and opened the file by then
-    args = [str(THREADS), str(SECONDS), str(start), str(SHARED)]
-    procs = [
+def _spawn(mode: str, path: str, args: list[str]) -> list[subprocess.Popen[str]]:
+    """``PROCS`` worker processes of ``conc_worker.py MODE PATH PROC *args``."""
+    return [
         subprocess.Popen(
-            [sys.executable, WORKER, "load", path, str(p), *args],
+            [sys.executable, WORKER, mode, path, str(p), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=child_env(),
@@ -58,10 +53,25 @@ def test_processes_and_threads_append_together(
         )
         for p in range(PROCS)
     ]
+
+
+def _gather(procs: list[subprocess.Popen[str]], key: str) -> list[Any]:
+    """Every worker's list ``key`` from its last JSON line, once all have exited 0."""
     outs = [p.communicate(timeout=SECONDS + 120) for p in procs]
     for p, (_out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
-    threads = [t for out, _ in outs for t in json.loads(out.strip().splitlines()[-1])["threads"]]
+    return [x for out, _ in outs for x in json.loads(out.strip().splitlines()[-1])[key]]
+
+
+def test_processes_and_threads_append_together(
+    tmp_path: Path, capsys: Any, tmp_path_factory: Any
+) -> None:
+    path = str(tmp_path / "conc" / "srt.db")
+    srt.Runtime(path).close()  # created once here; the workers open it concurrently
+    start = time.time() + 3.0  # every worker has imported srt and opened the file by then
+    args = [str(THREADS), str(SECONDS), str(start), str(SHARED)]
+    procs = _spawn("load", path, args)
+    threads = _gather(procs, "threads")
     assert len(threads) == PROCS * THREADS
 
     errors = [e for t in threads for e in t["errors"]]
@@ -131,6 +141,68 @@ def test_processes_and_threads_append_together(
     assert lost == 0 and half == 0 and unacked == 0 and order == 0
     assert rep.ok, rep.problems[:5]
     assert len(lat_shared) > 0 and len(lat_own) > 0
+
+
+REBASE_TIMEOUT = 0.0 if SOAK else 1.0  # 0: the default, the busy timeout (10 s)
+
+
+def _one_commit_s(path: str, until: float) -> list[float]:
+    """Appends of the same size to a file of its own, one every 20 ms until ``until``:
+    what one commit costs on this machine while the workers load it."""
+    out = []
+    with srt.Runtime(path) as rt:
+        s = rt.session("solo")
+        i = 0
+        while time.time() < until:
+            q, a = turn_payload(f"solo.{i}", 2048)
+            t0 = time.perf_counter()
+            s.append({"role": "user", "content": q}, {"role": "assistant", "content": a})
+            out.append(time.perf_counter() - t0)
+            i += 1
+            time.sleep(0.02)
+    return out
+
+
+def test_rebase_gives_up_at_its_deadline_under_contention(
+    tmp_path: Path, capsys: Any, tmp_path_factory: Any
+) -> None:
+    """4 processes x 4 threads all append to one session with ``rebase=True``: each call
+    stores its turn or gives up with a typed error, and none takes longer than its
+    deadline plus one commit."""
+    path = str(tmp_path / "hot" / "srt.db")
+    srt.Runtime(path).close()
+    start = time.time() + 3.0
+    args = [str(THREADS), str(SECONDS), str(start), str(REBASE_TIMEOUT)]
+    procs = _spawn("deadline", path, args)
+    solo = _one_commit_s(str(tmp_path / "solo" / "srt.db"), start + SECONDS)
+    calls = _gather(procs, "calls")
+    deadline = REBASE_TIMEOUT or _db.BUSY_TIMEOUT_MS / 1000
+    lat = [x for x, _ in calls]
+    outcomes = Counter(o for _, o in calls)
+    gave_up = [x for x, o in calls if o != "ok"]
+    one_commit = max(solo)
+    rep = verify_store(path)
+    figures = {
+        "processes": PROCS,
+        "threads_per_process": THREADS,
+        "seconds": SECONDS,
+        "deadline_s": deadline,
+        "calls": len(calls),
+        "outcomes": dict(outcomes),
+        "p50_ms": round(percentile(lat, 0.5) * 1000, 1),
+        "p99_ms": round(percentile(lat, 0.99) * 1000, 1),
+        "max_ms": round(max(lat) * 1000, 1),
+        "gave_up_min_ms": round(min(gave_up, default=0) * 1000, 1),
+        "one_commit_p50_ms": round(percentile(solo, 0.5) * 1000, 1),
+        "one_commit_max_ms": round(one_commit * 1000, 1),
+        "max_over_deadline_ms": round((max(lat) - deadline) * 1000, 1),
+        "stored_turns": len(rep.chains.get("hot", [])) // 2,
+        "integrity": rep.integrity,
+    }
+    emit("concurrency_rebase_deadline", figures, capsys, tmp_path_factory.getbasetemp())
+    assert set(outcomes) <= {"ok", "ConflictError", "StoreBusyError"}, outcomes
+    assert outcomes["ok"] == len(rep.chains["hot"]) // 2 and rep.ok
+    assert max(lat) <= deadline + one_commit, figures
 
 
 def test_same_head_race_between_processes(

@@ -32,7 +32,16 @@ import apsw
 import pytest
 
 import srt
-from rel_support.common import connect, emit, make_old_db, sha256, turn_payload, verify_store
+from rel_support.common import (
+    TINY,
+    connect,
+    emit,
+    make_old_db,
+    sha256,
+    tiny_disk,
+    turn_payload,
+    verify_store,
+)
 from rel_support.faultvfs import FaultVFS, Plan
 from srt.store.sqlite import SQLiteStore
 from srt.store.sqlite import db as _db
@@ -307,27 +316,7 @@ def test_migration_under_every_write_and_sync_fault(
 
 # -- a tiny disk --------------------------------------------------------------------------
 
-TINY = 2 * 1024 * 1024
 FILLER = 768 * 1024
-
-
-@contextlib.contextmanager
-def tiny_disk(where: Path) -> Iterator[str]:
-    """A 2 MiB tmpfs at ``where`` (root), else ``"vfs-budget"``: the caller uses the VFS."""
-    where.mkdir()
-    try:
-        subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={TINY},mode=0700", "tmpfs", str(where)],
-            check=True,
-            capture_output=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        yield "vfs-budget"
-        return
-    try:
-        yield "tmpfs"
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False, capture_output=True)
 
 
 def test_a_full_disk_is_a_typed_error_and_recoverable(

@@ -41,7 +41,7 @@ from .cache import (
     plan,
 )
 from .context import WindowPolicy, select
-from .errors import UnsupportedFeatureError
+from .errors import ConfigError, UnsupportedFeatureError
 from .tokens import Tokenizer
 from .wire.base import Frag, Target, WireFormat
 
@@ -364,7 +364,7 @@ class Builder:
         hashes = self.chain.hashes
         if not hashes:
             return None
-        return "srt-" + _core.chain(_core.ROOT, hashes[0]).hex()
+        return "srt-" + self.shared.store.hashing.chain(_core.ROOT, hashes[0]).hex()
 
     # -- assembly --------------------------------------------------------------------------
 
@@ -449,6 +449,10 @@ class Builder:
             return None if kept is None else View(("replay", len(kept), 0), list(kept))
         if window is None:
             return None
+        if not isinstance(window, WindowPolicy):
+            raise ConfigError(
+                f"window must be a srt.WindowPolicy (or None), got {type(window).__name__}"
+            )
         tokenizer = window.tokenizer or fmt.tokenizer(model)
         counts = self.token_counts(tokenizer)
         roles = self.roles()

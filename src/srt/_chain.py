@@ -29,24 +29,20 @@ from .message import canonical_text, canonicalize, redact_strings
 from .store import CallRecord, ChainRow, NewNode, ObjectPut
 from .wire.convert import to_canonical
 
-__all__ = ["REBASE_ATTEMPTS", "REBASE_SECONDS", "Chain", "ChainListener", "Prepared"]
+__all__ = ["REBASE_MAX_WAIT", "Chain", "ChainListener", "Prepared"]
 
-REBASE_ATTEMPTS = 64
-#: ``rebase=True`` gives up after at least ``REBASE_ATTEMPTS`` attempts and this many
-#: seconds (eight writers of eight processes on one PostgreSQL session lost 64 races in a
-#: row once in 47,487 appends at load 40; bench/pg_scale.py scale).
-REBASE_SECONDS = 10.0
 #: The longest wait between two rebase attempts, in seconds.
 REBASE_MAX_WAIT = 0.05
 
 
-def _backoff(attempt: int) -> None:
-    """Wait a random while, longer after each lost race (up to ``REBASE_MAX_WAIT``), so
-    that writers racing on one session take turns instead of the last winner winning
-    again: without it, one thread of a process that keeps appending starved the others
-    past 64 attempts on PostgreSQL (bench/pg_faults.py restart)."""
+def _backoff(attempt: int, deadline: float) -> None:
+    """Wait a random while, longer after each lost race (up to ``REBASE_MAX_WAIT``, and
+    never past ``deadline``), so that writers racing on one session take turns instead of
+    the last winner winning again: without it, one thread of a process that keeps
+    appending starved the others on PostgreSQL (bench/pg_faults.py restart)."""
     if attempt:
-        time.sleep(random.uniform(0, min(REBASE_MAX_WAIT, 0.001 * 2**attempt)))
+        wait = random.uniform(0, min(REBASE_MAX_WAIT, 0.001 * 2**attempt))
+        time.sleep(max(0.0, min(wait, deadline - time.monotonic())))
 
 
 class Prepared(NamedTuple):
@@ -222,7 +218,7 @@ class Chain:
             return None
         if keep == len(self.ids):
             return self.head_prefix
-        return _core.chain_many(_core.ROOT, self.hashes[:keep])[-1]
+        return self.store.hashing.chain_many(_core.ROOT, self.hashes[:keep])[-1]
 
     def index(self, at: int | None) -> int:
         """How many messages ``at`` keeps (slice rules; ``None``: all)."""
@@ -268,18 +264,19 @@ class Chain:
         """Validate, convert and canonicalize ``messages``; nothing is written."""
         limit = self.shared.max_message_bytes
         hook = self.shared.redact
+        digest = self.store.hashing.digest
         out: list[Prepared] = []
         for given in messages:
             if hook is not None:
                 given = redact_strings(given, hook)
             text = canonical_text(given, limit)  # {"role": ..., "content": "..."}: most turns
             if text is not None:
-                out.append(Prepared(_core.digest(text), text, None))
+                out.append(Prepared(digest(text), text, None))
                 continue
             converted = to_canonical(given, model) if not isinstance(given, Message) else [given]
             for msg in converted:
                 body, meta = canonicalize(msg, limit)
-                out.append(Prepared(_core.digest(body), body, meta))
+                out.append(Prepared(digest(body), body, meta))
         self.shared.count_serialized(len(out))
         return out
 
@@ -300,23 +297,32 @@ class Chain:
         call: CallRecord | None = None,
         action: str = "edit",
         plain: int = 0,
+        deadline: float | None = None,
     ) -> None:
         """Write ``prepared`` after the first ``keep`` messages (CAS on the head).
 
         ``status`` marks the messages as a partial reply (all but the first ``plain``
         of them, which a send staged); ``call`` is a ledger row written in the same
         transaction. A head left behind (``keep`` short of the chain) is recorded as an
-        earlier head, ``action`` saying why (``srt.history``).
+        earlier head, ``action`` saying why (``srt.history``). Waiting for other writers
+        ends at ``deadline``.
         """
         self.load()  # (the memory budget may have dropped it since the caller looked)
         parent = self.ids[keep - 1] if keep else None
-        prefixes = _core.chain_many(self.prefix(keep), [p[0] for p in prepared])
+        prefixes = self.store.hashing.chain_many(self.prefix(keep), [p[0] for p in prepared])
         items = [
             NewNode(h, body, prefix, meta, None if i < plain else status)
             for i, ((h, body, meta), prefix) in enumerate(zip(prepared, prefixes, strict=True))
         ]
         ids = self.store.append(
-            self.id, self.head, parent, keep, items, call=call, objects=self.left(keep, action)
+            self.id,
+            self.head,
+            parent,
+            keep,
+            items,
+            call=call,
+            objects=self.left(keep, action),
+            deadline=deadline,
         )
         staged, self.staged = self.staged, None
         start = 0
@@ -346,7 +352,7 @@ class Chain:
         them with its reply (``send(..., append=...)``); ``unstage`` drops them."""
         n = len(self.ids)
         self.staged = (n, self.head_prefix)
-        prefixes = _core.chain_many(self.head_prefix, [p[0] for p in prepared])
+        prefixes = self.store.hashing.chain_many(self.head_prefix, [p[0] for p in prepared])
         for h, body, meta in prepared:
             self.ids.append(-1)  # no node yet
             self.hashes.append(h)
@@ -364,28 +370,38 @@ class Chain:
             self.truncate(n)
             self.head_prefix = prefix
 
-    def append(self, prepared: Sequence[Prepared], *, rebase: bool) -> int | None:
+    def append(
+        self, prepared: Sequence[Prepared], *, rebase: bool, timeout: float | None = None
+    ) -> int | None:
         """Commit ``prepared`` at the head; with ``rebase``, on top of whatever head
         another writer left (re-reading it after each conflict, backing off a little
-        more each time), giving up after ``REBASE_ATTEMPTS`` and ``REBASE_SECONDS``."""
+        more each time), giving up after ``timeout`` seconds (default: the store's busy
+        timeout), which also bounds the waits for other writers' transactions."""
+        wait = self.store.busy_timeout if timeout is None else float(timeout)
+        deadline = time.monotonic() + wait
         self.load()
-        give_up = time.monotonic() + REBASE_SECONDS
         attempt = 0
         while True:
             try:
-                self.commit(len(self.ids), prepared)
+                self.commit(len(self.ids), prepared, deadline=deadline)
                 return self.head
             except ConflictError:
                 if not rebase:
                     raise
                 attempt += 1
-                if attempt >= REBASE_ATTEMPTS and time.monotonic() >= give_up:
+                if time.monotonic() >= deadline:
                     raise ConflictError(
-                        f"could not rebase after {attempt} attempts in "
-                        f"{REBASE_SECONDS:.0f} s (other writers kept moving the head)"
+                        f"gave up rebasing after {wait:g} s and {attempt} attempts: other "
+                        "writers kept moving the session head; nothing was written"
                     ) from None
-                _backoff(attempt)
-                self.refresh()
+                _backoff(attempt, deadline)
+                if time.monotonic() < deadline:
+                    self.refresh()
+
+    def prefix_hashes(self) -> list[bytes]:
+        """The prefix hash of every message, root first, as the store computes them."""
+        self.load()
+        return self.store.hashing.chain_many(_core.ROOT, list(self.hashes))
 
     def rewind(self, n: int) -> None:
         """Move the head back ``n`` messages (CAS; they stay stored for forks)."""
@@ -407,7 +423,11 @@ class Chain:
         """A new session named ``name`` at this chain's first ``keep`` messages."""
         head = self.ids[keep - 1] if keep else None
         row = self.store.create_session(
-            check_name(name), head, exist_ok=False, head_prefix=self.believed_prefix(keep)
+            check_name(name),
+            head,
+            exist_ok=False,
+            head_prefix=self.believed_prefix(keep),
+            limit=self.shared.max_sessions,
         )
         child = Chain(self.shared, row.id, name, row.head)
         child.adopt(self, keep)

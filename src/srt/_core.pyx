@@ -59,6 +59,7 @@ import weakref as _weakref
 import xxhash
 
 cdef object _xxh3_128 = xxhash.xxh3_128_digest
+cdef object _blake2b = hashlib.blake2b
 
 DIGEST_SIZE = 16
 ROOT = b"\x00" * 16
@@ -103,6 +104,69 @@ def chain_many(bytes parent not None, list message_hashes not None):
         cur = _chain(cur, <bytes?>h)
         out.append(cur)
     return out
+
+
+#: BLAKE2b personalisation of message digests and of prefix-chain links, so that no
+#: message body can stand for a link or the other way round.
+PERSON_MESSAGE = b"srt-message"
+PERSON_CHAIN = b"srt-chain"
+
+
+cdef class KeyedHasher:
+    """Keyed BLAKE2b-128 (RFC 7693) digests and prefix chains, for stores that hold
+    content from several trust domains or whose hashes others may see.
+
+    The same three operations as the module functions (which are XXH3-128, srt's
+    default, and untouched by this class): ``digest(data)``, ``chain(parent, h)``,
+    ``chain_many(parent, hashes)``. Messages and links are personalised apart
+    (``PERSON_MESSAGE``, ``PERSON_CHAIN``). Each call copies a state keyed once, so
+    the key block is not hashed again per message. The key is never shown.
+    """
+
+    cdef object _message
+    cdef object _link
+
+    def __cinit__(self, bytes key not None):
+        if not 16 <= PyBytes_GET_SIZE(key) <= 64:
+            raise ValueError("a BLAKE2b key has 16 to 64 bytes")
+        self._message = _blake2b(digest_size=16, key=key, person=PERSON_MESSAGE)
+        self._link = _blake2b(digest_size=16, key=key, person=PERSON_CHAIN)
+
+    def __repr__(self):
+        return "<srt._core.KeyedHasher blake2b-128 key=***>"
+
+    def __reduce__(self):
+        raise TypeError("a KeyedHasher holds a secret key and cannot be pickled")
+
+    def digest(self, bytes data not None):
+        """Keyed BLAKE2b-128 of ``data`` as 16 bytes."""
+        h = self._message.copy()
+        h.update(data)
+        return h.digest()
+
+    cdef bytes _chain(self, bytes parent, bytes message_hash):
+        _check16(parent, "parent prefix hash")
+        _check16(message_hash, "message hash")
+        h = self._link.copy()
+        h.update(parent)
+        h.update(message_hash)
+        return h.digest()
+
+    def chain(self, bytes parent not None, bytes message_hash not None):
+        """Prefix hash of a node: keyed H(parent prefix hash || message hash)."""
+        return self._chain(parent, message_hash)
+
+    def chain_many(self, bytes parent not None, list message_hashes not None):
+        """Prefix hashes of a run of messages appended after ``parent``, in order."""
+        cdef list out = []
+        cdef bytes cur = parent
+        cdef object h
+        for h in message_hashes:
+            if h is None:
+                raise TypeError("message hashes must be bytes, not None")
+            cur = self._chain(cur, <bytes?>h)
+            out.append(cur)
+        return out
 
 
 def assembled_length(

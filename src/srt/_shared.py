@@ -207,8 +207,12 @@ class Shared:
         redact: Callable[[str], str] | None,
         memory_budget: int | None = None,
         history_retention: float | None = None,
+        max_sessions: int | None = None,
     ) -> None:
         self.store = store
+        #: The most sessions the store may hold (``None``: no limit): creating one more
+        #: (a new name, a fork) raises ``SessionLimitError``.
+        self.max_sessions = max_sessions
         self.max_message_bytes = max_message_bytes
         #: Applied to every string of every message before it is validated or stored.
         self.redact = redact

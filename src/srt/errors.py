@@ -12,14 +12,17 @@
     │   ├── StoreUnavailableError       (.retryable)
     │   ├── SchemaVersionError
     │   ├── NotAnSrtDatabaseError
-    │   └── CorruptionError
+    │   ├── CorruptionError
+    │   ├── EncryptionKeyError
+    │   └── HashKeyError
     ├── SessionError
     │   ├── InvalidSessionNameError(SessionError, ValueError)
     │   ├── SessionNotFoundError(SessionError, LookupError)
     │   ├── SessionExistsError
     │   ├── HistoryIndexError(SessionError, IndexError)
     │   ├── ConflictError
-    │   └── ContextOverflowError
+    │   ├── ContextOverflowError
+    │   └── SessionLimitError
     └── ProviderError
         ├── ProviderAuthError
         ├── RateLimitError            (.retry_after)
@@ -41,6 +44,8 @@ __all__ = [
     "ConflictError",
     "ContextOverflowError",
     "CorruptionError",
+    "EncryptionKeyError",
+    "HashKeyError",
     "HistoryIndexError",
     "InvalidMessageError",
     "InvalidSessionNameError",
@@ -54,6 +59,7 @@ __all__ = [
     "SchemaVersionError",
     "SessionError",
     "SessionExistsError",
+    "SessionLimitError",
     "SessionNotFoundError",
     "SrtError",
     "StoreBusyError",
@@ -130,6 +136,16 @@ class CorruptionError(StoreError):
     """The file is damaged, truncated, not a database, or fails a hash check."""
 
 
+class EncryptionKeyError(StoreError):
+    """The file is encrypted and the key is missing or wrong, or a key was given for a
+    file that is not encrypted. Found by reading the file; it is left untouched."""
+
+
+class HashKeyError(StoreError):
+    """The store hashes with a keyed BLAKE2b and the hash key is missing or wrong (or a
+    key was given for a store that hashes with XXH3); nothing is read or linked."""
+
+
 class SessionError(SrtError):
     """An operation on a session could not be carried out."""
 
@@ -160,6 +176,11 @@ class ConflictError(SessionError):
 
 class ContextOverflowError(SessionError):
     """The assembled context does not fit the model's window under the chosen policy."""
+
+
+class SessionLimitError(SessionError):
+    """The store holds its maximum number of sessions (``Runtime(max_sessions=...)``);
+    nothing was written."""
 
 
 class ProviderError(SrtError):

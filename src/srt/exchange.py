@@ -34,6 +34,7 @@ from . import _core
 from ._builder import Parts
 from ._chain import Prepared
 from ._core import Body
+from ._hashing import Hashing
 from ._types import Reply, Usage
 from .errors import (
     ConflictError,
@@ -60,6 +61,16 @@ def _status_of(exc: BaseException) -> str:
     if isinstance(exc, (StreamInterruptedError, ProviderTimeoutError)):
         return "incomplete"
     return "error"
+
+
+def _body_hash(body: bytes | Body, hashing: Hashing) -> bytes:
+    """The ledger's hash of a request body under the store's hashing: a ``Body`` resumes
+    from its frozen segments' running XXH3 state; a keyed store hashes it whole."""
+    if isinstance(body, Body):
+        if hashing.digest is _core.digest:
+            return body.digest()
+        return hashing.digest(bytes(body))
+    return hashing.digest(body)
 
 
 class Call:
@@ -269,9 +280,7 @@ class Call:
             provider=self.provider.name,
             model=self.model,
             format=self.fmt.name,
-            body_hash=(
-                self.body.digest() if isinstance(self.body, Body) else _core.digest(self.body)
-            ),
+            body_hash=_body_hash(self.body, self.chain.store.hashing),
             body_bytes=len(self.body),
             messages=self.messages,
             input_tokens=usage.input_tokens if usage else None,

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import platformdirs
 
 from ._chain import Chain
+from ._hashing import keyed
 from ._shared import MAX_NAME_CHARS, Shared, check_name
 from ._types import SessionInfo, UsageSummary
 from .errors import ConfigError, SessionNotFoundError
 from .history import delete_session, set_retention
 from .ledger import LedgerReport, verify_ledger
+from .local.slots import default_state_dirs, saved_states
 from .message import DEFAULT_MAX_MESSAGE_BYTES
 from .pricing import Pricing
 from .savings import Savings, savings
 from .session import Session
-from .store import Store, open_store
+from .store import BackupReport, GcReport, Store, open_store
 
 __all__ = ["MAX_NAME_CHARS", "Runtime", "check_name", "default_path"]
 
@@ -34,6 +38,55 @@ def default_path() -> str:
     if env:
         return env
     return os.path.join(platformdirs.user_data_dir("srt", appauthor=False), "srt.db")
+
+
+def check_path(path: Any) -> str:
+    """A database path given by the caller, as a ``str``; ``ConfigError`` if unusable."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigError(f"the database path must be a str or a path, got {type(path).__name__}")
+    value = os.fspath(path)
+    if not isinstance(value, str):
+        raise ConfigError("the database path must be text, not bytes")
+    if not value:
+        raise ConfigError("the database path must not be empty")
+    if "\x00" in value:
+        raise ConfigError("the database path must not contain a NUL character")
+    return value
+
+
+def _check_int(name: str, value: Any, least: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigError(f"{name} must be an int, got {type(value).__name__}")
+    if value < least:
+        raise ConfigError(f"{name} must be at least {least}, got {value}")
+
+
+def _store_options(durability: Any, key: Any, hash_key: Any) -> dict[str, Any]:
+    """The engine options ``Runtime`` takes, those given (``{}`` for the defaults)."""
+    options: dict[str, Any] = {}
+    if durability != "normal":
+        if durability not in ("normal", "full"):
+            raise ConfigError("durability must be 'normal' or 'full'")
+        options["durability"] = durability
+    if key is not None:
+        if not isinstance(key, (str, bytes)) or not key:
+            raise ConfigError("key must be a non-empty str or bytes")
+        options["key"] = key
+    if hash_key is not None:
+        options["hashing"] = keyed(hash_key)
+    return options
+
+
+def _open(where: str, options: dict[str, Any]) -> Store:
+    if not options:
+        return open_store(where)
+    try:
+        return open_store(where, **options)
+    except TypeError:  # an engine whose factory does not take one of the options
+        given = sorted("hash_key" if name == "hashing" else name for name in options)
+        raise ConfigError(
+            f"the storage engine for {where!r} does not take {', '.join(given)}"
+        ) from None
 
 
 class Runtime:
@@ -55,7 +108,16 @@ class Runtime:
     cache of per-format fragments shared by all sessions of this runtime (and, as much
     again, that of message bodies long enough to share): a live session holds its own
     fragments in any case, and the caches serve what sessions share and what a session
-    read again needs, and keep no more than this once handles are dropped.
+    read again needs, and keep no more than this once handles are dropped. ``max_sessions``
+    bounds how many sessions the store may hold: creating one more (a new name, a
+    fork, an import) raises ``SessionLimitError`` and writes nothing.
+
+    ``durability``: ``"normal"`` (the default) survives any process crash and may lose
+    the last commits, never more, on a power loss or OS crash; ``"full"`` syncs every
+    commit, so a returned append survives those too (docs/reliability.md).
+    ``key`` (a passphrase or bytes) encrypts the file (the ``encryption`` extra);
+    ``hash_key`` (16-64 random bytes) makes a new store hash its messages with a keyed
+    BLAKE2b instead of XXH3, and must be given every time that store is opened.
 
     ``memory_budget`` (bytes) bounds what the sessions of this runtime hold in memory:
     their histories and assemblies, counted as each is used, least recently used first.
@@ -77,24 +139,32 @@ class Runtime:
         redact: Callable[[str], str] | None = None,
         memory_budget: int | None = None,
         history_retention: float | None = None,
+        max_sessions: int | None = None,
+        durability: str = "normal",
+        key: str | bytes | None = None,
+        hash_key: bytes | None = None,
     ) -> None:
-        if max_message_bytes <= 0:
-            raise ConfigError("max_message_bytes must be positive")
-        if fragment_cache_bytes < 0:
-            raise ConfigError("fragment_cache_bytes must be >= 0")
+        _check_int("max_message_bytes", max_message_bytes, 1)
+        _check_int("fragment_cache_bytes", fragment_cache_bytes, 0)
+        if redact is not None and not callable(redact):
+            raise ConfigError("redact must be a function of one string, or None")
+        if max_sessions is not None:
+            _check_int("max_sessions", max_sessions, 0)
+        options = _store_options(durability, key, hash_key)
         if memory_budget is not None:
-            if not isinstance(memory_budget, int) or isinstance(memory_budget, bool):
-                raise ConfigError("memory_budget must be an int (bytes) or None")
-            if memory_budget <= 0:
-                raise ConfigError("memory_budget must be positive")
+            _check_int("memory_budget", memory_budget, 1)
             fragment_cache_bytes = min(fragment_cache_bytes, memory_budget // 4)
         if store is None:
-            where = os.fspath(path_or_url) if path_or_url is not None else default_path()
-            store = open_store(where)
+            where = check_path(path_or_url) if path_or_url is not None else default_path()
+            store = _open(where, options)
         elif path_or_url is not None:
             raise ConfigError("give Runtime a path or URL, or a store, not both")
         elif not isinstance(store, Store):
             raise ConfigError(f"store must be an srt.store.Store, got {type(store).__name__}")
+        elif options:
+            raise ConfigError(
+                f"give {', '.join(sorted(options))} to the store you build, not to Runtime"
+            )
         #: The storage engine (``srt.store.base.Store``): sessions, ledger, objects, gc.
         self.store = store
         #: Where the data lives: the file path, or the engine's URL without password.
@@ -106,6 +176,7 @@ class Runtime:
             redact=redact,
             memory_budget=memory_budget,
             history_retention=history_retention,
+            max_sessions=max_sessions,
         )
 
     def __repr__(self) -> str:
@@ -122,6 +193,11 @@ class Runtime:
         self.store.close()
 
     @property
+    def max_sessions(self) -> int | None:
+        """The most sessions this runtime lets the store hold (``None``: no limit)."""
+        return self._shared.max_sessions
+
+    @property
     def max_message_bytes(self) -> int:
         """The largest canonical message accepted, in bytes."""
         return self._shared.max_message_bytes
@@ -131,6 +207,55 @@ class Runtime:
         """The redaction hook: applied to every string of every message (appended or
         received) before it is validated, hashed or stored."""
         return self._shared.redact
+
+    def backup(self, dest: str | os.PathLike[str]) -> BackupReport:
+        """Copy the store to the new file ``dest`` while it stays in use (SQLite's backup
+        API): the copy holds every turn committed before the backup began, is checked
+        before it is put in place, and is encrypted with the store's key if the store
+        is encrypted. An existing ``dest`` is never overwritten."""
+        return self.store.backup(check_path(dest))
+
+    def rekey(self, key: str | bytes | None) -> None:
+        """Re-encrypt the store under ``key``, or with ``None`` decrypt it (a plain store
+        is encrypted by its first rekey). Close every other handle on the file first:
+        no other process may have it open meanwhile."""
+        rekey = getattr(self.store, "rekey", None)
+        if rekey is None:
+            raise ConfigError(f"the {type(self.store).__name__} engine has no encryption key")
+        rekey(key)
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether the store is encrypted (opened with a key)."""
+        return bool(getattr(self.store, "encrypted", False))
+
+    @property
+    def hashing(self) -> str:
+        """How the store hashes messages: ``"xxh3-128"`` or ``"blake2b-128-keyed"``."""
+        return self.store.hashing.name
+
+    def gc(
+        self,
+        *,
+        secure_delete: bool = True,
+        dry_run: bool = False,
+        state_dirs: Sequence[str] | None = None,
+    ) -> GcReport:
+        """``store.gc``, then the local provider's saved KV states of this store whose
+        conversation was collected (``<store id>-<prefix>.bin`` in ``state_dirs``,
+        default the provider's default directory): they decode back to the deleted
+        text, so they go too (or, with ``dry_run``, are counted)."""
+        store_id = self.store.store_id
+        found = saved_states(default_state_dirs() if state_dirs is None else state_dirs, store_id)
+        report = self.store.gc(secure_delete=secure_delete, dry_run=dry_run, watch=list(found))
+        doomed = [(p, n) for prefix in report.dead_prefixes for p, n in found[prefix]]
+        if not dry_run:
+            for path, _n in doomed:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+        return dataclasses.replace(
+            report, state_files=len(doomed), state_bytes=sum(n for _, n in doomed)
+        )
 
     # -- public API --------------------------------------------------------------
 
@@ -194,12 +319,14 @@ class Runtime:
         if row is None:
             if not create:
                 raise SessionNotFoundError(f"no session named {name!r}")
-            row = self.store.create_session(name, None, exist_ok=True)
+            row = self.store.create_session(name, None, exist_ok=True, limit=self.max_sessions)
         return Session(self._shared, Chain(self._shared, row.id, name, row.head))
 
     def create(self, name: str) -> Session:
         """A new, empty session called ``name``; ``SessionExistsError`` if one exists."""
-        row = self.store.create_session(check_name(name), None, exist_ok=False)
+        row = self.store.create_session(
+            check_name(name), None, exist_ok=False, limit=self.max_sessions
+        )
         return Session(self._shared, Chain(self._shared, row.id, name, row.head))
 
     def sessions(self) -> list[SessionInfo]:

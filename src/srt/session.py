@@ -26,7 +26,7 @@ from ._shared import Shared
 from ._types import BuildStats, Message, Reply, UsageSummary
 from .cache import CacheExplain, CachePolicy
 from .context import WindowPolicy
-from .errors import HistoryIndexError, SessionError
+from .errors import ConfigError, HistoryIndexError, SessionError
 from .message import ROLES
 from .pricing import Pricing
 from .providers import Provider
@@ -116,6 +116,16 @@ class Session:
         """What the last ``request()`` (or send) built, with its cache explain."""
         return self._builder.last_build
 
+    @property
+    def store_id(self) -> str:
+        """The random id of this session's store (names files derived from it)."""
+        return self._shared.store.store_id
+
+    def prefix_hashes(self) -> list[bytes]:
+        """The prefix hash of every message, root first, as the store computes them."""
+        with self._lock:
+            return self._chain.prefix_hashes()
+
     def __len__(self) -> int:
         with self._using():
             self._chain.load()
@@ -125,13 +135,22 @@ class Session:
         return f"<srt.Session name={self.name!r} head={self.head}>"
 
     def refresh(self) -> None:
-        """Re-read the head from the store (after a ``ConflictError``)."""
+        """Re-read the head from the store (after a ``ConflictError``).
+
+        When the new head continues the history this handle holds (another handle
+        appended), only the new messages are read."""
         with self._using():
             self._chain.refresh()
 
     # -- writing -----------------------------------------------------------------
 
-    def append(self, *messages: Any, rebase: bool = False, model: str | None = None) -> int | None:
+    def append(
+        self,
+        *messages: Any,
+        rebase: bool = False,
+        model: str | None = None,
+        timeout: float | None = None,
+    ) -> int | None:
         """Append messages atomically; return the new head node id.
 
         Messages may be OpenAI Chat dicts, ``srt.Message``, Anthropic or Bedrock
@@ -143,13 +162,21 @@ class Session:
         Every message is validated first; an invalid one raises
         ``InvalidMessageError`` and nothing is written. If the head moved since this
         handle last saw it, raises ``ConflictError`` (nothing written), or with
-        ``rebase=True`` re-reads the head and appends on top of it.
+        ``rebase=True`` re-reads the head and appends on top of it, again and again
+        while other writers keep moving it, for up to ``timeout`` seconds (default:
+        the store's busy timeout, 10 s), then raises ``ConflictError``. Waiting for
+        other writers' transactions counts against the same ``timeout``
+        (``StoreBusyError`` when it runs out there).
         """
+        if timeout is not None and (
+            not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout >= 0
+        ):
+            raise ConfigError("timeout must be a number of seconds >= 0, or None")
         with self._using():
             prepared = self._chain.prepare(messages, model)
             if not prepared:
                 return self._chain.head
-            return self._chain.append(prepared, rebase=rebase)
+            return self._chain.append(prepared, rebase=rebase, timeout=timeout)
 
     def rewind(self, n: int = 1) -> None:
         """Drop the last ``n`` messages from this session (they stay stored for forks)."""

@@ -18,6 +18,8 @@ import hashlib
 import json
 import os
 import random
+import struct
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -266,3 +268,41 @@ def make_old_db(path: str, version: int) -> dict[str, list[dict[str, str]]]:
                 expected[f"old-{s}"] = msgs
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     return expected
+
+
+#: The tiny disk's size.
+TINY = 2 * 1024 * 1024
+
+
+@contextlib.contextmanager
+def tiny_disk(where: Path, size: int = TINY) -> Iterator[str]:
+    """A tmpfs of ``size`` bytes at ``where`` (root), else ``"vfs-budget"``: the caller
+    then stands in for the disk with ``FaultVFS``'s byte budget."""
+    where.mkdir()
+    try:
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)],
+            check=True,
+            capture_output=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        yield "vfs-budget"
+        return
+    try:
+        yield "tmpfs"
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False, capture_output=True)
+
+
+def header_short(path: str) -> bool:
+    """Whether the file is shorter than the page count its (valid) header gives: the
+    state a checkpoint leaves when it is killed or cut short by a full disk."""
+    with open(path, "rb") as f:
+        head = f.read(100)
+    if len(head) < 100:
+        return False
+    (page_size,) = struct.unpack(">H", head[16:18])
+    page_size = 65536 if page_size == 1 else page_size
+    counter, pages = struct.unpack(">II", head[24:32])
+    (valid_for,) = struct.unpack(">I", head[92:96])
+    return bool(pages and counter == valid_for and os.path.getsize(path) < pages * page_size)

@@ -1,6 +1,7 @@
 """A writer process of the concurrency test (``tests/test_rel_concurrency.py``).
 
     python conc_worker.py load PATH PROC THREADS SECONDS START SHARED
+    python conc_worker.py deadline PATH PROC THREADS SECONDS START TIMEOUT
     python conc_worker.py race PATH PROC
 
 ``load``: THREADS threads share one ``Runtime``; even threads append turns to the
@@ -8,6 +9,10 @@ SHARED sessions (``shared-0`` ...) with ``rebase=True``, odd threads to their ow
 session without it. All start at the wall-clock time START and stop after
 SECONDS. Every error that reaches the caller is recorded, never swallowed. At
 the end one JSON line is printed: the acknowledged turns, latencies and errors.
+
+``deadline``: THREADS threads all append to session ``hot`` with ``rebase=True`` and
+``timeout=TIMEOUT`` (0: the default) for SECONDS; one JSON line gives every call's
+latency and outcome.
 
 ``race``: one handle on session ``race``; per round, on ``ROUND r`` from stdin it
 takes a fresh handle and prints its head, on ``GO r`` it appends at once and
@@ -75,6 +80,48 @@ def load(path: str, proc: int, threads: int, seconds: float, start: float, share
     sys.stdout.flush()
 
 
+def deadline(path: str, proc: int, threads: int, seconds: float, start: float, wait: float) -> None:
+    """Every thread appends to session ``hot`` with ``rebase=True, timeout=wait``;
+    each call's latency and outcome (``ok`` or the error's type) is recorded."""
+    calls: list[tuple[float, str]] = []
+    lock = threading.Lock()
+    timeout = None if wait <= 0 else wait
+    with srt.Runtime(path) as rt:
+
+        def run(t: int) -> None:
+            s = rt.session("hot")
+            mine: list[tuple[float, str]] = []
+            time.sleep(max(0.0, start - time.time()))
+            stop = time.monotonic() + seconds
+            i = 0
+            while time.monotonic() < stop:
+                q, a = turn_payload(f"{proc}.{t}.{i}", TURN_BYTES)
+                t0 = time.perf_counter()
+                try:
+                    s.append(
+                        {"role": "user", "content": q},
+                        {"role": "assistant", "content": a},
+                        rebase=True,
+                        timeout=timeout,
+                    )
+                except Exception as exc:
+                    outcome = type(exc).__name__
+                else:
+                    outcome = "ok"
+                mine.append((time.perf_counter() - t0, outcome))
+                i += 1
+            with lock:
+                calls.extend(mine)
+
+        workers = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    sys.stdout.write(json.dumps({"proc": proc, "calls": calls}) + "\n")
+    sys.stdout.flush()
+
+
 def race(path: str, proc: int) -> None:
     def out(line: str) -> None:
         sys.stdout.write(line + "\n")
@@ -109,6 +156,10 @@ def main() -> None:
         proc, threads = int(sys.argv[3]), int(sys.argv[4])
         seconds, start, shared = float(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7])
         load(path, proc, threads, seconds, start, shared)
+    elif mode == "deadline":
+        proc, threads = int(sys.argv[3]), int(sys.argv[4])
+        seconds, start, wait = float(sys.argv[5]), float(sys.argv[6]), float(sys.argv[7])
+        deadline(path, proc, threads, seconds, start, wait)
     elif mode == "race":
         race(path, int(sys.argv[3]))
     else:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import apsw
@@ -123,3 +124,73 @@ class _File(apsw.VFSFile):
     def xSync(self, flags: int) -> None:
         self._vfs._check("s")
         super().xSync(flags)
+
+
+_MAIN_DB = apsw.mapping_open_flags["SQLITE_OPEN_MAIN_DB"]
+
+
+class CheckpointVFS(apsw.VFS):
+    """The default VFS, watching the main database file to tell when a checkpoint runs.
+
+    In WAL mode the database file itself is written only by a checkpoint (which
+    copies pages from the ``-wal``, page 1 first) and synced at its end. So the
+    first write to it after a sync begins a checkpoint, and the next sync of it
+    ends one. Once armed, ``on_change(True/False)`` is called at both moments (the
+    crash child prints ``CKPT+``/``CKPT-`` from it, before the write goes ahead).
+    ``kill_at``: the process SIGKILLs itself at that write to the database file
+    (counted from ``arm``), so the kill lands inside a checkpoint.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        on_change: Callable[[bool], None],
+        *,
+        default: bool = False,
+    ) -> None:
+        self.name = name
+        self.on_change = on_change
+        self.in_checkpoint = False
+        self.db_writes = 0
+        self.checkpoints = 0
+        self.kill_at: int | None = None
+        self.armed = False
+        super().__init__(name, "unix", makedefault=default)
+
+    def xOpen(self, name: str | apsw.URIFilename | None, flags: list[int]) -> apsw.VFSFile:
+        return _WatchedFile(self, name, flags)
+
+    def arm(self, kill_at: int | None) -> None:
+        """Report checkpoints from now on; SIGKILL at the ``kill_at``-th database write."""
+        self.db_writes = 0
+        self.kill_at = kill_at
+        self.armed = True
+
+    def _change(self, on: bool) -> None:
+        self.in_checkpoint = on
+        if on:
+            self.checkpoints += 1
+        if self.armed:
+            self.on_change(on)
+
+
+class _WatchedFile(apsw.VFSFile):
+    def __init__(self, vfs: CheckpointVFS, name: str | apsw.URIFilename | None, flags: list[int]):
+        self._vfs = vfs
+        self._main = bool(flags[0] & _MAIN_DB)
+        super().__init__("unix", name, flags)
+
+    def xWrite(self, data: bytes, offset: int) -> None:
+        if self._main:
+            vfs = self._vfs
+            if not vfs.in_checkpoint:
+                vfs._change(True)
+            vfs.db_writes += 1
+            if vfs.kill_at is not None and vfs.db_writes >= vfs.kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+        super().xWrite(data, offset)
+
+    def xSync(self, flags: int) -> None:
+        super().xSync(flags)
+        if self._main and self._vfs.in_checkpoint:
+            self._vfs._change(False)

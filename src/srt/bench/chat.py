@@ -54,7 +54,9 @@ class BareWriter:
     def append(self, rows: list[tuple[bytes, bytes, bytes]]) -> None:
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
+        last = None
         for mhash, body, prefix in rows:
+            last = prefix
             self.depth += 1
             at = heap.append(c, body, self.row)
             c.execute(
@@ -63,8 +65,8 @@ class BareWriter:
             )
             self.head = c.last_insert_rowid()
         c.execute(
-            "UPDATE sessions SET head = ?, updated = ? WHERE id = ?",
-            (self.head, time.time(), self.sid),
+            "UPDATE sessions SET head = ?, head_prefix = ?, updated = ? WHERE id = ?",
+            (self.head, last, time.time(), self.sid),
         )
         c.execute("COMMIT")
 

@@ -7,8 +7,8 @@
   the database file (checkpoints), and all of them over the message text stored. A
   checkpoint at the end (as on close) is included.
 * **Durability**: both stores with ``synchronous=FULL`` (srt through
-  ``Runtime(durability="full")`` where the runtime has it, else the same pragma on its
-  connection): each message appended to srt, then inserted into the naive store, timed.
+  ``Runtime(durability="full")``): each message appended to srt, then inserted into the
+  naive store, timed.
 """
 
 from __future__ import annotations
@@ -115,14 +115,7 @@ def bytes_written(workdir: str, messages: list[dict[str, Any]]) -> dict[str, Any
 
 
 def _full_runtime(path: str) -> Runtime:
-    try:
-        return Runtime(path, durability="full")  # type: ignore[call-arg]
-    except TypeError:  # a runtime without the option: the same pragma, set here
-        rt = Runtime(path)
-        store = rt.store
-        assert isinstance(store, SQLiteStore)
-        store.db.connection().execute("PRAGMA synchronous=FULL")
-        return rt
+    return Runtime(path, durability="full")
 
 
 def durable_appends(workdir: str, messages: list[dict[str, Any]]) -> dict[str, Any]:

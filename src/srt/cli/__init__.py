@@ -19,7 +19,7 @@ from .._version import __version__
 from ..errors import SrtError
 from ..runtime import default_path
 from ..wire import FORMATS
-from . import _chat, _log, _maint, _serve, _sessions, _stats
+from . import _chat, _imports, _log, _maint, _serve, _sessions, _stats
 from ._common import CommandError, escape_line
 from ._providers import add_provider_options
 
@@ -85,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         type=_path,
         help="the database file (default: $SRT_DB, else srt.db in the user data directory)",
+    )
+    parser.add_argument(
+        "--key-file",
+        metavar="PATH",
+        type=_path,
+        help="the database's encryption key (the encryption extra): a file readable by you "
+        "only, kept outside the database's directory",
     )
     parser.add_argument(
         "--version", action="version", version=f"srt {__version__}", help="print the version"
@@ -217,7 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="include partial (cancelled, incomplete) replies, which are left out by default",
     )
 
-    p = command("import", "create a session from a file made by srt export", _sessions.import_)
+    p = command(
+        "import",
+        "create a session from a file made by srt export, or import another tool's store",
+        _imports.import_,
+    )
     p.add_argument("file", metavar="FILE", help="the file, or '-' to read stdin")
     p.add_argument(
         "--format",
@@ -227,6 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--name",
         help="the new session's name (default: the file name without its extension)",
+    )
+    p.add_argument(
+        "--from",
+        dest="source",
+        choices=_imports.SOURCES,
+        help="import FILE, a store of another tool: llm-logs (llm's logs.db), "
+        "agents-sqlite (an Agents SDK SQLiteSession file) or langgraph (a SqliteSaver file)",
     )
 
     p = command("search", "full-text search over the messages of every session", _maint.search)
@@ -307,6 +325,16 @@ def build_parser() -> argparse.ArgumentParser:
         "dest", metavar="DEST", type=_path, help="the store to fill: a file or a URL (created)"
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    p = command("backup", "copy the database to a new file while it stays in use", _maint.backup)
+    p.add_argument("dest", metavar="DEST", type=_path, help="the new file (never overwritten)")
+
+    p = command("rekey", "encrypt the database under a new key, or decrypt it", _maint.rekey)
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument(
+        "--new-key-file", metavar="PATH", type=_path, help="the new key (as for --key-file)"
+    )
+    how.add_argument("--decrypt", action="store_true", help="store the database unencrypted")
     return parser
 
 

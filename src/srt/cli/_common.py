@@ -14,14 +14,17 @@ from typing import Any
 
 from ..runtime import Runtime
 from ..store import scheme_of
+from ..store.keyfile import read_key_file
 
 __all__ = [
     "CommandError",
+    "cli_key",
     "escape_line",
     "escape_text",
     "existing_db",
     "is_url",
     "latest_session",
+    "open_db",
     "present",
     "print_json",
     "print_table",
@@ -102,7 +105,7 @@ def runtime(args: argparse.Namespace, *, create: bool = False) -> Iterator[Runti
     path = args.db
     if not create and path != ":memory:" and not present(path):
         path = ":memory:"
-    with Runtime(path) as rt:
+    with Runtime(path, key=cli_key(args) if path != ":memory:" else None) as rt:
         yield rt
 
 
@@ -112,6 +115,17 @@ def latest_session(rt: Runtime) -> str:
     if not infos:
         raise CommandError("there are no sessions yet")
     return max(infos, key=lambda i: i.updated).name
+
+
+def cli_key(args: argparse.Namespace) -> str | bytes | None:
+    """The encryption key from ``--key-file``, if given (``keys.read_key_file``)."""
+    key_file: str | None = getattr(args, "key_file", None)
+    return read_key_file(key_file, args.db) if key_file is not None else None
+
+
+def open_db(args: argparse.Namespace) -> Runtime:
+    """The runtime on ``--db`` (with ``--key-file``), for a command that needs the file."""
+    return Runtime(existing_db(args), key=cli_key(args))
 
 
 def existing_db(args: argparse.Namespace) -> str:

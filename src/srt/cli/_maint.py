@@ -11,17 +11,29 @@ import unicodedata
 from ..runtime import Runtime
 from ..store import Hit
 from ..store.copy import copy_store
+from ..store.keyfile import read_key_file
 from ._common import (
     CommandError,
+    cli_key,
     escape_line,
-    existing_db,
+    open_db,
     present,
     print_json,
     tty,
     without_password,
 )
 
-__all__ = ["copy", "gc", "search", "search_usage", "snippet", "vacuum", "verify"]
+__all__ = [
+    "backup",
+    "copy",
+    "gc",
+    "rekey",
+    "search",
+    "search_usage",
+    "snippet",
+    "vacuum",
+    "verify",
+]
 
 
 def _fold(text: str) -> str:
@@ -66,7 +78,7 @@ def search_usage(args: argparse.Namespace) -> str | None:
 
 def search(args: argparse.Namespace) -> None:
     if args.drop_index:
-        with Runtime(existing_db(args)) as rt:
+        with open_db(args) as rt:
             dropped = rt.store.drop_search_index()
         print(
             "dropped the search index; srt vacuum returns its pages to the disk"
@@ -77,7 +89,7 @@ def search(args: argparse.Namespace) -> None:
     if not present(args.db):
         hits: list[Hit] = []
     else:
-        with Runtime(args.db) as rt:
+        with Runtime(args.db, key=cli_key(args)) as rt:
             hits = rt.store.search(args.text, limit=args.limit, syntax=args.fts, announce=_announce)
     if args.json:
         print_json([dataclasses.asdict(h) for h in hits])
@@ -100,12 +112,13 @@ def _size(n: int) -> str:
 
 
 def gc(args: argparse.Namespace) -> None:
-    with Runtime(existing_db(args)) as rt:
+    with open_db(args) as rt:
         if args.history_retention is not None and not args.dry_run:
             rt.set_history_retention(args.history_retention)
-        r = rt.store.gc(secure_delete=not args.no_secure_delete, dry_run=args.dry_run)
+        r = rt.gc(secure_delete=not args.no_secure_delete, dry_run=args.dry_run)
     if args.json:
-        print_json({**dataclasses.asdict(r), "bytes_freed": r.bytes_freed})
+        dead = [p.hex() for p in r.dead_prefixes]
+        print_json({**dataclasses.asdict(r), "dead_prefixes": dead, "bytes_freed": r.bytes_freed})
         return
     verb = "would remove" if r.dry_run else "removed"
     print(
@@ -114,6 +127,11 @@ def gc(args: argparse.Namespace) -> None:
     )
     if r.ledger_rows:
         print(f"kept {_n(r.ledger_rows, 'ledger row')} of those nodes (their node is now empty)")
+    if r.state_files:
+        print(
+            f"{verb} {_n(r.state_files, 'saved KV state')} of the local provider "
+            f"({_size(r.state_bytes)}) for conversations no session reaches"
+        )
     if r.dry_run:
         print("dry run: nothing was changed")
         return
@@ -143,7 +161,7 @@ def _n(count: int, word: str) -> str:
 
 
 def verify(args: argparse.Namespace) -> int:
-    with Runtime(existing_db(args)) as rt:
+    with open_db(args) as rt:
         r = rt.store.verify()
         # The ledger is rebuilt only over a sound store: replaying damaged chains
         # would only repeat the store's faults.
@@ -184,9 +202,28 @@ def verify(args: argparse.Namespace) -> int:
 
 
 def vacuum(args: argparse.Namespace) -> None:
-    with Runtime(existing_db(args)) as rt:
+    with open_db(args) as rt:
         r = rt.store.vacuum()
     print(f"{_size(r.bytes_before)} before, {_size(r.bytes_after)} after")
+
+
+def backup(args: argparse.Namespace) -> None:
+    with open_db(args) as rt:
+        r = rt.backup(args.dest)
+    print(
+        f"{'encrypted ' if r.encrypted else ''}backup of {_n(r.pages, 'page')} "
+        f"({_size(r.bytes)}) written to {escape_line(r.path)}; integrity_check ok"
+    )
+
+
+def rekey(args: argparse.Namespace) -> None:
+    new = None if args.decrypt else read_key_file(args.new_key_file, args.db)
+    with open_db(args) as rt:
+        rt.rekey(new)
+    print(
+        "the database is now "
+        + ("plain (not encrypted)" if new is None else "encrypted under the new key")
+    )
 
 
 def copy(args: argparse.Namespace) -> None:

@@ -394,11 +394,15 @@ def _parse(data: bytes) -> tuple[tuple[str, ...], list[dict[str, Any]]]:
         raise CommandError(f"the file is not UTF-8 (byte {exc.start})") from None
     try:
         doc = json.loads(text)
+    except RecursionError:
+        raise CommandError("the file's JSON is nested too deeply") from None
     except ValueError:
         doc = None
         lines = [ln for ln in text.splitlines() if ln.strip()]
         try:
             items = [json.loads(ln) for ln in lines]
+        except RecursionError:
+            raise CommandError("a line's JSON is nested too deeply") from None
         except ValueError as exc:
             raise CommandError(f"the file is neither JSON nor JSON lines: {exc}") from None
         return ("jsonl",), [m for item in items for m in _as_dicts(to_canonical(item))]

@@ -98,6 +98,8 @@ def _watch(parent: int) -> None:
 
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Saved slot states decode back to conversations: 0600 files, 0700 directories.
+    os.umask(0o077)
     here = os.path.dirname(os.path.abspath(__file__))
     if sys.path and os.path.abspath(sys.path[0] or ".") == here:
         del sys.path[0]  # this directory's modules must not shadow installed ones

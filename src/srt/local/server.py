@@ -30,10 +30,9 @@ import time
 from typing import IO, Any
 
 import httpx
-import platformdirs
 
 from ..errors import ProviderError, ProviderTimeoutError
-from . import child
+from . import child, slots
 from .child import ERROR, READY
 from .slots import Router, Todo
 
@@ -270,5 +269,8 @@ class Server:
 
 
 def default_state_dir() -> str:
-    """Where saved slot states go by default: srt's user cache directory."""
-    return os.path.join(platformdirs.user_cache_dir("srt", appauthor=False), "llama-slots")
+    """Where saved slot states go by default: srt's user cache directory, made private
+    (0700, whatever made it before)."""
+    base = slots.default_state_dir()
+    slots.private_dir(base)
+    return base

@@ -16,9 +16,15 @@ the store keys its nodes by), and picks for each session:
 * **cold**: else the least recently used free slot.
 
 A slot whose state would be overwritten is saved to disk first, under the prefix
-hash of the prompt it holds (``<hash>.bin``), as is every slot when the provider
-closes; a session that resumes, in this process or after a restart, finds the
-deepest saved state in its chain. The bookkeeping only steers efficiency: the
+hash of the prompt it holds (``<store id>-<prefix hash>.bin``: the session's store and
+the store's own prefix hash of that message, so a keyed store's names are keyed too),
+as is every slot when the provider closes; a session that resumes, in this process or
+after a restart, finds the deepest saved state in its chain.
+
+A saved state decodes back to the conversation, so it is kept as privately as the
+store: files 0600 in a directory 0700 (the server child runs under umask 077), and
+``srt gc`` removes the states whose prefix its store no longer holds
+(``saved_states``, ``Runtime.gc``). The bookkeeping only steers efficiency: the
 server itself compares tokens, so a stale table or a state saved under the wrong
 name costs evaluation time, never correctness. Saved states are namespaced by
 the model file (``LocalProvider`` picks the directory), since KV values from one
@@ -39,9 +45,29 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+import platformdirs
+
 from .. import _core
 
-__all__ = ["CallStats", "LocalStats", "Router", "SessionLike", "Todo"]
+__all__ = [
+    "CallStats",
+    "LocalStats",
+    "Router",
+    "SessionLike",
+    "Todo",
+    "default_state_dir",
+    "default_state_dirs",
+    "private_dir",
+    "saved_states",
+    "state_file",
+]
+
+
+def default_state_dir() -> str:
+    """Where the local provider saves KV states unless told otherwise (one directory per
+    model inside): ``llama-slots`` in srt's user cache directory."""
+    return os.path.join(platformdirs.user_cache_dir("srt", appauthor=False), "llama-slots")
+
 
 #: How long a slot stays reserved between routing and the request being opened.
 RESERVE_S = 5.0
@@ -50,12 +76,76 @@ _SUFFIX = ".bin"
 
 
 class SessionLike(Protocol):
-    """What routing reads from a session: its name and its messages' canonical bytes."""
+    """What routing reads from a session: its name and its messages' canonical bytes.
+
+    An ``srt.Session`` also gives ``store_id`` and ``prefix_hashes()``, which name its
+    saved states after its store and the store's own hashes; without them (any other
+    object) states are named by the XXH3 prefix hash alone."""
 
     @property
     def name(self) -> str: ...
 
     def messages_bytes(self) -> list[bytes]: ...
+
+
+def state_file(store: str | None, prefix: bytes) -> str:
+    """The file name of the KV state of the prompt whose last prefix hash is ``prefix``."""
+    return f"{store}-{prefix.hex()}{_SUFFIX}" if store else prefix.hex() + _SUFFIX
+
+
+def private_dir(path: str) -> None:
+    """Create ``path`` (and missing parents) 0700; make ``path`` itself 0700 and every
+    saved state in it 0600 (states written by an older srt were 0644)."""
+    missing = []
+    p = os.path.abspath(path)
+    while not os.path.isdir(p):
+        missing.append(p)
+        p = os.path.dirname(p)
+    for d in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(d, 0o700)
+    os.chmod(path, 0o700)
+    for entry in os.scandir(path):
+        if entry.name.endswith(_SUFFIX) and entry.is_file(follow_symlinks=False):
+            with contextlib.suppress(OSError):
+                os.chmod(entry.path, 0o600)
+
+
+def saved_states(dirs: Sequence[str], store: str) -> dict[bytes, list[tuple[str, int]]]:
+    """The saved states of store ``store`` in ``dirs`` (each a state directory, or a
+    base holding one per model), by prefix hash: their paths and sizes."""
+    found: dict[bytes, list[tuple[str, int]]] = {}
+    if not store:
+        return found
+    head = f"{store}-"
+    for base in dirs:
+        for d in [base, *_subdirs(base)]:
+            with contextlib.suppress(OSError):
+                for entry in os.scandir(d):
+                    name = entry.name
+                    if not (name.startswith(head) and name.endswith(_SUFFIX)):
+                        continue
+                    hexed = name[len(head) : -len(_SUFFIX)]
+                    if len(hexed) != 32 or not entry.is_file(follow_symlinks=False):
+                        continue
+                    try:
+                        prefix = bytes.fromhex(hexed)
+                    except ValueError:
+                        continue
+                    found.setdefault(prefix, []).append((entry.path, entry.stat().st_size))
+    return found
+
+
+def default_state_dirs() -> list[str]:
+    """Where ``Runtime.gc`` looks for saved states by default: the provider's default."""
+    return [default_state_dir()]
+
+
+def _subdirs(base: str) -> list[str]:
+    try:
+        return [e.path for e in os.scandir(base) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
 
 
 @dataclass(frozen=True)
@@ -113,12 +203,14 @@ class Todo:
     file: str
     owner: str | None = None
     chain: tuple[bytes, ...] = ()
+    store: str | None = None
 
 
 @dataclass
 class _Slot:
     id: int
     owner: str | None = None
+    store: str | None = None
     chain: list[bytes] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)
     used: float = 0.0
@@ -146,7 +238,7 @@ class _Slot:
         return sizes[lo - 1] if lo else 0
 
     def file(self) -> str | None:
-        return self.chain[-1].hex() + _SUFFIX if self.chain else None
+        return state_file(self.store, self.chain[-1]) if self.chain else None
 
 
 class Router:
@@ -167,17 +259,27 @@ class Router:
         self.calls: deque[CallStats] = deque(maxlen=10_000)
         self.last_timings: dict[str, Any] | None = None
         if save_dir is not None:
-            os.makedirs(save_dir, exist_ok=True)
+            private_dir(save_dir)
             for entry in os.scandir(save_dir):
                 if entry.name.endswith(_SUFFIX) and entry.is_file():
                     self._saved[entry.name] = entry.stat().st_size
 
     # -- routing ---------------------------------------------------------------------
 
-    def _chain(self, name: str, bodies: list[bytes] | None) -> tuple[list[bytes], list[int]]:
-        """The session's prefix hashes and cumulative message sizes (under the lock)."""
+    def _chain(
+        self, name: str, bodies: list[bytes] | None, hashes: list[bytes] | None = None
+    ) -> tuple[list[bytes], list[int]]:
+        """The session's prefix hashes (``hashes`` when the session gave its own) and
+        cumulative message sizes (under the lock)."""
         if bodies is None:
             return [], []
+        if hashes is not None and len(hashes) == len(bodies):
+            total = 0
+            sizes = []
+            for b in bodies:
+                total += len(b)
+                sizes.append(total)
+            return list(hashes), sizes
         old = self._chains.get(name)
         keep = 0
         if old is not None:
@@ -201,12 +303,17 @@ class Router:
     def route(self, session: SessionLike | str) -> int:
         """Pick the slot for the session's next request, planning any save or restore."""
         # The session's own lock is taken outside the router's: never the other way round.
+        store: str | None = None
+        hashes: list[bytes] | None = None
         if isinstance(session, str):
             name, bodies = session, None
         else:
             name, bodies = session.name, session.messages_bytes()
+            store = getattr(session, "store_id", None)
+            own = getattr(session, "prefix_hashes", None)
+            hashes = own() if callable(own) else None
         with self._lock:
-            chain, sizes = self._chain(name, bodies)
+            chain, sizes = self._chain(name, bodies, hashes)
             head = chain[-1] if chain else None
             now = time.monotonic()
             for s in self._slots:  # asked twice for the same request: same answer
@@ -218,28 +325,28 @@ class Router:
                 key=lambda s: (s.free(now), s.shared(chain, sizes), s.owner == name, -s.used),
             )
             score = best.shared(chain, sizes)
-            depth = self._deepest_saved(chain)
+            depth = self._deepest_saved(chain, store)
             if depth is not None and sizes[depth] > score:
                 best = max(self._slots, key=lambda s: (s.free(now), -s.used))
                 self._evict(best, name)
-                best.todo.append(Todo("restore", chain[depth].hex() + _SUFFIX, name))
+                best.todo.append(Todo("restore", state_file(store, chain[depth]), name))
                 route = "restored"
             else:
                 route = ("warm" if best.owner == name else "shared") if score else "cold"
                 if best.owner != name:
                     self._evict(best, name)
-            best.owner, best.chain, best.sizes = name, chain, sizes
+            best.owner, best.chain, best.sizes, best.store = name, chain, sizes, store
             best.used = now
             best.reserved = (name, head, now)
             best.route = route
             self._routes[route] = self._routes.get(route, 0) + 1
             return best.id
 
-    def _deepest_saved(self, chain: list[bytes]) -> int | None:
+    def _deepest_saved(self, chain: list[bytes], store: str | None) -> int | None:
         if self.save_dir is None or not self._saved:
             return None
         for i in range(len(chain) - 1, -1, -1):
-            if chain[i].hex() + _SUFFIX in self._saved:
+            if state_file(store, chain[i]) in self._saved:
                 return i
         return None
 
@@ -247,7 +354,7 @@ class Router:
         """Plan to save what ``slot`` holds before another session overwrites it."""
         f = slot.file()
         if self.save_dir is not None and slot.dirty and f is not None:
-            slot.todo.append(Todo("save", f, slot.owner, tuple(slot.chain)))
+            slot.todo.append(Todo("save", f, slot.owner, tuple(slot.chain), slot.store))
         slot.dirty = False
 
     # -- the request's life ------------------------------------------------------------
@@ -324,7 +431,11 @@ class Router:
                 old = self._last_file.get(todo.owner)
                 self._last_file[todo.owner] = todo.file
                 # The new state covers the old one's whole prompt: the old one is dropped.
-                if old and old != todo.file and any(old == h.hex() + _SUFFIX for h in todo.chain):
+                if (
+                    old
+                    and old != todo.file
+                    and any(old == state_file(todo.store, h) for h in todo.chain)
+                ):
                     self._remove(old)
             t = self._totals
             self._totals = replace(t, saves=t.saves + 1, saved_tokens=t.saved_tokens + n_saved)
@@ -382,7 +493,7 @@ class Router:
             for s in self._slots:
                 f = s.file()
                 if s.dirty and s.busy == 0 and f is not None:
-                    out.append((s.id, Todo("save", f, s.owner, tuple(s.chain))))
+                    out.append((s.id, Todo("save", f, s.owner, tuple(s.chain), s.store)))
                     s.dirty = False
         return out
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .base import (
+    BackupReport,
     CallRecord,
     ChainRow,
     Fault,
@@ -37,6 +38,7 @@ from .base import (
 
 __all__ = [
     "ENGINES",
+    "BackupReport",
     "CallRecord",
     "ChainRow",
     "Fault",

@@ -41,11 +41,13 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from .. import _core
+from .._hashing import XXH3, Hashing
 from .._types import SessionInfo
 from ..errors import ConfigError, CorruptionError
 from .reports import (
     MAX_FAULTS,
     USER_PREFIX,
+    BackupReport,
     Fault,
     FaultList,
     GcReport,
@@ -62,6 +64,7 @@ __all__ = [
     "CALL_FIELDS",
     "MAX_FAULTS",
     "USER_PREFIX",
+    "BackupReport",
     "CallRecord",
     "ChainRow",
     "Fault",
@@ -207,19 +210,22 @@ class ObjectRow:
 # -- the chain check ----------------------------------------------------------------------
 
 
-def check_chain(rows: list[ChainRow], head: int, start: bytes = _core.ROOT) -> list[ChainRow]:
+def check_chain(
+    rows: list[ChainRow], head: int, start: bytes = _core.ROOT, hashing: Hashing = XXH3
+) -> list[ChainRow]:
     """``rows`` (root first) if every body hashes to its hash, every prefix chains from
     the previous one (the first from ``start``: the root, or the prefix of the node the
     rows continue) and the last row is ``head``; else ``CorruptionError``.
 
     Every engine's ``chain`` ends with this, so a damaged store never returns altered
-    text or bytes that are not JSON.
+    text or bytes that are not JSON. ``hashing``: the store's (``srt._hashing``).
     """
     hashes = [r[1] for r in rows]
+    digest = hashing.digest
     if (
         not all(type(r[2]) is bytes and type(r[1]) is bytes for r in rows)
-        or [_core.digest(r[2]) for r in rows] != hashes
-        or _core.chain_many(start, hashes) != [r[3] for r in rows]
+        or [digest(r[2]) for r in rows] != hashes
+        or hashing.chain_many(start, hashes) != [r[3] for r in rows]
         or not rows
         or rows[-1][0] != head
     ):
@@ -255,6 +261,18 @@ class Store(ABC):
 
     #: Where the data lives, for people: a file path, or a URL without its password.
     location: str = ""
+    #: How this store hashes messages and links its prefix chain (``srt._hashing``): the
+    #: store records it when it is created and opens only with the same.
+    hashing: Hashing = XXH3
+    #: Seconds a write waits for other writers before ``StoreBusyError`` (and the
+    #: default deadline of ``Session.append(rebase=True)``).
+    busy_timeout: float = 10.0
+
+    @property
+    def store_id(self) -> str:
+        """A random id (hex) made with the store; it names files derived from the store
+        elsewhere (the local provider's saved KV states). ``""`` if the engine has none."""
+        return ""
 
     def __repr__(self) -> str:
         return f"<srt store {type(self).__name__} {self.location!r}>"
@@ -267,12 +285,21 @@ class Store(ABC):
 
     @abstractmethod
     def create_session(
-        self, name: str, head: int | None, *, exist_ok: bool, head_prefix: bytes | None = None
+        self,
+        name: str,
+        head: int | None,
+        *,
+        exist_ok: bool,
+        head_prefix: bytes | None = None,
+        limit: int | None = None,
     ) -> SessionRow:
         """Create a session at ``head``. If one named ``name`` exists, return it with
         ``exist_ok``, else raise ``SessionExistsError``. With ``head_prefix``, the node
         must still carry that prefix hash (a node id seen earlier may have been
-        collected and reused): otherwise ``ConflictError`` and nothing is written."""
+        collected and reused): otherwise ``ConflictError`` and nothing is written.
+        With ``limit``, a store holding that many sessions refuses a new one
+        (``SessionLimitError``), counted in the same transaction as the insert, so
+        creators in other threads and processes cannot pass it together."""
 
     @abstractmethod
     def delete_session(self, name: str) -> None:
@@ -345,13 +372,16 @@ class Store(ABC):
         *,
         call: CallRecord | None = None,
         objects: Sequence[ObjectPut] = (),
+        deadline: float | None = None,
     ) -> list[int]:
         """Add ``items`` below ``parent`` (at ``depth``) and make the last one the head,
         if the head is still ``expected``: otherwise ``ConflictError`` (or
         ``SessionNotFoundError``) and nothing is written. Returns the node ids.
 
         ``call`` (its ``node`` set to the new head) and ``objects`` are written in the
-        same transaction.
+        same transaction. Waiting for other writers ends at ``deadline`` (a
+        ``time.monotonic()`` value; default: the engine's busy timeout from now) with
+        ``StoreBusyError``.
         """
 
     @abstractmethod
@@ -422,10 +452,14 @@ class Store(ABC):
     # -- maintenance -------------------------------------------------------------------
 
     @abstractmethod
-    def gc(self, *, secure_delete: bool = True, dry_run: bool = False) -> GcReport:
+    def gc(
+        self, *, secure_delete: bool = True, dry_run: bool = False, watch: Sequence[bytes] = ()
+    ) -> GcReport:
         """Remove expired objects, then the nodes that no session head and no object
         reaches and the messages no node uses. Ledger rows stay, their node cleared.
-        ``dry_run`` counts and writes nothing."""
+        ``dry_run`` counts and writes nothing. Of the prefix hashes in ``watch``, the
+        report's ``dead_prefixes`` are those no live node carries afterwards (the
+        runtime removes files named after them)."""
 
     @abstractmethod
     def verify(self) -> VerifyReport:
@@ -467,7 +501,11 @@ class Store(ABC):
         """Make every committed write durable in the main store (SQLite: copy the WAL
         into the file and truncate it); False if readers kept it from finishing."""
 
-    # ``backup(dest)`` (issue 13: an online copy while writers run) goes here.
+    def backup(self, dest: str) -> BackupReport:
+        """Copy the store to the new file ``dest`` while writers go on: a consistent
+        copy of every turn committed before the backup began, checked, never over an
+        existing file. Engines without an online copy raise ``ConfigError``."""
+        raise ConfigError(f"the {type(self).__name__} engine cannot make an online backup")
 
     @abstractmethod
     def close(self) -> None:

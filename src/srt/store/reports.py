@@ -10,6 +10,7 @@ from typing import Any
 __all__ = [
     "MAX_FAULTS",
     "USER_PREFIX",
+    "BackupReport",
     "Fault",
     "FaultList",
     "GcReport",
@@ -42,6 +43,11 @@ class GcReport:
     checkpointed: bool  # the WAL was checkpointed and truncated afterwards
     dry_run: bool
     objects: int = 0  # expired objects removed
+    #: the prefix hashes of ``gc(watch=...)`` no live node carries (any more)
+    dead_prefixes: tuple[bytes, ...] = ()
+    #: the local provider's saved KV states removed with them (``Runtime.gc``), and bytes
+    state_files: int = 0
+    state_bytes: int = 0
 
     @property
     def bytes_freed(self) -> int:
@@ -50,6 +56,18 @@ class GcReport:
     @property
     def free_bytes(self) -> int:
         return self.free_pages * self.page_size
+
+
+@dataclass(frozen=True)
+class BackupReport:
+    """What one ``backup`` copied."""
+
+    path: str  # where the copy is
+    pages: int
+    page_size: int
+    bytes: int  # the copy's size on disk
+    seconds: float
+    encrypted: bool
 
 
 @dataclass(frozen=True)

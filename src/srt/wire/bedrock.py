@@ -42,6 +42,7 @@ from ..errors import (
 )
 from ..message import canonical_tool
 from ..tokens import Tokenizer, bedrock_tokenizer
+from ._input import need, typed_input
 from .anthropic import (
     BlockFormat,
     blocks_of,
@@ -304,17 +305,20 @@ class Bedrock(BlockFormat):
         if kind == "text":
             return {"type": "text", "text": block["text"]}
         if kind == "image":
-            image = block["image"]
+            image = need(block, "image", Mapping, "a Converse content block")
             for key in image:
                 if key not in ("format", "source"):
                     raise UnsupportedFeatureError(self.name, f"the image '{key}' field")
-            source = image["source"]
+            source = need(image, "source", Mapping, "a Converse image block")
             if set(source) != {"bytes"}:
                 raise UnsupportedFeatureError(self.name, f"image sources {sorted(source)}")
-            url = f"data:image/{image['format']};base64,{source['bytes']}"
+            fmt = need(image, "format", str, "a Converse image block")
+            data = need(source, "bytes", str, "a Converse image source")
+            url = f"data:image/{fmt};base64,{data}"
             return {"type": "image_url", "image_url": {"url": url}}
         raise UnsupportedFeatureError(self.name, f"{kind} blocks in {what}")
 
+    @typed_input("a Converse message")
     def to_canonical(
         self, msg: Mapping[str, Any], model: str | None = None
     ) -> list[dict[str, Any]]:
@@ -325,6 +329,8 @@ class Bedrock(BlockFormat):
         An assistant message's ``reasoningContent`` blocks become artifacts for
         ``model``.
         """
+        if not isinstance(msg, Mapping):
+            raise InvalidMessageError("a Converse message must be an object")
         role = msg.get("role")
         if role not in ("user", "assistant"):
             raise InvalidMessageError("a Converse message has role user or assistant")
@@ -365,17 +371,18 @@ class Bedrock(BlockFormat):
                 )
             elif isinstance(block, Mapping) and "toolUse" in block and len(block) == 1:
                 use = block["toolUse"]
+                what = "a Converse toolUse block"
+                call_id, name = need(use, "toolUseId", str, what), need(use, "name", str, what)
                 for key in use:
                     if key not in ("toolUseId", "name", "input"):
                         raise UnsupportedFeatureError(self.name, f"the toolUse '{key}' field")
+                if "input" not in use:
+                    raise InvalidMessageError(f"{what} needs an 'input' field")
                 calls.append(
                     {
-                        "id": use["toolUseId"],
+                        "id": call_id,
                         "type": "function",
-                        "function": {
-                            "name": use["name"],
-                            "arguments": dumps(use["input"]).decode(),
-                        },
+                        "function": {"name": name, "arguments": dumps(use["input"]).decode()},
                     }
                 )
             else:

@@ -45,6 +45,7 @@ from typing import Any
 from .._types import Message
 from ..errors import InvalidMessageError
 from . import openai_responses
+from ._input import typed_input
 
 __all__ = ["detect", "to_canonical"]
 
@@ -144,6 +145,7 @@ def _converter(module: str) -> Any:
     return fn
 
 
+@typed_input("a message")
 def to_canonical(msg_or_items: Any, model: str | None = None) -> list[dict[str, Any]]:
     """Canonical messages for a message or list of items in any known provider shape."""
     shape = detect(msg_or_items)

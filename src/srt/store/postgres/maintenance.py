@@ -120,8 +120,11 @@ SELECT id FROM live
 """
 
 
-def gc(db: Database, *, secure_delete: bool = True, dry_run: bool = False) -> GcReport:
-    """Sweep expired objects, unreachable nodes and unused messages (module docstring)."""
+def gc(
+    db: Database, *, secure_delete: bool = True, dry_run: bool = False, watch: Sequence[bytes] = ()
+) -> GcReport:
+    """Sweep expired objects, unreachable nodes and unused messages (module docstring);
+    of the prefix hashes in ``watch``, report those no live node carries."""
 
     def sweep(conn: psycopg.Connection[Any]) -> GcReport:
         tx = conn.transaction(force_rollback=dry_run)
@@ -138,6 +141,20 @@ def gc(db: Database, *, secure_delete: bool = True, dry_run: bool = False) -> Gc
             ).rowcount
             conn.execute(db.sql(_LIVE))
             conn.execute("ALTER TABLE srt_gc_live ADD PRIMARY KEY (id)")
+            live = (
+                {
+                    bytes(r[0])
+                    for r in conn.execute(
+                        db.sql(
+                            "SELECT n.prefix FROM {s}.nodes n JOIN srt_gc_live l ON l.id = n.id "
+                            "WHERE n.prefix = ANY(%s)"
+                        ),
+                        (list(watch),),
+                    )
+                }
+                if watch
+                else set()
+            )
             ledger = conn.execute(
                 db.sql(
                     "UPDATE {s}.calls c SET node = NULL WHERE c.node IS NOT NULL AND NOT EXISTS "
@@ -171,6 +188,7 @@ def gc(db: Database, *, secure_delete: bool = True, dry_run: bool = False) -> Gc
             checkpointed=False,
             dry_run=dry_run,
             objects=objects,
+            dead_prefixes=tuple(p for p in watch if p not in live),
         )
 
     return db.run("collecting garbage", sweep)

@@ -23,6 +23,7 @@ from ...errors import (
     ConflictError,
     CorruptionError,
     SessionExistsError,
+    SessionLimitError,
     SessionNotFoundError,
     StoreUnavailableError,
 )
@@ -191,9 +192,17 @@ class PostgresStore(Store):
         return SessionRow(rows[0][0], name, *rows[0][1:]) if rows else None
 
     def create_session(
-        self, name: str, head: int | None, *, exist_ok: bool, head_prefix: bytes | None = None
+        self,
+        name: str,
+        head: int | None,
+        *,
+        exist_ok: bool,
+        head_prefix: bytes | None = None,
+        limit: int | None = None,
     ) -> SessionRow:
         now = time.time()
+        lock = self.db.sql("LOCK TABLE {s}.sessions IN SHARE ROW EXCLUSIVE MODE")
+        count = self.db.sql("SELECT count(*) FROM {s}.sessions")
         check = self.db.sql("SELECT prefix FROM {s}.nodes WHERE id = %s FOR KEY SHARE")
         insert = self.db.sql(
             "INSERT INTO {s}.sessions(name, head, created, updated) VALUES (%s, %s, %s, %s) "
@@ -209,6 +218,17 @@ class PostgresStore(Store):
                         raise ConflictError(
                             "the history this handle saw is no longer stored (collected by "
                             "gc?); refresh() and retry"
+                        )
+                if limit is not None:
+                    # Creators take turns (the lock conflicts with itself, not with
+                    # readers), so none counts before another's insert is visible.
+                    conn.execute(lock)
+                    existing = conn.execute(found, (name,)).fetchone()
+                    n = conn.execute(count).fetchone()
+                    if existing is None and n is not None and int(n[0]) >= limit:
+                        raise SessionLimitError(
+                            f"the store holds {n[0]} sessions, its maximum is {limit}; "
+                            "delete one (and run srt gc) or raise max_sessions"
                         )
                 made = conn.execute(insert, (name, head, now, now)).fetchone()
                 if made is not None:
@@ -338,6 +358,7 @@ class PostgresStore(Store):
         *,
         call: CallRecord | None = None,
         objects: Sequence[ObjectPut] = (),
+        deadline: float | None = None,
     ) -> list[int]:
         for obj in objects:
             check_object(obj.kind, obj.scope, obj.key, obj.value)
@@ -364,7 +385,13 @@ class PostgresStore(Store):
         sql = self.db.sql(_APPEND)
 
         def run(conn: psycopg.Connection[Any]) -> list[int]:
-            row = conn.execute(sql, args).fetchone()
+            if deadline is None:
+                row = conn.execute(sql, args).fetchone()
+            else:  # waiting for other writers' row locks ends at the deadline
+                left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+                with conn.transaction():
+                    conn.execute(f"SET LOCAL lock_timeout = {left_ms:d}")
+                    row = conn.execute(sql, args).fetchone()
             assert row is not None
             return list(row[0])
 
@@ -535,8 +562,10 @@ class PostgresStore(Store):
 
     # -- maintenance -------------------------------------------------------------------
 
-    def gc(self, *, secure_delete: bool = True, dry_run: bool = False) -> GcReport:
-        return maintenance.gc(self.db, secure_delete=secure_delete, dry_run=dry_run)
+    def gc(
+        self, *, secure_delete: bool = True, dry_run: bool = False, watch: Sequence[bytes] = ()
+    ) -> GcReport:
+        return maintenance.gc(self.db, secure_delete=secure_delete, dry_run=dry_run, watch=watch)
 
     def verify(self) -> VerifyReport:
         return maintenance.verify(self.db)

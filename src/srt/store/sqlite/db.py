@@ -10,29 +10,31 @@ from __future__ import annotations
 
 import contextlib
 import os
-import stat
-import struct
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import apsw
 import apsw.bestpractice
 
+from ... import _hashing
+from ..._hashing import Hashing
 from ...errors import (
     ConfigError,
     CorruptionError,
+    HashKeyError,
     NotAnSrtDatabaseError,
     SchemaVersionError,
     StoreBusyError,
     StoreError,
 )
 from . import heap
+from . import keys as _keys
+from .files import BUSY_TIMEOUT_MS, check_header, create_private_file, describe
 
 #: ``PRAGMA application_id`` of an srt database: the ASCII bytes "SRT1".
 APPLICATION_ID = 0x53525431
-#: Busy timeout for every connection, in milliseconds (APSW's default is 100 ms).
-BUSY_TIMEOUT_MS = 10_000
 #: Size the ``-wal`` file is cut back to when a checkpoint lets it restart. Without a
 #: limit SQLite reuses the file but never shrinks it, so one long-lived reader (which
 #: stops checkpoints) leaves a WAL of hundreds of MB on disk for as long as the
@@ -132,17 +134,25 @@ MIGRATIONS: tuple[str | Callable[[apsw.Connection], None], ...] = (
     """
     ALTER TABLE calls ADD COLUMN params TEXT;
     """,
-    # v5: message bodies packed in the heap (heap.py); each node carries its message's
-    # hash and place, and ``messages`` becomes a view. See ``_v5``.
-    lambda conn: _v5(conn),
+    # v5: what the file says about itself. ``hashing``: how its message hashes and
+    # prefix chain are computed, for its whole life (``_hashing``; a keyed store adds
+    # ``hash_key_check``, the keyed digest of a fixed text). ``store_id``: a random id
+    # naming files derived from this store elsewhere (the local provider's KV states).
+    """
+    CREATE TABLE srt_meta(key TEXT PRIMARY KEY, value BLOB NOT NULL);
+    INSERT INTO srt_meta(key, value) VALUES ('hashing', 'xxh3-128'), ('store_id', randomblob(16));
+    """,
+    # v6: message bodies packed in the heap (heap.py); each node carries its message's
+    # hash and place, and ``messages`` becomes a view. See ``_v6``.
+    lambda conn: _v6(conn),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: A node names its message by hash and place in the heap; one index finds a message by
 #: hash (to store each body once) and a node by (hash, parent) (so equal histories share
 #: nodes, as the prefix hash says they must).
-NODES_V5_SQL = """
-CREATE TABLE nodes_v5(
+NODES_V6_SQL = """
+CREATE TABLE nodes_v6(
     id      INTEGER PRIMARY KEY,
     parent  INTEGER REFERENCES nodes(id),
     depth   INTEGER NOT NULL CHECK (depth >= 1),
@@ -158,7 +168,7 @@ CREATE TABLE nodes_v5(
 #: The node that first stored a body (the owner of its place in the heap).
 OWNER = "NOT EXISTS (SELECT 1 FROM nodes o WHERE o.hash = n.hash AND o.id < n.id)"
 
-#: Every stored message, as the tables of schema v1-v4 held them: its id (its place in
+#: Every stored message, as the tables of schema v1-v5 held them: its id (its place in
 #: the heap), hash and canonical body. For reading (and people with a SQL shell).
 MESSAGES_VIEW_SQL = f"""
 CREATE VIEW messages(id, hash, body) AS
@@ -166,7 +176,7 @@ SELECT n.at, n.hash, {heap.body_sql("n.at", "n.len")} FROM nodes n WHERE {OWNER}
 """
 
 
-def _v5(conn: apsw.Connection) -> None:
+def _v6(conn: apsw.Connection) -> None:
     """Move every message body into the heap, once each, in message id order, and give
     each node its message's hash and place; node ids, heads and the ledger stay, and each
     session row gains its head's prefix hash (``head_prefix``). The file
@@ -174,26 +184,26 @@ def _v5(conn: apsw.Connection) -> None:
     the messages' new ids (runs with foreign keys off; ``_migrate`` checks them)."""
     had_index = has_search_index(conn)
     conn.execute(heap.HEAP_SQL)
-    conn.execute(NODES_V5_SQL)
+    conn.execute(NODES_V6_SQL)
     if had_index:
         conn.execute(SEARCH_DROP_SQL)
     row = heap.row_bytes(int(conn.execute("PRAGMA page_size").get))
-    conn.execute("CREATE TEMP TABLE srt_v5_places(id INTEGER PRIMARY KEY, at INTEGER, len INTEGER)")
+    conn.execute("CREATE TEMP TABLE srt_v6_places(id INTEGER PRIMARY KEY, at INTEGER, len INTEGER)")
     places = []
     old: list[Any] = conn.execute("SELECT id, body FROM messages ORDER BY id").fetchall()
     for mid, body in old:
         places.append((mid, heap.append(conn, bytes(body), row), len(body)))
-    conn.executemany("INSERT INTO temp.srt_v5_places VALUES (?, ?, ?)", places)
+    conn.executemany("INSERT INTO temp.srt_v6_places VALUES (?, ?, ?)", places)
     conn.execute(
-        "INSERT INTO nodes_v5(id, parent, depth, hash, prefix, at, len, meta, status) "
+        "INSERT INTO nodes_v6(id, parent, depth, hash, prefix, at, len, meta, status) "
         "SELECT n.id, n.parent, n.depth, m.hash, n.prefix, p.at, p.len, n.meta, n.status "
         "FROM nodes n JOIN messages m ON m.id = n.message "
-        "JOIN temp.srt_v5_places p ON p.id = m.id ORDER BY n.id"
+        "JOIN temp.srt_v6_places p ON p.id = m.id ORDER BY n.id"
     )
-    conn.execute("DROP TABLE temp.srt_v5_places")
+    conn.execute("DROP TABLE temp.srt_v6_places")
     conn.execute("DROP TABLE nodes")
     conn.execute("DROP TABLE messages")
-    conn.execute("ALTER TABLE nodes_v5 RENAME TO nodes")
+    conn.execute("ALTER TABLE nodes_v6 RENAME TO nodes")
     conn.execute("CREATE INDEX nodes_hash ON nodes(hash, parent)")
     conn.execute(MESSAGES_VIEW_SQL)
     # Each session row keeps its head's prefix hash, checked whenever the session is read:
@@ -286,20 +296,16 @@ def has_search_index(conn: apsw.Connection) -> bool:
     return has_table(conn, SEARCH_TABLE)
 
 
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
-
-
 @contextlib.contextmanager
 def translate(action: str) -> Iterator[None]:
     """Map any ``apsw.Error`` raised inside the block to the ``StoreError`` tree."""
     try:
         yield
     except apsw.BusyError as exc:
-        raise StoreBusyError(f"{action}: the database stayed locked ({_describe(exc)})") from exc
+        raise StoreBusyError(f"{action}: the database stayed locked ({describe(exc)})") from exc
     except (apsw.NotADBError, apsw.CorruptError) as exc:
         raise CorruptionError(
-            f"{action}: the file is not a valid SQLite database ({_describe(exc)})"
+            f"{action}: the file is not a valid SQLite database ({describe(exc)})"
         ) from exc
     except UnicodeDecodeError as exc:  # apsw decoding a TEXT value of a damaged file
         raise CorruptionError(
@@ -307,87 +313,14 @@ def translate(action: str) -> Iterator[None]:
         ) from exc
     except apsw.SQLError as exc:
         if not str(exc).startswith(("no such table", "no such column", "unsupported file")):
-            raise StoreError(f"{action}: {_describe(exc)}") from exc
+            raise StoreError(f"{action}: {describe(exc)}") from exc
         # srt's own SQL names only srt's tables and columns: the file's schema was
         # damaged or altered (a bit flip in sqlite_schema reads as a missing column).
         raise CorruptionError(
-            f"{action}: the database schema is not srt's ({_describe(exc)}); run srt verify"
+            f"{action}: the database schema is not srt's ({describe(exc)}); run srt verify"
         ) from exc
     except apsw.Error as exc:
-        raise StoreError(f"{action}: {_describe(exc)}") from exc
-
-
-def create_private_file(path: str) -> None:
-    """Create ``path`` (and any missing parent directories) readable by its owner only.
-
-    Directories srt creates are 0700 and the file is 0600, whatever the umask.
-    SQLite gives the ``-wal`` and ``-shm`` files the database file's mode.
-    """
-    parent = os.path.dirname(os.path.abspath(path))
-    missing: list[str] = []
-    p = parent
-    while not os.path.exists(p):
-        missing.append(p)
-        p = os.path.dirname(p)
-    for d in reversed(missing):
-        try:
-            os.mkdir(d, 0o700)
-        except FileExistsError:
-            pass
-        except OSError as exc:  # read-only, no permission, a file in the way, ...
-            raise StoreError(f"cannot create the database directory: {exc.strerror}") from exc
-        else:
-            os.chmod(d, 0o700)
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except FileExistsError:
-        return
-    except OSError as exc:
-        raise StoreError(f"cannot create the database file: {exc.strerror}") from exc
-    try:
-        os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)
-
-
-def check_header(path: str) -> None:
-    """Refuse a file that is not SQLite, or that is shorter than its own header says.
-
-    Reads the file only; it is never modified.
-    """
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return
-    except OSError as exc:  # a file where a directory should be, a name too long, ...
-        raise StoreError(f"cannot use the database path: {exc.strerror}") from exc
-    if not stat.S_ISREG(st.st_mode):
-        raise StoreError("the database path is not a regular file")
-    if st.st_size == 0:
-        return
-    try:
-        with open(path, "rb") as f:
-            header = f.read(100)
-    except OSError as exc:
-        raise StoreError(f"cannot read the database file: {exc.strerror}") from exc
-    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
-        raise CorruptionError("the file is not a SQLite database (bad or short header)")
-    if header[18] not in (1, 2) or header[19] not in (1, 2):
-        # SQLite writes 1 (rollback journal) or 2 (WAL) there and accepts other values;
-        # switching such a file to WAL would rewrite a header that is already damaged.
-        raise CorruptionError(
-            "the file header's format version bytes are invalid "
-            f"(write {header[18]}, read {header[19]}); the file is damaged"
-        )
-    (page_size,) = struct.unpack(">H", header[16:18])
-    page_size = 65536 if page_size == 1 else page_size
-    change_counter, npages = struct.unpack(">II", header[24:32])
-    (valid_for,) = struct.unpack(">I", header[92:96])
-    if npages and change_counter == valid_for and st.st_size < npages * page_size:
-        raise CorruptionError(
-            f"the database file is truncated: its header says {npages} pages of "
-            f"{page_size} bytes but the file holds {st.st_size} bytes"
-        )
+        raise StoreError(f"{action}: {describe(exc)}") from exc
 
 
 def reserved_bytes(path: str) -> int:
@@ -447,7 +380,14 @@ PAGE_SIZE = 2048
 MMAP_SIZE = 256 * 1024 * 1024
 
 
-def _configure(conn: apsw.Connection, new: bool) -> None:
+#: ``Runtime(durability=...)`` -> ``PRAGMA synchronous``. With WAL, ``normal`` syncs the
+#: WAL only at checkpoints: a process crash loses nothing committed, a power loss or OS
+#: crash may lose the last commits but never corrupts. ``full`` syncs the WAL at every
+#: commit, so a commit that returned survives a power loss too.
+SYNCHRONOUS = {"normal": "NORMAL", "full": "FULL"}
+
+
+def _configure(conn: apsw.Connection, new: bool, durability: str = "normal") -> None:
     if new:
         conn.execute(f"PRAGMA page_size={PAGE_SIZE:d}")
     # apsw.bestpractice's per-connection functions, one by one; never apply(),
@@ -456,11 +396,11 @@ def _configure(conn: apsw.Connection, new: bool) -> None:
     apsw.bestpractice.connection_enable_foreign_keys(conn)
     apsw.bestpractice.connection_dqs(conn)
     conn.set_busy_timeout(BUSY_TIMEOUT_MS)
-    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA synchronous={SYNCHRONOUS[durability]}")
     conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT:d}").fetchall()
 
 
-def _migrate(conn: apsw.Connection, lock: threading.Lock) -> None:
+def _migrate(conn: apsw.Connection, lock: threading.Lock, hashing: Hashing) -> None:
     # A step may rebuild a table others refer to (SQLite's way: create the new table, copy,
     # drop the old one, rename the new one), which needs foreign keys off; they are
     # checked before the migration commits, and on again afterwards.
@@ -480,7 +420,7 @@ def _migrate(conn: apsw.Connection, lock: threading.Lock) -> None:
                     except apsw.SQLError as exc:  # e.g. "duplicate column": newer tables
                         raise CorruptionError(
                             f"the file says schema version {current} but its tables do not "
-                            f"match it ({_describe(exc)}); nothing was changed"
+                            f"match it ({describe(exc)}); nothing was changed"
                         ) from exc
                 if current < SCHEMA_VERSION:
                     broken = conn.execute("PRAGMA foreign_key_check").fetchall()
@@ -491,6 +431,16 @@ def _migrate(conn: apsw.Connection, lock: threading.Lock) -> None:
                         )
                     conn.execute(f"PRAGMA application_id={APPLICATION_ID:d}")
                     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION:d}")
+                if current == 0:  # a new file takes the hashing it is opened with
+                    conn.execute(
+                        "UPDATE srt_meta SET value = ? WHERE key = 'hashing'", (hashing.name,)
+                    )
+                    if hashing.check is not None:
+                        conn.execute(
+                            "INSERT INTO srt_meta(key, value) VALUES ('hash_key_check', ?)",
+                            (hashing.check,),
+                        )
+                check_hashing(conn, hashing)  # an older file: before anything is committed
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -499,27 +449,70 @@ def _migrate(conn: apsw.Connection, lock: threading.Lock) -> None:
         conn.execute("PRAGMA foreign_keys=ON")
 
 
+def check_hashing(conn: apsw.Connection, hashing: Hashing) -> None:
+    """``HashKeyError`` unless the file hashes the way ``hashing`` does (and, keyed,
+    with the same key)."""
+    rows: dict[Any, Any] = {}
+    if conn.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'srt_meta'").get:
+        sql = "SELECT key, value FROM srt_meta WHERE key IN ('hashing', 'hash_key_check')"
+        rows = {k: v for k, v in conn.execute(sql)}
+    mode = rows.get("hashing", _hashing.XXH3_NAME)
+    if mode == hashing.name and rows.get("hash_key_check") == hashing.check:
+        return
+    if mode == _hashing.XXH3_NAME:
+        raise HashKeyError(
+            "this store hashes with XXH3-128, so it opens without a hash_key (a store's "
+            "hashing is chosen when it is created)"
+        )
+    if mode != _hashing.BLAKE2B_NAME:
+        raise CorruptionError(f"the store records an unknown hashing {str(mode)[:40]!r}")
+    if hashing.check is None:
+        raise HashKeyError("this store hashes with a keyed BLAKE2b: open it with its hash_key")
+    raise HashKeyError("the hash_key is not this store's: its check value differs")
+
+
 def connect(
-    path: str, lock: threading.Lock, *, migrate: bool, vfs: str | None = None
+    path: str,
+    lock: threading.Lock,
+    *,
+    migrate: bool,
+    vfs: str | None = None,
+    key: _keys.Key | None = None,
+    hashing: Hashing = _hashing.XXH3,
+    durability: str = "normal",
 ) -> apsw.Connection:
     """Open one connection to ``path``, verified as srt's and fully configured.
 
     ``vfs`` names a registered SQLite VFS (``None``: the default one); the tests use
-    it to inject disk faults.
+    it to inject disk faults. ``key`` decrypts the file (checked by reading it);
+    ``hashing`` must be the file's (``HashKeyError`` otherwise); ``durability`` is a
+    key of ``SYNCHRONOUS``.
     """
     with translate("opening the database"):
         conn = apsw.Connection(path, vfs=vfs)
         try:
+            if key is not None:
+                _keys.apply(conn, key)
             conn.set_busy_timeout(BUSY_TIMEOUT_MS)
-            version = _check_identity(conn)
-            _configure(conn, version == 0)
+            try:
+                version = _check_identity(conn)
+            except (apsw.NotADBError, apsw.CorruptError) as exc:
+                if key is None:
+                    raise
+                raise _keys.wrong_key() from exc
+            _configure(conn, version == 0, durability)
             if migrate and version < SCHEMA_VERSION:
-                _migrate(conn, lock)
+                _migrate(conn, lock, hashing)  # which checks the hashing too
+            else:
+                check_hashing(conn, hashing)
         except BaseException:
             conn.close()
             raise
     return conn
 
+
+#: A write given this much time or more waits as if given the whole busy timeout.
+_NEAR_FULL_WAIT_S = BUSY_TIMEOUT_MS / 1000 - 0.01
 
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
@@ -534,29 +527,60 @@ def file_lock(path: str) -> threading.Lock:
 
 class Database:
     """One SQLite file: a connection per thread (new ones after ``os.fork()``), the
-    file's writer lock, and the VFS every connection goes through.
+    file's writer lock, and how every connection is opened.
 
     ``vfs`` names a registered SQLite VFS (``None``: the default); the tests use it
-    to inject disk faults.
+    to inject disk faults. ``key`` decrypts an encrypted file (``keys``); ``hashing``
+    is how the file's messages and prefix chain are hashed (``srt._hashing``; the file
+    records it); ``durability`` is ``"normal"`` or ``"full"`` (``SYNCHRONOUS``).
     """
 
-    def __init__(self, path: str, *, vfs: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        vfs: str | None = None,
+        key: _keys.Key | None = None,
+        hashing: Hashing = _hashing.XXH3,
+        durability: str = "normal",
+    ) -> None:
         self.path = path
         self.vfs = vfs
+        self.key = key
+        self.hashing = hashing
+        self.durability = durability
         #: Taken by every writer of this file in this process, before BEGIN IMMEDIATE.
         self.lock = file_lock(path)
         self._local = threading.local()
         self._pid = os.getpid()
         self._conns: list[apsw.Connection] = []
         self._conns_guard = threading.Lock()
-        #: Bytes SQLite reserves at the end of each page (header byte 20; 0 for most files).
+        #: Bytes SQLite reserves at the end of each page (header byte 20; 0 for most files;
+        #: an encrypted file's header is not readable here, and its rows are sized as if 0).
         self.reserved = 0
+        if key is not None:
+            _keys.require()
+            if path == ":memory:":
+                raise ConfigError("an in-memory store cannot be encrypted")
         if path != ":memory:":
-            check_header(path)
+            check_header(path, vfs=vfs, key=key)
             create_private_file(path)
         self.connection()  # verify identity and migrate now, so errors surface at open
-        if path != ":memory:":
+        if path != ":memory:" and key is None:
             self.reserved = reserved_bytes(path)
+
+    def open(self) -> apsw.Connection:
+        """A new connection to the file, keyed, checked and configured like every other
+        (the caller closes it)."""
+        return connect(
+            self.path,
+            self.lock,
+            migrate=True,
+            vfs=self.vfs,
+            key=self.key,
+            hashing=self.hashing,
+            durability=self.durability,
+        )
 
     def connection(self) -> apsw.Connection:
         """This thread's connection, opened (and the file migrated) on first use."""
@@ -567,7 +591,7 @@ class Database:
             self._pid = os.getpid()
         conn: apsw.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self.path, self.lock, migrate=True, vfs=self.vfs)
+            conn = self.open()
             self._local.conn = conn
             with self._conns_guard:
                 self._conns.append(conn)
@@ -582,18 +606,44 @@ class Database:
                 conn.close()
 
     @contextlib.contextmanager
-    def write(self, action: str) -> Iterator[apsw.Connection]:
-        """A write transaction: the writer lock, then ``BEGIN IMMEDIATE``; commit or roll back."""
+    def write(self, action: str, deadline: float | None = None) -> Iterator[apsw.Connection]:
+        """A write transaction: the writer lock, then ``BEGIN IMMEDIATE``; commit or roll back.
+
+        Waiting for other writers (this process's, then other processes') ends at
+        ``deadline`` (a ``time.monotonic()`` value; default: the busy timeout from now)
+        with ``StoreBusyError``.
+        """
         conn = self.connection()
-        with translate(action), self.lock:
-            conn.execute("BEGIN IMMEDIATE")
+        lock = self.lock
+        if deadline is not None and deadline - time.monotonic() > _NEAR_FULL_WAIT_S:
+            deadline = None  # (within 10 ms of a full busy timeout: SQLite's own will do)
+        with translate(action):
+            left_ms = BUSY_TIMEOUT_MS  # the common case: no wait, SQLite's own timeout
+            if deadline is not None or not lock.acquire(blocking=False):
+                if deadline is None:
+                    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+                if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                    raise StoreBusyError(
+                        f"{action}: another writer in this process held the database too long"
+                    )
+                left_ms = int((deadline - time.monotonic()) * 1000)
             try:
-                yield conn
-            except BaseException:
-                if not conn.get_autocommit():
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                if left_ms < BUSY_TIMEOUT_MS:
+                    conn.set_busy_timeout(max(1, left_ms))
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                finally:
+                    if left_ms < BUSY_TIMEOUT_MS:
+                        conn.set_busy_timeout(BUSY_TIMEOUT_MS)
+                try:
+                    yield conn
+                except BaseException:
+                    if not conn.get_autocommit():
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                lock.release()
 
     def read(self, action: str, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with translate(action):
@@ -605,7 +655,7 @@ class Database:
         pragmas never leak into the connections the store lends to sessions."""
         if self.path == ":memory:":
             raise ConfigError(f"{action} needs a database file, not :memory:")
-        conn = connect(self.path, self.lock, migrate=True, vfs=self.vfs)
+        conn = self.open()
         try:
             with translate(action):
                 for pragma in pragmas:
@@ -614,3 +664,41 @@ class Database:
         finally:
             with contextlib.suppress(apsw.Error):
                 conn.close()
+
+    def rekey(self, new_key: _keys.Key | None) -> None:
+        """Re-encrypt the file under ``new_key`` (``None``: decrypt it).
+
+        Every connection this store opened is closed first (threads reopen theirs on
+        their next use); no other process may have the file open meanwhile. The new
+        key is checked by reading the file with it before it replaces the old one.
+        """
+        _keys.require()
+        if self.path == ":memory:":
+            raise ConfigError("an in-memory store cannot be encrypted")
+        with self.lock:
+            self.close()
+            conn = self.open()
+            try:
+                with translate("re-encrypting the database"):
+                    if self.key is None and new_key is not None:
+                        # Encrypting a plain file rewrites every page with room for the
+                        # cipher's MAC, which SQLite3 Multiple Ciphers does only outside
+                        # WAL mode: leave it for the rekey (this needs the only handle).
+                        if conn.pragma("journal_mode", "delete") != "delete":
+                            raise StoreBusyError(
+                                "re-encrypting the database: another connection has it open"
+                            )
+                        try:
+                            _keys.apply(conn, new_key, rekey=True)
+                        finally:
+                            conn.pragma("journal_mode", "wal")
+                    else:
+                        _keys.apply(conn, new_key, rekey=True)
+            finally:
+                conn.close()
+            old, self.key = self.key, new_key
+            try:
+                self.open().close()
+            except BaseException:
+                self.key = old
+                raise

@@ -41,7 +41,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import apsw
 
@@ -114,10 +114,17 @@ def _count(conn: apsw.Connection, sql: str) -> int:
     return int(conn.execute(sql).get or 0)
 
 
-def gc(db: Database, *, secure_delete: bool = True, dry_run: bool = False) -> GcReport:
+def gc(
+    db: Database,
+    *,
+    secure_delete: bool = True,
+    dry_run: bool = False,
+    watch: Sequence[bytes] = (),
+) -> GcReport:
     """Sweep expired objects, the nodes no session or object reaches and the messages
     no node uses (see the module docstring). ``dry_run`` counts what would go and
-    writes nothing."""
+    writes nothing. Of the prefix hashes in ``watch``, those no live node carries are
+    reported (``dead_prefixes``)."""
     pragmas = [
         f"PRAGMA secure_delete={'ON' if secure_delete else 'OFF'}",
         # The sweep keeps the references intact itself (the live set is closed under
@@ -150,11 +157,11 @@ def gc(db: Database, *, secure_delete: bool = True, dry_run: bool = False) -> Gc
                 "WHERE node IS NOT NULL AND node NOT IN (SELECT id FROM temp.srt_gc_live)",
             )
             ledger_rows = conn.changes()
-            dead = set(q.rows(conn, f"SELECT at, len FROM nodes WHERE {_DEAD_NODES}"))
+            dead_places = set(q.rows(conn, f"SELECT at, len FROM nodes WHERE {_DEAD_NODES}"))
             conn.execute(f"DELETE FROM nodes WHERE {_DEAD_NODES}")
             # A message goes with the last node that names it (its place in the heap).
             kept = {at for (at,) in q.rows(conn, "SELECT DISTINCT at FROM nodes")}
-            gone = sorted(p for p in dead if p[0] not in kept)
+            gone = sorted(p for p in dead_places if p[0] not in kept)
             messages, message_bytes = len(gone), sum(n for _, n in gone)
             if gone:
                 _prune_heap(conn, gone)
@@ -168,6 +175,7 @@ def gc(db: Database, *, secure_delete: bool = True, dry_run: bool = False) -> Gc
                     f"missing {parent} row ({len(broken)} such references); run srt verify"
                 )
             free_after = _count(conn, "PRAGMA freelist_count")
+            dead = tuple(p for p in watch if not _live_prefix(conn, p))
             conn.execute("DROP TABLE temp.srt_gc_live")
         except BaseException:
             if not conn.get_autocommit():
@@ -189,7 +197,14 @@ def gc(db: Database, *, secure_delete: bool = True, dry_run: bool = False) -> Gc
         checkpointed=checkpointed,
         dry_run=dry_run,
         objects=objects,
+        dead_prefixes=dead,
     )
+
+
+def _live_prefix(conn: apsw.Connection, prefix: bytes) -> bool:
+    """Whether a node of gc's live set carries ``prefix`` (inside gc's transaction)."""
+    sql = "SELECT 1 FROM nodes n JOIN temp.srt_gc_live l ON l.id = n.id WHERE n.prefix = ?"
+    return conn.execute(sql, (prefix,)).fetchone() is not None
 
 
 def checkpoint(db: Database, action: str, wait_ms: int = 2000) -> bool:

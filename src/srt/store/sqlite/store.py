@@ -28,16 +28,19 @@ from typing import Any
 import apsw
 
 from ... import _core
+from ..._hashing import XXH3, Hashing
 from ..._types import SessionInfo
 from ...errors import (
     ConfigError,
     ConflictError,
     CorruptionError,
     SessionExistsError,
+    SessionLimitError,
     SessionNotFoundError,
 )
 from ..base import (
     CALL_FIELDS,
+    BackupReport,
     CallRecord,
     ChainRow,
     GcReport,
@@ -55,8 +58,18 @@ from ..base import (
     check_chain,
     check_object,
 )
-from . import heap, maintenance, verify, views
-from .db import MMAP_SIZE, OBJECTS_SQL, OBJECTS_TABLE, Database, has_table, translate
+from . import backup, heap, maintenance, verify, views
+from .db import (
+    MMAP_SIZE,
+    OBJECTS_SQL,
+    OBJECTS_TABLE,
+    SYNCHRONOUS,
+    Database,
+    has_table,
+    translate,
+)
+from .files import BUSY_TIMEOUT_MS
+from .keys import Key
 
 __all__ = ["SQLiteStore"]
 
@@ -91,6 +104,16 @@ SELECT {_NODE_COLUMNS} FROM chain
 _RANGE_SQL = f"SELECT {_NODE_COLUMNS} FROM nodes WHERE id BETWEEN ? AND ? ORDER BY id"
 #: Chains of this many messages or more are read through a memory map.
 _MAP_FROM = 128
+#: The chain's nodes deeper than a given depth (a rebase reads only what it lacks).
+_CHAIN_ABOVE_SQL = f"""
+WITH RECURSIVE chain({_NODE_COLUMNS}) AS (
+    SELECT {_NODE_COLUMNS} FROM nodes WHERE id = ?1 AND depth > ?2
+    UNION ALL
+    SELECT n.id, n.parent, n.depth, n.hash, n.prefix, n.at, n.len, n.status, n.meta
+    FROM nodes n JOIN chain c ON n.id = c.parent AND n.depth < c.depth AND n.depth > ?2
+)
+SELECT {_NODE_COLUMNS} FROM chain
+"""
 
 
 #: The nodes of a chain below ``node`` down to (not including) depth ``?2``.
@@ -150,14 +173,20 @@ def _swap_head(conn: apsw.Connection, session: int, expected: int | None, new: i
 
 
 def insert_nodes(
-    conn: apsw.Connection, parent: int | None, depth: int, items: Sequence[NewNode], row: int
+    conn: apsw.Connection,
+    parent: int | None,
+    depth: int,
+    items: Sequence[NewNode],
+    row: int,
+    hashing: Hashing = XXH3,
 ) -> list[int]:
     """Insert (or find) the messages and nodes of ``items`` below ``parent``.
 
     A node with the same message below the same parent is reused after a structural
     check (its depth and prefix hash); a message already stored is reused after a
     byte-for-byte check; a mismatch is a ``CorruptionError``. New bodies go to the end
-    of the heap (``row``: its row size). Must run inside a write transaction.
+    of the heap (``row``: its row size). Each prefix hash must chain from its parent's
+    under the store's ``hashing``. Must run inside a write transaction.
     """
     ids: list[int] = []
     execute = conn.execute
@@ -172,7 +201,7 @@ def insert_nodes(
         above = top[0]
     for mhash, body, prefix, meta, status in items:
         depth += 1
-        if prefix != _core.chain(above, mhash):
+        if prefix != hashing.chain(above, mhash):
             raise CorruptionError(
                 f"prefix hash {prefix.hex()} does not chain from its parent and message "
                 f"{mhash.hex()}; nothing was linked"
@@ -235,13 +264,36 @@ class SQLiteStore(Store):
     """The Store protocol on one SQLite file (the embedded default engine).
 
     ``vfs`` names a registered SQLite VFS for every connection (``None``: the default).
+    ``key`` (a passphrase or bytes, or a ``keys.Key``) encrypts the file with SQLite3
+    Multiple Ciphers (the ``encryption`` extra); ``hashing`` is a new file's hashing
+    (``srt._hashing``; an existing file must have been created with the same);
+    ``durability``: ``"normal"`` or ``"full"`` (``db.SYNCHRONOUS``).
     """
 
-    def __init__(self, path: str, *, vfs: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        vfs: str | None = None,
+        key: str | bytes | Key | None = None,
+        hashing: Hashing = XXH3,
+        durability: str = "normal",
+    ) -> None:
+        if durability not in SYNCHRONOUS:
+            raise ConfigError(f"durability must be one of {sorted(SYNCHRONOUS)}")
         self.path = path
         self.location = path
+        self.hashing = hashing
+        self.busy_timeout = BUSY_TIMEOUT_MS / 1000
         #: The file's connections and writer lock (the maintenance jobs use it too).
-        self.db = Database(path, vfs=vfs)
+        self.db = Database(
+            path,
+            vfs=vfs,
+            key=Key(key) if key is not None else None,
+            hashing=hashing,
+            durability=durability,
+        )
+        self._store_id: str | None = None
         with translate("opening the database"):
             page_size = int(self.db.connection().execute("PRAGMA page_size").get)
         #: Body bytes per heap row (heap.py): what fills one page of this file.
@@ -272,6 +324,28 @@ class SQLiteStore(Store):
     def close(self) -> None:
         self.db.close()
 
+    @property
+    def store_id(self) -> str:
+        if self._store_id is None:
+            rows = self.db.read(
+                "reading the store id", "SELECT value FROM srt_meta WHERE key = 'store_id'"
+            )
+            self._store_id = bytes(rows[0][0]).hex() if rows else ""
+        return self._store_id
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether the file is encrypted (opened with a key)."""
+        return self.db.key is not None
+
+    def rekey(self, key: str | bytes | Key | None) -> None:
+        """Re-encrypt the file under ``key`` (``None``: decrypt it; a plain file is
+        encrypted by its first rekey). No other process may have it open meanwhile."""
+        self.db.rekey(Key(key) if key is not None else None)
+
+    def backup(self, dest: str) -> BackupReport:
+        return backup.backup(self.db, dest)
+
     # -- sessions ----------------------------------------------------------------
 
     def get_session(self, name: str) -> SessionRow | None:
@@ -286,7 +360,13 @@ class SQLiteStore(Store):
         return SessionRow(rows[0][0], name, *rows[0][1:4])
 
     def create_session(
-        self, name: str, head: int | None, *, exist_ok: bool, head_prefix: bytes | None = None
+        self,
+        name: str,
+        head: int | None,
+        *,
+        exist_ok: bool,
+        head_prefix: bytes | None = None,
+        limit: int | None = None,
     ) -> SessionRow:
         now = time.time()
         with self.db.write("creating a session") as conn:
@@ -304,6 +384,13 @@ class SQLiteStore(Store):
                 if exist_ok:
                     return SessionRow(row[0], name, *row[1:])
                 raise SessionExistsError(f"a session named {name!r} already exists")
+            if limit is not None:
+                count = int(conn.execute("SELECT count(*) FROM sessions").get or 0)
+                if count >= limit:
+                    raise SessionLimitError(
+                        f"the store holds {count} sessions, its maximum is {limit}; "
+                        "delete one (and run srt gc) or raise max_sessions"
+                    )
             conn.execute(
                 "INSERT INTO sessions(name, head, head_prefix, created, updated) "
                 "VALUES (?1, ?2, (SELECT prefix FROM nodes WHERE id = ?2), ?3, ?3)",
@@ -375,7 +462,39 @@ class SQLiteStore(Store):
         rows: list[ChainRow] = [
             (r[0], r[3], b, r[4], r[7], r[8], r[2]) for r, b in zip(found, bodies, strict=True)
         ]
-        return check_chain(rows, head)
+        return check_chain(rows, head, hashing=self.hashing)
+
+    def chain_extension(self, head: int, above: int, prefix: bytes) -> list[ChainRow] | None:
+        conn = self.db.connection()
+        with translate("loading a session"):
+            conn.execute("BEGIN")  # one snapshot for the nodes and their bodies
+            try:
+                found: list[Any] = conn.execute(_CHAIN_ABOVE_SQL, (head, above)).fetchall()
+                found.sort(key=operator.itemgetter(2))  # by depth
+                try:
+                    bodies = heap.read(conn, [r[5] for r in found], [r[6] for r in found])
+                except (ValueError, TypeError):
+                    raise CorruptionError(
+                        "the session's stored messages are missing from the file (it is "
+                        "damaged); run srt verify"
+                    ) from None
+            finally:
+                if not conn.get_autocommit():
+                    conn.execute("ROLLBACK")
+        rows: list[ChainRow] = [
+            (r[0], r[3], b, r[4], r[7], r[8], r[2]) for r, b in zip(found, bodies, strict=True)
+        ]
+        if not rows or rows[0][6] != above + 1 or rows[-1][0] != head:
+            return None
+        digest = self.hashing.digest
+        if [digest(r[2]) for r in rows] != [r[1] for r in rows]:
+            raise CorruptionError(
+                "the session's stored messages fail their hash check (the file is "
+                "damaged); run srt verify"
+            )
+        if self.hashing.chain_many(prefix, [r[1] for r in rows]) != [r[3] for r in rows]:
+            return None
+        return rows
 
     @staticmethod
     def _nodes(conn: apsw.Connection, head: int) -> list[Any]:
@@ -442,9 +561,10 @@ class SQLiteStore(Store):
         *,
         call: CallRecord | None = None,
         objects: Sequence[ObjectPut] = (),
+        deadline: float | None = None,
     ) -> list[int]:
-        with self.db.write("appending to a session") as conn:
-            ids = insert_nodes(conn, parent, depth, items, self._row)
+        with self.db.write("appending to a session", deadline) as conn:
+            ids = insert_nodes(conn, parent, depth, items, self._row, self.hashing)
             head = ids[-1] if ids else parent
             _swap_head(conn, session, expected, head)
             if call is not None:
@@ -580,8 +700,10 @@ class SQLiteStore(Store):
 
     # -- maintenance -------------------------------------------------------------------
 
-    def gc(self, *, secure_delete: bool = True, dry_run: bool = False) -> GcReport:
-        return maintenance.gc(self.db, secure_delete=secure_delete, dry_run=dry_run)
+    def gc(
+        self, *, secure_delete: bool = True, dry_run: bool = False, watch: Sequence[bytes] = ()
+    ) -> GcReport:
+        return maintenance.gc(self.db, secure_delete=secure_delete, dry_run=dry_run, watch=watch)
 
     def verify(self) -> VerifyReport:
         return verify.verify(self.db)

@@ -16,6 +16,7 @@ from typing import Any
 import apsw
 
 from ... import _core
+from ..._hashing import Hashing
 from ...errors import StoreError
 from ..base import Fault, FaultList, VerifyReport
 from . import db as db_module
@@ -36,14 +37,14 @@ def verify(db: Database) -> VerifyReport:
     counts = [0, 0, 0, 0]
     with db.job(action) as conn, q.snapshot(conn, action):
         try:
-            _verify(conn, faults, counts)
+            _verify(conn, faults, counts, db.hashing)
         except StoreError as exc:  # a page too damaged to read ends the walk
             faults.add(Fault("integrity", "database", None, str(exc)))
     messages, nodes, sessions, calls = counts
     return VerifyReport(messages, nodes, sessions, calls, tuple(faults.items), faults.more)
 
 
-def _verify(conn: apsw.Connection, faults: FaultList, counts: list[int]) -> None:
+def _verify(conn: apsw.Connection, faults: FaultList, counts: list[int], hashing: Hashing) -> None:
     for (line,) in conn.execute("PRAGMA integrity_check(20)"):
         if line != "ok":
             faults.add(Fault("integrity", "database", None, f"integrity_check: {line}"))
@@ -78,7 +79,7 @@ def _verify(conn: apsw.Connection, faults: FaultList, counts: list[int]) -> None
                 detail: str | None
                 if body is None:
                     detail = "the heap does not hold its body"
-                elif _core.digest(body) != mhash:
+                elif hashing.digest(body) != mhash:
                     detail = f"the stored body does not hash to its hash {bytes(mhash).hex()}"
                 else:
                     continue
@@ -112,7 +113,7 @@ def _verify(conn: apsw.Connection, faults: FaultList, counts: list[int]) -> None
             detail = f"its parent node {parent} is missing"
         else:
             want_depth = (pdepth or 0) + 1
-            want = _core.chain(pprefix if pid is not None else _core.ROOT, mhash)
+            want = hashing.chain(pprefix if pid is not None else _core.ROOT, mhash)
             if depth != want_depth:
                 detail = f"depth {depth} should be {want_depth}"
             elif prefix != want:

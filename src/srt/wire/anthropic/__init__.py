@@ -50,6 +50,7 @@ from ...errors import (
 )
 from ...message import canonical_tool
 from ...tokens import CLAUDE_ESTIMATE, Tokenizer
+from .._input import need, typed_input
 from ..base import (
     Event,
     Frag,
@@ -448,15 +449,18 @@ class Anthropic(BlockFormat):
         if kind == "image":
             src = self._check_block(block, ("source",))["source"]
             if isinstance(src, Mapping) and src.get("type") == "base64":
-                url = f"data:{src['media_type']};base64,{src['data']}"
+                what = "an Anthropic base64 image source"
+                media, data = need(src, "media_type", str, what), need(src, "data", str, what)
+                url = f"data:{media};base64,{data}"
             elif isinstance(src, Mapping) and src.get("type") == "url":
-                url = src["url"]
+                url = need(src, "url", str, "an Anthropic url image source")
             else:
                 stype = src.get("type") if isinstance(src, Mapping) else None
                 raise UnsupportedFeatureError(self.name, f"{stype} image sources")
             return {"type": "image_url", "image_url": {"url": url}}
         raise UnsupportedFeatureError(self.name, f"{kind} blocks in {what}")
 
+    @typed_input("an Anthropic message")
     def to_canonical(
         self, msg: Mapping[str, Any], model: str | None = None
     ) -> list[dict[str, Any]]:
@@ -467,6 +471,8 @@ class Anthropic(BlockFormat):
         An assistant message's thinking blocks become artifacts for
         ``msg["model"]`` or ``model``.
         """
+        if not isinstance(msg, Mapping):
+            raise InvalidMessageError("an Anthropic message must be an object")
         role = msg.get("role")
         content = msg.get("content")
         if role not in ("user", "assistant"):
@@ -511,11 +517,15 @@ class Anthropic(BlockFormat):
                 )
             elif kind == "tool_use":
                 b = self._check_block(block, ("id", "name", "input"))
+                what = "an Anthropic tool_use block"
+                call_id, name = need(b, "id", str, what), need(b, "name", str, what)
+                if "input" not in b:
+                    raise InvalidMessageError(f"{what} needs an 'input' field")
                 calls.append(
                     {
-                        "id": b["id"],
+                        "id": call_id,
                         "type": "function",
-                        "function": {"name": b["name"], "arguments": dumps(b["input"]).decode()},
+                        "function": {"name": name, "arguments": dumps(b["input"]).decode()},
                     }
                 )
             else:

@@ -63,6 +63,7 @@ from ...errors import (
     UnsupportedFeatureError,
 )
 from ...tokens import Tokenizer, openai_tokenizer
+from .._input import typed_input
 from ..base import (
     Event,
     Frag,
@@ -415,6 +416,7 @@ def _empty(content: Any) -> bool:
     return content == "" or (isinstance(content, (list, tuple)) and not content)
 
 
+@typed_input("a Responses input")
 def to_canonical(
     items: Sequence[Mapping[str, Any]] | Mapping[str, Any],
     model: str | None = None,
@@ -432,6 +434,8 @@ def to_canonical(
     Unknown item types raise ``UnsupportedFeatureError``. See the module docstring for
     the normalisations of the round trip back through ``render``.
     """
+    if not isinstance(items, (Mapping, list, tuple)):
+        raise InvalidMessageError("a Responses input is an item or a list of items")
     seq = [items] if isinstance(items, Mapping) else list(items)
     kinds = [_kind(it) for it in seq]
     out: list[dict[str, Any]] = []

@@ -1,0 +1,27 @@
+"""``srt import --from SOURCE PATH``: conversations from another tool's store
+(``srt.integrations.importers``); without ``--from``, a file made by ``srt export``."""
+
+from __future__ import annotations
+
+import argparse
+
+from . import _sessions
+from ._common import CommandError, escape_line, runtime
+
+#: The ``--from`` names (``srt.integrations.importers.SOURCES``, listed here so that
+#: ``srt --help`` imports no adapter).
+SOURCES = ("agents-sqlite", "langgraph", "llm-logs")
+
+
+def import_(args: argparse.Namespace) -> None:
+    if args.source is None:
+        _sessions.import_(args)
+        return
+    if args.name is not None or getattr(args, "format", None) is not None:
+        raise CommandError("--name and --format are for files made by srt export, not --from")
+    from ..integrations import importers
+
+    with runtime(args, create=True) as rt:
+        report = importers.run(rt, args.source, args.file)
+    for line in report.lines():
+        print(escape_line(line))

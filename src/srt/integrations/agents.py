@@ -1,0 +1,508 @@
+"""The OpenAI Agents SDK's session memory, kept in srt: ``SrtSession``.
+
+    from agents import Agent, Runner
+    from srt.integrations.agents import SrtSession
+
+    session = SrtSession("support-42", "chats.db")
+    result = await Runner.run(agent, "hi", session=session)
+
+``SrtSession`` implements the SDK's ``Session`` protocol (``session_id``,
+``session_settings``, ``get_items(limit)``, ``add_items``, ``pop_item``,
+``clear_session``, each also taking the ``wrapper`` keyword the SDK passes to sessions
+that accept it). Install it with ``pip install 'stateful-runtime[agents]'``.
+
+**Items.** Each item is one message of an srt session (``srt.integrations._items``
+says which), so the conversation is content-addressed like any other: a prefix two
+conversations share is stored once, and ``srt show`` reads it. What the canonical
+message leaves out of an item (its ids, statuses, ``provider_data``, a reasoning item
+as a whole) is kept beside it as a small patch, and ``get_items`` gives every item back
+exactly as it was added.
+
+**Branches.** ``fork(at_turn)`` starts a branch that shares the conversation up to
+before user turn ``at_turn`` (an srt fork: no message or item is copied);
+``switch_to(branch)`` and ``branches()`` move between and list them. The first
+branch is ``"main"``, the srt session named ``session_id``; another branch ``b`` is the
+srt session ``f"{session_id}@{b}"``.
+
+**Usage.** When the SDK passes its run context (``wrapper``), every model request it
+made since the last ``add_items`` is written to srt's usage ledger against the items
+it produced; ``turn_usage()`` sums the ledger per user turn of the current branch.
+
+The branch records, the current branch, the settings and the patches are srt
+objects (kinds ``agents.branch``, ``agents.state``, ``agents.item``, scope
+``session_id``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from agents.memory.session_settings import (
+    SessionSettings,
+    coerce_session_settings,
+    resolve_session_limit,
+)
+
+from .. import _core
+from ..errors import ConfigError, ConflictError, InvalidMessageError, SessionNotFoundError
+from ..message import canonicalize, dumps
+from ..runtime import Runtime, check_name
+from ..session import Session
+from ..store.base import CallRecord
+from . import _items, _patch
+
+__all__ = ["MAIN", "SrtSession"]
+
+#: The name of the first branch: the srt session named ``session_id``.
+MAIN = "main"
+_BRANCH = "agents.branch"
+_STATE = "agents.state"
+_ITEM = "agents.item"
+_PAGE = 500
+_RETRIES = 64
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class _Branch:
+    name: str
+    session: str  # the srt session holding its items
+    parent: str | None  # the branch it was forked from
+    at: int  # items shared with the parent (0 for main)
+    created: float
+
+    def encode(self) -> bytes:
+        return dumps(
+            {"session": self.session, "parent": self.parent, "at": self.at, "created": self.created}
+        )
+
+    @classmethod
+    def decode(cls, name: str, value: bytes) -> _Branch:
+        data = json.loads(value)
+        return cls(name, data["session"], data["parent"], int(data["at"]), float(data["created"]))
+
+
+def _item_key(branch: str, pos: int) -> str:
+    return f"{pos}@{branch}"
+
+
+def _digest(body: bytes) -> str:
+    return _core.digest(body).hex()[:16]
+
+
+class SrtSession:
+    """An Agents SDK ``Session`` whose items live in srt (see the module docstring).
+
+    ``db`` is a ``Runtime`` (shared, not closed by ``close()``) or a path for one
+    this session opens and closes. ``session_settings`` is kept with the session;
+    without it, the settings kept earlier apply (or the SDK's defaults). ``branch``
+    switches to that branch on opening. ``model`` names the model in the usage ledger
+    when the items do not (Chat Completions items carry it; Responses items do not).
+    """
+
+    session_settings: SessionSettings | None
+
+    def __init__(
+        self,
+        session_id: str,
+        db: Runtime | str | os.PathLike[str] | None = None,
+        *,
+        session_settings: SessionSettings | dict[str, Any] | None = None,
+        branch: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        check_name(session_id)
+        self.model = model
+        self.session_id = session_id
+        self._own = not isinstance(db, Runtime)
+        self._rt = db if isinstance(db, Runtime) else Runtime(db)
+        self._store = self._rt.store
+        self._lock = threading.RLock()
+        self._recorded: dict[int, tuple[weakref.ref[Any], int]] = {}
+        self._patches: dict[str, Any] = {}
+        with self._lock:
+            self._branches = self._load_branches()
+            if MAIN not in self._branches:
+                main = _Branch(MAIN, session_id, None, 0, time.time())
+                self._store.put_object(_BRANCH, session_id, MAIN, main.encode())
+                self._branches[MAIN] = main
+            row = self._store.get_object(_STATE, session_id, "settings")
+            if session_settings is not None:
+                self.session_settings = coerce_session_settings(session_settings)
+                self._store.put_object(
+                    _STATE, session_id, "settings", dumps(self.session_settings.to_dict())
+                )
+            elif row is not None:
+                self.session_settings = coerce_session_settings(json.loads(row.value))
+            else:
+                self.session_settings = SessionSettings()
+            current = self._store.get_object(_STATE, session_id, "current")
+            self._open(branch or (current.value.decode() if current is not None else MAIN))
+
+    def __repr__(self) -> str:
+        return f"<srt.integrations.agents.SrtSession {self.session_id!r} branch={self._branch!r}>"
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _load_branches(self) -> dict[str, _Branch]:
+        out: dict[str, _Branch] = {}
+        after: str | None = None
+        while True:
+            rows = self._store.list_objects(_BRANCH, self.session_id, after=after, limit=_PAGE)
+            for r in rows:
+                out[r.key] = _Branch.decode(r.key, r.value)
+            if len(rows) < _PAGE:
+                return out
+            after = rows[-1].key
+
+    def _load_patches(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        after: str | None = None
+        while True:
+            rows = self._store.list_objects(_ITEM, self.session_id, after=after, limit=_PAGE)
+            for r in rows:
+                out[r.key] = json.loads(r.value)
+            if len(rows) < _PAGE:
+                return out
+            after = rows[-1].key
+
+    def _open(self, branch: str) -> None:
+        """Make ``branch`` current (it must exist) and drop what was cached."""
+        info = self._branches.get(branch)
+        if info is None:
+            self._branches = self._load_branches()
+            info = self._branches.get(branch)
+        if info is None:
+            raise SessionNotFoundError(f"session {self.session_id!r} has no branch {branch!r}")
+        self._branch = branch
+        self._s: Session = self._rt.session(info.session)
+        self._cache: list[bytes] | None = None  # each item's JSON, for the head below
+        self._cache_head: int | None = None
+        self._users: list[int] = []  # where the cached items' user messages are
+
+    def _patch_for(self, branch: str, pos: int, digest: str) -> Any:
+        """The patch of item ``pos`` as branch ``branch`` sees it (forks inherit)."""
+        info: _Branch | None = self._branches[branch]
+        while info is not None:
+            entry = self._patches.get(_item_key(info.name, pos))
+            if entry is not None:
+                return entry["p"] if entry["h"] == digest else None
+            if pos >= info.at or info.parent is None:
+                return None
+            info = self._branches.get(info.parent)
+        return None
+
+    def _items(self) -> list[bytes]:
+        """Each item of the current branch as JSON bytes, brought up to date."""
+        row = self._store.get_session(self._s.name)
+        if row is None:
+            raise SessionNotFoundError(f"the srt session {self._s.name!r} is gone")
+        if self._cache is not None and row.head == self._cache_head:
+            return self._cache
+        self._s.refresh()
+        self._branches = self._load_branches()
+        self._patches = self._load_patches()
+        out = []
+        self._users = []
+        for pos, body in enumerate(self._s.messages_bytes()):
+            message = json.loads(body)
+            if message["role"] == "user":
+                self._users.append(pos)
+            patch = self._patch_for(self._branch, pos, _digest(body))
+            out.append(dumps(_patch.apply(_items.rebuild(message), patch)))
+        self._cache, self._cache_head = out, row.head
+        return out
+
+    def _set_patch(self, pos: int, digest: str, patch: Any) -> None:
+        """Keep ``patch`` for item ``pos`` of the current branch (``None``: no patch).
+
+        Forks that share the item keep the entry they saw: it is copied to them first.
+        """
+        branch = self._branch
+        key = _item_key(branch, pos)
+        new = {"h": digest, "p": patch}
+        old = self._patches.get(key)
+        if old == new or (old is None and patch is None and pos >= self._branches[branch].at):
+            return
+        for child in self._branches.values():
+            child_key = _item_key(child.name, pos)
+            if child.parent == branch and child.at > pos and child_key not in self._patches:
+                kept = old or {"h": "", "p": None}
+                self._store.put_object(_ITEM, self.session_id, child_key, dumps(kept))
+                self._patches[child_key] = kept
+        if patch is None and pos >= self._branches[branch].at:
+            self._store.delete_object(_ITEM, self.session_id, key)
+            self._patches.pop(key, None)
+            return
+        self._store.put_object(_ITEM, self.session_id, key, dumps(new))
+        self._patches[key] = new
+
+    async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        def locked() -> _T:
+            with self._lock:
+                return fn(*args)
+
+        return await asyncio.to_thread(locked)
+
+    # -- the Session protocol ------------------------------------------------------------
+
+    async def get_items(self, limit: int | None = None, *, wrapper: Any = None) -> list[Any]:
+        """The items of the current branch, oldest first; with ``limit``, the last ones."""
+        n = resolve_session_limit(limit, self.session_settings)
+        items = await self._run(self._items)
+        if n is not None and n >= 0:
+            items = items[-n:] if n else []
+        out: list[Any] = json.loads(b"[" + b",".join(items) + b"]")
+        return out
+
+    async def add_items(self, items: list[Any], *, wrapper: Any = None) -> None:
+        """Append items to the current branch, exactly as given."""
+        if not items:
+            return
+        await self._run(self._add, list(items), wrapper)
+
+    def _add(self, items: list[Any], wrapper: Any) -> None:
+        prepared = []
+        for item in items:
+            message = _items.canonical(item)
+            body, _meta = canonicalize(message, self._rt.max_message_bytes)
+            stored = json.loads(body)
+            try:
+                text = dumps(item)
+            except (TypeError, ValueError) as exc:
+                raise InvalidMessageError(f"a session item is not JSON: {exc}") from None
+            patch = _patch.diff(_items.rebuild(stored), item)
+            prepared.append((stored, _digest(body), patch, text))
+        for _ in range(_RETRIES):
+            cached = self._items()
+            start = len(cached)
+            for i, (_stored, digest, patch, _text) in enumerate(prepared):
+                self._set_patch(start + i, digest, patch)
+            try:
+                self._s.append(*[p[0] for p in prepared])
+            except ConflictError:
+                self._cache = None
+                continue
+            self._users += [start + i for i, p in enumerate(prepared) if p[0]["role"] == "user"]
+            cached.extend(p[3] for p in prepared)
+            self._cache_head = self._s.head
+            self._record_usage(wrapper, items)
+            return
+        raise ConflictError(f"could not add to session {self.session_id!r}: it kept moving")
+
+    async def pop_item(self, *, wrapper: Any = None) -> Any:
+        """Remove and return the newest item of the current branch (``None`` if empty)."""
+        return await self._run(self._pop)
+
+    def _pop(self) -> Any:
+        for _ in range(_RETRIES):
+            cached = self._items()
+            if not cached:
+                return None
+            try:
+                self._s.rewind(1)
+            except ConflictError:
+                self._cache = None
+                continue
+            self._set_patch(len(cached) - 1, "", None)
+            text = cached.pop()
+            if self._users and self._users[-1] == len(cached):
+                self._users.pop()
+            self._cache_head = self._s.head
+            return json.loads(text)
+        raise ConflictError(f"could not pop from session {self.session_id!r}: it kept moving")
+
+    async def clear_session(self, *, wrapper: Any = None) -> None:
+        """Remove every item of every branch; the session is left with an empty ``main``."""
+        await self._run(self._clear)
+
+    def _clear(self) -> None:
+        self._branches = self._load_branches()
+        for b in self._branches.values():
+            if b.name != MAIN:
+                with contextlib.suppress(SessionNotFoundError):
+                    self._rt.delete(b.session)
+                self._store.delete_object(_BRANCH, self.session_id, b.name)
+        for key in self._load_patches():
+            self._store.delete_object(_ITEM, self.session_id, key)
+        self._store.put_object(_STATE, self.session_id, "current", MAIN.encode())
+        self._branches = {MAIN: self._branches[MAIN]}
+        self._open(MAIN)
+        for _ in range(_RETRIES):
+            self._s.refresh()
+            try:
+                self._s.rewind(len(self._s))
+                break
+            except ConflictError:
+                continue
+        self._patches = {}
+        self._cache, self._cache_head, self._users = [], self._s.head, []
+
+    # -- branches ----------------------------------------------------------------------
+
+    @property
+    def branch(self) -> str:
+        """The current branch."""
+        return self._branch
+
+    async def fork(
+        self, at_turn: int | None = None, name: str | None = None, *, switch: bool = True
+    ) -> str:
+        """Start a branch sharing the current one up to before user turn ``at_turn``
+        (1-based; ``None``: all of it). Nothing is copied. Returns its name
+        (``name``, or ``"branch-N"``) and, with ``switch``, makes it current."""
+        return await self._run(self._fork, at_turn, name, switch)
+
+    def _fork(self, at_turn: int | None, name: str | None, switch: bool) -> str:
+        items = self._items()
+        at = len(items)
+        if at_turn is not None:
+            if not isinstance(at_turn, int) or isinstance(at_turn, bool) or at_turn < 1:
+                raise ConfigError(f"at_turn must be a positive int, got {at_turn!r}")
+            users = self._users
+            if at_turn > len(users):
+                raise ConfigError(
+                    f"the branch {self._branch!r} has {len(users)} user turns, not {at_turn}"
+                )
+            at = users[at_turn - 1]
+        self._branches = self._load_branches()
+        if name is None:
+            n = len(self._branches)
+            while f"branch-{n}" in self._branches:
+                n += 1
+            name = f"branch-{n}"
+        if not isinstance(name, str) or not name or name in self._branches:
+            raise ConfigError(f"a new branch needs a new, non-empty name; got {name!r}")
+        child = self._s.fork(check_name(f"{self.session_id}@{name}"), at=at)
+        info = _Branch(name, child.name, self._branch, at, time.time())
+        self._store.put_object(_BRANCH, self.session_id, name, info.encode())
+        self._branches[name] = info
+        if switch:
+            self._switch(name)
+        return name
+
+    async def switch_to(self, branch: str) -> None:
+        """Make ``branch`` the current branch (``SessionNotFoundError`` if it does not exist)."""
+        await self._run(self._switch, branch)
+
+    def _switch(self, branch: str) -> None:
+        self._open(branch)
+        self._store.put_object(_STATE, self.session_id, "current", branch.encode())
+
+    async def branches(self) -> list[dict[str, Any]]:
+        """Every branch: ``name``, ``items``, ``parent``, ``at`` (items shared with the
+        parent), ``created`` and ``current``, oldest first."""
+        return await self._run(self._list)
+
+    def _list(self) -> list[dict[str, Any]]:
+        self._branches = self._load_branches()
+        depth = {info.name: info.messages for info in self._rt.sessions()}
+        out = [
+            {
+                "name": b.name,
+                "items": depth.get(b.session, 0),
+                "parent": b.parent,
+                "at": b.at,
+                "created": b.created,
+                "current": b.name == self._branch,
+            }
+            for b in self._branches.values()
+        ]
+        return sorted(out, key=lambda d: d["created"])
+
+    # -- usage ----------------------------------------------------------------------------
+
+    def _record_usage(self, wrapper: Any, items: Sequence[Any]) -> None:
+        """Ledger rows for the requests the run made since its last ``add_items``."""
+        usage = getattr(wrapper, "usage", None)
+        entries = list(getattr(usage, "request_usage_entries", None) or ())
+        if not entries:
+            return
+        for key, (ref, _n) in list(self._recorded.items()):
+            if ref() is None:
+                del self._recorded[key]
+        seen = self._recorded.get(id(wrapper))
+        done = seen[1] if seen is not None and seen[0]() is wrapper else 0
+        model = next(
+            (
+                str(i["provider_data"]["model"])
+                for i in reversed(items)
+                if isinstance(i, dict)
+                and isinstance(i.get("provider_data"), dict)
+                and "model" in i["provider_data"]
+            ),
+            self.model or "unknown",
+        )
+        head = self._s.head
+        n = len(self._cache or ())
+        row = self._store.get_session(self._s.name)
+        sid = row.id if row is not None else None
+        for entry in entries[done:]:
+            details = entry.input_tokens_details
+            self._store.record_call(
+                CallRecord(
+                    at=time.time(),
+                    session=sid,
+                    session_name=self._s.name,
+                    node=head,
+                    provider="openai-agents",
+                    model=model,
+                    format="external",
+                    body_hash=_core.digest(b""),
+                    body_bytes=0,
+                    messages=n,
+                    input_tokens=entry.input_tokens,
+                    cache_read_tokens=getattr(details, "cached_tokens", 0) or 0,
+                    cache_write_tokens=getattr(details, "cache_write_tokens", 0) or 0,
+                    output_tokens=entry.output_tokens,
+                )
+            )
+        with contextlib.suppress(TypeError):
+            self._recorded[id(wrapper)] = (weakref.ref(wrapper), len(entries))
+
+    async def turn_usage(self) -> list[dict[str, Any]]:
+        """The usage ledger summed per user turn of the current branch: ``turn``,
+        ``requests``, ``input_tokens``, ``cached_tokens``, ``output_tokens``."""
+        return await self._run(self._turn_usage)
+
+    def _turn_usage(self) -> list[dict[str, Any]]:
+        self._items()
+        rows = self._store.chain(self._s.head) if self._s.head is not None else []
+        turn_of: dict[int, int] = {}
+        turn = 0
+        for node, _h, body, *_rest in rows:
+            if json.loads(body)["role"] == "user":
+                turn += 1
+            turn_of[node] = turn
+        names = {b.session for b in self._branches.values()}
+        out = {
+            t: {"turn": t, "requests": 0, "input_tokens": 0, "cached_tokens": 0, "output_tokens": 0}
+            for t in range(1, turn + 1)
+        }
+        for name in names:
+            for call in self._store.calls(session_name=name):
+                t = turn_of.get(call.node) if call.node is not None else None
+                if not t:
+                    continue
+                row = out[t]
+                row["requests"] += 1
+                row["input_tokens"] += call.input_tokens or 0
+                row["cached_tokens"] += call.cache_read_tokens or 0
+                row["output_tokens"] += call.output_tokens or 0
+        return [out[t] for t in sorted(out)]
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the runtime this session opened (a runtime passed in stays open)."""
+        if self._own:
+            self._rt.close()

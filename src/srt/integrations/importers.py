@@ -1,0 +1,363 @@
+"""Importers: conversations from other tools' stores into srt (``srt import --from``).
+
+- ``llm-logs``: simonw ``llm``'s ``logs.db`` (0.36's message tree), read through its own
+  ``LogStore``. Each thread becomes the srt session ``llm/<thread id>``. Text, tool calls
+  and results, and image attachments carry over; reasoning parts and other attachments
+  are left out (and counted), since a chat model is not sent them again.
+- ``agents-sqlite``: the OpenAI Agents SDK's ``SQLiteSession`` file. Each session becomes
+  the ``SrtSession`` of the same id, its items exactly as they were (rows that are not
+  JSON are skipped, as ``SQLiteSession`` skips them, and counted).
+- ``langgraph``: LangGraph's ``SqliteSaver`` file. Every checkpoint of every thread and
+  namespace (with its pending writes) is put into ``SrtSaver``, oldest first, so time
+  travel still works after the move.
+
+The source file is opened read-only. srt stores each distinct message once, so prefixes
+that conversations share (forks, or each checkpoint repeating its thread's history) are
+stored once. Every conversation is then read back from srt and compared with the source
+(the messages or items; for LangGraph each checkpoint's channel values, metadata, parent
+and writes); any difference raises ``CorruptionError`` naming the conversation. The
+``ImportReport`` counts conversations, what was read, and the messages srt newly stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError, CorruptionError, SessionExistsError
+from ..message import canonicalize
+from ..runtime import Runtime
+
+__all__ = ["SOURCES", "ImportReport", "run"]
+
+
+@dataclass
+class ImportReport:
+    """What an import read and stored."""
+
+    source: str
+    path: str
+    conversations: int = 0  # threads or sessions
+    messages: int = 0  # messages (items; for LangGraph, in all checkpoints) read
+    checkpoints: int = 0  # LangGraph checkpoints put
+    stored_before: int = 0  # distinct messages in the srt store before
+    stored_after: int = 0
+    verified: int = 0  # conversations read back and found equal
+    left_out: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def new_messages(self) -> int:
+        """Messages srt had to store (the rest were shared)."""
+        return self.stored_after - self.stored_before
+
+    def lines(self) -> list[str]:
+        what = "threads" if self.source != "agents-sqlite" else "sessions"
+        out = [
+            f"{self.source}: {self.conversations} {what}, {self.messages} messages read"
+            + (f" in {self.checkpoints} checkpoints" if self.checkpoints else ""),
+            f"  stored {self.new_messages} new messages "
+            f"({max(self.messages - self.new_messages, 0)} shared or already stored)",
+            f"  verified {self.verified} of {self.conversations} {what}: read back equal",
+        ]
+        if self.left_out:
+            parts = ", ".join(f"{n} {kind}" for kind, n in sorted(self.left_out.items()))
+            out.append(f"  left out: {parts}")
+        return out
+
+
+def _readonly(path: str) -> sqlite3.Connection:
+    if not os.path.isfile(path):
+        raise ConfigError(f"no such file: {path}")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"{path} is not an SQLite database: {exc}") from None
+    return conn
+
+
+def _stored(rt: Runtime) -> int:
+    return rt.store.verify().messages
+
+
+def _needs(module: str, extra: str) -> None:
+    raise ConfigError(
+        f"importing this needs {module}: pip install 'stateful-runtime[{extra}]'"
+    ) from None
+
+
+# -- llm -----------------------------------------------------------------------------------
+
+
+def _llm_message(message: Any, left: Counter[str]) -> list[dict[str, Any]]:
+    """One llm ``Message`` -> canonical messages (tool results become tool messages)."""
+    texts: list[str] = []
+    images: list[dict[str, Any]] = []
+    calls: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
+    for part in message.parts:
+        kind = type(part).__name__
+        if kind == "TextPart":
+            texts.append(part.text)
+        elif kind == "ToolCallPart":
+            calls.append(
+                {
+                    "id": part.tool_call_id or f"call_{len(calls)}",
+                    "type": "function",
+                    "function": {
+                        "name": part.name,
+                        "arguments": json.dumps(part.arguments, ensure_ascii=False),
+                    },
+                }
+            )
+        elif kind == "ToolResultPart":
+            results.append(
+                {"role": "tool", "tool_call_id": part.tool_call_id or "", "content": part.output}
+            )
+        elif kind == "AttachmentPart" and part.attachment is not None:
+            att = part.attachment
+            mime = att.type or ""
+            if att.url and mime.startswith("image/"):
+                images.append({"type": "image", "url": att.url})
+            elif att.content and mime.startswith("image/"):
+                images.append({"type": "image", "data": att.content, "media_type": mime})
+            else:
+                left["attachments"] += 1
+        else:
+            left[{"ReasoningPart": "reasoning parts"}.get(kind, kind)] += 1
+    role = message.role if message.role in ("system", "user", "assistant") else "user"
+    text = "".join(texts)
+    out: list[dict[str, Any]] = []
+    if role == "assistant" and (text or calls or not results):
+        msg: dict[str, Any] = {"role": "assistant", "content": text or (None if calls else "")}
+        if calls:
+            msg["tool_calls"] = calls
+        out.append(msg)
+    elif role != "assistant" and (text or images or not results):
+        parts: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+        parts += [
+            {"type": "image_url", "image_url": {"url": i["url"]}} if "url" in i else i
+            for i in images
+        ]
+        out.append({"role": role, "content": parts if images else text})
+    return out + results
+
+
+def import_llm_logs(rt: Runtime, path: str) -> ImportReport:
+    """Every thread of an llm ``logs.db`` as the srt session ``llm/<thread id>``."""
+    try:
+        import sqlite_utils
+        from llm.logs import LogStore
+    except ImportError:
+        _needs("llm", "bench")
+    report = ImportReport("llm-logs", path, stored_before=_stored(rt))
+    conn = _readonly(path)
+    try:
+        try:
+            store = LogStore(sqlite_utils.Database(conn))  # type: ignore[no-untyped-call]
+        except sqlite3.OperationalError as exc:
+            raise ConfigError(
+                f"{path} needs llm's migrations first (run llm once with it): {exc}"
+            ) from None
+        threads = [row[0] for row in conn.execute("SELECT id FROM threads ORDER BY rowid")]
+        for thread in threads:
+            messages: list[dict[str, Any]] = []
+            for m in store.thread_messages(thread):
+                messages.extend(_llm_message(m, report.left_out))
+            if not messages:
+                continue
+            _put_session(rt, f"llm/{thread}", messages)
+            report.conversations += 1
+            report.messages += len(messages)
+            report.verified += 1
+    finally:
+        conn.close()
+    report.stored_after = _stored(rt)
+    return report
+
+
+def _put_session(rt: Runtime, name: str, messages: list[dict[str, Any]]) -> None:
+    """Append ``messages`` to a new (or identical) session and read them back."""
+    expected = [json.loads(canonicalize(m, rt.max_message_bytes)[0]) for m in messages]
+    session = rt.session(name)
+    have = session.messages()
+    if have and have != expected:
+        raise SessionExistsError(f"session {name!r} exists with other messages; not imported")
+    if not have:
+        session.append(*messages)
+    if rt.session(name).messages() != expected:
+        raise CorruptionError(f"session {name!r} read back differs from its source")
+
+
+# -- the Agents SDK ------------------------------------------------------------------------
+
+
+def import_agents_sqlite(rt: Runtime, path: str) -> ImportReport:
+    """Every session of an Agents SDK ``SQLiteSession`` file as the ``SrtSession`` of
+    the same id, items exactly as they were."""
+    try:
+        from .agents import SrtSession
+    except ImportError:
+        _needs("openai-agents", "agents")
+    report = ImportReport("agents-sqlite", path, stored_before=_stored(rt))
+    conn = _readonly(path)
+    try:
+        ids = [
+            row[0]
+            for row in conn.execute(
+                "SELECT session_id FROM agent_sessions UNION "
+                "SELECT session_id FROM agent_messages ORDER BY session_id"
+            )
+        ]
+        for sid in ids:
+            items = []
+            for (data,) in conn.execute(
+                "SELECT message_data FROM agent_messages WHERE session_id = ? ORDER BY id",
+                (sid,),
+            ):
+                try:
+                    items.append(json.loads(data))
+                except (TypeError, ValueError):
+                    report.left_out["rows that are not JSON"] += 1
+            session = SrtSession(sid, rt)
+            have = asyncio.run(session.get_items())
+            if have and have != items:
+                raise SessionExistsError(f"session {sid!r} exists with other items; not imported")
+            if not have:
+                asyncio.run(session.add_items(items))
+            if asyncio.run(session.get_items()) != items:
+                raise CorruptionError(f"session {sid!r} read back differs from its source")
+            report.conversations += 1
+            report.messages += len(items)
+            report.verified += 1
+    except sqlite3.OperationalError as exc:
+        raise ConfigError(f"{path} is not an Agents SDK SQLiteSession file: {exc}") from None
+    finally:
+        conn.close()
+    report.stored_after = _stored(rt)
+    return report
+
+
+# -- LangGraph -----------------------------------------------------------------------------
+
+
+def _reuse(value: Any, previous: Any) -> Any:
+    """``value`` with the leading elements equal to ``previous``'s replaced by those very
+    objects: ``SrtSaver`` then recognizes the part it stored already by identity."""
+    if type(value) is not list or type(previous) is not list:
+        return value
+    out = list(value)
+    for i, (new, old) in enumerate(zip(value, previous, strict=False)):
+        if new is not old and new != old:
+            break
+        out[i] = old
+    return out
+
+
+def import_langgraph(rt: Runtime, path: str) -> ImportReport:
+    """Every checkpoint of a LangGraph ``SqliteSaver`` file into ``SrtSaver``."""
+    try:
+        from langchain_core.messages import BaseMessage
+        from langgraph.checkpoint.sqlite import SqliteSaver
+
+        from .langgraph import SrtSaver
+    except ImportError:
+        _needs("langgraph-checkpoint-sqlite", "langgraph")
+    report = ImportReport("langgraph", path, stored_before=_stored(rt))
+    conn = _readonly(path)
+    source, saver = SqliteSaver(conn), SrtSaver(rt)
+    try:
+        try:
+            scopes = conn.execute(
+                "SELECT DISTINCT thread_id, checkpoint_ns FROM checkpoints "
+                "ORDER BY thread_id, checkpoint_ns"
+            ).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise ConfigError(f"{path} is not a LangGraph SqliteSaver file: {exc}") from None
+        threads = {t for t, _ns in scopes}
+        for thread, ns in scopes:
+            ids = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT checkpoint_id FROM checkpoints WHERE thread_id = ? AND "
+                    "checkpoint_ns = ? ORDER BY checkpoint_id",
+                    (thread, ns),
+                )
+            ]
+            previous: dict[str, Any] = {}
+            for cid in ids:
+                cfg: Any = {
+                    "configurable": {"thread_id": thread, "checkpoint_ns": ns, "checkpoint_id": cid}
+                }
+                tup = source.get_tuple(cfg)
+                if tup is None:
+                    continue
+                checkpoint: Any = dict(tup.checkpoint)
+                values = {
+                    k: _reuse(v, previous.get(k)) for k, v in checkpoint["channel_values"].items()
+                }
+                checkpoint["channel_values"] = previous = values
+                put_cfg: Any = tup.parent_config or {
+                    "configurable": {"thread_id": thread, "checkpoint_ns": ns}
+                }
+                versions = dict(checkpoint["channel_versions"])
+                stored = saver.put(put_cfg, checkpoint, tup.metadata, versions)
+                by_task: dict[str, list[tuple[str, Any]]] = {}
+                for task, channel, value in tup.pending_writes or ():
+                    by_task.setdefault(task, []).append((channel, value))
+                for task, writes in by_task.items():
+                    saver.put_writes(stored, writes, task)
+                back = saver.get_tuple(stored)
+                if back is None or not _same_tuple(back, tup):
+                    raise CorruptionError(
+                        f"checkpoint {cid} of thread {thread!r} read back differs from its source"
+                    )
+                report.checkpoints += 1
+                report.messages += sum(
+                    len(v)
+                    for v in values.values()
+                    if type(v) is list and v and isinstance(v[0], BaseMessage)
+                )
+        report.conversations = report.verified = len(threads)
+    finally:
+        saver.close()
+        conn.close()
+    report.stored_after = _stored(rt)
+    return report
+
+
+def _same_tuple(a: Any, b: Any) -> bool:
+    def writes(t: Any) -> list[tuple[str, str, Any]]:
+        return sorted(t.pending_writes or (), key=lambda w: (w[0], w[1], repr(w[2])))
+
+    return bool(
+        a.checkpoint["channel_values"] == b.checkpoint["channel_values"]
+        and a.checkpoint["channel_versions"] == b.checkpoint["channel_versions"]
+        and a.checkpoint["versions_seen"] == b.checkpoint["versions_seen"]
+        and all(a.metadata.get(k) == v for k, v in b.metadata.items())
+        and (a.parent_config or {}).get("configurable", {}).get("checkpoint_id")
+        == (b.parent_config or {}).get("configurable", {}).get("checkpoint_id")
+        and writes(a) == writes(b)
+    )
+
+
+#: ``srt import --from`` names and their importers.
+SOURCES: dict[str, Callable[[Runtime, str], ImportReport]] = {
+    "agents-sqlite": import_agents_sqlite,
+    "langgraph": import_langgraph,
+    "llm-logs": import_llm_logs,
+}
+
+
+def run(rt: Runtime, source: str, path: str) -> ImportReport:
+    """Import ``path`` as ``source`` (one of ``SOURCES``) into ``rt``."""
+    fn = SOURCES.get(source)
+    if fn is None:
+        raise ConfigError(f"unknown import source {source!r}; one of {sorted(SOURCES)}")
+    return fn(rt, os.fspath(path))

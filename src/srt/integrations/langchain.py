@@ -1,0 +1,142 @@
+"""LangChain's chat history, kept in srt: ``SrtChatMessageHistory``.
+
+    from srt.integrations.langchain import SrtChatMessageHistory
+
+    history = SrtChatMessageHistory("support-42", "chats.db")
+    history.add_user_message("hi")
+    history.messages            # [HumanMessage(content='hi', ...)]
+
+A ``BaseChatMessageHistory`` (so ``RunnableWithMessageHistory`` and the rest of LangChain
+take it) whose messages are an srt session: each message is a canonical chat message
+(``srt.integrations._lcmsg``), content-addressed and shared with every session that has
+the same prefix, and ``srt show`` reads it. What the canonical message leaves out (ids,
+``response_metadata``, ``usage_metadata``, ``additional_kwargs``, non-text blocks, the
+exact class) is kept beside it as a small patch (srt objects of kind
+``langchain.message``), so ``messages`` gives back every message as it was added.
+Install it with ``pip install 'stateful-runtime[langchain]'``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.chat_history import BaseChatMessageHistory
+from langchain_core.messages import BaseMessage
+
+from .. import _core
+from ..errors import ConflictError, InvalidMessageError
+from ..message import canonicalize, dumps
+from ..runtime import Runtime
+from . import _lcmsg, _patch
+
+__all__ = ["SrtChatMessageHistory"]
+
+_KIND = "langchain.message"
+_PAGE = 500
+_RETRIES = 64
+
+
+def _digest(body: bytes) -> str:
+    return _core.digest(body).hex()[:16]
+
+
+class SrtChatMessageHistory(BaseChatMessageHistory):
+    """A LangChain chat history stored as the srt session ``session_id``.
+
+    ``db`` is a ``Runtime`` (shared, left open by ``close()``) or a path for one this
+    history opens and closes.
+    """
+
+    def __init__(self, session_id: str, db: Runtime | str | os.PathLike[str] | None = None) -> None:
+        self._own = not isinstance(db, Runtime)
+        self._rt = db if isinstance(db, Runtime) else Runtime(db)
+        self._session = self._rt.session(session_id)
+        self.session_id = session_id
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return f"<srt.integrations.langchain.SrtChatMessageHistory {self.session_id!r}>"
+
+    def _patches(self) -> dict[int, dict[str, Any]]:
+        out: dict[int, dict[str, Any]] = {}
+        after: str | None = None
+        while True:
+            rows = self._rt.store.list_objects(_KIND, self.session_id, after=after, limit=_PAGE)
+            for r in rows:
+                out[int(r.key)] = json.loads(r.value)
+            if len(rows) < _PAGE:
+                return out
+            after = rows[-1].key
+
+    @property
+    def messages(self) -> list[BaseMessage]:  # type: ignore[override]
+        """Every message of the history, oldest first, as it was added."""
+        with self._lock:
+            self._session.refresh()
+            patches = self._patches()
+            out = []
+            for pos, body in enumerate(self._session.messages_bytes()):
+                entry = patches.get(pos)
+                patch = entry["p"] if entry is not None and entry["h"] == _digest(body) else None
+                out.append(_lcmsg.load(_patch.apply(_lcmsg.base(json.loads(body)), patch)))
+            return out
+
+    def add_messages(self, messages: Sequence[BaseMessage]) -> None:
+        """Append ``messages`` atomically (an invalid one raises and nothing is written)."""
+        prepared = []
+        for m in messages:
+            if not _lcmsg.is_message(m):
+                raise InvalidMessageError(
+                    f"a chat history holds LangChain messages, got {type(m).__name__}"
+                )
+            body, _meta = canonicalize(_lcmsg.canonical(m), self._rt.max_message_bytes)
+            patch = _patch.diff(_lcmsg.base(json.loads(body)), _lcmsg.dump(m))
+            try:
+                value = dumps({"h": _digest(body), "p": patch}) if patch is not None else None
+            except (TypeError, ValueError) as exc:
+                raise InvalidMessageError(
+                    f"a {type(m).__name__} holds a value that is not JSON: {exc}"
+                ) from None
+            prepared.append((json.loads(body), value))
+        if not prepared:
+            return
+        with self._lock:
+            for _ in range(_RETRIES):
+                self._session.refresh()
+                start = len(self._session)
+                # The patches go first: a crash before the append leaves entries past the
+                # end, which the next append at those places replaces or removes.
+                for i, (_message, value) in enumerate(prepared):
+                    if value is not None:
+                        self._rt.store.put_object(_KIND, self.session_id, str(start + i), value)
+                    else:
+                        self._rt.store.delete_object(_KIND, self.session_id, str(start + i))
+                try:
+                    self._session.append(*[p[0] for p in prepared])
+                    return
+                except ConflictError:
+                    continue
+            raise ConflictError(f"could not add to history {self.session_id!r}: it kept moving")
+
+    def clear(self) -> None:
+        """Remove every message of this history (the stored text stays for other sessions
+        that share it until ``srt gc``)."""
+        with self._lock:
+            for _ in range(_RETRIES):
+                self._session.refresh()
+                try:
+                    self._session.rewind(len(self._session))
+                    break
+                except ConflictError:
+                    continue
+            for pos in self._patches():
+                self._rt.store.delete_object(_KIND, self.session_id, str(pos))
+
+    def close(self) -> None:
+        """Close the runtime this history opened (a runtime passed in stays open)."""
+        if self._own:
+            self._rt.close()
