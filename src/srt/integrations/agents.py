@@ -99,6 +99,61 @@ def _digest(body: bytes) -> str:
     return _core.digest(body).hex()[:16]
 
 
+def _entry(digest: str, patch: Any) -> bytes:
+    """A stored patch entry: the patch and the digest of the text it was made for."""
+    return dumps({"h": digest, "p": patch})
+
+
+def _split(entry: bytes) -> tuple[str, bytes]:
+    """An entry's digest and its patch as JSON, read without parsing the patch."""
+    if entry.startswith(b'{"h":"') and entry.endswith(b"}"):
+        end = entry.find(b'","p":', 6)
+        if end >= 0:
+            return entry[6:end].decode(), entry[end + 6 : -1]
+    parsed = json.loads(entry)
+    return str(parsed["h"]), dumps(parsed["p"])
+
+
+def _json_list(parts: Sequence[bytes]) -> list[Any]:
+    out: list[Any] = json.loads(b"[" + b",".join(parts) + b"]")
+    return out
+
+
+class _Cache:
+    """The items of one head: each canonical message's bytes (the session's own, shared)
+    and its patch as JSON (``None``: no patch). ``decode`` parses them in one go, so each
+    call hands out new objects."""
+
+    __slots__ = ("bodies", "patches")
+
+    def __init__(self, bodies: list[bytes], patches: list[bytes | None]) -> None:
+        self.bodies, self.patches = bodies, patches
+
+    def __len__(self) -> int:
+        return len(self.bodies)
+
+    def add(self, body: bytes, patch: bytes | None) -> None:
+        self.bodies.append(body)
+        self.patches.append(patch)
+
+    def tail(self, n: int | None) -> _Cache:
+        if n is None or n < 0:
+            return self
+        return _Cache(self.bodies[-n:], self.patches[-n:]) if n else _Cache([], [])
+
+    def messages(self) -> list[Any]:
+        return _json_list(self.bodies)
+
+    def decode(self) -> list[Any]:
+        out = [_items.rebuild(m) for m in self.messages()]
+        where = [i for i, p in enumerate(self.patches) if p is not None]
+        if where:
+            patches = _json_list([p for p in self.patches if p is not None])
+            for i, patch in zip(where, patches, strict=True):
+                out[i] = _patch.apply(out[i], patch)
+        return out
+
+
 class SrtSession:
     """An Agents SDK ``Session`` whose items live in srt (see the module docstring).
 
@@ -128,7 +183,7 @@ class SrtSession:
         self._store = self._rt.store
         self._lock = threading.RLock()
         self._recorded: dict[int, tuple[weakref.ref[Any], int]] = {}
-        self._patches: dict[str, Any] = {}
+        self._patches: dict[str, bytes] = {}  # item key -> entry (see _entry)
         with self._lock:
             self._branches = self._load_branches()
             if MAIN not in self._branches:
@@ -164,13 +219,12 @@ class SrtSession:
                 return out
             after = rows[-1].key
 
-    def _load_patches(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+    def _load_patches(self) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
         after: str | None = None
         while True:
             rows = self._store.list_objects(_ITEM, self.session_id, after=after, limit=_PAGE)
-            for r in rows:
-                out[r.key] = json.loads(r.value)
+            out.update((r.key, r.value) for r in rows)
             if len(rows) < _PAGE:
                 return out
             after = rows[-1].key
@@ -185,24 +239,30 @@ class SrtSession:
             raise SessionNotFoundError(f"session {self.session_id!r} has no branch {branch!r}")
         self._branch = branch
         self._s: Session = self._rt.session(info.session)
-        self._cache: list[bytes] | None = None  # each item's JSON, for the head below
+        self._cache: _Cache | None = None  # the items of the head below
         self._cache_head: int | None = None
-        self._users: list[int] = []  # where the cached items' user messages are
+        self._users: list[int] | None = None  # where the user messages are (None: unknown)
 
-    def _patch_for(self, branch: str, pos: int, digest: str) -> Any:
-        """The patch of item ``pos`` as branch ``branch`` sees it (forks inherit)."""
-        info: _Branch | None = self._branches[branch]
+    def _visible_patches(self) -> dict[int, bytes]:
+        """Item position -> patch entry as the current branch sees it: its own, then
+        each ancestor's below the point where the line of forks left it."""
+        per: dict[str, dict[int, bytes]] = {}
+        for key, entry in self._patches.items():
+            at, _, name = key.partition("@")
+            per.setdefault(name, {})[int(at)] = entry
+        out: dict[int, bytes] = {}
+        info = self._branches.get(self._branch)
+        below: int | None = None  # the positions an ancestor still shares
         while info is not None:
-            entry = self._patches.get(_item_key(info.name, pos))
-            if entry is not None:
-                return entry["p"] if entry["h"] == digest else None
-            if pos >= info.at or info.parent is None:
-                return None
-            info = self._branches.get(info.parent)
-        return None
+            for pos, entry in per.get(info.name, {}).items():
+                if (below is None or pos < below) and pos not in out:
+                    out[pos] = entry
+            below = info.at if below is None else min(below, info.at)
+            info = self._branches.get(info.parent) if info.parent is not None else None
+        return out
 
-    def _items(self) -> list[bytes]:
-        """Each item of the current branch as JSON bytes, brought up to date."""
+    def _items(self) -> _Cache:
+        """The items of the current branch, brought up to date."""
         row = self._store.get_session(self._s.name)
         if row is None:
             raise SessionNotFoundError(f"the srt session {self._s.name!r} is gone")
@@ -211,16 +271,23 @@ class SrtSession:
         self._s.refresh()
         self._branches = self._load_branches()
         self._patches = self._load_patches()
-        out = []
-        self._users = []
-        for pos, body in enumerate(self._s.messages_bytes()):
-            message = json.loads(body)
-            if message["role"] == "user":
-                self._users.append(pos)
-            patch = self._patch_for(self._branch, pos, _digest(body))
-            out.append(dumps(_patch.apply(_items.rebuild(message), patch)))
-        self._cache, self._cache_head = out, row.head
+        bodies = self._s.messages_bytes()
+        patches: list[bytes | None] = [None] * len(bodies)
+        for pos, entry in self._visible_patches().items():
+            digest, patch = _split(entry)
+            # (a patch kept for other text, or past the end, is not this item's)
+            if pos < len(bodies) and patch != b"null" and digest == _digest(bodies[pos]):
+                patches[pos] = patch
+        out = _Cache(bodies, patches)
+        self._cache, self._cache_head, self._users = out, row.head, None
         return out
+
+    def _user_positions(self) -> list[int]:
+        """Where the current branch's user messages are (worked out once per load)."""
+        items = self._items()
+        if self._users is None:
+            self._users = [i for i, m in enumerate(items.messages()) if m["role"] == "user"]
+        return self._users
 
     def _set_patch(self, pos: int, digest: str, patch: Any) -> None:
         """Keep ``patch`` for item ``pos`` of the current branch (``None``: no patch).
@@ -229,21 +296,21 @@ class SrtSession:
         """
         branch = self._branch
         key = _item_key(branch, pos)
-        new = {"h": digest, "p": patch}
+        new = _entry(digest, patch)
         old = self._patches.get(key)
         if old == new or (old is None and patch is None and pos >= self._branches[branch].at):
             return
         for child in self._branches.values():
             child_key = _item_key(child.name, pos)
             if child.parent == branch and child.at > pos and child_key not in self._patches:
-                kept = old or {"h": "", "p": None}
-                self._store.put_object(_ITEM, self.session_id, child_key, dumps(kept))
+                kept = old or _entry("", None)
+                self._store.put_object(_ITEM, self.session_id, child_key, kept)
                 self._patches[child_key] = kept
         if patch is None and pos >= self._branches[branch].at:
             self._store.delete_object(_ITEM, self.session_id, key)
             self._patches.pop(key, None)
             return
-        self._store.put_object(_ITEM, self.session_id, key, dumps(new))
+        self._store.put_object(_ITEM, self.session_id, key, new)
         self._patches[key] = new
 
     async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
@@ -259,10 +326,7 @@ class SrtSession:
         """The items of the current branch, oldest first; with ``limit``, the last ones."""
         n = resolve_session_limit(limit, self.session_settings)
         items = await self._run(self._items)
-        if n is not None and n >= 0:
-            items = items[-n:] if n else []
-        out: list[Any] = json.loads(b"[" + b",".join(items) + b"]")
-        return out
+        return items.tail(n).decode()
 
     async def add_items(self, items: list[Any], *, wrapper: Any = None) -> None:
         """Append items to the current branch, exactly as given."""
@@ -276,24 +340,26 @@ class SrtSession:
             message = _items.canonical(item)
             body, _meta = canonicalize(message, self._rt.max_message_bytes)
             stored = json.loads(body)
-            try:
-                text = dumps(item)
+            patch = _patch.diff(_items.rebuild(stored), item)
+            try:  # what the canonical message left out is in the patch
+                text = None if patch is None else dumps(patch)
             except (TypeError, ValueError) as exc:
                 raise InvalidMessageError(f"a session item is not JSON: {exc}") from None
-            patch = _patch.diff(_items.rebuild(stored), item)
-            prepared.append((stored, _digest(body), patch, text))
+            prepared.append((stored, _digest(body), patch, body, text))
         for _ in range(_RETRIES):
             cached = self._items()
             start = len(cached)
-            for i, (_stored, digest, patch, _text) in enumerate(prepared):
+            for i, (_stored, digest, patch, _body, _text) in enumerate(prepared):
                 self._set_patch(start + i, digest, patch)
             try:
                 self._s.append(*[p[0] for p in prepared])
             except ConflictError:
                 self._cache = None
                 continue
-            self._users += [start + i for i, p in enumerate(prepared) if p[0]["role"] == "user"]
-            cached.extend(p[3] for p in prepared)
+            if self._users is not None:
+                self._users += [start + i for i, p in enumerate(prepared) if p[0]["role"] == "user"]
+            for p in prepared:
+                cached.add(p[3], p[4])
             self._cache_head = self._s.head
             self._record_usage(wrapper, items)
             return
@@ -314,11 +380,13 @@ class SrtSession:
                 self._cache = None
                 continue
             self._set_patch(len(cached) - 1, "", None)
-            text = cached.pop()
+            (item,) = cached.tail(1).decode()
+            cached.bodies.pop()
+            cached.patches.pop()
             if self._users and self._users[-1] == len(cached):
                 self._users.pop()
             self._cache_head = self._s.head
-            return json.loads(text)
+            return item
         raise ConflictError(f"could not pop from session {self.session_id!r}: it kept moving")
 
     async def clear_session(self, *, wrapper: Any = None) -> None:
@@ -345,7 +413,7 @@ class SrtSession:
             except ConflictError:
                 continue
         self._patches = {}
-        self._cache, self._cache_head, self._users = [], self._s.head, []
+        self._cache, self._cache_head, self._users = _Cache([], []), self._s.head, []
 
     # -- branches ----------------------------------------------------------------------
 
@@ -368,7 +436,7 @@ class SrtSession:
         if at_turn is not None:
             if not isinstance(at_turn, int) or isinstance(at_turn, bool) or at_turn < 1:
                 raise ConfigError(f"at_turn must be a positive int, got {at_turn!r}")
-            users = self._users
+            users = self._user_positions()
             if at_turn > len(users):
                 raise ConfigError(
                     f"the branch {self._branch!r} has {len(users)} user turns, not {at_turn}"
