@@ -409,3 +409,18 @@ def test_typed_errors_and_reuse_after_close(tmp_path: Path) -> None:
     # Used again after close(), the saver opens its thread and runtime again.
     assert len(list(s.list({"configurable": {"thread_id": "e"}}))) == 3
     s.close()
+
+
+def test_a_store_with_a_hash_key(tmp_path: Path) -> None:
+    """Messages are hashed the store's way: with ``hash_key`` (keyed BLAKE2b) too."""
+    with srt.Runtime(tmp_path / "k.db", hash_key=bytes(range(32))) as rt:
+        saver = SrtSaver(rt)
+        app = chat_graph(saver)
+        out = _turns(app, "k", 3)
+        cfg = {"configurable": {"thread_id": "k"}}
+        assert app.get_state(cfg).values == out[-1]
+        assert len(list(app.get_state_history(cfg))) == 9
+        report = rt.store.verify()
+        assert report.ok and report.messages == 6
+        assert rt.session("langgraph/k").messages()[-1]["content"] == "answer 5"
+        saver.close()

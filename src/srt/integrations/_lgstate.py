@@ -310,7 +310,8 @@ class Tree:
     def append(self, sc: Scope, parent: int | None, bodies: list[bytes]) -> list[int]:
         """The nodes of ``bodies`` as a chain below ``parent``: those the scope knows are
         found in memory, the rest stored (and the scope's session moves to them)."""
-        hashes = [_core.digest(b) for b in bodies]
+        hashing = self.store.hashing  # the store's (keyed with a hash_key)
+        hashes = [hashing.digest(b) for b in bodies]
         ids: list[int] = []
         up = parent
         for h in hashes:
@@ -326,7 +327,7 @@ class Tree:
         if up is not None:
             p = self.known(sc, up)
             depth, prefix = p.depth, p.prefix
-        prefixes = _core.chain_many(prefix, hashes)
+        prefixes = hashing.chain_many(prefix, hashes)
         items = [NewNode(h, b, x) for h, b, x in zip(hashes, bodies, prefixes, strict=True)]
         for _ in range(_RETRIES):
             sid, head = self.cursor(sc)
