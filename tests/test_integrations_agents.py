@@ -9,6 +9,7 @@ import asyncio
 import concurrent.futures
 import copy
 import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -388,20 +389,70 @@ def test_same_text_different_ids_in_two_sessions(tmp_path: Path) -> None:
 
 
 def test_two_handles_append_concurrently(tmp_path: Path) -> None:
+    """Each item's patch (here its id) is written with the item, in one transaction: two
+    handles adding at once never leave an item with the other's patch, or none."""
     path = tmp_path / "c.db"
     one, two = SrtSession("same", path), SrtSession("same", path)
 
+    def item(tag: str, i: int) -> dict[str, Any]:
+        return {
+            "id": f"msg_{tag}{i}",
+            "content": [{"annotations": [], "text": f"{tag}{i}", "type": "output_text"}],
+            "role": "assistant",
+            "status": "completed",
+            "type": "message",
+        }
+
     def add(handle: SrtSession, tag: str) -> None:
-        for i in range(10):
-            asyncio.run(handle.add_items([{"role": "user", "content": f"{tag}{i}"}]))
+        for i in range(25):
+            asyncio.run(handle.add_items([{"role": "user", "content": f"{tag}{i}"}, item(tag, i)]))
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         list(pool.map(add, (one, two), ("x", "y")))
-    got = [it["content"] for it in run(one.get_items())]
-    assert sorted(got) == sorted([f"x{i}" for i in range(10)] + [f"y{i}" for i in range(10)])
-    assert run(two.get_items()) == run(one.get_items())
-    one.close()
-    two.close()
+    got = run(one.get_items())
+    # Each call's two items stay together, and every item is exactly as it was added.
+    pairs = [(got[j]["content"], got[j + 1]) for j in range(0, len(got), 2)]
+    assert sorted(pairs, key=lambda p: p[0]) == sorted(
+        [(f"{t}{i}", item(t, i)) for t in "xy" for i in range(25)], key=lambda p: p[0]
+    )
+    assert run(two.get_items()) == got
+    again = SrtSession("same", path)
+    assert run(again.get_items()) == got
+    for s in (one, two, again):
+        s.close()
+
+
+def test_the_redaction_hook_covers_whole_items(tmp_path: Path) -> None:
+    """With ``Runtime(redact=...)`` a secret is gone from the text and from what the
+    patch keeps (ids, provider fields, reasoning), in the file and in what comes back."""
+    secret = "sk-live-0123456789abcdef"
+    path = tmp_path / "r.db"
+    with srt.Runtime(path, redact=lambda t: t.replace(secret, "[key]")) as rt:
+        s = SrtSession("r", rt)
+        items = [
+            {"role": "user", "content": f"my key is {secret}"},
+            {
+                "id": "rs_1",
+                "type": "reasoning",
+                "summary": [{"type": "summary_text", "text": f"they pasted {secret}"}],
+            },
+            {
+                "id": "msg_1",
+                "content": [{"annotations": [], "text": "noted", "type": "output_text"}],
+                "role": "assistant",
+                "status": "completed",
+                "type": "message",
+                "provider_data": {"echo": secret},
+            },
+        ]
+        run(s.add_items(items))
+        got = run(s.get_items())
+        assert secret not in json.dumps(got)
+        assert got[0]["content"] == "my key is [key]"
+        assert got[1]["summary"][0]["text"] == "they pasted [key]"
+        assert got[2]["provider_data"] == {"echo": "[key]"} and got[2]["id"] == "msg_1"
+    for name in os.listdir(tmp_path):
+        assert secret.encode() not in (tmp_path / name).read_bytes()
 
 
 def test_bad_items_write_nothing(tmp_path: Path) -> None:

@@ -57,8 +57,8 @@ from ..errors import ConfigError, ConflictError, InvalidMessageError, SessionNot
 from ..message import canonicalize, dumps
 from ..runtime import Runtime, check_name
 from ..session import Session
-from ..store.base import CallRecord
-from . import _items, _patch
+from ..store.base import CallRecord, ObjectPut
+from . import _append, _items, _patch
 
 __all__ = ["MAIN", "SrtSession"]
 
@@ -289,29 +289,41 @@ class SrtSession:
             self._users = [i for i, m in enumerate(items.messages()) if m["role"] == "user"]
         return self._users
 
-    def _set_patch(self, pos: int, digest: str, patch: Any) -> None:
-        """Keep ``patch`` for item ``pos`` of the current branch (``None``: no patch).
+    def _visible(self, pos: int) -> bytes | None:
+        """The patch entry the current branch sees for item ``pos`` (its own, or an
+        ancestor's below the point where the line of forks left it)."""
+        info = self._branches.get(self._branch)
+        below: int | None = None
+        while info is not None:
+            entry = self._patches.get(_item_key(info.name, pos))
+            if entry is not None:
+                return entry
+            below = info.at if below is None else min(below, info.at)
+            if pos >= below or info.parent is None:
+                return None
+            info = self._branches.get(info.parent)
+        return None
 
-        Forks that share the item keep the entry they saw: it is copied to them first.
-        """
+    def _patch_puts(self, start: int, entries: list[tuple[str, Any]]) -> dict[str, bytes]:
+        """The patch entries to write with items ``start``, ``start + 1``, ... given as
+        (text digest, patch): each patch, or an empty one where an entry (a popped item's,
+        or one the branch inherits) would otherwise apply. A fork that shares a place
+        keeps the entry it saw there: it is copied to the fork first."""
         branch = self._branch
-        key = _item_key(branch, pos)
-        new = _entry(digest, patch)
-        old = self._patches.get(key)
-        if old == new or (old is None and patch is None and pos >= self._branches[branch].at):
-            return
-        for child in self._branches.values():
-            child_key = _item_key(child.name, pos)
-            if child.parent == branch and child.at > pos and child_key not in self._patches:
-                kept = old or _entry("", None)
-                self._store.put_object(_ITEM, self.session_id, child_key, kept)
-                self._patches[child_key] = kept
-        if patch is None and pos >= self._branches[branch].at:
-            self._store.delete_object(_ITEM, self.session_id, key)
-            self._patches.pop(key, None)
-            return
-        self._store.put_object(_ITEM, self.session_id, key, new)
-        self._patches[key] = new
+        children = [c for c in self._branches.values() if c.parent == branch]
+        puts: dict[str, bytes] = {}
+        for i, (digest, patch) in enumerate(entries):
+            pos = start + i
+            seen = self._visible(pos)
+            new = _entry(digest, patch)
+            if (patch is None and seen is None) or seen == new:
+                continue
+            for child in children:
+                key = _item_key(child.name, pos)
+                if child.at > pos and key not in self._patches:
+                    puts[key] = seen or _entry("", None)
+            puts[_item_key(branch, pos)] = new
+        return puts
 
     async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
         def locked() -> _T:
@@ -336,9 +348,9 @@ class SrtSession:
 
     def _add(self, items: list[Any], wrapper: Any) -> None:
         prepared = []
-        for item in items:
-            message = _items.canonical(item)
-            body, _meta = canonicalize(message, self._rt.max_message_bytes)
+        for given in items:
+            item = _append.redacted(self._rt, given)
+            body, _meta = canonicalize(_items.canonical(item), self._rt.max_message_bytes)
             stored = json.loads(body)
             patch = _patch.diff(_items.rebuild(stored), item)
             try:  # what the canonical message left out is in the patch
@@ -349,19 +361,20 @@ class SrtSession:
         for _ in range(_RETRIES):
             cached = self._items()
             start = len(cached)
-            for i, (_stored, digest, patch, _body, _text) in enumerate(prepared):
-                self._set_patch(start + i, digest, patch)
+            puts = self._patch_puts(start, [(p[1], p[2]) for p in prepared])
+            objects = [ObjectPut(_ITEM, self.session_id, k, v) for k, v in puts.items()]
             try:
-                self._s.append(*[p[0] for p in prepared])
+                head = _append.append(self._rt, self._s, [p[3] for p in prepared], objects)
             except ConflictError:
                 self._cache = None
                 continue
+            self._patches.update(puts)
             if self._users is not None:
                 self._users += [start + i for i, p in enumerate(prepared) if p[0]["role"] == "user"]
             for p in prepared:
                 cached.add(p[3], p[4])
-            self._cache_head = self._s.head
-            self._record_usage(wrapper, items)
+            self._cache_head = head  # (the handle may have read another writer's items too)
+            self._record_usage(wrapper, items, head)
             return
         raise ConflictError(f"could not add to session {self.session_id!r}: it kept moving")
 
@@ -379,7 +392,7 @@ class SrtSession:
             except ConflictError:
                 self._cache = None
                 continue
-            self._set_patch(len(cached) - 1, "", None)
+            # Its patch entry stays: the next item added in its place writes over it.
             (item,) = cached.tail(1).decode()
             cached.bodies.pop()
             cached.patches.pop()
@@ -489,7 +502,7 @@ class SrtSession:
 
     # -- usage ----------------------------------------------------------------------------
 
-    def _record_usage(self, wrapper: Any, items: Sequence[Any]) -> None:
+    def _record_usage(self, wrapper: Any, items: Sequence[Any], head: int | None) -> None:
         """Ledger rows for the requests the run made since its last ``add_items``."""
         usage = getattr(wrapper, "usage", None)
         entries = list(getattr(usage, "request_usage_entries", None) or ())
@@ -510,7 +523,6 @@ class SrtSession:
             ),
             self.model or "unknown",
         )
-        head = self._s.head
         n = len(self._cache or ())
         row = self._store.get_session(self._s.name)
         sid = row.id if row is not None else None
