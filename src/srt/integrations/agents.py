@@ -425,8 +425,8 @@ class SrtSession:
                 break
             except ConflictError:
                 continue
-        self._patches = {}
-        self._cache, self._cache_head, self._users = _Cache([], []), self._s.head, []
+        self._patches = self._load_patches()  # (none, unless an add came meanwhile)
+        self._cache, self._cache_head, self._users = None, None, None
 
     # -- branches ----------------------------------------------------------------------
 
