@@ -69,6 +69,7 @@ _STATE = "agents.state"
 _ITEM = "agents.item"
 _PAGE = 500
 _RETRIES = 64
+_USER = b'"role":"user"'
 _T = TypeVar("_T")
 
 
@@ -279,7 +280,10 @@ class SrtSession:
             if pos < len(bodies) and patch != b"null" and digest == _digest(bodies[pos]):
                 patches[pos] = patch
         out = _Cache(bodies, patches)
-        self._cache, self._cache_head, self._users = out, row.head, None
+        # A canonical message's only unescaped '"role":' is its own (no part or call
+        # holds a role, and quotes inside strings are escaped).
+        users = [i for i, body in enumerate(bodies) if _USER in body]
+        self._cache, self._cache_head, self._users = out, row.head, users
         return out
 
     def _user_positions(self) -> list[int]:
