@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import math
 import os
 import platform
 import sys
@@ -40,6 +39,8 @@ import time
 from collections.abc import Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+
+from savers import _median, _size, slope  # (bench/ is the script's folder)
 
 from srt._version import __version__
 from srt.bench import workloads
@@ -102,24 +103,6 @@ async def _ms(call: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
     start = time.perf_counter()
     got = await call()
     return (time.perf_counter() - start) * 1000, got
-
-
-def _size(path: str) -> int:
-    return sum(os.path.getsize(path + s) for s in ("", "-wal") if os.path.exists(path + s))
-
-
-def _median(xs: list[float]) -> float:
-    s = sorted(xs)
-    return s[len(s) // 2] if s else float("nan")
-
-
-def slope(points: list[tuple[float, float]]) -> float:
-    """Least-squares slope of log(y) against log(x)."""
-    xs = [math.log(x) for x, _ in points]
-    ys = [math.log(y) for _, y in points]
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    sxx = sum((x - mx) ** 2 for x in xs)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
 
 
 async def _branch(kind: str, s: Any, at_turn: int) -> dict[str, float]:

@@ -10,6 +10,8 @@ import concurrent.futures
 import copy
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -467,3 +469,25 @@ def test_bad_items_write_nothing(tmp_path: Path) -> None:
             with pytest.raises(srt.InvalidMessageError):
                 run(s.add_items(bad))
         assert run(s.get_items()) == [{"role": "user", "content": "ok"}]
+
+
+def test_bench_script_runs(tmp_path: Path) -> None:
+    """bench/agents_sessions.py (the table of docs/integrations.md) runs, and the three
+    sessions hold the same conversation; its figures come from the full run, not from
+    here: no timing is asserted."""
+    out = tmp_path / "agents.json"
+    script = Path(__file__).resolve().parents[1] / "bench" / "agents_sessions.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--turns", "60", "--json", str(out), "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    results = json.loads(out.read_text())["results"]
+    assert {r["items"] for r in results.values()} == {60 * 2 + 15 * 3}
+    assert set(results["SrtSession"]["branches"]) == {"50"}
+    assert set(results["AdvancedSQLiteSession"]["branches"]) == {"50"}
+    assert results["SQLiteSession"]["branches"] == {}
+    assert "| database |" in done.stdout
