@@ -491,3 +491,29 @@ def test_bench_script_runs(tmp_path: Path) -> None:
     assert set(results["AdvancedSQLiteSession"]["branches"]) == {"50"}
     assert results["SQLiteSession"]["branches"] == {}
     assert "| database |" in done.stdout
+
+
+def test_another_handle_popping_and_adding_the_same_text(tmp_path: Path) -> None:
+    """The same text added again in the same place is the same srt node: the head comes
+    back to where it was, and a handle that read before still sees the new item's id."""
+    path = tmp_path / "aba.db"
+    x, y = SrtSession("s", path), SrtSession("s", path)
+
+    def answer(item_id: str) -> dict[str, Any]:
+        return {
+            "id": item_id,
+            "content": [{"annotations": [], "text": "same", "type": "output_text"}],
+            "role": "assistant",
+            "status": "completed",
+            "type": "message",
+        }
+
+    run(x.add_items([{"role": "user", "content": "q"}, answer("msg_1")]))
+    assert run(x.get_items())[-1]["id"] == run(y.get_items())[-1]["id"] == "msg_1"
+    assert run(y.pop_item()) == answer("msg_1")
+    run(y.add_items([answer("msg_2")]))
+    assert run(x.get_items())[-1] == answer("msg_2")
+    assert run(x.pop_item()) == answer("msg_2")
+    assert run(y.get_items()) == [{"role": "user", "content": "q"}]
+    x.close()
+    y.close()

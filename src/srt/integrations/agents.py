@@ -241,7 +241,9 @@ class SrtSession:
         self._branch = branch
         self._s: Session = self._rt.session(info.session)
         self._cache: _Cache | None = None  # the items of the head below
-        self._cache_head: int | None = None
+        # The (head, updated) of the session row the cache is for: a pop and an add of the
+        # same text by another handle bring the head back, but not its time.
+        self._cache_key: tuple[int | None, float] | None = None
         self._users: list[int] | None = None  # where the user messages are (None: unknown)
 
     def _visible_patches(self) -> dict[int, bytes]:
@@ -267,7 +269,7 @@ class SrtSession:
         row = self._store.get_session(self._s.name)
         if row is None:
             raise SessionNotFoundError(f"the srt session {self._s.name!r} is gone")
-        if self._cache is not None and row.head == self._cache_head:
+        if self._cache is not None and (row.head, row.updated) == self._cache_key:
             return self._cache
         self._s.refresh()
         self._branches = self._load_branches()
@@ -283,8 +285,15 @@ class SrtSession:
         # A canonical message's only unescaped '"role":' is its own (no part or call
         # holds a role, and quotes inside strings are escaped).
         users = [i for i, body in enumerate(bodies) if _USER in body]
-        self._cache, self._cache_head, self._users = out, row.head, users
+        self._cache, self._cache_key, self._users = out, (row.head, row.updated), users
         return out
+
+    def _mark(self, head: int | None) -> None:
+        """The cache holds the items of ``head``, which this handle has just written:
+        it stays valid while the session row is as that write left it."""
+        row = self._store.get_session(self._s.name)
+        ok = row is not None and row.head == head
+        self._cache_key = (row.head, row.updated) if ok and row is not None else None
 
     def _user_positions(self) -> list[int]:
         """Where the current branch's user messages are (worked out once per load)."""
@@ -377,7 +386,7 @@ class SrtSession:
                 self._users += [start + i for i, p in enumerate(prepared) if p[0]["role"] == "user"]
             for p in prepared:
                 cached.add(p[3], p[4])
-            self._cache_head = head  # (the handle may have read another writer's items too)
+            self._mark(head)
             self._record_usage(wrapper, items, head)
             return
         raise ConflictError(f"could not add to session {self.session_id!r}: it kept moving")
@@ -402,7 +411,7 @@ class SrtSession:
             cached.patches.pop()
             if self._users and self._users[-1] == len(cached):
                 self._users.pop()
-            self._cache_head = self._s.head
+            self._mark(self._s.head)
             return item
         raise ConflictError(f"could not pop from session {self.session_id!r}: it kept moving")
 
@@ -430,7 +439,7 @@ class SrtSession:
             except ConflictError:
                 continue
         self._patches = self._load_patches()  # (none, unless an add came meanwhile)
-        self._cache, self._cache_head, self._users = None, None, None
+        self._cache, self._cache_key, self._users = None, None, None
 
     # -- branches ----------------------------------------------------------------------
 
