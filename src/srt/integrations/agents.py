@@ -43,7 +43,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from agents.memory.session_settings import (
@@ -59,6 +58,9 @@ from ..runtime import Runtime, check_name
 from ..session import Session
 from ..store.base import CallRecord, ObjectPut
 from . import _append, _items, _patch
+from ._itemstore import USER, Branch, Cache, item_key, split_entry
+from ._itemstore import digest as _digest
+from ._itemstore import entry as _entry
 
 __all__ = ["MAIN", "SrtSession"]
 
@@ -69,90 +71,7 @@ _STATE = "agents.state"
 _ITEM = "agents.item"
 _PAGE = 500
 _RETRIES = 64
-_USER = b'"role":"user"'
 _T = TypeVar("_T")
-
-
-@dataclass(frozen=True)
-class _Branch:
-    name: str
-    session: str  # the srt session holding its items
-    parent: str | None  # the branch it was forked from
-    at: int  # items shared with the parent (0 for main)
-    created: float
-
-    def encode(self) -> bytes:
-        return dumps(
-            {"session": self.session, "parent": self.parent, "at": self.at, "created": self.created}
-        )
-
-    @classmethod
-    def decode(cls, name: str, value: bytes) -> _Branch:
-        data = json.loads(value)
-        return cls(name, data["session"], data["parent"], int(data["at"]), float(data["created"]))
-
-
-def _item_key(branch: str, pos: int) -> str:
-    return f"{pos}@{branch}"
-
-
-def _digest(body: bytes) -> str:
-    return _core.digest(body).hex()[:16]
-
-
-def _entry(digest: str, patch: Any) -> bytes:
-    """A stored patch entry: the patch and the digest of the text it was made for."""
-    return dumps({"h": digest, "p": patch})
-
-
-def _split(entry: bytes) -> tuple[str, bytes]:
-    """An entry's digest and its patch as JSON, read without parsing the patch."""
-    if entry.startswith(b'{"h":"') and entry.endswith(b"}"):
-        end = entry.find(b'","p":', 6)
-        if end >= 0:
-            return entry[6:end].decode(), entry[end + 6 : -1]
-    parsed = json.loads(entry)
-    return str(parsed["h"]), dumps(parsed["p"])
-
-
-def _json_list(parts: Sequence[bytes]) -> list[Any]:
-    out: list[Any] = json.loads(b"[" + b",".join(parts) + b"]")
-    return out
-
-
-class _Cache:
-    """The items of one head: each canonical message's bytes (the session's own, shared)
-    and its patch as JSON (``None``: no patch). ``decode`` parses them in one go, so each
-    call hands out new objects."""
-
-    __slots__ = ("bodies", "patches")
-
-    def __init__(self, bodies: list[bytes], patches: list[bytes | None]) -> None:
-        self.bodies, self.patches = bodies, patches
-
-    def __len__(self) -> int:
-        return len(self.bodies)
-
-    def add(self, body: bytes, patch: bytes | None) -> None:
-        self.bodies.append(body)
-        self.patches.append(patch)
-
-    def tail(self, n: int | None) -> _Cache:
-        if n is None or n < 0:
-            return self
-        return _Cache(self.bodies[-n:], self.patches[-n:]) if n else _Cache([], [])
-
-    def messages(self) -> list[Any]:
-        return _json_list(self.bodies)
-
-    def decode(self) -> list[Any]:
-        out = [_items.rebuild(m) for m in self.messages()]
-        where = [i for i, p in enumerate(self.patches) if p is not None]
-        if where:
-            patches = _json_list([p for p in self.patches if p is not None])
-            for i, patch in zip(where, patches, strict=True):
-                out[i] = _patch.apply(out[i], patch)
-        return out
 
 
 class SrtSession:
@@ -184,11 +103,11 @@ class SrtSession:
         self._store = self._rt.store
         self._lock = threading.RLock()
         self._recorded: dict[int, tuple[weakref.ref[Any], int]] = {}
-        self._patches: dict[str, bytes] = {}  # item key -> entry (see _entry)
+        self._patches: dict[str, bytes] = {}  # item key -> patch entry (_itemstore)
         with self._lock:
             self._branches = self._load_branches()
             if MAIN not in self._branches:
-                main = _Branch(MAIN, session_id, None, 0, time.time())
+                main = Branch(MAIN, session_id, None, 0, time.time())
                 self._store.put_object(_BRANCH, session_id, MAIN, main.encode())
                 self._branches[MAIN] = main
             row = self._store.get_object(_STATE, session_id, "settings")
@@ -209,13 +128,13 @@ class SrtSession:
 
     # -- plumbing ------------------------------------------------------------------------
 
-    def _load_branches(self) -> dict[str, _Branch]:
-        out: dict[str, _Branch] = {}
+    def _load_branches(self) -> dict[str, Branch]:
+        out: dict[str, Branch] = {}
         after: str | None = None
         while True:
             rows = self._store.list_objects(_BRANCH, self.session_id, after=after, limit=_PAGE)
             for r in rows:
-                out[r.key] = _Branch.decode(r.key, r.value)
+                out[r.key] = Branch.decode(r.key, r.value)
             if len(rows) < _PAGE:
                 return out
             after = rows[-1].key
@@ -240,7 +159,7 @@ class SrtSession:
             raise SessionNotFoundError(f"session {self.session_id!r} has no branch {branch!r}")
         self._branch = branch
         self._s: Session = self._rt.session(info.session)
-        self._cache: _Cache | None = None  # the items of the head below
+        self._cache: Cache | None = None  # the items of the head below
         # The (head, updated) of the session row the cache is for: a pop and an add of the
         # same text by another handle bring the head back, but not its time.
         self._cache_key: tuple[int | None, float] | None = None
@@ -264,7 +183,7 @@ class SrtSession:
             info = self._branches.get(info.parent) if info.parent is not None else None
         return out
 
-    def _items(self) -> _Cache:
+    def _items(self) -> Cache:
         """The items of the current branch, brought up to date."""
         row = self._store.get_session(self._s.name)
         if row is None:
@@ -277,14 +196,14 @@ class SrtSession:
         bodies = self._s.messages_bytes()
         patches: list[bytes | None] = [None] * len(bodies)
         for pos, entry in self._visible_patches().items():
-            digest, patch = _split(entry)
+            digest, patch = split_entry(entry)
             # (a patch kept for other text, or past the end, is not this item's)
             if pos < len(bodies) and patch != b"null" and digest == _digest(bodies[pos]):
                 patches[pos] = patch
-        out = _Cache(bodies, patches)
+        out = Cache(bodies, patches)
         # A canonical message's only unescaped '"role":' is its own (no part or call
         # holds a role, and quotes inside strings are escaped).
-        users = [i for i, body in enumerate(bodies) if _USER in body]
+        users = [i for i, body in enumerate(bodies) if USER in body]
         self._cache, self._cache_key, self._users = out, (row.head, row.updated), users
         return out
 
@@ -308,7 +227,7 @@ class SrtSession:
         info = self._branches.get(self._branch)
         below: int | None = None
         while info is not None:
-            entry = self._patches.get(_item_key(info.name, pos))
+            entry = self._patches.get(item_key(info.name, pos))
             if entry is not None:
                 return entry
             below = info.at if below is None else min(below, info.at)
@@ -332,10 +251,10 @@ class SrtSession:
             if (patch is None and seen is None) or seen == new:
                 continue
             for child in children:
-                key = _item_key(child.name, pos)
+                key = item_key(child.name, pos)
                 if child.at > pos and key not in self._patches:
                     puts[key] = seen or _entry("", None)
-            puts[_item_key(branch, pos)] = new
+            puts[item_key(branch, pos)] = new
         return puts
 
     async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
@@ -477,7 +396,7 @@ class SrtSession:
         if not isinstance(name, str) or not name or name in self._branches:
             raise ConfigError(f"a new branch needs a new, non-empty name; got {name!r}")
         child = self._s.fork(check_name(f"{self.session_id}@{name}"), at=at)
-        info = _Branch(name, child.name, self._branch, at, time.time())
+        info = Branch(name, child.name, self._branch, at, time.time())
         self._store.put_object(_BRANCH, self.session_id, name, info.encode())
         self._branches[name] = info
         if switch:
