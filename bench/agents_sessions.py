@@ -16,10 +16,13 @@ a fresh file each, the sessions taking turns (turn i of each, then turn i + 1):
   medians per tenth of the run, and the log-log slope of those medians against the turn
   number from the second tenth on;
 * **cold read**: ``get_items()`` of a new handle on the file after the last turn (a
-  request handler that opens the session each time), median of 5;
+  request handler that opens the session each time), median of 5; for ``SrtSession``
+  also a new handle on the runtime the run kept open (a server keeps one runtime: its
+  handles share what they read);
 * **branches**: at turns 50, 100, 200, 500 and 1,000 (those within ``--turns``): a
   branch from the middle user turn (``fork(at_turn)`` / ``create_branch_from_turn``),
-  switching to it and back, and listing the branches; each time and its slope in N;
+  switching to it and back, the first ``get_items`` on it, and listing the branches
+  (medians of three rounds); each time and its slope in N;
 * **database**: the file (and its WAL) after the last turn, against the item text.
 
 Timings on a shared machine are noisy: the load average is printed with the environment.
@@ -85,11 +88,11 @@ def conversation(turns: int, seed: int) -> list[tuple[dict[str, Any], list[dict[
     return out
 
 
-def _open(kind: str, path: str) -> Any:
+def _open(kind: str, path: str, runtime: Any = None) -> Any:
     if kind == "SrtSession":
         from srt.integrations.agents import SrtSession
 
-        return SrtSession("bench", path)
+        return SrtSession("bench", runtime or path)
     if kind == "SQLiteSession":
         from agents import SQLiteSession
 
@@ -106,7 +109,13 @@ async def _ms(call: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
 
 
 async def _branch(kind: str, s: Any, at_turn: int) -> dict[str, float]:
-    """Branch from user turn ``at_turn``, switch to it and back, list: each in ms."""
+    """Branch from user turn ``at_turn``, switch to it and back, list: each in ms, the
+    median of three rounds (three branches)."""
+    rounds = [await _branch_once(kind, s, at_turn) for _ in range(3)]
+    return {k: _median([r[k] for r in rounds]) for k in rounds[0]}
+
+
+async def _branch_once(kind: str, s: Any, at_turn: int) -> dict[str, float]:
     if kind == "SrtSession":
         fork_ms, name = await _ms(lambda: s.fork(at_turn=at_turn, switch=False))
         to_ms, _ = await _ms(lambda: s.switch_to(name))
@@ -133,7 +142,12 @@ class _Run:
 
     def __init__(self, kind: str, path: str) -> None:
         self.kind, self.path = kind, path
-        self.session = _open(kind, path)
+        self.runtime: Any = None
+        if kind == "SrtSession":  # one runtime for the run, as a server keeps one
+            import srt
+
+            self.runtime = srt.Runtime(path)
+        self.session = _open(kind, path, self.runtime)
         self.text = 0
         self.wall: list[float] = []
         self.cpu: list[float] = []
@@ -149,7 +163,7 @@ class _Run:
         self.cpu.append((time.process_time() - used) * 1000)
         self.wall.append((time.perf_counter() - start) * 1000)
 
-    def result(self, items: int, cold: list[float]) -> dict[str, Any]:
+    def result(self, items: int, cold: list[float], shared: list[float]) -> dict[str, Any]:
         turns = len(self.wall)
         tenth = max(turns // 10, 1)
         out: dict[str, Any] = {
@@ -158,6 +172,7 @@ class _Run:
             "item_text_bytes": self.text,
             "db_bytes": _size(self.path),
             "cold_get_items_ms": _median(cold),
+            "shared_runtime_get_items_ms": _median(shared) if shared else None,
             "branches": {str(n): b for n, b in self.branches.items()},
         }
         for name, series in (("turn_ms", self.wall), ("turn_cpu_ms", self.cpu)):
@@ -202,6 +217,7 @@ async def run_all(kinds: list[str], turns: int, seed: int, work: str) -> dict[st
         counts[run.kind] = len(await run.session.get_items())
         run.session.close()
     cold: dict[str, list[float]] = {run.kind: [] for run in runs}
+    shared: dict[str, list[float]] = {run.kind: [] for run in runs}
     for _ in range(5):
         for run in runs:
             again = _open(run.kind, run.path)
@@ -209,8 +225,15 @@ async def run_all(kinds: list[str], turns: int, seed: int, work: str) -> dict[st
             assert len(got) == counts[run.kind]
             cold[run.kind].append(ms)
             again.close()
+            if run.runtime is not None:
+                again = _open(run.kind, run.path, run.runtime)
+                ms, got = await _ms(again.get_items)
+                assert len(got) == counts[run.kind]
+                shared[run.kind].append(ms)
     for run in runs:
-        results[run.kind] = run.result(counts[run.kind], cold[run.kind])
+        if run.runtime is not None:
+            run.runtime.close()  # (its last checkpoint folds the WAL into the file)
+        results[run.kind] = run.result(counts[run.kind], cold[run.kind], shared[run.kind])
     return results
 
 
@@ -258,6 +281,16 @@ def table(doc: dict[str, Any]) -> list[str]:
         )
     lines.append(
         row("get_items of a new handle at the end, ms", lambda r: f"{r['cold_get_items_ms']:.1f}")
+    )
+    lines.append(
+        row(
+            "the same, the handle on the run's open runtime, ms",
+            lambda r: (
+                "-"
+                if r.get("shared_runtime_get_items_ms") is None
+                else f"{r['shared_runtime_get_items_ms']:.1f}"
+            ),
+        )
     )
     if last is not None:
         for key, label in (

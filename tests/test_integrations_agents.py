@@ -517,3 +517,37 @@ def test_another_handle_popping_and_adding_the_same_text(tmp_path: Path) -> None
     assert run(y.get_items()) == [{"role": "user", "content": "q"}]
     x.close()
     y.close()
+
+
+def test_handles_of_one_runtime_share_what_they_read(tmp_path: Path) -> None:
+    """A handle opened per request on a long-lived runtime starts from what the last
+    handle read or wrote (a copy: changing what one handle returned changes nothing
+    else), and a write through another runtime (another process) is seen."""
+    path = tmp_path / "shelf.db"
+    items = _turns(3)
+    with srt.Runtime(path) as rt:
+        first = SrtSession("s", rt)
+        run(first.add_items(items))
+        second = SrtSession("s", rt)
+        got = run(second.get_items())
+        assert got == items
+        got[1]["content"][0]["text"] = "changed by the caller"
+        got.append({"role": "user", "content": "not added"})
+        assert run(SrtSession("s", rt).get_items()) == items
+        run(second.add_items([{"role": "user", "content": "more"}]))
+        assert run(first.get_items()) == [*items, {"role": "user", "content": "more"}]
+        # Another process appends, pops and appends the same text under a new id.
+        with srt.Runtime(path) as other:
+            elsewhere = SrtSession("s", other)
+            run(elsewhere.add_items([dict(items[1], id="msg_other")]))
+            assert run(elsewhere.pop_item())["id"] == "msg_other"
+            run(elsewhere.add_items([dict(items[1], id="msg_again")]))
+        want = [*items, {"role": "user", "content": "more"}, dict(items[1], id="msg_again")]
+        for handle in (first, second, SrtSession("s", rt)):
+            assert run(handle.get_items()) == want
+        # A pop, a fork and the ledger work from a handle that started from the shelf.
+        third = SrtSession("s", rt)
+        assert run(third.pop_item())["id"] == "msg_again"
+        name = run(third.fork(at_turn=2, switch=False))
+        assert run(SrtSession("s", rt, branch=name).get_items()) == items[:2]
+        assert run(first.get_items()) == want[:-1]

@@ -23,7 +23,7 @@ from ..runtime import Runtime
 from ..session import Session
 from ..store.base import NewNode, ObjectPut
 
-__all__ = ["append", "redacted"]
+__all__ = ["append", "append_to", "redacted"]
 
 
 def redacted(rt: Runtime, value: Any) -> Any:
@@ -32,26 +32,37 @@ def redacted(rt: Runtime, value: Any) -> Any:
 
 
 def append(
-    rt: Runtime, session: Session, bodies: Sequence[bytes], objects: Sequence[ObjectPut]
-) -> int | None:
-    """Append the canonical ``bodies`` after the head ``session`` last saw and write
-    ``objects`` in the same transaction; ``ConflictError`` (nothing written) if the head
-    has moved since. Returns the new head. The handle is brought up to date afterwards
-    (which may take it past the new head, if another writer has appended since)."""
+    rt: Runtime,
+    name: str,
+    head: int | None,
+    depth: int,
+    prefix: bytes,
+    bodies: Sequence[bytes],
+    objects: Sequence[ObjectPut],
+) -> tuple[int | None, bytes]:
+    """Append the canonical ``bodies`` to session ``name`` after ``head`` (``depth``
+    messages, prefix hash ``prefix``) and write ``objects`` in the same transaction;
+    ``ConflictError`` (nothing written) if the head is no longer ``head``. Returns the new
+    head and its prefix hash."""
     store = rt.store
-    row = store.get_session(session.name)
+    row = store.get_session(name)
     if row is None:
-        raise SessionNotFoundError(f"session {session.name!r} was deleted")
-    head = session.head
+        raise SessionNotFoundError(f"session {name!r} was deleted")
     if row.head != head:
-        raise ConflictError(f"session {session.name!r} moved; nothing was written")
-    depth = len(session)
-    seen = session.prefix_hash
-    prefix = bytes.fromhex(seen) if seen is not None else _core.ROOT
+        raise ConflictError(f"session {name!r} moved; nothing was written")
     hashing = store.hashing
     hashes = [hashing.digest(b) for b in bodies]
     prefixes = hashing.chain_many(prefix, hashes)
     nodes = [NewNode(h, b, p) for h, b, p in zip(hashes, bodies, prefixes, strict=True)]
     ids = store.append(row.id, head, head, depth, nodes, objects=objects)
+    return (ids[-1], prefixes[-1]) if ids else (head, prefix)
+
+
+def append_to(
+    rt: Runtime, session: Session, bodies: Sequence[bytes], objects: Sequence[ObjectPut]
+) -> None:
+    """``append`` after the head ``session`` last saw; the handle is brought up to date."""
+    seen = session.prefix_hash
+    prefix = bytes.fromhex(seen) if seen is not None else _core.ROOT
+    append(rt, session.name, session.head, len(session), prefix, bodies, objects)
     session.refresh()
-    return ids[-1] if ids else head

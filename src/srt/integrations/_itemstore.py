@@ -1,10 +1,14 @@
 """How ``SrtSession`` keeps an item: its canonical message in the srt session of its
 branch, and a patch entry (``entry``: the patch and the digest of the text it was made
-for) under ``item_key(branch, place)``; and how it caches a branch's items (``Cache``)."""
+for) under ``item_key(branch, place)``; how a handle caches a branch's items (``Cache``),
+and how the handles of one runtime share them (``shelf``)."""
 
 from __future__ import annotations
 
 import json
+import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +17,18 @@ from .. import _core
 from ..message import dumps
 from . import _items, _patch
 
-__all__ = ["USER", "Branch", "Cache", "digest", "entry", "item_key", "split_entry"]
+__all__ = [
+    "USER",
+    "Branch",
+    "Cache",
+    "Shelf",
+    "Snapshot",
+    "digest",
+    "entry",
+    "item_key",
+    "shelf",
+    "split_entry",
+]
 
 #: In a canonical message the only unescaped ``"role":`` is its own (no part or call
 #: holds a role, and quotes inside strings are escaped).
@@ -100,3 +115,68 @@ class Cache:
             for i, patch in zip(where, patches, strict=True):
                 out[i] = _patch.apply(out[i], patch)
         return out
+
+
+@dataclass
+class Snapshot:
+    """A branch's items as one handle had them for the session row's ``key`` (head,
+    updated): the cache's lists, the user messages' places, the head's prefix hash, and
+    the session's patch entries."""
+
+    key: tuple[int | None, float]
+    prefix: bytes
+    bodies: list[bytes]
+    patches: list[bytes | None]
+    users: list[int]
+    entries: dict[str, bytes]
+
+    def copy(self) -> Snapshot:
+        return Snapshot(
+            self.key,
+            self.prefix,
+            list(self.bodies),
+            list(self.patches),
+            list(self.users),
+            dict(self.entries),
+        )
+
+
+class Shelf:
+    """The newest snapshot of each branch that a runtime's ``SrtSession`` handles have
+    read or written, shared by them: a handle opened per request on a long-lived runtime
+    starts from it instead of reading the whole branch again. Snapshots go in and come
+    out as copies (a handle changes its own in place); the least recently used go first."""
+
+    def __init__(self, size: int = 128) -> None:
+        self.size = size
+        self.lock = threading.Lock()
+        self.snapshots: OrderedDict[str, Snapshot] = OrderedDict()
+
+    def put(self, name: str, snapshot: Snapshot) -> None:
+        kept = snapshot.copy()
+        with self.lock:
+            self.snapshots[name] = kept
+            self.snapshots.move_to_end(name)
+            while len(self.snapshots) > self.size:
+                self.snapshots.popitem(last=False)
+
+    def get(self, name: str, key: tuple[int | None, float]) -> Snapshot | None:
+        with self.lock:
+            found = self.snapshots.get(name)
+            if found is None or found.key != key:
+                return None
+            self.snapshots.move_to_end(name)
+        return found.copy()
+
+
+_SHELVES: weakref.WeakKeyDictionary[Any, Shelf] = weakref.WeakKeyDictionary()
+_SHELVES_LOCK = threading.Lock()
+
+
+def shelf(rt: Any) -> Shelf:
+    """The shelf of runtime ``rt`` (it goes when the runtime does)."""
+    with _SHELVES_LOCK:
+        found = _SHELVES.get(rt)
+        if found is None:
+            found = _SHELVES[rt] = Shelf()
+        return found

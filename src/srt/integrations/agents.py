@@ -58,7 +58,7 @@ from ..runtime import Runtime, check_name
 from ..session import Session
 from ..store.base import CallRecord, ObjectPut
 from . import _append, _items, _patch
-from ._itemstore import USER, Branch, Cache, item_key, split_entry
+from ._itemstore import USER, Branch, Cache, Snapshot, item_key, shelf, split_entry
 from ._itemstore import digest as _digest
 from ._itemstore import entry as _entry
 
@@ -72,6 +72,11 @@ _ITEM = "agents.item"
 _PAGE = 500
 _RETRIES = 64
 _T = TypeVar("_T")
+
+
+def _prefix_of(session: Session) -> bytes:
+    seen = session.prefix_hash
+    return bytes.fromhex(seen) if seen is not None else _core.ROOT
 
 
 class SrtSession:
@@ -164,6 +169,7 @@ class SrtSession:
         # same text by another handle bring the head back, but not its time.
         self._cache_key: tuple[int | None, float] | None = None
         self._users: list[int] | None = None  # where the user messages are (None: unknown)
+        self._prefix = _core.ROOT  # the prefix hash of the cached head
 
     def _visible_patches(self) -> dict[int, bytes]:
         """Item position -> patch entry as the current branch sees it: its own, then
@@ -188,7 +194,14 @@ class SrtSession:
         row = self._store.get_session(self._s.name)
         if row is None:
             raise SessionNotFoundError(f"the srt session {self._s.name!r} is gone")
-        if self._cache is not None and (row.head, row.updated) == self._cache_key:
+        key = (row.head, row.updated)
+        if self._cache is not None and key == self._cache_key:
+            return self._cache
+        self._branches = self._load_branches()
+        snap = shelf(self._rt).get(self._s.name, key)
+        if snap is not None:  # another handle of this runtime has them
+            self._cache, self._cache_key = Cache(snap.bodies, snap.patches), key
+            self._users, self._prefix, self._patches = snap.users, snap.prefix, snap.entries
             return self._cache
         self._s.refresh()
         self._branches = self._load_branches()
@@ -205,14 +218,32 @@ class SrtSession:
         # holds a role, and quotes inside strings are escaped).
         users = [i for i, body in enumerate(bodies) if USER in body]
         self._cache, self._cache_key, self._users = out, (row.head, row.updated), users
+        self._prefix = _prefix_of(self._s)
+        self._publish()
         return out
 
     def _mark(self, head: int | None) -> None:
         """The cache holds the items of ``head``, which this handle has just written:
         it stays valid while the session row is as that write left it."""
         row = self._store.get_session(self._s.name)
-        ok = row is not None and row.head == head
-        self._cache_key = (row.head, row.updated) if ok and row is not None else None
+        if row is None or row.head != head:
+            self._cache_key = None
+            return
+        self._cache_key = (row.head, row.updated)
+        self._publish()
+
+    def _publish(self) -> None:
+        if self._cache is None or self._cache_key is None or self._users is None:
+            return
+        snap = Snapshot(
+            self._cache_key,
+            self._prefix,
+            self._cache.bodies,
+            self._cache.patches,
+            self._users,
+            self._patches,
+        )
+        shelf(self._rt).put(self._s.name, snap)
 
     def _user_positions(self) -> list[int]:
         """Where the current branch's user messages are (worked out once per load)."""
@@ -295,8 +326,12 @@ class SrtSession:
             start = len(cached)
             puts = self._patch_puts(start, [(p[1], p[2]) for p in prepared])
             objects = [ObjectPut(_ITEM, self.session_id, k, v) for k, v in puts.items()]
+            at = self._cache_key[0] if self._cache_key is not None else None  # (_items set it)
+            bodies = [p[3] for p in prepared]
             try:
-                head = _append.append(self._rt, self._s, [p[3] for p in prepared], objects)
+                head, self._prefix = _append.append(
+                    self._rt, self._s.name, at, start, self._prefix, bodies, objects
+                )
             except ConflictError:
                 self._cache = None
                 continue
@@ -320,6 +355,9 @@ class SrtSession:
             if not cached:
                 return None
             try:
+                self._s.refresh()  # (adds go to the store without this handle)
+                if self._cache_key is None or self._s.head != self._cache_key[0]:
+                    raise ConflictError("the session moved")
                 self._s.rewind(1)
             except ConflictError:
                 self._cache = None
@@ -330,6 +368,7 @@ class SrtSession:
             cached.patches.pop()
             if self._users and self._users[-1] == len(cached):
                 self._users.pop()
+            self._prefix = _prefix_of(self._s)
             self._mark(self._s.head)
             return item
         raise ConflictError(f"could not pop from session {self.session_id!r}: it kept moving")
@@ -395,6 +434,7 @@ class SrtSession:
             name = f"branch-{n}"
         if not isinstance(name, str) or not name or name in self._branches:
             raise ConfigError(f"a new branch needs a new, non-empty name; got {name!r}")
+        self._s.refresh()  # (adds go to the store without this handle)
         child = self._s.fork(check_name(f"{self.session_id}@{name}"), at=at)
         info = Branch(name, child.name, self._branch, at, time.time())
         self._store.put_object(_BRANCH, self.session_id, name, info.encode())
@@ -488,7 +528,8 @@ class SrtSession:
 
     def _turn_usage(self) -> list[dict[str, Any]]:
         self._items()
-        rows = self._store.chain(self._s.head) if self._s.head is not None else []
+        head = self._cache_key[0] if self._cache_key is not None else None
+        rows = self._store.chain(head) if head is not None else []
         turn_of: dict[int, int] = {}
         turn = 0
         for node, _h, body, *_rest in rows:

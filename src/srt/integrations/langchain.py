@@ -124,7 +124,7 @@ class SrtChatMessageHistory(BaseChatMessageHistory):
                     or store.get_object(_KIND, self.session_id, str(start + i)) is not None
                 ]
                 try:
-                    _append.append(self._rt, self._session, [p[0] for p in prepared], objects)
+                    _append.append_to(self._rt, self._session, [p[0] for p in prepared], objects)
                     return
                 except ConflictError:
                     continue
