@@ -551,3 +551,18 @@ def test_handles_of_one_runtime_share_what_they_read(tmp_path: Path) -> None:
         name = run(third.fork(at_turn=2, switch=False))
         assert run(SrtSession("s", rt, branch=name).get_items()) == items[:2]
         assert run(first.get_items()) == want[:-1]
+
+
+def test_a_store_with_a_hash_key(tmp_path: Path) -> None:
+    """Items are hashed and chained the store's way (keyed BLAKE2b with ``hash_key``)."""
+    with srt.Runtime(tmp_path / "k.db", hash_key=bytes(range(32))) as rt:
+        s = SrtSession("k", rt)
+        items = _turns(3)
+        run(s.add_items(items))
+        name = run(s.fork(at_turn=2))
+        run(s.add_items([{"role": "user", "content": "other"}]))
+        assert run(s.pop_item()) == {"role": "user", "content": "other"}
+        assert run(SrtSession("k", rt, branch=name).get_items()) == items[:2]
+        assert rt.session("k").messages()[-1]["content"] == "answer 2"
+        report = rt.store.verify()
+        assert report.ok and report.messages == 7  # the popped one stays until gc

@@ -39,11 +39,11 @@ def append(
     prefix: bytes,
     bodies: Sequence[bytes],
     objects: Sequence[ObjectPut],
-) -> tuple[int | None, bytes]:
+) -> tuple[list[int], list[bytes]]:
     """Append the canonical ``bodies`` to session ``name`` after ``head`` (``depth``
     messages, prefix hash ``prefix``) and write ``objects`` in the same transaction;
     ``ConflictError`` (nothing written) if the head is no longer ``head``. Returns the new
-    head and its prefix hash."""
+    nodes and their prefix hashes."""
     store = rt.store
     row = store.get_session(name)
     if row is None:
@@ -54,8 +54,7 @@ def append(
     hashes = [hashing.digest(b) for b in bodies]
     prefixes = hashing.chain_many(prefix, hashes)
     nodes = [NewNode(h, b, p) for h, b, p in zip(hashes, bodies, prefixes, strict=True)]
-    ids = store.append(row.id, head, head, depth, nodes, objects=objects)
-    return (ids[-1], prefixes[-1]) if ids else (head, prefix)
+    return store.append(row.id, head, head, depth, nodes, objects=objects), prefixes
 
 
 def append_to(

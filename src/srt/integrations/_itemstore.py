@@ -83,26 +83,47 @@ def _json_list(parts: Sequence[bytes]) -> list[Any]:
 
 
 class Cache:
-    """The items of one head: each canonical message's bytes (the session's own, shared)
-    and its patch as JSON (``None``: no patch). ``decode`` parses them in one go, so each
-    call hands out new objects."""
+    """The items of one head: each canonical message's bytes, its patch as JSON
+    (``None``: no patch), its node and prefix hash. ``decode`` parses them in one go, so
+    each call hands out new objects."""
 
-    __slots__ = ("bodies", "patches")
+    __slots__ = ("bodies", "ids", "patches", "prefixes")
 
-    def __init__(self, bodies: list[bytes], patches: list[bytes | None]) -> None:
-        self.bodies, self.patches = bodies, patches
+    def __init__(
+        self,
+        bodies: list[bytes],
+        patches: list[bytes | None],
+        ids: list[int],
+        prefixes: list[bytes],
+    ) -> None:
+        self.bodies, self.patches, self.ids, self.prefixes = bodies, patches, ids, prefixes
 
     def __len__(self) -> int:
         return len(self.bodies)
 
-    def add(self, body: bytes, patch: bytes | None) -> None:
+    @property
+    def prefix(self) -> bytes:
+        """The prefix hash of the head (the root's for no items)."""
+        return self.prefixes[-1] if self.prefixes else _core.ROOT
+
+    def add(self, body: bytes, patch: bytes | None, node: int, prefix: bytes) -> None:
         self.bodies.append(body)
         self.patches.append(patch)
+        self.ids.append(node)
+        self.prefixes.append(prefix)
+
+    def pop(self) -> None:
+        for column in (self.bodies, self.patches, self.ids, self.prefixes):
+            column.pop()
+
+    def copy(self) -> Cache:
+        return Cache(list(self.bodies), list(self.patches), list(self.ids), list(self.prefixes))
 
     def tail(self, n: int | None) -> Cache:
+        """The last ``n`` items (all with ``None``) for decoding."""
         if n is None or n < 0:
             return self
-        return Cache(self.bodies[-n:], self.patches[-n:]) if n else Cache([], [])
+        return Cache(self.bodies[-n:], self.patches[-n:], [], []) if n else Cache([], [], [], [])
 
     def messages(self) -> list[Any]:
         return _json_list(self.bodies)
@@ -120,25 +141,15 @@ class Cache:
 @dataclass
 class Snapshot:
     """A branch's items as one handle had them for the session row's ``key`` (head,
-    updated): the cache's lists, the user messages' places, the head's prefix hash, and
-    the session's patch entries."""
+    updated): its cache, the user messages' places, and the session's patch entries."""
 
     key: tuple[int | None, float]
-    prefix: bytes
-    bodies: list[bytes]
-    patches: list[bytes | None]
+    items: Cache
     users: list[int]
     entries: dict[str, bytes]
 
     def copy(self) -> Snapshot:
-        return Snapshot(
-            self.key,
-            self.prefix,
-            list(self.bodies),
-            list(self.patches),
-            list(self.users),
-            dict(self.entries),
-        )
+        return Snapshot(self.key, self.items.copy(), list(self.users), dict(self.entries))
 
 
 class Shelf:

@@ -74,11 +74,6 @@ _RETRIES = 64
 _T = TypeVar("_T")
 
 
-def _prefix_of(session: Session) -> bytes:
-    seen = session.prefix_hash
-    return bytes.fromhex(seen) if seen is not None else _core.ROOT
-
-
 class SrtSession:
     """An Agents SDK ``Session`` whose items live in srt (see the module docstring).
 
@@ -169,7 +164,6 @@ class SrtSession:
         # same text by another handle bring the head back, but not its time.
         self._cache_key: tuple[int | None, float] | None = None
         self._users: list[int] | None = None  # where the user messages are (None: unknown)
-        self._prefix = _core.ROOT  # the prefix hash of the cached head
 
     def _visible_patches(self) -> dict[int, bytes]:
         """Item position -> patch entry as the current branch sees it: its own, then
@@ -200,25 +194,24 @@ class SrtSession:
         self._branches = self._load_branches()
         snap = shelf(self._rt).get(self._s.name, key)
         if snap is not None:  # another handle of this runtime has them
-            self._cache, self._cache_key = Cache(snap.bodies, snap.patches), key
-            self._users, self._prefix, self._patches = snap.users, snap.prefix, snap.entries
+            self._cache, self._cache_key = snap.items, key
+            self._users, self._patches = snap.users, snap.entries
             return self._cache
-        self._s.refresh()
+        rows = self._store.chain(row.head)
         self._branches = self._load_branches()
         self._patches = self._load_patches()
-        bodies = self._s.messages_bytes()
+        bodies = [r[2] for r in rows]
         patches: list[bytes | None] = [None] * len(bodies)
         for pos, entry in self._visible_patches().items():
             digest, patch = split_entry(entry)
             # (a patch kept for other text, or past the end, is not this item's)
             if pos < len(bodies) and patch != b"null" and digest == _digest(bodies[pos]):
                 patches[pos] = patch
-        out = Cache(bodies, patches)
+        out = Cache(bodies, patches, [r[0] for r in rows], [r[3] for r in rows])
         # A canonical message's only unescaped '"role":' is its own (no part or call
         # holds a role, and quotes inside strings are escaped).
         users = [i for i, body in enumerate(bodies) if USER in body]
         self._cache, self._cache_key, self._users = out, (row.head, row.updated), users
-        self._prefix = _prefix_of(self._s)
         self._publish()
         return out
 
@@ -235,14 +228,7 @@ class SrtSession:
     def _publish(self) -> None:
         if self._cache is None or self._cache_key is None or self._users is None:
             return
-        snap = Snapshot(
-            self._cache_key,
-            self._prefix,
-            self._cache.bodies,
-            self._cache.patches,
-            self._users,
-            self._patches,
-        )
+        snap = Snapshot(self._cache_key, self._cache, self._users, self._patches)
         shelf(self._rt).put(self._s.name, snap)
 
     def _user_positions(self) -> list[int]:
@@ -329,8 +315,8 @@ class SrtSession:
             at = self._cache_key[0] if self._cache_key is not None else None  # (_items set it)
             bodies = [p[3] for p in prepared]
             try:
-                head, self._prefix = _append.append(
-                    self._rt, self._s.name, at, start, self._prefix, bodies, objects
+                ids, prefixes = _append.append(
+                    self._rt, self._s.name, at, start, cached.prefix, bodies, objects
                 )
             except ConflictError:
                 self._cache = None
@@ -338,10 +324,10 @@ class SrtSession:
             self._patches.update(puts)
             if self._users is not None:
                 self._users += [start + i for i, p in enumerate(prepared) if p[0]["role"] == "user"]
-            for p in prepared:
-                cached.add(p[3], p[4])
-            self._mark(head)
-            self._record_usage(wrapper, items, head)
+            for p, node, prefix in zip(prepared, ids, prefixes, strict=True):
+                cached.add(p[3], p[4], node, prefix)
+            self._mark(ids[-1])
+            self._record_usage(wrapper, items, ids[-1])
             return
         raise ConflictError(f"could not add to session {self.session_id!r}: it kept moving")
 
@@ -364,11 +350,9 @@ class SrtSession:
                 continue
             # Its patch entry stays: the next item added in its place writes over it.
             (item,) = cached.tail(1).decode()
-            cached.bodies.pop()
-            cached.patches.pop()
+            cached.pop()
             if self._users and self._users[-1] == len(cached):
                 self._users.pop()
-            self._prefix = _prefix_of(self._s)
             self._mark(self._s.head)
             return item
         raise ConflictError(f"could not pop from session {self.session_id!r}: it kept moving")
@@ -434,9 +418,14 @@ class SrtSession:
             name = f"branch-{n}"
         if not isinstance(name, str) or not name or name in self._branches:
             raise ConfigError(f"a new branch needs a new, non-empty name; got {name!r}")
-        self._s.refresh()  # (adds go to the store without this handle)
-        child = self._s.fork(check_name(f"{self.session_id}@{name}"), at=at)
-        info = Branch(name, child.name, self._branch, at, time.time())
+        # One new head row at the node the cache holds (the store checks that the node
+        # still carries the prefix hash this handle saw).
+        child = check_name(f"{self.session_id}@{name}")
+        node, prefix = (items.ids[at - 1], items.prefixes[at - 1]) if at else (None, None)
+        self._store.create_session(
+            child, node, exist_ok=False, head_prefix=prefix, limit=self._rt.max_sessions
+        )
+        info = Branch(name, child, self._branch, at, time.time())
         self._store.put_object(_BRANCH, self.session_id, name, info.encode())
         self._branches[name] = info
         if switch:
