@@ -102,10 +102,11 @@ def _open(kind: str, path: str, runtime: Any = None) -> Any:
     return AdvancedSQLiteSession(session_id="bench", db_path=path, create_tables=True)
 
 
-async def _ms(call: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
-    start = time.perf_counter()
+async def _ms(call: Callable[[], Awaitable[Any]]) -> tuple[tuple[float, float], Any]:
+    """((wall ms, the process's CPU ms), result) of one call."""
+    start, used = time.perf_counter(), time.process_time()
     got = await call()
-    return (time.perf_counter() - start) * 1000, got
+    return ((time.perf_counter() - start) * 1000, (time.process_time() - used) * 1000), got
 
 
 async def _branch(kind: str, s: Any, at_turn: int) -> dict[str, float]:
@@ -116,6 +117,7 @@ async def _branch(kind: str, s: Any, at_turn: int) -> dict[str, float]:
 
 
 async def _branch_once(kind: str, s: Any, at_turn: int) -> dict[str, float]:
+    """Each step's wall ms (``x_ms``) and CPU ms (``x_cpu_ms``)."""
     if kind == "SrtSession":
         fork_ms, name = await _ms(lambda: s.fork(at_turn=at_turn, switch=False))
         to_ms, _ = await _ms(lambda: s.switch_to(name))
@@ -124,17 +126,21 @@ async def _branch_once(kind: str, s: Any, at_turn: int) -> dict[str, float]:
         list_ms, listed = await _ms(s.branches)
     else:
         fork_ms, name = await _ms(lambda: s.create_branch_from_turn(at_turn))
-        to_ms = 0.0  # create_branch_from_turn switches to the new branch itself
+        to_ms = (0.0, 0.0)  # create_branch_from_turn switches to the new branch itself
         read_ms, _ = await _ms(s.get_items)
         back_ms, _ = await _ms(lambda: s.switch_to_branch("main"))
         list_ms, listed = await _ms(s.list_branches)
     assert len(listed) >= 2, listed
-    return {
-        "fork_ms": fork_ms,
-        "switch_ms": to_ms + back_ms,
-        "first_read_ms": read_ms,
-        "list_ms": list_ms,
-    }
+    out: dict[str, float] = {}
+    switch = (to_ms[0] + back_ms[0], to_ms[1] + back_ms[1])
+    for key, t in (
+        ("fork", fork_ms),
+        ("switch", switch),
+        ("first_read", read_ms),
+        ("list", list_ms),
+    ):
+        out[key + "_ms"], out[key + "_cpu_ms"] = t
+    return out
 
 
 class _Run:
@@ -163,7 +169,9 @@ class _Run:
         self.cpu.append((time.process_time() - used) * 1000)
         self.wall.append((time.perf_counter() - start) * 1000)
 
-    def result(self, items: int, cold: list[float], shared: list[float]) -> dict[str, Any]:
+    def result(
+        self, items: int, cold: list[tuple[float, float]], shared: list[tuple[float, float]]
+    ) -> dict[str, Any]:
         turns = len(self.wall)
         tenth = max(turns // 10, 1)
         out: dict[str, Any] = {
@@ -171,8 +179,12 @@ class _Run:
             "items": items,
             "item_text_bytes": self.text,
             "db_bytes": _size(self.path),
-            "cold_get_items_ms": _median(cold),
-            "shared_runtime_get_items_ms": _median(shared) if shared else None,
+            "cold_get_items_ms": _median([w for w, _c in cold]),
+            "cold_get_items_cpu_ms": _median([c for _w, c in cold]),
+            "shared_runtime_get_items_ms": _median([w for w, _c in shared]) if shared else None,
+            "shared_runtime_get_items_cpu_ms": (
+                _median([c for _w, c in shared]) if shared else None
+            ),
             "branches": {str(n): b for n, b in self.branches.items()},
         }
         for name, series in (("turn_ms", self.wall), ("turn_cpu_ms", self.cpu)):
@@ -185,9 +197,10 @@ class _Run:
             ]
             out[name + "_slope"] = slope(points) if len(points) > 1 else None
         if len(self.branches) > 1:
-            for key in ("fork_ms", "switch_ms", "list_ms", "first_read_ms"):
-                points = [(n, max(b[key], 1e-6)) for n, b in self.branches.items()]
-                out[f"{key}_slope"] = slope(points)
+            for step in ("fork", "switch", "list", "first_read"):
+                for key in (step + "_ms", step + "_cpu_ms"):
+                    points = [(n, max(b[key], 1e-6)) for n, b in self.branches.items()]
+                    out[f"{key}_slope"] = slope(points)
         return out
 
 
@@ -216,8 +229,8 @@ async def run_all(kinds: list[str], turns: int, seed: int, work: str) -> dict[st
     for run in runs:
         counts[run.kind] = len(await run.session.get_items())
         run.session.close()
-    cold: dict[str, list[float]] = {run.kind: [] for run in runs}
-    shared: dict[str, list[float]] = {run.kind: [] for run in runs}
+    cold: dict[str, list[tuple[float, float]]] = {run.kind: [] for run in runs}
+    shared: dict[str, list[tuple[float, float]]] = {run.kind: [] for run in runs}
     for _ in range(5):
         for run in runs:
             again = _open(run.kind, run.path)
@@ -280,35 +293,40 @@ def table(doc: dict[str, Any]) -> list[str]:
             )
         )
     lines.append(
-        row("get_items of a new handle at the end, ms", lambda r: f"{r['cold_get_items_ms']:.1f}")
+        row(
+            "get_items of a new handle at the end, ms wall (CPU)",
+            lambda r: f"{r['cold_get_items_ms']:.1f} ({r['cold_get_items_cpu_ms']:.1f})",
+        )
     )
     lines.append(
         row(
-            "the same, the handle on the run's open runtime, ms",
+            "the same, the handle on the run's open runtime",
             lambda r: (
                 "-"
                 if r.get("shared_runtime_get_items_ms") is None
-                else f"{r['shared_runtime_get_items_ms']:.1f}"
+                else f"{r['shared_runtime_get_items_ms']:.1f} "
+                f"({r['shared_runtime_get_items_cpu_ms']:.1f})"
             ),
         )
     )
     if last is not None:
-        for key, label in (
-            ("fork_ms", "branch from the middle turn"),
-            ("switch_ms", "switch to it and back"),
-            ("first_read_ms", "first get_items on the branch"),
-            ("list_ms", "list branches"),
+        for step, label in (
+            ("fork", "branch from the middle turn"),
+            ("switch", "switch to it and back"),
+            ("first_read", "first get_items on the branch"),
+            ("list", "list branches"),
         ):
-            lines.append(
-                row(
-                    f"{label}, ms at {last} turns (slope in N)",
-                    lambda r, key=key: (
-                        f"{r['branches'][str(last)][key]:.2f} ({_fmt(r.get(key + '_slope'))})"
-                        if r["branches"]
-                        else "(no branches)"
-                    ),
+            for key, what in ((step + "_ms", "wall"), (step + "_cpu_ms", "CPU")):
+                lines.append(
+                    row(
+                        f"{label}, ms {what} at {last} turns (slope in N)",
+                        lambda r, key=key: (
+                            f"{r['branches'][str(last)][key]:.2f} ({_fmt(r.get(key + '_slope'))})"
+                            if r["branches"]
+                            else "(no branches)"
+                        ),
+                    )
                 )
-            )
     return lines
 
 
