@@ -566,3 +566,27 @@ def test_a_store_with_a_hash_key(tmp_path: Path) -> None:
         assert rt.session("k").messages()[-1]["content"] == "answer 2"
         report = rt.store.verify()
         assert report.ok and report.messages == 7  # the popped one stays until gc
+
+
+def test_the_shared_snapshots_are_bounded() -> None:
+    """A runtime's shelf keeps at most ``size`` snapshots and ``max_bytes`` of message
+    bytes, dropping the least recently used; one that is stale is not handed out."""
+    from srt.integrations._itemstore import Cache, Shelf, Snapshot
+
+    def snap(n: int, head: int) -> Snapshot:
+        return Snapshot((head, 0.0), Cache([b"x" * n], [None], [head], [b"p"]), [0], {})
+
+    shelf = Shelf(size=2, max_bytes=100)
+    shelf.put("a", snap(40, 1))
+    shelf.put("b", snap(40, 2))
+    assert shelf.get("a", (1, 0.0)) is not None  # a is now the most recently used
+    shelf.put("c", snap(40, 3))
+    assert list(shelf.snapshots) == ["a", "c"] and shelf.held == 80
+    shelf.put("c", snap(70, 4))  # 110 bytes: a goes
+    assert list(shelf.snapshots) == ["c"] and shelf.held == 70
+    assert shelf.get("c", (3, 0.0)) is None  # stale
+    got = shelf.get("c", (4, 0.0))
+    assert got is not None and got.items.bodies == [b"x" * 70]
+    got.items.bodies.append(b"changed")  # a copy
+    again = shelf.get("c", (4, 0.0))
+    assert again is not None and again.items.bodies == [b"x" * 70]

@@ -156,28 +156,37 @@ class Shelf:
     """The newest snapshot of each branch that a runtime's ``SrtSession`` handles have
     read or written, shared by them: a handle opened per request on a long-lived runtime
     starts from it instead of reading the whole branch again. Snapshots go in and come
-    out as copies (a handle changes its own in place); the least recently used go first."""
+    out as copies (a handle changes its own in place); the least recently used go first
+    when there are more than ``size`` or their message bytes pass ``max_bytes``."""
 
-    def __init__(self, size: int = 128) -> None:
-        self.size = size
+    def __init__(self, size: int = 128, max_bytes: int = 64 << 20) -> None:
+        self.size, self.max_bytes = size, max_bytes
         self.lock = threading.Lock()
-        self.snapshots: OrderedDict[str, Snapshot] = OrderedDict()
+        self.snapshots: OrderedDict[str, tuple[Snapshot, int]] = OrderedDict()
+        self.held = 0  # message bytes of the snapshots kept
 
     def put(self, name: str, snapshot: Snapshot) -> None:
         kept = snapshot.copy()
+        weight = sum(map(len, kept.items.bodies))
         with self.lock:
-            self.snapshots[name] = kept
-            self.snapshots.move_to_end(name)
-            while len(self.snapshots) > self.size:
-                self.snapshots.popitem(last=False)
+            old = self.snapshots.pop(name, None)
+            if old is not None:
+                self.held -= old[1]
+            self.snapshots[name] = (kept, weight)
+            self.held += weight
+            while self.snapshots and (
+                len(self.snapshots) > self.size or self.held > self.max_bytes
+            ):
+                _name, (_snap, gone) = self.snapshots.popitem(last=False)
+                self.held -= gone
 
     def get(self, name: str, key: tuple[int | None, float]) -> Snapshot | None:
         with self.lock:
             found = self.snapshots.get(name)
-            if found is None or found.key != key:
+            if found is None or found[0].key != key:
                 return None
             self.snapshots.move_to_end(name)
-        return found.copy()
+        return found[0].copy()
 
 
 _SHELVES: weakref.WeakKeyDictionary[Any, Shelf] = weakref.WeakKeyDictionary()
