@@ -590,3 +590,38 @@ def test_the_shared_snapshots_are_bounded() -> None:
     got.items.bodies.append(b"changed")  # a copy
     again = shelf.get("c", (4, 0.0))
     assert again is not None and again.items.bodies == [b"x" * 70]
+
+
+def test_delete_branch(tmp_path: Path) -> None:
+    """A deleted branch's forks keep their items exactly (ids included) and their own
+    history; main and (without force) the current branch are refused."""
+    with srt.Runtime(tmp_path / "del.db") as rt:
+        s = SrtSession("d", rt)
+        items = _turns(3)
+        run(s.add_items(items))
+        mid = run(s.fork(at_turn=3))  # items[:4], current
+        extra = {"role": "user", "content": "on mid"}
+        run(s.add_items([extra]))
+        leaf = run(s.fork())  # all of mid: items[:4] + extra
+        other = SrtSession("d", rt, branch=leaf)  # a second handle, reading before
+        assert run(other.get_items()) == [*items[:4], extra]
+        with pytest.raises(srt.ConfigError):
+            run(s.delete_branch("main"))
+        with pytest.raises(srt.ConfigError):
+            run(s.delete_branch(leaf))  # current
+        run(s.switch_to(mid))
+        run(s.delete_branch(mid, force=True))
+        assert s.branch == "main" and run(s.get_items()) == items
+        names = {b["name"]: b for b in run(s.branches())}
+        assert set(names) == {"main", leaf} and names[leaf]["parent"] == "main"
+        for handle in (other, SrtSession("d", rt, branch=leaf)):
+            assert run(handle.get_items()) == [*items[:4], extra]
+        # The leaf goes on by itself: a pop below its old fork point and a new item.
+        run(other.switch_to(leaf))
+        for _ in range(4):
+            run(other.pop_item())
+        run(other.add_items([dict(items[1], id="msg_new")]))
+        assert run(other.get_items()) == [items[0], dict(items[1], id="msg_new")]
+        assert run(s.get_items()) == items
+        with pytest.raises(srt.SessionNotFoundError):
+            run(s.delete_branch(mid))

@@ -238,10 +238,10 @@ class SrtSession:
             self._users = [i for i, m in enumerate(items.messages()) if m["role"] == "user"]
         return self._users
 
-    def _visible(self, pos: int) -> bytes | None:
-        """The patch entry the current branch sees for item ``pos`` (its own, or an
-        ancestor's below the point where the line of forks left it)."""
-        info = self._branches.get(self._branch)
+    def _visible(self, pos: int, branch: str | None = None) -> bytes | None:
+        """The patch entry a branch (the current one by default) sees for item ``pos``
+        (its own, or an ancestor's below the point where the line of forks left it)."""
+        info = self._branches.get(self._branch if branch is None else branch)
         below: int | None = None
         while info is not None:
             entry = self._patches.get(item_key(info.name, pos))
@@ -439,6 +439,58 @@ class SrtSession:
     def _switch(self, branch: str) -> None:
         self._open(branch)
         self._store.put_object(_STATE, self.session_id, "current", branch.encode())
+
+    async def delete_branch(self, branch: str, *, force: bool = False) -> None:
+        """Delete ``branch`` (not ``main``; the current one only with ``force``, which
+        switches to ``main``). Branches forked from it keep their items: what they shared
+        with it is theirs from then on."""
+        await self._run(self._delete_branch, branch, force)
+
+    def _delete_branch(self, branch: str, force: bool) -> None:
+        if branch == MAIN:
+            raise ConfigError("the main branch cannot be deleted (clear_session empties it)")
+        self._branches = self._load_branches()
+        self._patches = self._load_patches()
+        info = self._branches.get(branch)
+        if info is None:
+            raise SessionNotFoundError(f"session {self.session_id!r} has no branch {branch!r}")
+        if branch == self._branch:
+            if not force:
+                raise ConfigError(f"{branch!r} is the current branch (force=True deletes it)")
+            self._switch(MAIN)
+        # Its forks take a copy of every patch entry they saw through it, and inherit no
+        # more (at 0): then its entries, its record and its srt session go.
+        for child in [c for c in self._branches.values() if c.parent == branch]:
+            for pos in range(child.at):
+                key = item_key(child.name, pos)
+                seen = self._visible(pos, branch)
+                if key not in self._patches and seen is not None:
+                    self._store.put_object(_ITEM, self.session_id, key, seen)
+                    self._patches[key] = seen
+            moved = Branch(child.name, child.session, info.parent, 0, child.created)
+            self._store.put_object(_BRANCH, self.session_id, child.name, moved.encode())
+            self._branches[child.name] = moved
+            self._touch(child.session)
+        for key in [k for k in self._patches if k.partition("@")[2] == branch]:
+            self._store.delete_object(_ITEM, self.session_id, key)
+            del self._patches[key]
+        self._store.delete_object(_BRANCH, self.session_id, branch)
+        del self._branches[branch]
+        with contextlib.suppress(SessionNotFoundError):
+            self._rt.delete(info.session)
+        if self._cache is not None:
+            self._cache = None  # (a fork of it may be current: it now reads its own entries)
+
+    def _touch(self, name: str) -> None:
+        """Move srt session ``name``'s head to where it is: its update time changes, so
+        every handle's cache of it (keyed by head and time) is read again."""
+        for _ in range(_RETRIES):
+            row = self._store.get_session(name)
+            if row is None:
+                return
+            with contextlib.suppress(ConflictError):
+                self._store.move_head(row.id, row.head, row.head)
+                return
 
     async def branches(self) -> list[dict[str, Any]]:
         """Every branch: ``name``, ``items``, ``parent``, ``at`` (items shared with the
