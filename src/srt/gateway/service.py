@@ -13,7 +13,6 @@ the same stored messages).
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -35,15 +34,10 @@ from .config import Config, Route
 from .errors import ApiError, bad_request, from_exception, not_found
 from .events import Emit, Events
 from .params import CreateResponse
-from .records import Owner, Records, new_id
+from .records import Owner, Records, digest, new_id
 from .threads import Live, Threads, thread_name
 
 __all__ = ["Gateway", "digest"]
-
-
-def digest(text: str | None) -> str | None:
-    """What a thread remembers of its instructions: their SHA-256 (None for none)."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest() if text else None
 
 
 _MAX_STOPS = frozenset({"length", "max_tokens", "max_output_tokens"})
@@ -385,6 +379,8 @@ class Gateway:
                 for item in output:
                     if item.get("type") != "reasoning":
                         item["status"] = "incomplete"
+            elif kept:
+                record["output_from"] = out_parent.hex()  # rendered again when read
             if status == "completed" and reply.stop_reason in _MAX_STOPS:
                 status = "incomplete"
                 response["incomplete_details"] = {"reason": "max_output_tokens"}
@@ -414,6 +410,8 @@ class Gateway:
             raise not_found("response", rid)
         rec, node = found
         resp: dict[str, Any] = rec["response"]
+        if rec.get("output_from") and node is not None:
+            resp["output"] = self._stored_output(rec, node)
         owner = rec.get("owner")
         if resp["status"] in ("in_progress", "queued") and owner and not self.records.alive(owner):
             resp["status"] = "incomplete"  # its worker died mid-response
@@ -424,6 +422,14 @@ class Gateway:
             self.records.put_response(tenant, rec, node)
         resp["output_text"] = it.output_text(resp.get("output") or [])
         return resp
+
+    def _stored_output(self, rec: dict[str, Any], node: int) -> list[dict[str, Any]]:
+        """A completed response's output: its reply, the message at its node."""
+        rows = self.rt.store.tail(node, int(rec["depth"]) - 1)
+        if not rows:
+            return []
+        parent = bytes.fromhex(rec["output_from"])
+        return it.items_of(rows[-1][1], parent, str(rec.get("model_up") or ""))
 
     def delete(self, tenant: str, rid: str) -> dict[str, Any]:
         if not self.records.delete_response(tenant, rid):
