@@ -124,6 +124,49 @@ def _floor(raw: httpx.Client, up: Upstream) -> float:
     return (wall - sum(x.upstream_s for x in up.since(n))) * 1000.0
 
 
+class _Chain:
+    """One ``previous_response_id`` chain, a turn at a time: per turn the overhead (the
+    client's wall time less the upstream's own time), the bytes the client sent, the
+    response id, and with a ``raw`` client the floor (the same upstream request sent
+    straight to the upstream)."""
+
+    def __init__(self, client: httpx.Client, up: Upstream, model: str) -> None:
+        self.client, self.up, self.model = client, up, model
+        self.prev: str | None = None
+        self.overhead: list[float] = []
+        self.sizes: list[int] = []
+        self.ids: list[str] = []
+        self.floor: list[float] = []
+
+    def turn(self, raw: httpx.Client | None = None) -> float:
+        i = len(self.ids)
+        body: dict[str, Any] = {
+            "model": self.model,
+            "input": f"question {i}: " + "word " * (20 + i % 40),
+            "instructions": INSTRUCTIONS,
+        }
+        if self.prev:
+            body["previous_response_id"] = self.prev
+        data = json.dumps(body).encode()
+        n = self.up.count()
+        t0 = time.perf_counter()
+        resp = self.client.post(
+            "/responses", content=data, headers={"content-type": "application/json"}
+        )
+        wall = time.perf_counter() - t0
+        resp.raise_for_status()
+        self.up.settle(n + 1)
+        upstream = sum(x.upstream_s for x in self.up.since(n))
+        over = (wall - upstream) * 1000.0
+        self.overhead.append(over)
+        self.sizes.append(len(data))
+        self.prev = resp.json()["id"]
+        self.ids.append(self.prev)
+        if raw is not None:
+            self.floor.append(_floor(raw, self.up))
+        return over
+
+
 def _chain(
     client: httpx.Client,
     up: Upstream,
@@ -132,34 +175,12 @@ def _chain(
     tick: Callable[[], None],
     raw: httpx.Client | None = None,
 ) -> dict[str, Any]:
-    """One previous_response_id chain; overhead and client bytes per turn (and, with
-    ``raw``, the direct-to-upstream floor of each turn's upstream request)."""
-    prev = None
-    overhead, sizes, ids, floor = [], [], [], []
-    for i in range(turns):
-        body: dict[str, Any] = {
-            "model": model,
-            "input": f"question {i}: " + "word " * (20 + i % 40),
-        }
-        body["instructions"] = INSTRUCTIONS
-        if prev:
-            body["previous_response_id"] = prev
-        data = json.dumps(body).encode()
-        n = up.count()
-        t0 = time.perf_counter()
-        resp = client.post("/responses", content=data, headers={"content-type": "application/json"})
-        wall = time.perf_counter() - t0
-        resp.raise_for_status()
-        up.settle(n + 1)
-        upstream = sum(x.upstream_s for x in up.since(n))
-        overhead.append((wall - upstream) * 1000.0)
-        sizes.append(len(data))
-        prev = resp.json()["id"]
-        ids.append(prev)
-        if raw is not None:
-            floor.append(_floor(raw, up))
+    """One chain of ``turns`` (see ``_Chain``)."""
+    ch = _Chain(client, up, model)
+    for _ in range(turns):
+        ch.turn(raw)
         tick()
-    return {"overhead_ms": overhead, "sizes": sizes, "ids": ids, "floor_ms": floor}
+    return {"overhead_ms": ch.overhead, "sizes": ch.sizes, "ids": ch.ids, "floor_ms": ch.floor}
 
 
 def _cache(client: httpx.Client, up: Upstream, model: str, turns: int) -> dict[str, Any]:
@@ -346,11 +367,13 @@ def _gateway_pid(url: str) -> int:
     return 0
 
 
-def _slope(lo: float, hi: float, turns: int) -> float | None:
-    """Log-log slope of a time from about 100 turns to ``turns``."""
-    if turns <= 100 or lo <= 0 or hi <= 0:
+def _slope(lo: float, hi: float, depths: tuple[float, float]) -> float | None:
+    """Log-log slope of a time from ``lo`` at the mean depth ``depths[0]`` to ``hi`` at
+    ``depths[1]`` (None unless the depths are at least 100 and 1.5x apart)."""
+    d_lo, d_hi = depths
+    if d_lo < 90 or d_hi < 1.5 * d_lo or lo <= 0 or hi <= 0:
         return None
-    return math.log(hi / lo) / math.log(turns / 100.0)
+    return math.log(hi / lo) / math.log(d_hi / d_lo)
 
 
 PARTS = ("overhead", "cache", "storage", "concurrency", "pg", "fault")
@@ -360,44 +383,70 @@ def _nodelay() -> httpx.HTTPTransport:
     return httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
 
 
+#: Short chains the turns at about 100 are taken from, interleaved with the long chain's.
+SHORT_CHAINS = 10
+
+
 def _overhead(work: str, up: Upstream, turns: int, tick: Callable[[], None]) -> dict[str, Any]:
+    """The long chain's ``turns`` turns, the last ``m`` (100) of them interleaved one for
+    one with ``m`` turns of short chains at about 100 turns deep (``SHORT_CHAINS`` chains
+    grown to 95, then ``m / SHORT_CHAINS`` turns each), so the two ends of the slope are
+    measured in the same minutes, under the same load."""
+    m = min(100, turns // 2)
+    per = max(1, m // SHORT_CHAINS)
+    short_depth = max(0, min(100, turns // 10) - per // 2)
     db = os.path.join(work, "chain.db")
+    model = "gpt-4o-mini"
     with (
         _gateway(work, db, up.url) as url,
         httpx.Client(base_url=url, timeout=120, transport=_nodelay()) as c,
         httpx.Client(timeout=120, transport=_nodelay()) as raw,
     ):
-        res = _chain(c, up, "gpt-4o-mini", turns, tick, raw)
-    ov, fl = res["overhead_ms"], res["floor_ms"]
+        long = _Chain(c, up, model)
+        for _ in range(turns - m):
+            long.turn(raw)
+            tick()
+        shorts = [_Chain(c, up, model) for _ in range(SHORT_CHAINS)]
+        for sc in shorts:
+            for _ in range(short_depth):
+                sc.turn()
+        lo, lo_floor = [], []
+        for j in range(m):
+            long.turn(raw)
+            tick()
+            sc = shorts[(j // per) % SHORT_CHAINS]
+            lo.append(sc.turn(raw))
+            lo_floor.append(sc.floor[-1])
+    ov, fl = long.overhead, long.floor
+    hi, hi_floor = ov[turns - m :], fl[turns - m :]
     net = [o - f for o, f in zip(ov, fl, strict=True)]
-
-    def near100(xs: list[float]) -> list[float]:
-        return xs[max(0, min(90, turns - 1)) : max(1, min(110, turns))]
-
-    def last100(xs: list[float]) -> list[float]:
-        return xs[max(0, turns - 100) :]
-
-    p50_lo, p50_hi = statistics.median(near100(ov)), statistics.median(last100(ov))
-    o = {
+    lo_net = [o - f for o, f in zip(lo, lo_floor, strict=True)]
+    hi_net = net[turns - m :]
+    p50_lo, p50_hi = statistics.median(lo), statistics.median(hi)
+    depths = (short_depth + (per + 1) / 2, turns - m + (m + 1) / 2)  # mean turn measured
+    o: dict[str, Any] = {
         "turns": turns,
         "p50_ms": statistics.median(ov),
         "p99_ms": _pct(ov, 0.99),
+        "interleaved_turns": m,
+        "short_depth": [short_depth + 1, short_depth + per],
         "p50_at_100_ms": p50_lo,
-        "p99_at_100_ms": _pct(near100(ov), 0.99),
+        "p99_at_100_ms": _pct(lo, 0.99),
         "p50_at_end_ms": p50_hi,
-        "p99_at_end_ms": _pct(last100(ov), 0.99),
-        "slope_100_to_end": _slope(p50_lo, p50_hi, turns),
+        "p99_at_end_ms": _pct(hi, 0.99),
+        "mean_depths": depths,
+        "slope_100_to_end": _slope(p50_lo, p50_hi, depths),
         # the same upstream requests sent straight to the upstream: carrying the
         # growing body costs this much without any gateway
-        "floor_p50_at_100_ms": statistics.median(near100(fl)),
-        "floor_p50_at_end_ms": statistics.median(last100(fl)),
+        "floor_p50_at_100_ms": statistics.median(lo_floor),
+        "floor_p50_at_end_ms": statistics.median(hi_floor),
         "net_p50_ms": statistics.median(net),
         "net_p99_ms": _pct(net, 0.99),
-        "net_p50_at_100_ms": statistics.median(near100(net)),
-        "net_p50_at_end_ms": statistics.median(last100(net)),
+        "net_p50_at_100_ms": statistics.median(lo_net),
+        "net_p50_at_end_ms": statistics.median(hi_net),
     }
-    o["net_slope_100_to_end"] = _slope(o["net_p50_at_100_ms"], o["net_p50_at_end_ms"], turns)
-    sizes = res["sizes"]
+    o["net_slope_100_to_end"] = _slope(o["net_p50_at_100_ms"], o["net_p50_at_end_ms"], depths)
+    sizes = long.sizes
     return {
         "overhead": o,
         "request_bytes": {
@@ -537,9 +586,12 @@ def lines(r: dict[str, Any]) -> list[str]:
         out += [
             f"  overhead per turn over {o['turns']} turns (1 uvicorn worker, SQLite): "
             f"p50 {o['p50_ms']:.2f} ms, p99 {o['p99_ms']:.2f} ms",
-            f"    turns 90-110: p50 {o['p50_at_100_ms']:.2f} / p99 {o['p99_at_100_ms']:.2f} ms; "
-            f"last 100: p50 {o['p50_at_end_ms']:.2f} / p99 {o['p99_at_end_ms']:.2f} ms",
-            f"    log-log slope of p50: {'n/a' if slope is None else f'{slope:.3f}'}",
+            f"    short chains at turns {o['short_depth'][0]}-{o['short_depth'][1]}: p50 "
+            f"{o['p50_at_100_ms']:.2f} / p99 {o['p99_at_100_ms']:.2f} ms; interleaved with the "
+            f"last {o['interleaved_turns']}: p50 {o['p50_at_end_ms']:.2f} / p99 "
+            f"{o['p99_at_end_ms']:.2f} ms",
+            f"    log-log slope of p50 (mean turns {o['mean_depths'][0]:.1f} and "
+            f"{o['mean_depths'][1]:.1f}): {'n/a' if slope is None else f'{slope:.3f}'}",
             f"    the same upstream requests sent straight to the upstream (no gateway): p50 "
             f"{o['floor_p50_at_100_ms']:.2f} ms at ~100 turns, "
             f"{o['floor_p50_at_end_ms']:.2f} ms in the last 100",
