@@ -32,73 +32,18 @@ import shutil
 import signal
 import socket
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
+from .gwserve import KEY, db_bytes, gateway, gateway_pid, pid_of, tree_cpu
 from .gwupstream import Upstream
 
 __all__ = ["run_gateway"]
 
-KEY = "sk-bench-upstream-0123456789"
 INSTRUCTIONS = "You are a careful assistant. " * 300  # ~8,700 bytes: over every cache minimum
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def _gateway(
-    work: str, db: str, upstream: str, threads: int = 64, workers: int = 1
-) -> Iterator[str]:
-    port = _port()
-    cfg = os.path.join(work, f"gw-{port}.toml")
-    with open(cfg, "w", encoding="utf-8") as f:
-        f.write(
-            f"[server]\nport = {port}\nopen = true\nthreads = {threads}\nworkers = {workers}\n"
-            "requests_per_minute = 10000000\nmax_items = 100\n\n"
-            f'[upstreams.chat]\nkind = "openai"\napi_key_env = "SRT_BENCH_KEY"\n'
-            f'base_url = "{upstream}/v1"\n\n'
-            f'[upstreams.claude]\nkind = "anthropic"\napi_key_env = "SRT_BENCH_KEY"\n'
-            f'base_url = "{upstream}"\n\n'
-            f'[upstreams.bedrock]\nkind = "bedrock"\napi_key_env = "SRT_BENCH_KEY"\n'
-            f'base_url = "{upstream}"\nregion = "us-east-1"\n\n'
-            '[[routes]]\nmodel = "claude-*"\nupstream = "claude"\n\n'
-            '[[routes]]\nmodel = "bedrock/*"\nupstream = "bedrock"\n'
-            'upstream_model = "anthropic.claude-3-7-sonnet"\n\n'
-            '[[routes]]\nmodel = "*"\nupstream = "chat"\n'
-        )
-    env = {**os.environ, "SRT_BENCH_KEY": KEY}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "srt", "--db", db, "serve", "--config", cfg],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(url + "/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the gateway did not start") from None
-                time.sleep(0.1)
-        yield url + "/v1"
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(30)
 
 
 def _pct(xs: list[float], q: float) -> float:
@@ -238,7 +183,12 @@ def _cache(client: httpx.Client, up: Upstream, model: str, turns: int) -> dict[s
     }
 
 
-async def _concurrent(url: str, up: Upstream, convs: int, turns: int) -> dict[str, Any]:
+async def _concurrent(
+    url: str, up: Upstream, convs: int, turns: int, pids: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """``convs`` conversations of ``turns`` turns at once (Conversations API); errors,
+    throughput, overhead, and the CPU each process used per request: the client (this
+    process), the gateway (all its workers), the upstream and ``pids``' other trees."""
     limits = httpx.Limits(max_connections=convs, max_keepalive_connections=convs)
     timeout = httpx.Timeout(600.0)
     errors: dict[str, int] = {}
@@ -254,6 +204,9 @@ async def _concurrent(url: str, up: Upstream, convs: int, turns: int) -> dict[st
             r = await client.post("/conversations", json={})
             ids.append(r.json()["id"])
         n0 = up.count()
+        trees = {"gateway": pid_of(url), "upstream": up.pid, **(pids or {})}
+        cpu0 = {k: tree_cpu(v) for k, v in trees.items()}
+        client0 = time.process_time()
 
         async def one(cid: str) -> None:
             for i in range(turns):
@@ -274,6 +227,8 @@ async def _concurrent(url: str, up: Upstream, convs: int, turns: int) -> dict[st
         t0 = time.perf_counter()
         await asyncio.gather(*(one(c) for c in ids))
         elapsed = time.perf_counter() - t0
+        client_cpu = time.process_time() - client0
+        cpu = {k: tree_cpu(v) - cpu0[k] for k, v in trees.items()}
     up.settle(n0 + convs * turns)
     ups = [x.upstream_s for x in up.since(n0)]
     # overhead per request: its wall time minus the mean upstream time (requests overlap,
@@ -290,33 +245,24 @@ async def _concurrent(url: str, up: Upstream, convs: int, turns: int) -> dict[st
         "p50_overhead_ms": _pct(over, 0.5),
         "p99_overhead_ms": _pct(over, 0.99),
         "mean_upstream_ms": mean_up * 1000.0,
+        # CPU per request: what each part costs, whatever else the machine is running
+        "cpu_ms_per_request": {
+            "client": client_cpu * 1000.0 / (convs * turns),
+            **{k: v * 1000.0 / (convs * turns) for k, v in cpu.items()},
+        },
     }
-
-
-def _db_bytes(path: str) -> int:
-    import apsw
-
-    conn = apsw.Connection(path)
-    try:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        pages = conn.execute("PRAGMA page_count").get
-        free = conn.execute("PRAGMA freelist_count").get
-        size = conn.execute("PRAGMA page_size").get
-        return int((pages - free) * size)
-    finally:
-        conn.close()
 
 
 def _fault(work: str, up: Upstream) -> dict[str, Any]:
     db = os.path.join(work, "fault.db")
     out: dict[str, Any] = {}
-    with _gateway(work, db, up.url) as url, httpx.Client(base_url=url, timeout=60) as c:
+    with gateway(work, db, up.url) as url, httpx.Client(base_url=url, timeout=60) as c:
         other = c.post("/conversations", json={}).json()["id"]
         c.post("/responses", json={"model": "m", "input": "untouched", "conversation": other})
         before = [i["id"] for i in c.get(f"/conversations/{other}/items").json()["data"]]
         up.fault("*", "slow", interval=0.01)
         rid, got = None, 0
-        pid = _gateway_pid(url)
+        pid = gateway_pid(url)
         try:
             with c.stream(
                 "POST", "/responses", json={"model": "m", "input": "a story", "stream": True}
@@ -334,7 +280,7 @@ def _fault(work: str, up: Upstream) -> dict[str, Any]:
         except httpx.HTTPError as exc:
             out["client"] = f"{type(exc).__name__} (clean transport error)"
         up.clear()
-    with _gateway(work, db, up.url) as url, httpx.Client(base_url=url, timeout=60) as c:
+    with gateway(work, db, up.url) as url, httpx.Client(base_url=url, timeout=60) as c:
         stored = c.get(f"/responses/{rid}").json()
         out["stored_status"] = stored.get("status")
         out["stored_chars"] = len(stored.get("output_text") or "")
@@ -342,29 +288,6 @@ def _fault(work: str, up: Upstream) -> dict[str, Any]:
         r = c.post("/responses", json={"model": "m", "input": "still fine", "conversation": other})
         out["other_conversation_intact"] = after == before and r.status_code == 200
     return out
-
-
-def _gateway_pid(url: str) -> int:
-    """The pid of the process listening on ``url``'s port (from /proc, Linux)."""
-    port = int(url.rsplit(":", 1)[1].split("/")[0])
-    inode = None
-    with open("/proc/net/tcp", encoding="ascii") as f:
-        for line in f.readlines()[1:]:
-            cols = line.split()
-            if int(cols[1].split(":")[1], 16) == port and cols[3] == "0A":
-                inode = cols[9]
-    if inode is None:
-        return 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
-                    return int(pid)
-        except OSError:
-            continue
-    return 0
 
 
 def _slope(lo: float, hi: float, depths: tuple[float, float]) -> float | None:
@@ -398,7 +321,7 @@ def _overhead(work: str, up: Upstream, turns: int, tick: Callable[[], None]) -> 
     db = os.path.join(work, "chain.db")
     model = "gpt-4o-mini"
     with (
-        _gateway(work, db, up.url) as url,
+        gateway(work, db, up.url) as url,
         httpx.Client(base_url=url, timeout=120, transport=_nodelay()) as c,
         httpx.Client(timeout=120, transport=_nodelay()) as raw,
     ):
@@ -463,13 +386,13 @@ def _storage(
     """A chain of ``turns`` in one database; a copy of it (the gateway stopped) plus
     ``forks`` forks from the middle response, each one new turn."""
     chain_db = os.path.join(work, "storage-chain.db")
-    with _gateway(work, chain_db, up.url) as url, httpx.Client(base_url=url, timeout=120) as c:
+    with gateway(work, chain_db, up.url) as url, httpx.Client(base_url=url, timeout=120) as c:
         ids = _chain(c, up, "gpt-4o-mini", turns, tick)["ids"]
-    chain_bytes = _db_bytes(chain_db)
+    chain_bytes = db_bytes(chain_db)
     fork_db = os.path.join(work, "storage-forks.db")
     shutil.copyfile(chain_db, fork_db)
     mid = ids[len(ids) // 2]
-    with _gateway(work, fork_db, up.url) as url, httpx.Client(base_url=url, timeout=120) as c:
+    with gateway(work, fork_db, up.url) as url, httpx.Client(base_url=url, timeout=120) as c:
         for i in range(forks):
             body = {
                 "model": "gpt-4o-mini",
@@ -479,7 +402,7 @@ def _storage(
             }
             c.post("/responses", json=body).raise_for_status()
             tick()
-    fork_bytes = _db_bytes(fork_db)
+    fork_bytes = db_bytes(fork_db)
     return {
         "turns": turns,
         "forks": forks,
@@ -500,9 +423,16 @@ def _pg_concurrency(
     from ..testing.pgserver import PgServer
 
     with contextlib.ExitStack() as stack:
-        url = pg_url or stack.enter_context(PgServer(fast=False)).url
-        with _gateway(work, url, up.url, workers=workers) as gw:
-            out = asyncio.run(_concurrent(gw, up, conversations, turns))
+        pids: dict[str, int] = {}
+        if pg_url:
+            url = pg_url
+        else:
+            server = stack.enter_context(PgServer(fast=False))
+            url = server.url
+            with open(os.path.join(server.data, "postmaster.pid"), encoding="ascii") as f:
+                pids["postgres"] = int(f.readline())
+        with gateway(work, url, up.url, workers=workers) as gw:
+            out = asyncio.run(_concurrent(gw, up, conversations, turns, pids))
     out["workers"] = workers
     out["store"] = "postgresql (given URL)" if pg_url else "postgresql (started here, fsync on)"
     return out
@@ -539,7 +469,7 @@ def run_gateway(
             out.update(_overhead(work, up, turns, tick))
         if "cache" in parts:
             with (
-                _gateway(work, os.path.join(work, "cache.db"), up.url) as url,
+                gateway(work, os.path.join(work, "cache.db"), up.url) as url,
                 httpx.Client(base_url=url, timeout=120, transport=_nodelay()) as c,
             ):
                 out["cache"] = {
@@ -549,7 +479,7 @@ def run_gateway(
         if "storage" in parts:
             out["storage"] = _storage(work, up, turns, forks, tick)
         if "concurrency" in parts:
-            with _gateway(work, os.path.join(work, "concurrent.db"), up.url) as url:
+            with gateway(work, os.path.join(work, "concurrent.db"), up.url) as url:
                 out["concurrency_sqlite_1_worker"] = asyncio.run(
                     _concurrent(url, up, conversations, conversation_turns)
                 )
@@ -570,10 +500,12 @@ def _fmt(x: float | None) -> str:
 
 
 def _conc_line(name: str, c: dict[str, Any]) -> str:
+    cpu = ", ".join(f"{k} {v:.2f}" for k, v in c["cpu_ms_per_request"].items())
     return (
         f"  concurrency, {name}, {c['conversations']} conversations x {c['turns']} turns: "
         f"errors {c['errors'] or 0}, {c['throughput_rps']:.0f} req/s, overhead p50 "
-        f"{c['p50_overhead_ms']:.1f} ms, p99 {c['p99_overhead_ms']:.1f} ms"
+        f"{c['p50_overhead_ms']:.1f} ms, p99 {c['p99_overhead_ms']:.1f} ms\n"
+        f"    CPU ms per request: {cpu}"
     )
 
 

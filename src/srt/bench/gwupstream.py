@@ -121,6 +121,10 @@ class Upstream:
         self.url: str = self._conn.recv()
         self._lock = threading.Lock()
 
+    @property
+    def pid(self) -> int:
+        return int(self._proc.pid or 0)
+
     def _call(self, op: str, *args: Any) -> Any:
         with self._lock:
             self._conn.send((op, args))
