@@ -189,26 +189,34 @@ async def _concurrent(
     """``convs`` conversations of ``turns`` turns at once (Conversations API); errors,
     throughput, overhead, and the CPU each process used per request: the client (this
     process), the gateway (all its workers), the upstream and ``pids``' other trees."""
-    limits = httpx.Limits(max_connections=convs, max_keepalive_connections=convs)
     timeout = httpx.Timeout(600.0)
     errors: dict[str, int] = {}
     walls: list[float] = []
-    # TCP_NODELAY: without it, a request's body waits for the ACK of its headers
-    # (Nagle against delayed ACK: about 40 ms a request on loopback).
-    transport = httpx.AsyncHTTPTransport(
-        limits=limits, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-    )
-    async with httpx.AsyncClient(base_url=url, transport=transport, timeout=timeout) as client:
+
+    def client() -> httpx.AsyncClient:
+        # One client (one connection) per conversation: a shared pool of 1,000
+        # connections costs the client a scan of the pool on every request, and the
+        # client, not the gateway, becomes what is measured. TCP_NODELAY: without it, a
+        # request's body waits for the ACK of its headers (about 40 ms on loopback).
+        transport = httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(max_connections=1),
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+            verify=False,  # plain HTTP on loopback: no certificates to load
+        )
+        return httpx.AsyncClient(base_url=url, transport=transport, timeout=timeout)
+
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(client()) for _ in range(convs)]
         ids = []
-        for _ in range(convs):
-            r = await client.post("/conversations", json={})
+        for c in clients:
+            r = await c.post("/conversations", json={})
             ids.append(r.json()["id"])
         n0 = up.count()
         trees = {"gateway": pid_of(url), "upstream": up.pid, **(pids or {})}
         cpu0 = {k: tree_cpu(v) for k, v in trees.items()}
         client0 = time.process_time()
 
-        async def one(cid: str) -> None:
+        async def one(client: httpx.AsyncClient, cid: str) -> None:
             for i in range(turns):
                 body = {
                     "model": "gpt-4o-mini",
@@ -225,7 +233,7 @@ async def _concurrent(
                     errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
 
         t0 = time.perf_counter()
-        await asyncio.gather(*(one(c) for c in ids))
+        await asyncio.gather(*(one(c, i) for c, i in zip(clients, ids, strict=True)))
         elapsed = time.perf_counter() - t0
         client_cpu = time.process_time() - client0
         cpu = {k: tree_cpu(v) - cpu0[k] for k, v in trees.items()}
@@ -416,7 +424,13 @@ def _storage(
 
 
 def _pg_concurrency(
-    work: str, up: Upstream, conversations: int, turns: int, workers: int, pg_url: str | None
+    work: str,
+    up: Upstream,
+    conversations: int,
+    turns: int,
+    workers: int,
+    pg_url: str | None,
+    threads: int,
 ) -> dict[str, Any]:
     """The concurrency run on PostgreSQL with ``workers`` uvicorn workers: on ``pg_url``,
     or on a server started here (srt.testing.pgserver, default settings: fsync on)."""
@@ -431,9 +445,10 @@ def _pg_concurrency(
             url = server.url
             with open(os.path.join(server.data, "postmaster.pid"), encoding="ascii") as f:
                 pids["postgres"] = int(f.readline())
-        with gateway(work, url, up.url, workers=workers) as gw:
+        with gateway(work, url, up.url, threads=threads, workers=workers) as gw:
             out = asyncio.run(_concurrent(gw, up, conversations, turns, pids))
     out["workers"] = workers
+    out["threads"] = threads
     out["store"] = "postgresql (given URL)" if pg_url else "postgresql (started here, fsync on)"
     return out
 
@@ -448,6 +463,7 @@ def run_gateway(
     cache_turns: int = 30,
     pg_workers: int = 4,
     pg_url: str | None = None,
+    threads: int = 64,
     parts: tuple[str, ...] = PARTS,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
@@ -479,13 +495,13 @@ def run_gateway(
         if "storage" in parts:
             out["storage"] = _storage(work, up, turns, forks, tick)
         if "concurrency" in parts:
-            with gateway(work, os.path.join(work, "concurrent.db"), up.url) as url:
-                out["concurrency_sqlite_1_worker"] = asyncio.run(
-                    _concurrent(url, up, conversations, conversation_turns)
-                )
+            db = os.path.join(work, "concurrent.db")
+            with gateway(work, db, up.url, threads=threads) as url:
+                cc = asyncio.run(_concurrent(url, up, conversations, conversation_turns))
+            out["concurrency_sqlite_1_worker"] = {**cc, "workers": 1, "threads": threads}
         if "pg" in parts:
             out["concurrency_postgres"] = _pg_concurrency(
-                work, up, conversations, conversation_turns, pg_workers, pg_url
+                work, up, conversations, conversation_turns, pg_workers, pg_url, threads
             )
         if "fault" in parts:
             out["fault"] = _fault(work, up)
@@ -502,7 +518,8 @@ def _fmt(x: float | None) -> str:
 def _conc_line(name: str, c: dict[str, Any]) -> str:
     cpu = ", ".join(f"{k} {v:.2f}" for k, v in c["cpu_ms_per_request"].items())
     return (
-        f"  concurrency, {name}, {c['conversations']} conversations x {c['turns']} turns: "
+        f"  concurrency, {name} ({c['threads']} threads each), {c['conversations']} "
+        f"conversations x {c['turns']} turns: "
         f"errors {c['errors'] or 0}, {c['throughput_rps']:.0f} req/s, overhead p50 "
         f"{c['p50_overhead_ms']:.1f} ms, p99 {c['p99_overhead_ms']:.1f} ms\n"
         f"    CPU ms per request: {cpu}"
