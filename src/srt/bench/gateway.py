@@ -1,22 +1,29 @@
 """``--workload gateway``: ``srt serve`` measured from outside, as a client sees it.
 
-The gateway runs as its own process (``srt serve``, one uvicorn worker, SQLite); the
-upstream is srt.testing's provider server in this process, timing each request it
-serves; the client is raw HTTP (httpx), so no SDK parsing is counted.
+The gateway runs as its own process (``srt serve``: one uvicorn worker on SQLite, or
+several on PostgreSQL); the upstream is srt.testing's provider server in a child process
+(``gwupstream``), timing each request it serves; the client is raw HTTP (httpx), so no
+SDK parsing is counted. ``--gw-parts`` picks the parts below.
 
-- **overhead**: per turn, the client's wall time minus the upstream's time serving the
-  request, on one ``previous_response_id`` chain; p50/p99 at about 100 turns and at
-  about 1,000, and the log-log slope of p50 between them. Everything between the
-  client and the upstream counts against the gateway: both loopback hops, HTTP parsing,
-  the store, assembly and JSON.
+- **overhead**: per turn, the client's wall time minus the upstream's own time serving
+  the request (from its handler's start to the end of its reply, reading the body
+  included), on one ``previous_response_id`` chain of T turns: p50 and p99 over the
+  chain. Everything between the client and the upstream counts against the gateway:
+  both loopback hops, HTTP parsing, the store, assembly and JSON. The slope: the chain's
+  last 100 turns are interleaved one for one with turns of 10 short chains at turns
+  96-105, so both ends are measured in the same minutes under the same load; the log-log
+  slope of p50 is taken between the mean turns measured. The floor: each measured
+  turn's upstream request (the same bytes) sent straight to the upstream.
 - **request size**: the bytes the client sends per turn (only the new input).
 - **cache**: on Anthropic and Bedrock rules (the server's accounting), the share of each
   request's prefix (the previous request's prompt) read from the cache from turn 2 on,
   against a stateless gateway that resends the history without cache markers.
-- **concurrency**: N conversations of M turns at once (Conversations API); errors,
-  throughput and p99 overhead.
-- **storage**: a database holding one chain of T turns, and one holding the same chain
-  plus F forks from the middle (each one new turn), compared in bytes.
+- **storage**: a database holding one chain of T turns (the gateway stopped), and a copy
+  of it plus F forks from the middle response (each one new turn), compared in bytes.
+- **concurrency**: N conversations of M turns at once (Conversations API), one client
+  connection each, on one worker on SQLite and on ``--gw-workers`` workers on
+  PostgreSQL: errors, throughput, overhead (wall time less the mean upstream time, so
+  queueing counts), and the CPU each process used per request.
 - **fault**: a worker killed mid-stream (SIGKILL): what the client got, what was stored.
 """
 
