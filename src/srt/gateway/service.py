@@ -284,7 +284,7 @@ class Gateway:
         base_prefix = bytes.fromhex(s.prefix_hash) if s.prefix_hash else _core.ROOT
         staged = [canonicalize(m)[0] for m in turn.prefix]
         bodies = staged + it.canonical_bodies(p.input, up_model, self.rt.redact)
-        prefixes = it.chain(base_prefix, bodies)
+        prefixes = it.chain(base_prefix, bodies, self.rt.store.hashing)
         out_parent = prefixes[-1] if prefixes else base_prefix
         message_id = it.item_id("message", out_parent, 0)
         response = self._base_response(p, rid, created)
@@ -444,8 +444,11 @@ class Gateway:
             raise not_found("response", rid)
         rec, node = found
         rows = self.rt.store.chain(node) if node is not None else []
-        bodies = [r[2] for r in rows][: rec["out_start"]]
-        return page(bodies, rec["lead"], str(rec.get("model_up") or ""), after, limit, order)
+        rows = rows[: rec["out_start"]]
+        bodies = [r[2] for r in rows]
+        before = [_core.ROOT, *(r[3] for r in rows[:-1])]  # the store's prefix hashes
+        model = str(rec.get("model_up") or "")
+        return it.page(bodies, before, rec["lead"], model, after, limit, order)
 
     def cancel(self, tenant: str, rid: str) -> dict[str, Any]:
         found = self.records.get_response(tenant, rid)
@@ -469,32 +472,6 @@ class Gateway:
             self.records.put_response(tenant, rec, _node)
             resp = self.get(tenant, rid)
         return resp
-
-
-def page(
-    bodies: list[bytes], lead: int, model: str, after: str | None, limit: int, order: str
-) -> dict[str, Any]:
-    """A list page of the items of ``bodies`` (after ``lead`` non-item messages)."""
-    before = [_core.ROOT, *it.chain(_core.ROOT, bodies)]
-    items: list[dict[str, Any]] = []
-    for i in range(lead, len(bodies)):
-        items.extend(it.items_of(bodies[i], before[i], model))
-    if order == "desc":
-        items.reverse()
-    start = 0
-    if after is not None:
-        ids = [i["id"] for i in items]
-        if after not in ids:
-            raise not_found("item", after, "after")
-        start = ids.index(after) + 1
-    data = items[start : start + limit]
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": start + limit < len(items),
-    }
 
 
 Runner = Callable[..., Any]
