@@ -8,8 +8,7 @@ object API with JSON on top.
 A response is stored small: only what differs from a new response's defaults, its usage
 as five numbers, no id (the object's key), no thread name when it is the response's own,
 instructions and tools as keys of texts stored once, and no output when the output is
-the stored reply (``output_from``: the prefix hash its item ids derive from); reading it
-back gives the same response object.
+the stored reply (``output_from``); reading it back gives the same response object.
 """
 
 from __future__ import annotations
@@ -138,7 +137,7 @@ def _unpack_usage(u: Any) -> Any:
 
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(24)}"
+    return f"{prefix}_{secrets.token_hex(16)}"  # 128 random bits
 
 
 def hash_key(key: str) -> str:
@@ -212,7 +211,7 @@ class Records:
         key = self._text_keys.get((tenant, text))
         if key is not None:
             return key
-        key = hashlib.sha256(data).hexdigest()
+        key = hashlib.sha256(data).hexdigest()[:32]  # 128 bits of SHA-256
         if self.store.get_object(TEXT, tenant, key) is None:
             self.store.put_object(TEXT, tenant, key, data)
         self._remember_text(tenant, key, text, value)

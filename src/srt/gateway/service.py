@@ -380,7 +380,7 @@ class Gateway:
                     if item.get("type") != "reasoning":
                         item["status"] = "incomplete"
             elif kept:
-                record["output_from"] = out_parent.hex()  # rendered again when read
+                record["output_from"] = 1  # the stored reply: rendered again when read
             if status == "completed" and reply.stop_reason in _MAX_STOPS:
                 status = "incomplete"
                 response["incomplete_details"] = {"reason": "max_output_tokens"}
@@ -424,11 +424,14 @@ class Gateway:
         return resp
 
     def _stored_output(self, rec: dict[str, Any], node: int) -> list[dict[str, Any]]:
-        """A completed response's output: its reply, the message at its node."""
-        rows = self.rt.store.tail(node, int(rec["depth"]) - 1)
+        """A completed response's output: its reply, the message at its node, with item
+        ids from the prefix hash of the message before it."""
+        before = int(rec["out_start"])  # messages before the reply
+        store = self.rt.store
+        rows = store.tail(node, max(0, before - 1))
         if not rows:
             return []
-        parent = bytes.fromhex(rec["output_from"])
+        parent = store.node_prefix(rows[0][0]) if before else _core.ROOT
         return it.items_of(rows[-1][1], parent, str(rec.get("model_up") or ""))
 
     def delete(self, tenant: str, rid: str) -> dict[str, Any]:
