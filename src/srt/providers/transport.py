@@ -29,7 +29,6 @@ import importlib.util
 import random
 import re
 import socket
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from ..errors import (
     RateLimitError,
     StreamInterruptedError,
 )
+from . import _watchdog
 
 __all__ = [
     "AsyncResponse",
@@ -227,10 +227,7 @@ class Response:
         self._req = req
         self._deadline = deadline
         self._expired = False
-        remaining = max(0.0, deadline - time.monotonic())
-        self._timer = threading.Timer(remaining, self._expire)
-        self._timer.daemon = True
-        self._timer.start()
+        self._watch = _watchdog.watch(self._expire, deadline)  # one thread for them all
 
     def _expire(self) -> None:
         self._expired = True
@@ -278,7 +275,7 @@ class Response:
         return b"".join(self.iter_bytes())
 
     def close(self) -> None:
-        self._timer.cancel()
+        _watchdog.unwatch(self._watch)
         self._resp.close()
 
 
