@@ -139,6 +139,86 @@ def test_two_schemas_on_one_server_are_two_stores(pg_url: str) -> None:
         drop_schema(_schema(pg_url) + "_b")
 
 
+def test_an_append_waits_for_a_locked_session_only_until_its_deadline(pg_url: str) -> None:
+    with srt.Runtime(pg_url) as rt:
+        s = rt.session("a")
+        s.append({"role": "user", "content": "one"})
+        with psycopg.connect(server_url(), autocommit=True) as holder:
+            holder.execute("BEGIN")
+            holder.execute(f'SELECT 1 FROM "{_schema(pg_url)}".sessions FOR UPDATE')
+            # A wait with no end would hang here; the lock goes after a minute regardless.
+            release = threading.Timer(60, holder.close)
+            release.start()
+            try:
+                with pytest.raises(srt.StoreBusyError):
+                    s.append({"role": "user", "content": "two"}, timeout=0.2)
+            finally:
+                release.cancel()
+                if not holder.closed:
+                    holder.execute("ROLLBACK")
+        s.append({"role": "user", "content": "three"}, timeout=0.2)  # the setting ended
+        assert [m["content"] for m in rt.session("a").messages()] == ["one", "three"]
+
+
+def test_an_append_is_one_round_trip(pg_url: str, tmp_path: Path) -> None:
+    """The default path (a deadline, as ``Session.append`` passes one): one statement,
+    one Sync, no BEGIN/COMMIT; libpq's own protocol trace counts the messages sent."""
+    trace = tmp_path / "trace"
+    with srt.Runtime(pg_url + "&pool_min=1&pool_max=1") as rt, open(trace, "w") as f:
+        s = rt.session("a")
+        s.append({"role": "user", "content": "one"})
+        with rt.store.db.pool().connection() as conn:  # the pool's only connection
+            conn.pgconn.trace(f.fileno())
+            conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+        s.append({"role": "user", "content": "two"}, {"role": "assistant", "content": "3"})
+        with rt.store.db.pool().connection() as conn:
+            conn.pgconn.untrace()
+    lines = [line.split("\t") for line in trace.read_text().splitlines()]
+    # (an empty query would be the pool's liveness check, if it ran)
+    sent = [f[2] for f in lines if f[0] == "F" and f[2:] != ["Query", ' ""']]
+    assert sent == ["Parse", "Bind", "Describe", "Execute", "Sync"]
+
+
+def test_no_query_is_jit_compiled(pg_url: str) -> None:
+    """PostgreSQL's JIT (on by default) priced the whole-store walks of ``srt ls``,
+    ``tree``, ``verify``, ``gc`` and ``search`` high enough to compile them: 0.6 s a
+    query on a store of one message. ``auto_explain`` reports every plan of srt's
+    connections, with its JIT section if there is one, as a notice to the client."""
+    plans: list[str] = []
+
+    def configure(conn: psycopg.Connection[object]) -> None:
+        conn.add_notice_handler(lambda d: plans.append(d.message_primary or ""))
+        for setting in (
+            "LOAD 'auto_explain'",
+            "SET auto_explain.log_min_duration = 0",
+            "SET auto_explain.log_analyze = on",
+            "SET auto_explain.log_nested_statements = on",
+            "SET auto_explain.log_level = notice",
+        ):
+            conn.execute(setting)
+        conn.commit()
+
+    pool = psycopg_pool.ConnectionPool(server_url(), min_size=1, configure=configure, open=True)
+    try:
+        with srt.Runtime(store=PostgresStore(pool=pool, schema=_schema(pg_url))) as rt:
+            s = rt.session("a")
+            s.append(
+                {"role": "user", "content": "hello there"}, {"role": "assistant", "content": "hi"}
+            )
+            s.fork("b", at=1)
+            srt.Runtime(store=rt.store).session("a").request("openai.chat", model="m")
+            rt.store.overview()
+            rt.store.tree("a")
+            rt.store.search("hello")
+            assert rt.store.verify().ok
+            rt.store.gc(dry_run=True)
+    finally:
+        pool.close()
+    assert len(plans) > 10 and all("Query Text" in p for p in plans)
+    compiled = [p for p in plans if "JIT:" in p]
+    assert compiled == []
+
+
 # -- faults ------------------------------------------------------------------------------------
 
 
