@@ -264,29 +264,35 @@ def _bench(*args: str, timeout: float) -> dict[str, object]:
 
 
 def test_processes_and_threads_on_shared_sessions_lose_nothing(tmp_path: Path) -> None:
-    args = (
-        ["--procs", "8", "--threads", "8", "--seconds", "60"]
-        if SOAK
-        else [
-            "--procs",
-            "2",
-            "--threads",
-            "4",
-            "--seconds",
-            "4",
-        ]
-    )
+    args = ["--procs", "8", "--threads", "8", "--seconds", "60"]
+    if not SOAK:  # the short form, on the tests' server (databases of its own)
+        args = ["--procs", "2", "--threads", "4", "--seconds", "2", "--url", server_url()]
     res = _bench("pg_scale.py", "scale", *args, "--json", str(tmp_path / "s.json"), timeout=900)
     got = res["srt"]
     assert isinstance(got, dict)
     assert got["errors"] == 0 and got["check"]["ok"]  # type: ignore[index]
     assert got["turns_acked"] > 0
+    bare = res["bare_psycopg"]
+    assert isinstance(bare, dict) and bare["errors"] == 0 and bare["commits_per_s"] > 0
+
+
+def test_the_latency_bench_runs_its_baselines_in_the_same_run(tmp_path: Path) -> None:
+    res = _bench(
+        "pg_scale.py", "latency", "--turns", "20", "--reps", "2", "--url", server_url(), timeout=600
+    )
+    assert len(res) > 5
+    for engine in ("postgres", "sqlite"):
+        got = res[engine]
+        assert isinstance(got, dict) and got["append_ms"]["p50"] > 0  # type: ignore[index]
+    bare = res["bare_psycopg"]
+    assert isinstance(bare, dict) and bare["load_open_connection_ms"]["median"] > 0
+    assert float(res["append_p50_pg_vs_bare"]) > 0  # type: ignore[arg-type]
 
 
 def test_sigkilled_clients_lose_no_acknowledged_turn(tmp_path: Path) -> None:
-    kills = "200" if SOAK else "8"
-    res = _bench("pg_faults.py", "kill", "--kills", kills, "--writers", "2", timeout=900)
-    assert res["check"]["ok"] and res["kills"] == int(kills)  # type: ignore[index]
+    args = ["--kills", "200"] if SOAK else ["--kills", "8", "--url", server_url()]
+    res = _bench("pg_faults.py", "kill", *args, "--writers", "2", timeout=900)
+    assert res["check"]["ok"] and res["kills"] == int(args[1])  # type: ignore[index]
 
 
 def test_restarts_and_cut_connections_lose_no_acknowledged_turn() -> None:
