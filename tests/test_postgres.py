@@ -296,7 +296,7 @@ def test_sigkilled_clients_lose_no_acknowledged_turn(tmp_path: Path) -> None:
 
 
 def test_restarts_and_cut_connections_lose_no_acknowledged_turn() -> None:
-    args = ["--seconds", "30", "--faults", "3"] if SOAK else ["--seconds", "8", "--faults", "1"]
+    args = ["--seconds", "30", "--faults", "3"] if SOAK else ["--seconds", "5", "--faults", "1"]
     res = _bench("pg_faults.py", "restart", "--threads", "4", *args, timeout=600)
     assert res["check"]["ok"] and res["untyped_errors"] == 0  # type: ignore[index]
     assert res["threads_finished"] == 4 and res["turns_acked"]
