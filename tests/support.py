@@ -277,7 +277,7 @@ def local_model() -> str:
     import subprocess
     import sys
 
-    from srt.providers import local
+    from srt.local import server as local
 
     need = []
     if importlib.util.find_spec("xllamacpp") is None:

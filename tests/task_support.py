@@ -9,7 +9,7 @@ import os
 import time
 from typing import Any, Literal
 
-from srt.providers.base import Anthropic, Azure, Bedrock, OpenAI, Provider
+from srt.providers import Anthropic, Azure, Bedrock, OpenAI, Provider
 from srt.testing import ProviderServer
 from srt.tools import tool
 from srt.wire.azure import AzureEndpoint

@@ -168,7 +168,7 @@ def test_explain_reordered_and_below_minimum(tmp_path: Path) -> None:
 def test_explain_ttl_elapsed(tmp_path: Path) -> None:
     s = _chat(tmp_path / "t.db")
     s.request("openai.chat", model="gpt-4o")
-    rec = s._rt._records[("openai.chat", "gpt-4o", s.cache_key)]
+    rec = s._shared.records[("openai.chat", "gpt-4o", s.cache_key)]  # age the record
     rec.at -= 3600
     assert s.explain("openai.chat", model="gpt-4o").reason == "ttl_elapsed"
 

@@ -446,7 +446,7 @@ def test_export_import_round_trip(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_export_leaves_out_partial_replies(cli: Cli) -> None:
-    from srt.providers.base import OpenAI
+    from srt.providers import OpenAI
     from srt.testing import ProviderServer
 
     with ProviderServer() as srv, srt.Runtime(cli.db) as rt:
@@ -543,7 +543,7 @@ def test_search_drop_index(cli: Cli) -> None:
 
 
 def test_stats_from_the_ledger(cli: Cli) -> None:
-    from srt.providers.base import OpenAI
+    from srt.providers import OpenAI
     from srt.testing import ProviderServer
 
     with ProviderServer() as srv, srt.Runtime(cli.db) as rt:

@@ -10,7 +10,7 @@ import pytest
 
 import srt
 from srt.pricing import Price, Pricing
-from srt.providers.base import Anthropic
+from srt.providers import Anthropic
 from srt.testing import ProviderServer
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import srt
 from srt.context import WindowPolicy, _units, pinned_prefix, select
-from srt.providers.base import Anthropic, OpenAI
+from srt.providers import Anthropic, OpenAI
 from srt.testing import ProviderServer
 from srt.tokens import GENERIC_ESTIMATE
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 import srt
-from srt.providers.base import Anthropic, OpenAI
+from srt.providers import Anthropic, OpenAI
 from srt.testing import ProviderServer
 
 KEY = "sk-ant-dialect-key"

@@ -7,7 +7,8 @@ Two kinds of use are checked in README.md and every page of docs/:
 * dotted ``srt.*`` names anywhere in the text (``srt.testing.ProviderServer``,
   ``srt.providers.local.missing``...): each resolves to a module or an attribute.
 
-``srt.db``, the default database file's name, is the one ``srt.`` word that is not a name.
+``srt.db``, the default database file's name, and ``srt.stores``, the storage engines'
+entry-point group, are the ``srt.`` words that are not names.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-NOT_NAMES = {"srt.db"}  # the database file's default name
+NOT_NAMES = {"srt.db", "srt.stores"}  # the database file's default name; the storage
+# engines' entry-point group (srt.providers, the providers' group, is a module as well)
 DOTTED = re.compile(r"(?<![\w./-])srt(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 

@@ -1,4 +1,4 @@
-"""``srt.providers.eventstream``: round trips, botocore as the oracle, and hostile bytes.
+"""``srt.wire.eventstream``: round trips, botocore as the oracle, and hostile bytes.
 
 botocore has a decoder (``EventStreamBuffer``) but no encoder, so the cross-checks
 run our frames and hand-built frames (all ten header types) through both decoders.
@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from srt.errors import ProviderResponseError, StreamInterruptedError
-from srt.providers.eventstream import (
+from srt.wire.eventstream import (
     MAX_FRAME_BYTES,
     MAX_HEADERS_BYTES,
     MAX_PAYLOAD_BYTES,

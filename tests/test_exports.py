@@ -133,3 +133,20 @@ def test_error_attributes() -> None:
     assert isinstance(srt.InvalidMessageError("x"), ValueError)
     assert isinstance(srt.ConfigError("x"), ValueError)
     assert isinstance(srt.InvalidSessionNameError("x"), ValueError)
+
+
+def _documented_names() -> list[str]:
+    """The names listed in docs/api.md's tables (first column, in backticks)."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text(encoding="utf-8")
+    return re.findall(r"^\| `([A-Za-z_][A-Za-z0-9_]*)` \|", text, flags=re.M)
+
+
+def test_all_matches_the_docs() -> None:
+    documented = _documented_names()
+    assert len(documented) == len(set(documented)), "a name is listed twice in docs/api.md"
+    assert set(documented) == set(srt.__all__), (
+        f"in srt.__all__ but not in docs/api.md: {sorted(set(srt.__all__) - set(documented))}; "
+        f"in docs/api.md but not in srt.__all__: {sorted(set(documented) - set(srt.__all__))}"
+    )

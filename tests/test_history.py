@@ -15,7 +15,7 @@ import pytest
 import srt
 from srt import history
 from srt.context import WindowPolicy
-from srt.providers.base import Anthropic, OpenAI
+from srt.providers import Anthropic, OpenAI
 from srt.testing import ProviderServer
 from srt.tokens import GENERIC_ESTIMATE
 
@@ -203,4 +203,4 @@ def test_deleting_a_session_drops_its_earlier_heads(rt: srt.Runtime) -> None:
     assert len(s.history()) == 1 and rt.store.gc().nodes == 0
     rt.delete("d")
     assert rt.store.gc().nodes == 7
-    assert rt.store.list_objects(history.KIND, str(s._id)) == []
+    assert rt.store.list_objects(history.KIND, str(s.parts.chain.id)) == []

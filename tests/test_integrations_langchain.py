@@ -89,8 +89,8 @@ def test_every_message_type_round_trips(tmp_path: Path) -> None:
     again = SrtChatMessageHistory("chat", path)  # a fresh runtime reads the file
     assert again.messages == messages
     # srt sees an ordinary chat: what a model would be sent.
-    rt = again._rt
-    canonical = rt.session("chat").messages()
+    with srt.Runtime(path) as rt:
+        canonical = rt.session("chat").messages()
     assert [m["role"] for m in canonical] == [
         "system",
         "user",

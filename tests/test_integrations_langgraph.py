@@ -280,7 +280,7 @@ def test_time_travel(saver: SrtSaver) -> None:
 def test_each_message_is_stored_once(saver: SrtSaver, tmp_path: Path) -> None:
     app = chat_graph(saver)
     _turns(app, "once", 20)
-    rt = saver._rt
+    rt = srt.Runtime(tmp_path / "lg.db")  # the saver's file
     report = rt.store.verify()
     assert report.ok
     # 40 messages in 60 checkpoints: 40 stored messages, 40 nodes.
@@ -289,13 +289,14 @@ def test_each_message_is_stored_once(saver: SrtSaver, tmp_path: Path) -> None:
     shown = rt.session("langgraph/once").messages()
     assert [m["role"] for m in shown] == ["user", "assistant"] * 20
     assert shown[-1]["content"] == "answer 39"
+    rt.close()
 
 
-def test_gc_keeps_what_checkpoints_name(saver: SrtSaver) -> None:
+def test_gc_keeps_what_checkpoints_name(saver: SrtSaver, tmp_path: Path) -> None:
     app = chat_graph(saver)
     _turns(app, "keep", 3)
     _turns(app, "drop", 3)
-    rt = saver._rt
+    rt = srt.Runtime(tmp_path / "lg.db")  # the saver's file, as srt gc opens it
     cfg = {"configurable": {"thread_id": "keep"}}
     before = [s.values for s in app.get_state_history(cfg)]
     # Time travel leaves a branch that no session head reaches: checkpoints keep it.
@@ -309,6 +310,7 @@ def test_gc_keeps_what_checkpoints_name(saver: SrtSaver) -> None:
     report = rt.store.gc()
     assert report.nodes > 0 and report.messages > 0
     assert rt.store.verify().messages == 0
+    rt.close()
 
 
 def test_async_graph(saver: SrtSaver) -> None:

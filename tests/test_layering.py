@@ -1,12 +1,16 @@
 """The layering of ``src/srt`` (docs: /work/shared/STYLE.md), checked by parsing imports.
 
-Bottom to top::
+Bottom to top, every top-level module or package on a rank of its own::
 
-    errors, _types (and message) <- _core <- store, wire <- providers
-        <- context, session <- runtime <- cli, bench, integrations
+    _version, errors, _types, tools, message, pricing <- _core <- _hashing <- tokens,
+        store, history, entries, wire <- local <- providers <- context, cache, savings
+        <- _shared <- _chain <- _builder <- compaction <- exchange <- ledger, summarize,
+        _task, tasks <- session <- runtime <- testing, gateway, integrations, cli, bench
 
-Nothing imports upward. Imports under ``if TYPE_CHECKING:`` are allowed, since
-they never run. Imports inside functions count: they still create the dependency.
+Nothing imports upward, and nothing imports in a cycle: not between top-level
+modules, and not between the modules inside a package, not even under
+``if TYPE_CHECKING:``. Imports inside functions count: they still create the
+dependency.
 """
 
 from __future__ import annotations
@@ -20,58 +24,70 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "srt"
 
-RANKS = {
-    "errors": 0,
-    "_types": 0,
-    "_version": 0,
-    "message": 1,
+#: Bottom first; a module may import only what comes before it (and itself: the
+#: modules inside one package import each other, without cycles).
+ORDER = [
+    "_version",
+    "errors",
+    "_types",
     # Tools from Python callables: a JSON schema from the signature and docstring.
-    "tools": 1,
-    "_core": 1,
-    # How a store hashes (XXH3 or keyed BLAKE2b), over _core.
-    "_hashing": 1,
-    # Token counting: canonical bytes -> counts; no I/O.
-    "tokens": 2,
+    "tools",
+    "message",
     # Prices (genai-prices, overrides, local models) and the cost of ledger rows.
-    "pricing": 1,
-    # The Store protocol and its engines (srt.store.sqlite: set-up, migrations, gc,
-    # verify, search, vacuum); nothing outside it writes SQL.
-    "store": 2,
-    "wire": 2,
-    "providers": 3,
-    "context": 4,
-    # The prompt-cache planner: the "cache breakpoints" part of the context layer.
-    "cache": 4,
-    # What prefix reuse saved against the two baselines, over ledger rows.
-    "savings": 4,
+    "pricing",
+    "_core",
+    # How a store hashes (XXH3 or keyed BLAKE2b), over _core.
+    "_hashing",
+    # Token counting: canonical bytes -> counts; no I/O.
+    "tokens",
+    # The Store protocol and its engines (srt.store.sqlite, srt.store.postgres: set-up,
+    # migrations, gc, verify, search, vacuum); nothing outside it writes SQL.
+    "store",
     # Earlier heads (store objects) and the per-message view of a chain.
-    "history": 4,
-    "entries": 4,
+    "history",
+    "entries",
+    # Wire formats: pure codecs (requests, replies, streams), no I/O.
+    "wire",
+    # llama.cpp in a child process srt owns, and its slots.
+    "local",
+    # Providers: HTTP transport, auth, stream framing; they import wire, never store.
+    "providers",
+    "context",
+    # The prompt-cache planner: the "cache breakpoints" part of the context layer.
+    "cache",
+    # What prefix reuse saved against the two baselines, over ledger rows.
+    "savings",
+    # What a runtime's sessions share: store, caches, settings.
+    "_shared",
+    # A session's history in memory and its compare-and-swap commit.
+    "_chain",
+    # Assembly, windows, the cache plan, the request bytes.
+    "_builder",
+    "compaction",
+    # A provider call on a session: build, send, stream, persist.
+    "exchange",
     # Rebuilding every ledger row's body from the stored history (srt verify).
-    "ledger": 5,
-    "session": 4,
-    # A provider call on a session: build, send, stream, persist (session's own layer).
-    "exchange": 4,
-    "compaction": 4,
-    # The tool loop (Session.run): model calls, tool runs, resume after a crash.
-    "tasks": 4,
-    "_task": 4,
+    "ledger",
     # Compaction with the model's own summary (by hand, or at a window's compact_at).
-    "summarize": 4,
-    "_assembly": 4,
-    "runtime": 5,
-    "cli": 6,
-    "bench": 6,
+    "summarize",
+    # The tool loop (Session.run): model calls, tool runs, resume after a crash.
+    "_task",
+    "tasks",
+    "session",
+    "runtime",
+    # The local provider server for tests and the bench (plays the remote side).
+    "testing",
     # srt serve: the OpenAI Responses/Conversations API over the runtime (ASGI).
-    "gateway": 6,
+    "gateway",
     # Adapters for other frameworks (Agents SDK, LangGraph, LangChain) and the importers
     # from their stores: users of Runtime, Session and the Store protocol's objects.
-    "integrations": 6,
-    # The local provider server for tests and the bench (plays the remote side).
-    "testing": 6,
-    "__init__": 7,
-    "__main__": 7,
-}
+    "integrations",
+    "cli",
+    "bench",
+    "__init__",
+    "__main__",
+]
+RANKS = {name: rank for rank, name in enumerate(ORDER)}
 
 
 def modules() -> list[tuple[str, Path]]:
@@ -108,23 +124,25 @@ def _is_type_checking(test: ast.expr) -> bool:
     )
 
 
-def _runtime_nodes(tree: ast.AST) -> Iterator[ast.AST]:
-    """Every node except the bodies of ``if TYPE_CHECKING:`` blocks."""
+def _runtime_nodes(tree: ast.AST, typing: bool = False) -> Iterator[ast.AST]:
+    """Every node except the bodies of ``if TYPE_CHECKING:`` blocks (with ``typing``,
+    those too)."""
     stack = [tree]
     while stack:
         node = stack.pop()
         yield node
-        if isinstance(node, ast.If) and _is_type_checking(node.test):
+        if not typing and isinstance(node, ast.If) and _is_type_checking(node.test):
             stack.extend(node.orelse)
             continue
         stack.extend(ast.iter_child_nodes(node))
 
 
-def imports(dotted: str, path: Path) -> Iterator[tuple[int, str]]:
-    """``(line, imported module)`` for every import that runs, relative ones resolved."""
+def imports(dotted: str, path: Path, typing: bool = False) -> Iterator[tuple[int, str]]:
+    """``(line, imported module)`` for every import that runs, relative ones resolved
+    (with ``typing``, also those under ``if TYPE_CHECKING:``)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     package = dotted if path.name == "__init__.py" else dotted.rpartition(".")[0]
-    for node in _runtime_nodes(tree):
+    for node in _runtime_nodes(tree, typing):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield node.lineno, alias.name
@@ -146,10 +164,10 @@ def imports(dotted: str, path: Path) -> Iterator[tuple[int, str]]:
                 yield node.lineno, target
 
 
-def _srt_imports() -> list[tuple[str, int, str]]:
+def _srt_imports(typing: bool = False) -> list[tuple[str, int, str]]:
     out = []
     for dotted, path in modules():
-        for line, target in imports(dotted, path):
+        for line, target in imports(dotted, path, typing):
             if target == "srt" or target.startswith("srt."):
                 out.append((dotted, line, target))
     return out
@@ -159,15 +177,18 @@ def test_the_package_is_where_we_parse() -> None:
     names = {d for d, _ in modules()}
     assert {"srt", "srt.errors", "srt.store", "srt.store.sqlite.db", "srt.session"} <= names
     assert any(n.startswith("srt.wire") for n in names)
-    # The resolver sees relative imports: session.py imports the store and the core.
-    session_imports = {t for d, _, t in _srt_imports() if d == "srt.session"}
-    assert {"srt.store", "srt._core", "srt.message"} <= session_imports
-    assert "srt.runtime" not in session_imports  # only under TYPE_CHECKING
+    # The resolver sees relative imports: _chain.py imports the store and the core.
+    chain_imports = {t for d, _, t in _srt_imports() if d == "srt._chain"}
+    assert {"srt.store", "srt._core", "srt.message"} <= chain_imports
+    # ... and ``from . import x`` (x a module) and ``from .. import y`` in a package.
+    assert "srt.exchange" in {t for d, _, t in _srt_imports() if d == "srt.session"}
+    assert "srt._core" in {t for d, _, t in _srt_imports() if d == "srt.bench.chat"}
 
 
 def test_every_module_has_a_layer() -> None:
     unknown = sorted({layer(d) for d, _ in modules()} - set(RANKS))
-    assert not unknown, f"modules without a layer; add them to RANKS in {__file__}: {unknown}"
+    assert not unknown, f"modules without a layer; add them to ORDER in {__file__}: {unknown}"
+    assert len(set(ORDER)) == len(ORDER)  # every module on a rank of its own
 
 
 def test_nothing_imports_upward() -> None:
@@ -180,6 +201,69 @@ def test_nothing_imports_upward() -> None:
                 f"{target} (layer {dst}, rank {RANKS[dst]})"
             )
     assert not violations, "upward imports:\n" + "\n".join(violations)
+
+
+def _graph() -> dict[str, set[str]]:
+    """Module -> the srt modules it imports, also for type checking only (a package's
+    ``__init__`` is the package)."""
+    known = {d for d, _ in modules()}
+    graph: dict[str, set[str]] = {d: set() for d in known}
+    for dotted, _line, target in _srt_imports(typing=True):
+        if _is_submodule(target):  # the Cython core is a module with no .py file
+            known.add(target)
+            graph.setdefault(target, set())
+        while target not in known and "." in target:
+            target = target.rpartition(".")[0]  # ``from .x import name`` of a module x
+        if target in known and target != dotted:
+            graph[dotted].add(target)
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_cycles() -> None:
+    """Over the real import graph of every module, type-checking imports included (a
+    cycle there is a cycle of design even when Python never runs it)."""
+    graph = _graph()
+    assert sum(len(v) for v in graph.values()) > 100  # the parse found the imports
+    assert not _cycles(graph), "import cycles:\n" + "\n".join(map(str, _cycles(graph)))
+
+
+def test_a_cycle_would_be_found() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
 def _third_party(prefix: str) -> list[tuple[str, int, str]]:
@@ -196,6 +280,7 @@ def _third_party(prefix: str) -> list[tuple[str, int, str]]:
         ("srt.store", ("httpx",)),
         ("srt.wire", ("apsw", "sqlite3", "httpx", "srt.store")),
         ("srt.providers", ("apsw", "sqlite3", "srt.store")),
+        ("srt.local", ("apsw", "sqlite3", "srt.store", "srt.providers")),
         ("srt.message", ("apsw", "sqlite3", "httpx")),
         ("srt.errors", ("apsw", "httpx")),
     ],
@@ -205,6 +290,30 @@ def test_forbidden_imports(module: str, forbidden: tuple[str, ...]) -> None:
         f"{d} line {line} imports {t}"
         for d, line, t in _third_party(module)
         if any(t == f or t.startswith(f + ".") for f in forbidden)
+    ]
+    assert not found, "\n".join(found)
+
+
+#: Outside ``srt.store``, only the bench and the importers touch a database library: the
+#: bench's naive baselines (a one-row-per-message SQLite client, bare APSW writes), its
+#: header and the gateway workload's measure of the bytes a file uses; the importers
+#: read other frameworks' SQLite files (the Agents SDK's sessions, LangGraph's saver).
+_DB_LIBRARY_USERS = (
+    "srt.bench.chat",
+    "srt.bench.__main__",
+    "srt.bench.gateway",
+    "srt.integrations.importers",
+)
+
+
+def test_nothing_outside_the_store_touches_a_database() -> None:
+    found = [
+        f"{d} line {line} imports {t}"
+        for d, path in modules()
+        if not (d == "srt.store" or d.startswith("srt.store.")) and d not in _DB_LIBRARY_USERS
+        for line, t in imports(d, path, typing=True)
+        if t.split(".")[0] in ("apsw", "sqlite3", "psycopg", "psycopg_pool")
+        or t.startswith("srt.store.sqlite")
     ]
     assert not found, "\n".join(found)
 

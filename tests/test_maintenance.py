@@ -14,7 +14,7 @@ import pytest
 
 import srt
 from rel_support.common import make_old_db
-from srt.providers.base import OpenAI
+from srt.providers import OpenAI
 from srt.store.sqlite import db as _db
 from srt.testing import ProviderServer
 from support import connect, snapshot

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import srt
-from srt.providers.base import Anthropic, Azure, Bedrock, OpenAI, OpenAICompatible, Provider
+from srt.providers import Anthropic, Azure, Bedrock, OpenAI, OpenAICompatible, Provider
 from srt.providers.sigv4 import AwsCredentials
 from srt.providers.transport import RetryPolicy, Timeouts, Transport
 from srt.testing import ProviderServer

@@ -38,7 +38,7 @@ import pytest
 
 import srt
 from rel_support.common import child_env, emit
-from srt.providers.base import Anthropic, Bedrock, OpenAI, Provider
+from srt.providers import Anthropic, Bedrock, OpenAI, Provider
 from srt.providers.transport import RetryPolicy, Timeouts, Transport
 from srt.testing import ProviderServer
 

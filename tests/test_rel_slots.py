@@ -27,7 +27,7 @@ import pytest
 import srt
 from rel_support.common import emit
 from srt import _core, cli
-from srt.providers._llama_slots import Router, private_dir, state_file
+from srt.local.slots import Router, private_dir, state_file
 from test_local import STARTED, model  # the pinned server and model, installed if missing
 
 __all__ = ["model"]

@@ -16,7 +16,7 @@ import pytest
 
 import srt
 from srt.pricing import Pricing
-from srt.providers.base import Anthropic, OpenAI
+from srt.providers import Anthropic, OpenAI
 from srt.savings import MARKER_LOOKBACK, MARKER_TTL_S, savings
 from srt.testing import ProviderServer
 from srt.wire import build_body

@@ -41,7 +41,7 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 import srt
 from srt.message import canonicalize
-from srt.providers.base import Anthropic, OpenAI
+from srt.providers import Anthropic, OpenAI
 from srt.testing import ProviderServer
 from srt.wire import build_body
 from wire_reference_oa import MODELS, NAME, TEXT, conversation, tool_def

@@ -6,7 +6,7 @@ import pytest
 
 import srt
 from srt.errors import ConflictError, ProviderError
-from srt.providers.base import OpenAI
+from srt.providers import OpenAI
 from srt.testing import ProviderServer
 
 

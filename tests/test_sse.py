@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from srt.errors import ProviderResponseError
-from srt.providers.sse import ServerSentEvent, SSEDecoder
+from srt.wire.sse import ServerSentEvent, SSEDecoder
 
 
 def decode(chunks: list[bytes]) -> list[ServerSentEvent]:

@@ -48,10 +48,10 @@ from srt.tokens import (
     TokenCache,
     Tokenizer,
     chat_request_tokens,
-    for_model,
     message_tokens,
     openai_encoding,
 )
+from srt.wire import tokenizer_for
 
 ENCODINGS = ("o200k_base", "cl100k_base")
 
@@ -421,8 +421,8 @@ def test_missing_tiktoken_raises_config_error_with_the_pip_command(
     with pytest.raises(ConfigError, match=re.escape(INSTALL_HINT)):
         tokens._load("o200k_base")
     assert not tokens.exact_backend_available()
-    assert for_model("openai", "gpt-4o") is O200K_ESTIMATE
-    assert for_model("azure", "gpt-4") is CL100K_ESTIMATE
+    assert tokenizer_for("openai", "gpt-4o") is O200K_ESTIMATE
+    assert tokenizer_for("azure", "gpt-4") is CL100K_ESTIMATE
 
 
 def test_missing_bpe_openai_raises_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -439,7 +439,7 @@ def test_missing_bpe_openai_raises_config_error(monkeypatch: pytest.MonkeyPatch)
         TiktokenTokenizer("cl100k_base")
     with pytest.raises(ConfigError, match="bpe-openai is not installed"):
         tokens._bundled_bpe("cl100k_base")
-    assert isinstance(for_model("openai", "gpt-5"), EstimateTokenizer)
+    assert isinstance(tokenizer_for("openai", "gpt-5"), EstimateTokenizer)
 
 
 # -- estimators ----------------------------------------------------------------------
@@ -496,7 +496,7 @@ def test_estimator_basics() -> None:
 
 CLAUDE_NAME = CLAUDE_ESTIMATE.name
 
-# -- for_model ---------------------------------------------------------------------------
+# -- tokenizer_for (the formats' choice) ---------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -534,8 +534,8 @@ CLAUDE_NAME = CLAUDE_ESTIMATE.name
         ("llamacpp", "smollm2", GENERIC_ESTIMATE.name),
     ],
 )
-def test_for_model(provider: str, model: str, name: str) -> None:
-    assert for_model(provider, model).name == name
+def test_tokenizer_for(provider: str, model: str, name: str) -> None:
+    assert tokenizer_for(provider, model).name == name
 
 
 def test_openai_encoding_agrees_with_tiktoken() -> None:

@@ -1,14 +1,17 @@
 """srt: an embedded stateful runtime for LLM conversations.
 
-Sessions live in one SQLite file, content-addressed and prefix-chained; each
-request is assembled from frozen per-message fragments, so history is never
-re-serialized and prefixes stay byte-identical for provider prompt caches.
+Sessions live in one store (a SQLite file by default), content-addressed and
+prefix-chained; each request is assembled from frozen per-message fragments, so
+history is never re-serialized and prefixes stay byte-identical for provider prompt
+caches. Every public name is listed, with a line each, in ``docs/api.md``.
 """
 
 from __future__ import annotations
 
 from ._types import BuildStats, Message, Reply, SessionInfo, Usage
 from ._version import __version__
+from .cache import CachePolicy
+from .context import WindowPolicy
 from .entries import Entry
 from .errors import (
     ConfigError,
@@ -42,8 +45,8 @@ from .errors import (
 )
 from .history import HeadRecord
 from .pricing import Price, Pricing
-from .providers.base import Anthropic, Azure, Bedrock, OpenAI, OpenAICompatible, Provider
-from .providers.local import LocalProvider
+from .providers import Anthropic, Azure, Bedrock, OpenAI, OpenAICompatible, Provider
+from .providers.local import Local, LocalProvider
 from .providers.sigv4 import AwsCredentials
 from .providers.transport import RetryPolicy, Timeouts
 from .runtime import Runtime, default_path
@@ -61,6 +64,7 @@ __all__ = [
     "Baseline",
     "Bedrock",
     "BuildStats",
+    "CachePolicy",
     "ConfigError",
     "ConflictError",
     "ContextOverflowError",
@@ -72,6 +76,7 @@ __all__ = [
     "HistoryIndexError",
     "InvalidMessageError",
     "InvalidSessionNameError",
+    "Local",
     "LocalProvider",
     "Message",
     "NotAnSrtDatabaseError",
@@ -111,6 +116,7 @@ __all__ = [
     "ToolRun",
     "UnsupportedFeatureError",
     "Usage",
+    "WindowPolicy",
     "__version__",
     "default_path",
     "tool",

@@ -20,15 +20,37 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from ._builder import Parts
 from ._types import Reply, Usage
 from .errors import ConfigError, ConflictError, InvalidMessageError, ToolArgumentsError
+from .providers import Provider
 from .tools import Tool, as_tool, render_result
 
-if TYPE_CHECKING:
-    from .providers.base import Provider
-    from .session import Session
+
+class TaskSession(Protocol):
+    """What a task uses of its ``srt.Session``: the public send path and the parts (the
+    task reads its chain and records call claims in the store, under the session lock)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def parts(self) -> Parts: ...
+
+    def append(self, *messages: Any, rebase: bool = False, model: str | None = None) -> Any: ...
+
+    def send(self, provider: Provider, *, model: str, **kw: Any) -> Reply: ...
+
+    def stream(self, provider: Provider, *, model: str, **kw: Any) -> Any: ...
+
+    async def asend(self, provider: Provider, *, model: str, **kw: Any) -> Reply: ...
+
+    def astream(self, provider: Provider, *, model: str, **kw: Any) -> Any: ...
+
+    def refresh(self) -> None: ...
+
 
 __all__ = [
     "CLAIMS",
@@ -135,11 +157,12 @@ class _Tail:
     trailing_results: int = 0
 
 
-def _tail(s: Session) -> _Tail:
+def _tail(s: TaskSession) -> _Tail:
     # Partial replies (a stream cut off) are skipped, as requests skip them.
-    with s._lock:
-        s._load()
-        bodies, status, ids = s._bodies, s._status, s._ids
+    parts = s.parts
+    with parts.lock:
+        parts.chain.load()
+        bodies, status, ids = parts.chain.bodies, parts.chain.status, parts.chain.ids
         i = len(bodies) - 1
         results: set[str] = set()
         trailing = 0
@@ -175,8 +198,8 @@ def _text(message: dict[str, Any] | None) -> str:
 CLAIMS = "srt.tool_call"
 
 
-def _claim_key(s: Session, index: int, call_id: str) -> str:
-    return f"{s._prefix(index + 1).hex()}:{call_id}"
+def _claim_key(s: TaskSession, index: int, call_id: str) -> str:
+    return f"{s.parts.chain.prefix(index + 1).hex()}:{call_id}"
 
 
 _RUNNING: set[tuple[str, int, str]] = set()  # (file, session id, call id) running here
@@ -232,7 +255,7 @@ class Task:
 
     def __init__(
         self,
-        session: Session,
+        session: TaskSession,
         provider: Provider,
         *,
         model: str,
@@ -337,7 +360,8 @@ class Task:
     def _started(self, tail: _Tail, call_id: str) -> str | None:
         """Who started ``call_id`` of the message ``tail`` ends at, if anyone did."""
         s = self.session
-        found = s._rt.store.get_object(CLAIMS, str(s._id), _claim_key(s, tail.index, call_id))
+        chain = s.parts.chain
+        found = chain.store.get_object(CLAIMS, str(chain.id), _claim_key(s, tail.index, call_id))
         return found.value.decode("utf-8", "replace") if found is not None else None
 
     def _plan(self, tail: _Tail, pending: list[dict[str, Any]]) -> list[Job]:
@@ -381,7 +405,8 @@ class Task:
     # -- running ----------------------------------------------------------------------
 
     def _key(self, call_id: str) -> tuple[str, int, str]:
-        return (self.session._rt.path, self.session._id, call_id)
+        chain = self.session.parts.chain
+        return (chain.store.location, chain.id, call_id)
 
     def _check_gone(self, call: ToolCall, who: str) -> None:
         with _RUNNING_LOCK:
@@ -400,10 +425,11 @@ class Task:
             return
         s = self.session
         key = self._key(job.call.id)
-        store = s._rt.store
-        with s._lock:
+        parts = s.parts
+        store = parts.shared.store
+        with parts.lock:
             row = store.get_session(s.name)
-            if row is None or row.id != s._id or row.head != s._head:
+            if row is None or row.id != parts.chain.id or row.head != parts.chain.head:
                 raise ConflictError(
                     "the session moved since this run last saw it (another process "
                     "appended); nothing was run: refresh() and run again"
@@ -414,7 +440,7 @@ class Task:
                 self._check_gone(job.call, before)
                 raise ConflictError(f"tool call {job.call.id} was started by an earlier run")
             claim = _claim_key(s, tail.index, job.call.id)
-            store.put_object(CLAIMS, str(s._id), claim, owner().encode())
+            store.put_object(CLAIMS, str(parts.chain.id), claim, owner().encode())
             with _RUNNING_LOCK:
                 _RUNNING.add(key)
             self.claimed.add(key)

@@ -43,6 +43,8 @@ from typing import Protocol, TypeVar
 
 from ._core import HashSeq, common_prefix
 from .errors import ConfigError
+from .wire import cache_rules_for
+from .wire.base import CacheRules
 
 __all__ = [
     "Breakpoint",
@@ -89,10 +91,12 @@ def estimate_tokens(nbytes: int) -> int:
     return (nbytes + 3) // 4
 
 
-def min_cacheable_tokens(provider: str, model: str) -> int:
-    """The smallest prefix, in tokens, that the provider caches for ``model``."""
-    if provider in ("openai", "azure"):
-        return OPENAI_MIN_TOKENS
+def min_cacheable_tokens(provider: str | CacheRules, model: str) -> int:
+    """The smallest prefix, in tokens, that the provider (a family name, or its format's
+    ``CacheRules``) caches for ``model``."""
+    rules = cache_rules_for(provider) if isinstance(provider, str) else provider
+    if rules.min_tokens is not None:
+        return rules.min_tokens
     m = model.lower()
     for key, n in _MINIMUMS:
         if key in m:
@@ -247,6 +251,7 @@ def explain(
     *,
     format: str,
     provider: str,
+    rules: CacheRules,
     model: str,
     hashes: Sequence[bytes],
     roles: Indexed[str],
@@ -293,8 +298,8 @@ def explain(
             return miss("model_switched", 0, f"the previous request was for {other_model}")
         return miss("cold", None, "no earlier request for this format, model and cache key")
     ttl = max((TTL_SECONDS[b.ttl] for b in previous.breakpoints), default=300.0)
-    if provider in ("openai", "azure"):
-        ttl = 300.0  # in-memory retention: 5-10 minutes idle
+    if rules.idle_ttl_s is not None:
+        ttl = rules.idle_ttl_s  # e.g. OpenAI's in-memory retention: 5-10 minutes idle
     if (now if now is not None else time.monotonic()) - previous.at > ttl:
         return miss("ttl_elapsed", None, f"more than {ttl:.0f} s since the previous request")
     if tools != previous.tools:

@@ -41,8 +41,8 @@ class WindowPolicy:
     """``budget`` tokens for the history (excluding tools and the reply).
 
     Messages are counted with ``tokenizer`` (a ``srt.tokens.Tokenizer``); by default
-    the model's own (``srt.tokens.for_model``): exact for OpenAI models when the
-    ``tokens`` extra is installed, a documented estimate otherwise.
+    the model's own, as its wire format chooses (``WireFormat.tokenizer``): exact for
+    OpenAI models when the ``tokens`` extra is installed, a documented estimate otherwise.
 
     ``compact_at`` (a share of ``budget``, in (0, 1]) makes a send compact the
     history first once it holds that many tokens: the model writes the summary of

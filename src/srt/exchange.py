@@ -1,5 +1,12 @@
 """A provider call: build by delta assembly, send, stream, and persist atomically.
 
+``Call`` holds every decision of one request: building the body (or a delta on the
+provider's stored state), the ledger row, recovering from a lost server-side
+response, decoding a stream, persisting the reply. The drivers below (``send``,
+``ReplyStream``; ``asend``, ``AsyncReplyStream``) only do the I/O, in the way httpx's
+``Client`` and ``AsyncClient`` share one ``BaseClient``: each is a few lines, the same
+lines with and without ``await``.
+
 The provider layer never touches the database; this module (on the session side)
 does the persisting. A reply and its ledger row are written in one transaction.
 A stream that is cut off, fails or is cancelled stores what arrived as a partial
@@ -21,8 +28,10 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ._builder import Parts
+from ._chain import Prepared
 from ._types import Reply, Usage
 from .errors import (
     ConflictError,
@@ -32,36 +41,15 @@ from .errors import (
     StreamInterruptedError,
 )
 from .message import canonical_tool
-from .providers.base import Provider
-from .providers.streams import StreamDecoder, decoder_for
-from .providers.transport import redact
+from .providers import Provider
+from .providers.transport import AsyncResponse, HTTPRequest, Response
 from .store import CallRecord
 from .wire import get_format
+from .wire.base import StreamDecoder
 
-if TYPE_CHECKING:
-    from .session import Session
-
-__all__ = ["AsyncReplyStream", "Call", "ReplyStream"]
+__all__ = ["AsyncReplyStream", "Call", "ReplyStream", "asend", "send"]
 
 RESPONSES_RETENTION_S = 30 * 24 * 3600.0
-
-
-def _scrubbed(exc: BaseException, secrets: tuple[str, ...]) -> BaseException:
-    """``exc`` with any secret (or key-shaped text) removed from its message.
-
-    Stream decoders quote a provider's mid-stream error event, which may echo the
-    credential it was sent; the decoders do not hold the secrets, so this does.
-    """
-    if not isinstance(exc, ProviderError) or not exc.args:
-        return exc
-    text = str(exc.args[0])
-    clean = redact(text, secrets)
-    if clean == text:
-        return exc
-    exc.args = (clean, *exc.args[1:])
-    if isinstance(exc, ProviderResponseError) and exc.body:
-        exc.body = redact(exc.body, secrets)
-    return exc
 
 
 def _status_of(exc: BaseException) -> str:
@@ -73,11 +61,17 @@ def _status_of(exc: BaseException) -> str:
 
 
 class Call:
-    """One request in flight for one session (sync or async)."""
+    """One request in flight for one session (sync or async).
+
+    ``session`` is the public handle (a provider's ``params_for`` may read it); the
+    call works on its parts (``session.parts``: the lock, the chain, the builder).
+    ``append`` are messages sent after the history and committed with the reply;
+    ``keep=False`` commits nothing (the ledger row is still written).
+    """
 
     def __init__(
         self,
-        session: Session,
+        session: Any,
         provider: Provider,
         *,
         model: str,
@@ -89,10 +83,13 @@ class Call:
         append: Sequence[Any] = (),
         keep: bool = True,
     ) -> None:
-        self.session = session
+        parts: Parts = session.parts
+        self.chain = parts.chain
+        self.builder = parts.builder
+        self.lock = parts.lock
         #: Messages sent with this call and committed with its reply (staged until then).
         self.append = list(append)
-        self.staged: list[tuple[bytes, bytes, bytes | None]] | None = None
+        self.staged: list[Prepared] | None = None
         #: False: nothing is appended (the ledger row is still written).
         self.keep_reply = keep
         self.provider = provider
@@ -109,7 +106,7 @@ class Call:
         if params_for is not None:  # e.g. the local provider's slot routing
             extra.update(params_for(session))
         self.params = {**extra, **params, **(provider.stream_params() if stream else {})}
-        self.stored = bool(self.params.get("store", True)) if self._responses else None
+        self.stored = bool(self.params.get("store", True)) if self.fmt.server_state else None
         self.previous_response_id: str | None = None
         self.fallback: str | None = None
         self.retries = 0
@@ -120,41 +117,37 @@ class Call:
         self.status: str | None = None
         self.shape: str | None = None  # the ledger's params, set by build()
 
-    @property
-    def _responses(self) -> bool:
-        return self.fmt.name.endswith(".responses")
-
     # -- building ----------------------------------------------------------------
 
     def build(self, *, allow_delta: bool = True) -> bytes:
-        s = self.session
-        with s._lock:
-            s._load()
+        chain, builder = self.chain, self.builder
+        with self.lock:
+            chain.load()
             if self.staged is None:
-                self.expected_head = s._head
-                self.keep = len(s._ids)
-                self.staged = s._prepare(self.append, self.model) if self.append else []
+                self.expected_head = chain.head
+                self.keep = len(chain)
+                self.staged = chain.prepare(self.append, self.model) if self.append else []
                 if self.staged:
-                    s._stage(self.staged)
+                    chain.stage(self.staged)
             delta = self._server_state() if allow_delta else None
             after: int | None = None
             sent = self.params
             if delta is None:
                 self.previous_response_id = None
-                self.body = s.request(
-                    self.fmt.name,
-                    model=self.model,
-                    tools=self.tools,
-                    cache=self.cache,
-                    include_partial=self.include_partial,
-                    window=self.window,
-                    **self.params,
+                self.body = builder.request(
+                    self.fmt,
+                    self.model,
+                    self.tools or (),
+                    self.cache,
+                    self.include_partial,
+                    self.window,
+                    dict(self.params),
                 )
             else:
                 after, rid = delta
                 self.previous_response_id = rid
                 sent = {**self.params, "previous_response_id": rid}
-                self.body = s._request_after(
+                self.body = builder.request_after(
                     self.fmt,
                     after,
                     model=self.model,
@@ -163,15 +156,15 @@ class Call:
                     params=sent,
                     cache=self.cache,
                 )
-            self.messages = len(s._ids)
-            self.explain = s.last_build.cache if s.last_build else None
+            self.messages = len(chain)
+            self.explain = builder.last_build.cache if builder.last_build else None
             self.shape = self._shape(sent, after)
         return self.body
 
     def _shape(self, sent: dict[str, Any], after: int | None) -> str:
         """What shaped the body beside the stored messages, for the ledger's ``params``:
         enough for ``srt verify`` to rebuild the body and check its hash."""
-        lb = self.session.last_build
+        lb = self.builder.last_build
         return json.dumps(
             {
                 "params": sent,
@@ -188,125 +181,55 @@ class Call:
 
     def _server_state(self) -> tuple[int, str] | None:
         """(index of the message the server already holds, response id), or None."""
-        if not self._responses or self.params.get("store") is False:
+        if not self.fmt.server_state or self.params.get("store") is False:
             return None
         if self.window is not None:
             return None  # the server's chain would keep what the window leaves out
         if "previous_response_id" in self.params:
             return None
-        s = self.session
-        ids = s._ids[-64:]
-        found = s._rt.store.last_response(ids, self.fmt.name, self.model)
+        ids = self.chain.ids
+        found = self.chain.store.last_response(ids[-64:], self.fmt.name, self.model)
         if found is None:
             return None
         node, rid, at = found
         if time.time() - at > RESPONSES_RETENTION_S:
             self.fallback = "expired"
             return None
-        index = s._ids.index(node)
-        if index == len(s._ids) - 1:
+        index = ids.index(node)
+        if index == len(ids) - 1:
             return None  # nothing new to send
         return index, rid
 
-    # -- ledger and persistence ----------------------------------------------------
+    # -- one attempt -----------------------------------------------------------------
 
-    def _row(self, status: str, error: str | None, usage: Usage | None) -> CallRecord:
-        s = self.session
-        now = time.monotonic()
-        ex = self.explain
-        return CallRecord(
-            at=time.time(),
-            session=s._id,
-            session_name=s.name,
-            node=None,
-            provider=self.provider.name,
-            model=self.model,
-            format=self.fmt.name,
-            body_hash=s._rt.store.hashing.digest(self.body),
-            body_bytes=len(self.body),
-            messages=self.messages,
-            input_tokens=usage.input_tokens if usage else None,
-            cache_read_tokens=usage.cache_read_tokens if usage else None,
-            cache_write_tokens=usage.cache_write_tokens if usage else None,
-            output_tokens=usage.output_tokens if usage else None,
-            predicted_cached_tokens=ex.cached_tokens if ex is not None else None,
-            explain=json.dumps(
-                {"reason": ex.reason, "diverged_at": ex.diverged_at} if ex is not None else None
-            ),
-            latency_ms=(now - self.t0) * 1000.0 if self.t0 else None,
-            ttft_ms=(self.ttft - self.t0) * 1000.0 if self.ttft else None,
-            retries=self.retries,
-            status=status,
-            error=redact(error, self.provider._secrets) if error else None,
-            response_id=self.reply.response_id if self.reply else None,
-            previous_response_id=self.previous_response_id,
-            stored=None if self.stored is None else int(self.stored),
-            fallback=self.fallback,
-            params=self.shape,
-        )
+    def next_request(self) -> HTTPRequest:
+        """The HTTP request of the next attempt (the clock starts now)."""
+        req = self.provider.request(self.model, self.body, self.stream, self.params)
+        self.t0 = time.monotonic()
+        return req
 
-    def persist(self, reply: Reply, status: str, error: str | None = None) -> None:
-        """Append the reply and its ledger row in one transaction."""
-        self.reply, self.status = reply, status
-        s = self.session
-        row = self._row(status, error, reply.usage)
-        message = reply.message
-        if message.get("artifacts"):
-            # Providers name a dated snapshot in replies; artifacts are replayed to the
-            # model this session asks for, so they are filed under that name.
-            provider = self.fmt.provider
-            message = dict(message)
-            message["artifacts"] = [
-                {**a, "model": self.model} if a.get("provider") == provider else a
-                for a in message["artifacts"]
-            ]
-        with s._lock:
-            staged = self.staged or []
-            try:
-                prepared = s._prepare([message])
-                if not self.keep_reply:
-                    s._rt.store.record_call(row)
-                    return
-                if s._head != self.expected_head:
-                    s._rt.store.record_call(row)
-                    raise ConflictError(
-                        "the session moved while the reply was being generated; the reply "
-                        "was not appended (its usage is in the ledger)"
-                    )
-                try:
-                    s._commit(
-                        self.keep,
-                        staged + prepared,
-                        None if status == "ok" else status,
-                        row,
-                        plain=len(staged),
-                    )
-                except ConflictError:
-                    s._rt.store.record_call(row)
-                    raise
-            finally:
-                s._unstage()
+    def opened(self, resp: Response | AsyncResponse) -> None:
+        """A 2xx head arrived after ``resp.retries`` retries."""
+        self.retries = resp.retries
+        if self.stream:
+            self.decoder = self.fmt.stream_decoder()
 
-    def fail(self, exc: BaseException) -> None:
-        """Record a call that stored no reply."""
-        self.status = "error"
-        msg = str(exc)[:2000]
-        self.session._rt.store.record_call(self._row("error", msg, None))
+    def received(self, raw: bytes) -> Reply:
+        """The whole body of a non-streamed reply arrived."""
+        self.ttft = time.monotonic()
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise ProviderResponseError("the provider's reply is not valid JSON") from None
+        return self.fmt.parse_reply(data)
 
-    def abandon(self) -> None:
-        """Drop the staged messages of a call that ends without a reply."""
-        s = self.session
-        with s._lock:
-            s._unstage()
-
-    def finish_stream(self, exc: BaseException | None) -> None:
+    def feed(self, chunk: bytes) -> list[str]:
+        """A chunk of a streamed reply: the text deltas it completes."""
         assert self.decoder is not None
-        if exc is None:
-            self.persist(self.decoder.reply(), "ok")
-            return
-        status = _status_of(exc)
-        partial = self.decoder.partial()
-        self.persist(partial, status, f"{type(exc).__name__}: {exc}"[:2000])
+        deltas = self.decoder.feed(chunk)
+        if deltas and self.ttft is None:
+            self.ttft = time.monotonic()
+        return deltas
 
     def recover(self, exc: ProviderError) -> bool:
         """Record a failed attempt; if it failed because the provider no longer holds
@@ -323,44 +246,191 @@ class Call:
             self.build(allow_delta=False)
         return lost
 
-    def parse(self, raw: bytes) -> Reply:
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            raise ProviderResponseError("the provider's reply is not valid JSON") from None
-        return self.fmt.parse_reply(data)
+    # -- ledger and persistence ----------------------------------------------------
+
+    def _row(self, status: str, error: str | None, usage: Usage | None) -> CallRecord:
+        now = time.monotonic()
+        ex = self.explain
+        return CallRecord(
+            at=time.time(),
+            session=self.chain.id,
+            session_name=self.chain.name,
+            node=None,
+            provider=self.provider.name,
+            model=self.model,
+            format=self.fmt.name,
+            body_hash=self.chain.store.hashing.digest(self.body),
+            body_bytes=len(self.body),
+            messages=self.messages,
+            input_tokens=usage.input_tokens if usage else None,
+            cache_read_tokens=usage.cache_read_tokens if usage else None,
+            cache_write_tokens=usage.cache_write_tokens if usage else None,
+            output_tokens=usage.output_tokens if usage else None,
+            predicted_cached_tokens=ex.cached_tokens if ex is not None else None,
+            explain=json.dumps(
+                {"reason": ex.reason, "diverged_at": ex.diverged_at} if ex is not None else None
+            ),
+            latency_ms=(now - self.t0) * 1000.0 if self.t0 else None,
+            ttft_ms=(self.ttft - self.t0) * 1000.0 if self.ttft else None,
+            retries=self.retries,
+            status=status,
+            error=self.provider.redact(error) if error else None,
+            response_id=self.reply.response_id if self.reply else None,
+            previous_response_id=self.previous_response_id,
+            stored=None if self.stored is None else int(self.stored),
+            fallback=self.fallback,
+            params=self.shape,
+        )
+
+    def persist(self, reply: Reply, status: str, error: str | None = None) -> Reply:
+        """Append the reply and its ledger row in one transaction."""
+        self.reply, self.status = reply, status
+        chain = self.chain
+        row = self._row(status, error, reply.usage)
+        message = reply.message
+        if message.get("artifacts"):
+            # Providers name a dated snapshot in replies; artifacts are replayed to the
+            # model this session asks for, so they are filed under that name.
+            provider = self.fmt.provider
+            message = dict(message)
+            message["artifacts"] = [
+                {**a, "model": self.model} if a.get("provider") == provider else a
+                for a in message["artifacts"]
+            ]
+        with self.lock:
+            staged = self.staged or []
+            try:
+                prepared = chain.prepare([message])
+                if not self.keep_reply:
+                    chain.store.record_call(row)
+                    return reply
+                if chain.head != self.expected_head:
+                    chain.store.record_call(row)
+                    raise ConflictError(
+                        "the session moved while the reply was being generated; the reply "
+                        "was not appended (its usage is in the ledger)"
+                    )
+                try:
+                    chain.commit(
+                        self.keep,
+                        staged + prepared,
+                        None if status == "ok" else status,
+                        row,
+                        plain=len(staged),
+                    )
+                except ConflictError:
+                    chain.store.record_call(row)
+                    raise
+            finally:
+                chain.unstage()
+        return reply
+
+    def fail(self, exc: BaseException) -> None:
+        """Record a call that stored no reply."""
+        self.status = "error"
+        msg = str(exc)[:2000]
+        self.chain.store.record_call(self._row("error", msg, None))
+
+    def abandon(self) -> None:
+        """Drop the staged messages of a call that ends without a reply."""
+        with self.lock:
+            self.chain.unstage()
+
+    def check_done(self) -> None:
+        """The body ended: ``StreamInterruptedError`` unless its final event came."""
+        assert self.decoder is not None
+        if not self.decoder.done:
+            raise StreamInterruptedError("the stream ended before its final event")
+
+    def end_stream(self, exc: BaseException | None) -> None:
+        """The stream ended (``exc`` None: completely): persist the reply, or what
+        arrived as a partial reply, scrubbing secrets from the error first."""
+        assert self.decoder is not None
+        if exc is None:
+            self.persist(self.decoder.reply(), "ok")
+            return
+        self._scrub(exc)
+        self.persist(self.decoder.partial(), _status_of(exc), f"{type(exc).__name__}: {exc}"[:2000])
+
+    def _scrub(self, exc: BaseException) -> None:
+        """Remove any secret (or key-shaped text) from a provider error's message.
+
+        Stream decoders quote a provider's mid-stream error event, which may echo the
+        credential it was sent; the decoders do not hold the secrets, the provider does.
+        """
+        if not isinstance(exc, ProviderError) or not exc.args:
+            return
+        text = str(exc.args[0])
+        clean = self.provider.redact(text)
+        if clean == text:
+            return
+        exc.args = (clean, *exc.args[1:])
+        if isinstance(exc, ProviderResponseError) and exc.body:
+            exc.body = self.provider.redact(exc.body)
 
 
-# -- sync ------------------------------------------------------------------------------
+# -- the drivers: the same few lines, sync and async --------------------------------------------
 
 
-def send(call: Call) -> Reply:
-    try:
-        return _send(call)
-    finally:
-        call.abandon()
-
-
-def _send(call: Call) -> Reply:
+def _open(call: Call) -> tuple[Response, Reply | None]:
     call.build()
     while True:
-        req = call.provider.request(call.model, call.body, False, call.params)
-        call.t0 = time.monotonic()
         try:
-            resp = call.provider.transport.open(req)
-            call.retries = resp.retries
-            raw = resp.read()
-            call.ttft = time.monotonic()
-            reply = call.parse(raw)
+            resp = call.provider.transport.open(call.next_request())
+            call.opened(resp)
+            return resp, None if call.stream else call.received(resp.read())
         except ProviderError as exc:
             if call.recover(exc):
                 continue
             raise
-        call.persist(reply, "ok")
-        return reply
 
 
-class ReplyStream:
+async def _aopen(call: Call) -> tuple[AsyncResponse, Reply | None]:
+    call.build()
+    while True:
+        try:
+            resp = await call.provider.async_transport.open(call.next_request())
+            call.opened(resp)
+            return resp, None if call.stream else call.received(await resp.read())
+        except ProviderError as exc:
+            if call.recover(exc):
+                continue
+            raise
+
+
+def send(call: Call) -> Reply:
+    try:
+        _resp, reply = _open(call)
+        assert reply is not None
+        return call.persist(reply, "ok")
+    finally:
+        call.abandon()
+
+
+async def asend(call: Call) -> Reply:
+    try:
+        _resp, reply = await _aopen(call)
+        assert reply is not None
+        return call.persist(reply, "ok")
+    finally:
+        call.abandon()
+
+
+class _Stream:
+    def __init__(self, call: Call) -> None:
+        self._call = call
+
+    @property
+    def reply(self) -> Reply | None:
+        """The final reply, or the partial one a cut, failed or closed stream kept."""
+        return self._call.reply
+
+    @property
+    def status(self) -> str | None:
+        return self._call.status
+
+
+class ReplyStream(_Stream):
     """Iterate to receive text deltas; the reply is persisted when the stream ends.
 
     ``close()`` (or leaving a ``with`` block early) cancels it; what arrived is
@@ -368,59 +438,30 @@ class ReplyStream:
     """
 
     def __init__(self, call: Call) -> None:
-        self._call = call
+        super().__init__(call)
         self._gen: Generator[str, None, None] | None = None
-
-    @property
-    def reply(self) -> Reply | None:
-        return self._call.reply
-
-    @property
-    def status(self) -> str | None:
-        return self._call.status
 
     def __iter__(self) -> Generator[str, None, None]:
         if self._gen is None:
             self._gen = self._run()
         return self._gen
 
-    def _open(self) -> Any:
-        call = self._call
-        call.build()
-        while True:
-            req = call.provider.request(call.model, call.body, True, call.params)
-            call.t0 = time.monotonic()
-            try:
-                resp = call.provider.transport.open(req)
-            except ProviderError as exc:
-                if call.recover(exc):
-                    continue
-                raise
-            call.retries = resp.retries
-            return resp
-
     def _run(self) -> Generator[str, None, None]:
         call = self._call
         try:
-            resp = self._open()
+            resp, _ = _open(call)
         except BaseException:
             call.abandon()
             raise
-        call.decoder = dec = decoder_for(call.fmt.name)
         try:
             for chunk in resp.iter_bytes():
-                for delta in dec.feed(chunk):
-                    if call.ttft is None:
-                        call.ttft = time.monotonic()
-                    yield delta
-            if not dec.done:
-                raise StreamInterruptedError("the stream ended before its final event")
+                yield from call.feed(chunk)
+            call.check_done()
         except BaseException as exc:
             resp.close()
-            _scrubbed(exc, call.provider._secrets)
-            call.finish_stream(exc)
+            call.end_stream(exc)
             raise
-        call.finish_stream(None)
+        call.end_stream(None)
 
     def close(self) -> None:
         if self._gen is not None:
@@ -437,50 +478,15 @@ class ReplyStream:
         return "".join(self)
 
 
-# -- asyncio ---------------------------------------------------------------------------
+class AsyncReplyStream(_Stream):
+    """The asyncio twin of ``ReplyStream``: ``async for delta in s.astream(...)``.
 
-
-async def asend(call: Call) -> Reply:
-    try:
-        return await _asend(call)
-    finally:
-        call.abandon()
-
-
-async def _asend(call: Call) -> Reply:
-    call.build()
-    while True:
-        req = call.provider.request(call.model, call.body, False, call.params)
-        call.t0 = time.monotonic()
-        try:
-            resp = await call.provider.async_transport.open(req)
-            call.retries = resp.retries
-            raw = await resp.read()
-            call.ttft = time.monotonic()
-            reply = call.parse(raw)
-        except ProviderError as exc:
-            if call.recover(exc):
-                continue
-            raise
-        call.persist(reply, "ok")
-        return reply
-
-
-class AsyncReplyStream:
-    """The asyncio twin of ``ReplyStream``: ``async for delta in s.astream(...)``."""
+    ``before`` is awaited before the request is built (an automatic compaction)."""
 
     def __init__(self, call: Call, before: Callable[[], Awaitable[object]] | None = None) -> None:
-        self._call = call
-        self._before = before  # awaited before the request is built (auto-compaction)
+        super().__init__(call)
+        self._before = before
         self._gen: AsyncGenerator[str, None] | None = None
-
-    @property
-    def reply(self) -> Reply | None:
-        return self._call.reply
-
-    @property
-    def status(self) -> str | None:
-        return self._call.status
 
     def __aiter__(self) -> AsyncGenerator[str, None]:
         if self._gen is None:
@@ -492,39 +498,20 @@ class AsyncReplyStream:
         try:
             if self._before is not None:
                 await self._before()
-            resp = await self._open()
+            resp, _ = await _aopen(call)
         except BaseException:
             call.abandon()
             raise
-        call.retries = resp.retries
-        call.decoder = dec = decoder_for(call.fmt.name)
         try:
             async for chunk in resp.aiter_bytes():
-                for delta in dec.feed(chunk):
-                    if call.ttft is None:
-                        call.ttft = time.monotonic()
+                for delta in call.feed(chunk):
                     yield delta
-            if not dec.done:
-                raise StreamInterruptedError("the stream ended before its final event")
+            call.check_done()
         except BaseException as exc:
             await resp.aclose()
-            _scrubbed(exc, call.provider._secrets)
-            call.finish_stream(exc)
+            call.end_stream(exc)
             raise
-        call.finish_stream(None)
-
-    async def _open(self) -> Any:
-        call = self._call
-        call.build()
-        while True:
-            req = call.provider.request(call.model, call.body, True, call.params)
-            call.t0 = time.monotonic()
-            try:
-                return await call.provider.async_transport.open(req)
-            except ProviderError as exc:
-                if call.recover(exc):
-                    continue
-                raise
+        call.end_stream(None)
 
     async def aclose(self) -> None:
         if self._gen is not None:

@@ -20,19 +20,18 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import ConfigError, SessionError
 from .store import ObjectPut, Store
-
-if TYPE_CHECKING:
-    from .session import Session
 
 __all__ = [
     "DEFAULT_RETENTION_S",
     "KIND",
     "HeadRecord",
     "check_retention",
+    "delete_session",
+    "find",
     "forget_history",
     "get_retention",
     "head_record",
@@ -120,14 +119,24 @@ def history(store: Store, session_id: int) -> list[HeadRecord]:
     return out
 
 
-def find(session: Session, key: HeadRecord | str) -> HeadRecord:
+def find(records: list[HeadRecord], key: HeadRecord | str, name: str) -> HeadRecord:
+    """The record of ``records`` (session ``name``'s history) that ``key`` names."""
     wanted = key.key if isinstance(key, HeadRecord) else key
-    for record in session.history():
+    for record in records:
         if record.key == wanted:
             return record
     raise SessionError(
-        f"session {session.name!r} has no earlier head {wanted!r} (expired, or never recorded)"
+        f"session {name!r} has no earlier head {wanted!r} (expired, or never recorded)"
     )
+
+
+def delete_session(store: Store, name: str) -> None:
+    """Delete session ``name``'s head row and its records of earlier heads (its messages
+    stay for any fork that shares them; ``gc`` frees the rest)."""
+    row = store.get_session(name)
+    store.delete_session(name)
+    if row is not None:
+        forget_history(store, row.id)
 
 
 def forget_history(store: Store, session_id: int) -> int:

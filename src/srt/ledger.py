@@ -4,26 +4,30 @@ A ledger row records the XXH3-128 of the exact body sent, its size, the node of 
 reply it stored, the number of messages it sent and (``params``) what else shaped the
 body: the body parameters, tools, partial replies, the cache breakpoints placed and the
 messages a context window kept. ``verify_ledger`` rebuilds each such body from the
-stored messages (``session.replay_call``) and checks its hash and size. Rows that
+stored messages (``replay_call``) and checks its hash and size. Rows that
 record no parameters (a request that failed before a reply was stored, a node swept by
 ``gc``, or a row written before srt recorded them) are counted as not checkable.
 """
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import _core
+from ._builder import Builder
+from ._chain import Chain
+from ._shared import Shared
+from .cache import Breakpoint
 from .errors import SrtError
-from .session import replay_call
 from .store.base import MAX_FAULTS, Fault
+from .wire import get_format
 
-if TYPE_CHECKING:
-    from .runtime import Runtime
-
-__all__ = ["LedgerReport", "verify_ledger"]
+__all__ = ["LedgerReport", "replay_call", "verify_ledger"]
+_REPLAY_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -41,8 +45,61 @@ class LedgerReport:
         return not self.faults
 
 
-def verify_ledger(rt: Runtime, rows: Iterable[Mapping[str, Any]] | None = None) -> LedgerReport:
-    """Rebuild the body of each ledger row (default: all) and compare it with the row."""
+def replay_call(shared: Shared, call: Mapping[str, Any]) -> bytes | None:
+    """The body of the request a ledger row records, rebuilt from the history stored at
+    its node and the parameters recorded with it (``params``): the model, body
+    parameters, tools, partial replies, the breakpoints placed and the messages a window
+    kept. ``None`` when the row records no parameters or no node (a failed request, a
+    node swept by gc). Nothing is written, and the runtime's planner is left as it was."""
+    spec_text, node = call.get("params"), call.get("node")
+    if not spec_text or node is None:
+        return None
+    spec = json.loads(spec_text)
+    n = int(call["messages"])
+    tail = shared.store.tail(int(node), n - 1) if n else []
+    if n and not tail:
+        return None
+    head = tail[0][0] if n else None
+    chain = Chain(shared, int(call.get("session") or 0), "(replay)", head)
+    builder = Builder(shared, chain)
+    chain.listener = builder
+    builder.replay = (
+        [Breakpoint(str(w), int(i), str(ttl), 0, "replay") for w, i, ttl in spec["breakpoints"]],
+        spec.get("kept"),
+    )
+    # The planner's memory of earlier requests is the runtime's: put it back afterwards.
+    with _REPLAY_LOCK:
+        saved = (dict(shared.records), dict(shared.last_model), shared.serialized)
+        try:
+            chain.load()
+            if len(chain) != n:
+                return None
+            fmt = get_format(str(call["format"]))
+            tools, partial = spec.get("tools") or (), bool(spec["include_partial"])
+            if spec.get("after") is not None:
+                return builder.request_after(
+                    fmt,
+                    int(spec["after"]),
+                    model=str(call["model"]),
+                    tools=tools,
+                    include_partial=partial,
+                    params=dict(spec["params"]),
+                    cache=bool(spec["cache"]),
+                )
+            params = dict(spec["params"])
+            return builder.request(
+                fmt, str(call["model"]), tools, bool(spec["cache"]), partial, None, params
+            )
+        finally:
+            shared.records.clear()
+            shared.records.update(saved[0])
+            shared.last_model.clear()
+            shared.last_model.update(saved[1])
+            shared.serialized = saved[2]
+
+
+def verify_ledger(shared: Shared, rows: Iterable[Mapping[str, Any]]) -> LedgerReport:
+    """Rebuild the body of each ledger row and compare it with the row."""
     checked = unchecked = more = 0
     faults: list[Fault] = []
 
@@ -55,9 +112,9 @@ def verify_ledger(rt: Runtime, rows: Iterable[Mapping[str, Any]] | None = None) 
         places = ((str(name), pos),) if name is not None else ()
         faults.append(Fault("ledger", "calls", row.get("id"), detail, places))
 
-    for row in rt.calls() if rows is None else rows:
+    for row in rows:
         try:
-            body = replay_call(rt, row)
+            body = replay_call(shared, row)
         except SrtError as exc:
             checked += 1
             fault(row, f"its body cannot be rebuilt from node {row.get('node')}: {exc}")

@@ -4,41 +4,27 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
-import threading
-import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import platformdirs
 
-from . import _core
+from ._chain import Chain
 from ._hashing import keyed
+from ._shared import MAX_NAME_CHARS, Shared, check_name
 from ._types import SessionInfo, UsageSummary
-from .cache import Record
-from .errors import ConfigError, InvalidSessionNameError, SessionNotFoundError
-from .history import check_retention, forget_history, get_retention, set_retention
+from .errors import ConfigError, SessionNotFoundError
+from .history import delete_session, set_retention
 from .ledger import LedgerReport, verify_ledger
-from .message import DEFAULT_MAX_MESSAGE_BYTES, canonical_tool
+from .local.slots import default_state_dirs, saved_states
+from .message import DEFAULT_MAX_MESSAGE_BYTES
 from .pricing import Pricing
-from .providers._llama_slots import default_state_dirs, saved_states
 from .savings import Savings, savings
 from .session import Session
 from .store import BackupReport, GcReport, Store, open_store
-from .tokens import TokenCache
-from .wire.base import WireFormat
 
-__all__ = ["MAX_NAME_CHARS", "Runtime", "default_path"]
-
-# Cc controls (C0, DEL, C1), Cf format characters (bidi overrides, zero-width),
-# Zl/Zp line and paragraph separators, Cs surrogates, Cn unassigned.
-#: Message bodies at least this long are held once in memory however many sessions
-#: load them (a shared system prompt); shorter ones are held per session.
-INTERN_MIN_BYTES = 1024
-_FORBIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Cn"})
-#: Longest session name accepted, in characters.
-MAX_NAME_CHARS = 256
+__all__ = ["MAX_NAME_CHARS", "Runtime", "check_name", "default_path"]
 
 
 def default_path() -> str:
@@ -103,24 +89,6 @@ def _open(where: str, options: dict[str, Any]) -> Store:
         ) from None
 
 
-def check_name(name: Any) -> str:
-    """Validate an untrusted session name; ``InvalidSessionNameError`` if unusable."""
-    if not isinstance(name, str):
-        raise InvalidSessionNameError(f"a session name must be a str, got {type(name).__name__}")
-    if not name:
-        raise InvalidSessionNameError("a session name must not be empty")
-    if len(name) > MAX_NAME_CHARS:
-        raise InvalidSessionNameError(
-            f"a session name may have at most {MAX_NAME_CHARS} characters, got {len(name)}"
-        )
-    if any(unicodedata.category(c) in _FORBIDDEN for c in name):
-        raise InvalidSessionNameError(
-            "a session name must not contain control, format (e.g. bidi override), "
-            "separator-line or unassigned characters"
-        )
-    return name
-
-
 class Runtime:
     """srt on one store: a SQLite file by default.
 
@@ -169,8 +137,6 @@ class Runtime:
             raise ConfigError("redact must be a function of one string, or None")
         if max_sessions is not None:
             _check_int("max_sessions", max_sessions, 0)
-        #: The most sessions this runtime lets the store hold (``None``: no limit).
-        self.max_sessions = max_sessions
         options = _store_options(durability, key, hash_key)
         if store is None:
             where = check_path(path_or_url) if path_or_url is not None else default_path()
@@ -187,36 +153,14 @@ class Runtime:
         self.store = store
         #: Where the data lives: the file path, or the engine's URL without password.
         self.path = store.location
-        self.max_message_bytes = max_message_bytes
-        #: The redaction hook: applied to every string of every message (appended
-        #: or received) before it is validated, hashed or stored.
-        self.redact = redact
-        self._fragments = _core.FragmentCache(fragment_cache_bytes)
-        self._bodies = _core.FragmentCache(fragment_cache_bytes)
-        self._serialized = 0
-        self._counter_lock = threading.Lock()
-        # The last request built per (format, model, cache key), for the cache explain.
-        self._token_cache = TokenCache()
-        self._records: dict[tuple[str, str, str | None], Record] = {}
-        self._last_model: dict[tuple[str, str | None], str] = {}
-        self._retention = None if history_retention is None else check_retention(history_retention)
-
-    @property
-    def history_retention(self) -> float:
-        """Seconds an earlier head stays reachable after the head leaves it
-        (``srt.history``): this runtime's ``history_retention``, else the database's."""
-        if self._retention is None:
-            self._retention = get_retention(self.store)
-        return self._retention
-
-    def set_history_retention(self, seconds: float) -> int:
-        """Store the database's retention of earlier heads and re-date the records of
-        every session; a record now past it is freed by the next ``gc``. Returns how
-        many records were re-dated."""
-        ids = [row.id for info in self.sessions() if (row := self.store.get_session(info.name))]
-        n = set_retention(self.store, seconds, ids)
-        self._retention = check_retention(seconds)
-        return n
+        self._shared = Shared(
+            store,
+            max_message_bytes=max_message_bytes,
+            fragment_cache_bytes=fragment_cache_bytes,
+            redact=redact,
+            history_retention=history_retention,
+            max_sessions=max_sessions,
+        )
 
     def __repr__(self) -> str:
         return f"<srt.Runtime path={self.path!r}>"
@@ -230,6 +174,22 @@ class Runtime:
     def close(self) -> None:
         """Close every connection this runtime opened."""
         self.store.close()
+
+    @property
+    def max_sessions(self) -> int | None:
+        """The most sessions this runtime lets the store hold (``None``: no limit)."""
+        return self._shared.max_sessions
+
+    @property
+    def max_message_bytes(self) -> int:
+        """The largest canonical message accepted, in bytes."""
+        return self._shared.max_message_bytes
+
+    @property
+    def redact(self) -> Callable[[str], str] | None:
+        """The redaction hook: applied to every string of every message (appended or
+        received) before it is validated, hashed or stored."""
+        return self._shared.redact
 
     def backup(self, dest: str | os.PathLike[str]) -> BackupReport:
         """Copy the store to the new file ``dest`` while it stays in use (SQLite's backup
@@ -280,61 +240,31 @@ class Runtime:
             report, state_files=len(doomed), state_bytes=sum(n for _, n in doomed)
         )
 
-    # -- internals used by Session ---------------------------------------------
-
-    def _intern(self, h: bytes, body: bytes) -> bytes:
-        """One shared bytes object per message body across all sessions.
-
-        Bodies under ``INTERN_MIN_BYTES`` are not shared: holding a second copy of
-        one costs less than the table entry that would find the first (and most
-        short messages belong to one session anyway)."""
-        if len(body) < INTERN_MIN_BYTES:
-            return body
-        cached: bytes | None = self._bodies.get(h)
-        if cached is not None:
-            return cached
-        self._bodies.put(h, body)
-        return body
-
-    def _tool_fragments(
-        self, fmt: WireFormat, tools: Sequence[Any]
-    ) -> tuple[list[bytes], tuple[bytes, ...]]:
-        """Each tool definition in ``fmt`` (rendered once) and the tools' content hashes."""
-        out = []
-        hashes = []
-        for tool in tools:
-            body = canonical_tool(tool)
-            h = _core.digest(body)
-            hashes.append(h)
-            key = (h, fmt.name, "tool")
-            frag: bytes | None = self._fragments.get(key)
-            if frag is None:
-                frag = fmt.tool_fragment(json.loads(body))
-                self._fragments.put(key, frag)
-            out.append(frag)
-        return out, tuple(hashes)
-
-    def _count_serialized(self, n: int) -> None:
-        if n:
-            with self._counter_lock:
-                self._serialized += n
-
-    def _create(self, name: str, head: int | None, head_prefix: bytes | None = None) -> Session:
-        row = self.store.create_session(
-            check_name(name), head, exist_ok=False, head_prefix=head_prefix, limit=self.max_sessions
-        )
-        return Session(self, row.id, name, row.head)
-
     # -- public API --------------------------------------------------------------
 
     @property
     def serialized(self) -> int:
         """Messages serialized by this runtime so far (appends plus fragment misses)."""
-        return self._serialized
+        return self._shared.serialized
 
     def usage(self) -> UsageSummary:
         """Totals of every request in this store's usage ledger."""
         return UsageSummary.of(self.calls())
+
+    @property
+    def history_retention(self) -> float:
+        """Seconds an earlier head stays reachable after the head leaves it
+        (``srt.history``): this runtime's ``history_retention``, else the database's."""
+        return self._shared.history_retention()
+
+    def set_history_retention(self, seconds: float) -> int:
+        """Store the database's retention of earlier heads and re-date the records of
+        every session; a record now past it is freed by the next ``gc``. Returns how
+        many records were re-dated."""
+        ids = [row.id for info in self.sessions() if (row := self.store.get_session(info.name))]
+        n = set_retention(self.store, seconds, ids)
+        self._shared.set_history_retention(seconds)
+        return n
 
     def calls(self, session_name: str | None = None) -> list[dict[str, Any]]:
         """Every row of the usage ledger, oldest first; with ``session_name``, the rows
@@ -356,7 +286,7 @@ class Runtime:
     def verify_ledger(self) -> LedgerReport:
         """Rebuild every ledger row's body from the stored history and its recorded
         parameters, and check it against the recorded hash and size (``srt.ledger``)."""
-        return verify_ledger(self)
+        return verify_ledger(self._shared, self.calls())
 
     def session(self, name: str, *, create: bool = True) -> Session:
         """Open the session called ``name``, creating it empty unless ``create=False``."""
@@ -366,7 +296,14 @@ class Runtime:
             if not create:
                 raise SessionNotFoundError(f"no session named {name!r}")
             row = self.store.create_session(name, None, exist_ok=True, limit=self.max_sessions)
-        return Session(self, row.id, name, row.head)
+        return Session(self._shared, Chain(self._shared, row.id, name, row.head))
+
+    def create(self, name: str) -> Session:
+        """A new, empty session called ``name``; ``SessionExistsError`` if one exists."""
+        row = self.store.create_session(
+            check_name(name), None, exist_ok=False, limit=self.max_sessions
+        )
+        return Session(self._shared, Chain(self._shared, row.id, name, row.head))
 
     def sessions(self) -> list[SessionInfo]:
         """Every session, sorted by name."""
@@ -375,10 +312,7 @@ class Runtime:
     def delete(self, name: str) -> None:
         """Delete a session's head and its earlier heads (``srt.history``). Its messages
         stay for any fork that shares them; ``gc`` frees the rest."""
-        row = self.store.get_session(check_name(name))
-        self.store.delete_session(name)
-        if row is not None:
-            forget_history(self.store, row.id)
+        delete_session(self.store, check_name(name))
 
     def rename(self, old: str, new: str) -> None:
         """Rename a session."""

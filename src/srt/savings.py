@@ -27,13 +27,14 @@ named, local models cost nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._types import UsageSummary
 from .cache import min_cacheable_tokens
 from .errors import ConfigError
-from .pricing import Pricing, Rates
+from .pricing import Pricing, Rates, source
 from .wire import get_format
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "History",
     "Savings",
     "savings",
+    "usage_figures",
 ]
 
 #: Formats whose provider caches prefixes automatically (no markers).
@@ -153,7 +155,7 @@ class _Careful:
             return read, write  # the same bytes get the same automatic cache
         total = int(row.get("input_tokens") or 0)
         try:
-            minimum = min_cacheable_tokens(get_format(fmt).provider, str(row["model"]))
+            minimum = min_cacheable_tokens(get_format(fmt).cache, str(row["model"]))
         except ConfigError:
             return read, write  # a format this srt does not know: as billed
         now = float(row["at"])
@@ -241,3 +243,43 @@ def savings(
         unpriced_models=tuple(sorted(unpriced)),
         sources=tuple(sorted(sources)),
     )
+
+
+def _baseline(b: Baseline) -> dict[str, Any]:
+    return {
+        "label": b.label,
+        "input_usd": round(b.input_usd, 6),
+        "cache_read_tokens": b.cache_read_tokens,
+        "cache_write_tokens": b.cache_write_tokens,
+        "saved_usd": round(b.saved_usd, 6),
+        "saved_share": round(b.saved_share, 4),
+    }
+
+
+def usage_figures(
+    rows: Sequence[Mapping[str, Any]], *, history: History | None = None
+) -> dict[str, Any]:
+    """Totals of ledger rows, with cost and savings when the models have prices (for
+    ``srt stats`` and the gateway's usage endpoint); ``history`` as for ``savings``."""
+    u = UsageSummary.of([dict(r) for r in rows])
+    out: dict[str, Any] = {
+        "requests": u.requests,
+        "errors": u.errors,
+        "input_tokens": u.input_tokens,
+        "cache_read_tokens": u.cache_read_tokens,
+        "cache_write_tokens": u.cache_write_tokens,
+        "output_tokens": u.output_tokens,
+        "cache_hit_share": round(u.cache_hit_share, 4),
+    }
+    s = savings(rows, history=history)
+    out["cost"] = {
+        "source": source(),
+        "priced_requests": s.priced_requests,
+        "local_requests": s.local_requests,
+        "unpriced_models": list(s.unpriced_models),
+        "input_usd": round(s.billed_input_usd, 6),
+        "output_usd": round(s.output_usd, 6),
+        "total_usd": round(s.billed_input_usd + s.output_usd, 6),
+        "baselines": {b.name: _baseline(b) for b in s.baselines},
+    }
+    return out

@@ -23,21 +23,32 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import compaction, exchange
+from ._builder import Parts
+from ._types import Reply
 from .context import WindowPolicy, pinned_prefix
 from .errors import ConflictError, SessionError
+from .history import delete_session
+from .providers import Provider
 from .store import CallRecord
-from .tokens import for_model
 from .wire import get_format
 
-if TYPE_CHECKING:
-    from ._types import Reply
-    from .providers.base import Provider
-    from .session import Session
+__all__ = ["INSTRUCTIONS", "SessionLike", "aauto", "acompact", "auto", "compact", "due"]
 
-__all__ = ["INSTRUCTIONS", "aauto", "acompact", "auto", "compact", "due"]
+
+class SessionLike(Protocol):
+    """What this module uses of a ``Session``: its name, parts and ``fork``."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def parts(self) -> Parts: ...
+
+    def fork(self, name: str, at: int | None = None) -> Any: ...
+
 
 #: What the summary request asks for (``instructions=`` replaces it).
 INSTRUCTIONS = (
@@ -52,18 +63,20 @@ class _SummaryCall(exchange.Call):
     """A call whose reply is kept aside (not appended) and whose ledger rows are filed
     under ``owner``, the session being compacted."""
 
-    def __init__(self, owner: Session, fork: Session, provider: Provider, **kw: Any) -> None:
+    def __init__(self, owner: SessionLike, fork: Any, provider: Provider, **kw: Any) -> None:
         super().__init__(fork, provider, **kw)
         self.owner = owner
         self.row: CallRecord | None = None
 
     def _row(self, status: str, error: str | None, usage: Any) -> CallRecord:
         row = super()._row(status, error, usage)
-        return dataclasses.replace(row, session=self.owner._id, session_name=self.owner.name)
+        owner = self.owner.parts.chain
+        return dataclasses.replace(row, session=owner.id, session_name=owner.name)
 
-    def persist(self, reply: Reply, status: str, error: str | None = None) -> None:
+    def persist(self, reply: Reply, status: str, error: str | None = None) -> Reply:
         self.reply, self.status = reply, status
         self.row = self._row(status, error, reply.usage)
+        return reply
 
 
 def _text(reply: Reply | None) -> str:
@@ -76,7 +89,7 @@ def _text(reply: Reply | None) -> str:
 
 
 def _prepare(
-    s: Session,
+    s: SessionLike,
     end: int,
     start: int | None,
     provider: Provider,
@@ -84,11 +97,12 @@ def _prepare(
     instructions: str | None,
     tools: Sequence[Any] | None,
     params: dict[str, Any],
-) -> tuple[_SummaryCall, Session, int | None]:
-    with s._lock:
-        s._load()
-        compaction.span(s, end, start)  # checked before anything is sent
-        head = s._head
+) -> tuple[_SummaryCall, Any, int | None]:
+    parts = s.parts
+    with parts.lock:
+        parts.chain.load()
+        compaction.span(parts.chain, parts.builder.roles(), end, start)  # checked first
+        head = parts.chain.head
         fork = s.fork(f"srt-summary-{uuid.uuid4().hex}", at=end)
     try:
         fork.append({"role": "user", "content": instructions or INSTRUCTIONS})
@@ -104,17 +118,18 @@ def _prepare(
             stream=False,
         )
     except BaseException:
-        s._rt.delete(fork.name)
+        delete_session(parts.shared.store, fork.name)
         raise
     return call, fork, head
 
 
 def _finish(
-    s: Session, call: _SummaryCall, end: int, start: int | None, head: int | None
+    s: SessionLike, call: _SummaryCall, end: int, start: int | None, head: int | None
 ) -> int | None:
     row = call.row
     assert row is not None
-    store = s._rt.store
+    parts = s.parts
+    store = parts.shared.store
     text = _text(call.reply)
     if not text:
         store.record_call(row)
@@ -124,21 +139,23 @@ def _finish(
         "model": call.model,
         "body_hash": row.body_hash.hex(),
     }
-    with s._lock:
+    with parts.lock:
         try:
-            if s._head != head:
+            parts.chain.load()
+            if parts.chain.head != head:
                 raise ConflictError(
                     "the session moved while the summary was being written; it was not "
                     "compacted (the summary request is in the ledger)"
                 )
-            return compaction.compact(s, end, text, start, call=row, by=by)
+            roles = parts.builder.roles()
+            return compaction.compact(parts.chain, roles, end, text, start, call=row, by=by)
         except ConflictError:
             store.record_call(row)
             raise
 
 
 def compact(
-    s: Session,
+    s: SessionLike,
     end: int,
     *,
     provider: Provider,
@@ -153,12 +170,12 @@ def compact(
     try:
         exchange.send(call)
     finally:
-        s._rt.delete(fork.name)
+        delete_session(s.parts.shared.store, fork.name)
     return _finish(s, call, end, start, head)
 
 
 async def acompact(
-    s: Session,
+    s: SessionLike,
     end: int,
     *,
     provider: Provider,
@@ -173,25 +190,26 @@ async def acompact(
     try:
         await exchange.asend(call)
     finally:
-        s._rt.delete(fork.name)
+        delete_session(s.parts.shared.store, fork.name)
     return _finish(s, call, end, start, head)
 
 
 # -- automatic compaction (WindowPolicy.compact_at) -------------------------------------------
 
 
-def due(s: Session, provider: Provider, model: str, window: WindowPolicy | None) -> int | None:
+def due(s: SessionLike, provider: Provider, model: str, window: WindowPolicy | None) -> int | None:
     """The ``end`` to compact up to before the next send under ``window``, or ``None``."""
     if window is None or window.compact_at is None:
         return None
     fmt = get_format(provider.format)
-    with s._lock:
-        s._load()
-        tokenizer = window.tokenizer or for_model(fmt.provider, model)
-        total = sum(s._token_counts(tokenizer))
+    parts = s.parts
+    with parts.lock:
+        parts.chain.load()
+        tokenizer = window.tokenizer or fmt.tokenizer(model)
+        total = sum(parts.builder.token_counts(tokenizer))
         if total < window.compact_at * window.budget:
             return None
-        roles = s._meta_roles()
+        roles = parts.builder.roles()
         end = len(roles) - 1
         while end > 0 and roles[end] == "tool":
             end -= 1  # keep the newest step whole: its call and all its results
@@ -200,7 +218,11 @@ def due(s: Session, provider: Provider, model: str, window: WindowPolicy | None)
 
 
 def _job(
-    s: Session, provider: Provider, model: str, tools: Sequence[Any] | None, params: dict[str, Any]
+    s: SessionLike,
+    provider: Provider,
+    model: str,
+    tools: Sequence[Any] | None,
+    params: dict[str, Any],
 ) -> tuple[int, dict[str, Any]] | None:
     window = params.get("window")
     end = due(s, provider, model, window if isinstance(window, WindowPolicy) else None)
@@ -217,7 +239,11 @@ def _job(
 
 
 def auto(
-    s: Session, provider: Provider, model: str, tools: Sequence[Any] | None, params: dict[str, Any]
+    s: SessionLike,
+    provider: Provider,
+    model: str,
+    tools: Sequence[Any] | None,
+    params: dict[str, Any],
 ) -> int | None:
     """Compact first if ``params``' window says it is time; the new head, or ``None``."""
     job = _job(s, provider, model, tools, params)
@@ -228,7 +254,11 @@ def auto(
 
 
 def aauto(
-    s: Session, provider: Provider, model: str, tools: Sequence[Any] | None, params: dict[str, Any]
+    s: SessionLike,
+    provider: Provider,
+    model: str,
+    tools: Sequence[Any] | None,
+    params: dict[str, Any],
 ) -> Callable[[], Awaitable[int | None]]:
     """``auto`` for asyncio, as a coroutine function to await before the send."""
 

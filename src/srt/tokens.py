@@ -16,7 +16,9 @@ o200k, ``"\\u1ada&t"`` is 4 ids for it, 5 for tiktoken); tiktoken is the referen
 
 The backend is the ``tokens`` extra, ``pip install 'stateful-runtime[tokens]'``.
 Without it ``TiktokenTokenizer`` raises ``ConfigError`` naming that command and
-``for_model`` falls back to ``O200K_ESTIMATE``/``CL100K_ESTIMATE`` (``exact`` False).
+``openai_tokenizer`` falls back to ``O200K_ESTIMATE``/``CL100K_ESTIMATE`` (``exact``
+False). Which tokenizer a model gets is its wire format's choice
+(``WireFormat.tokenizer``; by provider name: ``srt.wire.tokenizer_for``).
 
 **Estimates are approximate**: ``ceil(utf8 bytes / bytes_per_token)``. Each ratio is
 total bytes / total exact tokens over a deterministic corpus (``corpus()`` in
@@ -82,11 +84,12 @@ __all__ = [
     "TiktokenTokenizer",
     "TokenCache",
     "Tokenizer",
+    "bedrock_tokenizer",
     "chat_request_tokens",
     "exact_backend_available",
-    "for_model",
     "message_tokens",
     "openai_encoding",
+    "openai_tokenizer",
 ]
 
 Encoding = Literal["o200k_base", "cl100k_base"]
@@ -294,30 +297,25 @@ def openai_encoding(model: str) -> Encoding:
     return "cl100k_base" if _family(m, _CL100K, "-:@_") else "o200k_base"
 
 
-def for_model(provider: str, model: str) -> Tokenizer:
-    """The best tokenizer for ``model`` at ``provider``.
+def openai_tokenizer(model: str) -> Tokenizer:
+    """The tokenizer of an OpenAI model: exact (``openai_encoding``), or
+    ``O200K_ESTIMATE`` / ``CL100K_ESTIMATE`` when the ``tokens`` extra is not installed."""
+    encoding = openai_encoding(model)
+    if encoding in _LOADED or exact_backend_available():
+        return TiktokenTokenizer(encoding)
+    return O200K_ESTIMATE if encoding == "o200k_base" else CL100K_ESTIMATE
 
-    ``openai``/``azure``: exact (``openai_encoding``), or ``O200K_ESTIMATE`` /
-    ``CL100K_ESTIMATE`` when the ``tokens`` extra is not installed. ``anthropic``:
-    ``CLAUDE_ESTIMATE``. ``bedrock``: ``CLAUDE_ESTIMATE`` (inference-profile ARNs
+
+def bedrock_tokenizer(model: str) -> Tokenizer:
+    """The tokenizer of a Bedrock model id: ``CLAUDE_ESTIMATE`` (inference-profile ARNs
     included), except ids of other vendors (``meta.``, ``mistral.``, ``amazon.``, ...:
-    ``GENERIC_ESTIMATE``; ``openai.*``: as OpenAI). Others: ``GENERIC_ESTIMATE``.
-    """
-    p, m = provider.strip().lower(), model.strip().lower()
-    if p == "bedrock":
-        region, _, rest = m.partition(".")
-        vendor = rest if region in ("us", "eu", "apac", "global") else m
-        if vendor.startswith("openai."):
-            return for_model("openai", vendor.removeprefix("openai."))
-        return GENERIC_ESTIMATE if vendor.startswith(_OTHER_BEDROCK) else CLAUDE_ESTIMATE
-    if p == "anthropic":
-        return CLAUDE_ESTIMATE
-    if p in ("openai", "azure"):
-        encoding = openai_encoding(m)
-        if encoding in _LOADED or exact_backend_available():
-            return TiktokenTokenizer(encoding)
-        return O200K_ESTIMATE if encoding == "o200k_base" else CL100K_ESTIMATE
-    return GENERIC_ESTIMATE
+    ``GENERIC_ESTIMATE``; ``openai.*``: as OpenAI's model)."""
+    m = model.strip().lower()
+    region, _, rest = m.partition(".")
+    vendor = rest if region in ("us", "eu", "apac", "global") else m
+    if vendor.startswith("openai."):
+        return openai_tokenizer(vendor.removeprefix("openai."))
+    return GENERIC_ESTIMATE if vendor.startswith(_OTHER_BEDROCK) else CLAUDE_ESTIMATE
 
 
 # -- chat messages ------------------------------------------------------------------

@@ -193,7 +193,7 @@ def main() -> None:
             out(f"GC nodes={report.nodes} messages={report.messages} writes={c.writes}")
         out(f"CLOSED writes={c.writes} syncs={c.syncs}")
     elif mode == "stream":
-        from srt.providers.base import OpenAI
+        from srt.providers import OpenAI
 
         p = OpenAI("sk-crash-test", base_url=arg + "/v1")
         with srt.Runtime(path) as rt:

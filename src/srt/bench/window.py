@@ -17,7 +17,7 @@ import random
 from typing import Any
 
 from ..context import WindowPolicy
-from ..providers.base import Anthropic, OpenAI, Provider
+from ..providers import Anthropic, OpenAI, Provider
 from ..runtime import Runtime
 from ..tokens import GENERIC_ESTIMATE
 from . import workloads

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from .. import exchange, tasks
 from ..cache import CacheExplain
 from ..errors import ProviderError, SrtError
-from ..providers.base import Provider
+from ..providers import Provider
 from ..runtime import Runtime
 from ..session import Session
 from ..tools import Tool
@@ -46,7 +46,7 @@ A line ending in \\ continues on the next line; //text sends /text."""
 
 # The frames of a reply being saved: a Ctrl-C that lands there waits for the save.
 _SAVING = frozenset(
-    f.__code__ for f in (exchange.Call.persist, exchange.Call.finish_stream, exchange.Call.fail)
+    f.__code__ for f in (exchange.Call.persist, exchange.Call.end_stream, exchange.Call.fail)
 )
 
 

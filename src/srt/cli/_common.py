@@ -14,7 +14,7 @@ from typing import Any
 
 from ..runtime import Runtime
 from ..store import scheme_of
-from ..store.sqlite.keys import read_key_file
+from ..store.keyfile import read_key_file
 
 __all__ = [
     "CommandError",

@@ -11,7 +11,7 @@ import unicodedata
 from ..runtime import Runtime
 from ..store import Hit
 from ..store.copy import copy_store
-from ..store.sqlite.keys import read_key_file
+from ..store.keyfile import read_key_file
 from ._common import (
     CommandError,
     cli_key,

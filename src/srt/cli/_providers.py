@@ -9,39 +9,18 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
 
+from .. import providers
 from ..errors import ConfigError
-from ..providers.base import Anthropic, Azure, Bedrock, OpenAI, OpenAICompatible, Provider
-from ..wire.azure import AzureEndpoint
+from ..providers import Options, Provider
 
-__all__ = ["DEFAULT_MODELS", "KEY_ENV", "PROVIDERS", "add_provider_options", "make_provider"]
-
-PROVIDERS = ("openai", "responses", "azure", "anthropic", "bedrock", "compatible", "local")
-
-#: The model used when neither --model nor $SRT_MODEL names one.
-DEFAULT_MODELS = {
-    "openai": "gpt-4o-mini",
-    "responses": "gpt-4o-mini",
-    "anthropic": "claude-sonnet-4-5",
-    "bedrock": "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
-}
-
-#: The environment variable each provider reads its key from by default.
-KEY_ENV = {
-    "openai": "OPENAI_API_KEY",
-    "responses": "OPENAI_API_KEY",
-    "azure": "AZURE_OPENAI_API_KEY",
-    "anthropic": "ANTHROPIC_API_KEY",
-    "bedrock": "AWS_BEARER_TOKEN_BEDROCK",
-    "compatible": "OPENAI_API_KEY",
-}
+__all__ = ["add_provider_options", "make_provider"]
 
 
 def add_provider_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--provider",
-        choices=PROVIDERS,
+        choices=providers.names(),
         help="where requests go (default: $SRT_PROVIDER, else openai); responses is "
         "OpenAI's Responses API, compatible any OpenAI-compatible server at --base-url, "
         "local a GGUF model run by llama.cpp on this machine",
@@ -70,7 +49,7 @@ def add_provider_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _key(args: argparse.Namespace, provider: str) -> str | None:
+def _key(args: argparse.Namespace) -> str | None:
     var = args.key_env
     if var is None:
         return None  # the provider reads its usual variable itself
@@ -81,46 +60,20 @@ def _key(args: argparse.Namespace, provider: str) -> str | None:
 
 
 def make_provider(args: argparse.Namespace) -> tuple[Provider, str]:
-    """The provider and model for a chat or a prompt (``ConfigError`` if unusable)."""
+    """The provider and model for a chat or a prompt (``ConfigError`` if unusable), built
+    by the provider the registry knows under ``--provider`` (``srt.providers``)."""
     name = args.provider or os.environ.get("SRT_PROVIDER") or "openai"
-    if name not in PROVIDERS:
-        raise ConfigError(f"$SRT_PROVIDER={name!r} is not one of {', '.join(PROVIDERS)}")
-    model = args.model or os.environ.get("SRT_MODEL") or DEFAULT_MODELS.get(name)
-    key = _key(args, name)
-    base_url = args.base_url
-    provider: Provider
-    if name in ("openai", "responses"):
-        api = "chat" if name == "openai" else "responses"
-        provider = OpenAI(key, base_url=base_url, api=api)
-    elif name == "compatible":
-        base_url = base_url or os.environ.get("OPENAI_BASE_URL")
-        if not base_url:
-            raise ConfigError("--provider compatible needs --base-url (or $OPENAI_BASE_URL)")
-        provider = OpenAICompatible(base_url, api_key=key or os.environ.get("OPENAI_API_KEY"))
-    elif name == "anthropic":
-        provider = Anthropic(key, base_url=base_url)
-    elif name == "azure":
-        endpoint = base_url or os.environ.get("AZURE_OPENAI_ENDPOINT")
-        if not endpoint:
-            raise ConfigError("--provider azure needs --base-url (or $AZURE_OPENAI_ENDPOINT)")
-        if not model:
-            raise ConfigError("--provider azure needs --model, the deployment name")
-        version = os.environ.get("OPENAI_API_VERSION")
-        ep = AzureEndpoint(endpoint, deployment=model, api_version=version, use_v1=not version)
-        provider = Azure(ep, api_key=key or os.environ.get("AZURE_OPENAI_API_KEY"))
-    elif name == "bedrock":
-        provider = Bedrock(region=args.region, api_key=key, endpoint_url=base_url)
-    else:
-        provider, model = _local(args.model)
+    known = providers.names()
+    if name not in known:
+        raise ConfigError(f"$SRT_PROVIDER={name!r} is not one of {', '.join(known)}")
+    options = Options(
+        model=args.model or os.environ.get("SRT_MODEL"),
+        model_flag=args.model,
+        key=_key(args),
+        base_url=args.base_url,
+        region=args.region,
+    )
+    provider, model = providers.factory(name)(options)
     if not model:
         raise ConfigError(f"--provider {name} needs --model (or $SRT_MODEL)")
     return provider, model
-
-
-def _local(model: str | None) -> tuple[Provider, str]:
-    try:
-        from ..providers.local import LocalProvider
-    except ImportError as exc:  # the local provider is not part of this installation
-        raise ConfigError(f"--provider local is not available here ({exc})") from None
-    local: Any = LocalProvider(model)
-    return local, str(local.model_name)

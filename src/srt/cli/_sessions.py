@@ -465,7 +465,7 @@ def import_(args: argparse.Namespace) -> None:
         canonicalize(m)  # refuse a bad message before any file or session is created
     with runtime(args, create=True) as rt:
         try:
-            session = rt._create(name, None)
+            session = rt.create(name)
         except SessionExistsError as exc:
             raise CommandError(f"{exc}; pick another name with --name") from None
         session.append(*messages)

@@ -7,52 +7,18 @@ import argparse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .._types import UsageSummary
 from ..errors import SessionNotFoundError
-from ..pricing import source
 from ..runtime import Runtime
-from ..savings import Baseline, savings
+from ..savings import usage_figures as figures_of
 from ._common import escape_line, latest_session, print_json, print_table, runtime
 
 __all__ = ["stats", "usage_figures", "usage_summary"]
 
 
-def _baseline(b: Baseline) -> dict[str, Any]:
-    return {
-        "label": b.label,
-        "input_usd": round(b.input_usd, 6),
-        "cache_read_tokens": b.cache_read_tokens,
-        "cache_write_tokens": b.cache_write_tokens,
-        "saved_usd": round(b.saved_usd, 6),
-        "saved_share": round(b.saved_share, 4),
-    }
-
-
 def usage_figures(rows: Sequence[Mapping[str, Any]], rt: Runtime | None = None) -> dict[str, Any]:
     """Totals of ledger rows, with cost and savings when the models have prices (the
-    careful baseline follows ``rt``'s history when given)."""
-    u = UsageSummary.of([dict(r) for r in rows])
-    out: dict[str, Any] = {
-        "requests": u.requests,
-        "errors": u.errors,
-        "input_tokens": u.input_tokens,
-        "cache_read_tokens": u.cache_read_tokens,
-        "cache_write_tokens": u.cache_write_tokens,
-        "output_tokens": u.output_tokens,
-        "cache_hit_share": round(u.cache_hit_share, 4),
-    }
-    s = rt.savings(rows=rows) if rt is not None else savings(rows)
-    out["cost"] = {
-        "source": source(),
-        "priced_requests": s.priced_requests,
-        "local_requests": s.local_requests,
-        "unpriced_models": list(s.unpriced_models),
-        "input_usd": round(s.billed_input_usd, 6),
-        "output_usd": round(s.output_usd, 6),
-        "total_usd": round(s.billed_input_usd + s.output_usd, 6),
-        "baselines": {b.name: _baseline(b) for b in s.baselines},
-    }
-    return out
+    careful baseline follows ``rt``'s history when given; ``srt.savings.usage_figures``)."""
+    return figures_of(rows, history=rt.store.tail if rt is not None else None)
 
 
 _AGAINST = {

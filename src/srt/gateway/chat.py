@@ -12,14 +12,15 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from .._types import Reply
-from ..cli._stats import usage_figures
-from ..providers.base import OpenAICompatible
+from ..providers import OpenAICompatible
+from ..savings import usage_figures
 from ..wire import get_format
 from ..wire.params import CommonParams, translate
 from .errors import bad_request, from_exception
@@ -27,8 +28,17 @@ from .params import number, wrong_type
 from .threads import thread_name
 
 if TYPE_CHECKING:
-    from .asgi import State
     from .service import Gateway
+
+
+class State(Protocol):
+    """What a handler uses of the app's shared state (``asgi.State``)."""
+
+    @property
+    def pool(self) -> Executor: ...
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any: ...
+
 
 __all__ = ["handle", "usage"]
 

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
-from ..providers.base import Anthropic, Azure, Bedrock, OpenAI, OpenAICompatible, Provider
+from ..providers import Anthropic, Azure, Bedrock, OpenAI, OpenAICompatible, Provider
 from ..wire.azure import AzureEndpoint
 
 if sys.version_info >= (3, 11):

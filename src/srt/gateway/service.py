@@ -25,7 +25,7 @@ from .._types import Reply
 from ..context import WindowPolicy
 from ..errors import ConflictError, ProviderError
 from ..message import canonicalize
-from ..providers.base import OpenAICompatible, Provider
+from ..providers import OpenAICompatible, Provider
 from ..runtime import Runtime
 from ..session import Session
 from ..wire import get_format

@@ -50,7 +50,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from ..errors import ConfigError, InvalidMessageError, SessionNotFoundError
 from ..runtime import Runtime
-from ..store.base import ObjectPut
+from ..store.base import ObjectPut, Store
 from . import _lcmsg
 from ._lgcodec import full_id, key_id
 from ._lgstate import BLOB, CKPT, KEEP, NS, THREAD, THREADS, Scope, Tree, short
@@ -313,6 +313,19 @@ class SrtSaver(BaseCheckpointSaver[Any]):
                 out.append((thread, self._namespaces(thread)))
         return out
 
+    def _listing(
+        self,
+        config: RunnableConfig | None,
+        filter: dict[str, Any] | None,
+        before: RunnableConfig | None,
+    ) -> _Listing:
+        scopes = [
+            self._scope(t, ns) for t, namespaces in self._threads(config) for ns in namespaces
+        ]
+        return _Listing(
+            scopes, self._lock, self._rt.store, self._tree, self._tuple, config, filter, before
+        )
+
     def list(
         self,
         config: RunnableConfig | None,
@@ -324,7 +337,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         """Checkpoints newest first: of ``config``'s thread (and namespace), or of all;
         ``filter`` matches metadata, ``before`` pages by checkpoint id. Built a few at a
         time as they are asked for, so each step of a long history costs the same."""
-        listing = self._call(_Listing, self, config, filter, before)
+        listing = self._call(self._listing, config, filter, before)
         left = limit
         while left is None or left > 0:
             batch = self._call(listing.next, _BATCH if left is None else min(_BATCH, left))
@@ -482,7 +495,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        listing = await self._acall(_Listing, self, config, filter, before)
+        listing = await self._acall(self._listing, config, filter, before)
         left = limit
         while left is None or left > 0:
             batch = await self._acall(listing.next, _BATCH if left is None else min(_BATCH, left))
@@ -527,30 +540,33 @@ class SrtSaver(BaseCheckpointSaver[Any]):
 
 
 class _Listing:
-    """A ``list()`` in progress (its methods run on the saver's thread)."""
+    """A ``list()`` in progress over ``scopes`` (run on the saver's thread, with its lock,
+    store, record tree and ``tuple(scope, id, record)``)."""
 
     def __init__(
         self,
-        saver: SrtSaver,
+        scopes: builtins.list[Scope],
+        lock: contextlib.AbstractContextManager[Any],
+        store: Store,
+        tree: Tree,
+        tuple_: Callable[[Scope, str, dict[str, Any]], CheckpointTuple],
         config: RunnableConfig | None,
         filter: dict[str, Any] | None,
         before: RunnableConfig | None,
     ) -> None:
-        self.saver = saver
+        self.lock, self.store, self.tree, self.tuple = lock, store, tree, tuple_
         self.want = get_checkpoint_id(config) if config is not None else None
         self.stop = get_checkpoint_id(before) if before is not None else None
         self.filter = filter or {}
-        scopes = [(t, ns) for t, namespaces in saver._threads(config) for ns in namespaces]
         self.after: str | None = None  # the store's cursor, listing one scope
         self.done = False
         self.single: Scope | None = None
         self.queue: builtins.list[tuple[str, Scope]] = []
         if len(scopes) == 1:
-            self.single = saver._scope(*scopes[0])
+            self.single = scopes[0]
             return
         # Several scopes: by checkpoint id across them.
-        for thread, ns in scopes:
-            sc = saver._scope(thread, ns)
+        for sc in scopes:
             self.queue += [(cid, sc) for cid in sc.records if self._keep(cid, sc.records[cid])]
         self.queue.sort(key=lambda f: f[0])
 
@@ -564,17 +580,16 @@ class _Listing:
 
     def next(self, n: int) -> builtins.list[CheckpointTuple]:
         """The next ``n`` checkpoints (fewer at the end)."""
-        saver = self.saver
         out: builtins.list[CheckpointTuple] = []
-        with saver._lock:
+        with self.lock:
             if self.single is None:
                 while self.queue and len(out) < n:
                     cid, sc = self.queue.pop()
-                    out.append(saver._tuple(sc, cid, sc.records[cid]))
+                    out.append(self.tuple(sc, cid, sc.records[cid]))
                 return out
             sc = self.single
             while len(out) < n and not self.done:
-                rows = saver._rt.store.list_objects(
+                rows = self.store.list_objects(
                     CKPT, sc.key, after=self.after, limit=_BATCH, descending=True
                 )
                 self.done = len(rows) < _BATCH
@@ -583,9 +598,9 @@ class _Listing:
                     cid = full_id(row.key)
                     rec = sc.records.get(cid)
                     if rec is None:
-                        rec = sc.records[cid] = saver._tree.decode(sc, cid, row.value)
+                        rec = sc.records[cid] = self.tree.decode(sc, cid, row.value)
                     if self._keep(cid, rec):
-                        out.append(saver._tuple(sc, cid, rec))
+                        out.append(self.tuple(sc, cid, rec))
                     if len(out) == n:
                         self.done = self.done and i == len(rows) - 1
                         break

@@ -153,6 +153,35 @@ class HTTPRequest:
         )
 
 
+class _Attempts:
+    """The retry policy applied to one call, shared by the sync and async transports:
+    after a failed attempt, how long to wait before the next, or that it was the last."""
+
+    def __init__(self, retry: RetryPolicy, timeouts: Timeouts, rand: Callable[[], float]) -> None:
+        self.retry = retry
+        self.rand = rand
+        self.deadline = time.monotonic() + timeouts.total
+        self.count = 0  # retries so far
+
+    def failed(self, err: ProviderError, retryable: bool, headers: Mapping[str, str]) -> float:
+        """Seconds to wait before retrying; raises ``err`` if there is no retry left."""
+        if not retryable or self.count >= self.retry.max_retries:
+            raise err
+        wait = self.retry.delay(self.count, headers, self.rand())
+        if time.monotonic() + wait > self.deadline:
+            raise err
+        self.count += 1
+        return wait
+
+    def refused(
+        self, resp: httpx.Response, body: bytes, req: HTTPRequest
+    ) -> tuple[ProviderError, bool, Mapping[str, str]]:
+        """A non-2xx answer as ``failed``'s arguments."""
+        headers = resp.headers
+        err = _status_error(resp.status_code, body, headers, req)
+        return err, self.retry.retryable(resp.status_code, headers), headers
+
+
 def _status_error(
     status: int, body: bytes, headers: Mapping[str, str], req: HTTPRequest
 ) -> ProviderError:
@@ -282,37 +311,28 @@ class Transport:
 
     def open(self, req: HTTPRequest) -> Response:
         """Send ``req``; retry per policy until a 2xx head arrives; never after."""
-        deadline = time.monotonic() + self.timeouts.total
-        attempt = 0
+        attempts = _Attempts(self.retry, self.timeouts, self._rand)
         while True:
             hreq = self._client.build_request(
                 req.method, req.url, headers=req.headers, content=req.body
             )
-            headers: Mapping[str, str] = {}
+            failure: tuple[ProviderError, bool, Mapping[str, str]]
             try:
                 resp = self._client.send(hreq, stream=True)
             except httpx.HTTPError as exc:
-                err: ProviderError = _connection_error(exc, req)
-                retryable = True
+                failure = (_connection_error(exc, req), True, {})
             else:
                 if resp.status_code < 300:
-                    return Response(resp, req, deadline, attempt)
+                    return Response(resp, req, attempts.deadline, attempts.count)
                 try:
                     body = resp.read()[:_ERROR_BODY_LIMIT]
                 except httpx.HTTPError:
                     body = b""
                 finally:
                     resp.close()
-                headers = resp.headers
-                err = _status_error(resp.status_code, body, headers, req)
-                retryable = self.retry.retryable(resp.status_code, headers)
-            if not retryable or attempt >= self.retry.max_retries:
-                raise err
-            wait = self.retry.delay(attempt, headers, self._rand())
-            if time.monotonic() + wait > deadline:
-                raise err
-            self._sleep(wait)
-            attempt += 1
+                failure = attempts.refused(resp, body, req)
+            # Raised (if final) outside the except block: no httpx error is chained to it.
+            self._sleep(attempts.failed(*failure))
 
 
 class AsyncResponse:
@@ -403,39 +423,32 @@ class AsyncTransport:
         await self._client.aclose()
 
     async def open(self, req: HTTPRequest) -> AsyncResponse:
-        deadline = time.monotonic() + self.timeouts.total
-        attempt = 0
+        """The asyncio twin of ``Transport.open``."""
+        attempts = _Attempts(self.retry, self.timeouts, self._rand)
         while True:
             hreq = self._client.build_request(
                 req.method, req.url, headers=req.headers, content=req.body
             )
-            headers: Mapping[str, str] = {}
+            failure: tuple[ProviderError, bool, Mapping[str, str]]
             try:
-                remaining = max(0.001, deadline - time.monotonic())
+                remaining = max(0.001, attempts.deadline - time.monotonic())
                 resp = await asyncio.wait_for(self._client.send(hreq, stream=True), remaining)
             except asyncio.TimeoutError:
                 raise ProviderTimeoutError(
                     "the call passed its total time cap before a reply"
                 ) from None
             except httpx.HTTPError as exc:
-                err: ProviderError = _connection_error(exc, req)
-                retryable = True
+                failure = (_connection_error(exc, req), True, {})
             else:
                 if resp.status_code < 300:
-                    return AsyncResponse(resp, req, deadline, attempt, self.timeouts.idle)
+                    return AsyncResponse(
+                        resp, req, attempts.deadline, attempts.count, self.timeouts.idle
+                    )
                 try:
                     body = (await resp.aread())[:_ERROR_BODY_LIMIT]
                 except httpx.HTTPError:
                     body = b""
                 finally:
                     await resp.aclose()
-                headers = resp.headers
-                err = _status_error(resp.status_code, body, headers, req)
-                retryable = self.retry.retryable(resp.status_code, headers)
-            if not retryable or attempt >= self.retry.max_retries:
-                raise err
-            wait = self.retry.delay(attempt, headers, self._rand())
-            if time.monotonic() + wait > deadline:
-                raise err
-            await self._sleep(wait)
-            attempt += 1
+                failure = attempts.refused(resp, body, req)
+            await self._sleep(attempts.failed(*failure))

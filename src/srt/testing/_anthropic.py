@@ -13,7 +13,7 @@ import re
 import uuid
 from typing import Any
 
-from ._common import ApiError, CacheUsage, Prepared, Reply, dumps, strip_markers
+from ._common import ApiError, CacheUsage, Prepared, dumps, strip_markers
 
 __all__ = [
     "MESSAGE_KEYS",
@@ -21,9 +21,8 @@ __all__ = [
     "check_version",
     "error_body",
     "error_event",
-    "message_events",
-    "message_reply",
     "prepare_messages",
+    "usage",
 ]
 
 JSON = dict[str, Any]
@@ -357,7 +356,8 @@ def prepare_messages(body: Any, count_only: bool = False) -> Prepared:
     )
 
 
-def _usage(cache: CacheUsage, out: int) -> JSON:
+def usage(cache: CacheUsage, out: int) -> JSON:
+    """Anthropic's usage object, with the cache writes split by TTL (5 minutes, 1 hour)."""
     return {
         "input_tokens": cache.uncached,
         "cache_creation_input_tokens": cache.written,
@@ -369,70 +369,3 @@ def _usage(cache: CacheUsage, out: int) -> JSON:
         "output_tokens": out,
         "service_tier": "standard",
     }
-
-
-def _content(reply: Reply, seq: int) -> list[JSON]:
-    out: list[JSON] = []
-    if reply.text or not reply.tool_calls:
-        out.append({"type": "text", "text": reply.text})
-    for i, c in enumerate(reply.tool_calls):
-        tid = c.id or f"toolu_{seq:08d}{i:04d}"
-        out.append({"type": "tool_use", "id": tid, "name": c.name, "input": c.arguments})
-    return out
-
-
-def message_reply(prep: Prepared, reply: Reply, cache: CacheUsage, seq: int) -> JSON:
-    return {
-        "id": f"msg_{uuid.uuid4().hex[:24]}",
-        "type": "message",
-        "role": "assistant",
-        "model": prep.model,
-        "content": _content(reply, seq),
-        "stop_reason": "tool_use" if reply.tool_calls else "end_turn",
-        "stop_sequence": None,
-        "usage": _usage(cache, reply.output_tokens),
-    }
-
-
-def message_events(prep: Prepared, reply: Reply, cache: CacheUsage, seq: int) -> list[Event]:
-    full = message_reply(prep, reply, cache, seq)
-    start = {**full, "content": [], "stop_reason": None, "usage": _usage(cache, 1)}
-    events: list[Event] = [("message_start", {"type": "message_start", "message": start})]
-    for i, block in enumerate(full["content"]):
-        if block["type"] == "text":
-            empty: JSON = {"type": "text", "text": ""}
-            deltas = [{"type": "text_delta", "text": p} for p in reply.chunks()]
-        else:
-            empty = {**block, "input": {}}
-            args = dumps(block["input"])
-            deltas = [
-                {"type": "input_json_delta", "partial_json": args[k : k + 16]}
-                for k in range(0, len(args), 16)
-            ]
-        events.append(
-            (
-                "content_block_start",
-                {"type": "content_block_start", "index": i, "content_block": empty},
-            )
-        )
-        if i == 0:
-            events.append(("ping", {"type": "ping"}))
-        for k, d in enumerate(deltas):
-            if k and k % 8 == 0:
-                events.append(("ping", {"type": "ping"}))
-            events.append(
-                ("content_block_delta", {"type": "content_block_delta", "index": i, "delta": d})
-            )
-        events.append(("content_block_stop", {"type": "content_block_stop", "index": i}))
-    events.append(
-        (
-            "message_delta",
-            {
-                "type": "message_delta",
-                "delta": {"stop_reason": full["stop_reason"], "stop_sequence": None},
-                "usage": full["usage"],
-            },
-        )
-    )
-    events.append(("message_stop", {"type": "message_stop"}))
-    return events

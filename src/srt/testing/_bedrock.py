@@ -11,15 +11,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ._common import ApiError, CacheUsage, Prepared, Reply, dumps
+from ._common import ApiError, Prepared, dumps
 
 __all__ = [
     "check_auth",
-    "converse_reply",
     "error_body",
     "exception_headers",
     "prepare_converse",
-    "stream_events",
 ]
 
 JSON = dict[str, Any]
@@ -61,7 +59,6 @@ _BLOCKS = {
 }
 _ROLE_ONLY = {"toolUse": "assistant", "reasoningContent": "assistant", "toolResult": "user"}
 _FORMATS = ("png", "jpeg", "gif", "webp")
-_PAD = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 
 def bad(message: str) -> ApiError:
@@ -343,60 +340,3 @@ def prepare_converse(body: Any, model: str, stream: bool) -> Prepared:
         breakpoints=pts.points,
         last_user_text=last_user,
     )
-
-
-def _usage(cache: CacheUsage, out: int) -> JSON:
-    return {
-        "inputTokens": cache.uncached,
-        "outputTokens": out,
-        "totalTokens": cache.total + out,
-        "cacheReadInputTokens": cache.read,
-        "cacheWriteInputTokens": cache.written,
-    }
-
-
-def _content(reply: Reply, seq: int) -> list[JSON]:
-    out: list[JSON] = []
-    if reply.text or not reply.tool_calls:
-        out.append({"text": reply.text})
-    for i, c in enumerate(reply.tool_calls):
-        tid = c.id or f"tooluse_{seq:08d}{i:04d}"
-        out.append({"toolUse": {"toolUseId": tid, "name": c.name, "input": c.arguments}})
-    return out
-
-
-def converse_reply(reply: Reply, cache: CacheUsage, seq: int, latency_ms: int) -> JSON:
-    return {
-        "output": {"message": {"role": "assistant", "content": _content(reply, seq)}},
-        "stopReason": "tool_use" if reply.tool_calls else "end_turn",
-        "usage": _usage(cache, reply.output_tokens),
-        "metrics": {"latencyMs": latency_ms},
-    }
-
-
-def stream_events(
-    reply: Reply, cache: CacheUsage, seq: int, latency_ms: int
-) -> list[tuple[str, JSON]]:
-    """``(event type, payload)`` pairs of a ConverseStream reply; payloads carry ``p`` padding."""
-    events: list[tuple[str, JSON]] = [("messageStart", {"role": "assistant"})]
-    for i, block in enumerate(_content(reply, seq)):
-        if "text" in block:
-            for piece in reply.chunks():
-                events.append(
-                    ("contentBlockDelta", {"contentBlockIndex": i, "delta": {"text": piece}})
-                )
-        else:
-            tu = block["toolUse"]
-            start = {"toolUse": {"toolUseId": tu["toolUseId"], "name": tu["name"]}}
-            events.append(("contentBlockStart", {"contentBlockIndex": i, "start": start}))
-            args = dumps(tu["input"])
-            for k in range(0, len(args), 16):
-                delta = {"toolUse": {"input": args[k : k + 16]}}
-                events.append(("contentBlockDelta", {"contentBlockIndex": i, "delta": delta}))
-        events.append(("contentBlockStop", {"contentBlockIndex": i}))
-    events.append(("messageStop", {"stopReason": "tool_use" if reply.tool_calls else "end_turn"}))
-    usage = {"usage": _usage(cache, reply.output_tokens), "metrics": {"latencyMs": latency_ms}}
-    events.append(("metadata", usage))
-    for n, (_, payload) in enumerate(events):
-        payload["p"] = _PAD[: 1 + (n * 7) % len(_PAD)]
-    return events

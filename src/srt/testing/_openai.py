@@ -9,22 +9,15 @@ each tool, then ``{"instructions": ...}`` when given, then every input item of t
 from __future__ import annotations
 
 import re
-import time
-import uuid
 from typing import Any
 
-from ._common import ApiError, CacheUsage, Prepared, Reply, dumps, strip_markers
+from ._common import ApiError, Prepared, dumps, strip_markers
 
 __all__ = [
-    "chat_events",
-    "chat_reply",
     "error_body",
     "error_event",
     "prepare_chat",
     "prepare_responses",
-    "responses_events",
-    "responses_output",
-    "responses_reply",
 ]
 
 JSON = dict[str, Any]
@@ -284,99 +277,6 @@ def prepare_chat(body: Any, deployment: str | None = None) -> Prepared:
     )
 
 
-def _usage_chat(cache: CacheUsage, out: int) -> JSON:
-    return {
-        "prompt_tokens": cache.total,
-        "completion_tokens": out,
-        "total_tokens": cache.total + out,
-        "prompt_tokens_details": {
-            "cached_tokens": cache.read,
-            "cache_write_tokens": cache.written,
-            "audio_tokens": 0,
-        },
-        "completion_tokens_details": {
-            "reasoning_tokens": 0,
-            "audio_tokens": 0,
-            "accepted_prediction_tokens": 0,
-            "rejected_prediction_tokens": 0,
-        },
-    }
-
-
-def _calls(reply: Reply, seq: int) -> list[JSON]:
-    return [
-        {
-            "id": c.id or f"call_{seq}_{i}",
-            "type": "function",
-            "function": {"name": c.name, "arguments": dumps(c.arguments)},
-        }
-        for i, c in enumerate(reply.tool_calls)
-    ]
-
-
-def chat_reply(prep: Prepared, reply: Reply, cache: CacheUsage, seq: int) -> JSON:
-    message: JSON = {
-        "role": "assistant",
-        "content": reply.text if reply.text or not reply.tool_calls else None,
-        "refusal": None,
-        "annotations": [],
-    }
-    if reply.tool_calls:
-        message["tool_calls"] = _calls(reply, seq)
-    finish = "tool_calls" if reply.tool_calls else "stop"
-    return {
-        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": prep.model,
-        "choices": [
-            {"index": i, "message": message, "logprobs": None, "finish_reason": finish}
-            for i in range(prep.extra["n"])
-        ],
-        "usage": _usage_chat(cache, reply.output_tokens),
-        "service_tier": "default",
-        "system_fingerprint": None,
-    }
-
-
-def chat_events(prep: Prepared, reply: Reply, cache: CacheUsage, seq: int) -> list[Event]:
-    cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
-    created = int(time.time())
-    usage_field = prep.extra["include_usage"]
-
-    def chunk(delta: JSON, finish: str | None = None) -> Event:
-        c: JSON = {
-            "id": cid,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": prep.model,
-            "system_fingerprint": None,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
-        if usage_field:
-            c["usage"] = None
-        return (None, c)
-
-    events = [chunk({"role": "assistant", "content": "", "refusal": None})]
-    events += [chunk({"content": piece}) for piece in reply.chunks()]
-    for i, call in enumerate(_calls(reply, seq)):
-        head = {"index": i, "id": call["id"], "type": "function"}
-        fn = {"name": call["function"]["name"], "arguments": ""}
-        events.append(chunk({"tool_calls": [{**head, "function": fn}]}))
-        args = call["function"]["arguments"]
-        for k in range(0, len(args), 16):
-            part = {"index": i, "function": {"arguments": args[k : k + 16]}}
-            events.append(chunk({"tool_calls": [part]}))
-    events.append(chunk({}, "tool_calls" if reply.tool_calls else "stop"))
-    if usage_field:
-        last = dict(events[-1][1])
-        last["choices"] = []
-        last["usage"] = _usage_chat(cache, reply.output_tokens)
-        events.append((None, last))
-    events.append((None, "[DONE]"))
-    return events
-
-
 # -- Responses -----------------------------------------------------------------------
 
 
@@ -490,115 +390,3 @@ def prepare_responses(body: Any, chain: list[JSON], model: str | None = None) ->
         cache_ttl_s=_RETENTION.get(body.get("prompt_cache_retention") or "in_memory"),
         extra={"items": items, "chain": chain},
     )
-
-
-def responses_output(reply: Reply, seq: int) -> list[JSON]:
-    out: list[JSON] = []
-    if reply.text or not reply.tool_calls:
-        out.append(
-            {
-                "type": "message",
-                "id": f"msg_{uuid.uuid4().hex}",
-                "status": "completed",
-                "role": "assistant",
-                "content": [{"type": "output_text", "text": reply.text, "annotations": []}],
-            }
-        )
-    for i, c in enumerate(reply.tool_calls):
-        out.append(
-            {
-                "type": "function_call",
-                "id": f"fc_{uuid.uuid4().hex}",
-                "call_id": c.id or f"call_{seq}_{i}",
-                "name": c.name,
-                "arguments": dumps(c.arguments),
-                "status": "completed",
-            }
-        )
-    return out
-
-
-def responses_reply(
-    body: JSON, prep: Prepared, rid: str, output: list[JSON], cache: CacheUsage, out_tokens: int
-) -> JSON:
-    return {
-        "id": rid,
-        "object": "response",
-        "created_at": int(time.time()),
-        "status": "completed",
-        "background": False,
-        "error": None,
-        "incomplete_details": None,
-        "instructions": body.get("instructions"),
-        "max_output_tokens": body.get("max_output_tokens"),
-        "model": prep.model,
-        "output": output,
-        "parallel_tool_calls": body.get("parallel_tool_calls", True),
-        "previous_response_id": body.get("previous_response_id"),
-        "prompt_cache_key": body.get("prompt_cache_key"),
-        "reasoning": {"effort": None, "summary": None},
-        "service_tier": "default",
-        "store": body.get("store", True),
-        "temperature": body.get("temperature", 1.0),
-        "text": body.get("text") or {"format": {"type": "text"}},
-        "tool_choice": body.get("tool_choice", "auto"),
-        "tools": body.get("tools") or [],
-        "top_p": body.get("top_p", 1.0),
-        "truncation": body.get("truncation", "disabled"),
-        "usage": {
-            "input_tokens": cache.total,
-            "input_tokens_details": {
-                "cached_tokens": cache.read,
-                "cache_write_tokens": cache.written,
-            },
-            "output_tokens": out_tokens,
-            "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": cache.total + out_tokens,
-        },
-        "user": None,
-        "metadata": body.get("metadata") or {},
-    }
-
-
-def responses_events(response: JSON, reply: Reply) -> list[Event]:
-    """The typed event sequence of a streamed response (``sequence_number`` from 0)."""
-    events: list[Event] = []
-
-    def add(kind: str, **data: Any) -> None:
-        events.append((kind, {"type": kind, "sequence_number": len(events), **data}))
-
-    start = {**response, "status": "in_progress", "output": [], "usage": None}
-    add("response.created", response=start)
-    add("response.in_progress", response=start)
-    for oi, item in enumerate(response["output"]):
-        iid = item["id"]
-        if item["type"] == "message":
-            add("response.output_item.added", output_index=oi, item={**item, "content": []})
-            empty = {"type": "output_text", "text": "", "annotations": []}
-            ix = {"item_id": iid, "output_index": oi, "content_index": 0}
-            add("response.content_part.added", **ix, part=empty)
-            for piece in reply.chunks():
-                add("response.output_text.delta", **ix, delta=piece, logprobs=[])
-            add("response.output_text.done", **ix, text=reply.text, logprobs=[])
-            add("response.content_part.done", **ix, part=item["content"][0])
-        else:
-            added = {**item, "arguments": "", "status": "in_progress"}
-            add("response.output_item.added", output_index=oi, item=added)
-            args = item["arguments"]
-            for k in range(0, len(args), 16):
-                add(
-                    "response.function_call_arguments.delta",
-                    item_id=iid,
-                    output_index=oi,
-                    delta=args[k : k + 16],
-                )
-            add(
-                "response.function_call_arguments.done",
-                item_id=iid,
-                output_index=oi,
-                name=item["name"],
-                arguments=args,
-            )
-        add("response.output_item.done", output_index=oi, item=item)
-    add("response.completed", response=response)
-    return events

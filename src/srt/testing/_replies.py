@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import email.utils
 import re
-import struct
 import time
 import uuid
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+from .. import _types as srt_types
+from .._types import Usage
+from ..wire import bedrock as bedrock_format
+from ..wire import get_format
+from ..wire.bedrock import event_frame
+from ..wire.eventstream import encode_frame
+from ..wire.sse import sse_event
 from . import _anthropic, _bedrock, _openai
 from ._common import ApiError, CacheUsage, Prepared, Reply, dumps
 from ._http import StreamBody
@@ -57,26 +62,7 @@ def encode_event_frame(headers: Mapping[str, str], payload: bytes) -> bytes:
     """One AWS event-stream frame: prelude (total length, headers length, CRC32 of those 8
     bytes), headers (name length u8, name, type 7 = string, value length u16, value), payload
     and the CRC32 of everything before it; integers big-endian."""
-    hb = bytearray()
-    for name, value in headers.items():
-        n, v = name.encode("utf-8"), value.encode("utf-8")
-        hb += struct.pack(">B", len(n)) + n + b"\x07" + struct.pack(">H", len(v)) + v
-    total = 12 + len(hb) + len(payload) + 4
-    prelude = struct.pack(">II", total, len(hb))
-    msg = prelude + struct.pack(">I", zlib.crc32(prelude)) + bytes(hb) + payload
-    return msg + struct.pack(">I", zlib.crc32(msg))
-
-
-def event_frame(kind: str, payload: Any) -> bytes:
-    headers = {":event-type": kind, ":content-type": "application/json", ":message-type": "event"}
-    data = payload if isinstance(payload, bytes) else dumps(payload).encode("utf-8")
-    return encode_event_frame(headers, data)
-
-
-def sse(name: str | None, data: Any) -> bytes:
-    text = data if isinstance(data, str) else dumps(data)
-    head = f"event: {name}\n" if name else ""
-    return f"{head}data: {text}\n\n".encode()
+    return encode_frame(headers, payload)
 
 
 def route(path: str, query: Mapping[str, list[str]]) -> tuple[str, dict[str, str]] | None:
@@ -219,6 +205,26 @@ class Built:
     output: list[JSON] = field(default_factory=list)
 
 
+def _usage(cache: CacheUsage, out: int) -> Usage:
+    return Usage(cache.total, out, cache.read, cache.written)
+
+
+def _canonical(reply: Reply, model: str, call_id: str) -> srt_types.Reply:
+    """The fake model's reply as srt's canonical reply; tool calls without an id get
+    ``call_id.format(i)``."""
+    message: JSON = {"role": "assistant", "content": reply.text}
+    if reply.tool_calls:
+        message["tool_calls"] = [
+            {
+                "id": c.id or call_id.format(i),
+                "type": "function",
+                "function": {"name": c.name, "arguments": dumps(c.arguments)},
+            }
+            for i, c in enumerate(reply.tool_calls)
+        ]
+    return srt_types.Reply(message, Usage(), model)
+
+
 def build(
     endpoint: str,
     body: JSON,
@@ -229,45 +235,58 @@ def build(
     t0: float,
     kw: Mapping[str, Any],
 ) -> Built:
-    """The reply to a valid request: its JSON body, or its encoded stream if it streams."""
+    """The reply to a valid request: its JSON body, or its encoded stream if it streams.
+    The bodies and events are the wire formats' own reply encoders'
+    (``WireFormat.encode_reply``, ``encode_events``, ``encode_stream``)."""
     provider = endpoint.split(".")[0]
+    chunks = reply.chunks()
     if provider in ("openai", "azure"):
+        fmt = get_format(endpoint)
         hdrs = {"x-request-id": f"req_{uuid.uuid4().hex}", "openai-processing-ms": "1"}
         ka = b": keep-alive\n\n"
+        said = _canonical(reply, prep.model, f"call_{seq}_{{}}")
+        usage = fmt.encode_usage(_usage(cache, reply.output_tokens))
         if endpoint.endswith("chat"):
-            obj = _openai.chat_reply(prep, reply, cache, seq)
+            obj = fmt.encode_reply(
+                said, id=f"chatcmpl-{uuid.uuid4().hex[:24]}", request=body, usage=usage
+            )
             out = Built(obj, obj["usage"], hdrs)
             if prep.stream:
-                events = [sse(*e) for e in _openai.chat_events(prep, reply, cache, seq)]
-                err = sse(*_openai.error_event(False, 0))
+                events = fmt.encode_stream(fmt.encode_events(obj, request=body, chunks=chunks))
+                err = sse_event(*_openai.error_event(False, 0))
                 out.stream = StreamBody(SSE, events, ka, err, _BROKEN["chat"])
             return out
         rid = f"resp_{uuid.uuid4().hex}"
-        output = _openai.responses_output(reply, seq)
-        obj = _openai.responses_reply(body, prep, rid, output, cache, reply.output_tokens)
-        out = Built(obj, obj["usage"], hdrs, response_id=rid, output=output)
+        obj = fmt.encode_reply(said, id=rid, request=body, usage=usage)
+        out = Built(obj, obj["usage"], hdrs, response_id=rid, output=obj["output"])
         if prep.stream:
-            events = [sse(*e) for e in _openai.responses_events(obj, reply)]
-            err = sse(*_openai.error_event(True, 1))
+            events = fmt.encode_stream(fmt.encode_events(obj, request=body, chunks=chunks))
+            err = sse_event(*_openai.error_event(True, 1))
             out.stream = StreamBody(SSE, events, ka, err, _BROKEN["responses"])
         return out
     if provider == "anthropic":
+        fmt = get_format("anthropic.messages")
         hdrs = {"request-id": f"req_{uuid.uuid4().hex[:24]}"}
-        obj = _anthropic.message_reply(prep, reply, cache, seq)
+        said = _canonical(reply, prep.model, f"toolu_{seq:08d}{{:04d}}")
+        usage = _anthropic.usage(cache, reply.output_tokens)  # with the 1-hour cache writes
+        obj = fmt.encode_reply(said, id=f"msg_{uuid.uuid4().hex[:24]}", usage=usage)
         out = Built(obj, obj["usage"], hdrs)
         if prep.stream:
-            events = [sse(*e) for e in _anthropic.message_events(prep, reply, cache, seq)]
+            events = fmt.encode_stream(fmt.encode_events(obj, chunks=chunks))
             etype = str(kw.get("error_type", "overloaded_error"))
-            err = sse(*_anthropic.error_event(etype, str(kw.get("message", "Overloaded"))))
-            ka = sse("ping", {"type": "ping"})
+            err = sse_event(*_anthropic.error_event(etype, str(kw.get("message", "Overloaded"))))
+            ka = sse_event("ping", {"type": "ping"})
             out.stream = StreamBody(SSE, events, ka, err, _BROKEN["anthropic"])
         return out
+    bedrock = bedrock_format.FORMAT
     hdrs = {"x-amzn-RequestId": str(uuid.uuid4())}
     latency = max(1, int((time.monotonic() - t0) * 1000))
-    obj = _bedrock.converse_reply(reply, cache, seq, latency)
+    said = _canonical(reply, prep.model, f"tooluse_{seq:08d}{{:04d}}")
+    usage = bedrock.encode_usage(_usage(cache, reply.output_tokens))
+    obj = bedrock.encode_reply(said, usage=usage, latency_ms=latency)
     out = Built(obj, obj["usage"], hdrs)
     if prep.stream:
-        frames = [event_frame(k, p) for k, p in _bedrock.stream_events(reply, cache, seq, latency)]
+        frames = bedrock.encode_stream(bedrock.encode_events(obj, chunks=chunks))
         kind = str(kw.get("error_type", "modelStreamErrorException"))
         message = str(kw.get("message", "The model stream was interrupted."))
         payload = dumps({"message": message}).encode()

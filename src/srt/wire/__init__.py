@@ -15,10 +15,21 @@ from typing import Any
 from .. import _core
 from ..errors import ConfigError, UnsupportedFeatureError
 from ..message import canonical_tool
+from ..tokens import GENERIC_ESTIMATE, Tokenizer
 from . import anthropic, azure, bedrock, openai_chat, openai_responses
-from .base import Frag, Target, WireFormat
+from .base import CacheRules, Frag, Target, WireFormat
 
-__all__ = ["FORMATS", "Frag", "Target", "WireFormat", "build_body", "get_format"]
+__all__ = [
+    "FORMATS",
+    "Frag",
+    "Target",
+    "WireFormat",
+    "build_body",
+    "cache_rules_for",
+    "family",
+    "get_format",
+    "tokenizer_for",
+]
 
 FORMATS: dict[str, WireFormat] = {
     f.name: f
@@ -41,6 +52,25 @@ def get_format(name: str) -> WireFormat:
         raise ConfigError(
             f"unknown wire format {name!r}; known formats: {sorted(FORMATS)}"
         ) from None
+
+
+def family(provider: str) -> WireFormat | None:
+    """The first registered format of provider family ``provider`` (case-insensitive)."""
+    want = provider.strip().lower()
+    return next((f for f in FORMATS.values() if f.provider == want), None)
+
+
+def tokenizer_for(provider: str, model: str) -> Tokenizer:
+    """The best tokenizer for ``model`` at provider family ``provider``: its formats'
+    choice (``WireFormat.tokenizer``), ``GENERIC_ESTIMATE`` for a family none has."""
+    fmt = family(provider)
+    return fmt.tokenizer(model) if fmt is not None else GENERIC_ESTIMATE
+
+
+def cache_rules_for(provider: str) -> CacheRules:
+    """How provider family ``provider``'s prompt cache works (default rules if unknown)."""
+    fmt = family(provider)
+    return fmt.cache if fmt is not None else CacheRules()
 
 
 def layout(fmt: WireFormat, frags: Sequence[Frag]) -> tuple[list[bytes], list[bytes], str | None]:

@@ -46,6 +46,7 @@ from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 from ..errors import ConfigError
+from .base import CacheRules
 from .openai_chat import OpenAIChat
 from .openai_responses import OpenAIResponses, model_bytes, to_canonical
 
@@ -62,9 +63,14 @@ __all__ = [
 _RESOURCE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?")
 
 
+#: Azure OpenAI caches as OpenAI does, but takes no ``prompt_cache_key``.
+AZURE_CACHE = CacheRules(min_tokens=1024, idle_ttl_s=300.0)
+
+
 class AzureChat(OpenAIChat):
     name = "azure.chat"
     provider = "azure"
+    cache = AZURE_CACHE
 
     def envelope(
         self, model: str, params: dict[str, Any], system: list[bytes], tools: list[bytes]
@@ -76,6 +82,7 @@ class AzureChat(OpenAIChat):
 class AzureResponses(OpenAIResponses):
     name = "azure.responses"
     provider = "azure"
+    cache = AZURE_CACHE
 
 
 def to_canonical_responses(items: Any, model: str | None = None) -> list[dict[str, Any]]:

@@ -18,23 +18,41 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._types import Reply
-from ..errors import ConfigError, UnsupportedFeatureError
+from .._types import Reply, Usage
+from ..errors import (
+    ConfigError,
+    ProviderError,
+    ProviderResponseError,
+    RateLimitError,
+    UnsupportedFeatureError,
+)
 from ..message import dumps
+from ..tokens import GENERIC_ESTIMATE, Tokenizer
+from .sse import ServerSentEvent, SSEDecoder, sse_event
 
 __all__ = [
+    "CacheRules",
+    "Event",
     "Frag",
+    "SSEStream",
+    "StreamDecoder",
     "Target",
     "WireFormat",
     "check_model",
     "dumps",
     "loads_arguments",
     "params_tail",
+    "reply_parts",
+    "stream_error",
     "text_of",
 ]
+
+#: One event of a streamed reply, before framing: (event name or None, JSON data).
+Event = tuple["str | None", Any]
 
 
 @dataclass(frozen=True)
@@ -95,17 +113,47 @@ class Frag:
     blocks: int = 1
 
 
+@dataclass(frozen=True)
+class CacheRules:
+    """How a provider's prompt cache works, as the cache planner and the explain need it.
+
+    ``min_tokens``: the smallest cached prefix, fixed (OpenAI's 1,024), or ``None``: per
+    model (``srt.cache``'s table). ``idle_ttl_s``: how long an entry lives idle, fixed
+    (OpenAI's in-memory retention, 5-10 minutes), or ``None``: the breakpoints' TTLs.
+    ``key_param``: the body parameter that routes requests to one cache
+    (``prompt_cache_key``), set from the conversation's root when the caller did not.
+    """
+
+    min_tokens: int | None = None
+    idle_ttl_s: float | None = None
+    key_param: str | None = None
+
+
 class WireFormat(ABC):
-    """Base class of the wire formats. Subclasses override what differs."""
+    """Base class of the wire formats. Subclasses override what differs.
+
+    Besides its codecs (``render``/``envelope`` for requests, ``parse_reply`` and
+    ``stream_decoder`` for replies) a format states its capabilities: ``marker`` and
+    ``cache`` (the prompt cache), ``server_state`` (the provider keeps earlier turns),
+    ``tokenizer`` (how its models count).
+    """
 
     #: Name used in ``Session.request(name, ...)``.
     name: str = ""
-    #: Provider family, for artifacts and the cache planner.
+    #: Provider family: whose artifacts the format replays (``Target.provider``).
     provider: str = ""
     #: Leading system/developer messages go to the envelope, not the message list.
     splits_system: bool = False
     #: The cache marker style: None, "cache_control" (Anthropic) or "cachePoint" (Bedrock).
     marker: str | None = None
+    #: How the provider's prompt cache works.
+    cache: CacheRules = CacheRules()
+    #: The provider stores replies and continues from one (``previous_response_id``).
+    server_state: bool = False
+
+    def tokenizer(self, model: str) -> Tokenizer:
+        """The best tokenizer for ``model`` in this format."""
+        return GENERIC_ESTIMATE
 
     #: The fragment is usually the canonical body itself (no per-message cache needed).
     identity: bool = False
@@ -158,8 +206,65 @@ class WireFormat(ABC):
         """``fragment`` carrying a cache breakpoint (for formats with markers)."""
         raise UnsupportedFeatureError(self.name, "cache breakpoints")
 
+    def stream_decoder(self) -> StreamDecoder:
+        """A new decoder for one streamed reply in this format."""
+        raise UnsupportedFeatureError(self.name, "streamed replies")
+
+    # -- the server side: replies in this format (srt.testing, an HTTP front end) ----------
+
+    def encode_usage(self, usage: Usage) -> dict[str, Any]:
+        """``usage`` as this format's usage object."""
+        raise UnsupportedFeatureError(self.name, "encoding replies")
+
+    def encode_reply(
+        self,
+        reply: Reply,
+        *,
+        id: str,
+        request: Mapping[str, Any] | None = None,
+        usage: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The non-streamed response object that answers ``request`` with ``reply``.
+
+        ``id`` is the response's id; ``usage`` a usage object that replaces
+        ``encode_usage(reply.usage)`` (a server that knows more, such as cache writes
+        per TTL). The stop reason follows from the message (tool calls or not).
+        """
+        raise UnsupportedFeatureError(self.name, "encoding replies")
+
+    def encode_events(
+        self,
+        response: Mapping[str, Any],
+        *,
+        request: Mapping[str, Any] | None = None,
+        chunks: Sequence[str] | None = None,
+    ) -> list[Event]:
+        """The events that stream ``response`` (from ``encode_reply``), its text cut into
+        ``chunks`` (default: one delta)."""
+        raise UnsupportedFeatureError(self.name, "encoding replies")
+
+    def encode_stream(self, events: Sequence[Event]) -> list[bytes]:
+        """Each event as its bytes on the wire (server-sent events unless the format
+        frames them otherwise)."""
+        return [sse_event(name, data) for name, data in events]
+
     def __repr__(self) -> str:
         return f"<srt wire format {self.name}>"
+
+
+def reply_parts(reply: Reply) -> tuple[str, list[tuple[str, str, str]]]:
+    """A canonical assistant reply's text and its tool calls as (id, name, arguments)."""
+    msg = reply.message
+    content = msg.get("content")
+    if isinstance(content, list):
+        text = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    else:
+        text = content or ""
+    calls = [
+        (str(c.get("id") or ""), str(c["function"]["name"]), str(c["function"]["arguments"]))
+        for c in msg.get("tool_calls") or []
+    ]
+    return text, calls
 
 
 def check_model(model: Any) -> str:
@@ -170,3 +275,62 @@ def check_model(model: Any) -> str:
     except UnicodeEncodeError:
         raise ConfigError("model must be valid Unicode text") from None
     return model
+
+
+# -- streamed replies ---------------------------------------------------------------------
+
+
+def stream_error(kind: str, message: str) -> ProviderError:
+    """A provider's error event mid-stream as a typed error."""
+    if kind in ("overloaded_error", "rate_limit_error", "throttlingException"):
+        return RateLimitError(f"the provider reported {kind} mid-stream: {message}")
+    return ProviderResponseError(f"the provider reported {kind} mid-stream: {message}")
+
+
+class StreamDecoder(ABC):
+    """One streamed reply, decoded. Fed raw bytes, it yields text deltas and rebuilds the
+    provider's *non-streamed* response object from the events, so the final ``Reply``
+    comes from the same ``parse_reply`` as a non-streamed call; ``partial()`` gives the
+    reply so far when a stream is cut off. A provider error event mid-stream raises
+    ``ProviderResponseError`` (or ``RateLimitError`` for overload/throttling)."""
+
+    def __init__(self, fmt: WireFormat) -> None:
+        self.fmt = fmt
+        self.done = False
+        self.events = 0
+
+    @abstractmethod
+    def feed(self, chunk: bytes) -> list[str]:
+        """Consume bytes; return the text deltas they completed."""
+
+    @abstractmethod
+    def response(self) -> dict[str, Any]:
+        """The non-streamed response object as far as the stream got."""
+
+    def reply(self) -> Reply:
+        return self.fmt.parse_reply(self.response())
+
+    def partial(self) -> Reply:
+        """The reply so far (for a stream cut off before its end)."""
+        try:
+            return self.reply()
+        except ProviderResponseError:
+            return Reply({"role": "assistant", "content": ""}, Usage())
+
+
+class SSEStream(StreamDecoder):
+    """A decoder of a ``text/event-stream`` reply: one ``on_event`` per event."""
+
+    def __init__(self, fmt: WireFormat) -> None:
+        super().__init__(fmt)
+        self._sse = SSEDecoder()
+
+    def feed(self, chunk: bytes) -> list[str]:
+        out: list[str] = []
+        for ev in self._sse.feed(chunk):
+            self.events += 1
+            out.extend(self.on_event(ev))
+        return out
+
+    @abstractmethod
+    def on_event(self, ev: ServerSentEvent) -> list[str]: ...

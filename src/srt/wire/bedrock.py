@@ -30,7 +30,7 @@ kept.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._types import Reply, Usage
@@ -41,6 +41,7 @@ from ..errors import (
     UnsupportedFeatureError,
 )
 from ..message import canonical_tool
+from ..tokens import Tokenizer, bedrock_tokenizer
 from ._input import need, typed_input
 from .anthropic import (
     BlockFormat,
@@ -48,7 +49,18 @@ from .anthropic import (
     data_url,
     image_spec,
 )
-from .base import check_model, dumps, params_tail
+from .base import (
+    Event,
+    StreamDecoder,
+    WireFormat,
+    check_model,
+    dumps,
+    loads_arguments,
+    params_tail,
+    reply_parts,
+    stream_error,
+)
+from .eventstream import EventStreamDecoder, encode_frame
 
 __all__ = ["FORMAT", "NAME", "Bedrock", "to_canonical"]
 
@@ -61,12 +73,103 @@ _CACHE_POINT = {
 }
 _FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
 _REASONING = "reasoningContent"
+_PAD = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
+def event_frame(kind: str, payload: Any) -> bytes:
+    """One ``event`` frame of type ``kind`` carrying ``payload`` (JSON, or bytes as given)."""
+    headers = {":event-type": kind, ":content-type": "application/json", ":message-type": "event"}
+    data = (
+        payload
+        if isinstance(payload, bytes)
+        else json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    )
+    return encode_frame(headers, data)
 
 
 class Bedrock(BlockFormat):
     name = "bedrock.converse"
     provider = "bedrock"
     marker = "cachePoint"
+
+    def tokenizer(self, model: str) -> Tokenizer:
+        return bedrock_tokenizer(model)
+
+    def stream_decoder(self) -> StreamDecoder:
+        return BedrockStream(self)
+
+    # -- the server side ---------------------------------------------------------------
+
+    def encode_usage(self, usage: Usage) -> dict[str, Any]:
+        return {
+            "inputTokens": usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens,
+            "outputTokens": usage.output_tokens,
+            "totalTokens": usage.input_tokens + usage.output_tokens,
+            "cacheReadInputTokens": usage.cache_read_tokens,
+            "cacheWriteInputTokens": usage.cache_write_tokens,
+        }
+
+    def encode_reply(
+        self,
+        reply: Reply,
+        *,
+        id: str = "",
+        request: Mapping[str, Any] | None = None,
+        usage: Mapping[str, Any] | None = None,
+        latency_ms: int = 0,
+    ) -> dict[str, Any]:
+        """A Converse response (Converse has no response id: ``id`` is not used)."""
+        text, calls = reply_parts(reply)
+        content: list[dict[str, Any]] = []
+        if text or not calls:
+            content.append({"text": text})
+        for cid, name, args in calls:
+            tool = {"toolUseId": cid, "name": name, "input": loads_arguments(args, self.name)}
+            content.append({"toolUse": tool})
+        return {
+            "output": {"message": {"role": "assistant", "content": content}},
+            "stopReason": "tool_use" if calls else "end_turn",
+            "usage": dict(usage) if usage is not None else self.encode_usage(reply.usage),
+            "metrics": {"latencyMs": latency_ms},
+        }
+
+    def encode_events(
+        self,
+        response: Mapping[str, Any],
+        *,
+        request: Mapping[str, Any] | None = None,
+        chunks: Sequence[str] | None = None,
+    ) -> list[Event]:
+        """ConverseStream's events; each payload carries the ``p`` padding field that
+        Bedrock adds so that a frame's size does not tell its content's."""
+        events: list[Event] = [("messageStart", {"role": "assistant"})]
+        for i, block in enumerate(response["output"]["message"]["content"]):
+            if "text" in block:
+                text = block["text"]
+                for piece in chunks if chunks is not None else ([text] if text else []):
+                    delta = {"contentBlockIndex": i, "delta": {"text": piece}}
+                    events.append(("contentBlockDelta", delta))
+            else:
+                tu = block["toolUse"]
+                start = {"toolUse": {"toolUseId": tu["toolUseId"], "name": tu["name"]}}
+                events.append(("contentBlockStart", {"contentBlockIndex": i, "start": start}))
+                args = json.dumps(tu["input"], ensure_ascii=False, separators=(",", ":"))
+                for k in range(0, len(args), 16):
+                    delta = {
+                        "contentBlockIndex": i,
+                        "delta": {"toolUse": {"input": args[k : k + 16]}},
+                    }
+                    events.append(("contentBlockDelta", delta))
+            events.append(("contentBlockStop", {"contentBlockIndex": i}))
+        events.append(("messageStop", {"stopReason": response["stopReason"]}))
+        events.append(("metadata", {"usage": response["usage"], "metrics": response["metrics"]}))
+        for n, (_, payload) in enumerate(events):
+            payload["p"] = _PAD[: 1 + (n * 7) % len(_PAD)]
+        return events
+
+    def encode_stream(self, events: Sequence[Event]) -> list[bytes]:
+        """AWS event-stream frames (``application/vnd.amazon.eventstream``)."""
+        return [event_frame(name or "", data) for name, data in events]
 
     # -- canonical -> Bedrock ----------------------------------------------------------
 
@@ -305,6 +408,83 @@ class Bedrock(BlockFormat):
         single = len(parts) == 1 and parts[0]["type"] == "text"
         content: Any = parts[0]["text"] if single else parts
         return {"role": "tool", "tool_call_id": result["toolUseId"], "content": content}
+
+
+# -- streamed replies -------------------------------------------------------------------
+
+
+class BedrockStream(StreamDecoder):
+    """Bedrock ConverseStream: AWS event-stream binary frames (CRC-checked)."""
+
+    def __init__(self, fmt: WireFormat) -> None:
+        super().__init__(fmt)
+        self._frames = EventStreamDecoder()
+        self._blocks: dict[int, dict[str, Any]] = {}
+        self._json: dict[int, list[str]] = {}
+        self._stop: str | None = None
+        self._usage: dict[str, Any] = {}
+
+    def feed(self, chunk: bytes) -> list[str]:
+        out: list[str] = []
+        for frame in self._frames.feed(chunk):
+            self.events += 1
+            if frame.message_type != "event":
+                kind = str(frame.exception_type or frame.message_type)
+                try:
+                    message = str(frame.json().get("message"))
+                except (ProviderResponseError, AttributeError):
+                    message = frame.payload[:200].decode("utf-8", "replace")
+                raise stream_error(str(kind), message)
+            data = frame.json()
+            kind = frame.event_type or ""
+            if kind == "contentBlockStart":
+                i = int(data.get("contentBlockIndex", 0))
+                start = (data.get("start") or {}).get("toolUse")
+                if start:
+                    self._blocks[i] = {"toolUse": {**start, "input": {}}}
+            elif kind == "contentBlockDelta":
+                i = int(data.get("contentBlockIndex", 0))
+                d = data.get("delta") or {}
+                if "text" in d:
+                    block = self._blocks.setdefault(i, {"text": ""})
+                    block["text"] = block.get("text", "") + d["text"]
+                    out.append(d["text"])
+                elif "toolUse" in d:
+                    self._json.setdefault(i, []).append(d["toolUse"].get("input", ""))
+                elif "reasoningContent" in d:
+                    rc = self._blocks.setdefault(i, {"reasoningContent": {"reasoningText": {}}})
+                    rt = rc["reasoningContent"].setdefault("reasoningText", {})
+                    for key in ("text", "signature"):
+                        if key in d["reasoningContent"]:
+                            rt[key] = rt.get(key, "") + d["reasoningContent"][key]
+            elif kind == "contentBlockStop":
+                i = int(data.get("contentBlockIndex", 0))
+                if i in self._json:
+                    raw = "".join(self._json.pop(i))
+                    try:
+                        self._blocks[i]["toolUse"]["input"] = json.loads(raw) if raw else {}
+                    except (ValueError, KeyError):
+                        raise ProviderResponseError(
+                            "a toolUse block streamed invalid JSON"
+                        ) from None
+            elif kind == "messageStop":
+                self._stop = data.get("stopReason")
+            elif kind == "metadata":
+                self._usage = dict(data.get("usage") or {})
+                self.done = True
+        return out
+
+    def response(self) -> dict[str, Any]:
+        return {
+            "output": {
+                "message": {
+                    "role": "assistant",
+                    "content": [self._blocks[i] for i in sorted(self._blocks)],
+                }
+            },
+            "stopReason": self._stop,
+            "usage": self._usage,
+        }
 
 
 FORMAT = Bedrock()

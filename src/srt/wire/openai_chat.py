@@ -14,21 +14,47 @@ The body equals ``json.dumps({"model": ..., "messages": [...], "tools": [...],
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._core import find_in_any
 from .._types import Reply, Usage
 from ..errors import ProviderResponseError
-from .base import Frag, Target, WireFormat, check_model, dumps, params_tail
+from ..tokens import Tokenizer, openai_tokenizer
+from .base import (
+    CacheRules,
+    Event,
+    Frag,
+    SSEStream,
+    StreamDecoder,
+    Target,
+    WireFormat,
+    check_model,
+    dumps,
+    params_tail,
+    reply_parts,
+    stream_error,
+)
+from .sse import ServerSentEvent
 
 _RESERVED = frozenset({"model", "messages", "tools"})
 _ARTIFACTS = b',"artifacts":'
+
+
+#: OpenAI's automatic prompt caching: prefixes from 1,024 tokens, kept 5-10 minutes idle,
+#: routed by ``prompt_cache_key``.
+OPENAI_CACHE = CacheRules(min_tokens=1024, idle_ttl_s=300.0, key_param="prompt_cache_key")
 
 
 class OpenAIChat(WireFormat):
     name = "openai.chat"
     provider = "openai"
     identity = True
+    cache = OPENAI_CACHE
+
+    def tokenizer(self, model: str) -> Tokenizer:
+        return openai_tokenizer(model)
 
     def plain(self, body: bytes) -> bool:
         return _ARTIFACTS not in body  # a JSON string cannot contain this byte sequence
@@ -52,6 +78,9 @@ class OpenAIChat(WireFormat):
 
     def tool_fragment(self, tool: dict[str, Any]) -> bytes:
         return dumps(tool)
+
+    def stream_decoder(self) -> StreamDecoder:
+        return ChatStream(self)
 
     def envelope(
         self, model: str, params: dict[str, Any], system: list[bytes], tools: list[bytes]
@@ -83,6 +112,180 @@ class OpenAIChat(WireFormat):
             cache_write_tokens=int(details.get("cache_write_tokens") or 0),
         )
         return Reply(out, usage, data.get("model"), data.get("id"), choice.get("finish_reason"))
+
+    # -- the server side ---------------------------------------------------------------
+
+    def encode_usage(self, usage: Usage) -> dict[str, Any]:
+        return {
+            "prompt_tokens": usage.input_tokens,
+            "completion_tokens": usage.output_tokens,
+            "total_tokens": usage.input_tokens + usage.output_tokens,
+            "prompt_tokens_details": {
+                "cached_tokens": usage.cache_read_tokens,
+                "cache_write_tokens": usage.cache_write_tokens,
+                "audio_tokens": 0,
+            },
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        }
+
+    def encode_reply(
+        self,
+        reply: Reply,
+        *,
+        id: str,
+        request: Mapping[str, Any] | None = None,
+        usage: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A ``chat.completion``; ``request``'s ``n`` gives the number of choices."""
+        text, calls = reply_parts(reply)
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": text if text or not calls else None,
+            "refusal": None,
+            "annotations": [],
+        }
+        if calls:
+            message["tool_calls"] = [
+                {"id": cid, "type": "function", "function": {"name": name, "arguments": args}}
+                for cid, name, args in calls
+            ]
+        finish = "tool_calls" if calls else "stop"
+        n = int((request or {}).get("n") or 1)
+        return {
+            "id": id,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": reply.model,
+            "choices": [
+                {"index": i, "message": message, "logprobs": None, "finish_reason": finish}
+                for i in range(n)
+            ],
+            "usage": dict(usage) if usage is not None else self.encode_usage(reply.usage),
+            "service_tier": "default",
+            "system_fingerprint": None,
+        }
+
+    def encode_events(
+        self,
+        response: Mapping[str, Any],
+        *,
+        request: Mapping[str, Any] | None = None,
+        chunks: Sequence[str] | None = None,
+    ) -> list[Event]:
+        """``chat.completion.chunk`` events, then ``[DONE]``; with ``stream_options``'
+        ``include_usage`` every chunk has ``usage: null`` and a last one carries it."""
+        include_usage = bool(((request or {}).get("stream_options") or {}).get("include_usage"))
+        choice = response["choices"][0]
+        message = choice["message"]
+        content = message.get("content") or ""
+        base = {
+            "id": response["id"],
+            "object": "chat.completion.chunk",
+            "created": response["created"],
+            "model": response["model"],
+            "system_fingerprint": None,
+        }
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> Event:
+            c: dict[str, Any] = {
+                **base,
+                "choices": [
+                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+                ],
+            }
+            if include_usage:
+                c["usage"] = None
+            return (None, c)
+
+        pieces = list(chunks) if chunks is not None else ([content] if content else [])
+        events = [chunk({"role": "assistant", "content": "", "refusal": None})]
+        events += [chunk({"content": piece}) for piece in pieces]
+        for i, call in enumerate(message.get("tool_calls") or []):
+            head = {"index": i, "id": call["id"], "type": "function"}
+            fn = {"name": call["function"]["name"], "arguments": ""}
+            events.append(chunk({"tool_calls": [{**head, "function": fn}]}))
+            args = call["function"]["arguments"]
+            for k in range(0, len(args), 16):
+                part = {"index": i, "function": {"arguments": args[k : k + 16]}}
+                events.append(chunk({"tool_calls": [part]}))
+        events.append(chunk({}, choice["finish_reason"]))
+        if include_usage:
+            last = dict(events[-1][1])
+            last["choices"] = []
+            last["usage"] = response["usage"]
+            events.append((None, last))
+        events.append((None, "[DONE]"))
+        return events
+
+
+# -- streamed replies -------------------------------------------------------------------
+
+
+class ChatStream(SSEStream):
+    """OpenAI Chat Completions chunks (``data: {...}`` ... ``data: [DONE]``)."""
+
+    def __init__(self, fmt: WireFormat) -> None:
+        super().__init__(fmt)
+        self._text: list[str] = []
+        self._calls: dict[int, dict[str, Any]] = {}
+        self._finish: str | None = None
+        self._usage: dict[str, Any] | None = None
+        self._id: str | None = None
+        self._model: str | None = None
+
+    def on_event(self, ev: ServerSentEvent) -> list[str]:
+        if ev.data == "[DONE]":
+            self.done = True
+            return []
+        data = ev.json()
+        if not isinstance(data, dict):
+            raise ProviderResponseError("a chat completion chunk is not an object")
+        if "error" in data:
+            err = data["error"] or {}
+            raise stream_error(str(err.get("type") or err.get("code")), str(err.get("message")))
+        self._id = data.get("id", self._id)
+        self._model = data.get("model", self._model)
+        if data.get("usage"):
+            self._usage = data["usage"]
+        out: list[str] = []
+        for choice in data.get("choices") or []:
+            if choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            if delta.get("content"):
+                self._text.append(delta["content"])
+                out.append(delta["content"])
+            for tc in delta.get("tool_calls") or []:
+                slot = self._calls.setdefault(
+                    int(tc.get("index", 0)),
+                    {"id": "", "type": "function", "function": {"name": "", "arguments": ""}},
+                )
+                if tc.get("id"):
+                    slot["id"] = tc["id"]
+                fn = tc.get("function") or {}
+                slot["function"]["name"] += fn.get("name") or ""
+                slot["function"]["arguments"] += fn.get("arguments") or ""
+            if choice.get("finish_reason"):
+                self._finish = choice["finish_reason"]
+        return out
+
+    def response(self) -> dict[str, Any]:
+        msg: dict[str, Any] = {"role": "assistant", "content": "".join(self._text) or None}
+        if self._calls:
+            msg["tool_calls"] = [self._calls[i] for i in sorted(self._calls)]
+        elif msg["content"] is None:
+            msg["content"] = ""
+        return {
+            "id": self._id,
+            "model": self._model,
+            "choices": [{"index": 0, "message": msg, "finish_reason": self._finish}],
+            "usage": self._usage or {},
+        }
 
 
 FORMAT = OpenAIChat()

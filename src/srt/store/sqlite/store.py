@@ -57,7 +57,6 @@ from ..base import (
 )
 from . import backup, maintenance, verify, views
 from .db import (
-    BUSY_TIMEOUT_MS,
     OBJECTS_SQL,
     OBJECTS_TABLE,
     SYNCHRONOUS,
@@ -65,7 +64,9 @@ from .db import (
     has_table,
     translate,
 )
+from .files import BUSY_TIMEOUT_MS
 from .keys import Key
+from .writes import OBJECT_COLUMNS, insert_nodes, put_object, swap_head
 
 __all__ = ["SQLiteStore"]
 
@@ -75,12 +76,6 @@ _INSERT_CALL = (
 _SELECT_CALLS = f"SELECT {', '.join(CALL_FIELDS)}, id FROM calls"
 _call_values = operator.attrgetter(*CALL_FIELDS)
 _NODE = CALL_FIELDS.index("node")
-
-_INSERT_MESSAGE = "INSERT INTO messages(hash, body) VALUES (?, ?) ON CONFLICT(hash) DO NOTHING"
-_INSERT_NODE = (
-    "INSERT INTO nodes(parent, message, depth, prefix, meta, status) VALUES (?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT(prefix) DO NOTHING"
-)
 
 _CHAIN_SQL = """
 WITH RECURSIVE chain(id, parent, message, depth, prefix, status, meta) AS (
@@ -115,101 +110,7 @@ SELECT up.id, up.depth, m.body FROM up JOIN messages m ON m.id = up.message
 
 _depth = operator.itemgetter(6)
 
-_OBJECT_COLUMNS = "kind, scope, key, value, node, expires, created, updated"
 _LIVE_OBJECT = "(expires IS NULL OR expires > ?)"
-
-
-def _one(cursor: apsw.Cursor) -> Any:
-    row = cursor.fetchone()
-    if row is None:  # the row vanished inside our own write transaction
-        raise CorruptionError("a row found by its unique hash could not be read back")
-    return row
-
-
-def _check_head(conn: apsw.Connection, session: int, expected: int | None) -> None:
-    row = conn.execute("SELECT head FROM sessions WHERE id = ?", (session,)).fetchone()
-    if row is None:
-        raise SessionNotFoundError("the session was deleted")
-    if row[0] != expected:
-        raise ConflictError(
-            "the session head moved since this handle last saw it (a concurrent "
-            "append); nothing was written: refresh() and retry, or pass rebase=True"
-        )
-
-
-def _swap_head(conn: apsw.Connection, session: int, expected: int | None, new: int | None) -> None:
-    """Compare-and-swap the head inside a write transaction; the caller rolls back."""
-    conn.execute(
-        "UPDATE sessions SET head = ?, updated = ? WHERE id = ? AND head IS ?",
-        (new, time.time(), session, expected),
-    )
-    if not conn.changes():
-        _check_head(conn, session, expected)
-        raise AssertionError("unreachable: head unchanged but CAS failed")
-
-
-def insert_nodes(
-    conn: apsw.Connection, parent: int | None, depth: int, items: Sequence[NewNode]
-) -> list[int]:
-    """Insert (or find) the messages and nodes of ``items`` below ``parent``.
-
-    A message or node whose hash already exists is reused after a byte-for-byte
-    (message) or structural (node) check; a mismatch is a ``CorruptionError``.
-    Must run inside a write transaction.
-    """
-    ids: list[int] = []
-    execute = conn.execute
-    for mhash, body, prefix, meta, status in items:
-        depth += 1
-        execute(_INSERT_MESSAGE, (mhash, body))
-        if conn.changes():
-            mid = conn.last_insert_rowid()
-        else:
-            mid, stored = _one(execute("SELECT id, body FROM messages WHERE hash = ?", (mhash,)))
-            if stored != body:
-                raise CorruptionError(
-                    f"hash collision or damaged row: message {mid} has hash "
-                    f"{mhash.hex()} but different bytes; nothing was linked"
-                )
-        execute(_INSERT_NODE, (parent, mid, depth, prefix, meta, status))
-        if conn.changes():
-            parent = conn.last_insert_rowid()
-        else:
-            row = _one(
-                execute(
-                    "SELECT id, parent, message, depth, status FROM nodes WHERE prefix = ?",
-                    (prefix,),
-                )
-            )
-            if (row[1], row[2], row[3]) != (parent, mid, depth):
-                raise CorruptionError(
-                    f"prefix hash {prefix.hex()} names node {row[0]} with a different "
-                    "parent or message; nothing was linked"
-                )
-            parent = row[0]
-            if row[4] is not None and status is None:  # a complete reply completes it
-                execute("UPDATE nodes SET status = NULL WHERE id = ?", (parent,))
-        ids.append(parent)
-    return ids
-
-
-def _put_object(conn: apsw.Connection, obj: ObjectPut, node: int | None) -> None:
-    check_object(obj.kind, obj.scope, obj.key, obj.value)
-    if (
-        node is not None
-        and conn.execute("SELECT 1 FROM nodes WHERE id = ?", (node,)).fetchone() is None
-    ):
-        raise ConflictError(
-            f"the node an object refers to ({node}) is not stored (collected by gc?); "
-            "nothing was written"
-        )
-    now = time.time()
-    conn.execute(
-        f"INSERT INTO objects({_OBJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT(kind, scope, key) DO UPDATE SET value = excluded.value, "
-        "node = excluded.node, expires = excluded.expires, updated = excluded.updated",
-        (obj.kind, obj.scope, obj.key, obj.value, node, obj.expires, now, now),
-    )
 
 
 class SQLiteStore(Store):
@@ -424,7 +325,7 @@ class SQLiteStore(Store):
 
     def move_head(self, session: int, expected: int | None, new: int | None) -> None:
         with self.db.write("moving a session head") as conn:
-            _swap_head(conn, session, expected, new)
+            swap_head(conn, session, expected, new)
 
     def append(
         self,
@@ -441,7 +342,7 @@ class SQLiteStore(Store):
         with self.db.write("appending to a session", deadline) as conn:
             ids = insert_nodes(conn, parent, depth, items)
             head = ids[-1] if ids else parent
-            _swap_head(conn, session, expected, head)
+            swap_head(conn, session, expected, head)
             if call is not None:
                 row = list(_call_values(call))
                 row[_NODE] = head
@@ -449,7 +350,7 @@ class SQLiteStore(Store):
             if objects:
                 self._ensure_objects(conn)
             for obj in objects:
-                _put_object(conn, obj, head if obj.at_head else obj.node)
+                put_object(conn, obj, head if obj.at_head else obj.node)
         if objects:
             self._objects = True  # committed
         return ids
@@ -501,7 +402,7 @@ class SQLiteStore(Store):
         check_object(kind, scope, key, value)
         with self.db.write("storing an object") as conn:
             self._ensure_objects(conn)
-            _put_object(conn, ObjectPut(kind, scope, key, value, node, expires), node)
+            put_object(conn, ObjectPut(kind, scope, key, value, node, expires), node)
         self._objects = True  # committed
 
     def get_object(self, kind: str, scope: str, key: str) -> ObjectRow | None:
@@ -510,7 +411,7 @@ class SQLiteStore(Store):
             return None
         rows = self.db.read(
             "reading an object",
-            f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE kind = ? AND scope = ? AND key = ? "
+            f"SELECT {OBJECT_COLUMNS} FROM objects WHERE kind = ? AND scope = ? AND key = ? "
             f"AND {_LIVE_OBJECT}",
             (kind, scope, key, time.time()),
         )
@@ -542,7 +443,7 @@ class SQLiteStore(Store):
             args += [kind, scope, after, -1 if descending else 2**62]
         rows = self.db.read(
             "listing objects",
-            f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE {where} ORDER BY id {order} LIMIT ?",
+            f"SELECT {OBJECT_COLUMNS} FROM objects WHERE {where} ORDER BY id {order} LIMIT ?",
             [*args, limit],
         )
         return [ObjectRow(*r) for r in rows]
@@ -564,7 +465,7 @@ class SQLiteStore(Store):
         while True:
             rows = self.db.read(
                 "listing objects",
-                f"SELECT id, {_OBJECT_COLUMNS} FROM objects WHERE id > ? "
+                f"SELECT id, {OBJECT_COLUMNS} FROM objects WHERE id > ? "
                 f"AND {_LIVE_OBJECT} ORDER BY id LIMIT ?",
                 (after, time.time(), batch),
             )

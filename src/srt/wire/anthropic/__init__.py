@@ -38,19 +38,32 @@ from __future__ import annotations
 import json
 import re
 from abc import abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .._types import Reply, Usage
-from ..errors import (
+from ..._types import Reply, Usage
+from ...errors import (
     ConfigError,
     InvalidMessageError,
     ProviderResponseError,
     UnsupportedFeatureError,
 )
-from ..message import canonical_tool
-from ._input import need, typed_input
-from .base import Frag, Target, WireFormat, check_model, dumps, loads_arguments, params_tail
+from ...message import canonical_tool
+from ...tokens import CLAUDE_ESTIMATE, Tokenizer
+from .._input import need, typed_input
+from ..base import (
+    Event,
+    Frag,
+    StreamDecoder,
+    Target,
+    WireFormat,
+    check_model,
+    dumps,
+    loads_arguments,
+    params_tail,
+)
+from . import replies
+from .replies import AnthropicStream
 
 __all__ = ["DEFAULT_MAX_TOKENS", "FORMAT", "NAME", "Anthropic", "to_canonical"]
 
@@ -271,6 +284,34 @@ class Anthropic(BlockFormat):
     name = "anthropic.messages"
     provider = "anthropic"
     marker = "cache_control"
+
+    def tokenizer(self, model: str) -> Tokenizer:
+        return CLAUDE_ESTIMATE
+
+    def stream_decoder(self) -> StreamDecoder:
+        return AnthropicStream(self)
+
+    def encode_usage(self, usage: Usage) -> dict[str, Any]:
+        return replies.encode_usage(usage)
+
+    def encode_reply(
+        self,
+        reply: Reply,
+        *,
+        id: str,
+        request: Mapping[str, Any] | None = None,
+        usage: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return replies.encode_reply(reply, id=id, usage=usage)
+
+    def encode_events(
+        self,
+        response: Mapping[str, Any],
+        *,
+        request: Mapping[str, Any] | None = None,
+        chunks: Sequence[str] | None = None,
+    ) -> list[Event]:
+        return replies.encode_events(response, chunks)
 
     # -- canonical -> Anthropic --------------------------------------------------------
 

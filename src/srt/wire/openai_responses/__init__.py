@@ -54,16 +54,29 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .. import _core
-from .._types import Reply, Usage
-from ..errors import (
+from ... import _core
+from ..._types import Reply, Usage
+from ...errors import (
     ConfigError,
     InvalidMessageError,
     ProviderResponseError,
     UnsupportedFeatureError,
 )
-from ._input import typed_input
-from .base import Frag, Target, WireFormat, check_model, dumps, params_tail
+from ...tokens import Tokenizer, openai_tokenizer
+from .._input import typed_input
+from ..base import (
+    Event,
+    Frag,
+    StreamDecoder,
+    Target,
+    WireFormat,
+    check_model,
+    dumps,
+    params_tail,
+)
+from ..openai_chat import OPENAI_CACHE
+from . import replies
+from .replies import ResponsesStream
 
 __all__ = ["FORMAT", "NAME", "OpenAIResponses", "model_bytes", "to_canonical"]
 
@@ -83,6 +96,36 @@ def model_bytes(model: Any) -> bytes:
 class OpenAIResponses(WireFormat):
     name = "openai.responses"
     provider = "openai"
+    cache = OPENAI_CACHE
+    server_state = True
+
+    def tokenizer(self, model: str) -> Tokenizer:
+        return openai_tokenizer(model)
+
+    def stream_decoder(self) -> StreamDecoder:
+        return ResponsesStream(self)
+
+    def encode_usage(self, usage: Usage) -> dict[str, Any]:
+        return replies.encode_usage(usage)
+
+    def encode_reply(
+        self,
+        reply: Reply,
+        *,
+        id: str,
+        request: Mapping[str, Any] | None = None,
+        usage: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return replies.encode_reply(reply, id=id, request=request, usage=usage)
+
+    def encode_events(
+        self,
+        response: Mapping[str, Any],
+        *,
+        request: Mapping[str, Any] | None = None,
+        chunks: Sequence[str] | None = None,
+    ) -> list[Event]:
+        return replies.encode_events(response, chunks)
 
     # -- messages -> items ---------------------------------------------------------
 

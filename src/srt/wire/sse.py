@@ -14,9 +14,21 @@ from typing import Any
 
 from ..errors import ProviderResponseError
 
-__all__ = ["SSEDecoder", "ServerSentEvent"]
+__all__ = ["SSEDecoder", "ServerSentEvent", "sse_event"]
 
 _MAX_LINE = 16 * 1024 * 1024
+
+
+def sse_event(name: str | None, data: Any) -> bytes:
+    """One event on the wire: ``event: NAME`` (if named) and ``data: JSON`` (``data`` as
+    compact JSON, or as given when it is a str such as ``[DONE]``), then a blank line."""
+    text = (
+        data
+        if isinstance(data, str)
+        else json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    )
+    head = f"event: {name}\n" if name else ""
+    return f"{head}data: {text}\n\n".encode()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,366 @@
+"""A session's history in memory, and its compare-and-swap commit to the store.
+
+``Chain`` holds, per message: its node id (in an ``array``), its 16-byte hash (packed
+in a ``_core.HashSeq``), its canonical body (one shared object for bodies of 1 KiB and
+more), a pinned flag and, for partial replies only, a status. It is loaded from the
+store on first use and kept in step with every commit. A commit appends below the
+first ``keep`` messages as one compare-and-swap on the session head; the store
+refuses it with ``ConflictError`` if another writer moved the head first.
+
+Whoever derives state from the history (the request builder) listens: ``reset`` on
+a (re)load, ``truncate(n)`` when messages from ``n`` on are dropped.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from array import array
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple, Protocol
+
+from . import _core
+from ._shared import Shared, check_name
+from ._types import Message
+from .errors import ConflictError, HistoryIndexError, SessionError
+from .history import head_record
+from .message import canonical_text, canonicalize, redact_strings
+from .store import CallRecord, ChainRow, NewNode, ObjectPut
+from .wire.convert import to_canonical
+
+__all__ = ["REBASE_MAX_WAIT", "Chain", "ChainListener", "Prepared"]
+
+#: The longest wait between two rebase attempts, in seconds.
+REBASE_MAX_WAIT = 0.05
+
+
+def _backoff(attempt: int, deadline: float) -> None:
+    """Wait a random while, longer after each lost race (up to ``REBASE_MAX_WAIT``, and
+    never past ``deadline``), so that writers racing on one session take turns instead of
+    the last winner winning again: without it, one thread of a process that keeps
+    appending starved the others on PostgreSQL (bench/pg_faults.py restart)."""
+    if attempt:
+        wait = random.uniform(0, min(REBASE_MAX_WAIT, 0.001 * 2**attempt))
+        time.sleep(max(0.0, min(wait, deadline - time.monotonic())))
+
+
+class Prepared(NamedTuple):
+    """A message ready to store: its hash, canonical body and metadata JSON."""
+
+    hash: bytes
+    body: bytes
+    meta: bytes | None
+
+
+class ChainListener(Protocol):
+    def reset(self) -> None: ...
+
+    def truncate(self, n: int) -> None: ...
+
+
+def _pinned(meta: Any) -> bool:
+    return isinstance(meta, bytes) and b'"pinned":true' in meta
+
+
+class Chain:
+    """A session's history: what the store holds from the root to the head."""
+
+    def __init__(self, shared: Shared, sid: int, name: str, head: int | None) -> None:
+        self.shared = shared
+        self.store = shared.store
+        self.id = sid
+        self.name = name
+        #: Node id of the last message, ``None`` for an empty session.
+        self.head = head
+        self.loaded = False
+        self.ids: array[int] = array("q")  # node ids, 8 bytes each
+        self.hashes = _core.HashSeq()  # 16 bytes a message, packed
+        self.bodies: list[bytes] = []
+        self.status: dict[int, str] = {}  # index -> status, for partial replies only
+        self.pinned = bytearray()  # 1 where the metadata says {"pinned": true}
+        self.head_prefix = _core.ROOT
+        self.listener: ChainListener | None = None
+        #: (length before, head prefix before) while messages are staged for a send.
+        self.staged: tuple[int, bytes] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    # -- loading -----------------------------------------------------------------
+
+    def load(self) -> None:
+        """Read the chain from the store, unless it is loaded."""
+        if self.loaded:
+            return
+        rows = self.store.chain(self.head)
+        intern = self.shared.intern
+        self.ids = array("q", [r[0] for r in rows])
+        self.hashes = _core.HashSeq(b"".join([r[1] for r in rows]))
+        self.bodies = [intern(r[1], r[2]) for r in rows]
+        self.status = {i: r[4] for i, r in enumerate(rows) if r[4] is not None}
+        self.pinned = bytearray(_pinned(r[5]) for r in rows)
+        self.head_prefix = rows[-1][3] if rows else _core.ROOT
+        if self.listener is not None:
+            self.listener.reset()
+        self.loaded = True
+
+    def refresh(self) -> None:
+        """Re-read the head from the store (after a ``ConflictError``)."""
+        row = self.store.get_session(self.name)
+        if row is None or row.id != self.id:
+            raise SessionError(f"session {self.name!r} was deleted or replaced")
+        if row.head == self.head and self.loaded:
+            return
+        rows = None
+        if self.loaded and self.head is not None and row.head is not None:
+            # Usually other writers appended on top of our head: read only that.
+            rows = self.store.chain_extension(row.head, len(self.ids), self.head_prefix)
+        if not rows:
+            self.head = row.head
+            self.loaded = False
+            self.load()
+            return
+        self._extend(rows)
+
+    def _extend(self, rows: list[ChainRow]) -> None:
+        intern = self.shared.intern
+        for r in rows:
+            if r[4] is not None:
+                self.status[len(self.bodies)] = r[4]
+            self.ids.append(r[0])
+            self.hashes.append(r[1])
+            self.bodies.append(intern(r[1], r[2]))
+            self.pinned.append(_pinned(r[5]))
+        self.head = rows[-1][0]
+        self.head_prefix = rows[-1][3]
+
+    def reload(self, head: int | None) -> None:
+        """Take ``head`` as the head and read its chain again (after a restore)."""
+        self.head = head
+        self.loaded = False
+        self.load()
+
+    def prefix(self, keep: int | None = None) -> bytes:
+        """Prefix hash of the first ``keep`` messages (all by default)."""
+        n = len(self.ids)
+        keep = n if keep is None else keep
+        if keep == 0:
+            return _core.ROOT
+        if keep == n:
+            return self.head_prefix
+        if self.staged is not None and keep == self.staged[0]:
+            return self.staged[1]
+        return self.store.node_prefix(self.ids[keep - 1])
+
+    def believed_prefix(self, keep: int) -> bytes | None:
+        """The prefix hash of the first ``keep`` messages as this handle derives it (not
+        read back: a node id it saw may have been collected and reused elsewhere)."""
+        if keep == 0:
+            return None
+        if keep == len(self.ids):
+            return self.head_prefix
+        return self.store.hashing.chain_many(_core.ROOT, self.hashes[:keep])[-1]
+
+    def index(self, at: int | None) -> int:
+        """How many messages ``at`` keeps (slice rules; ``None``: all)."""
+        n = len(self.ids)
+        if at is None:
+            return n
+        if not isinstance(at, int) or isinstance(at, bool):
+            raise HistoryIndexError(f"at must be an int, got {type(at).__name__}")
+        keep = at + n if at < 0 else at
+        if not 0 <= keep <= n:
+            raise HistoryIndexError(f"at={at} is outside a session of {n} messages")
+        return keep
+
+    def truncate(self, n: int) -> None:
+        """Drop the messages from ``n`` on, in memory only."""
+        if n < len(self.hashes):
+            # A new sequence: a recorded request (cache.Record) keeps the old one's prefix.
+            self.hashes = self.hashes.head(n)
+        del self.ids[n:], self.bodies[n:]
+        for i in [i for i in self.status if i >= n]:
+            del self.status[i]
+        del self.pinned[n:]
+        if self.listener is not None:
+            self.listener.truncate(n)
+
+    def adopt(self, parent: Chain, keep: int) -> None:
+        """Start as the first ``keep`` messages of ``parent`` (a fork: nothing is read)."""
+        self.ids = parent.ids[:keep]
+        self.hashes = parent.hashes.head(keep)
+        self.bodies = parent.bodies[:keep]
+        self.status = {i: v for i, v in parent.status.items() if i < keep}
+        self.pinned = parent.pinned[:keep]
+        self.head_prefix = parent.prefix(keep)
+        self.loaded = True
+
+    # -- writing -----------------------------------------------------------------
+
+    def prepare(self, messages: Iterable[Any], model: str | None = None) -> list[Prepared]:
+        """Validate, convert and canonicalize ``messages``; nothing is written."""
+        limit = self.shared.max_message_bytes
+        hook = self.shared.redact
+        digest = self.store.hashing.digest
+        out: list[Prepared] = []
+        for given in messages:
+            if hook is not None:
+                given = redact_strings(given, hook)
+            text = canonical_text(given, limit)  # {"role": ..., "content": "..."}: most turns
+            if text is not None:
+                out.append(Prepared(digest(text), text, None))
+                continue
+            converted = to_canonical(given, model) if not isinstance(given, Message) else [given]
+            for msg in converted:
+                body, meta = canonicalize(msg, limit)
+                out.append(Prepared(digest(body), body, meta))
+        self.shared.count_serialized(len(out))
+        return out
+
+    def left(self, keep: int, action: str) -> list[ObjectPut]:
+        """The record of the head a move to ``keep`` messages leaves (none on top)."""
+        if keep >= len(self.ids) or (self.staged is not None and keep == self.staged[0]):
+            return []  # on top of the head (a send's staged messages are not stored yet)
+        put = head_record(
+            self.id, self.head, len(self.ids), action, self.shared.history_retention()
+        )
+        return [put] if put is not None else []
+
+    def commit(
+        self,
+        keep: int,
+        prepared: Sequence[Prepared],
+        status: str | None = None,
+        call: CallRecord | None = None,
+        action: str = "edit",
+        plain: int = 0,
+        deadline: float | None = None,
+    ) -> None:
+        """Write ``prepared`` after the first ``keep`` messages (CAS on the head).
+
+        ``status`` marks the messages as a partial reply (all but the first ``plain``
+        of them, which a send staged); ``call`` is a ledger row written in the same
+        transaction. A head left behind (``keep`` short of the chain) is recorded as an
+        earlier head, ``action`` saying why (``srt.history``). Waiting for other writers
+        ends at ``deadline``.
+        """
+        parent = self.ids[keep - 1] if keep else None
+        prefixes = self.store.hashing.chain_many(self.prefix(keep), [p[0] for p in prepared])
+        items = [
+            NewNode(h, body, prefix, meta, None if i < plain else status)
+            for i, ((h, body, meta), prefix) in enumerate(zip(prepared, prefixes, strict=True))
+        ]
+        ids = self.store.append(
+            self.id,
+            self.head,
+            parent,
+            keep,
+            items,
+            call=call,
+            objects=self.left(keep, action),
+            deadline=deadline,
+        )
+        staged, self.staged = self.staged, None
+        start = 0
+        if staged is not None and staged[0] == keep and plain and len(self.ids) == keep + plain:
+            # The staged messages are the first ``plain`` written: keep them in memory as
+            # they are (their fragments stay assembled), with their node ids filled in.
+            for k in range(plain):
+                self.ids[keep + k] = ids[k]
+            start = plain
+        else:
+            self.truncate(keep)
+        intern = self.shared.intern
+        for node_id, (h, body, meta) in zip(ids[start:], prepared[start:], strict=True):
+            self.ids.append(node_id)
+            self.hashes.append(h)
+            self.bodies.append(intern(h, body))
+            if status is not None and len(self.bodies) > keep + plain:
+                self.status[len(self.bodies) - 1] = status
+            self.pinned.append(_pinned(meta))
+        self.head = self.ids[-1] if self.ids else None
+        self.head_prefix = prefixes[-1] if prefixes else self.prefix()
+
+    def stage(self, prepared: Sequence[Prepared]) -> None:
+        """Hold ``prepared`` after the chain in memory only, for one send that commits
+        them with its reply (``send(..., append=...)``); ``unstage`` drops them."""
+        n = len(self.ids)
+        self.staged = (n, self.head_prefix)
+        prefixes = self.store.hashing.chain_many(self.head_prefix, [p[0] for p in prepared])
+        for h, body, meta in prepared:
+            self.ids.append(-1)  # no node yet
+            self.hashes.append(h)
+            self.bodies.append(body)
+            self.pinned.append(_pinned(meta))
+        if prefixes:
+            self.head_prefix = prefixes[-1]
+
+    def unstage(self) -> None:
+        if self.staged is not None:
+            n, prefix = self.staged
+            self.staged = None
+            self.truncate(n)
+            self.head_prefix = prefix
+
+    def append(
+        self, prepared: Sequence[Prepared], *, rebase: bool, timeout: float | None = None
+    ) -> int | None:
+        """Commit ``prepared`` at the head; with ``rebase``, on top of whatever head
+        another writer left (re-reading it after each conflict, backing off a little
+        more each time), giving up after ``timeout`` seconds (default: the store's busy
+        timeout), which also bounds the waits for other writers' transactions."""
+        wait = self.store.busy_timeout if timeout is None else float(timeout)
+        deadline = time.monotonic() + wait
+        self.load()
+        attempt = 0
+        while True:
+            try:
+                self.commit(len(self.ids), prepared, deadline=deadline)
+                return self.head
+            except ConflictError:
+                if not rebase:
+                    raise
+                attempt += 1
+                if time.monotonic() >= deadline:
+                    raise ConflictError(
+                        f"gave up rebasing after {wait:g} s and {attempt} attempts: other "
+                        "writers kept moving the session head; nothing was written"
+                    ) from None
+                _backoff(attempt, deadline)
+                if time.monotonic() < deadline:
+                    self.refresh()
+
+    def prefix_hashes(self) -> list[bytes]:
+        """The prefix hash of every message, root first, as the store computes them."""
+        self.load()
+        return self.store.hashing.chain_many(_core.ROOT, list(self.hashes))
+
+    def rewind(self, n: int) -> None:
+        """Move the head back ``n`` messages (CAS; they stay stored for forks)."""
+        if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= len(self.ids):
+            raise HistoryIndexError(f"cannot rewind {n} of {len(self.ids)} messages")
+        keep = len(self.ids) - n
+        new = self.ids[keep - 1] if keep else None
+        prefix = self.prefix(keep)
+        left = self.left(keep, "rewind")
+        if left:  # the move and the record of the head it leaves, in one write
+            self.store.append(self.id, self.head, new, keep, [], objects=left)
+        else:
+            self.store.move_head(self.id, self.head, new)
+        self.truncate(keep)
+        self.head = new
+        self.head_prefix = prefix
+
+    def fork(self, name: str, keep: int) -> Chain:
+        """A new session named ``name`` at this chain's first ``keep`` messages."""
+        head = self.ids[keep - 1] if keep else None
+        row = self.store.create_session(
+            check_name(name),
+            head,
+            exist_ok=False,
+            head_prefix=self.believed_prefix(keep),
+            limit=self.shared.max_sessions,
+        )
+        child = Chain(self.shared, row.id, name, row.head)
+        child.adopt(self, keep)
+        return child

@@ -1,0 +1,64 @@
+"""Anthropic Messages, with an API key (``$ANTHROPIC_API_KEY``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import ConfigError
+from .base import Options, Provider, read_key
+
+__all__ = ["Anthropic"]
+
+
+class Anthropic(Provider):
+    """Anthropic Messages (``x-api-key``, ``anthropic-version``).
+
+    ``version`` pins the ``anthropic-version`` header. By default srt sends the current
+    version, ``VERSION`` (2026-10-21, as the official SDKs do), except for a request
+    that sets ``temperature``, ``top_p`` or ``top_k``: that version rejects them with
+    400, so such a request goes out as ``SAMPLING_VERSION`` (2023-06-01), the version
+    that accepts them.
+    """
+
+    name = "anthropic"
+    format = "anthropic.messages"
+    default_model = "claude-sonnet-4-5"
+    VERSION = "2026-10-21"
+    SAMPLING_VERSION = "2023-06-01"
+    SAMPLING_PARAMS = ("temperature", "top_p", "top_k")
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        version: str | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(**kw)
+        self.base_url = (
+            base_url or os.environ.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com"
+        ).rstrip("/")
+        if version is not None and (not isinstance(version, str) or not version.strip()):
+            raise ConfigError("version must be an anthropic-version string such as 2026-10-21")
+        self.version = version
+        self.__key = read_key(api_key, "ANTHROPIC_API_KEY", "Anthropic")
+        self._secrets = tuple(s for s in (self.__key,) if s)
+
+    @classmethod
+    def from_options(cls, options: Options) -> tuple[Provider, str | None]:
+        return cls(options.key, base_url=options.base_url), options.model or cls.default_model
+
+    def url(self, model: str, stream: bool) -> str:
+        return f"{self.base_url}/v1/messages"
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"x-api-key": self.__key or ""}
+
+    def version_headers(self, params: Mapping[str, Any]) -> dict[str, str]:
+        if self.version is not None:
+            return {"anthropic-version": self.version}
+        sampling = any(k in params for k in self.SAMPLING_PARAMS)
+        return {"anthropic-version": self.SAMPLING_VERSION if sampling else self.VERSION}

@@ -1,0 +1,86 @@
+"""Amazon Bedrock Converse / ConverseStream, with a Bedrock API key or SigV4."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from ..errors import ConfigError
+from .base import Options, Provider
+from .sigv4 import AwsCredentials, sign
+from .transport import HTTPRequest
+
+__all__ = ["Bedrock"]
+
+
+class Bedrock(Provider):
+    """Amazon Bedrock Converse / ConverseStream.
+
+    Auth: a Bedrock API key as a bearer token (``api_key=`` or
+    ``AWS_BEARER_TOKEN_BEDROCK``), else SigV4 with ``credentials=`` or the standard
+    ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN``.
+    """
+
+    name = "bedrock"
+    format = "bedrock.converse"
+    default_model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+
+    @classmethod
+    def from_options(cls, options: Options) -> tuple[Provider, str | None]:
+        provider = cls(region=options.region, api_key=options.key, endpoint_url=options.base_url)
+        return provider, options.model or cls.default_model
+
+    def __init__(
+        self,
+        *,
+        region: str | None = None,
+        api_key: str | None = None,
+        credentials: AwsCredentials | None = None,
+        endpoint_url: str | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(**kw)
+        self.region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        if not self.region:
+            raise ConfigError("Bedrock needs a region: pass region= or set AWS_REGION")
+        self.endpoint_url = (
+            endpoint_url or f"https://bedrock-runtime.{self.region}.amazonaws.com"
+        ).rstrip("/")
+        self.__key = api_key if api_key is not None else os.environ.get("AWS_BEARER_TOKEN_BEDROCK")
+        self.__creds = None if self.__key else (credentials or AwsCredentials.from_env())
+        if not self.__key and self.__creds is None:
+            raise ConfigError(
+                "Bedrock needs an API key (api_key= or AWS_BEARER_TOKEN_BEDROCK) "
+                "or AWS credentials (credentials= or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
+            )
+        secrets = [self.__key]
+        if self.__creds is not None:
+            secrets += [self.__creds.secret_access_key, self.__creds.session_token]
+        self._secrets = tuple(s for s in secrets if s)
+
+    def stream_params(self) -> dict[str, Any]:
+        return {}
+
+    def url(self, model: str, stream: bool) -> str:
+        op = "converse-stream" if stream else "converse"
+        return f"{self.endpoint_url}/model/{quote(model, safe='')}/{op}"
+
+    def request(
+        self,
+        model: str,
+        body: bytes,
+        stream: bool,
+        params: Mapping[str, Any] | None = None,
+    ) -> HTTPRequest:
+        url = self.url(model, stream)
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        if stream:
+            headers["accept"] = "application/vnd.amazon.eventstream"
+        if self.__key:
+            headers["authorization"] = f"Bearer {self.__key}"
+        else:
+            assert self.__creds is not None
+            headers.update(sign("POST", url, headers, body, self.__creds, self.region or ""))
+        return HTTPRequest("POST", url, headers, body, stream=stream, secrets=self._secrets)

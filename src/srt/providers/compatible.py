@@ -1,0 +1,48 @@
+"""An OpenAI-compatible server (llama.cpp, vLLM, Ollama's ``/v1``) at a base URL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import ConfigError
+from .base import Options, Provider
+from .openai import OpenAI
+
+__all__ = ["OpenAICompatible"]
+
+
+class OpenAICompatible(OpenAI):
+    """An OpenAI-compatible server at ``base_url`` (llama.cpp, vLLM, Ollama's ``/v1``).
+
+    ``extra_params`` are added to every body, e.g. ``{"cache_prompt": True}`` for
+    llama.cpp. The key is optional.
+    """
+
+    name = "openai_compatible"
+
+    @classmethod
+    def from_options(cls, options: Options) -> tuple[Provider, str | None]:
+        base_url = options.base_url or os.environ.get("OPENAI_BASE_URL")
+        if not base_url:
+            raise ConfigError("--provider compatible needs --base-url (or $OPENAI_BASE_URL)")
+        key = options.key or os.environ.get("OPENAI_API_KEY")
+        return cls(base_url, api_key=key), options.model
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        api: str = "chat",
+        extra_params: Mapping[str, Any] | None = None,
+        **kw: Any,
+    ) -> None:
+        if not base_url:
+            raise ConfigError("OpenAICompatible needs a base_url")
+        super().__init__(api_key or "", base_url=base_url, api=api, **kw)
+        self.extra_params = dict(extra_params or {})
+
+    def _key_required(self) -> bool:
+        return False
