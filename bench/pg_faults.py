@@ -6,11 +6,13 @@
     python bench/pg_faults.py kill --kills 10                    # a short run
 
 Each run starts a throwaway PostgreSQL of its own (``srt.testing.pgserver``, default
-durability: fsync on, synchronous commit), since it restarts it.
+durability: fsync on, synchronous commit), since ``restart`` restarts it; ``kill --url``
+runs on an existing server instead (a database ``pg_faults_kill`` of its own, created
+empty), as the tests do on theirs.
 
 ``kill``: WRITERS client processes at a time append turns (a user message and its
-reply) to a session of their own and to one shared session (``rebase=True``), printing
-each turn's id once ``append`` has returned. The parent SIGKILLs a random one after a
+reply) to a session of their own and to one shared session (``rebase=True``), sending
+each turn's id to the parent once ``append`` has returned. The parent SIGKILLs a random one after a
 random 50-400 ms and starts another, KILLS times. Then every acknowledged turn must be
 stored exactly once, whole, in an intact chain, and ``verify`` must find nothing.
 
@@ -26,7 +28,9 @@ retryable ``StoreUnavailableError``; every thread appends again after each fault
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import multiprocessing
 import os
 import random
 import signal
@@ -34,25 +38,24 @@ import sys
 import threading
 import time
 from collections import Counter
+from multiprocessing.connection import Connection
 from typing import Any
 
 import psycopg
-from pgcommon import PgServer, check_turns, dump, environment, spawn, turn
+from pgcommon import PgServer, check_turns, dump, environment, new_database, turn
 
 import srt
 from srt.errors import StoreUnavailableError
 
-SCRIPT = os.path.abspath(__file__)
-
-
 # -- kill -------------------------------------------------------------------------------------
 
 
-def worker_kill(url: str, name: str) -> None:
-    """Append turns to ``own-NAME`` and ``shared`` until killed; print each acknowledged id."""
+def worker_kill(url: str, name: str, out: Connection) -> None:
+    """Append turns to ``own-NAME`` and ``shared`` until killed; send each acknowledged
+    id to ``out`` (one small message per write, so a kill never leaves half of one)."""
     with srt.Runtime(url) as rt:
         own, shared = rt.session(f"own-{name}"), rt.session("shared")
-        print("ready", flush=True)
+        out.send_bytes(b"ready")
         i = 0
         while True:
             tid = f"{name}.{i}"
@@ -61,14 +64,15 @@ def worker_kill(url: str, name: str) -> None:
                 shared.append(u, a, rebase=True)
             else:
                 own.append(u, a)
-            print(tid, flush=True)
+            out.send_bytes(tid.encode())
             i += 1
 
 
-def _reader(child: Any, sink: list[str]) -> threading.Thread:
+def _reader(conn: Connection, sink: list[str]) -> threading.Thread:
     def run() -> None:
-        for line in child.stdout:
-            sink.append(line.strip())
+        with contextlib.suppress(EOFError, OSError):
+            while True:
+                sink.append(conn.recv_bytes().decode())
 
     t = threading.Thread(target=run, daemon=True)
     t.start()
@@ -76,34 +80,38 @@ def _reader(child: Any, sink: list[str]) -> threading.Thread:
 
 
 def kill(url: str, kills: int, writers: int, seed: int) -> dict[str, Any]:
+    """Writers are forked from a server process that has imported srt already
+    (``forkserver``), so a new one starts writing in milliseconds, not the seconds of
+    a fresh interpreter's imports; each is still a process of its own, ended by SIGKILL."""
     rng = random.Random(seed)
     with srt.Runtime(url) as rt:
         rt.session("shared")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["srt", "psycopg", "psycopg_pool", "pgcommon"])
     acked: list[str] = []
     started = 0
-    live: list[tuple[Any, list[str], threading.Thread, float]] = []
+    live: list[tuple[Any, list[str], threading.Thread]] = []
     done = 0
     t0 = time.perf_counter()
     while done < kills:
         while len(live) < writers and started < kills:
-            child = spawn(SCRIPT, "_kill", url, str(started))
+            r, w = ctx.Pipe(duplex=False)
+            child = ctx.Process(target=worker_kill, args=(url, str(started), w), daemon=True)
+            child.start()
+            w.close()
             lines: list[str] = []
-            live.append((child, lines, _reader(child, lines), 0.0))
+            live.append((child, lines, _reader(r, lines)))
             started += 1
-        # kill the first child that has been writing for its random time
-        child, lines, reader, since = live[0]
-        while "ready" not in lines and child.poll() is None:
-            time.sleep(0.01)
-        if since == 0.0:
-            since = time.monotonic()
-            live[0] = (child, lines, reader, since)
+        # kill the first child once it has been writing for its random time
+        child, lines, reader = live[0]
+        while "ready" not in lines and child.exitcode is None:
+            time.sleep(0.005)
         time.sleep(rng.uniform(0.05, 0.4))
-        child.send_signal(signal.SIGKILL)
-        child.wait()
+        child.kill()
+        child.join()
         reader.join(timeout=10)
-        err = child.stderr.read() if child.stderr else ""
-        if child.returncode != -signal.SIGKILL:
-            raise RuntimeError(f"a writer ended by itself ({child.returncode}):\n{err[-2000:]}")
+        if child.exitcode != -signal.SIGKILL:
+            raise RuntimeError(f"a writer ended by itself ({child.exitcode}); see stderr")
         acked += [x for x in lines if x != "ready"]
         live.pop(0)
         done += 1
@@ -241,9 +249,6 @@ def _landed(s: srt.Session, content: str) -> bool | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "_kill":
-        worker_kill(argv[1], argv[2])
-        return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("mode", choices=("kill", "restart"))
     p.add_argument("--kills", type=int, default=200)
@@ -252,8 +257,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--faults", type=int, default=3, help="restarts, and as many cuts")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--url", help="kill: an existing server (default: start a throwaway one)")
     p.add_argument("--json", metavar="FILE")
     args = p.parse_args(argv)
+    if args.mode == "kill" and args.url:
+        url = new_database(args.url, "pg_faults_kill")
+        env = environment(url)
+        print(json.dumps(env))
+        res = kill(url, args.kills, args.writers, args.seed)
+        ok = res["check"]["ok"]
+        return _finish(args.json, argv, env, res, ok)
     with PgServer(fast=False) as server:
         env = environment(server.url)
         print(json.dumps(env))
@@ -267,9 +280,15 @@ def main(argv: list[str] | None = None) -> int:
                 and res["untyped_errors"] == 0
                 and res["threads_finished"] == args.threads
             )
+    return _finish(args.json, argv, env, res, ok)
+
+
+def _finish(
+    path: str | None, argv: list[str], env: dict[str, Any], res: dict[str, Any], ok: bool
+) -> int:
     res["load_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(res, indent=1))
-    dump(args.json, {"environment": env, "argv": argv, "results": res})
+    dump(path, {"environment": env, "argv": argv, "results": res})
     return 0 if ok else 1
 
 

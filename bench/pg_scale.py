@@ -20,16 +20,22 @@ a bare psycopg loop (one autocommit INSERT of the same two bodies per turn, no r
 no compare-and-swap) on a fresh database of the same server: commits/s against it.
 
 ``latency``: one client, the seeded 1,000-turn ``chat`` workload (srt.bench), on
-PostgreSQL and on SQLite in the same process: append p50/p99 per message, the
-next-request build on the live handle (warm), and cold open plus build at 1,000 turns
-(a new ``Runtime``, the session opened and its request built), with a bare psycopg
-INSERT of each message's bytes as the floor.
+PostgreSQL, on SQLite and on a bare psycopg table in lockstep in one process (each
+message appended to each in turn, so the machine's load falls on all alike): append
+p50/p99 per message against a bare autocommit INSERT of the same bytes (the floor of a
+durable append on that server), the next-request build on the live handle (warm), and
+cold open plus build at 1,000 turns, interleaved: a new ``Runtime`` (PostgreSQL: a new
+pool and connection), and a new ``Runtime`` on a store the process has open (a warm
+pool), each against a bare psycopg fetch of the same 2,001 bodies from a plain indexed
+table (on a new connection, and on an open one): the floor of loading them from
+PostgreSQL at all.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import statistics
@@ -57,11 +63,28 @@ def with_params(url: str, **params: Any) -> str:
 # -- workers (run in child processes) -----------------------------------------------
 
 
-def worker_scale(
-    url: str, proc: int, threads: int, seconds: float, start: float, shared: int
-) -> None:
+class _Start:
+    """A worker's threads each get ready (a session opened, a connection made), then
+    the worker says ``ready`` and all wait for the start time the parent sends once every
+    worker is ready (instead of a fixed delay that a loaded machine may not meet)."""
+
+    def __init__(self, threads: int) -> None:
+        self.at = 0.0
+        self.barrier = threading.Barrier(threads, action=self._ask)
+
+    def _ask(self) -> None:
+        print("ready", flush=True)
+        self.at = float(sys.stdin.readline())
+
+    def wait(self) -> None:
+        self.barrier.wait()
+        time.sleep(max(0.0, self.at - time.time()))
+
+
+def worker_scale(url: str, proc: int, threads: int, seconds: float, shared: int) -> None:
     results: list[dict[str, Any]] = []
     lock = threading.Lock()
+    start = _Start(threads)
     with srt.Runtime(with_params(url, pool_max=threads)) as rt:
 
         def run(t: int) -> None:
@@ -71,7 +94,7 @@ def worker_scale(
             acked: list[str] = []
             lat: list[float] = []
             errors: list[str] = []
-            time.sleep(max(0.0, start - time.time()))
+            start.wait()
             stop = time.monotonic() + seconds
             i = 0
             while time.monotonic() < stop:
@@ -97,11 +120,10 @@ def worker_scale(
     print(json.dumps({"proc": proc, "threads": results}), flush=True)
 
 
-def worker_bare(
-    url: str, proc: int, threads: int, seconds: float, start: float, shared: int
-) -> None:
+def worker_bare(url: str, proc: int, threads: int, seconds: float, shared: int) -> None:
     results: list[dict[str, Any]] = []
     lock = threading.Lock()
+    start = _Start(threads)
 
     def run(t: int) -> None:
         own = t % 2 == 1
@@ -110,7 +132,7 @@ def worker_bare(
         errors: list[str] = []
         n = 0
         with psycopg.connect(url, autocommit=True) as conn:
-            time.sleep(max(0.0, start - time.time()))
+            start.wait()
             stop = time.monotonic() + seconds
             i = 0
             while time.monotonic() < stop:
@@ -146,11 +168,20 @@ def worker_bare(
 
 
 def _fleet(kind: str, url: str, procs: int, threads: int, seconds: float, shared: int) -> list[Any]:
-    start = time.time() + 3.0 + 0.3 * procs  # every worker has imported and connected by then
     children = [
-        spawn(SCRIPT, f"_{kind}", url, str(p), str(threads), str(seconds), str(start), str(shared))
+        spawn(SCRIPT, f"_{kind}", url, str(p), str(threads), str(seconds), str(shared))
         for p in range(procs)
     ]
+    for child in children:  # every worker has imported, connected and opened its sessions
+        assert child.stdout is not None and child.stdin is not None
+        if child.stdout.readline().strip() != "ready":
+            child.kill()
+            raise RuntimeError(f"a {kind} worker failed:\n{child.communicate()[1][-3000:]}")
+    start = time.time() + 0.2
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write(f"{start!r}\n")
+        child.stdin.flush()
     out = []
     for child in children:
         stdout, stderr = child.communicate(timeout=seconds + 300)
@@ -214,14 +245,27 @@ def _p(xs: list[float]) -> dict[str, float]:
 # -- latency ------------------------------------------------------------------------------
 
 
-def _run_chats(rts: list[srt.Runtime], turns: int) -> list[tuple[list[float], list[float]]]:
-    """The chat workload on every runtime in lockstep (each turn on each in turn), so the
-    machine's load falls on all of them alike: per runtime, append and build times."""
+def _run_chats(
+    rts: list[srt.Runtime], bare: psycopg.Connection[Any], turns: int
+) -> tuple[list[tuple[list[float], list[float]]], list[float]]:
+    """The chat workload on every runtime and on the bare table in lockstep (each message
+    on each in turn), so the machine's load falls on all of them alike: per runtime,
+    append and build times; and the bare INSERT's times."""
     sessions = [rt.session("chat") for rt in rts]
     system, pairs = workloads.chat(turns, seed=1)
     out: list[tuple[list[float], list[float]]] = [([], []) for _ in rts]
+    bare_times: list[float] = []
+    insert = "INSERT INTO bare_msgs(session, body) VALUES (%s, %s)"
+    bare.execute(insert, ("b", json.dumps(system, ensure_ascii=False).encode()))
     for s in sessions:
         s.append(system)
+
+    def bare_append(m: dict[str, Any]) -> None:
+        b = json.dumps(m, ensure_ascii=False).encode()
+        t0 = time.perf_counter()
+        bare.execute(insert, ("b", b))
+        bare_times.append(time.perf_counter() - t0)
+
     for u, a in pairs:
         for s, (app, build) in zip(sessions, out, strict=True):
             t0 = time.perf_counter()
@@ -232,101 +276,123 @@ def _run_chats(rts: list[srt.Runtime], turns: int) -> list[tuple[list[float], li
             s.append(a)
             app += [t1 - t0, time.perf_counter() - t2]
             build.append(t2 - t1)
-    return out
+        bare_append(u)
+        bare_append(a)
+    return out, bare_times
 
 
-def _cold(open_rt: Any, name: str, reps: int) -> list[float]:
-    out = []
-    body = None
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        rt = open_rt()
-        got = rt.session(name, create=False).request("openai.chat", model=MODEL)
-        out.append(time.perf_counter() - t0)
-        rt.close()
-        assert body is None or got == body
-        body = got
-    return out
-
-
-def _cold_on(store: Any) -> float:
+def _timed(fn: Any) -> float:
+    gc.collect()  # the runtimes of earlier runs are garbage: their collection is not timed
     t0 = time.perf_counter()
-    rt = srt.Runtime(store=store)
-    rt.session("chat", create=False).request("openai.chat", model=MODEL)
+    fn()
     return time.perf_counter() - t0
 
 
-def _bare_latency(url: str, turns: int) -> list[float]:
-    _system, pairs = workloads.chat(turns, seed=1)
-    out = []
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE bare_msgs(id bigserial PRIMARY KEY, session text, body bytea)")
-        for u, a in pairs:
-            for m in (u, a):
-                b = json.dumps(m, ensure_ascii=False).encode()
-                t0 = time.perf_counter()
-                conn.execute("INSERT INTO bare_msgs(session, body) VALUES (%s, %s)", ("b", b))
-                out.append(time.perf_counter() - t0)
-    return out
+def _cold_new(where: str) -> Any:
+    """A new ``Runtime`` (PostgreSQL: a new pool and connection), the session opened
+    and its next request built from the stored bytes."""
+
+    def run() -> None:
+        with srt.Runtime(where) as rt:
+            rt.session("chat", create=False).request("openai.chat", model=MODEL)
+
+    return run
+
+
+def _cold_on(store: Any) -> Any:
+    """The same on a store the process has open (an app server's warm pool): the new
+    ``Runtime`` has no fragments, so the whole body is built from the stored bytes."""
+
+    def run() -> None:
+        srt.Runtime(store=store).session("chat", create=False).request("openai.chat", model=MODEL)
+
+    return run
+
+
+_BARE_LOAD = "SELECT body FROM bare_msgs WHERE session = %s ORDER BY id"
+
+
+def _bare_load_new(url: str) -> Any:
+    """The floor of any PostgreSQL cold load: a new psycopg connection that fetches the
+    same 2,001 message bodies from a plain indexed table (no chain, no check, no build)."""
+
+    def run() -> None:
+        with psycopg.connect(url, autocommit=True) as conn, conn.cursor(binary=True) as cur:
+            cur.execute(_BARE_LOAD, ("b",)).fetchall()
+
+    return run
+
+
+def _bare_load_on(conn: psycopg.Connection[Any]) -> Any:
+    def run() -> None:
+        with conn.cursor(binary=True) as cur:
+            cur.execute(_BARE_LOAD, ("b",)).fetchall()
+
+    return run
+
+
+def _med(xs: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(xs) * 1e3, "min": min(xs) * 1e3}
 
 
 def latency(url: str, turns: int, reps: int) -> dict[str, Any]:
     pg_url = new_database(url, "latency_srt")
-    bare = _bare_latency(new_database(url, "latency_bare"), turns)
-    with tempfile.TemporaryDirectory(prefix="srt-lat-") as d:
+    bare_url = new_database(url, "latency_bare")
+    with contextlib.ExitStack() as stack:
+        d = stack.enter_context(tempfile.TemporaryDirectory(prefix="srt-lat-"))
         path = os.path.join(d, "chat.db")
+        bare = stack.enter_context(psycopg.connect(bare_url, autocommit=True))
+        bare.execute("CREATE TABLE bare_msgs(id bigserial PRIMARY KEY, session text, body bytea)")
+        bare.execute("CREATE INDEX bare_msgs_session ON bare_msgs(session, id)")
         with srt.Runtime(pg_url) as pg_rt, srt.Runtime(path) as sq_rt:
-            (pg_app, pg_build), (sq_app, sq_build) = _run_chats([pg_rt, sq_rt], turns)
-        # interleaved, so load on the machine hits both alike
-        pg_cold: list[float] = []
-        sq_cold: list[float] = []
-        for _ in range(reps):
-            pg_cold += _cold(lambda: srt.Runtime(pg_url), "chat", 1)
-            sq_cold += _cold(lambda: srt.Runtime(path), "chat", 1)
-        # the same on a store this process already has open (an app server's pool is warm;
-        # the new Runtime has no fragments, so the whole body is built from the stored bytes)
-        pg_store, sq_store = srt.Runtime(pg_url).store, srt.Runtime(path).store
-        pg_warm_pool: list[float] = []
-        sq_warm_pool: list[float] = []
-        for _ in range(reps):
-            pg_warm_pool.append(_cold_on(pg_store))
-            sq_warm_pool.append(_cold_on(sq_store))
-        pg_store.close()
-        sq_store.close()
+            ((pg_app, pg_build), (sq_app, sq_build)), bare_app = _run_chats(
+                [pg_rt, sq_rt], bare, turns
+            )
+        bare.execute("ANALYZE bare_msgs")
+        pg_store = stack.enter_context(srt.Runtime(pg_url)).store
+        sq_store = stack.enter_context(srt.Runtime(path)).store
+        cases = {
+            "pg_new": _cold_new(pg_url),
+            "sq_new": _cold_new(path),
+            "pg_open": _cold_on(pg_store),
+            "sq_open": _cold_on(sq_store),
+            "bare_new": _bare_load_new(bare_url),
+            "bare_open": _bare_load_on(bare),
+        }
+        cold: dict[str, list[float]] = {k: [] for k in cases}
+        for _ in range(reps):  # interleaved, so load on the machine hits all alike
+            for name, fn in cases.items():
+                cold[name].append(_timed(fn))
     tail = max(1, turns // 10)
     pg_warm = pg_build[-tail:]
     sq_warm = sq_build[-tail:]
+    med = {k: statistics.median(v) for k, v in cold.items()}
     return {
         "turns": turns,
         "postgres": {
             "append_ms": _p(pg_app),
             "warm_build_ms": _p(pg_warm),
-            "cold_open_build_ms": {
-                "median": statistics.median(pg_cold) * 1e3,
-                "min": min(pg_cold) * 1e3,
-            },
-            "cold_build_open_store_ms": {
-                "median": statistics.median(pg_warm_pool) * 1e3,
-                "min": min(pg_warm_pool) * 1e3,
-            },
+            "cold_open_build_ms": _med(cold["pg_new"]),
+            "cold_build_open_store_ms": _med(cold["pg_open"]),
         },
         "sqlite": {
             "append_ms": _p(sq_app),
             "warm_build_ms": _p(sq_warm),
-            "cold_open_build_ms": {
-                "median": statistics.median(sq_cold) * 1e3,
-                "min": min(sq_cold) * 1e3,
-            },
-            "cold_build_open_store_ms": {
-                "median": statistics.median(sq_warm_pool) * 1e3,
-                "min": min(sq_warm_pool) * 1e3,
-            },
+            "cold_open_build_ms": _med(cold["sq_new"]),
+            "cold_build_open_store_ms": _med(cold["sq_open"]),
         },
-        "bare_psycopg_insert_ms": _p(bare),
+        "bare_psycopg": {
+            "insert_ms": _p(bare_app),
+            "load_new_connection_ms": _med(cold["bare_new"]),
+            "load_open_connection_ms": _med(cold["bare_open"]),
+        },
+        "append_p50_pg_vs_bare": statistics.median(pg_app) / statistics.median(bare_app),
+        "append_p99_pg_vs_bare": pct(pg_app, 0.99) / pct(bare_app, 0.99),
         "warm_build_pg_vs_sqlite": statistics.median(pg_warm) / statistics.median(sq_warm),
-        "cold_pg_vs_sqlite": statistics.median(pg_cold) / statistics.median(sq_cold),
-        "cold_open_store_pg_vs_sqlite": statistics.median(pg_warm_pool)
-        / statistics.median(sq_warm_pool),
+        "cold_pg_vs_sqlite": med["pg_new"] / med["sq_new"],
+        "cold_open_store_pg_vs_sqlite": med["pg_open"] / med["sq_open"],
+        "bare_load_new_vs_sqlite_cold": med["bare_new"] / med["sq_new"],
+        "bare_load_open_vs_sqlite_cold": med["bare_open"] / med["sq_open"],
         "load_after": [round(x, 2) for x in os.getloadavg()],
     }
 
@@ -338,8 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in ("_scale", "_bare"):
         fn = worker_scale if argv[0] == "_scale" else worker_bare
-        url, proc, threads, seconds, start, shared = argv[1:7]
-        fn(url, int(proc), int(threads), float(seconds), float(start), int(shared))
+        url, proc, threads, seconds, shared = argv[1:6]
+        fn(url, int(proc), int(threads), float(seconds), int(shared))
         return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("mode", choices=("scale", "latency"))

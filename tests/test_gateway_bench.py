@@ -7,9 +7,16 @@ from pathlib import Path
 from srt.bench.gateway import lines, run_gateway
 
 
-def test_gateway_workload_small(tmp_path: Path) -> None:
+def test_gateway_workload_small(tmp_path: Path, pg_url: str) -> None:
     r = run_gateway(
-        str(tmp_path), turns=8, conversations=3, conversation_turns=2, forks=2, cache_turns=4
+        str(tmp_path),
+        turns=8,
+        conversations=3,
+        conversation_turns=2,
+        forks=2,
+        cache_turns=4,
+        pg_workers=2,
+        pg_url=pg_url,
     )
     assert r["overhead"]["turns"] == 8 and r["overhead"]["p50_ms"] > 0
     assert r["request_bytes"]["max"] - r["request_bytes"]["turn_2"] < 200
@@ -18,6 +25,9 @@ def test_gateway_workload_small(tmp_path: Path) -> None:
         assert r["cache"][rules]["baseline_mean_share"] == 0.0
     assert r["storage"]["ratio"] < r["storage"]["naive_copy_ratio"]
     assert r["concurrency_sqlite_1_worker"]["errors"] == {}
+    assert r["concurrency_postgres"]["errors"] == {}
+    assert r["concurrency_postgres"]["requests"] == 6
+    assert r["concurrency_postgres"]["cpu_ms_per_request"]["gateway"] > 0
     assert r["fault"]["stored_status"] == "incomplete"
     assert r["fault"]["other_conversation_intact"] is True
     assert any("overhead" in line for line in lines({**r, "load_after": r["load"]}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import openai
 import pytest
@@ -14,6 +15,25 @@ from gateway_support import Harness, count, dump, harness
 def gw(db_path: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
     with harness(db_path, monkeypatch, context_window=None) as h:
         yield h
+
+
+_SDK_ADDED = ("parsed", "output_parsed", "parsed_arguments")
+
+
+def _plain(response: Any) -> Any:
+    """A response as JSON data, without the fields the SDK's stream helper adds or drops
+    (``parsed``, ``parsed_arguments``; ``output_text``, a field of the gateway's JSON)."""
+
+    def strip(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: strip(x) for k, x in v.items() if k not in _SDK_ADDED}
+        if isinstance(v, list):
+            return [strip(x) for x in v]
+        return v
+
+    data = strip(response.model_dump())
+    data.pop("output_text", None)
+    return data
 
 
 def test_create_continue_and_read_back(gw: Harness) -> None:
@@ -29,6 +49,7 @@ def test_create_continue_and_read_back(gw: Harness) -> None:
     assert sent[0]["content"] == "be terse" and sent[-1]["content"] == "and again"
     got = c.responses.retrieve(r2.id)
     assert got.id == r2.id and got.output_text == r2.output_text
+    assert got.model_dump() == r2.model_dump()  # stored small, read back whole
     assert got.previous_response_id == r1.id
     items = c.responses.input_items.list(r2.id)
     assert [i.type for i in items.data] == ["message", "message", "message"]
@@ -117,7 +138,7 @@ def test_streaming_events_in_order(gw: Harness) -> None:
     ]
     assert [e.sequence_number for e in events] == list(range(len(events)))
     assert final.output_text == "".join(e.delta for e in events if e.type.endswith("text.delta"))
-    assert c.responses.retrieve(final.id).output_text == final.output_text
+    assert _plain(c.responses.retrieve(final.id)) == _plain(final)
     assert final.output[0].id == events[2].item.id
 
 
@@ -141,6 +162,8 @@ def test_function_tools_round_trip_and_stream(gw: Harness) -> None:
     sent = gw.srv.log[-1].body["messages"]
     assert sent[-1] == {"role": "tool", "tool_call_id": call.call_id, "content": "sunny"}
     assert r2.status == "completed"
+    assert c.responses.retrieve(r.id).model_dump() == r.model_dump()
+    assert c.responses.retrieve(r2.id).model_dump() == r2.model_dump()
     gw.srv.script("*", [{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Rome"}}]}])
     with c.responses.stream(
         model="claude-sonnet-4-5", input="and Rome?", previous_response_id=r2.id, tools=tools
@@ -154,6 +177,7 @@ def test_function_tools_round_trip_and_stream(gw: Harness) -> None:
         "response.completed",
     ]
     assert final.output[-1].type == "function_call"
+    assert _plain(c.responses.retrieve(final.id)) == _plain(final)
 
 
 def test_max_output_tokens_and_metadata(gw: Harness) -> None:
@@ -163,6 +187,7 @@ def test_max_output_tokens_and_metadata(gw: Harness) -> None:
     )
     assert gw.srv.log[-1].body["max_tokens"] == 64
     assert r.metadata == {"k": "v"} and c.responses.retrieve(r.id).metadata == {"k": "v"}
+    assert c.responses.retrieve(r.id).model_dump() == r.model_dump()
 
 
 def test_background_and_cancel(gw: Harness) -> None:

@@ -5,7 +5,9 @@ LangChain's ``RunnableWithMessageHistory`` runs on it."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +136,46 @@ def test_same_text_is_stored_once_and_ids_stay_apart(tmp_path: Path) -> None:
         b.add_messages([SystemMessage("long prompt " * 200), HumanMessage("hi", id="b1")])
         assert a.messages[1].id == "a1" and b.messages[1].id == "b1"
         assert rt.session("a").head == rt.session("b").head  # the same nodes
+
+
+def test_two_histories_adding_at_once_keep_their_ids(tmp_path: Path) -> None:
+    """A message's patch is written with it in one transaction (two handles on one
+    history adding at once), and ``clear`` leaves no patch for the next messages."""
+    path = tmp_path / "c.db"
+    one, two = SrtChatMessageHistory("same", path), SrtChatMessageHistory("same", path)
+
+    def add(h: SrtChatMessageHistory, tag: str) -> None:
+        for i in range(25):
+            h.add_messages([HumanMessage(f"{tag}{i}"), AIMessage(f"{tag}{i}", id=f"{tag}-{i}")])
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(add, (one, two), ("x", "y")))
+    got = SrtChatMessageHistory("same", path).messages
+    pairs = sorted((got[j].content, got[j + 1].id) for j in range(0, len(got), 2))
+    assert pairs == sorted((f"{t}{i}", f"{t}-{i}") for t in "xy" for i in range(25))
+    one.clear()
+    two.add_messages([HumanMessage("x0"), AIMessage("x0")])
+    assert one.messages == [HumanMessage("x0"), AIMessage("x0")]
+    one.close()
+    two.close()
+
+
+def test_the_redaction_hook_covers_whole_messages(tmp_path: Path) -> None:
+    secret = "sk-live-0123456789abcdef"
+    path = tmp_path / "r.db"
+    with srt.Runtime(path, redact=lambda t: t.replace(secret, "[key]")) as rt:
+        h = SrtChatMessageHistory("r", rt)
+        h.add_messages(
+            [
+                HumanMessage(f"my key is {secret}", id="h1"),
+                AIMessage("noted", id="a1", response_metadata={"echo": secret}),
+            ]
+        )
+        got = h.messages
+        assert got[0] == HumanMessage("my key is [key]", id="h1")
+        assert got[1].response_metadata == {"echo": "[key]"} and got[1].id == "a1"
+    for name in os.listdir(tmp_path):
+        assert secret.encode() not in (tmp_path / name).read_bytes()
 
 
 def test_bad_messages_write_nothing(tmp_path: Path) -> None:

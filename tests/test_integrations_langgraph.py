@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import operator
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -409,3 +410,46 @@ def test_typed_errors_and_reuse_after_close(tmp_path: Path) -> None:
     # Used again after close(), the saver opens its thread and runtime again.
     assert len(list(s.list({"configurable": {"thread_id": "e"}}))) == 3
     s.close()
+
+
+def test_a_store_with_a_hash_key(tmp_path: Path) -> None:
+    """Messages are hashed the store's way: with ``hash_key`` (keyed BLAKE2b) too."""
+    with srt.Runtime(tmp_path / "k.db", hash_key=bytes(range(32))) as rt:
+        saver = SrtSaver(rt)
+        app = chat_graph(saver)
+        out = _turns(app, "k", 3)
+        cfg = {"configurable": {"thread_id": "k"}}
+        assert app.get_state(cfg).values == out[-1]
+        assert len(list(app.get_state_history(cfg))) == 9
+        report = rt.store.verify()
+        assert report.ok and report.messages == 6
+        assert rt.session("langgraph/k").messages()[-1]["content"] == "answer 5"
+        saver.close()
+
+
+def test_the_redaction_hook_covers_messages(tmp_path: Path) -> None:
+    """``Runtime(redact=...)``: a secret in a message (its text or its metadata) never
+    reaches the file, in the checkpoints, the writes or the thread's session."""
+    secret = "sk-live-0123456789abcdef"
+    path = tmp_path / "r.db"
+
+    def agent(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [AIMessage("noted", id="a1", response_metadata={"echo": secret})]}
+
+    g = StateGraph(MessagesState)
+    g.add_node("agent", agent)
+    g.add_edge(START, "agent")
+    cfg = {"configurable": {"thread_id": "r"}}
+    with srt.Runtime(path, redact=lambda t: t.replace(secret, "[key]")) as rt:
+        saver = SrtSaver(rt)
+        g.compile(checkpointer=saver).invoke(
+            {"messages": [HumanMessage(f"my key is {secret}", id="h1"), ("user", secret)]}, cfg
+        )
+        saver.close()
+    for name in os.listdir(tmp_path):
+        assert secret.encode() not in (tmp_path / name).read_bytes()
+    again = SrtSaver(path)
+    got = g.compile(checkpointer=again).get_state(cfg).values["messages"]
+    assert [m.content for m in got] == ["my key is [key]", "[key]", "noted"]
+    assert got[0].id == "h1" and got[2].response_metadata == {"echo": "[key]"}
+    again.close()

@@ -174,6 +174,21 @@ def parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--gw-forks", type=int, default=100, help="gateway: forks from mid-chain")
     g.add_argument(
+        "--gw-workers", type=int, default=4, help="gateway: workers on PostgreSQL (default 4)"
+    )
+    g.add_argument(
+        "--gw-threads",
+        type=int,
+        default=64,
+        help="gateway: the worker's thread pool in the concurrency runs (default 64, the "
+        "config's default)",
+    )
+    g.add_argument(
+        "--gw-parts",
+        default="overhead,cache,storage,concurrency,pg,fault",
+        help="gateway: the parts to run (default all: overhead,cache,storage,concurrency,pg,fault)",
+    )
+    g.add_argument(
         "--conversations",
         type=int,
         default=400,
@@ -312,6 +327,9 @@ def main(argv: list[str] | None = None) -> int:
                     conversations=args.gw_conversations,
                     conversation_turns=args.session_turns,
                     forks=args.gw_forks,
+                    pg_workers=args.gw_workers,
+                    threads=args.gw_threads,
+                    parts=tuple(x for x in args.gw_parts.split(",") if x),
                     progress=bar,
                 )
             elif name in ("sharegpt", "mtbench"):

@@ -1,124 +1,56 @@
 """``--workload gateway``: ``srt serve`` measured from outside, as a client sees it.
 
-The gateway runs as its own process (``srt serve``, one uvicorn worker, SQLite); the
-upstream is srt.testing's provider server in this process, timing each request it
-serves; the client is raw HTTP (httpx), so no SDK parsing is counted.
+The gateway runs as its own process (``srt serve``: one uvicorn worker on SQLite, or
+several on PostgreSQL); the upstream is srt.testing's provider server in a child process
+(``gwupstream``), timing each request it serves; the client is raw HTTP (httpx), so no
+SDK parsing is counted. ``--gw-parts`` picks the parts below.
 
-- **overhead**: per turn, the client's wall time minus the upstream's time serving the
-  request, on one ``previous_response_id`` chain; p50/p99 at about 100 turns and at
-  about 1,000, and the log-log slope of p50 between them. Everything between the
-  client and the upstream counts against the gateway: both loopback hops, HTTP parsing,
-  the store, assembly and JSON.
+- **overhead**: per turn, the client's wall time minus the upstream's own time serving
+  the request (from its handler's start to the end of its reply, reading the body
+  included), on one ``previous_response_id`` chain of T turns: p50 and p99 over the
+  chain. Everything between the client and the upstream counts against the gateway:
+  both loopback hops, HTTP parsing, the store, assembly and JSON. The slope: the chain's
+  last 100 turns are interleaved one for one with turns of 10 short chains at turns
+  96-105, so both ends are measured in the same minutes under the same load; the log-log
+  slope of p50 is taken between the mean turns measured. The floor: each measured
+  turn's upstream request (the same bytes) sent straight to the upstream.
 - **request size**: the bytes the client sends per turn (only the new input).
 - **cache**: on Anthropic and Bedrock rules (the server's accounting), the share of each
   request's prefix (the previous request's prompt) read from the cache from turn 2 on,
   against a stateless gateway that resends the history without cache markers.
-- **concurrency**: N conversations of M turns at once (Conversations API); errors,
-  throughput and p99 overhead.
-- **storage**: a database holding one chain of T turns, and one holding the same chain
-  plus F forks from the middle (each one new turn), compared in bytes.
+- **storage**: a database holding one chain of T turns (the gateway stopped), and a copy
+  of it plus F forks from the middle response (each one new turn), compared in bytes.
+- **concurrency**: N conversations of M turns at once (Conversations API), one client
+  connection each, on one worker on SQLite and on ``--gw-workers`` workers on
+  PostgreSQL: errors, throughput, overhead (wall time less the mean upstream time, so
+  queueing counts), and the CPU each process used per request.
 - **fault**: a worker killed mid-stream (SIGKILL): what the client got, what was stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import math
 import os
+import shutil
 import signal
 import socket
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
-from ..testing import ProviderServer
+from .gwserve import KEY, db_bytes, gateway, gateway_pid, pid_of, tree_cpu
+from .gwupstream import Upstream
 
 __all__ = ["run_gateway"]
 
-KEY = "sk-bench-upstream-0123456789"
 INSTRUCTIONS = "You are a careful assistant. " * 300  # ~8,700 bytes: over every cache minimum
-
-
-class TimedServer(ProviderServer):
-    """The provider server, recording how long it spent on each request."""
-
-    def __init__(self, **kw: Any) -> None:
-        super().__init__(**kw)
-        self.durations: list[float] = []
-
-    def dispatch(self, h: Any, method: str) -> None:
-        t0 = time.perf_counter()
-        try:
-            super().dispatch(h, method)
-        finally:
-            self.durations.append(time.perf_counter() - t0)
-
-
-def _settle(srv: TimedServer) -> int:
-    """Wait until every request the server has taken has its time recorded (a request's
-    time is appended just after its reply is sent, so a fast client can be ahead)."""
-    deadline = time.monotonic() + 2.0
-    while len(srv.durations) < len(srv.log) and time.monotonic() < deadline:
-        time.sleep(0.0002)
-    return len(srv.durations)
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def _gateway(work: str, db: str, upstream: str, threads: int = 64) -> Iterator[str]:
-    port = _port()
-    cfg = os.path.join(work, f"gw-{port}.toml")
-    with open(cfg, "w", encoding="utf-8") as f:
-        f.write(
-            f"[server]\nport = {port}\nopen = true\nthreads = {threads}\n"
-            "requests_per_minute = 10000000\nmax_items = 100\n\n"
-            f'[upstreams.chat]\nkind = "openai"\napi_key_env = "SRT_BENCH_KEY"\n'
-            f'base_url = "{upstream}/v1"\n\n'
-            f'[upstreams.claude]\nkind = "anthropic"\napi_key_env = "SRT_BENCH_KEY"\n'
-            f'base_url = "{upstream}"\n\n'
-            f'[upstreams.bedrock]\nkind = "bedrock"\napi_key_env = "SRT_BENCH_KEY"\n'
-            f'base_url = "{upstream}"\nregion = "us-east-1"\n\n'
-            '[[routes]]\nmodel = "claude-*"\nupstream = "claude"\n\n'
-            '[[routes]]\nmodel = "bedrock/*"\nupstream = "bedrock"\n'
-            'upstream_model = "anthropic.claude-3-7-sonnet"\n\n'
-            '[[routes]]\nmodel = "*"\nupstream = "chat"\n'
-        )
-    env = {**os.environ, "SRT_BENCH_KEY": KEY}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "srt", "--db", db, "serve", "--config", cfg],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(url + "/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the gateway did not start") from None
-                time.sleep(0.1)
-        yield url + "/v1"
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(30)
 
 
 def _pct(xs: list[float], q: float) -> float:
@@ -126,77 +58,97 @@ def _pct(xs: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))] if s else 0.0
 
 
-def _floor(raw: httpx.Client, srv: TimedServer) -> float:
-    """The same upstream request the gateway just sent, sent straight to the upstream:
-    its wall time minus the upstream's own time, in ms (what carrying the body costs)."""
-    rec = srv.log[-1]
-    body = json.dumps(rec.body, ensure_ascii=False).encode()
-    n = _settle(srv)
+def _floor(raw: httpx.Client, up: Upstream) -> float:
+    """The same upstream request the gateway just sent (the same bytes), sent straight to
+    the upstream: its wall time minus the upstream's own time, in ms (what carrying the
+    request costs with no gateway at all)."""
+    path, body = up.last()
+    n = up.count()
     t0 = time.perf_counter()
     resp = raw.post(
-        srv.url + rec.path,
+        up.url + path,
         content=body,
         headers={"authorization": f"Bearer {KEY}", "content-type": "application/json"},
     )
     wall = time.perf_counter() - t0
     resp.raise_for_status()
-    _settle(srv)
-    return (wall - sum(srv.durations[n:])) * 1000.0
+    up.settle(n + 1)
+    return (wall - sum(x.upstream_s for x in up.since(n))) * 1000.0
+
+
+class _Chain:
+    """One ``previous_response_id`` chain, a turn at a time: per turn the overhead (the
+    client's wall time less the upstream's own time), the bytes the client sent, the
+    response id, and with a ``raw`` client the floor (the same upstream request sent
+    straight to the upstream)."""
+
+    def __init__(self, client: httpx.Client, up: Upstream, model: str) -> None:
+        self.client, self.up, self.model = client, up, model
+        self.prev: str | None = None
+        self.overhead: list[float] = []
+        self.sizes: list[int] = []
+        self.ids: list[str] = []
+        self.floor: list[float] = []
+
+    def turn(self, raw: httpx.Client | None = None) -> float:
+        i = len(self.ids)
+        body: dict[str, Any] = {
+            "model": self.model,
+            "input": f"question {i}: " + "word " * (20 + i % 40),
+            "instructions": INSTRUCTIONS,
+        }
+        if self.prev:
+            body["previous_response_id"] = self.prev
+        data = json.dumps(body).encode()
+        n = self.up.count()
+        t0 = time.perf_counter()
+        resp = self.client.post(
+            "/responses", content=data, headers={"content-type": "application/json"}
+        )
+        wall = time.perf_counter() - t0
+        resp.raise_for_status()
+        self.up.settle(n + 1)
+        upstream = sum(x.upstream_s for x in self.up.since(n))
+        over = (wall - upstream) * 1000.0
+        self.overhead.append(over)
+        self.sizes.append(len(data))
+        self.prev = resp.json()["id"]
+        self.ids.append(self.prev)
+        if raw is not None:
+            self.floor.append(_floor(raw, self.up))
+        return over
 
 
 def _chain(
     client: httpx.Client,
-    srv: TimedServer,
+    up: Upstream,
     model: str,
     turns: int,
     tick: Callable[[], None],
     raw: httpx.Client | None = None,
 ) -> dict[str, Any]:
-    """One previous_response_id chain; overhead and client bytes per turn (and, with
-    ``raw``, the direct-to-upstream floor of each turn's upstream request)."""
-    prev = None
-    overhead, sizes, ids, floor = [], [], [], []
-    for i in range(turns):
-        body: dict[str, Any] = {
-            "model": model,
-            "input": f"question {i}: " + "word " * (20 + i % 40),
-        }
-        body["instructions"] = INSTRUCTIONS
-        if prev:
-            body["previous_response_id"] = prev
-        data = json.dumps(body).encode()
-        n = _settle(srv)
-        t0 = time.perf_counter()
-        resp = client.post("/responses", content=data, headers={"content-type": "application/json"})
-        wall = time.perf_counter() - t0
-        resp.raise_for_status()
-        _settle(srv)
-        upstream = sum(srv.durations[n:])
-        overhead.append((wall - upstream) * 1000.0)
-        sizes.append(len(data))
-        prev = resp.json()["id"]
-        ids.append(prev)
-        if raw is not None:
-            floor.append(_floor(raw, srv))
+    """One chain of ``turns`` (see ``_Chain``)."""
+    ch = _Chain(client, up, model)
+    for _ in range(turns):
+        ch.turn(raw)
         tick()
-    return {"overhead_ms": overhead, "sizes": sizes, "ids": ids, "floor_ms": floor}
+    return {"overhead_ms": ch.overhead, "sizes": ch.sizes, "ids": ch.ids, "floor_ms": ch.floor}
 
 
-def _cache(client: httpx.Client, srv: TimedServer, model: str, turns: int) -> dict[str, Any]:
+def _cache(client: httpx.Client, up: Upstream, model: str, turns: int) -> dict[str, Any]:
     """Share of each request's prefix read from the cache, turn 2 on, and a baseline."""
-    before = len(srv.log)
-    _chain(client, srv, model, turns, lambda: None)
-    recs = [r for r in srv.log[before:] if r.endpoint.endswith(("messages", "converse"))]
+    before = up.count()
+    _chain(client, up, model, turns, lambda: None)
+    recs = [r for r in up.since(before) if r.endpoint.endswith(("messages", "converse"))]
     shares = []
     for prev, cur in itertools.pairwise(recs):
         prefix = prev.prompt_tokens
-        read = int(cur.cache.read) if cur.cache else 0
-        shares.append(read / prefix if prefix else 0.0)
+        shares.append(cur.cache_read / prefix if prefix else 0.0)
     # the baseline: the same requests, the history rebuilt each turn with no markers
     base_shares = []
     history: list[dict[str, Any]] = []
     anthropic = model.startswith("claude")
-    url = srv.url + ("/v1/messages" if anthropic else "/model/anthropic.claude-3-7-sonnet/converse")
+    url = up.url + ("/v1/messages" if anthropic else "/model/anthropic.claude-3-7-sonnet/converse")
     headers = (
         {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
         if anthropic
@@ -219,15 +171,15 @@ def _cache(client: httpx.Client, srv: TimedServer, model: str, turns: int) -> di
                 body.update(model=model, max_tokens=1024, system=INSTRUCTIONS)
             else:
                 body["system"] = [{"text": INSTRUCTIONS}]
-            n = len(srv.log)
+            n = up.count()
             r = raw.post(url, json=body, headers=headers)
             r.raise_for_status()
-            rec = srv.log[n]
+            up.settle(n + 1)
+            rec = up.since(n)[0]
             if i:
-                read = int(rec.cache.read) if rec.cache else 0
-                base_shares.append(read / last_prompt if last_prompt else 0.0)
+                base_shares.append(rec.cache_read / last_prompt if last_prompt else 0.0)
             last_prompt = rec.prompt_tokens
-            reply = rec.reply.text if rec.reply else ""
+            reply = rec.reply_text
             part = {"type": "text", "text": reply} if anthropic else {"text": reply}
             history.append({"role": "assistant", "content": [part]})
     return {
@@ -238,24 +190,40 @@ def _cache(client: httpx.Client, srv: TimedServer, model: str, turns: int) -> di
     }
 
 
-async def _concurrent(url: str, srv: TimedServer, convs: int, turns: int) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=convs, max_keepalive_connections=convs)
+async def _concurrent(
+    url: str, up: Upstream, convs: int, turns: int, pids: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """``convs`` conversations of ``turns`` turns at once (Conversations API); errors,
+    throughput, overhead, and the CPU each process used per request: the client (this
+    process), the gateway (all its workers), the upstream and ``pids``' other trees."""
     timeout = httpx.Timeout(600.0)
     errors: dict[str, int] = {}
     walls: list[float] = []
-    # TCP_NODELAY: without it, a request's body waits for the ACK of its headers
-    # (Nagle against delayed ACK: about 40 ms a request on loopback).
-    transport = httpx.AsyncHTTPTransport(
-        limits=limits, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-    )
-    async with httpx.AsyncClient(base_url=url, transport=transport, timeout=timeout) as client:
-        ids = []
-        for _ in range(convs):
-            r = await client.post("/conversations", json={})
-            ids.append(r.json()["id"])
-        n0 = len(srv.durations)
 
-        async def one(cid: str) -> None:
+    def client() -> httpx.AsyncClient:
+        # One client (one connection) per conversation: a shared pool of 1,000
+        # connections costs the client a scan of the pool on every request, and the
+        # client, not the gateway, becomes what is measured. TCP_NODELAY: without it, a
+        # request's body waits for the ACK of its headers (about 40 ms on loopback).
+        transport = httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(max_connections=1),
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+            verify=False,  # plain HTTP on loopback: no certificates to load
+        )
+        return httpx.AsyncClient(base_url=url, transport=transport, timeout=timeout)
+
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(client()) for _ in range(convs)]
+        ids = []
+        for c in clients:
+            r = await c.post("/conversations", json={})
+            ids.append(r.json()["id"])
+        n0 = up.count()
+        trees = {"gateway": pid_of(url), "upstream": up.pid, **(pids or {})}
+        cpu0 = {k: tree_cpu(v) for k, v in trees.items()}
+        client0 = time.process_time()
+
+        async def one(client: httpx.AsyncClient, cid: str) -> None:
             for i in range(turns):
                 body = {
                     "model": "gpt-4o-mini",
@@ -272,9 +240,12 @@ async def _concurrent(url: str, srv: TimedServer, convs: int, turns: int) -> dic
                     errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
 
         t0 = time.perf_counter()
-        await asyncio.gather(*(one(c) for c in ids))
+        await asyncio.gather(*(one(c, i) for c, i in zip(clients, ids, strict=True)))
         elapsed = time.perf_counter() - t0
-    ups = srv.durations[n0:]
+        client_cpu = time.process_time() - client0
+        cpu = {k: tree_cpu(v) - cpu0[k] for k, v in trees.items()}
+    up.settle(n0 + convs * turns)
+    ups = [x.upstream_s for x in up.since(n0)]
     # overhead per request: its wall time minus the mean upstream time (requests overlap,
     # so a per-request pairing is not possible); queueing in the gateway counts as overhead
     mean_up = statistics.fmean(ups) if ups else 0.0
@@ -289,33 +260,24 @@ async def _concurrent(url: str, srv: TimedServer, convs: int, turns: int) -> dic
         "p50_overhead_ms": _pct(over, 0.5),
         "p99_overhead_ms": _pct(over, 0.99),
         "mean_upstream_ms": mean_up * 1000.0,
+        # CPU per request: what each part costs, whatever else the machine is running
+        "cpu_ms_per_request": {
+            "client": client_cpu * 1000.0 / (convs * turns),
+            **{k: v * 1000.0 / (convs * turns) for k, v in cpu.items()},
+        },
     }
 
 
-def _db_bytes(path: str) -> int:
-    import apsw
-
-    conn = apsw.Connection(path)
-    try:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        pages = conn.execute("PRAGMA page_count").get
-        free = conn.execute("PRAGMA freelist_count").get
-        size = conn.execute("PRAGMA page_size").get
-        return int((pages - free) * size)
-    finally:
-        conn.close()
-
-
-def _fault(work: str, srv: TimedServer) -> dict[str, Any]:
+def _fault(work: str, up: Upstream) -> dict[str, Any]:
     db = os.path.join(work, "fault.db")
     out: dict[str, Any] = {}
-    with _gateway(work, db, srv.url) as url, httpx.Client(base_url=url, timeout=60) as c:
+    with gateway(work, db, up.url) as url, httpx.Client(base_url=url, timeout=60) as c:
         other = c.post("/conversations", json={}).json()["id"]
         c.post("/responses", json={"model": "m", "input": "untouched", "conversation": other})
         before = [i["id"] for i in c.get(f"/conversations/{other}/items").json()["data"]]
-        srv.fault("*", "slow", interval=0.01)
+        up.fault("*", "slow", interval=0.01)
         rid, got = None, 0
-        pid = _gateway_pid(url)
+        pid = gateway_pid(url)
         try:
             with c.stream(
                 "POST", "/responses", json={"model": "m", "input": "a story", "stream": True}
@@ -332,8 +294,8 @@ def _fault(work: str, srv: TimedServer) -> dict[str, Any]:
             out["client"] = "stream ended without response.completed"
         except httpx.HTTPError as exc:
             out["client"] = f"{type(exc).__name__} (clean transport error)"
-        srv.clear()
-    with _gateway(work, db, srv.url) as url, httpx.Client(base_url=url, timeout=60) as c:
+        up.clear()
+    with gateway(work, db, up.url) as url, httpx.Client(base_url=url, timeout=60) as c:
         stored = c.get(f"/responses/{rid}").json()
         out["stored_status"] = stored.get("status")
         out["stored_chars"] = len(stored.get("output_text") or "")
@@ -343,34 +305,159 @@ def _fault(work: str, srv: TimedServer) -> dict[str, Any]:
     return out
 
 
-def _gateway_pid(url: str) -> int:
-    """The pid of the process listening on ``url``'s port (from /proc, Linux)."""
-    port = int(url.rsplit(":", 1)[1].split("/")[0])
-    inode = None
-    with open("/proc/net/tcp", encoding="ascii") as f:
-        for line in f.readlines()[1:]:
-            cols = line.split()
-            if int(cols[1].split(":")[1], 16) == port and cols[3] == "0A":
-                inode = cols[9]
-    if inode is None:
-        return 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
-                    return int(pid)
-        except OSError:
-            continue
-    return 0
-
-
-def _slope(lo: float, hi: float, turns: int) -> float | None:
-    """Log-log slope of a time from about 100 turns to ``turns``."""
-    if turns <= 100 or lo <= 0 or hi <= 0:
+def _slope(lo: float, hi: float, depths: tuple[float, float]) -> float | None:
+    """Log-log slope of a time from ``lo`` at the mean depth ``depths[0]`` to ``hi`` at
+    ``depths[1]`` (None unless the depths are at least 100 and 1.5x apart)."""
+    d_lo, d_hi = depths
+    if d_lo < 90 or d_hi < 1.5 * d_lo or lo <= 0 or hi <= 0:
         return None
-    return math.log(hi / lo) / math.log(turns / 100.0)
+    return math.log(hi / lo) / math.log(d_hi / d_lo)
+
+
+PARTS = ("overhead", "cache", "storage", "concurrency", "pg", "fault")
+
+
+def _nodelay() -> httpx.HTTPTransport:
+    return httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+
+
+#: Short chains the turns at about 100 are taken from, interleaved with the long chain's.
+SHORT_CHAINS = 10
+
+
+def _overhead(work: str, up: Upstream, turns: int, tick: Callable[[], None]) -> dict[str, Any]:
+    """The long chain's ``turns`` turns, the last ``m`` (100) of them interleaved one for
+    one with ``m`` turns of short chains at about 100 turns deep (``SHORT_CHAINS`` chains
+    grown to 95, then ``m / SHORT_CHAINS`` turns each), so the two ends of the slope are
+    measured in the same minutes, under the same load."""
+    m = min(100, turns // 2)
+    per = max(1, m // SHORT_CHAINS)
+    short_depth = max(0, min(100, turns // 10) - per // 2)
+    db = os.path.join(work, "chain.db")
+    model = "gpt-4o-mini"
+    with (
+        gateway(work, db, up.url) as url,
+        httpx.Client(base_url=url, timeout=120, transport=_nodelay()) as c,
+        httpx.Client(timeout=120, transport=_nodelay()) as raw,
+    ):
+        long = _Chain(c, up, model)
+        for _ in range(turns - m):
+            long.turn(raw)
+            tick()
+        shorts = [_Chain(c, up, model) for _ in range(SHORT_CHAINS)]
+        for sc in shorts:
+            for _ in range(short_depth):
+                sc.turn()
+        lo, lo_floor = [], []
+        for j in range(m):
+            long.turn(raw)
+            tick()
+            sc = shorts[(j // per) % SHORT_CHAINS]
+            lo.append(sc.turn(raw))
+            lo_floor.append(sc.floor[-1])
+    ov, fl = long.overhead, long.floor
+    hi, hi_floor = ov[turns - m :], fl[turns - m :]
+    net = [o - f for o, f in zip(ov, fl, strict=True)]
+    lo_net = [o - f for o, f in zip(lo, lo_floor, strict=True)]
+    hi_net = net[turns - m :]
+    p50_lo, p50_hi = statistics.median(lo), statistics.median(hi)
+    depths = (short_depth + (per + 1) / 2, turns - m + (m + 1) / 2)  # mean turn measured
+    o: dict[str, Any] = {
+        "turns": turns,
+        "p50_ms": statistics.median(ov),
+        "p99_ms": _pct(ov, 0.99),
+        "interleaved_turns": m,
+        "short_depth": [short_depth + 1, short_depth + per],
+        "p50_at_100_ms": p50_lo,
+        "p99_at_100_ms": _pct(lo, 0.99),
+        "p50_at_end_ms": p50_hi,
+        "p99_at_end_ms": _pct(hi, 0.99),
+        "mean_depths": depths,
+        "slope_100_to_end": _slope(p50_lo, p50_hi, depths),
+        # the same upstream requests sent straight to the upstream: carrying the
+        # growing body costs this much without any gateway
+        "floor_p50_at_100_ms": statistics.median(lo_floor),
+        "floor_p50_at_end_ms": statistics.median(hi_floor),
+        "net_p50_ms": statistics.median(net),
+        "net_p99_ms": _pct(net, 0.99),
+        "net_p50_at_100_ms": statistics.median(lo_net),
+        "net_p50_at_end_ms": statistics.median(hi_net),
+    }
+    o["net_slope_100_to_end"] = _slope(o["net_p50_at_100_ms"], o["net_p50_at_end_ms"], depths)
+    sizes = long.sizes
+    return {
+        "overhead": o,
+        "request_bytes": {
+            "turn_2": sizes[1] if len(sizes) > 1 else sizes[0],
+            "last": sizes[-1],
+            "max": max(sizes[1:] or sizes),
+        },
+    }
+
+
+def _storage(
+    work: str, up: Upstream, turns: int, forks: int, tick: Callable[[], None]
+) -> dict[str, Any]:
+    """A chain of ``turns`` in one database; a copy of it (the gateway stopped) plus
+    ``forks`` forks from the middle response, each one new turn."""
+    chain_db = os.path.join(work, "storage-chain.db")
+    with gateway(work, chain_db, up.url) as url, httpx.Client(base_url=url, timeout=120) as c:
+        ids = _chain(c, up, "gpt-4o-mini", turns, tick)["ids"]
+    chain_bytes = db_bytes(chain_db)
+    fork_db = os.path.join(work, "storage-forks.db")
+    shutil.copyfile(chain_db, fork_db)
+    mid = ids[len(ids) // 2]
+    with gateway(work, fork_db, up.url) as url, httpx.Client(base_url=url, timeout=120) as c:
+        for i in range(forks):
+            body = {
+                "model": "gpt-4o-mini",
+                "input": f"fork {i}: " + "word " * (20 + i % 40),
+                "instructions": INSTRUCTIONS,
+                "previous_response_id": mid,
+            }
+            c.post("/responses", json=body).raise_for_status()
+            tick()
+    fork_bytes = db_bytes(fork_db)
+    return {
+        "turns": turns,
+        "forks": forks,
+        "chain_bytes": chain_bytes,
+        "chain_plus_forks_bytes": fork_bytes,
+        "ratio": fork_bytes / chain_bytes,
+        "bytes_per_chain_turn": chain_bytes / turns,
+        "bytes_per_fork": (fork_bytes - chain_bytes) / forks if forks else 0.0,
+        "naive_copy_ratio": (chain_bytes + forks * chain_bytes / 2) / chain_bytes,
+    }
+
+
+def _pg_concurrency(
+    work: str,
+    up: Upstream,
+    conversations: int,
+    turns: int,
+    workers: int,
+    pg_url: str | None,
+    threads: int,
+) -> dict[str, Any]:
+    """The concurrency run on PostgreSQL with ``workers`` uvicorn workers: on ``pg_url``,
+    or on a server started here (srt.testing.pgserver, default settings: fsync on)."""
+    from ..testing.pgserver import PgServer
+
+    with contextlib.ExitStack() as stack:
+        pids: dict[str, int] = {}
+        if pg_url:
+            url = pg_url
+        else:
+            server = stack.enter_context(PgServer(fast=False))
+            url = server.url
+            with open(os.path.join(server.data, "postmaster.pid"), encoding="ascii") as f:
+                pids["postgres"] = int(f.readline())
+        with gateway(work, url, up.url, threads=threads, workers=workers) as gw:
+            out = asyncio.run(_concurrent(gw, up, conversations, turns, pids))
+    out["workers"] = workers
+    out["threads"] = threads
+    out["store"] = "postgresql (given URL)" if pg_url else "postgresql (started here, fsync on)"
+    return out
 
 
 def run_gateway(
@@ -381,108 +468,52 @@ def run_gateway(
     conversation_turns: int = 20,
     forks: int = 100,
     cache_turns: int = 30,
+    pg_workers: int = 4,
+    pg_url: str | None = None,
+    threads: int = 64,
+    parts: tuple[str, ...] = PARTS,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        raise ValueError(f"unknown gateway parts {sorted(unknown)}; choose from {PARTS}")
     tick_n = [0]
-    total = turns * 2 + forks + 1
+    total = turns * ("overhead" in parts) + (turns + forks) * ("storage" in parts) + 1
 
     def tick() -> None:
         tick_n[0] += 1
         if progress is not None:
             progress(min(total, tick_n[0]), total)
 
-    out: dict[str, Any] = {"load": os.getloadavg()}
-    srv = TimedServer(api_key=KEY)
+    out: dict[str, Any] = {"load": os.getloadavg(), "parts": list(parts)}
+    up = Upstream(KEY)
     try:
-        chain_db = os.path.join(work, "chain.db")
-        nodelay = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
-        with (
-            _gateway(work, chain_db, srv.url) as url,
-            httpx.Client(base_url=url, timeout=120, transport=nodelay) as c,
-        ):
-            with httpx.Client(
-                timeout=120,
-                transport=httpx.HTTPTransport(
-                    socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-                ),
-            ) as raw:
-                res = _chain(c, srv, "gpt-4o-mini", turns, tick, raw)
-            ov = res["overhead_ms"]
-            fl = res["floor_ms"]
-            net = [o - f for o, f in zip(ov, fl, strict=True)]
-            lo = ov[max(0, min(90, turns - 1)) : max(1, min(110, turns))]
-            hi = ov[max(0, turns - 100) :]
-            p50_lo, p50_hi = statistics.median(lo), statistics.median(hi)
-            out["overhead"] = {
-                "turns": turns,
-                "p50_ms": statistics.median(ov),
-                "p99_ms": _pct(ov, 0.99),
-                "p50_at_100_ms": p50_lo,
-                "p99_at_100_ms": _pct(lo, 0.99),
-                "p50_at_end_ms": p50_hi,
-                "p99_at_end_ms": _pct(hi, 0.99),
-                "slope_100_to_end": _slope(p50_lo, p50_hi, turns),
-                # the same upstream requests sent straight to the upstream: carrying the
-                # growing body costs this much without any gateway
-                "floor_p50_at_100_ms": statistics.median(
-                    fl[max(0, min(90, turns - 1)) : max(1, min(110, turns))]
-                ),
-                "floor_p50_at_end_ms": statistics.median(fl[max(0, turns - 100) :]),
-                "net_p50_ms": statistics.median(net),
-                "net_p99_ms": _pct(net, 0.99),
-                "net_p50_at_100_ms": statistics.median(
-                    net[max(0, min(90, turns - 1)) : max(1, min(110, turns))]
-                ),
-                "net_p50_at_end_ms": statistics.median(net[max(0, turns - 100) :]),
-            }
-            o = out["overhead"]
-            o["net_slope_100_to_end"] = _slope(
-                o["net_p50_at_100_ms"], o["net_p50_at_end_ms"], turns
-            )
-            sizes = res["sizes"]
-            out["request_bytes"] = {
-                "turn_2": sizes[1] if len(sizes) > 1 else sizes[0],
-                "last": sizes[-1],
-                "max": max(sizes[1:] or sizes),
-            }
-            chain_bytes = _db_bytes(chain_db)
-            out["cache"] = {
-                "anthropic": _cache(c, srv, "claude-sonnet-4-5", cache_turns),
-                "bedrock": _cache(c, srv, "bedrock/claude", cache_turns),
-            }
-            mid = res["ids"][len(res["ids"]) // 2]
-        fork_db = os.path.join(work, "forks.db")
-        import shutil
-
-        shutil.copyfile(chain_db, fork_db)
-        with _gateway(work, fork_db, srv.url) as url, httpx.Client(base_url=url, timeout=120) as c:
-            for i in range(forks):
-                body = {
-                    "model": "gpt-4o-mini",
-                    "input": f"fork {i}: " + "word " * (20 + i % 40),
-                    "instructions": INSTRUCTIONS,
-                    "previous_response_id": mid,
+        if "overhead" in parts:
+            out.update(_overhead(work, up, turns, tick))
+        if "cache" in parts:
+            with (
+                gateway(work, os.path.join(work, "cache.db"), up.url) as url,
+                httpx.Client(base_url=url, timeout=120, transport=_nodelay()) as c,
+            ):
+                out["cache"] = {
+                    "anthropic": _cache(c, up, "claude-sonnet-4-5", cache_turns),
+                    "bedrock": _cache(c, up, "bedrock/claude", cache_turns),
                 }
-                c.post("/responses", json=body).raise_for_status()
-                tick()
-        fork_bytes = _db_bytes(fork_db)
-        per_turn = chain_bytes / turns
-        out["storage"] = {
-            "chain_bytes": chain_bytes,
-            "chain_plus_forks_bytes": fork_bytes,
-            "ratio": fork_bytes / chain_bytes,
-            "bytes_per_chain_turn": per_turn,
-            "bytes_per_fork": (fork_bytes - chain_bytes) / forks if forks else 0.0,
-            "naive_copy_ratio": (chain_bytes + forks * chain_bytes / 2) / chain_bytes,
-        }
-        conc_db = os.path.join(work, "concurrent.db")
-        with _gateway(work, conc_db, srv.url) as url:
-            out["concurrency_sqlite_1_worker"] = asyncio.run(
-                _concurrent(url, srv, conversations, conversation_turns)
+        if "storage" in parts:
+            out["storage"] = _storage(work, up, turns, forks, tick)
+        if "concurrency" in parts:
+            db = os.path.join(work, "concurrent.db")
+            with gateway(work, db, up.url, threads=threads) as url:
+                cc = asyncio.run(_concurrent(url, up, conversations, conversation_turns))
+            out["concurrency_sqlite_1_worker"] = {**cc, "workers": 1, "threads": threads}
+        if "pg" in parts:
+            out["concurrency_postgres"] = _pg_concurrency(
+                work, up, conversations, conversation_turns, pg_workers, pg_url, threads
             )
-        out["fault"] = _fault(work, srv)
+        if "fault" in parts:
+            out["fault"] = _fault(work, up)
     finally:
-        srv.close()
+        up.close()
     out["load_after"] = os.getloadavg()
     return out
 
@@ -491,43 +522,66 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
+def _conc_line(name: str, c: dict[str, Any]) -> str:
+    cpu = ", ".join(f"{k} {v:.2f}" for k, v in c["cpu_ms_per_request"].items())
+    return (
+        f"  concurrency, {name} ({c['threads']} threads each), {c['conversations']} "
+        f"conversations x {c['turns']} turns: "
+        f"errors {c['errors'] or 0}, {c['throughput_rps']:.0f} req/s, overhead p50 "
+        f"{c['p50_overhead_ms']:.1f} ms, p99 {c['p99_overhead_ms']:.1f} ms\n"
+        f"    CPU ms per request: {cpu}"
+    )
+
+
 def lines(r: dict[str, Any]) -> list[str]:
-    o, s, c, f = r["overhead"], r["storage"], r["concurrency_sqlite_1_worker"], r["fault"]
-    slope = o["slope_100_to_end"]
     load = f"load {r['load'][0]:.1f} -> {r['load_after'][0]:.1f}"
-    out = [
-        f"gateway (srt serve, 1 uvicorn worker, SQLite; upstream srt.testing; {load})",
-        f"  overhead per turn over {o['turns']} turns: p50 {o['p50_ms']:.2f} ms, "
-        f"p99 {o['p99_ms']:.2f} ms",
-        f"    turns 90-110: p50 {o['p50_at_100_ms']:.2f} / p99 {o['p99_at_100_ms']:.2f} ms; "
-        f"last 100: p50 {o['p50_at_end_ms']:.2f} / p99 {o['p99_at_end_ms']:.2f} ms",
-        f"    log-log slope of p50: {'n/a' if slope is None else f'{slope:.3f}'}",
-        f"    the same upstream requests sent straight to the upstream (no gateway): p50 "
-        f"{o['floor_p50_at_100_ms']:.2f} ms at ~100 turns, {o['floor_p50_at_end_ms']:.2f} ms "
-        f"in the last 100",
-        f"    overhead less that floor: p50 {o['net_p50_ms']:.2f} ms, p99 {o['net_p99_ms']:.2f} "
-        f"ms; ~100: {o['net_p50_at_100_ms']:.2f}, last 100: {o['net_p50_at_end_ms']:.2f} ms, "
-        f"slope {_fmt(o['net_slope_100_to_end'])}",
-        f"  client request bytes: turn 2 {r['request_bytes']['turn_2']}, "
-        f"last {r['request_bytes']['last']}, max {r['request_bytes']['max']}",
-    ]
-    for name, cc in r["cache"].items():
+    out = [f"gateway (srt serve; upstream srt.testing in a child process; {load})"]
+    o = r.get("overhead")
+    if o is not None:
+        slope = o["slope_100_to_end"]
+        out += [
+            f"  overhead per turn over {o['turns']} turns (1 uvicorn worker, SQLite): "
+            f"p50 {o['p50_ms']:.2f} ms, p99 {o['p99_ms']:.2f} ms",
+            f"    short chains at turns {o['short_depth'][0]}-{o['short_depth'][1]}: p50 "
+            f"{o['p50_at_100_ms']:.2f} / p99 {o['p99_at_100_ms']:.2f} ms; interleaved with the "
+            f"last {o['interleaved_turns']}: p50 {o['p50_at_end_ms']:.2f} / p99 "
+            f"{o['p99_at_end_ms']:.2f} ms",
+            f"    log-log slope of p50 (mean turns {o['mean_depths'][0]:.1f} and "
+            f"{o['mean_depths'][1]:.1f}): {'n/a' if slope is None else f'{slope:.3f}'}",
+            f"    the same upstream requests sent straight to the upstream (no gateway): p50 "
+            f"{o['floor_p50_at_100_ms']:.2f} ms at ~100 turns, "
+            f"{o['floor_p50_at_end_ms']:.2f} ms in the last 100",
+            f"    overhead less that floor: p50 {o['net_p50_ms']:.2f} ms, "
+            f"p99 {o['net_p99_ms']:.2f} ms; ~100: {o['net_p50_at_100_ms']:.2f}, last 100: "
+            f"{o['net_p50_at_end_ms']:.2f} ms, slope {_fmt(o['net_slope_100_to_end'])}",
+            f"  client request bytes: turn 2 {r['request_bytes']['turn_2']}, "
+            f"last {r['request_bytes']['last']}, max {r['request_bytes']['max']}",
+        ]
+    for name, cc in (r.get("cache") or {}).items():
         out.append(
             f"  cache, {name} rules, {cc['turns']} turns, prefix read from turn 2: "
             f"min {100 * cc['min_share_from_turn2']:.1f}%, "
             f"mean {100 * cc['mean_share_from_turn2']:.1f}% "
             f"(rebuilt without markers: {100 * cc['baseline_mean_share']:.1f}%)"
         )
-    out += [
-        f"  storage: chain {s['chain_bytes']:,} B; with forks {s['chain_plus_forks_bytes']:,} B"
-        f" = {s['ratio']:.3f}x",
-        f"    {s['bytes_per_fork']:.0f} B a fork, {s['bytes_per_chain_turn']:.0f} B a chain "
-        f"turn; copying the prefix per fork would be {s['naive_copy_ratio']:.1f}x",
-        f"  concurrency {c['conversations']} x {c['turns']}: errors {c['errors'] or 0}, "
-        f"{c['throughput_rps']:.0f} req/s, overhead p50 {c['p50_overhead_ms']:.1f} ms, "
-        f"p99 {c['p99_overhead_ms']:.1f} ms",
-        f"  fault (SIGKILL mid-stream): client {f.get('client')}; stored "
-        f"{f.get('stored_status')} ({f.get('stored_chars')} chars); "
-        f"other conversation intact: {f.get('other_conversation_intact')}",
-    ]
+    s = r.get("storage")
+    if s is not None:
+        out += [
+            f"  storage: chain of {s['turns']} {s['chain_bytes']:,} B; with {s['forks']} forks "
+            f"{s['chain_plus_forks_bytes']:,} B = {s['ratio']:.3f}x",
+            f"    {s['bytes_per_fork']:.0f} B a fork, {s['bytes_per_chain_turn']:.0f} B a chain "
+            f"turn; copying the prefix per fork would be {s['naive_copy_ratio']:.1f}x",
+        ]
+    if "concurrency_sqlite_1_worker" in r:
+        out.append(_conc_line("1 worker, SQLite", r["concurrency_sqlite_1_worker"]))
+    if "concurrency_postgres" in r:
+        c = r["concurrency_postgres"]
+        out.append(_conc_line(f"{c['workers']} workers, PostgreSQL", c))
+    f = r.get("fault")
+    if f is not None:
+        out.append(
+            f"  fault (SIGKILL mid-stream): client {f.get('client')}; stored "
+            f"{f.get('stored_status')} ({f.get('stored_chars')} chars); "
+            f"other conversation intact: {f.get('other_conversation_intact')}"
+        )
     return out

@@ -13,10 +13,10 @@ from typing import Any
 
 from .. import _core
 from .errors import bad_request, not_found
-from .items import chain, items_of
+from .items import chain, items_of, locate, page
 from .params import check_items, check_metadata
 from .records import new_id
-from .service import Gateway, page
+from .service import Gateway
 from .threads import Live, thread_name
 
 __all__ = ["Conversations"]
@@ -118,7 +118,7 @@ class Conversations:
             bodies = s.messages_bytes()[n:]
         finally:
             self.threads.release(live)
-        before = [parent, *chain(parent, bodies)]
+        before = [parent, *chain(parent, bodies, self.gw.rt.store.hashing)]
         data = [item for i, b in enumerate(bodies) for item in items_of(b, before[i], "")]
         return {
             "object": "list",
@@ -128,34 +128,33 @@ class Conversations:
             "has_more": False,
         }
 
-    def _bodies(self, tenant: str, cid: str) -> tuple[dict[str, Any], list[bytes]]:
+    def _bodies(self, tenant: str, cid: str) -> tuple[dict[str, Any], list[bytes], list[bytes]]:
+        """A conversation, its messages' bytes, and the prefix hash before each."""
         conv = self._get(tenant, cid)
         live = self._take(conv)
         try:
-            return conv, live.session.messages_bytes()
+            s = live.session
+            return conv, s.messages_bytes(), [_core.ROOT, *s.prefix_hashes()[:-1]]
         finally:
             self.threads.release(live)
 
     def list_items(
         self, tenant: str, cid: str, after: str | None, limit: int, order: str
     ) -> dict[str, Any]:
-        conv, bodies = self._bodies(tenant, cid)
-        return page(bodies, conv["lead"], "", after, limit, order)
+        conv, bodies, before = self._bodies(tenant, cid)
+        return page(bodies, before, conv["lead"], "", after, limit, order)
 
     def _locate(
-        self, conv: dict[str, Any], bodies: list[bytes], item: str
+        self, conv: dict[str, Any], bodies: list[bytes], before: list[bytes], item: str
     ) -> tuple[int, dict[str, Any], list[dict[str, Any]]]:
-        before = [_core.ROOT, *chain(_core.ROOT, bodies)]
-        for i in range(conv["lead"], len(bodies)):
-            rendered = items_of(bodies[i], before[i], "")
-            for found in rendered:
-                if found["id"] == item:
-                    return i, found, rendered
-        raise not_found("item", item)
+        found = locate(bodies, before, conv["lead"], "", item)
+        if found is None:
+            raise not_found("item", item)
+        return found
 
     def get_item(self, tenant: str, cid: str, item: str) -> dict[str, Any]:
-        conv, bodies = self._bodies(tenant, cid)
-        return self._locate(conv, bodies, item)[1]
+        conv, bodies, before = self._bodies(tenant, cid)
+        return self._locate(conv, bodies, before, item)[1]
 
     def delete_item(self, tenant: str, cid: str, item: str) -> dict[str, Any]:
         conv = self._get(tenant, cid)
@@ -163,7 +162,8 @@ class Conversations:
         try:
             s = live.session
             bodies = s.messages_bytes()
-            i, found, rendered = self._locate(conv, bodies, item)
+            before = [_core.ROOT, *s.prefix_hashes()[:-1]]
+            i, found, rendered = self._locate(conv, bodies, before, item)
             messages = s.messages()
             rest: list[Any] = []
             others = [r for r in rendered if r["id"] != found["id"]]

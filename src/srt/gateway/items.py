@@ -15,26 +15,28 @@ new ids.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from .. import _core
+from .._hashing import XXH3, Hashing
 from .._types import Usage
 from ..errors import InvalidMessageError
 from ..message import DEFAULT_MAX_MESSAGE_BYTES, canonicalize, redact_strings
 from ..wire.base import Target
 from ..wire.convert import to_canonical
 from ..wire.openai_responses import FORMAT as RESPONSES
-from .errors import bad_request
+from .errors import bad_request, not_found
 
 __all__ = [
     "canonical_bodies",
     "chain",
-    "find",
     "item_id",
     "items_of",
+    "locate",
     "output_text",
+    "page",
     "parse_id",
     "usage_json",
 ]
@@ -79,9 +81,10 @@ def canonical_bodies(
         raise bad_request(str(exc), "input", "invalid_value") from None
 
 
-def chain(parent: bytes, bodies: Iterable[bytes]) -> list[bytes]:
-    """The prefix hash after each body, chained from ``parent``."""
-    return _core.chain_many(parent, [_core.digest(b) for b in bodies])
+def chain(parent: bytes, bodies: Iterable[bytes], hashing: Hashing = XXH3) -> list[bytes]:
+    """The prefix hash after each body, chained from ``parent`` (with the store's
+    ``hashing``, so the hashes are the store's own)."""
+    return hashing.chain_many(parent, [hashing.digest(b) for b in bodies])
 
 
 def _parts(content: Any, kind: str) -> list[dict[str, Any]]:
@@ -145,19 +148,76 @@ def output_text(items: Iterable[dict[str, Any]]) -> str:
     )
 
 
-def find(bodies: Sequence[bytes], ident: str, lead: int = 0) -> tuple[int, int] | None:
-    """``(message index, place)`` of item ``ident`` among ``bodies`` (after ``lead``
-    leading messages that are not items), or None."""
+def _ordered(items: list[dict[str, Any]], order: str) -> list[dict[str, Any]]:
+    return items if order == "asc" else items[::-1]
+
+
+def _message_of(ident: str, before: Sequence[bytes], lead: int) -> int | None:
+    """The index of the message item ``ident`` is in (from its id), or None."""
     parsed = parse_id(ident)
     if parsed is None:
         return None
-    parent, sub = parsed
-    prefixes = chain(_core.ROOT, bodies)
-    before = [_core.ROOT, *prefixes]
-    for i in range(lead, len(bodies)):
+    parent = parsed[0]
+    for i in range(lead, len(before)):
         if before[i] == parent:
-            return i, sub
+            return i
     return None
+
+
+def locate(
+    bodies: Sequence[bytes], before: Sequence[bytes], lead: int, model: str, ident: str
+) -> tuple[int, dict[str, Any], list[dict[str, Any]]] | None:
+    """``(message index, the item, all items of its message)`` of item ``ident`` among
+    ``bodies[lead:]`` (``before[i]``: the prefix hash before message ``i``), rendering
+    only its message when its id names it (every message otherwise)."""
+    i = _message_of(ident, before, lead)
+    # its own message first; then every message (an item can carry the provider's id)
+    first = [] if i is None else [i]
+    for k in itertools.chain(first, (k for k in range(lead, len(bodies)) if k != i)):
+        rendered = items_of(bodies[k], before[k], model)
+        for found in rendered:
+            if found["id"] == ident:
+                return k, found, rendered
+    return None
+
+
+def page(
+    bodies: Sequence[bytes],
+    before: Sequence[bytes],
+    lead: int,
+    model: str,
+    after: str | None,
+    limit: int,
+    order: str,
+) -> dict[str, Any]:
+    """A list page of the items of ``bodies[lead:]`` (``before[i]``: the prefix hash
+    before message ``i``), in ``order``, after item ``after``: only the messages the page
+    holds are rendered, so a page costs its own items, not the history's."""
+    n = len(bodies)
+    data: list[dict[str, Any]] = []
+    if after is None:
+        rest = range(lead, n) if order == "asc" else range(n - 1, lead - 1, -1)
+    else:
+        found = locate(bodies, before, lead, model, after)
+        if found is None:
+            raise not_found("item", after, "after")
+        i, _item, rendered = found
+        ids = [x["id"] for x in _ordered(rendered, order)]
+        data = _ordered(rendered, order)[ids.index(after) + 1 :]
+        rest = range(i + 1, n) if order == "asc" else range(i - 1, lead - 1, -1)
+    for i in rest:
+        if len(data) > limit:
+            break
+        data.extend(_ordered(items_of(bodies[i], before[i], model), order))
+    has_more = len(data) > limit
+    data = data[:limit]
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": has_more,
+    }
 
 
 def usage_json(u: Usage | None) -> dict[str, Any]:

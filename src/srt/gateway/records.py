@@ -4,10 +4,16 @@ Each is a JSON value in the store's objects (kind, scope = tenant, key = id); a 
 object holds the node of its last output item, so its whole history stays alive under
 gc for as long as the response exists. Nothing here writes SQL: it is the store's
 object API with JSON on top.
+
+A response is stored small: only what differs from a new response's defaults, its usage
+as five numbers, no id (the object's key), no thread name when it is the response's own,
+instructions and tools as keys of texts stored once, and no output when the output is
+the stored reply (``output_from``); reading it back gives the same response object.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -20,19 +26,118 @@ from typing import Any
 
 from ..store.base import Store
 
-__all__ = ["Owner", "Records", "hash_key", "new_id"]
+__all__ = ["Owner", "Records", "digest", "hash_key", "new_id", "thread_name"]
 
 RESPONSE = "gw.response"
 CONVERSATION = "gw.conversation"
 KEY = "gw.key"
+#: The values a new response has (``Gateway._base_response``); a stored response omits them.
+_DEFAULTS: dict[str, Any] = {
+    "object": "response",
+    "background": False,
+    "error": None,
+    "incomplete_details": None,
+    "instructions": None,
+    "max_output_tokens": None,
+    "max_tool_calls": None,
+    "output": [],
+    "parallel_tool_calls": True,
+    "previous_response_id": None,
+    "conversation": None,
+    "prompt_cache_key": None,
+    "reasoning": {"effort": None, "summary": None},
+    "service_tier": "default",
+    "store": True,
+    "temperature": None,
+    "text": {"format": {"type": "text"}},
+    "tool_choice": "auto",
+    "tools": [],
+    "top_p": None,
+    "truncation": "disabled",
+    "usage": None,
+    "user": None,
+    "metadata": {},
+}
+#: A response's keys in the order OpenAI writes them.
+_ORDER = (
+    "id",
+    "object",
+    "created_at",
+    "status",
+    "background",
+    "error",
+    "incomplete_details",
+    "instructions",
+    "max_output_tokens",
+    "max_tool_calls",
+    "model",
+    "output",
+    "parallel_tool_calls",
+    "previous_response_id",
+    "conversation",
+    "prompt_cache_key",
+    "reasoning",
+    "service_tier",
+    "store",
+    "temperature",
+    "text",
+    "tool_choice",
+    "tools",
+    "top_p",
+    "truncation",
+    "usage",
+    "user",
+    "metadata",
+)
 TEXT = "gw.text"
 WORKER = "gw.worker"
+#: Texts (instructions, tools) kept in memory by each worker.
+_TEXT_CACHE = 256
 #: A worker that has not beaten for this long is taken for dead (other hosts).
 STALE_S = 30.0
 
 
+def digest(text: str | None) -> str | None:
+    """What a thread remembers of its instructions: their SHA-256 (None for none)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest() if text else None
+
+
+def thread_name(tenant: str, ident: str) -> str:
+    """The session of a history the gateway keeps: ``gw/<tenant>/<id>``."""
+    return f"gw/{tenant}/{ident}"
+
+
+def _pack_usage(u: Any) -> Any:
+    """A Responses usage object as ``[input, cached, cache write, output, reasoning]``
+    when it has exactly the gateway's shape (anything else is kept as it is)."""
+    try:
+        packed = [
+            u["input_tokens"],
+            u["input_tokens_details"]["cached_tokens"],
+            u["input_tokens_details"]["cache_write_tokens"],
+            u["output_tokens"],
+            u["output_tokens_details"]["reasoning_tokens"],
+        ]
+    except (KeyError, TypeError):
+        return u
+    return packed if _unpack_usage(packed) == u else u
+
+
+def _unpack_usage(u: Any) -> Any:
+    if not isinstance(u, list):
+        return u
+    inp, cached, written, out, reasoning = u
+    return {
+        "input_tokens": inp,
+        "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": written},
+        "output_tokens": out,
+        "output_tokens_details": {"reasoning_tokens": reasoning},
+        "total_tokens": inp + out,
+    }
+
+
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(24)}"
+    return f"{prefix}_{secrets.token_hex(16)}"  # 128 random bits
 
 
 def hash_key(key: str) -> str:
@@ -70,7 +175,8 @@ class Records:
         self.store = store
         self.retention_s = retention_s
         self._beat_lock = threading.Lock()
-        self._texts: set[tuple[str, str]] = set()
+        self._texts: dict[tuple[str, str], Any] = {}  # content-addressed: never stale
+        self._text_keys: dict[tuple[str, str], str] = {}  # (tenant, JSON) -> its key
 
     # -- responses ---------------------------------------------------------------------
 
@@ -87,13 +193,10 @@ class Records:
         row = self.store.get_object(RESPONSE, tenant, rid)
         if row is None:
             return None
-        return self.unpack(tenant, json.loads(row.value)), row.node
+        return self.unpack(tenant, rid, json.loads(row.value)), row.node
 
     def delete_response(self, tenant: str, rid: str) -> bool:
         return self.store.delete_object(RESPONSE, tenant, rid)
-
-    def list_responses(self, tenant: str, limit: int = 100) -> list[dict[str, Any]]:
-        return [json.loads(r.value) for r in self.store.list_objects(RESPONSE, tenant, limit=limit)]
 
     # -- long texts, stored once --------------------------------------------------------
     # A response's instructions and tools are usually the same every turn: each
@@ -104,31 +207,90 @@ class Records:
         if not value:
             return None
         data = _dumps(value)
-        key = hashlib.sha256(data).hexdigest()
-        if (tenant, key) not in self._texts:
-            if self.store.get_object(TEXT, tenant, key) is None:
-                self.store.put_object(TEXT, tenant, key, data)
-            self._texts.add((tenant, key))
+        text = data.decode("utf-8")
+        key = self._text_keys.get((tenant, text))
+        if key is not None:
+            return key
+        key = hashlib.sha256(data).hexdigest()[:32]  # 128 bits of SHA-256
+        if self.store.get_object(TEXT, tenant, key) is None:
+            self.store.put_object(TEXT, tenant, key, data)
+        self._remember_text(tenant, key, text, value)
         return key
+
+    def _remember_text(self, tenant: str, key: str, text: str, value: Any) -> None:
+        if len(self._texts) >= _TEXT_CACHE:
+            self._texts.clear()
+            self._text_keys.clear()
+        self._texts[(tenant, key)] = value
+        self._text_keys[(tenant, text)] = key
 
     def get_text(self, tenant: str, key: str | None) -> Any:
         if key is None:
             return None
+        if (tenant, key) in self._texts:
+            return copy.deepcopy(self._texts[(tenant, key)])
         row = self.store.get_object(TEXT, tenant, key)
-        return None if row is None else json.loads(row.value)
+        if row is None:
+            return None
+        value = json.loads(row.value)
+        self._remember_text(tenant, key, bytes(row.value).decode("utf-8"), value)
+        return copy.deepcopy(value)
 
     def pack(self, tenant: str, rec: dict[str, Any]) -> dict[str, Any]:
-        """``rec`` with its response's instructions and tools replaced by text keys."""
+        """``rec`` as stored: its response as what differs from the defaults, with its
+        instructions and tools replaced by text keys (see the module's docstring)."""
         resp = rec["response"]
+        rid = resp["id"]
         keys = {k: self.put_text(tenant, resp.get(k)) for k in ("instructions", "tools")}
-        return {**rec, "response": {**resp, "instructions": None, "tools": []}, "texts": keys}
+        small = {
+            k: v
+            for k, v in resp.items()
+            if k not in ("id", "instructions", "tools", "output_text")
+            and not (k in _DEFAULTS and v == _DEFAULTS[k])
+        }
+        if "usage" in small:
+            small["usage"] = _pack_usage(small["usage"])
+        if rec.get("output_from") is not None:
+            small.pop("output", None)  # the stored reply: rendered again when read
+        out = {k: v for k, v in rec.items() if k != "response"}
+        out["r"] = small
+        if any(keys.values()):
+            out["texts"] = {k: v for k, v in keys.items() if v is not None}
+        if out.get("thread") == thread_name(tenant, rid):
+            del out["thread"]
+        if out.get("model_up") == resp.get("model"):
+            del out["model_up"]
+        if out.get("instructions") is not None and out["instructions"] == digest(
+            resp.get("instructions")
+        ):
+            del out["instructions"]  # the digest of the stored instructions
+        return out
 
-    def unpack(self, tenant: str, rec: dict[str, Any]) -> dict[str, Any]:
+    def unpack(self, tenant: str, rid: str, rec: dict[str, Any]) -> dict[str, Any]:
         keys = rec.get("texts") or {}
-        resp = dict(rec["response"])
-        resp["instructions"] = self.get_text(tenant, keys.get("instructions"))
-        resp["tools"] = self.get_text(tenant, keys.get("tools")) or []
-        return {**rec, "response": resp}
+        if "response" in rec:  # stored whole (before responses were stored small)
+            resp = dict(rec["response"])
+            resp["instructions"] = self.get_text(tenant, keys.get("instructions"))
+            resp["tools"] = self.get_text(tenant, keys.get("tools")) or []
+            return {**rec, "response": resp}
+        small = rec["r"]
+        full: dict[str, Any] = {"id": rid}
+        for k in _ORDER[1:]:
+            if k in small:
+                full[k] = small[k]
+            elif k in _DEFAULTS:
+                full[k] = copy.deepcopy(_DEFAULTS[k])
+        full.update((k, v) for k, v in small.items() if k not in full)
+        full["usage"] = _unpack_usage(full.get("usage"))
+        full["instructions"] = self.get_text(tenant, keys.get("instructions"))
+        full["tools"] = self.get_text(tenant, keys.get("tools")) or []
+        out = {k: v for k, v in rec.items() if k not in ("r", "texts")}
+        out["response"] = full
+        out.setdefault("thread", thread_name(tenant, rid))
+        out.setdefault("model_up", full.get("model"))
+        if "instructions" not in out:
+            out["instructions"] = digest(full["instructions"])
+        return out
 
     # -- conversations -----------------------------------------------------------------
 

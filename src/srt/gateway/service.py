@@ -13,7 +13,6 @@ the same stored messages).
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -35,15 +34,10 @@ from .config import Config, Route
 from .errors import ApiError, bad_request, from_exception, not_found
 from .events import Emit, Events
 from .params import CreateResponse
-from .records import Owner, Records, new_id
+from .records import Owner, Records, digest, new_id
 from .threads import Live, Threads, thread_name
 
 __all__ = ["Gateway", "digest"]
-
-
-def digest(text: str | None) -> str | None:
-    """What a thread remembers of its instructions: their SHA-256 (None for none)."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest() if text else None
 
 
 _MAX_STOPS = frozenset({"length", "max_tokens", "max_output_tokens"})
@@ -290,7 +284,7 @@ class Gateway:
         base_prefix = bytes.fromhex(s.prefix_hash) if s.prefix_hash else _core.ROOT
         staged = [canonicalize(m)[0] for m in turn.prefix]
         bodies = staged + it.canonical_bodies(p.input, up_model, self.rt.redact)
-        prefixes = it.chain(base_prefix, bodies)
+        prefixes = it.chain(base_prefix, bodies, self.rt.store.hashing)
         out_parent = prefixes[-1] if prefixes else base_prefix
         message_id = it.item_id("message", out_parent, 0)
         response = self._base_response(p, rid, created)
@@ -385,6 +379,8 @@ class Gateway:
                 for item in output:
                     if item.get("type") != "reasoning":
                         item["status"] = "incomplete"
+            elif kept:
+                record["output_from"] = 1  # the stored reply: rendered again when read
             if status == "completed" and reply.stop_reason in _MAX_STOPS:
                 status = "incomplete"
                 response["incomplete_details"] = {"reason": "max_output_tokens"}
@@ -414,6 +410,8 @@ class Gateway:
             raise not_found("response", rid)
         rec, node = found
         resp: dict[str, Any] = rec["response"]
+        if rec.get("output_from") and node is not None:
+            resp["output"] = self._stored_output(rec, node)
         owner = rec.get("owner")
         if resp["status"] in ("in_progress", "queued") and owner and not self.records.alive(owner):
             resp["status"] = "incomplete"  # its worker died mid-response
@@ -424,6 +422,17 @@ class Gateway:
             self.records.put_response(tenant, rec, node)
         resp["output_text"] = it.output_text(resp.get("output") or [])
         return resp
+
+    def _stored_output(self, rec: dict[str, Any], node: int) -> list[dict[str, Any]]:
+        """A completed response's output: its reply, the message at its node, with item
+        ids from the prefix hash of the message before it."""
+        before = int(rec["out_start"])  # messages before the reply
+        store = self.rt.store
+        rows = store.tail(node, max(0, before - 1))
+        if not rows:
+            return []
+        parent = store.node_prefix(rows[0][0]) if before else _core.ROOT
+        return it.items_of(rows[-1][1], parent, str(rec.get("model_up") or ""))
 
     def delete(self, tenant: str, rid: str) -> dict[str, Any]:
         if not self.records.delete_response(tenant, rid):
@@ -438,8 +447,11 @@ class Gateway:
             raise not_found("response", rid)
         rec, node = found
         rows = self.rt.store.chain(node) if node is not None else []
-        bodies = [r[2] for r in rows][: rec["out_start"]]
-        return page(bodies, rec["lead"], str(rec.get("model_up") or ""), after, limit, order)
+        rows = rows[: rec["out_start"]]
+        bodies = [r[2] for r in rows]
+        before = [_core.ROOT, *(r[3] for r in rows[:-1])]  # the store's prefix hashes
+        model = str(rec.get("model_up") or "")
+        return it.page(bodies, before, rec["lead"], model, after, limit, order)
 
     def cancel(self, tenant: str, rid: str) -> dict[str, Any]:
         found = self.records.get_response(tenant, rid)
@@ -463,32 +475,6 @@ class Gateway:
             self.records.put_response(tenant, rec, _node)
             resp = self.get(tenant, rid)
         return resp
-
-
-def page(
-    bodies: list[bytes], lead: int, model: str, after: str | None, limit: int, order: str
-) -> dict[str, Any]:
-    """A list page of the items of ``bodies`` (after ``lead`` non-item messages)."""
-    before = [_core.ROOT, *it.chain(_core.ROOT, bodies)]
-    items: list[dict[str, Any]] = []
-    for i in range(lead, len(bodies)):
-        items.extend(it.items_of(bodies[i], before[i], model))
-    if order == "desc":
-        items.reverse()
-    start = 0
-    if after is not None:
-        ids = [i["id"] for i in items]
-        if after not in ids:
-            raise not_found("item", after, "after")
-        start = ids.index(after) + 1
-    data = items[start : start + limit]
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": start + limit < len(items),
-    }
 
 
 Runner = Callable[..., Any]

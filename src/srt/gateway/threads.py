@@ -23,12 +23,9 @@ from typing import Any
 from ..runtime import Runtime
 from ..session import Session
 from .errors import ApiError
+from .records import thread_name
 
 __all__ = ["Live", "Threads", "thread_name"]
-
-
-def thread_name(tenant: str, ident: str) -> str:
-    return f"gw/{tenant}/{ident}"
 
 
 @dataclass

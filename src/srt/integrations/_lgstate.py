@@ -23,7 +23,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from .. import _core
 from ..errors import ConflictError, CorruptionError, InvalidMessageError
-from ..message import canonicalize
+from ..message import canonicalize, redact_strings
 from ..runtime import Runtime, check_name
 from ..store.base import NewNode, ObjectPut, ObjectRow
 from . import _lcmsg, _patch
@@ -80,6 +80,10 @@ def short(text: str) -> str:
     if len(text) <= 22 and not text.startswith("#"):
         return text
     return "#" + base64.urlsafe_b64encode(_core.digest(text.encode())).decode()[:21]
+
+
+def _redacted(rt: Runtime, value: Any) -> Any:
+    return value if rt.redact is None else redact_strings(value, rt.redact)
 
 
 def tips(rec: dict[str, Any]) -> list[int]:
@@ -310,7 +314,8 @@ class Tree:
     def append(self, sc: Scope, parent: int | None, bodies: list[bytes]) -> list[int]:
         """The nodes of ``bodies`` as a chain below ``parent``: those the scope knows are
         found in memory, the rest stored (and the scope's session moves to them)."""
-        hashes = [_core.digest(b) for b in bodies]
+        hashing = self.store.hashing  # the store's (keyed with a hash_key)
+        hashes = [hashing.digest(b) for b in bodies]
         ids: list[int] = []
         up = parent
         for h in hashes:
@@ -326,7 +331,7 @@ class Tree:
         if up is not None:
             p = self.known(sc, up)
             depth, prefix = p.depth, p.prefix
-        prefixes = _core.chain_many(prefix, hashes)
+        prefixes = hashing.chain_many(prefix, hashes)
         items = [NewNode(h, b, x) for h, b, x in zip(hashes, bodies, prefixes, strict=True)]
         for _ in range(_RETRIES):
             sid, head = self.cursor(sc)
@@ -394,8 +399,12 @@ class Tree:
         out = []
         limit = self.rt.max_message_bytes
         for m in messages:
+            data = _lcmsg.dump(m)
+            if self.rt.redact is not None:  # the runtime's hook, on all of the message
+                data = redact_strings(data, self.rt.redact)
+                m = _lcmsg.load(data)
             body, _meta = canonicalize(_lcmsg.canonical(m), limit)
-            out.append((body, _patch.diff(_lcmsg.base(json.loads(body)), _lcmsg.dump(m))))
+            out.append((body, _patch.diff(_lcmsg.base(json.loads(body)), data)))
         return out
 
     def encode_list(self, sc: Scope, value: list[Any]) -> list[Any]:
@@ -486,12 +495,12 @@ class Tree:
         limit = self.rt.max_message_bytes
         for part in parts:
             if type(part) is tuple:
-                body, _meta = canonicalize({"role": ROLES[part[0]], "content": part[1]}, limit)
+                content = _redacted(self.rt, part[1])
+                body, _meta = canonicalize({"role": ROLES[part[0]], "content": content}, limit)
                 forms.append(["t", part[0]])
             elif type(part) is dict:
-                body, _meta = canonicalize(
-                    {"role": ROLES[part["role"]], "content": part["content"]}, limit
-                )
+                content = _redacted(self.rt, part["content"])
+                body, _meta = canonicalize({"role": ROLES[part["role"]], "content": content}, limit)
                 forms.append(["d", part["role"], list(part)])
             else:
                 ((body, patch),) = self.prepare([part])

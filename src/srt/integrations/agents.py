@@ -43,7 +43,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from agents.memory.session_settings import (
@@ -57,8 +56,11 @@ from ..errors import ConfigError, ConflictError, InvalidMessageError, SessionNot
 from ..message import canonicalize, dumps
 from ..runtime import Runtime, check_name
 from ..session import Session
-from ..store.base import CallRecord
-from . import _items, _patch
+from ..store.base import CallRecord, ObjectPut
+from . import _append, _items, _patch
+from ._itemstore import USER, Branch, Cache, Snapshot, item_key, shelf, split_entry
+from ._itemstore import digest as _digest
+from ._itemstore import entry as _entry
 
 __all__ = ["MAIN", "SrtSession"]
 
@@ -70,33 +72,6 @@ _ITEM = "agents.item"
 _PAGE = 500
 _RETRIES = 64
 _T = TypeVar("_T")
-
-
-@dataclass(frozen=True)
-class _Branch:
-    name: str
-    session: str  # the srt session holding its items
-    parent: str | None  # the branch it was forked from
-    at: int  # items shared with the parent (0 for main)
-    created: float
-
-    def encode(self) -> bytes:
-        return dumps(
-            {"session": self.session, "parent": self.parent, "at": self.at, "created": self.created}
-        )
-
-    @classmethod
-    def decode(cls, name: str, value: bytes) -> _Branch:
-        data = json.loads(value)
-        return cls(name, data["session"], data["parent"], int(data["at"]), float(data["created"]))
-
-
-def _item_key(branch: str, pos: int) -> str:
-    return f"{pos}@{branch}"
-
-
-def _digest(body: bytes) -> str:
-    return _core.digest(body).hex()[:16]
 
 
 class SrtSession:
@@ -128,11 +103,11 @@ class SrtSession:
         self._store = self._rt.store
         self._lock = threading.RLock()
         self._recorded: dict[int, tuple[weakref.ref[Any], int]] = {}
-        self._patches: dict[str, Any] = {}
+        self._patches: dict[str, bytes] = {}  # item key -> patch entry (_itemstore)
         with self._lock:
             self._branches = self._load_branches()
             if MAIN not in self._branches:
-                main = _Branch(MAIN, session_id, None, 0, time.time())
+                main = Branch(MAIN, session_id, None, 0, time.time())
                 self._store.put_object(_BRANCH, session_id, MAIN, main.encode())
                 self._branches[MAIN] = main
             row = self._store.get_object(_STATE, session_id, "settings")
@@ -153,24 +128,23 @@ class SrtSession:
 
     # -- plumbing ------------------------------------------------------------------------
 
-    def _load_branches(self) -> dict[str, _Branch]:
-        out: dict[str, _Branch] = {}
+    def _load_branches(self) -> dict[str, Branch]:
+        out: dict[str, Branch] = {}
         after: str | None = None
         while True:
             rows = self._store.list_objects(_BRANCH, self.session_id, after=after, limit=_PAGE)
             for r in rows:
-                out[r.key] = _Branch.decode(r.key, r.value)
+                out[r.key] = Branch.decode(r.key, r.value)
             if len(rows) < _PAGE:
                 return out
             after = rows[-1].key
 
-    def _load_patches(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+    def _load_patches(self) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
         after: str | None = None
         while True:
             rows = self._store.list_objects(_ITEM, self.session_id, after=after, limit=_PAGE)
-            for r in rows:
-                out[r.key] = json.loads(r.value)
+            out.update((r.key, r.value) for r in rows)
             if len(rows) < _PAGE:
                 return out
             after = rows[-1].key
@@ -185,66 +159,120 @@ class SrtSession:
             raise SessionNotFoundError(f"session {self.session_id!r} has no branch {branch!r}")
         self._branch = branch
         self._s: Session = self._rt.session(info.session)
-        self._cache: list[bytes] | None = None  # each item's JSON, for the head below
-        self._cache_head: int | None = None
-        self._users: list[int] = []  # where the cached items' user messages are
+        self._cache: Cache | None = None  # the items of the head below
+        # The (head, updated) of the session row the cache is for: a pop and an add of the
+        # same text by another handle bring the head back, but not its time.
+        self._cache_key: tuple[int | None, float] | None = None
+        self._users: list[int] | None = None  # where the user messages are (None: unknown)
 
-    def _patch_for(self, branch: str, pos: int, digest: str) -> Any:
-        """The patch of item ``pos`` as branch ``branch`` sees it (forks inherit)."""
-        info: _Branch | None = self._branches[branch]
+    def _visible_patches(self) -> dict[int, bytes]:
+        """Item position -> patch entry as the current branch sees it: its own, then
+        each ancestor's below the point where the line of forks left it."""
+        per: dict[str, dict[int, bytes]] = {}
+        for key, entry in self._patches.items():
+            at, _, name = key.partition("@")
+            per.setdefault(name, {})[int(at)] = entry
+        out: dict[int, bytes] = {}
+        info = self._branches.get(self._branch)
+        below: int | None = None  # the positions an ancestor still shares
         while info is not None:
-            entry = self._patches.get(_item_key(info.name, pos))
+            for pos, entry in per.get(info.name, {}).items():
+                if (below is None or pos < below) and pos not in out:
+                    out[pos] = entry
+            below = info.at if below is None else min(below, info.at)
+            info = self._branches.get(info.parent) if info.parent is not None else None
+        return out
+
+    def _items(self) -> Cache:
+        """The items of the current branch, brought up to date."""
+        row = self._store.get_session(self._s.name)
+        if row is None:
+            raise SessionNotFoundError(f"the srt session {self._s.name!r} is gone")
+        key = (row.head, row.updated)
+        if self._cache is not None and key == self._cache_key:
+            return self._cache
+        self._branches = self._load_branches()
+        snap = shelf(self._rt).get(self._s.name, key)
+        if snap is not None:  # another handle of this runtime has them
+            self._cache, self._cache_key = snap.items, key
+            self._users, self._patches = snap.users, snap.entries
+            return self._cache
+        rows = self._store.chain(row.head)
+        self._branches = self._load_branches()
+        self._patches = self._load_patches()
+        bodies = [r[2] for r in rows]
+        patches: list[bytes | None] = [None] * len(bodies)
+        for pos, entry in self._visible_patches().items():
+            digest, patch = split_entry(entry)
+            # (a patch kept for other text, or past the end, is not this item's)
+            if pos < len(bodies) and patch != b"null" and digest == _digest(bodies[pos]):
+                patches[pos] = patch
+        out = Cache(bodies, patches, [r[0] for r in rows], [r[3] for r in rows])
+        # A canonical message's only unescaped '"role":' is its own (no part or call
+        # holds a role, and quotes inside strings are escaped).
+        users = [i for i, body in enumerate(bodies) if USER in body]
+        self._cache, self._cache_key, self._users = out, (row.head, row.updated), users
+        self._publish()
+        return out
+
+    def _mark(self, head: int | None) -> None:
+        """The cache holds the items of ``head``, which this handle has just written:
+        it stays valid while the session row is as that write left it."""
+        row = self._store.get_session(self._s.name)
+        if row is None or row.head != head:
+            self._cache_key = None
+            return
+        self._cache_key = (row.head, row.updated)
+        self._publish()
+
+    def _publish(self) -> None:
+        if self._cache is None or self._cache_key is None or self._users is None:
+            return
+        snap = Snapshot(self._cache_key, self._cache, self._users, self._patches)
+        shelf(self._rt).put(self._s.name, snap)
+
+    def _user_positions(self) -> list[int]:
+        """Where the current branch's user messages are (worked out once per load)."""
+        items = self._items()
+        if self._users is None:
+            self._users = [i for i, m in enumerate(items.messages()) if m["role"] == "user"]
+        return self._users
+
+    def _visible(self, pos: int, branch: str | None = None) -> bytes | None:
+        """The patch entry a branch (the current one by default) sees for item ``pos``
+        (its own, or an ancestor's below the point where the line of forks left it)."""
+        info = self._branches.get(self._branch if branch is None else branch)
+        below: int | None = None
+        while info is not None:
+            entry = self._patches.get(item_key(info.name, pos))
             if entry is not None:
-                return entry["p"] if entry["h"] == digest else None
-            if pos >= info.at or info.parent is None:
+                return entry
+            below = info.at if below is None else min(below, info.at)
+            if pos >= below or info.parent is None:
                 return None
             info = self._branches.get(info.parent)
         return None
 
-    def _items(self) -> list[bytes]:
-        """Each item of the current branch as JSON bytes, brought up to date."""
-        row = self._store.get_session(self._s.name)
-        if row is None:
-            raise SessionNotFoundError(f"the srt session {self._s.name!r} is gone")
-        if self._cache is not None and row.head == self._cache_head:
-            return self._cache
-        self._s.refresh()
-        self._branches = self._load_branches()
-        self._patches = self._load_patches()
-        out = []
-        self._users = []
-        for pos, body in enumerate(self._s.messages_bytes()):
-            message = json.loads(body)
-            if message["role"] == "user":
-                self._users.append(pos)
-            patch = self._patch_for(self._branch, pos, _digest(body))
-            out.append(dumps(_patch.apply(_items.rebuild(message), patch)))
-        self._cache, self._cache_head = out, row.head
-        return out
-
-    def _set_patch(self, pos: int, digest: str, patch: Any) -> None:
-        """Keep ``patch`` for item ``pos`` of the current branch (``None``: no patch).
-
-        Forks that share the item keep the entry they saw: it is copied to them first.
-        """
+    def _patch_puts(self, start: int, entries: list[tuple[str, Any]]) -> dict[str, bytes]:
+        """The patch entries to write with items ``start``, ``start + 1``, ... given as
+        (text digest, patch): each patch, or an empty one where an entry (a popped item's,
+        or one the branch inherits) would otherwise apply. A fork that shares a place
+        keeps the entry it saw there: it is copied to the fork first."""
         branch = self._branch
-        key = _item_key(branch, pos)
-        new = {"h": digest, "p": patch}
-        old = self._patches.get(key)
-        if old == new or (old is None and patch is None and pos >= self._branches[branch].at):
-            return
-        for child in self._branches.values():
-            child_key = _item_key(child.name, pos)
-            if child.parent == branch and child.at > pos and child_key not in self._patches:
-                kept = old or {"h": "", "p": None}
-                self._store.put_object(_ITEM, self.session_id, child_key, dumps(kept))
-                self._patches[child_key] = kept
-        if patch is None and pos >= self._branches[branch].at:
-            self._store.delete_object(_ITEM, self.session_id, key)
-            self._patches.pop(key, None)
-            return
-        self._store.put_object(_ITEM, self.session_id, key, dumps(new))
-        self._patches[key] = new
+        children = [c for c in self._branches.values() if c.parent == branch]
+        puts: dict[str, bytes] = {}
+        for i, (digest, patch) in enumerate(entries):
+            pos = start + i
+            seen = self._visible(pos)
+            new = _entry(digest, patch)
+            if (patch is None and seen is None) or seen == new:
+                continue
+            for child in children:
+                key = item_key(child.name, pos)
+                if child.at > pos and key not in self._patches:
+                    puts[key] = seen or _entry("", None)
+            puts[item_key(branch, pos)] = new
+        return puts
 
     async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
         def locked() -> _T:
@@ -259,10 +287,7 @@ class SrtSession:
         """The items of the current branch, oldest first; with ``limit``, the last ones."""
         n = resolve_session_limit(limit, self.session_settings)
         items = await self._run(self._items)
-        if n is not None and n >= 0:
-            items = items[-n:] if n else []
-        out: list[Any] = json.loads(b"[" + b",".join(items) + b"]")
-        return out
+        return items.tail(n).decode()
 
     async def add_items(self, items: list[Any], *, wrapper: Any = None) -> None:
         """Append items to the current branch, exactly as given."""
@@ -272,30 +297,37 @@ class SrtSession:
 
     def _add(self, items: list[Any], wrapper: Any) -> None:
         prepared = []
-        for item in items:
-            message = _items.canonical(item)
-            body, _meta = canonicalize(message, self._rt.max_message_bytes)
+        for given in items:
+            item = _append.redacted(self._rt, given)
+            body, _meta = canonicalize(_items.canonical(item), self._rt.max_message_bytes)
             stored = json.loads(body)
-            try:
-                text = dumps(item)
+            patch = _patch.diff(_items.rebuild(stored), item)
+            try:  # what the canonical message left out is in the patch
+                text = None if patch is None else dumps(patch)
             except (TypeError, ValueError) as exc:
                 raise InvalidMessageError(f"a session item is not JSON: {exc}") from None
-            patch = _patch.diff(_items.rebuild(stored), item)
-            prepared.append((stored, _digest(body), patch, text))
+            prepared.append((stored, _digest(body), patch, body, text))
         for _ in range(_RETRIES):
             cached = self._items()
             start = len(cached)
-            for i, (_stored, digest, patch, _text) in enumerate(prepared):
-                self._set_patch(start + i, digest, patch)
+            puts = self._patch_puts(start, [(p[1], p[2]) for p in prepared])
+            objects = [ObjectPut(_ITEM, self.session_id, k, v) for k, v in puts.items()]
+            at = self._cache_key[0] if self._cache_key is not None else None  # (_items set it)
+            bodies = [p[3] for p in prepared]
             try:
-                self._s.append(*[p[0] for p in prepared])
+                ids, prefixes = _append.append(
+                    self._rt, self._s.name, at, start, cached.prefix, bodies, objects
+                )
             except ConflictError:
                 self._cache = None
                 continue
-            self._users += [start + i for i, p in enumerate(prepared) if p[0]["role"] == "user"]
-            cached.extend(p[3] for p in prepared)
-            self._cache_head = self._s.head
-            self._record_usage(wrapper, items)
+            self._patches.update(puts)
+            if self._users is not None:
+                self._users += [start + i for i, p in enumerate(prepared) if p[0]["role"] == "user"]
+            for p, node, prefix in zip(prepared, ids, prefixes, strict=True):
+                cached.add(p[3], p[4], node, prefix)
+            self._mark(ids[-1])
+            self._record_usage(wrapper, items, ids[-1])
             return
         raise ConflictError(f"could not add to session {self.session_id!r}: it kept moving")
 
@@ -309,16 +341,20 @@ class SrtSession:
             if not cached:
                 return None
             try:
+                self._s.refresh()  # (adds go to the store without this handle)
+                if self._cache_key is None or self._s.head != self._cache_key[0]:
+                    raise ConflictError("the session moved")
                 self._s.rewind(1)
             except ConflictError:
                 self._cache = None
                 continue
-            self._set_patch(len(cached) - 1, "", None)
-            text = cached.pop()
+            # Its patch entry stays: the next item added in its place writes over it.
+            (item,) = cached.tail(1).decode()
+            cached.pop()
             if self._users and self._users[-1] == len(cached):
                 self._users.pop()
-            self._cache_head = self._s.head
-            return json.loads(text)
+            self._mark(self._s.head)
+            return item
         raise ConflictError(f"could not pop from session {self.session_id!r}: it kept moving")
 
     async def clear_session(self, *, wrapper: Any = None) -> None:
@@ -344,8 +380,8 @@ class SrtSession:
                 break
             except ConflictError:
                 continue
-        self._patches = {}
-        self._cache, self._cache_head, self._users = [], self._s.head, []
+        self._patches = self._load_patches()  # (none, unless an add came meanwhile)
+        self._cache, self._cache_key, self._users = None, None, None
 
     # -- branches ----------------------------------------------------------------------
 
@@ -368,7 +404,7 @@ class SrtSession:
         if at_turn is not None:
             if not isinstance(at_turn, int) or isinstance(at_turn, bool) or at_turn < 1:
                 raise ConfigError(f"at_turn must be a positive int, got {at_turn!r}")
-            users = self._users
+            users = self._user_positions()
             if at_turn > len(users):
                 raise ConfigError(
                     f"the branch {self._branch!r} has {len(users)} user turns, not {at_turn}"
@@ -382,8 +418,14 @@ class SrtSession:
             name = f"branch-{n}"
         if not isinstance(name, str) or not name or name in self._branches:
             raise ConfigError(f"a new branch needs a new, non-empty name; got {name!r}")
-        child = self._s.fork(check_name(f"{self.session_id}@{name}"), at=at)
-        info = _Branch(name, child.name, self._branch, at, time.time())
+        # One new head row at the node the cache holds (the store checks that the node
+        # still carries the prefix hash this handle saw).
+        child = check_name(f"{self.session_id}@{name}")
+        node, prefix = (items.ids[at - 1], items.prefixes[at - 1]) if at else (None, None)
+        self._store.create_session(
+            child, node, exist_ok=False, head_prefix=prefix, limit=self._rt.max_sessions
+        )
+        info = Branch(name, child, self._branch, at, time.time())
         self._store.put_object(_BRANCH, self.session_id, name, info.encode())
         self._branches[name] = info
         if switch:
@@ -397,6 +439,58 @@ class SrtSession:
     def _switch(self, branch: str) -> None:
         self._open(branch)
         self._store.put_object(_STATE, self.session_id, "current", branch.encode())
+
+    async def delete_branch(self, branch: str, *, force: bool = False) -> None:
+        """Delete ``branch`` (not ``main``; the current one only with ``force``, which
+        switches to ``main``). Branches forked from it keep their items: what they shared
+        with it is theirs from then on."""
+        await self._run(self._delete_branch, branch, force)
+
+    def _delete_branch(self, branch: str, force: bool) -> None:
+        if branch == MAIN:
+            raise ConfigError("the main branch cannot be deleted (clear_session empties it)")
+        self._branches = self._load_branches()
+        self._patches = self._load_patches()
+        info = self._branches.get(branch)
+        if info is None:
+            raise SessionNotFoundError(f"session {self.session_id!r} has no branch {branch!r}")
+        if branch == self._branch:
+            if not force:
+                raise ConfigError(f"{branch!r} is the current branch (force=True deletes it)")
+            self._switch(MAIN)
+        # Its forks take a copy of every patch entry they saw through it, and inherit no
+        # more (at 0): then its entries, its record and its srt session go.
+        for child in [c for c in self._branches.values() if c.parent == branch]:
+            for pos in range(child.at):
+                key = item_key(child.name, pos)
+                seen = self._visible(pos, branch)
+                if key not in self._patches and seen is not None:
+                    self._store.put_object(_ITEM, self.session_id, key, seen)
+                    self._patches[key] = seen
+            moved = Branch(child.name, child.session, info.parent, 0, child.created)
+            self._store.put_object(_BRANCH, self.session_id, child.name, moved.encode())
+            self._branches[child.name] = moved
+            self._touch(child.session)
+        for key in [k for k in self._patches if k.partition("@")[2] == branch]:
+            self._store.delete_object(_ITEM, self.session_id, key)
+            del self._patches[key]
+        self._store.delete_object(_BRANCH, self.session_id, branch)
+        del self._branches[branch]
+        with contextlib.suppress(SessionNotFoundError):
+            self._rt.delete(info.session)
+        if self._cache is not None:
+            self._cache = None  # (a fork of it may be current: it now reads its own entries)
+
+    def _touch(self, name: str) -> None:
+        """Move srt session ``name``'s head to where it is: its update time changes, so
+        every handle's cache of it (keyed by head and time) is read again."""
+        for _ in range(_RETRIES):
+            row = self._store.get_session(name)
+            if row is None:
+                return
+            with contextlib.suppress(ConflictError):
+                self._store.move_head(row.id, row.head, row.head)
+                return
 
     async def branches(self) -> list[dict[str, Any]]:
         """Every branch: ``name``, ``items``, ``parent``, ``at`` (items shared with the
@@ -421,7 +515,7 @@ class SrtSession:
 
     # -- usage ----------------------------------------------------------------------------
 
-    def _record_usage(self, wrapper: Any, items: Sequence[Any]) -> None:
+    def _record_usage(self, wrapper: Any, items: Sequence[Any], head: int | None) -> None:
         """Ledger rows for the requests the run made since its last ``add_items``."""
         usage = getattr(wrapper, "usage", None)
         entries = list(getattr(usage, "request_usage_entries", None) or ())
@@ -442,7 +536,6 @@ class SrtSession:
             ),
             self.model or "unknown",
         )
-        head = self._s.head
         n = len(self._cache or ())
         row = self._store.get_session(self._s.name)
         sid = row.id if row is not None else None
@@ -476,7 +569,8 @@ class SrtSession:
 
     def _turn_usage(self) -> list[dict[str, Any]]:
         self._items()
-        rows = self._store.chain(self._s.head) if self._s.head is not None else []
+        head = self._cache_key[0] if self._cache_key is not None else None
+        rows = self._store.chain(head) if head is not None else []
         turn_of: dict[int, int] = {}
         turn = 0
         for node, _h, body, *_rest in rows:

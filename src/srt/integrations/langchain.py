@@ -31,12 +31,14 @@ from .. import _core
 from ..errors import ConflictError, InvalidMessageError
 from ..message import canonicalize, dumps
 from ..runtime import Runtime
-from . import _lcmsg, _patch
+from ..store.base import ObjectPut
+from . import _append, _lcmsg, _patch
 
 __all__ = ["SrtChatMessageHistory"]
 
 _KIND = "langchain.message"
 _PAGE = 500
+_EMPTY = b'{"h":"","p":null}'  # an entry that patches nothing
 _RETRIES = 64
 
 
@@ -93,30 +95,36 @@ class SrtChatMessageHistory(BaseChatMessageHistory):
                 raise InvalidMessageError(
                     f"a chat history holds LangChain messages, got {type(m).__name__}"
                 )
+            data = _append.redacted(self._rt, _lcmsg.dump(m))
+            if self._rt.redact is not None:
+                m = _lcmsg.load(data)
             body, _meta = canonicalize(_lcmsg.canonical(m), self._rt.max_message_bytes)
-            patch = _patch.diff(_lcmsg.base(json.loads(body)), _lcmsg.dump(m))
+            patch = _patch.diff(_lcmsg.base(json.loads(body)), data)
             try:
                 value = dumps({"h": _digest(body), "p": patch}) if patch is not None else None
             except (TypeError, ValueError) as exc:
                 raise InvalidMessageError(
                     f"a {type(m).__name__} holds a value that is not JSON: {exc}"
                 ) from None
-            prepared.append((json.loads(body), value))
+            prepared.append((body, value))
         if not prepared:
             return
+        store = self._rt.store
         with self._lock:
             for _ in range(_RETRIES):
                 self._session.refresh()
                 start = len(self._session)
-                # The patches go first: a crash before the append leaves entries past the
-                # end, which the next append at those places replaces or removes.
-                for i, (_message, value) in enumerate(prepared):
-                    if value is not None:
-                        self._rt.store.put_object(_KIND, self.session_id, str(start + i), value)
-                    else:
-                        self._rt.store.delete_object(_KIND, self.session_id, str(start + i))
+                # Each patch is written with its message, in one transaction; where a
+                # message has none, an entry left by an earlier one (cleared or written
+                # by another handle) is emptied.
+                objects = [
+                    ObjectPut(_KIND, self.session_id, str(start + i), value or _EMPTY)
+                    for i, (_body, value) in enumerate(prepared)
+                    if value is not None
+                    or store.get_object(_KIND, self.session_id, str(start + i)) is not None
+                ]
                 try:
-                    self._session.append(*[p[0] for p in prepared])
+                    _append.append_to(self._rt, self._session, [p[0] for p in prepared], objects)
                     return
                 except ConflictError:
                     continue
@@ -128,13 +136,16 @@ class SrtChatMessageHistory(BaseChatMessageHistory):
         with self._lock:
             for _ in range(_RETRIES):
                 self._session.refresh()
+                # The patches go first: an add meanwhile moves the head, so the rewind
+                # fails and this runs again (an add's patches go with its messages).
+                for pos in self._patches():
+                    self._rt.store.delete_object(_KIND, self.session_id, str(pos))
                 try:
                     self._session.rewind(len(self._session))
-                    break
+                    return
                 except ConflictError:
                     continue
-            for pos in self._patches():
-                self._rt.store.delete_object(_KIND, self.session_id, str(pos))
+            raise ConflictError(f"could not clear history {self.session_id!r}: it kept moving")
 
     def close(self) -> None:
         """Close the runtime this history opened (a runtime passed in stays open)."""

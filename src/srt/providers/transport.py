@@ -25,15 +25,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
-import heapq
 import importlib.util
-import os
 import random
 import re
 import socket
-import threading
 import time
-import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +46,7 @@ from ..errors import (
     RateLimitError,
     StreamInterruptedError,
 )
+from . import _watchdog
 from .sendall import HTTPTransport
 
 __all__ = [
@@ -245,70 +242,6 @@ async def _achunks(chunks: list[bytes]) -> AsyncIterator[bytes]:
         yield chunk
 
 
-class _Watchdog:
-    """One daemon thread that calls each registered function once its deadline passes,
-    unless it was cancelled first: the sync transport's total-time cap for every
-    response, without a thread started per call (starting one cost about a millisecond
-    per call on a loaded machine, a large part of a turn's own cost)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._due: list[tuple[float, int, Callable[[], None]]] = []
-        self._live: set[int] = set()
-        self._seq = 0
-        self._thread: threading.Thread | None = None
-        self._pid = 0
-
-    def add(self, deadline: float, fn: Callable[[], None]) -> int:
-        """Call ``fn`` at ``deadline`` (``time.monotonic``); returns a handle to cancel."""
-        with self._cond:
-            if self._thread is None or self._pid != os.getpid():
-                self._due, self._live, self._pid = [], set(), os.getpid()
-                self._thread = threading.Thread(
-                    target=self._run, name="srt-transport-deadlines", daemon=True
-                )
-                self._thread.start()
-            self._seq += 1
-            heapq.heappush(self._due, (deadline, self._seq, fn))
-            self._live.add(self._seq)
-            if self._due[0][1] == self._seq:
-                # Only a new earliest deadline needs the thread awake: waking it each
-                # call made it contend for the GIL (about half a millisecond a call).
-                self._cond.notify()
-            return self._seq
-
-    def cancel(self, handle: int) -> None:
-        with self._cond:
-            self._live.discard(handle)
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while True:
-                    while self._due and self._due[0][1] not in self._live:
-                        heapq.heappop(self._due)  # cancelled
-                    wait = self._due[0][0] - time.monotonic() if self._due else None
-                    if wait is not None and wait <= 0:
-                        _, handle, fn = heapq.heappop(self._due)
-                        self._live.discard(handle)
-                        break
-                    self._cond.wait(wait)
-            with contextlib.suppress(Exception):
-                fn()
-
-
-_WATCHDOG = _Watchdog()
-
-
-def _expirer(ref: weakref.ref[Response]) -> Callable[[], None]:
-    def expire() -> None:
-        resp = ref()
-        if resp is not None:
-            resp.expire()
-
-    return expire
-
-
 class Response:
     """A 2xx response whose body has not been read yet (sync)."""
 
@@ -322,11 +255,9 @@ class Response:
         self._req = req
         self._deadline = deadline
         self._expired = False
-        # The watchdog holds only a weak reference: a response nobody holds any more
-        # is collected (and its socket closed) without waiting for its deadline.
-        self._watch: int | None = _WATCHDOG.add(deadline, _expirer(weakref.ref(self)))
+        self._watch = _watchdog.watch(self._expire, deadline)  # one thread for them all
 
-    def expire(self) -> None:
+    def _expire(self) -> None:
         """The call passed its total time cap: shut its socket, so a read in progress
         ends (the reader reports ProviderTimeoutError)."""
         self._expired = True
@@ -374,9 +305,7 @@ class Response:
         return b"".join(self.iter_bytes())
 
     def close(self) -> None:
-        watch, self._watch = self._watch, None
-        if watch is not None:
-            _WATCHDOG.cancel(watch)
+        _watchdog.unwatch(self._watch)
         self._resp.close()
 
 

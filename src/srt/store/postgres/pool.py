@@ -5,7 +5,7 @@ operation runs in.
 One pool per store (so per ``Runtime``); a borrowed connection that sat idle for more
 than ``CHECK_AFTER_IDLE`` is checked (``ConnectionPool.check_connection``, an empty
 query), so one the server dropped meanwhile is replaced before use; a connection used
-within the last second is trusted, and if it turns out broken, a read is run again on a
+(or made) within the last second is trusted, and if it turns out broken, a read is run again on a
 new connection and an interrupted append is resolved (``PostgresStore.append``).
 There is no process-wide lock: concurrency is PostgreSQL's. A pool passed in by the
 caller (``Runtime(store=PostgresStore(pool=...))``) is used as it is and never closed
@@ -147,6 +147,7 @@ class Database:
                     max_size=max_size,
                     timeout=timeout,
                     kwargs=self._kwargs,
+                    configure=self._returned,  # a connection just made needs no check
                     check=self._check,
                     reset=self._returned,
                     open=False,

@@ -52,9 +52,13 @@ from .pool import Database, parse_url, redact_url
 
 __all__ = ["PostgresStore"]
 
-_APPEND = (
-    "SELECT {s}.append(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-)
+#: The append, its parameters in binary (``%b``): bodies go as they are, not in hex.
+_APPEND = "SELECT {s}.append(" + ", ".join(["%b"] * 18) + ")"
+#: ``_APPEND`` with a deadline: waiting for other writers' row locks ends after the
+#: ``lock_timeout`` set first, for this statement's transaction only. Still one
+#: statement (one round trip, no BEGIN/COMMIT): ``OFFSET 0`` keeps the subquery from
+#: being flattened away, so ``set_config`` runs before the append.
+_APPEND_BY = _APPEND + " FROM (SELECT set_config('lock_timeout', %s, true) OFFSET 0) AS deadline"
 _CHAIN = """
 WITH RECURSIVE chain(id, parent, message, depth, prefix, status, meta) AS (
     SELECT id, parent, message, depth, prefix, status, meta FROM {s}.nodes WHERE id = %s
@@ -382,16 +386,14 @@ class PostgresStore(Store):
             [o.expires for o in objects],
             [o.at_head for o in objects],
         )
-        sql = self.db.sql(_APPEND)
+        sql = self.db.sql(_APPEND if deadline is None else _APPEND_BY)
 
         def run(conn: psycopg.Connection[Any]) -> list[int]:
             if deadline is None:
                 row = conn.execute(sql, args).fetchone()
-            else:  # waiting for other writers' row locks ends at the deadline
+            else:
                 left_ms = max(1, int((deadline - time.monotonic()) * 1000))
-                with conn.transaction():
-                    conn.execute(f"SET LOCAL lock_timeout = {left_ms:d}")
-                    row = conn.execute(sql, args).fetchone()
+                row = conn.execute(sql, (*args, f"{left_ms:d}ms")).fetchone()
             assert row is not None
             return list(row[0])
 

@@ -70,6 +70,7 @@ from .db import (
 )
 from .files import BUSY_TIMEOUT_MS
 from .keys import Key
+from .writes import OBJECT_COLUMNS, insert_nodes, put_object, swap_head
 
 __all__ = ["SQLiteStore"]
 
@@ -79,13 +80,6 @@ _INSERT_CALL = (
 _SELECT_CALLS = f"SELECT {', '.join(CALL_FIELDS)}, id FROM calls"
 _call_values = operator.attrgetter(*CALL_FIELDS)
 _NODE = CALL_FIELDS.index("node")
-
-_INSERT_NODE = (
-    "INSERT INTO nodes(parent, depth, hash, prefix, at, len, meta, status) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_FIND_NODE = "SELECT id, depth, prefix, at, len, status FROM nodes WHERE hash = ? AND parent IS ?"
-_FIND_MESSAGE = "SELECT at, len FROM nodes WHERE hash = ? LIMIT 1"
 
 _NODE_COLUMNS = "id, parent, depth, hash, prefix, at, len, status, meta"
 _CHAIN_SQL = f"""
@@ -138,126 +132,7 @@ _GET_SESSION_SQL = (
     "FROM sessions s WHERE s.name = ?"
 )
 
-_OBJECT_COLUMNS = "kind, scope, key, value, node, expires, created, updated"
 _LIVE_OBJECT = "(expires IS NULL OR expires > ?)"
-
-
-def _one(cursor: apsw.Cursor) -> Any:
-    row = cursor.fetchone()
-    if row is None:  # the row vanished inside our own write transaction
-        raise CorruptionError("a row found by its unique hash could not be read back")
-    return row
-
-
-def _check_head(conn: apsw.Connection, session: int, expected: int | None) -> None:
-    row = conn.execute("SELECT head FROM sessions WHERE id = ?", (session,)).fetchone()
-    if row is None:
-        raise SessionNotFoundError("the session was deleted")
-    if row[0] != expected:
-        raise ConflictError(
-            "the session head moved since this handle last saw it (a concurrent "
-            "append); nothing was written: refresh() and retry, or pass rebase=True"
-        )
-
-
-def _swap_head(conn: apsw.Connection, session: int, expected: int | None, new: int | None) -> None:
-    """Compare-and-swap the head inside a write transaction; the caller rolls back."""
-    conn.execute(
-        "UPDATE sessions SET head = ?1, head_prefix = (SELECT prefix FROM nodes WHERE id = ?1), "
-        "updated = ?2 WHERE id = ?3 AND head IS ?4",
-        (new, time.time(), session, expected),
-    )
-    if not conn.changes():
-        _check_head(conn, session, expected)
-        raise AssertionError("unreachable: head unchanged but CAS failed")
-
-
-def insert_nodes(
-    conn: apsw.Connection,
-    parent: int | None,
-    depth: int,
-    items: Sequence[NewNode],
-    row: int,
-    hashing: Hashing = XXH3,
-) -> list[int]:
-    """Insert (or find) the messages and nodes of ``items`` below ``parent``.
-
-    A node with the same message below the same parent is reused after a structural
-    check (its depth and prefix hash); a message already stored is reused after a
-    byte-for-byte check; a mismatch is a ``CorruptionError``. New bodies go to the end
-    of the heap (``row``: its row size). Each prefix hash must chain from its parent's
-    under the store's ``hashing``. Must run inside a write transaction.
-    """
-    ids: list[int] = []
-    execute = conn.execute
-    above = _core.ROOT
-    if parent is not None:
-        top = execute("SELECT prefix FROM nodes WHERE id = ?", (parent,)).fetchone()
-        if top is None:
-            raise ConflictError(
-                f"the node to append below ({parent}) is not stored (collected by gc?); "
-                "nothing was written"
-            )
-        above = top[0]
-    for mhash, body, prefix, meta, status in items:
-        depth += 1
-        if prefix != hashing.chain(above, mhash):
-            raise CorruptionError(
-                f"prefix hash {prefix.hex()} does not chain from its parent and message "
-                f"{mhash.hex()}; nothing was linked"
-            )
-        above = prefix
-        found = execute(_FIND_NODE, (mhash, parent)).fetchone()
-        if found is not None:
-            nid, ndepth, nprefix, at, length, nstatus = found
-            if (ndepth, nprefix) != (depth, prefix):
-                raise CorruptionError(
-                    f"node {nid} holds message {mhash.hex()} below the same parent but a "
-                    "different depth or prefix hash; nothing was linked"
-                )
-            if length != len(body) or heap.read(conn, [at], [length])[0] != body:
-                raise CorruptionError(
-                    f"hash collision or damaged row: message {mhash.hex()} is stored with "
-                    "different bytes; nothing was linked"
-                )
-            if nstatus is not None and status is None:  # a complete reply completes it
-                execute("UPDATE nodes SET status = NULL WHERE id = ?", (nid,))
-            parent = nid
-            ids.append(nid)
-            continue
-        stored = execute(_FIND_MESSAGE, (mhash,)).fetchone()
-        if stored is None:
-            at = heap.append(conn, body, row)
-        else:
-            at, length = stored
-            if length != len(body) or heap.read(conn, [at], [length])[0] != body:
-                raise CorruptionError(
-                    f"hash collision or damaged row: message {mhash.hex()} is stored with "
-                    "different bytes; nothing was linked"
-                )
-        execute(_INSERT_NODE, (parent, depth, mhash, prefix, at, len(body), meta, status))
-        parent = conn.last_insert_rowid()
-        ids.append(parent)
-    return ids
-
-
-def _put_object(conn: apsw.Connection, obj: ObjectPut, node: int | None) -> None:
-    check_object(obj.kind, obj.scope, obj.key, obj.value)
-    if (
-        node is not None
-        and conn.execute("SELECT 1 FROM nodes WHERE id = ?", (node,)).fetchone() is None
-    ):
-        raise ConflictError(
-            f"the node an object refers to ({node}) is not stored (collected by gc?); "
-            "nothing was written"
-        )
-    now = time.time()
-    conn.execute(
-        f"INSERT INTO objects({_OBJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT(kind, scope, key) DO UPDATE SET value = excluded.value, "
-        "node = excluded.node, expires = excluded.expires, updated = excluded.updated",
-        (obj.kind, obj.scope, obj.key, obj.value, node, obj.expires, now, now),
-    )
 
 
 class SQLiteStore(Store):
@@ -549,7 +424,7 @@ class SQLiteStore(Store):
 
     def move_head(self, session: int, expected: int | None, new: int | None) -> None:
         with self.db.write("moving a session head") as conn:
-            _swap_head(conn, session, expected, new)
+            swap_head(conn, session, expected, new)
 
     def append(
         self,
@@ -566,7 +441,7 @@ class SQLiteStore(Store):
         with self.db.write("appending to a session", deadline) as conn:
             ids = insert_nodes(conn, parent, depth, items, self._row, self.hashing)
             head = ids[-1] if ids else parent
-            _swap_head(conn, session, expected, head)
+            swap_head(conn, session, expected, head)
             if call is not None:
                 row = list(_call_values(call))
                 row[_NODE] = head
@@ -574,7 +449,7 @@ class SQLiteStore(Store):
             if objects:
                 self._ensure_objects(conn)
             for obj in objects:
-                _put_object(conn, obj, head if obj.at_head else obj.node)
+                put_object(conn, obj, head if obj.at_head else obj.node)
         if objects:
             self._objects = True  # committed
         return ids
@@ -626,7 +501,7 @@ class SQLiteStore(Store):
         check_object(kind, scope, key, value)
         with self.db.write("storing an object") as conn:
             self._ensure_objects(conn)
-            _put_object(conn, ObjectPut(kind, scope, key, value, node, expires), node)
+            put_object(conn, ObjectPut(kind, scope, key, value, node, expires), node)
         self._objects = True  # committed
 
     def get_object(self, kind: str, scope: str, key: str) -> ObjectRow | None:
@@ -635,7 +510,7 @@ class SQLiteStore(Store):
             return None
         rows = self.db.read(
             "reading an object",
-            f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE kind = ? AND scope = ? AND key = ? "
+            f"SELECT {OBJECT_COLUMNS} FROM objects WHERE kind = ? AND scope = ? AND key = ? "
             f"AND {_LIVE_OBJECT}",
             (kind, scope, key, time.time()),
         )
@@ -667,7 +542,7 @@ class SQLiteStore(Store):
             args += [kind, scope, after, -1 if descending else 2**62]
         rows = self.db.read(
             "listing objects",
-            f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE {where} ORDER BY id {order} LIMIT ?",
+            f"SELECT {OBJECT_COLUMNS} FROM objects WHERE {where} ORDER BY id {order} LIMIT ?",
             [*args, limit],
         )
         return [ObjectRow(*r) for r in rows]
@@ -689,7 +564,7 @@ class SQLiteStore(Store):
         while True:
             rows = self.db.read(
                 "listing objects",
-                f"SELECT id, {_OBJECT_COLUMNS} FROM objects WHERE id > ? "
+                f"SELECT id, {OBJECT_COLUMNS} FROM objects WHERE id > ? "
                 f"AND {_LIVE_OBJECT} ORDER BY id LIMIT ?",
                 (after, time.time(), batch),
             )

@@ -1,0 +1,67 @@
+"""Messages and the objects that describe them, written in one transaction.
+
+``SrtSession`` and ``SrtChatMessageHistory`` keep what a canonical message leaves out of
+an item (its patch) as an srt object keyed by the item's place. Written apart from the
+append, two handles adding at once could each write a patch for the same place while
+only one append wins: the winner's item would come back with the loser's patch, or
+none. ``append`` writes the messages and the objects through the Store protocol's
+``append``, in one transaction, as ``Session.append`` does for messages alone.
+
+``redacted`` applies the runtime's redaction hook to a whole item first, so that what
+the patch keeps (ids, provider fields, a reasoning item) is redacted like the text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .. import _core
+from ..errors import ConflictError, SessionNotFoundError
+from ..message import redact_strings
+from ..runtime import Runtime
+from ..session import Session
+from ..store.base import NewNode, ObjectPut
+
+__all__ = ["append", "append_to", "redacted"]
+
+
+def redacted(rt: Runtime, value: Any) -> Any:
+    """``value`` with the runtime's redaction hook applied to every string in it."""
+    return value if rt.redact is None else redact_strings(value, rt.redact)
+
+
+def append(
+    rt: Runtime,
+    name: str,
+    head: int | None,
+    depth: int,
+    prefix: bytes,
+    bodies: Sequence[bytes],
+    objects: Sequence[ObjectPut],
+) -> tuple[list[int], list[bytes]]:
+    """Append the canonical ``bodies`` to session ``name`` after ``head`` (``depth``
+    messages, prefix hash ``prefix``) and write ``objects`` in the same transaction;
+    ``ConflictError`` (nothing written) if the head is no longer ``head``. Returns the new
+    nodes and their prefix hashes."""
+    store = rt.store
+    row = store.get_session(name)
+    if row is None:
+        raise SessionNotFoundError(f"session {name!r} was deleted")
+    if row.head != head:
+        raise ConflictError(f"session {name!r} moved; nothing was written")
+    hashing = store.hashing
+    hashes = [hashing.digest(b) for b in bodies]
+    prefixes = hashing.chain_many(prefix, hashes)
+    nodes = [NewNode(h, b, p) for h, b, p in zip(hashes, bodies, prefixes, strict=True)]
+    return store.append(row.id, head, head, depth, nodes, objects=objects), prefixes
+
+
+def append_to(
+    rt: Runtime, session: Session, bodies: Sequence[bytes], objects: Sequence[ObjectPut]
+) -> None:
+    """``append`` after the head ``session`` last saw; the handle is brought up to date."""
+    seen = session.prefix_hash
+    prefix = bytes.fromhex(seen) if seen is not None else _core.ROOT
+    append(rt, session.name, session.head, len(session), prefix, bodies, objects)
+    session.refresh()
