@@ -306,6 +306,7 @@ _DB_LIBRARY_USERS = (
     "srt.bench.writes",
     "srt.bench.__main__",
     "srt.bench.gateway",
+    "srt.bench.gwserve",
     "srt.integrations.importers",
 )
 
