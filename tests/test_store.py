@@ -938,3 +938,25 @@ def test_a_damaged_head_that_names_another_node_is_refused(tmp_path: Path) -> No
         with pytest.raises(srt.CorruptionError, match="a head that is not its own"):
             rt.session("a", create=False).messages()
         assert rt.session("b").messages()[0] == {"role": "user", "content": "q b"}
+
+
+def test_a_sessions_page_that_lost_its_rows_is_refused(tmp_path: Path) -> None:
+    """A damaged page header that empties the sessions' name index (its cell count zeroed)
+    would list no sessions, as the listing walks that index; the table still holds them,
+    so listing raises CorruptionError."""
+    path = str(tmp_path / "p.db")
+    with srt.Runtime(path) as rt:
+        for name in ("a", "b", "c"):
+            rt.session(name).append({"role": "user", "content": name})
+    with connect(path) as conn:
+        page = conn.execute(
+            "SELECT pageno FROM dbstat WHERE name = 'sqlite_autoindex_sessions_1'"
+        ).get
+        size = conn.execute("PRAGMA page_size").get
+    data = bytearray(Path(path).read_bytes())
+    header = (page - 1) * size + (100 if page == 1 else 0)
+    assert data[header + 3 : header + 5] == b"\x00\x03"  # the b-tree page's cell count
+    data[header + 4] = 0
+    Path(path).write_bytes(bytes(data))
+    with srt.Runtime(path) as rt, pytest.raises(srt.CorruptionError, match="disagree"):
+        rt.sessions()

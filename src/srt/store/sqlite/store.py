@@ -21,6 +21,7 @@ the ``ls``/``show --tree`` views in ``views``.
 from __future__ import annotations
 
 import operator
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -132,7 +133,19 @@ _GET_SESSION_SQL = (
     "FROM sessions s WHERE s.name = ?"
 )
 
+#: Rows of the sessions table, and entries of its name index (SQLite's automatic index
+#: for the UNIQUE name), counted apart.
+_COUNTS = (
+    "(SELECT count(*) FROM sessions NOT INDEXED), "
+    "(SELECT count(*) FROM sessions INDEXED BY sqlite_autoindex_sessions_1)"
+)
+_LIST_SESSIONS_SQL = (
+    f"SELECT s.name, coalesce(n.depth, 0), s.created, s.updated, n.prefix, {_COUNTS} "
+    "FROM sessions s LEFT JOIN nodes n ON n.id = s.head ORDER BY s.name"
+)
+
 _LIVE_OBJECT = "(expires IS NULL OR expires > ?)"
+_C0 = re.compile("[\x00-\x1f\x7f]")
 
 
 class SQLiteStore(Store):
@@ -288,14 +301,26 @@ class SQLiteStore(Store):
                 raise SessionNotFoundError(f"no session named {old!r}")
 
     def list_sessions(self) -> list[SessionInfo]:
-        rows = self.db.read(
-            "listing sessions",
-            "SELECT s.name, coalesce(n.depth, 0), s.created, s.updated, n.prefix "
-            "FROM sessions s LEFT JOIN nodes n ON n.id = s.head ORDER BY s.name",
-        )
+        # The table's rows and its name index's entries are counted in the same statement:
+        # a damaged page that drops rows from one (a cell count zeroed) makes them differ.
+        rows = self.db.read("listing sessions", _LIST_SESSIONS_SQL)
+        if rows:
+            in_table, in_index = rows[0][5], rows[0][6]
+            bad = in_table != in_index or in_table != len(rows)
+        else:
+            in_table, in_index = self.db.read("listing sessions", f"SELECT {_COUNTS}")[0]
+            bad = in_table != in_index
+        if bad:
+            raise CorruptionError(
+                "the sessions table and its name index disagree (the file is damaged); "
+                "run srt verify"
+            )
+        # srt never stores a name that is not text or holds a control character.
+        if any(type(r[0]) is not str or _C0.search(r[0]) for r in rows):
+            raise CorruptionError("a session name in the file is damaged; run srt verify")
         return [
             SessionInfo(name, depth, created, updated, prefix.hex() if prefix else None)
-            for name, depth, created, updated, prefix in rows
+            for name, depth, created, updated, prefix, _t, _i in rows
         ]
 
     def overview(self) -> list[SessionOverview]:
@@ -377,8 +402,8 @@ class SQLiteStore(Store):
         top: list[Any] = conn.execute(
             f"SELECT {_NODE_COLUMNS} FROM nodes WHERE id = ?", (head,)
         ).fetchall()
-        if not top:
-            return []
+        if not top or type(top[0][2]) is not int:
+            return []  # no such node, or a damaged one: check_chain reports it
         window = conn.execute(_RANGE_SQL, (max(0, head - top[0][2] - 8), head)).fetchall()
         try:
             found, missing = _core.walk_chain(window, head)
@@ -387,8 +412,8 @@ class SQLiteStore(Store):
                 rest: list[Any] = conn.execute(_CHAIN_SQL, (missing,)).fetchall()
                 rest.reverse()
                 found = rest + found
-        except ValueError:
-            return []  # a damaged parent link: check_chain reports it
+        except (ValueError, TypeError):
+            return []  # a damaged parent link or depth: check_chain reports it
         return found
 
     def node_prefix(self, node: int) -> bytes:
