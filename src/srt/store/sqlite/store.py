@@ -148,6 +148,19 @@ _LIVE_OBJECT = "(expires IS NULL OR expires > ?)"
 _C0 = re.compile("[\x00-\x1f\x7f]")
 
 
+def _with_bodies(conn: apsw.Connection, nodes: list[Any]) -> list[ChainRow]:
+    """Node rows (``_NODE_COLUMNS``) with their messages' bodies read from the heap, as
+    ``ChainRow``s (inside the caller's read transaction)."""
+    try:
+        bodies = heap.read(conn, [r[5] for r in nodes], [r[6] for r in nodes])
+    except (ValueError, TypeError):
+        raise CorruptionError(
+            "the session's stored messages are missing from the file (it is damaged); "
+            "run srt verify"
+        ) from None
+    return [(r[0], r[3], b, r[4], r[7], r[8], r[2]) for r, b in zip(nodes, bodies, strict=True)]
+
+
 class SQLiteStore(Store):
     """The Store protocol on one SQLite file (the embedded default engine).
 
@@ -341,27 +354,17 @@ class SQLiteStore(Store):
             # A long chain is read through a memory map (no read() per page), dropped
             # afterwards; mapping and unmapping cost more than a short chain's reads.
             depth = conn.execute("SELECT depth FROM nodes WHERE id = ?", (head,)).fetchone()
-            mapped = depth is not None and int(depth[0]) >= _MAP_FROM
+            mapped = depth is not None and type(depth[0]) is int and depth[0] >= _MAP_FROM
             if mapped:
                 conn.execute(f"PRAGMA mmap_size={MMAP_SIZE:d}").fetchall()
             conn.execute("BEGIN")  # one snapshot for the chain and its bodies
             try:
-                found = self._nodes(conn, head)
-                try:
-                    bodies = heap.read(conn, [r[5] for r in found], [r[6] for r in found])
-                except (ValueError, TypeError):
-                    raise CorruptionError(
-                        "the session's stored messages are missing from the file (it is "
-                        "damaged); run srt verify"
-                    ) from None
+                rows = _with_bodies(conn, self._nodes(conn, head))
             finally:
                 if not conn.get_autocommit():
                     conn.execute("ROLLBACK")
                 if mapped:
                     conn.execute("PRAGMA mmap_size=0").fetchall()
-        rows: list[ChainRow] = [
-            (r[0], r[3], b, r[4], r[7], r[8], r[2]) for r, b in zip(found, bodies, strict=True)
-        ]
         return check_chain(rows, head, hashing=self.hashing)
 
     def chain_extension(self, head: int, above: int, prefix: bytes) -> list[ChainRow] | None:
@@ -371,19 +374,10 @@ class SQLiteStore(Store):
             try:
                 found: list[Any] = conn.execute(_CHAIN_ABOVE_SQL, (head, above)).fetchall()
                 found.sort(key=operator.itemgetter(2))  # by depth
-                try:
-                    bodies = heap.read(conn, [r[5] for r in found], [r[6] for r in found])
-                except (ValueError, TypeError):
-                    raise CorruptionError(
-                        "the session's stored messages are missing from the file (it is "
-                        "damaged); run srt verify"
-                    ) from None
+                rows = _with_bodies(conn, found)
             finally:
                 if not conn.get_autocommit():
                     conn.execute("ROLLBACK")
-        rows: list[ChainRow] = [
-            (r[0], r[3], b, r[4], r[7], r[8], r[2]) for r, b in zip(found, bodies, strict=True)
-        ]
         if not rows or rows[0][6] != above + 1 or rows[-1][0] != head:
             return None
         digest = self.hashing.digest
