@@ -302,6 +302,7 @@ _DB_LIBRARY_USERS = (
     "srt.bench.chat",
     "srt.bench.__main__",
     "srt.bench.gateway",
+    "srt.bench.gwserve",
     "srt.integrations.importers",
 )
 
