@@ -498,11 +498,10 @@ class SrtSession:
 
     def _list(self) -> list[dict[str, Any]]:
         self._branches = self._load_branches()
-        depth = {info.name: info.messages for info in self._rt.sessions()}
         out = [
             {
                 "name": b.name,
-                "items": depth.get(b.session, 0),
+                "items": self._items_in(b.session),
                 "parent": b.parent,
                 "at": b.at,
                 "created": b.created,
@@ -511,6 +510,11 @@ class SrtSession:
             for b in self._branches.values()
         ]
         return sorted(out, key=lambda d: d["created"])
+
+    def _items_in(self, session: str) -> int:
+        """How many messages the branch's srt session holds: one row read per branch."""
+        row = self._store.get_session(session)
+        return self._store.node_depth(row.head) if row is not None and row.head is not None else 0
 
     # -- usage ----------------------------------------------------------------------------
 

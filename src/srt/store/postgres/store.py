@@ -289,6 +289,12 @@ class PostgresStore(Store):
             raise CorruptionError(f"node {node} is missing")
         return bytes(rows[0][0])
 
+    def node_depth(self, node: int) -> int:
+        rows = self._read("reading a node", "SELECT depth FROM {s}.nodes WHERE id = %s", (node,))
+        if not rows:
+            raise CorruptionError(f"node {node} is missing")
+        return int(rows[0][0])
+
     def node_meta(self, node: int) -> bytes | str | None:
         rows = self._read("reading a node", "SELECT meta FROM {s}.nodes WHERE id = %s", (node,))
         return rows[0][0] if rows else None
