@@ -34,6 +34,14 @@ def test_create_get_and_list(store: Store) -> None:
     assert infos[1].head_prefix == store.node_prefix(ids[-1]).hex()
 
 
+def test_node_depth_counts_the_chain(store: Store) -> None:
+    _sid, ids = new_session(store, "a", conversation(4))
+    assert [store.node_depth(n) for n in ids] == [1, 2, 3, 4]
+    assert store.node_depth(ids[-1]) == Store.node_depth(store, ids[-1])  # the default agrees
+    with pytest.raises(srt.CorruptionError):
+        store.node_depth(ids[-1] + 10_000)
+
+
 def test_create_an_existing_name(store: Store) -> None:
     first = store.create_session("a", None, exist_ok=False)
     assert store.create_session("a", None, exist_ok=True) == first

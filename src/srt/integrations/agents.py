@@ -51,13 +51,12 @@ from agents.memory.session_settings import (
     resolve_session_limit,
 )
 
-from .. import _core
 from ..errors import ConfigError, ConflictError, InvalidMessageError, SessionNotFoundError
 from ..message import canonicalize, dumps
 from ..runtime import Runtime, check_name
 from ..session import Session
-from ..store.base import CallRecord, ObjectPut
-from . import _append, _items, _patch
+from ..store.base import ObjectPut
+from . import _append, _items, _patch, _usage
 from ._itemstore import USER, Branch, Cache, Snapshot, item_key, shelf, split_entry
 from ._itemstore import digest as _digest
 from ._itemstore import entry as _entry
@@ -499,11 +498,10 @@ class SrtSession:
 
     def _list(self) -> list[dict[str, Any]]:
         self._branches = self._load_branches()
-        depth = {info.name: info.messages for info in self._rt.sessions()}
         out = [
             {
                 "name": b.name,
-                "items": depth.get(b.session, 0),
+                "items": self._items_in(b.session),
                 "parent": b.parent,
                 "at": b.at,
                 "created": b.created,
@@ -512,6 +510,11 @@ class SrtSession:
             for b in self._branches.values()
         ]
         return sorted(out, key=lambda d: d["created"])
+
+    def _items_in(self, session: str) -> int:
+        """How many messages the branch's srt session holds: one row read per branch."""
+        row = self._store.get_session(session)
+        return self._store.node_depth(row.head) if row is not None and row.head is not None else 0
 
     # -- usage ----------------------------------------------------------------------------
 
@@ -526,37 +529,14 @@ class SrtSession:
                 del self._recorded[key]
         seen = self._recorded.get(id(wrapper))
         done = seen[1] if seen is not None and seen[0]() is wrapper else 0
-        model = next(
-            (
-                str(i["provider_data"]["model"])
-                for i in reversed(items)
-                if isinstance(i, dict)
-                and isinstance(i.get("provider_data"), dict)
-                and "model" in i["provider_data"]
-            ),
-            self.model or "unknown",
-        )
+        model = _usage.model_of(items, self.model or "unknown")
         n = len(self._cache or ())
         row = self._store.get_session(self._s.name)
         sid = row.id if row is not None else None
         for entry in entries[done:]:
-            details = entry.input_tokens_details
             self._store.record_call(
-                CallRecord(
-                    at=time.time(),
-                    session=sid,
-                    session_name=self._s.name,
-                    node=head,
-                    provider="openai-agents",
-                    model=model,
-                    format="external",
-                    body_hash=_core.digest(b""),
-                    body_bytes=0,
-                    messages=n,
-                    input_tokens=entry.input_tokens,
-                    cache_read_tokens=getattr(details, "cached_tokens", 0) or 0,
-                    cache_write_tokens=getattr(details, "cache_write_tokens", 0) or 0,
-                    output_tokens=entry.output_tokens,
+                _usage.ledger_row(
+                    entry, session=sid, name=self._s.name, node=head, model=model, messages=n
                 )
             )
         with contextlib.suppress(TypeError):
@@ -571,28 +551,9 @@ class SrtSession:
         self._items()
         head = self._cache_key[0] if self._cache_key is not None else None
         rows = self._store.chain(head) if head is not None else []
-        turn_of: dict[int, int] = {}
-        turn = 0
-        for node, _h, body, *_rest in rows:
-            if json.loads(body)["role"] == "user":
-                turn += 1
-            turn_of[node] = turn
         names = {b.session for b in self._branches.values()}
-        out = {
-            t: {"turn": t, "requests": 0, "input_tokens": 0, "cached_tokens": 0, "output_tokens": 0}
-            for t in range(1, turn + 1)
-        }
-        for name in names:
-            for call in self._store.calls(session_name=name):
-                t = turn_of.get(call.node) if call.node is not None else None
-                if not t:
-                    continue
-                row = out[t]
-                row["requests"] += 1
-                row["input_tokens"] += call.input_tokens or 0
-                row["cached_tokens"] += call.cache_read_tokens or 0
-                row["output_tokens"] += call.output_tokens or 0
-        return [out[t] for t in sorted(out)]
+        calls = [c for name in names for c in self._store.calls(session_name=name)]
+        return _usage.per_turn(rows, calls)
 
     # -- lifecycle -------------------------------------------------------------------------
 

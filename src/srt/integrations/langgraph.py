@@ -50,9 +50,10 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from ..errors import ConfigError, InvalidMessageError, SessionNotFoundError
 from ..runtime import Runtime
-from ..store.base import ObjectPut, Store
+from ..store.base import ObjectPut
 from . import _lcmsg
 from ._lgcodec import full_id, key_id
+from ._lglist import BATCH, Listing
 from ._lgstate import BLOB, CKPT, KEEP, NS, THREAD, THREADS, Scope, Tree, short
 
 _T = TypeVar("_T")
@@ -60,7 +61,6 @@ _T = TypeVar("_T")
 __all__ = ["SrtSaver"]
 
 _SCOPES = 64  # (thread, namespace) states a saver keeps in memory
-_BATCH = 32  # checkpoints list() builds at a time
 
 
 def _ids(config: RunnableConfig) -> tuple[str, str, str | None]:
@@ -318,11 +318,11 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         config: RunnableConfig | None,
         filter: dict[str, Any] | None,
         before: RunnableConfig | None,
-    ) -> _Listing:
+    ) -> Listing:
         scopes = [
             self._scope(t, ns) for t, namespaces in self._threads(config) for ns in namespaces
         ]
-        return _Listing(
+        return Listing(
             scopes, self._lock, self._rt.store, self._tree, self._tuple, config, filter, before
         )
 
@@ -340,7 +340,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         listing = self._call(self._listing, config, filter, before)
         left = limit
         while left is None or left > 0:
-            batch = self._call(listing.next, _BATCH if left is None else min(_BATCH, left))
+            batch = self._call(listing.next, BATCH if left is None else min(BATCH, left))
             if not batch:
                 return
             yield from batch
@@ -498,7 +498,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         listing = await self._acall(self._listing, config, filter, before)
         left = limit
         while left is None or left > 0:
-            batch = await self._acall(listing.next, _BATCH if left is None else min(_BATCH, left))
+            batch = await self._acall(listing.next, BATCH if left is None else min(BATCH, left))
             if not batch:
                 return
             for item in batch:
@@ -537,71 +537,3 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         if strategy not in ("keep_latest", "delete"):
             raise ConfigError(f"unknown prune strategy {strategy!r}")
         await self._acall(self._prune, [str(t) for t in thread_ids], strategy)
-
-
-class _Listing:
-    """A ``list()`` in progress over ``scopes`` (run on the saver's thread, with its lock,
-    store, record tree and ``tuple(scope, id, record)``)."""
-
-    def __init__(
-        self,
-        scopes: builtins.list[Scope],
-        lock: contextlib.AbstractContextManager[Any],
-        store: Store,
-        tree: Tree,
-        tuple_: Callable[[Scope, str, dict[str, Any]], CheckpointTuple],
-        config: RunnableConfig | None,
-        filter: dict[str, Any] | None,
-        before: RunnableConfig | None,
-    ) -> None:
-        self.lock, self.store, self.tree, self.tuple = lock, store, tree, tuple_
-        self.want = get_checkpoint_id(config) if config is not None else None
-        self.stop = get_checkpoint_id(before) if before is not None else None
-        self.filter = filter or {}
-        self.after: str | None = None  # the store's cursor, listing one scope
-        self.done = False
-        self.single: Scope | None = None
-        self.queue: builtins.list[tuple[str, Scope]] = []
-        if len(scopes) == 1:
-            self.single = scopes[0]
-            return
-        # Several scopes: by checkpoint id across them.
-        for sc in scopes:
-            self.queue += [(cid, sc) for cid in sc.records if self._keep(cid, sc.records[cid])]
-        self.queue.sort(key=lambda f: f[0])
-
-    def _keep(self, cid: str, rec: dict[str, Any]) -> bool:
-        return (
-            rec["c"] is not None
-            and (self.want is None or cid == self.want)
-            and (self.stop is None or cid < self.stop)
-            and all(rec["m"].get(k) == v for k, v in self.filter.items())
-        )
-
-    def next(self, n: int) -> builtins.list[CheckpointTuple]:
-        """The next ``n`` checkpoints (fewer at the end)."""
-        out: builtins.list[CheckpointTuple] = []
-        with self.lock:
-            if self.single is None:
-                while self.queue and len(out) < n:
-                    cid, sc = self.queue.pop()
-                    out.append(self.tuple(sc, cid, sc.records[cid]))
-                return out
-            sc = self.single
-            while len(out) < n and not self.done:
-                rows = self.store.list_objects(
-                    CKPT, sc.key, after=self.after, limit=_BATCH, descending=True
-                )
-                self.done = len(rows) < _BATCH
-                for i, row in enumerate(rows):
-                    self.after = row.key
-                    cid = full_id(row.key)
-                    rec = sc.records.get(cid)
-                    if rec is None:
-                        rec = sc.records[cid] = self.tree.decode(sc, cid, row.value)
-                    if self._keep(cid, rec):
-                        out.append(self.tuple(sc, cid, rec))
-                    if len(out) == n:
-                        self.done = self.done and i == len(rows) - 1
-                        break
-            return out

@@ -353,6 +353,14 @@ class Store(ABC):
     def node_meta(self, node: int) -> bytes | str | None:
         """The node's metadata JSON, or ``None``."""
 
+    def node_depth(self, node: int) -> int:
+        """How many messages the node's chain holds (its depth, from 1); ``CorruptionError``
+        if the node is missing. This default reads the whole chain; an engine reads one row."""
+        rows = self.chain(node)
+        if not rows:
+            raise CorruptionError(f"node {node} is missing")
+        return max(int(r[6]) for r in rows)
+
     def tail(self, node: int, depth: int) -> list[tuple[int, bytes]]:
         """The ``(node id, message body)`` of ``node``'s chain deeper than ``depth``,
         oldest first (``node`` itself last). This default reads the whole chain; an

@@ -49,56 +49,18 @@ from ..base import (
 from . import maintenance
 from .errors import is_connection_error
 from .pool import Database, parse_url, redact_url
+from .statements import (
+    APPEND,
+    APPEND_BY,
+    CHAIN,
+    CHAIN_SINCE,
+    INSERT_CALL,
+    OBJECT_COLUMNS,
+    SELECT_CALLS,
+)
 
 __all__ = ["PostgresStore"]
 
-#: The append, its parameters in binary (``%b``): bodies go as they are, not in hex.
-_APPEND = "SELECT {s}.append(" + ", ".join(["%b"] * 18) + ")"
-#: ``_APPEND`` with a deadline: waiting for other writers' row locks ends after the
-#: ``lock_timeout`` set first, for this statement's transaction only. Still one
-#: statement (one round trip, no BEGIN/COMMIT): ``OFFSET 0`` keeps the subquery from
-#: being flattened away, so ``set_config`` runs before the append.
-_APPEND_BY = _APPEND + " FROM (SELECT set_config('lock_timeout', %s, true) OFFSET 0) AS deadline"
-_CHAIN = """
-WITH RECURSIVE chain(id, parent, message, depth, prefix, status, meta) AS (
-    SELECT id, parent, message, depth, prefix, status, meta FROM {s}.nodes WHERE id = %s
-    UNION ALL
-    SELECT n.id, n.parent, n.message, n.depth, n.prefix, n.status, n.meta
-    FROM chain c CROSS JOIN LATERAL (
-        SELECT * FROM {s}.nodes p WHERE p.id = c.parent AND p.depth < c.depth LIMIT 1
-    ) n
-)
-SELECT chain.id, m.hash, m.body, chain.prefix, chain.status, chain.meta, chain.depth
-FROM chain JOIN {s}.messages m ON m.id = chain.message
-"""
-# Each step of the walk is a LATERAL subquery with LIMIT 1, which the planner cannot
-# flatten, so it is one primary-key lookup. A plain join lets the planner hash-join the
-# whole nodes table at every step (it guesses 10 rows per step): 1.3 s instead of 4 ms
-# for a chain of 2,000 messages.
-#: ``_CHAIN`` from ``head`` down to the node at depth ``depth`` (included), no further.
-_CHAIN_SINCE = """
-WITH RECURSIVE chain(id, parent, message, depth, prefix, status, meta) AS (
-    SELECT id, parent, message, depth, prefix, status, meta FROM {s}.nodes
-    WHERE id = %(head)s AND depth >= %(depth)s
-    UNION ALL
-    SELECT n.id, n.parent, n.message, n.depth, n.prefix, n.status, n.meta
-    FROM chain c CROSS JOIN LATERAL (
-        SELECT * FROM {s}.nodes p
-        WHERE p.id = c.parent AND p.depth < c.depth AND p.depth >= %(depth)s LIMIT 1
-    ) n
-)
-SELECT chain.id, m.hash, m.body, chain.prefix, chain.status, chain.meta, chain.depth
-FROM chain JOIN {s}.messages m ON m.id = chain.message
-"""
-# No ORDER BY: the server would sort every body; rows come deepest first from the walk
-# (or in any order from a hash join), and ``chain`` sorts them by depth, one pass over
-# rows that are almost always in order already.
-_INSERT_CALL = (
-    f"INSERT INTO {{s}}.calls({', '.join(CALL_FIELDS)}) "
-    f"VALUES ({', '.join('%s' for _ in CALL_FIELDS)}) RETURNING id"
-)
-_SELECT_CALLS = f"SELECT {', '.join(CALL_FIELDS)}, id FROM {{s}}.calls"
-_OBJECT_COLUMNS = "kind, scope, key, value, node, expires, created, updated"
 _call_values = operator.attrgetter(*CALL_FIELDS)
 _depth = operator.itemgetter(6)
 
@@ -294,7 +256,7 @@ class PostgresStore(Store):
     def chain(self, head: int | None) -> list[ChainRow]:
         if head is None:
             return []
-        sql = self.db.sql(_CHAIN)
+        sql = self.db.sql(CHAIN)
 
         def load(conn: psycopg.Connection[Any]) -> list[Any]:
             with conn.cursor(binary=True) as cur:
@@ -308,7 +270,7 @@ class PostgresStore(Store):
     def chain_extension(self, head: int, above: int, prefix: bytes) -> list[ChainRow] | None:
         if above < 1:
             return super().chain_extension(head, above, prefix)
-        sql = self.db.sql(_CHAIN_SINCE)
+        sql = self.db.sql(CHAIN_SINCE)
 
         def load(conn: psycopg.Connection[Any]) -> list[Any]:
             with conn.cursor(binary=True) as cur:
@@ -326,6 +288,12 @@ class PostgresStore(Store):
         if not rows:
             raise CorruptionError(f"node {node} is missing")
         return bytes(rows[0][0])
+
+    def node_depth(self, node: int) -> int:
+        rows = self._read("reading a node", "SELECT depth FROM {s}.nodes WHERE id = %s", (node,))
+        if not rows:
+            raise CorruptionError(f"node {node} is missing")
+        return int(rows[0][0])
 
     def node_meta(self, node: int) -> bytes | str | None:
         rows = self._read("reading a node", "SELECT meta FROM {s}.nodes WHERE id = %s", (node,))
@@ -386,7 +354,7 @@ class PostgresStore(Store):
             [o.expires for o in objects],
             [o.at_head for o in objects],
         )
-        sql = self.db.sql(_APPEND if deadline is None else _APPEND_BY)
+        sql = self.db.sql(APPEND if deadline is None else APPEND_BY)
 
         def run(conn: psycopg.Connection[Any]) -> list[int]:
             if deadline is None:
@@ -440,7 +408,7 @@ class PostgresStore(Store):
     # -- the ledger ------------------------------------------------------------------
 
     def record_call(self, call: CallRecord) -> int:
-        sql = self.db.sql(_INSERT_CALL)
+        sql = self.db.sql(INSERT_CALL)
         values = _call_values(call)
 
         def insert(conn: psycopg.Connection[Any]) -> int:
@@ -459,7 +427,7 @@ class PostgresStore(Store):
             where, args = " WHERE session = %s", (session,)
         elif session_name is not None:
             where, args = " WHERE session_name = %s", (session_name,)
-        rows = self._read("reading the ledger", _SELECT_CALLS + where + " ORDER BY id", args)
+        rows = self._read("reading the ledger", SELECT_CALLS + where + " ORDER BY id", args)
         out = []
         for r in rows:
             r = list(r)
@@ -502,7 +470,7 @@ class PostgresStore(Store):
         check_object(kind, scope, key)
         rows = self._read(
             "reading an object",
-            f"SELECT {_OBJECT_COLUMNS} FROM {{s}}.objects WHERE kind = %s AND scope = %s "
+            f"SELECT {OBJECT_COLUMNS} FROM {{s}}.objects WHERE kind = %s AND scope = %s "
             "AND key = %s AND (expires IS NULL OR expires > %s)",
             (kind, scope, key, time.time()),
         )
@@ -532,7 +500,7 @@ class PostgresStore(Store):
             args += [kind, scope, after, -1 if descending else 2**62]
         rows = self._read(
             "listing objects",
-            f"SELECT {_OBJECT_COLUMNS} FROM {{s}}.objects WHERE {where} "
+            f"SELECT {OBJECT_COLUMNS} FROM {{s}}.objects WHERE {where} "
             f"ORDER BY id {order} LIMIT %s",
             [*args, limit],
         )
@@ -553,7 +521,7 @@ class PostgresStore(Store):
         while True:
             rows = self._read(
                 "listing objects",
-                f"SELECT id, {_OBJECT_COLUMNS} FROM {{s}}.objects WHERE id > %s "
+                f"SELECT id, {OBJECT_COLUMNS} FROM {{s}}.objects WHERE id > %s "
                 "AND (expires IS NULL OR expires > %s) ORDER BY id LIMIT %s",
                 (after, time.time(), batch),
             )

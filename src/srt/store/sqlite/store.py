@@ -416,6 +416,12 @@ class SQLiteStore(Store):
             raise CorruptionError(f"node {node} is missing")
         return rows[0][0]  # type: ignore[no-any-return]
 
+    def node_depth(self, node: int) -> int:
+        rows = self.db.read("reading a node", "SELECT depth FROM nodes WHERE id = ?", (node,))
+        if not rows:
+            raise CorruptionError(f"node {node} is missing")
+        return int(rows[0][0])
+
     def node_meta(self, node: int) -> bytes | str | None:
         rows = self.db.read("reading a node", "SELECT meta FROM nodes WHERE id = ?", (node,))
         return rows[0][0] if rows else None
