@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,12 @@ def pytest_configure(config: pytest.Config) -> None:
         "filterwarnings",
         "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning",
     )
+    # A shell starts a background job (`cmd &` without job control, as CI runners and
+    # nohup do) with SIGINT ignored, and an ignored signal stays ignored in every child.
+    # The Ctrl-C tests send SIGINT to children (srt chat, the local provider's parent),
+    # so they need the default disposition whatever started pytest.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 settings.register_profile(
