@@ -4,7 +4,7 @@ Bottom to top, every top-level module or package on a rank of its own::
 
     _version, errors, _types, tools, message, pricing <- _core <- _hashing <- tokens,
         store, history, entries, wire <- local <- providers <- context, cache, savings
-        <- _shared <- _chain <- _builder <- compaction <- exchange <- ledger, summarize,
+        <- _shared <- _chain <- _pieces <- _builder <- compaction <- exchange <- ledger, summarize,
         _task, tasks <- session <- runtime <- testing, gateway, integrations, cli, bench
 
 Nothing imports upward, and nothing imports in a cycle: not between top-level
@@ -61,6 +61,8 @@ ORDER = [
     "_shared",
     # A session's history in memory and its compare-and-swap commit.
     "_chain",
+    # A request's glued pieces per format and model (the builder's state).
+    "_pieces",
     # Assembly, windows, the cache plan, the request bytes.
     "_builder",
     "compaction",

@@ -26,7 +26,8 @@ import apsw
 from ...errors import ConfigError, CorruptionError, StoreError
 from ..base import BackupReport
 from . import keys as _keys
-from .db import Database, translate
+from .database import Database
+from .db import translate
 from .files import create_private_file
 
 __all__ = ["backup"]

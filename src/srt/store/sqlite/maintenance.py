@@ -50,7 +50,8 @@ from ..base import GcReport, Hit, VacuumReport
 from . import db as db_module
 from . import heap as heap_module
 from . import queries as q
-from .db import Database, translate
+from .database import Database
+from .db import translate
 from .queries import ROLE, TEXT
 
 __all__ = [

@@ -60,96 +60,43 @@ from ..base import (
     check_object,
 )
 from . import backup, heap, maintenance, verify, views
+from .database import Database
 from .db import (
     MMAP_SIZE,
     OBJECTS_SQL,
     OBJECTS_TABLE,
     SYNCHRONOUS,
-    Database,
     has_table,
     translate,
 )
 from .files import BUSY_TIMEOUT_MS
 from .keys import Key
+from .statements import (
+    CHAIN_ABOVE_SQL,
+    CHAIN_SQL,
+    COUNTS,
+    GET_SESSION_SQL,
+    INSERT_CALL,
+    LIST_SESSIONS_SQL,
+    LIVE_OBJECT,
+    NODE_COLUMNS,
+    RANGE_SQL,
+    SELECT_CALLS,
+    TAIL_SQL,
+)
 from .writes import OBJECT_COLUMNS, insert_nodes, put_object, swap_head
 
 __all__ = ["SQLiteStore"]
 
-_INSERT_CALL = (
-    f"INSERT INTO calls({', '.join(CALL_FIELDS)}) VALUES ({', '.join('?' for _ in CALL_FIELDS)})"
-)
-_SELECT_CALLS = f"SELECT {', '.join(CALL_FIELDS)}, id FROM calls"
 _call_values = operator.attrgetter(*CALL_FIELDS)
 _NODE = CALL_FIELDS.index("node")
-
-_NODE_COLUMNS = "id, parent, depth, hash, prefix, at, len, status, meta"
-_CHAIN_SQL = f"""
-WITH RECURSIVE chain({_NODE_COLUMNS}) AS (
-    SELECT {_NODE_COLUMNS} FROM nodes WHERE id = ?
-    UNION ALL
-    SELECT n.id, n.parent, n.depth, n.hash, n.prefix, n.at, n.len, n.status, n.meta
-    FROM nodes n JOIN chain c ON n.id = c.parent AND n.depth < c.depth
-)
-SELECT {_NODE_COLUMNS} FROM chain
-"""
-#: The rows just below a head: a session appended by one writer is a run of ids, so its
-#: chain is read in one range scan (``_core.walk_chain`` follows the parents in it); what
-#: the walk leaves (a fork's shared part, another writer's interleaved nodes) is read
-#: with the recursive query above.
-_RANGE_SQL = f"SELECT {_NODE_COLUMNS} FROM nodes WHERE id BETWEEN ? AND ? ORDER BY id"
 #: Chains of this many messages or more are read through a memory map.
 _MAP_FROM = 128
-#: The chain's nodes deeper than a given depth (a rebase reads only what it lacks).
-_CHAIN_ABOVE_SQL = f"""
-WITH RECURSIVE chain({_NODE_COLUMNS}) AS (
-    SELECT {_NODE_COLUMNS} FROM nodes WHERE id = ?1 AND depth > ?2
-    UNION ALL
-    SELECT n.id, n.parent, n.depth, n.hash, n.prefix, n.at, n.len, n.status, n.meta
-    FROM nodes n JOIN chain c ON n.id = c.parent AND n.depth < c.depth AND n.depth > ?2
-)
-SELECT {_NODE_COLUMNS} FROM chain
-"""
-
-
-#: The nodes of a chain below ``node`` down to (not including) depth ``?2``.
-_TAIL_SQL = """
-WITH RECURSIVE up(id, parent, depth, at, len) AS (
-    SELECT id, parent, depth, at, len FROM nodes WHERE id = ?1
-    UNION ALL
-    SELECT n.id, n.parent, n.depth, n.at, n.len
-    FROM nodes n JOIN up ON n.id = up.parent AND n.depth < up.depth
-    WHERE up.depth > ?2
-)
-SELECT id, depth, at, len FROM up
-"""
-
-#: A session, and whether its row is whole: its head the node it says (a damaged head id
-#: that names another node fails: its prefix hash is not the one recorded), and its
-#: NOT NULL columns set (a damaged record header reads as NULLs).
-_GET_SESSION_SQL = (
-    "SELECT s.id, s.head, s.created, s.updated, "
-    "s.head_prefix IS (SELECT n.prefix FROM nodes n WHERE n.id = s.head) "
-    "AND s.created IS NOT NULL AND s.updated IS NOT NULL "
-    "FROM sessions s WHERE s.name = ?"
-)
-
-#: Rows of the sessions table, and entries of its name index (SQLite's automatic index
-#: for the UNIQUE name), counted apart.
-_COUNTS = (
-    "(SELECT count(*) FROM sessions NOT INDEXED), "
-    "(SELECT count(*) FROM sessions INDEXED BY sqlite_autoindex_sessions_1)"
-)
-_LIST_SESSIONS_SQL = (
-    f"SELECT s.name, coalesce(n.depth, 0), s.created, s.updated, n.prefix, {_COUNTS} "
-    "FROM sessions s LEFT JOIN nodes n ON n.id = s.head ORDER BY s.name"
-)
-
-_LIVE_OBJECT = "(expires IS NULL OR expires > ?)"
 _C0 = re.compile("[\x00-\x1f\x7f]")
 
 
 def _with_bodies(conn: apsw.Connection, nodes: list[Any]) -> list[ChainRow]:
-    """Node rows (``_NODE_COLUMNS``) with their messages' bodies read from the heap, as
+    """Node rows (``NODE_COLUMNS``) with their messages' bodies read from the heap, as
     ``ChainRow``s (inside the caller's read transaction)."""
     try:
         bodies = heap.read(conn, [r[5] for r in nodes], [r[6] for r in nodes])
@@ -250,7 +197,7 @@ class SQLiteStore(Store):
     # -- sessions ----------------------------------------------------------------
 
     def get_session(self, name: str) -> SessionRow | None:
-        rows = self.db.read("reading a session", _GET_SESSION_SQL, (name,))
+        rows = self.db.read("reading a session", GET_SESSION_SQL, (name,))
         if not rows:
             return None
         if not rows[0][4]:
@@ -316,12 +263,12 @@ class SQLiteStore(Store):
     def list_sessions(self) -> list[SessionInfo]:
         # The table's rows and its name index's entries are counted in the same statement:
         # a damaged page that drops rows from one (a cell count zeroed) makes them differ.
-        rows = self.db.read("listing sessions", _LIST_SESSIONS_SQL)
+        rows = self.db.read("listing sessions", LIST_SESSIONS_SQL)
         if rows:
             in_table, in_index = rows[0][5], rows[0][6]
             bad = in_table != in_index or in_table != len(rows)
         else:
-            in_table, in_index = self.db.read("listing sessions", f"SELECT {_COUNTS}")[0]
+            in_table, in_index = self.db.read("listing sessions", f"SELECT {COUNTS}")[0]
             bad = in_table != in_index
         if bad:
             raise CorruptionError(
@@ -372,7 +319,7 @@ class SQLiteStore(Store):
         with translate("loading a session"):
             conn.execute("BEGIN")  # one snapshot for the nodes and their bodies
             try:
-                found: list[Any] = conn.execute(_CHAIN_ABOVE_SQL, (head, above)).fetchall()
+                found: list[Any] = conn.execute(CHAIN_ABOVE_SQL, (head, above)).fetchall()
                 found.sort(key=operator.itemgetter(2))  # by depth
                 rows = _with_bodies(conn, found)
             finally:
@@ -394,16 +341,16 @@ class SQLiteStore(Store):
     def _nodes(conn: apsw.Connection, head: int) -> list[Any]:
         """The node rows from the root to ``head``, root first."""
         top: list[Any] = conn.execute(
-            f"SELECT {_NODE_COLUMNS} FROM nodes WHERE id = ?", (head,)
+            f"SELECT {NODE_COLUMNS} FROM nodes WHERE id = ?", (head,)
         ).fetchall()
         if not top or type(top[0][2]) is not int:
             return []  # no such node, or a damaged one: check_chain reports it
-        window = conn.execute(_RANGE_SQL, (max(0, head - top[0][2] - 8), head)).fetchall()
+        window = conn.execute(RANGE_SQL, (max(0, head - top[0][2] - 8), head)).fetchall()
         try:
             found, missing = _core.walk_chain(window, head)
             if missing is not None:
                 # Rows come deepest first (the recursion's order).
-                rest: list[Any] = conn.execute(_CHAIN_SQL, (missing,)).fetchall()
+                rest: list[Any] = conn.execute(CHAIN_SQL, (missing,)).fetchall()
                 rest.reverse()
                 found = rest + found
         except (ValueError, TypeError):
@@ -431,7 +378,7 @@ class SQLiteStore(Store):
         with translate("reading a chain's tail"):
             conn.execute("BEGIN")  # one snapshot for the nodes and their bodies
             try:
-                found: list[Any] = conn.execute(_TAIL_SQL, (node, depth)).fetchall()
+                found: list[Any] = conn.execute(TAIL_SQL, (node, depth)).fetchall()
                 rows = sorted((r for r in found if r[1] > depth), key=operator.itemgetter(1))
                 try:
                     bodies = heap.read(conn, [r[2] for r in rows], [r[3] for r in rows])
@@ -470,7 +417,7 @@ class SQLiteStore(Store):
             if call is not None:
                 row = list(_call_values(call))
                 row[_NODE] = head
-                conn.execute(_INSERT_CALL, row)
+                conn.execute(INSERT_CALL, row)
             if objects:
                 self._ensure_objects(conn)
             for obj in objects:
@@ -483,7 +430,7 @@ class SQLiteStore(Store):
 
     def record_call(self, call: CallRecord) -> int:
         with self.db.write("recording a provider call") as conn:
-            conn.execute(_INSERT_CALL, _call_values(call))
+            conn.execute(INSERT_CALL, _call_values(call))
             return conn.last_insert_rowid()
 
     def calls(
@@ -495,7 +442,7 @@ class SQLiteStore(Store):
             where, args = " WHERE session = ?", [session]
         elif session_name is not None:
             where, args = " WHERE session_name = ?", [session_name]
-        rows = self.db.read("reading the ledger", _SELECT_CALLS + where + " ORDER BY id", args)
+        rows = self.db.read("reading the ledger", SELECT_CALLS + where + " ORDER BY id", args)
         return [CallRecord(*r) for r in rows]
 
     def last_response(self, nodes: Sequence[int], format: str, model: str) -> StoredResponse | None:
@@ -536,7 +483,7 @@ class SQLiteStore(Store):
         rows = self.db.read(
             "reading an object",
             f"SELECT {OBJECT_COLUMNS} FROM objects WHERE kind = ? AND scope = ? AND key = ? "
-            f"AND {_LIVE_OBJECT}",
+            f"AND {LIVE_OBJECT}",
             (kind, scope, key, time.time()),
         )
         return ObjectRow(*rows[0]) if rows else None
@@ -556,7 +503,7 @@ class SQLiteStore(Store):
         if not self._has_objects():
             return []
         order, cmp = ("DESC", "<") if descending else ("ASC", ">")
-        where = "kind = ? AND scope = ? AND " + _LIVE_OBJECT
+        where = "kind = ? AND scope = ? AND " + LIVE_OBJECT
         args: list[Any] = [kind, scope, time.time()]
         if after is not None:
             where += (
@@ -590,7 +537,7 @@ class SQLiteStore(Store):
             rows = self.db.read(
                 "listing objects",
                 f"SELECT id, {OBJECT_COLUMNS} FROM objects WHERE id > ? "
-                f"AND {_LIVE_OBJECT} ORDER BY id LIMIT ?",
+                f"AND {LIVE_OBJECT} ORDER BY id LIMIT ?",
                 (after, time.time(), batch),
             )
             yield from (ObjectRow(*r[1:]) for r in rows)

@@ -22,7 +22,8 @@ from ..base import Fault, FaultList, VerifyReport
 from . import db as db_module
 from . import heap
 from . import queries as q
-from .db import Database, translate
+from .database import Database
+from .db import translate
 
 __all__ = ["verify"]
 

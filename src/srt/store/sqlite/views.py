@@ -5,7 +5,7 @@ from __future__ import annotations
 from ...errors import SessionNotFoundError
 from ..base import USER_PREFIX, SessionOverview, TreeNode, build_tree, session_overviews
 from . import queries as q
-from .db import Database
+from .database import Database
 from .queries import CHAINS, ROLE, TEXT
 
 __all__ = ["overview", "tree"]

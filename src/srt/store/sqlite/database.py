@@ -1,0 +1,214 @@
+"""``Database``: one srt SQLite file's connections (one per thread, new ones after
+``os.fork()``), its in-process writer lock, and the scopes every read and write runs in.
+How a connection is opened, checked and migrated is ``db``'s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import apsw
+
+from ... import _hashing
+from ..._hashing import Hashing
+from ...errors import ConfigError, StoreBusyError
+from . import keys as _keys
+from .db import connect, reserved_bytes, translate
+from .files import BUSY_TIMEOUT_MS, check_header, create_private_file
+
+#: A write given this much time or more waits as if given the whole busy timeout.
+_NEAR_FULL_WAIT_S = BUSY_TIMEOUT_MS / 1000 - 0.01
+
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def file_lock(path: str) -> threading.Lock:
+    """The in-process writer lock of the file at ``path`` (one per file, shared)."""
+    key = os.path.realpath(path) if path != ":memory:" else f":memory:{id(object())}"
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(key, threading.Lock())
+
+
+class Database:
+    """One SQLite file: a connection per thread (new ones after ``os.fork()``), the
+    file's writer lock, and how every connection is opened.
+
+    ``vfs`` names a registered SQLite VFS (``None``: the default); the tests use it
+    to inject disk faults. ``key`` decrypts an encrypted file (``keys``); ``hashing``
+    is how the file's messages and prefix chain are hashed (``srt._hashing``; the file
+    records it); ``durability`` is ``"normal"`` or ``"full"`` (``SYNCHRONOUS``).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        vfs: str | None = None,
+        key: _keys.Key | None = None,
+        hashing: Hashing = _hashing.XXH3,
+        durability: str = "normal",
+    ) -> None:
+        self.path = path
+        self.vfs = vfs
+        self.key = key
+        self.hashing = hashing
+        self.durability = durability
+        #: Taken by every writer of this file in this process, before BEGIN IMMEDIATE.
+        self.lock = file_lock(path)
+        self._local = threading.local()
+        self._pid = os.getpid()
+        self._conns: list[apsw.Connection] = []
+        self._conns_guard = threading.Lock()
+        #: Bytes SQLite reserves at the end of each page (header byte 20; 0 for most files;
+        #: an encrypted file's header is not readable here, and its rows are sized as if 0).
+        self.reserved = 0
+        if key is not None:
+            _keys.require()
+            if path == ":memory:":
+                raise ConfigError("an in-memory store cannot be encrypted")
+        if path != ":memory:":
+            check_header(path, vfs=vfs, key=key)
+            create_private_file(path)
+        self.connection()  # verify identity and migrate now, so errors surface at open
+        if path != ":memory:" and key is None:
+            self.reserved = reserved_bytes(path)
+
+    def open(self) -> apsw.Connection:
+        """A new connection to the file, keyed, checked and configured like every other
+        (the caller closes it)."""
+        return connect(
+            self.path,
+            self.lock,
+            migrate=True,
+            vfs=self.vfs,
+            key=self.key,
+            hashing=self.hashing,
+            durability=self.durability,
+        )
+
+    def connection(self) -> apsw.Connection:
+        """This thread's connection, opened (and the file migrated) on first use."""
+        if os.getpid() != self._pid:
+            # A forked child must never use its parent's connections.
+            self._local = threading.local()
+            self._conns = []
+            self._pid = os.getpid()
+        conn: apsw.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self.open()
+            self._local.conn = conn
+            with self._conns_guard:
+                self._conns.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._conns_guard:
+            conns, self._conns = self._conns, []
+        self._local = threading.local()
+        for conn in conns:
+            with contextlib.suppress(apsw.Error):
+                conn.close()
+
+    @contextlib.contextmanager
+    def write(self, action: str, deadline: float | None = None) -> Iterator[apsw.Connection]:
+        """A write transaction: the writer lock, then ``BEGIN IMMEDIATE``; commit or roll back.
+
+        Waiting for other writers (this process's, then other processes') ends at
+        ``deadline`` (a ``time.monotonic()`` value; default: the busy timeout from now)
+        with ``StoreBusyError``.
+        """
+        conn = self.connection()
+        lock = self.lock
+        if deadline is not None and deadline - time.monotonic() > _NEAR_FULL_WAIT_S:
+            deadline = None  # (within 10 ms of a full busy timeout: SQLite's own will do)
+        with translate(action):
+            left_ms = BUSY_TIMEOUT_MS  # the common case: no wait, SQLite's own timeout
+            if deadline is not None or not lock.acquire(blocking=False):
+                if deadline is None:
+                    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+                if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                    raise StoreBusyError(
+                        f"{action}: another writer in this process held the database too long"
+                    )
+                left_ms = int((deadline - time.monotonic()) * 1000)
+            try:
+                if left_ms < BUSY_TIMEOUT_MS:
+                    conn.set_busy_timeout(max(1, left_ms))
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                finally:
+                    if left_ms < BUSY_TIMEOUT_MS:
+                        conn.set_busy_timeout(BUSY_TIMEOUT_MS)
+                try:
+                    yield conn
+                except BaseException:
+                    if not conn.get_autocommit():
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                lock.release()
+
+    def read(self, action: str, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with translate(action):
+            return self.connection().execute(sql, args).fetchall()
+
+    @contextlib.contextmanager
+    def job(self, action: str, pragmas: Sequence[str] = ()) -> Iterator[apsw.Connection]:
+        """A connection of a maintenance job's own (closed afterwards), so the job's
+        pragmas never leak into the connections the store lends to sessions."""
+        if self.path == ":memory:":
+            raise ConfigError(f"{action} needs a database file, not :memory:")
+        conn = self.open()
+        try:
+            with translate(action):
+                for pragma in pragmas:
+                    conn.execute(pragma).fetchall()
+            yield conn
+        finally:
+            with contextlib.suppress(apsw.Error):
+                conn.close()
+
+    def rekey(self, new_key: _keys.Key | None) -> None:
+        """Re-encrypt the file under ``new_key`` (``None``: decrypt it).
+
+        Every connection this store opened is closed first (threads reopen theirs on
+        their next use); no other process may have the file open meanwhile. The new
+        key is checked by reading the file with it before it replaces the old one.
+        """
+        _keys.require()
+        if self.path == ":memory:":
+            raise ConfigError("an in-memory store cannot be encrypted")
+        with self.lock:
+            self.close()
+            conn = self.open()
+            try:
+                with translate("re-encrypting the database"):
+                    if self.key is None and new_key is not None:
+                        # Encrypting a plain file rewrites every page with room for the
+                        # cipher's MAC, which SQLite3 Multiple Ciphers does only outside
+                        # WAL mode: leave it for the rekey (this needs the only handle).
+                        if conn.pragma("journal_mode", "delete") != "delete":
+                            raise StoreBusyError(
+                                "re-encrypting the database: another connection has it open"
+                            )
+                        try:
+                            _keys.apply(conn, new_key, rekey=True)
+                        finally:
+                            conn.pragma("journal_mode", "wal")
+                    else:
+                        _keys.apply(conn, new_key, rekey=True)
+            finally:
+                conn.close()
+            old, self.key = self.key, new_key
+            try:
+                self.open().close()
+            except BaseException:
+                self.key = old
+                raise

@@ -1,0 +1,73 @@
+"""The fixed statements of ``SQLiteStore``'s reads and its ledger: chain walks, session
+rows and lists, calls, live objects."""
+
+from __future__ import annotations
+
+from ..base import CALL_FIELDS
+
+INSERT_CALL = (
+    f"INSERT INTO calls({', '.join(CALL_FIELDS)}) VALUES ({', '.join('?' for _ in CALL_FIELDS)})"
+)
+SELECT_CALLS = f"SELECT {', '.join(CALL_FIELDS)}, id FROM calls"
+
+NODE_COLUMNS = "id, parent, depth, hash, prefix, at, len, status, meta"
+CHAIN_SQL = f"""
+WITH RECURSIVE chain({NODE_COLUMNS}) AS (
+    SELECT {NODE_COLUMNS} FROM nodes WHERE id = ?
+    UNION ALL
+    SELECT n.id, n.parent, n.depth, n.hash, n.prefix, n.at, n.len, n.status, n.meta
+    FROM nodes n JOIN chain c ON n.id = c.parent AND n.depth < c.depth
+)
+SELECT {NODE_COLUMNS} FROM chain
+"""
+#: The rows just below a head: a session appended by one writer is a run of ids, so its
+#: chain is read in one range scan (``_core.walk_chain`` follows the parents in it); what
+#: the walk leaves (a fork's shared part, another writer's interleaved nodes) is read
+#: with the recursive query above.
+RANGE_SQL = f"SELECT {NODE_COLUMNS} FROM nodes WHERE id BETWEEN ? AND ? ORDER BY id"
+#: The chain's nodes deeper than a given depth (a rebase reads only what it lacks).
+CHAIN_ABOVE_SQL = f"""
+WITH RECURSIVE chain({NODE_COLUMNS}) AS (
+    SELECT {NODE_COLUMNS} FROM nodes WHERE id = ?1 AND depth > ?2
+    UNION ALL
+    SELECT n.id, n.parent, n.depth, n.hash, n.prefix, n.at, n.len, n.status, n.meta
+    FROM nodes n JOIN chain c ON n.id = c.parent AND n.depth < c.depth AND n.depth > ?2
+)
+SELECT {NODE_COLUMNS} FROM chain
+"""
+
+
+#: The nodes of a chain below ``node`` down to (not including) depth ``?2``.
+TAIL_SQL = """
+WITH RECURSIVE up(id, parent, depth, at, len) AS (
+    SELECT id, parent, depth, at, len FROM nodes WHERE id = ?1
+    UNION ALL
+    SELECT n.id, n.parent, n.depth, n.at, n.len
+    FROM nodes n JOIN up ON n.id = up.parent AND n.depth < up.depth
+    WHERE up.depth > ?2
+)
+SELECT id, depth, at, len FROM up
+"""
+
+#: A session, and whether its row is whole: its head the node it says (a damaged head id
+#: that names another node fails: its prefix hash is not the one recorded), and its
+#: NOT NULL columns set (a damaged record header reads as NULLs).
+GET_SESSION_SQL = (
+    "SELECT s.id, s.head, s.created, s.updated, "
+    "s.head_prefix IS (SELECT n.prefix FROM nodes n WHERE n.id = s.head) "
+    "AND s.created IS NOT NULL AND s.updated IS NOT NULL "
+    "FROM sessions s WHERE s.name = ?"
+)
+
+#: Rows of the sessions table, and entries of its name index (SQLite's automatic index
+#: for the UNIQUE name), counted apart.
+COUNTS = (
+    "(SELECT count(*) FROM sessions NOT INDEXED), "
+    "(SELECT count(*) FROM sessions INDEXED BY sqlite_autoindex_sessions_1)"
+)
+LIST_SESSIONS_SQL = (
+    f"SELECT s.name, coalesce(n.depth, 0), s.created, s.updated, n.prefix, {COUNTS} "
+    "FROM sessions s LEFT JOIN nodes n ON n.id = s.head ORDER BY s.name"
+)
+
+LIVE_OBJECT = "(expires IS NULL OR expires > ?)"
