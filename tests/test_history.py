@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import closing
+from pathlib import Path
 
 import apsw
 import pytest
@@ -204,3 +205,17 @@ def test_deleting_a_session_drops_its_earlier_heads(rt: srt.Runtime) -> None:
     rt.delete("d")
     assert rt.store.gc().nodes == 7
     assert rt.store.list_objects(history.KIND, str(s.parts.chain.id)) == []
+
+
+def test_verify_rebuilds_the_ledger_of_a_keyed_store(tmp_path: Path, srv: ProviderServer) -> None:
+    """The exchange records a keyed store's body hash with the store's key, and verify
+    rebuilds it the same way (it once used plain XXH3 and reported every row)."""
+    rt = srt.Runtime(str(tmp_path / "keyed.db"), hash_key=b"k" * 32)
+    s = rt.session("k")
+    s.append({"role": "user", "content": "hi"})
+    srv.script("openai", ["hello"])
+    with closing(OpenAI(KEY, base_url=srv.url + "/v1")) as p:
+        s.send(p, model="gpt-4o-mini")
+    report = rt.verify_ledger()
+    assert report.ok and (report.checked, report.unchecked) == (1, 0), report.faults
+    rt.close()

@@ -17,7 +17,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import _core
 from ._builder import Builder
 from ._chain import Chain
 from ._shared import Shared
@@ -112,6 +111,7 @@ def verify_ledger(shared: Shared, rows: Iterable[Mapping[str, Any]]) -> LedgerRe
         places = ((str(name), pos),) if name is not None else ()
         faults.append(Fault("ledger", "calls", row.get("id"), detail, places))
 
+    digest = shared.store.hashing.digest  # as the exchange recorded it (keyed or XXH3)
     for row in rows:
         try:
             body = replay_call(shared, row)
@@ -123,11 +123,11 @@ def verify_ledger(shared: Shared, rows: Iterable[Mapping[str, Any]]) -> LedgerRe
             unchecked += 1
             continue
         checked += 1
-        if _core.digest(body) != row["body_hash"] or len(body) != row["body_bytes"]:
+        if digest(body) != row["body_hash"] or len(body) != row["body_bytes"]:
             fault(
                 row,
                 f"the body rebuilt from node {row['node']} and its parameters is "
-                f"{len(body):,} bytes hashing to {_core.digest(body).hex()[:12]}…, not the "
+                f"{len(body):,} bytes hashing to {digest(body).hex()[:12]}…, not the "
                 f"{row['body_bytes']:,} bytes hashing to {bytes(row['body_hash']).hex()[:12]}… "
                 "recorded",
             )

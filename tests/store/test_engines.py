@@ -155,3 +155,33 @@ def test_the_first_object_creates_the_objects_table(tmp_path: Path) -> None:
         other.close()
     finally:
         store.close()
+
+
+def test_stores_opening_one_new_file_at_once_all_open(tmp_path: Path) -> None:
+    # SQLite refuses a journal-mode change at once (no busy handler) while another
+    # connection holds the file; srt retries it, so racing first opens never fail.
+    import threading
+
+    for round_ in range(30):
+        path = tmp_path / f"race{round_}.db"
+        errors: list[BaseException] = []
+
+        def open_and_create(t: int, path: Path = path, errors: list[Any] = errors) -> None:
+            try:
+                SQLiteStore(path).create_session(f"s{t}", None, exist_ok=False)
+            except BaseException as exc:  # collected, asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_and_create, args=(t,)) for t in range(8)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert errors == []
+        assert len(SQLiteStore(path).list_sessions()) == 8
+
+
+@pytest.mark.parametrize("bad", [3, b"x.db", ""])
+def test_a_sqlite_store_path_of_the_wrong_type_is_a_config_error(bad: Any) -> None:
+    with pytest.raises(srt.ConfigError, match=r"path must be a str or os\.PathLike"):
+        SQLiteStore(bad)

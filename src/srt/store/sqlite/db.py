@@ -389,12 +389,33 @@ def _configure(conn: apsw.Connection, new: bool, durability: str = "normal") -> 
         conn.execute(f"PRAGMA page_size={PAGE_SIZE:d}")
     # apsw.bestpractice's per-connection functions, one by one; never apply(),
     # which would change process-wide hooks in the host application.
-    apsw.bestpractice.connection_wal(conn)
+    _switch_to_wal(conn)
     apsw.bestpractice.connection_enable_foreign_keys(conn)
     apsw.bestpractice.connection_dqs(conn)
     conn.set_busy_timeout(BUSY_TIMEOUT_MS)
     conn.execute(f"PRAGMA synchronous={SYNCHRONOUS[durability]}")
     conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT:d}").fetchall()
+
+
+def _switch_to_wal(conn: apsw.Connection) -> None:
+    """``apsw.bestpractice.connection_wal``, retried while the file is locked.
+
+    SQLite answers a journal-mode change with SQLITE_BUSY at once, without calling the
+    busy handler, when another connection holds a lock on the file; two stores opening
+    a new file at the same moment hit it (the first is still switching it to WAL). The
+    switch is retried, with a growing pause, for as long as the busy timeout.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    pause = 0.001
+    while True:
+        try:
+            apsw.bestpractice.connection_wal(conn)
+            return
+        except apsw.BusyError:
+            if time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
 
 def _migrate(conn: apsw.Connection, lock: threading.Lock, hashing: Hashing) -> None:

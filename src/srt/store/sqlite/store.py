@@ -21,6 +21,7 @@ the ``ls``/``show --tree`` views in ``views``.
 from __future__ import annotations
 
 import operator
+import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -120,13 +121,18 @@ class SQLiteStore(Store):
 
     def __init__(
         self,
-        path: str,
+        path: str | os.PathLike[str],
         *,
         vfs: str | None = None,
         key: str | bytes | Key | None = None,
         hashing: Hashing = XXH3,
         durability: str = "normal",
     ) -> None:
+        path = os.fspath(path) if isinstance(path, os.PathLike) else path
+        if not isinstance(path, str) or not path:
+            raise ConfigError(
+                f"a SQLite store's path must be a str or os.PathLike, not {path!r:.60}"
+            )
         if durability not in SYNCHRONOUS:
             raise ConfigError(f"durability must be one of {sorted(SYNCHRONOUS)}")
         self.path = path
