@@ -27,6 +27,7 @@ extensions = [
     Extension(
         "srt._core",
         ["src/srt/_core.pyx"],
+        depends=["src/srt/_utf8.h"],
         define_macros=macros,
         extra_compile_args=compile_args,
     )

@@ -191,6 +191,78 @@ def test_decode_messages_matches_json(messages: list[dict[str, Any]]) -> None:
     assert _core.decode_messages(bodies, ROLE_KEYS, json.loads) == ref.decode_messages(bodies)
 
 
+def _decoded(data: bytes) -> tuple[str, str | None]:
+    """``data`` decoded by CPython: ``("ok", text)`` or ``(error message, None)``."""
+    try:
+        return "ok", data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return str(exc), None
+
+
+def _srt_decoded(data: bytes) -> tuple[str, str | None]:
+    try:
+        return "ok", _core.decode_utf8(data)
+    except UnicodeDecodeError as exc:
+        return str(exc), None
+
+
+#: Text with runs of ASCII longer and shorter than the decoder's 16-byte blocks and
+#: characters of every UTF-8 length, and byte strings that are mostly such text with a
+#: few bytes changed (truncated, overlong, surrogate and out-of-range sequences).
+_TEXTS = st.lists(
+    st.one_of(
+        st.text(alphabet=st.characters(max_codepoint=0x7F), min_size=0, max_size=40),
+        st.text(alphabet=st.characters(min_codepoint=0x80, max_codepoint=0xFF), max_size=5),
+        st.text(
+            alphabet=st.characters(
+                min_codepoint=0x100, max_codepoint=0xFFFF, exclude_categories=("Cs",)
+            ),
+            max_size=5,
+        ),
+        st.text(alphabet=st.characters(min_codepoint=0x10000), max_size=3),
+    ),
+    max_size=12,
+).map("".join)
+
+
+@settings(max_examples=1000)
+@given(_TEXTS)
+def test_decode_utf8_matches_cpython_on_text(text: str) -> None:
+    data = text.encode("utf-8")
+    got = _core.decode_utf8(data)
+    assert got == text
+    # The same kind of str as CPython's: equal strings, equal sizes in memory.
+    assert got.__sizeof__() == data.decode("utf-8").__sizeof__()
+
+
+@settings(max_examples=1000)
+@given(_TEXTS, st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=3))
+def test_decode_utf8_matches_cpython_on_damaged_bytes(
+    text: str, flips: list[tuple[int, int]]
+) -> None:
+    data = bytearray(text.encode("utf-8"))
+    for at, value in flips:
+        if data:
+            data[at % len(data)] = value
+    assert _srt_decoded(bytes(data)) == _decoded(bytes(data))
+    cut = bytes(data[: len(data) // 2])  # a sequence cut short at the end
+    assert _srt_decoded(cut) == _decoded(cut)
+
+
+def test_decode_utf8_refuses_what_cpython_refuses() -> None:
+    for data in (
+        b"\xff",
+        b"\xc0\x80",  # overlong
+        b"\xe0\x80\x80",  # overlong
+        b"\xed\xa0\x80",  # a surrogate
+        b"\xf4\x90\x80\x80",  # past U+10FFFF
+        b"a" * 20 + b"\xe6\x95",  # cut short
+        b"\x80" * 17,  # continuation bytes alone
+    ):
+        assert _srt_decoded(data) == _decoded(data)
+        assert _decoded(data)[1] is None
+
+
 def test_decode_messages_falls_back_for_what_it_does_not_know() -> None:
     calls: list[bytes] = []
 

@@ -110,6 +110,7 @@ def walk_chain(
 def decode_messages(
     bodies: list[bytes], roles: dict[bytes, str], loads: Callable[[bytes], Any]
 ) -> list[Any]: ...
+def decode_utf8(data: bytes) -> str: ...
 
 @disjoint_base
 class FragmentCache:

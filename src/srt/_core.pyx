@@ -17,7 +17,6 @@ from cpython.bytes cimport (
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.ref cimport PyObject, Py_XDECREF, Py_XINCREF
-from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.string cimport memchr, memcmp, memcpy
 
 cdef extern from *:
@@ -51,6 +50,9 @@ cdef extern from *:
     int SRT_IN_PLACE
     Py_ssize_t srt_refcnt(PyObject* o)
     void* srt_memmem(const void* haystack, size_t hn, const void* needle, size_t nn)
+
+cdef extern from "_utf8.h":
+    object srt_decode_utf8(const char* data, Py_ssize_t n)
 
 import collections.abc as _abc
 import hashlib
@@ -960,8 +962,14 @@ def decode_messages(list bodies not None, dict roles not None, object loads not 
         if role is None:
             out.append(loads(b))
         else:
-            out.append({"role": role, "content": PyUnicode_DecodeUTF8(p + start, clen, "strict")})
+            out.append({"role": role, "content": srt_decode_utf8(p + start, clen)})
     return out
+
+
+def decode_utf8(bytes data not None):
+    """``data.decode("utf-8")``, by the decoder ``decode_messages`` uses (the same str,
+    the same ``UnicodeDecodeError``)."""
+    return srt_decode_utf8(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
 
 
 def cut(list ids not None, list rows not None, list ats not None, list lens not None):

@@ -1,0 +1,186 @@
+/* srt_decode_utf8: a str from UTF-8 bytes, as PyUnicode_DecodeUTF8(s, n, "strict").
+
+   Two passes. The first finds the largest byte and counts the continuation bytes, 16
+   bytes at a time with SSE2 where the machine has it: the largest byte gives the
+   string's kind (a valid sequence's lead byte says how large its character is), the
+   count its length, so the string is allocated once at its final kind and size. The
+   second decodes into it, widening 16 bytes at a time up to the next non-ASCII byte. CPython's own
+   decoder starts at one byte a character and widens the string (a copy) at the first
+   larger character.
+
+   Anything the second pass does not accept (a malformed or truncated sequence, an
+   overlong form, a surrogate, a code point past U+10FFFF) drops the string and
+   returns PyUnicode_DecodeUTF8's answer, so the result and the error raised are
+   always CPython's. */
+#ifndef SRT_UTF8_H
+#define SRT_UTF8_H
+
+#include <Python.h>
+#include <string.h>
+#if defined(__SSE2__) || defined(_M_X64)
+#include <emmintrin.h>
+#define SRT_SSE2 1
+#endif
+
+/* The largest byte of s[0..n) and how many of them are continuation bytes. */
+static void srt_utf8_scan(const unsigned char *s, Py_ssize_t n, unsigned char *max_out,
+                          Py_ssize_t *cont_out) {
+    Py_ssize_t i = 0, cont = 0;
+    unsigned char mx = 0;
+#ifdef SRT_SSE2
+    __m128i vmax = _mm_setzero_si128();
+    const __m128i lim = _mm_set1_epi8((char)0xC0); /* signed: 0x80..0xBF are below it */
+    while (n - i >= 16) {
+        /* Up to 255 blocks per round, so no byte of the per-lane counter overflows. */
+        Py_ssize_t blocks = (n - i) / 16;
+        __m128i acc = _mm_setzero_si128();
+        if (blocks > 255) blocks = 255;
+        for (Py_ssize_t b = 0; b < blocks; b++, i += 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+            vmax = _mm_max_epu8(vmax, v);
+            acc = _mm_sub_epi8(acc, _mm_cmplt_epi8(v, lim)); /* +1 per continuation */
+        }
+        __m128i sums = _mm_sad_epu8(acc, _mm_setzero_si128());
+        cont += _mm_cvtsi128_si32(sums) + _mm_cvtsi128_si32(_mm_srli_si128(sums, 8));
+    }
+    unsigned char lanes[16];
+    _mm_storeu_si128((__m128i *)lanes, vmax);
+    for (int k = 0; k < 16; k++) mx = lanes[k] > mx ? lanes[k] : mx;
+#endif
+    for (; i < n; i++) {
+        unsigned char c = s[i];
+        mx = c > mx ? c : mx;
+        cont += (c & 0xC0) == 0x80;
+    }
+    *max_out = mx;
+    *cont_out = cont;
+}
+
+/* Decode into a string of `kind` (1, 2 or 4 bytes a character) holding exactly the
+   string's characters; 0 on success, -1 on anything CPython would refuse (or that
+   would not fit the kind: then the scan was fooled by malformed input). */
+#define SRT_UTF8_BODY(T, LIMIT)                                                            \
+    {                                                                                      \
+        T *o = (T *)out, *oend = o + len;                                                  \
+        while (p < end) {                                                                  \
+            Py_UCS4 c = *p;                                                                \
+            if (c < 0x80) {                                                                \
+                SRT_ASCII_RUN(T)                                                           \
+                if (o >= oend) return -1;                                                  \
+                *o++ = (T)c;                                                               \
+                p++;                                                                       \
+                continue;                                                                  \
+            }                                                                              \
+            if (c < 0xC2) return -1;                                                       \
+            if (c < 0xE0) {                                                                \
+                if (end - p < 2 || (p[1] & 0xC0) != 0x80) return -1;                       \
+                c = ((c & 0x1F) << 6) | (p[1] & 0x3F);                                     \
+                p += 2;                                                                    \
+            } else if (c < 0xF0) {                                                         \
+                if (end - p < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80)          \
+                    return -1;                                                             \
+                c = ((c & 0x0F) << 12) | ((Py_UCS4)(p[1] & 0x3F) << 6) | (p[2] & 0x3F);    \
+                if (c < 0x800 || (c >= 0xD800 && c <= 0xDFFF)) return -1;                  \
+                p += 3;                                                                    \
+            } else if (c < 0xF5) {                                                         \
+                if (end - p < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 ||        \
+                    (p[3] & 0xC0) != 0x80)                                                 \
+                    return -1;                                                             \
+                c = ((c & 0x07) << 18) | ((Py_UCS4)(p[1] & 0x3F) << 12) |                  \
+                    ((Py_UCS4)(p[2] & 0x3F) << 6) | (p[3] & 0x3F);                         \
+                if (c < 0x10000 || c > 0x10FFFF) return -1;                                \
+                p += 4;                                                                    \
+            } else {                                                                       \
+                return -1;                                                                 \
+            }                                                                              \
+            if (c > (LIMIT) || o >= oend) return -1;                                       \
+            *o++ = (T)c;                                                                   \
+        }                                                                                  \
+        return o == oend ? 0 : -1;                                                         \
+    }
+
+#ifdef SRT_SSE2
+/* A run of 16 ASCII bytes, widened to the string's kind in a few instructions. */
+#define SRT_ASCII_RUN(T)                                                                   \
+    while (end - p >= 16 && oend - o >= 16) {                                              \
+        __m128i v = _mm_loadu_si128((const __m128i *)p);                                   \
+        int high = _mm_movemask_epi8(v);                                                   \
+        srt_widen_##T(o, v); /* all 16; what follows the run is written over */           \
+        if (high) {                                                                        \
+            int k = srt_ctz(high);                                                         \
+            o += k;                                                                        \
+            p += k;                                                                        \
+            break;                                                                         \
+        }                                                                                  \
+        o += 16;                                                                           \
+        p += 16;                                                                           \
+    }                                                                                      \
+    if (p >= end) break;                                                                   \
+    c = *p;                                                                                \
+    if (c >= 0x80) continue;
+
+#if defined(__GNUC__) || defined(__clang__)
+#define srt_ctz(x) __builtin_ctz((unsigned)(x))
+#else
+static inline int srt_ctz(int x) {
+    int k = 0;
+    while (!(x & 1)) x >>= 1, k++;
+    return k;
+}
+#endif
+static inline void srt_widen_Py_UCS1(Py_UCS1 *o, __m128i v) { _mm_storeu_si128((__m128i *)o, v); }
+static inline void srt_widen_Py_UCS2(Py_UCS2 *o, __m128i v) {
+    __m128i z = _mm_setzero_si128();
+    _mm_storeu_si128((__m128i *)o, _mm_unpacklo_epi8(v, z));
+    _mm_storeu_si128((__m128i *)(o + 8), _mm_unpackhi_epi8(v, z));
+}
+static inline void srt_widen_Py_UCS4(Py_UCS4 *o, __m128i v) {
+    __m128i z = _mm_setzero_si128();
+    __m128i lo = _mm_unpacklo_epi8(v, z), hi = _mm_unpackhi_epi8(v, z);
+    _mm_storeu_si128((__m128i *)o, _mm_unpacklo_epi16(lo, z));
+    _mm_storeu_si128((__m128i *)(o + 4), _mm_unpackhi_epi16(lo, z));
+    _mm_storeu_si128((__m128i *)(o + 8), _mm_unpacklo_epi16(hi, z));
+    _mm_storeu_si128((__m128i *)(o + 12), _mm_unpackhi_epi16(hi, z));
+}
+#else
+#define SRT_ASCII_RUN(T)
+#endif
+
+static int srt_utf8_ucs1(const unsigned char *p, const unsigned char *end, void *out,
+                         Py_ssize_t len) SRT_UTF8_BODY(Py_UCS1, 0xFF)
+static int srt_utf8_ucs2(const unsigned char *p, const unsigned char *end, void *out,
+                         Py_ssize_t len) SRT_UTF8_BODY(Py_UCS2, 0xFFFF)
+static int srt_utf8_ucs4(const unsigned char *p, const unsigned char *end, void *out,
+                         Py_ssize_t len) SRT_UTF8_BODY(Py_UCS4, 0x10FFFF)
+
+static PyObject *srt_decode_utf8(const char *data, Py_ssize_t n) {
+    const unsigned char *s = (const unsigned char *)data;
+    unsigned char mx;
+    Py_ssize_t cont;
+    PyObject *str;
+    int bad;
+    srt_utf8_scan(s, n, &mx, &cont);
+    if (mx < 0x80) {
+        str = PyUnicode_New(n, 0x7F);
+        if (str != NULL && n) memcpy(PyUnicode_DATA(str), s, (size_t)n);
+        return str;
+    }
+    if (mx < 0xC2 || mx > 0xF4) return PyUnicode_DecodeUTF8(data, n, "strict");
+    /* The largest lead byte fixes the kind: C2-C3 start U+0080..U+00FF, C4-EF go up
+       to U+FFFF, F0-F4 beyond. */
+    str = PyUnicode_New(n - cont, mx < 0xC4 ? 0xFF : mx < 0xF0 ? 0xFFFF : 0x10FFFF);
+    if (str == NULL) return NULL;
+    if (mx < 0xC4)
+        bad = srt_utf8_ucs1(s, s + n, PyUnicode_DATA(str), n - cont);
+    else if (mx < 0xF0)
+        bad = srt_utf8_ucs2(s, s + n, PyUnicode_DATA(str), n - cont);
+    else
+        bad = srt_utf8_ucs4(s, s + n, PyUnicode_DATA(str), n - cont);
+    if (bad) {
+        Py_DECREF(str);
+        return PyUnicode_DecodeUTF8(data, n, "strict");
+    }
+    return str;
+}
+
+#endif
