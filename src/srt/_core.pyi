@@ -101,6 +101,18 @@ class Body:
     def slice(self, start: int, stop: int) -> bytes: ...
 
 def cut(ids: list[int], rows: list[bytes], ats: list[int], lens: list[int]) -> list[bytes]: ...
+def spans(ats: list[int], lens: list[int], gap: int) -> list[tuple[int, int]]: ...
+def chain_rows(
+    nodes: list[Any],
+    ids: list[int],
+    rows: list[bytes],
+    head: object,
+    digest: Callable[[bytes], bytes],
+    chain_many: Callable[[bytes, list[bytes]], list[bytes]],
+    start: bytes,
+) -> tuple[
+    list[tuple[int, bytes, bytes, bytes, str | None, bytes | str | None, int]], str | None
+]: ...
 def split_chain(
     rows: list[tuple[Any, ...]], intern: Callable[[bytes, bytes], bytes], intern_min: int
 ) -> tuple[list[int], bytes, list[bytes], dict[int, str], bytearray]: ...

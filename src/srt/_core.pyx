@@ -976,56 +976,150 @@ def cut(list ids not None, list rows not None, list ats not None, list lens not 
     """The byte ranges ``[ats[i], ats[i] + lens[i])`` of a stream stored as ``rows``, where
     ``rows[j]`` holds the stream's bytes from offset ``ids[j]`` (``ids`` ascending, the
     rows not overlapping). A range the rows do not cover raises ``ValueError``."""
-    cdef Py_ssize_t nrows = len(rows), i, j, lo, hi, mid, at, n, have, off, take, rid
+    cdef Py_ssize_t i
     cdef list out = []
+    _check_rows(ids, rows)
+    if len(ats) != len(lens):
+        raise ValueError("ids and rows, and ats and lens, must have equal lengths")
+    for i in range(len(ats)):
+        out.append(_cut_one(ids, rows, ats[i], lens[i]))
+    return out
+
+
+cdef int _check_rows(list ids, list rows) except -1:
+    cdef Py_ssize_t i
+    if len(ids) != len(rows):
+        raise ValueError("ids and rows, and ats and lens, must have equal lengths")
+    for i in range(len(rows)):
+        if type(rows[i]) is not bytes:
+            raise TypeError("rows must be bytes")
+    return 0
+
+
+cdef bytes _cut_one(list ids, list rows, Py_ssize_t at, Py_ssize_t n):
+    """The range ``[at, at + n)`` of the stream (``cut``)."""
+    cdef Py_ssize_t nrows = len(rows), j, lo, hi, mid, have, off, take, rid
     cdef bytes body
     cdef object row
     cdef char* dst
-    if len(ids) != nrows or len(ats) != len(lens):
-        raise ValueError("ids and rows, and ats and lens, must have equal lengths")
-    for i in range(nrows):
-        if type(rows[i]) is not bytes:
-            raise TypeError("rows must be bytes")
-    for i in range(len(ats)):
-        at = ats[i]
-        n = lens[i]
-        if n < 0:
-            raise ValueError("a range's length is negative")
-        # the last row starting at or before ``at``
-        lo, hi = 0, nrows
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if <Py_ssize_t>ids[mid] <= at:
-                lo = mid + 1
-            else:
-                hi = mid
-        j = lo - 1
-        if j < 0:
-            raise ValueError("a range starts before the stored rows")
-        rid = ids[j]
+    if n < 0:
+        raise ValueError("a range's length is negative")
+    # the last row starting at or before ``at``
+    lo, hi = 0, nrows
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if <Py_ssize_t>ids[mid] <= at:
+            lo = mid + 1
+        else:
+            hi = mid
+    j = lo - 1
+    if j < 0:
+        raise ValueError("a range starts before the stored rows")
+    rid = ids[j]
+    row = rows[j]
+    off = at - rid
+    if off + n <= PyBytes_GET_SIZE(<bytes>row):
+        return PyBytes_FromStringAndSize(PyBytes_AS_STRING(<bytes>row) + off, n)
+    body = PyBytes_FromStringAndSize(NULL, n)
+    dst = PyBytes_AS_STRING(body)
+    have = 0
+    while have < n:
+        if j >= nrows or <Py_ssize_t>ids[j] != at + have - off:
+            raise ValueError("the stored rows do not cover a range")
         row = rows[j]
-        off = at - rid
-        if off + n <= PyBytes_GET_SIZE(<bytes>row):
-            out.append(PyBytes_FromStringAndSize(PyBytes_AS_STRING(<bytes>row) + off, n))
-            continue
-        body = PyBytes_FromStringAndSize(NULL, n)
-        dst = PyBytes_AS_STRING(body)
-        have = 0
-        while have < n:
-            if j >= nrows or <Py_ssize_t>ids[j] != at + have - off:
-                raise ValueError("the stored rows do not cover a range")
-            row = rows[j]
-            take = PyBytes_GET_SIZE(<bytes>row) - off
-            if take <= 0:
-                raise ValueError("the stored rows do not cover a range")
-            if take > n - have:
-                take = n - have
-            memcpy(dst + have, PyBytes_AS_STRING(<bytes>row) + off, take)
-            have += take
-            off = 0
-            j += 1
-        out.append(body)
+        take = PyBytes_GET_SIZE(<bytes>row) - off
+        if take <= 0:
+            raise ValueError("the stored rows do not cover a range")
+        if take > n - have:
+            take = n - have
+        memcpy(dst + have, PyBytes_AS_STRING(<bytes>row) + off, take)
+        have += take
+        off = 0
+        j += 1
+    return body
+
+
+def spans(list ats not None, list lens not None, Py_ssize_t gap):
+    """The ranges ``[at, at + len)`` merged where less than ``gap`` bytes apart, as a
+    sorted list of ``(lo, hi)`` (a chain's bodies usually lie in order: no sort then)."""
+    cdef Py_ssize_t n = len(ats), i, at, ln, lo = 0, hi = 0, prev = -1
+    cdef list out = []
+    if len(lens) != n:
+        raise ValueError("ats and lens must have equal lengths")
+    for i in range(n):
+        at = ats[i]
+        if at < prev:  # out of order: sort (rare)
+            return _spans_sorted(ats, lens, gap)
+        prev = at
+    for i in range(n):
+        at = ats[i]
+        ln = lens[i]
+        if i and at <= hi + gap:
+            if at + ln > hi:
+                hi = at + ln
+        else:
+            if i:
+                out.append((lo, hi))
+            lo, hi = at, at + ln
+    if n:
+        out.append((lo, hi))
     return out
+
+
+cdef list _spans_sorted(list ats, list lens, Py_ssize_t gap):
+    cdef list order = sorted(zip(ats, lens))
+    return spans([a for a, _ in order], [b for _, b in order], gap)
+
+
+def chain_rows(
+    list nodes not None,
+    list ids not None,
+    list rows not None,
+    object head,
+    object digest not None,
+    object chain_many not None,
+    bytes start not None,
+):
+    """A chain's rows ``(id, hash, body, prefix, status, meta, depth)`` from its node rows
+    ``(id, parent, depth, hash, prefix, at, len, status, meta)`` (root first), each body
+    cut from the heap rows as ``cut`` does, and checked as ``store.base.check_chain``
+    checks them: ``(rows, fault)``, where ``fault`` is ``None``, ``"missing"`` (a body
+    the heap rows do not hold, or a node whose place is not a range) or ``"hash"`` (no
+    rows, a body that does not hash to its hash, a prefix that does not chain from the
+    previous one, or a last row that is not ``head``; ``digest`` and ``chain_many`` are
+    the store's hashing)."""
+    cdef Py_ssize_t n = len(nodes), i
+    cdef list out = [None] * n
+    cdef list hashes = [None] * n
+    cdef list prefixes
+    cdef tuple node
+    cdef bytes body
+    cdef object h
+    _check_rows(ids, rows)
+    try:
+        for i in range(n):
+            node = <tuple?>nodes[i]
+            body = _cut_one(ids, rows, node[5], node[6])
+            out[i] = (node[0], node[3], body, node[4], node[7], node[8], node[2])
+    except (ValueError, TypeError, OverflowError):
+        return [], "missing"
+    if n == 0:
+        return out, "hash"
+    for i in range(n):
+        node = <tuple>nodes[i]
+        h = node[3]
+        if type(h) is not bytes or type(node[4]) is not bytes:
+            return out, "hash"
+        if digest((<tuple>out[i])[2]) != h:
+            return out, "hash"
+        hashes[i] = h
+    prefixes = chain_many(start, hashes)
+    for i in range(n):
+        if prefixes[i] != (<tuple>nodes[i])[4]:
+            return out, "hash"
+    if (<tuple>nodes[n - 1])[0] != head:
+        return out, "hash"
+    return out, None
 
 
 def walk_chain(list rows not None, object head):

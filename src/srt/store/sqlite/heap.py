@@ -41,6 +41,7 @@ __all__ = [
     "body_sql",
     "read",
     "row_bytes",
+    "rows",
 ]
 
 #: The heap table and the view that shows each stored message as a row.
@@ -126,21 +127,23 @@ ROWS_SQL = (
 )
 
 
-def read(conn: apsw.Connection, ats: Sequence[int], lens: Sequence[int]) -> list[bytes]:
-    """The bodies at ``(ats[i], lens[i])``, in that order (``ValueError`` if the heap
-    does not hold one of them)."""
-    spans: list[list[int]] = []
-    for at, n in sorted(zip(ats, lens, strict=True)):
-        if spans and at <= spans[-1][1] + _GAP:
-            spans[-1][1] = max(spans[-1][1], at + n)
-        else:
-            spans.append([at, at + n])
+def rows(conn: apsw.Connection, ats: list[int], lens: list[int]) -> tuple[list[int], list[bytes]]:
+    """The heap rows holding the bodies at ``(ats[i], lens[i])``: their ids and data, in
+    order (each row once)."""
     ids: list[int] = []
-    rows: list[bytes] = []
-    for lo, hi in spans:
-        for rid, data in conn.execute(ROWS_SQL, (lo, hi)):
+    data: list[bytes] = []
+    for lo, hi in _core.spans(ats, lens, _GAP):
+        for rid, blob in conn.execute(ROWS_SQL, (lo, hi)):
             if ids and rid <= ids[-1]:
                 continue  # the row that ended the previous span
             ids.append(rid)
-            rows.append(data)
-    return _core.cut(ids, rows, list(ats), list(lens))
+            data.append(blob)
+    return ids, data
+
+
+def read(conn: apsw.Connection, ats: Sequence[int], lens: Sequence[int]) -> list[bytes]:
+    """The bodies at ``(ats[i], lens[i])``, in that order (``ValueError`` if the heap
+    does not hold one of them)."""
+    ats, lens = list(ats), list(lens)
+    ids, data = rows(conn, ats, lens)
+    return _core.cut(ids, data, ats, lens)

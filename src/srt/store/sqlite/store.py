@@ -57,7 +57,6 @@ from ..base import (
     TreeNode,
     VacuumReport,
     VerifyReport,
-    check_chain,
     check_object,
 )
 from . import backup, heap, maintenance, verify, views
@@ -93,6 +92,7 @@ _NODE = CALL_FIELDS.index("node")
 #: Chains of this many messages or more are read through a memory map.
 _MAP_FROM = 128
 _C0 = re.compile("[\x00-\x1f\x7f]")
+_MISSING = "the session's stored messages are missing from the file (it is damaged); run srt verify"
 
 
 def _with_bodies(conn: apsw.Connection, nodes: list[Any]) -> list[ChainRow]:
@@ -101,10 +101,7 @@ def _with_bodies(conn: apsw.Connection, nodes: list[Any]) -> list[ChainRow]:
     try:
         bodies = heap.read(conn, [r[5] for r in nodes], [r[6] for r in nodes])
     except (ValueError, TypeError):
-        raise CorruptionError(
-            "the session's stored messages are missing from the file (it is damaged); "
-            "run srt verify"
-        ) from None
+        raise CorruptionError(_MISSING) from None
     return [(r[0], r[3], b, r[4], r[7], r[8], r[2]) for r, b in zip(nodes, bodies, strict=True)]
 
 
@@ -304,13 +301,29 @@ class SQLiteStore(Store):
                 conn.execute(f"PRAGMA mmap_size={MMAP_SIZE:d}").fetchall()
             conn.execute("BEGIN")  # one snapshot for the chain and its bodies
             try:
-                rows = _with_bodies(conn, self._nodes(conn, head))
+                nodes = self._nodes(conn, head)
+                try:
+                    ids, data = heap.rows(conn, [r[5] for r in nodes], [r[6] for r in nodes])
+                except (ValueError, TypeError, OverflowError):
+                    ids, data = [], []  # a damaged place: chain_rows reports it
             finally:
                 if not conn.get_autocommit():
                     conn.execute("ROLLBACK")
                 if mapped:
                     conn.execute("PRAGMA mmap_size=0").fetchall()
-        return check_chain(rows, head, hashing=self.hashing)
+        # Cut the bodies and check them as ``check_chain`` does, in one pass.
+        hashing = self.hashing
+        rows, fault = _core.chain_rows(
+            nodes, ids, data, head, hashing.digest, hashing.chain_many, _core.ROOT
+        )
+        if fault == "missing":
+            raise CorruptionError(_MISSING)
+        if fault is not None:
+            raise CorruptionError(
+                "the session's stored messages fail their hash check (the file is "
+                "damaged); run srt verify"
+            )
+        return rows
 
     def chain_extension(self, head: int, above: int, prefix: bytes) -> list[ChainRow] | None:
         conn = self.db.connection()
@@ -342,7 +355,7 @@ class SQLiteStore(Store):
             f"SELECT {NODE_COLUMNS} FROM nodes WHERE id = ?", (head,)
         ).fetchall()
         if not top or type(top[0][2]) is not int:
-            return []  # no such node, or a damaged one: check_chain reports it
+            return []  # no such node, or a damaged one: chain_rows reports it
         window = conn.execute(RANGE_SQL, (max(0, head - top[0][2] - 8), head)).fetchall()
         try:
             found, missing = _core.walk_chain(window, head)
@@ -352,7 +365,7 @@ class SQLiteStore(Store):
                 rest.reverse()
                 found = rest + found
         except (ValueError, TypeError):
-            return []  # a damaged parent link or depth: check_chain reports it
+            return []  # a damaged parent link or depth: chain_rows reports it
         return found
 
     def node_prefix(self, node: int) -> bytes:
