@@ -369,3 +369,14 @@ def test_split_chain_matches_reference(rows: list[tuple[Any, ...]], intern_min: 
     want = ref.split_chain(rows, intern, intern_min)
     seen.clear()
     assert _core.split_chain(rows, intern, intern_min) == want
+    # Interning through a FragmentCache: the first body of each hash is kept.
+    seen.clear()
+    cache = _core.FragmentCache()
+    got = _core.split_chain(rows, cache, intern_min)
+    assert got == want
+    for body, wanted in zip(got[2], want[2], strict=True):
+        assert body is wanted or len(body) < intern_min
+    bodies = [r[2] for r in rows]
+    assert _core.short_bytes(bodies, intern_min, 33) == sum(
+        len(b) + 33 for b in bodies if len(b) < intern_min
+    )

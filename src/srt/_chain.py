@@ -61,7 +61,7 @@ class ChainListener(Protocol):
 
 def _own(bodies: list[bytes]) -> int:
     """Bytes of the bodies a session holds alone (shorter ones are not interned)."""
-    return sum(len(b) + 33 for b in bodies if len(b) < INTERN_MIN_BYTES)
+    return _core.short_bytes(bodies, INTERN_MIN_BYTES, 33)
 
 
 def _pinned(meta: Any) -> bool:
@@ -150,7 +150,7 @@ class Chain:
             return
         rows = self.store.chain(self.head)
         ids, hashes, self.bodies, self.status, self.pinned = _core.split_chain(
-            rows, self.shared.intern, INTERN_MIN_BYTES
+            rows, self.shared.interned, INTERN_MIN_BYTES
         )
         self.ids = array("q", ids)
         self.hashes = _core.HashSeq(hashes)

@@ -1243,7 +1243,8 @@ def split_chain(list rows not None, object intern not None, Py_ssize_t intern_mi
     columns a session keeps: ``(ids, packed hashes, bodies, statuses, pinned)``. A body of
     ``intern_min`` bytes or more becomes ``intern(hash, body)``; ``statuses`` maps the
     index of each partial reply to its status; ``pinned`` has 1 where the metadata (bytes)
-    says ``"pinned":true``."""
+    says ``"pinned":true``. ``intern`` may be a ``FragmentCache`` instead: a body becomes
+    the one cached under its hash, or is cached there if there is none (no Python call)."""
     cdef Py_ssize_t n = len(rows), i
     cdef list ids = [None] * n
     cdef list bodies = [None] * n
@@ -1253,7 +1254,8 @@ def split_chain(list rows not None, object intern not None, Py_ssize_t intern_mi
     cdef char* hp = PyBytes_AS_STRING(hashes)
     cdef char* pp = PyByteArray_AS_STRING(pinned)
     cdef tuple row
-    cdef object h, body, meta
+    cdef object h, body, meta, cached
+    cdef FragmentCache cache = intern if type(intern) is FragmentCache else None
     for i in range(n):
         row = <tuple?>rows[i]
         ids[i] = row[0]
@@ -1264,7 +1266,16 @@ def split_chain(list rows not None, object intern not None, Py_ssize_t intern_mi
         body = row[2]
         if type(body) is not bytes:
             raise TypeError("a chain row's body must be bytes")
-        bodies[i] = intern(h, body) if PyBytes_GET_SIZE(<bytes>body) >= intern_min else body
+        if PyBytes_GET_SIZE(<bytes>body) < intern_min:
+            bodies[i] = body
+        elif cache is None:
+            bodies[i] = intern(h, body)
+        else:
+            cached = cache.get(h)
+            if cached is None:
+                cache.put(h, body)
+                cached = body
+            bodies[i] = cached
         if row[4] is not None:
             status[i] = row[4]
         meta = row[5]
@@ -1274,3 +1285,16 @@ def split_chain(list rows not None, object intern not None, Py_ssize_t intern_mi
         ) != NULL:
             pp[i] = 1
     return ids, hashes, bodies, status, pinned
+
+
+def short_bytes(list bodies not None, Py_ssize_t limit, Py_ssize_t extra):
+    """``sum(len(b) + extra for b in bodies if len(b) < limit)``."""
+    cdef Py_ssize_t total = 0, n
+    cdef object b
+    for b in bodies:
+        if type(b) is not bytes:
+            raise TypeError("bodies must be bytes")
+        n = PyBytes_GET_SIZE(<bytes>b)
+        if n < limit:
+            total += n + extra
+    return total

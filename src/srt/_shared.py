@@ -245,6 +245,12 @@ class Shared:
         the least recently used sessions past the memory budget (if there is one)."""
         self.budget.charge(owner)
 
+    @property
+    def interned(self) -> _core.FragmentCache:
+        """The shared bodies by hash, which ``intern`` fills (``_core.split_chain``
+        interns a loaded chain's bodies with it directly)."""
+        return self._bodies
+
     def intern(self, h: bytes, body: bytes) -> bytes:
         """One shared bytes object per message body across all sessions.
 
