@@ -50,6 +50,19 @@ __all__ = ["Builder", "Parts"]
 SEGMENTS = {"min_bytes": 128 * 1024, "segment_bytes": 256 * 1024, "merge_bytes": 4 * 1024 * 1024}
 
 
+class _Windows:
+    """What a session's context windows derive from its history: each message's role and
+    token counts (per tokenizer), and each policy's last cut. Made on a first window (most
+    sessions never use one, and a loaded session should not pay for three containers)."""
+
+    __slots__ = ("cuts", "ntok", "roles")
+
+    def __init__(self) -> None:
+        self.roles: list[str] = []  # canonical roles, parsed lazily
+        self.ntok: dict[str, list[int]] = {}  # token counts per tokenizer
+        self.cuts: dict[WindowPolicy, int] = {}
+
+
 class Builder:
     """A session's request builder: assemblies, windows, the cache plan, the bytes.
 
@@ -60,9 +73,7 @@ class Builder:
     __slots__ = (
         "__weakref__",
         "_asm",
-        "_cuts",
-        "_ntok",
-        "_roles",
+        "_win",
         "chain",
         "last_build",
         "replay",
@@ -77,41 +88,47 @@ class Builder:
         #: placed and the messages its window kept, used instead of planning them.
         self.replay: tuple[list[Breakpoint], list[int] | None] | None = None
         self._asm: dict[tuple[str, str, bool, tuple[str, int, int] | None], Assembly] = {}
-        self._roles: list[str] = []  # canonical roles, parsed lazily (windows)
-        self._ntok: dict[str, list[int]] = {}  # token counts per tokenizer (windows)
-        self._cuts: dict[WindowPolicy, int] = {}
+        self._win: _Windows | None = None  # what context windows need, made on first use
 
     def footprint(self) -> int:
         """Bytes the assemblies hold (an estimate): list slots, the packed per-message
         figures, and the bodies their writers keep (fragments are the shared cache's)."""
-        total = 8 * len(self._roles) + 600
+        total = (8 * len(self._win.roles) if self._win is not None else 0) + 600
         for asm in self._asm.values():
             total += 8 * (len(asm.pieces) + len(asm.system)) + 25 * asm.n + 400
-            total += asm.out.holding + (asm.segments.holding if asm.segments else 0)
+            total += asm.out.holding if asm.out is not None else 0
+            total += asm.segments.holding if asm.segments is not None else 0
         return total
 
     # -- following the chain -------------------------------------------------------------
 
     def reset(self) -> None:
         """The chain was (re)loaded: everything derived from it is dropped."""
-        self._roles, self._ntok, self._cuts = [], {}, {}
+        self._win = None
         self._asm = {}
 
     def truncate(self, n: int) -> None:
         """The chain dropped its messages from ``n`` on."""
-        del self._roles[n:]
-        for counts in self._ntok.values():
-            del counts[n:]
-        self._cuts = {w: c for w, c in self._cuts.items() if c <= n}  # a cut past n is stale
+        win = self._win
+        if win is not None:
+            del win.roles[n:]
+            for counts in win.ntok.values():
+                del counts[n:]
+            win.cuts = {w: c for w, c in win.cuts.items() if c <= n}  # a cut past n is stale
         for key, asm in list(self._asm.items()):
             if key[3] is not None:
                 del self._asm[key]  # a windowed view: rebuilt from cached fragments
             elif asm.n > n:
                 asm.truncate(n)
 
+    def _windows(self) -> _Windows:
+        if self._win is None:
+            self._win = _Windows()
+        return self._win
+
     def roles(self) -> list[str]:
         """The canonical role of every message (parsed once per message)."""
-        roles = self._roles
+        roles = self._windows().roles
         for b in self.chain.bodies[len(roles) :]:
             roles.append(str(json.loads(b)["role"]))
         return roles
@@ -215,15 +232,16 @@ class Builder:
         counts = self.token_counts(tokenizer)
         roles = self.roles()
         # One cut per policy, whatever the format: every format sends the same messages.
-        kept, cut = select(window, counts, roles, self.chain.pinned, self._cuts.get(window))
-        self._cuts[window] = cut
+        cuts = self._windows().cuts
+        kept, cut = select(window, counts, roles, self.chain.pinned, cuts.get(window))
+        cuts[window] = cut
         if len(kept) == len(counts):
             return None
         return View((window.kind, window.budget, cut), kept)
 
     def token_counts(self, tokenizer: Tokenizer) -> list[int]:
         """Each message's tokens under ``tokenizer``, cached per (message hash, tokenizer)."""
-        counts = self._ntok.setdefault(tokenizer.name, [])
+        counts = self._windows().ntok.setdefault(tokenizer.name, [])
         cache = self.shared.tokens
         c = self.chain
         for i in range(len(counts), len(c.bodies)):
@@ -359,7 +377,7 @@ class Builder:
             pieces = list(pieces)
             for j, marked in marks.items():
                 pieces[j] = marked
-        body = p.asm.out.build(head, pieces, b"", tail)
+        body = p.asm.build(head, pieces, tail)
         self._built(fmt, model, p, len(body))
         return body
 

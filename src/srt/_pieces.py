@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import bisect
 import json
+import sys
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate, islice, repeat
+from typing import TypeAlias
 
-from ._core import OutputBuffer, Segments
+from ._core import OutputBuffer, Segments, assemble, assembled_length
 from .cache import (
     Breakpoint,
     CacheExplain,
@@ -22,6 +24,45 @@ from .errors import UnsupportedFeatureError
 from .wire.base import Frag, Target, WireFormat
 
 __all__ = ["Assembly", "Offset", "Planned", "Roles", "View"]
+
+#: Bodies at least this large are built by an ``OutputBuffer`` that keeps the last one
+#: (to grow it in place); an assembly makes its buffer on its first such body, so one
+#: that only ever builds small bodies keeps none.
+OUT_MIN_BYTES = 128 * 1024
+#: The wire roles an assembly starts with (by code): shared until it sees another one.
+_START_ROLES: tuple[str | None, ...] = (None, "")
+
+#: A column of running figures: a ``range`` while it steps evenly (2 pieces and 1 block a
+#: message, the identity formats' plain messages: 48 bytes however long), else an array.
+Column: TypeAlias = "array[int] | range"
+
+
+def _push(col: Column, value: int) -> Column:
+    """``col`` with ``value`` appended (a range stays one while ``value`` continues it)."""
+    if type(col) is range:
+        if value == col.stop:
+            return range(col.start, col.stop + col.step, col.step)
+        col = array("i", list(col))
+    col.append(value)
+    return col
+
+
+def _extended(col: Column, values: range) -> Column:
+    """``col`` with ``values`` (a range ending at its stop) appended."""
+    if type(col) is range and values.start == col.stop and values.step == col.step:
+        return range(col.start, values.stop, col.step)
+    if type(col) is range:
+        col = array("i", list(col))
+    col.extend(values)
+    return col
+
+
+def _cut(col: Column, k: int) -> Column:
+    """``col`` without its items from ``k`` on."""
+    if type(col) is range:
+        return col[:k]
+    del col[k:]
+    return col
 
 
 class View:
@@ -67,7 +108,8 @@ class Roles:
         return len(self._bodies)
 
     def __getitem__(self, i: int) -> str:
-        return str(json.loads(self._bodies[i])["role"])
+        # Interned: a cache explain keeps the role it names, one str for every session.
+        return sys.intern(str(json.loads(self._bodies[i])["role"]))
 
 
 @dataclass
@@ -112,19 +154,24 @@ class Assembly:
     def __init__(self) -> None:
         self.pieces: list[bytes] = []
         self.system: list[bytes] = []
-        self._ends = array("i")  # len(pieces) after message i
-        self._sys = array("i")  # len(system) after message i
-        self._role_names: list[str | None] = [None, ""]  # the wire roles seen, by code
+        self._ends: Column = array("i")  # len(pieces) after message i
+        # len(system) after message i; None while ``system`` is empty (all 0: most
+        # formats' assemblies never have a system piece)
+        self._sys: array[int] | None = None
+        # the wire roles seen, by code (a list once a role beyond the first two is seen)
+        self._role_names: Sequence[str | None] = _START_ROLES
         self._roles = bytearray()  # code of the last wire role after message i
-        self._notes: dict[int, str] = {}  # message index -> what its rendering left out
+        self._notes: dict[int, str] | None = None  # message index -> what its rendering
+        # left out (made for the first such message)
         self.nbytes = array("q")  # bytes of system + message fragments up to message i
-        self.blocks = array("i")  # content blocks up to message i
+        self.blocks: Column = array("i")  # content blocks up to message i
         self.ntokens = array("i")  # estimated tokens up to message i (per fragment)
         self.serialized = 0
         # The last large body built from these pieces, grown in place by the next build
         # once the caller has dropped it (see _core.OutputBuffer). One per assembly, so
-        # a session that builds for two formats in turn keeps both warm.
-        self.out = OutputBuffer()
+        # a session that builds for two formats in turn keeps both warm; made by the
+        # first body of ``OUT_MIN_BYTES`` or more (``build``).
+        self.out: OutputBuffer | None = None
         # The same pieces as frozen chunks, for send (created by the first such build).
         self.segments: Segments | None = None
 
@@ -148,14 +195,37 @@ class Assembly:
         try:
             return self._role_names.index(role)
         except ValueError:
-            self._role_names.append(role)
+            self._role_names = [*self._role_names, role]
             return len(self._role_names) - 1
+
+    def _sys_after(self, i: int) -> int:
+        """len(system) after message ``i``."""
+        return self._sys[i] if self._sys is not None else 0
+
+    def _sys_append(self, k: int) -> None:
+        """Record len(system) after the message whose ``_ends`` item was just appended."""
+        if self._sys is None:
+            if not k:
+                return
+            self._sys = array("i", bytes(4 * (len(self._ends) - 1)))  # the zeros so far
+        self._sys.append(k)
+
+    def build(self, head: bytes, pieces: list[bytes], tail: bytes) -> bytes:
+        """``head + b"".join(pieces) + tail``, through the assembly's ``OutputBuffer``
+        once a body has reached ``OUT_MIN_BYTES``."""
+        out = self.out
+        if out is None:
+            if assembled_length(head, pieces, b"", tail) < OUT_MIN_BYTES:
+                return assemble(head, pieces, b"", tail)
+            out = self.out = OutputBuffer(OUT_MIN_BYTES)
+        return out.build(head, pieces, b"", tail)
 
     def last_role(self) -> str | None:
         return self._role_names[self._roles[-1]] if self._roles else None
 
     def notes(self) -> tuple[str, ...]:
-        return tuple(self._notes[i] for i in sorted(self._notes))
+        notes = self._notes
+        return tuple(notes[i] for i in sorted(notes)) if notes else ()
 
     def pieces_after(self, i: int) -> list[bytes]:
         """A copy of the pieces that follow message ``i``."""
@@ -163,11 +233,11 @@ class Assembly:
 
     def skip(self) -> None:
         """A message that is not sent (a partial reply): no pieces, same totals."""
-        self._ends.append(len(self.pieces))
-        self._sys.append(len(self.system))
+        self._ends = _push(self._ends, len(self.pieces))
+        self._sys_append(len(self.system))
         self._roles.append(self._roles[-1] if self._roles else 0)
         self.nbytes.append(self.nbytes[-1] if self.nbytes else 0)
-        self.blocks.append(self.blocks[-1] if self.blocks else 0)
+        self.blocks = _push(self.blocks, self.blocks[-1] if self.blocks else 0)
         self.ntokens.append(self.ntokens[-1] if self.ntokens else 0)
 
     def truncate(self, k: int) -> None:
@@ -175,66 +245,85 @@ class Assembly:
         writers are told, so they keep what stays)."""
         keep = self._ends[k - 1] if k else 0
         del self.pieces[keep:]
-        self.out.truncate(keep)
+        if self.out is not None:
+            self.out.truncate(keep)
         if self.segments is not None:
             self.segments.truncate(keep)
-        del self.system[self._sys[k - 1] if k else 0 :]
-        for i in [i for i in self._notes if i >= k]:
-            del self._notes[i]
-        del self._ends[k:], self._sys[k:], self._roles[k:]
-        del self.nbytes[k:], self.blocks[k:], self.ntokens[k:]
+        del self.system[self._sys_after(k - 1) if k else 0 :]
+        if self._notes:
+            for i in [i for i in self._notes if i >= k]:
+                del self._notes[i]
+        if self._sys is not None:
+            del self._sys[k:]
+        self._ends, self.blocks = _cut(self._ends, k), _cut(self.blocks, k)
+        del self._roles[k:], self.nbytes[k:], self.ntokens[k:]
 
     def extend_identity(self, fmt: WireFormat, target: Target, bodies: list[bytes]) -> None:
         """Fast path for formats whose fragment is normally the canonical body itself."""
-        pieces, ends, sys, roles, nbytes, blocks, ntokens = (
-            self.pieces,
-            self._ends,
-            self._sys,
-            self._roles,
-            self.nbytes,
-            self.blocks,
-            self.ntokens,
-        )
         nsys = len(self.system)
         plain = fmt.plain
+        nbytes, ntokens = self.nbytes, self.ntokens
         total = nbytes[-1] if nbytes else 0
-        nblocks = blocks[-1] if blocks else 0
+        nblocks = self.blocks[-1] if self.blocks else 0
         ntok = ntokens[-1] if ntokens else 0
         blank = 1  # the code of the role "" (identity formats have no wire roles)
         m = len(bodies)
         if m > 8 and fmt.plain_all(bodies):
             # A whole chain at once (a cold load): the same records as the loop below,
             # built list by list instead of message by message.
-            k0 = len(pieces)
-            new = [fmt.glue("", "")] * (2 * m)
-            new[0] = fmt.glue(self.last_role(), "")
-            new[1::2] = bodies
-            pieces.extend(new)
-            ends.extend(range(k0 + 2, k0 + 2 * m + 1, 2))
-            sys.extend(repeat(nsys, m))
-            roles.extend(repeat(blank, m))
-            lens = list(map(len, bodies))
-            nbytes.extend(islice(accumulate(lens, initial=total), 1, None))
-            blocks.extend(range(nblocks + 1, nblocks + m + 1))
-            toks = [(n + 3) // 4 for n in lens]
-            ntokens.extend(islice(accumulate(toks, initial=ntok), 1, None))
+            self._extend_plain(fmt, bodies, nsys, total, nblocks, ntok)
             return
+        pieces, roles = self.pieces, self._roles
         for body in bodies:
             if not plain(body):
                 self.extend(fmt, [fmt.render(body, target)])
-                total, nblocks, ntok = nbytes[-1], blocks[-1], ntokens[-1]
+                total, nblocks, ntok = nbytes[-1], self.blocks[-1], ntokens[-1]
                 continue
             pieces.append(fmt.glue(self.last_role(), ""))
             pieces.append(body)
-            ends.append(len(pieces))
-            sys.append(nsys)
+            self._ends = _push(self._ends, len(pieces))
+            self._sys_append(nsys)
             roles.append(blank)
             total += len(body)
             nblocks += 1
             ntok += (len(body) + 3) // 4
             nbytes.append(total)
-            blocks.append(nblocks)
+            self.blocks = _push(self.blocks, nblocks)
             ntokens.append(ntok)
+
+    def _extend_plain(
+        self, fmt: WireFormat, bodies: list[bytes], nsys: int, total: int, nblocks: int, ntok: int
+    ) -> None:
+        """``extend_identity`` of plain messages only. An assembly's first build makes
+        each column at its final size (a session keeps them for as long as it is
+        loaded; grown one item at a time they would carry their growth's slack)."""
+        k0 = len(self.pieces)
+        m = len(bodies)
+        new = [fmt.glue("", "")] * (2 * m)
+        new[0] = fmt.glue(self.last_role(), "")
+        new[1::2] = bodies
+        lens = list(map(len, bodies))
+        cum_bytes = list(islice(accumulate(lens, initial=total), 1, None))
+        cum_tokens = list(islice(accumulate([(n + 3) // 4 for n in lens], initial=ntok), 1, None))
+        ends = range(k0 + 2, k0 + 2 * m + 2, 2)
+        cum_blocks = range(nblocks + 1, nblocks + m + 1)
+        if nsys or self._sys is not None:
+            self._sys = self._sys if self._sys is not None else array("i", bytes(4 * self.n))
+            self._sys.extend(repeat(nsys, m))
+        if not self._ends:
+            self.pieces = new  # a new list: no body writer has seen this assembly's yet
+            self._ends = ends
+            self._roles = bytearray(bytes((1,)) * m)  # the code of the role ""
+            self.nbytes = array("q", cum_bytes)
+            self.blocks = cum_blocks
+            self.ntokens = array("i", cum_tokens)
+            return
+        self.pieces.extend(new)
+        self._ends = _extended(self._ends, ends)
+        self._roles.extend(repeat(1, m))
+        self.nbytes.extend(cum_bytes)
+        self.blocks = _extended(self.blocks, cum_blocks)
+        self.ntokens.extend(cum_tokens)
 
     def extend(self, fmt: WireFormat, frags: list[Frag]) -> None:
         last = self.last_role()
@@ -253,11 +342,13 @@ class Assembly:
                 pieces.append(f.data)
                 last = f.role
             if f.note:
+                if self._notes is None:
+                    self._notes = {}
                 self._notes[len(self._ends)] = f.note
-            self._ends.append(len(pieces))
-            self._sys.append(len(system))
+            self._ends = _push(self._ends, len(pieces))
+            self._sys_append(len(system))
             self._roles.append(self._code(last))
             self.nbytes.append((self.nbytes[-1] if self.nbytes else 0) + len(f.data))
-            self.blocks.append((self.blocks[-1] if self.blocks else 0) + f.blocks)
+            self.blocks = _push(self.blocks, (self.blocks[-1] if self.blocks else 0) + f.blocks)
             prev = self.ntokens[-1] if self.ntokens else 0
             self.ntokens.append(prev + (len(f.data) + 3) // 4)

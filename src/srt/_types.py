@@ -35,7 +35,7 @@ class Message:
         return d
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BuildStats:
     """What one ``Session.request()`` did.
 

@@ -224,7 +224,7 @@ def _listed(hashes: Sequence[bytes]) -> list[bytes]:
     return hashes if isinstance(hashes, list) else list(hashes)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CacheExplain:
     """A prediction of what the provider's prompt cache will serve for a request."""
 
