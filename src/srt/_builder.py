@@ -50,6 +50,10 @@ __all__ = ["Builder", "Parts"]
 SEGMENTS = {"min_bytes": 128 * 1024, "segment_bytes": 256 * 1024, "merge_bytes": 4 * 1024 * 1024}
 
 
+#: An assembly's key: (format, model, partial replies sent, a context window's cut).
+_Key = tuple[str, str, bool, tuple[str, int, int] | None]
+
+
 class _Windows:
     """What a session's context windows derive from its history: each message's role and
     token counts (per tokenizer), and each policy's last cut. Made on a first window (most
@@ -73,6 +77,8 @@ class Builder:
     __slots__ = (
         "__weakref__",
         "_asm",
+        "_asm1",
+        "_key1",
         "_win",
         "chain",
         "last_build",
@@ -87,14 +93,18 @@ class Builder:
         #: Set only to rebuild a recorded request (``srt.ledger``): the breakpoints it
         #: placed and the messages its window kept, used instead of planning them.
         self.replay: tuple[list[Breakpoint], list[int] | None] | None = None
-        self._asm: dict[tuple[str, str, bool, tuple[str, int, int] | None], Assembly] = {}
+        # The first assembly (most sessions build for one format) in two slots, any
+        # others in a dict made for the second: a dict's table for one item is 200 bytes.
+        self._key1: _Key | None = None
+        self._asm1: Assembly | None = None
+        self._asm: dict[_Key, Assembly] | None = None
         self._win: _Windows | None = None  # what context windows need, made on first use
 
     def footprint(self) -> int:
         """Bytes the assemblies hold (an estimate): list slots, the packed per-message
         figures, and the bodies their writers keep (fragments are the shared cache's)."""
         total = (8 * len(self._win.roles) if self._win is not None else 0) + 600
-        for asm in self._asm.values():
+        for _, asm in self._assemblies():
             total += 8 * (len(asm.pieces) + len(asm.system)) + 25 * asm.n + 400
             total += asm.out.holding if asm.out is not None else 0
             total += asm.segments.holding if asm.segments is not None else 0
@@ -105,7 +115,7 @@ class Builder:
     def reset(self) -> None:
         """The chain was (re)loaded: everything derived from it is dropped."""
         self._win = None
-        self._asm = {}
+        self._key1 = self._asm1 = self._asm = None
 
     def truncate(self, n: int) -> None:
         """The chain dropped its messages from ``n`` on."""
@@ -115,11 +125,26 @@ class Builder:
             for counts in win.ntok.values():
                 del counts[n:]
             win.cuts = {w: c for w, c in win.cuts.items() if c <= n}  # a cut past n is stale
-        for key, asm in list(self._asm.items()):
+        for key, asm in self._assemblies():
             if key[3] is not None:
-                del self._asm[key]  # a windowed view: rebuilt from cached fragments
+                self._drop(key)  # a windowed view: rebuilt from cached fragments
             elif asm.n > n:
                 asm.truncate(n)
+
+    def _assemblies(self) -> list[tuple[_Key, Assembly]]:
+        """Every (key, assembly) this builder keeps."""
+        out: list[tuple[_Key, Assembly]] = []
+        if self._key1 is not None and self._asm1 is not None:
+            out.append((self._key1, self._asm1))
+        if self._asm:
+            out += self._asm.items()
+        return out
+
+    def _drop(self, key: _Key) -> None:
+        if key == self._key1:
+            self._key1 = self._asm1 = None
+        elif self._asm is not None:
+            self._asm.pop(key, None)
 
     def _windows(self) -> _Windows:
         if self._win is None:
@@ -159,9 +184,19 @@ class Builder:
         as long as the cut stays where it is, so the kept prefix stays byte-stable.
         """
         key = (fmt.name, target.model, partial, view.cut if view is not None else None)
-        asm = self._asm.get(key)
-        if asm is None:
-            asm = self._asm[key] = Assembly()
+        if self._asm1 is not None and self._key1 == key:
+            asm = self._asm1
+        else:
+            found = self._asm.get(key) if self._asm is not None else None
+            if found is None:
+                found = Assembly()
+                if self._asm1 is None:
+                    self._key1, self._asm1 = key, found
+                else:
+                    if self._asm is None:
+                        self._asm = {}
+                    self._asm[key] = found
+            asm = found
         hashes, bodies, status = self._lists(view)
         n = len(hashes)
         if asm.n > n:
@@ -441,7 +476,7 @@ class Builder:
         return body
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Parts:
     """A session's parts, as ``Session.parts`` hands them to srt's layers above it
     (the exchange, compaction, summaries, tasks): its lock, its chain and its builder,

@@ -64,6 +64,15 @@ def _own(bodies: list[bytes]) -> int:
     return _core.short_bytes(bodies, INTERN_MIN_BYTES, 33)
 
 
+def _packed(ids: list[int]) -> array[int]:
+    """Node ids packed: 4 bytes each while every id fits in 32 bits (a file holds fewer
+    than 2**31 nodes), else 8."""
+    try:
+        return array("i", ids)
+    except OverflowError:
+        return array("q", ids)
+
+
 def _pinned(meta: Any) -> bool:
     return isinstance(meta, bytes) and b'"pinned":true' in meta
 
@@ -97,7 +106,7 @@ class Chain:
         #: Node id of the last message, ``None`` for an empty session.
         self.head = head
         self.loaded = False
-        self.ids: array[int] = array("q")  # node ids, 8 bytes each
+        self.ids: array[int] = array("i")  # node ids, 4 bytes each (8 past 2**31: _add_id)
         self.hashes = _core.HashSeq()  # 16 bytes a message, packed
         self.bodies: list[bytes] = []
         self.status: dict[int, str] = {}  # index -> status, for partial replies only
@@ -132,7 +141,7 @@ class Chain:
     def unload(self) -> None:
         """Drop the history from memory (the memory budget); the next use reads it again."""
         self.loaded = False
-        self.ids = array("q")
+        self.ids = array("i")
         self.hashes = _core.HashSeq()
         self.bodies = []
         self.status = {}
@@ -152,7 +161,7 @@ class Chain:
         ids, hashes, self.bodies, self.status, self.pinned = _core.split_chain(
             rows, self.shared.interned, INTERN_MIN_BYTES
         )
-        self.ids = array("q", ids)
+        self.ids = _packed(ids)
         self.hashes = _core.HashSeq(hashes)
         self.own = _own(self.bodies)
         self.head_prefix = rows[-1][3] if rows else _core.ROOT
@@ -160,6 +169,21 @@ class Chain:
         if listener is not None:
             listener.reset()
         self.loaded = True
+
+    def _add_id(self, node_id: int, at: int | None = None) -> None:
+        """Append ``node_id`` (or set item ``at``), widening ``ids`` to 8 bytes an id if
+        it does not fit in 4."""
+        for _ in range(2):
+            try:
+                if at is None:
+                    self.ids.append(node_id)
+                else:
+                    self.ids[at] = node_id
+                return
+            except OverflowError:
+                if self.ids.typecode == "q":
+                    raise
+                self.ids = array("q", self.ids)
 
     def refresh(self) -> None:
         """Re-read the head from the store (after a ``ConflictError``)."""
@@ -184,7 +208,7 @@ class Chain:
         for r in rows:
             if r[4] is not None:
                 self.status[len(self.bodies)] = r[4]
-            self.ids.append(r[0])
+            self._add_id(r[0])
             self.hashes.append(r[1])
             self.bodies.append(intern(r[1], r[2]))
             if len(r[2]) < INTERN_MIN_BYTES:
@@ -330,13 +354,13 @@ class Chain:
             # The staged messages are the first ``plain`` written: keep them in memory as
             # they are (their fragments stay assembled), with their node ids filled in.
             for k in range(plain):
-                self.ids[keep + k] = ids[k]
+                self._add_id(ids[k], keep + k)
             start = plain
         else:
             self.truncate(keep)
         intern = self.shared.intern
         for node_id, (h, body, meta) in zip(ids[start:], prepared[start:], strict=True):
-            self.ids.append(node_id)
+            self._add_id(node_id)
             self.hashes.append(h)
             self.bodies.append(intern(h, body))
             if len(body) < INTERN_MIN_BYTES:

@@ -29,6 +29,10 @@ __all__ = ["Assembly", "Offset", "Planned", "Roles", "View"]
 #: (to grow it in place); an assembly makes its buffer on its first such body, so one
 #: that only ever builds small bodies keeps none.
 OUT_MIN_BYTES = 128 * 1024
+#: The system pieces of an assembly that has none: shared, never changed (``extend``
+#: gives an assembly its own list for its first system piece; ``truncate`` of an empty
+#: list changes nothing).
+_NO_SYSTEM: list[bytes] = []
 #: The wire roles an assembly starts with (by code): shared until it sees another one.
 _START_ROLES: tuple[str | None, ...] = (None, "")
 
@@ -54,6 +58,24 @@ def _extended(col: Column, values: range) -> Column:
     if type(col) is range:
         col = array("i", list(col))
     col.extend(values)
+    return col
+
+
+def _wide(values: list[int]) -> array[int]:
+    """Running byte counts: 4 bytes each while they fit in 32 bits, else 8."""
+    try:
+        return array("i", values)
+    except OverflowError:
+        return array("q", values)
+
+
+def _add_wide(col: array[int], value: int) -> array[int]:
+    """``col`` with ``value`` appended, widened to 8 bytes an item if it does not fit."""
+    try:
+        col.append(value)
+    except OverflowError:
+        col = array("q", col)
+        col.append(value)
     return col
 
 
@@ -153,7 +175,7 @@ class Assembly:
 
     def __init__(self) -> None:
         self.pieces: list[bytes] = []
-        self.system: list[bytes] = []
+        self.system: list[bytes] = _NO_SYSTEM
         self._ends: Column = array("i")  # len(pieces) after message i
         # len(system) after message i; None while ``system`` is empty (all 0: most
         # formats' assemblies never have a system piece)
@@ -163,7 +185,8 @@ class Assembly:
         self._roles = bytearray()  # code of the last wire role after message i
         self._notes: dict[int, str] | None = None  # message index -> what its rendering
         # left out (made for the first such message)
-        self.nbytes = array("q")  # bytes of system + message fragments up to message i
+        # bytes of system + message fragments up to message i (4 bytes each, 8 past 2 GiB)
+        self.nbytes = array("i")
         self.blocks: Column = array("i")  # content blocks up to message i
         self.ntokens = array("i")  # estimated tokens up to message i (per fragment)
         self.serialized = 0
@@ -236,7 +259,7 @@ class Assembly:
         self._ends = _push(self._ends, len(self.pieces))
         self._sys_append(len(self.system))
         self._roles.append(self._roles[-1] if self._roles else 0)
-        self.nbytes.append(self.nbytes[-1] if self.nbytes else 0)
+        self.nbytes = _add_wide(self.nbytes, self.nbytes[-1] if self.nbytes else 0)
         self.blocks = _push(self.blocks, self.blocks[-1] if self.blocks else 0)
         self.ntokens.append(self.ntokens[-1] if self.ntokens else 0)
 
@@ -262,8 +285,8 @@ class Assembly:
         """Fast path for formats whose fragment is normally the canonical body itself."""
         nsys = len(self.system)
         plain = fmt.plain
-        nbytes, ntokens = self.nbytes, self.ntokens
-        total = nbytes[-1] if nbytes else 0
+        ntokens = self.ntokens
+        total = self.nbytes[-1] if self.nbytes else 0
         nblocks = self.blocks[-1] if self.blocks else 0
         ntok = ntokens[-1] if ntokens else 0
         blank = 1  # the code of the role "" (identity formats have no wire roles)
@@ -277,7 +300,7 @@ class Assembly:
         for body in bodies:
             if not plain(body):
                 self.extend(fmt, [fmt.render(body, target)])
-                total, nblocks, ntok = nbytes[-1], self.blocks[-1], ntokens[-1]
+                total, nblocks, ntok = self.nbytes[-1], self.blocks[-1], ntokens[-1]
                 continue
             pieces.append(fmt.glue(self.last_role(), ""))
             pieces.append(body)
@@ -287,7 +310,7 @@ class Assembly:
             total += len(body)
             nblocks += 1
             ntok += (len(body) + 3) // 4
-            nbytes.append(total)
+            self.nbytes = _add_wide(self.nbytes, total)
             self.blocks = _push(self.blocks, nblocks)
             ntokens.append(ntok)
 
@@ -314,13 +337,15 @@ class Assembly:
             self.pieces = new  # a new list: no body writer has seen this assembly's yet
             self._ends = ends
             self._roles = bytearray(bytes((1,)) * m)  # the code of the role ""
-            self.nbytes = array("q", cum_bytes)
+            self.nbytes = _wide(cum_bytes)
             self.blocks = cum_blocks
             self.ntokens = array("i", cum_tokens)
             return
         self.pieces.extend(new)
         self._ends = _extended(self._ends, ends)
         self._roles.extend(repeat(1, m))
+        if self.nbytes.typecode == "i" and cum_bytes[-1] >= 2**31:  # running sums: the
+            self.nbytes = array("q", self.nbytes)  # last is the largest
         self.nbytes.extend(cum_bytes)
         self.blocks = _extended(self.blocks, cum_blocks)
         self.ntokens.extend(cum_tokens)
@@ -332,6 +357,8 @@ class Assembly:
             if not f.data:
                 pass  # nothing to send for this message (e.g. an empty reply)
             elif f.kind == "system" and last is None:
+                if system is _NO_SYSTEM:
+                    system = self.system = []
                 system.append(f.data)
             elif f.kind == "system":
                 raise UnsupportedFeatureError(
@@ -348,7 +375,8 @@ class Assembly:
             self._ends = _push(self._ends, len(pieces))
             self._sys_append(len(system))
             self._roles.append(self._code(last))
-            self.nbytes.append((self.nbytes[-1] if self.nbytes else 0) + len(f.data))
+            total = (self.nbytes[-1] if self.nbytes else 0) + len(f.data)
+            self.nbytes = _add_wide(self.nbytes, total)
             self.blocks = _push(self.blocks, (self.blocks[-1] if self.blocks else 0) + f.blocks)
             prev = self.ntokens[-1] if self.ntokens else 0
             self.ntokens.append(prev + (len(f.data) + 3) // 4)

@@ -36,6 +36,7 @@ message by message, until a tokenizer is plugged in.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -318,7 +319,8 @@ def explain(
             detail = f"message {k} is in a different position than in the previous request"
         else:
             reason = "edited"
-            detail = f"message {k} differs from the previous request's message {k}"
+            # Interned: sessions that build alike keep one explanation between them.
+            detail = sys.intern(f"message {k} differs from the previous request's message {k}")
     # The cached prefix: k shared messages, as the provider's rules allow.
     # ``end`` is the number of messages covered (-1: the tools only, -2: nothing).
     end = k if k else (-1 if layout.tool_count else -2)
