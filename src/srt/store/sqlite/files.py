@@ -64,27 +64,23 @@ def create_private_file(path: str) -> None:
         os.close(fd)
 
 
-def check_header(
-    path: str, *, vfs: str | None = None, key: _keys.Key | None = None
-) -> bytes | None:
+def check_header(path: str, *, vfs: str | None = None, key: _keys.Key | None = None) -> None:
     """Refuse a file that is not SQLite, or that is shorter than its own header says
     while its ``-wal`` cannot supply the missing pages (``recoverable_by_wal``); with
     ``key``, a file that is not encrypted, and without, one that is.
 
-    Returns the header of a plain (not encrypted) SQLite file that passed, its first 100
-    bytes; ``None`` for a file that does not exist yet, is empty or is encrypted. Reads
-    the file only; it is never modified.
+    Reads the file only; it is never modified.
     """
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        return None
+        return
     except OSError as exc:  # a file where a directory should be, a name too long, ...
         raise StoreError(f"cannot use the database path: {exc.strerror}") from exc
     if not stat.S_ISREG(st.st_mode):
         raise StoreError("the database path is not a regular file")
     if st.st_size == 0:
-        return None
+        return
     try:
         with open(path, "rb") as f:
             header = f.read(100)
@@ -92,7 +88,7 @@ def check_header(
         raise StoreError(f"cannot read the database file: {exc.strerror}") from exc
     if key is not None or _keys.looks_encrypted(header):
         _check_encrypted_header(header, key)
-        return None
+        return
     if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
         raise CorruptionError("the file is not a SQLite database (bad or short header)")
     if header[18] not in (1, 2) or header[19] not in (1, 2):
@@ -112,7 +108,6 @@ def check_header(
             f"{st.st_size} bytes"
         )
         recoverable_by_wal(path, page_size, short, vfs)
-    return header
 
 
 def _check_encrypted_header(header: bytes, key: _keys.Key | None) -> None:
