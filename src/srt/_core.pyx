@@ -1095,8 +1095,8 @@ def chain_rows(
     cdef tuple node
     cdef bytes body
     cdef object h
-    _check_rows(ids, rows)
     try:
+        _check_rows(ids, rows)
         for i in range(n):
             node = <tuple?>nodes[i]
             body = _cut_one(ids, rows, node[5], node[6])

@@ -120,11 +120,6 @@ def append(conn: apsw.Connection, body: bytes, row: int) -> int:
 #: Ranges closer than this many bytes are read with one query (and the rows between).
 _GAP = 16 * 1024
 
-#: The ids of the heap rows holding any byte of ``[?1, ?2)``, in order.
-ROW_IDS_SQL = (
-    "SELECT id FROM heap WHERE id >= coalesce((SELECT max(id) FROM heap WHERE id <= ?1), 0) "
-    "AND id < ?2 ORDER BY id"
-)
 #: The heap rows holding any byte of ``[?1, ?2)``, in order.
 ROWS_SQL = (
     "SELECT id, data FROM heap WHERE id >= coalesce((SELECT max(id) FROM heap WHERE id <= ?1), 0) "
@@ -136,24 +131,13 @@ def rows(conn: apsw.Connection, ats: list[int], lens: list[int]) -> tuple[list[i
     """The heap rows holding the bodies at ``(ats[i], lens[i])``: their ids and data, in
     order (each row once)."""
     ids: list[int] = []
+    data: list[bytes] = []
     for lo, hi in _core.spans(ats, lens, _GAP):
-        for (rid,) in conn.execute(ROW_IDS_SQL, (lo, hi)):
+        for rid, blob in conn.execute(ROWS_SQL, (lo, hi)):
             if ids and rid <= ids[-1]:
                 continue  # the row that ended the previous span
             ids.append(rid)
-    if not ids:
-        return ids, []
-    # Each row is read with incremental blob I/O, which copies its pages straight into
-    # the bytes returned (a SELECT assembles a row of overflow pages in a buffer of
-    # SQLite's first, then copies that).
-    blob = conn.blob_open("main", "heap", "data", ids[0], False)
-    try:
-        data = [blob.read()]
-        for rid in ids[1:]:
-            blob.reopen(rid)
-            data.append(blob.read())
-    finally:
-        blob.close()
+            data.append(blob)
     return ids, data
 
 

@@ -29,7 +29,6 @@ from typing import Any
 
 import apsw
 
-from ... import _core
 from ..._hashing import XXH3, Hashing
 from ..._types import SessionInfo
 from ...errors import (
@@ -59,10 +58,9 @@ from ..base import (
     VerifyReport,
     check_object,
 )
-from . import backup, heap, maintenance, verify, views
+from . import backup, chains, heap, maintenance, verify, views
 from .database import Database
 from .db import (
-    MMAP_SIZE,
     OBJECTS_SQL,
     OBJECTS_TABLE,
     SYNCHRONOUS,
@@ -72,14 +70,10 @@ from .db import (
 from .files import BUSY_TIMEOUT_MS
 from .keys import Key
 from .statements import (
-    CHAIN_ABOVE_SQL,
-    CHAIN_SQL,
     GET_SESSION_SQL,
     INSERT_CALL,
     LIST_SESSIONS_SQL,
     LIVE_OBJECT,
-    NODE_COLUMNS,
-    RANGE_SQL,
     SELECT_CALLS,
     TAIL_SQL,
 )
@@ -89,20 +83,7 @@ __all__ = ["SQLiteStore"]
 
 _call_values = operator.attrgetter(*CALL_FIELDS)
 _NODE = CALL_FIELDS.index("node")
-#: Chains of this many messages or more are read through a memory map.
-_MAP_FROM = 128
 _C0 = re.compile("[\x00-\x1f\x7f]")
-_MISSING = "the session's stored messages are missing from the file (it is damaged); run srt verify"
-
-
-def _with_bodies(conn: apsw.Connection, nodes: list[Any]) -> list[ChainRow]:
-    """Node rows (``NODE_COLUMNS``) with their messages' bodies read from the heap, as
-    ``ChainRow``s (inside the caller's read transaction)."""
-    try:
-        bodies = heap.read(conn, [r[5] for r in nodes], [r[6] for r in nodes])
-    except (ValueError, TypeError):
-        raise CorruptionError(_MISSING) from None
-    return [(r[0], r[3], b, r[4], r[7], r[8], r[2]) for r, b in zip(nodes, bodies, strict=True)]
 
 
 class SQLiteStore(Store):
@@ -287,86 +268,10 @@ class SQLiteStore(Store):
     # -- nodes ---------------------------------------------------------------------
 
     def chain(self, head: int | None) -> list[ChainRow]:
-        # (The walk up the parents stops at a depth that does not decrease, so a
-        # damaged parent link cannot loop.)
-        if head is None:
-            return []
-        conn = self.db.connection()
-        with translate("loading a session"):
-            # A long chain is read through a memory map (no read() per page), dropped
-            # afterwards; mapping and unmapping cost more than a short chain's reads.
-            depth = conn.execute("SELECT depth FROM nodes WHERE id = ?", (head,)).fetchone()
-            mapped = depth is not None and type(depth[0]) is int and depth[0] >= _MAP_FROM
-            if mapped:
-                conn.execute(f"PRAGMA mmap_size={MMAP_SIZE:d}").fetchall()
-            conn.execute("BEGIN")  # one snapshot for the chain and its bodies
-            try:
-                nodes = self._nodes(conn, head)
-                try:
-                    ids, data = heap.rows(conn, [r[5] for r in nodes], [r[6] for r in nodes])
-                except (ValueError, TypeError, OverflowError):
-                    ids, data = [], []  # a damaged place: chain_rows reports it
-            finally:
-                if not conn.get_autocommit():
-                    conn.execute("ROLLBACK")
-                if mapped:
-                    conn.execute("PRAGMA mmap_size=0").fetchall()
-        # Cut the bodies and check them as ``check_chain`` does, in one pass.
-        hashing = self.hashing
-        rows, fault = _core.chain_rows(
-            nodes, ids, data, head, hashing.digest, hashing.chain_many, _core.ROOT
-        )
-        if fault == "missing":
-            raise CorruptionError(_MISSING)
-        if fault is not None:
-            raise CorruptionError(
-                "the session's stored messages fail their hash check (the file is "
-                "damaged); run srt verify"
-            )
-        return rows
+        return chains.read(self.db.connection(), head, self.hashing)
 
     def chain_extension(self, head: int, above: int, prefix: bytes) -> list[ChainRow] | None:
-        conn = self.db.connection()
-        with translate("loading a session"):
-            conn.execute("BEGIN")  # one snapshot for the nodes and their bodies
-            try:
-                found: list[Any] = conn.execute(CHAIN_ABOVE_SQL, (head, above)).fetchall()
-                found.sort(key=operator.itemgetter(2))  # by depth
-                rows = _with_bodies(conn, found)
-            finally:
-                if not conn.get_autocommit():
-                    conn.execute("ROLLBACK")
-        if not rows or rows[0][6] != above + 1 or rows[-1][0] != head:
-            return None
-        digest = self.hashing.digest
-        if [digest(r[2]) for r in rows] != [r[1] for r in rows]:
-            raise CorruptionError(
-                "the session's stored messages fail their hash check (the file is "
-                "damaged); run srt verify"
-            )
-        if self.hashing.chain_many(prefix, [r[1] for r in rows]) != [r[3] for r in rows]:
-            return None
-        return rows
-
-    @staticmethod
-    def _nodes(conn: apsw.Connection, head: int) -> list[Any]:
-        """The node rows from the root to ``head``, root first."""
-        top: list[Any] = conn.execute(
-            f"SELECT {NODE_COLUMNS} FROM nodes WHERE id = ?", (head,)
-        ).fetchall()
-        if not top or type(top[0][2]) is not int:
-            return []  # no such node, or a damaged one: chain_rows reports it
-        window = conn.execute(RANGE_SQL, (max(0, head - top[0][2] - 8), head)).fetchall()
-        try:
-            found, missing = _core.walk_chain(window, head)
-            if missing is not None:
-                # Rows come deepest first (the recursion's order).
-                rest: list[Any] = conn.execute(CHAIN_SQL, (missing,)).fetchall()
-                rest.reverse()
-                found = rest + found
-        except (ValueError, TypeError):
-            return []  # a damaged parent link or depth: chain_rows reports it
-        return found
+        return chains.extension(self.db.connection(), head, above, prefix, self.hashing)
 
     def node_prefix(self, node: int) -> bytes:
         rows = self.db.read("reading a node", "SELECT prefix FROM nodes WHERE id = ?", (node,))
