@@ -119,6 +119,8 @@ class SQLiteStore(Store):
     ``durability``: ``"normal"`` or ``"full"`` (``db.SYNCHRONOUS``).
     """
 
+    local = True
+
     def __init__(
         self,
         path: str | os.PathLike[str],
