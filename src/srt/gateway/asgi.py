@@ -93,10 +93,6 @@ class State:
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.gw.close()
 
-    async def aclose(self) -> None:
-        await self.gw.aclose()
-        self.close()
-
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
@@ -196,8 +192,6 @@ def build(config: Config, runtime: Runtime) -> Starlette:
             if not p.stream:
                 return _json(await st.run(gw.get, tenant, rid))
         if not p.stream:
-            if gw.inline:  # a local store: the turn runs on the event loop (no thread hop)
-                return _json(await gw.acreate(tenant, p, rid))
             return _json(await st.run(gw.create, tenant, p, None, rid))
         queue = _stream(tenant, p, rid, p.background)
         first = await queue.get()
@@ -331,7 +325,7 @@ def build(config: Config, runtime: Runtime) -> Starlette:
         try:
             yield
         finally:
-            await st.aclose()
+            st.close()
 
     app = Starlette(
         routes=routes,

@@ -74,10 +74,6 @@ class Gateway:
         self._providers: dict[tuple[str, str], Provider] = {}
         self._plock = threading.Lock()
         self.cancels: dict[str, threading.Event] = {}
-        #: Whether the store's calls are short local I/O (SQLite): a turn without
-        #: streaming then runs on the event loop, its store calls inline and its
-        #: upstream call awaited (no thread hand-off).
-        self.inline = runtime.store.local
 
     # -- routing -----------------------------------------------------------------------
 
@@ -111,14 +107,6 @@ class Gateway:
             providers, self._providers = list(self._providers.values()), {}
         for p in providers:
             p.close()
-
-    async def aclose(self) -> None:
-        """Close the providers' async transports (on the loop that used them), then all."""
-        with self._plock:
-            providers = list(self._providers.values())
-        for p in providers:
-            await p.aclose()
-        self.close()
 
     # -- the thread a response works on ------------------------------------------------
 
@@ -280,20 +268,6 @@ class Gateway:
         finally:
             self.threads.release(turn.live)
             self.cancels.pop(rid, None)
-
-    async def acreate(self, tenant: str, p: CreateResponse, rid: str) -> dict[str, Any]:
-        """``create`` without streaming, on the event loop: the upstream call is awaited
-        (srt's async driver), the store calls run inline (``inline``: a local store)."""
-        route, provider, up_model = self.route(p.model)
-        kw = self._params(p, provider, route)
-        created = int(time.time())
-        turn = self._turn(tenant, p, rid)
-        try:
-            record, call, out_parent = self._prepare(tenant, p, turn, rid, created, up_model, True)
-            reply = await turn.session.asend(provider, **call, **kw)
-            return self._finish(tenant, p, turn, record, reply, "completed", None, out_parent, None)
-        finally:
-            self.threads.release(turn.live)
 
     def _prepare(
         self,

@@ -267,9 +267,6 @@ class Store(ABC):
     #: Seconds a write waits for other writers before ``StoreBusyError`` (and the
     #: default deadline of ``Session.append(rebase=True)``).
     busy_timeout: float = 10.0
-    #: Whether operations do local file I/O only, no network round trip (an embedded
-    #: engine): a caller on an event loop may run its short ones inline.
-    local: bool = False
 
     @property
     def store_id(self) -> str:

@@ -118,8 +118,6 @@ class SQLiteStore(Store):
     ``durability``: ``"normal"`` or ``"full"`` (``db.SYNCHRONOUS``).
     """
 
-    local = True
-
     def __init__(
         self,
         path: str | os.PathLike[str],
