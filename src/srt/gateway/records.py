@@ -14,6 +14,7 @@ the stored reply (``output_from``); reading it back gives the same response obje
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import os
@@ -97,8 +98,10 @@ _TEXT_CACHE = 256
 STALE_S = 30.0
 
 
+@functools.lru_cache(maxsize=16)
 def digest(text: str | None) -> str | None:
-    """What a thread remembers of its instructions: their SHA-256 (None for none)."""
+    """What a thread remembers of its instructions: their SHA-256 (None for none). A
+    turn asks three times for the same, usually long, text (the last 16 are kept)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest() if text else None
 
 
