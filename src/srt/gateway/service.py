@@ -3,7 +3,8 @@
 Everything here blocks (store and upstream calls); the ASGI app runs it in a thread pool.
 
 A response's input and its reply are committed to the thread together, in one
-compare-and-swap with the ledger row (``Session.send(append=...)``). A
+compare-and-swap with the ledger row and, without streaming, the response record
+(``Session.send(append=..., objects=...)``). A
 ``previous_response_id`` naming the thread's newest response continues that session; one
 naming an older response forks it at that response's depth (one new session row, no
 message copied). New ``instructions`` start a history with the instructions message
