@@ -84,6 +84,51 @@ def test_a_callers_pool_is_used_and_left_open(pg_url: str) -> None:
         pool.close()
 
 
+def test_the_first_connection_is_made_in_the_callers_thread_and_the_pool_on_need(
+    pg_url: str,
+) -> None:
+    """A one-thread user never starts the pool (nor its threads); a second connection
+    wanted at once comes from the pool, and ``pool_max=1`` makes a second user wait for
+    the only connection, then fail with a typed, retryable error."""
+    before = {t.name for t in threading.enumerate()}
+    with srt.Runtime(pg_url) as rt:
+        s = rt.session("a")
+        s.append({"role": "user", "content": "one"})
+        srt.Runtime(store=rt.store).session("a").request("openai.chat", model="m")
+        assert {t.name for t in threading.enumerate()} == before
+        with rt.store.db.connection() as first, rt.store.db.connection() as second:
+            assert first is not second
+            assert rt.store.db.pool().name.startswith("srt:")
+            pid = first.execute("SELECT pg_backend_pid()").fetchone()
+            assert pid != second.execute("SELECT pg_backend_pid()").fetchone()
+        with rt.store.db.connection() as again:  # the first one, kept
+            assert again is first
+        assert [m["content"] for m in s.messages()] == ["one"]
+    assert first.closed
+    with srt.Runtime(pg_url + "&pool_max=1&pool_timeout=0.3") as rt:
+        with rt.store.db.connection(), pytest.raises(srt.StoreUnavailableError) as err:
+            rt.session("a").messages()
+        assert err.value.retryable
+        assert [m["content"] for m in rt.session("a").messages()] == ["one"]
+
+
+def test_a_connection_left_in_a_transaction_is_rolled_back_and_kept(pg_url: str) -> None:
+    with srt.Runtime(pg_url) as rt:
+        rt.session("a").append({"role": "user", "content": "one"})
+        with rt.store.db.connection() as conn:
+            conn.execute("BEGIN")
+            conn.execute(f'DELETE FROM "{_schema(pg_url)}".calls')
+        with rt.store.db.connection() as again:
+            assert (
+                again is conn and again.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            )
+        with rt.store.db.connection() as conn:
+            conn.execute("BEGIN")
+            with pytest.raises(psycopg.errors.DivisionByZero):
+                conn.execute("SELECT 1 / 0")
+        assert [m["content"] for m in rt.session("a").messages()] == ["one"]
+
+
 def test_a_schema_srt_did_not_make_is_refused_and_untouched(pg_url: str) -> None:
     schema = _schema(pg_url)
     with psycopg.connect(server_url(), autocommit=True) as conn:
@@ -167,11 +212,11 @@ def test_an_append_is_one_round_trip(pg_url: str, tmp_path: Path) -> None:
     with srt.Runtime(pg_url + "&pool_min=1&pool_max=1") as rt, open(trace, "w") as f:
         s = rt.session("a")
         s.append({"role": "user", "content": "one"})
-        with rt.store.db.pool().connection() as conn:  # the pool's only connection
+        with rt.store.db.connection() as conn:  # the store's only connection
             conn.pgconn.trace(f.fileno())
             conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
         s.append({"role": "user", "content": "two"}, {"role": "assistant", "content": "3"})
-        with rt.store.db.pool().connection() as conn:
+        with rt.store.db.connection() as conn:
             conn.pgconn.untrace()
     lines = [line.split("\t") for line in trace.read_text().splitlines()]
     # (an empty query would be the pool's liveness check, if it ran)
