@@ -129,6 +129,39 @@ def test_a_connection_left_in_a_transaction_is_rolled_back_and_kept(pg_url: str)
         assert [m["content"] for m in rt.session("a").messages()] == ["one"]
 
 
+def test_chains_that_are_not_one_run_of_ids_are_read_whole(pg_url: str) -> None:
+    """A chain is read from a window of node ids below its head, walked in memory; what
+    the window lacks (other writers' nodes in between, a fork's shared part) comes from
+    the recursive walk, and a damaged link is still a ``CorruptionError``."""
+    with srt.Runtime(pg_url) as rt:
+        a, b = rt.session("a"), rt.session("b")
+        for i in range(30):  # interleaved: each chain's ids are every other one
+            a.append({"role": "user", "content": f"a{i}"})
+            b.append({"role": "user", "content": f"b{i}"})
+        a.fork("f", at=3)
+        f = rt.session("f")
+        for i in range(40):
+            f.append({"role": "user", "content": f"f{i}"})
+        fresh = srt.Runtime(store=rt.store)
+        for name, want in (
+            ("a", [f"a{i}" for i in range(30)]),
+            ("b", [f"b{i}" for i in range(30)]),
+            ("f", ["a0", "a1", "a2"] + [f"f{i}" for i in range(40)]),
+        ):
+            assert [m["content"] for m in fresh.session(name).messages()] == want
+        a_ids, b_ids = ([r[0] for r in rt.store.chain(s.head)] for s in (a, b))
+        with rt.store.db.connection() as conn:  # a's 20th node now claims b's 19th as parent
+            conn.execute(
+                f'UPDATE "{_schema(pg_url)}".nodes SET parent = %s WHERE id = %s',
+                (b_ids[18], a_ids[19]),
+            )
+        with pytest.raises(srt.CorruptionError):
+            srt.Runtime(store=rt.store).session("a").messages()
+        assert [m["content"] for m in srt.Runtime(store=rt.store).session("b").messages()] == [
+            f"b{i}" for i in range(30)
+        ]
+
+
 def test_a_schema_srt_did_not_make_is_refused_and_untouched(pg_url: str) -> None:
     schema = _schema(pg_url)
     with psycopg.connect(server_url(), autocommit=True) as conn:
