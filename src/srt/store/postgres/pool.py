@@ -7,7 +7,7 @@ caller's thread when the store opens and kept for its life; the ``psycopg_pool``
 (its threads start and stop with it) is made only when a second connection is needed at
 once, holding the rest (``pool_max - 1``). A one-thread user, and a new ``Runtime`` that
 opens a session and builds one request, never wait for the pool's threads to start,
-hand over a connection and stop (8-11 ms of a 25 ms cold open on 2 busy cores).
+hand over a connection and stop (docs/bench.md, PostgreSQL, has the figures).
 
 A borrowed connection that sat idle for more than ``CHECK_AFTER_IDLE`` is checked
 (``ConnectionPool.check_connection``, an empty query), so one the server dropped
