@@ -389,6 +389,8 @@ def latency(url: str, turns: int, reps: int) -> dict[str, Any]:
         },
         "append_p50_pg_vs_bare": statistics.median(pg_app) / statistics.median(bare_app),
         "append_p99_pg_vs_bare": pct(pg_app, 0.99) / pct(bare_app, 0.99),
+        # The machine's own tail is the bare INSERT's; what srt adds to it:
+        "append_p99_pg_minus_bare_ms": (pct(pg_app, 0.99) - pct(bare_app, 0.99)) * 1e3,
         "warm_build_pg_vs_sqlite": statistics.median(pg_warm) / statistics.median(sq_warm),
         "cold_pg_vs_sqlite": med["pg_new"] / med["sq_new"],
         "cold_open_store_pg_vs_sqlite": med["pg_open"] / med["sq_open"],
