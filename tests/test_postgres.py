@@ -319,6 +319,27 @@ def test_a_server_restart_is_a_typed_retryable_error_then_the_pool_reconnects(
         assert rt.store.verify().ok
 
 
+def test_a_call_waits_up_to_pool_timeout_for_the_server_to_come_back(server: PgServer) -> None:
+    """The store's own connection is remade as the pool's would be: while the server
+    refuses, a call tries again until ``pool_timeout``, then raises a typed error."""
+    with srt.Runtime(server.url + "&pool_timeout=60") as rt:
+        rt.session("a").append({"role": "user", "content": "one"})
+        server.stop("fast", remove=False)
+        later = threading.Timer(1.0, server.start)
+        later.start()
+        try:
+            assert [m["content"] for m in srt.Runtime(store=rt.store).session("a").messages()] == [
+                "one"
+            ]
+        finally:
+            later.join()
+    server.stop("fast", remove=False)
+    with pytest.raises(srt.StoreUnavailableError) as err:
+        srt.Runtime(server.url + "&pool_timeout=0.5")
+    assert err.value.retryable and "in time" in str(err.value)
+    server.start()
+
+
 def test_killed_connections_are_replaced(server: PgServer) -> None:
     with srt.Runtime(server.url) as rt:
         s = rt.session("a")

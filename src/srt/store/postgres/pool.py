@@ -190,6 +190,7 @@ class Database:
             self._forked()
         held = self._first_held
         _min, max_size, timeout = self._sizes
+        deadline = time.monotonic() + timeout
         if max_size > 1:
             if not held.acquire(blocking=False):
                 return None
@@ -206,12 +207,29 @@ class Database:
                     self._drop(conn)
                     conn = None
             if conn is None:
-                assert self.conninfo is not None
-                conn = self._first = psycopg.Connection.connect(self.conninfo, **self._first_kwargs)
+                conn = self._first = self._connect(deadline)
             return conn, generation
         except BaseException:
             held.release()
             raise
+
+    def _connect(self, deadline: float) -> psycopg.Connection[Any]:
+        """A new connection, tried again until ``deadline`` while the server refuses or
+        cannot be reached (as the pool would, for a caller waiting on it)."""
+        assert self.conninfo is not None
+        delay = 0.05
+        while True:
+            try:
+                return psycopg.Connection.connect(self.conninfo, **self._first_kwargs)
+            except psycopg.OperationalError as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    _min, _max, timeout = self._sizes
+                    raise psycopg_pool.PoolTimeout(
+                        f"couldn't get a connection after {timeout:.2f} sec"
+                    ) from exc
+                time.sleep(min(delay, left))
+                delay = min(delay * 2, 1.0)
 
     def _give_first(self, conn: psycopg.Connection[Any], generation: int) -> None:
         """Back from its user: kept if it is usable (rolled back if a transaction was
