@@ -24,6 +24,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import struct
 import tempfile
@@ -635,3 +636,35 @@ def test_invalid_utf8_in_a_text_column(
         for info in rt.sessions():
             rt.session(info.name, create=False).messages()
     assert Path(path).read_bytes() == data
+
+
+def test_every_bit_of_every_stored_session_name(
+    srt_file: tuple[bytes, dict[str, Any]], fast_dir: Path
+) -> None:
+    # A name is held twice, in the table's row and in its name index. A flipped bit in
+    # either copy must give the true messages or a typed error, never another session's
+    # messages and never a listed session that cannot be opened.
+    good, want = srt_file
+    path = fast_dir / "srt.db"
+    spots = [m.start() for name in want for m in re.finditer(re.escape(name.encode()), good)]
+    assert len(spots) >= 2 * len(want)  # the row and the index entry of each
+    outcomes: Counter[str] = Counter()
+    for at in spots:
+        for offset in range(2):
+            for bit in range(8):
+                data = bytearray(good)
+                data[at + offset] ^= 1 << bit
+                path.write_bytes(data)
+                try:
+                    with srt.Runtime(str(path)) as rt:
+                        got = {
+                            i.name: rt.session(i.name, create=False).messages()
+                            for i in rt.sessions()
+                        }
+                except srt.StoreError as exc:
+                    assert type(exc) is not srt.StoreError, exc
+                    outcomes[type(exc).__name__] += 1
+                else:
+                    assert got == want, f"byte {at + offset} bit {bit}: wrong messages"
+                    outcomes["read correctly"] += 1
+    assert outcomes["CorruptionError"] > 0

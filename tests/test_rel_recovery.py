@@ -45,7 +45,7 @@ from rel_support.crashlib import run_child
 from rel_support.faultvfs import FaultVFS, Plan
 from srt import cli
 from srt.store.sqlite import SQLiteStore
-from srt.store.sqlite import db as _db
+from srt.store.sqlite.files import check_header
 
 
 def _turn(tid: str, limit: int | None = None) -> list[dict[str, str]]:
@@ -79,7 +79,7 @@ def test_a_kill_inside_a_checkpoint_leaves_a_file_srt_opens(
     want = _killed_in_a_checkpoint(path)
     assert header_short(path)  # the state of the issue: the header is ahead of the file
     before = _bytes(path)
-    _db.check_header(path)  # no error, and it wrote nothing
+    check_header(path)  # no error, and it wrote nothing
     assert _bytes(path) == before
     assert cli.main(["--db", path, "verify"]) == 0
     assert capsys.readouterr().out.startswith("ok:")

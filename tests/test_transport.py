@@ -204,3 +204,32 @@ def test_a_large_chunked_body_is_not_copied_on_its_way_to_the_socket() -> None:
     thread.join(10)
     assert done.is_set() and bytes(into) == b"".join(chunks)
     assert peak < 1024 * 1024, peak
+
+
+def test_the_watchdog_keeps_nothing_it_expired_alive() -> None:
+    import gc
+    import weakref
+
+    from srt.providers import _watchdog
+
+    class Watched:
+        def __init__(self) -> None:
+            self.fired = threading.Event()
+
+        def expire(self) -> None:
+            self.fired.set()
+
+    gc.disable()  # only plain references may keep it: no cycle collector to hide one
+    try:
+        watched = Watched()
+        fired = watched.fired
+        _watchdog.watch(watched.expire, time.monotonic())
+        assert fired.wait(10 * _watchdog.POLL_S + 5)
+        gone = weakref.ref(watched)
+        del watched
+        deadline = time.monotonic() + 2
+        while gone() is not None and time.monotonic() < deadline:
+            time.sleep(0.01)  # the thread may still be returning from the call
+        assert gone() is None
+    finally:
+        gc.enable()

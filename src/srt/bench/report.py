@@ -466,6 +466,19 @@ def _send(r: dict[str, Any]) -> list[str]:
             f" {x['vs_stateless']:>12.1f}x {x['writes_per_turn']['srt']['p50']:>10.0f}"
             f" {x['alloc_per_turn']['peak'] / 1e3:>9.0f} KB   load {x['load']['before']}"
         )
+    lines.append(
+        "  ready = a client that holds the finished body and only sends it through the same "
+        "transport (what every client pays):"
+    )
+    for n in r["sizes"]:
+        x = r["by_turns"][str(n)]
+        lines.append(
+            f"  {n:<7} ready p50 {x['client_us']['ready']['p50']:>8.0f} us,"
+            f" {x['ready_over_floor']:.2f}x the floor; srt/ready {x['srt_over_ready']:.2f}x"
+            " (srt's own work);"
+            f" stateless/ready {x['stateless_over_ready']:.1f}x (the most any client"
+            " could be ahead of the stateless one)"
+        )
     if "alloc_slope" in r:
         lines.append(
             f"  allocations per turn grow with N at a log-log slope of {r['alloc_slope']:.2f}; "

@@ -53,6 +53,12 @@ def _run() -> None:
             due = [t for t, (deadline, _) in _watched.items() if deadline <= now]
             refs = [_watched.pop(t)[1] for t in due]
         for ref in refs:
-            expire = ref()
-            if expire is not None:
-                expire()
+            _fire(ref)
+
+
+def _fire(ref: weakref.WeakMethod[Callable[[], None]]) -> None:
+    # In a function of its own: a local of the loop above would keep the last response
+    # it expired alive (with its body) for as long as the thread sleeps.
+    expire = ref()
+    if expire is not None:
+        expire()

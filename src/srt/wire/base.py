@@ -267,6 +267,39 @@ def reply_parts(reply: Reply) -> tuple[str, list[tuple[str, str, str]]]:
     return text, calls
 
 
+def function_call(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
+    """A canonical tool call; ``arguments`` (any JSON value) serialized as srt does."""
+    return {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": name, "arguments": dumps(arguments).decode()},
+    }
+
+
+def assistant_message(
+    content: Any, calls: list[dict[str, Any]], arts: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A canonical assistant message, with its tool calls and artifacts if it has any."""
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if calls:
+        message["tool_calls"] = calls
+    if arts:
+        message["artifacts"] = arts
+    return message
+
+
+def cached_usage(plain_input: Any, output: Any, read: Any, write: Any) -> Usage:
+    """The usage of a reply that counts cache reads and writes apart from its other input
+    tokens (Anthropic, Converse): srt's ``input_tokens`` is all three."""
+    r, w = int(read or 0), int(write or 0)
+    return Usage(
+        input_tokens=int(plain_input or 0) + r + w,
+        output_tokens=int(output or 0),
+        cache_read_tokens=r,
+        cache_write_tokens=w,
+    )
+
+
 def check_model(model: Any) -> str:
     if not isinstance(model, str) or not model:
         raise ConfigError("model must be a non-empty string")

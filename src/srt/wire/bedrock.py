@@ -53,8 +53,11 @@ from .base import (
     Event,
     StreamDecoder,
     WireFormat,
+    assistant_message,
+    cached_usage,
     check_model,
     dumps,
+    function_call,
     loads_arguments,
     params_tail,
     reply_parts,
@@ -252,14 +255,8 @@ class Bedrock(BlockFormat):
                     texts.append(str(block["text"]))
                 elif "toolUse" in block:
                     use = block["toolUse"]
-                    arguments = dumps(use.get("input") or {}).decode()
-                    calls.append(
-                        {
-                            "id": use["toolUseId"],
-                            "type": "function",
-                            "function": {"name": use["name"], "arguments": arguments},
-                        }
-                    )
+                    arguments = use.get("input") or {}
+                    calls.append(function_call(use["toolUseId"], use["name"], arguments))
                 elif _REASONING in block:
                     if not model:
                         raise UnsupportedFeatureError(
@@ -282,20 +279,14 @@ class Bedrock(BlockFormat):
             if isinstance(exc, UnsupportedFeatureError):
                 raise
             raise ProviderResponseError(f"a malformed Converse content block ({exc!r})") from None
-        message: dict[str, Any] = {"role": "assistant", "content": "".join(texts)}
-        if calls:
-            message["tool_calls"] = calls
-        if arts:
-            message["artifacts"] = arts
         u = data.get("usage") or {}
-        read = int(u.get("cacheReadInputTokens") or 0)
-        write = int(u.get("cacheWriteInputTokens") or 0)
-        usage = Usage(
-            input_tokens=int(u.get("inputTokens") or 0) + read + write,
-            output_tokens=int(u.get("outputTokens") or 0),
-            cache_read_tokens=read,
-            cache_write_tokens=write,
+        usage = cached_usage(
+            u.get("inputTokens"),
+            u.get("outputTokens"),
+            u.get("cacheReadInputTokens"),
+            u.get("cacheWriteInputTokens"),
         )
+        message = assistant_message("".join(texts), calls, arts)
         return Reply(message, usage, model, None, data.get("stopReason"))
 
     def _to_part(self, block: Any, what: str) -> dict[str, Any]:
@@ -378,25 +369,14 @@ class Bedrock(BlockFormat):
                         raise UnsupportedFeatureError(self.name, f"the toolUse '{key}' field")
                 if "input" not in use:
                     raise InvalidMessageError(f"{what} needs an 'input' field")
-                calls.append(
-                    {
-                        "id": call_id,
-                        "type": "function",
-                        "function": {"name": name, "arguments": dumps(use["input"]).decode()},
-                    }
-                )
+                calls.append(function_call(call_id, name, use["input"]))
             else:
                 part = self._to_part(block, "an assistant message")
                 if part["type"] != "text":
                     raise UnsupportedFeatureError(self.name, "images in an assistant message")
                 texts.append(part)
         text: Any = texts[0]["text"] if len(texts) == 1 else texts or ""
-        out_msg: dict[str, Any] = {"role": "assistant", "content": text}
-        if calls:
-            out_msg["tool_calls"] = calls
-        if arts:
-            out_msg["artifacts"] = arts
-        return [out_msg]
+        return [assistant_message(text, calls, arts)]
 
     def _tool_message(self, result: Mapping[str, Any]) -> dict[str, Any]:
         for key, value in result.items():

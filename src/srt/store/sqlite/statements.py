@@ -50,24 +50,27 @@ SELECT id, depth, at, len FROM up
 """
 
 #: A session, and whether its row is whole: its head the node it says (a damaged head id
-#: that names another node fails: its prefix hash is not the one recorded), and its
-#: NOT NULL columns set (a damaged record header reads as NULLs).
+#: that names another node fails: its prefix hash is not the one recorded), its NOT NULL
+#: columns set (a damaged record header reads as NULLs), and the name in the table's row
+#: the name asked for (the lookup goes through the name index, whose entry may be the
+#: damaged one: it would lead to another session's row).
 GET_SESSION_SQL = (
     "SELECT s.id, s.head, s.created, s.updated, "
     "s.head_prefix IS (SELECT n.prefix FROM nodes n WHERE n.id = s.head) "
     "AND s.created IS NOT NULL AND s.updated IS NOT NULL "
-    "FROM sessions s WHERE s.name = ?"
+    "AND (SELECT t.name FROM sessions t NOT INDEXED WHERE t.id = s.id) IS ?1 "
+    "FROM sessions s WHERE s.name = ?1"
 )
 
-#: Rows of the sessions table, and entries of its name index (SQLite's automatic index
-#: for the UNIQUE name), counted apart.
-COUNTS = (
-    "(SELECT count(*) FROM sessions NOT INDEXED), "
-    "(SELECT count(*) FROM sessions INDEXED BY sqlite_autoindex_sessions_1)"
-)
+#: The sessions as the table's rows hold them (tagged 0), then the names its name index
+#: (SQLite's automatic index for the UNIQUE name) holds (tagged 1), in one statement so
+#: both come from one snapshot: a damaged page on either side makes them differ.
 LIST_SESSIONS_SQL = (
-    f"SELECT s.name, coalesce(n.depth, 0), s.created, s.updated, n.prefix, {COUNTS} "
-    "FROM sessions s LEFT JOIN nodes n ON n.id = s.head ORDER BY s.name"
+    "SELECT 0, s.name, coalesce(n.depth, 0), s.created, s.updated, n.prefix "
+    "FROM sessions s NOT INDEXED LEFT JOIN nodes n ON n.id = s.head "
+    "UNION ALL "
+    "SELECT 1, name, NULL, NULL, NULL, NULL "
+    "FROM sessions INDEXED BY sqlite_autoindex_sessions_1"
 )
 
 LIVE_OBJECT = "(expires IS NULL OR expires > ?)"

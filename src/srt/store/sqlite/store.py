@@ -75,7 +75,6 @@ from .keys import Key
 from .statements import (
     CHAIN_ABOVE_SQL,
     CHAIN_SQL,
-    COUNTS,
     GET_SESSION_SQL,
     INSERT_CALL,
     LIST_SESSIONS_SQL,
@@ -208,8 +207,8 @@ class SQLiteStore(Store):
             return None
         if not rows[0][4]:
             raise CorruptionError(
-                f"session {name!r}: its row names a head that is not its own, or lost its "
-                "fields (the file is damaged); run srt verify"
+                f"session {name!r}: its row names a head that is not its own, lost its "
+                "fields or holds another name (the file is damaged); run srt verify"
             )
         return SessionRow(rows[0][0], name, *rows[0][1:4])
 
@@ -267,26 +266,19 @@ class SQLiteStore(Store):
                 raise SessionNotFoundError(f"no session named {old!r}")
 
     def list_sessions(self) -> list[SessionInfo]:
-        # The table's rows and its name index's entries are counted in the same statement:
-        # a damaged page that drops rows from one (a cell count zeroed) makes them differ.
         rows = self.db.read("listing sessions", LIST_SESSIONS_SQL)
-        if rows:
-            in_table, in_index = rows[0][5], rows[0][6]
-            bad = in_table != in_index or in_table != len(rows)
-        else:
-            in_table, in_index = self.db.read("listing sessions", f"SELECT {COUNTS}")[0]
-            bad = in_table != in_index
-        if bad:
+        # srt never stores a name that is not text or holds a control character.
+        if any(type(r[1]) is not str or _C0.search(r[1]) for r in rows):
+            raise CorruptionError("a session name in the file is damaged; run srt verify")
+        table = sorted((r[1:] for r in rows if r[0] == 0), key=operator.itemgetter(0))
+        if [r[0] for r in table] != sorted(r[1] for r in rows if r[0] == 1):
             raise CorruptionError(
                 "the sessions table and its name index disagree (the file is damaged); "
                 "run srt verify"
             )
-        # srt never stores a name that is not text or holds a control character.
-        if any(type(r[0]) is not str or _C0.search(r[0]) for r in rows):
-            raise CorruptionError("a session name in the file is damaged; run srt verify")
         return [
             SessionInfo(name, depth, created, updated, prefix.hex() if prefix else None)
-            for name, depth, created, updated, prefix, _t, _i in rows
+            for name, depth, created, updated, prefix in table
         ]
 
     def overview(self) -> list[SessionOverview]:

@@ -57,8 +57,11 @@ from ..base import (
     StreamDecoder,
     Target,
     WireFormat,
+    assistant_message,
+    cached_usage,
     check_model,
     dumps,
+    function_call,
     loads_arguments,
     params_tail,
 )
@@ -392,16 +395,8 @@ class Anthropic(BlockFormat):
                 if kind == "text":
                     texts.append(str(block["text"]))
                 elif kind == "tool_use":
-                    calls.append(
-                        {
-                            "id": block["id"],
-                            "type": "function",
-                            "function": {
-                                "name": block["name"],
-                                "arguments": dumps(block.get("input") or {}).decode(),
-                            },
-                        }
-                    )
+                    arguments = block.get("input") or {}
+                    calls.append(function_call(block["id"], block["name"], arguments))
                 elif kind in _THINKING:
                     if not isinstance(model, str) or not model:
                         raise ProviderResponseError("thinking blocks in a response without model")
@@ -414,20 +409,14 @@ class Anthropic(BlockFormat):
                     )
         except (KeyError, TypeError, ValueError) as exc:
             raise ProviderResponseError(f"a malformed Anthropic content block ({exc!r})") from None
-        message: dict[str, Any] = {"role": "assistant", "content": "".join(texts)}
-        if calls:
-            message["tool_calls"] = calls
-        if arts:
-            message["artifacts"] = arts
         u = data.get("usage") or {}
-        read = int(u.get("cache_read_input_tokens") or 0)
-        write = int(u.get("cache_creation_input_tokens") or 0)
-        usage = Usage(
-            input_tokens=int(u.get("input_tokens") or 0) + read + write,
-            output_tokens=int(u.get("output_tokens") or 0),
-            cache_read_tokens=read,
-            cache_write_tokens=write,
+        usage = cached_usage(
+            u.get("input_tokens"),
+            u.get("output_tokens"),
+            u.get("cache_read_input_tokens"),
+            u.get("cache_creation_input_tokens"),
         )
+        message = assistant_message("".join(texts), calls, arts)
         return Reply(message, usage, model, data.get("id"), data.get("stop_reason"))
 
     def _check_block(self, block: Any, allowed: Iterable[str]) -> dict[str, Any]:
@@ -521,24 +510,13 @@ class Anthropic(BlockFormat):
                 call_id, name = need(b, "id", str, what), need(b, "name", str, what)
                 if "input" not in b:
                     raise InvalidMessageError(f"{what} needs an 'input' field")
-                calls.append(
-                    {
-                        "id": call_id,
-                        "type": "function",
-                        "function": {"name": name, "arguments": dumps(b["input"]).decode()},
-                    }
-                )
+                calls.append(function_call(call_id, name, b["input"]))
             else:
                 texts.append(self._to_part(block, "an assistant message"))
                 if texts[-1]["type"] != "text":
                     raise UnsupportedFeatureError(self.name, "images in an assistant message")
         text: Any = texts[0]["text"] if len(texts) == 1 else texts or ""
-        out_msg: dict[str, Any] = {"role": "assistant", "content": text}
-        if calls:
-            out_msg["tool_calls"] = calls
-        if arts:
-            out_msg["artifacts"] = arts
-        return [out_msg]
+        return [assistant_message(text, calls, arts)]
 
 
 FORMAT = Anthropic()
