@@ -89,7 +89,10 @@ class PostgresStore(Store):
     live in a schema of their own, created on first use), ``prepare_threshold``
     (``none`` behind PgBouncer in transaction mode; default 5, psycopg's), ``pool_min``,
     ``pool_max`` and ``pool_timeout`` (seconds a call waits for a connection before
-    ``StoreUnavailableError``). The same are keyword arguments. ``pool`` is a
+    ``StoreUnavailableError``). The same are keyword arguments. The store's first
+    connection is made in the caller's thread and kept until ``close()``; a
+    ``psycopg_pool`` pool holds the others and is made when a second is first wanted at
+    once (``pool_min`` and ``pool_max`` count the first). ``pool`` is a
     ``psycopg_pool.ConnectionPool`` someone else owns: srt borrows from it and never
     closes it.
     """
