@@ -1,0 +1,93 @@
+"""An append at each durability, srt against the naive store, in one process: where the
+``synchronous=FULL`` ratio comes from.
+
+    python bench/append_durability.py                  # 3 runs of 2,001 messages each
+    python bench/append_durability.py --runs 5 --json out.json
+
+Each run appends the chat workload's messages (a 4 KB system prompt, then 1,000 turns)
+one by one to srt and, interleaved, to the naive store (one INSERT per message), first
+with ``synchronous=NORMAL`` and then with ``FULL``, each on new files. A ``FULL`` append
+is the ``NORMAL`` one plus the WAL's fsync, so the ratio the chat workload reports
+(``append_full_vs_naive``) is ``(srt CPU + srt sync) / (naive CPU + naive sync)``: it
+tends to 1 when an fsync is slow (flash, a busy disk) and to the CPU ratio when it is
+fast. The rows give both parts, so the bound can be read off the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any
+
+import srt
+from srt.bench import workloads
+from srt.bench.naive import NaiveStore
+
+
+def one_run(workdir: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for durability in ("normal", "full"):
+        rt = srt.Runtime(os.path.join(workdir, f"srt-{durability}.db"), durability=durability)
+        s = rt.session("bench")
+        naive = NaiveStore(os.path.join(workdir, f"naive-{durability}.db"))
+        naive.conn.execute(f"PRAGMA synchronous={durability.upper()}")
+        t_srt: list[int] = []
+        t_naive: list[int] = []
+        pc = time.perf_counter_ns
+        for m in messages:
+            t0 = pc()
+            s.append(m)
+            t1 = pc()
+            naive.append("bench", m)
+            t2 = pc()
+            t_srt.append(t1 - t0)
+            t_naive.append(t2 - t1)
+        rt.close()
+        naive.conn.close()
+        srt_us, naive_us = statistics.median(t_srt) / 1e3, statistics.median(t_naive) / 1e3
+        out[durability] = {"srt_us": srt_us, "naive_us": naive_us, "ratio": srt_us / naive_us}
+    n, f = out["normal"], out["full"]
+    out["sync_us"] = {"srt": f["srt_us"] - n["srt_us"], "naive": f["naive_us"] - n["naive_us"]}
+    # The FULL ratio srt would have if it wrote exactly as little as the naive store (the
+    # same sync cost), its CPU unchanged: a floor for the ratio on this machine.
+    out["full_ratio_if_same_sync"] = (n["srt_us"] + out["sync_us"]["naive"]) / f["naive_us"]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=3, help="runs (default 3)")
+    ap.add_argument("--turns", type=int, default=1000, help="turns per run (default 1000)")
+    ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    args = ap.parse_args(argv)
+    system, pairs = workloads.chat(args.turns, seed=1)
+    messages = [system] + [m for q, a in pairs for m in (q, a)]
+    runs = []
+    print(
+        f"{len(messages)} appends a run; p50 in us (load {os.getloadavg()[0]:.1f})\n"
+        "run  normal srt/naive (x)        full srt/naive (x)          sync srt/naive"
+        "   full if same sync"
+    )
+    for i in range(args.runs):
+        with tempfile.TemporaryDirectory() as d:
+            r = one_run(d, messages)
+        runs.append(r)
+        n, f, y = r["normal"], r["full"], r["sync_us"]
+        print(
+            f"{i + 1:<4} {n['srt_us']:7.0f} {n['naive_us']:7.0f} {n['ratio']:5.2f}x"
+            f"     {f['srt_us']:7.0f} {f['naive_us']:7.0f} {f['ratio']:5.2f}x"
+            f"     {y['srt']:7.0f} {y['naive']:7.0f}   {r['full_ratio_if_same_sync']:5.2f}x"
+        )
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({"runs": runs, "load": os.getloadavg()}, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
