@@ -8,7 +8,8 @@
 Without ``--url`` each run starts a throwaway PostgreSQL from this machine's binaries
 (``srt.testing.pgserver``) with the default durability (fsync on, synchronous commit);
 ``--data-dir /dev/shm/...`` puts it on a RAM disk (fsync then costs nothing, which shows
-srt's own cost apart from the disk's).
+srt's own cost apart from the disk's); ``--tcp`` connects over 127.0.0.1 instead of the
+server's unix socket.
 
 ``scale``: PROCS processes x THREADS threads, one ``Runtime`` per process, for SECONDS.
 Even threads append turns (a user message and its reply, about 2 KB) to one of SHARED
@@ -388,6 +389,8 @@ def latency(url: str, turns: int, reps: int) -> dict[str, Any]:
         },
         "append_p50_pg_vs_bare": statistics.median(pg_app) / statistics.median(bare_app),
         "append_p99_pg_vs_bare": pct(pg_app, 0.99) / pct(bare_app, 0.99),
+        # The machine's own tail is the bare INSERT's; what srt adds to it:
+        "append_p99_pg_minus_bare_ms": (pct(pg_app, 0.99) - pct(bare_app, 0.99)) * 1e3,
         "warm_build_pg_vs_sqlite": statistics.median(pg_warm) / statistics.median(sq_warm),
         "cold_pg_vs_sqlite": med["pg_new"] / med["sq_new"],
         "cold_open_store_pg_vs_sqlite": med["pg_open"] / med["sq_open"],
@@ -411,6 +414,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("mode", choices=("scale", "latency"))
     p.add_argument("--url", help="an existing server (default: start a throwaway one)")
     p.add_argument("--data-dir", help="where the throwaway server lives (e.g. under /dev/shm)")
+    p.add_argument(
+        "--tcp", action="store_true", help="the throwaway server over 127.0.0.1, not its socket"
+    )
     p.add_argument("--procs", type=int, default=8)
     p.add_argument("--threads", type=int, default=8)
     p.add_argument("--seconds", type=float, default=60.0)
@@ -425,8 +431,10 @@ def main(argv: list[str] | None = None) -> int:
             root = tempfile.mkdtemp(prefix="srt-pg-", dir=args.data_dir) if args.data_dir else None
             server = PgServer(root, fast=False)
             server.owned_root = True
-            url = stack.enter_context(server).url
+            stack.enter_context(server)
+            url = server.tcp_url if args.tcp else server.url
         env = environment(url)
+        env["over"] = "tcp" if args.tcp else ("socket" if args.url is None else "the URL's")
         print(json.dumps(env))
         if args.mode == "scale":
             res = scale(url, args.procs, args.threads, args.seconds, args.shared)

@@ -10,6 +10,7 @@ and, for the real-model smoke test, llama.cpp's server and SmolLM2 are pip-insta
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -111,7 +112,9 @@ def test_send_loop_against_the_floor_and_a_stateless_client(tmp_path: Path) -> N
         assert len(x["series_us"]["srt"]) == len(x["series_us"]["floor"]) == 3
         assert len(x["series_us"]["ready"]) == 3  # the client that only sends ready bytes
         assert x["server_us"]["srt"]["p50"] > 0 and x["floor_us"]["p50"] > 0
-        assert x["server_us"]["ready"]["p50"] > 0 and x["srt_over_ready"] > 0
+        # (a client time is a wall time less the server's: a loaded machine can make it
+        # negative, so only its presence is checked)
+        assert x["server_us"]["ready"]["p50"] > 0 and math.isfinite(x["srt_over_ready"])
         assert 2 <= x["writes_per_turn"]["srt"]["p99"] <= 4  # the head, then a few chunks
         assert len(x["alloc_per_turn"]["peaks"]) == 2
     assert r["alloc_slope"] == r["alloc_slope"]  # a number, not NaN

@@ -76,6 +76,7 @@ def test_errors_are_openai_shaped(gw: Harness) -> None:
     key = Records(gw.rt.store).create_key("acme")
     cases = [
         (b"{not json", 400),
+        (b'{"model": "gpt-4o-mini", "input": "", "text": {"": Infinity}}', 400),  # not JSON
         (b"[]", 400),
         (json.dumps({"model": "gpt-4o-mini", "input": "x", "bogus": 1}).encode(), 400),
         (json.dumps({"model": 5, "input": "x"}).encode(), 400),

@@ -84,6 +84,84 @@ def test_a_callers_pool_is_used_and_left_open(pg_url: str) -> None:
         pool.close()
 
 
+def test_the_first_connection_is_made_in_the_callers_thread_and_the_pool_on_need(
+    pg_url: str,
+) -> None:
+    """A one-thread user never starts the pool (nor its threads); a second connection
+    wanted at once comes from the pool, and ``pool_max=1`` makes a second user wait for
+    the only connection, then fail with a typed, retryable error."""
+    before = {t.name for t in threading.enumerate()}
+    with srt.Runtime(pg_url) as rt:
+        s = rt.session("a")
+        s.append({"role": "user", "content": "one"})
+        srt.Runtime(store=rt.store).session("a").request("openai.chat", model="m")
+        assert {t.name for t in threading.enumerate()} == before
+        with rt.store.db.connection() as first, rt.store.db.connection() as second:
+            assert first is not second
+            assert rt.store.db.pool().name.startswith("srt:")
+            pid = first.execute("SELECT pg_backend_pid()").fetchone()
+            assert pid != second.execute("SELECT pg_backend_pid()").fetchone()
+        with rt.store.db.connection() as again:  # the first one, kept
+            assert again is first
+        assert [m["content"] for m in s.messages()] == ["one"]
+    assert first.closed
+    with srt.Runtime(pg_url + "&pool_max=1&pool_timeout=0.3") as rt:
+        with rt.store.db.connection(), pytest.raises(srt.StoreUnavailableError) as err:
+            rt.session("a").messages()
+        assert err.value.retryable
+        assert [m["content"] for m in rt.session("a").messages()] == ["one"]
+
+
+def test_a_connection_left_in_a_transaction_is_rolled_back_and_kept(pg_url: str) -> None:
+    with srt.Runtime(pg_url) as rt:
+        rt.session("a").append({"role": "user", "content": "one"})
+        with rt.store.db.connection() as conn:
+            conn.execute("BEGIN")
+            conn.execute(f'DELETE FROM "{_schema(pg_url)}".calls')
+        with rt.store.db.connection() as again:
+            assert (
+                again is conn and again.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            )
+        with rt.store.db.connection() as conn:
+            conn.execute("BEGIN")
+            with pytest.raises(psycopg.errors.DivisionByZero):
+                conn.execute("SELECT 1 / 0")
+        assert [m["content"] for m in rt.session("a").messages()] == ["one"]
+
+
+def test_chains_that_are_not_one_run_of_ids_are_read_whole(pg_url: str) -> None:
+    """A chain is read from a window of node ids below its head, walked in memory; what
+    the window lacks (other writers' nodes in between, a fork's shared part) comes from
+    the recursive walk, and a damaged link is still a ``CorruptionError``."""
+    with srt.Runtime(pg_url) as rt:
+        a, b = rt.session("a"), rt.session("b")
+        for i in range(30):  # interleaved: each chain's ids are every other one
+            a.append({"role": "user", "content": f"a{i}"})
+            b.append({"role": "user", "content": f"b{i}"})
+        a.fork("f", at=3)
+        f = rt.session("f")
+        for i in range(40):
+            f.append({"role": "user", "content": f"f{i}"})
+        fresh = srt.Runtime(store=rt.store)
+        for name, want in (
+            ("a", [f"a{i}" for i in range(30)]),
+            ("b", [f"b{i}" for i in range(30)]),
+            ("f", ["a0", "a1", "a2"] + [f"f{i}" for i in range(40)]),
+        ):
+            assert [m["content"] for m in fresh.session(name).messages()] == want
+        a_ids, b_ids = ([r[0] for r in rt.store.chain(s.head)] for s in (a, b))
+        with rt.store.db.connection() as conn:  # a's 20th node now claims b's 19th as parent
+            conn.execute(
+                f'UPDATE "{_schema(pg_url)}".nodes SET parent = %s WHERE id = %s',
+                (b_ids[18], a_ids[19]),
+            )
+        with pytest.raises(srt.CorruptionError):
+            srt.Runtime(store=rt.store).session("a").messages()
+        assert [m["content"] for m in srt.Runtime(store=rt.store).session("b").messages()] == [
+            f"b{i}" for i in range(30)
+        ]
+
+
 def test_a_schema_srt_did_not_make_is_refused_and_untouched(pg_url: str) -> None:
     schema = _schema(pg_url)
     with psycopg.connect(server_url(), autocommit=True) as conn:
@@ -167,11 +245,11 @@ def test_an_append_is_one_round_trip(pg_url: str, tmp_path: Path) -> None:
     with srt.Runtime(pg_url + "&pool_min=1&pool_max=1") as rt, open(trace, "w") as f:
         s = rt.session("a")
         s.append({"role": "user", "content": "one"})
-        with rt.store.db.pool().connection() as conn:  # the pool's only connection
+        with rt.store.db.connection() as conn:  # the store's only connection
             conn.pgconn.trace(f.fileno())
             conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
         s.append({"role": "user", "content": "two"}, {"role": "assistant", "content": "3"})
-        with rt.store.db.pool().connection() as conn:
+        with rt.store.db.connection() as conn:
             conn.pgconn.untrace()
     lines = [line.split("\t") for line in trace.read_text().splitlines()]
     # (an empty query would be the pool's liveness check, if it ran)
@@ -239,6 +317,27 @@ def test_a_server_restart_is_a_typed_retryable_error_then_the_pool_reconnects(
         s.append({"role": "user", "content": "after"})
         assert [m["content"] for m in s.messages()] == ["before", "after"]
         assert rt.store.verify().ok
+
+
+def test_a_call_waits_up_to_pool_timeout_for_the_server_to_come_back(server: PgServer) -> None:
+    """The store's own connection is remade as the pool's would be: while the server
+    refuses, a call tries again until ``pool_timeout``, then raises a typed error."""
+    with srt.Runtime(server.url + "&pool_timeout=60") as rt:
+        rt.session("a").append({"role": "user", "content": "one"})
+        server.stop("fast", remove=False)
+        later = threading.Timer(1.0, server.start)
+        later.start()
+        try:
+            assert [m["content"] for m in srt.Runtime(store=rt.store).session("a").messages()] == [
+                "one"
+            ]
+        finally:
+            later.join()
+    server.stop("fast", remove=False)
+    with pytest.raises(srt.StoreUnavailableError) as err:
+        srt.Runtime(server.url + "&pool_timeout=0.5")
+    assert err.value.retryable and "in time" in str(err.value)
+    server.start()
 
 
 def test_killed_connections_are_replaced(server: PgServer) -> None:

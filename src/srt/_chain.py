@@ -322,14 +322,15 @@ class Chain:
         action: str = "edit",
         plain: int = 0,
         deadline: float | None = None,
+        objects: Sequence[ObjectPut] = (),
     ) -> None:
         """Write ``prepared`` after the first ``keep`` messages (CAS on the head).
 
         ``status`` marks the messages as a partial reply (all but the first ``plain``
-        of them, which a send staged); ``call`` is a ledger row written in the same
-        transaction. A head left behind (``keep`` short of the chain) is recorded as an
-        earlier head, ``action`` saying why (``srt.history``). Waiting for other writers
-        ends at ``deadline``.
+        of them, which a send staged); ``call`` is a ledger row and ``objects`` are
+        store objects written in the same transaction. A head left behind (``keep``
+        short of the chain) is recorded as an earlier head, ``action`` saying why
+        (``srt.history``). Waiting for other writers ends at ``deadline``.
         """
         self.load()  # (the memory budget may have dropped it since the caller looked)
         parent = self.ids[keep - 1] if keep else None
@@ -345,7 +346,7 @@ class Chain:
             keep,
             items,
             call=call,
-            objects=self.left(keep, action),
+            objects=[*self.left(keep, action), *objects],
             deadline=deadline,
         )
         staged, self.staged = self.staged, None

@@ -46,7 +46,7 @@ from .errors import (
 from .message import canonical_tool
 from .providers import Provider
 from .providers.transport import AsyncResponse, HTTPRequest, Response
-from .store import CallRecord
+from .store import CallRecord, ObjectPut
 from .wire import get_format
 from .wire.base import StreamDecoder
 
@@ -79,8 +79,11 @@ class Call:
     ``session`` is the public handle (a provider's ``params_for`` may read it); the
     call works on its parts (``session.parts``: the lock, the chain, the builder).
     ``append`` are messages sent after the history and committed with the reply;
-    ``keep=False`` commits nothing (the ledger row is still written). ``used`` counts
-    the session's state against the runtime's memory budget after a build and a persist.
+    ``keep=False`` commits nothing (the ledger row is still written). ``objects(reply,
+    depth)`` gives store objects to write in the reply's commit (``depth``: the
+    session's length after it; ``ObjectPut(at_head=True)`` files one under the reply).
+    ``used`` counts the session's state against the runtime's memory budget after a
+    build and a persist.
     """
 
     def __init__(
@@ -97,6 +100,7 @@ class Call:
         append: Sequence[Any] = (),
         keep: bool = True,
         used: Callable[[], None] | None = None,
+        objects: Callable[[Reply, int], Sequence[ObjectPut]] | None = None,
     ) -> None:
         parts: Parts = session.parts
         self.used = used
@@ -108,6 +112,7 @@ class Call:
         self.staged: list[Prepared] | None = None
         #: False: nothing is appended (the ledger row is still written).
         self.keep_reply = keep
+        self.objects = objects
         self.provider = provider
         self.model = model
         self.tools = tools
@@ -331,6 +336,8 @@ class Call:
                         "the session moved while the reply was being generated; the reply "
                         "was not appended (its usage is in the ledger)"
                     )
+                depth = self.keep + len(staged) + len(prepared)
+                puts = self.objects(reply, depth) if self.objects else ()
                 try:
                     chain.commit(
                         self.keep,
@@ -338,6 +345,7 @@ class Call:
                         None if status == "ok" else status,
                         row,
                         plain=len(staged),
+                        objects=puts,
                     )
                 except ConflictError:
                     chain.store.record_call(row)

@@ -409,6 +409,7 @@ class Session:
         check_model(model)
         append = params.pop("append", ())
         keep = params.pop("keep", True)
+        objects = params.pop("objects", None)
         if isinstance(append, (str, bytes, dict, Message)):
             append = (append,)
         return exchange.Call(
@@ -423,6 +424,7 @@ class Session:
             used=self._used,
             append=append,
             keep=bool(keep),
+            objects=objects,
         )
 
     def send(
@@ -440,10 +442,12 @@ class Session:
         ``params`` go into the body, except ``window=WindowPolicy(...)``, which bounds
         the history sent (see ``srt.context``), ``append=[messages]``, messages sent
         after the history and appended *with* the reply in one compare-and-swap (if the
-        call fails or the session moved, none of them is written), and ``keep=False``,
-        which appends nothing at all (the ledger row is still written). The body is
-        built by delta assembly (or, for OpenAI Responses, as a delta on the provider's
-        stored state when it holds this session's prefix). A window with
+        call fails or the session moved, none of them is written), ``keep=False``,
+        which appends nothing at all (the ledger row is still written), and
+        ``objects=fn``: ``fn(reply, depth)`` returns store objects (``ObjectPut``) to
+        write in the reply's commit, ``depth`` being the session's length after it.
+        The body is built by delta assembly (or, for OpenAI Responses, as a delta on
+        the provider's stored state when it holds this session's prefix). A window with
         ``compact_at`` may first compact the history with the model's summary
         (``srt.summarize``).
         """

@@ -13,7 +13,8 @@ SDK parsing is counted. ``--gw-parts`` picks the parts below.
   last 100 turns are interleaved one for one with turns of 10 short chains at turns
   96-105, so both ends are measured in the same minutes under the same load; the log-log
   slope of p50 is taken between the mean turns measured. The floor: each measured
-  turn's upstream request (the same bytes) sent straight to the upstream.
+  turn's upstream request (the same bytes) sent straight to the upstream; the hop: a
+  ``GET /health`` through the gateway on the chain's connection after each turn.
 - **request size**: the bytes the client sends per turn (only the new input).
 - **cache**: on Anthropic and Bedrock rules (the server's accounting), the share of each
   request's prefix (the previous request's prompt) read from the cache from turn 2 on,
@@ -59,9 +60,8 @@ def _pct(xs: list[float], q: float) -> float:
 
 
 def _floor(raw: httpx.Client, up: Upstream) -> float:
-    """The same upstream request the gateway just sent (the same bytes), sent straight to
-    the upstream: its wall time minus the upstream's own time, in ms (what carrying the
-    request costs with no gateway at all)."""
+    """The gateway's last upstream request (the same bytes) sent straight to the upstream:
+    wall time less the upstream's own, in ms (carrying it with no gateway at all)."""
     path, body = up.last()
     n = up.count()
     t0 = time.perf_counter()
@@ -74,6 +74,13 @@ def _floor(raw: httpx.Client, up: Upstream) -> float:
     resp.raise_for_status()
     up.settle(n + 1)
     return (wall - sum(x.upstream_s for x in up.since(n))) * 1000.0
+
+
+def _hop(client: httpx.Client) -> float:
+    """ms of a request the gateway answers at once (no store, no upstream): the hop."""
+    t0 = time.perf_counter()
+    client.get(str(client.base_url).removesuffix("/v1/") + "/health").raise_for_status()
+    return (time.perf_counter() - t0) * 1000.0
 
 
 class _Chain:
@@ -89,6 +96,7 @@ class _Chain:
         self.sizes: list[int] = []
         self.ids: list[str] = []
         self.floor: list[float] = []
+        self.hop: list[float] = []
 
     def turn(self, raw: httpx.Client | None = None) -> float:
         i = len(self.ids)
@@ -116,6 +124,7 @@ class _Chain:
         self.ids.append(self.prev)
         if raw is not None:
             self.floor.append(_floor(raw, self.up))
+            self.hop.append(_hop(self.client))
         return over
 
 
@@ -125,14 +134,13 @@ def _chain(
     model: str,
     turns: int,
     tick: Callable[[], None],
-    raw: httpx.Client | None = None,
 ) -> dict[str, Any]:
     """One chain of ``turns`` (see ``_Chain``)."""
     ch = _Chain(client, up, model)
     for _ in range(turns):
-        ch.turn(raw)
+        ch.turn()
         tick()
-    return {"overhead_ms": ch.overhead, "sizes": ch.sizes, "ids": ch.ids, "floor_ms": ch.floor}
+    return {"overhead_ms": ch.overhead, "sizes": ch.sizes, "ids": ch.ids}
 
 
 def _cache(client: httpx.Client, up: Upstream, model: str, turns: int) -> dict[str, Any]:
@@ -201,10 +209,9 @@ async def _concurrent(
     walls: list[float] = []
 
     def client() -> httpx.AsyncClient:
-        # One client (one connection) per conversation: a shared pool of 1,000
-        # connections costs the client a scan of the pool on every request, and the
-        # client, not the gateway, becomes what is measured. TCP_NODELAY: without it, a
-        # request's body waits for the ACK of its headers (about 40 ms on loopback).
+        # One client (connection) per conversation: a shared pool of 1,000 costs the
+        # client a scan of the pool per request (the client becomes what is measured).
+        # TCP_NODELAY: else a body waits for the ACK of its headers (~40 ms on loopback).
         transport = httpx.AsyncHTTPTransport(
             limits=httpx.Limits(max_connections=1),
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
@@ -378,6 +385,10 @@ def _overhead(work: str, up: Upstream, turns: int, tick: Callable[[], None]) -> 
         # growing body costs this much without any gateway
         "floor_p50_at_100_ms": statistics.median(lo_floor),
         "floor_p50_at_end_ms": statistics.median(hi_floor),
+        "floor_p50_ms": statistics.median(fl),
+        "floor_p99_ms": _pct(fl, 0.99),
+        "hop_p50_ms": statistics.median(long.hop),
+        "hop_p99_ms": _pct(long.hop, 0.99),
         "net_p50_ms": statistics.median(net),
         "net_p99_ms": _pct(net, 0.99),
         "net_p50_at_100_ms": statistics.median(lo_net),
@@ -550,7 +561,9 @@ def lines(r: dict[str, Any]) -> list[str]:
             f"{o['mean_depths'][1]:.1f}): {'n/a' if slope is None else f'{slope:.3f}'}",
             f"    the same upstream requests sent straight to the upstream (no gateway): p50 "
             f"{o['floor_p50_at_100_ms']:.2f} ms at ~100 turns, "
-            f"{o['floor_p50_at_end_ms']:.2f} ms in the last 100",
+            f"{o['floor_p50_at_end_ms']:.2f} ms in the last 100; all: p50 "
+            f"{o['floor_p50_ms']:.2f} ms, p99 {o['floor_p99_ms']:.2f} ms; GET /health via the "
+            f"gateway: p50 {o['hop_p50_ms']:.2f} ms, p99 {o['hop_p99_ms']:.2f} ms",
             f"    overhead less that floor: p50 {o['net_p50_ms']:.2f} ms, "
             f"p99 {o['net_p99_ms']:.2f} ms; ~100: {o['net_p50_at_100_ms']:.2f}, last 100: "
             f"{o['net_p50_at_end_ms']:.2f} ms, slope {_fmt(o['net_slope_100_to_end'])}",

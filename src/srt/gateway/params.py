@@ -88,10 +88,15 @@ def wrong_type(param: str, expected: str, value: Any) -> ApiError:
     )
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
 def parse_json(raw: bytes) -> dict[str, Any]:
-    """The body as a JSON object, or 400."""
+    """The body as a JSON object, or 400 (also for ``NaN`` and ``Infinity``, which
+    Python's parser takes but JSON has not: echoed back, they could not be encoded)."""
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_not_json)
     except (ValueError, UnicodeDecodeError):
         raise bad_request(
             "We could not parse the JSON body of your request. (HINT: This likely means "

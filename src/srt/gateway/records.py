@@ -14,6 +14,7 @@ the stored reply (``output_from``); reading it back gives the same response obje
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import os
@@ -24,7 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..store.base import Store
+from ..store.base import ObjectPut, Store
 
 __all__ = ["Owner", "Records", "digest", "hash_key", "new_id", "thread_name"]
 
@@ -97,8 +98,10 @@ _TEXT_CACHE = 256
 STALE_S = 30.0
 
 
+@functools.lru_cache(maxsize=16)
 def digest(text: str | None) -> str | None:
-    """What a thread remembers of its instructions: their SHA-256 (None for none)."""
+    """What a thread remembers of its instructions: their SHA-256 (None for none). A
+    turn asks three times for the same, usually long, text (the last 16 are kept)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest() if text else None
 
 
@@ -181,13 +184,17 @@ class Records:
     # -- responses ---------------------------------------------------------------------
 
     def put_response(self, tenant: str, rec: dict[str, Any], node: int | None) -> None:
-        packed = self.pack(tenant, rec)
+        o = self.response_object(tenant, rec)
+        self.store.put_object(o.kind, o.scope, o.key, o.value, node=node, expires=o.expires)
+
+    def response_object(self, tenant: str, rec: dict[str, Any]) -> ObjectPut:
+        """``rec`` as an object to write in a turn's commit, filed under the reply it
+        stores (``at_head``)."""
         expires = (
             None if self.retention_s is None else rec["response"]["created_at"] + self.retention_s
         )
-        self.store.put_object(
-            RESPONSE, tenant, rec["response"]["id"], _dumps(packed), node=node, expires=expires
-        )
+        value = _dumps(self.pack(tenant, rec))
+        return ObjectPut(RESPONSE, tenant, rec["response"]["id"], value, None, expires, True)
 
     def get_response(self, tenant: str, rid: str) -> tuple[dict[str, Any], int | None] | None:
         row = self.store.get_object(RESPONSE, tenant, rid)
@@ -296,6 +303,10 @@ class Records:
 
     def put_conversation(self, tenant: str, rec: dict[str, Any]) -> None:
         self.store.put_object(CONVERSATION, tenant, rec["id"], _dumps(rec))
+
+    @staticmethod
+    def conversation_object(tenant: str, rec: dict[str, Any]) -> ObjectPut:
+        return ObjectPut(CONVERSATION, tenant, rec["id"], _dumps(rec))
 
     def get_conversation(self, tenant: str, cid: str) -> dict[str, Any] | None:
         row = self.store.get_object(CONVERSATION, tenant, cid)

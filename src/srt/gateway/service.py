@@ -3,7 +3,8 @@
 Everything here blocks (store and upstream calls); the ASGI app runs it in a thread pool.
 
 A response's input and its reply are committed to the thread together, in one
-compare-and-swap with the ledger row (``Session.send(append=...)``). A
+compare-and-swap with the ledger row and, without streaming, the response record
+(``Session.send(append=..., objects=...)``). A
 ``previous_response_id`` naming the thread's newest response continues that session; one
 naming an older response forks it at that response's depth (one new session row, no
 message copied). New ``instructions`` start a history with the instructions message
@@ -27,6 +28,7 @@ from ..message import canonicalize
 from ..providers import OpenAICompatible, Provider
 from ..runtime import Runtime
 from ..session import Session
+from ..store import ObjectPut
 from ..wire import get_format
 from ..wire.params import CommonParams, translate
 from . import items as it
@@ -58,6 +60,7 @@ class Turn:
     prefix: list[Any]  # messages staged before the input (instructions, a re-rooted history)
     conversation: dict[str, Any] | None
     reroot: bool
+    committed: bool = False  # the response record was written in the turn's commit
 
 
 class Gateway:
@@ -267,18 +270,18 @@ class Gateway:
             self.threads.release(turn.live)
             self.cancels.pop(rid, None)
 
-    def _run(
+    def _prepare(
         self,
         tenant: str,
         p: CreateResponse,
         turn: Turn,
         rid: str,
         created: int,
-        provider: Provider,
         up_model: str,
-        kw: dict[str, Any],
-        emit: Emit | None,
-    ) -> dict[str, Any]:
+        in_commit: bool,
+    ) -> tuple[dict[str, Any], dict[str, Any], bytes]:
+        """The response's record, the session call's arguments, and the prefix hash its
+        output items hang from."""
         s = turn.session
         base_len = len(s)
         base_prefix = bytes.fromhex(s.prefix_hash) if s.prefix_hash else _core.ROOT
@@ -286,7 +289,6 @@ class Gateway:
         bodies = staged + it.canonical_bodies(p.input, up_model, self.rt.redact)
         prefixes = it.chain(base_prefix, bodies, self.rt.store.hashing)
         out_parent = prefixes[-1] if prefixes else base_prefix
-        message_id = it.item_id("message", out_parent, 0)
         response = self._base_response(p, rid, created)
         record: dict[str, Any] = {
             "response": response,
@@ -307,6 +309,28 @@ class Gateway:
             "append": append,
             "keep": p.store,
         }
+        if in_commit and p.store:
+            call["objects"] = self._in_commit(tenant, turn, record)
+        return record, call, out_parent
+
+    def _run(
+        self,
+        tenant: str,
+        p: CreateResponse,
+        turn: Turn,
+        rid: str,
+        created: int,
+        provider: Provider,
+        up_model: str,
+        kw: dict[str, Any],
+        emit: Emit | None,
+    ) -> dict[str, Any]:
+        s = turn.session
+        record, call, out_parent = self._prepare(
+            tenant, p, turn, rid, created, up_model, emit is None
+        )
+        response = record["response"]
+        message_id = it.item_id("message", out_parent, 0)
         if emit is None:
             reply = s.send(provider, **call, **kw)
             return self._finish(tenant, p, turn, record, reply, "completed", None, out_parent, None)
@@ -379,28 +403,68 @@ class Gateway:
                 for item in output:
                     if item.get("type") != "reasoning":
                         item["status"] = "incomplete"
-            elif kept:
+        response["output"] = output
+        if not turn.committed:
+            self._settle(record, reply, status, error, kept, len(s))
+            if p.store:
+                self.records.put_response(tenant, record, s.head)
+                conv = self._rerooted(turn)
+                if conv is not None:
+                    self.records.put_conversation(tenant, conv)
+        if events is not None:
+            events.finish(response)
+        return {**response, "output_text": it.output_text(output)}
+
+    def _settle(
+        self,
+        record: dict[str, Any],
+        reply: Reply | None,
+        status: str,
+        error: ApiError | None,
+        kept: bool,
+        depth: int,
+    ) -> None:
+        """The record's final fields, its output aside, once the reply is in."""
+        response: dict[str, Any] = record["response"]
+        if reply is not None:
+            if status == "completed" and kept:
                 record["output_from"] = 1  # the stored reply: rendered again when read
             if status == "completed" and reply.stop_reason in _MAX_STOPS:
                 status = "incomplete"
                 response["incomplete_details"] = {"reason": "max_output_tokens"}
             response["usage"] = it.usage_json(reply.usage)
-        response["output"] = output
         response["status"] = status
         if error is not None:
             response["error"] = {"code": error.code or "server_error", "message": error.message}
         response["completed_at"] = int(time.time())
-        record["depth"] = len(s)
+        record["depth"] = depth
         record.pop("owner", None)
-        if p.store:
-            self.records.put_response(tenant, record, s.head)
-            if turn.conversation is not None and turn.reroot:
-                conv = dict(turn.conversation)
-                conv.update(thread=turn.live.name, lead=turn.lead, instructions=turn.instructions)
-                self.records.put_conversation(tenant, conv)
-        if events is not None:
-            events.finish(response)
-        return {**response, "output_text": it.output_text(output)}
+
+    @staticmethod
+    def _rerooted(turn: Turn) -> dict[str, Any] | None:
+        """A conversation whose history this turn moved to a new session, updated."""
+        if turn.conversation is None or not turn.reroot:
+            return None
+        conv = dict(turn.conversation)
+        conv.update(thread=turn.live.name, lead=turn.lead, instructions=turn.instructions)
+        return conv
+
+    def _in_commit(
+        self, tenant: str, turn: Turn, record: dict[str, Any]
+    ) -> Callable[[Reply, int], list[ObjectPut]]:
+        """The objects a completed turn writes in its commit: the response (filed under
+        its reply) and a re-rooted conversation; ``_finish`` then writes nothing."""
+
+        def objects(reply: Reply, depth: int) -> list[ObjectPut]:
+            self._settle(record, reply, "completed", None, True, depth)
+            puts = [self.records.response_object(tenant, record)]
+            conv = self._rerooted(turn)
+            if conv is not None:
+                puts.append(self.records.conversation_object(tenant, conv))
+            turn.committed = True
+            return puts
+
+        return objects
 
     # -- reading -----------------------------------------------------------------------
 

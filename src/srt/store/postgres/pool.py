@@ -2,11 +2,18 @@
 options, the schema check and migration, and the retry/translate loop every store
 operation runs in.
 
-One pool per store (so per ``Runtime``); a borrowed connection that sat idle for more
-than ``CHECK_AFTER_IDLE`` is checked (``ConnectionPool.check_connection``, an empty
-query), so one the server dropped meanwhile is replaced before use; a connection used
-(or made) within the last second is trusted, and if it turns out broken, a read is run again on a
-new connection and an interrupted append is resolved (``PostgresStore.append``).
+One pool per store (so per ``Runtime``). The store's first connection is made in the
+caller's thread when the store opens and kept for its life; the ``psycopg_pool`` pool
+(its threads start and stop with it) is made only when a second connection is needed at
+once, holding the rest (``pool_max - 1``). A one-thread user, and a new ``Runtime`` that
+opens a session and builds one request, never wait for the pool's threads to start,
+hand over a connection and stop (docs/bench.md, PostgreSQL, has the figures).
+
+A borrowed connection that sat idle for more than ``CHECK_AFTER_IDLE`` is checked
+(``ConnectionPool.check_connection``, an empty query), so one the server dropped
+meanwhile is replaced before use; a connection used (or made) within the last second is
+trusted, and if it turns out broken, a read is run again on a new connection and an
+interrupted append is resolved (``PostgresStore.append``).
 There is no process-wide lock: concurrency is PostgreSQL's. A pool passed in by the
 caller (``Runtime(store=PostgresStore(pool=...))``) is used as it is and never closed
 by srt; its connections are switched to autocommit while srt holds them.
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import threading
 import time
@@ -26,6 +34,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 import psycopg_pool
+from psycopg.conninfo import conninfo_to_dict
 
 from ...errors import (
     ConfigError,
@@ -106,10 +115,20 @@ class Database:
         self._owned = pool is None
         self._kwargs: dict[str, Any] = {"autocommit": True, "prepare_threshold": prepare_threshold}
         self._sizes = (min_size, max_size, timeout)
+        # The first connection is made in the caller's thread: it waits for the server as
+        # long as a pooled one would (unless the URL says how long).
+        self._first_kwargs = dict(self._kwargs)
+        if conninfo is not None and "connect_timeout" not in conninfo_to_dict(conninfo):
+            self._first_kwargs["connect_timeout"] = max(2, math.ceil(timeout))
         self._given = pool
         self._pool: psycopg_pool.ConnectionPool[Any] | None = pool
         self._pid = os.getpid()
         self._guard = threading.Lock()
+        # The first connection (an owned pool's only): who holds it, and since when idle.
+        self._first: psycopg.Connection[Any] | None = None
+        self._first_held = threading.Lock()
+        self._first_idle = 0.0
+        self._generation = 0  # close() counts up: a connection given back late is closed
         self._sql: dict[str, str] = {}
         self._idle_since: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
             weakref.WeakKeyDictionary()
@@ -122,18 +141,24 @@ class Database:
 
     # -- the pool ------------------------------------------------------------------
 
+    def _forked(self) -> None:
+        """In a forked child: forget the parent's connections (closing them would end the
+        parent's sessions) so new ones are made."""
+        with self._guard:
+            if self._pid != os.getpid():
+                if not self._owned:
+                    raise StoreError(
+                        "a PostgreSQL store on a caller's pool cannot be used after fork()"
+                    )
+                self._pool = None
+                self._first = None
+                self._first_held = threading.Lock()  # maybe held by a parent's thread
+                self._pid = os.getpid()
+
     def pool(self) -> psycopg_pool.ConnectionPool[Any]:
+        """The pool of every connection but the first (made on first need)."""
         if self._pid != os.getpid():
-            # A forked child must never use its parent's sockets; closing them would end
-            # the parent's sessions, so they are left alone and a new pool is made.
-            with self._guard:
-                if self._pid != os.getpid():
-                    if not self._owned:
-                        raise StoreError(
-                            "a PostgreSQL store on a caller's pool cannot be used after fork()"
-                        )
-                    self._pool = None
-                    self._pid = os.getpid()
+            self._forked()
         found = self._pool
         if found is not None:
             return found
@@ -143,8 +168,8 @@ class Database:
                 assert self.conninfo is not None
                 self._pool = psycopg_pool.ConnectionPool(
                     self.conninfo,
-                    min_size=min_size,
-                    max_size=max_size,
+                    min_size=max(0, min_size - 1),  # the first connection is one of them
+                    max_size=max(1, max_size - 1),
                     timeout=timeout,
                     kwargs=self._kwargs,
                     configure=self._returned,  # a connection just made needs no check
@@ -157,6 +182,85 @@ class Database:
                     self._pool.open(wait=False)
             return self._pool
 
+    def _take_first(self) -> tuple[psycopg.Connection[Any], int] | None:
+        """The first connection, made or checked in this thread, if no other thread
+        holds it (with ``pool_max=1`` it is the only one: wait for it as for the pool);
+        ``None`` if another holds it."""
+        if self._pid != os.getpid():
+            self._forked()
+        held = self._first_held
+        _min, max_size, timeout = self._sizes
+        deadline = time.monotonic() + timeout
+        if max_size > 1:
+            if not held.acquire(blocking=False):
+                return None
+        elif not held.acquire(timeout=timeout):
+            raise psycopg_pool.PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
+        try:
+            generation, conn = self._generation, self._first
+            if conn is not None and (
+                conn.broken or time.monotonic() - self._first_idle > CHECK_AFTER_IDLE
+            ):
+                try:
+                    psycopg_pool.ConnectionPool.check_connection(conn)
+                except psycopg.Error:
+                    self._drop(conn)
+                    conn = None
+            if conn is None:
+                conn = self._first = self._connect(deadline)
+            return conn, generation
+        except BaseException:
+            held.release()
+            raise
+
+    def _connect(self, deadline: float) -> psycopg.Connection[Any]:
+        """A new connection, tried again until ``deadline`` while the server refuses or
+        cannot be reached (as the pool would, for a caller waiting on it)."""
+        assert self.conninfo is not None
+        delay = 0.05
+        while True:
+            try:
+                return psycopg.Connection.connect(self.conninfo, **self._first_kwargs)
+            except psycopg.OperationalError as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    _min, _max, timeout = self._sizes
+                    raise psycopg_pool.PoolTimeout(
+                        f"couldn't get a connection after {timeout:.2f} sec"
+                    ) from exc
+                time.sleep(min(delay, left))
+                delay = min(delay * 2, 1.0)
+
+    def _give_first(self, conn: psycopg.Connection[Any], generation: int) -> None:
+        """Back from its user: kept if it is usable (rolled back if a transaction was
+        left open), else closed, so the next user makes a new one."""
+        try:
+            status = conn.info.transaction_status
+            if status in (
+                psycopg.pq.TransactionStatus.INTRANS,
+                psycopg.pq.TransactionStatus.INERROR,
+            ):
+                with contextlib.suppress(psycopg.Error):
+                    conn.rollback()
+                status = conn.info.transaction_status
+            if (
+                conn.broken
+                or status != psycopg.pq.TransactionStatus.IDLE
+                or generation != self._generation
+                or self._pid != os.getpid()
+            ):
+                self._drop(conn)
+            self._first_idle = time.monotonic()
+        finally:
+            self._first_held.release()
+
+    def _drop(self, conn: psycopg.Connection[Any]) -> None:
+        if self._first is conn:
+            self._first = None
+        if self._pid == os.getpid():
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+
     def _returned(self, conn: psycopg.Connection[Any]) -> None:
         self._idle_since[conn] = time.monotonic()
 
@@ -168,13 +272,32 @@ class Database:
     def close(self) -> None:
         with self._guard:
             found, self._pool = self._pool, (None if self._owned else self._given)
-        if found is not None and self._owned and self._pid == os.getpid():
+            first, self._first = self._first, None
+            self._generation += 1  # the first connection, if held now, closes when given back
+        if self._pid != os.getpid():
+            return
+        if first is not None and self._first_held.acquire(blocking=False):
+            try:
+                with contextlib.suppress(psycopg.Error):
+                    first.close()
+            finally:
+                self._first_held.release()
+        if found is not None and self._owned:
             with contextlib.suppress(psycopg.Error, psycopg_pool.PoolTimeout):
                 found.close()
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection in autocommit mode (given back, and rolled back, after)."""
+        """A connection in autocommit mode (given back, and rolled back, after): the
+        first connection if it is free, else one from the pool."""
+        if self._owned:
+            first = self._take_first()
+            if first is not None:
+                try:
+                    yield first[0]
+                finally:
+                    self._give_first(*first)
+                return
         with self.pool().connection() as conn:
             if conn.autocommit:
                 yield conn
@@ -216,7 +339,9 @@ class Database:
         raise AssertionError("unreachable")
 
     def recheck(self) -> None:
-        """Drop the pool's idle connections that the server no longer answers."""
+        """Drop the idle connections that the server no longer answers (the first one
+        is checked when it is next taken: a broken one is replaced there)."""
+        self._first_idle = 0.0
         found = self._pool
         if found is not None:
             with contextlib.suppress(psycopg.Error, psycopg_pool.PoolTimeout):

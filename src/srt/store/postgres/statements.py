@@ -26,6 +26,32 @@ WITH RECURSIVE chain(id, parent, message, depth, prefix, status, meta) AS (
 SELECT chain.id, m.hash, m.body, chain.prefix, chain.status, chain.meta, chain.depth
 FROM chain JOIN {s}.messages m ON m.id = chain.message
 """
+#: The node rows just below a head, by id (``NODE_COLUMNS``): a session appended by one
+#: writer is a run of ids, so ``_core.walk_chain`` follows its parents here, in memory
+#: (one range scan instead of a step of the recursive walk per message); what the window
+#: lacks (a fork's shared part, other writers' nodes in between) comes from ``CHAIN_NODES``.
+NODE_COLUMNS = "id, parent, depth, message, prefix, status, meta"
+CHAIN_WINDOW = f"""
+SELECT {NODE_COLUMNS} FROM {{s}}.nodes
+WHERE id BETWEEN (SELECT %(head)s - depth - 8 FROM {{s}}.nodes WHERE id = %(head)s) AND %(head)s
+ORDER BY id
+"""
+#: ``CHAIN``'s walk from a node down to the root, without the bodies (deepest first).
+CHAIN_NODES = f"""
+WITH RECURSIVE chain({NODE_COLUMNS}) AS (
+    SELECT {NODE_COLUMNS} FROM {{s}}.nodes WHERE id = %s
+    UNION ALL
+    SELECT n.id, n.parent, n.depth, n.message, n.prefix, n.status, n.meta
+    FROM chain c CROSS JOIN LATERAL (
+        SELECT * FROM {{s}}.nodes p WHERE p.id = c.parent AND p.depth < c.depth LIMIT 1
+    ) n
+)
+SELECT {NODE_COLUMNS} FROM chain
+"""
+#: The hash and body of each message id given (in any order).
+BODIES = """
+SELECT m.id, m.hash, m.body FROM unnest(%s::bigint[]) AS u(id) JOIN {s}.messages m ON m.id = u.id
+"""
 # Each step of the walk is a LATERAL subquery with LIMIT 1, which the planner cannot
 # flatten, so it is one primary-key lookup. A plain join lets the planner hash-join the
 # whole nodes table at every step (it guesses 10 rows per step): 1.3 s instead of 4 ms

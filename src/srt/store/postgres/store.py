@@ -8,6 +8,7 @@ schema name, rendered once.
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -17,6 +18,7 @@ import psycopg
 import psycopg_pool
 from psycopg.types.json import Jsonb
 
+from ... import _core
 from ..._types import SessionInfo
 from ...errors import (
     ConfigError,
@@ -52,8 +54,11 @@ from .pool import Database, parse_url, redact_url
 from .statements import (
     APPEND,
     APPEND_BY,
+    BODIES,
     CHAIN,
+    CHAIN_NODES,
     CHAIN_SINCE,
+    CHAIN_WINDOW,
     INSERT_CALL,
     OBJECT_COLUMNS,
     SELECT_CALLS,
@@ -84,7 +89,10 @@ class PostgresStore(Store):
     live in a schema of their own, created on first use), ``prepare_threshold``
     (``none`` behind PgBouncer in transaction mode; default 5, psycopg's), ``pool_min``,
     ``pool_max`` and ``pool_timeout`` (seconds a call waits for a connection before
-    ``StoreUnavailableError``). The same are keyword arguments. ``pool`` is a
+    ``StoreUnavailableError``). The same are keyword arguments. The store's first
+    connection is made in the caller's thread and kept until ``close()``; a
+    ``psycopg_pool`` pool holds the others and is made when a second is first wanted at
+    once (``pool_min`` and ``pool_max`` count the first). ``pool`` is a
     ``psycopg_pool.ConnectionPool`` someone else owns: srt borrows from it and never
     closes it.
     """
@@ -256,16 +264,52 @@ class PostgresStore(Store):
     def chain(self, head: int | None) -> list[ChainRow]:
         if head is None:
             return []
+        rows = self.db.run("loading a session", self._walk(head), retry_reads=True)
+        if rows is not None:
+            with contextlib.suppress(CorruptionError):
+                return check_chain(rows, head)
+        # The walk in memory found a damaged link, or a body or node went missing between
+        # its statements (gc of a chain that stopped being a head's): the one-statement
+        # walk reads one snapshot, and its check says whether the store is damaged.
         sql = self.db.sql(CHAIN)
 
         def load(conn: psycopg.Connection[Any]) -> list[Any]:
             with conn.cursor(binary=True) as cur:
                 return cur.execute(sql, (head,)).fetchall()
 
-        rows: list[ChainRow] = self.db.run("loading a session", load, retry_reads=True)
+        rows = self.db.run("loading a session", load, retry_reads=True)
         rows.reverse()
         rows.sort(key=_depth)
         return check_chain(rows, head)
+
+    def _walk(self, head: int) -> Callable[[psycopg.Connection[Any]], list[ChainRow] | None]:
+        """The chain's rows, root first, from a window of node rows walked in memory
+        (``CHAIN_WINDOW``), the rest of the walk in the server if the window ends before
+        the root, then the bodies; ``None`` if a link or body was not found."""
+        window, nodes, bodies = (self.db.sql(q) for q in (CHAIN_WINDOW, CHAIN_NODES, BODIES))
+
+        def load(conn: psycopg.Connection[Any]) -> list[ChainRow] | None:
+            with conn.cursor(binary=True) as cur:
+                found = cur.execute(window, {"head": head}).fetchall()
+                try:
+                    walked, missing = _core.walk_chain(found, head)
+                    if missing is not None:
+                        rest = cur.execute(nodes, (missing,)).fetchall()
+                        rest.reverse()
+                        walked = rest + walked
+                except (ValueError, TypeError):
+                    return None
+                # The ids as an array literal: psycopg dumps a list element by element
+                # in Python (1.2 ms for 2,000 ids; this takes 0.3 ms).
+                ids = "{" + ",".join([str(n[3]) for n in walked]) + "}"
+                got = cur.execute(bodies, (ids,)).fetchall()
+            stored = {m[0]: m[1:] for m in got}
+            try:
+                return [(n[0], *stored[n[3]], n[4], n[5], n[6], n[2]) for n in walked]
+            except KeyError:
+                return None
+
+        return load
 
     def chain_extension(self, head: int, above: int, prefix: bytes) -> list[ChainRow] | None:
         if above < 1:

@@ -64,13 +64,47 @@ def create_private_file(path: str) -> None:
         os.close(fd)
 
 
+#: How many times a file that looked truncated is looked at again while it keeps changing.
+_SETTLE_LOOKS = 5
+
+
 def check_header(path: str, *, vfs: str | None = None, key: _keys.Key | None = None) -> None:
     """Refuse a file that is not SQLite, or that is shorter than its own header says
     while its ``-wal`` cannot supply the missing pages (``recoverable_by_wal``); with
     ``key``, a file that is not encrypted, and without, one that is.
 
     Reads the file only; it is never modified.
+
+    Another connection's checkpoint writes the header (with the new page count) before
+    the pages, and the last connection to close deletes the ``-wal`` once they are all
+    written: a look that falls in between sees a short file whose ``-wal`` is gone. So a
+    file refused as truncated is looked at again; if it changed meanwhile it was being
+    written, and the check starts over. A damaged file stays as it was.
     """
+    for _ in range(_SETTLE_LOOKS - 1):
+        before = _looks(path)
+        try:
+            _check_header(path, vfs, key)
+            return
+        except CorruptionError:
+            if _looks(path) == before:
+                raise
+    _check_header(path, vfs, key)
+
+
+def _looks(path: str) -> tuple[int, int, bytes] | None:
+    """What a concurrent writer changes: the file's size and mtime and its header's
+    change counter and page count."""
+    try:
+        st = os.stat(path)
+        with open(path, "rb") as f:
+            f.seek(24)
+            return st.st_size, st.st_mtime_ns, f.read(8)
+    except OSError:
+        return None
+
+
+def _check_header(path: str, vfs: str | None, key: _keys.Key | None) -> None:
     try:
         st = os.stat(path)
     except FileNotFoundError:
