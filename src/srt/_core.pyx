@@ -1039,38 +1039,6 @@ cdef bytes _cut_one(list ids, list rows, Py_ssize_t at, Py_ssize_t n):
     return body
 
 
-def spans(list ats not None, list lens not None, Py_ssize_t gap):
-    """The ranges ``[at, at + len)`` merged where less than ``gap`` bytes apart, as a
-    sorted list of ``(lo, hi)`` (a chain's bodies usually lie in order: no sort then)."""
-    cdef Py_ssize_t n = len(ats), i, at, ln, lo = 0, hi = 0, prev = -1
-    cdef list out = []
-    if len(lens) != n:
-        raise ValueError("ats and lens must have equal lengths")
-    for i in range(n):
-        at = ats[i]
-        if at < prev:  # out of order: sort (rare)
-            return _spans_sorted(ats, lens, gap)
-        prev = at
-    for i in range(n):
-        at = ats[i]
-        ln = lens[i]
-        if i and at <= hi + gap:
-            if at + ln > hi:
-                hi = at + ln
-        else:
-            if i:
-                out.append((lo, hi))
-            lo, hi = at, at + ln
-    if n:
-        out.append((lo, hi))
-    return out
-
-
-cdef list _spans_sorted(list ats, list lens, Py_ssize_t gap):
-    cdef list order = sorted(zip(ats, lens))
-    return spans([a for a, _ in order], [b for _, b in order], gap)
-
-
 def chain_rows(
     list nodes not None,
     list ids not None,

@@ -132,7 +132,13 @@ def rows(conn: apsw.Connection, ats: list[int], lens: list[int]) -> tuple[list[i
     order (each row once)."""
     ids: list[int] = []
     data: list[bytes] = []
-    for lo, hi in _core.spans(ats, lens, _GAP):
+    spans: list[list[int]] = []
+    for at, n in sorted(zip(ats, lens, strict=True)):
+        if spans and at <= spans[-1][1] + _GAP:
+            spans[-1][1] = max(spans[-1][1], at + n)
+        else:
+            spans.append([at, at + n])
+    for lo, hi in spans:
         for rid, blob in conn.execute(ROWS_SQL, (lo, hi)):
             if ids and rid <= ids[-1]:
                 continue  # the row that ended the previous span
