@@ -6,7 +6,8 @@
 
 Each run appends the chat workload's messages (a 4 KB system prompt, then 1,000 turns)
 one by one to srt and, interleaved, to the naive store (one INSERT per message), first
-with ``synchronous=NORMAL`` and then with ``FULL``, each on new files. A ``FULL`` append
+with ``synchronous=NORMAL`` and then with ``FULL``, each on new files
+(``srt.bench.writes.durable_appends``, which the chat workload times at ``FULL``). A ``FULL`` append
 is the ``NORMAL`` one plus the WAL's fsync, so the ratio the chat workload reports
 (``append_full_vs_naive``) is ``(srt CPU + srt sync) / (naive CPU + naive sync)``: it
 tends to 1 when an fsync is slow (flash, a busy disk) and to the CPU ratio when it is
@@ -18,38 +19,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
-import time
 from typing import Any
 
-import srt
 from srt.bench import workloads
-from srt.bench.naive import NaiveStore
+from srt.bench.writes import durable_appends
 
 
 def one_run(workdir: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for durability in ("normal", "full"):
-        rt = srt.Runtime(os.path.join(workdir, f"srt-{durability}.db"), durability=durability)
-        s = rt.session("bench")
-        naive = NaiveStore(os.path.join(workdir, f"naive-{durability}.db"))
-        naive.conn.execute(f"PRAGMA synchronous={durability.upper()}")
-        t_srt: list[int] = []
-        t_naive: list[int] = []
-        pc = time.perf_counter_ns
-        for m in messages:
-            t0 = pc()
-            s.append(m)
-            t1 = pc()
-            naive.append("bench", m)
-            t2 = pc()
-            t_srt.append(t1 - t0)
-            t_naive.append(t2 - t1)
-        rt.close()
-        naive.conn.close()
-        srt_us, naive_us = statistics.median(t_srt) / 1e3, statistics.median(t_naive) / 1e3
+        r = durable_appends(workdir, messages, durability)["append_us"]
+        srt_us, naive_us = r["srt"]["p50"], r["naive"]["p50"]
         out[durability] = {"srt_us": srt_us, "naive_us": naive_us, "ratio": srt_us / naive_us}
     n, f = out["normal"], out["full"]
     out["sync_us"] = {"srt": f["srt_us"] - n["srt_us"], "naive": f["naive_us"] - n["naive_us"]}

@@ -114,16 +114,15 @@ def bytes_written(workdir: str, messages: list[dict[str, Any]]) -> dict[str, Any
     return out
 
 
-def _full_runtime(path: str) -> Runtime:
-    return Runtime(path, durability="full")
-
-
-def durable_appends(workdir: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
-    """Append p50/p99 (us) of srt and the naive store, both with ``synchronous=FULL``."""
-    rt = _full_runtime(os.path.join(workdir, "full-srt.db"))
+def durable_appends(
+    workdir: str, messages: list[dict[str, Any]], durability: str = "full"
+) -> dict[str, Any]:
+    """Append p50/p99 (us) of srt and the naive store, interleaved, both at the same
+    ``durability`` (``"full"``: ``synchronous=FULL``; ``"normal"``)."""
+    rt = Runtime(os.path.join(workdir, f"{durability}-srt.db"), durability=durability)
     s = rt.session("bench")
-    naive = NaiveStore(os.path.join(workdir, "full-naive.db"))
-    naive.conn.execute("PRAGMA synchronous=FULL")
+    naive = NaiveStore(os.path.join(workdir, f"{durability}-naive.db"))
+    naive.conn.execute(f"PRAGMA synchronous={durability.upper()}")
     pc = time.perf_counter_ns
     t: dict[str, list[int]] = {"srt": [], "naive": []}
     for m in messages:
