@@ -8,7 +8,6 @@ schema name, rendered once.
 
 from __future__ import annotations
 
-import contextlib
 import operator
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -18,7 +17,6 @@ import psycopg
 import psycopg_pool
 from psycopg.types.json import Jsonb
 
-from ... import _core
 from ..._types import SessionInfo
 from ...errors import (
     ConfigError,
@@ -45,20 +43,14 @@ from ..base import (
     TreeNode,
     VacuumReport,
     VerifyReport,
-    check_chain,
     check_object,
 )
-from . import maintenance
+from . import chains, maintenance
 from .errors import is_connection_error
 from .pool import Database, parse_url, redact_url
 from .statements import (
     APPEND,
     APPEND_BY,
-    BODIES,
-    CHAIN,
-    CHAIN_NODES,
-    CHAIN_SINCE,
-    CHAIN_WINDOW,
     INSERT_CALL,
     OBJECT_COLUMNS,
     SELECT_CALLS,
@@ -67,7 +59,6 @@ from .statements import (
 __all__ = ["PostgresStore"]
 
 _call_values = operator.attrgetter(*CALL_FIELDS)
-_depth = operator.itemgetter(6)
 
 
 def _meta_bytes(meta: bytes | str | None) -> bytes | None:
@@ -262,70 +253,12 @@ class PostgresStore(Store):
     # -- nodes ---------------------------------------------------------------------
 
     def chain(self, head: int | None) -> list[ChainRow]:
-        if head is None:
-            return []
-        rows = self.db.run("loading a session", self._walk(head), retry_reads=True)
-        if rows is not None:
-            with contextlib.suppress(CorruptionError):
-                return check_chain(rows, head)
-        # The walk in memory found a damaged link, or a body or node went missing between
-        # its statements (gc of a chain that stopped being a head's): the one-statement
-        # walk reads one snapshot, and its check says whether the store is damaged.
-        sql = self.db.sql(CHAIN)
-
-        def load(conn: psycopg.Connection[Any]) -> list[Any]:
-            with conn.cursor(binary=True) as cur:
-                return cur.execute(sql, (head,)).fetchall()
-
-        rows = self.db.run("loading a session", load, retry_reads=True)
-        rows.reverse()
-        rows.sort(key=_depth)
-        return check_chain(rows, head)
-
-    def _walk(self, head: int) -> Callable[[psycopg.Connection[Any]], list[ChainRow] | None]:
-        """The chain's rows, root first, from a window of node rows walked in memory
-        (``CHAIN_WINDOW``), the rest of the walk in the server if the window ends before
-        the root, then the bodies; ``None`` if a link or body was not found."""
-        window, nodes, bodies = (self.db.sql(q) for q in (CHAIN_WINDOW, CHAIN_NODES, BODIES))
-
-        def load(conn: psycopg.Connection[Any]) -> list[ChainRow] | None:
-            with conn.cursor(binary=True) as cur:
-                found = cur.execute(window, {"head": head}).fetchall()
-                try:
-                    walked, missing = _core.walk_chain(found, head)
-                    if missing is not None:
-                        rest = cur.execute(nodes, (missing,)).fetchall()
-                        rest.reverse()
-                        walked = rest + walked
-                except (ValueError, TypeError):
-                    return None
-                # The ids as an array literal: psycopg dumps a list element by element
-                # in Python (1.2 ms for 2,000 ids; this takes 0.3 ms).
-                ids = "{" + ",".join([str(n[3]) for n in walked]) + "}"
-                got = cur.execute(bodies, (ids,)).fetchall()
-            stored = {m[0]: m[1:] for m in got}
-            try:
-                return [(n[0], *stored[n[3]], n[4], n[5], n[6], n[2]) for n in walked]
-            except KeyError:
-                return None
-
-        return load
+        return chains.chain(self.db, head)
 
     def chain_extension(self, head: int, above: int, prefix: bytes) -> list[ChainRow] | None:
         if above < 1:
             return super().chain_extension(head, above, prefix)
-        sql = self.db.sql(CHAIN_SINCE)
-
-        def load(conn: psycopg.Connection[Any]) -> list[Any]:
-            with conn.cursor(binary=True) as cur:
-                return cur.execute(sql, {"head": head, "depth": above}).fetchall()
-
-        rows: list[ChainRow] = self.db.run("reading new messages", load, retry_reads=True)
-        rows.reverse()
-        rows.sort(key=_depth)
-        if len(rows) < 2 or rows[0][6] != above or rows[0][3] != prefix:
-            return None
-        return check_chain(rows[1:], head, start=prefix)
+        return chains.extension(self.db, head, above, prefix)
 
     def node_prefix(self, node: int) -> bytes:
         rows = self._read("reading a node", "SELECT prefix FROM {s}.nodes WHERE id = %s", (node,))
