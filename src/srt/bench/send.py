@@ -48,11 +48,9 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
 from .. import _core
 from ..providers import OpenAI
-from ..providers.transport import Transport
+from ..providers.transport import Timeouts, Transport
 from ..runtime import Runtime
 from ..testing.server import ProviderServer
 from . import workloads
@@ -309,8 +307,8 @@ def run_size(
     child.ask({"script": [a["content"] for _, a in rest for _ in range(_CLIENTS)]})
 
     counting = CountingTransport()
-    client = httpx.Client(transport=counting, timeout=httpx.Timeout(600.0))
-    provider = OpenAI(api_key=KEY, base_url=f"{child.url}/v1", transport=Transport(client=client))
+    transport = Transport(pool=counting, timeouts=Timeouts(connect=600.0, idle=600.0))
+    provider = OpenAI(api_key=KEY, base_url=f"{child.url}/v1", transport=transport)
     floor = _Floor(child.floor_port)
     key = s.cache_key
     pc = time.perf_counter_ns
@@ -388,7 +386,7 @@ def run_size(
     floor_us = [x / 1000.0 for x in floor_held]
     ratios = [client_us["srt"][j] / floor_us[j] for j in range(tail)]
     floor.close()
-    client.close()
+    transport.close()
     rt.close()
 
     def stats(xs: list[float]) -> dict[str, float]:
