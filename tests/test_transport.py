@@ -9,9 +9,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
+import httpx
 import pytest
 
 import srt
+from srt._core import Body
 from srt.providers.transport import HTTPRequest, RetryPolicy, Timeouts, Transport
 
 
@@ -45,10 +47,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     plan: ClassVar[list[tuple[int, dict[str, str], bytes]]] = []
     seen: ClassVar[list[float]] = []
+    heads: ClassVar[list[dict[str, str]]] = []
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length", 0)))
         type(self).seen.append(time.monotonic())
+        type(self).heads.append({k.lower(): v for k, v in self.headers.items()})
         status, headers, body = type(self).plan.pop(0) if type(self).plan else (200, {}, b"{}")
         self.send_response(status)
         for k, v in headers.items():
@@ -63,7 +67,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    _Handler.plan, _Handler.seen = [], []
+    _Handler.plan, _Handler.seen, _Handler.heads = [], [], []
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
@@ -135,6 +139,30 @@ def test_rate_limit_error_carries_retry_after(
     with pytest.raises(srt.RateLimitError) as err:
         t.open(_req(server))
     assert err.value.retry_after == 7.0
+
+
+def test_own_client_sends_what_an_httpx_client_would(
+    server: str, transport: Callable[..., Transport]
+) -> None:
+    """srt's own client hands requests straight to its pool: the server sees the same
+    headers as from a caller's ``httpx.Client`` (its defaults, the request's, the
+    Content-Length of a chunked body), and a cookie set by one reply goes with the next."""
+    own = transport()
+    theirs = transport(client=httpx.Client(follow_redirects=False))
+    body = Body([b'{"a":', b"1}"], None)
+    for t in (own, theirs):
+        _Handler.plan = [(200, {"set-cookie": "lb=abc; Path=/"}, b"{}")]
+        req = HTTPRequest("POST", server + "/v1/x", {"x-key": "v"}, body)
+        assert t.open(req).read() == b"{}"
+        assert t.open(_req(server)).read() == b"{}"
+    own_body, own_next, their_body, their_next = _Handler.heads
+    assert own_body == their_body and own_next == their_next
+    assert own_body["content-length"] == "7" and own_body["x-key"] == "v"
+    assert "user-agent" in own_body and "accept-encoding" in own_body
+    assert "cookie" not in own_body and own_next["cookie"] == "lb=abc"
+    own.close()
+    with pytest.raises(RuntimeError):  # as httpx says of a closed client
+        own.open(_req(server))
 
 
 def test_connection_refused_is_typed_and_retried(transport: Callable[..., Transport]) -> None:
