@@ -258,6 +258,8 @@ class Chain:
 
     def truncate(self, n: int) -> None:
         """Drop the messages from ``n`` on, in memory only."""
+        if n >= len(self.ids) and n >= len(self.hashes):
+            return  # nothing from n on (a commit on top of the head)
         if n < len(self.hashes):
             # A new sequence: a recorded request (cache.Record) keeps the old one's prefix.
             self.hashes = self.hashes.head(n)
