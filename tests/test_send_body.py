@@ -27,7 +27,7 @@ import srt
 from srt import _builder, _core
 from srt.bench import send as send_bench
 from srt.providers import Anthropic, Bedrock, OpenAI, Provider
-from srt.providers.transport import Transport
+from srt.providers.transport import Timeouts, Transport
 
 SMALL = {"min_bytes": 0, "segment_bytes": 96, "merge_bytes": 400}
 
@@ -58,9 +58,12 @@ def small_segments() -> Iterator[None]:
         _builder.SEGMENTS.update(saved)
 
 
-def provider_for(fmt: str, url: str) -> Provider:
-    client = httpx.Client(timeout=30)
-    transport = Transport(client=client)
+def provider_for(fmt: str, url: str, own: bool = False) -> Provider:
+    """``own``: srt's own client, which hands requests straight to its pool."""
+    if own:
+        transport = Transport(timeouts=Timeouts(connect=30.0, idle=30.0))
+    else:
+        transport = Transport(client=httpx.Client(timeout=30))
     if fmt == "openai.chat":
         return OpenAI(api_key=send_bench.KEY, base_url=f"{url}/v1", transport=transport)
     if fmt == "anthropic.messages":
@@ -89,10 +92,10 @@ class SendMachine(RuleBasedStateMachine):
         self.provider: Provider | None = None
         self.sent = 0
 
-    @initialize(fmt=st.sampled_from(sorted(FORMATS)), system=words)
-    def start(self, fmt: str, system: str) -> None:
+    @initialize(fmt=st.sampled_from(sorted(FORMATS)), system=words, own=st.booleans())
+    def start(self, fmt: str, system: str, own: bool) -> None:
         self.fmt = fmt
-        self.provider = provider_for(fmt, self.srv.url)
+        self.provider = provider_for(fmt, self.srv.url, own)
         for s in (self.sa, self.sb):
             s.append({"role": "system", "content": system * 3}, {"role": "user", "content": "hi"})
 
@@ -120,11 +123,14 @@ class SendMachine(RuleBasedStateMachine):
             for s in (self.sa, self.sb):
                 s.edit(n - back, {"role": "user", "content": "edited " + text})
 
-    @rule(reply=words, question=words)
-    def sent_equals_built(self, reply: str, question: str) -> None:
+    # (the ledger remembers its params text by the values' types and float reprs)
+    @rule(reply=words, question=words, temperature=st.sampled_from([None, 0.0, -0.0, 0, 1]))
+    def sent_equals_built(self, reply: str, question: str, temperature: float | None) -> None:
         if self.sa.messages()[-1]["role"] != "user":
             self.user(question)
         model, params = FORMATS[self.fmt]
+        if temperature is not None and self.fmt != "bedrock.converse":  # (inferenceConfig)
+            params = {**params, "temperature": temperature}
         built = self.sa.request(self.fmt, model=model, **params)
         assert self.provider is not None
         self.srv.script("*", [reply])
@@ -140,6 +146,8 @@ class SendMachine(RuleBasedStateMachine):
         assert self.sa.messages() == self.sb.messages()
 
     def teardown(self) -> None:
+        report = self.b.verify_ledger()  # every row's params rebuild the body it hashed
+        assert report.ok and report.checked == self.sent, report
         if self.provider is not None:
             self.provider.close()
         self.a.close()
