@@ -144,7 +144,6 @@ class Call:
         #: The request body: a ``Body`` of chunks from the history's frozen segments
         #: (never joined), or the bytes of a delta on server-side state.
         self.body: bytes | Body = b""
-        self.body_hash: bytes | None = None  # its hash for the ledger, set by build()
         self.shape: str | None = None  # the ledger's params, set by build()
 
     # -- building ----------------------------------------------------------------
@@ -186,9 +185,6 @@ class Call:
                     params=sent,
                     cache=self.cache,
                 )
-            # Hashed now, while the body's new bytes are still in the CPU's caches (the
-            # ledger row is made after the reply, a server's whole turn later).
-            self.body_hash = _body_hash(self.body, chain.store.hashing)
             self.messages = len(chain)
             self.explain = builder.last_build.cache if builder.last_build else None
             self.shape = self._shape(sent, after)
@@ -316,9 +312,7 @@ class Call:
             provider=self.provider.name,
             model=self.model,
             format=self.fmt.name,
-            body_hash=self.body_hash
-            if self.body_hash is not None
-            else _body_hash(self.body, self.chain.store.hashing),
+            body_hash=_body_hash(self.body, self.chain.store.hashing),
             body_bytes=len(self.body),
             messages=self.messages,
             input_tokens=usage.input_tokens if usage else None,
