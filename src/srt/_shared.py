@@ -161,14 +161,14 @@ class _Budget:
         size = owner.footprint()
         victims: list[_Charged] = []
         with self._lock:
-            ref = self._live.get(key)
+            ref = self._live.pop(key, None)
             if ref is not None:
-                self.used += size - ref.size
+                self.used -= ref.size
                 ref.size = size
-                self._live.move_to_end(key)
             else:
-                self._live[key] = _Charged(owner, self._callback, key, size)
-                self.used += size
+                ref = _Charged(owner, self._callback, key, size)
+            self._live[key] = ref
+            self.used += size
             while self.limit is not None and self.used > self.limit and len(self._live) > 1:
                 _, victim = self._live.popitem(last=False)
                 self.used -= victim.size
