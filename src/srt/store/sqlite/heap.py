@@ -29,6 +29,7 @@ trigger and the ``messages`` view use it); ``read`` reads many at once for a cha
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import apsw
 
@@ -37,11 +38,14 @@ from ... import _core
 __all__ = [
     "HEAP_SQL",
     "ROWS_SQL",
+    "End",
     "append",
     "body_sql",
+    "end",
     "read",
     "row_bytes",
     "rows",
+    "write",
 ]
 
 #: The heap table and the view that shows each stored message as a row.
@@ -87,34 +91,59 @@ def row_bytes(page_size: int, reserved: int = 0, target: int = 16 * 1024) -> int
     return payload - 6
 
 
-def append(conn: apsw.Connection, body: bytes, row: int) -> int:
-    """Append ``body`` to the stream (inside a write transaction); return its offset."""
-    # The last row's size and where its bytes end (its first zero byte), found by SQLite:
-    # the row's 16 KiB never come into Python.
+class End(NamedTuple):
+    """The heap's last row: its id (the offset of its first byte), its size, and how many
+    of its bytes the stream fills."""
+
+    id: int
+    size: int
+    fill: int
+
+
+def end(conn: apsw.Connection) -> End | None:
+    """Where the stream ends (``None``: the heap is empty), found by SQLite: the last row's
+    size and its first zero byte; the row's bytes never come into Python."""
     last = conn.execute(
         "SELECT id, length(data), instr(data, x'00') FROM heap ORDER BY id DESC LIMIT 1"
     ).fetchone()
+    if last is None:
+        return None
+    size, zero = int(last[1]), int(last[2])
+    return End(int(last[0]), size, size if zero == 0 else zero - 1)
+
+
+def write(conn: apsw.Connection, body: bytes, row: int, last: End | None) -> tuple[int, End]:
+    """Append ``body`` to the stream (inside a write transaction) after ``last``, the
+    stream's end as ``end`` or the previous ``write`` of this transaction returned;
+    return its offset and the stream's new end."""
     start, pos = 0, 0
     if last is not None:
-        tail_id, size, zero = int(last[0]), int(last[1]), int(last[2])
-        fill = size if zero == 0 else zero - 1
-        start = tail_id + fill
-        pos = min(size - fill, len(body))
+        start = last.id + last.fill
+        pos = min(last.size - last.fill, len(body))
         if pos:
-            blob = conn.blob_open("main", "heap", "data", tail_id, True)
+            blob = conn.blob_open("main", "heap", "data", last.id, True)
             try:
-                blob.seek(fill)
+                blob.seek(last.fill)
                 blob.write(body[:pos])
             finally:
                 blob.close()
+            last = End(last.id, last.size, last.fill + pos)
     while pos < len(body):
         piece = body[pos : pos + row]
         conn.execute(
             "INSERT INTO heap(id, data) VALUES (?, ?)",
             (start + pos, piece + bytes(row - len(piece))),
         )
+        last = End(start + pos, row, len(piece))
         pos += len(piece)
-    return start
+    if last is None:  # an empty body in an empty heap: the stream is still empty
+        return start, End(0, 0, 0)
+    return start, last
+
+
+def append(conn: apsw.Connection, body: bytes, row: int) -> int:
+    """Append ``body`` to the stream (inside a write transaction); return its offset."""
+    return write(conn, body, row, end(conn))[0]
 
 
 #: Ranges closer than this many bytes are read with one query (and the rows between).
