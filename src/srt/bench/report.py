@@ -532,7 +532,7 @@ def section(name: str, r: dict[str, Any]) -> str:
         "tasks": tasks.lines,
     }.get(name)
     if name == "gateway":
-        from .gateway import lines as gateway_lines
+        from .gwreport import lines as gateway_lines
 
         fn = gateway_lines
     lines = fn(r) if fn is not None else _replay(name, r)
