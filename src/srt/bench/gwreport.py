@@ -81,3 +81,33 @@ def lines(r: dict[str, Any]) -> list[str]:
             f"other conversation intact: {f.get('other_conversation_intact')}"
         )
     return out
+
+
+#: The gateway's figures with issue 18's targets (``report.TARGETS`` rows; a dotted key
+#: is a path into the workload's results). The overhead is given both ways: as the
+#: client sees it (both loopback hops included) and as the gateway does (Server-Timing).
+TARGETS: list[tuple[str, str, str, str, float]] = [
+    ("gateway", "overhead.p50_ms", "gateway: overhead p50, client-side (ms)", "<=", 2.0),
+    ("gateway", "overhead.p99_ms", "gateway: overhead p99, client-side (ms)", "<=", 10.0),
+    ("gateway", "overhead.slope_100_to_end", "gateway: p50 slope 100->1,000", "<=", 0.1),
+    ("gateway", "overhead.inside.p50_ms", "gateway: time - upstream time p50 (ms)", "<=", 2.0),
+    ("gateway", "overhead.inside.p99_ms", "gateway: time - upstream time p99 (ms)", "<=", 10.0),
+    (
+        "gateway",
+        "overhead.inside.slope_100_to_end",
+        "gateway: time - upstream time, p50 slope",
+        "<=",
+        0.1,
+    ),
+    ("gateway", "storage.ratio", "gateway: chain + 100 forks / chain (x)", "<=", 1.1),
+]
+
+
+def value(results: dict[str, Any], key: str) -> float | None:
+    """The figure at ``key`` (dotted) in the gateway workload's results, if it ran."""
+    v: Any = results
+    for part in key.split("."):
+        if not isinstance(v, dict) or part not in v:
+            return None
+        v = v[part]
+    return None if v is None else float(v)
