@@ -101,6 +101,9 @@ class Body:
     def slice(self, start: int, stop: int) -> bytes: ...
 
 def cut(ids: list[int], rows: list[bytes], ats: list[int], lens: list[int]) -> list[bytes]: ...
+def heap_spans(
+    rows: list[tuple[Any, ...]], at_col: int, len_col: int, gap: int
+) -> list[tuple[int, int]]: ...
 def chain_rows(
     nodes: list[Any],
     ids: list[int],

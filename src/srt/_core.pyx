@@ -15,7 +15,7 @@ from cpython.bytes cimport (
     _PyBytes_Resize,
 )
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
-from cpython.mem cimport PyMem_Free, PyMem_Realloc
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.ref cimport PyObject, Py_XDECREF, Py_XINCREF
 from libc.string cimport memchr, memcmp, memcpy
 
@@ -1122,6 +1122,78 @@ def walk_chain(list rows not None, object head):
         cur = (<tuple>row)[1]
     out.reverse()
     return out, None
+
+
+cdef extern from *:
+    """
+    /* Orders heap ranges (pairs of long long: start, end) by start, then end. */
+    static int srt_span_cmp(const void *a, const void *b) {
+        const long long *x = (const long long *)a, *y = (const long long *)b;
+        if (x[0] != y[0]) return x[0] < y[0] ? -1 : 1;
+        if (x[1] != y[1]) return x[1] < y[1] ? -1 : 1;
+        return 0;
+    }
+    """
+    int srt_span_cmp(const void* a, const void* b) noexcept nogil
+
+cdef extern from "<stdlib.h>":
+    void qsort(void* base, size_t n, size_t size, int (*cmp)(const void*, const void*) noexcept nogil) nogil
+
+#: The largest offset or length ``heap_spans`` takes (a damaged value beyond is refused).
+cdef long long _SPAN_LIMIT = 1LL << 60
+
+
+def heap_spans(list rows not None, Py_ssize_t at_col, Py_ssize_t len_col, long long gap):
+    """The ranges ``[lo, hi)`` of the heap's stream that hold the bodies at ``(row[at_col],
+    row[len_col])`` for each tuple ``row`` of ``rows``, in order: ranges that overlap or
+    lie ``gap`` bytes or less apart are merged. ``ValueError`` for an offset or a length
+    that is negative or past 2**60, ``TypeError`` for one that is not an int (a damaged
+    node row); no recursion, whatever the values."""
+    cdef Py_ssize_t n = len(rows), i, m = 0
+    cdef long long at, ln, lo, hi
+    cdef long long* buf
+    cdef tuple row
+    cdef object a, b
+    cdef bint ordered = True
+    cdef list out = []
+    if n == 0:
+        return out
+    if gap < 0:
+        raise ValueError("the gap must not be negative")
+    buf = <long long*>PyMem_Malloc(<size_t>n * 2 * sizeof(long long))
+    if buf == NULL:
+        raise MemoryError()
+    try:
+        for i in range(n):
+            row = <tuple?>rows[i]
+            if not (0 <= at_col < len(row) and 0 <= len_col < len(row)):
+                raise ValueError("a row has no such column")
+            a = row[at_col]
+            b = row[len_col]
+            if type(a) is not int or type(b) is not int:
+                raise TypeError("a body's place must be two ints")
+            if not (0 <= a <= _SPAN_LIMIT and 0 <= b <= _SPAN_LIMIT):
+                raise ValueError("a body's place is out of range")
+            at = a
+            ln = b
+            buf[2 * i] = at
+            buf[2 * i + 1] = at + ln
+            if i and at < buf[2 * i - 2]:
+                ordered = False
+        if not ordered:
+            qsort(buf, <size_t>n, 2 * sizeof(long long), srt_span_cmp)
+        lo, hi = buf[0], buf[1]
+        for i in range(1, n):
+            if buf[2 * i] <= hi + gap:
+                if buf[2 * i + 1] > hi:
+                    hi = buf[2 * i + 1]
+            else:
+                out.append((lo, hi))
+                lo, hi = buf[2 * i], buf[2 * i + 1]
+        out.append((lo, hi))
+    finally:
+        PyMem_Free(buf)
+    return out
 
 
 cdef class Body:

@@ -42,6 +42,7 @@ __all__ = [
     "read",
     "row_bytes",
     "rows",
+    "span_rows",
 ]
 
 #: The heap table and the view that shows each stored message as a row.
@@ -118,7 +119,7 @@ def append(conn: apsw.Connection, body: bytes, row: int) -> int:
 
 
 #: Ranges closer than this many bytes are read with one query (and the rows between).
-_GAP = 16 * 1024
+GAP = 16 * 1024
 
 #: The heap rows holding any byte of ``[?1, ?2)``, in order.
 ROWS_SQL = (
@@ -130,14 +131,15 @@ ROWS_SQL = (
 def rows(conn: apsw.Connection, ats: list[int], lens: list[int]) -> tuple[list[int], list[bytes]]:
     """The heap rows holding the bodies at ``(ats[i], lens[i])``: their ids and data, in
     order (each row once)."""
+    places = list(zip(ats, lens, strict=True))  # (ValueError if their lengths differ)
+    return span_rows(conn, _core.heap_spans(places, 0, 1, GAP))
+
+
+def span_rows(conn: apsw.Connection, spans: list[tuple[int, int]]) -> tuple[list[int], list[bytes]]:
+    """The heap rows holding any byte of the ranges ``spans`` (``[lo, hi)``, ascending, as
+    ``_core.heap_spans`` gives them): their ids and data, in order (each row once)."""
     ids: list[int] = []
     data: list[bytes] = []
-    spans: list[list[int]] = []
-    for at, n in sorted(zip(ats, lens, strict=True)):
-        if spans and at <= spans[-1][1] + _GAP:
-            spans[-1][1] = max(spans[-1][1], at + n)
-        else:
-            spans.append([at, at + n])
     for lo, hi in spans:
         for rid, blob in conn.execute(ROWS_SQL, (lo, hi)):
             if ids and rid <= ids[-1]:
