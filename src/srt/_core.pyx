@@ -72,6 +72,10 @@ def digest(bytes data not None):
     return _xxh3_128(data)
 
 
+#: ``digest`` itself: ``chain_rows`` given it calls XXH3 without going through it.
+cdef object _DIGEST = digest
+
+
 cdef inline void _check16(bytes b, str what) except *:
     if PyBytes_GET_SIZE(b) != 16:
         raise ValueError(f"{what} must be 16 bytes, got {PyBytes_GET_SIZE(b)}")
@@ -940,6 +944,10 @@ def decode_messages(list bodies not None, dict roles not None, object loads not 
     cdef const char* q
     cdef Py_ssize_t n, rl, start, clen
     cdef object role
+    # The role last looked up (a conversation alternates between a few): its bytes and str,
+    # so most messages need no bytes object and no dict lookup for their role.
+    cdef bytes last_key = b""
+    cdef object last_role = None
     for b in bodies:
         if type(b) is not bytes:
             raise TypeError("bodies must be bytes")
@@ -952,7 +960,15 @@ def decode_messages(list bodies not None, dict roles not None, object loads not 
                 rl = q - (p + 9)
                 start = 9 + rl + 13
                 if start <= n - 2 and memcmp(q, b'","content":"', 13) == 0:
-                    role = roles.get(PyBytes_FromStringAndSize(p + 9, rl))
+                    if (
+                        last_role is not None
+                        and rl == PyBytes_GET_SIZE(last_key)
+                        and memcmp(p + 9, PyBytes_AS_STRING(last_key), <size_t>rl) == 0
+                    ):
+                        role = last_role
+                    else:
+                        last_key = PyBytes_FromStringAndSize(p + 9, rl)
+                        role = last_role = roles.get(last_key)
                     clen = n - 2 - start
                     if role is not None and (
                         memchr(p + start, 34, <size_t>clen) != NULL
@@ -991,9 +1007,22 @@ cdef int _check_rows(list ids, list rows) except -1:
     if len(ids) != len(rows):
         raise ValueError("ids and rows, and ats and lens, must have equal lengths")
     for i in range(len(rows)):
-        if type(rows[i]) is not bytes:
+        if type(rows[i]) is not bytes and type(rows[i]) is not bytearray:
             raise TypeError("rows must be bytes")
     return 0
+
+
+cdef inline Py_ssize_t _row_size(object row):
+    """The size of a row ``_check_rows`` accepted (bytes, or a bytearray read into)."""
+    if type(row) is bytes:
+        return PyBytes_GET_SIZE(<bytes>row)
+    return PyByteArray_GET_SIZE(<bytearray>row)
+
+
+cdef inline const char* _row_data(object row):
+    if type(row) is bytes:
+        return PyBytes_AS_STRING(<bytes>row)
+    return PyByteArray_AS_STRING(<bytearray>row)
 
 
 cdef bytes _cut_one(list ids, list rows, Py_ssize_t at, Py_ssize_t n):
@@ -1018,8 +1047,8 @@ cdef bytes _cut_one(list ids, list rows, Py_ssize_t at, Py_ssize_t n):
     rid = ids[j]
     row = rows[j]
     off = at - rid
-    if off + n <= PyBytes_GET_SIZE(<bytes>row):
-        return PyBytes_FromStringAndSize(PyBytes_AS_STRING(<bytes>row) + off, n)
+    if n <= _row_size(row) - off:
+        return PyBytes_FromStringAndSize(_row_data(row) + off, n)
     body = PyBytes_FromStringAndSize(NULL, n)
     dst = PyBytes_AS_STRING(body)
     have = 0
@@ -1027,12 +1056,12 @@ cdef bytes _cut_one(list ids, list rows, Py_ssize_t at, Py_ssize_t n):
         if j >= nrows or <Py_ssize_t>ids[j] != at + have - off:
             raise ValueError("the stored rows do not cover a range")
         row = rows[j]
-        take = PyBytes_GET_SIZE(<bytes>row) - off
+        take = _row_size(row) - off
         if take <= 0:
             raise ValueError("the stored rows do not cover a range")
         if take > n - have:
             take = n - have
-        memcpy(dst + have, PyBytes_AS_STRING(<bytes>row) + off, take)
+        memcpy(dst + have, _row_data(row) + off, take)
         have += take
         off = 0
         j += 1
@@ -1073,6 +1102,8 @@ def chain_rows(
         return [], "missing"
     if n == 0:
         return out, "hash"
+    if digest is _DIGEST:
+        digest = _xxh3_128
     for i in range(n):
         node = <tuple>nodes[i]
         h = node[3]

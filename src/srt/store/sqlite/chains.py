@@ -50,7 +50,7 @@ def read(conn: apsw.Connection, head: int | None, hashing: Hashing) -> list[Chai
                 spans = _core.heap_spans(found, 5, 6, heap.GAP)
             except (ValueError, TypeError):
                 spans = []  # a damaged place: chain_rows reports it
-            ids, data = heap.span_rows(conn, spans)
+            ids, data = heap.span_buffers(conn, spans)
         finally:
             if not conn.get_autocommit():
                 conn.execute("ROLLBACK")
