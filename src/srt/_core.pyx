@@ -1127,14 +1127,20 @@ def walk_chain(list rows not None, object head):
     root first, and ``missing`` is the id of the first ancestor not in ``rows`` (``None``
     when the walk reached a root). A depth that does not decrease ends the walk with
     ``ValueError`` (a damaged parent link cannot loop)."""
-    cdef Py_ssize_t n = len(rows), lo, hi, mid
+    cdef Py_ssize_t n = len(rows), lo, hi, mid, at = n
     cdef list out = []
-    cdef object cur = head, row
+    cdef object cur = head, row, key_obj
     cdef object last_depth = None
     cdef long long want, key
     while cur is not None:
         want = cur
+        # A chain one writer appended is a run of ids: the parent is most often the row
+        # just before the one met last, found without a search.
         lo, hi = 0, n
+        if 0 < at <= n:
+            key_obj = (<tuple?>rows[at - 1])[0]
+            if type(key_obj) is int and key_obj == want:
+                lo = hi = at - 1
         while lo < hi:
             mid = (lo + hi) >> 1
             key = (<tuple?>rows[mid])[0]
@@ -1145,6 +1151,7 @@ def walk_chain(list rows not None, object head):
         if lo == n or (<tuple>rows[lo])[0] != want:
             out.reverse()
             return out, cur
+        at = lo
         row = rows[lo]
         if last_depth is not None and not (<tuple>row)[2] < last_depth:
             raise ValueError("a parent link does not lead to a shallower node")
