@@ -944,10 +944,6 @@ def decode_messages(list bodies not None, dict roles not None, object loads not 
     cdef const char* q
     cdef Py_ssize_t n, rl, start, clen
     cdef object role
-    # The role last looked up (a conversation alternates between a few): its bytes and str,
-    # so most messages need no bytes object and no dict lookup for their role.
-    cdef bytes last_key = b""
-    cdef object last_role = None
     for b in bodies:
         if type(b) is not bytes:
             raise TypeError("bodies must be bytes")
@@ -960,15 +956,7 @@ def decode_messages(list bodies not None, dict roles not None, object loads not 
                 rl = q - (p + 9)
                 start = 9 + rl + 13
                 if start <= n - 2 and memcmp(q, b'","content":"', 13) == 0:
-                    if (
-                        last_role is not None
-                        and rl == PyBytes_GET_SIZE(last_key)
-                        and memcmp(p + 9, PyBytes_AS_STRING(last_key), <size_t>rl) == 0
-                    ):
-                        role = last_role
-                    else:
-                        last_key = PyBytes_FromStringAndSize(p + 9, rl)
-                        role = last_role = roles.get(last_key)
+                    role = roles.get(PyBytes_FromStringAndSize(p + 9, rl))
                     clen = n - 2 - start
                     if role is not None and (
                         memchr(p + start, 34, <size_t>clen) != NULL
