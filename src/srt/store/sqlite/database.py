@@ -73,12 +73,16 @@ class Database:
             _keys.require()
             if path == ":memory:":
                 raise ConfigError("an in-memory store cannot be encrypted")
+        header = None
         if path != ":memory:":
-            check_header(path, vfs=vfs, key=key)
+            header = check_header(path, vfs=vfs, key=key)
             create_private_file(path)
+        #: The file's header said WAL (its format version bytes 18-19 are 2): WAL is a
+        #: property of the file, so its connections need no switch (``connect``).
+        self.wal = header is not None and header[18] == 2 and header[19] == 2
         self.connection()  # verify identity and migrate now, so errors surface at open
         if path != ":memory:" and key is None:
-            self.reserved = reserved_bytes(path)
+            self.reserved = header[20] if header is not None else reserved_bytes(path)
 
     def open(self) -> apsw.Connection:
         """A new connection to the file, keyed, checked and configured like every other
@@ -91,6 +95,7 @@ class Database:
             key=self.key,
             hashing=self.hashing,
             durability=self.durability,
+            wal=self.wal,
         )
 
     def connection(self) -> apsw.Connection:
@@ -157,6 +162,7 @@ class Database:
             raise ConfigError("an in-memory store cannot be encrypted")
         with self.lock:
             self.close()
+            self.wal = False  # the rekey leaves WAL for a while: every open switches back
             conn = self.open()
             try:
                 with translate("re-encrypting the database"):

@@ -45,6 +45,8 @@ __all__ = [
     "read",
     "row_bytes",
     "rows",
+    "span_buffers",
+    "span_rows",
     "write",
 ]
 
@@ -147,7 +149,7 @@ def append(conn: apsw.Connection, body: bytes, row: int) -> int:
 
 
 #: Ranges closer than this many bytes are read with one query (and the rows between).
-_GAP = 16 * 1024
+GAP = 16 * 1024
 
 #: The heap rows holding any byte of ``[?1, ?2)``, in order.
 ROWS_SQL = (
@@ -159,20 +161,78 @@ ROWS_SQL = (
 def rows(conn: apsw.Connection, ats: list[int], lens: list[int]) -> tuple[list[int], list[bytes]]:
     """The heap rows holding the bodies at ``(ats[i], lens[i])``: their ids and data, in
     order (each row once)."""
+    places = list(zip(ats, lens, strict=True))  # (ValueError if their lengths differ)
+    return span_rows(conn, _core.heap_spans(places, 0, 1, GAP))
+
+
+def span_rows(conn: apsw.Connection, spans: list[tuple[int, int]]) -> tuple[list[int], list[bytes]]:
+    """The heap rows holding any byte of the ranges ``spans`` (``[lo, hi)``, ascending, as
+    ``_core.heap_spans`` gives them): their ids and data, in order (each row once)."""
     ids: list[int] = []
     data: list[bytes] = []
-    spans: list[list[int]] = []
-    for at, n in sorted(zip(ats, lens, strict=True)):
-        if spans and at <= spans[-1][1] + _GAP:
-            spans[-1][1] = max(spans[-1][1], at + n)
-        else:
-            spans.append([at, at + n])
     for lo, hi in spans:
         for rid, blob in conn.execute(ROWS_SQL, (lo, hi)):
             if ids and rid <= ids[-1]:
                 continue  # the row that ended the previous span
             ids.append(rid)
             data.append(blob)
+    return ids, data
+
+
+#: The heap rows over ``[?1, ?2)`` as ``ROWS_SQL`` finds them, without their data: id,
+#: size, and whether the data is a BLOB (SQLite reads neither the data nor its overflow
+#: pages for ``length`` or ``typeof``).
+SIZES_SQL = (
+    "SELECT id, length(data), typeof(data) = 'blob' FROM heap "
+    "WHERE id >= coalesce((SELECT max(id) FROM heap WHERE id <= ?1), 0) AND id < ?2 ORDER BY id"
+)
+
+
+def span_buffers(
+    conn: apsw.Connection, spans: list[tuple[int, int]]
+) -> tuple[list[int], list[bytes | bytearray]]:
+    """``span_rows``' stream, with each span's rows read into one buffer by incremental
+    blob I/O when they are adjacent blobs (the common case): one copy out of the file's
+    pages where a SELECT makes two, and one object where it makes one a row. A span
+    that is not (a damaged or odd file) is read by ``span_rows``, as are any rows whose
+    blob read fails; so the rows read are always ``span_rows``' rows."""
+    ids: list[int] = []
+    data: list[bytes | bytearray] = []
+    last = -1  # the last row taken: a span's first row may be the one that ended the last
+    blob: apsw.Blob | None = None
+    try:
+        for lo, hi in spans:
+            sizes = [r for r in conn.execute(SIZES_SQL, (lo, hi)) if r[0] > last]
+            first = sizes[0][0] if sizes else -1
+            total, adjacent = 0, bool(sizes)
+            for rid, size, is_blob in sizes:
+                if is_blob != 1 or type(size) is not int or size <= 0 or rid != first + total:
+                    adjacent = False
+                    break
+                total += size
+            buf = bytearray(total) if adjacent else None
+            if buf is not None:
+                try:
+                    if blob is None:
+                        blob = conn.blob_open("main", "heap", "data", first, False)
+                    for rid, size, _ in sizes:
+                        blob.reopen(rid)
+                        blob.read_into(buf, rid - first, size)
+                except (apsw.SQLError, apsw.CorruptError, ValueError):
+                    buf = None  # span_rows reads them, and meets what is wrong the same way
+            if buf is not None:
+                ids.append(first)
+                data.append(buf)
+                last = sizes[-1][0]
+                continue
+            for rid, row in zip(*span_rows(conn, [(lo, hi)]), strict=True):
+                if rid > last:
+                    ids.append(rid)
+                    data.append(row)
+                    last = rid
+    finally:
+        if blob is not None:
+            blob.close()
     return ids, data
 
 
