@@ -203,6 +203,29 @@ def cut(ids: list[int], rows: list[bytes], ats: list[int], lens: list[int]) -> l
     return out
 
 
+def heap_spans(
+    rows: list[tuple[object, ...]], at_col: int, len_col: int, gap: int
+) -> list[tuple[int, int]]:
+    """The heap ranges holding the bodies at ``(row[at_col], row[len_col])``, merged where
+    they overlap or lie ``gap`` bytes or less apart (``ValueError``/``TypeError`` for a
+    place that is not two ints in ``[0, 2**60]``)."""
+    places = []
+    for row in rows:
+        at, n = row[at_col], row[len_col]
+        if type(at) is not int or type(n) is not int:
+            raise TypeError("a body's place must be two ints")
+        if not (0 <= at <= 1 << 60 and 0 <= n <= 1 << 60):
+            raise ValueError("a body's place is out of range")
+        places.append((at, at + n))
+    spans: list[list[int]] = []
+    for lo, hi in sorted(places):
+        if spans and lo <= spans[-1][1] + gap:
+            spans[-1][1] = max(spans[-1][1], hi)
+        else:
+            spans.append([lo, hi])
+    return [(lo, hi) for lo, hi in spans]
+
+
 def walk_chain(
     rows: list[tuple[object, ...]], head: int
 ) -> tuple[list[tuple[object, ...]], object]:

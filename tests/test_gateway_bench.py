@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from srt.bench.gateway import lines, run_gateway
+from srt.bench.gateway import run_gateway
+from srt.bench.gwreport import lines
 
 
 def test_gateway_workload_small(tmp_path: Path, pg_url: str) -> None:

@@ -261,3 +261,28 @@ def test_an_upstream_failure_mid_stream_ends_in_response_failed(gw: Harness) -> 
         c.responses.stream(model="gpt-4o-mini", input="go") as stream,
     ):
         list(stream)
+
+
+def _timing(header: str) -> dict[str, float]:
+    """``Server-Timing`` as {metric: ms}."""
+    out = {}
+    for part in header.split(","):
+        name, _, dur = part.strip().partition(";dur=")
+        out[name] = float(dur)
+    return out
+
+
+def test_server_timing_reports_the_gateway_and_the_upstream(gw: Harness) -> None:
+    c = gw.client()
+    gw.srv.fault("openai.chat", "delay", seconds=0.2)  # the upstream takes 200 ms
+    raw = c.responses.with_raw_response.create(model="gpt-4o-mini", input="time me")
+    t = _timing(raw.headers["server-timing"])
+    assert 200.0 <= t["upstream"] <= t["gateway"]
+    assert raw.parse().status == "completed"
+    # a request that calls no upstream reports the gateway's time only
+    got = c.responses.with_raw_response.retrieve(raw.parse().id)
+    assert set(_timing(got.headers["server-timing"])) == {"gateway"}
+    # a refused request carries it too
+    with pytest.raises(openai.NotFoundError) as err:
+        c.responses.retrieve("resp_" + "0" * 32)
+    assert "gateway" in _timing(err.value.response.headers["server-timing"])

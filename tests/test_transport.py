@@ -105,6 +105,23 @@ def test_exact_retry_counts_and_waits(server: str, transport: Callable[..., Tran
     assert len(_Handler.seen) == 3
 
 
+def test_on_exchange_is_told_each_call_once_retries_and_waits_included(
+    server: str, transport: Callable[..., Transport]
+) -> None:
+    took: list[float] = []
+    t = transport(retry=RetryPolicy(max_retries=1), on_exchange=took.append, sleep=time.sleep)
+    _Handler.plan = [(503, {"retry-after-ms": "150"}, b"busy")]
+    resp = t.open(_req(server))
+    assert took == []  # not before the response is read
+    assert resp.read() == b"{}" and resp.retries == 1
+    resp.close()  # a second close tells nothing more
+    assert len(took) == 1 and took[0] >= 0.15
+    _Handler.plan = [(400, {}, b"no")]
+    with pytest.raises(srt.ProviderResponseError):
+        t.open(_req(server))
+    assert len(took) == 2  # a call that failed for good is told too
+
+
 def test_gives_up_after_max_retries_with_a_typed_error(
     server: str, transport: Callable[..., Transport]
 ) -> None:

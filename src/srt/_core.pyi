@@ -100,11 +100,16 @@ class Body:
     def rfind(self, needle: bytes) -> int: ...
     def slice(self, start: int, stop: int) -> bytes: ...
 
-def cut(ids: list[int], rows: list[bytes], ats: list[int], lens: list[int]) -> list[bytes]: ...
+def cut(
+    ids: list[int], rows: list[bytes] | list[bytes | bytearray], ats: list[int], lens: list[int]
+) -> list[bytes]: ...
+def heap_spans(
+    rows: list[tuple[Any, ...]], at_col: int, len_col: int, gap: int
+) -> list[tuple[int, int]]: ...
 def chain_rows(
     nodes: list[Any],
     ids: list[int],
-    rows: list[bytes],
+    rows: list[bytes] | list[bytes | bytearray],
     head: object,
     digest: Callable[[bytes], bytes],
     chain_many: Callable[[bytes, list[bytes]], list[bytes]],

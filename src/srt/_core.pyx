@@ -15,7 +15,7 @@ from cpython.bytes cimport (
     _PyBytes_Resize,
 )
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
-from cpython.mem cimport PyMem_Free, PyMem_Realloc
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.ref cimport PyObject, Py_XDECREF, Py_XINCREF
 from libc.string cimport memchr, memcmp, memcpy
 
@@ -70,6 +70,10 @@ ROOT = b"\x00" * 16
 def digest(bytes data not None):
     """XXH3-128 digest of ``data`` as 16 bytes."""
     return _xxh3_128(data)
+
+
+#: ``digest`` itself: ``chain_rows`` given it calls XXH3 without going through it.
+cdef object _DIGEST = digest
 
 
 cdef inline void _check16(bytes b, str what) except *:
@@ -991,9 +995,22 @@ cdef int _check_rows(list ids, list rows) except -1:
     if len(ids) != len(rows):
         raise ValueError("ids and rows, and ats and lens, must have equal lengths")
     for i in range(len(rows)):
-        if type(rows[i]) is not bytes:
+        if type(rows[i]) is not bytes and type(rows[i]) is not bytearray:
             raise TypeError("rows must be bytes")
     return 0
+
+
+cdef inline Py_ssize_t _row_size(object row):
+    """The size of a row ``_check_rows`` accepted (bytes, or a bytearray read into)."""
+    if type(row) is bytes:
+        return PyBytes_GET_SIZE(<bytes>row)
+    return PyByteArray_GET_SIZE(<bytearray>row)
+
+
+cdef inline const char* _row_data(object row):
+    if type(row) is bytes:
+        return PyBytes_AS_STRING(<bytes>row)
+    return PyByteArray_AS_STRING(<bytearray>row)
 
 
 cdef bytes _cut_one(list ids, list rows, Py_ssize_t at, Py_ssize_t n):
@@ -1018,8 +1035,8 @@ cdef bytes _cut_one(list ids, list rows, Py_ssize_t at, Py_ssize_t n):
     rid = ids[j]
     row = rows[j]
     off = at - rid
-    if off + n <= PyBytes_GET_SIZE(<bytes>row):
-        return PyBytes_FromStringAndSize(PyBytes_AS_STRING(<bytes>row) + off, n)
+    if n <= _row_size(row) - off:
+        return PyBytes_FromStringAndSize(_row_data(row) + off, n)
     body = PyBytes_FromStringAndSize(NULL, n)
     dst = PyBytes_AS_STRING(body)
     have = 0
@@ -1027,12 +1044,12 @@ cdef bytes _cut_one(list ids, list rows, Py_ssize_t at, Py_ssize_t n):
         if j >= nrows or <Py_ssize_t>ids[j] != at + have - off:
             raise ValueError("the stored rows do not cover a range")
         row = rows[j]
-        take = PyBytes_GET_SIZE(<bytes>row) - off
+        take = _row_size(row) - off
         if take <= 0:
             raise ValueError("the stored rows do not cover a range")
         if take > n - have:
             take = n - have
-        memcpy(dst + have, PyBytes_AS_STRING(<bytes>row) + off, take)
+        memcpy(dst + have, _row_data(row) + off, take)
         have += take
         off = 0
         j += 1
@@ -1073,6 +1090,8 @@ def chain_rows(
         return [], "missing"
     if n == 0:
         return out, "hash"
+    if digest is _DIGEST:
+        digest = _xxh3_128
     for i in range(n):
         node = <tuple>nodes[i]
         h = node[3]
@@ -1096,14 +1115,20 @@ def walk_chain(list rows not None, object head):
     root first, and ``missing`` is the id of the first ancestor not in ``rows`` (``None``
     when the walk reached a root). A depth that does not decrease ends the walk with
     ``ValueError`` (a damaged parent link cannot loop)."""
-    cdef Py_ssize_t n = len(rows), lo, hi, mid
+    cdef Py_ssize_t n = len(rows), lo, hi, mid, at = n
     cdef list out = []
-    cdef object cur = head, row
+    cdef object cur = head, row, key_obj
     cdef object last_depth = None
     cdef long long want, key
     while cur is not None:
         want = cur
+        # A chain one writer appended is a run of ids: the parent is most often the row
+        # just before the one met last, found without a search.
         lo, hi = 0, n
+        if 0 < at <= n:
+            key_obj = (<tuple?>rows[at - 1])[0]
+            if type(key_obj) is int and key_obj == want:
+                lo = hi = at - 1
         while lo < hi:
             mid = (lo + hi) >> 1
             key = (<tuple?>rows[mid])[0]
@@ -1114,6 +1139,7 @@ def walk_chain(list rows not None, object head):
         if lo == n or (<tuple>rows[lo])[0] != want:
             out.reverse()
             return out, cur
+        at = lo
         row = rows[lo]
         if last_depth is not None and not (<tuple>row)[2] < last_depth:
             raise ValueError("a parent link does not lead to a shallower node")
@@ -1122,6 +1148,78 @@ def walk_chain(list rows not None, object head):
         cur = (<tuple>row)[1]
     out.reverse()
     return out, None
+
+
+cdef extern from *:
+    """
+    /* Orders heap ranges (pairs of long long: start, end) by start, then end. */
+    static int srt_span_cmp(const void *a, const void *b) {
+        const long long *x = (const long long *)a, *y = (const long long *)b;
+        if (x[0] != y[0]) return x[0] < y[0] ? -1 : 1;
+        if (x[1] != y[1]) return x[1] < y[1] ? -1 : 1;
+        return 0;
+    }
+    """
+    int srt_span_cmp(const void* a, const void* b) noexcept nogil
+
+cdef extern from "<stdlib.h>":
+    void qsort(void* base, size_t n, size_t size, int (*cmp)(const void*, const void*) noexcept nogil) nogil
+
+#: The largest offset or length ``heap_spans`` takes (a damaged value beyond is refused).
+cdef long long _SPAN_LIMIT = 1LL << 60
+
+
+def heap_spans(list rows not None, Py_ssize_t at_col, Py_ssize_t len_col, long long gap):
+    """The ranges ``[lo, hi)`` of the heap's stream that hold the bodies at ``(row[at_col],
+    row[len_col])`` for each tuple ``row`` of ``rows``, in order: ranges that overlap or
+    lie ``gap`` bytes or less apart are merged. ``ValueError`` for an offset or a length
+    that is negative or past 2**60, ``TypeError`` for one that is not an int (a damaged
+    node row); no recursion, whatever the values."""
+    cdef Py_ssize_t n = len(rows), i, m = 0
+    cdef long long at, ln, lo, hi
+    cdef long long* buf
+    cdef tuple row
+    cdef object a, b
+    cdef bint ordered = True
+    cdef list out = []
+    if n == 0:
+        return out
+    if gap < 0:
+        raise ValueError("the gap must not be negative")
+    buf = <long long*>PyMem_Malloc(<size_t>n * 2 * sizeof(long long))
+    if buf == NULL:
+        raise MemoryError()
+    try:
+        for i in range(n):
+            row = <tuple?>rows[i]
+            if not (0 <= at_col < len(row) and 0 <= len_col < len(row)):
+                raise ValueError("a row has no such column")
+            a = row[at_col]
+            b = row[len_col]
+            if type(a) is not int or type(b) is not int:
+                raise TypeError("a body's place must be two ints")
+            if not (0 <= a <= _SPAN_LIMIT and 0 <= b <= _SPAN_LIMIT):
+                raise ValueError("a body's place is out of range")
+            at = a
+            ln = b
+            buf[2 * i] = at
+            buf[2 * i + 1] = at + ln
+            if i and at < buf[2 * i - 2]:
+                ordered = False
+        if not ordered:
+            qsort(buf, <size_t>n, 2 * sizeof(long long), srt_span_cmp)
+        lo, hi = buf[0], buf[1]
+        for i in range(1, n):
+            if buf[2 * i] <= hi + gap:
+                if buf[2 * i + 1] > hi:
+                    hi = buf[2 * i + 1]
+            else:
+                out.append((lo, hi))
+                lo, hi = buf[2 * i], buf[2 * i + 1]
+        out.append((lo, hi))
+    finally:
+        PyMem_Free(buf)
+    return out
 
 
 cdef class Body:

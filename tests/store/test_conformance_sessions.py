@@ -197,6 +197,58 @@ def test_two_handles_race_one_wins(engine: EngineUnderTest) -> None:
     assert [r[2] for r in two.chain(head_of(two, "a"))][-1] == body("user", "first")
 
 
+def test_appends_between_another_handles_writes_keep_every_body(engine: EngineUnderTest) -> None:
+    """A handle's appends after another handle wrote (other sessions' bodies, this
+    session's head) start from what the file holds, not from what the first handle last
+    wrote: no body is overwritten and a stale head still conflicts."""
+    one, two = engine.open(), engine.open()
+    new_session(one, "a", conversation(3, "a"))
+    new_session(two, "b", conversation(3, "b"))
+    extend(two, "b", [body("user", "b more")])
+    extend(one, "a", [body("user", "a more"), body("assistant", "a reply")])
+    stale = head_of(one, "a")
+    extend(two, "a", [body("user", "a from two")])
+    assert stale is not None
+    with pytest.raises(srt.ConflictError):
+        one.append(
+            one.get_session("a").id,  # type: ignore[union-attr]
+            stale,
+            stale,
+            6,
+            nodes([body("user", "late")], one.node_prefix(stale)),
+        )
+    extend(one, "a", [body("user", "a last")])
+    want_a = [
+        *conversation(3, "a"),
+        body("user", "a more"),
+        body("assistant", "a reply"),
+        body("user", "a from two"),
+        body("user", "a last"),
+    ]
+    want_b = [*conversation(3, "b"), body("user", "b more")]
+    for store in (one, two):
+        assert [r[2] for r in store.chain(head_of(store, "a"))] == want_a
+        assert [r[2] for r in store.chain(head_of(store, "b"))] == want_b
+    counts(one)
+
+
+def test_an_append_after_a_refused_one_keeps_every_body(store: Store) -> None:
+    """A refused append (its first bodies already written inside its transaction) leaves
+    nothing the next append starts from."""
+    sid, ids = new_session(store, "a", conversation(2))
+    prefix = store.node_prefix(ids[-1])
+    good = nodes([body("user", "x" * 3000), body("assistant", "y" * 5000)], prefix)
+    forged = NewNode(
+        _core.digest(body("user", "t message 0")), body("user", "forged"), b"\x05" * 16
+    )
+    with pytest.raises(srt.CorruptionError):
+        store.append(sid, ids[-1], ids[-1], 2, [*good, forged])
+    extend(store, "a", [body("user", "after"), body("assistant", "w" * 2500)])
+    want = [*conversation(2), body("user", "after"), body("assistant", "w" * 2500)]
+    assert [r[2] for r in store.chain(head_of(store, "a"))] == want
+    counts(store)
+
+
 def test_appending_to_a_deleted_session(store: Store) -> None:
     sid, ids = new_session(store, "a", conversation(1))
     store.delete_session("a")

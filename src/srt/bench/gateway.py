@@ -15,6 +15,10 @@ SDK parsing is counted. ``--gw-parts`` picks the parts below.
   slope of p50 is taken between the mean turns measured. The floor: each measured
   turn's upstream request (the same bytes) sent straight to the upstream; the hop: a
   ``GET /health`` through the gateway on the chain's connection after each turn.
+  The gateway's own view: each response's ``Server-Timing`` header gives the gateway's
+  time (request in to response head out) and the part of it spent upstream; their
+  difference, per turn, is the overhead as the issue words it ("gateway time minus
+  upstream time"), without the client's hop to the gateway.
 - **request size**: the bytes the client sends per turn (only the new input).
 - **cache**: on Anthropic and Bedrock rules (the server's accounting), the share of each
   request's prefix (the previous request's prompt) read from the cache from turn 2 on,
@@ -97,6 +101,7 @@ class _Chain:
         self.ids: list[str] = []
         self.floor: list[float] = []
         self.hop: list[float] = []
+        self.inside: list[float] = []  # Server-Timing: gateway - upstream, ms
 
     def turn(self, raw: httpx.Client | None = None) -> float:
         i = len(self.ids)
@@ -119,6 +124,7 @@ class _Chain:
         upstream = sum(x.upstream_s for x in self.up.since(n))
         over = (wall - upstream) * 1000.0
         self.overhead.append(over)
+        self.inside.append(_inside(resp.headers.get("server-timing", "")))
         self.sizes.append(len(data))
         self.prev = resp.json()["id"]
         self.ids.append(self.prev)
@@ -126,6 +132,18 @@ class _Chain:
             self.floor.append(_floor(raw, self.up))
             self.hop.append(_hop(self.client))
         return over
+
+
+def _inside(header: str) -> float:
+    """ms the gateway spent on a request less its upstream calls, from ``Server-Timing``."""
+    durs: dict[str, float] = {}
+    for part in header.split(","):
+        name, _, dur = part.strip().partition(";dur=")
+        with contextlib.suppress(ValueError):
+            durs[name] = float(dur)
+    if "gateway" not in durs or "upstream" not in durs:
+        raise RuntimeError(f"the gateway sent no Server-Timing with both parts: {header!r}")
+    return durs["gateway"] - durs["upstream"]
 
 
 def _chain(
@@ -355,13 +373,14 @@ def _overhead(work: str, up: Upstream, turns: int, tick: Callable[[], None]) -> 
         for sc in shorts:
             for _ in range(short_depth):
                 sc.turn()
-        lo, lo_floor = [], []
+        lo, lo_floor, lo_inside = [], [], []
         for j in range(m):
             long.turn(raw)
             tick()
             sc = shorts[(j // per) % SHORT_CHAINS]
             lo.append(sc.turn(raw))
             lo_floor.append(sc.floor[-1])
+            lo_inside.append(sc.inside[-1])
     ov, fl = long.overhead, long.floor
     hi, hi_floor = ov[turns - m :], fl[turns - m :]
     net = [o - f for o, f in zip(ov, fl, strict=True)]
@@ -395,6 +414,16 @@ def _overhead(work: str, up: Upstream, turns: int, tick: Callable[[], None]) -> 
         "net_p50_at_end_ms": statistics.median(hi_net),
     }
     o["net_slope_100_to_end"] = _slope(o["net_p50_at_100_ms"], o["net_p50_at_end_ms"], depths)
+    inside, hi_inside = long.inside, long.inside[turns - m :]
+    o["inside"] = {
+        "p50_ms": statistics.median(inside),
+        "p99_ms": _pct(inside, 0.99),
+        "p50_at_100_ms": statistics.median(lo_inside),
+        "p50_at_end_ms": statistics.median(hi_inside),
+        "slope_100_to_end": _slope(
+            statistics.median(lo_inside), statistics.median(hi_inside), depths
+        ),
+    }
     sizes = long.sizes
     return {
         "overhead": o,
@@ -526,75 +555,4 @@ def run_gateway(
     finally:
         up.close()
     out["load_after"] = os.getloadavg()
-    return out
-
-
-def _fmt(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.3f}"
-
-
-def _conc_line(name: str, c: dict[str, Any]) -> str:
-    cpu = ", ".join(f"{k} {v:.2f}" for k, v in c["cpu_ms_per_request"].items())
-    return (
-        f"  concurrency, {name} ({c['threads']} threads each), {c['conversations']} "
-        f"conversations x {c['turns']} turns: "
-        f"errors {c['errors'] or 0}, {c['throughput_rps']:.0f} req/s, overhead p50 "
-        f"{c['p50_overhead_ms']:.1f} ms, p99 {c['p99_overhead_ms']:.1f} ms\n"
-        f"    CPU ms per request: {cpu}"
-    )
-
-
-def lines(r: dict[str, Any]) -> list[str]:
-    load = f"load {r['load'][0]:.1f} -> {r['load_after'][0]:.1f}"
-    out = [f"gateway (srt serve; upstream srt.testing in a child process; {load})"]
-    o = r.get("overhead")
-    if o is not None:
-        slope = o["slope_100_to_end"]
-        out += [
-            f"  overhead per turn over {o['turns']} turns (1 uvicorn worker, SQLite): "
-            f"p50 {o['p50_ms']:.2f} ms, p99 {o['p99_ms']:.2f} ms",
-            f"    short chains at turns {o['short_depth'][0]}-{o['short_depth'][1]}: p50 "
-            f"{o['p50_at_100_ms']:.2f} / p99 {o['p99_at_100_ms']:.2f} ms; interleaved with the "
-            f"last {o['interleaved_turns']}: p50 {o['p50_at_end_ms']:.2f} / p99 "
-            f"{o['p99_at_end_ms']:.2f} ms",
-            f"    log-log slope of p50 (mean turns {o['mean_depths'][0]:.1f} and "
-            f"{o['mean_depths'][1]:.1f}): {'n/a' if slope is None else f'{slope:.3f}'}",
-            f"    the same upstream requests sent straight to the upstream (no gateway): p50 "
-            f"{o['floor_p50_at_100_ms']:.2f} ms at ~100 turns, "
-            f"{o['floor_p50_at_end_ms']:.2f} ms in the last 100; all: p50 "
-            f"{o['floor_p50_ms']:.2f} ms, p99 {o['floor_p99_ms']:.2f} ms; GET /health via the "
-            f"gateway: p50 {o['hop_p50_ms']:.2f} ms, p99 {o['hop_p99_ms']:.2f} ms",
-            f"    overhead less that floor: p50 {o['net_p50_ms']:.2f} ms, "
-            f"p99 {o['net_p99_ms']:.2f} ms; ~100: {o['net_p50_at_100_ms']:.2f}, last 100: "
-            f"{o['net_p50_at_end_ms']:.2f} ms, slope {_fmt(o['net_slope_100_to_end'])}",
-            f"  client request bytes: turn 2 {r['request_bytes']['turn_2']}, "
-            f"last {r['request_bytes']['last']}, max {r['request_bytes']['max']}",
-        ]
-    for name, cc in (r.get("cache") or {}).items():
-        out.append(
-            f"  cache, {name} rules, {cc['turns']} turns, prefix read from turn 2: "
-            f"min {100 * cc['min_share_from_turn2']:.1f}%, "
-            f"mean {100 * cc['mean_share_from_turn2']:.1f}% "
-            f"(rebuilt without markers: {100 * cc['baseline_mean_share']:.1f}%)"
-        )
-    s = r.get("storage")
-    if s is not None:
-        out += [
-            f"  storage: chain of {s['turns']} {s['chain_bytes']:,} B; with {s['forks']} forks "
-            f"{s['chain_plus_forks_bytes']:,} B = {s['ratio']:.3f}x",
-            f"    {s['bytes_per_fork']:.0f} B a fork, {s['bytes_per_chain_turn']:.0f} B a chain "
-            f"turn; copying the prefix per fork would be {s['naive_copy_ratio']:.1f}x",
-        ]
-    if "concurrency_sqlite_1_worker" in r:
-        out.append(_conc_line("1 worker, SQLite", r["concurrency_sqlite_1_worker"]))
-    if "concurrency_postgres" in r:
-        c = r["concurrency_postgres"]
-        out.append(_conc_line(f"{c['workers']} workers, PostgreSQL", c))
-    f = r.get("fault")
-    if f is not None:
-        out.append(
-            f"  fault (SIGKILL mid-stream): client {f.get('client')}; stored "
-            f"{f.get('stored_status')} ({f.get('stored_chars')} chars); "
-            f"other conversation intact: {f.get('other_conversation_intact')}"
-        )
     return out

@@ -115,24 +115,52 @@ def bytes_written(workdir: str, messages: list[dict[str, Any]]) -> dict[str, Any
 
 
 def durable_appends(
-    workdir: str, messages: list[dict[str, Any]], durability: str = "full"
+    workdir: str, messages: list[dict[str, Any]], durability: str = "full", *, parts: bool = False
 ) -> dict[str, Any]:
     """Append p50/p99 (us) of srt and the naive store, interleaved, both at the same
-    ``durability`` (``"full"``: ``synchronous=FULL``; ``"normal"``)."""
-    rt = Runtime(os.path.join(workdir, f"{durability}-srt.db"), durability=durability)
+    ``durability`` (``"full"``: ``synchronous=FULL``; ``"normal"``).
+
+    ``parts``: also split each append at the moment its commit begins (SQLite's commit
+    hook, on both stores' connections): ``before`` is the work up to the commit (srt:
+    the session's and the store's CPU; naive: BEGIN and the INSERT), ``commit`` the
+    commit (its WAL writes and, at ``full``, the fsync) and whatever the append does
+    after it. The hooks cost each append about a microsecond.
+    """
+    name = f"{durability}-parts" if parts else durability
+    rt = Runtime(os.path.join(workdir, f"{name}-srt.db"), durability=durability)
     s = rt.session("bench")
-    naive = NaiveStore(os.path.join(workdir, f"{durability}-naive.db"))
+    naive = NaiveStore(os.path.join(workdir, f"{name}-naive.db"))
     naive.conn.execute(f"PRAGMA synchronous={durability.upper()}")
     pc = time.perf_counter_ns
+    began = [0]
+
+    def hook() -> bool:
+        began[0] = pc()
+        return False  # let the commit go on
+
+    if parts:
+        store = rt.store
+        assert isinstance(store, SQLiteStore)
+        store.db.connection().set_commit_hook(hook)
+        naive.conn.set_commit_hook(hook)
     t: dict[str, list[int]] = {"srt": [], "naive": []}
+    split: dict[str, list[int]] = {
+        k: [] for k in ("srt_before", "srt_commit", "naive_before", "naive_commit")
+    }
     for m in messages:
         t0 = pc()
         s.append(m)
         t1 = pc()
+        srt_began = began[0]
         naive.append("bench", m)
         t2 = pc()
         t["srt"].append(t1 - t0)
         t["naive"].append(t2 - t1)
+        if parts:
+            split["srt_before"].append(srt_began - t0)
+            split["srt_commit"].append(t1 - srt_began)
+            split["naive_before"].append(began[0] - t1)
+            split["naive_commit"].append(t2 - began[0])
     rt.close()
     naive.conn.close()
 
@@ -144,5 +172,7 @@ def durable_appends(
         "messages": len(messages),
         "append_us": {k: {"p50": pct(v, 0.5), "p99": pct(v, 0.99)} for k, v in t.items()},
     }
+    if parts:
+        out["parts_p50_us"] = {k: pct(v, 0.5) for k, v in split.items()}
     out["full_vs_naive"] = out["append_us"]["srt"]["p50"] / out["append_us"]["naive"]["p50"]
     return out

@@ -20,6 +20,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -34,6 +35,7 @@ from .events import encode
 from .params import parse_create, parse_json, parse_list
 from .records import hash_key, new_id
 from .service import Gateway
+from .timing import UPSTREAM_KEY, ServerTiming
 
 __all__ = ["build"]
 
@@ -172,6 +174,12 @@ def build(config: Config, runtime: Runtime) -> Starlette:
         st.pool.submit(work)
         return queue
 
+    def _create(tenant: str, p: Any, rid: str) -> tuple[dict[str, Any], float]:
+        """A response made in full, and the seconds its thread spent upstream."""
+        gw.upstream.start()
+        out = gw.create(tenant, p, None, rid)
+        return out, gw.upstream.seconds()
+
     async def create_response(request: Request) -> Response:
         tenant = await st.tenant(request)
         body = await _body(request, config.max_body_bytes)
@@ -192,7 +200,9 @@ def build(config: Config, runtime: Runtime) -> Starlette:
             if not p.stream:
                 return _json(await st.run(gw.get, tenant, rid))
         if not p.stream:
-            return _json(await st.run(gw.create, tenant, p, None, rid))
+            out, upstream_s = await st.run(_create, tenant, p, rid)
+            setattr(request.state, UPSTREAM_KEY, upstream_s)  # for the Server-Timing header
+            return _json(out)
         queue = _stream(tenant, p, rid, p.background)
         first = await queue.get()
         if isinstance(first, BaseException):
@@ -336,6 +346,7 @@ def build(config: Config, runtime: Runtime) -> Starlette:
             Exception: api_error,
         },
         lifespan=lifespan,
+        middleware=[Middleware(ServerTiming)],
     )
     app.state.srt = st
     return app

@@ -47,6 +47,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..providers import Anthropic, Azure, Bedrock, OpenAI, OpenAICompatible, Provider
+from ..providers.transport import Transport
 from ..wire.azure import AzureEndpoint
 
 if sys.version_info >= (3, 11):
@@ -99,22 +100,26 @@ class Upstream:
             )
         return value
 
-    def provider(self, model: str) -> Provider:
-        """A provider for this upstream (Azure: one per deployment, named by ``model``)."""
+    def provider(self, model: str, transport: Transport | None = None) -> Provider:
+        """A provider for this upstream (Azure: one per deployment, named by ``model``),
+        on ``transport`` if given (the local model's provider makes its own)."""
         key = self.key()
         kind = self.kind
         if kind in ("openai", "responses"):
-            return OpenAI(
-                key, base_url=self.base_url, api="chat" if kind == "openai" else "responses"
-            )
+            api = "chat" if kind == "openai" else "responses"
+            return OpenAI(key, base_url=self.base_url, api=api, transport=transport)
         if kind == "compatible":
             if not self.base_url:
                 raise ConfigError(f"upstream {self.name!r}: kind compatible needs base_url")
-            return OpenAICompatible(self.base_url, api_key=key, extra_params=self.extra_params)
+            return OpenAICompatible(
+                self.base_url, api_key=key, extra_params=self.extra_params, transport=transport
+            )
         if kind == "anthropic":
-            return Anthropic(key, base_url=self.base_url)
+            return Anthropic(key, base_url=self.base_url, transport=transport)
         if kind == "bedrock":
-            return Bedrock(region=self.region, api_key=key, endpoint_url=self.base_url)
+            return Bedrock(
+                region=self.region, api_key=key, endpoint_url=self.base_url, transport=transport
+            )
         if kind == "azure":
             if not self.base_url:
                 raise ConfigError(f"upstream {self.name!r}: kind azure needs base_url")
@@ -124,7 +129,7 @@ class Upstream:
                 api_version=self.api_version,
                 use_v1=self.api_version is None,
             )
-            return Azure(endpoint, api_key=key)
+            return Azure(endpoint, api_key=key, transport=transport)
         from ..providers.local import LocalProvider
 
         return LocalProvider(

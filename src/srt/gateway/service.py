@@ -26,6 +26,7 @@ from ..context import WindowPolicy
 from ..errors import ConflictError, ProviderError
 from ..message import canonicalize
 from ..providers import OpenAICompatible, Provider
+from ..providers.transport import Transport
 from ..runtime import Runtime
 from ..session import Session
 from ..store import ObjectPut
@@ -38,6 +39,7 @@ from .events import Emit, Events
 from .params import CreateResponse
 from .records import Owner, Records, digest, new_id
 from .threads import Live, Threads, thread_name
+from .timing import UpstreamClock
 
 __all__ = ["Gateway", "digest"]
 
@@ -75,6 +77,8 @@ class Gateway:
         self._providers: dict[tuple[str, str], Provider] = {}
         self._plock = threading.Lock()
         self.cancels: dict[str, threading.Event] = {}
+        #: Time each thread spends in upstream calls (the ``Server-Timing`` header).
+        self.upstream = UpstreamClock()
 
     # -- routing -----------------------------------------------------------------------
 
@@ -95,9 +99,10 @@ class Gateway:
         with self._plock:
             provider = self._providers.get(key)
             if provider is None:
-                provider = self._providers[key] = self.config.upstreams[route.upstream].provider(
-                    up_model
-                )
+                upstream = self.config.upstreams[route.upstream]
+                timed = Transport(on_exchange=self.upstream.add)
+                provider = upstream.provider(up_model, None if upstream.kind == "local" else timed)
+                self._providers[key] = provider
         own = getattr(provider, "model_name", None)
         if own and route.upstream_model is None:
             up_model = str(own)  # the local model's own name

@@ -246,7 +246,12 @@ class Response:
     """A 2xx response whose body has not been read yet (sync)."""
 
     def __init__(
-        self, resp: httpx.Response, req: HTTPRequest, deadline: float, retries: int
+        self,
+        resp: httpx.Response,
+        req: HTTPRequest,
+        deadline: float,
+        retries: int,
+        done: Callable[[], None] | None = None,
     ) -> None:
         self.status = resp.status_code
         self.headers = resp.headers
@@ -255,6 +260,7 @@ class Response:
         self._req = req
         self._deadline = deadline
         self._expired = False
+        self._done = done  # told once, when the response is closed
         self._watch = _watchdog.watch(self._expire, deadline)  # one thread for them all
 
     def _expire(self) -> None:
@@ -307,6 +313,9 @@ class Response:
     def close(self) -> None:
         _watchdog.unwatch(self._watch)
         self._resp.close()
+        done, self._done = self._done, None
+        if done is not None:
+            done()
 
 
 class Transport:
@@ -314,7 +323,12 @@ class Transport:
 
     ``client`` is an ``httpx.Client`` to send through instead of srt's own; ``pool`` an
     ``httpx`` transport for srt's own client to use (by default srt's HTTP/1.1 pool, or
-    HTTP/2 when ``h2`` is installed, writing with ``sendall``)."""
+    HTTP/2 when ``h2`` is installed, writing with ``sendall``).
+
+    ``on_exchange(seconds)``, if given, is told how long each call took, from ``open``
+    (retries and their waits included) until its response was closed: the gateway
+    reports it as the upstream's time (``Server-Timing``).
+    """
 
     def __init__(
         self,
@@ -327,9 +341,11 @@ class Transport:
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
         pool: httpx.BaseTransport | None = None,
+        on_exchange: Callable[[float], None] | None = None,
     ) -> None:
         self.timeouts = timeouts or Timeouts()
         self.retry = retry or RetryPolicy()
+        self._on_exchange = on_exchange
         if http2 is None:
             http2 = importlib.util.find_spec("h2") is not None
         #: The connection pool a client built here sends through directly (see ``_send``);
@@ -396,6 +412,7 @@ class Transport:
     def open(self, req: HTTPRequest) -> Response:
         """Send ``req``; retry per policy until a 2xx head arrives; never after."""
         attempts = _Attempts(self.retry, self.timeouts, self._rand)
+        done = self._timer(time.perf_counter()) if self._on_exchange is not None else None
         while True:
             failure: tuple[ProviderError, bool, Mapping[str, str]]
             try:
@@ -404,7 +421,7 @@ class Transport:
                 failure = (_connection_error(exc, req), True, {})
             else:
                 if resp.status_code < 300:
-                    return Response(resp, req, attempts.deadline, attempts.count)
+                    return Response(resp, req, attempts.deadline, attempts.count, done)
                 try:
                     body = resp.read()[:_ERROR_BODY_LIMIT]
                 except httpx.HTTPError:
@@ -413,7 +430,18 @@ class Transport:
                     resp.close()
                 failure = attempts.refused(resp, body, req)
             # Raised (if final) outside the except block: no httpx error is chained to it.
-            self._sleep(attempts.failed(*failure))
+            try:
+                wait = attempts.failed(*failure)
+            except ProviderError:
+                if done is not None:
+                    done()
+                raise
+            self._sleep(wait)
+
+    def _timer(self, started: float) -> Callable[[], None]:
+        on_exchange = self._on_exchange
+        assert on_exchange is not None
+        return lambda: on_exchange(time.perf_counter() - started)
 
 
 class AsyncResponse:

@@ -47,9 +47,10 @@ def read(conn: apsw.Connection, head: int | None, hashing: Hashing) -> list[Chai
         try:
             found = nodes(conn, head)
             try:
-                ids, data = heap.rows(conn, [r[5] for r in found], [r[6] for r in found])
-            except (ValueError, TypeError, OverflowError):
-                ids, data = [], []  # a damaged place: chain_rows reports it
+                spans = _core.heap_spans(found, 5, 6, heap.GAP)
+            except (ValueError, TypeError):
+                spans = []  # a damaged place: chain_rows reports it
+            ids, data = heap.span_buffers(conn, spans)
         finally:
             if not conn.get_autocommit():
                 conn.execute("ROLLBACK")

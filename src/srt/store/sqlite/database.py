@@ -10,6 +10,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from types import TracebackType
 from typing import Any
 
 import apsw
@@ -72,12 +73,16 @@ class Database:
             _keys.require()
             if path == ":memory:":
                 raise ConfigError("an in-memory store cannot be encrypted")
+        header = None
         if path != ":memory:":
-            check_header(path, vfs=vfs, key=key)
+            header = check_header(path, vfs=vfs, key=key)
             create_private_file(path)
+        #: The file's header said WAL (its format version bytes 18-19 are 2): WAL is a
+        #: property of the file, so its connections need no switch (``connect``).
+        self.wal = header is not None and header[18] == 2 and header[19] == 2
         self.connection()  # verify identity and migrate now, so errors surface at open
         if path != ":memory:" and key is None:
-            self.reserved = reserved_bytes(path)
+            self.reserved = header[20] if header is not None else reserved_bytes(path)
 
     def open(self) -> apsw.Connection:
         """A new connection to the file, keyed, checked and configured like every other
@@ -90,6 +95,7 @@ class Database:
             key=self.key,
             hashing=self.hashing,
             durability=self.durability,
+            wal=self.wal,
         )
 
     def connection(self) -> apsw.Connection:
@@ -115,45 +121,14 @@ class Database:
             with contextlib.suppress(apsw.Error):
                 conn.close()
 
-    @contextlib.contextmanager
-    def write(self, action: str, deadline: float | None = None) -> Iterator[apsw.Connection]:
+    def write(self, action: str, deadline: float | None = None) -> Write:
         """A write transaction: the writer lock, then ``BEGIN IMMEDIATE``; commit or roll back.
 
         Waiting for other writers (this process's, then other processes') ends at
         ``deadline`` (a ``time.monotonic()`` value; default: the busy timeout from now)
         with ``StoreBusyError``.
         """
-        conn = self.connection()
-        lock = self.lock
-        if deadline is not None and deadline - time.monotonic() > _NEAR_FULL_WAIT_S:
-            deadline = None  # (within 10 ms of a full busy timeout: SQLite's own will do)
-        with translate(action):
-            left_ms = BUSY_TIMEOUT_MS  # the common case: no wait, SQLite's own timeout
-            if deadline is not None or not lock.acquire(blocking=False):
-                if deadline is None:
-                    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-                if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-                    raise StoreBusyError(
-                        f"{action}: another writer in this process held the database too long"
-                    )
-                left_ms = int((deadline - time.monotonic()) * 1000)
-            try:
-                if left_ms < BUSY_TIMEOUT_MS:
-                    conn.set_busy_timeout(max(1, left_ms))
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                finally:
-                    if left_ms < BUSY_TIMEOUT_MS:
-                        conn.set_busy_timeout(BUSY_TIMEOUT_MS)
-                try:
-                    yield conn
-                except BaseException:
-                    if not conn.get_autocommit():
-                        conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-            finally:
-                lock.release()
+        return Write(self, action, deadline)
 
     def read(self, action: str, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with translate(action):
@@ -187,6 +162,7 @@ class Database:
             raise ConfigError("an in-memory store cannot be encrypted")
         with self.lock:
             self.close()
+            self.wal = False  # the rekey leaves WAL for a while: every open switches back
             conn = self.open()
             try:
                 with translate("re-encrypting the database"):
@@ -212,3 +188,75 @@ class Database:
             except BaseException:
                 self.key = old
                 raise
+
+
+#: What ``translate`` turns into srt errors (an apsw error; apsw decoding a damaged file's text).
+_TRANSLATED = (apsw.Error, UnicodeDecodeError)
+
+
+class Write:
+    """``Database.write``'s scope: ``with db.write(action) as conn:``. A class rather than
+    a generator, and ``translate`` entered only when an error is raised: an append is a
+    few tens of microseconds, and the two generator scopes were 5 of them."""
+
+    __slots__ = ("_action", "_conn", "_db", "_deadline")
+
+    def __init__(self, db: Database, action: str, deadline: float | None) -> None:
+        self._db = db
+        self._action = action
+        self._deadline = deadline
+        self._conn: apsw.Connection | None = None
+
+    def __enter__(self) -> apsw.Connection:
+        conn = self._db.connection()
+        lock = self._db.lock
+        deadline = self._deadline
+        if deadline is not None and deadline - time.monotonic() > _NEAR_FULL_WAIT_S:
+            deadline = None  # (within 10 ms of a full busy timeout: SQLite's own will do)
+        left_ms = BUSY_TIMEOUT_MS  # the common case: no wait, SQLite's own timeout
+        if deadline is not None or not lock.acquire(blocking=False):
+            if deadline is None:
+                deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+            if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                raise StoreBusyError(
+                    f"{self._action}: another writer in this process held the database too long"
+                )
+            left_ms = int((deadline - time.monotonic()) * 1000)
+        try:
+            if left_ms < BUSY_TIMEOUT_MS:
+                conn.set_busy_timeout(max(1, left_ms))
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            finally:
+                if left_ms < BUSY_TIMEOUT_MS:
+                    conn.set_busy_timeout(BUSY_TIMEOUT_MS)
+        except BaseException as exc:
+            lock.release()
+            if isinstance(exc, _TRANSLATED):
+                with translate(self._action):
+                    raise
+            raise
+        self._conn = conn
+        return conn
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        conn, self._conn = self._conn, None
+        assert conn is not None
+        try:
+            if exc is None:
+                conn.execute("COMMIT")
+            elif not conn.get_autocommit():
+                conn.execute("ROLLBACK")
+        except apsw.Error:
+            with translate(self._action):
+                raise
+        finally:
+            self._db.lock.release()
+        if isinstance(exc, _TRANSLATED):
+            with translate(self._action):
+                raise exc

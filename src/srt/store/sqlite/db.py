@@ -385,17 +385,25 @@ MMAP_SIZE = 256 * 1024 * 1024
 SYNCHRONOUS = {"normal": "NORMAL", "full": "FULL"}
 
 
-def _configure(conn: apsw.Connection, new: bool, durability: str = "normal") -> None:
+def _configure(
+    conn: apsw.Connection, new: bool, durability: str = "normal", wal: bool = False
+) -> None:
+    """Per-connection settings. ``wal``: the file is in WAL mode already (its header
+    says so), which SQLite keeps for every connection: no switch."""
     if new:
         conn.execute(f"PRAGMA page_size={PAGE_SIZE:d}")
-    # apsw.bestpractice's per-connection functions, one by one; never apply(),
-    # which would change process-wide hooks in the host application.
-    _switch_to_wal(conn)
-    apsw.bestpractice.connection_enable_foreign_keys(conn)
+    # apsw.bestpractice's per-connection settings (WAL, foreign keys, no double-quoted
+    # strings); never apply(), which would change process-wide hooks in the host
+    # application. The pragmas SQLite keeps per connection go in one call.
+    if not wal:
+        _switch_to_wal(conn)
     apsw.bestpractice.connection_dqs(conn)
     conn.set_busy_timeout(BUSY_TIMEOUT_MS)
-    conn.execute(f"PRAGMA synchronous={SYNCHRONOUS[durability]}")
-    conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT:d}").fetchall()
+    conn.execute(
+        "PRAGMA foreign_keys=ON;"
+        f"PRAGMA synchronous={SYNCHRONOUS[durability]};"
+        f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT:d}"
+    ).fetchall()
 
 
 def _switch_to_wal(conn: apsw.Connection) -> None:
@@ -472,9 +480,12 @@ def check_hashing(conn: apsw.Connection, hashing: Hashing) -> None:
     """``HashKeyError`` unless the file hashes the way ``hashing`` does (and, keyed,
     with the same key)."""
     rows: dict[Any, Any] = {}
-    if conn.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'srt_meta'").get:
-        sql = "SELECT key, value FROM srt_meta WHERE key IN ('hashing', 'hash_key_check')"
+    sql = "SELECT key, value FROM srt_meta WHERE key IN ('hashing', 'hash_key_check')"
+    try:
         rows = {k: v for k, v in conn.execute(sql)}
+    except apsw.SQLError as exc:  # a file from before schema v5 has no srt_meta
+        if not str(exc).startswith("no such table"):
+            raise
     mode = rows.get("hashing", _hashing.XXH3_NAME)
     if mode == hashing.name and rows.get("hash_key_check") == hashing.check:
         return
@@ -499,13 +510,14 @@ def connect(
     key: _keys.Key | None = None,
     hashing: Hashing = _hashing.XXH3,
     durability: str = "normal",
+    wal: bool = False,
 ) -> apsw.Connection:
     """Open one connection to ``path``, verified as srt's and fully configured.
 
     ``vfs`` names a registered SQLite VFS (``None``: the default one); the tests use
     it to inject disk faults. ``key`` decrypts the file (checked by reading it);
     ``hashing`` must be the file's (``HashKeyError`` otherwise); ``durability`` is a
-    key of ``SYNCHRONOUS``.
+    key of ``SYNCHRONOUS``; ``wal``: the file's header says it is in WAL mode already.
     """
     with translate("opening the database"):
         conn = apsw.Connection(path, vfs=vfs)
@@ -519,7 +531,7 @@ def connect(
                 if key is None:
                     raise
                 raise _keys.wrong_key() from exc
-            _configure(conn, version == 0, durability)
+            _configure(conn, version == 0, durability, wal and version > 0)
             if migrate and version < SCHEMA_VERSION:
                 _migrate(conn, lock, hashing)  # which checks the hashing too
             else:

@@ -68,12 +68,16 @@ def create_private_file(path: str) -> None:
 _SETTLE_LOOKS = 5
 
 
-def check_header(path: str, *, vfs: str | None = None, key: _keys.Key | None = None) -> None:
+def check_header(
+    path: str, *, vfs: str | None = None, key: _keys.Key | None = None
+) -> bytes | None:
     """Refuse a file that is not SQLite, or that is shorter than its own header says
     while its ``-wal`` cannot supply the missing pages (``recoverable_by_wal``); with
     ``key``, a file that is not encrypted, and without, one that is.
 
-    Reads the file only; it is never modified.
+    Returns the header of a plain (not encrypted) SQLite file that passed, its first 100
+    bytes; ``None`` for a file that does not exist yet, is empty or is encrypted. Reads
+    the file only; it is never modified.
 
     Another connection's checkpoint writes the header (with the new page count) before
     the pages, and the last connection to close deletes the ``-wal`` once they are all
@@ -81,15 +85,16 @@ def check_header(path: str, *, vfs: str | None = None, key: _keys.Key | None = N
     file refused as truncated is looked at again; if it changed meanwhile it was being
     written, and the check starts over. A damaged file stays as it was.
     """
-    for _ in range(_SETTLE_LOOKS - 1):
-        before = _looks(path)
+    looks = 1
+    while True:
+        seen: list[tuple[int, int, bytes]] = []
         try:
-            _check_header(path, vfs, key)
-            return
+            return _check_header(path, vfs, key, seen)
         except CorruptionError:
-            if _looks(path) == before:
+            # What the check saw against what is there now: a damaged file stays as it was.
+            if looks == _SETTLE_LOOKS or _looks(path) == (seen[0] if seen else None):
                 raise
-    _check_header(path, vfs, key)
+        looks += 1
 
 
 def _looks(path: str) -> tuple[int, int, bytes] | None:
@@ -104,25 +109,29 @@ def _looks(path: str) -> tuple[int, int, bytes] | None:
         return None
 
 
-def _check_header(path: str, vfs: str | None, key: _keys.Key | None) -> None:
+def _check_header(
+    path: str, vfs: str | None, key: _keys.Key | None, seen: list[tuple[int, int, bytes]]
+) -> bytes | None:
+    """``check_header``'s one look; what it saw (``_looks``' figures) goes into ``seen``."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        return
+        return None
     except OSError as exc:  # a file where a directory should be, a name too long, ...
         raise StoreError(f"cannot use the database path: {exc.strerror}") from exc
     if not stat.S_ISREG(st.st_mode):
         raise StoreError("the database path is not a regular file")
     if st.st_size == 0:
-        return
+        return None
     try:
         with open(path, "rb") as f:
             header = f.read(100)
     except OSError as exc:
         raise StoreError(f"cannot read the database file: {exc.strerror}") from exc
+    seen.append((st.st_size, st.st_mtime_ns, header[24:32]))
     if key is not None or _keys.looks_encrypted(header):
         _check_encrypted_header(header, key)
-        return
+        return None
     if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
         raise CorruptionError("the file is not a SQLite database (bad or short header)")
     if header[18] not in (1, 2) or header[19] not in (1, 2):
@@ -142,6 +151,7 @@ def _check_header(path: str, vfs: str | None, key: _keys.Key | None) -> None:
             f"{st.st_size} bytes"
         )
         recoverable_by_wal(path, page_size, short, vfs)
+    return header
 
 
 def _check_encrypted_header(header: bytes, key: _keys.Key | None) -> None:

@@ -29,6 +29,7 @@ trigger and the ``messages`` view use it); ``read`` reads many at once for a cha
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import apsw
 
@@ -37,11 +38,16 @@ from ... import _core
 __all__ = [
     "HEAP_SQL",
     "ROWS_SQL",
+    "End",
     "append",
     "body_sql",
+    "end",
     "read",
     "row_bytes",
     "rows",
+    "span_buffers",
+    "span_rows",
+    "write",
 ]
 
 #: The heap table and the view that shows each stored message as a row.
@@ -87,38 +93,63 @@ def row_bytes(page_size: int, reserved: int = 0, target: int = 16 * 1024) -> int
     return payload - 6
 
 
-def append(conn: apsw.Connection, body: bytes, row: int) -> int:
-    """Append ``body`` to the stream (inside a write transaction); return its offset."""
-    # The last row's size and where its bytes end (its first zero byte), found by SQLite:
-    # the row's 16 KiB never come into Python.
+class End(NamedTuple):
+    """The heap's last row: its id (the offset of its first byte), its size, and how many
+    of its bytes the stream fills."""
+
+    id: int
+    size: int
+    fill: int
+
+
+def end(conn: apsw.Connection) -> End | None:
+    """Where the stream ends (``None``: the heap is empty), found by SQLite: the last row's
+    size and its first zero byte; the row's bytes never come into Python."""
     last = conn.execute(
         "SELECT id, length(data), instr(data, x'00') FROM heap ORDER BY id DESC LIMIT 1"
     ).fetchone()
+    if last is None:
+        return None
+    size, zero = int(last[1]), int(last[2])
+    return End(int(last[0]), size, size if zero == 0 else zero - 1)
+
+
+def write(conn: apsw.Connection, body: bytes, row: int, last: End | None) -> tuple[int, End]:
+    """Append ``body`` to the stream (inside a write transaction) after ``last``, the
+    stream's end as ``end`` or the previous ``write`` of this transaction returned;
+    return its offset and the stream's new end."""
     start, pos = 0, 0
     if last is not None:
-        tail_id, size, zero = int(last[0]), int(last[1]), int(last[2])
-        fill = size if zero == 0 else zero - 1
-        start = tail_id + fill
-        pos = min(size - fill, len(body))
+        start = last.id + last.fill
+        pos = min(last.size - last.fill, len(body))
         if pos:
-            blob = conn.blob_open("main", "heap", "data", tail_id, True)
+            blob = conn.blob_open("main", "heap", "data", last.id, True)
             try:
-                blob.seek(fill)
+                blob.seek(last.fill)
                 blob.write(body[:pos])
             finally:
                 blob.close()
+            last = End(last.id, last.size, last.fill + pos)
     while pos < len(body):
         piece = body[pos : pos + row]
         conn.execute(
             "INSERT INTO heap(id, data) VALUES (?, ?)",
             (start + pos, piece + bytes(row - len(piece))),
         )
+        last = End(start + pos, row, len(piece))
         pos += len(piece)
-    return start
+    if last is None:  # an empty body in an empty heap: the stream is still empty
+        return start, End(0, 0, 0)
+    return start, last
+
+
+def append(conn: apsw.Connection, body: bytes, row: int) -> int:
+    """Append ``body`` to the stream (inside a write transaction); return its offset."""
+    return write(conn, body, row, end(conn))[0]
 
 
 #: Ranges closer than this many bytes are read with one query (and the rows between).
-_GAP = 16 * 1024
+GAP = 16 * 1024
 
 #: The heap rows holding any byte of ``[?1, ?2)``, in order.
 ROWS_SQL = (
@@ -130,20 +161,78 @@ ROWS_SQL = (
 def rows(conn: apsw.Connection, ats: list[int], lens: list[int]) -> tuple[list[int], list[bytes]]:
     """The heap rows holding the bodies at ``(ats[i], lens[i])``: their ids and data, in
     order (each row once)."""
+    places = list(zip(ats, lens, strict=True))  # (ValueError if their lengths differ)
+    return span_rows(conn, _core.heap_spans(places, 0, 1, GAP))
+
+
+def span_rows(conn: apsw.Connection, spans: list[tuple[int, int]]) -> tuple[list[int], list[bytes]]:
+    """The heap rows holding any byte of the ranges ``spans`` (``[lo, hi)``, ascending, as
+    ``_core.heap_spans`` gives them): their ids and data, in order (each row once)."""
     ids: list[int] = []
     data: list[bytes] = []
-    spans: list[list[int]] = []
-    for at, n in sorted(zip(ats, lens, strict=True)):
-        if spans and at <= spans[-1][1] + _GAP:
-            spans[-1][1] = max(spans[-1][1], at + n)
-        else:
-            spans.append([at, at + n])
     for lo, hi in spans:
         for rid, blob in conn.execute(ROWS_SQL, (lo, hi)):
             if ids and rid <= ids[-1]:
                 continue  # the row that ended the previous span
             ids.append(rid)
             data.append(blob)
+    return ids, data
+
+
+#: The heap rows over ``[?1, ?2)`` as ``ROWS_SQL`` finds them, without their data: id,
+#: size, and whether the data is a BLOB (SQLite reads neither the data nor its overflow
+#: pages for ``length`` or ``typeof``).
+SIZES_SQL = (
+    "SELECT id, length(data), typeof(data) = 'blob' FROM heap "
+    "WHERE id >= coalesce((SELECT max(id) FROM heap WHERE id <= ?1), 0) AND id < ?2 ORDER BY id"
+)
+
+
+def span_buffers(
+    conn: apsw.Connection, spans: list[tuple[int, int]]
+) -> tuple[list[int], list[bytes | bytearray]]:
+    """``span_rows``' stream, with each span's rows read into one buffer by incremental
+    blob I/O when they are adjacent blobs (the common case): one copy out of the file's
+    pages where a SELECT makes two, and one object where it makes one a row. A span
+    that is not (a damaged or odd file) is read by ``span_rows``, as are any rows whose
+    blob read fails; so the rows read are always ``span_rows``' rows."""
+    ids: list[int] = []
+    data: list[bytes | bytearray] = []
+    last = -1  # the last row taken: a span's first row may be the one that ended the last
+    blob: apsw.Blob | None = None
+    try:
+        for lo, hi in spans:
+            sizes = [r for r in conn.execute(SIZES_SQL, (lo, hi)) if r[0] > last]
+            first = sizes[0][0] if sizes else -1
+            total, adjacent = 0, bool(sizes)
+            for rid, size, is_blob in sizes:
+                if is_blob != 1 or type(size) is not int or size <= 0 or rid != first + total:
+                    adjacent = False
+                    break
+                total += size
+            buf = bytearray(total) if adjacent else None
+            if buf is not None:
+                try:
+                    if blob is None:
+                        blob = conn.blob_open("main", "heap", "data", first, False)
+                    for rid, size, _ in sizes:
+                        blob.reopen(rid)
+                        blob.read_into(buf, rid - first, size)
+                except (apsw.SQLError, apsw.CorruptError, ValueError):
+                    buf = None  # span_rows reads them, and meets what is wrong the same way
+            if buf is not None:
+                ids.append(first)
+                data.append(buf)
+                last = sizes[-1][0]
+                continue
+            for rid, row in zip(*span_rows(conn, [(lo, hi)]), strict=True):
+                if rid > last:
+                    ids.append(rid)
+                    data.append(row)
+                    last = rid
+    finally:
+        if blob is not None:
+            blob.close()
     return ids, data
 
 

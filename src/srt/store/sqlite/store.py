@@ -58,7 +58,7 @@ from ..base import (
     VerifyReport,
     check_object,
 )
-from . import backup, chains, heap, maintenance, verify, views
+from . import backup, chains, heap, maintenance, verify, views, writes
 from .database import Database
 from .db import (
     OBJECTS_SQL,
@@ -77,7 +77,7 @@ from .statements import (
     SELECT_CALLS,
     TAIL_SQL,
 )
-from .writes import OBJECT_COLUMNS, insert_nodes, put_object, swap_head
+from .writes import OBJECT_COLUMNS, Tip, put_object, swap_head
 
 __all__ = ["SQLiteStore"]
 
@@ -129,6 +129,8 @@ class SQLiteStore(Store):
             page_size = int(self.db.connection().execute("PRAGMA page_size").get)
         #: Body bytes per heap row (heap.py): what fills one page of this file.
         self._row = heap.row_bytes(page_size, self.db.reserved)
+        #: What the last append left (``writes.Tip``), for the next one on its connection.
+        self._tip: Tip | None = None
         # Whether the objects table is known to exist (created by the first object
         # written; never dropped, so once seen it stays).
         self._objects = False
@@ -327,9 +329,13 @@ class SQLiteStore(Store):
         deadline: float | None = None,
     ) -> list[int]:
         with self.db.write("appending to a session", deadline) as conn:
-            ids = insert_nodes(conn, parent, depth, items, self._row, self.hashing)
-            head = ids[-1] if ids else parent
-            swap_head(conn, session, expected, head)
+            tip, self._tip = self._tip, None  # recorded again only once this commits
+            if tip is not None and (tip.conn is not conn or writes.version(conn) != tip.version):
+                tip = None  # another thread's connection, or a commit since
+            done = writes.append(
+                conn, session, expected, parent, depth, items, self._row, self.hashing, tip
+            )
+            head = done.head
             if call is not None:
                 row = list(_call_values(call))
                 row[_NODE] = head
@@ -340,7 +346,10 @@ class SQLiteStore(Store):
                 put_object(conn, obj, head if obj.at_head else obj.node)
         if objects:
             self._objects = True  # committed
-        return ids
+        now = writes.version(conn)
+        if now is not None:
+            self._tip = Tip(conn, now, session, head, done.prefix, done.end)
+        return done.ids
 
     # -- the ledger ------------------------------------------------------------------
 

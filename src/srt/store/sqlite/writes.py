@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import apsw
 
@@ -18,7 +18,17 @@ from ...errors import ConflictError, CorruptionError, SessionNotFoundError
 from ..base import NewNode, ObjectPut, check_object
 from . import heap
 
-__all__ = ["OBJECT_COLUMNS", "check_head", "insert_nodes", "one", "put_object", "swap_head"]
+__all__ = [
+    "OBJECT_COLUMNS",
+    "Appended",
+    "Tip",
+    "append",
+    "check_head",
+    "one",
+    "put_object",
+    "swap_head",
+    "version",
+]
 
 #: The columns of ``objects`` that ``ObjectRow`` holds, in its order.
 OBJECT_COLUMNS = "kind, scope, key, value, node, expires, created, updated"
@@ -27,8 +37,19 @@ _INSERT_NODE = (
     "INSERT INTO nodes(parent, depth, hash, prefix, at, len, meta, status) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_FIND_NODE = "SELECT id, depth, prefix, at, len, status FROM nodes WHERE hash = ? AND parent IS ?"
-_FIND_MESSAGE = "SELECT at, len FROM nodes WHERE hash = ? LIMIT 1"
+#: The node holding a message below a parent, else (NULL ids) the place of the message
+#: below any parent, else nothing: one statement, both through ``nodes_hash``.
+_FIND = (
+    "SELECT id, depth, prefix, at, len, status FROM nodes WHERE hash = ?1 AND parent IS ?2 "
+    "UNION ALL SELECT NULL, NULL, NULL, at, len, NULL FROM "
+    "(SELECT at, len FROM nodes WHERE hash = ?1 LIMIT 1) LIMIT 1"
+)
+_SESSION_HEAD = "SELECT head, head_prefix FROM sessions WHERE id = ?"
+_SET_HEAD = "UPDATE sessions SET head = ?, head_prefix = ?, updated = ? WHERE id = ? AND head IS ?"
+_MOVED = (
+    "the session head moved since this handle last saw it (a concurrent "
+    "append); nothing was written: refresh() and retry, or pass rebase=True"
+)
 
 
 def one(cursor: apsw.Cursor) -> Any:
@@ -43,10 +64,7 @@ def check_head(conn: apsw.Connection, session: int, expected: int | None) -> Non
     if row is None:
         raise SessionNotFoundError("the session was deleted")
     if row[0] != expected:
-        raise ConflictError(
-            "the session head moved since this handle last saw it (a concurrent "
-            "append); nothing was written: refresh() and retry, or pass rebase=True"
-        )
+        raise ConflictError(_MOVED)
 
 
 def swap_head(conn: apsw.Connection, session: int, expected: int | None, new: int | None) -> None:
@@ -61,33 +79,123 @@ def swap_head(conn: apsw.Connection, session: int, expected: int | None, new: in
         raise AssertionError("unreachable: head unchanged but CAS failed")
 
 
-def insert_nodes(
+class Tip(NamedTuple):
+    """What a store's last append left on a connection: the session it moved, its new
+    head and that head's prefix hash, and the heap's end (``None``: unknown).
+
+    Good for the connection's next append only while nothing has been committed to the
+    file since, by any connection this one included: ``version`` is the connection's
+    data version (``version``) read right after the append committed. A rolled-back
+    transaction leaves the version as it was, so the caller records a tip only after a
+    commit and forgets the one it holds when a transaction begins.
+    """
+
+    conn: apsw.Connection
+    version: int
+    session: int
+    head: int | None
+    prefix: bytes | None
+    end: heap.End | None
+
+
+def version(conn: apsw.Connection) -> int | None:
+    """The connection's data version (SQLite's ``SQLITE_FCNTL_DATA_VERSION``: it changes
+    with every commit to the file, this connection's and others'); ``None`` without an
+    APSW that reads it."""
+    read = getattr(conn, "data_version", None)
+    return int(read()) if read is not None else None
+
+
+class Appended(NamedTuple):
+    """An append's new nodes, the session's new head and its prefix hash, and the heap's
+    end (``None``: unknown)."""
+
+    ids: list[int]
+    head: int | None
+    prefix: bytes | None
+    end: heap.End | None
+
+
+def append(
     conn: apsw.Connection,
+    session: int,
+    expected: int | None,
     parent: int | None,
     depth: int,
     items: Sequence[NewNode],
     row: int,
     hashing: Hashing = XXH3,
-) -> list[int]:
-    """Insert (or find) the messages and nodes of ``items`` below ``parent``.
+    tip: Tip | None = None,
+) -> Appended:
+    """Link ``items`` below ``parent`` and compare-and-swap the session head from
+    ``expected`` to the last of them, inside a write transaction (the caller rolls back
+    on any error).
 
-    A node with the same message below the same parent is reused after a structural
-    check (its depth and prefix hash); a message already stored is reused after a
-    byte-for-byte check; a mismatch is a ``CorruptionError``. New bodies go to the end
-    of the heap (``row``: its row size). Each prefix hash must chain from its parent's
-    under the store's ``hashing``. Must run inside a write transaction.
+    The session row is read first: a head that moved is a ``ConflictError`` before
+    anything is written, and its ``head_prefix`` is the parent's prefix hash when
+    appending at the head. ``tip`` (the connection's last append, still current) stands
+    in for that read and for finding the heap's end.
     """
-    ids: list[int] = []
-    execute = conn.execute
-    above = _core.ROOT
-    if parent is not None:
-        top = execute("SELECT prefix FROM nodes WHERE id = ?", (parent,)).fetchone()
+    end = None
+    if tip is not None and tip.session == session and tip.head == expected:
+        head_prefix, end = tip.prefix, tip.end
+    else:
+        found = conn.execute(_SESSION_HEAD, (session,)).fetchone()
+        if found is None:
+            raise SessionNotFoundError("the session was deleted")
+        if found[0] != expected:
+            raise ConflictError(_MOVED)
+        head_prefix = found[1]
+        if tip is not None:
+            end = tip.end
+    if parent is None:
+        above = _core.ROOT
+    elif parent == expected:
+        if not isinstance(head_prefix, bytes):
+            raise CorruptionError(
+                "the session row lost its head's prefix hash (the file is damaged); "
+                "nothing was written: run srt verify"
+            )
+        above = head_prefix
+    else:
+        top = conn.execute("SELECT prefix FROM nodes WHERE id = ?", (parent,)).fetchone()
         if top is None:
             raise ConflictError(
                 f"the node to append below ({parent}) is not stored (collected by gc?); "
                 "nothing was written"
             )
         above = top[0]
+    ids, above, end = _link(conn, parent, depth, items, row, hashing, above, end)
+    head = ids[-1] if ids else parent
+    prefix = above if head is not None else None
+    conn.execute(_SET_HEAD, (head, prefix, time.time(), session, expected))
+    if not conn.changes():
+        check_head(conn, session, expected)  # the tip was not current after all
+        raise CorruptionError("a session row found in this transaction could not be updated")
+    return Appended(ids, head, prefix, end)
+
+
+def _link(
+    conn: apsw.Connection,
+    parent: int | None,
+    depth: int,
+    items: Sequence[NewNode],
+    row: int,
+    hashing: Hashing,
+    above: bytes,
+    end: heap.End | None,
+) -> tuple[list[int], bytes, heap.End | None]:
+    """Insert (or find) the messages and nodes of ``items`` below ``parent``, whose prefix
+    hash is ``above``; return their ids, the last prefix hash and the heap's end.
+
+    A node with the same message below the same parent is reused after a structural
+    check (its depth and prefix hash); a message already stored is reused after a
+    byte-for-byte check; a mismatch is a ``CorruptionError``. New bodies go to the end
+    of the heap (``end``, ``None``: find it; ``row``: a heap row's size). Each prefix
+    hash must chain from its parent's under the store's ``hashing``.
+    """
+    ids: list[int] = []
+    execute = conn.execute
     for mhash, body, prefix, meta, status in items:
         depth += 1
         if prefix != hashing.chain(above, mhash):
@@ -96,38 +204,33 @@ def insert_nodes(
                 f"{mhash.hex()}; nothing was linked"
             )
         above = prefix
-        found = execute(_FIND_NODE, (mhash, parent)).fetchone()
+        found = execute(_FIND, (mhash, parent)).fetchone()
         if found is not None:
             nid, ndepth, nprefix, at, length, nstatus = found
-            if (ndepth, nprefix) != (depth, prefix):
-                raise CorruptionError(
-                    f"node {nid} holds message {mhash.hex()} below the same parent but a "
-                    "different depth or prefix hash; nothing was linked"
-                )
             if length != len(body) or heap.read(conn, [at], [length])[0] != body:
                 raise CorruptionError(
                     f"hash collision or damaged row: message {mhash.hex()} is stored with "
                     "different bytes; nothing was linked"
                 )
-            if nstatus is not None and status is None:  # a complete reply completes it
-                execute("UPDATE nodes SET status = NULL WHERE id = ?", (nid,))
-            parent = nid
-            ids.append(nid)
-            continue
-        stored = execute(_FIND_MESSAGE, (mhash,)).fetchone()
-        if stored is None:
-            at = heap.append(conn, body, row)
+            if nid is not None:  # the node itself: reuse it
+                if (ndepth, nprefix) != (depth, prefix):
+                    raise CorruptionError(
+                        f"node {nid} holds message {mhash.hex()} below the same parent but a "
+                        "different depth or prefix hash; nothing was linked"
+                    )
+                if nstatus is not None and status is None:  # a complete reply completes it
+                    execute("UPDATE nodes SET status = NULL WHERE id = ?", (nid,))
+                parent = nid
+                ids.append(nid)
+                continue
         else:
-            at, length = stored
-            if length != len(body) or heap.read(conn, [at], [length])[0] != body:
-                raise CorruptionError(
-                    f"hash collision or damaged row: message {mhash.hex()} is stored with "
-                    "different bytes; nothing was linked"
-                )
+            if end is None:
+                end = heap.end(conn)
+            at, end = heap.write(conn, body, row, end)
         execute(_INSERT_NODE, (parent, depth, mhash, prefix, at, len(body), meta, status))
         parent = conn.last_insert_rowid()
         ids.append(parent)
-    return ids
+    return ids, above, end
 
 
 def put_object(conn: apsw.Connection, obj: ObjectPut, node: int | None) -> None:
