@@ -278,3 +278,44 @@ def test_the_watchdog_keeps_nothing_it_expired_alive() -> None:
         assert gone() is None
     finally:
         gc.enable()
+
+
+class _Counting(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    connections = 0
+
+    def setup(self) -> None:
+        type(self).connections += 1
+        super().setup()
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200)
+        self.send_header("content-length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_threads_reuse_their_connections(transport: Callable[..., Transport]) -> None:
+    """More threads than httpx keeps alive by default (20): every connection given back is
+    kept, so 32 threads sending 20 calls each open 32 connections, not one a call."""
+    import concurrent.futures
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Counting)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        t = transport()
+        url = f"http://127.0.0.1:{srv.server_address[1]}"
+
+        def call(_: int) -> bytes:
+            return t.open(HTTPRequest("POST", url + "/v1/x", {}, b"{}")).read()
+
+        with concurrent.futures.ThreadPoolExecutor(32) as pool:
+            assert set(pool.map(call, range(640))) == {b"{}"}
+        assert _Counting.connections <= 32
+    finally:
+        srv.shutdown()
+        srv.server_close()

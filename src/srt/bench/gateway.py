@@ -224,6 +224,7 @@ async def _concurrent(
     process), the gateway (all its workers), the upstream and ``pids``' other trees."""
     timeout = httpx.Timeout(600.0)
     errors: dict[str, int] = {}
+    said: list[str] = []  # the first few errors' messages
     walls: list[float] = []
 
     def client() -> httpx.AsyncClient:
@@ -261,8 +262,12 @@ async def _concurrent(
                     walls.append(time.perf_counter() - t0)
                     if r.status_code != 200:
                         errors[str(r.status_code)] = errors.get(str(r.status_code), 0) + 1
+                        if len(said) < 5:
+                            said.append(f"{r.status_code}: {r.text[:400]}")
                 except httpx.HTTPError as exc:
                     errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                    if len(said) < 5:
+                        said.append(f"{type(exc).__name__}: {exc}"[:400])
 
         t0 = time.perf_counter()
         await asyncio.gather(*(one(c, i) for c, i in zip(clients, ids, strict=True)))
@@ -280,6 +285,7 @@ async def _concurrent(
         "turns": turns,
         "requests": convs * turns,
         "errors": errors,
+        "error_samples": said,
         "throughput_rps": convs * turns / elapsed,
         "wall_s": elapsed,
         "p50_overhead_ms": _pct(over, 0.5),

@@ -125,7 +125,9 @@ class HTTPTransport(httpx.HTTPTransport):
         limits: httpx.Limits | None = None,
         network_backend: httpcore.NetworkBackend | None = None,
     ) -> None:
-        limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        # Every connection a call gives back is kept for the next (httpx keeps 20 of
+        # 100): with more threads than that, each extra call opened a new connection.
+        limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=100)
         context = httpx.create_ssl_context(verify=verify)
         super().__init__(verify=context, http2=http2, limits=limits)
         # httpx builds its pool without a way to choose the network backend: this one is

@@ -103,6 +103,7 @@ class App(Protocol):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 1024  # a real server's accept backlog (socketserver's is 5)
 
     def __init__(self, address: tuple[str, int], app: App) -> None:
         self.app = app
