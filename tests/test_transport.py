@@ -319,3 +319,10 @@ def test_threads_reuse_their_connections(transport: Callable[..., Transport]) ->
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_a_client_and_a_pool_together_are_a_config_error() -> None:
+    import httpx
+
+    with httpx.Client() as client, pytest.raises(srt.ConfigError, match="not both"):
+        Transport(client=client, pool=httpx.HTTPTransport())

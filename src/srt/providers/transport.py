@@ -38,6 +38,7 @@ import httpx
 
 from .._core import Body
 from ..errors import (
+    ConfigError,
     ProviderAuthError,
     ProviderConnectionError,
     ProviderError,
@@ -359,7 +360,7 @@ class Transport:
                 timeout=self.timeouts.httpx(), transport=self._pool, follow_redirects=False
             )
         elif pool is not None:
-            raise ValueError("give a client or a pool, not both")
+            raise ConfigError("Transport: give a client or a pool, not both")
         self._client = client
         self._timeout = {"timeout": self.timeouts.httpx().as_dict()}
         self._urls: dict[str, httpx.URL] = {}
@@ -412,7 +413,8 @@ class Transport:
     def open(self, req: HTTPRequest) -> Response:
         """Send ``req``; retry per policy until a 2xx head arrives; never after."""
         attempts = _Attempts(self.retry, self.timeouts, self._rand)
-        done = self._timer(time.perf_counter()) if self._on_exchange is not None else None
+        on_exchange, started = self._on_exchange, time.perf_counter()
+        done = None if on_exchange is None else lambda: on_exchange(time.perf_counter() - started)
         while True:
             failure: tuple[ProviderError, bool, Mapping[str, str]]
             try:
@@ -437,11 +439,6 @@ class Transport:
                     done()
                 raise
             self._sleep(wait)
-
-    def _timer(self, started: float) -> Callable[[], None]:
-        on_exchange = self._on_exchange
-        assert on_exchange is not None
-        return lambda: on_exchange(time.perf_counter() - started)
 
 
 class AsyncResponse:

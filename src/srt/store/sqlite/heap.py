@@ -151,11 +151,13 @@ def append(conn: apsw.Connection, body: bytes, row: int) -> int:
 #: Ranges closer than this many bytes are read with one query (and the rows between).
 GAP = 16 * 1024
 
-#: The heap rows holding any byte of ``[?1, ?2)``, in order.
-ROWS_SQL = (
-    "SELECT id, data FROM heap WHERE id >= coalesce((SELECT max(id) FROM heap WHERE id <= ?1), 0) "
+#: The heap rows over ``[?1, ?2)``: from the one holding its first byte, in order.
+_SPAN = (
+    "FROM heap WHERE id >= coalesce((SELECT max(id) FROM heap WHERE id <= ?1), 0) "
     "AND id < ?2 ORDER BY id"
 )
+#: The heap rows holding any byte of ``[?1, ?2)``, in order.
+ROWS_SQL = f"SELECT id, data {_SPAN}"
 
 
 def rows(conn: apsw.Connection, ats: list[int], lens: list[int]) -> tuple[list[int], list[bytes]]:
@@ -182,10 +184,7 @@ def span_rows(conn: apsw.Connection, spans: list[tuple[int, int]]) -> tuple[list
 #: The heap rows over ``[?1, ?2)`` as ``ROWS_SQL`` finds them, without their data: id,
 #: size, and whether the data is a BLOB (SQLite reads neither the data nor its overflow
 #: pages for ``length`` or ``typeof``).
-SIZES_SQL = (
-    "SELECT id, length(data), typeof(data) = 'blob' FROM heap "
-    "WHERE id >= coalesce((SELECT max(id) FROM heap WHERE id <= ?1), 0) AND id < ?2 ORDER BY id"
-)
+SIZES_SQL = f"SELECT id, length(data), typeof(data) = 'blob' {_SPAN}"
 
 
 def span_buffers(
