@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
@@ -101,15 +105,36 @@ def serve(args: argparse.Namespace) -> int:
             log_level="warning",
         )
         return 0
-    uvicorn.run(
-        gateway.app(cfg, gateway.runtime_for(cfg, db)),
-        timeout_keep_alive=KEEP_ALIVE_S,
-        backlog=BACKLOG,
-        host=cfg.host,
-        port=cfg.port,
-        log_level="warning",
-    )
+    with _exit_on_sigterm(), gateway.runtime_for(cfg, db) as rt:
+        uvicorn.run(
+            gateway.app(cfg, rt),
+            timeout_keep_alive=KEEP_ALIVE_S,
+            backlog=BACKLOG,
+            host=cfg.host,
+            port=cfg.port,
+            log_level="warning",
+        )
     return 0
+
+
+@contextlib.contextmanager
+def _exit_on_sigterm() -> Iterator[None]:
+    """SIGTERM raises ``SystemExit(143)`` in the block, so the runtime is closed (its store
+    gives the heap's unused end back, ``SQLiteStore.close``) rather than dropped: uvicorn
+    stops gracefully on SIGTERM and then raises the signal again under the handler it
+    found, whose default ends the process at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # (signal handlers belong to the main thread)
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    old = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def dataclasses_replace_key(cfg: Config, name: str, env: str) -> Config:

@@ -42,11 +42,13 @@ __all__ = [
     "append",
     "body_sql",
     "end",
+    "fit",
     "read",
     "row_bytes",
     "rows",
     "span_buffers",
     "span_rows",
+    "trim",
     "write",
 ]
 
@@ -81,9 +83,24 @@ def row_bytes(page_size: int, reserved: int = 0, target: int = 16 * 1024) -> int
     (usable - 4)`` fills the leaf page and ``k`` overflow pages exactly.
     """
     usable = page_size - reserved
-    leaf, chunk = usable - 35, usable - 4
-    k = max(0, round((target - leaf) / chunk))
-    payload = leaf + k * chunk
+    k = max(0, round((target - (usable - 35)) / (usable - 4)))
+    return _exact(usable, k)
+
+
+def fit(page_size: int, reserved: int, fill: int) -> int:
+    """The smallest row size of ``row_bytes``' kind (one leaf page plus whole overflow
+    pages, filled exactly) that holds ``fill`` bytes."""
+    usable = page_size - reserved
+    k = max(0, -(-(fill - (usable - 35)) // (usable - 4)))
+    while _exact(usable, k) < fill:  # (the record's header: a few bytes, at most once)
+        k += 1
+    return _exact(usable, k)
+
+
+def _exact(usable: int, k: int) -> int:
+    """The data of a heap record whose payload fills a leaf page and ``k`` overflow
+    pages of a page with ``usable`` bytes exactly."""
+    payload = (usable - 35) + k * (usable - 4)
     # The record: header size (1 byte), the id's type (NULL: 1 byte), data's type varint.
     for header in (4, 5, 6):
         data = payload - header
@@ -146,6 +163,30 @@ def write(conn: apsw.Connection, body: bytes, row: int, last: End | None) -> tup
 def append(conn: apsw.Connection, body: bytes, row: int) -> int:
     """Append ``body`` to the stream (inside a write transaction); return its offset."""
     return write(conn, body, row, end(conn))[0]
+
+
+def trim(conn: apsw.Connection, page_size: int, reserved: int = 0) -> int:
+    """Inside a write transaction: cut the last row to the smallest size of whole pages
+    that holds its bytes (``fit``), so the pages of its unused end go to the freelist;
+    return how many bytes were cut. Only zero bytes are cut (a row whose cut part is
+    not all zeros is left as it is), and the zeros before the next page boundary stay:
+    the first zero byte still ends the stream, and an append fills the row before it
+    starts a new one. The row is deleted and inserted again, not updated: an update
+    would take the new row's pages before freeing the old ones, growing the file.
+    """
+    last = end(conn)
+    if last is None:
+        return 0
+    size = fit(page_size, reserved, last.fill)
+    if size >= last.size:
+        return 0
+    found = conn.execute("SELECT data FROM heap WHERE id = ?", (last.id,)).fetchone()
+    data = found[0] if found is not None else None
+    if type(data) is not bytes or len(data) != last.size or data[size:] != bytes(len(data) - size):
+        return 0
+    conn.execute("DELETE FROM heap WHERE id = ?", (last.id,))
+    conn.execute("INSERT INTO heap(id, data) VALUES (?, ?)", (last.id, data[:size]))
+    return last.size - size
 
 
 #: Ranges closer than this many bytes are read with one query (and the rows between).

@@ -20,6 +20,7 @@ the ``ls``/``show --tree`` views in ``views``.
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import os
 import re
@@ -38,6 +39,7 @@ from ...errors import (
     SessionExistsError,
     SessionLimitError,
     SessionNotFoundError,
+    StoreError,
 )
 from ..base import (
     CALL_FIELDS,
@@ -79,7 +81,10 @@ from .statements import (
 )
 from .writes import OBJECT_COLUMNS, Tip, put_object, swap_head
 
-__all__ = ["SQLiteStore"]
+__all__ = ["TRIM_WAIT_S", "SQLiteStore"]
+
+#: How long ``close`` waits for the file's writer lock to trim the heap (then skips it).
+TRIM_WAIT_S = 0.05
 
 _call_values = operator.attrgetter(*CALL_FIELDS)
 _NODE = CALL_FIELDS.index("node")
@@ -128,7 +133,10 @@ class SQLiteStore(Store):
         with translate("opening the database"):
             page_size = int(self.db.connection().execute("PRAGMA page_size").get)
         #: Body bytes per heap row (heap.py): what fills one page of this file.
+        self._page_size = page_size
         self._row = heap.row_bytes(page_size, self.db.reserved)
+        #: The pid of the process this store last appended in (``close`` trims the heap).
+        self._wrote: int | None = None
         #: What the last append left (``writes.Tip``), for the next one on its connection.
         self._tip: Tip | None = None
         # Whether the objects table is known to exist (created by the first object
@@ -155,7 +163,24 @@ class SQLiteStore(Store):
         return f"<srt.SQLiteStore path={self.path!r}>"
 
     def close(self) -> None:
+        """Close every connection; first, if this store appended since it was opened,
+        give the heap's unused end back to the file (``heap.trim``, best effort)."""
+        wrote, self._wrote = self._wrote, None
+        self._tip = None
+        if wrote == os.getpid() and self.path != ":memory:":
+            self._trim()
         self.db.close()
+
+    def _trim(self) -> None:
+        """Cut the heap's last row to the pages it uses, in one short write transaction.
+        Best effort: a busy file (given ``TRIM_WAIT_S``, no more), a read-only one, a
+        full disk or a damaged row leaves the row as it was, and nothing is raised."""
+        deadline = time.monotonic() + TRIM_WAIT_S
+        with (
+            contextlib.suppress(StoreError, apsw.Error, ValueError, TypeError),
+            self.db.write("trimming the heap", deadline) as conn,
+        ):
+            heap.trim(conn, self._page_size, self.db.reserved)
 
     @property
     def store_id(self) -> str:
@@ -344,8 +369,9 @@ class SQLiteStore(Store):
                 self._ensure_objects(conn)
             for obj in objects:
                 put_object(conn, obj, head if obj.at_head else obj.node)
+        self._wrote = os.getpid()  # committed
         if objects:
-            self._objects = True  # committed
+            self._objects = True
         now = writes.version(conn)
         if now is not None:
             self._tip = Tip(conn, now, session, head, done.prefix, done.end)
