@@ -336,7 +336,7 @@ class HeapMachine(RuleBasedStateMachine):
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def bodies(self, sizes: list[int | str]) -> list[bytes]:
-        out = []
+        out: list[bytes] = []
         for size in sizes:
             self.n += 1
             if isinstance(size, str):
