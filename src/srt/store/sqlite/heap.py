@@ -15,6 +15,15 @@ append writes only the pages its bytes fall in. Canonical bodies are JSON, which
 holds a zero byte, so the first zero byte of the last row is where the stream ends.
 (``gc`` overwrites the bodies it removes with spaces, never with zeros.)
 
+At rest the last row holds no whole page of zeros: a store that appended cuts it, as it
+closes, to the smallest row of whole pages that holds its bytes (``trim``, ``fit``; one
+short write transaction, skipped if the file is busy or cannot be written), and the
+pages cut go to the freelist, for the next rows. The row keeps its zeros up to that
+page's end, so the first zero byte still ends the stream; an append fills them, then
+starts a new full row at the cut row's end. A cut row fills its pages exactly, as a
+full one does, so the stream holds rows of several sizes and only the last row leaves
+any of its pages unused (less than one page).
+
 Why: a row per message leaves, on average, half a message unused at the end of every
 leaf page (a page holds only whole cells), which is what made 16 KiB pages necessary
 for the file to stay near the size of the text; and 16 KiB pages made every append
