@@ -46,13 +46,15 @@ def heap_rows(path: str) -> list[tuple[int, bytes]]:
 def stream_of(rows: list[tuple[int, bytes]]) -> bytes:
     """The stream the rows hold, after checking the heap's invariants: rows follow one
     another without gaps, only the last has zero bytes (its free end, all zeros), and
-    every row fills whole pages exactly (``fit`` gives its own size)."""
+    every row fills whole pages exactly (``fit`` gives its own size) and all but the last
+    are full rows (a cut row grows again before a new row starts)."""
     out = bytearray()
     for k, (rid, data) in enumerate(rows):
         assert rid == len(out), "rows must follow one another"
         assert heap.fit(PAGE, 0, len(data)) == len(data), "a row must fill whole pages"
         if k < len(rows) - 1:
             assert 0 not in data, "only the last row has a free end"
+            assert len(data) == ROW, "only the last row is shorter than a full row"
             out += data
         else:
             fill = data.find(0)
@@ -107,6 +109,15 @@ class Chain:
         assert [r[2] for r in store.chain(self.head)] == self.bodies
 
 
+def preallocate(store: SQLiteStore, chain: Chain) -> None:
+    """Two appends: the store's first takes only the pages it needs, the second a full
+    row, whose unused end the store's close cuts."""
+    chain.append(store, sized(f"p{len(chain.bodies)}", 900))
+    chain.append(store, sized(f"q{len(chain.bodies)}", ROW // 2))
+    last = heap_rows(store.path)[-1][1]
+    assert len(last) == ROW and 0 in last
+
+
 @pytest.fixture
 def path(tmp_path: Path) -> str:
     return str(tmp_path / "heap.db")
@@ -123,8 +134,11 @@ def file_bytes(path: str) -> dict[str, str]:
 def test_close_cuts_the_last_row_and_appends_go_on(path: str) -> None:
     store = SQLiteStore(path)
     chain = Chain(store, "s")
-    chain.append(store, *(sized(f"a{i}", 700 + 37 * i) for i in range(9)))
+    chain.append(store, sized("a", 700))  # a store's first append preallocates nothing,
+    assert len(heap_rows(path)[-1][1]) == heap.fit(PAGE, 0, len(chain.bodies[0]))
+    chain.append(store, *(sized(f"a{i}", 700 + 37 * i) for i in range(9)))  # later ones do
     (rid, data), *_ = heap_rows(path)[-1:]
+    assert len(data) == ROW
     fill = data.index(0)
     heap_before, count_before, free_before = pages(path)
     store.close()
@@ -141,13 +155,14 @@ def test_close_cuts_the_last_row_and_appends_go_on(path: str) -> None:
 
     store = SQLiteStore(path)
     chain.check(store)
-    # The cut row's zeros take the next body's first bytes; a new row takes the rest.
+    # The cut row is written again, grown to a full row with the next body's first
+    # bytes; new rows take the rest.
     chain.append(store, sized("b", 3 * ROW // 2), sized("c", 100))
     chain.check(store)
     assert store.verify().ok
     store.close()
     rows = heap_rows(path)
-    assert rows[0][1][:fill] == cut[:fill] and len(rows[0][1]) == len(cut)  # filled
+    assert rows[-3][0] == rid and rows[-3][1][:fill] == cut[:fill] and len(rows[-3][1]) == ROW
     assert stream_of(rows) == b"".join(chain.bodies)
     store = SQLiteStore(path)
     chain.check(store)
@@ -171,7 +186,7 @@ def test_a_store_that_only_read_writes_nothing_at_close(path: str) -> None:
 def test_a_file_at_rest_keeps_its_cut_when_nothing_was_appended(path: str) -> None:
     store = SQLiteStore(path)
     chain = Chain(store, "s")
-    chain.append(store, sized("a", 900))
+    preallocate(store, chain)
     store.close()
     cut = heap_rows(path)
     store = SQLiteStore(path)
@@ -202,7 +217,7 @@ def test_one_store_cuts_while_another_appends(path: str) -> None:
     cb.check(b)
     b.close()
     rows = heap_rows(path)
-    assert rows[0][0] == 0 and any(len(d) < ROW for _, d in rows[:-1])
+    assert rows[0][0] == 0
     assert stream_of(rows) == b"".join(log)
     c = SQLiteStore(path)
     ca.check(c)
@@ -214,7 +229,7 @@ def test_one_store_cuts_while_another_appends(path: str) -> None:
 def test_close_skips_the_cut_when_the_file_is_busy(path: str) -> None:
     store = SQLiteStore(path)
     chain = Chain(store, "s")
-    chain.append(store, sized("a", 800))
+    preallocate(store, chain)
     rows = heap_rows(path)
     other = raw(path)
     other.execute("BEGIN IMMEDIATE")  # another process's writer holds the file
@@ -239,7 +254,7 @@ def test_close_when_the_cut_cannot_be_written(tmp_path: Path) -> None:
     try:
         store = SQLiteStore(path, vfs=vfs.name)
         chain = Chain(store, "s")
-        chain.append(store, *(sized(f"a{i}", 1200) for i in range(3)))
+        preallocate(store, chain)
         rows = heap_rows(path)
         for error in (apsw.FullError, apsw.ReadOnlyError, apsw.IOError):
             vfs.arm(Plan(op="write", k=1, forever=True, error=error))
@@ -247,7 +262,7 @@ def test_close_when_the_cut_cannot_be_written(tmp_path: Path) -> None:
             vfs.reset()
             assert heap_rows(path) == rows
             chain.check(store)  # the store opens a connection again after close
-            chain.append(store, sized(f"b-{error.__name__}", 50))
+            preallocate(store, chain)
             rows = heap_rows(path)
         store.close()
         assert len(heap_rows(path)[-1][1]) < ROW

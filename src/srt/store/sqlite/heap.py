@@ -43,6 +43,7 @@ from typing import NamedTuple
 import apsw
 
 from ... import _core
+from ...errors import CorruptionError
 
 __all__ = [
     "HEAP_SQL",
@@ -140,33 +141,74 @@ def end(conn: apsw.Connection) -> End | None:
     return End(int(last[0]), size, size if zero == 0 else zero - 1)
 
 
-def write(conn: apsw.Connection, body: bytes, row: int, last: End | None) -> tuple[int, End]:
+def write(
+    conn: apsw.Connection,
+    body: bytes,
+    row: int,
+    last: End | None,
+    small: tuple[int, int] | None = None,
+) -> tuple[int, End]:
     """Append ``body`` to the stream (inside a write transaction) after ``last``, the
     stream's end as ``end`` or the previous ``write`` of this transaction returned;
-    return its offset and the stream's new end."""
+    return its offset and the stream's new end.
+
+    Rows grow to ``row`` bytes: bytes go into the last row's free end in place; a row
+    cut short (``trim``) with too little room left is written again with them, so the
+    stream keeps few rows however often a store closes; the rest go to new rows. With
+    ``small`` (the page size and reserved bytes) a new or rewritten row takes only the
+    whole pages its bytes need (``fit``) instead of ``row`` bytes: nothing preallocated.
+    """
     start, pos = 0, 0
     if last is not None:
         start = last.id + last.fill
-        pos = min(last.size - last.fill, len(body))
-        if pos:
-            blob = conn.blob_open("main", "heap", "data", last.id, True)
-            try:
-                blob.seek(last.fill)
-                blob.write(body[:pos])
-            finally:
-                blob.close()
-            last = End(last.id, last.size, last.fill + pos)
+        if last.size - last.fill < len(body) and last.size < row:
+            pos = min(row - last.fill, len(body))
+            size = row if small is None else fit(small[0], small[1], last.fill + pos)
+            last = _rewrite(conn, last, body[:pos], size)
+        else:
+            pos = min(last.size - last.fill, len(body))
+            if pos:
+                blob = conn.blob_open("main", "heap", "data", last.id, True)
+                try:
+                    blob.seek(last.fill)
+                    blob.write(body[:pos])
+                finally:
+                    blob.close()
+                last = End(last.id, last.size, last.fill + pos)
     while pos < len(body):
         piece = body[pos : pos + row]
+        size = row if small is None else fit(small[0], small[1], len(piece))
         conn.execute(
             "INSERT INTO heap(id, data) VALUES (?, ?)",
-            (start + pos, piece + bytes(row - len(piece))),
+            (start + pos, piece + bytes(size - len(piece))),
         )
-        last = End(start + pos, row, len(piece))
+        last = End(start + pos, size, len(piece))
         pos += len(piece)
     if last is None:  # an empty body in an empty heap: the stream is still empty
         return start, End(0, 0, 0)
     return start, last
+
+
+def _rewrite(conn: apsw.Connection, last: End, more: bytes, size: int) -> End:
+    """Write the last row again (inside a write transaction) as its bytes, then ``more``,
+    then zeros up to ``size`` bytes. Deleted and inserted: an update would take the
+    new row's pages before it frees the old ones, growing the file."""
+    found = conn.execute("SELECT data FROM heap WHERE id = ?", (last.id,)).fetchone()
+    data = found[0] if found is not None else None
+    if (
+        type(data) is not bytes
+        or len(data) != last.size
+        or data[last.fill :] != bytes(last.size - last.fill)
+    ):
+        raise CorruptionError(
+            f"the heap's last row ({last.id}) is not as the append found it; nothing was written"
+        )
+    kept = data[: last.fill] + more
+    conn.execute("DELETE FROM heap WHERE id = ?", (last.id,))
+    conn.execute(
+        "INSERT INTO heap(id, data) VALUES (?, ?)", (last.id, kept + bytes(size - len(kept)))
+    )
+    return End(last.id, size, len(kept))
 
 
 def append(conn: apsw.Connection, body: bytes, row: int) -> int:

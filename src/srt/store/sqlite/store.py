@@ -357,8 +357,12 @@ class SQLiteStore(Store):
             tip, self._tip = self._tip, None  # recorded again only once this commits
             if tip is not None and (tip.conn is not conn or writes.version(conn) != tip.version):
                 tip = None  # another thread's connection, or a commit since
+            # The first append since the store opened makes its new heap rows small: a
+            # store that appends once and closes (the CLI) would otherwise write a row's
+            # zeros only to cut them at close. Later appends preallocate whole rows.
+            small = None if self._wrote == os.getpid() else (self._page_size, self.db.reserved)
             done = writes.append(
-                conn, session, expected, parent, depth, items, self._row, self.hashing, tip
+                conn, session, expected, parent, depth, items, self._row, self.hashing, tip, small
             )
             head = done.head
             if call is not None:

@@ -126,6 +126,7 @@ def append(
     row: int,
     hashing: Hashing = XXH3,
     tip: Tip | None = None,
+    small: tuple[int, int] | None = None,
 ) -> Appended:
     """Link ``items`` below ``parent`` and compare-and-swap the session head from
     ``expected`` to the last of them, inside a write transaction (the caller rolls back
@@ -134,7 +135,8 @@ def append(
     The session row is read first: a head that moved is a ``ConflictError`` before
     anything is written, and its ``head_prefix`` is the parent's prefix hash when
     appending at the head. ``tip`` (the connection's last append, still current) stands
-    in for that read and for finding the heap's end.
+    in for that read and for finding the heap's end. ``small`` (the page size and
+    reserved bytes): new heap rows are as small as their bytes allow (``heap.write``).
     """
     end = None
     if tip is not None and tip.session == session and tip.head == expected:
@@ -165,7 +167,7 @@ def append(
                 "nothing was written"
             )
         above = top[0]
-    ids, above, end = _link(conn, parent, depth, items, row, hashing, above, end)
+    ids, above, end = _link(conn, parent, depth, items, row, hashing, above, end, small)
     head = ids[-1] if ids else parent
     prefix = above if head is not None else None
     conn.execute(_SET_HEAD, (head, prefix, time.time(), session, expected))
@@ -184,6 +186,7 @@ def _link(
     hashing: Hashing,
     above: bytes,
     end: heap.End | None,
+    small: tuple[int, int] | None = None,
 ) -> tuple[list[int], bytes, heap.End | None]:
     """Insert (or find) the messages and nodes of ``items`` below ``parent``, whose prefix
     hash is ``above``; return their ids, the last prefix hash and the heap's end.
@@ -226,7 +229,7 @@ def _link(
         else:
             if end is None:
                 end = heap.end(conn)
-            at, end = heap.write(conn, body, row, end)
+            at, end = heap.write(conn, body, row, end, small)
         execute(_INSERT_NODE, (parent, depth, mhash, prefix, at, len(body), meta, status))
         parent = conn.last_insert_rowid()
         ids.append(parent)
