@@ -9,8 +9,8 @@ message's id too.
 Rows are sized to fill whole pages exactly (``row_bytes``): SQLite keeps at most the
 page's usable size less 35 bytes of a row in its leaf page and the rest in overflow
 pages of the usable size less 4 bytes, so a row of one leaf page's worth plus whole
-overflow pages leaves nothing unused. A row is created at full size, its unused end
-zero bytes, and bodies are written into it in place with incremental blob I/O: an
+overflow pages leaves nothing unused. A row is created at full size (but see below),
+its unused end zero bytes, and bodies are written into it in place with incremental blob I/O: an
 append writes only the pages its bytes fall in. Canonical bodies are JSON, which never
 holds a zero byte, so the first zero byte of the last row is where the stream ends.
 (``gc`` overwrites the bodies it removes with spaces, never with zeros.)
@@ -19,10 +19,12 @@ At rest the last row holds no whole page of zeros: a store that appended cuts it
 closes, to the smallest row of whole pages that holds its bytes (``trim``, ``fit``; one
 short write transaction, skipped if the file is busy or cannot be written), and the
 pages cut go to the freelist, for the next rows. The row keeps its zeros up to that
-page's end, so the first zero byte still ends the stream; an append fills them, then
-starts a new full row at the cut row's end. A cut row fills its pages exactly, as a
-full one does, so the stream holds rows of several sizes and only the last row leaves
-any of its pages unused (less than one page).
+page's end, so the first zero byte still ends the stream. An append fills them in
+place; a cut row with too little room is written again, grown, before any new row
+starts, so every row but the last is a full one however often stores close. A store's
+first append since it opened preallocates nothing (the rows it writes take only the
+pages their bytes need): a store that appends once and closes, as the CLI does, would
+otherwise write a row's zeros only to cut them again.
 
 Why: a row per message leaves, on average, half a message unused at the end of every
 leaf page (a page holds only whole cells), which is what made 16 KiB pages necessary
