@@ -360,7 +360,7 @@ class SQLiteStore(Store):
             # The first append since the store opened makes its new heap rows small: a
             # store that appends once and closes (the CLI) would otherwise write a row's
             # zeros only to cut them at close. Later appends preallocate whole rows.
-            small = None if self._wrote == os.getpid() else (self._page_size, self.db.reserved)
+            small = None if self._wrote is not None else (self._page_size, self.db.reserved)
             done = writes.append(
                 conn, session, expected, parent, depth, items, self._row, self.hashing, tip, small
             )
@@ -373,7 +373,8 @@ class SQLiteStore(Store):
                 self._ensure_objects(conn)
             for obj in objects:
                 put_object(conn, obj, head if obj.at_head else obj.node)
-        self._wrote = os.getpid()  # committed
+        if self._wrote is None:  # committed
+            self._wrote = os.getpid()
         if objects:
             self._objects = True
         now = writes.version(conn)
