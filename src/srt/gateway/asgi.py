@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -148,8 +149,20 @@ async def _body(request: Request, limit: int) -> dict[str, Any]:
     return parse_json(b"".join(chunks))
 
 
+class _JSONResponse(JSONResponse):
+    """Starlette's ``JSONResponse`` rendered by orjson: a response object (the
+    instructions it echoes are often kilobytes) in a tenth of the stdlib's time. What
+    orjson refuses (an integer beyond 64 bits from a tool's schema) takes Starlette's."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return orjson.dumps(content)
+        except orjson.JSONEncodeError:
+            return super().render(content)
+
+
 def _json(data: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(data, status_code=status)
+    return _JSONResponse(data, status_code=status)
 
 
 def build(config: Config, runtime: Runtime) -> Starlette:
