@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 from helpers import body, conversation, counts, extend, head_of, new_session, nodes
@@ -15,7 +16,7 @@ from helpers import body, conversation, counts, extend, head_of, new_session, no
 import srt
 from conftest import EngineUnderTest
 from srt import _core
-from srt.store import NewNode, ObjectPut, SessionRow, Store
+from srt.store import Fault, NewNode, ObjectPut, SessionRow, Store
 
 # -- sessions ------------------------------------------------------------------------------
 
@@ -159,41 +160,42 @@ def test_node_prefix_and_meta(store: Store) -> None:
 
 
 def test_a_damaged_body_is_caught_by_chain_and_verify(engine: EngineUnderTest) -> None:
-    store = engine.open()
     bodies = conversation(3)
-    _sid, ids = new_session(store, "a", bodies)
-    store.close()
-    engine.tamper_body(_core.digest(bodies[1]), bodies[1].replace(b"message", b"MESSAGE"))
-    store = engine.open()
-    with pytest.raises(srt.CorruptionError):
-        store.chain(ids[-1])
-    report = store.verify()
-    assert not report.ok
-    (fault,) = [f for f in report.faults if f.kind == "message"]
+    fault = _damaged(
+        engine,
+        bodies,
+        lambda: engine.tamper_body(
+            _core.digest(bodies[1]), bodies[1].replace(b"message", b"MESSAGE")
+        ),
+        "message",
+    )
     assert fault.places == (("a", 2),)
 
 
 def test_a_broken_prefix_chain_is_caught_by_chain_and_verify(engine: EngineUnderTest) -> None:
+    bodies = conversation(3)
+    prefix = _core.chain_many(_core.ROOT, [_core.digest(b) for b in bodies])[1]
+    fault = _damaged(engine, bodies, lambda: engine.tamper_prefix(prefix, b"\x0b" * 16), "node")
+    assert "does not chain" in fault.detail
+    assert fault.places == (("a", 2),)
+
+
+def _damaged(
+    engine: EngineUnderTest, bodies: list[bytes], tamper: Callable[[], None], kind: str
+) -> Fault:
+    """Session ``a`` holding ``bodies``, damaged by ``tamper`` behind the engine's back:
+    ``chain`` refuses it and ``verify`` finds one fault of ``kind``."""
     store = engine.open()
-    _sid, ids = new_session(store, "a", conversation(3))
+    _sid, ids = new_session(store, "a", bodies)
     store.close()
-    engine.tamper_prefix(store_prefix(engine, ids[1]), b"\x0b" * 16)
+    tamper()
     store = engine.open()
     with pytest.raises(srt.CorruptionError):
         store.chain(ids[-1])
     report = store.verify()
     assert not report.ok
-    (fault,) = [f for f in report.faults if f.kind == "node"]
-    assert fault.row == ids[1] and "does not chain" in fault.detail
-    assert fault.places == (("a", 2),)
-
-
-def store_prefix(engine: EngineUnderTest, node: int) -> bytes:
-    store = engine.open()
-    try:
-        return store.node_prefix(node)
-    finally:
-        store.close()
+    (fault,) = [f for f in report.faults if f.kind == kind]
+    return fault
 
 
 # -- compare-and-swap ---------------------------------------------------------------------------
