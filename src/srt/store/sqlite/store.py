@@ -327,13 +327,23 @@ class SQLiteStore(Store):
         call: CallRecord | None = None,
         objects: Sequence[ObjectPut] = (),
         deadline: float | None = None,
+        parent_prefix: bytes | None = None,
     ) -> list[int]:
         with self.db.write("appending to a session", deadline) as conn:
             tip, self._tip = self._tip, None  # recorded again only once this commits
             if tip is not None and (tip.conn is not conn or writes.version(conn) != tip.version):
                 tip = None  # another thread's connection, or a commit since
             done = writes.append(
-                conn, session, expected, parent, depth, items, self._row, self.hashing, tip
+                conn,
+                session,
+                expected,
+                parent,
+                depth,
+                items,
+                self._row,
+                self.hashing,
+                tip,
+                parent_prefix,
             )
             head = done.head
             if call is not None:
