@@ -81,8 +81,17 @@ class State:
         self._keys: dict[str, tuple[str | None, float]] = {}
         self._beat_stop = threading.Event()
         self._beat = threading.Thread(target=self._beats, daemon=True, name="srt-gateway-beat")
+        self._started = False
+        self._start_lock = threading.Lock()
 
     def start(self) -> None:
+        """Start the worker's heartbeat (once): at the app's lifespan start, or at its
+        first request when it runs without one (mounted in another app, whose lifespan
+        Starlette does not pass on to mounted apps)."""
+        with self._start_lock:
+            if self._started or self._beat_stop.is_set():
+                return
+            self._started = True
         self.gw.records.beat()
         self._beat.start()
 
@@ -97,6 +106,8 @@ class State:
         self.gw.close()
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if not self._started:
+            await asyncio.get_running_loop().run_in_executor(self.pool, self.start)
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
     async def tenant(self, request: Request) -> str:
