@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 from srt.bench.gateway import run_gateway
@@ -32,3 +35,24 @@ def test_gateway_workload_small(tmp_path: Path, pg_url: str) -> None:
     assert r["fault"]["stored_status"] == "incomplete"
     assert r["fault"]["other_conversation_intact"] is True
     assert any("overhead" in line for line in lines({**r, "load_after": r["load"]}))
+
+
+def test_pair_script_runs(tmp_path: Path) -> None:
+    """bench/gateway_pair.py runs two gateways side by side (both on the installed tree
+    here) and reports both; no timing is asserted."""
+    out = tmp_path / "pair.json"
+    script = Path(__file__).resolve().parents[1] / "bench" / "gateway_pair.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--turns", "4", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    r = json.loads(out.read_text())
+    for k in ("A", "B"):
+        assert r[k]["tree"] == "installed"
+        assert r[k]["p50_ms"] > 0 and r[k]["inside_p50_ms"] > 0
+        assert r[k]["cpu_ms_per_turn"] >= 0
+    assert done.stdout.count("Server-Timing p50") == 2

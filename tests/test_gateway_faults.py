@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,7 +18,9 @@ import httpx
 import openai
 import pytest
 
-from gateway_support import UPSTREAM_KEY, free_port
+import srt
+import srt.gateway
+from gateway_support import UPSTREAM_KEY, config, free_port, serving
 from srt.testing import ProviderServer
 
 
@@ -150,3 +153,24 @@ def test_two_workers_share_one_database(tmp_path: Path) -> None:
         finally:
             proc.terminate()
             proc.wait(30)
+
+
+def test_a_mounted_gateway_beats_without_a_lifespan(
+    db_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Starlette runs no lifespan of a mounted app: its first request starts the worker's
+    heartbeat, which tells other workers an in-progress response of this one is alive."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    monkeypatch.setenv("SRT_GW_UP_KEY", UPSTREAM_KEY)
+    with ProviderServer(api_key=UPSTREAM_KEY) as srv, srt.Runtime(db_path) as rt:
+        inner = srt.gateway.app(config(srv, open=True), rt)
+        outer = Starlette(routes=[Mount("/gw", app=inner)])
+        with serving(outer) as url:
+            assert rt.store.list_objects("gw.worker", socket.gethostname()) == []
+            base = url.removesuffix("/v1") + "/gw/v1"
+            with openai.OpenAI(base_url=base, api_key="k") as c:
+                r = c.responses.create(model="gpt-4o-mini", input="hi")
+            assert r.status == "completed"
+            assert len(rt.store.list_objects("gw.worker", socket.gethostname())) == 1

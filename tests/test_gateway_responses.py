@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import openai
@@ -88,6 +89,76 @@ def test_fork_from_any_earlier_response(gw: Harness) -> None:
     assert len(gw.srv.log[-1].body["messages"]) == 7 and later.status == "completed"
     again = c.responses.create(model="gpt-4o-mini", input="last", previous_response_id=ids[3])
     assert len(gw.srv.log[-1].body["messages"]) == 9 and again.status == "completed"
+
+
+def test_a_fork_keeps_no_session_row_until_it_is_continued(gw: Harness) -> None:
+    c = gw.client()
+    ids, prev = [], None
+    for i in range(3):
+        r = c.responses.create(model="gpt-4o-mini", input=f"turn {i}", previous_response_id=prev)
+        ids.append(r.id)
+        prev = r.id
+    sessions = count(gw.rt.path, "sessions")
+    forks = [
+        c.responses.create(model="gpt-4o-mini", input=f"branch {i}", previous_response_id=ids[0])
+        for i in range(3)
+    ]
+    assert count(gw.rt.path, "sessions") == sessions  # the records keep the forks' nodes
+    gw.rt.gc()
+    for f in forks:
+        got = c.responses.retrieve(f.id)
+        assert got.output_text == f.output_text
+        items = c.responses.input_items.list(f.id, order="asc")
+        assert [i.content[0].text for i in items.data if i.role == "user"] == [
+            "turn 0",
+            f"branch {forks.index(f)}",
+        ]
+    on = c.responses.create(model="gpt-4o-mini", input="go on", previous_response_id=forks[1].id)
+    sent = [m["content"][:8] for m in gw.srv.log[-1].body["messages"] if m["role"] == "user"]
+    assert sent == ["turn 0", "branch 1", "go on"]
+    assert count(gw.rt.path, "sessions") == sessions + 1  # continued: the fork's own again
+    c.responses.create(model="gpt-4o-mini", input="further", previous_response_id=on.id)
+    assert len(gw.srv.log[-1].body["messages"]) == 7
+    assert count(gw.rt.path, "sessions") == sessions + 1
+    again = c.responses.create(model="gpt-4o-mini", input="other", previous_response_id=forks[1].id)
+    assert len(gw.srv.log[-1].body["messages"]) == 5 and again.status == "completed"
+
+
+def test_a_fork_with_new_instructions_starts_from_the_forked_history(gw: Harness) -> None:
+    c = gw.client()
+    ids, prev = [], None
+    for i in range(3):
+        r = c.responses.create(
+            model="gpt-4o-mini", input=f"turn {i}", previous_response_id=prev, instructions="A"
+        )
+        ids.append(r.id)
+        prev = r.id
+    c.responses.create(
+        model="gpt-4o-mini", input="other", previous_response_id=ids[0], instructions="B"
+    )
+    sent = [(m["role"], m["content"][:5]) for m in gw.srv.log[-1].body["messages"]]
+    assert sent == [("system", "B"), ("user", "turn "), ("assistant", "reply"), ("user", "other")]
+
+
+def test_continuations_of_one_fork_at_once_all_succeed(gw: Harness) -> None:
+    c = gw.client()
+    r = c.responses.create(model="gpt-4o-mini", input="root")
+    c.responses.create(model="gpt-4o-mini", input="next", previous_response_id=r.id)
+    fork = c.responses.create(model="gpt-4o-mini", input="fork", previous_response_id=r.id)
+    with ThreadPoolExecutor(6) as pool:
+        got = list(
+            pool.map(
+                lambda i: c.responses.create(
+                    model="gpt-4o-mini", input=f"on {i}", previous_response_id=fork.id
+                ),
+                range(6),
+            )
+        )
+    assert all(g.status == "completed" for g in got)
+    for g in got:
+        texts = [i.content[0].text for i in c.responses.input_items.list(g.id, order="asc").data]
+        assert texts[0] == "root" and texts[2] == "fork" and texts[-1].startswith("on ")
+        assert len(texts) == 5
 
 
 def test_store_false_keeps_nothing(gw: Harness) -> None:

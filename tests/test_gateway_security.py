@@ -93,6 +93,10 @@ def test_errors_are_openai_shaped(gw: Harness) -> None:
         resp = _post(gw, "/responses", body, key)
         assert resp.status_code == status, (body[:60], resp.text)
         assert _is_openai_error(resp)
+    huge = _post(gw, "/responses", b'{"model": "gpt-4o-mini", "input": "x", "top_p": 1e400}', key)
+    assert huge.status_code == 400 and huge.json()["error"]["message"] == (
+        "Invalid 'top_p': must be a finite number."
+    )
     bad = _post(gw, "/responses", b"{}", "sk-nope")
     assert bad.status_code == 401 and _is_openai_error(bad)
     for path in ("/responses/resp_nope", "/conversations/conv_nope", "/nothing/here"):

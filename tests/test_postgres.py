@@ -184,6 +184,38 @@ def test_a_newer_schema_version_is_refused(pg_url: str) -> None:
         srt.Runtime(pg_url)
 
 
+def test_a_version_1_store_migrates_to_the_append_that_checks_the_chain(pg_url: str) -> None:
+    """Schema v2 adds the append that compares its parent's stored prefix hash; a store
+    written at v1 (v2 without that function) gets it on open and keeps its sessions."""
+    with srt.Runtime(pg_url) as rt:
+        rt.session("a").append({"role": "user", "content": "at v1"})
+    schema = _schema(pg_url)
+    with psycopg.connect(server_url(), autocommit=True) as conn:
+        conn.execute(
+            f'DROP FUNCTION "{schema}".append(bigint, bigint, bigint, integer, bytea[], '
+            "bytea[], bytea[], bytea[], text[], double precision, jsonb, text[], text[], "
+            "text[], bytea[], bigint[], double precision[], boolean[], bytea)"
+        )
+        conn.execute(f'UPDATE "{schema}".srt_schema SET version = 1')
+    with srt.Runtime(pg_url) as rt:
+        s = rt.session("a")
+        s.append({"role": "assistant", "content": "at v2"})
+        assert [m["content"] for m in s.messages()] == ["at v1", "at v2"]
+        store = rt.store
+        row = store.get_session("a")
+        assert row is not None and row.head is not None
+        stale = store.node_prefix(store.chain(row.head)[0][0])
+        b = b'{"role":"user","content":"x"}'
+        h = store.hashing.digest(b)
+        item = srt.store.NewNode(h, b, store.hashing.chain(stale, h))
+        with pytest.raises(srt.CorruptionError):
+            store.append(row.id, row.head, row.head, 2, [item], parent_prefix=stale)
+        assert store.get_session("a") == row
+    with psycopg.connect(server_url(), autocommit=True) as conn:
+        rows = conn.execute(f'SELECT * FROM "{schema}".srt_schema').fetchall()
+    assert rows == [(pg_schema.APPLICATION, pg_schema.SCHEMA_VERSION)] == [("srt", 2)]
+
+
 def test_many_first_opens_at_once_migrate_once(pg_url: str) -> None:
     errors: list[BaseException] = []
 

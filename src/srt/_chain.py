@@ -336,7 +336,8 @@ class Chain:
         """
         self.load()  # (the memory budget may have dropped it since the caller looked)
         parent = self.ids[keep - 1] if keep else None
-        prefixes = self.store.hashing.chain_many(self.prefix(keep), [p[0] for p in prepared])
+        above = self.prefix(keep)
+        prefixes = self.store.hashing.chain_many(above, [p[0] for p in prepared])
         items = [
             NewNode(h, body, prefix, meta, None if i < plain else status)
             for i, ((h, body, meta), prefix) in enumerate(zip(prepared, prefixes, strict=True))
@@ -350,6 +351,7 @@ class Chain:
             call=call,
             objects=[*self.left(keep, action), *objects],
             deadline=deadline,
+            parent_prefix=above,
         )
         staged, self.staged = self.staged, None
         start = 0

@@ -5,8 +5,9 @@ An engine factory is a context manager ``factory(tmp_path) -> EngineUnderTest`` 
 sets up an empty database for one test (a file; a fresh PostgreSQL database) and
 tears it down afterwards. ``EngineUnderTest.open()`` opens a new ``Store`` on that
 database (a second handle, as another process would have); ``tamper_body`` replaces a
-stored message's bytes behind the engine's back, the one engine-specific act the
-suite needs (to prove that ``chain`` and ``verify`` catch damage).
+stored message's bytes and ``tamper_prefix`` a node's prefix hash behind the engine's
+back, the engine-specific acts the suite needs (to prove that ``chain`` and ``verify``
+catch damage).
 
 A new engine joins the suite with one entry in ``ENGINES``; the tests stay unchanged.
 """
@@ -32,6 +33,7 @@ class EngineUnderTest:
     name: str
     open: Callable[[], Store]
     tamper_body: Callable[[bytes, bytes], None]
+    tamper_prefix: Callable[[bytes, bytes], None]
     opened: list[Store] = field(default_factory=list)
 
 
@@ -46,7 +48,14 @@ def sqlite_engine(tmp_path: Path) -> Iterator[EngineUnderTest]:
         finally:
             conn.close()
 
-    yield EngineUnderTest("sqlite", lambda: SQLiteStore(path), tamper_body)
+    def tamper_prefix(prefix: bytes, new: bytes) -> None:
+        conn = apsw.Connection(path)
+        try:
+            conn.execute("UPDATE nodes SET prefix = ? WHERE prefix = ?", (new, prefix))
+        finally:
+            conn.close()
+
+    yield EngineUnderTest("sqlite", lambda: SQLiteStore(path), tamper_body, tamper_prefix)
 
 
 @contextlib.contextmanager
@@ -60,14 +69,20 @@ def postgres_engine(tmp_path: Path) -> Iterator[EngineUnderTest]:
     with fresh_url() as url:
         schema = url.rsplit("schema=", 1)[1]
 
-        def tamper_body(message_hash: bytes, body: bytes) -> None:
+        def tamper(table: str, column: str, key: str, value: bytes, old: bytes) -> None:
             with psycopg.connect(server_url(), autocommit=True) as conn:
                 conn.execute(
-                    f'UPDATE "{schema}".messages SET body = %s WHERE hash = %s',  # our name
-                    (body, message_hash),
+                    f'UPDATE "{schema}".{table} SET {column} = %s WHERE {key} = %s',  # ours
+                    (value, old),
                 )
 
-        yield EngineUnderTest("postgres", lambda: PostgresStore(url), tamper_body)
+        def tamper_body(message_hash: bytes, body: bytes) -> None:
+            tamper("messages", "body", "hash", body, message_hash)
+
+        def tamper_prefix(prefix: bytes, new: bytes) -> None:
+            tamper("nodes", "prefix", "prefix", new, prefix)
+
+        yield EngineUnderTest("postgres", lambda: PostgresStore(url), tamper_body, tamper_prefix)
 
 
 #: Engine name -> factory.

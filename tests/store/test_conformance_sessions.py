@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 from helpers import body, conversation, counts, extend, head_of, new_session, nodes
@@ -15,7 +16,7 @@ from helpers import body, conversation, counts, extend, head_of, new_session, no
 import srt
 from conftest import EngineUnderTest
 from srt import _core
-from srt.store import NewNode, ObjectPut, SessionRow, Store
+from srt.store import Fault, NewNode, ObjectPut, SessionRow, Store
 
 # -- sessions ------------------------------------------------------------------------------
 
@@ -159,18 +160,42 @@ def test_node_prefix_and_meta(store: Store) -> None:
 
 
 def test_a_damaged_body_is_caught_by_chain_and_verify(engine: EngineUnderTest) -> None:
-    store = engine.open()
     bodies = conversation(3)
+    fault = _damaged(
+        engine,
+        bodies,
+        lambda: engine.tamper_body(
+            _core.digest(bodies[1]), bodies[1].replace(b"message", b"MESSAGE")
+        ),
+        "message",
+    )
+    assert fault.places == (("a", 2),)
+
+
+def test_a_broken_prefix_chain_is_caught_by_chain_and_verify(engine: EngineUnderTest) -> None:
+    bodies = conversation(3)
+    prefix = _core.chain_many(_core.ROOT, [_core.digest(b) for b in bodies])[1]
+    fault = _damaged(engine, bodies, lambda: engine.tamper_prefix(prefix, b"\x0b" * 16), "node")
+    assert "does not chain" in fault.detail
+    assert fault.places == (("a", 2),)
+
+
+def _damaged(
+    engine: EngineUnderTest, bodies: list[bytes], tamper: Callable[[], None], kind: str
+) -> Fault:
+    """Session ``a`` holding ``bodies``, damaged by ``tamper`` behind the engine's back:
+    ``chain`` refuses it and ``verify`` finds one fault of ``kind``."""
+    store = engine.open()
     _sid, ids = new_session(store, "a", bodies)
     store.close()
-    engine.tamper_body(_core.digest(bodies[1]), bodies[1].replace(b"message", b"MESSAGE"))
+    tamper()
     store = engine.open()
     with pytest.raises(srt.CorruptionError):
         store.chain(ids[-1])
     report = store.verify()
     assert not report.ok
-    (fault,) = [f for f in report.faults if f.kind == "message"]
-    assert fault.places == (("a", 2),)
+    (fault,) = [f for f in report.faults if f.kind == kind]
+    return fault
 
 
 # -- compare-and-swap ---------------------------------------------------------------------------
@@ -416,3 +441,105 @@ def test_a_prefix_reused_for_another_parent_links_nothing(store: Store) -> None:
         store.append(sid_b, None, None, 0, [*nodes([body("user", "x")]), forged])
     assert counts(store) == before
     assert head_of(store, "b") is None
+
+
+# -- the prefix chain: each new node chains from its parent as stored -----------------------
+
+
+def test_an_append_that_does_not_chain_from_its_stored_parent_links_nothing(store: Store) -> None:
+    """A caller with a stale history (here: its items chain from the parent's parent,
+    as after a node id was collected and reused) or a forged one is refused, at the head
+    or below it, when it does not say what it chained from (the store reads it)."""
+    sid, ids = new_session(store, "a", conversation(3))
+    before = counts(store)
+    more = [body("user", "next"), body("assistant", "reply")]
+    for wrong in (store.node_prefix(ids[1]), b"\x07" * 16):
+        with pytest.raises(srt.CorruptionError):
+            store.append(sid, ids[-1], ids[-1], 3, nodes(more, wrong))
+        with pytest.raises(srt.CorruptionError):  # an edit: below a node not the head
+            store.append(sid, ids[-1], ids[0], 1, nodes(more, wrong))
+        with pytest.raises(srt.CorruptionError):  # below no parent: from the root
+            store.append(sid, ids[-1], None, 0, nodes(more, wrong))
+    assert counts(store) == before
+    assert head_of(store, "a") == ids[-1]
+    assert [r[0] for r in store.chain(ids[-1])] == ids
+
+
+def test_a_stale_parent_prefix_links_nothing(store: Store) -> None:
+    """The same when the caller says what it chained from (``parent_prefix``, the one
+    round trip on PostgreSQL)."""
+    sid, ids = new_session(store, "a", conversation(3))
+    before = counts(store)
+    more = [body("user", "next"), body("assistant", "reply")]
+    for wrong in (store.node_prefix(ids[1]), b"\x07" * 16):
+        with pytest.raises(srt.CorruptionError):
+            store.append(sid, ids[-1], ids[-1], 3, nodes(more, wrong), parent_prefix=wrong)
+        with pytest.raises(srt.CorruptionError):
+            store.append(sid, ids[-1], ids[0], 1, nodes(more, wrong), parent_prefix=wrong)
+    assert counts(store) == before
+    assert head_of(store, "a") == ids[-1]
+
+
+def test_a_parent_prefix_the_parent_does_not_carry_links_nothing(store: Store) -> None:
+    """``parent_prefix`` names what the caller chained from: a parent stored with another
+    is refused even when the items chain from the stored one, and so is any prefix but
+    the root's below no parent, with no items too."""
+    sid, ids = new_session(store, "a", conversation(2))
+    before = counts(store)
+    right = store.node_prefix(ids[-1])
+    more = nodes([body("user", "next")], right)
+    with pytest.raises(srt.CorruptionError):
+        store.append(sid, ids[-1], ids[-1], 2, more, parent_prefix=b"\x07" * 16)
+    with pytest.raises(srt.CorruptionError):
+        store.append(sid, ids[-1], ids[0], 1, [], parent_prefix=right)
+    with pytest.raises(srt.CorruptionError):
+        store.append(sid, ids[-1], None, 0, nodes([body("user", "x")]), parent_prefix=right)
+    assert counts(store) == before
+    assert head_of(store, "a") == ids[-1]
+    # the right prefix hash: written
+    new = store.append(sid, ids[-1], ids[-1], 2, more, parent_prefix=right)
+    assert head_of(store, "a") == new[-1]
+    assert store.node_prefix(new[-1]) == more[-1].prefix
+    assert store.append(sid, new[-1], None, 0, nodes([body("user", "x")]), parent_prefix=_core.ROOT)
+
+
+def test_a_later_link_that_does_not_chain_links_nothing(store: Store) -> None:
+    sid, ids = new_session(store, "a", conversation(2))
+    before = counts(store)
+    right = store.node_prefix(ids[-1])
+    good = nodes([body("user", "one"), body("assistant", "two"), body("user", "three")], right)
+    for forged in (b"\x07" * 16, good[0].prefix):
+        bad = [good[0], good[1]._replace(prefix=forged), good[2]]
+        with pytest.raises(srt.CorruptionError):
+            store.append(sid, ids[-1], ids[-1], 2, bad)
+        with pytest.raises(srt.CorruptionError):
+            store.append(sid, ids[-1], ids[-1], 2, bad, parent_prefix=right)
+    assert counts(store) == before
+    assert head_of(store, "a") == ids[-1]
+
+
+def test_a_moved_head_or_a_lost_parent_conflicts_before_the_chain_is_blamed(
+    store: Store,
+) -> None:
+    """As on any append, the compare-and-swap speaks first: a stale head is a
+    ``ConflictError`` (a deleted session ``SessionNotFoundError``) even when the chain
+    is broken too; a parent that is not stored is a ``ConflictError``."""
+    sid, ids = new_session(store, "a", conversation(3))
+    extend(store, "a", [body("user", "moved on")])
+    before = counts(store)
+    stale = nodes([body("user", "next")], store.node_prefix(ids[1]))
+    for given in (None, stale[0].prefix):
+        with pytest.raises(srt.ConflictError):
+            store.append(sid, ids[-1], ids[-1], 3, stale, parent_prefix=given)
+    head = head_of(store, "a")
+    missing = max(ids) + 10_000
+    for given in (None, b"\x07" * 16):
+        with pytest.raises(srt.ConflictError):
+            store.append(
+                sid, head, missing, 9, nodes([body("user", "x")], b"\x07" * 16), parent_prefix=given
+            )
+    assert counts(store) == before
+    store.delete_session("a")
+    for given in (None, stale[0].prefix):
+        with pytest.raises(srt.SessionNotFoundError):
+            store.append(sid, ids[-1], ids[-1], 3, stale, parent_prefix=given)

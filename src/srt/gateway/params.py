@@ -143,8 +143,10 @@ def number(body: Mapping[str, Any], key: str, lo: float, hi: float) -> float | N
     v = body.get(key)
     if v is None:
         return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise wrong_type(key, "a number", v)
+    if not math.isfinite(v):  # 1e400 parses as infinity
+        raise bad_request(f"Invalid '{key}': must be a finite number.", key, "invalid_value")
     if not lo <= v <= hi:
         raise bad_request(f"Invalid '{key}': must be between {lo} and {hi}.", key, "invalid_value")
     return float(v)

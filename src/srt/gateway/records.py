@@ -59,6 +59,10 @@ _DEFAULTS: dict[str, Any] = {
     "user": None,
     "metadata": {},
 }
+
+#: ``_DEFAULTS`` as JSON: parsed again for a fresh copy (faster than ``copy.deepcopy``).
+_DEFAULTS_JSON = json.dumps(_DEFAULTS)
+
 #: A response's keys in the order OpenAI writes them.
 _ORDER = (
     "id",
@@ -180,6 +184,7 @@ class Records:
         self._beat_lock = threading.Lock()
         self._texts: dict[tuple[str, str], Any] = {}  # content-addressed: never stale
         self._text_keys: dict[tuple[str, str], str] = {}  # (tenant, JSON) -> its key
+        self._str_keys: dict[tuple[str, str], str] = {}  # (tenant, a string value) -> its key
 
     # -- responses ---------------------------------------------------------------------
 
@@ -213,6 +218,10 @@ class Records:
         """Store a JSON value once (by its SHA-256); return its key (None for empty)."""
         if not value:
             return None
+        if isinstance(value, str):  # instructions: the same long text turn after turn
+            key = self._str_keys.get((tenant, value))
+            if key is not None:
+                return key
         data = _dumps(value)
         text = data.decode("utf-8")
         key = self._text_keys.get((tenant, text))
@@ -228,20 +237,24 @@ class Records:
         if len(self._texts) >= _TEXT_CACHE:
             self._texts.clear()
             self._text_keys.clear()
+            self._str_keys.clear()
         self._texts[(tenant, key)] = value
         self._text_keys[(tenant, text)] = key
+        if isinstance(value, str):
+            self._str_keys[(tenant, value)] = key
 
     def get_text(self, tenant: str, key: str | None) -> Any:
         if key is None:
             return None
         if (tenant, key) in self._texts:
-            return copy.deepcopy(self._texts[(tenant, key)])
+            value = self._texts[(tenant, key)]
+            return value if isinstance(value, str) else copy.deepcopy(value)
         row = self.store.get_object(TEXT, tenant, key)
         if row is None:
             return None
         value = json.loads(row.value)
         self._remember_text(tenant, key, bytes(row.value).decode("utf-8"), value)
-        return copy.deepcopy(value)
+        return value if isinstance(value, str) else copy.deepcopy(value)
 
     def pack(self, tenant: str, rec: dict[str, Any]) -> dict[str, Any]:
         """``rec`` as stored: its response as what differs from the defaults, with its
@@ -282,11 +295,12 @@ class Records:
             return {**rec, "response": resp}
         small = rec["r"]
         full: dict[str, Any] = {"id": rid}
+        defaults = json.loads(_DEFAULTS_JSON)
         for k in _ORDER[1:]:
             if k in small:
                 full[k] = small[k]
-            elif k in _DEFAULTS:
-                full[k] = copy.deepcopy(_DEFAULTS[k])
+            elif k in defaults:
+                full[k] = defaults[k]
         full.update((k, v) for k, v in small.items() if k not in full)
         full["usage"] = _unpack_usage(full.get("usage"))
         full["instructions"] = self.get_text(tenant, keys.get("instructions"))

@@ -4,16 +4,18 @@ Everything here blocks (store and upstream calls); the ASGI app runs it in a thr
 
 A response's input and its reply are committed to the thread together, in one
 compare-and-swap with the ledger row and, without streaming, the response record
-(``Session.send(append=..., objects=...)``). A
-``previous_response_id`` naming the thread's newest response continues that session; one
-naming an older response forks it at that response's depth (one new session row, no
-message copied). New ``instructions`` start a history with the instructions message
-first; other instructions than the thread's re-root it in a new session (new nodes,
-the same stored messages).
+(``Session.send(append=..., objects=...)``). A ``previous_response_id`` naming the
+thread's newest response continues that session; one naming an older response forks it
+there (no message copied) in a session that ends with the turn: the response's record
+keeps the nodes it added, and continuing the fork makes its session again at the
+record's node. New ``instructions`` start a history with the instructions message first;
+other instructions than the thread's re-root it in a new session (new nodes, the same
+stored messages).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -23,7 +25,7 @@ from typing import Any
 from .. import _core
 from .._types import Reply
 from ..context import WindowPolicy
-from ..errors import ConflictError, ProviderError
+from ..errors import ConflictError, ProviderError, SessionExistsError, SessionNotFoundError
 from ..message import canonicalize
 from ..providers import OpenAICompatible, Provider
 from ..providers.transport import Transport
@@ -62,6 +64,7 @@ class Turn:
     prefix: list[Any]  # messages staged before the input (instructions, a re-rooted history)
     conversation: dict[str, Any] | None
     reroot: bool
+    fork: bool = False  # the session was made for this response from an older one
     committed: bool = False  # the response record was written in the turn's commit
 
 
@@ -149,32 +152,60 @@ class Gateway:
         self, tenant: str, rec: dict[str, Any], node: int | None, rid: str, p: CreateResponse
     ) -> Turn:
         name, depth = rec["thread"], rec["depth"]
-        live = self.threads.take(name, rec["lead"], rec.get("instructions"), create=False)
+        lead, instructions = rec["lead"], rec.get("instructions")
+        try:
+            live = self.threads.take(name, lead, instructions, create=False)
+        except SessionNotFoundError:
+            # a fork's session ends with its turn: the first continuation brings it back
+            own = name == thread_name(tenant, rec["response"]["id"])
+            live = self._at_node(name, node, lead, instructions) if own else None
         if live is not None and live.session.head == node:
             return self._positioned(tenant, live, depth, p, rid, None)
+        source = None
         if live is not None:
             self.threads.release(live)
             source = live.session
-        else:
-            source = self.rt.session(name, create=False)  # another request holds the live one
         fork_name = thread_name(tenant, rid)
+        fork = None
+        if source is not None:  # open here: the fork shares its history in memory
+            with contextlib.suppress(ConflictError):
+                fork = source.fork(fork_name, at=depth)
+            if fork is not None and fork.head != node:
+                self.rt.delete(fork_name)
+                fork = None
+        live = (
+            self.threads.adopt(fork_name, fork, lead, instructions)
+            if fork is not None
+            else self._at_node(fork_name, node, lead, instructions)
+        )
+        if live is None:
+            raise _gone()
+        return self._positioned(tenant, live, depth, p, rid, None, fork=True)
+
+    def _at_node(
+        self, name: str, node: int | None, lead: int, instructions: str | None
+    ) -> Live | None:
+        """A new session ``name`` whose head is a stored response's ``node``, reserved;
+        ``None`` if a session of that name exists (another request made it first)."""
+        store = self.rt.store
         try:
-            fork = source.fork(fork_name, at=depth)
-        except ConflictError:
-            raise bad_request(
-                "The history of the previous response is no longer available.",
-                "previous_response_id",
-                "previous_response_not_found",
-            ) from None
-        if fork.head != node:
-            self.rt.delete(fork_name)
-            raise bad_request(
-                "The history of the previous response is no longer available.",
-                "previous_response_id",
-                "previous_response_not_found",
+            prefix = store.node_prefix(node) if node is not None else None
+            store.create_session(
+                name, node, exist_ok=False, head_prefix=prefix, limit=self.rt.max_sessions
             )
-        live = self.threads.adopt(fork_name, fork, rec["lead"], rec.get("instructions"))
-        return self._positioned(tenant, live, depth, p, rid, None)
+        except SessionExistsError:
+            return None
+        except (ConflictError, LookupError):
+            raise _gone() from None
+        return self.threads.adopt(name, self.rt.session(name, create=False), lead, instructions)
+
+    def _drop_fork(self, live: Live) -> None:
+        """End a fork's session with its turn: the response's record keeps the nodes it
+        added (``gc`` spares what an object names), so a fork that is never continued
+        costs no session row; continuing it makes the session again (``_continue``)."""
+        self.threads.forget(live.name)
+        with contextlib.suppress(SessionNotFoundError):
+            self.rt.delete(live.name)
 
     def _positioned(
         self,
@@ -184,13 +215,18 @@ class Gateway:
         p: CreateResponse,
         rid: str,
         conv: dict[str, Any] | None,
+        *,
+        fork: bool = False,
     ) -> Turn:
-        """A live session at the base; re-rooted when the instructions changed."""
+        """A live session at the base; re-rooted when the instructions changed. ``fork``:
+        the session was made for this response (it ends with the turn)."""
         instructions = digest(p.instructions)
         if instructions == live.instructions or (instructions is None and not live.lead):
-            return Turn(live, live.session, live.lead, instructions, [], conv, False)
+            return Turn(live, live.session, live.lead, instructions, [], conv, False, fork=fork)
         items = live.session.messages()[live.lead : depth]
         self.threads.release(live)
+        if fork:
+            self._drop_fork(live)  # the new history takes its name
         name = thread_name(tenant, f"{conv['id']}~{rid[5:17]}" if conv else rid)
         new = self.threads.adopt(name, self.rt.session(name), 0, instructions)
         prefix: list[Any] = [{"role": "system", "content": p.instructions}] if instructions else []
@@ -272,6 +308,8 @@ class Gateway:
         try:
             return self._run(tenant, p, turn, rid, created, provider, up_model, kw, emit)
         finally:
+            if turn.fork:
+                self._drop_fork(turn.live)
             self.threads.release(turn.live)
             self.cancels.pop(rid, None)
 
@@ -544,6 +582,14 @@ class Gateway:
             self.records.put_response(tenant, rec, _node)
             resp = self.get(tenant, rid)
         return resp
+
+
+def _gone() -> ApiError:
+    return bad_request(
+        "The history of the previous response is no longer available.",
+        "previous_response_id",
+        "previous_response_not_found",
+    )
 
 
 Runner = Callable[..., Any]

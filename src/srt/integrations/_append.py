@@ -54,7 +54,8 @@ def append(
     hashes = [hashing.digest(b) for b in bodies]
     prefixes = hashing.chain_many(prefix, hashes)
     nodes = [NewNode(h, b, p) for h, b, p in zip(hashes, bodies, prefixes, strict=True)]
-    return store.append(row.id, head, head, depth, nodes, objects=objects), prefixes
+    ids = store.append(row.id, head, head, depth, nodes, objects=objects, parent_prefix=prefix)
+    return ids, prefixes
 
 
 def append_to(

@@ -336,7 +336,7 @@ class Tree:
         for _ in range(_RETRIES):
             sid, head = self.cursor(sc)
             try:
-                new = self.store.append(sid, head, up, depth, items)
+                new = self.store.append(sid, head, up, depth, items, parent_prefix=prefix)
             except ConflictError:
                 sc.cursor = None
                 continue

@@ -81,9 +81,13 @@ __all__ = [
     "TreeNode",
     "VacuumReport",
     "VerifyReport",
+    "broken_link",
     "build_tree",
     "check_chain",
     "check_object",
+    "link_error",
+    "not_below",
+    "not_stored",
     "session_overviews",
     "store_protocol",
 ]
@@ -236,6 +240,41 @@ def check_chain(
     return rows
 
 
+def broken_link(item: NewNode) -> str:
+    """What an append says of a new node whose prefix hash does not chain."""
+    return (
+        f"prefix hash {item.prefix.hex()} does not chain from its parent and message "
+        f"{item.hash.hex()}; nothing was linked"
+    )
+
+
+def not_stored(parent: int) -> str:
+    """What an append says when the node to append below is not stored."""
+    return (
+        f"the node to append below ({parent}) is not stored (collected by gc?); nothing was written"
+    )
+
+
+def not_below(parent: int | None, stored: bytes, given: bytes) -> str:
+    """What an append says when ``parent`` is stored with another prefix hash than the
+    one its caller chained from."""
+    below = "the root" if parent is None else f"the node to append below ({parent})"
+    return (
+        f"{below} carries prefix hash {stored.hex()}, not the {given.hex()} its new "
+        "messages chain from (a node id collected and reused, or a stale history); "
+        "nothing was linked"
+    )
+
+
+def link_error(items: Sequence[NewNode], above: bytes, hashing: Hashing) -> str | None:
+    """``None`` if each item's prefix hash chains from the one before it under
+    ``hashing``, the first from ``above``; else what is wrong (``broken_link``)."""
+    want = hashing.chain_many(above, [it.hash for it in items])
+    if [it.prefix for it in items] == want:
+        return None
+    return broken_link(next(it for it, w in zip(items, want, strict=True) if it.prefix != w))
+
+
 def check_object(kind: Any, scope: Any, key: Any, value: Any = b"") -> None:
     """``ConfigError`` unless kind and key are non-empty str, scope a str and value bytes
     (every engine checks an object's names and value before it writes)."""
@@ -381,10 +420,21 @@ class Store(ABC):
         call: CallRecord | None = None,
         objects: Sequence[ObjectPut] = (),
         deadline: float | None = None,
+        parent_prefix: bytes | None = None,
     ) -> list[int]:
         """Add ``items`` below ``parent`` (at ``depth``) and make the last one the head,
         if the head is still ``expected``: otherwise ``ConflictError`` (or
         ``SessionNotFoundError``) and nothing is written. Returns the node ids.
+
+        Each item's prefix hash must chain from the one before it, the first from the
+        prefix hash ``parent`` carries as stored (``_core.ROOT`` below no parent); a
+        ``parent`` that is not stored is a ``ConflictError``, a broken link a
+        ``CorruptionError``, and nothing is written. ``parent_prefix`` is the prefix
+        hash the caller chained from (``parent``'s as it knows it): a parent stored with
+        another is refused the same way. An engine that cannot hash on its server
+        (PostgreSQL) checks the links on the client from ``parent_prefix`` and the
+        parent's in the append's own statement; without it, it reads the parent's
+        prefix hash first (one round trip more).
 
         ``call`` (its ``node`` set to the new head) and ``objects`` are written in the
         same transaction. Waiting for other writers ends at ``deadline`` (a

@@ -98,7 +98,8 @@ class _Copier:
             self.report.sessions_present += 1
             return
         items = _items(rows[keep:])
-        ids = self.dest.append(row.id, row.head, row.head, keep, items)
+        above = have[-1][3] if have else None
+        ids = self.dest.append(row.id, row.head, row.head, keep, items, parent_prefix=above)
         for it, nid in zip(items, ids, strict=True):
             self.node_map[it.prefix] = nid
         self.report.sessions_copied += 1

@@ -34,7 +34,7 @@ from ...errors import (
 )
 from .schema import SQLSTATE_CONFLICT, SQLSTATE_CORRUPT, SQLSTATE_NO_SESSION
 
-__all__ = ["RETRY_SQLSTATES", "is_connection_error", "translate"]
+__all__ = ["HEAD_MOVED", "RETRY_SQLSTATES", "is_connection_error", "translate"]
 
 #: Failures after which the whole transaction was rolled back and may simply be run
 #: again: serialization_failure, deadlock_detected.
@@ -51,7 +51,8 @@ _DAMAGE = (
     pge.UndefinedColumn,
     pge.UndefinedFunction,
 )
-_CONFLICT_TEXT = (
+#: What a refused compare-and-swap of the head says.
+HEAD_MOVED = (
     "the session head moved since this handle last saw it (a concurrent append); "
     "nothing was written: refresh() and retry, or pass rebase=True"
 )
@@ -94,7 +95,7 @@ def convert(exc: psycopg.Error, action: str) -> Exception:
     state = exc.sqlstate
     if state == SQLSTATE_CONFLICT:
         text = _primary(exc)
-        return ConflictError(_CONFLICT_TEXT if text == "the session head moved" else text)
+        return ConflictError(HEAD_MOVED if text == "the session head moved" else text)
     if state == SQLSTATE_NO_SESSION:
         return SessionNotFoundError("the session was deleted")
     if state == SQLSTATE_CORRUPT:

@@ -18,7 +18,10 @@ session row (``FOR UPDATE``), checks the head is still the expected one, inserts
 messages and nodes with ``ON CONFLICT DO NOTHING`` (an existing message is compared
 byte for byte, an existing node by parent, message and depth), moves the head
 (``UPDATE ... WHERE id = $1 AND head IS NOT DISTINCT FROM $expected``), and writes the
-ledger row and the objects given with it. Anything wrong raises, and the statement
+ledger row and the objects given with it. Since v2 it is called with one more argument,
+the prefix hash the client chained the new nodes from, and refuses a parent stored with
+another (the client, which can hash, checks every other link before it sends the
+statement). Anything wrong raises, and the statement
 (its implicit transaction) leaves nothing behind. Its errors carry srt's own
 SQLSTATEs (``SQLSTATE_*``), which ``errors.translate`` maps to the srt error tree.
 """
@@ -168,6 +171,51 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
 $fn$;
 """
 
+# v2: the append checks the first new node's link. The other links are checked by the
+# client (``PostgresStore.append``), which can hash; the server cannot (XXH3 or keyed
+# BLAKE2b), so the first link's parent prefix hash travels with the append (``p_above``,
+# the prefix the client chained from) and is compared here with the one the parent node
+# carries. An overload of v1's function (one more argument, last): v1's stays as it was
+# released and does the rest. A mismatch says what SQLite's append says: the head moved
+# or the session is gone if so (the compare-and-swap comes first there), else the parent
+# is not stored, else the chain is broken.
+_APPEND_ABOVE = r"""
+CREATE FUNCTION {s}.append(
+    p_session bigint, p_expected bigint, p_parent bigint, p_depth integer,
+    p_hashes bytea[], p_bodies bytea[], p_prefixes bytea[], p_metas bytea[], p_statuses text[],
+    p_now double precision, p_call jsonb,
+    o_kinds text[], o_scopes text[], o_keys text[], o_values bytea[], o_nodes bigint[],
+    o_expires double precision[], o_at_head boolean[], p_above bytea
+) RETURNS bigint[] LANGUAGE plpgsql AS $fn$
+DECLARE
+    stored bytea;
+    cur bigint;
+BEGIN
+    IF p_parent IS NOT NULL AND p_above IS NOT NULL THEN
+        SELECT n.prefix INTO stored FROM {s}.nodes n WHERE n.id = p_parent;
+        IF stored IS DISTINCT FROM p_above THEN
+            SELECT s.head INTO cur FROM {s}.sessions s WHERE s.id = p_session;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'the session was deleted' USING ERRCODE = 'SRT03';
+            ELSIF cur IS DISTINCT FROM p_expected THEN
+                RAISE EXCEPTION 'the session head moved' USING ERRCODE = 'SRT01';
+            ELSIF stored IS NULL THEN
+                RAISE EXCEPTION 'the node to append below (%) is not stored (collected by '
+                    'gc?); nothing was written', p_parent USING ERRCODE = 'SRT01';
+            END IF;
+            RAISE EXCEPTION 'the node to append below (%) carries prefix hash %, not the % '
+                'its new messages chain from (a node id collected and reused, or a stale '
+                'history); nothing was linked', p_parent, encode(stored, 'hex'),
+                encode(p_above, 'hex') USING ERRCODE = 'SRT02';
+        END IF;
+    END IF;
+    RETURN {s}.append(p_session, p_expected, p_parent, p_depth, p_hashes, p_bodies,
+        p_prefixes, p_metas, p_statuses, p_now, p_call, o_kinds, o_scopes, o_keys, o_values,
+        o_nodes, o_expires, o_at_head);
+END
+$fn$;
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     # v1: everything SQLite's schema v4 holds: content-addressed messages, a prefix-chained
     # node tree, named heads, the usage ledger (with request parameters) and objects.
@@ -254,6 +302,8 @@ MIGRATIONS: tuple[str, ...] = (
     + _PUT_OBJECT
     + _APPEND
     + _MESSAGE_TEXT,
+    # v2: the append compares its parent's stored prefix hash with the caller's.
+    _APPEND_ABOVE,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

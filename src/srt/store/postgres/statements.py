@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from ..base import CALL_FIELDS
 
-#: The append, its parameters in binary (``%b``): bodies go as they are, not in hex.
-APPEND = "SELECT {s}.append(" + ", ".join(["%b"] * 18) + ")"
+#: The append, its parameters in binary (``%b``): bodies go as they are, not in hex. The
+#: 19th, the parent's prefix hash as the client chained from it, picks the function that
+#: compares it with the stored one (schema v2).
+APPEND = "SELECT {s}.append(" + ", ".join(["%b"] * 19) + ")"
 #: ``APPEND`` with a deadline: waiting for other writers' row locks ends after the
 #: ``lock_timeout`` set first, for this statement's transaction only. Still one
 #: statement (one round trip, no BEGIN/COMMIT): ``OFFSET 0`` keeps the subquery from

@@ -11,12 +11,13 @@ from __future__ import annotations
 import operator
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 import psycopg_pool
 from psycopg.types.json import Jsonb
 
+from ... import _core
 from ..._types import SessionInfo
 from ...errors import (
     ConfigError,
@@ -44,9 +45,12 @@ from ..base import (
     VacuumReport,
     VerifyReport,
     check_object,
+    link_error,
+    not_below,
+    not_stored,
 )
 from . import chains, maintenance
-from .errors import is_connection_error
+from .errors import HEAD_MOVED, is_connection_error
 from .pool import Database, parse_url, redact_url
 from .statements import (
     APPEND,
@@ -290,10 +294,7 @@ class PostgresStore(Store):
                 return
             if conn.execute(exists, (session,)).fetchone() is None:
                 raise SessionNotFoundError("the session was deleted")
-            raise ConflictError(
-                "the session head moved since this handle last saw it (a concurrent "
-                "append); nothing was written: refresh() and retry, or pass rebase=True"
-            )
+            raise ConflictError(HEAD_MOVED)
 
         self.db.run("moving a session head", move)
 
@@ -308,9 +309,22 @@ class PostgresStore(Store):
         call: CallRecord | None = None,
         objects: Sequence[ObjectPut] = (),
         deadline: float | None = None,
+        parent_prefix: bytes | None = None,
     ) -> list[int]:
         for obj in objects:
             check_object(obj.kind, obj.scope, obj.key, obj.value)
+        # The links are checked here, where srt can hash; the first one's parent prefix
+        # hash goes with the statement, which compares it with the stored one.
+        above = parent_prefix
+        if parent is None:
+            if above is not None and above != _core.ROOT:
+                self._refuse(session, expected, CorruptionError(not_below(None, _core.ROOT, above)))
+            above = _core.ROOT
+        elif above is None and items:  # not given: read it, a round trip more
+            above = self._parent_prefix(session, expected, parent)
+        broken = link_error(items, above, self.hashing) if above is not None and items else None
+        if broken is not None:
+            self._refuse(session, expected, CorruptionError(broken))
         args = (
             session,
             expected,
@@ -330,6 +344,7 @@ class PostgresStore(Store):
             [o.node for o in objects],
             [o.expires for o in objects],
             [o.at_head for o in objects],
+            above,
         )
         sql = self.db.sql(APPEND if deadline is None else APPEND_BY)
 
@@ -361,6 +376,29 @@ class PostgresStore(Store):
         # compare-and-swap makes that safe even if the first statement were still to
         # commit somewhere (a network cut): then one of the two gets ConflictError.
         return self.db.run("appending to a session", run)
+
+    def _parent_prefix(self, session: int, expected: int | None, parent: int) -> bytes:
+        """The prefix hash node ``parent`` carries; refused (``_refuse``) if it is not
+        stored."""
+        rows = self._read(
+            "appending to a session", "SELECT prefix FROM {s}.nodes WHERE id = %s", (parent,)
+        )
+        if not rows:
+            self._refuse(session, expected, ConflictError(not_stored(parent)))
+        return bytes(rows[0][0])
+
+    def _refuse(self, session: int, expected: int | None, error: Exception) -> NoReturn:
+        """Raise what SQLite's append would for an append found wrong before it was
+        sent: the compare-and-swap's error first (the session is gone, or its head
+        moved), else ``error``."""
+        rows = self._read(
+            "appending to a session", "SELECT head FROM {s}.sessions WHERE id = %s", (session,)
+        )
+        if not rows:
+            raise SessionNotFoundError("the session was deleted")
+        if rows[0][0] != expected:
+            raise ConflictError(HEAD_MOVED)
+        raise error
 
     def _landed(self, session: int, items: Sequence[NewNode]) -> tuple[bool | None, list[int]]:
         """After the connection broke during an append: (True, node ids) if it was

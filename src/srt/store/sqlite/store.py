@@ -352,6 +352,7 @@ class SQLiteStore(Store):
         call: CallRecord | None = None,
         objects: Sequence[ObjectPut] = (),
         deadline: float | None = None,
+        parent_prefix: bytes | None = None,
     ) -> list[int]:
         with self.db.write("appending to a session", deadline) as conn:
             tip, self._tip = self._tip, None  # recorded again only once this commits
@@ -362,7 +363,17 @@ class SQLiteStore(Store):
             # zeros only to cut them at close. Later appends preallocate whole rows.
             small = None if self._wrote is not None else (self._page_size, self.db.reserved)
             done = writes.append(
-                conn, session, expected, parent, depth, items, self._row, self.hashing, tip, small
+                conn,
+                session,
+                expected,
+                parent,
+                depth,
+                items,
+                self._row,
+                self.hashing,
+                tip,
+                parent_prefix,
+                small,
             )
             head = done.head
             if call is not None:

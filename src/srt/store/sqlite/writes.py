@@ -15,7 +15,7 @@ import apsw
 from ... import _core
 from ..._hashing import XXH3, Hashing
 from ...errors import ConflictError, CorruptionError, SessionNotFoundError
-from ..base import NewNode, ObjectPut, check_object
+from ..base import NewNode, ObjectPut, broken_link, check_object, not_below, not_stored
 from . import heap
 
 __all__ = [
@@ -126,6 +126,7 @@ def append(
     row: int,
     hashing: Hashing = XXH3,
     tip: Tip | None = None,
+    parent_prefix: bytes | None = None,
     small: tuple[int, int] | None = None,
 ) -> Appended:
     """Link ``items`` below ``parent`` and compare-and-swap the session head from
@@ -135,8 +136,9 @@ def append(
     The session row is read first: a head that moved is a ``ConflictError`` before
     anything is written, and its ``head_prefix`` is the parent's prefix hash when
     appending at the head. ``tip`` (the connection's last append, still current) stands
-    in for that read and for finding the heap's end. ``small`` (the page size and
-    reserved bytes): new heap rows are as small as their bytes allow (``heap.write``).
+    in for that read and for finding the heap's end. ``parent_prefix`` (if given) must
+    be the parent's stored prefix hash. ``small`` (the page size and reserved bytes):
+    new heap rows are as small as their bytes allow (``heap.write``).
     """
     end = None
     if tip is not None and tip.session == session and tip.head == expected:
@@ -162,11 +164,10 @@ def append(
     else:
         top = conn.execute("SELECT prefix FROM nodes WHERE id = ?", (parent,)).fetchone()
         if top is None:
-            raise ConflictError(
-                f"the node to append below ({parent}) is not stored (collected by gc?); "
-                "nothing was written"
-            )
+            raise ConflictError(not_stored(parent))
         above = top[0]
+    if parent_prefix is not None and parent_prefix != above:
+        raise CorruptionError(not_below(parent, above, parent_prefix))
     ids, above, end = _link(conn, parent, depth, items, row, hashing, above, end, small)
     head = ids[-1] if ids else parent
     prefix = above if head is not None else None
@@ -202,10 +203,7 @@ def _link(
     for mhash, body, prefix, meta, status in items:
         depth += 1
         if prefix != hashing.chain(above, mhash):
-            raise CorruptionError(
-                f"prefix hash {prefix.hex()} does not chain from its parent and message "
-                f"{mhash.hex()}; nothing was linked"
-            )
+            raise CorruptionError(broken_link(NewNode(mhash, body, prefix)))
         above = prefix
         found = execute(_FIND, (mhash, parent)).fetchone()
         if found is not None:
