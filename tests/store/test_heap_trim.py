@@ -109,6 +109,17 @@ class Chain:
         assert [r[2] for r in store.chain(self.head)] == self.bodies
 
 
+def reads_back(path: str, *chains: Chain) -> None:
+    """A new store on ``path`` reads every chain back, and ``verify`` finds nothing."""
+    store = SQLiteStore(path)
+    try:
+        for chain in chains:
+            chain.check(store)
+        assert store.verify().ok
+    finally:
+        store.close()
+
+
 def preallocate(store: SQLiteStore, chain: Chain) -> None:
     """Two appends: the store's first takes only the pages it needs, the second a full
     row, whose unused end the store's close cuts."""
@@ -164,10 +175,7 @@ def test_close_cuts_the_last_row_and_appends_go_on(path: str) -> None:
     rows = heap_rows(path)
     assert rows[-3][0] == rid and rows[-3][1][:fill] == cut[:fill] and len(rows[-3][1]) == ROW
     assert stream_of(rows) == b"".join(chain.bodies)
-    store = SQLiteStore(path)
-    chain.check(store)
-    assert store.verify().ok
-    store.close()
+    reads_back(path, chain)
 
 
 def test_a_store_that_only_read_writes_nothing_at_close(path: str) -> None:
@@ -200,10 +208,11 @@ def test_one_store_cuts_while_another_appends(path: str) -> None:
     log: list[bytes] = []
     ca, cb = Chain(a, "a", log), Chain(b, "b", log)
     ca.append(a, sized("a0", 300))
-    cb.append(b, sized("b0", 5000), sized("b1", 700))  # b's last append: its tip
+    cb.append(b, sized("b0", 5000))
+    cb.append(b, sized("b1", 2000))  # b's last append (a full row now): its tip
+    assert len(heap_rows(path)[-1][1]) == ROW
     a.close()  # cuts the row b's tip points into
-    data = heap_rows(path)[-1][1]
-    assert len(data) < ROW
+    assert len(heap_rows(path)[-1][1]) < ROW
     # b's next append must see the cut row (the commit changed the data version): it
     # fills the row's last zeros, then starts a new row at its end.
     cb.append(b, sized("b2", 6000), sized("b3", 40))
@@ -219,11 +228,7 @@ def test_one_store_cuts_while_another_appends(path: str) -> None:
     rows = heap_rows(path)
     assert rows[0][0] == 0
     assert stream_of(rows) == b"".join(log)
-    c = SQLiteStore(path)
-    ca.check(c)
-    cb.check(c)
-    assert c.verify().ok
-    c.close()
+    reads_back(path, ca, cb)
 
 
 def test_close_skips_the_cut_when_the_file_is_busy(path: str) -> None:
@@ -266,10 +271,7 @@ def test_close_when_the_cut_cannot_be_written(tmp_path: Path) -> None:
             rows = heap_rows(path)
         store.close()
         assert len(heap_rows(path)[-1][1]) < ROW
-        store = SQLiteStore(path)
-        chain.check(store)
-        assert store.verify().ok
-        store.close()
+        reads_back(path, chain)
     finally:
         vfs.unregister()
 
@@ -303,10 +305,7 @@ def test_maintenance_on_a_cut_heap(path: str, tmp_path: Path) -> None:
     keep.check(store)
     assert store.verify().ok
     store.close()
-    copy = SQLiteStore(str(tmp_path / "copy.db"))
-    keep.check(copy)
-    assert copy.verify().ok
-    copy.close()
+    reads_back(str(tmp_path / "copy.db"), keep)
 
 
 def test_fit_is_the_smallest_whole_page_row() -> None:
