@@ -10,8 +10,8 @@ Rows are sized to fill whole pages exactly (``row_bytes``): SQLite keeps at most
 page's usable size less 35 bytes of a row in its leaf page and the rest in overflow
 pages of the usable size less 4 bytes, so a row of one leaf page's worth plus whole
 overflow pages leaves nothing unused. A row is created at full size (but see below),
-its unused end zero bytes, and bodies are written into it in place with incremental blob I/O: an
-append writes only the pages its bytes fall in. Canonical bodies are JSON, which never
+its unused end zero bytes, and bodies are written into it in place with incremental
+blob I/O: an append writes only the pages its bytes fall in. Canonical bodies are JSON, which never
 holds a zero byte, so the first zero byte of the last row is where the stream ends.
 (``gc`` overwrites the bodies it removes with spaces, never with zeros.)
 
@@ -203,7 +203,8 @@ def _rewrite(conn: apsw.Connection, last: End, more: bytes, size: int) -> End:
         or data[last.fill :] != bytes(last.size - last.fill)
     ):
         raise CorruptionError(
-            f"the heap's last row ({last.id}) is not as the append found it; nothing was written"
+            f"the heap's last row ({last.id}) is not as found: its free end is not all "
+            "zeros (the file is damaged?); nothing was written"
         )
     kept = data[: last.fill] + more
     conn.execute("DELETE FROM heap WHERE id = ?", (last.id,))
@@ -221,11 +222,9 @@ def append(conn: apsw.Connection, body: bytes, row: int) -> int:
 def trim(conn: apsw.Connection, page_size: int, reserved: int = 0) -> int:
     """Inside a write transaction: cut the last row to the smallest size of whole pages
     that holds its bytes (``fit``), so the pages of its unused end go to the freelist;
-    return how many bytes were cut. Only zero bytes are cut (a row whose cut part is
-    not all zeros is left as it is), and the zeros before the next page boundary stay:
-    the first zero byte still ends the stream, and an append fills the row before it
-    starts a new one. The row is deleted and inserted again, not updated: an update
-    would take the new row's pages before freeing the old ones, growing the file.
+    return how many bytes were cut. The zeros before the next page boundary stay: the
+    first zero byte still ends the stream. Only zeros are cut: a row whose free end is
+    not all zeros is a ``CorruptionError``, and nothing is cut (``_rewrite``).
     """
     last = end(conn)
     if last is None:
@@ -233,12 +232,7 @@ def trim(conn: apsw.Connection, page_size: int, reserved: int = 0) -> int:
     size = fit(page_size, reserved, last.fill)
     if size >= last.size:
         return 0
-    found = conn.execute("SELECT data FROM heap WHERE id = ?", (last.id,)).fetchone()
-    data = found[0] if found is not None else None
-    if type(data) is not bytes or len(data) != last.size or data[size:] != bytes(len(data) - size):
-        return 0
-    conn.execute("DELETE FROM heap WHERE id = ?", (last.id,))
-    conn.execute("INSERT INTO heap(id, data) VALUES (?, ?)", (last.id, data[:size]))
+    _rewrite(conn, last, b"", size)
     return last.size - size
 
 

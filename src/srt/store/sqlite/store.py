@@ -135,7 +135,8 @@ class SQLiteStore(Store):
         #: Body bytes per heap row (heap.py): what fills one page of this file.
         self._page_size = page_size
         self._row = heap.row_bytes(page_size, self.db.reserved)
-        #: The pid of the process this store last appended in (``close`` trims the heap).
+        #: The pid of the process this store first appended in since it opened (``None``:
+        #: it has not): ``close`` trims the heap then, and only in that process.
         self._wrote: int | None = None
         #: What the last append left (``writes.Tip``), for the next one on its connection.
         self._tip: Tip | None = None
