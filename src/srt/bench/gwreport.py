@@ -30,7 +30,8 @@ def lines(r: dict[str, Any]) -> list[str]:
     if o is not None:
         slope = o["slope_100_to_end"]
         out += [
-            f"  overhead per turn over {o['turns']} turns (1 uvicorn worker, SQLite): "
+            f"  as the client sees it, per turn over {o['turns']} turns (1 uvicorn worker, "
+            "SQLite; both loopback hops in it): "
             f"p50 {o['p50_ms']:.2f} ms, p99 {o['p99_ms']:.2f} ms",
             f"    short chains at turns {o['short_depth'][0]}-{o['short_depth'][1]}: p50 "
             f"{o['p50_at_100_ms']:.2f} / p99 {o['p99_at_100_ms']:.2f} ms; interleaved with the "
@@ -84,12 +85,11 @@ def lines(r: dict[str, Any]) -> list[str]:
 
 
 #: The gateway's figures with issue 18's targets (``report.TARGETS`` rows; a dotted key
-#: is a path into the workload's results). The overhead is given both ways: as the
-#: client sees it (both loopback hops included) and as the gateway does (Server-Timing).
+#: is a path into the workload's results). The overhead target is the issue's "gateway
+#: time minus upstream time", which each response's ``Server-Timing`` gives; the
+#: client-side figures (both loopback hops and the body's trip to the upstream in them)
+#: are printed above as what a client sees, with no target of their own.
 TARGETS: list[tuple[str, str, str, str, float]] = [
-    ("gateway", "overhead.p50_ms", "gateway: overhead p50, client-side (ms)", "<=", 2.0),
-    ("gateway", "overhead.p99_ms", "gateway: overhead p99, client-side (ms)", "<=", 10.0),
-    ("gateway", "overhead.slope_100_to_end", "gateway: p50 slope 100->1,000", "<=", 0.1),
     ("gateway", "overhead.inside.p50_ms", "gateway: time - upstream time p50 (ms)", "<=", 2.0),
     ("gateway", "overhead.inside.p99_ms", "gateway: time - upstream time p99 (ms)", "<=", 10.0),
     (
