@@ -174,3 +174,33 @@ def test_a_mounted_gateway_beats_without_a_lifespan(
                 r = c.responses.create(model="gpt-4o-mini", input="hi")
             assert r.status == "completed"
             assert len(rt.store.list_objects("gw.worker", socket.gethostname())) == 1
+
+
+def test_an_app_closes_the_runtime_it_opened(db_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``srt.gateway.app(config)`` without a runtime opens its own (each worker of ``srt
+    serve --workers N``) and closes it when its lifespan ends: the store then cuts the
+    heap's preallocated last row to the pages its bytes use."""
+    import dataclasses
+
+    import apsw
+
+    monkeypatch.setenv("SRT_GW_UP_KEY", UPSTREAM_KEY)
+    with ProviderServer(api_key=UPSTREAM_KEY) as srv:
+        app = srt.gateway.app(dataclasses.replace(config(srv, open=True), db=db_path))
+        with serving(app) as url, openai.OpenAI(base_url=url, api_key="k") as c:
+            prev = None
+            for i in range(6):
+                prev = c.responses.create(
+                    model="gpt-4o-mini",
+                    input=f"turn {i} " + "words " * 500,
+                    previous_response_id=prev,
+                ).id
+    conn = apsw.Connection(db_path)
+    try:
+        page = conn.execute("PRAGMA page_size").get
+        size, used = conn.execute(
+            "SELECT length(data), instr(data, zeroblob(1)) - 1 FROM heap ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    finally:
+        conn.close()
+    assert used > 0 and size - used < page  # only the last page's end is left unused

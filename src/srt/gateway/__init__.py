@@ -44,13 +44,16 @@ def runtime_for(config: Config, db: str | os.PathLike[str] | None = None) -> Run
 def app(config: Config | str | os.PathLike[str], runtime: Runtime | None = None) -> Any:
     """The gateway as an ASGI app (Starlette), for ``config`` (or a TOML file's path).
 
-    ``runtime`` defaults to the one the config's ``server.db`` names. Mount it, or run
-    it with any ASGI server (``srt serve`` uses uvicorn).
+    ``runtime`` defaults to the one the config's ``server.db`` names, which the app then
+    closes when its lifespan ends (a runtime passed in is the caller's to close). Mount
+    it, or run it with any ASGI server (``srt serve`` uses uvicorn).
     """
     from .asgi import build
 
     cfg = config if isinstance(config, Config) else load_config(config)
-    return build(cfg, runtime if runtime is not None else runtime_for(cfg))
+    if runtime is None:  # the app's own: closed when its lifespan ends
+        return build(cfg, runtime_for(cfg), owns_runtime=True)
+    return build(cfg, runtime)
 
 
 def from_environment() -> Any:

@@ -72,8 +72,9 @@ class _Limiter:
 class State:
     """What the handlers share: the gateway, the thread pool, the key cache."""
 
-    def __init__(self, config: Config, runtime: Runtime) -> None:
+    def __init__(self, config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> None:
         self.config = config
+        self._owns_runtime = owns_runtime
         self.gw = Gateway(config, runtime)
         self.conversations = Conversations(self.gw)
         self.pool = ThreadPoolExecutor(config.threads, thread_name_prefix="srt-gateway")
@@ -104,6 +105,8 @@ class State:
         self._beat_stop.set()
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.gw.close()
+        if self._owns_runtime:
+            self.gw.rt.close()  # a SQLite store gives the heap's unused end back
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         if not self._started:
@@ -176,9 +179,10 @@ def _json(data: Any, status: int = 200) -> JSONResponse:
     return _JSONResponse(data, status_code=status)
 
 
-def build(config: Config, runtime: Runtime) -> Starlette:
-    """The ASGI app for ``config`` on ``runtime`` (see ``srt.gateway.app``)."""
-    st = State(config, runtime)
+def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> Starlette:
+    """The ASGI app for ``config`` on ``runtime`` (see ``srt.gateway.app``); with
+    ``owns_runtime`` its lifespan's end closes the runtime too."""
+    st = State(config, runtime, owns_runtime=owns_runtime)
     gw, convs = st.gw, st.conversations
 
     def _stream(tenant: str, p: Any, rid: str, background: bool) -> Any:
