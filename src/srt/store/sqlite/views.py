@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import apsw
+
 from ...errors import SessionNotFoundError
 from ..base import USER_PREFIX, SessionOverview, TreeNode, build_tree, session_overviews
 from . import queries as q
@@ -13,20 +17,52 @@ __all__ = ["overview", "tree"]
 
 def overview(db: Database) -> list[SessionOverview]:
     """Every session with its message, turn and estimated token counts, sorted by name."""
-    sql = (
-        CHAINS + f"SELECT up.sid, count(*), sum({q.body('up', str(len(USER_PREFIX)))} = ?), "
-        "sum((up.len + 3) / 4), max(CASE WHEN up.parent IS NULL THEN up.id END) "
-        "FROM up GROUP BY up.sid"
-    )
     action = "listing sessions"
     with db.job(action) as conn, q.snapshot(conn, action):
-        stats = conn.execute(sql, (USER_PREFIX,)).fetchall()
+        stats = _chain_stats(conn)
         rows = q.rows(
             conn,
             "SELECT s.id, s.name, s.created, s.updated, n.prefix "
             "FROM sessions s LEFT JOIN nodes n ON n.id = s.head ORDER BY s.name",
         ).fetchall()
     return session_overviews(stats, rows)
+
+
+def _chain_stats(conn: apsw.Connection) -> list[tuple[int, int, int, int, int | None]]:
+    """Per non-empty session: (id, messages, user turns, estimated tokens, root node).
+
+    Every session's chain is walked in SQL and its rows come out in the order of their
+    bodies in the heap, so one pass over the heap's rows, read in order beside them,
+    gives each body's first bytes (its role). Reading those bytes in SQL instead
+    (``substr`` of the heap row) loads the whole row, pages of it, once per message."""
+    k = len(USER_PREFIX)
+    walk = conn.cursor().execute(CHAINS + "SELECT sid, id, parent, at, len FROM up ORDER BY at")
+    heap = iter(conn.cursor().execute("SELECT id, data FROM heap ORDER BY id"))
+    start, buf = 0, b""  # the heap's bytes from offset ``start`` on
+    per: dict[int, list[Any]] = {}
+    for sid, nid, parent, at, length in walk:
+        user = False
+        if length >= k:
+            while at + k > start + len(buf):
+                row = next(heap, None)
+                if row is None:
+                    break
+                rid, data = row
+                if at - start > len(buf) or rid != start + len(buf):
+                    buf, start = b"", rid  # a gap: go on from this row
+                elif at > start:
+                    buf, start = buf[at - start :], at  # the walk never goes back
+                buf += data
+            user = at >= start and buf[at - start : at - start + k] == USER_PREFIX
+        s = per.get(sid)
+        if s is None:
+            s = per[sid] = [0, 0, 0, None]
+        s[0] += 1
+        s[1] += user
+        s[2] += (length + 3) // 4
+        if parent is None and (s[3] is None or nid > s[3]):
+            s[3] = nid
+    return [(sid, n, turns, tokens, root) for sid, (n, turns, tokens, root) in per.items()]
 
 
 def tree(db: Database, name: str, *, width: int = 200) -> TreeNode | None:
