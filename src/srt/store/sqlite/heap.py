@@ -11,9 +11,9 @@ page's usable size less 35 bytes of a row in its leaf page and the rest in overf
 pages of the usable size less 4 bytes, so a row of one leaf page's worth plus whole
 overflow pages leaves nothing unused. A row is created at full size (but see below),
 its unused end zero bytes, and bodies are written into it in place with incremental
-blob I/O: an append writes only the pages its bytes fall in. Canonical bodies are JSON, which never
-holds a zero byte, so the first zero byte of the last row is where the stream ends.
-(``gc`` overwrites the bodies it removes with spaces, never with zeros.)
+blob I/O: an append writes only the pages its bytes fall in. Canonical bodies are JSON,
+which never holds a zero byte, so the first zero byte of the last row is where the
+stream ends. (``gc`` overwrites the bodies it removes with spaces, never with zeros.)
 
 At rest the last row holds no whole page of zeros: a store that appended cuts it, as it
 closes, to the smallest row of whole pages that holds its bytes (``trim``, ``fit``; one
