@@ -388,6 +388,20 @@ cdef class OutputBuffer:
         else:
             total = _length(head, parts, sep, tail)
         if (
+            same_list
+            and n == self._nparts
+            and total == PyBytes_GET_SIZE(<bytes>self._out)
+            and memcmp(
+                PyBytes_AS_STRING(<bytes>self._out) + self._prefix_end,
+                PyBytes_AS_STRING(tail),
+                PyBytes_GET_SIZE(tail),
+            ) == 0
+        ):
+            # Nothing new since the last build (a retry, or a second look): that body is
+            # this one, and bytes never change, so it is returned as it is, held or not.
+            self.reused += total
+            return <bytes>self._out
+        if (
             SRT_IN_PLACE
             and self._out != NULL
             and srt_refcnt(self._out) == 1
