@@ -403,6 +403,22 @@ def test_output_buffer_returns_the_same_body_when_nothing_changed() -> None:
     assert longer == ref.assemble(b"[", [*parts, b"x"], b",", b")")
 
 
+def test_output_buffer_rewrites_an_equal_size_body_in_place_with_a_fresh_hash() -> None:
+    """Released, a body of the same length but other bytes is written in the previous
+    one's memory (only what changed), and its hash is the new bytes' hash, not a stale
+    one cached from before."""
+    buf = _core.OutputBuffer(min_bytes=1024)
+    parts = [bytes([65 + i % 26]) * 1000 for i in range(50)]
+    body = buf.build(b"[", parts, b",", b"]")
+    stale = hash(body)  # cached in the bytes object
+    del body
+    copied = buf.copied
+    body = buf.build(b"[", parts, b",", b")")
+    assert body == ref.assemble(b"[", parts, b",", b")")
+    assert buf.copied - copied == 1  # only the tail was written
+    assert hash(body) == hash(bytes(bytearray(body))) != stale
+
+
 def test_output_buffer_rewrites_only_after_an_in_place_cut() -> None:
     """Cut back in place and told, the buffer keeps the unchanged head of the body and
     writes from the cut on; the result is still assemble's."""

@@ -406,8 +406,6 @@ cdef class OutputBuffer:
             and self._out != NULL
             and srt_refcnt(self._out) == 1
             and total >= self.min_bytes
-            # Equal sizes would keep a stale cached hash (_PyBytes_Resize returns early).
-            and total != PyBytes_GET_SIZE(<bytes>self._out)
         ):
             if (
                 not same_list
@@ -422,6 +420,10 @@ cdef class OutputBuffer:
                     off += PyBytes_GET_SIZE(<bytes>parts[k]) + (seplen if k else 0)
                     k += 1
             self._reserve(n)
+            if total == PyBytes_GET_SIZE(<bytes>self._out):
+                # _PyBytes_Resize returns early on an equal size, which would keep the
+                # old bytes' cached hash; a resize drops it (on failure: NULL, MemoryError).
+                _PyBytes_Resize(&self._out, total + 1)
             _PyBytes_Resize(&self._out, total)  # on failure: NULL and MemoryError
             dst = PyBytes_AS_STRING(<bytes>self._out)
             self.reused += off
