@@ -401,6 +401,17 @@ def test_output_buffer_returns_the_same_body_when_nothing_changed() -> None:
     assert again.endswith(b"]") and hash(again) == hash(bytes(bytearray(again)))
     longer = buf.build(b"[", [*parts, b"x"], b",", b")")  # a new list, one part more
     assert longer == ref.assemble(b"[", [*parts, b"x"], b",", b")")
+    # A new list each build (as cache marks make): the same parts give the same body,
+    # a part with other bytes of the same length a new one.
+    marked = [*parts, b"x"]
+    marked[3] = bytes(bytearray(b"m" * 1000))
+    first = buf.build(b"[", marked, b",", b")")
+    assert buf.build(b"[", list(marked), b",", b")") is first
+    again = list(marked)
+    again[3] = b"n" * 1000
+    other = buf.build(b"[", again, b",", b")")
+    assert other is not first and other == ref.assemble(b"[", again, b",", b")")
+    assert first == ref.assemble(b"[", marked, b",", b")")
 
 
 def test_output_buffer_rewrites_an_equal_size_body_in_place_with_a_fresh_hash() -> None:

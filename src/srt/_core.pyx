@@ -277,6 +277,22 @@ def common_prefix(list a not None, list b not None, Py_ssize_t limit=-1):
     return i
 
 
+cdef bint _same_parts(
+    bytes head, list parts, bytes sep, bytes head0, list parts0, bytes sep0
+) except -1:
+    """Whether ``head``, ``parts`` and ``sep`` are, byte for byte, ``head0``, ``parts0``
+    and ``sep0`` (``parts0`` may be ``None``: not the same)."""
+    cdef Py_ssize_t i, n = len(parts)
+    if parts0 is None or len(parts0) != n or head0 is None or sep0 is None:
+        return False
+    if not (_same(head, head0) and _same(sep, sep0)):
+        return False
+    for i in range(n):
+        if not _same(<bytes?>parts[i], <bytes?>parts0[i]):
+            return False
+    return True
+
+
 cdef class OutputBuffer:
     """``assemble`` that reuses the memory of the body it built last time.
 
@@ -388,7 +404,7 @@ cdef class OutputBuffer:
         else:
             total = _length(head, parts, sep, tail)
         if (
-            same_list
+            self._out != NULL
             and n == self._nparts
             and total == PyBytes_GET_SIZE(<bytes>self._out)
             and memcmp(
@@ -396,9 +412,12 @@ cdef class OutputBuffer:
                 PyBytes_AS_STRING(tail),
                 PyBytes_GET_SIZE(tail),
             ) == 0
+            and (same_list or _same_parts(head, parts, sep, self._head, prev, self._sep))
         ):
             # Nothing new since the last build (a retry, or a second look): that body is
             # this one, and bytes never change, so it is returned as it is, held or not.
+            # (A list made anew each build, as with cache marks, is compared part by
+            # part: by identity, and by bytes where a part is a new object.)
             self.reused += total
             return <bytes>self._out
         if (
