@@ -19,7 +19,7 @@ import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from . import _core
 from ._chain import Chain
@@ -40,7 +40,7 @@ from .cache import (
 from .context import WindowPolicy, select
 from .errors import ConfigError
 from .tokens import Tokenizer
-from .wire.base import Target, WireFormat
+from .wire.base import Frag, Target, TextFrags, WireFormat
 
 __all__ = ["Builder", "Parts"]
 
@@ -228,27 +228,81 @@ class Builder:
         if fmt.identity:
             asm.extend_identity(fmt, target, bodies[i:j])
             return
+        texts = fmt.text_frags()
+        if texts is not None:
+            self._extend_texts(asm, fmt, target, texts, hashes, bodies, i, j)
+            return
+        asm.extend(fmt, [self._render(asm, fmt, target, hashes, bodies, k) for k in range(i, j)])
+
+    def _render(
+        self,
+        asm: Assembly,
+        fmt: WireFormat,
+        target: Target,
+        hashes: Sequence[bytes],
+        bodies: list[bytes],
+        k: int,
+    ) -> Frag:
+        """Message ``k``'s fragment: rendered, or from the runtime's fragment cache."""
+        body = bodies[k]
+        if len(body) < INTERN_MIN_BYTES:
+            # A short message is rendered again when needed (a few microseconds)
+            # rather than cached: cached, its small objects would outlive the
+            # session among the session's own, and keep their memory pages.
+            asm.serialized += 1
+            return fmt.render(body, target)
+        ckey = (hashes[k], fmt.name, target.model)
+        frag: Frag | None = self.shared.fragments.get(ckey)
+        if frag is None:
+            frag = fmt.render(body, target)
+            asm.serialized += 1
+            # What an entry costs besides its bytes: the key, the Frag, two slots.
+            self.shared.fragments.put(ckey, frag, len(frag.data) + 400)
+        return frag
+
+    def _extend_texts(
+        self,
+        asm: Assembly,
+        fmt: WireFormat,
+        target: Target,
+        texts: TextFrags,
+        hashes: Sequence[bytes],
+        bodies: list[bytes],
+        i: int,
+        j: int,
+    ) -> None:
+        """``_extend`` for a format with ``text_frags``: plain text messages' fragments
+        made from their bytes (``_core.text_frags``), the others rendered; the same
+        fragments, cache entries and counts as rendering each, glued run by run."""
+        codes, datas = _core.text_frags(bodies[i:j], texts.wraps, texts.empty)
+        slow: dict[int, Frag] = {}
         cache = self.shared.fragments
-        frags = []
-        for k in range(i, j):
-            body = bodies[k]
-            if len(body) < INTERN_MIN_BYTES:
-                # A short message is rendered again when needed (a few microseconds)
-                # rather than cached: cached, its small objects would outlive the
-                # session among the session's own, and keep their memory pages.
-                frag = fmt.render(body, target)
-                asm.serialized += 1
-                frags.append(frag)
+        for k, (body, data) in enumerate(zip(bodies[i:j], datas, strict=True)):
+            if data is None:
+                slow[k] = self._render(asm, fmt, target, hashes, bodies, i + k)
                 continue
-            ckey = (hashes[k], fmt.name, target.model)
-            frag = cache.get(ckey)
+            asm.serialized += 1
+            if len(body) < INTERN_MIN_BYTES:
+                continue
+            ckey = (hashes[i + k], fmt.name, target.model)
+            frag: Frag | None = cache.get(ckey)
             if frag is None:
-                frag = fmt.render(body, target)
-                asm.serialized += 1
-                # What an entry costs besides its bytes: the key, the Frag, two slots.
-                cache.put(ckey, frag, len(frag.data) + 400)
-            frags.append(frag)
-        asm.extend(fmt, frags)
+                c = codes[k]
+                cache.put(ckey, Frag(texts.kinds[c], texts.roles[c], data), len(data) + 400)
+            else:
+                asm.serialized -= 1
+                datas[k] = frag.data
+        made = cast("list[bytes]", datas)  # None where ``slow`` has the fragment
+        if not slow:
+            asm.extend_texts(fmt, texts, codes, made)
+            return
+        start = 0
+        for k in [*sorted(slow), j - i]:
+            if k > start:
+                asm.extend_texts(fmt, texts, codes[start:k], made[start:k])
+            if k in slow:
+                asm.extend(fmt, [slow[k]])
+            start = k + 1
 
     # -- context windows ---------------------------------------------------------------------
 

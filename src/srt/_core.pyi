@@ -130,6 +130,9 @@ def decode_messages(
     bodies: list[bytes], roles: dict[bytes, str], loads: Callable[[bytes], Any]
 ) -> list[Any]: ...
 def decode_utf8(data: bytes) -> str: ...
+def text_frags(
+    bodies: list[bytes], wraps: tuple[tuple[bytes, bytes] | None, ...], empty: bool
+) -> tuple[bytes, list[bytes | None]]: ...
 
 @disjoint_base
 class FragmentCache:

@@ -53,6 +53,7 @@ cdef extern from *:
 
 cdef extern from "_utf8.h":
     object srt_decode_utf8(const char* data, Py_ssize_t n)
+    int srt_json_text(const unsigned char* s, Py_ssize_t n)
 
 import collections.abc as _abc
 import hashlib
@@ -1009,6 +1010,70 @@ def decode_utf8(bytes data not None):
     """``data.decode("utf-8")``, by the decoder ``decode_messages`` uses (the same str,
     the same ``UnicodeDecodeError``)."""
     return srt_decode_utf8(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+
+
+#: The roles of a plain text message, in the order of ``text_frags``' codes.
+cdef tuple _TEXT_ROLES = (b"system", b"developer", b"user", b"assistant")
+
+
+def text_frags(list bodies not None, tuple wraps not None, bint empty):
+    """The fragments of the plain text messages among ``bodies``, without parsing them.
+
+    A body that is exactly ``{"role":"<r>","content":"<text>"}``, ``r`` system, developer,
+    user or assistant (code 0 to 3), its text as ``json.dumps(ensure_ascii=False)`` writes
+    it (``srt_json_text``) and not empty unless ``empty``, gets its role's code and the
+    fragment ``wraps[code][0] + <the text's JSON string> + wraps[code][1]`` (the body
+    itself where ``wraps[code]`` is None). Any other body gets code 255 and None.
+    Returns ``(codes, fragments)``: bytes and a list, one item a body."""
+    cdef Py_ssize_t m = len(bodies), i, n, rl, start, plen, slen
+    cdef bytes codes = PyBytes_FromStringAndSize(NULL, m)
+    cdef unsigned char* cp = <unsigned char*>PyBytes_AS_STRING(codes)
+    cdef list out = [None] * m
+    cdef object b, wrap
+    cdef bytes pre, post, role, frag
+    cdef const char* p
+    cdef char* q
+    cdef int code
+    if len(wraps) != 4:
+        raise ValueError("wraps needs one item per role")
+    for i in range(m):
+        cp[i] = 255
+        b = bodies[i]
+        if type(b) is not bytes:
+            raise TypeError("bodies must be bytes")
+        p = PyBytes_AS_STRING(<bytes>b)
+        n = PyBytes_GET_SIZE(<bytes>b)
+        if n < 27 or memcmp(p, b'{"role":"', 9) != 0 or memcmp(p + n - 2, b'"}', 2) != 0:
+            continue
+        for code in range(4):
+            role = <bytes>_TEXT_ROLES[code]
+            rl = PyBytes_GET_SIZE(role)
+            start = 9 + rl + 13  # the text's first byte
+            if (
+                start <= n - 2
+                and memcmp(p + 9, PyBytes_AS_STRING(role), rl) == 0
+                and memcmp(p + 9 + rl, b'","content":"', 13) == 0
+            ):
+                break
+        else:
+            continue
+        slen = n - 2 - start
+        if (slen == 0 and not empty) or not srt_json_text(<const unsigned char*>p + start, slen):
+            continue
+        cp[i] = code
+        wrap = wraps[code]
+        if wrap is None:
+            out[i] = b
+            continue
+        pre, post = wrap
+        plen = PyBytes_GET_SIZE(pre)
+        frag = PyBytes_FromStringAndSize(NULL, plen + slen + 2 + PyBytes_GET_SIZE(post))
+        q = PyBytes_AS_STRING(frag)
+        memcpy(q, PyBytes_AS_STRING(pre), plen)
+        memcpy(q + plen, p + start - 1, slen + 2)
+        memcpy(q + plen + slen + 2, PyBytes_AS_STRING(post), PyBytes_GET_SIZE(post))
+        out[i] = frag
+    return codes, out
 
 
 def cut(list ids not None, list rows not None, list ats not None, list lens not None):

@@ -21,7 +21,7 @@ from .cache import (
     CacheExplain,
 )
 from .errors import UnsupportedFeatureError
-from .wire.base import Frag, Target, WireFormat
+from .wire.base import Frag, Target, TextFrags, WireFormat
 
 __all__ = ["Assembly", "Offset", "Planned", "Roles", "View"]
 
@@ -348,6 +348,75 @@ class Assembly:
             self.nbytes = array("q", self.nbytes)  # last is the largest
         self.nbytes.extend(cum_bytes)
         self.blocks = _extended(self.blocks, cum_blocks)
+        self.ntokens.extend(cum_tokens)
+
+    def extend_texts(
+        self, fmt: WireFormat, texts: TextFrags, codes: bytes, datas: list[bytes]
+    ) -> None:
+        """``extend`` of plain text messages' fragments (``_core.text_frags``: role codes
+        and non-empty fragment bytes; one block each, no note): the same records, made
+        list by list. A system message that does not lead the conversation goes to
+        ``extend``, which refuses it."""
+        m, n0 = len(codes), self.n
+        last = self.last_role()
+        body = codes.lstrip(texts.system_codes)
+        lead = m - len(body)
+        if (lead and last is not None) or any(c in body for c in texts.system_codes):
+            kinds, wire = texts.kinds, texts.roles
+            frags = [Frag(kinds[c], wire[c], d) for c, d in zip(codes, datas, strict=True)]
+            self.extend(fmt, frags)
+            return
+        k0, s0, mm = len(self.pieces), len(self.system), m - lead
+        if lead:
+            if self.system is _NO_SYSTEM:
+                self.system = []
+            self.system.extend(datas[:lead])
+        # Wire role codes, taken in the order the roles first appear (as ``extend`` does).
+        table = bytearray(256)
+        for c in sorted(set(body), key=body.index):
+            table[c] = self._code(texts.roles[c])
+        codes_after = bytes([self._code(last)]) * lead + body.translate(table)
+        if mm:
+            glue: dict[tuple[str | None, str], bytes] = {}
+            glues: list[bytes] = []
+            prev = last
+            for r in [texts.roles[c] for c in body]:
+                g = glue.get((prev, r))
+                if g is None:
+                    g = glue[prev, r] = fmt.glue(prev, r)
+                glues.append(g)
+                prev = r
+            new: list[bytes] = [b""] * (2 * mm)
+            new[0::2] = glues
+            new[1::2] = datas[lead:]
+            self.pieces.extend(new)
+        ends = range(k0 + 2, k0 + 2 * mm + 2, 2)
+        lens = list(map(len, datas))
+        total = self.nbytes[-1] if self.nbytes else 0
+        ntok = self.ntokens[-1] if self.ntokens else 0
+        nblocks = self.blocks[-1] if self.blocks else 0
+        cum_bytes = list(islice(accumulate(lens, initial=total), 1, None))
+        cum_tokens = islice(accumulate([(n + 3) // 4 for n in lens], initial=ntok), 1, None)
+        if lead or self._sys is not None:
+            if self._sys is None:
+                self._sys = array("i", bytes(4 * n0))
+            self._sys.extend(range(s0 + 1, s0 + lead + 1))
+            self._sys.extend(repeat(s0 + lead, mm))
+        if not n0 and not lead:  # a new assembly: its columns made at their final size
+            self._ends, self.blocks = ends, range(1, m + 1)
+            self._roles = bytearray(codes_after)
+            self.nbytes = _wide(cum_bytes)
+            self.ntokens = array("i", cum_tokens)
+            return
+        for _ in range(lead):
+            self._ends = _push(self._ends, k0)
+        if mm:
+            self._ends = _extended(self._ends, ends)
+        self.blocks = _extended(self.blocks, range(nblocks + 1, nblocks + m + 1))
+        self._roles.extend(codes_after)
+        if self.nbytes.typecode == "i" and cum_bytes[-1] >= 2**31:  # running sums: the
+            self.nbytes = array("q", self.nbytes)  # last is the largest
+        self.nbytes.extend(cum_bytes)
         self.ntokens.extend(cum_tokens)
 
     def extend(self, fmt: WireFormat, frags: list[Frag]) -> None:

@@ -183,4 +183,90 @@ static PyObject *srt_decode_utf8(const char *data, Py_ssize_t n) {
     return str;
 }
 
+/* srt_json_text: 1 when s[0..n) is exactly what json.dumps(text, ensure_ascii=False)
+   writes between the quotes for some str ``text`` (valid UTF-8 without surrogates;
+   no raw control character, quote or lone backslash; the only escapes the encoder
+   makes: \" \\ \b \f \n \r \t, and \u00xx in lowercase hex for the other control
+   characters), else 0. Such bytes decode to ``text`` and encode back to themselves,
+   so a fragment may copy them instead of decoding and encoding them again. */
+static int srt_json_text(const unsigned char *s, Py_ssize_t n) {
+    const unsigned char *p = s, *end = s + n;
+    while (p < end) {
+#ifdef SRT_SSE2
+        {
+            const __m128i space = _mm_set1_epi8(0x20), quote = _mm_set1_epi8('"'),
+                          slash = _mm_set1_epi8('\\');
+            int stop = 0;
+            while (end - p >= 16) {
+                __m128i v = _mm_loadu_si128((const __m128i *)p);
+                /* signed: below 0x20 catches the control characters and 0x80..0xFF */
+                __m128i odd = _mm_or_si128(
+                    _mm_cmplt_epi8(v, space),
+                    _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)));
+                int m = _mm_movemask_epi8(odd);
+                if (m) {
+                    p += srt_ctz(m);
+                    stop = 1;
+                    break;
+                }
+                p += 16;
+            }
+            if (!stop && p >= end) break;
+        }
+#endif
+        unsigned int c = *p;
+        if (c >= 0x80) {
+            Py_UCS4 cp;
+            if (c < 0xC2) return 0;
+            if (c < 0xE0) {
+                if (end - p < 2 || (p[1] & 0xC0) != 0x80) return 0;
+                p += 2;
+            } else if (c < 0xF0) {
+                if (end - p < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) return 0;
+                cp = ((c & 0x0F) << 12) | ((Py_UCS4)(p[1] & 0x3F) << 6) | (p[2] & 0x3F);
+                if (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+                p += 3;
+            } else if (c < 0xF5) {
+                if (end - p < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 ||
+                    (p[3] & 0xC0) != 0x80)
+                    return 0;
+                cp = ((c & 0x07) << 18) | ((Py_UCS4)(p[1] & 0x3F) << 12) |
+                     ((Py_UCS4)(p[2] & 0x3F) << 6) | (p[3] & 0x3F);
+                if (cp < 0x10000 || cp > 0x10FFFF) return 0;
+                p += 4;
+            } else {
+                return 0;
+            }
+            continue;
+        }
+        if (c < 0x20 || c == '"') return 0;
+        if (c == '\\') {
+            unsigned int e, lo;
+            if (end - p < 2) return 0;
+            e = p[1];
+            if (e == '"' || e == '\\' || e == 'b' || e == 'f' || e == 'n' || e == 'r' ||
+                e == 't') {
+                p += 2;
+                continue;
+            }
+            if (e != 'u' || end - p < 6 || p[2] != '0' || p[3] != '0') return 0;
+            if (p[4] != '0' && p[4] != '1') return 0;
+            lo = p[5];
+            if (lo >= '0' && lo <= '9')
+                lo -= '0';
+            else if (lo >= 'a' && lo <= 'f')
+                lo -= 'a' - 10;
+            else
+                return 0;
+            lo += (p[4] - '0') * 16;
+            /* these five have a short escape, which the encoder uses instead */
+            if (lo == 0x08 || lo == 0x09 || lo == 0x0A || lo == 0x0C || lo == 0x0D) return 0;
+            p += 6;
+            continue;
+        }
+        p++;
+    }
+    return 1;
+}
+
 #endif

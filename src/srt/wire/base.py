@@ -35,12 +35,14 @@ from ..tokens import GENERIC_ESTIMATE, Tokenizer
 from .sse import ServerSentEvent, SSEDecoder, sse_event
 
 __all__ = [
+    "TEXT_ROLES",
     "CacheRules",
     "Event",
     "Frag",
     "SSEStream",
     "StreamDecoder",
     "Target",
+    "TextFrags",
     "WireFormat",
     "check_model",
     "dumps",
@@ -113,6 +115,29 @@ class Frag:
     blocks: int = 1
 
 
+#: The roles of a plain text message, in the order of ``TextFrags``' items (and of the
+#: codes ``_core.text_frags`` gives them).
+TEXT_ROLES = ("system", "developer", "user", "assistant")
+
+
+@dataclass(frozen=True)
+class TextFrags:
+    """How a format renders a plain text message, ``{"role": r, "content": "<text>"}``
+    with nothing else, without parsing it: for each of ``TEXT_ROLES`` the fragment's
+    ``kind`` and wire ``role``, and the ``wrap`` (prefix, suffix) around the text's JSON
+    string, as its canonical bytes hold it (``None``: the fragment is the canonical body
+    itself). Such a fragment has one block and no note. ``empty``: an empty text renders
+    so too (else it takes ``render``, which may refuse it).
+    """
+
+    kinds: tuple[str, ...]
+    roles: tuple[str, ...]
+    wraps: tuple[tuple[bytes, bytes] | None, ...]
+    empty: bool
+    #: The codes (indexes in ``TEXT_ROLES``) whose kind is ``"system"``.
+    system_codes: bytes = b""
+
+
 @dataclass(frozen=True)
 class CacheRules:
     """How a provider's prompt cache works, as the cache planner and the explain need it.
@@ -169,6 +194,11 @@ class WireFormat(ABC):
     @abstractmethod
     def render(self, body: bytes, target: Target) -> Frag:
         """One message (canonical bytes ``body``) in this format, for ``target``."""
+
+    def text_frags(self) -> TextFrags | None:
+        """How ``render`` treats a plain text message, for formats that make its fragment
+        from the text's JSON string as it is (the same ``Frag`` ``render`` gives)."""
+        return None
 
     def glue(self, prev: str | None, role: str) -> bytes:
         """The bytes between the previous message (wire role ``prev``) and this one."""

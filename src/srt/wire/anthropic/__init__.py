@@ -56,6 +56,7 @@ from ..base import (
     Frag,
     StreamDecoder,
     Target,
+    TextFrags,
     WireFormat,
     assistant_message,
     cached_usage,
@@ -275,6 +276,22 @@ class BlockFormat(WireFormat):
             raise UnsupportedFeatureError(self.name, f"an empty {role} message")
         kind = "system" if wire == "system" else "message"
         return Frag(kind, wire, join_blocks(blocks, self.name), note_of(notes), len(blocks))
+
+    def text_frags(self) -> TextFrags:
+        """``render`` of a plain text message: one text block around the text's JSON
+        string (made from ``_text_block`` itself); an empty text goes to ``render``."""
+        texts: TextFrags | None = self.__dict__.get("_texts")
+        if texts is None:
+            probe = dumps("srt text probe")
+            pre, post = dumps(self._text_block("srt text probe")).split(probe)
+            texts = self.__dict__["_texts"] = TextFrags(
+                kinds=("system", "system", "message", "message"),
+                roles=("system", "system", "user", "assistant"),
+                wraps=((pre, post),) * 4,
+                empty=False,
+                system_codes=b"\x00\x01",
+            )
+        return texts
 
     def glue(self, prev: str | None, role: str) -> bytes:
         return make_glue(prev, role)

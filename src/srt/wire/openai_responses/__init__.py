@@ -65,10 +65,12 @@ from ...errors import (
 from ...tokens import Tokenizer, openai_tokenizer
 from .._input import typed_input
 from ..base import (
+    TEXT_ROLES,
     Event,
     Frag,
     StreamDecoder,
     Target,
+    TextFrags,
     WireFormat,
     check_model,
     dumps,
@@ -91,6 +93,9 @@ def model_bytes(model: Any) -> bytes:
         return dumps(check_model(model))
     except UnicodeEncodeError:
         raise ConfigError("model must be valid Unicode text (it has a lone surrogate)") from None
+
+
+_TEXTS = TextFrags(("message",) * 4, TEXT_ROLES, (None,) * 4, empty=True)
 
 
 class OpenAIResponses(WireFormat):
@@ -140,6 +145,11 @@ class OpenAIResponses(WireFormat):
         else:
             items = [self._input_message(msg)]
         return Frag("message", role, b",".join(dumps(i) for i in items), note)
+
+    def text_frags(self) -> TextFrags:
+        """``render`` of a plain text message: an input (or assistant) message item that
+        is the canonical body itself, an empty text too."""
+        return _TEXTS
 
     def _unsupported(self, feature: str) -> UnsupportedFeatureError:
         return UnsupportedFeatureError(self.name, feature)
