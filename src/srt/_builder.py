@@ -50,6 +50,9 @@ __all__ = ["Builder", "Parts"]
 SEGMENTS = {"min_bytes": 128 * 1024, "segment_bytes": 256 * 1024, "merge_bytes": 4 * 1024 * 1024}
 
 
+#: A placeholder for a fragment not rendered yet.
+_NOT_YET = Frag("message", "", b"")
+
 #: An assembly's key: (format, model, partial replies sent, a context window's cut).
 _Key = tuple[str, str, bool, tuple[str, int, int] | None]
 
@@ -274,17 +277,23 @@ class Builder:
         """``_extend`` for a format with ``text_frags``: plain text messages' fragments
         made from their bytes (``_core.text_frags``), the others rendered; the same
         fragments, cache entries and counts as rendering each, glued run by run."""
-        codes, datas = _core.text_frags(bodies[i:j], texts.wraps, texts.empty)
-        slow: dict[int, Frag] = {}
-        cache = self.shared.fragments
-        for k, (body, data) in enumerate(zip(bodies[i:j], datas, strict=True)):
+        sub = bodies[i:j]
+        codes, datas = _core.text_frags(sub, texts.wraps, texts.empty)
+        slow: dict[int, Frag] = {}  # the messages ``render`` makes (by index in ``sub``)
+        k = codes.find(255)
+        while k >= 0:
+            slow[k] = _NOT_YET
+            k = codes.find(255, k + 1)
+        asm.serialized += len(sub) - len(slow)
+        big = [k for k, n in enumerate(map(len, sub)) if n >= INTERN_MIN_BYTES]
+        cache, name, model = self.shared.fragments, fmt.name, target.model
+        # The fragment cache sees the messages in order, as when each is rendered.
+        for k in sorted({*slow, *big}) if slow else big:
+            data = datas[k]
             if data is None:
                 slow[k] = self._render(asm, fmt, target, hashes, bodies, i + k)
                 continue
-            asm.serialized += 1
-            if len(body) < INTERN_MIN_BYTES:
-                continue
-            ckey = (hashes[i + k], fmt.name, target.model)
+            ckey = (hashes[i + k], name, model)
             frag: Frag | None = cache.get(ckey)
             if frag is None:
                 c = codes[k]

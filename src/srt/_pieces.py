@@ -12,7 +12,7 @@ import sys
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import accumulate, islice, repeat
+from itertools import accumulate, islice, pairwise, repeat
 from typing import TypeAlias
 
 from ._core import OutputBuffer, Segments, assemble, assembled_length
@@ -377,17 +377,12 @@ class Assembly:
             table[c] = self._code(texts.roles[c])
         codes_after = bytes([self._code(last)]) * lead + body.translate(table)
         if mm:
-            glue: dict[tuple[str | None, str], bytes] = {}
-            glues: list[bytes] = []
-            prev = last
-            for r in [texts.roles[c] for c in body]:
-                g = glue.get((prev, r))
-                if g is None:
-                    g = glue[prev, r] = fmt.glue(prev, r)
-                glues.append(g)
-                prev = r
+            # The glue between neighbours, by their codes (their wire roles follow).
+            wire, present = texts.roles, set(body)
+            pair = {a * 4 + b: fmt.glue(wire[a], wire[b]) for a in present for b in present}
             new: list[bytes] = [b""] * (2 * mm)
-            new[0::2] = glues
+            new[0] = fmt.glue(last, wire[body[0]])
+            new[2::2] = [pair[a * 4 + b] for a, b in pairwise(body)]
             new[1::2] = datas[lead:]
             self.pieces.extend(new)
         ends = range(k0 + 2, k0 + 2 * mm + 2, 2)

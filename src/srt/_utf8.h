@@ -183,60 +183,140 @@ static PyObject *srt_decode_utf8(const char *data, Py_ssize_t n) {
     return str;
 }
 
+/* srt_utf8_valid: 1 when s[0..n) is UTF-8 that PyUnicode_DecodeUTF8 accepts (no
+   overlong form, surrogate, code point past U+10FFFF or truncated sequence), else 0.
+   On x86 with SSSE3 (checked at run time) 16 bytes at a time, by the lookup algorithm
+   of Keiser and Lemire ("Validating UTF-8 in less than one instruction per byte",
+   2021, as simdjson and simdutf implement it): three table lookups classify each byte
+   with the one before it, a shift finds the continuations a 3- or 4-byte lead needs. */
+static int srt_utf8_valid_scalar(const unsigned char *p, const unsigned char *end) {
+    while (p < end) {
+        unsigned int c = *p;
+        Py_UCS4 cp;
+        if (c < 0x80) {
+            p++;
+        } else if (c < 0xC2) {
+            return 0;
+        } else if (c < 0xE0) {
+            if (end - p < 2 || (p[1] & 0xC0) != 0x80) return 0;
+            p += 2;
+        } else if (c < 0xF0) {
+            if (end - p < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) return 0;
+            cp = ((c & 0x0F) << 12) | ((Py_UCS4)(p[1] & 0x3F) << 6) | (p[2] & 0x3F);
+            if (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+            p += 3;
+        } else if (c < 0xF5) {
+            if (end - p < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 ||
+                (p[3] & 0xC0) != 0x80)
+                return 0;
+            cp = ((c & 0x07) << 18) | ((Py_UCS4)(p[1] & 0x3F) << 12) |
+                 ((Py_UCS4)(p[2] & 0x3F) << 6) | (p[3] & 0x3F);
+            if (cp < 0x10000 || cp > 0x10FFFF) return 0;
+            p += 4;
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+#include <tmmintrin.h>
+#define SRT_UTF8_SSSE3 1
+
+/* The error classes of a byte pair (simdjson's names): bit 0 too short (a lead not
+   followed by a continuation), 1 too long (a continuation after ASCII), 2 overlong
+   3-byte, 3 too large, 4 surrogate, 5 overlong 2-byte, 6 too large (1000____) or
+   overlong 4-byte, 7 two continuations. A pair is bad when all three lookups agree. */
+__attribute__((target("ssse3"))) static __m128i srt_utf8_block(__m128i in, __m128i prev) {
+    const __m128i b1_high = _mm_setr_epi8(0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02,
+                                          (char)0x80, (char)0x80, (char)0x80, (char)0x80,
+                                          0x21, 0x01, 0x15, 0x49);
+    const __m128i b1_low = _mm_setr_epi8(
+        (char)0xE7, (char)0xA3, (char)0x83, (char)0x83, (char)0x8B, (char)0xCB, (char)0xCB,
+        (char)0xCB, (char)0xCB, (char)0xCB, (char)0xCB, (char)0xCB, (char)0xCB, (char)0xDB,
+        (char)0xCB, (char)0xCB);
+    const __m128i b2_high = _mm_setr_epi8(0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01,
+                                          (char)0xE6, (char)0xAE, (char)0xBA, (char)0xBA,
+                                          0x01, 0x01, 0x01, 0x01);
+    const __m128i nib = _mm_set1_epi8(0x0F);
+    __m128i prev1 = _mm_alignr_epi8(in, prev, 15);
+    __m128i sc = _mm_and_si128(
+        _mm_and_si128(
+            _mm_shuffle_epi8(b1_high, _mm_and_si128(_mm_srli_epi16(prev1, 4), nib)),
+            _mm_shuffle_epi8(b1_low, _mm_and_si128(prev1, nib))),
+        _mm_shuffle_epi8(b2_high, _mm_and_si128(_mm_srli_epi16(in, 4), nib)));
+    __m128i third = _mm_subs_epu8(_mm_alignr_epi8(in, prev, 14), _mm_set1_epi8(0x60));
+    __m128i fourth = _mm_subs_epu8(_mm_alignr_epi8(in, prev, 13), _mm_set1_epi8(0x70));
+    __m128i must23 = _mm_and_si128(_mm_or_si128(third, fourth), _mm_set1_epi8((char)0x80));
+    return _mm_xor_si128(must23, sc);
+}
+
+__attribute__((target("ssse3"))) static int srt_utf8_valid_ssse3(const unsigned char *s,
+                                                                  Py_ssize_t n) {
+    /* Every block is checked (no ASCII shortcut: text that mixes scripts would make its
+       branch a coin toss). The last block is the rest padded with NULs, whole NULs when
+       the rest is empty: a sequence cut off at the end meets one and is too short. */
+    __m128i prev = _mm_setzero_si128(), err = _mm_setzero_si128(), in;
+    unsigned char tail[16];
+    Py_ssize_t i = 0;
+    for (; n - i >= 16; i += 16) {
+        in = _mm_loadu_si128((const __m128i *)(s + i));
+        err = _mm_or_si128(err, srt_utf8_block(in, prev));
+        prev = in;
+    }
+    memset(tail, 0, 16);
+    memcpy(tail, s + i, (size_t)(n - i));
+    in = _mm_loadu_si128((const __m128i *)tail);
+    err = _mm_or_si128(err, srt_utf8_block(in, prev));
+    return _mm_movemask_epi8(_mm_cmpeq_epi8(err, _mm_setzero_si128())) == 0xFFFF;
+}
+#endif
+
+static int srt_utf8_valid(const unsigned char *s, Py_ssize_t n) {
+#ifdef SRT_UTF8_SSSE3
+    static int ssse3 = -1;
+    if (ssse3 < 0) ssse3 = __builtin_cpu_supports("ssse3") ? 1 : 0;
+    if (ssse3) return srt_utf8_valid_ssse3(s, n);
+#endif
+    return srt_utf8_valid_scalar(s, s + n);
+}
+
 /* srt_json_text: 1 when s[0..n) is exactly what json.dumps(text, ensure_ascii=False)
-   writes between the quotes for some str ``text`` (valid UTF-8 without surrogates;
-   no raw control character, quote or lone backslash; the only escapes the encoder
-   makes: \" \\ \b \f \n \r \t, and \u00xx in lowercase hex for the other control
+   writes between the quotes for some str ``text`` (valid UTF-8, ``srt_utf8_valid``; no
+   raw control character, quote or lone backslash; the only escapes the encoder makes:
+   \" \\ \b \f \n \r \t, and \u00xx in lowercase hex for the other control
    characters), else 0. Such bytes decode to ``text`` and encode back to themselves,
    so a fragment may copy them instead of decoding and encoding them again. */
 static int srt_json_text(const unsigned char *s, Py_ssize_t n) {
     const unsigned char *p = s, *end = s + n;
+    int high = 0;
+#ifdef SRT_SSE2
+    const __m128i ctrl = _mm_set1_epi8(0x1F), quote = _mm_set1_epi8('"'),
+                  slash = _mm_set1_epi8('\\');
+    __m128i any = _mm_setzero_si128();
+#endif
     while (p < end) {
 #ifdef SRT_SSE2
-        {
-            const __m128i space = _mm_set1_epi8(0x20), quote = _mm_set1_epi8('"'),
-                          slash = _mm_set1_epi8('\\');
-            int stop = 0;
-            while (end - p >= 16) {
-                __m128i v = _mm_loadu_si128((const __m128i *)p);
-                /* signed: below 0x20 catches the control characters and 0x80..0xFF */
-                __m128i odd = _mm_or_si128(
-                    _mm_cmplt_epi8(v, space),
-                    _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)));
-                int m = _mm_movemask_epi8(odd);
-                if (m) {
-                    p += srt_ctz(m);
-                    stop = 1;
-                    break;
-                }
-                p += 16;
+        while (end - p >= 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)p);
+            __m128i odd = _mm_or_si128(
+                _mm_cmpeq_epi8(_mm_min_epu8(v, ctrl), v), /* 0x00..0x1F */
+                _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)));
+            int m = _mm_movemask_epi8(odd);
+            any = _mm_or_si128(any, v);
+            if (m) {
+                p += srt_ctz(m);
+                break;
             }
-            if (!stop && p >= end) break;
+            p += 16;
         }
+        if (p >= end) break;
 #endif
         unsigned int c = *p;
         if (c >= 0x80) {
-            Py_UCS4 cp;
-            if (c < 0xC2) return 0;
-            if (c < 0xE0) {
-                if (end - p < 2 || (p[1] & 0xC0) != 0x80) return 0;
-                p += 2;
-            } else if (c < 0xF0) {
-                if (end - p < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) return 0;
-                cp = ((c & 0x0F) << 12) | ((Py_UCS4)(p[1] & 0x3F) << 6) | (p[2] & 0x3F);
-                if (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-                p += 3;
-            } else if (c < 0xF5) {
-                if (end - p < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 ||
-                    (p[3] & 0xC0) != 0x80)
-                    return 0;
-                cp = ((c & 0x07) << 18) | ((Py_UCS4)(p[1] & 0x3F) << 12) |
-                     ((Py_UCS4)(p[2] & 0x3F) << 6) | (p[3] & 0x3F);
-                if (cp < 0x10000 || cp > 0x10FFFF) return 0;
-                p += 4;
-            } else {
-                return 0;
-            }
+            high = 1;
+            p++;
             continue;
         }
         if (c < 0x20 || c == '"') return 0;
@@ -266,7 +346,10 @@ static int srt_json_text(const unsigned char *s, Py_ssize_t n) {
         }
         p++;
     }
-    return 1;
+#ifdef SRT_SSE2
+    high |= _mm_movemask_epi8(any);
+#endif
+    return high ? srt_utf8_valid(s, n) : 1;
 }
 
 #endif
