@@ -105,11 +105,66 @@ def _canonical_json_text(inner: bytes) -> bool:
 
 
 @settings(max_examples=500, deadline=None)
-@given(inner=st.one_of(st.binary(max_size=40), st.lists(pieces, max_size=16).map(b"".join)))
+@given(inner=st.one_of(st.binary(max_size=40), st.lists(pieces, max_size=40).map(b"".join)))
 def test_only_text_json_dumps_writes_takes_the_fast_path(inner: bytes) -> None:
     body = b'{"role":"user","content":"' + inner + b'"}'
     codes, _ = _core.text_frags([body], (None,) * 4, True)
     assert (codes == b"\x02") == _canonical_json_text(inner)
+
+
+#: Sequences UTF-8 allows and ones it does not (overlong, surrogate, too large, cut off,
+#: a stray continuation), each tried at every offset of the 16-byte blocks.
+SEQUENCES = [
+    b"\xc3\xa9",
+    b"\xe6\x95\xb0",
+    b"\xf0\x9f\x98\x80",
+    b"\xf4\x8f\xbf\xbf",
+    b"\xef\xbf\xbf",
+    b"\xc0\xaf",
+    b"\xc1\xbf",
+    b"\xe0\x80\xaf",
+    b"\xe0\x9f\xbf",
+    b"\xed\xa0\x80",
+    b"\xed\xbf\xbf",
+    b"\xf0\x8f\xbf\xbf",
+    b"\xf4\x90\x80\x80",
+    b"\xf5\x80\x80\x80",
+    b"\xff",
+    b"\x80",
+    b"\xbf",
+    b"\xc3",
+    b"\xe6\x95",
+    b"\xf0\x9f\x98",
+    b"\xc3\xa9\xa9",
+    b"\xe6\x95\xb0\x80",
+]
+
+
+@pytest.mark.parametrize("vector", [True, False])
+def test_the_utf8_check_is_decode_s(vector: bool) -> None:
+    for seq in SEQUENCES:
+        for at in range(34):
+            for after in (b"", b"z", b"z" * 17, seq):
+                data = b"a" * at + seq + after
+                try:
+                    data.decode("utf-8")
+                    want = True
+                except UnicodeDecodeError:
+                    want = False
+                assert _core.utf8_valid(data, vector) is want, (data, vector)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.lists(st.sampled_from([*SEQUENCES, b"a", b"abcdefghijklmno"]), max_size=30))
+def test_the_utf8_check_is_decode_s_on_mixed_text(data: list[bytes]) -> None:
+    joined = b"".join(data)
+    try:
+        joined.decode("utf-8")
+        want = True
+    except UnicodeDecodeError:
+        want = False
+    assert _core.utf8_valid(joined) is want
+    assert _core.utf8_valid(joined, vector=False) is want
 
 
 def test_bodies_that_are_not_one_plain_text_take_render() -> None:

@@ -54,6 +54,8 @@ cdef extern from *:
 cdef extern from "_utf8.h":
     object srt_decode_utf8(const char* data, Py_ssize_t n)
     int srt_json_text(const unsigned char* s, Py_ssize_t n)
+    int srt_utf8_valid(const unsigned char* s, Py_ssize_t n)
+    int srt_utf8_valid_scalar(const unsigned char* p, const unsigned char* end)
 
 import collections.abc as _abc
 import hashlib
@@ -1011,6 +1013,16 @@ def decode_utf8(bytes data not None):
     the same ``UnicodeDecodeError``)."""
     return srt_decode_utf8(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
 
+
+def utf8_valid(bytes data not None, bint vector=True):
+    """Whether ``data.decode("utf-8")`` would succeed, by the check ``text_frags`` makes:
+    16 bytes at a time where the CPU can (``vector``), else byte by byte (so tests
+    can hold each to ``decode``)."""
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(data)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+    if vector:
+        return bool(srt_utf8_valid(p, n))
+    return bool(srt_utf8_valid_scalar(p, p + n))
 
 #: The roles of a plain text message, in the order of ``text_frags``' codes.
 cdef tuple _TEXT_ROLES = (b"system", b"developer", b"user", b"assistant")
