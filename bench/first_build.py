@@ -9,7 +9,9 @@ Each sample is a new ``Runtime`` on the same file: the session is loaded (its me
 bytes read) before the clock starts, then one ``request`` in one format is timed, with
 the default options (cache marks where the format has them). The formats are taken in
 turn within each round, so the ratios to ``openai.chat`` (whose fragments are the
-canonical bodies themselves) come from the same stretch of machine load.
+canonical bodies themselves) come from the same stretch of machine load. Each format
+with ``text_frags`` is also timed as ``render:<name>``: the same format with them turned
+off, so every message goes through ``render`` (the path before them), in the same rounds.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import time
 
 import srt
 from srt.bench import workloads
+from srt.wire import FORMATS as REGISTRY
+from srt.wire.base import WireFormat
 
 FORMATS = (
     "openai.chat",
@@ -36,7 +40,20 @@ MODELS = {"anthropic": "claude-sonnet-4-5", "bedrock": "anthropic.claude-sonnet-
 
 
 def _model(name: str) -> str:
-    return MODELS.get(name.split(".")[0], "gpt-4.1-mini")
+    return MODELS.get(name.split(":")[-1].split(".")[0], "gpt-4.1-mini")
+
+
+class _Rendering:
+    def text_frags(self) -> None:
+        return None
+
+
+def _render_twin(name: str) -> WireFormat:
+    """``name``'s format with ``text_frags`` off, registered as ``render:<name>``."""
+    fmt = REGISTRY[name]
+    twin: WireFormat = type("Render", (_Rendering, type(fmt)), {"name": "render:" + name})()
+    REGISTRY[twin.name] = twin
+    return twin
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,8 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args(argv)
-    first: dict[str, list[float]] = {f: [] for f in FORMATS}
-    second: dict[str, list[float]] = {f: [] for f in FORMATS}
+    names = list(FORMATS)
+    for name in FORMATS:
+        # (a tree from before text_frags has no such method: nothing to turn off)
+        if getattr(REGISTRY[name], "text_frags", lambda: None)() is not None:
+            names.append(_render_twin(name).name)
+    first: dict[str, list[float]] = {f: [] for f in names}
+    second: dict[str, list[float]] = {f: [] for f in names}
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "first.db")
         rt = srt.Runtime(path)
@@ -58,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         s.append({"role": "user", "content": "one more question"})
         rt.close()
         for _ in range(args.rounds):
-            for name in FORMATS:
+            for name in names:
                 rt = srt.Runtime(path)
                 s = rt.session("first")
                 n = len(s.messages_bytes())  # loaded: only the build is timed
@@ -82,9 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         "first_vs_chat": {f: statistics.median(v) / base for f, v in first.items()},
     }
     print(f"{n} messages, load {out['load'][0]:.2f}; median of {args.rounds} rounds:")
-    for f in FORMATS:
+    for f in names:
         print(
-            f"  {f:20} first {out['first_ms'][f]:7.2f} ms "
+            f"  {f:27} first {out['first_ms'][f]:7.2f} ms "
             f"({out['first_vs_chat'][f]:5.2f}x openai.chat)  second {out['second_ms'][f]:6.3f} ms"
         )
     if args.json:

@@ -12,7 +12,7 @@ import sys
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import accumulate, islice, pairwise, repeat
+from itertools import accumulate, islice, repeat
 from typing import TypeAlias
 
 from ._core import OutputBuffer, Segments, assemble, assembled_length
@@ -377,12 +377,17 @@ class Assembly:
             table[c] = self._code(texts.roles[c])
         codes_after = bytes([self._code(last)]) * lead + body.translate(table)
         if mm:
-            # The glue between neighbours, by their codes (their wire roles follow).
+            # The glue between neighbours by their codes (which give their wire roles):
+            # the pair ``(a, b)`` as ``4 * a + b``, for all neighbours in one big-int sum.
             wire, present = texts.roles, set(body)
-            pair = {a * 4 + b: fmt.glue(wire[a], wire[b]) for a in present for b in present}
+            pair: list[bytes] = [b""] * 16
+            for x in present:
+                for y in present:
+                    pair[4 * x + y] = fmt.glue(wire[x], wire[y])
+            pairs = int.from_bytes(body[:-1], "big") * 4 + int.from_bytes(body[1:], "big")
             new: list[bytes] = [b""] * (2 * mm)
             new[0] = fmt.glue(last, wire[body[0]])
-            new[2::2] = [pair[a * 4 + b] for a, b in pairwise(body)]
+            new[2::2] = map(pair.__getitem__, pairs.to_bytes(mm - 1, "big"))
             new[1::2] = datas[lead:]
             self.pieces.extend(new)
         ends = range(k0 + 2, k0 + 2 * mm + 2, 2)
@@ -391,18 +396,25 @@ class Assembly:
         ntok = self.ntokens[-1] if self.ntokens else 0
         nblocks = self.blocks[-1] if self.blocks else 0
         cum_bytes = list(islice(accumulate(lens, initial=total), 1, None))
-        cum_tokens = islice(accumulate([(n + 3) // 4 for n in lens], initial=ntok), 1, None)
-        if lead or self._sys is not None:
-            if self._sys is None:
-                self._sys = array("i", bytes(4 * n0))
-            self._sys.extend(range(s0 + 1, s0 + lead + 1))
-            self._sys.extend(repeat(s0 + lead, mm))
-        if not n0 and not lead:  # a new assembly: its columns made at their final size
-            self._ends, self.blocks = ends, range(1, m + 1)
+        cum_tokens = array(
+            "i", islice(accumulate([(n + 3) // 4 for n in lens], initial=ntok), 1, None)
+        )
+        sys_after = (
+            array("i", [*range(s0 + 1, s0 + lead + 1), *repeat(s0 + lead, mm)])
+            if lead or self._sys is not None
+            else None
+        )
+        if not n0:  # a new assembly: its columns made at their final size
+            self._ends = array("i", [*repeat(k0, lead), *ends]) if lead else ends
+            self._sys = sys_after
+            self.blocks = range(1, m + 1)
             self._roles = bytearray(codes_after)
             self.nbytes = _wide(cum_bytes)
-            self.ntokens = array("i", cum_tokens)
+            self.ntokens = cum_tokens
             return
+        if sys_after is not None:
+            self._sys = self._sys if self._sys is not None else array("i", bytes(4 * n0))
+            self._sys.extend(sys_after)
         for _ in range(lead):
             self._ends = _push(self._ends, k0)
         if mm:
@@ -411,7 +423,7 @@ class Assembly:
         self._roles.extend(codes_after)
         if self.nbytes.typecode == "i" and cum_bytes[-1] >= 2**31:  # running sums: the
             self.nbytes = array("q", self.nbytes)  # last is the largest
-        self.nbytes.extend(cum_bytes)
+        self.nbytes.extend(array(self.nbytes.typecode, cum_bytes))
         self.ntokens.extend(cum_tokens)
 
     def extend(self, fmt: WireFormat, frags: list[Frag]) -> None:
