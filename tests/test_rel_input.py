@@ -115,6 +115,24 @@ def test_a_path_with_a_nul_is_a_config_error(tmp_path: Path) -> None:
     assert not (tmp_path / "x").exists()
 
 
+def test_a_path_with_a_lone_surrogate_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(srt.ConfigError, match="surrogate"):
+        srt.Runtime(str(tmp_path / "x" / "a\ud800b.db"))
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    "tools", [-1, 1.5, True, object(), "get_weather", b"x", {"type": "function"}]
+)
+def test_tools_that_are_not_a_list_are_typed_errors(rt: srt.Runtime, tools: Any) -> None:
+    s = rt.session("s")
+    s.append({"role": "user", "content": "hi"})
+    for fmt, model in (("openai.chat", "m"), ("anthropic.messages", "claude-3-5-haiku-latest")):
+        with pytest.raises(srt.InvalidMessageError, match="tools must be a list"):
+            s.request(fmt, model=model, tools=tools)
+    assert len(s) == 1
+
+
 def test_import_of_deeply_nested_json_is_one_error_line(tmp_path: Path) -> None:
     db = str(tmp_path / "srt.db")
     doc = "[" * 100_000 + "]" * 100_000

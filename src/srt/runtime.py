@@ -51,6 +51,13 @@ def check_path(path: Any) -> str:
         raise ConfigError("the database path must not be empty")
     if "\x00" in value:
         raise ConfigError("the database path must not contain a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(
+            "the database path must be valid text: it holds a lone surrogate (a name "
+            "whose bytes are not UTF-8 cannot be opened by SQLite)"
+        ) from None
     return value
 
 
