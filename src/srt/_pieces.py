@@ -389,7 +389,10 @@ class Assembly:
             new[0] = fmt.glue(last, wire[body[0]])
             new[2::2] = map(pair.__getitem__, pairs.to_bytes(mm - 1, "big"))
             new[1::2] = datas[lead:]
-            self.pieces.extend(new)
+            if not n0 and not self.pieces:
+                self.pieces = new  # a new list at its final size (see ``_extend_plain``)
+            else:
+                self.pieces.extend(new)
         ends = range(k0 + 2, k0 + 2 * mm + 2, 2)
         lens = list(map(len, datas))
         total = self.nbytes[-1] if self.nbytes else 0
