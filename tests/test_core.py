@@ -383,6 +383,53 @@ def test_output_buffer_grows_the_released_body_in_place() -> None:
     assert body == ref.assemble(b"[", parts, b",", b"]")
 
 
+def test_output_buffer_returns_the_same_body_when_nothing_changed() -> None:
+    """A build with nothing new since the last (a retry, a second look) returns that
+    body itself, held or not, and copies nothing; a tail of the same length with other
+    bytes is a new body."""
+    buf = _core.OutputBuffer(min_bytes=1024)
+    parts = [bytes([65 + i % 26]) * 1000 for i in range(50)]
+    first = buf.build(b"[", parts, b",", b"]")
+    copied = buf.copied
+    again = buf.build(b"[", parts, b",", b"]")  # held: ``first`` is still alive
+    assert again is first and buf.copied == copied
+    del first, again
+    again = buf.build(b"[", parts, b",", b"]")  # released
+    assert again == ref.assemble(b"[", parts, b",", b"]") and buf.copied == copied
+    other = buf.build(b"[", parts, b",", b")")  # same length, other tail
+    assert other is not again and other == ref.assemble(b"[", parts, b",", b")")
+    assert again.endswith(b"]") and hash(again) == hash(bytes(bytearray(again)))
+    longer = buf.build(b"[", [*parts, b"x"], b",", b")")  # a new list, one part more
+    assert longer == ref.assemble(b"[", [*parts, b"x"], b",", b")")
+    # A new list each build (as cache marks make): the same parts give the same body,
+    # a part with other bytes of the same length a new one.
+    marked = [*parts, b"x"]
+    marked[3] = bytes(bytearray(b"m" * 1000))
+    first = buf.build(b"[", marked, b",", b")")
+    assert buf.build(b"[", list(marked), b",", b")") is first
+    again = list(marked)
+    again[3] = b"n" * 1000
+    other = buf.build(b"[", again, b",", b")")
+    assert other is not first and other == ref.assemble(b"[", again, b",", b")")
+    assert first == ref.assemble(b"[", marked, b",", b")")
+
+
+def test_output_buffer_rewrites_an_equal_size_body_in_place_with_a_fresh_hash() -> None:
+    """Released, a body of the same length but other bytes is written in the previous
+    one's memory (only what changed), and its hash is the new bytes' hash, not a stale
+    one cached from before."""
+    buf = _core.OutputBuffer(min_bytes=1024)
+    parts = [bytes([65 + i % 26]) * 1000 for i in range(50)]
+    body = buf.build(b"[", parts, b",", b"]")
+    stale = hash(body)  # cached in the bytes object
+    del body
+    copied = buf.copied
+    body = buf.build(b"[", parts, b",", b")")
+    assert body == ref.assemble(b"[", parts, b",", b")")
+    assert buf.copied - copied == 1  # only the tail was written
+    assert hash(body) == hash(bytes(bytearray(body))) != stale
+
+
 def test_output_buffer_rewrites_only_after_an_in_place_cut() -> None:
     """Cut back in place and told, the buffer keeps the unchanged head of the body and
     writes from the cut on; the result is still assemble's."""

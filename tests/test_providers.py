@@ -441,3 +441,51 @@ def test_async_send_matches_sync(srv: ProviderServer, rt: srt.Runtime) -> None:
 
     reply = asyncio.run(go())
     assert s.messages()[-1]["content"] == reply.message["content"]
+
+
+@pytest.mark.parametrize("own_client", [True, False])
+def test_async_idle_timeout_and_total_cap(
+    srv: ProviderServer, rt: srt.Runtime, own_client: bool
+) -> None:
+    """The asyncio stream keeps both limits, through srt's own client (whose reads time
+    out after ``idle``) and through a caller's client (a timer per chunk)."""
+    import asyncio
+    import time
+
+    import httpx
+
+    from srt.providers.transport import AsyncTransport
+
+    def provider(kind: str, timeouts: Timeouts) -> Provider:
+        client = None if own_client else httpx.AsyncClient(timeout=60.0)
+        return make(
+            kind,
+            srv,
+            timeouts=timeouts,
+            async_transport=AsyncTransport(timeouts=timeouts, client=client),
+        )
+
+    async def stream(p: Provider, s: srt.Session, model: str) -> float:
+        t0 = time.monotonic()
+        try:
+            with pytest.raises(srt.ProviderTimeoutError):
+                await s.astream(p, model=model).text()
+            return time.monotonic() - t0
+        finally:
+            await p.aclose()
+
+    slow = rt.session("async-slow")
+    slow.append({"role": "user", "content": "hi"})
+    srv.fault("openai", "slow", count=1, interval=30)
+    idle = Timeouts(connect=2.0, idle=1.0, total=30.0)
+    took = asyncio.run(stream(provider("openai", idle), slow, "gpt-4o"))
+    assert took < 1.0 + 1.0  # the idle timeout + 1 s
+    assert slow.calls()[-1]["status"] == "incomplete"
+
+    endless = rt.session("async-endless")
+    endless.append({"role": "user", "content": "hi"})
+    srv.fault("anthropic", "endless", count=1, interval=0.2)
+    cap = Timeouts(connect=2.0, idle=5.0, total=2.0)
+    took = asyncio.run(stream(provider("anthropic", cap), endless, MODELS["anthropic"]))
+    assert took < 2.0 + 1.0  # the total cap + 1 s
+    assert endless.calls()[-1]["status"] == "incomplete"

@@ -277,6 +277,22 @@ def common_prefix(list a not None, list b not None, Py_ssize_t limit=-1):
     return i
 
 
+cdef bint _same_parts(
+    bytes head, list parts, bytes sep, bytes head0, list parts0, bytes sep0
+) except -1:
+    """Whether ``head``, ``parts`` and ``sep`` are, byte for byte, ``head0``, ``parts0``
+    and ``sep0`` (``parts0`` may be ``None``: not the same)."""
+    cdef Py_ssize_t i, n = len(parts)
+    if parts0 is None or len(parts0) != n or head0 is None or sep0 is None:
+        return False
+    if not (_same(head, head0) and _same(sep, sep0)):
+        return False
+    for i in range(n):
+        if not _same(<bytes?>parts[i], <bytes?>parts0[i]):
+            return False
+    return True
+
+
 cdef class OutputBuffer:
     """``assemble`` that reuses the memory of the body it built last time.
 
@@ -388,12 +404,27 @@ cdef class OutputBuffer:
         else:
             total = _length(head, parts, sep, tail)
         if (
+            self._out != NULL
+            and n == self._nparts
+            and total == PyBytes_GET_SIZE(<bytes>self._out)
+            and memcmp(
+                PyBytes_AS_STRING(<bytes>self._out) + self._prefix_end,
+                PyBytes_AS_STRING(tail),
+                PyBytes_GET_SIZE(tail),
+            ) == 0
+            and (same_list or _same_parts(head, parts, sep, self._head, prev, self._sep))
+        ):
+            # Nothing new since the last build (a retry, or a second look): that body is
+            # this one, and bytes never change, so it is returned as it is, held or not.
+            # (A list made anew each build, as with cache marks, is compared part by
+            # part: by identity, and by bytes where a part is a new object.)
+            self.reused += total
+            return <bytes>self._out
+        if (
             SRT_IN_PLACE
             and self._out != NULL
             and srt_refcnt(self._out) == 1
             and total >= self.min_bytes
-            # Equal sizes would keep a stale cached hash (_PyBytes_Resize returns early).
-            and total != PyBytes_GET_SIZE(<bytes>self._out)
         ):
             if (
                 not same_list
@@ -408,6 +439,10 @@ cdef class OutputBuffer:
                     off += PyBytes_GET_SIZE(<bytes>parts[k]) + (seplen if k else 0)
                     k += 1
             self._reserve(n)
+            if total == PyBytes_GET_SIZE(<bytes>self._out):
+                # _PyBytes_Resize returns early on an equal size, which would keep the
+                # old bytes' cached hash; a resize drops it (on failure: NULL, MemoryError).
+                _PyBytes_Resize(&self._out, total + 1)
             _PyBytes_Resize(&self._out, total)  # on failure: NULL and MemoryError
             dst = PyBytes_AS_STRING(<bytes>self._out)
             self.reused += off
