@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 import srt
 from rel_support.common import SOAK, child_env, emit
 from srt.message import canonicalize
+from srt.testing import ProviderServer
 from srt.wire import anthropic, azure, bedrock, convert, openai_responses
 
 N = int(os.environ.get("SRT_REL_EXAMPLES") or (100_000 if SOAK else 10_000))
@@ -113,6 +114,24 @@ def test_a_path_with_a_nul_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(srt.ConfigError, match="NUL"):
         srt.Runtime(str(tmp_path / "x" / "a\x00b.db"))
     assert not (tmp_path / "x").exists()
+
+
+def test_a_path_with_a_lone_surrogate_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(srt.ConfigError, match="surrogate"):
+        srt.Runtime(str(tmp_path / "x" / "a\ud800b.db"))
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    "tools", [-1, 1.5, True, object(), "get_weather", b"x", {"type": "function"}]
+)
+def test_tools_that_are_not_a_list_are_typed_errors(rt: srt.Runtime, tools: Any) -> None:
+    s = rt.session("s")
+    s.append({"role": "user", "content": "hi"})
+    for fmt, model in (("openai.chat", "m"), ("anthropic.messages", "claude-3-5-haiku-latest")):
+        with pytest.raises(srt.InvalidMessageError, match="tools must be a list"):
+            s.request(fmt, model=model, tools=tools)
+    assert len(s) == 1
 
 
 def test_import_of_deeply_nested_json_is_one_error_line(tmp_path: Path) -> None:
@@ -335,3 +354,50 @@ def test_store_options_go_to_the_store_not_beside_it(tmp_path: Path) -> None:
         rt.session("s").append({"role": "user", "content": "synced"})
         mode = rt.store.db.connection().execute("PRAGMA synchronous").get  # type: ignore[attr-defined]
     assert mode == 2  # FULL
+
+
+def test_call_options_of_the_wrong_kind_are_typed_errors(tmp_path: Path) -> None:
+    """What ``send``/``stream``/``run`` take beside the messages: a provider, ``append``,
+    ``objects``, ``include_partial``, a provider's URL, a task's tools; nothing is sent
+    or written."""
+    from srt.providers import Anthropic, Bedrock, OpenAI
+
+    srv = ProviderServer(api_key="k")
+    rt = srt.Runtime(str(tmp_path / "srt.db"))
+    try:
+        p = OpenAI("k", base_url=srv.url + "/v1")
+        s = rt.session("s")
+        s.append({"role": "user", "content": "hi"})
+        cases: list[tuple[type[Exception], str, Any]] = [
+            (srt.ConfigError, "provider", lambda: s.send(None, model="m")),
+            (srt.ConfigError, "provider", lambda: s.stream("openai", model="m").text()),
+            (srt.InvalidMessageError, "append", lambda: s.send(p, model="m", append=5)),
+            (srt.ConfigError, "objects", lambda: s.send(p, model="m", objects=[1])),
+            (srt.ConfigError, "include_partial", lambda: s.send(p, model="m", include_partial=[])),
+            (srt.ConfigError, "tools", lambda: s.run(p, model="m", tools=5)),
+            (srt.ConfigError, "base_url", lambda: OpenAI("k", base_url=5)),
+            (srt.ConfigError, "base_url", lambda: OpenAI("k", base_url="ftp://x")),
+            (srt.ConfigError, "base_url", lambda: Anthropic("k", base_url=["x"])),
+            (srt.ConfigError, "endpoint_url", lambda: Bedrock(region="us-east-1", endpoint_url=1)),
+        ]
+        for error, what, call in cases:
+            with pytest.raises(error, match=what):
+                call()
+        assert s.messages() == [{"role": "user", "content": "hi"}] and s.calls() == []
+        assert srv.log == []
+    finally:
+        rt.close()
+        srv.close()
+
+
+@pytest.mark.parametrize("name", [[], 5, "\ud800", "a\x00b"])
+def test_ledger_rows_of_a_bad_session_name_are_a_typed_error(rt: srt.Runtime, name: Any) -> None:
+    with pytest.raises(srt.InvalidSessionNameError):
+        rt.calls(name)
+
+
+def test_a_size_option_past_the_machine_word_is_a_config_error(tmp_path: Path) -> None:
+    for option in ("fragment_cache_bytes", "memory_budget", "max_message_bytes"):
+        with pytest.raises(srt.ConfigError, match=f"{option} must be at most"):
+            srt.Runtime(str(tmp_path / "srt.db"), **{option: 10**30})
+    assert not (tmp_path / "srt.db").exists()

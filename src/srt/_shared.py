@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 from . import _core
 from .cache import Record
-from .errors import InvalidSessionNameError
+from .errors import InvalidMessageError, InvalidSessionNameError
 from .history import check_retention, get_retention
 from .message import canonical_tool
 from .store import Store
@@ -269,6 +269,10 @@ class Shared:
         self, fmt: WireFormat, tools: Sequence[Any]
     ) -> tuple[list[bytes], tuple[bytes, ...]]:
         """Each tool definition in ``fmt`` (rendered once) and the tools' content hashes."""
+        if not isinstance(tools, Sequence) or isinstance(tools, (str, bytes, bytearray)):
+            raise InvalidMessageError(
+                f"tools must be a list of tool definitions, got {type(tools).__name__}"
+            )
         out = []
         hashes = []
         for tool in tools:

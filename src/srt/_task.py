@@ -283,6 +283,11 @@ class Task:
         self.callables: dict[str, Tool] = {}
         self.definitions: list[Any] = []
         external: set[str] = set()
+        tools = () if tools is None else tools
+        if not isinstance(tools, (list, tuple)):
+            raise ConfigError(
+                f"tools must be a list of functions or definitions, got {type(tools).__name__}"
+            )
         for t in tools:
             if isinstance(t, dict):
                 self.definitions.append(t)

@@ -37,7 +37,9 @@ from ._core import Body
 from ._hashing import Hashing
 from ._types import Reply, Usage
 from .errors import (
+    ConfigError,
     ConflictError,
+    InvalidMessageError,
     ProviderError,
     ProviderResponseError,
     ProviderTimeoutError,
@@ -78,6 +80,18 @@ def _body_hash(body: bytes | Body, hashing: Hashing) -> bytes:
     return hashing.digest(body)
 
 
+def _check_options(provider: Any, append: Any, objects: Any, include_partial: Any) -> None:
+    fmt, request = getattr(provider, "format", None), getattr(provider, "request", None)
+    if not isinstance(fmt, str) or not callable(request):
+        raise ConfigError(f"provider must be an srt provider, got {type(provider).__name__}")
+    if not isinstance(append, (list, tuple)):
+        raise InvalidMessageError(f"append must be messages, got {type(append).__name__}")
+    if objects is not None and not callable(objects):
+        raise ConfigError(f"objects must be a function, got {type(objects).__name__}")
+    if not isinstance(include_partial, bool):
+        raise ConfigError(f"include_partial must be a bool, got {type(include_partial).__name__}")
+
+
 class Call:
     """One request in flight for one session (sync or async).
 
@@ -107,6 +121,7 @@ class Call:
         used: Callable[[], None] | None = None,
         objects: Callable[[Reply, int], Sequence[ObjectPut]] | None = None,
     ) -> None:
+        _check_options(provider, append, objects, include_partial)
         parts: Parts = session.parts
         self.used = used
         self.chain = parts.chain

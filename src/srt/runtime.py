@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -51,6 +52,13 @@ def check_path(path: Any) -> str:
         raise ConfigError("the database path must not be empty")
     if "\x00" in value:
         raise ConfigError("the database path must not contain a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(
+            "the database path must be valid text: it holds a lone surrogate (a name "
+            "whose bytes are not UTF-8 cannot be opened by SQLite)"
+        ) from None
     return value
 
 
@@ -59,6 +67,8 @@ def _check_int(name: str, value: Any, least: int) -> None:
         raise ConfigError(f"{name} must be an int, got {type(value).__name__}")
     if value < least:
         raise ConfigError(f"{name} must be at least {least}, got {value}")
+    if value > sys.maxsize:
+        raise ConfigError(f"{name} must be at most {sys.maxsize}, got {value}")
 
 
 def _store_options(durability: Any, key: Any, hash_key: Any) -> dict[str, Any]:
@@ -293,6 +303,8 @@ class Runtime:
     def calls(self, session_name: str | None = None) -> list[dict[str, Any]]:
         """Every row of the usage ledger, oldest first; with ``session_name``, the rows
         recorded under that name (a deleted session's too)."""
+        if session_name is not None:
+            check_name(session_name)
         return [c.as_dict() for c in self.store.calls(session_name=session_name)]
 
     def savings(

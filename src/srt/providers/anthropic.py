@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConfigError
 from .base import Options, Provider, read_key
+from .base import base_url as url_of
 
 __all__ = ["Anthropic"]
 
@@ -38,9 +38,7 @@ class Anthropic(Provider):
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
-        self.base_url = (
-            base_url or os.environ.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com"
-        ).rstrip("/")
+        self.base_url = url_of(base_url, "ANTHROPIC_BASE_URL", "https://api.anthropic.com")
         if version is not None and (not isinstance(version, str) or not version.strip()):
             raise ConfigError("version must be an anthropic-version string such as 2026-10-21")
         self.version = version

@@ -138,6 +138,17 @@ class Provider:
         return f"<srt {type(self).__name__} provider format={self.format}>"
 
 
+def base_url(given: Any, env: str | None, default: str, what: str = "base_url") -> str:
+    """The endpoint a provider sends to: ``given``, else ``$env``, else ``default``,
+    without a trailing slash; ``ConfigError`` unless it is an http(s) URL."""
+    url = given or (os.environ.get(env) if env else None) or default
+    if not isinstance(url, str):
+        raise ConfigError(f"{what} must be a URL string, got {type(url).__name__}")
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"{what} must be an http:// or https:// URL, got {url[:80]!r}")
+    return url.rstrip("/")
+
+
 def read_key(value: str | None, env: str, what: str, required: bool = True) -> str | None:
     """``value``, else environment variable ``env``; ``ConfigError`` if ``required`` and unset."""
     key = value if value is not None else os.environ.get(env)

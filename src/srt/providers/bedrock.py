@@ -10,6 +10,7 @@ from urllib.parse import quote
 from .._core import Body
 from ..errors import ConfigError
 from .base import Options, Provider
+from .base import base_url as url_of
 from .sigv4 import AwsCredentials, sign
 from .transport import HTTPRequest
 
@@ -46,9 +47,12 @@ class Bedrock(Provider):
         self.region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         if not self.region:
             raise ConfigError("Bedrock needs a region: pass region= or set AWS_REGION")
-        self.endpoint_url = (
-            endpoint_url or f"https://bedrock-runtime.{self.region}.amazonaws.com"
-        ).rstrip("/")
+        self.endpoint_url = url_of(
+            endpoint_url,
+            None,
+            f"https://bedrock-runtime.{self.region}.amazonaws.com",
+            "endpoint_url",
+        )
         self.__key = api_key if api_key is not None else os.environ.get("AWS_BEARER_TOKEN_BEDROCK")
         self.__creds = None if self.__key else (credentials or AwsCredentials.from_env())
         if not self.__key and self.__creds is None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from ..errors import ConfigError
 from .base import Options, Provider, read_key
+from .base import base_url as url_of
 
 __all__ = ["OpenAI", "responses"]
 
@@ -36,9 +36,7 @@ class OpenAI(Provider):
             raise ConfigError("api must be 'chat' or 'responses'")
         self.api = api
         self.format = f"openai.{api}"
-        self.base_url = (
-            base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
-        ).rstrip("/")
+        self.base_url = url_of(base_url, "OPENAI_BASE_URL", "https://api.openai.com/v1")
         self.__key = read_key(api_key, "OPENAI_API_KEY", "OpenAI", self._key_required())
         self._secrets = tuple(s for s in (self.__key,) if s)
         self._extra = {
