@@ -13,15 +13,15 @@ wall time less the server's own time for that request. The replies are the chat 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
 import tempfile
 import time
 from typing import Any
+
+import benchio
 
 import srt
 from srt.bench import send as send_bench
@@ -88,9 +88,8 @@ def run(workdir: str, rounds: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = benchio.parser(__doc__)
     ap.add_argument("--rounds", type=int, default=40)
-    ap.add_argument("--json", help="write the results here too")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as d:
         out = run(d, args.rounds)
@@ -100,9 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  {mode:8} client {r['client_ms_p50']:6.2f} ms"
             f"  (wall {r['wall_ms_p50']:6.2f}, server {r['server_ms_p50']:6.2f})"
         )
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+    benchio.dump(args.json, out)
     return 0
 
 

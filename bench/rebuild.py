@@ -16,8 +16,6 @@ On the chat workload's 1,000-turn session (2,001 messages, 2.6 MB), after one bu
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
 import sys
@@ -25,6 +23,8 @@ import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
+
+import benchio
 
 import srt
 from srt.bench import workloads
@@ -85,18 +85,15 @@ def run(workdir: str, samples: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = benchio.parser(__doc__)
     ap.add_argument("--samples", type=int, default=21)
-    ap.add_argument("--json", help="write the results here too")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as d:
         out = run(d, args.samples)
     print(f"builds at 1,000 turns, p50 us (load {out['load'][0]:.2f})")
     for name, us in out["p50_us"].items():
         print(f"  {name:28} {us:9.1f}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+    benchio.dump(args.json, out)
     return 0
 
 

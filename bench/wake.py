@@ -26,7 +26,6 @@ caches, TLB and branch predictors refilled after other work ran), not the operat
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -35,6 +34,8 @@ import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
+
+import benchio
 
 import srt
 from srt.bench import workloads
@@ -125,10 +126,9 @@ def run(workdir: str, rounds: int, pauses_ms: tuple[float, ...]) -> dict[str, An
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = benchio.parser(__doc__)
     ap.add_argument("--rounds", type=int, default=60)
     ap.add_argument("--pauses", type=float, nargs="*", default=list(PAUSES_MS))
-    ap.add_argument("--json", help="write the results here too")
     args = ap.parse_args(argv)
     pauses = tuple(sorted({0.0, *args.pauses}))
     with tempfile.TemporaryDirectory() as d:
@@ -148,9 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['p50_us']:8.1f} ({r['over_hot']:4.1f}x)" if p else f"{r['p50_us']:16.1f}"
             )
         print(f"{name:18}" + "".join(f"{c:>16}" for c in cells))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+    benchio.dump(args.json, out)
     return 0
 
 
