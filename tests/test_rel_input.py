@@ -377,12 +377,14 @@ def test_call_options_of_the_wrong_kind_are_typed_errors(tmp_path: Path) -> None
             (srt.ConfigError, "tools", lambda: s.run(p, model="m", tools=5)),
             (srt.ConfigError, "base_url", lambda: OpenAI("k", base_url=5)),
             (srt.ConfigError, "base_url", lambda: OpenAI("k", base_url="ftp://x")),
+            (srt.ConfigError, "no scheme", lambda: OpenAI("k", base_url="sk-proj-secret-123")),
             (srt.ConfigError, "base_url", lambda: Anthropic("k", base_url=["x"])),
             (srt.ConfigError, "endpoint_url", lambda: Bedrock(region="us-east-1", endpoint_url=1)),
         ]
         for error, what, call in cases:
-            with pytest.raises(error, match=what):
+            with pytest.raises(error, match=what) as info:
                 call()
+            assert "secret" not in str(info.value)
         assert s.messages() == [{"role": "user", "content": "hi"}] and s.calls() == []
         assert srv.log == []
     finally:

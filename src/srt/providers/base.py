@@ -145,7 +145,11 @@ def base_url(given: Any, env: str | None, default: str, what: str = "base_url") 
     if not isinstance(url, str):
         raise ConfigError(f"{what} must be a URL string, got {type(url).__name__}")
     if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"{what} must be an http:// or https:// URL, got {url[:80]!r}")
+        # The value is not quoted: a key pasted into the wrong argument must not reach
+        # the message.
+        scheme = url.partition("://")[0] if "://" in url else ""
+        got = f"a {scheme[:16]!r} URL" if scheme else "a value with no scheme"
+        raise ConfigError(f"{what} must be an http:// or https:// URL, got {got}")
     return url.rstrip("/")
 
 
