@@ -212,16 +212,13 @@ def _tail(conn: apsw.Connection, last: End, row: int) -> list[tuple[int, int]]:
     and the rows before it shorter than ``row`` bytes, each ending where the next
     starts (a gap, which ``gc`` can leave, ends the run)."""
     out = [(last.id, last.size)]
-    before = conn.execute(
+    for rid, size in conn.execute(
         "SELECT id, length(data) FROM heap WHERE id < ? ORDER BY id DESC LIMIT ?",
         (last.id, _TAIL_ROWS - 1),
-    ).fetchall()
-    for rid, size in before:
-        if type(rid) is not int or type(size) is not int or size >= row:
+    ):
+        if type(size) is not int or size >= row or rid + size != out[-1][0]:
             break
-        if rid + size != out[-1][0]:  # a gap
-            break
-        out.append((rid, size))
+        out.append((int(rid), size))
     out.reverse()
     return out
 
