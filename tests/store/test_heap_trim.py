@@ -450,62 +450,11 @@ SIZES = st.lists(
 )
 
 
-class Layout:
-    """A model of the heap's rows, ``(id, size, fill)``, as the rule lays them out: an
-    append fills the last row's free end and starts new rows, full ones or (a store's
-    first append since it opened, ``small``) of the pages their bytes need; but if the
-    last row was cut short and lacks room, the short rows the stream ends with are written
-    again with the body as full rows, when they and the body fill one or if not
-    ``small``. A store that appended cuts the last row to its pages as it closes."""
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[int, int, int]] = []
-
-    def new_rows(self, at: int, n: int, small: bool) -> None:
-        while n > 0:
-            piece = min(n, ROW)
-            self.rows.append((at, heap.fit(PAGE, 0, piece) if small else ROW, piece))
-            at, n = at + piece, n - piece
-
-    def write(self, n: int, small: bool) -> None:
-        if not self.rows:
-            self.new_rows(0, n, small)
-            return
-        rid, size, fill = self.rows[-1]
-        end = rid + fill
-        if size - fill < n and size < ROW:
-            k = len(self.rows) - 1
-            while k > 0 and self.rows[k - 1][1] < ROW:
-                k -= 1
-            first = self.rows[k][0]
-            if not small or end - first + n >= ROW:
-                del self.rows[k:]
-                self.new_rows(first, end - first + n, small)
-                return
-        room = min(size - fill, n)
-        self.rows[-1] = (rid, size, fill + room)
-        self.new_rows(end + room, n - room, small)
-
-    def close(self) -> None:
-        if self.rows:
-            rid, size, fill = self.rows[-1]
-            self.rows[-1] = (rid, min(size, heap.fit(PAGE, 0, fill)), fill)
-
-
-def layout(path: str) -> list[tuple[int, int, int]]:
-    out = []
-    for rid, data in heap_rows(path):
-        fill = data.find(0)
-        out.append((rid, len(data), len(data) if fill < 0 else fill))
-    return out
-
-
 class HeapMachine(RuleBasedStateMachine):
     """Append bodies of every size (ones that fill the last row's free end, or a whole
     row, exactly among them), close and reopen, and let a second store append and close
     (cutting the row under the first store's remembered end); the stream always equals
-    the model's, the rows are the ones ``Layout`` lays out, and a closed file's last row
-    is cut to its pages."""
+    the model's, and a closed file's last row is cut to its pages."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -514,8 +463,6 @@ class HeapMachine(RuleBasedStateMachine):
         self.store = SQLiteStore(self.path)
         self.chain = Chain(self.store, "s")
         self.n = 0
-        self.layout = Layout()
-        self.wrote = False  # whether self.store appended since it opened
 
     def teardown(self) -> None:
         self.store.close()
@@ -538,18 +485,11 @@ class HeapMachine(RuleBasedStateMachine):
 
     @rule(sizes=SIZES)
     def append(self, sizes: list[int | str]) -> None:
-        bodies = self.bodies(sizes)
-        self.chain.append(self.store, *bodies)
-        for b in bodies:
-            self.layout.write(len(b), small=not self.wrote)
-        self.wrote = True
+        self.chain.append(self.store, *self.bodies(sizes))
 
     @rule()
     def close_and_reopen(self) -> None:
         self.store.close()
-        if self.wrote:
-            self.layout.close()
-        self.wrote = False
         for _rid, data in heap_rows(self.path)[-1:]:
             fill = data.find(0) if 0 in data else len(data)
             assert len(data) == heap.fit(PAGE, 0, fill)  # cut to its pages
@@ -560,18 +500,13 @@ class HeapMachine(RuleBasedStateMachine):
     def another_store_appends_and_closes(self, sizes: list[int | str]) -> None:
         other = SQLiteStore(self.path)
         try:
-            bodies = self.bodies(sizes)
-            self.chain.append(other, *bodies)
+            self.chain.append(other, *self.bodies(sizes))
         finally:
             other.close()
-        for b in bodies:
-            self.layout.write(len(b), small=True)
-        self.layout.close()
 
     @invariant()
     def the_stream_is_the_model(self) -> None:
         assert stream_of(heap_rows(self.path)) == b"".join(self.chain.bodies)
-        assert layout(self.path) == self.layout.rows
         self.chain.check(self.store)
 
 
