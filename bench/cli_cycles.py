@@ -5,8 +5,8 @@
     python bench/cli_cycles.py build FILE --cycles 1000 --json out.json
 
 ``build`` runs N cycles (``srt --db FILE append ...`` does the same: a new
-``Runtime`` on the file, one ``append`` of a user message and an assistant reply, 341 B
-and 1,244 B as canonical bodies, ``close``) through a VFS that counts the bytes SQLite writes
+``Runtime`` on the file, one ``append`` of a user message of about 300 B and an assistant
+reply of about 1.2 KB, ``close``) through a VFS that counts the bytes SQLite writes
 (``tests/rel_support/faultvfs.py``: WAL frames, checkpoint copies, the ``-wal`` header;
 not ``-shm``, which is mapped), and reports the bytes written per cycle (mean, median,
 max), then the heap as the file keeps it: rows, rows shorter than a full row, heap pages,
