@@ -6,7 +6,6 @@ the cut row. Real files throughout; the stream is checked against a model of it.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 import shutil
 import tempfile
@@ -21,7 +20,6 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from rel_support.faultvfs import FaultVFS, Plan
 from srt import _core
-from srt.errors import CorruptionError
 from srt.store.sqlite import SQLiteStore, heap
 
 #: srt's page size (``db.PAGE_SIZE``): what the sizes below are worked out for.
@@ -47,29 +45,22 @@ def heap_rows(path: str) -> list[tuple[int, bytes]]:
 
 def stream_of(rows: list[tuple[int, bytes]]) -> bytes:
     """The stream the rows hold, after checking the heap's invariants: rows follow one
-    another without gaps, only the last has zero bytes (its free end, all zeros), every
-    row fills whole pages exactly (``fit`` gives its own size), and every row is a full
-    one but the short rows the stream ends with, which hold less than a full row and a
-    page of it (``heap.write`` writes them again as full rows once they fill one)."""
+    another without gaps, only the last has zero bytes (its free end, all zeros), and
+    every row fills whole pages exactly (``fit`` gives its own size) and all but the last
+    are full rows (a cut row grows again before a new row starts)."""
     out = bytearray()
-    short: int | None = None  # where the short rows the stream ends with start
     for k, (rid, data) in enumerate(rows):
         assert rid == len(out), "rows must follow one another"
         assert heap.fit(PAGE, 0, len(data)) == len(data), "a row must fill whole pages"
-        if len(data) < ROW:
-            short = rid if short is None else short
-        else:
-            assert short is None, "a full row follows a short one"
         if k < len(rows) - 1:
             assert 0 not in data, "only the last row has a free end"
+            assert len(data) == ROW, "only the last row is shorter than a full row"
             out += data
         else:
             fill = data.find(0)
             fill = len(data) if fill < 0 else fill
             assert data[fill:] == bytes(len(data) - fill), "the free end is zeros"
             out += data[:fill]
-    if short is not None:
-        assert len(out) - short < ROW + CHUNK, "the short rows hold a full row"
     return bytes(out)
 
 
@@ -315,116 +306,6 @@ def test_maintenance_on_a_cut_heap(path: str, tmp_path: Path) -> None:
     assert store.verify().ok
     store.close()
     reads_back(str(tmp_path / "copy.db"), keep)
-
-
-class FrameVFS(apsw.VFS):
-    """The default VFS, noting the page number of every frame written to a ``-wal``
-    (SQLite writes a frame's 24-byte header, then its page, each with one call)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.pages: list[int] = []
-        super().__init__(name, "unix")
-
-    def xOpen(self, name: str | apsw.URIFilename | None, flags: list[int]) -> apsw.VFSFile:
-        return FrameFile(self, name, flags)
-
-
-class FrameFile(apsw.VFSFile):
-    def __init__(
-        self, vfs: FrameVFS, name: str | apsw.URIFilename | None, flags: list[int]
-    ) -> None:
-        self.vfs = vfs
-        filename = name.filename() if isinstance(name, apsw.URIFilename) else name
-        self.wal = str(filename).endswith("-wal")
-        super().__init__("unix", name, flags)
-
-    def xWrite(self, data: bytes, offset: int) -> None:
-        if self.wal and len(data) == 24 and offset >= 32 and (offset - 32) % (PAGE + 24) == 0:
-            self.vfs.pages.append(int.from_bytes(bytes(data[:4]), "big"))
-        super().xWrite(data, offset)
-
-
-def heap_page_numbers(path: str) -> set[int]:
-    conn = raw(path)
-    try:
-        return {int(p) for (p,) in conn.execute("SELECT pageno FROM dbstat WHERE name = 'heap'")}
-    finally:
-        conn.close()
-
-
-def test_open_append_close_cycles_write_each_heap_page_about_twice(tmp_path: Path) -> None:
-    """The CLI's pattern (open, append one turn, close), 90 times: each cycle writes the
-    pages its bytes fall in and the new row's parent page, and each full row is written
-    once more when the short rows fill it; so the frames the cycles write to the WAL for
-    heap pages stay under 3 a cycle plus a full row's pages and 2 for each full row made
-    (3.3 a cycle here, against a bound of 3.9). Writing the cut row again each time an
-    append outgrew it (the rule before) wrote 5.6 a cycle: the whole row, most cycles."""
-    path = str(tmp_path / "cycles.db")
-    vfs = FrameVFS("srt-heap-frames")
-    cycles, frames, rows_seen = 90, 0, []
-    try:
-        store = SQLiteStore(path, vfs=vfs.name)
-        chain = Chain(store, "s")
-        store.close()
-        for i in range(cycles):
-            store = SQLiteStore(path, vfs=vfs.name)
-            vfs.pages.clear()
-            chain.append(store, sized(f"u{i}", 330), sized(f"a{i}", 1250))
-            store.close()
-            ours = heap_page_numbers(path)
-            frames += sum(1 for p in vfs.pages if p in ours)
-            rows = heap_rows(path)
-            rows_seen.append(len(rows))
-            assert stream_of(rows) == b"".join(chain.bodies)
-    finally:
-        vfs.unregister()
-    made = len(b"".join(chain.bodies)) // ROW
-    row_pages = 1 + round((ROW - (PAGE - 35)) / CHUNK)
-    assert made >= 8
-    assert frames <= 3 * cycles + made * (row_pages + 2), frames
-    # the short rows at the end come and go: written again as a full row once they fill one
-    assert max(rows_seen) - made <= 10 and any(b < a for a, b in itertools.pairwise(rows_seen))
-    reads_back(path, chain)
-
-
-def test_a_damaged_short_row_is_refused_and_nothing_written(path: str) -> None:
-    """Short rows are written again only as found: one holding a zero byte before the
-    stream's end, or a last row whose free end is not zeros, is a ``CorruptionError``, and
-    the heap is left as it was."""
-    store = SQLiteStore(path)
-    chain = Chain(store, "s")
-    store.close()
-    for i in range(4):  # short rows: each cycle's body starts a new one
-        store = SQLiteStore(path)
-        chain.append(store, sized(f"s{i}", 1500))
-        store.close()
-    rows = heap_rows(path)
-    assert len(rows) >= 3 and all(len(d) < ROW for _, d in rows)
-    for rid, at in ((rows[1][0], 5), (rows[-1][0], len(rows[-1][1]) - 1)):
-        conn = raw(path)
-        try:  # a zero byte inside a short row; a byte in the last row's free end
-            blob = conn.blob_open("main", "heap", "data", rid, True)
-            blob.seek(at)
-            blob.write(b"\x00" if rid != rows[-1][0] else b"x")
-            blob.close()
-            damaged = heap_rows(path)
-        finally:
-            conn.close()
-        store = SQLiteStore(path)
-        with pytest.raises(CorruptionError, match=r"not as found|zero byte"):
-            chain.append(store, sized("big", ROW))
-        store.close()
-        assert heap_rows(path) == damaged
-        conn = raw(path)
-        try:  # mended
-            conn.execute("UPDATE heap SET data = ? WHERE id = ?", (dict(rows)[rid], rid))
-        finally:
-            conn.close()
-    store = SQLiteStore(path)
-    chain.append(store, sized("big", ROW))
-    store.close()
-    assert stream_of(heap_rows(path)) == b"".join(chain.bodies)
 
 
 def test_fit_is_the_smallest_whole_page_row() -> None:

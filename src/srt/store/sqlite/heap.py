@@ -20,15 +20,11 @@ closes, to the smallest row of whole pages that holds its bytes (``trim``, ``fit
 short write transaction, skipped if the file is busy or cannot be written), and the
 pages cut go to the freelist, for the next rows. The row keeps its zeros up to that
 page's end, so the first zero byte still ends the stream. An append fills them in
-place. A store's first append since it opened preallocates nothing (the rows it writes
-take only the pages their bytes need): a store that appends once and closes, as the CLI
-does, would otherwise write a row's zeros only to cut them again. Its bytes that do not
-fit go to a new short row; once the short rows the stream ends with and an append's
-bytes fill a full row, they are written again as one (``write``), as they are by any
-later append of a store, which preallocates. So every row is a full one but the
-stream's last few (less than a full row of stream in all), however often stores close,
-and the open/append/close loop writes each row's pages about twice (once in short rows,
-once in the full row) rather than the cut row's whole pages at every append.
+place; a cut row with too little room is written again, grown, before any new row
+starts, so every row but the last is a full one however often stores close. A store's
+first append since it opened preallocates nothing (the rows it writes take only the
+pages their bytes need): a store that appends once and closes, as the CLI does, would
+otherwise write a row's zeros only to cut them again.
 
 Why: a row per message leaves, on average, half a message unused at the end of every
 leaf page (a page holds only whole cells), which is what made 16 KiB pages necessary
@@ -158,28 +154,21 @@ def write(
     stream's end as ``end`` or the previous ``write`` of this transaction returned;
     return its offset and the stream's new end.
 
-    Rows grow to ``row`` bytes. Bytes go into the last row's free end in place and the
-    rest to new rows, except when the last row was cut short (``trim``) and has too
-    little room: then the short rows the stream ends with (``_tail``) are written again,
-    with the body, as full rows, if they and the body fill one or if ``small`` is not
-    given; so every row is a full one but the stream's last few, however often stores
-    close. With ``small`` (the page size and reserved bytes) a new last row takes only
-    the whole pages its bytes need (``fit``) instead of ``row`` bytes: nothing
-    preallocated. (Writing a cut row again whenever an append outgrew it, as this did
-    before, wrote its whole pages at almost every append in the open/append/close loop:
-    43 KB per cycle against 33 KB, ``bench/cli_cycles.py``.)
+    Rows grow to ``row`` bytes: bytes go into the last row's free end in place; a row
+    cut short (``trim``) with too little room left is written again with them, so the
+    stream keeps few rows however often a store closes; the rest go to new rows. With
+    ``small`` (the page size and reserved bytes) a new or rewritten row takes only the
+    whole pages its bytes need (``fit``) instead of ``row`` bytes: nothing preallocated.
     """
-    start = base = pos = 0
-    data = body
+    start, pos = 0, 0
     if last is not None:
-        start = base = last.id + last.fill
-        room = last.size - last.fill
-        tail = _tail(conn, last, row) if room < len(body) and last.size < row else None
-        if tail is not None and (small is None or start - tail[0][0] + len(body) >= row):
-            data = _take(conn, tail, last) + body  # the short rows, deleted, then body
-            base = tail[0][0]
+        start = last.id + last.fill
+        if last.size - last.fill < len(body) and last.size < row:
+            pos = min(row - last.fill, len(body))
+            size = row if small is None else fit(small[0], small[1], last.fill + pos)
+            last = _rewrite(conn, last, body[:pos], size)
         else:
-            pos = min(room, len(body))
+            pos = min(last.size - last.fill, len(body))
             if pos:
                 blob = conn.blob_open("main", "heap", "data", last.id, True)
                 try:
@@ -188,70 +177,41 @@ def write(
                 finally:
                     blob.close()
                 last = End(last.id, last.size, last.fill + pos)
-    while pos < len(data):
-        piece = data[pos : pos + row]
+    while pos < len(body):
+        piece = body[pos : pos + row]
         size = row if small is None else fit(small[0], small[1], len(piece))
         conn.execute(
             "INSERT INTO heap(id, data) VALUES (?, ?)",
-            (base + pos, piece + bytes(size - len(piece))),
+            (start + pos, piece + bytes(size - len(piece))),
         )
-        last = End(base + pos, size, len(piece))
+        last = End(start + pos, size, len(piece))
         pos += len(piece)
     if last is None:  # an empty body in an empty heap: the stream is still empty
         return start, End(0, 0, 0)
     return start, last
 
 
-#: The most short rows ``_tail`` takes. They hold less than a full row and a page of
-#: the stream, in rows of at least one page: at most 10 at srt's page size.
-_TAIL_ROWS = 32
-
-
-def _tail(conn: apsw.Connection, last: End, row: int) -> list[tuple[int, int]]:
-    """The short rows the stream ends with, oldest first, as ``(id, size)``: ``last``
-    and the rows before it shorter than ``row`` bytes, each ending where the next
-    starts (a gap, which ``gc`` can leave, ends the run)."""
-    out = [(last.id, last.size)]
-    for rid, size in conn.execute(
-        "SELECT id, length(data) FROM heap WHERE id < ? ORDER BY id DESC LIMIT ?",
-        (last.id, _TAIL_ROWS - 1),
+def _rewrite(conn: apsw.Connection, last: End, more: bytes, size: int) -> End:
+    """Write the last row again (inside a write transaction) as its bytes, then ``more``,
+    then zeros up to ``size`` bytes. Deleted and inserted: an update would take the
+    new row's pages before it frees the old ones, growing the file."""
+    found = conn.execute("SELECT data FROM heap WHERE id = ?", (last.id,)).fetchone()
+    data = found[0] if found is not None else None
+    if (
+        type(data) is not bytes
+        or len(data) != last.size
+        or data[last.fill :] != bytes(last.size - last.fill)
     ):
-        if type(size) is not int or size >= row or rid + size != out[-1][0]:
-            break
-        out.append((int(rid), size))
-    out.reverse()
-    return out
-
-
-def _take(conn: apsw.Connection, rows: list[tuple[int, int]], last: End) -> bytes:
-    """Inside a write transaction: delete the heap rows ``rows`` (``(id, size)`` in
-    order, the last of them ``last``) and return the stream bytes they held, to be
-    inserted again (deleted first: an update would take the new row's pages before it
-    frees the old ones, growing the file). Each row must be as found: its size,
-    ``last``'s free end all zeros, the others without a zero byte; if one is not, a
-    ``CorruptionError`` is raised before anything is deleted."""
-    kept: list[bytes] = []
-    for rid, size in rows:
-        found = conn.execute("SELECT data FROM heap WHERE id = ?", (rid,)).fetchone()
-        data = found[0] if found is not None else None
-        if type(data) is not bytes or len(data) != size:
-            raise CorruptionError(
-                f"the heap's row {rid} is not as found (the file is damaged?); nothing was written"
-            )
-        if rid == last.id and data[last.fill :] != bytes(size - last.fill):
-            raise CorruptionError(
-                f"the heap's last row ({rid}) is not as found: its free end is not all "
-                "zeros (the file is damaged?); nothing was written"
-            )
-        if rid != last.id and 0 in data:
-            raise CorruptionError(
-                f"the heap's row {rid} holds a zero byte before the stream's end (the file "
-                "is damaged?); nothing was written"
-            )
-        kept.append(data[: last.fill] if rid == last.id else data)
-    for rid, _ in rows:
-        conn.execute("DELETE FROM heap WHERE id = ?", (rid,))
-    return b"".join(kept)
+        raise CorruptionError(
+            f"the heap's last row ({last.id}) is not as found: its free end is not all "
+            "zeros (the file is damaged?); nothing was written"
+        )
+    kept = data[: last.fill] + more
+    conn.execute("DELETE FROM heap WHERE id = ?", (last.id,))
+    conn.execute(
+        "INSERT INTO heap(id, data) VALUES (?, ?)", (last.id, kept + bytes(size - len(kept)))
+    )
+    return End(last.id, size, len(kept))
 
 
 def append(conn: apsw.Connection, body: bytes, row: int) -> int:
@@ -264,7 +224,7 @@ def trim(conn: apsw.Connection, page_size: int, reserved: int = 0) -> int:
     that holds its bytes (``fit``), so the pages of its unused end go to the freelist;
     return how many bytes were cut. The zeros before the next page boundary stay: the
     first zero byte still ends the stream. Only zeros are cut: a row whose free end is
-    not all zeros is a ``CorruptionError``, and nothing is cut (``_take``).
+    not all zeros is a ``CorruptionError``, and nothing is cut (``_rewrite``).
     """
     last = end(conn)
     if last is None:
@@ -272,10 +232,7 @@ def trim(conn: apsw.Connection, page_size: int, reserved: int = 0) -> int:
     size = fit(page_size, reserved, last.fill)
     if size >= last.size:
         return 0
-    kept = _take(conn, [(last.id, last.size)], last)
-    conn.execute(
-        "INSERT INTO heap(id, data) VALUES (?, ?)", (last.id, kept + bytes(size - len(kept)))
-    )
+    _rewrite(conn, last, b"", size)
     return last.size - size
 
 
