@@ -262,6 +262,31 @@ def test_gives_up_after_two_retries(srv: ProviderServer, rt: srt.Runtime) -> Non
     assert s.calls()[-1]["status"] == "error" and len(s.messages()) == 1
 
 
+def test_a_call_that_sent_nothing_records_the_body_it_built(rt: srt.Runtime) -> None:
+    """The ledger row of a call refused before its body went out (so ``sent`` never ran)
+    has the same body hash and size as one that was sent."""
+    import socket
+
+    from srt._core import digest
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    p = OpenAI(
+        api_key="sk-test",
+        base_url=f"http://127.0.0.1:{port}/v1",
+        transport=Transport(retry=RetryPolicy(max_retries=0)),
+    )
+    s = rt.session("refused")
+    s.append({"role": "user", "content": "hi"})
+    body = s.request("openai.chat", model="gpt-4o")
+    with pytest.raises(srt.ProviderError):
+        s.send(p, model="gpt-4o")
+    row = s.calls()[-1]
+    assert row["status"] == "error" and row["body_bytes"] == len(body)
+    assert row["body_hash"] == digest(bytes(body))
+
+
 def test_reset_before_headers_is_retried(srv: ProviderServer, rt: srt.Runtime) -> None:
     p, waits = recording("openai", srv)
     srv.fault("openai", "reset_before_headers", count=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import http.server
 import threading
@@ -14,7 +15,13 @@ import pytest
 
 import srt
 from srt._core import Body
-from srt.providers.transport import HTTPRequest, RetryPolicy, Timeouts, Transport
+from srt.providers.transport import (
+    AsyncTransport,
+    HTTPRequest,
+    RetryPolicy,
+    Timeouts,
+    Transport,
+)
 
 
 def test_retry_after_headers() -> None:
@@ -120,6 +127,42 @@ def test_on_exchange_is_told_each_call_once_retries_and_waits_included(
     with pytest.raises(srt.ProviderResponseError):
         t.open(_req(server))
     assert len(took) == 2  # a call that failed for good is told too
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_sent_is_told_once_the_whole_body_went_out_at_each_attempt(
+    server: str, transport: Callable[..., Transport], chunked: bool
+) -> None:
+    """``HTTPRequest.sent`` runs after the body's last byte was handed to the socket and
+    before the reply is read, once per attempt, in the sync and the async transport;
+    the server receives the body whole, with its length, either way."""
+    parts = [b'{"a":', b"1}"]
+    body: bytes | Body = Body(parts) if chunked else b"".join(parts)
+    told: list[int] = []
+
+    def req() -> HTTPRequest:
+        r = _req(server)
+        r.body = body
+        r.sent = lambda: told.append(len(_Handler.heads))
+        return r
+
+    _Handler.plan = [(503, {}, b"busy")]
+    t = transport(retry=RetryPolicy(max_retries=1), sleep=lambda _: None)
+    resp = t.open(req())
+    assert resp.read() == b"{}" and resp.retries == 1
+    assert len(told) == 2 and told[0] <= 1 and told[1] <= 2  # each before its reply
+    assert [h["content-length"] for h in _Handler.heads] == ["7", "7"]
+
+    async def go() -> bytes:
+        at = AsyncTransport()
+        try:
+            r = await at.open(req())
+            return await r.read()
+        finally:
+            await at.aclose()
+
+    assert asyncio.run(go()) == b"{}"
+    assert len(told) == 3 and _Handler.heads[-1]["content-length"] == "7"
 
 
 def test_gives_up_after_max_retries_with_a_typed_error(

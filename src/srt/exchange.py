@@ -160,6 +160,8 @@ class Call:
         #: (never joined), or the bytes of a delta on server-side state.
         self.body: bytes | Body = b""
         self.shape: str | None = None  # the ledger's params, set by build()
+        #: The ledger row's fields that do not depend on the reply (``sent``).
+        self.fixed: dict[str, Any] | None = None
 
     # -- building ----------------------------------------------------------------
 
@@ -203,6 +205,7 @@ class Call:
             self.messages = len(chain)
             self.explain = builder.last_build.cache if builder.last_build else None
             self.shape = self._shape(sent, after)
+            self.fixed = None
             if self.used is not None:
                 self.used()
         return self.body
@@ -273,8 +276,19 @@ class Call:
     def next_request(self) -> HTTPRequest:
         """The HTTP request of the next attempt (the clock starts now)."""
         req = self.provider.request(self.model, self.body, self.stream, self.params)
+        req.sent = self.sent
         self.t0 = time.monotonic()
         return req
+
+    def sent(self) -> None:
+        """The body went to the socket: while the provider works on it, take the ledger
+        row's fields that do not depend on the reply (``_fixed``), so that less is left
+        to do once the reply arrives."""
+        if self.fixed is None:
+            try:
+                self.fixed = self._fixed()
+            except Exception:  # (the row takes them again, and raises, at the persist)
+                self.fixed = None
 
     def opened(self, resp: Response | AsyncResponse) -> None:
         """A 2xx head arrived after ``resp.retries`` retries."""
@@ -316,38 +330,47 @@ class Call:
 
     # -- ledger and persistence ----------------------------------------------------
 
+    def _fixed(self) -> dict[str, Any]:
+        """The ledger row's fields known once the body is built: the body's hash and size,
+        the cache prediction, the parameters."""
+        ex = self.explain
+        chain = self.chain
+        return {
+            "session": chain.id,
+            "session_name": chain.name,
+            "provider": self.provider.name,
+            "model": self.model,
+            "format": self.fmt.name,
+            "body_hash": _body_hash(self.body, chain.store.hashing),
+            "body_bytes": len(self.body),
+            "messages": self.messages,
+            "predicted_cached_tokens": ex.cached_tokens if ex is not None else None,
+            "explain": json.dumps(
+                {"reason": ex.reason, "diverged_at": ex.diverged_at} if ex is not None else None
+            ),
+            "previous_response_id": self.previous_response_id,
+            "stored": None if self.stored is None else int(self.stored),
+            "fallback": self.fallback,
+            "params": self.shape,
+        }
+
     def _row(self, status: str, error: str | None, usage: Usage | None) -> CallRecord:
         now = time.monotonic()
-        ex = self.explain
+        fixed = self.fixed if self.fixed is not None else self._fixed()
         return CallRecord(
             at=time.time(),
-            session=self.chain.id,
-            session_name=self.chain.name,
             node=None,
-            provider=self.provider.name,
-            model=self.model,
-            format=self.fmt.name,
-            body_hash=_body_hash(self.body, self.chain.store.hashing),
-            body_bytes=len(self.body),
-            messages=self.messages,
             input_tokens=usage.input_tokens if usage else None,
             cache_read_tokens=usage.cache_read_tokens if usage else None,
             cache_write_tokens=usage.cache_write_tokens if usage else None,
             output_tokens=usage.output_tokens if usage else None,
-            predicted_cached_tokens=ex.cached_tokens if ex is not None else None,
-            explain=json.dumps(
-                {"reason": ex.reason, "diverged_at": ex.diverged_at} if ex is not None else None
-            ),
             latency_ms=(now - self.t0) * 1000.0 if self.t0 else None,
             ttft_ms=(self.ttft - self.t0) * 1000.0 if self.ttft else None,
             retries=self.retries,
             status=status,
             error=self.provider.redact(error) if error else None,
             response_id=self.reply.response_id if self.reply else None,
-            previous_response_id=self.previous_response_id,
-            stored=None if self.stored is None else int(self.stored),
-            fallback=self.fallback,
-            params=self.shape,
+            **fixed,
         )
 
     def persist(self, reply: Reply, status: str, error: str | None = None) -> Reply:

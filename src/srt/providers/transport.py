@@ -30,7 +30,7 @@ import random
 import re
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,6 +149,10 @@ class HTTPRequest:
     body: bytes | Body  # a Body goes to the socket chunk by chunk, with a Content-Length
     stream: bool = False
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    #: Called once the whole body has been handed to the socket (each attempt), while
+    #: the provider works on it: a caller's work that waits for the reply without
+    #: depending on it runs then instead of after the reply.
+    sent: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
     def __repr__(self) -> str:
         return (
@@ -218,29 +222,46 @@ def _socket_of(resp: httpx.Response) -> socket.socket | None:
 
 
 def _headers(req: HTTPRequest) -> dict[str, str]:
-    """The request's headers, with the Content-Length of a chunked ``Body``."""
-    if isinstance(req.body, bytes):
+    """The request's headers, with the Content-Length of a body sent as chunks."""
+    if isinstance(req.body, bytes) and req.sent is None:
         return req.headers
     return {**req.headers, "content-length": str(len(req.body))}
 
 
-def _content(body: bytes | Body) -> bytes | Iterator[bytes]:
+def _content(req: HTTPRequest) -> bytes | Iterator[bytes]:
     """What httpx sends: the bytes, or a ``Body``'s chunks one by one (each a write to the
     socket; nothing is joined). The iterator lets go of the chunks when it is done, so
     nothing httpx keeps afterwards holds the body."""
-    return body if isinstance(body, bytes) else iter(body.chunks)
+    body = req.body
+    chunks = (body,) if isinstance(body, bytes) else body.chunks
+    if req.sent is not None:
+        return _then(chunks, req.sent)
+    return body if isinstance(body, bytes) else iter(chunks)
 
 
-def _acontent(body: bytes | Body) -> bytes | AsyncIterator[bytes]:
+def _then(chunks: Iterable[bytes], sent: Callable[[], None]) -> Iterator[bytes]:
+    """``chunks``, then ``sent()`` once httpx asks for more after the last went out."""
+    yield from chunks
+    del chunks
+    sent()
+
+
+def _acontent(req: HTTPRequest) -> bytes | AsyncIterator[bytes]:
     """``_content`` for the async client, which takes an async iterator."""
-    if isinstance(body, bytes):
+    body = req.body
+    if isinstance(body, bytes) and req.sent is None:
         return body
-    return _achunks(body.chunks)
+    return _achunks((body,) if isinstance(body, bytes) else body.chunks, req.sent)
 
 
-async def _achunks(chunks: list[bytes]) -> AsyncIterator[bytes]:
+async def _achunks(
+    chunks: Iterable[bytes], sent: Callable[[], None] | None
+) -> AsyncIterator[bytes]:
     for chunk in chunks:
         yield chunk
+    del chunks
+    if sent is not None:
+        sent()
 
 
 class Response:
@@ -387,7 +408,7 @@ class Transport:
         client, pool = self._client, self._pool
         if pool is None or client.is_closed:
             hreq = client.build_request(
-                req.method, req.url, headers=_headers(req), content=_content(req.body)
+                req.method, req.url, headers=_headers(req), content=_content(req)
             )
             return client.send(hreq, stream=True)
         headers = httpx.Headers(client.headers)
@@ -396,7 +417,7 @@ class Transport:
             req.method,
             self._url(req.url),
             headers=headers,
-            content=_content(req.body),
+            content=_content(req),
             extensions=self._timeout,
         )
         if client.cookies:
@@ -548,7 +569,7 @@ class AsyncTransport:
         attempts = _Attempts(self.retry, self.timeouts, self._rand)
         while True:
             hreq = self._client.build_request(
-                req.method, req.url, headers=_headers(req), content=_acontent(req.body)
+                req.method, req.url, headers=_headers(req), content=_acontent(req)
             )
             failure: tuple[ProviderError, bool, Mapping[str, str]]
             try:
