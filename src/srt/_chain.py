@@ -334,9 +334,11 @@ class Chain:
         short of the chain) is recorded as an earlier head, ``action`` saying why
         (``srt.history``). Waiting for other writers ends at ``deadline``.
         """
-        self.load()  # (the memory budget may have dropped it since the caller looked)
+        if not self.loaded:  # (the memory budget may have dropped it since the caller looked)
+            self.load()
+        n = len(self.ids)
         parent = self.ids[keep - 1] if keep else None
-        above = self.prefix(keep)
+        above = self.head_prefix if keep == n else self.prefix(keep)
         prefixes = self.store.hashing.chain_many(above, [p[0] for p in prepared])
         items = [
             NewNode(h, body, prefix, meta, None if i < plain else status)
@@ -349,30 +351,38 @@ class Chain:
             keep,
             items,
             call=call,
-            objects=[*self.left(keep, action), *objects],
+            objects=[*self.left(keep, action), *objects] if keep < n else objects,
             deadline=deadline,
             parent_prefix=above,
         )
         staged, self.staged = self.staged, None
         start = 0
-        if staged is not None and staged[0] == keep and plain and len(self.ids) == keep + plain:
+        if staged is not None and staged[0] == keep and plain and n == keep + plain:
             # The staged messages are the first ``plain`` written: keep them in memory as
             # they are (their fragments stay assembled), with their node ids filled in.
             for k in range(plain):
                 self._add_id(ids[k], keep + k)
             start = plain
-        else:
+        elif keep < n or keep < len(self.hashes):
             self.truncate(keep)
+        # (the helpers _add_id, intern and _pinned inlined for the common case: this runs
+        # after every reply, when each call costs several times what it costs hot)
         intern = self.shared.intern
+        bodies, hashes, pinned = self.bodies, self.hashes, self.pinned
         for node_id, (h, body, meta) in zip(ids[start:], prepared[start:], strict=True):
-            self._add_id(node_id)
-            self.hashes.append(h)
-            self.bodies.append(intern(h, body))
+            try:
+                self.ids.append(node_id)
+            except OverflowError:
+                self._add_id(node_id)
+            hashes.append(h)
             if len(body) < INTERN_MIN_BYTES:
+                bodies.append(body)
                 self.own += len(body) + 33
-            if status is not None and len(self.bodies) > keep + plain:
-                self.status[len(self.bodies) - 1] = status
-            self.pinned.append(_pinned(meta))
+            else:
+                bodies.append(intern(h, body))
+            if status is not None and len(bodies) > keep + plain:
+                self.status[len(bodies) - 1] = status
+            pinned.append(meta is not None and b'"pinned":true' in meta)
         self.head = self.ids[-1] if self.ids else None
         self.head_prefix = prefixes[-1] if prefixes else self.prefix()
 

@@ -429,8 +429,9 @@ class Call:
 
     def abandon(self) -> None:
         """Drop the staged messages of a call that ends without a reply."""
-        with self.lock:
-            self.chain.unstage()
+        if self.staged:  # (only ``append=`` messages are staged)
+            with self.lock:
+                self.chain.unstage()
 
     def check_done(self) -> None:
         """The body ended: ``StreamInterruptedError`` unless its final event came."""

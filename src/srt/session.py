@@ -172,11 +172,14 @@ class Session:
             not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout >= 0
         ):
             raise ConfigError("timeout must be a number of seconds >= 0, or None")
-        with self._using():
-            prepared = self._chain.prepare(messages, model)
-            if not prepared:
-                return self._chain.head
-            return self._chain.append(prepared, rebase=rebase, timeout=timeout)
+        with self._lock:  # (``_using`` spelled out: its generator is most of a turn's calls)
+            try:
+                prepared = self._chain.prepare(messages, model)
+                if not prepared:
+                    return self._chain.head
+                return self._chain.append(prepared, rebase=rebase, timeout=timeout)
+            finally:
+                self._shared.charge(self)
 
     def rewind(self, n: int = 1) -> None:
         """Drop the last ``n`` messages from this session (they stay stored for forks)."""
