@@ -35,7 +35,7 @@ from ._builder import Parts
 from ._chain import Prepared
 from ._core import Body
 from ._hashing import Hashing
-from ._types import Reply, Usage
+from ._types import BuildStats, Reply, Usage
 from .errors import (
     ConfigError,
     ConflictError,
@@ -159,7 +159,10 @@ class Call:
         #: The request body: a ``Body`` of chunks from the history's frozen segments
         #: (never joined), or the bytes of a delta on server-side state.
         self.body: bytes | Body = b""
-        self.shape: str | None = None  # the ledger's params, set by build()
+        self.shape: str | None = None  # the ledger's params (``_fixed``)
+        #: What shaped the body beside the stored messages: the build's stats, the
+        #: parameters sent and the index a delta follows (set by ``build``).
+        self.shaped_by: tuple[BuildStats | None, dict[str, Any], int | None] | None = None
         #: The ledger row's fields that do not depend on the reply (``sent``).
         self.fixed: dict[str, Any] | None = None
 
@@ -203,20 +206,18 @@ class Call:
                     cache=self.cache,
                 )
             self.messages = len(chain)
-            self.explain = builder.last_build.cache if builder.last_build else None
-            self.shape = self._shape(sent, after)
+            lb = builder.last_build
+            self.explain = lb.cache if lb else None
+            self.shaped_by = (lb, sent, after)
             self.fixed = None
-            if self.used is not None:
-                self.used()
         return self.body
 
-    def _shape(self, sent: dict[str, Any], after: int | None) -> str:
+    def _shape(self, lb: BuildStats | None, sent: dict[str, Any], after: int | None) -> str:
         """What shaped the body beside the stored messages, for the ledger's ``params``:
         enough for ``srt verify`` to rebuild the body and check its hash.
 
         Most turns send what the previous one did: without tools or a window, and with
         plain values as parameters, the text is remembered by what makes it."""
-        lb = self.builder.last_build
         key: tuple[Any, ...] | None = None
         if not self.tools and (lb is None or lb.window is None):
             # (a float by its repr: -0.0 == 0.0, and their JSON differs)
@@ -227,15 +228,14 @@ class Call:
                 shape = _SHAPES.get(key)
                 if shape is not None:
                     return shape
-        shape = self._shaped(sent, after)
+        shape = self._shaped(lb, sent, after)
         if key is not None:
             if len(_SHAPES) >= 256:
                 _SHAPES.clear()
             _SHAPES[key] = shape
         return shape
 
-    def _shaped(self, sent: dict[str, Any], after: int | None) -> str:
-        lb = self.builder.last_build
+    def _shaped(self, lb: BuildStats | None, sent: dict[str, Any], after: int | None) -> str:
         return json.dumps(
             {
                 "params": sent,
@@ -282,13 +282,20 @@ class Call:
 
     def sent(self) -> None:
         """The body went to the socket: while the provider works on it, take the ledger
-        row's fields that do not depend on the reply (``_fixed``), so that less is left
-        to do once the reply arrives."""
-        if self.fixed is None:
-            try:
+        row's fields that do not depend on the reply (``_fixed``) and count the state
+        the build left against the memory budget (unless another thread holds the
+        session: the persist counts it), so that less is left to do once the reply
+        arrives."""
+        try:
+            if self.fixed is None:
                 self.fixed = self._fixed()
-            except Exception:  # (the row takes them again, and raises, at the persist)
-                self.fixed = None
+            if self.used is not None and self.lock.acquire(blocking=False):
+                try:
+                    self.used()
+                finally:
+                    self.lock.release()
+        except Exception:  # (the persist takes the row's fields again, and raises there)
+            self.fixed = None
 
     def opened(self, resp: Response | AsyncResponse) -> None:
         """A 2xx head arrived after ``resp.retries`` retries."""
@@ -335,6 +342,7 @@ class Call:
         the cache prediction, the parameters."""
         ex = self.explain
         chain = self.chain
+        self.shape = self._shape(*self.shaped_by) if self.shaped_by is not None else None
         return {
             "session": chain.id,
             "session_name": chain.name,
