@@ -571,6 +571,23 @@ def test_verify_reports_a_damaged_prefix(tree_db: srt.Runtime) -> None:
     assert fault.places == (("alt", 2), ("main", 2))
 
 
+def test_a_damaged_node_hash_leaves_the_chain_readable_and_verify_finds_it(
+    tree_db: srt.Runtime,
+) -> None:
+    """A chain read hashes each body itself and checks it through the prefix chain, so a
+    node's stored message hash (the index appends and gc look bodies up by) is not what
+    a read trusts: the history reads back intact, and ``verify`` names the node."""
+    want = tree_db.session("main").messages()
+    with connect(tree_db.path) as conn:
+        (node,) = conn.execute("SELECT id FROM nodes WHERE depth = 2").fetchone()
+    _corrupt(tree_db.path, "UPDATE nodes SET hash = zeroblob(16) WHERE id = ?", node)
+    with srt.Runtime(tree_db.path) as again:
+        assert again.session("main").messages() == want
+        faults = again.store.verify().faults
+    assert faults and all(f.kind in ("message", "node") for f in faults)
+    assert any(f.row == node for f in faults if f.kind == "node")
+
+
 def test_vacuum_returns_free_pages_to_the_disk(rt: srt.Runtime) -> None:
     big = rt.session("big")
     for i in range(40):

@@ -57,6 +57,21 @@ _NOT_YET = Frag("message", "", b"")
 _Key = tuple[str, str, bool, tuple[str, int, int] | None]
 
 
+#: The cache policy of ``cache=True`` (a frozen dataclass: one serves every build).
+_POLICY = CachePolicy()
+_TARGETS: dict[tuple[str, str], Target] = {}
+
+
+def _target(provider: str, model: str) -> Target:
+    """``Target(provider, model)``, one object per pair (a build makes one every time)."""
+    t = _TARGETS.get((provider, model))
+    if t is None:
+        if len(_TARGETS) >= 256:
+            _TARGETS.clear()
+        t = _TARGETS[(provider, model)] = Target(provider, model)
+    return t
+
+
 class _Windows:
     """What a session's context windows derive from its history: each message's role and
     token counts (per tokenizer), and each policy's last cut. Made on a first window (most
@@ -81,6 +96,7 @@ class Builder:
         "__weakref__",
         "_asm",
         "_asm1",
+        "_ck",
         "_key1",
         "_win",
         "chain",
@@ -102,6 +118,7 @@ class Builder:
         self._asm1: Assembly | None = None
         self._asm: dict[_Key, Assembly] | None = None
         self._win: _Windows | None = None  # what context windows need, made on first use
+        self._ck: tuple[bytes, str] | None = None  # (root hash, cache key): cache_key's last
 
     def footprint(self) -> int:
         """Bytes the assemblies hold (an estimate): list slots, the packed per-message
@@ -167,7 +184,10 @@ class Builder:
         hashes = self.chain.hashes
         if not hashes:
             return None
-        return "srt-" + self.shared.store.hashing.chain(_core.ROOT, hashes[0]).hex()
+        root, ck = hashes[0], self._ck
+        if ck is None or ck[0] != root:
+            ck = self._ck = (root, "srt-" + self.shared.store.hashing.chain(_core.ROOT, root).hex())
+        return ck[1]
 
     # -- assembly --------------------------------------------------------------------------
 
@@ -357,12 +377,12 @@ class Builder:
         partial: bool = False,
         window: WindowPolicy | None = None,
     ) -> Planned:
-        target = Target(fmt.provider, model)
+        target = _target(fmt.provider, model)
         view = self._window(fmt, model, window)
         asm = self.assembly(fmt, target, partial, view)
         hashes, bodies, _status = self._lists(view)
         tool_frags, tool_hashes = self.shared.tool_fragments(fmt, tools)
-        policy = cache if isinstance(cache, CachePolicy) else CachePolicy()
+        policy = cache if isinstance(cache, CachePolicy) else _POLICY
         min_tokens = policy.min_tokens or min_cacheable_tokens(fmt.cache, model)
         tool_bytes = sum(len(t) for t in tool_frags)
         tool_tokens = sum(estimate_tokens(len(t)) for t in tool_frags)

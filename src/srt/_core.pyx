@@ -1178,13 +1178,14 @@ def chain_rows(
     bytes start not None,
 ):
     """A chain's rows ``(id, hash, body, prefix, status, meta, depth)`` from its node rows
-    ``(id, parent, depth, hash, prefix, at, len, status, meta)`` (root first), each body
-    cut from the heap rows as ``cut`` does, and checked as ``store.base.check_chain``
-    checks them: ``(rows, fault)``, where ``fault`` is ``None``, ``"missing"`` (a body
-    the heap rows do not hold, or a node whose place is not a range) or ``"hash"`` (no
-    rows, a body that does not hash to its hash, a prefix that does not chain from the
-    previous one, or a last row that is not ``head``; ``digest`` and ``chain_many`` are
-    the store's hashing)."""
+    ``(id, parent, depth, prefix, at, len, status, meta)`` (root first), each body cut
+    from the heap rows as ``cut`` does and hashed (``digest``), and checked as
+    ``store.base.check_chain`` checks them: ``(rows, fault)``, where ``fault`` is
+    ``None``, ``"missing"`` (a body the heap rows do not hold, or a node whose place is
+    not a range) or ``"hash"`` (no rows, a stored prefix that is not the chain of the
+    bodies' hashes, or a last row that is not ``head``; ``digest`` and ``chain_many`` are
+    the store's hashing). A body that does not hash to its message's hash breaks the
+    chain at its node, so the prefixes catch it without reading the hashes."""
     cdef Py_ssize_t n = len(nodes), i
     cdef list out = [None] * n
     cdef list hashes = [None] * n
@@ -1196,8 +1197,8 @@ def chain_rows(
         _check_rows(ids, rows)
         for i in range(n):
             node = <tuple?>nodes[i]
-            body = _cut_one(ids, rows, node[5], node[6])
-            out[i] = (node[0], node[3], body, node[4], node[7], node[8], node[2])
+            body = _cut_one(ids, rows, node[4], node[5])
+            out[i] = body
     except (ValueError, TypeError, OverflowError):
         return [], "missing"
     if n == 0:
@@ -1205,19 +1206,16 @@ def chain_rows(
     if digest is _DIGEST:
         digest = _xxh3_128
     for i in range(n):
-        node = <tuple>nodes[i]
-        h = node[3]
-        if type(h) is not bytes or type(node[4]) is not bytes:
-            return out, "hash"
-        if digest((<tuple>out[i])[2]) != h:
-            return out, "hash"
-        hashes[i] = h
+        hashes[i] = digest(<bytes>out[i])
     prefixes = chain_many(start, hashes)
     for i in range(n):
-        if prefixes[i] != (<tuple>nodes[i])[4]:
-            return out, "hash"
+        node = <tuple>nodes[i]
+        h = node[3]
+        if type(h) is not bytes or prefixes[i] != h:
+            return [], "hash"
+        out[i] = (node[0], hashes[i], out[i], h, node[6], node[7], node[2])
     if (<tuple>nodes[n - 1])[0] != head:
-        return out, "hash"
+        return [], "hash"
     return out, None
 
 

@@ -269,6 +269,8 @@ class Shared:
         self, fmt: WireFormat, tools: Sequence[Any]
     ) -> tuple[list[bytes], tuple[bytes, ...]]:
         """Each tool definition in ``fmt`` (rendered once) and the tools' content hashes."""
+        if not tools and (type(tools) is tuple or type(tools) is list):
+            return [], ()
         if not isinstance(tools, Sequence) or isinstance(tools, (str, bytes, bytearray)):
             raise InvalidMessageError(
                 f"tools must be a list of tool definitions, got {type(tools).__name__}"

@@ -11,9 +11,23 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import _core
+from .message import ROLES
 from .store import ChainRow, Store
 
-__all__ = ["COMPACTED", "Entry", "entries", "replaced", "user_metadata"]
+__all__ = ["COMPACTED", "Entry", "decode", "entries", "replaced", "user_metadata"]
+
+#: Roles whose plain text message ``_core.decode_messages`` can read without a parser.
+_PLAIN_ROLES = {r.encode(): r for r in ROLES - {"tool"}}
+
+
+def decode(bodies: list[bytes]) -> list[dict[str, Any]]:
+    """``[json.loads(b) for b in bodies]`` for canonical message bodies: the commonest
+    message, ``{"role": ..., "content": "text"}`` with no escape in its text, is made
+    from its text's bytes alone; any other is parsed."""
+    out: list[dict[str, Any]] = _core.decode_messages(bodies, _PLAIN_ROLES, json.loads)
+    return out
+
 
 #: The metadata key srt files a compaction summary's link under (``srt.compaction``).
 COMPACTED = "srt_compacted"
@@ -70,15 +84,12 @@ def replaced(store: Store, raw: bytes | str | None) -> tuple[dict[str, Any], ...
 
 def entries(store: Store, rows: list[ChainRow]) -> list[Entry]:
     """The entries of a chain (``Store.chain`` rows, oldest first)."""
+    messages = decode([r[2] for r in rows])
     out = []
-    for i, r in enumerate(rows):
-        out.append(
-            Entry(
-                index=i,
-                message=json.loads(r[2]),
-                status=r[4],
-                metadata=user_metadata(r[5]),
-                replaced=replaced(store, r[5]),
-            )
-        )
+    for i, (r, message) in enumerate(zip(rows, messages, strict=True)):
+        raw = r[5]
+        if raw is None:  # most messages: no metadata, so nothing to parse
+            out.append(Entry(i, message, r[4]))
+        else:
+            out.append(Entry(i, message, r[4], user_metadata(raw), replaced(store, raw)))
     return out

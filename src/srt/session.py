@@ -12,12 +12,11 @@ frozen per-message fragments in one allocation.
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
-from . import _core, compaction, exchange, summarize, tasks
+from . import compaction, exchange, summarize, tasks
 from . import entries as _entries
 from . import history as _history
 from ._builder import Builder, Parts
@@ -27,7 +26,6 @@ from ._types import BuildStats, Message, Reply, UsageSummary
 from .cache import CacheExplain, CachePolicy
 from .context import WindowPolicy
 from .errors import ConfigError, HistoryIndexError, SessionError
-from .message import ROLES
 from .pricing import Pricing
 from .providers import Provider
 from .savings import Savings, savings
@@ -35,9 +33,6 @@ from .wire import get_format
 from .wire.base import check_model
 
 __all__ = ["Session"]
-
-#: Roles whose plain text message ``_core.decode_messages`` can read without a parser.
-_PLAIN_ROLES = {r.encode(): r for r in ROLES - {"tool"}}
 
 
 class Session:
@@ -296,16 +291,13 @@ class Session:
         with self._using():
             self._chain.load()
             if not metadata:
-                # The commonest message, {"role": ..., "content": "text"} with no escape
-                # in its text, is made from its text's bytes alone; any other is parsed.
-                return _core.decode_messages(self._chain.bodies, _PLAIN_ROLES, json.loads)
-            out = []
-            for r in self._shared.store.chain(self._chain.head):
-                msg = json.loads(r[2])
-                meta = _entries.user_metadata(r[5])
+                return _entries.decode(self._chain.bodies)
+            rows = self._shared.store.chain(self._chain.head)
+            out = _entries.decode([r[2] for r in rows])
+            for msg, r in zip(out, rows, strict=True):
+                meta = _entries.user_metadata(r[5]) if r[5] is not None else None
                 if meta is not None:
                     msg["metadata"] = meta
-                out.append(msg)
             return out
 
     def entries(self) -> list[_entries.Entry]:

@@ -18,7 +18,7 @@ from ...errors import CorruptionError
 from ..base import ChainRow
 from . import heap
 from .db import MMAP_SIZE, translate
-from .statements import CHAIN_ABOVE_SQL, CHAIN_SQL, NODE_COLUMNS, RANGE_SQL
+from .statements import CHAIN_ABOVE_SQL, CHAIN_SQL, RANGE_SQL, READ_COLUMNS
 
 __all__ = ["extension", "read"]
 
@@ -47,7 +47,7 @@ def read(conn: apsw.Connection, head: int | None, hashing: Hashing) -> list[Chai
         try:
             found = nodes(conn, head)
             try:
-                spans = _core.heap_spans(found, 5, 6, heap.GAP)
+                spans = _core.heap_spans(found, 4, 5, heap.GAP)
             except (ValueError, TypeError):
                 spans = []  # a damaged place: chain_rows reports it
             ids, data = heap.span_buffers(conn, spans)
@@ -100,9 +100,10 @@ def _with_bodies(conn: apsw.Connection, found: list[Any]) -> list[ChainRow]:
 
 
 def nodes(conn: apsw.Connection, head: int) -> list[Any]:
-    """The node rows from the root to ``head``, root first (``[]`` if damaged)."""
+    """The node rows (``READ_COLUMNS``) from the root to ``head``, root first (``[]`` if
+    damaged)."""
     top: list[Any] = conn.execute(
-        f"SELECT {NODE_COLUMNS} FROM nodes WHERE id = ?", (head,)
+        f"SELECT {READ_COLUMNS} FROM nodes WHERE id = ?", (head,)
     ).fetchall()
     if not top or type(top[0][2]) is not int:
         return []  # no such node, or a damaged one: chain_rows reports it

@@ -11,20 +11,23 @@ INSERT_CALL = (
 SELECT_CALLS = f"SELECT {', '.join(CALL_FIELDS)}, id FROM calls"
 
 NODE_COLUMNS = "id, parent, depth, hash, prefix, at, len, status, meta"
+#: What a whole chain's read takes of each node: no message hash, which the read
+#: computes from the body and checks through the prefixes (``_core.chain_rows``).
+READ_COLUMNS = "id, parent, depth, prefix, at, len, status, meta"
 CHAIN_SQL = f"""
-WITH RECURSIVE chain({NODE_COLUMNS}) AS (
-    SELECT {NODE_COLUMNS} FROM nodes WHERE id = ?
+WITH RECURSIVE chain({READ_COLUMNS}) AS (
+    SELECT {READ_COLUMNS} FROM nodes WHERE id = ?
     UNION ALL
-    SELECT n.id, n.parent, n.depth, n.hash, n.prefix, n.at, n.len, n.status, n.meta
+    SELECT n.id, n.parent, n.depth, n.prefix, n.at, n.len, n.status, n.meta
     FROM nodes n JOIN chain c ON n.id = c.parent AND n.depth < c.depth
 )
-SELECT {NODE_COLUMNS} FROM chain
+SELECT {READ_COLUMNS} FROM chain
 """
 #: The rows just below a head: a session appended by one writer is a run of ids, so its
 #: chain is read in one range scan (``_core.walk_chain`` follows the parents in it); what
 #: the walk leaves (a fork's shared part, another writer's interleaved nodes) is read
 #: with the recursive query above.
-RANGE_SQL = f"SELECT {NODE_COLUMNS} FROM nodes WHERE id BETWEEN ? AND ? ORDER BY id"
+RANGE_SQL = f"SELECT {READ_COLUMNS} FROM nodes WHERE id BETWEEN ? AND ? ORDER BY id"
 #: The chain's nodes deeper than a given depth (a rebase reads only what it lacks).
 CHAIN_ABOVE_SQL = f"""
 WITH RECURSIVE chain({NODE_COLUMNS}) AS (
