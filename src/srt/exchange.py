@@ -288,20 +288,20 @@ class Call:
     def sent(self) -> None:
         """The body went to the socket: while the provider works on it, take the ledger
         row's fields that do not depend on the reply (``_fixed``) and count the state
-        the build left against the memory budget (unless another thread holds the
-        session: the persist counts it), so that less is left to do once the reply
-        arrives."""
+        the build left against the memory budget, so that less is left to do once the
+        reply arrives. If another thread holds the session, the persist does both."""
+        if not self.lock.acquire(blocking=False):
+            return
         try:
             if self.fixed is None:
                 self.fixed = self._fixed()
-            if self.used is not None and self.lock.acquire(blocking=False):
-                try:
-                    self.used()
-                    self.counted = True
-                finally:
-                    self.lock.release()
+            if self.used is not None:
+                self.used()
+                self.counted = True
         except Exception:  # (the persist takes the row's fields again, and raises there)
             self.fixed = None
+        finally:
+            self.lock.release()
 
     def opened(self, resp: Response | AsyncResponse) -> None:
         """A 2xx head arrived after ``resp.retries`` retries."""
