@@ -204,3 +204,53 @@ def test_an_app_closes_the_runtime_it_opened(db_path: str, monkeypatch: pytest.M
     finally:
         conn.close()
     assert used > 0 and size - used < page  # only the last page's end is left unused
+
+
+_MOUNTED = """
+import dataclasses, sys, types
+sys.path.insert(0, {tests!r})
+import openai, srt, srt.gateway
+from starlette.applications import Starlette
+from starlette.routing import Mount
+from gateway_support import config, serving
+
+cfg = dataclasses.replace(config(types.SimpleNamespace(url={base!r}), open=True), db={db!r})
+outer = Starlette(routes=[Mount("/gw", app=srt.gateway.app(cfg))])  # its lifespan only
+with serving(outer) as url, openai.OpenAI(
+    base_url=url.removesuffix("/v1") + "/gw/v1", api_key="k"
+) as c:
+    prev = None
+    for i in range(6):
+        prev = c.responses.create(
+            model="gpt-4o-mini", input=f"turn {{i}} " + "words " * 500, previous_response_id=prev
+        ).id
+print("served")
+"""
+
+
+def test_a_mounted_app_closes_the_runtime_it_opened_at_exit(
+    db_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mounted, an app that opened its own runtime gets no lifespan end (Starlette passes
+    none to mounted apps), so it closes the runtime when the interpreter exits: the
+    store cuts the heap's preallocated last row, as a lifespan's end would."""
+    import apsw
+
+    tests = str(Path(__file__).parent)
+    with ProviderServer(api_key=UPSTREAM_KEY) as srv:
+        script = _MOUNTED.format(tests=tests, base=srv.url, db=db_path)
+        env = {**os.environ, "SRT_GW_UP_KEY": UPSTREAM_KEY}
+        done = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "served" and "Traceback" not in done.stderr
+    conn = apsw.Connection(db_path)
+    try:
+        page = conn.execute("PRAGMA page_size").get
+        size, used = conn.execute(
+            "SELECT length(data), instr(data, zeroblob(1)) - 1 FROM heap ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    finally:
+        conn.close()
+    assert used > 0 and size - used < page  # only the last page's end is left unused

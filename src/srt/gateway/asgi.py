@@ -9,6 +9,7 @@ logged with its traceback and answered as a bare 500.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import threading
@@ -83,16 +84,20 @@ class State:
         self._beat_stop = threading.Event()
         self._beat = threading.Thread(target=self._beats, daemon=True, name="srt-gateway-beat")
         self._started = False
+        self._closed = False
         self._start_lock = threading.Lock()
 
-    def start(self) -> None:
+    def start(self, lifespan: bool = False) -> None:
         """Start the worker's heartbeat (once): at the app's lifespan start, or at its
         first request when it runs without one (mounted in another app, whose lifespan
-        Starlette does not pass on to mounted apps)."""
+        Starlette does not pass on to mounted apps). Without a lifespan to end it, an app
+        that opened its own runtime closes it when the interpreter exits."""
         with self._start_lock:
             if self._started or self._beat_stop.is_set():
                 return
             self._started = True
+        if not lifespan and self._owns_runtime:
+            atexit.register(self._close_at_exit)
         self.gw.records.beat()
         self._beat.start()
 
@@ -102,11 +107,20 @@ class State:
                 self.gw.records.beat()
 
     def close(self) -> None:
+        with self._start_lock:
+            if self._closed:
+                return
+            self._closed = True
+        atexit.unregister(self._close_at_exit)
         self._beat_stop.set()
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.gw.close()
         if self._owns_runtime:
             self.gw.rt.close()  # a SQLite store gives the heap's unused end back
+
+    def _close_at_exit(self) -> None:
+        with contextlib.suppress(Exception):  # the interpreter is going: nothing to tell
+            self.close()
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         if not self._started:
@@ -359,7 +373,7 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        st.start()
+        st.start(lifespan=True)
         try:
             yield
         finally:
