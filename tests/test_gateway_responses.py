@@ -141,24 +141,31 @@ def test_a_fork_with_new_instructions_starts_from_the_forked_history(gw: Harness
 
 
 def test_continuations_of_one_fork_at_once_all_succeed(gw: Harness) -> None:
+    """Continuations of a fork whose session ended with its turn, all at once: one
+    brings the session back and continues it, the others fork from it; none is told
+    the history moved (each round a new fork, 8 at a time)."""
     c = gw.client()
     r = c.responses.create(model="gpt-4o-mini", input="root")
     c.responses.create(model="gpt-4o-mini", input="next", previous_response_id=r.id)
-    fork = c.responses.create(model="gpt-4o-mini", input="fork", previous_response_id=r.id)
-    with ThreadPoolExecutor(6) as pool:
-        got = list(
-            pool.map(
-                lambda i: c.responses.create(
-                    model="gpt-4o-mini", input=f"on {i}", previous_response_id=fork.id
-                ),
-                range(6),
-            )
+    for round_ in range(4):
+        fork = c.responses.create(
+            model="gpt-4o-mini", input=f"fork {round_}", previous_response_id=r.id
         )
-    assert all(g.status == "completed" for g in got)
-    for g in got:
-        texts = [i.content[0].text for i in c.responses.input_items.list(g.id, order="asc").data]
-        assert texts[0] == "root" and texts[2] == "fork" and texts[-1].startswith("on ")
-        assert len(texts) == 5
+        with ThreadPoolExecutor(8) as pool:
+            got = list(
+                pool.map(
+                    lambda i, f=fork: c.responses.create(
+                        model="gpt-4o-mini", input=f"on {i}", previous_response_id=f.id
+                    ),
+                    range(8),
+                )
+            )
+        assert all(g.status == "completed" for g in got)
+        for g in got:
+            items = c.responses.input_items.list(g.id, order="asc").data
+            texts = [i.content[0].text for i in items]
+            assert texts[0] == "root" and texts[2] == f"fork {round_}"
+            assert texts[-1].startswith("on ") and len(texts) == 5
 
 
 def test_store_false_keeps_nothing(gw: Harness) -> None:

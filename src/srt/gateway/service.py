@@ -197,7 +197,7 @@ class Gateway:
             return None
         except (ConflictError, LookupError):
             raise _gone() from None
-        return self.threads.adopt(name, self.rt.session(name, create=False), lead, instructions)
+        return self.threads.claim(name, self.rt.session(name, create=False), lead, instructions)
 
     def _drop_fork(self, live: Live) -> None:
         """End a fork's session with its turn: the response's record keeps the nodes it

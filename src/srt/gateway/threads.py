@@ -53,14 +53,18 @@ class Threads:
 
     def _remember(self, live: Live) -> None:
         with self._lock:
-            self._open[live.name] = live
-            self._open.move_to_end(live.name)
-            while len(self._open) > self.capacity:
-                _, old = self._open.popitem(last=False)
-                if not old.busy.locked():
-                    continue
-                self._open[old.name] = old  # in use: keep it, drop another later
-                break
+            self._insert(live)
+
+    def _insert(self, live: Live) -> None:
+        """Keep ``live`` as the open session of its name (the caller holds the lock)."""
+        self._open[live.name] = live
+        self._open.move_to_end(live.name)
+        while len(self._open) > self.capacity:
+            _, old = self._open.popitem(last=False)
+            if not old.busy.locked():
+                continue
+            self._open[old.name] = old  # in use: keep it, drop another later
+            break
 
     def forget(self, name: str) -> None:
         with self._lock:
@@ -68,20 +72,33 @@ class Threads:
 
     def take(self, name: str, lead: int, instructions: str | None, *, create: bool) -> Live | None:
         """The live session ``name``, reserved for the caller (``release`` it), brought up
-        to date with the store; ``None`` if it is in use by another request."""
-        with self._lock:
-            live = self._open.get(name)
-            if live is not None:
-                self._open.move_to_end(name)
-        if live is None:
-            session = self.rt.session(name, create=create)
-            live = Live(name, session, lead, instructions)
+        to date with the store; ``None`` if it is in use by another request.
+
+        One name has one open session: two requests opening it at once (or one taking it
+        while another replaces it) settle on one, and the second is told it is in use."""
+        while True:
+            with self._lock:
+                live = self._open.get(name)
+                if live is not None:
+                    self._open.move_to_end(name)
+            if live is None:
+                session = self.rt.session(name, create=create)
+                fresh = Live(name, session, lead, instructions)
+                fresh.busy.acquire()
+                with self._lock:
+                    if name not in self._open:
+                        self._insert(fresh)
+                        return fresh
+                fresh.busy.release()  # another request opened it meanwhile: theirs counts
+                continue
             if not live.busy.acquire(blocking=False):
                 return None
-            self._remember(live)
-            return live
-        if not live.busy.acquire(blocking=False):
-            return None
+            with self._lock:
+                current = self._open.get(name)
+            if current is not live:  # replaced while this request reserved it
+                live.busy.release()
+                continue
+            break
         row = self.rt.store.get_session(name)
         if row is None:
             live.busy.release()
@@ -111,6 +128,21 @@ class Threads:
         live.busy.acquire()
         self._remember(live)
         return live
+
+    def claim(
+        self, name: str, session: Session, lead: int, instructions: str | None
+    ) -> Live | None:
+        """``adopt``, unless another request holds an open session of that name (it took
+        the name this request made in the store): then ``None``."""
+        live = Live(name, session, lead, instructions)
+        live.busy.acquire()
+        with self._lock:
+            old = self._open.get(name)
+            if old is None or not old.busy.locked():
+                self._insert(live)
+                return live
+        live.busy.release()
+        return None
 
     @staticmethod
     def release(live: Live) -> None:
