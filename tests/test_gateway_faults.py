@@ -182,8 +182,6 @@ def test_an_app_closes_the_runtime_it_opened(db_path: str, monkeypatch: pytest.M
     heap's preallocated last row to the pages its bytes use."""
     import dataclasses
 
-    import apsw
-
     monkeypatch.setenv("SRT_GW_UP_KEY", UPSTREAM_KEY)
     with ProviderServer(api_key=UPSTREAM_KEY) as srv:
         app = srt.gateway.app(dataclasses.replace(config(srv, open=True), db=db_path))
@@ -195,15 +193,7 @@ def test_an_app_closes_the_runtime_it_opened(db_path: str, monkeypatch: pytest.M
                     input=f"turn {i} " + "words " * 500,
                     previous_response_id=prev,
                 ).id
-    conn = apsw.Connection(db_path)
-    try:
-        page = conn.execute("PRAGMA page_size").get
-        size, used = conn.execute(
-            "SELECT length(data), instr(data, zeroblob(1)) - 1 FROM heap ORDER BY id DESC LIMIT 1"
-        ).fetchone()
-    finally:
-        conn.close()
-    assert used > 0 and size - used < page  # only the last page's end is left unused
+    _assert_heap_tail_cut(db_path)
 
 
 _MOUNTED = """
@@ -234,7 +224,6 @@ def test_a_mounted_app_closes_the_runtime_it_opened_at_exit(
     """Mounted, an app that opened its own runtime gets no lifespan end (Starlette passes
     none to mounted apps), so it closes the runtime when the interpreter exits: the
     store cuts the heap's preallocated last row, as a lifespan's end would."""
-    import apsw
 
     tests = str(Path(__file__).parent)
     with ProviderServer(api_key=UPSTREAM_KEY) as srv:
@@ -245,6 +234,14 @@ def test_a_mounted_app_closes_the_runtime_it_opened_at_exit(
         )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "served" and "Traceback" not in done.stderr
+    _assert_heap_tail_cut(db_path)
+
+
+def _assert_heap_tail_cut(db_path: str) -> None:
+    """The store was closed after appending: the heap's last row holds only the pages its
+    bytes use (the preallocated tail was cut)."""
+    import apsw
+
     conn = apsw.Connection(db_path)
     try:
         page = conn.execute("PRAGMA page_size").get
