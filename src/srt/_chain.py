@@ -365,8 +365,8 @@ class Chain:
             start = plain
         elif keep < n or keep < len(self.hashes):
             self.truncate(keep)
-        # (the helpers _add_id, intern and _pinned inlined for the common case: this runs
-        # after every reply, when each call costs several times what it costs hot)
+        # (the helpers _add_id and intern inlined for the common case: this runs after
+        # every reply, when each call costs several times what it costs hot)
         intern = self.shared.intern
         bodies, hashes, pinned = self.bodies, self.hashes, self.pinned
         for node_id, (h, body, meta) in zip(ids[start:], prepared[start:], strict=True):
@@ -382,7 +382,7 @@ class Chain:
                 bodies.append(intern(h, body))
             if status is not None and len(bodies) > keep + plain:
                 self.status[len(bodies) - 1] = status
-            pinned.append(meta is not None and b'"pinned":true' in meta)
+            pinned.append(_pinned(meta))
         self.head = self.ids[-1] if self.ids else None
         self.head_prefix = prefixes[-1] if prefixes else self.prefix()
 
