@@ -163,7 +163,6 @@ class Call:
         #: The request body: a ``Body`` of chunks from the history's frozen segments
         #: (never joined), or the bytes of a delta on server-side state.
         self.body: bytes | Body = b""
-        self.shape: str | None = None  # the ledger's params (``_fixed``)
         #: What shaped the body beside the stored messages: the build's stats, the
         #: parameters sent and the index a delta follows (set by ``build``).
         self.shaped_by: tuple[BuildStats | None, dict[str, Any], int | None] | None = None
@@ -348,7 +347,7 @@ class Call:
         the cache prediction, the parameters."""
         ex = self.explain
         chain = self.chain
-        self.shape = self._shape(*self.shaped_by) if self.shaped_by is not None else None
+        shape = self._shape(*self.shaped_by) if self.shaped_by is not None else None
         return {
             "session": chain.id,
             "session_name": chain.name,
@@ -365,7 +364,7 @@ class Call:
             "previous_response_id": self.previous_response_id,
             "stored": None if self.stored is None else int(self.stored),
             "fallback": self.fallback,
-            "params": self.shape,
+            "params": shape,
         }
 
     def _row(self, status: str, error: str | None, usage: Usage | None) -> CallRecord:
