@@ -1,15 +1,14 @@
 """An httpx transport that counts what reaches the socket, for the ``send`` workload.
 
-It is the transport srt's providers use by default (``srt.providers.sendall``: httpx's
-own HTTP/1.1 path, writing with ``sendall``), told of every ``write()`` the HTTP layer
-makes on a socket, with its size. h11 hands the stream one write for the request head
-and one for each piece of the body it is given, so the count is how many pieces a body
-reached the socket in.
+It is the transport srt's providers use by default over HTTP/1.1 (``srt.providers.pool``),
+told of every write it makes on a socket, with its size: one for the request head (with
+the body's first chunk when that is small) and one for each chunk of the body, so the
+count is how many pieces a body reached the socket in.
 """
 
 from __future__ import annotations
 
-from ..providers.sendall import HTTPTransport, SendallBackend
+from ..providers.pool import Pool
 
 __all__ = ["CountingTransport", "Writes"]
 
@@ -28,9 +27,9 @@ class Writes:
         self.bytes += size
 
 
-class CountingTransport(HTTPTransport):
+class CountingTransport(Pool):
     """srt's default HTTP/1.1 transport, counting socket writes in ``writes``."""
 
     def __init__(self) -> None:
         self.writes = Writes()
-        super().__init__(network_backend=SendallBackend(on_write=self.writes.add))
+        super().__init__(on_write=self.writes.add)

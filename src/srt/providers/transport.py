@@ -48,6 +48,7 @@ from ..errors import (
     StreamInterruptedError,
 )
 from . import _watchdog
+from .pool import Pool
 from .sendall import HTTPTransport
 
 __all__ = [
@@ -374,9 +375,12 @@ class Transport:
         #: None for a caller's ``client``, which sends every request itself.
         self._pool: httpx.BaseTransport | None = None
         if client is None:
-            # The connections write with sendall (see sendall.py): a large body is not
-            # copied again whenever the socket takes only part of a chunk.
-            self._pool = pool or HTTPTransport(verify=verify, http2=http2)
+            # HTTP/1.1 goes through srt's own pool (pool.py); HTTP/2 through httpx's, its
+            # connections writing with sendall (sendall.py). Either way a large body is
+            # not copied again whenever the socket takes only part of a chunk.
+            self._pool = pool or (
+                HTTPTransport(verify=verify, http2=True) if http2 else Pool(verify=verify)
+            )
             client = httpx.Client(
                 timeout=self.timeouts.httpx(), transport=self._pool, follow_redirects=False
             )

@@ -1,0 +1,431 @@
+"""srt's HTTP/1.1 pool (``srt.providers.pool``) against real servers on 127.0.0.1.
+
+Each server here is a plain socket that answers with exactly the bytes a case needs
+(a chunked reply, a reply cut short, a close between requests, bytes that are not
+HTTP), so the pool meets what a real server may do on the wire.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+import trustme
+
+import srt
+from srt._core import Body
+from srt.bench.netcount import CountingTransport
+from srt.providers.pool import Pool
+from srt.providers.transport import HTTPRequest, RetryPolicy, Timeouts, Transport
+
+Handler = Callable[[socket.socket, "_Reader", int], None]
+
+
+class _Reader:
+    """Requests read off one server-side connection: head, then the body (by its
+    Content-Length or chunked)."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.file = conn.makefile("rb")
+
+    def request(self) -> tuple[bytes, bytes] | None:
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):
+            line = self.file.readline()
+            if not line:
+                return None
+            head += line
+        fields = dict(
+            (k.strip().lower(), v.strip())
+            for k, v in (x.split(b":", 1) for x in head.split(b"\r\n")[1:] if b":" in x)
+        )
+        if fields.get(b"transfer-encoding") == b"chunked":
+            body = b""
+            while size := int(self.file.readline().strip(), 16):
+                body += self.file.read(size)
+                self.file.readline()
+            self.file.readline()
+            return head, body
+        return head, self.file.read(int(fields.get(b"content-length", b"0")))
+
+
+class _Server:
+    """A loopback server handing each connection (its index counted in ``accepted``) to
+    ``handler`` in a thread of its own; ``heads`` collects the request heads it read."""
+
+    def __init__(self, handler: Handler, tls: ssl.SSLContext | None = None) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.handler = handler
+        self.tls = tls
+        self.accepted = 0
+        self.heads: list[bytes] = []
+        self.bodies: list[bytes] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, path: str = "/v1/x", host: str = "127.0.0.1") -> str:
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{host}:{self.port}{path}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            index, self.accepted = self.accepted, self.accepted + 1
+            threading.Thread(target=self._serve, args=(conn, index), daemon=True).start()
+
+    def _serve(self, conn: socket.socket, index: int) -> None:
+        try:
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            with conn:
+                self.handler(conn, _Reader(conn), index)
+        except OSError:
+            pass
+
+    def read(self, reader: _Reader) -> bool:
+        got = reader.request()
+        if got is None:
+            return False
+        self.heads.append(got[0])
+        self.bodies.append(got[1])
+        return True
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., _Server]]:
+    made: list[_Server] = []
+
+    def make(handler: Handler, tls: ssl.SSLContext | None = None) -> _Server:
+        made.append(_Server(handler, tls))
+        return made[-1]
+
+    yield make
+    for s in made:
+        s.close()
+
+
+def _ok(body: bytes = b"{}", extra: bytes = b"") -> bytes:
+    return b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n%s\r\n%s" % (len(body), extra, body)
+
+
+def _keepalive(server: list[_Server], reply: Callable[[int], bytes]) -> Handler:
+    """Answer every request on a connection with ``reply(n)`` (n counts requests)."""
+
+    def handle(conn: socket.socket, reader: _Reader, index: int) -> None:
+        n = 0
+        while server[0].read(reader):
+            conn.sendall(reply(n))
+            n += 1
+
+    return handle
+
+
+def _post(pool: httpx.BaseTransport, url: str, content: bytes = b"{}", **kw: object) -> bytes:
+    t = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}
+    req = httpx.Request("POST", url, content=content, extensions={"timeout": t}, **kw)  # type: ignore[arg-type]
+    resp = pool.handle_request(req)
+    try:
+        return resp.read()
+    finally:
+        resp.close()
+
+
+def test_kept_alive_connections_are_reused(serve: Callable[..., _Server]) -> None:
+    box: list[_Server] = []
+    box.append(serve(_keepalive(box, lambda n: _ok(b'{"n":%d}' % n))))
+    with Pool() as pool:
+        assert [_post(pool, box[0].url()) for _ in range(5)] == [b'{"n":%d}' % n for n in range(5)]
+    assert box[0].accepted == 1
+    head = box[0].heads[0]
+    assert head.startswith(b"POST /v1/x HTTP/1.1\r\n") and b"content-length: 2\r\n" in head.lower()
+    assert box[0].bodies == [b"{}"] * 5
+
+
+def test_chunked_content_length_and_close_delimited_replies(
+    serve: Callable[..., _Server],
+) -> None:
+    replies = [
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+        _ok(b"fghij"),
+        b"HTTP/1.1 100 Continue\r\n\r\n" + _ok(b"after an interim response"),
+        b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil the close",
+    ]
+    box: list[_Server] = []
+
+    def handle(conn: socket.socket, reader: _Reader, index: int) -> None:
+        for reply in replies if index == 0 else [_ok(b"")]:
+            box[0].read(reader)
+            conn.sendall(reply)
+        conn.shutdown(socket.SHUT_WR)
+
+    box.append(serve(handle))
+    with Pool() as pool:
+        got = [_post(pool, box[0].url()) for _ in replies]
+        assert got == [b"abcde", b"fghij", b"after an interim response", b"until the close"]
+        assert box[0].accepted == 1
+        assert _post(pool, box[0].url()) == b""  # a new connection: the last was closed
+    assert box[0].accepted == 2
+
+
+def test_a_request_body_goes_out_whole_chunk_by_chunk_or_chunk_encoded(
+    serve: Callable[..., _Server],
+) -> None:
+    box: list[_Server] = []
+    box.append(serve(_keepalive(box, lambda n: _ok())))
+    big = [bytes([65 + k]) * (300 * 1024) for k in range(3)]
+    with CountingTransport() as pool:
+        body = Body([b'{"a":', *big, b"1}"])
+        headers = {"content-length": str(len(body))}
+        _post(pool, box[0].url(), content=iter(body.chunks), headers=headers)  # type: ignore[arg-type]
+        # The head with the first (small) chunk, then one write per chunk: none joined.
+        assert pool.writes.calls == 1 + len(big) + 1
+        _post(pool, box[0].url(), content=iter([b"ab", b"", b"cd"]))  # type: ignore[arg-type]
+    assert box[0].bodies == [b"".join([b'{"a":', *big, b"1}"]), b"abcd"]
+    assert b"transfer-encoding: chunked" in box[0].heads[1].lower()
+
+
+def test_a_stream_closed_early_takes_its_connection_with_it(
+    serve: Callable[..., _Server],
+) -> None:
+    box: list[_Server] = []
+    release = threading.Event()
+
+    def handle(conn: socket.socket, reader: _Reader, index: int) -> None:
+        while box[0].read(reader):
+            if index == 0:
+                conn.sendall(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+                release.wait(10)
+                conn.sendall(b"4\r\nmore\r\n0\r\n\r\n")
+            else:
+                conn.sendall(_ok())
+
+    box.append(serve(handle))
+    t = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}
+    with Pool() as pool:
+        resp = pool.handle_request(
+            httpx.Request("POST", box[0].url(), content=b"{}", extensions={"timeout": t})
+        )
+        assert next(resp.iter_raw()) == b"first"
+        resp.close()  # the rest unread: the connection must not serve the next request
+        release.set()
+        assert _post(pool, box[0].url()) == b"{}"
+    assert box[0].accepted == 2
+
+
+def test_a_kept_alive_connection_the_server_closed_is_not_used(
+    serve: Callable[..., _Server],
+) -> None:
+    box: list[_Server] = []
+
+    def handle(conn: socket.socket, reader: _Reader, index: int) -> None:
+        box[0].read(reader)
+        conn.sendall(_ok(b"%d" % index))  # keep-alive, then closes: an idle timeout
+
+    box.append(serve(handle))
+    with Pool() as pool:
+        assert _post(pool, box[0].url()) == b"0"
+        time.sleep(0.1)
+        assert _post(pool, box[0].url()) == b"1"
+    assert box[0].accepted == 2 and len(box[0].heads) == 2
+
+
+def _reset(conn: socket.socket) -> None:
+    """Close with a reset, as a server dropping an idle connection may."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    conn.close()
+
+
+def test_a_request_is_sent_again_only_if_nothing_of_it_was_taken(
+    serve: Callable[..., _Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server's close may arrive after the pool looked at an idle connection (here:
+    it does not look). Refused before a byte was taken (a reset), the request goes on a
+    new connection; once its bytes went out (only a FIN), it is never sent again."""
+    monkeypatch.setattr("srt.providers.pool._Conn.stale", lambda self: False)
+    box: list[_Server] = []
+
+    def handle(conn: socket.socket, reader: _Reader, index: int) -> None:
+        box[0].read(reader)
+        conn.sendall(_ok(b"%d" % index))
+        time.sleep(0.05)
+        if index == 0:
+            _reset(conn)
+
+    box.append(serve(handle))
+    with Pool() as pool:
+        assert _post(pool, box[0].url()) == b"0"
+        time.sleep(0.2)
+        assert _post(pool, box[0].url()) == b"1"  # the reset connection, then a new one
+        assert box[0].accepted == 2 and len(box[0].heads) == 2
+        time.sleep(0.2)  # connection 1 was closed with a FIN after its reply
+        with pytest.raises(httpx.RemoteProtocolError, match="disconnected"):
+            _post(pool, box[0].url())
+    assert box[0].accepted == 2  # not sent again
+
+
+def test_read_and_pool_timeouts(serve: Callable[..., _Server]) -> None:
+    box: list[_Server] = []
+
+    def handle(conn: socket.socket, reader: _Reader, index: int) -> None:
+        box[0].read(reader)
+        time.sleep(1.0)
+
+    box.append(serve(handle))
+    t = {"connect": 5.0, "read": 0.2, "write": 5.0, "pool": 0.2}
+    with Pool(limits=httpx.Limits(max_connections=1)) as pool:
+        req = httpx.Request("POST", box[0].url(), content=b"{}", extensions={"timeout": t})
+        with pytest.raises(httpx.ReadTimeout):
+            pool.handle_request(req)
+        held = threading.Event()
+
+        def hold() -> None:
+            longer = {**t, "read": 0.6}
+            with pytest.raises(httpx.ReadTimeout):
+                held.set()
+                pool.handle_request(
+                    httpx.Request("POST", box[0].url(), extensions={"timeout": longer})
+                )
+
+        thread = threading.Thread(target=hold)
+        thread.start()
+        held.wait(5)
+        time.sleep(0.05)
+        with pytest.raises(httpx.PoolTimeout):  # the one connection allowed is busy
+            pool.handle_request(req)
+        thread.join(5)
+
+
+def test_a_write_to_a_server_that_does_not_read_times_out(serve: Callable[..., _Server]) -> None:
+    stop = threading.Event()
+
+    def handle(conn: socket.socket, reader: _Reader, index: int) -> None:
+        stop.wait(10)
+
+    server = serve(handle)
+    t = {"connect": 5.0, "read": 0.2, "write": 0.2, "pool": 5.0}
+    try:
+        with Pool() as pool:
+            body = [b"x" * (8 * 1024 * 1024)]
+            req = httpx.Request(
+                "POST",
+                server.url(),
+                content=iter(body),
+                headers={"content-length": str(len(body[0]))},
+                extensions={"timeout": t},
+            )
+            with pytest.raises(httpx.WriteTimeout):
+                pool.handle_request(req)
+    finally:
+        stop.set()
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [b"not http at all\r\n\r\n", b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n", b""],
+)
+def test_a_malformed_or_missing_reply_is_a_protocol_error(
+    serve: Callable[..., _Server], reply: bytes
+) -> None:
+    box: list[_Server] = []
+
+    def handle(conn: socket.socket, reader: _Reader, index: int) -> None:
+        box[0].read(reader)
+        conn.sendall(reply)
+
+    box.append(serve(handle))
+    with Pool() as pool, pytest.raises(httpx.RemoteProtocolError):
+        _post(pool, box[0].url())
+    # Through srt's Transport: a typed, retried connection error.
+    waits: list[float] = []
+    transport = Transport(retry=RetryPolicy(max_retries=1), sleep=waits.append)
+    try:
+        with pytest.raises(srt.ProviderConnectionError, match="RemoteProtocolError"):
+            transport.open(HTTPRequest("POST", box[0].url(), {}, b"{}"))
+    finally:
+        transport.close()
+    assert len(waits) == 1
+
+
+def test_a_body_cut_short_is_an_interrupted_stream(serve: Callable[..., _Server]) -> None:
+    box: list[_Server] = []
+
+    def handle(conn: socket.socket, reader: _Reader, index: int) -> None:
+        box[0].read(reader)
+        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc")
+
+    box.append(serve(handle))
+    transport = Transport()
+    try:
+        resp = transport.open(HTTPRequest("POST", box[0].url(), {}, b"{}"))
+        with pytest.raises(srt.StreamInterruptedError, match="RemoteProtocolError"):
+            resp.read()
+    finally:
+        transport.close()
+
+
+def test_the_total_cap_shuts_a_stalled_response(serve: Callable[..., _Server]) -> None:
+    box: list[_Server] = []
+    stop = threading.Event()
+
+    def handle(conn: socket.socket, reader: _Reader, index: int) -> None:
+        box[0].read(reader)
+        conn.sendall(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhi\r\n")
+        stop.wait(10)
+
+    box.append(serve(handle))
+    transport = Transport(timeouts=Timeouts(idle=30.0, total=0.3))
+    try:
+        resp = transport.open(HTTPRequest("POST", box[0].url(), {}, b"{}"))
+        started = time.monotonic()
+        with pytest.raises(srt.ProviderTimeoutError, match="total time cap"):
+            resp.read()
+        assert time.monotonic() - started < 5
+    finally:
+        stop.set()
+        transport.close()
+
+
+def test_what_the_pool_does_not_speak_goes_through_httpx(serve: Callable[..., _Server]) -> None:
+    box: list[_Server] = []
+    box.append(serve(_keepalive(box, lambda n: _ok(b"" if n == 0 else b"x"))))
+    t = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}
+    with Pool() as pool:
+        head = pool.handle_request(httpx.Request("HEAD", box[0].url(), extensions={"timeout": t}))
+        assert head.status_code == 200 and head.read() == b""
+        assert _post(pool, box[0].url(), headers={"expect": "100-continue"}) == b"x"
+        with pytest.raises(httpx.LocalProtocolError, match="line break"):
+            _post(pool, box[0].url(), headers={"x-a": "1\r\nx-injected: 1"})
+    assert [h.split(b" ")[0] for h in box[0].heads] == [b"HEAD", b"POST"]
+
+
+def test_tls_with_sni_and_the_verify_setting(serve: Callable[..., _Server]) -> None:
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_context)
+    names: list[str | None] = []
+    server_context.sni_callback = lambda sock, name, ctx: names.append(name)  # type: ignore[assignment,func-returns-value]
+    box: list[_Server] = []
+    box.append(serve(_keepalive(box, lambda n: _ok(b"secure")), tls=server_context))
+    url = box[0].url(host="localhost")
+    with ca.cert_pem.tempfile() as ca_file:
+        with Pool(verify=ssl.create_default_context(cafile=ca_file)) as pool:
+            assert [_post(pool, url) for _ in range(3)] == [b"secure"] * 3
+        assert box[0].accepted == 1 and names == ["localhost"]
+        with Pool() as pool, pytest.raises(httpx.ConnectError, match="CERTIFICATE"):
+            _post(pool, url)  # the system's CAs do not know this one
+        transport = Transport(verify=ca_file)
+        try:
+            assert transport.open(HTTPRequest("POST", url, {}, b"{}")).read() == b"secure"
+        finally:
+            transport.close()
