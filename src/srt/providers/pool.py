@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import select
 import socket
 import ssl
@@ -35,14 +36,15 @@ from typing import Any
 import httptools
 import httpx
 
-__all__ = ["Pool"]
+__all__ = ["Pool", "ResponseStream"]
 
 _READ = 64 * 1024
 #: A body chunk at most this size goes out in the same write as the head before it.
 _COALESCE = 16 * 1024
 _DEFAULT_PORT = {"http": 80, "https": 443}
 _METHODS = {m: m.encode() for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")}
-_OTHERS = frozenset((b"expect", b"upgrade"))
+#: The request headers the pool acts on (found in the lowercased head).
+_FRAMING = re.compile(rb"\r\n(expect|upgrade|transfer-encoding|connection)[ \t]*:([^\r]*)")
 
 _Key = tuple[str, str, int]
 
@@ -50,7 +52,18 @@ _Key = tuple[str, str, int]
 class _Reply:
     """The response being parsed on one connection: ``httptools`` tells it each part."""
 
-    __slots__ = ("body", "done", "extra", "head", "headers", "keep", "parser", "reason", "status")
+    __slots__ = (
+        "body",
+        "done",
+        "encoded",
+        "extra",
+        "head",
+        "headers",
+        "keep",
+        "parser",
+        "reason",
+        "status",
+    )
 
     def __init__(self) -> None:
         self.parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
@@ -65,6 +78,7 @@ class _Reply:
         self.done = False  # and its body
         self.extra = False  # data after the response: the connection is not reused
         self.keep = False  # the response lets the connection be kept (llhttp's reading)
+        self.encoded = False  # it has a Content-Encoding
 
     def on_message_begin(self) -> None:
         if self.done:
@@ -75,6 +89,8 @@ class _Reply:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
+        if len(name) == 16 and name.lower() == b"content-encoding":
+            self.encoded = True
 
     def on_headers_complete(self) -> None:
         assert self.parser is not None
@@ -158,10 +174,12 @@ class _Sent(Exception):
         self.nothing = nothing
 
 
-class _Body(httpx.SyncByteStream):
-    """A response body read from its connection as the caller iterates."""
+class ResponseStream(httpx.SyncByteStream):
+    """A response body read from its connection as the caller iterates. ``identity``:
+    it has no Content-Encoding, so its bytes are the body's (no decoder needed)."""
 
     def __init__(self, pool: Pool, conn: _Conn, timeout: float | None, keep: bool) -> None:
+        self.identity = not conn.reply.encoded
         self._pool = pool
         self._conn: _Conn | None = conn
         self._timeout = timeout
@@ -226,7 +244,9 @@ class Pool(httpx.BaseTransport):
         self._max_idle = self._max if keep is None else keep
         self._expiry = limits.keepalive_expiry
         self._on_write = on_write
-        self._lock = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._freed = threading.Condition(self._lock)  # a connection was given back
+        self._waiting = 0  # threads waiting on it
         self._idle: dict[_Key, list[_Conn]] = {}
         self._idle_count = 0
         self._open = 0  # connections open, idle or in use
@@ -270,13 +290,18 @@ class Pool(httpx.BaseTransport):
                     wait = deadline - time.monotonic()
                     if wait <= 0:
                         raise httpx.PoolTimeout("no connection came free in time")
-                self._lock.wait(wait)
+                self._waiting += 1
+                try:
+                    self._freed.wait(wait)
+                finally:
+                    self._waiting -= 1
         try:
             return self._connect(key, timeouts.get("connect"))
         except BaseException:
             with self._lock:
                 self._open -= 1
-                self._lock.notify()
+                if self._waiting:
+                    self._freed.notify()
             raise
 
     def release(self, conn: _Conn, keep: bool) -> None:
@@ -292,7 +317,8 @@ class Pool(httpx.BaseTransport):
             else:
                 conn.close()
                 self._open -= 1
-            self._lock.notify()
+            if self._waiting:
+                self._freed.notify()
 
     def _connect(self, key: _Key, timeout: float | None) -> _Conn:
         scheme, host, port = key
@@ -346,19 +372,20 @@ class Pool(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
         scheme = url.scheme
-        raw = request.headers.raw
         method = _METHODS.get(request.method)
-        if (
-            method is None
-            or scheme not in _DEFAULT_PORT
-            or any(k.lower() in _OTHERS for k, _ in raw)
-        ):
+        if method is None or scheme not in _DEFAULT_PORT:
             return self._other().handle_request(request)
+        head = _head(method, url.raw_path, request.headers.raw)
+        chunked, keep = False, True
+        for name, value in _FRAMING.findall(head.lower()):
+            if name == b"transfer-encoding":
+                chunked = value.strip() == b"chunked"
+            elif name == b"connection":
+                keep = b"close" not in value
+            else:  # Expect, Upgrade
+                return self._other().handle_request(request)
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         key = (scheme, url.host, url.port or _DEFAULT_PORT[scheme])
-        head = _head(method, url.raw_path, raw)
-        chunked = request.headers.get("transfer-encoding", "").lower() == "chunked"
-        keep = "close" not in request.headers.get("connection", "").lower()
         assert isinstance(request.stream, httpx.SyncByteStream)  # as httpx's transport
         body = iter(request.stream)
         first = next(body, b"")
@@ -446,7 +473,7 @@ class Pool(httpx.BaseTransport):
             if not data:
                 raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
             reply.feed(data)
-        stream = _Body(self, conn, timeout, keep)
+        stream = ResponseStream(self, conn, timeout, keep)
         return httpx.Response(
             reply.status,
             headers=reply.headers,

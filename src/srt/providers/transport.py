@@ -48,7 +48,7 @@ from ..errors import (
     StreamInterruptedError,
 )
 from . import _watchdog
-from .pool import Pool
+from .pool import Pool, ResponseStream
 from .sendall import HTTPTransport
 
 __all__ = [
@@ -280,6 +280,10 @@ class Response:
         self.headers = resp.headers
         self.retries = retries
         self._resp = resp
+        # srt's own pool's body, when it needs no decoding: read directly, without
+        # httpx's layers of generators over it (about 10 calls a chunk, a streamed event).
+        stream = resp.stream
+        self._raw = stream if isinstance(stream, ResponseStream) and stream.identity else None
         self._req = req
         self._deadline = deadline
         self._expired = False
@@ -302,7 +306,7 @@ class Response:
         """The raw body chunk by chunk; errors become ``StreamInterruptedError`` or
         ``ProviderTimeoutError``."""
         try:
-            for chunk in self._resp.iter_bytes():
+            for chunk in self._raw if self._raw is not None else self._resp.iter_bytes():
                 if self._expired:
                     break
                 if chunk:
