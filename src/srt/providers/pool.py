@@ -30,13 +30,13 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, NamedTuple
 
 import httptools
 import httpx
 
-__all__ = ["Pool", "ResponseStream"]
+__all__ = ["Pool", "ResponseStream", "Target", "request_headers"]
 
 _READ = 64 * 1024
 #: A body chunk at most this size goes out in the same write as the head before it.
@@ -182,7 +182,7 @@ class ResponseStream(httpx.SyncByteStream):
         self.identity = not conn.reply.encoded
         self._pool = pool
         self._conn: _Conn | None = conn
-        self._timeout = timeout
+        self.read_timeout = timeout
         self._keep = keep
 
     def __iter__(self) -> Iterator[bytes]:
@@ -197,7 +197,7 @@ class ResponseStream(httpx.SyncByteStream):
                     yield from chunks
                 if reply.done:
                     break
-                data = conn.recv(self._timeout)
+                data = conn.recv(self.read_timeout)
                 if data:
                     reply.feed(data)
                 elif reply.ends_at_close():
@@ -255,7 +255,7 @@ class Pool(httpx.BaseTransport):
 
     # -- the pool ---------------------------------------------------------------
 
-    def _acquire(self, key: _Key, timeouts: dict[str, float | None]) -> _Conn:
+    def _acquire(self, key: _Key, timeouts: Mapping[str, float | None]) -> _Conn:
         """A kept-alive connection to ``key``, or a new one when none is fit."""
         deadline: float | None = None
         with self._lock:
@@ -370,12 +370,44 @@ class Pool(httpx.BaseTransport):
     # -- one request ------------------------------------------------------------
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        scheme = url.scheme
-        method = _METHODS.get(request.method)
-        if method is None or scheme not in _DEFAULT_PORT:
+        target = Target.of(request.url)
+        if target is None:
             return self._other().handle_request(request)
-        head = _head(method, url.raw_path, request.headers.raw)
+        assert isinstance(request.stream, httpx.SyncByteStream)  # as httpx's transport
+        timeouts = request.extensions.get("timeout", {})
+        return self._exchange(
+            request.method, target, request.headers.raw, request.stream, timeouts, request
+        )
+
+    def send(
+        self,
+        method: str,
+        target: Target,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes | Iterable[bytes],
+        timeouts: Mapping[str, float | None],
+    ) -> httpx.Response:
+        """``handle_request`` without an ``httpx.Request``: ``headers`` are all the
+        request's (Host and Content-Length included), ``timeouts`` as httpx's."""
+        return self._exchange(
+            method, target, headers, (body,) if isinstance(body, bytes) else body, timeouts, None
+        )
+
+    def _exchange(
+        self,
+        method: str,
+        target: Target,
+        headers: list[tuple[bytes, bytes]],
+        stream: Iterable[bytes],
+        timeouts: Mapping[str, float | None],
+        request: httpx.Request | None,
+    ) -> httpx.Response:
+        verb = _METHODS.get(method)
+        if verb is None:
+            return self._other().handle_request(
+                request or _rebuilt(method, target, headers, stream, timeouts)
+            )
+        head = _head(verb, target.path, headers)
         chunked, keep = False, True
         for name, value in _FRAMING.findall(head.lower()):
             if name == b"transfer-encoding":
@@ -383,11 +415,11 @@ class Pool(httpx.BaseTransport):
             elif name == b"connection":
                 keep = b"close" not in value
             else:  # Expect, Upgrade
-                return self._other().handle_request(request)
-        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
-        key = (scheme, url.host, url.port or _DEFAULT_PORT[scheme])
-        assert isinstance(request.stream, httpx.SyncByteStream)  # as httpx's transport
-        body = iter(request.stream)
+                return self._other().handle_request(
+                    request or _rebuilt(method, target, headers, stream, timeouts)
+                )
+        key = target.key
+        body = iter(stream)
         first = next(body, b"")
         conn = self._acquire(key, timeouts)
         failed = self._send(conn, head, first, body, chunked, timeouts.get("write"))
@@ -495,6 +527,56 @@ class Pool(httpx.BaseTransport):
                     verify=self._verify, network_backend=SendallBackend(on_write=self._on_write)
                 )
             return self._fallback
+
+
+class Target(NamedTuple):
+    """Where a request goes, as the pool needs it (worked out once per URL)."""
+
+    url: httpx.URL
+    key: _Key  # scheme, host, port: the connections it may use
+    path: bytes  # the request target (path and query)
+    host: bytes  # the Host header's value
+
+    @staticmethod
+    def of(url: httpx.URL) -> Target | None:
+        """``url``'s target; None if not http or https."""
+        scheme = url.scheme
+        port = _DEFAULT_PORT.get(scheme)
+        if port is None:
+            return None
+        return Target(url, (scheme, url.host, url.port or port), url.raw_path, url.netloc)
+
+
+def request_headers(
+    defaults: list[tuple[bytes, bytes]],
+    given: Mapping[str, str],
+    target: Target,
+    length: int,
+) -> list[tuple[bytes, bytes]]:
+    """The headers an ``httpx.Client`` with ``defaults`` sends with ``given`` and a body of
+    ``length`` bytes: Host, Content-Length (unless given), the defaults not overridden
+    (names compared without case), then ``given``."""
+    mine = [(k.encode("ascii"), v.encode("ascii")) for k, v in given.items()]
+    names = {k.lower() for k, _ in mine}
+    out = [] if b"host" in names else [(b"Host", target.host)]
+    if b"content-length" not in names and b"transfer-encoding" not in names:
+        out.append((b"Content-Length", b"%d" % length))
+    out += [h for h in defaults if h[0].lower() not in names]
+    out += mine
+    return out
+
+
+def _rebuilt(
+    method: str,
+    target: Target,
+    headers: list[tuple[bytes, bytes]],
+    stream: Iterable[bytes],
+    timeouts: Mapping[str, float | None],
+) -> httpx.Request:
+    """The ``httpx.Request`` that ``send`` was not given, for httpx's transport."""
+    return httpx.Request(
+        method, target.url, headers=headers, content=iter(stream), extensions={"timeout": timeouts}
+    )
 
 
 def _head(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:

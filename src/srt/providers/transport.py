@@ -48,7 +48,7 @@ from ..errors import (
     StreamInterruptedError,
 )
 from . import _watchdog
-from .pool import Pool, ResponseStream
+from .pool import Pool, ResponseStream, Target, request_headers
 from .sendall import HTTPTransport
 
 __all__ = [
@@ -328,6 +328,8 @@ class Response:
             raise self._total_error()
 
     def _req_idle(self) -> str:
+        if isinstance(self._resp.stream, ResponseStream):
+            return str(self._resp.stream.read_timeout)
         t = self._resp.request.extensions.get("timeout", {})
         return str(t.get("read", "?"))
 
@@ -391,18 +393,21 @@ class Transport:
         elif pool is not None:
             raise ConfigError("Transport: give a client or a pool, not both")
         self._client = client
-        self._timeout = {"timeout": self.timeouts.httpx().as_dict()}
-        self._urls: dict[str, httpx.URL] = {}
+        self._timeouts = self.timeouts.httpx().as_dict()
+        self._timeout = {"timeout": self._timeouts}
+        self._direct = self._pool if isinstance(self._pool, Pool) else None
+        self._urls: dict[str, tuple[httpx.URL, Target | None]] = {}
         self._sleep = sleep
         self._rand = rand
 
-    def _url(self, url: str) -> httpx.URL:
+    def _url(self, url: str) -> tuple[httpx.URL, Target | None]:
         """``url`` parsed once (a provider sends to a handful of URLs)."""
         parsed = self._urls.get(url)
         if parsed is None:
             if len(self._urls) >= 64:
                 self._urls.clear()
-            parsed = self._urls[url] = httpx.URL(url)
+            u = httpx.URL(url)
+            parsed = self._urls[url] = (u, Target.of(u))
         return parsed
 
     def _send(self, req: HTTPRequest) -> httpx.Response:
@@ -412,21 +417,27 @@ class Transport:
         with what that client would add (its default headers, its cookies, the timeouts;
         it has no auth, hooks, proxies or redirects to follow): the client's own request
         building and response wrapping cost about 0.1 ms of CPU a request, more than the
-        rest of a turn's HTTP work. A caller's client sends the request itself."""
+        rest of a turn's HTTP work. srt's own pool is handed the headers as bytes, without
+        an ``httpx.Request`` (about 20 us of CPU less, warm). A caller's client sends the
+        request itself."""
         client, pool = self._client, self._pool
         if pool is None or client.is_closed:
             hreq = client.build_request(
                 req.method, req.url, headers=_headers(req), content=_content(req)
             )
             return client.send(hreq, stream=True)
+        url, target = self._url(req.url)
+        if self._direct is not None and target is not None and not client.cookies:
+            raw = request_headers(client.headers.raw, _headers(req), target, len(req.body))
+            resp = self._direct.send(req.method, target, raw, _content(req), self._timeouts)
+            if "set-cookie" in resp.headers:
+                resp.request = httpx.Request(req.method, url, headers=raw)
+                client.cookies.extract_cookies(resp)
+            return resp
         headers = httpx.Headers(client.headers)
         headers.update(_headers(req))
         hreq = httpx.Request(
-            req.method,
-            self._url(req.url),
-            headers=headers,
-            content=_content(req),
-            extensions=self._timeout,
+            req.method, url, headers=headers, content=_content(req), extensions=self._timeout
         )
         if client.cookies:
             client.cookies.set_cookie_header(hreq)
