@@ -429,3 +429,23 @@ def test_tls_with_sni_and_the_verify_setting(serve: Callable[..., _Server]) -> N
             assert transport.open(HTTPRequest("POST", url, {}, b"{}")).read() == b"secure"
         finally:
             transport.close()
+
+
+def test_an_encoded_reply_is_decoded_and_a_plain_one_read_as_it_came(
+    serve: Callable[..., _Server],
+) -> None:
+    """Transport reads a plain body of srt's pool directly, and leaves a gzip-encoded one
+    to httpx's decoders (the client asks for gzip, as httpx does)."""
+    import gzip
+
+    packed = gzip.compress(b'{"packed": true}')
+    replies = [_ok(packed, b"content-encoding: gzip\r\n"), _ok(b'{"plain": true}')]
+    box: list[_Server] = []
+    box.append(serve(_keepalive(box, lambda n: replies[n])))
+    transport = Transport()
+    try:
+        got = [transport.open(HTTPRequest("POST", box[0].url(), {}, b"{}")).read() for _ in replies]
+    finally:
+        transport.close()
+    assert got == [b'{"packed": true}', b'{"plain": true}']
+    assert b"gzip" in box[0].heads[0].lower() and box[0].accepted == 1

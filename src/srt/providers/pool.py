@@ -24,103 +24,32 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import select
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
-import httptools
 import httpx
 
-__all__ = ["Pool", "ResponseStream", "Target", "request_headers"]
+from .http1 import (
+    METHODS,
+    Key,
+    Reply,
+    Target,
+    chunked,
+    framing,
+    prepend,
+    request_head,
+)
+
+__all__ = ["Pool", "ResponseStream"]
 
 _READ = 64 * 1024
 #: A body chunk at most this size goes out in the same write as the head before it.
 _COALESCE = 16 * 1024
-_DEFAULT_PORT = {"http": 80, "https": 443}
-_METHODS = {m: m.encode() for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")}
-#: The request headers the pool acts on (found in the lowercased head).
-_FRAMING = re.compile(rb"\r\n(expect|upgrade|transfer-encoding|connection)[ \t]*:([^\r]*)")
-
-_Key = tuple[str, str, int]
-
-
-class _Reply:
-    """The response being parsed on one connection: ``httptools`` tells it each part."""
-
-    __slots__ = (
-        "body",
-        "done",
-        "encoded",
-        "extra",
-        "head",
-        "headers",
-        "keep",
-        "parser",
-        "reason",
-        "status",
-    )
-
-    def __init__(self) -> None:
-        self.parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
-        self.start()
-
-    def start(self) -> None:
-        self.status = 0
-        self.reason = b""
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.body: list[bytes] = []
-        self.head = False  # the head of the final (non-1xx) response is in
-        self.done = False  # and its body
-        self.extra = False  # data after the response: the connection is not reused
-        self.keep = False  # the response lets the connection be kept (llhttp's reading)
-        self.encoded = False  # it has a Content-Encoding
-
-    def on_message_begin(self) -> None:
-        if self.done:
-            self.extra = True
-
-    def on_status(self, reason: bytes) -> None:
-        self.reason = reason
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
-        if len(name) == 16 and name.lower() == b"content-encoding":
-            self.encoded = True
-
-    def on_headers_complete(self) -> None:
-        assert self.parser is not None
-        status = self.parser.get_status_code()
-        if status < 200:  # an interim response (100 Continue...): dropped, as h11 does
-            self.headers = []
-            return
-        self.status = status
-        self.head = True
-
-    def on_body(self, data: bytes) -> None:
-        self.body.append(data)
-
-    def on_message_complete(self) -> None:
-        if self.head:
-            assert self.parser is not None
-            self.keep = self.parser.should_keep_alive()  # reset once the message is done
-            self.done = True
-
-    def feed(self, data: bytes) -> None:
-        assert self.parser is not None
-        try:
-            self.parser.feed_data(data)
-        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
-            raise httpx.RemoteProtocolError(f"malformed response: {exc!r}") from exc
-
-    def ends_at_close(self) -> bool:
-        """Whether the body has neither a length nor chunks: it ends when the server closes."""
-        names = {k.lower() for k, _ in self.headers}
-        return b"content-length" not in names and b"transfer-encoding" not in names
 
 
 class _Conn:
@@ -128,10 +57,10 @@ class _Conn:
 
     __slots__ = ("idle_since", "key", "reply", "reused", "sock", "timeout")
 
-    def __init__(self, sock: socket.socket, key: _Key) -> None:
+    def __init__(self, sock: socket.socket, key: Key) -> None:
         self.sock = sock
         self.key = key
-        self.reply = _Reply()
+        self.reply = Reply()
         self.timeout = sock.gettimeout()
         self.reused = False
         self.idle_since = 0.0
@@ -247,7 +176,7 @@ class Pool(httpx.BaseTransport):
         self._lock = threading.Lock()
         self._freed = threading.Condition(self._lock)  # a connection was given back
         self._waiting = 0  # threads waiting on it
-        self._idle: dict[_Key, list[_Conn]] = {}
+        self._idle: dict[Key, list[_Conn]] = {}
         self._idle_count = 0
         self._open = 0  # connections open, idle or in use
         self._closed = False
@@ -255,7 +184,7 @@ class Pool(httpx.BaseTransport):
 
     # -- the pool ---------------------------------------------------------------
 
-    def _acquire(self, key: _Key, timeouts: Mapping[str, float | None]) -> _Conn:
+    def _acquire(self, key: Key, timeouts: Mapping[str, float | None]) -> _Conn:
         """A kept-alive connection to ``key``, or a new one when none is fit."""
         deadline: float | None = None
         with self._lock:
@@ -320,7 +249,7 @@ class Pool(httpx.BaseTransport):
             if self._waiting:
                 self._freed.notify()
 
-    def _connect(self, key: _Key, timeout: float | None) -> _Conn:
+    def _connect(self, key: Key, timeout: float | None) -> _Conn:
         scheme, host, port = key
         try:
             sock = socket.create_connection((host, port), timeout)
@@ -402,32 +331,27 @@ class Pool(httpx.BaseTransport):
         timeouts: Mapping[str, float | None],
         request: httpx.Request | None,
     ) -> httpx.Response:
-        verb = _METHODS.get(method)
+        verb = METHODS.get(method)
         if verb is None:
             return self._other().handle_request(
                 request or _rebuilt(method, target, headers, stream, timeouts)
             )
-        head = _head(verb, target.path, headers)
-        chunked, keep = False, True
-        for name, value in _FRAMING.findall(head.lower()):
-            if name == b"transfer-encoding":
-                chunked = value.strip() == b"chunked"
-            elif name == b"connection":
-                keep = b"close" not in value
-            else:  # Expect, Upgrade
-                return self._other().handle_request(
-                    request or _rebuilt(method, target, headers, stream, timeouts)
-                )
+        head = request_head(verb, target.path, headers)
+        encode, keep, other = framing(head)
+        if other:
+            return self._other().handle_request(
+                request or _rebuilt(method, target, headers, stream, timeouts)
+            )
         key = target.key
         body = iter(stream)
         first = next(body, b"")
         conn = self._acquire(key, timeouts)
-        failed = self._send(conn, head, first, body, chunked, timeouts.get("write"))
+        failed = self._send(conn, head, first, body, encode, timeouts.get("write"))
         if failed is not None and failed.nothing and conn.reused:
             # The server closed the kept-alive connection as it was taken: a new one.
             self.release(conn, False)
             conn = self._acquire(key, timeouts)
-            failed = self._send(conn, head, first, body, chunked, timeouts.get("write"))
+            failed = self._send(conn, head, first, body, encode, timeouts.get("write"))
         try:
             if failed is None:
                 return self._response(conn, timeouts.get("read"), keep)
@@ -446,13 +370,13 @@ class Pool(httpx.BaseTransport):
         head: bytes,
         first: bytes,
         body: Iterator[bytes],
-        chunked: bool,
+        encode: bool,
         timeout: float | None,
     ) -> _Sent | None:
         """``_write``; its failure to write returned, any other error raised (the
         connection given back)."""
         try:
-            self._write(conn, head, first, body, chunked, timeout)
+            self._write(conn, head, first, body, encode, timeout)
         except _Sent as failed:
             return failed
         except BaseException:
@@ -466,19 +390,19 @@ class Pool(httpx.BaseTransport):
         head: bytes,
         first: bytes,
         body: Iterator[bytes],
-        chunked: bool,
+        encode: bool,
         timeout: float | None,
     ) -> None:
         """The head, then each chunk of the body with ``sendall`` (chunk-encoded if asked)."""
         sock, on_write = conn.sock, self._on_write
         conn.settimeout(timeout)
         data = head
-        if chunked:
-            chunks: Iterable[bytes] = _chunked(first, body)
+        if encode:
+            chunks: Iterable[bytes] = chunked(first, body)
         elif len(first) <= _COALESCE:
             data, chunks = head + first, body
         else:
-            chunks = _prepend(first, body)
+            chunks = prepend(first, body)
         try:
             sent = sock.send(data)
         except (TimeoutError, OSError) as exc:
@@ -529,43 +453,6 @@ class Pool(httpx.BaseTransport):
             return self._fallback
 
 
-class Target(NamedTuple):
-    """Where a request goes, as the pool needs it (worked out once per URL)."""
-
-    url: httpx.URL
-    key: _Key  # scheme, host, port: the connections it may use
-    path: bytes  # the request target (path and query)
-    host: bytes  # the Host header's value
-
-    @staticmethod
-    def of(url: httpx.URL) -> Target | None:
-        """``url``'s target; None if not http or https."""
-        scheme = url.scheme
-        port = _DEFAULT_PORT.get(scheme)
-        if port is None:
-            return None
-        return Target(url, (scheme, url.host, url.port or port), url.raw_path, url.netloc)
-
-
-def request_headers(
-    defaults: list[tuple[bytes, bytes]],
-    given: Mapping[str, str],
-    target: Target,
-    length: int,
-) -> list[tuple[bytes, bytes]]:
-    """The headers an ``httpx.Client`` with ``defaults`` sends with ``given`` and a body of
-    ``length`` bytes: Host, Content-Length (unless given), the defaults not overridden
-    (names compared without case), then ``given``."""
-    mine = [(k.encode("ascii"), v.encode("ascii")) for k, v in given.items()]
-    names = {k.lower() for k, _ in mine}
-    out = [] if b"host" in names else [(b"Host", target.host)]
-    if b"content-length" not in names and b"transfer-encoding" not in names:
-        out.append((b"Content-Length", b"%d" % length))
-    out += [h for h in defaults if h[0].lower() not in names]
-    out += mine
-    return out
-
-
 def _rebuilt(
     method: str,
     target: Target,
@@ -577,34 +464,6 @@ def _rebuilt(
     return httpx.Request(
         method, target.url, headers=headers, content=iter(stream), extensions={"timeout": timeouts}
     )
-
-
-def _head(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
-    """The request line and headers, refused if a name or value would end a line."""
-    parts = [method, b" ", target, b" HTTP/1.1\r\n"]
-    for name, value in headers:
-        parts += (name, b": ", value, b"\r\n")
-    parts.append(b"\r\n")
-    head = b"".join(parts)
-    lines = len(headers) + 2
-    if head.count(b"\n") != lines or head.count(b"\r") != lines:
-        raise httpx.LocalProtocolError("a request header holds a line break")
-    return head
-
-
-def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    yield first
-    yield from rest
-
-
-def _chunked(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    """The body in HTTP/1.1 chunked encoding."""
-    for chunk in _prepend(first, rest):
-        if chunk:
-            yield b"%x\r\n" % len(chunk)
-            yield chunk
-            yield b"\r\n"
-    yield b"0\r\n\r\n"
 
 
 def _write_error(exc: OSError) -> httpx.TransportError:

@@ -48,7 +48,8 @@ from ..errors import (
     StreamInterruptedError,
 )
 from . import _watchdog
-from .pool import Pool, ResponseStream, Target, request_headers
+from .http1 import Target, request_headers
+from .pool import Pool, ResponseStream
 from .sendall import HTTPTransport
 
 __all__ = [

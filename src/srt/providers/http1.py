@@ -1,0 +1,193 @@
+"""HTTP/1.1 messages for srt's connection pool (``pool.py``).
+
+The request side: where a request goes (``Target``, worked out once per URL), the
+headers an ``httpx.Client`` would send (``request_headers``), the request head as one
+bytes join (``request_head``), the framing headers the pool acts on (``framing``) and
+chunked encoding. The response side: ``Reply``, told of each part of a response by
+``httptools`` (llhttp, in C): status, headers, and bodies with a Content-Length,
+chunked, or up to the close.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import NamedTuple
+
+import httptools
+import httpx
+
+__all__ = [
+    "DEFAULT_PORT",
+    "METHODS",
+    "Key",
+    "Reply",
+    "Target",
+    "chunked",
+    "framing",
+    "prepend",
+    "request_head",
+    "request_headers",
+]
+
+DEFAULT_PORT = {"http": 80, "https": 443}
+#: The methods the pool sends itself (HEAD and CONNECT go to httpx's transport).
+METHODS = {m: m.encode() for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")}
+#: The request headers the pool acts on (found in the lowercased head).
+_FRAMING = re.compile(rb"\r\n(expect|upgrade|transfer-encoding|connection)[ \t]*:([^\r]*)")
+
+Key = tuple[str, str, int]
+
+
+def framing(head: bytes) -> tuple[bool, bool, bool]:
+    """(the body is chunk-encoded, the connection may be kept, the request asks for
+    something the pool does not do: ``Expect`` or ``Upgrade``) from a request head."""
+    chunk, keep = False, True
+    for name, value in _FRAMING.findall(head.lower()):
+        if name == b"transfer-encoding":
+            chunk = value.strip() == b"chunked"
+        elif name == b"connection":
+            keep = b"close" not in value
+        else:
+            return chunk, keep, True
+    return chunk, keep, False
+
+
+class Reply:
+    """The response being parsed on one connection: ``httptools`` tells it each part."""
+
+    __slots__ = (
+        "body",
+        "done",
+        "encoded",
+        "extra",
+        "head",
+        "headers",
+        "keep",
+        "parser",
+        "reason",
+        "status",
+    )
+
+    def __init__(self) -> None:
+        self.parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
+        self.start()
+
+    def start(self) -> None:
+        self.status = 0
+        self.reason = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+        self.head = False  # the head of the final (non-1xx) response is in
+        self.done = False  # and its body
+        self.extra = False  # data after the response: the connection is not reused
+        self.keep = False  # the response lets the connection be kept (llhttp's reading)
+        self.encoded = False  # it has a Content-Encoding
+
+    def on_message_begin(self) -> None:
+        if self.done:
+            self.extra = True
+
+    def on_status(self, reason: bytes) -> None:
+        self.reason = reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+        if len(name) == 16 and name.lower() == b"content-encoding":
+            self.encoded = True
+
+    def on_headers_complete(self) -> None:
+        assert self.parser is not None
+        status = self.parser.get_status_code()
+        if status < 200:  # an interim response (100 Continue...): dropped, as h11 does
+            self.headers = []
+            return
+        self.status = status
+        self.head = True
+
+    def on_body(self, data: bytes) -> None:
+        self.body.append(data)
+
+    def on_message_complete(self) -> None:
+        if self.head:
+            assert self.parser is not None
+            self.keep = self.parser.should_keep_alive()  # reset once the message is done
+            self.done = True
+
+    def feed(self, data: bytes) -> None:
+        assert self.parser is not None
+        try:
+            self.parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            raise httpx.RemoteProtocolError(f"malformed response: {exc!r}") from exc
+
+    def ends_at_close(self) -> bool:
+        """Whether the body has neither a length nor chunks: it ends when the server closes."""
+        names = {k.lower() for k, _ in self.headers}
+        return b"content-length" not in names and b"transfer-encoding" not in names
+
+
+class Target(NamedTuple):
+    """Where a request goes, as the pool needs it (worked out once per URL)."""
+
+    url: httpx.URL
+    key: Key  # scheme, host, port: the connections it may use
+    path: bytes  # the request target (path and query)
+    host: bytes  # the Host header's value
+
+    @staticmethod
+    def of(url: httpx.URL) -> Target | None:
+        """``url``'s target; None if not http or https."""
+        scheme = url.scheme
+        port = DEFAULT_PORT.get(scheme)
+        if port is None:
+            return None
+        return Target(url, (scheme, url.host, url.port or port), url.raw_path, url.netloc)
+
+
+def request_headers(
+    defaults: list[tuple[bytes, bytes]],
+    given: Mapping[str, str],
+    target: Target,
+    length: int,
+) -> list[tuple[bytes, bytes]]:
+    """The headers an ``httpx.Client`` with ``defaults`` sends with ``given`` and a body of
+    ``length`` bytes: Host, Content-Length (unless given), the defaults not overridden
+    (names compared without case), then ``given``."""
+    mine = [(k.encode("ascii"), v.encode("ascii")) for k, v in given.items()]
+    names = {k.lower() for k, _ in mine}
+    out = [] if b"host" in names else [(b"Host", target.host)]
+    if b"content-length" not in names and b"transfer-encoding" not in names:
+        out.append((b"Content-Length", b"%d" % length))
+    out += [h for h in defaults if h[0].lower() not in names]
+    out += mine
+    return out
+
+
+def request_head(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The request line and headers (one join), refused if a name or value would end a
+    line (the head has exactly one CR LF per line)."""
+    parts = [method, b" ", target, b" HTTP/1.1\r\n"]
+    for name, value in headers:
+        parts += (name, b": ", value, b"\r\n")
+    parts.append(b"\r\n")
+    head = b"".join(parts)
+    lines = len(headers) + 2
+    if head.count(b"\n") != lines or head.count(b"\r") != lines:
+        raise httpx.LocalProtocolError("a request header holds a line break")
+    return head
+
+
+def prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield first
+    yield from rest
+
+
+def chunked(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    """The body in HTTP/1.1 chunked encoding."""
+    for chunk in prepend(first, rest):
+        if chunk:
+            yield b"%x\r\n" % len(chunk)
+            yield chunk
+            yield b"\r\n"
+    yield b"0\r\n\r\n"
