@@ -449,3 +449,22 @@ def test_an_encoded_reply_is_decoded_and_a_plain_one_read_as_it_came(
         transport.close()
     assert got == [b'{"packed": true}', b'{"plain": true}']
     assert b"gzip" in box[0].heads[0].lower() and box[0].accepted == 1
+
+
+def test_an_error_of_the_body_iterator_is_not_a_write_error(
+    serve: Callable[..., _Server],
+) -> None:
+    """What the request's body iterator raises (``HTTPRequest.sent`` runs in it) reaches
+    the caller as it is, even an ``OSError``; the connection it left half-sent is closed."""
+    box: list[_Server] = []
+    box.append(serve(_keepalive(box, lambda n: _ok())))
+
+    def body() -> Iterator[bytes]:
+        yield b"x" * 20000
+        raise PermissionError("the caller's own failure")
+
+    with Pool() as pool:
+        with pytest.raises(PermissionError, match="caller's own"):
+            _post(pool, box[0].url(), content=body(), headers={"content-length": "40000"})  # type: ignore[arg-type]
+        assert _post(pool, box[0].url()) == b"{}"
+    assert box[0].accepted == 2

@@ -48,6 +48,7 @@ from .http1 import (
 __all__ = ["Pool", "ResponseStream"]
 
 _READ = 64 * 1024
+_POLL = getattr(select, "poll", None)
 #: A body chunk at most this size goes out in the same write as the head before it.
 _COALESCE = 16 * 1024
 
@@ -75,7 +76,9 @@ class _Conn:
         sock = self.sock
         if isinstance(sock, ssl.SSLSocket) and sock.pending():
             return True
-        poll = select.poll()
+        if _POLL is None:  # pragma: no cover - Windows
+            return bool(select.select([sock], [], [], 0)[0])
+        poll = _POLL()
         poll.register(sock, select.POLLIN)
         return bool(poll.poll(0))
 
@@ -403,22 +406,27 @@ class Pool(httpx.BaseTransport):
             data, chunks = head + first, body
         else:
             chunks = prepend(first, body)
+        # Only the socket's own errors are write errors: one raised by the body's iterator
+        # (``HTTPRequest.sent`` runs in it) goes to the caller as it is.
         try:
             sent = sock.send(data)
-        except (TimeoutError, OSError) as exc:
+        except OSError as exc:  # TimeoutError included
             raise _Sent(_write_error(exc), nothing=True) from exc
+        if on_write is not None:
+            on_write(len(data))
         try:
-            if on_write is not None:
-                on_write(len(data))
             if sent < len(data):
                 sock.sendall(memoryview(data)[sent:])
-            for chunk in chunks:
-                if chunk:
-                    if on_write is not None:
-                        on_write(len(chunk))
-                    sock.sendall(chunk)
-        except (TimeoutError, OSError) as exc:
+        except OSError as exc:
             raise _Sent(_write_error(exc), nothing=False) from exc
+        for chunk in chunks:
+            if chunk:
+                if on_write is not None:
+                    on_write(len(chunk))
+                try:
+                    sock.sendall(chunk)
+                except OSError as exc:
+                    raise _Sent(_write_error(exc), nothing=False) from exc
 
     def _response(self, conn: _Conn, timeout: float | None, keep: bool) -> httpx.Response:
         """The response's head read from ``conn``; its body streamed from there."""

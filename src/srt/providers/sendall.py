@@ -10,7 +10,8 @@ over the same buffer and copies nothing. A TLS connection is left as httpcore ha
 (``SSLSocket.send`` takes the whole buffer, encrypting as it goes).
 
 ``HTTPTransport`` is ``httpx.HTTPTransport`` with its connection pool on that
-backend; ``Transport`` uses it unless given a client.
+backend; ``Transport`` uses it for HTTP/2, and srt's HTTP/1.1 pool (``pool.py``) for
+the requests it leaves to httpx (HEAD, ``Expect``, ``Upgrade``).
 """
 
 from __future__ import annotations
