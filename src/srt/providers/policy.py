@@ -1,0 +1,103 @@
+"""The retry policy and the timeouts of srt's HTTP transport (``transport.py``).
+
+Policy (``RetryPolicy``, modelled on the official SDKs):
+
+* retry 408, 409, 429, every 5xx and connection failures, 2 times by default;
+  a response header ``x-should-retry: true|false`` overrides the status rule;
+* wait ``retry-after-ms``, else ``Retry-After`` (seconds or an HTTP date) when it
+  is at most 120 s; otherwise back off exponentially from 0.5 s to 8 s, scaled by
+  a jitter factor in (0.75, 1];
+* **never retry once a 2xx response has begun** (the transport's rule).
+
+Timeouts (``Timeouts``): a connect timeout, an idle timeout for the response head
+and for each streamed chunk, and a total cap for the whole call.
+
+``redact`` scrubs secrets (and anything shaped like an API key) from text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import httpx
+
+__all__ = ["RetryPolicy", "Timeouts", "redact"]
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds: ``connect``; ``idle`` for the response head and each chunk; ``total`` cap."""
+
+    connect: float = 5.0
+    idle: float = 60.0
+    total: float = 600.0
+
+    def httpx(self) -> httpx.Timeout:
+        return httpx.Timeout(
+            connect=self.connect, read=self.idle, write=self.idle, pool=self.connect
+        )
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int = 2
+    initial_delay: float = 0.5
+    max_delay: float = 8.0
+    max_retry_after: float = 120.0
+    jitter: float = 0.25
+
+    def retryable(self, status: int, headers: Mapping[str, str]) -> bool:
+        hint = headers.get("x-should-retry")
+        if hint == "true":
+            return True
+        if hint == "false":
+            return False
+        return status in (408, 409, 429) or status >= 500
+
+    @staticmethod
+    def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+        """The server's requested wait in seconds, from ``retry-after-ms`` or ``Retry-After``."""
+        ms = headers.get("retry-after-ms")
+        if ms is not None:
+            with contextlib.suppress(ValueError):
+                return max(0.0, float(ms) / 1000.0)
+        ra = headers.get("retry-after")
+        if ra is None:
+            return None
+        try:
+            return max(0.0, float(ra))
+        except ValueError:
+            pass
+        try:
+            when = email.utils.parsedate_to_datetime(ra)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+
+    def backoff(self, attempt: int, rand: float) -> float:
+        """Exponential backoff for retry number ``attempt`` (0-based); ``rand`` in [0, 1)."""
+        base = min(self.initial_delay * 2.0**attempt, self.max_delay)
+        return base * (1.0 - self.jitter * rand)
+
+    def delay(self, attempt: int, headers: Mapping[str, str], rand: float) -> float:
+        ra = self.retry_after(headers)
+        if ra is not None and ra <= self.max_retry_after:
+            return ra
+        return self.backoff(attempt, rand)
+
+
+# Things that look like API keys even when they are not this provider's own.
+_KEYLIKE = re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{12,}|\bAKIA[0-9A-Z]{16}\b")
+
+
+def redact(text: str, secrets: tuple[str, ...]) -> str:
+    """``text`` with every known secret, and anything shaped like an API key, removed."""
+    for s in secrets:
+        if s:
+            text = text.replace(s, "[redacted]")
+    return _KEYLIKE.sub("[redacted]", text)
