@@ -30,7 +30,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -95,6 +95,16 @@ class _Conn:
             raise httpx.ReadTimeout(str(exc) or "timed out") from exc
         except OSError as exc:
             raise httpx.ReadError(str(exc)) from exc
+
+
+class _Out(NamedTuple):
+    """A request as it goes out: its head, the body's first chunk and the rest."""
+
+    head: bytes
+    first: bytes
+    body: Iterator[bytes]
+    encode: bool  # chunked encoding
+    timeout: float | None  # for each write
 
 
 class _Sent(Exception):
@@ -347,14 +357,14 @@ class Pool(httpx.BaseTransport):
             )
         key = target.key
         body = iter(stream)
-        first = next(body, b"")
+        out = _Out(head, next(body, b""), body, encode, timeouts.get("write"))
         conn = self._acquire(key, timeouts)
-        failed = self._send(conn, head, first, body, encode, timeouts.get("write"))
+        failed = self._send(conn, out)
         if failed is not None and failed.nothing and conn.reused:
             # The server closed the kept-alive connection as it was taken: a new one.
             self.release(conn, False)
             conn = self._acquire(key, timeouts)
-            failed = self._send(conn, head, first, body, encode, timeouts.get("write"))
+            failed = self._send(conn, out)
         try:
             if failed is None:
                 return self._response(conn, timeouts.get("read"), keep)
@@ -367,19 +377,11 @@ class Pool(httpx.BaseTransport):
             self.release(conn, False)
             raise
 
-    def _send(
-        self,
-        conn: _Conn,
-        head: bytes,
-        first: bytes,
-        body: Iterator[bytes],
-        encode: bool,
-        timeout: float | None,
-    ) -> _Sent | None:
+    def _send(self, conn: _Conn, out: _Out) -> _Sent | None:
         """``_write``; its failure to write returned, any other error raised (the
         connection given back)."""
         try:
-            self._write(conn, head, first, body, encode, timeout)
+            self._write(conn, out)
         except _Sent as failed:
             return failed
         except BaseException:
@@ -387,20 +389,13 @@ class Pool(httpx.BaseTransport):
             raise
         return None
 
-    def _write(
-        self,
-        conn: _Conn,
-        head: bytes,
-        first: bytes,
-        body: Iterator[bytes],
-        encode: bool,
-        timeout: float | None,
-    ) -> None:
+    def _write(self, conn: _Conn, out: _Out) -> None:
         """The head, then each chunk of the body with ``sendall`` (chunk-encoded if asked)."""
         sock, on_write = conn.sock, self._on_write
-        conn.settimeout(timeout)
+        conn.settimeout(out.timeout)
+        head, first, body = out.head, out.first, out.body
         data = head
-        if encode:
+        if out.encode:
             chunks: Iterable[bytes] = chunked(first, body)
         elif len(first) <= _COALESCE:
             data, chunks = head + first, body
