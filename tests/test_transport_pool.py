@@ -188,8 +188,8 @@ def test_a_request_body_goes_out_whole_chunk_by_chunk_or_chunk_encoded(
         body = Body([b'{"a":', *big, b"1}"])
         headers = {"content-length": str(len(body))}
         _post(pool, box[0].url(), content=iter(body.chunks), headers=headers)  # type: ignore[arg-type]
-        # The head with the first (small) chunk, then one write per chunk: none joined.
-        assert pool.writes.calls == 1 + len(big) + 1
+        # The head, then one write per chunk: none joined.
+        assert pool.writes.calls == 1 + len(big) + 2
         _post(pool, box[0].url(), content=iter([b"ab", b"", b"cd"]))  # type: ignore[arg-type]
     assert box[0].bodies == [b"".join([b'{"a":', *big, b"1}"]), b"abcd"]
     assert b"transfer-encoding: chunked" in box[0].heads[1].lower()
@@ -269,9 +269,11 @@ def test_a_request_is_sent_again_only_if_nothing_of_it_was_taken(
         assert _post(pool, box[0].url()) == b"1"  # the reset connection, then a new one
         assert box[0].accepted == 2 and len(box[0].heads) == 2
         time.sleep(0.2)  # connection 1 was closed with a FIN after its reply
-        with pytest.raises(httpx.RemoteProtocolError, match="disconnected"):
+        # Its head went out (the socket took it): the write of the body or the read of
+        # the reply fails, whichever meets the close first, and nothing is sent again.
+        with pytest.raises((httpx.RemoteProtocolError, httpx.WriteError)):
             _post(pool, box[0].url())
-    assert box[0].accepted == 2  # not sent again
+    assert box[0].accepted == 2 and len(box[0].heads) == 2
 
 
 def test_read_and_pool_timeouts(serve: Callable[..., _Server]) -> None:

@@ -1,9 +1,9 @@
 """An httpx transport that counts what reaches the socket, for the ``send`` workload.
 
 It is the transport srt's providers use by default over HTTP/1.1 (``srt.providers.pool``),
-told of every write it makes on a socket, with its size: one for the request head (with
-the body's first chunk when that is small) and one for each chunk of the body, so the
-count is how many pieces a body reached the socket in.
+told of every write it makes on a socket, with its size: one for the request head and
+one for each chunk of the body, so the count is how many pieces a body reached the
+socket in.
 """
 
 from __future__ import annotations

@@ -25,7 +25,6 @@ __all__ = [
     "Target",
     "chunked",
     "framing",
-    "prepend",
     "request_head",
     "request_headers",
 ]
@@ -178,14 +177,9 @@ def request_head(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]
     return head
 
 
-def prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    yield first
-    yield from rest
-
-
-def chunked(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+def chunked(body: Iterator[bytes]) -> Iterator[bytes]:
     """The body in HTTP/1.1 chunked encoding."""
-    for chunk in prepend(first, rest):
+    for chunk in body:
         if chunk:
             yield b"%x\r\n" % len(chunk)
             yield chunk

@@ -41,7 +41,6 @@ from .http1 import (
     Target,
     chunked,
     framing,
-    prepend,
     request_head,
 )
 
@@ -49,8 +48,6 @@ __all__ = ["Pool", "ResponseStream"]
 
 _READ = 64 * 1024
 _POLL = getattr(select, "poll", None)
-#: A body chunk at most this size goes out in the same write as the head before it.
-_COALESCE = 16 * 1024
 
 
 class _Conn:
@@ -98,10 +95,9 @@ class _Conn:
 
 
 class _Out(NamedTuple):
-    """A request as it goes out: its head, the body's first chunk and the rest."""
+    """A request as it goes out: its head, then its body's chunks."""
 
     head: bytes
-    first: bytes
     body: Iterator[bytes]
     encode: bool  # chunked encoding
     timeout: float | None  # for each write
@@ -356,8 +352,7 @@ class Pool(httpx.BaseTransport):
                 request or _rebuilt(method, target, headers, stream, timeouts)
             )
         key = target.key
-        body = iter(stream)
-        out = _Out(head, next(body, b""), body, encode, timeouts.get("write"))
+        out = _Out(head, iter(stream), encode, timeouts.get("write"))
         conn = self._acquire(key, timeouts)
         failed = self._send(conn, out)
         if failed is not None and failed.nothing and conn.reused:
@@ -393,14 +388,8 @@ class Pool(httpx.BaseTransport):
         """The head, then each chunk of the body with ``sendall`` (chunk-encoded if asked)."""
         sock, on_write = conn.sock, self._on_write
         conn.settimeout(out.timeout)
-        head, first, body = out.head, out.first, out.body
-        data = head
-        if out.encode:
-            chunks: Iterable[bytes] = chunked(first, body)
-        elif len(first) <= _COALESCE:
-            data, chunks = head + first, body
-        else:
-            chunks = prepend(first, body)
+        data = out.head
+        chunks = chunked(out.body) if out.encode else out.body
         # Only the socket's own errors are write errors: one raised by the body's iterator
         # (``HTTPRequest.sent`` runs in it) goes to the caller as it is.
         try:
