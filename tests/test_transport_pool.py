@@ -64,6 +64,8 @@ class _Server:
         self.handler = handler
         self.tls = tls
         self.accepted = 0
+        self.closed = 0
+        self.lock = threading.Lock()
         self.heads: list[bytes] = []
         self.bodies: list[bytes] = []
         threading.Thread(target=self._accept, daemon=True).start()
@@ -86,9 +88,23 @@ class _Server:
             if self.tls is not None:
                 conn = self.tls.wrap_socket(conn, server_side=True)
             with conn:
-                self.handler(conn, _Reader(conn), index)
+                reader = _Reader(conn)
+                try:
+                    self.handler(conn, reader, index)
+                finally:
+                    reader.file.close()  # the socket closes with its last file
         except OSError:
             pass
+        finally:
+            with self.lock:
+                self.closed += 1
+
+    def wait_closed(self, count: int) -> None:
+        """Until ``count`` connections were closed on the server's side."""
+        deadline = time.monotonic() + 10
+        while self.closed < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert self.closed >= count
 
     def read(self, reader: _Reader) -> bool:
         got = reader.request()
@@ -235,7 +251,7 @@ def test_a_kept_alive_connection_the_server_closed_is_not_used(
     box.append(serve(handle))
     with Pool() as pool:
         assert _post(pool, box[0].url()) == b"0"
-        time.sleep(0.1)
+        box[0].wait_closed(1)
         assert _post(pool, box[0].url()) == b"1"
     assert box[0].accepted == 2 and len(box[0].heads) == 2
 
@@ -254,21 +270,24 @@ def test_a_request_is_sent_again_only_if_nothing_of_it_was_taken(
     new connection; once its bytes went out (only a FIN), it is never sent again."""
     monkeypatch.setattr("srt.providers.pool._Conn.stale", lambda self: False)
     box: list[_Server] = []
+    read = [threading.Event(), threading.Event()]  # the client has read reply 0, 1
 
     def handle(conn: socket.socket, reader: _Reader, index: int) -> None:
         box[0].read(reader)
         conn.sendall(_ok(b"%d" % index))
-        time.sleep(0.05)
+        read[index].wait(10)
         if index == 0:
             _reset(conn)
 
     box.append(serve(handle))
     with Pool() as pool:
         assert _post(pool, box[0].url()) == b"0"
-        time.sleep(0.2)
+        read[0].set()
+        box[0].wait_closed(1)
         assert _post(pool, box[0].url()) == b"1"  # the reset connection, then a new one
         assert box[0].accepted == 2 and len(box[0].heads) == 2
-        time.sleep(0.2)  # connection 1 was closed with a FIN after its reply
+        read[1].set()
+        box[0].wait_closed(2)  # connection 1 was closed with a FIN after its reply
         # Its head went out (the socket took it): the write of the body or the read of
         # the reply fails, whichever meets the close first, and nothing is sent again.
         with pytest.raises((httpx.RemoteProtocolError, httpx.WriteError)):
@@ -278,10 +297,11 @@ def test_a_request_is_sent_again_only_if_nothing_of_it_was_taken(
 
 def test_read_and_pool_timeouts(serve: Callable[..., _Server]) -> None:
     box: list[_Server] = []
+    answer = threading.Event()
 
     def handle(conn: socket.socket, reader: _Reader, index: int) -> None:
         box[0].read(reader)
-        time.sleep(1.0)
+        answer.wait(10)  # then close without a reply
 
     box.append(serve(handle))
     t = {"connect": 5.0, "read": 0.2, "write": 5.0, "pool": 0.2}
@@ -289,23 +309,27 @@ def test_read_and_pool_timeouts(serve: Callable[..., _Server]) -> None:
         req = httpx.Request("POST", box[0].url(), content=b"{}", extensions={"timeout": t})
         with pytest.raises(httpx.ReadTimeout):
             pool.handle_request(req)
-        held = threading.Event()
+        held: list[BaseException] = []
 
         def hold() -> None:
-            longer = {**t, "read": 0.6}
-            with pytest.raises(httpx.ReadTimeout):
-                held.set()
+            longer = {**t, "read": 10.0}
+            try:
                 pool.handle_request(
                     httpx.Request("POST", box[0].url(), extensions={"timeout": longer})
                 )
+            except httpx.TransportError as exc:
+                held.append(exc)
 
         thread = threading.Thread(target=hold)
         thread.start()
-        held.wait(5)
-        time.sleep(0.05)
-        with pytest.raises(httpx.PoolTimeout):  # the one connection allowed is busy
+        deadline = time.monotonic() + 10
+        while len(box[0].heads) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the other thread's request holds the one connection
+        with pytest.raises(httpx.PoolTimeout):
             pool.handle_request(req)
-        thread.join(5)
+        answer.set()
+        thread.join(10)
+    assert [type(e) for e in held] == [httpx.RemoteProtocolError]
 
 
 def test_a_write_to_a_server_that_does_not_read_times_out(serve: Callable[..., _Server]) -> None:
