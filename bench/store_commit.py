@@ -15,7 +15,12 @@ kinds, on the ``chat`` workload's messages, with nothing of the session layer ar
 Beside each it times the naive store's insert (one row per message, one transaction,
 ``bench.naive``) at the same ``synchronous`` setting, interleaved, and counts the WAL
 frames each commit writes (SQLite's WAL hook: the WAL's size in frames after a commit,
-less its size before; a commit that restarts the WAL is left out of the count).
+less its size before; a commit that restarts the WAL is left out of the count). Every
+timed connection carries the same hook, so each pays its few microseconds.
+
+``--bare`` also times, on a third file, the statements of srt's append issued straight
+from this script (BEGIN IMMEDIATE, the lookup, the heap write, the node, the session's
+CAS, the ledger row, COMMIT): what ``SQLiteStore.append`` adds over its own statements.
 """
 
 from __future__ import annotations
@@ -33,10 +38,23 @@ from srt import _core
 from srt.bench import workloads
 from srt.bench.naive import NaiveStore
 from srt.message import canonicalize
-from srt.store.base import CallRecord, NewNode
-from srt.store.sqlite import SQLiteStore
+from srt.store.base import CALL_FIELDS, CallRecord, NewNode
+from srt.store.sqlite import SQLiteStore, heap
+from srt.store.sqlite.statements import INSERT_CALL
 
 _WAIT_COMMITS = 150
+
+# The statements of ``writes.append`` (its common case), for ``--bare``.
+_FIND = (
+    "SELECT id, depth, prefix, at, len, status FROM nodes WHERE hash = ?1 AND parent IS ?2 "
+    "UNION ALL SELECT NULL, NULL, NULL, at, len, NULL FROM "
+    "(SELECT at, len FROM nodes WHERE hash = ?1 LIMIT 1) LIMIT 1"
+)
+_NODE = (
+    "INSERT INTO nodes(parent, depth, hash, prefix, at, len, meta, status) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_HEAD = "UPDATE sessions SET head = ?, head_prefix = ?, updated = ? WHERE id = ? AND head IS ?"
 
 
 def _call(session: int, n: int) -> CallRecord:
@@ -76,12 +94,48 @@ class _Frames:
         return 0
 
 
-def run(workdir: str, turns: int, durability: str, wait_ms: float) -> dict[str, Any]:
+class _Bare:
+    """The statements of srt's append on a file of its own, without ``SQLiteStore``."""
+
+    def __init__(self, path: str, durability: str) -> None:
+        store = SQLiteStore(path, durability=durability)
+        self.sid = store.create_session("bare", None, exist_ok=False).id
+        self.conn = store.db.connection()
+        self.row = heap.row_bytes(int(self.conn.execute("PRAGMA page_size").get))
+        self.head: int | None = None
+        self.end: heap.End | None = None
+        self.store = store
+
+    def append(self, item: NewNode, depth: int, call: CallRecord | None) -> None:
+        ex = self.conn.execute
+        ex("BEGIN IMMEDIATE")
+        ex(_FIND, (item.hash, self.head)).fetchone()
+        if self.end is None:
+            self.end = heap.end(self.conn)
+        at, self.end = heap.write(self.conn, item.body, self.row, self.end)
+        ex(_NODE, (self.head, depth, item.hash, item.prefix, at, len(item.body), item.meta, None))
+        nid = self.conn.last_insert_rowid()
+        ex(_HEAD, (nid, item.prefix, time.time(), self.sid, self.head))
+        if call is not None:
+            row = [getattr(call, f) for f in CALL_FIELDS]
+            row[CALL_FIELDS.index("node")] = nid
+            ex(INSERT_CALL, row)
+        ex("COMMIT")
+        self.head = nid
+
+
+def run(
+    workdir: str, turns: int, durability: str, wait_ms: float, bare: bool = False
+) -> dict[str, Any]:
     store = SQLiteStore(os.path.join(workdir, "commit.db"), durability=durability)
+    plain = _Bare(os.path.join(workdir, "bare.db"), durability) if bare else None
     naive = NaiveStore(os.path.join(workdir, "naive.db"))
     naive.conn.execute(f"PRAGMA synchronous={durability.upper()}")
     frames = _Frames()
     store.db.connection().set_wal_hook(frames.hook)
+    naive.conn.set_wal_hook(_Frames().hook)
+    if plain is not None:
+        plain.conn.set_wal_hook(_Frames().hook)
     row = store.create_session("bench", None, exist_ok=False)
     system, pairs = workloads.chat(turns + _WAIT_COMMITS, seed=1)
     messages = [system] + [m for q, a in pairs for m in (q, a)]
@@ -100,21 +154,27 @@ def run(workdir: str, turns: int, durability: str, wait_ms: float) -> dict[str, 
         prefix = hashing.chain(prefix, h)
         items = [NewNode(h, body, prefix, meta)]
         call = _call(row.id, depth + 1) if m["role"] == "assistant" else None
-        if wait:
-            time.sleep(wait)
-        before = len(frames.per_commit)
-        t0 = pc()
-        ids = store.append(row.id, head, head, depth, items, call=call, parent_prefix=None)
-        t1 = pc()
-        if wait:
-            time.sleep(wait)
-        t2 = pc()
-        naive.append("bench", m)
-        t3 = pc()
-        head, depth = ids[-1], depth + 1
         kind = "reply" if call is not None else "user"
-        times.setdefault(f"{label} {kind}", []).append(t1 - t0)
-        times.setdefault(f"{label} naive", []).append(t3 - t2)
+        before = len(frames.per_commit)
+        ids: list[int] = []
+
+        def srt() -> None:
+            ids.extend(store.append(row.id, head, head, depth, items, call=call))
+
+        runs: list[tuple[str, Any]] = [(f"{label} {kind}", srt)]
+        runs.append((f"{label} naive", lambda: naive.append("bench", m)))
+        if plain is not None:
+            runs.append((f"{label} bare {kind}", lambda: plain.append(items[0], depth + 1, call)))
+        # Each store takes each place in turn: the first after the message's preparation
+        # meets colder caches than the ones after it.
+        k = depth % len(runs)
+        for name, fn in runs[k:] + runs[:k]:
+            if wait:
+                time.sleep(wait)
+            t0 = pc()
+            fn()
+            times.setdefault(name, []).append(pc() - t0)
+        head, depth = ids[-1], depth + 1
         if len(frames.per_commit) > before:
             counts.setdefault(kind, []).append(frames.per_commit[-1])
 
@@ -125,15 +185,18 @@ def run(workdir: str, turns: int, durability: str, wait_ms: float) -> dict[str, 
         commit(m, "after wait", wait_ms / 1000)
     store.close()
     naive.conn.close()
+    if plain is not None:
+        plain.store.close()
     out: dict[str, Any] = {
-        "p50_us": {k: statistics.median(v) / 1000 for k, v in times.items() if k[0] != "f"},
+        "p50_us": {k: statistics.median(v) / 1000 for k, v in sorted(times.items()) if k[0] != "f"},
         "wal_frames_per_commit": {k: statistics.mean(v) for k, v in counts.items()},
     }
     p = out["p50_us"]
     out["vs_naive"] = {
         f"{label} {kind}": p[f"{label} {kind}"] / p[f"{label} naive"]
         for label in ("hot", "after wait")
-        for kind in ("user", "reply")
+        for kind in ("user", "reply", "bare user", "bare reply")
+        if f"{label} {kind}" in p
     }
     return out
 
@@ -143,15 +206,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--turns", type=int, default=1000, help="hot turns (two commits each)")
     ap.add_argument("--durability", choices=("normal", "full"), default="normal")
     ap.add_argument("--wait", type=float, default=40.0, help="ms before each waited commit")
+    ap.add_argument("--bare", action="store_true", help="also time the bare statements")
     args = ap.parse_args(argv)
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as d:
-        out = run(d, args.turns, args.durability, args.wait)
+        out = run(d, args.turns, args.durability, args.wait, args.bare)
     out.update(durability=args.durability, turns=args.turns, wait_ms=args.wait, load=load)
     print(f"SQLiteStore.append, synchronous={args.durability.upper()} (load {load:.2f})")
     for k, v in out["p50_us"].items():
         ratio = out["vs_naive"].get(k)
-        print(f"  {k:<18} p50 {v:8.1f} us" + (f"   {ratio:5.2f}x naive" if ratio else ""))
+        print(f"  {k:<22} p50 {v:8.1f} us" + (f"   {ratio:5.2f}x naive" if ratio else ""))
     for k, v in out["wal_frames_per_commit"].items():
         print(f"  WAL frames per {k} commit: {v:.2f}")
     benchio.dump(args.json, out)
