@@ -119,6 +119,11 @@ def test_send_loop_against_the_floor_and_a_stateless_client(tmp_path: Path) -> N
         assert len(x["alloc_per_turn"]["peaks"]) == 2
     assert r["alloc_slope"] == r["alloc_slope"]  # a number, not NaN
     assert {"floor_ratio_12", "floor_ratio_24", "vs_stateless_12"} <= set(r)
+    # The same turn as one call (send(append=...)), in its own run at the first length:
+    # its bodies too matched the stateless client's byte for byte.
+    one = r["one_call"]
+    assert one["one_call"] and one["turns"] == 12 and one["bodies_identical"]
+    assert len(one["series_us"]["srt"]) == 3 and one["server_us"]["srt"]["p50"] > 0
 
 
 def test_edits_checks_every_body_after_rewinds_and_edits(tmp_path: Path) -> None:

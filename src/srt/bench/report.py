@@ -480,6 +480,14 @@ def _send(r: dict[str, Any]) -> list[str]:
             f" stateless/ready {x['stateless_over_ready']:.1f}x (the most any client"
             " could be ahead of the stateless one)"
         )
+    one = r.get("one_call")
+    if one is not None:
+        lines.append(
+            f"  one call = send(append=[user message]), its own run: {one['turns']:<6}"
+            f" srt p50 {one['client_us']['srt']['p50']:>6.0f} us,"
+            f" {one['floor_ratio']['p50_over_p50']:.2f}x the floor"
+            f" ({one['floor_us']['p50']:.0f} us), stateless {one['vs_stateless']:.1f}x slower"
+        )
     if "alloc_slope" in r:
         lines.append(
             f"  allocations per turn grow with N at a log-log slope of {r['alloc_slope']:.2f}; "

@@ -27,6 +27,12 @@ Baselines, in the same run, on the same bytes:
   same provider's request) and parsing the reply with ``json.loads``; its body is byte
   for byte srt's (checked by the server's digests).
 
+The same turn as one call, ``Session.send(..., append=[user message])`` (the user's
+message committed with the reply, one transaction a turn), is timed at the first history
+length in a run of its own with the same baselines (``one_call``). It is not a fourth
+client of the same turns: a client that runs soon after srt's own code finds that code
+in the CPU's caches, and would be timed faster for its place alone.
+
 Also measured per turn: the Python allocations (``tracemalloc``: the high-water mark
 of a turn over what was traced when it began, and what it kept), in a few extra turns
 with tracing on, and their log-log slope against N; and the socket writes the body
@@ -278,9 +284,11 @@ def run_size(
     system_chars: int = 4096,
     user: tuple[int, int] = (200, 800),
     assistant: tuple[int, int] = (500, 3000),
+    one_call: bool = False,
 ) -> dict[str, Any]:
     """One history length: ``turns`` turns in all, the last ``tail`` timed and ``traced``
-    more with tracemalloc on (these continue the same conversation)."""
+    more with tracemalloc on (these continue the same conversation). ``one_call``: srt's
+    turn is ``send(append=[user message])`` instead of ``append``, then ``send``."""
     system, pairs = workloads.chat(
         turns + traced, seed=seed, system_chars=system_chars, user=user, assistant=assistant
     )
@@ -288,7 +296,7 @@ def run_size(
     prefill = turns - tail - warm
     if prefill < 0:
         raise ValueError("turns must be at least tail + 2")
-    rt = Runtime(os.path.join(workdir, f"send-{turns}.db"))
+    rt = Runtime(os.path.join(workdir, f"send-{turns}{'-one' if one_call else ''}.db"))
     s = rt.session("send")
     history: list[dict[str, Any]] = [system]
     s.append(system)
@@ -338,8 +346,11 @@ def run_size(
             tracemalloc.reset_peak()
             cur0 = tracemalloc.get_traced_memory()[0]
         t0 = pc()
-        s.append(q)
-        s.send(provider, model=MODEL)
+        if one_call:
+            s.send(provider, model=MODEL, append=[q])
+        else:
+            s.append(q)
+            s.send(provider, model=MODEL)
         t1 = pc()
         if trace:
             cur1, peak = tracemalloc.get_traced_memory()
@@ -394,6 +405,7 @@ def run_size(
 
     return {
         "turns": turns,
+        "one_call": one_call,
         "tail": tail,
         "traced": traced,
         "body_bytes": body_bytes,
@@ -459,9 +471,21 @@ def run_send(
                 user=user,
                 assistant=assistant,
             )
+        one = run_size(
+            workdir,
+            child,
+            sizes[0],
+            tail=tail,
+            traced=0,
+            seed=seed,
+            system_chars=system_chars,
+            user=user,
+            assistant=assistant,
+            one_call=True,
+        )
     finally:
         child.close()
-    out: dict[str, Any] = {"sizes": list(sizes), "by_turns": per}
+    out: dict[str, Any] = {"sizes": list(sizes), "by_turns": per, "one_call": one}
     for n in sizes:
         out[f"floor_ratio_{n}"] = per[str(n)]["floor_ratio"]["p50_over_p50"]
         out[f"vs_stateless_{n}"] = per[str(n)]["vs_stateless"]
