@@ -143,30 +143,9 @@ class Database:
         if deadline is not None and deadline - time.monotonic() > _NEAR_FULL_WAIT_S:
             deadline = None  # (within 10 ms of a full busy timeout: SQLite's own will do)
         lock = self.lock
+        left_ms = BUSY_TIMEOUT_MS  # the common case: no wait, SQLite's own timeout
         if deadline is not None or not lock.acquire(blocking=False):
-            return self._begin_waiting(conn, action, deadline)
-        try:  # the common case: no wait, SQLite's own busy timeout
-            conn.execute("BEGIN IMMEDIATE")
-        except BaseException as exc:
-            lock.release()
-            if isinstance(exc, _TRANSLATED):
-                with translate(action):
-                    raise
-            raise
-        return conn
-
-    def _begin_waiting(
-        self, conn: apsw.Connection, action: str, deadline: float | None
-    ) -> apsw.Connection:
-        """``begin`` given a deadline, or with the writer lock taken by another thread."""
-        lock = self.lock
-        if deadline is None:
-            deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-        if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            raise StoreBusyError(
-                f"{action}: another writer in this process held the database too long"
-            )
-        left_ms = int((deadline - time.monotonic()) * 1000)
+            left_ms = self._wait(action, deadline)
         try:
             if left_ms < BUSY_TIMEOUT_MS:
                 conn.set_busy_timeout(max(1, left_ms))
@@ -182,6 +161,17 @@ class Database:
                     raise
             raise
         return conn
+
+    def _wait(self, action: str, deadline: float | None) -> int:
+        """Take the writer lock, waiting until ``deadline`` (default: the busy timeout
+        from now); return the milliseconds left for SQLite's own wait."""
+        if deadline is None:
+            deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        if not self.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise StoreBusyError(
+                f"{action}: another writer in this process held the database too long"
+            )
+        return int((deadline - time.monotonic()) * 1000)
 
     def commit(self, conn: apsw.Connection, action: str) -> None:
         """End ``begin``'s transaction: commit, and release the writer lock."""
