@@ -432,3 +432,21 @@ def test_bad_options_raise_config_errors(rt: srt.Runtime, srv: ProviderServer) -
     with pytest.raises(srt.ConfigError, match="two tools"):
         s.run(p, model="gpt-4o", tools=[a, srt.tool(a)])
     p.close()
+
+
+@pytest.mark.parametrize("tools", ["lookup", 5, {"type": "function"}])
+def test_tools_that_are_not_a_list_raise_what_send_raises(
+    rt: srt.Runtime, srv: ProviderServer, tools: Any
+) -> None:
+    """``run`` and ``send`` raise the same error type for the same mistake, and nothing is
+    written."""
+    p = make("openai", srv.url)
+    s = start(rt, "not-a-list")
+    n = len(s)
+    for call in (s.send, s.run, s.run_stream):
+        with pytest.raises(srt.InvalidMessageError, match="tools must be a list"):
+            result = call(p, model="gpt-4o", tools=tools)
+            for _ in result if call is s.run_stream else ():
+                pass
+    assert len(s) == n and s.calls() == []
+    p.close()

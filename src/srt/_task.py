@@ -285,7 +285,8 @@ class Task:
         external: set[str] = set()
         tools = () if tools is None else tools
         if not isinstance(tools, (list, tuple)):
-            raise ConfigError(
+            # (the type ``send`` and ``request`` raise for the same mistake)
+            raise InvalidMessageError(
                 f"tools must be a list of functions or definitions, got {type(tools).__name__}"
             )
         for t in tools:

@@ -130,6 +130,75 @@ class Database:
         """
         return Write(self, action, deadline)
 
+    def begin(self, action: str, deadline: float | None = None) -> apsw.Connection:
+        """``write`` without the scope object, for the append after every reply (where
+        each Python call costs several times what it costs hot): the writer lock, then
+        ``BEGIN IMMEDIATE`` on this thread's connection, which it returns. The caller
+        ends the transaction with ``commit``, or with ``abort`` on any exception."""
+        conn: apsw.Connection | None = None
+        if self._pid == os.getpid():
+            conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self.connection()
+        if deadline is not None and deadline - time.monotonic() > _NEAR_FULL_WAIT_S:
+            deadline = None  # (within 10 ms of a full busy timeout: SQLite's own will do)
+        lock = self.lock
+        left_ms = BUSY_TIMEOUT_MS  # the common case: no wait, SQLite's own timeout
+        if deadline is not None or not lock.acquire(blocking=False):
+            left_ms = self._wait(action, deadline)
+        try:
+            if left_ms < BUSY_TIMEOUT_MS:
+                conn.set_busy_timeout(max(1, left_ms))
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            finally:
+                if left_ms < BUSY_TIMEOUT_MS:
+                    conn.set_busy_timeout(BUSY_TIMEOUT_MS)
+        except BaseException as exc:
+            lock.release()
+            if isinstance(exc, _TRANSLATED):
+                with translate(action):
+                    raise
+            raise
+        return conn
+
+    def _wait(self, action: str, deadline: float | None) -> int:
+        """Take the writer lock, waiting until ``deadline`` (default: the busy timeout
+        from now); return the milliseconds left for SQLite's own wait."""
+        if deadline is None:
+            deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        if not self.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise StoreBusyError(
+                f"{action}: another writer in this process held the database too long"
+            )
+        return int((deadline - time.monotonic()) * 1000)
+
+    def commit(self, conn: apsw.Connection, action: str) -> None:
+        """End ``begin``'s transaction: commit, and release the writer lock."""
+        try:
+            conn.execute("COMMIT")
+        except apsw.Error:
+            with translate(action):
+                raise
+        finally:
+            self.lock.release()
+
+    def abort(self, conn: apsw.Connection, exc: BaseException, action: str) -> None:
+        """End ``begin``'s transaction after ``exc`` was raised in it: roll back (if
+        SQLite has not), release the writer lock, and raise ``exc`` as an srt error if it
+        is an apsw one (the caller re-raises any other)."""
+        try:
+            if not conn.get_autocommit():
+                conn.execute("ROLLBACK")
+        except apsw.Error:
+            with translate(action):
+                raise
+        finally:
+            self.lock.release()
+        if isinstance(exc, _TRANSLATED):
+            with translate(action):
+                raise exc
+
     def read(self, action: str, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with translate(action):
             return self.connection().execute(sql, args).fetchall()
@@ -195,9 +264,8 @@ _TRANSLATED = (apsw.Error, UnicodeDecodeError)
 
 
 class Write:
-    """``Database.write``'s scope: ``with db.write(action) as conn:``. A class rather than
-    a generator, and ``translate`` entered only when an error is raised: an append is a
-    few tens of microseconds, and the two generator scopes were 5 of them."""
+    """``Database.write``'s scope: ``with db.write(action) as conn:`` (``Database.begin``,
+    then ``commit``, or ``abort`` on an exception)."""
 
     __slots__ = ("_action", "_conn", "_db", "_deadline")
 
@@ -208,36 +276,8 @@ class Write:
         self._conn: apsw.Connection | None = None
 
     def __enter__(self) -> apsw.Connection:
-        conn = self._db.connection()
-        lock = self._db.lock
-        deadline = self._deadline
-        if deadline is not None and deadline - time.monotonic() > _NEAR_FULL_WAIT_S:
-            deadline = None  # (within 10 ms of a full busy timeout: SQLite's own will do)
-        left_ms = BUSY_TIMEOUT_MS  # the common case: no wait, SQLite's own timeout
-        if deadline is not None or not lock.acquire(blocking=False):
-            if deadline is None:
-                deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-            if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-                raise StoreBusyError(
-                    f"{self._action}: another writer in this process held the database too long"
-                )
-            left_ms = int((deadline - time.monotonic()) * 1000)
-        try:
-            if left_ms < BUSY_TIMEOUT_MS:
-                conn.set_busy_timeout(max(1, left_ms))
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            finally:
-                if left_ms < BUSY_TIMEOUT_MS:
-                    conn.set_busy_timeout(BUSY_TIMEOUT_MS)
-        except BaseException as exc:
-            lock.release()
-            if isinstance(exc, _TRANSLATED):
-                with translate(self._action):
-                    raise
-            raise
-        self._conn = conn
-        return conn
+        self._conn = self._db.begin(self._action, self._deadline)
+        return self._conn
 
     def __exit__(
         self,
@@ -247,16 +287,7 @@ class Write:
     ) -> None:
         conn, self._conn = self._conn, None
         assert conn is not None
-        try:
-            if exc is None:
-                conn.execute("COMMIT")
-            elif not conn.get_autocommit():
-                conn.execute("ROLLBACK")
-        except apsw.Error:
-            with translate(self._action):
-                raise
-        finally:
-            self._db.lock.release()
-        if isinstance(exc, _TRANSLATED):
-            with translate(self._action):
-                raise exc
+        if exc is None:
+            self._db.commit(conn, self._action)
+        else:
+            self._db.abort(conn, exc, self._action)

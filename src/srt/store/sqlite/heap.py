@@ -176,7 +176,9 @@ def write(
                     blob.write(body[:pos])
                 finally:
                     blob.close()
-                last = End(last.id, last.size, last.fill + pos)
+                # (tuple.__new__: a NamedTuple's own constructor is a Python call, and
+                # this is an append's common case)
+                last = tuple.__new__(End, (last.id, last.size, last.fill + pos))
     while pos < len(body):
         piece = body[pos : pos + row]
         size = row if small is None else fit(small[0], small[1], len(piece))

@@ -79,7 +79,7 @@ from .statements import (
     SELECT_CALLS,
     TAIL_SQL,
 )
-from .writes import OBJECT_COLUMNS, Tip, put_object, swap_head
+from .writes import HAS_VERSION, OBJECT_COLUMNS, Tip, put_object, swap_head
 
 __all__ = ["TRIM_WAIT_S", "SQLiteStore"]
 
@@ -89,6 +89,7 @@ TRIM_WAIT_S = 0.05
 _call_values = operator.attrgetter(*CALL_FIELDS)
 _NODE = CALL_FIELDS.index("node")
 _C0 = re.compile("[\x00-\x1f\x7f]")
+_APPENDING = "appending to a session"
 
 
 class SQLiteStore(Store):
@@ -355,15 +356,19 @@ class SQLiteStore(Store):
         deadline: float | None = None,
         parent_prefix: bytes | None = None,
     ) -> list[int]:
-        with self.db.write("appending to a session", deadline) as conn:
+        # (``db.begin``/``commit`` rather than ``with db.write``: this runs after every
+        # reply, when each Python call costs several times what it costs hot)
+        db = self.db
+        conn = db.begin(_APPENDING, deadline)
+        try:
             tip, self._tip = self._tip, None  # recorded again only once this commits
-            if tip is not None and (tip.conn is not conn or writes.version(conn) != tip.version):
+            if tip is not None and (tip[0] is not conn or conn.data_version() != tip[1]):
                 tip = None  # another thread's connection, or a commit since
             # The first append since the store opened makes its new heap rows small: a
             # store that appends once and closes (the CLI) would otherwise write a row's
             # zeros only to cut them at close. Later appends preallocate whole rows.
-            small = None if self._wrote is not None else (self._page_size, self.db.reserved)
-            done = writes.append(
+            small = None if self._wrote is not None else (self._page_size, db.reserved)
+            ids, head, prefix, end = writes.append(
                 conn,
                 session,
                 expected,
@@ -376,23 +381,25 @@ class SQLiteStore(Store):
                 parent_prefix,
                 small,
             )
-            head = done.head
             if call is not None:
                 row = list(_call_values(call))
                 row[_NODE] = head
                 conn.execute(INSERT_CALL, row)
             if objects:
                 self._ensure_objects(conn)
-            for obj in objects:
-                put_object(conn, obj, head if obj.at_head else obj.node)
-        if self._wrote is None:  # committed
+                for obj in objects:
+                    put_object(conn, obj, head if obj.at_head else obj.node)
+        except BaseException as exc:
+            db.abort(conn, exc, _APPENDING)
+            raise
+        db.commit(conn, _APPENDING)
+        if self._wrote is None:
             self._wrote = os.getpid()
         if objects:
             self._objects = True
-        now = writes.version(conn)
-        if now is not None:
-            self._tip = Tip(conn, now, session, head, done.prefix, done.end)
-        return done.ids
+        if HAS_VERSION:
+            self._tip = (conn, conn.data_version(), session, head, prefix, end)
+        return ids
 
     # -- the ledger ------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import apsw
 
@@ -19,6 +19,7 @@ from ..base import NewNode, ObjectPut, broken_link, check_object, not_below, not
 from . import heap
 
 __all__ = [
+    "HAS_VERSION",
     "OBJECT_COLUMNS",
     "Appended",
     "Tip",
@@ -27,7 +28,6 @@ __all__ = [
     "one",
     "put_object",
     "swap_head",
-    "version",
 ]
 
 #: The columns of ``objects`` that ``ObjectRow`` holds, in its order.
@@ -79,41 +79,25 @@ def swap_head(conn: apsw.Connection, session: int, expected: int | None, new: in
         raise AssertionError("unreachable: head unchanged but CAS failed")
 
 
-class Tip(NamedTuple):
-    """What a store's last append left on a connection: the session it moved, its new
-    head and that head's prefix hash, and the heap's end (``None``: unknown).
-
-    Good for the connection's next append only while nothing has been committed to the
-    file since, by any connection this one included: ``version`` is the connection's
-    data version (``version``) read right after the append committed. A rolled-back
-    transaction leaves the version as it was, so the caller records a tip only after a
-    commit and forgets the one it holds when a transaction begins.
-    """
-
-    conn: apsw.Connection
-    version: int
-    session: int
-    head: int | None
-    prefix: bytes | None
-    end: heap.End | None
+#: What a store's last append left on a connection: (the connection, its data version
+#: right after the append committed, the session it moved, its new head, that head's
+#: prefix hash, the heap's end (``None``: unknown)). Good for the connection's next
+#: append only while nothing has been committed to the file since, by any connection
+#: this one included: a rolled-back transaction leaves the version as it was, so the
+#: caller records a tip only after a commit and forgets the one it holds when a
+#: transaction begins. A plain tuple: it is made after every commit.
+Tip = tuple[apsw.Connection, int, int, "int | None", "bytes | None", "heap.End | None"]
 
 
-def version(conn: apsw.Connection) -> int | None:
-    """The connection's data version (SQLite's ``SQLITE_FCNTL_DATA_VERSION``: it changes
-    with every commit to the file, this connection's and others'); ``None`` without an
-    APSW that reads it."""
-    read = getattr(conn, "data_version", None)
-    return int(read()) if read is not None else None
+#: Whether this APSW reads a connection's data version (``Connection.data_version``:
+#: SQLite's ``SQLITE_FCNTL_DATA_VERSION``, which changes with every commit to the file,
+#: this connection's and others'); without it no tip is kept.
+HAS_VERSION: bool = hasattr(apsw.Connection, "data_version")
 
 
-class Appended(NamedTuple):
-    """An append's new nodes, the session's new head and its prefix hash, and the heap's
-    end (``None``: unknown)."""
-
-    ids: list[int]
-    head: int | None
-    prefix: bytes | None
-    end: heap.End | None
+#: An append's new nodes, the session's new head and its prefix hash, and the heap's
+#: end (``None``: unknown).
+Appended = tuple[list[int], "int | None", "bytes | None", "heap.End | None"]
 
 
 def append(
@@ -139,19 +123,28 @@ def append(
     in for that read and for finding the heap's end. ``parent_prefix`` (if given) must
     be the parent's stored prefix hash. ``small`` (the page size and reserved bytes):
     new heap rows are as small as their bytes allow (``heap.write``).
+
+    Each message is inserted (or found) below the one before: a node with the same
+    message below the same parent is reused after a structural check (its depth and
+    prefix hash); a message already stored is reused after a byte-for-byte check; a
+    mismatch is a ``CorruptionError``. New bodies go to the end of the heap (``row``: a
+    heap row's size). Each prefix hash must chain from its parent's under ``hashing``.
+    (One function, few calls: it runs after every reply, when each call costs several
+    times what it costs hot.)
     """
+    execute = conn.execute
     end = None
-    if tip is not None and tip.session == session and tip.head == expected:
-        head_prefix, end = tip.prefix, tip.end
+    if tip is not None and tip[2] == session and tip[3] == expected:
+        head_prefix, end = tip[4], tip[5]
     else:
-        found = conn.execute(_SESSION_HEAD, (session,)).fetchone()
+        found = execute(_SESSION_HEAD, (session,)).fetchone()
         if found is None:
             raise SessionNotFoundError("the session was deleted")
         if found[0] != expected:
             raise ConflictError(_MOVED)
         head_prefix = found[1]
         if tip is not None:
-            end = tip.end
+            end = tip[5]
     if parent is None:
         above = _core.ROOT
     elif parent == expected:
@@ -162,47 +155,17 @@ def append(
             )
         above = head_prefix
     else:
-        top = conn.execute("SELECT prefix FROM nodes WHERE id = ?", (parent,)).fetchone()
+        top = execute("SELECT prefix FROM nodes WHERE id = ?", (parent,)).fetchone()
         if top is None:
             raise ConflictError(not_stored(parent))
         above = top[0]
     if parent_prefix is not None and parent_prefix != above:
         raise CorruptionError(not_below(parent, above, parent_prefix))
-    ids, above, end = _link(conn, parent, depth, items, row, hashing, above, end, small)
-    head = ids[-1] if ids else parent
-    prefix = above if head is not None else None
-    conn.execute(_SET_HEAD, (head, prefix, time.time(), session, expected))
-    if not conn.changes():
-        check_head(conn, session, expected)  # the tip was not current after all
-        raise CorruptionError("a session row found in this transaction could not be updated")
-    return Appended(ids, head, prefix, end)
-
-
-def _link(
-    conn: apsw.Connection,
-    parent: int | None,
-    depth: int,
-    items: Sequence[NewNode],
-    row: int,
-    hashing: Hashing,
-    above: bytes,
-    end: heap.End | None,
-    small: tuple[int, int] | None = None,
-) -> tuple[list[int], bytes, heap.End | None]:
-    """Insert (or find) the messages and nodes of ``items`` below ``parent``, whose prefix
-    hash is ``above``; return their ids, the last prefix hash and the heap's end.
-
-    A node with the same message below the same parent is reused after a structural
-    check (its depth and prefix hash); a message already stored is reused after a
-    byte-for-byte check; a mismatch is a ``CorruptionError``. New bodies go to the end
-    of the heap (``end``, ``None``: find it; ``row``: a heap row's size). Each prefix
-    hash must chain from its parent's under the store's ``hashing``.
-    """
     ids: list[int] = []
-    execute = conn.execute
+    chain = hashing.chain
     for mhash, body, prefix, meta, status in items:
         depth += 1
-        if prefix != hashing.chain(above, mhash):
+        if prefix != chain(above, mhash):
             raise CorruptionError(broken_link(NewNode(mhash, body, prefix)))
         above = prefix
         found = execute(_FIND, (mhash, parent)).fetchone()
@@ -231,7 +194,13 @@ def _link(
         execute(_INSERT_NODE, (parent, depth, mhash, prefix, at, len(body), meta, status))
         parent = conn.last_insert_rowid()
         ids.append(parent)
-    return ids, above, end
+    head = ids[-1] if ids else parent
+    top = above if head is not None else None
+    execute(_SET_HEAD, (head, top, time.time(), session, expected))
+    if not conn.changes():
+        check_head(conn, session, expected)  # the tip was not current after all
+        raise CorruptionError("a session row found in this transaction could not be updated")
+    return ids, head, top, end
 
 
 def put_object(conn: apsw.Connection, obj: ObjectPut, node: int | None) -> None:
