@@ -7,6 +7,7 @@ HTTP), so the pool meets what a real server may do on the wire.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import threading
@@ -381,6 +382,33 @@ def test_a_malformed_or_missing_reply_is_a_protocol_error(
     finally:
         transport.close()
     assert len(waits) == 1
+
+
+def test_a_response_head_that_never_ends_is_a_protocol_error(
+    serve: Callable[..., _Server],
+) -> None:
+    """A server that keeps sending header lines, and keeps the connection open, meets the
+    pool's limit on a head (not the read timeout, after the headers filled memory)."""
+    box: list[_Server] = []
+    stop = threading.Event()
+
+    def handle(conn: socket.socket, reader: _Reader, index: int) -> None:
+        box[0].read(reader)
+        conn.sendall(b"HTTP/1.1 200 OK\r\n")
+        with contextlib.suppress(OSError):
+            for _ in range(4000):  # 4 MB of header lines, then silence
+                if stop.is_set():
+                    break
+                conn.sendall(b"x-pad: " + b"a" * 1000 + b"\r\n")
+        stop.wait(10)
+
+    box.append(serve(handle))
+    try:
+        # (without the limit: 4 MB of headers read, then httpx.ReadTimeout after 5 s)
+        with Pool() as pool, pytest.raises(httpx.RemoteProtocolError, match="head is longer"):
+            _post(pool, box[0].url())
+    finally:
+        stop.set()
 
 
 def test_a_body_cut_short_is_an_interrupted_stream(serve: Callable[..., _Server]) -> None:

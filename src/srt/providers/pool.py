@@ -49,6 +49,10 @@ from .http1 import (
 __all__ = ["Pool", "ResponseStream"]
 
 _READ = 64 * 1024
+#: The most bytes read for a response head (status line and headers) before it is a
+#: protocol error: llhttp sets no limit of its own, and a server that never ends its head
+#: would otherwise grow the header list until the read timeout (h11's limit is 16 KiB).
+MAX_HEAD = 256 * 1024
 _POLL = getattr(select, "poll", None)
 
 
@@ -419,10 +423,16 @@ class Pool(httpx.BaseTransport):
         """The response's head read from ``conn``; its body streamed from there."""
         reply = conn.reply
         reply.start()
+        got = 0
         while not reply.head:
+            if got > MAX_HEAD:
+                raise httpx.RemoteProtocolError(
+                    f"the response head is longer than {MAX_HEAD} bytes"
+                )
             data = conn.recv(timeout)
             if not data:
                 raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+            got += len(data)
             reply.feed(data)
         stream = ResponseStream(self, conn, timeout, keep)
         return httpx.Response(
