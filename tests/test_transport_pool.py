@@ -13,6 +13,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -21,7 +22,9 @@ import trustme
 import srt
 from srt._core import Body
 from srt.bench.netcount import CountingTransport
-from srt.providers.pool import Pool
+from srt.providers.http1 import Target
+from srt.providers.pool import Pool, ResponseStream
+from srt.providers.sendall import HTTPTransport
 from srt.providers.transport import HTTPRequest, RetryPolicy, Timeouts, Transport
 
 Handler = Callable[[socket.socket, "_Reader", int], None]
@@ -483,6 +486,56 @@ def test_tls_with_sni_and_the_verify_setting(serve: Callable[..., _Server]) -> N
             assert transport.open(HTTPRequest("POST", url, {}, b"{}")).read() == b"secure"
         finally:
             transport.close()
+
+
+def test_with_a_tls_transport_https_goes_through_it_and_http_stays_on_the_pool(
+    serve: Callable[..., _Server],
+) -> None:
+    """``Pool(tls=...)``, as ``Transport`` makes it when HTTP/2 is on: https requests go
+    through httpx's transport (which negotiates HTTP/2 over TLS), plain http through the
+    pool itself, and a response through either knows its request."""
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_context)
+    secure: list[_Server] = []
+    secure.append(serve(_keepalive(secure, lambda n: _ok(b"secure")), tls=server_context))
+    plain: list[_Server] = []
+    plain.append(serve(_keepalive(plain, lambda n: _ok(b"plain"))))
+
+    class Recording(HTTPTransport):
+        def __init__(self, **kw: Any) -> None:
+            super().__init__(**kw)
+            self.urls: list[str] = []
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            self.urls.append(str(request.url))
+            return super().handle_request(request)
+
+    t = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}
+    url = secure[0].url(host="localhost")
+    with ca.cert_pem.tempfile() as ca_file:
+        tls = Recording(verify=ssl.create_default_context(cafile=ca_file))
+        pool = Pool(tls=tls)
+        transport = Transport(pool=pool)
+        try:
+            # Through Transport (the pool handed header bytes, no httpx.Request) ...
+            assert transport.open(HTTPRequest("POST", url, {}, b"{}")).read() == b"secure"
+            assert transport.open(HTTPRequest("POST", plain[0].url(), {}, b"{}")).read() == b"plain"
+            # ... and through the pool's own entry, where the responses can be looked at.
+            for where, expected in ((url, b"secure"), (plain[0].url(), b"plain")):
+                target = Target.of(httpx.URL(where))
+                assert target is not None
+                head = [(b"Host", target.host), (b"Content-Length", b"2")]
+                resp = pool.send("POST", target, head, b"{}", t)
+                assert resp.read() == expected
+                if expected == b"secure":  # httpx's response, told of its request
+                    assert resp.request.url == where and not isinstance(resp.stream, ResponseStream)
+                else:
+                    assert isinstance(resp.stream, ResponseStream)  # the pool's own
+        finally:
+            transport.close()
+    assert tls.urls == [url, url]
+    assert all(h.startswith(b"POST /v1/x HTTP/1.1") for h in secure[0].heads + plain[0].heads)
 
 
 def test_an_encoded_reply_is_decoded_and_a_plain_one_read_as_it_came(

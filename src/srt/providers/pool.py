@@ -179,6 +179,7 @@ class Pool(httpx.BaseTransport):
         verify: ssl.SSLContext | str | bool = True,
         limits: httpx.Limits | None = None,
         on_write: Callable[[int], None] | None = None,
+        tls: httpx.BaseTransport | None = None,
     ) -> None:
         limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=100)
         self._verify = verify
@@ -196,6 +197,8 @@ class Pool(httpx.BaseTransport):
         self._open = 0  # connections open, idle or in use
         self._closed = False
         self._fallback: httpx.BaseTransport | None = None
+        #: Where https requests go instead, if given (httpx's transport with HTTP/2).
+        self._tls = tls
 
     # -- the pool ---------------------------------------------------------------
 
@@ -308,15 +311,16 @@ class Pool(httpx.BaseTransport):
             self._idle.clear()
             self._idle_count = 0
             fallback, self._fallback = self._fallback, None
-        if fallback is not None:
-            fallback.close()
+        for other in (fallback, self._tls):
+            if other is not None:
+                other.close()
 
     # -- one request ------------------------------------------------------------
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         target = Target.of(request.url)
         if target is None:
-            return self._other().handle_request(request)
+            return self._delegate(target, request)
         assert isinstance(request.stream, httpx.SyncByteStream)  # as httpx's transport
         timeouts = request.extensions.get("timeout", {})
         return self._exchange(
@@ -347,15 +351,15 @@ class Pool(httpx.BaseTransport):
         request: httpx.Request | None,
     ) -> httpx.Response:
         verb = METHODS.get(method)
-        if verb is None:
-            return self._other().handle_request(
-                request or _rebuilt(method, target, headers, stream, timeouts)
+        if verb is None or (self._tls is not None and target.key[0] == "https"):
+            return self._delegate(
+                target, request or _rebuilt(method, target, headers, stream, timeouts)
             )
         head = request_head(verb, target.path, headers)
         encode, keep, other = framing(head)
         if other:
-            return self._other().handle_request(
-                request or _rebuilt(method, target, headers, stream, timeouts)
+            return self._delegate(
+                target, request or _rebuilt(method, target, headers, stream, timeouts)
             )
         key = target.key
         out = _Out(head, iter(stream), encode, timeouts.get("write"))
@@ -446,8 +450,17 @@ class Pool(httpx.BaseTransport):
             },
         )
 
-    def _other(self) -> httpx.BaseTransport:
-        """httpx's own transport, for the requests this pool does not speak."""
+    def _delegate(self, target: Target | None, request: httpx.Request) -> httpx.Response:
+        """``request`` sent by httpx's transport (``_other``), its response told of it."""
+        resp = self._other(target).handle_request(request)
+        resp.request = request
+        return resp
+
+    def _other(self, target: Target | None) -> httpx.BaseTransport:
+        """httpx's own transport, for the requests this pool does not speak (``tls``, if
+        given, for an https one)."""
+        if self._tls is not None and target is not None and target.key[0] == "https":
+            return self._tls
         from .sendall import HTTPTransport, SendallBackend
 
         with self._lock:

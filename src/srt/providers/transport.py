@@ -298,11 +298,13 @@ class Transport:
         #: None for a caller's ``client``, which sends every request itself.
         self._pool: httpx.BaseTransport | None = None
         if client is None:
-            # HTTP/1.1 goes through srt's own pool (pool.py); HTTP/2 through httpx's, its
-            # connections writing with sendall (sendall.py). Either way a large body is
-            # not copied again whenever the socket takes only part of a chunk.
-            self._pool = pool or (
-                HTTPTransport(verify=verify, http2=True) if http2 else Pool(verify=verify)
+            # HTTP/1.1 goes through srt's own pool (pool.py); with HTTP/2, https goes
+            # through httpx's (it negotiates HTTP/2 over TLS), its connections writing with
+            # sendall (sendall.py), and plain http, which has no HTTP/2 here, stays on the
+            # pool. Either way a large body is not copied again whenever the socket takes
+            # only part of a chunk.
+            self._pool = pool or Pool(
+                verify=verify, tls=HTTPTransport(verify=verify, http2=True) if http2 else None
             )
             client = httpx.Client(
                 timeout=self.timeouts.httpx(), transport=self._pool, follow_redirects=False
