@@ -374,7 +374,7 @@ def test_call_options_of_the_wrong_kind_are_typed_errors(tmp_path: Path) -> None
             (srt.InvalidMessageError, "append", lambda: s.send(p, model="m", append=5)),
             (srt.ConfigError, "objects", lambda: s.send(p, model="m", objects=[1])),
             (srt.ConfigError, "include_partial", lambda: s.send(p, model="m", include_partial=[])),
-            (srt.ConfigError, "tools", lambda: s.run(p, model="m", tools=5)),
+            (srt.InvalidMessageError, "tools", lambda: s.run(p, model="m", tools=5)),
             (srt.ConfigError, "base_url", lambda: OpenAI("k", base_url=5)),
             (srt.ConfigError, "base_url", lambda: OpenAI("k", base_url="ftp://x")),
             (srt.ConfigError, "no scheme", lambda: OpenAI("k", base_url="sk-proj-secret-123")),
