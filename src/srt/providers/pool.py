@@ -320,7 +320,7 @@ class Pool(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         target = Target.of(request.url)
         if target is None:
-            return self._delegate(target, request)
+            return self._delegate(self._other(), request)
         assert isinstance(request.stream, httpx.SyncByteStream)  # as httpx's transport
         timeouts = request.extensions.get("timeout", {})
         return self._exchange(
@@ -351,15 +351,16 @@ class Pool(httpx.BaseTransport):
         request: httpx.Request | None,
     ) -> httpx.Response:
         verb = METHODS.get(method)
-        if verb is None or (self._tls is not None and target.key[0] == "https"):
+        tls = self._tls if target.key[0] == "https" else None
+        if verb is None or tls is not None:
             return self._delegate(
-                target, request or _rebuilt(method, target, headers, stream, timeouts)
+                tls or self._other(), request or _rebuilt(method, target, headers, stream, timeouts)
             )
         head = request_head(verb, target.path, headers)
         encode, keep, other = framing(head)
         if other:
             return self._delegate(
-                target, request or _rebuilt(method, target, headers, stream, timeouts)
+                self._other(), request or _rebuilt(method, target, headers, stream, timeouts)
             )
         key = target.key
         out = _Out(head, iter(stream), encode, timeouts.get("write"))
@@ -450,17 +451,16 @@ class Pool(httpx.BaseTransport):
             },
         )
 
-    def _delegate(self, target: Target | None, request: httpx.Request) -> httpx.Response:
-        """``request`` sent by httpx's transport (``_other``), its response told of it."""
-        resp = self._other(target).handle_request(request)
+    @staticmethod
+    def _delegate(transport: httpx.BaseTransport, request: httpx.Request) -> httpx.Response:
+        """``request`` sent by one of httpx's transports (``tls``, or ``_other``), its
+        response told of it."""
+        resp = transport.handle_request(request)
         resp.request = request
         return resp
 
-    def _other(self, target: Target | None) -> httpx.BaseTransport:
-        """httpx's own transport, for the requests this pool does not speak (``tls``, if
-        given, for an https one)."""
-        if self._tls is not None and target is not None and target.key[0] == "https":
-            return self._tls
+    def _other(self) -> httpx.BaseTransport:
+        """httpx's own transport, for the requests this pool does not speak."""
         from .sendall import HTTPTransport, SendallBackend
 
         with self._lock:
