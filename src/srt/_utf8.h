@@ -153,36 +153,6 @@ static int srt_utf8_ucs2(const unsigned char *p, const unsigned char *end, void 
 static int srt_utf8_ucs4(const unsigned char *p, const unsigned char *end, void *out,
                          Py_ssize_t len) SRT_UTF8_BODY(Py_UCS4, 0x10FFFF)
 
-static PyObject *srt_decode_utf8(const char *data, Py_ssize_t n) {
-    const unsigned char *s = (const unsigned char *)data;
-    unsigned char mx;
-    Py_ssize_t cont;
-    PyObject *str;
-    int bad;
-    srt_utf8_scan(s, n, &mx, &cont);
-    if (mx < 0x80) {
-        str = PyUnicode_New(n, 0x7F);
-        if (str != NULL && n) memcpy(PyUnicode_DATA(str), s, (size_t)n);
-        return str;
-    }
-    if (mx < 0xC2 || mx > 0xF4) return PyUnicode_DecodeUTF8(data, n, "strict");
-    /* The largest lead byte fixes the kind: C2-C3 start U+0080..U+00FF, C4-EF go up
-       to U+FFFF, F0-F4 beyond. */
-    str = PyUnicode_New(n - cont, mx < 0xC4 ? 0xFF : mx < 0xF0 ? 0xFFFF : 0x10FFFF);
-    if (str == NULL) return NULL;
-    if (mx < 0xC4)
-        bad = srt_utf8_ucs1(s, s + n, PyUnicode_DATA(str), n - cont);
-    else if (mx < 0xF0)
-        bad = srt_utf8_ucs2(s, s + n, PyUnicode_DATA(str), n - cont);
-    else
-        bad = srt_utf8_ucs4(s, s + n, PyUnicode_DATA(str), n - cont);
-    if (bad) {
-        Py_DECREF(str);
-        return PyUnicode_DecodeUTF8(data, n, "strict");
-    }
-    return str;
-}
-
 /* srt_utf8_valid: 1 when s[0..n) is UTF-8 that PyUnicode_DecodeUTF8 accepts (no
    overlong form, surrogate, code point past U+10FFFF or truncated sequence), else 0.
    On x86 with SSSE3 (checked at run time) 16 bytes at a time, by the lookup algorithm
@@ -280,6 +250,196 @@ static int srt_utf8_valid(const unsigned char *s, Py_ssize_t n) {
     if (ssse3) return srt_utf8_valid_ssse3(s, n);
 #endif
     return srt_utf8_valid_scalar(s, s + n);
+}
+
+/* The vector decoder for the UCS1 and UCS2 kinds (x86 with SSSE3, checked at run time),
+   after Lemire and Keiser's simdutf ("utf8_to_utf16", its SSE kernel): a bit mask of
+   where characters start picks a pair of byte shuffles that move up to 8 characters
+   into 16-bit lanes, where a few shifts and masks make their code points. No branch a
+   character: a block of ASCII, 2- and 3-byte characters in any mix takes the same
+   instructions. The input must have passed srt_utf8_valid: the kernel decodes the
+   valid UTF-8 a mask implies and checks nothing itself.
+
+   Unlike simdutf's kernel, whose next block starts where the last one's characters
+   end (a chain of table lookups, each waiting on the one before), the windows sit at
+   fixed places: window j of a chunk is bytes 8j..8j+15 and decodes the characters
+   that start in its first 8 bytes (a character of up to 3 bytes that starts there
+   ends by byte 8j+9), its output going where window j - 1's ends. Its mask is bits
+   8j..8j+10 of the chunk's start mask, so no window waits on another's lookup.
+
+   The tables, one entry per 11-bit mask m (bit i set: byte i of the window starts a
+   character; bits 8..10 only end the characters that start in bytes 0..7), made at
+   first use:
+     srt_u8_shuf[m].s0  character k's last byte to byte 2k of the result, its second
+                        last (a 2-byte character's lead, a 3-byte one's middle) to byte
+                        2k + 1, zero (0x80) for what a character does not have;
+     srt_u8_shuf[m].s1  a 3-byte character's lead to byte 2k, all else zero;
+     srt_u8_take[m]     how many characters start in bytes 0..7.
+   Lane k is then (s0 & 0x7F) | (s0 & 0x3F00) >> 2 | s1 << 12: ASCII keeps 7 bits, a
+   continuation byte 6, a 2-byte lead 5 (110xxxxx & 0x3F), a 3-byte lead its low 4
+   (the shift drops the rest). */
+#ifdef SRT_UTF8_SSSE3
+typedef struct {
+    unsigned char s0[16], s1[16];
+} srt_u8_pair;
+static srt_u8_pair srt_u8_shuf[2048] __attribute__((aligned(16)));
+static unsigned char srt_u8_take[2048];
+static int srt_u8_ready = 0; /* the tables are made; set (under the GIL) once */
+
+static void srt_u8_tables(void) {
+    for (int m = 0; m < 2048; m++) {
+        srt_u8_pair *t = &srt_u8_shuf[m];
+        int k = 0; /* the next lane */
+        memset(t, 0x80, sizeof *t);
+        for (int i = 0; i < 8; i++) {
+            int next = i + 1, last;
+            if (!((m >> i) & 1)) continue; /* not a character's first byte */
+            while (next < 11 && !((m >> next) & 1)) next++;
+            if (next - i > 3) break; /* no mask of valid UCS1/UCS2 text */
+            last = next - 1;
+            t->s0[2 * k] = (unsigned char)last;
+            if (last > i) t->s0[2 * k + 1] = (unsigned char)(last - 1);
+            if (last - i == 2) t->s1[2 * k] = (unsigned char)i;
+            k++;
+        }
+        srt_u8_take[m] = (unsigned char)k;
+    }
+    srt_u8_ready = 1;
+}
+
+/* The characters of the window at p, `m` its mask, as code points in 16-bit lanes. */
+__attribute__((target("ssse3"), always_inline)) static inline __m128i srt_u8_lanes(
+    const unsigned char *p, unsigned m, int three) {
+    __m128i in = _mm_loadu_si128((const __m128i *)p);
+    __m128i s0 = _mm_shuffle_epi8(in, _mm_load_si128((const __m128i *)srt_u8_shuf[m].s0));
+    __m128i cp = _mm_or_si128(_mm_and_si128(s0, _mm_set1_epi16(0x7F)),
+                              _mm_srli_epi16(_mm_and_si128(s0, _mm_set1_epi16(0x3F00)), 2));
+    if (three) { /* constant in each caller: UCS1 text has no 3-byte character */
+        __m128i s1 = _mm_shuffle_epi8(in, _mm_load_si128((const __m128i *)srt_u8_shuf[m].s1));
+        cp = _mm_or_si128(cp, _mm_slli_epi16(s1, 12));
+    }
+    return cp;
+}
+
+/* Decode valid UTF-8 into a UCS1 (`ucs2` 0) or UCS2 string of exactly `len`
+   characters, by chunks while 64 bytes and 64 characters remain: 64 ASCII bytes are
+   widened at once; any other chunk is windows 0..6 (their masks are bits 0..58 of
+   the 64 bytes' start mask) and the next chunk begins at byte 56, on the continuation
+   bytes of a character window 6 took, if any, which it skips (they start nothing).
+   The rest, after those, goes to the scalar loop. 0, or -1 where it refuses. */
+__attribute__((target("ssse3"), always_inline)) static inline int srt_u8_decode(
+    const unsigned char *p, const unsigned char *end, void *out, Py_ssize_t len, int ucs2) {
+    Py_UCS1 *o1 = (Py_UCS1 *)out;
+    Py_UCS2 *o2 = (Py_UCS2 *)out;
+    Py_ssize_t done = 0; /* characters written */
+    const __m128i lead = _mm_set1_epi8((char)0xC0), zero = _mm_setzero_si128();
+    while (end - p >= 64 && len - done >= 64) {
+        __m128i v[4];
+        unsigned long long high = 0, starts = 0;
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            v[j] = _mm_loadu_si128((const __m128i *)(p + 16 * j));
+            high |= (unsigned long long)(unsigned)_mm_movemask_epi8(v[j]) << (16 * j);
+            starts |= (unsigned long long)(unsigned)_mm_movemask_epi8(_mm_cmplt_epi8(v[j], lead))
+                      << (16 * j); /* continuation bytes, inverted below */
+        }
+        if (!high) {
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                if (ucs2) {
+                    srt_widen_Py_UCS2(o2 + done + 16 * j, v[j]);
+                } else {
+                    _mm_storeu_si128((__m128i *)(o1 + done + 16 * j), v[j]);
+                }
+            }
+            p += 64;
+            done += 64;
+            continue;
+        }
+        starts = ~starts;
+#pragma GCC unroll 7
+        for (int j = 0; j < 7; j++) {
+            unsigned m = (unsigned)(starts >> (8 * j)) & 0x7FF;
+            if (ucs2) {
+                _mm_storeu_si128((__m128i *)(o2 + done), srt_u8_lanes(p + 8 * j, m, 1));
+            } else {
+                __m128i cp = srt_u8_lanes(p + 8 * j, m, 0);
+                _mm_storel_epi64((__m128i *)(o1 + done), _mm_packus_epi16(cp, zero));
+            }
+            done += srt_u8_take[m];
+        }
+        p += 56;
+    }
+    while (p < end && (*p & 0xC0) == 0x80) p++; /* the end of a character decoded */
+    if (ucs2) return srt_utf8_ucs2(p, end, o2 + done, len - done);
+    return srt_utf8_ucs1(p, end, o1 + done, len - done);
+}
+
+__attribute__((target("ssse3"))) static int srt_u8_decode_ucs1(const unsigned char *p,
+                                                               const unsigned char *end,
+                                                               void *out, Py_ssize_t len) {
+    return srt_u8_decode(p, end, out, len, 0);
+}
+
+__attribute__((target("ssse3"))) static int srt_u8_decode_ucs2(const unsigned char *p,
+                                                               const unsigned char *end,
+                                                               void *out, Py_ssize_t len) {
+    return srt_u8_decode(p, end, out, len, 1);
+}
+
+static int srt_u8_vector(void) {
+    static int ssse3 = -1;
+    if (ssse3 < 0) ssse3 = __builtin_cpu_supports("ssse3") ? 1 : 0;
+    if (ssse3 && !srt_u8_ready) srt_u8_tables();
+    return ssse3;
+}
+#endif
+
+/* A str of n - cont characters of kind (1, 2 or 4 bytes each), decoded from s by the
+   vector decoder where it may, else by the scalar loop; -1 where either refuses. */
+static int srt_decode_into(const unsigned char *s, Py_ssize_t n, void *out, Py_ssize_t len,
+                           int kind, int vector) {
+#ifdef SRT_UTF8_SSSE3
+    if (vector && kind < 4 && n >= 64 && srt_u8_vector()) {
+        if (!srt_utf8_valid_ssse3(s, n)) return -1;
+        if (kind == 1) return srt_u8_decode_ucs1(s, s + n, out, len);
+        return srt_u8_decode_ucs2(s, s + n, out, len);
+    }
+#endif
+    (void)vector;
+    if (kind == 1) return srt_utf8_ucs1(s, s + n, out, len);
+    if (kind == 2) return srt_utf8_ucs2(s, s + n, out, len);
+    return srt_utf8_ucs4(s, s + n, out, len);
+}
+
+/* `vector` 0 keeps to the scalar loop (tests hold the two to each other). */
+static PyObject *srt_decode_utf8_as(const char *data, Py_ssize_t n, int vector) {
+    const unsigned char *s = (const unsigned char *)data;
+    unsigned char mx;
+    Py_ssize_t cont;
+    PyObject *str;
+    int kind;
+    srt_utf8_scan(s, n, &mx, &cont);
+    if (mx < 0x80) {
+        str = PyUnicode_New(n, 0x7F);
+        if (str != NULL && n) memcpy(PyUnicode_DATA(str), s, (size_t)n);
+        return str;
+    }
+    if (mx < 0xC2 || mx > 0xF4) return PyUnicode_DecodeUTF8(data, n, "strict");
+    /* The largest lead byte fixes the kind: C2-C3 start U+0080..U+00FF, C4-EF go up
+       to U+FFFF, F0-F4 beyond. */
+    kind = mx < 0xC4 ? 1 : mx < 0xF0 ? 2 : 4;
+    str = PyUnicode_New(n - cont, kind == 1 ? 0xFF : kind == 2 ? 0xFFFF : 0x10FFFF);
+    if (str == NULL) return NULL;
+    if (srt_decode_into(s, n, PyUnicode_DATA(str), n - cont, kind, vector)) {
+        Py_DECREF(str);
+        return PyUnicode_DecodeUTF8(data, n, "strict");
+    }
+    return str;
+}
+
+static PyObject *srt_decode_utf8(const char *data, Py_ssize_t n) {
+    return srt_decode_utf8_as(data, n, 1);
 }
 
 /* srt_json_text: 1 when s[0..n) is exactly what json.dumps(text, ensure_ascii=False)
