@@ -387,6 +387,45 @@ __attribute__((target("ssse3"))) static int srt_u8_decode_ucs2(const unsigned ch
     return srt_u8_decode(p, end, out, len, 1);
 }
 
+/* srt_utf8_scan and srt_utf8_valid in one pass: 1 when s[0..n) is valid, and its
+   largest byte and count of continuation bytes. The last block is the rest padded
+   with NULs, which change neither figure. */
+__attribute__((target("ssse3"))) static int srt_u8_scan_ssse3(const unsigned char *s,
+                                                              Py_ssize_t n,
+                                                              unsigned char *max_out,
+                                                              Py_ssize_t *cont_out) {
+    const __m128i lim = _mm_set1_epi8((char)0xC0), zero = _mm_setzero_si128();
+    __m128i prev = zero, err = zero, vmax = zero, in, acc, sums;
+    unsigned char tail[16], lanes[16], mx = 0;
+    Py_ssize_t i = 0, cont = 0;
+    while (n - i >= 16) {
+        /* Up to 255 blocks per round, so no byte of the per-lane counter overflows. */
+        Py_ssize_t blocks = (n - i) / 16;
+        if (blocks > 255) blocks = 255;
+        acc = zero;
+        for (Py_ssize_t b = 0; b < blocks; b++, i += 16) {
+            in = _mm_loadu_si128((const __m128i *)(s + i));
+            vmax = _mm_max_epu8(vmax, in);
+            acc = _mm_sub_epi8(acc, _mm_cmplt_epi8(in, lim)); /* +1 per continuation */
+            err = _mm_or_si128(err, srt_utf8_block(in, prev));
+            prev = in;
+        }
+        sums = _mm_sad_epu8(acc, zero);
+        cont += _mm_cvtsi128_si32(sums) + _mm_cvtsi128_si32(_mm_srli_si128(sums, 8));
+    }
+    memset(tail, 0, 16);
+    memcpy(tail, s + i, (size_t)(n - i));
+    in = _mm_loadu_si128((const __m128i *)tail);
+    vmax = _mm_max_epu8(vmax, in);
+    cont += __builtin_popcount((unsigned)_mm_movemask_epi8(_mm_cmplt_epi8(in, lim)));
+    err = _mm_or_si128(err, srt_utf8_block(in, prev));
+    _mm_storeu_si128((__m128i *)lanes, vmax);
+    for (int k = 0; k < 16; k++) mx = lanes[k] > mx ? lanes[k] : mx;
+    *max_out = mx;
+    *cont_out = cont;
+    return _mm_movemask_epi8(_mm_cmpeq_epi8(err, zero)) == 0xFFFF;
+}
+
 static int srt_u8_vector(void) {
     static int ssse3 = -1;
     if (ssse3 < 0) ssse3 = __builtin_cpu_supports("ssse3") ? 1 : 0;
@@ -395,43 +434,47 @@ static int srt_u8_vector(void) {
 }
 #endif
 
-/* A str of n - cont characters of kind (1, 2 or 4 bytes each), decoded from s by the
-   vector decoder where it may, else by the scalar loop; -1 where either refuses. */
-static int srt_decode_into(const unsigned char *s, Py_ssize_t n, void *out, Py_ssize_t len,
-                           int kind, int vector) {
-#ifdef SRT_UTF8_SSSE3
-    if (vector && kind < 4 && n >= 64 && srt_u8_vector()) {
-        if (!srt_utf8_valid_ssse3(s, n)) return -1;
-        if (kind == 1) return srt_u8_decode_ucs1(s, s + n, out, len);
-        return srt_u8_decode_ucs2(s, s + n, out, len);
-    }
-#endif
-    (void)vector;
-    if (kind == 1) return srt_utf8_ucs1(s, s + n, out, len);
-    if (kind == 2) return srt_utf8_ucs2(s, s + n, out, len);
-    return srt_utf8_ucs4(s, s + n, out, len);
-}
-
-/* `vector` 0 keeps to the scalar loop (tests hold the two to each other). */
+/* `vector` 0 keeps to the scalar loop (tests hold the two to each other). A string of
+   64 bytes or more is scanned and checked in one pass where the CPU can, and a valid
+   one of kind UCS1 or UCS2 goes to the vector decoder; the rest, and every string
+   where the CPU cannot, to the scalar loop. */
 static PyObject *srt_decode_utf8_as(const char *data, Py_ssize_t n, int vector) {
     const unsigned char *s = (const unsigned char *)data;
     unsigned char mx;
     Py_ssize_t cont;
     PyObject *str;
-    int kind;
-    srt_utf8_scan(s, n, &mx, &cont);
+    int kind, valid = -1, bad; /* valid: -1 not known */
+#ifdef SRT_UTF8_SSSE3
+    if (vector && n >= 64 && srt_u8_vector())
+        valid = srt_u8_scan_ssse3(s, n, &mx, &cont);
+    else
+#endif
+        srt_utf8_scan(s, n, &mx, &cont);
     if (mx < 0x80) {
         str = PyUnicode_New(n, 0x7F);
         if (str != NULL && n) memcpy(PyUnicode_DATA(str), s, (size_t)n);
         return str;
     }
-    if (mx < 0xC2 || mx > 0xF4) return PyUnicode_DecodeUTF8(data, n, "strict");
+    if (!valid || mx < 0xC2 || mx > 0xF4) return PyUnicode_DecodeUTF8(data, n, "strict");
     /* The largest lead byte fixes the kind: C2-C3 start U+0080..U+00FF, C4-EF go up
        to U+FFFF, F0-F4 beyond. */
     kind = mx < 0xC4 ? 1 : mx < 0xF0 ? 2 : 4;
     str = PyUnicode_New(n - cont, kind == 1 ? 0xFF : kind == 2 ? 0xFFFF : 0x10FFFF);
     if (str == NULL) return NULL;
-    if (srt_decode_into(s, n, PyUnicode_DATA(str), n - cont, kind, vector)) {
+#ifdef SRT_UTF8_SSSE3
+    if (valid == 1 && kind == 1)
+        bad = srt_u8_decode_ucs1(s, s + n, PyUnicode_DATA(str), n - cont);
+    else if (valid == 1 && kind == 2)
+        bad = srt_u8_decode_ucs2(s, s + n, PyUnicode_DATA(str), n - cont);
+    else
+#endif
+        if (kind == 1)
+        bad = srt_utf8_ucs1(s, s + n, PyUnicode_DATA(str), n - cont);
+    else if (kind == 2)
+        bad = srt_utf8_ucs2(s, s + n, PyUnicode_DATA(str), n - cont);
+    else
+        bad = srt_utf8_ucs4(s, s + n, PyUnicode_DATA(str), n - cont);
+    if (bad) {
         Py_DECREF(str);
         return PyUnicode_DecodeUTF8(data, n, "strict");
     }
