@@ -1,17 +1,20 @@
-/* srt_decode_utf8: a str from UTF-8 bytes, as PyUnicode_DecodeUTF8(s, n, "strict").
+/* srt_decode_utf8_as: a str from UTF-8 bytes, as PyUnicode_DecodeUTF8(s, n, "strict").
 
    Two passes. The first finds the largest byte and counts the continuation bytes, 16
-   bytes at a time with SSE2 where the machine has it: the largest byte gives the
-   string's kind (a valid sequence's lead byte says how large its character is), the
-   count its length, so the string is allocated once at its final kind and size. The
-   second decodes into it, widening 16 bytes at a time up to the next non-ASCII byte. CPython's own
-   decoder starts at one byte a character and widens the string (a copy) at the first
-   larger character.
+   bytes at a time: the largest byte gives the string's kind (a valid sequence's lead
+   byte says how large its character is), the count its length, so the string is
+   allocated once at its final kind and size. Where the CPU has SSSE3 (checked at run
+   time) and the string is 64 bytes or more, the same pass also validates it
+   (srt_utf8_valid's algorithm), and a valid UCS1 or UCS2 string goes to the vector
+   decoder (srt_u8_decode: up to 8 characters of any size a shuffle); else the second
+   pass is the scalar loop, which widens 16 ASCII bytes at a time and decodes one
+   character at a time in between. CPython's own decoder starts at one byte a
+   character and widens the string (a copy) at the first larger character.
 
-   Anything the second pass does not accept (a malformed or truncated sequence, an
-   overlong form, a surrogate, a code point past U+10FFFF) drops the string and
-   returns PyUnicode_DecodeUTF8's answer, so the result and the error raised are
-   always CPython's. */
+   Anything the scalar loop does not accept (a malformed or truncated sequence, an
+   overlong form, a surrogate, a code point past U+10FFFF), and anything the first
+   pass finds invalid, drops the string and returns PyUnicode_DecodeUTF8's answer, so
+   the result and the error raised are always CPython's. */
 #ifndef SRT_UTF8_H
 #define SRT_UTF8_H
 
@@ -387,43 +390,65 @@ __attribute__((target("ssse3"))) static int srt_u8_decode_ucs2(const unsigned ch
     return srt_u8_decode(p, end, out, len, 1);
 }
 
-/* srt_utf8_scan and srt_utf8_valid in one pass: 1 when s[0..n) is valid, and its
-   largest byte and count of continuation bytes. The last block is the rest padded
-   with NULs, which change neither figure. */
-__attribute__((target("ssse3"))) static int srt_u8_scan_ssse3(const unsigned char *s,
-                                                              Py_ssize_t n,
-                                                              unsigned char *max_out,
-                                                              Py_ssize_t *cont_out) {
-    const __m128i lim = _mm_set1_epi8((char)0xC0), zero = _mm_setzero_si128();
-    __m128i prev = zero, err = zero, vmax = zero, in, acc, sums;
+/* srt_utf8_scan and srt_utf8_valid in one pass: bit 0 of the result set when s[0..n)
+   is valid, and its largest byte and count of continuation bytes; with `json`, bit 1
+   set when it holds a quote or a backslash. */
+typedef struct {
+    __m128i prev, err, max, odd; /* the last block, and what the blocks so far gave */
+} srt_u8_scanned;
+
+/* One block into `sc`; `*acc` counts its continuation bytes in each lane. */
+__attribute__((target("ssse3"), always_inline)) static inline void srt_u8_scan_block(
+    srt_u8_scanned *sc, __m128i in, __m128i *acc, int json) {
+    sc->max = _mm_max_epu8(sc->max, in);
+    *acc = _mm_sub_epi8(*acc, _mm_cmplt_epi8(in, _mm_set1_epi8((char)0xC0))); /* +1 */
+    sc->err = _mm_or_si128(sc->err, srt_utf8_block(in, sc->prev));
+    if (json)
+        sc->odd = _mm_or_si128(sc->odd, _mm_or_si128(_mm_cmpeq_epi8(in, _mm_set1_epi8('"')),
+                                                     _mm_cmpeq_epi8(in, _mm_set1_epi8('\\'))));
+    sc->prev = in;
+}
+
+__attribute__((target("ssse3"), always_inline)) static inline int srt_u8_scan(
+    const unsigned char *s, Py_ssize_t n, unsigned char *max_out, Py_ssize_t *cont_out,
+    int json) {
+    const __m128i zero = _mm_setzero_si128();
+    srt_u8_scanned sc = {zero, zero, zero, zero};
+    __m128i acc, sums;
     unsigned char tail[16], lanes[16], mx = 0;
     Py_ssize_t i = 0, cont = 0;
-    while (n - i >= 16) {
-        /* Up to 255 blocks per round, so no byte of the per-lane counter overflows. */
+    int last = 0;
+    while (!last) {
+        /* Up to 255 blocks per round, so no lane of `acc` overflows; the last round
+           ends with the rest padded with NULs, which change none of the figures. */
         Py_ssize_t blocks = (n - i) / 16;
         if (blocks > 255) blocks = 255;
         acc = zero;
-        for (Py_ssize_t b = 0; b < blocks; b++, i += 16) {
-            in = _mm_loadu_si128((const __m128i *)(s + i));
-            vmax = _mm_max_epu8(vmax, in);
-            acc = _mm_sub_epi8(acc, _mm_cmplt_epi8(in, lim)); /* +1 per continuation */
-            err = _mm_or_si128(err, srt_utf8_block(in, prev));
-            prev = in;
+        for (Py_ssize_t b = 0; b < blocks; b++, i += 16)
+            srt_u8_scan_block(&sc, _mm_loadu_si128((const __m128i *)(s + i)), &acc, json);
+        if (n - i < 16) {
+            memset(tail, 0, 16);
+            memcpy(tail, s + i, (size_t)(n - i));
+            srt_u8_scan_block(&sc, _mm_loadu_si128((const __m128i *)tail), &acc, json);
+            last = 1;
         }
         sums = _mm_sad_epu8(acc, zero);
         cont += _mm_cvtsi128_si32(sums) + _mm_cvtsi128_si32(_mm_srli_si128(sums, 8));
     }
-    memset(tail, 0, 16);
-    memcpy(tail, s + i, (size_t)(n - i));
-    in = _mm_loadu_si128((const __m128i *)tail);
-    vmax = _mm_max_epu8(vmax, in);
-    cont += __builtin_popcount((unsigned)_mm_movemask_epi8(_mm_cmplt_epi8(in, lim)));
-    err = _mm_or_si128(err, srt_utf8_block(in, prev));
-    _mm_storeu_si128((__m128i *)lanes, vmax);
+    _mm_storeu_si128((__m128i *)lanes, sc.max);
     for (int k = 0; k < 16; k++) mx = lanes[k] > mx ? lanes[k] : mx;
     *max_out = mx;
     *cont_out = cont;
-    return _mm_movemask_epi8(_mm_cmpeq_epi8(err, zero)) == 0xFFFF;
+    return (_mm_movemask_epi8(_mm_cmpeq_epi8(sc.err, zero)) == 0xFFFF) |
+           (_mm_movemask_epi8(sc.odd) ? 2 : 0);
+}
+
+__attribute__((target("ssse3"))) static int srt_u8_scan_ssse3(const unsigned char *s,
+                                                              Py_ssize_t n,
+                                                              unsigned char *max_out,
+                                                              Py_ssize_t *cont_out, int json) {
+    if (json) return srt_u8_scan(s, n, max_out, cont_out, 1);
+    return srt_u8_scan(s, n, max_out, cont_out, 0);
 }
 
 static int srt_u8_vector(void) {
@@ -434,22 +459,30 @@ static int srt_u8_vector(void) {
 }
 #endif
 
-/* `vector` 0 keeps to the scalar loop (tests hold the two to each other). A string of
-   64 bytes or more is scanned and checked in one pass where the CPU can, and a valid
-   one of kind UCS1 or UCS2 goes to the vector decoder; the rest, and every string
-   where the CPU cannot, to the scalar loop. */
-static PyObject *srt_decode_utf8_as(const char *data, Py_ssize_t n, int vector) {
+/* A str from UTF-8 bytes, as PyUnicode_DecodeUTF8(data, n, "strict"); with `json`,
+   None instead (not an error) when they hold a quote or a backslash, as JSON string
+   text with no escape does not. `vector` 0 keeps to the scalar loop (tests hold the
+   two to each other). A string of 64 bytes or more is scanned and checked in one
+   pass where the CPU can, and a valid one of kind UCS1 or UCS2 goes to the vector
+   decoder; the rest, and every string where the CPU cannot, to the scalar loop. */
+static PyObject *srt_decode_utf8_as(const char *data, Py_ssize_t n, int vector, int json) {
     const unsigned char *s = (const unsigned char *)data;
     unsigned char mx;
     Py_ssize_t cont;
     PyObject *str;
     int kind, valid = -1, bad; /* valid: -1 not known */
 #ifdef SRT_UTF8_SSSE3
-    if (vector && n >= 64 && srt_u8_vector())
-        valid = srt_u8_scan_ssse3(s, n, &mx, &cont);
-    else
+    if (vector && n >= 64 && srt_u8_vector()) {
+        int got = srt_u8_scan_ssse3(s, n, &mx, &cont, json);
+        if (got & 2) goto none;
+        valid = got & 1;
+    } else
 #endif
+    {
+        if (json && (memchr(s, '"', (size_t)n) != NULL || memchr(s, '\\', (size_t)n) != NULL))
+            goto none;
         srt_utf8_scan(s, n, &mx, &cont);
+    }
     if (mx < 0x80) {
         str = PyUnicode_New(n, 0x7F);
         if (str != NULL && n) memcpy(PyUnicode_DATA(str), s, (size_t)n);
@@ -479,10 +512,9 @@ static PyObject *srt_decode_utf8_as(const char *data, Py_ssize_t n, int vector) 
         return PyUnicode_DecodeUTF8(data, n, "strict");
     }
     return str;
-}
-
-static PyObject *srt_decode_utf8(const char *data, Py_ssize_t n) {
-    return srt_decode_utf8_as(data, n, 1);
+none:
+    Py_INCREF(Py_None);
+    return Py_None;
 }
 
 /* srt_json_text: 1 when s[0..n) is exactly what json.dumps(text, ensure_ascii=False)
