@@ -156,14 +156,16 @@ _BAD = [
 @pytest.mark.parametrize("bad", _BAD)
 @pytest.mark.parametrize("body", ["a", "é", "λ✓a"])
 def test_invalid_bytes_give_cpythons_error(bad: bytes, body: str) -> None:
-    text = body * 80
-    for at in (0, 7, 8, 15, 16, 55, 56, 63, 64, 100):  # characters in
-        head, tail = text[:at].encode("utf-8"), text[at:].encode("utf-8")
-        for data in (head + bad + tail, head + bad):
-            want = _cpython(data)
-            assert want[1] is None
-            assert _outcome(data, True) == want
-            assert _outcome(data, False) == want
+    # Long text, and text of 64 bytes or more but under 64 characters (which no chunk
+    # of the vector decoder takes, so the scalar loop checks all of it).
+    for text in (body * 80, body * (64 // len(body.encode()) + 1), "✓" * 30):
+        for at in (0, 1, 7, 8, 15, 16, 55, 56, 63, 64, 100):  # characters in
+            head, tail = text[:at].encode("utf-8"), text[at:].encode("utf-8")
+            for data in (head + bad + tail, head + bad):
+                want = _cpython(data)
+                assert want[1] is None
+                assert _outcome(data, True) == want
+                assert _outcome(data, False) == want
 
 
 @settings(max_examples=800)

@@ -3,18 +3,18 @@
    Two passes. The first finds the largest byte and counts the continuation bytes, 16
    bytes at a time: the largest byte gives the string's kind (a valid sequence's lead
    byte says how large its character is), the count its length, so the string is
-   allocated once at its final kind and size. Where the CPU has SSSE3 (checked at run
-   time) and the string is 64 bytes or more, the same pass also validates it
-   (srt_utf8_valid's algorithm), and a valid UCS1 or UCS2 string goes to the vector
-   decoder (srt_u8_decode: up to 8 characters of any size a shuffle); else the second
-   pass is the scalar loop, which widens 16 ASCII bytes at a time and decodes one
-   character at a time in between. CPython's own decoder starts at one byte a
-   character and widens the string (a copy) at the first larger character.
+   allocated once at its final kind and size. The second decodes into it: where the
+   CPU has SSSE3 (checked at run time), a UCS1 or UCS2 string of 64 bytes or more by
+   the vector decoder (srt_u8_decode: up to 8 characters of any size a shuffle, each
+   chunk validated on the way), else by the scalar loop, which widens 16 ASCII bytes at
+   a time and decodes one character at a time in between. CPython's own decoder starts
+   at one byte a character and widens the string (a copy) at the first larger
+   character.
 
-   Anything the scalar loop does not accept (a malformed or truncated sequence, an
-   overlong form, a surrogate, a code point past U+10FFFF), and anything the first
-   pass finds invalid, drops the string and returns PyUnicode_DecodeUTF8's answer, so
-   the result and the error raised are always CPython's. */
+   Anything the second pass does not accept (a malformed or truncated sequence, an
+   overlong form, a surrogate, a code point past U+10FFFF) drops the string and
+   returns PyUnicode_DecodeUTF8's answer, so the result and the error raised are
+   always CPython's. */
 #ifndef SRT_UTF8_H
 #define SRT_UTF8_H
 
@@ -25,13 +25,16 @@
 #define SRT_SSE2 1
 #endif
 
-/* The largest byte of s[0..n) and how many of them are continuation bytes. */
-static void srt_utf8_scan(const unsigned char *s, Py_ssize_t n, unsigned char *max_out,
-                          Py_ssize_t *cont_out) {
+/* The largest byte of s[0..n) and how many of them are continuation bytes; with
+   `json` (a constant in each caller), 1 when a quote or a backslash is among them,
+   else 0. */
+static inline int srt_utf8_scan_as(const unsigned char *s, Py_ssize_t n,
+                                   unsigned char *max_out, Py_ssize_t *cont_out, int json) {
     Py_ssize_t i = 0, cont = 0;
     unsigned char mx = 0;
+    int odd = 0;
 #ifdef SRT_SSE2
-    __m128i vmax = _mm_setzero_si128();
+    __m128i vmax = _mm_setzero_si128(), vodd = _mm_setzero_si128();
     const __m128i lim = _mm_set1_epi8((char)0xC0); /* signed: 0x80..0xBF are below it */
     while (n - i >= 16) {
         /* Up to 255 blocks per round, so no byte of the per-lane counter overflows. */
@@ -42,6 +45,9 @@ static void srt_utf8_scan(const unsigned char *s, Py_ssize_t n, unsigned char *m
             __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
             vmax = _mm_max_epu8(vmax, v);
             acc = _mm_sub_epi8(acc, _mm_cmplt_epi8(v, lim)); /* +1 per continuation */
+            if (json)
+                vodd = _mm_or_si128(vodd, _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                                       _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
         }
         __m128i sums = _mm_sad_epu8(acc, _mm_setzero_si128());
         cont += _mm_cvtsi128_si32(sums) + _mm_cvtsi128_si32(_mm_srli_si128(sums, 8));
@@ -49,14 +55,27 @@ static void srt_utf8_scan(const unsigned char *s, Py_ssize_t n, unsigned char *m
     unsigned char lanes[16];
     _mm_storeu_si128((__m128i *)lanes, vmax);
     for (int k = 0; k < 16; k++) mx = lanes[k] > mx ? lanes[k] : mx;
+    odd = _mm_movemask_epi8(vodd) != 0;
 #endif
     for (; i < n; i++) {
         unsigned char c = s[i];
         mx = c > mx ? c : mx;
         cont += (c & 0xC0) == 0x80;
+        if (json) odd |= c == '"' || c == '\\';
     }
     *max_out = mx;
     *cont_out = cont;
+    return odd;
+}
+
+static void srt_utf8_scan(const unsigned char *s, Py_ssize_t n, unsigned char *max_out,
+                          Py_ssize_t *cont_out) {
+    srt_utf8_scan_as(s, n, max_out, cont_out, 0);
+}
+
+static int srt_utf8_scan_json(const unsigned char *s, Py_ssize_t n, unsigned char *max_out,
+                              Py_ssize_t *cont_out) {
+    return srt_utf8_scan_as(s, n, max_out, cont_out, 1);
 }
 
 /* Decode into a string of `kind` (1, 2 or 4 bytes a character) holding exactly the
@@ -260,8 +279,10 @@ static int srt_utf8_valid(const unsigned char *s, Py_ssize_t n) {
    where characters start picks a pair of byte shuffles that move up to 8 characters
    into 16-bit lanes, where a few shifts and masks make their code points. No branch a
    character: a block of ASCII, 2- and 3-byte characters in any mix takes the same
-   instructions. The input must have passed srt_utf8_valid: the kernel decodes the
-   valid UTF-8 a mask implies and checks nothing itself.
+   instructions. Each chunk is validated as it is decoded (srt_utf8_valid's blocks,
+   each with the 16 bytes before it), and what the windows made of invalid bytes is
+   dropped: they only read and write inside the chunk and the string whatever the
+   bytes are.
 
    Unlike simdutf's kernel, whose next block starts where the last one's characters
    end (a chain of table lookups, each waiting on the one before), the windows sit at
@@ -324,20 +345,22 @@ __attribute__((target("ssse3"), always_inline)) static inline __m128i srt_u8_lan
     return cp;
 }
 
-/* Decode valid UTF-8 into a UCS1 (`ucs2` 0) or UCS2 string of exactly `len`
-   characters, by chunks while 64 bytes and 64 characters remain: 64 ASCII bytes are
-   widened at once; any other chunk is windows 0..6 (their masks are bits 0..58 of
-   the 64 bytes' start mask) and the next chunk begins at byte 56, on the continuation
-   bytes of a character window 6 took, if any, which it skips (they start nothing).
-   The rest, after those, goes to the scalar loop. 0, or -1 where it refuses. */
+/* Decode UTF-8 into a UCS1 (`ucs2` 0) or UCS2 string of exactly `len` characters,
+   by chunks while 64 bytes and 64 characters remain: 64 ASCII bytes are widened at
+   once; any other chunk is windows 0..6 (their masks are bits 0..58 of the 64 bytes'
+   start mask) and the next chunk begins at byte 56, after the continuation bytes of
+   a character window 6 took, if any (bytes the chunk checked). The rest goes to the
+   scalar loop. 0, or -1 where a chunk was invalid or the scalar loop refuses. */
 __attribute__((target("ssse3"), always_inline)) static inline int srt_u8_decode(
     const unsigned char *p, const unsigned char *end, void *out, Py_ssize_t len, int ucs2) {
     Py_UCS1 *o1 = (Py_UCS1 *)out;
     Py_UCS2 *o2 = (Py_UCS2 *)out;
+    const unsigned char *start = p;
     Py_ssize_t done = 0; /* characters written */
     const __m128i lead = _mm_set1_epi8((char)0xC0), zero = _mm_setzero_si128();
+    __m128i err = zero;
     while (end - p >= 64 && len - done >= 64) {
-        __m128i v[4];
+        __m128i v[4], prev = p == start ? zero : _mm_loadu_si128((const __m128i *)(p - 16));
         unsigned long long high = 0, starts = 0;
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
@@ -346,7 +369,8 @@ __attribute__((target("ssse3"), always_inline)) static inline int srt_u8_decode(
             starts |= (unsigned long long)(unsigned)_mm_movemask_epi8(_mm_cmplt_epi8(v[j], lead))
                       << (16 * j); /* continuation bytes, inverted below */
         }
-        if (!high) {
+        err = _mm_or_si128(err, srt_utf8_block(v[0], prev));
+        if (!high) { /* and so blocks 1..3 are valid */
 #pragma GCC unroll 4
             for (int j = 0; j < 4; j++) {
                 if (ucs2) {
@@ -359,6 +383,9 @@ __attribute__((target("ssse3"), always_inline)) static inline int srt_u8_decode(
             done += 64;
             continue;
         }
+        err = _mm_or_si128(err, _mm_or_si128(srt_utf8_block(v[1], v[0]),
+                                             _mm_or_si128(srt_utf8_block(v[2], v[1]),
+                                                          srt_utf8_block(v[3], v[2]))));
         starts = ~starts;
 #pragma GCC unroll 7
         for (int j = 0; j < 7; j++) {
@@ -372,8 +399,9 @@ __attribute__((target("ssse3"), always_inline)) static inline int srt_u8_decode(
             done += srt_u8_take[m];
         }
         p += 56;
+        while (p < end && (*p & 0xC0) == 0x80) p++; /* the end of a character decoded */
     }
-    while (p < end && (*p & 0xC0) == 0x80) p++; /* the end of a character decoded */
+    if (_mm_movemask_epi8(_mm_cmpeq_epi8(err, zero)) != 0xFFFF) return -1;
     if (ucs2) return srt_utf8_ucs2(p, end, o2 + done, len - done);
     return srt_utf8_ucs1(p, end, o1 + done, len - done);
 }
@@ -390,67 +418,6 @@ __attribute__((target("ssse3"))) static int srt_u8_decode_ucs2(const unsigned ch
     return srt_u8_decode(p, end, out, len, 1);
 }
 
-/* srt_utf8_scan and srt_utf8_valid in one pass: bit 0 of the result set when s[0..n)
-   is valid, and its largest byte and count of continuation bytes; with `json`, bit 1
-   set when it holds a quote or a backslash. */
-typedef struct {
-    __m128i prev, err, max, odd; /* the last block, and what the blocks so far gave */
-} srt_u8_scanned;
-
-/* One block into `sc`; `*acc` counts its continuation bytes in each lane. */
-__attribute__((target("ssse3"), always_inline)) static inline void srt_u8_scan_block(
-    srt_u8_scanned *sc, __m128i in, __m128i *acc, int json) {
-    sc->max = _mm_max_epu8(sc->max, in);
-    *acc = _mm_sub_epi8(*acc, _mm_cmplt_epi8(in, _mm_set1_epi8((char)0xC0))); /* +1 */
-    sc->err = _mm_or_si128(sc->err, srt_utf8_block(in, sc->prev));
-    if (json)
-        sc->odd = _mm_or_si128(sc->odd, _mm_or_si128(_mm_cmpeq_epi8(in, _mm_set1_epi8('"')),
-                                                     _mm_cmpeq_epi8(in, _mm_set1_epi8('\\'))));
-    sc->prev = in;
-}
-
-__attribute__((target("ssse3"), always_inline)) static inline int srt_u8_scan(
-    const unsigned char *s, Py_ssize_t n, unsigned char *max_out, Py_ssize_t *cont_out,
-    int json) {
-    const __m128i zero = _mm_setzero_si128();
-    srt_u8_scanned sc = {zero, zero, zero, zero};
-    __m128i acc, sums;
-    unsigned char tail[16], lanes[16], mx = 0;
-    Py_ssize_t i = 0, cont = 0;
-    int last = 0;
-    while (!last) {
-        /* Up to 255 blocks per round, so no lane of `acc` overflows; the last round
-           ends with the rest padded with NULs, which change none of the figures. */
-        Py_ssize_t blocks = (n - i) / 16;
-        if (blocks > 255) blocks = 255;
-        acc = zero;
-        for (Py_ssize_t b = 0; b < blocks; b++, i += 16)
-            srt_u8_scan_block(&sc, _mm_loadu_si128((const __m128i *)(s + i)), &acc, json);
-        if (n - i < 16) {
-            memset(tail, 0, 16);
-            memcpy(tail, s + i, (size_t)(n - i));
-            srt_u8_scan_block(&sc, _mm_loadu_si128((const __m128i *)tail), &acc, json);
-            last = 1;
-        }
-        sums = _mm_sad_epu8(acc, zero);
-        cont += _mm_cvtsi128_si32(sums) + _mm_cvtsi128_si32(_mm_srli_si128(sums, 8));
-    }
-    _mm_storeu_si128((__m128i *)lanes, sc.max);
-    for (int k = 0; k < 16; k++) mx = lanes[k] > mx ? lanes[k] : mx;
-    *max_out = mx;
-    *cont_out = cont;
-    return (_mm_movemask_epi8(_mm_cmpeq_epi8(sc.err, zero)) == 0xFFFF) |
-           (_mm_movemask_epi8(sc.odd) ? 2 : 0);
-}
-
-__attribute__((target("ssse3"))) static int srt_u8_scan_ssse3(const unsigned char *s,
-                                                              Py_ssize_t n,
-                                                              unsigned char *max_out,
-                                                              Py_ssize_t *cont_out, int json) {
-    if (json) return srt_u8_scan(s, n, max_out, cont_out, 1);
-    return srt_u8_scan(s, n, max_out, cont_out, 0);
-}
-
 static int srt_u8_vector(void) {
     static int ssse3 = -1;
     if (ssse3 < 0) ssse3 = __builtin_cpu_supports("ssse3") ? 1 : 0;
@@ -462,25 +429,19 @@ static int srt_u8_vector(void) {
 /* A str from UTF-8 bytes, as PyUnicode_DecodeUTF8(data, n, "strict"); with `json`,
    None instead (not an error) when they hold a quote or a backslash, as JSON string
    text with no escape does not. `vector` 0 keeps to the scalar loop (tests hold the
-   two to each other). A string of 64 bytes or more is scanned and checked in one
-   pass where the CPU can, and a valid one of kind UCS1 or UCS2 goes to the vector
-   decoder; the rest, and every string where the CPU cannot, to the scalar loop. */
+   two to each other). */
 static PyObject *srt_decode_utf8_as(const char *data, Py_ssize_t n, int vector, int json) {
     const unsigned char *s = (const unsigned char *)data;
     unsigned char mx;
     Py_ssize_t cont;
     PyObject *str;
-    int kind, valid = -1, bad; /* valid: -1 not known */
-#ifdef SRT_UTF8_SSSE3
-    if (vector && n >= 64 && srt_u8_vector()) {
-        int got = srt_u8_scan_ssse3(s, n, &mx, &cont, json);
-        if (got & 2) goto none;
-        valid = got & 1;
-    } else
-#endif
-    {
-        if (json && (memchr(s, '"', (size_t)n) != NULL || memchr(s, '\\', (size_t)n) != NULL))
-            goto none;
+    int kind, bad;
+    if (json) {
+        if (srt_utf8_scan_json(s, n, &mx, &cont)) {
+            Py_INCREF(Py_None);
+            return Py_None;
+        }
+    } else {
         srt_utf8_scan(s, n, &mx, &cont);
     }
     if (mx < 0x80) {
@@ -488,17 +449,17 @@ static PyObject *srt_decode_utf8_as(const char *data, Py_ssize_t n, int vector, 
         if (str != NULL && n) memcpy(PyUnicode_DATA(str), s, (size_t)n);
         return str;
     }
-    if (!valid || mx < 0xC2 || mx > 0xF4) return PyUnicode_DecodeUTF8(data, n, "strict");
+    if (mx < 0xC2 || mx > 0xF4) return PyUnicode_DecodeUTF8(data, n, "strict");
     /* The largest lead byte fixes the kind: C2-C3 start U+0080..U+00FF, C4-EF go up
        to U+FFFF, F0-F4 beyond. */
     kind = mx < 0xC4 ? 1 : mx < 0xF0 ? 2 : 4;
     str = PyUnicode_New(n - cont, kind == 1 ? 0xFF : kind == 2 ? 0xFFFF : 0x10FFFF);
     if (str == NULL) return NULL;
+    (void)vector; /* used only where the vector decoder is built */
 #ifdef SRT_UTF8_SSSE3
-    if (valid == 1 && kind == 1)
-        bad = srt_u8_decode_ucs1(s, s + n, PyUnicode_DATA(str), n - cont);
-    else if (valid == 1 && kind == 2)
-        bad = srt_u8_decode_ucs2(s, s + n, PyUnicode_DATA(str), n - cont);
+    if (vector && kind < 4 && n >= 64 && srt_u8_vector())
+        bad = (kind == 1 ? srt_u8_decode_ucs1 : srt_u8_decode_ucs2)(s, s + n, PyUnicode_DATA(str),
+                                                                    n - cont);
     else
 #endif
         if (kind == 1)
@@ -512,9 +473,6 @@ static PyObject *srt_decode_utf8_as(const char *data, Py_ssize_t n, int vector, 
         return PyUnicode_DecodeUTF8(data, n, "strict");
     }
     return str;
-none:
-    Py_INCREF(Py_None);
-    return Py_None;
 }
 
 /* srt_json_text: 1 when s[0..n) is exactly what json.dumps(text, ensure_ascii=False)
