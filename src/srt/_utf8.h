@@ -346,11 +346,13 @@ __attribute__((target("ssse3"), always_inline)) static inline __m128i srt_u8_lan
 }
 
 /* Decode UTF-8 into a UCS1 (`ucs2` 0) or UCS2 string of exactly `len` characters,
-   by chunks while 64 bytes and 64 characters remain: 64 ASCII bytes are widened at
-   once; any other chunk is windows 0..6 (their masks are bits 0..58 of the 64 bytes'
-   start mask) and the next chunk begins at byte 56, after the continuation bytes of
-   a character window 6 took, if any (bytes the chunk checked). The rest goes to the
-   scalar loop. 0, or -1 where a chunk was invalid or the scalar loop refuses. */
+   64 bytes at a time while 80 bytes and 64 characters remain, each chunk checked by
+   srt_utf8_valid's blocks as it goes: 64 ASCII bytes are widened at once; any other
+   chunk is windows 0..7 (window 7's mask takes 3 bits from the next 16 bytes). A
+   chunk may begin on the continuation bytes of a character the last one took: they
+   start nothing, so no window takes them. The scalar loop does the rest, from the
+   first byte of the last character the chunks took (decoding it again). 0, or -1
+   where a chunk was invalid or the scalar loop refuses. */
 __attribute__((target("ssse3"), always_inline)) static inline int srt_u8_decode(
     const unsigned char *p, const unsigned char *end, void *out, Py_ssize_t len, int ucs2) {
     Py_UCS1 *o1 = (Py_UCS1 *)out;
@@ -358,10 +360,11 @@ __attribute__((target("ssse3"), always_inline)) static inline int srt_u8_decode(
     const unsigned char *start = p;
     Py_ssize_t done = 0; /* characters written */
     const __m128i lead = _mm_set1_epi8((char)0xC0), zero = _mm_setzero_si128();
-    __m128i err = zero;
-    while (end - p >= 64 && len - done >= 64) {
-        __m128i v[4], prev = p == start ? zero : _mm_loadu_si128((const __m128i *)(p - 16));
+    __m128i err = zero, prev = zero; /* prev: the 16 bytes before the chunk */
+    while (end - p >= 80 && len - done >= 64) {
+        __m128i v[4];
         unsigned long long high = 0, starts = 0;
+        unsigned next;
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             v[j] = _mm_loadu_si128((const __m128i *)(p + 16 * j));
@@ -370,6 +373,7 @@ __attribute__((target("ssse3"), always_inline)) static inline int srt_u8_decode(
                       << (16 * j); /* continuation bytes, inverted below */
         }
         err = _mm_or_si128(err, srt_utf8_block(v[0], prev));
+        prev = v[3];
         if (!high) { /* and so blocks 1..3 are valid */
 #pragma GCC unroll 4
             for (int j = 0; j < 4; j++) {
@@ -387,9 +391,12 @@ __attribute__((target("ssse3"), always_inline)) static inline int srt_u8_decode(
                                              _mm_or_si128(srt_utf8_block(v[2], v[1]),
                                                           srt_utf8_block(v[3], v[2]))));
         starts = ~starts;
-#pragma GCC unroll 7
-        for (int j = 0; j < 7; j++) {
+        next = ~(unsigned)_mm_movemask_epi8(
+            _mm_cmplt_epi8(_mm_loadu_si128((const __m128i *)(p + 64)), lead));
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) {
             unsigned m = (unsigned)(starts >> (8 * j)) & 0x7FF;
+            if (j == 7) m |= (next << 8) & 0x700;
             if (ucs2) {
                 _mm_storeu_si128((__m128i *)(o2 + done), srt_u8_lanes(p + 8 * j, m, 1));
             } else {
@@ -398,10 +405,18 @@ __attribute__((target("ssse3"), always_inline)) static inline int srt_u8_decode(
             }
             done += srt_u8_take[m];
         }
-        p += 56;
-        while (p < end && (*p & 0xC0) == 0x80) p++; /* the end of a character decoded */
+        p += 64;
     }
     if (_mm_movemask_epi8(_mm_cmpeq_epi8(err, zero)) != 0xFFFF) return -1;
+    if (p > start) {
+        /* Back to the first byte of the character byte p - 1 is in (at most 3 bytes
+           back, the chunks being valid): whether its sequence is complete, and the
+           continuation bytes the next chunk would have checked, are for the scalar
+           loop to see. */
+        p--;
+        while (p > start && (*p & 0xC0) == 0x80) p--;
+        done--;
+    }
     if (ucs2) return srt_utf8_ucs2(p, end, o2 + done, len - done);
     return srt_utf8_ucs1(p, end, o1 + done, len - done);
 }
