@@ -285,9 +285,9 @@ def test_decode_messages_falls_back_for_what_it_does_not_know() -> None:
 
 
 def test_decode_messages_finds_quotes_and_backslashes_anywhere_in_long_text() -> None:
-    # Texts of 64 bytes or more are checked for a quote or a backslash as they are
-    # decoded (16 bytes at a time, the last block padded): one at any place, in any
-    # mix of characters, sends the body to ``loads`` like a short one.
+    # The pass that finds a text's kind and length also looks for a quote or a
+    # backslash (16 bytes at a time, then byte by byte): one at any place, in any mix
+    # of characters, sends the body to ``loads``.
     calls: list[bytes] = []
 
     def loads(b: bytes) -> Any:

@@ -24,19 +24,30 @@ BY_SIZE = {1: ONE, 2: TWO, 3: THREE}
 
 
 def _same(text: str) -> None:
-    """Both decoders give ``text`` back from its UTF-8, as a str of CPython's own kind."""
+    """Both decoders give ``text`` back from its UTF-8, as a str of CPython's own kind,
+    by themselves (``fallback=False``: CPython's decoder never asked)."""
     data = text.encode("utf-8")
     for vector in (True, False):
-        got = _core.decode_utf8(data, vector)
+        got = _core.decode_utf8(data, vector, fallback=False)
         assert got == text, (vector, text)
         assert sys.getsizeof(got) == sys.getsizeof(text)  # the same kind (1, 2 or 4 bytes)
 
 
 def _outcome(data: bytes, vector: bool = True) -> tuple[str, str | None]:
+    """What ``decode_utf8`` makes of ``data`` (``("ok", text)`` or the error's message),
+    checking on the way that srt's decoder itself refuses exactly what CPython does."""
     try:
-        return "ok", _core.decode_utf8(data, vector)
+        own: str | None = _core.decode_utf8(data, vector, fallback=False)
+    except ValueError as exc:
+        assert type(exc) is ValueError  # not CPython's UnicodeDecodeError
+        own = None
+    try:
+        got = _core.decode_utf8(data, vector)
     except UnicodeDecodeError as exc:
+        assert own is None
         return str(exc), None
+    assert own == got
+    return "ok", got
 
 
 def _cpython(data: bytes) -> tuple[str, str | None]:
@@ -53,13 +64,16 @@ def _compositions(total: int) -> list[tuple[int, ...]]:
     return [(k, *rest) for k in (1, 2, 3) if k <= total for rest in _compositions(total - k)]
 
 
-def test_every_window_mask_of_valid_text() -> None:
-    # Window 1 of the first chunk is bytes 8..18 (its mask, 11 bits). The lead-ins put
-    # 0, 1 or 2 continuation bytes of window 0's last character at its start; then
-    # every sequence of sizes filling 11 bytes or more gives every mask valid text can
-    # make there. The ASCII after makes the string long enough for the vector path.
+@pytest.mark.parametrize("window", [1, 7])
+def test_every_window_mask_of_valid_text(window: int) -> None:
+    # Window j of the first chunk is bytes 8j..8j+15, its mask bits 8j..8j+10 of the
+    # start mask (window 7's last 3 from the next chunk). The lead-ins put 0, 1 or 2
+    # continuation bytes of window j - 1's last character at its start; then every
+    # sequence of sizes filling 11 bytes or more gives every mask valid text can make
+    # there. The ASCII after makes the string long enough for a chunk (80 bytes).
     # Without 3-byte characters and with UCS1 ones only, the same for UCS1 strings.
     n = 0
+    pad = "a" * (8 * window - 8)
     for ucs1 in (False, True):
         by_size = {1: ONE, 2: TWO_UCS1} if ucs1 else BY_SIZE
         leads = ["a" * 8, "a" * 7 + "é"] + ([] if ucs1 else ["a" * 6 + "✓", "a" * 7 + "✓"])
@@ -71,7 +85,7 @@ def test_every_window_mask_of_valid_text() -> None:
                     by_size[k][(i + total) % len(by_size[k])] for i, k in enumerate(sizes)
                 )
                 for lead in leads:
-                    _same(lead + chars + "b" * 60)
+                    _same(pad + lead + chars + "b" * 70)
                     n += 1
     # 504, 927 and 1705 sequences of sizes 1..3 fill 11, 12 and 13 bytes; 144, 233 and
     # 377 of sizes 1..2
@@ -80,8 +94,8 @@ def test_every_window_mask_of_valid_text() -> None:
 
 @pytest.mark.parametrize("mid", ["é", "\xff", "λ", "\u07ff", "✓", "\uffff"])
 def test_characters_across_every_chunk_and_window_boundary(mid: str) -> None:
-    # Chunks are 64 bytes, then 56 bytes on; windows are 8 bytes: a pair of characters
-    # after 0..130 ASCII bytes straddles each boundary of the first chunks in turn.
+    # Chunks are 64 bytes (while 80 remain), windows 8: a pair of characters after
+    # 0..130 ASCII bytes straddles each boundary of the first chunks in turn.
     for other in ("a", "é", "λ", "✓", "\uffff"):
         for at in range(131):
             _same("a" * at + mid + other + "x" * 70 + mid)
@@ -156,10 +170,10 @@ _BAD = [
 @pytest.mark.parametrize("bad", _BAD)
 @pytest.mark.parametrize("body", ["a", "é", "λ✓a"])
 def test_invalid_bytes_give_cpythons_error(bad: bytes, body: str) -> None:
-    # Long text, and text of 64 bytes or more but under 64 characters (which no chunk
-    # of the vector decoder takes, so the scalar loop checks all of it).
-    for text in (body * 80, body * (64 // len(body.encode()) + 1), "✓" * 30):
-        for at in (0, 1, 7, 8, 15, 16, 55, 56, 63, 64, 100):  # characters in
+    # Long text, and text too short for a chunk of the vector decoder (80 bytes and 64
+    # characters), which the scalar loop checks all of.
+    for text in (body * 200, body * (64 // len(body.encode()) + 1), "✓" * 30):
+        for at in (0, 1, 7, 8, 15, 16, 55, 56, 63, 64, 100, 127, 128, 129):  # characters in
             head, tail = text[:at].encode("utf-8"), text[at:].encode("utf-8")
             for data in (head + bad + tail, head + bad):
                 want = _cpython(data)

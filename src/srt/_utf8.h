@@ -4,7 +4,7 @@
    bytes at a time: the largest byte gives the string's kind (a valid sequence's lead
    byte says how large its character is), the count its length, so the string is
    allocated once at its final kind and size. The second decodes into it: where the
-   CPU has SSSE3 (checked at run time), a UCS1 or UCS2 string of 64 bytes or more by
+   CPU has SSSE3 (checked at run time), a UCS1 or UCS2 string of 80 bytes or more by
    the vector decoder (srt_u8_decode: up to 8 characters of any size a shuffle, each
    chunk validated on the way), else by the scalar loop, which widens 16 ASCII bytes at
    a time and decodes one character at a time in between. CPython's own decoder starts
@@ -441,17 +441,30 @@ static int srt_u8_vector(void) {
 }
 #endif
 
-/* A str from UTF-8 bytes, as PyUnicode_DecodeUTF8(data, n, "strict"); with `json`,
-   None instead (not an error) when they hold a quote or a backslash, as JSON string
-   text with no escape does not. `vector` 0 keeps to the scalar loop (tests hold the
-   two to each other). */
-static PyObject *srt_decode_utf8_as(const char *data, Py_ssize_t n, int vector, int json) {
+/* What srt_decode_utf8_as does, or-ed together: */
+#define SRT_UTF8_VECTOR 1 /* the vector decoder where the CPU has it, else the scalar loop */
+#define SRT_UTF8_JSON 2   /* None (not an error) for bytes holding a quote or a backslash, as
+                             JSON string text without escapes does not */
+#define SRT_UTF8_OWN 4    /* for tests: ValueError where srt's decoders hand the bytes to
+                             CPython's, so that valid text shows them never doing so */
+
+static PyObject *srt_utf8_cpython(const char *data, Py_ssize_t n, int how) {
+    if (how & SRT_UTF8_OWN) {
+        PyErr_SetString(PyExc_ValueError, "srt's UTF-8 decoder did not take these bytes");
+        return NULL;
+    }
+    return PyUnicode_DecodeUTF8(data, n, "strict");
+}
+
+/* A str from UTF-8 bytes, as PyUnicode_DecodeUTF8(data, n, "strict"), `how` the
+   SRT_UTF8_ flags. */
+static PyObject *srt_decode_utf8_as(const char *data, Py_ssize_t n, int how) {
     const unsigned char *s = (const unsigned char *)data;
     unsigned char mx;
     Py_ssize_t cont;
     PyObject *str;
     int kind, bad;
-    if (json) {
+    if (how & SRT_UTF8_JSON) {
         if (srt_utf8_scan_json(s, n, &mx, &cont)) {
             Py_INCREF(Py_None);
             return Py_None;
@@ -464,15 +477,14 @@ static PyObject *srt_decode_utf8_as(const char *data, Py_ssize_t n, int vector, 
         if (str != NULL && n) memcpy(PyUnicode_DATA(str), s, (size_t)n);
         return str;
     }
-    if (mx < 0xC2 || mx > 0xF4) return PyUnicode_DecodeUTF8(data, n, "strict");
+    if (mx < 0xC2 || mx > 0xF4) return srt_utf8_cpython(data, n, how);
     /* The largest lead byte fixes the kind: C2-C3 start U+0080..U+00FF, C4-EF go up
        to U+FFFF, F0-F4 beyond. */
     kind = mx < 0xC4 ? 1 : mx < 0xF0 ? 2 : 4;
     str = PyUnicode_New(n - cont, kind == 1 ? 0xFF : kind == 2 ? 0xFFFF : 0x10FFFF);
     if (str == NULL) return NULL;
-    (void)vector; /* used only where the vector decoder is built */
 #ifdef SRT_UTF8_SSSE3
-    if (vector && kind < 4 && n >= 64 && srt_u8_vector())
+    if ((how & SRT_UTF8_VECTOR) && kind < 4 && n >= 80 && srt_u8_vector())
         bad = (kind == 1 ? srt_u8_decode_ucs1 : srt_u8_decode_ucs2)(s, s + n, PyUnicode_DATA(str),
                                                                     n - cont);
     else
@@ -485,7 +497,7 @@ static PyObject *srt_decode_utf8_as(const char *data, Py_ssize_t n, int vector, 
         bad = srt_utf8_ucs4(s, s + n, PyUnicode_DATA(str), n - cont);
     if (bad) {
         Py_DECREF(str);
-        return PyUnicode_DecodeUTF8(data, n, "strict");
+        return srt_utf8_cpython(data, n, how);
     }
     return str;
 }
