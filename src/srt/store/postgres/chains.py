@@ -61,14 +61,9 @@ def _walk(db: Database, head: int) -> Callable[[psycopg.Connection[Any]], list[C
             except (ValueError, TypeError):
                 return None
             # The ids as an array literal: psycopg dumps a list element by element
-            # in Python (1.2 ms for 2,000 ids; this takes 0.3 ms).
-            ids = "{" + ",".join([str(n[3]) for n in walked]) + "}"
-            got = cur.execute(bodies, (ids,)).fetchall()
-        stored = {m[0]: m[1:] for m in got}
-        try:
-            return [(n[0], *stored[n[3]], n[4], n[5], n[6], n[2]) for n in walked]
-        except KeyError:
-            return None
+            # in Python (1.2 ms for 2,000 ids; this takes 0.1 ms).
+            got = cur.execute(bodies, (_core.id_array(walked, 3),)).fetchall()
+        return _core.join_bodies(walked, got)
 
     return load
 
