@@ -18,6 +18,7 @@ from .pool import Database
 from .statements import BODIES, CHAIN, CHAIN_NODES, CHAIN_SINCE, CHAIN_WINDOW
 
 _depth = operator.itemgetter(6)
+_id = operator.itemgetter(0)
 
 
 def chain(db: Database, head: int | None) -> list[ChainRow]:
@@ -52,6 +53,7 @@ def _walk(db: Database, head: int) -> Callable[[psycopg.Connection[Any]], list[C
     def load(conn: psycopg.Connection[Any]) -> list[ChainRow] | None:
         with conn.cursor(binary=True) as cur:
             found = cur.execute(window, {"head": head}).fetchall()
+            found.sort(key=_id)
             try:
                 walked, missing = _core.walk_chain(found, head)
                 if missing is not None:
