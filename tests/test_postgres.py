@@ -162,6 +162,28 @@ def test_chains_that_are_not_one_run_of_ids_are_read_whole(pg_url: str) -> None:
         ]
 
 
+def test_a_chain_whose_rows_lie_out_of_id_order_is_read_whole(pg_url: str) -> None:
+    """The window comes unsorted (a scan gives the heap's order): node rows rewritten
+    newest first lie in the heap in reverse id order, and the chain reads the same."""
+    with srt.Runtime(pg_url) as rt:
+        s = rt.session("s")
+        for i in range(50):
+            s.append({"role": "user", "content": f"m{i}"})
+        before = rt.store.chain(s.head)
+        with rt.store.db.connection() as conn:
+            for row in reversed(before):
+                conn.execute(
+                    f'UPDATE "{_schema(pg_url)}".nodes SET status = status WHERE id = %s', (row[0],)
+                )
+            heap = conn.execute(
+                f'SELECT id FROM "{_schema(pg_url)}".nodes ORDER BY ctid'
+            ).fetchall()
+        assert [r[0] for r in heap] == [r[0] for r in reversed(before)]
+        assert rt.store.chain(s.head) == before
+        fresh = srt.Runtime(store=rt.store).session("s")
+        assert [m["content"] for m in fresh.messages()] == [f"m{i}" for i in range(50)]
+
+
 def test_a_schema_srt_did_not_make_is_refused_and_untouched(pg_url: str) -> None:
     schema = _schema(pg_url)
     with psycopg.connect(server_url(), autocommit=True) as conn:

