@@ -284,6 +284,36 @@ def test_decode_messages_falls_back_for_what_it_does_not_know() -> None:
         _core.decode_messages(["text"], ROLE_KEYS, loads)  # type: ignore[list-item]
 
 
+def test_decode_messages_finds_quotes_and_backslashes_anywhere_in_long_text() -> None:
+    # The pass that finds a text's kind and length also looks for a quote or a
+    # backslash (16 bytes at a time, then byte by byte): one at any place, in any mix
+    # of characters, sends the body to ``loads``.
+    calls: list[bytes] = []
+
+    def loads(b: bytes) -> Any:
+        calls.append(b)
+        return json.loads(b)
+
+    for body in ("a", "é", "λ✓"):
+        text = body * 90
+        for at in (0, 1, 15, 16, 17, 63, 64, len(text) - 1, len(text)):
+            escaped = canonicalize({"role": "user", "content": text[:at] + '"' + text[at:]})[0]
+            two_keys = (
+                b'{"role":"user","content":"'
+                + text[:at].encode()
+                + b'","name":"'
+                + text[at:].encode()
+                + b'"}'
+            )
+            plain = canonicalize({"role": "assistant", "content": text[:at]})[0]
+            calls.clear()
+            bodies = [escaped, two_keys, plain]
+            assert _core.decode_messages(bodies, ROLE_KEYS, loads) == [
+                json.loads(b) for b in bodies
+            ]
+            assert calls == [escaped, two_keys]
+
+
 @settings(max_examples=1000)
 @given(
     st.lists(st.binary(min_size=1, max_size=12), min_size=1, max_size=10),

@@ -52,7 +52,11 @@ cdef extern from *:
     void* srt_memmem(const void* haystack, size_t hn, const void* needle, size_t nn)
 
 cdef extern from "_utf8.h":
-    object srt_decode_utf8(const char* data, Py_ssize_t n)
+    enum:
+        SRT_UTF8_VECTOR
+        SRT_UTF8_JSON
+        SRT_UTF8_OWN
+    object srt_decode_utf8_as(const char* data, Py_ssize_t n, int how)
     int srt_json_text(const unsigned char* s, Py_ssize_t n)
     int srt_utf8_valid(const unsigned char* s, Py_ssize_t n)
     int srt_utf8_valid_scalar(const unsigned char* p, const unsigned char* end)
@@ -981,7 +985,7 @@ def decode_messages(list bodies not None, dict roles not None, object loads not 
     cdef const char* p
     cdef const char* q
     cdef Py_ssize_t n, rl, start, clen
-    cdef object role
+    cdef object role, text
     for b in bodies:
         if type(b) is not bytes:
             raise TypeError("bodies must be bytes")
@@ -996,22 +1000,24 @@ def decode_messages(list bodies not None, dict roles not None, object loads not 
                 if start <= n - 2 and memcmp(q, b'","content":"', 13) == 0:
                     role = roles.get(PyBytes_FromStringAndSize(p + 9, rl))
                     clen = n - 2 - start
-                    if role is not None and (
-                        memchr(p + start, 34, <size_t>clen) != NULL
-                        or memchr(p + start, 92, <size_t>clen) != NULL
-                    ):
-                        role = None
-        if role is None:
-            out.append(loads(b))
-        else:
-            out.append({"role": role, "content": srt_decode_utf8(p + start, clen)})
+        if role is not None:
+            # None when the text holds a quote or a backslash (found as it is decoded)
+            text = srt_decode_utf8_as(p + start, clen, SRT_UTF8_VECTOR | SRT_UTF8_JSON)
+            if text is not None:
+                out.append({"role": role, "content": text})
+                continue
+        out.append(loads(b))
     return out
 
 
-def decode_utf8(bytes data not None):
+def decode_utf8(bytes data not None, bint vector=True, bint fallback=True):
     """``data.decode("utf-8")``, by the decoder ``decode_messages`` uses (the same str,
-    the same ``UnicodeDecodeError``)."""
-    return srt_decode_utf8(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+    the same ``UnicodeDecodeError``): 16 bytes at a time where the CPU can (``vector``),
+    else character by character (so tests can hold each to ``decode``). Where srt's
+    decoder does not take the bytes it hands them to CPython's; ``fallback=False``
+    raises ``ValueError`` there instead (so tests can see valid text never go there)."""
+    cdef int how = (SRT_UTF8_VECTOR if vector else 0) | (0 if fallback else SRT_UTF8_OWN)
+    return srt_decode_utf8_as(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), how)
 
 
 def utf8_valid(bytes data not None, bint vector=True):
