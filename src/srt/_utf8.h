@@ -28,8 +28,8 @@
 /* The largest byte of s[0..n) and how many of them are continuation bytes; with
    `json` (a constant in each caller), 1 when a quote or a backslash is among them,
    else 0. */
-static inline int srt_utf8_scan_as(const unsigned char *s, Py_ssize_t n,
-                                   unsigned char *max_out, Py_ssize_t *cont_out, int json) {
+static inline int srt_utf8_scan(const unsigned char *s, Py_ssize_t n, unsigned char *max_out,
+                                Py_ssize_t *cont_out, int json) {
     Py_ssize_t i = 0, cont = 0;
     unsigned char mx = 0;
     int odd = 0;
@@ -66,16 +66,6 @@ static inline int srt_utf8_scan_as(const unsigned char *s, Py_ssize_t n,
     *max_out = mx;
     *cont_out = cont;
     return odd;
-}
-
-static void srt_utf8_scan(const unsigned char *s, Py_ssize_t n, unsigned char *max_out,
-                          Py_ssize_t *cont_out) {
-    srt_utf8_scan_as(s, n, max_out, cont_out, 0);
-}
-
-static int srt_utf8_scan_json(const unsigned char *s, Py_ssize_t n, unsigned char *max_out,
-                              Py_ssize_t *cont_out) {
-    return srt_utf8_scan_as(s, n, max_out, cont_out, 1);
 }
 
 /* Decode into a string of `kind` (1, 2 or 4 bytes a character) holding exactly the
@@ -465,12 +455,12 @@ static PyObject *srt_decode_utf8_as(const char *data, Py_ssize_t n, int how) {
     PyObject *str;
     int kind, bad;
     if (how & SRT_UTF8_JSON) {
-        if (srt_utf8_scan_json(s, n, &mx, &cont)) {
+        if (srt_utf8_scan(s, n, &mx, &cont, 1)) {
             Py_INCREF(Py_None);
             return Py_None;
         }
     } else {
-        srt_utf8_scan(s, n, &mx, &cont);
+        srt_utf8_scan(s, n, &mx, &cont, 0);
     }
     if (mx < 0x80) {
         str = PyUnicode_New(n, 0x7F);
