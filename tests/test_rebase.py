@@ -114,3 +114,32 @@ def test_waiting_for_another_process_ends_at_the_deadline(tmp_path: Path) -> Non
 def test_a_bad_timeout_is_a_config_error(rt: srt.Runtime, timeout: object) -> None:
     with pytest.raises(srt.ConfigError, match="timeout"):
         rt.session("s").append(user("x"), timeout=timeout)  # type: ignore[arg-type]
+
+
+def test_the_wait_for_another_process_ends_by_the_clock_when_pauses_oversleep(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a loaded machine each pause sleeps longer than asked. SQLite's busy timeout adds
+    up the pauses it asked for, so every oversleep went on top of the deadline (57 ms past
+    a 1 s one in CI); srt's busy handler looks at the clock instead."""
+    from srt.store.sqlite import database
+
+    now = [100.0]
+
+    class Clock:
+        @staticmethod
+        def monotonic() -> float:
+            return now[0]
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            now[0] += seconds + 0.02  # every pause oversleeps by 20 ms
+
+    monkeypatch.setattr(database, "time", Clock)
+    busy = database.busy_until(100.0 + 1.0)
+    tries = 0
+    while busy(tries):
+        tries += 1
+    assert 101.0 <= now[0] <= 101.0 + 0.02  # past the deadline by one oversleep at most
+    assert tries < 30
+    assert not busy(tries)

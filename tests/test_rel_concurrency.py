@@ -55,12 +55,17 @@ def _spawn(mode: str, path: str, args: list[str]) -> list[subprocess.Popen[str]]
     ]
 
 
-def _gather(procs: list[subprocess.Popen[str]], key: str) -> list[Any]:
-    """Every worker's list ``key`` from its last JSON line, once all have exited 0."""
+def _results(procs: list[subprocess.Popen[str]]) -> list[dict[str, Any]]:
+    """Every worker's last JSON line, once all have exited 0."""
     outs = [p.communicate(timeout=SECONDS + 120) for p in procs]
     for p, (_out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
-    return [x for out, _ in outs for x in json.loads(out.strip().splitlines()[-1])[key]]
+    return [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+
+
+def _gather(procs: list[subprocess.Popen[str]], key: str) -> list[Any]:
+    """Every worker's list ``key`` from its last JSON line, once all have exited 0."""
+    return [x for result in _results(procs) for x in result[key]]
 
 
 def test_processes_and_threads_append_together(
@@ -168,14 +173,19 @@ def test_rebase_gives_up_at_its_deadline_under_contention(
 ) -> None:
     """4 processes x 4 threads all append to one session with ``rebase=True``: each call
     stores its turn or gives up with a typed error, and none takes longer than its
-    deadline plus one commit."""
+    deadline plus one commit, plus the longest a thread of theirs waited to run."""
     path = str(tmp_path / "hot" / "srt.db")
     srt.Runtime(path).close()
     start = time.time() + 3.0
     args = [str(THREADS), str(SECONDS), str(start), str(REBASE_TIMEOUT)]
     procs = _spawn("deadline", path, args)
     solo = _one_commit_s(str(tmp_path / "solo" / "srt.db"), start + SECONDS)
-    calls = _gather(procs, "calls")
+    results = _results(procs)
+    calls = [call for result in results for call in result["calls"]]
+    # How late the workers' threads woke from a sleep (conc_worker.py): past the deadline
+    # the call's last step (a commit, or the read of a rebase) can wait that long for a
+    # core or the GIL on top of its own time.
+    late = max(x for result in results for x in result["late"])
     deadline = REBASE_TIMEOUT or _db.BUSY_TIMEOUT_MS / 1000
     lat = [x for x, _ in calls]
     outcomes = Counter(o for _, o in calls)
@@ -196,13 +206,15 @@ def test_rebase_gives_up_at_its_deadline_under_contention(
         "one_commit_p50_ms": round(percentile(solo, 0.5) * 1000, 1),
         "one_commit_max_ms": round(one_commit * 1000, 1),
         "max_over_deadline_ms": round((max(lat) - deadline) * 1000, 1),
+        "wake_late_max_ms": round(late * 1000, 1),
+        "slowest": [(round(x * 1000, 1), o) for x, o in sorted(calls, reverse=True)[:5]],
         "stored_turns": len(rep.chains.get("hot", [])) // 2,
         "integrity": rep.integrity,
     }
     emit("concurrency_rebase_deadline", figures, capsys, tmp_path_factory.getbasetemp())
     assert set(outcomes) <= {"ok", "ConflictError", "StoreBusyError"}, outcomes
     assert outcomes["ok"] == len(rep.chains["hot"]) // 2 and rep.ok
-    assert max(lat) <= deadline + one_commit, figures
+    assert max(lat) <= deadline + one_commit + late, figures
 
 
 def test_same_head_race_between_processes(

@@ -428,14 +428,14 @@ class Chain:
                 if not rebase:
                     raise
                 attempt += 1
-                if time.monotonic() >= deadline:
+                _backoff(attempt, deadline)
+                if time.monotonic() < deadline:
+                    self.refresh()
+                if time.monotonic() >= deadline:  # (no attempt starts after it)
                     raise ConflictError(
                         f"gave up rebasing after {wait:g} s and {attempt} attempts: other "
                         "writers kept moving the session head; nothing was written"
                     ) from None
-                _backoff(attempt, deadline)
-                if time.monotonic() < deadline:
-                    self.refresh()
 
     def prefix_hashes(self) -> list[bytes]:
         """The prefix hash of every message, root first, as the store computes them."""

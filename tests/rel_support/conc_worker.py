@@ -113,12 +113,25 @@ def deadline(path: str, proc: int, threads: int, seconds: float, start: float, w
             with lock:
                 calls.extend(mine)
 
+        late: list[float] = []
+
+        def probe() -> None:
+            """How late a thread of this process wakes from a 5 ms sleep, all run long:
+            the scheduling delay that any step past a deadline can meet."""
+            time.sleep(max(0.0, start - time.time()))
+            stop = time.monotonic() + seconds
+            while time.monotonic() < stop:
+                t0 = time.perf_counter()
+                time.sleep(0.005)
+                late.append(time.perf_counter() - t0 - 0.005)
+
         workers = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
+        workers.append(threading.Thread(target=probe))
         for w in workers:
             w.start()
         for w in workers:
             w.join()
-    sys.stdout.write(json.dumps({"proc": proc, "calls": calls}) + "\n")
+    sys.stdout.write(json.dumps({"proc": proc, "calls": calls, "late": late}) + "\n")
     sys.stdout.flush()
 
 
