@@ -34,7 +34,7 @@ def busy_until(deadline: float) -> Callable[[int], bool]:
     """A busy handler that waits for other processes' writers until ``deadline`` (a
     ``time.monotonic()`` value) by the clock. SQLite's busy timeout adds up the pauses it
     asked for, not the time that passed, so each pause's oversleep went on top of the
-    timeout: 2-5 ms in a 1 s wait on an idle machine, 57 ms on a loaded one."""
+    timeout: 2-5 ms in a 1 s wait on an idle machine, more on a loaded one."""
 
     def busy(tries: int) -> bool:
         left = deadline - time.monotonic()
