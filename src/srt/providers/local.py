@@ -390,7 +390,12 @@ class LocalProvider(OpenAICompatible):
     def transport(self) -> Transport:
         if self._transport is None:
             self._transport = _LocalTransport(
-                self._server, timeouts=self.timeouts, retry=self.retry, http2=False
+                # The child listens on 127.0.0.1: never through a proxy.
+                self._server,
+                timeouts=self.timeouts,
+                retry=self.retry,
+                http2=False,
+                trust_env=False,
             )
         return self._transport
 
@@ -398,7 +403,7 @@ class LocalProvider(OpenAICompatible):
     def async_transport(self) -> AsyncTransport:
         if self._async_transport is None:
             self._async_transport = _LocalAsyncTransport(
-                self._server, timeouts=self.timeouts, retry=self.retry, http2=False
+                self._server, timeouts=self.timeouts, retry=self.retry, http2=False, trust_env=False
             )
         return self._async_transport
 
