@@ -128,7 +128,7 @@ class ForwardProxy:
                 conn.sendall(_reply(403, b"this proxy forwards to loopback only"))
                 return
             path = url.path + (f"?{url.query}" if url.query else "")
-            _forward(conn, reader, method, path, headers, url.port or 80)
+            _forward(conn, reader, method, path, headers, url.port or 80, self._socks)
         except OSError:
             pass
         finally:
@@ -152,7 +152,7 @@ class ForwardProxy:
             method, path, headers = head
             with self._lock:
                 self.seen.append(Seen(method, f"(tunnel) {path}", headers))
-            _forward(inner, reader, method, path, headers, int(port))
+            _forward(inner, reader, method, path, headers, int(port), self._socks)
         finally:
             with contextlib.suppress(OSError):
                 inner.close()
@@ -197,14 +197,17 @@ def _forward(
     path: str,
     headers: dict[str, str],
     port: int,
+    opened: list[socket.socket],
 ) -> None:
     """The request (its body by Content-Length) to the origin on 127.0.0.1:``port``, and
-    the origin's response back with ``Connection: close``."""
+    the origin's response back with ``Connection: close``. The origin's socket is put in
+    ``opened``."""
     body = reader.read(int(headers.get("content-length", "0")))  # type: ignore[attr-defined]
     lines = [f"{method} {path} HTTP/1.1"]
     lines += [f"{k}: {v}" for k, v in headers.items() if k not in _HOP]
     lines.append("Connection: close")
     with socket.create_connection(("127.0.0.1", port), timeout=30) as origin:
+        opened.append(origin)  # for ``close`` to shut
         origin.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
         upstream = origin.makefile("rb")
         status = upstream.readline(65536)

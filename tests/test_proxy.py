@@ -10,6 +10,7 @@ import asyncio
 import importlib.util
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -20,11 +21,16 @@ import trustme
 
 import srt
 from proxy_support import ForwardProxy, _basic
-from srt.errors import ConfigError, ProviderConnectionError, ProviderResponseError
+from srt.errors import (
+    ConfigError,
+    ProviderConnectionError,
+    ProviderResponseError,
+    ProviderTimeoutError,
+)
 from srt.providers import Anthropic, Bedrock, OpenAI, Provider
 from srt.providers.proxies import Proxies
 from srt.providers.sigv4 import AwsCredentials
-from srt.providers.transport import AsyncTransport, RetryPolicy, Transport
+from srt.providers.transport import AsyncTransport, RetryPolicy, Timeouts, Transport
 from srt.testing import ProviderServer
 
 KEY = "sk-CANARY-proxy-test-key-0123456789"
@@ -320,6 +326,34 @@ def _failure(transport: Transport, rt: srt.Runtime, url: str, name: str) -> str:
     return str(info.value)
 
 
+def test_retries_and_timeouts_apply_through_the_proxy(
+    srv: ProviderServer, proxy: ForwardProxy, rt: srt.Runtime
+) -> None:
+    # A 503 from the origin, carried by the proxy, is retried; the retry goes through it too.
+    srv.fault("openai", "status", code=503)
+    srv.script("openai", ["after a retry"])
+    p = openai(srv, proxy=proxy.url(), retry=RetryPolicy(initial_delay=0.01, max_delay=0.01))
+    assert ask(rt, p, "retried") == "after a retry"
+    assert len(proxy.seen) == 2 and [r.status for r in srv.log] == [503, 200]
+    # The idle timeout of each read, and the total cap's watchdog (which shuts the socket
+    # httpx's proxy connection exposes), end a stream that stalls behind the proxy.
+    limits = {"idle": Timeouts(connect=2.0, idle=1.0, total=30.0)}
+    limits["total"] = Timeouts(connect=2.0, idle=5.0, total=2.0)
+    srv.fault("openai", "slow", count=1, interval=30)
+    srv.fault("openai", "endless", count=1, interval=0.2)
+    for which, timeouts in limits.items():
+        slow = openai(srv, proxy=proxy.url(), timeouts=timeouts)
+        s = rt.session(which)
+        s.append({"role": "user", "content": "hi"})
+        started = time.monotonic()
+        with pytest.raises(ProviderTimeoutError):
+            s.stream(slow, model="gpt-4o").text()
+        took = time.monotonic() - started
+        assert took < (1.0 if which == "idle" else 2.0) + 1.0, (which, took)
+        assert s.calls()[-1]["status"] == "incomplete"
+    assert len(proxy.seen) == 4
+
+
 def test_a_proxy_that_is_down_fails_like_an_origin_that_is_down(
     srv: ProviderServer, rt: srt.Runtime
 ) -> None:
@@ -344,24 +378,28 @@ def test_a_proxy_that_is_down_fails_like_an_origin_that_is_down(
 # -- async ---------------------------------------------------------------------------------
 
 
-def test_async_send_honours_the_explicit_proxy(
-    srv: ProviderServer, proxy: ForwardProxy, rt: srt.Runtime
-) -> None:
-    p = openai(srv, proxy=proxy.url())
-    srv.script("openai", ["async through the proxy"])
-
+def _asend(rt: srt.Runtime, p: Provider, name: str) -> str:
     async def go() -> str:
-        s = rt.session("async")
+        s = rt.session(name)
         s.append({"role": "user", "content": "hello"})
         try:
             return str((await s.asend(p, model="gpt-4o")).message["content"])
         finally:
             await p.aclose()
 
-    assert asyncio.run(go()) == "async through the proxy"
+    return asyncio.run(go())
+
+
+def test_async_send_honours_the_explicit_proxy_and_the_environment(
+    srv: ProviderServer, proxy: ForwardProxy, rt: srt.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    srv.script("openai", ["async through the proxy", "async from the environment"])
+    assert _asend(rt, openai(srv, proxy=proxy.url()), "explicit") == "async through the proxy"
+    monkeypatch.setenv("HTTP_PROXY", proxy.url())
+    assert _asend(rt, openai(srv), "env") == "async from the environment"
     assert [(x.method, x.target) for x in proxy.seen] == [
         ("POST", srv.url + "/v1/chat/completions")
-    ]
+    ] * 2
 
 
 # -- configuration ---------------------------------------------------------------------------

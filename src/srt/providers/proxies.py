@@ -65,7 +65,9 @@ class _ProxyTransport(httpx.HTTPTransport):
     requests for http, SOCKS with ``socksio``), whose errors never hold its credentials."""
 
     def __init__(self, via: _Via, verify: ssl.SSLContext | str | bool, http2: bool) -> None:
-        super().__init__(proxy=via.proxy, verify=_context(verify), http2=http2)
+        # As srt's pool and sendall's transport: every connection given back is kept.
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+        super().__init__(proxy=via.proxy, verify=_context(verify), http2=http2, limits=limits)
         self._secrets = via.secrets
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -132,7 +134,7 @@ class _Rule:
         return (0 if self.port is not None else 1, -len(self.host), -len(self.scheme))
 
 
-def _via(value: str, where: str) -> _Via:
+def _proxy(value: str, where: str) -> _Via:
     """The proxy at ``value``; ``ConfigError`` naming ``where`` (never quoting the value,
     which may hold a password) unless it is one srt can use."""
     if not isinstance(value, str):
@@ -173,7 +175,7 @@ def _environment() -> list[_Rule]:
             else:
                 where = f"the system's {scheme} proxy setting"
             value = value if "://" in value else f"http://{value}"
-            rules.append(_Rule.of(f"{scheme}://", _via(value, where)))
+            rules.append(_Rule.of(f"{scheme}://", _proxy(value, where)))
     for entry in found.get("no", "").split(","):
         host = entry.strip()
         if host == "*":
@@ -203,7 +205,7 @@ def check(proxy: str | None, trust_env: bool) -> None:
     """``ConfigError`` if ``proxy``, or (when trusting it) the environment, names a proxy
     srt cannot use: the async transport checks before httpx reads the same settings."""
     if proxy is not None:
-        _via(proxy, "proxy=")
+        _proxy(proxy, "proxy=")
     elif trust_env:
         _environment()
 
@@ -218,7 +220,7 @@ class Proxies:
     ) -> Proxies | None:
         """The rules ``proxy=`` or the environment set; None if no URL goes through a proxy."""
         if proxy is not None:
-            rules = [_Rule("", "", None, _via(proxy, "proxy="))]
+            rules = [_Rule("", "", None, _proxy(proxy, "proxy="))]
         else:
             rules = _environment() if trust_env else []
         if not any(rule.via is not None for rule in rules):
@@ -238,24 +240,27 @@ class Proxies:
     def __repr__(self) -> str:
         return f"<srt Proxies {[r.via for r in self._rules if r.via]}>"
 
-    def _via(self, url: httpx.URL) -> _Via | None:
+    def _route(self, url: httpx.URL) -> _Via | None:
+        """The proxy of ``url``'s origin (None: directly), chosen once per origin."""
         origin = (url.scheme, url.host, url.port)
-        if origin not in self._origins:
-            if len(self._origins) >= 64:
-                self._origins.clear()
-            self._origins[origin] = next(
-                (rule.via for rule in self._rules if rule.matches(*origin)), None
-            )
-        return self._origins[origin]
+        try:
+            return self._origins[origin]
+        except KeyError:
+            pass
+        via = next((rule.via for rule in self._rules if rule.matches(*origin)), None)
+        if len(self._origins) >= 64:
+            self._origins.clear()
+        self._origins[origin] = via
+        return via
 
     def proxy_for(self, url: httpx.URL) -> httpx.URL | None:
         """The proxy ``url`` goes through (without its credentials); None: directly."""
-        via = self._via(url)
+        via = self._route(url)
         return None if via is None else via.proxy.url
 
     def transport_for(self, url: httpx.URL) -> httpx.BaseTransport | None:
         """The transport that sends ``url`` through its proxy; None: send it directly."""
-        via = self._via(url)
+        via = self._route(url)
         if via is None:
             return None
         transport = via.transport
