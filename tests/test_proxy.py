@@ -20,6 +20,7 @@ import pytest
 import trustme
 
 import srt
+from gateway_support import harness
 from proxy_support import ForwardProxy, _basic
 from srt.errors import (
     ConfigError,
@@ -400,6 +401,21 @@ def test_async_send_honours_the_explicit_proxy_and_the_environment(
     assert [(x.method, x.target) for x in proxy.seen] == [
         ("POST", srv.url + "/v1/chat/completions")
     ] * 2
+
+
+def test_the_gateway_calls_its_upstream_through_the_proxy(
+    db_path: str, proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``srt serve``'s providers are made on the first request for their route, so the
+    environment then in force applies to their upstream calls."""
+    with harness(db_path, monkeypatch) as gw:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url())
+        client = gw.client(http_client=httpx.Client(trust_env=False))  # to the gateway: direct
+        reply = client.responses.create(model="gpt-4o-mini", input="hi")
+        assert reply.output_text.startswith("reply")
+        assert [(x.method, x.target) for x in proxy.seen] == [
+            ("POST", gw.srv.url + "/v1/chat/completions")
+        ]
 
 
 # -- configuration ---------------------------------------------------------------------------
