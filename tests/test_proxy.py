@@ -452,6 +452,11 @@ def test_explicit_proxy_settings_are_checked() -> None:
         OpenAI(KEY, proxy=3128).transport  # type: ignore[arg-type]  # noqa: B018
 
 
+def test_the_local_provider_takes_no_proxy() -> None:
+    with pytest.raises(ConfigError, match="never behind a proxy"):
+        srt.LocalProvider(proxy="http://127.0.0.1:3128")
+
+
 def test_a_socks_proxy_needs_socksio(monkeypatch: pytest.MonkeyPatch) -> None:
     if importlib.util.find_spec("socksio") is not None:
         pytest.skip("socksio is installed here")

@@ -253,6 +253,8 @@ class LocalProvider(OpenAICompatible):
         timeouts: Timeouts | None = None,
         **kw: Any,
     ) -> None:
+        if kw.get("proxy") is not None:
+            raise ConfigError("LocalProvider: its server is on 127.0.0.1, never behind a proxy")
         need = missing(None if model is None else os.fspath(model))
         if need:
             raise ConfigError(need)
