@@ -371,7 +371,10 @@ def test_a_proxy_that_is_down_fails_like_an_origin_that_is_down(
     to_origin = _failure(direct, rt, f"http://127.0.0.1:{down}/v1", "origin-down")
     assert len(direct_waits) == 2
     # The same shape: "POST <url>: ConnectError: <reason>", no credentials.
-    assert via_proxy.startswith(f"POST {srv.url}/v1/chat/completions: ConnectError: ")
+    assert via_proxy.startswith(
+        f"POST {srv.url}/v1/chat/completions: ConnectError: "
+        f"through the proxy http://127.0.0.1:{down}: "
+    )
     assert to_origin.startswith(f"POST http://127.0.0.1:{down}/v1/chat/completions: ConnectError: ")
     assert "secret-pw" not in via_proxy
 

@@ -62,23 +62,26 @@ class _Via:
 
 class _ProxyTransport(httpx.HTTPTransport):
     """httpx's transport through one proxy (CONNECT tunnels for https, absolute-form
-    requests for http, SOCKS with ``socksio``), whose errors never hold its credentials."""
+    requests for http, SOCKS with ``socksio``). Its errors say which proxy the request
+    went through and never hold its credentials."""
 
     def __init__(self, via: _Via, verify: ssl.SSLContext | str | bool, http2: bool) -> None:
         # As srt's pool and sendall's transport: every connection given back is kept.
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
         super().__init__(proxy=via.proxy, verify=_context(verify), http2=http2, limits=limits)
         self._secrets = via.secrets
+        self._where = f"through the proxy {via.proxy.url}"  # the URL without credentials
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         try:
             return super().handle_request(request)
         except httpx.HTTPError as exc:
-            text = str(exc)
-            clean = redact(text, self._secrets)
-            if clean == text:
-                raise
-            raise type(exc)(clean) from None
+            text = redact(str(exc), self._secrets) or type(exc).__name__
+            try:
+                told = type(exc)(f"{self._where}: {text}")
+            except TypeError:  # pragma: no cover - httpx's transport errors take a message
+                raise exc from None
+            raise told from None
 
 
 def _context(verify: ssl.SSLContext | str | bool) -> ssl.SSLContext:
