@@ -38,7 +38,13 @@ class Options:
 
 
 class Provider:
-    """Base class. ``format`` is the wire format of the bodies this provider sends."""
+    """Base class. ``format`` is the wire format of the bodies this provider sends.
+
+    ``proxy`` (``http://[user:pass@]host:port``, ``https://`` or ``socks5://``) sends every
+    request through that proxy; without it, ``trust_env`` (default True) honours
+    ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``/``NO_PROXY`` as httpx and the official
+    SDKs do. Both apply to the sync and the async transport.
+    """
 
     #: The name in the usage ledger.
     name = "provider"
@@ -61,11 +67,15 @@ class Provider:
         http2: bool | None = None,
         transport: Transport | None = None,
         async_transport: AsyncTransport | None = None,
+        proxy: str | None = None,
+        trust_env: bool = True,
     ) -> None:
         self.timeouts = timeouts or Timeouts()
         self.retry = retry or RetryPolicy()
         self._verify = verify
         self._http2 = http2
+        self._proxy = proxy  # may hold credentials: never shown
+        self._trust_env = trust_env
         self._transport = transport
         self._async_transport = async_transport
         self._secrets: tuple[str, ...] = ()
@@ -76,7 +86,12 @@ class Provider:
     def transport(self) -> Transport:
         if self._transport is None:
             self._transport = Transport(
-                timeouts=self.timeouts, retry=self.retry, verify=self._verify, http2=self._http2
+                timeouts=self.timeouts,
+                retry=self.retry,
+                verify=self._verify,
+                http2=self._http2,
+                proxy=self._proxy,
+                trust_env=self._trust_env,
             )
         return self._transport
 
@@ -84,7 +99,12 @@ class Provider:
     def async_transport(self) -> AsyncTransport:
         if self._async_transport is None:
             self._async_transport = AsyncTransport(
-                timeouts=self.timeouts, retry=self.retry, verify=self._verify, http2=self._http2
+                timeouts=self.timeouts,
+                retry=self.retry,
+                verify=self._verify,
+                http2=self._http2,
+                proxy=self._proxy,
+                trust_env=self._trust_env,
             )
         return self._async_transport
 

@@ -253,6 +253,8 @@ class LocalProvider(OpenAICompatible):
         timeouts: Timeouts | None = None,
         **kw: Any,
     ) -> None:
+        if kw.get("proxy") is not None:
+            raise ConfigError("LocalProvider: its server is on 127.0.0.1, never behind a proxy")
         need = missing(None if model is None else os.fspath(model))
         if need:
             raise ConfigError(need)
@@ -390,7 +392,12 @@ class LocalProvider(OpenAICompatible):
     def transport(self) -> Transport:
         if self._transport is None:
             self._transport = _LocalTransport(
-                self._server, timeouts=self.timeouts, retry=self.retry, http2=False
+                # The child listens on 127.0.0.1: never through a proxy.
+                self._server,
+                timeouts=self.timeouts,
+                retry=self.retry,
+                http2=False,
+                trust_env=False,
             )
         return self._transport
 
@@ -398,7 +405,7 @@ class LocalProvider(OpenAICompatible):
     def async_transport(self) -> AsyncTransport:
         if self._async_transport is None:
             self._async_transport = _LocalAsyncTransport(
-                self._server, timeouts=self.timeouts, retry=self.retry, http2=False
+                self._server, timeouts=self.timeouts, retry=self.retry, http2=False, trust_env=False
             )
         return self._async_transport
 

@@ -40,6 +40,7 @@ from . import _watchdog
 from .http1 import Target, request_headers
 from .policy import RetryPolicy, Timeouts, redact
 from .pool import Pool, ResponseStream
+from .proxies import Proxies, check
 from .sendall import HTTPTransport
 
 __all__ = [
@@ -274,6 +275,11 @@ class Transport:
     ``on_exchange(seconds)``, if given, is told how long each call took, from ``open``
     (retries and their waits included) until its response was closed: the gateway
     reports it as the upstream's time (``Server-Timing``).
+
+    ``proxy`` sends every request through that proxy; otherwise, with ``trust_env``,
+    ``HTTP(S)_PROXY``/``ALL_PROXY``/``NO_PROXY`` choose, as httpx reads them (``proxies.py``).
+    A proxied request goes through an ``httpx.HTTPTransport`` for its proxy; the others
+    take the direct path unchanged.
     """
 
     def __init__(
@@ -288,12 +294,18 @@ class Transport:
         rand: Callable[[], float] = random.random,
         pool: httpx.BaseTransport | None = None,
         on_exchange: Callable[[float], None] | None = None,
+        proxy: str | None = None,
+        trust_env: bool = True,
     ) -> None:
         self.timeouts = timeouts or Timeouts()
         self.retry = retry or RetryPolicy()
         self._on_exchange = on_exchange
         if http2 is None:
             http2 = importlib.util.find_spec("h2") is not None
+        if client is not None and proxy is not None:
+            raise ConfigError("Transport: give a client or a proxy, not both")
+        #: Where proxied URLs go (None: no URL is; a caller's client chooses for itself).
+        self._proxies = None if client is not None else Proxies.of(proxy, trust_env, verify, http2)
         #: The connection pool a client built here sends through directly (see ``_send``);
         #: None for a caller's ``client``, which sends every request itself.
         self._pool: httpx.BaseTransport | None = None
@@ -315,18 +327,20 @@ class Transport:
         self._timeouts = self.timeouts.httpx().as_dict()
         self._timeout = {"timeout": self._timeouts}
         self._direct = self._pool if isinstance(self._pool, Pool) else None
-        self._urls: dict[str, tuple[httpx.URL, Target | None]] = {}
+        self._urls: dict[str, tuple[httpx.URL, Target | None, httpx.BaseTransport | None]] = {}
         self._sleep = sleep
         self._rand = rand
 
-    def _url(self, url: str) -> tuple[httpx.URL, Target | None]:
-        """``url`` parsed once (a provider sends to a handful of URLs)."""
+    def _url(self, url: str) -> tuple[httpx.URL, Target | None, httpx.BaseTransport | None]:
+        """``url`` parsed once (a provider sends to a handful of URLs): its target on the
+        direct path, or (target None) the transport of the proxy it goes through."""
         parsed = self._urls.get(url)
         if parsed is None:
             if len(self._urls) >= 64:
                 self._urls.clear()
             u = httpx.URL(url)
-            parsed = self._urls[url] = (u, Target.of(u))
+            via = None if self._proxies is None else self._proxies.transport_for(u)
+            parsed = self._urls[url] = (u, None if via is not None else Target.of(u), via)
         return parsed
 
     def _send(self, req: HTTPRequest) -> httpx.Response:
@@ -334,7 +348,8 @@ class Transport:
 
         Through a client built here, the request goes straight to its connection pool
         with what that client would add (its default headers, its cookies, the timeouts;
-        it has no auth, hooks, proxies or redirects to follow): the client's own request
+        it has no auth, hooks or redirects to follow; ``_url`` chose the proxy, if any):
+        the client's own request
         building and response wrapping cost about 0.1 ms of CPU a request, more than the
         rest of a turn's HTTP work. srt's own pool is handed the headers as bytes, without
         an ``httpx.Request`` (about 20 us of CPU less, warm). A caller's client sends the
@@ -345,7 +360,7 @@ class Transport:
                 req.method, req.url, headers=_headers(req), content=_content(req)
             )
             return client.send(hreq, stream=True)
-        url, target = self._url(req.url)
+        url, target, via = self._url(req.url)
         if self._direct is not None and target is not None and not client.cookies:
             raw = request_headers(client.headers.raw, _headers(req), target, len(req.body))
             resp = self._direct.send(req.method, target, raw, _content(req), self._timeouts)
@@ -360,7 +375,7 @@ class Transport:
         )
         if client.cookies:
             client.cookies.set_cookie_header(hreq)
-        resp = pool.handle_request(hreq)
+        resp = (pool if via is None else via).handle_request(hreq)
         resp.request = hreq
         if "set-cookie" in resp.headers:
             client.cookies.extract_cookies(resp)
@@ -368,6 +383,8 @@ class Transport:
 
     def close(self) -> None:
         self._client.close()
+        if self._proxies is not None:
+            self._proxies.close()
 
     def open(self, req: HTTPRequest) -> Response:
         """Send ``req``; retry per policy until a 2xx head arrives; never after."""
@@ -483,17 +500,25 @@ class AsyncTransport:
         client: httpx.AsyncClient | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
+        proxy: str | None = None,
+        trust_env: bool = True,
     ) -> None:
         self.timeouts = timeouts or Timeouts()
         self.retry = retry or RetryPolicy()
         if http2 is None:
             http2 = importlib.util.find_spec("h2") is not None
+        if client is not None and proxy is not None:
+            raise ConfigError("AsyncTransport: give a client or a proxy, not both")
+        if client is None:
+            check(proxy, trust_env)  # a typed error, naming the setting, before httpx reads it
         self._client = client or httpx.AsyncClient(
             timeout=self.timeouts.httpx(),
             verify=verify,
             http2=http2,
             follow_redirects=False,
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            proxy=proxy,
+            trust_env=trust_env,
         )
         self._sleep = sleep
         self._rand = rand

@@ -1,0 +1,285 @@
+"""Which proxy a request of the sync ``Transport`` goes through, and the transports that send
+through one.
+
+The settings mean what httpx makes of them, so the sync path, the async path (a plain
+``httpx.AsyncClient``) and the official SDKs agree:
+
+* ``proxy=`` given: every request goes through it and the environment is not read.
+* else, when the environment is trusted: ``HTTP_PROXY`` for http:// URLs, ``HTTPS_PROXY``
+  for https://, ``ALL_PROXY`` for either when the scheme's own is unset, as
+  ``urllib.request.getproxies`` reads them (a lower-case name wins over its upper-case
+  one; under CGI, where a client's ``Proxy:`` header becomes ``HTTP_PROXY``, that one is
+  ignored; on macOS and Windows the system's settings apply when the environment names
+  none). A value without a scheme is an http:// proxy.
+* ``NO_PROXY`` (comma-separated) sends matching hosts directly: ``*`` turns every proxy
+  off; ``example.com`` the host and its subdomains; ``.example.com`` its subdomains only;
+  an IP address or ``localhost`` that host exactly (a CIDR range is not understood, as in
+  httpx); ``host:port`` that port as the URL writes it (a default port is not written, so
+  ``example.com:443`` does not match ``https://example.com``); ``http://example.com``
+  that scheme only. The most specific rule wins: one with a port, then the longer host,
+  then the longer scheme.
+
+A proxy URL is http://, https://, socks5:// or socks5h:// (SOCKS needs the ``socksio``
+package). Credentials in it (``http://user:pass@proxy:3128``) are sent as
+``Proxy-Authorization`` and never shown: errors name the setting, not its value.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import ipaddress
+import os
+import re
+import ssl
+import threading
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+
+import httpx
+
+from ..errors import ConfigError
+from .policy import redact
+
+__all__ = ["Proxies", "check"]
+
+_SCHEMES = ("http", "https", "socks5", "socks5h")
+_VARIABLES = {"http": "HTTP_PROXY", "https": "HTTPS_PROXY", "all": "ALL_PROXY"}
+
+
+class _Via:
+    """One proxy, and the httpx transport that sends through it (made on first need)."""
+
+    def __init__(self, proxy: httpx.Proxy, secrets: tuple[str, ...]) -> None:
+        self.proxy = proxy
+        self.secrets = secrets
+        self.transport: _ProxyTransport | None = None
+
+    def __repr__(self) -> str:
+        return f"<proxy {self.proxy.url}>"  # the URL without its credentials
+
+
+class _ProxyTransport(httpx.HTTPTransport):
+    """httpx's transport through one proxy (CONNECT tunnels for https, absolute-form
+    requests for http, SOCKS with ``socksio``). Its errors say which proxy the request
+    went through and never hold its credentials."""
+
+    def __init__(self, via: _Via, verify: ssl.SSLContext | str | bool, http2: bool) -> None:
+        # As srt's pool and sendall's transport: every connection given back is kept.
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+        super().__init__(proxy=via.proxy, verify=_context(verify), http2=http2, limits=limits)
+        self._secrets = via.secrets
+        self._where = f"through the proxy {via.proxy.url}"  # the URL without credentials
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return super().handle_request(request)
+        except httpx.HTTPError as exc:
+            text = redact(str(exc), self._secrets) or type(exc).__name__
+            try:
+                told = type(exc)(f"{self._where}: {text}")
+            except TypeError:  # pragma: no cover - httpx's transport errors take a message
+                raise exc from None
+            raise told from None
+
+
+def _context(verify: ssl.SSLContext | str | bool) -> ssl.SSLContext:
+    """The TLS context ``verify`` asks for, as srt's pool makes it (httpx deprecates a
+    CA bundle or folder given as a string)."""
+    if isinstance(verify, str):
+        if os.path.isdir(verify):
+            return ssl.create_default_context(capath=verify)
+        return ssl.create_default_context(cafile=verify)
+    return httpx.create_ssl_context(verify=verify)
+
+
+@dataclass
+class _Rule:
+    """An httpx mount pattern (``all://*example.com:8080``) and where it sends: a proxy, or
+    None (directly)."""
+
+    scheme: str  # "" for any
+    host: str  # "" for any
+    port: int | None
+    via: _Via | None = field(repr=False)
+    regex: re.Pattern[str] | None = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        host = self.host
+        if not host:
+            self.regex = None
+        elif host.startswith("*."):  # subdomains only
+            self.regex = re.compile(rf"^.+\.{re.escape(host[2:])}$")
+        elif host.startswith("*"):  # the domain and its subdomains
+            self.regex = re.compile(rf"^(.+\.)?{re.escape(host[1:])}$")
+        else:
+            self.regex = re.compile(rf"^{re.escape(host)}$")
+
+    @classmethod
+    def of(cls, pattern: str, via: _Via | None) -> _Rule:
+        try:
+            url = httpx.URL(pattern)
+        except httpx.InvalidURL:
+            raise ConfigError(f"NO_PROXY: {pattern!r} is not a host or URL") from None
+        host = "" if url.host == "*" else url.host
+        return cls("" if url.scheme == "all" else url.scheme, host, url.port, via)
+
+    def matches(self, scheme: str, host: str, port: int | None) -> bool:
+        if self.scheme and self.scheme != scheme:
+            return False
+        if self.regex is not None and not self.regex.match(host):
+            return False
+        return self.port is None or self.port == port
+
+    @property
+    def priority(self) -> tuple[int, int, int]:
+        return (0 if self.port is not None else 1, -len(self.host), -len(self.scheme))
+
+
+def _proxy(value: str, where: str) -> _Via:
+    """The proxy at ``value``; ``ConfigError`` naming ``where`` (never quoting the value,
+    which may hold a password) unless it is one srt can use."""
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} must be a URL string, got {type(value).__name__}")
+    try:
+        url = httpx.URL(value)
+    except httpx.InvalidURL:
+        raise ConfigError(f"{where} is not a valid proxy URL") from None
+    if url.scheme not in _SCHEMES:
+        got = f"{url.scheme[:16]!r}" if url.scheme and "://" in value else "no scheme"
+        raise ConfigError(
+            f"{where}: a proxy URL starts with http://, https://, socks5:// or socks5h://, "
+            f"got {got}"
+        )
+    if not url.host:
+        raise ConfigError(f"{where}: the proxy URL names no host")
+    if url.scheme.startswith("socks") and importlib.util.find_spec("socksio") is None:
+        raise ConfigError(f"{where}: a SOCKS proxy needs the socksio package (pip install socksio)")
+    secrets: tuple[str, ...] = ()
+    if url.username or url.password:
+        token = base64.b64encode(f"{url.username}:{url.password}".encode()).decode("ascii")
+        raw = urllib.parse.quote(url.password, safe="")
+        secrets = tuple(s for s in (url.password, raw, token) if s)
+    return _Via(httpx.Proxy(url), secrets)
+
+
+def _environment() -> list[_Rule]:
+    """The environment's rules, as ``httpx._utils.get_environment_proxies`` reads them."""
+    found = urllib.request.getproxies()
+    rules: list[_Rule] = []
+    for scheme, name in _VARIABLES.items():
+        value = found.get(scheme)
+        if value:
+            if os.environ.get(name.lower()) == value:
+                where = name.lower()
+            elif os.environ.get(name) == value:
+                where = name
+            else:
+                where = f"the system's {scheme} proxy setting"
+            value = value if "://" in value else f"http://{value}"
+            rules.append(_Rule.of(f"{scheme}://", _proxy(value, where)))
+    for entry in found.get("no", "").split(","):
+        host = entry.strip()
+        if host == "*":
+            return []
+        if not host:
+            continue
+        if "://" in host:
+            rules.append(_Rule.of(host, None))
+        elif _ip_version(host) == 4 or host.lower() == "localhost":
+            rules.append(_Rule.of(f"all://{host}", None))
+        elif _ip_version(host) == 6:
+            rules.append(_Rule.of(f"all://[{host}]", None))
+        else:
+            rules.append(_Rule.of(f"all://*{host}", None))
+    return rules
+
+
+def _ip_version(host: str) -> int | None:
+    """4 or 6 if ``host`` (before any ``/``) is an IP address."""
+    try:
+        return ipaddress.ip_address(host.split("/")[0]).version
+    except ValueError:
+        return None
+
+
+def check(proxy: str | None, trust_env: bool) -> None:
+    """``ConfigError`` if ``proxy``, or (when trusting it) the environment, names a proxy
+    srt cannot use: the async transport checks before httpx reads the same settings."""
+    if proxy is not None:
+        _proxy(proxy, "proxy=")
+    elif trust_env:
+        _environment()
+
+
+class Proxies:
+    """The proxy rules of one ``Transport``: where each URL goes (cached per origin), and
+    the transports that send through each proxy, closed with it."""
+
+    @classmethod
+    def of(
+        cls, proxy: str | None, trust_env: bool, verify: ssl.SSLContext | str | bool, http2: bool
+    ) -> Proxies | None:
+        """The rules ``proxy=`` or the environment set; None if no URL goes through a proxy."""
+        if proxy is not None:
+            rules = [_Rule("", "", None, _proxy(proxy, "proxy="))]
+        else:
+            rules = _environment() if trust_env else []
+        if not any(rule.via is not None for rule in rules):
+            return None
+        return cls(rules, verify, http2)
+
+    def __init__(
+        self, rules: list[_Rule], verify: ssl.SSLContext | str | bool, http2: bool
+    ) -> None:
+        self._rules = sorted(rules, key=lambda rule: rule.priority)  # stable, as httpx's
+        self._verify = verify
+        self._http2 = http2
+        self._origins: dict[tuple[str, str, int | None], _Via | None] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<srt Proxies {[r.via for r in self._rules if r.via]}>"
+
+    def _route(self, url: httpx.URL) -> _Via | None:
+        """The proxy of ``url``'s origin (None: directly), chosen once per origin."""
+        origin = (url.scheme, url.host, url.port)
+        try:
+            return self._origins[origin]
+        except KeyError:
+            pass
+        via = next((rule.via for rule in self._rules if rule.matches(*origin)), None)
+        if len(self._origins) >= 64:
+            self._origins.clear()
+        self._origins[origin] = via
+        return via
+
+    def proxy_for(self, url: httpx.URL) -> httpx.URL | None:
+        """The proxy ``url`` goes through (without its credentials); None: directly."""
+        via = self._route(url)
+        return None if via is None else via.proxy.url
+
+    def transport_for(self, url: httpx.URL) -> httpx.BaseTransport | None:
+        """The transport that sends ``url`` through its proxy; None: send it directly."""
+        via = self._route(url)
+        if via is None:
+            return None
+        transport = via.transport
+        if transport is None:
+            with self._lock:
+                if self._closed:
+                    raise httpx.ConnectError("the transport is closed")
+                if via.transport is None:
+                    via.transport = _ProxyTransport(via, self._verify, self._http2)
+                transport = via.transport
+        return transport
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            vias = {id(rule.via): rule.via for rule in self._rules if rule.via is not None}
+            for via in vias.values():
+                if via.transport is not None:
+                    via.transport.close()

@@ -1,0 +1,227 @@
+"""A forward HTTP proxy on 127.0.0.1 for the proxy tests, recording what it sees.
+
+Absolute-form requests (``POST http://127.0.0.1:PORT/v1/... HTTP/1.1``, what a client
+sends an http:// URL through a proxy) are forwarded to the origin in origin form; a
+``CONNECT host:port`` (an https:// URL) is answered ``200`` and, when the proxy was given
+a TLS context, the tunnel's TLS is ended here and the requests in it are forwarded the
+same way (a test CA signs its certificate, so the client's ``verify`` decides). Each
+response goes back with ``Connection: close``: one request a connection.
+
+Only loopback origins are forwarded to (``localhost`` is 127.0.0.1); any other host is
+refused with 403, so no test reaches beyond loopback.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import socket
+import ssl
+import threading
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+_LOOPBACK = {"127.0.0.1", "localhost"}
+
+
+@dataclass
+class Seen:
+    """One request line and its headers (names lower-cased) as the proxy read them."""
+
+    method: str
+    target: str
+    headers: dict[str, str]
+
+
+class ForwardProxy:
+    """``auth=(user, password)``: requests without that ``Proxy-Authorization`` get 407.
+    ``hang_up=True``: every connection is closed as soon as its request is read."""
+
+    def __init__(
+        self,
+        *,
+        auth: tuple[str, str] | None = None,
+        hang_up: bool = False,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self.seen: list[Seen] = []
+        self.connections = 0
+        self._auth = auth
+        self._hang_up = hang_up
+        self._tls = tls
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._lock = threading.Lock()
+        self._socks: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+        self._accepter = threading.Thread(target=self._accept, daemon=True)
+        self._accepter.start()
+
+    @property
+    def port(self) -> int:
+        return int(self._listener.getsockname()[1])
+
+    def url(self, user: str | None = None, password: str | None = None) -> str:
+        """``http://127.0.0.1:PORT``, with ``user:password@`` (already URL-encoded) if given."""
+        who = f"{user}:{password}@" if user is not None else ""
+        return f"http://{who}127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self._closed = True
+        self._accepter.join(2.0)
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        with self._lock:
+            socks = list(self._socks)
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                sock.close()
+        for thread in list(self._threads):
+            thread.join(2.0)
+
+    def __enter__(self) -> ForwardProxy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- serving ---------------------------------------------------------------------------
+
+    def _accept(self) -> None:
+        self._listener.settimeout(0.05)  # to see ``close`` soon
+        while not self._closed:
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(30)
+            with self._lock:
+                self.connections += 1
+                self._socks.append(conn)
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            reader = conn.makefile("rb")
+            head = _read_head(reader)
+            if head is None:
+                return
+            method, target, headers = head
+            with self._lock:
+                self.seen.append(Seen(method, target, headers))
+            if self._hang_up:
+                return
+            if self._auth is not None and headers.get("proxy-authorization") != _basic(*self._auth):
+                conn.sendall(_reply(407, b"proxy authentication required"))
+                return
+            if method == "CONNECT":
+                self._tunnel(conn, target)
+                return
+            url = urlsplit(target)
+            if url.scheme != "http" or url.hostname not in _LOOPBACK:
+                conn.sendall(_reply(403, b"this proxy forwards to loopback only"))
+                return
+            path = url.path + (f"?{url.query}" if url.query else "")
+            _forward(conn, reader, method, path, headers, url.port or 80, self._socks)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    def _tunnel(self, conn: socket.socket, target: str) -> None:
+        host, _, port = target.rpartition(":")
+        if host not in _LOOPBACK or self._tls is None:
+            conn.sendall(_reply(403, b"no tunnel to there"))
+            return
+        conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        inner = self._tls.wrap_socket(conn, server_side=True)
+        with self._lock:
+            self._socks.append(inner)
+        try:
+            reader = inner.makefile("rb")
+            head = _read_head(reader)
+            if head is None:
+                return
+            method, path, headers = head
+            with self._lock:
+                self.seen.append(Seen(method, f"(tunnel) {path}", headers))
+            _forward(inner, reader, method, path, headers, int(port), self._socks)
+        finally:
+            with contextlib.suppress(OSError):
+                inner.close()
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
+def _read_head(reader: object) -> tuple[str, str, dict[str, str]] | None:
+    readline = reader.readline  # type: ignore[attr-defined]
+    line = readline(65536)
+    if not line.strip():
+        return None
+    method, target, _ = line.decode("latin-1").split(" ", 2)
+    headers: dict[str, str] = {}
+    while True:
+        raw = readline(65536)
+        if raw in (b"\r\n", b"\n", b""):
+            break
+        name, _, value = raw.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return method, target, headers
+
+
+def _reply(status: int, body: bytes) -> bytes:
+    reason = {403: "Forbidden", 407: "Proxy Authentication Required"}[status]
+    extra = 'Proxy-Authenticate: Basic realm="test"\r\n' if status == 407 else ""
+    return (
+        f"HTTP/1.1 {status} {reason}\r\n{extra}Content-Type: text/plain\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode("latin-1") + body
+
+
+_HOP = {"proxy-authorization", "proxy-connection", "connection", "keep-alive"}
+
+
+def _forward(
+    client: socket.socket,
+    reader: object,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    port: int,
+    opened: list[socket.socket],
+) -> None:
+    """The request (its body by Content-Length) to the origin on 127.0.0.1:``port``, and
+    the origin's response back with ``Connection: close``. The origin's socket is put in
+    ``opened``."""
+    body = reader.read(int(headers.get("content-length", "0")))  # type: ignore[attr-defined]
+    lines = [f"{method} {path} HTTP/1.1"]
+    lines += [f"{k}: {v}" for k, v in headers.items() if k not in _HOP]
+    lines.append("Connection: close")
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as origin:
+        opened.append(origin)  # for ``close`` to shut
+        origin.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        upstream = origin.makefile("rb")
+        status = upstream.readline(65536)
+        out = [status]
+        while True:
+            raw = upstream.readline(65536)
+            if raw in (b"\r\n", b"\n", b""):
+                break
+            if raw.split(b":", 1)[0].strip().lower() not in {b"connection", b"keep-alive"}:
+                out.append(raw)
+        out.append(b"Connection: close\r\n\r\n")
+        client.sendall(b"".join(out))
+        while True:
+            chunk = upstream.read1(65536)
+            if not chunk:
+                break
+            client.sendall(chunk)
