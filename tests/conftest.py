@@ -42,12 +42,22 @@ _ENV_VARS = (
     "OPENAI_BASE_URL",
     "ANTHROPIC_API_KEY",
     "ANTHROPIC_BASE_URL",
+    # The developer's proxy: the sync path now honours it as the async one did, and a
+    # test's loopback traffic must never go to it.
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
 )
 
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees the developer's database location or provider credentials."""
+    """No test sees the developer's database location, provider credentials or proxy."""
     for name in _ENV_VARS:
         monkeypatch.delenv(name, raising=False)
 
