@@ -25,7 +25,7 @@ from ._shared import INTERN_MIN_BYTES, Shared, check_name
 from ._types import Message
 from .errors import ConflictError, HistoryIndexError, SessionError
 from .history import head_record
-from .message import canonical_text, canonicalize, redact_strings
+from .message import _TEXT_HEADS, canonical_text, canonicalize, redact_strings
 from .store import CallRecord, ChainRow, NewNode, ObjectPut
 from .wire.convert import to_canonical
 
@@ -291,11 +291,18 @@ class Chain:
         limit = self.shared.max_message_bytes
         hook = self.shared.redact
         digest = self.store.hashing.digest
+        plain = _core.plain_prepared
         out: list[Prepared] = []
         for given in messages:
             if hook is not None:
                 given = redact_strings(given, hook)
-            text = canonical_text(given, limit)  # {"role": ..., "content": "..."}: most turns
+            # {"role": ..., "content": "..."}, most turns: in C (None: any other message,
+            # or one canonical_text refuses, which then says why)
+            fast = plain(given, _TEXT_HEADS, limit, digest, Prepared)
+            if fast is not None:
+                out.append(fast)
+                continue
+            text = canonical_text(given, limit)
             if text is not None:
                 out.append(Prepared(digest(text), text, None))
                 continue
