@@ -163,3 +163,20 @@ def test_append_stores_the_python_paths_bytes_and_hash(tmp_path: Any, hash_key: 
     again = Runtime(str(tmp_path / "a.db"), hash_key=hash_key).session("s")
     assert again.messages_bytes() == bodies
     assert again.prefix_hashes() == s.prefix_hashes()
+
+
+def test_new_nodes_as_the_namedtuple_builds_them() -> None:
+    from srt.store import NewNode
+
+    prepared = [Prepared(b"h1", b"b1", None), Prepared(b"h2", b"b2", b'{"pinned":true}')]
+    for plain in (0, 1, 2):
+        got = _core.new_nodes(prepared, [b"p1", b"p2"], plain, "partial", NewNode)
+        want = [
+            NewNode(h, body, p, meta, None if i < plain else "partial")
+            for i, ((h, body, meta), p) in enumerate(zip(prepared, [b"p1", b"p2"], strict=True))
+        ]
+        assert got == want
+        assert all(type(n) is NewNode for n in got)
+    assert _core.first_items(prepared) == [b"h1", b"h2"]
+    with pytest.raises(ValueError, match="prefix hash for each"):
+        _core.new_nodes(prepared, [b"p1"], 0, None, NewNode)

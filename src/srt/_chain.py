@@ -346,11 +346,8 @@ class Chain:
         n = len(self.ids)
         parent = self.ids[keep - 1] if keep else None
         above = self.head_prefix if keep == n else self.prefix(keep)
-        prefixes = self.store.hashing.chain_many(above, [p[0] for p in prepared])
-        items = [
-            NewNode(h, body, prefix, meta, None if i < plain else status)
-            for i, ((h, body, meta), prefix) in enumerate(zip(prepared, prefixes, strict=True))
-        ]
+        prefixes = self.store.hashing.chain_many(above, _core.first_items(prepared))
+        items = _core.new_nodes(prepared, prefixes, plain, status, NewNode)
         ids = self.store.append(
             self.id,
             self.head,

@@ -167,3 +167,11 @@ def plain_prepared(
     digest: Callable[[bytes], bytes],
     cls: type[_T],
 ) -> _T | None: ...
+def new_nodes(
+    prepared: Sequence[tuple[bytes, bytes, bytes | None]],
+    prefixes: list[bytes],
+    plain: int,
+    status: str | None,
+    cls: type[_T],
+) -> list[_T]: ...
+def first_items(rows: Iterable[Sequence[Any]]) -> list[Any]: ...
