@@ -386,7 +386,7 @@ class Chain:
                 bodies.append(intern(h, body))
             if status is not None and len(bodies) > keep + plain:
                 self.status[len(bodies) - 1] = status
-            pinned.append(_pinned(meta))
+            pinned.append(meta is not None and _pinned(meta))
         self.head = self.ids[-1] if self.ids else None
         self.head_prefix = prefixes[-1] if prefixes else self.prefix()
 
@@ -422,7 +422,8 @@ class Chain:
         timeout), which also bounds the waits for other writers' transactions."""
         wait = self.store.busy_timeout if timeout is None else float(timeout)
         deadline = time.monotonic() + wait
-        self.load()
+        if not self.loaded:
+            self.load()
         attempt = 0
         while True:
             try:
