@@ -70,6 +70,19 @@ def test_same_bytes_and_hash_as_python(role: str, text: str) -> None:
     _check({"content": text, "role": role})  # the keys' order does not matter
 
 
+#: Runs of plain characters (shorter and longer than the 16 bytes the C path checks at
+#: once) between the characters JSON escapes, so that each falls at every offset.
+RUNS = st.lists(
+    st.tuples(st.text(alphabet="ab é数", max_size=40), st.sampled_from(SPECIAL)), max_size=12
+).map(lambda runs: "".join(a + b for a, b in runs))
+
+
+@settings(max_examples=2000)
+@given(text=RUNS)
+def test_runs_between_escapes(text: str) -> None:
+    _check({"role": "user", "content": text})
+
+
 @given(text=TEXT, limit=st.integers(0, 120))
 def test_limits_as_python(text: str, limit: int) -> None:
     # Near the limit: the text's characters against it, then the whole body's bytes.

@@ -1537,9 +1537,24 @@ cdef extern from *:
         0,0,1,0,0,0,0,0,0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
         0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0,0,0,0,0,1,0,0,0,
     };
+    #ifdef SRT_SSE2
+    /* Nonzero when one of the 16 bytes at s is a control, a quote or a backslash. */
+    static inline int srt_json_odd16(const unsigned char *s) {
+        const __m128i v = _mm_loadu_si128((const __m128i *)s);
+        return _mm_movemask_epi8(_mm_or_si128(
+            _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1F)), v),
+            _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                         _mm_cmpeq_epi8(v, _mm_set1_epi8('\\\\')))));
+    }
+    #endif
     static Py_ssize_t srt_json_extra_bytes(const unsigned char *s, Py_ssize_t n) {
-        Py_ssize_t extra = 0;
-        for (Py_ssize_t i = 0; i < n; i++) extra += srt_json_extra[s[i]];
+        Py_ssize_t extra = 0, i = 0;
+    #ifdef SRT_SSE2
+        for (; n - i >= 16; i += 16)  /* (16 plain bytes at a time) */
+            if (srt_json_odd16(s + i))
+                for (int k = 0; k < 16; k++) extra += srt_json_extra[s[i + k]];
+    #endif
+        for (; i < n; i++) extra += srt_json_extra[s[i]];
         return extra;
     }
     /* Write s (n bytes, `extra` of escapes to add) JSON-escaped to out; return the end. */
@@ -1551,6 +1566,11 @@ cdef extern from *:
             return out + n;
         }
         for (Py_ssize_t i = 0; i < n; i++) {
+    #ifdef SRT_SSE2
+            for (; n - i >= 16 && !srt_json_odd16(s + i); i += 16, out += 16)
+                memcpy(out, s + i, 16);  /* (16 plain bytes at a time) */
+            if (i == n) break;
+    #endif
             unsigned char c = s[i];
             switch (srt_json_extra[c]) {
             case 0: *out++ = (char)c; break;
