@@ -25,7 +25,7 @@ from ._shared import INTERN_MIN_BYTES, Shared, check_name
 from ._types import Message
 from .errors import ConflictError, HistoryIndexError, SessionError
 from .history import head_record
-from .message import canonical_text, canonicalize, redact_strings
+from .message import _TEXT_HEADS, canonical_text, canonicalize, redact_strings
 from .store import CallRecord, ChainRow, NewNode, ObjectPut
 from .wire.convert import to_canonical
 
@@ -291,11 +291,18 @@ class Chain:
         limit = self.shared.max_message_bytes
         hook = self.shared.redact
         digest = self.store.hashing.digest
+        plain = _core.plain_prepared
         out: list[Prepared] = []
         for given in messages:
             if hook is not None:
                 given = redact_strings(given, hook)
-            text = canonical_text(given, limit)  # {"role": ..., "content": "..."}: most turns
+            # {"role": ..., "content": "..."}, most turns: in C (None: any other message,
+            # or one canonical_text refuses, which then says why)
+            fast = plain(given, _TEXT_HEADS, limit, digest, Prepared)
+            if fast is not None:
+                out.append(fast)
+                continue
+            text = canonical_text(given, limit)
             if text is not None:
                 out.append(Prepared(digest(text), text, None))
                 continue
@@ -339,11 +346,8 @@ class Chain:
         n = len(self.ids)
         parent = self.ids[keep - 1] if keep else None
         above = self.head_prefix if keep == n else self.prefix(keep)
-        prefixes = self.store.hashing.chain_many(above, [p[0] for p in prepared])
-        items = [
-            NewNode(h, body, prefix, meta, None if i < plain else status)
-            for i, ((h, body, meta), prefix) in enumerate(zip(prepared, prefixes, strict=True))
-        ]
+        prefixes = self.store.hashing.chain_many(above, _core.first_items(prepared))
+        items = _core.new_nodes(prepared, prefixes, plain, status, NewNode)
         ids = self.store.append(
             self.id,
             self.head,
@@ -382,7 +386,7 @@ class Chain:
                 bodies.append(intern(h, body))
             if status is not None and len(bodies) > keep + plain:
                 self.status[len(bodies) - 1] = status
-            pinned.append(_pinned(meta))
+            pinned.append(meta is not None and _pinned(meta))
         self.head = self.ids[-1] if self.ids else None
         self.head_prefix = prefixes[-1] if prefixes else self.prefix()
 
@@ -418,7 +422,8 @@ class Chain:
         timeout), which also bounds the waits for other writers' transactions."""
         wait = self.store.busy_timeout if timeout is None else float(timeout)
         deadline = time.monotonic() + wait
-        self.load()
+        if not self.loaded:
+            self.load()
         attempt = 0
         while True:
             try:

@@ -1,9 +1,11 @@
 """Type stub for the Cython core ``srt._core`` (hand-written; checked by mypy.stubtest)."""
 
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 from typing_extensions import disjoint_base
+
+_T = TypeVar("_T", bound=tuple[Any, ...])
 
 DIGEST_SIZE: int
 ROOT: bytes
@@ -157,3 +159,19 @@ class FragmentCache:
     def get(self, key: Hashable) -> Any: ...
     def put(self, key: Hashable, value: object, nbytes: int = ...) -> None: ...
     def clear(self) -> None: ...
+
+def plain_prepared(
+    msg: object,
+    heads: dict[str, bytes],
+    max_bytes: int,
+    digest: Callable[[bytes], bytes],
+    cls: type[_T],
+) -> _T | None: ...
+def new_nodes(
+    prepared: Sequence[tuple[bytes, bytes, bytes | None]],
+    prefixes: list[bytes],
+    plain: int,
+    status: str | None,
+    cls: type[_T],
+) -> list[_T]: ...
+def first_items(rows: Iterable[Sequence[Any]]) -> list[Any]: ...

@@ -161,14 +161,15 @@ class _Budget:
         size = owner.footprint()
         victims: list[_Charged] = []
         with self._lock:
-            ref = self._live.pop(key, None)
+            live = self._live
+            ref = live.get(key)
             if ref is not None:
-                self.used -= ref.size
+                self.used += size - ref.size
                 ref.size = size
+                live.move_to_end(key)  # the most recent
             else:
-                ref = _Charged(owner, self._callback, key, size)
-            self._live[key] = ref
-            self.used += size
+                live[key] = _Charged(owner, self._callback, key, size)
+                self.used += size
             while self.limit is not None and self.used > self.limit and len(self._live) > 1:
                 _, victim = self._live.popitem(last=False)
                 self.used -= victim.size

@@ -174,7 +174,7 @@ class Session:
                     return self._chain.head
                 return self._chain.append(prepared, rebase=rebase, timeout=timeout)
             finally:
-                self._shared.charge(self)
+                self._shared.budget.charge(self)  # (``Shared.charge``, one frame fewer)
 
     def rewind(self, n: int = 1) -> None:
         """Drop the last ``n`` messages from this session (they stay stored for forks)."""
