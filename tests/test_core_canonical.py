@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from srt import InvalidMessageError, Runtime, _core
 from srt._chain import Prepared
 from srt._hashing import keyed
-from srt.message import _TEXT_HEADS, DEFAULT_MAX_MESSAGE_BYTES, canonical_text, canonicalize
+from srt.message import DEFAULT_MAX_MESSAGE_BYTES, TEXT_HEADS, canonical_text, canonicalize
 
 #: JSON's escapes, every control, DEL, the JSON-unsafe line separators (kept as they
 #: are), the UTF-8 length boundaries and lone surrogates.
@@ -53,7 +53,7 @@ def _python(msg: Any, limit: int) -> tuple[str, Any]:
 
 
 def _check(msg: Any, limit: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
-    got = _core.plain_prepared(msg, _TEXT_HEADS, limit, _core.digest, Prepared)
+    got = _core.plain_prepared(msg, TEXT_HEADS, limit, _core.digest, Prepared)
     outcome, body = _python(msg, limit)
     if outcome == "ok" and body is not None:
         assert type(got) is Prepared
@@ -102,7 +102,7 @@ def test_huge(size: int, unit: str) -> None:
 
 def test_lone_surrogate_falls_back_to_the_python_error() -> None:
     msg = {"role": "user", "content": "ok \ud83d then"}
-    assert _core.plain_prepared(msg, _TEXT_HEADS, 1000, _core.digest, Prepared) is None
+    assert _core.plain_prepared(msg, TEXT_HEADS, 1000, _core.digest, Prepared) is None
     with pytest.raises(InvalidMessageError, match="lone surrogate"):
         Runtime(":memory:").session("s").append(msg)
 
@@ -142,7 +142,7 @@ class _Collides:
     ],
 )
 def test_other_shapes_fall_back(msg: Any) -> None:
-    assert _core.plain_prepared(msg, _TEXT_HEADS, 10_000, _core.digest, Prepared) is None
+    assert _core.plain_prepared(msg, TEXT_HEADS, 10_000, _core.digest, Prepared) is None
 
 
 def test_a_key_that_raises_raises_as_in_python() -> None:
@@ -150,7 +150,7 @@ def test_a_key_that_raises_raises_as_in_python() -> None:
     with pytest.raises(RuntimeError, match="compared"):
         canonical_text(msg)
     with pytest.raises(RuntimeError, match="compared"):
-        _core.plain_prepared(msg, _TEXT_HEADS, 10_000, _core.digest, Prepared)
+        _core.plain_prepared(msg, TEXT_HEADS, 10_000, _core.digest, Prepared)
 
 
 @pytest.mark.parametrize("hash_key", [None, b"k" * 32])

@@ -25,7 +25,7 @@ from ._shared import INTERN_MIN_BYTES, Shared, check_name
 from ._types import Message
 from .errors import ConflictError, HistoryIndexError, SessionError
 from .history import head_record
-from .message import _TEXT_HEADS, canonical_text, canonicalize, redact_strings
+from .message import TEXT_HEADS, canonical_text, canonicalize, redact_strings
 from .store import CallRecord, ChainRow, NewNode, ObjectPut
 from .wire.convert import to_canonical
 
@@ -298,7 +298,7 @@ class Chain:
                 given = redact_strings(given, hook)
             # {"role": ..., "content": "..."}, most turns: in C (None: any other message,
             # or one canonical_text refuses, which then says why)
-            fast = plain(given, _TEXT_HEADS, limit, digest, Prepared)
+            fast = plain(given, TEXT_HEADS, limit, digest, Prepared)
             if fast is not None:
                 out.append(fast)
                 continue

@@ -26,6 +26,7 @@ from .errors import InvalidMessageError
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
     "ROLES",
+    "TEXT_HEADS",
     "canonical_text",
     "canonical_tool",
     "canonicalize",
@@ -260,7 +261,9 @@ def canonicalize(
     return body, meta_bytes
 
 
-_TEXT_HEADS = {r: b'{"role":"%s","content":' % r.encode() for r in ROLES - {"tool"}}
+#: The start of a plain text message's canonical bytes, by role (``canonical_text``; the
+#: C fast path of an append, ``_core.plain_prepared``, writes the same bytes after it).
+TEXT_HEADS = {r: b'{"role":"%s","content":' % r.encode() for r in ROLES - {"tool"}}
 
 
 def canonical_text(msg: Any, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> bytes | None:
@@ -270,7 +273,7 @@ def canonical_text(msg: Any, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> byte
     if type(msg) is not dict or len(msg) != 2:
         return None
     role, content = msg.get("role"), msg.get("content")
-    head = _TEXT_HEADS.get(role) if type(role) is str else None
+    head = TEXT_HEADS.get(role) if type(role) is str else None
     if head is None or type(content) is not str:
         return None
     if len(content) > max_bytes:
