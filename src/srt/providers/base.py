@@ -82,30 +82,27 @@ class Provider:
 
     # -- transports ----------------------------------------------------------------
 
+    def _transport_options(self) -> dict[str, Any]:
+        """What the sync and the async transport this provider makes are given."""
+        return {
+            "timeouts": self.timeouts,
+            "retry": self.retry,
+            "verify": self._verify,
+            "http2": self._http2,
+            "proxy": self._proxy,
+            "trust_env": self._trust_env,
+        }
+
     @property
     def transport(self) -> Transport:
         if self._transport is None:
-            self._transport = Transport(
-                timeouts=self.timeouts,
-                retry=self.retry,
-                verify=self._verify,
-                http2=self._http2,
-                proxy=self._proxy,
-                trust_env=self._trust_env,
-            )
+            self._transport = Transport(**self._transport_options())
         return self._transport
 
     @property
     def async_transport(self) -> AsyncTransport:
         if self._async_transport is None:
-            self._async_transport = AsyncTransport(
-                timeouts=self.timeouts,
-                retry=self.retry,
-                verify=self._verify,
-                http2=self._http2,
-                proxy=self._proxy,
-                trust_env=self._trust_env,
-            )
+            self._async_transport = AsyncTransport(**self._transport_options())
         return self._async_transport
 
     def close(self) -> None:
