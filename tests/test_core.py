@@ -449,6 +449,55 @@ def test_output_buffer_rewrites_only_after_an_in_place_cut() -> None:
     assert buf.build(b"[", parts, b",", b"]") == ref.assemble(b"[", parts, b",", b"]")
 
 
+def test_output_buffer_grows_a_released_body_within_its_room() -> None:
+    """A kept body is allocated with room to grow: released turn after turn and grown
+    by a few small parts, it stays at one address and is never reallocated, whether the
+    buffer made it in place or new (while the caller held the previous one); each
+    result is assemble's bytes, with its own hash."""
+    buf = _core.OutputBuffer(min_bytes=1024)
+    parts = [bytes([65 + i % 26]) * 1000 for i in range(64)]
+    body = buf.build(b"[", parts, b",", b"]")
+    assert buf.holding == len(body) < buf.capacity  # 65,000 bytes and a sixteenth more
+    assert buf.capacity == len(body) + len(body) // 16
+    held = body  # the caller holds it: the next body is new, with room of its own
+    parts.append(b"h" * 10)
+    body = buf.build(b"[", parts, b",", b"]")
+    assert body is not held and held == ref.assemble(b"[", parts[:-1], b",", b"]")
+    del held
+    address, room = id(body), buf.capacity
+    assert room == len(body) + len(body) // 16
+    for i in range(20):  # 20 x 51 bytes: well within a sixteenth of 65 kB
+        stale = hash(body)
+        del body
+        parts.append(bytes([97 + i]) * 50)
+        body = buf.build(b"[", parts, b",", b"]")
+        assert id(body) == address and buf.capacity == room
+        assert body == ref.assemble(b"[", parts, b",", b"]")
+        assert hash(body) == hash(bytes(bytearray(body))) != stale
+    assert buf.resized == 0
+
+
+def test_output_buffer_takes_new_room_past_its_room_and_far_below_it() -> None:
+    """Past its room the kept body is reallocated with room again; cut to under half of
+    its room, it is reallocated smaller (no large allocation kept for a small body)."""
+    buf = _core.OutputBuffer(min_bytes=1024)
+    parts = [bytes([65 + i % 26]) * 1000 for i in range(64)]
+    body = buf.build(b"[", parts, b",", b"]")
+    room = buf.capacity
+    del body
+    parts.append(b"x" * (room - len(parts) * 1001))  # past the room by a few bytes
+    body = buf.build(b"[", parts, b",", b"]")
+    assert buf.resized == 1 and buf.capacity == len(body) + len(body) // 16
+    assert body == ref.assemble(b"[", parts, b",", b"]")
+    del body
+    del parts[10:]
+    buf.truncate(10)
+    body = buf.build(b"[", parts, b",", b"]")
+    assert buf.resized == 2 and buf.capacity == len(body) + len(body) // 16
+    assert body == ref.assemble(b"[", parts, b",", b"]")
+    assert hash(body) == hash(bytes(bytearray(body)))
+
+
 def test_output_buffer_keeps_no_small_body() -> None:
     buf = _core.OutputBuffer(min_bytes=1 << 20)
     assert buf.build(b"", [b"abc"], b"", b"") == b"abc"

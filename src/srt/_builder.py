@@ -96,6 +96,7 @@ class Builder:
         "__weakref__",
         "_asm",
         "_asm1",
+        "_bare",
         "_ck",
         "_key1",
         "_win",
@@ -119,6 +120,8 @@ class Builder:
         self._asm: dict[_Key, Assembly] | None = None
         self._win: _Windows | None = None  # what context windows need, made on first use
         self._ck: tuple[bytes, str] | None = None  # (root hash, cache key): cache_key's last
+        # The last bare envelope: (format, model, last role, cache key, head, close + tail).
+        self._bare: tuple[WireFormat, str, str | None, str | None, bytes, bytes] | None = None
 
     def footprint(self) -> int:
         """Bytes the assemblies hold (an estimate): list slots, the packed per-message
@@ -126,7 +129,7 @@ class Builder:
         total = (8 * len(self._win.roles) if self._win is not None else 0) + 600
         for _, asm in self._assemblies():
             total += 8 * (len(asm.pieces) + len(asm.system)) + 25 * asm.n + 400
-            total += asm.out.holding if asm.out is not None else 0
+            total += asm.out.capacity if asm.out is not None else 0
             total += asm.segments.holding if asm.segments is not None else 0
         return total
 
@@ -378,14 +381,27 @@ class Builder:
         window: WindowPolicy | None = None,
     ) -> Planned:
         target = _target(fmt.provider, model)
-        view = self._window(fmt, model, window)
-        asm = self.assembly(fmt, target, partial, view)
-        hashes, bodies, _status = self._lists(view)
-        tool_frags, tool_hashes = self.shared.tool_fragments(fmt, tools)
+        hashes: Sequence[bytes]
+        tool_frags: list[bytes]
+        tool_hashes: tuple[bytes, ...]
+        if window is None and self.replay is None:
+            view = None  # what ``_window`` gives: every message
+            asm = self.assembly(fmt, target, partial, None)
+            hashes, bodies = self.chain.hashes, self.chain.bodies
+        else:
+            view = self._window(fmt, model, window)
+            asm = self.assembly(fmt, target, partial, view)
+            hashes, bodies, _status = self._lists(view)
         policy = cache if isinstance(cache, CachePolicy) else _POLICY
-        min_tokens = policy.min_tokens or min_cacheable_tokens(fmt.cache, model)
-        tool_bytes = sum(len(t) for t in tool_frags)
-        tool_tokens = sum(estimate_tokens(len(t)) for t in tool_frags)
+        min_tokens = (
+            policy.min_tokens or fmt.cache.min_tokens or min_cacheable_tokens(fmt.cache, model)
+        )
+        if (type(tools) is tuple or type(tools) is list) and not tools:  # as tool_fragments
+            tool_frags, tool_hashes, tool_bytes, tool_tokens = [], (), 0, 0
+        else:
+            tool_frags, tool_hashes = self.shared.tool_fragments(fmt, tools)
+            tool_bytes = sum(len(t) for t in tool_frags)
+            tool_tokens = sum(estimate_tokens(len(t)) for t in tool_frags)
         layout = Layout(
             tool_bytes=tool_bytes,
             tool_tokens=tool_tokens,
@@ -456,15 +472,27 @@ class Builder:
                     system[bp.index] = fmt.mark(system[bp.index], bp.ttl)
                 else:
                     tool_frags[bp.index] = fmt.mark(tool_frags[bp.index], bp.ttl)
+        plain = not params and not system and not tool_frags
         if cache and fmt.cache.key_param is not None and p.key is not None:
             params.setdefault(fmt.cache.key_param, p.key)
-        head, tail = fmt.envelope(model, params, system, tool_frags)
-        return p, head, marks, fmt.close(asm.last_role()) + tail
+        last = asm.last_role()
+        if not plain:
+            head, tail = fmt.envelope(model, params, system, tool_frags)
+            return p, head, marks, fmt.close(last) + tail
+        # A bare envelope (no parameters but the cache key) is a function of the format,
+        # model, last role and key (as envelope and close are of their arguments).
+        key = p.key if params else None
+        bare = self._bare
+        if bare is None or bare[:4] != (fmt, model, last, key):
+            head, tail = fmt.envelope(model, params, system, tool_frags)
+            bare = self._bare = (fmt, model, last, key, head, fmt.close(last) + tail)
+        return p, bare[4], marks, bare[5]
 
     def _built(self, fmt: WireFormat, model: str, p: Planned, size: int) -> None:
         asm = p.asm
         n = len(p.hashes)
-        self.shared.count_serialized(asm.serialized)
+        if asm.serialized:
+            self.shared.count_serialized(asm.serialized)
         self._record(fmt, model, p)
         self.last_build = BuildStats(
             fmt.name,

@@ -30,6 +30,21 @@ cdef extern from *:
     #endif
     static Py_ssize_t srt_refcnt(PyObject *o) { return Py_REFCNT(o); }
 
+    /* Give a bytes object nobody else holds the length n, no more than it was allocated
+       with: its terminating NUL written and its cached hash dropped (the bytes change). */
+    static void srt_bytes_set_size(PyObject *o, Py_ssize_t n) {
+        Py_SET_SIZE(o, n);
+        ((PyBytesObject *)o)->ob_sval[n] = 0;
+    #if defined(__GNUC__) || defined(__clang__)
+    #pragma GCC diagnostic push
+    #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    #endif
+        ((PyBytesObject *)o)->ob_shash = -1;
+    #if defined(__GNUC__) || defined(__clang__)
+    #pragma GCC diagnostic pop
+    #endif
+    }
+
     /* memmem where the C library has it (glibc, musl, macOS, the BSDs); elsewhere
        memchr for the first byte, then memcmp. */
     #if defined(__GLIBC__) || defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__) || (defined(__linux__) && !defined(__GLIBC__))
@@ -49,6 +64,7 @@ cdef extern from *:
     """
     int SRT_IN_PLACE
     Py_ssize_t srt_refcnt(PyObject* o)
+    void srt_bytes_set_size(PyObject* o, Py_ssize_t n)
     void* srt_memmem(const void* haystack, size_t hn, const void* needle, size_t nn)
 
 cdef extern from "_utf8.h":
@@ -300,6 +316,11 @@ cdef bint _same_parts(
     return True
 
 
+cdef inline Py_ssize_t _roomy(Py_ssize_t n):
+    """What a kept body of ``n`` bytes is allocated with: a sixteenth more."""
+    return n + (n >> 4)
+
+
 cdef class OutputBuffer:
     """``assemble`` that reuses the memory of the body it built last time.
 
@@ -313,7 +334,12 @@ cdef class OutputBuffer:
     ``assemble`` does. The result always equals ``assemble(head, parts, sep, tail)``.
 
     Holding the last body costs its size in memory, so bodies under ``min_bytes``
-    (cheap to copy) are not kept.
+    (cheap to copy) are not kept. A kept body is allocated with room to grow by a
+    sixteenth of its size (``capacity``), so the next builds grow it where it is: growing
+    a bytes object past its allocation is a ``realloc``, which moves (copies) the whole
+    body whenever something was allocated right after it. The room is reserved again
+    only once it is used up (``resized`` counts these), or when the body shrinks below
+    half of it.
 
     ``parts`` is remembered by reference, not copied: the caller must never change
     the first ``len(parts)`` items of a list it passed (appending is fine), unless it
@@ -329,7 +355,9 @@ cdef class OutputBuffer:
     cdef list _parts
     cdef Py_ssize_t _nparts
     cdef Py_ssize_t _prefix_end  # bytes of head and parts in the previous body
+    cdef Py_ssize_t _room  # bytes _out's memory holds (its length and the room to grow)
     cdef readonly Py_ssize_t min_bytes
+    cdef readonly Py_ssize_t resized
     cdef readonly Py_ssize_t reused
     cdef readonly Py_ssize_t copied
 
@@ -337,7 +365,9 @@ cdef class OutputBuffer:
         self._out = NULL
         self._ends = NULL
         self._ncap = 0
+        self._room = 0
         self.min_bytes = min_bytes
+        self.resized = 0
         self.reused = 0
         self.copied = 0
 
@@ -371,6 +401,12 @@ cdef class OutputBuffer:
     def holding(self):
         """Bytes of the previous body this buffer keeps (0 when none)."""
         return PyBytes_GET_SIZE(<bytes>self._out) if self._out != NULL else 0
+
+    @property
+    def capacity(self):
+        """Bytes the previous body's memory holds: its length and the room it can grow
+        into without moving (0 when none)."""
+        return self._room if self._out != NULL else 0
 
     def clear(self):
         """Drop the previous body."""
@@ -446,11 +482,13 @@ cdef class OutputBuffer:
                     off += PyBytes_GET_SIZE(<bytes>parts[k]) + (seplen if k else 0)
                     k += 1
             self._reserve(n)
-            if total == PyBytes_GET_SIZE(<bytes>self._out):
-                # _PyBytes_Resize returns early on an equal size, which would keep the
-                # old bytes' cached hash; a resize drops it (on failure: NULL, MemoryError).
-                _PyBytes_Resize(&self._out, total + 1)
-            _PyBytes_Resize(&self._out, total)  # on failure: NULL and MemoryError
+            if total > self._room or 2 * total < self._room:
+                # Past its room (or far below it): a new allocation with room again,
+                # which realloc may have to move (on failure: NULL and MemoryError).
+                _PyBytes_Resize(&self._out, _roomy(total))
+                self._room = _roomy(total)
+                self.resized += 1
+            srt_bytes_set_size(self._out, total)  # no cached hash of the old bytes kept
             dst = PyBytes_AS_STRING(<bytes>self._out)
             self.reused += off
             self.copied += total - off
@@ -473,19 +511,35 @@ cdef class OutputBuffer:
                 k += 1
             memcpy(dst, PyBytes_AS_STRING(tail), PyBytes_GET_SIZE(tail))
             out = <bytes>self._out
+        elif SRT_IN_PLACE and total >= self.min_bytes:
+            # A new body to keep: allocated with room to grow, written part by part.
+            self._reserve(n)
+            out = PyBytes_FromStringAndSize(NULL, _roomy(total))
+            srt_bytes_set_size(<PyObject*>out, total)
+            dst = PyBytes_AS_STRING(out)
+            m = PyBytes_GET_SIZE(head)
+            memcpy(dst, PyBytes_AS_STRING(head), m)
+            off = m
+            for i in range(n):
+                if i and seplen:
+                    memcpy(dst + off, PyBytes_AS_STRING(sep), seplen)
+                    off += seplen
+                part = parts[i]
+                m = PyBytes_GET_SIZE(<bytes>part)
+                memcpy(dst + off, PyBytes_AS_STRING(<bytes>part), m)
+                off += m
+                self._ends[i] = off
+            memcpy(dst + off, PyBytes_AS_STRING(tail), PyBytes_GET_SIZE(tail))
+            self.copied += total
+            Py_XDECREF(self._out)
+            self._out = <PyObject*>out
+            Py_XINCREF(self._out)
+            self._room = _roomy(total)
         else:
             out = assemble(head, parts, sep, tail)
             self.copied += total
             Py_XDECREF(self._out)
             self._out = NULL
-            if SRT_IN_PLACE and total >= self.min_bytes:
-                self._reserve(n)
-                off = PyBytes_GET_SIZE(head)
-                for i in range(n):
-                    off += PyBytes_GET_SIZE(<bytes>parts[i]) + (seplen if i else 0)
-                    self._ends[i] = off
-                self._out = <PyObject*>out
-                Py_XINCREF(self._out)
         if self._out != NULL:
             self._head = head
             self._sep = sep

@@ -304,14 +304,27 @@ class Assembly:
                 continue
             pieces.append(fmt.glue(self.last_role(), ""))
             pieces.append(body)
-            self._ends = _push(self._ends, len(pieces))
-            self._sys_append(nsys)
+            # ``_push``, ``_sys_append`` and ``_add_wide``, their usual case inlined (a
+            # turn's build comes here with a message or two, after a long pause).
+            k, ends, blocks = len(pieces), self._ends, self.blocks
+            if type(ends) is range and k == ends.stop:
+                self._ends = range(ends.start, k + ends.step, ends.step)
+            else:
+                self._ends = _push(ends, k)
+            if nsys or self._sys is not None:
+                self._sys_append(nsys)
             roles.append(blank)
             total += len(body)
             nblocks += 1
             ntok += (len(body) + 3) // 4
-            self.nbytes = _add_wide(self.nbytes, total)
-            self.blocks = _push(self.blocks, nblocks)
+            if total < 2**31 or self.nbytes.typecode == "q":
+                self.nbytes.append(total)
+            else:
+                self.nbytes = _add_wide(self.nbytes, total)
+            if type(blocks) is range and nblocks == blocks.stop:
+                self.blocks = range(blocks.start, nblocks + blocks.step, blocks.step)
+            else:
+                self.blocks = _push(blocks, nblocks)
             ntokens.append(ntok)
 
     def _extend_plain(

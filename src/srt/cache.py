@@ -272,39 +272,29 @@ def explain(
     """
     n = len(hashes)
     total_bytes = layout.cum_bytes[-1] if n else layout.tool_bytes
-    base = dict(
-        format=format,
-        model=model,
-        total_messages=n,
-        total_bytes=total_bytes,
-        total_tokens=layout.cum_tokens[-1] if n else layout.tool_tokens,
-        breakpoints=tuple(breakpoints),
-    )
-
-    def miss(reason: str, at: int | None = None, detail: str = "") -> CacheExplain:
-        role = roles[at] if at is not None and at < n else None
-        return CacheExplain(
-            reason=reason,
-            cached_messages=0,
-            cached_bytes=0,
-            cached_tokens=0,
-            diverged_at=at,
-            diverged_role=role,
-            detail=detail,
-            **base,  # type: ignore[arg-type]
-        )
-
+    total_tokens = layout.cum_tokens[-1] if n else layout.tool_tokens
+    marked = tuple(breakpoints)
     if previous is None:
         if other_model is not None:
-            return miss("model_switched", 0, f"the previous request was for {other_model}")
-        return miss("cold", None, "no earlier request for this format, model and cache key")
-    ttl = max((TTL_SECONDS[b.ttl] for b in previous.breakpoints), default=300.0)
+            reason, at, detail = "model_switched", 0, f"the previous request was for {other_model}"
+        else:
+            reason, at = "cold", None
+            detail = "no earlier request for this format, model and cache key"
+        return _miss(format, model, reason, at, detail, roles, n, total_bytes, total_tokens, marked)
     if rules.idle_ttl_s is not None:
         ttl = rules.idle_ttl_s  # e.g. OpenAI's in-memory retention: 5-10 minutes idle
+    else:
+        ttl = max((TTL_SECONDS[b.ttl] for b in previous.breakpoints), default=300.0)
     if (now if now is not None else time.monotonic()) - previous.at > ttl:
-        return miss("ttl_elapsed", None, f"more than {ttl:.0f} s since the previous request")
+        detail = f"more than {ttl:.0f} s since the previous request"
+        return _miss(
+            format, model, "ttl_elapsed", None, detail, roles, n, total_bytes, total_tokens, marked
+        )
     if tools != previous.tools:
-        return miss("tools_changed", 0, "the tool definitions differ from the previous request")
+        detail = "the tool definitions differ from the previous request"
+        return _miss(
+            format, model, "tools_changed", 0, detail, roles, n, total_bytes, total_tokens, marked
+        )
     k = previous.shared(hashes) if shared is None else shared
     reason, at, detail = "hit", None, ""
     if k < previous.n:
@@ -350,12 +340,36 @@ def explain(
         cached_bytes = 0
         cached_msgs = 0
     return CacheExplain(
-        reason=reason,
-        cached_messages=cached_msgs,
-        cached_bytes=cached_bytes,
-        cached_tokens=cached_tokens,
-        diverged_at=at,
-        diverged_role=roles[at] if at is not None and at < n else None,
-        detail=detail,
-        **base,  # type: ignore[arg-type]
+        format,
+        model,
+        reason,
+        cached_msgs,
+        cached_bytes,
+        cached_tokens,
+        n,
+        total_bytes,
+        total_tokens,
+        at,
+        roles[at] if at is not None and at < n else None,
+        detail,
+        marked,
+    )
+
+
+def _miss(
+    format: str,
+    model: str,
+    reason: str,
+    at: int | None,
+    detail: str,
+    roles: Indexed[str],
+    n: int,
+    total_bytes: int,
+    total_tokens: int,
+    breakpoints: tuple[Breakpoint, ...],
+) -> CacheExplain:
+    """``explain``'s answer when nothing is cached: ``reason``, diverging at ``at``."""
+    role = roles[at] if at is not None and at < n else None
+    return CacheExplain(
+        format, model, reason, 0, 0, 0, n, total_bytes, total_tokens, at, role, detail, breakpoints
     )

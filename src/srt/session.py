@@ -383,11 +383,15 @@ class Session:
         """
         fmt = get_format(format)
         check_model(model)
-        with self._using():
-            self._chain.load()
-            return self._builder.request(
-                fmt, model, tools or (), cache, include_partial, window, params
-            )
+        # ``_using`` without its generator: this is the hot path of every build.
+        with self._lock:
+            try:
+                self._chain.load()
+                return self._builder.request(
+                    fmt, model, tools or (), cache, include_partial, window, params
+                )
+            finally:
+                self._shared.charge(self)
 
     # -- provider calls ----------------------------------------------------------------
 
