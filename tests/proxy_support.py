@@ -109,12 +109,10 @@ class ForwardProxy:
     def _serve(self, conn: socket.socket) -> None:
         try:
             reader = conn.makefile("rb")
-            head = _read_head(reader)
+            head = self._head(reader, "")
             if head is None:
                 return
             method, target, headers = head
-            with self._lock:
-                self.seen.append(Seen(method, target, headers))
             if self._hang_up:
                 return
             if self._auth is not None and headers.get("proxy-authorization") != _basic(*self._auth):
@@ -135,6 +133,16 @@ class ForwardProxy:
             with contextlib.suppress(OSError):
                 conn.close()
 
+    def _head(self, reader: object, label: str) -> tuple[str, str, dict[str, str]] | None:
+        """The next request's head from ``reader``, recorded in ``seen`` (its target
+        after ``label``); None at the end of the connection."""
+        head = _read_head(reader)
+        if head is not None:
+            method, target, headers = head
+            with self._lock:
+                self.seen.append(Seen(method, label + target, headers))
+        return head
+
     def _tunnel(self, conn: socket.socket, target: str) -> None:
         host, _, port = target.rpartition(":")
         if host not in _LOOPBACK or self._tls is None:
@@ -146,12 +154,10 @@ class ForwardProxy:
             self._socks.append(inner)
         try:
             reader = inner.makefile("rb")
-            head = _read_head(reader)
+            head = self._head(reader, "(tunnel) ")
             if head is None:
                 return
             method, path, headers = head
-            with self._lock:
-                self.seen.append(Seen(method, f"(tunnel) {path}", headers))
             _forward(inner, reader, method, path, headers, int(port), self._socks)
         finally:
             with contextlib.suppress(OSError):
