@@ -24,7 +24,7 @@ from typing import Any, cast
 from . import _core
 from ._chain import Chain
 from ._core import Body, Segments
-from ._pieces import Assembly, Offset, Planned, Roles, View
+from ._pieces import Assembly, Offset, Planned, Roles, View, target_of
 from ._shared import INTERN_MIN_BYTES, Shared
 from ._types import BuildStats
 from .cache import (
@@ -59,17 +59,6 @@ _Key = tuple[str, str, bool, tuple[str, int, int] | None]
 
 #: The cache policy of ``cache=True`` (a frozen dataclass: one serves every build).
 _POLICY = CachePolicy()
-_TARGETS: dict[tuple[str, str], Target] = {}
-
-
-def _target(provider: str, model: str) -> Target:
-    """``Target(provider, model)``, one object per pair (a build makes one every time)."""
-    t = _TARGETS.get((provider, model))
-    if t is None:
-        if len(_TARGETS) >= 256:
-            _TARGETS.clear()
-        t = _TARGETS[(provider, model)] = Target(provider, model)
-    return t
 
 
 class _Windows:
@@ -139,6 +128,14 @@ class Builder:
         """The chain was (re)loaded: everything derived from it is dropped."""
         self._win = None
         self._key1 = self._asm1 = self._asm = None
+
+    def copy_from(self, other: Builder, n: int) -> None:
+        """Start (after ``reset``) from a copy of ``other``'s first assembly that holds
+        exactly the chain's ``n`` messages, unwindowed; under ``other``'s lock."""
+        for key, asm in other._assemblies():
+            if key[3] is None and asm.n == n:
+                self._key1, self._asm1, self._asm = key, asm.copy(), None
+                return
 
     def truncate(self, n: int) -> None:
         """The chain dropped its messages from ``n`` on."""
@@ -380,7 +377,7 @@ class Builder:
         partial: bool = False,
         window: WindowPolicy | None = None,
     ) -> Planned:
-        target = _target(fmt.provider, model)
+        target = target_of(fmt.provider, model)
         hashes: Sequence[bytes]
         tool_frags: list[bytes]
         tool_hashes: tuple[bytes, ...]

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple, Protocol
 from . import _core
 from ._shared import INTERN_MIN_BYTES, Shared, check_name
 from ._types import Message
-from .errors import ConflictError, HistoryIndexError, SessionError
+from .errors import ConflictError, HistoryIndexError, SessionError, SrtError
 from .history import head_record
 from .message import TEXT_HEADS, canonical_text, canonicalize, redact_strings
 from .store import CallRecord, ChainRow, NewNode, ObjectPut
@@ -53,8 +53,16 @@ class Prepared(NamedTuple):
     meta: bytes | None
 
 
+class Lockable(Protocol):
+    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
+
+    def release(self) -> None: ...
+
+
 class ChainListener(Protocol):
     def reset(self) -> None: ...
+
+    def copy_from(self, other: Any, n: int) -> None: ...
 
     def truncate(self, n: int) -> None: ...
 
@@ -81,6 +89,7 @@ class Chain:
     """A session's history: what the store holds from the root to the head."""
 
     __slots__ = (
+        "__weakref__",
         "_listener",
         "bodies",
         "hashes",
@@ -89,6 +98,7 @@ class Chain:
         "id",
         "ids",
         "loaded",
+        "lock",
         "name",
         "own",
         "pinned",
@@ -118,6 +128,9 @@ class Chain:
         self.own = 0  # bytes of the bodies not shared with other sessions (see footprint)
         #: (length before, head prefix before) while messages are staged for a send.
         self.staged: tuple[int, bytes] | None = None
+        #: The lock of the handle that owns this chain (``Session`` sets it): another
+        #: handle of the session copies this chain's state only while holding it.
+        self.lock: Lockable | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -154,8 +167,11 @@ class Chain:
     # -- loading -----------------------------------------------------------------
 
     def load(self) -> None:
-        """Read the chain from the store, unless it is loaded."""
+        """Read the chain from the store, unless it is loaded (or another handle of the
+        session in this runtime holds it loaded at the same head: then copied from it)."""
         if self.loaded:
+            return
+        if self.head is not None and self._from_sibling():
             return
         rows = self.store.chain(self.head)
         ids, hashes, self.bodies, self.status, self.pinned = _core.split_chain(
@@ -169,6 +185,57 @@ class Chain:
         if listener is not None:
             listener.reset()
         self.loaded = True
+        self._register()
+
+    def _register(self) -> None:
+        """Be the chain a new handle of this session copies (``_from_sibling``), unless
+        the one there holds the same head loaded (it may well outlive this one)."""
+        chains = self.shared.chains
+        ref = chains.get(self.id)
+        there = ref() if ref is not None else None
+        if there is None or not there.loaded or there.head != self.head:
+            chains[self.id] = weakref.ref(self)
+
+    def _from_sibling(self) -> bool:
+        """Take the history from another handle of this session in this runtime (the one
+        ``_register`` keeps), if it holds it loaded at this chain's head and is not in use:
+        its lists and its builder's assembly are copied (bodies and fragments shared, as
+        they are immutable), and only the head's stored prefix hash is read, so a head id
+        that gc freed and the store gave to another node is not mistaken for the one the
+        other handle holds. False: read the store."""
+        ref = self.shared.chains.get(self.id)
+        other = ref() if ref is not None else None
+        if other is None or other is self or other.head != self.head or other.lock is None:
+            return False
+        if not other.lock.acquire(blocking=False):
+            return False  # in use (a send, a load): its lists may be changing
+        try:
+            if not other.loaded or other.staged is not None or other.head != self.head:
+                return False
+            n = len(other.ids)
+            prefix = other.head_prefix
+            ids, hashes, bodies = other.ids[:n], other.hashes.head(n), other.bodies[:n]
+            status, pinned, own = dict(other.status), other.pinned[:n], other.own
+            mine, theirs = self.listener, other.listener
+            if mine is not None:
+                mine.reset()
+                if theirs is not None:
+                    mine.copy_from(theirs, n)
+        finally:
+            other.lock.release()
+        if not n or ids[-1] != self.head or len(hashes) != n or len(bodies) != n:
+            return False
+        try:
+            if self.store.node_prefix(self.head) != prefix:  # type: ignore[arg-type]
+                return False
+        except SrtError:
+            return False  # (the store's own read reports what is wrong)
+        self.ids, self.hashes, self.bodies = ids, hashes, bodies
+        self.status, self.pinned, self.own = status, pinned, own
+        self.head_prefix = prefix
+        self.loaded = True
+        self._register()
+        return True
 
     def _add_id(self, node_id: int, at: int | None = None) -> None:
         """Append ``node_id`` (or set item ``at``), widening ``ids`` to 8 bytes an id if
@@ -283,6 +350,7 @@ class Chain:
         self.pinned = parent.pinned[:keep]
         self.head_prefix = parent.prefix(keep)
         self.loaded = True
+        self._register()
 
     # -- writing -----------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from .cache import (
 from .errors import UnsupportedFeatureError
 from .wire.base import Frag, Target, TextFrags, WireFormat
 
-__all__ = ["Assembly", "Offset", "Planned", "Roles", "View"]
+__all__ = ["Assembly", "Offset", "Planned", "Roles", "View", "target_of"]
 
 #: Bodies at least this large are built by an ``OutputBuffer`` that keeps the last one
 #: (to grow it in place); an assembly makes its buffer on its first such body, so one
@@ -148,6 +148,19 @@ class Planned:
     kept: list[int] | None = None  # the messages a window kept, when it left some out
 
 
+_TARGETS: dict[tuple[str, str], Target] = {}
+
+
+def target_of(provider: str, model: str) -> Target:
+    """``Target(provider, model)``, one object per pair (a build makes one every time)."""
+    t = _TARGETS.get((provider, model))
+    if t is None:
+        if len(_TARGETS) >= 256:
+            _TARGETS.clear()
+        t = _TARGETS[(provider, model)] = Target(provider, model)
+    return t
+
+
 class Assembly:
     """One session's fragments glued for one (format, model), extendable and truncatable.
 
@@ -201,6 +214,20 @@ class Assembly:
     @property
     def n(self) -> int:
         return len(self._ends)
+
+    def copy(self) -> Assembly:
+        """The same pieces and figures for another handle of the session (lists and
+        columns copied, the fragments shared); no body writer: its first build writes one."""
+        new = Assembly()
+        new.pieces = self.pieces[:]
+        new.system = self.system if self.system is _NO_SYSTEM else self.system[:]
+        new._ends, new.nbytes, new.blocks = self._ends[:], self.nbytes[:], self.blocks[:]
+        new.ntokens, new._roles = self.ntokens[:], self._roles[:]
+        new._sys = self._sys[:] if self._sys is not None else None
+        names = self._role_names
+        new._role_names = names[:] if isinstance(names, list) else names
+        new._notes = dict(self._notes) if self._notes is not None else None
+        return new
 
     @property
     def system_count(self) -> int:

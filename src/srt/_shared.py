@@ -226,6 +226,10 @@ class Shared:
         self.last_model: Lru[tuple[str, str | None], str] = Lru(MAX_RECORDS)
         #: The sessions' live state, bounded by ``Runtime(memory_budget=...)`` if given.
         self.budget = _Budget(memory_budget)
+        #: Per session id (the most recently loaded ``MAX_RECORDS``), a loaded chain of a
+        #: handle: a new handle of the session copies its state instead of reading the
+        #: store (``Chain.load``). Held weakly; typed loosely (the chain imports this).
+        self.chains: Lru[int, weakref.ref[Any]] = Lru(MAX_RECORDS)
         self.serialized = 0
         self._bodies = _core.FragmentCache(fragment_cache_bytes)
         self._counter_lock = threading.Lock()

@@ -50,6 +50,7 @@ class Session:
         self._shared = shared
         self._lock = threading.RLock()
         self._chain = chain
+        chain.lock = self._lock
         self._builder = Builder(shared, chain)
         chain.listener = self._builder
         #: The parts srt's layers above the session work on (``_builder.Parts``).
