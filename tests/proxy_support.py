@@ -4,8 +4,10 @@ Absolute-form requests (``POST http://127.0.0.1:PORT/v1/... HTTP/1.1``, what a c
 sends an http:// URL through a proxy) are forwarded to the origin in origin form; a
 ``CONNECT host:port`` (an https:// URL) is answered ``200`` and, when the proxy was given
 a TLS context, the tunnel's TLS is ended here and the requests in it are forwarded the
-same way (a test CA signs its certificate, so the client's ``verify`` decides). Each
-response goes back with ``Connection: close``: one request a connection.
+same way (a test CA signs its certificate, so the client's ``verify`` decides). Given a
+``listen_tls`` context, the proxy is an https:// one: TLS on every connection to it, before
+the request (then ``tls``, which would need TLS inside TLS, is not taken). Each response
+goes back with ``Connection: close``: one request a connection.
 
 Only loopback origins are forwarded to (``localhost`` is 127.0.0.1); any other host is
 refused with 403, so no test reaches beyond loopback.
@@ -35,7 +37,9 @@ class Seen:
 
 class ForwardProxy:
     """``auth=(user, password)``: requests without that ``Proxy-Authorization`` get 407.
-    ``hang_up=True``: every connection is closed as soon as its request is read."""
+    ``hang_up=True``: every connection is closed as soon as its request is read.
+    ``connections`` counts the connections accepted (with ``listen_tls``, those whose TLS
+    handshake succeeded), ``seen`` the requests read."""
 
     def __init__(
         self,
@@ -43,12 +47,16 @@ class ForwardProxy:
         auth: tuple[str, str] | None = None,
         hang_up: bool = False,
         tls: ssl.SSLContext | None = None,
+        listen_tls: ssl.SSLContext | None = None,
     ) -> None:
+        if tls is not None and listen_tls is not None:
+            raise ValueError("a tunnel's TLS inside the proxy's own TLS is not served here")
         self.seen: list[Seen] = []
         self.connections = 0
         self._auth = auth
         self._hang_up = hang_up
         self._tls = tls
+        self._listen_tls = listen_tls
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._lock = threading.Lock()
         self._socks: list[socket.socket] = []
@@ -62,9 +70,11 @@ class ForwardProxy:
         return int(self._listener.getsockname()[1])
 
     def url(self, user: str | None = None, password: str | None = None) -> str:
-        """``http://127.0.0.1:PORT``, with ``user:password@`` (already URL-encoded) if given."""
+        """``http://127.0.0.1:PORT`` (``https://`` with ``listen_tls``), with
+        ``user:password@`` (already URL-encoded) if given."""
         who = f"{user}:{password}@" if user is not None else ""
-        return f"http://{who}127.0.0.1:{self.port}"
+        scheme = "http" if self._listen_tls is None else "https"
+        return f"{scheme}://{who}127.0.0.1:{self.port}"
 
     def close(self) -> None:
         self._closed = True
@@ -100,7 +110,6 @@ class ForwardProxy:
                 return
             conn.settimeout(30)
             with self._lock:
-                self.connections += 1
                 self._socks.append(conn)
             thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
             self._threads.append(thread)
@@ -108,6 +117,12 @@ class ForwardProxy:
 
     def _serve(self, conn: socket.socket) -> None:
         try:
+            if self._listen_tls is not None:  # a refused handshake is an OSError
+                conn = self._listen_tls.wrap_socket(conn, server_side=True)
+                with self._lock:
+                    self._socks.append(conn)
+            with self._lock:
+                self.connections += 1
             reader = conn.makefile("rb")
             head = self._head(reader, "")
             if head is None:

@@ -42,10 +42,12 @@ import httpx
 from ..errors import ConfigError
 from .policy import redact
 
-__all__ = ["Proxies", "check"]
+__all__ = ["Proxies", "check", "tls_context"]
 
 _SCHEMES = ("http", "https", "socks5", "socks5h")
 _VARIABLES = {"http": "HTTP_PROXY", "https": "HTTPS_PROXY", "all": "ALL_PROXY"}
+# As srt's pool and sendall's transport: every connection given back is kept.
+_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 
 
 class _Via:
@@ -59,39 +61,77 @@ class _Via:
     def __repr__(self) -> str:
         return f"<proxy {self.proxy.url}>"  # the URL without its credentials
 
+    def with_tls(self, verify: ssl.SSLContext | str | bool, trust_env: bool) -> httpx.Proxy:
+        """This proxy, its own TLS (an https:// proxy) checked as ``verify`` says: the same
+        settings as the origin's, in a context of its own (httpcore sets each connection's
+        ALPN protocols on its context)."""
+        if self.proxy.url.scheme != "https":
+            return self.proxy  # httpcore refuses a TLS context for any other proxy
+        context = tls_context(verify, trust_env)
+        return httpx.Proxy(
+            self.proxy.url, ssl_context=context, auth=self.proxy.auth, headers=self.proxy.headers
+        )
+
+    def told(self, exc: httpx.HTTPError) -> httpx.HTTPError:
+        """``exc`` saying which proxy the request went through, without its credentials."""
+        text = redact(str(exc), self.secrets) or type(exc).__name__
+        try:
+            return type(exc)(f"through the proxy {self.proxy.url}: {text}")
+        except TypeError:  # pragma: no cover - httpx's transport errors take a message
+            return exc
+
 
 class _ProxyTransport(httpx.HTTPTransport):
     """httpx's transport through one proxy (CONNECT tunnels for https, absolute-form
     requests for http, SOCKS with ``socksio``). Its errors say which proxy the request
     went through and never hold its credentials."""
 
-    def __init__(self, via: _Via, verify: ssl.SSLContext | str | bool, http2: bool) -> None:
-        # As srt's pool and sendall's transport: every connection given back is kept.
-        limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
-        super().__init__(proxy=via.proxy, verify=_context(verify), http2=http2, limits=limits)
-        self._secrets = via.secrets
-        self._where = f"through the proxy {via.proxy.url}"  # the URL without credentials
+    def __init__(
+        self, via: _Via, verify: ssl.SSLContext | str | bool, http2: bool, limits: httpx.Limits
+    ) -> None:
+        proxy = via.with_tls(verify, True)
+        super().__init__(proxy=proxy, verify=tls_context(verify), http2=http2, limits=limits)
+        self._via = via
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         try:
             return super().handle_request(request)
         except httpx.HTTPError as exc:
-            text = redact(str(exc), self._secrets) or type(exc).__name__
-            try:
-                told = type(exc)(f"{self._where}: {text}")
-            except TypeError:  # pragma: no cover - httpx's transport errors take a message
-                raise exc from None
-            raise told from None
+            raise self._via.told(exc) from None
 
 
-def _context(verify: ssl.SSLContext | str | bool) -> ssl.SSLContext:
+class _AsyncProxyTransport(httpx.AsyncHTTPTransport):
+    """``_ProxyTransport`` for the async client."""
+
+    def __init__(
+        self,
+        via: _Via,
+        verify: ssl.SSLContext | str | bool,
+        trust_env: bool,
+        http2: bool,
+        limits: httpx.Limits,
+    ) -> None:
+        proxy = via.with_tls(verify, trust_env)
+        context = tls_context(verify, trust_env)
+        super().__init__(proxy=proxy, verify=context, http2=http2, limits=limits)
+        self._via = via
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await super().handle_async_request(request)
+        except httpx.HTTPError as exc:
+            raise self._via.told(exc) from None
+
+
+def tls_context(verify: ssl.SSLContext | str | bool, trust_env: bool = True) -> ssl.SSLContext:
     """The TLS context ``verify`` asks for, as srt's pool makes it (httpx deprecates a
-    CA bundle or folder given as a string)."""
+    CA bundle or folder given as a string); ``trust_env``: ``verify=True`` honours
+    ``SSL_CERT_FILE`` and ``SSL_CERT_DIR``. A context given is used as it is."""
     if isinstance(verify, str):
         if os.path.isdir(verify):
             return ssl.create_default_context(capath=verify)
         return ssl.create_default_context(cafile=verify)
-    return httpx.create_ssl_context(verify=verify)
+    return httpx.create_ssl_context(verify=verify, trust_env=trust_env)
 
 
 @dataclass
@@ -99,6 +139,7 @@ class _Rule:
     """An httpx mount pattern (``all://*example.com:8080``) and where it sends: a proxy, or
     None (directly)."""
 
+    pattern: str
     scheme: str  # "" for any
     host: str  # "" for any
     port: int | None
@@ -123,7 +164,7 @@ class _Rule:
         except httpx.InvalidURL:
             raise ConfigError(f"NO_PROXY: {pattern!r} is not a host or URL") from None
         host = "" if url.host == "*" else url.host
-        return cls("" if url.scheme == "all" else url.scheme, host, url.port, via)
+        return cls(pattern, "" if url.scheme == "all" else url.scheme, host, url.port, via)
 
     def matches(self, scheme: str, host: str, port: int | None) -> bool:
         if self.scheme and self.scheme != scheme:
@@ -204,11 +245,11 @@ def _ip_version(host: str) -> int | None:
         return None
 
 
-def check(proxy: str | None, trust_env: bool) -> None:
-    """``ConfigError`` if ``proxy``, or (when trusting it) the environment, names a proxy
-    srt cannot use: the async transport checks before httpx reads the same settings."""
+def check(proxy: str | None, trust_env: bool, where: str = "proxy=") -> None:
+    """``ConfigError`` if ``proxy`` (the setting ``where``), or (when trusting it) the
+    environment, names a proxy srt cannot use."""
     if proxy is not None:
-        _proxy(proxy, "proxy=")
+        _proxy(proxy, where)
     elif trust_env:
         _environment()
 
@@ -223,7 +264,7 @@ class Proxies:
     ) -> Proxies | None:
         """The rules ``proxy=`` or the environment set; None if no URL goes through a proxy."""
         if proxy is not None:
-            rules = [_Rule("", "", None, _proxy(proxy, "proxy="))]
+            rules = [_Rule.of("all://", _proxy(proxy, "proxy="))]
         else:
             rules = _environment() if trust_env else []
         if not any(rule.via is not None for rule in rules):
@@ -272,9 +313,25 @@ class Proxies:
                 if self._closed:
                     raise httpx.ConnectError("the transport is closed")
                 if via.transport is None:
-                    via.transport = _ProxyTransport(via, self._verify, self._http2)
+                    via.transport = _ProxyTransport(via, self._verify, self._http2, _LIMITS)
                 transport = via.transport
         return transport
+
+    def mounts(
+        self, trust_env: bool, limits: httpx.Limits
+    ) -> dict[str, httpx.AsyncBaseTransport | None]:
+        """The rules as an ``httpx.AsyncClient``'s ``mounts`` (one transport a proxy; None:
+        directly): the client, not trusting the environment itself, chooses as these do."""
+        made: dict[int, httpx.AsyncBaseTransport] = {}
+        mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
+        for rule in self._rules:
+            via = rule.via
+            if via is not None and id(via) not in made:
+                made[id(via)] = _AsyncProxyTransport(
+                    via, self._verify, trust_env, self._http2, limits
+                )
+            mounts[rule.pattern] = None if via is None else made[id(via)]
+        return mounts
 
     def close(self) -> None:
         with self._lock:
