@@ -1,4 +1,6 @@
-"""An https:// proxy's own TLS is checked with the transport's ``verify``, sync and async.
+"""An https:// proxy's own TLS is checked with the transport's ``verify``, and a proxy that
+answers 407 is a ``ProviderAuthError`` at once (never retried), naming the proxy and
+nothing of its credentials: sync and async, absolute-form and CONNECT.
 
 Real providers talk to ``srt.testing`` over loopback through ``proxy_support``'s proxy."""
 
@@ -11,20 +13,23 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import pytest
 import trustme
 
 import srt
 from proxy_support import ForwardProxy, _basic
-from srt.errors import ProviderConnectionError, ProviderError
+from srt.errors import ProviderAuthError, ProviderConnectionError, ProviderError
 from srt.providers import OpenAI, Provider
-from srt.providers.transport import RetryPolicy
+from srt.providers.transport import RetryPolicy, Transport
 from srt.testing import ProviderServer
 
 KEY = "sk-CANARY-proxy-tls-key-0123456789"
 USER = "proxy-user"
 PASSWORD = "CANARY p@ss:w/rd"  # needs URL-encoding in a proxy URL
 _VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUEST_METHOD")
+# Retries that would happen, quickly, if the error were retried.
+RETRY = RetryPolicy(max_retries=3, initial_delay=0.01, max_delay=0.01)
 
 
 @pytest.fixture(autouse=True)
@@ -171,3 +176,78 @@ def test_an_https_proxy_whose_ca_verify_does_not_name_is_refused(
     assert "CERTIFICATE_VERIFY_FAILED" in text
     assert f"through the proxy https://127.0.0.1:{tls_proxy.port}" in text
     assert tls_proxy.seen == [] and srv.log == []
+
+
+# -- a proxy's 407 ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("path", ["absolute-form", "connect"])
+def test_a_proxy_refusing_the_credentials_is_an_auth_error_tried_once(
+    path: str, mode: str, srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    """407 to an http:// URL's request (absolute form) or to an https:// URL's CONNECT:
+    ``ProviderAuthError`` naming the proxy's host:port, after one attempt."""
+    base = srv.url + "/v1" if path == "absolute-form" else "https://api.example.test/v1"
+    with ForwardProxy(auth=(USER, "another")) as strict:
+        url = strict.url(USER, quote(PASSWORD, safe=""))
+        p = openai(base, proxy=url, retry=RETRY)
+        text = refused(rt, p, f"{path}-{mode}", mode, ProviderAuthError)
+        assert text == (
+            f"POST {base}/chat/completions: the proxy 127.0.0.1:{strict.port} refused the "
+            "credentials in the proxy URL (407 Proxy Authentication Required)"
+        )
+        want = "POST" if path == "absolute-form" else "CONNECT"
+        assert [x.method for x in strict.seen] == [want] and strict.connections == 1
+        assert strict.seen[0].headers["proxy-authorization"] == _basic(USER, PASSWORD)
+    assert srv.log == []
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_proxy_asking_for_credentials_none_were_given_for(
+    mode: str, srv: ProviderServer, rt: srt.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with ForwardProxy(auth=(USER, PASSWORD)) as strict:
+        monkeypatch.setenv("HTTP_PROXY", strict.url())
+        p = openai(srv.url + "/v1", retry=RETRY)
+        text = refused(rt, p, f"none-{mode}", mode, ProviderAuthError)
+        assert text.endswith(
+            f": the proxy 127.0.0.1:{strict.port} asks for credentials, and the proxy URL "
+            "gives none (407 Proxy Authentication Required)"
+        )
+        assert len(strict.seen) == 1 and strict.connections == 1
+        assert "proxy-authorization" not in strict.seen[0].headers
+    assert srv.log == []
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_an_https_proxy_refusing_a_tunnel_over_its_tls(
+    mode: str, ca_file: str, proxy_tls: ssl.SSLContext, rt: srt.Runtime
+) -> None:
+    """The CONNECT of an https:// URL, sent over the proxy's own TLS (checked with
+    ``verify``), refused with 407: one attempt, the auth error."""
+    with ForwardProxy(auth=(USER, "another"), listen_tls=proxy_tls) as strict:
+        url = strict.url(USER, quote(PASSWORD, safe=""))
+        p = openai("https://api.example.test/v1", proxy=url, verify=ca_file, retry=RETRY)
+        text = refused(rt, p, f"tls-407-{mode}", mode, ProviderAuthError)
+        assert f"the proxy 127.0.0.1:{strict.port} refused the credentials" in text
+        assert [(x.method, x.target) for x in strict.seen] == [("CONNECT", "api.example.test:443")]
+        assert strict.connections == 1
+
+
+@pytest.mark.parametrize("path", ["absolute-form", "connect"])
+def test_a_407_through_a_callers_own_client_is_an_auth_error_too(
+    path: str, srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    """A caller's ``httpx.Client`` with its own proxy: the 407 answer (absolute form) or
+    httpx's ``ProxyError`` (CONNECT) is the same ``ProviderAuthError``, tried once."""
+    base = srv.url + "/v1" if path == "absolute-form" else "https://api.example.test/v1"
+    with ForwardProxy(auth=(USER, "another")) as strict:
+        url = strict.url(USER, quote(PASSWORD, safe=""))
+        client = httpx.Client(proxy=url, trust_env=False)
+        p = openai(base, transport=Transport(client=client, retry=RETRY))
+        text = refused(rt, p, f"client-{path}", "sync", ProviderAuthError)
+        assert text.startswith(f"POST {base}/chat/completions")
+        assert "407" in text
+        assert len(strict.seen) == 1 and strict.connections == 1
+    assert srv.log == []

@@ -42,12 +42,17 @@ import httpx
 from ..errors import ConfigError
 from .policy import redact
 
-__all__ = ["Proxies", "check", "tls_context"]
+__all__ = ["Proxies", "ProxyRefused", "check", "tls_context"]
 
 _SCHEMES = ("http", "https", "socks5", "socks5h")
 _VARIABLES = {"http": "HTTP_PROXY", "https": "HTTPS_PROXY", "all": "ALL_PROXY"}
 # As srt's pool and sendall's transport: every connection given back is kept.
 _LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+
+
+class ProxyRefused(httpx.ProxyError):
+    """The proxy answered 407 (Proxy Authentication Required) to a CONNECT or to a request
+    sent through it: retrying cannot help. The transport raises ``ProviderAuthError``."""
 
 
 class _Via:
@@ -57,6 +62,9 @@ class _Via:
         self.proxy = proxy
         self.secrets = secrets
         self.transport: _ProxyTransport | None = None
+        url = proxy.url  # without its credentials
+        port = url.port or {"http": 80, "https": 443}.get(url.scheme, 1080)
+        self.where = f"{url.host}:{port}"
 
     def __repr__(self) -> str:
         return f"<proxy {self.proxy.url}>"  # the URL without its credentials
@@ -73,18 +81,28 @@ class _Via:
         )
 
     def told(self, exc: httpx.HTTPError) -> httpx.HTTPError:
-        """``exc`` saying which proxy the request went through, without its credentials."""
+        """``exc`` saying which proxy the request went through, without its credentials;
+        ``ProxyRefused`` for a CONNECT the proxy answered 407."""
         text = redact(str(exc), self.secrets) or type(exc).__name__
+        if isinstance(exc, httpx.ProxyError) and text.startswith("407"):
+            return self.refused()
         try:
             return type(exc)(f"through the proxy {self.proxy.url}: {text}")
         except TypeError:  # pragma: no cover - httpx's transport errors take a message
             return exc
 
+    def refused(self) -> ProxyRefused:
+        if self.secrets:
+            why = "refused the credentials in the proxy URL"
+        else:
+            why = "asks for credentials, and the proxy URL gives none"
+        return ProxyRefused(f"the proxy {self.where} {why} (407 Proxy Authentication Required)")
+
 
 class _ProxyTransport(httpx.HTTPTransport):
     """httpx's transport through one proxy (CONNECT tunnels for https, absolute-form
     requests for http, SOCKS with ``socksio``). Its errors say which proxy the request
-    went through and never hold its credentials."""
+    went through and never hold its credentials; a 407 is ``ProxyRefused``."""
 
     def __init__(
         self, via: _Via, verify: ssl.SSLContext | str | bool, http2: bool, limits: httpx.Limits
@@ -95,9 +113,13 @@ class _ProxyTransport(httpx.HTTPTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         try:
-            return super().handle_request(request)
+            response = super().handle_request(request)
         except httpx.HTTPError as exc:
             raise self._via.told(exc) from None
+        if response.status_code == 407:  # an http:// URL's absolute-form request
+            response.close()
+            raise self._via.refused()
+        return response
 
 
 class _AsyncProxyTransport(httpx.AsyncHTTPTransport):
@@ -118,9 +140,13 @@ class _AsyncProxyTransport(httpx.AsyncHTTPTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
-            return await super().handle_async_request(request)
+            response = await super().handle_async_request(request)
         except httpx.HTTPError as exc:
             raise self._via.told(exc) from None
+        if response.status_code == 407:
+            await response.aclose()
+            raise self._via.refused()
+        return response
 
 
 def tls_context(verify: ssl.SSLContext | str | bool, trust_env: bool = True) -> ssl.SSLContext:

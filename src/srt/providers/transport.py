@@ -41,7 +41,7 @@ from . import _watchdog
 from .http1 import Target, request_headers
 from .policy import RetryPolicy, Timeouts, redact
 from .pool import Pool, ResponseStream
-from .proxies import Proxies, tls_context
+from .proxies import Proxies, ProxyRefused, tls_context
 from .sendall import HTTPTransport
 
 __all__ = [
@@ -115,7 +115,7 @@ def _status_error(
     text = redact(body[:_SHOWN_BODY].decode("utf-8", "replace"), req.secrets)
     where = redact(req.url.split("?", 1)[0], req.secrets)
     msg = f"{req.method} {where} answered {status}: {text}"
-    if status in (401, 403):
+    if status in (401, 403, 407):  # 407: a proxy (a caller's client's) refused
         return ProviderAuthError(msg)
     if status == 429:
         return RateLimitError(msg, RetryPolicy.retry_after(headers))
@@ -125,6 +125,12 @@ def _status_error(
 def _connection_error(exc: Exception, req: HTTPRequest) -> ProviderError:
     where = redact(req.url.split("?", 1)[0], req.secrets)
     detail = redact(str(exc), req.secrets) or type(exc).__name__
+    # A proxy's 407 is never retried: the same credentials would be refused again. (A
+    # caller's client raises httpx's ProxyError for a CONNECT's, "407 Proxy ...".)
+    if isinstance(exc, ProxyRefused) or (
+        isinstance(exc, httpx.ProxyError) and detail.startswith("407")
+    ):
+        return ProviderAuthError(f"{req.method} {where}: {detail}")
     if isinstance(exc, httpx.TimeoutException):
         return ProviderTimeoutError(f"{req.method} {where}: timed out ({detail})")
     return ProviderConnectionError(f"{req.method} {where}: {type(exc).__name__}: {detail}")
@@ -397,7 +403,8 @@ class Transport:
             try:
                 resp = self._send(req)
             except httpx.HTTPError as exc:
-                failure = (_connection_error(exc, req), True, {})
+                err = _connection_error(exc, req)
+                failure = (err, not isinstance(err, ProviderAuthError), {})
             else:
                 if resp.status_code < 300:
                     return Response(resp, req, attempts.deadline, attempts.count, done)
@@ -548,7 +555,8 @@ class AsyncTransport:
                     "the call passed its total time cap before a reply"
                 ) from None
             except httpx.HTTPError as exc:
-                failure = (_connection_error(exc, req), True, {})
+                err = _connection_error(exc, req)
+                failure = (err, not isinstance(err, ProviderAuthError), {})
             else:
                 if resp.status_code < 300:
                     return AsyncResponse(
