@@ -6,7 +6,7 @@ sends an http:// URL through a proxy) are forwarded to the origin in origin form
 a TLS context, the tunnel's TLS is ended here and the requests in it are forwarded the
 same way (a test CA signs its certificate, so the client's ``verify`` decides). Given a
 ``listen_tls`` context, the proxy is an https:// one: TLS on every connection to it, before
-the request (then ``tls``, which would need TLS inside TLS, is not taken). Each response
+the request (a tunnel's TLS then runs inside it, through memory buffers). Each response
 goes back with ``Connection: close``: one request a connection.
 
 Only loopback origins are forwarded to (``localhost`` is 127.0.0.1); any other host is
@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import io
 import socket
 import ssl
 import threading
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 _LOOPBACK = {"127.0.0.1", "localhost"}
@@ -49,8 +51,6 @@ class ForwardProxy:
         tls: ssl.SSLContext | None = None,
         listen_tls: ssl.SSLContext | None = None,
     ) -> None:
-        if tls is not None and listen_tls is not None:
-            raise ValueError("a tunnel's TLS inside the proxy's own TLS is not served here")
         self.seen: list[Seen] = []
         self.connections = 0
         self._auth = auth
@@ -164,11 +164,16 @@ class ForwardProxy:
             conn.sendall(_reply(403, b"no tunnel to there"))
             return
         conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        inner = self._tls.wrap_socket(conn, server_side=True)
-        with self._lock:
-            self._socks.append(inner)
-        try:
+        inner: Any
+        if isinstance(conn, ssl.SSLSocket):  # TLS inside the proxy's own TLS
+            inner = _InnerTLS(conn, self._tls)
+            reader: Any = io.BufferedReader(inner)
+        else:
+            inner = self._tls.wrap_socket(conn, server_side=True)
+            with self._lock:
+                self._socks.append(inner)
             reader = inner.makefile("rb")
+        try:
             head = self._head(reader, "(tunnel) ")
             if head is None:
                 return
@@ -177,6 +182,60 @@ class ForwardProxy:
         finally:
             with contextlib.suppress(OSError):
                 inner.close()
+
+
+class _InnerTLS(io.RawIOBase):
+    """The server's end of a TLS session carried inside another (an https:// proxy's
+    socket), through memory buffers: ``sendall`` and, as a raw stream, ``readinto``."""
+
+    def __init__(self, outer: ssl.SSLSocket, context: ssl.SSLContext) -> None:
+        self._outer = outer
+        self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self._tls = context.wrap_bio(self._in, self._out, server_side=True)
+        self._until_done(self._tls.do_handshake)
+
+    def _until_done(self, step: Any, *args: Any) -> Any:
+        while True:
+            try:
+                result = step(*args)
+            except ssl.SSLWantReadError:
+                self._flush()
+                data = self._outer.recv(65536)
+                if not data:
+                    raise ConnectionResetError("the client hung up inside the tunnel") from None
+                self._in.write(data)
+                continue
+            self._flush()
+            return result
+
+    def _flush(self) -> None:
+        pending = self._out.read()
+        if pending:
+            self._outer.sendall(pending)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            data = self._until_done(self._tls.read, len(buffer))
+        except (ssl.SSLZeroReturnError, ConnectionResetError):
+            return 0
+        buffer[: len(data)] = data
+        return len(data)
+
+    def sendall(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[self._until_done(self._tls.write, view) :]
+
+    def close(self) -> None:
+        if not self.closed:  # a close_notify, without waiting for the client's
+            with contextlib.suppress(ssl.SSLError, OSError):
+                self._tls.unwrap()
+            with contextlib.suppress(OSError):
+                self._flush()
+        super().close()
 
 
 def _basic(user: str, password: str) -> str:
@@ -212,7 +271,7 @@ _HOP = {"proxy-authorization", "proxy-connection", "connection", "keep-alive"}
 
 
 def _forward(
-    client: socket.socket,
+    client: Any,
     reader: object,
     method: str,
     path: str,

@@ -178,6 +178,32 @@ def test_an_https_proxy_whose_ca_verify_does_not_name_is_refused(
     assert tls_proxy.seen == [] and srv.log == []
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_https_through_a_tunnel_inside_an_https_proxy(
+    mode: str,
+    srv: ProviderServer,
+    ca: trustme.CA,
+    ca_file: str,
+    proxy_tls: ssl.SSLContext,
+    rt: srt.Runtime,
+) -> None:
+    """An https:// URL through an https:// proxy: TLS to the proxy, a CONNECT inside it,
+    and the origin's TLS inside that (the proxy plays the origin's end), both checked
+    with the one ``verify``."""
+    origin_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(origin_tls)
+    srv.script("openai", ["tls inside tls"])
+    with ForwardProxy(tls=origin_tls, listen_tls=proxy_tls) as both:
+        base = f"https://localhost:{srv.port}/v1"
+        p = openai(base, proxy=both.url(), verify=ca_file)
+        assert ask(rt, p, "tls-in-tls", mode) == "tls inside tls"
+        assert [(x.method, x.target) for x in both.seen] == [
+            ("CONNECT", f"localhost:{srv.port}"),
+            ("POST", "(tunnel) /v1/chat/completions"),
+        ]
+    assert len(srv.log) == 1
+
+
 # -- a proxy's 407 ---------------------------------------------------------------------------
 
 
