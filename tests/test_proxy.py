@@ -503,10 +503,13 @@ _ENVS: list[dict[str, str]] = [
 @pytest.mark.parametrize("env", _ENVS, ids=lambda e: ",".join(f"{k}={v}" for k, v in e.items()))
 def test_the_choice_is_httpx_own(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     """For each URL, the proxy srt's sync transport picks is the one an
-    ``httpx.Client(trust_env=True)`` (the official SDKs' and srt's async client) picks."""
+    ``httpx.Client(trust_env=True)`` (the official SDKs') picks, and so is the one srt's
+    async client (given srt's choice as its mounts) sends through."""
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     proxies = Proxies.of(None, True, True, False)
+    async_transport = AsyncTransport(http2=False)
+    mounted = async_transport._client
     with httpx.Client(trust_env=True) as client:
         for url in _URLS:
             u = httpx.URL(url)
@@ -518,5 +521,9 @@ def test_the_choice_is_httpx_own(env: dict[str, str], monkeypatch: pytest.Monkey
             ours = None if proxies is None else proxies.proxy_for(u)
             got = None if ours is None else (ours.scheme, ours.host, ours.port)
             assert got == expected, (env, url)
+            via = getattr(mounted._transport_for_url(u), "_via", None)
+            at = None if via is None else via.proxy.url
+            assert (None if at is None else (at.scheme, at.host, at.port)) == expected
     if proxies is not None:
         proxies.close()
+    asyncio.run(async_transport.aclose())
