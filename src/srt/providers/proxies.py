@@ -72,7 +72,8 @@ class _Via:
     def with_tls(self, verify: ssl.SSLContext | str | bool, trust_env: bool) -> httpx.Proxy:
         """This proxy, its own TLS (an https:// proxy) checked as ``verify`` says: the same
         settings as the origin's, in a context of its own (httpcore sets each connection's
-        ALPN protocols on its context)."""
+        ALPN protocols on its context), unless ``verify`` is a context: that one is used
+        for both, as given."""
         if self.proxy.url.scheme != "https":
             return self.proxy  # httpcore refuses a TLS context for any other proxy
         context = tls_context(verify, trust_env)
