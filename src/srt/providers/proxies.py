@@ -1,8 +1,9 @@
-"""Which proxy a request of the sync ``Transport`` goes through, and the transports that send
-through one.
+"""Which proxy a request goes through, and the transports that send through one: made on
+first need for the sync ``Transport``, given as ``mounts`` to the async one's
+``httpx.AsyncClient`` (which then does not read the environment itself).
 
-The settings mean what httpx makes of them, so the sync path, the async path (a plain
-``httpx.AsyncClient``) and the official SDKs agree:
+The settings mean what httpx makes of them, so the sync path, the async path and the
+official SDKs agree:
 
 * ``proxy=`` given: every request goes through it and the environment is not read.
 * else, when the environment is trusted: ``HTTP_PROXY`` for http:// URLs, ``HTTPS_PROXY``
@@ -20,8 +21,11 @@ The settings mean what httpx makes of them, so the sync path, the async path (a 
   then the longer scheme.
 
 A proxy URL is http://, https://, socks5:// or socks5h:// (SOCKS needs the ``socksio``
-package). Credentials in it (``http://user:pass@proxy:3128``) are sent as
-``Proxy-Authorization`` and never shown: errors name the setting, not its value.
+package); the TLS to an https:// proxy is checked with the transport's ``verify``, as the
+origin's is. Credentials in it (``http://user:pass@proxy:3128``) are sent as
+``Proxy-Authorization`` and never shown: errors name the setting, not its value, and a
+proxy's errors name the proxy without them. A proxy that answers 407 raises
+``ProxyRefused``, which the transport reports as ``ProviderAuthError`` without retrying.
 """
 
 from __future__ import annotations
