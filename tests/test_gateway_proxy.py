@@ -182,6 +182,18 @@ def test_a_bad_proxy_setting_stops_srt_serve_at_startup(
     assert message in err and "CANARY" not in err
 
 
+def test_a_bad_proxy_in_the_environment_stops_srt_serve_at_startup_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unless the upstream does not trust the environment, or names its own proxy."""
+    monkeypatch.setenv("HTTPS_PROXY", f"ftp://{USER}:CANARY-pw@proxy.corp:21")
+    with pytest.raises(ConfigError, match=r"^HTTPS_PROXY: a proxy URL starts") as info:
+        load_config(_toml(tmp_path, ""))
+    assert "CANARY" not in str(info.value)
+    assert load_config(_toml(tmp_path, "trust_env = false")).upstreams["corp"].proxy is None
+    assert load_config(_toml(tmp_path, 'proxy = "http://proxy.corp:3128"'))
+
+
 def test_the_local_upstream_takes_no_proxy() -> None:
     with pytest.raises(ConfigError, match=r"^\[upstreams.llm\] proxy: the local model is never"):
         Upstream("llm", "local", proxy="http://127.0.0.1:3128")

@@ -106,10 +106,11 @@ class Upstream:
         where = f"[upstreams.{self.name}]"
         if not isinstance(self.trust_env, bool):
             raise ConfigError(f"{where} trust_env must be true or false")
-        if self.proxy is not None:
-            if self.kind == "local":
-                raise ConfigError(f"{where} proxy: the local model is never behind a proxy")
-            check(self.proxy, False, f"{where} proxy")  # never quotes the value
+        if self.proxy is not None and self.kind == "local":
+            raise ConfigError(f"{where} proxy: the local model is never behind a proxy")
+        if self.kind != "local":  # at startup, not at the first request: the setting (or
+            # the environment's variable) named, never its value
+            check(self.proxy, self.trust_env, f"{where} proxy")
 
     def key(self) -> str | None:
         if self.api_key_env is None:
