@@ -108,8 +108,8 @@ class Upstream:
             raise ConfigError(f"{where} trust_env must be true or false")
         if self.proxy is not None and self.kind == "local":
             raise ConfigError(f"{where} proxy: the local model is never behind a proxy")
-        if self.kind != "local":  # at startup, not at the first request: the setting (or
-            # the environment's variable) named, never its value
+        if self.kind != "local":  # at startup rather than at the first request; an
+            # error names the setting or the environment's variable, never its value
             check(self.proxy, self.trust_env, f"{where} proxy")
 
     def key(self) -> str | None:
