@@ -25,7 +25,8 @@ package); the TLS to an https:// proxy is checked with the transport's ``verify`
 origin's is. Credentials in it (``http://user:pass@proxy:3128``) are sent as
 ``Proxy-Authorization`` and never shown: errors name the setting, not its value, and a
 proxy's errors name the proxy without them. A proxy that answers 407 raises
-``ProxyRefused``, which the transport reports as ``ProviderAuthError`` without retrying.
+``ProxyRefusedError``, which the transport reports as ``ProviderAuthError`` without
+retrying.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ import httpx
 from ..errors import ConfigError
 from .policy import redact
 
-__all__ = ["Proxies", "ProxyRefused", "check", "tls_context"]
+__all__ = ["Proxies", "ProxyRefusedError", "check", "tls_context"]
 
 _SCHEMES = ("http", "https", "socks5", "socks5h")
 _VARIABLES = {"http": "HTTP_PROXY", "https": "HTTPS_PROXY", "all": "ALL_PROXY"}
@@ -54,7 +55,7 @@ _VARIABLES = {"http": "HTTP_PROXY", "https": "HTTPS_PROXY", "all": "ALL_PROXY"}
 _LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 
 
-class ProxyRefused(httpx.ProxyError):
+class ProxyRefusedError(httpx.ProxyError):
     """The proxy answered 407 (Proxy Authentication Required) to a CONNECT or to a request
     sent through it: retrying cannot help. The transport raises ``ProviderAuthError``."""
 
@@ -87,7 +88,7 @@ class _Via:
 
     def told(self, exc: httpx.HTTPError) -> httpx.HTTPError:
         """``exc`` saying which proxy the request went through, without its credentials;
-        ``ProxyRefused`` for a CONNECT the proxy answered 407."""
+        ``ProxyRefusedError`` for a CONNECT the proxy answered 407."""
         text = redact(str(exc), self.secrets) or type(exc).__name__
         if isinstance(exc, httpx.ProxyError) and text.startswith("407"):
             return self.refused()
@@ -96,18 +97,19 @@ class _Via:
         except TypeError:  # pragma: no cover - httpx's transport errors take a message
             return exc
 
-    def refused(self) -> ProxyRefused:
+    def refused(self) -> ProxyRefusedError:
         if self.secrets:
             why = "refused the credentials in the proxy URL"
         else:
             why = "asks for credentials, and the proxy URL gives none"
-        return ProxyRefused(f"the proxy {self.where} {why} (407 Proxy Authentication Required)")
+        text = f"the proxy {self.where} {why} (407 Proxy Authentication Required)"
+        return ProxyRefusedError(text)
 
 
 class _ProxyTransport(httpx.HTTPTransport):
     """httpx's transport through one proxy (CONNECT tunnels for https, absolute-form
     requests for http, SOCKS with ``socksio``). Its errors say which proxy the request
-    went through and never hold its credentials; a 407 is ``ProxyRefused``."""
+    went through and never hold its credentials; a 407 is ``ProxyRefusedError``."""
 
     def __init__(
         self, via: _Via, verify: ssl.SSLContext | str | bool, http2: bool, limits: httpx.Limits

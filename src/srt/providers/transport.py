@@ -41,7 +41,7 @@ from . import _watchdog
 from .http1 import Target, request_headers
 from .policy import RetryPolicy, Timeouts, redact
 from .pool import Pool, ResponseStream
-from .proxies import Proxies, ProxyRefused, tls_context
+from .proxies import Proxies, ProxyRefusedError, tls_context
 from .sendall import HTTPTransport
 
 __all__ = [
@@ -127,7 +127,7 @@ def _connection_error(exc: Exception, req: HTTPRequest) -> ProviderError:
     detail = redact(str(exc), req.secrets) or type(exc).__name__
     # A proxy's 407 is never retried: the same credentials would be refused again. (A
     # caller's client raises httpx's ProxyError for a CONNECT's, "407 Proxy ...".)
-    if isinstance(exc, ProxyRefused) or (
+    if isinstance(exc, ProxyRefusedError) or (
         isinstance(exc, httpx.ProxyError) and detail.startswith("407")
     ):
         return ProviderAuthError(f"{req.method} {where}: {detail}")
