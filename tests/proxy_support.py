@@ -4,8 +4,10 @@ Absolute-form requests (``POST http://127.0.0.1:PORT/v1/... HTTP/1.1``, what a c
 sends an http:// URL through a proxy) are forwarded to the origin in origin form; a
 ``CONNECT host:port`` (an https:// URL) is answered ``200`` and, when the proxy was given
 a TLS context, the tunnel's TLS is ended here and the requests in it are forwarded the
-same way (a test CA signs its certificate, so the client's ``verify`` decides). Each
-response goes back with ``Connection: close``: one request a connection.
+same way (a test CA signs its certificate, so the client's ``verify`` decides). Given a
+``listen_tls`` context, the proxy is an https:// one: TLS on every connection to it, before
+the request (a tunnel's TLS then runs inside it, through memory buffers). Each response
+goes back with ``Connection: close``: one request a connection.
 
 Only loopback origins are forwarded to (``localhost`` is 127.0.0.1); any other host is
 refused with 403, so no test reaches beyond loopback.
@@ -15,10 +17,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import io
 import socket
 import ssl
 import threading
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 _LOOPBACK = {"127.0.0.1", "localhost"}
@@ -35,7 +39,9 @@ class Seen:
 
 class ForwardProxy:
     """``auth=(user, password)``: requests without that ``Proxy-Authorization`` get 407.
-    ``hang_up=True``: every connection is closed as soon as its request is read."""
+    ``hang_up=True``: every connection is closed as soon as its request is read.
+    ``connections`` counts the connections accepted (with ``listen_tls``, those whose TLS
+    handshake succeeded), ``seen`` the requests read."""
 
     def __init__(
         self,
@@ -43,12 +49,14 @@ class ForwardProxy:
         auth: tuple[str, str] | None = None,
         hang_up: bool = False,
         tls: ssl.SSLContext | None = None,
+        listen_tls: ssl.SSLContext | None = None,
     ) -> None:
         self.seen: list[Seen] = []
         self.connections = 0
         self._auth = auth
         self._hang_up = hang_up
         self._tls = tls
+        self._listen_tls = listen_tls
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._lock = threading.Lock()
         self._socks: list[socket.socket] = []
@@ -62,9 +70,11 @@ class ForwardProxy:
         return int(self._listener.getsockname()[1])
 
     def url(self, user: str | None = None, password: str | None = None) -> str:
-        """``http://127.0.0.1:PORT``, with ``user:password@`` (already URL-encoded) if given."""
+        """``http://127.0.0.1:PORT`` (``https://`` with ``listen_tls``), with
+        ``user:password@`` (already URL-encoded) if given."""
         who = f"{user}:{password}@" if user is not None else ""
-        return f"http://{who}127.0.0.1:{self.port}"
+        scheme = "http" if self._listen_tls is None else "https"
+        return f"{scheme}://{who}127.0.0.1:{self.port}"
 
     def close(self) -> None:
         self._closed = True
@@ -100,7 +110,6 @@ class ForwardProxy:
                 return
             conn.settimeout(30)
             with self._lock:
-                self.connections += 1
                 self._socks.append(conn)
             thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
             self._threads.append(thread)
@@ -108,6 +117,12 @@ class ForwardProxy:
 
     def _serve(self, conn: socket.socket) -> None:
         try:
+            if self._listen_tls is not None:  # a refused handshake is an OSError
+                conn = self._listen_tls.wrap_socket(conn, server_side=True)
+                with self._lock:
+                    self._socks.append(conn)
+            with self._lock:
+                self.connections += 1
             reader = conn.makefile("rb")
             head = self._head(reader, "")
             if head is None:
@@ -149,11 +164,16 @@ class ForwardProxy:
             conn.sendall(_reply(403, b"no tunnel to there"))
             return
         conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        inner = self._tls.wrap_socket(conn, server_side=True)
-        with self._lock:
-            self._socks.append(inner)
-        try:
+        inner: Any
+        if isinstance(conn, ssl.SSLSocket):  # TLS inside the proxy's own TLS
+            inner = _InnerTLS(conn, self._tls)
+            reader: Any = io.BufferedReader(inner)
+        else:
+            inner = self._tls.wrap_socket(conn, server_side=True)
+            with self._lock:
+                self._socks.append(inner)
             reader = inner.makefile("rb")
+        try:
             head = self._head(reader, "(tunnel) ")
             if head is None:
                 return
@@ -162,6 +182,60 @@ class ForwardProxy:
         finally:
             with contextlib.suppress(OSError):
                 inner.close()
+
+
+class _InnerTLS(io.RawIOBase):
+    """The server's end of a TLS session carried inside another (an https:// proxy's
+    socket), through memory buffers: ``sendall`` and, as a raw stream, ``readinto``."""
+
+    def __init__(self, outer: ssl.SSLSocket, context: ssl.SSLContext) -> None:
+        self._outer = outer
+        self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self._tls = context.wrap_bio(self._in, self._out, server_side=True)
+        self._until_done(self._tls.do_handshake)
+
+    def _until_done(self, step: Any, *args: Any) -> Any:
+        while True:
+            try:
+                result = step(*args)
+            except ssl.SSLWantReadError:
+                self._flush()
+                data = self._outer.recv(65536)
+                if not data:
+                    raise ConnectionResetError("the client hung up inside the tunnel") from None
+                self._in.write(data)
+                continue
+            self._flush()
+            return result
+
+    def _flush(self) -> None:
+        pending = self._out.read()
+        if pending:
+            self._outer.sendall(pending)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            data = self._until_done(self._tls.read, len(buffer))
+        except (ssl.SSLZeroReturnError, ConnectionResetError):
+            return 0
+        buffer[: len(data)] = data
+        return len(data)
+
+    def sendall(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[self._until_done(self._tls.write, view) :]
+
+    def close(self) -> None:
+        if not self.closed:  # a close_notify, without waiting for the client's
+            with contextlib.suppress(ssl.SSLError, OSError):
+                self._tls.unwrap()
+            with contextlib.suppress(OSError):
+                self._flush()
+        super().close()
 
 
 def _basic(user: str, password: str) -> str:
@@ -197,7 +271,7 @@ _HOP = {"proxy-authorization", "proxy-connection", "connection", "keep-alive"}
 
 
 def _forward(
-    client: socket.socket,
+    client: Any,
     reader: object,
     method: str,
     path: str,

@@ -19,6 +19,8 @@
 
     [upstreams.claude]
     kind = "anthropic"
+    proxy = "http://proxy.corp:3128"  # optional: every call to this upstream goes through it
+    trust_env = true              # without proxy: HTTPS_PROXY, NO_PROXY... choose (default)
 
     [[routes]]
     model = "claude-*"            # a glob on the model name a client asks for
@@ -29,10 +31,13 @@
     [tenants.acme]
     requests_per_minute = 60
 
-Credentials never appear in this file: each upstream names the environment variable
+No credential needs to be in this file: each upstream names the environment variable
 holding its key (``api_key_env``; Bedrock also reads the standard AWS variables), so a
 config can be committed and shared by every worker and machine. API keys of tenants are
-created with ``srt serve --new-key TENANT`` and stored hashed in the database.
+created with ``srt serve --new-key TENANT`` and stored hashed in the database. A proxy that
+needs credentials is best given in the environment (``HTTPS_PROXY``, read when
+``trust_env`` is true); a ``proxy`` URL holding them is never shown (not by ``repr()``, not
+in an error), but makes the file a secret.
 """
 
 from __future__ import annotations
@@ -41,12 +46,13 @@ import fnmatch
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
 from ..providers import Anthropic, Azure, Bedrock, OpenAI, OpenAICompatible, Provider
+from ..providers.proxies import check
 from ..providers.transport import Transport
 from ..wire.azure import AzureEndpoint
 
@@ -65,7 +71,7 @@ _SERVER_KEYS = frozenset(
 )
 _UPSTREAM_KEYS = frozenset(
     "kind api_key_env base_url region deployment api_version model ctx_size slots "
-    "threads state_dir extra_params".split()
+    "threads state_dir extra_params proxy trust_env".split()
 )
 _ROUTE_KEYS = frozenset("model upstream upstream_model context_window".split())
 _TENANT_KEYS = frozenset("requests_per_minute max_items".split())
@@ -74,7 +80,11 @@ _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 @dataclass(frozen=True)
 class Upstream:
-    """One upstream provider. ``api_key_env`` names the variable holding its key."""
+    """One upstream provider. ``api_key_env`` names the variable holding its key.
+
+    ``proxy`` sends every call to it through that proxy (its credentials, if any, are never
+    shown); without it, ``trust_env`` lets the environment choose, as for any provider
+    (``docs/providers.md``, Proxies)."""
 
     name: str
     kind: str
@@ -89,6 +99,18 @@ class Upstream:
     threads: int | None = None
     state_dir: str | None = None
     extra_params: Mapping[str, Any] = field(default_factory=dict)
+    proxy: str | None = field(default=None, repr=False)  # may hold credentials
+    trust_env: bool = True
+
+    def __post_init__(self) -> None:
+        where = f"[upstreams.{self.name}]"
+        if not isinstance(self.trust_env, bool):
+            raise ConfigError(f"{where} trust_env must be true or false")
+        if self.proxy is not None and self.kind == "local":
+            raise ConfigError(f"{where} proxy: the local model is never behind a proxy")
+        if self.kind != "local":  # at startup rather than at the first request; an
+            # error names the setting or the environment's variable, never its value
+            check(self.proxy, self.trust_env, f"{where} proxy")
 
     def key(self) -> str | None:
         if self.api_key_env is None:
@@ -100,36 +122,49 @@ class Upstream:
             )
         return value
 
-    def provider(self, model: str, transport: Transport | None = None) -> Provider:
-        """A provider for this upstream (Azure: one per deployment, named by ``model``),
-        on ``transport`` if given (the local model's provider makes its own)."""
+    def provider(self, model: str, on_exchange: Callable[[float], None] | None = None) -> Provider:
+        """A provider for this upstream (Azure: one per deployment, named by ``model``)
+        whose transports go through ``proxy`` (or as ``trust_env`` says) and tell
+        ``on_exchange`` each call's time (``Transport``); the local model's provider makes
+        its own."""
         key = self.key()
         kind = self.kind
+        if kind in ("compatible", "azure") and not self.base_url:
+            raise ConfigError(f"upstream {self.name!r}: kind {kind} needs base_url")
+        if kind == "local":
+            return self._local()
+        transport = Transport(on_exchange=on_exchange, proxy=self.proxy, trust_env=self.trust_env)
+        try:
+            return self._remote(model, key, transport)
+        except BaseException:
+            transport.close()
+            raise
+
+    def _remote(self, model: str, key: str | None, transport: Transport) -> Provider:
+        kind, base_url = self.kind, self.base_url or ""  # compatible, azure: checked given
+        net: dict[str, Any] = {
+            "transport": transport,
+            "proxy": self.proxy,  # for the async transport the provider makes itself
+            "trust_env": self.trust_env,
+        }
         if kind in ("openai", "responses"):
             api = "chat" if kind == "openai" else "responses"
-            return OpenAI(key, base_url=self.base_url, api=api, transport=transport)
+            return OpenAI(key, base_url=self.base_url, api=api, **net)
         if kind == "compatible":
-            if not self.base_url:
-                raise ConfigError(f"upstream {self.name!r}: kind compatible needs base_url")
-            return OpenAICompatible(
-                self.base_url, api_key=key, extra_params=self.extra_params, transport=transport
-            )
+            return OpenAICompatible(base_url, api_key=key, extra_params=self.extra_params, **net)
         if kind == "anthropic":
-            return Anthropic(key, base_url=self.base_url, transport=transport)
+            return Anthropic(key, base_url=self.base_url, **net)
         if kind == "bedrock":
-            return Bedrock(
-                region=self.region, api_key=key, endpoint_url=self.base_url, transport=transport
-            )
-        if kind == "azure":
-            if not self.base_url:
-                raise ConfigError(f"upstream {self.name!r}: kind azure needs base_url")
-            endpoint = AzureEndpoint(
-                self.base_url,
-                deployment=self.deployment or model,
-                api_version=self.api_version,
-                use_v1=self.api_version is None,
-            )
-            return Azure(endpoint, api_key=key, transport=transport)
+            return Bedrock(region=self.region, api_key=key, endpoint_url=self.base_url, **net)
+        endpoint = AzureEndpoint(  # azure
+            base_url,
+            deployment=self.deployment or model,
+            api_version=self.api_version,
+            use_v1=self.api_version is None,
+        )
+        return Azure(endpoint, api_key=key, **net)
+
+    def _local(self) -> Provider:
         from ..providers.local import LocalProvider
 
         return LocalProvider(

@@ -28,7 +28,6 @@ from ..context import WindowPolicy
 from ..errors import ConflictError, ProviderError, SessionExistsError, SessionNotFoundError
 from ..message import canonicalize
 from ..providers import OpenAICompatible, Provider
-from ..providers.transport import Transport
 from ..runtime import Runtime
 from ..session import Session
 from ..store import ObjectPut
@@ -103,8 +102,7 @@ class Gateway:
             provider = self._providers.get(key)
             if provider is None:
                 upstream = self.config.upstreams[route.upstream]
-                timed = Transport(on_exchange=self.upstream.add)
-                provider = upstream.provider(up_model, None if upstream.kind == "local" else timed)
+                provider = upstream.provider(up_model, on_exchange=self.upstream.add)
                 self._providers[key] = provider
         own = getattr(provider, "model_name", None)
         if own and route.upstream_model is None:

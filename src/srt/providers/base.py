@@ -10,6 +10,7 @@ of this package, found through the registry in ``srt.providers``.
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -63,7 +64,7 @@ class Provider:
         *,
         timeouts: Timeouts | None = None,
         retry: RetryPolicy | None = None,
-        verify: bool | str = True,
+        verify: ssl.SSLContext | str | bool = True,
         http2: bool | None = None,
         transport: Transport | None = None,
         async_transport: AsyncTransport | None = None,

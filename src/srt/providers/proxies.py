@@ -1,8 +1,9 @@
-"""Which proxy a request of the sync ``Transport`` goes through, and the transports that send
-through one.
+"""Which proxy a request goes through, and the transports that send through one: made on
+first need for the sync ``Transport``, given as ``mounts`` to the async one's
+``httpx.AsyncClient`` (which then does not read the environment itself).
 
-The settings mean what httpx makes of them, so the sync path, the async path (a plain
-``httpx.AsyncClient``) and the official SDKs agree:
+The settings mean what httpx makes of them, so the sync path, the async path and the
+official SDKs agree:
 
 * ``proxy=`` given: every request goes through it and the environment is not read.
 * else, when the environment is trusted: ``HTTP_PROXY`` for http:// URLs, ``HTTPS_PROXY``
@@ -20,8 +21,12 @@ The settings mean what httpx makes of them, so the sync path, the async path (a 
   then the longer scheme.
 
 A proxy URL is http://, https://, socks5:// or socks5h:// (SOCKS needs the ``socksio``
-package). Credentials in it (``http://user:pass@proxy:3128``) are sent as
-``Proxy-Authorization`` and never shown: errors name the setting, not its value.
+package); the TLS to an https:// proxy is checked with the transport's ``verify``, as the
+origin's is. Credentials in it (``http://user:pass@proxy:3128``) are sent as
+``Proxy-Authorization`` and never shown: errors name the setting, not its value, and a
+proxy's errors name the proxy without them. A proxy that answers 407 raises
+``ProxyRefusedError``, which the transport reports as ``ProviderAuthError`` without
+retrying.
 """
 
 from __future__ import annotations
@@ -42,10 +47,17 @@ import httpx
 from ..errors import ConfigError
 from .policy import redact
 
-__all__ = ["Proxies", "check"]
+__all__ = ["Proxies", "ProxyRefusedError", "check", "tls_context"]
 
 _SCHEMES = ("http", "https", "socks5", "socks5h")
 _VARIABLES = {"http": "HTTP_PROXY", "https": "HTTPS_PROXY", "all": "ALL_PROXY"}
+# As srt's pool and sendall's transport: every connection given back is kept.
+_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+
+
+class ProxyRefusedError(httpx.ProxyError):
+    """The proxy answered 407 (Proxy Authentication Required) to a CONNECT or to a request
+    sent through it: retrying cannot help. The transport raises ``ProviderAuthError``."""
 
 
 class _Via:
@@ -55,43 +67,104 @@ class _Via:
         self.proxy = proxy
         self.secrets = secrets
         self.transport: _ProxyTransport | None = None
+        url = proxy.url  # without its credentials
+        port = url.port or {"http": 80, "https": 443}.get(url.scheme, 1080)
+        self.where = f"{url.host}:{port}"
 
     def __repr__(self) -> str:
         return f"<proxy {self.proxy.url}>"  # the URL without its credentials
+
+    def with_tls(self, verify: ssl.SSLContext | str | bool, trust_env: bool) -> httpx.Proxy:
+        """This proxy, its own TLS (an https:// proxy) checked as ``verify`` says: the same
+        settings as the origin's, in a context of its own (httpcore sets each connection's
+        ALPN protocols on its context), unless ``verify`` is a context: that one is used
+        for both, as given."""
+        if self.proxy.url.scheme != "https":
+            return self.proxy  # httpcore refuses a TLS context for any other proxy
+        context = tls_context(verify, trust_env)
+        return httpx.Proxy(
+            self.proxy.url, ssl_context=context, auth=self.proxy.auth, headers=self.proxy.headers
+        )
+
+    def told(self, exc: httpx.HTTPError) -> httpx.HTTPError:
+        """``exc`` saying which proxy the request went through, without its credentials;
+        ``ProxyRefusedError`` for a CONNECT the proxy answered 407."""
+        text = redact(str(exc), self.secrets) or type(exc).__name__
+        if isinstance(exc, httpx.ProxyError) and text.startswith("407"):
+            return self.refused()
+        try:
+            return type(exc)(f"through the proxy {self.proxy.url}: {text}")
+        except TypeError:  # pragma: no cover - httpx's transport errors take a message
+            return exc
+
+    def refused(self) -> ProxyRefusedError:
+        if self.secrets:
+            why = "refused the credentials in the proxy URL"
+        else:
+            why = "asks for credentials, and the proxy URL gives none"
+        text = f"the proxy {self.where} {why} (407 Proxy Authentication Required)"
+        return ProxyRefusedError(text)
 
 
 class _ProxyTransport(httpx.HTTPTransport):
     """httpx's transport through one proxy (CONNECT tunnels for https, absolute-form
     requests for http, SOCKS with ``socksio``). Its errors say which proxy the request
-    went through and never hold its credentials."""
+    went through and never hold its credentials; a 407 is ``ProxyRefusedError``."""
 
-    def __init__(self, via: _Via, verify: ssl.SSLContext | str | bool, http2: bool) -> None:
-        # As srt's pool and sendall's transport: every connection given back is kept.
-        limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
-        super().__init__(proxy=via.proxy, verify=_context(verify), http2=http2, limits=limits)
-        self._secrets = via.secrets
-        self._where = f"through the proxy {via.proxy.url}"  # the URL without credentials
+    def __init__(
+        self, via: _Via, verify: ssl.SSLContext | str | bool, http2: bool, limits: httpx.Limits
+    ) -> None:
+        proxy = via.with_tls(verify, True)
+        super().__init__(proxy=proxy, verify=tls_context(verify), http2=http2, limits=limits)
+        self._via = via
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         try:
-            return super().handle_request(request)
+            response = super().handle_request(request)
         except httpx.HTTPError as exc:
-            text = redact(str(exc), self._secrets) or type(exc).__name__
-            try:
-                told = type(exc)(f"{self._where}: {text}")
-            except TypeError:  # pragma: no cover - httpx's transport errors take a message
-                raise exc from None
-            raise told from None
+            raise self._via.told(exc) from None
+        if response.status_code == 407:  # an http:// URL's absolute-form request
+            response.close()
+            raise self._via.refused()
+        return response
 
 
-def _context(verify: ssl.SSLContext | str | bool) -> ssl.SSLContext:
+class _AsyncProxyTransport(httpx.AsyncHTTPTransport):
+    """``_ProxyTransport`` for the async client."""
+
+    def __init__(
+        self,
+        via: _Via,
+        verify: ssl.SSLContext | str | bool,
+        trust_env: bool,
+        http2: bool,
+        limits: httpx.Limits,
+    ) -> None:
+        proxy = via.with_tls(verify, trust_env)
+        context = tls_context(verify, trust_env)
+        super().__init__(proxy=proxy, verify=context, http2=http2, limits=limits)
+        self._via = via
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            response = await super().handle_async_request(request)
+        except httpx.HTTPError as exc:
+            raise self._via.told(exc) from None
+        if response.status_code == 407:
+            await response.aclose()
+            raise self._via.refused()
+        return response
+
+
+def tls_context(verify: ssl.SSLContext | str | bool, trust_env: bool = True) -> ssl.SSLContext:
     """The TLS context ``verify`` asks for, as srt's pool makes it (httpx deprecates a
-    CA bundle or folder given as a string)."""
+    CA bundle or folder given as a string); ``trust_env``: ``verify=True`` honours
+    ``SSL_CERT_FILE`` and ``SSL_CERT_DIR``. A context given is used as it is."""
     if isinstance(verify, str):
         if os.path.isdir(verify):
             return ssl.create_default_context(capath=verify)
         return ssl.create_default_context(cafile=verify)
-    return httpx.create_ssl_context(verify=verify)
+    return httpx.create_ssl_context(verify=verify, trust_env=trust_env)
 
 
 @dataclass
@@ -99,6 +172,7 @@ class _Rule:
     """An httpx mount pattern (``all://*example.com:8080``) and where it sends: a proxy, or
     None (directly)."""
 
+    pattern: str
     scheme: str  # "" for any
     host: str  # "" for any
     port: int | None
@@ -123,7 +197,7 @@ class _Rule:
         except httpx.InvalidURL:
             raise ConfigError(f"NO_PROXY: {pattern!r} is not a host or URL") from None
         host = "" if url.host == "*" else url.host
-        return cls("" if url.scheme == "all" else url.scheme, host, url.port, via)
+        return cls(pattern, "" if url.scheme == "all" else url.scheme, host, url.port, via)
 
     def matches(self, scheme: str, host: str, port: int | None) -> bool:
         if self.scheme and self.scheme != scheme:
@@ -204,11 +278,11 @@ def _ip_version(host: str) -> int | None:
         return None
 
 
-def check(proxy: str | None, trust_env: bool) -> None:
-    """``ConfigError`` if ``proxy``, or (when trusting it) the environment, names a proxy
-    srt cannot use: the async transport checks before httpx reads the same settings."""
+def check(proxy: str | None, trust_env: bool, where: str = "proxy=") -> None:
+    """``ConfigError`` if ``proxy`` (the setting ``where``), or (when trusting it) the
+    environment, names a proxy srt cannot use."""
     if proxy is not None:
-        _proxy(proxy, "proxy=")
+        _proxy(proxy, where)
     elif trust_env:
         _environment()
 
@@ -223,7 +297,7 @@ class Proxies:
     ) -> Proxies | None:
         """The rules ``proxy=`` or the environment set; None if no URL goes through a proxy."""
         if proxy is not None:
-            rules = [_Rule("", "", None, _proxy(proxy, "proxy="))]
+            rules = [_Rule.of("all://", _proxy(proxy, "proxy="))]
         else:
             rules = _environment() if trust_env else []
         if not any(rule.via is not None for rule in rules):
@@ -272,9 +346,25 @@ class Proxies:
                 if self._closed:
                     raise httpx.ConnectError("the transport is closed")
                 if via.transport is None:
-                    via.transport = _ProxyTransport(via, self._verify, self._http2)
+                    via.transport = _ProxyTransport(via, self._verify, self._http2, _LIMITS)
                 transport = via.transport
         return transport
+
+    def mounts(
+        self, trust_env: bool, limits: httpx.Limits
+    ) -> dict[str, httpx.AsyncBaseTransport | None]:
+        """The rules as an ``httpx.AsyncClient``'s ``mounts`` (one transport a proxy; None:
+        directly): the client, not trusting the environment itself, chooses as these do."""
+        made: dict[int, httpx.AsyncBaseTransport] = {}
+        mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
+        for rule in self._rules:
+            via = rule.via
+            if via is not None and id(via) not in made:
+                made[id(via)] = _AsyncProxyTransport(
+                    via, self._verify, trust_env, self._http2, limits
+                )
+            mounts[rule.pattern] = None if via is None else made[id(via)]
+        return mounts
 
     def close(self) -> None:
         with self._lock:

@@ -18,6 +18,7 @@ import contextlib
 import importlib.util
 import random
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ from . import _watchdog
 from .http1 import Target, request_headers
 from .policy import RetryPolicy, Timeouts, redact
 from .pool import Pool, ResponseStream
-from .proxies import Proxies, check
+from .proxies import Proxies, ProxyRefusedError, tls_context
 from .sendall import HTTPTransport
 
 __all__ = [
@@ -114,7 +115,7 @@ def _status_error(
     text = redact(body[:_SHOWN_BODY].decode("utf-8", "replace"), req.secrets)
     where = redact(req.url.split("?", 1)[0], req.secrets)
     msg = f"{req.method} {where} answered {status}: {text}"
-    if status in (401, 403):
+    if status in (401, 403, 407):  # 407: a proxy (a caller's client's) refused
         return ProviderAuthError(msg)
     if status == 429:
         return RateLimitError(msg, RetryPolicy.retry_after(headers))
@@ -124,6 +125,12 @@ def _status_error(
 def _connection_error(exc: Exception, req: HTTPRequest) -> ProviderError:
     where = redact(req.url.split("?", 1)[0], req.secrets)
     detail = redact(str(exc), req.secrets) or type(exc).__name__
+    # A proxy's 407 is never retried: the same credentials would be refused again. (A
+    # caller's client raises httpx's ProxyError for a CONNECT's, "407 Proxy ...".)
+    if isinstance(exc, ProxyRefusedError) or (
+        isinstance(exc, httpx.ProxyError) and detail.startswith("407")
+    ):
+        return ProviderAuthError(f"{req.method} {where}: {detail}")
     if isinstance(exc, httpx.TimeoutException):
         return ProviderTimeoutError(f"{req.method} {where}: timed out ({detail})")
     return ProviderConnectionError(f"{req.method} {where}: {type(exc).__name__}: {detail}")
@@ -287,7 +294,7 @@ class Transport:
         *,
         timeouts: Timeouts | None = None,
         retry: RetryPolicy | None = None,
-        verify: bool | str = True,
+        verify: ssl.SSLContext | str | bool = True,
         http2: bool | None = None,
         client: httpx.Client | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -396,7 +403,8 @@ class Transport:
             try:
                 resp = self._send(req)
             except httpx.HTTPError as exc:
-                failure = (_connection_error(exc, req), True, {})
+                err = _connection_error(exc, req)
+                failure = (err, not isinstance(err, ProviderAuthError), {})
             else:
                 if resp.status_code < 300:
                     return Response(resp, req, attempts.deadline, attempts.count, done)
@@ -495,7 +503,7 @@ class AsyncTransport:
         *,
         timeouts: Timeouts | None = None,
         retry: RetryPolicy | None = None,
-        verify: bool | str = True,
+        verify: ssl.SSLContext | str | bool = True,
         http2: bool | None = None,
         client: httpx.AsyncClient | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
@@ -509,20 +517,24 @@ class AsyncTransport:
             http2 = importlib.util.find_spec("h2") is not None
         if client is not None and proxy is not None:
             raise ConfigError("AsyncTransport: give a client or a proxy, not both")
+        self._own_client = client is None
         if client is None:
-            check(proxy, trust_env)  # a typed error, naming the setting, before httpx reads it
-        self._client = client or httpx.AsyncClient(
-            timeout=self.timeouts.httpx(),
-            verify=verify,
-            http2=http2,
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-            proxy=proxy,
-            trust_env=trust_env,
-        )
+            # srt chooses the proxy as httpx would (a typed error naming a bad setting), and
+            # mounts a transport for each that checks its TLS with ``verify`` too.
+            proxies = Proxies.of(proxy, trust_env, verify, http2)
+            limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+            client = httpx.AsyncClient(
+                timeout=self.timeouts.httpx(),
+                verify=tls_context(verify, trust_env),
+                http2=http2,
+                follow_redirects=False,
+                limits=limits,
+                trust_env=False,
+                mounts=None if proxies is None else proxies.mounts(trust_env, limits),
+            )
+        self._client = client
         self._sleep = sleep
         self._rand = rand
-        self._own_client = client is None
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -543,7 +555,8 @@ class AsyncTransport:
                     "the call passed its total time cap before a reply"
                 ) from None
             except httpx.HTTPError as exc:
-                failure = (_connection_error(exc, req), True, {})
+                err = _connection_error(exc, req)
+                failure = (err, not isinstance(err, ProviderAuthError), {})
             else:
                 if resp.status_code < 300:
                     return AsyncResponse(
