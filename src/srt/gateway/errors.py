@@ -136,7 +136,10 @@ def from_exception(exc: BaseException) -> ApiError:
 def _from_provider(exc: ProviderError) -> ApiError:
     if isinstance(exc, ProviderAuthError):
         return ApiError(
-            502, "The upstream provider refused the gateway's credentials.", code="upstream_auth"
+            502,
+            "The upstream provider (or a proxy on the way to it) refused the gateway's "
+            "credentials.",
+            code="upstream_auth",
         )
     if isinstance(exc, RateLimitError):
         after = getattr(exc, "retry_after", None)
