@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import srt
+from srt._chain import SHARE_MIN_MESSAGES
 from srt.errors import ConflictError
 
 MODEL = "gpt-4o-mini"
@@ -73,22 +74,22 @@ def test_a_second_handle_copies_the_history_a_loaded_handle_holds(runtime: srt.R
 
 def test_handles_keep_their_own_heads_after_the_copy(runtime: srt.Runtime) -> None:
     first = runtime.session("s")
-    first.append(*_msgs(5))
+    first.append(*_msgs(40))
     len(first)  # loaded
     second = runtime.session("s")
     second.append({"role": "user", "content": "from the second handle"})
     assert first.head != second.head
-    assert len(first) == 11 and len(second) == 12
+    assert len(first) == 81 and len(second) == 82
     with pytest.raises(ConflictError):
         first.append({"role": "user", "content": "from the first, now stale"})
     first.append({"role": "user", "content": "rebased"}, rebase=True)
     assert [m["content"] for m in first.messages()[-2:]] == ["from the second handle", "rebased"]
-    assert len(second) == 12  # the first handle's copy and commits did not touch it
+    assert len(second) == 82  # the first handle's copy and commits did not touch it
 
 
 def test_a_handle_in_use_is_not_copied_from(runtime: srt.Runtime) -> None:
     first = runtime.session("s")
-    first.append(*_msgs(20))
+    first.append(*_msgs(40))
     expected = first.messages()
     counted = _Counted(runtime)
     held, release = threading.Event(), threading.Event()
@@ -112,7 +113,7 @@ def test_a_handle_in_use_is_not_copied_from(runtime: srt.Runtime) -> None:
 
 def test_a_handle_behind_the_stored_head_is_not_copied_from(runtime: srt.Runtime) -> None:
     first = runtime.session("s")
-    first.append(*_msgs(10))
+    first.append(*_msgs(40))
     len(first)
     other = srt.Runtime(runtime.store.location)  # another process, as far as srt knows
     try:
@@ -131,7 +132,7 @@ def test_a_head_id_given_to_another_node_after_gc_is_not_taken_from_a_stale_hand
     rt = srt.Runtime(db_path, history_retention=0)
     try:
         stale = rt.session("s")
-        stale.append(*_msgs(3), {"role": "user", "content": "dropped later"})
+        stale.append(*_msgs(40), {"role": "user", "content": "dropped later"})
         len(stale)
         mover = rt.session("s")  # copied from ``stale``
         mover.rewind(1)
@@ -153,10 +154,21 @@ def test_an_evicted_handle_is_not_copied_from(db_path: str) -> None:
     rt = srt.Runtime(db_path, memory_budget=1)  # every other handle's state is evicted
     try:
         first = rt.session("a")
-        first.append(*_msgs(10))
+        first.append(*_msgs(40))
         rt.session("b").append(*_msgs(2, "b"))  # evicts the first's state
         counted = _Counted(rt)
         assert rt.session("a").messages() == first.messages()
         assert counted.reads >= 1
     finally:
         rt.close()
+
+
+def test_a_short_session_is_read_again(runtime: srt.Runtime) -> None:
+    """Below ``SHARE_MIN_MESSAGES`` a chain is not offered: reading it costs about what
+    copying does, and an offer costs the runtime memory while the chain lives."""
+    first = runtime.session("s")
+    first.append(*_msgs(SHARE_MIN_MESSAGES // 2 - 1))
+    assert len(first) < SHARE_MIN_MESSAGES
+    counted = _Counted(runtime)
+    assert runtime.session("s").messages() == first.messages()
+    assert counted.reads == 1

@@ -186,7 +186,8 @@ class Builder:
             return None
         root, ck = hashes[0], self._ck
         if ck is None or ck[0] != root:
-            ck = self._ck = (root, "srt-" + self.shared.store.hashing.chain(_core.ROOT, root).hex())
+            key = "srt-" + self.shared.store.hashing.chain(_core.ROOT, root).hex()
+            ck = self._ck = self.shared.same((root, key))
         return ck[1]
 
     # -- assembly --------------------------------------------------------------------------
@@ -212,7 +213,7 @@ class Builder:
         else:
             found = self._asm.get(key) if self._asm is not None else None
             if found is None:
-                found = Assembly()
+                found, key = Assembly(), self.shared.same(key)
                 if self._asm1 is None:
                     self._key1, self._asm1 = key, found
                 else:
@@ -482,7 +483,9 @@ class Builder:
         bare = self._bare
         if bare is None or bare[:4] != (fmt, model, last, key):
             head, tail = fmt.envelope(model, params, system, tool_frags)
-            bare = self._bare = (fmt, model, last, key, head, fmt.close(last) + tail)
+            bare = self._bare = self.shared.same(
+                (fmt, model, last, key, head, fmt.close(last) + tail)
+            )
         return p, bare[4], marks, bare[5]
 
     def _built(self, fmt: WireFormat, model: str, p: Planned, size: int) -> None:

@@ -14,7 +14,7 @@ import unicodedata
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from . import _core
 from .cache import Record
@@ -57,6 +57,7 @@ def check_name(name: Any) -> str:
 
 K = TypeVar("K")
 V = TypeVar("V")
+T = TypeVar("T")
 
 #: Records of previous requests (the cache explain) kept at most, least recent dropped.
 MAX_RECORDS = 4096
@@ -226,10 +227,13 @@ class Shared:
         self.last_model: Lru[tuple[str, str | None], str] = Lru(MAX_RECORDS)
         #: The sessions' live state, bounded by ``Runtime(memory_budget=...)`` if given.
         self.budget = _Budget(memory_budget)
-        #: Per session id (the most recently loaded ``MAX_RECORDS``), a loaded chain of a
-        #: handle: a new handle of the session copies its state instead of reading the
-        #: store (``Chain.load``). Held weakly; typed loosely (the chain imports this).
-        self.chains: Lru[int, weakref.ref[Any]] = Lru(MAX_RECORDS)
+        #: Per session id (at most ``MAX_RECORDS``, the most recently loaded), a loaded
+        #: chain of a handle: a new handle of the session copies its state instead of
+        #: reading the store (``Chain.load``). Held weakly, and an entry goes with its
+        #: chain, so dropped handles leave nothing behind. Typed loosely: the chain
+        #: module imports this one.
+        self.chains: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+        self._same: Lru[Any, Any] = Lru(MAX_RECORDS)
         self.serialized = 0
         self._bodies = _core.FragmentCache(fragment_cache_bytes)
         self._counter_lock = threading.Lock()
@@ -244,6 +248,24 @@ class Shared:
 
     def set_history_retention(self, seconds: float) -> None:
         self._retention = check_retention(seconds)
+
+    def same(self, value: T) -> T:
+        """One object for equal small tuples that many sessions keep (a cache key with its
+        root, a bare envelope, an assembly's key): each session holds a reference, not a
+        copy (the most recent ``MAX_RECORDS`` kept)."""
+        got = self._same.get(value)
+        if got is None:
+            self._same[value] = got = value
+        return cast(T, got)
+
+    def loaded(self, chain: Any) -> None:
+        """Keep ``chain`` (just loaded) as its session's in ``chains``, the oldest entries
+        dropped past ``MAX_RECORDS``."""
+        chains = self.chains
+        chains[chain.id] = chain
+        data: dict[int, Any] = chains.data  # type: ignore[attr-defined]  # (oldest first)
+        while len(data) > MAX_RECORDS:
+            data.pop(next(iter(data)), None)
 
     def charge(self, owner: Budgeted) -> None:
         """``owner`` (a session) was just used: count its state, most recent, and evict
