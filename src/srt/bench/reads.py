@@ -10,7 +10,11 @@ figure the median of ``reps`` runs, interleaved so that both see the same machin
 * ``cold_messages``: a new ``Runtime`` opens the file, opens the session and calls
   ``messages()``, against a new connection doing the naive load;
 * ``cold_build``: a new ``Runtime`` opens the file and builds the next request,
-  against a new connection doing the naive load and ``json.dumps``.
+  against a new connection doing the naive load and ``json.dumps``;
+* ``handle``: a new handle of the session on a ``Runtime`` already open (one per web
+  request, say) builds the next request, while another handle of the session there is
+  loaded (it copies that one's state), against the same on a ``Runtime`` where no other
+  handle is alive (it reads the store).
 
 Every result is checked against the other client's (the same dicts, the same body).
 """
@@ -81,11 +85,15 @@ def run_reads(
             "naive_cold_messages",
             "srt_cold_build",
             "naive_cold_build",
+            "handle_copied",
+            "handle_read",
         )
     }
     hot_rt = Runtime(srt_path)
     hot = hot_rt.session("bench")
     hot.messages()
+    hot.request("openai.chat", model=MODEL, cache=False)
+    open_rt = Runtime(srt_path)  # no handle of the session stays alive on it
     hot_conn = apsw.Connection(naive_path)
     want = _naive_load(hot_conn)
     want_body = _dumps(want)
@@ -131,9 +139,21 @@ def run_reads(
         if body != want_body or nbody != want_body:
             raise AssertionError("a cold build differs from the naive store's body")
         del body, nbody
+
+        t0 = pc()
+        body = hot_rt.session("bench").request("openai.chat", model=MODEL, cache=False)
+        t1 = pc()
+        nbody = open_rt.session("bench").request("openai.chat", model=MODEL, cache=False)
+        t2 = pc()
+        t["handle_copied"].append(t1 - t0)
+        t["handle_read"].append(t2 - t1)
+        if body != want_body or nbody != want_body:
+            raise AssertionError("a new handle's build differs from the naive store's body")
+        del body, nbody
         if progress is not None:
             progress(i + 1, reps)
     hot_rt.close()
+    open_rt.close()
     hot_conn.close()
     us = {k: _median(v) for k, v in t.items()}
     ratios = {
@@ -142,6 +162,8 @@ def run_reads(
         "cold_messages_vs_naive": us["srt_cold_messages"] / us["naive_cold_messages"],
         # how many times faster srt's cold build is
         "cold_build_speedup": us["naive_cold_build"] / us["srt_cold_build"],
+        # a new handle that copies a live one's state, against one that reads the store
+        "handle_copy_speedup": us["handle_read"] / us["handle_copied"],
     }
     return {
         **ratios,

@@ -506,6 +506,9 @@ def _reads(r: dict[str, Any]) -> list[str]:
         f"{u['naive_cold_messages']:>9.0f} us   {r['cold_messages_vs_naive']:.2f}x",
         f"  cold open + build              srt {u['srt_cold_build']:>9.0f} us   naive "
         f"{u['naive_cold_build']:>9.0f} us   {r['cold_build_speedup']:.1f}x faster",
+        f"  new handle + build, open Runtime: another handle live (copied) "
+        f"{u['handle_copied']:.0f} us; none (read) {u['handle_read']:.0f} us: "
+        f"{r['handle_copy_speedup']:.1f}x faster",
     ]
 
 
