@@ -52,6 +52,8 @@ _ENV_VARS = (
     "https_proxy",
     "all_proxy",
     "no_proxy",
+    # (set, httpx ignores HTTP_PROXY: a CGI request's header could have set it)
+    "REQUEST_METHOD",
 )
 
 

@@ -1,4 +1,5 @@
-"""Helpers shared by the test modules: bad messages and a whole-store snapshot.
+"""Helpers shared by the test modules: bad messages, a whole-store snapshot, and the
+providers a test made, closed when it ends (``made``, the ``close_made`` fixture).
 
 The snapshot opens the file with ``apsw``, the SQLite library srt itself uses.
 Never open an srt file with the stdlib ``sqlite3`` module in the same process:
@@ -9,9 +10,31 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import apsw
+import pytest
+
+from srt.providers import Provider
+
+P = TypeVar("P", bound=Provider)
+
+#: Providers a test made (``made``), closed when it ends by ``close_made``: a module that
+#: imports that fixture gets it for every test.
+MADE: list[Provider] = []
+
+
+def made(provider: P) -> P:
+    MADE.append(provider)
+    return provider
+
+
+@pytest.fixture(autouse=True)
+def close_made() -> Iterator[None]:
+    yield
+    while MADE:
+        MADE.pop().close()
+
 
 TABLES = ("heap", "nodes", "sessions")  # SQLite's (schema v6: bodies in the heap)
 PG_TABLES = ("messages", "nodes", "sessions")  # PostgreSQL's

@@ -29,14 +29,11 @@ from srt.testing import ProviderServer
 KEY = "sk-upstream-proxy-0123456789abcdef0123"
 USER = "gw-proxy-user"
 PASSWORD = "CANARY gw p@ss:w/rd"
-_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUEST_METHOD")
 
 
 @pytest.fixture(autouse=True)
 def _env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in _VARS:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
+    """(conftest clears the proxy variables)"""
     monkeypatch.setenv("SRT_GW_PROXY_UP_KEY", KEY)
 
 

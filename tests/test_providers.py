@@ -21,7 +21,7 @@ from srt.providers.sigv4 import AwsCredentials
 from srt.providers.transport import RetryPolicy, Timeouts, Transport
 from srt.testing import ProviderServer
 from srt.wire.azure import AzureEndpoint
-from support import is_url, snapshot
+from support import MADE, close_made, is_url, snapshot  # noqa: F401  (close_made: an autouse fixture)
 
 KEY = "sk-CANARY-provider-key-0123456789"
 SECRET = "CANARY-aws-secret-abcdefghijklmnop"
@@ -54,9 +54,6 @@ def srv() -> Iterator[ProviderServer]:
         assert server.errors == []
 
 
-_MADE: list[Provider] = []
-
-
 @pytest.fixture
 def rt(store_url: str) -> Iterator[srt.Runtime]:
     """The provider tests run once per engine (SQLite, PostgreSQL)."""
@@ -64,16 +61,9 @@ def rt(store_url: str) -> Iterator[srt.Runtime]:
         yield runtime
 
 
-@pytest.fixture(autouse=True)
-def _close_providers() -> Iterator[None]:
-    yield
-    while _MADE:
-        _MADE.pop().close()
-
-
 def make(kind: str, srv: ProviderServer, **kw: Any) -> Provider:
     p = _make(kind, srv, **kw)
-    _MADE.append(p)
+    MADE.append(p)
     return p
 
 

@@ -33,19 +33,11 @@ from srt.providers.proxies import Proxies
 from srt.providers.sigv4 import AwsCredentials
 from srt.providers.transport import AsyncTransport, RetryPolicy, Timeouts, Transport
 from srt.testing import ProviderServer
+from support import MADE, close_made  # noqa: F401  (close_made: an autouse fixture)
 
 KEY = "sk-CANARY-proxy-test-key-0123456789"
 USER = "proxy-user"
 PASSWORD = "CANARY p@ss:w/rd"  # needs URL-encoding in a proxy URL
-_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUEST_METHOD")
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees the developer's proxy settings."""
-    for name in _VARS:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
 
 
 @pytest.fixture
@@ -67,19 +59,9 @@ def rt(db_path: str) -> Iterator[srt.Runtime]:
         yield runtime
 
 
-_MADE: list[Provider] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_providers() -> Iterator[None]:
-    yield
-    while _MADE:
-        _MADE.pop().close()
-
-
 def openai(srv: ProviderServer, **kw: Any) -> OpenAI:
     p = OpenAI(KEY, base_url=srv.url + "/v1", **kw)
-    _MADE.append(p)
+    MADE.append(p)
     return p
 
 
@@ -119,7 +101,7 @@ def test_http_proxy_from_the_environment_carries_the_request(
         p = Bedrock(region="us-east-1", credentials=creds, endpoint_url=srv.url)
         model = "anthropic.claude-sonnet-4-6"
         path = f"/model/{model}/converse"
-    _MADE.append(p)
+    MADE.append(p)
     srv.script(kind.split("-")[0], ["through the proxy"])
     s = rt.session(kind)
     s.append({"role": "user", "content": "hello"})
@@ -281,7 +263,7 @@ def test_a_proxy_that_hangs_up_or_refuses_a_tunnel_leaks_no_credentials(
         p = OpenAI(
             KEY, base_url="https://api.example.test/v1", proxy=url_of(strict), retry=no_retry
         )
-        _MADE.append(p)
+        MADE.append(p)
         with pytest.raises(ProviderConnectionError, match="403") as info:
             ask(rt, p, "tunnel")
         _secret_free(*_chain(info.value))
@@ -300,7 +282,7 @@ def test_https_through_a_connect_tunnel_with_the_verify_setting(
         srv.script("openai", ["secure", "streamed securely"])
         base = f"https://localhost:{srv.port}/v1"
         p = OpenAI(KEY, base_url=base, proxy=tunnel.url(), verify=ca_file)
-        _MADE.append(p)
+        MADE.append(p)
         assert ask(rt, p) == "secure"
         s = rt.session("tls-stream")
         s.append({"role": "user", "content": "hello"})
@@ -311,7 +293,7 @@ def test_https_through_a_connect_tunnel_with_the_verify_setting(
         ] * 2
         # Without the test CA the certificate is refused: verification is on.
         strict = OpenAI(KEY, base_url=base, proxy=tunnel.url(), retry=RetryPolicy(max_retries=0))
-        _MADE.append(strict)
+        MADE.append(strict)
         with pytest.raises(ProviderConnectionError, match="CERTIFICATE"):
             ask(rt, strict, "unverified")
 
@@ -321,7 +303,7 @@ def test_https_through_a_connect_tunnel_with_the_verify_setting(
 
 def _failure(transport: Transport, rt: srt.Runtime, url: str, name: str) -> str:
     p = OpenAI(KEY, base_url=url, transport=transport)
-    _MADE.append(p)
+    MADE.append(p)
     with pytest.raises(ProviderConnectionError) as info:
         ask(rt, p, name)
     return str(info.value)

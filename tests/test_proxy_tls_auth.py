@@ -23,21 +23,20 @@ from srt.errors import ProviderAuthError, ProviderConnectionError, ProviderError
 from srt.providers import OpenAI, Provider
 from srt.providers.transport import RetryPolicy, Transport
 from srt.testing import ProviderServer
+from support import MADE, close_made  # noqa: F401  (close_made: an autouse fixture)
 
 KEY = "sk-CANARY-proxy-tls-key-0123456789"
 USER = "proxy-user"
 PASSWORD = "CANARY p@ss:w/rd"  # needs URL-encoding in a proxy URL
-_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUEST_METHOD")
 # Retries that would happen, quickly, if the error were retried.
 RETRY = RetryPolicy(max_retries=3, initial_delay=0.01, max_delay=0.01)
 
 
 @pytest.fixture(autouse=True)
 def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees the developer's proxy or CA settings."""
-    for name in (*_VARS, "SSL_CERT_FILE", "SSL_CERT_DIR"):
+    """No test sees the developer's CA settings (conftest clears the proxy variables)."""
+    for name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
         monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
 
 
 @pytest.fixture
@@ -72,19 +71,9 @@ def tls_proxy(proxy_tls: ssl.SSLContext) -> Iterator[ForwardProxy]:
         yield p
 
 
-_MADE: list[Provider] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_providers() -> Iterator[None]:
-    yield
-    while _MADE:
-        _MADE.pop().close()
-
-
 def openai(base_url: str, **kw: Any) -> OpenAI:
     p = OpenAI(KEY, base_url=base_url, **kw)
-    _MADE.append(p)
+    MADE.append(p)
     return p
 
 
