@@ -172,3 +172,38 @@ def test_a_short_session_is_read_again(runtime: srt.Runtime) -> None:
     counted = _Counted(runtime)
     assert runtime.session("s").messages() == first.messages()
     assert counted.reads == 1
+
+
+def test_handles_opened_while_others_append_hold_the_stored_history(db_path: str) -> None:
+    """Threads open handles of one session (copying another live handle's state when
+    they can) while others append to it; every handle's history is the one the store
+    holds below that handle's head."""
+    rt = srt.Runtime(db_path)
+    try:
+        rt.session("s").append(*_msgs(40))
+        errors: list[BaseException] = []
+        keep: list[srt.Session] = []
+
+        def work(k: int) -> None:
+            try:
+                for i in range(15):
+                    h = rt.session("s")
+                    h.append({"role": "user", "content": f"thread {k} turn {i}"}, rebase=True)
+                    rows = rt.store.chain(h.head)
+                    assert [r[2] for r in rows] == h.messages_bytes()
+                    assert h.prefix_hash == rows[-1][3].hex()
+                    h.request("openai.chat", model=MODEL)
+                    if i % 5 == 0:
+                        keep.append(h)  # some handles stay alive to be copied from
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert errors == []
+        assert len(rt.session("s")) == 81 + 4 * 15
+    finally:
+        rt.close()
