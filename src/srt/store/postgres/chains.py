@@ -15,10 +15,11 @@ from ... import _core
 from ...errors import CorruptionError
 from ..base import ChainRow, check_chain
 from .pool import Database
-from .statements import BODIES, CHAIN, CHAIN_NODES, CHAIN_SINCE, CHAIN_WINDOW
+from .statements import BODIES, BODIES_RANGE, CHAIN, CHAIN_NODES, CHAIN_SINCE, CHAIN_WINDOW
 
 _depth = operator.itemgetter(6)
 _id = operator.itemgetter(0)
+_message = operator.itemgetter(3)
 
 
 def chain(db: Database, head: int | None) -> list[ChainRow]:
@@ -47,8 +48,11 @@ def chain(db: Database, head: int | None) -> list[ChainRow]:
 def _walk(db: Database, head: int) -> Callable[[psycopg.Connection[Any]], list[ChainRow] | None]:
     """The chain's rows, root first, from a window of node rows walked in memory
     (``CHAIN_WINDOW``), the rest of the walk in the server if the window ends before
-    the root, then the bodies; ``None`` if a link or body was not found."""
-    window, nodes, bodies = (db.sql(q) for q in (CHAIN_WINDOW, CHAIN_NODES, BODIES))
+    the root, then the bodies (``BODIES_RANGE`` when their ids fill a range, else
+    ``BODIES``); ``None`` if a link or body was not found."""
+    window, nodes, bodies, by_range = (
+        db.sql(q) for q in (CHAIN_WINDOW, CHAIN_NODES, BODIES, BODIES_RANGE)
+    )
 
     def load(conn: psycopg.Connection[Any]) -> list[ChainRow] | None:
         with conn.cursor(binary=True) as cur:
@@ -62,9 +66,18 @@ def _walk(db: Database, head: int) -> Callable[[psycopg.Connection[Any]], list[C
                     walked = rest + walked
             except (ValueError, TypeError):
                 return None
-            # The ids as an array literal: psycopg dumps a list element by element
-            # in Python (1.2 ms for 2,000 ids; this takes 0.1 ms).
-            got = cur.execute(bodies, (_core.id_array(walked, 3),)).fetchall()
+            ids = list(map(_message, walked))
+            span = (min(ids), max(ids)) if ids else None
+            if span is not None and span[1] - span[0] < len(ids):
+                # The message ids fill a range (a session one writer appended, its
+                # repeats stored once): read the range, never more rows than the chain
+                # has messages; a message of another chain inside it is left out by the
+                # join below.
+                got = cur.execute(by_range, span).fetchall()
+            else:
+                # The ids as an array literal: psycopg dumps a list element by element
+                # in Python (1.2 ms for 2,000 ids; this takes 0.1 ms).
+                got = cur.execute(bodies, (_core.id_array(walked, 3),)).fetchall()
         return _core.join_bodies(walked, got)
 
     return load

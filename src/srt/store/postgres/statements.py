@@ -56,6 +56,11 @@ SELECT {NODE_COLUMNS} FROM chain
 #: scan, or a hashed filter of a small table's scan: 0.5 ms less for 2,000 ids than a
 #: join with ``unnest`` (a hash join over the table, or a nested loop of index scans).
 BODIES = "SELECT id, hash, body FROM {s}.messages WHERE id = ANY(%s::bigint[])"
+#: The hash and body of every message whose id lies in a range: ``BODIES`` when the ids
+#: wanted fill the range (a session one writer appended). A range plans in 0.2 ms on a
+#: new backend where ``= ANY`` of 2,001 ids takes 0.65 ms (the planner estimates each
+#: element), and the scan compares two bounds instead of building a hashed filter.
+BODIES_RANGE = "SELECT id, hash, body FROM {s}.messages WHERE id BETWEEN %s::bigint AND %s::bigint"
 # Each step of the walk is a LATERAL subquery with LIMIT 1, which the planner cannot
 # flatten, so it is one primary-key lookup. A plain join lets the planner hash-join the
 # whole nodes table at every step (it guesses 10 rows per step): 1.3 s instead of 4 ms
