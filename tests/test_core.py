@@ -719,3 +719,35 @@ def test_digests_are_stable_across_processes() -> None:
     assert lines == expected
     assert lines[1].split()[0] == "a96faf705af16834e6c632b61e964e1f"
     assert lines[-1].split() == [p.hex() for p in ref.chain_many(ref.ROOT, hashes)]
+
+
+def test_output_buffer_grows_the_body_before_last_when_the_caller_holds_each_body() -> None:
+    """``body = build(...)`` in a loop holds each body until the next build returns:
+    the buffer keeps the body before last (``spare``) and, once the caller lets it go,
+    grows it in place, writing two turns' worth of new bytes; bodies the caller holds
+    never change. A caller that drops each body first lets the spare go after eight
+    such builds."""
+    buf = _core.OutputBuffer(min_bytes=1024)
+    parts = [bytes([65 + i % 26]) * 1000 for i in range(64)]
+    body = buf.build(b"[", parts, b",", b"]")
+    for turn in range(12):
+        parts.append(bytes([97 + turn]) * 30)
+        copied = buf.copied
+        held = (body, bytes(bytearray(body)))
+        body = buf.build(b"[", parts, b",", b"]")  # the previous body is still held here
+        assert body == ref.assemble(b"[", parts, b",", b"]")
+        assert held[0] == held[1] and held[0] is not body
+        if turn >= 1:  # the body before last was free: grown, two new parts and the tail
+            assert buf.copied - copied == 2 * 31 + 1
+            assert buf.spare > 0
+        del held
+    assert buf.resized == 0
+    ids = set()
+    for turn in range(10):  # now dropped before each build: the last body is grown
+        del body
+        parts.append(b"z" * 30)
+        body = buf.build(b"[", parts, b",", b"]")
+        ids.add(id(body))
+        assert body == ref.assemble(b"[", parts, b",", b"]")
+        assert (buf.spare > 0) == (turn < 7)  # let go after eight such builds in a row
+    assert len(ids) == 1

@@ -118,7 +118,7 @@ class Builder:
         total = (8 * len(self._win.roles) if self._win is not None else 0) + 600
         for _, asm in self._assemblies():
             total += 8 * (len(asm.pieces) + len(asm.system)) + 25 * asm.n + 400
-            total += asm.out.capacity if asm.out is not None else 0
+            total += asm.out.capacity + asm.out.spare if asm.out is not None else 0
             total += asm.segments.holding if asm.segments is not None else 0
         return total
 

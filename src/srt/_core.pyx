@@ -321,25 +321,109 @@ cdef inline Py_ssize_t _roomy(Py_ssize_t n):
     return n + (n >> 4)
 
 
+#: Builds in a row that grow the last body (the caller dropped it) after which an
+#: ``OutputBuffer`` lets the body before last go.
+cdef enum:
+    SPARE_IDLE = 8
+
+
+cdef class _Kept:
+    """One body an ``OutputBuffer`` keeps, with what it was built from: where each part
+    ends in it, the head, separator and parts list, and its room."""
+
+    cdef PyObject* out
+    cdef Py_ssize_t* ends  # bytes of the head and parts 0..i (with separators) in out
+    cdef Py_ssize_t ncap
+    cdef bytes head
+    cdef bytes sep
+    cdef list parts
+    cdef Py_ssize_t nparts
+    cdef Py_ssize_t prefix_end  # bytes of head and parts in out
+    cdef Py_ssize_t room  # bytes out's memory holds (its length and the room to grow)
+
+    def __cinit__(self):
+        self.out = NULL
+        self.ends = NULL
+        self.ncap = 0
+        self.room = 0
+
+    def __dealloc__(self):
+        Py_XDECREF(self.out)
+        self.out = NULL
+        PyMem_Free(self.ends)
+        self.ends = NULL
+
+    cdef int reserve(self, Py_ssize_t n) except -1:
+        cdef Py_ssize_t cap
+        cdef void* grown
+        if n <= self.ncap:
+            return 0
+        cap = max(n, 2 * self.ncap, 64)
+        grown = PyMem_Realloc(self.ends, cap * sizeof(Py_ssize_t))
+        if grown == NULL:
+            raise MemoryError()
+        self.ends = <Py_ssize_t*>grown
+        self.ncap = cap
+        return 0
+
+    cdef void truncate(self, Py_ssize_t k):
+        if self.out != NULL and 0 <= k < self.nparts:
+            self.nparts = k
+            self.prefix_end = self.ends[k - 1] if k else PyBytes_GET_SIZE(self.head)
+
+    cdef void clear(self):
+        Py_XDECREF(self.out)
+        self.out = NULL
+        self.head = self.sep = None
+        self.parts = None
+
+    cdef inline bint free(self):
+        """Whether it holds a body that nobody else holds (it may be written in place)."""
+        return self.out != NULL and srt_refcnt(self.out) == 1
+
+    cdef inline bint appended(self, bytes head, list parts, bytes sep, Py_ssize_t n):
+        """Whether ``parts`` is the list it was built from, only appended to since."""
+        return (
+            self.out != NULL
+            and self.parts is parts
+            and n >= self.nparts
+            and _same(head, self.head)
+            and _same(sep, self.sep)
+        )
+
+    cdef void took(self, bytes head, list parts, bytes sep, Py_ssize_t n, Py_ssize_t prefix_end):
+        self.head = head
+        self.sep = sep
+        self.parts = parts
+        self.nparts = n
+        self.prefix_end = prefix_end
+
+
 cdef class OutputBuffer:
-    """``assemble`` that reuses the memory of the body it built last time.
+    """``assemble`` that reuses the memory of the bodies it built before.
 
     A session builds nearly the same body turn after turn: the same head, the same
-    fragments, a few new ones, a new tail. When the previous body is at least
-    ``min_bytes`` and nobody but this buffer still holds it (the caller has sent and
-    dropped it), ``build`` grows that bytes object in place and rewrites only what
-    follows the part that is unchanged, byte for byte; fresh memory is never touched
-    and the unchanged prefix is not copied again. When the caller still holds the
-    previous body, it is left exactly as it was and a new one is allocated, as
-    ``assemble`` does. The result always equals ``assemble(head, parts, sep, tail)``.
+    fragments, a few new ones, a new tail. When a body it built is at least
+    ``min_bytes`` and nobody but this buffer still holds it, ``build`` grows that bytes
+    object in place and rewrites only what follows the part that is unchanged, byte for
+    byte; fresh memory is never touched and the unchanged prefix is not copied again.
+    A body the caller still holds is left exactly as it was. The result always equals
+    ``assemble(head, parts, sep, tail)``.
 
-    Holding the last body costs its size in memory, so bodies under ``min_bytes``
-    (cheap to copy) are not kept. A kept body is allocated with room to grow by a
-    sixteenth of its size (``capacity``), so the next builds grow it where it is: growing
-    a bytes object past its allocation is a ``realloc``, which moves (copies) the whole
-    body whenever something was allocated right after it. The room is reserved again
-    only once it is used up (``resized`` counts these), or when the body shrinks below
-    half of it.
+    Two bodies are kept: the last one and, while the caller held that one when the next
+    was built, the one before. So a caller that holds each body until the next build
+    returns (``body = s.request(...)`` in a loop) gets the body before last grown in
+    place, two turns' worth of new bytes written, instead of a new body each time. A
+    caller that drops each body first reuses the last one, and the one before is let go
+    after eight such builds in a row (``spare``: the bytes its memory holds, 0 when
+    none), so memory goes back when nothing holds bodies any more.
+
+    Holding a body costs its size in memory, so bodies under ``min_bytes`` (cheap to
+    copy) are not kept. A kept body is allocated with room to grow by a sixteenth of its
+    size (``capacity``), so the next builds grow it where it is: growing a bytes object
+    past its allocation is a ``realloc``, which moves (copies) the whole body whenever
+    something was allocated right after it. The room is reserved again only once it is
+    used up (``resized`` counts these), or when the body shrinks below half of it.
 
     ``parts`` is remembered by reference, not copied: the caller must never change
     the first ``len(parts)`` items of a list it passed (appending is fine), unless it
@@ -347,99 +431,68 @@ cdef class OutputBuffer:
     over, pass a new list. srt's assemblies keep their piece lists that way.
     """
 
-    cdef PyObject* _out
-    cdef Py_ssize_t* _ends  # bytes of the head and parts 0..i (with separators) in _out
-    cdef Py_ssize_t _ncap
-    cdef bytes _head
-    cdef bytes _sep
-    cdef list _parts
-    cdef Py_ssize_t _nparts
-    cdef Py_ssize_t _prefix_end  # bytes of head and parts in the previous body
-    cdef Py_ssize_t _room  # bytes _out's memory holds (its length and the room to grow)
+    cdef _Kept _cur  # the last body built
+    cdef _Kept _spare  # the one before, kept while the caller held the last one
+    cdef Py_ssize_t _idle  # builds in a row that grew the last body (no spare needed)
     cdef readonly Py_ssize_t min_bytes
     cdef readonly Py_ssize_t resized
     cdef readonly Py_ssize_t reused
     cdef readonly Py_ssize_t copied
 
     def __cinit__(self, Py_ssize_t min_bytes=128 * 1024):
-        self._out = NULL
-        self._ends = NULL
-        self._ncap = 0
-        self._room = 0
+        self._cur = _Kept()
+        self._spare = _Kept()
+        self._idle = 0
         self.min_bytes = min_bytes
         self.resized = 0
         self.reused = 0
         self.copied = 0
 
-    def __dealloc__(self):
-        Py_XDECREF(self._out)
-        self._out = NULL
-        PyMem_Free(self._ends)
-        self._ends = NULL
-
-    cdef int _reserve(self, Py_ssize_t n) except -1:
-        cdef Py_ssize_t cap
-        cdef void* grown
-        if n <= self._ncap:
-            return 0
-        cap = max(n, 2 * self._ncap, 64)
-        grown = PyMem_Realloc(self._ends, cap * sizeof(Py_ssize_t))
-        if grown == NULL:
-            raise MemoryError()
-        self._ends = <Py_ssize_t*>grown
-        self._ncap = cap
-        return 0
-
     def truncate(self, Py_ssize_t k):
         """The parts from index ``k`` on were removed or replaced (in the same list): the
         next build rewrites the body from the end of part ``k - 1``."""
-        if self._out != NULL and 0 <= k < self._nparts:
-            self._nparts = k
-            self._prefix_end = self._ends[k - 1] if k else PyBytes_GET_SIZE(self._head)
+        self._cur.truncate(k)
+        self._spare.truncate(k)
 
     @property
     def holding(self):
-        """Bytes of the previous body this buffer keeps (0 when none)."""
-        return PyBytes_GET_SIZE(<bytes>self._out) if self._out != NULL else 0
+        """Bytes of the last body this buffer keeps (0 when none)."""
+        return PyBytes_GET_SIZE(<bytes>self._cur.out) if self._cur.out != NULL else 0
 
     @property
     def capacity(self):
-        """Bytes the previous body's memory holds: its length and the room it can grow
+        """Bytes the last body's memory holds: its length and the room it can grow
         into without moving (0 when none)."""
-        return self._room if self._out != NULL else 0
+        return self._cur.room if self._cur.out != NULL else 0
+
+    @property
+    def spare(self):
+        """Bytes the memory of the body before the last holds, when it is kept (0 when
+        not)."""
+        return self._spare.room if self._spare.out != NULL else 0
 
     def clear(self):
-        """Drop the previous body."""
-        Py_XDECREF(self._out)
-        self._out = NULL
-        self._head = self._sep = None
-        self._parts = None
+        """Drop the bodies kept."""
+        self._cur.clear()
+        self._spare.clear()
 
     def build(
         self, bytes head not None, list parts not None, bytes sep not None, bytes tail not None
     ):
-        """``head + sep.join(parts) + tail``, in the previous body's memory if it is free."""
+        """``head + sep.join(parts) + tail``, in a kept body's memory if one is free."""
         cdef Py_ssize_t n = len(parts)
         cdef Py_ssize_t seplen = PyBytes_GET_SIZE(sep)
-        cdef Py_ssize_t total, off = 0, k = 0, m, limit, i
-        cdef list prev = self._parts
+        cdef Py_ssize_t total, off, i
         cdef object part
-        cdef char* dst
+        cdef _Kept cur = self._cur
+        cdef _Kept kept
         cdef bytes out
-        cdef bint same_list = (
-            self._out != NULL
-            and prev is parts
-            and n >= self._nparts
-            and _same(head, self._head)
-            and _same(sep, self._sep)
-        )
+        cdef bint same_list = cur.appended(head, parts, sep, n)
         if same_list:
-            # The same list, only appended to since the last build: its first _nparts
+            # The same list, only appended to since the last build: its first nparts
             # items are already in place, so only the new ones are looked at.
-            k = self._nparts
-            off = self._prefix_end
-            total = off + PyBytes_GET_SIZE(tail)
-            for i in range(k, n):
+            total = cur.prefix_end + PyBytes_GET_SIZE(tail)
+            for i in range(cur.nparts, n):
                 part = parts[i]
                 if part is None:
                     raise TypeError("parts must be bytes, not None")
@@ -447,109 +500,139 @@ cdef class OutputBuffer:
         else:
             total = _length(head, parts, sep, tail)
         if (
-            self._out != NULL
-            and n == self._nparts
-            and total == PyBytes_GET_SIZE(<bytes>self._out)
+            cur.out != NULL
+            and n == cur.nparts
+            and total == PyBytes_GET_SIZE(<bytes>cur.out)
             and memcmp(
-                PyBytes_AS_STRING(<bytes>self._out) + self._prefix_end,
+                PyBytes_AS_STRING(<bytes>cur.out) + cur.prefix_end,
                 PyBytes_AS_STRING(tail),
                 PyBytes_GET_SIZE(tail),
             ) == 0
-            and (same_list or _same_parts(head, parts, sep, self._head, prev, self._sep))
+            and (same_list or _same_parts(head, parts, sep, cur.head, cur.parts, cur.sep))
         ):
             # Nothing new since the last build (a retry, or a second look): that body is
             # this one, and bytes never change, so it is returned as it is, held or not.
             # (A list made anew each build, as with cache marks, is compared part by
             # part: by identity, and by bytes where a part is a new object.)
             self.reused += total
-            return <bytes>self._out
-        if (
-            SRT_IN_PLACE
-            and self._out != NULL
-            and srt_refcnt(self._out) == 1
-            and total >= self.min_bytes
-        ):
-            if (
-                not same_list
-                and prev is not None
-                and _same(head, self._head)
-                and _same(sep, self._sep)
-            ):
-                # The unchanged prefix: the same head, then the same parts, in order.
-                off = PyBytes_GET_SIZE(head)
-                limit = min(n, self._nparts)
-                while k < limit and _same(parts[k], prev[k]):
-                    off += PyBytes_GET_SIZE(<bytes>parts[k]) + (seplen if k else 0)
-                    k += 1
-            self._reserve(n)
-            if total > self._room or 2 * total < self._room:
-                # Past its room (or far below it): a new allocation with room again,
-                # which realloc may have to move (on failure: NULL and MemoryError).
-                _PyBytes_Resize(&self._out, _roomy(total))
-                self._room = _roomy(total)
-                self.resized += 1
-            srt_bytes_set_size(self._out, total)  # no cached hash of the old bytes kept
-            dst = PyBytes_AS_STRING(<bytes>self._out)
-            self.reused += off
-            self.copied += total - off
-            if k == 0:
-                m = PyBytes_GET_SIZE(head)
-                memcpy(dst, PyBytes_AS_STRING(head), m)
-                off = m
-            dst += off
-            while k < n:
-                if k and seplen:
-                    memcpy(dst, PyBytes_AS_STRING(sep), seplen)
-                    dst += seplen
-                    off += seplen
-                part = parts[k]
-                m = PyBytes_GET_SIZE(<bytes>part)
-                memcpy(dst, PyBytes_AS_STRING(<bytes>part), m)
-                dst += m
-                off += m
-                self._ends[k] = off
-                k += 1
-            memcpy(dst, PyBytes_AS_STRING(tail), PyBytes_GET_SIZE(tail))
-            out = <bytes>self._out
-        elif SRT_IN_PLACE and total >= self.min_bytes:
-            # A new body to keep: allocated with room to grow, written part by part.
-            self._reserve(n)
-            out = PyBytes_FromStringAndSize(NULL, _roomy(total))
-            srt_bytes_set_size(<PyObject*>out, total)
-            dst = PyBytes_AS_STRING(out)
-            m = PyBytes_GET_SIZE(head)
-            memcpy(dst, PyBytes_AS_STRING(head), m)
-            off = m
-            for i in range(n):
-                if i and seplen:
-                    memcpy(dst + off, PyBytes_AS_STRING(sep), seplen)
-                    off += seplen
-                part = parts[i]
-                m = PyBytes_GET_SIZE(<bytes>part)
-                memcpy(dst + off, PyBytes_AS_STRING(<bytes>part), m)
-                off += m
-                self._ends[i] = off
-            memcpy(dst + off, PyBytes_AS_STRING(tail), PyBytes_GET_SIZE(tail))
-            self.copied += total
-            Py_XDECREF(self._out)
-            self._out = <PyObject*>out
-            Py_XINCREF(self._out)
-            self._room = _roomy(total)
-        else:
+            return <bytes>cur.out
+        if not SRT_IN_PLACE or total < self.min_bytes:
             out = assemble(head, parts, sep, tail)
             self.copied += total
-            Py_XDECREF(self._out)
-            self._out = NULL
-        if self._out != NULL:
-            self._head = head
-            self._sep = sep
-            self._parts = parts
-            self._nparts = n
-            self._prefix_end = total - PyBytes_GET_SIZE(tail)
+            self._cur.clear()
+            self._spare.clear()
+            return out
+        if cur.free():
+            # The caller dropped the last body: grow it. The one before is let go once
+            # it has not been needed for SPARE_IDLE builds in a row.
+            self._idle += 1
+            if self._idle >= SPARE_IDLE:
+                self._spare.clear()
+            return self._write(cur, head, parts, sep, tail, total, same_list)
+        self._idle = 0
+        kept = self._spare
+        if kept.free():
+            # The caller holds the last body but dropped the one before: grow that one,
+            # which becomes the last (the one the caller holds is kept as the spare).
+            self._spare, self._cur = cur, kept
+            same_list = kept.appended(head, parts, sep, n)
+            return self._write(kept, head, parts, sep, tail, total, same_list)
+        # Both held (or none kept yet): a new body with room to grow, written part by
+        # part; the last one, which the caller holds, is kept as the spare for next time.
+        kept.clear()
+        kept.reserve(n)
+        out = PyBytes_FromStringAndSize(NULL, _roomy(total))
+        srt_bytes_set_size(<PyObject*>out, total)
+        off = _write_parts(PyBytes_AS_STRING(out), 0, head, parts, sep, 0, n, kept.ends)
+        memcpy(PyBytes_AS_STRING(out) + off, PyBytes_AS_STRING(tail), PyBytes_GET_SIZE(tail))
+        self.copied += total
+        kept.out = <PyObject*>out
+        Py_XINCREF(kept.out)
+        kept.room = _roomy(total)
+        kept.took(head, parts, sep, n, off)
+        if cur.out != NULL and PyBytes_GET_SIZE(<bytes>cur.out) >= self.min_bytes:
+            self._spare, self._cur = cur, kept
         else:
-            self._head = self._sep = None
-            self._parts = None
+            cur.clear()
+            self._cur, self._spare = kept, cur
         return out
+
+    cdef bytes _write(
+        self,
+        _Kept kept,
+        bytes head,
+        list parts,
+        bytes sep,
+        bytes tail,
+        Py_ssize_t total,
+        bint same_list,
+    ):
+        """Write the body in ``kept``'s memory (nobody else holds it), from the end of
+        the part it shares with the new one: its parts list only appended to since
+        (``same_list``), else the same head and separator and the same parts, in order."""
+        cdef Py_ssize_t n = len(parts), k = 0, off, limit
+        cdef Py_ssize_t seplen = PyBytes_GET_SIZE(sep)
+        cdef list prev = kept.parts
+        cdef char* dst
+        if same_list:
+            k = kept.nparts
+            off = kept.prefix_end
+        elif prev is not None and _same(head, kept.head) and _same(sep, kept.sep):
+            # The unchanged prefix: the same head, then the same parts, in order.
+            off = PyBytes_GET_SIZE(head)
+            limit = min(n, kept.nparts)
+            while k < limit and _same(parts[k], prev[k]):
+                off += PyBytes_GET_SIZE(<bytes>parts[k]) + (seplen if k else 0)
+                k += 1
+        else:
+            off = 0
+        kept.reserve(n)
+        if total > kept.room or 2 * total < kept.room:
+            # Past its room (or far below it): a new allocation with room again,
+            # which realloc may have to move (on failure: NULL and MemoryError).
+            _PyBytes_Resize(&kept.out, _roomy(total))
+            kept.room = _roomy(total)
+            self.resized += 1
+        srt_bytes_set_size(kept.out, total)  # no cached hash of the old bytes kept
+        dst = PyBytes_AS_STRING(<bytes>kept.out)
+        self.reused += off
+        self.copied += total - off
+        off = _write_parts(dst, off, head, parts, sep, k, n, kept.ends)
+        memcpy(dst + off, PyBytes_AS_STRING(tail), PyBytes_GET_SIZE(tail))
+        kept.took(head, parts, sep, n, off)
+        return <bytes>kept.out
+
+
+cdef Py_ssize_t _write_parts(
+    char* dst,
+    Py_ssize_t off,
+    bytes head,
+    list parts,
+    bytes sep,
+    Py_ssize_t k,
+    Py_ssize_t n,
+    Py_ssize_t* ends,
+) except -1:
+    """Write parts ``k``..``n - 1`` (each after the separator but the first) at ``off``
+    in ``dst`` (the head first when ``k`` is 0), recording where each ends in ``ends``;
+    return the offset after them."""
+    cdef Py_ssize_t m, seplen = PyBytes_GET_SIZE(sep)
+    cdef object part
+    if k == 0:
+        m = PyBytes_GET_SIZE(head)
+        memcpy(dst, PyBytes_AS_STRING(head), m)
+        off = m
+    while k < n:
+        if k and seplen:
+            memcpy(dst + off, PyBytes_AS_STRING(sep), seplen)
+            off += seplen
+        part = parts[k]
+        m = PyBytes_GET_SIZE(<bytes>part)
+        memcpy(dst + off, PyBytes_AS_STRING(<bytes>part), m)
+        off += m
+        ends[k] = off
+        k += 1
+    return off
 
 
 cdef class HashSeq:
