@@ -176,7 +176,7 @@ class Chain:
         session in this runtime holds it loaded at the same head: then copied from it)."""
         if self.loaded:
             return
-        if self.head is not None and self._from_sibling():
+        if self._from_sibling():
             return
         rows = self.store.chain(self.head)
         ids, hashes, self.bodies, self.status, self.pinned = _core.split_chain(
@@ -208,13 +208,16 @@ class Chain:
         they are immutable), and only the head's stored prefix hash is read, so a head id
         that gc freed and the store gave to another node is not mistaken for the one the
         other handle holds. False: read the store."""
+        head = self.head
+        if head is None:
+            return False  # (an empty session: nothing to read)
         other = self.shared.chains.get(self.id)
-        if other is None or other is self or other.head != self.head or other.lock is None:
+        if other is None or other is self or other.head != head or other.lock is None:
             return False
         if not other.lock.acquire(blocking=False):
             return False  # in use (a send, a load): its lists may be changing
         try:
-            if not other.loaded or other.staged is not None or other.head != self.head:
+            if not other.loaded or other.staged is not None or other.head != head:
                 return False
             n = len(other.ids)
             prefix = other.head_prefix
@@ -227,10 +230,10 @@ class Chain:
                     mine.copy_from(theirs, n)
         finally:
             other.lock.release()
-        if not n or ids[-1] != self.head or len(hashes) != n or len(bodies) != n:
+        if not n or ids[-1] != head or len(hashes) != n or len(bodies) != n:
             return False
         try:
-            if self.store.node_prefix(self.head) != prefix:  # type: ignore[arg-type]
+            if self.store.node_prefix(head) != prefix:
                 return False
         except SrtError:
             return False  # (the store's own read reports what is wrong)
