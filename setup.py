@@ -6,6 +6,7 @@ annotated HTML report, the way asyncpg's ``ASYNCPG_DEBUG`` does.
 
 from __future__ import annotations
 
+import glob
 import os
 
 from Cython.Build import cythonize
@@ -27,7 +28,8 @@ extensions = [
     Extension(
         "srt._core",
         ["src/srt/_core.pyx"],
-        depends=["src/srt/_utf8.h"],
+        # (the .pxi files are parts of _core.pyx, included in order)
+        depends=["src/srt/_utf8.h", *sorted(glob.glob("src/srt/_core_*.pxi"))],
         define_macros=macros,
         extra_compile_args=compile_args,
     )
