@@ -262,8 +262,9 @@ class Shared:
         """Keep ``chain`` (just loaded) as its session's in ``chains``, the oldest entries
         dropped past ``MAX_RECORDS``."""
         chains = self.chains
-        chains[chain.id] = chain
         data: dict[int, Any] = chains.data  # type: ignore[attr-defined]  # (oldest first)
+        data.pop(chain.id, None)  # (a key set again keeps its old place: put it last)
+        chains[chain.id] = chain
         while len(data) > MAX_RECORDS:
             data.pop(next(iter(data)), None)
 
