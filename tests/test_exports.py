@@ -6,6 +6,8 @@ import __future__
 import builtins
 import inspect
 import re
+import subprocess
+import sys
 import types
 
 import pytest
@@ -150,3 +152,42 @@ def test_all_matches_the_docs() -> None:
         f"in srt.__all__ but not in docs/api.md: {sorted(set(srt.__all__) - set(documented))}; "
         f"in docs/api.md but not in srt.__all__: {sorted(set(documented) - set(srt.__all__))}"
     )
+
+
+def test_import_srt_loads_no_http_stack() -> None:
+    """``import srt`` and the CLI's module leave httpx, httpcore, asyncio, ssl and
+    ``importlib.metadata`` unloaded (about 90 ms of a CLI command): the providers load
+    when one is first named."""
+    code = (
+        "import sys, srt, srt.cli\n"
+        "heavy = ('httpx', 'httpcore', 'asyncio', 'ssl', 'importlib.metadata',"
+        " 'srt.providers.base', 'srt.providers.transport', 'srt.local.server')\n"
+        "print(repr([m for m in heavy if m in sys.modules]))\n"
+        "print(repr(srt.OpenAI.__module__))\n"
+        "print(repr([m for m in ('httpx', 'srt.providers.transport') if m in sys.modules]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "[]",
+        "'srt.providers.openai'",
+        "['httpx', 'srt.providers.transport']",
+    ]
+
+
+def test_lazy_names_resolve_as_the_providers_package_has_them() -> None:
+    import srt.providers
+    import srt.providers.local
+
+    for name in ("Anthropic", "Azure", "Bedrock", "OpenAI", "OpenAICompatible", "Provider"):
+        assert getattr(srt, name) is getattr(srt.providers, name), name
+        assert name in dir(srt) and name in dir(srt.providers), name
+    assert srt.Local is srt.providers.local.Local
+    assert srt.LocalProvider is srt.providers.local.LocalProvider
+    assert issubclass(srt.providers.Options, object)
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        srt.Nope  # noqa: B018 - the lookup is the test
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        srt.providers.Nope  # noqa: B018

@@ -8,6 +8,8 @@ caches. Every public name is listed, with a line each, in ``docs/api.md``.
 
 from __future__ import annotations
 
+import typing as _typing
+
 from ._types import BuildStats, Message, Reply, SessionInfo, Usage
 from ._version import __version__
 from .cache import CachePolicy
@@ -45,16 +47,49 @@ from .errors import (
 )
 from .history import HeadRecord
 from .pricing import Price, Pricing
-from .providers import Anthropic, Azure, Bedrock, OpenAI, OpenAICompatible, Provider
-from .providers.local import Local, LocalProvider
+from .providers.policy import RetryPolicy, Timeouts
 from .providers.sigv4 import AwsCredentials
-from .providers.transport import RetryPolicy, Timeouts
 from .runtime import Runtime, default_path
 from .savings import Baseline, Savings
 from .session import Session
 from .tasks import TaskEvent, TaskResult, ToolCall, ToolRun
 from .tools import Tool, tool
 from .wire.azure import AzureEndpoint
+
+if _typing.TYPE_CHECKING:
+    from .providers import Anthropic, Azure, Bedrock, OpenAI, OpenAICompatible, Provider
+    from .providers.local import Local, LocalProvider
+
+#: The providers, loaded when first named (``srt.OpenAI``): they bring httpx, httpcore and
+#: asyncio, about 90 ms of ``import srt`` that the store, the CLI's reads and request
+#: building never use.
+_PROVIDERS = {
+    "Anthropic": "srt.providers",
+    "Azure": "srt.providers",
+    "Bedrock": "srt.providers",
+    "OpenAI": "srt.providers",
+    "OpenAICompatible": "srt.providers",
+    "Provider": "srt.providers",
+    "Local": "srt.providers.local",
+    "LocalProvider": "srt.providers.local",
+}
+
+
+if not _typing.TYPE_CHECKING:  # (type checkers see the imports above, and no __getattr__)
+
+    def __getattr__(name: str) -> object:
+        module = _PROVIDERS.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        import importlib
+
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value  # (looked up once)
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "Anthropic",

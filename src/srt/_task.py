@@ -20,12 +20,11 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._builder import Parts
 from ._types import Reply, Usage
 from .errors import ConfigError, ConflictError, InvalidMessageError, ToolArgumentsError
-from .providers import Provider
 from .tools import Tool, as_tool, render_result
 
 
@@ -51,6 +50,9 @@ class TaskSession(Protocol):
 
     def refresh(self) -> None: ...
 
+
+if TYPE_CHECKING:  # (the providers load on first use: httpx and asyncio cost ``import srt``)
+    from .providers import Provider
 
 __all__ = [
     "CLAIMS",

@@ -24,11 +24,11 @@ why in the ledger's ``fallback`` column.
 
 from __future__ import annotations
 
-import asyncio
 import json
+import sys
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _core
 from ._builder import Parts
@@ -46,11 +46,13 @@ from .errors import (
     StreamInterruptedError,
 )
 from .message import canonical_tool
-from .providers import Provider
-from .providers.transport import AsyncResponse, HTTPRequest, Response
 from .store import CallRecord, ObjectPut
 from .wire import get_format
 from .wire.base import StreamDecoder
+
+if TYPE_CHECKING:  # (the providers load on first use: httpx and asyncio cost ``import srt``)
+    from .providers import Provider
+    from .providers.transport import AsyncResponse, HTTPRequest, Response
 
 __all__ = ["AsyncReplyStream", "Call", "ReplyStream", "asend", "send"]
 
@@ -63,7 +65,10 @@ _SHAPES: dict[tuple[Any, ...], str] = {}
 
 
 def _status_of(exc: BaseException) -> str:
-    if isinstance(exc, (GeneratorExit, KeyboardInterrupt, asyncio.CancelledError)):
+    if isinstance(exc, (GeneratorExit, KeyboardInterrupt)):
+        return "cancelled"
+    aio = sys.modules.get("asyncio")  # (no asyncio loaded: no task was cancelled)
+    if aio is not None and isinstance(exc, aio.CancelledError):
         return "cancelled"
     if isinstance(exc, (StreamInterruptedError, ProviderTimeoutError)):
         return "incomplete"

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import fnmatch
 import functools
-import importlib.metadata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -52,7 +51,9 @@ _M = Decimal(1_000_000)
 @functools.cache
 def source() -> str:
     """The price data in use, e.g. ``"genai-prices 0.2.5"``."""
-    return f"genai-prices {importlib.metadata.version('genai-prices')}"
+    from importlib import metadata  # (here: about 20 ms of ``import srt``)
+
+    return f"genai-prices {metadata.version('genai-prices')}"
 
 
 @dataclass(frozen=True)

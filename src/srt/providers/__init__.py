@@ -9,23 +9,26 @@ touching srt, as llm's plugins do, with an entry point in the ``srt.providers`` 
     echo = "srt_echo:Echo"
 
 A provider in srt itself is one module here plus one line in ``PROVIDERS``. The
-modules load on first use, so ``import srt`` does not pay for the local provider.
+modules load on first use (``srt.OpenAI``, ``srt.providers.Anthropic`` and the rest are
+looked up when first named), so ``import srt`` pays for no provider and none of httpx,
+httpcore or asyncio.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from .anthropic import Anthropic
-from .azure import Azure
-from .base import Options, Provider
-from .bedrock import Bedrock
-from .compatible import OpenAICompatible
-from .openai import OpenAI
+
+if TYPE_CHECKING:
+    from .anthropic import Anthropic
+    from .azure import Azure
+    from .base import Options, Provider
+    from .bedrock import Bedrock
+    from .compatible import OpenAICompatible
+    from .openai import OpenAI
 
 __all__ = [
     "PROVIDERS",
@@ -51,10 +54,37 @@ PROVIDERS: dict[str, str] = {
     "local": "srt.providers.local:LocalProvider",
 }
 
-Factory = Callable[[Options], "tuple[Provider, str | None]"]
+#: The names above, each from its module, loaded when first asked for (``__getattr__``).
+_LAZY = {
+    "Anthropic": "anthropic",
+    "Azure": "azure",
+    "Bedrock": "bedrock",
+    "OpenAI": "openai",
+    "OpenAICompatible": "compatible",
+    "Options": "base",
+    "Provider": "base",
+}
+
+Factory = Callable[["Options"], "tuple[Provider, str | None]"]
+
+
+if not TYPE_CHECKING:  # (type checkers see the imports above, and no __getattr__)
+
+    def __getattr__(name: str) -> object:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+        globals()[name] = value  # (looked up once)
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *__all__})
 
 
 def _plugins() -> dict[str, str]:
+    from importlib.metadata import entry_points  # (here: about 20 ms of ``import srt``)
+
     return {ep.name: ep.value for ep in entry_points(group="srt.providers")}
 
 
@@ -76,6 +106,8 @@ def factory(name: str) -> Factory:
         raise ConfigError(f"--provider {name} is not available here ({exc})") from None
     for part in attr.split("."):
         obj = getattr(obj, part)
+    from .base import Provider
+
     if isinstance(obj, type) and issubclass(obj, Provider):
         return obj.from_options
     if not callable(obj):

@@ -18,13 +18,14 @@ and for each streamed chunk, and a total cap for the whole call.
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["RetryPolicy", "Timeouts", "redact"]
 
@@ -38,6 +39,8 @@ class Timeouts:
     total: float = 600.0
 
     def httpx(self) -> httpx.Timeout:
+        import httpx  # (here: ``srt.Timeouts`` is imported with srt, httpx only with a transport)
+
         return httpx.Timeout(
             connect=self.connect, read=self.idle, write=self.idle, pool=self.connect
         )
@@ -73,6 +76,8 @@ class RetryPolicy:
             return max(0.0, float(ra))
         except ValueError:
             pass
+        import email.utils  # (here: an HTTP date is rare, and ``import srt`` loads this module)
+
         try:
             when = email.utils.parsedate_to_datetime(ra)
         except (TypeError, ValueError):
