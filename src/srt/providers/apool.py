@@ -286,11 +286,13 @@ class AsyncPool(httpx.AsyncBaseTransport):
             if not await self._freed(loop, wait):
                 raise httpx.PoolTimeout("no connection came free in time")
         try:
-            return await self._connect(key, timeouts.get("connect"), loop, deadline)
+            conn = await self._connect(key, timeouts.get("connect"), loop, deadline)
         except BaseException:
             self._open -= 1
             self._wake()
             raise
+        conn.deadline = deadline
+        return conn
 
     async def _freed(self, loop: asyncio.AbstractEventLoop, wait: float | None) -> bool:
         """Until a connection is given back (True) or ``wait`` seconds passed (False)."""
