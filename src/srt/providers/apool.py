@@ -8,16 +8,11 @@ response is parsed in C by ``httptools`` (``http1.Reply``). Only when a read or 
 would block does it wait, with the loop's ``add_reader``/``add_writer`` and a timer: no
 task, no ``asyncio.wait_for``, no stream or protocol objects per request.
 
-What it keeps from ``Pool``: connections kept alive per origin (the most recently used
-first; none older than ``keepalive_expiry``, with data or a close waiting, or made under
-another event loop), at most ``max_connections`` open, the connect/read/write/pool
-timeouts (and, for ``send``, a deadline that ends every wait), errors as httpx's types,
-TLS with ``verify`` (SNI, ALPN ``http/1.1``), a streamed body whose connection goes back
-only when read to its end (closed early or cancelled, it is closed), and a request on a
-kept-alive connection that failed before a byte was taken sent again on a new one. A task
-cancelled mid-request closes that connection. HEAD, CONNECT, ``Expect``/``Upgrade`` go
-to httpx's ``AsyncHTTPTransport``; with ``tls``, https requests go there. One event loop
-at a time uses a pool (it has no locks).
+It keeps what ``Pool`` keeps (see there), and for ``send`` a deadline that ends every
+wait. An idle connection made under another event loop is closed, not reused; a task
+cancelled mid-request closes its connection. One event loop at a time uses a pool (it
+has no locks). HEAD, CONNECT, ``Expect``/``Upgrade`` go to httpx's
+``AsyncHTTPTransport``; with ``tls``, https requests go there.
 """
 
 from __future__ import annotations
@@ -40,6 +35,8 @@ from .http1 import (
     Reply,
     Sent,
     Target,
+    achunked,
+    chunked,
     framing,
     readable,
     request_head,
@@ -56,6 +53,14 @@ _BLOCKED = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWant
 def _ready(fut: asyncio.Future[bool], value: bool) -> None:
     if not fut.done():
         fut.set_result(value)
+
+
+def _capped(timeout: float | None, deadline: float | None) -> float | None:
+    """``timeout``, or less if ``deadline`` (a ``time.monotonic()``) comes first."""
+    if deadline is None:
+        return timeout
+    rest = deadline - time.monotonic()
+    return rest if timeout is None or rest < timeout else timeout
 
 
 class _Conn:
@@ -78,14 +83,6 @@ class _Conn:
         with contextlib.suppress(OSError):
             self.sock.close()
 
-    def left(self, timeout: float | None) -> float | None:
-        """``timeout``, or less if the request's deadline comes first."""
-        deadline = self.deadline
-        if deadline is None:
-            return timeout
-        rest = deadline - time.monotonic()
-        return rest if timeout is None or rest < timeout else timeout
-
     async def wait(self, write: bool, timeout: float | None) -> bool:
         """Until the socket can be written (``write``) or read; False if ``timeout``
         seconds passed first. Cancelled, it leaves nothing registered on the loop."""
@@ -93,18 +90,12 @@ class _Conn:
             return False
         loop, fd = self.loop, self.fd
         fut: asyncio.Future[bool] = loop.create_future()
-        if write:
-            loop.add_writer(fd, _ready, fut, True)
-        else:
-            loop.add_reader(fd, _ready, fut, True)
+        (loop.add_writer if write else loop.add_reader)(fd, _ready, fut, True)
         timer = None if timeout is None else loop.call_later(timeout, _ready, fut, False)
         try:
             return await fut
         finally:
-            if write:
-                loop.remove_writer(fd)
-            else:
-                loop.remove_reader(fd)
+            (loop.remove_writer if write else loop.remove_reader)(fd)
             if timer is not None:
                 timer.cancel()
 
@@ -117,12 +108,18 @@ class _Conn:
                 write = isinstance(exc, ssl.SSLWantWriteError)
             except OSError as exc:
                 raise httpx.ReadError(str(exc)) from exc
-            if not await self.wait(write, self.left(timeout)):
+            if not await self.wait(write, _capped(timeout, self.deadline)):
                 raise httpx.ReadTimeout("timed out")
 
-    async def sendall(self, data: bytes, timeout: float | None, first: bool = False) -> None:
-        """All of ``data`` written; ``Sent`` if not (``nothing`` when ``first`` and the
-        socket took none of it)."""
+    async def sendall(
+        self, data: bytes, timeout: float | None, on_write: Callable[[int], None] | None
+    ) -> None:
+        """All of ``data`` written (told to ``on_write``); ``Sent`` if not (``nothing``
+        when the socket took none of it)."""
+        if not data:
+            return
+        if on_write is not None:
+            on_write(len(data))
         sock, view, taken = self.sock, memoryview(data), 0
         size = view.nbytes
         if view.itemsize != 1:
@@ -133,13 +130,13 @@ class _Conn:
             except _BLOCKED as exc:
                 write = not isinstance(exc, ssl.SSLWantReadError)
             except OSError as exc:
-                raise Sent(write_error(exc), nothing=first and not taken) from exc
+                raise Sent(write_error(exc), nothing=not taken) from exc
             else:
                 if taken >= size:
                     return
                 continue
-            if not await self.wait(write, self.left(timeout)):
-                raise Sent(httpx.WriteTimeout("timed out"), nothing=first and not taken)
+            if not await self.wait(write, _capped(timeout, self.deadline)):
+                raise Sent(httpx.WriteTimeout("timed out"), nothing=not taken)
 
 
 class _Out(NamedTuple):
@@ -181,20 +178,40 @@ class AsyncResponseStream(httpx.AsyncByteStream):
                         yield chunk
                 if reply.done:
                     break
-                data = await conn.recv(self.read_timeout)
-                if data:
-                    reply.feed(data)
-                elif reply.ends_at_close():
-                    reply.done, self._keep = True, False
-                else:
-                    raise httpx.RemoteProtocolError(
-                        "peer closed connection without sending complete message body"
-                    )
+                await self._fill(conn)
         except BaseException:
             self.close()
             raise
         self._conn = None
         self._pool.release(conn, self._keep)
+
+    async def aread(self) -> bytes:
+        """The rest of the body at once (no generator)."""
+        conn = self._conn
+        if conn is None:
+            return b""
+        reply = conn.reply
+        try:
+            while not reply.done:
+                await self._fill(conn)
+        except BaseException:
+            self.close()
+            raise
+        body, reply.body, self._conn = b"".join(reply.body), [], None
+        self._pool.release(conn, self._keep)
+        return body
+
+    async def _fill(self, conn: _Conn) -> None:
+        """One read of the body into ``conn.reply``."""
+        data = await conn.recv(self.read_timeout)
+        if data:
+            conn.reply.feed(data)
+        elif conn.reply.ends_at_close():
+            conn.reply.done, self._keep = True, False
+        else:
+            raise httpx.RemoteProtocolError(
+                "peer closed connection without sending complete message body"
+            )
 
     def get_extra_info(self, info: str) -> Any:
         """The socket while this response holds its connection (``network_stream``)."""
@@ -280,10 +297,7 @@ class AsyncPool(httpx.AsyncBaseTransport):
                 if until is None:
                     until = time.monotonic() + wait
                 wait = until - time.monotonic()
-            if deadline is not None:
-                rest = deadline - time.monotonic()
-                wait = rest if wait is None or rest < wait else wait
-            if not await self._freed(loop, wait):
+            if not await self._freed(loop, _capped(wait, deadline)):
                 raise httpx.PoolTimeout("no connection came free in time")
         try:
             conn = await self._connect(key, timeouts.get("connect"), loop, deadline)
@@ -340,11 +354,8 @@ class AsyncPool(httpx.AsyncBaseTransport):
         loop: asyncio.AbstractEventLoop,
         deadline: float | None,
     ) -> _Conn:
-        if deadline is not None:
-            rest = deadline - time.monotonic()
-            timeout = rest if timeout is None or rest < timeout else timeout
         try:
-            return await asyncio.wait_for(self._open_conn(key, loop), timeout)
+            return await asyncio.wait_for(self._open_conn(key, loop), _capped(timeout, deadline))
         except asyncio.TimeoutError as exc:
             raise httpx.ConnectTimeout("timed out") from exc
         except OSError as exc:  # ssl.SSLError included
@@ -506,16 +517,18 @@ class AsyncPool(httpx.AsyncBaseTransport):
         """The head, then each chunk of the body (chunk-encoded if asked). What the body's
         iterator raises (``HTTPRequest.sent`` runs in it) goes to the caller as it is."""
         on_write, timeout = self._on_write, out.timeout
-        if on_write is not None:
-            on_write(len(out.head))
-        await conn.sendall(out.head, timeout, first=True)
+        await conn.sendall(out.head, timeout, on_write)
         body = out.body
-        chunks = _aiter(body) if isinstance(body, Iterable) else body
-        async for chunk in _achunked(chunks) if out.encode else chunks:
-            if chunk:
-                if on_write is not None:
-                    on_write(len(chunk))
-                await conn.sendall(chunk, timeout)
+        try:
+            if isinstance(body, Iterable):
+                for chunk in chunked(iter(body)) if out.encode else body:
+                    await conn.sendall(chunk, timeout, on_write)
+            else:
+                async for chunk in achunked(body) if out.encode else body:
+                    await conn.sendall(chunk, timeout, on_write)
+        except Sent as failed:
+            failed.nothing = False  # the head was taken
+            raise
 
     async def _response(self, conn: _Conn, timeout: float | None, keep: bool) -> httpx.Response:
         """The response's head read from ``conn``; its body streamed from there."""
@@ -562,16 +575,6 @@ class AsyncPool(httpx.AsyncBaseTransport):
                 limits=httpx.Limits(max_connections=self._max, max_keepalive_connections=100),
             )
         return self._fallback
-
-
-async def _achunked(body: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-    """The body in HTTP/1.1 chunked encoding (``http1.chunked``, for an async body)."""
-    async for chunk in body:
-        if chunk:
-            yield b"%x\r\n" % len(chunk)
-            yield chunk
-            yield b"\r\n"
-    yield b"0\r\n\r\n"
 
 
 async def _aiter(body: Iterable[bytes]) -> AsyncIterator[bytes]:

@@ -108,7 +108,17 @@ class AsyncResponse:
             await self._resp.aclose()
 
     async def read(self) -> bytes:
-        return b"".join([c async for c in self.aiter_bytes()])
+        raw = self._raw
+        if raw is None:
+            return b"".join([c async for c in self.aiter_bytes()])
+        try:
+            return await raw.aread()
+        except httpx.TimeoutException as exc:
+            raise self._timed_out() from exc
+        except httpx.HTTPError as exc:
+            raise self._cut(exc) from exc
+        finally:
+            await self._resp.aclose()
 
     async def aclose(self) -> None:
         await self._resp.aclose()

@@ -15,7 +15,7 @@ import re
 import select
 import socket
 import ssl
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
 from typing import NamedTuple
 
 import httptools
@@ -30,6 +30,7 @@ __all__ = [
     "Reply",
     "Sent",
     "Target",
+    "achunked",
     "chunked",
     "framing",
     "readable",
@@ -226,6 +227,16 @@ def request_head(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]
 def chunked(body: Iterator[bytes]) -> Iterator[bytes]:
     """The body in HTTP/1.1 chunked encoding."""
     for chunk in body:
+        if chunk:
+            yield b"%x\r\n" % len(chunk)
+            yield chunk
+            yield b"\r\n"
+    yield b"0\r\n\r\n"
+
+
+async def achunked(body: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    """An async body in HTTP/1.1 chunked encoding (``chunked``, for the asyncio pool)."""
+    async for chunk in body:
         if chunk:
             yield b"%x\r\n" % len(chunk)
             yield chunk
