@@ -331,6 +331,37 @@ def test_a_refused_connection_is_a_connect_error_and_a_typed_error() -> None:
     assert len(waits) == 1
 
 
+def test_a_connection_that_is_not_accepted_in_time_is_a_connect_timeout() -> None:
+    """A listener whose queue is full (backlog 0, one connection waiting) lets no other
+    connection in: the connect timeout ends the wait, a typed error through srt."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    waiting = socket.create_connection(listener.getsockname())
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1/x"
+
+    async def main() -> None:
+        pool = AsyncPool()
+        try:
+            with pytest.raises(httpx.ConnectTimeout):
+                await _post(pool, url, timeouts={**_T, "connect": 0.2})
+        finally:
+            await pool.aclose()
+        timeouts = Timeouts(connect=0.2)
+        transport = AsyncTransport(timeouts=timeouts, retry=RetryPolicy(max_retries=0))
+        try:
+            with pytest.raises(srt.ProviderTimeoutError, match="timed out"):
+                await _open(transport, url)
+        finally:
+            await transport.aclose()
+
+    try:
+        _run(main)
+    finally:
+        waiting.close()
+        listener.close()
+
+
 @pytest.mark.parametrize(
     "reply",
     [b"not http at all\r\n\r\n", b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n", b""],
