@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import httpx
 
@@ -22,8 +22,12 @@ from ..errors import ProviderTimeoutError, StreamInterruptedError
 from .apool import AsyncResponseStream
 from .policy import redact
 
-if TYPE_CHECKING:
-    from .transport import HTTPRequest
+
+class _Request(Protocol):
+    """What a response needs of its request (``transport.HTTPRequest``)."""
+
+    secrets: tuple[str, ...]  # values to scrub from any error text
+
 
 __all__ = ["AsyncResponse"]
 
@@ -34,7 +38,7 @@ class AsyncResponse:
     def __init__(
         self,
         resp: httpx.Response,
-        req: HTTPRequest,
+        req: _Request,
         deadline: float,
         retries: int,
         idle: float,
