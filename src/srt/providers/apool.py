@@ -11,9 +11,8 @@ task, no ``asyncio.wait_for``, no stream or protocol objects per request.
 It keeps what ``Pool`` keeps (see there), and for ``send`` a deadline that ends every
 wait. An idle connection made under another event loop is closed, not reused; a task
 cancelled mid-request closes its connection. One event loop at a time uses a pool (it
-has no locks). HEAD, CONNECT, ``Expect``/``Upgrade`` go to httpx's
-``AsyncHTTPTransport``; with ``tls``, https requests go there.
-"""
+has no locks). HEAD, CONNECT, ``Expect``/``Upgrade`` (and all, under Windows' proactor
+loop) go to httpx's ``AsyncHTTPTransport``; with ``tls``, https requests go there."""
 
 from __future__ import annotations
 
@@ -48,6 +47,7 @@ __all__ = ["AsyncPool", "AsyncResponseStream"]
 
 Body = Iterable[bytes] | AsyncIterable[bytes]
 _BLOCKED = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+_PROACTOR = getattr(asyncio, "ProactorEventLoop", None)
 
 
 def _ready(fut: asyncio.Future[bool], value: bool) -> None:
@@ -88,7 +88,7 @@ class _Conn:
         seconds passed first. Cancelled, it leaves nothing registered on the loop."""
         if timeout is not None and timeout <= 0:
             return False
-        loop, fd = self.loop, self.fd
+        loop, fd = asyncio.get_running_loop(), self.fd
         fut: asyncio.Future[bool] = loop.create_future()
         (loop.add_writer if write else loop.add_reader)(fd, _ready, fut, True)
         timer = None if timeout is None else loop.call_later(timeout, _ready, fut, False)
@@ -469,6 +469,8 @@ class AsyncPool(httpx.AsyncBaseTransport):
     ) -> httpx.Response:
         verb = METHODS.get(method)
         tls = self._tls if target.key[0] == "https" else None
+        if _PROACTOR is not None and isinstance(asyncio.get_running_loop(), _PROACTOR):
+            verb = None  # pragma: no cover - Windows
         if verb is None or tls is not None:
             return await self._delegate(
                 tls or self._other(), request or _rebuilt(method, target, headers, body, timeouts)
