@@ -744,3 +744,30 @@ def test_an_error_of_the_body_iterator_is_not_a_write_error(
 
     assert _run(main) == b"{}"
     assert box[0].accepted == 2
+
+
+def test_a_url_no_proxy_exempts_goes_to_the_pool_and_another_through_the_proxy(
+    serve: Callable[..., _Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``HTTP_PROXY`` set (to a port where nothing listens) and ``NO_PROXY`` naming
+    127.0.0.1, a request there goes straight to the pool; one to ``localhost`` goes
+    through the proxy, and fails naming it."""
+    box: list[_Server] = []
+    box.append(serve(_keepalive(box, lambda n: _ok(b"direct"))))
+    listener = socket.create_server(("127.0.0.1", 0))
+    dead = listener.getsockname()[1]
+    listener.close()
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{dead}")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+
+    async def main() -> None:
+        transport = AsyncTransport(retry=RetryPolicy(max_retries=0))
+        try:
+            assert await _open(transport, box[0].url()) == b"direct"
+            with pytest.raises(srt.ProviderConnectionError, match="through the proxy"):
+                await _open(transport, box[0].url(host="localhost"))
+        finally:
+            await transport.aclose()
+
+    _run(main)
+    assert box[0].accepted == 1 and len(box[0].heads) == 1
