@@ -570,6 +570,41 @@ def test_a_cancelled_task_closes_its_connection(serve: Callable[..., _Server]) -
     assert box[0].accepted == 3
 
 
+def test_a_task_cancelled_while_its_body_is_written_closes_the_connection(
+    serve: Callable[..., _Server],
+) -> None:
+    """The server does not read until the client gives up: the task waits to write, is
+    cancelled there, and its connection is closed (the server reads to its end)."""
+    go = threading.Event()
+
+    def handle(conn: socket.socket, reader: _Reader, index: int) -> None:
+        go.wait(10)
+        conn.settimeout(30)  # longer than wait_closed waits: a connection left open fails
+        with contextlib.suppress(ConnectionResetError):
+            while conn.recv(1 << 20):
+                pass
+
+    server = serve(handle)
+
+    async def main() -> None:
+        pool = AsyncPool()
+        try:
+            body = [b"x" * (32 * 1024 * 1024)]  # more than the socket buffers take
+            headers = {"content-length": str(len(body[0]))}
+            task = asyncio.create_task(_post(pool, server.url(), iter(body), headers=headers))
+            await asyncio.sleep(0.1)
+            assert not task.done()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        finally:
+            go.set()
+            await pool.aclose()
+
+    _run(main)
+    server.wait_closed(1)
+
+
 def test_a_second_event_loop_does_not_reuse_the_first_loops_connections(
     serve: Callable[..., _Server],
 ) -> None:
