@@ -1,17 +1,21 @@
-"""HTTP/1.1 messages for srt's connection pool (``pool.py``).
+"""HTTP/1.1 messages for srt's connection pools (``pool.py``, and ``apool.py`` for asyncio).
 
 The request side: where a request goes (``Target``, worked out once per URL), the
 headers an ``httpx.Client`` would send (``request_headers``), the request head as one
 bytes join (``request_head``), the framing headers the pool acts on (``framing``) and
 chunked encoding. The response side: ``Reply``, told of each part of a response by
 ``httptools`` (llhttp, in C): status, headers, and bodies with a Content-Length,
-chunked, or up to the close.
+chunked, or up to the close. And what both pools share about a connection: whether
+an idle one has something waiting (``readable``), and a failed write (``Sent``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+import select
+import socket
+import ssl
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
 from typing import NamedTuple
 
 import httptools
@@ -19,14 +23,20 @@ import httpx
 
 __all__ = [
     "DEFAULT_PORT",
+    "MAX_HEAD",
     "METHODS",
+    "READ",
     "Key",
     "Reply",
+    "Sent",
     "Target",
+    "achunked",
     "chunked",
     "framing",
+    "readable",
     "request_head",
     "request_headers",
+    "write_error",
 ]
 
 DEFAULT_PORT = {"http": 80, "https": 443}
@@ -36,6 +46,43 @@ METHODS = {m: m.encode() for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPT
 _FRAMING = re.compile(rb"\r\n(expect|upgrade|transfer-encoding|connection)[ \t]*:([^\r]*)")
 
 Key = tuple[str, str, int]
+
+#: The most bytes a read from a socket asks for.
+READ = 64 * 1024
+#: The most bytes read for a response head (status line and headers) before it is a
+#: protocol error: llhttp sets no limit of its own, and a server that never ends its head
+#: would otherwise grow the header list until the read timeout (h11's limit is 16 KiB).
+MAX_HEAD = 256 * 1024
+_POLL = getattr(select, "poll", None)
+
+
+def readable(sock: socket.socket) -> bool:
+    """Whether ``sock`` has something to read now (data, or the server's close): an idle
+    connection that has is not reused."""
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
+    if _POLL is None:  # pragma: no cover - Windows
+        return bool(select.select([sock], [], [], 0)[0])
+    poll = _POLL()
+    poll.register(sock, select.POLLIN)
+    return bool(poll.poll(0))
+
+
+class Sent(Exception):
+    """A write failed; ``nothing`` when not a byte of the request had been taken (the
+    request may go again on a new connection)."""
+
+    def __init__(self, error: httpx.TransportError, nothing: bool) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.nothing = nothing
+
+
+def write_error(exc: OSError) -> httpx.TransportError:
+    """httpx's error for a failed write."""
+    if isinstance(exc, TimeoutError):
+        return httpx.WriteTimeout(str(exc) or "timed out")
+    return httpx.WriteError(str(exc))
 
 
 def framing(head: bytes) -> tuple[bool, bool, bool]:
@@ -180,6 +227,16 @@ def request_head(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]
 def chunked(body: Iterator[bytes]) -> Iterator[bytes]:
     """The body in HTTP/1.1 chunked encoding."""
     for chunk in body:
+        if chunk:
+            yield b"%x\r\n" % len(chunk)
+            yield chunk
+            yield b"\r\n"
+    yield b"0\r\n\r\n"
+
+
+async def achunked(body: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    """An async body in HTTP/1.1 chunked encoding (``chunked``, for the asyncio pool)."""
+    async for chunk in body:
         if chunk:
             yield b"%x\r\n" % len(chunk)
             yield chunk

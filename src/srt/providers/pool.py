@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import socket
 import ssl
 import threading
@@ -37,23 +36,21 @@ from typing import Any, NamedTuple
 import httpx
 
 from .http1 import (
+    MAX_HEAD,
     METHODS,
+    READ,
     Key,
     Reply,
+    Sent,
     Target,
     chunked,
     framing,
+    readable,
     request_head,
+    write_error,
 )
 
 __all__ = ["Pool", "ResponseStream"]
-
-_READ = 64 * 1024
-#: The most bytes read for a response head (status line and headers) before it is a
-#: protocol error: llhttp sets no limit of its own, and a server that never ends its head
-#: would otherwise grow the header list until the read timeout (h11's limit is 16 KiB).
-MAX_HEAD = 256 * 1024
-_POLL = getattr(select, "poll", None)
 
 
 class _Conn:
@@ -76,14 +73,7 @@ class _Conn:
 
     def stale(self) -> bool:
         """An idle connection with something to read (data, or the server's close)."""
-        sock = self.sock
-        if isinstance(sock, ssl.SSLSocket) and sock.pending():
-            return True
-        if _POLL is None:  # pragma: no cover - Windows
-            return bool(select.select([sock], [], [], 0)[0])
-        poll = _POLL()
-        poll.register(sock, select.POLLIN)
-        return bool(poll.poll(0))
+        return readable(self.sock)
 
     def close(self) -> None:
         self.reply.parser = None  # the parser and its protocol refer to each other
@@ -93,7 +83,7 @@ class _Conn:
     def recv(self, timeout: float | None) -> bytes:
         self.settimeout(timeout)
         try:
-            return self.sock.recv(_READ)
+            return self.sock.recv(READ)
         except TimeoutError as exc:
             raise httpx.ReadTimeout(str(exc) or "timed out") from exc
         except OSError as exc:
@@ -107,15 +97,6 @@ class _Out(NamedTuple):
     body: Iterator[bytes]
     encode: bool  # chunked encoding
     timeout: float | None  # for each write
-
-
-class _Sent(Exception):
-    """A write failed; ``nothing`` when not a byte of the request had been taken."""
-
-    def __init__(self, error: httpx.TransportError, nothing: bool) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.nothing = nothing
 
 
 class ResponseStream(httpx.SyncByteStream):
@@ -384,12 +365,12 @@ class Pool(httpx.BaseTransport):
             self.release(conn, False)
             raise
 
-    def _send(self, conn: _Conn, out: _Out) -> _Sent | None:
+    def _send(self, conn: _Conn, out: _Out) -> Sent | None:
         """``_write``; its failure to write returned, any other error raised (the
         connection given back)."""
         try:
             self._write(conn, out)
-        except _Sent as failed:
+        except Sent as failed:
             return failed
         except BaseException:
             self.release(conn, False)
@@ -407,14 +388,14 @@ class Pool(httpx.BaseTransport):
         try:
             sent = sock.send(data)
         except OSError as exc:  # TimeoutError included
-            raise _Sent(_write_error(exc), nothing=True) from exc
+            raise Sent(write_error(exc), nothing=True) from exc
         if on_write is not None:
             on_write(len(data))
         try:
             if sent < len(data):
                 sock.sendall(memoryview(data)[sent:])
         except OSError as exc:
-            raise _Sent(_write_error(exc), nothing=False) from exc
+            raise Sent(write_error(exc), nothing=False) from exc
         for chunk in chunks:
             if chunk:
                 if on_write is not None:
@@ -422,7 +403,7 @@ class Pool(httpx.BaseTransport):
                 try:
                     sock.sendall(chunk)
                 except OSError as exc:
-                    raise _Sent(_write_error(exc), nothing=False) from exc
+                    raise Sent(write_error(exc), nothing=False) from exc
 
     def _response(self, conn: _Conn, timeout: float | None, keep: bool) -> httpx.Response:
         """The response's head read from ``conn``; its body streamed from there."""
@@ -482,9 +463,3 @@ def _rebuilt(
     return httpx.Request(
         method, target.url, headers=headers, content=iter(stream), extensions={"timeout": timeouts}
     )
-
-
-def _write_error(exc: OSError) -> httpx.TransportError:
-    if isinstance(exc, TimeoutError):
-        return httpx.WriteTimeout(str(exc) or "timed out")
-    return httpx.WriteError(str(exc))

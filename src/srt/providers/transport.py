@@ -4,7 +4,8 @@ The policy (``RetryPolicy``) and the timeouts (``Timeouts``) are in ``policy.py`
 module applies them. **It never retries once a 2xx response has begun**: generation is
 not idempotent, so a stream that fails after its first byte is reported, not repeated.
 The total cap of a call is enforced by a watchdog that shuts the socket down when it
-passes (sync) or by ``asyncio.wait_for`` on each read (async).
+passes (sync), and (async) by srt's asyncio pool, whose every wait ends at the call's
+deadline, or ``asyncio.wait_for`` on the reads of a response from elsewhere.
 
 Every ``httpx`` error is mapped to the ``ProviderError`` tree here and nowhere
 else. Secret values given in ``HTTPRequest.secrets`` are scrubbed from any text
@@ -38,6 +39,8 @@ from ..errors import (
     StreamInterruptedError,
 )
 from . import _watchdog
+from .apool import AsyncPool
+from .aresponse import AsyncResponse
 from .http1 import Target, request_headers
 from .policy import RetryPolicy, Timeouts, redact
 from .pool import Pool, ResponseStream
@@ -425,76 +428,6 @@ class Transport:
             self._sleep(wait)
 
 
-class AsyncResponse:
-    """A 2xx response whose body has not been read yet (asyncio)."""
-
-    def __init__(
-        self,
-        resp: httpx.Response,
-        req: HTTPRequest,
-        deadline: float,
-        retries: int,
-        idle: float,
-        idle_in_reads: bool = False,
-    ) -> None:
-        self.status = resp.status_code
-        self.headers = resp.headers
-        self.retries = retries
-        self._resp = resp
-        self._req = req
-        self._deadline = deadline
-        self._idle = idle
-        # True: each network read already times out after ``idle`` (srt's own client), so
-        # a chunk needs a timer only near the total cap. A timer per chunk
-        # (``asyncio.wait_for``: a task each) cost about 60 us a chunk, 11 ms a streamed
-        # reply of 185 events.
-        self._idle_in_reads = idle_in_reads
-
-    async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        it = self._resp.aiter_bytes().__aiter__()
-        try:
-            while True:
-                remaining = self._deadline - time.monotonic()
-                if remaining <= 0:
-                    raise ProviderTimeoutError(
-                        "the call passed its total time cap while reading the response"
-                    )
-                try:
-                    if self._idle_in_reads and remaining > self._idle:
-                        chunk = await it.__anext__()
-                    else:
-                        chunk = await asyncio.wait_for(it.__anext__(), min(self._idle, remaining))
-                except StopAsyncIteration:
-                    return
-                except asyncio.TimeoutError as exc:
-                    if self._deadline - time.monotonic() <= 0:
-                        raise ProviderTimeoutError(
-                            "the call passed its total time cap while reading the response"
-                        ) from exc
-                    raise ProviderTimeoutError(
-                        f"no data for {self._idle} s while reading the response"
-                    ) from exc
-                except httpx.TimeoutException as exc:
-                    raise ProviderTimeoutError(
-                        f"no data for {self._idle} s while reading the response"
-                    ) from exc
-                except httpx.HTTPError as exc:
-                    raise StreamInterruptedError(
-                        f"the response was cut off: {type(exc).__name__}: "
-                        f"{redact(str(exc), self._req.secrets)}"
-                    ) from exc
-                if chunk:
-                    yield chunk
-        finally:
-            await self._resp.aclose()
-
-    async def read(self) -> bytes:
-        return b"".join([c async for c in self.aiter_bytes()])
-
-    async def aclose(self) -> None:
-        await self._resp.aclose()
-
-
 class AsyncTransport:
     """Pooled asyncio HTTP with the same policy as ``Transport``."""
 
@@ -518,42 +451,84 @@ class AsyncTransport:
         if client is not None and proxy is not None:
             raise ConfigError("AsyncTransport: give a client or a proxy, not both")
         self._own_client = client is None
+        #: srt's asyncio pool, which a client built here sends through (and ``_send``
+        #: directly); None for a caller's client. ``_proxies``: the URLs it does not take.
+        self._pool: AsyncPool | None = None
+        self._proxies: Proxies | None = None
         if client is None:
             # srt chooses the proxy as httpx would (a typed error naming a bad setting), and
             # mounts a transport for each that checks its TLS with ``verify`` too.
-            proxies = Proxies.of(proxy, trust_env, verify, http2)
+            self._proxies = proxies = Proxies.of(proxy, trust_env, verify, http2)
             limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+            context = tls_context(verify, trust_env)
+            h2 = httpx.AsyncHTTPTransport(verify=context, http2=True) if http2 else None
+            self._pool = AsyncPool(verify=tls_context(verify, trust_env), limits=limits, tls=h2)
             client = httpx.AsyncClient(
                 timeout=self.timeouts.httpx(),
-                verify=tls_context(verify, trust_env),
-                http2=http2,
+                transport=self._pool,
                 follow_redirects=False,
-                limits=limits,
                 trust_env=False,
                 mounts=None if proxies is None else proxies.mounts(trust_env, limits),
             )
         self._client = client
+        self._timeouts = self.timeouts.httpx().as_dict()
+        self._targets: dict[str, Target | None] = {}
         self._sleep = sleep
         self._rand = rand
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    def _target(self, url: str) -> Target | None:
+        """``url``'s target on the direct path (None: it goes through a proxy), parsed once."""
+        try:
+            return self._targets[url]
+        except KeyError:
+            pass
+        if len(self._targets) >= 64:
+            self._targets.clear()
+        u = httpx.URL(url)
+        proxies = self._proxies
+        direct = proxies is None or proxies.proxy_for(u) is None
+        target = self._targets[url] = Target.of(u) if direct else None
+        return target
+
+    async def _send(self, req: HTTPRequest, deadline: float) -> httpx.Response:
+        """One attempt, as ``Transport._send``: through a client built here, straight to
+        its pool with the header bytes that client would send, every wait ending at
+        ``deadline``; otherwise (a caller's client, a proxy, cookies) through the client,
+        its head awaited with ``asyncio.wait_for``."""
+        client, pool = self._client, self._pool
+        target = None
+        if pool is not None and not client.is_closed and not client.cookies:
+            target = self._target(req.url)
+        if pool is not None and target is not None:
+            raw = request_headers(client.headers.raw, _headers(req), target, len(req.body))
+            resp = await pool.send(req.method, target, raw, _content(req), self._timeouts, deadline)
+            if "set-cookie" in resp.headers:
+                resp.request = httpx.Request(req.method, target.url, headers=raw)
+                client.cookies.extract_cookies(resp)
+            return resp
+        hreq = client.build_request(
+            req.method, req.url, headers=_headers(req), content=_acontent(req)
+        )
+        remaining = max(0.001, deadline - time.monotonic())
+        return await asyncio.wait_for(client.send(hreq, stream=True), remaining)
+
     async def open(self, req: HTTPRequest) -> AsyncResponse:
         """The asyncio twin of ``Transport.open``."""
         attempts = _Attempts(self.retry, self.timeouts, self._rand)
         while True:
-            hreq = self._client.build_request(
-                req.method, req.url, headers=_headers(req), content=_acontent(req)
-            )
             failure: tuple[ProviderError, bool, Mapping[str, str]]
             try:
-                remaining = max(0.001, attempts.deadline - time.monotonic())
-                resp = await asyncio.wait_for(self._client.send(hreq, stream=True), remaining)
-            except asyncio.TimeoutError:
-                raise ProviderTimeoutError(
-                    "the call passed its total time cap before a reply"
-                ) from None
+                resp = await self._send(req, attempts.deadline)
+            except (asyncio.TimeoutError, httpx.TimeoutException) as exc:
+                if time.monotonic() >= attempts.deadline - 0.01:
+                    raise ProviderTimeoutError(
+                        "the call passed its total time cap before a reply"
+                    ) from None
+                err = _connection_error(exc, req)  # (asyncio's only at the deadline)
+                failure = (err, True, {})
             except httpx.HTTPError as exc:
                 err = _connection_error(exc, req)
                 failure = (err, not isinstance(err, ProviderAuthError), {})
