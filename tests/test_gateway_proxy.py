@@ -111,14 +111,16 @@ def test_an_upstream_that_does_not_trust_the_environment_ignores_its_proxy(
 def test_a_proxy_refusing_the_gateway_is_an_upstream_error_tried_once(
     db_path: str, srv: ProviderServer
 ) -> None:
-    """The proxy's 407 reaches the client as the gateway's 502 for an upstream that
-    refused its credentials, after one attempt, without the proxy's password."""
+    """The proxy's 407 reaches the client as the gateway's 502 for a proxy on the way
+    upstream that refused its credentials, after one attempt, without the proxy's
+    password."""
     with ForwardProxy(auth=(USER, "another")) as proxy:
         up = upstream(srv, proxy=proxy.url(USER, quote(PASSWORD, safe="")))
         with gateway(db_path, up) as client, pytest.raises(openai.APIStatusError) as info:
             client.responses.create(model="m", input="hi")
         assert info.value.status_code == 502
-        assert "upstream_auth" in info.value.response.text
+        assert info.value.body["code"] == "upstream_proxy_auth"  # type: ignore[index]
+        assert "proxy" in info.value.body["message"]  # type: ignore[index]
         assert PASSWORD not in info.value.response.text
         assert len(proxy.seen) == 1
     assert srv.log == []

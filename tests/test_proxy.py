@@ -24,9 +24,9 @@ from gateway_support import harness
 from proxy_support import ForwardProxy, _basic
 from srt.errors import (
     ConfigError,
-    ProviderAuthError,
     ProviderConnectionError,
     ProviderTimeoutError,
+    ProxyAuthError,
 )
 from srt.providers import Anthropic, Bedrock, OpenAI, Provider
 from srt.providers.proxies import Proxies
@@ -241,7 +241,7 @@ def test_proxy_credentials_reach_the_proxy_and_nothing_else(
         # the error says so without the password (test_proxy_tls_auth.py has more).
         monkeypatch.setenv("HTTP_PROXY", guarded.url(USER, "wrong" + quote(PASSWORD, safe="")))
         wrong = openai(srv)
-        with pytest.raises(ProviderAuthError, match="refused the credentials") as info:
+        with pytest.raises(ProxyAuthError, match="refused the credentials") as info:
             ask(rt, wrong, "wrong")
         _secret_free(*_chain(info.value), repr(wrong.transport))
 

@@ -1,6 +1,6 @@
 """An https:// proxy's own TLS is checked with the transport's ``verify``, and a proxy that
-answers 407 is a ``ProviderAuthError`` at once (never retried), naming the proxy and
-nothing of its credentials: sync and async, absolute-form and CONNECT.
+answers 407 is a ``ProxyAuthError`` (a ``ProviderAuthError``) at once (never retried),
+naming the proxy and nothing of its credentials: sync and async, absolute-form and CONNECT.
 
 Real providers talk to ``srt.testing`` over loopback through ``proxy_support``'s proxy."""
 
@@ -19,7 +19,7 @@ import trustme
 
 import srt
 from proxy_support import ForwardProxy, _basic
-from srt.errors import ProviderAuthError, ProviderConnectionError, ProviderError
+from srt.errors import ProviderConnectionError, ProviderError, ProxyAuthError
 from srt.providers import OpenAI, Provider
 from srt.providers.transport import RetryPolicy, Transport
 from srt.testing import ProviderServer
@@ -98,6 +98,7 @@ def refused(rt: srt.Runtime, p: Provider, name: str, mode: str, kind: type[Provi
     chained to it and its traceback, with no credentials of the proxy in any of them."""
     with pytest.raises(kind) as info:
         ask(rt, p, name, mode)
+    assert type(info.value) is kind  # (not a subclass: a proxy's 407 is told apart)
     err: BaseException | None = info.value
     texts = ["".join(traceback.format_exception(info.value))]
     while err is not None:
@@ -202,12 +203,12 @@ def test_a_proxy_refusing_the_credentials_is_an_auth_error_tried_once(
     path: str, mode: str, srv: ProviderServer, rt: srt.Runtime
 ) -> None:
     """407 to an http:// URL's request (absolute form) or to an https:// URL's CONNECT:
-    ``ProviderAuthError`` naming the proxy's host:port, after one attempt."""
+    ``ProxyAuthError`` naming the proxy's host:port, after one attempt."""
     base = srv.url + "/v1" if path == "absolute-form" else "https://api.example.test/v1"
     with ForwardProxy(auth=(USER, "another")) as strict:
         url = strict.url(USER, quote(PASSWORD, safe=""))
         p = openai(base, proxy=url, retry=RETRY)
-        text = refused(rt, p, f"{path}-{mode}", mode, ProviderAuthError)
+        text = refused(rt, p, f"{path}-{mode}", mode, ProxyAuthError)
         assert text == (
             f"POST {base}/chat/completions: the proxy 127.0.0.1:{strict.port} refused the "
             "credentials in the proxy URL (407 Proxy Authentication Required)"
@@ -225,7 +226,7 @@ def test_a_proxy_asking_for_credentials_none_were_given_for(
     with ForwardProxy(auth=(USER, PASSWORD)) as strict:
         monkeypatch.setenv("HTTP_PROXY", strict.url())
         p = openai(srv.url + "/v1", retry=RETRY)
-        text = refused(rt, p, f"none-{mode}", mode, ProviderAuthError)
+        text = refused(rt, p, f"none-{mode}", mode, ProxyAuthError)
         assert text.endswith(
             f": the proxy 127.0.0.1:{strict.port} asks for credentials, and the proxy URL "
             "gives none (407 Proxy Authentication Required)"
@@ -244,7 +245,7 @@ def test_an_https_proxy_refusing_a_tunnel_over_its_tls(
     with ForwardProxy(auth=(USER, "another"), listen_tls=proxy_tls) as strict:
         url = strict.url(USER, quote(PASSWORD, safe=""))
         p = openai("https://api.example.test/v1", proxy=url, verify=ca_file, retry=RETRY)
-        text = refused(rt, p, f"tls-407-{mode}", mode, ProviderAuthError)
+        text = refused(rt, p, f"tls-407-{mode}", mode, ProxyAuthError)
         assert f"the proxy 127.0.0.1:{strict.port} refused the credentials" in text
         assert [(x.method, x.target) for x in strict.seen] == [("CONNECT", "api.example.test:443")]
         assert strict.connections == 1
@@ -255,13 +256,13 @@ def test_a_407_through_a_callers_own_client_is_an_auth_error_too(
     path: str, srv: ProviderServer, rt: srt.Runtime
 ) -> None:
     """A caller's ``httpx.Client`` with its own proxy: the 407 answer (absolute form) or
-    httpx's ``ProxyError`` (CONNECT) is the same ``ProviderAuthError``, tried once."""
+    httpx's ``ProxyError`` (CONNECT) is the same ``ProxyAuthError``, tried once."""
     base = srv.url + "/v1" if path == "absolute-form" else "https://api.example.test/v1"
     with ForwardProxy(auth=(USER, "another")) as strict:
         url = strict.url(USER, quote(PASSWORD, safe=""))
         client = httpx.Client(proxy=url, trust_env=False)
         p = openai(base, transport=Transport(client=client, retry=RETRY))
-        text = refused(rt, p, f"client-{path}", "sync", ProviderAuthError)
+        text = refused(rt, p, f"client-{path}", "sync", ProxyAuthError)
         assert text.startswith(f"POST {base}/chat/completions")
         assert "407" in text
         assert len(strict.seen) == 1 and strict.connections == 1

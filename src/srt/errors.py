@@ -25,6 +25,7 @@
     │   └── SessionLimitError
     └── ProviderError
         ├── ProviderAuthError
+        │   └── ProxyAuthError
         ├── RateLimitError            (.retry_after)
         ├── ProviderTimeoutError
         ├── ProviderConnectionError
@@ -55,6 +56,7 @@ __all__ = [
     "ProviderError",
     "ProviderResponseError",
     "ProviderTimeoutError",
+    "ProxyAuthError",
     "RateLimitError",
     "SchemaVersionError",
     "SessionError",
@@ -189,6 +191,11 @@ class ProviderError(SrtError):
 
 class ProviderAuthError(ProviderError):
     """The provider refused the credentials (401/403)."""
+
+
+class ProxyAuthError(ProviderAuthError):
+    """A proxy on the way to the provider refused its own credentials (407), to a CONNECT
+    or to a request sent through it: never retried."""
 
 
 class RateLimitError(ProviderError):

@@ -24,6 +24,7 @@ from ..errors import (
     ProviderError,
     ProviderResponseError,
     ProviderTimeoutError,
+    ProxyAuthError,
     RateLimitError,
     SessionNotFoundError,
     StoreBusyError,
@@ -134,11 +135,16 @@ def from_exception(exc: BaseException) -> ApiError:
 
 
 def _from_provider(exc: ProviderError) -> ApiError:
+    if isinstance(exc, ProxyAuthError):
+        return ApiError(
+            502,
+            "A proxy on the way to the upstream provider refused the gateway's proxy credentials.",
+            code="upstream_proxy_auth",
+        )
     if isinstance(exc, ProviderAuthError):
         return ApiError(
             502,
-            "The upstream provider (or a proxy on the way to it) refused the gateway's "
-            "credentials.",
+            "The upstream provider refused the gateway's credentials.",
             code="upstream_auth",
         )
     if isinstance(exc, RateLimitError):

@@ -25,8 +25,8 @@ package); the TLS to an https:// proxy is checked with the transport's ``verify`
 origin's is. Credentials in it (``http://user:pass@proxy:3128``) are sent as
 ``Proxy-Authorization`` and never shown: errors name the setting, not its value, and a
 proxy's errors name the proxy without them. A proxy that answers 407 raises
-``ProxyRefusedError``, which the transport reports as ``ProviderAuthError`` without
-retrying.
+``ProxyRefusedError``, which the transport reports as ``ProxyAuthError`` (a
+``ProviderAuthError``) without retrying.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ _LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 
 class ProxyRefusedError(httpx.ProxyError):
     """The proxy answered 407 (Proxy Authentication Required) to a CONNECT or to a request
-    sent through it: retrying cannot help. The transport raises ``ProviderAuthError``."""
+    sent through it: retrying cannot help. The transport raises ``ProxyAuthError``."""
 
 
 class _Via:

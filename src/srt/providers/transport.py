@@ -35,6 +35,7 @@ from ..errors import (
     ProviderError,
     ProviderResponseError,
     ProviderTimeoutError,
+    ProxyAuthError,
     RateLimitError,
     StreamInterruptedError,
 )
@@ -118,7 +119,9 @@ def _status_error(
     text = redact(body[:_SHOWN_BODY].decode("utf-8", "replace"), req.secrets)
     where = redact(req.url.split("?", 1)[0], req.secrets)
     msg = f"{req.method} {where} answered {status}: {text}"
-    if status in (401, 403, 407):  # 407: a proxy (a caller's client's) refused
+    if status == 407:  # a proxy (a caller's client's) refused
+        return ProxyAuthError(msg)
+    if status in (401, 403):
         return ProviderAuthError(msg)
     if status == 429:
         return RateLimitError(msg, RetryPolicy.retry_after(headers))
@@ -133,7 +136,7 @@ def _connection_error(exc: Exception, req: HTTPRequest) -> ProviderError:
     if isinstance(exc, ProxyRefusedError) or (
         isinstance(exc, httpx.ProxyError) and detail.startswith("407")
     ):
-        return ProviderAuthError(f"{req.method} {where}: {detail}")
+        return ProxyAuthError(f"{req.method} {where}: {detail}")
     if isinstance(exc, httpx.TimeoutException):
         return ProviderTimeoutError(f"{req.method} {where}: timed out ({detail})")
     return ProviderConnectionError(f"{req.method} {where}: {type(exc).__name__}: {detail}")
