@@ -124,6 +124,12 @@ def test_send_loop_against_the_floor_and_a_stateless_client(tmp_path: Path) -> N
     one = r["one_call"]
     assert one["one_call"] and one["turns"] == 12 and one["bodies_identical"]
     assert len(one["series_us"]["srt"]) == 3 and one["server_us"]["srt"]["p50"] > 0
+    # The asyncio turn (append, then asend), in its own run too: the same bytes, and the
+    # server saw every request (its digests are checked against the stateless client's).
+    aio = r["asend"]
+    assert aio["asend"] and not aio["one_call"] and aio["turns"] == 12
+    assert aio["bodies_identical"] and len(aio["series_us"]["srt"]) == 3
+    assert aio["server_us"]["srt"]["p50"] > 0 and math.isfinite(aio["floor_ratio"]["p50_over_p50"])
 
 
 def test_edits_checks_every_body_after_rewinds_and_edits(tmp_path: Path) -> None:

@@ -29,7 +29,9 @@ Baselines, in the same run, on the same bytes:
 
 The same turn as one call, ``Session.send(..., append=[user message])`` (the user's
 message committed with the reply, one transaction a turn), is timed at the first history
-length in a run of its own with the same baselines (``one_call``). It is not a fourth
+length in a run of its own with the same baselines (``one_call``), and so is the asyncio
+turn, ``append`` then ``await Session.asend(...)`` on one event loop, through the
+provider's ``AsyncTransport`` (``asend``; its socket writes are not counted). It is not a fourth
 client of the same turns: a client that runs soon after srt's own code finds that code
 in the CPU's caches, and would be timed faster for its place alone.
 
@@ -41,6 +43,7 @@ reached the socket in (``netcount``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
@@ -285,10 +288,12 @@ def run_size(
     user: tuple[int, int] = (200, 800),
     assistant: tuple[int, int] = (500, 3000),
     one_call: bool = False,
+    asend: bool = False,
 ) -> dict[str, Any]:
     """One history length: ``turns`` turns in all, the last ``tail`` timed and ``traced``
     more with tracemalloc on (these continue the same conversation). ``one_call``: srt's
-    turn is ``send(append=[user message])`` instead of ``append``, then ``send``."""
+    turn is ``send(append=[user message])`` instead of ``append``, then ``send``;
+    ``asend``: ``append``, then ``asend`` on an event loop of this run's."""
     system, pairs = workloads.chat(
         turns + traced, seed=seed, system_chars=system_chars, user=user, assistant=assistant
     )
@@ -296,7 +301,8 @@ def run_size(
     prefill = turns - tail - warm
     if prefill < 0:
         raise ValueError("turns must be at least tail + 2")
-    rt = Runtime(os.path.join(workdir, f"send-{turns}{'-one' if one_call else ''}.db"))
+    kind = "-one" if one_call else "-async" if asend else ""
+    rt = Runtime(os.path.join(workdir, f"send-{turns}{kind}.db"))
     s = rt.session("send")
     history: list[dict[str, Any]] = [system]
     s.append(system)
@@ -319,6 +325,7 @@ def run_size(
     provider = OpenAI(api_key=KEY, base_url=f"{child.url}/v1", transport=transport)
     floor = _Floor(child.floor_port)
     key = s.cache_key
+    loop = asyncio.new_event_loop() if asend else None
     pc = time.perf_counter_ns
     wall: dict[str, list[int]] = {c: [] for c in _NAMES}
     floor_send: list[int] = []
@@ -348,6 +355,9 @@ def run_size(
         t0 = pc()
         if one_call:
             s.send(provider, model=MODEL, append=[q])
+        elif loop is not None:
+            s.append(q)
+            loop.run_until_complete(s.asend(provider, model=MODEL))
         else:
             s.append(q)
             s.send(provider, model=MODEL)
@@ -398,6 +408,9 @@ def run_size(
     ratios = [client_us["srt"][j] / floor_us[j] for j in range(tail)]
     floor.close()
     transport.close()
+    if loop is not None:
+        loop.run_until_complete(provider.aclose())
+        loop.close()
     rt.close()
 
     def stats(xs: list[float]) -> dict[str, float]:
@@ -406,6 +419,7 @@ def run_size(
     return {
         "turns": turns,
         "one_call": one_call,
+        "asend": asend,
         "tail": tail,
         "traced": traced,
         "body_bytes": body_bytes,
@@ -483,9 +497,26 @@ def run_send(
             assistant=assistant,
             one_call=True,
         )
+        aio = run_size(
+            workdir,
+            child,
+            sizes[0],
+            tail=tail,
+            traced=0,
+            seed=seed,
+            system_chars=system_chars,
+            user=user,
+            assistant=assistant,
+            asend=True,
+        )
     finally:
         child.close()
-    out: dict[str, Any] = {"sizes": list(sizes), "by_turns": per, "one_call": one}
+    out: dict[str, Any] = {
+        "sizes": list(sizes),
+        "by_turns": per,
+        "one_call": one,
+        "asend": aio,
+    }
     for n in sizes:
         out[f"floor_ratio_{n}"] = per[str(n)]["floor_ratio"]["p50_over_p50"]
         out[f"vs_stateless_{n}"] = per[str(n)]["vs_stateless"]
