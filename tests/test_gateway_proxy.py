@@ -108,6 +108,20 @@ def test_an_upstream_that_does_not_trust_the_environment_ignores_its_proxy(
     assert len(srv.log) == 1
 
 
+def test_an_upstream_refusing_the_key_is_told_apart_from_a_proxy_refusing_the_gateway(
+    db_path: str, srv: ProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The upstream's own 401 is a 502 ``upstream_auth`` that names no proxy."""
+    monkeypatch.setenv("SRT_GW_PROXY_UP_KEY", "sk-not-the-upstreams-key")
+    with gateway(db_path, upstream(srv)) as client, pytest.raises(openai.APIStatusError) as info:
+        client.responses.create(model="m", input="hi")
+    assert info.value.status_code == 502
+    assert info.value.body["code"] == "upstream_auth"  # type: ignore[index]
+    assert "proxy" not in info.value.body["message"]  # type: ignore[index]
+    assert "sk-not-the-upstreams-key" not in info.value.response.text
+    assert len(srv.log) == 1  # tried once
+
+
 def test_a_proxy_refusing_the_gateway_is_an_upstream_error_tried_once(
     db_path: str, srv: ProviderServer
 ) -> None:
