@@ -27,7 +27,6 @@ from typing import Any, NamedTuple
 import httpx
 
 from .http1 import (
-    MAX_HEAD,
     METHODS,
     READ,
     Key,
@@ -538,26 +537,8 @@ class AsyncPool(httpx.AsyncBaseTransport):
         reply.start()
         got = 0
         while not reply.head:
-            if got > MAX_HEAD:
-                raise httpx.RemoteProtocolError(
-                    f"the response head is longer than {MAX_HEAD} bytes"
-                )
-            data = await conn.recv(timeout)
-            if not data:
-                raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
-            got += len(data)
-            reply.feed(data)
-        stream = AsyncResponseStream(self, conn, timeout, keep)
-        return httpx.Response(
-            reply.status,
-            headers=reply.headers,
-            stream=stream,
-            extensions={
-                "http_version": b"HTTP/1.1",
-                "reason_phrase": reply.reason,
-                "network_stream": stream,
-            },
-        )
+            got = reply.feed_head(await conn.recv(timeout), got)
+        return reply.response(AsyncResponseStream(self, conn, timeout, keep))
 
     @staticmethod
     async def _delegate(

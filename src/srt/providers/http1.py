@@ -167,6 +167,32 @@ class Reply:
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
             raise httpx.RemoteProtocolError(f"malformed response: {exc!r}") from exc
 
+    def feed_head(self, data: bytes, got: int) -> int:
+        """Feed ``data``, a read of the response head after ``got`` bytes of it; return
+        the bytes read so far. A server that closed before a head (no data), or a head
+        longer than ``MAX_HEAD`` (llhttp sets no limit), is a protocol error."""
+        if not data:
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+        got += len(data)
+        self.feed(data)
+        if not self.head and got > MAX_HEAD:
+            raise httpx.RemoteProtocolError(f"the response head is longer than {MAX_HEAD} bytes")
+        return got
+
+    def response(self, stream: httpx.SyncByteStream | httpx.AsyncByteStream) -> httpx.Response:
+        """The response this reply's head makes, its body read from ``stream`` (which is
+        also its ``network_stream``)."""
+        return httpx.Response(
+            self.status,
+            headers=self.headers,
+            stream=stream,
+            extensions={
+                "http_version": b"HTTP/1.1",
+                "reason_phrase": self.reason,
+                "network_stream": stream,
+            },
+        )
+
     def ends_at_close(self) -> bool:
         """Whether the body has neither a length nor chunks: it ends when the server closes."""
         names = {k.lower() for k, _ in self.headers}

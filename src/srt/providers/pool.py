@@ -36,7 +36,6 @@ from typing import Any, NamedTuple
 import httpx
 
 from .http1 import (
-    MAX_HEAD,
     METHODS,
     READ,
     Key,
@@ -411,26 +410,8 @@ class Pool(httpx.BaseTransport):
         reply.start()
         got = 0
         while not reply.head:
-            if got > MAX_HEAD:
-                raise httpx.RemoteProtocolError(
-                    f"the response head is longer than {MAX_HEAD} bytes"
-                )
-            data = conn.recv(timeout)
-            if not data:
-                raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
-            got += len(data)
-            reply.feed(data)
-        stream = ResponseStream(self, conn, timeout, keep)
-        return httpx.Response(
-            reply.status,
-            headers=reply.headers,
-            stream=stream,
-            extensions={
-                "http_version": b"HTTP/1.1",
-                "reason_phrase": reply.reason,
-                "network_stream": stream,
-            },
-        )
+            got = reply.feed_head(conn.recv(timeout), got)
+        return reply.response(ResponseStream(self, conn, timeout, keep))
 
     @staticmethod
     def _delegate(transport: httpx.BaseTransport, request: httpx.Request) -> httpx.Response:
