@@ -485,29 +485,23 @@ def run_send(
                 user=user,
                 assistant=assistant,
             )
-        one = run_size(
-            workdir,
-            child,
-            sizes[0],
-            tail=tail,
-            traced=0,
-            seed=seed,
-            system_chars=system_chars,
-            user=user,
-            assistant=assistant,
-            one_call=True,
-        )
-        aio = run_size(
-            workdir,
-            child,
-            sizes[0],
-            tail=tail,
-            traced=0,
-            seed=seed,
-            system_chars=system_chars,
-            user=user,
-            assistant=assistant,
-            asend=True,
+        # The same turn as one call, and as an asyncio turn: each a run of its own at the
+        # first length, against the same floor and stateless client.
+        one, aio = (
+            run_size(
+                workdir,
+                child,
+                sizes[0],
+                tail=tail,
+                traced=0,
+                seed=seed,
+                system_chars=system_chars,
+                user=user,
+                assistant=assistant,
+                one_call=kind == "one_call",
+                asend=kind == "asend",
+            )
+            for kind in ("one_call", "asend")
         )
     finally:
         child.close()
