@@ -38,9 +38,9 @@ from .http1 import (
     framing,
     readable,
     request_head,
+    tls_context,
     write_error,
 )
-from .proxies import tls_context
 
 __all__ = ["AsyncPool", "AsyncResponseStream"]
 

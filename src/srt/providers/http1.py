@@ -5,12 +5,16 @@ headers an ``httpx.Client`` would send (``request_headers``), the request head a
 bytes join (``request_head``), the framing headers the pool acts on (``framing``) and
 chunked encoding. The response side: ``Reply``, told of each part of a response by
 ``httptools`` (llhttp, in C): status, headers, and bodies with a Content-Length,
-chunked, or up to the close. And what both pools share about a connection: whether
-an idle one has something waiting (``readable``), and a failed write (``Sent``).
+chunked, or up to the close; the head's reads and the ``httpx.Response`` it makes
+(``Reply.feed_head``, ``Reply.response``). And what both pools share about a
+connection: the TLS context ``verify`` asks for (``tls_context``, which the proxies'
+transports use too), whether an idle one has something waiting (``readable``), and a
+failed write (``Sent``).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import select
 import socket
@@ -66,6 +70,17 @@ def readable(sock: socket.socket) -> bool:
     poll = _POLL()
     poll.register(sock, select.POLLIN)
     return bool(poll.poll(0))
+
+
+def tls_context(verify: ssl.SSLContext | str | bool, trust_env: bool = True) -> ssl.SSLContext:
+    """The TLS context ``verify`` asks for, as srt's pool makes it (httpx deprecates a
+    CA bundle or folder given as a string); ``trust_env``: ``verify=True`` honours
+    ``SSL_CERT_FILE`` and ``SSL_CERT_DIR``. A context given is used as it is."""
+    if isinstance(verify, str):
+        if os.path.isdir(verify):
+            return ssl.create_default_context(capath=verify)
+        return ssl.create_default_context(cafile=verify)
+    return httpx.create_ssl_context(verify=verify, trust_env=trust_env)
 
 
 class Sent(Exception):

@@ -25,7 +25,6 @@ to httpx's own transport (``sendall.HTTPTransport``), made on first need.
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import ssl
 import threading
@@ -46,6 +45,7 @@ from .http1 import (
     framing,
     readable,
     request_head,
+    tls_context,
     write_error,
 )
 
@@ -269,14 +269,7 @@ class Pool(httpx.BaseTransport):
 
     def _context(self) -> ssl.SSLContext:
         if self._ssl is None:
-            verify = self._verify
-            if isinstance(verify, str):  # a CA bundle or folder (httpx deprecates the str)
-                if os.path.isdir(verify):
-                    context = ssl.create_default_context(capath=verify)
-                else:
-                    context = ssl.create_default_context(cafile=verify)
-            else:
-                context = httpx.create_ssl_context(verify=verify)
+            context = tls_context(self._verify)
             context.set_alpn_protocols(["http/1.1"])
             self._ssl = context
         return self._ssl

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from ..errors import ConfigError
+from .http1 import tls_context
 from .policy import redact
 
 __all__ = ["Proxies", "ProxyRefusedError", "check", "tls_context"]
@@ -154,17 +155,6 @@ class _AsyncProxyTransport(httpx.AsyncHTTPTransport):
             await response.aclose()
             raise self._via.refused()
         return response
-
-
-def tls_context(verify: ssl.SSLContext | str | bool, trust_env: bool = True) -> ssl.SSLContext:
-    """The TLS context ``verify`` asks for, as srt's pool makes it (httpx deprecates a
-    CA bundle or folder given as a string); ``trust_env``: ``verify=True`` honours
-    ``SSL_CERT_FILE`` and ``SSL_CERT_DIR``. A context given is used as it is."""
-    if isinstance(verify, str):
-        if os.path.isdir(verify):
-            return ssl.create_default_context(capath=verify)
-        return ssl.create_default_context(cafile=verify)
-    return httpx.create_ssl_context(verify=verify, trust_env=trust_env)
 
 
 @dataclass
