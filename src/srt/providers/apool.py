@@ -30,6 +30,7 @@ from .http1 import (
     METHODS,
     READ,
     Key,
+    PoolSettings,
     Reply,
     Sent,
     Target,
@@ -226,7 +227,7 @@ class AsyncResponseStream(httpx.AsyncByteStream):
         self.close()
 
 
-class AsyncPool(httpx.AsyncBaseTransport):
+class AsyncPool(PoolSettings, httpx.AsyncBaseTransport):
     """HTTP/1.1 connections kept alive per origin, for ``srt.providers.AsyncTransport``.
 
     ``verify``, ``limits``, ``on_write`` and ``tls`` as ``Pool``'s (``tls``: an
@@ -240,19 +241,9 @@ class AsyncPool(httpx.AsyncBaseTransport):
         on_write: Callable[[int], None] | None = None,
         tls: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=100)
-        self._verify = verify
-        self._ssl: ssl.SSLContext | None = None  # made on the first https request
-        self._max = limits.max_connections or 1 << 30
-        keep = limits.max_keepalive_connections
-        self._max_idle = self._max if keep is None else keep
-        self._expiry = limits.keepalive_expiry
-        self._on_write = on_write
+        self._settle(verify, limits, on_write)
         self._waiters: list[asyncio.Future[bool]] = []  # tasks waiting for a connection
         self._idle: dict[Key, list[_Conn]] = {}
-        self._idle_count = 0
-        self._open = 0  # connections open, idle or in use
-        self._closed = False
         self._fallback: httpx.AsyncBaseTransport | None = None
         self._tls = tls
 
@@ -407,13 +398,6 @@ class AsyncPool(httpx.AsyncBaseTransport):
         except BaseException:
             conn.close()
             raise
-
-    def _context(self) -> ssl.SSLContext:
-        if self._ssl is None:
-            context = tls_context(self._verify)
-            context.set_alpn_protocols(["http/1.1"])
-            self._ssl = context
-        return self._ssl
 
     async def aclose(self) -> None:
         self._closed = True

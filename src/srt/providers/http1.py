@@ -7,8 +7,8 @@ chunked encoding. The response side: ``Reply``, told of each part of a response 
 ``httptools`` (llhttp, in C): status, headers, and bodies with a Content-Length,
 chunked, or up to the close; the head's reads and the ``httpx.Response`` it makes
 (``Reply.feed_head``, ``Reply.response``). And what both pools share about a
-connection: the TLS context ``verify`` asks for (``tls_context``, which the proxies'
-transports use too), whether an idle one has something waiting (``readable``), and a
+connection: their settings and counts (``PoolSettings``, a base of both), the TLS
+context ``verify`` asks for (``tls_context``, which the proxies' transports use too), whether an idle one has something waiting (``readable``), and a
 failed write (``Sent``).
 """
 
@@ -19,7 +19,7 @@ import re
 import select
 import socket
 import ssl
-from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Mapping
 from typing import NamedTuple
 
 import httptools
@@ -81,6 +81,36 @@ def tls_context(verify: ssl.SSLContext | str | bool, trust_env: bool = True) -> 
             return ssl.create_default_context(capath=verify)
         return ssl.create_default_context(cafile=verify)
     return httpx.create_ssl_context(verify=verify, trust_env=trust_env)
+
+
+class PoolSettings:
+    """What both pools (``pool.Pool``, ``apool.AsyncPool``) keep of their settings and
+    counts, and the TLS context they make from ``verify`` on the first https request."""
+
+    def _settle(
+        self,
+        verify: ssl.SSLContext | str | bool,
+        limits: httpx.Limits | None,
+        on_write: Callable[[int], None] | None,
+    ) -> None:
+        limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=100)
+        self._verify = verify
+        self._ssl: ssl.SSLContext | None = None  # made on the first https request
+        self._max = limits.max_connections or 1 << 30
+        keep = limits.max_keepalive_connections
+        self._max_idle = self._max if keep is None else keep
+        self._expiry = limits.keepalive_expiry
+        self._on_write = on_write
+        self._idle_count = 0
+        self._open = 0  # connections open, idle or in use
+        self._closed = False
+
+    def _context(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            context = tls_context(self._verify)
+            context.set_alpn_protocols(["http/1.1"])
+            self._ssl = context
+        return self._ssl
 
 
 class Sent(Exception):

@@ -38,6 +38,7 @@ from .http1 import (
     METHODS,
     READ,
     Key,
+    PoolSettings,
     Reply,
     Sent,
     Target,
@@ -45,7 +46,6 @@ from .http1 import (
     framing,
     readable,
     request_head,
-    tls_context,
     write_error,
 )
 
@@ -147,7 +147,7 @@ class ResponseStream(httpx.SyncByteStream):
             self._pool.release(conn, False)
 
 
-class Pool(httpx.BaseTransport):
+class Pool(PoolSettings, httpx.BaseTransport):
     """HTTP/1.1 connections kept alive per origin, for ``srt.providers.Transport``.
 
     ``on_write(size)``, if given, is told of every write to a socket (the bench counts
@@ -161,21 +161,11 @@ class Pool(httpx.BaseTransport):
         on_write: Callable[[int], None] | None = None,
         tls: httpx.BaseTransport | None = None,
     ) -> None:
-        limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=100)
-        self._verify = verify
-        self._ssl: ssl.SSLContext | None = None  # made on the first https request
-        self._max = limits.max_connections or 1 << 30
-        keep = limits.max_keepalive_connections
-        self._max_idle = self._max if keep is None else keep
-        self._expiry = limits.keepalive_expiry
-        self._on_write = on_write
+        self._settle(verify, limits, on_write)
         self._lock = threading.Lock()
         self._freed = threading.Condition(self._lock)  # a connection was given back
         self._waiting = 0  # threads waiting on it
         self._idle: dict[Key, list[_Conn]] = {}
-        self._idle_count = 0
-        self._open = 0  # connections open, idle or in use
-        self._closed = False
         self._fallback: httpx.BaseTransport | None = None
         #: Where https requests go instead, if given (httpx's transport with HTTP/2).
         self._tls = tls
@@ -266,13 +256,6 @@ class Pool(httpx.BaseTransport):
                 sock.close()
                 raise httpx.ConnectError(str(exc)) from exc
         return _Conn(sock, key)
-
-    def _context(self) -> ssl.SSLContext:
-        if self._ssl is None:
-            context = tls_context(self._verify)
-            context.set_alpn_protocols(["http/1.1"])
-            self._ssl = context
-        return self._ssl
 
     def close(self) -> None:
         with self._lock:
