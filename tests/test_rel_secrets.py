@@ -204,6 +204,7 @@ print("ready", flush=True)
 if sys.argv[3] == "hang":
     import time
     time.sleep(60)
+sys.stdin.readline()  # the parent has read the modes; only then close (and remove -wal)
 rt.close()
 """
 
@@ -222,20 +223,29 @@ def test_file_modes(umask: int, tmp_path: Path, capsys: Any, tmp_path_factory: A
         assert not os.path.exists(f"{path}-wal")  # the last close removed them
         # Another process (same umask) recreates -wal and -shm; then one is SIGKILLed.
         for how in ("close", "hang"):
-            child = subprocess.Popen(
+            # stdin holds the "close" child open until its files' modes are read: it used to
+            # close (and remove -wal) while the parent was still reading them.
+            with subprocess.Popen(
                 [sys.executable, "-c", _REOPEN, str(path), oct(umask), how],
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 env=child_env(),
                 text=True,
-            )
-            assert child.stdout is not None
-            assert child.stdout.readline().strip() == "ready"
-            for suffix in ("", "-wal", "-shm"):
-                modes[f"child {how}{suffix}"] = oct(_mode(f"{path}{suffix}"))
-            if how == "hang":
-                child.send_signal(signal.SIGKILL)
-            child.wait(30)
-            child.stdout.close()
+            ) as child:
+                try:
+                    assert child.stdin is not None and child.stdout is not None
+                    assert child.stdout.readline().strip() == "ready"
+                    for suffix in ("", "-wal", "-shm"):
+                        modes[f"child {how}{suffix}"] = oct(_mode(f"{path}{suffix}"))
+                    if how == "hang":
+                        child.send_signal(signal.SIGKILL)
+                    else:
+                        child.stdin.write("\n")
+                        child.stdin.flush()
+                    assert child.wait(30) == (-signal.SIGKILL if how == "hang" else 0)
+                finally:
+                    if child.poll() is None:
+                        child.kill()
         with srt.Runtime(str(path)) as rt:  # recovery after the kill
             assert len(rt.session("s").messages()) == 3
             for suffix in ("", "-wal", "-shm"):
