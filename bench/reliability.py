@@ -138,7 +138,18 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ, SRT_REL_FIGURES=str(figures_dir))
     if args.soak:
         env["SRT_SOAK"] = "1"
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=0"]
+    # one worker (-n 0): the figures are timed with no other test beside them
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-n",
+        "0",
+        "-p",
+        "no:cacheprovider",
+        "--durations=0",
+    ]
     cmd += [f"--basetemp={basetemp}"]
     cmd += sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_rel_*.py"))
     if args.k:

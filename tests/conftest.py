@@ -1,10 +1,15 @@
-"""Shared fixtures: a temporary database path, a runtime on it, and a clean environment."""
+"""Shared fixtures: a temporary database path, a runtime on it, and a clean environment;
+and two hooks for a run on several workers (pytest-xdist, see ``addopts``): tests marked
+``exclusive`` run alone, and the figures tests report are printed at the end of the run."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -27,6 +32,58 @@ def pytest_configure(config: pytest.Config) -> None:
     # so they need the default disposition whatever started pytest.
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@contextlib.contextmanager
+def _turn(folder: Path, exclusive: bool) -> Iterator[None]:
+    """A readers-writer lock between the workers of one run, held for one test: an
+    ``exclusive`` test waits for the test running on every other worker to end, and
+    no other test starts until it has ended. The gate lets a waiting exclusive test in
+    ahead of tests that start after it asked."""
+    import fcntl
+
+    gate = os.open(folder / "srt-tests-gate.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    held = os.open(folder / "srt-tests-run.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if exclusive:
+            fcntl.flock(gate, fcntl.LOCK_EX)
+            fcntl.flock(held, fcntl.LOCK_EX)
+        else:
+            fcntl.flock(gate, fcntl.LOCK_SH)
+            fcntl.flock(held, fcntl.LOCK_SH)
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        yield
+    finally:
+        os.close(held)  # closing a descriptor releases its locks
+        os.close(gate)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None]:
+    # A worker's base temporary directory is <the run's>/popen-gwN (xdist), so the
+    # workers of one run share its parent.
+    base = item.config.option.basetemp
+    if not os.environ.get("PYTEST_XDIST_WORKER") or not base or os.name != "posix":
+        return (yield)
+    with _turn(Path(base).parent, item.get_closest_marker("exclusive") is not None):
+        return (yield)
+
+
+_FIGURES: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Collect the figure lines tests record (``rel_support.common.figures_line``):
+    a worker's output never reaches the terminal, its reports' properties do."""
+    if report.when == "teardown":
+        _FIGURES.extend(str(v) for k, v in report.user_properties if k == "srt-figures")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _FIGURES:
+        terminalreporter.section("srt figures")
+        for line in _FIGURES:
+            terminalreporter.write_line(line)
 
 
 settings.register_profile(

@@ -23,6 +23,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import srt
 from rel_support.common import (
     SOAK,
@@ -68,6 +70,7 @@ def _gather(procs: list[subprocess.Popen[str]], key: str) -> list[Any]:
     return [x for result in _results(procs) for x in result[key]]
 
 
+@pytest.mark.exclusive
 def test_processes_and_threads_append_together(
     tmp_path: Path, capsys: Any, tmp_path_factory: Any
 ) -> None:
@@ -168,6 +171,7 @@ def _one_commit_s(path: str, until: float) -> list[float]:
     return out
 
 
+@pytest.mark.exclusive
 def test_rebase_gives_up_at_its_deadline_under_contention(
     tmp_path: Path, capsys: Any, tmp_path_factory: Any
 ) -> None:

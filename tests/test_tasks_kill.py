@@ -37,6 +37,7 @@ from typing import Any
 import pytest
 
 import srt
+from rel_support.common import figures_line
 from srt.tasks import INTERRUPTED
 from srt.testing.tasks import ScriptedTask, plan
 from task_support import SideFile, chain_pairs, server
@@ -198,5 +199,4 @@ def test_sigkill_at_random_points_every_completed_tool_ran_once(
     figures: dict[str, Any] = {k: v for k, v in vars(fig).items() if k not in ("lock", "failures")}
     figures["wall_s"] = round(time.monotonic() - t0, 1)
     figures["soak"] = SOAK
-    with capsys.disabled():
-        print(f"\n[srt-figures] tasks_kill: {json.dumps(figures, sort_keys=True)}")
+    figures_line(capsys, f"tasks_kill: {json.dumps(figures, sort_keys=True)}")

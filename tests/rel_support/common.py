@@ -20,7 +20,6 @@ import os
 import random
 import struct
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +41,7 @@ _ALPHABET = "abcdefghij klmnopqrstuvwxyz0123456789" + 'é✓𝄞"\\\n\x00\u2028'
 
 
 def emit(name: str, figures: dict[str, Any], capsys: Any, basetemp: Path) -> Path:
-    """Print ``figures`` past pytest's capture and write them to ``rel-figures/NAME.json``.
+    """Report ``figures`` (``figures_line``) and write them to ``rel-figures/NAME.json``.
 
     The JSON goes under the pytest base temp directory and, when set, into
     ``$SRT_REL_FIGURES`` (``bench/reliability.py`` collects it from there).
@@ -56,11 +55,14 @@ def emit(name: str, figures: dict[str, Any], capsys: Any, basetemp: Path) -> Pat
     for d in dirs:
         d.mkdir(parents=True, exist_ok=True)
         (d / f"{name}.json").write_text(text + "\n")
-    line = f"\n[srt-figures] {name}: " + json.dumps(figures, sort_keys=True, default=str)
-    with capsys.disabled():
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
+    figures_line(capsys, f"{name}: " + json.dumps(figures, sort_keys=True, default=str))
     return out
+
+
+def figures_line(capsys: Any, line: str) -> None:
+    """Report ``[srt-figures] LINE`` in the run's "srt figures" section (tests/conftest.py),
+    whichever worker ran the test."""
+    capsys.request.node.user_properties.append(("srt-figures", f"[srt-figures] {line}"))
 
 
 def child_env() -> dict[str, str]:
