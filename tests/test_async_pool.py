@@ -25,7 +25,13 @@ import srt
 from srt._core import Body
 from srt.providers.apool import AsyncPool, AsyncResponseStream
 from srt.providers.http1 import Target
-from srt.providers.transport import AsyncTransport, HTTPRequest, RetryPolicy, Timeouts
+from srt.providers.transport import (
+    AsyncTransport,
+    HTTPRequest,
+    RetryPolicy,
+    Timeouts,
+    Transport,
+)
 from test_transport_pool import _keepalive, _ok, _Reader, _reset, _Server, serve
 
 __all__ = ["serve"]  # the fixture, imported for the cases here
@@ -806,3 +812,51 @@ def test_a_url_no_proxy_exempts_goes_to_the_pool_and_another_through_the_proxy(
 
     _run(main)
     assert box[0].accepted == 1 and len(box[0].heads) == 1
+
+
+def test_tls_contexts_are_made_on_the_first_https_request_and_follow_trust_env(
+    serve: Callable[..., _Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neither transport loads a CA bundle before its first https request (an app that
+    only talks to a local server never does), and ``trust_env=False`` leaves
+    ``SSL_CERT_FILE`` alone on both, as httpx does."""
+    made: list[bool] = []
+    create = httpx.create_ssl_context
+
+    def counting(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        made.append(kwargs.get("trust_env", True))
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(httpx, "create_ssl_context", counting)
+    ca, secure, _ = _tls_server(serve, b"secure")
+    plain: list[_Server] = []
+    plain.append(serve(_keepalive(plain, lambda n: _ok(b"plain"))))
+    url = secure.url(host="localhost")
+    with ca.cert_pem.tempfile() as ca_file:
+        monkeypatch.setenv("SSL_CERT_FILE", ca_file)
+
+        async def main(trust_env: bool) -> bytes:
+            transport = AsyncTransport(http2=False, trust_env=trust_env)
+            before = len(made)
+            try:
+                assert await _open(transport, plain[0].url()) == b"plain"
+                assert len(made) == before
+                return await _open(transport, url)
+            finally:
+                await transport.aclose()
+
+        assert asyncio.run(main(True)) == b"secure"  # the CA came from SSL_CERT_FILE
+        assert made == [True]
+        with pytest.raises(srt.ProviderConnectionError, match="CERTIFICATE"):
+            asyncio.run(main(False))
+        assert made == [True, False]
+        made.clear()
+        sync = Transport(http2=False, trust_env=False)
+        try:
+            assert sync.open(HTTPRequest("POST", plain[0].url(), {}, b"{}")).read() == b"plain"
+            assert made == []
+            with pytest.raises(srt.ProviderConnectionError, match="CERTIFICATE"):
+                sync.open(HTTPRequest("POST", url, {}, b"{}"))
+            assert made == [False]
+        finally:
+            sync.close()

@@ -240,8 +240,9 @@ class AsyncPool(PoolSettings, httpx.AsyncBaseTransport):
         limits: httpx.Limits | None = None,
         on_write: Callable[[int], None] | None = None,
         tls: httpx.AsyncBaseTransport | None = None,
+        trust_env: bool = True,
     ) -> None:
-        self._settle(verify, limits, on_write)
+        self._settle(verify, limits, on_write, trust_env)
         self._waiters: list[asyncio.Future[bool]] = []  # tasks waiting for a connection
         self._idle: dict[Key, list[_Conn]] = {}
         self._fallback: httpx.AsyncBaseTransport | None = None
@@ -538,7 +539,7 @@ class AsyncPool(PoolSettings, httpx.AsyncBaseTransport):
         """httpx's own transport, for the requests this pool does not speak."""
         if self._fallback is None:
             self._fallback = httpx.AsyncHTTPTransport(
-                verify=tls_context(self._verify),
+                verify=tls_context(self._verify, self._trust_env),
                 limits=httpx.Limits(max_connections=self._max, max_keepalive_connections=100),
             )
         return self._fallback

@@ -85,16 +85,19 @@ def tls_context(verify: ssl.SSLContext | str | bool, trust_env: bool = True) -> 
 
 class PoolSettings:
     """What both pools (``pool.Pool``, ``apool.AsyncPool``) keep of their settings and
-    counts, and the TLS context they make from ``verify`` on the first https request."""
+    counts, and the TLS context they make from ``verify`` on the first https request
+    (``trust_env``: as ``tls_context``'s)."""
 
     def _settle(
         self,
         verify: ssl.SSLContext | str | bool,
         limits: httpx.Limits | None,
         on_write: Callable[[int], None] | None,
+        trust_env: bool = True,
     ) -> None:
         limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=100)
         self._verify = verify
+        self._trust_env = trust_env
         self._ssl: ssl.SSLContext | None = None  # made on the first https request
         self._max = limits.max_connections or 1 << 30
         keep = limits.max_keepalive_connections
@@ -107,7 +110,7 @@ class PoolSettings:
 
     def _context(self) -> ssl.SSLContext:
         if self._ssl is None:
-            context = tls_context(self._verify)
+            context = tls_context(self._verify, self._trust_env)
             context.set_alpn_protocols(["http/1.1"])
             self._ssl = context
         return self._ssl

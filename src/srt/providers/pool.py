@@ -46,6 +46,7 @@ from .http1 import (
     framing,
     readable,
     request_head,
+    tls_context,
     write_error,
 )
 
@@ -160,8 +161,9 @@ class Pool(PoolSettings, httpx.BaseTransport):
         limits: httpx.Limits | None = None,
         on_write: Callable[[int], None] | None = None,
         tls: httpx.BaseTransport | None = None,
+        trust_env: bool = True,
     ) -> None:
-        self._settle(verify, limits, on_write)
+        self._settle(verify, limits, on_write, trust_env)
         self._lock = threading.Lock()
         self._freed = threading.Condition(self._lock)  # a connection was given back
         self._waiting = 0  # threads waiting on it
@@ -404,7 +406,8 @@ class Pool(PoolSettings, httpx.BaseTransport):
         with self._lock:
             if self._fallback is None:
                 self._fallback = HTTPTransport(
-                    verify=self._verify, network_backend=SendallBackend(on_write=self._on_write)
+                    verify=tls_context(self._verify, self._trust_env),
+                    network_backend=SendallBackend(on_write=self._on_write),
                 )
             return self._fallback
 

@@ -329,7 +329,9 @@ class Transport:
             # pool. Either way a large body is not copied again whenever the socket takes
             # only part of a chunk.
             self._pool = pool or Pool(
-                verify=verify, tls=HTTPTransport(verify=verify, http2=True) if http2 else None
+                verify=verify,
+                tls=HTTPTransport(verify=verify, http2=True) if http2 else None,
+                trust_env=trust_env,
             )
             client = httpx.Client(
                 timeout=self.timeouts.httpx(), transport=self._pool, follow_redirects=False
@@ -463,9 +465,12 @@ class AsyncTransport:
             # mounts a transport for each that checks its TLS with ``verify`` too.
             self._proxies = proxies = Proxies.of(proxy, trust_env, verify, http2)
             limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-            context = tls_context(verify, trust_env)
-            h2 = httpx.AsyncHTTPTransport(verify=context, http2=True) if http2 else None
-            self._pool = AsyncPool(verify=tls_context(verify, trust_env), limits=limits, tls=h2)
+            # The pool makes its TLS context on its first https request (loading the CA
+            # bundle takes 20-30 ms); httpx's HTTP/2 transport takes one made now.
+            h2 = None
+            if http2:
+                h2 = httpx.AsyncHTTPTransport(verify=tls_context(verify, trust_env), http2=True)
+            self._pool = AsyncPool(verify=verify, limits=limits, tls=h2, trust_env=trust_env)
             client = httpx.AsyncClient(
                 timeout=self.timeouts.httpx(),
                 transport=self._pool,
