@@ -330,7 +330,9 @@ class Transport:
             # only part of a chunk.
             self._pool = pool or Pool(
                 verify=verify,
-                tls=HTTPTransport(verify=verify, http2=True) if http2 else None,
+                tls=HTTPTransport(verify=tls_context(verify, trust_env), http2=True)
+                if http2
+                else None,
                 trust_env=trust_env,
             )
             client = httpx.Client(
