@@ -12,8 +12,9 @@ already in its reads or the total cap is near.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Protocol
 
 import httpx
@@ -74,16 +75,23 @@ class AsyncResponse:
             f"the response was cut off: {type(exc).__name__}: {redact(str(exc), self._req.secrets)}"
         )
 
+    @contextlib.contextmanager
+    def _translated(self) -> Iterator[None]:
+        """httpx's errors while reading srt's pool's stream, as srt's."""
+        try:
+            yield
+        except httpx.TimeoutException as exc:
+            raise self._timed_out() from exc
+        except httpx.HTTPError as exc:
+            raise self._cut(exc) from exc
+
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         if self._raw is not None:
             try:
-                async for chunk in self._raw:
-                    if chunk:
-                        yield chunk
-            except httpx.TimeoutException as exc:
-                raise self._timed_out() from exc
-            except httpx.HTTPError as exc:
-                raise self._cut(exc) from exc
+                with self._translated():
+                    async for chunk in self._raw:
+                        if chunk:
+                            yield chunk
             finally:
                 await self._resp.aclose()
             return
@@ -116,11 +124,8 @@ class AsyncResponse:
         if raw is None:
             return b"".join([c async for c in self.aiter_bytes()])
         try:
-            return await raw.aread()
-        except httpx.TimeoutException as exc:
-            raise self._timed_out() from exc
-        except httpx.HTTPError as exc:
-            raise self._cut(exc) from exc
+            with self._translated():
+                return await raw.aread()
         finally:
             await self._resp.aclose()
 
