@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import ssl
 import time
@@ -139,6 +140,12 @@ class _Conn:
                 raise Sent(httpx.WriteTimeout("timed out"), nothing=not taken)
 
 
+def _unfit(loop: asyncio.AbstractEventLoop, conn: _Conn) -> bool:
+    """An idle connection not to reuse on ``loop``: another loop's, or one with something
+    to read (data, or the server's close)."""
+    return conn.loop is not loop or readable(conn.sock)
+
+
 class _Out(NamedTuple):
     """A request as it goes out: its head, then its body's chunks."""
 
@@ -227,7 +234,7 @@ class AsyncResponseStream(httpx.AsyncByteStream):
         self.close()
 
 
-class AsyncPool(PoolSettings, httpx.AsyncBaseTransport):
+class AsyncPool(PoolSettings[_Conn], httpx.AsyncBaseTransport):
     """HTTP/1.1 connections kept alive per origin, for ``srt.providers.AsyncTransport``.
 
     ``verify``, ``limits``, ``on_write`` and ``tls`` as ``Pool``'s (``tls``: an
@@ -244,7 +251,6 @@ class AsyncPool(PoolSettings, httpx.AsyncBaseTransport):
     ) -> None:
         self._settle(verify, limits, on_write, trust_env)
         self._waiters: list[asyncio.Future[bool]] = []  # tasks waiting for a connection
-        self._idle: dict[Key, list[_Conn]] = {}
         self._fallback: httpx.AsyncBaseTransport | None = None
         self._tls = tls
 
@@ -256,33 +262,16 @@ class AsyncPool(PoolSettings, httpx.AsyncBaseTransport):
         """A kept-alive connection to ``key``, or a new one when none is fit."""
         loop = asyncio.get_running_loop()
         until: float | None = None
+        unfit = functools.partial(_unfit, loop)
         while True:
             if self._closed:
                 raise RuntimeError("the connection pool is closed")
-            idle = self._idle.get(key)
-            while idle:
-                conn = idle.pop()  # the most recently used: its state is warmest
-                self._idle_count -= 1
-                expiry = self._expiry
-                if (
-                    conn.loop is not loop
-                    or (expiry is not None and time.monotonic() - conn.idle_since > expiry)
-                    or readable(conn.sock)
-                ):
-                    conn.close()
-                    self._open -= 1
-                    continue
+            conn = self._reuse(key, unfit)
+            if conn is not None:
                 conn.deadline = deadline
                 return conn
-            if self._open < self._max:
-                self._open += 1
+            if self._room():
                 break
-            other = next((c for c in self._idle.values() if c), None)
-            if other is not None:  # at the limit: make room by closing another's
-                other.pop(0).close()
-                self._idle_count -= 1
-                self._open -= 1
-                continue
             wait = timeouts.get("pool")
             if wait is not None:
                 if until is None:
@@ -324,17 +313,8 @@ class AsyncPool(PoolSettings, httpx.AsyncBaseTransport):
 
     def release(self, conn: _Conn, keep: bool) -> None:
         """Take ``conn`` back: kept for reuse when ``keep`` and its last response allow."""
-        reply = conn.reply
-        keep = keep and reply.done and reply.keep and not reply.extra
         conn.deadline = None
-        if keep and not self._closed and self._idle_count < self._max_idle:
-            conn.reused = True
-            conn.idle_since = time.monotonic()
-            self._idle.setdefault(conn.key, []).append(conn)
-            self._idle_count += 1
-        else:
-            conn.close()
-            self._open -= 1
+        self._put_back(conn, keep)
         if self._waiters:
             self._wake()
 
@@ -401,13 +381,7 @@ class AsyncPool(PoolSettings, httpx.AsyncBaseTransport):
             raise
 
     async def aclose(self) -> None:
-        self._closed = True
-        for idle in self._idle.values():
-            for conn in idle:
-                conn.close()
-                self._open -= 1
-        self._idle.clear()
-        self._idle_count = 0
+        self._close_idle()
         fallback, self._fallback = self._fallback, None
         for other in (fallback, self._tls):
             if other is not None:

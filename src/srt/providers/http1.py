@@ -7,7 +7,7 @@ chunked encoding. The response side: ``Reply``, told of each part of a response 
 ``httptools`` (llhttp, in C): status, headers, and bodies with a Content-Length,
 chunked, or up to the close; the head's reads and the ``httpx.Response`` it makes
 (``Reply.feed_head``, ``Reply.response``). And what both pools share about a
-connection: their settings and counts (``PoolSettings``, a base of both), the TLS
+connection: their settings, counts and idle connections (``PoolSettings``, a base of both), the TLS
 context ``verify`` asks for (``tls_context``, which the proxies' transports use too),
 whether an idle one has something waiting (``readable``), and a failed write (``Sent``).
 """
@@ -19,8 +19,9 @@ import re
 import select
 import socket
 import ssl
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Mapping
-from typing import NamedTuple
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 import httptools
 import httpx
@@ -31,6 +32,8 @@ __all__ = [
     "METHODS",
     "READ",
     "Key",
+    "PoolSettings",
+    "Pooled",
     "Reply",
     "Sent",
     "Target",
@@ -83,10 +86,27 @@ def tls_context(verify: ssl.SSLContext | str | bool, trust_env: bool = True) -> 
     return httpx.create_ssl_context(verify=verify, trust_env=trust_env)
 
 
-class PoolSettings:
+class Pooled(Protocol):
+    """What the pools' bookkeeping needs of a connection (``pool._Conn``,
+    ``apool._Conn``)."""
+
+    key: Key
+    reply: Reply
+    reused: bool
+    idle_since: float
+
+    def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=Pooled)
+
+
+class PoolSettings(Generic[C]):
     """What both pools (``pool.Pool``, ``apool.AsyncPool``) keep of their settings and
-    counts, and the TLS context they make from ``verify`` on the first https request
-    (``trust_env``: as ``tls_context``'s)."""
+    counts, their idle connections and the bookkeeping around them, and the TLS context
+    they make from ``verify`` on the first https request (``trust_env``: as
+    ``tls_context``'s). Only the waiting differs between the two (a condition variable
+    or futures); the caller holds the sync pool's lock around each of these."""
 
     def _settle(
         self,
@@ -104,6 +124,7 @@ class PoolSettings:
         self._max_idle = self._max if keep is None else keep
         self._expiry = limits.keepalive_expiry
         self._on_write = on_write
+        self._idle: dict[Key, list[C]] = {}
         self._idle_count = 0
         self._open = 0  # connections open, idle or in use
         self._closed = False
@@ -114,6 +135,66 @@ class PoolSettings:
             context.set_alpn_protocols(["http/1.1"])
             self._ssl = context
         return self._ssl
+
+    def _reuse(self, key: Key, unfit: Callable[[C], bool]) -> C | None:
+        """The most recently used idle connection to ``key`` (its state is warmest) that
+        is neither past the keep-alive expiry nor ``unfit``; those it meets that are, it
+        closes. None: there is none."""
+        idle = self._idle.get(key)
+        while idle:
+            conn = idle.pop()
+            self._idle_count -= 1
+            expiry = self._expiry
+            if (expiry is not None and time.monotonic() - conn.idle_since > expiry) or unfit(conn):
+                conn.close()
+                self._open -= 1
+                continue
+            return conn
+        return None
+
+    def _room(self) -> bool:
+        """Count one more open connection if the limit allows, closing the longest idle
+        connection to another origin to make room at the limit. False: every connection
+        is in use, and the caller waits for one to be given back."""
+        while self._open >= self._max:
+            other = next((c for c in self._idle.values() if c), None)
+            if other is None:
+                return False
+            other.pop(0).close()
+            self._idle_count -= 1
+            self._open -= 1
+        self._open += 1
+        return True
+
+    def _put_back(self, conn: C, keep: bool) -> None:
+        """Keep ``conn`` for reuse when ``keep``, its last response and the limit on idle
+        connections allow; otherwise close it."""
+        reply = conn.reply
+        if (
+            keep
+            and reply.done
+            and reply.keep
+            and not reply.extra
+            and not self._closed
+            and self._idle_count < self._max_idle
+        ):
+            conn.reused = True
+            conn.idle_since = time.monotonic()
+            self._idle.setdefault(conn.key, []).append(conn)
+            self._idle_count += 1
+        else:
+            conn.close()
+            self._open -= 1
+
+    def _close_idle(self) -> None:
+        """Mark the pool closed and close every idle connection."""
+        self._closed = True
+        for idle in self._idle.values():
+            for conn in idle:
+                conn.close()
+                self._open -= 1
+        self._idle.clear()
+        self._idle_count = 0
 
 
 class Sent(Exception):

@@ -148,7 +148,7 @@ class ResponseStream(httpx.SyncByteStream):
             self._pool.release(conn, False)
 
 
-class Pool(PoolSettings, httpx.BaseTransport):
+class Pool(PoolSettings[_Conn], httpx.BaseTransport):
     """HTTP/1.1 connections kept alive per origin, for ``srt.providers.Transport``.
 
     ``on_write(size)``, if given, is told of every write to a socket (the bench counts
@@ -167,7 +167,6 @@ class Pool(PoolSettings, httpx.BaseTransport):
         self._lock = threading.Lock()
         self._freed = threading.Condition(self._lock)  # a connection was given back
         self._waiting = 0  # threads waiting on it
-        self._idle: dict[Key, list[_Conn]] = {}
         self._fallback: httpx.BaseTransport | None = None
         #: Where https requests go instead, if given (httpx's transport with HTTP/2).
         self._tls = tls
@@ -181,27 +180,11 @@ class Pool(PoolSettings, httpx.BaseTransport):
             while True:
                 if self._closed:
                     raise RuntimeError("the connection pool is closed")
-                idle = self._idle.get(key)
-                while idle:
-                    conn = idle.pop()  # the most recently used: its state is warmest
-                    self._idle_count -= 1
-                    expiry = self._expiry
-                    if (
-                        expiry is not None and time.monotonic() - conn.idle_since > expiry
-                    ) or conn.stale():
-                        conn.close()
-                        self._open -= 1
-                        continue
+                conn = self._reuse(key, _Conn.stale)
+                if conn is not None:
                     return conn
-                if self._open < self._max:
-                    self._open += 1
+                if self._room():
                     break
-                other = next((c for c in self._idle.values() if c), None)
-                if other is not None:  # at the limit: make room by closing another's
-                    other.pop(0).close()
-                    self._idle_count -= 1
-                    self._open -= 1
-                    continue
                 wait = timeouts.get("pool")
                 if wait is not None:
                     if deadline is None:
@@ -225,17 +208,8 @@ class Pool(PoolSettings, httpx.BaseTransport):
 
     def release(self, conn: _Conn, keep: bool) -> None:
         """Take ``conn`` back: kept for reuse when ``keep`` and its last response allow."""
-        reply = conn.reply
-        keep = keep and reply.done and reply.keep and not reply.extra
         with self._lock:
-            if keep and not self._closed and self._idle_count < self._max_idle:
-                conn.reused = True
-                conn.idle_since = time.monotonic()
-                self._idle.setdefault(conn.key, []).append(conn)
-                self._idle_count += 1
-            else:
-                conn.close()
-                self._open -= 1
+            self._put_back(conn, keep)
             if self._waiting:
                 self._freed.notify()
 
@@ -261,13 +235,7 @@ class Pool(PoolSettings, httpx.BaseTransport):
 
     def close(self) -> None:
         with self._lock:
-            self._closed = True
-            for idle in self._idle.values():
-                for conn in idle:
-                    conn.close()
-                    self._open -= 1
-            self._idle.clear()
-            self._idle_count = 0
+            self._close_idle()
             fallback, self._fallback = self._fallback, None
         for other in (fallback, self._tls):
             if other is not None:
