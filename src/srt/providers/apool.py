@@ -210,15 +210,8 @@ class AsyncResponseStream(httpx.AsyncByteStream):
 
     async def _fill(self, conn: _Conn) -> None:
         """One read of the body into ``conn.reply``."""
-        data = await conn.recv(self.read_timeout)
-        if data:
-            conn.reply.feed(data)
-        elif conn.reply.ends_at_close():
-            conn.reply.done, self._keep = True, False
-        else:
-            raise httpx.RemoteProtocolError(
-                "peer closed connection without sending complete message body"
-            )
+        if not conn.reply.take(await conn.recv(self.read_timeout)):
+            self._keep = False
 
     def get_extra_info(self, info: str) -> Any:
         """The socket while this response holds its connection (``network_stream``)."""

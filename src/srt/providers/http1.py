@@ -327,6 +327,20 @@ class Reply:
         names = {k.lower() for k, _ in self.headers}
         return b"content-length" not in names and b"transfer-encoding" not in names
 
+    def take(self, data: bytes) -> bool:
+        """One read of the body: its bytes parsed, or (none: the server closed) the end of
+        a body that ends at the close, after which the connection is not kept (False).
+        A close anywhere else is a ``RemoteProtocolError``."""
+        if data:
+            self.feed(data)
+            return True
+        if self.ends_at_close():
+            self.done = True
+            return False
+        raise httpx.RemoteProtocolError(
+            "peer closed connection without sending complete message body"
+        )
+
 
 class Target(NamedTuple):
     """Where a request goes, as the pool needs it (worked out once per URL)."""

@@ -122,15 +122,8 @@ class ResponseStream(httpx.SyncByteStream):
                     yield from chunks
                 if reply.done:
                     break
-                data = conn.recv(self.read_timeout)
-                if data:
-                    reply.feed(data)
-                elif reply.ends_at_close():
-                    reply.done, self._keep = True, False
-                else:
-                    raise httpx.RemoteProtocolError(
-                        "peer closed connection without sending complete message body"
-                    )
+                if not reply.take(conn.recv(self.read_timeout)):
+                    self._keep = False
         except BaseException:
             self.close()
             raise
