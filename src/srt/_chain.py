@@ -244,6 +244,29 @@ class Chain:
         self._register()
         return True
 
+    def resume(self, name: str, head: int | None) -> bool:
+        """Go on as the chain of a new handle of this session (this one was left by a
+        collected handle, and the caller holds its lock), the store saying the session
+        is called ``name`` and its head is ``head``: True if this chain holds that head's
+        history (its stored prefix hash read to make sure), or does after reading only
+        the messages other writers appended above its own head. False: read the store."""
+        if not self.loaded or self.staged is not None or self.head is None or head is None:
+            return False
+        try:
+            if head == self.head:
+                if self.store.node_prefix(head) != self.head_prefix:
+                    return False
+            else:
+                rows = self.store.chain_extension(head, len(self.ids), self.head_prefix)
+                if not rows:
+                    return False  # (rewound, edited or replaced meanwhile)
+                self._extend(rows)
+        except SrtError:
+            return False  # (the store's own read reports what is wrong)
+        self.name = name
+        self._register()
+        return True
+
     def _add_id(self, node_id: int, at: int | None = None) -> None:
         """Append ``node_id`` (or set item ``at``), widening ``ids`` to 8 bytes an id if
         it does not fit in 4."""

@@ -25,7 +25,18 @@ from .store import Store
 from .tokens import TokenCache
 from .wire.base import WireFormat
 
-__all__ = ["INTERN_MIN_BYTES", "MAX_NAME_CHARS", "Budgeted", "Lru", "Shared", "check_name"]
+__all__ = [
+    "INTERN_MIN_BYTES",
+    "KEEP_BYTES",
+    "KEEP_MIN_MESSAGES",
+    "KEEP_SESSIONS",
+    "MAX_NAME_CHARS",
+    "Budgeted",
+    "Kept",
+    "Lru",
+    "Shared",
+    "check_name",
+]
 
 #: Message bodies at least this long are held once in memory however many sessions
 #: load them (a shared system prompt); shorter ones are held per session.
@@ -89,6 +100,10 @@ class Budgeted(Protocol):
         """Drop its loaded state (to be read again on its next use); False if busy."""
         ...
 
+    def remains(self) -> Any:
+        """What may outlive it once it is collected (``Shared.keep`` decides), or None."""
+        ...
+
 
 #: Session state dropped (handles collected, or evicted) before memory is handed back
 #: to the operating system (``_release``).
@@ -121,15 +136,16 @@ class _Charged(weakref.ref[Budgeted]):
     """A weak reference to a session with what it was charged (one object per live
     session: no closure, no tuple)."""
 
-    __slots__ = ("key", "size")
+    __slots__ = ("key", "remains", "size")
     key: int
     size: int
+    remains: Any  # held strongly: what the owner leaves behind (``Budgeted.remains``)
 
     def __new__(
         cls, owner: Budgeted, callback: Callable[[_Charged], None], key: int, size: int
     ) -> _Charged:
         self = super().__new__(cls, owner, callback)
-        self.key, self.size = key, size
+        self.key, self.size, self.remains = key, size, owner.remains()
         return self
 
     def __init__(
@@ -146,11 +162,16 @@ class _Budget:
     freed memory is handed back to the operating system (a ``malloc_trim`` costs about a
     millisecond: not for every handle dropped)."""
 
-    def __init__(self, limit: int | None) -> None:
+    def __init__(
+        self, limit: int | None, on_collected: Callable[[Any, int], bool] | None = None
+    ) -> None:
         self.limit = limit
         self.used = 0
         self.evictions = 0
         self._dropped = 0
+        #: Told what a collected owner left (``Budgeted.remains``) and its size: True if
+        #: it keeps it (then nothing was freed).
+        self.on_collected = on_collected
         # Re-entrant: a weak reference's callback (a handle collected) may run while
         # this thread is inside ``charge``.
         self._lock = threading.RLock()
@@ -182,19 +203,70 @@ class _Budget:
                 self._drop(victim.size)
 
     def _forget(self, ref: _Charged) -> None:
-        """A session handle was collected: what it held is gone."""
+        """A session handle was collected: what it held is gone, unless ``on_collected``
+        keeps what it left."""
+        remains, ref.remains = ref.remains, None
         with self._lock:
             if self._live.get(ref.key) is not ref:
                 return  # evicted before (or its id already reused by a newer session)
             del self._live[ref.key]
             self.used -= ref.size
+        hook = self.on_collected
+        if remains is not None and hook is not None and hook(remains, ref.size):
+            return
         self._drop(ref.size)
+
+    def discharge(self, owner: Budgeted) -> None:
+        """Stop counting ``owner`` (its state lives on elsewhere, counted there): not
+        evicted, and not freed."""
+        with self._lock:
+            ref = self._live.get(id(owner))
+            if ref is None or ref() is not owner:
+                return
+            del self._live[ref.key]
+            self.used -= ref.size
+            ref.remains = None
 
     def _drop(self, size: int) -> None:
         self._dropped += size
         if self._dropped >= RELEASE_BYTES:
             self._dropped = 0
             _release()
+
+
+#: The state of dropped handles kept for the next handle of the same session (``keep``):
+#: at most this many sessions, and this many bytes (a quarter of a memory budget if
+#: that is less; ``Shared.keep_sessions`` and ``keep_bytes``). Only sessions of
+#: ``KEEP_MIN_MESSAGES`` or more: reading a short one again costs about what keeping it
+#: would save.
+KEEP_SESSIONS = 64
+KEEP_BYTES = 64 * 1024 * 1024
+KEEP_MIN_MESSAGES = 64
+
+
+class Kept:
+    """What a collected session handle left (its chain, builder and lock), kept for the
+    next handle of the session (``Shared.revive``). Charged to the memory budget like a
+    handle: evicting it lets it go."""
+
+    __slots__ = ("__weakref__", "builder", "chain", "lock", "shared", "size")
+
+    def __init__(self, shared: Shared, chain: Any, builder: Any, lock: Any, size: int) -> None:
+        self.shared = shared
+        self.chain = chain
+        self.builder = builder
+        self.lock = lock
+        self.size = size
+
+    def footprint(self) -> int:
+        return self.size
+
+    def evict(self) -> bool:
+        self.shared.unkeep(self)
+        return True
+
+    def remains(self) -> None:
+        return None
 
 
 class Shared:
@@ -226,7 +298,18 @@ class Shared:
         self.records: Lru[tuple[str, str, str | None], Record] = Lru(MAX_RECORDS)
         self.last_model: Lru[tuple[str, str | None], str] = Lru(MAX_RECORDS)
         #: The sessions' live state, bounded by ``Runtime(memory_budget=...)`` if given.
-        self.budget = _Budget(memory_budget)
+        self.budget = _Budget(memory_budget, self.keep)
+        #: Per session id, the state the session's last collected handle left (``keep``),
+        #: least recently left first; ``kept_bytes`` what they hold.
+        self.kept: OrderedDict[int, Kept] = OrderedDict()
+        self.kept_bytes = 0
+        self.keep_sessions = KEEP_SESSIONS
+        self.keep_bytes = KEEP_BYTES
+        if memory_budget is not None:
+            self.keep_bytes = min(KEEP_BYTES, memory_budget // 4)
+        # Re-entrant: a handle collected by a collection that an allocation under it set
+        # off calls ``keep`` on the same thread.
+        self._kept_lock = threading.RLock()
         #: Per session id (at most ``MAX_RECORDS``, the most recently loaded), a loaded
         #: chain of a handle: a new handle of the session copies its state instead of
         #: reading the store (``Chain.load``). Held weakly, and an entry goes with its
@@ -272,6 +355,67 @@ class Shared:
         """``owner`` (a session) was just used: count its state, most recent, and evict
         the least recently used sessions past the memory budget (if there is one)."""
         self.budget.charge(owner)
+
+    # -- the state of dropped handles ---------------------------------------------------
+
+    def keep(self, remains: tuple[Any, Any, Any], size: int) -> bool:
+        """A session handle was collected, leaving ``remains`` (its chain, builder and
+        lock; ``size`` bytes as last charged): keep them for the session's next handle
+        (``revive``) if its history is loaded and long enough, within ``KEEP_SESSIONS``
+        and ``KEEP_BYTES`` (the least recently left let go first). False: not kept."""
+        chain, builder, lock = remains
+        limit = self.keep_bytes
+        if (
+            not chain.loaded
+            or chain.staged is not None
+            or len(chain.ids) < KEEP_MIN_MESSAGES
+            or size > limit
+        ):
+            return False
+        kept = Kept(self, chain, builder, lock, size)
+        gone: list[Kept] = []
+        with self._kept_lock:
+            old = self.kept.pop(chain.id, None)  # (an older handle's: the newer state wins)
+            if old is not None:
+                self.kept_bytes -= old.size
+                gone.append(old)
+            self.kept[chain.id] = kept
+            self.kept_bytes += size
+            while len(self.kept) > self.keep_sessions or self.kept_bytes > limit:
+                _, first = self.kept.popitem(last=False)
+                self.kept_bytes -= first.size
+                gone.append(first)
+        # (let go outside the lock: each one's budget entry goes with it)
+        del gone
+        if self.kept.get(kept.chain.id) is kept:
+            self.budget.charge(kept)
+        return True
+
+    def unkeep(self, kept: Kept) -> None:
+        """Let ``kept`` go (the memory budget evicted it)."""
+        with self._kept_lock:
+            if self.kept.get(kept.chain.id) is kept:
+                del self.kept[kept.chain.id]
+                self.kept_bytes -= kept.size
+
+    def revive(self, sid: int) -> Kept | None:
+        """Take the state the last collected handle of session ``sid`` left, if kept: the
+        caller checks it against the store and owns it (``Runtime.session``)."""
+        with self._kept_lock:
+            kept = self.kept.pop(sid, None)
+            if kept is None:
+                return None
+            self.kept_bytes -= kept.size
+        self.budget.discharge(kept)
+        return kept
+
+    def let_go(self) -> None:
+        """Let every kept state go (the runtime closes)."""
+        with self._kept_lock:
+            gone = list(self.kept.values())
+            self.kept.clear()
+            self.kept_bytes = 0
+        del gone
 
     @property
     def interned(self) -> _core.FragmentCache:

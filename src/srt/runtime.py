@@ -199,6 +199,7 @@ class Runtime:
 
     def close(self) -> None:
         """Close every connection this runtime opened."""
+        self._shared.let_go()
         self.store.close()
 
     @property
@@ -275,9 +276,17 @@ class Runtime:
     @property
     def memory(self) -> dict[str, int]:
         """Bytes the live sessions' state holds (an estimate, as charged against the
-        memory budget), the ``budget`` (0: none), and ``evictions`` so far."""
-        b = self._shared.budget
-        return {"live": b.used, "budget": b.limit or 0, "evictions": b.evictions}
+        memory budget), the ``budget`` (0: none), and ``evictions`` so far; ``kept``:
+        the part of ``live`` that dropped handles left for the next handle of their
+        session (see ``Runtime.session``)."""
+        shared = self._shared
+        b = shared.budget
+        return {
+            "live": b.used,
+            "budget": b.limit or 0,
+            "evictions": b.evictions,
+            "kept": shared.kept_bytes,
+        }
 
     @property
     def serialized(self) -> int:
@@ -328,21 +337,39 @@ class Runtime:
         return verify_ledger(self._shared, self.calls())
 
     def session(self, name: str, *, create: bool = True) -> Session:
-        """Open the session called ``name``, creating it empty unless ``create=False``."""
+        """Open the session called ``name``, creating it empty unless ``create=False``.
+
+        A new handle of a long session takes over what its last dropped handle left, if
+        the runtime kept it and it is still the stored history, so one handle per request
+        costs what is new (docs/api.md); otherwise it reads the store on first use."""
         check_name(name)
         row = self.store.get_session(name)
         if row is None:
             if not create:
                 raise SessionNotFoundError(f"no session named {name!r}")
             row = self.store.create_session(name, None, exist_ok=True, limit=self.max_sessions)
-        return Session(self._shared, Chain(self._shared, row.id, name, row.head))
+        return self._handle(row.id, name, row.head)
 
     def create(self, name: str) -> Session:
         """A new, empty session called ``name``; ``SessionExistsError`` if one exists."""
         row = self.store.create_session(
             check_name(name), None, exist_ok=False, limit=self.max_sessions
         )
-        return Session(self._shared, Chain(self._shared, row.id, name, row.head))
+        return self._handle(row.id, name, row.head)
+
+    def _handle(self, sid: int, name: str, head: int | None) -> Session:
+        """A new handle of session ``sid``: it takes over the state the session's last
+        collected handle left, when kept and still the stored history (one web request
+        after another then costs what is new, not a read of the history); otherwise it
+        reads the store on first use."""
+        shared = self._shared
+        kept = shared.revive(sid) if shared.kept else None
+        if kept is not None:
+            with kept.lock:
+                resumed = kept.chain.resume(name, head)
+            if resumed:
+                return Session(shared, kept.chain, kept)
+        return Session(shared, Chain(shared, sid, name, head))
 
     def sessions(self) -> list[SessionInfo]:
         """Every session, sorted by name."""

@@ -21,7 +21,7 @@ from . import entries as _entries
 from . import history as _history
 from ._builder import Builder, Parts
 from ._chain import Chain
-from ._shared import Shared
+from ._shared import Kept, Shared
 from ._types import BuildStats, Message, Reply, UsageSummary
 from .cache import CacheExplain, CachePolicy
 from .context import WindowPolicy
@@ -48,13 +48,20 @@ class Session:
 
     __slots__ = ("__weakref__", "_builder", "_chain", "_lock", "_shared", "parts")
 
-    def __init__(self, shared: Shared, chain: Chain) -> None:
+    def __init__(self, shared: Shared, chain: Chain, kept: Kept | None = None) -> None:
+        """``kept``: the state a collected handle of this session left (``chain`` is its
+        chain), taken over with its builder and lock (``Runtime.session``)."""
         self._shared = shared
-        self._lock = threading.RLock()
         self._chain = chain
-        chain.lock = self._lock
-        self._builder = Builder(shared, chain)
-        chain.listener = self._builder
+        if kept is None:
+            self._lock = threading.RLock()
+            chain.lock = self._lock
+            self._builder = Builder(shared, chain)
+            chain.listener = self._builder
+        else:  # (the same lock: another handle copying this chain takes it)
+            self._lock = kept.lock
+            self._builder = kept.builder
+            self._builder.last_build = None
         #: The parts srt's layers above the session work on (``_builder.Parts``).
         self.parts = Parts(shared, chain, self._builder, self._lock)
 
@@ -76,6 +83,11 @@ class Session:
             return True
         finally:
             self._lock.release()
+
+    def remains(self) -> tuple[Chain, Builder, Any]:
+        """What this handle leaves when it is collected: its chain, builder and lock,
+        which ``Shared.keep`` may keep for the session's next handle."""
+        return self._chain, self._builder, self._lock
 
     def _used(self) -> None:
         """Count this session's state (against the memory budget, if any): the caller
