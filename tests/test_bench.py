@@ -146,7 +146,8 @@ def test_reads_checks_every_result(tmp_path: Path) -> None:
     assert r["messages"] == 41
     assert {"messages_vs_naive", "cold_messages_vs_naive", "cold_build_speedup"} <= set(r)
     assert all(v > 0 for v in r["us"].values())
-    assert r["handle_copy_speedup"] > 0 and {"handle_copied", "handle_read"} <= set(r["us"])
+    assert r["handle_copy_speedup"] > 0 and r["handle_kept_speedup"] > 0
+    assert {"handle_copied", "handle_kept", "handle_read"} <= set(r["us"])
 
 
 def test_many_measures_rss_in_fresh_processes_and_throughput(tmp_path: Path) -> None:

@@ -70,8 +70,9 @@ def reads(r: dict[str, Any]) -> list[str]:
         f"  cold open + build              srt {u['srt_cold_build']:>9.0f} us   naive "
         f"{u['naive_cold_build']:>9.0f} us   {r['cold_build_speedup']:.1f}x faster",
         f"  new handle + build, open Runtime: another handle live (copied) "
-        f"{u['handle_copied']:.0f} us; none (read) {u['handle_read']:.0f} us: "
-        f"{r['handle_copy_speedup']:.1f}x faster",
+        f"{u['handle_copied']:.0f} us; the last one dropped (taken over) "
+        f"{u['handle_kept']:.0f} us; none in memory (read) {u['handle_read']:.0f} us: "
+        f"{r['handle_copy_speedup']:.1f}x, {r['handle_kept_speedup']:.1f}x faster",
     ]
 
 
