@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -239,3 +240,24 @@ def test_handles_opened_and_dropped_by_many_threads(db_path: str) -> None:
             assert got[:81] == history(40, name)
         for name in ("a", "b"):
             assert rt.session(name).request("openai.chat", model=MODEL) == fresh_body(db_path, name)
+
+
+def test_a_closed_runtime_goes_without_a_collection(db_path: str) -> None:
+    """Nothing kept makes a cycle through the runtime's caches: a closed runtime is freed
+    when its last reference goes (a cycle kept each one until the next collection, and
+    the next cold open paid for it)."""
+    gc.collect()
+    gc.disable()
+    try:
+        rt = srt.Runtime(db_path)
+        h = rt.session("c")
+        h.append(*history(40))
+        h.request("openai.chat", model=MODEL)
+        del h
+        assert rt.memory["kept"] > 0
+        shared = weakref.ref(rt._shared)  # noqa: SLF001
+        rt.close()
+        del rt
+        assert shared() is None
+    finally:
+        gc.enable()

@@ -170,8 +170,9 @@ class _Budget:
         self.evictions = 0
         self._dropped = 0
         #: Told what a collected owner left (``Budgeted.remains``) and its size: True if
-        #: it keeps it (then nothing was freed).
-        self.on_collected = on_collected
+        #: it keeps it (then nothing was freed). Held weakly: its owner holds this budget,
+        #: and a cycle would keep a closed runtime's caches until the next collection.
+        self._on_collected = None if on_collected is None else weakref.WeakMethod(on_collected)
         # Re-entrant: a weak reference's callback (a handle collected) may run while
         # this thread is inside ``charge``.
         self._lock = threading.RLock()
@@ -211,7 +212,7 @@ class _Budget:
                 return  # evicted before (or its id already reused by a newer session)
             del self._live[ref.key]
             self.used -= ref.size
-        hook = self.on_collected
+        hook = None if self._on_collected is None else self._on_collected()
         if remains is not None and hook is not None and hook(remains, ref.size):
             return
         self._drop(ref.size)
@@ -252,7 +253,7 @@ class Kept:
     __slots__ = ("__weakref__", "builder", "chain", "lock", "shared", "size")
 
     def __init__(self, shared: Shared, chain: Any, builder: Any, lock: Any, size: int) -> None:
-        self.shared = shared
+        self.shared = weakref.ref(shared)  # (the runtime's Shared holds this one)
         self.chain = chain
         self.builder = builder
         self.lock = lock
@@ -262,7 +263,9 @@ class Kept:
         return self.size
 
     def evict(self) -> bool:
-        self.shared.unkeep(self)
+        shared = self.shared()
+        if shared is not None:
+            shared.unkeep(self)
         return True
 
     def remains(self) -> None:
