@@ -130,6 +130,10 @@ def test_send_loop_against_the_floor_and_a_stateless_client(tmp_path: Path) -> N
     assert aio["asend"] and not aio["one_call"] and aio["turns"] == 12
     assert aio["bodies_identical"] and len(aio["series_us"]["srt"]) == 3
     assert aio["server_us"]["srt"]["p50"] > 0 and math.isfinite(aio["floor_ratio"]["p50_over_p50"])
+    # One call on a new handle each turn (a web request each): the same bytes again.
+    req = r["per_request"]
+    assert req["per_request"] and not req["one_call"] and req["turns"] == 12
+    assert req["bodies_identical"] and len(req["series_us"]["srt"]) == 3
 
 
 def test_edits_checks_every_body_after_rewinds_and_edits(tmp_path: Path) -> None:

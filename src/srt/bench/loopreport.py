@@ -42,6 +42,7 @@ def send(r: dict[str, Any]) -> list[str]:
     for key, what in (
         ("one_call", "one call = send(append=[user message])"),
         ("asend", "asyncio = append, then await asend(...)"),
+        ("per_request", "a handle per request = rt.session(name).send(append=[...])"),
     ):
         one = r.get(key)
         if one is not None:

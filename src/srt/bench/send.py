@@ -31,7 +31,10 @@ The same turn as one call, ``Session.send(..., append=[user message])`` (the use
 message committed with the reply, one transaction a turn), is timed at the first history
 length in a run of its own with the same baselines (``one_call``), and so is the asyncio
 turn, ``append`` then ``await Session.asend(...)`` on one event loop, through the
-provider's ``AsyncTransport`` (``asend``; its socket writes are not counted). It is not a fourth
+provider's ``AsyncTransport`` (``asend``; its socket writes are not counted), and so is the
+one call on a new handle each turn, ``Runtime.session(name).send(..., append=[...])``, the
+last handle dropped (``per_request``: a web app that opens the session per request;
+the new handle takes over what the last one left). It is not a fourth
 client of the same turns: a client that runs soon after srt's own code finds that code
 in the CPU's caches, and would be timed faster for its place alone.
 
@@ -289,11 +292,14 @@ def run_size(
     assistant: tuple[int, int] = (500, 3000),
     one_call: bool = False,
     asend: bool = False,
+    per_request: bool = False,
 ) -> dict[str, Any]:
     """One history length: ``turns`` turns in all, the last ``tail`` timed and ``traced``
     more with tracemalloc on (these continue the same conversation). ``one_call``: srt's
     turn is ``send(append=[user message])`` instead of ``append``, then ``send``;
-    ``asend``: ``append``, then ``asend`` on an event loop of this run's."""
+    ``asend``: ``append``, then ``asend`` on an event loop of this run's;
+    ``per_request``: ``one_call`` on a new handle each turn (``Runtime.session``), the
+    last one dropped, as a web app that opens the session per request does."""
     system, pairs = workloads.chat(
         turns + traced, seed=seed, system_chars=system_chars, user=user, assistant=assistant
     )
@@ -301,7 +307,7 @@ def run_size(
     prefill = turns - tail - warm
     if prefill < 0:
         raise ValueError("turns must be at least tail + 2")
-    kind = "-one" if one_call else "-async" if asend else ""
+    kind = "-one" if one_call else "-async" if asend else "-req" if per_request else ""
     rt = Runtime(os.path.join(workdir, f"send-{turns}{kind}.db"))
     s = rt.session("send")
     history: list[dict[str, Any]] = [system]
@@ -325,6 +331,8 @@ def run_size(
     provider = OpenAI(api_key=KEY, base_url=f"{child.url}/v1", transport=transport)
     floor = _Floor(child.floor_port)
     key = s.cache_key
+    if per_request:
+        del s  # (each turn opens its own handle)
     loop = asyncio.new_event_loop() if asend else None
     pc = time.perf_counter_ns
     wall: dict[str, list[int]] = {c: [] for c in _NAMES}
@@ -353,7 +361,9 @@ def run_size(
             tracemalloc.reset_peak()
             cur0 = tracemalloc.get_traced_memory()[0]
         t0 = pc()
-        if one_call:
+        if per_request:
+            rt.session("send").send(provider, model=MODEL, append=[q])
+        elif one_call:
             s.send(provider, model=MODEL, append=[q])
         elif loop is not None:
             s.append(q)
@@ -420,6 +430,7 @@ def run_size(
         "turns": turns,
         "one_call": one_call,
         "asend": asend,
+        "per_request": per_request,
         "tail": tail,
         "traced": traced,
         "body_bytes": body_bytes,
@@ -485,9 +496,10 @@ def run_send(
                 user=user,
                 assistant=assistant,
             )
-        # The same turn as one call, and as an asyncio turn: each a run of its own at the
-        # first length, against the same floor and stateless client.
-        one, aio = (
+        # The same turn as one call, as an asyncio turn, and as one call on a handle of
+        # its own: each a run of its own at the first length, against the same floor and
+        # stateless client.
+        one, aio, req = (
             run_size(
                 workdir,
                 child,
@@ -500,8 +512,9 @@ def run_send(
                 assistant=assistant,
                 one_call=kind == "one_call",
                 asend=kind == "asend",
+                per_request=kind == "per_request",
             )
-            for kind in ("one_call", "asend")
+            for kind in ("one_call", "asend", "per_request")
         )
     finally:
         child.close()
@@ -510,6 +523,7 @@ def run_send(
         "by_turns": per,
         "one_call": one,
         "asend": aio,
+        "per_request": req,
     }
     for n in sizes:
         out[f"floor_ratio_{n}"] = per[str(n)]["floor_ratio"]["p50_over_p50"]
