@@ -261,3 +261,13 @@ def test_a_closed_runtime_goes_without_a_collection(db_path: str) -> None:
         assert shared() is None
     finally:
         gc.enable()
+
+
+def test_a_handle_dropped_after_close_is_not_kept(db_path: str) -> None:
+    rt = srt.Runtime(db_path)
+    h = rt.session("c")
+    h.append(*history(40))
+    h.request("openai.chat", model=MODEL)
+    rt.close()
+    del h
+    assert rt.memory["kept"] == 0 and not rt._shared.kept  # noqa: SLF001

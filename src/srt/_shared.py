@@ -213,8 +213,12 @@ class _Budget:
             del self._live[ref.key]
             self.used -= ref.size
         hook = None if self._on_collected is None else self._on_collected()
-        if remains is not None and hook is not None and hook(remains, ref.size):
-            return
+        if remains is not None and hook is not None:
+            try:
+                if hook(remains, ref.size):
+                    return
+            except Exception:  # (a collection's callback must not raise: then not kept)
+                pass
         self._drop(ref.size)
 
     def discharge(self, owner: Budgeted) -> None:
@@ -306,8 +310,9 @@ class Shared:
         #: least recently left first; ``kept_bytes`` what they hold.
         self.kept: OrderedDict[int, Kept] = OrderedDict()
         self.kept_bytes = 0
-        self.keep_sessions = KEEP_SESSIONS
+        self.keep_sessions = KEEP_SESSIONS  # (0 once the runtime closed)
         self.keep_bytes = KEEP_BYTES
+        self.keep_min = KEEP_MIN_MESSAGES
         if memory_budget is not None:
             self.keep_bytes = min(KEEP_BYTES, memory_budget // 4)
         # Re-entrant: a handle collected by a collection that an allocation under it set
@@ -369,9 +374,10 @@ class Shared:
         chain, builder, lock = remains
         limit = self.keep_bytes
         if (
-            not chain.loaded
+            self.keep_sessions <= 0
+            or not chain.loaded
             or chain.staged is not None
-            or len(chain.ids) < KEEP_MIN_MESSAGES
+            or len(chain.ids) < self.keep_min
             or size > limit
         ):
             return False
@@ -412,9 +418,11 @@ class Shared:
         self.budget.discharge(kept)
         return kept
 
-    def let_go(self) -> None:
-        """Let every kept state go (the runtime closes)."""
+    def let_go(self, *, closing: bool = True) -> None:
+        """Let every kept state go; ``closing`` (the runtime closes): keep none from now."""
         with self._kept_lock:
+            if closing:
+                self.keep_sessions = 0
             gone = list(self.kept.values())
             self.kept.clear()
             self.kept_bytes = 0

@@ -157,7 +157,10 @@ def run_reads(
         if body != want_body or kbody != want_body or nbody != want_body:
             raise AssertionError("a new handle's build differs from the naive store's body")
         del body, kbody, nbody
-        open_rt._shared.let_go()  # noqa: SLF001 - the next read starts with nothing kept
+        # The next copy and read start with nothing kept (the copy would take over
+        # what this one left, and the read would not read).
+        for other in (hot_rt, open_rt):
+            other._shared.let_go(closing=False)  # noqa: SLF001
         if progress is not None:
             progress(i + 1, reps)
     hot_rt.close()
