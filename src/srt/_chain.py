@@ -244,17 +244,20 @@ class Chain:
         self._register()
         return True
 
-    def resume(self, name: str, head: int | None) -> bool:
+    def resume(self, name: str, head: int | None, head_prefix: bytes | None = None) -> bool:
         """Go on as the chain of a new handle of this session (this one was left by a
         collected handle, and the caller holds its lock), the store saying the session
-        is called ``name`` and its head is ``head``: True if this chain holds that head's
-        history (its stored prefix hash read to make sure), or does after reading only
-        the messages other writers appended above its own head. False: read the store."""
+        is called ``name`` and its head is ``head`` (whose prefix hash is ``head_prefix``,
+        if the store read it with the session): True if this chain holds that head's
+        history (the stored prefix hash compared, read if not given), or does after
+        reading only the messages other writers appended above its own head. False: read
+        the store."""
         if not self.loaded or self.staged is not None or self.head is None or head is None:
             return False
         try:
             if head == self.head:
-                if self.store.node_prefix(head) != self.head_prefix:
+                stored = self.store.node_prefix(head) if head_prefix is None else head_prefix
+                if stored != self.head_prefix:
                     return False
             else:
                 rows = self.store.chain_extension(head, len(self.ids), self.head_prefix)

@@ -348,7 +348,7 @@ class Runtime:
             if not create:
                 raise SessionNotFoundError(f"no session named {name!r}")
             row = self.store.create_session(name, None, exist_ok=True, limit=self.max_sessions)
-        return self._handle(row.id, name, row.head)
+        return self._handle(row.id, name, row.head, row.head_prefix)
 
     def create(self, name: str) -> Session:
         """A new, empty session called ``name``; ``SessionExistsError`` if one exists."""
@@ -357,7 +357,9 @@ class Runtime:
         )
         return self._handle(row.id, name, row.head)
 
-    def _handle(self, sid: int, name: str, head: int | None) -> Session:
+    def _handle(
+        self, sid: int, name: str, head: int | None, head_prefix: bytes | None = None
+    ) -> Session:
         """A new handle of session ``sid``: it takes over the state the session's last
         collected handle left, when kept and still the stored history (one web request
         after another then costs what is new, not a read of the history); otherwise it
@@ -366,7 +368,7 @@ class Runtime:
         kept = shared.revive(sid) if shared.kept else None
         if kept is not None:
             with kept.lock:
-                resumed = kept.chain.resume(name, head)
+                resumed = kept.chain.resume(name, head, head_prefix)
             if resumed:
                 return Session(shared, kept.chain, kept)
         return Session(shared, Chain(shared, sid, name, head))

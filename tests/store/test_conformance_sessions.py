@@ -33,6 +33,11 @@ def test_create_get_and_list(store: Store) -> None:
     assert [i.messages for i in infos] == [0, 3]
     assert infos[0].head_prefix is None
     assert infos[1].head_prefix == store.node_prefix(ids[-1]).hex()
+    # A session row read back may carry its head's prefix hash (a new handle then need
+    # not read it); when it does, it is the stored one.
+    got = store.get_session("b")
+    assert got is not None and got.head == ids[-1]
+    assert got.head_prefix in (None, store.node_prefix(ids[-1]))
 
 
 def test_node_depth_counts_the_chain(store: Store) -> None:

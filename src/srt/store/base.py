@@ -114,13 +114,16 @@ class NewNode(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class SessionRow:
-    """A session as stored: its id, name, head node (``None``: empty) and times."""
+    """A session as stored: its id, name, head node (``None``: empty) and times, and the
+    head's prefix hash when the engine read it with the row (``get_session``; ``None``:
+    not read, or an empty session)."""
 
     id: int
     name: str
     head: int | None
     created: float
     updated: float
+    head_prefix: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,7 +323,8 @@ class Store(ABC):
 
     @abstractmethod
     def get_session(self, name: str) -> SessionRow | None:
-        """The session called ``name``, or ``None``."""
+        """The session called ``name``, or ``None``; with its head's prefix hash if the
+        engine reads it in the same statement (a new handle then need not read it)."""
 
     @abstractmethod
     def create_session(

@@ -155,10 +155,16 @@ class PostgresStore(Store):
     def get_session(self, name: str) -> SessionRow | None:
         rows = self._read(
             "reading a session",
-            "SELECT id, head, created, updated FROM {s}.sessions WHERE name = %s",
+            "SELECT s.id, s.head, s.created, s.updated, n.prefix FROM {s}.sessions s "
+            "LEFT JOIN {s}.nodes n ON n.id = s.head WHERE s.name = %s",
             (name,),
         )
-        return SessionRow(rows[0][0], name, *rows[0][1:]) if rows else None
+        if not rows:
+            return None
+        sid, head, created, updated, prefix = rows[0]
+        return SessionRow(
+            sid, name, head, created, updated, bytes(prefix) if prefix is not None else None
+        )
 
     def create_session(
         self,

@@ -61,7 +61,8 @@ GET_SESSION_SQL = (
     "SELECT s.id, s.head, s.created, s.updated, "
     "s.head_prefix IS (SELECT n.prefix FROM nodes n WHERE n.id = s.head) "
     "AND s.created IS NOT NULL AND s.updated IS NOT NULL "
-    "AND (SELECT t.name FROM sessions t NOT INDEXED WHERE t.id = s.id) IS ?1 "
+    "AND (SELECT t.name FROM sessions t NOT INDEXED WHERE t.id = s.id) IS ?1, "
+    "s.head_prefix "
     "FROM sessions s WHERE s.name = ?1"
 )
 

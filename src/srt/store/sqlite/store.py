@@ -217,7 +217,8 @@ class SQLiteStore(Store):
                 f"session {name!r}: its row names a head that is not its own, lost its "
                 "fields or holds another name (the file is damaged); run srt verify"
             )
-        return SessionRow(rows[0][0], name, *rows[0][1:4])
+        r = rows[0]
+        return SessionRow(r[0], name, r[1], r[2], r[3], r[5] if r[1] is not None else None)
 
     def create_session(
         self,
