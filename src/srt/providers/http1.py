@@ -7,9 +7,10 @@ chunked encoding. The response side: ``Reply``, told of each part of a response 
 ``httptools`` (llhttp, in C): status, headers, and bodies with a Content-Length,
 chunked, or up to the close; the head's reads and the ``httpx.Response`` it makes
 (``Reply.feed_head``, ``Reply.response``). And what both pools share about a
-connection: their settings, counts and idle connections (``PoolSettings``, a base of both), the TLS
-context ``verify`` asks for (``tls_context``, which the proxies' transports use too),
-whether an idle one has something waiting (``readable``), and a failed write (``Sent``).
+connection: their settings, counts and idle connections (``PoolSettings``, a base of
+both), the TLS context ``verify`` asks for (``tls_context``, which the proxies'
+transports use too), whether an idle one has something waiting (``readable``), and a
+failed write (``Sent``).
 """
 
 from __future__ import annotations
