@@ -143,12 +143,17 @@ def test_a_live_handle_is_never_taken_over(long_rt: srt.Runtime) -> None:
     assert a.messages()[-1] == {"role": "user", "content": "b"}
 
 
-def test_short_sessions_are_not_kept(rt: srt.Runtime) -> None:
+def test_short_sessions_are_kept_too_and_empty_ones_not(rt: srt.Runtime) -> None:
     rt.session("s").append(*history(5))
     h = rt.session("s")
     h.request("openai.chat", model=MODEL)
     del h
-    gc.collect()
+    assert rt.memory["kept"] > 0
+    reads = Reads(rt)
+    assert rt.session("s").request("openai.chat", model=MODEL) == fresh_body(rt.path, "s")
+    assert reads.n == 0
+    rt._shared.let_go(closing=False)  # noqa: SLF001
+    len(rt.session("e"))  # an empty session: nothing to keep
     assert rt.memory["kept"] == 0 and rt.memory["live"] == 0
 
 

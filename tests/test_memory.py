@@ -58,21 +58,30 @@ def test_the_budget_bounds_live_state_and_handles_stay_valid(tmp_path: Path) -> 
 
 
 def test_dropping_handles_gives_their_state_back(tmp_path: Path) -> None:
+    """What a dropped handle held is freed, but for what the runtime keeps for the
+    session's next handle (test_kept_state.py): at most ``keep_sessions`` sessions, in
+    ``memory["kept"]``, and none once it is let go."""
     path = tmp_path / "d.db"
     fill(path, 10)
     with srt.Runtime(str(path), memory_budget=10_000_000) as rt:
+        rt._shared.keep_sessions = 3  # noqa: SLF001
         live = [rt.session(f"s{i}") for i in range(10)]
         for s in live:
             s.request("openai.chat", model="gpt-4o-mini")
         held = rt.memory["live"]
         assert held >= sum(s.footprint() for s in live) > 0
+        sizes = [s.footprint() for s in live]
         del s
         live.pop()
         gc.collect()
-        assert rt.memory["live"] < held
+        assert rt.memory["live"] == held  # the last handle's state is kept, not freed
+        assert rt.memory["kept"] == sizes[-1]
         live.clear()
         gc.collect()
-        assert rt.memory["live"] == 0
+        assert 0 < rt.memory["live"] == rt.memory["kept"] <= sum(sorted(sizes)[-3:])
+        assert len(rt._shared.kept) == 3  # noqa: SLF001
+        rt._shared.let_go(closing=False)  # noqa: SLF001
+        assert rt.memory["live"] == 0 and rt.memory["kept"] == 0
 
 
 def test_a_session_in_use_by_another_thread_is_not_evicted(tmp_path: Path) -> None:
