@@ -318,8 +318,8 @@ class Shared:
         #: Per session id (at most ``MAX_RECORDS``, the most recently loaded), a loaded
         #: chain of a handle: a new handle of the session copies its state instead of
         #: reading the store (``Chain.load``). Held weakly, and an entry goes with its
-        #: chain, so dropped handles leave nothing behind. Typed loosely: the chain
-        #: module imports this one.
+        #: chain, so this registry keeps nothing alive (``kept`` does, within its bounds).
+        #: Typed loosely: the chain module imports this one.
         self.chains: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
         self._same: Lru[Any, Any] = Lru(MAX_RECORDS)
         self.serialized = 0
