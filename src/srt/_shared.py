@@ -229,7 +229,6 @@ class _Budget:
                 return
             del self._live[ref.key]
             self.used -= ref.size
-            ref.remains = None
 
     def _drop(self, size: int) -> None:
         self._dropped += size
