@@ -32,7 +32,16 @@ from srt.providers.transport import (
     Timeouts,
     Transport,
 )
-from test_transport_pool import _keepalive, _ok, _Reader, _reset, _Server, serve
+from test_transport_pool import (
+    _alpn_server,
+    _keepalive,
+    _OffersH2,
+    _ok,
+    _Reader,
+    _reset,
+    _Server,
+    serve,
+)
 
 __all__ = ["serve"]  # the fixture, imported for the cases here
 
@@ -686,6 +695,38 @@ def test_tls_with_sni_and_the_verify_setting(serve: Callable[..., _Server]) -> N
     with ca.cert_pem.tempfile() as ca_file:
         asyncio.run(main(ca_file))
     assert server.bodies[-1] == b"{" + b"x" * (2 * 1024 * 1024) + b"}"
+
+
+def test_a_shared_tls_context_offers_http1_on_every_connection_or_is_refused(
+    serve: Callable[..., _Server],
+) -> None:
+    """As the sync pool's test of the same name: HTTP/1.1 offered at each connection,
+    and h2 chosen all the same is a connection error with nothing sent."""
+    ca, server, chosen = _alpn_server(serve)
+    url = server.url(host="localhost")
+
+    async def main(ca_file: str) -> None:
+        shared = ssl.create_default_context(cafile=ca_file)
+        pool = AsyncPool(verify=shared)
+        try:
+            assert await _post(pool, url) == b"secure"
+            shared.set_alpn_protocols(["h2", "http/1.1"])
+            assert await _post(pool, url) == b"secure"
+        finally:
+            await pool.aclose()
+        stubborn = _OffersH2(ssl.PROTOCOL_TLS_CLIENT)
+        stubborn.load_verify_locations(cafile=ca_file)
+        pool = AsyncPool(verify=stubborn)
+        try:
+            with pytest.raises(httpx.ConnectError, match="'h2'"):
+                await _post(pool, url)
+        finally:
+            await pool.aclose()
+
+    with ca.cert_pem.tempfile() as ca_file:
+        asyncio.run(main(ca_file))
+    server.wait_closed(3)
+    assert chosen == ["http/1.1", "http/1.1", "h2"] and len(server.heads) == 2
 
 
 def test_with_a_tls_transport_https_goes_through_it_and_http_stays_on_the_pool(

@@ -488,6 +488,58 @@ def test_tls_with_sni_and_the_verify_setting(serve: Callable[..., _Server]) -> N
             transport.close()
 
 
+def _alpn_server(serve: Callable[..., _Server]) -> tuple[trustme.CA, _Server, list[str | None]]:
+    """A TLS server that prefers h2 by ALPN, answers HTTP/1.1 and closes each connection;
+    ``chosen`` gets the protocol each connection agreed on."""
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_context)
+    server_context.set_alpn_protocols(["h2", "http/1.1"])
+    chosen: list[str | None] = []
+
+    def handle(conn: socket.socket, reader: _Reader, index: int) -> None:
+        assert isinstance(conn, ssl.SSLSocket)
+        chosen.append(conn.selected_alpn_protocol())
+        if box[0].read(reader):
+            conn.sendall(_ok(b"secure", b"connection: close\r\n"))
+
+    box: list[_Server] = []
+    box.append(serve(handle, tls=server_context))
+    return ca, box[0], chosen
+
+
+class _OffersH2(ssl.SSLContext):
+    """A context whose ALPN list nobody can change from h2 (as if another client kept
+    setting its own on a context it shares with srt)."""
+
+    def set_alpn_protocols(self, protocols: Any) -> None:
+        super().set_alpn_protocols(["h2"])
+
+
+def test_a_shared_tls_context_offers_http1_on_every_connection_or_is_refused(
+    serve: Callable[..., _Server],
+) -> None:
+    """srt's pool speaks HTTP/1.1: it offers only that by ALPN at each new connection,
+    even when an HTTP/2 client changed the caller's context between two of them, and a
+    server that still chose h2 is a connection error, never a request sent in the wrong
+    protocol."""
+    ca, server, chosen = _alpn_server(serve)
+    url = server.url(host="localhost")
+    with ca.cert_pem.tempfile() as ca_file:
+        shared = ssl.create_default_context(cafile=ca_file)
+        with Pool(verify=shared) as pool:
+            assert _post(pool, url) == b"secure"
+            shared.set_alpn_protocols(["h2", "http/1.1"])  # an HTTP/2 client's, meanwhile
+            assert _post(pool, url) == b"secure"
+        assert chosen == ["http/1.1", "http/1.1"] and len(server.heads) == 2
+        stubborn = _OffersH2(ssl.PROTOCOL_TLS_CLIENT)
+        stubborn.load_verify_locations(cafile=ca_file)
+        with Pool(verify=stubborn) as pool, pytest.raises(httpx.ConnectError, match="'h2'"):
+            _post(pool, url)
+        server.wait_closed(3)
+        assert chosen[2:] == ["h2"] and len(server.heads) == 2  # nothing was sent to it
+
+
 def test_with_a_tls_transport_https_goes_through_it_and_http_stays_on_the_pool(
     serve: Callable[..., _Server],
 ) -> None:

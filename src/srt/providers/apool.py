@@ -36,6 +36,7 @@ from .http1 import (
     Sent,
     Target,
     achunked,
+    checked_alpn,
     chunked,
     framing,
     readable,
@@ -364,6 +365,7 @@ class AsyncPool(PoolSettings[_Conn], httpx.AsyncBaseTransport):
             while True:
                 try:
                     wrapped.do_handshake()
+                    checked_alpn(wrapped)
                     return conn
                 except ssl.SSLWantReadError:
                     await conn.wait(False, None)

@@ -87,6 +87,19 @@ def tls_context(verify: ssl.SSLContext | str | bool, trust_env: bool = True) -> 
     return httpx.create_ssl_context(verify=verify, trust_env=trust_env)
 
 
+def checked_alpn(sock: ssl.SSLSocket) -> None:
+    """After the handshake: the server agreed to HTTP/1.1 (or to no protocol by ALPN),
+    the only one srt's pools speak; a connection it took to another is an
+    ``httpx.ConnectError`` (the context was changed meanwhile by a client that offers
+    h2 on it)."""
+    chosen = sock.selected_alpn_protocol()
+    if chosen not in (None, "http/1.1"):
+        raise httpx.ConnectError(
+            f"the server chose {chosen!r} by ALPN, and this connection pool speaks HTTP/1.1 "
+            "only: the TLS context offered more (is it shared with an HTTP/2 client?)"
+        )
+
+
 class Pooled(Protocol):
     """What the pools' bookkeeping needs of a connection (``pool._Conn``,
     ``apool._Conn``)."""
@@ -131,11 +144,14 @@ class PoolSettings(Generic[C]):
         self._closed = False
 
     def _context(self) -> ssl.SSLContext:
-        if self._ssl is None:
-            context = tls_context(self._verify, self._trust_env)
-            context.set_alpn_protocols(["http/1.1"])
-            self._ssl = context
-        return self._ssl
+        """The TLS context for a new connection, offering only HTTP/1.1 by ALPN. Set at
+        each connection, as httpcore does: a context the caller gave may be shared with
+        a client that offers h2 on it meanwhile (``checked_alpn`` catches the rest)."""
+        context = self._ssl
+        if context is None:
+            context = self._ssl = tls_context(self._verify, self._trust_env)
+        context.set_alpn_protocols(["http/1.1"])
+        return context
 
     def _reuse(self, key: Key, unfit: Callable[[C], bool]) -> C | None:
         """The most recently used idle connection to ``key`` (its state is warmest) that

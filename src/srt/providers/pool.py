@@ -42,6 +42,7 @@ from .http1 import (
     Reply,
     Sent,
     Target,
+    checked_alpn,
     chunked,
     framing,
     readable,
@@ -218,12 +219,16 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
         if scheme == "https":
             try:
                 sock = self._context().wrap_socket(sock, server_hostname=host)
+                checked_alpn(sock)
             except TimeoutError as exc:
                 sock.close()
                 raise httpx.ConnectTimeout(str(exc) or "timed out") from exc
             except OSError as exc:  # ssl.SSLError included
                 sock.close()
                 raise httpx.ConnectError(str(exc)) from exc
+            except httpx.ConnectError:
+                sock.close()
+                raise
         return _Conn(sock, key)
 
     def close(self) -> None:
