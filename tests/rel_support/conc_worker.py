@@ -25,10 +25,14 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import srt
 from rel_support.common import turn_payload
+from srt._chain import Chain
+from srt.store.sqlite.database import Database
+from srt.store.sqlite.db import BUSY_TIMEOUT_MS
 
 TURN_BYTES = 2048
 
@@ -80,12 +84,65 @@ def load(path: str, proc: int, threads: int, seconds: float, start: float, share
     sys.stdout.flush()
 
 
+class _Steps:
+    """The steps of the rebasing appends of this process's threads, timed where they run:
+    each commit attempt (``Chain.commit``) and each re-read of the head
+    (``Chain.refresh``). For the calls the test bounds: how long a step worked once it
+    held the write lock (a commit) or at all (a refresh), and how long after its call's
+    deadline a step began. Only timing is added; what srt does is unchanged."""
+
+    def __init__(self) -> None:
+        self.local = threading.local()
+        self.lock = threading.Lock()
+        self.work_max = {"commit": 0.0, "refresh": 0.0}
+        self.began_after_deadline_max = float("-inf")
+        begin = Database.begin
+        local = self.local
+
+        def locked(db: Any, *args: Any, **kwargs: Any) -> Any:
+            conn = begin(db, *args, **kwargs)
+            local.locked = time.perf_counter()
+            return conn
+
+        Database.begin = locked  # type: ignore[method-assign]
+        for kind in ("commit", "refresh"):
+            setattr(Chain, kind, self._timed(getattr(Chain, kind), kind))
+
+    def _timed(self, fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
+        local = self.local
+
+        def step(*args: Any, **kwargs: Any) -> Any:
+            local.locked = None
+            began = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                end = time.perf_counter()
+                since = began if kind == "refresh" else local.locked
+                local.steps.append((kind, began, 0.0 if since is None else end - since))
+
+        return step
+
+    def call(self) -> None:
+        self.local.steps = []
+
+    def done(self, deadline_at: float) -> None:
+        """The current call of this thread ended; its deadline was ``deadline_at``."""
+        with self.lock:
+            for kind, began, work in self.local.steps:
+                self.work_max[kind] = max(self.work_max[kind], work)
+                late = began - deadline_at
+                self.began_after_deadline_max = max(self.began_after_deadline_max, late)
+
+
 def deadline(path: str, proc: int, threads: int, seconds: float, start: float, wait: float) -> None:
     """Every thread appends to session ``hot`` with ``rebase=True, timeout=wait``;
-    each call's latency and outcome (``ok`` or the error's type) is recorded."""
+    each call's latency and outcome (``ok`` or the error's type) is recorded, and the
+    timing of its steps (``_Steps``)."""
     calls: list[tuple[float, str]] = []
     lock = threading.Lock()
     timeout = None if wait <= 0 else wait
+    steps = _Steps()
     with srt.Runtime(path) as rt:
 
         def run(t: int) -> None:
@@ -96,6 +153,7 @@ def deadline(path: str, proc: int, threads: int, seconds: float, start: float, w
             i = 0
             while time.monotonic() < stop:
                 q, a = turn_payload(f"{proc}.{t}.{i}", TURN_BYTES)
+                steps.call()
                 t0 = time.perf_counter()
                 try:
                     s.append(
@@ -109,6 +167,7 @@ def deadline(path: str, proc: int, threads: int, seconds: float, start: float, w
                 else:
                     outcome = "ok"
                 mine.append((time.perf_counter() - t0, outcome))
+                steps.done(t0 + (wait if wait > 0 else BUSY_TIMEOUT_MS / 1000))
                 i += 1
             with lock:
                 calls.extend(mine)
@@ -131,7 +190,18 @@ def deadline(path: str, proc: int, threads: int, seconds: float, start: float, w
             w.start()
         for w in workers:
             w.join()
-    sys.stdout.write(json.dumps({"proc": proc, "calls": calls, "late": late}) + "\n")
+    sys.stdout.write(
+        json.dumps(
+            {
+                "proc": proc,
+                "calls": calls,
+                "late": late,
+                "work_max": steps.work_max,
+                "began_after_deadline_max": steps.began_after_deadline_max,
+            }
+        )
+        + "\n"
+    )
     sys.stdout.flush()
 
 
