@@ -12,15 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.eventstream import EventStreamBuffer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import srt
 import wire_reference_ab as ref
+from srt.errors import ProviderResponseError, RateLimitError
 from srt.message import canonical_tool, canonicalize
 from srt.wire import build_body, get_format, layout
 from srt.wire.base import Frag, Target
-from srt.wire.bedrock import FORMAT
+from srt.wire.bedrock import FORMAT, event_frame
+from srt.wire.eventstream import encode_frame
 
 FMT = "bedrock.converse"
 MODEL, OTHER = ref.MODEL, ref.OTHER_MODEL
@@ -662,3 +665,48 @@ def test_an_empty_assistant_reply_is_left_out_with_a_note(tmp_path: Path) -> Non
     assert [m["role"] for m in body["messages"]] == ["user"]
     assert [b["text"] for b in body["messages"][0]["content"]] == ["hi", "again"]
     assert any("no content" in n for n in s.last_build.notes)
+
+
+# -- error frames mid-stream ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "payload", "error", "said"),
+    [
+        (  # an error frame: code and message in headers, payload empty (as botocore reads it)
+            {
+                ":message-type": "error",
+                ":error-code": "InternalFailure",
+                ":error-message": "An internal error occurred",
+            },
+            b"",
+            ProviderResponseError,
+            "InternalFailure mid-stream: An internal error occurred",
+        ),
+        (
+            {":message-type": "exception", ":exception-type": "serviceUnavailableException"},
+            b'{"message":"Bedrock is unable to process your request."}',
+            RateLimitError,
+            "serviceUnavailableException mid-stream: Bedrock is unable",
+        ),
+        (
+            {":message-type": "exception", ":exception-type": "internalServerException"},
+            b'{"message":"boom"}',
+            ProviderResponseError,
+            "internalServerException mid-stream: boom",
+        ),
+    ],
+)
+def test_an_error_frame_mid_stream_is_a_typed_error_with_its_message(
+    headers: dict[str, str], payload: bytes, error: type[Exception], said: str
+) -> None:
+    frame = encode_frame(dict(headers), payload)
+    buffer = EventStreamBuffer()
+    buffer.add_data(frame)
+    (seen,) = list(buffer)
+    assert {k: v for k, v in seen.headers.items() if k in headers} == headers  # botocore's view
+    dec = FORMAT.stream_decoder()
+    dec.feed(event_frame("messageStart", {"role": "assistant"}))
+    with pytest.raises(error, match=said) as caught:
+        dec.feed(frame)
+    assert type(caught.value) is error

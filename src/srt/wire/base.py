@@ -345,7 +345,12 @@ def check_model(model: Any) -> str:
 
 def stream_error(kind: str, message: str) -> ProviderError:
     """A provider's error event mid-stream as a typed error."""
-    if kind in ("overloaded_error", "rate_limit_error", "throttlingException"):
+    if kind in (
+        "overloaded_error",
+        "rate_limit_error",
+        "throttlingException",
+        "serviceUnavailableException",
+    ):
         return RateLimitError(f"the provider reported {kind} mid-stream: {message}")
     return ProviderResponseError(f"the provider reported {kind} mid-stream: {message}")
 

@@ -37,6 +37,7 @@ from .._types import Reply, Usage
 from ..errors import (
     ConfigError,
     InvalidMessageError,
+    ProviderError,
     ProviderResponseError,
     UnsupportedFeatureError,
 )
@@ -63,6 +64,7 @@ from .base import (
     reply_parts,
     stream_error,
 )
+from .eventstream import Event as Frame
 from .eventstream import EventStreamDecoder, encode_frame
 
 __all__ = ["FORMAT", "NAME", "Bedrock", "to_canonical"]
@@ -393,6 +395,21 @@ class Bedrock(BlockFormat):
 # -- streamed replies -------------------------------------------------------------------
 
 
+def _frame_error(frame: Frame) -> ProviderError:
+    """A frame that is not an event as a typed error: an ``exception`` frame names its
+    type in ``:exception-type`` and its message in the JSON payload; an ``error`` frame
+    carries both in headers (``:error-code``, ``:error-message``), as botocore reads it."""
+    if frame.message_type == "error":
+        kind = frame.headers.get(":error-code")
+        message = frame.headers.get(":error-message")
+        return stream_error(str(kind or "error"), str(message or "(no message)"))
+    try:
+        message = str(frame.json().get("message"))
+    except (ProviderResponseError, AttributeError):
+        message = frame.payload[:200].decode("utf-8", "replace")
+    return stream_error(str(frame.exception_type or frame.message_type), message)
+
+
 class BedrockStream(StreamDecoder):
     """Bedrock ConverseStream: AWS event-stream binary frames (CRC-checked)."""
 
@@ -409,12 +426,7 @@ class BedrockStream(StreamDecoder):
         for frame in self._frames.feed(chunk):
             self.events += 1
             if frame.message_type != "event":
-                kind = str(frame.exception_type or frame.message_type)
-                try:
-                    message = str(frame.json().get("message"))
-                except (ProviderResponseError, AttributeError):
-                    message = frame.payload[:200].decode("utf-8", "replace")
-                raise stream_error(str(kind), message)
+                raise _frame_error(frame)
             data = frame.json()
             kind = frame.event_type or ""
             if kind == "contentBlockStart":
