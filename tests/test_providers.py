@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from openai import OpenAI as OpenAISDK
 
 import srt
 from srt.providers import Anthropic, Azure, Bedrock, OpenAI, OpenAICompatible, Provider
@@ -161,6 +162,98 @@ def test_responses_sends_flat_deltas_and_recovers_from_a_lost_response(
     s.append({"role": "user", "content": "next"})
     s.send(p, model="gpt-4o")
     assert s.calls()[-1]["previous_response_id"] == s.calls()[-3]["response_id"]
+
+
+def test_a_server_that_keeps_no_responses_gets_one_full_resend_then_full_requests(
+    rt: srt.Runtime,
+) -> None:
+    """A Responses server that refuses ``previous_response_id`` (llama.cpp's does, with a
+    400 naming it): the chained request is sent again in full once, the ledger says why,
+    and the provider chains no more, so no later turn pays for a refused request."""
+    with ProviderServer(api_key=KEY, responses_state=False) as srv:
+        p = make("responses", srv)
+        s = rt.session("keeps-none")
+        s.append(SYSTEM, {"role": "user", "content": "one"})
+        s.send(p, model="gpt-4o")
+        s.append({"role": "user", "content": "two"})
+        s.send(p, model="gpt-4o")
+        failed, resent = s.calls()[-2:]
+        assert failed["status"] == "error" and "previous_response_id" in failed["error"]
+        assert resent["status"] == "ok" and resent["fallback"] == "previous_response_id_refused"
+        assert resent["previous_response_id"] is None and p.server_state is False
+        s.append({"role": "user", "content": "three"})
+        s.stream(p, model="gpt-4o").text()
+        last = s.calls()[-1]
+        assert last["status"] == "ok" and last["previous_response_id"] is None
+        assert last["fallback"] is None and len(s.calls()) == 4 == srv.requests.total()
+        assert [m["content"] for m in s.messages()[1::2]] == ["one", "two", "three"]
+        assert srv.errors == []
+
+
+def test_compatible_responses_chain_only_when_asked(srv: ProviderServer, rt: srt.Runtime) -> None:
+    """``OpenAICompatible(api="responses")`` sends whole requests (llama.cpp refuses
+    ``previous_response_id``, Ollama keeps no responses); ``server_state=True`` chains
+    as with OpenAI."""
+    for chained in (False, True):
+        p = make("compatible", srv, api="responses", server_state=chained)
+        s = rt.session(f"compatible-{chained}")
+        s.append(SYSTEM)
+        for turn in range(3):
+            s.append({"role": "user", "content": f"turn {turn}"})
+            s.send(p, model="gpt-4o")
+        ids = [r["previous_response_id"] for r in s.calls()]
+        assert all(i is None for i in ids) != chained
+        assert all(r["status"] == "ok" for r in s.calls())
+        if chained:
+            assert ids[2] == s.calls()[1]["response_id"]
+
+
+def test_a_callers_conversation_is_never_chained_from_a_stored_response(
+    srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    """The API takes ``conversation`` or ``previous_response_id``, never both (the
+    server answers 400): a send that names the caller's conversation carries the whole
+    history and no ``previous_response_id``, though the session's last reply was stored."""
+    p = make("responses", srv)
+    conv = OpenAISDK(api_key=KEY, base_url=srv.url + "/v1").conversations.create()
+    s = rt.session("conv")
+    s.append(SYSTEM, {"role": "user", "content": "one"})
+    s.send(p, model="gpt-4o")
+    s.append({"role": "user", "content": "two"})
+    s.send(p, model="gpt-4o", conversation=conv.id)
+    body = srv.log[-1].body
+    assert srv.log[-1].status == 200 and body["conversation"] == conv.id
+    assert "previous_response_id" not in body and len(body["input"]) == 4  # all of it
+    assert s.calls()[-1]["previous_response_id"] is None and s.calls()[-1]["status"] == "ok"
+    s.append({"role": "user", "content": "three"})
+    s.send(p, model="gpt-4o")  # without it: chained from the stored reply, as before
+    assert s.calls()[-1]["previous_response_id"] == s.calls()[-2]["response_id"]
+
+
+def test_a_streamed_response_cut_at_its_output_cap_is_stored_as_the_plain_one_is(
+    srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    """``max_output_tokens`` reached: the non-streamed response has status
+    ``incomplete``, and the stream ends with ``response.incomplete`` carrying the same
+    response; both are stored as replies (``stop_reason`` incomplete) with their usage."""
+    p = make("responses", srv)
+    long = "word " * 200
+    for streamed in (False, True):
+        srv.script("*", [long])
+        s = rt.session(f"capped-{streamed}")
+        s.append(SYSTEM, {"role": "user", "content": "say a lot"})
+        if streamed:
+            stream = s.stream(p, model="gpt-4o", max_output_tokens=20)
+            text = stream.text()
+            reply = stream.reply
+        else:
+            reply = s.send(p, model="gpt-4o", max_output_tokens=20)
+            text = reply.message["content"]
+        assert reply is not None and reply.stop_reason == "incomplete"
+        assert 0 < len(text) < len(long) and s.messages()[-1]["content"] == text
+        row, rec = s.calls()[-1], srv.log[-1]
+        assert rec.status == 200 and row["status"] == "ok" and row["output_tokens"] == 20
+        assert (row["input_tokens"], row["cache_read_tokens"]) == (rec.cache.total, rec.cache.read)
 
 
 def test_a_model_switch_or_an_edit_falls_back_to_full_assembly(

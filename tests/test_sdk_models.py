@@ -35,6 +35,7 @@ from botocore.validate import ParamValidator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, CompletionCreateParams
+from openai.types.conversations import Conversation
 from openai.types.responses import Response, ResponseCreateParams, ResponseStreamEvent
 from openai.types.shared import ErrorObject
 from pydantic import ConfigDict, TypeAdapter, ValidationError
@@ -429,6 +430,54 @@ def test_every_reply_and_stream_event_parses_with_the_sdk_models(
         n = check_bedrock(srv, stream)
     assert n >= 1
     assert srv.log[-1].status in (None, 200)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_response_cut_at_its_output_cap_parses_as_incomplete(
+    srv: ProviderServer, stream: bool
+) -> None:
+    """``max_output_tokens`` reached: a ``Response`` of status ``incomplete`` (reason
+    ``max_output_tokens``), streamed as events ending with ``response.incomplete``."""
+    srv.script("openai.responses", ["word " * 100])
+    body = {"model": "gpt-4o", "input": "hi", "max_output_tokens": 16, "stream": stream}
+    r = _post(srv, "/v1/responses", body, OPENAI_H)
+    assert r.status_code == 200, r.text
+    if stream:
+        events = [RESPONSE_EVENT.validate_python(json.loads(d)) for _, d in sse_events(r.content)]
+        assert [e.type for e in events][-1] == "response.incomplete"
+        resp = events[-1].response
+    else:
+        resp = Response.model_validate(r.json())
+    assert resp.status == "incomplete" and resp.incomplete_details is not None
+    assert resp.incomplete_details.reason == "max_output_tokens"
+    assert resp.usage is not None and resp.usage.output_tokens == 16
+    assert 0 < len(resp.output_text) < len("word " * 100)
+
+
+def test_a_conversation_parses_and_carries_its_responses_on(srv: ProviderServer) -> None:
+    """``POST /v1/conversations`` answers a ``Conversation``; a response that names it
+    sees its items and joins them, and naming ``previous_response_id`` too is a 400."""
+    r = _post(srv, "/v1/conversations", {"items": [{"role": "user", "content": "hi"}]}, OPENAI_H)
+    conv = Conversation.model_validate(r.json())
+    assert conv.id.startswith("conv_") and conv.object == "conversation"
+    first = _post(
+        srv, "/v1/responses", {"model": "gpt-4o", "input": "one", "conversation": conv.id}, OPENAI_H
+    )
+    Response.model_validate(first.json())
+    body = {"model": "gpt-4o", "input": "two", "conversation": {"id": conv.id}}
+    second = _post(srv, "/v1/responses", body, OPENAI_H)
+    Response.model_validate(second.json())
+    # The second saw the conversation's item, the first input and its reply.
+    assert srv.log[-1].cache.total > srv.log[-2].cache.total
+    body["previous_response_id"] = first.json()["id"]
+    both = _post(srv, "/v1/responses", body, OPENAI_H)
+    assert both.status_code == 400 and "Mutually exclusive" in both.json()["error"]["message"]
+    ErrorObject.model_validate(both.json()["error"])
+    missing = _post(
+        srv, "/v1/responses", {"model": "gpt-4o", "input": "x", "conversation": "conv_0"}, OPENAI_H
+    )
+    assert missing.status_code == 404
+    ErrorObject.model_validate(missing.json()["error"])
 
 
 def test_anthropic_count_tokens_parses(srv: ProviderServer) -> None:

@@ -24,6 +24,7 @@ why in the ledger's ``fallback`` column.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -263,10 +264,12 @@ class Call:
         """(index of the message the server already holds, response id), or None."""
         if not self.fmt.server_state or self.params.get("store") is False:
             return None
+        if not getattr(self.provider, "server_state", True):
+            return None  # a server that keeps no responses (or refused to chain)
         if self.window is not None:
             return None  # the server's chain would keep what the window leaves out
-        if "previous_response_id" in self.params:
-            return None
+        if "previous_response_id" in self.params or "conversation" in self.params:
+            return None  # the caller's own state (the API takes one or the other)
         ids = self.chain.ids
         found = self.chain.store.last_response(ids[-64:], self.fmt.name, self.model)
         if found is None:
@@ -332,18 +335,28 @@ class Call:
 
     def recover(self, exc: ProviderError) -> bool:
         """Record a failed attempt; if it failed because the provider no longer holds
-        the response chained from, switch to full assembly and say to resend once."""
+        the response chained from, or refuses ``previous_response_id`` altogether (as
+        llama.cpp's server does, with a 400 that names it), switch to full assembly and
+        say to resend once. A refusal also turns chaining off for the provider."""
         self.fail(exc)
-        lost = (
-            self.previous_response_id is not None
-            and isinstance(exc, ProviderResponseError)
-            and exc.status in (400, 404)
-            and "previous_response_not_found" in (exc.body or "")
-        )
-        if lost:
+        if (
+            self.previous_response_id is None
+            or not isinstance(exc, ProviderResponseError)
+            or exc.status not in (400, 404, 422)
+        ):
+            return False
+        body = exc.body or ""
+        if "previous_response_not_found" in body:
             self.fallback = "previous_response_not_found"
-            self.build(allow_delta=False)
-        return lost
+        elif "previous_response_id" in body:
+            self.fallback = "previous_response_id_refused"
+            if "support" in body:  # "does not support", "unsupported", "not supported"
+                with contextlib.suppress(AttributeError):
+                    self.provider.server_state = False
+        else:
+            return False
+        self.build(allow_delta=False)
+        return True
 
     # -- ledger and persistence ----------------------------------------------------
 

@@ -52,6 +52,11 @@ class Provider:
     format = "openai.chat"
     #: The model ``srt chat`` uses when neither ``--model`` nor ``$SRT_MODEL`` names one.
     default_model: str | None = None
+    #: Whether the server keeps stored responses to chain from (``previous_response_id``,
+    #: where the format has it): a send after a stored reply then carries only what is
+    #: new. A server that refuses ``previous_response_id`` (llama.cpp) turns it off
+    #: for its provider at the first refusal (srt resends that request in full).
+    server_state = True
 
     @classmethod
     def from_options(cls, options: Options) -> tuple[Provider, str | None]:

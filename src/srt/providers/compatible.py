@@ -17,7 +17,9 @@ class OpenAICompatible(OpenAI):
     """An OpenAI-compatible server at ``base_url`` (llama.cpp, vLLM, Ollama's ``/v1``).
 
     ``extra_params`` are added to every body, e.g. ``{"cache_prompt": True}`` for
-    llama.cpp. The key is optional.
+    llama.cpp. The key is optional. With ``api="responses"``, ``server_state=True``
+    chains each request from the previous stored response (``previous_response_id``)
+    as with OpenAI; off by default, since llama.cpp refuses it and Ollama keeps none.
     """
 
     name = "openai_compatible"
@@ -37,12 +39,14 @@ class OpenAICompatible(OpenAI):
         api_key: str | None = None,
         api: str = "chat",
         extra_params: Mapping[str, Any] | None = None,
+        server_state: bool = False,
         **kw: Any,
     ) -> None:
         if not base_url:
             raise ConfigError("OpenAICompatible needs a base_url")
         super().__init__(api_key or "", base_url=base_url, api=api, **kw)
         self.extra_params = dict(extra_params or {})
+        self.server_state = bool(server_state)
 
     def _key_required(self) -> bool:
         return False

@@ -128,6 +128,16 @@ class Reply:
             return cls(text=str(value.get("text") or ""), tool_calls=calls)
         raise TypeError(f"a reply is a str or a dict, not {type(value).__name__}")
 
+    def cut(self, limit: int) -> Reply:
+        """The text's longest run of whole words within ``limit`` tokens (what a model
+        stopped by an output cap said); tool calls are left out."""
+        kept: list[str] = []
+        for word in self.text.split(" "):
+            if ntokens(" ".join([*kept, word])) > limit:
+                break
+            kept.append(word)
+        return Reply(text=" ".join(kept))
+
     def chunks(self, size: int = 12) -> list[str]:
         """The text cut into word-aligned deltas of about ``size`` characters."""
         out: list[str] = []

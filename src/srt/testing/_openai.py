@@ -33,7 +33,7 @@ RESPONSES_KEYS = frozenset(
     "model input instructions tools previous_response_id store stream truncation "
     "prompt_cache_key prompt_cache_retention max_output_tokens temperature top_p metadata "
     "reasoning include parallel_tool_calls tool_choice text user service_tier stream_options "
-    "top_logprobs safety_identifier max_tool_calls background".split()
+    "top_logprobs safety_identifier max_tool_calls background conversation".split()
 )
 _MESSAGE_KEYS = frozenset(
     "role content name tool_calls tool_call_id refusal audio function_call annotations".split()

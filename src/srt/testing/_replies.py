@@ -74,6 +74,7 @@ def route(path: str, query: Mapping[str, list[str]]) -> tuple[str, dict[str, str
         "/openai/v1/responses": "azure.responses",
         "/v1/messages": "anthropic.messages",
         "/v1/messages/count_tokens": "anthropic.count_tokens",
+        "/v1/conversations": "openai.conversations",
     }
     if path in simple:
         return simple[path], {}
@@ -257,7 +258,20 @@ def build(
                 out.stream = StreamBody(SSE, events, ka, err, _BROKEN["chat"])
             return out
         rid = f"resp_{uuid.uuid4().hex}"
+        cap = body.get("max_output_tokens")
+        limit = cap if type(cap) is int else 0
+        capped = 0 < limit < reply.output_tokens
+        if capped:  # the model stopped at the cap: an incomplete response
+            reply = reply.cut(limit)
+            chunks = reply.chunks()
+            said = _canonical(reply, prep.model, f"call_{seq}_{{}}")
+            usage = fmt.encode_usage(_usage(cache, limit))
         obj = fmt.encode_reply(said, id=rid, request=body, usage=usage)
+        if capped:
+            obj["status"] = "incomplete"
+            obj["incomplete_details"] = {"reason": "max_output_tokens"}
+            for item in obj["output"]:
+                item["status"] = "incomplete"
         out = Built(obj, obj["usage"], hdrs, response_id=rid, output=obj["output"])
         if prep.stream:
             events = fmt.encode_stream(fmt.encode_events(obj, request=body, chunks=chunks))

@@ -14,7 +14,8 @@ Endpoints (the *endpoint names* used by ``script()``, ``fault()``, ``requests``,
 
 =========================  =========================================================
 ``openai.chat``            ``POST /v1/chat/completions``
-``openai.responses``       ``POST /v1/responses``
+``openai.responses``       ``POST /v1/responses`` (``previous_response_id`` or ``conversation``)
+``openai.conversations``   ``POST /v1/conversations`` (a conversation a response may carry on)
 ``azure.chat``             ``POST /openai/deployments/{dep}/chat/completions?api-version=``
                            and ``POST /openai/v1/chat/completions``
 ``azure.responses``        ``POST /openai/v1/responses``, ``/openai/responses?api-version=``
@@ -90,6 +91,7 @@ ENDPOINTS: dict[str, tuple[str, ...]] = {
     "azure.responses": ("responses", "azure"),
     "anthropic.messages": ("messages", "anthropic"),
     "anthropic.count_tokens": ("count_tokens",),
+    "openai.conversations": ("conversations",),
     "bedrock.converse": ("converse", "bedrock"),
     "bedrock.converse_stream": ("converse_stream", "converse-stream", "bedrock"),
 }
@@ -138,6 +140,15 @@ class RequestRecord:
         return self.boundaries[-1] if self.boundaries else 0
 
 
+def _conversation_id(body: JSON) -> str:
+    """The id a Responses body's ``conversation`` names (an id, or ``{"id": ...}``)."""
+    conv = body["conversation"]
+    cid = conv.get("id") if isinstance(conv, dict) else conv
+    if not isinstance(cid, str) or not cid:
+        raise ApiError(400, "Invalid type for 'conversation'.", param="conversation")
+    return cid
+
+
 @dataclass
 class _Stored:
     chain: list[JSON]
@@ -159,6 +170,9 @@ class ProviderServer:
         lookback: blocks a breakpoint looks back for a hit (20).
         api_key: if set, only this key is accepted; otherwise any non-empty key.
         context_window: if set, prompts over this many tokens get each provider's error.
+        responses_state: False: keep no responses and refuse ``previous_response_id``
+            with a 400, as llama.cpp's server does (its own message:
+            ``llama.cpp does not support 'previous_response_id'.``).
     """
 
     def __init__(
@@ -175,6 +189,7 @@ class ProviderServer:
         lookback: int = 20,
         api_key: str | None = None,
         context_window: int | None = None,
+        responses_state: bool = True,
     ) -> None:
         self.clock = Clock()
         self.responses_ttl_s = responses_ttl_s
@@ -182,6 +197,7 @@ class ProviderServer:
         self.cache_minimums = dict(cache_minimums or {})
         self.api_key = api_key
         self.context_window = context_window
+        self.responses_state = responses_state
         self.log: list[RequestRecord] = []
         self.requests: Counter[str] = Counter()
         self.errors: list[str] = []
@@ -197,6 +213,7 @@ class ProviderServer:
         self._responders: dict[str, Callable[[str, Any, list[str]], Any]] = {}
         self._faults: dict[str, deque[Fault]] = {}
         self._responses: dict[str, _Stored] = {}
+        self._conversations: dict[str, list[JSON]] = {}
         self._httpd = Server((host, port), self)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -430,8 +447,26 @@ class ProviderServer:
 
     def _chain(self, body: Any) -> list[JSON]:
         prev = body.get("previous_response_id") if isinstance(body, dict) else None
+        if isinstance(body, dict) and body.get("conversation") is not None:
+            if prev is not None:
+                raise ApiError(
+                    400,
+                    "Mutually exclusive parameters: Ensure you are only providing one of: "
+                    "'previous_response_id' or 'conversation'.",
+                    code="mutually_exclusive_parameters",
+                )
+            cid = _conversation_id(body)
+            with self._lock:
+                items = self._conversations.get(cid)
+            if items is None:
+                raise ApiError(
+                    404, f"Conversation with id '{cid}' not found.", param="conversation"
+                )
+            return list(items)
         if prev is None:
             return []
+        if not self.responses_state:
+            raise ApiError(400, "This server does not support 'previous_response_id'.")
         if not isinstance(prev, str):
             raise ApiError(
                 400, "Invalid type for 'previous_response_id'.", param="previous_response_id"
@@ -447,6 +482,29 @@ class ProviderServer:
                     code="previous_response_not_found",
                 )
             return list(stored.chain)
+
+    def _new_conversation(self, body: Any) -> JSON:
+        """``POST /v1/conversations``: a conversation holding ``items`` (input items, as a
+        response's ``input`` takes them), which responses that name it carry on."""
+        if not isinstance(body, dict):
+            raise ApiError(400, "Invalid type for the request body: expected an object.")
+        unknown = sorted(set(body) - {"items", "metadata"})
+        if unknown:
+            raise ApiError(400, f"Unrecognized request argument supplied: {unknown[0]}")
+        items = body.get("items") or []
+        metadata = body.get("metadata") or {}
+        if not isinstance(items, list) or not isinstance(metadata, dict):
+            raise ApiError(400, "Invalid type for 'items' or 'metadata'.", param="items")
+        prep = _openai.prepare_responses({"model": "-", "input": items}, [])
+        cid = f"conv_{uuid.uuid4().hex}"
+        with self._lock:
+            self._conversations[cid] = list(prep.extra["items"])
+        return {
+            "id": cid,
+            "object": "conversation",
+            "created_at": int(time.time()),
+            "metadata": metadata,
+        }
 
     def _prepare(self, endpoint: str, params: Mapping[str, str], body: Any) -> Prepared:
         if endpoint.endswith(".responses"):
@@ -514,6 +572,12 @@ class ProviderServer:
         n: int,
         t0: float,
     ) -> None:
+        if endpoint == "openai.conversations":
+            rec.status = 200
+            h.send_json(
+                200, self._new_conversation(body), {"x-request-id": f"req_{uuid.uuid4().hex}"}
+            )
+            return
         prep = self._prepare(endpoint, params, body)
         rec.model, rec.stream = prep.model, prep.stream
         rec.boundaries, rec.labels, rec.breakpoints = prep.boundaries, prep.labels, prep.breakpoints
@@ -541,6 +605,9 @@ class ProviderServer:
             expires = self.clock.now() + self.responses_ttl_s
             with self._lock:
                 self._responses[built.response_id] = _Stored(chain, prep.model, expires)
+        if built.response_id and body.get("conversation") is not None:
+            with self._lock:  # the input and output items join the conversation
+                self._conversations[_conversation_id(body)] += prep.extra["items"] + built.output
         rec.status = 200
         if built.stream is not None:
             h.send_stream(built.stream, fault, built.headers)

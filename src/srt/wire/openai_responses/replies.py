@@ -18,7 +18,8 @@ __all__ = ["ResponsesStream", "encode_events", "encode_output", "encode_reply", 
 
 
 class ResponsesStream(SSEStream):
-    """OpenAI Responses typed events; ``response.completed`` carries the whole response."""
+    """OpenAI Responses typed events; ``response.completed`` (or ``response.incomplete``)
+    carries the whole response."""
 
     def __init__(self, fmt: WireFormat) -> None:
         super().__init__(fmt)
@@ -37,10 +38,12 @@ class ResponsesStream(SSEStream):
             return [d] if d else []
         if kind in ("response.created", "response.in_progress"):
             self._base = dict(data.get("response") or {})
-        elif kind == "response.completed":
+        elif kind in ("response.completed", "response.incomplete"):
+            # An incomplete response (max_output_tokens, content_filter) ends the stream
+            # with the whole response and its usage, as a non-streamed one would arrive.
             self._final = data.get("response")
             self.done = True
-        elif kind in ("response.failed", "response.incomplete"):
+        elif kind == "response.failed":
             resp = data.get("response") or {}
             err = resp.get("error") or resp.get("incomplete_details") or {}
             raise stream_error(str(err.get("code") or kind), str(err.get("message") or err))
@@ -147,7 +150,9 @@ def encode_reply(
 
 
 def encode_events(response: Mapping[str, Any], chunks: Sequence[str] | None = None) -> list[Event]:
-    """The typed event sequence of a streamed response (``sequence_number`` from 0)."""
+    """The typed event sequence of a streamed response (``sequence_number`` from 0),
+    ending with ``response.completed``, or ``response.incomplete`` for a response of
+    that status."""
     events: list[Event] = []
 
     def add(kind: str, **data: Any) -> None:
@@ -187,5 +192,9 @@ def encode_events(response: Mapping[str, Any], chunks: Sequence[str] | None = No
                 arguments=args,
             )
         add("response.output_item.done", output_index=oi, item=item)
-    add("response.completed", response=response)
+    # A response cut short (its status ``incomplete``) ends with that event instead.
+    ended = (
+        "response.incomplete" if response.get("status") == "incomplete" else "response.completed"
+    )
+    add(ended, response=response)
     return events
