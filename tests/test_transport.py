@@ -15,6 +15,7 @@ import pytest
 
 import srt
 from srt._core import Body
+from srt.providers.policy import redact
 from srt.providers.transport import (
     AsyncTransport,
     HTTPRequest,
@@ -189,6 +190,35 @@ def test_no_retry_on_client_errors_and_no_secret_in_text(
         t.open(_req(server))
     assert len(_Handler.seen) == 1
     assert "sk-CANARY" not in str(err.value) and "sk-CANARY" not in repr(err.value)
+
+
+AZURE_LIKE = "0123456789abcdef0123456789abcdef"  # no key shape: only its own value finds it
+
+
+@pytest.mark.parametrize("at", [1968, 1975, 1983, 1990, 1997, 2000])
+def test_a_secret_the_shown_body_would_cut_leaves_no_piece_of_itself(
+    server: str, transport: Callable[..., Transport], at: int
+) -> None:
+    """An error body quoting the key where the shown part (2,000 characters) ends: no
+    8 characters of the key stay in the error's text, whatever the offset."""
+    t = transport(sleep=lambda s: None)
+    body = ("x" * at + AZURE_LIKE + "y" * 100).encode()
+    _Handler.plan = [(400, {}, body)]
+    with pytest.raises(srt.ProviderResponseError) as err:
+        t.open(_req(server, AZURE_LIKE))
+    shown = str(err.value) + repr(err.value) + (err.value.body or "")
+    pieces = {AZURE_LIKE[i : i + 8] for i in range(len(AZURE_LIKE) - 7)}
+    assert not [p for p in pieces if p in shown]
+    assert "x" * 100 in shown  # the body is still shown
+
+
+def test_redact_removes_a_secrets_start_that_ends_a_text() -> None:
+    """A text cut anywhere (a stream decoder's quote of an error event) ends with no 8
+    characters of a secret's start; 7 or fewer are too short to name it and stay."""
+    for k in range(8, len(AZURE_LIKE)):
+        assert redact("error: " + AZURE_LIKE[:k], (AZURE_LIKE,)) == "error: [redacted]"
+    assert redact("error: " + AZURE_LIKE[:7], (AZURE_LIKE,)).endswith(AZURE_LIKE[:7])
+    assert redact(AZURE_LIKE[:12] + " then more", (AZURE_LIKE,)) == AZURE_LIKE[:12] + " then more"
 
 
 def test_rate_limit_error_carries_retry_after(

@@ -100,9 +100,22 @@ class RetryPolicy:
 _KEYLIKE = re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{12,}|\bAKIA[0-9A-Z]{16}\b")
 
 
+#: The shortest start of a secret that ``redact`` removes at the end of a text.
+_CUT_SECRET_MIN = 8
+
+
 def redact(text: str, secrets: tuple[str, ...]) -> str:
-    """``text`` with every known secret, and anything shaped like an API key, removed."""
+    """``text`` with every known secret, and anything shaped like an API key, removed;
+    so is the start of a secret that ends the text (at least ``_CUT_SECRET_MIN``
+    characters of it): a text cut to a length may have cut a secret in two."""
     for s in secrets:
         if s:
             text = text.replace(s, "[redacted]")
+            if len(s) > _CUT_SECRET_MIN:
+                start = s[:_CUT_SECRET_MIN]
+                at = text.find(start, max(0, len(text) - len(s) + 1))
+                while at >= 0 and not s.startswith(text[at:]):
+                    at = text.find(start, at + 1)
+                if at >= 0:  # (the longest such end: the leftmost start that fits)
+                    text = text[:at] + "[redacted]"
     return _KEYLIKE.sub("[redacted]", text)

@@ -116,7 +116,8 @@ class _Attempts:
 def _status_error(
     status: int, body: bytes, headers: Mapping[str, str], req: HTTPRequest
 ) -> ProviderError:
-    text = redact(body[:_SHOWN_BODY].decode("utf-8", "replace"), req.secrets)
+    # Secrets out first, then the cut: a secret the cut crossed would leave its start.
+    text = redact(body.decode("utf-8", "replace"), req.secrets)[:_SHOWN_BODY]
     where = redact(req.url.split("?", 1)[0], req.secrets)
     msg = f"{req.method} {where} answered {status}: {text}"
     if status == 407:  # a proxy (a caller's client's) refused
