@@ -256,6 +256,48 @@ def test_a_streamed_response_cut_at_its_output_cap_is_stored_as_the_plain_one_is
         assert (row["input_tokens"], row["cache_read_tokens"]) == (rec.cache.total, rec.cache.read)
 
 
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("kind", ["openai", "responses", "anthropic", "bedrock"])
+def test_a_reply_cut_inside_an_emoji_is_stored_with_a_replacement_character(
+    kind: str, stream: bool, srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    """A reply holding a lone surrogate (``\\ud83d`` in its JSON: a model stopped half-way
+    through an emoji) is stored with U+FFFD in its place, not lost with its usage."""
+    p = make(kind, srv)
+    srv.script("*", ["half an emoji \ud83d then more"])
+    s = rt.session("emoji")
+    s.append({"role": "user", "content": "hi"})
+    if stream:
+        assert "\ud83d" in s.stream(p, model=MODELS[kind]).text()  # as the provider sent it
+    else:
+        assert s.send(p, model=MODELS[kind]).message["content"] == "half an emoji \ufffd then more"
+    assert s.messages()[-1]["content"] == "half an emoji \ufffd then more"
+    assert [c["status"] for c in s.calls()] == ["ok"] and s.calls()[0]["output_tokens"] > 0
+    assert srv.log[-1].status == 200 and srv.requests.total() == 1
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_reply_over_the_message_limit_is_in_the_ledger_as_the_providers_error(
+    stream: bool, srv: ProviderServer, tmp_path: Path
+) -> None:
+    """A reply the store refuses (over ``max_message_bytes``) is the provider's error, not
+    the caller's input's, and its usage, already billed, is in the ledger."""
+    p = make("openai", srv)
+    srv.script("*", ["word " * 1000])
+    with srt.Runtime(str(tmp_path / "small.db"), max_message_bytes=2000) as small:
+        s = small.session("big")
+        s.append({"role": "user", "content": "say a lot"})
+        with pytest.raises(srt.ProviderResponseError, match=r"could not be stored.*larger"):
+            if stream:
+                s.stream(p, model="gpt-4o").text()
+            else:
+                s.send(p, model="gpt-4o")
+        (row,) = s.calls()
+        assert row["status"] == "error" and "its usage is in the ledger" in row["error"]
+        assert row["output_tokens"] == srv.log[-1].reply.output_tokens > 0
+        assert len(s.messages()) == 1 and small.usage().requests == 1
+
+
 def test_a_model_switch_or_an_edit_falls_back_to_full_assembly(
     srv: ProviderServer, rt: srt.Runtime
 ) -> None:

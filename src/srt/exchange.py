@@ -25,7 +25,9 @@ why in the ledger's ``fallback`` column.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import re
 import sys
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
@@ -46,7 +48,7 @@ from .errors import (
     ProviderTimeoutError,
     StreamInterruptedError,
 )
-from .message import canonical_tool
+from .message import canonical_tool, redact_strings
 from .store import CallRecord, ObjectPut
 from .wire import get_format
 from .wire.base import StreamDecoder
@@ -61,6 +63,7 @@ RESPONSES_RETENTION_S = 30 * 24 * 3600.0
 
 #: Parameter value types ``Call._shape`` remembers texts for (``bool`` apart from ``int``).
 _PLAIN = frozenset({str, int, float, bool, type(None)})
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 #: Ledger ``params`` texts by what makes them (see ``Call._shape``).
 _SHAPES: dict[tuple[Any, ...], str] = {}
 
@@ -423,7 +426,11 @@ class Call:
             staged = self.staged or []
             loaded = chain.loaded  # (else the commit reads the history again)
             try:
-                prepared = chain.prepare([message])
+                try:
+                    prepared = chain.prepare([message])
+                except InvalidMessageError as exc:
+                    message, prepared = self._storable(message, exc, row)
+                    reply = self.reply = dataclasses.replace(reply, message=message)
                 if not self.keep_reply:
                     chain.store.record_call(row)
                     return reply
@@ -452,6 +459,24 @@ class Call:
             if self.used is not None and not (self.counted and loaded):
                 self.used()
         return reply
+
+    def _storable(
+        self, message: dict[str, Any], exc: InvalidMessageError, row: CallRecord
+    ) -> tuple[dict[str, Any], list[Prepared]]:
+        """A reply the store refused as it came. Its lone surrogates (half an emoji,
+        which JSON allows) become U+FFFD, and it is stored so; a reply refused for
+        anything else (over ``max_message_bytes``) is recorded in the ledger, usage and
+        all, and is the provider's error, not the caller's input's."""
+        fixed = redact_strings(message, lambda text: _LONE_SURROGATE.sub("\ufffd", text))
+        if fixed != message:
+            try:
+                return fixed, self.chain.prepare([fixed])
+            except InvalidMessageError as again:
+                exc = again
+        self.status = "error"
+        why = f"the provider's reply could not be stored ({exc}); its usage is in the ledger"
+        self.chain.store.record_call(dataclasses.replace(row, status="error", error=why))
+        raise ProviderResponseError(why) from None
 
     def fail(self, exc: BaseException) -> None:
         """Record a call that stored no reply."""

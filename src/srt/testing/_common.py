@@ -48,7 +48,7 @@ def dumps(obj: Any) -> str:
 
 def ntokens(text: str) -> int:
     """Tokens of one unit: 1 token per 4 UTF-8 bytes, rounded up."""
-    return -(-len(text.encode("utf-8")) // 4)
+    return -(-len(text.encode("utf-8", "surrogatepass")) // 4)
 
 
 def strip_markers(obj: Any) -> Any:

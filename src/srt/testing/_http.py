@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
+from ..wire.sse import json_utf8
+
 __all__ = ["FAULT_KINDS", "Fault", "Handler", "Server", "StreamBody"]
 
 FAULT_KINDS = frozenset(
@@ -183,7 +185,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def send_json(self, status: int, obj: Any, headers: dict[str, str]) -> None:
-        body = json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        body = json_utf8(json.dumps(obj, ensure_ascii=False))
         self.send_body(status, body, {"Content-Type": "application/json", **headers})
 
     def chunk(self, data: bytes) -> None:

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from ..wire.sse import json_utf8
 from . import _anthropic, _openai
 from ._common import (
     ApiError,
@@ -612,7 +613,7 @@ class ProviderServer:
         if built.stream is not None:
             h.send_stream(built.stream, fault, built.headers)
         else:
-            data = json.dumps(built.obj, ensure_ascii=False).encode("utf-8")
+            data = json_utf8(json.dumps(built.obj, ensure_ascii=False))
             h.send_plain(200, data, fault, built.headers)
 
 

@@ -66,6 +66,7 @@ from .base import (
 )
 from .eventstream import Event as Frame
 from .eventstream import EventStreamDecoder, encode_frame
+from .sse import json_utf8
 
 __all__ = ["FORMAT", "NAME", "Bedrock", "to_canonical"]
 
@@ -87,7 +88,7 @@ def event_frame(kind: str, payload: Any) -> bytes:
     data = (
         payload
         if isinstance(payload, bytes)
-        else json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        else json_utf8(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
     )
     return encode_frame(headers, data)
 

@@ -9,14 +9,28 @@ dispatched at a blank line.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ProviderResponseError
 
-__all__ = ["SSEDecoder", "ServerSentEvent", "sse_event"]
+__all__ = ["SSEDecoder", "ServerSentEvent", "json_utf8", "sse_event"]
 
 _MAX_LINE = 16 * 1024 * 1024
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_utf8(text: str) -> bytes:
+    """JSON text (``json.dumps(..., ensure_ascii=False)``) as UTF-8, each lone surrogate
+    (only a JSON string can hold one) written as its ``\\uXXXX`` escape: the JSON a
+    provider sends when a model's reply stops half-way through an emoji."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m[0]):04x}", text).encode("utf-8")
 
 
 def sse_event(name: str | None, data: Any) -> bytes:
@@ -28,7 +42,7 @@ def sse_event(name: str | None, data: Any) -> bytes:
         else json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     )
     head = f"event: {name}\n" if name else ""
-    return f"{head}data: {text}\n\n".encode()
+    return json_utf8(f"{head}data: {text}\n\n")
 
 
 @dataclass(frozen=True)
