@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import http.server
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
+import trustme
 
 import srt
 from srt._core import Body
@@ -219,6 +221,43 @@ def test_redact_removes_a_secrets_start_that_ends_a_text() -> None:
         assert redact("error: " + AZURE_LIKE[:k], (AZURE_LIKE,)) == "error: [redacted]"
     assert redact("error: " + AZURE_LIKE[:7], (AZURE_LIKE,)).endswith(AZURE_LIKE[:7])
     assert redact(AZURE_LIKE[:12] + " then more", (AZURE_LIKE,)) == AZURE_LIKE[:12] + " then more"
+
+
+@pytest.mark.parametrize("http2", [False, True])
+def test_a_certificate_that_fails_verification_is_not_tried_again(http2: bool) -> None:
+    """TLS is verified, and a certificate that failed verification fails again: one
+    attempt, a ``ProviderConnectionError`` that says so, no backoff (sync and async,
+    through srt's pool and through httpx's HTTP/2 transport)."""
+    ca = trustme.CA()  # a CA the system does not know
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_tls)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    srv.socket = server_tls.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"https://localhost:{srv.server_address[1]}"
+    waits: list[float] = []
+    t = Transport(sleep=waits.append, http2=http2)
+    awaited: list[float] = []
+
+    async def no_wait(seconds: float) -> None:
+        awaited.append(seconds)
+
+    at = AsyncTransport(http2=http2, sleep=no_wait)
+    try:
+        with pytest.raises(srt.ProviderConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+            t.open(_req(url))
+
+        async def go() -> None:
+            with pytest.raises(srt.ProviderConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+                await at.open(_req(url))
+            await at.aclose()
+
+        asyncio.run(go())
+        assert waits == [] and awaited == []
+    finally:
+        t.close()
+        srv.shutdown()
+        srv.server_close()
 
 
 def test_rate_limit_error_carries_retry_after(

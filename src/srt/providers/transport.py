@@ -143,6 +143,22 @@ def _connection_error(exc: Exception, req: HTTPRequest) -> ProviderError:
     return ProviderConnectionError(f"{req.method} {where}: {type(exc).__name__}: {detail}")
 
 
+def _retryable(err: ProviderError, exc: BaseException) -> bool:
+    """Whether a request that failed before any answer is tried again: not when a proxy
+    refused its credentials, nor when the server's TLS certificate failed verification
+    (the same certificate would fail again)."""
+    if isinstance(err, ProviderAuthError):
+        return False
+    seen: BaseException | None = exc
+    for _ in range(8):  # (the chain httpx and the pools raise: a few links)
+        if seen is None:
+            break
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return False
+        seen = seen.__cause__ or seen.__context__
+    return True
+
+
 def _socket_of(resp: httpx.Response) -> socket.socket | None:
     stream = resp.extensions.get("network_stream")
     if stream is None:
@@ -415,7 +431,7 @@ class Transport:
                 resp = self._send(req)
             except httpx.HTTPError as exc:
                 err = _connection_error(exc, req)
-                failure = (err, not isinstance(err, ProviderAuthError), {})
+                failure = (err, _retryable(err, exc), {})
             else:
                 if resp.status_code < 300:
                     return Response(resp, req, attempts.deadline, attempts.count, done)
@@ -542,7 +558,7 @@ class AsyncTransport:
                 failure = (err, True, {})
             except httpx.HTTPError as exc:
                 err = _connection_error(exc, req)
-                failure = (err, not isinstance(err, ProviderAuthError), {})
+                failure = (err, _retryable(err, exc), {})
             else:
                 if resp.status_code < 300:
                     return AsyncResponse(
