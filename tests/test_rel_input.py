@@ -104,6 +104,20 @@ def test_other_options_of_the_wrong_type_are_config_errors(
         srt.Runtime(str(tmp_path / "srt.db"), **{option: value})
 
 
+@pytest.mark.parametrize("dirs", [5, "/tmp/states", b"/tmp", [5], [None], object()])
+def test_gc_state_dirs_that_are_not_a_list_of_paths_are_a_config_error(
+    tmp_path: Path, dirs: Any
+) -> None:
+    """Not a list of paths (a lone string would be read one character at a time): a
+    ``ConfigError`` naming the option, before anything is collected."""
+    with srt.Runtime(str(tmp_path / "srt.db")) as rt:
+        rt.session("s").append({"role": "user", "content": "kept"})
+        with pytest.raises(srt.ConfigError, match="state_dirs"):
+            rt.gc(state_dirs=dirs)
+        assert rt.session("s").messages()[0]["content"] == "kept"
+        assert rt.gc(state_dirs=(str(tmp_path / "none"),)).state_files == 0
+
+
 @pytest.mark.parametrize("path", [5, 1.5, b"/tmp/x.db", ["x"], object()])
 def test_a_path_of_the_wrong_type_is_a_config_error(path: Any) -> None:
     with pytest.raises(srt.ConfigError, match="path"):

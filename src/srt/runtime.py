@@ -98,6 +98,17 @@ def _open(where: str, options: dict[str, Any]) -> Store:
         ) from None
 
 
+
+def _paths(value: Any, name: str) -> list[str]:
+    """``value`` as a list of paths (``ConfigError`` if it is not a collection of them:
+    a lone string would be read one character at a time)."""
+    if isinstance(value, (str, bytes, os.PathLike)) or not isinstance(value, Iterable):
+        raise ConfigError(f"{name} must be a list of directory paths, got {type(value).__name__}")
+    out = list(value)
+    if not all(isinstance(p, (str, os.PathLike)) for p in out):
+        raise ConfigError(f"{name} must be a list of directory paths (str or os.PathLike)")
+    return [os.fspath(p) for p in out]
+
 class Runtime:
     """srt on one store: a SQLite file by default.
 
@@ -259,8 +270,9 @@ class Runtime:
         # httpx, which ``import srt`` does not pay for)
         from .local.slots import default_state_dirs, saved_states
 
+        dirs = default_state_dirs() if state_dirs is None else _paths(state_dirs, "state_dirs")
         store_id = self.store.store_id
-        found = saved_states(default_state_dirs() if state_dirs is None else state_dirs, store_id)
+        found = saved_states(dirs, store_id)
         report = self.store.gc(secure_delete=secure_delete, dry_run=dry_run, watch=list(found))
         doomed = [(p, n) for prefix in report.dead_prefixes for p, n in found[prefix]]
         if not dry_run:
