@@ -20,9 +20,11 @@ The runtime is pointed at the VFS by giving it the engine:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,6 +36,7 @@ import pytest
 import srt
 from rel_support.common import (
     TINY,
+    child_env,
     connect,
     emit,
     make_old_db,
@@ -504,3 +507,64 @@ def test_unusable_paths_are_typed_errors(tmp_path: Path, where: str) -> None:
     assert str(info.value)
     assert sorted(os.listdir(tmp_path)) == listing
     assert (tmp_path / "file").read_text() == "not a directory"
+
+
+_UNCONFIRMED_CHILD = """
+import json, os, sys
+import apsw
+import srt
+from rel_support.faultvfs import FaultVFS, Plan
+from srt.store.sqlite import SQLiteStore
+path, kind, k = sys.argv[1], sys.argv[2], int(sys.argv[3])
+vfs = FaultVFS("srt-rel-unconfirmed")
+rt = srt.Runtime(store=SQLiteStore(path, vfs="srt-rel-unconfirmed", durability="full"))
+s = rt.session("s")
+s.append({"role": "user", "content": "base"})
+vfs.arm(Plan())
+s.append({"role": "user", "content": "dry"})
+counts = {"write": vfs.counters.writes, "sync": vfs.counters.syncs}
+vfs.arm(Plan(op=kind, k=k, error=apsw.IOError))
+try:
+    s.append({"role": "user", "content": "TOLD-FAILED"})
+    error = None
+except srt.SrtError as exc:
+    error = str(exc)
+print(json.dumps({"counts": counts, "fired": vfs.counters.fired, "error": error}), flush=True)
+os._exit(0)  # no other write: as a crash or a kill right after the failed call
+"""
+
+
+def test_a_commit_the_disk_did_not_confirm_is_not_reported_as_a_plain_failure(
+    tmp_path: Path,
+) -> None:
+    """``durability="full"``: a write or sync of the append fails, and the process ends
+    at once. A turn that the reopened file holds (the WAL had it whole, and opening the
+    file recovered it) was never reported as simply failed: the error said it may still
+    be stored. It is there at most once, and the file verifies."""
+    seen: Counter[str] = Counter()
+    for kind in ("write", "sync"):
+        k, total = 1, 1
+        while k <= total:
+            path = str(tmp_path / f"{kind}-{k}" / "srt.db")
+            os.makedirs(os.path.dirname(path), mode=0o700)
+            proc = subprocess.run(
+                [sys.executable, "-c", _UNCONFIRMED_CHILD, path, kind, str(k)],
+                capture_output=True,
+                text=True,
+                env=child_env(),
+                timeout=60,
+            )
+            assert proc.returncode == 0, proc.stderr
+            got = json.loads(proc.stdout.strip().splitlines()[-1])
+            total = got["counts"][kind]
+            with srt.Runtime(path) as rt:
+                texts = [m["content"] for m in rt.session("s").messages()]
+                assert rt.store.verify().ok
+            stored = texts.count("TOLD-FAILED")
+            assert texts[:2] == ["base", "dry"] and stored <= 1, (kind, k, texts)
+            error = got["error"]
+            if stored and error is not None:
+                assert "may still be stored" in error, (kind, k, error)
+            seen[f"{kind}: {'stored' if stored else 'absent'}, {'error' if error else 'ok'}"] += 1
+            k += 1
+    assert any("stored, error" in case for case in seen), seen  # the case this is about

@@ -17,10 +17,10 @@ import apsw
 
 from ... import _hashing
 from ..._hashing import Hashing
-from ...errors import ConfigError, StoreBusyError
+from ...errors import ConfigError, StoreBusyError, StoreError
 from . import keys as _keys
 from .db import connect, reserved_bytes, translate
-from .files import BUSY_TIMEOUT_MS, check_header, create_private_file
+from .files import BUSY_TIMEOUT_MS, check_header, create_private_file, describe
 
 #: A write given this much time or more waits as if given the whole busy timeout.
 _NEAR_FULL_WAIT_S = BUSY_TIMEOUT_MS / 1000 - 0.01
@@ -194,9 +194,19 @@ class Database:
         return deadline
 
     def commit(self, conn: apsw.Connection, action: str) -> None:
-        """End ``begin``'s transaction: commit, and release the writer lock."""
+        """End ``begin``'s transaction: commit, and release the writer lock.
+
+        A disk error in the commit leaves its outcome unknown: the WAL may hold the
+        whole transaction, and a later open of the file recovers it (after a crash,
+        say), though this process was told it failed; the error says so."""
         try:
             conn.execute("COMMIT")
+        except apsw.IOError as exc:
+            raise StoreError(
+                f"{action}: the disk did not confirm the commit ({describe(exc)}); what it "
+                "wrote may still be stored (opening the file again can recover it): read "
+                "the session again (Session.refresh()) before writing it a second time"
+            ) from exc
         except apsw.Error:
             with translate(action):
                 raise
