@@ -68,6 +68,12 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _SHAPES: dict[tuple[Any, ...], str] = {}
 
 
+def _replaced(message: dict[str, Any]) -> dict[str, Any]:
+    """``message`` with each lone surrogate in its strings replaced by U+FFFD."""
+    out: dict[str, Any] = redact_strings(message, lambda t: _LONE_SURROGATE.sub("\ufffd", t))
+    return out
+
+
 def _status_of(exc: BaseException) -> str:
     if isinstance(exc, (GeneratorExit, KeyboardInterrupt)):
         return "cancelled"
@@ -429,8 +435,9 @@ class Call:
                 try:
                     prepared = chain.prepare([message])
                 except InvalidMessageError as exc:
-                    message, prepared = self._storable(message, exc, row)
-                    reply = self.reply = dataclasses.replace(reply, message=message)
+                    prepared = self._storable(message, exc, row)
+                    shown = _replaced(reply.message)  # (what is stored, as the provider named it)
+                    reply = self.reply = dataclasses.replace(reply, message=shown)
                 if not self.keep_reply:
                     chain.store.record_call(row)
                     return reply
@@ -462,15 +469,15 @@ class Call:
 
     def _storable(
         self, message: dict[str, Any], exc: InvalidMessageError, row: CallRecord
-    ) -> tuple[dict[str, Any], list[Prepared]]:
+    ) -> list[Prepared]:
         """A reply the store refused as it came. Its lone surrogates (half an emoji,
         which JSON allows) become U+FFFD, and it is stored so; a reply refused for
         anything else (over ``max_message_bytes``) is recorded in the ledger, usage and
         all, and is the provider's error, not the caller's input's."""
-        fixed = redact_strings(message, lambda text: _LONE_SURROGATE.sub("\ufffd", text))
+        fixed = _replaced(message)
         if fixed != message:
             try:
-                return fixed, self.chain.prepare([fixed])
+                return self.chain.prepare([fixed])
             except InvalidMessageError as again:
                 exc = again
         self.status = "error"

@@ -98,7 +98,6 @@ def _open(where: str, options: dict[str, Any]) -> Store:
         ) from None
 
 
-
 def _paths(value: Any, name: str) -> list[str]:
     """``value`` as a list of paths (``ConfigError`` if it is not a collection of them:
     a lone string would be read one character at a time)."""
@@ -108,6 +107,7 @@ def _paths(value: Any, name: str) -> list[str]:
     if not all(isinstance(p, (str, os.PathLike)) for p in out):
         raise ConfigError(f"{name} must be a list of directory paths (str or os.PathLike)")
     return [os.fspath(p) for p in out]
+
 
 class Runtime:
     """srt on one store: a SQLite file by default.
