@@ -4,8 +4,9 @@ Bottom to top, every top-level module or package on a rank of its own::
 
     _version, errors, _types, tools, message, pricing <- _core <- _hashing <- tokens,
         store, history, entries, wire <- local <- providers <- context, cache, savings
-        <- _shared <- _chain <- _pieces <- _builder <- compaction <- exchange <- ledger, summarize,
-        _task, tasks <- session <- runtime <- testing, gateway, integrations, cli, bench
+        <- _shared <- _chain <- _pieces <- _builder <- compaction <- exchange <- drivers
+        <- ledger, summarize, _task, tasks <- session <- runtime <- testing, gateway,
+        integrations, cli, bench
 
 Nothing imports upward, and nothing imports in a cycle: not between top-level
 modules, and not between the modules inside a package, not even under
@@ -68,6 +69,8 @@ ORDER = [
     "compaction",
     # A provider call on a session: build, send, stream, persist.
     "exchange",
+    # The I/O around a call (send, asend and their streams).
+    "drivers",
     # Rebuilding every ledger row's body from the stored history (srt verify).
     "ledger",
     # Compaction with the model's own summary (by hand, or at a window's compact_at).

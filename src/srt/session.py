@@ -16,7 +16,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import compaction, exchange, summarize, tasks
+from . import compaction, drivers, exchange, summarize, tasks
 from . import entries as _entries
 from . import history as _history
 from ._builder import Builder, Parts
@@ -466,7 +466,7 @@ class Session:
         (``srt.summarize``).
         """
         summarize.auto(self, provider, model, tools, {**params, "cache": cache})
-        return exchange.send(
+        return drivers.send(
             self._call(provider, model, tools, cache, include_partial, params, False)
         )
 
@@ -479,12 +479,12 @@ class Session:
         cache: bool | CachePolicy = True,
         include_partial: bool = False,
         **params: Any,
-    ) -> exchange.ReplyStream:
+    ) -> drivers.ReplyStream:
         """Like ``send`` but streamed: iterate the result for text deltas. A stream that is
         cut off, fails or is closed early keeps what arrived as a partial reply."""
         summarize.auto(self, provider, model, tools, {**params, "cache": cache})
         call = self._call(provider, model, tools, cache, include_partial, params, True)
-        return exchange.ReplyStream(call)
+        return drivers.ReplyStream(call)
 
     async def asend(
         self,
@@ -499,7 +499,7 @@ class Session:
         """The asyncio twin of ``send``."""
         await summarize.aauto(self, provider, model, tools, {**params, "cache": cache})()
         call = self._call(provider, model, tools, cache, include_partial, params, False)
-        return await exchange.asend(call)
+        return await drivers.asend(call)
 
     def astream(
         self,
@@ -510,11 +510,11 @@ class Session:
         cache: bool | CachePolicy = True,
         include_partial: bool = False,
         **params: Any,
-    ) -> exchange.AsyncReplyStream:
+    ) -> drivers.AsyncReplyStream:
         """The asyncio twin of ``stream``: ``async for delta in s.astream(...)``."""
         call = self._call(provider, model, tools, cache, include_partial, params, True)
         before = summarize.aauto(self, provider, model, tools, {**params, "cache": cache})
-        return exchange.AsyncReplyStream(call, before=before)
+        return drivers.AsyncReplyStream(call, before=before)
 
     # -- tasks: the tool loop (srt.tasks) ------------------------------------------------
 

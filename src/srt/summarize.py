@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from . import compaction, exchange
+from . import compaction, drivers, exchange
 from ._builder import Parts
 from ._types import Reply
 from .context import WindowPolicy, pinned_prefix
@@ -170,7 +170,7 @@ def compact(
     """Compact ``start:end`` with a summary written by ``model`` (see the module)."""
     call, fork, head = _prepare(s, end, start, provider, model, instructions, tools, params)
     try:
-        exchange.send(call)
+        drivers.send(call)
     finally:
         delete_session(s.parts.shared.store, fork.name)
     return _finish(s, call, end, start, head)
@@ -190,7 +190,7 @@ async def acompact(
     """The asyncio twin of ``compact``."""
     call, fork, head = _prepare(s, end, start, provider, model, instructions, tools, params)
     try:
-        await exchange.asend(call)
+        await drivers.asend(call)
     finally:
         delete_session(s.parts.shared.store, fork.name)
     return _finish(s, call, end, start, head)

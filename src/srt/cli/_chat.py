@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .. import exchange, tasks
+from .. import drivers, exchange, tasks
 from ..cache import CacheExplain
 from ..errors import ProviderError, SrtError
 from ..runtime import Runtime
@@ -223,7 +223,7 @@ class Chat:
             self.say("")
         self._after(stream, interrupted=pressed[0])
 
-    def _after(self, stream: exchange.ReplyStream, *, interrupted: bool) -> None:
+    def _after(self, stream: drivers.ReplyStream, *, interrupted: bool) -> None:
         status = stream.status
         reply = stream.reply
         if reply is None:

@@ -1,0 +1,170 @@
+"""The drivers of a provider call: the I/O around ``exchange.Call``, the same few lines
+sync (``send``, ``ReplyStream``) and async (``asend``, ``AsyncReplyStream``).
+
+Every decision (the body, retries after a lost server-side response, the ledger row,
+what a stream that ends early leaves) is ``Call``'s; these only open the request, feed
+the reply to it and end it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from typing import TYPE_CHECKING
+
+from ._types import Reply
+from .errors import ProviderError
+from .exchange import Call
+
+if TYPE_CHECKING:
+    from .providers.transport import AsyncResponse, Response
+
+__all__ = ["AsyncReplyStream", "ReplyStream", "asend", "send"]
+
+
+def _open(call: Call) -> tuple[Response, Reply | None]:
+    call.build()
+    while True:
+        try:
+            resp = call.provider.transport.open(call.next_request())
+            call.opened(resp)
+            return resp, None if call.stream else call.received(resp.read())
+        except ProviderError as exc:
+            if call.recover(exc):
+                continue
+            raise
+
+
+async def _aopen(call: Call) -> tuple[AsyncResponse, Reply | None]:
+    call.build()
+    while True:
+        try:
+            resp = await call.provider.async_transport.open(call.next_request())
+            call.opened(resp)
+            return resp, None if call.stream else call.received(await resp.read())
+        except ProviderError as exc:
+            if call.recover(exc):
+                continue
+            raise
+
+
+def send(call: Call) -> Reply:
+    try:
+        _resp, reply = _open(call)
+        assert reply is not None
+        return call.persist(reply, "ok")
+    finally:
+        call.abandon()
+
+
+async def asend(call: Call) -> Reply:
+    try:
+        _resp, reply = await _aopen(call)
+        assert reply is not None
+        return call.persist(reply, "ok")
+    finally:
+        call.abandon()
+
+
+class _Stream:
+    def __init__(self, call: Call) -> None:
+        self._call = call
+
+    @property
+    def reply(self) -> Reply | None:
+        """The final reply, or the partial one a cut, failed or closed stream kept."""
+        return self._call.reply
+
+    @property
+    def status(self) -> str | None:
+        return self._call.status
+
+
+class ReplyStream(_Stream):
+    """Iterate to receive text deltas; the reply is persisted when the stream ends.
+
+    ``close()`` (or leaving a ``with`` block early) cancels it; what arrived is
+    stored with status ``cancelled``. ``reply`` holds the final (or partial) reply.
+    """
+
+    def __init__(self, call: Call) -> None:
+        super().__init__(call)
+        self._gen: Generator[str, None, None] | None = None
+
+    def __iter__(self) -> Generator[str, None, None]:
+        if self._gen is None:
+            self._gen = self._run()
+        return self._gen
+
+    def _run(self) -> Generator[str, None, None]:
+        call = self._call
+        try:
+            resp, _ = _open(call)
+        except BaseException:
+            call.abandon()
+            raise
+        try:
+            for chunk in resp.iter_bytes():
+                yield from call.feed(chunk)
+            call.check_done()
+        except BaseException as exc:
+            resp.close()
+            call.end_stream(exc)
+            raise
+        call.end_stream(None)
+
+    def close(self) -> None:
+        if self._gen is not None:
+            self._gen.close()
+
+    def __enter__(self) -> ReplyStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def text(self) -> str:
+        """Consume the whole stream and return its text."""
+        return "".join(self)
+
+
+class AsyncReplyStream(_Stream):
+    """The asyncio twin of ``ReplyStream``: ``async for delta in s.astream(...)``.
+
+    ``before`` is awaited before the request is built (an automatic compaction)."""
+
+    def __init__(self, call: Call, before: Callable[[], Awaitable[object]] | None = None) -> None:
+        super().__init__(call)
+        self._before = before
+        self._gen: AsyncGenerator[str, None] | None = None
+
+    def __aiter__(self) -> AsyncGenerator[str, None]:
+        if self._gen is None:
+            self._gen = self._run()
+        return self._gen
+
+    async def _run(self) -> AsyncGenerator[str, None]:
+        call = self._call
+        try:
+            if self._before is not None:
+                await self._before()
+            resp, _ = await _aopen(call)
+        except BaseException:
+            call.abandon()
+            raise
+        try:
+            async for chunk in resp.aiter_bytes():
+                for delta in call.feed(chunk):
+                    yield delta
+            call.check_done()
+        except BaseException as exc:
+            await resp.aclose()
+            call.end_stream(exc)
+            raise
+        call.end_stream(None)
+
+    async def aclose(self) -> None:
+        if self._gen is not None:
+            await self._gen.aclose()
+
+    async def text(self) -> str:
+        return "".join([d async for d in self])
