@@ -182,3 +182,13 @@ def test_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert rt.sessions() == []  # nothing half-imported above
         with pytest.raises(srt.ConfigError):
             run(rt, "no-such-source", str(other))
+        rt.session("mine").append({"role": "user", "content": "kept"})
+    # The store itself (by another name too): a second SQLite library must not open it.
+    alias = tmp_path / "alias.db"
+    alias.symlink_to(db)
+    for source in ("langgraph", "agents-sqlite", "llm-logs"):
+        for path in (db, str(alias)):
+            assert main(["--db", db, "import", "--from", source, path]) == 1
+            assert "is this srt store itself" in capsys.readouterr().err
+    with srt.Runtime(db) as rt:
+        assert [i.name for i in rt.sessions()] == ["mine"] and rt.store.verify().ok

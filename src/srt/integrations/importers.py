@@ -22,6 +22,7 @@ and writes); any difference raises ``CorruptionError`` naming the conversation. 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sqlite3
@@ -71,9 +72,19 @@ class ImportReport:
         return out
 
 
-def _readonly(path: str) -> sqlite3.Connection:
+def _readonly(path: str, rt: Runtime) -> sqlite3.Connection:
+    """``path`` opened read-only with the standard library's SQLite: never the runtime's
+    own file, which a second SQLite library in this process must not open (its locks
+    are the process's, and closing either library's descriptor drops the other's)."""
     if not os.path.isfile(path):
         raise ConfigError(f"no such file: {path}")
+    own = getattr(rt.store, "path", None)
+    if isinstance(own, str) and own != ":memory:" and os.path.isfile(own):
+        with contextlib.suppress(OSError):
+            if os.path.samefile(path, own):
+                raise ConfigError(
+                    f"{path} is this srt store itself: import reads another tool's file"
+                )
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
@@ -157,7 +168,7 @@ def import_llm_logs(rt: Runtime, path: str) -> ImportReport:
     except ImportError:
         _needs("llm", "bench")
     report = ImportReport("llm-logs", path, stored_before=_stored(rt))
-    conn = _readonly(path)
+    conn = _readonly(path, rt)
     try:
         try:
             store = LogStore(sqlite_utils.Database(conn))  # type: ignore[no-untyped-call]
@@ -206,7 +217,7 @@ def import_agents_sqlite(rt: Runtime, path: str) -> ImportReport:
     except ImportError:
         _needs("openai-agents", "agents")
     report = ImportReport("agents-sqlite", path, stored_before=_stored(rt))
-    conn = _readonly(path)
+    conn = _readonly(path, rt)
     try:
         ids = [
             row[0]
@@ -270,7 +281,7 @@ def import_langgraph(rt: Runtime, path: str) -> ImportReport:
     except ImportError:
         _needs("langgraph-checkpoint-sqlite", "langgraph")
     report = ImportReport("langgraph", path, stored_before=_stored(rt))
-    conn = _readonly(path)
+    conn = _readonly(path, rt)
     source, saver = SqliteSaver(conn), SrtSaver(rt)
     try:
         try:
