@@ -40,11 +40,13 @@ import srt
 from rel_support.common import child_env, emit
 from srt.providers import Anthropic, Bedrock, OpenAI, Provider
 from srt.providers.transport import RetryPolicy, Timeouts, Transport
-from srt.testing import ProviderServer
+from srt.testing import ProviderServer, _openai
 
 KEY = "sk-CANARY-" + secrets.token_hex(16)
 PASTED = "CANARY-PASTED-" + secrets.token_hex(12)
 MODELS = {"openai": "gpt-4o", "anthropic": "claude-sonnet-4-6", "bedrock": "anthropic.claude-x"}
+#: Every wire format: OpenAI Chat ("openai"), OpenAI Responses, Anthropic, Bedrock Converse.
+ALL_MODELS = {"openai": "gpt-4o", "responses": "gpt-4o", **MODELS}
 
 
 def make(kind: str, url: str, **kw: Any) -> Provider:
@@ -52,8 +54,9 @@ def make(kind: str, url: str, **kw: Any) -> Provider:
     retry = RetryPolicy(max_retries=1)
     transport = Transport(timeouts=timeouts, retry=retry, sleep=lambda _s: None, rand=lambda: 0.5)
     kw = {"transport": transport, "timeouts": timeouts, "retry": retry, **kw}
-    if kind == "openai":
-        return OpenAI(KEY, base_url=url + "/v1", **kw)
+    if kind in ("openai", "responses"):
+        api = "chat" if kind == "openai" else "responses"
+        return OpenAI(KEY, base_url=url + "/v1", api=api, **kw)
     if kind == "anthropic":
         return Anthropic(KEY, base_url=url, **kw)
     return Bedrock(region="us-east-1", api_key=KEY, endpoint_url=url, **kw)
@@ -277,3 +280,102 @@ def test_the_redaction_hook_scrubs_a_pasted_secret_before_storage(
         files = db_files(path)
     assert PASTED not in json.dumps(body) and "[secret removed]" in json.dumps(body)
     assert occurrences(PASTED, files) == {}
+
+
+# -- a mid-stream error event that echoes the key ------------------------------------------
+
+
+def pieces(secret: str, n: int = 8) -> set[str]:
+    """Every ``n``-character piece of ``secret`` (what a cut or a partial redaction leaves)."""
+    return {secret[i : i + n] for i in range(len(secret) - n + 1)}
+
+
+def traces(secret: str, texts: list[str], files: dict[str, bytes]) -> list[str]:
+    """Where ``secret``, or any 8-character piece of it, appears in ``texts`` and ``files``."""
+    found = [f"text {i}: {p!r}" for i, t in enumerate(texts) for p in pieces(secret) if p in t]
+    found += [
+        f"{name}: {p!r}" for name, b in files.items() for p in pieces(secret) if p.encode() in b
+    ]
+    return found
+
+
+def log_texts(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Every captured record's message, its unformatted ``msg`` and ``args``, and the
+    formatted log (with any exception text a record carries)."""
+    out = [caplog.text]
+    for r in caplog.records:
+        out += [r.getMessage(), str(r.msg), repr(r.args), str(r.exc_text or "")]
+    return out
+
+
+@pytest.mark.parametrize("kind", list(ALL_MODELS))
+def test_a_mid_stream_error_event_echoing_the_key_leaves_no_trace(
+    kind: str,
+    srv: ProviderServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stream that has delivered text fails with the provider's error event, whose
+    message quotes the API key (as a key-rejecting or logging proxy's may): the key, or
+    any 8 characters of it, must reach neither the exception (``str``, ``repr``,
+    traceback, causes), the ledger row, the file and its ``-wal``, nor the logs.
+
+    Two messages each: a short one, and one placing the key across the 2,000-character
+    cut of the ledger's error text (the row must hold ``[redacted]``, not a key's start).
+    """
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="srt")
+    quoted = {"message": ""}
+
+    def openai_error_event(responses: bool, seq: int) -> tuple[str | None, dict[str, Any]]:
+        # srt.testing's OpenAI error events carry a fixed text (``fault(message=)`` is
+        # read for Anthropic and Bedrock only): here they quote the fault's message too,
+        # in the shapes the OpenAI wire formats define.
+        if responses:
+            event = {"type": "error", "code": "server_error", "param": None}
+            return "error", {**event, "message": quoted["message"], "sequence_number": seq}
+        error = {"message": quoted["message"], "type": "server_error", "param": None}
+        return None, {"error": {**error, "code": None}}
+
+    monkeypatch.setattr(_openai, "error_event", openai_error_event)
+    path = str(tmp_path / "srt.db")
+    rt = srt.Runtime(path)
+    p = make(kind, srv.url)
+    s = rt.session(f"mid-stream-{kind}")
+    texts: list[str] = []
+
+    def fail_mid_stream(message: str) -> dict[str, Any]:
+        """Stream a reply that the error event quoting ``message`` cuts; its ledger row."""
+        quoted["message"] = message
+        srv.fault("*", "malformed_sse", count=1, variant="error_event", after=5, message=message)
+        s.append({"role": "user", "content": f"question {len(texts)}"})
+        stream = s.stream(p, model=ALL_MODELS[kind])
+        deltas: list[str] = []
+        with pytest.raises(srt.ProviderError) as info:
+            for delta in stream:
+                deltas.append(delta)
+        exc = info.value
+        row = s.calls()[-1]
+        assert srv.log[-1].fault == "malformed_sse:error_event"
+        assert deltas, "the error came before any text: not mid-stream"
+        # The event did quote the key, and srt replaced it (in the exception and the row).
+        assert "[redacted]" in str(exc)
+        assert row["status"] == "error" and "[redacted]" in row["error"]
+        texts.extend([str(exc), repr(exc), *texts_of(exc), row["error"], repr(row), repr(stream)])
+        return row
+
+    row = fail_mid_stream(f"Incorrect API key provided: {KEY}. Check the key you sent.")
+    # Again, with the key beginning 12 characters before the 2,000 the row's error keeps.
+    before = row["error"][: row["error"].index("Incorrect API key provided")]
+    row = fail_mid_stream("x" * (2000 - len(before) - 12) + KEY + " (the rest)")
+    assert len(row["error"]) == 2000  # cut where the key was
+    texts += [repr(c) for c in s.calls()] + [json.dumps(s.messages())]
+    p.close()
+    open_files = db_files(path)
+    rt.close()
+    closed_files = db_files(path)
+    texts += log_texts(caplog)
+    assert open_files.get("srt.db-wal"), "the WAL was not there to check"
+    files = {**open_files, **{f"{name} after close": b for name, b in closed_files.items()}}
+    assert traces(KEY, texts, files) == []
