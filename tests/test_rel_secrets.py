@@ -9,10 +9,17 @@ Afterwards the key must appear nowhere: not in the database, its ``-wal`` or
 records, the text, ``repr()`` or traceback of any exception (with every
 ``__cause__`` and ``__context__``), or the ``repr()`` of any srt object.
 
+The mid-stream error event is tried in every wire format (OpenAI Chat and Responses,
+Anthropic, Bedrock), also with the key where the ledger cuts its error text; no
+8-character piece of the key may remain either.
+
 A pasted canary secret is message text that the runtime's redaction hook
 (``Runtime(redact=...)``, a user-supplied callable) scrubs before storage; with the
 hook in place it must appear nowhere either: not in what is stored, not in what
-is sent (the fake provider's default reply quotes the user's text back).
+is sent (the fake provider's default reply quotes the user's text back). The hook
+also covers what comes back: a reply whose text and tool-call arguments hold the
+secret, sent and streamed, is stored without it. Without a hook, prompts are stored
+as given but never logged: with every logger at DEBUG, no record holds one.
 
 File modes: under umask 022 (and 000), a database srt creates is 0600 with its
 ``-wal`` and ``-shm``, also when another process recreates them after a clean close
@@ -40,11 +47,13 @@ import srt
 from rel_support.common import child_env, emit
 from srt.providers import Anthropic, Bedrock, OpenAI, Provider
 from srt.providers.transport import RetryPolicy, Timeouts, Transport
-from srt.testing import ProviderServer
+from srt.testing import ProviderServer, _openai
 
 KEY = "sk-CANARY-" + secrets.token_hex(16)
 PASTED = "CANARY-PASTED-" + secrets.token_hex(12)
 MODELS = {"openai": "gpt-4o", "anthropic": "claude-sonnet-4-6", "bedrock": "anthropic.claude-x"}
+#: Every wire format: OpenAI Chat ("openai"), OpenAI Responses, Anthropic, Bedrock Converse.
+ALL_MODELS = {"openai": "gpt-4o", "responses": "gpt-4o", **MODELS}
 
 
 def make(kind: str, url: str, **kw: Any) -> Provider:
@@ -52,8 +61,9 @@ def make(kind: str, url: str, **kw: Any) -> Provider:
     retry = RetryPolicy(max_retries=1)
     transport = Transport(timeouts=timeouts, retry=retry, sleep=lambda _s: None, rand=lambda: 0.5)
     kw = {"transport": transport, "timeouts": timeouts, "retry": retry, **kw}
-    if kind == "openai":
-        return OpenAI(KEY, base_url=url + "/v1", **kw)
+    if kind in ("openai", "responses"):
+        api = "chat" if kind == "openai" else "responses"
+        return OpenAI(KEY, base_url=url + "/v1", api=api, **kw)
     if kind == "anthropic":
         return Anthropic(KEY, base_url=url, **kw)
     return Bedrock(region="us-east-1", api_key=KEY, endpoint_url=url, **kw)
@@ -277,3 +287,210 @@ def test_the_redaction_hook_scrubs_a_pasted_secret_before_storage(
         files = db_files(path)
     assert PASTED not in json.dumps(body) and "[secret removed]" in json.dumps(body)
     assert occurrences(PASTED, files) == {}
+
+
+# -- a mid-stream error event that echoes the key ------------------------------------------
+
+
+def pieces(secret: str, n: int = 8) -> set[str]:
+    """Every ``n``-character piece of ``secret`` (what a cut or a partial redaction leaves)."""
+    return {secret[i : i + n] for i in range(len(secret) - n + 1)}
+
+
+def traces(secret: str, texts: list[str], files: dict[str, bytes]) -> list[str]:
+    """Where ``secret``, or any 8-character piece of it, appears in ``texts`` and ``files``."""
+    found = [f"text {i}: {p!r}" for i, t in enumerate(texts) for p in pieces(secret) if p in t]
+    found += [
+        f"{name}: {p!r}" for name, b in files.items() for p in pieces(secret) if p.encode() in b
+    ]
+    return found
+
+
+def log_texts(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Every captured record's message, its unformatted ``msg`` and ``args``, and the
+    formatted log (with any exception text a record carries)."""
+    out = [caplog.text]
+    for r in caplog.records:
+        out += [r.getMessage(), str(r.msg), repr(r.args), str(r.exc_text or "")]
+    return out
+
+
+@pytest.mark.parametrize("kind", list(ALL_MODELS))
+def test_a_mid_stream_error_event_echoing_the_key_leaves_no_trace(
+    kind: str,
+    srv: ProviderServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stream that has delivered text fails with the provider's error event, whose
+    message quotes the API key (as a key-rejecting or logging proxy's may): the key, or
+    any 8 characters of it, must reach neither the exception (``str``, ``repr``,
+    traceback, causes), the ledger row, the file and its ``-wal``, nor the logs.
+
+    Two messages each: a short one, and one placing the key across the 2,000-character
+    cut of the ledger's error text (the row must hold ``[redacted]``, not a key's start).
+    """
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="srt")
+    quoted = {"message": ""}
+
+    def openai_error_event(responses: bool, seq: int) -> tuple[str | None, dict[str, Any]]:
+        # srt.testing's OpenAI error events carry a fixed text (``fault(message=)`` is
+        # read for Anthropic and Bedrock only): here they quote the fault's message too,
+        # in the shapes the OpenAI wire formats define.
+        if responses:
+            event = {"type": "error", "code": "server_error", "param": None}
+            return "error", {**event, "message": quoted["message"], "sequence_number": seq}
+        error = {"message": quoted["message"], "type": "server_error", "param": None}
+        return None, {"error": {**error, "code": None}}
+
+    monkeypatch.setattr(_openai, "error_event", openai_error_event)
+    path = str(tmp_path / "srt.db")
+    rt = srt.Runtime(path)
+    p = make(kind, srv.url)
+    s = rt.session(f"mid-stream-{kind}")
+    texts: list[str] = []
+
+    def fail_mid_stream(message: str) -> dict[str, Any]:
+        """Stream a reply that the error event quoting ``message`` cuts; its ledger row."""
+        quoted["message"] = message
+        srv.fault("*", "malformed_sse", count=1, variant="error_event", after=5, message=message)
+        s.append({"role": "user", "content": f"question {len(texts)}"})
+        stream = s.stream(p, model=ALL_MODELS[kind])
+        deltas: list[str] = []
+        with pytest.raises(srt.ProviderError) as info:
+            for delta in stream:
+                deltas.append(delta)
+        exc = info.value
+        row = s.calls()[-1]
+        assert srv.log[-1].fault == "malformed_sse:error_event"
+        assert deltas, "the error came before any text: not mid-stream"
+        # The event did quote the key, and srt replaced it (in the exception and the row).
+        assert "[redacted]" in str(exc)
+        assert row["status"] == "error" and "[redacted]" in row["error"]
+        texts.extend([str(exc), repr(exc), *texts_of(exc), row["error"], repr(row), repr(stream)])
+        return row
+
+    row = fail_mid_stream(f"Incorrect API key provided: {KEY}. Check the key you sent.")
+    # Again, with the key beginning 12 characters before the 2,000 the row's error keeps.
+    before = row["error"][: row["error"].index("Incorrect API key provided")]
+    row = fail_mid_stream("x" * (2000 - len(before) - 12) + KEY + " (the rest)")
+    assert len(row["error"]) == 2000  # cut where the key was
+    texts += [repr(c) for c in s.calls()] + [json.dumps(s.messages())]
+    p.close()
+    open_files = db_files(path)
+    rt.close()
+    closed_files = db_files(path)
+    texts += log_texts(caplog)
+    assert open_files.get("srt.db-wal"), "the WAL was not there to check"
+    files = {**open_files, **{f"{name} after close": b for name, b in closed_files.items()}}
+    assert traces(KEY, texts, files) == []
+
+
+# -- prompts are not logged; the redaction hook covers replies and tool calls ---------------
+
+
+def test_prompts_are_not_logged_by_default(
+    srv: ProviderServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With every logger at DEBUG and no redaction hook, a prompt (and the reply quoting
+    it) is sent, streamed, refused with a 400 and cut mid-stream through every wire
+    format: no log record holds it, in its message or its arguments."""
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="srt")
+    marker = "PROMPT-" + secrets.token_hex(6)  # 19 characters: the fake's reply quotes 20
+    # The capture does see srt's loggers at DEBUG (a record they made would be checked).
+    logging.getLogger("srt.providers.transport").debug("capture probe %s", "srt-probe")
+    with srt.Runtime(str(tmp_path / "srt.db")) as rt:
+        assert rt.redact is None
+        for kind, model in ALL_MODELS.items():
+            p = make(kind, srv.url)
+            s = rt.session(f"plain-{kind}")
+            s.append({"role": "user", "content": f"{marker} is in this prompt"})
+            assert marker in s.send(p, model=model).message["content"]
+            s.append({"role": "user", "content": f"{marker} again, streamed"})
+            assert marker in s.stream(p, model=model).text()
+            s.append({"role": "user", "content": f"{marker} refused"})
+            srv.fault("*", "status", count=1, code=400, message="bad request")
+            with pytest.raises(srt.ProviderError):
+                s.send(p, model=model)
+            srv.fault("*", "reset_after_events", count=1, n=3)
+            with pytest.raises(srt.ProviderError):
+                s.stream(p, model=model).text()
+            srv.clear()
+            assert marker in json.dumps(srv.log[-1].body)  # it was sent each time
+            p.close()
+        stored = json.dumps([rt.session(f"plain-{k}").messages() for k in ALL_MODELS])
+    assert stored.count(marker) >= 4 * 3  # no hook: the prompts and replies are stored
+    assert any(r.getMessage() == "capture probe srt-probe" for r in caplog.records)
+    logged = [t for t in log_texts(caplog) if marker in t]
+    assert logged == []
+
+
+def ask(s: srt.Session, p: Provider, how: str, **kw: Any) -> None:
+    """``s.send(p, ...)``, or ``s.stream(p, ...)`` read to its end."""
+    if how == "send":
+        s.send(p, **kw)
+    else:
+        s.stream(p, **kw).text()
+
+
+def test_the_redaction_hook_covers_replies_and_tool_calls(
+    srv: ProviderServer, tmp_path: Path
+) -> None:
+    """A reply whose text and tool-call arguments hold a pasted secret, sent and
+    streamed through every wire format: the runtime's hook scrubs it from what is
+    stored, so it is in neither the stored messages, the file nor its ``-wal``."""
+    path = str(tmp_path / "srt.db")
+    seen: list[str] = []
+
+    def scrub(text: str) -> str:
+        if PASTED in text:
+            seen.append(text)
+        return text.replace(PASTED, "[secret removed]")
+
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "remember",
+                "description": "Store a credential",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"token": {"type": "string"}, "note": {"type": "string"}},
+                },
+            },
+        }
+    ]
+    arguments = {"token": PASTED, "note": f"the user pasted {PASTED} here"}
+    with srt.Runtime(path, redact=scrub) as rt:
+        for kind, model in ALL_MODELS.items():
+            p = make(kind, srv.url)
+            for how in ("send", "stream"):
+                s = rt.session(f"reply-{kind}-{how}")
+                s.append({"role": "user", "content": "please keep my token"})
+                call = {"name": "remember", "arguments": arguments}
+                srv.script("*", [{"text": f"Keeping {PASTED} for you.", "tool_calls": [call]}])
+                ask(s, p, how, model=model, tools=tools)
+                assert PASTED in srv.log[-1].reply.text  # the provider did send it back
+                (stored_call,) = s.messages()[-1]["tool_calls"]
+                assert json.loads(stored_call["function"]["arguments"]) == {
+                    "token": "[secret removed]",
+                    "note": "the user pasted [secret removed] here",
+                }
+                s.append({"role": "tool", "tool_call_id": stored_call["id"], "content": "ok"})
+                srv.script("*", [f"Done: {PASTED} is kept."])
+                ask(s, p, how, model=model, tools=tools)
+                text = [m.get("content") for m in s.messages() if m["role"] == "assistant"]
+                assert text[0] and "Keeping [secret removed] for you." in json.dumps(text[0])
+                assert text[-1] == "Done: [secret removed] is kept.", (kind, how)
+            p.close()
+        stored = json.dumps([rt.session(i.name).messages() for i in rt.sessions()])
+        open_files = db_files(path)
+    closed_files = db_files(path)
+    assert len(seen) >= len(ALL_MODELS) * 2 * 3  # reply text, arguments, the final reply
+    assert PASTED not in stored
+    assert open_files.get("srt.db-wal"), "the WAL was not there to check"
+    assert occurrences(PASTED, open_files) == {}
+    assert occurrences(PASTED, closed_files) == {}
