@@ -25,6 +25,7 @@ import json
 import os
 import select
 import signal
+import threading
 import time
 import traceback
 import warnings
@@ -229,3 +230,62 @@ def test_one_runtime_used_across_fork_by_parent_and_child(
         capsys,
         tmp_path_factory.getbasetemp(),
     )
+
+
+def test_a_fork_while_another_thread_holds_the_writer_lock_leaves_the_child_free(
+    tmp_path: Path,
+) -> None:
+    """A thread of the parent holds the file's writer lock (it is inside an append) when
+    another thread forks. That lock stays held in the child, where no thread will release
+    it: the child now takes a lock of its own and writes at once (it waited the whole busy
+    timeout, 10 s, then failed with ``StoreBusyError``). The parent's writer goes on."""
+    path = str(tmp_path / "held.db")
+    rt = srt.Runtime(path)
+    rt.session("t").append(*turn("t0"))
+    lock = rt.store.db.lock
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:  # as a writer of the parent between BEGIN and COMMIT
+        with lock:
+            held.set()
+            release.wait()
+
+    statuses: list[int] = []
+    for n in range(3):
+        thread = threading.Thread(target=holder)
+        thread.start()
+        held.wait()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # (3.12+: fork with threads)
+            pid = os.fork()
+        if pid == 0:  # the child: the holder thread does not exist here
+            code = 1
+            try:
+                rt.session(f"c{n}").append(*turn(f"c{n}"), timeout=1.0)
+                rt.session("t").append(*turn(f"t-from-c{n}"), rebase=True, timeout=1.0)
+                code = 0
+            finally:
+                os._exit(code)
+        statuses.append(wait_child(pid))
+        release.set()
+        thread.join()
+        held.clear()
+        release.clear()
+        rt.session("t").append(*turn(f"t{n + 1}"), rebase=True)
+    rt.close()
+    assert statuses == [0, 0, 0]
+    with srt.Runtime(path) as fresh:
+        assert [turn_ids(fresh.session(f"c{n}").messages()) for n in range(3)] == [
+            [f"c{n}"] for n in range(3)
+        ]
+        assert turn_ids(fresh.session("t").messages()) == [
+            "t0",
+            "t-from-c0",
+            "t1",
+            "t-from-c1",
+            "t2",
+            "t-from-c2",
+            "t3",
+        ]
+        assert fresh.store.verify().ok
+    assert verify_store(path).ok

@@ -50,6 +50,18 @@ _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
 
+def _forget_locks() -> None:
+    """In a forked child: the writer locks start anew. A lock another thread of the
+    parent held at the fork stays held in the child, where no thread will release it."""
+    global _LOCKS_GUARD
+    _LOCKS.clear()
+    _LOCKS_GUARD = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_locks)
+
+
 def file_lock(path: str) -> threading.Lock:
     """The in-process writer lock of the file at ``path`` (one per file, shared)."""
     key = os.path.realpath(path) if path != ":memory:" else f":memory:{id(object())}"
@@ -108,6 +120,7 @@ class Database:
     def open(self) -> apsw.Connection:
         """A new connection to the file, keyed, checked and configured like every other
         (the caller closes it)."""
+        self._in_this_process()
         return connect(
             self.path,
             self.lock,
@@ -119,13 +132,20 @@ class Database:
             wal=self.wal,
         )
 
-    def connection(self) -> apsw.Connection:
-        """This thread's connection, opened (and the file migrated) on first use."""
+    def _in_this_process(self) -> None:
+        """In a forked child, the first time: forget the parent's connections (a child
+        must never use them) and take a writer lock and guard of its own (a thread of
+        the parent may have held them at the fork, and no thread would release them)."""
         if os.getpid() != self._pid:
-            # A forked child must never use its parent's connections.
             self._local = threading.local()
             self._conns = []
+            self._conns_guard = threading.Lock()
+            self.lock = file_lock(self.path)
             self._pid = os.getpid()
+
+    def connection(self) -> apsw.Connection:
+        """This thread's connection, opened (and the file migrated) on first use."""
+        self._in_this_process()
         conn: apsw.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self.open()
