@@ -47,7 +47,7 @@ import srt
 from rel_support.common import child_env, emit
 from srt.providers import Anthropic, Bedrock, OpenAI, Provider
 from srt.providers.transport import RetryPolicy, Timeouts, Transport
-from srt.testing import ProviderServer, _openai
+from srt.testing import ProviderServer
 
 KEY = "sk-CANARY-" + secrets.token_hex(16)
 PASTED = "CANARY-PASTED-" + secrets.token_hex(12)
@@ -321,7 +321,6 @@ def test_a_mid_stream_error_event_echoing_the_key_leaves_no_trace(
     srv: ProviderServer,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A stream that has delivered text fails with the provider's error event, whose
     message quotes the API key (as a key-rejecting or logging proxy's may): the key, or
@@ -333,19 +332,6 @@ def test_a_mid_stream_error_event_echoing_the_key_leaves_no_trace(
     """
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="srt")
-    quoted = {"message": ""}
-
-    def openai_error_event(responses: bool, seq: int) -> tuple[str | None, dict[str, Any]]:
-        # srt.testing's OpenAI error events carry a fixed text (``fault(message=)`` is
-        # read for Anthropic and Bedrock only): here they quote the fault's message too,
-        # in the shapes the OpenAI wire formats define.
-        if responses:
-            event = {"type": "error", "code": "server_error", "param": None}
-            return "error", {**event, "message": quoted["message"], "sequence_number": seq}
-        error = {"message": quoted["message"], "type": "server_error", "param": None}
-        return None, {"error": {**error, "code": None}}
-
-    monkeypatch.setattr(_openai, "error_event", openai_error_event)
     path = str(tmp_path / "srt.db")
     rt = srt.Runtime(path)
     p = make(kind, srv.url)
@@ -354,7 +340,6 @@ def test_a_mid_stream_error_event_echoing_the_key_leaves_no_trace(
 
     def fail_mid_stream(message: str) -> dict[str, Any]:
         """Stream a reply that the error event quoting ``message`` cuts; its ledger row."""
-        quoted["message"] = message
         srv.fault("*", "malformed_sse", count=1, variant="error_event", after=5, message=message)
         s.append({"role": "user", "content": f"question {len(texts)}"})
         stream = s.stream(p, model=ALL_MODELS[kind])

@@ -63,18 +63,20 @@ def error_body(err: ApiError) -> JSON:
     return {"error": {"message": err.message, "type": etype, "param": err.param, "code": code}}
 
 
-def error_event(responses: bool, seq: int) -> Event:
-    """A provider error event in the middle of a stream."""
+def error_event(responses: bool, seq: int, message: str | None = None) -> Event:
+    """A provider error event in the middle of a stream (``message``: its text, else
+    the API's own for a server error)."""
     if responses:
         data = {
             "type": "error",
             "code": "server_error",
-            "message": "The server had an error while processing your request.",
+            "message": message or "The server had an error while processing your request.",
             "param": None,
             "sequence_number": seq,
         }
         return ("error", data)
-    return (None, error_body(ApiError(500, "The server had an error processing your request.")))
+    text = message or "The server had an error processing your request."
+    return (None, error_body(ApiError(500, text)))
 
 
 def _type_name(v: Any) -> str:

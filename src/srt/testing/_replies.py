@@ -254,7 +254,7 @@ def build(
             out = Built(obj, obj["usage"], hdrs)
             if prep.stream:
                 events = fmt.encode_stream(fmt.encode_events(obj, request=body, chunks=chunks))
-                err = sse_event(*_openai.error_event(False, 0))
+                err = sse_event(*_openai.error_event(False, 0, kw.get("message")))
                 out.stream = StreamBody(SSE, events, ka, err, _BROKEN["chat"])
             return out
         rid = f"resp_{uuid.uuid4().hex}"
@@ -275,7 +275,7 @@ def build(
         out = Built(obj, obj["usage"], hdrs, response_id=rid, output=obj["output"])
         if prep.stream:
             events = fmt.encode_stream(fmt.encode_events(obj, request=body, chunks=chunks))
-            err = sse_event(*_openai.error_event(True, 1))
+            err = sse_event(*_openai.error_event(True, 1, kw.get("message")))
             out.stream = StreamBody(SSE, events, ka, err, _BROKEN["responses"])
         return out
     if provider == "anthropic":
