@@ -1,4 +1,4 @@
-"""A gateway worker killed mid-stream (a real process, SIGKILL).
+"""A gateway worker killed mid-stream (a real process, SIGKILL); upstream oddities.
 
 The client gets a clean error, the response is stored as ``incomplete`` with the text
 that had arrived (checkpointed while streaming), and another conversation is untouched.
@@ -12,7 +12,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -20,7 +22,8 @@ import pytest
 
 import srt
 import srt.gateway
-from gateway_support import UPSTREAM_KEY, config, free_port, serving
+from gateway_support import UPSTREAM_KEY, Harness, config, free_port, harness, serving
+from srt.gateway.records import Records
 from srt.testing import ProviderServer
 
 
@@ -251,3 +254,78 @@ def _assert_heap_tail_cut(db_path: str) -> None:
     finally:
         conn.close()
     assert used > 0 and size - used < page  # only the last page's end is left unused
+
+
+@pytest.fixture
+def gw(db_path: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+    with harness(db_path, monkeypatch) as h:
+        yield h
+
+
+def _stored(h: Harness) -> dict[str, str]:
+    """Every stored response's status, by id."""
+    records = Records(h.rt.store)
+    out = {}
+    for row in h.rt.store.list_objects("gw.response", "default", limit=1000):
+        found = records.get_response("default", row.key)
+        assert found is not None
+        out[row.key] = found[0]["response"]["status"]
+    return out
+
+
+def _ended(c: openai.OpenAI, rid: str) -> Any:
+    """The background response ``rid`` once its worker has ended it (a bound on the wait,
+    no time asserted: a response left in progress fails the test here)."""
+    deadline = time.monotonic() + 60
+    while True:
+        r = c.responses.retrieve(rid)
+        if r.status not in ("in_progress", "queued") or time.monotonic() > deadline:
+            return r
+        time.sleep(0.05)
+
+
+def _assert_openai_429(e: openai.APIStatusError) -> None:
+    assert e.status_code == 429 and e.code == "upstream_rate_limited"
+    err = e.response.json()["error"]
+    assert set(err) == {"message", "type", "param", "code"} and err["type"] == "rate_limit_error"
+    after = e.response.headers.get("retry-after")
+    assert after is None or (after.isdigit() and 1 <= int(after) <= 3600), after
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Retry-After": "inf"},
+        {"retry-after-ms": "1e400"},
+        {"Retry-After": "nan"},
+        {"Retry-After": "1e300"},
+    ],
+    ids=["retry-after-inf", "retry-after-ms-1e400", "retry-after-nan", "retry-after-1e300"],
+)
+def test_an_upstream_429_with_an_odd_retry_after_is_an_openai_429(
+    gw: Harness, headers: dict[str, str]
+) -> None:
+    """``Retry-After: inf`` (or ``retry-after-ms: 1e400``, NaN, 1e300) from the upstream:
+    the client gets the OpenAI-shaped 429 (with no retry-after, or one of at most an
+    hour), and no stored response is left in progress: plain, streamed and in the
+    background."""
+    c = gw.client()
+    gw.srv.fault("*", "status", count=None, code=429, headers=headers)  # every retry too
+    with pytest.raises(openai.RateLimitError) as plain:
+        c.responses.create(model="gpt-4o-mini", input="plain")
+    _assert_openai_429(plain.value)
+    with pytest.raises(openai.RateLimitError) as streamed:
+        c.responses.create(model="gpt-4o-mini", input="streamed", stream=True)
+    _assert_openai_429(streamed.value)
+    assert _stored(gw) == {}  # nothing was answered: nothing kept
+    bg = c.responses.create(model="gpt-4o-mini", input="in the background", background=True)
+    final = _ended(c, bg.id)
+    assert final.status == "failed"
+    assert final.error is not None and final.error.code == "upstream_rate_limited"
+    events = list(
+        c.responses.create(model="gpt-4o-mini", input="bg stream", background=True, stream=True)
+    )
+    assert events[0].type == "response.created" and events[-1].type == "response.failed"
+    rid = events[-1].response.id
+    assert c.responses.retrieve(rid).status == "failed"
+    assert _stored(gw) == {bg.id: "failed", rid: "failed"}
