@@ -38,14 +38,13 @@ from .config import Config, Route
 from .errors import ApiError, bad_request, from_exception, not_found
 from .events import Emit, Events
 from .params import CreateResponse
-from .records import Owner, Records, digest, new_id
+from .records import Owner, Records, digest, new_id, new_response, settle
 from .threads import Live, Threads, thread_name
 from .timing import UpstreamClock
 
 __all__ = ["Gateway", "digest"]
 
 
-_MAX_STOPS = frozenset({"length", "max_tokens", "max_output_tokens"})
 #: Seconds between checkpoints of a streaming response's partial output.
 CHECKPOINT_S = 0.5
 #: How long a cancel waits for the response's worker to stop it.
@@ -258,38 +257,6 @@ class Gateway:
             kw["window"] = WindowPolicy("cache_aware", max(1, budget))
         return kw
 
-    def _base_response(self, p: CreateResponse, rid: str, created: int) -> dict[str, Any]:
-        return {
-            "id": rid,
-            "object": "response",
-            "created_at": created,
-            "status": "in_progress",
-            "background": p.background,
-            "error": None,
-            "incomplete_details": None,
-            "instructions": p.instructions,
-            "max_output_tokens": p.max_output_tokens,
-            "max_tool_calls": None,
-            "model": p.model,
-            "output": [],
-            "parallel_tool_calls": p.parallel_tool_calls is not False,
-            "previous_response_id": p.previous_response_id,
-            "conversation": {"id": p.conversation} if p.conversation else None,
-            "prompt_cache_key": p.prompt_cache_key,
-            "reasoning": p.reasoning or {"effort": None, "summary": None},
-            "service_tier": p.service_tier or "default",
-            "store": p.store,
-            "temperature": p.temperature,
-            "text": p.text or {"format": {"type": "text"}},
-            "tool_choice": p.tool_choice or "auto",
-            "tools": p.tools,
-            "top_p": p.top_p,
-            "truncation": p.truncation,
-            "usage": None,
-            "user": p.user,
-            "metadata": p.metadata or {},
-        }
-
     def create(
         self,
         tenant: str,
@@ -330,7 +297,7 @@ class Gateway:
         bodies = staged + it.canonical_bodies(p.input, up_model, self.rt.redact)
         prefixes = it.chain(base_prefix, bodies, self.rt.store.hashing)
         out_parent = prefixes[-1] if prefixes else base_prefix
-        response = self._base_response(p, rid, created)
+        response = new_response(p, rid, created)
         record: dict[str, Any] = {
             "response": response,
             "thread": turn.live.name,
@@ -392,7 +359,7 @@ class Gateway:
                     break
                 if p.store and time.monotonic() - last > CHECKPOINT_S:
                     last = time.monotonic()
-                    partial = [self._partial_item(message_id, events.text)]
+                    partial = [it.partial_message(message_id, events.text)]
                     record["response"] = {**response, "output": partial}
                     self.records.put_response(tenant, record, s.head)
         except Exception as exc:  # the client has the stream: it gets response.failed
@@ -411,15 +378,6 @@ class Gateway:
         if not started:
             events.start(response)
         return self._finish(tenant, p, turn, record, st.reply, status, error, out_parent, events)
-
-    def _partial_item(self, message_id: str, text: str) -> dict[str, Any]:
-        return {
-            "type": "message",
-            "id": message_id,
-            "status": "incomplete",
-            "role": "assistant",
-            "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
-        }
 
     def _finish(
         self,
@@ -446,7 +404,7 @@ class Gateway:
                         item["status"] = "incomplete"
         response["output"] = output
         if not turn.committed:
-            self._settle(record, reply, status, error, kept, len(s))
+            settle(record, reply, status, error, kept, len(s))
             if p.store:
                 self.records.put_response(tenant, record, s.head)
                 conv = self._rerooted(turn)
@@ -455,31 +413,6 @@ class Gateway:
         if events is not None:
             events.finish(response)
         return {**response, "output_text": it.output_text(output)}
-
-    def _settle(
-        self,
-        record: dict[str, Any],
-        reply: Reply | None,
-        status: str,
-        error: ApiError | None,
-        kept: bool,
-        depth: int,
-    ) -> None:
-        """The record's final fields, its output aside, once the reply is in."""
-        response: dict[str, Any] = record["response"]
-        if reply is not None:
-            if status == "completed" and kept:
-                record["output_from"] = 1  # the stored reply: rendered again when read
-            if status == "completed" and reply.stop_reason in _MAX_STOPS:
-                status = "incomplete"
-                response["incomplete_details"] = {"reason": "max_output_tokens"}
-            response["usage"] = it.usage_json(reply.usage)
-        response["status"] = status
-        if error is not None:
-            response["error"] = {"code": error.code or "server_error", "message": error.message}
-        response["completed_at"] = int(time.time())
-        record["depth"] = depth
-        record.pop("owner", None)
 
     @staticmethod
     def _rerooted(turn: Turn) -> dict[str, Any] | None:
@@ -497,7 +430,7 @@ class Gateway:
         its reply) and a re-rooted conversation; ``_finish`` then writes nothing."""
 
         def objects(reply: Reply, depth: int) -> list[ObjectPut]:
-            self._settle(record, reply, "completed", None, True, depth)
+            settle(record, reply, "completed", None, True, depth)
             puts = [self.records.response_object(tenant, record)]
             conv = self._rerooted(turn)
             if conv is not None:
