@@ -279,6 +279,19 @@ def test_background_and_cancel(gw: Harness) -> None:
         c.responses.cancel(c.responses.create(model="gpt-4o-mini", input="x").id)
 
 
+def test_a_streamed_background_response_runs_once(gw: Harness) -> None:
+    """``background`` with ``stream``: one upstream request and one ledger row, and
+    the stream carries every event of that one run, from ``response.created`` on."""
+    c = gw.client()
+    events = list(c.responses.create(model="gpt-4o-mini", input="hi", background=True, stream=True))
+    assert events[0].type == "response.created" and events[-1].type == "response.completed"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    final = events[-1].response
+    assert final.background and final.output_text.startswith("reply 1 to hi")
+    assert gw.srv.requests.total() == 1 and gw.rt.usage().requests == 1
+    assert c.responses.retrieve(final.id).output_text == final.output_text
+
+
 def test_truncation_disabled_and_auto(db_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     with harness(db_path, monkeypatch, window=600) as h:
         c = h.client()

@@ -222,31 +222,43 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
         out = gw.create(tenant, p, None, rid)
         return out, gw.upstream.seconds()
 
+    def _background(tenant: str, rid: str, found: Any) -> dict[str, Any]:
+        """A background response as it is now; one gone already (its worker could not
+        store how it ended, so it removed it) as it was seen stored."""
+        try:
+            return gw.get(tenant, rid)
+        except ApiError as exc:
+            if exc.status != 404 or found is None:
+                raise
+            return {**found[0]["response"], "output_text": ""}
+
     async def create_response(request: Request) -> Response:
         tenant = await st.tenant(request)
         body = await _body(request, config.max_body_bytes)
         p = parse_create(body, st.max_items(tenant))
         rid = new_id("resp")
+        seen: list[Any] = []  # a background response's events taken while waiting for it
         if p.background:
             queue = _stream(tenant, p, rid, True)
-            while True:
+            found = None
+            while found is None and _DONE not in seen:
                 found = await st.run(gw.records.get_response, tenant, rid)
-                if found is not None:
-                    break
-                with contextlib.suppress(asyncio.TimeoutError):
-                    first = await asyncio.wait_for(queue.get(), 0.01)
-                    if isinstance(first, BaseException):
-                        raise first
-                    if first is _DONE:
-                        break
+                if found is None:
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        item = await asyncio.wait_for(queue.get(), 0.01)
+                        if isinstance(item, BaseException):
+                            raise item
+                        seen.append(item)
             if not p.stream:
-                return _json(await st.run(gw.get, tenant, rid))
-        if not p.stream:
+                return _json(await st.run(_background, tenant, rid, found))
+        elif not p.stream:
             out, upstream_s = await st.run(_create, tenant, p, rid)
             setattr(request.state, UPSTREAM_KEY, upstream_s)  # for the Server-Timing header
             return _json(out)
-        queue = _stream(tenant, p, rid, p.background)
-        first = await queue.get()
+        else:
+            queue = _stream(tenant, p, rid, False)
+        # the one run of the response streams it (a background one: where it started)
+        first = seen.pop(0) if seen else await queue.get()
         if isinstance(first, BaseException):
             raise first
 
@@ -261,7 +273,7 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
                         yield encode("error", {"type": "error", **err.body()["error"]})
                         return
                     yield item
-                    item = await queue.get()
+                    item = seen.pop(0) if seen else await queue.get()
             finally:
                 if item is not _DONE and not p.background:
                     event = gw.cancels.get(rid)
