@@ -36,6 +36,15 @@ class Events:
         self._index = 0
         self._text: list[str] = []
 
+    @property
+    def started(self) -> bool:
+        """Whether ``response.created`` went out (the client has a stream to end)."""
+        return self.seq > 0
+
+    def fail(self, response: dict[str, Any]) -> None:
+        """End a stream cut short by an unexpected error: only ``response.failed``."""
+        self._add("response.failed", response=response)
+
     def _add(self, kind: str, **data: Any) -> None:
         self._emit(kind, {"type": kind, "sequence_number": self.seq, **data})
         self.seq += 1

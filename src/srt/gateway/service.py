@@ -16,6 +16,7 @@ stored messages).
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -44,6 +45,7 @@ from .timing import UpstreamClock
 
 __all__ = ["Gateway", "digest"]
 
+log = logging.getLogger("srt.gateway")
 
 #: Seconds between checkpoints of a streaming response's partial output.
 CHECKPOINT_S = 0.5
@@ -64,6 +66,10 @@ class Turn:
     reroot: bool
     fork: bool = False  # the session was made for this response from an older one
     committed: bool = False  # the response record was written in the turn's commit
+    record: dict[str, Any] | None = None  # the response's record, once made
+    stored: bool = False  # the record was stored in progress (a streamed response)
+    settled: bool = False  # ... and its end was stored (or it was removed)
+    events: Events | None = None  # a streamed (or background) response's events
 
 
 class Gateway:
@@ -272,6 +278,16 @@ class Gateway:
         turn = self._turn(tenant, p, rid)
         try:
             return self._run(tenant, p, turn, rid, created, provider, up_model, kw, emit)
+        except Exception as exc:
+            error = from_exception(exc)
+            if error is not exc and error.status >= 500:
+                log.error("response %s failed", rid, exc_info=exc)
+            failed = self._abandon(tenant, p, turn, rid, error)
+            if failed is not None:
+                return failed
+            if error is exc:
+                raise
+            raise error from exc  # typed: the app answers it as it is (logged here)
         finally:
             if turn.fork:
                 self._drop_fork(turn.live)
@@ -338,14 +354,16 @@ class Gateway:
             tenant, p, turn, rid, created, up_model, emit is None
         )
         response = record["response"]
+        turn.record = record
         message_id = it.item_id("message", out_parent, 0)
         if emit is None:
             reply = s.send(provider, **call, **kw)
             return self._finish(tenant, p, turn, record, reply, "completed", None, out_parent, None)
-        events = Events(emit)
+        events = turn.events = Events(emit)
         cancel = self.cancels.setdefault(rid, threading.Event())
         if p.store:
             self.records.put_response(tenant, record, s.head)
+            turn.stored = True
         status, error, started = "completed", None, False
         st = s.stream(provider, **call, **kw)
         try:
@@ -374,6 +392,7 @@ class Gateway:
         if not started and error is not None and not p.background:
             if p.store:
                 self.records.delete_response(tenant, rid)
+            turn.settled = True
             raise error  # nothing streamed yet: an ordinary HTTP error
         if not started:
             events.start(response)
@@ -407,12 +426,64 @@ class Gateway:
             settle(record, reply, status, error, kept, len(s))
             if p.store:
                 self.records.put_response(tenant, record, s.head)
+                turn.settled = True
                 conv = self._rerooted(turn)
                 if conv is not None:
                     self.records.put_conversation(tenant, conv)
+        turn.settled = True
         if events is not None:
             events.finish(response)
         return {**response, "output_text": it.output_text(output)}
+
+    def _abandon(
+        self, tenant: str, p: CreateResponse, turn: Turn, rid: str, error: ApiError
+    ) -> dict[str, Any] | None:
+        """After an exception in a turn: a response stored in progress ends ``failed``
+        (``_store_failed``) and a started stream with ``response.failed``, returned; None:
+        the caller raises (with nothing streamed, no record stays, as in ``_run``)."""
+        record, events = turn.record, turn.events
+        if record is None or turn.settled:
+            return None
+        turn.settled = True
+        started = events is not None and events.started
+        if not started and not p.background:
+            if turn.stored:
+                self._remove(tenant, rid)
+            return None
+        response: dict[str, Any] = record["response"]
+        settle(record, None, "failed", error, False, len(turn.session))
+        record.pop("output_from", None)  # a reply the turn did not store
+        for item in response.get("output") or []:
+            if item.get("type") != "reasoning":
+                item["status"] = "incomplete"
+        if turn.stored:
+            self._store_failed(tenant, turn, record, rid)
+        if events is None or not started:
+            return None
+        try:
+            events.fail(response)
+        except Exception:
+            return None
+        return {**response, "output_text": it.output_text(response.get("output") or [])}
+
+    def _store_failed(self, tenant: str, turn: Turn, record: dict[str, Any], rid: str) -> None:
+        """Store a failed response as it is, else without its output (text the store
+        refused), else remove it: never left in progress."""
+        outputs: list[Any] = [record["response"].get("output") or [], []]
+        for output in outputs:
+            record["response"]["output"] = output
+            try:
+                self.records.put_response(tenant, record, turn.session.head)
+                return
+            except Exception:
+                log.warning("response %s: storing its failure failed", rid, exc_info=True)
+        self._remove(tenant, rid)
+
+    def _remove(self, tenant: str, rid: str) -> None:
+        try:
+            self.records.delete_response(tenant, rid)
+        except Exception:  # the store refuses every write: its owner's end marks it
+            log.error("response %s could not be removed", rid, exc_info=True)
 
     @staticmethod
     def _rerooted(turn: Turn) -> dict[str, Any] | None:
