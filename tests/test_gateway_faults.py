@@ -435,3 +435,23 @@ def _ended_or_gone(c: openai.OpenAI, rid: str) -> Any:
         return _ended(c, rid)
     except openai.NotFoundError:
         return None
+
+
+def test_an_upstream_error_text_with_a_lone_surrogate_is_passed_on_replaced(gw: Harness) -> None:
+    """An upstream's error message holding a lone surrogate (JSON can spell one, UTF-8
+    cannot hold it): the client gets the usual OpenAI-shaped 400 or 502, plain and
+    streamed, with U+FFFD in its place, not a bare 500."""
+    c = gw.client()
+    body = '{"error": {"message": "bad \\ud800 input"}}'
+    cases = ((400, 400, "upstream_invalid_request"), (500, 502, "upstream_error"))
+    for code, status, kind in cases:
+        gw.srv.fault("*", "status", count=None, code=code, body=body)  # every retry too
+        for stream in (False, True):
+            with pytest.raises(openai.APIStatusError) as e:
+                c.responses.create(model="gpt-4o-mini", input="x", stream=stream)
+            assert e.value.status_code == status and e.value.code == kind
+            err = e.value.response.json()["error"]
+            assert set(err) == {"message", "type", "param", "code"}
+            assert "bad \ufffd input" in err["message"]
+        gw.srv.clear()
+    assert _stored(gw) == {}

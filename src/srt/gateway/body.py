@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from .errors import ApiError, bad_request
+from .errors import LONE_SURROGATE, ApiError, bad_request
 
 __all__ = ["MAX_DEPTH", "parse_json"]
 
@@ -28,7 +28,6 @@ def _not_json(constant: str) -> Any:
 #: Python's JSON parser or encoder would run out of stack.
 MAX_DEPTH = 64
 _WS = re.compile(r"[ \t\n\r]*")  # JSON's whitespace (it always matches)
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _invalid_json() -> ApiError:
@@ -86,11 +85,11 @@ def _check_tree(body: dict[str, Any]) -> None:
             raise _too_deep(_path(where, top=True))
         pairs = value.items() if type(value) is dict else enumerate(value)
         for k, v in pairs:
-            if type(k) is str and not k.isascii() and _LONE_SURROGATE.search(k):
+            if type(k) is str and not k.isascii() and LONE_SURROGATE.search(k):
                 raise _surrogate(_path((where, k)), key=True)
             t = type(v)
             if t is str:
-                if not v.isascii() and _LONE_SURROGATE.search(v):
+                if not v.isascii() and LONE_SURROGATE.search(v):
                     raise _surrogate(_path((where, k)), key=False)
             elif t is dict or t is list:
                 stack.append((v, depth + 1, (where, k)))

@@ -33,7 +33,14 @@ from ..errors import (
     StreamInterruptedError,
 )
 
-__all__ = ["ApiError", "bad_request", "from_exception", "not_found"]
+__all__ = [
+    "LONE_SURROGATE",
+    "ApiError",
+    "bad_request",
+    "clean_text",
+    "from_exception",
+    "not_found",
+]
 
 _TYPES = {
     400: "invalid_request_error",
@@ -48,6 +55,8 @@ _TYPES = {
     429: "rate_limit_error",
 }
 _OVERFLOW = re.compile(r"context.length|too long|maximum context|prompt is too long", re.I)
+#: Half of a UTF-16 pair: JSON can spell one (an upstream's error text too), UTF-8 not.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 #: The longest wait an upstream's ``Retry-After`` is passed on as (an hour); a longer one
 #: is cut to this, and one that is not a finite number of seconds is dropped.
 MAX_RETRY_AFTER_S = 3600
@@ -66,6 +75,7 @@ class ApiError(Exception):
         code: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
+        message = clean_text(message)
         super().__init__(message)
         self.status = status
         self.message = message
@@ -86,6 +96,11 @@ class ApiError(Exception):
 
     def json(self) -> bytes:
         return json.dumps(self.body(), ensure_ascii=False).encode("utf-8")
+
+
+def clean_text(value: str) -> str:
+    """``value`` with each lone surrogate as U+FFFD, so it can be encoded and sent."""
+    return value if value.isascii() else LONE_SURROGATE.sub("\ufffd", value)
 
 
 def bad_request(message: str, param: str | None = None, code: str | None = None) -> ApiError:

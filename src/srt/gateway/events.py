@@ -15,15 +15,20 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from .errors import clean_text
+
 __all__ = ["Emit", "Events", "encode"]
 
 Emit = Callable[[str, dict[str, Any]], None]
 
 
 def encode(kind: str, data: dict[str, Any]) -> bytes:
-    """One server-sent event."""
+    """One server-sent event (a lone surrogate of an upstream's text as U+FFFD)."""
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return f"event: {kind}\ndata: {payload}\n\n".encode()
+    try:
+        return f"event: {kind}\ndata: {payload}\n\n".encode()
+    except UnicodeEncodeError:
+        return f"event: {kind}\ndata: {clean_text(payload)}\n\n".encode()
 
 
 class Events:
