@@ -104,7 +104,8 @@ def _path(where: Any, *, top: bool = False) -> str:
         parts.append(f"[{k}]" if isinstance(k, int) else "." + _printable(k))
     if top:
         del parts[:-1]
-    return "".join(reversed(parts)).lstrip(".")
+    path = "".join(reversed(parts))
+    return path[1:]  # the body's member has no "." before it (its own leading dots stay)
 
 
 def _surrogate(param: str, *, key: bool) -> ApiError:
