@@ -250,12 +250,14 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
             found = None
             while found is None and _DONE not in seen:
                 found = await st.run(gw.records.get_response, tenant, rid)
-                if found is None:
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        item = await asyncio.wait_for(queue.get(), 0.01)
-                        if isinstance(item, BaseException):
-                            raise item
-                        seen.append(item)
+                if found is not None:
+                    break
+                with contextlib.suppress(asyncio.TimeoutError):
+                    seen.append(await asyncio.wait_for(queue.get(), 0.01))
+                if seen and isinstance(seen[-1], BaseException):  # its run failed: kept,
+                    found = await st.run(gw.records.get_response, tenant, rid)
+                    if found is None:  # ... or not, and the error is the answer
+                        raise seen[-1]
             if not p.stream:
                 return _json(await st.run(_background, tenant, rid, found, ended))
         elif not p.stream:
