@@ -289,7 +289,9 @@ class Gateway:
                 raise
             raise error from exc  # typed: the app answers it as it is (logged here)
         finally:
-            if turn.fork:
+            # a session made for this turn goes with it if it is a fork, or if it holds
+            # nothing (the turn failed, or kept nothing): ``_continue`` makes it again
+            if turn.fork or (turn.live.name == thread_name(tenant, rid) and not len(turn.session)):
                 self._drop_fork(turn.live)
             self.threads.release(turn.live)
             self.cancels.pop(rid, None)
