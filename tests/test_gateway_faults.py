@@ -1,4 +1,4 @@
-"""A gateway worker killed mid-stream (a real process, SIGKILL).
+"""A gateway worker killed mid-stream (a real process, SIGKILL); upstream oddities.
 
 The client gets a clean error, the response is stored as ``incomplete`` with the text
 that had arrived (checkpointed while streaming), and another conversation is untouched.
@@ -12,7 +12,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -20,7 +22,8 @@ import pytest
 
 import srt
 import srt.gateway
-from gateway_support import UPSTREAM_KEY, config, free_port, serving
+from gateway_support import UPSTREAM_KEY, Harness, config, free_port, harness, serving
+from srt.gateway.records import Records
 from srt.testing import ProviderServer
 
 
@@ -42,7 +45,7 @@ def _start(cfg: Path, db: str, port: int) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
@@ -251,3 +254,204 @@ def _assert_heap_tail_cut(db_path: str) -> None:
     finally:
         conn.close()
     assert used > 0 and size - used < page  # only the last page's end is left unused
+
+
+@pytest.fixture
+def gw(db_path: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+    with harness(db_path, monkeypatch) as h:
+        yield h
+
+
+def _stored(h: Harness) -> dict[str, str]:
+    """Every stored response's status, by id."""
+    records = Records(h.rt.store)
+    out = {}
+    for row in h.rt.store.list_objects("gw.response", "default", limit=1000):
+        found = records.get_response("default", row.key)
+        assert found is not None
+        out[row.key] = found[0]["response"]["status"]
+    return out
+
+
+def _ended(c: openai.OpenAI, rid: str) -> Any:
+    """The background response ``rid`` once its worker has ended it (a bound on the wait,
+    no time asserted: a response left in progress fails the test after it; four reads a
+    second stay under the gateway's 600 requests a minute)."""
+    deadline = time.monotonic() + 30
+    while True:
+        r = c.responses.retrieve(rid)
+        if r.status not in ("in_progress", "queued") or time.monotonic() > deadline:
+            return r
+        time.sleep(0.25)
+
+
+def _assert_openai_429(e: openai.APIStatusError) -> None:
+    assert e.status_code == 429 and e.code == "upstream_rate_limited"
+    err = e.response.json()["error"]
+    assert set(err) == {"message", "type", "param", "code"} and err["type"] == "rate_limit_error"
+    after = e.response.headers.get("retry-after")
+    assert after is None or (after.isdigit() and 1 <= int(after) <= 3600), after
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Retry-After": "inf"},
+        {"retry-after-ms": "1e400"},
+        {"Retry-After": "nan"},
+        {"Retry-After": "1e300"},
+    ],
+    ids=["retry-after-inf", "retry-after-ms-1e400", "retry-after-nan", "retry-after-1e300"],
+)
+def test_an_upstream_429_with_an_odd_retry_after_is_an_openai_429(
+    gw: Harness, headers: dict[str, str]
+) -> None:
+    """``Retry-After: inf`` (or ``retry-after-ms: 1e400``, NaN, 1e300) from the upstream:
+    the client gets the OpenAI-shaped 429 (with no retry-after, or one of at most an
+    hour), and no stored response is left in progress: plain, streamed and in the
+    background."""
+    c = gw.client()
+    gw.srv.fault("*", "status", count=None, code=429, headers=headers)  # every retry too
+    with pytest.raises(openai.RateLimitError) as plain:
+        c.responses.create(model="gpt-4o-mini", input="plain")
+    _assert_openai_429(plain.value)
+    with pytest.raises(openai.RateLimitError) as streamed:
+        c.responses.create(model="gpt-4o-mini", input="streamed", stream=True)
+    _assert_openai_429(streamed.value)
+    assert _stored(gw) == {}  # nothing was answered: nothing kept
+    bg = c.responses.create(model="gpt-4o-mini", input="in the background", background=True)
+    final = _ended(c, bg.id)
+    assert final.status == "failed"
+    assert final.error is not None and final.error.code == "upstream_rate_limited"
+    events = list(
+        c.responses.create(model="gpt-4o-mini", input="bg stream", background=True, stream=True)
+    )
+    assert events[0].type == "response.created" and events[-1].type == "response.failed"
+    rid = events[-1].response.id
+    assert c.responses.retrieve(rid).status == "failed"
+    assert _stored(gw) == {bg.id: "failed", rid: "failed"}
+
+
+class _Injected(RuntimeError):
+    pass
+
+
+def test_an_exception_in_the_finish_path_ends_the_response_failed(
+    gw: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected exception where a turn renders its reply (``items_of``, in
+    ``Gateway._finish``): a streamed or background response ends ``failed`` with an
+    OpenAI-shaped error, the streamed client gets ``response.failed``; a plain request
+    (its response committed with its reply) gets an OpenAI-shaped 500. No response stays
+    in progress."""
+    import srt.gateway.items as items
+
+    real = items.items_of
+    armed = [True]
+
+    def items_of(*args: Any, **kw: Any) -> Any:
+        if armed[0]:
+            raise _Injected("injected")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(items, "items_of", items_of)
+    c = gw.client()
+    events = list(c.responses.create(model="gpt-4o-mini", input="streamed", stream=True))
+    assert events[0].type == "response.created" and events[-1].type == "response.failed"
+    failed = events[-1].response
+    assert failed.status == "failed" and failed.error is not None
+    assert failed.error.code == "server_error" and "injected" not in failed.error.message
+    bg = c.responses.create(model="gpt-4o-mini", input="in the background", background=True)
+    bg_events = list(
+        c.responses.create(model="gpt-4o-mini", input="bg stream", background=True, stream=True)
+    )
+    assert bg_events[-1].type == "response.failed"
+    with pytest.raises(openai.InternalServerError) as plain:
+        c.responses.create(model="gpt-4o-mini", input="plain")
+    assert set(plain.value.response.json()["error"]) == {"message", "type", "param", "code"}
+    ended = _ended(c, bg.id)
+    armed[0] = False
+    for rid in (failed.id, bg.id, bg_events[-1].response.id):
+        stored = c.responses.retrieve(rid)
+        assert stored.status == "failed" and stored.error is not None, rid
+        assert stored.error.code == "server_error"
+    assert ended.status == "failed"
+    statuses = _stored(gw)
+    assert "in_progress" not in statuses.values()
+    assert sorted(statuses.values()) == ["completed", "failed", "failed", "failed"]
+
+
+def test_an_exception_before_the_first_event_leaves_no_response_in_progress(
+    gw: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected exception before a stream's first event (``Events.start``): the
+    streamed request is an OpenAI-shaped 500 and keeps no response; a background one
+    ends ``failed``."""
+    from srt.gateway.events import Events
+
+    def start(self: Events, response: dict[str, Any]) -> None:
+        raise _Injected("injected")
+
+    monkeypatch.setattr(Events, "start", start)
+    c = gw.client()
+    with pytest.raises(openai.InternalServerError) as streamed:
+        c.responses.create(model="gpt-4o-mini", input="streamed", stream=True)
+    assert set(streamed.value.response.json()["error"]) == {"message", "type", "param", "code"}
+    assert _stored(gw) == {}
+    bg = c.responses.create(model="gpt-4o-mini", input="in the background", background=True)
+    final = _ended(c, bg.id)
+    assert final.status == "failed" and final.error is not None
+    assert final.error.code == "server_error"
+    assert _stored(gw) == {bg.id: "failed"}
+
+
+def test_a_final_write_that_fails_removes_the_response(
+    gw: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store refuses a streamed response's final write (and the failed record after
+    it): the response in progress is removed rather than left ``in_progress``."""
+    real = Records.put_response
+
+    def put_response(self: Records, tenant: str, rec: dict[str, Any], node: Any) -> None:
+        if rec["response"]["status"] != "in_progress":
+            raise _Injected("the store refused the write")
+        real(self, tenant, rec, node)
+
+    monkeypatch.setattr(Records, "put_response", put_response)
+    c = gw.client()
+    events = list(c.responses.create(model="gpt-4o-mini", input="streamed", stream=True))
+    assert events[0].type == "response.created" and events[-1].type == "response.failed"
+    bg = c.responses.create(model="gpt-4o-mini", input="in the background", background=True)
+    assert _ended_or_gone(c, bg.id) is None
+    monkeypatch.undo()
+    with pytest.raises(openai.NotFoundError):
+        c.responses.retrieve(events[-1].response.id)
+    assert _stored(gw) == {}
+
+
+def _ended_or_gone(c: openai.OpenAI, rid: str) -> Any:
+    """``_ended``, or None once the response is gone."""
+    try:
+        return _ended(c, rid)
+    except openai.NotFoundError:
+        return None
+
+
+def test_an_upstream_error_text_with_a_lone_surrogate_is_passed_on_replaced(gw: Harness) -> None:
+    """An upstream's error message holding a lone surrogate (JSON can spell one, UTF-8
+    cannot hold it): the client gets the usual OpenAI-shaped 400 or 502, plain and
+    streamed, with U+FFFD in its place, not a bare 500."""
+    c = gw.client()
+    body = '{"error": {"message": "bad \\ud800 input"}}'
+    cases = ((400, 400, "upstream_invalid_request"), (500, 502, "upstream_error"))
+    for code, status, kind in cases:
+        gw.srv.fault("*", "status", count=None, code=code, body=body)  # every retry too
+        for stream in (False, True):
+            with pytest.raises(openai.APIStatusError) as e:
+                c.responses.create(model="gpt-4o-mini", input="x", stream=stream)
+            assert e.value.status_code == status and e.value.code == kind
+            err = e.value.response.json()["error"]
+            assert set(err) == {"message", "type", "param", "code"}
+            assert "bad \ufffd input" in err["message"]
+        gw.srv.clear()
+    assert _stored(gw) == {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -178,6 +179,32 @@ def test_store_false_keeps_nothing(gw: Harness) -> None:
     assert gw.rt.usage().requests == 1  # the ledger still has the call
 
 
+def test_a_turn_that_keeps_nothing_leaves_no_session(gw: Harness) -> None:
+    """A failed turn (an upstream error, plain, streamed or in the background) and a
+    ``store: false`` one leave no session behind; a failed background response can
+    still be continued (its session is made again)."""
+    c = gw.client()
+    for stream in (False, True):
+        gw.srv.fault("*", "status", code=400, message="no")
+        with pytest.raises(openai.BadRequestError):
+            c.responses.create(model="gpt-4o-mini", input="fails", stream=stream)
+        assert c.responses.create(model="gpt-4o-mini", input="x", store=False, stream=False)
+        events = list(c.responses.create(model="gpt-4o-mini", input="y", store=False, stream=True))
+        assert events[-1].type == "response.completed"
+    gw.srv.fault("*", "status", code=400, message="no")
+    bg = c.responses.create(model="gpt-4o-mini", input="fails later", background=True)
+    for _ in range(100):  # it ends at once (the upstream said no): a bound, no time asserted
+        if bg.status not in ("queued", "in_progress"):
+            break
+        time.sleep(0.1)
+        bg = c.responses.retrieve(bg.id)
+    assert bg.status == "failed"
+    assert gw.rt.sessions() == []
+    again = c.responses.create(model="gpt-4o-mini", input="once more", previous_response_id=bg.id)
+    assert again.status == "completed"
+    assert [s.name for s in gw.rt.sessions()] == [f"gw/default/{bg.id}"]
+
+
 def test_delete(gw: Harness) -> None:
     c = gw.client()
     r = c.responses.create(model="gpt-4o-mini", input="hi")
@@ -279,6 +306,19 @@ def test_background_and_cancel(gw: Harness) -> None:
         c.responses.cancel(c.responses.create(model="gpt-4o-mini", input="x").id)
 
 
+def test_a_streamed_background_response_runs_once(gw: Harness) -> None:
+    """``background`` with ``stream``: one upstream request and one ledger row, and
+    the stream carries every event of that one run, from ``response.created`` on."""
+    c = gw.client()
+    events = list(c.responses.create(model="gpt-4o-mini", input="hi", background=True, stream=True))
+    assert events[0].type == "response.created" and events[-1].type == "response.completed"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    final = events[-1].response
+    assert final.background and final.output_text.startswith("reply 1 to hi")
+    assert gw.srv.requests.total() == 1 and gw.rt.usage().requests == 1
+    assert c.responses.retrieve(final.id).output_text == final.output_text
+
+
 def test_truncation_disabled_and_auto(db_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     with harness(db_path, monkeypatch, window=600) as h:
         c = h.client()
@@ -308,8 +348,6 @@ def test_expired_responses_are_gone(db_path: str, monkeypatch: pytest.MonkeyPatc
         c = h.client()
         r = c.responses.create(model="gpt-4o-mini", input="short-lived")
         assert c.responses.retrieve(r.id).id == r.id
-        import time
-
         time.sleep(2.5)
         with pytest.raises(openai.NotFoundError):
             c.responses.retrieve(r.id)

@@ -9,10 +9,11 @@ from collections.abc import Iterator
 import httpx
 import openai
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from gateway_support import UPSTREAM_KEY, Harness, dump, harness
+from gateway_support import UPSTREAM_KEY, Harness, count, dump, harness
+from srt.gateway.body import MAX_DEPTH
 from srt.gateway.config import Config, ConfigError
 from srt.gateway.records import Records
 
@@ -201,3 +202,207 @@ def test_random_bodies_get_a_response_or_an_openai_error(gw: Harness) -> None:
 
     check()
     assert seen.get(400, 0) > 0
+
+
+@pytest.fixture
+def roomy(db_path: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+    """The gateway with room for a body nested 100,000 levels deep (500 kB)."""
+    with harness(db_path, monkeypatch, open=False, max_body_bytes=1_000_000) as h:
+        yield h
+
+
+#: A string with one lone surrogate (Unicode category Cs) in it. Hypothesis's other
+#: text has none, so no neighbour can pair with it; ``json.dumps`` spells it ``\udXXX``.
+_LONE = st.tuples(st.text(max_size=6), st.characters(categories=["Cs"]), st.text(max_size=6)).map(
+    "".join
+)
+_ROUTES = [
+    "/responses",
+    "/conversations",
+    "/conversations/{cid}",
+    "/conversations/{cid}/items",
+    "/chat/completions",
+]
+
+
+def _where(key: str | int) -> str:
+    """A path segment as the gateway names it (a key's lone surrogates as ``\\udXXX``)."""
+    if isinstance(key, int):
+        return f"[{key}]"
+    return "." + key.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _plant(data: st.DataObject, value: object, bad: str, path: str) -> tuple[object, str]:
+    """``value`` with ``bad`` put at a drawn place in it (a string, or a key), and the
+    path of that place."""
+    if isinstance(value, dict) and value and data.draw(st.booleans()):
+        key = data.draw(st.sampled_from(sorted(value)))
+        if data.draw(st.booleans()):
+            inner, where = _plant(data, value[key], bad, path + _where(key))
+            return {**value, key: inner}, where
+        return {(bad if k == key else k): v for k, v in value.items()}, path + _where(bad)
+    if isinstance(value, list) and value and data.draw(st.booleans()):
+        i = data.draw(st.integers(0, len(value) - 1))
+        inner, where = _plant(data, value[i], bad, path + _where(i))
+        return [*value[:i], inner, *value[i + 1 :]], where
+    return bad, path
+
+
+class _Unchanged:
+    """What the store and the upstream hold, to compare after a refused request."""
+
+    def __init__(self, gw: Harness) -> None:
+        self.gw = gw
+        self.before = self.now()
+
+    def now(self) -> tuple[object, ...]:
+        path = self.gw.rt.path
+        sessions = [s.name for s in self.gw.rt.sessions()]
+        tables = (count(path, t) for t in ("objects", "calls", "messages"))
+        return (sessions, *tables, self.gw.srv.requests.total())
+
+    def check(self) -> None:
+        assert self.now() == self.before
+
+
+def _refused(resp: httpx.Response, param: str | None, code: str) -> None:
+    assert resp.status_code == 400, resp.text
+    assert _is_openai_error(resp)
+    err = resp.json()["error"]
+    assert err["type"] == "invalid_request_error" and err["code"] == code
+    assert err["param"] == param, err
+
+
+def _strict(body: object) -> bytes:
+    """``body`` as JSON; an example with an infinity (which JSON has not) is skipped."""
+    try:
+        return json.dumps(body, allow_nan=False).encode()
+    except ValueError:
+        assume(False)
+        raise
+
+
+def _conversation(gw: Harness, key: str) -> str:
+    return str(gw.client(key).conversations.create(items=[{"role": "user", "content": "hi"}]).id)
+
+
+def test_lone_surrogates_anywhere_are_refused_before_anything_is_written(gw: Harness) -> None:
+    """A lone surrogate (JSON can spell one, UTF-8 cannot hold it) in any string or key
+    of the body: a 400 naming where, on every POST route, and nothing stored or sent."""
+    key = Records(gw.rt.store).create_key("acme")
+    cid = _conversation(gw, key)
+    store = _Unchanged(gw)
+    assert store.before[-1] == 0
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        base=_BODIES,
+        field=_FIELDS,
+        bad=_LONE,
+        route=st.sampled_from(_ROUTES),
+        stream=st.booleans(),
+        data=st.data(),
+    )
+    def check(
+        base: dict[str, object],
+        field: str,
+        bad: str,
+        route: str,
+        stream: bool,
+        data: st.DataObject,
+    ) -> None:
+        body = {**base, "stream": stream} if route == "/responses" else dict(base)
+        if data.draw(st.booleans(), label="as the field's name"):
+            body[bad] = body.pop(field, "x")
+            where = _where(bad)[1:]
+        else:
+            body[field], where = _plant(data, body.get(field, data.draw(_JSON)), bad, field)
+        resp = _post(gw, route.format(cid=cid), _strict(body), key)
+        _refused(resp, where, "invalid_value")
+        store.check()
+
+    check()
+    cases = {
+        "instructions": {"instructions": "a\ud83d"},
+        "metadata.k": {"metadata": {"k": "v\udc00"}},
+        "metadata.\\ud800": {"metadata": {"\ud800": "v"}},
+        "previous_response_id": {"previous_response_id": "resp_\ud800"},
+        "conversation": {"conversation": "conv_\ud800"},
+        "model": {"model": "gpt\udfff"},
+        "input[0].content[0].text": {
+            "input": [{"role": "user", "content": [{"type": "input_text", "text": "\ud83d!"}]}]
+        },
+    }
+    for where, fields in cases.items():
+        for stream, background in ((False, False), (True, False), (True, True), (False, True)):
+            body = {"model": "gpt-4o-mini", "input": "x", "stream": stream, **fields}
+            if background:
+                body["background"] = True
+            resp = _post(gw, "/responses", json.dumps(body).encode(), key)
+            _refused(resp, where, "invalid_value")
+            store.check()
+
+
+def _deep(depth: int, kind: str) -> str:
+    """A JSON value nesting ``depth`` arrays or objects."""
+    return "[" * depth + "]" * depth if kind == "array" else '{"a":' * depth + "1" + "}" * depth
+
+
+def test_deeply_nested_bodies_are_refused_before_anything_is_written(roomy: Harness) -> None:
+    """A body nesting arrays and objects more than ``MAX_DEPTH`` (64) levels deep, up to
+    100,000 (far past the JSON parser's stack): a 400 naming the member, on every POST
+    route, and nothing stored or sent. A tool's schema nesting the body 64 levels deep
+    is taken (srt's own limit on a tool definition's nesting is not reached)."""
+    gw = roomy
+    key = Records(gw.rt.store).create_key("acme")
+    cid = _conversation(gw, key)
+    store = _Unchanged(gw)
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        base=_BODIES,
+        field=_FIELDS,
+        depth=st.integers(MAX_DEPTH, 3000) | st.sampled_from([5000, 20_000, 100_000]),
+        kind=st.sampled_from(["array", "object"]),
+        route=st.sampled_from(_ROUTES),
+    )
+    def check(base: dict[str, object], field: str, depth: int, kind: str, route: str) -> None:
+        rest = _strict({k: v for k, v in base.items() if k != field}).decode()
+        raw = rest[:-1] + (", " if rest != "{}" else "") + f'"{field}": {_deep(depth, kind)}}}'
+        resp = _post(gw, route.format(cid=cid), raw.encode(), key)
+        _refused(resp, field, "nested_too_deeply")
+        store.check()
+
+    check()
+    # the body's object is level 1: a tool's schema may nest it up to MAX_DEPTH levels
+    for levels, status in ((MAX_DEPTH, 200), (MAX_DEPTH + 1, 400)):
+        body = _nested_tool(levels)
+        resp = _post(gw, "/responses", json.dumps(body).encode(), key)
+        assert resp.status_code == status, resp.text
+        if status == 400:
+            _refused(resp, "tools", "nested_too_deeply")
+        else:
+            assert resp.json()["status"] == "completed"
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+def _nested_tool(levels: int) -> dict[str, object]:
+    """A request whose function tool's JSON schema (arrays of arrays) makes the body
+    ``levels`` deep."""
+    schema: dict[str, object] = {"type": "string"}
+    for _ in range(levels - 4):  # the body, its tools, the tool, and its schema: 4
+        schema = {"type": "array", "items": schema}
+    body = {
+        "model": "gpt-4o-mini",
+        "input": "x",
+        "tools": [{"type": "function", "name": "f", "parameters": schema}],
+    }
+    assert _depth(body) == levels
+    return body

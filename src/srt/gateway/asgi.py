@@ -199,7 +199,9 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
     st = State(config, runtime, owns_runtime=owns_runtime)
     gw, convs = st.gw, st.conversations
 
-    def _stream(tenant: str, p: Any, rid: str, background: bool) -> Any:
+    def _stream(tenant: str, p: Any, rid: str, ended: dict[str, Any] | None = None) -> Any:
+        """A queue of the response's events as it runs in the pool, then ``_DONE`` (or
+        the exception it raised); ``ended`` gets its final response, before ``_DONE``."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
 
@@ -208,7 +210,9 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
 
         def work() -> None:
             try:
-                gw.create(tenant, p, emit, rid)
+                out = gw.create(tenant, p, emit, rid)
+                if ended is not None:
+                    ended["response"] = out
                 loop.call_soon_threadsafe(queue.put_nowait, _DONE)
             except BaseException as exc:  # handed to the event loop
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
@@ -222,31 +226,48 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
         out = gw.create(tenant, p, None, rid)
         return out, gw.upstream.seconds()
 
+    def _background(tenant: str, rid: str, found: Any, ended: dict[str, Any]) -> dict[str, Any]:
+        """A background response as it is now; one gone already (its worker could not
+        store how it ended, so it removed it) as its run ended, or as it was seen."""
+        try:
+            return gw.get(tenant, rid)
+        except ApiError as exc:
+            if exc.status != 404 or (found is None and "response" not in ended):
+                raise
+            if "response" in ended:
+                return dict(ended["response"])
+            return {**found[0]["response"], "output_text": ""}
+
     async def create_response(request: Request) -> Response:
         tenant = await st.tenant(request)
         body = await _body(request, config.max_body_bytes)
         p = parse_create(body, st.max_items(tenant))
         rid = new_id("resp")
+        seen: list[Any] = []  # a background response's events taken while waiting for it
+        ended: dict[str, Any] = {}
         if p.background:
-            queue = _stream(tenant, p, rid, True)
-            while True:
+            queue = _stream(tenant, p, rid, ended)
+            found = None
+            while found is None and _DONE not in seen:
                 found = await st.run(gw.records.get_response, tenant, rid)
                 if found is not None:
                     break
                 with contextlib.suppress(asyncio.TimeoutError):
-                    first = await asyncio.wait_for(queue.get(), 0.01)
-                    if isinstance(first, BaseException):
-                        raise first
-                    if first is _DONE:
-                        break
+                    seen.append(await asyncio.wait_for(queue.get(), 0.01))
+                if seen and isinstance(seen[-1], BaseException):  # its run failed: kept,
+                    found = await st.run(gw.records.get_response, tenant, rid)
+                    if found is None:  # ... or not, and the error is the answer
+                        raise seen[-1]
             if not p.stream:
-                return _json(await st.run(gw.get, tenant, rid))
-        if not p.stream:
+                return _json(await st.run(_background, tenant, rid, found, ended))
+        elif not p.stream:
             out, upstream_s = await st.run(_create, tenant, p, rid)
             setattr(request.state, UPSTREAM_KEY, upstream_s)  # for the Server-Timing header
             return _json(out)
-        queue = _stream(tenant, p, rid, p.background)
-        first = await queue.get()
+        else:
+            queue = _stream(tenant, p, rid)
+        # the one run of the response streams it (a background one: where it started)
+        first = seen.pop(0) if seen else await queue.get()
         if isinstance(first, BaseException):
             raise first
 
@@ -261,7 +282,7 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
                         yield encode("error", {"type": "error", **err.body()["error"]})
                         return
                     yield item
-                    item = await queue.get()
+                    item = seen.pop(0) if seen else await queue.get()
             finally:
                 if item is not _DONE and not p.background:
                     event = gw.cancels.get(rid)

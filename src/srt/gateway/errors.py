@@ -10,6 +10,7 @@ of credentials.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -32,7 +33,14 @@ from ..errors import (
     StreamInterruptedError,
 )
 
-__all__ = ["ApiError", "bad_request", "from_exception", "not_found"]
+__all__ = [
+    "LONE_SURROGATE",
+    "ApiError",
+    "bad_request",
+    "clean_text",
+    "from_exception",
+    "not_found",
+]
 
 _TYPES = {
     400: "invalid_request_error",
@@ -47,6 +55,11 @@ _TYPES = {
     429: "rate_limit_error",
 }
 _OVERFLOW = re.compile(r"context.length|too long|maximum context|prompt is too long", re.I)
+#: Half of a UTF-16 pair: JSON can spell one (an upstream's error text too), UTF-8 not.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+#: The longest wait an upstream's ``Retry-After`` is passed on as (an hour); a longer one
+#: is cut to this, and one that is not a finite number of seconds is dropped.
+MAX_RETRY_AFTER_S = 3600
 
 
 class ApiError(Exception):
@@ -62,6 +75,7 @@ class ApiError(Exception):
         code: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
+        message = clean_text(message)
         super().__init__(message)
         self.status = status
         self.message = message
@@ -82,6 +96,11 @@ class ApiError(Exception):
 
     def json(self) -> bytes:
         return json.dumps(self.body(), ensure_ascii=False).encode("utf-8")
+
+
+def clean_text(value: str) -> str:
+    """``value`` with each lone surrogate as U+FFFD, so it can be encoded and sent."""
+    return value if value.isascii() else LONE_SURROGATE.sub("\ufffd", value)
 
 
 def bad_request(message: str, param: str | None = None, code: str | None = None) -> ApiError:
@@ -107,9 +126,17 @@ def _upstream_message(exc: ProviderResponseError) -> str:
 
 
 def from_exception(exc: BaseException) -> ApiError:
-    """srt's typed errors as API errors; anything unknown is a bare 500."""
+    """srt's typed errors as API errors; anything unknown is a bare 500. It never raises:
+    a conversion that fails (an odd field of the error) gives the bare 500 too."""
     if isinstance(exc, ApiError):
         return exc
+    try:
+        return _convert(exc)
+    except Exception:
+        return ApiError(500, "The gateway had an error while processing your request.")
+
+
+def _convert(exc: BaseException) -> ApiError:
     if isinstance(exc, ConflictError):
         return ApiError(
             409,
@@ -148,13 +175,11 @@ def _from_provider(exc: ProviderError) -> ApiError:
             code="upstream_auth",
         )
     if isinstance(exc, RateLimitError):
-        after = getattr(exc, "retry_after", None)
-        headers = {"retry-after": str(max(1, int(after)))} if after else {}
         return ApiError(
             429,
             "The upstream provider is rate limiting.",
             code="upstream_rate_limited",
-            headers=headers,
+            headers=_retry_after(getattr(exc, "retry_after", None)),
         )
     if isinstance(exc, ProviderTimeoutError):
         return ApiError(504, "The upstream provider timed out.", code="upstream_timeout")
@@ -173,3 +198,14 @@ def _from_provider(exc: ProviderError) -> ApiError:
             )
         return ApiError(502, f"The upstream provider failed: {message}", code="upstream_error")
     return ApiError(502, "The upstream provider failed.", code="upstream_error")
+
+
+def _retry_after(after: object) -> dict[str, str]:
+    """The ``Retry-After`` header for an upstream's requested wait: whole seconds, at
+    least 1 and at most ``MAX_RETRY_AFTER_S``; none for no wait, or for one that is not a
+    finite number (``Retry-After: inf`` or ``retry-after-ms: 1e400`` parse as infinity)."""
+    if isinstance(after, bool) or not isinstance(after, (int, float)):
+        return {}
+    if not math.isfinite(after) or after <= 0:
+        return {}
+    return {"retry-after": str(min(MAX_RETRY_AFTER_S, max(1, math.ceil(after))))}

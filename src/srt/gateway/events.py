@@ -15,15 +15,20 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from .errors import clean_text
+
 __all__ = ["Emit", "Events", "encode"]
 
 Emit = Callable[[str, dict[str, Any]], None]
 
 
 def encode(kind: str, data: dict[str, Any]) -> bytes:
-    """One server-sent event."""
+    """One server-sent event (a lone surrogate of an upstream's text as U+FFFD)."""
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return f"event: {kind}\ndata: {payload}\n\n".encode()
+    try:
+        return f"event: {kind}\ndata: {payload}\n\n".encode()
+    except UnicodeEncodeError:
+        return f"event: {kind}\ndata: {clean_text(payload)}\n\n".encode()
 
 
 class Events:
@@ -35,6 +40,15 @@ class Events:
         self._message: dict[str, Any] | None = None
         self._index = 0
         self._text: list[str] = []
+
+    @property
+    def started(self) -> bool:
+        """Whether ``response.created`` went out (the client has a stream to end)."""
+        return self.seq > 0
+
+    def fail(self, response: dict[str, Any]) -> None:
+        """End a stream cut short by an unexpected error: only ``response.failed``."""
+        self._add("response.failed", response=response)
 
     def _add(self, kind: str, **data: Any) -> None:
         self._emit(kind, {"type": kind, "sequence_number": self.seq, **data})

@@ -38,6 +38,7 @@ __all__ = [
     "output_text",
     "page",
     "parse_id",
+    "partial_message",
     "usage_json",
 ]
 
@@ -146,6 +147,17 @@ def output_text(items: Iterable[dict[str, Any]]) -> str:
         for p in item.get("content", ())
         if p.get("type") == "output_text"
     )
+
+
+def partial_message(message_id: str, text: str) -> dict[str, Any]:
+    """The message item of a reply still streaming (or cut off): the text so far."""
+    return {
+        "type": "message",
+        "id": message_id,
+        "status": "incomplete",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
+    }
 
 
 def _ordered(items: list[dict[str, Any]], order: str) -> list[dict[str, Any]]:

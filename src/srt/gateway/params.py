@@ -9,12 +9,12 @@ than ignored.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .body import parse_json
 from .errors import ApiError, bad_request
 
 __all__ = [
@@ -86,27 +86,6 @@ def wrong_type(param: str, expected: str, value: Any) -> ApiError:
         param,
         "invalid_type",
     )
-
-
-def _not_json(constant: str) -> Any:
-    raise ValueError(f"{constant} is not JSON")
-
-
-def parse_json(raw: bytes) -> dict[str, Any]:
-    """The body as a JSON object, or 400 (also for ``NaN`` and ``Infinity``, which
-    Python's parser takes but JSON has not: echoed back, they could not be encoded)."""
-    try:
-        data = json.loads(raw, parse_constant=_not_json)
-    except (ValueError, UnicodeDecodeError):
-        raise bad_request(
-            "We could not parse the JSON body of your request. (HINT: This likely means "
-            "you aren't using your HTTP library correctly. The OpenAI API expects a JSON "
-            "payload.)",
-            code="invalid_json",
-        ) from None
-    if not isinstance(data, dict):
-        raise bad_request("The request body must be a JSON object.", code="invalid_type")
-    return data
 
 
 def _str(body: Mapping[str, Any], key: str, *, empty: bool = True) -> str | None:

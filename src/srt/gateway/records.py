@@ -23,16 +23,31 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .._types import Reply
 from ..store.base import ObjectPut, Store
+from .items import usage_json
 
-__all__ = ["Owner", "Records", "digest", "hash_key", "new_id", "thread_name"]
+if TYPE_CHECKING:
+    from .errors import ApiError
+    from .params import CreateResponse
+
+__all__ = [
+    "Owner",
+    "Records",
+    "digest",
+    "hash_key",
+    "new_id",
+    "new_response",
+    "settle",
+    "thread_name",
+]
 
 RESPONSE = "gw.response"
 CONVERSATION = "gw.conversation"
 KEY = "gw.key"
-#: The values a new response has (``Gateway._base_response``); a stored response omits them.
+#: The values a new response has (``new_response``); a stored response omits them.
 _DEFAULTS: dict[str, Any] = {
     "object": "response",
     "background": False,
@@ -141,6 +156,70 @@ def _unpack_usage(u: Any) -> Any:
         "output_tokens_details": {"reasoning_tokens": reasoning},
         "total_tokens": inp + out,
     }
+
+
+def new_response(p: CreateResponse, rid: str, created: int) -> dict[str, Any]:
+    """The response object of request ``p`` as it starts: in progress, no output."""
+    return {
+        "id": rid,
+        "object": "response",
+        "created_at": created,
+        "status": "in_progress",
+        "background": p.background,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": p.instructions,
+        "max_output_tokens": p.max_output_tokens,
+        "max_tool_calls": None,
+        "model": p.model,
+        "output": [],
+        "parallel_tool_calls": p.parallel_tool_calls is not False,
+        "previous_response_id": p.previous_response_id,
+        "conversation": {"id": p.conversation} if p.conversation else None,
+        "prompt_cache_key": p.prompt_cache_key,
+        "reasoning": p.reasoning or {"effort": None, "summary": None},
+        "service_tier": p.service_tier or "default",
+        "store": p.store,
+        "temperature": p.temperature,
+        "text": p.text or {"format": {"type": "text"}},
+        "tool_choice": p.tool_choice or "auto",
+        "tools": p.tools,
+        "top_p": p.top_p,
+        "truncation": p.truncation,
+        "usage": None,
+        "user": p.user,
+        "metadata": p.metadata or {},
+    }
+
+
+#: Stop reasons of a reply cut off by its token limit (the response is ``incomplete``).
+_MAX_STOPS = frozenset({"length", "max_tokens", "max_output_tokens"})
+
+
+def settle(
+    record: dict[str, Any],
+    reply: Reply | None,
+    status: str,
+    error: ApiError | None,
+    kept: bool,
+    depth: int,
+) -> None:
+    """A response record's final fields, its output aside, once the reply is in (or
+    the turn failed): ``kept``, the reply is stored, so its output is rendered from it."""
+    response: dict[str, Any] = record["response"]
+    if reply is not None:
+        if status == "completed" and kept:
+            record["output_from"] = 1  # the stored reply: rendered again when read
+        if status == "completed" and reply.stop_reason in _MAX_STOPS:
+            status = "incomplete"
+            response["incomplete_details"] = {"reason": "max_output_tokens"}
+        response["usage"] = usage_json(reply.usage)
+    response["status"] = status
+    if error is not None:
+        response["error"] = {"code": error.code or "server_error", "message": error.message}
+    response["completed_at"] = int(time.time())
+    record["depth"] = depth
+    record.pop("owner", None)
 
 
 def new_id(prefix: str) -> str:

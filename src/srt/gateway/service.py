@@ -16,6 +16,7 @@ stored messages).
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -38,14 +39,14 @@ from .config import Config, Route
 from .errors import ApiError, bad_request, from_exception, not_found
 from .events import Emit, Events
 from .params import CreateResponse
-from .records import Owner, Records, digest, new_id
+from .records import Owner, Records, digest, new_id, new_response, settle
 from .threads import Live, Threads, thread_name
 from .timing import UpstreamClock
 
 __all__ = ["Gateway", "digest"]
 
+log = logging.getLogger("srt.gateway")
 
-_MAX_STOPS = frozenset({"length", "max_tokens", "max_output_tokens"})
 #: Seconds between checkpoints of a streaming response's partial output.
 CHECKPOINT_S = 0.5
 #: How long a cancel waits for the response's worker to stop it.
@@ -65,6 +66,10 @@ class Turn:
     reroot: bool
     fork: bool = False  # the session was made for this response from an older one
     committed: bool = False  # the response record was written in the turn's commit
+    record: dict[str, Any] | None = None  # the response's record, once made
+    stored: bool = False  # the record was stored in progress (a streamed response)
+    settled: bool = False  # ... and its end was stored (or it was removed)
+    events: Events | None = None  # a streamed (or background) response's events
 
 
 class Gateway:
@@ -258,38 +263,6 @@ class Gateway:
             kw["window"] = WindowPolicy("cache_aware", max(1, budget))
         return kw
 
-    def _base_response(self, p: CreateResponse, rid: str, created: int) -> dict[str, Any]:
-        return {
-            "id": rid,
-            "object": "response",
-            "created_at": created,
-            "status": "in_progress",
-            "background": p.background,
-            "error": None,
-            "incomplete_details": None,
-            "instructions": p.instructions,
-            "max_output_tokens": p.max_output_tokens,
-            "max_tool_calls": None,
-            "model": p.model,
-            "output": [],
-            "parallel_tool_calls": p.parallel_tool_calls is not False,
-            "previous_response_id": p.previous_response_id,
-            "conversation": {"id": p.conversation} if p.conversation else None,
-            "prompt_cache_key": p.prompt_cache_key,
-            "reasoning": p.reasoning or {"effort": None, "summary": None},
-            "service_tier": p.service_tier or "default",
-            "store": p.store,
-            "temperature": p.temperature,
-            "text": p.text or {"format": {"type": "text"}},
-            "tool_choice": p.tool_choice or "auto",
-            "tools": p.tools,
-            "top_p": p.top_p,
-            "truncation": p.truncation,
-            "usage": None,
-            "user": p.user,
-            "metadata": p.metadata or {},
-        }
-
     def create(
         self,
         tenant: str,
@@ -305,8 +278,20 @@ class Gateway:
         turn = self._turn(tenant, p, rid)
         try:
             return self._run(tenant, p, turn, rid, created, provider, up_model, kw, emit)
+        except Exception as exc:
+            error = from_exception(exc)
+            if error is not exc and error.status >= 500:
+                log.error("response %s failed", rid, exc_info=exc)
+            failed = self._abandon(tenant, p, turn, rid, error)
+            if failed is not None:
+                return failed
+            if error is exc:
+                raise
+            raise error from exc  # typed: the app answers it as it is (logged here)
         finally:
-            if turn.fork:
+            # a session made for this turn goes with it if it is a fork, or if it holds
+            # nothing (the turn failed, or kept nothing): ``_continue`` makes it again
+            if turn.fork or (turn.live.name == thread_name(tenant, rid) and not len(turn.session)):
                 self._drop_fork(turn.live)
             self.threads.release(turn.live)
             self.cancels.pop(rid, None)
@@ -330,7 +315,7 @@ class Gateway:
         bodies = staged + it.canonical_bodies(p.input, up_model, self.rt.redact)
         prefixes = it.chain(base_prefix, bodies, self.rt.store.hashing)
         out_parent = prefixes[-1] if prefixes else base_prefix
-        response = self._base_response(p, rid, created)
+        response = new_response(p, rid, created)
         record: dict[str, Any] = {
             "response": response,
             "thread": turn.live.name,
@@ -371,14 +356,16 @@ class Gateway:
             tenant, p, turn, rid, created, up_model, emit is None
         )
         response = record["response"]
+        turn.record = record
         message_id = it.item_id("message", out_parent, 0)
         if emit is None:
             reply = s.send(provider, **call, **kw)
             return self._finish(tenant, p, turn, record, reply, "completed", None, out_parent, None)
-        events = Events(emit)
+        events = turn.events = Events(emit)
         cancel = self.cancels.setdefault(rid, threading.Event())
         if p.store:
             self.records.put_response(tenant, record, s.head)
+            turn.stored = True
         status, error, started = "completed", None, False
         st = s.stream(provider, **call, **kw)
         try:
@@ -392,7 +379,7 @@ class Gateway:
                     break
                 if p.store and time.monotonic() - last > CHECKPOINT_S:
                     last = time.monotonic()
-                    partial = [self._partial_item(message_id, events.text)]
+                    partial = [it.partial_message(message_id, events.text)]
                     record["response"] = {**response, "output": partial}
                     self.records.put_response(tenant, record, s.head)
         except Exception as exc:  # the client has the stream: it gets response.failed
@@ -407,19 +394,11 @@ class Gateway:
         if not started and error is not None and not p.background:
             if p.store:
                 self.records.delete_response(tenant, rid)
+            turn.settled = True
             raise error  # nothing streamed yet: an ordinary HTTP error
         if not started:
             events.start(response)
         return self._finish(tenant, p, turn, record, st.reply, status, error, out_parent, events)
-
-    def _partial_item(self, message_id: str, text: str) -> dict[str, Any]:
-        return {
-            "type": "message",
-            "id": message_id,
-            "status": "incomplete",
-            "role": "assistant",
-            "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
-        }
 
     def _finish(
         self,
@@ -446,40 +425,67 @@ class Gateway:
                         item["status"] = "incomplete"
         response["output"] = output
         if not turn.committed:
-            self._settle(record, reply, status, error, kept, len(s))
+            settle(record, reply, status, error, kept, len(s))
             if p.store:
                 self.records.put_response(tenant, record, s.head)
+                turn.settled = True
                 conv = self._rerooted(turn)
                 if conv is not None:
                     self.records.put_conversation(tenant, conv)
+        turn.settled = True
         if events is not None:
             events.finish(response)
         return {**response, "output_text": it.output_text(output)}
 
-    def _settle(
-        self,
-        record: dict[str, Any],
-        reply: Reply | None,
-        status: str,
-        error: ApiError | None,
-        kept: bool,
-        depth: int,
-    ) -> None:
-        """The record's final fields, its output aside, once the reply is in."""
+    def _abandon(
+        self, tenant: str, p: CreateResponse, turn: Turn, rid: str, error: ApiError
+    ) -> dict[str, Any] | None:
+        """After an exception in a turn: a response stored in progress ends ``failed``
+        (``_store_failed``) and a started stream with ``response.failed``, returned; None:
+        the caller raises (with nothing streamed, no record stays, as in ``_run``)."""
+        record, events = turn.record, turn.events
+        if record is None or turn.settled:
+            return None
+        turn.settled = True
+        started = events is not None and events.started
+        if not started and not p.background:
+            if turn.stored:
+                self._remove(tenant, rid)
+            return None
         response: dict[str, Any] = record["response"]
-        if reply is not None:
-            if status == "completed" and kept:
-                record["output_from"] = 1  # the stored reply: rendered again when read
-            if status == "completed" and reply.stop_reason in _MAX_STOPS:
-                status = "incomplete"
-                response["incomplete_details"] = {"reason": "max_output_tokens"}
-            response["usage"] = it.usage_json(reply.usage)
-        response["status"] = status
-        if error is not None:
-            response["error"] = {"code": error.code or "server_error", "message": error.message}
-        response["completed_at"] = int(time.time())
-        record["depth"] = depth
-        record.pop("owner", None)
+        settle(record, None, "failed", error, False, len(turn.session))
+        record.pop("output_from", None)  # a reply the turn did not store
+        for item in response.get("output") or []:
+            if item.get("type") != "reasoning":
+                item["status"] = "incomplete"
+        if turn.stored:
+            self._store_failed(tenant, turn, record, rid)
+        if events is None or not started:
+            return None
+        try:
+            events.fail(response)
+        except Exception:
+            return None
+        return {**response, "output_text": it.output_text(response.get("output") or [])}
+
+    def _store_failed(self, tenant: str, turn: Turn, record: dict[str, Any], rid: str) -> None:
+        """Store a failed response as it is, else without its output (text the store
+        refused), else remove it: never left in progress."""
+        outputs: list[Any] = [record["response"].get("output") or [], []]
+        for output in outputs:
+            record["response"]["output"] = output
+            try:
+                self.records.put_response(tenant, record, turn.session.head)
+                return
+            except Exception:
+                log.warning("response %s: storing its failure failed", rid, exc_info=True)
+        self._remove(tenant, rid)
+
+    def _remove(self, tenant: str, rid: str) -> None:
+        try:
+            self.records.delete_response(tenant, rid)
+        except Exception:  # the store refuses every write: its owner's end marks it
+            log.error("response %s could not be removed", rid, exc_info=True)
 
     @staticmethod
     def _rerooted(turn: Turn) -> dict[str, Any] | None:
@@ -497,7 +503,7 @@ class Gateway:
         its reply) and a re-rooted conversation; ``_finish`` then writes nothing."""
 
         def objects(reply: Reply, depth: int) -> list[ObjectPut]:
-            self._settle(record, reply, "completed", None, True, depth)
+            settle(record, reply, "completed", None, True, depth)
             puts = [self.records.response_object(tenant, record)]
             conv = self._rerooted(turn)
             if conv is not None:
