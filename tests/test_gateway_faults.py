@@ -455,3 +455,35 @@ def test_an_upstream_error_text_with_a_lone_surrogate_is_passed_on_replaced(gw: 
             assert "bad \ufffd input" in err["message"]
         gw.srv.clear()
     assert _stored(gw) == {}
+
+
+def test_an_upstream_reply_cut_inside_an_emoji_reaches_the_client_and_is_stored(
+    gw: Harness,
+) -> None:
+    """The upstream's reply holds a lone surrogate (``\\ud83d`` in its JSON: the model
+    stopped half-way through an emoji): the client gets the reply, plain or streamed,
+    through Responses and Chat Completions, and the stored response holds U+FFFD."""
+    c = gw.client()
+    said = "half an emoji \ud83d then more"
+    for stream in (False, True):
+        gw.srv.script("*", [said])
+        if stream:
+            events = list(c.responses.create(model="gpt-4o-mini", input="x", stream=True))
+            assert events[-1].type == "response.completed"
+            r = events[-1].response
+        else:
+            r = c.responses.create(model="gpt-4o-mini", input="x")
+        assert r.status == "completed" and r.output_text == "half an emoji \ufffd then more"
+        assert c.responses.retrieve(r.id).output_text == r.output_text
+        gw.srv.script("*", [said])
+        if stream:
+            chunks = c.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}], stream=True
+            )
+            text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+        else:
+            done = c.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
+            )
+            text = done.choices[0].message.content or ""
+        assert text == "half an emoji \ufffd then more"
