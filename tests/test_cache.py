@@ -173,6 +173,46 @@ def test_explain_ttl_elapsed(tmp_path: Path) -> None:
     assert s.explain("openai.chat", model="gpt-4o").reason == "ttl_elapsed"
 
 
+def test_explain_counts_only_the_breakpoints_still_alive(tmp_path: Path) -> None:
+    """Anthropic, a 1-hour static breakpoint and 5-minute ones after it: ten minutes on,
+    only the static entry can be read, so the prediction stops there; two hours on,
+    nothing is left."""
+    s = _chat(tmp_path / "b.db")
+    for turn in range(4):
+        s.append({"role": "assistant", "content": f"a{turn} " * 300})
+        s.append({"role": "user", "content": f"q{turn + 2} " * 300})
+    policy = CachePolicy(static_ttl="1h", ttl="5m")
+    s.request("anthropic.messages", model="claude-sonnet-4-6", cache=policy)
+    marks = {b.ttl: b.index for b in s.last_build.breakpoints}
+    assert set(marks) == {"1h", "5m"} and marks["5m"] > marks["1h"]
+    s.append({"role": "assistant", "content": "a4"}, {"role": "user", "content": "q6"})
+    rec = s._shared.records[("anthropic.messages", "claude-sonnet-4-6", s.cache_key)]
+    fresh = s.explain("anthropic.messages", model="claude-sonnet-4-6", cache=policy)
+    rec.at -= 600
+    later = s.explain("anthropic.messages", model="claude-sonnet-4-6", cache=policy)
+    rec.at -= 7200
+    gone = s.explain("anthropic.messages", model="claude-sonnet-4-6", cache=policy)
+    assert fresh.reason == later.reason == "hit" and gone.reason == "ttl_elapsed"
+    assert fresh.cached_messages == marks["5m"] + 1
+    assert later.cached_messages == marks["1h"] + 1 < fresh.cached_messages
+    assert 0 < later.cached_tokens < fresh.cached_tokens and gone.cached_tokens == 0
+
+
+def test_explain_follows_openais_24h_retention(tmp_path: Path) -> None:
+    """``prompt_cache_retention="24h"`` keeps an idle prefix a day, not minutes."""
+    for retention, alive in ((None, False), ("in_memory", False), ("24h", True)):
+        s = _chat(tmp_path / f"r-{retention}.db")
+        params = {} if retention is None else {"prompt_cache_retention": retention}
+        s.request("openai.chat", model="gpt-4o", **params)
+        s.append({"role": "assistant", "content": "a1"}, {"role": "user", "content": "q2"})
+        rec = s._shared.records[("openai.chat", "gpt-4o", s.cache_key)]
+        rec.at -= 3600  # an hour idle
+        e = s.explain("openai.chat", model="gpt-4o")
+        assert (e.reason == "hit" and e.cached_tokens > 0) is alive, (retention, e)
+        rec.at -= 86400  # a day and an hour
+        assert s.explain("openai.chat", model="gpt-4o").reason == "ttl_elapsed"
+
+
 def test_prompt_cache_key_is_shared_by_forks_and_optional(tmp_path: Path) -> None:
     s = _chat(tmp_path / "k.db")
     import json

@@ -28,6 +28,7 @@ from ._pieces import Assembly, Offset, Planned, Roles, View, target_of
 from ._shared import INTERN_MIN_BYTES, Shared
 from ._types import BuildStats
 from .cache import (
+    RETENTION_SECONDS,
     Breakpoint,
     CachePolicy,
     Layout,
@@ -436,10 +437,15 @@ class Builder:
         kept = view.kept if view is not None else None
         return Planned(asm, tool_frags, tool_hashes, breakpoints, report, key, hashes, kept)
 
-    def _record(self, fmt: WireFormat, model: str, p: Planned) -> None:
+    def _record(self, fmt: WireFormat, model: str, p: Planned, params: dict[str, Any]) -> None:
         """Remember this request as the previous one for its (format, model, cache key)."""
+        retention = params.get("prompt_cache_retention") if fmt.cache.idle_ttl_s else None
         self.shared.records[(fmt.name, model, p.key)] = Record(
-            p.hashes, len(p.hashes), p.tool_hashes, p.breakpoints
+            p.hashes,
+            len(p.hashes),
+            p.tool_hashes,
+            p.breakpoints,
+            idle_ttl_s=RETENTION_SECONDS.get(retention) if type(retention) is str else None,
         )
         self.shared.last_model[(fmt.name, p.key)] = model
 
@@ -488,12 +494,14 @@ class Builder:
             )
         return p, bare[4], marks, bare[5]
 
-    def _built(self, fmt: WireFormat, model: str, p: Planned, size: int) -> None:
+    def _built(
+        self, fmt: WireFormat, model: str, p: Planned, size: int, params: dict[str, Any]
+    ) -> None:
         asm = p.asm
         n = len(p.hashes)
         if asm.serialized:
             self.shared.count_serialized(asm.serialized)
-        self._record(fmt, model, p)
+        self._record(fmt, model, p, params)
         self.last_build = BuildStats(
             fmt.name,
             n,
@@ -524,7 +532,7 @@ class Builder:
             for j, marked in marks.items():
                 pieces[j] = marked
         body = p.asm.build(head, pieces, tail)
-        self._built(fmt, model, p, len(body))
+        self._built(fmt, model, p, len(body), params)
         return body
 
     def request_body(
@@ -545,7 +553,7 @@ class Builder:
         if asm.segments is None:
             asm.segments = Segments(**SEGMENTS)
         body = Body(asm.segments.build(head, asm.pieces, tail, marks or None), asm.segments)
-        self._built(fmt, model, p, len(body))
+        self._built(fmt, model, p, len(body), params)
         return body
 
     def request_after(
@@ -563,7 +571,7 @@ class Builder:
         ``previous_response_id``)."""
         # The provider still sees (and bills) the whole chain: explain and record that.
         planned = self.plan(fmt, model, tools or (), cache, include_partial)
-        self._record(fmt, model, planned)
+        self._record(fmt, model, planned, params)
         asm = planned.asm
         pieces = asm.pieces_after(index)
         if pieces:

@@ -69,6 +69,9 @@ class Indexed(Protocol[T_co]):
 
 
 TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
+#: How long OpenAI keeps an idle prefix, by ``prompt_cache_retention`` (``in_memory``:
+#: the format's own ``idle_ttl_s``).
+RETENTION_SECONDS = {"24h": 86400.0}
 LOOKBACK_BLOCKS = 20
 MAX_BREAKPOINTS = 4
 #: Breakpoints are placed from this share of the model's minimum (see the docstring).
@@ -206,6 +209,9 @@ class Record:
     tools: tuple[bytes, ...]
     breakpoints: list[Breakpoint]
     at: float = field(default_factory=time.monotonic)
+    #: How long its cached prefix lives idle when the request set it (OpenAI's
+    #: ``prompt_cache_retention="24h"``); ``None``: the format's rules say.
+    idle_ttl_s: float | None = None
 
     @property
     def hashes(self) -> list[bytes]:
@@ -282,10 +288,13 @@ def explain(
             detail = "no earlier request for this format, model and cache key"
         return _miss(format, model, reason, at, detail, roles, n, total_bytes, total_tokens, marked)
     if rules.idle_ttl_s is not None:
-        ttl = rules.idle_ttl_s  # e.g. OpenAI's in-memory retention: 5-10 minutes idle
+        # e.g. OpenAI's in-memory retention, 5-10 minutes idle, unless the request asked
+        # for longer (``prompt_cache_retention="24h"``)
+        ttl = previous.idle_ttl_s or rules.idle_ttl_s
     else:
         ttl = max((TTL_SECONDS[b.ttl] for b in previous.breakpoints), default=300.0)
-    if (now if now is not None else time.monotonic()) - previous.at > ttl:
+    elapsed = (now if now is not None else time.monotonic()) - previous.at
+    if elapsed > ttl:
         detail = f"more than {ttl:.0f} s since the previous request"
         return _miss(
             format, model, "ttl_elapsed", None, detail, roles, n, total_bytes, total_tokens, marked
@@ -318,6 +327,8 @@ def explain(
         # Only entries written at the previous request's breakpoints can be read.
         end = -2
         for b in previous.breakpoints:
+            if TTL_SECONDS[b.ttl] < elapsed:
+                continue  # its entry expired (a 5-minute one past a 1-hour one still alive)
             covered = b.index < k if b.where == "message" else b.index < min(k, n)
             if b.where in ("message", "system") and covered:
                 end = max(end, b.index + 1)
