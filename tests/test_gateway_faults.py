@@ -6,6 +6,7 @@ that had arrived (checkpointed while streaming), and another conversation is unt
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -487,3 +488,37 @@ def test_an_upstream_reply_cut_inside_an_emoji_reaches_the_client_and_is_stored(
             )
             text = done.choices[0].message.content or ""
         assert text == "half an emoji \ufffd then more"
+
+
+def test_an_unexpected_exception_on_any_route_is_an_openai_500_that_stays_in_the_app(
+    gw: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exception no layer expected, on a route other than create (retrieve, list
+    items, usage): the client gets the OpenAI-shaped 500, the gateway logs it, and it
+    never reaches the server (uvicorn answers such an exception by closing the
+    connection, which a client that reuses it meets as a reset)."""
+    c = gw.client()
+    r = c.responses.create(model="gpt-4o-mini", input="kept")
+    gateway = gw.gateway
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise _Injected("injected")
+
+    caplog.set_level(logging.ERROR)
+    for name in ("get", "input_items"):
+        monkeypatch.setattr(gateway, name, broken)
+    monkeypatch.setattr(srt.gateway.chat, "usage", broken)
+    calls = (
+        lambda: c.responses.retrieve(r.id),
+        lambda: c.responses.input_items.list(r.id),
+        lambda: c.get("/usage", cast_to=object),
+    )
+    for call in calls:
+        with pytest.raises(openai.InternalServerError) as e:
+            call()
+        assert set(e.value.response.json()["error"]) == {"message", "type", "param", "code"}
+    monkeypatch.undo()
+    assert c.responses.retrieve(r.id).output_text  # the same client goes on
+    escaped = [x for x in caplog.records if "Exception in ASGI application" in x.getMessage()]
+    logged = [x for x in caplog.records if x.name == "srt.gateway" and x.exc_info]
+    assert escaped == [] and len(logged) == 3

@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import functools
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -376,20 +377,40 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
         err = ApiError(status, message, code="unknown_url" if status == 404 else None)
         return Response(err.json(), status, media_type="application/json")
 
+    def typed(endpoint: Callable[[Request], Awaitable[Response]]) -> Any:
+        """``endpoint`` with any other exception raised as the typed 500 (logged): one
+        that reaches Starlette's outer handler is answered and then raised again, and
+        the server closes the connection it came on (a reset, to a client reusing it)."""
+
+        @functools.wraps(endpoint)
+        async def run(request: Request) -> Response:
+            try:
+                return await endpoint(request)
+            except (ApiError, SrtError, HTTPException):
+                raise
+            except Exception as exc:
+                log.error("request %s %s failed", request.method, request.url.path, exc_info=exc)
+                raise from_exception(exc) from exc
+
+        return run
+
     routes = [
-        Route("/v1/responses", create_response, methods=["POST"]),
-        Route("/v1/responses/{rid}", get_response, methods=["GET"]),
-        Route("/v1/responses/{rid}", delete_response, methods=["DELETE"]),
-        Route("/v1/responses/{rid}/input_items", input_items, methods=["GET"]),
-        Route("/v1/responses/{rid}/cancel", cancel_response, methods=["POST"]),
-        Route("/v1/conversations", create_conversation, methods=["POST"]),
-        Route("/v1/conversations/{cid}", conversation, methods=["GET", "POST", "DELETE"]),
-        Route("/v1/conversations/{cid}/items", conversation_items, methods=["GET", "POST"]),
-        Route("/v1/conversations/{cid}/items/{item}", conversation_item, methods=["GET", "DELETE"]),
-        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-        Route("/v1/usage", usage, methods=["GET"]),
-        Route("/v1/models", models, methods=["GET"]),
-        Route("/health", health, methods=["GET"]),
+        Route(path, typed(endpoint), methods=methods)
+        for path, endpoint, methods in (
+            ("/v1/responses", create_response, ["POST"]),
+            ("/v1/responses/{rid}", get_response, ["GET"]),
+            ("/v1/responses/{rid}", delete_response, ["DELETE"]),
+            ("/v1/responses/{rid}/input_items", input_items, ["GET"]),
+            ("/v1/responses/{rid}/cancel", cancel_response, ["POST"]),
+            ("/v1/conversations", create_conversation, ["POST"]),
+            ("/v1/conversations/{cid}", conversation, ["GET", "POST", "DELETE"]),
+            ("/v1/conversations/{cid}/items", conversation_items, ["GET", "POST"]),
+            ("/v1/conversations/{cid}/items/{item}", conversation_item, ["GET", "DELETE"]),
+            ("/v1/chat/completions", chat_completions, ["POST"]),
+            ("/v1/usage", usage, ["GET"]),
+            ("/v1/models", models, ["GET"]),
+            ("/health", health, ["GET"]),
+        )
     ]
 
     @contextlib.asynccontextmanager
