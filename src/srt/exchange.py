@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -48,7 +47,7 @@ from .errors import (
     ProviderTimeoutError,
     StreamInterruptedError,
 )
-from .message import canonical_tool, redact_strings
+from .message import canonical_tool, redact_strings, replace_lone_surrogates
 from .store import CallRecord, ObjectPut
 from .wire import get_format
 from .wire.base import StreamDecoder
@@ -63,14 +62,13 @@ RESPONSES_RETENTION_S = 30 * 24 * 3600.0
 
 #: Parameter value types ``Call._shape`` remembers texts for (``bool`` apart from ``int``).
 _PLAIN = frozenset({str, int, float, bool, type(None)})
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 #: Ledger ``params`` texts by what makes them (see ``Call._shape``).
 _SHAPES: dict[tuple[Any, ...], str] = {}
 
 
 def _replaced(message: dict[str, Any]) -> dict[str, Any]:
     """``message`` with each lone surrogate in its strings replaced by U+FFFD."""
-    out: dict[str, Any] = redact_strings(message, lambda t: _LONE_SURROGATE.sub("\ufffd", t))
+    out: dict[str, Any] = redact_strings(message, replace_lone_surrogates)
     return out
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,6 +39,9 @@ ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 #: Default limit on one message's canonical size (32 MiB); configurable per runtime.
 DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 _TOP_ORDER = ("role", "content", "name", "tool_calls", "tool_call_id")
+#: Half of a UTF-16 pair: JSON can spell one (``"\\ud83d"``, a reply cut inside an
+#: emoji), UTF-8 cannot hold it.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _MAX_DEPTH = 64
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -328,6 +332,11 @@ def canonical_tool(tool: Any) -> bytes:
         return dumps({"type": "function", "function": _plain(fn, "tool.function", 1)})
     except UnicodeEncodeError:
         raise _bad("a tool definition contains a lone surrogate") from None
+
+
+def replace_lone_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate as U+FFFD, so it can be encoded."""
+    return text if text.isascii() else LONE_SURROGATE.sub("\ufffd", text)
 
 
 def redact_strings(value: Any, redact: Any) -> Any:

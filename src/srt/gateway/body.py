@@ -13,7 +13,8 @@ import json
 import re
 from typing import Any
 
-from .errors import LONE_SURROGATE, ApiError, bad_request
+from ..message import LONE_SURROGATE
+from .errors import ApiError, bad_request
 
 __all__ = ["MAX_DEPTH", "parse_json"]
 

@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from .._types import Reply
+from ..message import replace_lone_surrogates
 from ..providers import OpenAICompatible
 from ..savings import usage_figures
 from ..wire import get_format
 from ..wire.params import CommonParams, translate
-from .errors import bad_request, clean_text, from_exception
+from .errors import bad_request, from_exception
 from .params import number, wrong_type
 from .threads import thread_name
 
@@ -222,8 +223,8 @@ async def handle(st: State, gw: Gateway, tenant: str, body: dict[str, Any]) -> R
             "system_fingerprint": None,
             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
         }
-        text = json.dumps(data, ensure_ascii=False)
-        return b"data: " + clean_text(text).encode() + b"\n\n"  # (an upstream's lone surrogate)
+        text = replace_lone_surrogates(json.dumps(data, ensure_ascii=False))  # (an upstream's)
+        return b"data: " + text.encode() + b"\n\n"
 
     def work() -> None:
         try:

@@ -32,12 +32,11 @@ from ..errors import (
     StoreError,
     StreamInterruptedError,
 )
+from ..message import replace_lone_surrogates
 
 __all__ = [
-    "LONE_SURROGATE",
     "ApiError",
     "bad_request",
-    "clean_text",
     "from_exception",
     "not_found",
 ]
@@ -55,8 +54,6 @@ _TYPES = {
     429: "rate_limit_error",
 }
 _OVERFLOW = re.compile(r"context.length|too long|maximum context|prompt is too long", re.I)
-#: Half of a UTF-16 pair: JSON can spell one (an upstream's error text too), UTF-8 not.
-LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 #: The longest wait an upstream's ``Retry-After`` is passed on as (an hour); a longer one
 #: is cut to this, and one that is not a finite number of seconds is dropped.
 MAX_RETRY_AFTER_S = 3600
@@ -75,7 +72,7 @@ class ApiError(Exception):
         code: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        message = clean_text(message)
+        message = replace_lone_surrogates(message)  # (an upstream's text may hold one)
         super().__init__(message)
         self.status = status
         self.message = message
@@ -96,11 +93,6 @@ class ApiError(Exception):
 
     def json(self) -> bytes:
         return json.dumps(self.body(), ensure_ascii=False).encode("utf-8")
-
-
-def clean_text(value: str) -> str:
-    """``value`` with each lone surrogate as U+FFFD, so it can be encoded and sent."""
-    return value if value.isascii() else LONE_SURROGATE.sub("\ufffd", value)
 
 
 def bad_request(message: str, param: str | None = None, code: str | None = None) -> ApiError:

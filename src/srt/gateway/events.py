@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from .errors import clean_text
+from ..message import replace_lone_surrogates
 
 __all__ = ["Emit", "Events", "encode"]
 
@@ -28,7 +28,7 @@ def encode(kind: str, data: dict[str, Any]) -> bytes:
     try:
         return f"event: {kind}\ndata: {payload}\n\n".encode()
     except UnicodeEncodeError:
-        return f"event: {kind}\ndata: {clean_text(payload)}\n\n".encode()
+        return f"event: {kind}\ndata: {replace_lone_surrogates(payload)}\n\n".encode()
 
 
 class Events:

@@ -9,18 +9,15 @@ dispatched at a blank line.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ProviderResponseError
+from ..message import LONE_SURROGATE
 
 __all__ = ["SSEDecoder", "ServerSentEvent", "json_utf8", "sse_event"]
 
 _MAX_LINE = 16 * 1024 * 1024
-
-
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def json_utf8(text: str) -> bytes:
@@ -30,7 +27,7 @@ def json_utf8(text: str) -> bytes:
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
-        return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m[0]):04x}", text).encode("utf-8")
+        return LONE_SURROGATE.sub(lambda m: f"\\u{ord(m[0]):04x}", text).encode("utf-8")
 
 
 def sse_event(name: str | None, data: Any) -> bytes:
