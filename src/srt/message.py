@@ -42,7 +42,8 @@ _TOP_ORDER = ("role", "content", "name", "tool_calls", "tool_call_id")
 #: Half of a UTF-16 pair: JSON can spell one (``"\\ud83d"``, a reply cut inside an
 #: emoji), UTF-8 cannot hold it.
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-_MAX_DEPTH = 64
+#: How deep a message (or a tool definition) may nest arrays and objects.
+MAX_DEPTH = 64
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
@@ -84,8 +85,8 @@ def _text(value: Any, where: str) -> str:
 
 def _plain(value: Any, where: str, depth: int) -> Any:
     """A JSON-representable copy of ``value`` with object keys sorted."""
-    if depth > _MAX_DEPTH:
-        raise _bad(f"{where}: nested deeper than {_MAX_DEPTH} levels")
+    if depth > MAX_DEPTH:
+        raise _bad(f"{where}: nested deeper than {MAX_DEPTH} levels")
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):

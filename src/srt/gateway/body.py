@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from ..message import LONE_SURROGATE
+from ..message import LONE_SURROGATE, MAX_DEPTH
 from .errors import ApiError, bad_request
 
 __all__ = ["MAX_DEPTH", "parse_json"]
@@ -23,11 +23,10 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not JSON")
 
 
-#: How deep a request body may nest arrays and objects (the body's object is level 1):
-#: as deep as srt lets a stored message or tool definition nest (``srt.message``), so a
-#: tool's JSON schema that passes here passes there, and far from the depth where
-#: Python's JSON parser or encoder would run out of stack.
-MAX_DEPTH = 64
+# A body nests arrays and objects at most ``MAX_DEPTH`` levels (its object is level 1):
+# as deep as srt lets a stored message or tool definition nest (``srt.message``), so a
+# tool's JSON schema that passes here passes there, and far from the depth where
+# Python's JSON parser or encoder would run out of stack.
 _WS = re.compile(r"[ \t\n\r]*")  # JSON's whitespace (it always matches)
 
 
