@@ -430,6 +430,40 @@ def test_a_final_write_that_fails_removes_the_response(
     assert _stored(gw) == {}
 
 
+def test_a_store_that_refuses_every_write_leaves_no_response_in_progress(
+    gw: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store takes a streamed (or background) response in progress, then refuses
+    every write: its end, the failed record and the removal. Once its run is over the
+    response reads ``incomplete`` from the worker that ran it, still alive, though the
+    store still holds it in progress; once the store takes writes again, a read stores
+    it so."""
+    real = Records.put_response
+
+    def put_response(self: Records, tenant: str, rec: dict[str, Any], node: Any) -> None:
+        if rec["response"]["status"] != "in_progress":
+            raise _Injected("the store refused the write")
+        real(self, tenant, rec, node)
+
+    def delete_response(self: Records, tenant: str, rid: str) -> bool:
+        raise _Injected("the store refused the delete")
+
+    monkeypatch.setattr(Records, "put_response", put_response)
+    monkeypatch.setattr(Records, "delete_response", delete_response)
+    c = gw.client()
+    events = list(c.responses.create(model="gpt-4o-mini", input="streamed", stream=True))
+    assert events[0].type == "response.created" and events[-1].type == "response.failed"
+    bg = c.responses.create(model="gpt-4o-mini", input="in the background", background=True)
+    rids = (events[-1].response.id, bg.id)
+    for rid in rids:
+        assert _ended(c, rid).status == "incomplete", rid
+    assert _stored(gw) == dict.fromkeys(rids, "in_progress")
+    monkeypatch.undo()
+    for rid in rids:
+        assert c.responses.retrieve(rid).status == "incomplete"
+    assert _stored(gw) == dict.fromkeys(rids, "incomplete")
+
+
 def _ended_or_gone(c: openai.OpenAI, rid: str) -> Any:
     """``_ended``, or None once the response is gone."""
     try:

@@ -17,6 +17,7 @@ import copy
 import functools
 import hashlib
 import json
+import logging
 import os
 import secrets
 import socket
@@ -32,6 +33,8 @@ from .items import usage_json
 if TYPE_CHECKING:
     from .errors import ApiError
     from .params import CreateResponse
+
+log = logging.getLogger("srt.gateway")
 
 __all__ = [
     "Owner",
@@ -426,6 +429,21 @@ class Records:
 
     # -- workers -----------------------------------------------------------------------
 
+    def mark_ended(self, tenant: str, rec: dict[str, Any], node: int | None) -> None:
+        """A response left in progress by a run that is over (``alive`` says so) ends
+        ``incomplete``: in ``rec`` and, if the store takes the write, stored (if not, the
+        next read marks it again)."""
+        resp = rec["response"]
+        resp["status"] = "incomplete"
+        resp["completed_at"] = int(time.time())
+        for item in resp.get("output") or []:
+            item["status"] = "incomplete"
+        rec.pop("owner", None)
+        try:
+            self.put_response(tenant, rec, node)
+        except Exception:
+            log.warning("response %s: storing that it ended failed", resp.get("id"), exc_info=True)
+
     def beat(self) -> None:
         """Say this worker process is alive (an object refreshed every few seconds)."""
         me = Owner.me()
@@ -438,11 +456,13 @@ class Records:
                 expires=time.time() + 3 * STALE_S,
             )
 
-    def alive(self, owner: dict[str, Any]) -> bool:
-        """Whether the worker that owns an in-progress response is still running."""
+    def alive(self, owner: dict[str, Any], here: bool) -> bool:
+        """Whether an in-progress response is still being made: one of this process's
+        while ``here`` (its run has not returned: a run that returned leaving it in
+        progress is one whose end the store refused), another's while its worker lives."""
         me = Owner.me()
         if owner.get("token") == me.token:
-            return True
+            return here
         host, pid = owner.get("host"), owner.get("pid")
         if host == me.host and isinstance(pid, int):
             try:

@@ -524,13 +524,14 @@ class Gateway:
         if rec.get("output_from") and node is not None:
             resp["output"] = self._stored_output(rec, node)
         owner = rec.get("owner")
-        if resp["status"] in ("in_progress", "queued") and owner and not self.records.alive(owner):
-            resp["status"] = "incomplete"  # its worker died mid-response
-            resp["completed_at"] = int(time.time())
-            for item in resp.get("output") or []:
-                item["status"] = "incomplete"
-            rec.pop("owner", None)
-            self.records.put_response(tenant, rec, node)
+        if (
+            resp["status"] in ("in_progress", "queued")
+            and owner
+            and not self.records.alive(owner, rid in self.cancels)
+        ):
+            self.records.mark_ended(
+                tenant, rec, node
+            )  # its worker died, or could not store its end
         resp["output_text"] = it.output_text(resp.get("output") or [])
         return resp
 
