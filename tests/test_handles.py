@@ -26,18 +26,24 @@ def _msgs(n: int, tag: str = "") -> list[dict[str, Any]]:
 
 
 class _Counted:
-    """The runtime's own store, with its whole-chain reads counted."""
+    """The runtime's own store, with its whole-chain reads and its reads of one node's
+    prefix hash counted."""
 
     def __init__(self, rt: srt.Runtime) -> None:
-        self.reads = 0
+        self.reads = self.prefix_reads = 0
         store = rt.store
-        real = store.chain
+        real, real_prefix = store.chain, store.node_prefix
 
         def chain(head: int | None) -> Any:
             self.reads += 1
             return real(head)
 
+        def node_prefix(node: int) -> Any:
+            self.prefix_reads += 1
+            return real_prefix(node)
+
         store.chain = chain  # type: ignore[method-assign]
+        store.node_prefix = node_prefix  # type: ignore[method-assign]
 
 
 @pytest.fixture
@@ -59,6 +65,7 @@ def test_a_second_handle_copies_the_history_a_loaded_handle_holds(runtime: srt.R
     assert second.messages() == first.messages()
     assert second.prefix_hash == first.prefix_hash
     assert counted.reads == 0  # nothing of the chain was read again
+    assert counted.prefix_reads == 0  # the head's prefix came with the session row
     # The copy is the second handle's own: its next turn builds on it, and equals what
     # a handle that read the store builds.
     second.append({"role": "user", "content": "one more"})

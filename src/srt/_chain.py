@@ -107,13 +107,21 @@ class Chain:
         "name",
         "own",
         "pinned",
+        "row_prefix",
         "shared",
         "staged",
         "status",
         "store",
     )
 
-    def __init__(self, shared: Shared, sid: int, name: str, head: int | None) -> None:
+    def __init__(
+        self,
+        shared: Shared,
+        sid: int,
+        name: str,
+        head: int | None,
+        row_prefix: bytes | None = None,
+    ) -> None:
         self.shared = shared
         self.store = shared.store
         self.id = sid
@@ -127,6 +135,9 @@ class Chain:
         self.status: dict[int, str] = {}  # index -> status, for partial replies only
         self.pinned = bytearray()  # 1 where the metadata says {"pinned": true}
         self.head_prefix = _core.ROOT
+        #: (head, its prefix hash) as the store read them with the session row (``None``:
+        #: not read), which ``_from_sibling`` checks instead of reading the prefix again.
+        self.row_prefix = (head, row_prefix) if row_prefix is not None else None
         # Held weakly: the listener (the session's builder) holds this chain, and a cycle
         # would keep both alive after the handle is dropped, until the next collection.
         self._listener: weakref.ref[ChainListener] | None = None
@@ -205,9 +216,10 @@ class Chain:
         """Take the history from another handle of this session in this runtime (the one
         ``_register`` keeps), if it holds it loaded at this chain's head and is not in use:
         its lists and its builder's assembly are copied (bodies and fragments shared, as
-        they are immutable), and only the head's stored prefix hash is read, so a head id
-        that gc freed and the store gave to another node is not mistaken for the one the
-        other handle holds. False: read the store."""
+        they are immutable), and only the head's stored prefix hash is checked (the one
+        read with the session row, else read now), so a head id that gc freed and the
+        store gave to another node is not mistaken for the one the other handle holds.
+        False: read the store."""
         head = self.head
         if head is None:
             return False  # (an empty session: nothing to read)
@@ -232,8 +244,10 @@ class Chain:
             other.lock.release()
         if not n or ids[-1] != head or len(hashes) != n or len(bodies) != n:
             return False
+        row, self.row_prefix = self.row_prefix, None
         try:
-            if self.store.node_prefix(head) != prefix:
+            stored = row[1] if row is not None and row[0] == head else None
+            if (stored if stored is not None else self.store.node_prefix(head)) != prefix:
                 return False
         except SrtError:
             return False  # (the store's own read reports what is wrong)

@@ -383,7 +383,7 @@ class Runtime:
                 resumed = kept.chain.resume(name, head, head_prefix)
             if resumed:
                 return Session(shared, kept.chain, kept)
-        return Session(shared, Chain(shared, sid, name, head))
+        return Session(shared, Chain(shared, sid, name, head, head_prefix))
 
     def sessions(self) -> list[SessionInfo]:
         """Every session, sorted by name."""
