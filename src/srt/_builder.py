@@ -177,8 +177,8 @@ class Builder:
         return roles
 
     def cache_key(self) -> str | None:
-        """The prompt-cache key of this history: derived from its root message, so every
-        fork of one conversation shares it (``None`` for an empty session)."""
+        """The root scope's prompt-cache key of this history (``_cachekeys``): derived from
+        its root message, so every fork shares it (``None`` for an empty session)."""
         hashes = self.chain.hashes
         if not hashes:
             return None
