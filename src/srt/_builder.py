@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from . import _core
+from ._cachekeys import sent_key
 from ._chain import Chain
 from ._core import Body, Segments
 from ._pieces import Assembly, Offset, Planned, Roles, View, target_of
@@ -56,10 +57,6 @@ _NOT_YET = Frag("message", "", b"")
 
 #: An assembly's key: (format, model, partial replies sent, a context window's cut).
 _Key = tuple[str, str, bool, tuple[str, int, int] | None]
-
-
-#: The cache policy of ``cache=True`` (a frozen dataclass: one serves every build).
-_POLICY = CachePolicy()
 
 
 class _Windows:
@@ -180,8 +177,8 @@ class Builder:
         return roles
 
     def cache_key(self) -> str | None:
-        """The prompt-cache key of this history: derived from its root message, so every
-        fork of one conversation shares it (``None`` for an empty session)."""
+        """The root scope's prompt-cache key of this history (``_cachekeys``): derived from
+        its root message, so every fork shares it (``None`` for an empty session)."""
         hashes = self.chain.hashes
         if not hashes:
             return None
@@ -378,6 +375,7 @@ class Builder:
         cache: bool | CachePolicy,
         partial: bool = False,
         window: WindowPolicy | None = None,
+        params: dict[str, Any] | None = None,
     ) -> Planned:
         target = target_of(fmt.provider, model)
         hashes: Sequence[bytes]
@@ -391,7 +389,7 @@ class Builder:
             view = self._window(fmt, model, window)
             asm = self.assembly(fmt, target, partial, view)
             hashes, bodies, _status = self._lists(view)
-        policy = cache if isinstance(cache, CachePolicy) else _POLICY
+        policy = cache if isinstance(cache, CachePolicy) else self.shared.cache_policy
         min_tokens = (
             policy.min_tokens or fmt.cache.min_tokens or min_cacheable_tokens(fmt.cache, model)
         )
@@ -410,7 +408,9 @@ class Builder:
             cum_tokens=Offset(asm.ntokens, tool_tokens),
             cum_blocks=asm.blocks,
         )
-        key = self.cache_key()
+        root = self.cache_key()  # what the explain compares by where no key is sent
+        sent = sent_key(self.shared, self.chain, root, fmt, cache, policy, params)
+        key = sent if sent is not None else root
         previous = self.shared.records.get((fmt.name, model, key))
         other = self.shared.last_model.get((fmt.name, key))
         shared = previous.shared(hashes) if previous is not None else 0
@@ -435,7 +435,7 @@ class Builder:
         if self.replay is not None:
             breakpoints = list(self.replay[0])
         kept = view.kept if view is not None else None
-        return Planned(asm, tool_frags, tool_hashes, breakpoints, report, key, hashes, kept)
+        return Planned(asm, tool_frags, tool_hashes, breakpoints, report, key, hashes, kept, sent)
 
     def _record(self, fmt: WireFormat, model: str, p: Planned, params: dict[str, Any]) -> None:
         """Remember this request as the previous one for its (format, model, cache key)."""
@@ -462,7 +462,7 @@ class Builder:
         params: dict[str, Any],
     ) -> tuple[Planned, bytes, dict[int, bytes], bytes]:
         """The plan, and the body's head, marked pieces (index -> bytes) and tail."""
-        p = self.plan(fmt, model, tools, cache, partial, window)
+        p = self.plan(fmt, model, tools, cache, partial, window, params)
         asm = p.asm
         system, tool_frags = asm.system, p.tool_frags
         marks: dict[int, bytes] = {}
@@ -477,15 +477,15 @@ class Builder:
                 else:
                     tool_frags[bp.index] = fmt.mark(tool_frags[bp.index], bp.ttl)
         plain = not params and not system and not tool_frags
-        if cache and fmt.cache.key_param is not None and p.key is not None:
-            params.setdefault(fmt.cache.key_param, p.key)
+        if p.sent is not None:
+            params.setdefault(fmt.cache.key_param, p.sent)  # type: ignore[arg-type]
         last = asm.last_role()
         if not plain:
             head, tail = fmt.envelope(model, params, system, tool_frags)
             return p, head, marks, fmt.close(last) + tail
         # A bare envelope (no parameters but the cache key) is a function of the format,
         # model, last role and key (as envelope and close are of their arguments).
-        key = p.key if params else None
+        key = p.sent if params else None
         bare = self._bare
         if bare is None or bare[:4] != (fmt, model, last, key):
             head, tail = fmt.envelope(model, params, system, tool_frags)
@@ -512,6 +512,7 @@ class Builder:
             p.report,
             tuple(p.breakpoints),
             tuple(p.kept) if p.kept is not None else None,
+            p.sent,
         )
 
     def request(
@@ -570,16 +571,15 @@ class Builder:
         """Only the messages after ``index`` (for server-side state such as
         ``previous_response_id``)."""
         # The provider still sees (and bills) the whole chain: explain and record that.
-        planned = self.plan(fmt, model, tools or (), cache, include_partial)
+        planned = self.plan(fmt, model, tools or (), cache, include_partial, None, params)
         self._record(fmt, model, planned, params)
         asm = planned.asm
         pieces = asm.pieces_after(index)
         if pieces:
             pieces[0] = b""  # no separator before the first item sent
         tool_frags, _ = self.shared.tool_fragments(fmt, tools or ())
-        if cache and fmt.cache.key_param is not None and planned.key is not None:
-            params = {**params}
-            params.setdefault(fmt.cache.key_param, planned.key)
+        if planned.sent is not None:  # (the caller's own, if any, was a str and is kept)
+            params = {**params, fmt.cache.key_param: planned.sent}  # type: ignore[dict-item]
         head, tail = fmt.envelope(model, params, [], tool_frags)
         body = _core.assemble(head, pieces, b"", fmt.close(asm.last_role()) + tail)
         n = len(self.chain.hashes)
@@ -591,6 +591,7 @@ class Builder:
             len(body),
             asm.notes(),
             planned.report,
+            cache_key=planned.sent,
         )
         return body
 

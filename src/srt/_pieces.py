@@ -146,6 +146,7 @@ class Planned:
     # own list, which only grows (see cache.Record), or a window's new list.
     hashes: Sequence[bytes]
     kept: list[int] | None = None  # the messages a window kept, when it left some out
+    sent: str | None = None  # the key the request sends (``CacheRules.key_param``), if any
 
 
 _TARGETS: dict[tuple[str, str], Target] = {}

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar, cast
 
 from . import _core
-from .cache import Record
+from .cache import DEFAULT_POLICY, CachePolicy, Record
 from .errors import InvalidMessageError, InvalidSessionNameError
 from .history import check_retention, get_retention
 from .message import canonical_tool
@@ -286,6 +286,7 @@ class Shared:
         memory_budget: int | None = None,
         history_retention: float | None = None,
         max_sessions: int | None = None,
+        cache_policy: CachePolicy = DEFAULT_POLICY,
     ) -> None:
         self.store = store
         #: The most sessions the store may hold (``None``: no limit): creating one more
@@ -301,6 +302,10 @@ class Shared:
         #: and the last model per (format, cache key).
         self.records: Lru[tuple[str, str, str | None], Record] = Lru(MAX_RECORDS)
         self.last_model: Lru[tuple[str, str | None], str] = Lru(MAX_RECORDS)
+        #: Per (session id, root hash), its ``CachePolicy(key="session")`` key.
+        self.session_keys: Lru[tuple[int, bytes], str] = Lru(MAX_RECORDS)
+        #: What ``cache=True`` means for this runtime's requests (``Runtime(cache=...)``).
+        self.cache_policy = cache_policy
         #: The sessions' live state, bounded by ``Runtime(memory_budget=...)`` if given.
         self.budget = _Budget(memory_budget, self.keep)
         #: Per session id, the state the session's last collected handle left (``keep``),

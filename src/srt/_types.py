@@ -52,6 +52,7 @@ class BuildStats:
     cache: Any = None  # srt.cache.CacheExplain for this request
     breakpoints: tuple[Any, ...] = ()  # the srt.cache.Breakpoint markers it placed
     window: tuple[int, ...] | None = None  # the messages a context window kept, if it cut
+    cache_key: str | None = None  # the prompt_cache_key the body sent, if any
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,17 @@ render order (a 1-hour breakpoint always precedes a 5-minute one). Between two
 consecutive turns of a session the only bytes that change are these markers: the
 previous read marker is removed and a new write marker is added.
 
-For OpenAI formats the planner adds ``prompt_cache_key``, derived from the
-conversation's first message so that every fork of it routes to the same cache.
+For OpenAI formats the planner adds ``prompt_cache_key`` (unless the caller passed
+one), in the scope ``CachePolicy(key=...)`` names: ``"root"`` (the default), derived
+from the conversation's first message, so every session and fork that starts alike
+routes to the same cache; ``"session"``, a key of the session's own, derived from the
+root's and the session's id in the store (a fork, being a session of its own, gets its
+own); or ``None``, no key at all.
 
 **Explain.** Before anything is sent, ``Session.explain()`` (and every
 ``Session.request()``, in ``last_build.cache``) compares the request with the
-previous one built for the same format, model and cache key, and predicts the
+previous one built for the same format, model and cache key (the key the request
+sends; where it sends none, the root's), and predicts the
 cached prefix (messages, bytes, estimated tokens) or names the first diverging
 message and why: ``edited``, ``reordered``, ``truncated``, ``tools_changed``,
 ``model_switched``, ``ttl_elapsed``, ``below_minimum`` or ``cold``.
@@ -69,6 +74,8 @@ class Indexed(Protocol[T_co]):
 
 
 TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
+#: The scopes of ``CachePolicy.key`` besides ``None`` (no key sent).
+KEY_SCOPES = ("root", "session")
 #: How long OpenAI keeps an idle prefix, by ``prompt_cache_retention`` (``in_memory``:
 #: the format's own ``idle_ttl_s``).
 RETENTION_SECONDS = {"24h": 86400.0}
@@ -114,7 +121,11 @@ class CachePolicy:
 
     ``static_ttl`` and ``ttl`` are ``"5m"`` or ``"1h"``; ``static_ttl`` may not be
     shorter than ``ttl``. ``min_tokens`` overrides the model's minimum. ``read``
-    and ``write`` switch those breakpoints off.
+    and ``write`` switch those breakpoints off. ``key`` is the scope of the
+    ``prompt_cache_key`` sent to formats that take one: ``"root"`` (one key for every
+    session that starts with the same message), ``"session"`` (one per session, a
+    fork's its own) or ``None`` (none sent); a ``prompt_cache_key`` request parameter
+    is sent instead of any.
     """
 
     static_ttl: str = "5m"
@@ -123,13 +134,25 @@ class CachePolicy:
     static: bool = True
     read: bool = True
     write: bool = True
+    key: str | None = "root"
 
     def __post_init__(self) -> None:
+        if self.key is not None and (type(self.key) is not str or self.key not in KEY_SCOPES):
+            # (a string is not echoed: it may be a key meant for ``prompt_cache_key=``)
+            got = "any other str" if isinstance(self.key, str) else f"a {type(self.key).__name__}"
+            raise ConfigError(
+                f"CachePolicy key must be 'root', 'session' or None, not {got} (to send a "
+                "key of your own, pass prompt_cache_key= as a request parameter)"
+            )
         for t in (self.static_ttl, self.ttl):
             if t not in TTL_SECONDS:
                 raise ConfigError(f"cache TTL must be '5m' or '1h', got {t!r}")
         if TTL_SECONDS[self.static_ttl] < TTL_SECONDS[self.ttl]:
             raise ConfigError("a longer-TTL breakpoint must come before a shorter one")
+
+
+#: The policy of ``cache=True`` unless ``Runtime(cache=...)`` says otherwise.
+DEFAULT_POLICY = CachePolicy()
 
 
 @dataclass(frozen=True)

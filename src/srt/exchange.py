@@ -236,27 +236,36 @@ class Call:
         Most turns send what the previous one did: without tools or a window, and with
         plain values as parameters, the text is remembered by what makes it."""
         key: tuple[Any, ...] | None = None
+        # The key the body sent (``None``: none), where srt may send one: the parameters
+        # hold only the caller's.
+        ck: tuple[str | None, ...] = ()
+        if self.cache and self.fmt.cache.key_param is not None:
+            ck = (lb.cache_key if lb is not None else None,)
         if not self.tools and (lb is None or lb.window is None):
             # (a float by its repr: -0.0 == 0.0, and their JSON differs)
             items = tuple((k, type(v), repr(v) if type(v) is float else v) for k, v in sent.items())
             if all(t in _PLAIN for _, t, _ in items):
                 bps = tuple((b.where, b.index, b.ttl) for b in lb.breakpoints) if lb else ()
-                key = (items, bool(self.cache), self.include_partial, bps, after)
+                key = (items, bool(self.cache), self.include_partial, bps, after, ck)
                 shape = _SHAPES.get(key)
                 if shape is not None:
                     return shape
-        shape = self._shaped(lb, sent, after)
+        shape = self._shaped(lb, sent, after, ck)
         if key is not None:
             if len(_SHAPES) >= 256:
                 _SHAPES.clear()
             _SHAPES[key] = shape
         return shape
 
-    def _shaped(self, lb: BuildStats | None, sent: dict[str, Any], after: int | None) -> str:
+    def _shaped(
+        self, lb: BuildStats | None, sent: dict[str, Any], after: int | None, ck: tuple[Any, ...]
+    ) -> str:
+        key = {"cache_key": ck[0]} if ck else {}
         return json.dumps(
             {
                 "params": sent,
                 "cache": bool(self.cache),
+                **key,
                 "include_partial": self.include_partial,
                 "tools": [json.loads(canonical_tool(t)) for t in self.tools or ()],
                 "breakpoints": [[b.where, b.index, b.ttl] for b in lb.breakpoints] if lb else [],

@@ -2,11 +2,13 @@
 
 A ledger row records the XXH3-128 of the exact body sent, its size, the node of the
 reply it stored, the number of messages it sent and (``params``) what else shaped the
-body: the body parameters, tools, partial replies, the cache breakpoints placed and the
-messages a context window kept. ``verify_ledger`` rebuilds each such body from the
-stored messages (``replay_call``) and checks its hash and size. Rows that
-record no parameters (a request that failed before a reply was stored, a node swept by
-``gc``, or a row written before srt recorded them) are counted as not checkable.
+body: the body parameters, tools, partial replies, the cache breakpoints placed, the
+messages a context window kept and the ``prompt_cache_key`` srt sent (rows written
+before srt recorded it sent the root's, ``srt._cachekeys``). ``verify_ledger``
+rebuilds each such body from the stored messages (``replay_call``) and checks its hash
+and size. Rows that record no parameters (a request that failed before a reply was
+stored, a node swept by ``gc``, or a row written before srt recorded them) are counted
+as not checkable.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ from typing import Any
 from ._builder import Builder
 from ._chain import Chain
 from ._shared import Shared
-from .cache import Breakpoint
+from .cache import DEFAULT_POLICY, Breakpoint, CachePolicy
 from .errors import SrtError
 from .store.base import MAX_FAULTS, Fault
 from .wire import get_format
 
 __all__ = ["LedgerReport", "replay_call", "verify_ledger"]
 _REPLAY_LOCK = threading.Lock()
+#: A replay's policy when the row records the key sent (put back as a parameter).
+_NO_KEY = CachePolicy(key=None)
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,13 @@ def replay_call(shared: Shared, call: Mapping[str, Any]) -> bytes | None:
                 return None
             fmt = get_format(str(call["format"]))
             tools, partial = spec.get("tools") or (), bool(spec["include_partial"])
+            params = dict(spec["params"])
+            # Not the runtime's ``cache=`` policy: the key the row's request sent.
+            cache: bool | CachePolicy = DEFAULT_POLICY if spec["cache"] else False
+            if cache and "cache_key" in spec and fmt.cache.key_param is not None:
+                cache = _NO_KEY
+                if spec["cache_key"] is not None:
+                    params.setdefault(fmt.cache.key_param, str(spec["cache_key"]))
             if spec.get("after") is not None:
                 return builder.request_after(
                     fmt,
@@ -82,13 +93,10 @@ def replay_call(shared: Shared, call: Mapping[str, Any]) -> bytes | None:
                     model=str(call["model"]),
                     tools=tools,
                     include_partial=partial,
-                    params=dict(spec["params"]),
-                    cache=bool(spec["cache"]),
+                    params=params,
+                    cache=cache,
                 )
-            params = dict(spec["params"])
-            return builder.request(
-                fmt, str(call["model"]), tools, bool(spec["cache"]), partial, None, params
-            )
+            return builder.request(fmt, str(call["model"]), tools, cache, partial, None, params)
         finally:
             shared.records.clear()
             shared.records.update(saved[0])

@@ -15,6 +15,7 @@ from ._chain import Chain
 from ._hashing import keyed
 from ._shared import MAX_NAME_CHARS, Shared, check_name
 from ._types import SessionInfo, UsageSummary
+from .cache import DEFAULT_POLICY, CachePolicy
 from .errors import ConfigError, SessionNotFoundError
 from .history import delete_session, set_retention
 from .ledger import LedgerReport, verify_ledger
@@ -130,7 +131,9 @@ class Runtime:
     fragments in any case, and the caches serve what sessions share and what a session
     read again needs, and keep no more than this once handles are dropped. ``max_sessions``
     bounds how many sessions the store may hold: creating one more (a new name, a
-    fork, an import) raises ``SessionLimitError`` and writes nothing.
+    fork, an import) raises ``SessionLimitError`` and writes nothing. ``cache`` (a
+    ``CachePolicy``) is what a request's ``cache=True``, the default, means for this
+    runtime's sessions (default: ``CachePolicy()``); a call's own ``CachePolicy`` wins.
 
     ``durability``: ``"normal"`` (the default) survives any process crash and may lose
     the last commits, never more, on a power loss or OS crash; ``"full"`` syncs every
@@ -163,8 +166,13 @@ class Runtime:
         durability: str = "normal",
         key: str | bytes | None = None,
         hash_key: bytes | None = None,
+        cache: CachePolicy | None = None,
     ) -> None:
         _check_int("max_message_bytes", max_message_bytes, 1)
+        if cache is not None and not isinstance(cache, CachePolicy):
+            raise ConfigError(
+                f"cache must be a srt.CachePolicy or None, got {type(cache).__name__}"
+            )
         _check_int("fragment_cache_bytes", fragment_cache_bytes, 0)
         if redact is not None and not callable(redact):
             raise ConfigError("redact must be a function of one string, or None")
@@ -197,6 +205,7 @@ class Runtime:
             memory_budget=memory_budget,
             history_retention=history_retention,
             max_sessions=max_sessions,
+            cache_policy=cache if cache is not None else DEFAULT_POLICY,
         )
 
     def __repr__(self) -> str:

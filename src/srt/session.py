@@ -349,8 +349,8 @@ class Session:
 
     @property
     def cache_key(self) -> str | None:
-        """The prompt-cache key of this history: derived from its root message, so every
-        fork of one conversation shares it (``None`` for an empty session)."""
+        """The root scope's prompt-cache key (the default; ``last_build.cache_key`` is the key
+        a request sent): from the root message, shared by forks (``None``: empty)."""
         with self._using():
             self._chain.load()
             return self._builder.cache_key()
