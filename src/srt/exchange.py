@@ -236,11 +236,12 @@ class Call:
         Most turns send what the previous one did: without tools or a window, and with
         plain values as parameters, the text is remembered by what makes it."""
         key: tuple[Any, ...] | None = None
-        # The key the body sent (``None``: none), where srt may send one: the parameters
-        # hold only the caller's.
+        # The key the body sent (``None``: none), where srt may send one and it is not the
+        # root's (which a row without it means): the parameters hold only the caller's.
         ck: tuple[str | None, ...] = ()
-        if self.cache and self.fmt.cache.key_param is not None:
-            ck = (lb.cache_key if lb is not None else None,)
+        root = self.builder.cache_key if self.fmt.cache.key_param is not None else None
+        if self.cache and root is not None and lb is not None and lb.cache_key != root():
+            ck = (lb.cache_key,)
         if not self.tools and (lb is None or lb.window is None):
             # (a float by its repr: -0.0 == 0.0, and their JSON differs)
             items = tuple((k, type(v), repr(v) if type(v) is float else v) for k, v in sent.items())

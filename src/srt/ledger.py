@@ -3,8 +3,8 @@
 A ledger row records the XXH3-128 of the exact body sent, its size, the node of the
 reply it stored, the number of messages it sent and (``params``) what else shaped the
 body: the body parameters, tools, partial replies, the cache breakpoints placed, the
-messages a context window kept and the ``prompt_cache_key`` srt sent (rows written
-before srt recorded it sent the root's, ``srt._cachekeys``). ``verify_ledger``
+messages a context window kept and the ``prompt_cache_key`` srt sent when it is not
+the root's (a row without one sent the root's, ``srt._cachekeys``). ``verify_ledger``
 rebuilds each such body from the stored messages (``replay_call``) and checks its hash
 and size. Rows that record no parameters (a request that failed before a reply was
 stored, a node swept by ``gc``, or a row written before srt recorded them) are counted
