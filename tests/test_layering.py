@@ -17,6 +17,7 @@ dependency.
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -340,3 +341,63 @@ def test_the_core_has_no_sql_no_io_and_no_srt_imports() -> None:
     bad = {n for n in names if n.split(".")[0] in {"srt", "apsw", "sqlite3", "httpx", "os", "io"}}
     assert not bad
     assert not any(n.startswith(".") for n in names)
+
+
+ARCHITECTURE = SRC.parents[1] / "docs" / "architecture.md"
+
+
+def _doc_layers() -> list[list[str]]:
+    """The layer diagram of docs/architecture.md ("The layers"), top first: each rank's
+    module names (a rank's names run over lines while a line ends in a comma)."""
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    section = text.split("## The layers", 1)[1]
+    diagram = section.split("```", 2)[1]
+    groups: list[list[str]] = []
+    more = False
+    for line in diagram.splitlines():
+        left = line[:34].strip()
+        if left in ("", "│"):
+            more = False
+            continue
+        names = [part.split()[0] for part in left.split(",") if part.strip()]
+        if more:
+            groups[-1].extend(names)
+        else:
+            groups.append(names)
+        more = left.endswith(",")
+    return groups
+
+
+def test_the_architecture_diagram_is_this_order() -> None:
+    """Every layer of ORDER is in the doc's diagram (the package's own ``__init__`` and
+    ``__main__`` aside), and a rank drawn below another is below it in ORDER."""
+    groups = _doc_layers()
+    drawn = [name for group in groups for name in group]
+    assert sorted(drawn) == sorted(set(ORDER) - {"__init__", "__main__"})
+    for upper, lower in itertools.pairwise(groups):
+        assert max(RANKS[n] for n in lower) < min(RANKS[n] for n in upper), (upper, lower)
+
+
+def _doc_module_map() -> dict[str, set[str]]:
+    """docs/architecture.md's "Every module, by folder": folder -> the files it names."""
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    section = text.split("### Every module, by folder", 1)[1].split("\n## ", 1)[0]
+    out: dict[str, set[str]] = {}
+    for bullet in re.split(r"\n- ", section)[1:]:
+        folders = re.findall(r"`([\w./]+/)`", bullet.split(":", 1)[0])
+        files = set(re.findall(r"`(\w+\.(?:py|pyx|pxi|pyi|h))`", bullet.split(":", 1)[1]))
+        assert folders and files, bullet
+        for folder in folders:
+            out.setdefault(folder, set()).update(files)
+    return out
+
+
+def test_the_architecture_module_map_is_the_tree() -> None:
+    """Every source file under src/srt is placed in the doc's map, and every file the map
+    names exists, in the folder it is named under."""
+    tree: dict[str, set[str]] = {}
+    for path in SRC.rglob("*"):
+        if path.suffix in (".py", ".pyx", ".pxi", ".pyi", ".h") and "__pycache__" not in str(path):
+            folder = path.parent.relative_to(SRC).as_posix()
+            tree.setdefault("./" if folder == "." else folder + "/", set()).add(path.name)
+    assert _doc_module_map() == tree
