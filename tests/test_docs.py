@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from pathlib import Path
 
 import pytest
 
 import srt
+from srt.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -31,6 +33,35 @@ def test_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert json.loads(body)["messages"] == s.messages()
     assert alt.messages() == s.messages()[:-1]
     assert (tmp_path / "chats.db").exists()
+
+
+def test_readme_console_block_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The ``srt`` commands under the Python example, on the file that example made: every
+    command exits 0, ``show`` prints the new turn, the fork drops it and ``ls`` lists both."""
+    monkeypatch.chdir(tmp_path)
+    code, _postgres = _blocks("python")
+    exec(compile(code, "README.md", "exec"), {})
+    (block,) = _blocks("console")
+    commands = [
+        shlex.split(cmd)
+        for line in block.strip().splitlines()
+        for cmd in line.removeprefix("$ ").split(" && ")
+    ]
+    assert [c[:4] for c in commands] == [["srt", "--db", "chats.db", v] for v in
+                                         ("append", "show", "fork", "ls")]  # fmt: skip
+    outputs = []
+    for argv in commands:
+        assert main(argv[1:]) == 0, argv
+        outputs.append(capsys.readouterr().out)
+    assert outputs[1].rstrip().endswith("user: and in French?")
+    listed = [ln.split()[0] for ln in outputs[3].splitlines()[1:]]
+    assert sorted(listed) == ["support-42", "support-42-b", "try-b"]
+    with srt.Runtime(str(tmp_path / "chats.db")) as rt:
+        full = rt.session("support-42", create=False).messages()
+        assert full[-1] == {"role": "user", "content": "and in French?"}
+        assert rt.session("try-b", create=False).messages() == full[:-1]
 
 
 def test_readme_postgres_example_runs(pg_url: str) -> None:

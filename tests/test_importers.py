@@ -5,6 +5,7 @@ srt, shared prefixes stored once, every conversation read back equal, counts rep
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,19 @@ from srt.integrations.agents import SrtSession
 from srt.integrations.importers import run
 from srt.integrations.langgraph import SrtSaver
 
+DOC = (Path(__file__).resolve().parent.parent / "docs" / "integrations.md").read_text("utf-8")
 LONG = "You are a careful assistant. " * 80  # a system prompt every conversation shares
+
+
+def shown(source: str) -> str:
+    """What docs/integrations.md shows ``srt import --from SOURCE`` printing."""
+    outputs = [
+        re.split(r"\n", run, maxsplit=1)
+        for block in re.findall(r"```console\n(.*?)```", DOC, flags=re.S)
+        for run in block.split("$ ")[1:]
+    ]
+    (text,) = [o[1] for o in outputs if f"--from {source} " in o[0] and o[1].strip()]
+    return text
 
 
 def llm_logs(path: Path) -> dict[str, list[Message]]:
@@ -64,6 +77,7 @@ def test_llm_logs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     print(out)
     assert "llm-logs: 2 threads, 8 messages read" in out
+    assert out == shown("llm-logs")  # what docs/integrations.md shows
     # 5 + 3 messages, 2 shared: the system prompt and the question are stored once.
     assert "stored 6 new messages (2 shared or already stored)" in out
     assert "verified 2 of 2 threads" in out and "left out: 1 reasoning parts" in out
@@ -110,6 +124,7 @@ def test_agents_sqlite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     out = capsys.readouterr().out
     print(out)
     assert "agents-sqlite: 2 sessions, 11 messages read" in out
+    assert out == shown("agents-sqlite")
     assert "stored 8 new messages (3 shared or already stored)" in out
     assert "verified 2 of 2 sessions" in out
     with srt.Runtime(db) as rt:
@@ -153,6 +168,7 @@ def test_langgraph(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     print(out)
     assert "langgraph: 2 threads" in out and "in 27 checkpoints" in out
+    assert out == shown("langgraph")
     assert "verified 2 of 2 threads" in out
     with srt.Runtime(db) as rt:
         # 8 + 8 + 2 distinct messages, however many checkpoints repeat them.
