@@ -463,6 +463,7 @@ static PyObject *srt_decode_utf8_as(const char *data, Py_ssize_t n, int how) {
         srt_utf8_scan(s, n, &mx, &cont, 0);
     }
     if (mx < 0x80) {
+        if (n == 1) return PyUnicode_FromOrdinal(s[0]); /* CPython's shared one */
         str = PyUnicode_New(n, 0x7F);
         if (str != NULL && n) memcpy(PyUnicode_DATA(str), s, (size_t)n);
         return str;
@@ -488,6 +489,13 @@ static PyObject *srt_decode_utf8_as(const char *data, Py_ssize_t n, int how) {
     if (bad) {
         Py_DECREF(str);
         return srt_utf8_cpython(data, n, how);
+    }
+    if (kind == 1 && n - cont == 1) {
+        /* One character below U+0100: CPython's shared one, as its own decoder gives
+           (Python 3.13's also caches its UTF-8, so a fresh copy would differ in size). */
+        Py_UCS4 c = PyUnicode_READ_CHAR(str, 0);
+        Py_DECREF(str);
+        return PyUnicode_FromOrdinal(c);
     }
     return str;
 }
