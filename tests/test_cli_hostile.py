@@ -73,9 +73,7 @@ class Srt:
 
 
 @pytest.fixture
-def cli(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> Srt:
+def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Srt:
     for var in ("SRT_DB", "SRT_PROVIDER", "SRT_MODEL", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
@@ -107,3 +105,22 @@ def test_search_text_with_a_lone_surrogate_is_refused(cli: Srt) -> None:
     err = cli.fails("search", "ord\udcffer")
     assert "valid Unicode text" in err
     assert "order" in cli.ok("search", "order")
+
+
+# -- history retention ---------------------------------------------------------------------
+
+
+def test_history_retention_past_100_years_is_a_usage_error(cli: Srt) -> None:
+    # It used to be stored, and every later `srt log` failed on the date (OverflowError).
+    err = cli.fails("gc", "--history-retention", "9" * 30 + "d", code=2)
+    assert "longer than 100 years" in err
+    cli.ok("rewind", "a")
+    assert "KEPT UNTIL" in cli.ok("log", "a")
+
+
+def test_log_shows_a_retention_set_beyond_any_date_as_never(cli: Srt) -> None:
+    with srt.Runtime(str(cli.db)) as rt:
+        rt.set_history_retention(1e30)  # the API takes any finite number of seconds
+        rt.session("a").rewind(1)
+    row = cli.ok("log", "a").splitlines()[-1]
+    assert "  never  " in row and "rewind" in row

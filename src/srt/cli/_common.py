@@ -59,8 +59,12 @@ def print_json(value: Any) -> None:
 
 
 def when(ts: float) -> str:
-    """A local time to the minute: ``2025-05-01 14:03``."""
-    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+    """A local time to the minute: ``2025-05-01 14:03`` (``never`` past what a date can
+    show, as a retention set to a huge number through the API gives)."""
+    try:
+        return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+    except (OverflowError, OSError, ValueError):
+        return "never" if ts > 0 else "-"
 
 
 def print_table(rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> None:
