@@ -124,3 +124,78 @@ def test_log_shows_a_retention_set_beyond_any_date_as_never(cli: Srt) -> None:
         rt.session("a").rewind(1)
     row = cli.ok("log", "a").splitlines()[-1]
     assert "  never  " in row and "rewind" in row
+
+
+# -- srt prompt: nothing half-written, no secret shown ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--model", "gpt\udcff"],  # refused by the wire format, after the message was stored
+        ["--base-url", "http://[::1"],  # httpx.InvalidURL escaped as a traceback
+        ["--base-url", "http://\udcff/v1"],
+        ["--base-url", "http://"],
+    ],
+    ids=["model-surrogate", "base-url-bracket", "base-url-surrogate", "base-url-no-host"],
+)
+def test_a_prompt_refused_before_any_reply_leaves_the_session_as_it_was(
+    cli: Srt, server: ProviderServer, args: list[str]
+) -> None:
+    before = cli.state()
+    cli.fails("prompt", "--session", "a", *args, "Is it here yet?")
+    cli.fails("prompt", "--session", "new", *args, "Is it here yet?")
+    assert cli.state() == before
+    cli.verified()
+
+
+def test_a_system_prompt_with_a_lone_surrogate_creates_no_session(
+    cli: Srt, server: ProviderServer
+) -> None:
+    before = cli.state()
+    err = cli.fails("prompt", "--session", "new", "--system", "be \udcff terse", "hi")
+    assert "lone surrogate" in err
+    assert cli.state() == before and server.requests.total() == 0
+
+
+@pytest.mark.parametrize("bad", ["sk-unicod\u00e9-key", "sk-key\r\nx-injected: 1"])
+@pytest.mark.parametrize(
+    ("provider", "env", "extra"),
+    [
+        ("openai", "OPENAI_API_KEY", []),
+        ("anthropic", "ANTHROPIC_API_KEY", []),
+        ("azure", "AZURE_OPENAI_API_KEY", ["--model", "dep"]),
+        ("bedrock", "AWS_BEARER_TOKEN_BEDROCK", ["--region", "us-east-1"]),
+    ],
+)
+def test_a_key_no_http_header_can_carry_is_a_typed_error_that_does_not_show_it(
+    cli: Srt,
+    server: ProviderServer,
+    monkeypatch: pytest.MonkeyPatch,
+    bad: str,
+    provider: str,
+    env: str,
+    extra: list[str],
+) -> None:
+    # A non-ASCII key was a UnicodeEncodeError traceback from the HTTP layer.
+    monkeypatch.setenv(env, bad)
+    base = ["--base-url", server.url + ("" if provider == "anthropic" else "/v1")]
+    err = cli.fails("prompt", "--provider", provider, *base, *extra, "--session", "a", "hi")
+    assert "API key holds a character an HTTP header cannot carry" in err
+    assert "unicod" not in err and "sk-key" not in err
+    assert cli.state()[0][1][-1]["content"] == "It shipped."
+
+
+def test_a_password_in_the_base_url_is_neither_shown_nor_stored(cli: Srt) -> None:
+    # The transport's error text carried the URL whole, and the ledger stored that text.
+    secret = "pw-hostile-0451"
+    url = f"http://user:{secret}@127.0.0.1:1/v1"
+    cli.monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    err = cli.fails("prompt", "--base-url", url, "--session", "a", "hi")
+    assert "http://127.0.0.1:1/v1/chat/completions" in err and secret not in err
+    with srt.Runtime(str(cli.db)) as rt:
+        (row,) = rt.calls()
+        assert row["status"] == "error" and secret not in repr(row)
+    for path in cli.db.parent.iterdir():
+        if path.name.startswith(cli.db.name):
+            assert secret.encode() not in path.read_bytes()
