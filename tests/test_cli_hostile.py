@@ -199,3 +199,30 @@ def test_a_password_in_the_base_url_is_neither_shown_nor_stored(cli: Srt) -> Non
     for path in cli.db.parent.iterdir():
         if path.name.startswith(cli.db.name):
             assert secret.encode() not in path.read_bytes()
+
+
+# -- empty option values ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["prompt", "--session", "", "hi"],  # was a new session prompt-DATE-TIME
+        ["prompt", "--session", "a", "--model", "", "hi"],  # was the default model
+        ["prompt", "--session", "a", "--base-url", "", "hi"],  # was $OPENAI_BASE_URL
+        ["export", "a", "--format", "openai.chat", "--model", ""],  # was gpt-4o-mini
+        ["import", "FILE", "--name", ""],  # was the file's name
+        ["log", "a", "--restore", ""],
+        ["stats", "--tenant", ""],
+    ],
+    ids=["session", "model", "base-url", "export-model", "import-name", "restore", "tenant"],
+)
+def test_an_empty_option_value_is_a_usage_error_not_a_default(
+    cli: Srt, server: ProviderServer, tmp_path: Path, args: list[str]
+) -> None:
+    (tmp_path / "x.jsonl").write_text('{"role":"user","content":"hi"}\n')
+    args = [str(tmp_path / "x.jsonl") if a == "FILE" else a for a in args]
+    before = cli.state()
+    err = cli.fails(*args, code=2)
+    assert "must not be empty" in err
+    assert cli.state() == before and server.requests.total() == 0

@@ -20,7 +20,7 @@ from ..errors import SrtError
 from ..runtime import default_path
 from ..wire import FORMATS
 from . import _chat, _imports, _log, _maint, _serve, _sessions, _stats
-from ._common import CommandError, escape_line
+from ._common import CommandError, escape_line, nonempty
 from ._providers import add_provider_options
 
 __all__ = ["build_parser", "main"]
@@ -60,6 +60,7 @@ def _conversation_options(p: argparse.ArgumentParser, what: str) -> None:
     which.add_argument(
         "--session",
         metavar="NAME",
+        type=nonempty,
         help="use session NAME, creating it if missing (default: a new session "
         f"named {what}-DATE-TIME)",
     )
@@ -167,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         "request", "print the exact request body for the session's next call", _sessions.request
     )
     p.add_argument("name", metavar="NAME", help="the session")
-    p.add_argument("--model", required=True, help="the model named in the request")
+    p.add_argument("--model", required=True, type=nonempty, help="the model named in the request")
     p.add_argument(
         "--format",
         default="openai.chat",
@@ -215,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--model",
+        type=nonempty,
         help="the model named in the body (default: the session's last model in the "
         "ledger, else gpt-4o-mini or claude-sonnet-4-5)",
     )
@@ -237,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--name",
+        type=nonempty,
         help="the new session's name (default: the file name without its extension)",
     )
     p.add_argument(
@@ -276,7 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--all", action="store_true", help="every session's requests")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.add_argument(
-        "--tenant", metavar="TENANT", help="the requests of one gateway tenant (srt serve)"
+        "--tenant",
+        metavar="TENANT",
+        type=nonempty,
+        help="the requests of one gateway tenant (srt serve)",
     )
 
     p = command(
@@ -287,7 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "name", metavar="NAME", nargs="?", help="the session (default: the one used last)"
     )
-    p.add_argument("--restore", metavar="KEY", help="make the earlier head KEY the head again")
+    p.add_argument(
+        "--restore", metavar="KEY", type=nonempty, help="make the earlier head KEY the head again"
+    )
     p.add_argument("--json", action="store_true", help="print the earlier heads as JSON")
 
     p = command("gc", "delete the messages and nodes that no session reaches", _maint.gc)

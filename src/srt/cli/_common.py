@@ -24,6 +24,7 @@ __all__ = [
     "existing_db",
     "is_url",
     "latest_session",
+    "nonempty",
     "open_db",
     "present",
     "print_json",
@@ -42,6 +43,14 @@ _ESCAPE_TEXT = {c: e for c, e in _ESCAPE_LINE.items() if c not in (0x09, 0x0A)}
 
 class CommandError(Exception):
     """A command that failed outside srt's own error tree (reported like an SrtError)."""
+
+
+def nonempty(value: str) -> str:
+    """An option's value that must not be empty (argparse type): ``--session ""`` would
+    otherwise quietly mean no option at all."""
+    if not value:
+        raise argparse.ArgumentTypeError("must not be empty")
+    return value
 
 
 def escape_line(text: str) -> str:
