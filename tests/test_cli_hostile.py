@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -226,3 +228,58 @@ def test_an_empty_option_value_is_a_usage_error_not_a_default(
     err = cli.fails(*args, code=2)
     assert "must not be empty" in err
     assert cli.state() == before and server.requests.total() == 0
+
+
+# -- srt copy of an encrypted store ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mc_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """apsw-sqlite3mc in a directory of its own, for child processes only (as
+    ``test_rel_encryption`` installs it: its ``apsw`` replaces the plain one)."""
+    from test_rel_encryption import MC_VERSION
+
+    target = tmp_path_factory.mktemp("sqlite3mc")
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"),
+            *("--no-deps", "--target", str(target), f"apsw-sqlite3mc=={MC_VERSION}"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    return target
+
+
+def test_copy_opens_an_encrypted_store_with_key_file_and_keeps_the_copy_encrypted(
+    mc_site: Path, tmp_path: Path
+) -> None:
+    # --key-file was ignored by copy: an encrypted SRC could not be copied at all, and
+    # the error said to use --key-file.
+    env = {k: v for k, v in os.environ.items() if k != "SRT_DB"}
+    env["PYTHONPATH"] = str(mc_site)
+    keys, data = tmp_path / "keys", tmp_path / "data"
+    keys.mkdir(mode=0o700)
+    data.mkdir(mode=0o700)
+    key = keys / "key"
+    key.write_text("a passphrase for the copy\n")
+    key.chmod(0o600)
+    src, dest = str(data / "src.db"), str(data / "dest.db")
+
+    def srt_(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "srt", *args]
+        return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+
+    marker = "copied under the key 7731"
+    made = srt_("--db", src, "--key-file", str(key), "append", "s", "--role", "user", marker)
+    assert made.returncode == 0, made.stderr
+    refused = srt_("copy", src, dest)
+    assert refused.returncode == 1 and "encrypted" in refused.stderr
+    assert not os.path.exists(dest)
+    done = srt_("--key-file", str(key), "copy", src, dest)
+    assert done.returncode == 0 and "verified by hashes" in done.stdout, done.stderr
+    shown = srt_("--db", dest, "--key-file", str(key), "show", "s")
+    assert shown.stdout == f"user: {marker}\n", shown.stderr
+    assert marker.encode() not in Path(dest).read_bytes()
+    assert srt_("--db", dest, "show", "s").returncode == 1  # no key: refused
