@@ -218,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         type=nonempty,
         help="the model named in the body (default: the session's last model in the "
-        "ledger, else gpt-4o-mini or claude-sonnet-4-5)",
+        "ledger, else gpt-4o-mini, claude-sonnet-4-5 or, for bedrock.converse, "
+        "anthropic.claude-sonnet-4-5-20250929-v1:0)",
     )
     p.add_argument(
         "--include-partial",
@@ -253,7 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("search", "full-text search over the messages of every session", _maint.search)
     p.add_argument("text", metavar="TEXT", nargs="*", help="the words to find (all of them)")
     p.add_argument(
-        "--limit", type=_positive, default=20, help="show at most this many (default: 20)"
+        "--limit",
+        type=_positive,
+        default=20,
+        metavar="N",
+        help="show at most this many (default: 20)",
     )
     p.add_argument(
         "--fts",
@@ -303,8 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--history-retention",
         type=_log.duration,
         metavar="DURATION",
-        help="keep earlier heads this long after they were left (e.g. 7d, 12h, 0), from now "
-        "on and for the heads already recorded (default: the database's setting, 7d)",
+        help="keep earlier heads this long after they were left (e.g. 7d, 12h, 0; at most "
+        "100 years), from now on and for the heads already recorded (default: the "
+        "database's setting, 7d)",
     )
     p.add_argument(
         "--dry-run", action="store_true", help="count what would be removed; change nothing"
