@@ -311,3 +311,17 @@ def test_the_session_examples_in_the_docs_print_what_they_show(
     (tmp_path / "support.jsonl").write_bytes(c.ok("export", "support").encode())
     c.ok("import", str(tmp_path / "support.jsonl"), "--name", "support-copy")
     assert "$ srt search where order\n" + c.ok("search", "where", "order") in doc
+
+
+def test_append_a_tool_result_with_its_call_id(cli: Srt) -> None:
+    # The docs list `tool` among append's roles, but no option gave the tool_call_id a
+    # tool message needs, so `--role tool` always failed.
+    before = cli.state()
+    assert "needs --tool-call-id" in cli.fails("append", "a", "--role", "tool", "42")
+    assert "needs --tool-call-id" in cli.fails(
+        "append", "a", "--role", "user", "--tool-call-id", "call_1", "42"
+    )
+    assert cli.state() == before
+    assert cli.ok("append", "a", "--role", "tool", "--tool-call-id", "call_1", "42") == "3\n"
+    last = json.loads(cli.ok("show", "a", "--json"))[-1]
+    assert last == {"role": "tool", "content": "42", "tool_call_id": "call_1"}

@@ -162,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="the message role: system, developer, user, assistant or tool",
     )
+    p.add_argument(
+        "--tool-call-id",
+        metavar="ID",
+        type=nonempty,
+        help="for --role tool: the id of the tool call this message answers",
+    )
     p.add_argument("text", metavar="TEXT", help="the message text, or '-' to read it from stdin")
 
     p = command(
