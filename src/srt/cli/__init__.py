@@ -20,7 +20,7 @@ from ..errors import SrtError
 from ..runtime import default_path
 from ..wire import FORMATS
 from . import _chat, _imports, _log, _maint, _serve, _sessions, _stats
-from ._common import CommandError, escape_line
+from ._common import CommandError, escape_line, nonempty
 from ._providers import add_provider_options
 
 __all__ = ["build_parser", "main"]
@@ -60,6 +60,7 @@ def _conversation_options(p: argparse.ArgumentParser, what: str) -> None:
     which.add_argument(
         "--session",
         metavar="NAME",
+        type=nonempty,
         help="use session NAME, creating it if missing (default: a new session "
         f"named {what}-DATE-TIME)",
     )
@@ -161,13 +162,19 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="the message role: system, developer, user, assistant or tool",
     )
+    p.add_argument(
+        "--tool-call-id",
+        metavar="ID",
+        type=nonempty,
+        help="for --role tool: the id of the tool call this message answers",
+    )
     p.add_argument("text", metavar="TEXT", help="the message text, or '-' to read it from stdin")
 
     p = command(
         "request", "print the exact request body for the session's next call", _sessions.request
     )
     p.add_argument("name", metavar="NAME", help="the session")
-    p.add_argument("--model", required=True, help="the model named in the request")
+    p.add_argument("--model", required=True, type=nonempty, help="the model named in the request")
     p.add_argument(
         "--format",
         default="openai.chat",
@@ -215,8 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--model",
+        type=nonempty,
         help="the model named in the body (default: the session's last model in the "
-        "ledger, else gpt-4o-mini or claude-sonnet-4-5)",
+        "ledger, else gpt-4o-mini, claude-sonnet-4-5 or, for bedrock.converse, "
+        "anthropic.claude-sonnet-4-5-20250929-v1:0)",
     )
     p.add_argument(
         "--include-partial",
@@ -237,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--name",
+        type=nonempty,
         help="the new session's name (default: the file name without its extension)",
     )
     p.add_argument(
@@ -250,7 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("search", "full-text search over the messages of every session", _maint.search)
     p.add_argument("text", metavar="TEXT", nargs="*", help="the words to find (all of them)")
     p.add_argument(
-        "--limit", type=_positive, default=20, help="show at most this many (default: 20)"
+        "--limit",
+        type=_positive,
+        default=20,
+        metavar="N",
+        help="show at most this many (default: 20)",
     )
     p.add_argument(
         "--fts",
@@ -276,7 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--all", action="store_true", help="every session's requests")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.add_argument(
-        "--tenant", metavar="TENANT", help="the requests of one gateway tenant (srt serve)"
+        "--tenant",
+        metavar="TENANT",
+        type=nonempty,
+        help="the requests of one gateway tenant (srt serve)",
     )
 
     p = command(
@@ -287,7 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "name", metavar="NAME", nargs="?", help="the session (default: the one used last)"
     )
-    p.add_argument("--restore", metavar="KEY", help="make the earlier head KEY the head again")
+    p.add_argument(
+        "--restore", metavar="KEY", type=nonempty, help="make the earlier head KEY the head again"
+    )
     p.add_argument("--json", action="store_true", help="print the earlier heads as JSON")
 
     p = command("gc", "delete the messages and nodes that no session reaches", _maint.gc)
@@ -295,8 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--history-retention",
         type=_log.duration,
         metavar="DURATION",
-        help="keep earlier heads this long after they were left (e.g. 7d, 12h, 0), from now "
-        "on and for the heads already recorded (default: the database's setting, 7d)",
+        help="keep earlier heads this long after they were left (e.g. 7d, 12h, 0; at most "
+        "100 years), from now on and for the heads already recorded (default: the "
+        "database's setting, 7d)",
     )
     p.add_argument(
         "--dry-run", action="store_true", help="count what would be removed; change nothing"

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from .. import drivers, exchange, tasks
 from ..cache import CacheExplain
 from ..errors import ProviderError, SrtError
+from ..message import canonicalize
 from ..runtime import Runtime
 from ..session import Session
 from ..tools import Tool
@@ -496,6 +497,11 @@ def prompt(args: argparse.Namespace) -> int:
         text = sys.stdin.read()
     if not text.strip():
         raise CommandError("the prompt is empty")
+    question = {"role": "user", "content": text}
+    # A bad message is refused before any file or session is created.
+    canonicalize(question)
+    if args.system is not None:
+        canonicalize({"role": "system", "content": args.system})
     provider, model = make_provider(args)
     try:
         with runtime(args, create=True) as rt:
@@ -504,11 +510,12 @@ def prompt(args: argparse.Namespace) -> int:
             )
             session, _new = open_session(rt, args, "prompt")
             before = len(session)
-            set_system(session, args.system)
-            session.append({"role": "user", "content": text})
-            stream = session.stream(provider, model=model)
-            ended = ""
+            stream = None
             try:
+                set_system(session, args.system)
+                session.append(question)
+                stream = session.stream(provider, model=model)
+                ended = ""
                 with _interruptible():
                     try:
                         for delta in stream:
@@ -517,8 +524,10 @@ def prompt(args: argparse.Namespace) -> int:
                             ended = delta[-1:] or ended
                     except KeyboardInterrupt:
                         stream.close()
-            except ProviderError:
-                if stream.reply is None:
+            except BaseException:
+                # No reply stored (a provider error, a bad --model or --base-url, ...):
+                # the session is left as it was.
+                if stream is None or stream.reply is None:
                     _unask(rt, session, before if existed else None)
                 raise
             if stream.reply is None:

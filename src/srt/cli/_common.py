@@ -24,6 +24,7 @@ __all__ = [
     "existing_db",
     "is_url",
     "latest_session",
+    "nonempty",
     "open_db",
     "present",
     "print_json",
@@ -44,6 +45,14 @@ class CommandError(Exception):
     """A command that failed outside srt's own error tree (reported like an SrtError)."""
 
 
+def nonempty(value: str) -> str:
+    """An option's value that must not be empty (argparse type): ``--session ""`` would
+    otherwise quietly mean no option at all."""
+    if not value:
+        raise argparse.ArgumentTypeError("must not be empty")
+    return value
+
+
 def escape_line(text: str) -> str:
     """``text`` with every control character escaped, newlines and tabs included."""
     return text.translate(_ESCAPE_LINE)
@@ -59,8 +68,12 @@ def print_json(value: Any) -> None:
 
 
 def when(ts: float) -> str:
-    """A local time to the minute: ``2025-05-01 14:03``."""
-    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+    """A local time to the minute: ``2025-05-01 14:03`` (``never`` past what a date can
+    show, as a retention set to a huge number through the API gives)."""
+    try:
+        return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+    except (OverflowError, OSError, ValueError):
+        return "never" if ts > 0 else "-"
 
 
 def print_table(rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> None:

@@ -12,6 +12,8 @@ from ._common import escape_line, latest_session, print_json, print_table, runti
 
 __all__ = ["duration", "log"]
 
+#: The longest duration taken: 100 years (a date past year 9999 cannot be shown).
+MAX_DURATION = 100 * 365.25 * 86400.0
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
 
@@ -22,7 +24,10 @@ def duration(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"not a duration: {text!r} (a number of seconds, or with s, m, h, d or w)"
         )
-    return float(m[1]) * _UNITS[m[2] or "s"]
+    seconds = float(m[1]) * _UNITS[m[2] or "s"]
+    if seconds > MAX_DURATION:
+        raise argparse.ArgumentTypeError(f"{text!r} is longer than 100 years")
+    return seconds
 
 
 def _last_message(rt: Runtime, record: HeadRecord) -> str:

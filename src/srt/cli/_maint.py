@@ -16,6 +16,7 @@ from ._common import (
     CommandError,
     cli_key,
     escape_line,
+    is_url,
     open_db,
     present,
     print_json,
@@ -226,11 +227,22 @@ def rekey(args: argparse.Namespace) -> None:
     )
 
 
+def _file_key(args: argparse.Namespace, store: str) -> str | bytes | None:
+    """``--key-file``'s key for ``srt copy``'s ``store`` if it is a file (a server's
+    store has no file to encrypt)."""
+    if args.key_file is None or is_url(store):
+        return None
+    return read_key_file(args.key_file, store)
+
+
 def copy(args: argparse.Namespace) -> None:
     """``srt copy SRC DEST``: every session, object and ledger row, checked by hashes."""
     if not present(args.src):
         raise CommandError(f"no database at {without_password(args.src)}")
-    with Runtime(args.src) as src, Runtime(args.dest) as dest:
+    with (
+        Runtime(args.src, key=_file_key(args, args.src)) as src,
+        Runtime(args.dest, key=_file_key(args, args.dest)) as dest,
+    ):
         report = copy_store(
             src.store,
             dest.store,

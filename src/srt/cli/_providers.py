@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from .. import providers
 from ..errors import ConfigError
+from ._common import nonempty
 
 if TYPE_CHECKING:
     from ..providers import Provider
@@ -44,17 +45,20 @@ def add_provider_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--model",
+        type=nonempty,
         help="the model (default: $SRT_MODEL, else one per provider: gpt-4o-mini, "
         "claude-sonnet-4-5, ...; for azure the deployment; for local a GGUF file)",
     )
     p.add_argument(
         "--base-url",
+        type=nonempty,
         metavar="URL",
         help="the provider's base URL, e.g. http://127.0.0.1:8080/v1 (default: the "
         "provider's own, or $OPENAI_BASE_URL, $ANTHROPIC_BASE_URL, $AZURE_OPENAI_ENDPOINT)",
     )
     p.add_argument(
         "--key-env",
+        type=nonempty,
         metavar="VAR",
         help="read the API key from environment variable VAR (default: the provider's "
         "usual one, e.g. OPENAI_API_KEY). There is no option taking the key itself: "
@@ -62,6 +66,7 @@ def add_provider_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--region",
+        type=nonempty,
         help="the AWS region for bedrock (default: $AWS_REGION or $AWS_DEFAULT_REGION)",
     )
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..wire.azure import AzureEndpoint
-from .base import Options, Provider
+from .base import Options, Provider, check_key
 
 __all__ = ["Azure"]
 
@@ -48,7 +48,9 @@ class Azure(Provider):
         self.endpoint = endpoint
         if api_key is None and token is None:
             api_key = os.environ.get("AZURE_OPENAI_API_KEY")
-        self.__auth = endpoint.auth_headers(api_key, token)
+        self.__auth = endpoint.auth_headers(
+            check_key(api_key, "Azure OpenAI"), check_key(token, "Azure OpenAI")
+        )
         self._secrets = tuple(s for s in (api_key, token) if s)
 
     def stream_params(self) -> dict[str, Any]:

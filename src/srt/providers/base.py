@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 from .._core import Body
 from ..errors import ConfigError
 from .transport import AsyncTransport, HTTPRequest, RetryPolicy, Timeouts, Transport, redact
@@ -173,6 +175,12 @@ def base_url(given: Any, env: str | None, default: str, what: str = "base_url") 
         scheme = url.partition("://")[0] if "://" in url else ""
         got = f"a {scheme[:16]!r} URL" if scheme else "a value with no scheme"
         raise ConfigError(f"{what} must be an http:// or https:// URL, got {got}")
+    try:
+        host = httpx.URL(url).host
+    except httpx.InvalidURL as exc:  # its text quotes the part at fault: not shown
+        raise ConfigError(f"{what} is not a valid URL ({type(exc).__name__})") from None
+    if not host:
+        raise ConfigError(f"{what} has no host")
     return url.rstrip("/")
 
 
@@ -181,4 +189,15 @@ def read_key(value: str | None, env: str, what: str, required: bool = True) -> s
     key = value if value is not None else os.environ.get(env)
     if required and not key:
         raise ConfigError(f"{what} needs an API key: pass api_key= or set {env}")
-    return key or None
+    return check_key(key, what) or None
+
+
+def check_key(key: str | None, what: str) -> str | None:
+    """``key``, or ``ConfigError`` if an HTTP header cannot carry it (a character that
+    is not printable ASCII: a line break, a typo'd letter). The key is not shown."""
+    if key and not (key.isascii() and key.isprintable()):
+        raise ConfigError(
+            f"{what}'s API key holds a character an HTTP header cannot carry "
+            "(a line break, a control character or one that is not ASCII)"
+        )
+    return key

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from .._core import Body
 from ..errors import ConfigError
-from .base import Options, Provider
+from .base import Options, Provider, check_key
 from .base import base_url as url_of
 from .sigv4 import AwsCredentials, sign
 from .transport import HTTPRequest
@@ -53,7 +53,10 @@ class Bedrock(Provider):
             f"https://bedrock-runtime.{self.region}.amazonaws.com",
             "endpoint_url",
         )
-        self.__key = api_key if api_key is not None else os.environ.get("AWS_BEARER_TOKEN_BEDROCK")
+        self.__key = check_key(
+            api_key if api_key is not None else os.environ.get("AWS_BEARER_TOKEN_BEDROCK"),
+            "Bedrock",
+        )
         self.__creds = None if self.__key else (credentials or AwsCredentials.from_env())
         if not self.__key and self.__creds is None:
             raise ConfigError(

@@ -57,6 +57,7 @@ __all__ = [
     "Timeouts",
     "Transport",
     "redact",
+    "shown_url",
 ]
 
 _ERROR_BODY_LIMIT = 64 * 1024
@@ -79,9 +80,8 @@ class HTTPRequest:
     sent: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
     def __repr__(self) -> str:
-        return (
-            f"<HTTPRequest {self.method} {redact(self.url, self.secrets)} {len(self.body)} bytes>"
-        )
+        where = shown_url(self.url, self.secrets)
+        return f"<HTTPRequest {self.method} {where} {len(self.body)} bytes>"
 
 
 class _Attempts:
@@ -113,12 +113,22 @@ class _Attempts:
         return err, self.retry.retryable(resp.status_code, headers), headers
 
 
+def shown_url(url: str, secrets: tuple[str, ...]) -> str:
+    """``url`` as error text and reprs show it: without its query, nor a user name and
+    password given in it (``https://user:pass@host``), nor any of ``secrets``."""
+    scheme, sep, rest = url.split("?", 1)[0].partition("://")
+    if sep:
+        authority, slash, path = rest.partition("/")
+        url = scheme + sep + authority.rpartition("@")[2] + slash + path
+    return redact(url, secrets)
+
+
 def _status_error(
     status: int, body: bytes, headers: Mapping[str, str], req: HTTPRequest
 ) -> ProviderError:
     # Secrets out first, then the cut: a secret the cut crossed would leave its start.
     text = redact(body.decode("utf-8", "replace"), req.secrets)[:_SHOWN_BODY]
-    where = redact(req.url.split("?", 1)[0], req.secrets)
+    where = shown_url(req.url, req.secrets)
     msg = f"{req.method} {where} answered {status}: {text}"
     if status == 407:  # a proxy (a caller's client's) refused
         return ProxyAuthError(msg)
@@ -130,7 +140,7 @@ def _status_error(
 
 
 def _connection_error(exc: Exception, req: HTTPRequest) -> ProviderError:
-    where = redact(req.url.split("?", 1)[0], req.secrets)
+    where = shown_url(req.url, req.secrets)
     detail = redact(str(exc), req.secrets) or type(exc).__name__
     # A proxy's 407 is never retried: the same credentials would be refused again. (A
     # caller's client raises httpx's ProxyError for a CONNECT's, "407 Proxy ...".)

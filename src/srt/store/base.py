@@ -85,6 +85,7 @@ __all__ = [
     "build_tree",
     "check_chain",
     "check_object",
+    "check_search",
     "link_error",
     "not_below",
     "not_stored",
@@ -286,6 +287,23 @@ def check_object(kind: Any, scope: Any, key: Any, value: Any = b"") -> None:
             raise ConfigError(f"an object's {what} must be a non-empty str")
     if not isinstance(value, bytes):
         raise ConfigError(f"an object's value must be bytes, got {type(value).__name__}")
+
+
+#: Rows a search reads at a time: a larger ``limit`` (up to any int) reads in batches.
+SEARCH_BATCH_MAX = 10_000
+
+
+def check_search(text: Any, limit: Any) -> None:
+    """``ConfigError`` unless ``text`` is valid Unicode text and ``limit`` an int of 1 or
+    more (every engine checks a search before it reads)."""
+    try:
+        str.encode(text, "utf-8")
+    except (TypeError, UnicodeEncodeError):
+        raise ConfigError(
+            "the search text must be valid Unicode text (no lone surrogates)"
+        ) from None
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ConfigError("limit must be an int, at least 1")
 
 
 # -- the protocol -----------------------------------------------------------------------------

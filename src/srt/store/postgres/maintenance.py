@@ -36,6 +36,7 @@ import psycopg
 from ... import _core
 from ...errors import ConfigError, SessionNotFoundError
 from ..base import (
+    SEARCH_BATCH_MAX,
     USER_PREFIX,
     Fault,
     FaultList,
@@ -46,6 +47,7 @@ from ..base import (
     VacuumReport,
     VerifyReport,
     build_tree,
+    check_search,
     session_overviews,
 )
 from . import schema as sch
@@ -321,8 +323,7 @@ def search(
 ) -> list[Hit]:
     """Messages some session uses whose text matches, best match first. ``syntax``:
     ``text`` is a ``websearch_to_tsquery`` query (quotes, ``or``, ``-word``)."""
-    if limit < 1:
-        raise ConfigError("limit must be at least 1")
+    check_search(text, limit)
     if not text.strip():
         raise ConfigError("the search text is empty")
     if syntax:
@@ -340,7 +341,7 @@ def search(
 
     def find(conn: psycopg.Connection[Any]) -> list[Hit]:
         hits: list[Hit] = []
-        batch, offset = max(limit, 50), 0
+        batch, offset = max(min(limit, SEARCH_BATCH_MAX), 50), 0
         with _snapshot(conn):
             while len(hits) < limit:
                 found = conn.execute(sql, [*qargs, batch, offset]).fetchall()

@@ -46,7 +46,7 @@ from collections.abc import Callable, Sequence
 import apsw
 
 from ...errors import ConfigError, CorruptionError, StoreError
-from ..base import GcReport, Hit, VacuumReport
+from ..base import SEARCH_BATCH_MAX, GcReport, Hit, VacuumReport, check_search
 from . import db as db_module
 from . import heap as heap_module
 from . import queries as q
@@ -346,8 +346,7 @@ def search(
     The first search of a file builds the index (``build_search_index``, which calls
     ``announce`` with the number of messages it is about to index).
     """
-    if limit < 1:
-        raise ConfigError("limit must be at least 1")
+    check_search(text, limit)
     query = text if syntax else fts_query(text)
     if not query.strip():
         raise ConfigError("the search text is empty")
@@ -361,7 +360,7 @@ def search(
 
 def _search(conn: apsw.Connection, query: str, limit: int) -> list[Hit]:
     hits: list[Hit] = []
-    batch = max(limit, 50)
+    batch = max(min(limit, SEARCH_BATCH_MAX), 50)
     offset = 0
     while len(hits) < limit:
         ids = [
