@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -157,3 +159,24 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
     with fresh_url() as url:
         yield url
+
+
+#: The apsw-sqlite3mc the encryption tests run against (the extra's lower bound).
+MC_VERSION = "3.54.0.0"
+
+
+@pytest.fixture(scope="session")
+def mc_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """apsw-sqlite3mc installed in a directory of its own, for child processes only: its
+    ``apsw`` module replaces the plain one, so it never enters this process."""
+    target = tmp_path_factory.mktemp("sqlite3mc")
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"),
+            *("--no-deps", "--target", str(target), f"apsw-sqlite3mc=={MC_VERSION}"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    return target

@@ -233,25 +233,6 @@ def test_an_empty_option_value_is_a_usage_error_not_a_default(
 # -- srt copy of an encrypted store ------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def mc_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """apsw-sqlite3mc in a directory of its own, for child processes only (as
-    ``test_rel_encryption`` installs it: its ``apsw`` replaces the plain one)."""
-    from test_rel_encryption import MC_VERSION
-
-    target = tmp_path_factory.mktemp("sqlite3mc")
-    subprocess.run(
-        [
-            *(sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"),
-            *("--no-deps", "--target", str(target), f"apsw-sqlite3mc=={MC_VERSION}"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    return target
-
-
 def test_copy_opens_an_encrypted_store_with_key_file_and_keeps_the_copy_encrypted(
     mc_site: Path, tmp_path: Path
 ) -> None:

@@ -36,24 +36,7 @@ import srt
 from rel_support.common import SUPPORT, TESTS, child_env, emit
 from srt.store.sqlite import keys as _keys
 
-#: The apsw-sqlite3mc these tests run against (the extra's lower bound).
-MC_VERSION = "3.54.0.0"
 CHILD = str(SUPPORT / "encryption_child.py")
-
-
-@pytest.fixture(scope="module")
-def mc_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("sqlite3mc")
-    subprocess.run(
-        [
-            *(sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"),
-            *("--no-deps", "--target", str(target), f"apsw-sqlite3mc=={MC_VERSION}"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    return target
 
 
 def scenario(name: str, mc_site: Path, where: Path) -> dict[str, Any]:
