@@ -398,3 +398,33 @@ def test_canonical_text_is_canonicalize_for_plain_text(role: Any, content: Any, 
         assert got == want
     assert canonical_text({"role": "user", "content": "x", "name": "n"}) is None
     assert canonical_text([("role", "user")]) is None
+
+
+@pytest.mark.parametrize(
+    ("message", "says"),
+    [
+        ({"foo": 1}, "the message has no role (its keys: ['foo'])"),
+        ({"content": "hi"}, "the message has no role (its keys: ['content'])"),
+        ({"role": None, "content": "hi"}, "role must be a string, got NoneType"),
+        ({"role": 7, "content": "hi"}, "role must be a string, got int"),
+        ({"role": "wizard", "content": "hi"}, "unknown role 'wizard'"),
+        ({"role": "w" * 5000, "content": "hi"}, "unknown role '" + "w" * 40 + "...'"),
+    ],
+)
+def test_a_bad_role_is_named_for_what_it_is(message: dict[str, Any], says: str) -> None:
+    """A message without a role, with a role that is no string, or with an unknown one:
+    the error says which (it said "unknown role 'NoneType'" for all of the first four),
+    and never repeats more than 40 characters of what it was given."""
+    with pytest.raises(InvalidMessageError) as got:
+        canonicalize(message)
+    assert str(got.value).startswith(says), str(got.value)
+    assert len(str(got.value)) < 200
+
+
+def test_a_list_holding_a_non_message_says_its_type() -> None:
+    rt = srt.Runtime(":memory:")
+    try:
+        with pytest.raises(InvalidMessageError, match="holds a value of type int"):
+            rt.session("s").append([1])
+    finally:
+        rt.close()

@@ -198,8 +198,14 @@ def _normalise(msg: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
         raise _bad("message keys must be strings")
     role = msg.get("role")
     if not isinstance(role, str) or role not in ROLES:
-        shown = role if isinstance(role, str) and len(role) <= 40 else type(role).__name__
-        raise _bad(f"unknown role {shown!r}; expected one of {sorted(ROLES)}")
+        expected = f"expected one of {sorted(ROLES)}"
+        if "role" not in msg:
+            keys = [k if len(k) <= 40 else k[:40] + "..." for k in list(msg)[:8]]
+            raise _bad(f"the message has no role (its keys: {keys}); {expected}")
+        if not isinstance(role, str):
+            raise _bad(f"role must be a string, got {type(role).__name__}; {expected}")
+        shown = role if len(role) <= 40 else role[:40] + "..."
+        raise _bad(f"unknown role {shown!r}; {expected}")
     out: dict[str, Any] = {"role": role}
     content = msg.get("content")
     tool_calls = msg.get("tool_calls")

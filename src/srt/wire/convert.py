@@ -122,7 +122,9 @@ def detect(msg_or_items: Any) -> str:
     if isinstance(msg_or_items, (list, tuple)):
         for m in msg_or_items:
             if not isinstance(m, (Mapping, Message)):
-                raise InvalidMessageError(f"a list of messages or items holds a {type(m).__name__}")
+                raise InvalidMessageError(
+                    f"a list of messages or items holds a value of type {type(m).__name__}"
+                )
         kinds = [detect(m) for m in msg_or_items]
         return "responses" if "responses" in kinds else "list"
     raise InvalidMessageError(
