@@ -482,6 +482,12 @@ def test_a_read_only_directory(tmp_path: Path, capsys: Any, tmp_path_factory: An
             if not what.startswith(want_search):
                 failures.append(f"{name}: {what}")
         after = _listing(ro)
+    # A cleanly closed file there cannot be opened (SQLite must create its -shm): the
+    # error says why, not only SQLite's "unable to open database file".
+    if results["existing database"].startswith("refused") and (
+        "folder writable" not in results["existing database"]
+    ):
+        failures.append(f"existing database: the refusal does not say why: {results}")
     if after != before:
         failures.append(f"files changed: {sorted(set(after.items()) ^ set(before.items()))}")
     figures = {"how": how, "results": results, "failures": failures}

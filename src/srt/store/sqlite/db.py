@@ -317,6 +317,12 @@ def translate(action: str) -> Iterator[None]:
         raise CorruptionError(
             f"{action}: the database schema is not srt's ({describe(exc)}); run srt verify"
         ) from exc
+    except apsw.CantOpenError as exc:
+        raise StoreError(
+            f"{action}: SQLite could not open the file ({describe(exc)}): the file must be "
+            "readable and its folder writable, since a database in WAL mode keeps its -wal "
+            "and -shm files beside it"
+        ) from exc
     except apsw.Error as exc:
         raise StoreError(f"{action}: {describe(exc)}") from exc
 
