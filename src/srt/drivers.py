@@ -32,6 +32,9 @@ def _open(call: Call) -> tuple[Response, Reply | None]:
             if call.recover(exc):
                 continue
             raise
+        except BaseException as exc:  # (Ctrl-C: a body that went out keeps its ledger row)
+            call.interrupted(exc)
+            raise
 
 
 async def _aopen(call: Call) -> tuple[AsyncResponse, Reply | None]:
@@ -44,6 +47,9 @@ async def _aopen(call: Call) -> tuple[AsyncResponse, Reply | None]:
         except ProviderError as exc:
             if call.recover(exc):
                 continue
+            raise
+        except BaseException as exc:  # (cancelled: a body that went out keeps its ledger row)
+            call.interrupted(exc)
             raise
 
 
@@ -139,28 +145,13 @@ class AsyncReplyStream(_Stream):
 
     def __aiter__(self) -> AsyncGenerator[str, None]:
         if self._gen is None:
-            self._gen = self._run()
+            # (a function of the call, not a method: a generator whose frame held this
+            # stream, which holds the generator, is a cycle, and the collector runs the
+            # finalisers of everything only that cycle holds, the response's socket's
+            # included, before the loop's hook closes the generator: an abandoned
+            # stream's socket then warned "unclosed")
+            self._gen = _astream(self._call, self._before)
         return self._gen
-
-    async def _run(self) -> AsyncGenerator[str, None]:
-        call = self._call
-        try:
-            if self._before is not None:
-                await self._before()
-            resp, _ = await _aopen(call)
-        except BaseException:
-            call.abandon()
-            raise
-        try:
-            async for chunk in resp.aiter_bytes():
-                for delta in call.feed(chunk):
-                    yield delta
-            call.check_done()
-        except BaseException as exc:
-            await resp.aclose()
-            call.end_stream(exc)
-            raise
-        call.end_stream(None)
 
     async def aclose(self) -> None:
         if self._gen is not None:
@@ -168,3 +159,30 @@ class AsyncReplyStream(_Stream):
 
     async def text(self) -> str:
         return "".join([d async for d in self])
+
+
+async def _astream(
+    call: Call, before: Callable[[], Awaitable[object]] | None
+) -> AsyncGenerator[str, None]:
+    """``AsyncReplyStream``'s deltas: open (after ``before``), feed, end the stream."""
+    try:
+        if before is not None:
+            await before()
+        resp, _ = await _aopen(call)
+    except BaseException:
+        call.abandon()
+        raise
+    chunks = resp.aiter_bytes()
+    try:
+        async for chunk in chunks:
+            for delta in call.feed(chunk):
+                yield delta
+        call.check_done()
+    except BaseException as exc:
+        try:
+            await chunks.aclose()  # (closed here, not left to the collector and a task)
+            await resp.aclose()
+        finally:
+            call.end_stream(exc)
+        raise
+    call.end_stream(None)
