@@ -8,14 +8,18 @@ the reply to it and end it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
-from typing import TYPE_CHECKING
+import contextlib
+import sys
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator
+from typing import TYPE_CHECKING, Any
 
 from ._types import Reply
-from .errors import ProviderError
+from .errors import ConflictError, ProviderError
 from .exchange import Call
 
 if TYPE_CHECKING:
+    from ._chain import Chain
     from .providers.transport import AsyncResponse, Response
 
 __all__ = ["AsyncReplyStream", "ReplyStream", "asend", "send"]
@@ -32,6 +36,9 @@ def _open(call: Call) -> tuple[Response, Reply | None]:
             if call.recover(exc):
                 continue
             raise
+        except BaseException as exc:  # (Ctrl-C: a body that went out keeps its ledger row)
+            call.interrupted(exc)
+            raise
 
 
 async def _aopen(call: Call) -> tuple[AsyncResponse, Reply | None]:
@@ -45,6 +52,9 @@ async def _aopen(call: Call) -> tuple[AsyncResponse, Reply | None]:
             if call.recover(exc):
                 continue
             raise
+        except BaseException as exc:  # (cancelled: a body that went out keeps its ledger row)
+            call.interrupted(exc)
+            raise
 
 
 def send(call: Call) -> Reply:
@@ -56,13 +66,59 @@ def send(call: Call) -> Reply:
         call.abandon()
 
 
-async def asend(call: Call) -> Reply:
-    try:
-        _resp, reply = await _aopen(call)
-        assert reply is not None
-        return call.persist(reply, "ok")
-    finally:
-        call.abandon()
+class _Turn:
+    """The asyncio call in flight on a session's chain (its handle and any handle that
+    takes its state over): the next one waits for it to end (``_turn``)."""
+
+    __slots__ = ("lock", "loop", "owner")
+
+    def __init__(self, loop: Any) -> None:
+        import asyncio
+
+        self.loop = loop
+        self.lock = asyncio.Lock()
+        self.owner: Any = None  # the task in the call
+
+
+_TURNS: weakref.WeakKeyDictionary[Chain, _Turn] = weakref.WeakKeyDictionary()
+
+
+@contextlib.asynccontextmanager
+async def _turn(call: Call) -> AsyncIterator[None]:
+    """One asyncio call at a time on ``call``'s session handle: a second task's call
+    waits until the first's reply is stored (or it failed, or was cancelled), then builds
+    on the history as it left it. The same task calling again inside its own call (a
+    send while its stream is open) would wait for itself: ``ConflictError`` instead."""
+    asyncio = sys.modules["asyncio"]
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    turn = _TURNS.get(call.chain)
+    if turn is None or (turn.loop is not loop and not turn.lock.locked()):
+        turn = _TURNS[call.chain] = _Turn(loop)
+    if turn.owner is task and task is not None:
+        raise ConflictError(
+            "this task already has a call in flight on this session handle (an open "
+            "stream?): end it first, or use another handle"
+        )
+    async with turn.lock:
+        turn.owner = task
+        try:
+            yield
+        finally:
+            turn.owner = None
+
+
+async def asend(call: Call, before: Callable[[], Awaitable[object]] | None = None) -> Reply:
+    """``call`` sent and its reply persisted; ``before`` is awaited first (an automatic
+    compaction), in the handle's turn (``_turn``)."""
+    async with _turn(call):
+        if before is not None:
+            await before()
+        try:
+            _resp, reply = await _aopen(call)
+            assert reply is not None
+            return call.persist(reply, "ok")
+        finally:
+            call.abandon()
 
 
 class _Stream:
@@ -139,28 +195,13 @@ class AsyncReplyStream(_Stream):
 
     def __aiter__(self) -> AsyncGenerator[str, None]:
         if self._gen is None:
-            self._gen = self._run()
+            # (a function of the call, not a method: a generator whose frame held this
+            # stream, which holds the generator, is a cycle, and the collector runs the
+            # finalisers of everything only that cycle holds, the response's socket's
+            # included, before the loop's hook closes the generator: an abandoned
+            # stream's socket then warned "unclosed")
+            self._gen = _astream(self._call, self._before)
         return self._gen
-
-    async def _run(self) -> AsyncGenerator[str, None]:
-        call = self._call
-        try:
-            if self._before is not None:
-                await self._before()
-            resp, _ = await _aopen(call)
-        except BaseException:
-            call.abandon()
-            raise
-        try:
-            async for chunk in resp.aiter_bytes():
-                for delta in call.feed(chunk):
-                    yield delta
-            call.check_done()
-        except BaseException as exc:
-            await resp.aclose()
-            call.end_stream(exc)
-            raise
-        call.end_stream(None)
 
     async def aclose(self) -> None:
         if self._gen is not None:
@@ -168,3 +209,32 @@ class AsyncReplyStream(_Stream):
 
     async def text(self) -> str:
         return "".join([d async for d in self])
+
+
+async def _astream(
+    call: Call, before: Callable[[], Awaitable[object]] | None
+) -> AsyncGenerator[str, None]:
+    """``AsyncReplyStream``'s deltas: open (after ``before``), feed, end the stream, in
+    the handle's turn (``_turn``) until the reply is stored."""
+    async with _turn(call):
+        try:
+            if before is not None:
+                await before()
+            resp, _ = await _aopen(call)
+        except BaseException:
+            call.abandon()
+            raise
+        chunks = resp.aiter_bytes()
+        try:
+            async for chunk in chunks:
+                for delta in call.feed(chunk):
+                    yield delta
+            call.check_done()
+        except BaseException as exc:
+            try:
+                await chunks.aclose()  # (closed here, not left to the collector and a task)
+                await resp.aclose()
+            finally:
+                call.end_stream(exc)
+            raise
+        call.end_stream(None)

@@ -45,6 +45,7 @@ from .errors import (
     ProviderError,
     ProviderResponseError,
     ProviderTimeoutError,
+    SrtError,
     StreamInterruptedError,
 )
 from .message import canonical_tool, redact_strings, replace_lone_surrogates
@@ -168,6 +169,9 @@ class Call:
         self.previous_response_id: str | None = None
         self.fallback: str | None = None
         self.retries = 0
+        #: The body of the attempt in flight went to the socket (``sent``): the provider
+        #: may bill it, so the call gets its ledger row whatever stops it (``interrupted``).
+        self.went = False
         self.t0 = 0.0
         self.ttft: float | None = None
         self.decoder: StreamDecoder | None = None
@@ -306,6 +310,7 @@ class Call:
         """The HTTP request of the next attempt (the clock starts now)."""
         req = self.provider.request(self.model, self.body, self.stream, self.params)
         req.sent = self.sent
+        self.went = False
         self.t0 = time.monotonic()
         return req
 
@@ -314,6 +319,7 @@ class Call:
         row's fields that do not depend on the reply (``_fixed``) and count the state
         the build left against the memory budget, so that less is left to do once the
         reply arrives. If another thread holds the session, the persist does both."""
+        self.went = True
         if not self.lock.acquire(blocking=False):
             return
         try:
@@ -498,6 +504,20 @@ class Call:
         self.status = "error"
         msg = str(exc)[:2000]
         self.chain.store.record_call(self._row("error", msg, None))
+
+    def interrupted(self, exc: BaseException) -> None:
+        """The call was stopped by something other than a provider's error (a task
+        cancelled, ``asyncio.timeout``, Ctrl-C) before its reply was read: if its body had
+        gone out, the provider may bill it, so its ledger row is written (no usage; status
+        ``cancelled`` for a cancellation). A store failure here is not raised over the
+        cancellation, which the caller (``asyncio.timeout``) must see as it is."""
+        if not self.went:
+            return
+        self.went = False
+        self.status = _status_of(exc)
+        msg = f"{type(exc).__name__}: {exc}"[:2000]
+        with contextlib.suppress(SrtError):
+            self.chain.store.record_call(self._row(self.status, msg, None))
 
     def abandon(self) -> None:
         """Drop the staged messages of a call that ends without a reply."""

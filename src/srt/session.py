@@ -496,10 +496,10 @@ class Session:
         include_partial: bool = False,
         **params: Any,
     ) -> Reply:
-        """The asyncio twin of ``send``."""
-        await summarize.aauto(self, provider, model, tools, {**params, "cache": cache})()
+        """The asyncio twin of ``send``; a handle's asyncio calls take turns (docs/api.md)."""
         call = self._call(provider, model, tools, cache, include_partial, params, False)
-        return await drivers.asend(call)
+        before = summarize.aauto(self, provider, model, tools, {**params, "cache": cache})
+        return await drivers.asend(call, before)
 
     def astream(
         self,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from typing import Protocol
 
 import httpx
@@ -85,7 +85,7 @@ class AsyncResponse:
         except httpx.HTTPError as exc:
             raise self._cut(exc) from exc
 
-    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+    async def aiter_bytes(self) -> AsyncGenerator[bytes, None]:
         if self._raw is not None:
             try:
                 with self._translated():

@@ -30,7 +30,7 @@ import json
 import os
 import re
 import weakref
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,7 +153,7 @@ class _TapAsyncResponse(AsyncResponse):
         self._inner = inner
         self._tap = tap
 
-    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+    async def aiter_bytes(self) -> AsyncGenerator[bytes, None]:
         ok = False
         try:
             async for chunk in self._inner.aiter_bytes():

@@ -1,0 +1,183 @@
+"""Many tasks on one event loop: ``asend`` on many sessions of one Runtime at once, and
+two tasks on the SAME session handle (serialised: the second waits for the first's
+turn, then sends on top of it), against the local provider server on 127.0.0.1 and a
+real store (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+import srt
+from srt.providers import OpenAI, Provider
+from srt.testing import ProviderServer
+from support import made
+
+KEY = "sk-CANARY-async-key-0123456789"
+MODEL = "gpt-4o"
+
+
+@pytest.fixture
+def srv() -> Iterator[ProviderServer]:
+    with ProviderServer(api_key=KEY) as server:
+        yield server
+        assert server.errors == []
+
+
+@pytest.fixture
+def rt(store_url: str) -> Iterator[srt.Runtime]:
+    with srt.Runtime(store_url) as runtime:
+        yield runtime
+
+
+def provider(srv: ProviderServer) -> Provider:
+    return made(OpenAI(KEY, base_url=srv.url + "/v1"))
+
+
+def user(text: str) -> dict[str, str]:
+    return {"role": "user", "content": text}
+
+
+def test_many_sessions_at_once(srv: ProviderServer, rt: srt.Runtime) -> None:
+    """40 tasks, each three turns on a session of its own, all on one loop and one
+    Runtime: every history is whole and in order, one ledger row a request."""
+    p = provider(srv)
+    srv.fault("openai", "delay", count=None, seconds=0.05)  # (so the requests overlap)
+
+    async def one(i: int) -> None:
+        s = rt.session(f"s{i}")
+        for turn in range(3):
+            if turn % 2:
+                await s.astream(p, model=MODEL, append=[user(f"{i}.{turn}")]).text()
+            else:
+                await s.asend(p, model=MODEL, append=[user(f"{i}.{turn}")])
+
+    async def main() -> None:
+        try:
+            await asyncio.gather(*(one(i) for i in range(40)))
+        finally:
+            await p.aclose()
+
+    asyncio.run(main())
+    for i in range(40):
+        msgs = rt.session(f"s{i}").messages()
+        assert [m["role"] for m in msgs] == ["user", "assistant"] * 3
+        assert [m["content"] for m in msgs[::2]] == [f"{i}.{t}" for t in range(3)]
+    assert rt.usage().requests == 120
+    assert {r.status for r in rt.store.calls()} == {"ok"}
+
+
+@pytest.mark.parametrize("how", ["asend", "astream"])
+def test_two_tasks_on_one_handle_are_serialised(
+    srv: ProviderServer, rt: srt.Runtime, how: str
+) -> None:
+    """Two tasks send on the same handle at once (a user who clicks twice, one handle
+    per conversation): the second waits for the first's turn to be stored, then sends
+    its own message after it. Neither request carries the other's unsent message, and
+    the history is both turns in order."""
+    p = provider(srv)
+    srv.fault("openai", "delay", count=None, seconds=0.2)
+    s = rt.session("shared")
+
+    async def turn(text: str) -> str:
+        if how == "asend":
+            reply = await s.asend(p, model=MODEL, append=[user(text)])
+            return str(reply.message["content"])
+        return await s.astream(p, model=MODEL, append=[user(text)]).text()
+
+    async def main() -> list[str]:
+        try:
+            return await asyncio.gather(turn("first"), turn("second"))
+        finally:
+            await p.aclose()
+
+    texts = asyncio.run(main())
+    msgs = s.messages()
+    assert [(m["role"], m["content"]) for m in msgs] == [
+        ("user", "first"),
+        ("assistant", texts[0]),
+        ("user", "second"),
+        ("assistant", texts[1]),
+    ]
+    sent = [[m["content"] for m in r.body["messages"]] for r in srv.log]
+    assert sent == [["first"], ["first", texts[0], "second"]]
+    assert [r["status"] for r in s.calls()] == ["ok", "ok"]
+    assert rt.session("shared").messages() == msgs
+
+
+def test_a_cancelled_first_call_lets_the_second_go(srv: ProviderServer, rt: srt.Runtime) -> None:
+    """The first of two tasks on one handle is cancelled while it waits for its reply:
+    the second then sends on the history as it was, without the first's message."""
+    p = provider(srv)
+    srv.fault("openai", "delay", count=1, seconds=5)
+    s = rt.session("shared")
+
+    async def main() -> None:
+        try:
+            first = asyncio.ensure_future(s.asend(p, model=MODEL, append=[user("first")]))
+            await asyncio.sleep(0.3)
+            second = asyncio.ensure_future(s.asend(p, model=MODEL, append=[user("second")]))
+            await asyncio.sleep(0.1)
+            first.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await first
+            await second
+        finally:
+            await p.aclose()
+
+    asyncio.run(main())
+    assert [m["content"] for m in s.messages()][::2] == ["second"]
+    assert [m["content"] for m in srv.log[-1].body["messages"]] == ["second"]
+    assert [r["status"] for r in s.calls()] == ["cancelled", "ok"]
+
+
+def test_append_while_a_call_is_in_flight(srv: ProviderServer, rt: srt.Runtime) -> None:
+    """A task appends to a handle while another task's ``asend(append=...)`` on it waits
+    for its reply: the append is refused with ``ConflictError`` and writes nothing (the
+    handle is one writer, its call's message staged), and the call's turn is then
+    stored whole."""
+    p = provider(srv)
+    srv.fault("openai", "delay", count=1, seconds=0.3)
+    s = rt.session("shared")
+
+    async def main() -> None:
+        try:
+            call = asyncio.ensure_future(s.asend(p, model=MODEL, append=[user("first")]))
+            await asyncio.sleep(0.1)
+            with pytest.raises(srt.ConflictError):
+                s.append(user("meanwhile"))
+            await call
+            s.append(user("after"))
+            await s.asend(p, model=MODEL)
+        finally:
+            await p.aclose()
+
+    asyncio.run(main())
+    assert [m["content"] for m in s.messages()][::2] == ["first", "after"]
+    assert rt.session("shared").messages() == s.messages()
+    assert [r["status"] for r in s.calls()] == ["ok", "ok"]
+
+
+def test_a_call_inside_the_same_tasks_open_stream(srv: ProviderServer, rt: srt.Runtime) -> None:
+    """A task that sends on a handle while its own stream on it is open would wait for
+    itself: ``ConflictError`` at once, before anything is sent; the stream goes on."""
+    p = provider(srv)
+    s = rt.session("shared")
+
+    async def main() -> str:
+        try:
+            got = []
+            async for delta in s.astream(p, model=MODEL, append=[user("first")]):
+                if not got:
+                    with pytest.raises(srt.ConflictError):
+                        await s.asend(p, model=MODEL, append=[user("inside")])
+                got.append(delta)
+            return "".join(got)
+        finally:
+            await p.aclose()
+
+    text = asyncio.run(main())
+    assert [m["content"] for m in s.messages()] == ["first", text]
+    assert len(srv.log) == 1 and [r["status"] for r in s.calls()] == ["ok"]
