@@ -506,16 +506,16 @@ class Call:
         self.chain.store.record_call(self._row("error", msg, None))
 
     def interrupted(self, exc: BaseException) -> None:
-        """The call was stopped by something other than a provider's error (a task
-        cancelled, ``asyncio.timeout``, Ctrl-C) before its reply was read: if its body had
+        """The call was stopped by a cancellation (a task cancelled, ``asyncio.timeout``,
+        Ctrl-C; not an ordinary exception) before its reply was read: if its body had
         gone out, the provider may bill it, so its ledger row is written (no usage; status
         ``cancelled`` for a cancellation). A store failure here is not raised over the
         cancellation, which the caller (``asyncio.timeout``) must see as it is."""
-        if not self.went:
-            return
+        if not self.went or isinstance(exc, Exception):
+            return  # (an ordinary exception is reported where it is met, as before)
         self.went = False
         self.status = _status_of(exc)
-        msg = f"{type(exc).__name__}: {exc}"[:2000]
+        msg = type(exc).__name__  # (not its text: a cancel message is the caller's own)
         with contextlib.suppress(SrtError):
             self.chain.store.record_call(self._row(self.status, msg, None))
 
