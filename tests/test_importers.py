@@ -208,3 +208,29 @@ def test_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
             assert "is this srt store itself" in capsys.readouterr().err
     with srt.Runtime(db) as rt:
         assert [i.name for i in rt.sessions()] == ["mine"] and rt.store.verify().ok
+
+
+def test_a_file_that_is_no_database_leaves_no_connection_open(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every connection an import opens to a junk file is closed when it refuses it (one
+    was left to the collector, which Python 3.13 reports as an unclosed database)."""
+    opened: list[sqlite3.Connection] = []
+    real = sqlite3.connect
+
+    def connect(*args: Any, **kw: Any) -> sqlite3.Connection:
+        conn = real(*args, **kw)
+        opened.append(conn)
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database at all" * 100)
+    db = str(tmp_path / "srt.db")
+    for source in ("langgraph", "agents-sqlite", "llm-logs"):
+        assert main(["--db", db, "import", "--from", source, str(junk)]) == 1
+        assert "is not an SQLite database" in capsys.readouterr().err
+    assert len(opened) == 3
+    for conn in opened:
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            conn.execute("SELECT 1")

@@ -469,7 +469,7 @@ class Cumulative:
         import numpy as np
 
         arr = np.asarray(counts if isinstance(counts, np.ndarray) else list(counts), np.int64)
-        if arr.ndim != 1 or (arr.size and int(arr.min()) < 0):
+        if arr.ndim != 1 or (arr.size and int(np.min(arr)) < 0):
             raise ValueError("counts must be a flat sequence of non-negative integers")
         lo, hi = self._n + 1, self._n + 1 + arr.size
         self._reserve(hi - 1)

@@ -85,10 +85,11 @@ def _readonly(path: str, rt: Runtime) -> sqlite3.Connection:
                 raise ConfigError(
                     f"{path} is this srt store itself: import reads another tool's file"
                 )
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.DatabaseError as exc:
+        conn.close()  # (Python 3.13 warns of a connection left to the collector)
         raise ConfigError(f"{path} is not an SQLite database: {exc}") from None
     return conn
 
