@@ -246,6 +246,7 @@ def test_every_connection_busy_is_a_busy_store_and_nothing_is_written(pg_url: st
     with srt.Runtime(pg_url + "&pool_max=3&pool_timeout=0.5") as rt:
         s = rt.session("a")
         s.append({"role": "user", "content": "one"})
+        assert isinstance(rt.store, PostgresStore)
         with _held(rt.store, 3, 2.0):
             started = time.monotonic()
             with pytest.raises(srt.StoreBusyError, match="pool_max"):
