@@ -12,7 +12,9 @@ row, i.e. message text), never the connection string (which can hold a password)
 * serialization failures, deadlocks, lock and statement timeouts: ``StoreBusyError``
   (the store retries the first two itself, see ``RETRY_SQLSTATES``);
 * data or index corruption reported by the server, or a schema that is not srt's:
-  ``CorruptionError``; anything else: ``StoreError``.
+  ``CorruptionError``;
+* input PostgreSQL cannot hold (an index entry over its size limit, U+0000 in a
+  ``text`` value): ``ConfigError``, nothing written; anything else: ``StoreError``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import psycopg_pool
 from psycopg import errors as pge
 
 from ...errors import (
+    ConfigError,
     ConflictError,
     CorruptionError,
     SessionNotFoundError,
@@ -104,6 +107,14 @@ def convert(exc: psycopg.Error, action: str) -> Exception:
         return StoreUnavailableError(
             f"{action}: the database connection failed ({state or 'no SQLSTATE'}: "
             f"{_primary(exc)}); the pool reconnects, retry the operation"
+        )
+    if isinstance(exc, pge.ProgramLimitExceeded):
+        return ConfigError(
+            f"{action}: a value is too large for PostgreSQL ({_primary(exc)}); nothing was written"
+        )
+    if isinstance(exc, psycopg.DataError) and state is None and "NUL" in str(exc):
+        return ConfigError(
+            f"{action}: PostgreSQL text cannot hold the character U+0000 (NUL); nothing was written"
         )
     where = f"{action}: {type(exc).__name__} ({state}): {_primary(exc)}"
     if state in RETRY_SQLSTATES or isinstance(

@@ -27,6 +27,7 @@ transaction (writers wait for it) and kept in step by PostgreSQL from then on.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -88,6 +89,25 @@ _TABLES = ("messages", "nodes", "sessions", "calls", "objects")
 #: microseconds to milliseconds. (Not set for the connection: behind PgBouncer in
 #: transaction mode a session setting would reach other clients.)
 NO_JIT = "SET LOCAL jit = off"
+
+#: A body holding this escape has U+0000 in its text, which PostgreSQL's ``text`` cannot
+#: hold: ``message_text`` reads it as a space, and search and tree take the text from
+#: the body instead (``_text``), as SQLite gives it.
+_NUL_ESCAPE = "'\\x5c7530303030'::bytea"  # the six bytes \u0000
+
+
+def _text(body: Any, sql_text: Any, width: int | None = None) -> str:
+    """The text SQLite's search and tree give: the content string, or the text parts
+    joined by newlines, from the canonical body (only for a body with an escaped NUL,
+    ``body`` is not None); else the text PostgreSQL computed."""
+    if body is None:
+        return str(sql_text)
+    content = json.loads(bytes(body)).get("content")
+    if isinstance(content, list):
+        parts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        content = "\n".join(p for p in parts if isinstance(p, str))
+    text = content if isinstance(content, str) else ""
+    return text if width is None else text[:width]
 
 
 @contextlib.contextmanager
@@ -333,7 +353,8 @@ def search(
     build_search_index(db, announce=announce)
     vec = f"to_tsvector('{sch.SEARCH_CONFIG}', {{s}}.message_text(m.body))"
     sql = db.sql(
-        f"SELECT m.id, {{s}}.message_role(m.body), {{s}}.message_text(m.body) "
+        f"SELECT m.id, {{s}}.message_role(m.body), {{s}}.message_text(m.body), "
+        f"CASE WHEN position({_NUL_ESCAPE} IN m.body) > 0 THEN m.body END "
         f"FROM {{s}}.messages m, ({'SELECT ' + query}) AS q(q) WHERE {vec} @@ q.q "
         f"ORDER BY ts_rank({vec}, q.q) DESC, m.id LIMIT %s OFFSET %s"
     )
@@ -350,10 +371,10 @@ def search(
                 offset += len(found)
                 users = conn.execute(users_sql, ([r[0] for r in found],)).fetchall()
                 reach = _places(db, conn, [n for n, _ in users])
-                for mid, role, body_text in found:
+                for mid, role, body_text, body in found:
                     places = sorted({p for n, m in users if m == mid for p in reach[n]})
                     if places:
-                        hits.append(Hit(mid, str(role), str(body_text), tuple(places)))
+                        hits.append(Hit(mid, str(role), _text(body, body_text), tuple(places)))
                         if len(hits) == limit:
                             break
         return hits
@@ -414,7 +435,8 @@ def tree(db: Database, name: str, *, width: int = 200) -> TreeNode | None:
                 "SELECT parent FROM {s}.nodes p WHERE p.id = live.id LIMIT 1) n "
                 "WHERE n.parent IS NOT NULL) "
                 "SELECT n.id, n.parent, n.depth, n.status, {s}.message_role(m.body), "
-                "left({s}.message_text(m.body), %s) "
+                "left({s}.message_text(m.body), %s), "
+                f"CASE WHEN position({_NUL_ESCAPE} IN m.body) > 0 THEN m.body END "
                 "FROM live JOIN {s}.nodes n ON n.id = live.id "
                 "JOIN {s}.messages m ON m.id = n.message ORDER BY n.depth, n.id"
             )
@@ -424,7 +446,7 @@ def tree(db: Database, name: str, *, width: int = 200) -> TreeNode | None:
     if found is None:
         return None
     heads, rows = found
-    return build_tree(rows, heads)
+    return build_tree([(*r[:5], _text(r[6], r[5], width)) for r in rows], heads)
 
 
 # -- verify ---------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 import psycopg_pool
@@ -40,12 +40,14 @@ from ...errors import (
     ConfigError,
     NotAnSrtDatabaseError,
     SchemaVersionError,
+    StoreBusyError,
     StoreError,
+    StoreUnavailableError,
 )
 from . import schema as sch
 from .errors import RETRY_SQLSTATES, is_connection_error, translate
 
-__all__ = ["Database", "parse_url", "redact_url"]
+__all__ = ["Database", "parse_url", "redact_url", "scrub", "secrets_of"]
 
 T = TypeVar("T")
 
@@ -59,16 +61,59 @@ CHECK_AFTER_IDLE = 1.0
 RETRIES = 5
 
 
+#: Query parameters of a libpq URL that hold a secret.
+SECRET_PARAMS = ("password", "sslpassword")
+
+
 def redact_url(url: str) -> str:
-    """``url`` without its password (for ``repr``, messages and ``location``)."""
+    """``url`` without its password (for ``repr``, messages and ``location``): the one
+    in the user part and any ``password=``/``sslpassword=`` query parameter."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ""
-    return urlunsplit(parts._replace(netloc=user + host))
+    netloc = parts.netloc
+    if parts.password is not None:
+        user = netloc.rpartition("@")[0].partition(":")[0]
+        netloc = f"{user}:***@" + netloc.rpartition("@")[2]
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if any(k in SECRET_PARAMS for k, _ in pairs):
+        query = urlencode([(k, "***" if k in SECRET_PARAMS else v) for k, v in pairs], safe="*")
+        parts = parts._replace(query=query)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def secrets_of(url: str) -> list[str]:
+    """The secrets a URL carries, raw and as written, longest first (``scrub``)."""
+    parts = urlsplit(url)
+    found = [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k in SECRET_PARAMS]
+    raw = parts.netloc.rpartition("@")[0].partition(":")[2]
+    found += [raw, unquote(raw)] if raw else []
+    for k, v in parse_qsl(parts.query, keep_blank_values=True):
+        if k in SECRET_PARAMS:
+            found.append(quote(v))
+    return sorted({f for f in found if f}, key=len, reverse=True)
+
+
+def scrub(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+#: What a server says when it answers a connection and refuses it for good (checked in
+#: the message: libpq gives no SQLSTATE for a failed connection). Another attempt would
+#: fail the same way, so none is made; anything else is tried again until pool_timeout.
+REFUSALS = (
+    "password authentication failed",
+    "authentication failed",
+    "does not exist",
+    "no pg_hba.conf entry",
+    "invalid value for parameter",
+    "unrecognized configuration parameter",
+    "permission denied",
+    "SSL was required",
+    "does not support SSL",
+    "invalid connection option",
+    "invalid integer value",
+)
 
 
 def parse_url(url: str) -> tuple[str, dict[str, str]]:
@@ -82,6 +127,13 @@ def parse_url(url: str) -> tuple[str, dict[str, str]]:
     rest = [(k, v) for k, v in pairs if k not in SRT_PARAMS]
     clean = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(rest)))
     return clean, ours
+
+
+def _busy(held: int, timeout: float) -> str:
+    return (
+        f"every one of the store's {held} database connections stayed busy for "
+        f"{timeout:g} s (pool_timeout); nothing was done: retry, or raise pool_max"
+    )
 
 
 def _lock_key(schema: str) -> int:
@@ -118,7 +170,16 @@ class Database:
         # The first connection is made in the caller's thread: it waits for the server as
         # long as a pooled one would (unless the URL says how long).
         self._first_kwargs = dict(self._kwargs)
-        if conninfo is not None and "connect_timeout" not in conninfo_to_dict(conninfo):
+        self._secrets = secrets_of(conninfo) if conninfo is not None else []
+        options: dict[str, Any] = {}
+        bad = ""
+        try:
+            options = conninfo_to_dict(conninfo) if conninfo is not None else {}
+        except psycopg.Error as exc:  # libpq may quote the password: scrubbed, not chained
+            bad = self.scrub(str(exc).strip())
+        if bad:
+            raise ConfigError(f"the PostgreSQL URL is not valid: {bad}")
+        if conninfo is not None and "connect_timeout" not in options:
             self._first_kwargs["connect_timeout"] = max(2, math.ceil(timeout))
         self._given = pool
         self._pool: psycopg_pool.ConnectionPool[Any] | None = pool
@@ -195,7 +256,7 @@ class Database:
             if not held.acquire(blocking=False):
                 return None
         elif not held.acquire(timeout=timeout):
-            raise psycopg_pool.PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
+            raise StoreBusyError(_busy(1, timeout))
         try:
             generation, conn = self._generation, self._first
             if conn is not None and (
@@ -221,15 +282,29 @@ class Database:
         while True:
             try:
                 return psycopg.Connection.connect(self.conninfo, **self._first_kwargs)
-            except psycopg.OperationalError as exc:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    _min, _max, timeout = self._sizes
-                    raise psycopg_pool.PoolTimeout(
-                        f"couldn't get a connection after {timeout:.2f} sec"
-                    ) from exc
-                time.sleep(min(delay, left))
-                delay = min(delay * 2, 1.0)
+            except psycopg.Error as exc:
+                reason = self.scrub(" ".join(str(exc).split()))
+                final = not isinstance(exc, psycopg.OperationalError) or any(
+                    r in reason for r in REFUSALS
+                )
+            # Raised out here, neither chained nor in context: psycopg's exception keeps
+            # the connection's parameters, password included (its ``pgconn``).
+            if final:
+                refused = StoreUnavailableError(
+                    f"connecting to the database: {reason} (not retried: check the "
+                    "URL's host, user, password, database and options)"
+                )
+                refused.retryable = False
+                raise refused
+            left = deadline - time.monotonic()
+            if left <= 0:
+                _min, _max, timeout = self._sizes
+                raise StoreUnavailableError(
+                    f"connecting to the database: no connection in time ({timeout:g} s, "
+                    f"pool_timeout): {reason}; retry later"
+                )
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 1.0)
 
     def _give_first(self, conn: psycopg.Connection[Any], generation: int) -> None:
         """Back from its user: kept if it is usable (rolled back if a transaction was
@@ -298,7 +373,15 @@ class Database:
                 finally:
                     self._give_first(*first)
                 return
-        with self.pool().connection() as conn:
+        pool = self.pool()
+        with contextlib.ExitStack() as stack:
+            try:
+                conn = stack.enter_context(pool.connection())
+            except psycopg_pool.PoolTimeout as exc:
+                stats = pool.get_stats()
+                if stats.get("pool_size", 0) >= pool.max_size and not stats.get("pool_available"):
+                    raise StoreBusyError(_busy(pool.max_size + 1, pool.timeout)) from exc
+                raise
             if conn.autocommit:
                 yield conn
                 return
@@ -337,6 +420,10 @@ class Database:
                         continue
                 raise
         raise AssertionError("unreachable")
+
+    def scrub(self, text: str) -> str:
+        """``text`` without any secret of this store's URL."""
+        return scrub(text, self._secrets)
 
     def recheck(self) -> None:
         """Drop the idle connections that the server no longer answers (the first one

@@ -216,6 +216,36 @@ END
 $fn$;
 """
 
+# v3: a message whose text holds U+0000 (legal in JSON, stored as ``\u0000``) no longer
+# breaks the search index, search and ``tree``: ``jsonb`` refuses that escape, so the text
+# functions read the body through ``message_json``, which turns each escaped NUL (an odd
+# run of backslashes before ``u0000``) into a space first, and only in the rare body that
+# holds one. Every other body reads as before, so an index built on v2 stays valid. The
+# search and tree code take such a message's text from its body instead (faithful).
+_MESSAGE_JSON = r"""
+CREATE OR REPLACE FUNCTION {s}.message_json(body bytea) RETURNS jsonb
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+    SELECT (CASE WHEN strpos(t, '\u0000') = 0 THEN t
+        ELSE regexp_replace(t, '(?<!\\)((?:\\\\)*)\\u0000', '\1 ', 'g') END)::jsonb
+    FROM (SELECT convert_from(body, 'UTF8') AS t) AS b
+$fn$;
+CREATE OR REPLACE FUNCTION {s}.message_text(body bytea) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+    SELECT coalesce(CASE jsonb_typeof(j -> 'content')
+        WHEN 'string' THEN j ->> 'content'
+        WHEN 'array' THEN (
+            SELECT string_agg(p ->> 'text', E'\n' ORDER BY n)
+            FROM jsonb_array_elements(j -> 'content') WITH ORDINALITY AS e(p, n)
+            WHERE p ->> 'type' = 'text')
+        END, '')
+    FROM (SELECT {s}.message_json(body) AS j) AS b
+$fn$;
+CREATE OR REPLACE FUNCTION {s}.message_role(body bytea) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+    SELECT {s}.message_json(body) ->> 'role'
+$fn$;
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     # v1: everything SQLite's schema v4 holds: content-addressed messages, a prefix-chained
     # node tree, named heads, the usage ledger (with request parameters) and objects.
@@ -304,6 +334,8 @@ MIGRATIONS: tuple[str, ...] = (
     + _MESSAGE_TEXT,
     # v2: the append compares its parent's stored prefix hash with the caller's.
     _APPEND_ABOVE,
+    # v3: message text and role read bodies holding an escaped NUL.
+    _MESSAGE_JSON,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

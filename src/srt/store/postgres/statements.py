@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
-from ..base import CALL_FIELDS
+from typing import Any
+
+from ..base import CALL_FIELDS, CallRecord
 
 #: The append, its parameters in binary (``%b``): bodies go as they are, not in hex. The
 #: 19th, the parent's prefix hash as the client chained from it, picks the function that
@@ -89,3 +91,15 @@ INSERT_CALL = (
 )
 SELECT_CALLS = f"SELECT {', '.join(CALL_FIELDS)}, id FROM {{s}}.calls"
 OBJECT_COLUMNS = "kind, scope, key, value, node, expires, created, updated"
+
+
+def no_nul(value: Any) -> Any:
+    """A ledger text with U+0000 (which PostgreSQL's ``text`` cannot hold) replaced by
+    U+FFFD, so a reply whose error text carries one is still stored."""
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+
+
+def call_json(call: CallRecord) -> dict[str, Any]:
+    out = {name: no_nul(getattr(call, name)) for name in CALL_FIELDS}
+    out["body_hash"] = "\\x" + call.body_hash.hex()
+    return out

@@ -58,6 +58,8 @@ from .statements import (
     INSERT_CALL,
     OBJECT_COLUMNS,
     SELECT_CALLS,
+    call_json,
+    no_nul,
 )
 
 __all__ = ["PostgresStore"]
@@ -67,12 +69,6 @@ _call_values = operator.attrgetter(*CALL_FIELDS)
 
 def _meta_bytes(meta: bytes | str | None) -> bytes | None:
     return meta.encode("utf-8") if isinstance(meta, str) else meta
-
-
-def _call_json(call: CallRecord) -> dict[str, Any]:
-    out = {name: getattr(call, name) for name in CALL_FIELDS}
-    out["body_hash"] = "\\x" + call.body_hash.hex()
-    return out
 
 
 class PostgresStore(Store):
@@ -128,6 +124,8 @@ class PostgresStore(Store):
                 max_size=int(options.get("pool_max", pool_max)),
                 timeout=float(options.get("pool_timeout", pool_timeout)),
             )
+        except ConfigError:
+            raise
         except ValueError as exc:
             raise ConfigError(f"a PostgreSQL store option is not a number: {exc}") from exc
 
@@ -342,7 +340,7 @@ class PostgresStore(Store):
             [_meta_bytes(it.meta) for it in items],
             [it.status for it in items],
             time.time(),
-            Jsonb(_call_json(call)) if call is not None else None,
+            Jsonb(call_json(call)) if call is not None else None,
             [o.kind for o in objects],
             [o.scope for o in objects],
             [o.key for o in objects],
@@ -430,7 +428,7 @@ class PostgresStore(Store):
 
     def record_call(self, call: CallRecord) -> int:
         sql = self.db.sql(INSERT_CALL)
-        values = _call_values(call)
+        values = tuple(map(no_nul, _call_values(call)))
 
         def insert(conn: psycopg.Connection[Any]) -> int:
             row = conn.execute(sql, values).fetchone()
@@ -489,6 +487,8 @@ class PostgresStore(Store):
 
     def get_object(self, kind: str, scope: str, key: str) -> ObjectRow | None:
         check_object(kind, scope, key)
+        if "\x00" in kind + scope + key:
+            return None  # PostgreSQL's text cannot hold U+0000: no object has this name
         rows = self._read(
             "reading an object",
             f"SELECT {OBJECT_COLUMNS} FROM {{s}}.objects WHERE kind = %s AND scope = %s "
@@ -509,6 +509,9 @@ class PostgresStore(Store):
         check_object(kind, scope, after if after is not None else "-")
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise ConfigError("limit must be a positive int")
+        if "\x00" in kind + scope + (after or ""):
+            return []  # no object's names hold U+0000 here (get_object)
+        limit = min(limit, 2**62)  # a bigint; more rows than any table holds
         order, cmp = ("DESC", "<") if descending else ("ASC", ">")
         where = "kind = %s AND scope = %s AND (expires IS NULL OR expires > %s)"
         args: list[Any] = [kind, scope, time.time()]
@@ -529,6 +532,8 @@ class PostgresStore(Store):
 
     def delete_object(self, kind: str, scope: str, key: str) -> bool:
         check_object(kind, scope, key)
+        if "\x00" in kind + scope + key:
+            return False
         return bool(
             self._write(
                 "deleting an object",
