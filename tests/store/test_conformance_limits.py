@@ -65,3 +65,14 @@ def test_gc_names_the_watched_prefixes_no_live_node_carries(store: Store) -> Non
     report = store.gc(watch=[live, dead])
     assert report.dead_prefixes == (dead,)
     assert store.gc(watch=[live]).dead_prefixes == ()
+
+
+def test_a_list_limit_past_any_integer_column_lists_everything(store: Store) -> None:
+    """``list_objects`` with a limit no 64-bit integer holds: every object, on every
+    engine (SQLite raised a bare ``OverflowError`` binding it)."""
+    store.put_object("k", "s", "a", b"1")
+    store.put_object("k", "s", "b", b"2")
+    for limit in (2**63, 10**30):
+        assert [o.key for o in store.list_objects("k", "s", limit=limit)] == ["a", "b"]
+        got = store.list_objects("k", "s", limit=limit, descending=True)
+        assert [o.key for o in got] == ["b", "a"]

@@ -491,7 +491,7 @@ class SQLiteStore(Store):
         rows = self.db.read(
             "listing objects",
             f"SELECT {OBJECT_COLUMNS} FROM objects WHERE {where} ORDER BY id {order} LIMIT ?",
-            [*args, limit],
+            [*args, min(limit, 2**62)],  # (SQLite's integers are 64-bit; no table holds more)
         )
         return [ObjectRow(*r) for r in rows]
 
