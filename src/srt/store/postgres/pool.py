@@ -181,6 +181,14 @@ class Database:
             raise ConfigError(f"the PostgreSQL URL is not valid: {bad}")
         if conninfo is not None and "connect_timeout" not in options:
             self._first_kwargs["connect_timeout"] = max(2, math.ceil(timeout))
+        if conninfo is not None:
+            # srt's statements name its tables by schema, but built-ins and operators
+            # (``=``, ``to_tsvector``) are looked up on the search_path: srt's own
+            # connections start with it pinned (the last ``-c`` wins, and the client's
+            # setting beats a role's default), with the URL's other options kept.
+            given = options.get("options") or os.environ.get("PGOPTIONS", "")
+            pinned = f"{given} -csearch_path={sch.PINNED_PATH.replace(' ', '')}".strip()
+            self._kwargs["options"] = self._first_kwargs["options"] = pinned
         self._given = pool
         self._pool: psycopg_pool.ConnectionPool[Any] | None = pool
         self._pid = os.getpid()
@@ -488,6 +496,9 @@ class Database:
         if self._version(conn) == sch.SCHEMA_VERSION:
             return
         with conn.transaction():
+            # Names in the migration (types, and the built-ins the functions' bound bodies
+            # call) resolve in pg_catalog only, whatever the connection's search_path.
+            conn.execute(f"SET LOCAL search_path = {sch.PINNED_PATH}")
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(self.schema),))
             current = self._version(conn)  # another process may have migrated meanwhile
             if current == 0:
