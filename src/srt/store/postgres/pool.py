@@ -116,6 +116,51 @@ REFUSALS = (
 )
 
 
+#: How long a caller waits on the pool at a time before it looks whether the pool's latest
+#: attempt to connect was refused (the pool's threads make its connections and would
+#: otherwise keep trying, the caller waiting out pool_timeout).
+REFUSAL_POLL = 0.1
+
+
+def _refusal(reason: str) -> StoreUnavailableError:
+    refused = StoreUnavailableError(
+        f"connecting to the database: {reason} (not retried: check the "
+        "URL's host, user, password, database and options)"
+    )
+    refused.retryable = False
+    return refused
+
+
+def _late(reason: str, timeout: float) -> StoreUnavailableError:
+    return StoreUnavailableError(
+        f"connecting to the database: no connection in time ({timeout:g} s, "
+        f"pool_timeout): {reason}; retry later"
+    )
+
+
+def _watching(db: Database) -> type[psycopg.Connection[Any]]:
+    """The pool's connection class: it tells ``db`` how each attempt to connect went
+    (the reason only, scrubbed: psycopg's exception keeps the password)."""
+    ref = weakref.ref(db)
+
+    class Watched(psycopg.Connection[Any]):
+        @classmethod
+        def connect(cls, conninfo: str = "", **kwargs: Any) -> Any:
+            try:
+                conn = super().connect(conninfo, **kwargs)
+            except psycopg.Error as exc:
+                found = ref()
+                if found is not None:
+                    found.attempted(exc)
+                raise
+            found = ref()
+            if found is not None:
+                found.attempted(None)
+            return conn
+
+    return Watched
+
+
 def parse_url(url: str) -> tuple[str, dict[str, str]]:
     """Split srt's parameters (``SRT_PARAMS``) off a ``postgresql://`` URL: the URL
     libpq gets, and srt's options."""
@@ -181,6 +226,14 @@ class Database:
             raise ConfigError(f"the PostgreSQL URL is not valid: {bad}")
         if conninfo is not None and "connect_timeout" not in options:
             self._first_kwargs["connect_timeout"] = max(2, math.ceil(timeout))
+        if conninfo is not None:
+            # srt's statements name its tables by schema, but built-ins and operators
+            # (``=``, ``to_tsvector``) are looked up on the search_path: srt's own
+            # connections start with it pinned (the last ``-c`` wins, and the client's
+            # setting beats a role's default), with the URL's other options kept.
+            given = options.get("options") or os.environ.get("PGOPTIONS", "")
+            pinned = f"{given} -csearch_path={sch.PINNED_PATH.replace(' ', '')}".strip()
+            self._kwargs["options"] = self._first_kwargs["options"] = pinned
         self._given = pool
         self._pool: psycopg_pool.ConnectionPool[Any] | None = pool
         self._pid = os.getpid()
@@ -194,6 +247,9 @@ class Database:
         self._idle_since: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
             weakref.WeakKeyDictionary()
         )
+        # The pool's latest failed attempt to connect, if the server refused it for good.
+        self._refused: str | None = None
+        self._last_failure = ""
         try:
             self.run("opening the database", self._migrate, retry_reads=True)
         except BaseException:
@@ -236,6 +292,7 @@ class Database:
                     configure=self._returned,  # a connection just made needs no check
                     check=self._check,
                     reset=self._returned,
+                    connection_class=_watching(self),
                     open=False,
                     name=f"srt:{self.schema}",
                 )
@@ -283,28 +340,33 @@ class Database:
             try:
                 return psycopg.Connection.connect(self.conninfo, **self._first_kwargs)
             except psycopg.Error as exc:
-                reason = self.scrub(" ".join(str(exc).split()))
-                final = not isinstance(exc, psycopg.OperationalError) or any(
-                    r in reason for r in REFUSALS
-                )
+                reason, final = self._classify(exc)
             # Raised out here, neither chained nor in context: psycopg's exception keeps
             # the connection's parameters, password included (its ``pgconn``).
             if final:
-                refused = StoreUnavailableError(
-                    f"connecting to the database: {reason} (not retried: check the "
-                    "URL's host, user, password, database and options)"
-                )
-                refused.retryable = False
-                raise refused
+                raise _refusal(reason)
             left = deadline - time.monotonic()
             if left <= 0:
-                _min, _max, timeout = self._sizes
-                raise StoreUnavailableError(
-                    f"connecting to the database: no connection in time ({timeout:g} s, "
-                    f"pool_timeout): {reason}; retry later"
-                )
+                raise _late(reason, self._sizes[2])
             time.sleep(min(delay, left))
             delay = min(delay * 2, 1.0)
+
+    def _classify(self, exc: psycopg.Error) -> tuple[str, bool]:
+        """A failed connection's reason (scrubbed), and whether it is a refusal."""
+        reason = self.scrub(" ".join(str(exc).split()))
+        return reason, not isinstance(exc, psycopg.OperationalError) or any(
+            r in reason for r in REFUSALS
+        )
+
+    def attempted(self, exc: psycopg.Error | None) -> None:
+        """One of the pool's attempts to connect succeeded, or failed with ``exc`` (in
+        the pool's thread)."""
+        if exc is None:
+            self._refused = None
+            return
+        reason, final = self._classify(exc)
+        self._last_failure = reason
+        self._refused = reason if final else None
 
     def _give_first(self, conn: psycopg.Connection[Any], generation: int) -> None:
         """Back from its user: kept if it is usable (rolled back if a transaction was
@@ -375,13 +437,7 @@ class Database:
                 return
         pool = self.pool()
         with contextlib.ExitStack() as stack:
-            try:
-                conn = stack.enter_context(pool.connection())
-            except psycopg_pool.PoolTimeout as exc:
-                stats = pool.get_stats()
-                if stats.get("pool_size", 0) >= pool.max_size and not stats.get("pool_available"):
-                    raise StoreBusyError(_busy(pool.max_size + 1, pool.timeout)) from exc
-                raise
+            conn = self._borrow(pool, stack)
             if conn.autocommit:
                 yield conn
                 return
@@ -392,6 +448,33 @@ class Database:
                 if not conn.closed:
                     with contextlib.suppress(psycopg.Error):
                         conn.autocommit = False
+
+    def _borrow(
+        self, pool: psycopg_pool.ConnectionPool[Any], stack: contextlib.ExitStack
+    ) -> psycopg.Connection[Any]:
+        """A connection from ``pool`` (given back when ``stack`` closes), waited for in
+        short turns: one the pool could not make because the server refused it fails at
+        once, as the first connection does, with the server's reason."""
+        deadline = time.monotonic() + pool.timeout
+        while True:
+            turn = max(0.001, min(REFUSAL_POLL, deadline - time.monotonic()))
+            try:
+                return stack.enter_context(pool.connection(timeout=turn))
+            except psycopg_pool.PoolTimeout as exc:
+                refused = self._refused
+                if refused is None and time.monotonic() < deadline:
+                    continue
+                stats = pool.get_stats()
+                if refused is None and (
+                    stats.get("pool_size", 0) >= pool.max_size and not stats.get("pool_available")
+                ):
+                    raise StoreBusyError(_busy(pool.max_size + 1, pool.timeout)) from exc
+            # Raised out here, not in the PoolTimeout's context.
+            if refused is not None:
+                raise _refusal(refused)
+            raise _late(
+                self._last_failure or "no connection was free or could be made", pool.timeout
+            )
 
     def run(
         self,
@@ -488,6 +571,9 @@ class Database:
         if self._version(conn) == sch.SCHEMA_VERSION:
             return
         with conn.transaction():
+            # Names in the migration (types, and the built-ins the functions' bound bodies
+            # call) resolve in pg_catalog only, whatever the connection's search_path.
+            conn.execute(f"SET LOCAL search_path = {sch.PINNED_PATH}")
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(self.schema),))
             current = self._version(conn)  # another process may have migrated meanwhile
             if current == 0:

@@ -33,6 +33,7 @@ import re
 __all__ = [
     "APPLICATION",
     "MIGRATIONS",
+    "PINNED_PATH",
     "SCHEMA_NAME",
     "SCHEMA_VERSION",
     "SQLSTATE_CONFLICT",
@@ -246,6 +247,61 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
 $fn$;
 """
 
+# v4: srt's functions no longer look names up on the caller's ``search_path``, where a
+# schema someone else can write (first in a URL's ``options=-csearch_path=...`` or in a
+# role's default path) could stand in for the built-ins and operators they use (an
+# ``array_length`` or ``=`` of its own, or a ``convert_from(bytea, text)``, which beats
+# the built-in ``convert_from(bytea, name)`` for a ``'UTF8'`` literal even behind
+# ``pg_catalog``). As PostgreSQL's docs advise for such functions, the PL/pgSQL ones
+# (the appends, ``put_object``) run with ``search_path = pg_catalog, pg_temp`` (every
+# srt table they touch is already schema-qualified; one setting saved and restored per
+# call). The SQL text functions get SQL-standard bodies (``BEGIN ATOMIC``) instead,
+# parsed once here, while the migration pins the path (``Database._migrate``), so every
+# name is bound when the function is created: no cost per call, and ``message_role``
+# can still be inlined, which a ``SET`` clause would prevent. Their results are v3's, so
+# a search index built before stays valid.
+_APPEND_ARGS = (
+    "bigint, bigint, bigint, integer, bytea[], bytea[], bytea[], bytea[], text[], "
+    "double precision, jsonb, text[], text[], text[], bytea[], bigint[], "
+    "double precision[], boolean[]"
+)
+#: The search path srt's PL/pgSQL functions run with, and its migrations.
+PINNED_PATH = "pg_catalog, pg_temp"
+_PINNED = (
+    (
+        f"ALTER FUNCTION {{s}}.append({_APPEND_ARGS}) SET search_path = {PINNED_PATH};\n"
+        f"ALTER FUNCTION {{s}}.append({_APPEND_ARGS}, bytea) SET search_path = {PINNED_PATH};\n"
+        "ALTER FUNCTION {s}.put_object(text, text, text, bytea, bigint, double precision, "
+        f"double precision) SET search_path = {PINNED_PATH};\n"
+    )
+    + r"""
+CREATE OR REPLACE FUNCTION {s}.message_json(body bytea) RETURNS jsonb
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT (CASE WHEN strpos(t, '\u0000') = 0 THEN t
+        ELSE regexp_replace(t, '(?<!\\)((?:\\\\)*)\\u0000', '\1 ', 'g') END)::jsonb
+    FROM (SELECT convert_from(body, 'UTF8') AS t) AS b;
+END;
+CREATE OR REPLACE FUNCTION {s}.message_text(body bytea) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT coalesce(CASE jsonb_typeof(j -> 'content')
+        WHEN 'string' THEN j ->> 'content'
+        WHEN 'array' THEN (
+            SELECT string_agg(p ->> 'text', E'\n' ORDER BY n)
+            FROM jsonb_array_elements(j -> 'content') WITH ORDINALITY AS e(p, n)
+            WHERE p ->> 'type' = 'text')
+        END, '')
+    FROM (SELECT {s}.message_json(body) AS j) AS b;
+END;
+CREATE OR REPLACE FUNCTION {s}.message_role(body bytea) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT {s}.message_json(body) ->> 'role';
+END;
+"""
+)
+
 MIGRATIONS: tuple[str, ...] = (
     # v1: everything SQLite's schema v4 holds: content-addressed messages, a prefix-chained
     # node tree, named heads, the usage ledger (with request parameters) and objects.
@@ -336,6 +392,8 @@ MIGRATIONS: tuple[str, ...] = (
     _APPEND_ABOVE,
     # v3: message text and role read bodies holding an escaped NUL.
     _MESSAGE_JSON,
+    # v4: every function's names bound to pg_catalog, whatever the caller's search_path.
+    _PINNED,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -1,0 +1,88 @@
+"""Connections the pool makes after the store's first one, refused by a real server.
+
+The first connection already failed at once on a refusal (``test_pg_edges``). The pool's
+later ones are made by ``psycopg_pool``'s threads, which keep trying; a caller waiting
+for one waited out ``pool_timeout`` and got a generic message. Now the pool tells the
+store how each attempt went, and a caller waiting on a refused one fails in a tenth of a
+second with the server's reason, typed and without the password.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+import srt
+from srt.store.postgres import PostgresStore
+from srt.testing.pgserver import PgServer
+
+SECRET = "Canary-pgpath16-Secret"
+
+
+@pytest.fixture
+def scram() -> Iterator[PgServer]:
+    """A server that wants a password over TCP (its superuser still trusted on its socket)."""
+    with PgServer(fast=True) as pg:
+        with psycopg.connect(pg.url, autocommit=True) as conn:
+            conn.execute(f"ALTER ROLE srt PASSWORD '{SECRET}'")
+        with open(os.path.join(pg.data, "pg_hba.conf"), "w", encoding="utf-8") as f:
+            f.write("local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n")
+        with psycopg.connect(pg.url, autocommit=True) as conn:
+            conn.execute("SELECT pg_reload_conf()")
+        time.sleep(0.2)
+        yield pg
+
+
+def _rotate(pg: PgServer) -> None:
+    with psycopg.connect(pg.url, autocommit=True) as conn:  # over the socket: trusted
+        conn.execute("ALTER ROLE srt PASSWORD 'rotated-elsewhere'")
+
+
+def test_a_rotated_password_fails_later_connections_at_once(scram: PgServer) -> None:
+    url = f"postgresql://srt:{SECRET}@127.0.0.1:{scram.port}/postgres?pool_max=3&pool_timeout=20"
+    with srt.Runtime(url) as rt:
+        store = rt.store
+        assert isinstance(store, PostgresStore)
+        for i in range(6):
+            rt.session(f"t{i}").append({"role": "user", "content": "before"})
+        _rotate(scram)
+        errors: list[BaseException] = []
+        done: list[int] = []
+        took: list[float] = []
+
+        def append(i: int) -> None:
+            started = time.monotonic()
+            try:
+                rt.session(f"t{i}").append({"role": "user", "content": "after"})
+                done.append(i)
+            except BaseException as exc:  # recorded, checked below
+                errors.append(exc)
+            took.append(time.monotonic() - started)
+
+        # The first connection is held here, so all six threads (more than the pool's
+        # two other connections) need one the pool must make, and the server refuses.
+        with store.db.connection() as held:
+            threads = [threading.Thread(target=append, args=(i,)) for i in range(6)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            held.execute("SELECT 1")
+        assert done == [] and len(errors) == 6
+        assert max(took) < 5, f"a refusal must not wait out pool_timeout: {took}"
+        for exc in errors:
+            assert isinstance(exc, srt.StoreUnavailableError), repr(exc)
+            assert "password authentication failed" in str(exc)
+            assert not exc.retryable
+            assert exc.__cause__ is None and exc.__context__ is None
+            assert SECRET not in f"{exc!s} {exc!r}"
+        # Nothing half-written, and the connection made before the change still works.
+        for i in range(6):
+            assert [m["content"] for m in rt.session(f"t{i}").messages()] == ["before"]
+        rt.session("t0").append({"role": "user", "content": "on the first connection"})
+        assert store.verify().ok
