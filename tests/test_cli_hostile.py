@@ -109,6 +109,24 @@ def test_search_text_with_a_lone_surrogate_is_refused(cli: Srt) -> None:
     assert "order" in cli.ok("search", "order")
 
 
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ('"where', 'a double quote (") is never closed'),
+        ("where AND", "it ends too soon"),
+        ("OR order", '"OR" is out of place'),
+        ("where:order", "filters on a column 'where'"),
+    ],
+)
+def test_an_fts_query_fts5_cannot_read_says_what_is_wrong(cli: Srt, query: str, says: str) -> None:
+    # These were "srt: error: searching: SQLError: unterminated string" and the like
+    # (StoreError; a column filter even a CorruptionError telling to run srt verify).
+    err = cli.fails("search", "--fts", query)
+    assert err.startswith("srt: error: the search text is not a valid FTS5 query: ")
+    assert says in err and "SQLError" not in err and "verify" not in err
+    assert "order" in cli.ok("search", "--fts", "where OR nothing")
+
+
 # -- history retention ---------------------------------------------------------------------
 
 
