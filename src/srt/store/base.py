@@ -302,14 +302,8 @@ def check_search(text: Any, limit: Any) -> None:
         raise ConfigError(
             "the search text must be valid Unicode text (no lone surrogates)"
         ) from None
-    if "\x00" in text:
-        # Both engines index a U+0000 in a message as a space between words (it is never
-        # part of one), so no search could find it; refused rather than searched as a
-        # space, which would match text the caller did not ask for.
-        raise ConfigError(
-            "the search text holds the character U+0000 (NUL), which no search can find: "
-            "the index keeps words, and a NUL is never part of one"
-        )
+    if "\x00" in text:  # indexed as a break between words: refused, not searched as one
+        raise ConfigError("the search text holds U+0000 (NUL), which no search can find")
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ConfigError("limit must be an int, at least 1")
 
@@ -565,8 +559,7 @@ class Store(ABC):
         """Messages some session uses whose text has every word of ``text`` (with
         ``syntax``, ``text`` is the engine's own query language), best match first.
         The first search may build the index, calling ``announce`` with the number of
-        messages it is about to index. ``ConfigError`` for text holding U+0000, or a
-        query the engine's language cannot read."""
+        messages it is about to index. ``ConfigError`` for U+0000 or a bad query."""
 
     @abstractmethod
     def has_search_index(self) -> bool:
