@@ -109,6 +109,24 @@ def test_search_text_with_a_lone_surrogate_is_refused(cli: Srt) -> None:
     assert "order" in cli.ok("search", "order")
 
 
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ('"where', 'a double quote (") is never closed'),
+        ("where AND", "it ends too soon"),
+        ("OR order", '"OR" is out of place'),
+        ("where:order", "filters on a column 'where'"),
+    ],
+)
+def test_an_fts_query_fts5_cannot_read_says_what_is_wrong(cli: Srt, query: str, says: str) -> None:
+    # These were "srt: error: searching: SQLError: unterminated string" and the like
+    # (StoreError; a column filter even a CorruptionError telling to run srt verify).
+    err = cli.fails("search", "--fts", query)
+    assert err.startswith("srt: error: the search text is not a valid FTS5 query: ")
+    assert says in err and "SQLError" not in err and "verify" not in err
+    assert "order" in cli.ok("search", "--fts", "where OR nothing")
+
+
 # -- history retention ---------------------------------------------------------------------
 
 
@@ -216,8 +234,18 @@ def test_a_password_in_the_base_url_is_neither_shown_nor_stored(cli: Srt) -> Non
         ["import", "FILE", "--name", ""],  # was the file's name
         ["log", "a", "--restore", ""],
         ["stats", "--tenant", ""],
+        ["prompt", "--session", "a", "--system", "", "hi"],  # was an empty system message
     ],
-    ids=["session", "model", "base-url", "export-model", "import-name", "restore", "tenant"],
+    ids=[
+        "session",
+        "model",
+        "base-url",
+        "export-model",
+        "import-name",
+        "restore",
+        "tenant",
+        "system",
+    ],
 )
 def test_an_empty_option_value_is_a_usage_error_not_a_default(
     cli: Srt, server: ProviderServer, tmp_path: Path, args: list[str]
@@ -228,6 +256,27 @@ def test_an_empty_option_value_is_a_usage_error_not_a_default(
     err = cli.fails(*args, code=2)
     assert "must not be empty" in err
     assert cli.state() == before and server.requests.total() == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["show", "a", "--replaced", "--json"], "--json: not allowed with argument --replaced"),
+        (["show", "a", "--tree", "--replaced"], "--replaced: not allowed with argument --tree"),
+        (["stats", "a", "--tenant", "t"], "--tenant: not allowed with argument NAME"),
+        (["stats", "--all", "--tenant", "t"], "--tenant: not allowed with argument --all"),
+    ],
+    ids=["show-json", "show-tree", "stats-name", "stats-all"],
+)
+def test_options_that_cannot_go_together_are_a_usage_error(
+    cli: Srt, args: list[str], says: str
+) -> None:
+    # Each of these ran, silently leaving out one of the two: --replaced (the JSON is the
+    # messages as stored; a tree has no compaction summaries) or NAME and --all (only the
+    # tenant's requests were summed).
+    err = cli.fails(*args, code=2)
+    assert err.strip().splitlines()[-1] == f"srt {args[0]}: error: argument {says}"
+    assert cli.ok(*args[:2])  # each option alone still works
 
 
 # -- srt copy of an encrypted store ------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Store conformance for issue 13's protocol additions: the session limit, the append
-deadline and gc's watched prefixes, on every engine of ``conftest.ENGINES``."""
+"""Store conformance for issue 13's protocol additions (the session limit, the append
+deadline and gc's watched prefixes) and for arguments at their edges, on every engine of
+``conftest.ENGINES``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import threading
 import time
 
 import pytest
-from helpers import conversation, extend, new_session, nodes
+from helpers import body, conversation, extend, new_session, nodes
 
 import srt
 from conftest import EngineUnderTest
@@ -76,3 +77,34 @@ def test_a_list_limit_past_any_integer_column_lists_everything(store: Store) -> 
         assert [o.key for o in store.list_objects("k", "s", limit=limit)] == ["a", "b"]
         got = store.list_objects("k", "s", limit=limit, descending=True)
         assert [o.key for o in got] == ["b", "a"]
+
+
+def test_search_text_holding_nul_is_refused_alike_and_a_bad_query_is_the_callers(
+    engine: EngineUnderTest,
+) -> None:
+    """A U+0000 in the search text is a ``ConfigError`` on every engine, with or without
+    ``syntax``, before anything is read or built: each engine indexes a NUL in a message
+    as a break between words, so no search finds one (SQLite searched a truncated text or
+    raised ``StoreError``; PostgreSQL blamed its ``text`` type). With ``syntax``, a query
+    FTS5 cannot parse is a ``ConfigError`` saying what is wrong with it, on SQLite (it was
+    a ``StoreError``, or a ``CorruptionError`` for ``a:b``); PostgreSQL's
+    ``websearch_to_tsquery`` reads any text, so there the same queries just search."""
+    store = engine.open()
+    new_session(store, "s", [body("user", "quokka x\x00wombat")])
+    for text in ("quokka\x00", "\x00", "x\x00wombat", "a\x00 OR b"):
+        for syntax in (False, True):
+            with pytest.raises(srt.ConfigError, match=r"U\+0000 \(NUL\), which no search"):
+                store.search(text, syntax=syntax)
+    assert not store.has_search_index()
+    bad = ['"unterminated', "AND OR", "NOT", "*", "(", "quokka:x", "-quokka", "quokka)"]
+    for query in bad:
+        if engine.name == "sqlite":
+            with pytest.raises(srt.ConfigError, match="not a valid FTS5 query: ") as err:
+                store.search(query, syntax=True)
+            assert "SQLError" not in str(err.value) and "fts5" not in str(err.value)
+        else:
+            assert isinstance(store.search(query, syntax=True), list)
+    if engine.name == "sqlite":
+        assert not store.has_search_index()  # a bad query builds nothing
+    for text in ("wombat", "quokka wombat", "x"):
+        assert [h.text for h in store.search(text)] == ["quokka x\x00wombat"]

@@ -54,7 +54,10 @@ def _positive(value: str) -> int:
 def _conversation_options(p: argparse.ArgumentParser, what: str) -> None:
     add_provider_options(p)
     p.add_argument(
-        "--system", metavar="TEXT", help=f"the system prompt of a new session (for {what})"
+        "--system",
+        metavar="TEXT",
+        type=nonempty,
+        help=f"the system prompt of a new session (for {what})",
     )
     which = p.add_mutually_exclusive_group()
     which.add_argument(
@@ -147,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="draw the tree of every session sharing this conversation's first message",
     )
-    p.add_argument(
+    how.add_argument(  # (a transcript's: --json gives the messages as stored)
         "--replaced",
         action="store_true",
         help="under each compaction summary, the messages it replaced",
@@ -289,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     which.add_argument("--all", action="store_true", help="every session's requests")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
-    p.add_argument(
+    which.add_argument(
         "--tenant",
         metavar="TENANT",
         type=nonempty,

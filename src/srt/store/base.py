@@ -294,14 +294,16 @@ SEARCH_BATCH_MAX = 10_000
 
 
 def check_search(text: Any, limit: Any) -> None:
-    """``ConfigError`` unless ``text`` is valid Unicode text and ``limit`` an int of 1 or
-    more (every engine checks a search before it reads)."""
+    """``ConfigError`` unless ``text`` is valid Unicode text without U+0000 and ``limit``
+    an int of 1 or more (every engine checks a search before it reads)."""
     try:
         str.encode(text, "utf-8")
     except (TypeError, UnicodeEncodeError):
         raise ConfigError(
             "the search text must be valid Unicode text (no lone surrogates)"
         ) from None
+    if "\x00" in text:  # indexed as a break between words: refused, not searched as one
+        raise ConfigError("the search text holds U+0000 (NUL), which no search can find")
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ConfigError("limit must be an int, at least 1")
 
@@ -557,7 +559,7 @@ class Store(ABC):
         """Messages some session uses whose text has every word of ``text`` (with
         ``syntax``, ``text`` is the engine's own query language), best match first.
         The first search may build the index, calling ``announce`` with the number of
-        messages it is about to index."""
+        messages it is about to index. ``ConfigError`` for U+0000 or a bad query."""
 
     @abstractmethod
     def has_search_index(self) -> bool:

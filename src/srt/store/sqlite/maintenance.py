@@ -56,6 +56,7 @@ from .queries import ROLE, TEXT
 
 __all__ = [
     "build_search_index",
+    "check_fts_query",
     "checkpoint",
     "drop_search_index",
     "fts_query",
@@ -332,6 +333,45 @@ def fts_query(text: str) -> str:
     return " ".join(terms)
 
 
+def check_fts_query(query: str) -> None:
+    """``ConfigError`` unless ``query`` is a valid FTS5 query over the search index's
+    one column. FTS5 parses the query on an empty table of its own in memory, so every
+    error is the query's own, never the file's; the message says what is wrong with it."""
+    conn = apsw.Connection(":memory:")
+    try:
+        conn.execute("CREATE VIRTUAL TABLE q USING fts5(text)")
+        conn.execute("SELECT rowid FROM q WHERE q MATCH ?", (query,)).fetchall()
+    except apsw.SQLError as exc:
+        raise ConfigError(_query_fault(str(exc))) from None
+    finally:
+        conn.close()
+
+
+def _query_fault(error: str) -> str:
+    """What is wrong with an FTS5 query, from the error FTS5 gave for it."""
+    head = "the search text is not a valid FTS5 query"
+    hint = "; put a word in double quotes to search for it as written"
+    if error.startswith("unterminated string"):
+        return f'{head}: a double quote (") is never closed{hint}'
+    if error.startswith("no such column: "):
+        column = error.removeprefix("no such column: ")
+        return (
+            f"{head}: {column}:… or -{column} filters on a column {column!r}, "
+            f"and the index has one column, 'text'{hint}"
+        )
+    if error.startswith("unknown special query"):
+        return f"{head}: it starts with '*', which FTS5 keeps for commands{hint}"
+    near = error.removeprefix("fts5: syntax error near ")
+    if near == '""':
+        return f"{head}: it ends too soon, where a word or a closing bracket is missing{hint}"
+    if near != error:
+        return (
+            f"{head}: {near} is out of place (AND, OR and NOT need a word on each side, "
+            f"and brackets must match){hint}"
+        )
+    return f"{head} ({error}){hint}"
+
+
 def search(
     db: Database,
     text: str,
@@ -350,6 +390,8 @@ def search(
     query = text if syntax else fts_query(text)
     if not query.strip():
         raise ConfigError("the search text is empty")
+    if syntax:
+        check_fts_query(query)
     action = "searching"
     with db.job(action) as conn:
         _build_search_index(conn, db.lock, "building the search index", announce)

@@ -14,6 +14,11 @@ from .queries import CHAINS, ROLE, TEXT
 
 __all__ = ["overview", "tree"]
 
+#: A tree node's text cut to its first ``?`` characters. SQLite's ``substr`` counts a
+#: text's characters only up to its first U+0000, so a text holding one comes whole
+#: (``instr`` on its bytes finds it) and is cut in Python.
+_CUT = "CASE WHEN instr(CAST(t.text AS BLOB), x'00') > 0 THEN t.text ELSE substr(t.text, 1, ?) END"
+
 
 def overview(db: Database) -> list[SessionOverview]:
     """Every session with its message, turn and estimated token counts, sorted by name."""
@@ -91,10 +96,11 @@ def tree(db: Database, name: str, *, width: int = 200) -> TreeNode | None:
             f"SELECT head FROM sessions WHERE id IN ({q.marks(len(members))}) "
             "UNION SELECT n.parent FROM nodes n JOIN live ON n.id = live.id "
             "WHERE n.parent IS NOT NULL) "
-            f"SELECT b.id, b.parent, b.depth, b.status, {ROLE}, substr({TEXT}, 1, ?) FROM ("
+            f"SELECT t.id, t.parent, t.depth, t.status, t.role, {_CUT} FROM ("
+            f"SELECT b.id, b.parent, b.depth, b.status, {ROLE} AS role, {TEXT} AS text FROM ("
             f"SELECT n.id, n.parent, n.depth, n.status, {q.body('n')} AS body "
-            "FROM live JOIN nodes n ON n.id = live.id LIMIT -1) b "
-            "ORDER BY b.depth, b.id"
+            "FROM live JOIN nodes n ON n.id = live.id LIMIT -1) b LIMIT -1) t "
+            "ORDER BY t.depth, t.id"
         )
         rows = q.rows(conn, sql, [*members, width]).fetchall()
-    return build_tree(rows, heads)
+    return build_tree([(*r[:5], r[5][:width]) for r in rows], heads)
