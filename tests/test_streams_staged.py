@@ -177,3 +177,22 @@ def test_fork_of_the_stored_part_is_allowed(
         for _ in it:
             pass
     whole(s, rt, srv)
+
+
+@pytest.mark.parametrize("write", ["append", "rewind", "send"])
+def test_sync_write_during_another_threads_send(
+    srv: ProviderServer, rt: srt.Runtime, p: Provider, write: str
+) -> None:
+    """While another thread's sync ``send(append=...)`` waits for its reply."""
+    s = rt.session("a")
+    four(s)
+    srv.fault("openai", "delay", seconds=1.0)
+    t = threading.Thread(target=lambda: s.send(p, model=MODEL, append=[USER]))
+    t.start()
+    deadline = time.monotonic() + 5
+    while not srv.log and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert srv.log  # the request went out: its message is staged
+    refused(s, p, write)
+    t.join()
+    whole(s, rt, srv)
