@@ -14,6 +14,7 @@ a (re)load, ``truncate(n)`` when messages from ``n`` on are dropped.
 from __future__ import annotations
 
 import random
+import threading
 import time
 import weakref
 from array import array
@@ -38,6 +39,7 @@ REBASE_MAX_WAIT = 0.05
 #: (a new handle's first build: 0.12 against 0.05 ms at 41 messages, 0.24 against 0.05
 #: ms at 129), and each offer costs the runtime about 125 bytes while the chain lives.
 SHARE_MIN_MESSAGES = 64
+STAGED = "a call in flight on this handle holds staged messages: wait for it, or use another handle"
 
 
 def _backoff(attempt: int, deadline: float) -> None:
@@ -56,12 +58,6 @@ class Prepared(NamedTuple):
     hash: bytes
     body: bytes
     meta: bytes | None
-
-
-class Lockable(Protocol):
-    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
-
-    def release(self) -> None: ...
 
 
 class ChainListener(Protocol):
@@ -146,7 +142,7 @@ class Chain:
         self.staged: tuple[int, bytes] | None = None
         #: The lock of the handle that owns this chain (``Session`` sets it): another
         #: handle of the session copies this chain's state only while holding it.
-        self.lock: Lockable | None = None
+        self.lock: threading.RLock | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -459,6 +455,8 @@ class Chain:
         if not self.loaded:  # (the memory budget may have dropped it since the caller looked)
             self.load()
         n = len(self.ids)
+        if self.staged is not None and plain != n - keep:  # (only their call commits over them)
+            self.writable()
         parent = self.ids[keep - 1] if keep else None
         above = self.head_prefix if keep == n else self.prefix(keep)
         prefixes = self.store.hashing.chain_many(above, _core.first_items(prepared))
@@ -523,6 +521,12 @@ class Chain:
         if prefixes:
             self.head_prefix = prefixes[-1]
 
+    def writable(self) -> None:
+        """Loaded, for a write; ``ConflictError`` while another call's messages are staged."""
+        if self.staged is not None:
+            raise ConflictError(STAGED)
+        self.load()
+
     def unstage(self) -> None:
         if self.staged is not None:
             n, prefix = self.staged
@@ -539,8 +543,7 @@ class Chain:
         timeout), which also bounds the waits for other writers' transactions."""
         wait = self.store.busy_timeout if timeout is None else float(timeout)
         deadline = time.monotonic() + wait
-        if not self.loaded:
-            self.load()
+        self.writable()
         attempt = 0
         while True:
             try:
@@ -583,6 +586,8 @@ class Chain:
     def fork(self, name: str, keep: int) -> Chain:
         """A new session named ``name`` at this chain's first ``keep`` messages."""
         head = self.ids[keep - 1] if keep else None
+        if head == -1:  # (a staged message: not stored yet)
+            self.writable()
         row = self.store.create_session(
             check_name(name),
             head,

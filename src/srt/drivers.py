@@ -148,25 +148,11 @@ class ReplyStream(_Stream):
 
     def __iter__(self) -> Generator[str, None, None]:
         if self._gen is None:
-            self._gen = self._run()
+            # (a function of the call, as ``_astream`` is: a generator whose frame held
+            # this stream, which holds the generator, is a cycle, and a stream dropped
+            # unfinished then kept its socket open until the cyclic collector ran)
+            self._gen = _stream(self._call)
         return self._gen
-
-    def _run(self) -> Generator[str, None, None]:
-        call = self._call
-        try:
-            resp, _ = _open(call)
-        except BaseException:
-            call.abandon()
-            raise
-        try:
-            for chunk in resp.iter_bytes():
-                yield from call.feed(chunk)
-            call.check_done()
-        except BaseException as exc:
-            resp.close()
-            call.end_stream(exc)
-            raise
-        call.end_stream(None)
 
     def close(self) -> None:
         if self._gen is not None:
@@ -181,6 +167,28 @@ class ReplyStream(_Stream):
     def text(self) -> str:
         """Consume the whole stream and return its text."""
         return "".join(self)
+
+
+def _stream(call: Call) -> Generator[str, None, None]:
+    """``ReplyStream``'s deltas: open, feed, end the stream (the reply stored)."""
+    try:
+        resp, _ = _open(call)
+    except BaseException:
+        call.abandon()
+        raise
+    chunks = resp.iter_bytes()
+    try:
+        for chunk in chunks:
+            yield from call.feed(chunk)
+        call.check_done()
+    except BaseException as exc:
+        try:
+            chunks.close()  # (closed here, before the partial reply is stored)
+            resp.close()
+        finally:
+            call.end_stream(exc)
+        raise
+    call.end_stream(None)
 
 
 class AsyncReplyStream(_Stream):

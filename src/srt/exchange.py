@@ -193,6 +193,7 @@ class Call:
         with self.lock:
             chain.load()
             if self.staged is None:
+                chain.writable()  # (not while another call's messages are staged on it)
                 self.expected_head = chain.head
                 self.keep = len(chain)
                 self.staged = chain.prepare(self.append, self.model) if self.append else []

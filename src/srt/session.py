@@ -194,7 +194,7 @@ class Session:
     def rewind(self, n: int = 1) -> None:
         """Drop the last ``n`` messages from this session (they stay stored for forks)."""
         with self._using():
-            self._chain.load()
+            self._chain.writable()
             self._chain.rewind(n)
 
     def edit(self, index: int, message: Any) -> int | None:
@@ -204,7 +204,7 @@ class Session:
         """
         with self._using():
             chain = self._chain
-            chain.load()
+            chain.writable()
             n = len(chain)
             if not isinstance(index, int) or isinstance(index, bool):
                 raise HistoryIndexError(f"index must be an int, got {type(index).__name__}")
@@ -254,7 +254,7 @@ class Session:
             if summary is None:
                 raise SessionError("compact() needs a summary, or summarizer= and model=")
             with self._using():
-                self._chain.load()
+                self._chain.writable()
                 roles = self._builder.roles()
                 return compaction.compact(self._chain, roles, end, summary, start)
         if summary is not None or model is None:
@@ -287,7 +287,7 @@ class Session:
         """Undo the newest compaction in this history: the replaced messages come back,
         byte for byte, on their original nodes. Returns the new head."""
         with self._using():
-            self._chain.load()
+            self._chain.writable()
             return compaction.expand(self._chain)
 
     # -- reading -----------------------------------------------------------------
@@ -335,7 +335,7 @@ class Session:
         head it replaces is recorded in turn. Returns the new head."""
         with self._using():
             chain = self._chain
-            chain.load()
+            chain.writable()
             found = _history.find(self.history(), record, self.name)
             left = _history.head_record(
                 chain.id, chain.head, len(chain), "restore", self._shared.history_retention()

@@ -102,7 +102,7 @@ def _prepare(
 ) -> tuple[_SummaryCall, Any, int | None]:
     parts = s.parts
     with parts.lock:
-        parts.chain.load()
+        parts.chain.writable()
         compaction.span(parts.chain, parts.builder.roles(), end, start)  # checked first
         head = parts.chain.head
         fork = s.fork(f"srt-summary-{uuid.uuid4().hex}", at=end)

@@ -22,7 +22,14 @@ import functools
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Mapping,
+)
 from typing import Any, NamedTuple
 
 import httpx
@@ -173,7 +180,7 @@ class AsyncResponseStream(httpx.AsyncByteStream):
         none, or the body was read)."""
         return None if self._conn is None else self._conn.deadline
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    async def __aiter__(self) -> AsyncGenerator[bytes, None]:
         conn = self._conn
         if conn is None:
             return

@@ -87,13 +87,17 @@ class AsyncResponse:
 
     async def aiter_bytes(self) -> AsyncGenerator[bytes, None]:
         if self._raw is not None:
+            chunks = self._raw.__aiter__()
             try:
                 with self._translated():
-                    async for chunk in self._raw:
+                    async for chunk in chunks:
                         if chunk:
                             yield chunk
             finally:
-                await self._resp.aclose()
+                try:
+                    await chunks.aclose()  # (not left to the loop's finaliser hook)
+                finally:
+                    await self._resp.aclose()
             return
         it = self._resp.aiter_bytes().__aiter__()
         try:

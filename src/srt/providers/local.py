@@ -30,7 +30,7 @@ import json
 import os
 import re
 import weakref
-from collections.abc import AsyncGenerator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,15 +127,19 @@ class _TapResponse(Response):
         self._inner = inner
         self._tap = tap
 
-    def iter_bytes(self) -> Iterator[bytes]:
+    def iter_bytes(self) -> Generator[bytes, None, None]:
         ok = False
+        chunks = self._inner.iter_bytes()
         try:
-            for chunk in self._inner.iter_bytes():
+            for chunk in chunks:
                 self._tap.feed(chunk)
                 yield chunk
             ok = True
         finally:
-            self._tap.end(ok)
+            try:
+                chunks.close()  # (now, not when the frame is freed)
+            finally:
+                self._tap.end(ok)
 
     def read(self) -> bytes:
         return b"".join(self.iter_bytes())
@@ -155,13 +159,19 @@ class _TapAsyncResponse(AsyncResponse):
 
     async def aiter_bytes(self) -> AsyncGenerator[bytes, None]:
         ok = False
+        chunks = self._inner.aiter_bytes()
         try:
-            async for chunk in self._inner.aiter_bytes():
+            async for chunk in chunks:
                 self._tap.feed(chunk)
                 yield chunk
             ok = True
         finally:
-            self._tap.end(ok)
+            try:
+                # (closed here: an async generator left unfinished is otherwise closed
+                # by the loop's finaliser hook, in a task of its own, some time later)
+                await chunks.aclose()
+            finally:
+                self._tap.end(ok)
 
     async def read(self) -> bytes:
         return b"".join([c async for c in self.aiter_bytes()])

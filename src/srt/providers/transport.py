@@ -21,7 +21,7 @@ import random
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -260,7 +260,7 @@ class Response:
             with contextlib.suppress(Exception):
                 self._resp.close()
 
-    def iter_bytes(self) -> Iterator[bytes]:
+    def iter_bytes(self) -> Generator[bytes, None, None]:
         """The raw body chunk by chunk; errors become ``StreamInterruptedError`` or
         ``ProviderTimeoutError``."""
         try:

@@ -1,0 +1,198 @@
+"""A handle's sync writes while one of its calls is in flight holding staged messages
+(``asend(append=...)``, ``astream(append=...)``, a sync ``stream(append=...)``), against
+the provider server on 127.0.0.1 and a real store (SQLite and PostgreSQL).
+
+Each write is refused with a ``ConflictError`` that says why (the store's "the node to
+append below (-1) is not stored" before, or nothing refused and the staged state lost);
+nothing is written, and the call in flight still stores its turn."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import srt
+from srt.errors import ConflictError
+from srt.providers import OpenAI, Provider
+from srt.testing import ProviderServer
+from support import made
+
+KEY = "sk-CANARY-staged-key-0123456789"
+MODEL = "gpt-4o"
+USER = {"role": "user", "content": "hello"}
+STAGED = "a call in flight on this handle holds staged messages: wait for it, or use another handle"
+
+
+@pytest.fixture
+def srv() -> Iterator[ProviderServer]:
+    with ProviderServer(api_key=KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def rt(store_url: str) -> Iterator[srt.Runtime]:
+    with srt.Runtime(store_url) as runtime:
+        yield runtime
+
+
+@pytest.fixture
+def p(srv: ProviderServer) -> Iterator[Provider]:
+    provider = made(OpenAI(KEY, base_url=srv.url + "/v1"))
+    yield provider
+    provider.close()
+
+
+def four(s: srt.Session) -> None:
+    """Two turns, the second rewound and written again: a history record to restore."""
+    s.append({"role": "system", "content": "be brief"}, {"role": "user", "content": "q1"})
+    s.append({"role": "assistant", "content": "a1"})
+    s.rewind(1)
+    s.append({"role": "assistant", "content": "a1'"}, {"role": "user", "content": "q2"})
+
+
+#: The handle's sync writes (and the sync calls that would stage or build on its history).
+WRITES: dict[str, Callable[[srt.Session, Provider], Any]] = {
+    "append": lambda s, p: s.append({"role": "user", "content": "more"}),
+    "append_rebase": lambda s, p: s.append({"role": "user", "content": "m"}, rebase=True),
+    "rewind": lambda s, p: s.rewind(1),
+    "edit": lambda s, p: s.edit(1, {"role": "user", "content": "q1'"}),
+    "edit_last": lambda s, p: s.edit(-1, {"role": "user", "content": "q1'"}),
+    "compact": lambda s, p: s.compact(3, "a summary", start=1),
+    "compact_summarizer": lambda s, p: s.compact(3, start=1, summarizer=p, model=MODEL),
+    "expand": lambda s, p: s.expand(),
+    "restore": lambda s, p: s.restore(s.history()[0]),
+    "fork_all": lambda s, p: s.fork("f"),
+    "send": lambda s, p: s.send(p, model=MODEL),
+    "send_append": lambda s, p: s.send(p, model=MODEL, append=[USER]),
+    "stream": lambda s, p: s.stream(p, model=MODEL).text(),
+}
+
+
+def refused(s: srt.Session, p: Provider, write: str) -> None:
+    """``write`` is refused with the clear message, and changes nothing."""
+    before = (s.messages(), s.head, len(s.history()), s.calls())
+    with pytest.raises(ConflictError) as info:
+        WRITES[write](s, p)
+    assert str(info.value) == STAGED
+    assert (s.messages(), s.head, len(s.history()), s.calls()) == before
+
+
+def whole(s: srt.Session, rt: srt.Runtime, srv: ProviderServer) -> None:
+    """The call in flight stored its turn: the staged message once, then the reply."""
+    roles = [m["role"] for m in s.messages()]
+    assert roles == ["system", "user", "assistant", "user", "user", "assistant"]
+    assert [r["status"] for r in s.calls()] == ["ok"]
+    assert len(srv.log) == 1
+    assert rt.session("a").messages() == s.messages()
+
+
+@pytest.mark.parametrize("write", sorted(WRITES))
+def test_sync_write_during_astream(
+    srv: ProviderServer, rt: srt.Runtime, p: Provider, write: str
+) -> None:
+    """After an ``astream(append=...)``'s first delta, in the same task."""
+    s = rt.session("a")
+    four(s)
+
+    async def go() -> None:
+        stream = s.astream(p, model=MODEL, append=[USER])
+        it = aiter(stream)
+        await anext(it)
+        refused(s, p, write)
+        async for _ in it:
+            pass
+        await p.aclose()
+
+    asyncio.run(go())
+    whole(s, rt, srv)
+
+
+@pytest.mark.parametrize("write", ["append", "rewind", "edit", "send"])
+def test_sync_write_from_another_thread_during_asend(
+    srv: ProviderServer, rt: srt.Runtime, p: Provider, write: str
+) -> None:
+    """From another thread while an ``asend(append=...)`` waits for its reply."""
+    s = rt.session("a")
+    four(s)
+    srv.fault("openai", "delay", seconds=1.0)
+
+    async def go() -> None:
+        task = asyncio.ensure_future(s.asend(p, model=MODEL, append=[USER]))
+        deadline = time.monotonic() + 5
+        while not srv.log and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert srv.log  # the request went out: its message is staged
+        await asyncio.to_thread(refused, s, p, write)
+        await task
+        await p.aclose()
+
+    asyncio.run(go())
+    whole(s, rt, srv)
+
+
+@pytest.mark.parametrize("write", ["append", "rewind", "edit", "send", "fork_all"])
+def test_sync_write_during_a_sync_stream(
+    srv: ProviderServer, rt: srt.Runtime, p: Provider, write: str
+) -> None:
+    """Inside a sync ``stream(append=...)``'s loop, and from another thread."""
+    s = rt.session("a")
+    four(s)
+    with s.stream(p, model=MODEL, append=[USER]) as stream:
+        it = iter(stream)
+        next(it)
+        refused(s, p, write)
+        failed: list[BaseException] = []
+
+        def other() -> None:
+            try:
+                refused(s, p, write)
+            except BaseException as exc:
+                failed.append(exc)
+
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        assert failed == []
+        for _ in it:
+            pass
+    whole(s, rt, srv)
+
+
+def test_fork_of_the_stored_part_is_allowed(
+    srv: ProviderServer, rt: srt.Runtime, p: Provider
+) -> None:
+    """A fork that takes only stored messages needs nothing staged: it is made."""
+    s = rt.session("a")
+    four(s)
+    with s.stream(p, model=MODEL, append=[USER]) as stream:
+        it = iter(stream)
+        next(it)
+        f = s.fork("f", at=4)
+        assert f.messages() == s.messages()[:4]
+        for _ in it:
+            pass
+    whole(s, rt, srv)
+
+
+@pytest.mark.parametrize("write", ["append", "rewind", "send"])
+def test_sync_write_during_another_threads_send(
+    srv: ProviderServer, rt: srt.Runtime, p: Provider, write: str
+) -> None:
+    """While another thread's sync ``send(append=...)`` waits for its reply."""
+    s = rt.session("a")
+    four(s)
+    srv.fault("openai", "delay", seconds=1.0)
+    t = threading.Thread(target=lambda: s.send(p, model=MODEL, append=[USER]))
+    t.start()
+    deadline = time.monotonic() + 5
+    while not srv.log and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert srv.log  # the request went out: its message is staged
+    refused(s, p, write)
+    t.join()
+    whole(s, rt, srv)
