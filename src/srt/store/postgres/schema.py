@@ -151,19 +151,26 @@ END
 $fn$;
 """
 
-# The searchable text of a canonical message body: the content string, or its text
-# parts joined by newlines, else ''. IMMUTABLE (a pure function of the bytes), so an
-# expression index can use it.
-_MESSAGE_TEXT = r"""
-CREATE FUNCTION {s}.message_text(body bytea) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
-    SELECT coalesce(CASE jsonb_typeof(j -> 'content')
+#: The text of a message's JSON ``j``: its content string, or its text parts joined by
+#: newlines, else '' (every version of ``message_text`` below selects it).
+_CONTENT_TEXT = r"""coalesce(CASE jsonb_typeof(j -> 'content')
         WHEN 'string' THEN j ->> 'content'
         WHEN 'array' THEN (
             SELECT string_agg(p ->> 'text', E'\n' ORDER BY n)
             FROM jsonb_array_elements(j -> 'content') WITH ORDINALITY AS e(p, n)
             WHERE p ->> 'type' = 'text')
-        END, '')
+        END, '')"""
+
+# The searchable text of a canonical message body: the content string, or its text
+# parts joined by newlines, else ''. IMMUTABLE (a pure function of the bytes), so an
+# expression index can use it.
+_MESSAGE_TEXT = (
+    r"""
+CREATE FUNCTION {s}.message_text(body bytea) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+    SELECT """
+    + _CONTENT_TEXT
+    + r"""
     FROM (SELECT convert_from(body, 'UTF8')::jsonb AS j) AS b
 $fn$;
 CREATE FUNCTION {s}.message_role(body bytea) RETURNS text
@@ -171,6 +178,7 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
     SELECT convert_from(body, 'UTF8')::jsonb ->> 'role'
 $fn$;
 """
+)
 
 # v2: the append checks the first new node's link. The other links are checked by the
 # client (``PostgresStore.append``), which can hash; the server cannot (XXH3 or keyed
@@ -223,7 +231,8 @@ $fn$;
 # run of backslashes before ``u0000``) into a space first, and only in the rare body that
 # holds one. Every other body reads as before, so an index built on v2 stays valid. The
 # search and tree code take such a message's text from its body instead (faithful).
-_MESSAGE_JSON = r"""
+_MESSAGE_JSON = (
+    r"""
 CREATE OR REPLACE FUNCTION {s}.message_json(body bytea) RETURNS jsonb
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
     SELECT (CASE WHEN strpos(t, '\u0000') = 0 THEN t
@@ -232,13 +241,9 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
 $fn$;
 CREATE OR REPLACE FUNCTION {s}.message_text(body bytea) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
-    SELECT coalesce(CASE jsonb_typeof(j -> 'content')
-        WHEN 'string' THEN j ->> 'content'
-        WHEN 'array' THEN (
-            SELECT string_agg(p ->> 'text', E'\n' ORDER BY n)
-            FROM jsonb_array_elements(j -> 'content') WITH ORDINALITY AS e(p, n)
-            WHERE p ->> 'type' = 'text')
-        END, '')
+    SELECT """
+    + _CONTENT_TEXT
+    + r"""
     FROM (SELECT {s}.message_json(body) AS j) AS b
 $fn$;
 CREATE OR REPLACE FUNCTION {s}.message_role(body bytea) RETURNS text
@@ -246,6 +251,7 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
     SELECT {s}.message_json(body) ->> 'role'
 $fn$;
 """
+)
 
 # v4: srt's functions no longer look names up on the caller's ``search_path``, where a
 # schema someone else can write (first in a URL's ``options=-csearch_path=...`` or in a
@@ -285,13 +291,9 @@ END;
 CREATE OR REPLACE FUNCTION {s}.message_text(body bytea) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 BEGIN ATOMIC
-    SELECT coalesce(CASE jsonb_typeof(j -> 'content')
-        WHEN 'string' THEN j ->> 'content'
-        WHEN 'array' THEN (
-            SELECT string_agg(p ->> 'text', E'\n' ORDER BY n)
-            FROM jsonb_array_elements(j -> 'content') WITH ORDINALITY AS e(p, n)
-            WHERE p ->> 'type' = 'text')
-        END, '')
+    SELECT """
+    + _CONTENT_TEXT
+    + r"""
     FROM (SELECT {s}.message_json(body) AS j) AS b;
 END;
 CREATE OR REPLACE FUNCTION {s}.message_role(body bytea) RETURNS text
