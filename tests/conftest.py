@@ -180,3 +180,33 @@ def mc_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         timeout=600,
     )
     return target
+
+
+@pytest.fixture
+def srv() -> Iterator[Any]:
+    """srt.testing's provider server on loopback, taking ``support.SRV_KEY`` (many modules
+    keep a ``srv`` of their own)."""
+    from srt.testing import ProviderServer
+    from support import SRV_KEY
+
+    with ProviderServer(api_key=SRV_KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def store_rt(store_url: str) -> Iterator[srt.Runtime]:
+    """A ``Runtime`` once per engine (``store_url``)."""
+    with srt.Runtime(store_url) as runtime:
+        yield runtime
+
+
+@pytest.fixture
+def p(srv: Any) -> Iterator[Any]:
+    """srt's OpenAI provider on ``srv``, closed when the test ends."""
+    from support import MADE, openai_for
+
+    provider = openai_for(srv)
+    yield provider
+    provider.close()
+    if provider in MADE:
+        MADE.remove(provider)

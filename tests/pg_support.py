@@ -56,3 +56,20 @@ def fresh_url() -> Iterator[str]:
         yield with_schema(server_url(), schema)
     finally:
         drop_schema(schema)
+
+
+@contextlib.contextmanager
+def scram_server(password: str) -> Iterator[PgServer]:
+    """A throwaway server whose role ``srt`` needs ``password`` over TCP (scram-sha-256),
+    its superuser still trusted on its socket."""
+    import time
+
+    with PgServer(fast=True) as pg:
+        with psycopg.connect(pg.url, autocommit=True) as conn:
+            conn.execute(f"ALTER ROLE srt PASSWORD '{password}'")
+        with open(os.path.join(pg.data, "pg_hba.conf"), "w", encoding="utf-8") as f:
+            f.write("local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n")
+        with psycopg.connect(pg.url, autocommit=True) as conn:
+            conn.execute("SELECT pg_reload_conf()")
+        time.sleep(0.2)
+        yield pg

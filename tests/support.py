@@ -8,13 +8,17 @@ two SQLite libraries in one process defeat each other's POSIX locks.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Iterator, Sequence
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import apsw
 import pytest
 
+import srt
 from srt.providers import Provider
 
 P = TypeVar("P", bound=Provider)
@@ -34,6 +38,51 @@ def close_made() -> Iterator[None]:
     yield
     while MADE:
         MADE.pop().close()
+
+
+#: The API key of the shared ``srv`` fixture's server (conftest; a canary: it must never
+#: show in a file, a log or an error).
+SRV_KEY = "sk-CANARY-srv-key-0123456789"
+
+
+def openai_for(srv: Any) -> Any:
+    """srt's OpenAI provider on ``srv`` (a ``srt.testing.ProviderServer``), closed when the
+    test ends (``made``)."""
+    from srt.providers import OpenAI
+
+    return made(OpenAI(SRV_KEY, base_url=srv.url + "/v1"))
+
+
+def _srt_generator(agen: Any) -> bool:
+    code = getattr(agen, "ag_code", None)
+    return code is not None and code.co_filename.startswith(os.path.dirname(srt.__file__))
+
+
+async def finalised_after_aclose(open_stream: Callable[[], Any]) -> list[str]:
+    """Open a stream (``open_stream()``), read one delta, ``aclose()`` it and let the loop
+    run a few turns: the names of srt's own async generators that the loop's finaliser
+    hook was handed meanwhile (a stream that closes what it opened hands it none)."""
+    finalised: list[str] = []
+    hooks = sys.get_asyncgen_hooks()
+    loop_finaliser = hooks.finalizer
+    assert loop_finaliser is not None
+
+    def finaliser(agen: Any) -> None:
+        if _srt_generator(agen):
+            finalised.append(agen.ag_code.co_qualname)
+        loop_finaliser(agen)
+
+    sys.set_asyncgen_hooks(firstiter=hooks.firstiter, finalizer=finaliser)
+    try:
+        stream = open_stream()
+        async for _ in stream:
+            break
+        await stream.aclose()
+        for _ in range(5):  # a finaliser's task would run in these turns
+            await asyncio.sleep(0)
+    finally:
+        sys.set_asyncgen_hooks(firstiter=hooks.firstiter, finalizer=loop_finaliser)
+    return finalised
 
 
 TABLES = ("heap", "nodes", "sessions")  # SQLite's (schema v6: bodies in the heap)

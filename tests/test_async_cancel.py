@@ -13,35 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import srt
-from srt.providers import OpenAI, Provider
+from srt.providers import Provider
 from srt.testing import ProviderServer
-from support import made
+from support import close_made, openai_for  # noqa: F401  (close_made: an autouse fixture)
 
-KEY = "sk-CANARY-async-key-0123456789"
 MODEL = "gpt-4o"
 USER = {"role": "user", "content": "hello"}
-
-
-@pytest.fixture
-def srv() -> Iterator[ProviderServer]:
-    with ProviderServer(api_key=KEY) as server:
-        yield server
-
-
-@pytest.fixture
-def rt(store_url: str) -> Iterator[srt.Runtime]:
-    with srt.Runtime(store_url) as runtime:
-        yield runtime
-
-
-def provider(srv: ProviderServer) -> Provider:
-    return made(OpenAI(KEY, base_url=srv.url + "/v1"))
 
 
 def run(coro: Any) -> Any:
@@ -67,14 +49,14 @@ async def next_turn(s: srt.Session, p: Provider) -> srt.Reply:
 
 @pytest.mark.parametrize("where", ["head", "body"])
 def test_asend_timed_out_leaves_session_and_ledger_whole(
-    srv: ProviderServer, rt: srt.Runtime, where: str
+    srv: ProviderServer, store_rt: srt.Runtime, where: str
 ) -> None:
     """``asyncio.timeout`` around ``asend(append=...)`` while the head is awaited (the
     body was sent: the provider may bill it) or mid-body (it did): nothing is appended,
     the staged message is dropped (the next call sends it once), a ``cancelled`` row is
     in the ledger, and the handle works."""
-    p = provider(srv)
-    s = rt.session("a")
+    p = openai_for(srv)
+    s = store_rt.session("a")
     if where == "head":
         srv.fault("openai", "delay", seconds=5)
     else:
@@ -97,16 +79,16 @@ def test_asend_timed_out_leaves_session_and_ledger_whole(
     assert roles(s) == ["user", "assistant"]
     assert [r["status"] for r in s.calls()] == ["cancelled", "ok"]
     assert users_in_last_request(srv) == 1
-    assert rt.session("a").messages() == s.messages()
+    assert store_rt.session("a").messages() == s.messages()
 
 
 def test_asend_cancelled_before_the_body_went_out_records_nothing(
-    srv: ProviderServer, rt: srt.Runtime
+    srv: ProviderServer, store_rt: srt.Runtime
 ) -> None:
     """Cancelled before the request is written (the task cancelled before its first
     step): no row, nothing staged left behind."""
-    p = provider(srv)
-    s = rt.session("a")
+    p = openai_for(srv)
+    s = store_rt.session("a")
 
     async def go() -> None:
         try:
@@ -130,10 +112,10 @@ def test_asend_cancelled_before_the_body_went_out_records_nothing(
 
 
 def test_astream_timed_out_mid_stream_keeps_the_partial_reply(
-    srv: ProviderServer, rt: srt.Runtime
+    srv: ProviderServer, store_rt: srt.Runtime
 ) -> None:
-    p = provider(srv)
-    s = rt.session("a")
+    p = openai_for(srv)
+    s = store_rt.session("a")
     srv.fault("openai", "endless", interval=0.1, after=3)
 
     async def go() -> list[str]:
@@ -156,9 +138,9 @@ def test_astream_timed_out_mid_stream_keeps_the_partial_reply(
     assert [r["status"] for r in s.calls()] == ["cancelled", "ok"]
 
 
-def test_astream_timed_out_before_the_head(srv: ProviderServer, rt: srt.Runtime) -> None:
-    p = provider(srv)
-    s = rt.session("a")
+def test_astream_timed_out_before_the_head(srv: ProviderServer, store_rt: srt.Runtime) -> None:
+    p = openai_for(srv)
+    s = store_rt.session("a")
     srv.fault("openai", "delay", seconds=5)
 
     async def go() -> None:
@@ -177,9 +159,9 @@ def test_astream_timed_out_before_the_head(srv: ProviderServer, rt: srt.Runtime)
     assert users_in_last_request(srv) == 1
 
 
-def test_astream_closed_early_with_aclose(srv: ProviderServer, rt: srt.Runtime) -> None:
-    p = provider(srv)
-    s = rt.session("a")
+def test_astream_closed_early_with_aclose(srv: ProviderServer, store_rt: srt.Runtime) -> None:
+    p = openai_for(srv)
+    s = store_rt.session("a")
     srv.fault("openai", "endless", interval=0.05, after=3)
 
     async def go() -> None:
@@ -199,12 +181,12 @@ def test_astream_closed_early_with_aclose(srv: ProviderServer, rt: srt.Runtime) 
     assert [e.status for e in s.entries()] == [None, "cancelled", None, None]
 
 
-def test_astream_abandoned_without_aclose(srv: ProviderServer, rt: srt.Runtime) -> None:
+def test_astream_abandoned_without_aclose(srv: ProviderServer, store_rt: srt.Runtime) -> None:
     """A stream left after its first delta and dropped (no ``aclose``): once collected,
     what arrived is stored as ``cancelled`` with its ledger row, its connection is
     closed, and nothing warns (the suite runs with ``filterwarnings = error``)."""
-    p = provider(srv)
-    s = rt.session("a")
+    p = openai_for(srv)
+    s = store_rt.session("a")
     srv.fault("openai", "endless", interval=0.05, after=3)
 
     async def go() -> None:
@@ -228,11 +210,11 @@ def test_astream_abandoned_without_aclose(srv: ProviderServer, rt: srt.Runtime) 
     assert [e.status for e in s.entries()] == [None, "cancelled", None, None]
 
 
-def test_astream_abandoned_when_the_loop_ends(srv: ProviderServer, rt: srt.Runtime) -> None:
+def test_astream_abandoned_when_the_loop_ends(srv: ProviderServer, store_rt: srt.Runtime) -> None:
     """A stream still referenced when ``asyncio.run`` ends: its shutdown closes the
     generator; the ledger row is written and nothing warns."""
-    p = provider(srv)
-    s = rt.session("a")
+    p = openai_for(srv)
+    s = store_rt.session("a")
     srv.fault("openai", "endless", interval=0.05, after=3)
     kept: list[Any] = []
 

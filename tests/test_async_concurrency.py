@@ -6,48 +6,28 @@ real store (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 
 import srt
-from srt.providers import OpenAI, Provider
 from srt.testing import ProviderServer
-from support import made
+from support import close_made, openai_for  # noqa: F401  (close_made: an autouse fixture)
 
-KEY = "sk-CANARY-async-key-0123456789"
 MODEL = "gpt-4o"
-
-
-@pytest.fixture
-def srv() -> Iterator[ProviderServer]:
-    with ProviderServer(api_key=KEY) as server:
-        yield server
-        assert server.errors == []
-
-
-@pytest.fixture
-def rt(store_url: str) -> Iterator[srt.Runtime]:
-    with srt.Runtime(store_url) as runtime:
-        yield runtime
-
-
-def provider(srv: ProviderServer) -> Provider:
-    return made(OpenAI(KEY, base_url=srv.url + "/v1"))
 
 
 def user(text: str) -> dict[str, str]:
     return {"role": "user", "content": text}
 
 
-def test_many_sessions_at_once(srv: ProviderServer, rt: srt.Runtime) -> None:
+def test_many_sessions_at_once(srv: ProviderServer, store_rt: srt.Runtime) -> None:
     """40 tasks, each three turns on a session of its own, all on one loop and one
     Runtime: every history is whole and in order, one ledger row a request."""
-    p = provider(srv)
+    p = openai_for(srv)
     srv.fault("openai", "delay", count=None, seconds=0.05)  # (so the requests overlap)
 
     async def one(i: int) -> None:
-        s = rt.session(f"s{i}")
+        s = store_rt.session(f"s{i}")
         for turn in range(3):
             if turn % 2:
                 await s.astream(p, model=MODEL, append=[user(f"{i}.{turn}")]).text()
@@ -62,24 +42,24 @@ def test_many_sessions_at_once(srv: ProviderServer, rt: srt.Runtime) -> None:
 
     asyncio.run(main())
     for i in range(40):
-        msgs = rt.session(f"s{i}").messages()
+        msgs = store_rt.session(f"s{i}").messages()
         assert [m["role"] for m in msgs] == ["user", "assistant"] * 3
         assert [m["content"] for m in msgs[::2]] == [f"{i}.{t}" for t in range(3)]
-    assert rt.usage().requests == 120
-    assert {r.status for r in rt.store.calls()} == {"ok"}
+    assert store_rt.usage().requests == 120
+    assert {r.status for r in store_rt.store.calls()} == {"ok"}
 
 
 @pytest.mark.parametrize("how", ["asend", "astream"])
 def test_two_tasks_on_one_handle_are_serialised(
-    srv: ProviderServer, rt: srt.Runtime, how: str
+    srv: ProviderServer, store_rt: srt.Runtime, how: str
 ) -> None:
     """Two tasks send on the same handle at once (a user who clicks twice, one handle
     per conversation): the second waits for the first's turn to be stored, then sends
     its own message after it. Neither request carries the other's unsent message, and
     the history is both turns in order."""
-    p = provider(srv)
+    p = openai_for(srv)
     srv.fault("openai", "delay", count=None, seconds=0.2)
-    s = rt.session("shared")
+    s = store_rt.session("shared")
 
     async def turn(text: str) -> str:
         if how == "asend":
@@ -104,15 +84,17 @@ def test_two_tasks_on_one_handle_are_serialised(
     sent = [[m["content"] for m in r.body["messages"]] for r in srv.log]
     assert sent == [["first"], ["first", texts[0], "second"]]
     assert [r["status"] for r in s.calls()] == ["ok", "ok"]
-    assert rt.session("shared").messages() == msgs
+    assert store_rt.session("shared").messages() == msgs
 
 
-def test_a_cancelled_first_call_lets_the_second_go(srv: ProviderServer, rt: srt.Runtime) -> None:
+def test_a_cancelled_first_call_lets_the_second_go(
+    srv: ProviderServer, store_rt: srt.Runtime
+) -> None:
     """The first of two tasks on one handle is cancelled while it waits for its reply:
     the second then sends on the history as it was, without the first's message."""
-    p = provider(srv)
+    p = openai_for(srv)
     srv.fault("openai", "delay", count=1, seconds=5)
-    s = rt.session("shared")
+    s = store_rt.session("shared")
 
     async def main() -> None:
         try:
@@ -133,14 +115,14 @@ def test_a_cancelled_first_call_lets_the_second_go(srv: ProviderServer, rt: srt.
     assert [r["status"] for r in s.calls()] == ["cancelled", "ok"]
 
 
-def test_append_while_a_call_is_in_flight(srv: ProviderServer, rt: srt.Runtime) -> None:
+def test_append_while_a_call_is_in_flight(srv: ProviderServer, store_rt: srt.Runtime) -> None:
     """A task appends to a handle while another task's ``asend(append=...)`` on it waits
     for its reply: the append is refused with ``ConflictError`` and writes nothing (the
     handle is one writer, its call's message staged), and the call's turn is then
     stored whole."""
-    p = provider(srv)
+    p = openai_for(srv)
     srv.fault("openai", "delay", count=1, seconds=0.3)
-    s = rt.session("shared")
+    s = store_rt.session("shared")
 
     async def main() -> None:
         try:
@@ -156,15 +138,17 @@ def test_append_while_a_call_is_in_flight(srv: ProviderServer, rt: srt.Runtime) 
 
     asyncio.run(main())
     assert [m["content"] for m in s.messages()][::2] == ["first", "after"]
-    assert rt.session("shared").messages() == s.messages()
+    assert store_rt.session("shared").messages() == s.messages()
     assert [r["status"] for r in s.calls()] == ["ok", "ok"]
 
 
-def test_a_call_inside_the_same_tasks_open_stream(srv: ProviderServer, rt: srt.Runtime) -> None:
+def test_a_call_inside_the_same_tasks_open_stream(
+    srv: ProviderServer, store_rt: srt.Runtime
+) -> None:
     """A task that sends on a handle while its own stream on it is open would wait for
     itself: ``ConflictError`` at once, before anything is sent; the stream goes on."""
-    p = provider(srv)
-    s = rt.session("shared")
+    p = openai_for(srv)
+    s = store_rt.session("shared")
 
     async def main() -> str:
         try:

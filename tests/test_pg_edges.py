@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 import srt
-from pg_support import server_url, with_schema
+from pg_support import scram_server, server_url, with_schema
 from srt.store.base import CallRecord
 from srt.store.postgres import PostgresStore
 from srt.store.postgres import schema as pg_schema
@@ -163,14 +163,7 @@ def test_a_password_in_the_query_never_shows(pg_url: str) -> None:
 @pytest.fixture(scope="module")
 def scram() -> Iterator[PgServer]:
     """A server that wants a password over TCP (scram-sha-256)."""
-    with PgServer(fast=True) as pg:
-        with psycopg.connect(pg.url, autocommit=True) as conn:
-            conn.execute(f"ALTER ROLE srt PASSWORD '{SECRET}'")
-        with open(os.path.join(pg.data, "pg_hba.conf"), "w", encoding="utf-8") as f:
-            f.write("local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n")
-        with psycopg.connect(pg.url, autocommit=True) as conn:
-            conn.execute("SELECT pg_reload_conf()")
-        time.sleep(0.2)
+    with scram_server(SECRET) as pg:
         yield pg
 
 

@@ -9,7 +9,6 @@ second with the server's reason, typed and without the password.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ import psycopg
 import pytest
 
 import srt
+from pg_support import scram_server
 from srt.store.postgres import PostgresStore
 from srt.testing.pgserver import PgServer
 
@@ -26,15 +26,8 @@ SECRET = "Canary-pgpath16-Secret"
 
 @pytest.fixture
 def scram() -> Iterator[PgServer]:
-    """A server that wants a password over TCP (its superuser still trusted on its socket)."""
-    with PgServer(fast=True) as pg:
-        with psycopg.connect(pg.url, autocommit=True) as conn:
-            conn.execute(f"ALTER ROLE srt PASSWORD '{SECRET}'")
-        with open(os.path.join(pg.data, "pg_hba.conf"), "w", encoding="utf-8") as f:
-            f.write("local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n")
-        with psycopg.connect(pg.url, autocommit=True) as conn:
-            conn.execute("SELECT pg_reload_conf()")
-        time.sleep(0.2)
+    """A server that wants a password over TCP (scram-sha-256)."""
+    with scram_server(SECRET) as pg:
         yield pg
 
 

@@ -6,23 +6,13 @@ of its own, or warns when the loop is gone)."""
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
-from typing import Any
 
 import srt
 from srt.providers.local import LocalProvider
-from support import local_model
+from support import finalised_after_aclose, local_model
 
 USER = {"role": "user", "content": "Name three garden plants."}
-
-
-SRT_DIR = str(Path(srt.__file__).parent)
-
-
-def _srt_generator(agen: Any) -> bool:
-    code = getattr(agen, "ag_code", None)
-    return code is not None and code.co_filename.startswith(SRT_DIR)
 
 
 def test_astream_closed_early_leaves_no_generator_to_the_loop(
@@ -36,32 +26,18 @@ def test_astream_closed_early_leaves_no_generator_to_the_loop(
         local_model(), ctx_size=1024, slots=1, threads=2, state_dir=str(tmp_path / "slots")
     ).start()
     s = rt.session("a")
-    finalised: list[str] = []
     before = len(provider.calls)
 
-    async def main() -> None:
-        hooks = sys.get_asyncgen_hooks()
-        loop_finaliser = hooks.finalizer
-        assert loop_finaliser is not None
-
-        def finaliser(agen: Any) -> None:
-            if _srt_generator(agen):
-                finalised.append(agen.ag_code.co_qualname)
-            loop_finaliser(agen)
-
-        sys.set_asyncgen_hooks(firstiter=hooks.firstiter, finalizer=finaliser)
+    async def main() -> list[str]:
         try:
-            stream = s.astream(provider, model=provider.model_name, append=[USER], max_tokens=48)
-            async for _ in stream:
-                break
-            await stream.aclose()
-            for _ in range(5):  # a finaliser's task would run in these turns
-                await asyncio.sleep(0)
+            return await finalised_after_aclose(
+                lambda: s.astream(provider, model=provider.model_name, append=[USER], max_tokens=48)
+            )
         finally:
             await provider.aclose()  # (the server too: its async client is this loop's)
 
     try:
-        asyncio.run(main())
+        finalised = asyncio.run(main())
     finally:
         provider.close()
     assert finalised == []

@@ -11,40 +11,19 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import srt
 from srt.errors import ConflictError
-from srt.providers import OpenAI, Provider
+from srt.providers import Provider
 from srt.testing import ProviderServer
-from support import made
 
-KEY = "sk-CANARY-staged-key-0123456789"
 MODEL = "gpt-4o"
 USER = {"role": "user", "content": "hello"}
 STAGED = "a call in flight on this handle holds staged messages: wait for it, or use another handle"
-
-
-@pytest.fixture
-def srv() -> Iterator[ProviderServer]:
-    with ProviderServer(api_key=KEY) as server:
-        yield server
-
-
-@pytest.fixture
-def rt(store_url: str) -> Iterator[srt.Runtime]:
-    with srt.Runtime(store_url) as runtime:
-        yield runtime
-
-
-@pytest.fixture
-def p(srv: ProviderServer) -> Iterator[Provider]:
-    provider = made(OpenAI(KEY, base_url=srv.url + "/v1"))
-    yield provider
-    provider.close()
 
 
 def four(s: srt.Session) -> None:
@@ -82,21 +61,21 @@ def refused(s: srt.Session, p: Provider, write: str) -> None:
     assert (s.messages(), s.head, len(s.history()), s.calls()) == before
 
 
-def whole(s: srt.Session, rt: srt.Runtime, srv: ProviderServer) -> None:
+def whole(s: srt.Session, store_rt: srt.Runtime, srv: ProviderServer) -> None:
     """The call in flight stored its turn: the staged message once, then the reply."""
     roles = [m["role"] for m in s.messages()]
     assert roles == ["system", "user", "assistant", "user", "user", "assistant"]
     assert [r["status"] for r in s.calls()] == ["ok"]
     assert len(srv.log) == 1
-    assert rt.session("a").messages() == s.messages()
+    assert store_rt.session("a").messages() == s.messages()
 
 
 @pytest.mark.parametrize("write", sorted(WRITES))
 def test_sync_write_during_astream(
-    srv: ProviderServer, rt: srt.Runtime, p: Provider, write: str
+    srv: ProviderServer, store_rt: srt.Runtime, p: Provider, write: str
 ) -> None:
     """After an ``astream(append=...)``'s first delta, in the same task."""
-    s = rt.session("a")
+    s = store_rt.session("a")
     four(s)
 
     async def go() -> None:
@@ -109,15 +88,15 @@ def test_sync_write_during_astream(
         await p.aclose()
 
     asyncio.run(go())
-    whole(s, rt, srv)
+    whole(s, store_rt, srv)
 
 
 @pytest.mark.parametrize("write", ["append", "rewind", "edit", "send"])
 def test_sync_write_from_another_thread_during_asend(
-    srv: ProviderServer, rt: srt.Runtime, p: Provider, write: str
+    srv: ProviderServer, store_rt: srt.Runtime, p: Provider, write: str
 ) -> None:
     """From another thread while an ``asend(append=...)`` waits for its reply."""
-    s = rt.session("a")
+    s = store_rt.session("a")
     four(s)
     srv.fault("openai", "delay", seconds=1.0)
 
@@ -132,15 +111,15 @@ def test_sync_write_from_another_thread_during_asend(
         await p.aclose()
 
     asyncio.run(go())
-    whole(s, rt, srv)
+    whole(s, store_rt, srv)
 
 
 @pytest.mark.parametrize("write", ["append", "rewind", "edit", "send", "fork_all"])
 def test_sync_write_during_a_sync_stream(
-    srv: ProviderServer, rt: srt.Runtime, p: Provider, write: str
+    srv: ProviderServer, store_rt: srt.Runtime, p: Provider, write: str
 ) -> None:
     """Inside a sync ``stream(append=...)``'s loop, and from another thread."""
-    s = rt.session("a")
+    s = store_rt.session("a")
     four(s)
     with s.stream(p, model=MODEL, append=[USER]) as stream:
         it = iter(stream)
@@ -160,14 +139,14 @@ def test_sync_write_during_a_sync_stream(
         assert failed == []
         for _ in it:
             pass
-    whole(s, rt, srv)
+    whole(s, store_rt, srv)
 
 
 def test_fork_of_the_stored_part_is_allowed(
-    srv: ProviderServer, rt: srt.Runtime, p: Provider
+    srv: ProviderServer, store_rt: srt.Runtime, p: Provider
 ) -> None:
     """A fork that takes only stored messages needs nothing staged: it is made."""
-    s = rt.session("a")
+    s = store_rt.session("a")
     four(s)
     with s.stream(p, model=MODEL, append=[USER]) as stream:
         it = iter(stream)
@@ -176,15 +155,15 @@ def test_fork_of_the_stored_part_is_allowed(
         assert f.messages() == s.messages()[:4]
         for _ in it:
             pass
-    whole(s, rt, srv)
+    whole(s, store_rt, srv)
 
 
 @pytest.mark.parametrize("write", ["append", "rewind", "send"])
 def test_sync_write_during_another_threads_send(
-    srv: ProviderServer, rt: srt.Runtime, p: Provider, write: str
+    srv: ProviderServer, store_rt: srt.Runtime, p: Provider, write: str
 ) -> None:
     """While another thread's sync ``send(append=...)`` waits for its reply."""
-    s = rt.session("a")
+    s = store_rt.session("a")
     four(s)
     srv.fault("openai", "delay", seconds=1.0)
     t = threading.Thread(target=lambda: s.send(p, model=MODEL, append=[USER]))
@@ -195,4 +174,4 @@ def test_sync_write_during_another_threads_send(
     assert srv.log  # the request went out: its message is staged
     refused(s, p, write)
     t.join()
-    whole(s, rt, srv)
+    whole(s, store_rt, srv)

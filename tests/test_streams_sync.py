@@ -11,32 +11,11 @@ from collections.abc import Iterator
 import pytest
 
 import srt
-from srt.providers import OpenAI, Provider
+from srt.providers import Provider
 from srt.testing import ProviderServer
-from support import made
 
-KEY = "sk-CANARY-streams-key-0123456789"
 MODEL = "gpt-4o"
 USER = {"role": "user", "content": "hello"}
-
-
-@pytest.fixture
-def srv() -> Iterator[ProviderServer]:
-    with ProviderServer(api_key=KEY) as server:
-        yield server
-
-
-@pytest.fixture
-def rt(store_url: str) -> Iterator[srt.Runtime]:
-    with srt.Runtime(store_url) as runtime:
-        yield runtime
-
-
-@pytest.fixture
-def p(srv: ProviderServer) -> Iterator[Provider]:
-    provider = made(OpenAI(KEY, base_url=srv.url + "/v1"))
-    yield provider
-    provider.close()
 
 
 @pytest.fixture
@@ -58,7 +37,7 @@ def first_delta(s: srt.Session, p: Provider) -> tuple[srt.ReplyStream, str]:
 
 @pytest.mark.usefixtures("no_gc")
 def test_stream_dropped_unfinished_ends_at_once(
-    srv: ProviderServer, rt: srt.Runtime, p: Provider
+    srv: ProviderServer, store_rt: srt.Runtime, p: Provider
 ) -> None:
     """A stream dropped after its first delta (no ``close()``, no ``with``): the
     moment its last reference goes, its connection is closed (the server sees the
@@ -66,7 +45,7 @@ def test_stream_dropped_unfinished_ends_at_once(
     ``cancelled``, with no collector run. Before, the generator's frame held the
     stream that held the generator: nothing of it ended until the collector ran."""
     srv.fault("openai", "endless", interval=0.05, after=3)
-    s = rt.session("a")
+    s = store_rt.session("a")
     stream, delta = first_delta(s, p)
     assert delta
     assert srv.open_streams == 1
@@ -79,16 +58,16 @@ def test_stream_dropped_unfinished_ends_at_once(
     # the handle works for the next call, and sends the staged message once
     s.send(p, model=MODEL, append=[USER])
     assert [e.status for e in s.entries()] == [None, "cancelled", None, None]
-    assert rt.session("a").messages() == s.messages()
+    assert store_rt.session("a").messages() == s.messages()
 
 
 @pytest.mark.usefixtures("no_gc")
 def test_stream_dropped_before_its_first_delta(
-    srv: ProviderServer, rt: srt.Runtime, p: Provider
+    srv: ProviderServer, store_rt: srt.Runtime, p: Provider
 ) -> None:
     """A stream made and dropped without being iterated sent nothing: no row, no
     message, and the staged message is not left for the next call to send twice."""
-    s = rt.session("a")
+    s = store_rt.session("a")
     stream = s.stream(p, model=MODEL, append=[USER])
     del stream
     assert srv.log == []
@@ -97,10 +76,10 @@ def test_stream_dropped_before_its_first_delta(
     assert sum(m["role"] == "user" for m in srv.log[-1].body["messages"]) == 1
 
 
-def test_stream_closed_unfinished(srv: ProviderServer, rt: srt.Runtime, p: Provider) -> None:
+def test_stream_closed_unfinished(srv: ProviderServer, store_rt: srt.Runtime, p: Provider) -> None:
     """``close()`` after the first delta: the same, and ``reply``/``status`` tell it."""
     srv.fault("openai", "endless", interval=0.05, after=3)
-    s = rt.session("a")
+    s = store_rt.session("a")
     stream, delta = first_delta(s, p)
     stream.close()
     assert stream.status == "cancelled"
@@ -111,10 +90,12 @@ def test_stream_closed_unfinished(srv: ProviderServer, rt: srt.Runtime, p: Provi
 
 
 @pytest.mark.usefixtures("no_gc")
-def test_stream_left_in_a_with_block(srv: ProviderServer, rt: srt.Runtime, p: Provider) -> None:
+def test_stream_left_in_a_with_block(
+    srv: ProviderServer, store_rt: srt.Runtime, p: Provider
+) -> None:
     """Leaving a ``with`` block early (a ``break``) ends the stream there."""
     srv.fault("openai", "endless", interval=0.05, after=3)
-    s = rt.session("a")
+    s = store_rt.session("a")
     with s.stream(p, model=MODEL, append=[USER]) as stream:
         for _ in stream:
             break
