@@ -134,8 +134,7 @@ class Chain:
         #: (head, its prefix hash) as the store read them with the session row (``None``:
         #: not read), which ``_from_sibling`` checks instead of reading the prefix again.
         self.row_prefix = (head, row_prefix) if row_prefix is not None else None
-        # Held weakly: the listener (the session's builder) holds this chain, and a cycle
-        # would keep both alive after the handle is dropped, until the next collection.
+        # Held weakly: the listener (the builder) holds this chain (no cycle to collect).
         self._listener: weakref.ref[ChainListener] | None = None
         self.own = 0  # bytes of the bodies not shared with other sessions (see footprint)
         #: (length before, head prefix before) while messages are staged for a send.
@@ -525,7 +524,8 @@ class Chain:
         """Loaded, for a write; ``ConflictError`` while another call's messages are staged."""
         if self.staged is not None:
             raise ConflictError(STAGED)
-        self.load()
+        if not self.loaded:  # (inline: an append runs this after every turn)
+            self.load()
 
     def unstage(self) -> None:
         if self.staged is not None:

@@ -83,12 +83,12 @@ def redact_url(url: str) -> str:
 def secrets_of(url: str) -> list[str]:
     """The secrets a URL carries, raw and as written, longest first (``scrub``)."""
     parts = urlsplit(url)
-    found = [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k in SECRET_PARAMS]
-    raw = parts.netloc.rpartition("@")[0].partition(":")[2]
-    found += [raw, unquote(raw)] if raw else []
+    found: list[str] = []
     for k, v in parse_qsl(parts.query, keep_blank_values=True):
         if k in SECRET_PARAMS:
-            found.append(quote(v))
+            found += [v, quote(v)]
+    raw = parts.netloc.rpartition("@")[0].partition(":")[2]
+    found += [raw, unquote(raw)]
     return sorted({f for f in found if f}, key=len, reverse=True)
 
 
