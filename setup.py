@@ -29,7 +29,11 @@ extensions = [
         "srt._core",
         ["src/srt/_core.pyx"],
         # (the .pxi files are parts of _core.pyx, included in order)
-        depends=["src/srt/_utf8.h", *sorted(glob.glob("src/srt/_core_*.pxi"))],
+        depends=[
+            "src/srt/_utf8.h",
+            "src/srt/_utf8_avx2.h",
+            *sorted(glob.glob("src/srt/_core_*.pxi")),
+        ],
         define_macros=macros,
         extra_compile_args=compile_args,
     )

@@ -1,11 +1,13 @@
-"""``srt._core.decode_utf8``'s vector decoder (``_utf8.h``) against its scalar loop
-(``vector=False``) and CPython's ``bytes.decode``: every window mask valid text can
-make, characters on each side of the chunk and window boundaries, runs of one size,
-and invalid bytes, which must give CPython's ``UnicodeDecodeError`` word for word."""
+"""``srt._core.decode_utf8``'s vector decoders (``_utf8.h``: AVX2, where the CPU has it,
+and SSSE3) against its scalar loop (``vector=False``) and CPython's ``bytes.decode``:
+every window mask valid text can make, characters on each side of the chunk and window
+boundaries, runs of one size, and invalid bytes, which must give CPython's
+``UnicodeDecodeError`` word for word."""
 
 from __future__ import annotations
 
 import itertools
+import platform
 import sys
 
 import pytest
@@ -22,32 +24,51 @@ TWO = [*TWO_UCS1, "\u0100", "λ", "п", "\u07ff"]
 THREE = ["\u0800", "✓", "数", "\ud7ff", "\ue000", "“", "\uffff"]
 BY_SIZE = {1: ONE, 2: TWO, 3: THREE}
 
+#: The decoder's three forms: the widest vector loops the CPU has (AVX2 on most x86
+#: CPUs), the 16-byte ones (SSSE3) and the scalar loop.
+MODES: list[dict[str, bool]] = [{}, {"avx2": False}, {"vector": False}]
+
+
+def test_the_widest_loops_the_cpu_has_are_the_ones_used() -> None:
+    # The tests below hold every form to the same answers; this one shows that a CPU
+    # with AVX2 runs the AVX2 form by default (the fastest: docs/bench.md, item 4).
+    width = _core.utf8_vector_width()
+    if not sys.platform.startswith("linux"):  # no /proc/cpuinfo to read the flags from
+        assert width in (0, 16, 32)
+        return
+    with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+        flags = next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), [])
+    if platform.machine() in ("x86_64", "AMD64", "i686", "i386"):
+        assert width == (32 if "avx2" in flags else 16 if "ssse3" in flags else 0)
+    else:
+        assert width == 0
+
 
 def _same(text: str) -> None:
     """Both decoders give ``text`` back from its UTF-8, as a str of CPython's own kind,
     by themselves (``fallback=False``: CPython's decoder never asked)."""
     data = text.encode("utf-8")
-    for vector in (True, False):
-        got = _core.decode_utf8(data, vector, fallback=False)
-        assert got == text, (vector, text)
+    for mode in MODES:
+        got = _core.decode_utf8(data, fallback=False, **mode)
+        assert got == text, (mode, text)
         # CPython's own kind (1, 2 or 4 bytes) and, for one character below U+0100, its
         # one shared str (whose UTF-8 Python 3.13 keeps: a fresh '\x80' is 3 bytes less)
         theirs = data.decode("utf-8")
-        assert sys.getsizeof(got) == sys.getsizeof(theirs), (vector, text)
+        assert sys.getsizeof(got) == sys.getsizeof(theirs), (mode, text)
         if len(text) == 1 and ord(text) < 0x100:
-            assert got is theirs, (vector, text)
+            assert got is theirs, (mode, text)
 
 
-def _outcome(data: bytes, vector: bool = True) -> tuple[str, str | None]:
+def _outcome(data: bytes, mode: dict[str, bool]) -> tuple[str, str | None]:
     """What ``decode_utf8`` makes of ``data`` (``("ok", text)`` or the error's message),
     checking on the way that srt's decoder itself refuses exactly what CPython does."""
     try:
-        own: str | None = _core.decode_utf8(data, vector, fallback=False)
+        own: str | None = _core.decode_utf8(data, fallback=False, **mode)
     except ValueError as exc:
         assert type(exc) is ValueError  # not CPython's UnicodeDecodeError
         own = None
     try:
-        got = _core.decode_utf8(data, vector)
+        got = _core.decode_utf8(data, **mode)
     except UnicodeDecodeError as exc:
         assert own is None
         return str(exc), None
@@ -69,13 +90,15 @@ def _compositions(total: int) -> list[tuple[int, ...]]:
     return [(k, *rest) for k in (1, 2, 3) if k <= total for rest in _compositions(total - k)]
 
 
-@pytest.mark.parametrize("window", [1, 7])
+@pytest.mark.parametrize("window", [1, 2, 7])
 def test_every_window_mask_of_valid_text(window: int) -> None:
     # Window j of the first chunk is bytes 8j..8j+15, its mask bits 8j..8j+10 of the
-    # start mask (window 7's last 3 from the next chunk). The lead-ins put 0, 1 or 2
-    # continuation bytes of window j - 1's last character at its start; then every
-    # sequence of sizes filling 11 bytes or more gives every mask valid text can make
-    # there. The ASCII after makes the string long enough for a chunk (80 bytes).
+    # start mask (window 7's last 3 from the next chunk); the AVX2 decoder takes windows
+    # in pairs, an odd one in the high half of a register, an even one in the low. The
+    # lead-ins put 0, 1 or 2 continuation bytes of window j - 1's last character at its
+    # start; then every sequence of sizes filling 11 bytes or more gives every mask
+    # valid text can make there. The ASCII after makes the string long enough for a
+    # chunk (80 bytes).
     # Without 3-byte characters and with UCS1 ones only, the same for UCS1 strings.
     n = 0
     pad = "a" * (8 * window - 8)
@@ -124,7 +147,8 @@ def test_latin1_text_stays_ucs1() -> None:
 
 
 def test_short_strings_of_every_mix() -> None:
-    # Under 64 bytes no chunk fits: the scalar loop's part, held to CPython as well.
+    # Under 80 bytes no SSSE3 chunk fits (the scalar loop's part); from 32 bytes the AVX2
+    # decoder takes them as its padded last chunk.
     for a, b, c in itertools.product(["a", "é", "λ", "✓"], repeat=3):
         for n in range(15, 41):
             _same((a + b * 2 + c) * (n // 4) + a * (n % 4))
@@ -175,16 +199,16 @@ _BAD = [
 @pytest.mark.parametrize("bad", _BAD)
 @pytest.mark.parametrize("body", ["a", "é", "λ✓a"])
 def test_invalid_bytes_give_cpythons_error(bad: bytes, body: str) -> None:
-    # Long text, and text too short for a chunk of the vector decoder (80 bytes and 64
-    # characters), which the scalar loop checks all of.
+    # Long text, and text too short for an SSSE3 chunk (80 bytes and 64 characters), which
+    # the scalar loop checks all of (and the AVX2 decoder as its padded last chunk).
     for text in (body * 200, body * (64 // len(body.encode()) + 1), "✓" * 30):
         for at in (0, 1, 7, 8, 15, 16, 55, 56, 63, 64, 100, 127, 128, 129):  # characters in
             head, tail = text[:at].encode("utf-8"), text[at:].encode("utf-8")
             for data in (head + bad + tail, head + bad):
                 want = _cpython(data)
                 assert want[1] is None
-                assert _outcome(data, True) == want
-                assert _outcome(data, False) == want
+                for mode in MODES:
+                    assert _outcome(data, mode) == want, mode
 
 
 @settings(max_examples=800)
@@ -195,5 +219,5 @@ def test_damaged_bytes_give_cpythons_answer(text: str, flips: list[tuple[int, in
         if data:
             data[at % len(data)] = value
     want = _cpython(bytes(data))
-    assert _outcome(bytes(data), True) == want
-    assert _outcome(bytes(data), False) == want
+    for mode in MODES:
+        assert _outcome(bytes(data), mode) == want, mode

@@ -140,8 +140,8 @@ SEQUENCES = [
 ]
 
 
-@pytest.mark.parametrize("vector", [True, False])
-def test_the_utf8_check_is_decode_s(vector: bool) -> None:
+@pytest.mark.parametrize("mode", [{}, {"avx2": False}, {"vector": False}])
+def test_the_utf8_check_is_decode_s(mode: dict[str, bool]) -> None:
     for seq in SEQUENCES:
         for at in range(34):
             for after in (b"", b"z", b"z" * 17, seq):
@@ -151,7 +151,7 @@ def test_the_utf8_check_is_decode_s(vector: bool) -> None:
                     want = True
                 except UnicodeDecodeError:
                     want = False
-                assert _core.utf8_valid(data, vector) is want, (data, vector)
+                assert _core.utf8_valid(data, **mode) is want, (data, mode)
 
 
 @settings(max_examples=300, deadline=None)
@@ -164,6 +164,7 @@ def test_the_utf8_check_is_decode_s_on_mixed_text(data: list[bytes]) -> None:
     except UnicodeDecodeError:
         want = False
     assert _core.utf8_valid(joined) is want
+    assert _core.utf8_valid(joined, avx2=False) is want
     assert _core.utf8_valid(joined, vector=False) is want
 
 

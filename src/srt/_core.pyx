@@ -72,9 +72,11 @@ cdef extern from "_utf8.h":
         SRT_UTF8_VECTOR
         SRT_UTF8_JSON
         SRT_UTF8_OWN
+        SRT_UTF8_NARROW
     object srt_decode_utf8_as(const char* data, Py_ssize_t n, int how)
     int srt_json_text(const unsigned char* s, Py_ssize_t n)
-    int srt_utf8_valid(const unsigned char* s, Py_ssize_t n)
+    int srt_utf8_valid_at(const unsigned char* s, Py_ssize_t n, int level)
+    int srt_utf8_level()
     int srt_utf8_valid_scalar(const unsigned char* p, const unsigned char* end)
 
 import collections.abc as _abc

@@ -37,25 +37,33 @@ def decode_messages(list bodies not None, dict roles not None, object loads not 
     return out
 
 
-def decode_utf8(bytes data not None, bint vector=True, bint fallback=True):
+def decode_utf8(bytes data not None, bint vector=True, bint fallback=True, bint avx2=True):
     """``data.decode("utf-8")``, by the decoder ``decode_messages`` uses (the same str,
-    the same ``UnicodeDecodeError``): 16 bytes at a time where the CPU can (``vector``),
-    else character by character (so tests can hold each to ``decode``). Where srt's
-    decoder does not take the bytes it hands them to CPython's; ``fallback=False``
-    raises ``ValueError`` there instead (so tests can see valid text never go there)."""
+    the same ``UnicodeDecodeError``): 32 or 16 bytes at a time where the CPU can
+    (``vector``; ``avx2=False`` keeps to the 16-byte loops of CPUs without AVX2), else
+    character by character (so tests can hold each to ``decode``). Where srt's decoder
+    does not take the bytes it hands them to CPython's; ``fallback=False`` raises
+    ``ValueError`` there instead (so tests can see valid text never go there)."""
     cdef int how = (SRT_UTF8_VECTOR if vector else 0) | (0 if fallback else SRT_UTF8_OWN)
+    if not avx2:
+        how |= SRT_UTF8_NARROW
     return srt_decode_utf8_as(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), how)
 
 
-def utf8_valid(bytes data not None, bint vector=True):
+def utf8_valid(bytes data not None, bint vector=True, bint avx2=True):
     """Whether ``data.decode("utf-8")`` would succeed, by the check ``text_frags`` makes:
-    16 bytes at a time where the CPU can (``vector``), else byte by byte (so tests
-    can hold each to ``decode``)."""
+    32 or 16 bytes at a time where the CPU can (``vector``; ``avx2=False`` keeps to the
+    16-byte loop), else byte by byte (so tests can hold each to ``decode``)."""
     cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
-    if vector:
-        return bool(srt_utf8_valid(p, n))
-    return bool(srt_utf8_valid_scalar(p, p + n))
+    return bool(srt_utf8_valid_at(p, n, (2 if avx2 else 1) if vector else 0))
+
+
+def utf8_vector_width():
+    """The bytes a step of the vector UTF-8 loops this CPU runs: 32 (AVX2), 16 (SSSE3)
+    or 0 (none: the scalar loops)."""
+    return (0, 16, 32)[srt_utf8_level()]
+
 
 #: The roles of a plain text message, in the order of ``text_frags``' codes.
 cdef tuple _TEXT_ROLES = (b"system", b"developer", b"user", b"assistant")

@@ -255,15 +255,6 @@ __attribute__((target("ssse3"))) static int srt_utf8_valid_ssse3(const unsigned 
 }
 #endif
 
-static int srt_utf8_valid(const unsigned char *s, Py_ssize_t n) {
-#ifdef SRT_UTF8_SSSE3
-    static int ssse3 = -1;
-    if (ssse3 < 0) ssse3 = __builtin_cpu_supports("ssse3") ? 1 : 0;
-    if (ssse3) return srt_utf8_valid_ssse3(s, n);
-#endif
-    return srt_utf8_valid_scalar(s, s + n);
-}
-
 /* The vector decoder for the UCS1 and UCS2 kinds (x86 with SSSE3, checked at run time),
    after Lemire and Keiser's simdutf ("utf8_to_utf16", its SSE kernel): a bit mask of
    where characters start picks a pair of byte shuffles that move up to 8 characters
@@ -335,6 +326,23 @@ __attribute__((target("ssse3"), always_inline)) static inline __m128i srt_u8_lan
     return cp;
 }
 
+/* The end of a vector decode that took the (valid) chunks from `start` to `p`, writing
+   `done` characters: the scalar loop does the rest, from the first byte of the
+   character byte p - 1 is in (at most 3 bytes back), decoding it again: whether its
+   sequence is complete, and the continuation bytes the next chunk would have checked,
+   are for the scalar loop to see. */
+static inline int srt_u8_finish(const unsigned char *start, const unsigned char *p,
+                                const unsigned char *end, void *out, Py_ssize_t done,
+                                Py_ssize_t len, int ucs2) {
+    if (p > start) {
+        p--;
+        while (p > start && (*p & 0xC0) == 0x80) p--;
+        done--;
+    }
+    if (ucs2) return srt_utf8_ucs2(p, end, (Py_UCS2 *)out + done, len - done);
+    return srt_utf8_ucs1(p, end, (Py_UCS1 *)out + done, len - done);
+}
+
 /* Decode UTF-8 into a UCS1 (`ucs2` 0) or UCS2 string of exactly `len` characters,
    64 bytes at a time while 80 bytes and 64 characters remain, each chunk checked by
    srt_utf8_valid's blocks as it goes: 64 ASCII bytes are widened at once; any other
@@ -398,17 +406,7 @@ __attribute__((target("ssse3"), always_inline)) static inline int srt_u8_decode(
         p += 64;
     }
     if (_mm_movemask_epi8(_mm_cmpeq_epi8(err, zero)) != 0xFFFF) return -1;
-    if (p > start) {
-        /* Back to the first byte of the character byte p - 1 is in (at most 3 bytes
-           back, the chunks being valid): whether its sequence is complete, and the
-           continuation bytes the next chunk would have checked, are for the scalar
-           loop to see. */
-        p--;
-        while (p > start && (*p & 0xC0) == 0x80) p--;
-        done--;
-    }
-    if (ucs2) return srt_utf8_ucs2(p, end, o2 + done, len - done);
-    return srt_utf8_ucs1(p, end, o1 + done, len - done);
+    return srt_u8_finish(start, p, end, out, done, len, ucs2);
 }
 
 __attribute__((target("ssse3"))) static int srt_u8_decode_ucs1(const unsigned char *p,
@@ -423,13 +421,36 @@ __attribute__((target("ssse3"))) static int srt_u8_decode_ucs2(const unsigned ch
     return srt_u8_decode(p, end, out, len, 1);
 }
 
-static int srt_u8_vector(void) {
-    static int ssse3 = -1;
-    if (ssse3 < 0) ssse3 = __builtin_cpu_supports("ssse3") ? 1 : 0;
-    if (ssse3 && !srt_u8_ready) srt_u8_tables();
-    return ssse3;
-}
+#include "_utf8_avx2.h"
 #endif
+
+/* The widest vector loops the CPU runs: 2 AVX2, 1 SSSE3, 0 none (checked once). */
+static int srt_utf8_level(void) {
+    static int level = -1;
+    if (level < 0) {
+#ifdef SRT_UTF8_SSSE3
+        __builtin_cpu_init();
+        level = __builtin_cpu_supports("avx2") ? 2 : __builtin_cpu_supports("ssse3") ? 1 : 0;
+#else
+        level = 0;
+#endif
+    }
+    return level;
+}
+
+/* srt_utf8_valid by the loops of `level` at most (tests hold each to the same answers). */
+static int srt_utf8_valid_at(const unsigned char *s, Py_ssize_t n, int level) {
+    if (level > srt_utf8_level()) level = srt_utf8_level();
+#ifdef SRT_UTF8_SSSE3
+    if (level == 2) return srt_utf8_valid_avx2(s, n);
+    if (level == 1) return srt_utf8_valid_ssse3(s, n);
+#endif
+    return srt_utf8_valid_scalar(s, s + n);
+}
+
+static int srt_utf8_valid(const unsigned char *s, Py_ssize_t n) {
+    return srt_utf8_valid_at(s, n, 2);
+}
 
 /* What srt_decode_utf8_as does, or-ed together: */
 #define SRT_UTF8_VECTOR 1 /* the vector decoder where the CPU has it, else the scalar loop */
@@ -437,6 +458,7 @@ static int srt_u8_vector(void) {
                              JSON string text without escapes does not */
 #define SRT_UTF8_OWN 4    /* for tests: ValueError where srt's decoders hand the bytes to
                              CPython's, so that valid text shows them never doing so */
+#define SRT_UTF8_NARROW 8 /* for tests: the SSSE3 loops where the CPU has AVX2 too */
 
 static PyObject *srt_utf8_cpython(const char *data, Py_ssize_t n, int how) {
     if (how & SRT_UTF8_OWN) {
@@ -453,14 +475,25 @@ static PyObject *srt_decode_utf8_as(const char *data, Py_ssize_t n, int how) {
     unsigned char mx;
     Py_ssize_t cont;
     PyObject *str;
-    int kind, bad;
-    if (how & SRT_UTF8_JSON) {
-        if (srt_utf8_scan(s, n, &mx, &cont, 1)) {
-            Py_INCREF(Py_None);
-            return Py_None;
-        }
+    int kind, bad, odd, level = 0;
+    if (how & SRT_UTF8_VECTOR) {
+        level = srt_utf8_level();
+        if (level > 1 && (how & SRT_UTF8_NARROW)) level = 1;
+    }
+#ifdef SRT_UTF8_SSSE3
+    if (level == 2 && n >= 32) {
+        odd = (how & SRT_UTF8_JSON) ? srt_utf8_scan_avx2(s, n, &mx, &cont, 1)
+                                    : srt_utf8_scan_avx2(s, n, &mx, &cont, 0);
+    } else
+#endif
+        if (how & SRT_UTF8_JSON) {
+        odd = srt_utf8_scan(s, n, &mx, &cont, 1);
     } else {
-        srt_utf8_scan(s, n, &mx, &cont, 0);
+        odd = srt_utf8_scan(s, n, &mx, &cont, 0);
+    }
+    if (odd) { /* only with SRT_UTF8_JSON */
+        Py_INCREF(Py_None);
+        return Py_None;
     }
     if (mx < 0x80) {
         if (n == 1) return PyUnicode_FromOrdinal(s[0]); /* CPython's shared one */
@@ -475,10 +508,15 @@ static PyObject *srt_decode_utf8_as(const char *data, Py_ssize_t n, int how) {
     str = PyUnicode_New(n - cont, kind == 1 ? 0xFF : kind == 2 ? 0xFFFF : 0x10FFFF);
     if (str == NULL) return NULL;
 #ifdef SRT_UTF8_SSSE3
-    if ((how & SRT_UTF8_VECTOR) && kind < 4 && n >= 80 && srt_u8_vector())
-        bad = (kind == 1 ? srt_u8_decode_ucs1 : srt_u8_decode_ucs2)(s, s + n, PyUnicode_DATA(str),
-                                                                    n - cont);
-    else
+    if (level && kind < 4 && n >= (level == 2 ? 32 : 80)) {
+        if (!srt_u8_ready) srt_u8_tables();
+        if (level == 2)
+            bad = (kind == 1 ? srt_u8_decode_avx2_ucs1 : srt_u8_decode_avx2_ucs2)(
+                s, s + n, PyUnicode_DATA(str), n - cont);
+        else
+            bad = (kind == 1 ? srt_u8_decode_ucs1 : srt_u8_decode_ucs2)(
+                s, s + n, PyUnicode_DATA(str), n - cont);
+    } else
 #endif
         if (kind == 1)
         bad = srt_utf8_ucs1(s, s + n, PyUnicode_DATA(str), n - cont);
