@@ -293,3 +293,24 @@ def test_real_model_counters(tmp_path: Path) -> None:
                 os.kill(pid, 0)
                 time.sleep(0.05)
     assert "real:" in report.section("real", r)
+
+
+def test_optional_tables_bench_measures_both_tables(tmp_path: Path) -> None:
+    # bench/optional_tables.py, whose figures architecture.md quotes, on a small store:
+    # one object adds a few pages, the search index much more, and both files still
+    # take appends (bytes written counted from /proc/self/io on Linux).
+    import importlib.util
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "optional_tables.py"
+    spec = importlib.util.spec_from_file_location("optional_tables", script)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert sys.platform.startswith("linux"), "the script reads /proc/self/io: Linux only"
+    out = mod.run(str(tmp_path), 20)
+    plain, objects, index = out["plain"], out["objects"], out["search_index"]
+    assert plain["over_plain"] == 1.0
+    assert 1.0 < objects["over_plain"] < index["over_plain"]
+    assert objects["file_bytes"] - plain["file_bytes"] <= 8 * 4096
+    assert index["written_per_append"] > plain["written_per_append"] > 0
