@@ -14,8 +14,6 @@ workload's messages again, as new messages of another session).
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
 import sys
@@ -23,6 +21,7 @@ import tempfile
 from typing import Any
 
 import apsw
+import benchio
 
 from srt import Runtime
 from srt.bench import workloads
@@ -94,9 +93,8 @@ def run(workdir: str, turns: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = benchio.parser(__doc__)
     ap.add_argument("--turns", type=int, default=1000, help="turns (default 1000)")
-    ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as d:
         out = run(d, args.turns)
@@ -109,9 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| {name} | {r['file_bytes']:,} B | {r['over_plain']:.4f}x | "
             f"{r['over_text']:.2f}x | {r['written_per_append'] / 1024:.1f} KB |"
         )
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(out, f, indent=1)
+    benchio.dump(args.json, out)
     return 0
 
 

@@ -295,7 +295,9 @@ def test_real_model_counters(tmp_path: Path) -> None:
     assert "real:" in report.section("real", r)
 
 
-def test_optional_tables_bench_measures_both_tables(tmp_path: Path) -> None:
+def test_optional_tables_bench_measures_both_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # bench/optional_tables.py, whose figures architecture.md quotes, on a small store:
     # one object adds a few pages, the search index much more, and both files still
     # take appends (bytes written counted from /proc/self/io on Linux).
@@ -303,6 +305,7 @@ def test_optional_tables_bench_measures_both_tables(tmp_path: Path) -> None:
     import sys
 
     script = Path(__file__).resolve().parents[1] / "bench" / "optional_tables.py"
+    monkeypatch.syspath_prepend(str(script.parent))  # its benchio, as when run as a script
     spec = importlib.util.spec_from_file_location("optional_tables", script)
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
