@@ -23,7 +23,7 @@ import psycopg_pool
 import pytest
 
 import srt
-from pg_support import server_url, with_schema
+from pg_support import fresh_url, server_url, with_schema
 from srt.store.postgres import PostgresStore
 from srt.store.postgres import schema as pg_schema
 from srt.testing.pgserver import PgServer
@@ -234,8 +234,9 @@ def test_a_version_1_store_migrates_to_the_append_that_checks_the_chain(pg_url: 
             store.append(row.id, row.head, row.head, 2, [item], parent_prefix=stale)
         assert store.get_session("a") == row
     with psycopg.connect(server_url(), autocommit=True) as conn:
-        rows = conn.execute(f'SELECT * FROM "{schema}".srt_schema').fetchall()
-    assert rows == [(pg_schema.APPLICATION, pg_schema.SCHEMA_VERSION)] == [("srt", 4)]
+        rows = conn.execute(f'SELECT application, version FROM "{schema}".srt_schema')
+        rows = rows.fetchall()
+    assert rows == [(pg_schema.APPLICATION, pg_schema.SCHEMA_VERSION)] == [("srt", 5)]
 
 
 def test_many_first_opens_at_once_migrate_once(pg_url: str) -> None:
@@ -255,7 +256,9 @@ def test_many_first_opens_at_once_migrate_once(pg_url: str) -> None:
         t.join()
     assert errors == []
     with psycopg.connect(server_url(), autocommit=True) as conn:
-        rows = conn.execute(f'SELECT * FROM "{_schema(pg_url)}".srt_schema').fetchall()
+        rows = conn.execute(
+            f'SELECT application, version FROM "{_schema(pg_url)}".srt_schema'
+        ).fetchall()
     assert rows == [(pg_schema.APPLICATION, pg_schema.SCHEMA_VERSION)]
 
 
@@ -453,3 +456,34 @@ def test_restarts_and_cut_connections_lose_no_acknowledged_turn() -> None:
     res = _bench("pg_faults.py", "restart", "--threads", "4", *args, timeout=600)
     assert res["check"]["ok"] and res["untyped_errors"] == 0  # type: ignore[index]
     assert res["threads_finished"] == 4 and res["turns_acked"]
+
+
+def test_a_v4_store_gets_an_id_that_stays(pg_url: str) -> None:
+    """Schema v5 gives every store an id (SQLite's srt_meta has one): a v4 store gets its
+    own on open and keeps it; its session cache keys differ from another store's."""
+    with srt.Runtime(pg_url) as rt:
+        rt.session("a").append({"role": "user", "content": "at v4"})
+    schema = _schema(pg_url)
+    with psycopg.connect(server_url(), autocommit=True) as conn:
+        conn.execute(f'ALTER TABLE "{schema}".srt_schema DROP COLUMN store_id')
+        conn.execute(f'UPDATE "{schema}".srt_schema SET version = 4')
+    with srt.Runtime(pg_url) as rt:
+        sid = rt.store.store_id
+        assert len(sid) == 32 and int(sid, 16) >= 0
+        assert [m["content"] for m in rt.session("a").messages()] == ["at v4"]
+    with srt.Runtime(pg_url) as rt:  # migrated: the same id, the row not written again
+        assert rt.store.store_id == sid
+    with psycopg.connect(server_url(), autocommit=True) as conn:
+        rows = conn.execute(f'SELECT application, version, store_id FROM "{schema}".srt_schema')
+        assert rows.fetchall() == [("srt", 5, sid)]
+    keys = []
+    with fresh_url() as other:  # the same session (id 1, the same root) in another store
+        for url in (pg_url, other):
+            with srt.Runtime(url, cache=srt.CachePolicy(key="session")) as rt:
+                s = rt.session("a")
+                if not s.messages():
+                    s.append({"role": "user", "content": "at v4"})
+                s.request("openai.chat", model="gpt-4o")
+                assert s.last_build is not None
+                keys.append(s.last_build.cache_key)
+    assert keys[0] and keys[1] and keys[0] != keys[1]

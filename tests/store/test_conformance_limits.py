@@ -1,17 +1,19 @@
 """Store conformance for issue 13's protocol additions (the session limit, the append
 deadline and gc's watched prefixes) and for arguments at their edges, on every engine of
-``conftest.ENGINES``."""
+``conftest.ENGINES``; and every store's id."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from helpers import body, conversation, extend, new_session, nodes
 
 import srt
-from conftest import EngineUnderTest
+from conftest import ENGINES, EngineUnderTest
 from srt.store import Store
 
 
@@ -108,3 +110,23 @@ def test_search_text_holding_nul_is_refused_alike_and_a_bad_query_is_the_callers
         assert not store.has_search_index()  # a bad query builds nothing
     for text in ("wombat", "quokka wombat", "x"):
         assert [h.text for h in store.search(text)] == ["quokka x\x00wombat"]
+
+
+def test_a_store_has_an_id_of_its_own_that_every_opener_reads(
+    engine: EngineUnderTest, tmp_path: Path
+) -> None:
+    # ``store_id`` scopes the session cache keys and names the local provider's saved
+    # KV states: random per database, the same for every handle on it.
+    first = engine.open()
+    sid = first.store_id
+    assert re.fullmatch("[0-9a-f]{32}", sid), sid
+    new_session(first, "a", conversation(2))
+    assert engine.open().store_id == sid
+    (tmp_path / "other").mkdir()
+    with ENGINES[engine.name](tmp_path / "other") as other:
+        second = other.open()
+        try:
+            assert re.fullmatch("[0-9a-f]{32}", second.store_id)
+            assert second.store_id != sid
+        finally:
+            second.close()

@@ -580,8 +580,12 @@ class Database:
                 conn.execute(self.sql("CREATE SCHEMA IF NOT EXISTS {s}"))
             for step in range(current, sch.SCHEMA_VERSION):
                 conn.execute(self.sql(sch.MIGRATIONS[step]))
-            conn.execute(self.sql("DELETE FROM {s}.srt_schema"))
-            conn.execute(
-                self.sql("INSERT INTO {s}.srt_schema(application, version) VALUES (%s, %s)"),
-                (sch.APPLICATION, sch.SCHEMA_VERSION),
-            )
+            if current == 0:
+                conn.execute(
+                    self.sql("INSERT INTO {s}.srt_schema(application, version) VALUES (%s, %s)"),
+                    (sch.APPLICATION, sch.SCHEMA_VERSION),
+                )
+            else:  # the one row _version checked, which keeps its store_id
+                conn.execute(
+                    self.sql("UPDATE {s}.srt_schema SET version = %s"), (sch.SCHEMA_VERSION,)
+                )

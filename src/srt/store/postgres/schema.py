@@ -396,6 +396,13 @@ MIGRATIONS: tuple[str, ...] = (
     _MESSAGE_JSON,
     # v4: every function's names bound to pg_catalog, whatever the caller's search_path.
     _PINNED,
+    # v5: a random id for the store (``Store.store_id``), as SQLite's srt_meta holds: it
+    # scopes the session cache keys and names the local provider's saved KV states. The
+    # default gives the row already there its id, and a new store's row its own.
+    """
+    ALTER TABLE {s}.srt_schema ADD COLUMN IF NOT EXISTS store_id text NOT NULL
+        DEFAULT replace(gen_random_uuid()::text, '-', '');
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import operator
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 import psycopg
@@ -36,7 +36,6 @@ from ..base import (
     Hit,
     NewNode,
     ObjectPut,
-    ObjectRow,
     SessionOverview,
     SessionRow,
     Store,
@@ -51,12 +50,12 @@ from ..base import (
 )
 from . import chains, maintenance
 from .errors import HEAD_MOVED, is_connection_error
+from .objects import ObjectsMixin
 from .pool import Database, parse_url, redact_url
 from .statements import (
     APPEND,
     APPEND_BY,
     INSERT_CALL,
-    OBJECT_COLUMNS,
     SELECT_CALLS,
     call_json,
     no_nul,
@@ -71,7 +70,7 @@ def _meta_bytes(meta: bytes | str | None) -> bytes | None:
     return meta.encode("utf-8") if isinstance(meta, str) else meta
 
 
-class PostgresStore(Store):
+class PostgresStore(ObjectsMixin, Store):
     """The Store protocol on one PostgreSQL database (scale-out: many processes and
     machines on the same sessions).
 
@@ -110,6 +109,7 @@ class PostgresStore(Store):
             assert pool is not None
             self.location = f"pool {pool.name!r}"
         threshold = options.get("prepare_threshold", prepare_threshold)
+        self._store_id: str | None = None
         try:
             self.db = Database(
                 conninfo,
@@ -132,6 +132,13 @@ class PostgresStore(Store):
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PostgresStore:
         return cls(url, **options)
+
+    @property
+    def store_id(self) -> str:
+        if self._store_id is None:
+            rows = self._read("reading the store id", "SELECT store_id FROM {s}.srt_schema")
+            self._store_id = str(rows[0][0]) if rows else ""
+        return self._store_id
 
     def __repr__(self) -> str:
         return f"<srt.PostgresStore {self.location!r} schema={self.db.schema!r}>"
@@ -466,96 +473,6 @@ class PostgresStore(Store):
         )
         return StoredResponse(*rows[0]) if rows else None
 
-    # -- objects ---------------------------------------------------------------------
-
-    def put_object(
-        self,
-        kind: str,
-        scope: str,
-        key: str,
-        value: bytes,
-        *,
-        node: int | None = None,
-        expires: float | None = None,
-    ) -> None:
-        check_object(kind, scope, key, value)
-        self._write(
-            "storing an object",
-            "SELECT {s}.put_object(%s, %s, %s, %s, %s, %s, %s)",
-            (kind, scope, key, value, node, expires, time.time()),
-        )
-
-    def get_object(self, kind: str, scope: str, key: str) -> ObjectRow | None:
-        check_object(kind, scope, key)
-        if "\x00" in kind + scope + key:
-            return None  # PostgreSQL's text cannot hold U+0000: no object has this name
-        rows = self._read(
-            "reading an object",
-            f"SELECT {OBJECT_COLUMNS} FROM {{s}}.objects WHERE kind = %s AND scope = %s "
-            "AND key = %s AND (expires IS NULL OR expires > %s)",
-            (kind, scope, key, time.time()),
-        )
-        return _object(rows[0]) if rows else None
-
-    def list_objects(
-        self,
-        kind: str,
-        scope: str,
-        *,
-        after: str | None = None,
-        limit: int = 100,
-        descending: bool = False,
-    ) -> list[ObjectRow]:
-        check_object(kind, scope, after if after is not None else "-")
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-            raise ConfigError("limit must be a positive int")
-        if "\x00" in kind + scope + (after or ""):
-            return []  # no object's names hold U+0000 here (get_object)
-        limit = min(limit, 2**62)  # a bigint; more rows than any table holds
-        order, cmp = ("DESC", "<") if descending else ("ASC", ">")
-        where = "kind = %s AND scope = %s AND (expires IS NULL OR expires > %s)"
-        args: list[Any] = [kind, scope, time.time()]
-        if after is not None:
-            where += (
-                f" AND id {cmp} coalesce((SELECT id FROM {{s}}.objects WHERE kind = %s "
-                "AND scope = %s AND key = %s), %s)"
-            )
-            # An unknown cursor lists nothing rather than everything.
-            args += [kind, scope, after, -1 if descending else 2**62]
-        rows = self._read(
-            "listing objects",
-            f"SELECT {OBJECT_COLUMNS} FROM {{s}}.objects WHERE {where} "
-            f"ORDER BY id {order} LIMIT %s",
-            [*args, limit],
-        )
-        return [_object(r) for r in rows]
-
-    def delete_object(self, kind: str, scope: str, key: str) -> bool:
-        check_object(kind, scope, key)
-        if "\x00" in kind + scope + key:
-            return False
-        return bool(
-            self._write(
-                "deleting an object",
-                "DELETE FROM {s}.objects WHERE kind = %s AND scope = %s AND key = %s",
-                (kind, scope, key),
-            )
-        )
-
-    def scan_objects(self, *, batch: int = 500) -> Iterator[ObjectRow]:
-        after = 0
-        while True:
-            rows = self._read(
-                "listing objects",
-                f"SELECT id, {OBJECT_COLUMNS} FROM {{s}}.objects WHERE id > %s "
-                "AND (expires IS NULL OR expires > %s) ORDER BY id LIMIT %s",
-                (after, time.time(), batch),
-            )
-            yield from (_object(r[1:]) for r in rows)
-            if len(rows) < batch:
-                return
-            after = rows[-1][0]
-
     # -- maintenance -------------------------------------------------------------------
 
     def gc(
@@ -592,8 +509,3 @@ class PostgresStore(Store):
         # A commit is durable when it returns (synchronous_commit): there is no WAL
         # for srt to copy anywhere.
         return True
-
-
-def _object(row: Sequence[Any]) -> ObjectRow:
-    kind, scope, key, value, node, expires, created, updated = row
-    return ObjectRow(kind, scope, key, bytes(value), node, expires, created, updated)

@@ -1,0 +1,119 @@
+"""The objects of a ``PostgresStore`` (the Store protocol's ``put_object`` and the rest),
+kept apart from the store's sessions and nodes: ``PostgresStore`` takes them from
+``ObjectsMixin``, which reads and writes through the store's ``_read`` and ``_write``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ...errors import ConfigError
+from ..base import ObjectRow, check_object
+from .statements import OBJECT_COLUMNS
+
+__all__ = ["ObjectsMixin"]
+
+
+class ObjectsMixin:
+    """``put_object``, ``get_object``, ``list_objects``, ``delete_object`` and
+    ``scan_objects`` for ``PostgresStore``."""
+
+    def _read(self, action: str, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        raise NotImplementedError  # PostgresStore's
+
+    def _write(self, action: str, sql: str, args: Sequence[Any] = ()) -> int:
+        raise NotImplementedError  # PostgresStore's
+
+    def put_object(
+        self,
+        kind: str,
+        scope: str,
+        key: str,
+        value: bytes,
+        *,
+        node: int | None = None,
+        expires: float | None = None,
+    ) -> None:
+        check_object(kind, scope, key, value)
+        self._write(
+            "storing an object",
+            "SELECT {s}.put_object(%s, %s, %s, %s, %s, %s, %s)",
+            (kind, scope, key, value, node, expires, time.time()),
+        )
+
+    def get_object(self, kind: str, scope: str, key: str) -> ObjectRow | None:
+        check_object(kind, scope, key)
+        if "\x00" in kind + scope + key:
+            return None  # PostgreSQL's text cannot hold U+0000: no object has this name
+        rows = self._read(
+            "reading an object",
+            f"SELECT {OBJECT_COLUMNS} FROM {{s}}.objects WHERE kind = %s AND scope = %s "
+            "AND key = %s AND (expires IS NULL OR expires > %s)",
+            (kind, scope, key, time.time()),
+        )
+        return _object(rows[0]) if rows else None
+
+    def list_objects(
+        self,
+        kind: str,
+        scope: str,
+        *,
+        after: str | None = None,
+        limit: int = 100,
+        descending: bool = False,
+    ) -> list[ObjectRow]:
+        check_object(kind, scope, after if after is not None else "-")
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise ConfigError("limit must be a positive int")
+        if "\x00" in kind + scope + (after or ""):
+            return []  # no object's names hold U+0000 here (get_object)
+        limit = min(limit, 2**62)  # a bigint; more rows than any table holds
+        order, cmp = ("DESC", "<") if descending else ("ASC", ">")
+        where = "kind = %s AND scope = %s AND (expires IS NULL OR expires > %s)"
+        args: list[Any] = [kind, scope, time.time()]
+        if after is not None:
+            where += (
+                f" AND id {cmp} coalesce((SELECT id FROM {{s}}.objects WHERE kind = %s "
+                "AND scope = %s AND key = %s), %s)"
+            )
+            # An unknown cursor lists nothing rather than everything.
+            args += [kind, scope, after, -1 if descending else 2**62]
+        rows = self._read(
+            "listing objects",
+            f"SELECT {OBJECT_COLUMNS} FROM {{s}}.objects WHERE {where} "
+            f"ORDER BY id {order} LIMIT %s",
+            [*args, limit],
+        )
+        return [_object(r) for r in rows]
+
+    def delete_object(self, kind: str, scope: str, key: str) -> bool:
+        check_object(kind, scope, key)
+        if "\x00" in kind + scope + key:
+            return False
+        return bool(
+            self._write(
+                "deleting an object",
+                "DELETE FROM {s}.objects WHERE kind = %s AND scope = %s AND key = %s",
+                (kind, scope, key),
+            )
+        )
+
+    def scan_objects(self, *, batch: int = 500) -> Iterator[ObjectRow]:
+        after = 0
+        while True:
+            rows = self._read(
+                "listing objects",
+                f"SELECT id, {OBJECT_COLUMNS} FROM {{s}}.objects WHERE id > %s "
+                "AND (expires IS NULL OR expires > %s) ORDER BY id LIMIT %s",
+                (after, time.time(), batch),
+            )
+            yield from (_object(r[1:]) for r in rows)
+            if len(rows) < batch:
+                return
+            after = rows[-1][0]
+
+
+def _object(row: Sequence[Any]) -> ObjectRow:
+    kind, scope, key, value, node, expires, created, updated = row
+    return ObjectRow(kind, scope, key, bytes(value), node, expires, created, updated)
