@@ -6,6 +6,10 @@ real store (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
+import time
+from pathlib import Path
 
 import pytest
 
@@ -165,3 +169,103 @@ def test_a_call_inside_the_same_tasks_open_stream(
     text = asyncio.run(main())
     assert [m["content"] for m in s.messages()] == ["first", text]
     assert len(srv.log) == 1 and [r["status"] for r in s.calls()] == ["ok"]
+
+
+def _append_threads(
+    monkeypatch: pytest.MonkeyPatch, store: object, pause: float = 0.0
+) -> list[int]:
+    """The threads ``store.append`` runs on (the real append, timed from outside; with
+    ``pause``, each waits that long first, holding the commit open)."""
+    seen: list[int] = []
+    real = store.append  # type: ignore[attr-defined]
+
+    def append(*args: object, **kwargs: object) -> object:
+        seen.append(threading.get_ident())
+        if pause:
+            time.sleep(pause)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "append", append)
+    return seen
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_replies_are_stored_off_the_loop_where_the_store_is_remote(
+    srv: ProviderServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str
+) -> None:
+    """A PostgreSQL commit waits on the server (about 1 ms): with other calls in flight
+    the reply is stored from a worker thread, so the loop runs them meanwhile; a call
+    alone, and any call on a SQLite file, stores it on the loop's thread (a thread's
+    hand-over would cost more than it frees)."""
+    if engine == "postgres":
+        from pg_support import fresh_url
+
+        where = contextlib.ExitStack()
+        url = where.enter_context(fresh_url())
+    else:
+        where, url = contextlib.ExitStack(), str(tmp_path / "s.db")
+    with where, srt.Runtime(url) as rt:
+        p = openai_for(srv)
+        seen = _append_threads(monkeypatch, rt.store)
+        loop_thread = threading.get_ident()
+
+        async def main() -> None:
+            try:
+                await rt.session("alone").asend(p, model=MODEL, append=[user("one")])
+                alone = list(seen)
+                seen.clear()
+                srv.fault("openai", "delay", count=None, seconds=0.05)  # (they overlap)
+                await asyncio.gather(
+                    *(
+                        rt.session(f"s{i}").asend(p, model=MODEL, append=[user(f"{i}")])
+                        for i in range(4)
+                    )
+                )
+                assert alone == [loop_thread]
+            finally:
+                await p.aclose()
+
+        asyncio.run(main())
+        assert len(seen) == 4
+        if engine == "postgres":
+            assert loop_thread not in seen
+        else:
+            assert set(seen) == {loop_thread}
+        for i in range(4):
+            assert rt.session(f"s{i}").messages()[0]["content"] == f"{i}"
+
+
+def test_a_task_cancelled_while_its_reply_is_stored_off_the_loop(
+    srv: ProviderServer, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelling a task whose reply a worker thread is committing cannot call the
+    commit back: the task waits for it, then is cancelled; the reply is stored, the
+    handle agrees with the store, and the next call on the handle builds on it."""
+    with srt.Runtime(pg_url) as rt:
+        p = openai_for(srv)
+        seen = _append_threads(monkeypatch, rt.store, pause=0.3)
+        s = rt.session("a")
+
+        async def main() -> None:
+            try:
+                other = asyncio.ensure_future(
+                    rt.session("b").asend(p, model=MODEL, append=[user("b")])
+                )
+                mine = asyncio.ensure_future(s.asend(p, model=MODEL, append=[user("a")]))
+                while len(seen) < 2:  # both commits under way, in their threads
+                    await asyncio.sleep(0.01)
+                mine.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await mine
+                await other
+                monkeypatch.undo()
+                await s.asend(p, model=MODEL, append=[user("again")])
+            finally:
+                await p.aclose()
+
+        asyncio.run(main())
+        roles = [m["role"] for m in s.messages()]
+        assert roles == ["user", "assistant", "user", "assistant"]
+        with srt.Runtime(pg_url) as fresh:
+            assert fresh.session("a").messages() == s.messages()
+        assert [r.status for r in rt.store.calls()].count("ok") == 3

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+import srt
 from srt.bench import __main__ as bench
 from srt.bench import (
     agent,
@@ -317,3 +318,25 @@ def test_optional_tables_bench_measures_both_tables(
     assert 1.0 < objects["over_plain"] < index["over_plain"]
     assert objects["file_bytes"] - plain["file_bytes"] <= 8 * 4096
     assert index["written_per_append"] > plain["written_per_append"] > 0
+
+
+def test_async_loop_bench_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # bench/async_loop.py (docs/api.md's figures for the loop) on a small SQLite run: its
+    # figures are the full run's; here only that every turn went through and is counted.
+    import importlib.util
+    import json
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "async_loop.py"
+    monkeypatch.syspath_prepend(str(script.parent))  # its benchio, as when run as a script
+    spec = importlib.util.spec_from_file_location("async_loop", script)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "loop.json"
+    db = tmp_path / "loop.db"
+    assert mod.main([str(db), "--sessions", "2", "--turns", "3", "--json", str(out)]) == 0
+    got = json.loads(out.read_text())
+    assert (got["sessions"], got["turns"]) == (2, 3)
+    assert got["turns_per_s"] > 0 and got["turn_p99_ms"] >= got["turn_p50_ms"] > 0
+    with srt.Runtime(str(db)) as rt:
+        assert rt.usage().requests == 2 * 5

@@ -329,6 +329,11 @@ class Store(ABC):
     #: Seconds a write waits for other writers before ``StoreBusyError`` (and the
     #: default deadline of ``Session.append(rebase=True)``).
     busy_timeout: float = 10.0
+    #: Whether a write waits on a server (a round trip and the server's commit): the
+    #: asyncio API then stores a reply from a worker thread, so the event loop runs other
+    #: tasks meanwhile. False for a file the process writes itself (a thread's hand-over
+    #: would cost more than the write).
+    remote: bool = False
 
     @property
     def store_id(self) -> str:

@@ -87,6 +87,8 @@ class PostgresStore(ObjectsMixin, Store):
     closes it.
     """
 
+    remote = True
+
     def __init__(
         self,
         url: str | None = None,
