@@ -196,7 +196,8 @@ def test_replies_are_stored_off_the_loop_where_the_store_is_remote(
     """A PostgreSQL commit waits on the server (about 1 ms): with other calls in flight
     the reply is stored from a worker thread, so the loop runs them meanwhile; a call
     alone, and any call on a SQLite file, stores it on the loop's thread (a thread's
-    hand-over would cost more than it frees)."""
+    hand-over would cost more than it frees). A slow first request (``holder``) keeps
+    another call in flight while four quick ones are stored; it is stored alone."""
     if engine == "postgres":
         from pg_support import fresh_url
 
@@ -211,24 +212,28 @@ def test_replies_are_stored_off_the_loop_where_the_store_is_remote(
 
         async def main() -> None:
             try:
-                await rt.session("alone").asend(p, model=MODEL, append=[user("one")])
-                alone = list(seen)
-                seen.clear()
-                srv.fault("openai", "delay", count=None, seconds=0.05)  # (they overlap)
+                srv.fault("openai", "delay", count=1, seconds=1.0)
+                holder = asyncio.ensure_future(
+                    rt.session("holder").asend(p, model=MODEL, append=[user("slow")])
+                )
+                while not sum(srv.requests.values()):  # its request is in the server's hands
+                    await asyncio.sleep(0.005)
                 await asyncio.gather(
                     *(
                         rt.session(f"s{i}").asend(p, model=MODEL, append=[user(f"{i}")])
                         for i in range(4)
                     )
                 )
-                assert alone == [loop_thread]
+                assert not holder.done()
+                await holder
             finally:
                 await p.aclose()
 
         asyncio.run(main())
-        assert len(seen) == 4
+        assert len(seen) == 5
+        assert seen[4] == loop_thread  # the holder's, alone by then
         if engine == "postgres":
-            assert loop_thread not in seen
+            assert loop_thread not in seen[:4]
         else:
             assert set(seen) == {loop_thread}
         for i in range(4):
@@ -243,7 +248,7 @@ def test_a_task_cancelled_while_its_reply_is_stored_off_the_loop(
     handle agrees with the store, and the next call on the handle builds on it."""
     with srt.Runtime(pg_url) as rt:
         p = openai_for(srv)
-        seen = _append_threads(monkeypatch, rt.store, pause=0.3)
+        seen = _append_threads(monkeypatch, rt.store, pause=0.5)
         s = rt.session("a")
 
         async def main() -> None:
