@@ -42,7 +42,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from agents.memory.session_settings import (
@@ -61,7 +61,7 @@ from ._itemstore import USER, Branch, Cache, Snapshot, item_key, shelf, split_en
 from ._itemstore import digest as _digest
 from ._itemstore import entry as _entry
 
-__all__ = ["MAIN", "SrtSession"]
+__all__ = ["MAIN", "SrtSession", "prepare"]
 
 #: The name of the first branch: the srt session named ``session_id``.
 MAIN = "main"
@@ -71,6 +71,24 @@ _ITEM = "agents.item"
 _PAGE = 500
 _RETRIES = 64
 _T = TypeVar("_T")
+
+
+def prepare(rt: Runtime, items: Sequence[Any]) -> list[tuple[Any, str, Any, bytes, bytes | None]]:
+    """What ``add_items`` stores of each item, in ``rt``: (canonical message, its text's
+    digest, patch, canonical bytes, patch as JSON); ``InvalidMessageError`` for an item
+    it cannot store. Nothing is written (the importer checks a whole file with it)."""
+    out = []
+    for given in items:
+        item = _append.redacted(rt, given)
+        body, _meta = canonicalize(_items.canonical(item), rt.max_message_bytes)
+        stored = json.loads(body)
+        patch = _patch.diff(_items.rebuild(stored), item)
+        try:  # what the canonical message left out is in the patch
+            text = None if patch is None else dumps(patch)
+        except (TypeError, ValueError) as exc:
+            raise InvalidMessageError(f"a session item is not JSON: {exc}") from None
+        out.append((stored, _digest(body), patch, body, text))
+    return out
 
 
 class SrtSession:
@@ -280,11 +298,31 @@ class SrtSession:
 
         return await asyncio.to_thread(locked)
 
+    async def _change(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """``_run`` for a change: a caller cancelled meanwhile still waits for its
+        outcome (a thread cannot be stopped), then gets the ``CancelledError``; so when
+        the cancellation reaches it, the change is either whole in the store or not
+        there, and no write lands later. (The SDK's own sessions do the same.)"""
+        task = asyncio.ensure_future(self._run(fn, *args))
+        cancelled: asyncio.CancelledError | None = None
+        while not task.done():
+            try:
+                await asyncio.wait({task})
+            except asyncio.CancelledError as exc:
+                cancelled = cancelled or exc
+        if cancelled is not None:
+            if not task.cancelled():
+                task.exception()  # (seen: its outcome is the cancellation's to report)
+            raise cancelled
+        return task.result()
+
     # -- the Session protocol ------------------------------------------------------------
 
     async def get_items(self, limit: int | None = None, *, wrapper: Any = None) -> list[Any]:
         """The items of the current branch, oldest first; with ``limit``, the last ones."""
         n = resolve_session_limit(limit, self.session_settings)
+        if n is not None and not isinstance(n, int):
+            raise ConfigError(f"limit must be an int or None, got {type(n).__name__}")
         items = await self._run(self._items)
         return items.tail(n).decode()
 
@@ -292,20 +330,15 @@ class SrtSession:
         """Append items to the current branch, exactly as given."""
         if not items:
             return
-        await self._run(self._add, list(items), wrapper)
+        if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
+            raise InvalidMessageError(
+                f"add_items takes a list of Responses items, got {type(items).__name__}"
+            )
+        items = list(items)
+        await self._change(self._add, items, wrapper)
 
     def _add(self, items: list[Any], wrapper: Any) -> None:
-        prepared = []
-        for given in items:
-            item = _append.redacted(self._rt, given)
-            body, _meta = canonicalize(_items.canonical(item), self._rt.max_message_bytes)
-            stored = json.loads(body)
-            patch = _patch.diff(_items.rebuild(stored), item)
-            try:  # what the canonical message left out is in the patch
-                text = None if patch is None else dumps(patch)
-            except (TypeError, ValueError) as exc:
-                raise InvalidMessageError(f"a session item is not JSON: {exc}") from None
-            prepared.append((stored, _digest(body), patch, body, text))
+        prepared = prepare(self._rt, items)
         for _ in range(_RETRIES):
             cached = self._items()
             start = len(cached)
@@ -332,7 +365,7 @@ class SrtSession:
 
     async def pop_item(self, *, wrapper: Any = None) -> Any:
         """Remove and return the newest item of the current branch (``None`` if empty)."""
-        return await self._run(self._pop)
+        return await self._change(self._pop)
 
     def _pop(self) -> Any:
         for _ in range(_RETRIES):
@@ -358,7 +391,7 @@ class SrtSession:
 
     async def clear_session(self, *, wrapper: Any = None) -> None:
         """Remove every item of every branch; the session is left with an empty ``main``."""
-        await self._run(self._clear)
+        await self._change(self._clear)
 
     def _clear(self) -> None:
         self._branches = self._load_branches()
@@ -395,7 +428,7 @@ class SrtSession:
         """Start a branch sharing the current one up to before user turn ``at_turn``
         (1-based; ``None``: all of it). Nothing is copied. Returns its name
         (``name``, or ``"branch-N"``) and, with ``switch``, makes it current."""
-        return await self._run(self._fork, at_turn, name, switch)
+        return await self._change(self._fork, at_turn, name, switch)
 
     def _fork(self, at_turn: int | None, name: str | None, switch: bool) -> str:
         items = self._items()
@@ -433,7 +466,7 @@ class SrtSession:
 
     async def switch_to(self, branch: str) -> None:
         """Make ``branch`` the current branch (``SessionNotFoundError`` if it does not exist)."""
-        await self._run(self._switch, branch)
+        await self._change(self._switch, branch)
 
     def _switch(self, branch: str) -> None:
         self._open(branch)
@@ -443,7 +476,7 @@ class SrtSession:
         """Delete ``branch`` (not ``main``; the current one only with ``force``, which
         switches to ``main``). Branches forked from it keep their items: what they shared
         with it is theirs from then on."""
-        await self._run(self._delete_branch, branch, force)
+        await self._change(self._delete_branch, branch, force)
 
     def _delete_branch(self, branch: str, force: bool) -> None:
         if branch == MAIN:

@@ -1,0 +1,152 @@
+"""The integrations attacked the way their users' code will: odd and hostile input through
+the public protocol methods, cancellation, races between handles and processes, secrets.
+Each refusal is a typed ``srt.errors`` error, and the store is read back after it: nothing
+half-written."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import apsw
+import pytest
+from agents import SQLiteSession
+
+import srt
+from srt.errors import ConfigError, InvalidMessageError
+from srt.integrations.agents import SrtSession
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+# -- the Agents SDK session ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"role": "user", "content": b"bytes"},
+        {"type": "function_call_output", "call_id": "c1", "output": b"bytes"},
+        {"role": "user", "content": {1, 2}},
+        {"role": "user", "content": float("nan")},
+    ],
+    ids=["bytes-content", "bytes-output", "set-content", "nan-content"],
+)
+def test_content_that_is_not_json_is_refused_whole(tmp_path: Path, item: dict[str, Any]) -> None:
+    s = SrtSession("s", tmp_path / "a.db")
+    run(s.add_items([{"role": "user", "content": "kept"}]))
+    with pytest.raises(InvalidMessageError, match="not JSON"):
+        run(s.add_items([{"role": "user", "content": "first of two"}, item]))
+    assert run(s.get_items()) == [{"role": "user", "content": "kept"}]
+    s.close()
+    with srt.Runtime(tmp_path / "a.db") as rt:
+        assert [m["content"] for m in rt.session("s").messages()] == ["kept"]
+
+
+@pytest.mark.parametrize("items", [5, "text", {"role": "user", "content": "x"}, b"x"])
+def test_add_items_takes_a_list(tmp_path: Path, items: Any) -> None:
+    s = SrtSession("s", tmp_path / "a.db")
+    with pytest.raises(InvalidMessageError, match="list of Responses items"):
+        run(s.add_items(items))
+    assert run(s.get_items()) == []
+    s.close()
+
+
+def test_get_items_limit_as_the_sdk_reads_it(tmp_path: Path) -> None:
+    """0 gives nothing and a negative limit everything (SQLite's LIMIT, which the SDK's
+    ``SQLiteSession`` passes on); a limit that is not an int is a ``ConfigError``."""
+    items = [{"role": "user", "content": str(i)} for i in range(3)]
+    srt_s = SrtSession("s", tmp_path / "a.db")
+    sdk_s = SQLiteSession("s", tmp_path / "sdk.db")
+    for s in (srt_s, sdk_s):
+        run(s.add_items(items))
+    for limit in (0, -1, -5, 1, 2, 3, 9, None):
+        assert run(srt_s.get_items(limit)) == run(sdk_s.get_items(limit)), limit
+    for bad in (1.5, "2", [1]):
+        with pytest.raises(ConfigError, match="limit must be an int"):
+            run(srt_s.get_items(bad))
+    assert run(srt_s.pop_item()) == items[-1]
+    run(srt_s.clear_session())
+    assert run(srt_s.pop_item()) is None
+    assert run(srt_s.get_items(-1)) == []
+    srt_s.close()
+    sdk_s.close()
+
+
+def _hold_the_write_lock(path: Path, started: threading.Event, seconds: float) -> None:
+    conn = apsw.Connection(str(path))
+    conn.execute("BEGIN IMMEDIATE")
+    started.set()
+    time.sleep(seconds)
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def test_a_cancelled_add_is_settled_when_the_cancellation_arrives(tmp_path: Path) -> None:
+    """Cancelling ``add_items`` while its write waits for the file: the caller gets the
+    ``CancelledError`` once the write is whole or not there, never before (a write that
+    lands after the caller was told it was cancelled is a lost update waiting to happen).
+    """
+    db = tmp_path / "a.db"
+    s = SrtSession("c", db)
+    run(s.add_items([{"role": "user", "content": "before"}]))
+    started = threading.Event()
+    blocker = threading.Thread(target=_hold_the_write_lock, args=(db, started, 0.5))
+    blocker.start()
+    started.wait()
+    new = [{"role": "user", "content": "a", "id": "1"}, {"role": "user", "content": "b"}]
+
+    async def cancel_mid_add() -> list[Any]:
+        task = asyncio.create_task(s.add_items(new))
+        await asyncio.sleep(0.15)  # the write is waiting for the lock
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # What another handle sees as the cancellation arrives (asyncio.run would wait
+        # for the session's thread on its way out).
+        with srt.Runtime(db) as rt:
+            other = SrtSession("c", rt)
+            return await other.get_items()
+
+    seen = run(cancel_mid_add())
+    blocker.join()
+    later = run(s.get_items())
+    assert seen == later
+    before = [{"role": "user", "content": "before"}]
+    assert later in (before, [*before, *new])
+    s.close()
+
+
+def test_two_tasks_on_one_handle_add_and_pop(tmp_path: Path) -> None:
+    s = SrtSession("t", tmp_path / "a.db")
+
+    async def adder(tag: str) -> None:
+        for i in range(15):
+            await s.add_items([{"role": "user", "content": f"{tag}{i}", "id": f"id-{tag}{i}"}])
+
+    async def popper() -> list[Any]:
+        popped = []
+        for _ in range(10):
+            item = await s.pop_item()
+            if item is not None:
+                popped.append(item)
+            await asyncio.sleep(0)
+        return popped
+
+    async def main() -> list[Any]:
+        *_, popped = await asyncio.gather(adder("a"), adder("b"), popper())
+        return list(popped)
+
+    popped = run(main())
+    left = run(s.get_items())
+    everything = sorted([*popped, *left], key=lambda i: i["content"])
+    added = [
+        {"role": "user", "content": f"{t}{i}", "id": f"id-{t}{i}"} for t in "ab" for i in range(15)
+    ]
+    assert everything == sorted(added, key=lambda i: i["content"])
+    s.close()
