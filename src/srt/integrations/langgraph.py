@@ -43,15 +43,14 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
-    get_checkpoint_id,
     get_serializable_checkpoint_metadata,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from ..errors import ConfigError, InvalidMessageError, SessionNotFoundError
+from ..errors import ConfigError, InvalidMessageError, SessionNotFoundError, SrtError
 from ..runtime import Runtime
 from ..store.base import ObjectPut
-from . import _lcmsg
+from . import _lcmsg, _lgcheck
 from ._lgcodec import full_id, key_id
 from ._lglist import BATCH, Listing
 from ._lgstate import BLOB, CKPT, KEEP, NS, THREAD, THREADS, Scope, Tree, short
@@ -64,8 +63,7 @@ _SCOPES = 64  # (thread, namespace) states a saver keeps in memory
 
 
 def _ids(config: RunnableConfig) -> tuple[str, str, str | None]:
-    conf = config["configurable"]
-    return str(conf["thread_id"]), str(conf.get("checkpoint_ns", "")), get_checkpoint_id(config)
+    return _lgcheck.ids(config)
 
 
 def _config(thread: str, ns: str, cid: str) -> RunnableConfig:
@@ -158,8 +156,53 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         """Store a checkpoint; only the messages new since its parent are converted."""
         return self._call(self._put, config, checkpoint, metadata, new_versions)
 
+    def _guarded(self, thread: str, ns: str, cid: str, fn: Callable[[Scope], _T]) -> _T:
+        """``fn(scope)`` for a write to one checkpoint: if it fails (a value the
+        serializer cannot store, a store error), nothing it did stays: the scope's
+        session goes back to its head (a scope it made goes), and the scope is read
+        again from the store (pending writes kept). A value that cannot be stored is an
+        ``InvalidMessageError``."""
+        sc = self._scope(thread, ns)
+        before = sc.cursor
+        if before is None:
+            row = self._rt.store.get_session(sc.session)
+            before = (row.id, row.head) if row is not None else None
+        pending = {k: builtins.list(v) for k, v in sc.pending.items()}
+        try:
+            return fn(sc)
+        except Exception as exc:
+            fresh = Scope(thread, ns)
+            fresh.pending = pending
+            self._scopes[(thread, ns)] = fresh
+            _lgcheck.undo(self._rt, self._tree, sc, before)
+            if isinstance(exc, (TypeError, ValueError, OverflowError, RecursionError)) and not (
+                isinstance(exc, SrtError)
+            ):
+                where = f"checkpoint {cid} of thread {thread!r}"
+                raise _lgcheck.not_storable(exc, where) from None
+            raise
+
     def _put(
         self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        thread, ns, _parent = _ids(config)
+        _lgcheck.checkpoint(checkpoint, metadata)
+        cid = checkpoint["id"]
+        with self._lock:
+            return self._guarded(
+                thread,
+                ns,
+                cid,
+                lambda sc: self._put_in(sc, config, checkpoint, metadata, new_versions),
+            )
+
+    def _put_in(
+        self,
+        sc: Scope,
         config: RunnableConfig,
         checkpoint: Checkpoint,
         metadata: CheckpointMetadata,
@@ -168,59 +211,57 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         thread, ns, parent_id = _ids(config)
         cid = checkpoint["id"]
         tree = self._tree
-        with self._lock:
-            sc = self._scope(thread, ns)
-            parent = tree.record(sc, parent_id) if parent_id else None
-            before = (parent or {}).get("c") or {}
-            versions = checkpoint["channel_versions"]
-            values = checkpoint["channel_values"]
-            ch: dict[str, list[Any]] = {}
-            blobs: list[ObjectPut] = []
+        parent = tree.record(sc, parent_id) if parent_id else None
+        before = (parent or {}).get("c") or {}
+        versions = checkpoint["channel_versions"]
+        values = checkpoint["channel_values"]
+        ch: dict[str, list[Any]] = {}
+        blobs: list[ObjectPut] = []
 
-            def unchanged(name: str) -> list[Any] | None:
-                if parent is None or name in new_versions:
-                    return None
-                old = parent["ch"].get(name)
-                same = before.get("channel_versions", {}).get(name) == versions.get(name)
-                if old is None or not same:
-                    return None
-                return ["L", old[1], {}, old[3]] if old[0] == "L" else old
+        def unchanged(name: str) -> list[Any] | None:
+            if parent is None or name in new_versions:
+                return None
+            old = parent["ch"].get(name)
+            same = before.get("channel_versions", {}).get(name) == versions.get(name)
+            if old is None or not same:
+                return None
+            return ["L", old[1], {}, old[3]] if old[0] == "L" else old
 
-            # Message lists first: their heads anchor the messages inside other values.
-            lists = [
-                n
-                for n, v in values.items()
-                if type(v) is list and v and _lcmsg.is_message(v[0]) and _lcmsg.is_message(v[-1])
-            ]
-            for name in sorted(lists, key=lambda n: (n != "messages", n)):
-                enc = unchanged(name)
-                if enc is None:
-                    try:
-                        enc = tree.encode_list(sc, values[name])
-                    except InvalidMessageError:
-                        continue  # kept as an ordinary value below
-                ch[name] = enc
-            anchor = next((e[1] for e in ch.values()), None)
-            for name, value in values.items():
-                if name in ch:
-                    continue
-                enc = unchanged(name)
-                if enc is None:
-                    enc, puts = tree.encode_value(sc, value, anchor)
-                    blobs += puts
-                ch[name] = enc
-            old = tree.record(sc, cid)
-            rec: dict[str, Any] = {
-                "c": {k: v for k, v in checkpoint.items() if k not in ("id", "channel_values")},
-                "m": get_serializable_checkpoint_metadata(config, metadata),
-                "p": parent_id,
-                "ch": ch,
-                "w": old["w"] if old is not None else [],
-            }
-            for writes, task_id, task_path in sc.pending.pop(cid, ()):
-                rec, puts = self._tree.add_writes(sc, rec, writes, task_id, task_path)
+        # Message lists first: their heads anchor the messages inside other values.
+        lists = [
+            n
+            for n, v in values.items()
+            if type(v) is list and v and _lcmsg.is_message(v[0]) and _lcmsg.is_message(v[-1])
+        ]
+        for name in sorted(lists, key=lambda n: (n != "messages", n)):
+            enc = unchanged(name)
+            if enc is None:
+                try:
+                    enc = tree.encode_list(sc, values[name])
+                except InvalidMessageError:
+                    continue  # kept as an ordinary value below
+            ch[name] = enc
+        anchor = next((e[1] for e in ch.values()), None)
+        for name, value in values.items():
+            if name in ch:
+                continue
+            enc = unchanged(name)
+            if enc is None:
+                enc, puts = tree.encode_value(sc, value, anchor)
                 blobs += puts
-            self._tree.write(sc, cid, rec, blobs)
+            ch[name] = enc
+        old = tree.record(sc, cid)
+        rec: dict[str, Any] = {
+            "c": {k: v for k, v in checkpoint.items() if k not in ("id", "channel_values")},
+            "m": get_serializable_checkpoint_metadata(config, metadata),
+            "p": parent_id,
+            "ch": ch,
+            "w": old["w"] if old is not None else [],
+        }
+        for writes, task_id, task_path in sc.pending.pop(cid, ()):
+            rec, puts = self._tree.add_writes(sc, rec, writes, task_id, task_path)
+            blobs += puts
+        self._tree.write(sc, cid, rec, blobs)
         return _config(thread, ns, cid)
 
     def put_writes(
@@ -244,16 +285,20 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         thread, ns, cid = _ids(config)
         if cid is None:
             raise ConfigError("put_writes needs a config with a checkpoint_id")
-        with self._lock:
-            sc = self._scope(thread, ns)
+        pairs = _lgcheck.writes(writes, task_id, task_path)
+
+        def write(sc: Scope) -> None:
             rec = self._tree.record(sc, cid)
             if rec is None:
                 # LangGraph can hand over a task's writes before the checkpoint they
                 # belong to: they are stored with it, which is when they can be used.
-                sc.pending.setdefault(cid, []).append((list(writes), task_id, task_path))
+                sc.pending.setdefault(cid, []).append((pairs, task_id, task_path))
                 return
-            rec, blobs = self._tree.add_writes(sc, rec, writes, task_id, task_path)
+            rec, blobs = self._tree.add_writes(sc, rec, pairs, task_id, task_path)
             self._tree.write(sc, cid, rec, blobs)
+
+        with self._lock:
+            self._guarded(thread, ns, cid, write)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -304,11 +349,12 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         if config is None:
             threads = [row.key for row in tree.rows(THREAD, THREADS)]
         else:
-            threads = [str(config["configurable"]["thread_id"])]
+            thread, ns, _cid = _ids(config)
+            threads = [thread]
         out = []
         for thread in threads:
             if config is not None and "checkpoint_ns" in config["configurable"]:
-                out.append((thread, [str(config["configurable"]["checkpoint_ns"])]))
+                out.append((thread, [ns]))
             else:
                 out.append((thread, self._namespaces(thread)))
         return out
@@ -337,6 +383,8 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         """Checkpoints newest first: of ``config``'s thread (and namespace), or of all;
         ``filter`` matches metadata, ``before`` pages by checkpoint id. Built a few at a
         time as they are asked for, so each step of a long history costs the same."""
+        _lgcheck.limit(limit)
+        _lgcheck.before(before)
         listing = self._call(self._listing, config, filter, before)
         left = limit
         while left is None or left > 0:
@@ -398,7 +446,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
     def delete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint and write of a thread (its messages go at ``srt gc``
         unless another session or thread shares them)."""
-        self._call(self._delete_thread, str(thread_id))
+        self._call(self._delete_thread, _lgcheck.thread(thread_id))
 
     def _delete_thread(self, thread: str) -> None:
         store = self._rt.store
@@ -419,7 +467,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints (and writes) whose metadata names one of ``run_ids``."""
-        self._call(self._delete_for_runs, list(run_ids))
+        self._call(self._delete_for_runs, _lgcheck.runs(run_ids))
 
     def _delete_for_runs(self, run_ids: builtins.list[str]) -> None:
         runs = set(run_ids)
@@ -435,7 +483,8 @@ class SrtSaver(BaseCheckpointSaver[Any]):
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint and write of a thread to another (no message is copied:
         both name the same stored messages)."""
-        self._call(self._copy_thread, str(source_thread_id), str(target_thread_id))
+        src, dst = _lgcheck.thread(source_thread_id), _lgcheck.thread(target_thread_id)
+        self._call(self._copy_thread, src, dst)
 
     def _copy_thread(self, src: str, dst: str) -> None:
         tree = self._tree
@@ -465,7 +514,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         delete the threads."""
         if strategy not in ("keep_latest", "delete"):
             raise ConfigError(f"unknown prune strategy {strategy!r}")
-        self._call(self._prune, [str(t) for t in thread_ids], strategy)
+        self._call(self._prune, _lgcheck.threads(thread_ids), strategy)
 
     def _prune(self, thread_ids: builtins.list[str], strategy: str) -> None:
         with self._lock:
@@ -495,6 +544,8 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
+        _lgcheck.limit(limit)
+        _lgcheck.before(before)
         listing = await self._acall(self._listing, config, filter, before)
         left = limit
         while left is None or left > 0:
@@ -525,15 +576,16 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         await self._acall(self._put_writes, config, writes, task_id, task_path)
 
     async def adelete_thread(self, thread_id: str) -> None:
-        await self._acall(self._delete_thread, str(thread_id))
+        await self._acall(self._delete_thread, _lgcheck.thread(thread_id))
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-        await self._acall(self._delete_for_runs, list(run_ids))
+        await self._acall(self._delete_for_runs, _lgcheck.runs(run_ids))
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        await self._acall(self._copy_thread, str(source_thread_id), str(target_thread_id))
+        src, dst = _lgcheck.thread(source_thread_id), _lgcheck.thread(target_thread_id)
+        await self._acall(self._copy_thread, src, dst)
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         if strategy not in ("keep_latest", "delete"):
             raise ConfigError(f"unknown prune strategy {strategy!r}")
-        await self._acall(self._prune, [str(t) for t in thread_ids], strategy)
+        await self._acall(self._prune, _lgcheck.threads(thread_ids), strategy)

@@ -1,0 +1,138 @@
+"""``SrtSaver`` attacked: bad configs, checkpoints and arguments are ``ConfigError``s, a
+value that cannot be stored is an ``InvalidMessageError``, and a refused write leaves
+nothing behind (read back from the store after each)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.checkpoint.base import empty_checkpoint
+
+import srt
+from srt.errors import ConfigError, InvalidMessageError
+from srt.integrations.langgraph import SrtSaver
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+# -- the LangGraph saver --------------------------------------------------------------------
+
+
+def _checkpoint(values: dict[str, Any], version: int = 1) -> Any:
+    c = empty_checkpoint()
+    c["channel_values"] = values
+    c["channel_versions"] = dict.fromkeys(values, version)
+    return c
+
+
+def _cfg(thread: Any = "t", **more: Any) -> Any:
+    return {"configurable": {"thread_id": thread, "checkpoint_ns": "", **more}}
+
+
+@pytest.mark.parametrize(
+    ("config", "match"),
+    [
+        ({}, "'configurable' dict"),
+        ({"configurable": "t"}, "'configurable' dict"),
+        ({"configurable": {}}, "thread_id"),
+        ({"configurable": {"thread_id": None}}, "thread_id"),
+        ({"configurable": {"thread_id": 1.5}}, "thread_id must be"),
+        ({"configurable": {"thread_id": "\ud83d"}}, "lone surrogate"),
+        ({"configurable": {"thread_id": "t", "checkpoint_ns": 3}}, "checkpoint_ns must be"),
+        ({"configurable": {"thread_id": "t", "checkpoint_ns": "\ud83d"}}, "lone surrogate"),
+        ({"configurable": {"thread_id": "t", "checkpoint_id": 5}}, "checkpoint_id must be"),
+    ],
+)
+def test_bad_configs_are_config_errors(tmp_path: Path, config: Any, match: str) -> None:
+    saver = SrtSaver(tmp_path / "g.db")
+    with pytest.raises(ConfigError, match=match):
+        saver.put(config, _checkpoint({"a": 1}), {}, {})
+    with pytest.raises(ConfigError, match=match):
+        saver.get_tuple(config)
+    with pytest.raises(ConfigError, match=match):
+        list(saver.list(config))
+    with pytest.raises(ConfigError, match=match):
+        run(saver.aput(config, _checkpoint({"a": 1}), {}, {}))
+    assert list(saver.list(None)) == []
+    saver.close()
+    with srt.Runtime(tmp_path / "g.db") as rt:
+        assert rt.store.list_sessions() == []
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda s: s.put(_cfg(), 5, {}, {}), "checkpoint must be a dict"),
+        (lambda s: s.put(_cfg(), {"id": "x"}, {}, {}), "channel_values"),
+        (lambda s: s.put(_cfg(), {**_checkpoint({}), "id": None}, {}, {}), "id must be a str"),
+        (lambda s: s.put(_cfg(), _checkpoint({"a": 1}), None, {}), "metadata must be a dict"),
+        (lambda s: s.put_writes(_cfg(checkpoint_id="x"), [5], "task"), r"\(channel, value\) pair"),
+        (lambda s: s.put_writes(_cfg(checkpoint_id="x"), "ab", "task"), "writes must be a list"),
+        (lambda s: s.put_writes(_cfg(checkpoint_id="x"), [], None), "str task_id"),
+        (lambda s: list(s.list(_cfg(), limit="2")), "limit must be an int"),
+        (lambda s: list(s.list(_cfg(), before={})), "before must be a dict"),
+        (lambda s: s.prune("t"), "list of thread ids"),
+        (lambda s: s.delete_for_runs("run"), "list of run ids"),
+        (lambda s: s.delete_thread(None), "thread_id must be"),
+    ],
+)
+def test_bad_arguments_are_config_errors(tmp_path: Path, call: Any, match: str) -> None:
+    saver = SrtSaver(tmp_path / "g.db")
+    first = saver.put(_cfg(), _checkpoint({"a": 1}), {}, {})
+    with pytest.raises(ConfigError, match=match):
+        call(saver)
+    back = saver.get_tuple(_cfg())
+    assert back is not None and back.config == first
+    assert len(list(saver.list(None))) == 1
+    saver.close()
+
+
+def test_a_refused_put_takes_back_what_it_wrote(tmp_path: Path) -> None:
+    """A value the serializer cannot store is an ``InvalidMessageError``, raised after
+    the new messages went into the store: the thread's session goes back to where it
+    was, the saver does not think their ids stored, and a new thread is not left."""
+    db = tmp_path / "g.db"
+    saver = SrtSaver(db)
+    hello = HumanMessage("hello", id="h1")
+    one = saver.put(_cfg(), _checkpoint({"messages": [hello]}), {}, {})
+    reply = AIMessage("hi there", id="a1")
+    two = _checkpoint({"messages": [hello, reply]}, 2)
+    with pytest.raises(InvalidMessageError, match="cannot be stored"):
+        saver.put(one, two, {"step": object()}, {"messages": 2})
+    with pytest.raises(InvalidMessageError, match="cannot be stored"):
+        saver.put(_cfg("fresh"), _checkpoint({"messages": [reply], "x": object()}), {}, {})
+    with srt.Runtime(db) as rt:
+        assert [m["content"] for m in rt.session("langgraph/t").messages()] == ["hello"]
+        assert "langgraph/fresh" not in [s.name for s in rt.store.list_sessions()]
+    latest = saver.get_tuple(_cfg())
+    assert latest is not None and latest.config == one
+    assert [t.config["configurable"]["thread_id"] for t in saver.list(None)] == ["t"]
+    # The same objects again, stored this time: the reply keeps its id, in this saver
+    # and in a new one reading the file.
+    stored = saver.put(one, two, {"step": 2}, {"messages": 2})
+    for s in (saver, SrtSaver(db)):
+        back = s.get_tuple(stored)
+        assert back is not None
+        assert back.checkpoint["channel_values"]["messages"] == [hello, reply]
+        assert [m.id for m in back.checkpoint["channel_values"]["messages"]] == ["h1", "a1"]
+        s.close()
+
+
+def test_a_refused_write_takes_back_what_it_wrote(tmp_path: Path) -> None:
+    saver = SrtSaver(tmp_path / "g.db")
+    one = saver.put(_cfg(), _checkpoint({"messages": [HumanMessage("q", id="q")]}), {}, {})
+    with pytest.raises(InvalidMessageError, match="cannot be stored"):
+        saver.put_writes(one, [("messages", [AIMessage("a", id="a")]), ("x", object())], "task")
+    back = saver.get_tuple(one)
+    assert back is not None and back.pending_writes == []
+    saver.put_writes(one, [("messages", [AIMessage("a", id="a")])], "task")
+    back = saver.get_tuple(one)
+    assert back is not None
+    assert back.pending_writes == [("task", "messages", [AIMessage("a", id="a")])]
+    saver.close()
