@@ -1,0 +1,123 @@
+"""``srt import`` attacked with damaged and hand-edited files: typed errors naming what
+cannot be imported, and nothing half-imported (the store read back after each)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agents import SQLiteSession
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.graph import END, START, MessagesState, StateGraph
+
+import srt
+from srt.errors import ConfigError, InvalidMessageError, SessionExistsError
+from srt.integrations import importers
+from srt.integrations.agents import SrtSession
+from srt.integrations.langgraph import SrtSaver
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+# -- importers ----------------------------------------------------------------------------
+
+
+def _agents_file(path: Path, rows: list[tuple[str, Any]]) -> Path:
+    """An Agents SDK ``SQLiteSession`` file (made by the SDK) with ``rows`` added as they
+    are, as a damaged or hand-edited file would hold them."""
+    sdk = SQLiteSession("a", path)
+    run(
+        sdk.add_items([{"role": "user", "content": "fine"}, {"role": "assistant", "content": "ok"}])
+    )
+    sdk.close()
+    with sqlite3.connect(path) as conn:
+        conn.executemany("INSERT INTO agent_messages(session_id, message_data) VALUES (?, ?)", rows)
+    conn.close()
+    return path
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        ("5", InvalidMessageError),
+        ('"just text"', InvalidMessageError),
+        ('{"role": "user", "content": "\\ud83d"}', InvalidMessageError),
+        (json.dumps({"role": "user", "content": "x" * 5000}), InvalidMessageError),
+        (json.dumps({"role": "user", "content": "x", "n": float("nan")}), InvalidMessageError),
+    ],
+    ids=["int", "string", "lone-surrogate", "too-big", "nan"],
+)
+def test_agents_import_checks_the_whole_file_before_writing(
+    tmp_path: Path, data: str, error: type[Exception]
+) -> None:
+    """Session ``a`` is fine, session ``b`` (after it) holds a row srt cannot take: the
+    import is refused with the session named, and nothing of ``a`` was written."""
+    path = _agents_file(
+        tmp_path / "agents.db", [("b", json.dumps({"role": "user", "content": "q"})), ("b", data)]
+    )
+    with srt.Runtime(tmp_path / "srt.db", max_message_bytes=4096) as rt:
+        with pytest.raises(error, match="session 'b' cannot be imported, so nothing was"):
+            importers.run(rt, "agents-sqlite", str(path))
+        assert rt.sessions() == []
+        assert rt.store.list_objects("agents.branch", "a") == []
+        assert rt.store.verify().ok
+
+
+def test_agents_import_refuses_a_session_held_with_other_items_before_writing(
+    tmp_path: Path,
+) -> None:
+    path = _agents_file(
+        tmp_path / "agents.db", [("z", json.dumps({"role": "user", "content": "q"}))]
+    )
+    with srt.Runtime(tmp_path / "srt.db") as rt:
+        run(SrtSession("z", rt).add_items([{"role": "user", "content": "other"}]))
+        with pytest.raises(SessionExistsError, match="'z' exists with other items"):
+            importers.run(rt, "agents-sqlite", str(path))
+        assert [i.name for i in rt.sessions()] == ["z"]  # and no "a"
+
+
+def _graph(checkpointer: Any) -> Any:
+    def agent(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [AIMessage(f"answer {len(state['messages'])}")]}
+
+    g = StateGraph(MessagesState)
+    g.add_node("agent", agent)
+    g.add_edge(START, "agent")
+    g.add_edge("agent", END)
+    return g.compile(checkpointer=checkpointer)
+
+
+def test_langgraph_import_of_a_damaged_checkpoint_leaves_nothing(tmp_path: Path) -> None:
+    """Thread ``t1`` imports well, then a checkpoint of ``t2`` cannot be read: a
+    ``ConfigError`` naming it, and ``t1`` is taken back out (its messages unnamed)."""
+    path = tmp_path / "lg.db"
+    conn = sqlite3.connect(path, check_same_thread=False)
+    app = _graph(SqliteSaver(conn))
+    for thread in ("t1", "t2"):
+        for i in range(2):
+            app.invoke(
+                {"messages": [HumanMessage(f"q{i}")]}, {"configurable": {"thread_id": thread}}
+            )
+    (cid,) = conn.execute(
+        "SELECT max(checkpoint_id) FROM checkpoints WHERE thread_id = 't2'"
+    ).fetchone()
+    conn.execute(
+        "UPDATE checkpoints SET checkpoint = ? WHERE checkpoint_id = ?", (b"\xc1\xc1junk", cid)
+    )
+    conn.commit()
+    conn.close()
+    with srt.Runtime(tmp_path / "srt.db") as rt:
+        with pytest.raises(ConfigError, match=f"checkpoint {cid} of thread 't2' cannot be read"):
+            importers.run(rt, "langgraph", str(path))
+        saver = SrtSaver(rt)
+        assert list(saver.list(None)) == []
+        saver.close()
+        assert rt.sessions() == []
+        assert rt.store.verify().ok
