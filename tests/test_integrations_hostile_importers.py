@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlite_utils
 from agents import SQLiteSession
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, MessagesState, StateGraph
+from llm.logs import LogStore
+from llm.parts import Message, TextPart
 
 import srt
 from srt.errors import ConfigError, InvalidMessageError, SessionExistsError
@@ -121,3 +124,54 @@ def test_langgraph_import_of_a_damaged_checkpoint_leaves_nothing(tmp_path: Path)
         saver.close()
         assert rt.sessions() == []
         assert rt.store.verify().ok
+
+
+def _secret_free(db: Path) -> bool:
+    return all(b"sk-live-1234" not in p.read_bytes() for p in db.parent.glob(db.name + "*"))
+
+
+def test_imports_go_through_the_redaction_hook(tmp_path: Path) -> None:
+    """With ``Runtime(redact=...)`` every importer stores the redacted conversation and
+    verifies it against the source as redacted (it raised ``CorruptionError`` after
+    writing), and importing again finds it already there."""
+    secret = "my key is sk-live-1234"
+    sdk = SQLiteSession("a", tmp_path / "agents.db")
+    run(sdk.add_items([{"role": "user", "content": secret, "id": "sk-live-1234"}]))
+    sdk.close()
+    db = sqlite_utils.Database(str(tmp_path / "logs.db"))
+    logs = LogStore(db)
+    logs.append(logs.ensure_thread("t"), [Message("user", [TextPart(secret)])])
+    db.close()
+    conn = sqlite3.connect(tmp_path / "lg.db", check_same_thread=False)
+    _graph(SqliteSaver(conn)).invoke(
+        {"messages": [HumanMessage(secret)]}, {"configurable": {"thread_id": "t"}}
+    )
+    conn.close()
+
+    def hide(text: str) -> str:
+        return text.replace("sk-live-1234", "[key]")
+
+    for source, name in (("agents-sqlite", "agents"), ("llm-logs", "logs"), ("langgraph", "lg")):
+        dest = tmp_path / f"{name}-srt.db"
+        with srt.Runtime(dest, redact=hide) as rt:
+            for _ in range(2):
+                report = importers.run(rt, source, str(tmp_path / f"{name}.db"))
+                assert report.verified == report.conversations == 1
+        assert _secret_free(dest), source
+    with srt.Runtime(tmp_path / "agents-srt.db") as rt:
+        back = run(SrtSession("a", rt).get_items())
+        assert back == [{"role": "user", "content": "my key is [key]", "id": "[key]"}]
+
+
+def test_llm_import_checks_the_whole_file_before_writing(tmp_path: Path) -> None:
+    """Thread ``a`` is fine, thread ``b`` holds a message over the runtime's
+    ``max_message_bytes``: refused with the session named, and nothing of ``a`` written."""
+    db = sqlite_utils.Database(str(tmp_path / "logs.db"))
+    logs = LogStore(db)
+    logs.append(logs.ensure_thread("a"), [Message("user", [TextPart("fine")])])
+    logs.append(logs.ensure_thread("b"), [Message("user", [TextPart("x" * 5000)])])
+    db.close()
+    with srt.Runtime(tmp_path / "srt.db", max_message_bytes=4096) as rt:
+        with pytest.raises(InvalidMessageError, match="'llm/b' cannot be imported, so nothing was"):
+            importers.run(rt, "llm-logs", str(tmp_path / "logs.db"))
+        assert rt.sessions() == []

@@ -39,8 +39,9 @@ from ..errors import (
     SessionExistsError,
     SrtError,
 )
-from ..message import canonicalize
+from ..message import canonicalize, redact_strings
 from ..runtime import Runtime, check_name
+from ._append import redacted
 
 __all__ = ["SOURCES", "ImportReport", "run"]
 
@@ -224,7 +225,10 @@ def _check_session(rt: Runtime, name: str, messages: list[dict[str, Any]]) -> li
     empty or holds just these (nothing is written)."""
     try:
         check_name(name)
-        expected = [json.loads(canonicalize(m, rt.max_message_bytes)[0]) for m in messages]
+        # (what the runtime's redaction hook leaves of them, as the session stores them)
+        expected = [
+            json.loads(canonicalize(redacted(rt, m), rt.max_message_bytes)[0]) for m in messages
+        ]
     except (InvalidMessageError, InvalidSessionNameError) as exc:
         raise type(exc)(f"{name!r} cannot be imported, so nothing was: {exc}") from None
     if rt.store.get_session(name) is not None:
@@ -289,7 +293,7 @@ def import_agents_sqlite(rt: Runtime, path: str) -> ImportReport:
                 ) from None
             if rt.store.get_session(sid) is not None:
                 have = asyncio.run(SrtSession(sid, rt).get_items())
-                if have and have != items:
+                if have and have != redacted(rt, items):
                     raise SessionExistsError(
                         f"session {sid!r} exists with other items; nothing was imported"
                     )
@@ -297,11 +301,11 @@ def import_agents_sqlite(rt: Runtime, path: str) -> ImportReport:
             items = items_of(sid, Counter())
             session = SrtSession(sid, rt)
             have = asyncio.run(session.get_items())
-            if have and have != items:
+            if have and have != redacted(rt, items):
                 raise SessionExistsError(f"session {sid!r} exists with other items; not imported")
             if not have:
                 asyncio.run(session.add_items(items))
-            if asyncio.run(session.get_items()) != items:
+            if asyncio.run(session.get_items()) != redacted(rt, items):
                 raise CorruptionError(f"session {sid!r} read back differs from its source")
             report.conversations += 1
             report.messages += len(items)
@@ -354,7 +358,9 @@ def import_langgraph(rt: Runtime, path: str) -> ImportReport:
         had = {t.config["configurable"]["thread_id"] for t in saver.list(None)}
         try:
             for thread, ns in scopes:
-                _langgraph_scope(conn, path, source, saver, thread, ns, report, BaseMessage)
+                _langgraph_scope(
+                    conn, path, source, saver, thread, ns, report, BaseMessage, _masker(rt)
+                )
         except BaseException:
             # Nothing is left half-imported: the threads this import started go again.
             for thread in threads:
@@ -379,6 +385,7 @@ def _langgraph_scope(
     ns: Any,
     report: ImportReport,
     message_type: type,
+    masked: Callable[[Any], Any],
 ) -> None:
     """Every checkpoint of one thread and namespace, oldest first, put and read back."""
     try:
@@ -422,7 +429,7 @@ def _langgraph_scope(
         for task, writes in by_task.items():
             saver.put_writes(stored, writes, task)
         back = saver.get_tuple(stored)
-        if back is None or not _same_tuple(back, tup):
+        if back is None or not _same_tuple(back, tup, masked):
             raise CorruptionError(
                 f"checkpoint {cid} of thread {thread!r} read back differs from its source"
             )
@@ -434,12 +441,41 @@ def _langgraph_scope(
         )
 
 
-def _same_tuple(a: Any, b: Any) -> bool:
+def _masker(rt: Runtime) -> Callable[[Any], Any]:
+    """What the runtime's redaction hook leaves of a value: every string, and every
+    LangChain message whole (as ``SrtSaver`` redacts it)."""
+    hook = rt.redact
+    if hook is None:
+        return lambda value: value
+    from langchain_core.messages import BaseMessage
+
+    from . import _lcmsg
+
+    def mask(value: Any) -> Any:
+        if isinstance(value, BaseMessage):
+            return _lcmsg.load(redact_strings(_lcmsg.dump(value), hook))
+        if isinstance(value, str):
+            return hook(value)
+        if isinstance(value, dict):
+            return {k: mask(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [mask(v) for v in value]
+        return value
+
+    return mask
+
+
+def _same_tuple(a: Any, b: Any, masked: Callable[[Any], Any]) -> bool:
+    """Whether checkpoint ``a`` read back is ``b`` from the source. With a redaction hook
+    both sides are compared as the hook leaves every string and message of them: the
+    saver redacts the messages and nothing else, so only a secret may differ."""
+
     def writes(t: Any) -> list[tuple[str, str, Any]]:
-        return sorted(t.pending_writes or (), key=lambda w: (w[0], w[1], repr(w[2])))
+        out = [(w[0], w[1], masked(w[2])) for w in t.pending_writes or ()]
+        return sorted(out, key=lambda w: (w[0], w[1], repr(w[2])))
 
     return bool(
-        a.checkpoint["channel_values"] == b.checkpoint["channel_values"]
+        masked(a.checkpoint["channel_values"]) == masked(b.checkpoint["channel_values"])
         and a.checkpoint["channel_versions"] == b.checkpoint["channel_versions"]
         and a.checkpoint["versions_seen"] == b.checkpoint["versions_seen"]
         and all(a.metadata.get(k) == v for k, v in b.metadata.items())
