@@ -175,3 +175,21 @@ def test_llm_import_checks_the_whole_file_before_writing(tmp_path: Path) -> None
         with pytest.raises(InvalidMessageError, match="'llm/b' cannot be imported, so nothing was"):
             importers.run(rt, "llm-logs", str(tmp_path / "logs.db"))
         assert rt.sessions() == []
+
+
+def test_a_damaged_row_is_not_quoted_in_the_error(tmp_path: Path) -> None:
+    """LangGraph's serializer quotes what it cannot read (here a row's type): the
+    importer's error names the checkpoint and the error's type, never the row."""
+    path = tmp_path / "lg.db"
+    conn = sqlite3.connect(path, check_same_thread=False)
+    _graph(SqliteSaver(conn)).invoke(
+        {"messages": [HumanMessage("q")]}, {"configurable": {"thread_id": "t"}}
+    )
+    conn.execute("UPDATE checkpoints SET type = 'sk-live-1234'")
+    conn.commit()
+    conn.close()
+    with srt.Runtime(tmp_path / "srt.db") as rt:
+        with pytest.raises(ConfigError, match="cannot be read") as caught:
+            importers.run(rt, "langgraph", str(path))
+        assert "sk-live-1234" not in str(caught.value)
+        assert rt.sessions() == []

@@ -214,9 +214,9 @@ def _llm_thread(store: Any, path: str, thread: Any, left: Counter[str]) -> list[
             messages.extend(_llm_message(m, left))
         return messages
     except (sqlite3.DatabaseError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        # (the error's type only: its text may quote the row, secrets and all)
         raise ConfigError(
-            f"{path}: thread {thread!r} cannot be read ({type(exc).__name__}: {exc}); "
-            "nothing was imported"
+            f"{path}: thread {thread!r} cannot be read ({type(exc).__name__}); nothing was imported"
         ) from None
 
 
@@ -409,9 +409,10 @@ def _langgraph_scope(
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"{path} is not a LangGraph SqliteSaver file: {exc}") from None
         except Exception as exc:  # (whatever its serializer raises for a damaged row)
+            # (the error's type only: its text may quote the row, secrets and all)
             raise ConfigError(
                 f"{path}: checkpoint {cid} of thread {thread!r} cannot be read "
-                f"({type(exc).__name__}: {exc}); nothing was imported"
+                f"({type(exc).__name__}); nothing was imported"
             ) from None
         if tup is None:
             continue
