@@ -14,10 +14,13 @@ from typing import Any
 import apsw
 import pytest
 from agents import SQLiteSession
+from langgraph.checkpoint.base import empty_checkpoint
 
 import srt
 from srt.errors import ConfigError, InvalidMessageError
 from srt.integrations.agents import SrtSession
+from srt.integrations.langchain import SrtChatMessageHistory
+from srt.integrations.langgraph import SrtSaver
 
 
 def run(coro: Any) -> Any:
@@ -150,3 +153,34 @@ def test_two_tasks_on_one_handle_add_and_pop(tmp_path: Path) -> None:
     ]
     assert everything == sorted(added, key=lambda i: i["content"])
     s.close()
+
+
+# -- secrets ------------------------------------------------------------------------------
+
+
+def test_no_password_in_the_adapters_reprs_or_errors(pg_url: str) -> None:
+    """A store URL's password is in no adapter's ``repr()``, nor in the error of one
+    that cannot reach its server."""
+    secret = "hunter2-canary"
+    url = pg_url.replace("postgresql://srt@", f"postgresql://srt:{secret}@", 1)
+    assert secret in url  # (the tests' server trusts its socket: the password is unused)
+    session = SrtSession("s", url)
+    saver = SrtSaver(url)
+    history = SrtChatMessageHistory("h", url)
+    run(session.add_items([{"role": "user", "content": "hi"}]))
+    for obj in (session, saver, history):
+        assert secret not in repr(obj), type(obj).__name__
+    with pytest.raises(ConfigError) as caught:
+        saver.put({"configurable": {}}, empty_checkpoint(), {}, {})
+    assert secret not in str(caught.value)
+    for closable in (session, saver, history):
+        closable.close()
+    bad = f"postgresql://srt:{secret}@127.0.0.1:1/nope?schema=x&pool_timeout=0.3"
+    for make in (
+        lambda: SrtSession("s", bad),
+        lambda: SrtSaver(bad),
+        lambda: SrtChatMessageHistory("h", bad),
+    ):
+        with pytest.raises(srt.StoreUnavailableError) as err:
+            make()
+        assert secret not in str(err.value) and secret not in repr(err.value)
