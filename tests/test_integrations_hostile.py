@@ -14,10 +14,11 @@ from typing import Any
 import apsw
 import pytest
 from agents import SQLiteSession
+from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.base import empty_checkpoint
 
 import srt
-from srt.errors import ConfigError, InvalidMessageError
+from srt.errors import ConfigError, InvalidMessageError, SessionExistsError
 from srt.integrations.agents import SrtSession
 from srt.integrations.langchain import SrtChatMessageHistory
 from srt.integrations.langgraph import SrtSaver
@@ -184,3 +185,69 @@ def test_no_password_in_the_adapters_reprs_or_errors(pg_url: str) -> None:
         with pytest.raises(srt.StoreUnavailableError) as err:
             make()
         assert secret not in str(err.value) and secret not in repr(err.value)
+
+
+def test_a_session_id_naming_another_sessions_branch_is_refused(tmp_path: Path) -> None:
+    """Branch ``b`` of session ``"alice"`` is the srt session ``"alice@b"``: a session
+    opened with that id read alice's branch, wrote into it, and lost its items when
+    alice cleared hers. It is refused, and nothing is written."""
+    db = tmp_path / "a.db"
+    alice = SrtSession("alice", db)
+    run(alice.add_items([{"role": "user", "content": "alice's", "id": "m1"}]))
+    branch = run(alice.fork(switch=False))
+    with pytest.raises(SessionExistsError, match=f"is branch '{branch}' of session 'alice'"):
+        SrtSession(f"alice@{branch}", db)
+    on_branch = SrtSession("alice", db, branch=branch)
+    assert run(on_branch.get_items()) == [{"role": "user", "content": "alice's", "id": "m1"}]
+    with srt.Runtime(db) as rt:
+        assert rt.store.list_objects("agents.branch", f"alice@{branch}") == []
+    # The other way round: a session "bob@branch-1" first, then bob's forks pass it by.
+    run(SrtSession("bob@branch-1", db).add_items([{"role": "user", "content": "not bob's"}]))
+    bob = SrtSession("bob", db)
+    run(bob.add_items([{"role": "user", "content": "bob's"}]))
+    assert run(bob.fork()) == "branch-2"
+    assert run(bob.get_items()) == [{"role": "user", "content": "bob's"}]
+    for s in (alice, on_branch, bob):
+        s.close()
+
+
+@pytest.mark.parametrize("messages", [None, 5, "text", HumanMessage("one")])
+def test_add_messages_takes_a_list(tmp_path: Path, messages: Any) -> None:
+    h = SrtChatMessageHistory("h", tmp_path / "h.db")
+    with pytest.raises(InvalidMessageError, match="list of LangChain messages"):
+        h.add_messages(messages)
+    assert h.messages == []
+    h.close()
+
+
+def test_a_cancelled_aput_is_settled_when_the_cancellation_arrives(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    saver = SrtSaver(db)
+    cfg: Any = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+    first = empty_checkpoint()
+    first["channel_values"] = {"messages": [HumanMessage("q", id="q")]}
+    first["channel_versions"] = {"messages": 1}
+    saver.put(cfg, first, {}, {"messages": 1})
+    started = threading.Event()
+    blocker = threading.Thread(target=_hold_the_write_lock, args=(db, started, 0.5))
+    blocker.start()
+    started.wait()
+    second = empty_checkpoint()
+    second["channel_values"] = {"messages": [HumanMessage("q", id="q"), AIMessage("a", id="a")]}
+    second["channel_versions"] = {"messages": 2}
+
+    async def cancel_mid_put() -> int:
+        task = asyncio.create_task(saver.aput(cfg, second, {}, {"messages": 2}))
+        await asyncio.sleep(0.15)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        other = SrtSaver(db)
+        seen = len(list(other.list(cfg)))
+        other.close()
+        return seen
+
+    seen = run(cancel_mid_put())
+    blocker.join()
+    assert seen == len(list(saver.list(cfg))) in (1, 2)
+    saver.close()

@@ -51,13 +51,29 @@ from agents.memory.session_settings import (
     resolve_session_limit,
 )
 
-from ..errors import ConfigError, ConflictError, InvalidMessageError, SessionNotFoundError
-from ..message import canonicalize, dumps
+from ..errors import (
+    ConfigError,
+    ConflictError,
+    InvalidMessageError,
+    SessionExistsError,
+    SessionNotFoundError,
+)
+from ..message import dumps
 from ..runtime import Runtime, check_name
 from ..session import Session
 from ..store.base import ObjectPut
-from . import _append, _items, _patch, _usage
-from ._itemstore import USER, Branch, Cache, Snapshot, item_key, shelf, split_entry
+from . import _append, _usage
+from ._itemstore import (
+    USER,
+    Branch,
+    Cache,
+    Snapshot,
+    branch_of,
+    item_key,
+    prepare,
+    shelf,
+    split_entry,
+)
 from ._itemstore import digest as _digest
 from ._itemstore import entry as _entry
 
@@ -71,24 +87,6 @@ _ITEM = "agents.item"
 _PAGE = 500
 _RETRIES = 64
 _T = TypeVar("_T")
-
-
-def prepare(rt: Runtime, items: Sequence[Any]) -> list[tuple[Any, str, Any, bytes, bytes | None]]:
-    """What ``add_items`` stores of each item, in ``rt``: (canonical message, its text's
-    digest, patch, canonical bytes, patch as JSON); ``InvalidMessageError`` for an item
-    it cannot store. Nothing is written (the importer checks a whole file with it)."""
-    out = []
-    for given in items:
-        item = _append.redacted(rt, given)
-        body, _meta = canonicalize(_items.canonical(item), rt.max_message_bytes)
-        stored = json.loads(body)
-        patch = _patch.diff(_items.rebuild(stored), item)
-        try:  # what the canonical message left out is in the patch
-            text = None if patch is None else dumps(patch)
-        except (TypeError, ValueError) as exc:
-            raise InvalidMessageError(f"a session item is not JSON: {exc}") from None
-        out.append((stored, _digest(body), patch, body, text))
-    return out
 
 
 class SrtSession:
@@ -124,6 +122,7 @@ class SrtSession:
         with self._lock:
             self._branches = self._load_branches()
             if MAIN not in self._branches:
+                self._not_a_branch()
                 main = Branch(MAIN, session_id, None, 0, time.time())
                 self._store.put_object(_BRANCH, session_id, MAIN, main.encode())
                 self._branches[MAIN] = main
@@ -144,6 +143,18 @@ class SrtSession:
         return f"<srt.integrations.agents.SrtSession {self.session_id!r} branch={self._branch!r}>"
 
     # -- plumbing ------------------------------------------------------------------------
+
+    def _not_a_branch(self) -> None:
+        """A new session's srt session must not be another session's branch: session
+        ``"a@b"`` would read and write branch ``b`` of session ``"a"``, and lose its items
+        when ``"a"`` is cleared."""
+        found = branch_of(self._store, self.session_id)
+        if found is not None:
+            owner, name = found
+            raise SessionExistsError(
+                f"{self.session_id!r} is branch {name!r} of session {owner!r}: open that "
+                f"one with branch={name!r}, or give this session another id"
+            )
 
     def _load_branches(self) -> dict[str, Branch]:
         out: dict[str, Branch] = {}
@@ -299,22 +310,8 @@ class SrtSession:
         return await asyncio.to_thread(locked)
 
     async def _change(self, fn: Callable[..., _T], *args: Any) -> _T:
-        """``_run`` for a change: a caller cancelled meanwhile still waits for its
-        outcome (a thread cannot be stopped), then gets the ``CancelledError``; so when
-        the cancellation reaches it, the change is either whole in the store or not
-        there, and no write lands later. (The SDK's own sessions do the same.)"""
-        task = asyncio.ensure_future(self._run(fn, *args))
-        cancelled: asyncio.CancelledError | None = None
-        while not task.done():
-            try:
-                await asyncio.wait({task})
-            except asyncio.CancelledError as exc:
-                cancelled = cancelled or exc
-        if cancelled is not None:
-            if not task.cancelled():
-                task.exception()  # (seen: its outcome is the cancellation's to report)
-            raise cancelled
-        return task.result()
+        """``_run`` for a change: see ``_append.settled``."""
+        return await _append.settled(self._run(fn, *args))
 
     # -- the Session protocol ------------------------------------------------------------
 
@@ -443,9 +440,11 @@ class SrtSession:
                 )
             at = users[at_turn - 1]
         self._branches = self._load_branches()
-        if name is None:
+        if name is None:  # (one whose srt session is free: another session may hold it)
             n = len(self._branches)
-            while f"branch-{n}" in self._branches:
+            while f"branch-{n}" in self._branches or self._store.get_session(
+                f"{self.session_id}@branch-{n}"
+            ):
                 n += 1
             name = f"branch-{n}"
         if not isinstance(name, str) or not name or name in self._branches:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from langchain_core.chat_history import BaseChatMessageHistory
@@ -89,6 +89,10 @@ class SrtChatMessageHistory(BaseChatMessageHistory):
 
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
         """Append ``messages`` atomically (an invalid one raises and nothing is written)."""
+        if isinstance(messages, (str, bytes, BaseMessage)) or not isinstance(messages, Iterable):
+            raise InvalidMessageError(
+                f"add_messages takes a list of LangChain messages, got {type(messages).__name__}"
+            )
         prepared = []
         for m in messages:
             if not _lcmsg.is_message(m):

@@ -50,7 +50,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from ..errors import ConfigError, InvalidMessageError, SessionNotFoundError, SrtError
 from ..runtime import Runtime
 from ..store.base import ObjectPut
-from . import _lcmsg, _lgcheck
+from . import _append, _lcmsg, _lgcheck
 from ._lgcodec import full_id, key_id
 from ._lglist import BATCH, Listing
 from ._lgstate import BLOB, CKPT, KEEP, NS, THREAD, THREADS, Scope, Tree, short
@@ -112,6 +112,9 @@ class SrtSaver(BaseCheckpointSaver[Any]):
 
     async def _acall(self, fn: Callable[..., _T], *args: Any) -> _T:
         return await asyncio.wrap_future(self._submit(fn, *args))
+
+    async def _achange(self, fn: Callable[..., _T], *args: Any) -> _T:
+        return await _append.settled(self._acall(fn, *args))  # (cancelled: settled first)
 
     def __repr__(self) -> str:
         return f"<srt.integrations.langgraph.SrtSaver {self._rt.path!r}>"
@@ -564,7 +567,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        return await self._acall(self._put, config, checkpoint, metadata, new_versions)
+        return await self._achange(self._put, config, checkpoint, metadata, new_versions)
 
     async def aput_writes(
         self,
@@ -573,19 +576,19 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        await self._acall(self._put_writes, config, writes, task_id, task_path)
+        await self._achange(self._put_writes, config, writes, task_id, task_path)
 
     async def adelete_thread(self, thread_id: str) -> None:
-        await self._acall(self._delete_thread, _lgcheck.thread(thread_id))
+        await self._achange(self._delete_thread, _lgcheck.thread(thread_id))
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-        await self._acall(self._delete_for_runs, _lgcheck.runs(run_ids))
+        await self._achange(self._delete_for_runs, _lgcheck.runs(run_ids))
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         src, dst = _lgcheck.thread(source_thread_id), _lgcheck.thread(target_thread_id)
-        await self._acall(self._copy_thread, src, dst)
+        await self._achange(self._copy_thread, src, dst)
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         if strategy not in ("keep_latest", "delete"):
             raise ConfigError(f"unknown prune strategy {strategy!r}")
-        await self._acall(self._prune, _lgcheck.threads(thread_ids), strategy)
+        await self._achange(self._prune, _lgcheck.threads(thread_ids), strategy)
