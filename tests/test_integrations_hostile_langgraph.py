@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
-from langgraph.checkpoint.base import empty_checkpoint
+from langgraph.checkpoint.base import create_checkpoint, empty_checkpoint
 
 import srt
 from srt.errors import ConfigError, InvalidMessageError
@@ -136,3 +136,73 @@ def test_a_refused_write_takes_back_what_it_wrote(tmp_path: Path) -> None:
     assert back is not None
     assert back.pending_writes == [("task", "messages", [AIMessage("a", id="a")])]
     saver.close()
+
+
+# -- two savers on one thread (two processes, or two runtimes of one) --------------------
+
+
+def _step(msgs: list[Any], i: int) -> Any:
+    c = create_checkpoint(empty_checkpoint(), None, i)
+    c["channel_values"] = {"messages": list(msgs), "step": i}
+    c["channel_versions"] = {"messages": i + 1, "step": i + 1}
+    return c
+
+
+def test_writes_from_two_savers_to_one_checkpoint_are_all_kept(tmp_path: Path) -> None:
+    """Each saver had read the checkpoint before the other added its task's writes: the
+    second wrote the record back without the first's writes."""
+    db = tmp_path / "g.db"
+    one, two = SrtSaver(db), SrtSaver(srt.Runtime(db))
+    cp = one.put(_cfg(), _step([HumanMessage("q", id="q")], 0), {}, {"messages": 1, "step": 1})
+    assert two.get_tuple(cp) is not None
+    two.put_writes(cp, [("a", 1)], "task-x")
+    one.put_writes(cp, [("b", 2)], "task-y")
+    want = [("task-x", "a", 1), ("task-y", "b", 2)]
+    for saver in (one, two, SrtSaver(db)):
+        back = saver.get_tuple(cp)
+        assert back is not None and sorted(back.pending_writes or []) == want
+        saver.close()
+
+
+def test_a_saver_that_read_a_thread_earlier_leaves_it_readable(tmp_path: Path) -> None:
+    """A saver writes to a checkpoint another saver has built children on since it read
+    the thread: the children, packed against the checkpoint's record, must be packed
+    again (they were not, and no checkpoint of the thread could be read any more)."""
+    db = tmp_path / "g.db"
+    writer, other = SrtSaver(db), SrtSaver(srt.Runtime(db))
+    msgs = [HumanMessage("q0", id="q0")]
+    first = writer.put(_cfg(), _step(msgs, 0), {"step": 0}, {"messages": 1, "step": 1})
+    assert other.get_tuple(_cfg()) is not None  # (reads the thread: one checkpoint)
+    configs, parent = [first], first
+    for i in range(1, 5):
+        msgs = [*msgs, HumanMessage(f"q{i}", id=f"q{i}")]
+        parent = writer.put(parent, _step(msgs, i), {"step": i}, {"messages": i + 1, "step": i + 1})
+        configs.append(parent)
+    other.put_writes(first, [("x", "from the other saver")], "task")
+    fresh = SrtSaver(db)
+    for i, cfg in enumerate(configs):
+        back = fresh.get_tuple(cfg)
+        assert back is not None and back.checkpoint["channel_values"]["step"] == i
+        assert [m.id for m in back.checkpoint["channel_values"]["messages"]] == [
+            f"q{j}" for j in range(i + 1)
+        ]
+    for saver in (writer, other, fresh):
+        saver.close()
+    with srt.Runtime(db) as rt:
+        assert rt.store.verify().ok
+
+
+def test_a_thread_another_saver_deleted_is_gone_and_can_be_written_again(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "g.db"
+    one, two = SrtSaver(db), SrtSaver(srt.Runtime(db))
+    cp = one.put(_cfg(), _step([HumanMessage("q")], 0), {}, {"messages": 1, "step": 1})
+    two.delete_thread("t")
+    assert one.get_tuple(cp) is None and list(one.list(_cfg())) == []
+    again = one.put(_cfg(), _step([HumanMessage("anew")], 0), {}, {"messages": 1, "step": 1})
+    back = two.get_tuple(_cfg())
+    assert back is not None and back.config == again
+    assert back.checkpoint["channel_values"]["messages"] == [HumanMessage("anew")]
+    one.close()
+    two.close()

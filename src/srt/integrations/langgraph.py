@@ -31,7 +31,6 @@ import copy
 import os
 import random
 import threading
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -47,12 +46,13 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from ..errors import ConfigError, InvalidMessageError, SessionNotFoundError, SrtError
+from ..errors import ConfigError, InvalidMessageError, SessionNotFoundError
 from ..runtime import Runtime
 from ..store.base import ObjectPut
 from . import _append, _lcmsg, _lgcheck
 from ._lgcodec import full_id, key_id
 from ._lglist import BATCH, Listing
+from ._lgscope import Scopes
 from ._lgstate import BLOB, CKPT, KEEP, NS, THREAD, THREADS, Scope, Tree, short
 
 _T = TypeVar("_T")
@@ -89,7 +89,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         self._rt = db if isinstance(db, Runtime) else Runtime(db)
         self._tree = Tree(self._rt, self.serde)
         self._lock = threading.RLock()
-        self._scopes: OrderedDict[tuple[str, str], Scope] = OrderedDict()
+        self._scopes = Scopes(self._rt, self._tree, _SCOPES)
         # Every store call runs on one thread of the saver's own: LangGraph calls from
         # short-lived threads, and each new thread would open a new connection.
         self._worker: int | None = None
@@ -136,16 +136,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         return 1 if current is None else int(current) + 1
 
     def _scope(self, thread: str, ns: str) -> Scope:
-        key = (thread, ns)
-        sc = self._scopes.get(key)
-        if sc is None:
-            sc = self._scopes[key] = Scope(thread, ns)
-            while len(self._scopes) > _SCOPES:
-                self._scopes.popitem(last=False)
-        self._scopes.move_to_end(key)
-        if not sc.loaded:
-            self._tree.load(sc)
-        return sc
+        return self._scopes.get(thread, ns)
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -159,32 +150,6 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         """Store a checkpoint; only the messages new since its parent are converted."""
         return self._call(self._put, config, checkpoint, metadata, new_versions)
 
-    def _guarded(self, thread: str, ns: str, cid: str, fn: Callable[[Scope], _T]) -> _T:
-        """``fn(scope)`` for a write to one checkpoint: if it fails (a value the
-        serializer cannot store, a store error), nothing it did stays: the scope's
-        session goes back to its head (a scope it made goes), and the scope is read
-        again from the store (pending writes kept). A value that cannot be stored is an
-        ``InvalidMessageError``."""
-        sc = self._scope(thread, ns)
-        before = sc.cursor
-        if before is None:
-            row = self._rt.store.get_session(sc.session)
-            before = (row.id, row.head) if row is not None else None
-        pending = {k: builtins.list(v) for k, v in sc.pending.items()}
-        try:
-            return fn(sc)
-        except Exception as exc:
-            fresh = Scope(thread, ns)
-            fresh.pending = pending
-            self._scopes[(thread, ns)] = fresh
-            _lgcheck.undo(self._rt, self._tree, sc, before)
-            if isinstance(exc, (TypeError, ValueError, OverflowError, RecursionError)) and not (
-                isinstance(exc, SrtError)
-            ):
-                where = f"checkpoint {cid} of thread {thread!r}"
-                raise _lgcheck.not_storable(exc, where) from None
-            raise
-
     def _put(
         self,
         config: RunnableConfig,
@@ -196,7 +161,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         _lgcheck.checkpoint(checkpoint, metadata)
         cid = checkpoint["id"]
         with self._lock:
-            return self._guarded(
+            return self._scopes.guarded(
                 thread,
                 ns,
                 cid,
@@ -301,7 +266,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
             self._tree.write(sc, cid, rec, blobs)
 
         with self._lock:
-            self._guarded(thread, ns, cid, write)
+            self._scopes.guarded(thread, ns, cid, write)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -433,6 +398,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
             if row.key.split("/", 1)[0] in keys:
                 store.delete_object(KEEP, sc.key, row.key)
         sc.last = None
+        self._scopes.wrote(sc)
 
     def _sweep(self, thread: str) -> None:
         """Delete the thread's values no record names any more."""
@@ -462,7 +428,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
                 with contextlib.suppress(SessionNotFoundError):
                     self._rt.delete(sc.session)
                 store.delete_object(NS, thread, "ns:" + ns)
-                self._scopes.pop((thread, ns), None)
+                self._scopes.drop(thread, ns)
             for row in list(self._tree.rows(BLOB, short(thread))):
                 store.delete_object(BLOB, short(thread), row.key)
             store.delete_object(THREAD, THREADS, thread)
@@ -510,7 +476,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
                 row = store.get_session(target.session)
                 if row is not None and head is not None:
                     store.move_head(row.id, row.head, head)
-                self._scopes.pop((dst, ns), None)
+                self._scopes.drop(dst, ns)
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """``"keep_latest"``: keep only each namespace's newest checkpoint; ``"delete"``:
