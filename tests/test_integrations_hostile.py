@@ -251,3 +251,33 @@ def test_a_cancelled_aput_is_settled_when_the_cancellation_arrives(tmp_path: Pat
     blocker.join()
     assert seen == len(list(saver.list(cfg))) in (1, 2)
     saver.close()
+
+
+def test_a_cancelled_aadd_messages_is_settled_when_the_cancellation_arrives(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "h.db"
+    h = SrtChatMessageHistory("h", db)
+    h.add_messages([HumanMessage("before", id="b")])
+    started = threading.Event()
+    blocker = threading.Thread(target=_hold_the_write_lock, args=(db, started, 0.5))
+    blocker.start()
+    started.wait()
+    new = [HumanMessage("q", id="q"), AIMessage("a", id="a")]
+
+    async def cancel_mid_add() -> list[Any]:
+        task = asyncio.create_task(h.aadd_messages(new))
+        await asyncio.sleep(0.15)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        other = SrtChatMessageHistory("h", db)
+        seen = other.messages
+        other.close()
+        return seen
+
+    seen = run(cancel_mid_add())
+    blocker.join()
+    assert seen == h.messages
+    assert seen in ([HumanMessage("before", id="b")], [HumanMessage("before", id="b"), *new])
+    h.close()

@@ -152,7 +152,7 @@ def test_writes_from_two_savers_to_one_checkpoint_are_all_kept(tmp_path: Path) -
     """Each saver had read the checkpoint before the other added its task's writes: the
     second wrote the record back without the first's writes."""
     db = tmp_path / "g.db"
-    one, two = SrtSaver(db), SrtSaver(srt.Runtime(db))
+    one, two = SrtSaver(db), SrtSaver(db)
     cp = one.put(_cfg(), _step([HumanMessage("q", id="q")], 0), {}, {"messages": 1, "step": 1})
     assert two.get_tuple(cp) is not None
     two.put_writes(cp, [("a", 1)], "task-x")
@@ -169,7 +169,7 @@ def test_a_saver_that_read_a_thread_earlier_leaves_it_readable(tmp_path: Path) -
     the thread: the children, packed against the checkpoint's record, must be packed
     again (they were not, and no checkpoint of the thread could be read any more)."""
     db = tmp_path / "g.db"
-    writer, other = SrtSaver(db), SrtSaver(srt.Runtime(db))
+    writer, other = SrtSaver(db), SrtSaver(db)
     msgs = [HumanMessage("q0", id="q0")]
     first = writer.put(_cfg(), _step(msgs, 0), {"step": 0}, {"messages": 1, "step": 1})
     assert other.get_tuple(_cfg()) is not None  # (reads the thread: one checkpoint)
@@ -196,7 +196,7 @@ def test_a_thread_another_saver_deleted_is_gone_and_can_be_written_again(
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "g.db"
-    one, two = SrtSaver(db), SrtSaver(srt.Runtime(db))
+    one, two = SrtSaver(db), SrtSaver(db)
     cp = one.put(_cfg(), _step([HumanMessage("q")], 0), {}, {"messages": 1, "step": 1})
     two.delete_thread("t")
     assert one.get_tuple(cp) is None and list(one.list(_cfg())) == []

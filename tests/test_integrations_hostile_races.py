@@ -85,7 +85,7 @@ def test_two_processes_add_and_pop_on_one_session(tmp_path: Path) -> None:
 def test_clear_while_another_handle_adds(tmp_path: Path) -> None:
     """What is left is the adds after the last clear, each whole and with its ids."""
     db = tmp_path / "c.db"
-    adder, clearer = SrtSession("c", db), SrtSession("c", srt.Runtime(db))
+    adder, clearer = SrtSession("c", db), SrtSession("c", db)
     n = 20
     done = threading.Event()
 
@@ -180,7 +180,7 @@ def test_two_savers_put_children_of_one_checkpoint_at_once(tmp_path: Path) -> No
     """Two savers on one file put a child of the same checkpoint at the same moment,
     ten times: each child comes back with its own messages and parent."""
     db = tmp_path / "g.db"
-    first, second = SrtSaver(db), SrtSaver(srt.Runtime(db))
+    first, second = SrtSaver(db), SrtSaver(db)
     cfg: Any = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
     base = empty_checkpoint()
     base["channel_values"] = {"messages": [HumanMessage("q", id="q")]}
