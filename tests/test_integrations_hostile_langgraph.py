@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.base import create_checkpoint, empty_checkpoint
+from langgraph.graph import START, MessagesState, StateGraph
 
 import srt
 from srt.errors import ConfigError, InvalidMessageError
@@ -206,3 +207,26 @@ def test_a_thread_another_saver_deleted_is_gone_and_can_be_written_again(
     assert back.checkpoint["channel_values"]["messages"] == [HumanMessage("anew")]
     one.close()
     two.close()
+
+
+def test_the_redaction_hook_covers_checkpoint_metadata(tmp_path: Path) -> None:
+    """LangGraph copies the config's configurable strings into each checkpoint's metadata
+    (an API key passed that way too): with ``Runtime(redact=...)`` it is scrubbed there
+    as in the messages."""
+    db = tmp_path / "g.db"
+
+    def hide(text: str) -> str:
+        return text.replace("sk-live-1234", "[key]")
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("echo", lambda s: {"messages": [AIMessage("hi")]})
+    graph.add_edge(START, "echo")
+    with srt.Runtime(db, redact=hide) as rt:
+        saver = SrtSaver(rt)
+        app = graph.compile(checkpointer=saver)
+        cfg = {"configurable": {"thread_id": "1", "api_key": "sk-live-1234"}}
+        app.invoke({"messages": [HumanMessage("my key is sk-live-1234")]}, cfg)
+        latest = saver.get_tuple({"configurable": {"thread_id": "1"}})
+        assert latest is not None and latest.metadata["api_key"] == "[key]"
+        saver.close()
+    assert all(b"sk-live-1234" not in p.read_bytes() for p in tmp_path.glob("g.db*"))

@@ -479,7 +479,7 @@ def _same_tuple(a: Any, b: Any, masked: Callable[[Any], Any]) -> bool:
         masked(a.checkpoint["channel_values"]) == masked(b.checkpoint["channel_values"])
         and a.checkpoint["channel_versions"] == b.checkpoint["channel_versions"]
         and a.checkpoint["versions_seen"] == b.checkpoint["versions_seen"]
-        and all(a.metadata.get(k) == v for k, v in b.metadata.items())
+        and all(masked(a.metadata.get(k)) == masked(v) for k, v in b.metadata.items())
         and (a.parent_config or {}).get("configurable", {}).get("checkpoint_id")
         == (b.parent_config or {}).get("configurable", {}).get("checkpoint_id")
         and writes(a) == writes(b)

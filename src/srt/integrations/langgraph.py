@@ -221,7 +221,8 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         old = tree.record(sc, cid)
         rec: dict[str, Any] = {
             "c": {k: v for k, v in checkpoint.items() if k not in ("id", "channel_values")},
-            "m": get_serializable_checkpoint_metadata(config, metadata),
+            # (with the config's configurable strings, an API key among them maybe)
+            "m": _append.redacted(self._rt, get_serializable_checkpoint_metadata(config, metadata)),
             "p": parent_id,
             "ch": ch,
             "w": old["w"] if old is not None else [],
