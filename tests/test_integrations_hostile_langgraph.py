@@ -48,6 +48,8 @@ def _cfg(thread: Any = "t", **more: Any) -> Any:
         ({"configurable": {"thread_id": "t", "checkpoint_ns": 3}}, "checkpoint_ns must be"),
         ({"configurable": {"thread_id": "t", "checkpoint_ns": "\ud83d"}}, "lone surrogate"),
         ({"configurable": {"thread_id": "t", "checkpoint_id": 5}}, "checkpoint_id must be"),
+        ({"configurable": {"thread_id": "a\x1fb"}}, "U\\+001F"),
+        ({"configurable": {"thread_id": "a", "checkpoint_ns": "b\x1f"}}, "U\\+001F"),
     ],
 )
 def test_bad_configs_are_config_errors(tmp_path: Path, config: Any, match: str) -> None:

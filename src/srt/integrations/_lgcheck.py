@@ -46,7 +46,15 @@ def thread(value: Any) -> str:
     if not isinstance(value, str):
         kind = type(value).__name__
         raise ConfigError(f"a thread_id must be a str, an int or a UUID, got {kind}")
-    return text("the thread_id", value)
+    return _unit(text("the thread_id", value), "a thread_id")
+
+
+def _unit(value: str, what: str) -> str:
+    # U+001F joins a thread and a namespace in a scope's key: in either, thread "a\x1fb"
+    # and thread "a" with namespace "b" would share their checkpoints.
+    if "\x1f" in value:
+        raise ConfigError(f"{what} must not hold U+001F (the unit separator)")
+    return value
 
 
 def _configurable(config: Any, what: str) -> Mapping[str, Any]:
@@ -66,7 +74,8 @@ def ids(config: Any) -> tuple[str, str, str | None]:
         ns = ""
     if not isinstance(ns, str):
         raise ConfigError(f"checkpoint_ns must be a str, got {type(ns).__name__}")
-    return thread(conf["thread_id"]), text("checkpoint_ns", ns), checkpoint_id(conf)
+    ns = _unit(text("checkpoint_ns", ns), "checkpoint_ns")
+    return thread(conf["thread_id"]), ns, checkpoint_id(conf)
 
 
 def checkpoint_id(conf: Mapping[str, Any]) -> str | None:
