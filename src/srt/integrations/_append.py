@@ -7,14 +7,17 @@ only one append wins: the winner's item would come back with the loser's patch, 
 none. ``append`` writes the messages and the objects through the Store protocol's
 ``append``, in one transaction, as ``Session.append`` does for messages alone.
 
+``settled`` awaits a change (run on a thread) to its end even when the caller is cancelled.
+
 ``redacted`` applies the runtime's redaction hook to a whole item first, so that what
 the patch keeps (ids, provider fields, a reasoning item) is redacted like the text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import asyncio
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
 
 from .. import _core
 from ..errors import ConflictError, SessionNotFoundError
@@ -23,7 +26,9 @@ from ..runtime import Runtime
 from ..session import Session
 from ..store.base import NewNode, ObjectPut
 
-__all__ = ["append", "append_to", "redacted"]
+__all__ = ["append", "append_to", "redacted", "settled"]
+
+_T = TypeVar("_T")
 
 
 def redacted(rt: Runtime, value: Any) -> Any:
@@ -66,3 +71,22 @@ def append_to(
     prefix = bytes.fromhex(seen) if seen is not None else _core.ROOT
     append(rt, session.name, session.head, len(session), prefix, bodies, objects)
     session.refresh()
+
+
+async def settled(change: Awaitable[_T]) -> _T:
+    """The outcome of ``change`` (a write run on a thread, which cannot be stopped). A
+    caller cancelled meanwhile still waits for it, then gets the ``CancelledError``: so
+    when the cancellation reaches it, the change is whole in the store or not there, and
+    no write lands later. (The Agents SDK's own sessions do the same.)"""
+    task = asyncio.ensure_future(change)
+    cancelled: asyncio.CancelledError | None = None
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError as exc:
+            cancelled = cancelled or exc
+    if cancelled is not None:
+        if not task.cancelled():
+            task.exception()  # (seen: its outcome is the cancellation's to report)
+        raise cancelled
+    return task.result()

@@ -32,7 +32,12 @@ _TEXT_PARTS = frozenset({"input_text", "output_text", "text"})
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidMessageError(f"a session item holds a value that is not JSON: {exc}") from None
 
 
 def _input_content(content: Any) -> Any:

@@ -1,7 +1,8 @@
 """How ``SrtSession`` keeps an item: its canonical message in the srt session of its
 branch, and a patch entry (``entry``: the patch and the digest of the text it was made
 for) under ``item_key(branch, place)``; how a handle caches a branch's items (``Cache``),
-and how the handles of one runtime share them (``shelf``)."""
+and how the handles of one runtime share them (``shelf``); what ``add_items`` makes of
+an item before writing it (``prepare``)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import _core
-from ..message import dumps
-from . import _items, _patch
+from ..errors import InvalidMessageError
+from ..message import canonicalize, dumps
+from ..runtime import Runtime
+from . import _append, _items, _patch
 
 __all__ = [
     "USER",
@@ -23,12 +26,16 @@ __all__ = [
     "Cache",
     "Shelf",
     "Snapshot",
+    "branch_of",
     "digest",
     "entry",
     "item_key",
+    "prepare",
     "shelf",
     "split_entry",
 ]
+
+_BRANCH = "agents.branch"  # (the kind of SrtSession's branch records)
 
 #: In a canonical message the only unescaped ``"role":`` is its own (no part or call
 #: holds a role, and quotes inside strings are escaped).
@@ -52,6 +59,37 @@ class Branch:
     def decode(cls, name: str, value: bytes) -> Branch:
         data = json.loads(value)
         return cls(name, data["session"], data["parent"], int(data["at"]), float(data["created"]))
+
+
+def prepare(rt: Runtime, items: Sequence[Any]) -> list[tuple[Any, str, Any, bytes, bytes | None]]:
+    """What ``add_items`` stores of each item, in ``rt``: (canonical message, its text's
+    digest, patch, canonical bytes, patch as JSON); ``InvalidMessageError`` for an item
+    it cannot store. Nothing is written (the importer checks a whole file with it)."""
+    out = []
+    for given in items:
+        item = _append.redacted(rt, given)
+        body, _meta = canonicalize(_items.canonical(item), rt.max_message_bytes)
+        stored = json.loads(body)
+        patch = _patch.diff(_items.rebuild(stored), item)
+        try:  # what the canonical message left out is in the patch
+            text = None if patch is None else dumps(patch)
+        except (TypeError, ValueError) as exc:
+            raise InvalidMessageError(f"a session item is not JSON: {exc}") from None
+        out.append((stored, digest(body), patch, body, text))
+    return out
+
+
+def branch_of(store: Any, session: str) -> tuple[str, str] | None:
+    """(owner, branch) if srt session ``session`` is a branch of another agents session
+    (``"a@b"``: branch ``b`` of ``"a"``, or ``b@c`` of ``"a@"``...), else ``None``."""
+    at = session.find("@")
+    while at >= 0:
+        owner, name = session[:at], session[at + 1 :]
+        row = store.get_object(_BRANCH, owner, name) if owner and name else None
+        if row is not None and Branch.decode(name, row.value).session == session:
+            return owner, name
+        at = session.find("@", at + 1)
+    return None
 
 
 def item_key(branch: str, pos: int) -> str:

@@ -42,7 +42,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from agents.memory.session_settings import (
@@ -51,17 +51,33 @@ from agents.memory.session_settings import (
     resolve_session_limit,
 )
 
-from ..errors import ConfigError, ConflictError, InvalidMessageError, SessionNotFoundError
-from ..message import canonicalize, dumps
+from ..errors import (
+    ConfigError,
+    ConflictError,
+    InvalidMessageError,
+    SessionExistsError,
+    SessionNotFoundError,
+)
+from ..message import dumps
 from ..runtime import Runtime, check_name
 from ..session import Session
 from ..store.base import ObjectPut
-from . import _append, _items, _patch, _usage
-from ._itemstore import USER, Branch, Cache, Snapshot, item_key, shelf, split_entry
+from . import _append, _usage
+from ._itemstore import (
+    USER,
+    Branch,
+    Cache,
+    Snapshot,
+    branch_of,
+    item_key,
+    prepare,
+    shelf,
+    split_entry,
+)
 from ._itemstore import digest as _digest
 from ._itemstore import entry as _entry
 
-__all__ = ["MAIN", "SrtSession"]
+__all__ = ["MAIN", "SrtSession", "prepare"]
 
 #: The name of the first branch: the srt session named ``session_id``.
 MAIN = "main"
@@ -106,6 +122,7 @@ class SrtSession:
         with self._lock:
             self._branches = self._load_branches()
             if MAIN not in self._branches:
+                self._not_a_branch()
                 main = Branch(MAIN, session_id, None, 0, time.time())
                 self._store.put_object(_BRANCH, session_id, MAIN, main.encode())
                 self._branches[MAIN] = main
@@ -126,6 +143,18 @@ class SrtSession:
         return f"<srt.integrations.agents.SrtSession {self.session_id!r} branch={self._branch!r}>"
 
     # -- plumbing ------------------------------------------------------------------------
+
+    def _not_a_branch(self) -> None:
+        """A new session's srt session must not be another session's branch: session
+        ``"a@b"`` would read and write branch ``b`` of session ``"a"``, and lose its items
+        when ``"a"`` is cleared."""
+        found = branch_of(self._store, self.session_id)
+        if found is not None:
+            owner, name = found
+            raise SessionExistsError(
+                f"{self.session_id!r} is branch {name!r} of session {owner!r}: open that "
+                f"one with branch={name!r}, or give this session another id"
+            )
 
     def _load_branches(self) -> dict[str, Branch]:
         out: dict[str, Branch] = {}
@@ -280,11 +309,17 @@ class SrtSession:
 
         return await asyncio.to_thread(locked)
 
+    async def _change(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """``_run`` for a change: see ``_append.settled``."""
+        return await _append.settled(self._run(fn, *args))
+
     # -- the Session protocol ------------------------------------------------------------
 
     async def get_items(self, limit: int | None = None, *, wrapper: Any = None) -> list[Any]:
         """The items of the current branch, oldest first; with ``limit``, the last ones."""
         n = resolve_session_limit(limit, self.session_settings)
+        if n is not None and not isinstance(n, int):
+            raise ConfigError(f"limit must be an int or None, got {type(n).__name__}")
         items = await self._run(self._items)
         return items.tail(n).decode()
 
@@ -292,20 +327,15 @@ class SrtSession:
         """Append items to the current branch, exactly as given."""
         if not items:
             return
-        await self._run(self._add, list(items), wrapper)
+        if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
+            raise InvalidMessageError(
+                f"add_items takes a list of Responses items, got {type(items).__name__}"
+            )
+        items = list(items)
+        await self._change(self._add, items, wrapper)
 
     def _add(self, items: list[Any], wrapper: Any) -> None:
-        prepared = []
-        for given in items:
-            item = _append.redacted(self._rt, given)
-            body, _meta = canonicalize(_items.canonical(item), self._rt.max_message_bytes)
-            stored = json.loads(body)
-            patch = _patch.diff(_items.rebuild(stored), item)
-            try:  # what the canonical message left out is in the patch
-                text = None if patch is None else dumps(patch)
-            except (TypeError, ValueError) as exc:
-                raise InvalidMessageError(f"a session item is not JSON: {exc}") from None
-            prepared.append((stored, _digest(body), patch, body, text))
+        prepared = prepare(self._rt, items)
         for _ in range(_RETRIES):
             cached = self._items()
             start = len(cached)
@@ -332,7 +362,7 @@ class SrtSession:
 
     async def pop_item(self, *, wrapper: Any = None) -> Any:
         """Remove and return the newest item of the current branch (``None`` if empty)."""
-        return await self._run(self._pop)
+        return await self._change(self._pop)
 
     def _pop(self) -> Any:
         for _ in range(_RETRIES):
@@ -358,7 +388,7 @@ class SrtSession:
 
     async def clear_session(self, *, wrapper: Any = None) -> None:
         """Remove every item of every branch; the session is left with an empty ``main``."""
-        await self._run(self._clear)
+        await self._change(self._clear)
 
     def _clear(self) -> None:
         self._branches = self._load_branches()
@@ -395,7 +425,7 @@ class SrtSession:
         """Start a branch sharing the current one up to before user turn ``at_turn``
         (1-based; ``None``: all of it). Nothing is copied. Returns its name
         (``name``, or ``"branch-N"``) and, with ``switch``, makes it current."""
-        return await self._run(self._fork, at_turn, name, switch)
+        return await self._change(self._fork, at_turn, name, switch)
 
     def _fork(self, at_turn: int | None, name: str | None, switch: bool) -> str:
         items = self._items()
@@ -410,9 +440,11 @@ class SrtSession:
                 )
             at = users[at_turn - 1]
         self._branches = self._load_branches()
-        if name is None:
+        if name is None:  # (one whose srt session is free: another session may hold it)
             n = len(self._branches)
-            while f"branch-{n}" in self._branches:
+            while f"branch-{n}" in self._branches or self._store.get_session(
+                f"{self.session_id}@branch-{n}"
+            ):
                 n += 1
             name = f"branch-{n}"
         if not isinstance(name, str) or not name or name in self._branches:
@@ -433,7 +465,7 @@ class SrtSession:
 
     async def switch_to(self, branch: str) -> None:
         """Make ``branch`` the current branch (``SessionNotFoundError`` if it does not exist)."""
-        await self._run(self._switch, branch)
+        await self._change(self._switch, branch)
 
     def _switch(self, branch: str) -> None:
         self._open(branch)
@@ -443,7 +475,7 @@ class SrtSession:
         """Delete ``branch`` (not ``main``; the current one only with ``force``, which
         switches to ``main``). Branches forked from it keep their items: what they shared
         with it is theirs from then on."""
-        await self._run(self._delete_branch, branch, force)
+        await self._change(self._delete_branch, branch, force)
 
     def _delete_branch(self, branch: str, force: bool) -> None:
         if branch == MAIN:

@@ -31,9 +31,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ConfigError, CorruptionError, SessionExistsError
-from ..message import canonicalize
-from ..runtime import Runtime
+from ..errors import (
+    ConfigError,
+    CorruptionError,
+    InvalidMessageError,
+    InvalidSessionNameError,
+    SessionExistsError,
+    SrtError,
+)
+from ..message import canonicalize, redact_strings
+from ..runtime import Runtime, check_name
+from ._append import redacted
 
 __all__ = ["SOURCES", "ImportReport", "run"]
 
@@ -178,10 +186,14 @@ def import_llm_logs(rt: Runtime, path: str) -> ImportReport:
                 f"{path} needs llm's migrations first (run llm once with it): {exc}"
             ) from None
         threads = [row[0] for row in conn.execute("SELECT id FROM threads ORDER BY rowid")]
+        # The whole file is read and checked first, then read again and written: a
+        # thread that cannot be imported stops the import before anything is written.
         for thread in threads:
-            messages: list[dict[str, Any]] = []
-            for m in store.thread_messages(thread):
-                messages.extend(_llm_message(m, report.left_out))
+            messages = _llm_thread(store, path, thread, report.left_out)
+            if messages:
+                _check_session(rt, f"llm/{thread}", messages)
+        for thread in threads:
+            messages = _llm_thread(store, path, thread, Counter())
             if not messages:
                 continue
             _put_session(rt, f"llm/{thread}", messages)
@@ -194,14 +206,43 @@ def import_llm_logs(rt: Runtime, path: str) -> ImportReport:
     return report
 
 
+def _llm_thread(store: Any, path: str, thread: Any, left: Counter[str]) -> list[dict[str, Any]]:
+    """One thread's canonical messages, as llm's ``LogStore`` reads them."""
+    try:
+        messages: list[dict[str, Any]] = []
+        for m in store.thread_messages(thread):
+            messages.extend(_llm_message(m, left))
+        return messages
+    except (sqlite3.DatabaseError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        # (the error's type only: its text may quote the row, secrets and all)
+        raise ConfigError(
+            f"{path}: thread {thread!r} cannot be read ({type(exc).__name__}); nothing was imported"
+        ) from None
+
+
+def _check_session(rt: Runtime, name: str, messages: list[dict[str, Any]]) -> list[Any]:
+    """The canonical form of ``messages``, which session ``name`` can take: it is new,
+    empty or holds just these (nothing is written)."""
+    try:
+        check_name(name)
+        # (what the runtime's redaction hook leaves of them, as the session stores them)
+        expected = [
+            json.loads(canonicalize(redacted(rt, m), rt.max_message_bytes)[0]) for m in messages
+        ]
+    except (InvalidMessageError, InvalidSessionNameError) as exc:
+        raise type(exc)(f"{name!r} cannot be imported, so nothing was: {exc}") from None
+    if rt.store.get_session(name) is not None:
+        have = rt.session(name).messages()
+        if have and have != expected:
+            raise SessionExistsError(f"session {name!r} exists with other messages; not imported")
+    return expected
+
+
 def _put_session(rt: Runtime, name: str, messages: list[dict[str, Any]]) -> None:
     """Append ``messages`` to a new (or identical) session and read them back."""
-    expected = [json.loads(canonicalize(m, rt.max_message_bytes)[0]) for m in messages]
+    expected = _check_session(rt, name, messages)
     session = rt.session(name)
-    have = session.messages()
-    if have and have != expected:
-        raise SessionExistsError(f"session {name!r} exists with other messages; not imported")
-    if not have:
+    if not session.messages():
         session.append(*messages)
     if rt.session(name).messages() != expected:
         raise CorruptionError(f"session {name!r} read back differs from its source")
@@ -214,11 +255,23 @@ def import_agents_sqlite(rt: Runtime, path: str) -> ImportReport:
     """Every session of an Agents SDK ``SQLiteSession`` file as the ``SrtSession`` of
     the same id, items exactly as they were."""
     try:
-        from .agents import SrtSession
+        from .agents import SrtSession, prepare
     except ImportError:
         _needs("openai-agents", "agents")
     report = ImportReport("agents-sqlite", path, stored_before=_stored(rt))
     conn = _readonly(path, rt)
+
+    def items_of(sid: str, left: Counter[str]) -> list[Any]:
+        items = []
+        for (data,) in conn.execute(
+            "SELECT message_data FROM agent_messages WHERE session_id = ? ORDER BY id", (sid,)
+        ):
+            try:
+                items.append(json.loads(data))
+            except (TypeError, ValueError):
+                left["rows that are not JSON"] += 1
+        return items
+
     try:
         ids = [
             row[0]
@@ -227,23 +280,32 @@ def import_agents_sqlite(rt: Runtime, path: str) -> ImportReport:
                 "SELECT session_id FROM agent_messages ORDER BY session_id"
             )
         ]
+        # The whole file is read and checked first, then read again and written: a
+        # session that cannot be imported stops the import before anything is written.
         for sid in ids:
-            items = []
-            for (data,) in conn.execute(
-                "SELECT message_data FROM agent_messages WHERE session_id = ? ORDER BY id",
-                (sid,),
-            ):
-                try:
-                    items.append(json.loads(data))
-                except (TypeError, ValueError):
-                    report.left_out["rows that are not JSON"] += 1
+            items = items_of(sid, report.left_out)
+            try:
+                check_name(sid)
+                prepare(rt, items)
+            except (InvalidMessageError, InvalidSessionNameError) as exc:
+                raise type(exc)(
+                    f"session {sid!r} cannot be imported, so nothing was: {exc}"
+                ) from None
+            if rt.store.get_session(sid) is not None:
+                have = asyncio.run(SrtSession(sid, rt).get_items())
+                if have and have != redacted(rt, items):
+                    raise SessionExistsError(
+                        f"session {sid!r} exists with other items; nothing was imported"
+                    )
+        for sid in ids:
+            items = items_of(sid, Counter())
             session = SrtSession(sid, rt)
             have = asyncio.run(session.get_items())
-            if have and have != items:
+            if have and have != redacted(rt, items):
                 raise SessionExistsError(f"session {sid!r} exists with other items; not imported")
             if not have:
                 asyncio.run(session.add_items(items))
-            if asyncio.run(session.get_items()) != items:
+            if asyncio.run(session.get_items()) != redacted(rt, items):
                 raise CorruptionError(f"session {sid!r} read back differs from its source")
             report.conversations += 1
             report.messages += len(items)
@@ -293,49 +355,19 @@ def import_langgraph(rt: Runtime, path: str) -> ImportReport:
         except sqlite3.OperationalError as exc:
             raise ConfigError(f"{path} is not a LangGraph SqliteSaver file: {exc}") from None
         threads = {t for t, _ns in scopes}
-        for thread, ns in scopes:
-            ids = [
-                row[0]
-                for row in conn.execute(
-                    "SELECT checkpoint_id FROM checkpoints WHERE thread_id = ? AND "
-                    "checkpoint_ns = ? ORDER BY checkpoint_id",
-                    (thread, ns),
+        had = {t.config["configurable"]["thread_id"] for t in saver.list(None)}
+        try:
+            for thread, ns in scopes:
+                _langgraph_scope(
+                    conn, path, source, saver, thread, ns, report, BaseMessage, _masker(rt)
                 )
-            ]
-            previous: dict[str, Any] = {}
-            for cid in ids:
-                cfg: Any = {
-                    "configurable": {"thread_id": thread, "checkpoint_ns": ns, "checkpoint_id": cid}
-                }
-                tup = source.get_tuple(cfg)
-                if tup is None:
-                    continue
-                checkpoint: Any = dict(tup.checkpoint)
-                values = {
-                    k: _reuse(v, previous.get(k)) for k, v in checkpoint["channel_values"].items()
-                }
-                checkpoint["channel_values"] = previous = values
-                put_cfg: Any = tup.parent_config or {
-                    "configurable": {"thread_id": thread, "checkpoint_ns": ns}
-                }
-                versions = dict(checkpoint["channel_versions"])
-                stored = saver.put(put_cfg, checkpoint, tup.metadata, versions)
-                by_task: dict[str, list[tuple[str, Any]]] = {}
-                for task, channel, value in tup.pending_writes or ():
-                    by_task.setdefault(task, []).append((channel, value))
-                for task, writes in by_task.items():
-                    saver.put_writes(stored, writes, task)
-                back = saver.get_tuple(stored)
-                if back is None or not _same_tuple(back, tup):
-                    raise CorruptionError(
-                        f"checkpoint {cid} of thread {thread!r} read back differs from its source"
-                    )
-                report.checkpoints += 1
-                report.messages += sum(
-                    len(v)
-                    for v in values.values()
-                    if type(v) is list and v and isinstance(v[0], BaseMessage)
-                )
+        except BaseException:
+            # Nothing is left half-imported: the threads this import started go again.
+            for thread in threads:
+                if isinstance(thread, (str, int)) and str(thread) not in had:
+                    with contextlib.suppress(SrtError):
+                        saver.delete_thread(str(thread))
+            raise
         report.conversations = report.verified = len(threads)
     finally:
         saver.close()
@@ -344,15 +376,110 @@ def import_langgraph(rt: Runtime, path: str) -> ImportReport:
     return report
 
 
-def _same_tuple(a: Any, b: Any) -> bool:
+def _langgraph_scope(
+    conn: sqlite3.Connection,
+    path: str,
+    source: Any,
+    saver: Any,
+    thread: Any,
+    ns: Any,
+    report: ImportReport,
+    message_type: type,
+    masked: Callable[[Any], Any],
+) -> None:
+    """Every checkpoint of one thread and namespace, oldest first, put and read back."""
+    try:
+        ids = [
+            row[0]
+            for row in conn.execute(
+                "SELECT checkpoint_id FROM checkpoints WHERE thread_id = ? AND "
+                "checkpoint_ns = ? ORDER BY checkpoint_id",
+                (thread, ns),
+            )
+        ]
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"{path} is not a LangGraph SqliteSaver file: {exc}") from None
+    previous: dict[str, Any] = {}
+    for cid in ids:
+        cfg: Any = {
+            "configurable": {"thread_id": thread, "checkpoint_ns": ns, "checkpoint_id": cid}
+        }
+        try:
+            tup = source.get_tuple(cfg)
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{path} is not a LangGraph SqliteSaver file: {exc}") from None
+        except Exception as exc:  # (whatever its serializer raises for a damaged row)
+            # (the error's type only: its text may quote the row, secrets and all)
+            raise ConfigError(
+                f"{path}: checkpoint {cid} of thread {thread!r} cannot be read "
+                f"({type(exc).__name__}); nothing was imported"
+            ) from None
+        if tup is None:
+            continue
+        checkpoint: Any = dict(tup.checkpoint)
+        values = {k: _reuse(v, previous.get(k)) for k, v in checkpoint["channel_values"].items()}
+        checkpoint["channel_values"] = previous = values
+        put_cfg: Any = tup.parent_config or {
+            "configurable": {"thread_id": thread, "checkpoint_ns": ns}
+        }
+        versions = dict(checkpoint["channel_versions"])
+        stored = saver.put(put_cfg, checkpoint, tup.metadata, versions)
+        by_task: dict[str, list[tuple[str, Any]]] = {}
+        for task, channel, value in tup.pending_writes or ():
+            by_task.setdefault(task, []).append((channel, value))
+        for task, writes in by_task.items():
+            saver.put_writes(stored, writes, task)
+        back = saver.get_tuple(stored)
+        if back is None or not _same_tuple(back, tup, masked):
+            raise CorruptionError(
+                f"checkpoint {cid} of thread {thread!r} read back differs from its source"
+            )
+        report.checkpoints += 1
+        report.messages += sum(
+            len(v)
+            for v in values.values()
+            if type(v) is list and v and isinstance(v[0], message_type)
+        )
+
+
+def _masker(rt: Runtime) -> Callable[[Any], Any]:
+    """What the runtime's redaction hook leaves of a value: every string, and every
+    LangChain message whole (as ``SrtSaver`` redacts it)."""
+    hook = rt.redact
+    if hook is None:
+        return lambda value: value
+    from langchain_core.messages import BaseMessage
+
+    from . import _lcmsg
+
+    def mask(value: Any) -> Any:
+        if isinstance(value, BaseMessage):
+            return _lcmsg.load(redact_strings(_lcmsg.dump(value), hook))
+        if isinstance(value, str):
+            return hook(value)
+        if isinstance(value, dict):
+            return {k: mask(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [mask(v) for v in value]
+        return value
+
+    return mask
+
+
+def _same_tuple(a: Any, b: Any, masked: Callable[[Any], Any]) -> bool:
+    """Whether checkpoint ``a`` read back is ``b`` from the source. With a redaction hook
+    both sides are compared as the hook leaves every string and message of them: the
+    saver redacts the messages and nothing else, so only a secret may differ."""
+
     def writes(t: Any) -> list[tuple[str, str, Any]]:
-        return sorted(t.pending_writes or (), key=lambda w: (w[0], w[1], repr(w[2])))
+        out = [(w[0], w[1], masked(w[2])) for w in t.pending_writes or ()]
+        return sorted(out, key=lambda w: (w[0], w[1], repr(w[2])))
 
     return bool(
-        a.checkpoint["channel_values"] == b.checkpoint["channel_values"]
+        masked(a.checkpoint["channel_values"]) == masked(b.checkpoint["channel_values"])
         and a.checkpoint["channel_versions"] == b.checkpoint["channel_versions"]
         and a.checkpoint["versions_seen"] == b.checkpoint["versions_seen"]
-        and all(a.metadata.get(k) == v for k, v in b.metadata.items())
+        and all(masked(a.metadata.get(k)) == masked(v) for k, v in b.metadata.items())
         and (a.parent_config or {}).get("configurable", {}).get("checkpoint_id")
         == (b.parent_config or {}).get("configurable", {}).get("checkpoint_id")
         and writes(a) == writes(b)

@@ -18,10 +18,11 @@ Install it with ``pip install 'stateful-runtime[langchain]'``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from langchain_core.chat_history import BaseChatMessageHistory
@@ -89,6 +90,10 @@ class SrtChatMessageHistory(BaseChatMessageHistory):
 
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
         """Append ``messages`` atomically (an invalid one raises and nothing is written)."""
+        if isinstance(messages, (str, bytes, BaseMessage)) or not isinstance(messages, Iterable):
+            raise InvalidMessageError(
+                f"add_messages takes a list of LangChain messages, got {type(messages).__name__}"
+            )
         prepared = []
         for m in messages:
             if not _lcmsg.is_message(m):
@@ -129,6 +134,15 @@ class SrtChatMessageHistory(BaseChatMessageHistory):
                 except ConflictError:
                     continue
             raise ConflictError(f"could not add to history {self.session_id!r}: it kept moving")
+
+    async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
+        """``add_messages`` on a thread; a caller cancelled meanwhile gets its
+        ``CancelledError`` once the messages are all stored or none (``_append.settled``)."""
+        await _append.settled(asyncio.to_thread(self.add_messages, messages))
+
+    async def aclear(self) -> None:
+        """``clear`` on a thread, settled before a cancellation reaches the caller."""
+        await _append.settled(asyncio.to_thread(self.clear))
 
     def clear(self) -> None:
         """Remove every message of this history (the stored text stays for other sessions

@@ -31,7 +31,6 @@ import copy
 import os
 import random
 import threading
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -43,7 +42,6 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
-    get_checkpoint_id,
     get_serializable_checkpoint_metadata,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
@@ -51,9 +49,10 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from ..errors import ConfigError, InvalidMessageError, SessionNotFoundError
 from ..runtime import Runtime
 from ..store.base import ObjectPut
-from . import _lcmsg
+from . import _append, _lcmsg, _lgcheck
 from ._lgcodec import full_id, key_id
 from ._lglist import BATCH, Listing
+from ._lgscope import Scopes
 from ._lgstate import BLOB, CKPT, KEEP, NS, THREAD, THREADS, Scope, Tree, short
 
 _T = TypeVar("_T")
@@ -64,8 +63,7 @@ _SCOPES = 64  # (thread, namespace) states a saver keeps in memory
 
 
 def _ids(config: RunnableConfig) -> tuple[str, str, str | None]:
-    conf = config["configurable"]
-    return str(conf["thread_id"]), str(conf.get("checkpoint_ns", "")), get_checkpoint_id(config)
+    return _lgcheck.ids(config)
 
 
 def _config(thread: str, ns: str, cid: str) -> RunnableConfig:
@@ -91,7 +89,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         self._rt = db if isinstance(db, Runtime) else Runtime(db)
         self._tree = Tree(self._rt, self.serde)
         self._lock = threading.RLock()
-        self._scopes: OrderedDict[tuple[str, str], Scope] = OrderedDict()
+        self._scopes = Scopes(self._rt, self._tree, _SCOPES)
         # Every store call runs on one thread of the saver's own: LangGraph calls from
         # short-lived threads, and each new thread would open a new connection.
         self._worker: int | None = None
@@ -115,6 +113,9 @@ class SrtSaver(BaseCheckpointSaver[Any]):
     async def _acall(self, fn: Callable[..., _T], *args: Any) -> _T:
         return await asyncio.wrap_future(self._submit(fn, *args))
 
+    async def _achange(self, fn: Callable[..., _T], *args: Any) -> _T:
+        return await _append.settled(self._acall(fn, *args))  # (cancelled: settled first)
+
     def __repr__(self) -> str:
         return f"<srt.integrations.langgraph.SrtSaver {self._rt.path!r}>"
 
@@ -135,16 +136,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         return 1 if current is None else int(current) + 1
 
     def _scope(self, thread: str, ns: str) -> Scope:
-        key = (thread, ns)
-        sc = self._scopes.get(key)
-        if sc is None:
-            sc = self._scopes[key] = Scope(thread, ns)
-            while len(self._scopes) > _SCOPES:
-                self._scopes.popitem(last=False)
-        self._scopes.move_to_end(key)
-        if not sc.loaded:
-            self._tree.load(sc)
-        return sc
+        return self._scopes.get(thread, ns)
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -165,62 +157,80 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
+        thread, ns, _parent = _ids(config)
+        _lgcheck.checkpoint(checkpoint, metadata)
+        cid = checkpoint["id"]
+        with self._lock:
+            return self._scopes.guarded(
+                thread,
+                ns,
+                cid,
+                lambda sc: self._put_in(sc, config, checkpoint, metadata, new_versions),
+            )
+
+    def _put_in(
+        self,
+        sc: Scope,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
         thread, ns, parent_id = _ids(config)
         cid = checkpoint["id"]
         tree = self._tree
-        with self._lock:
-            sc = self._scope(thread, ns)
-            parent = tree.record(sc, parent_id) if parent_id else None
-            before = (parent or {}).get("c") or {}
-            versions = checkpoint["channel_versions"]
-            values = checkpoint["channel_values"]
-            ch: dict[str, list[Any]] = {}
-            blobs: list[ObjectPut] = []
+        parent = tree.record(sc, parent_id) if parent_id else None
+        before = (parent or {}).get("c") or {}
+        versions = checkpoint["channel_versions"]
+        values = checkpoint["channel_values"]
+        ch: dict[str, list[Any]] = {}
+        blobs: list[ObjectPut] = []
 
-            def unchanged(name: str) -> list[Any] | None:
-                if parent is None or name in new_versions:
-                    return None
-                old = parent["ch"].get(name)
-                same = before.get("channel_versions", {}).get(name) == versions.get(name)
-                if old is None or not same:
-                    return None
-                return ["L", old[1], {}, old[3]] if old[0] == "L" else old
+        def unchanged(name: str) -> list[Any] | None:
+            if parent is None or name in new_versions:
+                return None
+            old = parent["ch"].get(name)
+            same = before.get("channel_versions", {}).get(name) == versions.get(name)
+            if old is None or not same:
+                return None
+            return ["L", old[1], {}, old[3]] if old[0] == "L" else old
 
-            # Message lists first: their heads anchor the messages inside other values.
-            lists = [
-                n
-                for n, v in values.items()
-                if type(v) is list and v and _lcmsg.is_message(v[0]) and _lcmsg.is_message(v[-1])
-            ]
-            for name in sorted(lists, key=lambda n: (n != "messages", n)):
-                enc = unchanged(name)
-                if enc is None:
-                    try:
-                        enc = tree.encode_list(sc, values[name])
-                    except InvalidMessageError:
-                        continue  # kept as an ordinary value below
-                ch[name] = enc
-            anchor = next((e[1] for e in ch.values()), None)
-            for name, value in values.items():
-                if name in ch:
-                    continue
-                enc = unchanged(name)
-                if enc is None:
-                    enc, puts = tree.encode_value(sc, value, anchor)
-                    blobs += puts
-                ch[name] = enc
-            old = tree.record(sc, cid)
-            rec: dict[str, Any] = {
-                "c": {k: v for k, v in checkpoint.items() if k not in ("id", "channel_values")},
-                "m": get_serializable_checkpoint_metadata(config, metadata),
-                "p": parent_id,
-                "ch": ch,
-                "w": old["w"] if old is not None else [],
-            }
-            for writes, task_id, task_path in sc.pending.pop(cid, ()):
-                rec, puts = self._tree.add_writes(sc, rec, writes, task_id, task_path)
+        # Message lists first: their heads anchor the messages inside other values.
+        lists = [
+            n
+            for n, v in values.items()
+            if type(v) is list and v and _lcmsg.is_message(v[0]) and _lcmsg.is_message(v[-1])
+        ]
+        for name in sorted(lists, key=lambda n: (n != "messages", n)):
+            enc = unchanged(name)
+            if enc is None:
+                try:
+                    enc = tree.encode_list(sc, values[name])
+                except InvalidMessageError:
+                    continue  # kept as an ordinary value below
+            ch[name] = enc
+        anchor = next((e[1] for e in ch.values()), None)
+        for name, value in values.items():
+            if name in ch:
+                continue
+            enc = unchanged(name)
+            if enc is None:
+                enc, puts = tree.encode_value(sc, value, anchor)
                 blobs += puts
-            self._tree.write(sc, cid, rec, blobs)
+            ch[name] = enc
+        old = tree.record(sc, cid)
+        rec: dict[str, Any] = {
+            "c": {k: v for k, v in checkpoint.items() if k not in ("id", "channel_values")},
+            # (with the config's configurable strings, an API key among them maybe)
+            "m": _append.redacted(self._rt, get_serializable_checkpoint_metadata(config, metadata)),
+            "p": parent_id,
+            "ch": ch,
+            "w": old["w"] if old is not None else [],
+        }
+        for writes, task_id, task_path in sc.pending.pop(cid, ()):
+            rec, puts = self._tree.add_writes(sc, rec, writes, task_id, task_path)
+            blobs += puts
+        self._tree.write(sc, cid, rec, blobs)
         return _config(thread, ns, cid)
 
     def put_writes(
@@ -244,16 +254,20 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         thread, ns, cid = _ids(config)
         if cid is None:
             raise ConfigError("put_writes needs a config with a checkpoint_id")
-        with self._lock:
-            sc = self._scope(thread, ns)
+        pairs = _lgcheck.writes(writes, task_id, task_path)
+
+        def write(sc: Scope) -> None:
             rec = self._tree.record(sc, cid)
             if rec is None:
                 # LangGraph can hand over a task's writes before the checkpoint they
                 # belong to: they are stored with it, which is when they can be used.
-                sc.pending.setdefault(cid, []).append((list(writes), task_id, task_path))
+                sc.pending.setdefault(cid, []).append((pairs, task_id, task_path))
                 return
-            rec, blobs = self._tree.add_writes(sc, rec, writes, task_id, task_path)
+            rec, blobs = self._tree.add_writes(sc, rec, pairs, task_id, task_path)
             self._tree.write(sc, cid, rec, blobs)
+
+        with self._lock:
+            self._scopes.guarded(thread, ns, cid, write)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -304,11 +318,12 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         if config is None:
             threads = [row.key for row in tree.rows(THREAD, THREADS)]
         else:
-            threads = [str(config["configurable"]["thread_id"])]
+            thread, ns, _cid = _ids(config)
+            threads = [thread]
         out = []
         for thread in threads:
             if config is not None and "checkpoint_ns" in config["configurable"]:
-                out.append((thread, [str(config["configurable"]["checkpoint_ns"])]))
+                out.append((thread, [ns]))
             else:
                 out.append((thread, self._namespaces(thread)))
         return out
@@ -337,6 +352,8 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         """Checkpoints newest first: of ``config``'s thread (and namespace), or of all;
         ``filter`` matches metadata, ``before`` pages by checkpoint id. Built a few at a
         time as they are asked for, so each step of a long history costs the same."""
+        _lgcheck.limit(limit)
+        _lgcheck.before(before)
         listing = self._call(self._listing, config, filter, before)
         left = limit
         while left is None or left > 0:
@@ -382,6 +399,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
             if row.key.split("/", 1)[0] in keys:
                 store.delete_object(KEEP, sc.key, row.key)
         sc.last = None
+        self._scopes.wrote(sc)
 
     def _sweep(self, thread: str) -> None:
         """Delete the thread's values no record names any more."""
@@ -398,7 +416,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
     def delete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint and write of a thread (its messages go at ``srt gc``
         unless another session or thread shares them)."""
-        self._call(self._delete_thread, str(thread_id))
+        self._call(self._delete_thread, _lgcheck.thread(thread_id))
 
     def _delete_thread(self, thread: str) -> None:
         store = self._rt.store
@@ -411,7 +429,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
                 with contextlib.suppress(SessionNotFoundError):
                     self._rt.delete(sc.session)
                 store.delete_object(NS, thread, "ns:" + ns)
-                self._scopes.pop((thread, ns), None)
+                self._scopes.drop(thread, ns)
             for row in list(self._tree.rows(BLOB, short(thread))):
                 store.delete_object(BLOB, short(thread), row.key)
             store.delete_object(THREAD, THREADS, thread)
@@ -419,7 +437,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints (and writes) whose metadata names one of ``run_ids``."""
-        self._call(self._delete_for_runs, list(run_ids))
+        self._call(self._delete_for_runs, _lgcheck.runs(run_ids))
 
     def _delete_for_runs(self, run_ids: builtins.list[str]) -> None:
         runs = set(run_ids)
@@ -435,7 +453,8 @@ class SrtSaver(BaseCheckpointSaver[Any]):
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint and write of a thread to another (no message is copied:
         both name the same stored messages)."""
-        self._call(self._copy_thread, str(source_thread_id), str(target_thread_id))
+        src, dst = _lgcheck.thread(source_thread_id), _lgcheck.thread(target_thread_id)
+        self._call(self._copy_thread, src, dst)
 
     def _copy_thread(self, src: str, dst: str) -> None:
         tree = self._tree
@@ -458,14 +477,14 @@ class SrtSaver(BaseCheckpointSaver[Any]):
                 row = store.get_session(target.session)
                 if row is not None and head is not None:
                     store.move_head(row.id, row.head, head)
-                self._scopes.pop((dst, ns), None)
+                self._scopes.drop(dst, ns)
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """``"keep_latest"``: keep only each namespace's newest checkpoint; ``"delete"``:
         delete the threads."""
         if strategy not in ("keep_latest", "delete"):
             raise ConfigError(f"unknown prune strategy {strategy!r}")
-        self._call(self._prune, [str(t) for t in thread_ids], strategy)
+        self._call(self._prune, _lgcheck.threads(thread_ids), strategy)
 
     def _prune(self, thread_ids: builtins.list[str], strategy: str) -> None:
         with self._lock:
@@ -495,6 +514,8 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
+        _lgcheck.limit(limit)
+        _lgcheck.before(before)
         listing = await self._acall(self._listing, config, filter, before)
         left = limit
         while left is None or left > 0:
@@ -513,7 +534,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        return await self._acall(self._put, config, checkpoint, metadata, new_versions)
+        return await self._achange(self._put, config, checkpoint, metadata, new_versions)
 
     async def aput_writes(
         self,
@@ -522,18 +543,19 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        await self._acall(self._put_writes, config, writes, task_id, task_path)
+        await self._achange(self._put_writes, config, writes, task_id, task_path)
 
     async def adelete_thread(self, thread_id: str) -> None:
-        await self._acall(self._delete_thread, str(thread_id))
+        await self._achange(self._delete_thread, _lgcheck.thread(thread_id))
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-        await self._acall(self._delete_for_runs, list(run_ids))
+        await self._achange(self._delete_for_runs, _lgcheck.runs(run_ids))
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        await self._acall(self._copy_thread, str(source_thread_id), str(target_thread_id))
+        src, dst = _lgcheck.thread(source_thread_id), _lgcheck.thread(target_thread_id)
+        await self._achange(self._copy_thread, src, dst)
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         if strategy not in ("keep_latest", "delete"):
             raise ConfigError(f"unknown prune strategy {strategy!r}")
-        await self._acall(self._prune, [str(t) for t in thread_ids], strategy)
+        await self._achange(self._prune, _lgcheck.threads(thread_ids), strategy)

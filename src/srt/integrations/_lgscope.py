@@ -1,0 +1,108 @@
+"""The scopes (thread, namespace) a ``SrtSaver`` holds in memory, kept true to the store.
+
+A saver keeps a scope's records, nodes and patches in memory, so a step costs the same
+however long the thread. Another saver (another process, or another runtime in this
+one) may write the same thread meanwhile: a record read before it added writes to it
+would be written back without them, and records packed against an older form of their
+parent would no longer read. So each use of a scope first reads the head and update
+time of the scope's srt session, which every record write changes, and reads the scope
+again when another writer has changed them (one indexed row read per call).
+
+``guarded`` runs a write so that a failure leaves nothing behind (``_lgcheck.undo``).
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ..errors import SessionNotFoundError, SrtError
+from ..runtime import Runtime
+from . import _lgcheck
+from ._lgstate import Scope, Tree
+
+__all__ = ["Scopes"]
+
+_T = TypeVar("_T")
+_State = tuple[int | None, float] | None
+
+
+class Scopes:
+    """The scopes of one saver: at most ``size``, the least recently used go first."""
+
+    def __init__(self, rt: Runtime, tree: Tree, size: int = 64) -> None:
+        self.rt, self.tree, self.size = rt, tree, size
+        self.held: OrderedDict[tuple[str, str], Scope] = OrderedDict()
+        self.seen: dict[tuple[str, str], _State] = {}  # the session's state as last read
+
+    def state(self, sc: Scope) -> _State:
+        row = self.rt.store.get_session(sc.session)
+        return None if row is None else (row.head, row.updated)
+
+    def get(self, thread: str, ns: str) -> Scope:
+        """The scope, read (again) from the store if new or written by another writer."""
+        key = (thread, ns)
+        sc = self.held.get(key)
+        if sc is None:
+            sc = self.held[key] = Scope(thread, ns)
+            while len(self.held) > self.size:
+                gone, _sc = self.held.popitem(last=False)
+                self.seen.pop(gone, None)
+        self.held.move_to_end(key)
+        now = self.state(sc)
+        if sc.loaded and now != self.seen.get(key):
+            sc = self.renew(sc, sc.pending)
+        if not sc.loaded:
+            self.tree.load(sc)
+            self.seen[key] = now
+        return sc
+
+    def renew(self, sc: Scope, pending: dict[str, builtins.list[Any]]) -> Scope:
+        """A new, unread scope in place of ``sc``, holding ``pending`` writes."""
+        fresh = Scope(sc.thread, sc.ns)
+        fresh.pending = pending
+        self.held[(sc.thread, sc.ns)] = fresh
+        self.seen.pop((sc.thread, sc.ns), None)
+        return fresh
+
+    def drop(self, thread: str, ns: str) -> None:
+        self.held.pop((thread, ns), None)
+        self.seen.pop((thread, ns), None)
+
+    def wrote(self, sc: Scope) -> None:
+        """This saver has just written the scope: its state is the one it knows."""
+        if self.held.get((sc.thread, sc.ns)) is sc:
+            self.seen[(sc.thread, sc.ns)] = self.state(sc)
+
+    def guarded(self, thread: str, ns: str, cid: str, fn: Callable[[Scope], _T]) -> _T:
+        """``fn(scope)`` for a write to one checkpoint. If it fails (a value the
+        serializer cannot store, a store error), nothing it did stays: the scope's
+        session goes back to its head (a scope it made goes), and the scope is read
+        again (pending writes kept). A value that cannot be stored is an
+        ``InvalidMessageError``. The thread's session deleted by another writer since
+        the scope was read: read again and tried once more."""
+        for attempt in (1, 2):
+            sc = self.get(thread, ns)
+            before = sc.cursor
+            if before is None:
+                row = self.rt.store.get_session(sc.session)
+                before = (row.id, row.head) if row is not None else None
+            pending = {k: builtins.list(v) for k, v in sc.pending.items()}
+            try:
+                out = fn(sc)
+            except Exception as exc:
+                self.renew(sc, pending)
+                _lgcheck.undo(self.rt, self.tree, sc, before)
+                if isinstance(exc, SessionNotFoundError) and attempt == 1:
+                    continue
+                if isinstance(exc, (TypeError, ValueError, OverflowError, RecursionError)) and (
+                    not isinstance(exc, SrtError)
+                ):
+                    where = f"checkpoint {cid} of thread {thread!r}"
+                    raise _lgcheck.not_storable(exc, where) from None
+                raise
+            self.wrote(sc)
+            return out
+        raise AssertionError("unreachable")
