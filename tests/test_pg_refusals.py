@@ -79,3 +79,48 @@ def test_a_rotated_password_fails_later_connections_at_once(scram: PgServer) -> 
             assert [m["content"] for m in rt.session(f"t{i}").messages()] == ["before"]
         rt.session("t0").append({"role": "user", "content": "on the first connection"})
         assert store.verify().ok
+
+
+def test_a_server_down_is_unavailable_not_busy() -> None:
+    """With the server down, every connection the pool held is broken and its attempts
+    to make new ones fail: callers waiting for one get the retryable
+    ``StoreUnavailableError`` after ``pool_timeout``, not ``StoreBusyError`` (which says
+    to raise ``pool_max``), and the store works again once the server is back. (Seen in
+    CI: a restart under load made the fault bench's threads stop on "busy".)"""
+    with PgServer(fast=True) as pg:
+        rt = srt.Runtime(pg.url + "&pool_max=3&pool_timeout=1")
+        try:
+            rt.session("s").append({"role": "user", "content": "x"})
+
+            def use() -> None:
+                for _ in range(20):
+                    rt.store.list_sessions()
+
+            workers = [threading.Thread(target=use) for _ in range(3)]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+            pg.stop("immediate", remove=False)
+            got: list[tuple[str, float]] = []
+
+            def call() -> None:
+                t0 = time.monotonic()
+                try:
+                    rt.store.list_sessions()
+                    got.append(("answered", 0.0))
+                except srt.SrtError as exc:
+                    got.append((type(exc).__name__, time.monotonic() - t0))
+
+            callers = [threading.Thread(target=call) for _ in range(4)]
+            for c in callers:
+                c.start()
+            for c in callers:
+                c.join()
+            assert sorted(name for name, _ in got) == ["StoreUnavailableError"] * 4, got
+            assert max(took for _, took in got) < 1.9, got  # one pool_timeout, not two
+            pg.start()
+            pg.wait_ready()
+            assert [i.name for i in rt.store.list_sessions()] == ["s"]
+        finally:
+            rt.close()

@@ -250,6 +250,9 @@ class Database:
         # The pool's latest failed attempt to connect, if the server refused it for good.
         self._refused: str | None = None
         self._last_failure = ""
+        # The pool's last attempt to connect failed (a server restarting or gone): a
+        # wait for a connection that then times out is the server's, not a busy pool's.
+        self._failing = False
         try:
             self.run("opening the database", self._migrate, retry_reads=True)
         except BaseException:
@@ -363,10 +366,12 @@ class Database:
         the pool's thread)."""
         if exc is None:
             self._refused = None
+            self._failing = False
             return
         reason, final = self._classify(exc)
         self._last_failure = reason
         self._refused = reason if final else None
+        self._failing = True
 
     def _give_first(self, conn: psycopg.Connection[Any], generation: int) -> None:
         """Back from its user: kept if it is usable (rolled back if a transaction was
@@ -465,8 +470,11 @@ class Database:
                 if refused is None and time.monotonic() < deadline:
                     continue
                 stats = pool.get_stats()
-                if refused is None and (
-                    stats.get("pool_size", 0) >= pool.max_size and not stats.get("pool_available")
+                if (
+                    refused is None
+                    and not self._failing
+                    and stats.get("pool_size", 0) >= pool.max_size
+                    and not stats.get("pool_available")
                 ):
                     raise StoreBusyError(_busy(pool.max_size + 1, pool.timeout)) from exc
             # Raised out here, not in the PoolTimeout's context.
