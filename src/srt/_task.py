@@ -324,7 +324,18 @@ class Task:
         calls: list[dict[str, Any]] = []
         if msg is not None and msg.get("role") == "assistant":
             calls = msg.get("tool_calls") or []
-        pending = [c for c in calls if str(c.get("id")) not in tail.results]
+        pending: list[dict[str, Any]] = []
+        ids: set[str] = set()
+        for c in calls:
+            call_id = str(c.get("id"))
+            if call_id in tail.results:
+                continue
+            if call_id in ids:  # a reply that repeats an id: its first call stands for it
+                text = f"Error: call id {call_id} repeats an earlier call's id; it was not run."
+                self.runs.append(ToolRun(self._call(c), "invalid", text))
+                continue
+            ids.add(call_id)
+            pending.append(c)
         if pending:
             jobs = self._plan(tail, pending)
             if jobs:
@@ -461,7 +472,11 @@ class Task:
 
     def finish(self, job: Job, value: Any, exc: BaseException | None, seconds: float) -> ToolRun:
         if exc is None:
-            return ToolRun(job.call, "ok", render_result(value), seconds)
+            try:
+                return ToolRun(job.call, "ok", render_result(value), seconds)
+            except Exception as err:  # a cycle, a tuple key, a __str__ that raises...
+                text = f"Error: the tool's result could not be given as JSON: {err}"
+                return ToolRun(job.call, "error", text[:_MAX_ERROR_CHARS], seconds, err)
         text = f"Error: {type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS]
         return ToolRun(job.call, "error", text, seconds, exc)
 

@@ -483,7 +483,16 @@ def definition(obj: Any) -> Any:
     return as_tool(obj).definition
 
 
+def _text_of(data: bytes | bytearray | memoryview) -> str:
+    try:
+        return bytes(data).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{len(data)} bytes that are not UTF-8 text") from None
+
+
 def _plain(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return _text_of(value)
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, (datetime.date, datetime.datetime)):
@@ -500,7 +509,11 @@ def _plain(value: Any) -> Any:
 
 def render_result(value: Any) -> str:
     """A tool's return value as the text of its result message: a string as it is,
-    anything else as JSON (dataclasses, enums, dates and sets converted)."""
+    anything else as JSON (dataclasses, enums, dates and sets converted; bytes as
+    their UTF-8 text, ``ValueError`` if they are not UTF-8). ``TypeError`` or
+    ``ValueError`` if JSON cannot hold the value (a cycle, a key that is not a string)."""
     if isinstance(value, str):
         return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return _text_of(value)
     return json.dumps(value, ensure_ascii=False, default=_plain)

@@ -1,0 +1,257 @@
+"""The tool loop attacked the way users' code and models will: tools that raise every
+kind of exception, return values JSON cannot hold, or repeat; replies with unknown
+tools, bad arguments, repeated call ids and hundreds of calls. After each, the session
+and its claims are read back: every call has one result, nothing is half-written."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import srt
+from srt._task import CLAIMS
+from srt.testing import ProviderServer
+from srt.testing.tasks import ScriptedTask
+from task_support import chain_pairs, make, server
+
+
+@pytest.fixture
+def srv() -> Iterator[ProviderServer]:
+    with server() as s:
+        s.respond("*", ScriptedTask([]))  # answers "All done." to whatever it is sent
+        yield s
+        assert s.errors == []
+
+
+def call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def replied(rt: srt.Runtime, name: str, *calls: dict[str, Any]) -> srt.Session:
+    """A session whose model has just asked for ``calls`` (as if the reply were saved
+    and the process then stopped): ``run`` resumes from there."""
+    s = rt.session(name)
+    s.append({"role": "user", "content": "go"})
+    s.append({"role": "assistant", "content": "", "tool_calls": list(calls)})
+    return s
+
+
+def results(s: srt.Session) -> dict[str, str]:
+    msgs = s.messages()
+    chain_pairs(msgs)
+    return {m["tool_call_id"]: m["content"] for m in msgs if m["role"] == "tool"}
+
+
+class Crash(BaseException):
+    """Not an ``Exception``: escapes the loop as SystemExit or KeyboardInterrupt would."""
+
+
+def test_a_result_json_cannot_hold_becomes_an_error_result(
+    srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    def cycle() -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        d["self"] = d
+        return d
+
+    def tuple_key() -> dict[Any, int]:
+        return {(1, 2): 3}
+
+    def binary() -> bytes:
+        return b"\xff\xfe"
+
+    def text_bytes() -> bytes:
+        return "caf\u00e9".encode()
+
+    p = make("openai", srv.url)
+    s = replied(
+        rt,
+        "json",
+        call("a", "cycle", "{}"),
+        call("b", "tuple_key", "{}"),
+        call("c", "binary", "{}"),
+        call("d", "text_bytes", "{}"),
+    )
+    result = s.run(p, model="gpt-4o", tools=[cycle, tuple_key, binary, text_bytes])
+    p.close()
+    assert result.stopped == "done"
+    by_id = {r.call.id: r for r in result.tool_runs}
+    assert by_id["a"].status == "error" and isinstance(by_id["a"].error, ValueError)
+    assert by_id["a"].content == (
+        "Error: the tool's result could not be given as JSON: Circular reference detected"
+    )
+    assert by_id["b"].status == "error" and isinstance(by_id["b"].error, TypeError)
+    assert by_id["b"].content.startswith("Error: the tool's result could not be given as JSON")
+    assert by_id["c"].content == (
+        "Error: the tool's result could not be given as JSON: 2 bytes that are not UTF-8 text"
+    )
+    assert by_id["d"].status == "ok" and by_id["d"].content == "caf\u00e9"
+    assert results(s) == {r.call.id: r.content for r in result.tool_runs}
+    meta = json.loads(rt.store.chain(s.head)[2][5])["srt_tool"]
+    assert meta["status"] == "error" and meta["error"].startswith("ValueError: Circular")
+
+
+def test_a_repeated_call_id_runs_its_first_call_once(srv: ProviderServer, rt: srt.Runtime) -> None:
+    ran: list[str] = []
+
+    def note(x: str) -> str:
+        ran.append(x)
+        return f"noted {x}"
+
+    p = make("openai", srv.url)
+    s = replied(rt, "dup", call("c1", "note", '{"x": "a"}'), call("c1", "note", '{"x": "b"}'))
+    result = s.run(p, model="gpt-4o", tools=[note])
+    p.close()
+    assert ran == ["a"]
+    assert result.stopped == "done"
+    statuses = sorted((r.status, r.content) for r in result.tool_runs)
+    assert statuses == [
+        ("invalid", "Error: call id c1 repeats an earlier call's id; it was not run."),
+        ("ok", "noted a"),
+    ]
+    assert results(s) == {"c1": "noted a"}
+
+
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_a_base_exception_in_one_call_keeps_the_other_calls_results(
+    srv: ProviderServer, rt: srt.Runtime, driver: str
+) -> None:
+    """A tool that raises what is not an ``Exception`` stops the run, but only once the
+    calls running beside it have finished and their results are saved; its own call
+    stays started, and the next run reports it interrupted without running it again."""
+    ran: list[str] = []
+    boom = [True]
+    started = threading.Event()
+
+    def slow(x: str) -> str:
+        started.set()
+        time.sleep(0.3)
+        ran.append(f"slow {x}")
+        return f"slow {x}"
+
+    def crash(x: str) -> str:
+        assert started.wait(10)
+        ran.append(f"crash {x}")
+        if boom:
+            raise Crash
+        return "never"
+
+    p = make("openai", srv.url)
+    s = replied(rt, driver, call("a", "slow", '{"x": "1"}'), call("b", "crash", '{"x": "2"}'))
+    with pytest.raises(Crash):
+        if driver == "sync":
+            s.run(p, model="gpt-4o", tools=[slow, crash])
+        else:
+            asyncio.run(s.arun(p, model="gpt-4o", tools=[slow, crash]))
+    assert sorted(ran) == ["crash 2", "slow 1"]
+    assert results(s) == {"a": "slow 1"}  # saved before the crash went on up
+    boom.clear()
+    result = s.run(p, model="gpt-4o", tools=[slow, crash])
+    p.close()
+    assert [(r.call.id, r.status) for r in result.tool_runs] == [("b", "interrupted")]
+    assert sorted(ran) == ["crash 2", "slow 1"]  # neither ran twice
+    assert result.stopped == "done"
+    assert set(results(s)) == {"a", "b"}
+
+
+@pytest.mark.parametrize("kind", [ValueError, SystemExit, KeyboardInterrupt])
+def test_each_kind_of_exception_from_a_lone_tool(
+    srv: ProviderServer, rt: srt.Runtime, kind: type[BaseException]
+) -> None:
+    """An ``Exception`` is the model's to read; SystemExit and KeyboardInterrupt go up
+    to the caller, leaving the call started (not half-written), reported interrupted
+    by the next run."""
+
+    def fails(x: str) -> str:
+        raise kind("no")
+
+    p = make("openai", srv.url)
+    s = replied(rt, kind.__name__, call("a", "fails", '{"x": "1"}'))
+    if kind is ValueError:
+        result = s.run(p, model="gpt-4o", tools=[fails])
+        assert result.tool_runs[0].content == "Error: ValueError: no"
+    else:
+        with pytest.raises(kind):
+            s.run(p, model="gpt-4o", tools=[fails])
+        assert results(s) == {}
+        assert len(rt.store.list_objects(CLAIMS, str(rt.store.get_session(s.name).id))) == 1
+        result = s.run(p, model="gpt-4o", tools=[fails])
+        assert result.tool_runs[0].status == "interrupted"
+    p.close()
+    assert result.stopped == "done" and len(results(s)) == 1
+
+
+def test_misbehaving_tools_and_calls_give_the_model_a_result_it_can_read(
+    srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    async def later(x: str) -> str:
+        return f"later {x}"
+
+    def gives_coroutine(x: str) -> Any:  # a sync tool that returns a coroutine
+        return later(x)
+
+    def gives_none(x: str) -> None:
+        return None
+
+    def surrogate(x: str) -> str:
+        return "a\ud800b"
+
+    def ok(x: str) -> str:
+        return x
+
+    tools = [later, gives_coroutine, gives_none, surrogate, ok]
+    p = make("openai", srv.url)
+    s = replied(
+        rt,
+        "misc",
+        call("a", "gives_coroutine", '{"x": "1"}'),
+        call("b", "gives_none", '{"x": "1"}'),
+        call("c", "surrogate", '{"x": "1"}'),
+        call("d", "nosuch", '{"x": "1"}'),
+        call("e", "ok", "{not json"),
+        call("f", "ok", "[1, 2]"),
+        call("g", "ok", '"x"'),
+        call("h", "later", '{"x": "2"}'),
+    )
+    result = s.run(p, model="gpt-4o", tools=tools)
+    p.close()
+    got = {r.call.id: (r.status, r.content) for r in result.tool_runs}
+    stored = got.pop("c")
+    assert stored[0] == "error"
+    assert stored[1].startswith("Error: the tool's result could not be stored: message text")
+    bad = "Error: invalid arguments for ok: the arguments"
+    assert got == {
+        "a": ("ok", "later 1"),
+        "b": ("ok", "null"),
+        "d": (
+            "invalid",
+            "Error: there is no tool named 'nosuch' "
+            "(tools: gives_coroutine, gives_none, later, ok, surrogate).",
+        ),
+        "e": ("invalid", f"{bad} are not valid JSON"),
+        "f": ("invalid", f"{bad} must be a JSON object"),
+        "g": ("invalid", f"{bad} must be a JSON object"),
+        "h": ("ok", "later 2"),
+    }
+    assert results(s) == {r.call.id: r.content for r in result.tool_runs}
+    assert result.stopped == "done"
+
+
+def test_five_hundred_calls_in_one_reply(srv: ProviderServer, rt: srt.Runtime) -> None:
+    def ok(x: str) -> str:
+        return x
+
+    p = make("openai", srv.url)
+    s = replied(rt, "many", *(call(f"c{i}", "ok", json.dumps({"x": str(i)})) for i in range(500)))
+    result = s.run(p, model="gpt-4o", tools=[ok])
+    p.close()
+    assert result.stopped == "done" and result.steps == 1
+    assert results(s) == {f"c{i}": str(i) for i in range(500)}
+    assert len(srv.log) == 1  # one request, carrying all 500 results
+    assert json.dumps(srv.log[0].body).count('"role": "tool"') == 500
