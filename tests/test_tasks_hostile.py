@@ -180,7 +180,7 @@ def test_each_kind_of_exception_from_a_lone_tool(
         with pytest.raises(kind):
             s.run(p, model="gpt-4o", tools=[fails])
         assert results(s) == {}
-        assert len(rt.store.list_objects(CLAIMS, str(rt.store.get_session(s.name).id))) == 1
+        assert [o.kind for o in rt.store.scan_objects()].count(CLAIMS) == 1
         result = s.run(p, model="gpt-4o", tools=[fails])
         assert result.tool_runs[0].status == "interrupted"
     p.close()
@@ -255,3 +255,51 @@ def test_five_hundred_calls_in_one_reply(srv: ProviderServer, rt: srt.Runtime) -
     assert results(s) == {f"c{i}": str(i) for i in range(500)}
     assert len(srv.log) == 1  # one request, carrying all 500 results
     assert json.dumps(srv.log[0].body).count('"role": "tool"') == 500
+
+
+def test_two_runs_resuming_at_once_start_a_call_once(
+    srv: ProviderServer, store_rt: srt.Runtime, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two handles (two processes, as far as the store can tell) resume the same task at
+    the same instant: both look for a start record and find none before either writes
+    one. Only one of them runs the tool; the other gets ``ConflictError``."""
+    ran: list[str] = []
+    both_looked = threading.Barrier(2, timeout=30)
+
+    def act(x: str) -> str:
+        ran.append(x)
+        time.sleep(0.2)
+        return f"did {x}"
+
+    s = replied(store_rt, "race", call("c1", "act", '{"x": "1"}'))
+    outcomes: list[str] = []
+
+    def resume() -> None:
+        with srt.Runtime(store_url) as mine:
+            store = mine.store
+            put = store.put_object
+
+            def put_after_both_looked(kind: str, *a: Any, **kw: Any) -> None:
+                if kind == CLAIMS:
+                    both_looked.wait()
+                put(kind, *a, **kw)
+
+            monkeypatch.setattr(store, "put_object", put_after_both_looked)
+            p = make("openai", srv.url)
+            try:
+                result = mine.session("race").run(p, model="gpt-4o", tools=[act])
+                outcomes.append(result.stopped)
+            except srt.ConflictError as exc:
+                outcomes.append(type(exc).__name__)
+            finally:
+                p.close()
+
+    threads = [threading.Thread(target=resume) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert ran == ["1"]
+    assert sorted(outcomes) == ["ConflictError", "done"]
+    s.refresh()
+    assert results(s) == {"c1": "did 1"}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 import threading
 import time
@@ -194,14 +195,23 @@ def _text(message: dict[str, Any] | None) -> str:
 
 # -- who started a call ----------------------------------------------------------------------
 
-#: The store objects that say who started a tool call: kind ``srt.tool_call``, scope the
-#: session id, key ``<prefix hash of the assistant message>:<call id>`` (a prefix hash
-#: names a whole history, so a key is never reused), value the owner (below).
+#: The store objects that say who started a tool call: kind ``srt.tool_call``, scope
+#: ``<session id>:<prefix hash of the assistant message>:<call id>`` (a prefix hash names
+#: a whole history, so a scope is never reused), one object per run that tried to start
+#: the call, keyed ``<owner>:<random>``, value the owner (below). The store has no
+#: insert-if-absent, so starting is an election: each run adds its object and then reads
+#: the scope's first, in insertion order; only the run whose object is first runs the
+#: tool. (Records of srt 0.x before the election, scope the session id and key
+#: ``<prefix hash>:<call id>``, are still read.)
 CLAIMS = "srt.tool_call"
 
 
 def _claim_key(s: TaskSession, index: int, call_id: str) -> str:
     return f"{s.parts.chain.prefix(index + 1).hex()}:{call_id}"
+
+
+def _claim_scope(s: TaskSession, index: int, call_id: str) -> str:
+    return f"{s.parts.chain.id}:{_claim_key(s, index, call_id)}"
 
 
 _RUNNING: set[tuple[str, int, str]] = set()  # (file, session id, call id) running here
@@ -379,9 +389,12 @@ class Task:
     def _started(self, tail: _Tail, call_id: str) -> str | None:
         """Who started ``call_id`` of the message ``tail`` ends at, if anyone did."""
         s = self.session
-        chain = s.parts.chain
-        found = chain.store.get_object(CLAIMS, str(chain.id), _claim_key(s, tail.index, call_id))
-        return found.value.decode("utf-8", "replace") if found is not None else None
+        store = s.parts.chain.store
+        first = store.list_objects(CLAIMS, _claim_scope(s, tail.index, call_id), limit=1)
+        if first:
+            return first[0].value.decode("utf-8", "replace")
+        old = store.get_object(CLAIMS, str(s.parts.chain.id), _claim_key(s, tail.index, call_id))
+        return old.value.decode("utf-8", "replace") if old is not None else None
 
     def _plan(self, tail: _Tail, pending: list[dict[str, Any]]) -> list[Job]:
         jobs: list[Job] = []
@@ -458,8 +471,15 @@ class Task:
             if before is not None:
                 self._check_gone(job.call, before)
                 raise ConflictError(f"tool call {job.call.id} was started by an earlier run")
-            claim = _claim_key(s, tail.index, job.call.id)
-            store.put_object(CLAIMS, str(parts.chain.id), claim, owner().encode())
+            me = owner()
+            scope = _claim_scope(s, tail.index, job.call.id)
+            mine = f"{me}:{secrets.token_hex(8)}"
+            store.put_object(CLAIMS, scope, mine, me.encode())
+            first = store.list_objects(CLAIMS, scope, limit=1)
+            if not first or first[0].key != mine:  # another run's object came first
+                who = first[0].value.decode("utf-8", "replace") if first else "?"
+                self._check_gone(job.call, who)
+                raise ConflictError(f"tool call {job.call.id} was started by another run")
             with _RUNNING_LOCK:
                 _RUNNING.add(key)
             self.claimed.add(key)

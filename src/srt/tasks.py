@@ -24,9 +24,11 @@ So a tool whose result is in the history ran exactly once for it, and a tool tha
 is not idempotent never runs twice for one call. A call started by a run that is
 still going (in this process or another live one) is left alone: ``run`` raises
 ``ConflictError`` rather than race it (``srt._task`` says how a live owner is told
-from a dead one). Two runs started at the same instant on one task can both miss
-each other's record (the store's objects have no insert-if-absent yet): run a task
-from one place at a time.
+from a dead one). Two runs that reach the same call at the same instant both write
+a start record, and only the one whose record the store holds first runs the tool
+(``srt._task.CLAIMS``); the other raises ``ConflictError``. On SQLite records are
+ordered as they commit; on PostgreSQL by an identity taken just before the commit, so
+two writes microseconds apart could still both win: run a task from one place at a time.
 
 Budgets (``max_steps`` model calls, ``time_budget`` seconds, ``token_budget``
 tokens in and out) are checked before each model call; the tools of a reply
