@@ -303,3 +303,32 @@ def test_two_runs_resuming_at_once_start_a_call_once(
     assert sorted(outcomes) == ["ConflictError", "done"]
     s.refresh()
     assert results(s) == {"c1": "did 1"}
+
+
+@pytest.mark.parametrize("given", ["other", "definition"])
+def test_a_started_call_resumed_without_its_tool_is_interrupted(
+    srv: ProviderServer, rt: srt.Runtime, given: str
+) -> None:
+    """A call that started and died is reported interrupted when the next run is given
+    other tools, or only the tool's definition: not "no such tool" (the model would
+    think nothing happened) and not handed to the caller to run again."""
+    ran: list[str] = []
+
+    def act(x: str) -> str:
+        ran.append(x)
+        raise Crash
+
+    def other(x: str) -> str:
+        return x
+
+    definition = {"type": "function", "function": {"name": "act", "parameters": {}}}
+    p = make("openai", srv.url)
+    s = replied(rt, given, call("c1", "act", '{"x": "1"}'))
+    with pytest.raises(Crash):
+        s.run(p, model="gpt-4o", tools=[act])
+    result = s.run(p, model="gpt-4o", tools=[other] if given == "other" else [definition])
+    p.close()
+    assert [(r.call.id, r.status) for r in result.tool_runs] == [("c1", "interrupted")]
+    assert result.stopped == "done" and result.pending == ()
+    assert ran == ["1"]
+    assert results(s) == {"c1": srt.tasks.INTERRUPTED}

@@ -401,17 +401,19 @@ class Task:
         for c in pending:
             call = self._call(c)
             tool = call.tool
+            # Started by an earlier run: interrupted, even if this run was given other
+            # tools (no longer this one, or only its definition): it may have had effects.
+            who = None if tool is not None and tool.idempotent else self._started(tail, call.id)
+            if who is not None:
+                self._check_gone(call, who)
+                jobs.append(Job(call, ToolRun(call, "interrupted", INTERRUPTED)))
+                continue
             if tool is None:
                 if call.name in self.external:
                     continue  # the caller runs it
                 known = ", ".join(sorted(self.callables)) or "none"
                 text = f"Error: there is no tool named {call.name!r} (tools: {known})."
                 jobs.append(Job(call, ToolRun(call, "invalid", text)))
-                continue
-            who = None if tool.idempotent else self._started(tail, call.id)
-            if who is not None:
-                self._check_gone(call, who)
-                jobs.append(Job(call, ToolRun(call, "interrupted", INTERRUPTED)))
                 continue
             try:
                 bound = tool.bind(call.arguments)
