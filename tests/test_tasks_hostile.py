@@ -332,3 +332,44 @@ def test_a_started_call_resumed_without_its_tool_is_interrupted(
     assert result.stopped == "done" and result.pending == ()
     assert ran == ["1"]
     assert results(s) == {"c1": srt.tasks.INTERRUPTED}
+
+
+def test_a_cancelled_async_run_saves_what_its_sync_tools_return(
+    srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    """``arun`` cancelled (here by ``wait_for``) while a sync tool runs in its thread:
+    the thread cannot be stopped, so its result is saved before the cancel goes on up,
+    and the next run does not report the call interrupted. An async tool beside it is
+    cancelled: it stays started, and is reported interrupted."""
+    ran: list[str] = []
+    entered = threading.Event()
+
+    def slow(x: str) -> str:
+        entered.set()
+        time.sleep(0.5)
+        ran.append(f"slow {x}")
+        return f"slow {x}"
+
+    async def aslow(x: str) -> str:
+        await asyncio.sleep(30)
+        ran.append(f"aslow {x}")
+        return "never"
+
+    p = make("openai", srv.url)
+    s = replied(rt, "cancel", call("a", "slow", '{"x": "1"}'), call("b", "aslow", '{"x": "2"}'))
+
+    async def main() -> None:
+        try:
+            await asyncio.wait_for(s.arun(p, model="gpt-4o", tools=[slow, aslow]), 0.2)
+        finally:
+            await p.aclose()
+
+    with pytest.raises(asyncio.TimeoutError):
+        asyncio.run(main())
+    assert entered.is_set() and ran == ["slow 1"]
+    assert results(s) == {"a": "slow 1"}
+    p = make("openai", srv.url)
+    result = s.run(p, model="gpt-4o", tools=[slow, aslow])
+    p.close()
+    assert [(r.call.id, r.status) for r in result.tool_runs] == [("b", "interrupted")]
+    assert ran == ["slow 1"] and result.stopped == "done"

@@ -243,7 +243,6 @@ async def _aexecute(task: Task, job: Job, gate: asyncio.Semaphore) -> ToolRun:
     tool = job.call.tool
     assert tool is not None and job.bound is not None
     args, kwargs = job.bound
-    import asyncio  # (loaded: this runs in an event loop)
 
     async with gate:
         task.claim(job)
@@ -252,10 +251,22 @@ async def _aexecute(task: Task, job: Job, gate: asyncio.Semaphore) -> ToolRun:
             if tool.is_async:
                 value = await tool.fn(*args, **kwargs)
             else:
-                value = await asyncio.to_thread(_call_sync, job)
+                value = await _in_thread(job)
         except Exception as exc:
             return task.finish(job, None, exc, time.perf_counter() - t0)
         return task.finish(job, value, None, time.perf_counter() - t0)
+
+
+async def _in_thread(job: Job) -> Any:
+    """A sync tool in a thread. Cancelling the run cannot stop the thread, so a cancel
+    waits for it: the tool's result is then saved, not left started-but-unknown."""
+    import asyncio  # (loaded: this runs in an event loop)
+
+    thread = asyncio.ensure_future(asyncio.to_thread(_call_sync, job))
+    try:
+        return await asyncio.shield(thread)
+    except asyncio.CancelledError:
+        return await thread
 
 
 async def _arun_tools(task: Task, jobs: list[Job]) -> AsyncIterator[TaskEvent]:
@@ -288,8 +299,13 @@ async def _arun_tools(task: Task, jobs: list[Job]) -> AsyncIterator[TaskEvent]:
                 run = task.commit(t.result())
                 yield TaskEvent("tool_result", call=run.call, run=run)
     finally:
+        # Cancelled (or the consumer left): async tools are cancelled, sync ones finish
+        # their thread (``_in_thread``), and every result that came back is saved.
         for t in pending:
             t.cancel()
+        for outcome in await asyncio.gather(*pending, return_exceptions=True):
+            if isinstance(outcome, ToolRun):
+                task.commit(outcome)
     if failed is not None:
         raise failed
 
