@@ -373,3 +373,40 @@ def test_a_cancelled_async_run_saves_what_its_sync_tools_return(
     p.close()
     assert [(r.call.id, r.status) for r in result.tool_runs] == [("b", "interrupted")]
     assert ran == ["slow 1"] and result.stopped == "done"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"time_budget": "5"},
+        {"time_budget": float("nan")},
+        {"time_budget": -1},
+        {"token_budget": "many"},
+        {"token_budget": 1.5},
+        {"max_steps": True},
+        {"concurrency": True},
+    ],
+)
+def test_bad_budgets_raise_config_errors_before_anything_is_sent(
+    srv: ProviderServer, rt: srt.Runtime, options: dict[str, Any]
+) -> None:
+    """(A string budget escaped as a TypeError from the first comparison; NaN and ``True``
+    were taken as budgets.)"""
+    p = make("openai", srv.url)
+    s = replied(rt, "options", call("a", "ok", '{"x": "1"}'))
+    with pytest.raises(srt.ConfigError, match=next(iter(options))):
+        s.run(p, model="gpt-4o", tools=[], **options)
+    p.close()
+    assert srv.log == [] and results(s) == {}
+
+
+def test_a_tool_name_no_provider_takes_is_refused_where_it_is_made(rt: srt.Runtime) -> None:
+    """A lambda is called ``<lambda>``: every provider answers 400 to that name, after
+    the user turn is sent. It is refused at once, naming the fix."""
+    with pytest.raises(srt.InvalidMessageError, match=r"'<lambda>' must be 1 to 64 letters"):
+        srt.tool(lambda x: x)
+    with pytest.raises(srt.InvalidMessageError, match=r"srt\.tool\(fn, name=\.\.\.\)"):
+        srt.tool(len, name="a.b")
+    with pytest.raises(srt.InvalidMessageError, match="must be 1 to 64"):
+        srt.tool(len, name="x" * 65)
+    assert srt.tool(lambda x: x, name="echo-1_ok").name == "echo-1_ok"

@@ -255,6 +255,10 @@ def alive(who: str) -> bool:
 # -- the task -----------------------------------------------------------------------------
 
 
+def _whole(value: object, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
 @dataclass
 class Job:
     call: ToolCall
@@ -279,10 +283,18 @@ class Task:
         approve: Callable[[ToolCall], Any] | None = None,
         concurrency: int = CONCURRENCY,
     ) -> None:
-        if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 0):
+        if max_steps is not None and not _whole(max_steps, 0):
             raise ConfigError("max_steps must be a whole number >= 0 (or None)")
-        if not isinstance(concurrency, int) or concurrency < 1:
+        if not _whole(concurrency, 1):
             raise ConfigError("concurrency must be a whole number >= 1")
+        if token_budget is not None and not _whole(token_budget, 0):
+            raise ConfigError("token_budget must be a whole number of tokens >= 0 (or None)")
+        if time_budget is not None and not (
+            isinstance(time_budget, (int, float))
+            and not isinstance(time_budget, bool)
+            and time_budget >= 0  # (False for NaN)
+        ):
+            raise ConfigError("time_budget must be a number of seconds >= 0 (or None)")
         self.session = session
         self.provider = provider
         self.model = model
