@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import srt
-from srt.errors import ProviderError, StreamInterruptedError
+from srt.errors import ConfigError, ProviderError, StreamInterruptedError
 from srt.providers.local import LocalProvider
 from support import local_model
 
@@ -132,3 +132,14 @@ def test_close_does_not_hang_on_a_stopped_server(
         closing.join(60)
     assert not hung, "close() hung on a stopped server"
     assert p.pid is None and not _alive(pid)
+
+
+@pytest.mark.parametrize("where", ["a-file", "a-file/below", "/proc/srt-nope"])
+def test_a_state_dir_that_cannot_be_made_is_a_config_error(
+    model: str, tmp_path: Path, where: str
+) -> None:
+    """(A NotADirectoryError or FileNotFoundError escaped from the constructor.)"""
+    (tmp_path / "a-file").write_text("not a folder")
+    state_dir = where if where.startswith("/") else str(tmp_path / where)
+    with pytest.raises(ConfigError, match=r"cannot use .* as the folder of saved slot states"):
+        LocalProvider(model, state_dir=state_dir)
