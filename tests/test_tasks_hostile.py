@@ -410,3 +410,27 @@ def test_a_tool_name_no_provider_takes_is_refused_where_it_is_made(rt: srt.Runti
     with pytest.raises(srt.InvalidMessageError, match="must be 1 to 64"):
         srt.tool(len, name="x" * 65)
     assert srt.tool(lambda x: x, name="echo-1_ok").name == "echo-1_ok"
+
+
+def test_a_start_record_written_before_the_election_is_still_honoured(
+    srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    """A task killed mid-tool under the earlier layout (one object per call, scope the
+    session id) resumes after an upgrade: the call is interrupted, not run again."""
+    from srt._task import _claim_key
+
+    ran: list[str] = []
+
+    def act(x: str) -> str:
+        ran.append(x)
+        return x
+
+    s = replied(rt, "old", call("c1", "act", '{"x": "1"}'))
+    sid = rt.store.get_session("old")
+    assert sid is not None
+    dead = b"1:0"  # pid 1 never started at time 0: a process that is gone
+    rt.store.put_object(CLAIMS, str(sid.id), _claim_key(s, 1, "c1"), dead)
+    p = make("openai", srv.url)
+    result = s.run(p, model="gpt-4o", tools=[act])
+    p.close()
+    assert [r.status for r in result.tool_runs] == ["interrupted"] and ran == []
