@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 import threading
 import time
@@ -194,14 +195,23 @@ def _text(message: dict[str, Any] | None) -> str:
 
 # -- who started a call ----------------------------------------------------------------------
 
-#: The store objects that say who started a tool call: kind ``srt.tool_call``, scope the
-#: session id, key ``<prefix hash of the assistant message>:<call id>`` (a prefix hash
-#: names a whole history, so a key is never reused), value the owner (below).
+#: The store objects that say who started a tool call: kind ``srt.tool_call``, scope
+#: ``<session id>:<prefix hash of the assistant message>:<call id>`` (a prefix hash names
+#: a whole history, so a scope is never reused), one object per run that tried to start
+#: the call, keyed ``<owner>:<random>``, value the owner (below). The store has no
+#: insert-if-absent, so starting is an election: each run adds its object and then reads
+#: the scope's first, in insertion order; only the run whose object is first runs the
+#: tool. (Records of srt 0.x before the election, scope the session id and key
+#: ``<prefix hash>:<call id>``, are still read.)
 CLAIMS = "srt.tool_call"
 
 
 def _claim_key(s: TaskSession, index: int, call_id: str) -> str:
     return f"{s.parts.chain.prefix(index + 1).hex()}:{call_id}"
+
+
+def _claim_scope(s: TaskSession, index: int, call_id: str) -> str:
+    return f"{s.parts.chain.id}:{_claim_key(s, index, call_id)}"
 
 
 _RUNNING: set[tuple[str, int, str]] = set()  # (file, session id, call id) running here
@@ -245,6 +255,10 @@ def alive(who: str) -> bool:
 # -- the task -----------------------------------------------------------------------------
 
 
+def _whole(value: object, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
 @dataclass
 class Job:
     call: ToolCall
@@ -269,10 +283,18 @@ class Task:
         approve: Callable[[ToolCall], Any] | None = None,
         concurrency: int = CONCURRENCY,
     ) -> None:
-        if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 0):
+        if max_steps is not None and not _whole(max_steps, 0):
             raise ConfigError("max_steps must be a whole number >= 0 (or None)")
-        if not isinstance(concurrency, int) or concurrency < 1:
+        if not _whole(concurrency, 1):
             raise ConfigError("concurrency must be a whole number >= 1")
+        if token_budget is not None and not _whole(token_budget, 0):
+            raise ConfigError("token_budget must be a whole number of tokens >= 0 (or None)")
+        if time_budget is not None and not (
+            isinstance(time_budget, (int, float))
+            and not isinstance(time_budget, bool)
+            and time_budget >= 0  # (False for NaN)
+        ):
+            raise ConfigError("time_budget must be a number of seconds >= 0 (or None)")
         self.session = session
         self.provider = provider
         self.model = model
@@ -324,7 +346,18 @@ class Task:
         calls: list[dict[str, Any]] = []
         if msg is not None and msg.get("role") == "assistant":
             calls = msg.get("tool_calls") or []
-        pending = [c for c in calls if str(c.get("id")) not in tail.results]
+        pending: list[dict[str, Any]] = []
+        ids: set[str] = set()
+        for c in calls:
+            call_id = str(c.get("id"))
+            if call_id in tail.results:
+                continue
+            if call_id in ids:  # a reply that repeats an id: its first call stands for it
+                text = f"Error: call id {call_id} repeats an earlier call's id; it was not run."
+                self.runs.append(ToolRun(self._call(c), "invalid", text))
+                continue
+            ids.add(call_id)
+            pending.append(c)
         if pending:
             jobs = self._plan(tail, pending)
             if jobs:
@@ -368,26 +401,31 @@ class Task:
     def _started(self, tail: _Tail, call_id: str) -> str | None:
         """Who started ``call_id`` of the message ``tail`` ends at, if anyone did."""
         s = self.session
-        chain = s.parts.chain
-        found = chain.store.get_object(CLAIMS, str(chain.id), _claim_key(s, tail.index, call_id))
-        return found.value.decode("utf-8", "replace") if found is not None else None
+        store = s.parts.chain.store
+        first = store.list_objects(CLAIMS, _claim_scope(s, tail.index, call_id), limit=1)
+        if first:
+            return first[0].value.decode("utf-8", "replace")
+        old = store.get_object(CLAIMS, str(s.parts.chain.id), _claim_key(s, tail.index, call_id))
+        return old.value.decode("utf-8", "replace") if old is not None else None
 
     def _plan(self, tail: _Tail, pending: list[dict[str, Any]]) -> list[Job]:
         jobs: list[Job] = []
         for c in pending:
             call = self._call(c)
             tool = call.tool
+            # Started by an earlier run: interrupted, even if this run was given other
+            # tools (no longer this one, or only its definition): it may have had effects.
+            who = None if tool is not None and tool.idempotent else self._started(tail, call.id)
+            if who is not None:
+                self._check_gone(call, who)
+                jobs.append(Job(call, ToolRun(call, "interrupted", INTERRUPTED)))
+                continue
             if tool is None:
                 if call.name in self.external:
                     continue  # the caller runs it
                 known = ", ".join(sorted(self.callables)) or "none"
                 text = f"Error: there is no tool named {call.name!r} (tools: {known})."
                 jobs.append(Job(call, ToolRun(call, "invalid", text)))
-                continue
-            who = None if tool.idempotent else self._started(tail, call.id)
-            if who is not None:
-                self._check_gone(call, who)
-                jobs.append(Job(call, ToolRun(call, "interrupted", INTERRUPTED)))
                 continue
             try:
                 bound = tool.bind(call.arguments)
@@ -447,8 +485,15 @@ class Task:
             if before is not None:
                 self._check_gone(job.call, before)
                 raise ConflictError(f"tool call {job.call.id} was started by an earlier run")
-            claim = _claim_key(s, tail.index, job.call.id)
-            store.put_object(CLAIMS, str(parts.chain.id), claim, owner().encode())
+            me = owner()
+            scope = _claim_scope(s, tail.index, job.call.id)
+            mine = f"{me}:{secrets.token_hex(8)}"
+            store.put_object(CLAIMS, scope, mine, me.encode())
+            first = store.list_objects(CLAIMS, scope, limit=1)
+            if not first or first[0].key != mine:  # another run's object came first
+                who = first[0].value.decode("utf-8", "replace") if first else "?"
+                self._check_gone(job.call, who)
+                raise ConflictError(f"tool call {job.call.id} was started by another run")
             with _RUNNING_LOCK:
                 _RUNNING.add(key)
             self.claimed.add(key)
@@ -461,7 +506,11 @@ class Task:
 
     def finish(self, job: Job, value: Any, exc: BaseException | None, seconds: float) -> ToolRun:
         if exc is None:
-            return ToolRun(job.call, "ok", render_result(value), seconds)
+            try:
+                return ToolRun(job.call, "ok", render_result(value), seconds)
+            except Exception as err:  # a cycle, a tuple key, a __str__ that raises...
+                text = f"Error: the tool's result could not be given as JSON: {err}"
+                return ToolRun(job.call, "error", text[:_MAX_ERROR_CHARS], seconds, err)
         text = f"Error: {type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS]
         return ToolRun(job.call, "error", text, seconds, exc)
 

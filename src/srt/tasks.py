@@ -24,15 +24,19 @@ So a tool whose result is in the history ran exactly once for it, and a tool tha
 is not idempotent never runs twice for one call. A call started by a run that is
 still going (in this process or another live one) is left alone: ``run`` raises
 ``ConflictError`` rather than race it (``srt._task`` says how a live owner is told
-from a dead one). Two runs started at the same instant on one task can both miss
-each other's record (the store's objects have no insert-if-absent yet): run a task
-from one place at a time.
+from a dead one). Two runs that reach the same call at the same instant both write
+a start record, and only the one whose record the store holds first runs the tool
+(``srt._task.CLAIMS``); the other raises ``ConflictError``. On SQLite records are
+ordered as they commit; on PostgreSQL by an identity taken just before the commit, so
+two writes microseconds apart could still both win: run a task from one place at a time.
 
 Budgets (``max_steps`` model calls, ``time_budget`` seconds, ``token_budget``
 tokens in and out) are checked before each model call; the tools of a reply
 always run, so a stopped task never leaves a call without a result. A tool that
 raises gives the model an error result (the exception is recorded in the result's
-metadata and in ``TaskResult.tool_runs``). ``approve(call)`` may allow (``True``),
+metadata and in ``TaskResult.tool_runs``); what is not an ``Exception`` (SystemExit,
+KeyboardInterrupt) goes up to the caller once the other running calls' results are
+saved. ``approve(call)`` may allow (``True``),
 deny (``False``) or deny with a reason (a string) each call before it runs. A tool
 given only as a definition dict is the caller's to run: ``run`` stops with
 ``stopped == "external"`` and the calls in ``pending``; append their results and
@@ -135,19 +139,37 @@ def _run_tools(task: Task, jobs: list[Job]) -> Iterator[TaskEvent]:
             yield TaskEvent("tool_call", call=job.call)
             futures[pool.submit(_execute, task, job)] = job
         waiting = set(futures)
+        failed: BaseException | None = None  # the first thing that escaped a call
         try:
             while waiting:
                 done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
                 for fut in sorted(done, key=lambda f: todo.index(futures[f])):
-                    waiting.discard(fut)
+                    exc = fut.exception()
+                    if exc is not None:  # not an Exception of the tool's (those are results)
+                        failed = failed or exc
+                        continue
                     run = task.commit(fut.result())
                     yield TaskEvent("tool_result", call=run.call, run=run)
-        except GeneratorExit:
-            # The consumer stopped listening: the tools still running finish, and
-            # their results are saved, so none is left as started-but-unknown.
-            for fut in sorted(waiting, key=lambda f: todo.index(futures[f])):
-                task.commit(fut.result())
+        except BaseException:
+            # The consumer stopped listening (GeneratorExit), Ctrl-C, or a commit failed:
+            # the tools still running finish (a thread cannot be stopped), and their
+            # results are saved, so none that ended is left as started-but-unknown.
+            _settle(task, sorted(waiting, key=lambda f: todo.index(futures[f])))
             raise
+    if failed is not None:
+        # A tool raised what is not an ``Exception`` (SystemExit, KeyboardInterrupt, ...),
+        # or a call could not start (ConflictError): raised once every other call's
+        # result is saved. Its own call stays recorded as started (see ``_task``).
+        raise failed
+
+
+def _settle(task: Task, futures: list[Future[ToolRun]]) -> None:
+    for fut in futures:
+        try:
+            run = fut.result()
+        except BaseException:  # (the caller raises the first failure)
+            continue
+        task.commit(run)
 
 
 def _drive(task: Task, stream: bool) -> Generator[TaskEvent, None, None]:
@@ -221,7 +243,6 @@ async def _aexecute(task: Task, job: Job, gate: asyncio.Semaphore) -> ToolRun:
     tool = job.call.tool
     assert tool is not None and job.bound is not None
     args, kwargs = job.bound
-    import asyncio  # (loaded: this runs in an event loop)
 
     async with gate:
         task.claim(job)
@@ -230,10 +251,22 @@ async def _aexecute(task: Task, job: Job, gate: asyncio.Semaphore) -> ToolRun:
             if tool.is_async:
                 value = await tool.fn(*args, **kwargs)
             else:
-                value = await asyncio.to_thread(_call_sync, job)
+                value = await _in_thread(job)
         except Exception as exc:
             return task.finish(job, None, exc, time.perf_counter() - t0)
         return task.finish(job, value, None, time.perf_counter() - t0)
+
+
+async def _in_thread(job: Job) -> Any:
+    """A sync tool in a thread. Cancelling the run cannot stop the thread, so a cancel
+    waits for it: the tool's result is then saved, not left started-but-unknown."""
+    import asyncio  # (loaded: this runs in an event loop)
+
+    thread = asyncio.ensure_future(asyncio.to_thread(_call_sync, job))
+    try:
+        return await asyncio.shield(thread)
+    except asyncio.CancelledError:
+        return await thread
 
 
 async def _arun_tools(task: Task, jobs: list[Job]) -> AsyncIterator[TaskEvent]:
@@ -254,15 +287,27 @@ async def _arun_tools(task: Task, jobs: list[Job]) -> AsyncIterator[TaskEvent]:
     for job in todo:
         yield TaskEvent("tool_call", call=job.call)
         pending.add(asyncio.ensure_future(_aexecute(task, job, gate)))
+    failed: BaseException | None = None  # as in ``_run_tools``: raised at the end
     try:
         while pending:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             for t in done:
+                exc = None if t.cancelled() else t.exception()
+                if t.cancelled() or exc is not None:
+                    failed = failed or exc or asyncio.CancelledError()
+                    continue
                 run = task.commit(t.result())
                 yield TaskEvent("tool_result", call=run.call, run=run)
     finally:
+        # Cancelled (or the consumer left): async tools are cancelled, sync ones finish
+        # their thread (``_in_thread``), and every result that came back is saved.
         for t in pending:
             t.cancel()
+        for outcome in await asyncio.gather(*pending, return_exceptions=True):
+            if isinstance(outcome, ToolRun):
+                task.commit(outcome)
+    if failed is not None:
+        raise failed
 
 
 async def _adrive(task: Task, stream: bool) -> AsyncIterator[TaskEvent]:

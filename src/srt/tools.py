@@ -29,6 +29,7 @@ import datetime
 import enum
 import inspect
 import json
+import re
 import types
 import typing
 import weakref
@@ -42,6 +43,7 @@ from .errors import InvalidMessageError, ToolArgumentsError
 __all__ = ["Tool", "as_tool", "definition", "render_result", "tool"]
 
 _MAX_DEPTH = 16
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _PRIMITIVES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
 _SEQUENCES = (list, Sequence, Iterable, typing.List, typing.Sequence, typing.Iterable)  # noqa: UP006
 _SETS = (set, frozenset, typing.Set, typing.FrozenSet, typing.AbstractSet)  # noqa: UP006
@@ -348,6 +350,12 @@ class Tool:
             raise _bad(f"a tool must be callable, got {type(fn).__name__}")
         self.fn = fn
         self.name = name or getattr(fn, "__name__", None) or type(fn).__name__
+        if not _NAME.fullmatch(self.name):
+            # (what OpenAI, Anthropic and Bedrock all take; a lambda is "<lambda>")
+            raise _bad(
+                f"tool name {self.name!r} must be 1 to 64 letters, digits, '_' or '-': "
+                "name it with srt.tool(fn, name=...)"
+            )
         self.idempotent = bool(idempotent)
         target = getattr(fn, "__call__", fn) if not inspect.isroutine(fn) else fn  # noqa: B004
         self.is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(target)
@@ -483,7 +491,16 @@ def definition(obj: Any) -> Any:
     return as_tool(obj).definition
 
 
+def _text_of(data: bytes | bytearray | memoryview) -> str:
+    try:
+        return bytes(data).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{len(data)} bytes that are not UTF-8 text") from None
+
+
 def _plain(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return _text_of(value)
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, (datetime.date, datetime.datetime)):
@@ -500,7 +517,11 @@ def _plain(value: Any) -> Any:
 
 def render_result(value: Any) -> str:
     """A tool's return value as the text of its result message: a string as it is,
-    anything else as JSON (dataclasses, enums, dates and sets converted)."""
+    anything else as JSON (dataclasses, enums, dates and sets converted; bytes as
+    their UTF-8 text, ``ValueError`` if they are not UTF-8). ``TypeError`` or
+    ``ValueError`` if JSON cannot hold the value (a cycle, a key that is not a string)."""
     if isinstance(value, str):
         return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return _text_of(value)
     return json.dumps(value, ensure_ascii=False, default=_plain)

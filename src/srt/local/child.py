@@ -45,6 +45,7 @@ from typing import Any
 READY = "SRT-LLAMA-READY"
 ERROR = "SRT-LLAMA-ERROR"
 POLL_S = 0.25
+LOG_GRACE_S = 0.3
 
 
 def _set(obj: Any, dotted: str, value: Any) -> None:
@@ -116,6 +117,9 @@ def main() -> int:
         server = xllamacpp.Server(_params(xllamacpp, cfg))
         url = str(server.listening_address)
     except BaseException as exc:
+        # llama.cpp logs from a thread of its own: give it time to write why it failed
+        # (the parent reads the log's end into the error) before os._exit ends it.
+        time.sleep(LOG_GRACE_S)
         out.write(f"{ERROR} {json.dumps({'error': f'{type(exc).__name__}: {exc}'})}\n")
         out.flush()
         os._exit(2)

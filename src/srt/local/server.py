@@ -96,6 +96,13 @@ def model_id(path: str) -> str:
     return f"{stem}-{hashlib.blake2b(key, digest_size=8).hexdigest()}"
 
 
+#: Seconds one slot save or restore may take (an 18 MB state took 50-75 ms), and all
+#: the saves on ``close`` together: past them a save is skipped, which costs evaluation
+#: time later, never a wrong answer.
+SLOT_TIMEOUT = 10.0
+CLOSE_SAVE_S = 10.0
+
+
 class Server:
     """The child process and its control calls. Held by the provider and its finalizer."""
 
@@ -117,7 +124,12 @@ class Server:
         return httpx.Client(timeout=httpx.Timeout(600.0, connect=5.0))
 
     def alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        """Whether the child runs. A child that was killed closes its sockets at once but
+        can stay unreapable for a second or more while its threads exit: it counts as
+        dead from its first step of exiting, so the next request starts a new server
+        instead of being refused by the dead one's port."""
+        proc = self._proc
+        return proc is not None and proc.poll() is None and _state(proc.pid) != "X"
 
     def start(self, timeout: float) -> None:
         with self._lock:
@@ -130,7 +142,7 @@ class Server:
             t0 = time.monotonic()
             # Both are closed in _reap.
             self._log = (
-                open(self.log_path, "ab")  # noqa: SIM115
+                _private_log(self.log_path)
                 if self.log_path
                 else tempfile.TemporaryFile(prefix="srt-llama-")  # noqa: SIM115
             )
@@ -154,16 +166,18 @@ class Server:
             try:
                 line = lines.get(timeout=timeout).decode("utf-8", "replace").strip()
             except queue.Empty:
+                tail = self._tail()  # (before _reap closes the log)
                 self._reap()
                 raise ProviderTimeoutError(
-                    f"llama.cpp's server was not ready after {timeout:g} s{self._tail()}"
+                    f"llama.cpp's server was not ready after {timeout:g} s{tail}"
                 ) from None
             if not line.startswith(READY + " "):
                 detail = ""
                 if line.startswith(ERROR + " "):
                     detail = ": " + str(json.loads(line[len(ERROR) + 1 :]).get("error"))
+                tail = self._tail()
                 self._reap()
-                raise ProviderError(f"llama.cpp's server did not start{detail}{self._tail()}")
+                raise ProviderError(f"llama.cpp's server did not start{detail}{tail}")
             ready = json.loads(line[len(READY) + 1 :])
             self.url, self.pid = str(ready["url"]).rstrip("/"), int(ready["pid"])
             self._wait_healthy(t0 + timeout)
@@ -177,8 +191,9 @@ class Server:
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline or not self.alive():
+                tail = self._tail()
                 self._reap()
-                raise ProviderError(f"llama.cpp's server never became healthy{self._tail()}")
+                raise ProviderError(f"llama.cpp's server never became healthy{tail}")
             time.sleep(0.05)
 
     def _tail(self) -> str:
@@ -193,11 +208,14 @@ class Server:
             return f"; its log ends:\n{text}" if text else ""
         return ""
 
-    def slot_action(self, slot: int, action: str, filename: str | None = None) -> dict[str, Any]:
+    def slot_action(
+        self, slot: int, action: str, filename: str | None = None, timeout: float = SLOT_TIMEOUT
+    ) -> dict[str, Any]:
         """``POST /slots/{slot}?action=save|restore|erase``; the server's JSON answer."""
         body = {"filename": filename} if filename else {}
+        url = f"{self.url}/slots/{slot}"
         try:
-            r = self._http.post(f"{self.url}/slots/{slot}", params={"action": action}, json=body)
+            r = self._http.post(url, params={"action": action}, json=body, timeout=timeout)
         except httpx.HTTPError as exc:
             raise ProviderError(f"slot {action} failed: {type(exc).__name__}: {exc}") from None
         if r.status_code != 200:
@@ -212,9 +230,9 @@ class Server:
         for todo in self.router.take_todo(slot):
             self._run(slot, todo)
 
-    def _run(self, slot: int, todo: Todo) -> None:
+    def _run(self, slot: int, todo: Todo, timeout: float = SLOT_TIMEOUT) -> None:
         try:
-            data = self.slot_action(slot, todo.action, todo.file)
+            data = self.slot_action(slot, todo.action, todo.file, timeout)
         except ProviderError:
             if todo.action == "restore":
                 self.router.restore_failed(slot, todo.file)
@@ -224,13 +242,18 @@ class Server:
         else:
             self.router.restored(slot, todo.file, int(data.get("n_restored") or 0))
 
-    def save_all(self) -> int:
-        """Save every idle slot holding unsaved state; the number saved."""
-        if not self.alive():
-            return 0
+    def save_all(self, within: float = SLOT_TIMEOUT) -> int:
+        """Save every idle slot holding unsaved state, for at most ``within`` seconds in
+        all (a server that hangs must not hold up ``close``); the number saved."""
+        if not self.alive() or self._proc is None or _state(self._proc.pid) in "Tt":
+            return 0  # (a stopped server answers nothing)
         done = 0
+        deadline = time.monotonic() + within
         for slot, todo in self.router.unsaved():
-            self._run(slot, todo)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._run(slot, todo, left)
             done += 1
         return done
 
@@ -241,7 +264,7 @@ class Server:
         with self._lock:
             if save:
                 with contextlib.suppress(Exception):
-                    self.save_all()
+                    self.save_all(CLOSE_SAVE_S)
             self._reap()
             self._http.close()
 
@@ -252,6 +275,8 @@ class Server:
             with contextlib.suppress(OSError):
                 if proc.stdin is not None:
                     proc.stdin.close()
+            if _state(proc.pid) in "Tt":
+                proc.kill()  # stopped: it can neither read the end of file nor take SIGTERM
             try:
                 proc.wait(3.0)
             except subprocess.TimeoutExpired:
@@ -267,6 +292,29 @@ class Server:
             self._log.close()
             self._log = None
         self.url = None
+
+
+def _private_log(path: str) -> IO[bytes]:
+    """The server's log, opened to append and to read its tail back; made 0600 when srt
+    creates it (llama.cpp may log what it is sent, at a higher verbosity)."""
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+    return os.fdopen(os.open(path, flags, 0o600), "a+b")  # (read back for errors' tails)
+
+
+_PF_EXITING = 0x4  # (Linux's task flag: set as a process starts to exit)
+
+
+def _state(pid: int) -> str:
+    """The process's state letter from ``/proc`` (``T`` stopped...), ``X`` once it has
+    started to exit (a zombie, or killed with its threads still ending), or ``"-"``
+    where there is no ``/proc`` (macOS: ``poll()`` has answered)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        state, flags = fields[0].decode("ascii", "replace")[:1], int(fields[6])
+    except (OSError, IndexError, ValueError):
+        return "-"
+    return "X" if state in "ZX" or flags & _PF_EXITING else state or "-"
 
 
 def default_state_dir() -> str:

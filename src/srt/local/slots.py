@@ -48,6 +48,7 @@ from typing import Any, Protocol
 import platformdirs
 
 from .. import _core
+from ..errors import ConfigError
 
 __all__ = [
     "CallStats",
@@ -95,7 +96,19 @@ def state_file(store: str | None, prefix: bytes) -> str:
 
 def private_dir(path: str) -> None:
     """Create ``path`` (and missing parents) 0700; make ``path`` itself 0700 and every
-    saved state in it 0600 (states written by an older srt were 0644)."""
+    saved state in it 0600 (states written by an older srt were 0644). ``ConfigError``
+    if that cannot be done (a file in the way, no permission)."""
+    try:
+        _private_dir(path)
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise ConfigError(
+            f"cannot use {path!r} as the folder of saved slot states ({why}); "
+            "pass another state_dir=, or save_slots=False"
+        ) from None
+
+
+def _private_dir(path: str) -> None:
     missing = []
     p = os.path.abspath(path)
     while not os.path.isdir(p):
