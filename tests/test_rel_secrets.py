@@ -479,3 +479,24 @@ def test_the_redaction_hook_covers_replies_and_tool_calls(
     assert open_files.get("srt.db-wal"), "the WAL was not there to check"
     assert occurrences(PASTED, open_files) == {}
     assert occurrences(PASTED, closed_files) == {}
+
+
+def test_no_request_class_shows_its_headers() -> None:
+    """A provider's request holds its key in a header; ``HTTPRequest``'s repr shows the
+    method, the URL without secrets and the size. A dataclass subclass gets a repr of its
+    own unless told not to (the local provider's showed ``Authorization: Bearer <key>``)."""
+    import srt.providers.local  # noqa: F401  (its request class)
+    from srt.providers.transport import HTTPRequest
+
+    key = "sk-canary-repr-0123456789abcdef"
+    classes = [HTTPRequest, *HTTPRequest.__subclasses__()]
+    assert len(classes) >= 2
+    for cls in classes:
+        req = cls(
+            "POST",
+            "http://127.0.0.1:1/v1/chat/completions",
+            {"Authorization": f"Bearer {key}", "x-api-key": key},
+            b"{}",
+            secrets=(key,),
+        )
+        assert key not in repr(req) and key not in str(req), cls

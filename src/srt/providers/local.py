@@ -75,7 +75,7 @@ def _slot_of(body: bytes | Body) -> int | None:
     return int(m.group(1)) if m else None
 
 
-@dataclass
+@dataclass(repr=False)  # (the base class's repr, which hides the headers' secrets)
 class _LocalRequest(HTTPRequest):
     slot: int | None = field(default=None)
 
