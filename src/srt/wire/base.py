@@ -28,6 +28,7 @@ from ..errors import (
     ProviderError,
     ProviderResponseError,
     RateLimitError,
+    SrtError,
     UnsupportedFeatureError,
 )
 from ..message import dumps
@@ -321,13 +322,25 @@ def assistant_message(
 def cached_usage(plain_input: Any, output: Any, read: Any, write: Any) -> Usage:
     """The usage of a reply that counts cache reads and writes apart from its other input
     tokens (Anthropic, Converse): srt's ``input_tokens`` is all three."""
-    r, w = int(read or 0), int(write or 0)
-    return Usage(
-        input_tokens=int(plain_input or 0) + r + w,
-        output_tokens=int(output or 0),
-        cache_read_tokens=r,
-        cache_write_tokens=w,
-    )
+    try:
+        r, w = int(read or 0), int(write or 0)
+        return Usage(
+            input_tokens=int(plain_input or 0) + r + w,
+            output_tokens=int(output or 0),
+            cache_read_tokens=r,
+            cache_write_tokens=w,
+        )
+    except (TypeError, ValueError):
+        raise ProviderResponseError("a reply with a malformed usage") from None
+
+
+def usage_of(data: Mapping[str, Any], key: str = "usage") -> Mapping[str, Any]:
+    """A reply's usage object (empty when absent); ``ProviderResponseError`` when it is
+    not an object."""
+    u = data.get(key) or {}
+    if not isinstance(u, Mapping):
+        raise ProviderResponseError(f"a reply whose {key} is not an object")
+    return u
 
 
 def check_model(model: Any) -> str:
@@ -397,8 +410,20 @@ class SSEStream(StreamDecoder):
         out: list[str] = []
         for ev in self._sse.feed(chunk):
             self.events += 1
-            out.extend(self.on_event(ev))
+            out.extend(self.on_event_checked(ev))
         return out
+
+    def on_event_checked(self, ev: ServerSentEvent) -> list[str]:
+        """``on_event``, with an event whose members have the wrong JSON types (a list
+        where an object belongs...) as a ``ProviderResponseError``."""
+        try:
+            return self.on_event(ev)
+        except SrtError:
+            raise
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise ProviderResponseError(
+                f"a malformed {self.fmt.name} stream event ({type(exc).__name__})"
+            ) from None
 
     @abstractmethod
     def on_event(self, ev: ServerSentEvent) -> list[str]: ...

@@ -65,6 +65,7 @@ from ..base import (
     function_call,
     loads_arguments,
     params_tail,
+    usage_of,
 )
 from . import replies
 from .replies import AnthropicStream
@@ -426,7 +427,7 @@ class Anthropic(BlockFormat):
                     )
         except (KeyError, TypeError, ValueError) as exc:
             raise ProviderResponseError(f"a malformed Anthropic content block ({exc!r})") from None
-        u = data.get("usage") or {}
+        u = usage_of(data)
         usage = cached_usage(
             u.get("input_tokens"),
             u.get("output_tokens"),
