@@ -237,8 +237,9 @@ class WireFormat(ABC):
         """``fragment`` carrying a cache breakpoint (for formats with markers)."""
         raise UnsupportedFeatureError(self.name, "cache breakpoints")
 
-    def stream_decoder(self) -> StreamDecoder:
-        """A new decoder for one streamed reply in this format."""
+    def stream_decoder(self, model: str | None = None) -> StreamDecoder:
+        """A new decoder for one streamed reply in this format; ``model`` names the model
+        asked, for a reply that does not name it (Bedrock: see ``parse_reply``)."""
         raise UnsupportedFeatureError(self.name, "streamed replies")
 
     # -- the server side: replies in this format (srt.testing, an HTTP front end) ----------
@@ -375,8 +376,9 @@ class StreamDecoder(ABC):
     reply so far when a stream is cut off. A provider error event mid-stream raises
     ``ProviderResponseError`` (or ``RateLimitError`` for overload/throttling)."""
 
-    def __init__(self, fmt: WireFormat) -> None:
+    def __init__(self, fmt: WireFormat, model: str | None = None) -> None:
         self.fmt = fmt
+        self.model = model
         self.done = False
         self.events = 0
 
@@ -389,7 +391,7 @@ class StreamDecoder(ABC):
         """The non-streamed response object as far as the stream got."""
 
     def reply(self) -> Reply:
-        return self.fmt.parse_reply(self.response())
+        return self.fmt.parse_reply(self.response(), self.model)
 
     def partial(self) -> Reply:
         """The reply so far (for a stream cut off before its end)."""
@@ -402,8 +404,8 @@ class StreamDecoder(ABC):
 class SSEStream(StreamDecoder):
     """A decoder of a ``text/event-stream`` reply: one ``on_event`` per event."""
 
-    def __init__(self, fmt: WireFormat) -> None:
-        super().__init__(fmt)
+    def __init__(self, fmt: WireFormat, model: str | None = None) -> None:
+        super().__init__(fmt, model)
         self._sse = SSEDecoder()
 
     def feed(self, chunk: bytes) -> list[str]:

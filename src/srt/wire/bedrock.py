@@ -103,8 +103,8 @@ class Bedrock(BlockFormat):
     def tokenizer(self, model: str) -> Tokenizer:
         return bedrock_tokenizer(model)
 
-    def stream_decoder(self) -> StreamDecoder:
-        return BedrockStream(self)
+    def stream_decoder(self, model: str | None = None) -> StreamDecoder:
+        return BedrockStream(self, model)
 
     # -- the server side ---------------------------------------------------------------
 
@@ -416,8 +416,8 @@ def _frame_error(frame: Frame) -> ProviderError:
 class BedrockStream(StreamDecoder):
     """Bedrock ConverseStream: AWS event-stream binary frames (CRC-checked)."""
 
-    def __init__(self, fmt: WireFormat) -> None:
-        super().__init__(fmt)
+    def __init__(self, fmt: WireFormat, model: str | None = None) -> None:
+        super().__init__(fmt, model)
         self._frames = EventStreamDecoder()
         self._blocks: dict[int, dict[str, Any]] = {}
         self._json: dict[int, list[str]] = {}

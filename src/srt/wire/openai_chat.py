@@ -79,8 +79,8 @@ class OpenAIChat(WireFormat):
     def tool_fragment(self, tool: dict[str, Any]) -> bytes:
         return dumps(tool)
 
-    def stream_decoder(self) -> StreamDecoder:
-        return ChatStream(self)
+    def stream_decoder(self, model: str | None = None) -> StreamDecoder:
+        return ChatStream(self, model)
 
     def envelope(
         self, model: str, params: dict[str, Any], system: list[bytes], tools: list[bytes]
@@ -264,8 +264,8 @@ def _function_call(call: Any) -> Any:
 class ChatStream(SSEStream):
     """OpenAI Chat Completions chunks (``data: {...}`` ... ``data: [DONE]``)."""
 
-    def __init__(self, fmt: WireFormat) -> None:
-        super().__init__(fmt)
+    def __init__(self, fmt: WireFormat, model: str | None = None) -> None:
+        super().__init__(fmt, model)
         self._text: list[str] = []
         self._refusal: list[str] | None = None
         self._calls: dict[int, dict[str, Any]] = {}

@@ -309,8 +309,8 @@ class Anthropic(BlockFormat):
     def tokenizer(self, model: str) -> Tokenizer:
         return CLAUDE_ESTIMATE
 
-    def stream_decoder(self) -> StreamDecoder:
-        return AnthropicStream(self)
+    def stream_decoder(self, model: str | None = None) -> StreamDecoder:
+        return AnthropicStream(self, model)
 
     def encode_usage(self, usage: Usage) -> dict[str, Any]:
         return replies.encode_usage(usage)

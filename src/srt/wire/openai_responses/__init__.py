@@ -107,8 +107,8 @@ class OpenAIResponses(WireFormat):
     def tokenizer(self, model: str) -> Tokenizer:
         return openai_tokenizer(model)
 
-    def stream_decoder(self) -> StreamDecoder:
-        return ResponsesStream(self)
+    def stream_decoder(self, model: str | None = None) -> StreamDecoder:
+        return ResponsesStream(self, model)
 
     def encode_usage(self, usage: Usage) -> dict[str, Any]:
         return replies.encode_usage(usage)

@@ -21,8 +21,8 @@ class ResponsesStream(SSEStream):
     """OpenAI Responses typed events; ``response.completed`` (or ``response.incomplete``)
     carries the whole response."""
 
-    def __init__(self, fmt: WireFormat) -> None:
-        super().__init__(fmt)
+    def __init__(self, fmt: WireFormat, model: str | None = None) -> None:
+        super().__init__(fmt, model)
         self._final: dict[str, Any] | None = None
         self._text: list[str] = []
         self._refusal: list[str] = []
