@@ -194,11 +194,9 @@ class OpenAIChat(WireFormat):
         chunks: Sequence[str] | None = None,
     ) -> list[Event]:
         """``chat.completion.chunk`` events, then ``[DONE]``; with ``stream_options``'
-        ``include_usage`` every chunk has ``usage: null`` and a last one carries it."""
+        ``include_usage`` every chunk has ``usage: null`` and a last one carries it. Each
+        choice (``n`` of them) streams its own chunks, named by its ``index``."""
         include_usage = bool(((request or {}).get("stream_options") or {}).get("include_usage"))
-        choice = response["choices"][0]
-        message = choice["message"]
-        content = message.get("content") or ""
         base = {
             "id": response["id"],
             "object": "chat.completion.chunk",
@@ -207,29 +205,33 @@ class OpenAIChat(WireFormat):
             "system_fingerprint": None,
         }
 
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> Event:
+        def chunk(index: int, delta: dict[str, Any], finish: str | None = None) -> Event:
             c: dict[str, Any] = {
                 **base,
                 "choices": [
-                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+                    {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
                 ],
             }
             if include_usage:
                 c["usage"] = None
             return (None, c)
 
-        pieces = list(chunks) if chunks is not None else ([content] if content else [])
-        events = [chunk({"role": "assistant", "content": "", "refusal": None})]
-        events += [chunk({"content": piece}) for piece in pieces]
-        for i, call in enumerate(message.get("tool_calls") or []):
-            head = {"index": i, "id": call["id"], "type": "function"}
-            fn = {"name": call["function"]["name"], "arguments": ""}
-            events.append(chunk({"tool_calls": [{**head, "function": fn}]}))
-            args = call["function"]["arguments"]
-            for k in range(0, len(args), 16):
-                part = {"index": i, "function": {"arguments": args[k : k + 16]}}
-                events.append(chunk({"tool_calls": [part]}))
-        events.append(chunk({}, choice["finish_reason"]))
+        events: list[Event] = []
+        for choice in response["choices"]:
+            n, message = choice["index"], choice["message"]
+            content = message.get("content") or ""
+            pieces = list(chunks) if chunks is not None else ([content] if content else [])
+            events.append(chunk(n, {"role": "assistant", "content": "", "refusal": None}))
+            events += [chunk(n, {"content": piece}) for piece in pieces]
+            for i, call in enumerate(message.get("tool_calls") or []):
+                head = {"index": i, "id": call["id"], "type": "function"}
+                fn = {"name": call["function"]["name"], "arguments": ""}
+                events.append(chunk(n, {"tool_calls": [{**head, "function": fn}]}))
+                args = call["function"]["arguments"]
+                for k in range(0, len(args), 16):
+                    part = {"index": i, "function": {"arguments": args[k : k + 16]}}
+                    events.append(chunk(n, {"tool_calls": [part]}))
+            events.append(chunk(n, {}, choice["finish_reason"]))
         if include_usage:
             last = dict(events[-1][1])
             last["choices"] = []
