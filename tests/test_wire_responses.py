@@ -640,7 +640,9 @@ def test_parse_bad_replies(data: Any) -> None:
 
 def test_parse_unknown_output_item() -> None:
     data = {"id": "x", "model": "m", "output": [{"type": "web_search_call", "id": "ws"}]}
-    with pytest.raises(srt.UnsupportedFeatureError, match="web_search_call output items"):
+    # A reply srt cannot store is the provider's (a ProviderError: the call keeps its ledger
+    # row), not an input the caller could change.
+    with pytest.raises(srt.ProviderResponseError, match="'web_search_call' output item"):
         FORMAT.parse_reply(data)
 
 

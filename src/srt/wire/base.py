@@ -28,6 +28,7 @@ from ..errors import (
     ProviderError,
     ProviderResponseError,
     RateLimitError,
+    SrtError,
     UnsupportedFeatureError,
 )
 from ..message import dumps
@@ -236,8 +237,9 @@ class WireFormat(ABC):
         """``fragment`` carrying a cache breakpoint (for formats with markers)."""
         raise UnsupportedFeatureError(self.name, "cache breakpoints")
 
-    def stream_decoder(self) -> StreamDecoder:
-        """A new decoder for one streamed reply in this format."""
+    def stream_decoder(self, model: str | None = None) -> StreamDecoder:
+        """A new decoder for one streamed reply in this format; ``model`` names the model
+        asked, for a reply that does not name it (Bedrock: see ``parse_reply``)."""
         raise UnsupportedFeatureError(self.name, "streamed replies")
 
     # -- the server side: replies in this format (srt.testing, an HTTP front end) ----------
@@ -321,13 +323,25 @@ def assistant_message(
 def cached_usage(plain_input: Any, output: Any, read: Any, write: Any) -> Usage:
     """The usage of a reply that counts cache reads and writes apart from its other input
     tokens (Anthropic, Converse): srt's ``input_tokens`` is all three."""
-    r, w = int(read or 0), int(write or 0)
-    return Usage(
-        input_tokens=int(plain_input or 0) + r + w,
-        output_tokens=int(output or 0),
-        cache_read_tokens=r,
-        cache_write_tokens=w,
-    )
+    try:
+        r, w = int(read or 0), int(write or 0)
+        return Usage(
+            input_tokens=int(plain_input or 0) + r + w,
+            output_tokens=int(output or 0),
+            cache_read_tokens=r,
+            cache_write_tokens=w,
+        )
+    except (TypeError, ValueError):
+        raise ProviderResponseError("a reply with a malformed usage") from None
+
+
+def usage_of(data: Mapping[str, Any], key: str = "usage") -> Mapping[str, Any]:
+    """A reply's usage object (empty when absent); ``ProviderResponseError`` when it is
+    not an object."""
+    u = data.get(key) or {}
+    if not isinstance(u, Mapping):
+        raise ProviderResponseError(f"a reply whose {key} is not an object")
+    return u
 
 
 def check_model(model: Any) -> str:
@@ -362,8 +376,9 @@ class StreamDecoder(ABC):
     reply so far when a stream is cut off. A provider error event mid-stream raises
     ``ProviderResponseError`` (or ``RateLimitError`` for overload/throttling)."""
 
-    def __init__(self, fmt: WireFormat) -> None:
+    def __init__(self, fmt: WireFormat, model: str | None = None) -> None:
         self.fmt = fmt
+        self.model = model
         self.done = False
         self.events = 0
 
@@ -376,7 +391,7 @@ class StreamDecoder(ABC):
         """The non-streamed response object as far as the stream got."""
 
     def reply(self) -> Reply:
-        return self.fmt.parse_reply(self.response())
+        return self.fmt.parse_reply(self.response(), self.model)
 
     def partial(self) -> Reply:
         """The reply so far (for a stream cut off before its end)."""
@@ -389,16 +404,28 @@ class StreamDecoder(ABC):
 class SSEStream(StreamDecoder):
     """A decoder of a ``text/event-stream`` reply: one ``on_event`` per event."""
 
-    def __init__(self, fmt: WireFormat) -> None:
-        super().__init__(fmt)
+    def __init__(self, fmt: WireFormat, model: str | None = None) -> None:
+        super().__init__(fmt, model)
         self._sse = SSEDecoder()
 
     def feed(self, chunk: bytes) -> list[str]:
         out: list[str] = []
         for ev in self._sse.feed(chunk):
             self.events += 1
-            out.extend(self.on_event(ev))
+            out.extend(self.on_event_checked(ev))
         return out
+
+    def on_event_checked(self, ev: ServerSentEvent) -> list[str]:
+        """``on_event``, with an event whose members have the wrong JSON types (a list
+        where an object belongs...) as a ``ProviderResponseError``."""
+        try:
+            return self.on_event(ev)
+        except SrtError:
+            raise
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise ProviderResponseError(
+                f"a malformed {self.fmt.name} stream event ({type(exc).__name__})"
+            ) from None
 
     @abstractmethod
     def on_event(self, ev: ServerSentEvent) -> list[str]: ...

@@ -39,6 +39,7 @@ from ..errors import (
     InvalidMessageError,
     ProviderError,
     ProviderResponseError,
+    SrtError,
     UnsupportedFeatureError,
 )
 from ..message import canonical_tool
@@ -63,6 +64,7 @@ from .base import (
     params_tail,
     reply_parts,
     stream_error,
+    usage_of,
 )
 from .eventstream import Event as Frame
 from .eventstream import EventStreamDecoder, encode_frame
@@ -101,8 +103,8 @@ class Bedrock(BlockFormat):
     def tokenizer(self, model: str) -> Tokenizer:
         return bedrock_tokenizer(model)
 
-    def stream_decoder(self) -> StreamDecoder:
-        return BedrockStream(self)
+    def stream_decoder(self, model: str | None = None) -> StreamDecoder:
+        return BedrockStream(self, model)
 
     # -- the server side ---------------------------------------------------------------
 
@@ -282,7 +284,7 @@ class Bedrock(BlockFormat):
             if isinstance(exc, UnsupportedFeatureError):
                 raise
             raise ProviderResponseError(f"a malformed Converse content block ({exc!r})") from None
-        u = data.get("usage") or {}
+        u = usage_of(data)
         usage = cached_usage(
             u.get("inputTokens"),
             u.get("outputTokens"),
@@ -414,8 +416,8 @@ def _frame_error(frame: Frame) -> ProviderError:
 class BedrockStream(StreamDecoder):
     """Bedrock ConverseStream: AWS event-stream binary frames (CRC-checked)."""
 
-    def __init__(self, fmt: WireFormat) -> None:
-        super().__init__(fmt)
+    def __init__(self, fmt: WireFormat, model: str | None = None) -> None:
+        super().__init__(fmt, model)
         self._frames = EventStreamDecoder()
         self._blocks: dict[int, dict[str, Any]] = {}
         self._json: dict[int, list[str]] = {}
@@ -428,43 +430,61 @@ class BedrockStream(StreamDecoder):
             self.events += 1
             if frame.message_type != "event":
                 raise _frame_error(frame)
-            data = frame.json()
-            kind = frame.event_type or ""
-            if kind == "contentBlockStart":
-                i = int(data.get("contentBlockIndex", 0))
-                start = (data.get("start") or {}).get("toolUse")
-                if start:
-                    self._blocks[i] = {"toolUse": {**start, "input": {}}}
-            elif kind == "contentBlockDelta":
-                i = int(data.get("contentBlockIndex", 0))
-                d = data.get("delta") or {}
-                if "text" in d:
-                    block = self._blocks.setdefault(i, {"text": ""})
-                    block["text"] = block.get("text", "") + d["text"]
-                    out.append(d["text"])
-                elif "toolUse" in d:
-                    self._json.setdefault(i, []).append(d["toolUse"].get("input", ""))
-                elif "reasoningContent" in d:
-                    rc = self._blocks.setdefault(i, {"reasoningContent": {"reasoningText": {}}})
-                    rt = rc["reasoningContent"].setdefault("reasoningText", {})
-                    for key in ("text", "signature"):
-                        if key in d["reasoningContent"]:
-                            rt[key] = rt.get(key, "") + d["reasoningContent"][key]
-            elif kind == "contentBlockStop":
-                i = int(data.get("contentBlockIndex", 0))
-                if i in self._json:
-                    raw = "".join(self._json.pop(i))
-                    try:
-                        self._blocks[i]["toolUse"]["input"] = json.loads(raw) if raw else {}
-                    except (ValueError, KeyError):
-                        raise ProviderResponseError(
-                            "a toolUse block streamed invalid JSON"
-                        ) from None
-            elif kind == "messageStop":
-                self._stop = data.get("stopReason")
-            elif kind == "metadata":
-                self._usage = dict(data.get("usage") or {})
-                self.done = True
+            try:
+                out.extend(self._event(frame))
+            except SrtError:
+                raise
+            except (AttributeError, KeyError, TypeError, ValueError) as exc:
+                raise ProviderResponseError(
+                    f"a malformed ConverseStream {frame.event_type} event ({type(exc).__name__})"
+                ) from None
+        return out
+
+    def _reasoning(self, i: int, delta: Mapping[str, Any]) -> None:
+        """A ``reasoningContent`` delta: text and signature pieces of a ``reasoningText``,
+        or the whole ``redactedContent`` (base64) of a redacted block."""
+        if "redactedContent" in delta:
+            self._blocks[i] = {"reasoningContent": {"redactedContent": delta["redactedContent"]}}
+            return
+        rc = self._blocks.setdefault(i, {"reasoningContent": {"reasoningText": {}}})
+        rt = rc["reasoningContent"].setdefault("reasoningText", {})
+        for key in ("text", "signature"):
+            if key in delta:
+                rt[key] = rt.get(key, "") + delta[key]
+
+    def _event(self, frame: Frame) -> list[str]:
+        out: list[str] = []
+        data = frame.json()
+        kind = frame.event_type or ""
+        if kind == "contentBlockStart":
+            i = int(data.get("contentBlockIndex", 0))
+            start = (data.get("start") or {}).get("toolUse")
+            if start:
+                self._blocks[i] = {"toolUse": {**start, "input": {}}}
+        elif kind == "contentBlockDelta":
+            i = int(data.get("contentBlockIndex", 0))
+            d = data.get("delta") or {}
+            if "text" in d:
+                block = self._blocks.setdefault(i, {"text": ""})
+                block["text"] = block.get("text", "") + d["text"]
+                out.append(d["text"])
+            elif "toolUse" in d:
+                self._json.setdefault(i, []).append(d["toolUse"].get("input", ""))
+            elif "reasoningContent" in d:
+                self._reasoning(i, d["reasoningContent"])
+        elif kind == "contentBlockStop":
+            i = int(data.get("contentBlockIndex", 0))
+            if i in self._json:
+                raw = "".join(self._json.pop(i))
+                try:
+                    self._blocks[i]["toolUse"]["input"] = json.loads(raw) if raw else {}
+                except (ValueError, KeyError):
+                    raise ProviderResponseError("a toolUse block streamed invalid JSON") from None
+        elif kind == "messageStop":
+            self._stop = data.get("stopReason")
+        elif kind == "metadata":
+            self._usage = dict(data.get("usage") or {})
+            self.done = True
         return out
 
     def response(self) -> dict[str, Any]:

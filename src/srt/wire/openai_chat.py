@@ -79,8 +79,8 @@ class OpenAIChat(WireFormat):
     def tool_fragment(self, tool: dict[str, Any]) -> bytes:
         return dumps(tool)
 
-    def stream_decoder(self) -> StreamDecoder:
-        return ChatStream(self)
+    def stream_decoder(self, model: str | None = None) -> StreamDecoder:
+        return ChatStream(self, model)
 
     def envelope(
         self, model: str, params: dict[str, Any], system: list[bytes], tools: list[bytes]
@@ -92,25 +92,41 @@ class OpenAIChat(WireFormat):
         return head, tail + params_tail(params, _RESERVED) + b"}"
 
     def parse_reply(self, data: dict[str, Any], model: str | None = None) -> Reply:
-        """A Chat Completions response object -> canonical assistant message and usage."""
+        """A Chat Completions response object -> canonical assistant message and usage.
+
+        The message's ``content``, ``tool_calls`` (function calls) and ``refusal`` are
+        kept; ``annotations``, ``audio`` and the deprecated ``function_call`` are not. A
+        tool call of another type (``custom``) is a ``ProviderResponseError``: srt's
+        messages hold function calls only."""
         try:
             choice = data["choices"][0]
-            msg = dict(choice["message"])
+            msg = choice["message"]
+            if not isinstance(msg, Mapping):
+                raise TypeError
         except (KeyError, IndexError, TypeError):
             raise ProviderResponseError("a chat completion without choices[0].message") from None
         out: dict[str, Any] = {"role": "assistant", "content": msg.get("content")}
-        if msg.get("tool_calls"):
-            out["tool_calls"] = msg["tool_calls"]
+        calls = msg.get("tool_calls")
+        if calls:
+            out["tool_calls"] = [_function_call(c) for c in _list(calls, "tool_calls")]
         elif out["content"] is None:
             out["content"] = ""
+        refusal = msg.get("refusal")
+        if refusal is not None:
+            if not isinstance(refusal, str):
+                raise ProviderResponseError("a chat completion with a non-string refusal")
+            out["refusal"] = refusal
         u = data.get("usage") or {}
-        details = u.get("prompt_tokens_details") or {}
-        usage = Usage(
-            input_tokens=int(u.get("prompt_tokens") or 0),
-            output_tokens=int(u.get("completion_tokens") or 0),
-            cache_read_tokens=int(details.get("cached_tokens") or 0),
-            cache_write_tokens=int(details.get("cache_write_tokens") or 0),
-        )
+        details = (u.get("prompt_tokens_details") if isinstance(u, Mapping) else None) or {}
+        try:
+            usage = Usage(
+                input_tokens=int(u.get("prompt_tokens") or 0),
+                output_tokens=int(u.get("completion_tokens") or 0),
+                cache_read_tokens=int(details.get("cached_tokens") or 0),
+                cache_write_tokens=int(details.get("cache_write_tokens") or 0),
+            )
+        except (AttributeError, TypeError, ValueError):
+            raise ProviderResponseError("a chat completion with a malformed usage") from None
         return Reply(out, usage, data.get("model"), data.get("id"), choice.get("finish_reason"))
 
     # -- the server side ---------------------------------------------------------------
@@ -178,11 +194,9 @@ class OpenAIChat(WireFormat):
         chunks: Sequence[str] | None = None,
     ) -> list[Event]:
         """``chat.completion.chunk`` events, then ``[DONE]``; with ``stream_options``'
-        ``include_usage`` every chunk has ``usage: null`` and a last one carries it."""
+        ``include_usage`` every chunk has ``usage: null`` and a last one carries it. Each
+        choice (``n`` of them) streams its own chunks, named by its ``index``."""
         include_usage = bool(((request or {}).get("stream_options") or {}).get("include_usage"))
-        choice = response["choices"][0]
-        message = choice["message"]
-        content = message.get("content") or ""
         base = {
             "id": response["id"],
             "object": "chat.completion.chunk",
@@ -191,29 +205,33 @@ class OpenAIChat(WireFormat):
             "system_fingerprint": None,
         }
 
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> Event:
+        def chunk(index: int, delta: dict[str, Any], finish: str | None = None) -> Event:
             c: dict[str, Any] = {
                 **base,
                 "choices": [
-                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+                    {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
                 ],
             }
             if include_usage:
                 c["usage"] = None
             return (None, c)
 
-        pieces = list(chunks) if chunks is not None else ([content] if content else [])
-        events = [chunk({"role": "assistant", "content": "", "refusal": None})]
-        events += [chunk({"content": piece}) for piece in pieces]
-        for i, call in enumerate(message.get("tool_calls") or []):
-            head = {"index": i, "id": call["id"], "type": "function"}
-            fn = {"name": call["function"]["name"], "arguments": ""}
-            events.append(chunk({"tool_calls": [{**head, "function": fn}]}))
-            args = call["function"]["arguments"]
-            for k in range(0, len(args), 16):
-                part = {"index": i, "function": {"arguments": args[k : k + 16]}}
-                events.append(chunk({"tool_calls": [part]}))
-        events.append(chunk({}, choice["finish_reason"]))
+        events: list[Event] = []
+        for choice in response["choices"]:
+            n, message = choice["index"], choice["message"]
+            content = message.get("content") or ""
+            pieces = list(chunks) if chunks is not None else ([content] if content else [])
+            events.append(chunk(n, {"role": "assistant", "content": "", "refusal": None}))
+            events += [chunk(n, {"content": piece}) for piece in pieces]
+            for i, call in enumerate(message.get("tool_calls") or []):
+                head = {"index": i, "id": call["id"], "type": "function"}
+                fn = {"name": call["function"]["name"], "arguments": ""}
+                events.append(chunk(n, {"tool_calls": [{**head, "function": fn}]}))
+                args = call["function"]["arguments"]
+                for k in range(0, len(args), 16):
+                    part = {"index": i, "function": {"arguments": args[k : k + 16]}}
+                    events.append(chunk(n, {"tool_calls": [part]}))
+            events.append(chunk(n, {}, choice["finish_reason"]))
         if include_usage:
             last = dict(events[-1][1])
             last["choices"] = []
@@ -223,15 +241,35 @@ class OpenAIChat(WireFormat):
         return events
 
 
+def _list(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ProviderResponseError(f"a chat completion whose {what} is not a list")
+    return value
+
+
+def _function_call(call: Any) -> Any:
+    """A reply's tool call, checked to be a function call srt can store."""
+    if not isinstance(call, Mapping) or call.get("type", "function") != "function":
+        kind = call.get("type") if isinstance(call, Mapping) else type(call).__name__
+        raise ProviderResponseError(
+            f"a chat completion {str(kind)[:40]!r} tool call srt cannot represent"
+        )
+    fn = call.get("function")
+    if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str):
+        raise ProviderResponseError("a chat completion tool call without a function name")
+    return call
+
+
 # -- streamed replies -------------------------------------------------------------------
 
 
 class ChatStream(SSEStream):
     """OpenAI Chat Completions chunks (``data: {...}`` ... ``data: [DONE]``)."""
 
-    def __init__(self, fmt: WireFormat) -> None:
-        super().__init__(fmt)
+    def __init__(self, fmt: WireFormat, model: str | None = None) -> None:
+        super().__init__(fmt, model)
         self._text: list[str] = []
+        self._refusal: list[str] | None = None
         self._calls: dict[int, dict[str, Any]] = {}
         self._finish: str | None = None
         self._usage: dict[str, Any] | None = None
@@ -260,6 +298,10 @@ class ChatStream(SSEStream):
             if delta.get("content"):
                 self._text.append(delta["content"])
                 out.append(delta["content"])
+            if isinstance(delta.get("refusal"), str):  # (null in every chunk of a reply)
+                if self._refusal is None:
+                    self._refusal = []
+                self._refusal.append(delta["refusal"])
             for tc in delta.get("tool_calls") or []:
                 slot = self._calls.setdefault(
                     int(tc.get("index", 0)),
@@ -280,6 +322,8 @@ class ChatStream(SSEStream):
             msg["tool_calls"] = [self._calls[i] for i in sorted(self._calls)]
         elif msg["content"] is None:
             msg["content"] = ""
+        if self._refusal is not None:
+            msg["refusal"] = "".join(self._refusal)
         return {
             "id": self._id,
             "model": self._model,

@@ -65,6 +65,7 @@ from ..base import (
     function_call,
     loads_arguments,
     params_tail,
+    usage_of,
 )
 from . import replies
 from .replies import AnthropicStream
@@ -308,8 +309,8 @@ class Anthropic(BlockFormat):
     def tokenizer(self, model: str) -> Tokenizer:
         return CLAUDE_ESTIMATE
 
-    def stream_decoder(self) -> StreamDecoder:
-        return AnthropicStream(self)
+    def stream_decoder(self, model: str | None = None) -> StreamDecoder:
+        return AnthropicStream(self, model)
 
     def encode_usage(self, usage: Usage) -> dict[str, Any]:
         return replies.encode_usage(usage)
@@ -426,7 +427,7 @@ class Anthropic(BlockFormat):
                     )
         except (KeyError, TypeError, ValueError) as exc:
             raise ProviderResponseError(f"a malformed Anthropic content block ({exc!r})") from None
-        u = data.get("usage") or {}
+        u = usage_of(data)
         usage = cached_usage(
             u.get("input_tokens"),
             u.get("output_tokens"),

@@ -19,8 +19,8 @@ __all__ = ["AnthropicStream", "encode_events", "encode_reply", "encode_usage"]
 class AnthropicStream(SSEStream):
     """Anthropic Messages named events, rebuilt into a message object."""
 
-    def __init__(self, fmt: WireFormat) -> None:
-        super().__init__(fmt)
+    def __init__(self, fmt: WireFormat, model: str | None = None) -> None:
+        super().__init__(fmt, model)
         self._msg: dict[str, Any] = {"content": [], "usage": {}}
         self._blocks: dict[int, dict[str, Any]] = {}
         self._json: dict[int, list[str]] = {}

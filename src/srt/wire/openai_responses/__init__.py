@@ -107,8 +107,8 @@ class OpenAIResponses(WireFormat):
     def tokenizer(self, model: str) -> Tokenizer:
         return openai_tokenizer(model)
 
-    def stream_decoder(self) -> StreamDecoder:
-        return ResponsesStream(self)
+    def stream_decoder(self, model: str | None = None) -> StreamDecoder:
+        return ResponsesStream(self, model)
 
     def encode_usage(self, usage: Usage) -> dict[str, Any]:
         return replies.encode_usage(usage)
@@ -283,7 +283,9 @@ class OpenAIResponses(WireFormat):
 
         Output text of the message items is concatenated; ``function_call`` items become
         tool calls; ``reasoning`` items become artifacts for ``(provider, data["model"])``,
-        replayed verbatim to that model only. A ``failed`` response raises
+        replayed verbatim to that model only; ``refusal`` parts become the message's
+        ``refusal``. A ``failed`` response, or an output item or part of any other type
+        (hosted tool calls such as ``web_search_call``, which srt never asks for), raises
         ``ProviderResponseError``.
         """
         if not isinstance(data, Mapping) or not isinstance(data.get("output"), list):
@@ -311,7 +313,9 @@ class OpenAIResponses(WireFormat):
                     elif ptype == "refusal":
                         refusals.append(_string(part.get("refusal"), "refusal"))
                     else:
-                        raise self._unsupported(f"{ptype} output parts")
+                        raise ProviderResponseError(
+                            f"a Responses {str(ptype)[:40]!r} output part srt cannot represent"
+                        )
             elif kind == "function_call":
                 fn = {
                     "name": _string(item.get("name"), "function_call name"),
@@ -326,7 +330,9 @@ class OpenAIResponses(WireFormat):
                     {"provider": self.provider, "model": model, "type": "reasoning", "data": item}
                 )
             else:
-                raise self._unsupported(f"{kind} output items")
+                raise ProviderResponseError(
+                    f"a Responses {str(kind)[:40]!r} output item srt cannot represent"
+                )
         content: str | None = "".join(texts)
         if not texts and calls:
             content = None
@@ -338,13 +344,16 @@ class OpenAIResponses(WireFormat):
         if artifacts:
             msg["artifacts"] = artifacts
         u = data.get("usage") or {}
-        details = u.get("input_tokens_details") or {}
-        usage = Usage(
-            input_tokens=int(u.get("input_tokens") or 0),
-            output_tokens=int(u.get("output_tokens") or 0),
-            cache_read_tokens=int(details.get("cached_tokens") or 0),
-            cache_write_tokens=int(details.get("cache_write_tokens") or 0),
-        )
+        try:
+            details = u.get("input_tokens_details") or {}
+            usage = Usage(
+                input_tokens=int(u.get("input_tokens") or 0),
+                output_tokens=int(u.get("output_tokens") or 0),
+                cache_read_tokens=int(details.get("cached_tokens") or 0),
+                cache_write_tokens=int(details.get("cache_write_tokens") or 0),
+            )
+        except (AttributeError, TypeError, ValueError):
+            raise ProviderResponseError("a Responses object with a malformed usage") from None
         return Reply(msg, usage, model, data.get("id"), data.get("status"))
 
 

@@ -21,10 +21,11 @@ class ResponsesStream(SSEStream):
     """OpenAI Responses typed events; ``response.completed`` (or ``response.incomplete``)
     carries the whole response."""
 
-    def __init__(self, fmt: WireFormat) -> None:
-        super().__init__(fmt)
+    def __init__(self, fmt: WireFormat, model: str | None = None) -> None:
+        super().__init__(fmt, model)
         self._final: dict[str, Any] | None = None
         self._text: list[str] = []
+        self._refusal: list[str] = []
         self._base: dict[str, Any] = {}
 
     def on_event(self, ev: ServerSentEvent) -> list[str]:
@@ -36,7 +37,9 @@ class ResponsesStream(SSEStream):
             d = str(data.get("delta") or "")
             self._text.append(d)
             return [d] if d else []
-        if kind in ("response.created", "response.in_progress"):
+        if kind == "response.refusal.delta":
+            self._refusal.append(str(data.get("delta") or ""))
+        elif kind in ("response.created", "response.in_progress"):
             self._base = dict(data.get("response") or {})
         elif kind in ("response.completed", "response.incomplete"):
             # An incomplete response (max_output_tokens, content_filter) ends the stream
@@ -55,13 +58,10 @@ class ResponsesStream(SSEStream):
         if self._final is not None:
             return self._final
         out = dict(self._base)
-        out["output"] = [
-            {
-                "type": "message",
-                "role": "assistant",
-                "content": [{"type": "output_text", "text": "".join(self._text)}],
-            }
-        ]
+        content = [{"type": "output_text", "text": "".join(self._text)}]
+        if self._refusal:  # (a refusal cut off is kept as far as it got, as the text is)
+            content.append({"type": "refusal", "refusal": "".join(self._refusal)})
+        out["output"] = [{"type": "message", "role": "assistant", "content": content}]
         out.setdefault("usage", {})
         return out
 
