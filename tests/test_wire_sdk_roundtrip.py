@@ -218,12 +218,6 @@ def test_a_streamed_converse_reasoning_reply_is_kept_for_the_model_asked() -> No
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=srt.UnsupportedFeatureError,
-    reason="exchange.py calls parse_reply(data) and stream_decoder() without the model "
-    "asked: a Converse reply with reasoning cannot be stored (a fix outside srt.wire)",
-)
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_converse_reply_with_reasoning_through_a_real_call(rt: srt.Runtime, stream: bool) -> None:
     from contextlib import closing

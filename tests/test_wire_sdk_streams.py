@@ -480,3 +480,44 @@ def test_a_bedrock_stream_of_every_known_delta_through_a_real_stream(tmp_path: A
         with closing(Bedrock(region="us-east-1", api_key="k", endpoint_url=srv.url)) as provider:
             assert "".join(s.stream(provider, model=MODEL["bedrock"])) == TEXT
         assert s.messages()[-1] == {"role": "assistant", "content": TEXT}
+
+
+@pytest.mark.parametrize("how", ["stream", "astream"])
+def test_a_whole_stream_whose_reply_cannot_be_stored_leaves_its_text_and_ledger_row(
+    tmp_path: Any, how: str
+) -> None:
+    """The stream came whole (the caller saw its text) but holds a block srt does not keep
+    (a server tool's): the error is raised as before, and the text the caller saw is
+    stored as a partial reply of status ``error`` with its ledger row (the provider bills
+    the call). Before, nothing was stored: no message, no ledger row."""
+    import asyncio
+
+    kind = "server_tool_use"
+    events = _insert(normal("anthropic.messages"), "message_delta", _block(1, build(BLOCKS[kind])))
+    body = b"".join(get_format("anthropic.messages").encode_stream(events))
+    with ProviderServer() as srv, srt.Runtime(str(tmp_path / "s.db")) as rt:
+        s = rt.session("sdk")
+        s.append({"role": "user", "content": "hi"})
+        srv.fault("anthropic.messages", "status", code=200, body=body, headers=SSE_HEADERS)
+        provider = Anthropic(api_key="sk-ant-x", base_url=srv.url)
+        seen: list[str] = []
+        with closing(provider), pytest.raises(srt.ProviderResponseError, match=kind):
+            if how == "stream":
+                seen += s.stream(provider, model=MODEL["anthropic"], max_tokens=64)
+            else:
+
+                async def main() -> None:
+                    try:
+                        stream = s.astream(provider, model=MODEL["anthropic"], max_tokens=64)
+                        async for delta in stream:
+                            seen.append(delta)
+                    finally:
+                        await provider.aclose()
+
+                asyncio.run(main())
+        assert "".join(seen) == TEXT
+        (row,) = rt.store.calls()
+        assert row.status == "error" and kind in (row.error or "")
+        entries = s.entries()
+        assert entries[-1].status == "error"
+        assert entries[-1].message["content"] == TEXT

@@ -175,6 +175,7 @@ class Call:
         self.t0 = 0.0
         self.ttft: float | None = None
         self.decoder: StreamDecoder | None = None
+        self.seen: list[str] = []  # a stream's text deltas, as the caller got them
         self.reply: Reply | None = None
         self.status: str | None = None
         #: The request body: a ``Body`` of chunks from the history's frozen segments
@@ -338,7 +339,8 @@ class Call:
         """A 2xx head arrived after ``resp.retries`` retries."""
         self.retries = resp.retries
         if self.stream:
-            self.decoder = self.fmt.stream_decoder()
+            # (the model asked names a reply that does not name its own: Bedrock's)
+            self.decoder = self.fmt.stream_decoder(self.model)
 
     def received(self, raw: bytes) -> Reply:
         """The whole body of a non-streamed reply arrived."""
@@ -347,14 +349,16 @@ class Call:
             data = json.loads(raw)
         except ValueError:
             raise ProviderResponseError("the provider's reply is not valid JSON") from None
-        return self.fmt.parse_reply(data)
+        return self.fmt.parse_reply(data, self.model)
 
     def feed(self, chunk: bytes) -> list[str]:
         """A chunk of a streamed reply: the text deltas it completes."""
         assert self.decoder is not None
         deltas = self.decoder.feed(chunk)
-        if deltas and self.ttft is None:
-            self.ttft = time.monotonic()
+        if deltas:
+            if self.ttft is None:
+                self.ttft = time.monotonic()
+            self.seen += deltas
         return deltas
 
     def recover(self, exc: ProviderError) -> bool:
@@ -537,7 +541,18 @@ class Call:
         arrived as a partial reply, scrubbing secrets from the error first."""
         assert self.decoder is not None
         if exc is None:
-            self.persist(self.decoder.reply(), "ok")
+            try:
+                reply = self.decoder.reply()
+            except ProviderError as bad:
+                # The whole stream came (the caller saw its text) but its reply cannot be
+                # stored as one (a block srt does not keep): the text the caller saw is
+                # stored as a partial reply of status ``error`` with its ledger row (the
+                # provider bills the call); then the error goes on.
+                self._scrub(bad)
+                text = {"role": "assistant", "content": "".join(self.seen)}
+                self.persist(Reply(text, Usage()), "error", f"{type(bad).__name__}: {bad}"[:2000])
+                raise
+            self.persist(reply, "ok")
             return
         self._scrub(exc)
         self.persist(self.decoder.partial(), _status_of(exc), f"{type(exc).__name__}: {exc}"[:2000])
