@@ -243,9 +243,10 @@ def test_replies_are_stored_off_the_loop_where_the_store_is_remote(
 def test_a_task_cancelled_while_its_reply_is_stored_off_the_loop(
     srv: ProviderServer, pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Cancelling a task whose reply a worker thread is committing cannot call the
-    commit back: the task waits for it, then is cancelled; the reply is stored, the
-    handle agrees with the store, and the next call on the handle builds on it."""
+    """Cancelling a task whose reply the store's writer thread is committing cannot call
+    the commit back: the task waits for it, then is cancelled; the reply is stored, the
+    handle agrees with the store, and the next call on the handle builds on it. (A slow
+    request on another session keeps a second call in flight meanwhile.)"""
     with srt.Runtime(pg_url) as rt:
         p = openai_for(srv)
         seen = _append_threads(monkeypatch, rt.store, pause=0.5)
@@ -253,12 +254,16 @@ def test_a_task_cancelled_while_its_reply_is_stored_off_the_loop(
 
         async def main() -> None:
             try:
+                srv.fault("openai", "delay", count=1, seconds=1.5)
                 other = asyncio.ensure_future(
                     rt.session("b").asend(p, model=MODEL, append=[user("b")])
                 )
+                while not sum(srv.requests.values()):  # its request is in the server's hands
+                    await asyncio.sleep(0.005)
                 mine = asyncio.ensure_future(s.asend(p, model=MODEL, append=[user("a")]))
-                while len(seen) < 2:  # both commits under way, in their threads
+                while not seen:  # its commit under way, in the writer thread
                     await asyncio.sleep(0.01)
+                assert seen[0] != threading.get_ident() and not other.done()
                 mine.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await mine

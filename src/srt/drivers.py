@@ -85,6 +85,8 @@ class _Turn:
 _TURNS: weakref.WeakKeyDictionary[Chain, _Turn] = weakref.WeakKeyDictionary()
 #: An event loop -> the asyncio calls in flight on it (waiting for their turn or in it).
 _IN_FLIGHT: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+#: A remote store -> the thread its asyncio persists run in (``_writer``).
+_WRITERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 @contextlib.asynccontextmanager
@@ -115,17 +117,33 @@ async def _turn(call: Call) -> AsyncIterator[None]:
         _IN_FLIGHT[loop] -= 1
 
 
+def _writer(store: Any) -> Any:
+    """The one thread a remote store's asyncio persists run in, in turn, as they did on
+    the loop (more threads took turns at the GIL with the loop: on 2 cores, six of them
+    raised a turn's p99 by half; docs/api.md)."""
+    found = _WRITERS.get(store)
+    if found is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        found = _WRITERS.setdefault(store, ThreadPoolExecutor(1, "srt-persist"))
+    return found
+
+
 async def _off_loop(call: Call, fn: Callable[[], T]) -> T:
-    """``fn()`` (storing the reply): in a worker thread where the store's writes wait on
-    a server (``Store.remote``) and other calls are in flight on this loop, which then
+    """``fn()`` (storing the reply): in the store's writer thread where its writes wait
+    on a server (``Store.remote``) and other calls are in flight on this loop, which then
     runs them meanwhile; else here (a thread's hand-over costs about 0.5 ms on a busy
     2-core machine, more than it frees when nothing else waits). A task cancelled while
     the thread writes waits for the write to finish, so the handle and the store agree,
     then is cancelled: a commit cannot be called back once sent."""
     asyncio = sys.modules["asyncio"]  # (running: imported; ``import srt`` does not pay for it)
-    if not call.chain.store.remote or _IN_FLIGHT.get(asyncio.get_running_loop(), 0) < 2:
+    loop = asyncio.get_running_loop()
+    store = call.chain.store
+    if not store.remote or _IN_FLIGHT.get(loop, 0) < 2:
         return fn()
-    done = asyncio.ensure_future(asyncio.to_thread(fn))
+    import contextvars
+
+    done = loop.run_in_executor(_writer(store), contextvars.copy_context().run, fn)
     try:
         got: T = await asyncio.shield(done)
         return got
