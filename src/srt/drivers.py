@@ -85,7 +85,7 @@ class _Turn:
 _TURNS: weakref.WeakKeyDictionary[Chain, _Turn] = weakref.WeakKeyDictionary()
 #: An event loop -> the asyncio calls in flight on it (waiting for their turn or in it).
 _IN_FLIGHT: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
-#: A remote store -> the thread its asyncio persists run in (``_writer``).
+#: A remote store -> (the process id, the thread its asyncio persists run in: ``_writer``).
 _WRITERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
@@ -121,12 +121,14 @@ def _writer(store: Any) -> Any:
     """The one thread a remote store's asyncio persists run in, in turn, as they did on
     the loop (more threads took turns at the GIL with the loop: on 2 cores, six of them
     raised a turn's p99 by half; docs/api.md)."""
+    import os
+
     found = _WRITERS.get(store)
-    if found is None:
+    if found is None or found[0] != os.getpid():  # (a forked child has no such thread)
         from concurrent.futures import ThreadPoolExecutor
 
-        found = _WRITERS.setdefault(store, ThreadPoolExecutor(1, "srt-persist"))
-    return found
+        found = _WRITERS[store] = (os.getpid(), ThreadPoolExecutor(1, "srt-persist"))
+    return found[1]
 
 
 async def _off_loop(call: Call, fn: Callable[[], T]) -> T:
