@@ -279,10 +279,10 @@ def test_two_runs_resuming_at_once_start_a_call_once(
             store = mine.store
             put = store.put_object
 
-            def put_after_both_looked(kind: str, *a: Any, **kw: Any) -> None:
+            def put_after_both_looked(kind: str, *a: Any, **kw: Any) -> Any:
                 if kind == CLAIMS:
                     both_looked.wait()
-                put(kind, *a, **kw)
+                return put(kind, *a, **kw)
 
             monkeypatch.setattr(store, "put_object", put_after_both_looked)
             p = make("openai", srv.url)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import sys
 import threading
 import time
@@ -61,6 +60,7 @@ __all__ = [
     "INTERRUPTED",
     "MAX_STEPS",
     "OPTIONS",
+    "START",
     "STOP_REASONS",
     "Job",
     "Task",
@@ -197,13 +197,13 @@ def _text(message: dict[str, Any] | None) -> str:
 
 #: The store objects that say who started a tool call: kind ``srt.tool_call``, scope
 #: ``<session id>:<prefix hash of the assistant message>:<call id>`` (a prefix hash names
-#: a whole history, so a scope is never reused), one object per run that tried to start
-#: the call, keyed ``<owner>:<random>``, value the owner (below). The store has no
-#: insert-if-absent, so starting is an election: each run adds its object and then reads
-#: the scope's first, in insertion order; only the run whose object is first runs the
-#: tool. (Records of srt 0.x before the election, scope the session id and key
-#: ``<prefix hash>:<call id>``, are still read.)
+#: a whole history, so a scope is never reused), key ``START``, value the owner (below),
+#: written ``if_absent``: of runs starting the call at once, the store lets one in, and
+#: only that one runs the tool. (Records of earlier srt versions are still read: the
+#: scope's first object in insertion order, keyed ``<owner>:<random>``, one per run
+#: that tried; and before that, scope the session id and key ``<prefix hash>:<call id>``.)
 CLAIMS = "srt.tool_call"
+START = "start"
 
 
 def _claim_key(s: TaskSession, index: int, call_id: str) -> str:
@@ -487,10 +487,9 @@ class Task:
                 raise ConflictError(f"tool call {job.call.id} was started by an earlier run")
             me = owner()
             scope = _claim_scope(s, tail.index, job.call.id)
-            mine = f"{me}:{secrets.token_hex(8)}"
-            store.put_object(CLAIMS, scope, mine, me.encode())
+            won = store.put_object(CLAIMS, scope, START, me.encode(), if_absent=True)
             first = store.list_objects(CLAIMS, scope, limit=1)
-            if not first or first[0].key != mine:  # another run's object came first
+            if not won or not first or first[0].key != START:  # another run's came first
                 who = first[0].value.decode("utf-8", "replace") if first else "?"
                 self._check_gone(job.call, who)
                 raise ConflictError(f"tool call {job.call.id} was started by another run")

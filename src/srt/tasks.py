@@ -24,11 +24,10 @@ So a tool whose result is in the history ran exactly once for it, and a tool tha
 is not idempotent never runs twice for one call. A call started by a run that is
 still going (in this process or another live one) is left alone: ``run`` raises
 ``ConflictError`` rather than race it (``srt._task`` says how a live owner is told
-from a dead one). Two runs that reach the same call at the same instant both write
-a start record, and only the one whose record the store holds first runs the tool
-(``srt._task.CLAIMS``); the other raises ``ConflictError``. On SQLite records are
-ordered as they commit; on PostgreSQL by an identity taken just before the commit, so
-two writes microseconds apart could still both win: run a task from one place at a time.
+from a dead one). Of two runs that reach the same call at the same instant, the store
+lets one write the call's start record (``Store.put_object(if_absent=True)``, on both
+engines; ``srt._task.CLAIMS``), and only that one runs the tool; the other raises
+``ConflictError``.
 
 Budgets (``max_steps`` model calls, ``time_budget`` seconds, ``token_budget``
 tokens in and out) are checked before each model call; the tools of a reply

@@ -372,3 +372,47 @@ def test_every_operation_of_the_protocol_is_covered() -> None:
             "verify",
         ]
     )
+
+
+def test_put_if_absent_writes_only_a_name_no_live_object_has(store: Store) -> None:
+    assert store.put_object("claim", "s", "k", b"first", if_absent=True) is True
+    assert store.put_object("claim", "s", "k", b"second", if_absent=True) is False
+    got = store.get_object("claim", "s", "k")
+    assert got is not None and got.value == b"first"
+    assert store.put_object("claim", "s", "k", b"third") is True  # a plain put replaces
+    assert store.get_object("claim", "s", "k").value == b"third"  # type: ignore[union-attr]
+    store.put_object("claim", "s", "gone", b"old", expires=time.time() - 1)
+    assert store.put_object("claim", "s", "gone", b"new", if_absent=True) is True
+    again = store.get_object("claim", "s", "gone")
+    assert again is not None and (again.value, again.expires) == (b"new", None)
+    with pytest.raises(srt.ConflictError, match="not stored"):
+        store.put_object("claim", "s", "n", b"x", node=10**9, if_absent=True)
+    assert store.get_object("claim", "s", "n") is None
+    _sid, ids = new_session(store, "a", conversation(1))
+    assert store.put_object("claim", "s", "n", b"x", node=ids[-1], if_absent=True) is True
+    assert store.put_object("claim", "s", "n", b"y", node=ids[-1], if_absent=True) is False
+
+
+def test_writers_racing_for_one_name_if_absent_one_wins(engine: EngineUnderTest) -> None:
+    """Eight handles (eight connections), each putting the same name ``if_absent`` at once:
+    exactly one is told it wrote, and the object holds that one's value."""
+    import threading
+
+    stores = [engine.open() for _ in range(8)]
+    stores[0].put_object("claim", "s", "warm", b"")  # (the objects table exists)
+    start = threading.Barrier(len(stores))
+    won: list[bytes] = []
+
+    def race(i: int, st: Store) -> None:
+        start.wait()
+        if st.put_object("claim", "s", "k", f"{i}".encode(), if_absent=True):
+            won.append(f"{i}".encode())
+
+    threads = [threading.Thread(target=race, args=(i, st)) for i, st in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1
+    got = stores[0].get_object("claim", "s", "k")
+    assert got is not None and got.value == won[0]

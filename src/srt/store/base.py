@@ -1,34 +1,31 @@
 """The Store protocol: what srt asks of a storage engine, in typed rows and operations.
 
 Nothing here knows SQL, connections or a database library. An engine (SQLite in
-``srt.store.sqlite``; PostgreSQL in ``srt.store.postgres``) subclasses ``Store`` and
-keeps every promise below; the conformance suite in ``tests/store/`` checks them
-on each engine with the same tests.
+``srt.store.sqlite``; PostgreSQL in ``srt.store.postgres``) subclasses ``Store`` and keeps every
+promise below; the conformance suite in ``tests/store/`` checks them on each engine with the
+same tests.
 
 The data model:
 
-* **messages**: canonical message bytes, content-addressed by their 16-byte hash and
-  stored once however many sessions share them;
-* **nodes**: a prefix tree; a node's prefix hash is H(parent prefix || message hash),
-  so equal histories share nodes;
+* **messages**: canonical message bytes, content-addressed by their 16-byte hash and stored once
+  however many sessions share them;
+* **nodes**: a prefix tree; a node's prefix hash is H(parent prefix || message hash), so equal
+  histories share nodes;
 * **sessions**: named heads (a node id, or ``None`` for an empty session);
-* **calls**: the usage ledger, one row per request sent, kept when its session or
-  node goes;
-* **objects**: small values filed under (kind, scope, key) for the layers above (the
-  gateway's responses, a LangGraph saver's checkpoints). An object that names a node
-  keeps that node's chain alive under ``gc``; an object past its ``expires`` time is
-  invisible and ``gc`` removes it.
+* **calls**: the usage ledger, one row per request sent, kept when its session or node goes;
+* **objects**: small values under (kind, scope, key) for the layers above (the gateway's
+  responses, a LangGraph saver's checkpoints). An object naming a node keeps its chain alive
+  under ``gc``; one past its ``expires`` time is invisible, and ``gc`` removes it.
 
 The promises every engine keeps:
 
 * a write is all or nothing: on any error nothing of it is stored;
-* ``append`` and ``move_head`` are compare-and-swap on the session head: if the head
-  is no longer ``expected``, ``ConflictError`` and nothing is written;
-* a message or node that already exists is reused after a byte-for-byte (message)
-  or structural (node) check; a mismatch is ``CorruptionError`` and nothing is linked;
+* ``append`` and ``move_head`` are compare-and-swap on the session head: if the head is no
+  longer ``expected``, ``ConflictError`` and nothing is written;
+* a message or node that already exists is reused after a byte-for-byte (message) or structural
+  (node) check; a mismatch is ``CorruptionError`` and nothing is linked;
 * ``chain`` checks every body against its hash and every prefix against the chain
-  (``check_chain``), so a damaged store raises ``CorruptionError`` instead of
-  returning altered bytes;
+  (``check_chain``): a damaged store raises ``CorruptionError``, never altered bytes;
 * ``gc`` never removes a node that a session head or an object reaches;
 * every failure is an ``srt.SrtError``: the engine's own exceptions never leave it.
 """
@@ -314,12 +311,10 @@ def check_search(text: Any, limit: Any) -> None:
 class Store(ABC):
     """A storage engine. Subclasses implement every abstract operation.
 
-    Engines are safe to share between threads. Every operation raises only
-    ``srt.SrtError`` subclasses: ``StoreError`` (and its ``StoreBusyError``,
-    ``CorruptionError``, ...) for the engine's failures, ``SessionNotFoundError``,
-    ``SessionExistsError`` and ``ConflictError`` as documented, ``ConfigError`` for
-    bad arguments.
-    """
+    Engines are safe to share between threads. Every operation raises only ``srt.SrtError``
+    subclasses: ``StoreError`` (and its ``StoreBusyError``, ``CorruptionError``, ...) for the
+    engine's failures, ``SessionNotFoundError``, ``SessionExistsError`` and ``ConflictError``
+    as documented, ``ConfigError`` for bad arguments."""
 
     #: Where the data lives, for people: a file path, or a URL without its password.
     location: str = ""
@@ -329,10 +324,8 @@ class Store(ABC):
     #: Seconds a write waits for other writers before ``StoreBusyError`` (and the
     #: default deadline of ``Session.append(rebase=True)``).
     busy_timeout: float = 10.0
-    #: Whether a write waits on a server (a round trip and the server's commit): the
-    #: asyncio API then stores a reply from a worker thread, so the event loop runs other
-    #: tasks meanwhile. False for a file the process writes itself (a thread's hand-over
-    #: would cost more than the write).
+    #: Whether a write waits on a server: the asyncio API then stores a reply from a writer
+    #: thread while the loop runs other tasks (for a file the hand-over costs more).
     remote: bool = False
 
     @property
@@ -504,11 +497,13 @@ class Store(ABC):
         *,
         node: int | None = None,
         expires: float | None = None,
-    ) -> None:
+        if_absent: bool = False,
+    ) -> bool:
         """Store ``value`` under (kind, scope, key), replacing any earlier value (which
         keeps its place in the order). ``node`` keeps that node's chain alive under
         ``gc`` (``ConflictError`` if the node is not stored); ``expires`` is a Unix
-        time after which the object is gone."""
+        time after which the object is gone. With ``if_absent``, only if no live object
+        has that name, atomically (of writers racing, one wins). True if written."""
 
     @abstractmethod
     def get_object(self, kind: str, scope: str, key: str) -> ObjectRow | None:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ...errors import ConfigError
+from ...errors import ConfigError, ConflictError
 from ..base import ObjectRow, check_object
 from .statements import OBJECT_COLUMNS
 
@@ -34,13 +34,42 @@ class ObjectsMixin:
         *,
         node: int | None = None,
         expires: float | None = None,
-    ) -> None:
+        if_absent: bool = False,
+    ) -> bool:
         check_object(kind, scope, key, value)
-        self._write(
+        now = time.time()
+        if not if_absent:
+            self._write(
+                "storing an object",
+                "SELECT {s}.put_object(%s, %s, %s, %s, %s, %s, %s)",
+                (kind, scope, key, value, node, expires, now),
+            )
+            return True
+        # One statement: of writers racing for the name, the unique index lets one in. An
+        # expired object is written over; a node that is not stored writes nothing.
+        written = self._write(
             "storing an object",
-            "SELECT {s}.put_object(%s, %s, %s, %s, %s, %s, %s)",
-            (kind, scope, key, value, node, expires, time.time()),
+            "INSERT INTO {s}.objects(kind, scope, key, value, node, expires, created, updated) "
+            "SELECT %s, %s, %s, %s, %s, %s, %s, %s WHERE %s::bigint IS NULL OR EXISTS "
+            "(SELECT 1 FROM {s}.nodes WHERE id = %s) "
+            "ON CONFLICT (kind, scope, key) DO UPDATE SET value = excluded.value, "
+            "node = excluded.node, expires = excluded.expires, created = excluded.created, "
+            "updated = excluded.updated WHERE {s}.objects.expires IS NOT NULL "
+            "AND {s}.objects.expires <= excluded.created",
+            (kind, scope, key, value, node, expires, now, now, node, node),
         )
+        if (
+            not written
+            and node is not None
+            and not self._read(
+                "storing an object", "SELECT 1 FROM {s}.nodes WHERE id = %s", (node,)
+            )
+        ):
+            raise ConflictError(
+                f"the node an object refers to ({node}) is not stored (collected by gc?); "
+                "nothing was written"
+            )
+        return bool(written)
 
     def get_object(self, kind: str, scope: str, key: str) -> ObjectRow | None:
         check_object(kind, scope, key)

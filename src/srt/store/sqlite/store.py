@@ -445,12 +445,15 @@ class SQLiteStore(Store):
         *,
         node: int | None = None,
         expires: float | None = None,
-    ) -> None:
+        if_absent: bool = False,
+    ) -> bool:
         check_object(kind, scope, key, value)
         with self.db.write("storing an object") as conn:
             self._ensure_objects(conn)
-            put_object(conn, ObjectPut(kind, scope, key, value, node, expires), node)
+            put = ObjectPut(kind, scope, key, value, node, expires)
+            written = put_object(conn, put, node, if_absent)
         self._objects = True  # committed
+        return written
 
     def get_object(self, kind: str, scope: str, key: str) -> ObjectRow | None:
         check_object(kind, scope, key)

@@ -203,7 +203,11 @@ def append(
     return ids, head, top, end
 
 
-def put_object(conn: apsw.Connection, obj: ObjectPut, node: int | None) -> None:
+def put_object(
+    conn: apsw.Connection, obj: ObjectPut, node: int | None, if_absent: bool = False
+) -> bool:
+    """Store ``obj`` (inside a write transaction); with ``if_absent`` only where no live
+    object has its name (an expired one is written over). True if written."""
     check_object(obj.kind, obj.scope, obj.key, obj.value)
     if (
         node is not None
@@ -214,9 +218,21 @@ def put_object(conn: apsw.Connection, obj: ObjectPut, node: int | None) -> None:
             "nothing was written"
         )
     now = time.time()
+    values = (obj.kind, obj.scope, obj.key, obj.value, node, obj.expires, now, now)
+    if if_absent:
+        conn.execute(
+            f"INSERT INTO objects({OBJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(kind, scope, key) DO UPDATE SET value = excluded.value, "
+            "node = excluded.node, expires = excluded.expires, created = excluded.created, "
+            "updated = excluded.updated WHERE objects.expires IS NOT NULL "
+            "AND objects.expires <= excluded.created",
+            values,
+        )
+        return conn.changes() > 0
     conn.execute(
         f"INSERT INTO objects({OBJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT(kind, scope, key) DO UPDATE SET value = excluded.value, "
         "node = excluded.node, expires = excluded.expires, updated = excluded.updated",
-        (obj.kind, obj.scope, obj.key, obj.value, node, obj.expires, now, now),
+        values,
     )
+    return True
