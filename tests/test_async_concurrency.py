@@ -10,6 +10,7 @@ import contextlib
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -189,6 +190,19 @@ def _append_threads(
     return seen
 
 
+async def _in_flight(
+    srv: ProviderServer, s: srt.Session, p: Any, seconds: float
+) -> asyncio.Future[srt.Reply]:
+    """``s.asend`` of one message, its reply held back ``seconds`` by the server: returned
+    once the request is in the server's hands (another call in flight meanwhile)."""
+    srv.fault("openai", "delay", count=1, seconds=seconds)
+    before = sum(srv.requests.values())
+    call = asyncio.ensure_future(s.asend(p, model=MODEL, append=[user("slow")]))
+    while sum(srv.requests.values()) == before:
+        await asyncio.sleep(0.005)
+    return call
+
+
 @pytest.mark.parametrize("engine", ["sqlite", "postgres"])
 def test_replies_are_stored_off_the_loop_where_the_store_is_remote(
     srv: ProviderServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str
@@ -212,12 +226,7 @@ def test_replies_are_stored_off_the_loop_where_the_store_is_remote(
 
         async def main() -> None:
             try:
-                srv.fault("openai", "delay", count=1, seconds=1.0)
-                holder = asyncio.ensure_future(
-                    rt.session("holder").asend(p, model=MODEL, append=[user("slow")])
-                )
-                while not sum(srv.requests.values()):  # its request is in the server's hands
-                    await asyncio.sleep(0.005)
+                holder = await _in_flight(srv, rt.session("holder"), p, 1.0)
                 await asyncio.gather(
                     *(
                         rt.session(f"s{i}").asend(p, model=MODEL, append=[user(f"{i}")])
@@ -254,12 +263,7 @@ def test_a_task_cancelled_while_its_reply_is_stored_off_the_loop(
 
         async def main() -> None:
             try:
-                srv.fault("openai", "delay", count=1, seconds=1.5)
-                other = asyncio.ensure_future(
-                    rt.session("b").asend(p, model=MODEL, append=[user("b")])
-                )
-                while not sum(srv.requests.values()):  # its request is in the server's hands
-                    await asyncio.sleep(0.005)
+                other = await _in_flight(srv, rt.session("b"), p, 1.5)
                 mine = asyncio.ensure_future(s.asend(p, model=MODEL, append=[user("a")]))
                 while not seen:  # its commit under way, in the writer thread
                     await asyncio.sleep(0.01)

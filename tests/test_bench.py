@@ -296,21 +296,29 @@ def test_real_model_counters(tmp_path: Path) -> None:
     assert "real:" in report.section("real", r)
 
 
+def _bench_script(name: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``bench/<name>.py`` imported as a module, its ``benchio`` importable as when it
+    runs as a script."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    monkeypatch.syspath_prepend(str(script.parent))
+    spec = importlib.util.spec_from_file_location(name, script)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def test_optional_tables_bench_measures_both_tables(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # bench/optional_tables.py, whose figures architecture.md quotes, on a small store:
     # one object adds a few pages, the search index much more, and both files still
     # take appends (bytes written counted from /proc/self/io on Linux).
-    import importlib.util
     import sys
 
-    script = Path(__file__).resolve().parents[1] / "bench" / "optional_tables.py"
-    monkeypatch.syspath_prepend(str(script.parent))  # its benchio, as when run as a script
-    spec = importlib.util.spec_from_file_location("optional_tables", script)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _bench_script("optional_tables", monkeypatch)
     assert sys.platform.startswith("linux"), "the script reads /proc/self/io: Linux only"
     out = mod.run(str(tmp_path), 20)
     plain, objects, index = out["plain"], out["objects"], out["search_index"]
@@ -323,15 +331,9 @@ def test_optional_tables_bench_measures_both_tables(
 def test_async_loop_bench_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # bench/async_loop.py (docs/api.md's figures for the loop) on a small SQLite run: its
     # figures are the full run's; here only that every turn went through and is counted.
-    import importlib.util
     import json
 
-    script = Path(__file__).resolve().parents[1] / "bench" / "async_loop.py"
-    monkeypatch.syspath_prepend(str(script.parent))  # its benchio, as when run as a script
-    spec = importlib.util.spec_from_file_location("async_loop", script)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _bench_script("async_loop", monkeypatch)
     out = tmp_path / "loop.json"
     db = tmp_path / "loop.db"
     assert mod.main([str(db), "--sessions", "2", "--turns", "3", "--json", str(out)]) == 0
