@@ -159,7 +159,14 @@ def test_astream_timed_out_before_the_head(srv: ProviderServer, store_rt: srt.Ru
     assert users_in_last_request(srv) == 1
 
 
-def test_astream_closed_early_with_aclose(srv: ProviderServer, store_rt: srt.Runtime) -> None:
+@pytest.mark.parametrize("how", ["aclose", "dropped"])
+def test_astream_left_after_its_first_delta(
+    srv: ProviderServer, store_rt: srt.Runtime, how: str
+) -> None:
+    """A stream left after its first delta, closed with ``aclose`` or dropped (no
+    ``aclose``; once collected): what arrived is stored as ``cancelled`` with its ledger
+    row, its connection is closed, and nothing warns (the suite runs with
+    ``filterwarnings = error``)."""
     p = openai_for(srv)
     s = store_rt.session("a")
     srv.fault("openai", "endless", interval=0.05, after=3)
@@ -169,37 +176,16 @@ def test_astream_closed_early_with_aclose(srv: ProviderServer, store_rt: srt.Run
             stream = s.astream(p, model=MODEL, append=[USER])
             async for _ in stream:
                 break
-            await stream.aclose()
-            assert stream.status == "cancelled"
-            assert [r["status"] for r in s.calls()] == ["cancelled"]
-            await next_turn(s, p)
-        finally:
-            await p.aclose()
-
-    run(go())
-    assert srv.wait_streams_closed()
-    assert [e.status for e in s.entries()] == [None, "cancelled", None, None]
-
-
-def test_astream_abandoned_without_aclose(srv: ProviderServer, store_rt: srt.Runtime) -> None:
-    """A stream left after its first delta and dropped (no ``aclose``): once collected,
-    what arrived is stored as ``cancelled`` with its ledger row, its connection is
-    closed, and nothing warns (the suite runs with ``filterwarnings = error``)."""
-    p = openai_for(srv)
-    s = store_rt.session("a")
-    srv.fault("openai", "endless", interval=0.05, after=3)
-
-    async def go() -> None:
-        try:
-            stream = s.astream(p, model=MODEL, append=[USER])
-            async for _ in stream:
-                break
-            del stream
-            gc.collect()
-            for _ in range(20):  # the loop's finaliser closes the generator in a task
-                await asyncio.sleep(0.01)
-                if s.calls():
-                    break
+            if how == "aclose":
+                await stream.aclose()
+                assert stream.status == "cancelled"
+            else:
+                del stream
+                gc.collect()
+                for _ in range(20):  # the loop's finaliser closes the generator in a task
+                    await asyncio.sleep(0.01)
+                    if s.calls():
+                        break
             assert [r["status"] for r in s.calls()] == ["cancelled"]
             await next_turn(s, p)
         finally:
