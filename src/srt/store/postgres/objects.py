@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...errors import ConfigError, ConflictError
 from ..base import ObjectRow, check_object
@@ -19,11 +19,11 @@ class ObjectsMixin:
     """``put_object``, ``get_object``, ``list_objects``, ``delete_object`` and
     ``scan_objects`` for ``PostgresStore``."""
 
-    def _read(self, action: str, sql: str, args: Sequence[Any] = ()) -> list[Any]:
-        raise NotImplementedError  # PostgresStore's
+    if TYPE_CHECKING:  # PostgresStore's own, which the methods below go through
 
-    def _write(self, action: str, sql: str, args: Sequence[Any] = ()) -> int:
-        raise NotImplementedError  # PostgresStore's
+        def _read(self, action: str, sql: str, args: Sequence[Any] = ()) -> list[Any]: ...
+
+        def _write(self, action: str, sql: str, args: Sequence[Any] = ()) -> int: ...
 
     def put_object(
         self,
