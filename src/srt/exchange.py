@@ -175,7 +175,6 @@ class Call:
         self.t0 = 0.0
         self.ttft: float | None = None
         self.decoder: StreamDecoder | None = None
-        self.seen: list[str] = []  # a stream's text deltas, as the caller got them
         self.reply: Reply | None = None
         self.status: str | None = None
         #: The request body: a ``Body`` of chunks from the history's frozen segments
@@ -355,10 +354,8 @@ class Call:
         """A chunk of a streamed reply: the text deltas it completes."""
         assert self.decoder is not None
         deltas = self.decoder.feed(chunk)
-        if deltas:
-            if self.ttft is None:
-                self.ttft = time.monotonic()
-            self.seen += deltas
+        if deltas and self.ttft is None:
+            self.ttft = time.monotonic()
         return deltas
 
     def recover(self, exc: ProviderError) -> bool:
@@ -545,12 +542,9 @@ class Call:
                 reply = self.decoder.reply()
             except ProviderError as bad:
                 # The whole stream came (the caller saw its text) but its reply cannot be
-                # stored as one (a block srt does not keep): the text the caller saw is
-                # stored as a partial reply of status ``error`` with its ledger row (the
-                # provider bills the call); then the error goes on.
-                self._scrub(bad)
-                text = {"role": "assistant", "content": "".join(self.seen)}
-                self.persist(Reply(text, Usage()), "error", f"{type(bad).__name__}: {bad}"[:2000])
+                # stored as one (a block srt does not keep): stored as what arrived, with
+                # its ledger row (the provider bills the call), as a stream cut off is.
+                self.end_stream(bad)
                 raise
             self.persist(reply, "ok")
             return

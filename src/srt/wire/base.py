@@ -373,18 +373,28 @@ class StreamDecoder(ABC):
     """One streamed reply, decoded. Fed raw bytes, it yields text deltas and rebuilds the
     provider's *non-streamed* response object from the events, so the final ``Reply``
     comes from the same ``parse_reply`` as a non-streamed call; ``partial()`` gives the
-    reply so far when a stream is cut off. A provider error event mid-stream raises
-    ``ProviderResponseError`` (or ``RateLimitError`` for overload/throttling)."""
+    reply so far when a stream is cut off, or ends whole with content its format's
+    ``parse_reply`` cannot keep: then the text the caller saw. A provider error event
+    mid-stream raises ``ProviderResponseError`` (or ``RateLimitError`` for
+    overload/throttling)."""
 
     def __init__(self, fmt: WireFormat, model: str | None = None) -> None:
         self.fmt = fmt
         self.model = model
         self.done = False
         self.events = 0
+        self.deltas: list[str] = []  # the text deltas handed out so far
 
-    @abstractmethod
     def feed(self, chunk: bytes) -> list[str]:
         """Consume bytes; return the text deltas they completed."""
+        out = self.decode(chunk)
+        if out:
+            self.deltas += out
+        return out
+
+    @abstractmethod
+    def decode(self, chunk: bytes) -> list[str]:
+        """``feed``'s work, the format's own."""
 
     @abstractmethod
     def response(self) -> dict[str, Any]:
@@ -394,11 +404,12 @@ class StreamDecoder(ABC):
         return self.fmt.parse_reply(self.response(), self.model)
 
     def partial(self) -> Reply:
-        """The reply so far (for a stream cut off before its end)."""
+        """The reply so far (for a stream cut off before its end); where that cannot be
+        parsed, the text handed out, without usage."""
         try:
             return self.reply()
-        except ProviderResponseError:
-            return Reply({"role": "assistant", "content": ""}, Usage())
+        except ProviderError:
+            return Reply({"role": "assistant", "content": "".join(self.deltas)}, Usage())
 
 
 class SSEStream(StreamDecoder):
@@ -408,7 +419,7 @@ class SSEStream(StreamDecoder):
         super().__init__(fmt, model)
         self._sse = SSEDecoder()
 
-    def feed(self, chunk: bytes) -> list[str]:
+    def decode(self, chunk: bytes) -> list[str]:
         out: list[str] = []
         for ev in self._sse.feed(chunk):
             self.events += 1

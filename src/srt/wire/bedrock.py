@@ -424,7 +424,7 @@ class BedrockStream(StreamDecoder):
         self._stop: str | None = None
         self._usage: dict[str, Any] = {}
 
-    def feed(self, chunk: bytes) -> list[str]:
+    def decode(self, chunk: bytes) -> list[str]:
         out: list[str] = []
         for frame in self._frames.feed(chunk):
             self.events += 1
