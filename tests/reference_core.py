@@ -177,12 +177,16 @@ class FragmentCache:
 
 
 def segments_body(
-    head: bytes, parts: list[bytes], tail: bytes, marks: dict[int, bytes] | None = None
+    head: bytes,
+    parts: list[bytes],
+    tail: bytes,
+    marks: dict[int, bytes] | None = None,
+    sep: bytes = b"",
 ) -> bytes:
-    """What the chunks of ``srt._core.Segments.build`` join to: ``head``, the parts (each
-    replaced by its mark, if it has one), ``tail``."""
+    """What the chunks of ``srt._core.Segments(sep=sep).build`` join to: ``head``, the
+    parts (each replaced by its mark, if it has one) with ``sep`` between, ``tail``."""
     marks = marks or {}
-    return head + b"".join(marks.get(i, p) for i, p in enumerate(parts)) + tail
+    return head + sep.join(marks.get(i, p) for i, p in enumerate(parts)) + tail
 
 
 def decode_messages(bodies: list[bytes]) -> list[object]:

@@ -24,7 +24,7 @@ class SegmentsMachine(RuleBasedStateMachine):
     is cut back (in place, then ``truncate``) or replaced by a new list; marks on some
     parts; heads and tails that change. Every body must join to the reference's bytes,
     its digests must equal those of the joined bytes, and a chunk already handed out
-    must never change."""
+    must never change. Its parts are joined with a separator, or none."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -38,9 +38,10 @@ class SegmentsMachine(RuleBasedStateMachine):
         min_bytes=st.sampled_from([0, 16, 200]),
         segment_bytes=st.sampled_from([1, 8, 40]),
         merge=st.sampled_from([1, 3, 10]),
+        sep=st.sampled_from([b"", b",", b"::"]),
     )
-    def make(self, min_bytes: int, segment_bytes: int, merge: int) -> None:
-        self.seg = _core.Segments(min_bytes, segment_bytes, segment_bytes * merge)
+    def make(self, min_bytes: int, segment_bytes: int, merge: int, sep: bytes) -> None:
+        self.seg = _core.Segments(min_bytes, segment_bytes, segment_bytes * merge, sep)
 
     @rule(new=st.lists(st.binary(max_size=24), min_size=1, max_size=4))
     def append(self, new: list[bytes]) -> None:
@@ -76,13 +77,15 @@ class SegmentsMachine(RuleBasedStateMachine):
     @rule()
     def build(self) -> None:
         chunks = self.seg.build(self.head, self.parts, self.tail, dict(self.marks))
-        want = ref.segments_body(self.head, self.parts, self.tail, self.marks)
+        want = ref.segments_body(self.head, self.parts, self.tail, self.marks, self.seg.sep)
         assert b"".join(chunks) == want
         assert self.seg.digest(chunks) == _core.digest(want)
         assert self.seg.sha256(chunks) == hashlib.sha256(want).digest()
         assert all(type(c) is bytes for c in chunks)
-        # no frozen chunk is larger than merge_bytes, but for a single larger part
-        assert all(len(c) <= max(self.seg.merge_bytes, 24) for c in chunks[1:-1])
+        # no frozen chunk is larger than merge_bytes, but for a single larger part (and
+        # the separator before it)
+        most = max(self.seg.merge_bytes, 24 + len(self.seg.sep))
+        assert all(len(c) <= most for c in chunks[1:-1])
         self.seen += [(c, bytes(bytearray(c))) for c in chunks]
 
     @invariant()

@@ -211,7 +211,7 @@ class Builder:
         else:
             found = self._asm.get(key) if self._asm is not None else None
             if found is None:
-                found, key = Assembly(), self.shared.same(key)
+                found, key = Assembly(fmt.sep), self.shared.same(key)
                 if self._asm1 is None:
                     self._key1, self._asm1 = key, found
                 else:
@@ -552,7 +552,7 @@ class Builder:
         p, head, marks, tail = self._envelope(fmt, model, tools, cache, partial, window, params)
         asm = p.asm
         if asm.segments is None:
-            asm.segments = Segments(**SEGMENTS)
+            asm.segments = Segments(**SEGMENTS, sep=asm.sep)
         body = Body(asm.segments.build(head, asm.pieces, tail, marks or None), asm.segments)
         self._built(fmt, model, p, len(body), params)
         return body
@@ -575,13 +575,13 @@ class Builder:
         self._record(fmt, model, planned, params)
         asm = planned.asm
         pieces = asm.pieces_after(index)
-        if pieces:
-            pieces[0] = b""  # no separator before the first item sent
+        if pieces and not asm.sep:
+            pieces[0] = b""  # no separator before the first item sent (with ``sep``: none)
         tool_frags, _ = self.shared.tool_fragments(fmt, tools or ())
         if planned.sent is not None:  # (the caller's own, if any, was a str and is kept)
             params = {**params, fmt.cache.key_param: planned.sent}  # type: ignore[dict-item]
         head, tail = fmt.envelope(model, params, [], tool_frags)
-        body = _core.assemble(head, pieces, b"", fmt.close(asm.last_role()) + tail)
+        body = _core.assemble(head, pieces, asm.sep, fmt.close(asm.last_role()) + tail)
         n = len(self.chain.hashes)
         self.last_build = BuildStats(
             fmt.name,

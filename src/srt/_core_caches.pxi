@@ -187,7 +187,10 @@ cdef class FragmentCache:
         self.nbytes = 0
 
 
-cdef Py_ssize_t _parts_bytes(list parts, Py_ssize_t lo, Py_ssize_t hi, dict marks) except -1:
+cdef Py_ssize_t _parts_bytes(
+    list parts, Py_ssize_t lo, Py_ssize_t hi, dict marks, bytes sep
+) except -1:
+    """Bytes of parts ``lo`` to ``hi`` (``marks`` applied), each but part 0 after ``sep``."""
     cdef Py_ssize_t i, total = 0
     cdef object part
     for i in range(lo, hi):
@@ -197,18 +200,26 @@ cdef Py_ssize_t _parts_bytes(list parts, Py_ssize_t lo, Py_ssize_t hi, dict mark
         if part is None:
             raise TypeError("parts must be bytes, not None")
         total += PyBytes_GET_SIZE(<bytes?>part)
+    if hi > lo:
+        total += (hi - lo - (lo == 0)) * PyBytes_GET_SIZE(sep)
     return total
 
 
 cdef Py_ssize_t _copy_parts(
-    char* dst, list parts, Py_ssize_t lo, Py_ssize_t hi, dict marks
+    char* dst, list parts, Py_ssize_t lo, Py_ssize_t hi, dict marks, bytes sep
 ) except -1:
+    """Copy parts ``lo`` to ``hi`` to ``dst`` as ``_parts_bytes`` counts them."""
     cdef Py_ssize_t i, m, off = 0
+    cdef Py_ssize_t seplen = PyBytes_GET_SIZE(sep)
+    cdef const char* sepp = PyBytes_AS_STRING(sep)
     cdef object part
     for i in range(lo, hi):
         part = parts[i]
         if marks is not None and i in marks:
             part = marks[i]
+        if i and seplen:
+            memcpy(dst + off, sepp, seplen)
+            off += seplen
         m = PyBytes_GET_SIZE(<bytes>part)
         memcpy(dst + off, PyBytes_AS_STRING(<bytes>part), m)
         off += m

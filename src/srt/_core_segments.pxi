@@ -4,7 +4,8 @@
 cdef class Segments:
     """A request body as a few large, frozen chunks, so that sending it copies nothing.
 
-    ``build(head, parts, tail)`` returns the chunks of ``head + b"".join(parts) + tail``:
+    ``build(head, parts, tail)`` returns the chunks of ``head + sep.join(parts) + tail``
+    (``sep`` given when it is made, ``b""`` by default):
     ``head``, then the *segments* (runs of leading parts joined once and kept, the same
     ``bytes`` objects turn after turn), then one chunk with the parts that are not frozen
     yet and ``tail``. A send loop hands these chunks to the socket one by one: no turn
@@ -40,15 +41,18 @@ cdef class Segments:
     cdef Py_ssize_t _gen  # bumped whenever frozen bytes are dropped
     cdef _Running _xxh
     cdef _Running _sha
+    cdef readonly bytes sep
 
     def __cinit__(
         self,
         Py_ssize_t min_bytes=128 * 1024,
         Py_ssize_t segment_bytes=256 * 1024,
         Py_ssize_t merge_bytes=4 * 1024 * 1024,
+        bytes sep not None=b"",
     ):
         if segment_bytes < 1 or merge_bytes < segment_bytes:
             raise ValueError("need 1 <= segment_bytes <= merge_bytes")
+        self.sep = sep
         self.min_bytes = min_bytes
         self.segment_bytes = segment_bytes
         self.merge_bytes = merge_bytes
@@ -101,11 +105,12 @@ cdef class Segments:
         ``merge_bytes`` (a part larger than that alone), so no chunk handed to a socket
         is larger (a write loop that slices what the socket did not take copies it)."""
         cdef Py_ssize_t j, run, m
+        cdef Py_ssize_t seplen = PyBytes_GET_SIZE(self.sep)
         if nbytes > self.merge_bytes:
             j = self._nparts
             run = 0
             while j < hi:
-                m = PyBytes_GET_SIZE(<bytes>parts[j])
+                m = PyBytes_GET_SIZE(<bytes>parts[j]) + (seplen if j else 0)
                 if run and run + m > self.merge_bytes:
                     self._freeze_run(parts, j, run)
                     run = 0
@@ -118,7 +123,7 @@ cdef class Segments:
 
     cdef void _freeze_run(self, list parts, Py_ssize_t hi, Py_ssize_t nbytes) except *:
         cdef bytes seg = PyBytes_FromStringAndSize(NULL, nbytes)
-        _copy_parts(PyBytes_AS_STRING(seg), parts, self._nparts, hi, None)
+        _copy_parts(PyBytes_AS_STRING(seg), parts, self._nparts, hi, None, self.sep)
         self.copied += nbytes
         self._starts.append(self._frozen)
         self._segs.append(seg)
@@ -158,7 +163,7 @@ cdef class Segments:
         self._starts.append(start)
 
     def build(self, bytes head not None, list parts not None, bytes tail not None, dict marks=None):
-        """The chunks of ``head + b"".join(parts) + tail`` (with ``marks`` applied)."""
+        """The chunks of ``head + sep.join(parts) + tail`` (with ``marks`` applied)."""
         cdef Py_ssize_t n = len(parts)
         cdef Py_ssize_t limit = n, waiting, total, off
         cdef bytes last
@@ -173,25 +178,25 @@ cdef class Segments:
             limit = min(marks)
             if limit < self._nparts:
                 self.truncate(limit)
-        waiting = _parts_bytes(parts, self._nparts, limit, None)
+        waiting = _parts_bytes(parts, self._nparts, limit, None, self.sep)
         total = (
             PyBytes_GET_SIZE(head) + self._frozen + waiting
-            + _parts_bytes(parts, limit, n, marks) + PyBytes_GET_SIZE(tail)
+            + _parts_bytes(parts, limit, n, marks, self.sep) + PyBytes_GET_SIZE(tail)
         )
         if not self._segs and total < self.min_bytes:
             last = PyBytes_FromStringAndSize(NULL, total)
             off = PyBytes_GET_SIZE(head)
             memcpy(PyBytes_AS_STRING(last), PyBytes_AS_STRING(head), off)
-            off += _copy_parts(PyBytes_AS_STRING(last) + off, parts, 0, n, marks)
+            off += _copy_parts(PyBytes_AS_STRING(last) + off, parts, 0, n, marks, self.sep)
             memcpy(PyBytes_AS_STRING(last) + off, PyBytes_AS_STRING(tail), PyBytes_GET_SIZE(tail))
             self.copied += total
             self._parts = None
             return [last]
         if waiting >= self.segment_bytes or (not self._segs and waiting):
             self._freeze(parts, limit, waiting)
-        total = _parts_bytes(parts, self._nparts, n, marks) + PyBytes_GET_SIZE(tail)
+        total = _parts_bytes(parts, self._nparts, n, marks, self.sep) + PyBytes_GET_SIZE(tail)
         last = PyBytes_FromStringAndSize(NULL, total)
-        off = _copy_parts(PyBytes_AS_STRING(last), parts, self._nparts, n, marks)
+        off = _copy_parts(PyBytes_AS_STRING(last), parts, self._nparts, n, marks, self.sep)
         memcpy(PyBytes_AS_STRING(last) + off, PyBytes_AS_STRING(tail), PyBytes_GET_SIZE(tail))
         self.copied += total
         return [head, *self._segs, last]

@@ -183,11 +183,17 @@ class Assembly:
         "out",
         "pieces",
         "segments",
+        "sep",
         "serialized",
         "system",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, sep: bytes = b"") -> None:
+        # The message pieces, joined by ``sep``: the fragments alone where the format's
+        # glue is always one separator (``WireFormat.sep``), else glue and fragment in
+        # turn, ``sep`` empty (a session keeps this list, so the glue is not kept where
+        # the separator says it).
+        self.sep = sep
         self.pieces: list[bytes] = []
         self.system: list[bytes] = _NO_SYSTEM
         self._ends: Column = array("i")  # len(pieces) after message i
@@ -219,7 +225,7 @@ class Assembly:
     def copy(self) -> Assembly:
         """The same pieces and figures for another handle of the session (lists and
         columns copied, the fragments shared); no body writer: its first build writes one."""
-        new = Assembly()
+        new = Assembly(self.sep)
         new.pieces = self.pieces[:]
         new.system = self.system if self.system is _NO_SYSTEM else self.system[:]
         new._ends, new.nbytes, new.blocks = self._ends[:], self.nbytes[:], self.blocks[:]
@@ -262,14 +268,14 @@ class Assembly:
         self._sys.append(k)
 
     def build(self, head: bytes, pieces: list[bytes], tail: bytes) -> bytes:
-        """``head + b"".join(pieces) + tail``, through the assembly's ``OutputBuffer``
+        """``head + sep.join(pieces) + tail``, through the assembly's ``OutputBuffer``
         once a body has reached ``OUT_MIN_BYTES``."""
-        out = self.out
+        out, sep = self.out, self.sep
         if out is None:
-            if assembled_length(head, pieces, b"", tail) < OUT_MIN_BYTES:
-                return assemble(head, pieces, b"", tail)
+            if assembled_length(head, pieces, sep, tail) < OUT_MIN_BYTES:
+                return assemble(head, pieces, sep, tail)
             out = self.out = OutputBuffer(OUT_MIN_BYTES)
-        return out.build(head, pieces, b"", tail)
+        return out.build(head, pieces, sep, tail)
 
     def last_role(self) -> str | None:
         return self._role_names[self._roles[-1]] if self._roles else None
@@ -279,7 +285,7 @@ class Assembly:
         return tuple(notes[i] for i in sorted(notes)) if notes else ()
 
     def pieces_after(self, i: int) -> list[bytes]:
-        """A copy of the pieces that follow message ``i``."""
+        """A copy of the pieces that follow message ``i`` (each after ``sep``)."""
         return self.pieces[self._ends[i] :]
 
     def skip(self) -> None:
@@ -330,7 +336,8 @@ class Assembly:
                 self.extend(fmt, [fmt.render(body, target)])
                 total, nblocks, ntok = self.nbytes[-1], self.blocks[-1], ntokens[-1]
                 continue
-            pieces.append(fmt.glue(self.last_role(), ""))
+            if not self.sep:
+                pieces.append(fmt.glue(self.last_role(), ""))
             pieces.append(body)
             # ``_push``, ``_sys_append`` and ``_add_wide``, their usual case inlined (a
             # turn's build comes here with a message or two, after a long pause).
@@ -363,13 +370,16 @@ class Assembly:
         loaded; grown one item at a time they would carry their growth's slack)."""
         k0 = len(self.pieces)
         m = len(bodies)
-        new = [fmt.glue("", "")] * (2 * m)
-        new[0] = fmt.glue(self.last_role(), "")
-        new[1::2] = bodies
+        if self.sep:
+            new, step = bodies[:], 1
+        else:
+            new, step = [fmt.glue("", "")] * (2 * m), 2
+            new[0] = fmt.glue(self.last_role(), "")
+            new[1::2] = bodies
         lens = list(map(len, bodies))
         cum_bytes = list(islice(accumulate(lens, initial=total), 1, None))
         cum_tokens = list(islice(accumulate([(n + 3) // 4 for n in lens], initial=ntok), 1, None))
-        ends = range(k0 + 2, k0 + 2 * m + 2, 2)
+        ends = range(k0 + step, k0 + step * m + step, step)
         cum_blocks = range(nblocks + 1, nblocks + m + 1)
         if nsys or self._sys is not None:
             self._sys = self._sys if self._sys is not None else array("i", bytes(4 * self.n))
@@ -418,23 +428,29 @@ class Assembly:
             table[c] = self._code(texts.roles[c])
         codes_after = bytes([self._code(last)]) * lead + body.translate(table)
         if mm:
-            # The glue between neighbours by their codes (which give their wire roles):
-            # the pair ``(a, b)`` as ``4 * a + b``, for all neighbours in one big-int sum.
-            wire, present = texts.roles, set(body)
-            pair: list[bytes] = [b""] * 16
-            for x in present:
-                for y in present:
-                    pair[4 * x + y] = fmt.glue(wire[x], wire[y])
-            pairs = int.from_bytes(body[:-1], "big") * 4 + int.from_bytes(body[1:], "big")
-            new: list[bytes] = [b""] * (2 * mm)
-            new[0] = fmt.glue(last, wire[body[0]])
-            new[2::2] = map(pair.__getitem__, pairs.to_bytes(mm - 1, "big"))
-            new[1::2] = datas[lead:]
+            new: list[bytes]
+            if self.sep:
+                new = datas[lead:]  # the fragments alone: ``sep`` is all the glue
+            else:
+                # The glue between neighbours by their codes (which give their wire
+                # roles): the pair ``(a, b)`` as ``4 * a + b``, for all neighbours in one
+                # big-int sum.
+                wire, present = texts.roles, set(body)
+                pair: list[bytes] = [b""] * 16
+                for x in present:
+                    for y in present:
+                        pair[4 * x + y] = fmt.glue(wire[x], wire[y])
+                pairs = int.from_bytes(body[:-1], "big") * 4 + int.from_bytes(body[1:], "big")
+                new = [b""] * (2 * mm)
+                new[0] = fmt.glue(last, wire[body[0]])
+                new[2::2] = map(pair.__getitem__, pairs.to_bytes(mm - 1, "big"))
+                new[1::2] = datas[lead:]
             if not n0 and not self.pieces:
                 self.pieces = new  # a new list at its final size (see ``_extend_plain``)
             else:
                 self.pieces.extend(new)
-        ends = range(k0 + 2, k0 + 2 * mm + 2, 2)
+        step = 1 if self.sep else 2
+        ends = range(k0 + step, k0 + step * mm + step, step)
         lens = list(map(len, datas))
         total = self.nbytes[-1] if self.nbytes else 0
         ntok = self.ntokens[-1] if self.ntokens else 0
@@ -485,7 +501,8 @@ class Assembly:
                     fmt.name, "a system or developer message after the conversation has started"
                 )
             else:
-                pieces.append(fmt.glue(last, f.role))
+                if not self.sep:
+                    pieces.append(fmt.glue(last, f.role))
                 pieces.append(f.data)
                 last = f.role
             if f.note:

@@ -201,8 +201,19 @@ class WireFormat(ABC):
         from the text's JSON string as it is (the same ``Frag`` ``render`` gives)."""
         return None
 
+    #: The glue is ``sep`` between any two messages (none before the first): a format
+    #: that keeps the ``glue`` below. An assembly of such a format keeps only the
+    #: fragments and joins them with ``sep``; ``b""`` for a format whose glue depends on
+    #: the roles (set for each subclass by ``__init_subclass__``).
+    sep: bytes = b","
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.sep = b"," if cls.glue is WireFormat.glue else b""
+
     def glue(self, prev: str | None, role: str) -> bytes:
-        """The bytes between the previous message (wire role ``prev``) and this one."""
+        """The bytes between the previous message (wire role ``prev``) and this one
+        (a format that overrides this has ``sep == b""``)."""
         return b"" if prev is None else b","
 
     def close(self, last: str | None) -> bytes:
