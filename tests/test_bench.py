@@ -342,3 +342,17 @@ def test_async_loop_bench_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert got["turns_per_s"] > 0 and got["turn_p99_ms"] >= got["turn_p50_ms"] > 0
     with srt.Runtime(str(db)) as rt:
         assert rt.usage().requests == 2 * 5
+
+
+def test_session_memory_bench_names_where_it_goes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # bench/session_memory.py (docs/bench.md's per-session bytes) on a few sessions: each
+    # step added memory, and the lines it names are srt's own.
+    mod = _bench_script("session_memory", monkeypatch)
+    out = mod.run(str(tmp_path), 40, 3, "openai.chat", top=3)
+    assert (out["sessions"], out["turns"], out["format"]) == (40, 3, "openai.chat")
+    for step in ("loaded", "built"):
+        assert out[step]["bytes_per_session"] > 0
+        assert len(out[step]["top"]) == 3
+    assert any("srt" in line["where"] for line in out["built"]["top"])
