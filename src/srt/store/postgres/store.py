@@ -43,14 +43,16 @@ from ..base import (
     TreeNode,
     VacuumReport,
     VerifyReport,
+    check_expect,
     check_object,
     link_error,
     not_below,
     not_stored,
+    object_changed,
 )
 from . import chains, maintenance
 from .errors import HEAD_MOVED, is_connection_error
-from .objects import ObjectsMixin
+from .objects import ObjectsMixin, conditional
 from .pool import Database, parse_url, redact_url
 from .statements import (
     APPEND,
@@ -326,6 +328,11 @@ class PostgresStore(ObjectsMixin, Store):
     ) -> list[int]:
         for obj in objects:
             check_object(obj.kind, obj.scope, obj.key, obj.value)
+            check_expect(obj.expect, obj.if_absent)
+        # Objects written on a condition go after the append's statement, in its transaction.
+        held = [o for o in objects if o.if_absent or o.expect is not None]
+        if held:
+            objects = [o for o in objects if not (o.if_absent or o.expect is not None)]
         # The links are checked here, where srt can hash; the first one's parent prefix
         # hash goes with the statement, which compares it with the stored one.
         above = parent_prefix
@@ -361,7 +368,7 @@ class PostgresStore(ObjectsMixin, Store):
         )
         sql = self.db.sql(APPEND if deadline is None else APPEND_BY)
 
-        def run(conn: psycopg.Connection[Any]) -> list[int]:
+        def once(conn: psycopg.Connection[Any]) -> list[int]:
             if deadline is None:
                 row = conn.execute(sql, args).fetchone()
             else:
@@ -369,6 +376,18 @@ class PostgresStore(ObjectsMixin, Store):
                 row = conn.execute(sql, (*args, f"{left_ms:d}ms")).fetchone()
             assert row is not None
             return list(row[0])
+
+        def run(conn: psycopg.Connection[Any]) -> list[int]:
+            if not held:
+                return once(conn)
+            with conn.transaction():
+                ids = once(conn)
+                head = ids[-1] if ids else parent
+                for obj in held:
+                    text, values = conditional(obj, head if obj.at_head else obj.node, args[9])
+                    if not conn.execute(self.db.sql(text), values).rowcount:
+                        raise ConflictError(self._held_error(conn, obj, head))
+                return ids
 
         try:
             return self.db.run("appending to a session", run)
@@ -389,6 +408,18 @@ class PostgresStore(ObjectsMixin, Store):
         # compare-and-swap makes that safe even if the first statement were still to
         # commit somewhere (a network cut): then one of the two gets ConflictError.
         return self.db.run("appending to a session", run)
+
+    def _held_error(self, conn: psycopg.Connection[Any], obj: ObjectPut, head: int | None) -> str:
+        """Why a conditional object of an append was not written (asked in its
+        transaction, on its connection)."""
+        node = head if obj.at_head else obj.node
+        find = self.db.sql("SELECT 1 FROM {s}.nodes WHERE id = %s")
+        if node is not None and conn.execute(find, (node,)).fetchone() is None:
+            return (
+                f"the node an object refers to ({node}) is not stored (collected by gc?); "
+                "nothing was written"
+            )
+        return object_changed(obj.kind, obj.scope, obj.key)
 
     def _parent_prefix(self, session: int, expected: int | None, parent: int) -> bytes:
         """The prefix hash node ``parent`` carries; refused (``_refuse``) if it is not
