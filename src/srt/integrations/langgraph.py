@@ -17,9 +17,11 @@ message-like parts inside them (LangGraph's input, the ``messages`` writes) refe
 same stored messages. ``srt.integrations._lgcodec`` describes the records.
 
 A thread's latest message list is also the srt session ``langgraph/<thread_id>``
-(``/<ns>`` for a subgraph), so ``srt show`` reads the conversation, and ``srt gc`` keeps
-every message a checkpoint still names. Versions are integers. Install with ``pip install
-'stateful-runtime[langgraph]'``.
+(``/<ns>`` for a subgraph; escaped so no two threads share one, ``_lgnames``), so ``srt
+show`` reads the conversation, and ``srt gc`` keeps every message a checkpoint still
+names. Savers sharing a thread never lose each other's writes: each record write is a
+compare-and-swap on the thread's version (``_lgscope``). Versions are integers. Install
+with ``pip install 'stateful-runtime[langgraph]'``.
 """
 
 from __future__ import annotations

@@ -368,24 +368,47 @@ class PostgresStore(ObjectsMixin, Store):
         )
         sql = self.db.sql(APPEND if deadline is None else APPEND_BY)
 
-        def once(conn: psycopg.Connection[Any]) -> list[int]:
+        def send(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
             if deadline is None:
-                row = conn.execute(sql, args).fetchone()
-            else:
-                left_ms = max(1, int((deadline - time.monotonic()) * 1000))
-                row = conn.execute(sql, (*args, f"{left_ms:d}ms")).fetchone()
+                return conn.execute(sql, args)
+            left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+            return conn.execute(sql, (*args, f"{left_ms:d}ms"))
+
+        def swap_first(conn: psycopg.Connection[Any]) -> list[int]:
+            before, values, n = self._swapping(held, args[9])
+            text = self.db.sql(before + APPEND.removeprefix("SELECT ") + " END")
+            row = conn.execute(text, (*values, *args)).fetchone()
+            assert row is not None
+            if row[n] is None:  # a swap found another value: nothing was written
+                failed = next(o for o, c in zip(held, row, strict=False) if c != 1)
+                raise ConflictError(self._held_error(conn, failed, None))
+            return list(row[n])
+
+        def ids_of(cur: psycopg.Cursor[Any]) -> list[int]:
+            row = cur.fetchone()
             assert row is not None
             return list(row[0])
 
         def run(conn: psycopg.Connection[Any]) -> list[int]:
             if not held:
-                return once(conn)
-            with conn.transaction():
-                ids = once(conn)
-                head = ids[-1] if ids else parent
+                return ids_of(send(conn))
+            if deadline is None and not any(o.at_head for o in held):
+                return swap_first(conn)
+            # In a pipeline: the statements go in one round trip (the head's node is
+            # awaited first only if an object is filed under it), the commit in another.
+            with conn.pipeline() as pipe, conn.transaction():
+                cur = send(conn)
+                ids = ids_of(cur) if any(o.at_head for o in held) else None
+                head = parent if not ids else ids[-1]
+                done = []
                 for obj in held:
                     text, values = conditional(obj, head if obj.at_head else obj.node, args[9])
-                    if not conn.execute(self.db.sql(text), values).rowcount:
+                    done.append(conn.execute(self.db.sql(text), values))
+                pipe.sync()  # (every result in, each swap's row count with it)
+                ids = ids_of(cur) if ids is None else ids
+                head = ids[-1] if ids else parent
+                for obj, swapped in zip(held, done, strict=True):
+                    if swapped.rowcount != 1:
                         raise ConflictError(self._held_error(conn, obj, head))
                 return ids
 
@@ -408,6 +431,22 @@ class PostgresStore(ObjectsMixin, Store):
         # compare-and-swap makes that safe even if the first statement were still to
         # commit somewhere (a network cut): then one of the two gets ConflictError.
         return self.db.run("appending to a session", run)
+
+    def _swapping(self, held: Sequence[ObjectPut], now: float) -> tuple[str, tuple[Any, ...], int]:
+        """The append as one statement that writes ``held`` first and appends only if each
+        of them was written (else it returns NULL, having written nothing; an append that
+        fails undoes them with the statement): the text before the append's arguments,
+        their arguments, and how many there are."""
+        ctes: list[str] = []
+        values: list[Any] = []
+        wrote: list[str] = []
+        for i, obj in enumerate(held):
+            text, args = conditional(obj, obj.node, now)
+            ctes.append(f"w{i} AS ({text} RETURNING 1)")
+            values.extend(args)
+            wrote.append(f"(SELECT count(*) FROM w{i})")
+        head = f"WITH {', '.join(ctes)} SELECT {', '.join(wrote)}, CASE WHEN "
+        return head + " + ".join(wrote) + f" = {len(held)} THEN ", tuple(values), len(held)
 
     def _held_error(self, conn: psycopg.Connection[Any], obj: ObjectPut, head: int | None) -> str:
         """Why a conditional object of an append was not written (asked in its
