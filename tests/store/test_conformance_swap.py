@@ -3,6 +3,7 @@ append's ``ObjectPut(expect=...)``), on every engine of ``conftest.ENGINES``."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -93,8 +94,18 @@ def test_append_with_a_swapped_object_writes_all_or_nothing(store: Store) -> Non
         store.append(sid, new[-1], new[-1], 2, more[1:], objects=[taken])
     row = store.get_session("a")
     assert row is not None and row.head == new[-1]
+    late = ObjectPut("count", "s", "k", b"3", expect=b"1", at_head=True)  # filed at the head
+    with pytest.raises(srt.ConflictError, match="no longer the one read"):
+        store.append(sid, new[-1], new[-1], 2, more[1:], objects=[late])
+    late = dataclasses.replace(late, at_head=False)
+    soon = time.monotonic() + 5  # (with a deadline)
+    with pytest.raises(srt.ConflictError, match="no longer the one read"):
+        store.append(sid, new[-1], new[-1], 2, more[1:], objects=[late], deadline=soon)
+    row = store.get_session("a")
+    assert row is not None and row.head == new[-1]
+    assert _value(store) == b"2"
     claim = ObjectPut("count", "s", "new", b"0", if_absent=True)
-    store.append(sid, new[-1], new[-1], 2, more[1:], objects=[claim])
+    store.append(sid, new[-1], new[-1], 2, more[1:], objects=[claim], deadline=soon)
     assert _value(store, "new") == b"0"
 
 
