@@ -13,7 +13,8 @@ from typing import Any
 
 from ..errors import ConfigError, ConflictError, InvalidMessageError, SessionNotFoundError
 from ..runtime import Runtime
-from ._lgstate import CKPT, NS, THREAD, THREADS, Scope, Tree
+from ._lgnames import CKPT, NS, THREAD, THREADS, Scope
+from ._lgstate import Tree
 
 __all__ = [
     "before",

@@ -13,7 +13,8 @@ from langgraph.checkpoint.base import CheckpointTuple, get_checkpoint_id
 
 from ..store.base import Store
 from ._lgcodec import full_id
-from ._lgstate import CKPT, Scope, Tree
+from ._lgnames import CKPT, Scope
+from ._lgstate import Tree
 
 BATCH = 32  # checkpoints list() builds at a time
 

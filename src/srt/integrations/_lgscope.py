@@ -8,7 +8,10 @@ parent would no longer read. So each use of a scope first reads the head and upd
 time of the scope's srt session, which every record write changes, and reads the scope
 again when another writer has changed them (one indexed row read per call).
 
-``guarded`` runs a write so that a failure leaves nothing behind (``_lgcheck.undo``).
+``guarded`` runs a write so that a failure leaves nothing behind (``_lgcheck.undo``). That
+check is not atomic with the write: every record write also swaps the scope's version
+object (``Tree.put``), so a writer that another got in before since it read the scope
+writes nothing (``Stale``), and ``guarded`` reads the scope again and redoes the write.
 """
 
 from __future__ import annotations
@@ -18,15 +21,17 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ..errors import SessionNotFoundError, SrtError
+from ..errors import ConflictError, SessionNotFoundError, SrtError
 from ..runtime import Runtime
 from . import _lgcheck
-from ._lgstate import Scope, Tree
+from ._lgnames import Scope, Stale
+from ._lgstate import Tree
 
 __all__ = ["Scopes"]
 
 _T = TypeVar("_T")
 _State = tuple[int | None, float] | None
+_RETRIES = 64  # a write redone after other writers got in first
 
 
 class Scopes:
@@ -46,7 +51,7 @@ class Scopes:
         key = (thread, ns)
         sc = self.held.get(key)
         if sc is None:
-            sc = self.held[key] = Scope(thread, ns)
+            sc = self.held[key] = self.tree.scope(thread, ns)
             while len(self.held) > self.size:
                 gone, _sc = self.held.popitem(last=False)
                 self.seen.pop(gone, None)
@@ -61,7 +66,7 @@ class Scopes:
 
     def renew(self, sc: Scope, pending: dict[str, builtins.list[Any]]) -> Scope:
         """A new, unread scope in place of ``sc``, holding ``pending`` writes."""
-        fresh = Scope(sc.thread, sc.ns)
+        fresh = self.tree.scope(sc.thread, sc.ns)
         fresh.pending = pending
         self.held[(sc.thread, sc.ns)] = fresh
         self.seen.pop((sc.thread, sc.ns), None)
@@ -83,10 +88,11 @@ class Scopes:
         again (pending writes kept). A value that cannot be stored is an
         ``InvalidMessageError``. The thread's session deleted by another writer since
         the scope was read: read again and tried once more."""
-        for attempt in (1, 2):
+        gone = 0
+        for _attempt in range(_RETRIES):
             sc = self.get(thread, ns)
             before = sc.cursor
-            if before is None:
+            if before is None and sc.named:  # (unnamed: the write makes its session)
                 row = self.rt.store.get_session(sc.session)
                 before = (row.id, row.head) if row is not None else None
             pending = {k: builtins.list(v) for k, v in sc.pending.items()}
@@ -95,7 +101,10 @@ class Scopes:
             except Exception as exc:
                 self.renew(sc, pending)
                 _lgcheck.undo(self.rt, self.tree, sc, before)
-                if isinstance(exc, SessionNotFoundError) and attempt == 1:
+                if isinstance(exc, Stale):  # another writer got in first: read, redo
+                    continue
+                if isinstance(exc, SessionNotFoundError) and not gone:
+                    gone += 1
                     continue
                 if isinstance(exc, (TypeError, ValueError, OverflowError, RecursionError)) and (
                     not isinstance(exc, SrtError)
@@ -105,4 +114,7 @@ class Scopes:
                 raise
             self.wrote(sc)
             return out
-        raise AssertionError("unreachable")
+        raise ConflictError(
+            f"could not write checkpoint {cid} of thread {thread!r}: other writers kept "
+            "writing the thread first"
+        )

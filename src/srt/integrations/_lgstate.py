@@ -11,10 +11,9 @@ stored with, and the last few message lists built.
 
 from __future__ import annotations
 
-import base64
 import json
 import operator
-from collections import OrderedDict
+import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -24,7 +23,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from .. import _core
 from ..errors import ConflictError, CorruptionError, InvalidMessageError
 from ..message import canonicalize, redact_strings
-from ..runtime import Runtime, check_name
+from ..runtime import Runtime
 from ..store.base import NewNode, ObjectPut, ObjectRow
 from . import _lcmsg, _patch
 from ._lgcodec import (
@@ -41,15 +40,23 @@ from ._lgcodec import (
     unpack,
     unsqueeze,
 )
+from ._lgnames import (
+    BLOB,
+    CKPT,
+    KEEP,
+    NS,
+    THREAD,
+    THREADS,
+    VERSION,
+    Node,
+    Scope,
+    Stale,
+    digest_name,
+    tips,
+)
 
-__all__ = ["BLOB", "CKPT", "KEEP", "NS", "THREAD", "THREADS", "Scope", "Tree", "short", "tips"]
+__all__ = ["Tree"]
 
-CKPT = "lg.cp"
-BLOB = "lg.blob"
-KEEP = "lg.keep"
-NS = "lg.ns"
-THREAD = "lg.thread"
-THREADS = "threads"  # the scope of the thread list
 PAGE = 500
 _INLINE = 96  # values up to this many serialized bytes live in the record itself
 _PATHS = 8  # message lists kept built per scope
@@ -57,66 +64,8 @@ _RETRIES = 64
 _NO = object()  # "no override" in the object index; "not yet stored" in the patch map
 
 
-class _Node:
-    __slots__ = ("body", "depth", "parent", "prefix")
-
-    def __init__(self, parent: int | None, depth: int, prefix: bytes, body: bytes) -> None:
-        self.parent, self.depth, self.prefix, self.body = parent, depth, prefix, body
-
-
-def session_name(thread: str, ns: str) -> str:
-    """The srt session that holds a scope's latest message list."""
-    name = f"langgraph/{thread}" + (f"/{ns}" if ns else "")
-    try:
-        return check_name(name)
-    except InvalidMessageError:
-        return "langgraph/#" + _core.digest(f"{thread}\x1f{ns}".encode()).hex()
-    except Exception:
-        return "langgraph/#" + _core.digest(f"{thread}\x1f{ns}".encode()).hex()
-
-
-def short(text: str) -> str:
-    """An object scope for ``text``: itself if short, else a 22-character digest."""
-    if len(text) <= 22 and not text.startswith("#"):
-        return text
-    return "#" + base64.urlsafe_b64encode(_core.digest(text.encode())).decode()[:21]
-
-
 def _redacted(rt: Runtime, value: Any) -> Any:
     return value if rt.redact is None else redact_strings(value, rt.redact)
-
-
-def tips(rec: dict[str, Any]) -> list[int]:
-    """Every chain tip a record names: message lists, references in values and writes."""
-    out: list[int] = []
-    for enc in rec["ch"].values():
-        out.extend([enc[1]] if enc[0] == "L" else enc[-1])
-    for w in rec["w"]:
-        out.extend(w[4][-1])
-    return out
-
-
-class Scope:
-    """What the saver holds in memory for one (thread, namespace)."""
-
-    def __init__(self, thread: str, ns: str) -> None:
-        self.thread, self.ns = thread, ns
-        self.key = short(thread if not ns else f"{thread}\x1f{ns}")  # its records' scope
-        self.blobs = short(thread)  # the scope of its thread's values
-        self.session = session_name(thread, ns)
-        self.cursor: tuple[int, int | None] | None = None  # its session's id and head
-        self.loaded = False
-        self.records: dict[str, dict[str, Any]] = {}
-        self.bases: dict[str, tuple[str, bytes]] = {}  # see Tree.base
-        self.extras: dict[int, Any] = {}  # node -> the patch the scope first stored there
-        self.nodes: dict[int, _Node] = {}
-        self.child: dict[tuple[int, bytes], int] = {}  # (parent or 0, message hash) -> node
-        self.msgs: dict[int, Any] = {}  # node -> its message, built with extras[node]
-        self.by_obj: dict[int, tuple[int, Any, Any]] = {}  # id(message) -> (node, it, override)
-        self.paths: OrderedDict[int, tuple[list[int], list[Any]]] = OrderedDict()
-        self.last: tuple[list[Any], list[int], dict[int, Any]] | None = None
-        # Writes handed over before their checkpoint: checkpoint id -> (writes, task, path).
-        self.pending: dict[str, list[tuple[list[Any], str, str]]] = {}
 
 
 class Tree:
@@ -226,8 +175,15 @@ class Tree:
             sc.records.setdefault(key, rec)
         raise AssertionError("unreachable")
 
+    def version(self, sc: Scope) -> bytes | None:
+        """The scope's version as stored (``None``: none)."""
+        row = self.store.get_object(VERSION, sc.key, "v")
+        return None if row is None else row.value
+
     def load(self, sc: Scope) -> None:
-        """Read every record of the scope, and the patch each node was first stored with."""
+        """Read every record of the scope, and the patch each node was first stored with
+        (its version first: a record written meanwhile makes the next write stale)."""
+        sc.version = self.version(sc)
         sc.records.clear()
         sc.extras.clear()
         sc.bases.clear()
@@ -249,45 +205,84 @@ class Tree:
             rec = sc.records[cid] = self.decode(sc, cid, row.value)
         return rec
 
+    def scope(self, thread: str, ns: str) -> Scope:
+        """A new, unread scope, with the name of its session as the store records it."""
+        sc = Scope(thread, ns)
+        row = self.store.get_object(NS, thread, "ns:" + ns)
+        if row is not None:
+            sc.session, sc.named = self._name(sc, row.value), True
+        return sc
+
+    def _name(self, sc: Scope, value: bytes) -> str:
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            raise CorruptionError(
+                f"the session name recorded for thread {sc.thread!r} is not UTF-8"
+            ) from None
+
     def cursor(self, sc: Scope) -> tuple[int, int | None]:
-        """The id and head of the scope's srt session, made (and registered) if new."""
+        """The id and head of the scope's srt session, made (and registered) if new. A new
+        scope's name is recorded first (``if_absent``: of savers naming it at once, the
+        first name stays); one another session holds already is passed over."""
         if sc.cursor is not None:
             return sc.cursor
         row = self.store.get_session(sc.session)
-        if row is None:
-            row = self.store.create_session(sc.session, None, exist_ok=True)
+        if not sc.named:
+            if row is not None:  # another's (an older saver's name), or an app's own
+                sc.session = digest_name(sc.thread, sc.ns)
             if sc.thread not in self.threads:
                 self.store.put_object(THREAD, THREADS, sc.thread, b"")
                 self.threads.add(sc.thread)
-            self.store.put_object(NS, sc.thread, "ns:" + sc.ns, sc.session.encode())
+            key = "ns:" + sc.ns
+            if not self.store.put_object(NS, sc.thread, key, sc.session.encode(), if_absent=True):
+                found = self.store.get_object(NS, sc.thread, key)
+                if found is not None:
+                    sc.session = self._name(sc, found.value)
+            sc.named = True
+            row = self.store.get_session(sc.session)
+        if row is None:
+            row = self.store.create_session(sc.session, None, exist_ok=True)
         sc.cursor = (row.id, row.head)
         return sc.cursor
 
     def put(self, sc: Scope, objects: Sequence[ObjectPut], head: int | None = None) -> None:
-        """Write ``objects`` in one transaction; with ``head``, the scope's session moves
-        there in the same transaction."""
+        """Write ``objects`` in one transaction, with the scope's version swapped from the
+        one last read (``Stale`` if another writer changed it: nothing is written); with
+        ``head``, the scope's session moves there in the same transaction."""
+        token = os.urandom(16)
+        if sc.version is None:
+            guard = ObjectPut(VERSION, sc.key, "v", token, if_absent=True)
+        else:
+            guard = ObjectPut(VERSION, sc.key, "v", token, expect=sc.version)
         for _ in range(_RETRIES):
             sid, current = self.cursor(sc)
             target = current if head is None else head
             try:
-                self.store.append(sid, current, target, 0, [], objects=objects)
+                self.store.append(sid, current, target, 0, [], objects=[*objects, guard])
             except ConflictError:
                 sc.cursor = None
+                if self.version(sc) != sc.version:
+                    raise Stale(
+                        f"thread {sc.thread!r} was written by another writer meanwhile; "
+                        "nothing was written"
+                    ) from None
                 continue
             sc.cursor = (sid, target)
+            sc.version = token
             return
         raise ConflictError(f"could not write thread {sc.thread!r}: its session kept moving")
 
     # -- nodes ----------------------------------------------------------------------
 
-    def known(self, sc: Scope, node: int) -> _Node:
+    def known(self, sc: Scope, node: int) -> Node:
         """The node's place in the tree, read from the store if need be."""
         found = sc.nodes.get(node)
         if found is None:
             parent = None
             for row in self.store.chain(node):
                 if row[0] not in sc.nodes:
-                    sc.nodes[row[0]] = _Node(parent, row[6], row[3], row[2])
+                    sc.nodes[row[0]] = Node(parent, row[6], row[3], row[2])
                     sc.child[(parent or 0, row[1])] = row[0]
                 parent = row[0]
             found = sc.nodes.get(node)
@@ -343,7 +338,7 @@ class Tree:
             sc.cursor = (sid, new[-1] if new else up)
             for i, node in enumerate(new):
                 if node not in sc.nodes:
-                    sc.nodes[node] = _Node(up, depth + i + 1, prefixes[i], bodies[i])
+                    sc.nodes[node] = Node(up, depth + i + 1, prefixes[i], bodies[i])
                 sc.child[(up or 0, hashes[i])] = node
                 up = node
             return ids + new

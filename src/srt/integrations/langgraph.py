@@ -17,9 +17,11 @@ message-like parts inside them (LangGraph's input, the ``messages`` writes) refe
 same stored messages. ``srt.integrations._lgcodec`` describes the records.
 
 A thread's latest message list is also the srt session ``langgraph/<thread_id>``
-(``/<ns>`` for a subgraph), so ``srt show`` reads the conversation, and ``srt gc`` keeps
-every message a checkpoint still names. Versions are integers. Install with ``pip install
-'stateful-runtime[langgraph]'``.
+(``/<ns>`` for a subgraph; escaped so no two threads share one, ``_lgnames``), so ``srt
+show`` reads the conversation, and ``srt gc`` keeps every message a checkpoint still
+names. Savers sharing a thread never lose each other's writes: each record write is a
+compare-and-swap on the thread's version (``_lgscope``). Versions are integers. Install
+with ``pip install 'stateful-runtime[langgraph]'``.
 """
 
 from __future__ import annotations
@@ -46,24 +48,32 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from ..errors import ConfigError, InvalidMessageError, SessionNotFoundError
+from ..errors import ConfigError, ConflictError, InvalidMessageError, SessionNotFoundError
 from ..runtime import Runtime
 from ..store.base import ObjectPut
 from . import _append, _lcmsg, _lgcheck
 from ._lgcodec import full_id, key_id
 from ._lglist import BATCH, Listing
+from ._lgnames import BLOB, CKPT, KEEP, NS, THREAD, THREADS, VERSION, Scope, Stale, short
 from ._lgscope import Scopes
-from ._lgstate import BLOB, CKPT, KEEP, NS, THREAD, THREADS, Scope, Tree, short
+from ._lgstate import Tree
 
 _T = TypeVar("_T")
 
 __all__ = ["SrtSaver"]
 
 _SCOPES = 64  # (thread, namespace) states a saver keeps in memory
+_RETRIES = 64  # a deletion picked again after other writers wrote its scope first
 
 
 def _ids(config: RunnableConfig) -> tuple[str, str, str | None]:
     return _lgcheck.ids(config)
+
+
+def _all_but_latest(sc: Scope) -> set[str]:
+    """Every record of the scope but its newest checkpoint (``prune``'s "keep_latest")."""
+    keep = max((c for c, r in sc.records.items() if r["c"] is not None), default=None)
+    return {c for c in sc.records if c != keep}
 
 
 def _config(thread: str, ns: str, cid: str) -> RunnableConfig:
@@ -398,8 +408,26 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         for row in list(tree.rows(KEEP, sc.key)):
             if row.key.split("/", 1)[0] in keys:
                 store.delete_object(KEEP, sc.key, row.key)
+        if not survivors:  # (each survivor written swapped the scope's version)
+            tree.put(sc, [])
         sc.last = None
         self._scopes.wrote(sc)
+
+    def _drop_where(self, thread: str, ns: str, doomed: Callable[[Scope], set[str]]) -> None:
+        """``_drop`` the records ``doomed`` picks from the scope; read again and picked
+        again if another writer wrote the scope meanwhile."""
+        for _ in range(_RETRIES):
+            sc = self._scope(thread, ns)
+            cids = doomed(sc)
+            if not cids:
+                return
+            try:
+                self._drop(sc, cids)
+            except Stale:
+                self._scopes.drop(thread, ns)
+                continue
+            return
+        raise ConflictError(f"could not delete from thread {thread!r}: its writers kept writing")
 
     def _sweep(self, thread: str) -> None:
         """Delete the thread's values no record names any more."""
@@ -422,8 +450,8 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         store = self._rt.store
         with self._lock:
             for ns in self._namespaces(thread):
-                sc = Scope(thread, ns)
-                for kind in (CKPT, KEEP):
+                sc = self._tree.scope(thread, ns)
+                for kind in (CKPT, KEEP, VERSION):
                     for row in list(self._tree.rows(kind, sc.key)):
                         store.delete_object(kind, sc.key, row.key)
                 with contextlib.suppress(SessionNotFoundError):
@@ -444,10 +472,13 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         with self._lock:
             for thread, namespaces in self._threads(None):
                 for ns in namespaces:
-                    sc = self._scope(thread, ns)
-                    doomed = {c for c, r in sc.records.items() if r["m"].get("run_id") in runs}
-                    if doomed:
-                        self._drop(sc, doomed)
+                    self._drop_where(
+                        thread,
+                        ns,
+                        lambda sc: {
+                            c for c, r in sc.records.items() if r["m"].get("run_id") in runs
+                        },
+                    )
                 self._sweep(thread)
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
@@ -464,9 +495,10 @@ class SrtSaver(BaseCheckpointSaver[Any]):
                 ObjectPut(BLOB, short(dst), r.key, r.value) for r in tree.rows(BLOB, short(src))
             ]
             for ns in self._namespaces(src):
-                source, target = self._scope(src, ns), Scope(dst, ns)
+                source, target = self._scope(src, ns), tree.scope(dst, ns)
                 _sid, head = tree.cursor(source)
                 tree.cursor(target)
+                target.version = tree.version(target)
                 puts = [
                     ObjectPut(kind, target.key, r.key, r.value, node=r.node)
                     for kind in (CKPT, KEEP)
@@ -493,12 +525,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
                     self._delete_thread(thread)
                     continue
                 for ns in self._namespaces(thread):
-                    sc = self._scope(thread, ns)
-                    live = [c for c, r in sc.records.items() if r["c"] is not None]
-                    keep = max(live, default=None)
-                    doomed = {c for c in sc.records if c != keep}
-                    if doomed:
-                        self._drop(sc, doomed)
+                    self._drop_where(thread, ns, _all_but_latest)
                 self._sweep(thread)
 
     # -- asyncio: the same work on the saver's thread ------------------------------------------

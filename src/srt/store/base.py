@@ -41,6 +41,20 @@ from .. import _core
 from .._hashing import XXH3, Hashing
 from .._types import SessionInfo
 from ..errors import ConfigError, CorruptionError
+from .checks import (
+    SEARCH_BATCH_MAX,
+    ChainRow,
+    NewNode,
+    broken_link,
+    check_chain,
+    check_expect,
+    check_object,
+    check_search,
+    link_error,
+    not_below,
+    not_stored,
+    object_changed,
+)
 from .reports import (
     MAX_FAULTS,
     USER_PREFIX,
@@ -60,6 +74,7 @@ from .reports import (
 __all__ = [
     "CALL_FIELDS",
     "MAX_FAULTS",
+    "SEARCH_BATCH_MAX",
     "USER_PREFIX",
     "BackupReport",
     "CallRecord",
@@ -81,33 +96,18 @@ __all__ = [
     "broken_link",
     "build_tree",
     "check_chain",
+    "check_expect",
     "check_object",
     "check_search",
     "link_error",
     "not_below",
     "not_stored",
+    "object_changed",
     "session_overviews",
     "store_protocol",
 ]
 
 # -- rows ---------------------------------------------------------------------------------
-
-#: One message of a chain, as ``Store.chain`` returns it: ``(node id, message hash,
-#: canonical body, prefix hash, status, metadata JSON, depth)``. A plain tuple, not a
-#: NamedTuple: a cold load reads thousands of them, and building a NamedTuple per row
-#: measured 0.5-1 ms per 2,000 rows, against a whole cold load of about 8 ms.
-ChainRow = tuple[int, bytes, bytes, bytes, "str | None", "bytes | str | None", int]
-
-
-class NewNode(NamedTuple):
-    """One message to append: its hash, canonical body, prefix hash, metadata JSON (never
-    hashed) and status (``None``, or the status of a partial reply)."""
-
-    hash: bytes
-    body: bytes
-    prefix: bytes
-    meta: bytes | None = None
-    status: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +187,8 @@ class ObjectPut:
 
     ``at_head`` files the object under the node the append makes the head (the
     reply it stores), which is not known before the append; it overrides ``node``.
+    ``if_absent`` and ``expect`` make it conditional as in ``Store.put_object``: an
+    append whose condition fails is a ``ConflictError`` and writes nothing.
     """
 
     kind: str
@@ -196,6 +198,8 @@ class ObjectPut:
     node: int | None = None
     expires: float | None = None
     at_head: bool = False
+    if_absent: bool = False
+    expect: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,99 +214,6 @@ class ObjectRow:
     expires: float | None
     created: float
     updated: float
-
-
-# -- the chain check ----------------------------------------------------------------------
-
-
-def check_chain(
-    rows: list[ChainRow], head: int, start: bytes = _core.ROOT, hashing: Hashing = XXH3
-) -> list[ChainRow]:
-    """``rows`` (root first) if every body hashes to its hash, every prefix chains from
-    the previous one (the first from ``start``: the root, or the prefix of the node the
-    rows continue) and the last row is ``head``; else ``CorruptionError``.
-
-    Every engine's ``chain`` ends with this, so a damaged store never returns altered
-    text or bytes that are not JSON. ``hashing``: the store's (``srt._hashing``).
-    """
-    hashes = [r[1] for r in rows]
-    digest = hashing.digest
-    if (
-        not all(type(r[2]) is bytes and type(r[1]) is bytes for r in rows)
-        or [digest(r[2]) for r in rows] != hashes
-        or hashing.chain_many(start, hashes) != [r[3] for r in rows]
-        or not rows
-        or rows[-1][0] != head
-    ):
-        raise CorruptionError(
-            "the session's stored messages fail their hash check (the file is "
-            "damaged); run srt verify"
-        )
-    return rows
-
-
-def broken_link(item: NewNode) -> str:
-    """What an append says of a new node whose prefix hash does not chain."""
-    return (
-        f"prefix hash {item.prefix.hex()} does not chain from its parent and message "
-        f"{item.hash.hex()}; nothing was linked"
-    )
-
-
-def not_stored(parent: int) -> str:
-    """What an append says when the node to append below is not stored."""
-    return (
-        f"the node to append below ({parent}) is not stored (collected by gc?); nothing was written"
-    )
-
-
-def not_below(parent: int | None, stored: bytes, given: bytes) -> str:
-    """What an append says when ``parent`` is stored with another prefix hash than the
-    one its caller chained from."""
-    below = "the root" if parent is None else f"the node to append below ({parent})"
-    return (
-        f"{below} carries prefix hash {stored.hex()}, not the {given.hex()} its new "
-        "messages chain from (a node id collected and reused, or a stale history); "
-        "nothing was linked"
-    )
-
-
-def link_error(items: Sequence[NewNode], above: bytes, hashing: Hashing) -> str | None:
-    """``None`` if each item's prefix hash chains from the one before it under
-    ``hashing``, the first from ``above``; else what is wrong (``broken_link``)."""
-    want = hashing.chain_many(above, [it.hash for it in items])
-    if [it.prefix for it in items] == want:
-        return None
-    return broken_link(next(it for it, w in zip(items, want, strict=True) if it.prefix != w))
-
-
-def check_object(kind: Any, scope: Any, key: Any, value: Any = b"") -> None:
-    """``ConfigError`` unless kind and key are non-empty str, scope a str and value bytes
-    (every engine checks an object's names and value before it writes)."""
-    for what, text in (("kind", kind), ("scope", scope), ("key", key)):
-        if not isinstance(text, str) or (what != "scope" and not text):
-            raise ConfigError(f"an object's {what} must be a non-empty str")
-    if not isinstance(value, bytes):
-        raise ConfigError(f"an object's value must be bytes, got {type(value).__name__}")
-
-
-#: Rows a search reads at a time: a larger ``limit`` (up to any int) reads in batches.
-SEARCH_BATCH_MAX = 10_000
-
-
-def check_search(text: Any, limit: Any) -> None:
-    """``ConfigError`` unless ``text`` is valid Unicode text without U+0000 and ``limit``
-    an int of 1 or more (every engine checks a search before it reads)."""
-    try:
-        str.encode(text, "utf-8")
-    except (TypeError, UnicodeEncodeError):
-        raise ConfigError(
-            "the search text must be valid Unicode text (no lone surrogates)"
-        ) from None
-    if "\x00" in text:  # indexed as a break between words: refused, not searched as one
-        raise ConfigError("the search text holds U+0000 (NUL), which no search can find")
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ConfigError("limit must be an int, at least 1")
 
 
 # -- the protocol -----------------------------------------------------------------------------
@@ -459,9 +370,10 @@ class Store(ABC):
         prefix hash first (one round trip more).
 
         ``call`` (its ``node`` set to the new head) and ``objects`` are written in the
-        same transaction. Waiting for other writers ends at ``deadline`` (a
-        ``time.monotonic()`` value; default: the engine's busy timeout from now) with
-        ``StoreBusyError``.
+        same transaction; an object written ``if_absent`` or over an ``expect``ed value
+        that finds another is a ``ConflictError`` and nothing is written. Waiting for
+        other writers ends at ``deadline`` (a ``time.monotonic()`` value; default: the
+        engine's busy timeout from now) with ``StoreBusyError``.
         """
 
     @abstractmethod
@@ -498,12 +410,16 @@ class Store(ABC):
         node: int | None = None,
         expires: float | None = None,
         if_absent: bool = False,
+        expect: bytes | None = None,
     ) -> bool:
         """Store ``value`` under (kind, scope, key), replacing any earlier value (which
         keeps its place in the order). ``node`` keeps that node's chain alive under
         ``gc`` (``ConflictError`` if the node is not stored); ``expires`` is a Unix
         time after which the object is gone. With ``if_absent``, only if no live object
-        has that name, atomically (of writers racing, one wins). True if written."""
+        has that name; with ``expect`` (compare-and-swap), only over a live object whose
+        value is still exactly those bytes (its node and expiry are not compared; one
+        deleted or expired is not written). Either is atomic: of writers racing, one
+        wins. True if written."""
 
     @abstractmethod
     def get_object(self, kind: str, scope: str, key: str) -> ObjectRow | None:

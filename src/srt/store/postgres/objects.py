@@ -9,10 +9,10 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...errors import ConfigError, ConflictError
-from ..base import ObjectRow, check_object
+from ..base import ObjectPut, ObjectRow, check_expect, check_object
 from .statements import OBJECT_COLUMNS
 
-__all__ = ["ObjectsMixin"]
+__all__ = ["ObjectsMixin", "conditional"]
 
 
 class ObjectsMixin:
@@ -35,29 +35,23 @@ class ObjectsMixin:
         node: int | None = None,
         expires: float | None = None,
         if_absent: bool = False,
+        expect: bytes | None = None,
     ) -> bool:
         check_object(kind, scope, key, value)
+        check_expect(expect, if_absent)
         now = time.time()
-        if not if_absent:
+        if not if_absent and expect is None:
             self._write(
                 "storing an object",
                 "SELECT {s}.put_object(%s, %s, %s, %s, %s, %s, %s)",
                 (kind, scope, key, value, node, expires, now),
             )
             return True
-        # One statement: of writers racing for the name, the unique index lets one in. An
-        # expired object is written over; a node that is not stored writes nothing.
-        written = self._write(
-            "storing an object",
-            "INSERT INTO {s}.objects(kind, scope, key, value, node, expires, created, updated) "
-            "SELECT %s, %s, %s, %s, %s, %s, %s, %s WHERE %s::bigint IS NULL OR EXISTS "
-            "(SELECT 1 FROM {s}.nodes WHERE id = %s) "
-            "ON CONFLICT (kind, scope, key) DO UPDATE SET value = excluded.value, "
-            "node = excluded.node, expires = excluded.expires, created = excluded.created, "
-            "updated = excluded.updated WHERE {s}.objects.expires IS NOT NULL "
-            "AND {s}.objects.expires <= excluded.created",
-            (kind, scope, key, value, node, expires, now, now, node, node),
-        )
+        if expect is not None and "\x00" in kind + scope + key:
+            return False  # no object has this name (get_object): none holds ``expect``
+        obj = ObjectPut(kind, scope, key, value, node, expires, if_absent=if_absent, expect=expect)
+        sql, args = conditional(obj, node, now)
+        written = self._write("storing an object", sql, args)
         if (
             not written
             and node is not None
@@ -141,6 +135,42 @@ class ObjectsMixin:
             if len(rows) < batch:
                 return
             after = rows[-1][0]
+
+
+#: An object written only if no live object has its name (an expired one is written
+#: over), in one statement: of writers racing for the name, the unique index lets one in.
+_IF_ABSENT = (
+    "INSERT INTO {s}.objects(kind, scope, key, value, node, expires, created, updated) "
+    "SELECT %s, %s, %s, %s, %s, %s, %s, %s WHERE %s::bigint IS NULL OR EXISTS "
+    "(SELECT 1 FROM {s}.nodes WHERE id = %s) "
+    "ON CONFLICT (kind, scope, key) DO UPDATE SET value = excluded.value, "
+    "node = excluded.node, expires = excluded.expires, created = excluded.created, "
+    "updated = excluded.updated WHERE {s}.objects.expires IS NOT NULL "
+    "AND {s}.objects.expires <= excluded.created"
+)
+#: An object written only over a live one holding the expected bytes, in one statement
+#: (the row lock orders writers racing from the same value: one matches).
+_SWAP = (
+    "UPDATE {s}.objects SET value = %s, node = %s, expires = %s, updated = %s "
+    "WHERE kind = %s AND scope = %s AND key = %s AND value = %s "
+    "AND (expires IS NULL OR expires > %s) "
+    "AND (%s::bigint IS NULL OR EXISTS (SELECT 1 FROM {s}.nodes WHERE id = %s))"
+)
+
+
+def conditional(obj: ObjectPut, node: int | None, now: float) -> tuple[str, tuple[Any, ...]]:
+    """The statement (``{s}`` unrendered) and arguments writing ``obj`` (``if_absent`` or
+    ``expect``) under ``node``; it touches one row if it wrote, none if not (or if the
+    node is not stored)."""
+    if obj.expect is None:
+        return _IF_ABSENT, (
+            *(obj.kind, obj.scope, obj.key, obj.value, node, obj.expires, now, now),
+            *(node, node),
+        )
+    return _SWAP, (
+        *(obj.value, node, obj.expires, now, obj.kind, obj.scope, obj.key, obj.expect, now),
+        *(node, node),
+    )
 
 
 def _object(row: Sequence[Any]) -> ObjectRow:

@@ -24,6 +24,9 @@ another (the client, which can hash, checks every other link before it sends the
 statement). Anything wrong raises, and the statement
 (its implicit transaction) leaves nothing behind. Its errors carry srt's own
 SQLSTATEs (``SQLSTATE_*``), which ``errors.translate`` maps to the srt error tree.
+Objects an append writes on a condition (``ObjectPut(if_absent=..., expect=...)``) are
+written by the client's statement around the call (``PostgresStore.append``), not by
+the function, so the condition needed no new function version.
 """
 
 from __future__ import annotations

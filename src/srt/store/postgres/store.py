@@ -43,14 +43,16 @@ from ..base import (
     TreeNode,
     VacuumReport,
     VerifyReport,
+    check_expect,
     check_object,
     link_error,
     not_below,
     not_stored,
+    object_changed,
 )
 from . import chains, maintenance
 from .errors import HEAD_MOVED, is_connection_error
-from .objects import ObjectsMixin
+from .objects import ObjectsMixin, conditional
 from .pool import Database, parse_url, redact_url
 from .statements import (
     APPEND,
@@ -326,6 +328,11 @@ class PostgresStore(ObjectsMixin, Store):
     ) -> list[int]:
         for obj in objects:
             check_object(obj.kind, obj.scope, obj.key, obj.value)
+            check_expect(obj.expect, obj.if_absent)
+        # Objects written on a condition go after the append's statement, in its transaction.
+        held = [o for o in objects if o.if_absent or o.expect is not None]
+        if held:
+            objects = [o for o in objects if not (o.if_absent or o.expect is not None)]
         # The links are checked here, where srt can hash; the first one's parent prefix
         # hash goes with the statement, which compares it with the stored one.
         above = parent_prefix
@@ -361,14 +368,49 @@ class PostgresStore(ObjectsMixin, Store):
         )
         sql = self.db.sql(APPEND if deadline is None else APPEND_BY)
 
-        def run(conn: psycopg.Connection[Any]) -> list[int]:
+        def send(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
             if deadline is None:
-                row = conn.execute(sql, args).fetchone()
-            else:
-                left_ms = max(1, int((deadline - time.monotonic()) * 1000))
-                row = conn.execute(sql, (*args, f"{left_ms:d}ms")).fetchone()
+                return conn.execute(sql, args)
+            left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+            return conn.execute(sql, (*args, f"{left_ms:d}ms"))
+
+        def swap_first(conn: psycopg.Connection[Any]) -> list[int]:
+            before, values, n = self._swapping(held, args[9])
+            text = self.db.sql(before + APPEND.removeprefix("SELECT ") + " END")
+            row = conn.execute(text, (*values, *args)).fetchone()
+            assert row is not None
+            if row[n] is None:  # a swap found another value: nothing was written
+                failed = next(o for o, c in zip(held, row, strict=False) if c != 1)
+                raise ConflictError(self._held_error(conn, failed, None))
+            return list(row[n])
+
+        def ids_of(cur: psycopg.Cursor[Any]) -> list[int]:
+            row = cur.fetchone()
             assert row is not None
             return list(row[0])
+
+        def run(conn: psycopg.Connection[Any]) -> list[int]:
+            if not held:
+                return ids_of(send(conn))
+            if deadline is None and not any(o.at_head for o in held):
+                return swap_first(conn)
+            # In a pipeline: the statements go in one round trip (the head's node is
+            # awaited first only if an object is filed under it), the commit in another.
+            with conn.pipeline() as pipe, conn.transaction():
+                cur = send(conn)
+                ids = ids_of(cur) if any(o.at_head for o in held) else None
+                head = parent if not ids else ids[-1]
+                done = []
+                for obj in held:
+                    text, values = conditional(obj, head if obj.at_head else obj.node, args[9])
+                    done.append(conn.execute(self.db.sql(text), values))
+                pipe.sync()  # (every result in, each swap's row count with it)
+                ids = ids_of(cur) if ids is None else ids
+                head = ids[-1] if ids else parent
+                for obj, swapped in zip(held, done, strict=True):
+                    if swapped.rowcount != 1:
+                        raise ConflictError(self._held_error(conn, obj, head))
+                return ids
 
         try:
             return self.db.run("appending to a session", run)
@@ -389,6 +431,34 @@ class PostgresStore(ObjectsMixin, Store):
         # compare-and-swap makes that safe even if the first statement were still to
         # commit somewhere (a network cut): then one of the two gets ConflictError.
         return self.db.run("appending to a session", run)
+
+    def _swapping(self, held: Sequence[ObjectPut], now: float) -> tuple[str, tuple[Any, ...], int]:
+        """The append as one statement that writes ``held`` first and appends only if each
+        of them was written (else it returns NULL, having written nothing; an append that
+        fails undoes them with the statement): the text before the append's arguments,
+        their arguments, and how many there are."""
+        ctes: list[str] = []
+        values: list[Any] = []
+        wrote: list[str] = []
+        for i, obj in enumerate(held):
+            text, args = conditional(obj, obj.node, now)
+            ctes.append(f"w{i} AS ({text} RETURNING 1)")
+            values.extend(args)
+            wrote.append(f"(SELECT count(*) FROM w{i})")
+        head = f"WITH {', '.join(ctes)} SELECT {', '.join(wrote)}, CASE WHEN "
+        return head + " + ".join(wrote) + f" = {len(held)} THEN ", tuple(values), len(held)
+
+    def _held_error(self, conn: psycopg.Connection[Any], obj: ObjectPut, head: int | None) -> str:
+        """Why a conditional object of an append was not written (asked in its
+        transaction, on its connection)."""
+        node = head if obj.at_head else obj.node
+        find = self.db.sql("SELECT 1 FROM {s}.nodes WHERE id = %s")
+        if node is not None and conn.execute(find, (node,)).fetchone() is None:
+            return (
+                f"the node an object refers to ({node}) is not stored (collected by gc?); "
+                "nothing was written"
+            )
+        return object_changed(obj.kind, obj.scope, obj.key)
 
     def _parent_prefix(self, session: int, expected: int | None, parent: int) -> bytes:
         """The prefix hash node ``parent`` carries; refused (``_refuse``) if it is not

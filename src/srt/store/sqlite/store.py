@@ -58,7 +58,9 @@ from ..base import (
     TreeNode,
     VacuumReport,
     VerifyReport,
+    check_expect,
     check_object,
+    object_changed,
 )
 from . import backup, chains, heap, maintenance, verify, views, writes
 from .database import Database
@@ -389,7 +391,8 @@ class SQLiteStore(Store):
             if objects:
                 self._ensure_objects(conn)
                 for obj in objects:
-                    put_object(conn, obj, head if obj.at_head else obj.node)
+                    if not put_object(conn, obj, head if obj.at_head else obj.node):
+                        raise ConflictError(object_changed(obj.kind, obj.scope, obj.key))
         except BaseException as exc:
             db.abort(conn, exc, _APPENDING)
             raise
@@ -446,12 +449,16 @@ class SQLiteStore(Store):
         node: int | None = None,
         expires: float | None = None,
         if_absent: bool = False,
+        expect: bytes | None = None,
     ) -> bool:
         check_object(kind, scope, key, value)
+        check_expect(expect, if_absent)
+        if expect is not None and not self._has_objects():
+            return False  # no object at all: none holds ``expect``
         with self.db.write("storing an object") as conn:
             self._ensure_objects(conn)
-            put = ObjectPut(kind, scope, key, value, node, expires)
-            written = put_object(conn, put, node, if_absent)
+            put = ObjectPut(kind, scope, key, value, node, expires, False, if_absent, expect)
+            written = put_object(conn, put, node)
         self._objects = True  # committed
         return written
 

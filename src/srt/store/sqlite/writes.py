@@ -15,8 +15,17 @@ import apsw
 from ... import _core
 from ..._hashing import XXH3, Hashing
 from ...errors import ConflictError, CorruptionError, SessionNotFoundError
-from ..base import NewNode, ObjectPut, broken_link, check_object, not_below, not_stored
+from ..base import (
+    NewNode,
+    ObjectPut,
+    broken_link,
+    check_expect,
+    check_object,
+    not_below,
+    not_stored,
+)
 from . import heap
+from .statements import LIVE_OBJECT
 
 __all__ = [
     "HAS_VERSION",
@@ -203,12 +212,12 @@ def append(
     return ids, head, top, end
 
 
-def put_object(
-    conn: apsw.Connection, obj: ObjectPut, node: int | None, if_absent: bool = False
-) -> bool:
-    """Store ``obj`` (inside a write transaction); with ``if_absent`` only where no live
-    object has its name (an expired one is written over). True if written."""
+def put_object(conn: apsw.Connection, obj: ObjectPut, node: int | None) -> bool:
+    """Store ``obj`` under ``node`` (inside a write transaction); with ``obj.if_absent``
+    only where no live object has its name (an expired one is written over), with
+    ``obj.expect`` only over a live object holding exactly those bytes. True if written."""
     check_object(obj.kind, obj.scope, obj.key, obj.value)
+    check_expect(obj.expect, obj.if_absent)
     if (
         node is not None
         and conn.execute("SELECT 1 FROM nodes WHERE id = ?", (node,)).fetchone() is None
@@ -218,8 +227,15 @@ def put_object(
             "nothing was written"
         )
     now = time.time()
+    if obj.expect is not None:
+        conn.execute(
+            "UPDATE objects SET value = ?, node = ?, expires = ?, updated = ? "
+            f"WHERE kind = ? AND scope = ? AND key = ? AND value = ? AND {LIVE_OBJECT}",
+            (obj.value, node, obj.expires, now, obj.kind, obj.scope, obj.key, obj.expect, now),
+        )
+        return conn.changes() > 0
     values = (obj.kind, obj.scope, obj.key, obj.value, node, obj.expires, now, now)
-    if if_absent:
+    if obj.if_absent:
         conn.execute(
             f"INSERT INTO objects({OBJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(kind, scope, key) DO UPDATE SET value = excluded.value, "
