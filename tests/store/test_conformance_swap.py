@@ -109,6 +109,29 @@ def test_append_with_a_swapped_object_writes_all_or_nothing(store: Store) -> Non
     assert _value(store, "new") == b"0"
 
 
+def test_an_append_whose_second_condition_fails_writes_neither(store: Store) -> None:
+    # Two conditional objects, the first holding: the second's failure takes back the
+    # first's write too, with the append's (in one statement or one transaction).
+    sid, ids = new_session(store, "a", conversation(1))
+    store.put_object("count", "s", "k", b"1")
+    store.put_object("count", "s", "j", b"5")
+    more = nodes(conversation(2)[1:], store.node_prefix(ids[-1]))
+    holds = ObjectPut("count", "s", "k", b"2", expect=b"1")
+    claim = ObjectPut("count", "s", "fresh", b"0", if_absent=True)
+    stale = ObjectPut("count", "s", "j", b"7", expect=b"6")
+    for objects in ([holds, stale], [claim, holds, stale], [holds, claim, stale]):
+        with pytest.raises(srt.ConflictError, match="no longer the one read"):
+            store.append(sid, ids[-1], ids[-1], 1, more, objects=objects)
+        row = store.get_session("a")
+        assert row is not None and row.head == ids[-1]
+        assert (_value(store), _value(store, "j")) == (b"1", b"5")
+        assert _value(store, "fresh") is None
+    ok = ObjectPut("count", "s", "j", b"6", expect=b"5")
+    new = store.append(sid, ids[-1], ids[-1], 1, more, objects=[holds, claim, ok])
+    assert len(new) == len(more)
+    assert (_value(store), _value(store, "j"), _value(store, "fresh")) == (b"2", b"6", b"0")
+
+
 def _by_put(st: Store) -> Callable[[bytes, bytes], bool]:
     return lambda old, new: st.put_object("count", "s", "k", new, expect=old)
 

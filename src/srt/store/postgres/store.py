@@ -392,7 +392,10 @@ class PostgresStore(ObjectsMixin, Store):
         def run(conn: psycopg.Connection[Any]) -> list[int]:
             if not held:
                 return ids_of(send(conn))
-            if deadline is None and not any(o.at_head for o in held):
+            if deadline is None and len(held) == 1 and not held[0].at_head:
+                # One statement: its one condition failing writes nothing at all. (With
+                # two, the first's write would stand when the second's fails: they go in
+                # the transaction below.)
                 return swap_first(conn)
             # In a pipeline: the statements go in one round trip (the head's node is
             # awaited first only if an object is filed under it), the commit in another.
@@ -434,9 +437,10 @@ class PostgresStore(ObjectsMixin, Store):
 
     def _swapping(self, held: Sequence[ObjectPut], now: float) -> tuple[str, tuple[Any, ...], int]:
         """The append as one statement that writes ``held`` first and appends only if each
-        of them was written (else it returns NULL, having written nothing; an append that
-        fails undoes them with the statement): the text before the append's arguments,
-        their arguments, and how many there are."""
+        of them was written (else it returns NULL; an append that fails undoes them with
+        the statement): the text before the append's arguments, their arguments, and how
+        many there are. Used for one object: of two, a first written stands when the
+        second is not (the statement commits)."""
         ctes: list[str] = []
         values: list[Any] = []
         wrote: list[str] = []
