@@ -23,7 +23,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -32,6 +32,7 @@ from ..errors import (
     ConfigError,
     ProviderAuthError,
     ProviderConnectionError,
+    ProviderContextOverflowError,
     ProviderError,
     ProviderResponseError,
     ProviderTimeoutError,
@@ -47,6 +48,9 @@ from .policy import RetryPolicy, Timeouts, redact
 from .pool import Pool, ResponseStream
 from .proxies import Proxies, ProxyRefusedError, tls_context
 from .sendall import HTTPTransport
+
+if TYPE_CHECKING:
+    from ..wire.overflow import Overflow
 
 __all__ = [
     "AsyncResponse",
@@ -78,6 +82,12 @@ class HTTPRequest:
     #: the provider works on it: a caller's work that waits for the reply without
     #: depending on it runs then instead of after the reply.
     sent: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+    #: Tells an error answer (status, body text, headers) that refuses the prompt as
+    #: longer than the model's context window (the provider's ``context_overflow``):
+    #: raised as ``ProviderContextOverflowError``.
+    overflow: Callable[[int, str, Mapping[str, str]], Overflow | None] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def __repr__(self) -> str:
         where = shown_url(self.url, self.secrets)
@@ -127,7 +137,8 @@ def _status_error(
     status: int, body: bytes, headers: Mapping[str, str], req: HTTPRequest
 ) -> ProviderError:
     # Secrets out first, then the cut: a secret the cut crossed would leave its start.
-    text = redact(body.decode("utf-8", "replace"), req.secrets)[:_SHOWN_BODY]
+    full = redact(body.decode("utf-8", "replace"), req.secrets)
+    text = full[:_SHOWN_BODY]
     where = shown_url(req.url, req.secrets)
     msg = f"{req.method} {where} answered {status}: {text}"
     if status == 407:  # a proxy (a caller's client's) refused
@@ -136,6 +147,16 @@ def _status_error(
         return ProviderAuthError(msg)
     if status == 429:
         return RateLimitError(msg, RetryPolicy.retry_after(headers))
+    over = req.overflow(status, full, headers) if req.overflow is not None else None
+    if over is not None:
+        return ProviderContextOverflowError(
+            msg,
+            status=status,
+            body=text,
+            provider_message=over.message,
+            prompt_tokens=over.prompt_tokens,
+            limit=over.limit,
+        )
     return ProviderResponseError(msg, status=status, body=text)
 
 

@@ -76,6 +76,7 @@ class ApiError(Exception):
         code: str | None = None,
         param: str | None = None,
         headers: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -84,6 +85,9 @@ class ApiError(Exception):
         self.code = code
         self.param = param
         self.headers = dict(headers or {})
+        #: The whole error body, where the server answering is not the provider whose
+        #: shape the endpoint otherwise gives (an OpenAI-compatible server's own).
+        self.body = dict(body) if body is not None else None
 
 
 @dataclass

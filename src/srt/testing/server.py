@@ -49,7 +49,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ..wire.sse import json_utf8
-from . import _anthropic, _openai
+from . import _anthropic, _openai, _window
 from ._common import (
     ApiError,
     BreakpointCache,
@@ -170,7 +170,12 @@ class ProviderServer:
         openai_cache_min, openai_cache_step: OpenAI's 1,024-token floor and 128-token step.
         lookback: blocks a breakpoint looks back for a hit (20).
         api_key: if set, only this key is accepted; otherwise any non-empty key.
-        context_window: if set, prompts over this many tokens get each provider's error.
+        context_window: if set, prompts over this many tokens get each provider's error
+            (``context_windows`` maps model substrings to windows and wins over it).
+            A streamed Responses call is refused after its head, by an ``error`` event.
+        imitate: whose refusal of a prompt over the window the OpenAI-shaped endpoints
+            answer with: ``"openai"`` (and Azure), or an OpenAI-compatible server's,
+            ``"llama.cpp"`` (``exceed_context_size_error``) or ``"vllm"``.
         responses_state: False: keep no responses and refuse ``previous_response_id``
             with a 400, as llama.cpp's server does (its own message:
             ``llama.cpp does not support 'previous_response_id'.``).
@@ -190,14 +195,20 @@ class ProviderServer:
         lookback: int = 20,
         api_key: str | None = None,
         context_window: int | None = None,
+        context_windows: Mapping[str, int] | None = None,
+        imitate: str = "openai",
         responses_state: bool = True,
     ) -> None:
+        if imitate not in _window.IMITATED:
+            raise ValueError(f"imitate must be one of {sorted(_window.IMITATED)}")
         self.clock = Clock()
         self.responses_ttl_s = responses_ttl_s
         self.cache_minimum = cache_minimum
         self.cache_minimums = dict(cache_minimums or {})
         self.api_key = api_key
         self.context_window = context_window
+        self.context_windows = dict(context_windows or {})
+        self.imitate = imitate
         self.responses_state = responses_state
         self.log: list[RequestRecord] = []
         self.requests: Counter[str] = Counter()
@@ -512,30 +523,7 @@ class ProviderServer:
             prep = _openai.prepare_responses(body, self._chain(body))
         else:
             prep = render(endpoint, body, model=params.get("deployment") or params.get("model"))
-        window = self.context_window
-        if window is None or prep.total_tokens <= window:
-            return prep
-        total = prep.total_tokens
-        if endpoint.endswith(".responses") and body.get("truncation") == "auto":
-            items = [i for i, lab in enumerate(prep.labels) if lab.startswith("item:")]
-            for _ in items[:-1]:
-                if prep.total_tokens <= window:
-                    break
-                first = next(j for j, lab in enumerate(prep.labels) if lab.startswith("item:"))
-                del prep.units[first], prep.labels[first]
-            if prep.total_tokens <= window:
-                return prep
-        if endpoint.startswith("anthropic"):
-            raise ApiError(400, f"prompt is too long: {total} tokens > {window} maximum")
-        if endpoint.startswith("bedrock"):
-            raise ApiError(400, "Input is too long for requested model.")
-        raise ApiError(
-            400,
-            f"This model's maximum context length is {window} tokens. However, your messages "
-            f"resulted in {total} tokens. Please reduce the length of the messages.",
-            param="messages" if endpoint.endswith("chat") else "input",
-            code="context_length_exceeded",
-        )
+        return prep
 
     def _account(self, provider: str, prep: Prepared) -> CacheUsage:
         if provider in ("openai", "azure"):
@@ -589,6 +577,13 @@ class ProviderServer:
                 {"input_tokens": prep.total_tokens},
                 {"request-id": f"req_{uuid.uuid4().hex[:24]}"},
             )
+            return
+        window = _window.window_for(prep.model, self.context_window, self.context_windows)
+        try:
+            _window.check(endpoint, body, prep, window, self.imitate)
+        except _window.StreamRefusal as refused:
+            rec.status, rec.error = 200, "context_length_exceeded"
+            h.send_stream(refused.body, None, {"x-request-id": f"req_{uuid.uuid4().hex}"})
             return
         provider = endpoint.split(".")[0]
         with self._lock:
