@@ -168,3 +168,29 @@ def test_other_client_errors_are_not_overflows(
             s.send(p, model=MODELS[kind])
         assert not isinstance(caught.value, srt.ContextOverflowError)
         assert caught.value.status == code
+
+
+@pytest.mark.parametrize("kind", ["responses"])
+def test_a_refusal_event_that_echoes_the_key_is_scrubbed(
+    kind: str, srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    """A streamed refusal's text comes from the event: a key it quotes is scrubbed from
+    the error, its ``provider_message`` and the ledger row."""
+    from srt.wire import get_format
+
+    fmt = get_format("openai.responses")
+    error = {"type": "invalid_request_error", "code": "context_length_exceeded"}
+    error["message"] = f"Your input exceeds the context window (key {KEY})."
+    body = b"".join(fmt.encode_stream([("error", {"type": "error", "error": error})]))
+    headers = {"Content-Type": "text/event-stream; charset=utf-8"}
+    srv.fault("openai.responses", "status", code=200, body=body, headers=headers)
+    s = rt.session("echo")
+    with pytest.raises(srt.ProviderContextOverflowError) as caught:
+        "".join(
+            s.stream(provider(kind, srv), model="gpt-4o", append={"role": "user", "content": "x"})
+        )
+    err = caught.value
+    assert "context window" in err.provider_message
+    for text in (str(err), err.provider_message, s.calls()[0]["error"]):
+        assert KEY not in text
+    assert s.messages() == []

@@ -585,3 +585,5 @@ class Call:
         exc.args = (clean, *exc.args[1:])
         if isinstance(exc, ProviderResponseError) and exc.body:
             exc.body = self.provider.redact(exc.body)
+        if isinstance(exc, ProviderContextOverflowError):  # (the event's own text)
+            exc.provider_message = self.provider.redact(exc.provider_message)
