@@ -44,7 +44,7 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -58,6 +58,7 @@ from ._common import (
     OpenAICache,
     Prepared,
     Reply,
+    RequestRecord,
     cache_minimum,
 )
 from ._http import ClientGone, Fault, Handler, Server
@@ -98,56 +99,6 @@ ENDPOINTS: dict[str, tuple[str, ...]] = {
 }
 TARGETS = frozenset(ENDPOINTS) | {t for tags in ENDPOINTS.values() for t in tags} | {"*"}
 _SPLIT_SUFFIX = " ünïcödé ✓"
-
-
-@dataclass
-class RequestRecord:
-    """One request as the server saw it, appended to ``ProviderServer.log`` on arrival.
-
-    ``headers`` are lower-cased, with the values of ``authorization``, ``x-api-key``,
-    ``api-key`` and ``x-amz-security-token`` redacted (``"Bearer <redacted>"``). ``fault`` is
-    the fault applied (``"status:429"``, ``"malformed_sse:crlf"``, ...). ``usage`` is the
-    provider-shaped usage the server computed (reported in the body or final event; for a
-    chat stream without ``include_usage`` it is what it would have reported). ``cache`` has
-    the raw figures (total, read, written, written_1h). ``boundaries[i]`` is the cumulative
-    token count after tokenizer unit ``i``, ``labels[i]`` names the unit (``tool:0``,
-    ``system:0``, ``instructions``, ``message:3`` or ``message:3.1`` for block 1 of message 3,
-    ``item:5``), ``breakpoints`` the ``(unit index, ttl)`` cache breakpoints.
-    """
-
-    seq: int
-    endpoint: str
-    provider: str
-    method: str
-    path: str
-    headers: dict[str, str]
-    time: float
-    fault: str | None = None
-    body: Any = None
-    model: str | None = None
-    stream: bool = False
-    status: int | None = None
-    error: str | None = None
-    usage: JSON | None = None
-    cache: CacheUsage | None = None
-    reply: Reply | None = None
-    response_id: str | None = None
-    boundaries: list[int] = field(default_factory=list)
-    labels: list[str] = field(default_factory=list)
-    breakpoints: list[tuple[int, str]] = field(default_factory=list)
-
-    @property
-    def prompt_tokens(self) -> int:
-        return self.boundaries[-1] if self.boundaries else 0
-
-
-def _conversation_id(body: JSON) -> str:
-    """The id a Responses body's ``conversation`` names (an id, or ``{"id": ...}``)."""
-    conv = body["conversation"]
-    cid = conv.get("id") if isinstance(conv, dict) else conv
-    if not isinstance(cid, str) or not cid:
-        raise ApiError(400, "Invalid type for 'conversation'.", param="conversation")
-    return cid
 
 
 @dataclass
@@ -467,7 +418,7 @@ class ProviderServer:
                     "'previous_response_id' or 'conversation'.",
                     code="mutually_exclusive_parameters",
                 )
-            cid = _conversation_id(body)
+            cid = _openai.conversation_id(body)
             with self._lock:
                 items = self._conversations.get(cid)
             if items is None:
@@ -520,10 +471,8 @@ class ProviderServer:
 
     def _prepare(self, endpoint: str, params: Mapping[str, str], body: Any) -> Prepared:
         if endpoint.endswith(".responses"):
-            prep = _openai.prepare_responses(body, self._chain(body))
-        else:
-            prep = render(endpoint, body, model=params.get("deployment") or params.get("model"))
-        return prep
+            return _openai.prepare_responses(body, self._chain(body))
+        return render(endpoint, body, model=params.get("deployment") or params.get("model"))
 
     def _account(self, provider: str, prep: Prepared) -> CacheUsage:
         if provider in ("openai", "azure"):
@@ -602,8 +551,9 @@ class ProviderServer:
             with self._lock:
                 self._responses[built.response_id] = _Stored(chain, prep.model, expires)
         if built.response_id and body.get("conversation") is not None:
+            cid = _openai.conversation_id(body)
             with self._lock:  # the input and output items join the conversation
-                self._conversations[_conversation_id(body)] += prep.extra["items"] + built.output
+                self._conversations[cid] += prep.extra["items"] + built.output
         rec.status = 200
         if built.stream is not None:
             h.send_stream(built.stream, fault, built.headers)
