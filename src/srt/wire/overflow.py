@@ -29,6 +29,16 @@ The shapes matched, as the providers and servers answer them:
   releases put the same members at the top level, with ``"object": "error"``), or
   "... maximum context length is 4096 tokens and your request has 2778 input tokens
   (8000 > 4096 - 2778)" when ``max_tokens`` does not fit.
+
+Where these were checked (late 2026): the bodies the ``openai`` (3.54) and ``anthropic``
+(2.12) SDKs raise as ``BadRequestError`` and their error models (``ErrorObject``,
+``ErrorResponse``, ``InvalidRequestError``: ``tests/test_sdk_overflow.py``), botocore's
+``bedrock-runtime`` model (``ValidationException`` is Converse's 400), a real llama.cpp
+server (``xllamacpp``, ``tests/test_local_hostile.py``), and the bodies users report in
+public issue threads: Anthropic's "prompt is too long" (anthropics/claude-code#62560) and
+"exceed context limit" (continuedev/continue#6080), Bedrock's "Input is too long for
+requested model." (aws-samples/bedrock-chat#95, continuedev/continue#6005), the streamed
+Responses ``error`` event (anomalyco/opencode#6071, maximhq/bifrost#4413), vLLM's 400s.
 """
 
 from __future__ import annotations
