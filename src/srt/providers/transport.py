@@ -32,19 +32,16 @@ from ..errors import (
     ConfigError,
     ProviderAuthError,
     ProviderConnectionError,
-    ProviderContextOverflowError,
     ProviderError,
-    ProviderResponseError,
     ProviderTimeoutError,
     ProxyAuthError,
-    RateLimitError,
     StreamInterruptedError,
 )
 from . import _watchdog
 from .apool import AsyncPool
 from .aresponse import AsyncResponse
 from .http1 import Target, request_headers
-from .policy import RetryPolicy, Timeouts, redact
+from .policy import RetryPolicy, Timeouts, redact, shown_url, status_error
 from .pool import Pool, ResponseStream
 from .proxies import Proxies, ProxyRefusedError, tls_context
 from .sendall import HTTPTransport
@@ -65,7 +62,6 @@ __all__ = [
 ]
 
 _ERROR_BODY_LIMIT = 64 * 1024
-_SHOWN_BODY = 2000
 
 
 @dataclass
@@ -119,45 +115,8 @@ class _Attempts:
     ) -> tuple[ProviderError, bool, Mapping[str, str]]:
         """A non-2xx answer as ``failed``'s arguments."""
         headers = resp.headers
-        err = _status_error(resp.status_code, body, headers, req)
+        err = status_error(resp.status_code, body, headers, req)
         return err, self.retry.retryable(resp.status_code, headers), headers
-
-
-def shown_url(url: str, secrets: tuple[str, ...]) -> str:
-    """``url`` as error text and reprs show it: without its query, nor a user name and
-    password given in it (``https://user:pass@host``), nor any of ``secrets``."""
-    scheme, sep, rest = url.split("?", 1)[0].partition("://")
-    if sep:
-        authority, slash, path = rest.partition("/")
-        url = scheme + sep + authority.rpartition("@")[2] + slash + path
-    return redact(url, secrets)
-
-
-def _status_error(
-    status: int, body: bytes, headers: Mapping[str, str], req: HTTPRequest
-) -> ProviderError:
-    # Secrets out first, then the cut: a secret the cut crossed would leave its start.
-    full = redact(body.decode("utf-8", "replace"), req.secrets)
-    text = full[:_SHOWN_BODY]
-    where = shown_url(req.url, req.secrets)
-    msg = f"{req.method} {where} answered {status}: {text}"
-    if status == 407:  # a proxy (a caller's client's) refused
-        return ProxyAuthError(msg)
-    if status in (401, 403):
-        return ProviderAuthError(msg)
-    if status == 429:
-        return RateLimitError(msg, RetryPolicy.retry_after(headers))
-    over = req.overflow(status, full, headers) if req.overflow is not None else None
-    if over is not None:
-        return ProviderContextOverflowError(
-            msg,
-            status=status,
-            body=text,
-            provider_message=over.message,
-            prompt_tokens=over.prompt_tokens,
-            limit=over.limit,
-        )
-    return ProviderResponseError(msg, status=status, body=text)
 
 
 def _connection_error(exc: Exception, req: HTTPRequest) -> ProviderError:
