@@ -143,3 +143,48 @@ def test_a_state_dir_that_cannot_be_made_is_a_config_error(
     state_dir = where if where.startswith("/") else str(tmp_path / where)
     with pytest.raises(ConfigError, match=r"cannot use .* as the folder of saved slot states"):
         LocalProvider(model, state_dir=state_dir)
+
+
+@pytest.mark.parametrize("how", ["send", "stream", "asend", "astream"])
+def test_a_prompt_over_the_real_context_is_a_typed_refusal(
+    model: str, tmp_path: Path, how: str
+) -> None:
+    """llama.cpp's own ``exceed_context_size_error`` for a prompt longer than its
+    ``ctx_size``, streamed or not: ``ProviderContextOverflowError`` with the server's
+    token count and window, and nothing appended (before: a plain
+    ``ProviderResponseError``)."""
+    import asyncio
+
+    p = _start(model, tmp_path)
+    try:
+        with srt.Runtime(str(tmp_path / "s.db")) as rt:
+            s = rt.session("long")
+            s.append({"role": "system", "content": "Answer briefly."})
+            long = {"role": "user", "content": "a garden shop sells compost and seeds " * 80}
+            kw = {"model": p.model_name, "append": long, "max_tokens": 4}
+            with pytest.raises(srt.ProviderContextOverflowError) as caught:
+                if how == "send":
+                    s.send(p, **kw)
+                elif how == "stream":
+                    "".join(s.stream(p, **kw))
+                else:
+
+                    async def main() -> None:
+                        try:
+                            if how == "asend":
+                                await s.asend(p, **kw)
+                            else:
+                                async for _ in s.astream(p, **kw):
+                                    pass
+                        finally:
+                            await p.aclose()
+
+                    asyncio.run(main())
+            err = caught.value
+            assert isinstance(err, srt.ContextOverflowError) and err.status == 400
+            assert err.limit == 512 and err.prompt_tokens is not None and err.prompt_tokens > 512
+            assert "exceed" in err.provider_message
+            assert [m["role"] for m in s.messages()] == ["system"]
+            assert [r["status"] for r in s.calls()] == ["error"]
+    finally:
+        p.close()

@@ -489,7 +489,8 @@ def test_a_whole_stream_whose_reply_cannot_be_stored_leaves_its_text_and_ledger_
     """The stream came whole (the caller saw its text) but holds a block srt does not keep
     (a server tool's): the error is raised as before, and the text the caller saw is
     stored as a partial reply of status ``error`` with its ledger row (the provider bills
-    the call). Before, nothing was stored: no message, no ledger row."""
+    the call), which keeps the usage the events reported. Before, nothing was stored: no
+    message, no ledger row (then a row of zero usage)."""
     import asyncio
 
     kind = "server_tool_use"
@@ -518,6 +519,7 @@ def test_a_whole_stream_whose_reply_cannot_be_stored_leaves_its_text_and_ledger_
         assert "".join(seen) == TEXT
         (row,) = rt.store.calls()
         assert row.status == "error" and kind in (row.error or "")
+        assert (row.input_tokens, row.output_tokens) == (5, 2)  # the usage the events gave
         entries = s.entries()
         assert entries[-1].status == "error"
         assert entries[-1].message["content"] == TEXT

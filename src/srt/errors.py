@@ -30,6 +30,8 @@
         ├── ProviderTimeoutError
         ├── ProviderConnectionError
         ├── ProviderResponseError     (.status, .body)
+        │   └── ProviderContextOverflowError(ProviderResponseError, ContextOverflowError)
+        │                                   (.provider_message, .prompt_tokens, .limit)
         └── StreamInterruptedError
 
 Exceptions from ``apsw`` and ``psycopg`` are translated into ``StoreError``
@@ -53,6 +55,7 @@ __all__ = [
     "NotAnSrtDatabaseError",
     "ProviderAuthError",
     "ProviderConnectionError",
+    "ProviderContextOverflowError",
     "ProviderError",
     "ProviderResponseError",
     "ProviderTimeoutError",
@@ -221,6 +224,34 @@ class ProviderResponseError(ProviderError):
         super().__init__(message)
         self.status = status
         self.body = body
+
+
+class ProviderContextOverflowError(ProviderResponseError, ContextOverflowError):
+    """The provider refused the request because the prompt does not fit the model's
+    context window (OpenAI's ``context_length_exceeded``, Anthropic's "prompt is too
+    long", Bedrock's "Input is too long", llama.cpp's ``exceed_context_size_error``...).
+
+    Both ``except ContextOverflowError`` (srt's own window policy raises that) and
+    ``except ProviderResponseError`` catch it. ``provider_message`` is the provider's own
+    text; ``prompt_tokens`` and ``limit`` are the prompt's size and the model's window in
+    tokens where the provider states them, else ``None``. Never retried: the same
+    request would be refused again. Nothing is appended to the session.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        body: str | None = None,
+        *,
+        provider_message: str = "",
+        prompt_tokens: int | None = None,
+        limit: int | None = None,
+    ) -> None:
+        super().__init__(message, status=status, body=body)
+        self.provider_message = provider_message
+        self.prompt_tokens = prompt_tokens
+        self.limit = limit
 
 
 class StreamInterruptedError(ProviderError):

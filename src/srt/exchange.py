@@ -42,6 +42,7 @@ from .errors import (
     ConfigError,
     ConflictError,
     InvalidMessageError,
+    ProviderContextOverflowError,
     ProviderError,
     ProviderResponseError,
     ProviderTimeoutError,
@@ -172,6 +173,8 @@ class Call:
         #: The body of the attempt in flight went to the socket (``sent``): the provider
         #: may bill it, so the call gets its ledger row whatever stops it (``interrupted``).
         self.went = False
+        #: The usage a reply that could not be kept reported (``received``), for its row.
+        self.billed: Usage | None = None
         self.t0 = 0.0
         self.ttft: float | None = None
         self.decoder: StreamDecoder | None = None
@@ -311,7 +314,9 @@ class Call:
         """The HTTP request of the next attempt (the clock starts now)."""
         req = self.provider.request(self.model, self.body, self.stream, self.params)
         req.sent = self.sent
+        req.overflow = getattr(self.provider, "context_overflow", self.fmt.context_overflow)
         self.went = False
+        self.billed = None
         self.t0 = time.monotonic()
         return req
 
@@ -348,7 +353,13 @@ class Call:
             data = json.loads(raw)
         except ValueError:
             raise ProviderResponseError("the provider's reply is not valid JSON") from None
-        return self.fmt.parse_reply(data, self.model)
+        try:
+            return self.fmt.parse_reply(data, self.model)
+        except ProviderError:
+            # The reply cannot be kept, but the provider billed the call: its ledger row
+            # (``fail``) records the usage the body reports, where that parses.
+            self.billed = self.fmt.parse_usage(data)
+            raise
 
     def feed(self, chunk: bytes) -> list[str]:
         """A chunk of a streamed reply: the text deltas it completes."""
@@ -502,10 +513,11 @@ class Call:
         raise ProviderResponseError(why) from None
 
     def fail(self, exc: BaseException) -> None:
-        """Record a call that stored no reply."""
+        """Record a call that stored no reply (with the usage of a reply that could not
+        be kept, where it parsed: ``received``)."""
         self.status = "error"
         msg = str(exc)[:2000]
-        self.chain.store.record_call(self._row("error", msg, None))
+        self.chain.store.record_call(self._row("error", msg, self.billed))
 
     def interrupted(self, exc: BaseException) -> None:
         """The call was stopped by a cancellation (a task cancelled, ``asyncio.timeout``,
@@ -549,6 +561,13 @@ class Call:
             self.persist(reply, "ok")
             return
         self._scrub(exc)
+        if isinstance(exc, ProviderContextOverflowError) and not self.decoder.deltas:
+            # Refused after the head (a streamed Responses call's ``error`` event), before
+            # any output: as a refusal before the head, the ledger row only, and the
+            # messages given with ``append=`` are not appended.
+            self.fail(exc)
+            self.abandon()
+            return
         self.persist(self.decoder.partial(), _status_of(exc), f"{type(exc).__name__}: {exc}"[:2000])
 
     def _scrub(self, exc: BaseException) -> None:
@@ -566,3 +585,5 @@ class Call:
         exc.args = (clean, *exc.args[1:])
         if isinstance(exc, ProviderResponseError) and exc.body:
             exc.body = self.provider.redact(exc.body)
+        if isinstance(exc, ProviderContextOverflowError):  # (the event's own text)
+            exc.provider_message = self.provider.redact(exc.provider_message)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any
 
 from ..errors import (
@@ -22,6 +21,7 @@ from ..errors import (
     InvalidMessageError,
     ProviderAuthError,
     ProviderConnectionError,
+    ProviderContextOverflowError,
     ProviderError,
     ProviderResponseError,
     ProviderTimeoutError,
@@ -53,7 +53,6 @@ _TYPES = {
     422: "invalid_request_error",
     429: "rate_limit_error",
 }
-_OVERFLOW = re.compile(r"context.length|too long|maximum context|prompt is too long", re.I)
 #: The longest wait an upstream's ``Retry-After`` is passed on as (an hour); a longer one
 #: is cut to this, and one that is not a finite number of seconds is dropped.
 MAX_RETRY_AFTER_S = 3600
@@ -136,7 +135,10 @@ def _convert(exc: BaseException) -> ApiError:
             "Retry on its current state.",
             code="conflict",
         )
-    if isinstance(exc, ContextOverflowError):
+    if isinstance(exc, ProviderContextOverflowError):  # the upstream's refusal, in its words
+        message = exc.provider_message or "The input exceeds the upstream model's context window."
+        return ApiError(400, message, param="input", code="context_length_exceeded")
+    if isinstance(exc, ContextOverflowError):  # srt's own window policy
         return ApiError(400, str(exc), param="input", code="context_length_exceeded")
     if isinstance(exc, (InvalidMessageError, HistoryIndexError)):
         return ApiError(400, str(exc), param="input", code="invalid_value")
@@ -180,8 +182,6 @@ def _from_provider(exc: ProviderError) -> ApiError:
     if isinstance(exc, ProviderResponseError):
         status = exc.status or 502
         message = _upstream_message(exc)
-        if status in (400, 413) and _OVERFLOW.search(message):
-            return ApiError(400, message, param="input", code="context_length_exceeded")
         if 400 <= status < 500 and status not in (401, 403, 404, 429):
             return ApiError(
                 400,

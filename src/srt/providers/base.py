@@ -19,6 +19,8 @@ import httpx
 
 from .._core import Body
 from ..errors import ConfigError
+from ..wire import get_format
+from ..wire.overflow import Overflow
 from .transport import AsyncTransport, HTTPRequest, RetryPolicy, Timeouts, Transport, redact
 
 __all__ = ["Options", "Provider", "read_key"]
@@ -154,6 +156,16 @@ class Provider:
         return HTTPRequest(
             "POST", self.url(model, stream), headers, body, stream=stream, secrets=self._secrets
         )
+
+    def context_overflow(
+        self, status: int, body: str, headers: Mapping[str, str]
+    ) -> Overflow | None:
+        """Whether an error answer (``status``, its body's text, its headers) refuses the
+        prompt as longer than the model's context window: the provider's error shape, as
+        its wire format knows it (``srt.wire.overflow``). The transport then raises
+        ``ProviderContextOverflowError`` instead of ``ProviderResponseError``. A provider
+        whose server words it otherwise overrides this."""
+        return get_format(self.format).context_overflow(status, body, headers)
 
     def version_headers(self, params: Mapping[str, Any]) -> dict[str, str]:
         """API-version headers for a request with body parameters ``params``."""

@@ -12,7 +12,8 @@ Policy (``RetryPolicy``, modelled on the official SDKs):
 Timeouts (``Timeouts``): a connect timeout, an idle timeout for the response head
 and for each streamed chunk, and a total cap for the whole call.
 
-``redact`` scrubs secrets (and anything shaped like an API key) from text.
+``redact`` scrubs secrets (and anything shaped like an API key) from text;
+``status_error`` is what a non-2xx answer means, with its text scrubbed so.
 """
 
 from __future__ import annotations
@@ -20,14 +21,36 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
+
+from ..errors import (
+    ProviderAuthError,
+    ProviderContextOverflowError,
+    ProviderError,
+    ProviderResponseError,
+    ProxyAuthError,
+    RateLimitError,
+)
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["RetryPolicy", "Timeouts", "redact"]
+    from ..wire.overflow import Overflow
+
+__all__ = ["RetryPolicy", "Timeouts", "redact", "shown_url", "status_error"]
+
+_SHOWN_BODY = 2000
+
+
+class Refused(Protocol):
+    """What ``status_error`` reads of the request refused (``transport.HTTPRequest``)."""
+
+    method: str
+    url: str
+    secrets: tuple[str, ...]
+    overflow: Callable[[int, str, Mapping[str, str]], Overflow | None] | None
 
 
 @dataclass(frozen=True)
@@ -119,3 +142,43 @@ def redact(text: str, secrets: tuple[str, ...]) -> str:
                 if at >= 0:  # (the longest such end: the leftmost start that fits)
                     text = text[:at] + "[redacted]"
     return _KEYLIKE.sub("[redacted]", text)
+
+
+def shown_url(url: str, secrets: tuple[str, ...]) -> str:
+    """``url`` as error text and reprs show it: without its query, nor a user name and
+    password given in it (``https://user:pass@host``), nor any of ``secrets``."""
+    scheme, sep, rest = url.split("?", 1)[0].partition("://")
+    if sep:
+        authority, slash, path = rest.partition("/")
+        url = scheme + sep + authority.rpartition("@")[2] + slash + path
+    return redact(url, secrets)
+
+
+def status_error(
+    status: int, body: bytes, headers: Mapping[str, str], req: Refused
+) -> ProviderError:
+    """A non-2xx answer as the ``ProviderError`` it is: a proxy's or the provider's
+    refusal of the credentials, a rate limit, a refusal of a prompt over the model's
+    context window (``req.overflow`` tells it), else ``ProviderResponseError``."""
+    # Secrets out first, then the cut: a secret the cut crossed would leave its start.
+    full = redact(body.decode("utf-8", "replace"), req.secrets)
+    text = full[:_SHOWN_BODY]
+    where = shown_url(req.url, req.secrets)
+    msg = f"{req.method} {where} answered {status}: {text}"
+    if status == 407:  # a proxy (a caller's client's) refused
+        return ProxyAuthError(msg)
+    if status in (401, 403):
+        return ProviderAuthError(msg)
+    if status == 429:
+        return RateLimitError(msg, RetryPolicy.retry_after(headers))
+    over = req.overflow(status, full, headers) if req.overflow is not None else None
+    if over is not None:
+        return ProviderContextOverflowError(
+            msg,
+            status=status,
+            body=text,
+            provider_message=over.message,
+            prompt_tokens=over.prompt_tokens,
+            limit=over.limit,
+        )
+    return ProviderResponseError(msg, status=status, body=text)

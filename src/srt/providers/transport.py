@@ -23,7 +23,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -33,20 +33,21 @@ from ..errors import (
     ProviderAuthError,
     ProviderConnectionError,
     ProviderError,
-    ProviderResponseError,
     ProviderTimeoutError,
     ProxyAuthError,
-    RateLimitError,
     StreamInterruptedError,
 )
 from . import _watchdog
 from .apool import AsyncPool
 from .aresponse import AsyncResponse
 from .http1 import Target, request_headers
-from .policy import RetryPolicy, Timeouts, redact
+from .policy import RetryPolicy, Timeouts, redact, shown_url, status_error
 from .pool import Pool, ResponseStream
 from .proxies import Proxies, ProxyRefusedError, tls_context
 from .sendall import HTTPTransport
+
+if TYPE_CHECKING:
+    from ..wire.overflow import Overflow
 
 __all__ = [
     "AsyncResponse",
@@ -61,7 +62,6 @@ __all__ = [
 ]
 
 _ERROR_BODY_LIMIT = 64 * 1024
-_SHOWN_BODY = 2000
 
 
 @dataclass
@@ -78,6 +78,12 @@ class HTTPRequest:
     #: the provider works on it: a caller's work that waits for the reply without
     #: depending on it runs then instead of after the reply.
     sent: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+    #: Tells an error answer (status, body text, headers) that refuses the prompt as
+    #: longer than the model's context window (the provider's ``context_overflow``):
+    #: raised as ``ProviderContextOverflowError``.
+    overflow: Callable[[int, str, Mapping[str, str]], Overflow | None] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def __repr__(self) -> str:
         where = shown_url(self.url, self.secrets)
@@ -109,34 +115,8 @@ class _Attempts:
     ) -> tuple[ProviderError, bool, Mapping[str, str]]:
         """A non-2xx answer as ``failed``'s arguments."""
         headers = resp.headers
-        err = _status_error(resp.status_code, body, headers, req)
+        err = status_error(resp.status_code, body, headers, req)
         return err, self.retry.retryable(resp.status_code, headers), headers
-
-
-def shown_url(url: str, secrets: tuple[str, ...]) -> str:
-    """``url`` as error text and reprs show it: without its query, nor a user name and
-    password given in it (``https://user:pass@host``), nor any of ``secrets``."""
-    scheme, sep, rest = url.split("?", 1)[0].partition("://")
-    if sep:
-        authority, slash, path = rest.partition("/")
-        url = scheme + sep + authority.rpartition("@")[2] + slash + path
-    return redact(url, secrets)
-
-
-def _status_error(
-    status: int, body: bytes, headers: Mapping[str, str], req: HTTPRequest
-) -> ProviderError:
-    # Secrets out first, then the cut: a secret the cut crossed would leave its start.
-    text = redact(body.decode("utf-8", "replace"), req.secrets)[:_SHOWN_BODY]
-    where = shown_url(req.url, req.secrets)
-    msg = f"{req.method} {where} answered {status}: {text}"
-    if status == 407:  # a proxy (a caller's client's) refused
-        return ProxyAuthError(msg)
-    if status in (401, 403):
-        return ProviderAuthError(msg)
-    if status == 429:
-        return RateLimitError(msg, RetryPolicy.retry_after(headers))
-    return ProviderResponseError(msg, status=status, body=text)
 
 
 def _connection_error(exc: Exception, req: HTTPRequest) -> ProviderError:

@@ -31,6 +31,7 @@ __all__ = [
     "OpenAICache",
     "Prepared",
     "Reply",
+    "RequestRecord",
     "ToolCall",
     "cache_minimum",
     "dumps",
@@ -76,6 +77,7 @@ class ApiError(Exception):
         code: str | None = None,
         param: str | None = None,
         headers: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -84,6 +86,9 @@ class ApiError(Exception):
         self.code = code
         self.param = param
         self.headers = dict(headers or {})
+        #: The whole error body, where the server answering is not the provider whose
+        #: shape the endpoint otherwise gives (an OpenAI-compatible server's own).
+        self.body = dict(body) if body is not None else None
 
 
 @dataclass
@@ -357,3 +362,44 @@ class BreakpointCache:
         if len(self._entries) > 4096:
             for k in [k for k, e in self._entries.items() if e.expires <= now]:
                 del self._entries[k]
+
+
+@dataclass
+class RequestRecord:
+    """One request as the server saw it, appended to ``ProviderServer.log`` on arrival.
+
+    ``headers`` are lower-cased, with the values of ``authorization``, ``x-api-key``,
+    ``api-key`` and ``x-amz-security-token`` redacted (``"Bearer <redacted>"``). ``fault`` is
+    the fault applied (``"status:429"``, ``"malformed_sse:crlf"``, ...). ``usage`` is the
+    provider-shaped usage the server computed (reported in the body or final event; for a
+    chat stream without ``include_usage`` it is what it would have reported). ``cache`` has
+    the raw figures (total, read, written, written_1h). ``boundaries[i]`` is the cumulative
+    token count after tokenizer unit ``i``, ``labels[i]`` names the unit (``tool:0``,
+    ``system:0``, ``instructions``, ``message:3`` or ``message:3.1`` for block 1 of message 3,
+    ``item:5``), ``breakpoints`` the ``(unit index, ttl)`` cache breakpoints.
+    """
+
+    seq: int
+    endpoint: str
+    provider: str
+    method: str
+    path: str
+    headers: dict[str, str]
+    time: float
+    fault: str | None = None
+    body: Any = None
+    model: str | None = None
+    stream: bool = False
+    status: int | None = None
+    error: str | None = None
+    usage: JSON | None = None
+    cache: CacheUsage | None = None
+    reply: Reply | None = None
+    response_id: str | None = None
+    boundaries: list[int] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    breakpoints: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.boundaries[-1] if self.boundaries else 0

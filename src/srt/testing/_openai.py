@@ -14,6 +14,7 @@ from typing import Any
 from ._common import ApiError, Prepared, dumps, strip_markers
 
 __all__ = [
+    "conversation_id",
     "error_body",
     "error_event",
     "prepare_chat",
@@ -392,3 +393,12 @@ def prepare_responses(body: Any, chain: list[JSON], model: str | None = None) ->
         cache_ttl_s=_RETENTION.get(body.get("prompt_cache_retention") or "in_memory"),
         extra={"items": items, "chain": chain},
     )
+
+
+def conversation_id(body: dict[str, Any]) -> str:
+    """The id a Responses body's ``conversation`` names (an id, or ``{"id": ...}``)."""
+    conv = body["conversation"]
+    cid = conv.get("id") if isinstance(conv, dict) else conv
+    if not isinstance(cid, str) or not cid:
+        raise ApiError(400, "Invalid type for 'conversation'.", param="conversation")
+    return cid

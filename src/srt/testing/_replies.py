@@ -156,6 +156,8 @@ def check_auth(provider: str, headers: Mapping[str, str], api_key: str | None) -
 
 def error_response(provider: str, err: ApiError) -> tuple[JSON, dict[str, str]]:
     """The provider's error body and headers (request id, ``x-amzn-ErrorType``, extras)."""
+    if err.body is not None:
+        return err.body, {"x-request-id": f"req_{uuid.uuid4().hex}", **err.headers}
     if provider == "anthropic":
         body = _anthropic.error_body(err)
         hdrs = {"request-id": body["request_id"]}

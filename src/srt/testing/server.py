@@ -44,12 +44,12 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ..wire.sse import json_utf8
-from . import _anthropic, _openai
+from . import _anthropic, _openai, _window
 from ._common import (
     ApiError,
     BreakpointCache,
@@ -58,6 +58,7 @@ from ._common import (
     OpenAICache,
     Prepared,
     Reply,
+    RequestRecord,
     cache_minimum,
 )
 from ._http import ClientGone, Fault, Handler, Server
@@ -101,56 +102,6 @@ _SPLIT_SUFFIX = " ünïcödé ✓"
 
 
 @dataclass
-class RequestRecord:
-    """One request as the server saw it, appended to ``ProviderServer.log`` on arrival.
-
-    ``headers`` are lower-cased, with the values of ``authorization``, ``x-api-key``,
-    ``api-key`` and ``x-amz-security-token`` redacted (``"Bearer <redacted>"``). ``fault`` is
-    the fault applied (``"status:429"``, ``"malformed_sse:crlf"``, ...). ``usage`` is the
-    provider-shaped usage the server computed (reported in the body or final event; for a
-    chat stream without ``include_usage`` it is what it would have reported). ``cache`` has
-    the raw figures (total, read, written, written_1h). ``boundaries[i]`` is the cumulative
-    token count after tokenizer unit ``i``, ``labels[i]`` names the unit (``tool:0``,
-    ``system:0``, ``instructions``, ``message:3`` or ``message:3.1`` for block 1 of message 3,
-    ``item:5``), ``breakpoints`` the ``(unit index, ttl)`` cache breakpoints.
-    """
-
-    seq: int
-    endpoint: str
-    provider: str
-    method: str
-    path: str
-    headers: dict[str, str]
-    time: float
-    fault: str | None = None
-    body: Any = None
-    model: str | None = None
-    stream: bool = False
-    status: int | None = None
-    error: str | None = None
-    usage: JSON | None = None
-    cache: CacheUsage | None = None
-    reply: Reply | None = None
-    response_id: str | None = None
-    boundaries: list[int] = field(default_factory=list)
-    labels: list[str] = field(default_factory=list)
-    breakpoints: list[tuple[int, str]] = field(default_factory=list)
-
-    @property
-    def prompt_tokens(self) -> int:
-        return self.boundaries[-1] if self.boundaries else 0
-
-
-def _conversation_id(body: JSON) -> str:
-    """The id a Responses body's ``conversation`` names (an id, or ``{"id": ...}``)."""
-    conv = body["conversation"]
-    cid = conv.get("id") if isinstance(conv, dict) else conv
-    if not isinstance(cid, str) or not cid:
-        raise ApiError(400, "Invalid type for 'conversation'.", param="conversation")
-    return cid
-
-
-@dataclass
 class _Stored:
     chain: list[JSON]
     model: str
@@ -170,7 +121,12 @@ class ProviderServer:
         openai_cache_min, openai_cache_step: OpenAI's 1,024-token floor and 128-token step.
         lookback: blocks a breakpoint looks back for a hit (20).
         api_key: if set, only this key is accepted; otherwise any non-empty key.
-        context_window: if set, prompts over this many tokens get each provider's error.
+        context_window: if set, prompts over this many tokens get each provider's error
+            (``context_windows`` maps model substrings to windows and wins over it).
+            A streamed Responses call is refused after its head, by an ``error`` event.
+        imitate: whose refusal of a prompt over the window the OpenAI-shaped endpoints
+            answer with: ``"openai"`` (and Azure), or an OpenAI-compatible server's,
+            ``"llama.cpp"`` (``exceed_context_size_error``) or ``"vllm"``.
         responses_state: False: keep no responses and refuse ``previous_response_id``
             with a 400, as llama.cpp's server does (its own message:
             ``llama.cpp does not support 'previous_response_id'.``).
@@ -190,14 +146,20 @@ class ProviderServer:
         lookback: int = 20,
         api_key: str | None = None,
         context_window: int | None = None,
+        context_windows: Mapping[str, int] | None = None,
+        imitate: str = "openai",
         responses_state: bool = True,
     ) -> None:
+        if imitate not in _window.IMITATED:
+            raise ValueError(f"imitate must be one of {sorted(_window.IMITATED)}")
         self.clock = Clock()
         self.responses_ttl_s = responses_ttl_s
         self.cache_minimum = cache_minimum
         self.cache_minimums = dict(cache_minimums or {})
         self.api_key = api_key
         self.context_window = context_window
+        self.context_windows = dict(context_windows or {})
+        self.imitate = imitate
         self.responses_state = responses_state
         self.log: list[RequestRecord] = []
         self.requests: Counter[str] = Counter()
@@ -456,7 +418,7 @@ class ProviderServer:
                     "'previous_response_id' or 'conversation'.",
                     code="mutually_exclusive_parameters",
                 )
-            cid = _conversation_id(body)
+            cid = _openai.conversation_id(body)
             with self._lock:
                 items = self._conversations.get(cid)
             if items is None:
@@ -509,33 +471,8 @@ class ProviderServer:
 
     def _prepare(self, endpoint: str, params: Mapping[str, str], body: Any) -> Prepared:
         if endpoint.endswith(".responses"):
-            prep = _openai.prepare_responses(body, self._chain(body))
-        else:
-            prep = render(endpoint, body, model=params.get("deployment") or params.get("model"))
-        window = self.context_window
-        if window is None or prep.total_tokens <= window:
-            return prep
-        total = prep.total_tokens
-        if endpoint.endswith(".responses") and body.get("truncation") == "auto":
-            items = [i for i, lab in enumerate(prep.labels) if lab.startswith("item:")]
-            for _ in items[:-1]:
-                if prep.total_tokens <= window:
-                    break
-                first = next(j for j, lab in enumerate(prep.labels) if lab.startswith("item:"))
-                del prep.units[first], prep.labels[first]
-            if prep.total_tokens <= window:
-                return prep
-        if endpoint.startswith("anthropic"):
-            raise ApiError(400, f"prompt is too long: {total} tokens > {window} maximum")
-        if endpoint.startswith("bedrock"):
-            raise ApiError(400, "Input is too long for requested model.")
-        raise ApiError(
-            400,
-            f"This model's maximum context length is {window} tokens. However, your messages "
-            f"resulted in {total} tokens. Please reduce the length of the messages.",
-            param="messages" if endpoint.endswith("chat") else "input",
-            code="context_length_exceeded",
-        )
+            return _openai.prepare_responses(body, self._chain(body))
+        return render(endpoint, body, model=params.get("deployment") or params.get("model"))
 
     def _account(self, provider: str, prep: Prepared) -> CacheUsage:
         if provider in ("openai", "azure"):
@@ -590,6 +527,13 @@ class ProviderServer:
                 {"request-id": f"req_{uuid.uuid4().hex[:24]}"},
             )
             return
+        window = _window.window_for(prep.model, self.context_window, self.context_windows)
+        try:
+            _window.check(endpoint, body, prep, window, self.imitate)
+        except _window.StreamRefusal as refused:
+            rec.status, rec.error = 200, "context_length_exceeded"
+            h.send_stream(refused.body, None, {"x-request-id": f"req_{uuid.uuid4().hex}"})
+            return
         provider = endpoint.split(".")[0]
         with self._lock:
             cache = self._account(provider, prep)
@@ -607,8 +551,9 @@ class ProviderServer:
             with self._lock:
                 self._responses[built.response_id] = _Stored(chain, prep.model, expires)
         if built.response_id and body.get("conversation") is not None:
+            cid = _openai.conversation_id(body)
             with self._lock:  # the input and output items join the conversation
-                self._conversations[_conversation_id(body)] += prep.extra["items"] + built.output
+                self._conversations[cid] += prep.extra["items"] + built.output
         rec.status = 200
         if built.stream is not None:
             h.send_stream(built.stream, fault, built.headers)

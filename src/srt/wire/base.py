@@ -25,6 +25,7 @@ from typing import Any
 from .._types import Reply, Usage
 from ..errors import (
     ConfigError,
+    ProviderContextOverflowError,
     ProviderError,
     ProviderResponseError,
     RateLimitError,
@@ -33,6 +34,7 @@ from ..errors import (
 )
 from ..message import dumps
 from ..tokens import GENERIC_ESTIMATE, Tokenizer
+from .overflow import Overflow, from_stream_event
 from .sse import ServerSentEvent, SSEDecoder, sse_event
 
 __all__ = [
@@ -244,6 +246,21 @@ class WireFormat(ABC):
 
         ``model`` names the model when the response does not (Bedrock)."""
 
+    def parse_usage(self, data: Any) -> Usage | None:
+        """The usage of a response object whose reply ``parse_reply`` cannot keep (a
+        block srt does not store, a malformed message): ``None`` where the object has no
+        usage object, or one that does not parse. The provider billed the call; its
+        ledger row keeps what it says."""
+        return None
+
+    def context_overflow(
+        self, status: int, body: str, headers: Mapping[str, str]
+    ) -> Overflow | None:
+        """An error answer (``status``, its body's text, its headers) that says the prompt
+        does not fit the model's context window, as this format's provider words it
+        (``srt.wire.overflow``), or ``None``."""
+        return None
+
     def mark(self, fragment: bytes, ttl: str | None) -> bytes:
         """``fragment`` carrying a cache breakpoint (for formats with markers)."""
         raise UnsupportedFeatureError(self.name, "cache breakpoints")
@@ -369,7 +386,17 @@ def check_model(model: Any) -> str:
 
 
 def stream_error(kind: str, message: str) -> ProviderError:
-    """A provider's error event mid-stream as a typed error."""
+    """A provider's error event mid-stream as a typed error (a context-window refusal,
+    which a streamed Responses call gets after its head, as
+    ``ProviderContextOverflowError``)."""
+    over = from_stream_event(kind, message)
+    if over is not None:
+        return ProviderContextOverflowError(
+            f"the provider reported {kind} mid-stream: {message}",
+            provider_message=over.message,
+            prompt_tokens=over.prompt_tokens,
+            limit=over.limit,
+        )
     if kind in (
         "overloaded_error",
         "rate_limit_error",
@@ -416,11 +443,17 @@ class StreamDecoder(ABC):
 
     def partial(self) -> Reply:
         """The reply so far (for a stream cut off before its end); where that cannot be
-        parsed, the text handed out, without usage."""
+        parsed, the text handed out, with the usage the events reported where it parses
+        (``WireFormat.parse_usage``: the provider bills the call)."""
         try:
             return self.reply()
         except ProviderError:
-            return Reply({"role": "assistant", "content": "".join(self.deltas)}, Usage())
+            text = {"role": "assistant", "content": "".join(self.deltas)}
+            try:
+                usage = self.fmt.parse_usage(self.response())
+            except (ProviderError, AttributeError, KeyError, TypeError, ValueError):
+                usage = None
+            return Reply(text, usage or Usage())
 
 
 class SSEStream(StreamDecoder):

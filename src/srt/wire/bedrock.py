@@ -44,6 +44,7 @@ from ..errors import (
 )
 from ..message import canonical_tool
 from ..tokens import Tokenizer, bedrock_tokenizer
+from . import overflow
 from ._input import need, typed_input
 from .anthropic import (
     BlockFormat,
@@ -68,6 +69,7 @@ from .base import (
 )
 from .eventstream import Event as Frame
 from .eventstream import EventStreamDecoder, encode_frame
+from .overflow import Overflow
 from .sse import json_utf8
 
 __all__ = ["FORMAT", "NAME", "Bedrock", "to_canonical"]
@@ -284,15 +286,24 @@ class Bedrock(BlockFormat):
             if isinstance(exc, UnsupportedFeatureError):
                 raise
             raise ProviderResponseError(f"a malformed Converse content block ({exc!r})") from None
-        u = usage_of(data)
-        usage = cached_usage(
-            u.get("inputTokens"),
-            u.get("outputTokens"),
-            u.get("cacheReadInputTokens"),
-            u.get("cacheWriteInputTokens"),
-        )
+        usage = _usage(data)
         message = assistant_message("".join(texts), calls, arts)
         return Reply(message, usage, model, None, data.get("stopReason"))
+
+    def parse_usage(self, data: Any) -> Usage | None:
+        if not isinstance(data, Mapping) or not data.get("usage"):
+            return None
+        try:
+            return _usage(data)
+        except ProviderResponseError:
+            return None
+
+    def context_overflow(
+        self, status: int, body: str, headers: Mapping[str, str]
+    ) -> Overflow | None:
+        # A 400 ValidationException "Input is too long for requested model."
+        # (srt.wire.overflow).
+        return overflow.bedrock(status, body, headers)
 
     def _to_part(self, block: Any, what: str) -> dict[str, Any]:
         if not isinstance(block, Mapping) or len(block) != 1:
@@ -505,3 +516,14 @@ NAME = FORMAT.name
 
 #: ``to_canonical(msg, model=None)`` as a module function (for ``srt.wire.convert``).
 to_canonical = FORMAT.to_canonical
+
+
+def _usage(data: Mapping[str, Any]) -> Usage:
+    """A Converse response's usage as srt's ``Usage``."""
+    u = usage_of(data)
+    return cached_usage(
+        u.get("inputTokens"),
+        u.get("outputTokens"),
+        u.get("cacheReadInputTokens"),
+        u.get("cacheWriteInputTokens"),
+    )

@@ -22,6 +22,7 @@ from .._core import find_in_any
 from .._types import Reply, Usage
 from ..errors import ProviderResponseError
 from ..tokens import Tokenizer, openai_tokenizer
+from . import overflow
 from .base import (
     CacheRules,
     Event,
@@ -36,6 +37,7 @@ from .base import (
     reply_parts,
     stream_error,
 )
+from .overflow import Overflow
 from .sse import ServerSentEvent
 
 _RESERVED = frozenset({"model", "messages", "tools"})
@@ -116,18 +118,24 @@ class OpenAIChat(WireFormat):
             if not isinstance(refusal, str):
                 raise ProviderResponseError("a chat completion with a non-string refusal")
             out["refusal"] = refusal
-        u = data.get("usage") or {}
-        details = (u.get("prompt_tokens_details") if isinstance(u, Mapping) else None) or {}
-        try:
-            usage = Usage(
-                input_tokens=int(u.get("prompt_tokens") or 0),
-                output_tokens=int(u.get("completion_tokens") or 0),
-                cache_read_tokens=int(details.get("cached_tokens") or 0),
-                cache_write_tokens=int(details.get("cache_write_tokens") or 0),
-            )
-        except (AttributeError, TypeError, ValueError):
-            raise ProviderResponseError("a chat completion with a malformed usage") from None
+        usage = _usage(data.get("usage") or {})
         return Reply(out, usage, data.get("model"), data.get("id"), choice.get("finish_reason"))
+
+    def parse_usage(self, data: Any) -> Usage | None:
+        u = data.get("usage") if isinstance(data, Mapping) else None
+        if not u:
+            return None
+        try:
+            return _usage(u)
+        except ProviderResponseError:
+            return None
+
+    def context_overflow(
+        self, status: int, body: str, headers: Mapping[str, str]
+    ) -> Overflow | None:
+        # OpenAI's and Azure's ``context_length_exceeded``, and the compatible servers'
+        # (llama.cpp's ``exceed_context_size_error``, vLLM's message): srt.wire.overflow.
+        return overflow.openai(status, body, headers)
 
     # -- the server side ---------------------------------------------------------------
 
@@ -239,6 +247,20 @@ class OpenAIChat(WireFormat):
             events.append((None, last))
         events.append((None, "[DONE]"))
         return events
+
+
+def _usage(u: Any) -> Usage:
+    """A Chat Completions usage object as srt's ``Usage``."""
+    details = (u.get("prompt_tokens_details") if isinstance(u, Mapping) else None) or {}
+    try:
+        return Usage(
+            input_tokens=int(u.get("prompt_tokens") or 0),
+            output_tokens=int(u.get("completion_tokens") or 0),
+            cache_read_tokens=int(details.get("cached_tokens") or 0),
+            cache_write_tokens=int(details.get("cache_write_tokens") or 0),
+        )
+    except (AttributeError, TypeError, ValueError):
+        raise ProviderResponseError("a chat completion with a malformed usage") from None
 
 
 def _list(value: Any, what: str) -> list[Any]:

@@ -50,6 +50,7 @@ from ...errors import (
 )
 from ...message import canonical_tool
 from ...tokens import CLAUDE_ESTIMATE, Tokenizer
+from .. import overflow
 from .._input import need, typed_input
 from ..base import (
     Event,
@@ -67,6 +68,7 @@ from ..base import (
     params_tail,
     usage_of,
 )
+from ..overflow import Overflow
 from . import replies
 from .replies import AnthropicStream
 
@@ -427,15 +429,24 @@ class Anthropic(BlockFormat):
                     )
         except (KeyError, TypeError, ValueError) as exc:
             raise ProviderResponseError(f"a malformed Anthropic content block ({exc!r})") from None
-        u = usage_of(data)
-        usage = cached_usage(
-            u.get("input_tokens"),
-            u.get("output_tokens"),
-            u.get("cache_read_input_tokens"),
-            u.get("cache_creation_input_tokens"),
-        )
+        usage = _usage(data)
         message = assistant_message("".join(texts), calls, arts)
         return Reply(message, usage, model, data.get("id"), data.get("stop_reason"))
+
+    def parse_usage(self, data: Any) -> Usage | None:
+        if not isinstance(data, Mapping) or not data.get("usage"):
+            return None
+        try:
+            return _usage(data)
+        except ProviderResponseError:
+            return None
+
+    def context_overflow(
+        self, status: int, body: str, headers: Mapping[str, str]
+    ) -> Overflow | None:
+        # A 400 invalid_request_error "prompt is too long: N tokens > M maximum" (a 413
+        # request_too_large is bytes, not tokens): srt.wire.overflow.
+        return overflow.anthropic(status, body, headers)
 
     def _check_block(self, block: Any, allowed: Iterable[str]) -> dict[str, Any]:
         if not isinstance(block, Mapping) or not isinstance(block.get("type"), str):
@@ -542,3 +553,14 @@ NAME = FORMAT.name
 
 #: ``to_canonical(msg, model=None)`` as a module function (for ``srt.wire.convert``).
 to_canonical = FORMAT.to_canonical
+
+
+def _usage(data: Mapping[str, Any]) -> Usage:
+    """A Messages API response's usage as srt's ``Usage``."""
+    u = usage_of(data)
+    return cached_usage(
+        u.get("input_tokens"),
+        u.get("output_tokens"),
+        u.get("cache_read_input_tokens"),
+        u.get("cache_creation_input_tokens"),
+    )

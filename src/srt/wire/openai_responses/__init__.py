@@ -63,6 +63,7 @@ from ...errors import (
     UnsupportedFeatureError,
 )
 from ...tokens import Tokenizer, openai_tokenizer
+from .. import overflow
 from .._input import typed_input
 from ..base import (
     TEXT_ROLES,
@@ -77,6 +78,7 @@ from ..base import (
     params_tail,
 )
 from ..openai_chat import OPENAI_CACHE
+from ..overflow import Overflow
 from . import replies
 from .replies import ResponsesStream
 
@@ -343,18 +345,38 @@ class OpenAIResponses(WireFormat):
             msg["refusal"] = "".join(refusals)
         if artifacts:
             msg["artifacts"] = artifacts
-        u = data.get("usage") or {}
-        try:
-            details = u.get("input_tokens_details") or {}
-            usage = Usage(
-                input_tokens=int(u.get("input_tokens") or 0),
-                output_tokens=int(u.get("output_tokens") or 0),
-                cache_read_tokens=int(details.get("cached_tokens") or 0),
-                cache_write_tokens=int(details.get("cache_write_tokens") or 0),
-            )
-        except (AttributeError, TypeError, ValueError):
-            raise ProviderResponseError("a Responses object with a malformed usage") from None
+        usage = _usage(data.get("usage") or {})
         return Reply(msg, usage, model, data.get("id"), data.get("status"))
+
+    def parse_usage(self, data: Any) -> Usage | None:
+        u = data.get("usage") if isinstance(data, Mapping) else None
+        if not u:
+            return None
+        try:
+            return _usage(u)
+        except ProviderResponseError:
+            return None
+
+    def context_overflow(
+        self, status: int, body: str, headers: Mapping[str, str]
+    ) -> Overflow | None:
+        # A 400 ``context_length_exceeded`` (OpenAI, Azure; llama.cpp's and vLLM's own
+        # shapes from a compatible server): srt.wire.overflow.
+        return overflow.openai(status, body, headers)
+
+
+def _usage(u: Any) -> Usage:
+    """A Responses usage object as srt's ``Usage``."""
+    try:
+        details = u.get("input_tokens_details") or {}
+        return Usage(
+            input_tokens=int(u.get("input_tokens") or 0),
+            output_tokens=int(u.get("output_tokens") or 0),
+            cache_read_tokens=int(details.get("cached_tokens") or 0),
+            cache_write_tokens=int(details.get("cache_write_tokens") or 0),
+        )
+    except (AttributeError, TypeError, ValueError):
+        raise ProviderResponseError("a Responses object with a malformed usage") from None
 
 
 def _output_message(text: str, refusal: str) -> dict[str, Any]:

@@ -51,7 +51,12 @@ class ResponsesStream(SSEStream):
             err = resp.get("error") or resp.get("incomplete_details") or {}
             raise stream_error(str(err.get("code") or kind), str(err.get("message") or err))
         elif kind == "error":
-            raise stream_error(str(data.get("code") or "error"), str(data.get("message")))
+            # The event's members are the error's (``ResponseErrorEvent``), or (as the API
+            # sends a streamed call's ``context_length_exceeded`` after its head) in an
+            # ``error`` object of the event, as a 400's body holds them.
+            nested = data.get("error")
+            err = nested if isinstance(nested, dict) else data
+            raise stream_error(str(err.get("code") or "error"), str(err.get("message")))
         return []
 
     def response(self) -> dict[str, Any]:
