@@ -4,9 +4,9 @@ Bottom to top, every top-level module or package on a rank of its own::
 
     _version, errors, _types, tools, message, pricing <- _core <- _hashing <- tokens,
         store, history, entries, wire <- local <- providers <- context, cache, savings
-        <- _shared <- _chain <- _pieces <- _cachekeys <- _builder <- compaction <- exchange
-        <- drivers <- ledger, summarize, _task, tasks <- session <- runtime <- testing,
-        gateway, integrations, cli, bench
+        <- _shared <- _chain <- _pieces <- _fragments <- _cachekeys <- _builder <- compaction
+        <- exchange <- drivers <- ledger, summarize, _task, tasks <- session <- runtime
+        <- testing, gateway, integrations, cli, bench
 
 Nothing imports upward, and nothing imports in a cycle: not between top-level
 modules, and not between the modules inside a package, not even under
@@ -65,6 +65,8 @@ ORDER = [
     "_chain",
     # A request's glued pieces per format and model (the builder's state).
     "_pieces",
+    # Messages made into one format's fragments for an assembly.
+    "_fragments",
     # The prompt-cache key a request sends, in its CachePolicy's scope.
     "_cachekeys",
     # Assembly, windows, the cache plan, the request bytes.

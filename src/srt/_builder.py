@@ -19,14 +19,15 @@ import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from . import _core
+from . import _fragments as fragments
 from ._cachekeys import sent_key
 from ._chain import Chain
 from ._core import Body, Segments
 from ._pieces import Assembly, Offset, Planned, Roles, View, target_of
-from ._shared import INTERN_MIN_BYTES, Shared
+from ._shared import Shared
 from ._types import BuildStats
 from .cache import (
     RETENTION_SECONDS,
@@ -42,7 +43,7 @@ from .cache import (
 from .context import WindowPolicy, select
 from .errors import ConfigError
 from .tokens import Tokenizer
-from .wire.base import Frag, Target, TextFrags, WireFormat
+from .wire.base import Target, WireFormat
 
 __all__ = ["Builder", "Parts"]
 
@@ -51,9 +52,6 @@ __all__ = ["Builder", "Parts"]
 #: ``merge_bytes``, so a body of B bytes reaches the socket in about B / 4 MiB + 16 writes.
 SEGMENTS = {"min_bytes": 128 * 1024, "segment_bytes": 256 * 1024, "merge_bytes": 4 * 1024 * 1024}
 
-
-#: A placeholder for a fragment not rendered yet.
-_NOT_YET = Frag("message", "", b"")
 
 #: An assembly's key: (format, model, partial replies sent, a context window's cut).
 _Key = tuple[str, str, bool, tuple[str, int, int] | None]
@@ -233,104 +231,9 @@ class Builder:
             stop = n if partial or not status else start + 1
             while stop < n and stop not in status:
                 stop += 1
-            self._extend(asm, fmt, target, hashes, bodies, start, stop)
+            fragments.extend(self.shared, asm, fmt, target, hashes, bodies, start, stop)
             start = stop
         return asm
-
-    def _extend(
-        self,
-        asm: Assembly,
-        fmt: WireFormat,
-        target: Target,
-        hashes: Sequence[bytes],
-        bodies: list[bytes],
-        i: int,
-        j: int,
-    ) -> None:
-        if fmt.identity:
-            asm.extend_identity(fmt, target, bodies[i:j])
-            return
-        texts = fmt.text_frags()
-        if texts is not None:
-            self._extend_texts(asm, fmt, target, texts, hashes, bodies, i, j)
-            return
-        asm.extend(fmt, [self._render(asm, fmt, target, hashes, bodies, k) for k in range(i, j)])
-
-    def _render(
-        self,
-        asm: Assembly,
-        fmt: WireFormat,
-        target: Target,
-        hashes: Sequence[bytes],
-        bodies: list[bytes],
-        k: int,
-    ) -> Frag:
-        """Message ``k``'s fragment: rendered, or from the runtime's fragment cache."""
-        body = bodies[k]
-        if len(body) < INTERN_MIN_BYTES:
-            # A short message is rendered again when needed (a few microseconds)
-            # rather than cached: cached, its small objects would outlive the
-            # session among the session's own, and keep their memory pages.
-            asm.serialized += 1
-            return fmt.render(body, target)
-        ckey = (hashes[k], fmt.name, target.model)
-        frag: Frag | None = self.shared.fragments.get(ckey)
-        if frag is None:
-            frag = fmt.render(body, target)
-            asm.serialized += 1
-            # What an entry costs besides its bytes: the key, the Frag, two slots.
-            self.shared.fragments.put(ckey, frag, len(frag.data) + 400)
-        return frag
-
-    def _extend_texts(
-        self,
-        asm: Assembly,
-        fmt: WireFormat,
-        target: Target,
-        texts: TextFrags,
-        hashes: Sequence[bytes],
-        bodies: list[bytes],
-        i: int,
-        j: int,
-    ) -> None:
-        """``_extend`` for a format with ``text_frags``: plain text messages' fragments
-        made from their bytes (``_core.text_frags``), the others rendered; the same
-        fragments, cache entries and counts as rendering each, glued run by run."""
-        sub = bodies[i:j]
-        codes, datas = _core.text_frags(sub, texts.wraps, texts.empty)
-        slow: dict[int, Frag] = {}  # the messages ``render`` makes (by index in ``sub``)
-        k = codes.find(255)
-        while k >= 0:
-            slow[k] = _NOT_YET
-            k = codes.find(255, k + 1)
-        asm.serialized += len(sub) - len(slow)
-        big = [k for k, n in enumerate(map(len, sub)) if n >= INTERN_MIN_BYTES]
-        cache, name, model = self.shared.fragments, fmt.name, target.model
-        # The fragment cache sees the messages in order, as when each is rendered.
-        for k in sorted({*slow, *big}) if slow else big:
-            data = datas[k]
-            if data is None:
-                slow[k] = self._render(asm, fmt, target, hashes, bodies, i + k)
-                continue
-            ckey = (hashes[i + k], name, model)
-            frag: Frag | None = cache.get(ckey)
-            if frag is None:
-                c = codes[k]
-                cache.put(ckey, Frag(texts.kinds[c], texts.roles[c], data), len(data) + 400)
-            else:
-                asm.serialized -= 1
-                datas[k] = frag.data
-        made = cast("list[bytes]", datas)  # None where ``slow`` has the fragment
-        if not slow:
-            asm.extend_texts(fmt, texts, codes, made)
-            return
-        start = 0
-        for k in [*sorted(slow), j - i]:
-            if k > start:
-                asm.extend_texts(fmt, texts, codes[start:k], made[start:k])
-            if k in slow:
-                asm.extend(fmt, [slow[k]])
-            start = k + 1
 
     # -- context windows ---------------------------------------------------------------------
 
