@@ -205,6 +205,34 @@ def test_a_turn_that_keeps_nothing_leaves_no_session(gw: Harness) -> None:
     assert [s.name for s in gw.rt.sessions()] == [f"gw/default/{bg.id}"]
 
 
+def test_a_failed_background_response_reads_failed_only_once_its_session_is_gone(
+    gw: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The failure is stored after the session made for the turn is dropped, so a client
+    # that sees "failed" never finds that session (it was dropped after, and CI caught
+    # a run in between).
+    records = gw.gateway.records
+    seen: list[list[str]] = []
+    put = records.put_response
+
+    def watched(tenant: str, record: dict[str, Any], head: int | None) -> None:
+        if record["response"]["status"] == "failed":
+            seen.append([s.name for s in gw.rt.sessions()])
+        put(tenant, record, head)
+
+    monkeypatch.setattr(records, "put_response", watched)
+    c = gw.client()
+    gw.srv.fault("*", "status", code=400, message="no")
+    bg = c.responses.create(model="gpt-4o-mini", input="fails later", background=True)
+    for _ in range(100):  # a bound, no time asserted
+        if bg.status not in ("queued", "in_progress"):
+            break
+        time.sleep(0.1)
+        bg = c.responses.retrieve(bg.id)
+    assert bg.status == "failed"
+    assert seen == [[]]
+
+
 def test_delete(gw: Harness) -> None:
     c = gw.client()
     r = c.responses.create(model="gpt-4o-mini", input="hi")

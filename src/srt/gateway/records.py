@@ -292,6 +292,26 @@ class Records:
     def delete_response(self, tenant: str, rid: str) -> bool:
         return self.store.delete_object(RESPONSE, tenant, rid)
 
+    def store_failed(self, tenant: str, record: dict[str, Any], head: int | None) -> None:
+        """Store a failed response as it is, else without its output (text the store
+        refused), else remove it: never left in progress."""
+        rid = record["response"]["id"]
+        for output in (record["response"].get("output") or [], []):
+            record["response"]["output"] = output
+            try:
+                self.put_response(tenant, record, head)
+                return
+            except Exception:
+                log.warning("response %s: storing its failure failed", rid, exc_info=True)
+        self.remove(tenant, rid)
+
+    def remove(self, tenant: str, rid: str) -> None:
+        """``delete_response``, logged (not raised) where the store refuses it."""
+        try:
+            self.delete_response(tenant, rid)
+        except Exception:  # the store refuses every write: its owner's end marks it
+            log.error("response %s could not be removed", rid, exc_info=True)
+
     # -- long texts, stored once --------------------------------------------------------
     # A response's instructions and tools are usually the same every turn: each
     # response stores their digest, and the text is stored once per tenant.

@@ -69,6 +69,7 @@ class Turn:
     record: dict[str, Any] | None = None  # the response's record, once made
     stored: bool = False  # the record was stored in progress (a streamed response)
     settled: bool = False  # ... and its end was stored (or it was removed)
+    ended: bool = False  # the session made for it ended with it (``_end_own``)
     events: Events | None = None  # a streamed (or background) response's events
 
 
@@ -202,6 +203,16 @@ class Gateway:
             raise _gone() from None
         return self.threads.claim(name, self.rt.session(name, create=False), lead, instructions)
 
+    def _end_own(self, tenant: str, rid: str, turn: Turn) -> None:
+        """Once: a session made for this turn goes with it if it is a fork, or if it holds
+        nothing (the turn failed, or kept nothing): ``_continue`` makes it again. An empty
+        one goes before the response's end is stored, so none is left once it reads so
+        (one holding nodes after: the record keeps them from gc)."""
+        if not turn.ended:
+            turn.ended = True
+            if turn.fork or (turn.live.name == thread_name(tenant, rid) and not len(turn.session)):
+                self._drop_fork(turn.live)
+
     def _drop_fork(self, live: Live) -> None:
         """End a fork's session with its turn: the response's record keeps the nodes it
         added (``gc`` spares what an object names), so a fork that is never continued
@@ -289,10 +300,7 @@ class Gateway:
                 raise
             raise error from exc  # typed: the app answers it as it is (logged here)
         finally:
-            # a session made for this turn goes with it if it is a fork, or if it holds
-            # nothing (the turn failed, or kept nothing): ``_continue`` makes it again
-            if turn.fork or (turn.live.name == thread_name(tenant, rid) and not len(turn.session)):
-                self._drop_fork(turn.live)
+            self._end_own(tenant, rid, turn)
             self.threads.release(turn.live)
             self.cancels.pop(rid, None)
 
@@ -427,6 +435,8 @@ class Gateway:
         if not turn.committed:
             settle(record, reply, status, error, kept, len(s))
             if p.store:
+                if not len(s):
+                    self._end_own(tenant, response["id"], turn)
                 self.records.put_response(tenant, record, s.head)
                 turn.settled = True
                 conv = self._rerooted(turn)
@@ -450,7 +460,7 @@ class Gateway:
         started = events is not None and events.started
         if not started and not p.background:
             if turn.stored:
-                self._remove(tenant, rid)
+                self.records.remove(tenant, rid)
             return None
         response: dict[str, Any] = record["response"]
         settle(record, None, "failed", error, False, len(turn.session))
@@ -459,7 +469,9 @@ class Gateway:
             if item.get("type") != "reasoning":
                 item["status"] = "incomplete"
         if turn.stored:
-            self._store_failed(tenant, turn, record, rid)
+            if not len(turn.session):
+                self._end_own(tenant, rid, turn)
+            self.records.store_failed(tenant, record, turn.session.head)
         if events is None or not started:
             return None
         try:
@@ -467,25 +479,6 @@ class Gateway:
         except Exception:
             return None
         return {**response, "output_text": it.output_text(response.get("output") or [])}
-
-    def _store_failed(self, tenant: str, turn: Turn, record: dict[str, Any], rid: str) -> None:
-        """Store a failed response as it is, else without its output (text the store
-        refused), else remove it: never left in progress."""
-        outputs: list[Any] = [record["response"].get("output") or [], []]
-        for output in outputs:
-            record["response"]["output"] = output
-            try:
-                self.records.put_response(tenant, record, turn.session.head)
-                return
-            except Exception:
-                log.warning("response %s: storing its failure failed", rid, exc_info=True)
-        self._remove(tenant, rid)
-
-    def _remove(self, tenant: str, rid: str) -> None:
-        try:
-            self.records.delete_response(tenant, rid)
-        except Exception:  # the store refuses every write: its owner's end marks it
-            log.error("response %s could not be removed", rid, exc_info=True)
 
     @staticmethod
     def _rerooted(turn: Turn) -> dict[str, Any] | None:
