@@ -291,3 +291,29 @@ def test_a_pin_survives_a_compaction_under_a_window(rt: srt.Runtime) -> None:
         "openai.chat", model="gpt-4o", window=WindowPolicy("sliding", 800), cache=False
     )
     assert b"KEEP ME" in body
+
+
+def test_a_partial_reply_the_request_leaves_out_counts_for_nothing(rt: srt.Runtime) -> None:
+    """A stream cut off after a long partial reply: the next request leaves it out, so
+    the window neither counts it nor takes it for the newest step (it was refused as one
+    too big to fit, or the question before it was dropped)."""
+    s = rt.session("cut")
+    s.append({"role": "system", "content": "sys"}, {"role": "user", "content": "first"})
+    for i in range(10):
+        s.append({"role": "assistant", "content": f"a{i} " * 50})
+        s.append({"role": "user", "content": f"q{i} " * 50})
+    s.append({"role": "user", "content": "NEWEST question"})
+    with ProviderServer() as srv, closing(OpenAI("sk-test-000000", base_url=srv.url + "/v1")) as p:
+        srv.script("*", ["long partial " * 3000])
+        srv.fault("openai", "reset_after_events", n=1500)
+        with pytest.raises(srt.ProviderError):
+            s.stream(p, model="gpt-4o").text()
+    assert s.entries()[-1].partial
+    w = WindowPolicy("cache_aware", 800, tokenizer=GENERIC_ESTIMATE)
+    body = json.loads(s.request("openai.chat", model="gpt-4o", window=w, cache=False))
+    texts = [m["content"] for m in body["messages"]]
+    assert texts[:2] == ["sys", "first"] and texts[-1] == "NEWEST question"
+    assert 4 < len(texts) < 23
+    # Sent, the partial reply is the newest step, and it does not fit.
+    with pytest.raises(srt.ContextOverflowError, match="newest step"):
+        s.request("openai.chat", model="gpt-4o", window=w, include_partial=True)
