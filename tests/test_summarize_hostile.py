@@ -6,6 +6,7 @@ window; the ledger row each leaves. Every failure leaves the session as it was."
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -176,3 +177,48 @@ def test_the_summary_request_is_held_to_the_window(srv: ProviderServer, rt: srt.
         assert [r["status"] for r in rows] == ["ok", "ok", "ok"]
         assert max(r["input_tokens"] for r in rows) <= 2_200
         assert small.errors == []
+
+
+def test_two_handles_summarising_at_once_one_compacts_the_other_writes_nothing(
+    srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    """Both summary requests go out; the second to finish finds the head moved: a
+    ConflictError, its ledger row kept, no summary fork left behind."""
+    s = rt.session("both")
+    _chat(s, 6)
+    original = s.messages_bytes()
+    handles = [rt.session("both"), rt.session("both")]
+    for h in handles:
+        h.messages_bytes()
+    srv.script("*", ["Summary A.", "Summary B."])
+    srv.fault("openai", "delay", count=2, seconds=0.3)  # both requests in flight at once
+    providers = [make("openai", srv.url) for _ in handles]
+    go = threading.Barrier(2)
+    results: list[Any] = [None, None]
+
+    def run(k: int) -> None:
+        go.wait()
+        try:
+            results[k] = handles[k].compact(len(original), summarizer=providers[k], model="gpt-4o")
+        except srt.ConflictError as exc:
+            results[k] = exc
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for p in providers:
+        p.close()
+    lost = [k for k in range(2) if isinstance(results[k], srt.ConflictError)]
+    assert len(lost) == 1, results
+    final = rt.session("both")
+    assert final.head == results[1 - lost[0]]
+    assert len(final) == 3 and final.messages()[2]["content"].split("\n")[1] in (
+        "Summary A.",
+        "Summary B.",
+    )
+    assert [r["status"] for r in final.calls()] == ["ok", "ok"]  # both requests billed
+    assert [i.name for i in rt.sessions()] == ["both"]
+    final.expand()
+    assert final.messages_bytes() == original
