@@ -222,3 +222,44 @@ def test_two_handles_summarising_at_once_one_compacts_the_other_writes_nothing(
     assert [i.name for i in rt.sessions()] == ["both"]
     final.expand()
     assert final.messages_bytes() == original
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"stream": True},
+        {"append": [{"role": "user", "content": "x"}]},
+        {"keep": False},
+        {"objects": lambda reply, depth: []},
+    ],
+)
+def test_sends_own_options_are_refused_by_compact_before_anything_is_sent(
+    srv: ProviderServer, rt: srt.Runtime, kw: dict[str, Any]
+) -> None:
+    p = make("openai", srv.url)
+    s = rt.session("options")
+    _chat(s)
+    before = _state(rt, s)
+    with pytest.raises(srt.ConfigError, match="compact\\(\\) does not take"):
+        s.compact(len(s), summarizer=p, model=MODELS["openai"], **kw)
+    p.close()
+    assert _state(rt, s) == before
+    assert srv.log == [] and s.calls() == []  # was: sent (and billed) with them in its body
+
+
+def test_an_automatic_summary_before_a_send_with_append_leaves_append_to_the_send(
+    srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    p = make("openai", srv.url)
+    s = rt.session("auto-append")
+    _chat(s, 6)
+    w = WindowPolicy("cache_aware", 200, tokenizer=GENERIC_ESTIMATE, compact_at=0.2)
+    srv.script("*", ["Summary: six questions.", "the answer"])
+    reply = s.send(p, model=MODELS["openai"], window=w, append=[{"role": "user", "content": "new"}])
+    p.close()  # was: the summary request sent "append" in its body, and the send failed
+    assert reply.message["content"] == "the answer"
+    msgs = s.messages()
+    assert msgs[2]["content"].endswith("Summary: six questions.")
+    assert msgs[-2:] == [{"role": "user", "content": "new"},
+                         {"role": "assistant", "content": "the answer"}]  # fmt: skip
+    assert all("append" not in rec.body for rec in srv.log)

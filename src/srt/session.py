@@ -243,7 +243,9 @@ class Session:
         replaced messages; or, with ``summarizer=provider, model=...``, the model
         writes it: the request is the first ``end`` messages (a prefix the provider
         has cached) and ``instructions``, with ``tools`` and ``params`` as for
-        ``send``, and its ledger row is written with the compaction (``srt.summarize``).
+        ``send`` (not its ``stream``, ``append``, ``keep`` or ``objects``: a
+        ``ConfigError``), and its ledger row is written with the compaction
+        (``srt.summarize``).
         The summary is an ordinary content-addressed message whose node records the
         exact span it replaces, so the originals stay stored and ``expand()`` restores
         them byte for byte. Put ``end`` where a context window would cut (e.g. the

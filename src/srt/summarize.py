@@ -35,7 +35,7 @@ from . import compaction, drivers, exchange
 from ._builder import Parts
 from ._types import Reply
 from .context import WindowPolicy, pinned_prefix
-from .errors import ConflictError, InvalidMessageError, SessionError
+from .errors import ConfigError, ConflictError, InvalidMessageError, SessionError
 from .history import delete_session
 from .store import CallRecord
 from .wire import get_format
@@ -101,6 +101,10 @@ _UNUSABLE = {
 }
 
 
+#: ``send``'s options that are no body parameters and mean nothing to a summary request.
+_SEND_ONLY = ("stream", "append", "keep", "objects")
+
+
 def _text(reply: Reply | None) -> str:
     if reply is None:
         return ""
@@ -134,6 +138,12 @@ def _prepare(
     tools: Sequence[Any] | None,
     params: dict[str, Any],
 ) -> tuple[_SummaryCall, Any, int | None]:
+    odd = sorted(k for k in _SEND_ONLY if k in params)
+    if odd:
+        raise ConfigError(
+            f"compact() does not take {', '.join(odd)}= (send's options; the summary request "
+            "is not streamed and appends nothing)"
+        )
     parts = s.parts
     with parts.lock:
         parts.chain.writable()
@@ -271,7 +281,7 @@ def _job(
     if end is None:
         return None
     assert isinstance(window, WindowPolicy)
-    kw = {k: v for k, v in params.items() if k not in ("window", "stream")}
+    kw = {k: v for k, v in params.items() if k not in ("window", *_SEND_ONLY)}
     kw.update(
         provider=window.summarizer or provider,
         model=window.summary_model or model,
