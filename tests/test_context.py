@@ -65,14 +65,17 @@ def test_windows_keep_pins_and_tool_pairs(
         try:
             kept, cut = select(policy, tokens[:n], roles[:n], pinned[:n], prev)
         except srt.ContextOverflowError:
-            # Only when the pins (with their whole tool units) cannot fit.
+            # Only when the pins (with their whole tool units) cannot fit, or they and
+            # the newest step (a call with its results) together cannot.
             units = _units(roles[:n])
             pins = {i for i in range(n) if i < head or pinned[i]}
             full = {j for j in range(n) if units[j] in {units[i] for i in pins}}
-            assert sum(tokens[j] for j in full) > budget
+            newest = {j for j in range(n) if units[j] == units[n - 1]}
+            assert sum(tokens[j] for j in full | newest) > budget
             return
         prev = cut
         assert kept == sorted(set(kept))
+        assert n - 1 in kept, "the newest message is always sent"
         assert all(i in kept for i in range(min(head, n))), "pinned prefix kept"
         assert all(i in kept for i in range(n) if pinned[i]), "marked pins kept"
         assert sum(tokens[i] for i in kept) <= budget or len(kept) == n

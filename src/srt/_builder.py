@@ -237,8 +237,11 @@ class Builder:
 
     # -- context windows ---------------------------------------------------------------------
 
-    def _window(self, fmt: WireFormat, model: str, window: WindowPolicy | None) -> View | None:
-        """The messages a context window keeps, or ``None`` when all of them fit."""
+    def _window(
+        self, fmt: WireFormat, model: str, window: WindowPolicy | None, partial: bool = False
+    ) -> View | None:
+        """The messages a context window keeps, or ``None`` when all of them fit. Partial
+        replies count for nothing unless ``partial`` (the request leaves them out)."""
         if self.replay is not None:
             kept = self.replay[1]
             return None if kept is None else View(("replay", len(kept), 0), list(kept))
@@ -250,12 +253,22 @@ class Builder:
             )
         tokenizer = window.tokenizer or fmt.tokenizer(model)
         counts = self.token_counts(tokenizer)
-        roles = self.roles()
+        n = len(counts)
+        roles, pinned = self.roles(), self.chain.pinned
+        status = self.chain.status
+        if status and not partial:
+            # The request leaves partial replies out: they count for nothing, and one at
+            # the end is not the newest step the window must keep (what precedes it is).
+            m = n
+            while m and m - 1 in status:
+                m -= 1
+            counts = [0 if i in status else counts[i] for i in range(m)]
+            roles, pinned = roles[:m], pinned[:m]
         # One cut per policy, whatever the format: every format sends the same messages.
         cuts = self._windows().cuts
-        kept, cut = select(window, counts, roles, self.chain.pinned, cuts.get(window))
+        kept, cut = select(window, counts, roles, pinned, cuts.get(window))
         cuts[window] = cut
-        if len(kept) == len(counts):
+        if len(kept) == n:
             return None
         return View((window.kind, window.budget, cut), kept)
 
@@ -289,7 +302,7 @@ class Builder:
             asm = self.assembly(fmt, target, partial, None)
             hashes, bodies = self.chain.hashes, self.chain.bodies
         else:
-            view = self._window(fmt, model, window)
+            view = self._window(fmt, model, window, partial)
             asm = self.assembly(fmt, target, partial, view)
             hashes, bodies, _status = self._lists(view)
         policy = cache if isinstance(cache, CachePolicy) else self.shared.cache_policy

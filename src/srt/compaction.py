@@ -2,9 +2,13 @@
 
 The summary is an ordinary message (so equal summaries of equal histories share
 nodes); its node's metadata links to the first and last node of the span it
-replaces, which stay stored. ``expand`` re-appends the span and what followed on
-the summary's parent, and because prefix hashes name whole histories the original
-nodes are found again: nothing is copied and the bytes are the original ones.
+replaces, which stay stored while something reaches them (the head the compaction
+left is recorded as an earlier head: ``srt.history``); once that record expired,
+``gc`` may free the span, and ``expand`` then says so. ``expand`` re-appends the
+span and what followed on the summary's parent, and because prefix hashes name whole
+histories the original nodes are found again: nothing is copied and the bytes are
+the original ones. What follows a span is appended again with its nodes' metadata
+(pins, the user's metadata, a later summary's link).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 
 from ._chain import Chain, Prepared
 from .context import pinned_prefix
+from .entries import compaction_link, span_rows
 from .errors import HistoryIndexError, SessionError
 from .store import CallRecord
 
@@ -25,6 +30,11 @@ def span(chain: Chain, roles: list[str], end: int, start: int | None) -> int:
     """The first index of the span ``start:end`` to compact (checked), in the loaded
     ``chain`` whose canonical roles are ``roles``."""
     n = len(chain)
+    for name, value in (("end", end), ("start", start)):
+        if (value is not None or name == "end") and (
+            not isinstance(value, int) or isinstance(value, bool)
+        ):
+            raise HistoryIndexError(f"compact()'s {name} must be an int, got {value!r}")
     first = pinned_prefix(roles) if start is None else start
     if not (0 <= first < end <= n):
         raise HistoryIndexError(f"cannot compact {first}:{end} of {n} messages")
@@ -50,8 +60,11 @@ def compact(
     first = span(chain, roles, end, start)
     replaced = [json.loads(b) for b in chain.bodies[first:end]]
     text = summary(replaced) if callable(summary) else summary
-    if not isinstance(text, str) or not text:
-        raise SessionError("a compaction summary must be non-empty text")
+    if not isinstance(text, str) or not text.strip():
+        raise SessionError(
+            f"a compaction summary must be non-empty text, got {type(text).__name__}"
+            + (" of only whitespace" if isinstance(text, str) and text else "")
+        )
     link: dict[str, Any] = {
         "first": chain.ids[first],
         "last": chain.ids[end - 1],
@@ -65,26 +78,38 @@ def compact(
         "metadata": {"srt_compacted": link},
     }
     prepared = chain.prepare([msg])
-    rest = [Prepared(chain.hashes[i], chain.bodies[i], None) for i in range(end, n)]
+    rest = _carried(chain, end, n)
     chain.commit(first, prepared + rest, call=call, action="compact")
     return chain.head
+
+
+def _carried(chain: Chain, start: int, stop: int) -> list[Prepared]:
+    """Messages ``start:stop`` of ``chain`` to append again after a span is replaced,
+    each with its node's metadata (its pin, the user's metadata, a summary's link)."""
+    out = []
+    for i in range(start, stop):
+        meta = chain.store.node_meta(chain.ids[i])
+        meta = meta.encode() if isinstance(meta, str) else meta
+        out.append(Prepared(chain.hashes[i], chain.bodies[i], meta))
+    return out
 
 
 def expand(chain: Chain) -> int | None:
     """Undo the newest compaction in the loaded ``chain``; the new head."""
     store = chain.store
     for k in range(len(chain) - 1, -1, -1):
-        meta = store.node_meta(chain.ids[k])
-        if isinstance(meta, bytes) and b'"srt_compacted"' in meta:
-            link = json.loads(meta)["srt_compacted"]
+        link = compaction_link(store.node_meta(chain.ids[k]))
+        if link is not None:
             break
     else:
         raise SessionError("this history holds no compaction to expand")
-    rows = store.chain(link["last"])
-    span = rows[len(rows) - int(link["count"]) :]
-    if not span or span[0][0] != link["first"]:
-        raise SessionError("the compacted span is no longer stored (was it collected?)")
+    span = span_rows(store, link)
+    if span is None:
+        raise SessionError(
+            "the compacted span is no longer stored: gc freed it once nothing reached it "
+            "(the history retention had passed)"
+        )
     items = [Prepared(r[1], r[2], None) for r in span]
-    items += [Prepared(chain.hashes[i], chain.bodies[i], None) for i in range(k + 1, len(chain))]
+    items += _carried(chain, k + 1, len(chain))
     chain.commit(k, items, action="expand")
     return chain.head

@@ -20,7 +20,10 @@ ones decides whether the provider's prefix cache survives:
 Every policy keeps pinned messages (leading system/developer messages, the first
 user turn, and any message whose metadata says ``"pinned": true``), never cuts
 between an assistant's tool calls and their results, and makes the same cut for
-every wire format, because it works on canonical token counts.
+every wire format, because it works on canonical token counts. Each always sends the
+newest step (the last message, or an assistant's tool calls with their results): when
+that step and the pins do not fit the budget together, ``ContextOverflowError`` says
+so, since a request without it would have the model answer an older message.
 """
 
 from __future__ import annotations
@@ -61,18 +64,50 @@ class WindowPolicy:
     summary_model: str | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in POLICIES:
+        if not isinstance(self.kind, str) or self.kind not in POLICIES:
             raise ConfigError(f"window policy must be one of {POLICIES}, got {self.kind!r}")
-        if not isinstance(self.budget, int) or self.budget <= 0:
-            raise ConfigError("the window budget must be a positive number of tokens")
-        if not 0.0 < self.low_water <= 1.0:
-            raise ConfigError("low_water must be in (0, 1]")
-        if self.compact_at is not None and not (
-            isinstance(self.compact_at, (int, float))
-            and not isinstance(self.compact_at, bool)
-            and 0.0 < self.compact_at <= 1.0
+        if not isinstance(self.budget, int) or isinstance(self.budget, bool) or self.budget <= 0:
+            raise ConfigError(
+                f"the window budget must be a positive number of tokens, got {self.budget!r}"
+            )
+        if not _share(self.low_water):
+            raise ConfigError(f"low_water must be a share of the budget, in (0, 1], got "
+                              f"{self.low_water!r}")  # fmt: skip
+        if self.compact_at is not None and not _share(self.compact_at):
+            raise ConfigError(f"compact_at must be a share of the budget, in (0, 1], got "
+                              f"{self.compact_at!r}")  # fmt: skip
+        tok = self.tokenizer
+        if tok is not None and not (
+            isinstance(getattr(tok, "name", None), str)
+            and callable(getattr(tok, "count", None))
+            and _hashable(tok)
         ):
-            raise ConfigError("compact_at must be a share of the budget, in (0, 1]")
+            raise ConfigError(
+                "tokenizer must be a srt.tokens.Tokenizer (a hashable object with a name "
+                f"and count()), or None; got {type(tok).__name__}"
+            )
+        sm = self.summary_model
+        if sm is not None and (not isinstance(sm, str) or not sm.strip()):
+            raise ConfigError(f"summary_model must be a model name, or None; got {sm!r}")
+        if self.summarizer is not None and not isinstance(
+            getattr(self.summarizer, "format", None), str
+        ):
+            raise ConfigError(
+                f"summarizer must be a srt provider, or None; got {type(self.summarizer).__name__}"
+            )
+
+
+def _share(x: Any) -> bool:
+    """``x`` is a real number in (0, 1] (not a bool, not NaN)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and 0.0 < x <= 1.0
+
+
+def _hashable(x: Any) -> bool:
+    try:
+        hash(x)
+    except TypeError:
+        return False
+    return True
 
 
 def pinned_prefix(roles: Sequence[str]) -> int:
@@ -119,10 +154,25 @@ def select(
     """
     import numpy as np  # here, not at the top: most programs never cut a window
 
+    if not isinstance(policy, WindowPolicy):
+        raise ConfigError(f"policy must be a srt.WindowPolicy, got {type(policy).__name__}")
     n = len(tokens)
+    if len(roles) != n or len(pinned) != n:
+        raise ConfigError(
+            f"select() needs one token count, role and pinned flag per message; got "
+            f"{n} counts, {len(roles)} roles and {len(pinned)} flags"
+        )
     if n == 0:
         return [], 0
-    t = np.asarray(tokens, dtype=np.int64)
+    t = np.asarray(tokens)
+    if t.dtype.kind not in "iu" or int(t.min()) < 0:
+        raise ConfigError("token counts must be whole numbers, 0 or more (check the tokenizer)")
+    t = t.astype(np.int64)
+    if previous_cut is not None and (
+        not isinstance(previous_cut, int) or isinstance(previous_cut, bool)
+        or not 0 <= previous_cut <= n
+    ):  # fmt: skip
+        previous_cut = None  # not a cut of this history: cut afresh
     head = pinned_prefix(roles)
     pin = np.zeros(n, dtype=bool)
     pin[:head] = True
@@ -182,4 +232,14 @@ def select(
         wide = _legal(max(int(np.searchsorted(-suffix, -budget, side="left")), head), roles, n)
         if wide < n and fits(wide):
             c = wide
+    if c >= n > head and not pin[n - 1]:
+        # Not even the newest step fits: a request without it would have the model
+        # answer an older message (or call the same tool again), so refuse instead.
+        last = units[n - 1]
+        need = int(suffix[last])
+        raise ContextOverflowError(
+            f"the newest step (the last {n - last} message(s): a tool call goes with its "
+            f"results) needs {need} tokens, but {budget} of the budget of {policy.budget} "
+            f"are left after the {pinned_total} pinned"
+        )
     return keep_from(c), c

@@ -12,10 +12,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _core
+from .errors import CorruptionError
 from .message import ROLES
 from .store import ChainRow, Store
 
-__all__ = ["COMPACTED", "Entry", "decode", "entries", "replaced", "user_metadata"]
+__all__ = [
+    "COMPACTED",
+    "Entry",
+    "compaction_link",
+    "decode",
+    "entries",
+    "replaced",
+    "span_rows",
+    "user_metadata",
+]
 
 #: Roles whose plain text message ``_core.decode_messages`` can read without a parser.
 _PLAIN_ROLES = {r.encode(): r for r in ROLES - {"tool"}}
@@ -71,15 +81,51 @@ def user_metadata(raw: bytes | str | None) -> dict[str, Any] | None:
     return mine or None
 
 
-def replaced(store: Store, raw: bytes | str | None) -> tuple[dict[str, Any], ...]:
-    """The messages a compaction summary replaced (its metadata names their span)."""
-    meta = _meta(raw)
+def compaction_link(raw: bytes | str | None) -> dict[str, int] | None:
+    """A compaction summary's link from its node's metadata: the ``first`` and ``last``
+    node of the span it replaced and their ``count``; ``None`` for any other node (or
+    a link that is not srt's shape)."""
+    if isinstance(raw, bytes):
+        if b'"srt_compacted"' not in raw:
+            return None  # (most metadata, without parsing)
+    elif not isinstance(raw, str) or f'"{COMPACTED}"' not in raw:
+        return None
+    try:
+        meta = _meta(raw)
+    except ValueError:
+        return None
     link = meta.get(COMPACTED) if meta else None
     if not isinstance(link, dict):
-        return ()
-    chain = store.chain(int(link["last"]))
-    span = chain[len(chain) - int(link["count"]) :]
-    return tuple(json.loads(r[2]) for r in span)
+        return None
+    out: dict[str, int] = {}
+    for key in ("first", "last", "count"):
+        value = link.get(key)
+        if type(value) is not int:
+            return None
+        out[key] = value
+    return out if out["count"] >= 1 else None
+
+
+def span_rows(store: Store, link: dict[str, int]) -> list[ChainRow] | None:
+    """The chain rows of the span ``link`` names; ``None`` once ``gc`` freed it (it
+    stays stored while a history or an earlier head reaches it)."""
+    try:
+        store.node_depth(link["last"])
+    except CorruptionError:  # the node is missing: collected
+        return None
+    rows = store.chain(link["last"])
+    count = link["count"]
+    if len(rows) < count or rows[-count][0] != link["first"]:
+        return None  # (its ids were freed and used again)
+    return rows[-count:]
+
+
+def replaced(store: Store, raw: bytes | str | None) -> tuple[dict[str, Any], ...]:
+    """The messages a compaction summary replaced (its metadata names their span);
+    none once the span was collected."""
+    link = compaction_link(raw)
+    span = span_rows(store, link) if link is not None else None
+    return tuple(json.loads(r[2]) for r in span) if span else ()
 
 
 def entries(store: Store, rows: list[ChainRow]) -> list[Entry]:

@@ -134,9 +134,14 @@ def delete_session(store: Store, name: str) -> None:
     """Delete session ``name``'s head row and its records of earlier heads (its messages
     stay for any fork that shares them; ``gc`` frees the rest)."""
     row = store.get_session(name)
+    if row is not None:
+        # Records first: a failure after them leaves a session without earlier heads,
+        # never records without their session, which a new session given the same id
+        # (SQLite reuses the highest) would list and restore as its own.
+        forget_history(store, row.id)
     store.delete_session(name)
     if row is not None:
-        forget_history(store, row.id)
+        forget_history(store, row.id)  # any recorded by a move in the meantime
 
 
 def forget_history(store: Store, session_id: int) -> int:

@@ -240,15 +240,15 @@ class Session:
 
         ``start`` defaults to just after the pinned prefix (leading system messages
         and the first user message). ``summary`` is the text, or a callable given the
-        replaced messages; or, with ``summarizer=provider, model=...``, the model
-        writes it: the request is the first ``end`` messages (a prefix the provider
-        has cached) and ``instructions``, with ``tools`` and ``params`` as for
-        ``send``, and its ledger row is written with the compaction (``srt.summarize``).
-        The summary is an ordinary content-addressed message whose node records the
-        exact span it replaces, so the originals stay stored and ``expand()`` restores
-        them byte for byte. Put ``end`` where a context window would cut (e.g. the
-        ``cache_aware`` step): the summary then becomes part of the new, stable cached
-        prefix. Tool calls and their results are never split.
+        replaced messages; or, with ``summarizer=provider, model=...``, the model writes
+        it from the first ``end`` messages (a prefix the provider has cached) and
+        ``instructions``, ``tools`` and ``params`` as for ``send`` (not its ``stream``,
+        ``append``, ``keep`` or ``objects``); its ledger row is written with the
+        compaction (``srt.summarize``). The summary is a content-addressed message whose
+        node records the span it replaces, kept for ``expand()`` to restore byte for byte
+        (until ``gc`` frees it, after the history retention). Put ``end`` where a window
+        would cut (e.g. the ``cache_aware`` step): the summary then joins the new, stable
+        cached prefix. Tool calls and their results are never split.
         """
         if summarizer is None:
             if summary is None:

@@ -16,6 +16,12 @@ everything after the pinned messages except the newest step, an assistant messag
 with its tool results (or the last user message), which stays as it is. That span
 ends exactly where the previous request ended, so the summary request reads the whole
 history from the provider's cache, and no tool call is ever parted from its result.
+The summary request is held to the same window (without ``compact_at``), so a history
+that one long reply took past the budget is cut rather than sent whole.
+
+A reply that is no summary compacts nothing (``SessionError``; its ledger row is
+written): no text, a refusal, a reply cut off at the output limit or withheld by a
+content filter (its stop reason says so), or a summary too big to store.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from . import compaction, drivers, exchange
 from ._builder import Parts
 from ._types import Reply
 from .context import WindowPolicy, pinned_prefix
-from .errors import ConflictError, SessionError
+from .errors import ConfigError, ConflictError, InvalidMessageError, SessionError
 from .history import delete_session
 from .store import CallRecord
 from .wire import get_format
@@ -81,13 +87,45 @@ class _SummaryCall(exchange.Call):
         return reply
 
 
+#: Stop reasons (every wire format's) of a reply that is no whole summary: cut off at
+#: the output cap, or withheld by the provider's filter.
+_UNUSABLE = {
+    "length": "was cut off at the output token limit (raise max_tokens)",
+    "max_tokens": "was cut off at the output token limit (raise max_tokens)",
+    "max_output_tokens": "was cut off at the output token limit (raise max_tokens)",
+    "incomplete": "is incomplete (cut off at the output token limit?)",
+    "refusal": "is a refusal",
+    "content_filter": "was withheld by the provider's content filter",
+    "content_filtered": "was withheld by the provider's content filter",
+    "guardrail_intervened": "was withheld by a guardrail",
+}
+
+
+#: ``send``'s options that are no body parameters and mean nothing to a summary request.
+_SEND_ONLY = ("stream", "append", "keep", "objects")
+
+
 def _text(reply: Reply | None) -> str:
     if reply is None:
         return ""
     content = reply.message.get("content")
     if isinstance(content, list):
-        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        content = "".join(
+            p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
     return content.strip() if isinstance(content, str) else ""
+
+
+def _unusable(reply: Reply | None) -> str | None:
+    """Why ``reply`` cannot be a summary, or ``None`` when its text can."""
+    if reply is None:
+        return "has no text to use as the summary"
+    why = _UNUSABLE.get(str(reply.stop_reason))
+    if why is None and reply.message.get("refusal"):
+        why = "is a refusal"
+    if why is not None:
+        return why
+    return None if _text(reply) else "has no text to use as the summary"
 
 
 def _prepare(
@@ -100,6 +138,12 @@ def _prepare(
     tools: Sequence[Any] | None,
     params: dict[str, Any],
 ) -> tuple[_SummaryCall, Any, int | None]:
+    odd = sorted(k for k in _SEND_ONLY if k in params)
+    if odd:
+        raise ConfigError(
+            f"compact() does not take {', '.join(odd)}= (send's options; the summary request "
+            "is not streamed and appends nothing)"
+        )
     parts = s.parts
     with parts.lock:
         parts.chain.writable()
@@ -132,10 +176,11 @@ def _finish(
     assert row is not None
     parts = s.parts
     store = parts.shared.store
-    text = _text(call.reply)
-    if not text:
+    why = _unusable(call.reply)
+    if why is not None:
         store.record_call(row)
-        raise SessionError("the summarizer's reply has no text to use as the summary")
+        raise SessionError(f"the summarizer's reply {why}; the session was not compacted")
+    text = _text(call.reply)
     by = {
         "provider": call.provider.name,
         "model": call.model,
@@ -151,7 +196,12 @@ def _finish(
                 )
             roles = parts.builder.roles()
             return compaction.compact(parts.chain, roles, end, text, start, call=row, by=by)
-        except ConflictError:
+        except InvalidMessageError as exc:  # e.g. a summary over max_message_bytes
+            store.record_call(row)
+            raise SessionError(
+                f"the summary could not be stored ({exc}); the session was not compacted"
+            ) from None
+        except Exception:  # nothing was written: the request is still in the ledger
             store.record_call(row)
             raise
 
@@ -231,11 +281,14 @@ def _job(
     if end is None:
         return None
     assert isinstance(window, WindowPolicy)
-    kw = {k: v for k, v in params.items() if k not in ("window", "stream")}
+    kw = {k: v for k, v in params.items() if k not in ("window", *_SEND_ONLY)}
     kw.update(
         provider=window.summarizer or provider,
         model=window.summary_model or model,
         tools=tools,
+        # The summary request is held to the same window (without compacting again):
+        # a history grown past the budget in one step is cut, not sent whole.
+        window=dataclasses.replace(window, compact_at=None),
     )
     return end, kw
 

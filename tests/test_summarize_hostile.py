@@ -1,0 +1,265 @@
+"""Summaries the model writes, against what a provider may send back: a refusal, a reply
+cut off at the output limit or withheld by a filter, text parts that are not text, a
+summary too big to store, a provider failing mid-summary; the summary request's own
+window; the ledger row each leaves. Every failure leaves the session as it was."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import srt
+from srt._types import Reply, Usage
+from srt.context import WindowPolicy
+from srt.summarize import _text, _unusable
+from srt.testing import ProviderServer
+from srt.tokens import GENERIC_ESTIMATE
+from task_support import KEY, MODELS, make
+
+
+@pytest.fixture
+def srv() -> Iterator[ProviderServer]:
+    with ProviderServer(api_key=KEY) as s:
+        yield s
+
+
+def _chat(s: srt.Session, turns: int = 4) -> None:
+    s.append({"role": "system", "content": "sys"}, {"role": "user", "content": "first"})
+    for i in range(turns):
+        s.append({"role": "assistant", "content": f"answer {i}"})
+        s.append({"role": "user", "content": f"question {i}"})
+
+
+def _state(rt: srt.Runtime, s: srt.Session) -> tuple[Any, ...]:
+    return (s.head, s.messages_bytes(), [i.name for i in rt.sessions()], len(s.history()))
+
+
+def _anthropic_reply(text: str, stop: str) -> str:
+    return json.dumps({
+        "id": "msg_0123", "type": "message", "role": "assistant", "model": MODELS["anthropic"],
+        "content": [{"type": "text", "text": text}], "stop_reason": stop, "stop_sequence": None,
+        "usage": {"input_tokens": 40, "output_tokens": 7},
+    })  # fmt: skip
+
+
+def _chat_reply(message: dict[str, Any], finish: str) -> str:
+    return json.dumps({
+        "id": "chatcmpl-0123", "object": "chat.completion", "created": 0, "model": "gpt-4o",
+        "choices": [{"index": 0, "message": {"role": "assistant", **message},
+                     "finish_reason": finish}],
+        "usage": {"prompt_tokens": 40, "completion_tokens": 7, "total_tokens": 47},
+    })  # fmt: skip
+
+
+UNUSABLE = [
+    ("anthropic", _anthropic_reply("I can't help with summarizing this.", "refusal"), "refusal"),
+    ("anthropic", _anthropic_reply("The task began with a lookup and th", "max_tokens"), "cut off"),
+    ("openai", _chat_reply({"content": None, "refusal": "I can't do that."}, "stop"), "refusal"),
+    ("openai", _chat_reply({"content": "Sorry.", "refusal": "No."}, "stop"), "refusal"),
+    ("openai", _chat_reply({"content": "The task began wi"}, "length"), "cut off"),
+    ("openai", _chat_reply({"content": ""}, "content_filter"), "content filter"),
+    ("openai", _chat_reply({"content": "   \n "}, "stop"), "no text"),
+]
+
+
+@pytest.mark.parametrize(("kind", "body", "why"), UNUSABLE)
+def test_a_reply_that_is_no_summary_compacts_nothing_and_is_in_the_ledger(
+    srv: ProviderServer, rt: srt.Runtime, kind: str, body: str, why: str
+) -> None:
+    p = make(kind, srv.url)
+    s = rt.session("unusable")
+    _chat(s)
+    before = _state(rt, s)
+    srv.fault(kind, "status", code=200, body=body, headers={"content-type": "application/json"})
+    with pytest.raises(srt.SessionError, match=why):
+        s.compact(len(s), summarizer=p, model=MODELS[kind])
+    p.close()
+    assert _state(rt, s) == before
+    rows = s.calls()
+    assert len(rows) == 1 and rows[0]["session_name"] == "unusable"
+    assert rows[0]["output_tokens"] == 7  # billed: its usage is kept
+
+
+def test_a_responses_reply_cut_at_max_output_tokens_is_no_summary(
+    srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    p = make("responses", srv.url)
+    s = rt.session("capped")
+    _chat(s)
+    before = _state(rt, s)
+    srv.script("*", ["The conversation covered many questions. " * 40])
+    with pytest.raises(srt.SessionError, match="incomplete"):
+        s.compact(len(s), summarizer=p, model=MODELS["responses"], max_output_tokens=16)
+    p.close()
+    assert _state(rt, s) == before
+    assert len(s.calls()) == 1
+
+
+def test_text_parts_that_are_not_text_are_skipped() -> None:
+    parts = [
+        {"type": "text", "text": None},
+        {"type": "text", "text": 5},
+        {"type": "image"},
+        "loose",
+        {"type": "text", "text": " kept "},
+    ]
+    reply = Reply({"role": "assistant", "content": parts}, Usage())
+    assert _text(reply) == "kept"  # was: TypeError
+    assert _unusable(reply) is None
+    empty = Reply({"role": "assistant", "content": [{"type": "text", "text": None}]}, Usage())
+    assert _unusable(empty) == "has no text to use as the summary"
+
+
+def test_a_summary_too_big_to_store_is_refused_and_in_the_ledger(
+    srv: ProviderServer, db_path: str
+) -> None:
+    with srt.Runtime(db_path, max_message_bytes=4096) as rt:
+        p = make("anthropic", srv.url)
+        s = rt.session("huge")
+        _chat(s)
+        before = _state(rt, s)
+        srv.script("*", ["word " * 2000])
+        with pytest.raises(srt.SessionError, match="could not be stored"):
+            s.compact(len(s), summarizer=p, model=MODELS["anthropic"])
+        p.close()
+        assert _state(rt, s) == before
+        assert [r["status"] for r in s.calls()] == ["ok"]  # was: no row at all
+
+
+@pytest.mark.parametrize(
+    ("fault", "kw"),
+    [("reset_before_headers", {}), ("status", {"code": 500, "message": "overloaded"})],
+)
+def test_a_provider_failing_mid_summary_leaves_the_session_as_it_was(
+    srv: ProviderServer, rt: srt.Runtime, fault: str, kw: dict[str, Any]
+) -> None:
+    p = make("openai", srv.url)
+    s = rt.session("failing")
+    _chat(s)
+    before = _state(rt, s)
+    srv.fault("openai", fault, count=None, **kw)
+    with pytest.raises(srt.ProviderError) as info:
+        s.compact(len(s), summarizer=p, model=MODELS["openai"])
+    assert getattr(info.value, "status", None) in (None, 500), info.value  # not our request's fault
+    srv.clear()
+    p.close()
+    assert _state(rt, s) == before
+    rows = s.calls()
+    assert rows and all(r["status"] == "error" and r["session_name"] == "failing" for r in rows)
+
+
+def test_the_summary_request_is_held_to_the_window(srv: ProviderServer, rt: srt.Runtime) -> None:
+    """A long reply takes the history past the budget in one step; the automatic summary
+    request is cut by the send's window (without compacting again), not sent whole to a
+    model whose context window it exceeds."""
+    with ProviderServer(api_key=KEY, context_window=2_200) as small:
+        p = make("openai", small.url)
+        model = MODELS["openai"]
+        w = WindowPolicy("cache_aware", 2_000, tokenizer=GENERIC_ESTIMATE, compact_at=0.8)
+        s = rt.session("window")
+        s.append({"role": "system", "content": "sys"}, {"role": "user", "content": "first"})
+        small.script("*", ["a long answer " * 700])  # about 2,500 tokens
+        s.send(p, model=model, window=w)
+        s.append({"role": "user", "content": "and now?"})
+        small.script("*", ["Summary: one long answer.", "short"])
+        reply = s.send(p, model=model, window=w)  # was: ProviderContextOverflowError
+        p.close()
+        assert reply.message["content"] == "short"
+        msgs = s.messages()
+        assert msgs[2]["content"].endswith("Summary: one long answer.")
+        assert msgs[-2:] == [{"role": "user", "content": "and now?"},
+                             {"role": "assistant", "content": "short"}]  # fmt: skip
+        rows = s.calls()
+        assert [r["status"] for r in rows] == ["ok", "ok", "ok"]
+        assert max(r["input_tokens"] for r in rows) <= 2_200
+        assert small.errors == []
+
+
+def test_two_handles_summarising_at_once_one_compacts_the_other_writes_nothing(
+    srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    """Both summary requests go out; the second to finish finds the head moved: a
+    ConflictError, its ledger row kept, no summary fork left behind."""
+    s = rt.session("both")
+    _chat(s, 6)
+    original = s.messages_bytes()
+    handles = [rt.session("both"), rt.session("both")]
+    for h in handles:
+        h.messages_bytes()
+    srv.script("*", ["Summary A.", "Summary B."])
+    srv.fault("openai", "delay", count=2, seconds=0.3)  # both requests in flight at once
+    providers = [make("openai", srv.url) for _ in handles]
+    go = threading.Barrier(2)
+    results: list[Any] = [None, None]
+
+    def run(k: int) -> None:
+        go.wait()
+        try:
+            results[k] = handles[k].compact(len(original), summarizer=providers[k], model="gpt-4o")
+        except srt.ConflictError as exc:
+            results[k] = exc
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for p in providers:
+        p.close()
+    lost = [k for k in range(2) if isinstance(results[k], srt.ConflictError)]
+    assert len(lost) == 1, results
+    final = rt.session("both")
+    assert final.head == results[1 - lost[0]]
+    assert len(final) == 3 and final.messages()[2]["content"].split("\n")[1] in (
+        "Summary A.",
+        "Summary B.",
+    )
+    assert [r["status"] for r in final.calls()] == ["ok", "ok"]  # both requests billed
+    assert [i.name for i in rt.sessions()] == ["both"]
+    final.expand()
+    assert final.messages_bytes() == original
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"stream": True},
+        {"append": [{"role": "user", "content": "x"}]},
+        {"keep": False},
+        {"objects": lambda reply, depth: []},
+    ],
+)
+def test_sends_own_options_are_refused_by_compact_before_anything_is_sent(
+    srv: ProviderServer, rt: srt.Runtime, kw: dict[str, Any]
+) -> None:
+    p = make("openai", srv.url)
+    s = rt.session("options")
+    _chat(s)
+    before = _state(rt, s)
+    with pytest.raises(srt.ConfigError, match="compact\\(\\) does not take"):
+        s.compact(len(s), summarizer=p, model=MODELS["openai"], **kw)
+    p.close()
+    assert _state(rt, s) == before
+    assert srv.log == [] and s.calls() == []  # was: sent (and billed) with them in its body
+
+
+def test_an_automatic_summary_before_a_send_with_append_leaves_append_to_the_send(
+    srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    p = make("openai", srv.url)
+    s = rt.session("auto-append")
+    _chat(s, 6)
+    w = WindowPolicy("cache_aware", 200, tokenizer=GENERIC_ESTIMATE, compact_at=0.2)
+    srv.script("*", ["Summary: six questions.", "the answer"])
+    reply = s.send(p, model=MODELS["openai"], window=w, append=[{"role": "user", "content": "new"}])
+    p.close()  # was: the summary request sent "append" in its body, and the send failed
+    assert reply.message["content"] == "the answer"
+    msgs = s.messages()
+    assert msgs[2]["content"].endswith("Summary: six questions.")
+    assert msgs[-2:] == [{"role": "user", "content": "new"},
+                         {"role": "assistant", "content": "the answer"}]  # fmt: skip
+    assert all("append" not in rec.body for rec in srv.log)
