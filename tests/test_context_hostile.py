@@ -317,3 +317,29 @@ def test_a_partial_reply_the_request_leaves_out_counts_for_nothing(rt: srt.Runti
     # Sent, the partial reply is the newest step, and it does not fit.
     with pytest.raises(srt.ContextOverflowError, match="newest step"):
         s.request("openai.chat", model="gpt-4o", window=w, include_partial=True)
+
+
+@pytest.mark.parametrize("cold", [False, True], ids=["appended", "loaded"])
+def test_only_a_top_level_pin_pins(tmp_path: Any, cold: bool) -> None:
+    """``{"pinned": true}`` at the top of a message's metadata pins it; the same words
+    inside another key's value do not (the bytes matched anywhere before), whether the
+    chain was appended in this process or read back from the file."""
+    path = str(tmp_path / "pins.db")
+    metas = [
+        {"pinned": True},
+        {"x": {"pinned": True}},
+        {"list": [{"pinned": True}]},
+        {"pinned": False, "y": {"pinned": True}},
+        {"a": 1, "pinned": True},
+    ]
+    with srt.Runtime(path) as rt:
+        s = rt.session("p")
+        for i, meta in enumerate(metas):
+            s.append({"role": "user", "content": f"m{i}", "metadata": meta})
+        if not cold:
+            assert list(s.parts.chain.pinned) == [1, 0, 0, 0, 1]
+    if cold:
+        with srt.Runtime(path) as rt:
+            s = rt.session("p")
+            len(s)
+            assert list(s.parts.chain.pinned) == [1, 0, 0, 0, 1]

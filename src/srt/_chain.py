@@ -83,7 +83,7 @@ def _packed(ids: list[int]) -> array[int]:
 
 
 def _pinned(meta: Any) -> bool:
-    return isinstance(meta, bytes) and b'"pinned":true' in meta
+    return isinstance(meta, bytes) and b'"pinned":true' in meta and _core.meta_pinned(meta)
 
 
 class Chain:

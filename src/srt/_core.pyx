@@ -81,6 +81,7 @@ cdef extern from "_utf8.h":
 
 import collections.abc as _abc
 import hashlib
+import json as _json
 import weakref as _weakref
 
 import xxhash

@@ -499,9 +499,20 @@ def split_chain(list rows not None, object intern not None, Py_ssize_t intern_mi
         if type(meta) is bytes and srt_memmem(
             PyBytes_AS_STRING(<bytes>meta), <size_t>PyBytes_GET_SIZE(<bytes>meta),
             b'"pinned":true', 13,
-        ) != NULL:
+        ) != NULL and meta_pinned(meta):
             pp[i] = 1
     return ids, hashes, bodies, status, pinned
+
+
+def meta_pinned(bytes meta not None):
+    """Whether node metadata (JSON bytes) says ``"pinned": true`` at its top level: a
+    nested ``{"x": {"pinned": true}}`` pins nothing. (Parsed only where the bytes hold
+    ``"pinned":true`` at all: a pinned message is rare.)"""
+    try:
+        found = _json.loads(meta)
+    except ValueError:
+        return False
+    return type(found) is dict and found.get("pinned") is True
 
 
 def short_bytes(list bodies not None, Py_ssize_t limit, Py_ssize_t extra):
