@@ -265,7 +265,17 @@ def savings(
                 "rows reported within a context are rows of it, named by their id; "
                 f"{sorted(map(repr, missing))[:3]} are not"
             )
-        chosen = seen
+        # Other rows change the careful client's cache for the chosen ones only when
+        # they came no later and went to a marker provider under the same format and
+        # model (the cache's space); the rest are left out (each costs a history read).
+        spaces = {(r["format"], r["model"]) for r in chosen}
+        last = max((float(r.get("at") or 0) for r in chosen), default=0.0)
+        chosen = [
+            r
+            for r in seen
+            if r.get("id") in wanted
+            or ((r["format"], r["model"]) in spaces and float(r.get("at") or 0) <= last)
+        ]
     for row in chosen:
         cr, cw = careful.account(row)
         if wanted is not None and row.get("id") not in wanted:
