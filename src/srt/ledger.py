@@ -23,7 +23,7 @@ from ._builder import Builder
 from ._chain import Chain
 from ._shared import Shared
 from .cache import DEFAULT_POLICY, Breakpoint, CachePolicy
-from .errors import SrtError
+from .errors import CorruptionError, SrtError
 from .store.base import MAX_FAULTS, Fault
 from .wire import get_format
 
@@ -53,12 +53,12 @@ def replay_call(shared: Shared, call: Mapping[str, Any]) -> bytes | None:
     its node and the parameters recorded with it (``params``): the model, body
     parameters, tools, partial replies, the breakpoints placed and the messages a window
     kept. ``None`` when the row records no parameters or no node (a failed request, a
-    node swept by gc). Nothing is written, and the runtime's planner is left as it was."""
+    node swept by gc); ``CorruptionError`` when what it records is not what srt records
+    (damaged). Nothing is written, and the runtime's planner is left as it was."""
     spec_text, node = call.get("params"), call.get("node")
     if not spec_text or node is None:
         return None
-    spec = json.loads(spec_text)
-    n = int(call["messages"])
+    spec, n = _spec(spec_text, call.get("messages"))
     tail = shared.store.tail(int(node), n - 1) if n else []
     if n and not tail:
         return None
@@ -67,8 +67,8 @@ def replay_call(shared: Shared, call: Mapping[str, Any]) -> bytes | None:
     builder = Builder(shared, chain)
     chain.listener = builder
     builder.replay = (
-        [Breakpoint(str(w), int(i), str(ttl), 0, "replay") for w, i, ttl in spec["breakpoints"]],
-        spec.get("kept"),
+        [Breakpoint(w, i, ttl, 0, "replay") for w, i, ttl in spec["breakpoints"]],
+        spec["kept"],
     )
     # The planner's memory of earlier requests is the runtime's: put it back afterwards.
     with _REPLAY_LOCK:
@@ -105,6 +105,55 @@ def replay_call(shared: Shared, call: Mapping[str, Any]) -> bytes | None:
             shared.serialized = saved[2]
 
 
+def _int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _spec(text: Any, messages: Any) -> tuple[dict[str, Any], int]:
+    """A row's recorded parameters and message count, checked to have the shape
+    ``Exchange`` records; ``CorruptionError`` naming what is wrong otherwise."""
+    if not _int(messages) or messages < 0:
+        raise CorruptionError(f"its message count {messages!r} is not a count")
+    try:
+        spec = json.loads(text)
+    except (TypeError, ValueError):
+        raise CorruptionError("its recorded parameters are not JSON") from None
+    if not isinstance(spec, dict):
+        raise CorruptionError("its recorded parameters are not a JSON object")
+
+    def bad(what: str) -> CorruptionError:
+        return CorruptionError(f"its recorded parameters have {what}")
+
+    bps = spec.get("breakpoints")
+    if not isinstance(bps, list) or not all(
+        isinstance(b, list)
+        and len(b) == 3
+        and isinstance(b[0], str)
+        and _int(b[1])
+        and isinstance(b[2], str)
+        for b in bps
+    ):
+        raise bad("no list of [where, index, ttl] breakpoints")
+    kept = spec.get("kept")
+    if kept is not None and not (
+        isinstance(kept, list) and all(_int(i) and 0 <= i < messages for i in kept)
+    ):
+        raise bad(f"a kept window that is not message indexes below {messages}")
+    if not isinstance(spec.get("params"), dict):
+        raise bad("no object of body parameters")
+    if not isinstance(spec.get("tools") or [], list):
+        raise bad("tools that are not a list")
+    if not isinstance(spec.get("include_partial"), bool) or not isinstance(spec.get("cache"), bool):
+        raise bad("no include_partial and cache flags")
+    if "cache_key" in spec and not isinstance(spec["cache_key"], (str, type(None))):
+        raise bad("a cache key that is not a string")
+    after = spec.get("after")
+    if after is not None and not (_int(after) and 0 <= after <= messages):
+        raise bad(f"an 'after' that is not a message index up to {messages}")
+    spec["kept"] = kept
+    return spec, messages
+
+
 def verify_ledger(shared: Shared, rows: Iterable[Mapping[str, Any]]) -> LedgerReport:
     """Rebuild the body of each ledger row and compare it with the row."""
     checked = unchecked = more = 0
@@ -115,7 +164,8 @@ def verify_ledger(shared: Shared, rows: Iterable[Mapping[str, Any]]) -> LedgerRe
         if len(faults) >= MAX_FAULTS:
             more += 1
             return
-        name, pos = row.get("session_name"), int(row.get("messages") or 0) + 1
+        n = row.get("messages")
+        name, pos = row.get("session_name"), (n if isinstance(n, int) and n >= 0 else 0) + 1
         places = ((str(name), pos),) if name is not None else ()
         faults.append(Fault("ledger", "calls", row.get("id"), detail, places))
 
@@ -127,16 +177,34 @@ def verify_ledger(shared: Shared, rows: Iterable[Mapping[str, Any]]) -> LedgerRe
             checked += 1
             fault(row, f"its body cannot be rebuilt from node {row.get('node')}: {exc}")
             continue
+        except (IndexError, KeyError, TypeError, ValueError) as exc:
+            # Parameters of the right shape with values srt never records (an index past
+            # the history, a tool that is not one): the row is damaged, not the runtime.
+            checked += 1
+            fault(
+                row,
+                f"its body cannot be rebuilt from node {row.get('node')}: its recorded "
+                f"parameters are damaged ({type(exc).__name__}: {exc})",
+            )
+            continue
         if body is None:
             unchecked += 1
             continue
         checked += 1
-        if digest(body) != row["body_hash"] or len(body) != row["body_bytes"]:
+        recorded, size = row.get("body_hash"), row.get("body_bytes")
+        if not isinstance(recorded, (bytes, bytearray, memoryview)) or not _int(size):
+            fault(
+                row,
+                f"its recorded body hash (a {type(recorded).__name__}) or size "
+                f"({size!r:.20}) is damaged",
+            )
+            continue
+        recorded = bytes(recorded)
+        if digest(body) != recorded or len(body) != size:
             fault(
                 row,
                 f"the body rebuilt from node {row['node']} and its parameters is "
                 f"{len(body):,} bytes hashing to {digest(body).hex()[:12]}…, not the "
-                f"{row['body_bytes']:,} bytes hashing to {bytes(row['body_hash']).hex()[:12]}… "
-                "recorded",
+                f"{size:,} bytes hashing to {recorded.hex()[:12]}… recorded",
             )
     return LedgerReport(checked, unchecked, tuple(faults), more)

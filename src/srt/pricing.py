@@ -33,7 +33,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["LOCAL", "Price", "Pricing", "Rates", "source"]
+__all__ = ["LOCAL", "Price", "Pricing", "Rates", "source", "token_counts"]
 
 #: The ledger's provider names priced as local (free): srt's llama.cpp provider.
 LOCAL = frozenset({"local"})
@@ -102,9 +102,39 @@ _FREE = (0.0, 0.0, 0.0, 0.0)
 
 
 def _timestamp(at: Any) -> datetime:
+    """``at`` (Unix seconds) as a UTC date; ``None`` or 0: now. A date that is not one
+    (text, NaN, past year 9999) is a ``ConfigError``: no price is guessed for it."""
+    if at is None or (isinstance(at, (int, float)) and not isinstance(at, bool) and at == 0):
+        return datetime.now(tz=timezone.utc)
     if isinstance(at, (int, float)) and not isinstance(at, bool) and at > 0:
-        return datetime.fromtimestamp(float(at), tz=timezone.utc)
-    return datetime.now(tz=timezone.utc)
+        try:
+            return datetime.fromtimestamp(float(at), tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            pass
+    raise ConfigError(f"a request's date must be Unix seconds after 1970, got {at!r:.40}")
+
+
+def _count(row: Mapping[str, Any], key: str) -> int:
+    v = row.get(key)
+    if v is None:
+        return 0
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ConfigError(
+            f"ledger row {row.get('id')!r}: {key} must be a whole number, got {v!r:.40}"
+        )
+    return max(v, 0)
+
+
+def token_counts(row: Mapping[str, Any]) -> tuple[int, int, int, int]:
+    """(input, cache read, cache write, output) tokens of a ledger row as priced: a
+    missing count is 0, and so is a negative one; reads and writes are parts of the
+    input, so together they are at most the input (a provider that reports more cache
+    than input is not billed below zero). A count that is not a whole number is a
+    ``ConfigError``."""
+    total = _count(row, "input_tokens")
+    read = min(_count(row, "cache_read_tokens"), total)
+    write = min(_count(row, "cache_write_tokens"), total - read)
+    return total, read, write, _count(row, "output_tokens")
 
 
 class Pricing:
@@ -215,22 +245,19 @@ class Pricing:
 
     def row_rates(self, row: Mapping[str, Any]) -> Rates | None:
         """The rates of one ledger row (its model, provider, date and input tokens)."""
-        return self.rates(
-            str(row["model"]),
-            row.get("provider"),
-            at=row.get("at"),
-            input_tokens=int(row.get("input_tokens") or 0),
-        )
+        model, provider = row.get("model"), row.get("provider")
+        if not isinstance(model, str) or not model:
+            raise ConfigError(f"ledger row {row.get('id')!r}: model must be a non-empty string")
+        if provider is not None and not isinstance(provider, str):
+            raise ConfigError(f"ledger row {row.get('id')!r}: provider must be a string")
+        return self.rates(model, provider, at=row.get("at"), input_tokens=token_counts(row)[0])
 
     def request_cost(self, row: Mapping[str, Any]) -> tuple[float, float, float] | None:
         """(billed input USD, input USD without any caching, output USD) of a ledger row."""
         r = self.row_rates(row)
         if r is None:
             return None
-        total = int(row.get("input_tokens") or 0)
-        read = int(row.get("cache_read_tokens") or 0)
-        write = int(row.get("cache_write_tokens") or 0)
-        out = int(row.get("output_tokens") or 0)
+        total, read, write, out = token_counts(row)
         return r.input_usd(total, read, write), r.input_usd(total), r.output_usd(out)
 
     def predict(

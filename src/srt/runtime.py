@@ -21,7 +21,7 @@ from .history import delete_session, set_retention
 from .ledger import LedgerReport, verify_ledger
 from .message import DEFAULT_MAX_MESSAGE_BYTES
 from .pricing import Pricing
-from .savings import Savings, savings
+from .savings import Savings, of_store
 from .session import Session
 from .store import BackupReport, GcReport, Store, open_store
 
@@ -348,9 +348,10 @@ class Runtime:
         """Billed input over ``rows`` (default: every request in this store's ledger),
         against a careful stateless client under the same caching rules and a client
         with no caching (``srt.savings``; the careful client's prefixes follow this
-        store's history)."""
-        rows = self.calls() if rows is None else rows
-        return savings(rows, pricing, history=self.store.tail)
+        store's history). Given ``rows`` are rows of this store's ledger (named by their
+        ``id``): the careful client sees every request of the ledger, as a client on the
+        same account would, and the totals are those of ``rows``."""
+        return of_store(self.store, rows, pricing)
 
     def verify_ledger(self) -> LedgerReport:
         """Rebuild every ledger row's body from the stored history and its recorded

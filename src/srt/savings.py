@@ -29,13 +29,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._types import UsageSummary
 from .cache import min_cacheable_tokens
 from .errors import ConfigError
-from .pricing import Pricing, Rates, source
+from .pricing import Pricing, Rates, source, token_counts
 from .wire import get_format
+
+if TYPE_CHECKING:
+    from .store.base import Store
 
 __all__ = [
     "AUTOMATIC",
@@ -44,6 +47,7 @@ __all__ = [
     "Baseline",
     "History",
     "Savings",
+    "of_store",
     "savings",
     "usage_figures",
 ]
@@ -138,8 +142,8 @@ class _Careful:
         n = int(row["messages"])
         node = row.get("node")
         if self.history is None or node is None:
-            # No stored history (rows without a store, or swept by gc): the session's own
-            # earlier prompts, one block a message.
+            # No stored history (rows without a store): the session's own earlier
+            # prompts, one block a message.
             return [
                 ((row.get("session"), k), 1) for k in range(n, max(0, n - MARKER_LOOKBACK - 1), -1)
             ]
@@ -148,12 +152,16 @@ class _Careful:
 
     def account(self, row: Mapping[str, Any]) -> tuple[int, int]:
         fmt = str(row["format"])
-        read = int(row.get("cache_read_tokens") or 0)
-        write = int(row.get("cache_write_tokens") or 0)
+        total, read, write, _ = token_counts(row)
         provider = row.get("provider")
         if fmt in AUTOMATIC or provider in ("local", "openai_compatible"):
             return read, write  # the same bytes get the same automatic cache
-        total = int(row.get("input_tokens") or 0)
+        if self.history is not None and row.get("node") is None:
+            # Its reply was swept by gc (or never stored): which prompt it sent is gone
+            # with it, so the careful client is taken to pay what srt paid. Keying it by
+            # its session instead would never meet the entries of the rows around it,
+            # and the report would credit srt with savings the gc made up.
+            return read, write
         try:
             minimum = min_cacheable_tokens(get_format(fmt).cache, str(row["model"]))
         except ConfigError:
@@ -178,18 +186,66 @@ class _Careful:
         return hit, total - hit
 
 
+def _check(row: Mapping[str, Any]) -> None:
+    """A billed row has what the baselines read: ``ConfigError`` naming what it lacks (a
+    request to a marker provider needs its date and message count)."""
+    if not isinstance(row, Mapping):
+        raise ConfigError(f"a ledger row is a mapping (Session.calls()), not {type(row).__name__}")
+    at, n, fmt = row.get("at"), row.get("messages"), row.get("format")
+    marker = fmt not in AUTOMATIC and row.get("provider") not in ("local", "openai_compatible")
+    for key, ok, what in (
+        ("model", isinstance(row.get("model"), str) and bool(row.get("model")), "model name"),
+        ("format", isinstance(fmt, str), "wire format name"),
+        (
+            "messages",
+            (n is None and not marker)
+            or (isinstance(n, int) and not isinstance(n, bool) and n >= 0),
+            "message count",
+        ),
+        (
+            "at",
+            (at is None and not marker)
+            or (isinstance(at, (int, float)) and not isinstance(at, bool) and 0 <= at < 1e11),
+            "date (Unix seconds)",
+        ),
+    ):
+        if not ok:
+            raise ConfigError(
+                f"ledger row {row.get('id')!r}: {key} is {row.get(key)!r:.40}, not a {what}"
+            )
+
+
+def _billed(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The billed rows of ``rows``, checked, in the order of their dates."""
+    out = []
+    for row in rows:
+        if isinstance(row, Mapping) and row.get("status") not in BILLED:
+            continue
+        _check(row)
+        out.append(row)
+    out.sort(key=lambda r: float(r.get("at") or 0))  # stable: rows of one date keep their order
+    return out
+
+
 def savings(
     rows: Iterable[Mapping[str, Any]],
     pricing: Pricing | None = None,
     *,
     history: History | None = None,
+    context: Iterable[Mapping[str, Any]] | None = None,
 ) -> Savings:
-    """The savings report for ledger ``rows`` (oldest first), under ``pricing``.
+    """The savings report for ledger ``rows``, under ``pricing``.
 
     ``history`` reads the stored chains (``Session.savings`` and ``Runtime.savings``
     pass the store's), so the careful client's prefix and lookback checks follow the
     real messages; without it a request's prompt is taken to extend the same session's
     earlier prompts, one block a message.
+
+    ``context`` is every ledger row the careful client saw, ``rows`` among them
+    (matched by ``id``; ``Session.savings`` passes the whole ledger): its cache then
+    holds what the other requests wrote, as a real client's on the same account would
+    (a fork reads its parent's prefix), while the totals are those of ``rows``. Rows
+    are taken in the order of their dates (``at``).
     """
     pricing = pricing or Pricing()
     careful = _Careful(history)
@@ -198,19 +254,39 @@ def savings(
     billed = careful_usd = no_cache_usd = out_usd = 0.0
     unpriced: set[str] = set()
     sources: set[str] = set()
-    for row in rows:
-        if row.get("status") not in BILLED:
+    chosen = _billed(rows)
+    wanted: set[Any] | None = None
+    if context is not None:
+        wanted = {row.get("id") for row in chosen}
+        seen = _billed(context)
+        missing = wanted - {row.get("id") for row in seen}
+        if None in wanted or missing:
+            raise ConfigError(
+                "rows reported within a context are rows of it, named by their id; "
+                f"{sorted(map(repr, missing))[:3]} are not"
+            )
+        # Other rows change the careful client's cache for the chosen ones only when
+        # they came no later and went to a marker provider under the same format and
+        # model (the cache's space); the rest are left out (each costs a history read).
+        spaces = {(r["format"], r["model"]) for r in chosen}
+        last = max((float(r.get("at") or 0) for r in chosen), default=0.0)
+        chosen = [
+            r
+            for r in seen
+            if r.get("id") in wanted
+            or ((r["format"], r["model"]) in spaces and float(r.get("at") or 0) <= last)
+        ]
+    for row in chosen:
+        cr, cw = careful.account(row)
+        if wanted is not None and row.get("id") not in wanted:
             continue
         n += 1
-        t = int(row.get("input_tokens") or 0)
-        r, w = int(row.get("cache_read_tokens") or 0), int(row.get("cache_write_tokens") or 0)
-        tot, read, write = tot + t, read + r, write + w
-        out += int(row.get("output_tokens") or 0)
-        cr, cw = careful.account(row)
+        t, r, w, o = token_counts(row)
+        tot, read, write, out = tot + t, read + r, write + w, out + o
         c_read, c_write = c_read + cr, c_write + cw
         rates: Rates | None = pricing.row_rates(row)
         if rates is None:
-            unpriced.add(str(row["model"]))
+            unpriced.add(row["model"])
             continue
         priced += 1
         local += rates.source == "local"
@@ -218,7 +294,7 @@ def savings(
         billed += rates.input_usd(t, r, w)
         careful_usd += rates.input_usd(t, cr, cw)
         no_cache_usd += rates.input_usd(t)
-        out_usd += rates.output_usd(int(row.get("output_tokens") or 0))
+        out_usd += rates.output_usd(o)
     return Savings(
         requests=n,
         input_tokens=tot,
@@ -245,6 +321,18 @@ def savings(
     )
 
 
+def of_store(
+    store: Store, rows: Iterable[Mapping[str, Any]] | None, pricing: Pricing | None = None
+) -> Savings:
+    """``savings`` of ``rows`` of ``store``'s ledger (``None``: all of it), the careful
+    client following the store's history and seeing every request of the ledger, as a
+    client on the same account would (a fork reads its parent's prefix there too)."""
+    every = [c.as_dict() for c in store.calls()]
+    if rows is None:
+        return savings(every, pricing, history=store.tail)
+    return savings(rows, pricing, history=store.tail, context=every)
+
+
 def _baseline(b: Baseline) -> dict[str, Any]:
     return {
         "label": b.label,
@@ -257,10 +345,14 @@ def _baseline(b: Baseline) -> dict[str, Any]:
 
 
 def usage_figures(
-    rows: Sequence[Mapping[str, Any]], *, history: History | None = None
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    history: History | None = None,
+    context: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Totals of ledger rows, with cost and savings when the models have prices (for
-    ``srt stats`` and the gateway's usage endpoint); ``history`` as for ``savings``."""
+    ``srt stats`` and the gateway's usage endpoint); ``history`` and ``context`` as for
+    ``savings``."""
     u = UsageSummary.of([dict(r) for r in rows])
     out: dict[str, Any] = {
         "requests": u.requests,
@@ -271,7 +363,7 @@ def usage_figures(
         "output_tokens": u.output_tokens,
         "cache_hit_share": round(u.cache_hit_share, 4),
     }
-    s = savings(rows, history=history)
+    s = savings(rows, history=history, context=context)
     out["cost"] = {
         "source": source(),
         "priced_requests": s.priced_requests,

@@ -27,7 +27,7 @@ from .cache import CacheExplain, CachePolicy
 from .context import WindowPolicy
 from .errors import ConfigError, HistoryIndexError, SessionError
 from .pricing import Pricing
-from .savings import Savings, savings
+from .savings import Savings, of_store
 from .wire import get_format
 from .wire.base import check_model
 
@@ -582,8 +582,8 @@ class Session:
 
     def savings(self, pricing: Pricing | None = None) -> Savings:
         """This session's billed input against a careful stateless client under the same
-        caching rules and against a client with no caching (``srt.savings``)."""
-        return savings(self.calls(), pricing, history=self._shared.store.tail)
+        caching rules and against a client with no caching (``srt.savings.of_store``)."""
+        return of_store(self._shared.store, self.calls(), pricing)
 
     def predict(
         self,

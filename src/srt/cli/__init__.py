@@ -288,7 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     which = p.add_mutually_exclusive_group()
     which.add_argument(
-        "name", metavar="NAME", nargs="?", help="the session (default: the one used last)"
+        "name",
+        metavar="NAME",
+        nargs="?",
+        type=nonempty,
+        help="the session (default: the one used last)",
     )
     which.add_argument("--all", action="store_true", help="every session's requests")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")

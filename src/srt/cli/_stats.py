@@ -15,10 +15,18 @@ from ._common import escape_line, latest_session, print_json, print_table, runti
 __all__ = ["stats", "usage_figures", "usage_summary"]
 
 
-def usage_figures(rows: Sequence[Mapping[str, Any]], rt: Runtime | None = None) -> dict[str, Any]:
+def usage_figures(
+    rows: Sequence[Mapping[str, Any]],
+    rt: Runtime | None = None,
+    every: Sequence[Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Totals of ledger rows, with cost and savings when the models have prices (the
-    careful baseline follows ``rt``'s history when given; ``srt.savings.usage_figures``)."""
-    return figures_of(rows, history=rt.store.tail if rt is not None else None)
+    careful baseline follows ``rt``'s history and sees ``every`` row of its ledger
+    (default: ``rt.calls()``) when given; ``srt.savings.usage_figures``)."""
+    if rt is None:
+        return figures_of(rows)
+    every = rt.calls() if every is None else every
+    return figures_of(rows, history=rt.store.tail, context=every)
 
 
 _AGAINST = {
@@ -43,9 +51,13 @@ def _not_ok(rows: Sequence[Mapping[str, Any]]) -> str:
     return ", ".join(f"{n:,} {status}" for status, n in sorted(counts.items()))
 
 
-def usage_summary(rows: Sequence[Mapping[str, Any]], rt: Runtime | None = None) -> list[str]:
+def usage_summary(
+    rows: Sequence[Mapping[str, Any]],
+    rt: Runtime | None = None,
+    every: Sequence[Mapping[str, Any]] | None = None,
+) -> list[str]:
     """The figures of ``usage_figures`` as aligned lines."""
-    f = usage_figures(rows, rt)
+    f = usage_figures(rows, rt, every)
     lines = [
         ("requests", f"{f['requests']:,}" + (f" ({_not_ok(rows)})" if f["errors"] else "")),
         ("input tokens", f"{f['input_tokens']:,}"),
@@ -87,16 +99,17 @@ def usage_summary(rows: Sequence[Mapping[str, Any]], rt: Runtime | None = None) 
 
 def stats(args: argparse.Namespace) -> None:
     with runtime(args) as rt:
-        name = None if args.all else args.name or latest_session(rt)
-        label = "all sessions"
         tenant = getattr(args, "tenant", None)
+        name = None if args.all or tenant is not None else args.name or latest_session(rt)
+        label = "all sessions"
+        every = rt.calls()
         if tenant is not None:
             # the gateway's sessions of one tenant are named gw/<tenant>/...
             prefix = f"gw/{tenant}/"
-            rows = [r for r in rt.calls() if str(r.get("session_name") or "").startswith(prefix)]
+            rows = [r for r in every if str(r.get("session_name") or "").startswith(prefix)]
             label = f"gateway tenant {escape_line(tenant)}"
         elif name is None:
-            rows = rt.calls()
+            rows = every
         else:
             try:
                 rows = rt.session(name, create=False).calls()
@@ -107,13 +120,15 @@ def stats(args: argparse.Namespace) -> None:
                     raise
                 label = f"session {escape_line(name)} (deleted)"
         models = sorted({str(r["model"]) for r in rows})
-        per_model = {m: usage_figures([r for r in rows if r["model"] == m], rt) for m in models}
+        per_model = {
+            m: usage_figures([r for r in rows if r["model"] == m], rt, every) for m in models
+        }
         if args.json:
-            figures = usage_figures(rows, rt)
+            figures = usage_figures(rows, rt, every)
             figures["models"] = per_model
             print_json(figures)
             return
-        lines = usage_summary(rows, rt)
+        lines = usage_summary(rows, rt, every)
     print(f"{label}, from the usage ledger:")
     for line in lines:
         print("  " + line)

@@ -278,6 +278,8 @@ async def handle(st: State, gw: Gateway, tenant: str, body: dict[str, Any]) -> R
 
 def usage(gw: Gateway, tenant: str) -> dict[str, Any]:
     """The tenant's totals from the ledger: requests, tokens, cache reads, cost, savings."""
-    prefix = thread_name(tenant, "")
-    rows = [r for r in gw.rt.calls() if str(r.get("session_name") or "").startswith(prefix)]
-    return {"object": "usage", "tenant": tenant, **usage_figures(rows)}
+    prefix, every = thread_name(tenant, ""), gw.rt.calls()
+    rows = [r for r in every if str(r.get("session_name") or "").startswith(prefix)]
+    # as ``srt stats --tenant``: the careful baseline follows the stored history
+    figures = usage_figures(rows, history=gw.rt.store.tail, context=every)
+    return {"object": "usage", "tenant": tenant, **figures}
