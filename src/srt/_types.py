@@ -83,6 +83,14 @@ class Usage:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
 
+    def __post_init__(self) -> None:
+        # A count a ledger column (64-bit) holds; a provider's usage that says otherwise
+        # is malformed (the wire formats turn this ValueError into ProviderResponseError).
+        for v in (self.input_tokens, self.output_tokens, self.cache_read_tokens,
+                  self.cache_write_tokens):  # fmt: skip
+            if not 0 <= v < 2**63:
+                raise ValueError(f"a token count must be 0 to 2**63-1, got {v}")
+
     @property
     def uncached_input_tokens(self) -> int:
         return self.input_tokens - self.cache_read_tokens
