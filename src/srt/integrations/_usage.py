@@ -41,6 +41,7 @@ def ledger_row(
         cache_read_tokens=getattr(details, "cached_tokens", 0) or 0,
         cache_write_tokens=getattr(details, "cache_write_tokens", 0) or 0,
         output_tokens=entry.output_tokens,
+        reasoning_tokens=getattr(entry.output_tokens_details, "reasoning_tokens", 0) or 0,
     )
 
 
