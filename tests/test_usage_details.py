@@ -13,13 +13,13 @@ import json
 from contextlib import closing
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
 import srt
 import srt.savings
 from gateway_support import harness
-from srt._types import UsageSummary
 from srt.cache import CachePolicy
 from srt.cli._stats import usage_summary
 from srt.pricing import Price, Pricing
@@ -215,6 +215,7 @@ def test_the_gateway_reports_reasoning_and_cache_writes_on_both_endpoints(
             model=SONNET, messages=[SYSTEM, {"role": "user", "content": "hi"}], max_tokens=64
         )
         written = h.srv.log[-1].cache
+        totals = httpx.get(h.url + "/usage", headers={"authorization": "Bearer sk-any"}).json()
     cu = chat.usage
     assert cu is not None and cu.completion_tokens_details is not None
     assert cu.completion_tokens_details.reasoning_tokens == 17
@@ -230,14 +231,12 @@ def test_the_gateway_reports_reasoning_and_cache_writes_on_both_endpoints(
     details = au.prompt_tokens_details.model_dump()
     assert details["cache_write_tokens"] == written.written
     assert ru.input_tokens_details.model_dump()["cache_write_tokens"] == 0
-    # the gateway's totals: srt stats' figures, reasoning included
-    totals = h_usage(db_path)
-    assert totals.reasoning_tokens == 17 + 23 + 5
-
-
-def h_usage(db_path: str) -> UsageSummary:
+    # the gateway's totals (srt stats' figures), reasoning and cache writes included
+    assert totals["reasoning_tokens"] == 17 + 23 + 5
+    assert totals["cache_write_tokens"] == written.written
+    assert totals["cache_write_1h_tokens"] == 0  # the gateway's markers are 5-minute ones
     with srt.Runtime(db_path) as rt:
-        return rt.usage()
+        assert rt.usage().reasoning_tokens == 17 + 23 + 5
 
 
 # -- migrations ----------------------------------------------------------------------------
