@@ -26,6 +26,7 @@ from agents import (
 from agents.memory import SessionSettings
 from openai import AsyncOpenAI
 
+import srt
 from srt.integrations.agents import SrtSession
 from srt.testing import ProviderServer
 
@@ -287,3 +288,13 @@ def test_usage_reaches_the_ledger(method: str, server: ProviderServer, tmp_path:
     assert [t["requests"] for t in turns] == [1, 1]
     assert [t["input_tokens"] for t in turns] == [r.prompt_tokens for r in server.log]
     s.close()
+
+
+def test_the_sdks_reasoning_tokens_reach_the_ledger(server: ProviderServer, tmp_path: Path) -> None:
+    s = SrtSession("thinking", tmp_path / "r.db")
+    server.script("responses", [{"text": "thought it through", "reasoning_tokens": 31}])
+    ask(METHODS[0], server.url, "think", session=s)
+    s.close()
+    with srt.Runtime(str(tmp_path / "r.db")) as rt:
+        (row,) = rt.calls()
+    assert row["reasoning_tokens"] == 31 and row["output_tokens"] > 31

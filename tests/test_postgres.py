@@ -236,7 +236,7 @@ def test_a_version_1_store_migrates_to_the_append_that_checks_the_chain(pg_url: 
     with psycopg.connect(server_url(), autocommit=True) as conn:
         rows = conn.execute(f'SELECT application, version FROM "{schema}".srt_schema')
         rows = rows.fetchall()
-    assert rows == [(pg_schema.APPLICATION, pg_schema.SCHEMA_VERSION)] == [("srt", 5)]
+    assert rows == [(pg_schema.APPLICATION, pg_schema.SCHEMA_VERSION)] == [("srt", 6)]
 
 
 def test_many_first_opens_at_once_migrate_once(pg_url: str) -> None:
@@ -475,7 +475,7 @@ def test_a_v4_store_gets_an_id_that_stays(pg_url: str) -> None:
         assert rt.store.store_id == sid
     with psycopg.connect(server_url(), autocommit=True) as conn:
         rows = conn.execute(f'SELECT application, version, store_id FROM "{schema}".srt_schema')
-        assert rows.fetchall() == [("srt", 5, sid)]
+        assert rows.fetchall() == [("srt", pg_schema.SCHEMA_VERSION, sid)]
     keys = []
     with fresh_url() as other:  # the same session (id 1, the same root) in another store
         for url in (pg_url, other):

@@ -537,7 +537,7 @@ def test_parse_tool_reply_with_reasoning_and_continue(rt: srt.Runtime) -> None:
             }
         ],
     }
-    assert reply.usage == srt.Usage(300, 120, 0, 0)
+    assert reply.usage == srt.Usage(300, 120, 0, 0, reasoning_tokens=64)
     assert (reply.model, reply.response_id, reply.stop_reason) == (model, "resp_2", "completed")
 
     s = rt.session("weather")

@@ -557,6 +557,8 @@ class Task:
             u.output_tokens + r.output_tokens,
             u.cache_read_tokens + r.cache_read_tokens,
             u.cache_write_tokens + r.cache_write_tokens,
+            u.cache_write_1h_tokens + r.cache_write_1h_tokens,
+            u.reasoning_tokens + r.reasoning_tokens,
         )
 
     def stop(self, info: tuple[str, str, tuple[ToolCall, ...]]) -> TaskResult:

@@ -76,18 +76,26 @@ class Usage:
     ``inputTokens`` + ``cacheReadInputTokens`` + ``cacheWriteInputTokens``).
     ``cache_read_tokens`` of them were read from the provider's prompt cache and
     ``cache_write_tokens`` were written to it. ``uncached_input_tokens`` is the rest.
+    ``cache_write_1h_tokens`` of the writes were written with a 1-hour TTL (Anthropic's
+    ``cache_creation.ephemeral_1h_input_tokens``, Bedrock's ``cacheDetails``), which is
+    priced higher than a 5-minute write. ``reasoning_tokens`` of the output tokens were
+    the model's reasoning (OpenAI's ``reasoning_tokens``; they are counted, and billed,
+    in ``output_tokens`` already).
     """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    reasoning_tokens: int = 0
 
     def __post_init__(self) -> None:
         # A count a ledger column (64-bit) holds; a provider's usage that says otherwise
         # is malformed (the wire formats turn this ValueError into ProviderResponseError).
         for v in (self.input_tokens, self.output_tokens, self.cache_read_tokens,
-                  self.cache_write_tokens):  # fmt: skip
+                  self.cache_write_tokens, self.cache_write_1h_tokens,
+                  self.reasoning_tokens):  # fmt: skip
             if not 0 <= v < 2**63:
                 raise ValueError(f"a token count must be 0 to 2**63-1, got {v}")
 
@@ -123,6 +131,8 @@ class UsageSummary:
     cache_write_tokens: int = 0
     output_tokens: int = 0
     body_bytes: int = 0
+    cache_write_1h_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def uncached_input_tokens(self) -> int:
@@ -145,4 +155,6 @@ class UsageSummary:
             cache_write_tokens=total("cache_write_tokens"),
             output_tokens=total("output_tokens"),
             body_bytes=total("body_bytes"),
+            cache_write_1h_tokens=sum(int(r.get("cache_write_1h_tokens") or 0) for r in rows),
+            reasoning_tokens=sum(int(r.get("reasoning_tokens") or 0) for r in rows),
         )

@@ -33,7 +33,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["LOCAL", "Price", "Pricing", "Rates", "source", "token_counts"]
+__all__ = ["LOCAL", "Price", "Pricing", "Rates", "source", "token_counts", "write_1h_tokens"]
 
 #: The ledger's provider names priced as local (free): srt's llama.cpp provider.
 LOCAL = frozenset({"local"})
@@ -64,7 +64,7 @@ class Price:
     cached_input: float
     output: float
     cache_write_5m: float | None = None  # None: no write fee (writes cost the input price)
-    cache_write_1h: float | None = None
+    cache_write_1h: float | None = None  # None: 1-hour writes cost what 5-minute ones do
 
     def __post_init__(self) -> None:
         for name in ("input", "cached_input", "output", "cache_write_5m", "cache_write_1h"):
@@ -78,7 +78,8 @@ class Price:
 @dataclass(frozen=True)
 class Rates:
     """USD per million tokens for one request: where they came from (``"genai-prices"``,
-    ``"override"`` or ``"local"``), and the model the source priced."""
+    ``"override"`` or ``"local"``), and the model the source priced. ``cache_write`` is a
+    5-minute cache write's price, ``cache_write_1h`` a 1-hour one's (``None``: the same)."""
 
     input: float
     cache_read: float
@@ -86,19 +87,24 @@ class Rates:
     output: float
     source: str
     model: str
+    cache_write_1h: float | None = None
 
-    def input_usd(self, total: int, read: int = 0, write: int = 0) -> float:
+    def input_usd(self, total: int, read: int = 0, write: int = 0, write_1h: int = 0) -> float:
         """Input USD of ``total`` input tokens, ``read`` of them cache reads and ``write``
-        cache writes (the rest at the input price)."""
+        cache writes, ``write_1h`` of which had a 1-hour TTL (the rest at the input price)."""
+        long = self.cache_write if self.cache_write_1h is None else self.cache_write_1h
         return (
-            (total - read - write) * self.input + read * self.cache_read + write * self.cache_write
+            (total - read - write) * self.input
+            + read * self.cache_read
+            + (write - write_1h) * self.cache_write
+            + write_1h * long
         ) / 1e6
 
     def output_usd(self, tokens: int) -> float:
         return tokens * self.output / 1e6
 
 
-_FREE = (0.0, 0.0, 0.0, 0.0)
+_FREE = (0.0, 0.0, 0.0, 0.0, "local")
 
 
 def _timestamp(at: Any) -> datetime:
@@ -137,6 +143,12 @@ def token_counts(row: Mapping[str, Any]) -> tuple[int, int, int, int]:
     return total, read, write, _count(row, "output_tokens")
 
 
+def write_1h_tokens(row: Mapping[str, Any]) -> int:
+    """Of a ledger row's cache writes as priced (``token_counts``), those written with a
+    1-hour TTL (``cache_write_1h_tokens``; missing or negative: 0), at most all of them."""
+    return min(_count(row, "cache_write_1h_tokens"), token_counts(row)[2])
+
+
 class Pricing:
     """Prices by model: the user's overrides, then local models, then genai-prices."""
 
@@ -155,7 +167,7 @@ class Pricing:
         self._local = tuple(local)
         if not all(isinstance(p, str) and p for p in self._local):
             raise ConfigError("local models are given as model names or patterns")
-        self._rates: dict[tuple[int, int], tuple[float, float, float, float]] = {}
+        self._rates: dict[tuple[int, int], tuple[float, float, float, float, float]] = {}
 
     @classmethod
     def default(cls) -> Pricing:
@@ -194,9 +206,11 @@ class Pricing:
         p = self._override(model)
         if p is not None:
             write = p.cache_write_5m if p.cache_write_5m is not None else p.input
-            return Rates(p.input, p.cached_input, write, p.output, "override", model)
+            return Rates(
+                p.input, p.cached_input, write, p.output, "override", model, p.cache_write_1h
+            )
         if self.is_local(model, provider):
-            return Rates(*_FREE, "local", model)
+            return Rates(*_FREE, model)
         return self._library(model, provider, _timestamp(at), input_tokens)
 
     def _library(self, model: str, provider: str | None, ts: datetime, total: int) -> Rates | None:
@@ -237,9 +251,15 @@ class Pricing:
                     mp.calc_price(Usage(input_tokens=n, cache_write_tokens=n))["input_price"]
                 ),
                 per_million(mp.calc_price(Usage(input_tokens=n, output_tokens=n))["output_price"]),
+                per_million(
+                    mp.calc_price(
+                        Usage(input_tokens=n, cache_write_tokens=n, cache_write_1h_tokens=n)
+                    )["input_price"]
+                ),
             )
             self._rates[key] = rates
-        return Rates(*rates, source(), info.id)
+        inp, read, write, out, write_1h = rates
+        return Rates(inp, read, write, out, source(), info.id, write_1h)
 
     # -- costs ---------------------------------------------------------------------------
 
@@ -258,7 +278,8 @@ class Pricing:
         if r is None:
             return None
         total, read, write, out = token_counts(row)
-        return r.input_usd(total, read, write), r.input_usd(total), r.output_usd(out)
+        billed = r.input_usd(total, read, write, write_1h_tokens(row))
+        return billed, r.input_usd(total), r.output_usd(out)
 
     def predict(
         self, model: str, total_tokens: int, cached_tokens: int, provider: str | None = None

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from ._types import UsageSummary
 from .cache import min_cacheable_tokens
 from .errors import ConfigError
-from .pricing import Pricing, Rates, source, token_counts
+from .pricing import Pricing, Rates, source, token_counts, write_1h_tokens
 from .wire import get_format
 
 if TYPE_CHECKING:
@@ -291,7 +291,7 @@ def savings(
         priced += 1
         local += rates.source == "local"
         sources.add(rates.source)
-        billed += rates.input_usd(t, r, w)
+        billed += rates.input_usd(t, r, w, write_1h_tokens(row))
         careful_usd += rates.input_usd(t, cr, cw)
         no_cache_usd += rates.input_usd(t)
         out_usd += rates.output_usd(o)
@@ -360,7 +360,9 @@ def usage_figures(
         "input_tokens": u.input_tokens,
         "cache_read_tokens": u.cache_read_tokens,
         "cache_write_tokens": u.cache_write_tokens,
+        "cache_write_1h_tokens": u.cache_write_1h_tokens,
         "output_tokens": u.output_tokens,
+        "reasoning_tokens": u.reasoning_tokens,
         "cache_hit_share": round(u.cache_hit_share, 4),
     }
     s = savings(rows, history=history, context=context)

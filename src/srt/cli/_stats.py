@@ -43,6 +43,16 @@ def _usd(x: float) -> str:
     return f"${x:,.2f}" if x >= 100 else f"${x:,.4f}" if x >= 0.01 else f"${x:.6f}"
 
 
+def _writes(f: Mapping[str, Any]) -> str:
+    long = f["cache_write_1h_tokens"]
+    return f"{f['cache_write_tokens']:,}" + (f" ({long:,} with a 1-hour TTL)" if long else "")
+
+
+def _output(f: Mapping[str, Any]) -> str:
+    thought = f["reasoning_tokens"]
+    return f"{f['output_tokens']:,}" + (f" ({thought:,} reasoning)" if thought else "")
+
+
 def _not_ok(rows: Sequence[Mapping[str, Any]]) -> str:
     counts: dict[str, int] = {}
     for r in rows:
@@ -65,8 +75,8 @@ def usage_summary(
             "  cache reads",
             f"{f['cache_read_tokens']:,} ({f['cache_hit_share']:.1%} cache hit share)",
         ),
-        ("  cache writes", f"{f['cache_write_tokens']:,}"),
-        ("output tokens", f"{f['output_tokens']:,}"),
+        ("  cache writes", _writes(f)),
+        ("output tokens", _output(f)),
     ]
     cost = f["cost"]
     if cost["priced_requests"] == 0 and f["requests"]:

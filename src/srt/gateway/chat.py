@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from .._types import Reply
+from .._types import Reply, Usage
 from ..message import replace_lone_surrogates
 from ..providers import OpenAICompatible
 from ..savings import usage_figures
@@ -49,6 +49,7 @@ _FIELDS = frozenset(
     "reasoning_effort service_tier n seed stop".split()
 )
 _FINISH = {"max_tokens": "length", "max_output_tokens": "length", "length": "length"}
+_CHAT = get_format("openai.chat")
 
 
 def _check(body: dict[str, Any]) -> dict[str, Any]:
@@ -138,15 +139,9 @@ def _message(reply: Reply) -> dict[str, Any]:
 
 
 def _usage(reply: Reply | None) -> dict[str, Any]:
-    u = reply.usage if reply is not None else None
-    inp, out = (u.input_tokens, u.output_tokens) if u else (0, 0)
-    return {
-        "prompt_tokens": inp,
-        "completion_tokens": out,
-        "total_tokens": inp + out,
-        "prompt_tokens_details": {"cached_tokens": u.cache_read_tokens if u else 0},
-        "completion_tokens_details": {"reasoning_tokens": 0},
-    }
+    """The reply's usage as a Chat Completions usage object (the same counts as the
+    Responses endpoint's ``items.usage_json``: cache reads and writes, reasoning)."""
+    return _CHAT.encode_usage(reply.usage if reply is not None else Usage())
 
 
 def _finish(reply: Reply) -> str:

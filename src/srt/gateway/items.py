@@ -233,14 +233,5 @@ def page(
 
 
 def usage_json(u: Usage | None) -> dict[str, Any]:
-    u = u or Usage()
-    return {
-        "input_tokens": u.input_tokens,
-        "input_tokens_details": {
-            "cached_tokens": u.cache_read_tokens,
-            "cache_write_tokens": u.cache_write_tokens,
-        },
-        "output_tokens": u.output_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
-        "total_tokens": u.input_tokens + u.output_tokens,
-    }
+    """A Responses usage object (cache reads and writes, reasoning tokens)."""
+    return RESPONSES.encode_usage(u or Usage())

@@ -26,6 +26,7 @@ def ledger_row(
 ) -> CallRecord:
     """The ledger row of one request the SDK made (its ``RequestUsage``)."""
     details = entry.input_tokens_details
+    out = getattr(entry, "output_tokens_details", None)
     return CallRecord(
         at=time.time(),
         session=session,
@@ -41,6 +42,7 @@ def ledger_row(
         cache_read_tokens=getattr(details, "cached_tokens", 0) or 0,
         cache_write_tokens=getattr(details, "cache_write_tokens", 0) or 0,
         output_tokens=entry.output_tokens,
+        reasoning_tokens=getattr(out, "reasoning_tokens", 0) or 0,
     )
 
 

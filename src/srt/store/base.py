@@ -159,6 +159,8 @@ class CallRecord:
     stored: int | None = None
     fallback: str | None = None
     params: str | None = None
+    cache_write_1h_tokens: int | None = None
+    reasoning_tokens: int | None = None
     id: int | None = None
 
     def as_dict(self) -> dict[str, Any]:

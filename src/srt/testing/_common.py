@@ -100,17 +100,20 @@ class ToolCall:
 
 @dataclass
 class Reply:
-    """What the fake model says: text and/or tool calls."""
+    """What the fake model says: text and/or tool calls, after ``reasoning_tokens`` of
+    hidden reasoning (counted in its output tokens, and reported apart by the OpenAI and
+    Azure endpoints as theirs do)."""
 
     text: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
+    reasoning_tokens: int = 0
 
     @property
     def output_tokens(self) -> int:
         n = ntokens(self.text)
         for call in self.tool_calls:
             n += ntokens(call.name) + ntokens(dumps(call.arguments))
-        return max(n, 1)
+        return max(n, 1) + self.reasoning_tokens
 
     @classmethod
     def coerce(cls, value: Any) -> Reply:
@@ -119,7 +122,7 @@ class Reply:
         if isinstance(value, str):
             return cls(text=value)
         if isinstance(value, dict):
-            unknown = set(value) - {"text", "tool_calls"}
+            unknown = set(value) - {"text", "tool_calls", "reasoning_tokens"}
             if unknown:
                 raise ValueError(f"unknown reply keys: {sorted(unknown)}")
             calls = []
@@ -130,12 +133,15 @@ class Reply:
                 calls.append(
                     ToolCall(name=str(c["name"]), arguments=dict(args), id=c.get("id", ""))
                 )
-            return cls(text=str(value.get("text") or ""), tool_calls=calls)
+            thought = value.get("reasoning_tokens", 0)
+            if isinstance(thought, bool) or not isinstance(thought, int) or thought < 0:
+                raise ValueError("reasoning_tokens must be a whole number, 0 or more")
+            return cls(str(value.get("text") or ""), calls, thought)
         raise TypeError(f"a reply is a str or a dict, not {type(value).__name__}")
 
     def cut(self, limit: int) -> Reply:
         """The text's longest run of whole words within ``limit`` tokens (what a model
-        stopped by an output cap said); tool calls are left out."""
+        stopped by an output cap said); tool calls and reasoning are left out."""
         kept: list[str] = []
         for word in self.text.split(" "):
             if ntokens(" ".join([*kept, word])) > limit:

@@ -208,8 +208,8 @@ class Built:
     output: list[JSON] = field(default_factory=list)
 
 
-def _usage(cache: CacheUsage, out: int) -> Usage:
-    return Usage(cache.total, out, cache.read, cache.written)
+def _usage(cache: CacheUsage, out: int, reasoning: int = 0) -> Usage:
+    return Usage(cache.total, out, cache.read, cache.written, cache.written_1h, reasoning)
 
 
 def _canonical(reply: Reply, model: str, call_id: str) -> srt_types.Reply:
@@ -248,7 +248,7 @@ def build(
         hdrs = {"x-request-id": f"req_{uuid.uuid4().hex}", "openai-processing-ms": "1"}
         ka = b": keep-alive\n\n"
         said = _canonical(reply, prep.model, f"call_{seq}_{{}}")
-        usage = fmt.encode_usage(_usage(cache, reply.output_tokens))
+        usage = fmt.encode_usage(_usage(cache, reply.output_tokens, reply.reasoning_tokens))
         if endpoint.endswith("chat"):
             obj = fmt.encode_reply(
                 said, id=f"chatcmpl-{uuid.uuid4().hex[:24]}", request=body, usage=usage

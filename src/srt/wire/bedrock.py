@@ -111,13 +111,22 @@ class Bedrock(BlockFormat):
     # -- the server side ---------------------------------------------------------------
 
     def encode_usage(self, usage: Usage) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "inputTokens": usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens,
             "outputTokens": usage.output_tokens,
             "totalTokens": usage.input_tokens + usage.output_tokens,
             "cacheReadInputTokens": usage.cache_read_tokens,
             "cacheWriteInputTokens": usage.cache_write_tokens,
         }
+        # The writes by TTL, 1 hour first; none when nothing was written (as Bedrock does).
+        long, short = (
+            usage.cache_write_1h_tokens,
+            usage.cache_write_tokens - usage.cache_write_1h_tokens,
+        )
+        details = [{"ttl": t, "inputTokens": n} for t, n in (("1h", long), ("5m", short)) if n]
+        if details:
+            out["cacheDetails"] = details
+        return out
 
     def encode_reply(
         self,
@@ -521,9 +530,22 @@ to_canonical = FORMAT.to_canonical
 def _usage(data: Mapping[str, Any]) -> Usage:
     """A Converse response's usage as srt's ``Usage``."""
     u = usage_of(data)
+    # ``cacheDetails`` splits the writes by TTL: [{"ttl": "1h" | "5m", "inputTokens": n}].
+    details = u.get("cacheDetails") or []
+    if not isinstance(details, list) or not all(isinstance(d, Mapping) for d in details):
+        raise ProviderResponseError("a reply whose usage.cacheDetails is not a list of objects")
     return cached_usage(
         u.get("inputTokens"),
         u.get("outputTokens"),
         u.get("cacheReadInputTokens"),
         u.get("cacheWriteInputTokens"),
+        sum(_count(d.get("inputTokens")) for d in details if d.get("ttl") == "1h"),
     )
+
+
+def _count(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ProviderResponseError(
+            "a reply whose usage.cacheDetails holds a count that is no number"
+        )
+    return v

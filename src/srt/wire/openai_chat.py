@@ -150,7 +150,7 @@ class OpenAIChat(WireFormat):
                 "audio_tokens": 0,
             },
             "completion_tokens_details": {
-                "reasoning_tokens": 0,
+                "reasoning_tokens": usage.reasoning_tokens,
                 "audio_tokens": 0,
                 "accepted_prediction_tokens": 0,
                 "rejected_prediction_tokens": 0,
@@ -252,12 +252,14 @@ class OpenAIChat(WireFormat):
 def _usage(u: Any) -> Usage:
     """A Chat Completions usage object as srt's ``Usage``."""
     details = (u.get("prompt_tokens_details") if isinstance(u, Mapping) else None) or {}
+    out = (u.get("completion_tokens_details") if isinstance(u, Mapping) else None) or {}
     try:
         return Usage(
             input_tokens=int(u.get("prompt_tokens") or 0),
             output_tokens=int(u.get("completion_tokens") or 0),
             cache_read_tokens=int(details.get("cached_tokens") or 0),
             cache_write_tokens=int(details.get("cache_write_tokens") or 0),
+            reasoning_tokens=int(out.get("reasoning_tokens") or 0),
         )
     except (AttributeError, TypeError, ValueError):
         raise ProviderResponseError("a chat completion with a malformed usage") from None

@@ -406,6 +406,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE {s}.srt_schema ADD COLUMN IF NOT EXISTS store_id text NOT NULL
         DEFAULT replace(gen_random_uuid()::text, '-', '');
     """,
+    # v6: a ledger row's cache writes with a 1-hour TTL and its reasoning tokens, as
+    # SQLite's v7 (rows written before hold NULL). ``append`` fills the ledger row from
+    # its JSON by the table's own columns, so the function needs no new version.
+    """
+    ALTER TABLE {s}.calls ADD COLUMN IF NOT EXISTS cache_write_1h_tokens bigint;
+    ALTER TABLE {s}.calls ADD COLUMN IF NOT EXISTS reasoning_tokens bigint;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

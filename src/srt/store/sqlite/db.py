@@ -143,6 +143,13 @@ MIGRATIONS: tuple[str | Callable[[apsw.Connection], None], ...] = (
     # v6: message bodies packed in the heap (heap.py); each node carries its message's
     # hash and place, and ``messages`` becomes a view. See ``_v6``.
     lambda conn: _v6(conn),
+    # v7: a ledger row's cache writes with a 1-hour TTL (of ``cache_write_tokens``, priced
+    # higher than 5-minute writes) and its reasoning tokens (of ``output_tokens``). Rows
+    # written before hold NULL: not reported.
+    """
+    ALTER TABLE calls ADD COLUMN cache_write_1h_tokens INTEGER;
+    ALTER TABLE calls ADD COLUMN reasoning_tokens INTEGER;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -558,9 +558,12 @@ to_canonical = FORMAT.to_canonical
 def _usage(data: Mapping[str, Any]) -> Usage:
     """A Messages API response's usage as srt's ``Usage``."""
     u = usage_of(data)
+    # ``cache_creation`` splits the writes by TTL; ``cache_creation_input_tokens`` is their sum.
+    split = usage_of(u, "cache_creation")
     return cached_usage(
         u.get("input_tokens"),
         u.get("output_tokens"),
         u.get("cache_read_input_tokens"),
         u.get("cache_creation_input_tokens"),
+        split.get("ephemeral_1h_input_tokens"),
     )

@@ -93,7 +93,10 @@ def encode_usage(usage: Usage) -> dict[str, Any]:
         "input_tokens": usage.input_tokens - usage.cache_read_tokens - written,
         "cache_creation_input_tokens": written,
         "cache_read_input_tokens": usage.cache_read_tokens,
-        "cache_creation": {"ephemeral_5m_input_tokens": written, "ephemeral_1h_input_tokens": 0},
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": written - usage.cache_write_1h_tokens,
+            "ephemeral_1h_input_tokens": usage.cache_write_1h_tokens,
+        },
         "output_tokens": usage.output_tokens,
         "service_tier": "standard",
     }

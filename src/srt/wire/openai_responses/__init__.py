@@ -369,11 +369,13 @@ def _usage(u: Any) -> Usage:
     """A Responses usage object as srt's ``Usage``."""
     try:
         details = u.get("input_tokens_details") or {}
+        out = u.get("output_tokens_details") or {}
         return Usage(
             input_tokens=int(u.get("input_tokens") or 0),
             output_tokens=int(u.get("output_tokens") or 0),
             cache_read_tokens=int(details.get("cached_tokens") or 0),
             cache_write_tokens=int(details.get("cache_write_tokens") or 0),
+            reasoning_tokens=int(out.get("reasoning_tokens") or 0),
         )
     except (AttributeError, TypeError, ValueError):
         raise ProviderResponseError("a Responses object with a malformed usage") from None
