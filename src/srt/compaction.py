@@ -1,14 +1,15 @@
 """Reversible compaction: a span of history replaced by a content-addressed summary.
 
 The summary is an ordinary message (so equal summaries of equal histories share
-nodes); its node's metadata links to the first and last node of the span it
-replaces, which stay stored while something reaches them (the head the compaction
-left is recorded as an earlier head: ``srt.history``); once that record expired,
-``gc`` may free the span, and ``expand`` then says so. ``expand`` re-appends the
-span and what followed on the summary's parent, and because prefix hashes name whole
-histories the original nodes are found again: nothing is copied and the bytes are
-the original ones. What follows a span is appended again with its nodes' metadata
-(pins, the user's metadata, a later summary's link).
+nodes) whose header names the span (the first digits of its end's prefix hash), so a
+summary of another span is another node; its node's metadata links to the first and
+last node of the span it replaces, which stay stored while something reaches them
+(the head the compaction left is recorded as an earlier head: ``srt.history``); once
+that record expired, ``gc`` may free the span, and ``expand`` then says so.
+``expand`` re-appends the span and what followed on the summary's parent, and because
+prefix hashes name whole histories the original nodes are found again: nothing is
+copied and the bytes are the original ones. What follows a span is appended again
+with its nodes' metadata (pins, the user's metadata, a later summary's link).
 """
 
 from __future__ import annotations
@@ -23,7 +24,11 @@ from .entries import compaction_link, span_rows
 from .errors import HistoryIndexError, SessionError
 from .store import CallRecord
 
-__all__ = ["compact", "expand", "span"]
+__all__ = ["SPAN_ID_CHARS", "compact", "expand", "span"]
+
+#: Hex digits of the span's prefix hash in a summary's header (48 bits: two different
+#: spans after one parent summarized in the same words share a node only by a collision).
+SPAN_ID_CHARS = 12
 
 
 def span(chain: Chain, roles: list[str], end: int, start: int | None) -> int:
@@ -72,9 +77,13 @@ def compact(
     }
     if by is not None:
         link["by"] = by
+    # The header names the span (its prefix hash: the whole history up to its end), so a
+    # summary of another span is another message and another node: a node's metadata is
+    # its first writer's, and its link must be this span's.
+    span_id = chain.prefix(end).hex()[:SPAN_ID_CHARS]
     msg = {
         "role": "user",
-        "content": f"[Summary of {end - first} earlier messages]\n{text}",
+        "content": f"[Summary of {end - first} earlier messages, span {span_id}]\n{text}",
         "metadata": {"srt_compacted": link},
     }
     prepared = chain.prepare([msg])
