@@ -8,8 +8,9 @@ last node of the span it replaces, which stay stored while something reaches the
 that record expired, ``gc`` may free the span, and ``expand`` then says so.
 ``expand`` re-appends the span and what followed on the summary's parent, and because
 prefix hashes name whole histories the original nodes are found again: nothing is
-copied and the bytes are the original ones. What follows a span is appended again
-with its nodes' metadata (pins, the user's metadata, a later summary's link).
+copied and the bytes are the original ones. What is appended again keeps its nodes'
+metadata (pins, the user's metadata, a later summary's link) and status (a partial
+reply stays one: a node appended again with no status would be completed).
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ def compact(
     }
     prepared = chain.prepare([msg])
     rest = _carried(chain, end, n)
-    chain.commit(first, prepared + rest, call=call, action="compact")
+    status = _statuses(chain, [None], end, n)
+    chain.commit(first, prepared + rest, status, call=call, action="compact")
     return chain.head
 
 
@@ -101,6 +103,18 @@ def _carried(chain: Chain, start: int, stop: int) -> list[Prepared]:
         meta = meta.encode() if isinstance(meta, str) else meta
         out.append(Prepared(chain.hashes[i], chain.bodies[i], meta))
     return out
+
+
+def _statuses(
+    chain: Chain, first: list[str | None], start: int, stop: int
+) -> list[str | None] | None:
+    """``first`` and the statuses of messages ``start:stop`` of ``chain``, for a commit
+    that appends them again: a partial reply stays one (a node appended again with no
+    status is completed); ``None`` when all are complete."""
+    marks = chain.status
+    if not any(marks.get(i) for i in range(start, stop)) and not any(first):
+        return None
+    return first + [marks.get(i) for i in range(start, stop)]
 
 
 def expand(chain: Chain) -> int | None:
@@ -120,5 +134,6 @@ def expand(chain: Chain) -> int | None:
         )
     items = [Prepared(r[1], r[2], None) for r in span]
     items += _carried(chain, k + 1, len(chain))
-    chain.commit(k, items, action="expand")
+    status = _statuses(chain, [r[4] for r in span], k + 1, len(chain))
+    chain.commit(k, items, status, action="expand")
     return chain.head
