@@ -267,9 +267,11 @@ def test_show_marks_compactions_and_lists_what_they_replaced(env: dict[str, str]
             s.append(
                 {"role": "assistant", "content": f"a{i}"}, {"role": "user", "content": f"q{i}"}
             )
+        span_id = s.prefix_hashes()[4].hex()[:12]
         s.compact(5, "a0, q0, a1")
     shown = ok(env, "show", "c")
-    assert "user [summary of 3 messages]: [Summary of 3 earlier messages]\na0, q0, a1" in shown
+    head = f"user [summary of 3 messages]: [Summary of 3 earlier messages, span {span_id}]"
+    assert f"{head}\na0, q0, a1" in shown
     replaced = ok(env, "show", "c", "--replaced")
     assert (
         "a0, q0, a1\n  │ assistant: a0\n  │ \n  │ user: q0\n  │ \n  │ assistant: a1\n" in replaced

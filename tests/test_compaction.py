@@ -40,11 +40,14 @@ def test_compaction_round_trip_restores_every_byte(rt: srt.Runtime) -> None:
         seen.append(span)
         return f"{len(span)} turns of questions and answers"
 
+    span_id = s.prefix_hashes()[19].hex()[:12]  # the header names the span by its end
     s.compact(20, summarise)
     assert [m["content"] for m in seen[0]][:2] == ["answer 0", "question 0"]
     msgs = s.messages()
     assert len(msgs) == 2 + 1 + (len(original) - 20)
-    assert msgs[2]["content"].startswith("[Summary of 18 earlier messages]")
+    assert msgs[2]["content"] == (
+        f"[Summary of 18 earlier messages, span {span_id}]\n18 turns of questions and answers"
+    )
     assert msgs[:2] == [json.loads(b) for b in original[:2]]
     assert s.messages_bytes()[3:] == original[20:]
     # The summary is content-addressed: one new message row, nothing else copied.

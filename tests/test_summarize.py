@@ -49,6 +49,7 @@ def test_compact_with_the_models_summary(kind: str, srv: ProviderServer, rt: srt
     s.send(p, model=model)  # an ordinary turn: the provider now caches this history
     n = len(s)
     original = s.messages_bytes()
+    span_id = s.prefix_hashes()[-1].hex()[:12]  # the span's end names it in the header
     srv.script("*", ["Summary: eight questions about X, all answered with Y."])
     head = s.compact(n, summarizer=p, model=model)
     p.close()
@@ -56,7 +57,7 @@ def test_compact_with_the_models_summary(kind: str, srv: ProviderServer, rt: srt
     msgs = s.messages()
     assert len(msgs) == 3  # system, first question, summary
     assert msgs[2]["content"] == (
-        f"[Summary of {n - 2} earlier messages]\n"
+        f"[Summary of {n - 2} earlier messages, span {span_id}]\n"
         "Summary: eight questions about X, all answered with Y."
     )
     # The request: the whole history, then the instructions; read from the cache.

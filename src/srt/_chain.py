@@ -436,7 +436,7 @@ class Chain:
         self,
         keep: int,
         prepared: Sequence[Prepared],
-        status: str | None = None,
+        status: str | list[str | None] | None = None,
         call: CallRecord | None = None,
         action: str = "edit",
         plain: int = 0,
@@ -445,11 +445,12 @@ class Chain:
     ) -> None:
         """Write ``prepared`` after the first ``keep`` messages (CAS on the head).
 
-        ``status`` marks the messages as a partial reply (all but the first ``plain``
-        of them, which a send staged); ``call`` is a ledger row and ``objects`` are
-        store objects written in the same transaction. A head left behind (``keep``
-        short of the chain) is recorded as an earlier head, ``action`` saying why
-        (``srt.history``). Waiting for other writers ends at ``deadline``.
+        ``status`` marks the messages as a partial reply (all but the first ``plain``,
+        which a send staged; a list: each message's own, as a compaction re-appends
+        them); ``call`` is a ledger row and ``objects`` are store objects written in
+        the same transaction. A head left behind (``keep`` short of the chain) is
+        recorded as an earlier head, ``action`` saying why (``srt.history``). Waiting
+        for other writers ends at ``deadline``.
         """
         if not self.loaded:  # (the memory budget may have dropped it since the caller looked)
             self.load()
@@ -481,8 +482,7 @@ class Chain:
             start = plain
         elif keep < n or keep < len(self.hashes):
             self.truncate(keep)
-        # (the helpers _add_id and intern inlined for the common case: this runs after
-        # every reply, when each call costs several times what it costs hot)
+        # (_add_id and intern inlined: this runs after every reply, when calls cost most)
         intern = self.shared.intern
         bodies, hashes, pinned = self.bodies, self.hashes, self.pinned
         for node_id, (h, body, meta) in zip(ids[start:], prepared[start:], strict=True):
@@ -496,9 +496,9 @@ class Chain:
                 self.own += len(body) + 33
             else:
                 bodies.append(intern(h, body))
-            if status is not None and len(bodies) > keep + plain:
-                self.status[len(bodies) - 1] = status
             pinned.append(meta is not None and _pinned(meta))
+        if status is not None:  # (a partial reply's, or each re-appended message's own)
+            self.status.update({keep + i: it[4] for i, it in enumerate(items) if it[4]})
         self.head = self.ids[-1] if self.ids else None
         self.head_prefix = prefixes[-1] if prefixes else self.prefix()
         if n < SHARE_MIN_MESSAGES <= len(self.ids):

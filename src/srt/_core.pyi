@@ -187,7 +187,7 @@ def new_nodes(
     prepared: Sequence[tuple[bytes, bytes, bytes | None]],
     prefixes: list[bytes],
     plain: int,
-    status: str | None,
+    status: str | list[str | None] | None,
     cls: type[_T],
 ) -> list[_T]: ...
 def first_items(rows: Iterable[Sequence[Any]]) -> list[Any]: ...

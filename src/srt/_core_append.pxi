@@ -178,16 +178,21 @@ def plain_prepared(object msg, dict heads not None, Py_ssize_t max_bytes, object
 def new_nodes(object prepared, list prefixes not None, Py_ssize_t plain, object status, object cls):
     """``[cls((h, body, prefix, meta, st)) ...]`` for each ``(h, body, meta)`` of
     ``prepared`` and its prefix hash in ``prefixes`` (as many), ``st`` being ``None``
-    for the first ``plain`` and ``status`` after them: a commit's nodes, each a tuple of
-    the type ``cls`` (a NamedTuple's own constructor is a Python call)."""
+    for the first ``plain`` and ``status`` after them, or, when ``status`` is a list
+    (as many), each message's own: a commit's nodes, each a tuple of the type ``cls``
+    (a NamedTuple's own constructor is a Python call)."""
     cdef list out = []
     cdef Py_ssize_t i = 0
     cdef object p, h, body, meta
+    cdef bint each = type(status) is list
     if len(prepared) != len(prefixes):
         raise ValueError("a prefix hash for each prepared message, no more")
+    if each and len(<list>status) != len(prefixes):
+        raise ValueError("a status for each prepared message, no more")
     for p in prepared:
         h, body, meta = p
-        out.append(tuple.__new__(cls, (h, body, prefixes[i], meta, None if i < plain else status)))
+        out.append(tuple.__new__(cls, (h, body, prefixes[i], meta, (<list>status)[i] if each
+                                       else None if i < plain else status)))
         i += 1
     return out
 

@@ -1,14 +1,16 @@
 """Reversible compaction: a span of history replaced by a content-addressed summary.
 
 The summary is an ordinary message (so equal summaries of equal histories share
-nodes); its node's metadata links to the first and last node of the span it
-replaces, which stay stored while something reaches them (the head the compaction
-left is recorded as an earlier head: ``srt.history``); once that record expired,
-``gc`` may free the span, and ``expand`` then says so. ``expand`` re-appends the
-span and what followed on the summary's parent, and because prefix hashes name whole
-histories the original nodes are found again: nothing is copied and the bytes are
-the original ones. What follows a span is appended again with its nodes' metadata
-(pins, the user's metadata, a later summary's link).
+nodes) whose header names the span (the first digits of its end's prefix hash), so a
+summary of another span is another node; its node's metadata links to the first and
+last node of the span it replaces, which stay stored while something reaches them
+(the head the compaction left is recorded as an earlier head: ``srt.history``); once
+that record expired, ``gc`` may free the span, and ``expand`` then says so.
+``expand`` re-appends the span and what followed on the summary's parent, and because
+prefix hashes name whole histories the original nodes are found again: nothing is
+copied and the bytes are the original ones. What is appended again keeps its nodes'
+metadata (pins, the user's metadata, a later summary's link) and status (a partial
+reply stays one: a node appended again with no status would be completed).
 """
 
 from __future__ import annotations
@@ -23,7 +25,11 @@ from .entries import compaction_link, span_rows
 from .errors import HistoryIndexError, SessionError
 from .store import CallRecord
 
-__all__ = ["compact", "expand", "span"]
+__all__ = ["SPAN_ID_CHARS", "compact", "expand", "span"]
+
+#: Hex digits of the span's prefix hash in a summary's header (48 bits: two different
+#: spans after one parent summarized in the same words share a node only by a collision).
+SPAN_ID_CHARS = 12
 
 
 def span(chain: Chain, roles: list[str], end: int, start: int | None) -> int:
@@ -72,14 +78,19 @@ def compact(
     }
     if by is not None:
         link["by"] = by
+    # The header names the span (its prefix hash: the whole history up to its end), so a
+    # summary of another span is another message and another node: a node's metadata is
+    # its first writer's, and its link must be this span's.
+    span_id = chain.prefix(end).hex()[:SPAN_ID_CHARS]
     msg = {
         "role": "user",
-        "content": f"[Summary of {end - first} earlier messages]\n{text}",
+        "content": f"[Summary of {end - first} earlier messages, span {span_id}]\n{text}",
         "metadata": {"srt_compacted": link},
     }
     prepared = chain.prepare([msg])
     rest = _carried(chain, end, n)
-    chain.commit(first, prepared + rest, call=call, action="compact")
+    status = _statuses(chain, [None], end, n)
+    chain.commit(first, prepared + rest, status, call=call, action="compact")
     return chain.head
 
 
@@ -92,6 +103,18 @@ def _carried(chain: Chain, start: int, stop: int) -> list[Prepared]:
         meta = meta.encode() if isinstance(meta, str) else meta
         out.append(Prepared(chain.hashes[i], chain.bodies[i], meta))
     return out
+
+
+def _statuses(
+    chain: Chain, first: list[str | None], start: int, stop: int
+) -> list[str | None] | None:
+    """``first`` and the statuses of messages ``start:stop`` of ``chain``, for a commit
+    that appends them again: a partial reply stays one (a node appended again with no
+    status is completed); ``None`` when all are complete."""
+    marks = chain.status
+    if not any(marks.get(i) for i in range(start, stop)) and not any(first):
+        return None
+    return first + [marks.get(i) for i in range(start, stop)]
 
 
 def expand(chain: Chain) -> int | None:
@@ -111,5 +134,6 @@ def expand(chain: Chain) -> int | None:
         )
     items = [Prepared(r[1], r[2], None) for r in span]
     items += _carried(chain, k + 1, len(chain))
-    chain.commit(k, items, action="expand")
+    status = _statuses(chain, [r[4] for r in span], k + 1, len(chain))
+    chain.commit(k, items, status, action="expand")
     return chain.head
