@@ -54,6 +54,7 @@ __all__ = [
     "reply_parts",
     "stream_error",
     "text_of",
+    "usage_or_none",
 ]
 
 #: One event of a streamed reply, before framing: (event name or None, JSON data).
@@ -155,6 +156,19 @@ class CacheRules:
     min_tokens: int | None = None
     idle_ttl_s: float | None = None
     key_param: str | None = None
+
+
+def usage_or_none(data: Any, parse: Any, *, whole: bool = False) -> Usage | None:
+    """``parse`` of a response object's ``usage`` (of the whole object, ``whole``, where
+    the format's parser reads it from there): ``None`` where there is none, or where it
+    does not parse (``WireFormat.parse_usage``'s rule, for every format)."""
+    if not isinstance(data, Mapping) or not data.get("usage"):
+        return None
+    try:
+        usage: Usage = parse(data if whole else data["usage"])
+    except ProviderResponseError:
+        return None
+    return usage
 
 
 class WireFormat(ABC):

@@ -66,6 +66,7 @@ from .base import (
     reply_parts,
     stream_error,
     usage_of,
+    usage_or_none,
 )
 from .eventstream import Event as Frame
 from .eventstream import EventStreamDecoder, encode_frame
@@ -300,12 +301,7 @@ class Bedrock(BlockFormat):
         return Reply(message, usage, model, None, data.get("stopReason"))
 
     def parse_usage(self, data: Any) -> Usage | None:
-        if not isinstance(data, Mapping) or not data.get("usage"):
-            return None
-        try:
-            return _usage(data)
-        except ProviderResponseError:
-            return None
+        return usage_or_none(data, _usage, whole=True)
 
     def context_overflow(
         self, status: int, body: str, headers: Mapping[str, str]

@@ -36,6 +36,7 @@ from .base import (
     params_tail,
     reply_parts,
     stream_error,
+    usage_or_none,
 )
 from .overflow import Overflow
 from .sse import ServerSentEvent
@@ -122,13 +123,7 @@ class OpenAIChat(WireFormat):
         return Reply(out, usage, data.get("model"), data.get("id"), choice.get("finish_reason"))
 
     def parse_usage(self, data: Any) -> Usage | None:
-        u = data.get("usage") if isinstance(data, Mapping) else None
-        if not u:
-            return None
-        try:
-            return _usage(u)
-        except ProviderResponseError:
-            return None
+        return usage_or_none(data, _usage)
 
     def context_overflow(
         self, status: int, body: str, headers: Mapping[str, str]

@@ -67,6 +67,7 @@ from ..base import (
     loads_arguments,
     params_tail,
     usage_of,
+    usage_or_none,
 )
 from ..overflow import Overflow
 from . import replies
@@ -434,12 +435,7 @@ class Anthropic(BlockFormat):
         return Reply(message, usage, model, data.get("id"), data.get("stop_reason"))
 
     def parse_usage(self, data: Any) -> Usage | None:
-        if not isinstance(data, Mapping) or not data.get("usage"):
-            return None
-        try:
-            return _usage(data)
-        except ProviderResponseError:
-            return None
+        return usage_or_none(data, _usage, whole=True)
 
     def context_overflow(
         self, status: int, body: str, headers: Mapping[str, str]

@@ -76,6 +76,7 @@ from ..base import (
     check_model,
     dumps,
     params_tail,
+    usage_or_none,
 )
 from ..openai_chat import OPENAI_CACHE
 from ..overflow import Overflow
@@ -349,13 +350,7 @@ class OpenAIResponses(WireFormat):
         return Reply(msg, usage, model, data.get("id"), data.get("status"))
 
     def parse_usage(self, data: Any) -> Usage | None:
-        u = data.get("usage") if isinstance(data, Mapping) else None
-        if not u:
-            return None
-        try:
-            return _usage(u)
-        except ProviderResponseError:
-            return None
+        return usage_or_none(data, _usage)
 
     def context_overflow(
         self, status: int, body: str, headers: Mapping[str, str]
