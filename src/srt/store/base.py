@@ -54,6 +54,7 @@ from .checks import (
     not_below,
     not_stored,
     object_changed,
+    object_node_gone,
 )
 from .reports import (
     MAX_FAULTS,
@@ -103,6 +104,7 @@ __all__ = [
     "not_below",
     "not_stored",
     "object_changed",
+    "object_node_gone",
     "session_overviews",
     "store_protocol",
 ]

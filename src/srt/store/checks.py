@@ -25,6 +25,7 @@ __all__ = [
     "not_below",
     "not_stored",
     "object_changed",
+    "object_node_gone",
 ]
 
 #: One message of a chain, as ``Store.chain`` returns it: ``(node id, message hash,
@@ -86,6 +87,14 @@ def not_stored(parent: int) -> str:
     """What an append says when the node to append below is not stored."""
     return (
         f"the node to append below ({parent}) is not stored (collected by gc?); nothing was written"
+    )
+
+
+def object_node_gone(node: int) -> str:
+    """What an object write says when the node it is to keep alive is not stored."""
+    return (
+        f"the node an object refers to ({node}) is not stored (collected by gc?); "
+        "nothing was written"
     )
 
 

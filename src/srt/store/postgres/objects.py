@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...errors import ConfigError, ConflictError
-from ..base import ObjectPut, ObjectRow, check_expect, check_object
+from ..base import ObjectPut, ObjectRow, check_expect, check_object, object_node_gone
 from .statements import OBJECT_COLUMNS
 
 __all__ = ["ObjectsMixin", "conditional"]
@@ -59,10 +59,7 @@ class ObjectsMixin:
                 "storing an object", "SELECT 1 FROM {s}.nodes WHERE id = %s", (node,)
             )
         ):
-            raise ConflictError(
-                f"the node an object refers to ({node}) is not stored (collected by gc?); "
-                "nothing was written"
-            )
+            raise ConflictError(object_node_gone(node))
         return bool(written)
 
     def get_object(self, kind: str, scope: str, key: str) -> ObjectRow | None:

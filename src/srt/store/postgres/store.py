@@ -49,6 +49,7 @@ from ..base import (
     not_below,
     not_stored,
     object_changed,
+    object_node_gone,
 )
 from . import chains, maintenance
 from .errors import HEAD_MOVED, is_connection_error
@@ -375,14 +376,19 @@ class PostgresStore(ObjectsMixin, Store):
             return conn.execute(sql, (*args, f"{left_ms:d}ms"))
 
         def swap_first(conn: psycopg.Connection[Any]) -> list[int]:
-            before, values, n = self._swapping(held, args[9])
-            text = self.db.sql(before + APPEND.removeprefix("SELECT ") + " END")
+            # One statement: the object's conditional write, then the append only if it
+            # wrote (else NULL: nothing written; an append that fails undoes the write).
+            (obj,) = held
+            write, values = conditional(obj, obj.node, args[9])
+            text = self.db.sql(
+                f"WITH w AS ({write} RETURNING 1) SELECT CASE WHEN EXISTS (SELECT 1 FROM w) "
+                f"THEN {APPEND.removeprefix('SELECT ')} END"
+            )
             row = conn.execute(text, (*values, *args)).fetchone()
             assert row is not None
-            if row[n] is None:  # a swap found another value: nothing was written
-                failed = next(o for o, c in zip(held, row, strict=False) if c != 1)
-                raise ConflictError(self._held_error(conn, failed, None))
-            return list(row[n])
+            if row[0] is None:  # the condition found another value: nothing was written
+                raise ConflictError(self._held_error(conn, obj, None))
+            return list(row[0])
 
         def ids_of(cur: psycopg.Cursor[Any]) -> list[int]:
             row = cur.fetchone()
@@ -435,33 +441,13 @@ class PostgresStore(ObjectsMixin, Store):
         # commit somewhere (a network cut): then one of the two gets ConflictError.
         return self.db.run("appending to a session", run)
 
-    def _swapping(self, held: Sequence[ObjectPut], now: float) -> tuple[str, tuple[Any, ...], int]:
-        """The append as one statement that writes ``held`` first and appends only if each
-        of them was written (else it returns NULL; an append that fails undoes them with
-        the statement): the text before the append's arguments, their arguments, and how
-        many there are. Used for one object: of two, a first written stands when the
-        second is not (the statement commits)."""
-        ctes: list[str] = []
-        values: list[Any] = []
-        wrote: list[str] = []
-        for i, obj in enumerate(held):
-            text, args = conditional(obj, obj.node, now)
-            ctes.append(f"w{i} AS ({text} RETURNING 1)")
-            values.extend(args)
-            wrote.append(f"(SELECT count(*) FROM w{i})")
-        head = f"WITH {', '.join(ctes)} SELECT {', '.join(wrote)}, CASE WHEN "
-        return head + " + ".join(wrote) + f" = {len(held)} THEN ", tuple(values), len(held)
-
     def _held_error(self, conn: psycopg.Connection[Any], obj: ObjectPut, head: int | None) -> str:
         """Why a conditional object of an append was not written (asked in its
         transaction, on its connection)."""
         node = head if obj.at_head else obj.node
         find = self.db.sql("SELECT 1 FROM {s}.nodes WHERE id = %s")
         if node is not None and conn.execute(find, (node,)).fetchone() is None:
-            return (
-                f"the node an object refers to ({node}) is not stored (collected by gc?); "
-                "nothing was written"
-            )
+            return object_node_gone(node)
         return object_changed(obj.kind, obj.scope, obj.key)
 
     def _parent_prefix(self, session: int, expected: int | None, parent: int) -> bytes:

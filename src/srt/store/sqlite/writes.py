@@ -23,6 +23,7 @@ from ..base import (
     check_object,
     not_below,
     not_stored,
+    object_node_gone,
 )
 from . import heap
 from .statements import LIVE_OBJECT
@@ -222,10 +223,7 @@ def put_object(conn: apsw.Connection, obj: ObjectPut, node: int | None) -> bool:
         node is not None
         and conn.execute("SELECT 1 FROM nodes WHERE id = ?", (node,)).fetchone() is None
     ):
-        raise ConflictError(
-            f"the node an object refers to ({node}) is not stored (collected by gc?); "
-            "nothing was written"
-        )
+        raise ConflictError(object_node_gone(node))
     now = time.time()
     if obj.expect is not None:
         conn.execute(
