@@ -34,7 +34,7 @@ from ..errors import (
 )
 from ..message import dumps
 from ..tokens import GENERIC_ESTIMATE, Tokenizer
-from .overflow import Overflow, from_stream_event
+from .overflow import RULES, Overflow, from_stream_event
 from .sse import ServerSentEvent, SSEDecoder, sse_event
 
 __all__ = [
@@ -272,8 +272,9 @@ class WireFormat(ABC):
     ) -> Overflow | None:
         """An error answer (``status``, its body's text, its headers) that says the prompt
         does not fit the model's context window, as this format's provider words it
-        (``srt.wire.overflow``), or ``None``."""
-        return None
+        (``srt.wire.overflow.RULES``, by the format's provider family), or ``None``."""
+        rule = RULES.get(self.provider)
+        return rule(status, body, headers) if rule is not None else None
 
     def mark(self, fragment: bytes, ttl: str | None) -> bytes:
         """``fragment`` carrying a cache breakpoint (for formats with markers)."""

@@ -44,7 +44,6 @@ from ..errors import (
 )
 from ..message import canonical_tool
 from ..tokens import Tokenizer, bedrock_tokenizer
-from . import overflow
 from ._input import need, typed_input
 from .anthropic import (
     BlockFormat,
@@ -70,7 +69,6 @@ from .base import (
 )
 from .eventstream import Event as Frame
 from .eventstream import EventStreamDecoder, encode_frame
-from .overflow import Overflow
 from .sse import json_utf8
 
 __all__ = ["FORMAT", "NAME", "Bedrock", "to_canonical"]
@@ -302,13 +300,6 @@ class Bedrock(BlockFormat):
 
     def parse_usage(self, data: Any) -> Usage | None:
         return usage_or_none(data, _usage, whole=True)
-
-    def context_overflow(
-        self, status: int, body: str, headers: Mapping[str, str]
-    ) -> Overflow | None:
-        # A 400 ValidationException "Input is too long for requested model."
-        # (srt.wire.overflow).
-        return overflow.bedrock(status, body, headers)
 
     def _to_part(self, block: Any, what: str) -> dict[str, Any]:
         if not isinstance(block, Mapping) or len(block) != 1:

@@ -22,7 +22,6 @@ from .._core import find_in_any
 from .._types import Reply, Usage
 from ..errors import ProviderResponseError
 from ..tokens import Tokenizer, openai_tokenizer
-from . import overflow
 from .base import (
     CacheRules,
     Event,
@@ -38,7 +37,6 @@ from .base import (
     stream_error,
     usage_or_none,
 )
-from .overflow import Overflow
 from .sse import ServerSentEvent
 
 _RESERVED = frozenset({"model", "messages", "tools"})
@@ -124,13 +122,6 @@ class OpenAIChat(WireFormat):
 
     def parse_usage(self, data: Any) -> Usage | None:
         return usage_or_none(data, _usage)
-
-    def context_overflow(
-        self, status: int, body: str, headers: Mapping[str, str]
-    ) -> Overflow | None:
-        # OpenAI's and Azure's ``context_length_exceeded``, and the compatible servers'
-        # (llama.cpp's ``exceed_context_size_error``, vLLM's message): srt.wire.overflow.
-        return overflow.openai(status, body, headers)
 
     # -- the server side ---------------------------------------------------------------
 

@@ -45,10 +45,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-__all__ = ["Overflow", "anthropic", "bedrock", "from_stream_event", "openai"]
+__all__ = ["RULES", "Overflow", "anthropic", "bedrock", "from_stream_event", "openai"]
 
 
 class Overflow(NamedTuple):
@@ -159,6 +159,17 @@ def bedrock(status: int, body: str, headers: Mapping[str, str]) -> Overflow | No
     if not isinstance(message, str) or not _BEDROCK.search(message):
         return None
     return _anthropic_message(message) or Overflow(message)
+
+
+#: The rule a format applies to an error answer, by its provider family
+#: (``WireFormat.provider``): OpenAI's shape also serves Azure and the compatible servers
+#: (llama.cpp's and vLLM's own shapes included); a family not listed has none.
+RULES: dict[str, Callable[[int, str, Mapping[str, str]], Overflow | None]] = {
+    "openai": openai,
+    "azure": openai,
+    "anthropic": anthropic,
+    "bedrock": bedrock,
+}
 
 
 def from_stream_event(kind: str, message: str) -> Overflow | None:

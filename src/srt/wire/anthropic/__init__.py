@@ -50,7 +50,6 @@ from ...errors import (
 )
 from ...message import canonical_tool
 from ...tokens import CLAUDE_ESTIMATE, Tokenizer
-from .. import overflow
 from .._input import need, typed_input
 from ..base import (
     Event,
@@ -69,7 +68,6 @@ from ..base import (
     usage_of,
     usage_or_none,
 )
-from ..overflow import Overflow
 from . import replies
 from .replies import AnthropicStream
 
@@ -436,13 +434,6 @@ class Anthropic(BlockFormat):
 
     def parse_usage(self, data: Any) -> Usage | None:
         return usage_or_none(data, _usage, whole=True)
-
-    def context_overflow(
-        self, status: int, body: str, headers: Mapping[str, str]
-    ) -> Overflow | None:
-        # A 400 invalid_request_error "prompt is too long: N tokens > M maximum" (a 413
-        # request_too_large is bytes, not tokens): srt.wire.overflow.
-        return overflow.anthropic(status, body, headers)
 
     def _check_block(self, block: Any, allowed: Iterable[str]) -> dict[str, Any]:
         if not isinstance(block, Mapping) or not isinstance(block.get("type"), str):

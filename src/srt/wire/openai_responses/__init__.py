@@ -63,7 +63,6 @@ from ...errors import (
     UnsupportedFeatureError,
 )
 from ...tokens import Tokenizer, openai_tokenizer
-from .. import overflow
 from .._input import typed_input
 from ..base import (
     TEXT_ROLES,
@@ -79,7 +78,6 @@ from ..base import (
     usage_or_none,
 )
 from ..openai_chat import OPENAI_CACHE
-from ..overflow import Overflow
 from . import replies
 from .replies import ResponsesStream
 
@@ -351,13 +349,6 @@ class OpenAIResponses(WireFormat):
 
     def parse_usage(self, data: Any) -> Usage | None:
         return usage_or_none(data, _usage)
-
-    def context_overflow(
-        self, status: int, body: str, headers: Mapping[str, str]
-    ) -> Overflow | None:
-        # A 400 ``context_length_exceeded`` (OpenAI, Azure; llama.cpp's and vLLM's own
-        # shapes from a compatible server): srt.wire.overflow.
-        return overflow.openai(status, body, headers)
 
 
 def _usage(u: Any) -> Usage:
