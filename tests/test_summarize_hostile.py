@@ -263,3 +263,59 @@ def test_an_automatic_summary_before_a_send_with_append_leaves_append_to_the_sen
     assert msgs[-2:] == [{"role": "user", "content": "new"},
                          {"role": "assistant", "content": "the answer"}]  # fmt: skip
     assert all("append" not in rec.body for rec in srv.log)
+
+
+def _cut_reply(srv: ProviderServer, s: srt.Session, p: Any) -> None:
+    """A streamed reply cut off by a reset connection: stored as a partial reply."""
+    srv.script("*", ["a long answer that never ends " * 20])
+    srv.fault("openai", "reset_after_events", n=5)
+    with pytest.raises(srt.ProviderError):
+        s.stream(p, model=MODELS["openai"]).text()
+    assert s.entries()[-1].status is not None
+
+
+def test_a_partial_reply_the_send_leaves_out_does_not_make_a_summary_due(
+    srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    """The send leaves partial replies out, so they count for nothing toward
+    ``compact_at`` (unless ``include_partial=True``, which sends them)."""
+    p = make("openai", srv.url)
+    s = rt.session("partial-due")
+    _chat(s, 2)  # 42 tokens
+    _cut_reply(srv, s, p)  # 15 more
+    w = WindowPolicy("cache_aware", 100, tokenizer=GENERIC_ESTIMATE, compact_at=0.5)
+    sent, before = len(srv.log), s.messages()
+    srv.script("*", ["the answer"])
+    reply = s.send(p, model=MODELS["openai"], window=w)  # was: a summary first
+    assert reply.message["content"] == "the answer"
+    assert len(srv.log) == sent + 1
+    assert s.messages()[:-1] == before
+    s.rewind(2)  # the cut reply and the answer
+    _cut_reply(srv, s, p)
+    srv.script("*", ["Summary: two questions.", "again"])
+    reply = s.send(p, model=MODELS["openai"], window=w, include_partial=True)
+    p.close()
+    assert reply.message["content"] == "again"
+    assert len(srv.log) == sent + 4  # the cut reply, the summary and the send
+    assert s.messages()[2]["content"].endswith("Summary: two questions.")
+
+
+def test_a_partial_reply_at_the_end_is_not_the_newest_step_a_summary_keeps(
+    srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    """The newest step a summary must leave whole is the last message the send sends:
+    with a partial reply last, that is the question before it."""
+    p = make("openai", srv.url)
+    s = rt.session("partial-end")
+    _chat(s, 6)
+    _cut_reply(srv, s, p)
+    w = WindowPolicy("cache_aware", 200, tokenizer=GENERIC_ESTIMATE, compact_at=0.2)
+    srv.script("*", ["Summary: six questions.", "the answer"])
+    reply = s.send(p, model=MODELS["openai"], window=w)
+    p.close()
+    assert reply.message["content"] == "the answer"
+    last = srv.log[-1].body["messages"]
+    assert last[-1] == {"role": "user", "content": "question 5"}  # was: the summary
+    msgs = s.messages()  # the cut reply stays, after the question
+    assert msgs[2]["content"].endswith("Summary: six questions.")
+    assert [m["content"] for m in msgs[-3::2]] == ["question 5", "the answer"]

@@ -465,7 +465,7 @@ class Session:
         ``compact_at`` may first compact the history with the model's summary
         (``srt.summarize``).
         """
-        summarize.auto(self, provider, model, tools, {**params, "cache": cache})
+        summarize.auto(self, provider, model, tools, params, cache, include_partial)
         return drivers.send(
             self._call(provider, model, tools, cache, include_partial, params, False)
         )
@@ -482,7 +482,7 @@ class Session:
     ) -> drivers.ReplyStream:
         """Like ``send`` but streamed: iterate the result for text deltas. A stream that is
         cut off, fails or is closed early keeps what arrived as a partial reply."""
-        summarize.auto(self, provider, model, tools, {**params, "cache": cache})
+        summarize.auto(self, provider, model, tools, params, cache, include_partial)
         call = self._call(provider, model, tools, cache, include_partial, params, True)
         return drivers.ReplyStream(call)
 
@@ -498,7 +498,7 @@ class Session:
     ) -> Reply:
         """The asyncio twin of ``send``; a handle's asyncio calls take turns (docs/api.md)."""
         call = self._call(provider, model, tools, cache, include_partial, params, False)
-        before = summarize.aauto(self, provider, model, tools, {**params, "cache": cache})
+        before = summarize.aauto(self, provider, model, tools, params, cache, include_partial)
         return await drivers.asend(call, before)
 
     def astream(
@@ -513,7 +513,7 @@ class Session:
     ) -> drivers.AsyncReplyStream:
         """The asyncio twin of ``stream``: ``async for delta in s.astream(...)``."""
         call = self._call(provider, model, tools, cache, include_partial, params, True)
-        before = summarize.aauto(self, provider, model, tools, {**params, "cache": cache})
+        before = summarize.aauto(self, provider, model, tools, params, cache, include_partial)
         return drivers.AsyncReplyStream(call, before=before)
 
     # -- tasks: the tool loop (srt.tasks) ------------------------------------------------

@@ -249,8 +249,18 @@ async def acompact(
 # -- automatic compaction (WindowPolicy.compact_at) -------------------------------------------
 
 
-def due(s: SessionLike, provider: Provider, model: str, window: WindowPolicy | None) -> int | None:
-    """The ``end`` to compact up to before the next send under ``window``, or ``None``."""
+def due(
+    s: SessionLike,
+    provider: Provider,
+    model: str,
+    window: WindowPolicy | None,
+    partial: bool = False,
+) -> int | None:
+    """The ``end`` to compact up to before the next send under ``window``, or ``None``.
+
+    Only what the send sends counts: partial replies count for nothing unless
+    ``partial`` (the send's ``include_partial``), and the newest step, kept whole, is the
+    last message sent (a partial reply at the end is not it)."""
     if window is None or window.compact_at is None:
         return None
     fmt = get_format(provider.format)
@@ -258,14 +268,19 @@ def due(s: SessionLike, provider: Provider, model: str, window: WindowPolicy | N
     with parts.lock:
         parts.chain.load()
         tokenizer = window.tokenizer or fmt.tokenizer(model)
-        total = sum(parts.builder.token_counts(tokenizer))
-        if total < window.compact_at * window.budget:
+        counts = parts.builder.token_counts(tokenizer)
+        roles, status = parts.builder.roles(), parts.chain.status
+        n = len(roles)
+        if status and not partial:
+            while n and n - 1 in status:
+                n -= 1
+            counts = [0 if i in status else counts[i] for i in range(n)]
+        if sum(counts) < window.compact_at * window.budget:
             return None
-        roles = parts.builder.roles()
-        end = len(roles) - 1
+        end = n - 1
         while end > 0 and roles[end] == "tool":
             end -= 1  # keep the newest step whole: its call and all its results
-        first = pinned_prefix(roles)
+        first = pinned_prefix(roles[:n])
         return end if end > first else None
 
 
@@ -275,9 +290,11 @@ def _job(
     model: str,
     tools: Sequence[Any] | None,
     params: dict[str, Any],
+    cache: Any,
+    partial: bool,
 ) -> tuple[int, dict[str, Any]] | None:
     window = params.get("window")
-    end = due(s, provider, model, window if isinstance(window, WindowPolicy) else None)
+    end = due(s, provider, model, window if isinstance(window, WindowPolicy) else None, partial)
     if end is None:
         return None
     assert isinstance(window, WindowPolicy)
@@ -286,6 +303,7 @@ def _job(
         provider=window.summarizer or provider,
         model=window.summary_model or model,
         tools=tools,
+        cache=cache,
         # The summary request is held to the same window (without compacting again):
         # a history grown past the budget in one step is cut, not sent whole.
         window=dataclasses.replace(window, compact_at=None),
@@ -299,9 +317,12 @@ def auto(
     model: str,
     tools: Sequence[Any] | None,
     params: dict[str, Any],
+    cache: Any = True,
+    partial: bool = False,
 ) -> int | None:
-    """Compact first if ``params``' window says it is time; the new head, or ``None``."""
-    job = _job(s, provider, model, tools, params)
+    """Compact first if ``params``' window says it is time; the new head, or ``None``.
+    ``cache`` and ``partial`` are the send's ``cache`` and ``include_partial``."""
+    job = _job(s, provider, model, tools, params, cache, partial)
     if job is None:
         return None
     end, kw = job
@@ -314,11 +335,13 @@ def aauto(
     model: str,
     tools: Sequence[Any] | None,
     params: dict[str, Any],
+    cache: Any = True,
+    partial: bool = False,
 ) -> Callable[[], Awaitable[int | None]]:
     """``auto`` for asyncio, as a coroutine function to await before the send."""
 
     async def run() -> int | None:
-        job = _job(s, provider, model, tools, params)
+        job = _job(s, provider, model, tools, params, cache, partial)
         if job is None:
             return None
         end, kw = job
