@@ -31,6 +31,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
+from ._types import token_counts, write_1h_tokens
 from .errors import ConfigError
 
 __all__ = ["LOCAL", "Price", "Pricing", "Rates", "source", "token_counts", "write_1h_tokens"]
@@ -118,35 +119,6 @@ def _timestamp(at: Any) -> datetime:
         except (OverflowError, OSError, ValueError):
             pass
     raise ConfigError(f"a request's date must be Unix seconds after 1970, got {at!r:.40}")
-
-
-def _count(row: Mapping[str, Any], key: str) -> int:
-    v = row.get(key)
-    if v is None:
-        return 0
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise ConfigError(
-            f"ledger row {row.get('id')!r}: {key} must be a whole number, got {v!r:.40}"
-        )
-    return max(v, 0)
-
-
-def token_counts(row: Mapping[str, Any]) -> tuple[int, int, int, int]:
-    """(input, cache read, cache write, output) tokens of a ledger row as priced: a
-    missing count is 0, and so is a negative one; reads and writes are parts of the
-    input, so together they are at most the input (a provider that reports more cache
-    than input is not billed below zero). A count that is not a whole number is a
-    ``ConfigError``."""
-    total = _count(row, "input_tokens")
-    read = min(_count(row, "cache_read_tokens"), total)
-    write = min(_count(row, "cache_write_tokens"), total - read)
-    return total, read, write, _count(row, "output_tokens")
-
-
-def write_1h_tokens(row: Mapping[str, Any]) -> int:
-    """Of a ledger row's cache writes as priced (``token_counts``), those written with a
-    1-hour TTL (``cache_write_1h_tokens``; missing or negative: 0), at most all of them."""
-    return min(_count(row, "cache_write_1h_tokens"), token_counts(row)[2])
 
 
 class Pricing:

@@ -7,6 +7,7 @@ import argparse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .._types import billed
 from ..errors import SessionNotFoundError
 from ..runtime import Runtime
 from ..savings import usage_figures as figures_of
@@ -54,11 +55,21 @@ def _output(f: Mapping[str, Any]) -> str:
 
 
 def _not_ok(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The requests that were not plainly answered: the billed ones by status (a failed
+    request whose usage was recorded was billed), then those failed with nothing billed
+    (``UsageSummary``'s ``errors``)."""
     counts: dict[str, int] = {}
+    unbilled = 0
     for r in rows:
-        if r["status"] != "ok":
-            counts[str(r["status"])] = counts.get(str(r["status"]), 0) + 1
-    return ", ".join(f"{n:,} {status}" for status, n in sorted(counts.items()))
+        if not billed(r):
+            unbilled += 1
+        elif r["status"] != "ok":
+            status = "failed yet billed" if r["status"] == "error" else str(r["status"])
+            counts[status] = counts.get(status, 0) + 1
+    text = ", ".join(f"{n:,} {status}" for status, n in sorted(counts.items()))
+    if unbilled:
+        text += ("; " if text else "") + f"{unbilled:,} failed, not billed"
+    return text
 
 
 def usage_summary(
@@ -69,7 +80,7 @@ def usage_summary(
     """The figures of ``usage_figures`` as aligned lines."""
     f = usage_figures(rows, rt, every)
     lines = [
-        ("requests", f"{f['requests']:,}" + (f" ({_not_ok(rows)})" if f["errors"] else "")),
+        ("requests", f"{f['requests']:,}" + (f" ({not_ok})" if (not_ok := _not_ok(rows)) else "")),
         ("input tokens", f"{f['input_tokens']:,}"),
         (
             "  cache reads",
