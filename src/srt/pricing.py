@@ -4,8 +4,10 @@ Prices come from ``genai-prices`` (pydantic's maintained price data: every provi
 list prices with their start dates, long-context tiers and cache read/write prices).
 Each request is priced at the price that applied on its date (the ledger's ``at``) and
 in the tier its input tokens fall in. ``source()`` names the data (``genai-prices
-0.2.5``); ``srt stats`` prints it. The library's data ships inside it: nothing is
-fetched over the network.
+0.2.5``); ``srt stats`` prints it. srt never fetches prices: the data is the one the
+installed package ships (``pip install -U genai-prices`` brings newer), unless the
+user's own process fetched newer data with ``genai_prices.UpdatePrices`` (then that is
+used, and ``source()`` says when it was fetched).
 
 A model the data does not know is *unpriced* and reported as such, never guessed. Two
 hooks cover the rest:
@@ -50,11 +52,29 @@ _M = Decimal(1_000_000)
 
 
 @functools.cache
-def source() -> str:
-    """The price data in use, e.g. ``"genai-prices 0.2.5"``."""
+def _installed() -> str:
     from importlib import metadata  # (here: about 20 ms of ``import srt``)
 
     return f"genai-prices {metadata.version('genai-prices')}"
+
+
+def _named(snapshot: Any) -> str:
+    """The name of a genai-prices data snapshot: the installed package's, and when the
+    user's process fetched newer data (``genai_prices.UpdatePrices``) when it did."""
+    if not getattr(snapshot, "from_auto_update", False):
+        return _installed()
+    at = snapshot.timestamp.astimezone(timezone.utc)  # (naive: the local time it was made)
+    return f"{_installed()}, data fetched {at:%Y-%m-%d %H:%M} UTC"
+
+
+def source() -> str:
+    """The price data in use: ``"genai-prices 0.2.5"``, the data that version of the
+    package ships, or ``"genai-prices 0.2.5, data fetched 2026-12-06 17:00 UTC"`` when
+    the user's process fetched newer data with ``genai_prices.UpdatePrices`` (srt never
+    fetches it)."""
+    from genai_prices import data_snapshot
+
+    return _named(data_snapshot.get_snapshot())
 
 
 @dataclass(frozen=True)
@@ -139,7 +159,9 @@ class Pricing:
         self._local = tuple(local)
         if not all(isinstance(p, str) and p for p in self._local):
             raise ConfigError("local models are given as model names or patterns")
-        self._rates: dict[tuple[int, int], tuple[float, float, float, float, float]] = {}
+        # (id of a genai-prices price set, tier) -> (that price set, its rates): the set is
+        # kept so that its id is not reused by another after a data update frees it.
+        self._rates: dict[tuple[int, int], tuple[Any, tuple[float, ...]]] = {}
 
     @classmethod
     def default(cls) -> Pricing:
@@ -189,8 +211,9 @@ class Pricing:
         from genai_prices import Usage, data_snapshot, types
 
         pid = _PROVIDER_IDS.get(provider or "")
+        snapshot = data_snapshot.get_snapshot()  # (the user's fetched data, if any)
         try:
-            found = data_snapshot.get_snapshot().find_provider_model(model, None, pid, None)
+            found = snapshot.find_provider_model(model, None, pid, None)
         except LookupError:
             return None
         info = found[1]
@@ -205,8 +228,10 @@ class Pricing:
         )
         tier = sum(total > start for start in tiers)
         key = (id(mp), tier)
-        rates = self._rates.get(key)
-        if rates is None:
+        cached = self._rates.get(key)
+        if cached is not None and cached[0] is mp:
+            rates = cached[1]
+        else:
             # Prices are linear in each kind of token within a tier: probe the source once
             # per (price set, tier) with usages of that tier's size.
             n = max(total, 1)
@@ -229,9 +254,9 @@ class Pricing:
                     )["input_price"]
                 ),
             )
-            self._rates[key] = rates
+            self._rates[key] = (mp, rates)
         inp, read, write, out, write_1h = rates
-        return Rates(inp, read, write, out, source(), info.id, write_1h)
+        return Rates(inp, read, write, out, _named(snapshot), info.id, write_1h)
 
     # -- costs ---------------------------------------------------------------------------
 
