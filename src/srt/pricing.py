@@ -261,13 +261,33 @@ class Pricing:
     # -- costs ---------------------------------------------------------------------------
 
     def row_rates(self, row: Mapping[str, Any]) -> Rates | None:
-        """The rates of one ledger row (its model, provider, date and input tokens)."""
+        """The rates of one ledger row (its model, provider, date and input tokens).
+
+        A row whose reply named another model (``reply_model``) is priced as either: an
+        override or local pattern matching the model asked for wins, then one matching
+        the reply's; then the data's price of the reply's model first on Azure (where the
+        model asked for is a deployment's name, and the reply names the model it runs),
+        of the model asked for first elsewhere (where the reply names a dated snapshot)."""
         model, provider = row.get("model"), row.get("provider")
+        named, at = row.get("reply_model"), row.get("at")
         if not isinstance(model, str) or not model:
             raise ConfigError(f"ledger row {row.get('id')!r}: model must be a non-empty string")
         if provider is not None and not isinstance(provider, str):
             raise ConfigError(f"ledger row {row.get('id')!r}: provider must be a string")
-        return self.rates(model, provider, at=row.get("at"), input_tokens=token_counts(row)[0])
+        if named is not None and not isinstance(named, str):
+            raise ConfigError(f"ledger row {row.get('id')!r}: reply_model must be a string")
+        total = token_counts(row)[0]
+        if not named or named == model:
+            return self.rates(model, provider, at=at, input_tokens=total)
+        for name in (model, named):
+            if self._override(name) is not None or self.is_local(name, provider):
+                return self.rates(name, provider, at=at, input_tokens=total)
+        ts = _timestamp(at)
+        for name in (named, model) if provider == "azure" else (model, named):
+            found = self._library(name, provider, ts, total)
+            if found is not None:
+                return found
+        return None
 
     def request_cost(self, row: Mapping[str, Any]) -> tuple[float, float, float] | None:
         """(billed input USD, input USD without any caching, output USD) of a ledger row."""
