@@ -186,3 +186,24 @@ def test_the_api_and_srt_stats_agree_on_what_was_billed(store_url: str) -> None:
     assert code == 0, err
     (line,) = [ln for ln in out.splitlines() if "requests" in ln]
     assert line.split(None, 1)[1] == "3 (1 failed yet billed; 1 failed, not billed)"
+
+
+EVIL = "evil\x1b[2J\nrequests        0"
+
+
+def test_srt_stats_escapes_the_model_names_it_prints(db_path: str) -> None:
+    """A model name is the caller's text (a gateway tenant's): an unpriced one with a
+    terminal escape and a newline is printed escaped, on its own line, not obeyed."""
+    with srt.Runtime(db_path) as rt, ProviderServer() as srv:
+        s = rt.session("e")
+        s.append({"role": "user", "content": "hi"})
+        with closing(OpenAI("sk-x", base_url=srv.url + "/v1")) as p:
+            s.send(p, model=EVIL)
+            s.send(p, model="gpt-4o")
+        assert [r["model"] for r in s.calls()] == [EVIL, "gpt-4o"]
+    for name in ("e", "--all"):
+        code, out, err = _cli("--db", db_path, "stats", name)
+        assert code == 0, err
+        assert "\x1b" not in out and "\n  requests        0" not in out
+        (line,) = [ln for ln in out.splitlines() if ln.startswith("  unpriced")]
+        assert line.endswith("evil\\x1b[2J\\x0arequests        0")

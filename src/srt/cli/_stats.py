@@ -54,6 +54,12 @@ def _output(f: Mapping[str, Any]) -> str:
     return f"{f['output_tokens']:,}" + (f" ({thought:,} reasoning)" if thought else "")
 
 
+def _names(models: Sequence[str]) -> str:
+    """Model names as one line: a name is the caller's (a gateway tenant's) text, and its
+    control characters are escaped, not sent to the terminal."""
+    return ", ".join(escape_line(m) for m in models)
+
+
 def _not_ok(rows: Sequence[Mapping[str, Any]]) -> str:
     """The requests that were not plainly answered: the billed ones by status (a failed
     request whose usage was recorded was billed), then those failed with nothing billed
@@ -64,7 +70,9 @@ def _not_ok(rows: Sequence[Mapping[str, Any]]) -> str:
         if not billed(r):
             unbilled += 1
         elif r["status"] != "ok":
-            status = "failed yet billed" if r["status"] == "error" else str(r["status"])
+            status = (
+                "failed yet billed" if r["status"] == "error" else escape_line(str(r["status"]))
+            )
             counts[status] = counts.get(status, 0) + 1
     text = ", ".join(f"{n:,} {status}" for status, n in sorted(counts.items()))
     if unbilled:
@@ -91,7 +99,7 @@ def usage_summary(
     ]
     cost = f["cost"]
     if cost["priced_requests"] == 0 and f["requests"]:
-        lines.append(("cost", "no price known for " + ", ".join(cost["unpriced_models"])))
+        lines.append(("cost", "no price known for " + _names(cost["unpriced_models"])))
     elif f["requests"] and cost["local_requests"] == cost["priced_requests"]:
         lines.append(("cost", "$0 (local: the model runs on this machine)"))
     elif f["requests"]:
@@ -113,7 +121,7 @@ def usage_summary(
                 )
             )
         if cost["unpriced_models"]:
-            lines.append(("unpriced", ", ".join(cost["unpriced_models"])))
+            lines.append(("unpriced", _names(cost["unpriced_models"])))
     width = max(len(k) for k, _ in lines)
     return [f"{k.ljust(width)}  {v}" for k, v in lines]
 
