@@ -40,11 +40,15 @@ def billed(row: Mapping[str, Any]) -> bool:
     (``ok``, ``incomplete``, ``cancelled``), or it failed yet records the usage the
     provider reported (an ``error`` row of a reply that could not be kept). A request
     that failed with no usage (refused, unreachable) was not."""
-    return row.get("status") in BILLED or any(row.get(k) is not None for k in TOKEN_COLUMNS)
+    if row.get("status") in BILLED:
+        return True
+    return any(row.get(k) is not None for k in TOKEN_COLUMNS)
 
 
 def _count(row: Mapping[str, Any], key: str) -> int:
     v = row.get(key)
+    if type(v) is int:  # (the common case first: a summary reads six a row)
+        return v if v > 0 else 0
     if v is None:
         return 0
     if isinstance(v, bool) or not isinstance(v, int):
@@ -233,10 +237,15 @@ class UsageSummary:
             if not billed(r):
                 continue
             paid += 1
-            t, cr, cw, o = token_counts(r)
+            # ``token_counts``, ``write_1h_tokens`` and ``reasoning_tokens`` of the row, in
+            # one pass (a summary of 200,000 rows took 10 times as long through them).
+            t = _count(r, "input_tokens")
+            cr = min(_count(r, "cache_read_tokens"), t)
+            cw = min(_count(r, "cache_write_tokens"), t - cr)
+            o = _count(r, "output_tokens")
             tot, read, write, out = tot + t, read + cr, write + cw, out + o
-            write_1h += write_1h_tokens(r)
-            thought += reasoning_tokens(r)
+            write_1h += min(_count(r, "cache_write_1h_tokens"), cw)
+            thought += min(_count(r, "reasoning_tokens"), o)
         return cls(
             requests=len(rows),
             errors=len(rows) - paid,
