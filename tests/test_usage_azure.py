@@ -139,3 +139,11 @@ def test_older_stores_gain_the_column(store_url: str) -> None:
         assert Pricing().request_cost(old) is None  # (what it was: a deployment's name)
         new = _send(rt, srv, "prod-chat-2", MINI)
         assert new["reply_model"] == MINI and Pricing().request_cost(new) is not None
+
+
+def test_a_reply_model_echoing_the_key_keeps_no_key(db_path: str) -> None:
+    key = "azure-key-0123456789"
+    with srt.Runtime(db_path) as rt, ProviderServer() as srv:
+        row = _send(rt, srv, "prod-chat", f"gpt-4o-mini {key}")
+    assert row["reply_model"] is not None and key not in row["reply_model"]
+    assert row["reply_model"].startswith("gpt-4o-mini ")
