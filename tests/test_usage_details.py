@@ -255,16 +255,18 @@ def test_a_v6_sqlite_file_gains_the_columns_and_keeps_its_rows(db_path: str) -> 
     with connect(db_path) as conn, conn:  # the calls table as schema v6 left it
         conn.execute("ALTER TABLE calls DROP COLUMN cache_write_1h_tokens")
         conn.execute("ALTER TABLE calls DROP COLUMN reasoning_tokens")
+        conn.execute("ALTER TABLE calls DROP COLUMN reply_model")  # (v8's)
         conn.execute("PRAGMA user_version=6")
     with srt.Runtime(db_path) as rt:
         (row,) = rt.calls()
         assert row["input_tokens"] > 0
         assert row["cache_write_1h_tokens"] is None and row["reasoning_tokens"] is None
+        assert row["reply_model"] is None
         assert rt.usage().requests == 1 and rt.usage().reasoning_tokens == 0
         assert srt.savings.usage_figures(rt.calls())["cost"]["priced_requests"] == 1
         assert rt.store.verify().ok
     with connect(db_path) as conn:
-        assert conn.execute("PRAGMA user_version").get == sqlite_db.SCHEMA_VERSION == 7
+        assert conn.execute("PRAGMA user_version").get == sqlite_db.SCHEMA_VERSION == 8
 
 
 def test_a_v5_postgres_store_gains_the_columns_and_keeps_its_rows(pg_url: str) -> None:
@@ -275,6 +277,7 @@ def test_a_v5_postgres_store_gains_the_columns_and_keeps_its_rows(pg_url: str) -
     with psycopg.connect(server_url(), autocommit=True) as conn:  # as schema v5 left it
         conn.execute(f'ALTER TABLE "{schema}".calls DROP COLUMN cache_write_1h_tokens')
         conn.execute(f'ALTER TABLE "{schema}".calls DROP COLUMN reasoning_tokens')
+        conn.execute(f'ALTER TABLE "{schema}".calls DROP COLUMN reply_model')  # (v7's)
         conn.execute(f'UPDATE "{schema}".srt_schema SET version = 5')
     with srt.Runtime(pg_url) as rt:
         (row,) = rt.calls()
@@ -288,7 +291,7 @@ def test_a_v5_postgres_store_gains_the_columns_and_keeps_its_rows(pg_url: str) -
         assert [r["reasoning_tokens"] for r in rt.calls()] == [None, 9]
     with psycopg.connect(server_url(), autocommit=True) as conn:
         rows = conn.execute(f'SELECT version FROM "{schema}".srt_schema').fetchall()
-    assert rows == [(pg_schema.SCHEMA_VERSION,)] == [(6,)]
+    assert rows == [(pg_schema.SCHEMA_VERSION,)] == [(7,)]
 
 
 def test_the_wire_encoders_report_the_split_as_the_providers_do() -> None:

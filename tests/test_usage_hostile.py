@@ -202,8 +202,11 @@ def test_zero_and_negative_savings() -> None:
     empty = savings([], PRICING)
     assert (empty.requests, empty.billed_input_usd, empty.careful.saved_share) == (0, 0.0, 0.0)
     assert empty.no_cache.saved_share == 0.0
-    # A failed request (no usage) is not billed and not counted.
-    failed = savings([{**row(500), "status": "error"}], PRICING)
+    # A failed request with no usage is not billed and not counted (one that records
+    # usage was billed: tests/test_usage_billed.py).
+    none = dict.fromkeys(("input_tokens", "cache_read_tokens", "cache_write_tokens",
+                          "output_tokens"))  # fmt: skip
+    failed = savings([{**row(500), "status": "error", **none}], PRICING)
     assert failed.requests == 0 and failed.billed_input_usd == 0.0
     # srt wrote 500 tokens to the cache on a prompt below the model's minimum (1,024),
     # where the careful client writes nothing: srt paid more, the saving is negative.

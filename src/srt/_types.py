@@ -2,10 +2,83 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["BuildStats", "Message", "Reply", "SessionInfo", "Usage", "UsageSummary"]
+from .errors import ConfigError
+
+__all__ = [
+    "BILLED",
+    "BuildStats",
+    "Message",
+    "Reply",
+    "SessionInfo",
+    "Usage",
+    "UsageSummary",
+    "billed",
+    "token_counts",
+    "write_1h_tokens",
+]
+
+#: Ledger statuses of requests whose body reached the provider and whose reply (or part
+#: of it) was read or cut off: billed, whether or not the provider's usage arrived.
+BILLED = ("ok", "incomplete", "cancelled")
+#: A ledger row's token columns.
+TOKEN_COLUMNS = (
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+)
+
+
+def billed(row: Mapping[str, Any]) -> bool:
+    """Whether a ledger row's request was billed: a reply (or part of one) came
+    (``ok``, ``incomplete``, ``cancelled``), or it failed yet records the usage the
+    provider reported (an ``error`` row of a reply that could not be kept). A request
+    that failed with no usage (refused, unreachable) was not."""
+    if row.get("status") in BILLED:
+        return True
+    return any(row.get(k) is not None for k in TOKEN_COLUMNS)
+
+
+def _count(row: Mapping[str, Any], key: str) -> int:
+    v = row.get(key)
+    if type(v) is int:  # (the common case first: a summary reads six a row)
+        return v if v > 0 else 0
+    if v is None:
+        return 0
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ConfigError(
+            f"ledger row {row.get('id')!r}: {key} must be a whole number, got {v!r:.40}"
+        )
+    return max(v, 0)
+
+
+def token_counts(row: Mapping[str, Any]) -> tuple[int, int, int, int]:
+    """(input, cache read, cache write, output) tokens of a ledger row as reported and
+    priced: a missing count is 0, and so is a negative one; reads and writes are parts of
+    the input, so together they are at most the input (a provider that reports more cache
+    than input is not billed below zero, nor shown a cache hit share above 100%). A count
+    that is not a whole number is a ``ConfigError``."""
+    total = _count(row, "input_tokens")
+    read = min(_count(row, "cache_read_tokens"), total)
+    write = min(_count(row, "cache_write_tokens"), total - read)
+    return total, read, write, _count(row, "output_tokens")
+
+
+def write_1h_tokens(row: Mapping[str, Any]) -> int:
+    """Of a ledger row's cache writes as counted (``token_counts``), those written with a
+    1-hour TTL (``cache_write_1h_tokens``; missing or negative: 0), at most all of them."""
+    return min(_count(row, "cache_write_1h_tokens"), token_counts(row)[2])
+
+
+def reasoning_tokens(row: Mapping[str, Any]) -> int:
+    """Of a ledger row's output tokens as counted, those of reasoning, at most all."""
+    return min(_count(row, "reasoning_tokens"), token_counts(row)[3])
 
 
 @dataclass(frozen=True)
@@ -122,7 +195,16 @@ class Reply:
 
 @dataclass(frozen=True)
 class UsageSummary:
-    """Totals over usage-ledger rows (``Session.usage()``, ``Runtime.usage()``)."""
+    """Totals over usage-ledger rows (``Session.usage()``, ``Runtime.usage()``).
+
+    ``requests`` is ``billed`` + ``errors``. ``billed`` requests are the ones the
+    provider billed (``billed``: a reply or part of one came, ``ok``, ``incomplete`` or
+    ``cancelled``, or a failed request records the usage the provider reported); the
+    token totals and the cost (``srt.savings``) are theirs. ``errors`` failed with
+    nothing billed (refused, unreachable). ``statuses`` counts the rows by ledger
+    status. Tokens are counted as priced (``token_counts``): a provider's cache reads
+    and writes count at most its input, a negative count as 0.
+    """
 
     requests: int = 0
     errors: int = 0
@@ -133,6 +215,8 @@ class UsageSummary:
     body_bytes: int = 0
     cache_write_1h_tokens: int = 0
     reasoning_tokens: int = 0
+    billed: int = 0
+    statuses: tuple[tuple[str, int], ...] = ()
 
     @property
     def uncached_input_tokens(self) -> int:
@@ -144,17 +228,34 @@ class UsageSummary:
 
     @classmethod
     def of(cls, rows: list[dict[str, Any]]) -> UsageSummary:
-        def total(key: str) -> int:
-            return sum(int(r[key] or 0) for r in rows)
-
+        tot = read = write = out = write_1h = thought = size = paid = 0
+        statuses: dict[str, int] = {}
+        for r in rows:
+            status = str(r.get("status"))
+            statuses[status] = statuses.get(status, 0) + 1
+            size += _count(r, "body_bytes")
+            if not billed(r):
+                continue
+            paid += 1
+            # ``token_counts``, ``write_1h_tokens`` and ``reasoning_tokens`` of the row, in
+            # one pass (a summary of 200,000 rows took 10 times as long through them).
+            t = _count(r, "input_tokens")
+            cr = min(_count(r, "cache_read_tokens"), t)
+            cw = min(_count(r, "cache_write_tokens"), t - cr)
+            o = _count(r, "output_tokens")
+            tot, read, write, out = tot + t, read + cr, write + cw, out + o
+            write_1h += min(_count(r, "cache_write_1h_tokens"), cw)
+            thought += min(_count(r, "reasoning_tokens"), o)
         return cls(
             requests=len(rows),
-            errors=sum(1 for r in rows if r["status"] != "ok"),
-            input_tokens=total("input_tokens"),
-            cache_read_tokens=total("cache_read_tokens"),
-            cache_write_tokens=total("cache_write_tokens"),
-            output_tokens=total("output_tokens"),
-            body_bytes=total("body_bytes"),
-            cache_write_1h_tokens=sum(int(r.get("cache_write_1h_tokens") or 0) for r in rows),
-            reasoning_tokens=sum(int(r.get("reasoning_tokens") or 0) for r in rows),
+            errors=len(rows) - paid,
+            input_tokens=tot,
+            cache_read_tokens=read,
+            cache_write_tokens=write,
+            output_tokens=out,
+            body_bytes=size,
+            cache_write_1h_tokens=write_1h,
+            reasoning_tokens=thought,
+            billed=paid,
+            statuses=tuple(sorted(statuses.items())),
         )

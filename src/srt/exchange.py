@@ -439,8 +439,16 @@ class Call:
             status=status,
             error=self.provider.redact(error) if error else None,
             response_id=self.reply.response_id if self.reply else None,
+            reply_model=self._reply_model(),
             **fixed,
         )
+
+    def _reply_model(self) -> str | None:
+        """The model the reply named, if not the one asked for (an Azure deployment's)."""
+        named = self.reply.model if self.reply is not None else None
+        ok = isinstance(named, str) and named and named != self.model
+        redact = self.provider.redact  # (an upstream that echoes the key puts none here)
+        return replace_lone_surrogates(redact(named)[:200]) if ok else None  # type: ignore[arg-type]
 
     def persist(self, reply: Reply, status: str, error: str | None = None) -> Reply:
         """Append the reply and its ledger row in one transaction."""

@@ -4,8 +4,10 @@ Prices come from ``genai-prices`` (pydantic's maintained price data: every provi
 list prices with their start dates, long-context tiers and cache read/write prices).
 Each request is priced at the price that applied on its date (the ledger's ``at``) and
 in the tier its input tokens fall in. ``source()`` names the data (``genai-prices
-0.2.5``); ``srt stats`` prints it. The library's data ships inside it: nothing is
-fetched over the network.
+0.2.5``); ``srt stats`` prints it. srt never fetches prices: the data is the one the
+installed package ships (``pip install -U genai-prices`` brings newer), unless the
+user's own process fetched newer data with ``genai_prices.UpdatePrices`` (then that is
+used, and ``source()`` says when it was fetched).
 
 A model the data does not know is *unpriced* and reported as such, never guessed. Two
 hooks cover the rest:
@@ -31,6 +33,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
+from ._types import token_counts, write_1h_tokens
 from .errors import ConfigError
 
 __all__ = ["LOCAL", "Price", "Pricing", "Rates", "source", "token_counts", "write_1h_tokens"]
@@ -49,11 +52,29 @@ _M = Decimal(1_000_000)
 
 
 @functools.cache
-def source() -> str:
-    """The price data in use, e.g. ``"genai-prices 0.2.5"``."""
+def _installed() -> str:
     from importlib import metadata  # (here: about 20 ms of ``import srt``)
 
     return f"genai-prices {metadata.version('genai-prices')}"
+
+
+def _named(snapshot: Any) -> str:
+    """The name of a genai-prices data snapshot: the installed package's, and when the
+    user's process fetched newer data (``genai_prices.UpdatePrices``) when it did."""
+    if not getattr(snapshot, "from_auto_update", False):
+        return _installed()
+    at = snapshot.timestamp.astimezone(timezone.utc)  # (naive: the local time it was made)
+    return f"{_installed()}, data fetched {at:%Y-%m-%d %H:%M} UTC"
+
+
+def source() -> str:
+    """The price data in use: ``"genai-prices 0.2.5"``, the data that version of the
+    package ships, or ``"genai-prices 0.2.5, data fetched 2026-12-06 17:00 UTC"`` when
+    the user's process fetched newer data with ``genai_prices.UpdatePrices`` (srt never
+    fetches it)."""
+    from genai_prices import data_snapshot
+
+    return _named(data_snapshot.get_snapshot())
 
 
 @dataclass(frozen=True)
@@ -120,35 +141,6 @@ def _timestamp(at: Any) -> datetime:
     raise ConfigError(f"a request's date must be Unix seconds after 1970, got {at!r:.40}")
 
 
-def _count(row: Mapping[str, Any], key: str) -> int:
-    v = row.get(key)
-    if v is None:
-        return 0
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise ConfigError(
-            f"ledger row {row.get('id')!r}: {key} must be a whole number, got {v!r:.40}"
-        )
-    return max(v, 0)
-
-
-def token_counts(row: Mapping[str, Any]) -> tuple[int, int, int, int]:
-    """(input, cache read, cache write, output) tokens of a ledger row as priced: a
-    missing count is 0, and so is a negative one; reads and writes are parts of the
-    input, so together they are at most the input (a provider that reports more cache
-    than input is not billed below zero). A count that is not a whole number is a
-    ``ConfigError``."""
-    total = _count(row, "input_tokens")
-    read = min(_count(row, "cache_read_tokens"), total)
-    write = min(_count(row, "cache_write_tokens"), total - read)
-    return total, read, write, _count(row, "output_tokens")
-
-
-def write_1h_tokens(row: Mapping[str, Any]) -> int:
-    """Of a ledger row's cache writes as priced (``token_counts``), those written with a
-    1-hour TTL (``cache_write_1h_tokens``; missing or negative: 0), at most all of them."""
-    return min(_count(row, "cache_write_1h_tokens"), token_counts(row)[2])
-
-
 class Pricing:
     """Prices by model: the user's overrides, then local models, then genai-prices."""
 
@@ -167,7 +159,9 @@ class Pricing:
         self._local = tuple(local)
         if not all(isinstance(p, str) and p for p in self._local):
             raise ConfigError("local models are given as model names or patterns")
-        self._rates: dict[tuple[int, int], tuple[float, float, float, float, float]] = {}
+        # (id of a genai-prices price set, tier) -> (that price set, its rates): the set is
+        # kept so that its id is not reused by another after a data update frees it.
+        self._rates: dict[tuple[int, int], tuple[Any, tuple[float, ...]]] = {}
 
     @classmethod
     def default(cls) -> Pricing:
@@ -217,8 +211,9 @@ class Pricing:
         from genai_prices import Usage, data_snapshot, types
 
         pid = _PROVIDER_IDS.get(provider or "")
+        snapshot = data_snapshot.get_snapshot()  # (the user's fetched data, if any)
         try:
-            found = data_snapshot.get_snapshot().find_provider_model(model, None, pid, None)
+            found = snapshot.find_provider_model(model, None, pid, None)
         except LookupError:
             return None
         info = found[1]
@@ -233,8 +228,10 @@ class Pricing:
         )
         tier = sum(total > start for start in tiers)
         key = (id(mp), tier)
-        rates = self._rates.get(key)
-        if rates is None:
+        cached = self._rates.get(key)
+        if cached is not None and cached[0] is mp:
+            rates = cached[1]
+        else:
             # Prices are linear in each kind of token within a tier: probe the source once
             # per (price set, tier) with usages of that tier's size.
             n = max(total, 1)
@@ -257,20 +254,40 @@ class Pricing:
                     )["input_price"]
                 ),
             )
-            self._rates[key] = rates
+            self._rates[key] = (mp, rates)
         inp, read, write, out, write_1h = rates
-        return Rates(inp, read, write, out, source(), info.id, write_1h)
+        return Rates(inp, read, write, out, _named(snapshot), info.id, write_1h)
 
     # -- costs ---------------------------------------------------------------------------
 
     def row_rates(self, row: Mapping[str, Any]) -> Rates | None:
-        """The rates of one ledger row (its model, provider, date and input tokens)."""
+        """The rates of one ledger row (its model, provider, date and input tokens).
+
+        A row whose reply named another model (``reply_model``) is priced as either: an
+        override or local pattern matching the model asked for wins, then one matching
+        the reply's; then the data's price of the reply's model first on Azure (where the
+        model asked for is a deployment's name, and the reply names the model it runs),
+        of the model asked for first elsewhere (where the reply names a dated snapshot)."""
         model, provider = row.get("model"), row.get("provider")
+        named, at = row.get("reply_model"), row.get("at")
         if not isinstance(model, str) or not model:
             raise ConfigError(f"ledger row {row.get('id')!r}: model must be a non-empty string")
         if provider is not None and not isinstance(provider, str):
             raise ConfigError(f"ledger row {row.get('id')!r}: provider must be a string")
-        return self.rates(model, provider, at=row.get("at"), input_tokens=token_counts(row)[0])
+        if named is not None and not isinstance(named, str):
+            raise ConfigError(f"ledger row {row.get('id')!r}: reply_model must be a string")
+        total = token_counts(row)[0]
+        if not named or named == model:
+            return self.rates(model, provider, at=at, input_tokens=total)
+        for name in (model, named):
+            if self._override(name) is not None or self.is_local(name, provider):
+                return self.rates(name, provider, at=at, input_tokens=total)
+        ts = _timestamp(at)
+        for name in (named, model) if provider == "azure" else (model, named):
+            found = self._library(name, provider, ts, total)
+            if found is not None:
+                return found
+        return None
 
     def request_cost(self, row: Mapping[str, Any]) -> tuple[float, float, float] | None:
         """(billed input USD, input USD without any caching, output USD) of a ledger row."""

@@ -19,6 +19,12 @@ rows of that shape, e.g. one tenant's), srt's billed input is compared with:
 * **no_cache** (``Savings.no_cache``): a client whose provider caches nothing: every
   input token at the full input price.
 
+The rows counted are the billed ones (``srt._types.billed``): every request a reply (or
+part of one) came for, and a failed request that records the usage the provider
+reported (a reply srt could not keep): that is money spent, in srt's cost and in both
+baselines' alike (such a row stored no node, so the careful client pays for it what srt
+paid). A request that failed with no usage was not billed and is not counted.
+
 Output is the same for all three and is reported, not compared. Prices are
 ``srt.pricing``'s (each request at its date's price); unpriced models are counted and
 named, local models cost nothing.
@@ -31,7 +37,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._types import UsageSummary
+from ._types import UsageSummary, billed
 from .cache import min_cacheable_tokens
 from .errors import ConfigError
 from .pricing import Pricing, Rates, source, token_counts, write_1h_tokens
@@ -58,8 +64,6 @@ AUTOMATIC = frozenset({"openai.chat", "openai.responses", "azure.chat", "azure.r
 #: marker finds an earlier entry (Anthropic's and Bedrock's 20-block lookback).
 MARKER_TTL_S = 300.0
 MARKER_LOOKBACK = 20
-#: Ledger statuses of requests that were billed (a failed request stored no reply).
-BILLED = ("ok", "incomplete", "cancelled")
 
 #: ``history(node, depth)``: the ``(node id, canonical body)`` of ``node``'s chain deeper
 #: than ``depth``, oldest first (``Store.tail``).
@@ -216,10 +220,12 @@ def _check(row: Mapping[str, Any]) -> None:
 
 
 def _billed(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The billed rows of ``rows``, checked, in the order of their dates."""
+    """The billed rows of ``rows`` (``srt._types.billed``: a failed request that records
+    the usage the provider reported was billed too), checked, in the order of their
+    dates."""
     out = []
     for row in rows:
-        if isinstance(row, Mapping) and row.get("status") not in BILLED:
+        if isinstance(row, Mapping) and not billed(row):
             continue
         _check(row)
         out.append(row)
@@ -356,7 +362,9 @@ def usage_figures(
     u = UsageSummary.of([dict(r) for r in rows])
     out: dict[str, Any] = {
         "requests": u.requests,
+        "billed": u.billed,
         "errors": u.errors,
+        "statuses": dict(u.statuses),
         "input_tokens": u.input_tokens,
         "cache_read_tokens": u.cache_read_tokens,
         "cache_write_tokens": u.cache_write_tokens,

@@ -7,6 +7,7 @@ import argparse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .._types import billed
 from ..errors import SessionNotFoundError
 from ..runtime import Runtime
 from ..savings import usage_figures as figures_of
@@ -53,12 +54,30 @@ def _output(f: Mapping[str, Any]) -> str:
     return f"{f['output_tokens']:,}" + (f" ({thought:,} reasoning)" if thought else "")
 
 
+def _names(models: Sequence[str]) -> str:
+    """Model names as one line: a name is the caller's (a gateway tenant's) text, and its
+    control characters are escaped, not sent to the terminal."""
+    return ", ".join(escape_line(m) for m in models)
+
+
 def _not_ok(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The requests that were not plainly answered: the billed ones by status (a failed
+    request whose usage was recorded was billed), then those failed with nothing billed
+    (``UsageSummary``'s ``errors``)."""
     counts: dict[str, int] = {}
+    unbilled = 0
     for r in rows:
-        if r["status"] != "ok":
-            counts[str(r["status"])] = counts.get(str(r["status"]), 0) + 1
-    return ", ".join(f"{n:,} {status}" for status, n in sorted(counts.items()))
+        if not billed(r):
+            unbilled += 1
+        elif r["status"] != "ok":
+            status = (
+                "failed yet billed" if r["status"] == "error" else escape_line(str(r["status"]))
+            )
+            counts[status] = counts.get(status, 0) + 1
+    text = ", ".join(f"{n:,} {status}" for status, n in sorted(counts.items()))
+    if unbilled:
+        text += ("; " if text else "") + f"{unbilled:,} failed, not billed"
+    return text
 
 
 def usage_summary(
@@ -69,7 +88,7 @@ def usage_summary(
     """The figures of ``usage_figures`` as aligned lines."""
     f = usage_figures(rows, rt, every)
     lines = [
-        ("requests", f"{f['requests']:,}" + (f" ({_not_ok(rows)})" if f["errors"] else "")),
+        ("requests", f"{f['requests']:,}" + (f" ({not_ok})" if (not_ok := _not_ok(rows)) else "")),
         ("input tokens", f"{f['input_tokens']:,}"),
         (
             "  cache reads",
@@ -80,7 +99,7 @@ def usage_summary(
     ]
     cost = f["cost"]
     if cost["priced_requests"] == 0 and f["requests"]:
-        lines.append(("cost", "no price known for " + ", ".join(cost["unpriced_models"])))
+        lines.append(("cost", "no price known for " + _names(cost["unpriced_models"])))
     elif f["requests"] and cost["local_requests"] == cost["priced_requests"]:
         lines.append(("cost", "$0 (local: the model runs on this machine)"))
     elif f["requests"]:
@@ -102,7 +121,7 @@ def usage_summary(
                 )
             )
         if cost["unpriced_models"]:
-            lines.append(("unpriced", ", ".join(cost["unpriced_models"])))
+            lines.append(("unpriced", _names(cost["unpriced_models"])))
     width = max(len(k) for k, _ in lines)
     return [f"{k.ljust(width)}  {v}" for k, v in lines]
 

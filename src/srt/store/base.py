@@ -132,7 +132,9 @@ class CallRecord:
 
     ``node`` is the node of the reply it stored; ``Store.append`` fills it in with
     the last node it appends. ``params`` is the JSON text of the request parameters
-    that shaped the body (``None`` when not recorded). ``id`` is given by the store.
+    that shaped the body (``None`` when not recorded). ``reply_model`` is the model the
+    reply named, when it differs from ``model`` (an Azure deployment's real model, a
+    dated snapshot); ``None`` otherwise. ``id`` is given by the store.
     """
 
     at: float
@@ -163,6 +165,7 @@ class CallRecord:
     params: str | None = None
     cache_write_1h_tokens: int | None = None
     reasoning_tokens: int | None = None
+    reply_model: str | None = None
     id: int | None = None
 
     def as_dict(self) -> dict[str, Any]:

@@ -413,6 +413,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE {s}.calls ADD COLUMN IF NOT EXISTS cache_write_1h_tokens bigint;
     ALTER TABLE {s}.calls ADD COLUMN IF NOT EXISTS reasoning_tokens bigint;
     """,
+    # v7: the model a ledger row's reply named when it is not the one asked for, as
+    # SQLite's v8 (rows written before hold NULL).
+    """
+    ALTER TABLE {s}.calls ADD COLUMN IF NOT EXISTS reply_model text;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -150,6 +150,11 @@ MIGRATIONS: tuple[str | Callable[[apsw.Connection], None], ...] = (
     ALTER TABLE calls ADD COLUMN cache_write_1h_tokens INTEGER;
     ALTER TABLE calls ADD COLUMN reasoning_tokens INTEGER;
     """,
+    # v8: the model a ledger row's reply named when it is not the one asked for (an Azure
+    # deployment's real model: what prices the row). Rows written before hold NULL.
+    """
+    ALTER TABLE calls ADD COLUMN reply_model TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -1,0 +1,149 @@
+"""Azure usage is priced by the model the reply names (brief usage19).
+
+An Azure request names a deployment, whose name is the user's own ("prod-chat"); the
+reply's body names the model the deployment runs. The ledger keeps that model
+(``reply_model``, when it is not the one asked for) and the price lookup uses it: on
+Azure before the deployment's name (a deployment named "gpt-4o" may run gpt-4o-mini),
+elsewhere after the model asked for. An override or local pattern for the deployment's
+name still wins. Before, a deployment named for no model was unpriced. Over loopback,
+with srt.testing's Azure imitation serving the reply Azure sends.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from contextlib import closing
+from typing import Any
+
+import pytest
+
+import srt
+from srt.cli import main
+from srt.pricing import Price, Pricing
+from srt.providers import Azure
+from srt.testing import ProviderServer
+from srt.wire.azure import AzureEndpoint
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+MINI = "gpt-4o-mini-2024-07-18"
+
+
+def _reply(model: str) -> bytes:
+    """Azure's Chat Completions reply: the model the deployment runs, 1,000 input tokens
+    (400 of them cache reads) and 100 output tokens."""
+    return json.dumps(
+        {
+            "id": "chatcmpl-az",
+            "object": "chat.completion",
+            "created": 1,
+            "model": model,
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": "Hello."}}],
+            "usage": {"prompt_tokens": 1_000, "completion_tokens": 100, "total_tokens": 1_100,
+                      "prompt_tokens_details": {"cached_tokens": 400}},
+        }
+    ).encode()  # fmt: skip
+
+
+def _send(rt: srt.Runtime, srv: ProviderServer, deployment: str, served: str) -> dict[str, Any]:
+    ep = AzureEndpoint(srv.url, deployment=deployment, api_version="2024-10-21")
+    srv.fault("azure.chat", "status", code=200, body=_reply(served), headers=JSON_HEADERS)
+    s = rt.session(f"az-{deployment}")
+    s.append({"role": "user", "content": "Hello?"})
+    with closing(Azure(ep, api_key="azure-key-0123456789")) as p:
+        s.send(p, model=deployment)
+    (row,) = s.calls()
+    return row
+
+
+def _cli(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    old = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    try:
+        code = main(list(args))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        sys.stdout, sys.stderr = old
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_a_deployment_is_priced_by_the_model_its_reply_names(store_url: str) -> None:
+    mini = Pricing().rates("gpt-4o-mini", "azure")
+    assert mini is not None
+    want_input = (600 * mini.input + 400 * mini.cache_read) / 1e6
+    with srt.Runtime(store_url) as rt, ProviderServer() as srv:
+        row = _send(rt, srv, "prod-chat", MINI)
+        assert (row["model"], row["reply_model"], row["provider"]) == ("prod-chat", MINI, "azure")
+        report = rt.session("az-prod-chat").savings()
+        assert report.priced_requests == 1 and report.unpriced_models == ()
+        assert report.billed_input_usd == pytest.approx(want_input)
+        assert report.output_usd == pytest.approx(100 * mini.output / 1e6)
+        # A deployment named for another model is priced as the model it runs.
+        named = _send(rt, srv, "gpt-4o", MINI)
+        assert Pricing().request_cost(named) == Pricing().request_cost(row)
+        # The user's price for the deployment's name wins over the data's.
+        own = Pricing({"prod-*": Price(input=1.0, cached_input=0.5, output=2.0)})
+        cost = own.request_cost(row)
+        assert cost is not None and cost[0] == pytest.approx((600 + 200) / 1e6)
+        # A reply naming the model asked for records none.
+        same = _send(rt, srv, "gpt-4o-mini", "gpt-4o-mini")
+        assert same["reply_model"] is None
+    code, out, err = _cli("--db", store_url, "stats", "az-prod-chat", "--json")
+    assert code == 0, err
+    cost = json.loads(out)["cost"]
+    assert (cost["priced_requests"], cost["unpriced_models"]) == (1, [])
+    assert cost["input_usd"] == pytest.approx(round(want_input, 6))
+
+
+def test_elsewhere_the_model_asked_for_is_priced_first() -> None:
+    """An OpenAI reply names a dated snapshot: the model asked for prices the row, and
+    the reply's model only when the data does not know the one asked for."""
+    row = {"id": 1, "provider": "openai", "model": "gpt-4o", "reply_model": MINI, "at": None,
+           "input_tokens": 1_000_000, "output_tokens": 0}  # fmt: skip
+    r = Pricing().row_rates(row)
+    assert r is not None and r.model == "gpt-4o"
+    r = Pricing().row_rates({**row, "model": "my-alias"})
+    assert r is not None and r.model == "gpt-4o-mini"
+    with pytest.raises(srt.ConfigError, match="ledger row 1: reply_model must be a string"):
+        Pricing().row_rates({**row, "reply_model": 5})
+
+
+def test_older_stores_gain_the_column(store_url: str) -> None:
+    """A SQLite file of schema v7 (a PostgreSQL store of v6) gains ``reply_model``: its
+    rows hold None there, and a new Azure row is priced by its reply's model."""
+    with srt.Runtime(store_url) as rt, ProviderServer() as srv:
+        _send(rt, srv, "prod-chat", MINI)
+    if store_url.startswith("postgresql"):
+        import psycopg
+
+        from pg_support import server_url
+
+        schema = store_url.rsplit("schema=", 1)[1]
+        with psycopg.connect(server_url(), autocommit=True) as conn:
+            conn.execute(f'ALTER TABLE "{schema}".calls DROP COLUMN reply_model')
+            conn.execute(f'UPDATE "{schema}".srt_schema SET version = 6')
+    else:
+        import apsw
+
+        conn = apsw.Connection(store_url)
+        conn.execute("ALTER TABLE calls DROP COLUMN reply_model")
+        conn.execute("PRAGMA user_version=7")
+        conn.close()
+    with srt.Runtime(store_url) as rt, ProviderServer() as srv:
+        (old,) = rt.calls()
+        assert old["reply_model"] is None
+        assert Pricing().request_cost(old) is None  # (what it was: a deployment's name)
+        new = _send(rt, srv, "prod-chat-2", MINI)
+        assert new["reply_model"] == MINI and Pricing().request_cost(new) is not None
+
+
+def test_a_reply_model_echoing_the_key_keeps_no_key(db_path: str) -> None:
+    key = "azure-key-0123456789"
+    with srt.Runtime(db_path) as rt, ProviderServer() as srv:
+        row = _send(rt, srv, "prod-chat", f"gpt-4o-mini {key}")
+    assert row["reply_model"] is not None and key not in row["reply_model"]
+    assert row["reply_model"].startswith("gpt-4o-mini ")
