@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import types
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -456,3 +457,11 @@ class Session:
         (with the predicted cache reads, and with no caching), if priced."""
         ex = self.explain(format, model=model, tools=tools)
         return ex, (pricing or Pricing()).predict(model, ex.total_tokens, ex.cached_tokens)
+
+
+# The methods written in Edits and Runs are Session's own, and named so (as numpy's
+# ``set_module`` names its functions): ``help(srt.Session)`` shows no "from ..." beside
+# them (Python 3.13 on), and pickle finds them on Session.
+for _name, _method in vars(Session).items():
+    if isinstance(_method, types.FunctionType) and _method.__module__ != __name__:
+        _method.__module__, _method.__qualname__ = __name__, f"Session.{_name}"
