@@ -4,8 +4,9 @@ Bottom to top, every top-level module or package on a rank of its own::
 
     _version, errors, _types, tools, message, pricing <- _core <- _hashing <- tokens,
         store, history, entries, wire <- local <- providers <- context, cache, savings
-        <- _shared <- _chain <- _pieces <- _fragments <- _cachekeys <- _builder <- compaction
-        <- exchange <- drivers <- ledger, summarize, _task, tasks <- session <- runtime
+        <- _shared <- _chain_state <- _chain <- _pieces <- _fragments <- _cachekeys <- _builder
+        <- compaction <- exchange <- drivers <- ledger, summarize, _task, tasks
+        <- _session_edits, _session_tasks <- session <- runtime
         <- testing, gateway, integrations, cli, bench
 
 Nothing imports upward, and nothing imports in a cycle: not between top-level
@@ -61,6 +62,8 @@ ORDER = [
     "savings",
     # What a runtime's sessions share: store, caches, settings.
     "_shared",
+    # What a session's history in memory holds, and how it is read (Chain's base).
+    "_chain_state",
     # A session's history in memory and its compare-and-swap commit.
     "_chain",
     # A request's glued pieces per format and model (the builder's state).
@@ -83,6 +86,10 @@ ORDER = [
     # The tool loop (Session.run): model calls, tool runs, resume after a crash.
     "_task",
     "tasks",
+    # Session's methods that rewrite its history, and its tool-loop methods (written
+    # apart, taken into Session's namespace).
+    "_session_edits",
+    "_session_tasks",
     "session",
     "runtime",
     # The local provider server for tests and the bench (plays the remote side).

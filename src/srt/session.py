@@ -7,25 +7,31 @@
 Appends are compare-and-swap on the head; fork, rewind and edit move or add heads
 and copy no message and no node. ``request()`` assembles the next request from
 frozen per-message fragments in one allocation.
+
+The methods that rewrite the history (``rewind``, ``edit``, the compaction's, earlier
+heads') are written in ``_session_edits`` and the tool loop's in ``_session_tasks``, and
+taken into ``Session``'s own namespace: ``help(srt.Session)`` shows them as its own.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+import types
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import compaction, drivers, exchange, summarize, tasks
+from . import drivers, exchange, summarize
 from . import entries as _entries
-from . import history as _history
 from ._builder import Builder, Parts
 from ._chain import Chain
+from ._session_edits import Edits
+from ._session_tasks import Runs
 from ._shared import Kept, Shared
 from ._types import BuildStats, Message, Reply, UsageSummary
 from .cache import CacheExplain, CachePolicy
 from .context import WindowPolicy
-from .errors import ConfigError, HistoryIndexError, SessionError
+from .errors import ConfigError
 from .pricing import Pricing
 from .savings import Savings, of_store
 from .wire import get_format
@@ -191,29 +197,6 @@ class Session:
             finally:
                 self._shared.budget.charge(self)  # (``Shared.charge``, one frame fewer)
 
-    def rewind(self, n: int = 1) -> None:
-        """Drop the last ``n`` messages from this session (they stay stored for forks)."""
-        with self._using():
-            self._chain.writable()
-            self._chain.rewind(n)
-
-    def edit(self, index: int, message: Any) -> int | None:
-        """Replace message ``index`` and drop everything after it; return the new head.
-
-        The old branch stays stored (fork first to keep a name on it).
-        """
-        with self._using():
-            chain = self._chain
-            chain.writable()
-            n = len(chain)
-            if not isinstance(index, int) or isinstance(index, bool):
-                raise HistoryIndexError(f"index must be an int, got {type(index).__name__}")
-            keep = index + n if index < 0 else index
-            if not 0 <= keep < n:
-                raise HistoryIndexError(f"index {index} is outside a session of {n} messages")
-            chain.commit(keep, chain.prepare([message]))
-            return chain.head
-
     def fork(self, name: str, at: int | None = None) -> Session:
         """A new session sharing this one's first ``at`` messages (all by default).
 
@@ -224,71 +207,13 @@ class Session:
             self._chain.load()
             return Session(self._shared, self._chain.fork(name, self._chain.index(at)))
 
-    def compact(
-        self,
-        end: int,
-        summary: str | Callable[[list[dict[str, Any]]], str] | None = None,
-        *,
-        start: int | None = None,
-        summarizer: Provider | None = None,
-        model: str | None = None,
-        instructions: str | None = None,
-        tools: Sequence[Any] | None = None,
-        **params: Any,
-    ) -> int | None:
-        """Replace messages ``start:end`` by one summary message; return the new head.
+    # -- rewriting the history (written in _session_edits) ------------------------------
 
-        ``start`` defaults to just after the pinned prefix (leading system messages
-        and the first user message). ``summary`` is the text, or a callable given the
-        replaced messages; or, with ``summarizer=provider, model=...``, the model writes
-        it from the first ``end`` messages (a prefix the provider has cached) and
-        ``instructions``, ``tools`` and ``params`` as for ``send`` (not its ``stream``,
-        ``append``, ``keep`` or ``objects``); its ledger row is written with the
-        compaction (``srt.summarize``). The summary is a content-addressed message whose
-        node records the span it replaces, kept for ``expand()`` to restore byte for byte
-        (until ``gc`` frees it, after the history retention). Put ``end`` where a window
-        would cut (e.g. the ``cache_aware`` step): the summary then joins the new, stable
-        cached prefix. Tool calls and their results are never split.
-        """
-        if summarizer is None:
-            if summary is None:
-                raise SessionError("compact() needs a summary, or summarizer= and model=")
-            with self._using():
-                self._chain.writable()
-                roles = self._builder.roles()
-                return compaction.compact(self._chain, roles, end, summary, start)
-        if summary is not None or model is None:
-            raise SessionError("with summarizer=, give model= and no summary")
-        check_model(model)
-        return summarize.compact(
-            self, end, provider=summarizer, model=model, start=start,
-            instructions=instructions, tools=tools, **params,
-        )  # fmt: skip
-
-    async def acompact(
-        self,
-        end: int,
-        *,
-        summarizer: Provider,
-        model: str,
-        start: int | None = None,
-        instructions: str | None = None,
-        tools: Sequence[Any] | None = None,
-        **params: Any,
-    ) -> int | None:
-        """The asyncio twin of ``compact(end, summarizer=..., model=...)``."""
-        check_model(model)
-        return await summarize.acompact(
-            self, end, provider=summarizer, model=model, start=start,
-            instructions=instructions, tools=tools, **params,
-        )  # fmt: skip
-
-    def expand(self) -> int | None:
-        """Undo the newest compaction in this history: the replaced messages come back,
-        byte for byte, on their original nodes. Returns the new head."""
-        with self._using():
-            self._chain.writable()
-            return compaction.expand(self._chain)
+    rewind = Edits.rewind
+    edit = Edits.edit
+    compact = Edits.compact
+    acompact = Edits.acompact
+    expand = Edits.expand
 
     # -- reading -----------------------------------------------------------------
 
@@ -323,29 +248,10 @@ class Session:
             store = self._shared.store
             return _entries.entries(store, store.chain(self._chain.head))
 
-    # -- earlier heads -------------------------------------------------------------------
+    # -- earlier heads (srt.history; written in _session_edits) ---------------------------
 
-    def history(self) -> list[_history.HeadRecord]:
-        """The heads this session left by ``rewind``, ``edit``, ``compact``, ``expand``
-        or ``restore``, newest first, while their retention lasts (``srt.history``)."""
-        return _history.history(self._shared.store, self._chain.id)
-
-    def restore(self, record: _history.HeadRecord | str) -> int | None:
-        """Make an earlier head (a ``history()`` record or its key) the head again; the
-        head it replaces is recorded in turn. Returns the new head."""
-        with self._using():
-            chain = self._chain
-            chain.writable()
-            found = _history.find(self.history(), record, self.name)
-            left = _history.head_record(
-                chain.id, chain.head, len(chain), "restore", self._shared.history_retention()
-            )
-            self._shared.store.append(
-                chain.id, chain.head, found.head, found.messages, [],
-                objects=[left] if left is not None else [],
-            )  # fmt: skip
-            chain.reload(found.head)
-            return chain.head
+    history = Edits.history
+    restore = Edits.restore
 
     @property
     def cache_key(self) -> str | None:
@@ -516,59 +422,12 @@ class Session:
         before = summarize.aauto(self, provider, model, tools, params, cache, include_partial)
         return drivers.AsyncReplyStream(call, before=before)
 
-    # -- tasks: the tool loop (srt.tasks) ------------------------------------------------
+    # -- tasks: the tool loop (srt.tasks; written in _session_tasks) ---------------------
 
-    def _task(self, provider: Provider, model: str, tools: Sequence[Any], **kw: Any) -> tasks.Task:
-        check_model(model)
-        opts = {k: kw.pop(k) for k in tasks.OPTIONS if k in kw}
-        return tasks.Task(self, provider, model=model, tools=tools, params=kw, **opts)
-
-    def run(
-        self,
-        provider: Provider,
-        *,
-        model: str,
-        tools: Sequence[Any] = (),
-        max_steps: int | None = tasks.MAX_STEPS,
-        time_budget: float | None = None,
-        token_budget: int | None = None,
-        approve: Callable[[tasks.ToolCall], Any] | None = None,
-        concurrency: int = tasks.CONCURRENCY,
-        **params: Any,
-    ) -> tasks.TaskResult:
-        """Run the task this session holds: call the model, run the tools it calls
-        (Python callables, parallel calls at most ``concurrency`` at a time), append
-        every reply and result as it happens, and repeat until the model answers or a
-        budget is spent. On a session whose process died mid-task it resumes, never
-        re-running a tool whose result was saved. ``params`` go to every ``send``
-        (e.g. ``window=``, ``max_tokens=``). See ``srt.tasks``."""
-        return tasks.run(
-            self._task(
-                provider, model, tools, max_steps=max_steps, time_budget=time_budget,
-                token_budget=token_budget, approve=approve, concurrency=concurrency, **params,
-            )
-        )  # fmt: skip
-
-    def run_stream(
-        self, provider: Provider, *, model: str, tools: Sequence[Any] = (), **options: Any
-    ) -> tasks.TaskStream:
-        """``run``, streamed: iterate for ``TaskEvent``s (text deltas, tool calls and
-        results, replies); ``.result`` holds the ``TaskResult`` at the end. Takes
-        ``run``'s options."""
-        return tasks.run_stream(self._task(provider, model, tools, **options))
-
-    async def arun(
-        self, provider: Provider, *, model: str, tools: Sequence[Any] = (), **options: Any
-    ) -> tasks.TaskResult:
-        """The asyncio twin of ``run`` (async tools are awaited, sync ones run in
-        threads; ``approve`` may be a coroutine function). Takes ``run``'s options."""
-        return await tasks.arun(self._task(provider, model, tools, **options))
-
-    def arun_stream(
-        self, provider: Provider, *, model: str, tools: Sequence[Any] = (), **options: Any
-    ) -> AsyncIterator[tasks.TaskEvent]:
-        """The asyncio twin of ``run_stream``: ``async for event in s.arun_stream(...)``."""
-        return tasks.arun_stream(self._task(provider, model, tools, **options))
+    run = Runs.run
+    run_stream = Runs.run_stream
+    arun = Runs.arun
+    arun_stream = Runs.arun_stream
 
     # -- the ledger ------------------------------------------------------------------
 
@@ -598,3 +457,11 @@ class Session:
         (with the predicted cache reads, and with no caching), if priced."""
         ex = self.explain(format, model=model, tools=tools)
         return ex, (pricing or Pricing()).predict(model, ex.total_tokens, ex.cached_tokens)
+
+
+# The methods written in Edits and Runs are Session's own, and named so (as numpy's
+# ``set_module`` names its functions): ``help(srt.Session)`` shows no "from ..." beside
+# them (Python 3.13 on), and pickle finds them on Session.
+for _name, _method in vars(Session).items():
+    if isinstance(_method, types.FunctionType) and _method.__module__ != __name__:
+        _method.__module__, _method.__qualname__ = __name__, f"Session.{_name}"
