@@ -15,7 +15,7 @@ import pytest
 import srt
 from srt._types import Reply, Usage
 from srt.context import WindowPolicy
-from srt.summarize import _text, _unusable
+from srt.summarize import _text, _unusable, due
 from srt.testing import ProviderServer
 from srt.tokens import GENERIC_ESTIMATE
 from task_support import KEY, MODELS, make
@@ -319,3 +319,70 @@ def test_a_partial_reply_at_the_end_is_not_the_newest_step_a_summary_keeps(
     msgs = s.messages()  # the cut reply stays, after the question
     assert msgs[2]["content"].endswith("Summary: six questions.")
     assert [m["content"] for m in msgs[-3::2]] == ["question 5", "the answer"]
+
+
+def test_a_summary_no_smaller_than_its_span_is_not_stored_nor_asked_for_every_turn(
+    srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    """A model whose summaries are longer than the span they replace: the compaction is
+    skipped (its ledger row says why), the send goes on, and the next turns ask for no
+    summary until the span holds more tokens than the refused summary did."""
+    p = make("openai", srv.url)
+    model = MODELS["openai"]
+    s = rt.session("long-summaries")
+    _chat(s, 6)
+    w = WindowPolicy("cache_aware", 400, tokenizer=GENERIC_ESTIMATE, compact_at=0.2)
+    long = "Summary: " + "the user asked and the assistant answered. " * 12
+    srv.script("*", [long, "the answer"])
+    sent = len(srv.log)
+    reply = s.send(p, model=model, window=w)
+    assert reply.message["content"] == "the answer"
+    assert len(srv.log) == sent + 2  # the summary request, then the send
+    assert not any(m["content"].startswith("[Summary") for m in s.messages())  # was: stored
+    assert not any(e.replaced for e in s.entries())
+    summary_row = s.calls()[-2]
+    assert summary_row["status"] == "ok"
+    assert "not smaller than the 11 messages" in summary_row["error"]
+    for i in range(2):  # was: a summary request before every send
+        s.append({"role": "user", "content": f"more {i}"})
+        srv.script("*", [f"answer {i}"])
+        s.send(p, model=model, window=w)
+        assert len(srv.log) == sent + 3 + i
+    # Once the span outgrows the refused summary, a summary is asked for again.
+    for i in range(6):
+        s.append({"role": "user", "content": "a longer question about the work " * 3})
+        if due(s, p, model, w) is not None:
+            break
+        srv.script("*", [f"later {i}"])
+        s.send(p, model=model, window=w)
+    else:
+        raise AssertionError("no summary was due once the span had grown")
+    srv.script("*", ["Summary: short.", "the last answer"])
+    s.send(p, model=model, window=w)
+    assert s.messages()[2]["content"].endswith("Summary: short.")
+    p.close()
+    assert s.entries()[2].replaced
+
+
+def test_an_automatic_summary_no_smaller_is_skipped_by_asend_too(
+    srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    import asyncio
+
+    p = make("openai", srv.url)
+    s = rt.session("long-summaries-async")
+    _chat(s, 6)
+    w = WindowPolicy("cache_aware", 400, tokenizer=GENERIC_ESTIMATE, compact_at=0.2)
+    srv.script("*", ["Summary: " + "all of it, at length. " * 30, "the answer", "again"])
+    sent = len(srv.log)
+
+    async def two() -> None:
+        await s.asend(p, model=MODELS["openai"], window=w)
+        s.append({"role": "user", "content": "next"})
+        await s.asend(p, model=MODELS["openai"], window=w)
+        await p.aclose()
+
+    asyncio.run(two())
+    assert len(srv.log) == sent + 3
+    assert [m["content"] for m in s.messages()[-3:]] == ["the answer", "next", "again"]
+    assert not any(e.replaced for e in s.entries())

@@ -21,7 +21,10 @@ that one long reply took past the budget is cut rather than sent whole.
 
 A reply that is no summary compacts nothing (``SessionError``; its ledger row is
 written): no text, a refusal, a reply cut off at the output limit or withheld by a
-content filter (its stop reason says so), or a summary too big to store.
+content filter (its stop reason says so), or a summary too big to store. Under
+``compact_at``, a summary no smaller than its span in the window's tokens is not stored
+either, but the send goes on (the window cuts): the ledger row's ``error`` says why, and
+no summary is asked for again until the span holds more tokens than that one did.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from .context import WindowPolicy, pinned_prefix
 from .errors import ConfigError, ConflictError, InvalidMessageError, SessionError
 from .history import delete_session
 from .store import CallRecord
+from .tokens import Tokenizer
 from .wire import get_format
 
 if TYPE_CHECKING:  # (the providers load on first use: httpx and asyncio cost ``import srt``)
@@ -170,7 +174,12 @@ def _prepare(
 
 
 def _finish(
-    s: SessionLike, call: _SummaryCall, end: int, start: int | None, head: int | None
+    s: SessionLike,
+    call: _SummaryCall,
+    end: int,
+    start: int | None,
+    head: int | None,
+    smaller: Tokenizer | None = None,
 ) -> int | None:
     row = call.row
     assert row is not None
@@ -195,7 +204,12 @@ def _finish(
                     "compacted (the summary request is in the ledger)"
                 )
             roles = parts.builder.roles()
-            return compaction.compact(parts.chain, roles, end, text, start, call=row, by=by)
+            return compaction.compact(
+                parts.chain, roles, end, text, start, call=row, by=by, smaller=smaller
+            )
+        except compaction.NotSmallerError as exc:  # the row says why nothing was compacted
+            store.record_call(dataclasses.replace(row, error=str(exc)))
+            raise
         except InvalidMessageError as exc:  # e.g. a summary over max_message_bytes
             store.record_call(row)
             raise SessionError(
@@ -281,7 +295,46 @@ def due(
         while end > 0 and roles[end] == "tool":
             end -= 1  # keep the newest step whole: its call and all its results
         first = pinned_prefix(roles[:n])
-        return end if end > first else None
+        if end <= first:
+            return None
+        refused = parts.builder.refused_summaries().get(window)
+        if (
+            refused is not None
+            and refused[0] == parts.chain.ids[first]
+            and sum(counts[first:end]) <= refused[1]
+        ):
+            return None  # a summary of this span was no smaller: wait until it outgrows it
+        return end
+
+
+class _Job:
+    """An automatic compaction due before a send: up to ``end``, with ``kw`` for
+    ``compact``, held to a summary smaller than its span in ``window``'s tokens."""
+
+    def __init__(self, s: SessionLike, window: WindowPolicy, end: int, tokenizer: Any,
+                 kw: dict[str, Any]) -> None:  # fmt: skip
+        self.s, self.window, self.end, self.tokenizer, self.kw = s, window, end, tokenizer, kw
+
+    def prepare(self) -> tuple[_SummaryCall, Any, int | None]:
+        kw = dict(self.kw)
+        provider, model = kw.pop("provider"), kw.pop("model")
+        tools = kw.pop("tools")
+        return _prepare(self.s, self.end, None, provider, model, None, tools, kw)
+
+    def finish(self, call: _SummaryCall, head: int | None) -> int | None:
+        """The new head; ``None`` when the summary was no smaller than the span (its
+        ledger row says so): the send goes on with the window's cut, and no summary is
+        asked for again until the span holds more tokens than this one did."""
+        try:
+            return _finish(self.s, call, self.end, None, head, smaller=self.tokenizer)
+        except compaction.NotSmallerError as exc:
+            parts = self.s.parts
+            with parts.lock:
+                first = pinned_prefix(parts.builder.roles())
+                if first < len(parts.chain.ids):
+                    refused = parts.builder.refused_summaries()
+                    refused[self.window] = (parts.chain.ids[first], exc.tokens)
+            return None
 
 
 def _job(
@@ -292,7 +345,7 @@ def _job(
     params: dict[str, Any],
     cache: Any,
     partial: bool,
-) -> tuple[int, dict[str, Any]] | None:
+) -> _Job | None:
     window = params.get("window")
     end = due(s, provider, model, window if isinstance(window, WindowPolicy) else None, partial)
     if end is None:
@@ -308,7 +361,8 @@ def _job(
         # a history grown past the budget in one step is cut, not sent whole.
         window=dataclasses.replace(window, compact_at=None),
     )
-    return end, kw
+    tokenizer = window.tokenizer or get_format(provider.format).tokenizer(model)
+    return _Job(s, window, end, tokenizer, kw)
 
 
 def auto(
@@ -325,8 +379,12 @@ def auto(
     job = _job(s, provider, model, tools, params, cache, partial)
     if job is None:
         return None
-    end, kw = job
-    return compact(s, end, **kw)
+    call, fork, head = job.prepare()
+    try:
+        drivers.send(call)
+    finally:
+        delete_session(s.parts.shared.store, fork.name)
+    return job.finish(call, head)
 
 
 def aauto(
@@ -344,7 +402,11 @@ def aauto(
         job = _job(s, provider, model, tools, params, cache, partial)
         if job is None:
             return None
-        end, kw = job
-        return await acompact(s, end, **kw)
+        call, fork, head = job.prepare()
+        try:
+            await drivers.asend(call)
+        finally:
+            delete_session(s.parts.shared.store, fork.name)
+        return job.finish(call, head)
 
     return run
