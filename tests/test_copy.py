@@ -195,3 +195,53 @@ def test_the_cli_copies_and_a_killed_copy_resumes(tmp_path: Path, pg_url: str) -
         timeout=60,
     )
     assert missing.returncode == 1 and b"no database at" in missing.stderr
+
+
+def _heads(store: Store) -> list[tuple[str, str, str]]:
+    """Each earlier-head record: (its session's name, key, action)."""
+    names = {}
+    for info in store.list_sessions():
+        row = store.get_session(info.name)
+        assert row is not None
+        names[str(row.id)] = info.name
+    return sorted(
+        (names.get(o.scope, f"<no session {o.scope}>"), o.key, o.value.decode())
+        for o in store.scan_objects()
+        if o.kind == "srt.head"
+    )
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_earlier_heads_follow_their_session_and_go_with_its_delete(
+    tmp_path: Path, engine: str, request: pytest.FixtureRequest
+) -> None:
+    """A session's records of earlier heads are filed under its id, which differs in the
+    destination: the copy files them under the copy's id, so ``history()`` lists them
+    there and a delete through the API removes them (was: left under the source's id,
+    listed by no session, or by another one that had that id)."""
+    dest_url = (
+        str(tmp_path / "dest.db") if engine == "sqlite" else request.getfixturevalue("pg_url")
+    )
+    with srt.Runtime(str(tmp_path / "src.db")) as src, srt.Runtime(dest_url) as dest:
+        for name in ("x", "y", "z"):  # in the destination first: the ids differ
+            dest.session(name).append({"role": "user", "content": f"{name} of dest"})
+        _fill(src)
+        for name in ("a", "b"):
+            s = src.session(name)
+            s.append({"role": "user", "content": f"more for {name}"})
+            s.rewind(1)
+        want = _heads(src.store)
+        assert len(want) == 2
+        copy_store(src.store, dest.store)
+        assert _heads(dest.store) == want
+        for name in ("a", "b"):
+            assert [h.key for h in dest.session(name).history()] == [
+                h.key for h in src.session(name).history()
+            ]
+            dest.session(name).restore(dest.session(name).history()[0])
+        assert [h.action for h in dest.session("x").history()] == []
+        dest.delete("a")
+        dest.delete("b")
+        assert _heads(dest.store) == []  # as a delete through the API leaves them
+        assert copy_store(src.store, dest.store).verified  # a second copy brings them back
+        assert len(_heads(dest.store)) == 2
