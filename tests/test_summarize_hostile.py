@@ -386,3 +386,36 @@ def test_an_automatic_summary_no_smaller_is_skipped_by_asend_too(
     assert len(srv.log) == sent + 3
     assert [m["content"] for m in s.messages()[-3:]] == ["the answer", "next", "again"]
     assert not any(e.replaced for e in s.entries())
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (_chat_reply({"content": "The task began wi"}, "length"), "cut off"),
+        (_chat_reply({"content": None, "refusal": "I can't do that."}, "stop"), "refusal"),
+    ],
+)
+def test_an_automatic_summary_that_is_no_summary_fails_no_send(
+    srv: ProviderServer, rt: srt.Runtime, body: str, why: str
+) -> None:
+    """Under ``compact_at``, a summary reply cut off or refused compacts nothing, but the
+    send goes on (was: every send raised SessionError, after paying for a summary), the
+    row says why, and the next turns ask for none until the span has doubled."""
+    p = make("openai", srv.url)
+    model = MODELS["openai"]
+    s = rt.session(f"no-summary-{why}")
+    _chat(s, 6)
+    w = WindowPolicy("cache_aware", 400, tokenizer=GENERIC_ESTIMATE, compact_at=0.2)
+    srv.fault("openai", "status", code=200, body=body, headers={"content-type": "application/json"})
+    srv.script("*", ["the answer"])
+    sent = len(srv.log)
+    assert s.send(p, model=model, window=w).message["content"] == "the answer"
+    assert len(srv.log) == sent + 2
+    assert not any(e.replaced for e in s.entries())
+    assert why in s.calls()[-2]["error"]
+    for i in range(2):
+        s.append({"role": "user", "content": f"more {i}"})
+        srv.script("*", [f"answer {i}"])
+        s.send(p, model=model, window=w)
+        assert len(srv.log) == sent + 3 + i  # no summary request
+    p.close()

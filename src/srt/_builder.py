@@ -68,8 +68,9 @@ class _Windows:
         self.roles: list[str] = []  # canonical roles, parsed lazily
         self.ntok: dict[str, list[int]] = {}  # token counts per tokenizer
         self.cuts: dict[WindowPolicy, int] = {}
-        #: Per ``compact_at`` window, a summary refused as not smaller than its span:
-        #: (the span's first node, the summary's tokens) (``srt.summarize``).
+        #: Per ``compact_at`` window, the last summary refused (a reply that was no
+        #: summary, or one not smaller than its span): (the span's first node, the
+        #: tokens the span must outgrow before another is asked for) (``srt.summarize``).
         self.refused: dict[WindowPolicy, tuple[int, int]] = {}
 
 
@@ -276,8 +277,8 @@ class Builder:
         return View((window.kind, window.budget, cut), kept)
 
     def refused_summaries(self) -> dict[WindowPolicy, tuple[int, int]]:
-        """Summaries refused as not smaller than their span, per window (kept with the
-        window's other state while the history is not read again)."""
+        """The last summary refused, per window (kept with the window's other state
+        while the history is not read again)."""
         return self._windows().refused
 
     def token_counts(self, tokenizer: Tokenizer) -> list[int]:

@@ -22,9 +22,10 @@ that one long reply took past the budget is cut rather than sent whole.
 A reply that is no summary compacts nothing (``SessionError``; its ledger row is
 written): no text, a refusal, a reply cut off at the output limit or withheld by a
 content filter (its stop reason says so), or a summary too big to store. Under
-``compact_at``, a summary no smaller than its span in the window's tokens is not stored
-either, but the send goes on (the window cuts): the ledger row's ``error`` says why, and
-no summary is asked for again until the span holds more tokens than that one did.
+``compact_at`` such a reply, or a summary no smaller than its span in the window's
+tokens, compacts nothing but fails no send: the send goes on (the window cuts), the
+ledger row's ``error`` says why, and no summary is asked for again until the span holds
+more tokens than the summary did (twice its own, after a reply that was no summary).
 """
 
 from __future__ import annotations
@@ -173,6 +174,10 @@ def _prepare(
     return call, fork, head
 
 
+class _NoSummary(SessionError):
+    """The reply is no summary srt can store (its ledger row says why)."""
+
+
 def _finish(
     s: SessionLike,
     call: _SummaryCall,
@@ -187,8 +192,9 @@ def _finish(
     store = parts.shared.store
     why = _unusable(call.reply)
     if why is not None:
-        store.record_call(row)
-        raise SessionError(f"the summarizer's reply {why}; the session was not compacted")
+        text = f"the summarizer's reply {why}; the session was not compacted"
+        store.record_call(dataclasses.replace(row, error=text))
+        raise _NoSummary(text)
     text = _text(call.reply)
     by = {
         "provider": call.provider.name,
@@ -211,10 +217,9 @@ def _finish(
             store.record_call(dataclasses.replace(row, error=str(exc)))
             raise
         except InvalidMessageError as exc:  # e.g. a summary over max_message_bytes
-            store.record_call(row)
-            raise SessionError(
-                f"the summary could not be stored ({exc}); the session was not compacted"
-            ) from None
+            text = f"the summary could not be stored ({exc}); the session was not compacted"
+            store.record_call(dataclasses.replace(row, error=text))
+            raise _NoSummary(text) from None
         except Exception:  # nothing was written: the request is still in the ledger
             store.record_call(row)
             raise
@@ -322,18 +327,26 @@ class _Job:
         return _prepare(self.s, self.end, None, provider, model, None, tools, kw)
 
     def finish(self, call: _SummaryCall, head: int | None) -> int | None:
-        """The new head; ``None`` when the summary was no smaller than the span (its
-        ledger row says so): the send goes on with the window's cut, and no summary is
-        asked for again until the span holds more tokens than this one did."""
+        """The new head; ``None`` when the reply was no summary, or one no smaller than
+        the span (its ledger row says why): the send goes on with the window's cut, and
+        no summary is asked for again until the span holds more tokens than that summary
+        did (twice its own tokens, for a reply that was no summary)."""
         try:
             return _finish(self.s, call, self.end, None, head, smaller=self.tokenizer)
-        except compaction.NotSmallerError as exc:
+        except (compaction.NotSmallerError, _NoSummary) as exc:
             parts = self.s.parts
             with parts.lock:
+                chain = parts.chain
+                chain.load()
                 first = pinned_prefix(parts.builder.roles())
-                if first < len(parts.chain.ids):
-                    refused = parts.builder.refused_summaries()
-                    refused[self.window] = (parts.chain.ids[first], exc.tokens)
+                if first < self.end <= len(chain.ids):
+                    if isinstance(exc, compaction.NotSmallerError):
+                        floor = exc.tokens
+                    else:
+                        counts = parts.builder.token_counts(self.tokenizer)
+                        span = range(first, self.end)
+                        floor = 2 * sum(counts[i] for i in span if i not in chain.status)
+                    parts.builder.refused_summaries()[self.window] = (chain.ids[first], floor)
             return None
 
 
