@@ -419,3 +419,28 @@ def test_an_automatic_summary_that_is_no_summary_fails_no_send(
         s.send(p, model=model, window=w)
         assert len(srv.log) == sent + 3 + i  # no summary request
     p.close()
+
+
+def test_an_automatic_summary_keeps_a_message_pinned_by_metadata(
+    srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    """``"pinned": true`` means the window always sends the message: the automatic span
+    starts after it (was: summarised away with the rest, so the model lost it)."""
+    p = make("openai", srv.url)
+    s = rt.session("pinned-doc")
+    s.append({"role": "system", "content": "sys"}, {"role": "user", "content": "first"})
+    doc = {"role": "user", "content": "the key document", "metadata": {"pinned": True}}
+    s.append({"role": "assistant", "content": "a0"}, doc)
+    for i in range(5):
+        s.append({"role": "assistant", "content": f"answer {i}"})
+        s.append({"role": "user", "content": f"question {i}"})
+    w = WindowPolicy("cache_aware", 200, tokenizer=GENERIC_ESTIMATE, compact_at=0.2)
+    srv.script("*", ["Summary: five questions.", "the answer"])
+    s.send(p, model=MODELS["openai"], window=w)
+    p.close()
+    contents = [m["content"] for m in s.messages()]
+    assert contents[:4] == ["sys", "first", "a0", "the key document"]
+    assert contents[4].endswith("Summary: five questions.")
+    assert contents[5:] == ["question 4", "the answer"]
+    assert s.entries()[3].metadata == {"pinned": True}
+    assert len(s.entries()[4].replaced) == 9

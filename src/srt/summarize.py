@@ -12,7 +12,8 @@ the same transaction as the compaction. The summary's node links to the request
 
 ``WindowPolicy(..., compact_at=s)`` does this before a send (and so inside
 ``Session.run``) once the history holds ``s * budget`` tokens: it summarises
-everything after the pinned messages except the newest step, an assistant message
+everything after the pinned messages (the leading ones, and the last one whose
+metadata pins it) except the newest step, an assistant message
 with its tool results (or the last user message), which stays as it is. That span
 ends exactly where the previous request ended, so the summary request reads the whole
 history from the provider's cache, and no tool call is ever parted from its result.
@@ -274,12 +275,16 @@ def due(
     model: str,
     window: WindowPolicy | None,
     partial: bool = False,
-) -> int | None:
-    """The ``end`` to compact up to before the next send under ``window``, or ``None``.
+) -> tuple[int, int] | None:
+    """The span ``(start, end)`` to compact before the next send under ``window``, or
+    ``None``.
 
     Only what the send sends counts: partial replies count for nothing unless
     ``partial`` (the send's ``include_partial``), and the newest step, kept whole, is the
-    last message sent (a partial reply at the end is not it)."""
+    last message sent (a partial reply at the end is not it). The span starts after the
+    pinned messages: the leading ones, and any whose metadata says ``"pinned": true``
+    (with its tool call or results), which the window always sends and a summary must
+    not take the place of."""
     if window is None or window.compact_at is None:
         return None
     fmt = get_format(provider.format)
@@ -300,6 +305,13 @@ def due(
         while end > 0 and roles[end] == "tool":
             end -= 1  # keep the newest step whole: its call and all its results
         first = pinned_prefix(roles[:n])
+        pinned = parts.chain.pinned
+        for i in range(end - 1, first - 1, -1):
+            if pinned[i]:
+                first = i + 1
+                while first < end and roles[first] == "tool":
+                    first += 1  # (the pinned call's results go with it)
+                break
         if end <= first:
             return None
         refused = parts.builder.refused_summaries().get(window)
@@ -309,22 +321,23 @@ def due(
             and sum(counts[first:end]) <= refused[1]
         ):
             return None  # a summary of this span was no smaller: wait until it outgrows it
-        return end
+        return first, end
 
 
 class _Job:
     """An automatic compaction due before a send: up to ``end``, with ``kw`` for
     ``compact``, held to a summary smaller than its span in ``window``'s tokens."""
 
-    def __init__(self, s: SessionLike, window: WindowPolicy, end: int, tokenizer: Any,
-                 kw: dict[str, Any]) -> None:  # fmt: skip
-        self.s, self.window, self.end, self.tokenizer, self.kw = s, window, end, tokenizer, kw
+    def __init__(self, s: SessionLike, window: WindowPolicy, span: tuple[int, int],
+                 tokenizer: Any, kw: dict[str, Any]) -> None:  # fmt: skip
+        self.s, self.window, self.tokenizer, self.kw = s, window, tokenizer, kw
+        self.start, self.end = span
 
     def prepare(self) -> tuple[_SummaryCall, Any, int | None]:
         kw = dict(self.kw)
         provider, model = kw.pop("provider"), kw.pop("model")
         tools = kw.pop("tools")
-        return _prepare(self.s, self.end, None, provider, model, None, tools, kw)
+        return _prepare(self.s, self.end, self.start, provider, model, None, tools, kw)
 
     def finish(self, call: _SummaryCall, head: int | None) -> int | None:
         """The new head; ``None`` when the reply was no summary, or one no smaller than
@@ -332,13 +345,13 @@ class _Job:
         no summary is asked for again until the span holds more tokens than that summary
         did (twice its own tokens, for a reply that was no summary)."""
         try:
-            return _finish(self.s, call, self.end, None, head, smaller=self.tokenizer)
+            return _finish(self.s, call, self.end, self.start, head, smaller=self.tokenizer)
         except (compaction.NotSmallerError, _NoSummary) as exc:
             parts = self.s.parts
             with parts.lock:
                 chain = parts.chain
                 chain.load()
-                first = pinned_prefix(parts.builder.roles())
+                first = self.start
                 if first < self.end <= len(chain.ids):
                     if isinstance(exc, compaction.NotSmallerError):
                         floor = exc.tokens
@@ -360,8 +373,8 @@ def _job(
     partial: bool,
 ) -> _Job | None:
     window = params.get("window")
-    end = due(s, provider, model, window if isinstance(window, WindowPolicy) else None, partial)
-    if end is None:
+    span = due(s, provider, model, window if isinstance(window, WindowPolicy) else None, partial)
+    if span is None:
         return None
     assert isinstance(window, WindowPolicy)
     kw = {k: v for k, v in params.items() if k not in ("window", *_SEND_ONLY)}
@@ -375,7 +388,7 @@ def _job(
         window=dataclasses.replace(window, compact_at=None),
     )
     tokenizer = window.tokenizer or get_format(provider.format).tokenizer(model)
-    return _Job(s, window, end, tokenizer, kw)
+    return _Job(s, window, span, tokenizer, kw)
 
 
 def auto(
