@@ -444,3 +444,23 @@ def test_an_automatic_summary_keeps_a_message_pinned_by_metadata(
     assert contents[5:] == ["question 4", "the answer"]
     assert s.entries()[3].metadata == {"pinned": True}
     assert len(s.entries()[4].replaced) == 9
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic", "responses"])
+def test_a_reply_that_calls_a_tool_is_no_summary(
+    srv: ProviderServer, rt: srt.Runtime, kind: str
+) -> None:
+    """Given tools, the model may call one with a line of text before it: that line is
+    what it says before the call, not a summary (was: stored as the summary)."""
+    p = make(kind, srv.url)
+    s = rt.session(f"tool-call-{kind}")
+    _chat(s)
+    before = _state(rt, s)
+    read = {"type": "function", "function": {"name": "read", "parameters": {"type": "object"}}}
+    call = {"name": "read", "arguments": {"path": "notes.txt"}}
+    srv.script("*", [{"text": "Let me read the notes first.", "tool_calls": [call]}])
+    with pytest.raises(srt.SessionError, match="calls a tool"):
+        s.compact(len(s), summarizer=p, model=MODELS[kind], tools=[read])
+    p.close()
+    assert _state(rt, s) == before
+    assert "calls a tool" in s.calls()[-1]["error"]

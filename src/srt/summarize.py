@@ -21,8 +21,9 @@ The summary request is held to the same window (without ``compact_at``), so a hi
 that one long reply took past the budget is cut rather than sent whole.
 
 A reply that is no summary compacts nothing (``SessionError``; its ledger row is
-written): no text, a refusal, a reply cut off at the output limit or withheld by a
-content filter (its stop reason says so), or a summary too big to store. Under
+written): no text, a refusal, a tool call (whatever text came with it), a reply cut
+off at the output limit or withheld by a content filter (its stop reason says so), or
+a summary too big to store. Under
 ``compact_at`` such a reply, or a summary no smaller than its span in the window's
 tokens, compacts nothing but fails no send: the send goes on (the window cuts), the
 ledger row's ``error`` says why, and no summary is asked for again until the span holds
@@ -129,6 +130,9 @@ def _unusable(reply: Reply | None) -> str | None:
     why = _UNUSABLE.get(str(reply.stop_reason))
     if why is None and reply.message.get("refusal"):
         why = "is a refusal"
+    if why is None and reply.message.get("tool_calls"):
+        # (its text, if any, is what it says before the call: "Let me read the file.")
+        why = "calls a tool instead of giving the summary"
     if why is not None:
         return why
     return None if _text(reply) else "has no text to use as the summary"
