@@ -311,3 +311,31 @@ def test_srt_writes_its_own_keys_and_a_summary_keeps_its_link(rt: srt.Runtime) -
     assert len(s.entries()[2].replaced) == 4  # the link was written (own_metadata)
     s.expand()
     assert len(s) == 8
+
+
+@pytest.mark.parametrize(
+    "move",
+    [
+        lambda s: s.append({"role": "assistant", "content": "written meanwhile"}),
+        lambda s: s.rewind(2),
+        lambda s: s.compact(4, "inner"),
+    ],
+)
+def test_a_summary_function_that_writes_to_its_session_compacts_nothing(
+    rt: srt.Runtime, move: Any
+) -> None:
+    """The summary function runs under the handle's lock, so it can write to the same
+    session: the span it was given is then stale (was: an append it made vanished from
+    the history, a rewind raised a bare IndexError)."""
+    s = rt.session("reentrant")
+    _chat(s, 3)
+
+    def summary(_msgs: list[dict[str, Any]]) -> str:
+        move(s)
+        return "summary"
+
+    with pytest.raises(srt.ConflictError, match="summary function changed"):
+        s.compact(5, summary)
+    after = s.messages_bytes()
+    assert not any(b"summary\\n" in b or b.endswith(b'summary"}') for b in after)
+    assert rt.session("reentrant").messages_bytes() == after  # what the move left, stored

@@ -22,7 +22,7 @@ from typing import Any
 from ._chain import Chain, Prepared
 from .context import pinned_prefix
 from .entries import compaction_link, span_rows
-from .errors import HistoryIndexError, SessionError
+from .errors import ConflictError, HistoryIndexError, SessionError
 from .message import own_metadata
 from .store import CallRecord
 from .tokens import Tokenizer
@@ -90,7 +90,14 @@ def compact(
     n = len(chain)
     first = span(chain, roles, end, start)
     replaced = [json.loads(b) for b in chain.bodies[first:end]]
+    head = chain.head
     text = summary(replaced) if callable(summary) else summary
+    if chain.head != head or len(chain) != n:
+        # (the callable wrote to this session through the same handle: the span and
+        # what follows it are no longer the ones it was given)
+        raise ConflictError(
+            "the summary function changed the session it summarises; it was not compacted"
+        )
     if not isinstance(text, str) or not text.strip():
         raise SessionError(
             f"a compaction summary must be non-empty text, got {type(text).__name__}"
