@@ -464,3 +464,27 @@ def test_a_reply_that_calls_a_tool_is_no_summary(
     p.close()
     assert _state(rt, s) == before
     assert "calls a tool" in s.calls()[-1]["error"]
+
+
+def test_a_store_at_its_session_limit_still_gets_summaries(
+    srv: ProviderServer, db_path: str
+) -> None:
+    """The summary request's fork is deleted right after it, so ``max_sessions`` does not
+    count it (was: SessionLimitError from every compact(summarizer=...), and from every
+    send under compact_at)."""
+    with srt.Runtime(db_path, max_sessions=1) as rt:
+        p = make("openai", srv.url)
+        s = rt.session("only")
+        _chat(s, 6)
+        w = WindowPolicy("cache_aware", 200, tokenizer=GENERIC_ESTIMATE, compact_at=0.2)
+        srv.script("*", ["Summary: six questions.", "the answer"])
+        assert s.send(p, model=MODELS["openai"], window=w).message["content"] == "the answer"
+        assert s.messages()[2]["content"].endswith("Summary: six questions.")
+        s.append({"role": "user", "content": "once more"})
+        srv.script("*", ["Summary: all of it."])
+        s.compact(len(s), summarizer=p, model=MODELS["openai"])
+        p.close()
+        assert s.messages()[2]["content"].endswith("Summary: all of it.")
+        assert [i.name for i in rt.sessions()] == ["only"]
+        with pytest.raises(srt.SessionLimitError):
+            rt.session("another")  # the limit still holds for the user's sessions

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from . import compaction, drivers, exchange
 from ._builder import Parts
+from ._chain import Chain
 from ._types import Reply
 from .context import WindowPolicy, pinned_prefix
 from .errors import ConfigError, ConflictError, InvalidMessageError, SessionError
@@ -54,15 +55,14 @@ __all__ = ["INSTRUCTIONS", "SessionLike", "aauto", "acompact", "auto", "compact"
 
 
 class SessionLike(Protocol):
-    """What this module uses of a ``Session``: its name, parts and ``fork``."""
+    """What this module uses of a ``Session``: its name and parts (and its class, to make
+    the summary request's fork: ``type(s)(shared, chain)``)."""
 
     @property
     def name(self) -> str: ...
 
     @property
     def parts(self) -> Parts: ...
-
-    def fork(self, name: str, at: int | None = None) -> Any: ...
 
 
 #: What the summary request asks for (``instructions=`` replaces it).
@@ -138,6 +138,22 @@ def _unusable(reply: Reply | None) -> str | None:
     return None if _text(reply) else "has no text to use as the summary"
 
 
+def _scratch(s: SessionLike, end: int) -> Any:
+    """A fork of ``s`` at ``end`` for the summary request, deleted right after it (its
+    lock held): made without the runtime's ``max_sessions``, since a summary leaves the
+    store with the sessions it found (a store at its limit refused every summary)."""
+    parts = s.parts
+    chain = parts.chain
+    name = f"srt-summary-{uuid.uuid4().hex}"
+    row = parts.shared.store.create_session(
+        name, chain.ids[end - 1], exist_ok=False, head_prefix=chain.believed_prefix(end)
+    )
+    child = Chain(parts.shared, row.id, name, row.head)
+    child.adopt(chain, end)
+    session: Any = type(s)
+    return session(parts.shared, child)
+
+
 def _prepare(
     s: SessionLike,
     end: int,
@@ -159,7 +175,7 @@ def _prepare(
         parts.chain.writable()
         compaction.span(parts.chain, parts.builder.roles(), end, start)  # checked first
         head = parts.chain.head
-        fork = s.fork(f"srt-summary-{uuid.uuid4().hex}", at=end)
+        fork = _scratch(s, end)
     try:
         fork.append({"role": "user", "content": instructions or INSTRUCTIONS})
         call = _SummaryCall(
