@@ -10,9 +10,9 @@ between two stores of one engine:
   byte-for-byte check as any append), and the copy's tree is the original's;
 * **objects**: each live object is written with the same kind, scope, key, value and
   expiry; an object that keeps a node alive gets that node's chain first. A session's
-  records of earlier heads (``srt.history``) are filed under its id, so they are filed
-  under the copy's id (a record of no session is left out, as a delete through the API
-  leaves none);
+  records of earlier heads (``srt.history``) and of the tool calls its tasks started
+  (``srt._task``) are filed under its id, so they are filed under the copy's id (a
+  record of no session is left out);
 * **the ledger**: each row is written with its node mapped to the copy's node of the
   same prefix hash (``None`` if the node did not survive).
 
@@ -45,6 +45,10 @@ __all__ = ["CopyReport", "copy_store"]
 
 #: Name prefix of the scratch sessions that carry an object's node into the copy.
 SCRATCH = "srt-copy-scratch-"
+#: The kind of a task's records that a tool call started (``srt._task.CLAIMS``, above
+#: the store): scoped ``<session id>:<prefix hash>:<call id>`` (or, from earlier srt
+#: versions, the session id alone).
+TOOL_CALLS = "srt.tool_call"
 #: Fields that identify a ledger row across stores (ids and node ids are per store).
 _CALL_KEY = tuple(
     f.name for f in dataclasses.fields(CallRecord) if f.name not in ("id", "session", "node")
@@ -85,9 +89,10 @@ class _Copier:
         self.ids: dict[str, str] | None = None  # source session id -> dest (heads' scope)
 
     def scope(self, obj: ObjectRow) -> str | None:
-        """The scope ``obj`` gets in ``dest``: its own, but for a record of earlier heads,
-        its session's id there (``None``: a record of no session, not copied)."""
-        if obj.kind != heads.KIND:
+        """The scope ``obj`` gets in ``dest``: its own, but for a record of earlier heads
+        or of a started tool call, filed under a session's id, with its session's id
+        there (``None``: a record of no session, not copied)."""
+        if obj.kind not in (heads.KIND, TOOL_CALLS):
             return obj.scope
         if self.ids is None:
             self.ids = {}
@@ -95,7 +100,9 @@ class _Copier:
                 mine, theirs = self.src.get_session(info.name), self.dest.get_session(info.name)
                 if mine is not None and theirs is not None:
                     self.ids[str(mine.id)] = str(theirs.id)
-        return self.ids.get(obj.scope)
+        sid, colon, rest = obj.scope.partition(":")
+        there = self.ids.get(sid)
+        return None if there is None else there + colon + rest
 
     def session(self, name: str) -> None:
         src_row = self.src.get_session(name)
