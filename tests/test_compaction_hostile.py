@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import srt
+from srt.message import own_metadata
 
 
 def _chat(s: srt.Session, turns: int = 5, tag: str = "") -> None:
@@ -94,7 +95,7 @@ def test_every_kind_of_span_round_trips_to_the_exact_bytes(rt: srt.Runtime) -> N
     _chat(s, 4)
     original, head = s.messages_bytes(), s.head
     n = len(s)
-    for start, end in [(2, 3), (0, n), (0, 2), (2, n), (n - 1, n), (1, n - 1)]:
+    for start, end in [(2, 3), (1, n), (1, 2), (2, n), (n - 1, n), (1, n - 1)]:  # (0: refused)
         s.compact(end, f"summary of {start}:{end}", start=start)
         assert len(s) == n - (end - start) + 1
         s.expand()
@@ -257,10 +258,84 @@ def test_metadata_that_looks_like_a_link_is_no_compaction(
 ) -> None:
     s = rt.session("forged")
     _chat(s, 2, tag=json.dumps(meta))  # a history of its own: nodes are not shared
-    s.append({"role": "user", "content": "look", "metadata": meta})
+    with own_metadata():  # (a user's append is refused srt's keys: a file may hold them)
+        s.append({"role": "user", "content": "look", "metadata": meta})
     before = _state(rt, s)
     entries = s.entries()  # was: KeyError
     assert all(e.replaced == () for e in entries)
     with pytest.raises(srt.SessionError, match=r"no compaction|no longer stored"):
         s.expand()
     assert _state(rt, s) == before
+
+
+@pytest.mark.parametrize("start", [0, 1])
+def test_a_span_may_not_start_inside_the_leading_instructions(rt: srt.Runtime, start: int) -> None:
+    """The summary is a user message: in place of the system/developer messages it would
+    turn the model's instructions into something the user said."""
+    s = rt.session("instructions")
+    s.append({"role": "system", "content": "sys"}, {"role": "developer", "content": "dev"})
+    for i in range(3):
+        s.append({"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"})
+    before = _state(rt, s)
+    with pytest.raises(srt.HistoryIndexError, match="system/developer"):
+        s.compact(6, "summary", start=start)  # was: the system message became the summary
+    assert _state(rt, s) == before
+    s.compact(6, "summary", start=2)  # from the first message after them: allowed
+    assert [m["role"] for m in s.messages()[:3]] == ["system", "developer", "user"]
+    assert s.messages()[2]["content"].endswith("summary")
+
+
+@pytest.mark.parametrize("key", ["srt_compacted", "srt_tool", "srt_anything"])
+def test_srt_metadata_keys_are_refused_at_append(rt: srt.Runtime, key: str) -> None:
+    """Metadata keys starting with ``srt_`` are srt's own: a user's is refused whole
+    (through append, edit and send's append=), so srt never reads it as its own."""
+    s = rt.session("reserved")
+    _chat(s, 2)
+    before = _state(rt, s)
+    bad = {"role": "user", "content": "look", "metadata": {"note": 1, key: {"first": 1}}}
+    with pytest.raises(srt.InvalidMessageError, match=f"{key}.*reserved"):
+        s.append(bad)  # was: stored, then stripped by entries() or read as a link
+    with pytest.raises(srt.InvalidMessageError, match="reserved"):
+        s.append({"role": "user", "content": "fine"}, bad)  # nothing of the batch is written
+    with pytest.raises(srt.InvalidMessageError, match="reserved"):
+        s.edit(3, bad)
+    assert _state(rt, s) == before
+    s.append({"role": "user", "content": "ok", "metadata": {"srt": 1, "my_srt_x": 2}})
+    assert s.entries()[-1].metadata == {"my_srt_x": 2, "srt": 1}
+
+
+def test_srt_writes_its_own_keys_and_a_summary_keeps_its_link(rt: srt.Runtime) -> None:
+    s = rt.session("own")
+    _chat(s, 3)
+    s.compact(6, "summary")
+    assert len(s.entries()[2].replaced) == 4  # the link was written (own_metadata)
+    s.expand()
+    assert len(s) == 8
+
+
+@pytest.mark.parametrize(
+    "move",
+    [
+        lambda s: s.append({"role": "assistant", "content": "written meanwhile"}),
+        lambda s: s.rewind(2),
+        lambda s: s.compact(4, "inner"),
+    ],
+)
+def test_a_summary_function_that_writes_to_its_session_compacts_nothing(
+    rt: srt.Runtime, move: Any
+) -> None:
+    """The summary function runs under the handle's lock, so it can write to the same
+    session: the span it was given is then stale (was: an append it made vanished from
+    the history, a rewind raised a bare IndexError)."""
+    s = rt.session("reentrant")
+    _chat(s, 3)
+
+    def summary(_msgs: list[dict[str, Any]]) -> str:
+        move(s)
+        return "summary"
+
+    with pytest.raises(srt.ConflictError, match="summary function changed"):
+        s.compact(5, summary)
+    after = s.messages_bytes()
+    assert not any(b"summary\\n" in b or b.endswith(b'summary"}') for b in after)
+    assert rt.session("reentrant").messages_bytes() == after  # what the move left, stored

@@ -195,3 +195,113 @@ def test_the_cli_copies_and_a_killed_copy_resumes(tmp_path: Path, pg_url: str) -
         timeout=60,
     )
     assert missing.returncode == 1 and b"no database at" in missing.stderr
+
+
+def _dest_url(tmp_path: Path, engine: str, request: pytest.FixtureRequest) -> str:
+    if engine == "sqlite":
+        return str(tmp_path / "dest.db")
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+def _heads(store: Store) -> list[tuple[str, str, str]]:
+    """Each earlier-head record: (its session's name, key, action)."""
+    names = {}
+    for info in store.list_sessions():
+        row = store.get_session(info.name)
+        assert row is not None
+        names[str(row.id)] = info.name
+    return sorted(
+        (names.get(o.scope, f"<no session {o.scope}>"), o.key, o.value.decode())
+        for o in store.scan_objects()
+        if o.kind == "srt.head"
+    )
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_earlier_heads_follow_their_session_and_go_with_its_delete(
+    tmp_path: Path, engine: str, request: pytest.FixtureRequest
+) -> None:
+    """A session's records of earlier heads are filed under its id, which differs in the
+    destination: the copy files them under the copy's id, so ``history()`` lists them
+    there and a delete through the API removes them (was: left under the source's id,
+    listed by no session, or by another one that had that id)."""
+    dest_url = _dest_url(tmp_path, engine, request)
+    with srt.Runtime(str(tmp_path / "src.db")) as src, srt.Runtime(dest_url) as dest:
+        for name in ("x", "y", "z"):  # in the destination first: the ids differ
+            dest.session(name).append({"role": "user", "content": f"{name} of dest"})
+        _fill(src)
+        for name in ("a", "b"):
+            s = src.session(name)
+            s.append({"role": "user", "content": f"more for {name}"})
+            s.rewind(1)
+        want = _heads(src.store)
+        assert len(want) == 2
+        copy_store(src.store, dest.store)
+        assert _heads(dest.store) == want
+        for name in ("a", "b"):
+            assert [h.key for h in dest.session(name).history()] == [
+                h.key for h in src.session(name).history()
+            ]
+            dest.session(name).restore(dest.session(name).history()[0])
+        assert [h.action for h in dest.session("x").history()] == []
+        dest.delete("a")
+        dest.delete("b")
+        assert _heads(dest.store) == []  # as a delete through the API leaves them
+        assert copy_store(src.store, dest.store).verified  # a second copy brings them back
+        assert len(_heads(dest.store)) == 2
+
+
+class _Crash(BaseException):
+    """Stops a run inside a tool, leaving its call started (a process that died)."""
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_a_started_tool_call_stays_started_in_the_copy(
+    tmp_path: Path, engine: str, request: pytest.FixtureRequest
+) -> None:
+    """A task's record that a tool call started is filed under its session's id: in the
+    copy it is filed under the copy's, so a run resumed there reports the call
+    interrupted (was: not found under the new id, so the tool ran a second time)."""
+    from srt.testing import ProviderServer
+    from task_support import KEY, make
+
+    ran: list[str] = []
+
+    def act(x: str) -> str:
+        ran.append(x)
+        if len(ran) == 1:
+            raise _Crash
+        return "acted"
+
+    dest_url = _dest_url(tmp_path, engine, request)
+    with (
+        ProviderServer(api_key=KEY) as srv,
+        srt.Runtime(str(tmp_path / "src.db")) as src,
+        srt.Runtime(dest_url) as dest,
+    ):
+        for name in ("x", "y", "z"):  # in the destination first: the ids differ
+            dest.session(name).append({"role": "user", "content": f"{name} of dest"})
+        p = make("openai", srv.url)
+        s = src.session("task")
+        s.append(
+            {"role": "user", "content": "act"},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "c1", "type": "function",
+                 "function": {"name": "act", "arguments": '{"x": "1"}'}}]},
+        )  # fmt: skip
+        with pytest.raises(_Crash):
+            s.run(p, model="gpt-4o", tools=[act])
+        assert copy_store(src.store, dest.store).verified
+        srv.script("*", ["done"])
+        result = dest.session("task").run(p, model="gpt-4o", tools=[act])
+        p.close()
+        assert [(r.call.id, r.status) for r in result.tool_runs] == [("c1", "interrupted")]
+        assert ran == ["1"]  # not run twice
+
+
+def test_the_copy_knows_the_kind_of_a_started_call() -> None:
+    from srt._task import CLAIMS
+    from srt.store.copy import TOOL_CALLS
+
+    assert TOOL_CALLS == CLAIMS  # (the store cannot import the task layer's constant)

@@ -15,7 +15,7 @@ import pytest
 import srt
 from srt._types import Reply, Usage
 from srt.context import WindowPolicy
-from srt.summarize import _text, _unusable
+from srt.summarize import _text, _unusable, due
 from srt.testing import ProviderServer
 from srt.tokens import GENERIC_ESTIMATE
 from task_support import KEY, MODELS, make
@@ -319,3 +319,172 @@ def test_a_partial_reply_at_the_end_is_not_the_newest_step_a_summary_keeps(
     msgs = s.messages()  # the cut reply stays, after the question
     assert msgs[2]["content"].endswith("Summary: six questions.")
     assert [m["content"] for m in msgs[-3::2]] == ["question 5", "the answer"]
+
+
+def test_a_summary_no_smaller_than_its_span_is_not_stored_nor_asked_for_every_turn(
+    srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    """A model whose summaries are longer than the span they replace: the compaction is
+    skipped (its ledger row says why), the send goes on, and the next turns ask for no
+    summary until the span holds more tokens than the refused summary did."""
+    p = make("openai", srv.url)
+    model = MODELS["openai"]
+    s = rt.session("long-summaries")
+    _chat(s, 6)
+    w = WindowPolicy("cache_aware", 400, tokenizer=GENERIC_ESTIMATE, compact_at=0.2)
+    long = "Summary: " + "the user asked and the assistant answered. " * 12
+    srv.script("*", [long, "the answer"])
+    sent = len(srv.log)
+    reply = s.send(p, model=model, window=w)
+    assert reply.message["content"] == "the answer"
+    assert len(srv.log) == sent + 2  # the summary request, then the send
+    assert not any(m["content"].startswith("[Summary") for m in s.messages())  # was: stored
+    assert not any(e.replaced for e in s.entries())
+    summary_row = s.calls()[-2]
+    assert summary_row["status"] == "ok"
+    assert "not smaller than the 11 messages" in summary_row["error"]
+    for i in range(2):  # was: a summary request before every send
+        s.append({"role": "user", "content": f"more {i}"})
+        srv.script("*", [f"answer {i}"])
+        s.send(p, model=model, window=w)
+        assert len(srv.log) == sent + 3 + i
+    # Once the span outgrows the refused summary, a summary is asked for again.
+    for i in range(6):
+        s.append({"role": "user", "content": "a longer question about the work " * 3})
+        if due(s, p, model, w) is not None:
+            break
+        srv.script("*", [f"later {i}"])
+        s.send(p, model=model, window=w)
+    else:
+        raise AssertionError("no summary was due once the span had grown")
+    srv.script("*", ["Summary: short.", "the last answer"])
+    s.send(p, model=model, window=w)
+    assert s.messages()[2]["content"].endswith("Summary: short.")
+    p.close()
+    assert s.entries()[2].replaced
+
+
+def test_an_automatic_summary_no_smaller_is_skipped_by_asend_too(
+    srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    import asyncio
+
+    p = make("openai", srv.url)
+    s = rt.session("long-summaries-async")
+    _chat(s, 6)
+    w = WindowPolicy("cache_aware", 400, tokenizer=GENERIC_ESTIMATE, compact_at=0.2)
+    srv.script("*", ["Summary: " + "all of it, at length. " * 30, "the answer", "again"])
+    sent = len(srv.log)
+
+    async def two() -> None:
+        await s.asend(p, model=MODELS["openai"], window=w)
+        s.append({"role": "user", "content": "next"})
+        await s.asend(p, model=MODELS["openai"], window=w)
+        await p.aclose()
+
+    asyncio.run(two())
+    assert len(srv.log) == sent + 3
+    assert [m["content"] for m in s.messages()[-3:]] == ["the answer", "next", "again"]
+    assert not any(e.replaced for e in s.entries())
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (_chat_reply({"content": "The task began wi"}, "length"), "cut off"),
+        (_chat_reply({"content": None, "refusal": "I can't do that."}, "stop"), "refusal"),
+    ],
+)
+def test_an_automatic_summary_that_is_no_summary_fails_no_send(
+    srv: ProviderServer, rt: srt.Runtime, body: str, why: str
+) -> None:
+    """Under ``compact_at``, a summary reply cut off or refused compacts nothing, but the
+    send goes on (was: every send raised SessionError, after paying for a summary), the
+    row says why, and the next turns ask for none until the span has doubled."""
+    p = make("openai", srv.url)
+    model = MODELS["openai"]
+    s = rt.session(f"no-summary-{why}")
+    _chat(s, 6)
+    w = WindowPolicy("cache_aware", 400, tokenizer=GENERIC_ESTIMATE, compact_at=0.2)
+    srv.fault("openai", "status", code=200, body=body, headers={"content-type": "application/json"})
+    srv.script("*", ["the answer"])
+    sent = len(srv.log)
+    assert s.send(p, model=model, window=w).message["content"] == "the answer"
+    assert len(srv.log) == sent + 2
+    assert not any(e.replaced for e in s.entries())
+    assert why in s.calls()[-2]["error"]
+    for i in range(2):
+        s.append({"role": "user", "content": f"more {i}"})
+        srv.script("*", [f"answer {i}"])
+        s.send(p, model=model, window=w)
+        assert len(srv.log) == sent + 3 + i  # no summary request
+    p.close()
+
+
+def test_an_automatic_summary_keeps_a_message_pinned_by_metadata(
+    srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    """``"pinned": true`` means the window always sends the message: the automatic span
+    starts after it (was: summarised away with the rest, so the model lost it)."""
+    p = make("openai", srv.url)
+    s = rt.session("pinned-doc")
+    s.append({"role": "system", "content": "sys"}, {"role": "user", "content": "first"})
+    doc = {"role": "user", "content": "the key document", "metadata": {"pinned": True}}
+    s.append({"role": "assistant", "content": "a0"}, doc)
+    for i in range(5):
+        s.append({"role": "assistant", "content": f"answer {i}"})
+        s.append({"role": "user", "content": f"question {i}"})
+    w = WindowPolicy("cache_aware", 200, tokenizer=GENERIC_ESTIMATE, compact_at=0.2)
+    srv.script("*", ["Summary: five questions.", "the answer"])
+    s.send(p, model=MODELS["openai"], window=w)
+    p.close()
+    contents = [m["content"] for m in s.messages()]
+    assert contents[:4] == ["sys", "first", "a0", "the key document"]
+    assert contents[4].endswith("Summary: five questions.")
+    assert contents[5:] == ["question 4", "the answer"]
+    assert s.entries()[3].metadata == {"pinned": True}
+    assert len(s.entries()[4].replaced) == 9
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic", "responses"])
+def test_a_reply_that_calls_a_tool_is_no_summary(
+    srv: ProviderServer, rt: srt.Runtime, kind: str
+) -> None:
+    """Given tools, the model may call one with a line of text before it: that line is
+    what it says before the call, not a summary (was: stored as the summary)."""
+    p = make(kind, srv.url)
+    s = rt.session(f"tool-call-{kind}")
+    _chat(s)
+    before = _state(rt, s)
+    read = {"type": "function", "function": {"name": "read", "parameters": {"type": "object"}}}
+    call = {"name": "read", "arguments": {"path": "notes.txt"}}
+    srv.script("*", [{"text": "Let me read the notes first.", "tool_calls": [call]}])
+    with pytest.raises(srt.SessionError, match="calls a tool"):
+        s.compact(len(s), summarizer=p, model=MODELS[kind], tools=[read])
+    p.close()
+    assert _state(rt, s) == before
+    assert "calls a tool" in s.calls()[-1]["error"]
+
+
+def test_a_store_at_its_session_limit_still_gets_summaries(
+    srv: ProviderServer, db_path: str
+) -> None:
+    """The summary request's fork is deleted right after it, so ``max_sessions`` does not
+    count it (was: SessionLimitError from every compact(summarizer=...), and from every
+    send under compact_at)."""
+    with srt.Runtime(db_path, max_sessions=1) as rt:
+        p = make("openai", srv.url)
+        s = rt.session("only")
+        _chat(s, 6)
+        w = WindowPolicy("cache_aware", 200, tokenizer=GENERIC_ESTIMATE, compact_at=0.2)
+        srv.script("*", ["Summary: six questions.", "the answer"])
+        assert s.send(p, model=MODELS["openai"], window=w).message["content"] == "the answer"
+        assert s.messages()[2]["content"].endswith("Summary: six questions.")
+        s.append({"role": "user", "content": "once more"})
+        srv.script("*", ["Summary: all of it."])
+        s.compact(len(s), summarizer=p, model=MODELS["openai"])
+        p.close()
+        assert s.messages()[2]["content"].endswith("Summary: all of it.")
+        assert [i.name for i in rt.sessions()] == ["only"]
+        with pytest.raises(srt.SessionLimitError):
+            rt.session("another")  # the limit still holds for the user's sessions

@@ -62,12 +62,16 @@ class _Windows:
     token counts (per tokenizer), and each policy's last cut. Made on a first window (most
     sessions never use one, and a loaded session should not pay for three containers)."""
 
-    __slots__ = ("cuts", "ntok", "roles")
+    __slots__ = ("cuts", "ntok", "refused", "roles")
 
     def __init__(self) -> None:
         self.roles: list[str] = []  # canonical roles, parsed lazily
         self.ntok: dict[str, list[int]] = {}  # token counts per tokenizer
         self.cuts: dict[WindowPolicy, int] = {}
+        #: Per ``compact_at`` window, the last summary refused (a reply that was no
+        #: summary, or one not smaller than its span): (the span's first node, the
+        #: tokens the span must outgrow before another is asked for) (``srt.summarize``).
+        self.refused: dict[WindowPolicy, tuple[int, int]] = {}
 
 
 class Builder:
@@ -271,6 +275,11 @@ class Builder:
         if len(kept) == n:
             return None
         return View((window.kind, window.budget, cut), kept)
+
+    def refused_summaries(self) -> dict[WindowPolicy, tuple[int, int]]:
+        """The last summary refused, per window (kept with the window's other state
+        while the history is not read again)."""
+        return self._windows().refused
 
     def token_counts(self, tokenizer: Tokenizer) -> list[int]:
         """Each message's tokens under ``tokenizer``, cached per (message hash, tokenizer)."""

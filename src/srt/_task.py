@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ._builder import Parts
 from ._types import Reply, Usage
 from .errors import ConfigError, ConflictError, InvalidMessageError, ToolArgumentsError
+from .message import own_metadata
 from .tools import Tool, as_tool, render_result
 
 
@@ -539,14 +540,15 @@ class Task:
             meta["error"] = f"{type(run.error).__name__}: {run.error}"[:_MAX_ERROR_CHARS]
             tb = "".join(traceback.format_exception(run.error))
             meta["traceback"] = tb[-4 * _MAX_ERROR_CHARS :]
-        self.session.append(
-            {
-                "role": "tool",
-                "tool_call_id": run.call.id,
-                "content": run.content,
-                "metadata": {"srt_tool": meta},
-            }
-        )
+        with own_metadata():  # (``srt_tool`` is srt's key: a user's append is refused it)
+            self.session.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": run.call.id,
+                    "content": run.content,
+                    "metadata": {"srt_tool": meta},
+                }
+            )
 
     def replied(self, reply: Reply) -> None:
         self.steps += 1

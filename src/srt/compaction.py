@@ -22,10 +22,22 @@ from typing import Any
 from ._chain import Chain, Prepared
 from .context import pinned_prefix
 from .entries import compaction_link, span_rows
-from .errors import HistoryIndexError, SessionError
+from .errors import ConflictError, HistoryIndexError, SessionError
+from .message import own_metadata
 from .store import CallRecord
+from .tokens import Tokenizer
 
-__all__ = ["SPAN_ID_CHARS", "compact", "expand", "span"]
+__all__ = ["SPAN_ID_CHARS", "NotSmallerError", "compact", "expand", "span"]
+
+
+class NotSmallerError(SessionError):
+    """The summary holds no fewer tokens than the span it would replace (nothing was
+    written); ``tokens`` is the summary message's count."""
+
+    def __init__(self, message: str, tokens: int) -> None:
+        super().__init__(message)
+        self.tokens = tokens
+
 
 #: Hex digits of the span's prefix hash in a summary's header (48 bits: two different
 #: spans after one parent summarized in the same words share a node only by a collision).
@@ -44,6 +56,16 @@ def span(chain: Chain, roles: list[str], end: int, start: int | None) -> int:
     first = pinned_prefix(roles) if start is None else start
     if not (0 <= first < end <= n):
         raise HistoryIndexError(f"cannot compact {first}:{end} of {n} messages")
+    lead = 0
+    while lead < n and roles[lead] in ("system", "developer"):
+        lead += 1
+    if first < lead:
+        # The summary is a user message: in place of the instructions it would demote
+        # them to something the user said, and change what the model was told to be.
+        raise HistoryIndexError(
+            f"cannot compact from {first}: the leading {lead} system/developer message(s) "
+            f"are the model's instructions, not history (start at {lead} or later)"
+        )
     if roles[first] == "tool" or (end < n and roles[end] == "tool"):
         raise HistoryIndexError("a compaction boundary may not split a tool call from its result")
     return first
@@ -58,14 +80,24 @@ def compact(
     *,
     call: CallRecord | None = None,
     by: dict[str, Any] | None = None,
+    smaller: Tokenizer | None = None,
 ) -> int | None:
     """Replace messages ``start:end`` of the loaded ``chain`` by one summary message; the
     new head. ``call`` is the ledger row of the request that wrote the summary (written in
-    the same transaction); ``by`` says who wrote it (kept in the summary node's link)."""
+    the same transaction); ``by`` says who wrote it (kept in the summary node's link).
+    With ``smaller``, a summary message that is not smaller than the span in that
+    tokenizer's counts raises ``NotSmallerError`` and nothing is written."""
     n = len(chain)
     first = span(chain, roles, end, start)
     replaced = [json.loads(b) for b in chain.bodies[first:end]]
+    head = chain.head
     text = summary(replaced) if callable(summary) else summary
+    if chain.head != head or len(chain) != n:
+        # (the callable wrote to this session through the same handle: the span and
+        # what follows it are no longer the ones it was given)
+        raise ConflictError(
+            "the summary function changed the session it summarises; it was not compacted"
+        )
     if not isinstance(text, str) or not text.strip():
         raise SessionError(
             f"a compaction summary must be non-empty text, got {type(text).__name__}"
@@ -87,7 +119,22 @@ def compact(
         "content": f"[Summary of {end - first} earlier messages, span {span_id}]\n{text}",
         "metadata": {"srt_compacted": link},
     }
-    prepared = chain.prepare([msg])
+    with own_metadata():
+        prepared = chain.prepare([msg])
+    if smaller is not None:
+        tokens = chain.shared.tokens
+        mine = tokens.message_tokens(smaller, prepared[0].body, prepared[0].hash)
+        theirs = sum(  # (partial replies are not sent: they cost no request anything)
+            tokens.message_tokens(smaller, chain.bodies[i], chain.hashes[i])
+            for i in range(first, end)
+            if i not in chain.status
+        )
+        if mine >= theirs:
+            raise NotSmallerError(
+                f"the summary ({mine} tokens) is not smaller than the {end - first} "
+                f"messages it would replace ({theirs} tokens); the session was not compacted",
+                mine,
+            )
     rest = _carried(chain, end, n)
     status = _statuses(chain, [None], end, n)
     chain.commit(first, prepared + rest, status, call=call, action="compact")

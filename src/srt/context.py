@@ -49,7 +49,8 @@ class WindowPolicy:
 
     ``compact_at`` (a share of ``budget``, in (0, 1]) makes a send compact the
     history first once it holds that many tokens: the model writes the summary of
-    everything after the pinned messages except the newest step (an assistant
+    everything after the pinned messages (the leading ones and the last one pinned by
+    its metadata) except the newest step (an assistant
     message and its tool results, or the last user message), which stays as it is
     (``srt.summarize``). ``summarizer`` and ``summary_model`` pick another provider
     and model to write it; by default the send's own.

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError, SessionError
-from .store import ObjectPut, Store
+from .store import ObjectPut, Store, heads
+from .store.heads import delete_session
 
 __all__ = [
     "DEFAULT_RETENTION_S",
@@ -39,7 +40,7 @@ __all__ = [
     "set_retention",
 ]
 
-KIND = "srt.head"
+KIND = heads.KIND
 SETTINGS = ("srt.settings", "db", "history_retention")
 DEFAULT_RETENTION_S = 7 * 86400.0
 ACTIONS = ("rewind", "edit", "compact", "expand", "restore")
@@ -91,13 +92,7 @@ def head_record(session_id: int, head: int | None, messages: int, action: str,
 
 
 def _records(store: Store, scope: str) -> Iterator[Any]:
-    after: str | None = None
-    while True:
-        page = store.list_objects(KIND, scope, after=after, limit=500)
-        yield from page
-        if len(page) < 500:
-            return
-        after = page[-1].key
+    return heads.records(store, scope)
 
 
 def history(store: Store, session_id: int) -> list[HeadRecord]:
@@ -130,26 +125,9 @@ def find(records: list[HeadRecord], key: HeadRecord | str, name: str) -> HeadRec
     )
 
 
-def delete_session(store: Store, name: str) -> None:
-    """Delete session ``name``'s head row and its records of earlier heads (its messages
-    stay for any fork that shares them; ``gc`` frees the rest)."""
-    row = store.get_session(name)
-    if row is not None:
-        # Records first: a failure after them leaves a session without earlier heads,
-        # never records without their session, which a new session given the same id
-        # (SQLite reuses the highest) would list and restore as its own.
-        forget_history(store, row.id)
-    store.delete_session(name)
-    if row is not None:
-        forget_history(store, row.id)  # any recorded by a move in the meantime
-
-
 def forget_history(store: Store, session_id: int) -> int:
     """Drop a session's records of earlier heads (its deletion); how many there were."""
-    keys = [row.key for row in _records(store, str(session_id))]
-    for key in keys:
-        store.delete_object(KIND, str(session_id), key)
-    return len(keys)
+    return heads.forget(store, session_id)
 
 
 def set_retention(store: Store, seconds: float, session_ids: list[int]) -> int:

@@ -18,7 +18,9 @@ import base64
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from ._types import Message
@@ -26,12 +28,14 @@ from .errors import InvalidMessageError
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
+    "RESERVED_PREFIX",
     "ROLES",
     "TEXT_HEADS",
     "canonical_text",
     "canonical_tool",
     "canonicalize",
     "dumps",
+    "own_metadata",
     "redact_strings",
 ]
 
@@ -44,6 +48,23 @@ _TOP_ORDER = ("role", "content", "name", "tool_calls", "tool_call_id")
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 #: How deep a message (or a tool definition) may nest arrays and objects.
 MAX_DEPTH = 64
+
+#: Metadata keys that start with this are srt's own (``srt_compacted``, a summary's link
+#: to its span; ``srt_tool``, a tool run's record): a message given by a user with one
+#: is refused, so no user key is read, stripped or overwritten as srt's.
+RESERVED_PREFIX = "srt_"
+_OWN = ContextVar("srt_own_metadata", default=False)
+
+
+@contextmanager
+def own_metadata() -> Iterator[None]:
+    """Within it, messages may carry srt's own metadata keys (srt's writers only)."""
+    token = _OWN.set(True)
+    try:
+        yield
+    finally:
+        _OWN.reset(token)
+
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
@@ -239,6 +260,13 @@ def _normalise(msg: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
         if not isinstance(meta, Mapping):
             raise _bad("metadata must be a dict")
         meta = _plain(meta, "metadata", 1)
+        mine = [k for k in meta if k.startswith(RESERVED_PREFIX)]
+        if mine and not _OWN.get():
+            shown = mine[0] if len(mine[0]) <= 40 else mine[0][:40] + "..."
+            raise _bad(
+                f"metadata key {shown!r} is reserved: keys starting with "
+                f"{RESERVED_PREFIX!r} are srt's own"
+            )
     return out, meta
 
 

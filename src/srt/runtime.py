@@ -131,7 +131,8 @@ class Runtime:
     fragments in any case, and the caches serve what sessions share and what a session
     read again needs, and keep no more than this once handles are dropped. ``max_sessions``
     bounds how many sessions the store may hold: creating one more (a new name, a
-    fork, an import) raises ``SessionLimitError`` and writes nothing. ``cache`` (a
+    fork, an import) raises ``SessionLimitError`` and writes nothing (a summary
+    request's own fork, deleted right after it, is not counted). ``cache`` (a
     ``CachePolicy``) is what a request's ``cache=True``, the default, means for this
     runtime's sessions (default: ``CachePolicy()``); a call's own ``CachePolicy`` wins.
 

@@ -12,7 +12,8 @@ the same transaction as the compaction. The summary's node links to the request
 
 ``WindowPolicy(..., compact_at=s)`` does this before a send (and so inside
 ``Session.run``) once the history holds ``s * budget`` tokens: it summarises
-everything after the pinned messages except the newest step, an assistant message
+everything after the pinned messages (the leading ones, and the last one whose
+metadata pins it) except the newest step, an assistant message
 with its tool results (or the last user message), which stays as it is. That span
 ends exactly where the previous request ended, so the summary request reads the whole
 history from the provider's cache, and no tool call is ever parted from its result.
@@ -20,8 +21,13 @@ The summary request is held to the same window (without ``compact_at``), so a hi
 that one long reply took past the budget is cut rather than sent whole.
 
 A reply that is no summary compacts nothing (``SessionError``; its ledger row is
-written): no text, a refusal, a reply cut off at the output limit or withheld by a
-content filter (its stop reason says so), or a summary too big to store.
+written): no text, a refusal, a tool call (whatever text came with it), a reply cut
+off at the output limit or withheld by a content filter (its stop reason says so), or
+a summary too big to store. Under
+``compact_at`` such a reply, or a summary no smaller than its span in the window's
+tokens, compacts nothing but fails no send: the send goes on (the window cuts), the
+ledger row's ``error`` says why, and no summary is asked for again until the span holds
+more tokens than the summary did (twice its own, after a reply that was no summary).
 """
 
 from __future__ import annotations
@@ -33,11 +39,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from . import compaction, drivers, exchange
 from ._builder import Parts
+from ._chain import Chain
 from ._types import Reply
 from .context import WindowPolicy, pinned_prefix
 from .errors import ConfigError, ConflictError, InvalidMessageError, SessionError
 from .history import delete_session
 from .store import CallRecord
+from .tokens import Tokenizer
 from .wire import get_format
 
 if TYPE_CHECKING:  # (the providers load on first use: httpx and asyncio cost ``import srt``)
@@ -47,15 +55,14 @@ __all__ = ["INSTRUCTIONS", "SessionLike", "aauto", "acompact", "auto", "compact"
 
 
 class SessionLike(Protocol):
-    """What this module uses of a ``Session``: its name, parts and ``fork``."""
+    """What this module uses of a ``Session``: its name and parts (and its class, to make
+    the summary request's fork: ``type(s)(shared, chain)``)."""
 
     @property
     def name(self) -> str: ...
 
     @property
     def parts(self) -> Parts: ...
-
-    def fork(self, name: str, at: int | None = None) -> Any: ...
 
 
 #: What the summary request asks for (``instructions=`` replaces it).
@@ -123,9 +130,28 @@ def _unusable(reply: Reply | None) -> str | None:
     why = _UNUSABLE.get(str(reply.stop_reason))
     if why is None and reply.message.get("refusal"):
         why = "is a refusal"
+    if why is None and reply.message.get("tool_calls"):
+        # (its text, if any, is what it says before the call: "Let me read the file.")
+        why = "calls a tool instead of giving the summary"
     if why is not None:
         return why
     return None if _text(reply) else "has no text to use as the summary"
+
+
+def _scratch(s: SessionLike, end: int) -> Any:
+    """A fork of ``s`` at ``end`` for the summary request, deleted right after it (its
+    lock held): made without the runtime's ``max_sessions``, since a summary leaves the
+    store with the sessions it found (a store at its limit refused every summary)."""
+    parts = s.parts
+    chain = parts.chain
+    name = f"srt-summary-{uuid.uuid4().hex}"
+    row = parts.shared.store.create_session(
+        name, chain.ids[end - 1], exist_ok=False, head_prefix=chain.believed_prefix(end)
+    )
+    child = Chain(parts.shared, row.id, name, row.head)
+    child.adopt(chain, end)
+    session: Any = type(s)
+    return session(parts.shared, child)
 
 
 def _prepare(
@@ -149,7 +175,7 @@ def _prepare(
         parts.chain.writable()
         compaction.span(parts.chain, parts.builder.roles(), end, start)  # checked first
         head = parts.chain.head
-        fork = s.fork(f"srt-summary-{uuid.uuid4().hex}", at=end)
+        fork = _scratch(s, end)
     try:
         fork.append({"role": "user", "content": instructions or INSTRUCTIONS})
         call = _SummaryCall(
@@ -169,8 +195,17 @@ def _prepare(
     return call, fork, head
 
 
+class _NoSummary(SessionError):
+    """The reply is no summary srt can store (its ledger row says why)."""
+
+
 def _finish(
-    s: SessionLike, call: _SummaryCall, end: int, start: int | None, head: int | None
+    s: SessionLike,
+    call: _SummaryCall,
+    end: int,
+    start: int | None,
+    head: int | None,
+    smaller: Tokenizer | None = None,
 ) -> int | None:
     row = call.row
     assert row is not None
@@ -178,8 +213,9 @@ def _finish(
     store = parts.shared.store
     why = _unusable(call.reply)
     if why is not None:
-        store.record_call(row)
-        raise SessionError(f"the summarizer's reply {why}; the session was not compacted")
+        text = f"the summarizer's reply {why}; the session was not compacted"
+        store.record_call(dataclasses.replace(row, error=text))
+        raise _NoSummary(text)
     text = _text(call.reply)
     by = {
         "provider": call.provider.name,
@@ -195,12 +231,16 @@ def _finish(
                     "compacted (the summary request is in the ledger)"
                 )
             roles = parts.builder.roles()
-            return compaction.compact(parts.chain, roles, end, text, start, call=row, by=by)
+            return compaction.compact(
+                parts.chain, roles, end, text, start, call=row, by=by, smaller=smaller
+            )
+        except compaction.NotSmallerError as exc:  # the row says why nothing was compacted
+            store.record_call(dataclasses.replace(row, error=str(exc)))
+            raise
         except InvalidMessageError as exc:  # e.g. a summary over max_message_bytes
-            store.record_call(row)
-            raise SessionError(
-                f"the summary could not be stored ({exc}); the session was not compacted"
-            ) from None
+            text = f"the summary could not be stored ({exc}); the session was not compacted"
+            store.record_call(dataclasses.replace(row, error=text))
+            raise _NoSummary(text) from None
         except Exception:  # nothing was written: the request is still in the ledger
             store.record_call(row)
             raise
@@ -255,12 +295,16 @@ def due(
     model: str,
     window: WindowPolicy | None,
     partial: bool = False,
-) -> int | None:
-    """The ``end`` to compact up to before the next send under ``window``, or ``None``.
+) -> tuple[int, int] | None:
+    """The span ``(start, end)`` to compact before the next send under ``window``, or
+    ``None``.
 
     Only what the send sends counts: partial replies count for nothing unless
     ``partial`` (the send's ``include_partial``), and the newest step, kept whole, is the
-    last message sent (a partial reply at the end is not it)."""
+    last message sent (a partial reply at the end is not it). The span starts after the
+    pinned messages: the leading ones, and any whose metadata says ``"pinned": true``
+    (with its tool call or results), which the window always sends and a summary must
+    not take the place of."""
     if window is None or window.compact_at is None:
         return None
     fmt = get_format(provider.format)
@@ -281,7 +325,62 @@ def due(
         while end > 0 and roles[end] == "tool":
             end -= 1  # keep the newest step whole: its call and all its results
         first = pinned_prefix(roles[:n])
-        return end if end > first else None
+        pinned = parts.chain.pinned
+        for i in range(end - 1, first - 1, -1):
+            if pinned[i]:
+                first = i + 1
+                while first < end and roles[first] == "tool":
+                    first += 1  # (the pinned call's results go with it)
+                break
+        if end <= first:
+            return None
+        refused = parts.builder.refused_summaries().get(window)
+        if (
+            refused is not None
+            and refused[0] == parts.chain.ids[first]
+            and sum(counts[first:end]) <= refused[1]
+        ):
+            return None  # a summary of this span was no smaller: wait until it outgrows it
+        return first, end
+
+
+class _Job:
+    """An automatic compaction due before a send: up to ``end``, with ``kw`` for
+    ``compact``, held to a summary smaller than its span in ``window``'s tokens."""
+
+    def __init__(self, s: SessionLike, window: WindowPolicy, span: tuple[int, int],
+                 tokenizer: Any, kw: dict[str, Any]) -> None:  # fmt: skip
+        self.s, self.window, self.tokenizer, self.kw = s, window, tokenizer, kw
+        self.start, self.end = span
+
+    def prepare(self) -> tuple[_SummaryCall, Any, int | None]:
+        kw = dict(self.kw)
+        provider, model = kw.pop("provider"), kw.pop("model")
+        tools = kw.pop("tools")
+        return _prepare(self.s, self.end, self.start, provider, model, None, tools, kw)
+
+    def finish(self, call: _SummaryCall, head: int | None) -> int | None:
+        """The new head; ``None`` when the reply was no summary, or one no smaller than
+        the span (its ledger row says why): the send goes on with the window's cut, and
+        no summary is asked for again until the span holds more tokens than that summary
+        did (twice its own tokens, for a reply that was no summary)."""
+        try:
+            return _finish(self.s, call, self.end, self.start, head, smaller=self.tokenizer)
+        except (compaction.NotSmallerError, _NoSummary) as exc:
+            parts = self.s.parts
+            with parts.lock:
+                chain = parts.chain
+                chain.load()
+                first = self.start
+                if first < self.end <= len(chain.ids):
+                    if isinstance(exc, compaction.NotSmallerError):
+                        floor = exc.tokens
+                    else:
+                        counts = parts.builder.token_counts(self.tokenizer)
+                        span = range(first, self.end)
+                        floor = 2 * sum(counts[i] for i in span if i not in chain.status)
+                    parts.builder.refused_summaries()[self.window] = (chain.ids[first], floor)
+            return None
 
 
 def _job(
@@ -292,10 +391,10 @@ def _job(
     params: dict[str, Any],
     cache: Any,
     partial: bool,
-) -> tuple[int, dict[str, Any]] | None:
+) -> _Job | None:
     window = params.get("window")
-    end = due(s, provider, model, window if isinstance(window, WindowPolicy) else None, partial)
-    if end is None:
+    span = due(s, provider, model, window if isinstance(window, WindowPolicy) else None, partial)
+    if span is None:
         return None
     assert isinstance(window, WindowPolicy)
     kw = {k: v for k, v in params.items() if k not in ("window", *_SEND_ONLY)}
@@ -308,7 +407,8 @@ def _job(
         # a history grown past the budget in one step is cut, not sent whole.
         window=dataclasses.replace(window, compact_at=None),
     )
-    return end, kw
+    tokenizer = window.tokenizer or get_format(provider.format).tokenizer(model)
+    return _Job(s, window, span, tokenizer, kw)
 
 
 def auto(
@@ -325,8 +425,12 @@ def auto(
     job = _job(s, provider, model, tools, params, cache, partial)
     if job is None:
         return None
-    end, kw = job
-    return compact(s, end, **kw)
+    call, fork, head = job.prepare()
+    try:
+        drivers.send(call)
+    finally:
+        delete_session(s.parts.shared.store, fork.name)
+    return job.finish(call, head)
 
 
 def aauto(
@@ -344,7 +448,11 @@ def aauto(
         job = _job(s, provider, model, tools, params, cache, partial)
         if job is None:
             return None
-        end, kw = job
-        return await acompact(s, end, **kw)
+        call, fork, head = job.prepare()
+        try:
+            await drivers.asend(call)
+        finally:
+            delete_session(s.parts.shared.store, fork.name)
+        return job.finish(call, head)
 
     return run

@@ -9,7 +9,10 @@ between two stores of one engine:
   addressed, so a node another session already brought over is reused (after the same
   byte-for-byte check as any append), and the copy's tree is the original's;
 * **objects**: each live object is written with the same kind, scope, key, value and
-  expiry; an object that keeps a node alive gets that node's chain first;
+  expiry; an object that keeps a node alive gets that node's chain first. A session's
+  records of earlier heads (``srt.history``) and of the tool calls its tasks started
+  (``srt._task``) are filed under its id, so they are filed under the copy's id (a
+  record of no session is left out);
 * **the ledger**: each row is written with its node mapped to the copy's node of the
   same prefix hash (``None`` if the node did not survive).
 
@@ -35,12 +38,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CorruptionError, SessionExistsError
+from . import heads
 from .base import CallRecord, ChainRow, NewNode, ObjectRow, Store
 
 __all__ = ["CopyReport", "copy_store"]
 
 #: Name prefix of the scratch sessions that carry an object's node into the copy.
 SCRATCH = "srt-copy-scratch-"
+#: The kind of a task's records that a tool call started (``srt._task.CLAIMS``, above
+#: the store): scoped ``<session id>:<prefix hash>:<call id>`` (or, from earlier srt
+#: versions, the session id alone).
+TOOL_CALLS = "srt.tool_call"
 #: Fields that identify a ledger row across stores (ids and node ids are per store).
 _CALL_KEY = tuple(
     f.name for f in dataclasses.fields(CallRecord) if f.name not in ("id", "session", "node")
@@ -78,6 +86,23 @@ class _Copier:
         self.progress = progress or (lambda _text: None)
         self.report = CopyReport()
         self.node_map: dict[bytes, int] = {}  # prefix hash -> dest node id
+        self.ids: dict[str, str] | None = None  # source session id -> dest (heads' scope)
+
+    def scope(self, obj: ObjectRow) -> str | None:
+        """The scope ``obj`` gets in ``dest``: its own, but for a record of earlier heads
+        or of a started tool call, filed under a session's id, with its session's id
+        there (``None``: a record of no session, not copied)."""
+        if obj.kind not in (heads.KIND, TOOL_CALLS):
+            return obj.scope
+        if self.ids is None:
+            self.ids = {}
+            for info in self.src.list_sessions():
+                mine, theirs = self.src.get_session(info.name), self.dest.get_session(info.name)
+                if mine is not None and theirs is not None:
+                    self.ids[str(mine.id)] = str(theirs.id)
+        sid, colon, rest = obj.scope.partition(":")
+        there = self.ids.get(sid)
+        return None if there is None else there + colon + rest
 
     def session(self, name: str) -> None:
         src_row = self.src.get_session(name)
@@ -116,7 +141,7 @@ class _Copier:
         try:
             ids = self.dest.append(scratch.id, None, None, 0, _items(rows))
         finally:
-            self.dest.delete_session(scratch.name)
+            heads.delete_session(self.dest, scratch.name)
         for r, nid in zip(rows, ids, strict=True):
             self.node_map[r[3]] = nid
         return ids[-1]
@@ -124,11 +149,14 @@ class _Copier:
     def objects(self) -> list[ObjectRow]:
         copied = []
         for obj in self.src.scan_objects():
+            scope = self.scope(obj)
+            if scope is None:
+                continue
             node = self.node(obj.node) if obj.node is not None else None
             self.dest.put_object(
-                obj.kind, obj.scope, obj.key, obj.value, node=node, expires=obj.expires
+                obj.kind, scope, obj.key, obj.value, node=node, expires=obj.expires
             )
-            copied.append(obj)
+            copied.append(dataclasses.replace(obj, scope=scope))
             self.report.objects_copied += 1
         return copied
 
@@ -172,7 +200,7 @@ class _Copier:
                     f"copy check failed: session {name!r} has head prefix {got.get(name)} in "
                     f"the destination, {prefix} in the source"
                 )
-        for obj in objects:
+        for obj in objects:  # (each with its scope in dest, its node in src)
             found = self.dest.get_object(obj.kind, obj.scope, obj.key)
             if found is None or found.value != obj.value:
                 raise CorruptionError(f"copy check failed: object {obj.kind}/{obj.key} differs")
@@ -202,7 +230,7 @@ def copy_store(
     names = [info.name for info in src.list_sessions()]
     for info in dest.list_sessions():  # scratch sessions an interrupted copy left behind
         if info.name.startswith(SCRATCH) and info.name not in names:
-            dest.delete_session(info.name)
+            heads.delete_session(dest, info.name)
     for i, name in enumerate(names, 1):
         copier.session(name)
         if i % 100 == 0 or i == len(names):
