@@ -265,7 +265,8 @@ def _normalise(msg: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
             shown = mine[0] if len(mine[0]) <= 40 else mine[0][:40] + "..."
             raise _bad(
                 f"metadata key {shown!r} is reserved: keys starting with "
-                f"{RESERVED_PREFIX!r} are srt's own"
+                f"{RESERVED_PREFIX!r} are srt's own (drop them to append a message "
+                "read back with metadata=True)"
             )
     return out, meta
 
