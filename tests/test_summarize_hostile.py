@@ -488,3 +488,22 @@ def test_a_store_at_its_session_limit_still_gets_summaries(
         assert [i.name for i in rt.sessions()] == ["only"]
         with pytest.raises(srt.SessionLimitError):
             rt.session("another")  # the limit still holds for the user's sessions
+
+
+def test_a_tool_result_after_the_pinned_messages_goes_with_them(rt: srt.Runtime) -> None:
+    """A result whose call is not stored (srt does not check for one) is no place to
+    start a span: the automatic span starts after it, where it raised
+    HistoryIndexError on every send before the provider could say anything."""
+    from srt.summarize import due
+
+    s = rt.session("orphan")
+    s.append({"role": "system", "content": "sys"}, {"role": "user", "content": "first"},
+             {"role": "tool", "tool_call_id": "c1", "content": "orphan"})  # fmt: skip
+    for i in range(4):
+        s.append({"role": "assistant", "content": f"a {i}"}, {"role": "user", "content": f"q {i}"})
+    w = WindowPolicy("cache_aware", 400, tokenizer=GENERIC_ESTIMATE, compact_at=0.1)
+    p = make("openai", "http://127.0.0.1:9")  # (never called)
+    assert due(s, p, MODELS["openai"], w) == (3, 10)
+    s.compact(10, "early turns", start=3)
+    assert [m["role"] for m in s.messages()] == ["system", "user", "tool", "user", "user"]
+    p.close()

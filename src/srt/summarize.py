@@ -329,9 +329,9 @@ def due(
         for i in range(end - 1, first - 1, -1):
             if pinned[i]:
                 first = i + 1
-                while first < end and roles[first] == "tool":
-                    first += 1  # (the pinned call's results go with it)
                 break
+        while first < end and roles[first] == "tool":
+            first += 1  # (a pinned call's results go with it; so does an orphan result)
         if end <= first:
             return None
         refused = parts.builder.refused_summaries().get(window)
