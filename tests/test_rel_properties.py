@@ -502,9 +502,13 @@ def header(data: bytes, app_id: int, version: int) -> bytes:
 
 
 def _adds_nothing(version: int) -> bool:
-    """Whether migrating from ``version`` to the current one creates nothing (v3 is empty:
-    the search index it used to create is now built by the first search)."""
-    return all(isinstance(sql, str) and not sql.strip() for sql in _db.MIGRATIONS[version:])
+    """Whether migrating from ``version`` to the current one changes nothing over the
+    current tables (v3 is empty: the search index it used to create is now built by the
+    first search; v9 rebuilds ``sessions`` only where it was not rebuilt)."""
+    return all(
+        (isinstance(step, str) and not step.strip()) or step is _db.MIGRATIONS[8]
+        for step in _db.MIGRATIONS[version:]
+    )
 
 
 def expected_for_header(app_id: int, version: int) -> str | None:

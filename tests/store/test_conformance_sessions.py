@@ -82,6 +82,17 @@ def test_delete_and_rename(store: Store) -> None:
     assert [i.name for i in store.list_sessions()] == ["b"]
 
 
+def test_a_deleted_sessions_id_is_never_given_again(store: Store) -> None:
+    """Objects scoped by a session's id (a task's started tool calls) may outlive it: the
+    next session must not inherit them. SQLite gave the highest id again (before v9)."""
+    first = store.create_session("a", None, exist_ok=False).id
+    last = store.create_session("b", None, exist_ok=False).id
+    store.delete_session("b")
+    store.delete_session("a")
+    again = store.create_session("b", None, exist_ok=False).id
+    assert again not in (first, last) and again > last
+
+
 def test_overview_and_tree(store: Store) -> None:
     bodies = conversation(4)
     _sid, ids = new_session(store, "main", bodies)

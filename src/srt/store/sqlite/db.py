@@ -54,6 +54,27 @@ def message_text_sql(body: str) -> str:
         END, '')"""
 
 
+#: Schema v9's step (``sessions_v9``): rebuilds ``sessions`` with ids AUTOINCREMENT gives.
+SESSIONS_V9_SQL = """
+CREATE TABLE sessions_v9(
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    name        TEXT NOT NULL UNIQUE,
+    head        INTEGER REFERENCES nodes(id),
+    created     REAL NOT NULL,
+    updated     REAL NOT NULL,
+    meta        TEXT,
+    head_prefix BLOB
+);
+INSERT INTO sessions_v9(id, name, head, created, updated, meta, head_prefix)
+    SELECT id, name, head, created, updated, meta, head_prefix FROM sessions ORDER BY id;
+DROP TABLE sessions;
+ALTER TABLE sessions_v9 RENAME TO sessions;
+INSERT INTO sqlite_sequence(name, seq) SELECT 'sessions', 0
+    WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'sessions');
+UPDATE sqlite_sequence SET seq = max(seq, (SELECT coalesce(max(session), 0) FROM calls))
+    WHERE name = 'sessions';
+"""
+
 MIGRATIONS: tuple[str | Callable[[apsw.Connection], None], ...] = (
     # v1: content-addressed messages, a prefix-chained node tree, named heads.
     """
@@ -155,6 +176,13 @@ MIGRATIONS: tuple[str | Callable[[apsw.Connection], None], ...] = (
     """
     ALTER TABLE calls ADD COLUMN reply_model TEXT;
     """,
+    # v9: a session id is never given again (AUTOINCREMENT), as PostgreSQL's identity
+    # never gives one again: objects scoped by a session's id (a task's started tool
+    # calls, records of earlier heads) that outlive a deleted session are then nobody's,
+    # never those of the next session created. Rebuilt as SQLite does it (new table,
+    # copy, drop, rename); ids and rows stay as they were. The next id is also above
+    # every session id the ledger names (of sessions deleted before this step).
+    lambda conn: sessions_v9(conn),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -225,6 +253,16 @@ def _v6(conn: apsw.Connection) -> None:
     if had_index:
         conn.execute(SEARCH_INDEX_SQL)
         conn.execute(SEARCH_FILL_SQL)
+
+
+def sessions_v9(conn: apsw.Connection) -> None:
+    """Rebuild ``sessions`` so that its ids are never given again (``SESSIONS_V9_SQL``),
+    unless it already is so: over tables already rebuilt the step changes nothing."""
+    sql = conn.execute(
+        "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'sessions'"
+    ).fetchone()
+    if sql is None or "AUTOINCREMENT" not in str(sql[0]).upper():
+        conn.execute(SESSIONS_V9_SQL)
 
 
 #: The full-text index of ``srt search``: a contentless FTS5 table keyed by the
