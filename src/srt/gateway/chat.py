@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from .._types import Reply, Usage
+from ..errors import SrtError
 from ..message import replace_lone_surrogates
 from ..providers import OpenAICompatible
 from ..savings import usage_figures
 from ..wire import get_format
 from ..wire.params import CommonParams, translate
-from .errors import bad_request, from_exception
+from .errors import ApiError, bad_request, from_exception
 from .params import number, wrong_type
 from .threads import thread_name
 
@@ -144,6 +145,16 @@ def _usage(reply: Reply | None) -> dict[str, Any]:
     return _CHAT.encode_usage(reply.usage if reply is not None else Usage())
 
 
+def _error(exc: BaseException) -> ApiError:
+    """``exc`` as the API error Chat answers: what ``from_exception`` makes, with the
+    request's messages as the ``param`` where it names the input (OpenAI's Chat names
+    ``messages`` in a ``context_length_exceeded`` refusal, its Responses ``input``)."""
+    err = from_exception(exc)
+    if err.param == "input":
+        err = ApiError(err.status, err.message, type=err.type, param="messages", code=err.code)
+    return err
+
+
 def _finish(reply: Reply) -> str:
     if reply.message.get("tool_calls"):
         return "tool_calls"
@@ -185,7 +196,10 @@ async def handle(st: State, gw: Gateway, tenant: str, body: dict[str, Any]) -> R
         return s.send(provider, model=up_model, tools=tools, append=messages, keep=False, **kw)
 
     if not body.get("stream"):
-        reply = await st.run(send)
+        try:
+            reply = await st.run(send)
+        except SrtError as exc:
+            raise _error(exc) from exc
         return JSONResponse(
             {
                 "id": cid,
@@ -228,11 +242,17 @@ async def handle(st: State, gw: Gateway, tenant: str, body: dict[str, Any]) -> R
                 provider, model=up_model, tools=tools, append=messages, keep=False, **kw
             )
             put = queue.put_nowait
-            loop.call_soon_threadsafe(
-                put, chunk({"role": "assistant", "content": "", "refusal": None})
-            )
+            # The role chunk goes out with the first delta (or the reply's end), not
+            # before the upstream answers: a refusal before it (the prompt over the
+            # model's window) is then the HTTP error it is on OpenAI's own server.
+            role = chunk({"role": "assistant", "content": "", "refusal": None})
             for delta in stream:
+                if role:
+                    loop.call_soon_threadsafe(put, role)
+                    role = b""
                 loop.call_soon_threadsafe(put, chunk({"content": delta}))
+            if role:
+                loop.call_soon_threadsafe(put, role)
             reply = stream.reply
             assert reply is not None
             for i, call in enumerate(reply.message.get("tool_calls") or ()):
@@ -256,13 +276,13 @@ async def handle(st: State, gw: Gateway, tenant: str, body: dict[str, Any]) -> R
     st.pool.submit(work)
     first = await queue.get()
     if isinstance(first, BaseException):
-        raise first
+        raise _error(first) if isinstance(first, SrtError) else first
 
     async def events() -> AsyncIterator[bytes]:
         item = first
         while item is not None:
             if isinstance(item, BaseException):
-                err = from_exception(item)
+                err = _error(item)
                 yield b"data: " + json.dumps(err.body()).encode() + b"\n\n"
                 return
             yield item
