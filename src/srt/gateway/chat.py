@@ -26,7 +26,7 @@ from ..savings import usage_figures
 from ..wire import get_format
 from ..wire.params import CommonParams, translate
 from .errors import ApiError, bad_request, from_exception
-from .params import number, wrong_type
+from .params import check_metadata, number, wrong_type
 from .threads import thread_name
 
 if TYPE_CHECKING:
@@ -49,6 +49,17 @@ _FIELDS = frozenset(
     "max_completion_tokens stream stream_options response_format user metadata store "
     "reasoning_effort service_tier n seed stop".split()
 )
+#: The type each other field must have where it is given (``None`` is leaving it out).
+_TYPES: dict[str, tuple[type, str]] = {
+    "stream": (bool, "a boolean"),
+    "store": (bool, "a boolean"),
+    "parallel_tool_calls": (bool, "a boolean"),
+    "stream_options": (dict, "an object"),
+    "response_format": (dict, "an object"),
+    "reasoning_effort": (str, "a string"),
+    "service_tier": (str, "a string"),
+    "user": (str, "a string"),
+}
 _FINISH = {"max_tokens": "length", "max_output_tokens": "length", "length": "length"}
 _CHAT = get_format("openai.chat")
 
@@ -102,10 +113,38 @@ def _check(body: dict[str, Any]) -> dict[str, Any]:
         )
     ):
         raise bad_request("Invalid 'tools': function tools only.", "tools", "invalid_value")
-    for k in ("stream",):
-        if body.get(k) is not None and not isinstance(body[k], bool):
-            raise wrong_type(k, "a boolean", body[k])
+    for i, t in enumerate(tools or ()):
+        fn, p = t["function"], f"tools[{i}].function"
+        if not isinstance(fn.get("name"), str) or not fn["name"]:
+            raise wrong_type(p + ".name", "a non-empty string", fn.get("name"))
+        if fn.get("parameters") is not None and not isinstance(fn["parameters"], dict):
+            raise wrong_type(p + ".parameters", "an object", fn["parameters"])
+    _check_types(body)
     return body
+
+
+def _check_types(body: dict[str, Any]) -> None:
+    """The other fields' types, as OpenAI checks them: a field of the wrong type is a 400
+    naming it, never passed on (nor a 500 here, nor silently dropped)."""
+    for k, (kind, name) in _TYPES.items():
+        v = body.get(k)
+        if v is not None and not isinstance(v, kind):
+            raise wrong_type(k, name, v)
+    check_metadata(body.get("metadata"))
+    usage = (body.get("stream_options") or {}).get("include_usage")
+    if usage is not None and not isinstance(usage, bool):
+        raise wrong_type("stream_options.include_usage", "a boolean", usage)
+    rf = body.get("response_format")
+    if rf is not None:
+        if rf.get("type") not in ("text", "json_object", "json_schema"):
+            raise bad_request(
+                "Invalid 'response_format.type': one of 'text', 'json_object', 'json_schema'.",
+                "response_format.type",
+                "invalid_value",
+            )
+        spec = rf.get("json_schema")
+        if rf["type"] == "json_schema" and not isinstance(spec, dict):
+            raise wrong_type("response_format.json_schema", "an object", spec)
 
 
 def _choice(body: dict[str, Any]) -> Any:
@@ -168,7 +207,7 @@ async def handle(st: State, gw: Gateway, tenant: str, body: dict[str, Any]) -> R
     text = None
     rf = body.get("response_format")
     if isinstance(rf, dict) and rf.get("type") in ("json_object", "json_schema"):
-        spec = {"type": rf["type"], **(rf.get("json_schema") or {})}
+        spec = {"type": rf["type"], **(rf.get("json_schema") or {})}  # (checked: an object)
         text = {"format": spec}
     common = CommonParams(
         max_output_tokens=body.get("max_completion_tokens")
