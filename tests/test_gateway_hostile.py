@@ -4,6 +4,7 @@ never passed on for the upstream to refuse, never dropped in silence)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -156,3 +157,66 @@ def test_conversation_items_must_be_an_array(gw: Harness, items: Any) -> None:
     assert caught.value.param == "items" and caught.value.code == "invalid_type"
     assert list(c.conversations.items.list(conv.id)) == []
     assert count(gw.rt.path, "messages") == 0
+
+
+#: A reply long enough that, sent a byte every millisecond, it outlasts any test.
+SLOW_REPLY = "word " * 400
+
+
+def _await(condition: Any, deadline_s: float = 20.0) -> Any:
+    """``condition()`` once it is truthy (polled; ``None`` past the deadline)."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        got = condition()
+        if got:
+            return got
+        time.sleep(0.05)
+    return None
+
+
+def _cancelled_row(gw: Harness, prefix: str) -> dict[str, Any] | None:
+    rows = [r for r in gw.rt.calls() if str(r["session_name"]).startswith(prefix)]
+    return rows[-1] if rows and rows[-1]["status"] == "cancelled" else None
+
+
+def test_a_chat_client_that_goes_away_mid_stream_stops_the_upstream(gw: Harness) -> None:
+    """The worker stops at the next delta once the client is gone: the upstream's stream
+    is closed and the ledger row says ``cancelled``, rather than a pool thread reading
+    the rest of a reply no one will get (minutes here, forever from a stuck upstream)."""
+    gw.srv.script("openai.chat", [SLOW_REPLY])
+    gw.srv.fault("openai.chat", "slow", interval=0.001)
+    c = gw.client()
+    stream = c.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True)
+    got = [chunk for _, chunk in zip(range(3), stream, strict=False)]
+    stream.close()
+    assert got[0].choices[0].delta.role == "assistant" and got[1].choices[0].delta.content
+    row = _await(lambda: _cancelled_row(gw, "gw/default/chat"))
+    assert row is not None, "the upstream's stream was not stopped"
+    assert row["model"] == "gpt-4o-mini" and count(gw.rt.path, "calls") == 1
+    assert gw.rt.session("gw/default/chat").messages() == []  # stateless: nothing kept
+    after = c.chat.completions.create(model="gpt-4o-mini", messages=HI)
+    assert after.choices[0].finish_reason == "stop"
+
+
+def test_a_responses_client_that_goes_away_mid_stream_keeps_the_partial_reply(
+    gw: Harness,
+) -> None:
+    """The same for a streamed response: it ends ``cancelled`` with the text that came,
+    stored as a partial reply, one ledger row ``cancelled``, and it can be continued."""
+    gw.srv.script("openai.chat", [SLOW_REPLY])
+    gw.srv.fault("openai.chat", "slow", interval=0.001)
+    c = gw.client()
+    stream = c.responses.create(model="gpt-4o-mini", input="hi", stream=True)
+    events = [e for _, e in zip(range(6), stream, strict=False)]
+    stream.close()
+    rid = events[0].response.id  # type: ignore[union-attr]
+    done = _await(lambda: (r := c.responses.retrieve(rid)).status != "in_progress" and r)
+    assert done and done.status == "cancelled"
+    assert done.output_text and SLOW_REPLY.startswith(done.output_text)
+    assert done.output[0].status == "incomplete"
+    row = _cancelled_row(gw, "gw/default/")
+    assert row is not None and count(gw.rt.path, "calls") == 1
+    more = c.responses.create(model="gpt-4o-mini", input="go on", previous_response_id=rid)
+    assert more.status == "completed"
+    items = list(c.responses.input_items.list(more.id, order="asc"))
+    assert [i.type for i in items] == ["message", "message", "message"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -274,29 +275,37 @@ async def handle(st: State, gw: Gateway, tenant: str, body: dict[str, Any]) -> R
         text = replace_lone_surrogates(json.dumps(data, ensure_ascii=False))  # (an upstream's)
         return b"data: " + text.encode() + b"\n\n"
 
+    gone = threading.Event()  # the client went away: the worker stops the upstream's stream
+
+    def put(item: Any) -> None:
+        if not gone.is_set():
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
     def work() -> None:
         try:
             s = gw.rt.session(name)
             stream = s.stream(
                 provider, model=up_model, tools=tools, append=messages, keep=False, **kw
             )
-            put = queue.put_nowait
             # The role chunk goes out with the first delta (or the reply's end), not
             # before the upstream answers: a refusal before it (the prompt over the
             # model's window) is then the HTTP error it is on OpenAI's own server.
             role = chunk({"role": "assistant", "content": "", "refusal": None})
-            for delta in stream:
-                if role:
-                    loop.call_soon_threadsafe(put, role)
-                    role = b""
-                loop.call_soon_threadsafe(put, chunk({"content": delta}))
+            with stream:  # left early: the upstream's stream closed, its ledger row cancelled
+                for delta in stream:
+                    if role:
+                        put(role)
+                        role = b""
+                    put(chunk({"content": delta}))
+                    if gone.is_set():
+                        return
             if role:
-                loop.call_soon_threadsafe(put, role)
+                put(role)
             reply = stream.reply
             assert reply is not None
             for i, call in enumerate(reply.message.get("tool_calls") or ()):
-                loop.call_soon_threadsafe(put, chunk({"tool_calls": [{"index": i, **call}]}))
-            loop.call_soon_threadsafe(put, chunk({}, _finish(reply)))
+                put(chunk({"tool_calls": [{"index": i, **call}]}))
+            put(chunk({}, _finish(reply)))
             if include_usage:
                 data = {
                     "id": cid,
@@ -306,11 +315,11 @@ async def handle(st: State, gw: Gateway, tenant: str, body: dict[str, Any]) -> R
                     "choices": [],
                     "usage": _usage(reply),
                 }
-                loop.call_soon_threadsafe(put, b"data: " + json.dumps(data).encode() + b"\n\n")
-            loop.call_soon_threadsafe(put, b"data: [DONE]\n\n")
-            loop.call_soon_threadsafe(put, None)
+                put(b"data: " + json.dumps(data).encode() + b"\n\n")
+            put(b"data: [DONE]\n\n")
+            put(None)
         except BaseException as exc:
-            loop.call_soon_threadsafe(queue.put_nowait, exc)
+            put(exc)
 
     st.pool.submit(work)
     first = await queue.get()
@@ -319,13 +328,17 @@ async def handle(st: State, gw: Gateway, tenant: str, body: dict[str, Any]) -> R
 
     async def events() -> AsyncIterator[bytes]:
         item = first
-        while item is not None:
-            if isinstance(item, BaseException):
-                err = _error(item)
-                yield b"data: " + json.dumps(err.body()).encode() + b"\n\n"
-                return
-            yield item
-            item = await queue.get()
+        try:
+            while item is not None:
+                if isinstance(item, BaseException):
+                    err = _error(item)
+                    yield b"data: " + json.dumps(err.body()).encode() + b"\n\n"
+                    return
+                yield item
+                item = await queue.get()
+        finally:
+            if item is not None:
+                gone.set()  # the client went away before the end (or it is an error)
 
     return StreamingResponse(events(), media_type="text/event-stream")
 
