@@ -220,3 +220,26 @@ def test_a_responses_client_that_goes_away_mid_stream_keeps_the_partial_reply(
     assert more.status == "completed"
     items = list(c.responses.input_items.list(more.id, order="asc"))
     assert [i.type for i in items] == ["message", "message", "message"]
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_a_response_deleted_while_it_runs_stays_deleted(gw: Harness, background: bool) -> None:
+    """Its run's later checkpoints and its end are not written over the deletion (they
+    made it again, ``completed``, once the stream ended)."""
+    gw.srv.script("openai.chat", ["word " * 60])
+    gw.srv.fault("openai.chat", "slow", interval=0.0005)
+    c = gw.client()
+    stream = c.responses.create(model="gpt-4o-mini", input="hi", stream=True, background=background)
+    kinds = []
+    for event in stream:
+        kinds.append(event.type)
+        if event.type == "response.created":
+            rid = event.response.id
+            c.responses.delete(rid)
+    assert kinds[-1] == "response.completed"  # the client that streams it sees it end
+    with pytest.raises(openai.NotFoundError):
+        c.responses.retrieve(rid)
+    with pytest.raises(openai.BadRequestError) as caught:
+        c.responses.create(model="gpt-4o-mini", input="more", previous_response_id=rid)
+    assert caught.value.code == "previous_response_not_found"
+    assert count(gw.rt.path, "calls") == 1  # its one upstream call, in the ledger
