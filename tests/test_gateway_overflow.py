@@ -6,6 +6,8 @@ goes on from where it was."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import openai
 import pytest
 
@@ -44,3 +46,27 @@ def test_an_upstream_refusal_is_a_context_length_exceeded_400(
         assert "127.0.0.1" not in err.message  # the upstream's words, not srt's URL text
         again = c.responses.create(model=model, input="short", previous_response_id=first.id)
         assert again.status == "completed"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("upstream", sorted(UPSTREAMS))
+def test_chat_completions_refused_for_its_length_is_a_400_before_any_chunk(
+    db_path: str, monkeypatch: pytest.MonkeyPatch, upstream: str, stream: bool
+) -> None:
+    """As OpenAI's own server: an over-long Chat request is an HTTP 400 before any
+    stream starts, streamed or not (not a 200 with a role chunk, then an error chunk)."""
+    model, words = UPSTREAMS[upstream]
+    with harness(db_path, monkeypatch) as h:
+        h.srv.context_window = UPSTREAM_WINDOW
+        c = h.client()
+        msgs: list[Any] = [{"role": "user", "content": LONG}]
+        with pytest.raises(openai.BadRequestError) as caught:
+            # the SDK raises while opening the stream: no chunk is read
+            c.chat.completions.create(model=model, messages=msgs, stream=stream)
+        err = caught.value
+        assert err.status_code == 400 and err.code == "context_length_exceeded"
+        assert err.param == "messages" and words in err.message
+        assert "127.0.0.1" not in err.message
+        short: list[Any] = [{"role": "user", "content": "short"}]
+        ok = c.chat.completions.create(model=model, messages=short)
+        assert ok.choices[0].finish_reason == "stop"

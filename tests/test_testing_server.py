@@ -10,8 +10,6 @@ import email.utils
 import json
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -1217,27 +1215,6 @@ def test_render_and_counters(srv: ProviderServer, http: httpx.Client) -> None:
     assert [rec.seq for rec in srv.log] == list(range(1, 31))
     replies = {rec.reply.text.split(":")[0] for rec in srv.log if rec.reply}
     assert replies == {f"reply {n} to hello" for n in range(1, 31)}
-
-
-def test_main_serves_in_the_foreground() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "srt.testing.server", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
-        assert url.startswith("http://127.0.0.1:")
-        with httpx.Client(timeout=10) as c:
-            assert (
-                c.post(url + "/v1/chat/completions", json=CHAT, headers=OPENAI_H).status_code == 200
-            )
-    finally:
-        proc.terminate()
-        assert proc.wait(timeout=10) == 0
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 def test_context_window() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -19,13 +20,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from .._types import Reply, Usage
+from ..errors import SrtError
 from ..message import replace_lone_surrogates
 from ..providers import OpenAICompatible
 from ..savings import usage_figures
 from ..wire import get_format
 from ..wire.params import CommonParams, translate
-from .errors import bad_request, from_exception
-from .params import number, wrong_type
+from .errors import ApiError, bad_request, from_exception
+from .params import check_metadata, number, wrong_type
 from .threads import thread_name
 
 if TYPE_CHECKING:
@@ -48,6 +50,17 @@ _FIELDS = frozenset(
     "max_completion_tokens stream stream_options response_format user metadata store "
     "reasoning_effort service_tier n seed stop".split()
 )
+#: The type each other field must have where it is given (``None`` is leaving it out).
+_TYPES: dict[str, tuple[type, str]] = {
+    "stream": (bool, "a boolean"),
+    "store": (bool, "a boolean"),
+    "parallel_tool_calls": (bool, "a boolean"),
+    "stream_options": (dict, "an object"),
+    "response_format": (dict, "an object"),
+    "reasoning_effort": (str, "a string"),
+    "service_tier": (str, "a string"),
+    "user": (str, "a string"),
+}
 _FINISH = {"max_tokens": "length", "max_output_tokens": "length", "length": "length"}
 _CHAT = get_format("openai.chat")
 
@@ -101,10 +114,38 @@ def _check(body: dict[str, Any]) -> dict[str, Any]:
         )
     ):
         raise bad_request("Invalid 'tools': function tools only.", "tools", "invalid_value")
-    for k in ("stream",):
-        if body.get(k) is not None and not isinstance(body[k], bool):
-            raise wrong_type(k, "a boolean", body[k])
+    for i, t in enumerate(tools or ()):
+        fn, p = t["function"], f"tools[{i}].function"
+        if not isinstance(fn.get("name"), str) or not fn["name"]:
+            raise wrong_type(p + ".name", "a non-empty string", fn.get("name"))
+        if fn.get("parameters") is not None and not isinstance(fn["parameters"], dict):
+            raise wrong_type(p + ".parameters", "an object", fn["parameters"])
+    _check_types(body)
     return body
+
+
+def _check_types(body: dict[str, Any]) -> None:
+    """The other fields' types, as OpenAI checks them: a field of the wrong type is a 400
+    naming it, never passed on (nor a 500 here, nor silently dropped)."""
+    for k, (kind, name) in _TYPES.items():
+        v = body.get(k)
+        if v is not None and not isinstance(v, kind):
+            raise wrong_type(k, name, v)
+    check_metadata(body.get("metadata"))
+    usage = (body.get("stream_options") or {}).get("include_usage")
+    if usage is not None and not isinstance(usage, bool):
+        raise wrong_type("stream_options.include_usage", "a boolean", usage)
+    rf = body.get("response_format")
+    if rf is not None:
+        if rf.get("type") not in ("text", "json_object", "json_schema"):
+            raise bad_request(
+                "Invalid 'response_format.type': one of 'text', 'json_object', 'json_schema'.",
+                "response_format.type",
+                "invalid_value",
+            )
+        spec = rf.get("json_schema")
+        if rf["type"] == "json_schema" and not isinstance(spec, dict):
+            raise wrong_type("response_format.json_schema", "an object", spec)
 
 
 def _choice(body: dict[str, Any]) -> Any:
@@ -144,6 +185,16 @@ def _usage(reply: Reply | None) -> dict[str, Any]:
     return _CHAT.encode_usage(reply.usage if reply is not None else Usage())
 
 
+def _error(exc: BaseException) -> ApiError:
+    """``exc`` as the API error Chat answers: what ``from_exception`` makes, with the
+    request's messages as the ``param`` where it names the input (OpenAI's Chat names
+    ``messages`` in a ``context_length_exceeded`` refusal, its Responses ``input``)."""
+    err = from_exception(exc)
+    if err.param == "input":
+        err = ApiError(err.status, err.message, type=err.type, param="messages", code=err.code)
+    return err
+
+
 def _finish(reply: Reply) -> str:
     if reply.message.get("tool_calls"):
         return "tool_calls"
@@ -157,7 +208,7 @@ async def handle(st: State, gw: Gateway, tenant: str, body: dict[str, Any]) -> R
     text = None
     rf = body.get("response_format")
     if isinstance(rf, dict) and rf.get("type") in ("json_object", "json_schema"):
-        spec = {"type": rf["type"], **(rf.get("json_schema") or {})}
+        spec = {"type": rf["type"], **(rf.get("json_schema") or {})}  # (checked: an object)
         text = {"format": spec}
     common = CommonParams(
         max_output_tokens=body.get("max_completion_tokens")
@@ -185,7 +236,10 @@ async def handle(st: State, gw: Gateway, tenant: str, body: dict[str, Any]) -> R
         return s.send(provider, model=up_model, tools=tools, append=messages, keep=False, **kw)
 
     if not body.get("stream"):
-        reply = await st.run(send)
+        try:
+            reply = await st.run(send)
+        except SrtError as exc:
+            raise _error(exc) from exc
         return JSONResponse(
             {
                 "id": cid,
@@ -221,23 +275,37 @@ async def handle(st: State, gw: Gateway, tenant: str, body: dict[str, Any]) -> R
         text = replace_lone_surrogates(json.dumps(data, ensure_ascii=False))  # (an upstream's)
         return b"data: " + text.encode() + b"\n\n"
 
+    gone = threading.Event()  # the client went away: the worker stops the upstream's stream
+
+    def put(item: Any) -> None:
+        if not gone.is_set():
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
     def work() -> None:
         try:
             s = gw.rt.session(name)
             stream = s.stream(
                 provider, model=up_model, tools=tools, append=messages, keep=False, **kw
             )
-            put = queue.put_nowait
-            loop.call_soon_threadsafe(
-                put, chunk({"role": "assistant", "content": "", "refusal": None})
-            )
-            for delta in stream:
-                loop.call_soon_threadsafe(put, chunk({"content": delta}))
+            # The role chunk goes out with the first delta (or the reply's end), not
+            # before the upstream answers: a refusal before it (the prompt over the
+            # model's window) is then the HTTP error it is on OpenAI's own server.
+            role = chunk({"role": "assistant", "content": "", "refusal": None})
+            with stream:  # left early: the upstream's stream closed, its ledger row cancelled
+                for delta in stream:
+                    if role:
+                        put(role)
+                        role = b""
+                    put(chunk({"content": delta}))
+                    if gone.is_set():
+                        return
+            if role:
+                put(role)
             reply = stream.reply
             assert reply is not None
             for i, call in enumerate(reply.message.get("tool_calls") or ()):
-                loop.call_soon_threadsafe(put, chunk({"tool_calls": [{"index": i, **call}]}))
-            loop.call_soon_threadsafe(put, chunk({}, _finish(reply)))
+                put(chunk({"tool_calls": [{"index": i, **call}]}))
+            put(chunk({}, _finish(reply)))
             if include_usage:
                 data = {
                     "id": cid,
@@ -247,26 +315,30 @@ async def handle(st: State, gw: Gateway, tenant: str, body: dict[str, Any]) -> R
                     "choices": [],
                     "usage": _usage(reply),
                 }
-                loop.call_soon_threadsafe(put, b"data: " + json.dumps(data).encode() + b"\n\n")
-            loop.call_soon_threadsafe(put, b"data: [DONE]\n\n")
-            loop.call_soon_threadsafe(put, None)
+                put(b"data: " + json.dumps(data).encode() + b"\n\n")
+            put(b"data: [DONE]\n\n")
+            put(None)
         except BaseException as exc:
-            loop.call_soon_threadsafe(queue.put_nowait, exc)
+            put(exc)
 
     st.pool.submit(work)
     first = await queue.get()
     if isinstance(first, BaseException):
-        raise first
+        raise _error(first) if isinstance(first, SrtError) else first
 
     async def events() -> AsyncIterator[bytes]:
         item = first
-        while item is not None:
-            if isinstance(item, BaseException):
-                err = from_exception(item)
-                yield b"data: " + json.dumps(err.body()).encode() + b"\n\n"
-                return
-            yield item
-            item = await queue.get()
+        try:
+            while item is not None:
+                if isinstance(item, BaseException):
+                    err = _error(item)
+                    yield b"data: " + json.dumps(err.body()).encode() + b"\n\n"
+                    return
+                yield item
+                item = await queue.get()
+        finally:
+            if item is not None:
+                gone.set()  # the client went away before the end (or it is an error)
 
     return StreamingResponse(events(), media_type="text/event-stream")
 

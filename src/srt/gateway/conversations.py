@@ -63,7 +63,8 @@ class Conversations:
     def create(self, tenant: str, body: dict[str, Any]) -> dict[str, Any]:
         _only(body, {"items", "metadata"})
         metadata = check_metadata(body.get("metadata"))
-        items = check_items(body.get("items") or [], "items", MAX_ITEMS)
+        given = body.get("items")
+        items = [] if given is None else check_items(given, "items", MAX_ITEMS, text=False)
         cid = new_id("conv")
         conv: dict[str, Any] = {
             "id": cid,
@@ -105,7 +106,7 @@ class Conversations:
 
     def add_items(self, tenant: str, cid: str, body: dict[str, Any]) -> dict[str, Any]:
         _only(body, {"items"}, "items")
-        items = check_items(body["items"], "items", MAX_ITEMS)
+        items = check_items(body["items"], "items", MAX_ITEMS, text=False)
         if not items:
             raise bad_request("Invalid 'items': at least one item.", "items", "empty_array")
         conv = self._get(tenant, cid)

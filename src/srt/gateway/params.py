@@ -237,17 +237,31 @@ def _check_item(item: Any, p: str, calls: set[str]) -> dict[str, Any]:
                     raise wrong_type(f"{p}.output[{j}].text", "a string", part.get("text"))
         elif not isinstance(out, str):
             raise wrong_type(p + ".output", "a string or an array", out)
-    elif not isinstance(item.get("summary", []), list):
-        raise wrong_type(p + ".summary", "an array", item.get("summary"))
+    else:
+        if not isinstance(item.get("summary", []), list):
+            raise wrong_type(p + ".summary", "an array", item.get("summary"))
+        enc = item.get("encrypted_content")
+        if enc is not None and not isinstance(enc, str):
+            raise wrong_type(p + ".encrypted_content", "a string", enc)
+    if item.get("id") is not None and not isinstance(item["id"], str):
+        raise wrong_type(p + ".id", "a string", item["id"])
+    if item.get("status") not in (None, "in_progress", "completed", "incomplete"):
+        raise bad_request(
+            f"Invalid value for '{p}.status': one of in_progress, completed, incomplete.",
+            p + ".status",
+            "invalid_value",
+        )
     return {k: v for k, v in item.items() if k not in ("id", "status")}
 
 
-def check_items(value: Any, param: str, limit: int) -> list[dict[str, Any]]:
-    """Input items (a string is one user message), checked; ``id``/``status`` dropped."""
-    if isinstance(value, str):
+def check_items(value: Any, param: str, limit: int, *, text: bool = True) -> list[dict[str, Any]]:
+    """Input items (a string is one user message, where ``text``), checked; ``id`` and
+    ``status`` dropped. The Conversations API takes an array only (``text=False``)."""
+    if isinstance(value, str) and text:
         return [{"role": "user", "content": value}]
     if not isinstance(value, list):
-        raise wrong_type(param, "a string or an array of items", value)
+        expected = "a string or an array of items" if text else "an array of items"
+        raise wrong_type(param, expected, value)
     if len(value) > limit:
         raise bad_request(
             f"Invalid '{param}': at most {limit} items per request, got {len(value)}.",
@@ -319,6 +333,68 @@ def _check_tool_choice(value: Any, tools: list[dict[str, Any]]) -> str | dict[st
         "tool_choice",
         "invalid_value",
     )
+
+
+#: The object fields of a create request: each member's type where it is given (a member
+#: given as null is left out); any other member is refused by name.
+_OBJECTS: dict[str, dict[str, tuple[type, str]]] = {
+    "reasoning": {
+        "effort": (str, "a string"),
+        "summary": (str, "a string"),
+        "generate_summary": (str, "a string"),
+    },
+    "text": {"format": (dict, "an object"), "verbosity": (str, "a string")},
+    "stream_options": {"include_obfuscation": (bool, "a boolean")},
+}
+#: The members of each ``text.format`` type but ``type``, with their types; the members
+#: a ``json_schema`` format must have.
+_FORMATS: dict[str, dict[str, tuple[type, str]]] = {
+    "text": {},
+    "json_object": {},
+    "json_schema": {
+        "name": (str, "a string"),
+        "schema": (dict, "an object"),
+        "description": (str, "a string"),
+        "strict": (bool, "a boolean"),
+    },
+}
+_SCHEMA_NEEDS = ("name", "schema")
+
+
+def _check_object(body: Mapping[str, Any], key: str, members: Mapping[str, Any]) -> None:
+    v = body.get(key)
+    if v is None:
+        return
+    if not isinstance(v, dict):
+        raise wrong_type(key, "an object", v)
+    for k, inner in v.items():
+        if k not in members:
+            raise bad_request(f"Unknown parameter: '{key}.{k}'.", f"{key}.{k}", "unknown_parameter")
+        kind, name = members[k]
+        if inner is not None and not isinstance(inner, kind):
+            raise wrong_type(f"{key}.{k}", name, inner)
+
+
+def _check_format(fmt: dict[str, Any] | None) -> None:
+    """``text.format``: a type this gateway knows, with its members and their types."""
+    if fmt is None:
+        return
+    kind = fmt.get("type")
+    if not isinstance(kind, str) or kind not in _FORMATS:
+        raise bad_request(
+            "Invalid value for 'text.format.type': one of text, json_object, json_schema.",
+            "text.format.type",
+            "invalid_value",
+        )
+    _check_object(
+        {"text.format": fmt}, "text.format", {"type": (str, "a string"), **_FORMATS[kind]}
+    )
+    for k in _SCHEMA_NEEDS if kind == "json_schema" else ():
+        if fmt.get(k) is None:
+            p = f"text.format.{k}"
+            raise bad_request(
+                f"Missing required parameter: '{p}'.", p, "missing_required_parameter"
+            )
 
 
 @dataclass(frozen=True)
@@ -396,18 +472,11 @@ def parse_create(body: dict[str, Any], max_items: int) -> CreateResponse:
                 raise bad_request(
                     f"Invalid value for 'include': {x!r}.", "include", "invalid_value"
                 )
-    for key in ("text", "reasoning", "stream_options"):
-        v = body.get(key)
-        if v is not None and not isinstance(v, dict):
-            raise wrong_type(key, "an object", v)
+    for key, members in _OBJECTS.items():
+        _check_object(body, key, members)
     text = body.get("text")
     if text is not None:
-        fmt = text.get("format")
-        if fmt is not None and (
-            not isinstance(fmt, dict)
-            or fmt.get("type") not in ("text", "json_schema", "json_object")
-        ):
-            raise bad_request("Invalid 'text.format'.", "text.format", "invalid_value")
+        _check_format(text.get("format"))
     retention = body.get("prompt_cache_retention")
     if retention is not None and retention not in ("in_memory", "24h"):
         raise bad_request(

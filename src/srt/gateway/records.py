@@ -253,6 +253,12 @@ class Owner:
 _ME = Owner(socket.gethostname(), os.getpid(), secrets.token_hex(8))
 
 
+#: The member of a run's record holding the bytes it last stored (never stored itself),
+#: or ``_DELETED`` once the response was deleted while it ran.
+_WRITTEN = "_written"
+_DELETED = b""
+
+
 def _dumps(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
@@ -271,8 +277,30 @@ class Records:
     # -- responses ---------------------------------------------------------------------
 
     def put_response(self, tenant: str, rec: dict[str, Any], node: int | None) -> None:
+        """Store ``rec``. A run's record stored unfinished (a stream's, a background
+        one's) is written again over the bytes that run wrote (kept in ``rec``, never
+        stored), and only while it is there: one deleted meanwhile stays deleted (the
+        run's later checkpoints and its end are not written); one another writer changed
+        (a cancel) is written over, as before."""
         o = self.response_object(tenant, rec)
-        self.store.put_object(o.kind, o.scope, o.key, o.value, node=node, expires=o.expires)
+        before = rec.get(_WRITTEN)
+        put = functools.partial(
+            self.store.put_object, o.kind, o.scope, o.key, o.value, node=node, expires=o.expires
+        )
+        if before == _DELETED:
+            written = False
+        elif before is None:
+            written = put()
+        elif put(expect=before):
+            written = True
+        elif self.store.get_object(o.kind, o.scope, o.key) is None:
+            written = False  # deleted while it ran: its later writes are dropped
+        else:
+            written = put()  # another writer changed it (a cancel): written over, as before
+        if rec["response"].get("status") not in ("queued", "in_progress"):
+            rec.pop(_WRITTEN, None)  # its end: what another run of it writes is its own
+        else:
+            rec[_WRITTEN] = o.value if written else _DELETED
 
     def response_object(self, tenant: str, rec: dict[str, Any]) -> ObjectPut:
         """``rec`` as an object to write in a turn's commit, filed under the reply it
@@ -374,7 +402,7 @@ class Records:
             small["usage"] = _pack_usage(small["usage"])
         if rec.get("output_from") is not None:
             small.pop("output", None)  # the stored reply: rendered again when read
-        out = {k: v for k, v in rec.items() if k != "response"}
+        out = {k: v for k, v in rec.items() if k not in ("response", _WRITTEN)}
         out["r"] = small
         if any(keys.values()):
             out["texts"] = {k: v for k, v in keys.items() if v is not None}

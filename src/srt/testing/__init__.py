@@ -3,7 +3,8 @@
 Self-contained: it imports only the standard library, never the rest of srt, so tests see
 the real wire protocol and not srt's own idea of it. See ``srt.testing.server``.
 
-The server module is imported lazily, so ``python -m srt.testing.server`` runs it once.
+The server module is imported lazily, so ``python -m srt.testing.server`` runs it once
+(``python -m srt.testing`` is the same command line: ``srt.testing._cli``).
 """
 
 from __future__ import annotations

@@ -29,21 +29,20 @@ A *target* for ``script()``/``fault()`` is an endpoint name, a short name (``cha
 ``responses``, ``messages``, ``count_tokens``, ``converse``, ``converse_stream``), a provider
 (``openai``, ``azure``, ``anthropic``, ``bedrock``; ``anthropic`` leaves out count_tokens) or
 ``*``. A request takes from the most specific non-empty queue. Run in the foreground with
-``python -m srt.testing.server --port N``.
+``python -m srt.testing --port N`` (``--help`` for the options; ``python -m
+srt.testing.server`` is the same).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import json
-import signal
 import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -563,37 +562,7 @@ class ProviderServer:
             h.send_plain(200, data, fault, built.headers)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m srt.testing.server``: serve in the foreground until Ctrl-C or SIGTERM."""
-    ap = argparse.ArgumentParser(
-        prog="python -m srt.testing.server",
-        description="Serve fake OpenAI, Azure, Anthropic and Bedrock endpoints on loopback.",
-    )
-    ap.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    ap.add_argument("--port", type=int, default=0, help="port (default: a free one)")
-    ap.add_argument("--openai-ttl", type=float, default=600.0, help="OpenAI cache idle TTL, s")
-    ap.add_argument("--api-key", default=None, help="accept only this key")
-    ap.add_argument("--context-window", type=int, default=None, help="max prompt tokens")
-    args = ap.parse_args(argv)
-    srv = ProviderServer(
-        args.host,
-        args.port,
-        openai_ttl_s=args.openai_ttl,
-        api_key=args.api_key,
-        context_window=args.context_window,
-    )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    print(srv.url, flush=True)
-    try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        srv.close()
-    return 0
+if __name__ == "__main__":  # the same command line as python -m srt.testing
+    from ._cli import main
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(ProviderServer, prog="python -m srt.testing.server"))
