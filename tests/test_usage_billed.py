@@ -13,9 +13,7 @@ clamped).
 
 from __future__ import annotations
 
-import io
 import json
-import sys
 from contextlib import closing
 from typing import Any
 
@@ -23,11 +21,11 @@ import pytest
 
 import srt
 from srt._types import UsageSummary
-from srt.cli import main
 from srt.pricing import Price, Pricing
 from srt.providers import OpenAI
 from srt.savings import savings, usage_figures
 from srt.testing import ProviderServer
+from support import run_cli
 
 PRICE = Price(input=1.0, cached_input=0.1, output=2.0, cache_write_5m=1.25)
 PRICING = Pricing({"claude-sonnet-4-5": PRICE, "gpt-4o": PRICE})
@@ -140,19 +138,6 @@ UNKEPT = {
 }  # fmt: skip
 
 
-def _cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    old = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = out, err
-    try:
-        code = main(list(args))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        sys.stdout, sys.stderr = old
-    return code, out.getvalue(), err.getvalue()
-
-
 def test_the_api_and_srt_stats_agree_on_what_was_billed(store_url: str) -> None:
     """Over loopback: a reply, a reply srt could not keep (billed), a refusal (not
     billed). ``usage()``, ``savings()`` and ``srt stats`` agree on every figure."""
@@ -177,12 +162,12 @@ def test_the_api_and_srt_stats_agree_on_what_was_billed(store_url: str) -> None:
         assert (report.input_tokens, report.output_tokens) == (u.input_tokens, u.output_tokens)
         assert u.input_tokens == rows[0]["input_tokens"] + 11
         assert report.no_cache.input_usd == pytest.approx(u.input_tokens / 1e6)
-    code, out, err = _cli("--db", store_url, "stats", "b", "--json")
+    code, out, err = run_cli("--db", store_url, "stats", "b", "--json")
     assert code == 0, err
     f = json.loads(out)
     assert (f["requests"], f["billed"], f["errors"]) == (3, 2, 1)
     assert (f["input_tokens"], f["output_tokens"]) == (u.input_tokens, u.output_tokens)
-    code, out, err = _cli("--db", store_url, "stats", "b")
+    code, out, err = run_cli("--db", store_url, "stats", "b")
     assert code == 0, err
     (line,) = [ln for ln in out.splitlines() if "requests" in ln]
     assert line.split(None, 1)[1] == "3 (1 failed yet billed; 1 failed, not billed)"
@@ -202,7 +187,7 @@ def test_srt_stats_escapes_the_model_names_it_prints(db_path: str) -> None:
             s.send(p, model="gpt-4o")
         assert [r["model"] for r in s.calls()] == [EVIL, "gpt-4o"]
     for name in ("e", "--all"):
-        code, out, err = _cli("--db", db_path, "stats", name)
+        code, out, err = run_cli("--db", db_path, "stats", name)
         assert code == 0, err
         assert "\x1b" not in out and "\n  requests        0" not in out
         (line,) = [ln for ln in out.splitlines() if ln.startswith("  unpriced")]

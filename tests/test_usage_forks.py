@@ -12,9 +12,7 @@ which met no entry, and srt was credited with the careful client's missed reads)
 
 from __future__ import annotations
 
-import io
 import json
-import sys
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -24,11 +22,11 @@ import pytest
 
 import srt
 from gateway_support import harness
-from srt.cli import main
 from srt.pricing import Price, Pricing
 from srt.providers import Anthropic
 from srt.savings import usage_figures
 from srt.testing import ProviderServer
+from support import run_cli
 
 MODEL = "claude-sonnet-4-5"
 PRICING = Pricing({MODEL: Price(input=1.0, cached_input=0.1, output=2.0, cache_write_5m=1.25)})
@@ -121,29 +119,16 @@ def test_both_engines_report_the_same_calls_alike(tmp_path: Path, pg_url: str) -
     assert reports[0] == reports[1]
 
 
-def _cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    old = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = out, err
-    try:
-        code = main(list(args))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        sys.stdout, sys.stderr = old
-    return code, out.getvalue(), err.getvalue()
-
-
 def test_srt_stats_of_a_fork_and_an_empty_name(tmp_path: Path) -> None:
     db = str(tmp_path / "srt.db")
     with srt.Runtime(db) as rt:
         _forked(rt)
-    code, out, err = _cli("--db", db, "stats", "child", "--json")
+    code, out, err = run_cli("--db", db, "stats", "child", "--json")
     assert code == 0, err
     careful = json.loads(out)["cost"]["baselines"]["careful"]
     assert careful["saved_usd"] == 0 and careful["cache_read_tokens"] > 0
     # An empty NAME is a usage error (exit 2), not "the session used last".
-    code, out, err = _cli("--db", db, "stats", "")
+    code, out, err = run_cli("--db", db, "stats", "")
     assert (code, out) == (2, "") and "NAME: must not be empty" in err
 
 
@@ -174,7 +159,7 @@ def test_the_gateways_usage_is_what_srt_stats_says(
         assert len(every) == 3 and got["requests"] == 3
         assert len({r["session"] for r in every}) > 1 and every[2]["cache_read_tokens"] > 0
         want = usage_figures(every, history=rt.store.tail, context=every)
-    code, out, err = _cli("--db", db, "stats", "--tenant", "default", "--json")
+    code, out, err = run_cli("--db", db, "stats", "--tenant", "default", "--json")
     assert code == 0, err
     stats = json.loads(out)
     del stats["models"]
