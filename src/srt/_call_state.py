@@ -121,8 +121,10 @@ class CallState:
         #: The body of the attempt in flight went to the socket (``sent``): the provider
         #: may bill it, so the call gets its ledger row whatever stops it (``interrupted``).
         self.went = False
-        #: The usage a reply that could not be kept reported (``received``), for its row.
+        #: The usage a reply that could not be kept reported (``received``), for its row,
+        #: and the model it named (any value: ``_reply_model`` checks it).
         self.billed: Usage | None = None
+        self.named: Any = None
         self.t0 = 0.0
         self.ttft: float | None = None
         self.decoder: StreamDecoder | None = None
@@ -235,8 +237,9 @@ class CallState:
         )
 
     def _reply_model(self) -> str | None:
-        """The model the reply named, if not the one asked for (an Azure deployment's)."""
-        named = self.reply.model if self.reply is not None else None
+        """The model the reply (or a reply that could not be kept) named, if not the one
+        asked for (an Azure deployment's)."""
+        named = self.reply.model if self.reply is not None else self.named
         ok = isinstance(named, str) and named and named != self.model
         redact = self.provider.redact  # (an upstream that echoes the key puts none here)
         return replace_lone_surrogates(redact(named)[:200]) if ok else None  # type: ignore[arg-type]

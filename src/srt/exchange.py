@@ -168,7 +168,7 @@ class Call(CallState):
         req.sent = self.sent
         req.overflow = getattr(self.provider, "context_overflow", self.fmt.context_overflow)
         self.went = False
-        self.billed = None
+        self.billed = self.named = None
         self.t0 = time.monotonic()
         return req
 
@@ -209,8 +209,10 @@ class Call(CallState):
             return self.fmt.parse_reply(data, self.model)
         except ProviderError:
             # The reply cannot be kept, but the provider billed the call: its ledger row
-            # (``fail``) records the usage the body reports, where that parses.
+            # (``fail``) records the usage the body reports, where that parses, and the
+            # model it names (every format that names one does so there: ``Reply.model``).
             self.billed = self.fmt.parse_usage(data)
+            self.named = data.get("model") if isinstance(data, dict) else None
             raise
 
     def feed(self, chunk: bytes) -> list[str]:
