@@ -75,6 +75,8 @@ ORDER = [
     # Assembly, windows, the cache plan, the request bytes.
     "_builder",
     "compaction",
+    # What a provider call holds and the ledger row it makes of it (Call's base).
+    "_call_state",
     # A provider call on a session: build, send, stream, persist.
     "exchange",
     # The I/O around a call (send, asend and their streams).

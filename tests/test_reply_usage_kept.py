@@ -194,3 +194,78 @@ def test_a_stream_whose_reply_cannot_be_kept_stores_its_partial_with_usage(
     assert row["status"] == "error" and _usage(row) == WANT
     entry = s.entries()[-1]
     assert entry.status == "error" and entry.message["content"] == "Hello world"
+
+
+#: The model each unkept body names, where the format names one (Bedrock's does not).
+SNAPSHOT = {
+    "openai.chat": "gpt-4o-2024-08-06",
+    "openai.responses": "gpt-4o-2024-08-06",
+    "anthropic.messages": "claude-sonnet-4-6-20260101",
+    "bedrock.converse": None,
+}
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+@pytest.mark.parametrize("endpoint", sorted(BODIES))
+def test_an_unkept_reply_leaves_the_model_it_names_in_the_ledger(
+    endpoint: str, asynchronous: bool, srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    """As a kept reply's row does (``reply_model``: the model the reply named, when it
+    is not the one asked for), so the row is priced as the model that billed it."""
+    body = dict(BODIES[endpoint])
+    if SNAPSHOT[endpoint] is not None:
+        body["model"] = SNAPSHOT[endpoint]
+    srv.fault(endpoint, "status", code=200, body=json.dumps(body).encode(),
+              headers=JSON_HEADERS)  # fmt: skip
+    s = rt.session("named")
+    s.append({"role": "user", "content": "hi"})
+    with closing(_provider(endpoint, srv)) as p, pytest.raises(srt.ProviderResponseError):
+        if asynchronous:
+
+            async def main() -> None:
+                try:
+                    await s.asend(p, model=MODEL[endpoint])
+                finally:
+                    await p.aclose()
+
+            asyncio.run(main())
+        else:
+            s.send(p, model=MODEL[endpoint])
+    (row,) = s.calls()
+    assert row["status"] == "error" and _usage(row) == WANT
+    assert row["reply_model"] == SNAPSHOT[endpoint]
+
+
+@pytest.mark.parametrize(
+    ("named", "want"),
+    [
+        ("gpt-4o", None),  # the model asked for: none recorded, as for a kept reply
+        ("", None),
+        (7, None),
+        (["gpt-4o-mini"], None),
+        ("gpt-4o-mini sk-x", "gpt-4o-mini [redacted]"),  # an echoed key is not kept
+        ("m" * 300, "m" * 200),
+        ("gpt-\ud800", "gpt-\ufffd"),
+    ],
+)
+def test_an_unkept_replys_model_is_recorded_as_a_kept_ones(
+    named: Any, want: str | None, srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    unkept = {**BODIES["openai.chat"], "model": named}
+    choice = {"index": 0, "finish_reason": "stop",
+              "message": {"role": "assistant", "content": "Hello."}}  # fmt: skip
+    kept = {**unkept, "choices": [choice]}
+    s = rt.session("named")
+    s.append({"role": "user", "content": "hi"})
+    with closing(_provider("openai.chat", srv)) as p:
+        for body in (kept, unkept):
+            srv.fault("openai.chat", "status", code=200, body=json.dumps(body).encode(),
+                      headers=JSON_HEADERS)  # fmt: skip
+            if body is kept:
+                s.send(p, model="gpt-4o")
+            else:
+                with pytest.raises(srt.ProviderResponseError):
+                    s.send(p, model="gpt-4o")
+    ok, error = s.calls()
+    assert (ok["status"], error["status"]) == ("ok", "error")
+    assert ok["reply_model"] == error["reply_model"] == want

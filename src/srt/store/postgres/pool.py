@@ -1,6 +1,6 @@
-"""Connections to one PostgreSQL database: a ``psycopg_pool`` pool, the URL's srt
-options, the schema check and migration, and the retry/translate loop every store
-operation runs in.
+"""Connections to one PostgreSQL database: a ``psycopg_pool`` pool, and the
+retry/translate loop every store operation runs in. The URL's srt options and secrets
+are ``urls``'s (re-exported here); the schema check and migration at open, ``migrate``'s.
 
 One pool per store (so per ``Runtime``). The store's first connection is made in the
 caller's thread when the store opens and kept for its life; the ``psycopg_pool`` pool
@@ -22,7 +22,6 @@ by srt; its connections are switched to autocommit while srt holds them.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import os
 import threading
@@ -30,72 +29,27 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 import psycopg_pool
 from psycopg.conninfo import conninfo_to_dict
 
-from ...errors import (
-    ConfigError,
-    NotAnSrtDatabaseError,
-    SchemaVersionError,
-    StoreBusyError,
-    StoreError,
-    StoreUnavailableError,
-)
+from ...errors import ConfigError, StoreBusyError, StoreError, StoreUnavailableError
 from . import schema as sch
 from .errors import RETRY_SQLSTATES, is_connection_error, translate
+from .migrate import migrate
+from .urls import parse_url, redact_url, scrub, secrets_of
 
 __all__ = ["Database", "parse_url", "redact_url", "scrub", "secrets_of"]
 
 T = TypeVar("T")
 
-#: srt's own URL query parameters; libpq never sees them.
-SRT_PARAMS = ("schema", "prepare_threshold", "pool_min", "pool_max", "pool_timeout")
 #: A connection idle for longer than this is checked with an empty query when it is
 #: borrowed; one given back more recently is trusted (a break shows at its next statement,
 #: which reads retry and appends resolve).
 CHECK_AFTER_IDLE = 1.0
 #: Times a transaction that failed with a serialization failure or a deadlock is run again.
 RETRIES = 5
-
-
-#: Query parameters of a libpq URL that hold a secret.
-SECRET_PARAMS = ("password", "sslpassword")
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its password (for ``repr``, messages and ``location``): the one
-    in the user part and any ``password=``/``sslpassword=`` query parameter."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        user = netloc.rpartition("@")[0].partition(":")[0]
-        netloc = f"{user}:***@" + netloc.rpartition("@")[2]
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    if any(k in SECRET_PARAMS for k, _ in pairs):
-        query = urlencode([(k, "***" if k in SECRET_PARAMS else v) for k, v in pairs], safe="*")
-        parts = parts._replace(query=query)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def secrets_of(url: str) -> list[str]:
-    """The secrets a URL carries, raw and as written, longest first (``scrub``)."""
-    parts = urlsplit(url)
-    found: list[str] = []
-    for k, v in parse_qsl(parts.query, keep_blank_values=True):
-        if k in SECRET_PARAMS:
-            found += [v, quote(v)]
-    raw = parts.netloc.rpartition("@")[0].partition(":")[2]
-    found += [raw, unquote(raw)]
-    return sorted({f for f in found if f}, key=len, reverse=True)
-
-
-def scrub(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
 
 
 #: What a server says when it answers a connection and refuses it for good (checked in
@@ -161,30 +115,11 @@ def _watching(db: Database) -> type[psycopg.Connection[Any]]:
     return Watched
 
 
-def parse_url(url: str) -> tuple[str, dict[str, str]]:
-    """Split srt's parameters (``SRT_PARAMS``) off a ``postgresql://`` URL: the URL
-    libpq gets, and srt's options."""
-    parts = urlsplit(url)
-    if parts.scheme.split("+", 1)[0].lower() not in ("postgresql", "postgres"):
-        raise ConfigError("a PostgreSQL store URL starts with postgresql://")
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    ours = {k: v for k, v in pairs if k in SRT_PARAMS}
-    rest = [(k, v) for k, v in pairs if k not in SRT_PARAMS]
-    clean = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(rest)))
-    return clean, ours
-
-
 def _busy(held: int, timeout: float) -> str:
     return (
         f"every one of the store's {held} database connections stayed busy for "
         f"{timeout:g} s (pool_timeout); nothing was done: retry, or raise pool_max"
     )
-
-
-def _lock_key(schema: str) -> int:
-    """The advisory lock id that serializes migrations of ``schema``."""
-    digest = hashlib.blake2b(f"srt-migrate:{schema}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
 
 
 class Database:
@@ -254,7 +189,11 @@ class Database:
         # wait for a connection that then times out is the server's, not a busy pool's.
         self._failing = False
         try:
-            self.run("opening the database", self._migrate, retry_reads=True)
+            self.run(
+                "opening the database",
+                lambda conn: migrate(conn, schema, self.sql),
+                retry_reads=True,
+            )
         except BaseException:
             self.close()  # a store that failed to open leaves no pool (nor its threads)
             raise
@@ -533,67 +472,3 @@ class Database:
         if found is None:
             found = self._sql[text] = sch.render(text, self.schema)
         return found
-
-    # -- schema ----------------------------------------------------------------------
-
-    def _version(self, conn: psycopg.Connection[Any]) -> int:
-        row = conn.execute(
-            "SELECT to_regclass(format('%%I.srt_schema', %s::text)) IS NOT NULL, "
-            "(SELECT count(*) FROM pg_tables WHERE schemaname = %s AND tablename = ANY(%s))",
-            (self.schema, self.schema, list(sch.TABLES)),
-        ).fetchone()
-        assert row is not None
-        has_meta, ours = bool(row[0]), int(row[1])
-        if not has_meta:
-            if ours:
-                raise NotAnSrtDatabaseError(
-                    f"schema {self.schema!r} holds tables named like srt's that srt did not "
-                    "create; srt will not modify them (give srt a schema of its own: ?schema=)"
-                )
-            return 0
-        got = conn.execute(self.sql("SELECT application, version FROM {s}.srt_schema")).fetchall()
-        if len(got) != 1 or got[0][0] != sch.APPLICATION:
-            raise NotAnSrtDatabaseError(
-                f"schema {self.schema!r} has an srt_schema table that srt did not write; "
-                "srt will not modify it"
-            )
-        version = int(got[0][1])
-        if version > sch.SCHEMA_VERSION:
-            raise SchemaVersionError(
-                f"the store has schema version {version}, newer than this srt's "
-                f"{sch.SCHEMA_VERSION}; upgrade stateful-runtime to open it"
-            )
-        if version < 1:
-            raise NotAnSrtDatabaseError(
-                f"srt_schema says version {version}, which srt never writes"
-            )
-        return version
-
-    def _migrate(self, conn: psycopg.Connection[Any]) -> None:
-        try:  # the usual case in one round trip: srt's schema at this srt's version
-            got = conn.execute(self.sql("SELECT application, version FROM {s}.srt_schema"))
-            if got.fetchall() == [(sch.APPLICATION, sch.SCHEMA_VERSION)]:
-                return
-        except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
-            pass  # a new store (or not srt's): the full check below says which
-        if self._version(conn) == sch.SCHEMA_VERSION:
-            return
-        with conn.transaction():
-            # Names in the migration (types, and the built-ins the functions' bound bodies
-            # call) resolve in pg_catalog only, whatever the connection's search_path.
-            conn.execute(f"SET LOCAL search_path = {sch.PINNED_PATH}")
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(self.schema),))
-            current = self._version(conn)  # another process may have migrated meanwhile
-            if current == 0:
-                conn.execute(self.sql("CREATE SCHEMA IF NOT EXISTS {s}"))
-            for step in range(current, sch.SCHEMA_VERSION):
-                conn.execute(self.sql(sch.MIGRATIONS[step]))
-            if current == 0:
-                conn.execute(
-                    self.sql("INSERT INTO {s}.srt_schema(application, version) VALUES (%s, %s)"),
-                    (sch.APPLICATION, sch.SCHEMA_VERSION),
-                )
-            else:  # the one row _version checked, which keeps its store_id
-                conn.execute(
-                    self.sql("UPDATE {s}.srt_schema SET version = %s"), (sch.SCHEMA_VERSION,)
-                )

@@ -1,0 +1,89 @@
+"""srt's schema in a PostgreSQL database, checked when a store opens and migrated to this
+srt's version: a schema that holds tables srt did not make, or a newer version, is
+refused and left untouched; a migration runs in one transaction under an advisory lock
+(many first opens at once migrate once), with names resolved in ``pg_catalog`` only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+
+from ...errors import NotAnSrtDatabaseError, SchemaVersionError
+from . import schema as sch
+
+__all__ = ["migrate", "version"]
+
+
+def _lock_key(schema: str) -> int:
+    """The advisory lock id that serializes migrations of ``schema``."""
+    digest = hashlib.blake2b(f"srt-migrate:{schema}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def version(conn: psycopg.Connection[Any], schema: str, sql: Callable[[str], str]) -> int:
+    """The version of srt's schema named ``schema`` (0: none yet), after checking that
+    what is there is srt's and not newer than this srt."""
+    row = conn.execute(
+        "SELECT to_regclass(format('%%I.srt_schema', %s::text)) IS NOT NULL, "
+        "(SELECT count(*) FROM pg_tables WHERE schemaname = %s AND tablename = ANY(%s))",
+        (schema, schema, list(sch.TABLES)),
+    ).fetchone()
+    assert row is not None
+    has_meta, ours = bool(row[0]), int(row[1])
+    if not has_meta:
+        if ours:
+            raise NotAnSrtDatabaseError(
+                f"schema {schema!r} holds tables named like srt's that srt did not "
+                "create; srt will not modify them (give srt a schema of its own: ?schema=)"
+            )
+        return 0
+    got = conn.execute(sql("SELECT application, version FROM {s}.srt_schema")).fetchall()
+    if len(got) != 1 or got[0][0] != sch.APPLICATION:
+        raise NotAnSrtDatabaseError(
+            f"schema {schema!r} has an srt_schema table that srt did not write; "
+            "srt will not modify it"
+        )
+    found = int(got[0][1])
+    if found > sch.SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"the store has schema version {found}, newer than this srt's "
+            f"{sch.SCHEMA_VERSION}; upgrade stateful-runtime to open it"
+        )
+    if found < 1:
+        raise NotAnSrtDatabaseError(f"srt_schema says version {found}, which srt never writes")
+    return found
+
+
+def migrate(conn: psycopg.Connection[Any], schema: str, sql: Callable[[str], str]) -> None:
+    """Bring srt's schema named ``schema`` to this srt's version (creating it in a new
+    store), under an advisory lock so that processes opening it at once migrate it once.
+    ``sql`` renders a statement's ``{s}`` as the schema."""
+    try:  # the usual case in one round trip: srt's schema at this srt's version
+        got = conn.execute(sql("SELECT application, version FROM {s}.srt_schema"))
+        if got.fetchall() == [(sch.APPLICATION, sch.SCHEMA_VERSION)]:
+            return
+    except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
+        pass  # a new store (or not srt's): the full check below says which
+    if version(conn, schema, sql) == sch.SCHEMA_VERSION:
+        return
+    with conn.transaction():
+        # Names in the migration (types, and the built-ins the functions' bound bodies
+        # call) resolve in pg_catalog only, whatever the connection's search_path.
+        conn.execute(f"SET LOCAL search_path = {sch.PINNED_PATH}")
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(schema),))
+        current = version(conn, schema, sql)  # another process may have migrated meanwhile
+        if current == 0:
+            conn.execute(sql("CREATE SCHEMA IF NOT EXISTS {s}"))
+        for step in range(current, sch.SCHEMA_VERSION):
+            conn.execute(sql(sch.MIGRATIONS[step]))
+        if current == 0:
+            conn.execute(
+                sql("INSERT INTO {s}.srt_schema(application, version) VALUES (%s, %s)"),
+                (sch.APPLICATION, sch.SCHEMA_VERSION),
+            )
+        else:  # the one row ``version`` checked, which keeps its store_id
+            conn.execute(sql("UPDATE {s}.srt_schema SET version = %s"), (sch.SCHEMA_VERSION,))
