@@ -7,7 +7,8 @@ snapshot while writers go on.
 **Garbage collection** (``gc``) is SQLite's mark and sweep in one transaction that
 first takes ``SHARE ROW EXCLUSIVE`` locks on srt's tables: appends (which take ``ROW
 EXCLUSIVE``) wait for it, so no append can link a message or node while it is being
-swept, and readers are not blocked. Expired objects go first; the live nodes are every
+swept, and readers are not blocked. Expired objects go first, and those filed under a
+session id no session has (``store.owners``); the live nodes are every
 node on the chain of a session head or of an object's node; every other node goes, then
 every message no node uses. Ledger rows stay with their node cleared. PostgreSQL does
 not zero the space of deleted rows (``GcReport.secure_delete`` is False): the old
@@ -36,6 +37,7 @@ import psycopg
 
 from ... import _core
 from ...errors import ConfigError, SessionNotFoundError
+from .. import owners
 from ..base import (
     SEARCH_BATCH_MAX,
     USER_PREFIX,
@@ -149,6 +151,14 @@ WITH RECURSIVE live(id) AS (
 SELECT id FROM live
 """
 
+#: The objects filed under a session id no session has (``store.owners``): a hashed
+#: anti-join on the id as text, which only a canonical id (the pattern) can equal.
+_ORPHANS = f"""
+DELETE FROM {{s}}.objects o WHERE o.kind = ANY(%s)
+AND split_part(o.scope, ':', 1) ~ '^(0|[1-9][0-9]{{0,{owners.MAX_DIGITS - 1}}})$'
+AND NOT EXISTS (SELECT 1 FROM {{s}}.sessions s WHERE s.id::text = split_part(o.scope, ':', 1))
+"""
+
 
 def gc(
     db: Database, *, secure_delete: bool = True, dry_run: bool = False, watch: Sequence[bytes] = ()
@@ -169,6 +179,7 @@ def gc(
                 db.sql("DELETE FROM {s}.objects WHERE expires IS NOT NULL AND expires <= %s"),
                 (time.time(),),
             ).rowcount
+            orphans = conn.execute(db.sql(_ORPHANS), (list(owners.session_kinds()),)).rowcount
             conn.execute(db.sql(_LIVE))
             conn.execute("ALTER TABLE srt_gc_live ADD PRIMARY KEY (id)")
             live = (
@@ -218,6 +229,7 @@ def gc(
             checkpointed=False,
             dry_run=dry_run,
             objects=objects,
+            orphan_objects=orphans,
             dead_prefixes=tuple(p for p in watch if p not in live),
         )
 
