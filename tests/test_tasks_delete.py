@@ -118,3 +118,37 @@ def test_a_run_that_saw_its_session_before_the_delete_never_runs_a_call_twice(
     p.close()
     assert deleted == ["task"] and ran == ["act"] and _claims(store_rt) == []
     assert not a.is_alive() and len(a_failed) == 1
+
+
+def test_srt_verify_and_gc_name_the_records_an_earlier_srt_left(
+    srv: ProviderServer, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records under a deleted session's id (as an srt that did not delete them left
+    them) are garbage, not damage: ``srt verify`` says so and passes, ``srt gc`` counts
+    and removes them."""
+    from srt.store import owners
+    from support import run_cli
+
+    def act() -> str:
+        return "ran"
+
+    declared = owners._KINDS  # noqa: SLF001 (an srt before the declaration, below)
+    with srt.Runtime(store_url) as rt:
+        p = make("openai", srv.url)
+        _replied(rt, "task").run(p, model="gpt-4o", tools=[act])
+        p.close()
+        monkeypatch.setattr(owners, "_KINDS", set())
+        rt.delete("task")
+        monkeypatch.setattr(owners, "_KINDS", declared)
+        assert len(_claims(rt)) == 1
+    left = "1 record left under the id of a deleted session (earlier heads, started tool calls)"
+    code, out, _ = run_cli("--db", store_url, "verify")
+    assert code == 0 and out.splitlines()[1] == f"garbage: {left}, which srt gc removes"
+    code, out, _ = run_cli("--db", store_url, "gc", "--dry-run")
+    assert code == 0 and f"would remove {left}" in out.splitlines()
+    code, out, _ = run_cli("--db", store_url, "gc")
+    assert code == 0 and f"removed {left}" in out.splitlines()
+    code, out, _ = run_cli("--db", store_url, "verify")
+    assert code == 0 and len(out.splitlines()) == 1 and "garbage" not in out
+    with srt.Runtime(store_url) as rt:
+        assert _claims(rt) == []

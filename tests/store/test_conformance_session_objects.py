@@ -102,6 +102,8 @@ def test_gc_frees_records_an_earlier_srt_left_under_deleted_sessions(
     store.delete_session("gone")  # (the earlier srt deleted the row alone)
     assert _records(store, gone) == dict.fromkeys(("head", "call", "legacy call"), True)
     owners.session_kind(HEAD), owners.session_kind(CALL)  # the srt of today opens it
+    checked = store.verify()  # garbage, not damage
+    assert checked.ok and checked.orphan_objects == 3
     dry = store.gc(dry_run=True)
     # Without the head record, nothing keeps the deleted session's nodes (1 without gc's
     # removing the records: the record named the second of three).
@@ -115,6 +117,7 @@ def test_gc_frees_records_an_earlier_srt_left_under_deleted_sessions(
         assert store.get_object(CALL, scope, "start") is not None
     assert store.get_object("response", str(gone), "r") is not None
     assert store.gc().orphan_objects == 0
+    assert store.verify().orphan_objects == 0
 
 
 def test_gc_never_frees_the_records_of_a_session_made_while_it_runs(

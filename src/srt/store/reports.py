@@ -117,6 +117,9 @@ class VerifyReport:
     calls: int
     faults: tuple[Fault, ...]
     more_faults: int = 0  # faults found beyond MAX_FAULTS
+    #: objects filed under a session id no session has (``store.owners``): not a fault,
+    #: garbage the next ``gc`` frees
+    orphan_objects: int = 0
 
     @property
     def ok(self) -> bool:

@@ -54,6 +54,7 @@ from ..base import (
     session_overviews,
 )
 from . import schema as sch
+from .objects import ORPHANS
 from .pool import Database
 
 __all__ = [
@@ -151,14 +152,6 @@ WITH RECURSIVE live(id) AS (
 SELECT id FROM live
 """
 
-#: The objects filed under a session id no session has (``store.owners``): a hashed
-#: anti-join on the id as text, which only a canonical id (the pattern) can equal.
-_ORPHANS = f"""
-DELETE FROM {{s}}.objects o WHERE o.kind = ANY(%s)
-AND split_part(o.scope, ':', 1) ~ '^(0|[1-9][0-9]{{0,{owners.MAX_DIGITS - 1}}})$'
-AND NOT EXISTS (SELECT 1 FROM {{s}}.sessions s WHERE s.id::text = split_part(o.scope, ':', 1))
-"""
-
 
 def gc(
     db: Database, *, secure_delete: bool = True, dry_run: bool = False, watch: Sequence[bytes] = ()
@@ -179,7 +172,9 @@ def gc(
                 db.sql("DELETE FROM {s}.objects WHERE expires IS NOT NULL AND expires <= %s"),
                 (time.time(),),
             ).rowcount
-            orphans = conn.execute(db.sql(_ORPHANS), (list(owners.session_kinds()),)).rowcount
+            orphans = conn.execute(
+                db.sql("DELETE " + ORPHANS), (list(owners.session_kinds()),)
+            ).rowcount
             conn.execute(db.sql(_LIVE))
             conn.execute("ALTER TABLE srt_gc_live ADD PRIMARY KEY (id)")
             live = (
@@ -471,8 +466,13 @@ def verify(db: Database) -> VerifyReport:
         faults = FaultList()
         with _snapshot(conn):
             counts = _verify(db, conn, faults)
+            kinds = (list(owners.session_kinds()),)  # (not a fault: garbage gc frees)
+            row = conn.execute(db.sql("SELECT count(*) " + ORPHANS), kinds).fetchone()
         messages, nodes, sessions, calls = counts
-        return VerifyReport(messages, nodes, sessions, calls, tuple(faults.items), faults.more)
+        found = tuple(faults.items)
+        return VerifyReport(
+            messages, nodes, sessions, calls, found, faults.more, row[0] if row else 0
+        )
 
     return db.run("verifying the database", run, retry_reads=True)
 

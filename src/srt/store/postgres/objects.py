@@ -12,13 +12,22 @@ import psycopg
 
 from ...errors import ConfigError, ConflictError
 from ..base import ObjectPut, ObjectRow, check_expect, check_object, object_node_gone
-from ..owners import session_of
+from ..owners import MAX_DIGITS, session_of
 from .statements import OBJECT_COLUMNS
 
 if TYPE_CHECKING:
     from .pool import Database
 
-__all__ = ["DROP", "ObjectsMixin", "conditional"]
+__all__ = ["DROP", "ORPHANS", "ObjectsMixin", "conditional"]
+
+#: The objects filed under a session id no session has (``store.owners``), after
+#: ``DELETE`` or ``SELECT count(*)``; argument: the kinds. A hashed anti-join on the id
+#: as text, which only a scope starting with a canonical id (the pattern) can equal.
+ORPHANS = (
+    "FROM {s}.objects o WHERE o.kind = ANY(%s) "
+    f"AND split_part(o.scope, ':', 1) ~ '^(0|[1-9][0-9]{{0,{MAX_DIGITS - 1}}})$' "
+    "AND NOT EXISTS (SELECT 1 FROM {s}.sessions s WHERE s.id::text = split_part(o.scope, ':', 1))"
+)
 
 #: Delete the objects filed under one session (``store.owners``); arguments: the kinds,
 #: the id as text, its length + 1, and the id again (scope ``<id>`` or ``<id>:...``).

@@ -55,6 +55,7 @@ from . import queries as q
 from .database import Database
 from .db import translate
 from .queries import ROLE, TEXT
+from .statements import orphan_ids
 
 __all__ = [
     "build_search_index",
@@ -114,28 +115,12 @@ def _prune_heap(conn: apsw.Connection, gone: list[tuple[int, int]]) -> None:
             conn.execute("UPDATE heap SET data = ? WHERE id = ?", (bytes(kept), rid))
 
 
-#: The objects filed under a session id (``store.owners``: the scope up to its first
-#: ``:``, written as ``str(id)`` writes it) that no session has.
-_ORPHANS = """
-DELETE FROM objects WHERE id IN (
-    SELECT o.id FROM (
-        SELECT id, substr(scope, 1, instr(scope || ':', ':') - 1) AS sid
-        FROM objects WHERE kind IN ({kinds})
-    ) o
-    WHERE o.sid <> '' AND length(o.sid) <= {digits} AND o.sid NOT GLOB '*[^0-9]*'
-    AND (o.sid = '0' OR o.sid NOT GLOB '0*')
-    AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = CAST(o.sid AS INTEGER))
-)
-"""
-
-
 def _drop_orphans(conn: apsw.Connection) -> int:
     """Delete the objects of sessions that no longer exist (in gc's transaction)."""
     kinds = owners.session_kinds()
     if not kinds:
         return 0
-    sql = _ORPHANS.format(kinds=", ".join("?" * len(kinds)), digits=owners.MAX_DIGITS)
-    conn.execute(sql, kinds)
+    conn.execute(f"DELETE FROM objects WHERE id IN ({orphan_ids(len(kinds))})", kinds)
     return conn.changes()
 
 
