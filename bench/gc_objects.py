@@ -4,7 +4,8 @@
     python bench/gc_objects.py --url postgresql://...  # a PostgreSQL store (its own schema)
     python bench/gc_objects.py --sessions 500 --calls 20 --rounds 5
 
-A store of ``--sessions`` sessions (two messages each) is written, each with one record
+A store of ``--sessions`` sessions is written, each a task of ``--calls`` tool calls (a
+question, then a reply asking for one call and its result per call), with one record
 of an earlier head (naming no node) and ``--calls`` records of started tool calls
 (``srt.store.owners`` kinds), and one object of another kind per session; a tenth of
 the sessions are then deleted as an srt before this one did (their records stay).
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 
@@ -30,10 +30,13 @@ from srt.store import NewNode, ObjectPut, Store, open_store, owners
 
 def _build(store: Store, sessions: int, calls: int) -> None:
     for i in range(sessions):
-        bodies = [
-            canonicalize({"role": "user", "content": f"question {i}"})[0],
-            canonicalize({"role": "assistant", "content": f"answer {i}"})[0],
-        ]
+        messages: list[dict[str, object]] = [{"role": "user", "content": f"question {i}"}]
+        for c in range(calls):  # a reply asking for one tool call, and its result
+            fn = {"name": "act", "arguments": f'{{"n": {c}}}'}
+            call = {"id": f"call_{c}", "type": "function", "function": fn}
+            messages.append({"role": "assistant", "content": "", "tool_calls": [call]})
+            messages.append({"role": "tool", "tool_call_id": f"call_{c}", "content": f"{i}:{c}"})
+        bodies = [canonicalize(m)[0] for m in messages]
         hashes = [_core.digest(b) for b in bodies]
         prefixes = _core.chain_many(_core.ROOT, hashes)
         items = [
@@ -44,7 +47,9 @@ def _build(store: Store, sessions: int, calls: int) -> None:
         # (no node named: both modes then free the same nodes, and only the sweep differs)
         objects = [ObjectPut("srt.head", sid, "h", b"{}")]
         objects += [
-            ObjectPut("srt.tool_call", f"{sid}:{prefixes[-1].hex()}:call_{c}", "start", b"1:0")
+            ObjectPut(
+                "srt.tool_call", f"{sid}:{prefixes[2 * c + 1].hex()}:call_{c}", "start", b"1:0"
+            )
             for c in range(calls)
         ]
         objects.append(ObjectPut("response", f"resp_{i}", "r", b"{}"))
@@ -120,4 +125,4 @@ def _print(
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
