@@ -60,7 +60,9 @@ def test_deleting_a_session_drops_its_records_and_no_other(store: Store) -> None
     for sid in (first, tenth):
         _file(store, sid)
     store.put_object("response", str(first), "r", b"not filed under a session")
+    store.put_object(CALL, f"{first}:", "start", b"an empty rest")
     store.delete_session("s0")
+    assert store.get_object(CALL, f"{first}:", "start") is None
     assert _records(store, first) == dict.fromkeys(("head", "call", "legacy call"), False)
     assert _records(store, tenth) == dict.fromkeys(("head", "call", "legacy call"), True)
     assert store.get_object("response", str(first), "r") is not None

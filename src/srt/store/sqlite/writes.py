@@ -268,7 +268,7 @@ def drop_session_objects(conn: apsw.Connection, session: int) -> int:
     sid = str(session)
     conn.execute(
         f"DELETE FROM objects WHERE kind IN ({', '.join('?' * len(kinds))}) "
-        "AND (scope = ? OR (scope > ? AND scope < ?))",  # (':' + 1 is ';')
+        "AND (scope = ? OR (scope >= ? AND scope < ?))",  # (":" + 1 is ";")
         (*kinds, sid, sid + ":", sid + ";"),
     )
     return conn.changes()
