@@ -62,43 +62,45 @@ def _time(store: Store) -> tuple[float, int]:
     return time.perf_counter() - t0, report.orphan_objects
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, object]:
+    """Run the measurement; what it printed, as figures (``tests/test_bench.py``)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--url", help="a store URL or path (default: a new SQLite file)")
     ap.add_argument("--sessions", type=int, default=2000)
     ap.add_argument("--calls", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=7)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    declared = owners._KINDS  # noqa: SLF001 (a store before the declaration, below)
+    times: dict[str, list[float]] = {"without": [], "with": []}
+    steady: dict[str, list[float]] = {"without": [], "with": []}
+    found = 0
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(args.url or f"{tmp}/gc.db")
-        declared = owners._KINDS  # noqa: SLF001 (a store before the declaration)
-        t0 = time.perf_counter()
-        _build(store, args.sessions, args.calls)
-        owners._KINDS = set()  # noqa: SLF001
-        for i in range(0, args.sessions, 10):
-            store.delete_session(f"s{i:06d}")  # (records stay, as an earlier srt left them)
-        owners._KINDS = declared  # noqa: SLF001
-        built = time.perf_counter() - t0
-        times: dict[str, list[float]] = {"without": [], "with": []}
-        found = 0
-        for _ in range(args.rounds):
-            for mode in ("without", "with"):
-                owners._KINDS = set() if mode == "without" else declared  # noqa: SLF001
-                seconds, orphans = _time(store)
-                times[mode].append(seconds)
-                if mode == "with":
-                    found = orphans
-        owners._KINDS = declared  # noqa: SLF001
-        store.gc()  # the records of deleted sessions go: gc's work from then on
-        steady: dict[str, list[float]] = {"without": [], "with": []}
-        for _ in range(args.rounds):
-            for mode in ("without", "with"):
-                owners._KINDS = set() if mode == "without" else declared  # noqa: SLF001
-                steady[mode].append(_time(store)[0])
-        owners._KINDS = declared  # noqa: SLF001
-        store.close()
+        try:
+            t0 = time.perf_counter()
+            _build(store, args.sessions, args.calls)
+            owners._KINDS = set()  # noqa: SLF001
+            for i in range(0, args.sessions, 10):
+                store.delete_session(f"s{i:06d}")  # (records stay, as an earlier srt left them)
+            built = time.perf_counter() - t0
+            for _ in range(args.rounds):
+                for mode in ("without", "with"):
+                    owners._KINDS = set() if mode == "without" else declared  # noqa: SLF001
+                    seconds, orphans = _time(store)
+                    times[mode].append(seconds)
+                    found = orphans if mode == "with" else found
+            owners._KINDS = declared  # noqa: SLF001
+            store.gc()  # the records of deleted sessions go: gc's work from then on
+            for _ in range(args.rounds):
+                for mode in ("without", "with"):
+                    owners._KINDS = set() if mode == "without" else declared  # noqa: SLF001
+                    steady[mode].append(_time(store)[0])
+        finally:
+            owners._KINDS = declared  # noqa: SLF001
+            store.close()
     _print(args, store, built, found, times, "with them")
     _print(args, store, built, 0, steady, "after gc removed them (gc's cost from then on)")
+    return {"found": found, "with_them": times, "after": steady}
 
 
 def _print(
