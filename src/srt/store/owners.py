@@ -13,8 +13,8 @@ opens a store knows them. For every declared kind the store keeps one rule:
   transaction (a row lock on PostgreSQL), and returns False otherwise;
 * ``delete_session`` removes them with the session row, in one transaction;
 * ``gc`` removes those of ids no session has (a session id is never given again, so
-  they can only be garbage: left by srt versions that kept them, or written under the
-  rule's absence), in its transaction, before it marks the live nodes;
+  they are only garbage, left by srt versions that did not delete them with their
+  session), in its transaction, before it marks the live nodes;
 * ``copy_store`` files them under the copy's session id, and leaves out those of none.
 
 Together the first three make a session's records and its row go at once: a writer that
