@@ -328,6 +328,22 @@ def test_optional_tables_bench_measures_both_tables(
     assert index["written_per_append"] > plain["written_per_append"] > 0
 
 
+def test_gc_objects_bench_times_gc_with_and_without_the_sweep(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # bench/gc_objects.py, whose figures architecture.md quotes, on a small store: it
+    # finds the records it left under deleted sessions (2 of 20 sessions, each a head
+    # record and 3 started calls), times both modes, and leaves the kinds declared.
+    from srt.store import owners
+
+    before = owners.session_kinds()
+    mod = _bench_script("gc_objects", monkeypatch)
+    out = mod.main(["--sessions", "20", "--calls", "3", "--rounds", "2"])
+    assert out["found"] == 2 * (1 + 3)
+    assert all(len(out[k][m]) == 2 for k in ("with_them", "after") for m in ("with", "without"))
+    assert owners.session_kinds() == before
+
+
 def test_async_loop_bench_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # bench/async_loop.py (docs/api.md's figures for the loop) on a small SQLite run: its
     # figures are the full run's; here only that every turn went through and is counted.

@@ -300,8 +300,14 @@ def test_a_started_tool_call_stays_started_in_the_copy(
         assert ran == ["1"]  # not run twice
 
 
-def test_the_copy_knows_the_kind_of_a_started_call() -> None:
-    from srt._task import CLAIMS
-    from srt.store.copy import TOOL_CALLS
-
-    assert TOOL_CALLS == CLAIMS  # (the store cannot import the task layer's constant)
+def test_the_copy_knows_the_kinds_filed_under_a_session() -> None:
+    """The kinds are declared where they are defined (``srt._task``, ``srt.store.heads``),
+    and importing any part of the store imports ``srt`` and so both: a fresh process
+    that imports only the copy knows them."""
+    code = (
+        "import srt.store.copy\n"
+        "from srt.store.owners import session_kinds\n"
+        "print(','.join(session_kinds()))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["srt.head,srt.tool_call"]

@@ -1,6 +1,6 @@
 """Earlier heads against hostile and careful use: listing and restoring after forks,
-deletes and gc; a restore racing another handle; a delete that fails half way never
-leaves records that a new session given the same id would take for its own."""
+deletes and gc; a restore racing another handle; a delete that fails half way changes
+nothing (the session row and its records go in one transaction)."""
 
 from __future__ import annotations
 
@@ -19,34 +19,36 @@ def _chat(s: srt.Session, turns: int, tag: str) -> None:
         s.append({"role": "user", "content": f"q{i} {tag}"})
 
 
-def test_a_delete_that_fails_half_way_leaves_no_records_for_a_reused_id(
+def test_a_delete_that_fails_half_way_changes_nothing(
     rt: srt.Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The session row and its records go in one transaction: a failure after the
+    records were deleted inside it leaves the session whole, records and all."""
+    import srt.store.sqlite.store as engine
+
     keep = rt.session("keep")
     _chat(keep, 2, "keep")
-    old = rt.session("old")  # the highest id: SQLite gives it again after a delete
+    old = rt.session("old")
     _chat(old, 3, "old")
     old.rewind(2)
     old.edit(1, {"role": "assistant", "content": "edited"})
     assert len(old.history()) == 2
     old_id = rt.store.get_session("old").id  # type: ignore[union-attr]
-    real = rt.store.delete_object
+    real = engine.drop_session_objects
 
-    def broken(*args: Any, **kw: Any) -> bool:
-        raise srt.StoreError("the disk went away")
+    def broken(conn: Any, session: int) -> int:
+        assert real(conn, session) == 2  # gone, inside the transaction...
+        raise srt.StoreError("the disk went away")  # ...which then fails
 
-    monkeypatch.setattr(rt.store, "delete_object", broken)
-    with pytest.raises(srt.StoreError):
+    monkeypatch.setattr(engine, "drop_session_objects", broken)
+    with pytest.raises(srt.StoreError, match="the disk went away"):
         rt.delete("old")
-    monkeypatch.setattr(rt.store, "delete_object", real)
+    monkeypatch.setattr(engine, "drop_session_objects", real)
+    assert [i.name for i in rt.sessions()] == ["keep", "old"]
+    assert len(rt.session("old").history()) == 2
     new = rt.session("new")
     _chat(new, 1, "new")
-    assert new.history() == []  # was: the deleted session's two earlier heads
-    with pytest.raises(srt.SessionError, match="no earlier head"):
-        new.restore(old.history()[0].key if old.history() else "0")
-    # The failed delete left "old" whole (it can be deleted again), not half deleted.
-    assert [i.name for i in rt.sessions()] == ["keep", "new", "old"]
-    assert len(rt.session("old").history()) == 2
+    assert new.history() == []
     rt.delete("old")
     assert rt.store.list_objects(KIND, str(old_id)) == []
 

@@ -26,6 +26,7 @@ from ._builder import Parts
 from ._types import Reply, Usage
 from .errors import ConfigError, ConflictError, InvalidMessageError, ToolArgumentsError
 from .message import own_metadata
+from .store.owners import session_kind
 from .tools import Tool, as_tool, render_result
 
 
@@ -203,7 +204,10 @@ def _text(message: dict[str, Any] | None) -> str:
 #: only that one runs the tool. (Records of earlier srt versions are still read: the
 #: scope's first object in insertion order, keyed ``<owner>:<random>``, one per run
 #: that tried; and before that, scope the session id and key ``<prefix hash>:<call id>``.)
-CLAIMS = "srt.tool_call"
+#: The kind is filed under a session (``store.owners``): deleting the session deletes its
+#: records in the same transaction, and the store writes none once it is gone, so a run
+#: that saw the session before its deletion cannot win a start a deleted record held.
+CLAIMS = session_kind("srt.tool_call")
 START = "start"
 
 
@@ -490,6 +494,11 @@ class Task:
             scope = _claim_scope(s, tail.index, job.call.id)
             won = store.put_object(CLAIMS, scope, START, me.encode(), if_absent=True)
             first = store.list_objects(CLAIMS, scope, limit=1)
+            if not won and not first:  # the store writes no record of a deleted session
+                raise ConflictError(
+                    f"session {s.name!r} was deleted while this run ran; tool call "
+                    f"{job.call.id} ({job.call.name}) was not run"
+                )
             if not won or not first or first[0].key != START:  # another run's came first
                 who = first[0].value.decode("utf-8", "replace") if first else "?"
                 self._check_gone(job.call, who)

@@ -401,8 +401,9 @@ class Runtime:
         return self.store.list_sessions()
 
     def delete(self, name: str) -> None:
-        """Delete a session's head and its earlier heads (``srt.history``). Its messages
-        stay for any fork that shares them; ``gc`` frees the rest."""
+        """Delete a session's head and, in the same transaction, what is filed under its
+        id (``srt.store.owners``: its earlier heads, its tasks' started tool calls). Its
+        messages stay for any fork that shares them; ``gc`` frees the rest."""
         delete_session(self.store, check_name(name))
 
     def rename(self, old: str, new: str) -> None:

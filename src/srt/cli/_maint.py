@@ -128,6 +128,8 @@ def gc(args: argparse.Namespace) -> None:
     )
     if r.ledger_rows:
         print(f"kept {_n(r.ledger_rows, 'ledger row')} of those nodes (their node is now empty)")
+    if r.orphan_objects:
+        print(f"{verb} {_n(r.orphan_objects, 'record')} {_ORPHANS}")
     if r.state_files:
         print(
             f"{verb} {_n(r.state_files, 'saved KV state')} of the local provider "
@@ -155,6 +157,10 @@ def gc(args: argparse.Namespace) -> None:
         print("secure delete: the removed text was overwritten with zeros")
     if not r.checkpointed:
         print("the WAL is still in use by a reader: old text may stay in -wal until it ends")
+
+
+#: What ``GcReport.orphan_objects`` and ``VerifyReport.orphan_objects`` count.
+_ORPHANS = "left under the id of a deleted session (earlier heads, started tool calls)"
 
 
 def _n(count: int, word: str) -> str:
@@ -193,6 +199,9 @@ def verify(args: argparse.Namespace) -> int:
         )
     if ok:
         print(f"ok: {checked}; every hash, chain and reference checks out{rebuilt}")
+    if r.orphan_objects:  # (not a fault)
+        print(f"garbage: {_n(r.orphan_objects, 'record')} {_ORPHANS}, which srt gc removes")
+    if ok:
         return 0
     faults = list(r.faults) + list(ledger.faults if ledger is not None else ())
     for fault in faults:

@@ -26,7 +26,8 @@ The promises every engine keeps:
   (node) check; a mismatch is ``CorruptionError`` and nothing is linked;
 * ``chain`` checks every body against its hash and every prefix against the chain
   (``check_chain``): a damaged store raises ``CorruptionError``, never altered bytes;
-* ``gc`` never removes a node that a session head or an object reaches;
+* ``gc`` never removes a node that a session head or an object reaches, nor an object
+  filed under a session that exists (``store.owners``);
 * every failure is an ``srt.SrtError``: the engine's own exceptions never leave it.
 """
 
@@ -282,7 +283,8 @@ class Store(ABC):
 
     @abstractmethod
     def delete_session(self, name: str) -> None:
-        """Delete the session's head row (its nodes stay for forks and ``gc``);
+        """Delete the session's head row and, in the same transaction, the objects filed
+        under its id (``store.owners``); its nodes stay for forks and ``gc``.
         ``SessionNotFoundError`` if there is none."""
 
     @abstractmethod
@@ -426,7 +428,9 @@ class Store(ABC):
         has that name; with ``expect`` (compare-and-swap), only over a live object whose
         value is still exactly those bytes (its node and expiry are not compared; one
         deleted or expired is not written). Either is atomic: of writers racing, one
-        wins. True if written."""
+        wins. An object of a kind filed under a session (``store.owners``) is written
+        only while that session exists, checked atomically with the write. True if
+        written."""
 
     @abstractmethod
     def get_object(self, kind: str, scope: str, key: str) -> ObjectRow | None:
@@ -460,8 +464,9 @@ class Store(ABC):
     def gc(
         self, *, secure_delete: bool = True, dry_run: bool = False, watch: Sequence[bytes] = ()
     ) -> GcReport:
-        """Remove expired objects, then the nodes that no session head and no object
-        reaches and the messages no node uses. Ledger rows stay, their node cleared.
+        """Remove expired objects and those filed under a session id no session has
+        (``store.owners``), then the nodes that no session head and no object reaches
+        and the messages no node uses. Ledger rows stay, their node cleared.
         ``dry_run`` counts and writes nothing. Of the prefix hashes in ``watch``, the
         report's ``dead_prefixes`` are those no live node carries afterwards (the
         runtime removes files named after them)."""

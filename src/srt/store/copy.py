@@ -11,8 +11,8 @@ between two stores of one engine:
 * **objects**: each live object is written with the same kind, scope, key, value and
   expiry; an object that keeps a node alive gets that node's chain first. A session's
   records of earlier heads (``srt.history``) and of the tool calls its tasks started
-  (``srt._task``) are filed under its id, so they are filed under the copy's id (a
-  record of no session is left out);
+  (``srt._task``), of kinds filed under a session's id (``store.owners``), are filed
+  under the copy's id (a record of no session is left out);
 * **the ledger**: each row is written with its node mapped to the copy's node of the
   same prefix hash (``None`` if the node did not survive).
 
@@ -40,15 +40,12 @@ from typing import Any
 from ..errors import CorruptionError, SessionExistsError
 from . import heads
 from .base import CallRecord, ChainRow, NewNode, ObjectRow, Store
+from .owners import session_of
 
 __all__ = ["CopyReport", "copy_store"]
 
 #: Name prefix of the scratch sessions that carry an object's node into the copy.
 SCRATCH = "srt-copy-scratch-"
-#: The kind of a task's records that a tool call started (``srt._task.CLAIMS``, above
-#: the store): scoped ``<session id>:<prefix hash>:<call id>`` (or, from earlier srt
-#: versions, the session id alone).
-TOOL_CALLS = "srt.tool_call"
 #: Fields that identify a ledger row across stores (ids and node ids are per store).
 _CALL_KEY = tuple(
     f.name for f in dataclasses.fields(CallRecord) if f.name not in ("id", "session", "node")
@@ -92,7 +89,8 @@ class _Copier:
         """The scope ``obj`` gets in ``dest``: its own, but for a record of earlier heads
         or of a started tool call, filed under a session's id, with its session's id
         there (``None``: a record of no session, not copied)."""
-        if obj.kind not in (heads.KIND, TOOL_CALLS):
+        sid = session_of(obj.kind, obj.scope)
+        if sid is None:
             return obj.scope
         if self.ids is None:
             self.ids = {}
@@ -100,8 +98,8 @@ class _Copier:
                 mine, theirs = self.src.get_session(info.name), self.dest.get_session(info.name)
                 if mine is not None and theirs is not None:
                     self.ids[str(mine.id)] = str(theirs.id)
-        sid, colon, rest = obj.scope.partition(":")
-        there = self.ids.get(sid)
+        _sid, colon, rest = obj.scope.partition(":")
+        there = self.ids.get(str(sid))
         return None if there is None else there + colon + rest
 
     def session(self, name: str) -> None:

@@ -1,10 +1,10 @@
 """A session's records of its earlier heads, as the store files them: objects of kind
 ``KIND`` scoped to the session's id (``srt.history`` writes, lists and restores them).
 
-Here, below ``srt.history``, so that whatever deletes a session through the Store
-protocol (``srt.history``, ``srt copy``'s scratch sessions) drops its records with it,
-and whatever copies them (``srt copy``) knows them: a record under an id no session has
-would be listed by the next session given that id.
+Here, below ``srt.history``, so that the store knows the kind: it is declared filed
+under a session (``store.owners``), so ``Store.delete_session`` drops a session's
+records in the transaction that deletes its row, and ``gc`` frees any left under an id
+no session has.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .base import ObjectRow, Store
+from .owners import session_kind
 
 __all__ = ["KIND", "delete_session", "forget", "records"]
 
-KIND = "srt.head"
+KIND = session_kind("srt.head")
 
 
 def records(store: Store, scope: str) -> Iterator[ObjectRow]:
@@ -38,14 +39,7 @@ def forget(store: Store, session_id: int) -> int:
 
 
 def delete_session(store: Store, name: str) -> None:
-    """Delete session ``name``'s head row and its records of earlier heads (its messages
-    stay for any fork that shares them; ``gc`` frees the rest)."""
-    row = store.get_session(name)
-    if row is not None:
-        # Records first: a failure after them leaves a session without earlier heads,
-        # never records without their session, which a new session given the same id
-        # (SQLite reuses the highest) would list and restore as its own.
-        forget(store, row.id)
+    """Delete session ``name``'s head row and, in the same transaction, its records of
+    earlier heads (``Store.delete_session``; its messages stay for any fork that shares
+    them, ``gc`` frees the rest)."""
     store.delete_session(name)
-    if row is not None:
-        forget(store, row.id)  # any recorded by a move in the meantime

@@ -43,6 +43,8 @@ class GcReport:
     checkpointed: bool  # the WAL was checkpointed and truncated afterwards
     dry_run: bool
     objects: int = 0  # expired objects removed
+    #: objects filed under a session id no session has (``store.owners``) removed
+    orphan_objects: int = 0
     #: the prefix hashes of ``gc(watch=...)`` no live node carries (any more)
     dead_prefixes: tuple[bytes, ...] = ()
     #: the local provider's saved KV states removed with them (``Runtime.gc``), and bytes
@@ -115,6 +117,9 @@ class VerifyReport:
     calls: int
     faults: tuple[Fault, ...]
     more_faults: int = 0  # faults found beyond MAX_FAULTS
+    #: objects filed under a session id no session has (``store.owners``): not a fault,
+    #: garbage the next ``gc`` frees
+    orphan_objects: int = 0
 
     @property
     def ok(self) -> bool:

@@ -7,7 +7,8 @@ snapshot while writers go on.
 **Garbage collection** (``gc``) is SQLite's mark and sweep in one transaction that
 first takes ``SHARE ROW EXCLUSIVE`` locks on srt's tables: appends (which take ``ROW
 EXCLUSIVE``) wait for it, so no append can link a message or node while it is being
-swept, and readers are not blocked. Expired objects go first; the live nodes are every
+swept, and readers are not blocked. Expired objects go first, and those filed under a
+session id no session has (``store.owners``); the live nodes are every
 node on the chain of a session head or of an object's node; every other node goes, then
 every message no node uses. Ledger rows stay with their node cleared. PostgreSQL does
 not zero the space of deleted rows (``GcReport.secure_delete`` is False): the old
@@ -36,6 +37,7 @@ import psycopg
 
 from ... import _core
 from ...errors import ConfigError, SessionNotFoundError
+from .. import owners
 from ..base import (
     SEARCH_BATCH_MAX,
     USER_PREFIX,
@@ -52,6 +54,7 @@ from ..base import (
     session_overviews,
 )
 from . import schema as sch
+from .objects import ORPHANS
 from .pool import Database
 
 __all__ = [
@@ -169,6 +172,9 @@ def gc(
                 db.sql("DELETE FROM {s}.objects WHERE expires IS NOT NULL AND expires <= %s"),
                 (time.time(),),
             ).rowcount
+            orphans = conn.execute(
+                db.sql("DELETE " + ORPHANS), (list(owners.session_kinds()),)
+            ).rowcount
             conn.execute(db.sql(_LIVE))
             conn.execute("ALTER TABLE srt_gc_live ADD PRIMARY KEY (id)")
             live = (
@@ -218,6 +224,7 @@ def gc(
             checkpointed=False,
             dry_run=dry_run,
             objects=objects,
+            orphan_objects=orphans,
             dead_prefixes=tuple(p for p in watch if p not in live),
         )
 
@@ -459,8 +466,13 @@ def verify(db: Database) -> VerifyReport:
         faults = FaultList()
         with _snapshot(conn):
             counts = _verify(db, conn, faults)
+            kinds = (list(owners.session_kinds()),)  # (not a fault: garbage gc frees)
+            row = conn.execute(db.sql("SELECT count(*) " + ORPHANS), kinds).fetchone()
         messages, nodes, sessions, calls = counts
-        return VerifyReport(messages, nodes, sessions, calls, tuple(faults.items), faults.more)
+        found = tuple(faults.items)
+        return VerifyReport(
+            messages, nodes, sessions, calls, found, faults.more, row[0] if row else 0
+        )
 
     return db.run("verifying the database", run, retry_reads=True)
 

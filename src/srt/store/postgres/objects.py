@@ -8,11 +8,32 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+import psycopg
+
 from ...errors import ConfigError, ConflictError
 from ..base import ObjectPut, ObjectRow, check_expect, check_object, object_node_gone
+from ..owners import MAX_DIGITS, session_of
 from .statements import OBJECT_COLUMNS
 
-__all__ = ["ObjectsMixin", "conditional"]
+if TYPE_CHECKING:
+    from .pool import Database
+
+__all__ = ["DROP", "ORPHANS", "ObjectsMixin", "conditional"]
+
+#: The objects filed under a session id no session has (``store.owners``), after
+#: ``DELETE`` or ``SELECT count(*)``; argument: the kinds. A hashed anti-join on the id
+#: as text, which only a scope starting with a canonical id (the pattern) can equal.
+ORPHANS = (
+    "FROM {s}.objects o WHERE o.kind = ANY(%s) "
+    f"AND split_part(o.scope, ':', 1) ~ '^(0|[1-9][0-9]{{0,{MAX_DIGITS - 1}}})$' "
+    "AND NOT EXISTS (SELECT 1 FROM {s}.sessions s WHERE s.id::text = split_part(o.scope, ':', 1))"
+)
+
+#: Delete the objects filed under one session (``store.owners``); arguments: the kinds,
+#: the id as text, its length + 1, and the id again (scope ``<id>`` or ``<id>:...``).
+DROP = (
+    "DELETE FROM {s}.objects WHERE kind = ANY(%s) AND (scope = %s OR left(scope, %s) = %s || ':')"
+)
 
 
 class ObjectsMixin:
@@ -24,6 +45,8 @@ class ObjectsMixin:
         def _read(self, action: str, sql: str, args: Sequence[Any] = ()) -> list[Any]: ...
 
         def _write(self, action: str, sql: str, args: Sequence[Any] = ()) -> int: ...
+
+        db: Database
 
     def put_object(
         self,
@@ -40,18 +63,35 @@ class ObjectsMixin:
         check_object(kind, scope, key, value)
         check_expect(expect, if_absent)
         now = time.time()
-        if not if_absent and expect is None:
-            self._write(
-                "storing an object",
-                "SELECT {s}.put_object(%s, %s, %s, %s, %s, %s, %s)",
-                (kind, scope, key, value, node, expires, now),
-            )
-            return True
         if expect is not None and "\x00" in kind + scope + key:
             return False  # no object has this name (get_object): none holds ``expect``
         obj = ObjectPut(kind, scope, key, value, node, expires, if_absent=if_absent, expect=expect)
-        sql, args = conditional(obj, node, now)
-        written = self._write("storing an object", sql, args)
+        if not if_absent and expect is None:
+            sql: str = "SELECT {s}.put_object(%s, %s, %s, %s, %s, %s, %s)"
+            args: tuple[Any, ...] = (kind, scope, key, value, node, expires, now)
+        else:
+            sql, args = conditional(obj, node, now)
+        sid = session_of(kind, scope)
+        if sid is not None:
+            # Filed under a session: written only while it exists. The row lock makes a
+            # deletion of the session wait for this write (and then delete its object
+            # too), or this write wait for the deletion (and then find no session).
+            text = self.db.sql(sql)
+            held = self.db.sql("SELECT 1 FROM {s}.sessions WHERE id = %s FOR KEY SHARE")
+
+            def put(conn: psycopg.Connection[Any]) -> int:
+                with conn.transaction():
+                    if conn.execute(held, (sid,)).fetchone() is None:
+                        return -1
+                    return conn.execute(text, args).rowcount
+
+            written = self.db.run("storing an object", put)
+            if written < 0:
+                return False
+        else:
+            written = self._write("storing an object", sql, args)
+        if not if_absent and expect is None:
+            return True
         if (
             not written
             and node is not None

@@ -51,9 +51,10 @@ from ..base import (
     object_changed,
     object_node_gone,
 )
+from ..owners import session_kinds
 from . import chains, maintenance
 from .errors import HEAD_MOVED, is_connection_error
-from .objects import ObjectsMixin, conditional
+from .objects import DROP, ObjectsMixin, conditional
 from .pool import Database, parse_url, redact_url
 from .statements import (
     APPEND,
@@ -228,10 +229,17 @@ class PostgresStore(ObjectsMixin, Store):
         return self.db.run("creating a session", create)
 
     def delete_session(self, name: str) -> None:
-        if not self._write(
-            "deleting a session", "DELETE FROM {s}.sessions WHERE name = %s", (name,)
-        ):
-            raise SessionNotFoundError(f"no session named {name!r}")
+        row, drop = self.db.sql("DELETE FROM {s}.sessions WHERE name = %s RETURNING id"), DROP
+
+        def delete(conn: psycopg.Connection[Any]) -> None:
+            with conn.transaction():  # (the row first: see put_object's lock)
+                gone = conn.execute(row, (name,)).fetchone()
+                if gone is None:
+                    raise SessionNotFoundError(f"no session named {name!r}")
+                sid = str(gone[0])
+                conn.execute(self.db.sql(drop), (list(session_kinds()), sid, len(sid) + 1, sid))
+
+        self.db.run("deleting a session", delete)
 
     def rename_session(self, old: str, new: str) -> None:
         sql = self.db.sql(

@@ -7,7 +7,8 @@ in-process writer lock, then ``BEGIN IMMEDIATE``; other processes wait on SQLite
 busy timeout. Readers run in one read transaction, so they see one snapshot.
 
 **Garbage collection** (``gc``) is mark and sweep. It first removes the objects past
-their ``expires`` time. The live nodes are every node on the chain of some session
+their ``expires`` time, and those filed under a session id no session has
+(``store.owners``). The live nodes are every node on the chain of some session
 head or of some object's node (a recursive walk up the parents). Every other node
 is swept, then every message that no remaining node uses. The usage ledger is never
 deleted: a ledger row whose node was swept keeps all its figures and its session
@@ -46,6 +47,7 @@ from collections.abc import Callable, Sequence
 import apsw
 
 from ...errors import ConfigError, CorruptionError, StoreError
+from .. import owners
 from ..base import SEARCH_BATCH_MAX, GcReport, Hit, VacuumReport, check_search
 from . import db as db_module
 from . import heap as heap_module
@@ -53,6 +55,7 @@ from . import queries as q
 from .database import Database
 from .db import translate
 from .queries import ROLE, TEXT
+from .statements import orphan_ids
 
 __all__ = [
     "build_search_index",
@@ -112,6 +115,15 @@ def _prune_heap(conn: apsw.Connection, gone: list[tuple[int, int]]) -> None:
             conn.execute("UPDATE heap SET data = ? WHERE id = ?", (bytes(kept), rid))
 
 
+def _drop_orphans(conn: apsw.Connection) -> int:
+    """Delete the objects of sessions that no longer exist (in gc's transaction)."""
+    kinds = owners.session_kinds()
+    if not kinds:
+        return 0
+    conn.execute(f"DELETE FROM objects WHERE id IN ({orphan_ids(len(kinds))})", kinds)
+    return conn.changes()
+
+
 def _count(conn: apsw.Connection, sql: str) -> int:
     return int(conn.execute(sql).get or 0)
 
@@ -141,7 +153,7 @@ def gc(
         conn.execute("BEGIN IMMEDIATE")
         try:
             free_before = _count(conn, "PRAGMA freelist_count")
-            objects = 0
+            objects = orphans = 0
             has_objects = db_module.has_table(conn, db_module.OBJECTS_TABLE)
             if has_objects:
                 conn.execute(
@@ -149,6 +161,7 @@ def gc(
                     (time.time(),),
                 )
                 objects = conn.changes()
+                orphans = _drop_orphans(conn)
             conn.execute("CREATE TEMP TABLE IF NOT EXISTS srt_gc_live(id INTEGER PRIMARY KEY)")
             conn.execute("DELETE FROM temp.srt_gc_live")
             conn.execute(_LIVE.format(objects=_OBJECT_ROOTS if has_objects else ""))
@@ -199,6 +212,7 @@ def gc(
         checkpointed=checkpointed,
         dry_run=dry_run,
         objects=objects,
+        orphan_objects=orphans,
         dead_prefixes=dead,
     )
 

@@ -81,7 +81,7 @@ from .statements import (
     SELECT_CALLS,
     TAIL_SQL,
 )
-from .writes import HAS_VERSION, OBJECT_COLUMNS, Tip, put_object, swap_head
+from .writes import HAS_VERSION, OBJECT_COLUMNS, Tip, drop_session_objects, put_object, swap_head
 
 __all__ = ["TRIM_WAIT_S", "SQLiteStore"]
 
@@ -263,9 +263,11 @@ class SQLiteStore(Store):
 
     def delete_session(self, name: str) -> None:
         with self.db.write("deleting a session") as conn:
-            conn.execute("DELETE FROM sessions WHERE name = ?", (name,))
-            if conn.changes() == 0:
+            sql = "DELETE FROM sessions WHERE name = ? RETURNING id"
+            gone: list[Any] = conn.execute(sql, (name,)).fetchall()
+            if not gone:
                 raise SessionNotFoundError(f"no session named {name!r}")
+            drop_session_objects(conn, gone[0][0])  # (its records, in this transaction)
 
     def rename_session(self, old: str, new: str) -> None:
         with self.db.write("renaming a session") as conn:

@@ -18,12 +18,14 @@ import apsw
 from ... import _core
 from ..._hashing import Hashing
 from ...errors import StoreError
+from .. import owners
 from ..base import Fault, FaultList, VerifyReport
 from . import db as db_module
 from . import heap
 from . import queries as q
 from .database import Database
 from .db import translate
+from .statements import orphan_ids
 
 __all__ = ["verify"]
 
@@ -35,14 +37,15 @@ def verify(db: Database) -> VerifyReport:
     """Check every hash, chain and reference in the file (see the module docstring)."""
     action = "verifying the database"
     faults = FaultList()
-    counts = [0, 0, 0, 0]
+    counts = [0, 0, 0, 0, 0]
     with db.job(action) as conn, q.snapshot(conn, action):
         try:
             _verify(conn, faults, counts, db.hashing)
         except StoreError as exc:  # a page too damaged to read ends the walk
             faults.add(Fault("integrity", "database", None, str(exc)))
-    messages, nodes, sessions, calls = counts
-    return VerifyReport(messages, nodes, sessions, calls, tuple(faults.items), faults.more)
+    messages, nodes, sessions, calls, orphans = counts
+    found = tuple(faults.items)
+    return VerifyReport(messages, nodes, sessions, calls, found, faults.more, orphans)
 
 
 def _verify(conn: apsw.Connection, faults: FaultList, counts: list[int], hashing: Hashing) -> None:
@@ -157,6 +160,10 @@ def _verify(conn: apsw.Connection, faults: FaultList, counts: list[int], hashing
             faults.add(
                 Fault("object", "objects", oid, f"{kind} object: its node {node} is missing")
             )
+        kinds = owners.session_kinds()
+        if kinds:  # (not a fault: garbage gc frees)
+            sql = f"SELECT count(*) FROM ({orphan_ids(len(kinds))})"
+            counts[4] = int(conn.execute(sql, kinds).get or 0)
 
     for table, rowid, parent, _ in conn.execute("PRAGMA foreign_key_check"):
         if table in ("nodes", "sessions", "calls", "objects"):

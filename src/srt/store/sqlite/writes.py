@@ -25,7 +25,9 @@ from ..base import (
     not_stored,
     object_node_gone,
 )
+from ..owners import session_kinds, session_of
 from . import heap
+from .db import OBJECTS_TABLE, has_table
 from .statements import LIVE_OBJECT
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "Tip",
     "append",
     "check_head",
+    "drop_session_objects",
     "one",
     "put_object",
     "swap_head",
@@ -216,9 +219,13 @@ def append(
 def put_object(conn: apsw.Connection, obj: ObjectPut, node: int | None) -> bool:
     """Store ``obj`` under ``node`` (inside a write transaction); with ``obj.if_absent``
     only where no live object has its name (an expired one is written over), with
-    ``obj.expect`` only over a live object holding exactly those bytes. True if written."""
+    ``obj.expect`` only over a live object holding exactly those bytes; an object filed
+    under a session (``store.owners``) only while that session exists. True if written."""
     check_object(obj.kind, obj.scope, obj.key, obj.value)
     check_expect(obj.expect, obj.if_absent)
+    sid = session_of(obj.kind, obj.scope)
+    if sid is not None and conn.execute(_SESSION_HEAD, (sid,)).fetchone() is None:
+        return False
     if (
         node is not None
         and conn.execute("SELECT 1 FROM nodes WHERE id = ?", (node,)).fetchone() is None
@@ -250,3 +257,18 @@ def put_object(conn: apsw.Connection, obj: ObjectPut, node: int | None) -> bool:
         values,
     )
     return True
+
+
+def drop_session_objects(conn: apsw.Connection, session: int) -> int:
+    """Delete the objects filed under session id ``session`` (``store.owners``; inside
+    the write transaction that deletes its row); how many there were."""
+    kinds = session_kinds()
+    if not kinds or not has_table(conn, OBJECTS_TABLE):
+        return 0
+    sid = str(session)
+    conn.execute(
+        f"DELETE FROM objects WHERE kind IN ({', '.join('?' * len(kinds))}) "
+        "AND (scope = ? OR (scope >= ? AND scope < ?))",  # (":" + 1 is ";")
+        (*kinds, sid, sid + ":", sid + ";"),
+    )
+    return conn.changes()
