@@ -25,8 +25,11 @@ def _message(kind: int, i: int) -> dict[str, Any]:
     return {"role": "assistant", "content": f"calling {i}", "tool_calls": calls}
 
 
-def _whole(bodies: list[bytes], before: list[bytes], lead: int, order: str) -> list[Any]:
-    out = [x for i in range(lead, len(bodies)) for x in it.items_of(bodies[i], before[i], "")]
+def _whole(
+    bodies: list[bytes], before: list[bytes], lead: int, order: str, ids: it.Ids = it.PLAIN
+) -> list[Any]:
+    n = len(bodies)
+    out = [x for i in range(lead, n) for x in it.items_of(bodies[i], before[i], "", ids=ids)]
     return out if order == "asc" else out[::-1]
 
 
@@ -37,23 +40,27 @@ def _whole(bodies: list[bytes], before: list[bytes], lead: int, order: str) -> l
     limit=st.integers(1, 5),
     order=st.sampled_from(["asc", "desc"]),
     pick=st.integers(0, 40),
+    scoped=st.booleans(),
 )
 def test_a_page_is_the_whole_list_sliced(
-    kinds: list[int], lead: int, limit: int, order: str, pick: int
+    kinds: list[int], lead: int, limit: int, order: str, pick: int, scoped: bool
 ) -> None:
+    scope = it.Ids.of("t", "conv/c") if scoped else it.PLAIN
     bodies = [canonicalize(_message(k, i))[0] for i, k in enumerate(kinds)]
     before = [_core.ROOT, *it.chain(_core.ROOT, bodies)][: len(bodies)]
     lead = min(lead, len(bodies))
-    whole = _whole(bodies, before, lead, order)
+    whole = _whole(bodies, before, lead, order, scope)
     ids = [x["id"] for x in whole]
     after = ids[pick % len(ids)] if ids and pick % 3 else None
     start = ids.index(after) + 1 if after is not None else 0
-    got = it.page(bodies, before, lead, "", after, limit, order)
+    got = it.page(bodies, before, lead, "", after, limit, order, scope)
     assert got["data"] == whole[start : start + limit]
     assert got["has_more"] == (start + limit < len(whole))
     if after is not None:
-        found = it.locate(bodies, before, lead, "", after)
+        found = it.locate(bodies, before, lead, "", after, scope)
         assert found is not None and found[1]["id"] == after
+        other = it.Ids.of("t", "conv/other")  # another scope never finds it
+        assert it.locate(bodies, before, lead, "", after, other) is None
 
 
 def test_an_unknown_after_is_404() -> None:

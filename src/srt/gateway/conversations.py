@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import _core
 from .errors import bad_request, not_found
-from .items import chain, items_of, locate, page
+from .items import chain, conversation_ids, items_of, locate, page
 from .params import check_items, check_metadata
 from .records import new_id
 from .service import Gateway
@@ -73,6 +73,7 @@ class Conversations:
             "thread": thread_name(tenant, cid),
             "lead": 0,
             "instructions": None,
+            "ids": 1,  # item ids scoped to the conversation (``items.conversation_ids``)
         }
         live = self.threads.adopt(conv["thread"], self.gw.rt.session(conv["thread"]), 0, None)
         try:
@@ -120,7 +121,8 @@ class Conversations:
         finally:
             self.threads.release(live)
         before = [parent, *chain(parent, bodies, self.gw.rt.store.hashing)]
-        data = [item for i, b in enumerate(bodies) for item in items_of(b, before[i], "")]
+        ids = conversation_ids(tenant, conv)
+        data = [x for i, b in enumerate(bodies) for x in items_of(b, before[i], "", ids=ids)]
         return {
             "object": "list",
             "data": data,
@@ -143,19 +145,25 @@ class Conversations:
         self, tenant: str, cid: str, after: str | None, limit: int, order: str
     ) -> dict[str, Any]:
         conv, bodies, before = self._bodies(tenant, cid)
-        return page(bodies, before, conv["lead"], "", after, limit, order)
+        ids = conversation_ids(tenant, conv)
+        return page(bodies, before, conv["lead"], "", after, limit, order, ids)
 
     def _locate(
-        self, conv: dict[str, Any], bodies: list[bytes], before: list[bytes], item: str
+        self,
+        tenant: str,
+        conv: dict[str, Any],
+        bodies: list[bytes],
+        before: list[bytes],
+        item: str,
     ) -> tuple[int, dict[str, Any], list[dict[str, Any]]]:
-        found = locate(bodies, before, conv["lead"], "", item)
+        found = locate(bodies, before, conv["lead"], "", item, conversation_ids(tenant, conv))
         if found is None:
             raise not_found("item", item)
         return found
 
     def get_item(self, tenant: str, cid: str, item: str) -> dict[str, Any]:
         conv, bodies, before = self._bodies(tenant, cid)
-        return self._locate(conv, bodies, before, item)[1]
+        return self._locate(tenant, conv, bodies, before, item)[1]
 
     def delete_item(self, tenant: str, cid: str, item: str) -> dict[str, Any]:
         conv = self._get(tenant, cid)
@@ -164,7 +172,7 @@ class Conversations:
             s = live.session
             bodies = s.messages_bytes()
             before = [_core.ROOT, *s.prefix_hashes()[:-1]]
-            i, found, rendered = self._locate(conv, bodies, before, item)
+            i, found, rendered = self._locate(tenant, conv, bodies, before, item)
             messages = s.messages()
             rest: list[Any] = []
             others = [r for r in rendered if r["id"] != found["id"]]
