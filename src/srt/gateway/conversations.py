@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import _core
 from .errors import bad_request, not_found
-from .items import chain, conversation_ids, items_of, locate, page
+from .items import chain, check_outputs, conversation_ids, items_of, locate, page
 from .params import check_items, check_metadata
 from .records import new_id
 from .service import Gateway
@@ -65,6 +65,7 @@ class Conversations:
         metadata = check_metadata(body.get("metadata"))
         given = body.get("items")
         items = [] if given is None else check_items(given, "items", MAX_ITEMS, text=False)
+        check_outputs(items, "items", list)
         cid = new_id("conv")
         conv: dict[str, Any] = {
             "id": cid,
@@ -116,6 +117,7 @@ class Conversations:
             s = live.session
             n = len(s)
             parent = bytes.fromhex(s.prefix_hash) if s.prefix_hash else _core.ROOT
+            check_outputs(items, "items", s.messages_bytes)
             s.append(items)
             bodies = s.messages_bytes()[n:]
         finally:

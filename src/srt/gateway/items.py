@@ -39,6 +39,7 @@ __all__ = [
     "Ids",
     "canonical_bodies",
     "chain",
+    "check_outputs",
     "conversation_ids",
     "default_scope",
     "item_id",
@@ -154,6 +155,32 @@ def canonical_bodies(
         return [canonicalize(m, limit)[0] for m in to_canonical(given, model)]
     except InvalidMessageError as exc:
         raise bad_request(str(exc), "input", "invalid_value") from None
+
+
+def check_outputs(
+    items: Sequence[dict[str, Any]], param: str, history: Callable[[], Sequence[bytes]]
+) -> None:
+    """Refuse (400, as OpenAI does) a ``function_call_output`` whose ``call_id`` no
+    ``function_call`` before it names: in ``items`` or in the stored ``history`` (read
+    only when an output is not answered by the items, newest message first)."""
+    calls: set[str] = set()
+    wanted: dict[str, int] = {}
+    for i, item in enumerate(items):
+        kind = item.get("type")
+        if kind == "function_call":
+            calls.add(item["call_id"])
+        elif kind == "function_call_output" and item["call_id"] not in calls:
+            wanted.setdefault(item["call_id"], i)
+    if not wanted:
+        return
+    for body in reversed(history()):
+        if b'"tool_calls"' in body:
+            for call in json.loads(body).get("tool_calls") or ():
+                wanted.pop(call.get("id"), None)
+            if not wanted:
+                return
+    call_id = min(wanted, key=wanted.__getitem__)
+    raise bad_request(f"No tool call found for function call output with call_id {call_id}.", param)
 
 
 def chain(parent: bytes, bodies: Iterable[bytes], hashing: Hashing = XXH3) -> list[bytes]:

@@ -324,6 +324,7 @@ class Gateway:
         base_len = len(s)
         base_prefix = bytes.fromhex(s.prefix_hash) if s.prefix_hash else _core.ROOT
         staged = [canonicalize(m)[0] for m in turn.prefix]
+        it.check_outputs(p.input, "input", lambda: [*s.messages_bytes(), *staged])
         bodies = staged + it.canonical_bodies(p.input, up_model, self.rt.redact)
         prefixes = it.chain(base_prefix, bodies, self.rt.store.hashing)
         out_parent = prefixes[-1] if prefixes else base_prefix
@@ -529,9 +530,8 @@ class Gateway:
             and owner
             and not self.records.alive(owner, rid in self.cancels)
         ):
-            self.records.mark_ended(
-                tenant, rec, node
-            )  # its worker died, or could not store its end
+            # its worker died, or could not store its end
+            self.records.mark_ended(tenant, rec, node)
         resp["output_text"] = it.output_text(resp.get("output") or [])
         return resp
 
