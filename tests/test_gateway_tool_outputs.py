@@ -130,3 +130,32 @@ def test_an_orphan_output_on_a_chain_or_a_conversation_is_a_400(gw: Harness) -> 
     (call3,) = [o for o in r3.output if o.type == "function_call"]
     added = c.conversations.items.create(conv.id, items=[_output(call3.call_id)])
     assert added.data[0].type == "function_call_output"
+
+
+def test_deleting_a_call_whose_output_follows_is_a_400(gw: Harness) -> None:
+    c = gw.client()
+    conv = c.conversations.create(items=[{"role": "user", "content": "hi"}])
+    gw.srv.script("*", [{"tool_calls": [{"name": "get_weather", "arguments": {}}]}])
+    r = c.responses.create(model="gpt-4o-mini", input="w?", conversation=conv.id, tools=TOOLS)
+    (call,) = [o for o in r.output if o.type == "function_call"]
+    c.responses.create(
+        model="gpt-4o-mini", input=[_output(call.call_id)], conversation=conv.id, tools=TOOLS
+    )
+    items = c.conversations.items.list(conv.id, order="asc").data
+    kinds = [x.type for x in items]
+    assert kinds == ["message", "message", "function_call", "function_call_output", "message"]
+    before = _state(gw)
+    with pytest.raises(openai.BadRequestError) as e:
+        c.conversations.items.delete(items[2].id, conversation_id=conv.id)
+    assert call.call_id in e.value.message and "delete the output first" in e.value.message
+    assert _state(gw) == before
+    assert [x.id for x in c.conversations.items.list(conv.id, order="asc").data] == [
+        x.id for x in items
+    ]
+    # the output first, then its call: the conversation goes on
+    c.conversations.items.delete(items[3].id, conversation_id=conv.id)
+    c.conversations.items.delete(items[2].id, conversation_id=conv.id)
+    ok = c.responses.create(model="gpt-4o-mini", input="again", conversation=conv.id)
+    assert ok.status == "completed"
+    sent = gw.srv.log[-1].body["messages"]
+    assert [m["role"] for m in sent] == ["user", "user", "assistant", "user"]

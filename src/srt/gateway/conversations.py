@@ -45,6 +45,20 @@ def _public(conv: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _no_orphan(ident: str, item: dict[str, Any], after: list[dict[str, Any]]) -> None:
+    """Refuse to delete a function call whose output stays after it: the output would
+    be an orphan, and every later response on the conversation would be refused."""
+    if item.get("type") != "function_call":
+        return
+    call_id = item.get("call_id")
+    if any(m.get("role") == "tool" and m.get("tool_call_id") == call_id for m in after):
+        raise bad_request(
+            f"Item '{ident}' is the function call of call_id {call_id}, whose "
+            "function_call_output follows it in the conversation: delete the output first.",
+            code="invalid_value",
+        )
+
+
 class Conversations:
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
@@ -176,6 +190,7 @@ class Conversations:
             before = [_core.ROOT, *s.prefix_hashes()[:-1]]
             i, found, rendered = self._locate(tenant, conv, bodies, before, item)
             messages = s.messages()
+            _no_orphan(item, found, messages[i + 1 :])
             rest: list[Any] = []
             others = [r for r in rendered if r["id"] != found["id"]]
             if others:  # the message keeps its other items
