@@ -70,3 +70,38 @@ def test_an_unknown_after_is_404() -> None:
         with pytest.raises(ApiError) as e:
             it.page(bodies, before, 0, "", bad, 5, "desc")
         assert e.value.status == 404
+
+
+def test_an_unknown_id_renders_no_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Looking an id up renders only the message its id names and those whose bytes hold
+    it (a provider's id): an unknown id in a long history renders none."""
+    given: list[Any] = [_message(k % 3, k) for k in range(300)]
+    bodies = [canonicalize(m)[0] for m in given]
+    bodies += it.canonical_bodies(
+        [
+            {"type": "reasoning", "id": "rs_provider1", "summary": [], "encrypted_content": "z"},
+            {"role": "assistant", "content": "thought"},
+        ],
+        "gpt-5",
+    )
+    before = [_core.ROOT, *it.chain(_core.ROOT, bodies)][: len(bodies)]
+    scope = it.Ids.of("t", "conv/c")
+    rendered: list[bytes] = []
+    real = it.items_of
+
+    def counting(body: bytes, *a: Any, **kw: Any) -> list[dict[str, Any]]:
+        rendered.append(body)
+        return real(body, *a, **kw)
+
+    monkeypatch.setattr(it, "items_of", counting)
+    wrong_place = it.item_id("message", before[7], 5, scope)  # names message 7, no item 5
+    for bad in ("nonsense", "msg_" + "ab" * 17, wrong_place, "rs_provider2"):
+        assert it.locate(bodies, before, 0, "gpt-5", bad, scope) is None
+    assert rendered == [bodies[7]]  # only the message the misplaced id names
+    # an id JSON would escape is looked for in every message (rendered: slower, found)
+    assert it.locate(bodies, before, 0, "gpt-5", 'a"b', scope) is None
+    found = it.locate(bodies, before, 0, "gpt-5", "rs_provider1", scope)
+    assert found is not None and found[0] == 300 and found[1]["type"] == "reasoning"
+    mine = real(bodies[150], before[150], "", ids=scope)[0]["id"]
+    found = it.locate(bodies, before, 0, "", mine, scope)
+    assert found is not None and found[0] == 150

@@ -290,9 +290,14 @@ def locate(
     only its message when its id names it (every message otherwise). The items are those
     of scope ``ids`` (the item found by an unmasked id of a legacy scope too)."""
     i = _message_of(ident, before, lead, ids)
-    # its own message first; then every message (an item can carry the provider's id)
+    # its own message first; then every message that can hold it (an item can carry the
+    # provider's id, which its stored body then holds: a body without those bytes is not
+    # rendered, so an unknown id costs a scan of bytes, not a rendering of the history)
     first = [] if i is None else [i]
-    for k in itertools.chain(first, (k for k in range(lead, len(bodies)) if k != i)):
+    plain = ident.isascii() and ident.isprintable() and not ('"' in ident or "\\" in ident)
+    needle = ident.encode()
+    others = (k for k in range(lead, len(bodies)) if k != i and (not plain or needle in bodies[k]))
+    for k in itertools.chain(first, others):
         rendered = items_of(bodies[k], before[k], model, ids=ids)
         for scope in ids.scopes():
             shown = rendered if scope is ids else items_of(bodies[k], before[k], model, ids=scope)
