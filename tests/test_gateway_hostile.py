@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -264,3 +265,21 @@ def test_a_response_deleted_while_it_runs_stays_deleted(gw: Harness, background:
         c.responses.create(model="gpt-4o-mini", input="more", previous_response_id=rid)
     assert caught.value.code == "previous_response_not_found"
     assert count(gw.rt.path, "calls") == 1  # its one upstream call, in the ledger
+
+
+@pytest.mark.parametrize("limit", ["5_0", " 5", "+5", "\u0665", "5.0", "1e1", "--5", ""])
+def test_a_limit_that_is_not_plain_digits_is_a_400(gw: Harness, limit: str) -> None:
+    c = gw.client()
+    conv = c.conversations.create(items=HI)
+    r = c.responses.create(model="gpt-4o-mini", input="hi")
+    for path in (f"/conversations/{conv.id}/items", f"/responses/{r.id}/input_items"):
+        got = httpx.get(
+            gw.url + path, params={"limit": limit}, headers={"authorization": "Bearer sk-any"}
+        )
+        assert got.status_code == 400, (path, got.text)
+        err = got.json()["error"]
+        assert (err["param"], err["code"]) == ("limit", "invalid_type")
+        ok = httpx.get(
+            gw.url + path, params={"limit": "5"}, headers={"authorization": "Bearer sk-any"}
+        )
+        assert ok.status_code == 200 and ok.json()["data"]

@@ -547,6 +547,8 @@ def parse_list(query: Mapping[str, str], default_order: str = "desc") -> ListPar
         raise bad_request(f"Unrecognized query parameter: {k}", k, "unknown_parameter")
     raw = query.get("limit", "20")
     try:
+        if not raw.isascii() or not raw.lstrip("-").isdigit():
+            raise ValueError(raw)  # (``int`` takes "5_0", " 5" and other scripts' digits)
         limit = int(raw)
     except ValueError:
         raise bad_request(
