@@ -95,3 +95,22 @@ def test_a_conversation_stored_before_scoped_ids_keeps_its_old_ids(gw: Harness) 
     c.conversations.items.delete(old, conversation_id=conv.id)
     left = c.conversations.items.list(conv.id).data
     assert [x.content[0].text for x in left] == ["second"]  # type: ignore[union-attr]
+
+
+def test_a_response_stored_before_scoped_ids_keeps_its_old_ids(gw: Harness) -> None:
+    c = gw.client()
+    r1 = c.responses.create(model="gpt-4o-mini", input="first")
+    r2 = c.responses.create(model="gpt-4o-mini", input="second", previous_response_id=r1.id)
+    records = gw.gateway.records
+    found = records.get_response("default", r2.id)
+    assert found is not None
+    rec, node = found
+    assert rec.pop("ids") == 1
+    shown = [x.id for x in c.responses.input_items.list(r2.id, order="asc").data]
+    old = it.item_id("message", _core.ROOT, 0)  # the id its first item showed then
+    with pytest.raises(openai.NotFoundError):
+        c.responses.input_items.list(r2.id, after=old)
+    records.put_response("default", rec, node)  # as an older gateway stored it
+    assert [x.id for x in c.responses.input_items.list(r2.id, order="asc").data] == shown
+    after = c.responses.input_items.list(r2.id, order="asc", after=old).data
+    assert [x.id for x in after] == shown[1:]
