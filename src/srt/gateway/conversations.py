@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from .. import _core
-from .errors import bad_request, not_found
+from .errors import ApiError, bad_request, not_found
 from .items import chain, check_outputs, conversation_ids, items_of, locate, page
 from .params import check_items, check_metadata
 from .records import new_id
@@ -148,14 +148,32 @@ class Conversations:
         }
 
     def _bodies(self, tenant: str, cid: str) -> tuple[dict[str, Any], list[bytes], list[bytes]]:
-        """A conversation, its messages' bytes, and the prefix hash before each."""
+        """A conversation, its messages' bytes, and the prefix hash before each: from its
+        live session, or, while a request works on it, as the store holds it (what that
+        request has committed), so reading is never refused as busy."""
         conv = self._get(tenant, cid)
-        live = self._take(conv)
+        try:
+            live = self._take(conv)
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            return self._stored(tenant, cid, conv)
         try:
             s = live.session
             return conv, s.messages_bytes(), [_core.ROOT, *s.prefix_hashes()[:-1]]
         finally:
             self.threads.release(live)
+
+    def _stored(
+        self, tenant: str, cid: str, conv: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[bytes], list[bytes]]:
+        store = self.gw.rt.store
+        row = store.get_session(conv["thread"])
+        if row is None:  # moved to a new session meanwhile (an item deleted): read again
+            conv = self._get(tenant, cid)
+            row = store.get_session(conv["thread"])
+        rows = store.chain(row.head) if row is not None and row.head is not None else []
+        return conv, [r[2] for r in rows], [_core.ROOT, *(r[3] for r in rows[:-1])]
 
     def list_items(
         self, tenant: str, cid: str, after: str | None, limit: int, order: str
