@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import openai
@@ -109,3 +110,26 @@ def test_two_workers_racing_on_one_conversation(gw: Harness) -> None:
         )
     assert type(e.value).__name__ == "ConflictError"
     assert len(c.conversations.items.list(conv.id).data) == 2
+
+
+def test_items_are_read_while_a_response_runs_on_the_conversation(gw: Harness) -> None:
+    """Reads never get the busy 409 of writes: they see what the store holds."""
+    c = gw.client()
+    conv = c.conversations.create(items=[{"role": "user", "content": "a"}])
+    (first,) = c.conversations.items.list(conv.id).data
+    gw.srv.fault("*", "delay", seconds=1.5)
+    r = c.responses.create(model="gpt-4o-mini", input="b", conversation=conv.id, background=True)
+    deadline = time.monotonic() + 10
+    while gw.srv.requests.total() == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with pytest.raises(openai.ConflictError):  # a write waits for the turn
+        c.conversations.items.create(conv.id, items=[{"role": "user", "content": "x"}])
+    listed = c.conversations.items.list(conv.id).data
+    assert [x.id for x in listed] == [first.id]  # the turn has committed nothing yet
+    assert c.conversations.items.retrieve(first.id, conversation_id=conv.id).id == first.id
+    assert c.conversations.items.list(conv.id, after=first.id).data == []
+    while c.responses.retrieve(r.id).status in ("queued", "in_progress"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    items = c.conversations.items.list(conv.id, order="asc").data
+    assert items[0].id == first.id and len(items) == 3

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -31,6 +32,12 @@ CHAT_WRONG_TYPES = [
     # (the body's fields, the param named, the code)
     ({"stream": True, "stream_options": "yes"}, "stream_options", "invalid_type"),
     ({"stream_options": [1]}, "stream_options", "invalid_type"),
+    # OpenAI takes stream_options only with stream: true
+    ({"stream_options": {"include_usage": True}}, "stream_options", "invalid_value"),
+    ({"stream": False, "stream_options": {}}, "stream_options", "invalid_value"),
+    # no model takes more tokens than a 32-bit integer holds: refused, never sent upstream
+    ({"max_tokens": 10**30}, "max_tokens", "integer_above_max_value"),
+    ({"max_completion_tokens": 2**31}, "max_completion_tokens", "integer_above_max_value"),
     ({"stream_options": {"include_usage": "yes"}}, "stream_options.include_usage", "invalid_type"),
     ({"response_format": [1]}, "response_format", "invalid_type"),
     ({"response_format": {"type": "xml"}}, "response_format.type", "invalid_value"),
@@ -75,6 +82,18 @@ def test_chat_fields_of_the_wrong_type_are_a_400_naming_them(
     assert ok.choices[0].message.content
 
 
+def test_the_largest_token_count_goes_upstream(gw: Harness) -> None:
+    c = gw.client()
+    c.chat.completions.create(model="gpt-4o-mini", messages=HI, max_tokens=2**31 - 1)
+    assert gw.srv.log[-1].body["max_completion_tokens"] == 2**31 - 1
+    r = c.responses.create(model="gpt-4o-mini", input="hi", max_output_tokens=2**31 - 1)
+    assert r.max_output_tokens == 2**31 - 1
+    streamed = c.chat.completions.create(
+        model="gpt-4o-mini", messages=HI, stream=True, stream_options={"include_usage": True}
+    )
+    assert [ch for ch in streamed][-1].usage is not None
+
+
 RESPONSES_WRONG_TYPES = [
     ({"reasoning": {"effort": 5}}, "reasoning.effort", "invalid_type"),
     ({"reasoning": {"effort": {"level": "low"}}}, "reasoning.effort", "invalid_type"),
@@ -115,6 +134,9 @@ RESPONSES_WRONG_TYPES = [
         "invalid_type",
     ),
     ({"input": [{"role": "user", "content": "x", "id": 5}]}, "input[0].id", "invalid_type"),
+    ({"max_output_tokens": 10**30}, "max_output_tokens", "integer_above_max_value"),
+    ({"max_output_tokens": 2**31}, "max_output_tokens", "integer_above_max_value"),
+    ({"max_tool_calls": 2**63}, "max_tool_calls", "integer_above_max_value"),
     (
         {"input": [{"role": "user", "content": "x", "status": "done"}]},
         "input[0].status",
@@ -243,3 +265,21 @@ def test_a_response_deleted_while_it_runs_stays_deleted(gw: Harness, background:
         c.responses.create(model="gpt-4o-mini", input="more", previous_response_id=rid)
     assert caught.value.code == "previous_response_not_found"
     assert count(gw.rt.path, "calls") == 1  # its one upstream call, in the ledger
+
+
+@pytest.mark.parametrize("limit", ["5_0", " 5", "+5", "\u0665", "5.0", "1e1", "--5", ""])
+def test_a_limit_that_is_not_plain_digits_is_a_400(gw: Harness, limit: str) -> None:
+    c = gw.client()
+    conv = c.conversations.create(items=HI)
+    r = c.responses.create(model="gpt-4o-mini", input="hi")
+    for path in (f"/conversations/{conv.id}/items", f"/responses/{r.id}/input_items"):
+        got = httpx.get(
+            gw.url + path, params={"limit": limit}, headers={"authorization": "Bearer sk-any"}
+        )
+        assert got.status_code == 400, (path, got.text)
+        err = got.json()["error"]
+        assert (err["param"], err["code"]) == ("limit", "invalid_type")
+        ok = httpx.get(
+            gw.url + path, params={"limit": "5"}, headers={"authorization": "Bearer sk-any"}
+        )
+        assert ok.status_code == 200 and ok.json()["data"]

@@ -27,7 +27,7 @@ from ..savings import usage_figures
 from ..wire import get_format
 from ..wire.params import CommonParams, translate
 from .errors import ApiError, bad_request, from_exception
-from .params import check_metadata, number, wrong_type
+from .params import INT_MAX, above_max, check_metadata, number, wrong_type
 from .threads import thread_name
 
 if TYPE_CHECKING:
@@ -103,6 +103,8 @@ def _check(body: dict[str, Any]) -> dict[str, Any]:
         v = body.get(k)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise wrong_type(k, "an integer >= 1", v)
+        if v is not None and v > INT_MAX:
+            raise above_max(k, v)
     tools = body.get("tools")
     if tools is not None and (
         not isinstance(tools, list)
@@ -135,6 +137,12 @@ def _check_types(body: dict[str, Any]) -> None:
     usage = (body.get("stream_options") or {}).get("include_usage")
     if usage is not None and not isinstance(usage, bool):
         raise wrong_type("stream_options.include_usage", "a boolean", usage)
+    if body.get("stream_options") is not None and body.get("stream") is not True:
+        raise bad_request(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            "stream_options",
+            "invalid_value",
+        )
     rf = body.get("response_format")
     if rf is not None:
         if rf.get("type") not in ("text", "json_object", "json_schema"):

@@ -12,8 +12,8 @@ import time
 from typing import Any
 
 from .. import _core
-from .errors import bad_request, not_found
-from .items import chain, items_of, locate, page
+from .errors import ApiError, bad_request, not_found
+from .items import chain, check_outputs, conversation_ids, items_of, locate, page
 from .params import check_items, check_metadata
 from .records import new_id
 from .service import Gateway
@@ -45,6 +45,20 @@ def _public(conv: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _no_orphan(ident: str, item: dict[str, Any], after: list[dict[str, Any]]) -> None:
+    """Refuse to delete a function call whose output stays after it: the output would
+    be an orphan, and every later response on the conversation would be refused."""
+    if item.get("type") != "function_call":
+        return
+    call_id = item.get("call_id")
+    if any(m.get("role") == "tool" and m.get("tool_call_id") == call_id for m in after):
+        raise bad_request(
+            f"Item '{ident}' is the function call of call_id {call_id}, whose "
+            "function_call_output follows it in the conversation: delete the output first.",
+            code="invalid_value",
+        )
+
+
 class Conversations:
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
@@ -65,6 +79,7 @@ class Conversations:
         metadata = check_metadata(body.get("metadata"))
         given = body.get("items")
         items = [] if given is None else check_items(given, "items", MAX_ITEMS, text=False)
+        check_outputs(items, "items", list)
         cid = new_id("conv")
         conv: dict[str, Any] = {
             "id": cid,
@@ -73,6 +88,7 @@ class Conversations:
             "thread": thread_name(tenant, cid),
             "lead": 0,
             "instructions": None,
+            "ids": 1,  # item ids scoped to the conversation (``items.conversation_ids``)
         }
         live = self.threads.adopt(conv["thread"], self.gw.rt.session(conv["thread"]), 0, None)
         try:
@@ -115,12 +131,14 @@ class Conversations:
             s = live.session
             n = len(s)
             parent = bytes.fromhex(s.prefix_hash) if s.prefix_hash else _core.ROOT
+            check_outputs(items, "items", s.messages_bytes)
             s.append(items)
             bodies = s.messages_bytes()[n:]
         finally:
             self.threads.release(live)
         before = [parent, *chain(parent, bodies, self.gw.rt.store.hashing)]
-        data = [item for i, b in enumerate(bodies) for item in items_of(b, before[i], "")]
+        ids = conversation_ids(tenant, conv)
+        data = [x for i, b in enumerate(bodies) for x in items_of(b, before[i], "", ids=ids)]
         return {
             "object": "list",
             "data": data,
@@ -130,32 +148,56 @@ class Conversations:
         }
 
     def _bodies(self, tenant: str, cid: str) -> tuple[dict[str, Any], list[bytes], list[bytes]]:
-        """A conversation, its messages' bytes, and the prefix hash before each."""
+        """A conversation, its messages' bytes, and the prefix hash before each: from its
+        live session, or, while a request works on it, as the store holds it (what that
+        request has committed), so reading is never refused as busy."""
         conv = self._get(tenant, cid)
-        live = self._take(conv)
+        try:
+            live = self._take(conv)
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            return self._stored(tenant, cid, conv)
         try:
             s = live.session
             return conv, s.messages_bytes(), [_core.ROOT, *s.prefix_hashes()[:-1]]
         finally:
             self.threads.release(live)
 
+    def _stored(
+        self, tenant: str, cid: str, conv: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[bytes], list[bytes]]:
+        store = self.gw.rt.store
+        row = store.get_session(conv["thread"])
+        if row is None:  # moved to a new session meanwhile (an item deleted): read again
+            conv = self._get(tenant, cid)
+            row = store.get_session(conv["thread"])
+        rows = store.chain(row.head) if row is not None and row.head is not None else []
+        return conv, [r[2] for r in rows], [_core.ROOT, *(r[3] for r in rows[:-1])]
+
     def list_items(
         self, tenant: str, cid: str, after: str | None, limit: int, order: str
     ) -> dict[str, Any]:
         conv, bodies, before = self._bodies(tenant, cid)
-        return page(bodies, before, conv["lead"], "", after, limit, order)
+        ids = conversation_ids(tenant, conv)
+        return page(bodies, before, conv["lead"], "", after, limit, order, ids)
 
     def _locate(
-        self, conv: dict[str, Any], bodies: list[bytes], before: list[bytes], item: str
+        self,
+        tenant: str,
+        conv: dict[str, Any],
+        bodies: list[bytes],
+        before: list[bytes],
+        item: str,
     ) -> tuple[int, dict[str, Any], list[dict[str, Any]]]:
-        found = locate(bodies, before, conv["lead"], "", item)
+        found = locate(bodies, before, conv["lead"], "", item, conversation_ids(tenant, conv))
         if found is None:
             raise not_found("item", item)
         return found
 
     def get_item(self, tenant: str, cid: str, item: str) -> dict[str, Any]:
         conv, bodies, before = self._bodies(tenant, cid)
-        return self._locate(conv, bodies, before, item)[1]
+        return self._locate(tenant, conv, bodies, before, item)[1]
 
     def delete_item(self, tenant: str, cid: str, item: str) -> dict[str, Any]:
         conv = self._get(tenant, cid)
@@ -164,8 +206,9 @@ class Conversations:
             s = live.session
             bodies = s.messages_bytes()
             before = [_core.ROOT, *s.prefix_hashes()[:-1]]
-            i, found, rendered = self._locate(conv, bodies, before, item)
+            i, found, rendered = self._locate(tenant, conv, bodies, before, item)
             messages = s.messages()
+            _no_orphan(item, found, messages[i + 1 :])
             rest: list[Any] = []
             others = [r for r in rendered if r["id"] != found["id"]]
             if others:  # the message keeps its other items

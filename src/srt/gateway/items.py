@@ -4,20 +4,25 @@ A stored message is rendered by srt's own ``openai.responses`` wire format (the 
 code that builds Responses request bodies), then given the fields a Responses *item*
 has: ``type``, ``id`` and ``status``.
 
-Item ids name a position in a history: ``<kind>_<prefix hash of the message before>``
-followed by two hex digits, the item's place within its message (an assistant message
-with text and two tool calls is three items). They are derived, not stored, so they cost
-nothing per turn and are known before a reply arrives (streaming announces them first).
-Equal histories give equal ids; rewriting a history (an item deleted from the middle of
-a conversation, or new instructions re-rooting it) gives the items after the change
-new ids.
+Item ids name a position in a history: ``<kind>_<prefix hash of the message before,
+masked>`` followed by two hex digits, the item's place within its message (an assistant
+message with text and two tool calls is three items). They are derived, not stored, so
+they cost nothing per turn and are known before a reply arrives (streaming announces them
+first). The mask is a key of the ids' scope (``Ids``): a conversation, or the thread of a
+chain of responses, so equal histories in two conversations (or two tenants) show
+different ids while their messages stay stored once. Rewriting a history (an item deleted
+from the middle of a conversation, or new instructions re-rooting it) gives the items
+after the change new ids. Records written before the mask (no ``item_scope``) also
+accept the unmasked ids they showed then.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .._hashing import XXH3, Hashing
@@ -30,15 +35,23 @@ from ..wire.openai_responses import FORMAT as RESPONSES
 from .errors import bad_request, not_found
 
 __all__ = [
+    "PLAIN",
+    "Ids",
     "canonical_bodies",
     "chain",
+    "check_outputs",
+    "conversation_ids",
+    "default_scope",
     "item_id",
     "items_of",
     "locate",
+    "mark_scope",
     "output_text",
     "page",
     "parse_id",
     "partial_message",
+    "response_ids",
+    "scope_of",
     "usage_json",
 ]
 
@@ -51,12 +64,74 @@ _PREFIX = {
 _KINDS = {v: k for k, v in _PREFIX.items()}
 
 
-def item_id(kind: str, parent: bytes, sub: int) -> str:
-    return f"{_PREFIX.get(kind, 'item')}_{parent.hex()}{sub:02x}"
+_ZERO = bytes(16)
+
+
+@dataclass(frozen=True)
+class Ids:
+    """The scope of the item ids shown: ``key`` masks the prefix hash in an id;
+    ``legacy``: unmasked ids (as shown before ids had a scope) are accepted too."""
+
+    key: bytes = _ZERO
+    legacy: bool = False
+
+    @classmethod
+    def of(cls, tenant: str, scope: str, legacy: bool = False) -> Ids:
+        key = hashlib.blake2b(
+            f"{tenant}\0{scope}".encode(), digest_size=16, person=b"srt-item-ids"
+        ).digest()
+        return cls(key, legacy)
+
+    def mask(self, prefix: bytes) -> bytes:
+        if self.key == _ZERO:
+            return prefix
+        return bytes(a ^ b for a, b in zip(prefix, self.key, strict=True))
+
+    def scopes(self) -> list[Ids]:
+        """The scopes an id given by a client is looked up in."""
+        return [self, PLAIN] if self.legacy and self.key != _ZERO else [self]
+
+
+#: Unmasked ids (tests of the rendering; scoped ids come from ``Ids.of``).
+PLAIN = Ids()
+
+
+def conversation_ids(tenant: str, conv: dict[str, Any]) -> Ids:
+    """The ids of a conversation's items (``ids`` marks a record made with scoped ids)."""
+    return Ids.of(tenant, "conv/" + conv["id"], legacy="ids" not in conv)
+
+
+def default_scope(rec: dict[str, Any]) -> str:
+    """A response's id scope unless its record names another: its conversation's, or
+    its thread's (each response without ``previous_response_id`` starts a thread)."""
+    conv = rec["response"].get("conversation")
+    return "conv/" + conv["id"] if conv else str(rec["thread"])
+
+
+def scope_of(rec: dict[str, Any]) -> str:
+    given = rec.get("ids")
+    return given if isinstance(given, str) else default_scope(rec)
+
+
+def mark_scope(rec: dict[str, Any], scope: str | None) -> None:
+    """Mark a new response record as having scoped ids: ``scope``, kept when it is not
+    the default (a response continuing another's thread takes that one's scope)."""
+    rec["ids"] = 1
+    if scope is not None and scope != default_scope(rec):
+        rec["ids"] = scope
+
+
+def response_ids(tenant: str, rec: dict[str, Any]) -> Ids:
+    """The ids of a response's items (its input items and its output)."""
+    return Ids.of(tenant, scope_of(rec), legacy="ids" not in rec)
+
+
+def item_id(kind: str, parent: bytes, sub: int, ids: Ids = PLAIN) -> str:
+    return f"{_PREFIX.get(kind, 'item')}_{ids.mask(parent).hex()}{sub:02x}"
 
 
 def parse_id(ident: str) -> tuple[bytes, int] | None:
-    """``(parent prefix, place)`` of an item id, or None if it is not one of ours."""
+    """``(masked parent prefix, place)`` of an item id, or None if it is not one of ours."""
     kind, _, rest = ident.partition("_")
     if kind not in _KINDS or len(rest) != 34:
         return None
@@ -82,6 +157,32 @@ def canonical_bodies(
         raise bad_request(str(exc), "input", "invalid_value") from None
 
 
+def check_outputs(
+    items: Sequence[dict[str, Any]], param: str, history: Callable[[], Sequence[bytes]]
+) -> None:
+    """Refuse (400, as OpenAI does) a ``function_call_output`` whose ``call_id`` no
+    ``function_call`` before it names: in ``items`` or in the stored ``history`` (read
+    only when an output is not answered by the items, newest message first)."""
+    calls: set[str] = set()
+    wanted: dict[str, int] = {}
+    for i, item in enumerate(items):
+        kind = item.get("type")
+        if kind == "function_call":
+            calls.add(item["call_id"])
+        elif kind == "function_call_output" and item["call_id"] not in calls:
+            wanted.setdefault(item["call_id"], i)
+    if not wanted:
+        return
+    for body in reversed(history()):
+        if b'"tool_calls"' in body:
+            for call in json.loads(body).get("tool_calls") or ():
+                wanted.pop(call.get("id"), None)
+            if not wanted:
+                return
+    call_id = min(wanted, key=wanted.__getitem__)
+    raise bad_request(f"No tool call found for function call output with call_id {call_id}.", param)
+
+
 def chain(parent: bytes, bodies: Iterable[bytes], hashing: Hashing = XXH3) -> list[bytes]:
     """The prefix hash after each body, chained from ``parent`` (with the store's
     ``hashing``, so the hashes are the store's own)."""
@@ -105,11 +206,11 @@ def _parts(content: Any, kind: str) -> list[dict[str, Any]]:
 
 
 def items_of(
-    body: bytes, parent: bytes, model: str, status: str = "completed"
+    body: bytes, parent: bytes, model: str, status: str = "completed", ids: Ids = PLAIN
 ) -> list[dict[str, Any]]:
     """One stored message as Responses items, with ids from ``parent`` (the prefix hash
-    of the message before it). Provider artifacts of ``model`` (reasoning items) are
-    included; those of any other model are not."""
+    of the message before it) in scope ``ids``. Provider artifacts of ``model``
+    (reasoning items) are included; those of any other model are not."""
     frag = RESPONSES.render(body, Target("openai", model))
     raw = json.loads(b"[" + frag.data + b"]")
     out: list[dict[str, Any]] = []
@@ -117,7 +218,7 @@ def items_of(
     for item in raw:
         kind = item.get("type", "message")
         sub = seen[kind] = seen.get(kind, -1) + 1
-        ident = item_id(kind, parent, sub)
+        ident = item_id(kind, parent, sub, ids)
         if kind == "message":
             role = item["role"]
             part = "output_text" if role == "assistant" else "input_text"
@@ -164,32 +265,45 @@ def _ordered(items: list[dict[str, Any]], order: str) -> list[dict[str, Any]]:
     return items if order == "asc" else items[::-1]
 
 
-def _message_of(ident: str, before: Sequence[bytes], lead: int) -> int | None:
+def _message_of(ident: str, before: Sequence[bytes], lead: int, ids: Ids) -> int | None:
     """The index of the message item ``ident`` is in (from its id), or None."""
     parsed = parse_id(ident)
     if parsed is None:
         return None
-    parent = parsed[0]
+    parents = {k.mask(parsed[0]) for k in ids.scopes()}
     for i in range(lead, len(before)):
-        if before[i] == parent:
+        if before[i] in parents:
             return i
     return None
 
 
 def locate(
-    bodies: Sequence[bytes], before: Sequence[bytes], lead: int, model: str, ident: str
+    bodies: Sequence[bytes],
+    before: Sequence[bytes],
+    lead: int,
+    model: str,
+    ident: str,
+    ids: Ids = PLAIN,
 ) -> tuple[int, dict[str, Any], list[dict[str, Any]]] | None:
     """``(message index, the item, all items of its message)`` of item ``ident`` among
     ``bodies[lead:]`` (``before[i]``: the prefix hash before message ``i``), rendering
-    only its message when its id names it (every message otherwise)."""
-    i = _message_of(ident, before, lead)
-    # its own message first; then every message (an item can carry the provider's id)
+    only its message when its id names it (every message otherwise). The items are those
+    of scope ``ids`` (the item found by an unmasked id of a legacy scope too)."""
+    i = _message_of(ident, before, lead, ids)
+    # its own message first; then every message that can hold it (an item can carry the
+    # provider's id, which its stored body then holds: a body without those bytes is not
+    # rendered, so an unknown id costs a scan of bytes, not a rendering of the history)
     first = [] if i is None else [i]
-    for k in itertools.chain(first, (k for k in range(lead, len(bodies)) if k != i)):
-        rendered = items_of(bodies[k], before[k], model)
-        for found in rendered:
-            if found["id"] == ident:
-                return k, found, rendered
+    plain = ident.isascii() and ident.isprintable() and not ('"' in ident or "\\" in ident)
+    needle = ident.encode()
+    others = (k for k in range(lead, len(bodies)) if k != i and (not plain or needle in bodies[k]))
+    for k in itertools.chain(first, others):
+        rendered = items_of(bodies[k], before[k], model, ids=ids)
+        for scope in ids.scopes():
+            shown = rendered if scope is ids else items_of(bodies[k], before[k], model, ids=scope)
+            for j, found in enumerate(shown):
+                if found["id"] == ident:
+                    return k, rendered[j], rendered
     return None
 
 
@@ -201,6 +315,7 @@ def page(
     after: str | None,
     limit: int,
     order: str,
+    ids: Ids = PLAIN,
 ) -> dict[str, Any]:
     """A list page of the items of ``bodies[lead:]`` (``before[i]``: the prefix hash
     before message ``i``), in ``order``, after item ``after``: only the messages the page
@@ -210,17 +325,17 @@ def page(
     if after is None:
         rest = range(lead, n) if order == "asc" else range(n - 1, lead - 1, -1)
     else:
-        found = locate(bodies, before, lead, model, after)
+        found = locate(bodies, before, lead, model, after, ids)
         if found is None:
             raise not_found("item", after, "after")
-        i, _item, rendered = found
-        ids = [x["id"] for x in _ordered(rendered, order)]
-        data = _ordered(rendered, order)[ids.index(after) + 1 :]
+        i, item, rendered = found
+        mine = _ordered(rendered, order)
+        data = mine[[x["id"] for x in mine].index(item["id"]) + 1 :]
         rest = range(i + 1, n) if order == "asc" else range(i - 1, lead - 1, -1)
     for i in rest:
         if len(data) > limit:
             break
-        data.extend(_ordered(items_of(bodies[i], before[i], model), order))
+        data.extend(_ordered(items_of(bodies[i], before[i], model, ids=ids), order))
     has_more = len(data) > limit
     data = data[:limit]
     return {

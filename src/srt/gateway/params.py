@@ -106,12 +106,28 @@ def _bool(body: Mapping[str, Any], key: str) -> bool | None:
     return v
 
 
+#: The largest integer OpenAI's request checks take (a 32-bit signed integer): no model
+#: takes more tokens, so a larger count is refused here, never sent upstream.
+INT_MAX = 2**31 - 1
+
+
+def above_max(key: str, v: int) -> ApiError:
+    return bad_request(
+        f"Invalid '{key}': integer above maximum value. Expected a value <= {INT_MAX}, "
+        f"but got {v} instead.",
+        key,
+        "integer_above_max_value",
+    )
+
+
 def _int(body: Mapping[str, Any], key: str, lo: int, hi: int | None = None) -> int | None:
     v = body.get(key)
     if v is None:
         return None
     if isinstance(v, bool) or not isinstance(v, int):
         raise wrong_type(key, "an integer", v)
+    if hi is None and v > INT_MAX:
+        raise above_max(key, v)
     if v < lo or (hi is not None and v > hi):
         bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
         raise bad_request(f"Invalid '{key}': must be {bound}, got {v}.", key, "invalid_value")
@@ -531,6 +547,8 @@ def parse_list(query: Mapping[str, str], default_order: str = "desc") -> ListPar
         raise bad_request(f"Unrecognized query parameter: {k}", k, "unknown_parameter")
     raw = query.get("limit", "20")
     try:
+        if not raw.isascii() or not raw.lstrip("-").isdigit():
+            raise ValueError(raw)  # (``int`` takes "5_0", " 5" and other scripts' digits)
         limit = int(raw)
     except ValueError:
         raise bad_request(

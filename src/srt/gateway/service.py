@@ -71,6 +71,8 @@ class Turn:
     settled: bool = False  # ... and its end was stored (or it was removed)
     ended: bool = False  # the session made for it ended with it (``_end_own``)
     events: Events | None = None  # a streamed (or background) response's events
+    scope: str | None = None  # the item ids' scope, when the turn continues another's
+    ids: it.Ids = it.PLAIN  # the scope of its items' ids (``_prepare``)
 
 
 class Gateway:
@@ -164,7 +166,9 @@ class Gateway:
             own = name == thread_name(tenant, rec["response"]["id"])
             live = self._at_node(name, node, lead, instructions) if own else None
         if live is not None and live.session.head == node:
-            return self._positioned(tenant, live, depth, p, rid, None)
+            turn = self._positioned(tenant, live, depth, p, rid, None)
+            turn.scope = None if turn.reroot else it.scope_of(rec)
+            return turn
         source = None
         if live is not None:
             self.threads.release(live)
@@ -320,6 +324,7 @@ class Gateway:
         base_len = len(s)
         base_prefix = bytes.fromhex(s.prefix_hash) if s.prefix_hash else _core.ROOT
         staged = [canonicalize(m)[0] for m in turn.prefix]
+        it.check_outputs(p.input, "input", lambda: [*s.messages_bytes(), *staged])
         bodies = staged + it.canonical_bodies(p.input, up_model, self.rt.redact)
         prefixes = it.chain(base_prefix, bodies, self.rt.store.hashing)
         out_parent = prefixes[-1] if prefixes else base_prefix
@@ -334,6 +339,8 @@ class Gateway:
             "owner": Owner.me().as_json(),
             "model_up": up_model,
         }
+        it.mark_scope(record, turn.scope)
+        turn.ids = it.response_ids(tenant, record)
         append: list[Any] = [*turn.prefix]
         if p.input:
             append.append(p.input)
@@ -365,7 +372,7 @@ class Gateway:
         )
         response = record["response"]
         turn.record = record
-        message_id = it.item_id("message", out_parent, 0)
+        message_id = it.item_id("message", out_parent, 0, turn.ids)
         if emit is None:
             reply = s.send(provider, **call, **kw)
             return self._finish(tenant, p, turn, record, reply, "completed", None, out_parent, None)
@@ -426,7 +433,8 @@ class Gateway:
         output: list[dict[str, Any]] = []
         if reply is not None:
             body = s.messages_bytes()[-1] if kept else canonicalize(reply.message)[0]
-            output = it.items_of(body, out_parent, str(record.get("model_up", "")) or "")
+            model = str(record.get("model_up", "")) or ""
+            output = it.items_of(body, out_parent, model, ids=turn.ids)
             if status != "completed":
                 for item in output:
                     if item.get("type") != "reasoning":
@@ -515,20 +523,19 @@ class Gateway:
         rec, node = found
         resp: dict[str, Any] = rec["response"]
         if rec.get("output_from") and node is not None:
-            resp["output"] = self._stored_output(rec, node)
+            resp["output"] = self._stored_output(tenant, rec, node)
         owner = rec.get("owner")
         if (
             resp["status"] in ("in_progress", "queued")
             and owner
             and not self.records.alive(owner, rid in self.cancels)
         ):
-            self.records.mark_ended(
-                tenant, rec, node
-            )  # its worker died, or could not store its end
+            # its worker died, or could not store its end
+            self.records.mark_ended(tenant, rec, node)
         resp["output_text"] = it.output_text(resp.get("output") or [])
         return resp
 
-    def _stored_output(self, rec: dict[str, Any], node: int) -> list[dict[str, Any]]:
+    def _stored_output(self, tenant: str, rec: dict[str, Any], node: int) -> list[dict[str, Any]]:
         """A completed response's output: its reply, the message at its node, with item
         ids from the prefix hash of the message before it."""
         before = int(rec["out_start"])  # messages before the reply
@@ -537,7 +544,8 @@ class Gateway:
         if not rows:
             return []
         parent = store.node_prefix(rows[0][0]) if before else _core.ROOT
-        return it.items_of(rows[-1][1], parent, str(rec.get("model_up") or ""))
+        model = str(rec.get("model_up") or "")
+        return it.items_of(rows[-1][1], parent, model, ids=it.response_ids(tenant, rec))
 
     def delete(self, tenant: str, rid: str) -> dict[str, Any]:
         if not self.records.delete_response(tenant, rid):
@@ -556,7 +564,8 @@ class Gateway:
         bodies = [r[2] for r in rows]
         before = [_core.ROOT, *(r[3] for r in rows[:-1])]  # the store's prefix hashes
         model = str(rec.get("model_up") or "")
-        return it.page(bodies, before, rec["lead"], model, after, limit, order)
+        ids = it.response_ids(tenant, rec)
+        return it.page(bodies, before, rec["lead"], model, after, limit, order, ids)
 
     def cancel(self, tenant: str, rid: str) -> dict[str, Any]:
         found = self.records.get_response(tenant, rid)
@@ -588,6 +597,3 @@ def _gone() -> ApiError:
         "previous_response_id",
         "previous_response_not_found",
     )
-
-
-Runner = Callable[..., Any]

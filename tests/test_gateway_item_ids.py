@@ -1,0 +1,116 @@
+"""Item ids are unique per conversation and per response thread, through the SDK; the
+stored messages stay shared, and ids shown before ids had a scope keep resolving."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import openai
+import pytest
+
+from gateway_support import Harness, count, harness
+from srt import _core
+from srt.gateway import items as it
+
+
+@pytest.fixture
+def gw(db_path: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+    with harness(db_path, monkeypatch) as h:
+        yield h
+
+
+FIRST = [{"role": "user", "content": "the same first message"}]
+
+
+def test_two_conversations_with_the_same_history_show_different_ids(
+    gw: Harness, db_path: str
+) -> None:
+    c = gw.client()
+    a = c.conversations.create(items=FIRST)
+    messages = count(db_path, "messages")
+    b = c.conversations.create(items=FIRST)
+    assert count(db_path, "messages") == messages  # the message is stored once
+    ia = c.conversations.items.list(a.id).data[0].id
+    ib = c.conversations.items.list(b.id).data[0].id
+    assert ia != ib
+    assert ia != it.item_id("message", _core.ROOT, 0)  # not the bare prefix hash
+    assert c.conversations.items.retrieve(ia, conversation_id=a.id).id == ia
+    with pytest.raises(openai.NotFoundError):  # another conversation's item
+        c.conversations.items.retrieve(ia, conversation_id=b.id)
+    with pytest.raises(openai.NotFoundError):
+        c.conversations.items.delete(ia, conversation_id=b.id)
+    with pytest.raises(openai.NotFoundError):
+        c.conversations.items.list(b.id, after=ia)
+    assert [x.id for x in c.conversations.items.list(b.id).data] == [ib]  # b untouched
+    # the replies of equal turns on both conversations: different ids too
+    ra = c.responses.create(model="gpt-4o-mini", input="again", conversation=a.id)
+    rb = c.responses.create(model="gpt-4o-mini", input="again", conversation=b.id)
+    assert ra.output[0].id != rb.output[0].id
+    assert c.conversations.items.list(a.id).data[0].id == ra.output[0].id
+    added = c.conversations.items.create(b.id, items=[{"role": "user", "content": "x"}])
+    assert added.data[0].id == c.conversations.items.list(b.id).data[0].id
+
+
+def test_two_responses_with_the_same_input_show_different_ids(gw: Harness) -> None:
+    c = gw.client()
+    r1 = c.responses.create(model="gpt-4o-mini", input="same")
+    r2 = c.responses.create(model="gpt-4o-mini", input="same")
+    assert r1.output[0].id != r2.output[0].id
+    assert c.responses.retrieve(r1.id).output[0].id == r1.output[0].id
+    in1 = c.responses.input_items.list(r1.id).data[0].id
+    in2 = c.responses.input_items.list(r2.id).data[0].id
+    assert in1 != in2
+    with pytest.raises(openai.NotFoundError):
+        c.responses.input_items.list(r2.id, after=in1)
+    # a chain keeps its scope: the next response lists r1's items with r1's ids
+    r3 = c.responses.create(model="gpt-4o-mini", input="next", previous_response_id=r1.id)
+    listed = [x.id for x in c.responses.input_items.list(r3.id, order="asc").data]
+    assert listed[:2] == [in1, r1.output[0].id]
+    # two forks of r1 with the same input: their outputs differ from each other
+    f1 = c.responses.create(model="gpt-4o-mini", input="fork", previous_response_id=r1.id)
+    f2 = c.responses.create(model="gpt-4o-mini", input="fork", previous_response_id=r1.id)
+    assert len({r3.output[0].id, f1.output[0].id, f2.output[0].id}) == 3
+    # a streamed response announces the id its stored output keeps
+    with c.responses.stream(model="gpt-4o-mini", input="same") as s:
+        done = s.get_final_response()
+    assert done.output[0].id not in (r1.output[0].id, r2.output[0].id)
+    assert c.responses.retrieve(done.id).output[0].id == done.output[0].id
+
+
+def test_a_conversation_stored_before_scoped_ids_keeps_its_old_ids(gw: Harness) -> None:
+    c = gw.client()
+    conv = c.conversations.create(items=[*FIRST, {"role": "user", "content": "second"}])
+    records = gw.gateway.records
+    rec = records.get_conversation("default", conv.id)
+    assert rec is not None and rec.pop("ids") == 1
+    old = it.item_id("message", _core.ROOT, 0)  # the id such a conversation showed
+    with pytest.raises(openai.NotFoundError):  # not in one made with scoped ids
+        c.conversations.items.retrieve(old, conversation_id=conv.id)
+    records.put_conversation("default", rec)  # as an older gateway stored it
+    shown = c.conversations.items.list(conv.id, order="asc").data
+    assert shown[0].id != old  # shown scoped now
+    assert c.conversations.items.retrieve(old, conversation_id=conv.id).id == shown[0].id
+    after = c.conversations.items.list(conv.id, order="asc", after=old).data
+    assert [x.id for x in after] == [shown[1].id]
+    c.conversations.items.delete(old, conversation_id=conv.id)
+    left = c.conversations.items.list(conv.id).data
+    assert [x.content[0].text for x in left] == ["second"]  # type: ignore[union-attr]
+
+
+def test_a_response_stored_before_scoped_ids_keeps_its_old_ids(gw: Harness) -> None:
+    c = gw.client()
+    r1 = c.responses.create(model="gpt-4o-mini", input="first")
+    r2 = c.responses.create(model="gpt-4o-mini", input="second", previous_response_id=r1.id)
+    records = gw.gateway.records
+    found = records.get_response("default", r2.id)
+    assert found is not None
+    rec, node = found
+    assert rec.pop("ids") == 1
+    shown = [x.id for x in c.responses.input_items.list(r2.id, order="asc").data]
+    old = it.item_id("message", _core.ROOT, 0)  # the id its first item showed then
+    with pytest.raises(openai.NotFoundError):
+        c.responses.input_items.list(r2.id, after=old)
+    records.put_response("default", rec, node)  # as an older gateway stored it
+    assert [x.id for x in c.responses.input_items.list(r2.id, order="asc").data] == shown
+    after = c.responses.input_items.list(r2.id, order="asc", after=old).data
+    assert [x.id for x in after] == shown[1:]
