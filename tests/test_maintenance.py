@@ -16,6 +16,7 @@ import srt
 from rel_support.common import make_old_db
 from srt.providers import OpenAI
 from srt.store.sqlite import db as _db
+from srt.store.sqlite import schema as _schema
 from srt.testing import ProviderServer
 from support import connect, snapshot, tamper_body
 
@@ -296,7 +297,7 @@ def test_drop_search_index(tree_db: srt.Runtime) -> None:
 _FIRST_SEARCH = textwrap.dedent(
     """
     import glob, os, sys, time, srt
-    from srt.store.sqlite import db as _db
+    from srt.store.sqlite import schema as _schema
     path, meet, me = sys.argv[1:]
     seen = []  # what each look for the index found
 
@@ -309,7 +310,7 @@ _FIRST_SEARCH = textwrap.dedent(
                 time.sleep(0.001)
         return seen[-1]
 
-    real, _db.has_search_index = _db.has_search_index, has
+    real, _schema.has_search_index = _schema.has_search_index, has
     with srt.Runtime(path) as rt:
         built = []
         hits = rt.store.search("needle", limit=5, announce=built.append)
@@ -354,7 +355,7 @@ def test_two_threads_search_first_at_once(db_path: str, monkeypatch: pytest.Monk
     _haystack(db_path, 500)
     meet = threading.Barrier(2, timeout=30)
     seen = threading.local()
-    real = _db.has_search_index
+    real = _schema.has_search_index
 
     def has(conn: Any) -> bool:
         found = real(conn)
@@ -364,7 +365,7 @@ def test_two_threads_search_first_at_once(db_path: str, monkeypatch: pytest.Monk
             meet.wait()
         return found
 
-    monkeypatch.setattr(_db, "has_search_index", has)
+    monkeypatch.setattr(_schema, "has_search_index", has)
     built: list[int] = []
     results: list[Any] = []
 

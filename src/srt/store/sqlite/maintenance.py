@@ -49,9 +49,9 @@ import apsw
 from ...errors import ConfigError, CorruptionError, StoreError
 from .. import owners
 from ..base import SEARCH_BATCH_MAX, GcReport, Hit, VacuumReport, check_search
-from . import db as db_module
 from . import heap as heap_module
 from . import queries as q
+from . import schema as db_module
 from .database import Database
 from .db import translate
 from .queries import ROLE, TEXT

@@ -9,6 +9,7 @@ from typing import Any
 import apsw
 
 from . import db, heap
+from .schema import message_text_sql
 
 __all__ = [
     "CHAINS",
@@ -23,7 +24,7 @@ __all__ = [
 
 #: The searchable text and the role of a message whose canonical body is ``b.body``
 #: (a subquery's column: compute the body once, with ``body``, then use these).
-TEXT = db.message_text_sql("b.body")
+TEXT = message_text_sql("b.body")
 ROLE = "json_extract(CAST(b.body AS TEXT), '$.role')"
 
 

@@ -64,15 +64,10 @@ from ..base import (
 )
 from . import backup, chains, heap, maintenance, verify, views, writes
 from .database import Database
-from .db import (
-    OBJECTS_SQL,
-    OBJECTS_TABLE,
-    SYNCHRONOUS,
-    has_table,
-    translate,
-)
+from .db import SYNCHRONOUS, translate
 from .files import BUSY_TIMEOUT_MS
 from .keys import Key
+from .schema import OBJECTS_SQL, OBJECTS_TABLE, has_table
 from .statements import (
     GET_SESSION_SQL,
     INSERT_CALL,

@@ -20,9 +20,9 @@ from ..._hashing import Hashing
 from ...errors import StoreError
 from .. import owners
 from ..base import Fault, FaultList, VerifyReport
-from . import db as db_module
 from . import heap
 from . import queries as q
+from . import schema as db_module
 from .database import Database
 from .db import translate
 from .statements import orphan_ids

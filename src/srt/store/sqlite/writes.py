@@ -27,7 +27,7 @@ from ..base import (
 )
 from ..owners import session_kinds, session_of
 from . import heap
-from .db import OBJECTS_TABLE, has_table
+from .schema import OBJECTS_TABLE, has_table
 from .statements import LIVE_OBJECT
 
 __all__ = [
