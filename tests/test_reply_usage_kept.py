@@ -113,14 +113,12 @@ def _usage(row: dict[str, Any]) -> dict[str, Any]:
     return {k: row[k] for k in WANT}
 
 
-@pytest.mark.parametrize("asynchronous", [False, True])
-@pytest.mark.parametrize("endpoint", sorted(BODIES))
-def test_an_unkept_reply_leaves_its_usage_in_the_ledger(
-    endpoint: str, asynchronous: bool, srv: ProviderServer, rt: srt.Runtime
-) -> None:
-    srv.fault(endpoint, "status", code=200, body=json.dumps(BODIES[endpoint]).encode(),
-              headers=JSON_HEADERS)  # fmt: skip
-    s = rt.session("billed")
+def _send_unkept(
+    srv: ProviderServer, s: srt.Session, endpoint: str, body: dict[str, Any], asynchronous: bool
+) -> dict[str, Any]:
+    """Send ``s`` a user message that ``endpoint`` answers with ``body`` (a reply srt does
+    not keep: a ProviderResponseError); the one ledger row it leaves."""
+    srv.fault(endpoint, "status", code=200, body=json.dumps(body).encode(), headers=JSON_HEADERS)
     s.append({"role": "user", "content": "hi"})
     with closing(_provider(endpoint, srv)) as p, pytest.raises(srt.ProviderResponseError):
         if asynchronous:
@@ -135,6 +133,16 @@ def test_an_unkept_reply_leaves_its_usage_in_the_ledger(
         else:
             s.send(p, model=MODEL[endpoint])
     (row,) = s.calls()
+    return row
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+@pytest.mark.parametrize("endpoint", sorted(BODIES))
+def test_an_unkept_reply_leaves_its_usage_in_the_ledger(
+    endpoint: str, asynchronous: bool, srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    s = rt.session("billed")
+    row = _send_unkept(srv, s, endpoint, BODIES[endpoint], asynchronous)
     assert row["status"] == "error" and _usage(row) == WANT
     assert [m["role"] for m in s.messages()] == ["user"]
 
@@ -215,23 +223,8 @@ def test_an_unkept_reply_leaves_the_model_it_names_in_the_ledger(
     body = dict(BODIES[endpoint])
     if SNAPSHOT[endpoint] is not None:
         body["model"] = SNAPSHOT[endpoint]
-    srv.fault(endpoint, "status", code=200, body=json.dumps(body).encode(),
-              headers=JSON_HEADERS)  # fmt: skip
     s = rt.session("named")
-    s.append({"role": "user", "content": "hi"})
-    with closing(_provider(endpoint, srv)) as p, pytest.raises(srt.ProviderResponseError):
-        if asynchronous:
-
-            async def main() -> None:
-                try:
-                    await s.asend(p, model=MODEL[endpoint])
-                finally:
-                    await p.aclose()
-
-            asyncio.run(main())
-        else:
-            s.send(p, model=MODEL[endpoint])
-    (row,) = s.calls()
+    row = _send_unkept(srv, s, endpoint, body, asynchronous)
     assert row["status"] == "error" and _usage(row) == WANT
     assert row["reply_model"] == SNAPSHOT[endpoint]
 
