@@ -255,19 +255,11 @@ class Builder:
             raise ConfigError(
                 f"window must be a srt.WindowPolicy (or None), got {type(window).__name__}"
             )
-        tokenizer = window.tokenizer or fmt.tokenizer(model)
-        counts = self.token_counts(tokenizer)
-        n = len(counts)
+        counts = self.sent_counts(window.tokenizer or fmt.tokenizer(model), partial)
         roles, pinned = self.roles(), self.chain.pinned
-        status = self.chain.status
-        if status and not partial:
-            # The request leaves partial replies out: they count for nothing, and one at
-            # the end is not the newest step the window must keep (what precedes it is).
-            m = n
-            while m and m - 1 in status:
-                m -= 1
-            counts = [0 if i in status else counts[i] for i in range(m)]
-            roles, pinned = roles[:m], pinned[:m]
+        n = len(roles)
+        if len(counts) < n:  # (partial replies at the end: the newest step precedes them)
+            roles, pinned = roles[: len(counts)], pinned[: len(counts)]
         # One cut per policy, whatever the format: every format sends the same messages.
         cuts = self._windows().cuts
         kept, cut = select(window, counts, roles, pinned, cuts.get(window))
@@ -280,6 +272,20 @@ class Builder:
         """The last summary refused, per window (kept with the window's other state
         while the history is not read again)."""
         return self._windows().refused
+
+    def sent_counts(self, tokenizer: Tokenizer, partial: bool = False) -> list[int]:
+        """Each message's tokens as a request sends it: partial replies count for nothing
+        unless ``partial`` (the request leaves them out), and those at the end are not in
+        the list, which ends with the last message sent (a context window's newest step
+        and an automatic summary's end are found there). Not to be changed in place."""
+        counts = self.token_counts(tokenizer)
+        status = self.chain.status
+        if not status or partial:
+            return counts
+        m = len(counts)
+        while m and m - 1 in status:
+            m -= 1
+        return [0 if i in status else counts[i] for i in range(m)]
 
     def token_counts(self, tokenizer: Tokenizer) -> list[int]:
         """Each message's tokens under ``tokenizer``, cached per (message hash, tokenizer)."""

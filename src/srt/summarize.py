@@ -311,14 +311,8 @@ def due(
     parts = s.parts
     with parts.lock:
         parts.chain.load()
-        tokenizer = window.tokenizer or fmt.tokenizer(model)
-        counts = parts.builder.token_counts(tokenizer)
-        roles, status = parts.builder.roles(), parts.chain.status
-        n = len(roles)
-        if status and not partial:
-            while n and n - 1 in status:
-                n -= 1
-            counts = [0 if i in status else counts[i] for i in range(n)]
+        counts = parts.builder.sent_counts(window.tokenizer or fmt.tokenizer(model), partial)
+        roles, n = parts.builder.roles(), len(counts)
         if sum(counts) < window.compact_at * window.budget:
             return None
         end = n - 1
@@ -376,9 +370,8 @@ class _Job:
                     if isinstance(exc, compaction.NotSmallerError):
                         floor = exc.tokens
                     else:
-                        counts = parts.builder.token_counts(self.tokenizer)
-                        span = range(first, self.end)
-                        floor = 2 * sum(counts[i] for i in span if i not in chain.status)
+                        counts = parts.builder.sent_counts(self.tokenizer)
+                        floor = 2 * sum(counts[first : self.end])
                     parts.builder.refused_summaries()[self.window] = (chain.ids[first], floor)
             return None
 
