@@ -430,3 +430,26 @@ def run_cli(*args: str) -> tuple[int, str, str]:
     finally:
         sys.stdout, sys.stderr = old
     return code, out.getvalue(), err.getvalue()
+
+
+def call_in(how: str, s: srt.Session, p: Provider, **kw: Any) -> None:
+    """One turn of ``s`` through ``p``, as ``how`` makes it: ``send``, ``stream``,
+    ``asend`` or ``astream`` (the asyncio two in a loop of their own, closing ``p``'s
+    asyncio side after)."""
+    if how == "send":
+        s.send(p, **kw)
+    elif how == "stream":
+        "".join(s.stream(p, **kw))
+    else:
+
+        async def main() -> None:
+            try:
+                if how == "asend":
+                    await s.asend(p, **kw)
+                else:
+                    async for _ in s.astream(p, **kw):
+                        pass
+            finally:
+                await p.aclose()
+
+        asyncio.run(main())

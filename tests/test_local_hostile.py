@@ -20,7 +20,7 @@ import pytest
 import srt
 from srt.errors import ConfigError, ProviderError, StreamInterruptedError
 from srt.providers.local import LocalProvider
-from support import local_model
+from support import call_in, local_model
 
 STARTED: list[int] = []
 
@@ -153,7 +153,6 @@ def test_a_prompt_over_the_real_context_is_a_typed_refusal(
     ``ctx_size``, streamed or not: ``ProviderContextOverflowError`` with the server's
     token count and window, and nothing appended (before: a plain
     ``ProviderResponseError``)."""
-    import asyncio
 
     p = _start(model, tmp_path)
     try:
@@ -163,23 +162,7 @@ def test_a_prompt_over_the_real_context_is_a_typed_refusal(
             long = {"role": "user", "content": "a garden shop sells compost and seeds " * 80}
             kw = {"model": p.model_name, "append": long, "max_tokens": 4}
             with pytest.raises(srt.ProviderContextOverflowError) as caught:
-                if how == "send":
-                    s.send(p, **kw)
-                elif how == "stream":
-                    "".join(s.stream(p, **kw))
-                else:
-
-                    async def main() -> None:
-                        try:
-                            if how == "asend":
-                                await s.asend(p, **kw)
-                            else:
-                                async for _ in s.astream(p, **kw):
-                                    pass
-                        finally:
-                            await p.aclose()
-
-                    asyncio.run(main())
+                call_in(how, s, p, **kw)
             err = caught.value
             assert isinstance(err, srt.ContextOverflowError) and err.status == 400
             assert err.limit == 512 and err.prompt_tokens is not None and err.prompt_tokens > 512

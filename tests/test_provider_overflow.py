@@ -11,9 +11,7 @@ empty partial reply with the user's message).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -21,7 +19,7 @@ import srt
 from srt.providers import Anthropic, Azure, Bedrock, OpenAI, OpenAICompatible, Provider
 from srt.testing import ProviderServer
 from srt.wire.azure import AzureEndpoint
-from support import close_made, made  # noqa: F401  (close_made: an autouse fixture)
+from support import call_in, close_made, made  # noqa: F401  (close_made: an autouse fixture)
 
 KEY = "sk-CANARY-overflow-0123456789"
 WINDOW = 60
@@ -87,27 +85,6 @@ def srv(kind: str) -> Iterator[ProviderServer]:
         assert server.errors == []
 
 
-def _call(how: str, s: srt.Session, p: Provider, model: str) -> None:
-    kw: dict[str, Any] = {"model": model, "append": BIG}
-    if how == "send":
-        s.send(p, **kw)
-    elif how == "stream":
-        "".join(s.stream(p, **kw))
-    else:
-
-        async def main() -> None:
-            try:
-                if how == "asend":
-                    await s.asend(p, **kw)
-                else:
-                    async for _ in s.astream(p, **kw):
-                        pass
-            finally:
-                await p.aclose()
-
-        asyncio.run(main())
-
-
 @pytest.mark.parametrize("how", ["send", "stream", "asend", "astream"])
 def test_a_prompt_over_the_window_is_a_typed_refusal_and_nothing_is_appended(
     kind: str, how: str, srv: ProviderServer, rt: srt.Runtime
@@ -117,7 +94,7 @@ def test_a_prompt_over_the_window_is_a_typed_refusal_and_nothing_is_appended(
     s.append({"role": "system", "content": "Be brief."})
     before = s.messages()
     with pytest.raises(srt.ProviderContextOverflowError) as caught:
-        _call(how, s, p, MODELS[kind])
+        call_in(how, s, p, model=MODELS[kind], append=BIG)
     err = caught.value
     assert isinstance(err, srt.ContextOverflowError) and isinstance(err, srt.ProviderResponseError)
     rec = srv.log[-1]
