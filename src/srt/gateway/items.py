@@ -85,7 +85,10 @@ class Ids:
     def mask(self, prefix: bytes) -> bytes:
         if self.key == _ZERO:
             return prefix
-        return bytes(a ^ b for a, b in zip(prefix, self.key, strict=True))
+        if len(prefix) != 16:
+            raise ValueError("a prefix hash is 16 bytes")
+        key = int.from_bytes(self.key, "big")  # (one XOR of two ints, not 16 of bytes)
+        return (int.from_bytes(prefix, "big") ^ key).to_bytes(16, "big")
 
     def scopes(self) -> list[Ids]:
         """The scopes an id given by a client is looked up in."""
