@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import _core
 from .errors import ApiError, bad_request, not_found
-from .items import chain, check_outputs, conversation_ids, items_of, locate, page
+from .items import chain, check_outputs, conversation_ids, items_of, locate, page, renew
 from .params import check_items, check_metadata
 from .records import new_id
 from .service import Gateway
@@ -221,6 +221,7 @@ class Conversations:
             if rest:
                 fork.append(*rest)
             conv["thread"] = name
+            renew(conv, i - conv["lead"])  # what is made from there on: ids never shown
             self.records.put_conversation(tenant, conv)
             old = live.name
         finally:

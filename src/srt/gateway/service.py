@@ -71,7 +71,7 @@ class Turn:
     settled: bool = False  # ... and its end was stored (or it was removed)
     ended: bool = False  # the session made for it ended with it (``_end_own``)
     events: Events | None = None  # a streamed (or background) response's events
-    scope: str | None = None  # the item ids' scope, when the turn continues another's
+    scope: it.Scope | None = None  # the item ids' scope, when the turn continues another's
     ids: it.Ids = it.PLAIN  # the scope of its items' ids (``_prepare``)
 
 
@@ -339,8 +339,7 @@ class Gateway:
             "owner": Owner.me().as_json(),
             "model_up": up_model,
         }
-        it.mark_scope(record, turn.scope)
-        turn.ids = it.response_ids(tenant, record)
+        turn.ids = it.mark_scope(tenant, record, turn.scope, turn.conversation)
         append: list[Any] = [*turn.prefix]
         if p.input:
             append.append(p.input)
