@@ -177,3 +177,28 @@ def test_a_conversation_stored_before_scoped_ids_never_shows_a_deleted_old_id(
     with pytest.raises(openai.NotFoundError):  # the deleted item's old id names nothing
         c.conversations.items.retrieve(old[1], conversation_id=conv.id)
     assert c.conversations.items.retrieve(old[0], conversation_id=conv.id).id == shown[0]
+
+
+def test_a_fork_lists_its_inherited_items_with_the_ids_shown_for_them(gw: Harness) -> None:
+    c = gw.client()
+    r1 = c.responses.create(model="gpt-4o-mini", input="first")
+    in1 = c.responses.input_items.list(r1.id).data[0].id
+    r2 = c.responses.create(model="gpt-4o-mini", input="second", previous_response_id=r1.id)
+    # r1 is no longer its thread's newest response: this one forks there
+    f = c.responses.create(model="gpt-4o-mini", input="fork", previous_response_id=r1.id)
+    listed = [x.id for x in c.responses.input_items.list(f.id, order="asc").data]
+    assert listed[:2] == [in1, r1.output[0].id]
+    r2_in = c.responses.input_items.list(r2.id).data[0].id
+    assert listed[2] != r2_in and f.output[0].id != r2.output[0].id  # its own: its scope
+    after = c.responses.input_items.list(f.id, order="asc", after=in1).data
+    assert [x.id for x in after] == listed[1:]
+    # continued, and forked again: every item keeps the id it was first shown with
+    g = c.responses.create(model="gpt-4o-mini", input="on", previous_response_id=f.id)
+    chain = [*listed, f.output[0].id]
+    assert [x.id for x in c.responses.input_items.list(g.id, order="asc").data][:-1] == chain
+    f2 = c.responses.create(model="gpt-4o-mini", input="fork", previous_response_id=f.id)
+    assert [x.id for x in c.responses.input_items.list(f2.id, order="asc").data][:-1] == chain
+    g_in = c.responses.input_items.list(g.id).data[0].id
+    assert f2.output[0].id not in (g.output[0].id, f.output[0].id)
+    assert c.responses.input_items.list(f2.id).data[0].id != g_in
+    assert c.responses.retrieve(f2.id).output[0].id == f2.output[0].id

@@ -48,6 +48,7 @@ __all__ = [
     "conversation_ids",
     "conversation_scope",
     "default_scope",
+    "forked",
     "item_id",
     "items_of",
     "locate",
@@ -191,6 +192,14 @@ def scope_of(rec: dict[str, Any]) -> Scope:
     default = default_scope(rec)
     parts = _segments(rec.get("ids"), default)
     return parts[0][1] if len(parts) == 1 else [list(p) for p in parts]
+
+
+def forked(scope: Scope, start: int) -> Scope:
+    """The scope of a fork of a response in ``scope``, whose first new item is item
+    ``start``: the items it inherits keep the ids they showed, and its own items are in
+    its own scope (``None``, the fork's default: the thread it starts)."""
+    parts = [[s, n] for s, n in _segments(scope, "") if s < start]
+    return [*parts, [start, None]]
 
 
 def mark_scope(

@@ -188,7 +188,9 @@ class Gateway:
         )
         if live is None:
             raise _gone()
-        return self._positioned(tenant, live, depth, p, rid, None, fork=True)
+        turn = self._positioned(tenant, live, depth, p, rid, None, fork=True)
+        turn.scope = None if turn.reroot else it.forked(it.scope_of(rec), depth - lead)
+        return turn
 
     def _at_node(
         self, name: str, node: int | None, lead: int, instructions: str | None
