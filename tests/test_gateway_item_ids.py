@@ -202,3 +202,32 @@ def test_a_fork_lists_its_inherited_items_with_the_ids_shown_for_them(gw: Harnes
     assert f2.output[0].id not in (g.output[0].id, f.output[0].id)
     assert c.responses.input_items.list(f2.id).data[0].id != g_in
     assert c.responses.retrieve(f2.id).output[0].id == f2.output[0].id
+
+
+#: Ids of our shape that are not ours: whitespace and signs Python's hex parsers take.
+_NEAR = [
+    "msg_" + "00 " * 10 + "0000",  # bytes.fromhex skips the spaces: 11 bytes, not 16
+    "msg_" + "\t" + "0" * 31 + "00",
+    "msg_" + "0" * 32 + "+1",
+    "msg_" + "0" * 32 + " 1",
+    "msg_" + "AB" * 16 + "00",
+]
+
+
+def test_ids_of_our_shape_that_are_not_ours_are_404(gw: Harness) -> None:
+    c = gw.client()
+    conv = c.conversations.create(items=FIRST)
+    r = c.responses.create(model="gpt-4o-mini", input="q", conversation=conv.id)
+    shown = _ids(c, conv.id)
+    for bad in _NEAR:
+        with pytest.raises(openai.NotFoundError):
+            c.conversations.items.retrieve(bad, conversation_id=conv.id)
+        with pytest.raises(openai.NotFoundError):
+            c.conversations.items.delete(bad, conversation_id=conv.id)
+        with pytest.raises(openai.NotFoundError):
+            c.conversations.items.list(conv.id, after=bad)
+        with pytest.raises(openai.NotFoundError):
+            c.responses.input_items.list(r.id, after=bad)
+    assert _ids(c, conv.id) == shown
+    for bad in _NEAR:
+        assert it.parse_id(bad) is None, bad

@@ -70,6 +70,8 @@ _PREFIX = {
     "reasoning": "rs",
 }
 _KINDS = {v: k for k, v in _PREFIX.items()}
+#: The digits of an id's hex part (lowercase, as ``item_id`` writes them).
+_HEX = frozenset("0123456789abcdef")
 
 
 _ZERO = bytes(16)
@@ -235,12 +237,9 @@ def item_id(kind: str, parent: bytes, sub: int, ids: Ids = PLAIN) -> str:
 def parse_id(ident: str) -> tuple[bytes, int] | None:
     """``(masked parent prefix, place)`` of an item id, or None if it is not one of ours."""
     kind, _, rest = ident.partition("_")
-    if kind not in _KINDS or len(rest) != 34:
-        return None
-    try:
-        return bytes.fromhex(rest[:32]), int(rest[32:], 16)
-    except ValueError:
-        return None
+    if kind not in _KINDS or len(rest) != 34 or not _HEX.issuperset(rest):
+        return None  # (Python's hex parsers also take spaces, signs and other digits)
+    return bytes.fromhex(rest[:32]), int(rest[32:], 16)
 
 
 def canonical_bodies(
