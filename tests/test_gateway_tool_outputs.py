@@ -132,8 +132,9 @@ def test_an_orphan_output_on_a_chain_or_a_conversation_is_a_400(gw: Harness) -> 
     assert added.data[0].type == "function_call_output"
 
 
-def test_deleting_a_call_whose_output_follows_is_a_400(gw: Harness) -> None:
-    c = gw.client()
+def _pair_in_the_middle(gw: Harness, c: openai.OpenAI) -> tuple[str, str, list[Any]]:
+    """A conversation: a message, a response's function call, its output, and the reply
+    after it; its id, the call's call_id, and its items."""
     conv = c.conversations.create(items=[{"role": "user", "content": "hi"}])
     gw.srv.script("*", [{"tool_calls": [{"name": "get_weather", "arguments": {}}]}])
     r = c.responses.create(model="gpt-4o-mini", input="w?", conversation=conv.id, tools=TOOLS)
@@ -144,18 +145,46 @@ def test_deleting_a_call_whose_output_follows_is_a_400(gw: Harness) -> None:
     items = c.conversations.items.list(conv.id, order="asc").data
     kinds = [x.type for x in items]
     assert kinds == ["message", "message", "function_call", "function_call_output", "message"]
+    return conv.id, call.call_id, items
+
+
+def test_deleting_an_output_its_call_precedes_with_items_after_it_is_a_400(gw: Harness) -> None:
+    c = gw.client()
+    cid, call_id, items = _pair_in_the_middle(gw, c)
     before = _state(gw)
     with pytest.raises(openai.BadRequestError) as e:
-        c.conversations.items.delete(items[2].id, conversation_id=conv.id)
-    assert call.call_id in e.value.message and "delete the output first" in e.value.message
-    assert _state(gw) == before
-    assert [x.id for x in c.conversations.items.list(conv.id, order="asc").data] == [
+        c.conversations.items.delete(items[3].id, conversation_id=cid)
+    body: Any = e.value.body
+    assert body["code"] == "invalid_value" and body["type"] == "invalid_request_error"
+    assert call_id in body["message"] and items[2].id in body["message"]
+    assert "unanswered" in body["message"] and "delete the function call" in body["message"]
+    assert _state(gw) == before  # nothing changed
+    assert [x.id for x in c.conversations.items.list(cid, order="asc").data] == [
         x.id for x in items
     ]
-    # the output first, then its call: the conversation goes on
-    c.conversations.items.delete(items[3].id, conversation_id=conv.id)
-    c.conversations.items.delete(items[2].id, conversation_id=conv.id)
-    ok = c.responses.create(model="gpt-4o-mini", input="again", conversation=conv.id)
+    ok = c.responses.create(model="gpt-4o-mini", input="again", conversation=cid, tools=TOOLS)
+    assert ok.status == "completed"
+    # the last item, an output, can be deleted: its call then waits for an output
+    gw.srv.script("*", [{"tool_calls": [{"name": "get_weather", "arguments": {}}]}])
+    r = c.responses.create(model="gpt-4o-mini", input="w?", conversation=cid, tools=TOOLS)
+    (call,) = [o for o in r.output if o.type == "function_call"]
+    added = c.conversations.items.create(cid, items=[_output(call.call_id)])
+    c.conversations.items.delete(added.data[0].id, conversation_id=cid)
+    assert c.conversations.items.list(cid).data[0].id == call.id
+    answered = c.responses.create(
+        model="gpt-4o-mini", input=[_output(call.call_id)], conversation=cid, tools=TOOLS
+    )
+    assert answered.status == "completed"
+
+
+def test_deleting_a_call_deletes_its_output_with_it(gw: Harness) -> None:
+    c = gw.client()
+    cid, _call_id, items = _pair_in_the_middle(gw, c)
+    c.conversations.items.delete(items[2].id, conversation_id=cid)  # the call and its output
+    left = c.conversations.items.list(cid, order="asc").data
+    assert [x.type for x in left] == ["message", "message", "message"]
+    assert left[:2] == items[:2]
+    ok = c.responses.create(model="gpt-4o-mini", input="again", conversation=cid)
     assert ok.status == "completed"
     sent = gw.srv.log[-1].body["messages"]
     assert [m["role"] for m in sent] == ["user", "user", "assistant", "user"]

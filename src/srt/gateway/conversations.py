@@ -3,17 +3,20 @@
 Items are the session's messages rendered as Responses items (``items.items_of``).
 Adding items appends them in one compare-and-swap; deleting one rebuilds the history
 after it in a new session (a fork before the item, then the rest appended: stored
-messages are reused, never copied), and the conversation object is switched to it.
+messages are reused, never copied), and the conversation object is switched to it. A
+function call and its output are deleted together (``_kept_after``).
 """
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .. import _core
 from .errors import ApiError, bad_request, not_found
-from .items import chain, check_outputs, conversation_ids, items_of, locate, page
+from .items import chain, check_outputs, conversation_ids, items_of, locate, page, renew
 from .params import check_items, check_metadata
 from .records import new_id
 from .service import Gateway
@@ -45,18 +48,32 @@ def _public(conv: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _no_orphan(ident: str, item: dict[str, Any], after: list[dict[str, Any]]) -> None:
-    """Refuse to delete a function call whose output stays after it: the output would
-    be an orphan, and every later response on the conversation would be refused."""
-    if item.get("type") != "function_call":
-        return
+def _answers(m: Any, call_id: Any) -> bool:
+    return bool(m.get("role") == "tool" and m.get("tool_call_id") == call_id)
+
+
+def _kept_after(
+    ident: str, item: dict[str, Any], after: list[Any], call_of: Callable[[Any], str | None]
+) -> list[Any]:
+    """The messages after a deleted item that stay. A function call and its output go
+    together: deleting the call deletes its outputs (left alone, an output would be an
+    orphan, and every later response refused); an output whose call (``call_of``: its
+    item's id, None if none precedes it) precedes it and whose items after it are not
+    all outputs is not deleted alone: the call would be left unanswered in the history,
+    and every later response refused upstream."""
     call_id = item.get("call_id")
-    if any(m.get("role") == "tool" and m.get("tool_call_id") == call_id for m in after):
-        raise bad_request(
-            f"Item '{ident}' is the function call of call_id {call_id}, whose "
-            "function_call_output follows it in the conversation: delete the output first.",
-            code="invalid_value",
-        )
+    if item.get("type") == "function_call":
+        return [m for m in after if not _answers(m, call_id)]
+    if item.get("type") == "function_call_output" and any(m.get("role") != "tool" for m in after):
+        call = call_of(call_id)
+        if call is not None:
+            raise bad_request(
+                f"Item '{ident}' is the function_call_output of call_id {call_id}, and items "
+                f"follow it: deleting it alone would leave function call '{call}' unanswered. "
+                f"To remove both, delete the function call '{call}': its output goes with it.",
+                code="invalid_value",
+            )
+    return after
 
 
 class Conversations:
@@ -199,6 +216,24 @@ class Conversations:
         conv, bodies, before = self._bodies(tenant, cid)
         return self._locate(tenant, conv, bodies, before, item)[1]
 
+    def _call(
+        self,
+        tenant: str,
+        conv: dict[str, Any],
+        bodies: list[bytes],
+        before: list[bytes],
+        earlier: list[Any],
+        call_id: Any,
+    ) -> str | None:
+        """The id of the function call item of ``call_id`` in the ``earlier`` messages."""
+        ids = conversation_ids(tenant, conv)
+        for j in range(len(earlier) - 1, conv["lead"] - 1, -1):
+            if any(c.get("id") == call_id for c in earlier[j].get("tool_calls") or ()):
+                for x in items_of(bodies[j], before[j], "", ids=ids.at(j - conv["lead"])):
+                    if x.get("type") == "function_call" and x.get("call_id") == call_id:
+                        return str(x["id"])
+        return None
+
     def delete_item(self, tenant: str, cid: str, item: str) -> dict[str, Any]:
         conv = self._get(tenant, cid)
         live = self._take(conv)
@@ -208,19 +243,21 @@ class Conversations:
             before = [_core.ROOT, *s.prefix_hashes()[:-1]]
             i, found, rendered = self._locate(tenant, conv, bodies, before, item)
             messages = s.messages()
-            _no_orphan(item, found, messages[i + 1 :])
+            call_of = functools.partial(self._call, tenant, conv, bodies, before, messages[:i])
+            after = _kept_after(item, found, messages[i + 1 :], call_of)
             rest: list[Any] = []
             others = [r for r in rendered if r["id"] != found["id"]]
             if others:  # the message keeps its other items
                 rest.append(
                     [{k: v for k, v in r.items() if k not in ("id", "status")} for r in others]
                 )
-            rest += messages[i + 1 :]
+            rest += after
             name = thread_name(tenant, f"{cid}~{new_id('d')[2:14]}")
             fork = s.fork(name, at=i)
             if rest:
                 fork.append(*rest)
             conv["thread"] = name
+            renew(conv, i - conv["lead"])  # what is made from there on: ids never shown
             self.records.put_conversation(tenant, conv)
             old = live.name
         finally:

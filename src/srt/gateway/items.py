@@ -10,10 +10,14 @@ message with text and two tool calls is three items). They are derived, not stor
 they cost nothing per turn and are known before a reply arrives (streaming announces them
 first). The mask is a key of the ids' scope (``Ids``): a conversation, or the thread of a
 chain of responses, so equal histories in two conversations (or two tenants) show
-different ids while their messages stay stored once. Rewriting a history (an item deleted
-from the middle of a conversation, or new instructions re-rooting it) gives the items
-after the change new ids. Records written before the mask (no ``item_scope``) also
-accept the unmasked ids they showed then.
+different ids while their messages stay stored once. A scope can change at an item
+(counted after the instructions): a fork keeps its parent's scope for the items it
+inherits and has its own from its first new item, and a conversation takes a new
+generation of its scope from an item deleted on (``renew``), so nothing made after a
+deletion shows a deleted item's id. Rewriting a history (an item deleted from the middle
+of a conversation, or new instructions re-rooting it) gives the items after the change
+new ids. Records written before the mask (no ``ids``) also accept the unmasked ids they
+showed then.
 """
 
 from __future__ import annotations
@@ -37,11 +41,14 @@ from .errors import bad_request, not_found
 __all__ = [
     "PLAIN",
     "Ids",
+    "Scope",
     "canonical_bodies",
     "chain",
     "check_outputs",
     "conversation_ids",
+    "conversation_scope",
     "default_scope",
+    "forked",
     "item_id",
     "items_of",
     "locate",
@@ -50,6 +57,7 @@ __all__ = [
     "page",
     "parse_id",
     "partial_message",
+    "renew",
     "response_ids",
     "scope_of",
     "usage_json",
@@ -62,6 +70,8 @@ _PREFIX = {
     "reasoning": "rs",
 }
 _KINDS = {v: k for k, v in _PREFIX.items()}
+#: The digits of an id's hex part (lowercase, as ``item_id`` writes them).
+_HEX = frozenset("0123456789abcdef")
 
 
 _ZERO = bytes(16)
@@ -70,17 +80,23 @@ _ZERO = bytes(16)
 @dataclass(frozen=True)
 class Ids:
     """The scope of the item ids shown: ``key`` masks the prefix hash in an id;
-    ``legacy``: unmasked ids (as shown before ids had a scope) are accepted too."""
+    ``legacy``: unmasked ids (as shown before ids had a scope) are accepted too. The
+    scope holds from item ``start`` on (counted after the instructions); the items
+    before it are in scope ``below``."""
 
     key: bytes = _ZERO
     legacy: bool = False
+    start: int = 0
+    below: Ids | None = None
 
     @classmethod
-    def of(cls, tenant: str, scope: str, legacy: bool = False) -> Ids:
+    def of(
+        cls, tenant: str, scope: str, legacy: bool = False, start: int = 0, below: Ids | None = None
+    ) -> Ids:
         key = hashlib.blake2b(
             f"{tenant}\0{scope}".encode(), digest_size=16, person=b"srt-item-ids"
         ).digest()
-        return cls(key, legacy)
+        return cls(key, legacy, start, below)
 
     def mask(self, prefix: bytes) -> bytes:
         if self.key == _ZERO:
@@ -94,14 +110,76 @@ class Ids:
         """The scopes an id given by a client is looked up in."""
         return [self, PLAIN] if self.legacy and self.key != _ZERO else [self]
 
+    def at(self, pos: int) -> Ids:
+        """The scope of the item ``pos`` places after the instructions (of its message)."""
+        ids = self
+        while pos < ids.start and ids.below is not None:
+            ids = ids.below
+        return ids
+
 
 #: Unmasked ids (tests of the rendering; scoped ids come from ``Ids.of``).
 PLAIN = Ids()
 
+#: An id scope as a record keeps it: a scope's name, or ``[[start, name], ...]``, the
+#: name from item ``start`` on (starts rising from 0; ``None``: the record's default).
+Scope = str | list[list[Any]]
+
+
+def _segments(given: Any, default: str) -> list[tuple[int, str]]:
+    """``(start, name)`` of each part of a scope as a record keeps it."""
+    if isinstance(given, str):
+        return [(0, given)]
+    if not isinstance(given, list) or not given:
+        return [(0, default)]
+    out: list[tuple[int, str]] = []
+    for part in given:
+        if not isinstance(part, list) or len(part) != 2:
+            raise ValueError(f"a scope's part is [start, name], not {part!r}")
+        start, name = part
+        if not isinstance(start, int) or start < (out[-1][0] + 1 if out else 0):
+            raise ValueError(f"a scope's parts start in order from 0, not {given!r}")
+        out.append((start, name if isinstance(name, str) else default))
+    if out[0][0] != 0:
+        raise ValueError(f"a scope's parts start in order from 0, not {given!r}")
+    return out
+
+
+def _ids(tenant: str, parts: list[tuple[int, str]], legacy: str | None) -> Ids:
+    """The ``Ids`` of a scope's parts; the first, if it is scope ``legacy``, also takes
+    unmasked ids (those a record made before ids had a scope showed)."""
+    ids: Ids | None = None
+    for start, name in parts:
+        ids = Ids.of(tenant, name, ids is None and name == legacy, start, ids)
+    assert ids is not None
+    return ids
+
+
+def conversation_scope(conv: dict[str, Any]) -> Scope:
+    """A conversation's scope: its own, and a new generation of it from each item
+    deleted on (``renew``)."""
+    base = f"conv/{conv['id']}"
+    gens = conv.get("gens")
+    if not gens:
+        return base
+    first = [] if gens[0][0] == 0 else [[0, base]]
+    return [*first, *([start, f"{base}/{gen}"] for start, gen in gens)]
+
+
+def renew(conv: dict[str, Any], start: int) -> None:
+    """After a conversation's item ``start`` (counted after the instructions) was
+    deleted: the items from there on, the ones moved there and all made later, take a
+    generation of its scope never used, so none shows an id a deleted item showed."""
+    gen = int(conv.get("gen", 0)) + 1
+    conv["gen"] = gen
+    conv["gens"] = [g for g in conv.get("gens") or () if g[0] < start] + [[start, gen]]
+
 
 def conversation_ids(tenant: str, conv: dict[str, Any]) -> Ids:
-    """The ids of a conversation's items (``ids`` marks a record made with scoped ids)."""
-    return Ids.of(tenant, "conv/" + conv["id"], legacy="ids" not in conv)
+    """The ids of a conversation's items (``ids`` marks a record made with scoped ids;
+    the ids of one made before also take unmasked ids, in its first generation)."""
+    base = f"conv/{conv['id']}"
+    return _ids(tenant, _segments(conversation_scope(conv), base), None if "ids" in conv else base)
 
 
 def default_scope(rec: dict[str, Any]) -> str:
@@ -111,22 +189,45 @@ def default_scope(rec: dict[str, Any]) -> str:
     return "conv/" + conv["id"] if conv else str(rec["thread"])
 
 
-def scope_of(rec: dict[str, Any]) -> str:
-    given = rec.get("ids")
-    return given if isinstance(given, str) else default_scope(rec)
+def scope_of(rec: dict[str, Any]) -> Scope:
+    """A response's id scope, for a response that continues it."""
+    default = default_scope(rec)
+    parts = _segments(rec.get("ids"), default)
+    return parts[0][1] if len(parts) == 1 else [list(p) for p in parts]
 
 
-def mark_scope(rec: dict[str, Any], scope: str | None) -> None:
-    """Mark a new response record as having scoped ids: ``scope``, kept when it is not
-    the default (a response continuing another's thread takes that one's scope)."""
+def forked(scope: Scope, start: int) -> Scope:
+    """The scope of a fork of a response in ``scope``, whose first new item is item
+    ``start``: the items it inherits keep the ids they showed, and its own items are in
+    its own scope (``None``, the fork's default: the thread it starts)."""
+    parts = [[s, n] for s, n in _segments(scope, "") if s < start]
+    return [*parts, [start, None]]
+
+
+def mark_scope(
+    tenant: str, rec: dict[str, Any], scope: Scope | None, conv: dict[str, Any] | None = None
+) -> Ids:
+    """Mark a new response record as having scoped ids, and return them: ``scope``,
+    kept when it is not the default (a response continuing another's thread takes that
+    one's scope, a fork its parent's for the items it inherits), or on a conversation
+    ``conv``'s, as its items show now."""
     rec["ids"] = 1
-    if scope is not None and scope != default_scope(rec):
-        rec["ids"] = scope
+    if conv is not None:
+        scope = conversation_scope(conv)
+    if scope is not None:
+        default = default_scope(rec)
+        parts = _segments(scope, default)
+        if len(parts) > 1:
+            rec["ids"] = [[s, None if n == default else n] for s, n in parts]
+        elif parts[0][1] != default:
+            rec["ids"] = parts[0][1]
+    return response_ids(tenant, rec)
 
 
 def response_ids(tenant: str, rec: dict[str, Any]) -> Ids:
     """The ids of a response's items (its input items and its output)."""
-    return Ids.of(tenant, scope_of(rec), legacy="ids" not in rec)
+    default = default_scope(rec)
+    return _ids(tenant, _segments(rec.get("ids"), default), None if "ids" in rec else default)
 
 
 def item_id(kind: str, parent: bytes, sub: int, ids: Ids = PLAIN) -> str:
@@ -136,12 +237,9 @@ def item_id(kind: str, parent: bytes, sub: int, ids: Ids = PLAIN) -> str:
 def parse_id(ident: str) -> tuple[bytes, int] | None:
     """``(masked parent prefix, place)`` of an item id, or None if it is not one of ours."""
     kind, _, rest = ident.partition("_")
-    if kind not in _KINDS or len(rest) != 34:
-        return None
-    try:
-        return bytes.fromhex(rest[:32]), int(rest[32:], 16)
-    except ValueError:
-        return None
+    if kind not in _KINDS or len(rest) != 34 or not _HEX.issuperset(rest):
+        return None  # (Python's hex parsers also take spaces, signs and other digits)
+    return bytes.fromhex(rest[:32]), int(rest[32:], 16)
 
 
 def canonical_bodies(
@@ -273,9 +371,13 @@ def _message_of(ident: str, before: Sequence[bytes], lead: int, ids: Ids) -> int
     parsed = parse_id(ident)
     if parsed is None:
         return None
-    parents = {k.mask(parsed[0]) for k in ids.scopes()}
+    parents: dict[int, set[bytes]] = {}  # by scope (its ``id``): the prefix hash it names
     for i in range(lead, len(before)):
-        if before[i] in parents:
+        scope = ids.at(i - lead)
+        mine = parents.get(id(scope))
+        if mine is None:
+            mine = parents[id(scope)] = {k.mask(parsed[0]) for k in scope.scopes()}
+        if before[i] in mine:
             return i
     return None
 
@@ -301,9 +403,10 @@ def locate(
     needle = ident.encode()
     others = (k for k in range(lead, len(bodies)) if k != i and (not plain or needle in bodies[k]))
     for k in itertools.chain(first, others):
-        rendered = items_of(bodies[k], before[k], model, ids=ids)
-        for scope in ids.scopes():
-            shown = rendered if scope is ids else items_of(bodies[k], before[k], model, ids=scope)
+        mine = ids.at(k - lead)
+        rendered = items_of(bodies[k], before[k], model, ids=mine)
+        for scope in mine.scopes():
+            shown = rendered if scope is mine else items_of(bodies[k], before[k], model, ids=scope)
             for j, found in enumerate(shown):
                 if found["id"] == ident:
                     return k, rendered[j], rendered
@@ -338,7 +441,7 @@ def page(
     for i in rest:
         if len(data) > limit:
             break
-        data.extend(_ordered(items_of(bodies[i], before[i], model, ids=ids), order))
+        data.extend(_ordered(items_of(bodies[i], before[i], model, ids=ids.at(i - lead)), order))
     has_more = len(data) > limit
     data = data[:limit]
     return {

@@ -71,7 +71,7 @@ class Turn:
     settled: bool = False  # ... and its end was stored (or it was removed)
     ended: bool = False  # the session made for it ended with it (``_end_own``)
     events: Events | None = None  # a streamed (or background) response's events
-    scope: str | None = None  # the item ids' scope, when the turn continues another's
+    scope: it.Scope | None = None  # the item ids' scope, when the turn continues another's
     ids: it.Ids = it.PLAIN  # the scope of its items' ids (``_prepare``)
 
 
@@ -188,7 +188,9 @@ class Gateway:
         )
         if live is None:
             raise _gone()
-        return self._positioned(tenant, live, depth, p, rid, None, fork=True)
+        turn = self._positioned(tenant, live, depth, p, rid, None, fork=True)
+        turn.scope = None if turn.reroot else it.forked(it.scope_of(rec), depth - lead)
+        return turn
 
     def _at_node(
         self, name: str, node: int | None, lead: int, instructions: str | None
@@ -339,8 +341,7 @@ class Gateway:
             "owner": Owner.me().as_json(),
             "model_up": up_model,
         }
-        it.mark_scope(record, turn.scope)
-        turn.ids = it.response_ids(tenant, record)
+        turn.ids = it.mark_scope(tenant, record, turn.scope, turn.conversation)
         append: list[Any] = [*turn.prefix]
         if p.input:
             append.append(p.input)
