@@ -138,8 +138,10 @@ def _places(
 
 # -- gc ---------------------------------------------------------------------------------
 
+#: The live nodes, in a temporary table named by its schema (``pg_temp``): a caller's
+#: pool may look names up in a schema of its own before ``pg_temp``.
 _LIVE = """
-CREATE TEMP TABLE srt_gc_live ON COMMIT DROP AS
+CREATE TEMP TABLE pg_temp.srt_gc_live ON COMMIT DROP AS
 WITH RECURSIVE live(id) AS (
     SELECT head FROM {s}.sessions WHERE head IS NOT NULL
     UNION
@@ -176,14 +178,14 @@ def gc(
                 db.sql("DELETE " + ORPHANS), (list(owners.session_kinds()),)
             ).rowcount
             conn.execute(db.sql(_LIVE))
-            conn.execute("ALTER TABLE srt_gc_live ADD PRIMARY KEY (id)")
+            conn.execute("ALTER TABLE pg_temp.srt_gc_live ADD PRIMARY KEY (id)")
             live = (
                 {
                     bytes(r[0])
                     for r in conn.execute(
                         db.sql(
-                            "SELECT n.prefix FROM {s}.nodes n JOIN srt_gc_live l ON l.id = n.id "
-                            "WHERE n.prefix = ANY(%s)"
+                            "SELECT n.prefix FROM {s}.nodes n JOIN pg_temp.srt_gc_live l "
+                            "ON l.id = n.id WHERE n.prefix = ANY(%s)"
                         ),
                         (list(watch),),
                     )
@@ -194,13 +196,13 @@ def gc(
             ledger = conn.execute(
                 db.sql(
                     "UPDATE {s}.calls c SET node = NULL WHERE c.node IS NOT NULL AND NOT EXISTS "
-                    "(SELECT 1 FROM srt_gc_live l WHERE l.id = c.node)"
+                    "(SELECT 1 FROM pg_temp.srt_gc_live l WHERE l.id = c.node)"
                 )
             ).rowcount
             nodes = conn.execute(
                 db.sql(
                     "DELETE FROM {s}.nodes n WHERE NOT EXISTS "
-                    "(SELECT 1 FROM srt_gc_live l WHERE l.id = n.id)"
+                    "(SELECT 1 FROM pg_temp.srt_gc_live l WHERE l.id = n.id)"
                 )
             ).rowcount
             row = conn.execute(
