@@ -2,8 +2,9 @@
 
 The schema and the server-side append are in ``schema``, the client's side of the
 append in ``appends``; the pool, the URL options, migrations and the retry loop in
-``pool``; gc, verify, search and the views in ``maintenance``. Every statement is fixed
-text with bound parameters; ``{s}`` is srt's schema name, rendered once.
+``pool``; gc, verify and search in ``maintenance``, the views of ``srt ls`` and ``srt
+show --tree`` in ``views``. Every statement is fixed text with bound parameters; ``{s}``
+is srt's schema name, rendered once.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from ..base import (
     VerifyReport,
 )
 from ..owners import session_kinds
-from . import chains, maintenance
+from . import chains, maintenance, views
 from .appends import AppendMixin
 from .errors import HEAD_MOVED
 from .objects import DROP, ObjectsMixin
@@ -255,10 +256,10 @@ class PostgresStore(AppendMixin, ObjectsMixin, Store):
         ]
 
     def overview(self) -> list[SessionOverview]:
-        return maintenance.overview(self.db)
+        return views.overview(self.db)
 
     def tree(self, name: str, *, width: int = 200) -> TreeNode | None:
-        return maintenance.tree(self.db, name, width=width)
+        return views.tree(self.db, name, width=width)
 
     # -- nodes ---------------------------------------------------------------------
 
