@@ -179,3 +179,86 @@ _PLPGSQL = (
     f"append({_ARGS}, bytea)",
     "put_object(text, text, text, bytea, bigint, double precision, double precision)",
 )
+
+
+# Tables named like srt's (and like gc's temporary table), in a schema of the caller's:
+# each holds a row, so a statement of srt's that found one would read or change it.
+_LOOKALIKES = r"""
+CREATE SCHEMA {o};
+CREATE TABLE {o}.sessions(id bigint PRIMARY KEY, name text, head bigint,
+    created double precision, updated double precision, meta text);
+INSERT INTO {o}.sessions VALUES (1, 'a', 1, 0, 0, NULL);
+CREATE TABLE {o}.nodes(id bigint, parent bigint, message bigint, depth integer,
+    prefix bytea, meta bytea, status text);
+INSERT INTO {o}.nodes VALUES (1, NULL, 1, 1, '\x00', NULL, NULL);
+CREATE TABLE {o}.messages(id bigint, hash bytea, body bytea);
+INSERT INTO {o}.messages VALUES (1, '\x00', '{{"role":"user","content":"not srt''s"}}');
+CREATE TABLE {o}.objects(id bigint, kind text, scope text, key text, value bytea,
+    node bigint, expires double precision, created double precision,
+    updated double precision);
+INSERT INTO {o}.objects VALUES (1, 'k', 's', 'key', '\x00', NULL, 0, 0, 0);
+CREATE TABLE {o}.calls(id bigint, session bigint);
+INSERT INTO {o}.calls VALUES (1, 1);
+CREATE TABLE {o}.srt_gc_live(id bigint);
+INSERT INTO {o}.srt_gc_live VALUES (1);
+"""
+
+
+def _tables_of(schema: str) -> dict[str, object]:
+    """Every row of every table in ``schema``, and each table's constraints."""
+    out: dict[str, object] = {}
+    with psycopg.connect(server_url(), autocommit=True) as conn:
+        names = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY 1", (schema,)
+        ).fetchall()
+        for (name,) in names:
+            out[name] = conn.execute(f'SELECT * FROM "{schema}"."{name}" ORDER BY 1').fetchall()
+            out[name + " constraints"] = conn.execute(
+                "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass ORDER BY 1",
+                (f'"{schema}"."{name}"',),
+            ).fetchall()
+    return out
+
+
+@pytest.mark.parametrize("path", ["{o}", "{o}, pg_temp, pg_catalog"])
+def test_a_callers_pool_on_another_schema_never_meets_its_tables(pg_url: str, path: str) -> None:
+    """A caller's pool whose connections look names up in a schema of the caller's,
+    holding tables named like srt's (``sessions``, ``nodes``, ...) and like gc's
+    temporary table: srt reads and writes only its own (every statement names its
+    schema, gc's table ``pg_temp``), whether the path names ``pg_temp`` after the
+    caller's schema or not (then it is searched first)."""
+    schema = pg_url.rsplit("schema=", 1)[1]
+    other = "app_" + secrets.token_hex(4)
+    with psycopg.connect(server_url(), autocommit=True) as conn:
+        conn.execute(_LOOKALIKES.replace("{o}", other))
+    try:
+        before = _tables_of(other)
+        assert set(before) >= {"sessions", "nodes", "srt_gc_live"}
+        on_path = path.replace("{o}", other).replace(" ", "")
+        with psycopg_pool.ConnectionPool(
+            server_url(),
+            kwargs={"options": f"-csearch_path={on_path}"},
+            min_size=1,
+            max_size=2,
+            open=True,
+        ) as pool:
+            with pool.connection() as conn:
+                row = conn.execute("SELECT name FROM sessions").fetchall()
+                assert row == [("a",)]  # the pool's connections find the caller's table
+            with srt.Runtime(store=PostgresStore(pool=pool, schema=schema)) as rt:
+                assert rt.store.get_session("a") is None
+                _use(rt)
+                rt.session("a").fork("b", at=2)
+                rt.session("b").append({"role": "user", "content": "on b"})
+                rt.session("b").rewind(1)
+                rt.delete("b")
+                assert [i.name for i in rt.store.overview()] == ["a"]
+                report = rt.store.gc()
+                assert report.nodes == 1 and report.messages == 1  # b's own message
+                assert [m["content"] for m in rt.session("a").messages()][2] == "general kenobi"
+                assert rt.store.verify().ok
+                assert rt.store.get_object("k", "s", "key") is not None
+        assert _tables_of(other) == before
+    finally:
+        with psycopg.connect(server_url(), autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {other} CASCADE")

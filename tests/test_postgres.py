@@ -10,12 +10,14 @@ full forms (8 x 8 for 60 s, 200 kills, three restarts and three cuts).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -24,6 +26,9 @@ import pytest
 
 import srt
 from pg_support import fresh_url, server_url, with_schema
+from srt import _core
+from srt.message import canonicalize
+from srt.store import NewNode, ObjectPut
 from srt.store.postgres import PostgresStore
 from srt.store.postgres import schema as pg_schema
 from srt.testing.pgserver import PgServer
@@ -297,21 +302,48 @@ def test_an_append_waits_for_a_locked_session_only_until_its_deadline(pg_url: st
 
 def test_an_append_is_one_round_trip(pg_url: str, tmp_path: Path) -> None:
     """The default path (a deadline, as ``Session.append`` passes one): one statement,
-    one Sync, no BEGIN/COMMIT; libpq's own protocol trace counts the messages sent."""
-    trace = tmp_path / "trace"
-    with srt.Runtime(pg_url + "&pool_min=1&pool_max=1") as rt, open(trace, "w") as f:
+    one Sync, no BEGIN/COMMIT; libpq's own protocol trace counts the messages sent. So
+    is one writing a record filed under another session (the statement holds its row)."""
+
+    def sent(rt: srt.Runtime, act: Callable[[], object]) -> list[str]:
+        trace = tmp_path / "trace"
+        with open(trace, "w") as f:
+            with rt.store.db.connection() as conn:  # the store's only connection
+                conn.pgconn.trace(f.fileno())
+                conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+            act()
+            with rt.store.db.connection() as conn:
+                conn.pgconn.untrace()
+        lines = [line.split("\t") for line in trace.read_text().splitlines()]
+        # (an empty query would be the pool's liveness check, if it ran)
+        return [f[2] for f in lines if f[0] == "F" and f[2:] != ["Query", ' ""']]
+
+    one = ["Parse", "Bind", "Describe", "Execute", "Sync"]
+    with srt.Runtime(pg_url + "&pool_min=1&pool_max=1") as rt:
         s = rt.session("a")
         s.append({"role": "user", "content": "one"})
-        with rt.store.db.connection() as conn:  # the store's only connection
-            conn.pgconn.trace(f.fileno())
-            conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
-        s.append({"role": "user", "content": "two"}, {"role": "assistant", "content": "3"})
-        with rt.store.db.connection() as conn:
-            conn.pgconn.untrace()
-    lines = [line.split("\t") for line in trace.read_text().splitlines()]
-    # (an empty query would be the pool's liveness check, if it ran)
-    sent = [f[2] for f in lines if f[0] == "F" and f[2:] != ["Query", ' ""']]
-    assert sent == ["Parse", "Bind", "Describe", "Execute", "Sync"]
+        user, reply = {"role": "user", "content": "two"}, {"role": "assistant", "content": "3"}
+        assert sent(rt, lambda: s.append(user, reply)) == one
+        other = rt.session("b")
+        other.append({"role": "user", "content": "b"})
+        row, b = rt.store.get_session("a"), rt.store.get_session("b")
+        assert row is not None and row.head is not None and b is not None
+        raw, _meta = canonicalize({"role": "user", "content": "four"})
+        digest, above = _core.digest(raw), rt.store.node_prefix(row.head)
+        more = [NewNode(digest, raw, _core.chain(above, digest))]
+        record = ObjectPut("srt.tool_call", f"{b.id}:x:c1", "start", b"1:0")
+        append = functools.partial(
+            rt.store.append,
+            row.id,
+            row.head,
+            row.head,
+            3,
+            more,
+            objects=[record],
+            parent_prefix=above,
+        )
+        assert sent(rt, lambda: append(deadline=time.monotonic() + 60)) == one
+        assert rt.store.get_object(record.kind, record.scope, record.key) is not None
 
 
 def test_no_query_is_jit_compiled(pg_url: str) -> None:

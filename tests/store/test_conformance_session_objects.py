@@ -10,10 +10,11 @@ import threading
 import time
 
 import pytest
-from helpers import conversation, new_session
+from helpers import conversation, head_of, new_session, nodes
 
 from conftest import EngineUnderTest
-from srt.store import Store, owners
+from srt.errors import ConflictError
+from srt.store import ObjectPut, Store, owners
 
 HEAD = "srt.head"  # srt.store.heads.KIND
 CALL = "srt.tool_call"  # srt._task.CLAIMS
@@ -163,3 +164,37 @@ def test_gc_never_frees_the_records_of_a_session_made_while_it_runs(
     assert store.gc().orphan_objects == 0
     for sid in (early, made[0]):
         assert _records(store, sid) == dict.fromkeys(("head", "call", "legacy call"), True)
+
+
+def test_an_append_writes_no_record_for_another_session_that_is_gone(store: Store) -> None:
+    """An append's objects follow ``put_object``'s rule: one filed under a session that
+    is gone (another than the one appended to) refuses the whole append, on every path
+    of the write (plain, conditional, with a deadline, at the new head), and nothing of
+    it is stored; under a living session, or the appended one, it is written."""
+    sid, ids = new_session(store, "a", conversation(2))
+    gone, _ = new_session(store, "gone", conversation(2, "gone"))
+    store.delete_session("gone")
+    more = nodes(conversation(4)[2:], store.node_prefix(ids[-1]))
+    puts = [
+        ObjectPut(HEAD, str(gone), "h1", b"{}"),
+        ObjectPut(HEAD, str(gone), "h1", b"{}", at_head=True),
+        ObjectPut(CALL, f"{gone}:{'ab' * 16}:c1", "start", b"1:0", if_absent=True),
+        ObjectPut(CALL, f"{gone}:{'ab' * 16}:c1", "start", b"1:0", if_absent=True, at_head=True),
+    ]
+    for put in puts:
+        for deadline in (None, time.monotonic() + 60):
+            for with_it in ([], [ObjectPut("response", "", "r", b"x")]):
+                with pytest.raises(ConflictError, match="nothing was written"):
+                    store.append(
+                        sid, ids[-1], ids[-1], 2, more, objects=[*with_it, put], deadline=deadline
+                    )
+                assert head_of(store, "a") == ids[-1], (put, deadline)
+                assert store.list_objects(put.kind, put.scope) == []
+                assert store.get_object("response", "", "r") is None
+    assert len(store.chain(ids[-1])) == 2 and store.verify().messages == 4
+    live, _ = new_session(store, "live", conversation(2, "live"))
+    own = ObjectPut(HEAD, str(sid), "h1", b"{}", at_head=True)
+    other = ObjectPut(CALL, f"{live}:{'ab' * 16}:c1", "start", b"1:0", if_absent=True)
+    new = store.append(sid, ids[-1], ids[-1], 2, more, objects=[own, other])
+    assert head_of(store, "a") == new[-1]
+    assert _records(store, sid)["head"] and _records(store, live)["call"]

@@ -1,5 +1,6 @@
-"""Keeping an srt schema on PostgreSQL tidy and honest: gc, verify, search, vacuum, and
-the views behind ``srt ls`` and ``srt show --tree``.
+"""Keeping an srt schema on PostgreSQL tidy and honest: gc, verify, search and vacuum
+(the views behind ``srt ls`` and ``srt show --tree`` are ``views``'s, on the same
+snapshot and walk).
 
 Readers run in one ``REPEATABLE READ, READ ONLY`` transaction, so each sees one
 snapshot while writers go on.
@@ -36,35 +37,32 @@ from typing import Any
 import psycopg
 
 from ... import _core
-from ...errors import ConfigError, SessionNotFoundError
+from ...errors import ConfigError
 from .. import owners
 from ..base import (
     SEARCH_BATCH_MAX,
-    USER_PREFIX,
     Fault,
     FaultList,
     GcReport,
     Hit,
-    SessionOverview,
-    TreeNode,
     VacuumReport,
     VerifyReport,
-    build_tree,
     check_search,
-    session_overviews,
 )
 from . import schema as sch
 from .objects import ORPHANS
 from .pool import Database
 
 __all__ = [
+    "CHAINS",
+    "NUL_ESCAPE",
     "build_search_index",
     "drop_search_index",
     "gc",
     "has_search_index",
-    "overview",
     "search",
-    "tree",
+    "snapshot",
+    "text_of",
     "vacuum",
     "verify",
 ]
@@ -96,10 +94,10 @@ NO_JIT = "SET LOCAL jit = off"
 #: A body holding this escape has U+0000 in its text, which PostgreSQL's ``text`` cannot
 #: hold: ``message_text`` reads it as a space, and search and tree take the text from
 #: the body instead (``_text``), as SQLite gives it.
-_NUL_ESCAPE = "'\\x5c7530303030'::bytea"  # the six bytes \u0000
+NUL_ESCAPE = "'\\x5c7530303030'::bytea"  # the six bytes \u0000
 
 
-def _text(body: Any, sql_text: Any, width: int | None = None) -> str:
+def text_of(body: Any, sql_text: Any, width: int | None = None) -> str:
     """The text SQLite's search and tree give: the content string, or the text parts
     joined by newlines, from the canonical body (only for a body with an escaped NUL,
     ``body`` is not None); else the text PostgreSQL computed."""
@@ -114,7 +112,7 @@ def _text(body: Any, sql_text: Any, width: int | None = None) -> str:
 
 
 @contextlib.contextmanager
-def _snapshot(conn: psycopg.Connection[Any]) -> Iterator[None]:
+def snapshot(conn: psycopg.Connection[Any]) -> Iterator[None]:
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; " + NO_JIT)
         yield
@@ -138,8 +136,10 @@ def _places(
 
 # -- gc ---------------------------------------------------------------------------------
 
+#: The live nodes, in a temporary table named by its schema (``pg_temp``): a caller's
+#: pool may look names up in a schema of its own before ``pg_temp``.
 _LIVE = """
-CREATE TEMP TABLE srt_gc_live ON COMMIT DROP AS
+CREATE TEMP TABLE pg_temp.srt_gc_live ON COMMIT DROP AS
 WITH RECURSIVE live(id) AS (
     SELECT head FROM {s}.sessions WHERE head IS NOT NULL
     UNION
@@ -176,14 +176,14 @@ def gc(
                 db.sql("DELETE " + ORPHANS), (list(owners.session_kinds()),)
             ).rowcount
             conn.execute(db.sql(_LIVE))
-            conn.execute("ALTER TABLE srt_gc_live ADD PRIMARY KEY (id)")
+            conn.execute("ALTER TABLE pg_temp.srt_gc_live ADD PRIMARY KEY (id)")
             live = (
                 {
                     bytes(r[0])
                     for r in conn.execute(
                         db.sql(
-                            "SELECT n.prefix FROM {s}.nodes n JOIN srt_gc_live l ON l.id = n.id "
-                            "WHERE n.prefix = ANY(%s)"
+                            "SELECT n.prefix FROM {s}.nodes n JOIN pg_temp.srt_gc_live l "
+                            "ON l.id = n.id WHERE n.prefix = ANY(%s)"
                         ),
                         (list(watch),),
                     )
@@ -194,13 +194,13 @@ def gc(
             ledger = conn.execute(
                 db.sql(
                     "UPDATE {s}.calls c SET node = NULL WHERE c.node IS NOT NULL AND NOT EXISTS "
-                    "(SELECT 1 FROM srt_gc_live l WHERE l.id = c.node)"
+                    "(SELECT 1 FROM pg_temp.srt_gc_live l WHERE l.id = c.node)"
                 )
             ).rowcount
             nodes = conn.execute(
                 db.sql(
                     "DELETE FROM {s}.nodes n WHERE NOT EXISTS "
-                    "(SELECT 1 FROM srt_gc_live l WHERE l.id = n.id)"
+                    "(SELECT 1 FROM pg_temp.srt_gc_live l WHERE l.id = n.id)"
                 )
             ).rowcount
             row = conn.execute(
@@ -361,7 +361,7 @@ def search(
     vec = f"to_tsvector('{sch.SEARCH_CONFIG}', {{s}}.message_text(m.body))"
     sql = db.sql(
         f"SELECT m.id, {{s}}.message_role(m.body), {{s}}.message_text(m.body), "
-        f"CASE WHEN position({_NUL_ESCAPE} IN m.body) > 0 THEN m.body END "
+        f"CASE WHEN position({NUL_ESCAPE} IN m.body) > 0 THEN m.body END "
         f"FROM {{s}}.messages m, ({'SELECT ' + query}) AS q(q) WHERE {vec} @@ q.q "
         f"ORDER BY ts_rank({vec}, q.q) DESC, m.id LIMIT %s OFFSET %s"
     )
@@ -370,7 +370,7 @@ def search(
     def find(conn: psycopg.Connection[Any]) -> list[Hit]:
         hits: list[Hit] = []
         batch, offset = max(min(limit, SEARCH_BATCH_MAX), 50), 0
-        with _snapshot(conn):
+        with snapshot(conn):
             while len(hits) < limit:
                 found = conn.execute(sql, [*qargs, batch, offset]).fetchall()
                 if not found:
@@ -381,79 +381,12 @@ def search(
                 for mid, role, body_text, body in found:
                     places = sorted({p for n, m in users if m == mid for p in reach[n]})
                     if places:
-                        hits.append(Hit(mid, str(role), _text(body, body_text), tuple(places)))
+                        hits.append(Hit(mid, str(role), text_of(body, body_text), tuple(places)))
                         if len(hits) == limit:
                             break
         return hits
 
     return db.run("searching", find, retry_reads=True)
-
-
-# -- views ----------------------------------------------------------------------------
-
-
-def overview(db: Database) -> list[SessionOverview]:
-    """Every session with its message, turn and estimated token counts, sorted by name."""
-    stats_sql = db.sql(
-        CHAINS + "SELECT up.sid, count(*), "
-        "sum((substring(m.body from 1 for %s) = %s)::int), sum((length(m.body) + 3) / 4), "
-        "max(CASE WHEN up.parent IS NULL THEN up.id END) "
-        "FROM up JOIN {s}.messages m ON m.id = up.message GROUP BY up.sid"
-    )
-    rows_sql = db.sql(
-        "SELECT s.id, s.name, s.created, s.updated, n.prefix "
-        "FROM {s}.sessions s LEFT JOIN {s}.nodes n ON n.id = s.head ORDER BY s.name"
-    )
-
-    def read(conn: psycopg.Connection[Any]) -> tuple[list[Any], list[Any]]:
-        with _snapshot(conn):
-            stats = conn.execute(stats_sql, (len(USER_PREFIX), USER_PREFIX)).fetchall()
-            return stats, conn.execute(rows_sql).fetchall()
-
-    stat_rows, rows = db.run("listing sessions", read, retry_reads=True)
-    return session_overviews(stat_rows, rows)
-
-
-def tree(db: Database, name: str, *, width: int = 200) -> TreeNode | None:
-    """The conversation tree of session ``name`` (see ``Store.tree``)."""
-
-    def read(conn: psycopg.Connection[Any]) -> tuple[list[Any], list[Any]] | None:
-        with _snapshot(conn):
-            row = conn.execute(
-                db.sql("SELECT id, head FROM {s}.sessions WHERE name = %s"), (name,)
-            ).fetchone()
-            if row is None:
-                raise SessionNotFoundError(f"no session named {name!r}")
-            roots = dict(
-                conn.execute(db.sql(CHAINS + "SELECT sid, id FROM up WHERE parent IS NULL"))
-            )
-            root = roots.get(row[0])
-            if root is None:
-                return None
-            members = [sid for sid, r in roots.items() if r == root]
-            heads = conn.execute(
-                db.sql("SELECT head, name FROM {s}.sessions WHERE id = ANY(%s) ORDER BY name"),
-                (members,),
-            ).fetchall()
-            sql = db.sql(
-                "WITH RECURSIVE live(id) AS ("
-                "SELECT head FROM {s}.sessions WHERE id = ANY(%s) "
-                "UNION SELECT n.parent FROM live CROSS JOIN LATERAL ("
-                "SELECT parent FROM {s}.nodes p WHERE p.id = live.id LIMIT 1) n "
-                "WHERE n.parent IS NOT NULL) "
-                "SELECT n.id, n.parent, n.depth, n.status, {s}.message_role(m.body), "
-                "left({s}.message_text(m.body), %s), "
-                f"CASE WHEN position({_NUL_ESCAPE} IN m.body) > 0 THEN m.body END "
-                "FROM live JOIN {s}.nodes n ON n.id = live.id "
-                "JOIN {s}.messages m ON m.id = n.message ORDER BY n.depth, n.id"
-            )
-            return heads, conn.execute(sql, (members, width)).fetchall()
-
-    found = db.run("reading the session tree", read, retry_reads=True)
-    if found is None:
-        return None
-    heads, rows = found
-    return build_tree([(*r[:5], _text(r[6], r[5], width)) for r in rows], heads)
 
 
 # -- verify ---------------------------------------------------------------------------
@@ -464,7 +397,7 @@ def verify(db: Database) -> VerifyReport:
 
     def run(conn: psycopg.Connection[Any]) -> VerifyReport:
         faults = FaultList()
-        with _snapshot(conn):
+        with snapshot(conn):
             counts = _verify(db, conn, faults)
             kinds = (list(owners.session_kinds()),)  # (not a fault: garbage gc frees)
             row = conn.execute(db.sql("SELECT count(*) " + ORPHANS), kinds).fetchone()

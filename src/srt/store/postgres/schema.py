@@ -25,8 +25,9 @@ statement). Anything wrong raises, and the statement
 (its implicit transaction) leaves nothing behind. Its errors carry srt's own
 SQLSTATEs (``SQLSTATE_*``), which ``errors.translate`` maps to the srt error tree.
 Objects an append writes on a condition (``ObjectPut(if_absent=..., expect=...)``) are
-written by the client's statement around the call (``PostgresStore.append``), not by
-the function, so the condition needed no new function version.
+written by the client's statement around the call (``appends``), not by the function,
+so the condition needed no new function version; so is the check that the sessions of
+objects filed under another session than the appended one still exist.
 """
 
 from __future__ import annotations

@@ -18,6 +18,25 @@ APPEND = "SELECT {s}.append(" + ", ".join(["%b"] * 19) + ")"
 #: statement (one round trip, no BEGIN/COMMIT): ``OFFSET 0`` keeps the subquery from
 #: being flattened away, so ``set_config`` runs before the append.
 APPEND_BY = APPEND + " FROM (SELECT set_config('lock_timeout', %s, true) OFFSET 0) AS deadline"
+#: Whether every session given (distinct ids, then their count) exists, each row then
+#: held under ``FOR KEY SHARE`` to the commit, as ``put_object`` holds the session of an
+#: object filed under it (``store.owners``): a deletion of one waits for the append, and
+#: then deletes its records too, or the append waits for the deletion and is refused.
+HELD = (
+    "(SELECT count(*) FROM (SELECT 1 FROM {s}.sessions WHERE id = ANY(%b::bigint[]) "
+    "FOR KEY SHARE) AS held) = %b::bigint"
+)
+
+
+def guarded(append: str) -> str:
+    """``append`` (``APPEND`` or ``APPEND_BY``) made to run only if ``HELD`` holds (its
+    arguments first), still one statement: else it returns NULL, and nothing is written.
+    (The guard is an InitPlan, evaluated when the row is projected: after the deadline's
+    ``set_config``, before the call.)"""
+    call = APPEND.removeprefix("SELECT ")
+    return f"SELECT CASE WHEN {HELD} THEN {call} END" + append.removeprefix(APPEND)
+
+
 CHAIN = """
 WITH RECURSIVE chain(id, parent, message, depth, prefix, status, meta) AS (
     SELECT id, parent, message, depth, prefix, status, meta FROM {s}.nodes WHERE id = %s

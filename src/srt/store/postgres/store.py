@@ -1,9 +1,10 @@
 """``PostgresStore``: the Store protocol on a PostgreSQL database, through psycopg 3.
 
-The schema and the server-side append are in ``schema``; the pool, the URL options,
-migrations and the retry loop in ``pool``; gc, verify, search and the views in
-``maintenance``. Every statement is fixed text with bound parameters; ``{s}`` is srt's
-schema name, rendered once.
+The schema and the server-side append are in ``schema``, the client's side of the
+append in ``appends``; the pool, the URL options, migrations and the retry loop in
+``pool``; gc, verify and search in ``maintenance``, the views of ``srt ls`` and ``srt
+show --tree`` in ``views``. Every statement is fixed text with bound parameters; ``{s}``
+is srt's schema name, rendered once.
 """
 
 from __future__ import annotations
@@ -11,13 +12,11 @@ from __future__ import annotations
 import operator
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 import psycopg
 import psycopg_pool
-from psycopg.types.json import Jsonb
 
-from ... import _core
 from ..._types import SessionInfo
 from ...errors import (
     ConfigError,
@@ -26,7 +25,6 @@ from ...errors import (
     SessionExistsError,
     SessionLimitError,
     SessionNotFoundError,
-    StoreUnavailableError,
 )
 from ..base import (
     CALL_FIELDS,
@@ -34,8 +32,6 @@ from ..base import (
     ChainRow,
     GcReport,
     Hit,
-    NewNode,
-    ObjectPut,
     SessionOverview,
     SessionRow,
     Store,
@@ -43,25 +39,16 @@ from ..base import (
     TreeNode,
     VacuumReport,
     VerifyReport,
-    check_expect,
-    check_object,
-    link_error,
-    not_below,
-    not_stored,
-    object_changed,
-    object_node_gone,
 )
 from ..owners import session_kinds
-from . import chains, maintenance
-from .errors import HEAD_MOVED, is_connection_error
-from .objects import DROP, ObjectsMixin, conditional
+from . import chains, maintenance, views
+from .appends import AppendMixin
+from .errors import HEAD_MOVED
+from .objects import DROP, ObjectsMixin
 from .pool import Database, parse_url, redact_url
 from .statements import (
-    APPEND,
-    APPEND_BY,
     INSERT_CALL,
     SELECT_CALLS,
-    call_json,
     no_nul,
 )
 
@@ -70,11 +57,7 @@ __all__ = ["PostgresStore"]
 _call_values = operator.attrgetter(*CALL_FIELDS)
 
 
-def _meta_bytes(meta: bytes | str | None) -> bytes | None:
-    return meta.encode("utf-8") if isinstance(meta, str) else meta
-
-
-class PostgresStore(ObjectsMixin, Store):
+class PostgresStore(AppendMixin, ObjectsMixin, Store):
     """The Store protocol on one PostgreSQL database (scale-out: many processes and
     machines on the same sessions).
 
@@ -273,10 +256,10 @@ class PostgresStore(ObjectsMixin, Store):
         ]
 
     def overview(self) -> list[SessionOverview]:
-        return maintenance.overview(self.db)
+        return views.overview(self.db)
 
     def tree(self, name: str, *, width: int = 200) -> TreeNode | None:
-        return maintenance.tree(self.db, name, width=width)
+        return views.tree(self.db, name, width=width)
 
     # -- nodes ---------------------------------------------------------------------
 
@@ -321,185 +304,6 @@ class PostgresStore(ObjectsMixin, Store):
             raise ConflictError(HEAD_MOVED)
 
         self.db.run("moving a session head", move)
-
-    def append(
-        self,
-        session: int,
-        expected: int | None,
-        parent: int | None,
-        depth: int,
-        items: Sequence[NewNode],
-        *,
-        call: CallRecord | None = None,
-        objects: Sequence[ObjectPut] = (),
-        deadline: float | None = None,
-        parent_prefix: bytes | None = None,
-    ) -> list[int]:
-        for obj in objects:
-            check_object(obj.kind, obj.scope, obj.key, obj.value)
-            check_expect(obj.expect, obj.if_absent)
-        # Objects written on a condition go after the append's statement, in its transaction.
-        held = [o for o in objects if o.if_absent or o.expect is not None]
-        if held:
-            objects = [o for o in objects if not (o.if_absent or o.expect is not None)]
-        # The links are checked here, where srt can hash; the first one's parent prefix
-        # hash goes with the statement, which compares it with the stored one.
-        above = parent_prefix
-        if parent is None:
-            if above is not None and above != _core.ROOT:
-                self._refuse(session, expected, CorruptionError(not_below(None, _core.ROOT, above)))
-            above = _core.ROOT
-        elif above is None and items:  # not given: read it, a round trip more
-            above = self._parent_prefix(session, expected, parent)
-        broken = link_error(items, above, self.hashing) if above is not None and items else None
-        if broken is not None:
-            self._refuse(session, expected, CorruptionError(broken))
-        args = (
-            session,
-            expected,
-            parent,
-            depth,
-            [it.hash for it in items],
-            [it.body for it in items],
-            [it.prefix for it in items],
-            [_meta_bytes(it.meta) for it in items],
-            [it.status for it in items],
-            time.time(),
-            Jsonb(call_json(call)) if call is not None else None,
-            [o.kind for o in objects],
-            [o.scope for o in objects],
-            [o.key for o in objects],
-            [o.value for o in objects],
-            [o.node for o in objects],
-            [o.expires for o in objects],
-            [o.at_head for o in objects],
-            above,
-        )
-        sql = self.db.sql(APPEND if deadline is None else APPEND_BY)
-
-        def send(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
-            if deadline is None:
-                return conn.execute(sql, args)
-            left_ms = max(1, int((deadline - time.monotonic()) * 1000))
-            return conn.execute(sql, (*args, f"{left_ms:d}ms"))
-
-        def swap_first(conn: psycopg.Connection[Any]) -> list[int]:
-            # One statement: the object's conditional write, then the append only if it
-            # wrote (else NULL: nothing written; an append that fails undoes the write).
-            (obj,) = held
-            write, values = conditional(obj, obj.node, args[9])
-            text = self.db.sql(
-                f"WITH w AS ({write} RETURNING 1) SELECT CASE WHEN EXISTS (SELECT 1 FROM w) "
-                f"THEN {APPEND.removeprefix('SELECT ')} END"
-            )
-            row = conn.execute(text, (*values, *args)).fetchone()
-            assert row is not None
-            if row[0] is None:  # the condition found another value: nothing was written
-                raise ConflictError(self._held_error(conn, obj, None))
-            return list(row[0])
-
-        def ids_of(cur: psycopg.Cursor[Any]) -> list[int]:
-            row = cur.fetchone()
-            assert row is not None
-            return list(row[0])
-
-        def run(conn: psycopg.Connection[Any]) -> list[int]:
-            if not held:
-                return ids_of(send(conn))
-            if deadline is None and len(held) == 1 and not held[0].at_head:
-                # One statement: its one condition failing writes nothing at all. (With
-                # two, the first's write would stand when the second's fails: they go in
-                # the transaction below.)
-                return swap_first(conn)
-            # In a pipeline: the statements go in one round trip (the head's node is
-            # awaited first only if an object is filed under it), the commit in another.
-            with conn.pipeline() as pipe, conn.transaction():
-                cur = send(conn)
-                ids = ids_of(cur) if any(o.at_head for o in held) else None
-                head = parent if not ids else ids[-1]
-                done = []
-                for obj in held:
-                    text, values = conditional(obj, head if obj.at_head else obj.node, args[9])
-                    done.append(conn.execute(self.db.sql(text), values))
-                pipe.sync()  # (every result in, each swap's row count with it)
-                ids = ids_of(cur) if ids is None else ids
-                head = ids[-1] if ids else parent
-                for obj, swapped in zip(held, done, strict=True):
-                    if swapped.rowcount != 1:
-                        raise ConflictError(self._held_error(conn, obj, head))
-                return ids
-
-        try:
-            return self.db.run("appending to a session", run)
-        except StoreUnavailableError as exc:
-            if not isinstance(exc.__cause__, psycopg.Error) or not is_connection_error(
-                exc.__cause__
-            ):
-                raise  # no connection was had: nothing was sent
-            landed, ids = self._landed(session, items)
-            if landed is None:
-                raise StoreUnavailableError(
-                    f"{exc}; the server could not say whether this append was stored: "
-                    "Session.refresh() shows it before a retry"
-                ) from exc.__cause__
-            if landed:
-                return ids
-        # Not stored: the append is run once more on a new connection. The head's
-        # compare-and-swap makes that safe even if the first statement were still to
-        # commit somewhere (a network cut): then one of the two gets ConflictError.
-        return self.db.run("appending to a session", run)
-
-    def _held_error(self, conn: psycopg.Connection[Any], obj: ObjectPut, head: int | None) -> str:
-        """Why a conditional object of an append was not written (asked in its
-        transaction, on its connection)."""
-        node = head if obj.at_head else obj.node
-        find = self.db.sql("SELECT 1 FROM {s}.nodes WHERE id = %s")
-        if node is not None and conn.execute(find, (node,)).fetchone() is None:
-            return object_node_gone(node)
-        return object_changed(obj.kind, obj.scope, obj.key)
-
-    def _parent_prefix(self, session: int, expected: int | None, parent: int) -> bytes:
-        """The prefix hash node ``parent`` carries; refused (``_refuse``) if it is not
-        stored."""
-        rows = self._read(
-            "appending to a session", "SELECT prefix FROM {s}.nodes WHERE id = %s", (parent,)
-        )
-        if not rows:
-            self._refuse(session, expected, ConflictError(not_stored(parent)))
-        return bytes(rows[0][0])
-
-    def _refuse(self, session: int, expected: int | None, error: Exception) -> NoReturn:
-        """Raise what SQLite's append would for an append found wrong before it was
-        sent: the compare-and-swap's error first (the session is gone, or its head
-        moved), else ``error``."""
-        rows = self._read(
-            "appending to a session", "SELECT head FROM {s}.sessions WHERE id = %s", (session,)
-        )
-        if not rows:
-            raise SessionNotFoundError("the session was deleted")
-        if rows[0][0] != expected:
-            raise ConflictError(HEAD_MOVED)
-        raise error
-
-    def _landed(self, session: int, items: Sequence[NewNode]) -> tuple[bool | None, list[int]]:
-        """After the connection broke during an append: (True, node ids) if it was
-        committed (the session's head is its last node), (False, []) if the server says
-        it was not, (None, []) if the server cannot be asked."""
-        prefixes = [it.prefix for it in items]
-        try:
-            rows = self._read(
-                "checking an interrupted append",
-                "SELECT s.head, n.id, n.prefix FROM {s}.sessions s "
-                "LEFT JOIN {s}.nodes n ON n.prefix = ANY(%s) WHERE s.id = %s",
-                (prefixes, session),
-            )
-        except StoreUnavailableError:
-            return None, []
-        ids = {bytes(p): nid for _head, nid, p in rows if p is not None}
-        head = rows[0][0] if rows else None
-        if prefixes and len(ids) == len(prefixes) and head == ids[prefixes[-1]]:
-            return True, [ids[p] for p in prefixes]
-        return False, []
 
     # -- the ledger ------------------------------------------------------------------
 
