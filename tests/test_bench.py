@@ -372,3 +372,20 @@ def test_session_memory_bench_names_where_it_goes(
         assert out[step]["bytes_per_session"] > 0
         assert len(out[step]["top"]) == 3
     assert any("srt" in line["where"] for line in out["built"]["top"])
+
+
+def test_usage_summary_bench_times_both_ways_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    # bench/usage_summary.py (docs/bench.md's usage-summary figures) on a small ledger:
+    # its rows are of every kind it names, and both ways give the same summary (the
+    # script refuses to time two that differ).
+    from srt._types import UsageSummary
+
+    mod = _bench_script("usage_summary", monkeypatch)
+    rows = mod.rows(3_000)
+    assert {r["status"] for r in rows} == {"ok", "incomplete", "cancelled", "error"}
+    assert any(r["cache_read_tokens"] and r["cache_read_tokens"] > r["input_tokens"] for r in rows)
+    assert any(r["input_tokens"] is not None and r["reasoning_tokens"] is None for r in rows)
+    out = mod.run(3_000, 2)
+    assert all(len(out["ms"][way]) == 2 for way in ("before", "now", "unclamped"))
+    assert mod.before(rows) == UsageSummary.of(rows)
+    assert 0 < out["billed"] < 3_000

@@ -189,3 +189,59 @@ def test_a_bad_scope_is_a_config_error(tmp_path: Path, bad: object) -> None:
         assert bad not in str(err.value)  # a string is never echoed (it may be a key)
     with pytest.raises(srt.ConfigError, match="CachePolicy"):
         srt.Runtime(tmp_path / "bad.db", cache="session")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+@pytest.mark.parametrize("scope", ["root", "session", None])
+def test_azure_sends_the_key_only_when_opted_in(
+    tmp_path: Path, api: str, scope: str | None
+) -> None:
+    """Over loopback to srt.testing's Azure imitation: ``Azure(prompt_cache_key=True)``
+    sends the key of the call's scope (or none), as srt does to OpenAI; an Azure provider
+    without it sends none (the default, for models before GPT-5.6). The opted-in rows
+    record the key sent, so ``verify_ledger`` rebuilds every body, from a runtime of
+    another default scope too."""
+    from srt.providers import Azure
+    from srt.wire.azure import AzureEndpoint
+
+    path = tmp_path / f"az-{api}-{scope}.db"
+    rt = srt.Runtime(path)
+    policy = srt.CachePolicy(key=scope)
+    s = _start(rt, "a")
+    plain = _start(rt, "plain")
+    with ProviderServer(api_key=KEY) as srv:
+        ep = AzureEndpoint(srv.url, deployment="dep", api_version="2024-10-21")
+        with closing(Azure(ep, api_key=KEY, api=api, prompt_cache_key=True)) as p:
+            s.send(p, model="dep", cache=policy)
+            sent = s.last_build.cache_key
+            s.append({"role": "user", "content": "And the second question?"})
+            s.send(p, model="dep", cache=policy)
+        with closing(Azure(ep, api_key=KEY, api=api)) as p:
+            plain.send(p, model="dep", cache=policy)
+            assert plain.last_build.cache_key is None
+        received = [r.body.get("prompt_cache_key", "(none)") for r in srv.log]
+    if scope is None:
+        assert sent is None and received == ["(none)"] * 3
+    else:
+        expected = s.cache_key if scope == "root" else _key(s, SESSION)
+        assert sent == expected and received == [sent, sent, "(none)"]
+    recorded = [json.loads(c["params"]).get("cache_key", "(none)") for c in rt.calls()]
+    assert recorded == [sent, sent, "(none)"]
+    assert [c["format"] for c in rt.calls()] == [f"azure.{api}"] * 3
+    assert rt.verify_ledger().ok and rt.verify_ledger().checked == 3
+    rt.close()
+    other = srt.CachePolicy(key="session" if scope != "session" else None)
+    with srt.Runtime(path, cache=other) as rt2:
+        report = rt2.verify_ledger()
+        assert report.ok and report.checked == 3, report.faults
+
+
+def test_azure_prompt_cache_key_is_a_flag() -> None:
+    from srt.providers import Azure
+    from srt.wire.azure import AzureEndpoint
+
+    ep = AzureEndpoint("res", deployment="dep", api_version="2024-10-21")
+    with pytest.raises(srt.ConfigError, match="prompt_cache_key must be True or False"):
+        Azure(ep, api_key=KEY, prompt_cache_key="yes")  # type: ignore[arg-type]
+    assert Azure(ep, api_key=KEY).cache_key_param is None
+    assert Azure(ep, api_key=KEY, prompt_cache_key=True).cache_key_param == "prompt_cache_key"

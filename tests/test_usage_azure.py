@@ -132,3 +132,72 @@ def test_a_reply_model_echoing_the_key_keeps_no_key(db_path: str) -> None:
         row = _send(rt, srv, "prod-chat", f"gpt-4o-mini {key}")
     assert row["reply_model"] is not None and key not in row["reply_model"]
     assert row["reply_model"].startswith("gpt-4o-mini ")
+
+
+def _reply_naming_no_model() -> bytes:
+    """An Azure Chat reply whose body names no model (a gateway in front of Azure that
+    drops it): 1,000 input tokens, 400 read from the cache, 100 output."""
+    data = json.loads(_reply(MINI))
+    del data["model"]
+    return json.dumps(data).encode()
+
+
+def test_predict_prices_a_deployment_by_the_model_it_runs(db_path: str) -> None:
+    """No reply to read the model from: ``Azure(deployments=...)`` says which model a
+    deployment runs, and ``predict`` prices it as that model at Azure's prices. Without
+    it, a deployment named for no model stays unpriced, as before; the user's price for
+    the deployment's name still wins over both."""
+    ep = AzureEndpoint("my-resource", deployment="prod-chat", api_version="2024-10-21")
+    mapped = Azure(ep, api_key="azure-key-0123456789", deployments={"prod-chat": "gpt-4o-mini"})
+    bare = Azure(ep, api_key="azure-key-0123456789")
+    with srt.Runtime(db_path) as rt:
+        s = rt.session("predict")
+        s.append({"role": "user", "content": "What does a deployment cost? " * 200})
+        ex, price = s.predict(model="prod-chat", provider=mapped)
+        assert ex.total_tokens > 1_000
+        assert price is not None
+        assert price == Pricing().predict("gpt-4o-mini", ex.total_tokens, ex.cached_tokens, "azure")
+        mini = Pricing().rates("gpt-4o-mini", "azure")
+        assert mini is not None and price[1] == pytest.approx(ex.total_tokens * mini.input / 1e6)
+        # No mapping, or no provider: the deployment's name alone, which no data prices.
+        assert s.predict(model="prod-chat", provider=bare)[1] is None
+        assert s.predict("azure.chat", model="prod-chat")[1] is None
+        assert mapped.served_model("other-deployment") is None
+        own = Pricing({"prod-*": Price(input=1.0, cached_input=0.5, output=2.0)})
+        _, priced = s.predict(model="prod-chat", provider=mapped, pricing=own)
+        assert priced is not None and priced[1] == pytest.approx(ex.total_tokens / 1e6)
+
+
+def test_a_reply_naming_no_model_is_priced_by_the_deployment_map(store_url: str) -> None:
+    """Over loopback, a reply naming no model: with the map, the row records the model the
+    deployment runs (``reply_model``) and is priced by it; without it, the row is
+    unpriced as before. A reply that names a model is believed over the map."""
+    with srt.Runtime(store_url) as rt, ProviderServer() as srv:
+        ep = AzureEndpoint(srv.url, deployment="prod-chat", api_version="2024-10-21")
+        rows = []
+        for name, deployments, body in (
+            ("mapped", {"prod-chat": "gpt-4o-mini"}, _reply_naming_no_model()),
+            ("bare", None, _reply_naming_no_model()),
+            ("named", {"prod-chat": "gpt-4o"}, _reply(MINI)),
+        ):
+            srv.fault("azure.chat", "status", code=200, body=body, headers=JSON_HEADERS)
+            s = rt.session(name)
+            s.append({"role": "user", "content": "Hello?"})
+            key = "azure-key-0123456789"
+            with closing(Azure(ep, api_key=key, deployments=deployments)) as p:
+                s.send(p, model="prod-chat")
+            (row,) = s.calls()
+            rows.append(row)
+    mapped, bare, named = rows
+    assert (mapped["reply_model"], bare["reply_model"], named["reply_model"]) == (
+        "gpt-4o-mini", None, MINI,
+    )  # fmt: skip
+    assert Pricing().request_cost(bare) is None
+    assert Pricing().request_cost(mapped) == Pricing().request_cost(named) is not None
+
+
+@pytest.mark.parametrize("deployments", ["prod-chat", {"prod-chat": 5}, {"": "gpt-4o"}])
+def test_a_deployment_map_is_names_to_names(deployments: Any) -> None:
+    ep = AzureEndpoint("my-resource", deployment="prod-chat", api_version="2024-10-21")
+    with pytest.raises(srt.ConfigError, match="deployments maps deployment names"):
+        Azure(ep, api_key="azure-key-0123456789", deployments=deployments)

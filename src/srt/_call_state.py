@@ -107,6 +107,9 @@ class CallState:
         self.include_partial = include_partial
         self.stream = stream
         self.fmt = get_format(provider.format)
+        key_param = getattr(provider, "cache_key_param", None)
+        if key_param is not None:  # e.g. Azure(prompt_cache_key=True)
+            self.fmt = self.fmt.keyed(key_param)
         params = dict(params)
         self.window = params.pop("window", None)
         extra = dict(getattr(provider, "extra_params", {}) or {})
@@ -152,7 +155,12 @@ class CallState:
         # root's (which a row without it means): the parameters hold only the caller's.
         ck: tuple[str | None, ...] = ()
         root = self.builder.cache_key if self.fmt.cache.key_param is not None else None
-        if self.cache and root is not None and lb is not None and lb.cache_key != root():
+        if (
+            self.cache
+            and root is not None
+            and lb is not None
+            and (lb.cache_key != root() or get_format(self.fmt.name).cache.key_param is None)
+        ):  # (a format keyed by its provider's opt-in: its rows always name the key sent)
             ck = (lb.cache_key,)
         if not self.tools and (lb is None or lb.window is None):
             # (a float by its repr: -0.0 == 0.0, and their JSON differs)
@@ -238,8 +246,12 @@ class CallState:
 
     def _reply_model(self) -> str | None:
         """The model the reply (or a reply that could not be kept) named, if not the one
-        asked for (an Azure deployment's)."""
+        asked for (an Azure deployment's); if it named none, the one the provider says
+        the model asked for runs (``Provider.served_model``)."""
         named = self.reply.model if self.reply is not None else self.named
+        if not (isinstance(named, str) and named):  # the reply names none: the provider's
+            served = getattr(self.provider, "served_model", None)
+            named = served(self.model) if served is not None else None
         ok = isinstance(named, str) and named and named != self.model
         redact = self.provider.redact  # (an upstream that echoes the key puts none here)
         return replace_lone_surrogates(redact(named)[:200]) if ok else None  # type: ignore[arg-type]

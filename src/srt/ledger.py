@@ -4,9 +4,10 @@ A ledger row records the XXH3-128 of the exact body sent, its size, the node of 
 reply it stored, the number of messages it sent and (``params``) what else shaped the
 body: the body parameters, tools, partial replies, the cache breakpoints placed, the
 messages a context window kept and the ``prompt_cache_key`` srt sent when it is not
-the root's (a row without one sent the root's, ``srt._cachekeys``). ``verify_ledger``
-rebuilds each such body from the stored messages (``replay_call``) and checks its hash
-and size. Rows that record no parameters (a request that failed before a reply was
+the root's (a row without one sent the root's, ``srt._cachekeys``; a row of a provider
+that sends one by its opt-in, ``Azure(prompt_cache_key=True)``, always records it).
+``verify_ledger`` rebuilds each such body from the stored messages (``replay_call``) and
+checks its hash and size. Rows that record no parameters (a request that failed before a reply was
 stored, a node swept by ``gc``, or a row written before srt recorded them) are counted
 as not checkable.
 """
@@ -82,6 +83,8 @@ def replay_call(shared: Shared, call: Mapping[str, Any]) -> bytes | None:
             params = dict(spec["params"])
             # Not the runtime's ``cache=`` policy: the key the row's request sent.
             cache: bool | CachePolicy = DEFAULT_POLICY if spec["cache"] else False
+            if cache and "cache_key" in spec and fmt.cache.key_param is None:
+                fmt = fmt.keyed()  # sent by its provider's opt-in (Azure's prompt_cache_key)
             if cache and "cache_key" in spec and fmt.cache.key_param is not None:
                 cache = _NO_KEY
                 if spec["cache_key"] is not None:

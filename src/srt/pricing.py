@@ -276,7 +276,12 @@ class Pricing:
             raise ConfigError(f"ledger row {row.get('id')!r}: provider must be a string")
         if named is not None and not isinstance(named, str):
             raise ConfigError(f"ledger row {row.get('id')!r}: reply_model must be a string")
-        total = token_counts(row)[0]
+        return self._either(model, provider, named, at, token_counts(row)[0])
+
+    def _either(
+        self, model: str, provider: str | None, named: str | None, at: Any, total: int
+    ) -> Rates | None:
+        """The rates of a request to ``model`` that ran ``named`` (``row_rates``' rule)."""
         if not named or named == model:
             return self.rates(model, provider, at=at, input_tokens=total)
         for name in (model, named):
@@ -299,12 +304,23 @@ class Pricing:
         return billed, r.input_usd(total), r.output_usd(out)
 
     def predict(
-        self, model: str, total_tokens: int, cached_tokens: int, provider: str | None = None
+        self,
+        model: str,
+        total_tokens: int,
+        cached_tokens: int,
+        provider: str | None = None,
+        *,
+        served: str | None = None,
     ) -> tuple[float, float] | None:
         """(expected input USD, input USD without caching) for a request of
         ``total_tokens`` of which ``cached_tokens`` are expected from the cache (e.g. from
-        the cache explain). Cache writes are not predicted."""
-        r = self.rates(model, provider, input_tokens=total_tokens)
+        the cache explain). Cache writes are not predicted. ``served``: the model the
+        request runs when ``model`` names another thing (an Azure deployment's name,
+        ``Provider.served_model``), priced as a ledger row whose reply named it
+        (``row_rates``); ``None`` when neither is priced."""
+        if served is not None and not isinstance(served, str):
+            raise ConfigError("served must be a model name")
+        r = self._either(model, provider, served, None, total_tokens)
         if r is None:
             return None
         return r.input_usd(total_tokens, cached_tokens), r.input_usd(total_tokens)

@@ -446,17 +446,32 @@ class Session:
 
     def predict(
         self,
-        format: str = "openai.chat",
+        format: str | None = None,
         /,
         *,
         model: str,
         tools: Sequence[Any] | None = None,
         pricing: Pricing | None = None,
+        provider: Provider | None = None,
     ) -> tuple[CacheExplain, tuple[float, float] | None]:
         """The cache explain for the next request and its expected input cost in USD
-        (with the predicted cache reads, and with no caching), if priced."""
-        ex = self.explain(format, model=model, tools=tools)
-        return ex, (pricing or Pricing()).predict(model, ex.total_tokens, ex.cached_tokens)
+        (with the predicted cache reads, and with no caching), if priced. ``format``:
+        ``provider``'s if one is given, else ``"openai.chat"``. With ``provider``, the
+        request is priced at that provider's prices, as the model it says ``model``
+        runs (``Provider.served_model``: an Azure deployment's, ``Azure(deployments=)``);
+        a deployment it names no model for is priced by its own name, so one named for
+        no model stays unpriced (``None``)."""
+        name = served = None
+        if provider is not None:
+            format = format or getattr(provider, "format", None)
+            name = getattr(provider, "name", None)
+            served_model = getattr(provider, "served_model", None)
+            served = served_model(model) if served_model is not None else None
+        ex = self.explain(format or "openai.chat", model=model, tools=tools)
+        price = (pricing or Pricing()).predict(
+            model, ex.total_tokens, ex.cached_tokens, name, served=served
+        )
+        return ex, price
 
 
 # The methods written in Edits and Runs are Session's own, and named so (as numpy's

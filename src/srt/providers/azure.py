@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConfigError
@@ -13,7 +14,17 @@ __all__ = ["Azure"]
 
 
 class Azure(Provider):
-    """Azure OpenAI: an ``AzureEndpoint`` plus an ``api-key`` or an Entra bearer token."""
+    """Azure OpenAI: an ``AzureEndpoint`` plus an ``api-key`` or an Entra bearer token.
+
+    ``deployments`` names the model each deployment runs (``{"prod-chat": "gpt-4o"}``,
+    keyed by the deployment name a send passes as ``model``): ``Session.predict`` prices
+    a deployment by it, and so does the ledger when a reply names no model (a reply's
+    own model wins). Without it, a deployment named for no model is unpriced until a
+    reply names the model.
+
+    ``prompt_cache_key=True`` sends srt's prompt-cache key (``CachePolicy(key=...)``) as
+    the body's ``prompt_cache_key``, as srt does to OpenAI; Azure takes it on GPT-5.6 and
+    later models, so it is off by default."""
 
     name = "azure"
 
@@ -38,11 +49,26 @@ class Azure(Provider):
         api_key: str | None = None,
         token: str | None = None,
         api: str = "chat",
+        prompt_cache_key: bool = False,
+        deployments: Mapping[str, str] | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
         if api not in ("chat", "responses"):
             raise ConfigError("api must be 'chat' or 'responses'")
+        if not isinstance(prompt_cache_key, bool):
+            raise ConfigError("prompt_cache_key must be True or False")
+        if prompt_cache_key:  # (GPT-5.6 and later take it; older deployments may refuse it)
+            self.cache_key_param = "prompt_cache_key"
+        if deployments is not None and not isinstance(deployments, Mapping):
+            raise ConfigError("deployments maps deployment names to the models they run")
+        self.deployments = dict(deployments or {})
+        for name, model in self.deployments.items():
+            if not (isinstance(name, str) and name and isinstance(model, str) and model):
+                raise ConfigError(
+                    f"deployments maps deployment names to model names, got {name!r:.40}: "
+                    f"{model!r:.40}"
+                )
         self.api = api
         self.format = f"azure.{api}"
         self.endpoint = endpoint
@@ -63,3 +89,8 @@ class Azure(Provider):
 
     def auth_headers(self) -> dict[str, str]:
         return dict(self.__auth)
+
+    def served_model(self, model: str) -> str | None:
+        """The model deployment ``model`` runs, as ``deployments`` says (if another)."""
+        served = self.deployments.get(model)
+        return served if served != model else None

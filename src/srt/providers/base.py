@@ -61,6 +61,9 @@ class Provider:
     #: new. A server that refuses ``previous_response_id`` (llama.cpp) turns it off
     #: for its provider at the first refusal (srt resends that request in full).
     server_state = True
+    #: The body parameter this provider takes srt's prompt-cache key in when its format's
+    #: rules name none (``Azure(prompt_cache_key=True)``); ``None``: the format's rules.
+    cache_key_param: str | None = None
 
     @classmethod
     def from_options(cls, options: Options) -> tuple[Provider, str | None]:
@@ -128,6 +131,12 @@ class Provider:
         return redact(text, self._secrets)
 
     # -- requests ------------------------------------------------------------------
+
+    def served_model(self, model: str) -> str | None:
+        """The model a request naming ``model`` runs, when this provider knows it and it
+        is another (an Azure deployment's, ``Azure(deployments=...)``); else ``None``.
+        Prices a prediction, and a ledger row whose reply names no model."""
+        return None
 
     def stream_params(self) -> dict[str, Any]:
         """Body parameters that ask for a streamed reply."""

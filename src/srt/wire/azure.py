@@ -8,8 +8,9 @@ Two formats speak exactly the OpenAI bodies under provider ``"azure"``:
   same Azure model only, never to api.openai.com (and vice versa).
 
 Being provider ``"azure"``, they get no ``prompt_cache_key`` from the session's cache
-planner (pass one as a parameter if wanted). Azure ignores the body's ``model`` on the
-deployment path and reads it as the deployment name on the v1 path.
+planner (Azure takes it on GPT-5.6 and later models only): ``Azure(prompt_cache_key=True)``
+sends it (``WireFormat.keyed``), or pass one as a parameter. Azure ignores the body's
+``model`` on the deployment path and reads it as the deployment name on the v1 path.
 
 For the provider layer, ``AzureEndpoint`` builds the URL and the auth headers::
 
@@ -63,7 +64,7 @@ __all__ = [
 _RESOURCE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?")
 
 
-#: Azure OpenAI caches as OpenAI does, but takes no ``prompt_cache_key``.
+#: Azure OpenAI caches as OpenAI does; ``prompt_cache_key`` only on newer models (opt-in).
 AZURE_CACHE = CacheRules(min_tokens=1024, idle_ttl_s=300.0)
 
 

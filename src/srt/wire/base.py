@@ -16,10 +16,11 @@ Everything here is pure: no I/O, no SQL.
 
 from __future__ import annotations
 
+import copy
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .._types import Reply, Usage
@@ -171,6 +172,10 @@ def usage_or_none(data: Any, parse: Any, *, whole: bool = False) -> Usage | None
     return usage
 
 
+#: ``WireFormat.keyed``'s copies: (id of the format, parameter) -> (format, copy).
+_KEYED: dict[tuple[int, str], tuple[WireFormat, WireFormat]] = {}
+
+
 class WireFormat(ABC):
     """Base class of the wire formats. Subclasses override what differs.
 
@@ -192,6 +197,20 @@ class WireFormat(ABC):
     cache: CacheRules = CacheRules()
     #: The provider stores replies and continues from one (``previous_response_id``).
     server_state: bool = False
+
+    def keyed(self, param: str = "prompt_cache_key") -> WireFormat:
+        """This format sending the cache planner's key as body parameter ``param``, for a
+        provider that takes one on some of its models only (Azure's, opted into with
+        ``Azure(prompt_cache_key=True)``): a copy of the same name, made once; the format
+        itself when its rules name a key parameter already."""
+        if self.cache.key_param is not None:
+            return self
+        found = _KEYED.get((id(self), param))
+        if found is None or found[0] is not self:
+            dup = copy.copy(self)
+            dup.cache = replace(self.cache, key_param=param)
+            found = _KEYED[(id(self), param)] = (self, dup)
+        return found[1]
 
     def tokenizer(self, model: str) -> Tokenizer:
         """The best tokenizer for ``model`` in this format."""
