@@ -202,7 +202,7 @@ def _cancelled_row(gw: Harness, prefix: str) -> dict[str, Any] | None:
 
 
 def test_a_chat_client_that_goes_away_mid_stream_stops_the_upstream(gw: Harness) -> None:
-    """The worker stops at the next delta once the client is gone: the upstream's stream
+    """The worker stops once the client is gone: the upstream's stream
     is closed and the ledger row says ``cancelled``, rather than a pool thread reading
     the rest of a reply no one will get (minutes here, forever from a stuck upstream)."""
     gw.srv.script("openai.chat", [SLOW_REPLY])

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -28,6 +27,7 @@ from ..wire import get_format
 from ..wire.params import CommonParams, translate
 from .errors import ApiError, bad_request, from_exception
 from .params import INT_MAX, above_max, check_metadata, number, wrong_type
+from .service import Stop
 from .threads import thread_name
 
 if TYPE_CHECKING:
@@ -283,7 +283,7 @@ async def handle(st: State, gw: Gateway, tenant: str, body: dict[str, Any]) -> R
         text = replace_lone_surrogates(json.dumps(data, ensure_ascii=False))  # (an upstream's)
         return b"data: " + text.encode() + b"\n\n"
 
-    gone = threading.Event()  # the client went away: the worker stops the upstream's stream
+    gone = Stop()  # the client went away: the upstream's stream is cancelled
 
     def put(item: Any) -> None:
         if not gone.is_set():
@@ -295,6 +295,7 @@ async def handle(st: State, gw: Gateway, tenant: str, body: dict[str, Any]) -> R
             stream = s.stream(
                 provider, model=up_model, tools=tools, append=messages, keep=False, **kw
             )
+            gone.watch(stream)
             # The role chunk goes out with the first delta (or the reply's end), not
             # before the upstream answers: a refusal before it (the prompt over the
             # model's window) is then the HTTP error it is on OpenAI's own server.

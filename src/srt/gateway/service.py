@@ -20,6 +20,7 @@ from typing import Any
 from .. import _core
 from .._types import Reply
 from ..context import WindowPolicy
+from ..drivers import ReplyStream
 from ..errors import ProviderError
 from ..message import canonicalize
 from ..providers import OpenAICompatible, Provider
@@ -37,7 +38,7 @@ from .threads import Threads
 from .timing import UpstreamClock
 from .turns import Placer, Turn
 
-__all__ = ["Gateway", "digest"]
+__all__ = ["Gateway", "Stop", "digest"]
 
 log = logging.getLogger("srt.gateway")
 
@@ -45,6 +46,28 @@ log = logging.getLogger("srt.gateway")
 CHECKPOINT_S = 0.5
 #: How long a cancel waits for the response's worker to stop it.
 CANCEL_WAIT_S = 2.0
+
+
+class Stop(threading.Event):
+    """A streamed response's stop (the client went, or ``POST .../cancel``); set, it also
+    cancels its upstream stream (``ReplyStream.cancel``): a worker blocked on an upstream
+    sending only keep-alives is freed at once, not at a next delta that may never come."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stream: ReplyStream | None = None
+
+    def set(self) -> None:
+        super().set()
+        stream = self.stream
+        if stream is not None:
+            stream.cancel()
+
+    def watch(self, stream: ReplyStream) -> None:
+        """Cancel ``stream`` when set (now, if set already)."""
+        self.stream = stream
+        if self.is_set():
+            stream.cancel()
 
 
 class Gateway:
@@ -59,7 +82,7 @@ class Gateway:
         self.placer = Placer(runtime, self.records, self.threads)
         self._providers: dict[tuple[str, str], Provider] = {}
         self._plock = threading.Lock()
-        self.cancels: dict[str, threading.Event] = {}
+        self.cancels: dict[str, Stop] = {}
         #: Time each thread spends in upstream calls (the ``Server-Timing`` header).
         self.upstream = UpstreamClock()
 
@@ -221,12 +244,13 @@ class Gateway:
             reply = s.send(provider, **call, **kw)
             return self._finish(tenant, p, turn, record, reply, "completed", None, out_parent, None)
         events = turn.events = Events(emit)
-        cancel = self.cancels.setdefault(rid, threading.Event())
+        cancel = self.cancels.setdefault(rid, Stop())
         if p.store:
             self.records.put_response(tenant, record, s.head)
             turn.stored = True
         status, error, started = "completed", None, False
         st = s.stream(provider, **call, **kw)
+        cancel.watch(st)
         try:
             last = time.monotonic()
             for delta in st:
@@ -417,8 +441,8 @@ class Gateway:
                 time.sleep(0.01)
         resp = self.get(tenant, rid)
         if resp["status"] in ("in_progress", "queued"):
-            # The upstream has sent nothing since: the response ends here, whatever
-            # arrives later (the worker stops at its next event).
+            # Its worker has not ended it yet (its upstream has not answered: its stream
+            # is cancelled once it does): the response ends here, whatever arrives later.
             rec["response"] = {**resp, "status": "cancelled", "completed_at": int(time.time())}
             rec["response"].pop("output_text", None)
             self.records.put_response(tenant, rec, _node)
