@@ -26,7 +26,14 @@ from ..savings import usage_figures
 from ..wire import get_format
 from ..wire.params import CommonParams, translate
 from .errors import ApiError, bad_request, from_exception
-from .params import INT_MAX, above_max, check_metadata, number, wrong_type
+from .params import (
+    INT_MAX,
+    above_max,
+    check_metadata,
+    check_stream_options,
+    number,
+    wrong_type,
+)
 from .service import Stop
 from .threads import thread_name
 
@@ -137,12 +144,7 @@ def _check_types(body: dict[str, Any]) -> None:
     usage = (body.get("stream_options") or {}).get("include_usage")
     if usage is not None and not isinstance(usage, bool):
         raise wrong_type("stream_options.include_usage", "a boolean", usage)
-    if body.get("stream_options") is not None and body.get("stream") is not True:
-        raise bad_request(
-            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-            "stream_options",
-            "invalid_value",
-        )
+    check_stream_options(body, body.get("stream") is True)
     rf = body.get("response_format")
     if rf is not None:
         if rf.get("type") not in ("text", "json_object", "json_schema"):
