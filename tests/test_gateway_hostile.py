@@ -94,6 +94,20 @@ def test_the_largest_token_count_goes_upstream(gw: Harness) -> None:
     assert [ch for ch in streamed][-1].usage is not None
 
 
+def test_responses_take_stream_options_with_stream(gw: Harness) -> None:
+    c = gw.client()
+    events = list(
+        c.responses.create(
+            model="gpt-4o-mini",
+            input="hi",
+            stream=True,
+            background=True,
+            stream_options={"include_obfuscation": False},
+        )
+    )
+    assert events[-1].type == "response.completed"
+
+
 RESPONSES_WRONG_TYPES = [
     ({"reasoning": {"effort": 5}}, "reasoning.effort", "invalid_type"),
     ({"reasoning": {"effort": {"level": "low"}}}, "reasoning.effort", "invalid_type"),
@@ -128,6 +142,10 @@ RESPONSES_WRONG_TYPES = [
         "stream_options.include_obfuscation",
         "invalid_type",
     ),
+    # OpenAI takes stream_options only with stream: true, as for Chat
+    ({"stream_options": {"include_obfuscation": False}}, "stream_options", "invalid_value"),
+    ({"stream": False, "stream_options": {}}, "stream_options", "invalid_value"),
+    ({"background": True, "stream_options": {}}, "stream_options", "invalid_value"),
     (
         {"input": [{"type": "reasoning", "summary": [], "encrypted_content": 5}]},
         "input[0].encrypted_content",
@@ -202,7 +220,7 @@ def _cancelled_row(gw: Harness, prefix: str) -> dict[str, Any] | None:
 
 
 def test_a_chat_client_that_goes_away_mid_stream_stops_the_upstream(gw: Harness) -> None:
-    """The worker stops at the next delta once the client is gone: the upstream's stream
+    """The worker stops once the client is gone: the upstream's stream
     is closed and the ledger row says ``cancelled``, rather than a pool thread reading
     the rest of a reply no one will get (minutes here, forever from a stuck upstream)."""
     gw.srv.script("openai.chat", [SLOW_REPLY])

@@ -31,6 +31,7 @@ from .wire.base import StreamDecoder
 
 if TYPE_CHECKING:  # (the providers load on first use: httpx and asyncio cost ``import srt``)
     from .providers import Provider
+    from .providers.transport import AsyncResponse, Response
 
 __all__ = ["CallState"]
 
@@ -131,6 +132,10 @@ class CallState:
         self.t0 = 0.0
         self.ttft: float | None = None
         self.decoder: StreamDecoder | None = None
+        #: The response being read (``opened``), and whether another thread stopped the
+        #: call (``Call.cancel``): its body is then aborted.
+        self.response: Response | AsyncResponse | None = None
+        self.cancelled = False
         self.reply: Reply | None = None
         self.status: str | None = None
         #: The request body: a ``Body`` of chunks from the history's frozen segments

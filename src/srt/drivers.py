@@ -188,6 +188,7 @@ class ReplyStream(_Stream):
 
     ``close()`` (or leaving a ``with`` block early) cancels it; what arrived is
     stored with status ``cancelled``. ``reply`` holds the final (or partial) reply.
+    ``cancel()`` does the same from another thread, while this one iterates.
     """
 
     def __init__(self, call: Call) -> None:
@@ -206,6 +207,14 @@ class ReplyStream(_Stream):
         if self._gen is not None:
             self._gen.close()
 
+    def cancel(self) -> None:
+        """Stop the stream from any thread (``close()`` is for the thread iterating it):
+        a read blocked on the provider returns at once, even when the provider sends only
+        keep-alives, and the iterating thread's loop then ends as at the stream's end,
+        with ``status`` ``cancelled`` and what arrived stored so, with its ledger row. A
+        stream not begun yet sends nothing; one that already ended is left as it ended."""
+        self._call.cancel()
+
     def __enter__(self) -> ReplyStream:
         return self
 
@@ -218,7 +227,12 @@ class ReplyStream(_Stream):
 
 
 def _stream(call: Call) -> Generator[str, None, None]:
-    """``ReplyStream``'s deltas: open, feed, end the stream (the reply stored)."""
+    """``ReplyStream``'s deltas: open, feed, end the stream (the reply stored); a
+    ``cancel()`` from another thread aborts the body, which then ends here early."""
+    if call.cancelled:  # (cancelled before it began: nothing is sent)
+        call.status = "cancelled"
+        call.abandon()
+        return
     try:
         resp, _ = _open(call)
     except BaseException:
@@ -228,7 +242,9 @@ def _stream(call: Call) -> Generator[str, None, None]:
     try:
         for chunk in chunks:
             yield from call.feed(chunk)
-        call.check_done()
+        stopped = call.cancelled and not (call.decoder is not None and call.decoder.done)
+        if not stopped:
+            call.check_done()
     except BaseException as exc:
         try:
             chunks.close()  # (closed here, before the partial reply is stored)
@@ -236,7 +252,7 @@ def _stream(call: Call) -> Generator[str, None, None]:
         finally:
             call.end_stream(exc)
         raise
-    call.end_stream(None)
+    call.end_stream(GeneratorExit("ReplyStream.cancel()") if stopped else None)
 
 
 class AsyncReplyStream(_Stream):

@@ -197,6 +197,24 @@ class Call(CallState):
         if self.stream:
             # (the model asked names a reply that does not name its own: Bedrock's)
             self.decoder = self.fmt.stream_decoder(self.model)
+        self.response = resp
+        if self.cancelled:  # (``cancel`` came while the head was awaited)
+            self.abort()
+
+    def cancel(self) -> None:
+        """Stop a sync stream from another thread (``ReplyStream.cancel``): its body is
+        aborted, so a read blocked on the provider (keep-alives, no data) returns now and
+        the stream ends as cancelled; before the head, it is aborted once the head comes."""
+        self.cancelled = True
+        self.abort()
+
+    def abort(self) -> None:
+        # (``response`` is set before ``opened`` reads ``cancelled``, and ``cancelled``
+        # before this reads ``response``: one of the two aborts it. An asyncio call's
+        # response has no ``abort``: its task is cancelled instead.)
+        abort = getattr(self.response, "abort", None)
+        if abort is not None:
+            abort()
 
     def received(self, raw: bytes) -> Reply:
         """The whole body of a non-streamed reply arrived."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -27,7 +26,15 @@ from ..savings import usage_figures
 from ..wire import get_format
 from ..wire.params import CommonParams, translate
 from .errors import ApiError, bad_request, from_exception
-from .params import INT_MAX, above_max, check_metadata, number, wrong_type
+from .params import (
+    INT_MAX,
+    above_max,
+    check_metadata,
+    check_stream_options,
+    number,
+    wrong_type,
+)
+from .service import Stop
 from .threads import thread_name
 
 if TYPE_CHECKING:
@@ -137,12 +144,7 @@ def _check_types(body: dict[str, Any]) -> None:
     usage = (body.get("stream_options") or {}).get("include_usage")
     if usage is not None and not isinstance(usage, bool):
         raise wrong_type("stream_options.include_usage", "a boolean", usage)
-    if body.get("stream_options") is not None and body.get("stream") is not True:
-        raise bad_request(
-            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-            "stream_options",
-            "invalid_value",
-        )
+    check_stream_options(body, body.get("stream") is True)
     rf = body.get("response_format")
     if rf is not None:
         if rf.get("type") not in ("text", "json_object", "json_schema"):
@@ -283,7 +285,7 @@ async def handle(st: State, gw: Gateway, tenant: str, body: dict[str, Any]) -> R
         text = replace_lone_surrogates(json.dumps(data, ensure_ascii=False))  # (an upstream's)
         return b"data: " + text.encode() + b"\n\n"
 
-    gone = threading.Event()  # the client went away: the worker stops the upstream's stream
+    gone = Stop()  # the client went away: the upstream's stream is cancelled
 
     def put(item: Any) -> None:
         if not gone.is_set():
@@ -295,6 +297,7 @@ async def handle(st: State, gw: Gateway, tenant: str, body: dict[str, Any]) -> R
             stream = s.stream(
                 provider, model=up_model, tools=tools, append=messages, keep=False, **kw
             )
+            gone.watch(stream)
             # The role chunk goes out with the first delta (or the reply's end), not
             # before the upstream answers: a refusal before it (the prompt over the
             # model's window) is then the HTTP error it is on OpenAI's own server.

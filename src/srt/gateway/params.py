@@ -377,6 +377,16 @@ _FORMATS: dict[str, dict[str, tuple[type, str]]] = {
 _SCHEMA_NEEDS = ("name", "schema")
 
 
+def check_stream_options(body: Mapping[str, Any], stream: bool) -> None:
+    """OpenAI takes ``stream_options`` only with ``stream: true`` (Chat and Responses)."""
+    if body.get("stream_options") is not None and not stream:
+        raise bad_request(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            "stream_options",
+            "invalid_value",
+        )
+
+
 def _check_object(body: Mapping[str, Any], key: str, members: Mapping[str, Any]) -> None:
     v = body.get(key)
     if v is None:
@@ -502,6 +512,7 @@ def parse_create(body: dict[str, Any], max_items: int) -> CreateResponse:
     _int(body, "max_tool_calls", 1)
     _str(body, "safety_identifier")
     stream = bool(_bool(body, "stream"))
+    check_stream_options(body, stream)
     background = bool(_bool(body, "background"))
     store = _bool(body, "store")
     if background and store is False:

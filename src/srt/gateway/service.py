@@ -4,33 +4,27 @@ Everything here blocks (store and upstream calls); the ASGI app runs it in a thr
 
 A response's input and its reply are committed to the thread together, in one
 compare-and-swap with the ledger row and, without streaming, the response record
-(``Session.send(append=..., objects=...)``). A ``previous_response_id`` naming the
-thread's newest response continues that session; one naming an older response forks it
-there (no message copied) in a session that ends with the turn: the response's record
-keeps the nodes it added, and continuing the fork makes its session again at the
-record's node. New ``instructions`` start a history with the instructions message first;
-other instructions than the thread's re-root it in a new session (new nodes, the same
-stored messages).
+(``Session.send(append=..., objects=...)``). Which session a turn works on (a new
+thread, a conversation's, a continued or forked one, a re-rooted history) is
+``turns.Placer``'s part.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from .. import _core
 from .._types import Reply
 from ..context import WindowPolicy
-from ..errors import ConflictError, ProviderError, SessionExistsError, SessionNotFoundError
+from ..drivers import ReplyStream
+from ..errors import ProviderError
 from ..message import canonicalize
 from ..providers import OpenAICompatible, Provider
 from ..runtime import Runtime
-from ..session import Session
 from ..store import ObjectPut
 from ..wire import get_format
 from ..wire.params import CommonParams, translate
@@ -40,10 +34,11 @@ from .errors import ApiError, bad_request, from_exception, not_found
 from .events import Emit, Events
 from .params import CreateResponse
 from .records import Owner, Records, digest, new_id, new_response, settle
-from .threads import Live, Threads, thread_name
+from .threads import Threads
 from .timing import UpstreamClock
+from .turns import Placer, Turn
 
-__all__ = ["Gateway", "digest"]
+__all__ = ["Gateway", "Stop", "digest"]
 
 log = logging.getLogger("srt.gateway")
 
@@ -53,26 +48,26 @@ CHECKPOINT_S = 0.5
 CANCEL_WAIT_S = 2.0
 
 
-@dataclass
-class Turn:
-    """What one create-response request works on."""
+class Stop(threading.Event):
+    """A streamed response's stop (the client went, or ``POST .../cancel``); set, it also
+    cancels its upstream stream (``ReplyStream.cancel``): a worker blocked on an upstream
+    sending only keep-alives is freed at once, not at a next delta that may never come."""
 
-    live: Live
-    session: Session
-    lead: int
-    instructions: str | None
-    prefix: list[Any]  # messages staged before the input (instructions, a re-rooted history)
-    conversation: dict[str, Any] | None
-    reroot: bool
-    fork: bool = False  # the session was made for this response from an older one
-    committed: bool = False  # the response record was written in the turn's commit
-    record: dict[str, Any] | None = None  # the response's record, once made
-    stored: bool = False  # the record was stored in progress (a streamed response)
-    settled: bool = False  # ... and its end was stored (or it was removed)
-    ended: bool = False  # the session made for it ended with it (``_end_own``)
-    events: Events | None = None  # a streamed (or background) response's events
-    scope: it.Scope | None = None  # the item ids' scope, when the turn continues another's
-    ids: it.Ids = it.PLAIN  # the scope of its items' ids (``_prepare``)
+    def __init__(self) -> None:
+        super().__init__()
+        self.stream: ReplyStream | None = None
+
+    def set(self) -> None:
+        super().set()
+        stream = self.stream
+        if stream is not None:
+            stream.cancel()
+
+    def watch(self, stream: ReplyStream) -> None:
+        """Cancel ``stream`` when set (now, if set already)."""
+        self.stream = stream
+        if self.is_set():
+            stream.cancel()
 
 
 class Gateway:
@@ -84,9 +79,10 @@ class Gateway:
         days = config.response_retention_days
         self.records = Records(runtime.store, None if days is None else days * 86400.0)
         self.threads = Threads(runtime)
+        self.placer = Placer(runtime, self.records, self.threads)
         self._providers: dict[tuple[str, str], Provider] = {}
         self._plock = threading.Lock()
-        self.cancels: dict[str, threading.Event] = {}
+        self.cancels: dict[str, Stop] = {}
         #: Time each thread spends in upstream calls (the ``Server-Timing`` header).
         self.upstream = UpstreamClock()
 
@@ -122,137 +118,6 @@ class Gateway:
             providers, self._providers = list(self._providers.values()), {}
         for p in providers:
             p.close()
-
-    # -- the thread a response works on ------------------------------------------------
-
-    def _turn(self, tenant: str, p: CreateResponse, rid: str) -> Turn:
-        instructions = digest(p.instructions)
-        if p.previous_response_id is not None:
-            found = self.records.get_response(tenant, p.previous_response_id)
-            if found is None:
-                raise bad_request(
-                    f"Previous response with id '{p.previous_response_id}' not found.",
-                    "previous_response_id",
-                    "previous_response_not_found",
-                )
-            rec, node = found
-            if rec["response"]["status"] in ("in_progress", "queued"):
-                raise bad_request(
-                    f"Previous response '{p.previous_response_id}' is still in progress.",
-                    "previous_response_id",
-                    "previous_response_in_progress",
-                )
-            return self._continue(tenant, rec, node, rid, p)
-        if p.conversation is not None:
-            conv = self.records.get_conversation(tenant, p.conversation)
-            if conv is None:
-                raise not_found("conversation", p.conversation, "conversation")
-            live = self.threads.conversation(conv)
-            return self._positioned(tenant, live, len(live.session), p, rid, conv)
-        name = thread_name(tenant, rid)
-        live = self.threads.adopt(name, self.rt.session(name), 0, instructions)
-        prefix = [{"role": "system", "content": p.instructions}] if instructions else []
-        return Turn(live, live.session, len(prefix), instructions, prefix, None, False)
-
-    def _continue(
-        self, tenant: str, rec: dict[str, Any], node: int | None, rid: str, p: CreateResponse
-    ) -> Turn:
-        name, depth = rec["thread"], rec["depth"]
-        lead, instructions = rec["lead"], rec.get("instructions")
-        try:
-            live = self.threads.take(name, lead, instructions, create=False)
-        except SessionNotFoundError:
-            # a fork's session ends with its turn: the first continuation brings it back
-            own = name == thread_name(tenant, rec["response"]["id"])
-            live = self._at_node(name, node, lead, instructions) if own else None
-        if live is not None and live.session.head == node:
-            turn = self._positioned(tenant, live, depth, p, rid, None)
-            turn.scope = None if turn.reroot else it.scope_of(rec)
-            return turn
-        source = None
-        if live is not None:
-            self.threads.release(live)
-            source = live.session
-        fork_name = thread_name(tenant, rid)
-        fork = None
-        if source is not None:  # open here: the fork shares its history in memory
-            with contextlib.suppress(ConflictError):
-                fork = source.fork(fork_name, at=depth)
-            if fork is not None and fork.head != node:
-                self.rt.delete(fork_name)
-                fork = None
-        live = (
-            self.threads.adopt(fork_name, fork, lead, instructions)
-            if fork is not None
-            else self._at_node(fork_name, node, lead, instructions)
-        )
-        if live is None:
-            raise _gone()
-        turn = self._positioned(tenant, live, depth, p, rid, None, fork=True)
-        turn.scope = None if turn.reroot else it.forked(it.scope_of(rec), depth - lead)
-        return turn
-
-    def _at_node(
-        self, name: str, node: int | None, lead: int, instructions: str | None
-    ) -> Live | None:
-        """A new session ``name`` whose head is a stored response's ``node``, reserved;
-        ``None`` if a session of that name exists (another request made it first)."""
-        store = self.rt.store
-        try:
-            prefix = store.node_prefix(node) if node is not None else None
-            store.create_session(
-                name, node, exist_ok=False, head_prefix=prefix, limit=self.rt.max_sessions
-            )
-        except SessionExistsError:
-            return None
-        except (ConflictError, LookupError):
-            raise _gone() from None
-        return self.threads.claim(name, self.rt.session(name, create=False), lead, instructions)
-
-    def _end_own(self, tenant: str, rid: str, turn: Turn) -> None:
-        """Once: a session made for this turn goes with it if it is a fork, or if it holds
-        nothing (the turn failed, or kept nothing): ``_continue`` makes it again. An empty
-        one goes before the response's end is stored, so none is left once it reads so
-        (one holding nodes after: the record keeps them from gc)."""
-        if not turn.ended:
-            turn.ended = True
-            if turn.fork or (turn.live.name == thread_name(tenant, rid) and not len(turn.session)):
-                self._drop_fork(turn.live)
-
-    def _drop_fork(self, live: Live) -> None:
-        """End a fork's session with its turn: the response's record keeps the nodes it
-        added (``gc`` spares what an object names), so a fork that is never continued
-        costs no session row; continuing it makes the session again (``_continue``)."""
-        self.threads.forget(live.name)
-        with contextlib.suppress(SessionNotFoundError):
-            self.rt.delete(live.name)
-
-    def _positioned(
-        self,
-        tenant: str,
-        live: Live,
-        depth: int,
-        p: CreateResponse,
-        rid: str,
-        conv: dict[str, Any] | None,
-        *,
-        fork: bool = False,
-    ) -> Turn:
-        """A live session at the base; re-rooted when the instructions changed. ``fork``:
-        the session was made for this response (it ends with the turn)."""
-        instructions = digest(p.instructions)
-        if instructions == live.instructions or (instructions is None and not live.lead):
-            return Turn(live, live.session, live.lead, instructions, [], conv, False, fork=fork)
-        items = live.session.messages()[live.lead : depth]
-        self.threads.release(live)
-        if fork:
-            self._drop_fork(live)  # the new history takes its name
-        name = thread_name(tenant, f"{conv['id']}~{rid[5:17]}" if conv else rid)
-        new = self.threads.adopt(name, self.rt.session(name), 0, instructions)
-        prefix: list[Any] = [{"role": "system", "content": p.instructions}] if instructions else []
-        lead = len(prefix)
-        prefix += items
-        return Turn(new, new.session, lead, instructions, prefix, conv, True)
 
     # -- creating a response -----------------------------------------------------------
 
@@ -292,7 +157,7 @@ class Gateway:
         kw = self._params(p, provider, route)
         rid = rid or new_id("resp")
         created = int(time.time())
-        turn = self._turn(tenant, p, rid)
+        turn = self.placer.begin(tenant, p, rid)
         try:
             return self._run(tenant, p, turn, rid, created, provider, up_model, kw, emit)
         except Exception as exc:
@@ -306,7 +171,7 @@ class Gateway:
                 raise
             raise error from exc  # typed: the app answers it as it is (logged here)
         finally:
-            self._end_own(tenant, rid, turn)
+            self.placer.end_own(tenant, rid, turn)
             self.threads.release(turn.live)
             self.cancels.pop(rid, None)
 
@@ -378,12 +243,13 @@ class Gateway:
             reply = s.send(provider, **call, **kw)
             return self._finish(tenant, p, turn, record, reply, "completed", None, out_parent, None)
         events = turn.events = Events(emit)
-        cancel = self.cancels.setdefault(rid, threading.Event())
+        cancel = self.cancels.setdefault(rid, Stop())
         if p.store:
             self.records.put_response(tenant, record, s.head)
             turn.stored = True
         status, error, started = "completed", None, False
         st = s.stream(provider, **call, **kw)
+        cancel.watch(st)
         try:
             last = time.monotonic()
             for delta in st:
@@ -445,10 +311,10 @@ class Gateway:
             settle(record, reply, status, error, kept, len(s))
             if p.store:
                 if not len(s):
-                    self._end_own(tenant, response["id"], turn)
+                    self.placer.end_own(tenant, response["id"], turn)
                 self.records.put_response(tenant, record, s.head)
                 turn.settled = True
-                conv = self._rerooted(turn)
+                conv = turn.rerooted()
                 if conv is not None:
                     self.records.put_conversation(tenant, conv)
         turn.settled = True
@@ -479,7 +345,7 @@ class Gateway:
                 item["status"] = "incomplete"
         if turn.stored:
             if not len(turn.session):
-                self._end_own(tenant, rid, turn)
+                self.placer.end_own(tenant, rid, turn)
             self.records.store_failed(tenant, record, turn.session.head)
         if events is None or not started:
             return None
@@ -488,15 +354,6 @@ class Gateway:
         except Exception:
             return None
         return {**response, "output_text": it.output_text(response.get("output") or [])}
-
-    @staticmethod
-    def _rerooted(turn: Turn) -> dict[str, Any] | None:
-        """A conversation whose history this turn moved to a new session, updated."""
-        if turn.conversation is None or not turn.reroot:
-            return None
-        conv = dict(turn.conversation)
-        conv.update(thread=turn.live.name, lead=turn.lead, instructions=turn.instructions)
-        return conv
 
     def _in_commit(
         self, tenant: str, turn: Turn, record: dict[str, Any]
@@ -507,7 +364,7 @@ class Gateway:
         def objects(reply: Reply, depth: int) -> list[ObjectPut]:
             settle(record, reply, "completed", None, True, depth)
             puts = [self.records.response_object(tenant, record)]
-            conv = self._rerooted(turn)
+            conv = turn.rerooted()
             if conv is not None:
                 puts.append(self.records.conversation_object(tenant, conv))
             turn.committed = True
@@ -583,18 +440,10 @@ class Gateway:
                 time.sleep(0.01)
         resp = self.get(tenant, rid)
         if resp["status"] in ("in_progress", "queued"):
-            # The upstream has sent nothing since: the response ends here, whatever
-            # arrives later (the worker stops at its next event).
+            # Its worker has not ended it yet (its upstream has not answered: its stream
+            # is cancelled once it does): the response ends here, whatever arrives later.
             rec["response"] = {**resp, "status": "cancelled", "completed_at": int(time.time())}
             rec["response"].pop("output_text", None)
             self.records.put_response(tenant, rec, _node)
             resp = self.get(tenant, rid)
         return resp
-
-
-def _gone() -> ApiError:
-    return bad_request(
-        "The history of the previous response is no longer available.",
-        "previous_response_id",
-        "previous_response_not_found",
-    )

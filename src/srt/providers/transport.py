@@ -20,6 +20,7 @@ import importlib.util
 import random
 import socket
 import ssl
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -225,8 +226,26 @@ class Response:
         self._req = req
         self._deadline = deadline
         self._expired = False
+        self.aborted = False
+        self._closed = False
+        self._lock = threading.Lock()  # (``abort`` from another thread, and ``close``)
         self._done = done  # told once, when the response is closed
         self._watch = _watchdog.watch(self._expire, deadline)  # one thread for them all
+
+    def abort(self) -> None:
+        """Stop the body from any thread: a read in progress (an upstream sending only
+        keep-alives) returns at once and ``iter_bytes`` ends without an error; the caller
+        knows it stopped the body (``aborted``). A response closed already is left alone
+        (its connection may be another call's by now), and so is an HTTP/2 one's socket,
+        which carries other calls' streams: its body ends at its next chunk (keep-alive)."""
+        with self._lock:
+            self.aborted = True
+            if self._closed or self._resp.http_version == "HTTP/2":
+                return
+            sock = _socket_of(self._resp)  # (srt's pool: None once the body is read)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
     def _expire(self) -> None:
         """The call passed its total time cap: shut its socket, so a read in progress
@@ -245,15 +264,17 @@ class Response:
         ``ProviderTimeoutError``."""
         try:
             for chunk in self._raw if self._raw is not None else self._resp.iter_bytes():
-                if self._expired:
+                if self._expired or self.aborted:
                     break
                 if chunk:
                     yield chunk
-        except httpx.TimeoutException as exc:
-            raise ProviderTimeoutError(
-                f"no data for {self._req_idle()} s while reading the response"
-            ) from exc
         except httpx.HTTPError as exc:
+            if self.aborted:
+                return  # (the caller stopped it: ``abort``)
+            if isinstance(exc, httpx.TimeoutException):
+                raise ProviderTimeoutError(
+                    f"no data for {self._req_idle()} s while reading the response"
+                ) from exc
             if self._expired:
                 raise self._total_error() from exc
             raise StreamInterruptedError(
@@ -262,7 +283,7 @@ class Response:
             ) from exc
         finally:
             self.close()
-        if self._expired:
+        if self._expired and not self.aborted:
             raise self._total_error()
 
     def _req_idle(self) -> str:
@@ -279,6 +300,8 @@ class Response:
 
     def close(self) -> None:
         _watchdog.unwatch(self._watch)
+        with self._lock:
+            self._closed = True
         self._resp.close()
         done, self._done = self._done, None
         if done is not None:
