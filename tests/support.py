@@ -453,3 +453,14 @@ def call_in(how: str, s: srt.Session, p: Provider, **kw: Any) -> None:
                 await p.aclose()
 
         asyncio.run(main())
+
+
+def wait_for_request(srv: Any, seconds: float = 5.0) -> None:
+    """Until a request reaches ``srv`` (a ``srt.testing.ProviderServer``; ``seconds`` at
+    most, then fail): a call in flight has sent its body (and holds what it staged)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not srv.log and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert srv.log, f"no request reached the provider server in {seconds} s"
