@@ -54,6 +54,27 @@ def openai_for(srv: Any) -> Any:
     return made(OpenAI(SRV_KEY, base_url=srv.url + "/v1"))
 
 
+def provider_on(kind: str, url: str, key: str, **kw: Any) -> Provider:
+    """srt's provider of ``kind`` (``openai``, ``responses``, ``azure``, ``compatible``,
+    ``anthropic`` or ``bedrock``) on the provider server at ``url``, taking ``key``;
+    ``kw`` goes to its constructor."""
+    from srt.providers import Anthropic, Azure, Bedrock, OpenAI, OpenAICompatible
+    from srt.wire.azure import AzureEndpoint
+
+    if kind == "openai":
+        return OpenAI(key, base_url=url + "/v1", **kw)
+    if kind == "responses":
+        return OpenAI(key, base_url=url + "/v1", api="responses", **kw)
+    if kind == "azure":
+        return Azure(AzureEndpoint(url, use_v1=True), api_key=key, **kw)
+    if kind == "compatible":
+        return OpenAICompatible(url + "/v1", api_key=key, **kw)
+    if kind == "anthropic":
+        return Anthropic(key, base_url=url, **kw)
+    assert kind == "bedrock", kind
+    return Bedrock(region="us-east-1", api_key=key, endpoint_url=url, **kw)
+
+
 def _srt_generator(agen: Any) -> bool:
     code = getattr(agen, "ag_code", None)
     return code is not None and code.co_filename.startswith(os.path.dirname(srt.__file__))

@@ -17,12 +17,17 @@ import pytest
 from openai import OpenAI as OpenAISDK
 
 import srt
-from srt.providers import Anthropic, Azure, Bedrock, OpenAI, OpenAICompatible, Provider
+from srt.providers import Bedrock, OpenAI, Provider
 from srt.providers.sigv4 import AwsCredentials
 from srt.providers.transport import RetryPolicy, Timeouts, Transport
 from srt.testing import ProviderServer
-from srt.wire.azure import AzureEndpoint
-from support import MADE, close_made, is_url, snapshot  # noqa: F401  (close_made: an autouse fixture)
+from support import (  # noqa: F401  (close_made: an autouse fixture)
+    MADE,
+    close_made,
+    is_url,
+    provider_on,
+    snapshot,
+)
 
 KEY = "sk-CANARY-provider-key-0123456789"
 SECRET = "CANARY-aws-secret-abcdefghijklmnop"
@@ -69,20 +74,10 @@ def make(kind: str, srv: ProviderServer, **kw: Any) -> Provider:
 
 
 def _make(kind: str, srv: ProviderServer, **kw: Any) -> Provider:
-    if kind == "openai":
-        return OpenAI(KEY, base_url=srv.url + "/v1", **kw)
-    if kind == "responses":
-        return OpenAI(KEY, base_url=srv.url + "/v1", api="responses", **kw)
-    if kind == "azure":
-        return Azure(AzureEndpoint(srv.url, use_v1=True), api_key=KEY, **kw)
-    if kind == "compatible":
-        return OpenAICompatible(srv.url + "/v1", api_key=KEY, **kw)
-    if kind == "anthropic":
-        return Anthropic(KEY, base_url=srv.url, **kw)
-    if kind == "bedrock":
-        return Bedrock(region="us-east-1", api_key=KEY, endpoint_url=srv.url, **kw)
-    creds = AwsCredentials("AKIAIOSFODNN7EXAMPLE", SECRET)
-    return Bedrock(region="us-east-1", credentials=creds, endpoint_url=srv.url, **kw)
+    if kind == "bedrock-sigv4":
+        creds = AwsCredentials("AKIAIOSFODNN7EXAMPLE", SECRET)
+        return Bedrock(region="us-east-1", credentials=creds, endpoint_url=srv.url, **kw)
+    return provider_on(kind, srv.url, KEY, **kw)
 
 
 @pytest.mark.parametrize("kind", sorted(MODELS))
