@@ -457,6 +457,24 @@ def cli_env(db: Path, drop: tuple[str, ...] = (), **extra: str) -> dict[str, str
     return env
 
 
+def agents_turns(n: int) -> list[dict[str, Any]]:
+    """``n`` turns as the OpenAI Agents SDK's session items: a user message ("question
+    i"), then the assistant's output message ("answer i", id ``msg_i``)."""
+    out: list[dict[str, Any]] = []
+    for i in range(n):
+        out.append({"content": f"question {i}", "role": "user"})
+        out.append(
+            {
+                "id": f"msg_{i}",
+                "content": [{"annotations": [], "text": f"answer {i}", "type": "output_text"}],
+                "role": "assistant",
+                "status": "completed",
+                "type": "message",
+            }
+        )
+    return out
+
+
 def run_cli(*args: str) -> tuple[int, str, str]:
     """``srt ARGS`` in this process: its exit code, stdout and stderr."""
     from srt.cli import main
