@@ -475,6 +475,23 @@ def agents_turns(n: int) -> list[dict[str, Any]]:
     return out
 
 
+def sse_events(raw: bytes) -> list[tuple[str | None, str]]:
+    """``(event name, data)`` of each server-sent event in ``raw``, by the SSE rules: CRLF,
+    LF or CR line ends, one space after the colon dropped, comments skipped."""
+    text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    out: list[tuple[str | None, str]] = []
+    for block in text.split("\n\n"):
+        name, data = None, []
+        for line in block.split("\n"):
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].removeprefix(" "))
+        if data:
+            out.append((name, "\n".join(data)))
+    return out
+
+
 def run_cli(*args: str) -> tuple[int, str, str]:
     """``srt ARGS`` in this process: its exit code, stdout and stderr."""
     from srt.cli import main

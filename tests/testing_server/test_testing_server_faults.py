@@ -30,22 +30,7 @@ from testing_server_support import (
 )
 
 from srt.testing import ProviderServer
-
-
-def sse_events(raw: bytes) -> list[tuple[str | None, str]]:
-    """A spec-following SSE parser: CRLF, LF or CR line ends; comments skipped."""
-    text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
-    out: list[tuple[str | None, str]] = []
-    for block in text.split("\n\n"):
-        name, data = None, []
-        for line in block.split("\n"):
-            if line.startswith("event:"):
-                name = line[6:].strip()
-            elif line.startswith("data:"):
-                data.append(line[5:].lstrip(" "))
-        if data:
-            out.append((name, "\n".join(data)))
-    return out
+from support import sse_events
 
 
 def raw_chunks(
