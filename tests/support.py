@@ -14,6 +14,7 @@ import io
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import apsw
@@ -52,6 +53,27 @@ def openai_for(srv: Any) -> Any:
     from srt.providers import OpenAI
 
     return made(OpenAI(SRV_KEY, base_url=srv.url + "/v1"))
+
+
+def provider_on(kind: str, url: str, key: str, **kw: Any) -> Provider:
+    """srt's provider of ``kind`` (``openai``, ``responses``, ``azure``, ``compatible``,
+    ``anthropic`` or ``bedrock``) on the provider server at ``url``, taking ``key``;
+    ``kw`` goes to its constructor."""
+    from srt.providers import Anthropic, Azure, Bedrock, OpenAI, OpenAICompatible
+    from srt.wire.azure import AzureEndpoint
+
+    if kind == "openai":
+        return OpenAI(key, base_url=url + "/v1", **kw)
+    if kind == "responses":
+        return OpenAI(key, base_url=url + "/v1", api="responses", **kw)
+    if kind == "azure":
+        return Azure(AzureEndpoint(url, use_v1=True), api_key=key, **kw)
+    if kind == "compatible":
+        return OpenAICompatible(url + "/v1", api_key=key, **kw)
+    if kind == "anthropic":
+        return Anthropic(key, base_url=url, **kw)
+    assert kind == "bedrock", kind
+    return Bedrock(region="us-east-1", api_key=key, endpoint_url=url, **kw)
 
 
 def _srt_generator(agen: Any) -> bool:
@@ -416,6 +438,60 @@ def local_model() -> str:
     return path
 
 
+def cli_env(db: Path, drop: tuple[str, ...] = (), **extra: str) -> dict[str, str]:
+    """The environment of an ``srt`` child process: this one's without srt's and the
+    providers' settings (nor the variables ``drop`` starts), the database ``db``, a data
+    folder beside it, UTF-8, an 80-column xterm and no readline init file; ``extra`` on
+    top."""
+    prefixes = ("SRT_", "OPENAI_", "ANTHROPIC_", "AWS_", "AZURE_", *drop)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    env.update(
+        SRT_DB=str(db),
+        XDG_DATA_HOME=str(db.parent / "xdg"),
+        PYTHONUTF8="1",
+        COLUMNS="80",
+        TERM="xterm",
+        INPUTRC="/dev/null",
+        **extra,
+    )
+    return env
+
+
+def agents_turns(n: int) -> list[dict[str, Any]]:
+    """``n`` turns as the OpenAI Agents SDK's session items: a user message ("question
+    i"), then the assistant's output message ("answer i", id ``msg_i``)."""
+    out: list[dict[str, Any]] = []
+    for i in range(n):
+        out.append({"content": f"question {i}", "role": "user"})
+        out.append(
+            {
+                "id": f"msg_{i}",
+                "content": [{"annotations": [], "text": f"answer {i}", "type": "output_text"}],
+                "role": "assistant",
+                "status": "completed",
+                "type": "message",
+            }
+        )
+    return out
+
+
+def sse_events(raw: bytes) -> list[tuple[str | None, str]]:
+    """``(event name, data)`` of each server-sent event in ``raw``, by the SSE rules: CRLF,
+    LF or CR line ends, one space after the colon dropped, comments skipped."""
+    text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    out: list[tuple[str | None, str]] = []
+    for block in text.split("\n\n"):
+        name, data = None, []
+        for line in block.split("\n"):
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].removeprefix(" "))
+        if data:
+            out.append((name, "\n".join(data)))
+    return out
+
+
 def run_cli(*args: str) -> tuple[int, str, str]:
     """``srt ARGS`` in this process: its exit code, stdout and stderr."""
     from srt.cli import main
@@ -453,3 +529,14 @@ def call_in(how: str, s: srt.Session, p: Provider, **kw: Any) -> None:
                 await p.aclose()
 
         asyncio.run(main())
+
+
+def wait_for_request(srv: Any, seconds: float = 5.0) -> None:
+    """Until a request reaches ``srv`` (a ``srt.testing.ProviderServer``; ``seconds`` at
+    most, then fail): a call in flight has sent its body (and holds what it staged)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not srv.log and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert srv.log, f"no request reached the provider server in {seconds} s"

@@ -9,10 +9,10 @@ import os
 import time
 from typing import Any, Literal
 
-from srt.providers import Anthropic, Azure, Bedrock, OpenAI, Provider
+from srt.providers import Provider
 from srt.testing import ProviderServer
 from srt.tools import tool
-from srt.wire.azure import AzureEndpoint
+from support import provider_on
 
 KEY = "sk-srt-tasks-test"
 MODELS = {
@@ -25,16 +25,7 @@ MODELS = {
 
 
 def make(kind: str, url: str) -> Provider:
-    if kind == "openai":
-        return OpenAI(KEY, base_url=url + "/v1")
-    if kind == "responses":
-        return OpenAI(KEY, base_url=url + "/v1", api="responses")
-    if kind == "azure":
-        return Azure(AzureEndpoint(url, use_v1=True), api_key=KEY)
-    if kind == "anthropic":
-        return Anthropic(KEY, base_url=url)
-    assert kind == "bedrock"
-    return Bedrock(region="us-east-1", api_key=KEY, endpoint_url=url)
+    return provider_on(kind, url, KEY)
 
 
 def server() -> ProviderServer:

@@ -24,6 +24,7 @@ import pytest
 
 import srt
 from srt.testing import ProviderServer
+from support import cli_env
 
 KEY = "sk-srt-cli-test"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[=>]")
@@ -161,21 +162,7 @@ def srv() -> Iterator[ProviderServer]:
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SRT_", "OPENAI_", "ANTHROPIC_", "AWS_", "AZURE_"))
-    }
-    env.update(
-        SRT_DB=str(tmp_path / "chat.db"),
-        SRT_TEST_KEY=KEY,
-        XDG_DATA_HOME=str(tmp_path / "xdg"),
-        PYTHONUTF8="1",
-        COLUMNS="80",
-        TERM="xterm",
-        INPUTRC="/dev/null",
-    )
-    return env
+    return cli_env(tmp_path / "chat.db", SRT_TEST_KEY=KEY)
 
 
 def chat_argv(srv: ProviderServer, *more: str) -> list[str]:

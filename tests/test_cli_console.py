@@ -5,7 +5,6 @@ subprocesses, against srt's local provider server on 127.0.0.1."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import srt
 from srt.cli._sessions import STAND_INS
 from srt.testing import ProviderServer
 from srt.wire import FORMATS
+from support import cli_env
 from test_cli_chat import Pty
 
 SRT = Path(sys.executable).parent / "srt"  # the console script of this venv
@@ -27,21 +27,7 @@ KEY = "sk-console-key"
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SRT_", "OPENAI_", "ANTHROPIC_", "AWS_", "AZURE_", "NO_COLOR"))
-    }
-    env.update(
-        SRT_DB=str(tmp_path / "srt.db"),
-        SRT_TEST_KEY=KEY,
-        XDG_DATA_HOME=str(tmp_path / "xdg"),
-        PYTHONUTF8="1",
-        COLUMNS="80",
-        TERM="xterm",
-        INPUTRC="/dev/null",
-    )
-    return env
+    return cli_env(tmp_path / "srt.db", drop=("NO_COLOR",), SRT_TEST_KEY=KEY)
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ import pytest
 
 import srt
 from srt.testing import ProviderServer
+from support import cli_env
 from test_cli_chat import Pty
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
@@ -102,21 +103,7 @@ class Walk:
 
 def walkthrough(tmp_path: Path, srv: ProviderServer) -> tuple[str, Path]:
     db = tmp_path / "srt.db"
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SRT_", "OPENAI_", "ANTHROPIC_", "AWS_", "AZURE_"))
-    }
-    env.update(
-        SRT_DB=str(db),
-        OPENAI_API_KEY=KEY,
-        OPENAI_BASE_URL=srv.url + "/v1",
-        XDG_DATA_HOME=str(tmp_path / "xdg"),
-        PYTHONUTF8="1",
-        COLUMNS="80",
-        TERM="xterm",
-        INPUTRC="/dev/null",
-    )
+    env = cli_env(db, OPENAI_API_KEY=KEY, OPENAI_BASE_URL=srv.url + "/v1")
     w = Walk(env)
     srv.script("openai", REPLIES)
     w.say(

@@ -10,6 +10,7 @@ import openai
 import pytest
 
 from gateway_support import Harness, harness
+from support import wait_for_request
 
 
 @pytest.fixture
@@ -120,8 +121,7 @@ def test_items_are_read_while_a_response_runs_on_the_conversation(gw: Harness) -
     gw.srv.fault("*", "delay", seconds=1.5)
     r = c.responses.create(model="gpt-4o-mini", input="b", conversation=conv.id, background=True)
     deadline = time.monotonic() + 10
-    while gw.srv.requests.total() == 0 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for_request(gw.srv, 10)  # the turn is under way
     with pytest.raises(openai.ConflictError):  # a write waits for the turn
         c.conversations.items.create(conv.id, items=[{"role": "user", "content": "x"}])
     listed = c.conversations.items.list(conv.id).data

@@ -24,6 +24,7 @@ from srt.cli import main
 from srt.integrations.agents import SrtSession
 from srt.integrations.importers import run
 from srt.integrations.langgraph import SrtSaver
+from support import agents_turns
 
 DOC = (Path(__file__).resolve().parent.parent / "docs" / "integrations.md").read_text("utf-8")
 LONG = "You are a careful assistant. " * 80  # a system prompt every conversation shares
@@ -95,19 +96,8 @@ def test_llm_logs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def agents_items(n: int) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = [{"content": LONG, "role": "system"}]
-    for i in range(n):
-        out.append({"content": f"question {i}", "role": "user"})
-        out.append(
-            {
-                "id": f"msg_{i}",
-                "content": [{"annotations": [], "text": f"answer {i}", "type": "output_text"}],
-                "role": "assistant",
-                "status": "completed",
-                "type": "message",
-            }
-        )
-    return out
+    """A system message, then ``n`` turns (``support.agents_turns``)."""
+    return [{"content": LONG, "role": "system"}, *agents_turns(n)]
 
 
 def test_agents_sqlite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -33,6 +33,7 @@ from openai import AsyncOpenAI
 import srt
 from srt.integrations.agents import SrtSession
 from srt.testing import ProviderServer
+from support import agents_turns
 
 set_tracing_disabled(True)
 
@@ -308,26 +309,10 @@ def test_runner_with_a_tool(make: Factory, api: str) -> None:
 # -- what SrtSession adds: branches, shared storage, concurrency, typed errors ----------------
 
 
-def _turns(n: int) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for i in range(n):
-        out.append({"content": f"question {i}", "role": "user"})
-        out.append(
-            {
-                "id": f"msg_{i}",
-                "content": [{"annotations": [], "text": f"answer {i}", "type": "output_text"}],
-                "role": "assistant",
-                "status": "completed",
-                "type": "message",
-            }
-        )
-    return out
-
-
 def test_fork_switch_and_list_branches(tmp_path: Path) -> None:
     with srt.Runtime(tmp_path / "b.db") as rt:
         s = SrtSession("chat", rt)
-        items = _turns(3)
+        items = agents_turns(3)
         run(s.add_items(items))
         name = run(s.fork(at_turn=2))
         assert s.branch == name
@@ -365,7 +350,7 @@ def test_fork_switch_and_list_branches(tmp_path: Path) -> None:
 def test_popping_below_a_fork_keeps_the_forks_items(tmp_path: Path) -> None:
     with srt.Runtime(tmp_path / "p.db") as rt:
         s = SrtSession("chat", rt)
-        items = _turns(2)
+        items = agents_turns(2)
         run(s.add_items(items))
         fork = run(s.fork(switch=False))
         # main pops its last answer and adds the same text under a new id: the fork,
@@ -381,7 +366,7 @@ def test_popping_below_a_fork_keeps_the_forks_items(tmp_path: Path) -> None:
 def test_same_text_different_ids_in_two_sessions(tmp_path: Path) -> None:
     with srt.Runtime(tmp_path / "d.db") as rt:
         a, b = SrtSession("a", rt), SrtSession("b", rt)
-        items_a = _turns(2)
+        items_a = agents_turns(2)
         items_b = [dict(i, id=i["id"] + "-b") if "id" in i else i for i in items_a]
         run(a.add_items(items_a))
         run(b.add_items(items_b))
@@ -524,7 +509,7 @@ def test_handles_of_one_runtime_share_what_they_read(tmp_path: Path) -> None:
     handle read or wrote (a copy: changing what one handle returned changes nothing
     else), and a write through another runtime (another process) is seen."""
     path = tmp_path / "shelf.db"
-    items = _turns(3)
+    items = agents_turns(3)
     with srt.Runtime(path) as rt:
         first = SrtSession("s", rt)
         run(first.add_items(items))
@@ -557,7 +542,7 @@ def test_a_store_with_a_hash_key(tmp_path: Path) -> None:
     """Items are hashed and chained the store's way (keyed BLAKE2b with ``hash_key``)."""
     with srt.Runtime(tmp_path / "k.db", hash_key=bytes(range(32))) as rt:
         s = SrtSession("k", rt)
-        items = _turns(3)
+        items = agents_turns(3)
         run(s.add_items(items))
         name = run(s.fork(at_turn=2))
         run(s.add_items([{"role": "user", "content": "other"}]))
@@ -597,7 +582,7 @@ def test_delete_branch(tmp_path: Path) -> None:
     history; main and (without force) the current branch are refused."""
     with srt.Runtime(tmp_path / "del.db") as rt:
         s = SrtSession("d", rt)
-        items = _turns(3)
+        items = agents_turns(3)
         run(s.add_items(items))
         mid = run(s.fork(at_turn=3))  # items[:4], current
         extra = {"role": "user", "content": "on mid"}

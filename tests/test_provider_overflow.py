@@ -16,10 +16,14 @@ from collections.abc import Iterator
 import pytest
 
 import srt
-from srt.providers import Anthropic, Azure, Bedrock, OpenAI, OpenAICompatible, Provider
+from srt.providers import Provider
 from srt.testing import ProviderServer
-from srt.wire.azure import AzureEndpoint
-from support import call_in, close_made, made  # noqa: F401  (close_made: an autouse fixture)
+from support import (  # noqa: F401  (close_made: an autouse fixture)
+    call_in,
+    close_made,
+    made,
+    provider_on,
+)
 
 KEY = "sk-CANARY-overflow-0123456789"
 WINDOW = 60
@@ -55,21 +59,8 @@ STATES = {
 
 
 def provider(kind: str, srv: ProviderServer) -> Provider:
-    url = srv.url
-    p: Provider
-    if kind == "openai":
-        p = OpenAI(KEY, base_url=url + "/v1")
-    elif kind == "responses":
-        p = OpenAI(KEY, base_url=url + "/v1", api="responses")
-    elif kind == "azure":
-        p = Azure(AzureEndpoint(url, use_v1=True), api_key=KEY)
-    elif kind == "anthropic":
-        p = Anthropic(KEY, base_url=url)
-    elif kind == "bedrock":
-        p = Bedrock(region="us-east-1", api_key=KEY, endpoint_url=url)
-    else:
-        p = OpenAICompatible(url + "/v1", api_key=KEY)
-    return made(p)
+    """llama.cpp's and vLLM's servers through ``OpenAICompatible``."""
+    return made(provider_on("compatible" if kind in ("llama.cpp", "vllm") else kind, srv.url, KEY))
 
 
 @pytest.fixture(params=sorted(MODELS))

@@ -17,12 +17,17 @@ import pytest
 from openai import OpenAI as OpenAISDK
 
 import srt
-from srt.providers import Anthropic, Azure, Bedrock, OpenAI, OpenAICompatible, Provider
+from srt.providers import Bedrock, OpenAI, Provider
 from srt.providers.sigv4 import AwsCredentials
 from srt.providers.transport import RetryPolicy, Timeouts, Transport
 from srt.testing import ProviderServer
-from srt.wire.azure import AzureEndpoint
-from support import MADE, close_made, is_url, snapshot  # noqa: F401  (close_made: an autouse fixture)
+from support import (  # noqa: F401  (close_made: an autouse fixture)
+    MADE,
+    close_made,
+    is_url,
+    provider_on,
+    snapshot,
+)
 
 KEY = "sk-CANARY-provider-key-0123456789"
 SECRET = "CANARY-aws-secret-abcdefghijklmnop"
@@ -69,20 +74,10 @@ def make(kind: str, srv: ProviderServer, **kw: Any) -> Provider:
 
 
 def _make(kind: str, srv: ProviderServer, **kw: Any) -> Provider:
-    if kind == "openai":
-        return OpenAI(KEY, base_url=srv.url + "/v1", **kw)
-    if kind == "responses":
-        return OpenAI(KEY, base_url=srv.url + "/v1", api="responses", **kw)
-    if kind == "azure":
-        return Azure(AzureEndpoint(srv.url, use_v1=True), api_key=KEY, **kw)
-    if kind == "compatible":
-        return OpenAICompatible(srv.url + "/v1", api_key=KEY, **kw)
-    if kind == "anthropic":
-        return Anthropic(KEY, base_url=srv.url, **kw)
-    if kind == "bedrock":
-        return Bedrock(region="us-east-1", api_key=KEY, endpoint_url=srv.url, **kw)
-    creds = AwsCredentials("AKIAIOSFODNN7EXAMPLE", SECRET)
-    return Bedrock(region="us-east-1", credentials=creds, endpoint_url=srv.url, **kw)
+    if kind == "bedrock-sigv4":
+        creds = AwsCredentials("AKIAIOSFODNN7EXAMPLE", SECRET)
+        return Bedrock(region="us-east-1", credentials=creds, endpoint_url=srv.url, **kw)
+    return provider_on(kind, srv.url, KEY, **kw)
 
 
 @pytest.mark.parametrize("kind", sorted(MODELS))
@@ -472,31 +467,28 @@ def test_malformed_streams(
         assert stream.status == "error" and s.calls()[-1]["status"] == "error"
 
 
-def test_idle_timeout_on_a_slow_stream(srv: ProviderServer, rt: srt.Runtime) -> None:
+#: The limit (a ``Timeouts`` field) that ends a stream: the idle timeout a slow one (a byte
+#: every 30 s), the total cap an endless one (an event every 0.2 s). Its provider, the
+#: server's fault, the fault's interval and the timeouts.
+LIMITED = {
+    "idle": ("openai", "slow", 30, Timeouts(connect=2.0, idle=1.0, total=30.0)),
+    "total": ("anthropic", "endless", 0.2, Timeouts(connect=2.0, idle=5.0, total=2.0)),
+}
+
+
+@pytest.mark.parametrize("limit", sorted(LIMITED))
+def test_a_limit_ends_a_stream(limit: str, srv: ProviderServer, rt: srt.Runtime) -> None:
     import time
 
-    p, _ = recording("openai", srv, timeouts=Timeouts(connect=2.0, idle=1.0, total=30.0))
-    srv.fault("openai", "slow", count=1, interval=30)
-    s = rt.session("slow")
+    kind, fault, interval, timeouts = LIMITED[limit]
+    p, _ = recording(kind, srv, timeouts=timeouts)
+    srv.fault(kind, fault, count=1, interval=interval)
+    s = rt.session(fault)
     s.append({"role": "user", "content": "hi"})
     t0 = time.monotonic()
     with pytest.raises(srt.ProviderTimeoutError):
-        s.stream(p, model="gpt-4o").text()
-    assert time.monotonic() - t0 < 1.0 + 1.0  # the idle timeout + 1 s
-    assert s.calls()[-1]["status"] == "incomplete"
-
-
-def test_total_cap_on_an_endless_stream(srv: ProviderServer, rt: srt.Runtime) -> None:
-    import time
-
-    p, _ = recording("anthropic", srv, timeouts=Timeouts(connect=2.0, idle=5.0, total=2.0))
-    srv.fault("anthropic", "endless", count=1, interval=0.2)
-    s = rt.session("endless")
-    s.append({"role": "user", "content": "hi"})
-    t0 = time.monotonic()
-    with pytest.raises(srt.ProviderTimeoutError):
-        s.stream(p, model=MODELS["anthropic"]).text()
-    assert time.monotonic() - t0 < 2.0 + 1.0  # the total cap + 1 s
+        s.stream(p, model=MODELS[kind]).text()
+    assert time.monotonic() - t0 < getattr(timeouts, limit) + 1.0  # the limit + 1 s
     assert s.calls()[-1]["status"] == "incomplete"
 
 
@@ -642,18 +634,11 @@ def test_async_idle_timeout_and_total_cap(
         finally:
             await p.aclose()
 
-    slow = rt.session("async-slow")
-    slow.append({"role": "user", "content": "hi"})
-    srv.fault("openai", "slow", count=1, interval=30)
-    idle = Timeouts(connect=2.0, idle=1.0, total=30.0)
-    took = asyncio.run(stream(provider("openai", idle), slow, "gpt-4o"))
-    assert took < 1.0 + 1.0  # the idle timeout + 1 s
-    assert slow.calls()[-1]["status"] == "incomplete"
-
-    endless = rt.session("async-endless")
-    endless.append({"role": "user", "content": "hi"})
-    srv.fault("anthropic", "endless", count=1, interval=0.2)
-    cap = Timeouts(connect=2.0, idle=5.0, total=2.0)
-    took = asyncio.run(stream(provider("anthropic", cap), endless, MODELS["anthropic"]))
-    assert took < 2.0 + 1.0  # the total cap + 1 s
-    assert endless.calls()[-1]["status"] == "incomplete"
+    for limit in sorted(LIMITED):  # the idle timeout, then the total cap
+        kind, fault, interval, timeouts = LIMITED[limit]
+        s = rt.session(f"async-{fault}")
+        s.append({"role": "user", "content": "hi"})
+        srv.fault(kind, fault, count=1, interval=interval)
+        took = asyncio.run(stream(provider(kind, timeouts), s, MODELS[kind]))
+        assert took < getattr(timeouts, limit) + 1.0  # the limit + 1 s
+        assert s.calls()[-1]["status"] == "incomplete"

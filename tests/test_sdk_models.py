@@ -45,6 +45,7 @@ from srt.message import canonicalize
 from srt.providers import Anthropic, OpenAI
 from srt.testing import ProviderServer
 from srt.wire import build_body
+from support import sse_events
 from wire_reference_oa import MODELS, NAME, TEXT, conversation, tool_def
 
 FORBID = ConfigDict(extra="forbid")
@@ -260,21 +261,6 @@ _BEDROCK = botocore.session.get_session().get_service_model("bedrock-runtime")
 CONVERSE = _BEDROCK.operation_model("Converse")
 CONVERSE_STREAM = _BEDROCK.operation_model("ConverseStream")
 STREAM_SHAPE = CONVERSE_STREAM.output_shape.members["stream"]
-
-
-def sse_events(raw: bytes) -> list[tuple[str | None, str]]:
-    """``(event name, data)`` of each server-sent event, per the SSE rules the SDKs use."""
-    out = []
-    for block in raw.decode("utf-8").replace("\r\n", "\n").split("\n\n"):
-        name, data = None, []
-        for line in block.split("\n"):
-            if line.startswith("event:"):
-                name = line[6:].strip()
-            elif line.startswith("data:"):
-                data.append(line[5:].removeprefix(" "))
-        if data:
-            out.append((name, "\n".join(data)))
-    return out
 
 
 def _post(srv: ProviderServer, path: str, body: dict[str, Any], headers: dict[str, str]) -> Any:

@@ -9,9 +9,9 @@ nothing is written, and the call in flight still stores its turn."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -20,18 +20,34 @@ import srt
 from srt.errors import ConflictError
 from srt.providers import Provider
 from srt.testing import ProviderServer
+from support import wait_for_request
 
 MODEL = "gpt-4o"
 USER = {"role": "user", "content": "hello"}
 STAGED = "a call in flight on this handle holds staged messages: wait for it, or use another handle"
 
 
-def four(s: srt.Session) -> None:
-    """Two turns, the second rewound and written again: a history record to restore."""
+def four(rt: srt.Runtime) -> srt.Session:
+    """Session "a" of ``rt`` with two turns, the second rewound and written again: a
+    history record to restore."""
+    s = rt.session("a")
     s.append({"role": "system", "content": "be brief"}, {"role": "user", "content": "q1"})
     s.append({"role": "assistant", "content": "a1"})
     s.rewind(1)
     s.append({"role": "assistant", "content": "a1'"}, {"role": "user", "content": "q2"})
+    return s
+
+
+@contextlib.contextmanager
+def mid_stream(s: srt.Session, p: Provider) -> Iterator[None]:
+    """The block runs inside a sync ``stream(append=...)``'s loop, after its first delta;
+    the stream is read to its end after it."""
+    with s.stream(p, model=MODEL, append=[USER]) as stream:
+        it = iter(stream)
+        next(it)
+        yield
+        for _ in it:
+            pass
 
 
 #: The handle's sync writes (and the sync calls that would stage or build on its history).
@@ -75,8 +91,7 @@ def test_sync_write_during_astream(
     srv: ProviderServer, store_rt: srt.Runtime, p: Provider, write: str
 ) -> None:
     """After an ``astream(append=...)``'s first delta, in the same task."""
-    s = store_rt.session("a")
-    four(s)
+    s = four(store_rt)
 
     async def go() -> None:
         stream = s.astream(p, model=MODEL, append=[USER])
@@ -96,16 +111,12 @@ def test_sync_write_from_another_thread_during_asend(
     srv: ProviderServer, store_rt: srt.Runtime, p: Provider, write: str
 ) -> None:
     """From another thread while an ``asend(append=...)`` waits for its reply."""
-    s = store_rt.session("a")
-    four(s)
+    s = four(store_rt)
     srv.fault("openai", "delay", seconds=1.0)
 
     async def go() -> None:
         task = asyncio.ensure_future(s.asend(p, model=MODEL, append=[USER]))
-        deadline = time.monotonic() + 5
-        while not srv.log and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        assert srv.log  # the request went out: its message is staged
+        await asyncio.to_thread(wait_for_request, srv)  # its message is staged
         await asyncio.to_thread(refused, s, p, write)
         await task
         await p.aclose()
@@ -119,11 +130,8 @@ def test_sync_write_during_a_sync_stream(
     srv: ProviderServer, store_rt: srt.Runtime, p: Provider, write: str
 ) -> None:
     """Inside a sync ``stream(append=...)``'s loop, and from another thread."""
-    s = store_rt.session("a")
-    four(s)
-    with s.stream(p, model=MODEL, append=[USER]) as stream:
-        it = iter(stream)
-        next(it)
+    s = four(store_rt)
+    with mid_stream(s, p):
         refused(s, p, write)
         failed: list[BaseException] = []
 
@@ -137,8 +145,6 @@ def test_sync_write_during_a_sync_stream(
         t.start()
         t.join()
         assert failed == []
-        for _ in it:
-            pass
     whole(s, store_rt, srv)
 
 
@@ -146,15 +152,10 @@ def test_fork_of_the_stored_part_is_allowed(
     srv: ProviderServer, store_rt: srt.Runtime, p: Provider
 ) -> None:
     """A fork that takes only stored messages needs nothing staged: it is made."""
-    s = store_rt.session("a")
-    four(s)
-    with s.stream(p, model=MODEL, append=[USER]) as stream:
-        it = iter(stream)
-        next(it)
+    s = four(store_rt)
+    with mid_stream(s, p):
         f = s.fork("f", at=4)
         assert f.messages() == s.messages()[:4]
-        for _ in it:
-            pass
     whole(s, store_rt, srv)
 
 
@@ -163,15 +164,11 @@ def test_sync_write_during_another_threads_send(
     srv: ProviderServer, store_rt: srt.Runtime, p: Provider, write: str
 ) -> None:
     """While another thread's sync ``send(append=...)`` waits for its reply."""
-    s = store_rt.session("a")
-    four(s)
+    s = four(store_rt)
     srv.fault("openai", "delay", seconds=1.0)
     t = threading.Thread(target=lambda: s.send(p, model=MODEL, append=[USER]))
     t.start()
-    deadline = time.monotonic() + 5
-    while not srv.log and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert srv.log  # the request went out: its message is staged
+    wait_for_request(srv)  # its message is staged
     refused(s, p, write)
     t.join()
     whole(s, store_rt, srv)

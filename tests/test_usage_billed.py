@@ -26,6 +26,7 @@ from srt.providers import OpenAI
 from srt.savings import savings, usage_figures
 from srt.testing import ProviderServer
 from support import run_cli
+from test_reply_usage_kept import BODIES, JSON_HEADERS
 
 PRICE = Price(input=1.0, cached_input=0.1, output=2.0, cache_write_5m=1.25)
 PRICING = Pricing({"claude-sonnet-4-5": PRICE, "gpt-4o": PRICE})
@@ -113,29 +114,8 @@ def test_a_summary_of_a_row_that_is_not_one_is_a_config_error() -> None:
         UsageSummary.of([row("ok", 10), {**row("ok", 10), "id": 3, "input_tokens": "10"}])
 
 
-JSON_HEADERS = {"Content-Type": "application/json"}
 #: A Chat reply srt does not keep (a ``custom`` tool call), billed 11 tokens (4 read) and 3.
-UNKEPT = {
-    "id": "chatcmpl-1",
-    "object": "chat.completion",
-    "created": 1,
-    "model": "gpt-4o",
-    "choices": [
-        {
-            "index": 0,
-            "finish_reason": "tool_calls",
-            "message": {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [
-                    {"id": "c1", "type": "custom", "custom": {"name": "g", "input": "x"}}
-                ],
-            },
-        }
-    ],
-    "usage": {"prompt_tokens": 11, "completion_tokens": 3,
-              "prompt_tokens_details": {"cached_tokens": 4}},
-}  # fmt: skip
+UNKEPT = BODIES["openai.chat"]
 
 
 def test_the_api_and_srt_stats_agree_on_what_was_billed(store_url: str) -> None:

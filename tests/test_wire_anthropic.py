@@ -17,10 +17,11 @@ from hypothesis import strategies as st
 
 import srt
 import wire_reference_ab as ref
-from srt.message import canonical_tool, canonicalize
+from srt.message import canonicalize
 from srt.wire import build_body, get_format, layout
 from srt.wire.anthropic import DEFAULT_MAX_TOKENS, FORMAT
 from srt.wire.base import Frag, Target
+from wire_ab_support import PNG, blocks, canon_tools, session_run
 
 FMT = "anthropic.messages"
 MODEL, OTHER = ref.MODEL, ref.OTHER_MODEL
@@ -51,20 +52,6 @@ WEATHER_TOOL = {
         "strict": True,
     },
 }
-
-
-def canon(msg: Any) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(canonicalize(msg)[0])
-    return result
-
-
-def canon_tools(tools: list[Any]) -> list[dict[str, Any]]:
-    return [json.loads(canonical_tool(t)) for t in tools]
-
-
-def blocks(frag: bytes) -> list[Any]:
-    value: list[Any] = json.loads(b"[" + frag + b"]")
-    return value
 
 
 # -- whole bodies against the reference ---------------------------------------------
@@ -148,25 +135,7 @@ def test_build_body_equals_reference(
 def _session_run(
     rt: srt.Runtime, turns: list[list[dict[str, Any]]], tools: list[Any], params: dict[str, Any]
 ) -> list[bytes]:
-    """Append turn by turn, requesting after each; check each body and the prefix rule."""
-    s = rt.session("conversation")
-    history: list[dict[str, Any]] = []
-    prefix: bytes | None = None
-    out = []
-    for turn in turns:
-        s.append(*turn)
-        history += [canon(m) for m in turn]
-        body = s.request(FMT, model=MODEL, tools=tools, cache=False, **params)
-        assert body == ref.anthropic_body(
-            history, model=MODEL, tools=canon_tools(tools), params=params
-        )
-        json.loads(body)
-        if prefix is not None:
-            assert body.startswith(prefix)
-        prefix = body[: len(body) - len(ref.anthropic_tail(history, params))]
-        assert s.last_build is not None and s.last_build.serialized <= len(turn)
-        out.append(body)
-    return out
+    return session_run(rt, FMT, ref.anthropic_body, ref.anthropic_tail, turns, tools, params)
 
 
 @settings(max_examples=30, deadline=None)
@@ -180,12 +149,6 @@ def test_session_requests_equal_reference_and_extend_the_prefix(
             _session_run(rt, turns, tools, params)
         finally:
             rt.close()
-
-
-PNG = (
-    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwAB"
-    "BAEAwS2OUAAAAABJRU5ErkJggg=="
-)
 
 
 def fifty_turns(images: bool = True) -> list[list[dict[str, Any]]]:

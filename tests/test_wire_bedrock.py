@@ -19,19 +19,16 @@ from hypothesis import strategies as st
 import srt
 import wire_reference_ab as ref
 from srt.errors import ProviderResponseError, RateLimitError
-from srt.message import canonical_tool, canonicalize
+from srt.message import canonicalize
 from srt.wire import build_body, get_format, layout
 from srt.wire.base import Frag, Target
 from srt.wire.bedrock import FORMAT, event_frame
 from srt.wire.eventstream import encode_frame
+from wire_ab_support import PNG, blocks, canon_tools, session_run
 
 FMT = "bedrock.converse"
 MODEL, OTHER = ref.MODEL, ref.OTHER_MODEL
 TARGET = Target("bedrock", MODEL)
-PNG = (
-    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwAB"
-    "BAEAwS2OUAAAAABJRU5ErkJggg=="
-)
 
 PARAM_VALUES: dict[str, Any] = {
     "inferenceConfig": {"maxTokens": 512, "temperature": 0.5, "stopSequences": ["ünïcode"]},
@@ -55,20 +52,6 @@ WEATHER_TOOL = {
         },
     },
 }
-
-
-def canon(msg: Any) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(canonicalize(msg)[0])
-    return result
-
-
-def canon_tools(tools: list[Any]) -> list[dict[str, Any]]:
-    return [json.loads(canonical_tool(t)) for t in tools]
-
-
-def blocks(frag: bytes) -> list[Any]:
-    value: list[Any] = json.loads(b"[" + frag + b"]")
-    return value
 
 
 # -- whole bodies against the reference ---------------------------------------------
@@ -147,25 +130,7 @@ def test_build_body_equals_reference(
 def _session_run(
     rt: srt.Runtime, turns: list[list[dict[str, Any]]], tools: list[Any], params: dict[str, Any]
 ) -> list[bytes]:
-    """Append turn by turn, requesting after each; check each body and the prefix rule."""
-    s = rt.session("conversation")
-    history: list[dict[str, Any]] = []
-    prefix: bytes | None = None
-    out = []
-    for turn in turns:
-        s.append(*turn)
-        history += [canon(m) for m in turn]
-        body = s.request(FMT, model=MODEL, tools=tools, cache=False, **params)
-        assert body == ref.bedrock_body(
-            history, model=MODEL, tools=canon_tools(tools), params=params
-        )
-        json.loads(body)
-        if prefix is not None:
-            assert body.startswith(prefix)
-        prefix = body[: len(body) - len(ref.bedrock_tail(history, params))]
-        assert s.last_build is not None and s.last_build.serialized <= len(turn)
-        out.append(body)
-    return out
+    return session_run(rt, FMT, ref.bedrock_body, ref.bedrock_tail, turns, tools, params)
 
 
 @settings(max_examples=30, deadline=None)

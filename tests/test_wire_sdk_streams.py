@@ -378,29 +378,99 @@ def test_unknown_converse_events_and_starts_are_ignored() -> None:
 
 # -- malformed events: typed errors -------------------------------------------------------
 
+#: Events with members of the wrong JSON types, and what their error says: the format (for
+#: Bedrock the ConverseStream event type) and the kind of Python error the event caused.
 MALFORMED = [
-    ("openai.chat", (None, {"id": "c", "choices": "abc"})),
-    ("openai.chat", (None, {"id": "c", "choices": [{"index": 0, "delta": {"tool_calls": [1]}}]})),
-    ("openai.responses", ("response.created", {"type": "response.created", "response": [1]})),
+    (
+        "openai.chat",
+        (None, {"id": "c", "choices": "abc"}),
+        "a malformed openai.chat stream event (AttributeError)",
+    ),
+    (
+        "openai.chat",
+        (None, {"id": "c", "choices": [{"index": 0, "delta": {"tool_calls": [1]}}]}),
+        "a malformed openai.chat stream event (AttributeError)",
+    ),
+    (
+        "openai.responses",
+        ("response.created", {"type": "response.created", "response": [1]}),
+        "a malformed openai.responses stream event (TypeError)",
+    ),
     (
         "anthropic.messages",
         ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": [1]}),
+        "a malformed anthropic.messages stream event (AttributeError)",
     ),
-    ("anthropic.messages", ("content_block_start", {"type": "content_block_start", "index": "a"})),
-    ("bedrock.converse", ("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"toolUse": 3}})),
-    ("bedrock.converse", ("metadata", [1, 2])),
+    (
+        "anthropic.messages",
+        ("content_block_start", {"type": "content_block_start", "index": "a"}),
+        "a malformed anthropic.messages stream event (ValueError)",
+    ),
+    (
+        "bedrock.converse",
+        ("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"toolUse": 3}}),
+        "a malformed ConverseStream contentBlockDelta event (AttributeError)",
+    ),
+    (
+        "bedrock.converse",
+        ("metadata", [1, 2]),
+        "a malformed ConverseStream metadata event (AttributeError)",
+    ),
 ]
 
 
 @pytest.mark.parametrize(
-    ("name", "event"), MALFORMED, ids=[f"{n}-{i}" for i, (n, _) in enumerate(MALFORMED)]
+    ("name", "event", "says"), MALFORMED, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(MALFORMED)]
 )
-def test_a_malformed_stream_event_is_a_provider_response_error(name: str, event: Event) -> None:
+def test_a_malformed_stream_event_is_a_provider_response_error(
+    name: str, event: Event, says: str
+) -> None:
     fmt: WireFormat = get_format(name)
     dec = fmt.stream_decoder()
-    with pytest.raises(srt.ProviderResponseError, match="malformed"):
+    with pytest.raises(srt.ProviderResponseError, match="malformed") as caught:
         for frame in fmt.encode_stream([event]):
             dec.feed(frame)
+    assert str(caught.value) == says
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+_TOOL_START = {"contentBlockIndex": 0, "start": {"toolUse": {"toolUseId": "t", "name": "f"}}}
+
+
+@pytest.mark.parametrize(
+    ("frames", "says"),
+    [
+        (
+            [
+                event_frame("contentBlockStart", _TOOL_START),
+                event_frame(
+                    "contentBlockDelta",
+                    {"contentBlockIndex": 0, "delta": {"toolUse": {"input": "{no"}}},
+                ),
+                event_frame("contentBlockStop", {"contentBlockIndex": 0}),
+            ],
+            "a toolUse block streamed invalid JSON",
+        ),
+        (
+            [
+                encode_frame(
+                    {":message-type": "event", ":event-type": "contentBlockDelta"}, b"{not json"
+                )
+            ],
+            "event-stream payload of a 'contentBlockDelta' frame is not valid JSON",
+        ),
+    ],
+    ids=["tool-input", "payload"],
+)
+def test_bedrocks_own_stream_errors_reach_the_caller_as_they_are(
+    frames: list[bytes], says: str
+) -> None:
+    """An error the ConverseStream decoder raises itself is not renamed "malformed"."""
+    dec = get_format("bedrock.converse").stream_decoder()
+    with pytest.raises(srt.ProviderResponseError) as caught:
+        for frame in frames:
+            dec.feed(frame)
+    assert str(caught.value) == says
 
 
 # -- through a loopback HTTP stream ---------------------------------------------------------

@@ -19,9 +19,9 @@ from __future__ import annotations
 import copy
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from .._types import Reply, Usage
 from ..errors import (
@@ -57,6 +57,9 @@ __all__ = [
     "text_of",
     "usage_or_none",
 ]
+
+#: A stream's event as its decoder reads it (an SSE event, an event-stream frame).
+E = TypeVar("E")
 
 #: One event of a streamed reply, before framing: (event name or None, JSON data).
 Event = tuple["str | None", Any]
@@ -479,6 +482,23 @@ class StreamDecoder(ABC):
     def reply(self) -> Reply:
         return self.fmt.parse_reply(self.response(), self.model)
 
+    def checked(self, on_event: Callable[[E], list[str]], event: E) -> list[str]:
+        """``on_event(event)``, with an event whose members have the wrong JSON types (a
+        list where an object belongs...) as a ``ProviderResponseError`` that names it
+        (``event_name``); srt's own errors pass as they are."""
+        try:
+            return on_event(event)
+        except SrtError:
+            raise
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise ProviderResponseError(
+                f"a malformed {self.event_name(event)} event ({type(exc).__name__})"
+            ) from None
+
+    def event_name(self, event: Any) -> str:
+        """How the error of a malformed ``event`` names it: by default its format's."""
+        return f"{self.fmt.name} stream"
+
     def partial(self) -> Reply:
         """The reply so far (for a stream cut off before its end); where that cannot be
         parsed, the text handed out, with the usage the events reported where it parses
@@ -505,20 +525,8 @@ class SSEStream(StreamDecoder):
         out: list[str] = []
         for ev in self._sse.feed(chunk):
             self.events += 1
-            out.extend(self.on_event_checked(ev))
+            out.extend(self.checked(self.on_event, ev))
         return out
-
-    def on_event_checked(self, ev: ServerSentEvent) -> list[str]:
-        """``on_event``, with an event whose members have the wrong JSON types (a list
-        where an object belongs...) as a ``ProviderResponseError``."""
-        try:
-            return self.on_event(ev)
-        except SrtError:
-            raise
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            raise ProviderResponseError(
-                f"a malformed {self.fmt.name} stream event ({type(exc).__name__})"
-            ) from None
 
     @abstractmethod
     def on_event(self, ev: ServerSentEvent) -> list[str]: ...

@@ -39,7 +39,6 @@ from ..errors import (
     InvalidMessageError,
     ProviderError,
     ProviderResponseError,
-    SrtError,
     UnsupportedFeatureError,
 )
 from ..message import canonical_tool
@@ -437,15 +436,11 @@ class BedrockStream(StreamDecoder):
             self.events += 1
             if frame.message_type != "event":
                 raise _frame_error(frame)
-            try:
-                out.extend(self._event(frame))
-            except SrtError:
-                raise
-            except (AttributeError, KeyError, TypeError, ValueError) as exc:
-                raise ProviderResponseError(
-                    f"a malformed ConverseStream {frame.event_type} event ({type(exc).__name__})"
-                ) from None
+            out.extend(self.checked(self._event, frame))
         return out
+
+    def event_name(self, event: Any) -> str:
+        return f"ConverseStream {event.event_type}"
 
     def _reasoning(self, i: int, delta: Mapping[str, Any]) -> None:
         """A ``reasoningContent`` delta: text and signature pieces of a ``reasoningText``,
