@@ -20,7 +20,7 @@ from ..errors import SrtError
 from ..runtime import default_path
 from ..wire import FORMATS
 from . import _chat, _imports, _log, _maint, _serve, _sessions, _stats
-from ._common import CommandError, escape_line, nonempty
+from ._common import CommandError, escape_line, file_of, nonempty
 from ._providers import add_provider_options
 
 __all__ = ["build_parser", "main"]
@@ -381,14 +381,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.reconfigure(errors="backslashreplace")
     run: Run = args.run
     try:
-        return run(args) or 0
+        args.db = file_of(args.db)  # (a ``sqlite:`` URL: the file it names)
+        status = run(args) or 0
+        if sys.stdout is not None:
+            sys.stdout.flush()  # here, where a full disk is reported, not at exit
+        return status
     except (SrtError, CommandError) as exc:
         print(f"srt: error: {escape_line(str(exc))}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         # The reader went away (``srt show x | head``): no traceback at exit either.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _drop_output()
+        return 1
+    except OSError as exc:
+        # The commands turn every file they open into an SrtError or CommandError that
+        # names it: what is left is writing the output (a full disk, a closed stdout).
+        _drop_output()
+        print(f"srt: error: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _drop_output() -> None:
+    """Send what is still buffered for stdout nowhere (the flush at exit would fail
+    again, with a traceback)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # closed, or not a file (a test's capture)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)

@@ -25,7 +25,15 @@ from ..message import canonicalize
 from ..runtime import Runtime
 from ..session import Session
 from ..tools import Tool
-from ._common import CommandError, escape_line, escape_text, latest_session, runtime, tty
+from ._common import (
+    CommandError,
+    escape_line,
+    escape_text,
+    latest_session,
+    read_stdin,
+    runtime,
+    tty,
+)
 from ._providers import make_provider
 from ._stats import usage_summary
 from ._tools import ask_approval, describe, load_tools, outcome
@@ -494,7 +502,11 @@ def prompt(args: argparse.Namespace) -> int:
     if text is None or text == "-":
         if text is None and tty(sys.stdin):
             raise CommandError("give the prompt as an argument, or '-' to read it from stdin")
-        text = sys.stdin.read()
+        data = read_stdin()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CommandError(f"the prompt is not UTF-8 (byte {exc.start})") from None
     if not text.strip():
         raise CommandError("the prompt is empty")
     question = {"role": "user", "content": text}

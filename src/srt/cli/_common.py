@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..runtime import Runtime
-from ..store import scheme_of
+from ..store import scheme_of, sqlite_path
 from ..store.keyfile import read_key_file
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "escape_line",
     "escape_text",
     "existing_db",
+    "file_of",
     "is_url",
     "latest_session",
     "nonempty",
@@ -29,9 +30,11 @@ __all__ = [
     "present",
     "print_json",
     "print_table",
+    "read_stdin",
     "runtime",
     "when",
     "without_password",
+    "write_bytes",
 ]
 
 # C0 controls, DEL and C1 controls, as \xNN. C1 (U+0080..U+009F) is included
@@ -95,6 +98,12 @@ def is_url(db: str) -> bool:
     return scheme_of(db) != "sqlite"
 
 
+def file_of(db: str) -> str:
+    """What ``--db`` (or ``srt copy``'s SRC or DEST) names: a server's URL as it is, else
+    a file path, the one a ``sqlite:`` URL names (which ``Runtime`` opens too)."""
+    return db if is_url(db) else sqlite_path(db)
+
+
 def present(db: str) -> bool:
     """Whether ``--db`` names a store that may hold data: an existing file, or a server
     (whose schema the engine creates on first use)."""
@@ -147,6 +156,30 @@ def existing_db(args: argparse.Namespace) -> str:
     if not present(path):
         raise CommandError(f"no database at {os.path.abspath(path)}")
     return path
+
+
+def read_stdin() -> bytes:
+    """All of stdin, as bytes (``-`` for a file or a text)."""
+    stream = sys.stdin
+    if stream is None:
+        raise CommandError("cannot read stdin: it is closed")
+    try:
+        buffer = getattr(stream, "buffer", None)
+        if buffer is None:  # a text stream without bytes below it
+            return str(stream.read()).encode("utf-8", "surrogatepass")
+        return bytes(buffer.read())
+    except OSError as exc:
+        raise CommandError(f"cannot read stdin: {exc.strerror or exc}") from None
+
+
+def write_bytes(data: bytes) -> None:
+    """Write ``data`` to stdout as it is (after any text printed before it)."""
+    if sys.stdout is None:
+        raise CommandError("cannot write the output: stdout is closed")
+    sys.stdout.flush()
+    out = sys.stdout.buffer
+    out.write(data)
+    out.flush()
 
 
 def tty(stream: Any = None) -> bool:

@@ -16,6 +16,7 @@ from ._common import (
     CommandError,
     cli_key,
     escape_line,
+    file_of,
     is_url,
     open_db,
     present,
@@ -246,6 +247,7 @@ def _file_key(args: argparse.Namespace, store: str) -> str | bytes | None:
 
 def copy(args: argparse.Namespace) -> None:
     """``srt copy SRC DEST``: every session, object and ledger row, checked by hashes."""
+    args.src, args.dest = file_of(args.src), file_of(args.dest)
     if not present(args.src):
         raise CommandError(f"no database at {without_password(args.src)}")
     with (

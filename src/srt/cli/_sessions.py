@@ -8,7 +8,6 @@ import dataclasses
 import json
 import os
 import shutil
-import sys
 from typing import Any
 
 from ..entries import Entry
@@ -27,9 +26,11 @@ from ._common import (
     present,
     print_json,
     print_table,
+    read_stdin,
     runtime,
     when,
     without_password,
+    write_bytes,
 )
 
 #: The one set of format names of ``srt export``, ``srt import`` and ``srt request``: srt's
@@ -238,7 +239,7 @@ def show_tree(args: argparse.Namespace) -> None:
 
 def append(args: argparse.Namespace) -> None:
     # Bytes from stdin are passed as they are: srt checks the UTF-8 itself.
-    content: str | bytes = sys.stdin.buffer.read() if args.text == "-" else args.text
+    content: str | bytes = read_stdin() if args.text == "-" else args.text
     message: dict[str, Any] = {"role": args.role, "content": content}
     if (args.role == "tool") != (args.tool_call_id is not None):
         raise CommandError("--role tool needs --tool-call-id, and only it takes one")
@@ -256,13 +257,6 @@ def request(args: argparse.Namespace) -> None:
         session = rt.session(args.name, create=False)
         body = session.request(args.format, model=args.model, cache=not args.no_cache_hints)
     write_bytes(body + b"\n")
-
-
-def write_bytes(data: bytes) -> None:
-    sys.stdout.flush()
-    out = sys.stdout.buffer
-    out.write(data)
-    out.flush()
 
 
 def fork(args: argparse.Namespace) -> None:
@@ -393,7 +387,8 @@ def parse_import(data: bytes, fmt: str | None = None) -> list[dict[str, Any]]:
 def _parse(data: bytes) -> tuple[tuple[str, ...], list[dict[str, Any]]]:
     """The formats the input's shape fits, and its messages."""
     try:
-        text = data.decode("utf-8")
+        # A byte order mark (Windows editors and PowerShell write one) is not text.
+        text = data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         raise CommandError(f"the file is not UTF-8 (byte {exc.start})") from None
     try:
@@ -401,15 +396,7 @@ def _parse(data: bytes) -> tuple[tuple[str, ...], list[dict[str, Any]]]:
     except RecursionError:
         raise CommandError("the file's JSON is nested too deeply") from None
     except ValueError:
-        doc = None
-        lines = [ln for ln in text.splitlines() if ln.strip()]
-        try:
-            items = [json.loads(ln) for ln in lines]
-        except RecursionError:
-            raise CommandError("a line's JSON is nested too deeply") from None
-        except ValueError as exc:
-            raise CommandError(f"the file is neither JSON nor JSON lines: {exc}") from None
-        return ("jsonl",), [m for item in items for m in _as_dicts(to_canonical(item))]
+        return ("jsonl",), _json_lines(text)
     if isinstance(doc, list):
         return ("jsonl",), _as_dicts(to_canonical(doc))
     if not isinstance(doc, dict):
@@ -431,6 +418,42 @@ def _parse(data: bytes) -> tuple[tuple[str, ...], list[dict[str, Any]]]:
             return shape, out
         return shape, [c for m in messages for c in _as_dicts(to_canonical(m))]
     raise CommandError("no messages found: expected 'messages', 'input' or one message a line")
+
+
+def _json_lines(text: str) -> list[dict[str, Any]]:
+    """The messages of JSON lines, each line numbered in an error. Lines end at ``\\n``
+    only: ``str.splitlines`` also ends them at U+2028, U+2029 and U+0085, which JSON
+    keeps unescaped inside a string (so ``srt export`` writes them as they are)."""
+    out: list[dict[str, Any]] = []
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except RecursionError:
+            raise CommandError(f"line {number}: the JSON is nested too deeply") from None
+        except json.JSONDecodeError as exc:
+            raise CommandError(
+                f"the file is neither JSON nor JSON lines: line {number}: {exc.msg} "
+                f"(column {exc.colno})"
+            ) from None
+        except ValueError:  # an integer of more digits than Python converts (4300)
+            raise CommandError(f"line {number}: a number has too many digits") from None
+        if not isinstance(item, (dict, list)):
+            raise CommandError(
+                f"line {number}: expected a message (a JSON object), got {_json_kind(item)}"
+            )
+        out += _as_dicts(to_canonical(item))
+    return out
+
+
+def _json_kind(value: Any) -> str:
+    """How JSON names a value's type (for an error message)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a string" if isinstance(value, str) else "a number"
 
 
 def _message_shape(doc: dict[str, Any]) -> tuple[str, ...]:
@@ -455,7 +478,7 @@ def _message_shape(doc: dict[str, Any]) -> tuple[str, ...]:
 
 def import_(args: argparse.Namespace) -> None:
     if args.file == "-":
-        data = sys.stdin.buffer.read()
+        data = read_stdin()
         name = args.name or "imported"
     else:
         try:

@@ -56,6 +56,7 @@ __all__ = [
     "engine_for",
     "open_store",
     "scheme_of",
+    "sqlite_path",
 ]
 
 #: URL scheme -> ``"module:factory"``; the factory takes ``(url, **options)``.
@@ -112,3 +113,21 @@ def engine_for(scheme: str) -> Callable[..., Store]:
 def open_store(path_or_url: str, **options: Any) -> Store:
     """Open the engine ``path_or_url`` names (a plain path: SQLite) with ``options``."""
     return engine_for(scheme_of(path_or_url))(path_or_url, **options)
+
+
+def sqlite_path(url: str) -> str:
+    """The file path of a ``sqlite:`` URL (SQLAlchemy's spelling, ``sqlite:///rel.db``
+    and ``sqlite:////abs.db``, or plain ``sqlite:PATH``); any other string is a path.
+    ``sqlite://`` alone is ``:memory:``."""
+    if not url.startswith("sqlite:"):
+        return url
+    rest = url[len("sqlite:") :]
+    if rest.startswith("//"):
+        rest = rest[2:]
+        if not rest:
+            return ":memory:"
+        if rest.startswith("/"):
+            rest = rest[1:]
+    if not rest:
+        raise ConfigError(f"the URL {url!r} names no database file")
+    return rest

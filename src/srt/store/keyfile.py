@@ -85,12 +85,17 @@ def read_key_file(key_file: str, db_path: str) -> str | bytes:
         )
     if st.st_size > MAX_KEY_FILE_BYTES:
         raise ConfigError(f"the key file is larger than {MAX_KEY_FILE_BYTES} bytes")
-    with open(key_file, "rb") as f:
-        data = f.read(MAX_KEY_FILE_BYTES + 1)
+    try:
+        with open(key_file, "rb") as f:
+            data = f.read(MAX_KEY_FILE_BYTES + 1)
+    except OSError as exc:  # mode 0400 of another user, 0000, removed meanwhile, ...
+        raise ConfigError(f"cannot read the key file: {exc.strerror}") from None
     if data.endswith(b"\r\n"):
         data = data[:-2]
     elif data.endswith(b"\n"):
         data = data[:-1]
+    if not data:
+        raise ConfigError("the key file is empty (a key file holds the key)")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

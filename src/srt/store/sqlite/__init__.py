@@ -7,6 +7,7 @@ and ``views`` hold gc, vacuum, search, verify and the ``ls``/``tree`` views.
 
 from __future__ import annotations
 
-from .store import SQLiteStore, sqlite_path
+from .. import sqlite_path
+from .store import SQLiteStore
 
 __all__ = ["SQLiteStore", "sqlite_path"]

@@ -39,6 +39,25 @@ def _remove(path: str) -> None:
             os.remove(path + suffix)
 
 
+def _missing_dirs(folder: str) -> list[str]:
+    """The folders on the way to ``folder`` that do not exist yet, deepest first."""
+    out = []
+    while folder and not os.path.exists(folder):
+        out.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return out
+
+
+def _remove_dirs(folders: list[str]) -> None:
+    """Remove the folders a failed backup created (if they are still empty)."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
+
+
 def backup(store: Database, dest: str) -> BackupReport:
     """Copy ``store`` to ``dest`` (a new file) while it stays in use; see the module."""
     if store.path == ":memory:":
@@ -51,7 +70,12 @@ def backup(store: Database, dest: str) -> BackupReport:
     if os.path.lexists(dest):
         raise ConfigError(f"{dest} exists; a backup never overwrites a file")
     tmp = f"{dest}.partial-{secrets.token_hex(4)}"
-    create_private_file(tmp)
+    made = _missing_dirs(os.path.dirname(dest))
+    try:
+        create_private_file(tmp)
+    except BaseException:
+        _remove_dirs(made)
+        raise
     t0 = time.monotonic()
     action = "backing up the database"
     try:
@@ -78,21 +102,30 @@ def backup(store: Database, dest: str) -> BackupReport:
             raise CorruptionError(f"the backup copy fails integrity_check: {problems[0]}")
         # It opens as an srt store with the same key and hashing (and nothing to migrate).
         Database(tmp, key=store.key, hashing=store.hashing).close()
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
+        try:
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise StoreError(f"{action}: cannot write the copy: {exc.strerror}") from None
         try:
             os.link(tmp, dest)  # never over an existing file, even one made meanwhile
         except FileExistsError:
             raise ConfigError(f"{dest} exists; a backup never overwrites a file") from None
         except OSError as exc:
             raise StoreError(f"{action}: cannot create {dest}: {exc.strerror}") from None
-        dir_fd = os.open(os.path.dirname(dest), os.O_RDONLY)
         try:
-            os.fsync(dir_fd)  # the new name survives a power loss too
-        finally:
-            os.close(dir_fd)
-    finally:
+            dir_fd = os.open(os.path.dirname(dest), os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)  # the new name survives a power loss too
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            raise StoreError(f"{action}: cannot sync {dest}'s folder: {exc.strerror}") from None
+    except BaseException:
         _remove(tmp)
+        _remove_dirs(made)  # a failed backup leaves nothing behind, folders included
+        raise
+    _remove(tmp)
     return BackupReport(
         path=dest,
         pages=pages,

@@ -63,6 +63,11 @@ def translate(action: str) -> Iterator[None]:
         raise CorruptionError(
             f"{action}: the database schema is not srt's ({describe(exc)}); run srt verify"
         ) from exc
+    except apsw.FullError as exc:
+        # Said plainly: after a failed backup step SQLite's own text is "not an error".
+        raise StoreError(
+            f"{action}: the disk is full (SQLITE_FULL); free some space and try again"
+        ) from exc
     except apsw.CantOpenError as exc:
         raise StoreError(
             f"{action}: SQLite could not open the file ({describe(exc)}): the file must be "

@@ -35,8 +35,13 @@ def create_private_file(path: str) -> None:
     """Create ``path`` (and any missing parent directories) readable by its owner only.
 
     Directories srt creates are 0700 and the file is 0600, whatever the umask.
-    SQLite gives the ``-wal`` and ``-shm`` files the database file's mode.
+    SQLite gives the ``-wal`` and ``-shm`` files the database file's mode. A symbolic
+    link to a file not there yet is followed (SQLite opens its target): the target is
+    created, private (``O_EXCL`` does not follow the link, and SQLite would otherwise
+    create it with the umask's mode).
     """
+    if os.path.islink(path):
+        path = os.path.realpath(path)
     parent = os.path.dirname(os.path.abspath(path))
     missing: list[str] = []
     p = parent

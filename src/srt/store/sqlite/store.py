@@ -41,6 +41,7 @@ from ...errors import (
     SessionNotFoundError,
     StoreError,
 )
+from .. import sqlite_path
 from ..base import (
     CALL_FIELDS,
     BackupReport,
@@ -562,21 +563,3 @@ class SQLiteStore(Store):
 
     def checkpoint(self) -> bool:
         return maintenance.checkpoint(self.db, "checkpointing the database")
-
-
-def sqlite_path(url: str) -> str:
-    """The file path of a ``sqlite:`` URL (SQLAlchemy's spelling, ``sqlite:///rel.db``
-    and ``sqlite:////abs.db``, or plain ``sqlite:PATH``); any other string is a path.
-    ``sqlite://`` alone is ``:memory:``."""
-    if not url.startswith("sqlite:"):
-        return url
-    rest = url[len("sqlite:") :]
-    if rest.startswith("//"):
-        rest = rest[2:]
-        if not rest:
-            return ":memory:"
-        if rest.startswith("/"):
-            rest = rest[1:]
-    if not rest:
-        raise ConfigError(f"the URL {url!r} names no database file")
-    return rest
