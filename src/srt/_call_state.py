@@ -251,10 +251,11 @@ class CallState:
 
     def _reply_model(self) -> str | None:
         """The model the reply (or a reply that could not be kept) named, if not the one
-        asked for (an Azure deployment's); if it named none, the one the provider says
-        the model asked for runs (``Provider.served_model``)."""
+        asked for (an Azure deployment's); if it named none, or only the one asked for
+        (a deployment's name echoed back), the one the provider says the model asked for
+        runs (``Provider.served_model``)."""
         named = self.reply.model if self.reply is not None else self.named
-        if not (isinstance(named, str) and named):  # the reply names none: the provider's
+        if not (isinstance(named, str) and named) or named == self.model:  # the provider's
             served = getattr(self.provider, "served_model", None)
             named = served(self.model) if served is not None else None
         ok = isinstance(named, str) and named and named != self.model

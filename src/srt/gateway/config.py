@@ -22,6 +22,13 @@
     proxy = "http://proxy.corp:3128"  # optional: every call to this upstream goes through it
     trust_env = true              # without proxy: HTTPS_PROXY, NO_PROXY... choose (default)
 
+    [upstreams.azure]
+    kind = "azure"
+    base_url = "https://NAME.openai.azure.com"
+    api_key_env = "AZURE_OPENAI_API_KEY"
+    deployments = { prod-chat = "gpt-4o" }  # optional: what each deployment runs (prices)
+    prompt_cache_key = false      # true: send srt's prompt_cache_key (GPT-5.6 and later)
+
     [[routes]]
     model = "claude-*"            # a glob on the model name a client asks for
     upstream = "claude"
@@ -71,7 +78,7 @@ _SERVER_KEYS = frozenset(
 )
 _UPSTREAM_KEYS = frozenset(
     "kind api_key_env base_url region deployment api_version model ctx_size slots "
-    "threads state_dir extra_params proxy trust_env".split()
+    "threads state_dir extra_params proxy trust_env deployments prompt_cache_key".split()
 )
 _ROUTE_KEYS = frozenset("model upstream upstream_model context_window".split())
 _TENANT_KEYS = frozenset("requests_per_minute max_items".split())
@@ -101,11 +108,27 @@ class Upstream:
     extra_params: Mapping[str, Any] = field(default_factory=dict)
     proxy: str | None = field(default=None, repr=False)  # may hold credentials
     trust_env: bool = True
+    deployments: Mapping[str, str] | None = None  # azure: deployment name -> model it runs
+    prompt_cache_key: bool = False  # azure: send srt's cache key (GPT-5.6 and later)
 
     def __post_init__(self) -> None:
         where = f"[upstreams.{self.name}]"
         if not isinstance(self.trust_env, bool):
             raise ConfigError(f"{where} trust_env must be true or false")
+        if self.kind != "azure" and (self.deployments is not None or self.prompt_cache_key):
+            raise ConfigError(f"{where} deployments and prompt_cache_key are for kind azure only")
+        if not isinstance(self.prompt_cache_key, bool):
+            raise ConfigError(f"{where} prompt_cache_key must be true or false")
+        if self.deployments is not None and not (
+            isinstance(self.deployments, Mapping)
+            and all(
+                isinstance(k, str) and k and isinstance(v, str) and v
+                for k, v in self.deployments.items()
+            )
+        ):
+            raise ConfigError(
+                f"{where} deployments must be a table of deployment names to model names"
+            )
         if self.proxy is not None and self.kind == "local":
             raise ConfigError(f"{where} proxy: the local model is never behind a proxy")
         if self.kind != "local":  # at startup rather than at the first request; an
@@ -162,7 +185,13 @@ class Upstream:
             api_version=self.api_version,
             use_v1=self.api_version is None,
         )
-        return Azure(endpoint, api_key=key, **net)
+        return Azure(
+            endpoint,
+            api_key=key,
+            deployments=self.deployments,
+            prompt_cache_key=self.prompt_cache_key,
+            **net,
+        )
 
     def _local(self) -> Provider:
         from ..providers.local import LocalProvider
