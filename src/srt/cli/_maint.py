@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import shutil
 import sys
 import unicodedata
 
 from ..runtime import Runtime
 from ..store import Hit
-from ..store.copy import copy_store
 from ..store.keyfile import read_key_file
 from ._common import (
     CommandError,
@@ -95,6 +93,8 @@ def search(args: argparse.Namespace) -> None:
     if args.json:
         print_json([dataclasses.asdict(h) for h in hits])
         return
+    import shutil  # (here: with bz2, lzma and fnmatch, a few ms of every command)
+
     width = shutil.get_terminal_size((80, 24)).columns
     for h in hits:
         where = ", ".join(f"{escape_line(name)}:{pos}" for name, pos in h.places)
@@ -248,6 +248,8 @@ def copy(args: argparse.Namespace) -> None:
     """``srt copy SRC DEST``: every session, object and ledger row, checked by hashes."""
     if not present(args.src):
         raise CommandError(f"no database at {without_password(args.src)}")
+    from ..store.copy import copy_store  # (here: it brings secrets and hmac)
+
     with (
         Runtime(args.src, key=_file_key(args, args.src)) as src,
         Runtime(args.dest, key=_file_key(args, args.dest)) as dest,
