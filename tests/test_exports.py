@@ -191,3 +191,104 @@ def test_lazy_names_resolve_as_the_providers_package_has_them() -> None:
         srt.Nope  # noqa: B018 - the lookup is the test
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         srt.providers.Nope  # noqa: B018
+
+
+#: What ``import srt`` (and the ``srt`` command's module) no longer loads: the tool loop,
+#: prices and savings, the ledger's checker, the providers' options, the wire formats a
+#: program does not use, and the stdlib modules that came with them. Each loads where it
+#: is first used (``srt.Pricing``, ``Session.run``, ``get_format``...).
+_LAZY_MODULES = (
+    "srt.tasks",
+    "srt._task",
+    "srt.tools",
+    "srt.pricing",
+    "srt.savings",
+    "srt.ledger",
+    "srt.providers.policy",
+    "srt.providers.sigv4",
+    "srt.store.copy",
+    "srt.wire.anthropic",
+    "srt.wire.azure",
+    "srt.wire.bedrock",
+    "srt.wire.openai_chat",
+    "srt.wire.openai_responses",
+    "docstring_parser",
+    "concurrent.futures",
+    "logging",
+    "decimal",
+    "platformdirs",
+    "tempfile",
+    "uuid",
+    "urllib.parse",
+    "ipaddress",
+    "gzip",
+    "apsw.ext",
+)
+
+
+def _loaded_after(code: str) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", f"import sys\n{code}\nprint(repr(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = set(eval(done.stdout.splitlines()[-1]))  # a repr of a list of str
+    return [m for m in _LAZY_MODULES if m in loaded]
+
+
+def test_import_srt_loads_no_optional_part() -> None:
+    assert _loaded_after("import srt, srt.cli") == []
+
+
+def test_a_request_body_loads_only_its_format() -> None:
+    code = (
+        "import srt\n"
+        "with srt.Runtime(':memory:') as rt:\n"
+        "    s = rt.session('x')\n"
+        "    s.append({'role': 'user', 'content': 'hi'})\n"
+        "    s.request('openai.chat', model='m')\n"
+        "    rt.sessions()\n"
+    )
+    assert _loaded_after(code) == ["srt.wire.openai_chat"]
+
+
+def test_lazily_exported_names_resolve_to_their_modules() -> None:
+    code = (
+        "import srt\n"
+        "for name in srt.__all__:\n"
+        "    value = getattr(srt, name)\n"
+        "    assert value is not None, name\n"
+        "import srt.tasks, srt.tools, srt.pricing, srt.savings, srt.wire.azure\n"
+        "assert srt.Pricing is srt.pricing.Pricing and srt.Savings is srt.savings.Savings\n"
+        "assert srt.tool is srt.tools.tool and srt.ToolRun is srt.tasks.ToolRun\n"
+        "assert srt.AzureEndpoint is srt.wire.azure.AzureEndpoint\n"
+    )
+    assert len(_loaded_after(code)) > 10  # every one loaded, by its name
+
+
+def test_submodules_import_srt_loaded_before_are_still_attributes() -> None:
+    code = (
+        "import srt, srt.wire\n"
+        "assert srt.tasks.Task and srt.pricing.Pricing and srt.ledger.verify_ledger\n"
+        "assert srt.savings.of_store and srt.tools.as_tool and srt.providers.names\n"
+        "assert srt.wire.anthropic.FORMAT.name == 'anthropic.messages'\n"
+        "assert sorted(srt.wire.FORMATS) == sorted(srt.wire.NAMES)\n"
+        "assert srt.wire.get_format('bedrock.converse') is srt.wire.FORMATS['bedrock.converse']\n"
+    )
+    assert "srt.tasks" in _loaded_after(code)
+
+
+def test_the_tool_call_records_kind_is_known_without_the_tool_loop() -> None:
+    """The store deletes a session's start records with it, and so must know their kind
+    in a process that never ran a task (``srt delete``)."""
+    code = (
+        "import srt\n"
+        "from srt.store.owners import session_kinds\n"
+        "assert 'srt.tool_call' in session_kinds(), session_kinds()\n"
+        "import srt._task\n"
+        "assert srt._task.CLAIMS == 'srt.tool_call'\n"
+    )
+    assert "srt._task" in _loaded_after(code)

@@ -5,7 +5,7 @@ Bottom to top, every top-level module or package on a rank of its own::
     _version, errors, _types, tools, message, pricing <- _core <- _hashing <- tokens,
         store, history, entries, wire <- local <- providers <- context, cache, savings
         <- _shared <- _chain_state <- _chain <- _pieces <- _fragments <- _cachekeys <- _builder
-        <- compaction <- exchange <- drivers <- ledger, summarize, _task, tasks
+        <- compaction <- exchange <- drivers <- ledger, summarize, _task_session, _task, tasks
         <- _session_edits, _session_tasks <- session <- runtime
         <- testing, gateway, integrations, cli, bench
 
@@ -85,6 +85,9 @@ ORDER = [
     "ledger",
     # Compaction with the model's own summary (by hand, or at a window's compact_at).
     "summarize",
+    # What import srt needs of the tool loop: what a task uses of its session, run's
+    # defaults, the kind of its call records (the loop loads with the first run).
+    "_task_session",
     # The tool loop (Session.run): model calls, tool runs, resume after a crash.
     "_task",
     "tasks",

@@ -960,3 +960,17 @@ def test_a_sessions_page_that_lost_its_rows_is_refused(tmp_path: Path) -> None:
     Path(path).write_bytes(bytes(data))
     with srt.Runtime(path) as rt, pytest.raises(srt.CorruptionError, match="disagree"):
         rt.sessions()
+
+
+def test_a_connection_has_bestpractice_settings(tmp_path: Path) -> None:
+    """WAL, and double-quoted strings refused, as ``apsw.bestpractice``'s connection_wal
+    and connection_dqs set them (written out in ``db._configure``)."""
+    path = str(tmp_path / "s.db")
+    conn = _db.connect(path, threading.Lock(), migrate=True)
+    try:
+        assert conn.execute("PRAGMA journal_mode").get == "wal"
+        with pytest.raises(apsw.SQLError, match="no such column"):
+            conn.execute('SELECT "not a string"').get  # noqa: B018 - the query is the test
+        assert conn.execute("SELECT 'a string'").get == "a string"
+    finally:
+        conn.close()

@@ -48,24 +48,28 @@ from .errors import (
     UnsupportedFeatureError,
 )
 from .history import HeadRecord
-from .pricing import Price, Pricing
-from .providers.policy import RetryPolicy, Timeouts
-from .providers.sigv4 import AwsCredentials
 from .runtime import Runtime, default_path
-from .savings import Baseline, Savings
 from .session import Session
-from .tasks import TaskEvent, TaskResult, ToolCall, ToolRun
-from .tools import Tool, tool
-from .wire.azure import AzureEndpoint
 
 if _typing.TYPE_CHECKING:
+    from .pricing import Price, Pricing
     from .providers import Anthropic, Azure, Bedrock, OpenAI, OpenAICompatible, Provider
     from .providers.local import Local, LocalProvider
+    from .providers.policy import RetryPolicy, Timeouts
+    from .providers.sigv4 import AwsCredentials
+    from .savings import Baseline, Savings
+    from .tasks import TaskEvent, TaskResult, ToolCall, ToolRun
+    from .tools import Tool, tool
+    from .wire.azure import AzureEndpoint
 
-#: The providers, loaded when first named (``srt.OpenAI``): they bring httpx, httpcore and
-#: asyncio, about 90 ms of ``import srt`` that the store, the CLI's reads and request
-#: building never use.
-_PROVIDERS = {
+#: Names loaded when first named (``srt.OpenAI``), with their modules. The providers
+#: bring httpx, httpcore and asyncio, about 90 ms of ``import srt`` that the store, the
+#: CLI's reads and request building never use; the rest are for some programs only: the
+#: tool loop (with ``docstring_parser``, ``concurrent.futures`` and ``logging``), prices
+#: and savings (``datetime``, ``decimal``), a provider's options (``urllib``,
+#: ``ipaddress``, the Azure and Responses formats). ``tests/test_exports.py`` checks that
+#: ``import srt`` leaves them unloaded.
+_LAZY = {
     "Anthropic": "srt.providers",
     "Azure": "srt.providers",
     "Bedrock": "srt.providers",
@@ -74,17 +78,36 @@ _PROVIDERS = {
     "Provider": "srt.providers",
     "Local": "srt.providers.local",
     "LocalProvider": "srt.providers.local",
+    "RetryPolicy": "srt.providers.policy",
+    "Timeouts": "srt.providers.policy",
+    "AwsCredentials": "srt.providers.sigv4",
+    "AzureEndpoint": "srt.wire.azure",
+    "Price": "srt.pricing",
+    "Pricing": "srt.pricing",
+    "Baseline": "srt.savings",
+    "Savings": "srt.savings",
+    "TaskEvent": "srt.tasks",
+    "TaskResult": "srt.tasks",
+    "ToolCall": "srt.tasks",
+    "ToolRun": "srt.tasks",
+    "Tool": "srt.tools",
+    "tool": "srt.tools",
 }
+#: The submodules ``import srt`` used to load, and no longer does: ``srt.tasks`` after a
+#: bare ``import srt`` still finds them (importing one sets the attribute itself).
+_SUBMODULES = frozenset({"ledger", "pricing", "providers", "savings", "tasks", "tools"})
 
 
 if not _typing.TYPE_CHECKING:  # (type checkers see the imports above, and no __getattr__)
 
     def __getattr__(name: str) -> object:
-        module = _PROVIDERS.get(name)
-        if module is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
         import importlib
 
+        if name in _SUBMODULES:
+            return importlib.import_module(f"{__name__}.{name}")
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
         value = getattr(importlib.import_module(module), name)
         globals()[name] = value  # (looked up once)
         return value

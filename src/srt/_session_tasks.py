@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from . import tasks
-from ._task import TaskSession
+from ._task_session import CONCURRENCY, MAX_STEPS, OPTIONS, TaskSession
 from .wire.base import check_model
 
 if TYPE_CHECKING:  # (the providers load on first use: httpx and asyncio cost ``import srt``)
+    from . import tasks  # (and the loop with the first run: ``_task_session``)
     from .providers import Provider
 
 __all__ = ["Runs"]
@@ -27,7 +27,9 @@ def _task(
     session: TaskSession, provider: Provider, model: str, tools: Sequence[Any], **kw: Any
 ) -> tasks.Task:
     check_model(model)
-    opts = {k: kw.pop(k) for k in tasks.OPTIONS if k in kw}
+    from . import tasks
+
+    opts = {k: kw.pop(k) for k in OPTIONS if k in kw}
     return tasks.Task(session, provider, model=model, tools=tools, params=kw, **opts)
 
 
@@ -40,11 +42,11 @@ class Runs(TaskSession, Protocol):
         *,
         model: str,
         tools: Sequence[Any] = (),
-        max_steps: int | None = tasks.MAX_STEPS,
+        max_steps: int | None = MAX_STEPS,
         time_budget: float | None = None,
         token_budget: int | None = None,
         approve: Callable[[tasks.ToolCall], Any] | None = None,
-        concurrency: int = tasks.CONCURRENCY,
+        concurrency: int = CONCURRENCY,
         **params: Any,
     ) -> tasks.TaskResult:
         """Run the task this session holds: call the model, run the tools it calls
@@ -53,6 +55,8 @@ class Runs(TaskSession, Protocol):
         budget is spent. On a session whose process died mid-task it resumes, never
         re-running a tool whose result was saved. ``params`` go to every ``send``
         (e.g. ``window=``, ``max_tokens=``). See ``srt.tasks``."""
+        from . import tasks
+
         return tasks.run(
             _task(
                 self, provider, model, tools, max_steps=max_steps, time_budget=time_budget,
@@ -66,6 +70,8 @@ class Runs(TaskSession, Protocol):
         """``run``, streamed: iterate for ``TaskEvent``s (text deltas, tool calls and
         results, replies); ``.result`` holds the ``TaskResult`` at the end. Takes
         ``run``'s options."""
+        from . import tasks
+
         return tasks.run_stream(_task(self, provider, model, tools, **options))
 
     async def arun(
@@ -73,10 +79,14 @@ class Runs(TaskSession, Protocol):
     ) -> tasks.TaskResult:
         """The asyncio twin of ``run`` (async tools are awaited, sync ones run in
         threads; ``approve`` may be a coroutine function). Takes ``run``'s options."""
+        from . import tasks
+
         return await tasks.arun(_task(self, provider, model, tools, **options))
 
     def arun_stream(
         self, provider: Provider, *, model: str, tools: Sequence[Any] = (), **options: Any
     ) -> AsyncIterator[tasks.TaskEvent]:
         """The asyncio twin of ``run_stream``: ``async for event in s.arun_stream(...)``."""
+        from . import tasks
+
         return tasks.arun_stream(_task(self, provider, model, tools, **options))

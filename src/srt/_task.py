@@ -20,38 +20,13 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from ._builder import Parts
+from ._task_session import CLAIMS, CONCURRENCY, MAX_STEPS, OPTIONS, TaskSession
 from ._types import Reply, Usage
 from .errors import ConfigError, ConflictError, InvalidMessageError, ToolArgumentsError
 from .message import own_metadata
-from .store.owners import session_kind
 from .tools import Tool, as_tool, render_result
-
-
-class TaskSession(Protocol):
-    """What a task uses of its ``srt.Session``: the public send path and the parts (the
-    task reads its chain and records call claims in the store, under the session lock)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def parts(self) -> Parts: ...
-
-    def append(self, *messages: Any, rebase: bool = False, model: str | None = None) -> Any: ...
-
-    def send(self, provider: Provider, *, model: str, **kw: Any) -> Reply: ...
-
-    def stream(self, provider: Provider, *, model: str, **kw: Any) -> Any: ...
-
-    async def asend(self, provider: Provider, *, model: str, **kw: Any) -> Reply: ...
-
-    def astream(self, provider: Provider, *, model: str, **kw: Any) -> Any: ...
-
-    def refresh(self) -> None: ...
-
 
 if TYPE_CHECKING:  # (the providers load on first use: httpx and asyncio cost ``import srt``)
     from .providers import Provider
@@ -72,11 +47,8 @@ __all__ = [
     "ToolRun",
 ]
 
-#: ``Session.run``'s defaults: model calls per run, and tools run at once.
-MAX_STEPS = 25
-CONCURRENCY = 8
-#: The keyword options of ``Session.run`` that are the loop's (the rest go to ``send``).
-OPTIONS = ("max_steps", "time_budget", "token_budget", "approve", "concurrency")
+# (``MAX_STEPS``, ``CONCURRENCY``, ``OPTIONS``, ``CLAIMS`` and ``TaskSession`` are
+# ``_task_session``'s: ``import srt`` loads that module, and this one with the first task.)
 #: Why ``run`` returned.
 STOP_REASONS = ("done", "max_steps", "time_budget", "token_budget", "external")
 #: The text a result message carries for a call that started but was never saved.
@@ -197,17 +169,7 @@ def _text(message: dict[str, Any] | None) -> str:
 
 # -- who started a call ----------------------------------------------------------------------
 
-#: The store objects that say who started a tool call: kind ``srt.tool_call``, scope
-#: ``<session id>:<prefix hash of the assistant message>:<call id>`` (a prefix hash names
-#: a whole history, so a scope is never reused), key ``START``, value the owner (below),
-#: written ``if_absent``: of runs starting the call at once, the store lets one in, and
-#: only that one runs the tool. (Records of earlier srt versions are still read: the
-#: scope's first object in insertion order, keyed ``<owner>:<random>``, one per run
-#: that tried; and before that, scope the session id and key ``<prefix hash>:<call id>``.)
-#: The kind is filed under a session (``store.owners``): deleting the session deletes its
-#: records in the same transaction, and the store writes none once it is gone, so a run
-#: that saw the session before its deletion cannot win a start a deleted record held.
-CLAIMS = session_kind("srt.tool_call")
+#: The key of a call's start record (of kind ``CLAIMS``: ``_task_session`` describes them).
 START = "start"
 
 

@@ -7,9 +7,7 @@ import dataclasses
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
-
-import platformdirs
+from typing import TYPE_CHECKING, Any
 
 from ._chain import Chain
 from ._hashing import keyed
@@ -18,12 +16,14 @@ from ._types import SessionInfo, UsageSummary
 from .cache import DEFAULT_POLICY, CachePolicy
 from .errors import ConfigError, SessionNotFoundError
 from .history import delete_session, set_retention
-from .ledger import LedgerReport, verify_ledger
 from .message import DEFAULT_MAX_MESSAGE_BYTES
-from .pricing import Pricing
-from .savings import Savings, of_store
 from .session import Session
 from .store import BackupReport, GcReport, Store, open_store
+
+if TYPE_CHECKING:  # (the reports load where they are made: not every program prices calls)
+    from .ledger import LedgerReport
+    from .pricing import Pricing
+    from .savings import Savings
 
 __all__ = ["MAX_NAME_CHARS", "Runtime", "check_name", "default_path"]
 
@@ -38,6 +38,8 @@ def default_path() -> str:
     env = os.environ.get("SRT_DB")
     if env:
         return env
+    import platformdirs  # (here: with tempfile and shutil, a few ms of ``import srt``)
+
     return os.path.join(platformdirs.user_data_dir("srt", appauthor=False), "srt.db")
 
 
@@ -352,11 +354,15 @@ class Runtime:
         store's history). Given ``rows`` are rows of this store's ledger (named by their
         ``id``): the careful client sees every request of the ledger, as a client on the
         same account would, and the totals are those of ``rows``."""
+        from .savings import of_store
+
         return of_store(self.store, rows, pricing)
 
     def verify_ledger(self) -> LedgerReport:
         """Rebuild every ledger row's body from the stored history and its recorded
         parameters, and check it against the recorded hash and size (``srt.ledger``)."""
+        from .ledger import verify_ledger
+
         return verify_ledger(self._shared, self.calls())
 
     def session(self, name: str, *, create: bool = True) -> Session:

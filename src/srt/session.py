@@ -32,13 +32,13 @@ from ._types import BuildStats, Message, Reply, UsageSummary
 from .cache import CacheExplain, CachePolicy
 from .context import WindowPolicy
 from .errors import ConfigError
-from .pricing import Pricing
-from .savings import Savings, of_store
 from .wire import get_format
 from .wire.base import check_model
 
 if TYPE_CHECKING:  # (the providers load on first use: httpx and asyncio cost ``import srt``)
+    from .pricing import Pricing  # (and the price list, and savings, where they are used)
     from .providers import Provider
+    from .savings import Savings
 
 __all__ = ["Session"]
 
@@ -442,6 +442,8 @@ class Session:
     def savings(self, pricing: Pricing | None = None) -> Savings:
         """This session's billed input against a careful stateless client under the same
         caching rules and against a client with no caching (``srt.savings.of_store``)."""
+        from .savings import of_store
+
         return of_store(self._shared.store, self.calls(), pricing)
 
     def predict(
@@ -468,10 +470,11 @@ class Session:
             served_model = getattr(provider, "served_model", None)
             served = served_model(model) if served_model is not None else None
         ex = self.explain(format or "openai.chat", model=model, tools=tools)
-        price = (pricing or Pricing()).predict(
-            model, ex.total_tokens, ex.cached_tokens, name, served=served
-        )
-        return ex, price
+        if pricing is None:
+            from .pricing import Pricing
+
+            pricing = Pricing()
+        return ex, pricing.predict(model, ex.total_tokens, ex.cached_tokens, name, served=served)
 
 
 # The methods written in Edits and Runs are Session's own, and named so (as numpy's

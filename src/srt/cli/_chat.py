@@ -18,13 +18,13 @@ from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .. import drivers, exchange, tasks
+from .. import drivers, exchange
+from .._task_session import MAX_STEPS
 from ..cache import CacheExplain
 from ..errors import ProviderError, SrtError
 from ..message import canonicalize
 from ..runtime import Runtime
 from ..session import Session
-from ..tools import Tool
 from ._common import (
     CommandError,
     escape_line,
@@ -40,6 +40,7 @@ from ._tools import ask_approval, describe, load_tools, outcome
 
 if TYPE_CHECKING:
     from ..providers import Provider
+    from ..tools import Tool
 
 __all__ = ["Chat", "chat", "prompt"]
 
@@ -260,7 +261,7 @@ class Chat:
     def _ask(self, prompt: str) -> str:
         return self.read(prompt if self.interactive else "")
 
-    def task(self, max_steps: int | None = tasks.MAX_STEPS) -> None:
+    def task(self, max_steps: int | None = MAX_STEPS) -> None:
         """Run the model and the tools it calls until it answers (``Session.run``)."""
         approve = None if self.yes else ask_approval(self._ask, self.note)
         stream = self.session.run_stream(

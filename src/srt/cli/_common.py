@@ -8,7 +8,6 @@ import datetime
 import json
 import os
 import sys
-import urllib.parse
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -112,6 +111,8 @@ def present(db: str) -> bool:
 
 def without_password(url: str) -> str:
     """``url`` with any password replaced by ``***`` (never printed)."""
+    import urllib.parse  # (here: a few ms of every command, for a URL's few)
+
     parts = urllib.parse.urlsplit(url)
     if parts.password is None:
         return url

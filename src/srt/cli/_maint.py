@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import shutil
 import sys
 import unicodedata
 
 from ..runtime import Runtime
 from ..store import Hit
-from ..store.copy import copy_store
 from ..store.keyfile import read_key_file
 from ._common import (
     CommandError,
@@ -96,6 +94,8 @@ def search(args: argparse.Namespace) -> None:
     if args.json:
         print_json([dataclasses.asdict(h) for h in hits])
         return
+    import shutil  # (here: with bz2, lzma and fnmatch, a few ms of every command)
+
     width = shutil.get_terminal_size((80, 24)).columns
     for h in hits:
         where = ", ".join(f"{escape_line(name)}:{pos}" for name, pos in h.places)
@@ -250,6 +250,8 @@ def copy(args: argparse.Namespace) -> None:
     args.src, args.dest = file_of(args.src), file_of(args.dest)
     if not present(args.src):
         raise CommandError(f"no database at {without_password(args.src)}")
+    from ..store.copy import copy_store  # (here: it brings secrets and hmac)
+
     with (
         Runtime(args.src, key=_file_key(args, args.src)) as src,
         Runtime(args.dest, key=_file_key(args, args.dest)) as dest,

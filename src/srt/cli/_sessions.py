@@ -7,7 +7,6 @@ import argparse
 import dataclasses
 import json
 import os
-import shutil
 from typing import Any
 
 from ..entries import Entry
@@ -230,6 +229,8 @@ def show_tree(args: argparse.Namespace) -> None:
     if top is None:
         print(f"{escape_line(name)} is empty")
         return
+    import shutil  # (here: with bz2, lzma and fnmatch, a few ms of every command)
+
     width = shutil.get_terminal_size((80, 24)).columns
     print("\n".join(draw_tree(top, max(width, 40))))
 

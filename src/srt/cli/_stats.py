@@ -10,7 +10,6 @@ from typing import Any
 from .._types import billed
 from ..errors import SessionNotFoundError
 from ..runtime import Runtime
-from ..savings import usage_figures as figures_of
 from ._common import escape_line, latest_session, print_json, print_table, runtime
 
 __all__ = ["stats", "usage_figures", "usage_summary"]
@@ -24,6 +23,8 @@ def usage_figures(
     """Totals of ledger rows, with cost and savings when the models have prices (the
     careful baseline follows ``rt``'s history and sees ``every`` row of its ledger
     (default: ``rt.calls()``) when given; ``srt.savings.usage_figures``)."""
+    from ..savings import usage_figures as figures_of  # (and the price list: here)
+
     if rt is None:
         return figures_of(rows)
     every = rt.calls() if every is None else every

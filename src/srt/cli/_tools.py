@@ -12,12 +12,14 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SrtError
-from ..tasks import ToolCall, ToolRun
-from ..tools import Tool, as_tool
 from ._common import CommandError, escape_line
+
+if TYPE_CHECKING:  # (the tool loop loads when a tool is named: not for every command)
+    from ..tasks import ToolCall, ToolRun
+    from ..tools import Tool
 
 __all__ = ["ask_approval", "describe", "load_tools", "outcome"]
 
@@ -42,6 +44,8 @@ def _load(spec: str) -> Tool:
             raise CommandError(f"--tool {spec!r}: {module_name} has no {attr!r}") from None
     if not callable(obj):
         raise CommandError(f"--tool {spec!r}: {attr!r} is not a function")
+    from ..tools import as_tool
+
     try:
         return as_tool(obj)
     except SrtError as exc:

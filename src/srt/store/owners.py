@@ -2,8 +2,8 @@
 
 A layer above the store that files objects under a session declares the kind where it
 defines it, ``KIND = session_kind("srt.head")`` (``store.heads``: earlier heads;
-``srt._task``: started tool calls). ``import srt`` imports both, so every process that
-opens a store knows them. For every declared kind the store keeps one rule:
+``srt._task_session``: started tool calls). ``import srt`` imports both, so every process
+that opens a store knows them. For every declared kind the store keeps one rule:
 
 * an object whose scope is ``<id>`` or starts with ``<id>:``, ``<id>`` a session id
   written as ``str(id)`` writes it (decimal, no sign, no leading zero), belongs to that

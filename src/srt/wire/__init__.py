@@ -8,19 +8,20 @@ give identical bytes.
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import _core
 from ..errors import ConfigError, UnsupportedFeatureError
 from ..message import canonical_tool
 from ..tokens import GENERIC_ESTIMATE, Tokenizer
-from . import anthropic, azure, bedrock, openai_chat, openai_responses
 from .base import CacheRules, Frag, Target, WireFormat
 
 __all__ = [
     "FORMATS",
+    "NAMES",
     "Frag",
     "Target",
     "WireFormat",
@@ -31,33 +32,69 @@ __all__ = [
     "tokenizer_for",
 ]
 
-FORMATS: dict[str, WireFormat] = {
-    f.name: f
-    for f in (
-        openai_chat.FORMAT,
-        openai_responses.FORMAT,
-        azure.CHAT,
-        azure.RESPONSES,
-        anthropic.FORMAT,
-        bedrock.FORMAT,
-    )
+#: Each built-in format's module and the name it has there, in registration order. A
+#: module is imported when its format is first used (``get_format``), and every one when
+#: ``FORMATS`` is first read: most programs use one format, and the others (with
+#: ``urllib``, ``ipaddress``, ``uuid`` and the event-stream decoder) cost ``import srt``.
+_BUILTIN = {
+    "openai.chat": ("openai_chat", "FORMAT"),
+    "openai.responses": ("openai_responses", "FORMAT"),
+    "azure.chat": ("azure", "CHAT"),
+    "azure.responses": ("azure", "RESPONSES"),
+    "anthropic.messages": ("anthropic", "FORMAT"),
+    "bedrock.converse": ("bedrock", "FORMAT"),
 }
+#: The built-in formats' names (what ``srt request --format`` offers).
+NAMES = tuple(_BUILTIN)
+_MODULES = frozenset(module for module, _ in _BUILTIN.values())
+
+_formats: dict[str, WireFormat] | None = None  # FORMATS, once built
+
+
+def _builtin(name: str) -> WireFormat:
+    module, attr = _BUILTIN[name]
+    fmt: WireFormat = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+    return fmt
+
+
+def _all() -> dict[str, WireFormat]:
+    global _formats
+    if _formats is None:
+        _formats = {name: _builtin(name) for name in _BUILTIN}
+        globals()["FORMATS"] = _formats  # (looked up once)
+    return _formats
+
+
+if TYPE_CHECKING:
+    #: Every registered format by name (built when first read: see ``_BUILTIN``).
+    FORMATS: dict[str, WireFormat]
+else:
+
+    def __getattr__(name: str) -> object:
+        if name == "FORMATS":
+            return _all()
+        if name in _MODULES:  # (``srt.wire.anthropic`` without importing it first)
+            return importlib.import_module(f"{__name__}.{name}")
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_format(name: str) -> WireFormat:
     """The wire format called ``name``; ``ConfigError`` for an unknown one."""
+    if _formats is None and isinstance(name, str) and name in _BUILTIN:
+        return _builtin(name)
+    formats = _all()
     try:
-        return FORMATS[name]
+        return formats[name]
     except (KeyError, TypeError):
         raise ConfigError(
-            f"unknown wire format {name!r}; known formats: {sorted(FORMATS)}"
+            f"unknown wire format {name!r}; known formats: {sorted(formats)}"
         ) from None
 
 
 def family(provider: str) -> WireFormat | None:
     """The first registered format of provider family ``provider`` (case-insensitive)."""
     want = provider.strip().lower()
-    return next((f for f in FORMATS.values() if f.provider == want), None)
+    return next((f for f in _all().values() if f.provider == want), None)
 
 
 def tokenizer_for(provider: str, model: str) -> Tokenizer:

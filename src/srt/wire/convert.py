@@ -44,7 +44,6 @@ from typing import Any
 
 from .._types import Message
 from ..errors import InvalidMessageError
-from . import openai_responses
 from ._input import typed_input
 
 __all__ = ["detect", "to_canonical"]
@@ -156,6 +155,8 @@ def to_canonical(msg_or_items: Any, model: str | None = None) -> list[dict[str, 
             return [msg_or_items.to_dict()]
         return [dict(msg_or_items)]
     if shape == "responses":
+        from . import openai_responses
+
         return openai_responses.to_canonical(msg_or_items, model)
     if shape in ("anthropic", "bedrock"):
         out: list[dict[str, Any]] = _converter(shape)(msg_or_items, model)

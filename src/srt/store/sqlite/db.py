@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import apsw
-import apsw.bestpractice
 
 from ... import _hashing
 from ..._hashing import Hashing
@@ -151,10 +150,14 @@ def _configure(
         conn.execute(f"PRAGMA page_size={PAGE_SIZE:d}")
     # apsw.bestpractice's per-connection settings (WAL, foreign keys, no double-quoted
     # strings); never apply(), which would change process-wide hooks in the host
-    # application. The pragmas SQLite keeps per connection go in one call.
+    # application. Its connection_wal and connection_dqs are written out here: importing
+    # apsw.bestpractice imports apsw.ext, with logging, urllib and ipaddress, several ms
+    # of every program that opens a store. The pragmas SQLite keeps per connection go in
+    # one call.
     if not wal:
         _switch_to_wal(conn)
-    apsw.bestpractice.connection_dqs(conn)
+    conn.config(apsw.SQLITE_DBCONFIG_DQS_DML, 0)  # double quotes are for identifiers only
+    conn.config(apsw.SQLITE_DBCONFIG_DQS_DDL, 0)
     conn.set_busy_timeout(BUSY_TIMEOUT_MS)
     conn.execute(
         "PRAGMA foreign_keys=ON;"
@@ -164,7 +167,8 @@ def _configure(
 
 
 def _switch_to_wal(conn: apsw.Connection) -> None:
-    """``apsw.bestpractice.connection_wal``, retried while the file is locked.
+    """``apsw.bestpractice.connection_wal`` (WAL unless the file is read-only), retried
+    while the file is locked.
 
     SQLite answers a journal-mode change with SQLITE_BUSY at once, without calling the
     busy handler, when another connection holds a lock on the file; two stores opening
@@ -175,8 +179,11 @@ def _switch_to_wal(conn: apsw.Connection) -> None:
     pause = 0.001
     while True:
         try:
-            apsw.bestpractice.connection_wal(conn)
+            if not conn.readonly("main"):
+                conn.pragma("journal_mode", "wal")
             return
+        except apsw.ReadOnlyError:
+            return  # (as connection_wal: the journal may be read-only too)
         except apsw.BusyError:
             if time.monotonic() + pause > deadline:
                 raise
