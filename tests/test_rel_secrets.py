@@ -500,3 +500,22 @@ def test_no_request_class_shows_its_headers() -> None:
             secrets=(key,),
         )
         assert key not in repr(req) and key not in str(req), cls
+
+
+def test_the_documentation_shows_no_environment_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``help()`` and pydoc print every default value: a default of ``os.environ``
+    printed every variable of the environment, secrets included
+    (``AwsCredentials.from_env``). No public name's documentation may hold one."""
+    import pydoc
+
+    import srt.providers.sigv4
+
+    canary = "AKIA-CANARY-" + secrets.token_hex(8)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", canary)
+    public = [getattr(srt, name) for name in srt.__all__]
+    docs = [pydoc.render_doc(x, renderer=pydoc.plaintext) for x in public if callable(x)]
+    docs.append(pydoc.render_doc(srt.providers.sigv4, renderer=pydoc.plaintext))
+    assert len(docs) > 10 and any("from_env" in d for d in docs)
+    assert not [d[:80] for d in docs if canary in d]

@@ -52,11 +52,15 @@ class AwsCredentials:
             raise ConfigError("AWS credentials need a non-empty access key id and secret key")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> AwsCredentials | None:
-        """From ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` and ``AWS_SESSION_TOKEN``.
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AwsCredentials | None:
+        """From ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` and ``AWS_SESSION_TOKEN``
+        of ``env`` (the process's environment by default).
 
         ``None`` when the key id or the secret is missing or empty.
         """
+        # (never ``env=os.environ`` in the signature: help() and pydoc print a default,
+        # and that one is every variable of the environment, secrets included)
+        env = os.environ if env is None else env
         key_id = env.get("AWS_ACCESS_KEY_ID", "").strip()
         secret = env.get("AWS_SECRET_ACCESS_KEY", "").strip()
         if not key_id or not secret:
