@@ -54,14 +54,17 @@ class Counters:
 class FaultVFS(apsw.VFS):
     """The default VFS with a fault plan. ``arm(plan)``, ``reset()``, ``unregister()``."""
 
-    def __init__(self, name: str, *, default: bool = False) -> None:
+    def __init__(self, name: str, *, default: bool = False, base: str = "unix") -> None:
         self.name = name
+        #: the VFS every call goes on to (``"multipleciphers-unix"``: SQLite3 Multiple
+        #: Ciphers' cipher layer, so an encrypted file is still encrypted)
+        self.base = base
         self.plan = Plan()
         self.counters = Counters()
         self.lock = threading.Lock()
         # ``default=True`` makes it SQLite's default VFS: only in a child process, since
         # it cannot be undone cleanly (unregistering a default VFS picks any other one).
-        super().__init__(name, "unix", makedefault=default)
+        super().__init__(name, base, makedefault=default)
 
     def xOpen(self, name: str | apsw.URIFilename | None, flags: list[int]) -> apsw.VFSFile:
         return _File(self, name, flags)
@@ -107,7 +110,7 @@ class FaultVFS(apsw.VFS):
 class _File(apsw.VFSFile):
     def __init__(self, vfs: FaultVFS, name: str | apsw.URIFilename | None, flags: list[int]):
         self._vfs = vfs
-        super().__init__("unix", name, flags)
+        super().__init__(vfs.base, name, flags)
         filename = name.filename() if isinstance(name, apsw.URIFilename) else name
         vfs.counters.files.add(os.path.basename(str(filename)))
 

@@ -269,45 +269,6 @@ class Database:
             with contextlib.suppress(apsw.Error):
                 conn.close()
 
-    def rekey(self, new_key: _keys.Key | None) -> None:
-        """Re-encrypt the file under ``new_key`` (``None``: decrypt it).
-
-        Every connection this store opened is closed first (threads reopen theirs on
-        their next use); no other process may have the file open meanwhile. The new
-        key is checked by reading the file with it before it replaces the old one.
-        """
-        _keys.require()
-        if self.path == ":memory:":
-            raise ConfigError("an in-memory store cannot be encrypted")
-        with self.lock:
-            self.close()
-            self.wal = False  # the rekey leaves WAL for a while: every open switches back
-            conn = self.open()
-            try:
-                with translate("re-encrypting the database"):
-                    if self.key is None and new_key is not None:
-                        # Encrypting a plain file rewrites every page with room for the
-                        # cipher's MAC, which SQLite3 Multiple Ciphers does only outside
-                        # WAL mode: leave it for the rekey (this needs the only handle).
-                        if conn.pragma("journal_mode", "delete") != "delete":
-                            raise StoreBusyError(
-                                "re-encrypting the database: another connection has it open"
-                            )
-                        try:
-                            _keys.apply(conn, new_key, rekey=True)
-                        finally:
-                            conn.pragma("journal_mode", "wal")
-                    else:
-                        _keys.apply(conn, new_key, rekey=True)
-            finally:
-                conn.close()
-            old, self.key = self.key, new_key
-            try:
-                self.open().close()
-            except BaseException:
-                self.key = old
-                raise
-
 
 #: What ``translate`` turns into srt errors (an apsw error; apsw decoding a damaged file's text).
 _TRANSLATED = (apsw.Error, UnicodeDecodeError)

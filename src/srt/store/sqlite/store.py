@@ -63,7 +63,7 @@ from ..base import (
     check_object,
     object_changed,
 )
-from . import backup, chains, heap, maintenance, verify, views, writes
+from . import backup, chains, heap, maintenance, rekey, verify, views, writes
 from .database import Database
 from .db import SYNCHRONOUS, translate
 from .files import BUSY_TIMEOUT_MS
@@ -199,7 +199,7 @@ class SQLiteStore(Store):
     def rekey(self, key: str | bytes | Key | None) -> None:
         """Re-encrypt the file under ``key`` (``None``: decrypt it; a plain file is
         encrypted by its first rekey). No other process may have it open meanwhile."""
-        self.db.rekey(Key(key) if key is not None else None)
+        rekey.rekey(self.db, Key(key) if key is not None else None)
 
     def backup(self, dest: str) -> BackupReport:
         return backup.backup(self.db, dest)
