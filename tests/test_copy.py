@@ -311,3 +311,48 @@ def test_the_copy_knows_the_kinds_filed_under_a_session() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["srt.head,srt.tool_call"]
+
+
+def _schema_exists(url: str) -> bool:
+    import psycopg
+
+    from pg_support import server_url
+
+    schema = url.rpartition("schema=")[2]
+    with psycopg.connect(server_url()) as conn:
+        row = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+        return row.fetchone() is not None
+
+
+def test_a_copy_from_a_schema_without_a_store_creates_nothing(tmp_path: Path, pg_url: str) -> None:
+    """A mistyped ``?schema=`` as the source: refused, the schema not created on the
+    server, the destination not created (it had copied an empty store and said so)."""
+    from support import run_cli
+
+    dest = tmp_path / "dest.db"
+    code, out, err = run_cli("copy", pg_url, str(dest))
+    assert code == 1 and out == "", err
+    assert "holds no srt store" in err and "nothing was created" in err
+    assert not dest.exists() and not _schema_exists(pg_url)
+    with srt.Runtime(pg_url) as rt:  # a store there: the source opens without create
+        _fill(rt)
+        want = _meta_bytes(_state(rt.store))
+    code, out, err = run_cli("copy", pg_url, str(dest))
+    assert code == 0 and "verified by hashes" in out, err
+    with srt.Runtime(str(dest)) as copied:
+        assert _meta_bytes(_state(copied.store)) == want
+
+
+def test_a_copy_into_its_own_store_is_refused(tmp_path: Path, pg_url: str) -> None:
+    from support import run_cli
+
+    path = tmp_path / "a.db"
+    with srt.Runtime(str(path)) as rt:
+        _fill(rt)
+    link = tmp_path / "link.db"
+    link.symlink_to(path)
+    before = path.read_bytes()
+    for src, dest in [(path, path), (path, link), (f"sqlite:///{path}", path), (pg_url, pg_url)]:
+        code, _out, err = run_cli("copy", str(src), str(dest))
+        assert code == 1 and "both the source and the destination" in err, (src, dest, err)
+    assert path.read_bytes() == before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import unicodedata
 
@@ -245,15 +246,38 @@ def _file_key(args: argparse.Namespace, store: str) -> str | bytes | None:
     return read_key_file(args.key_file, store)
 
 
+def _same_store(src: str, dest: str) -> bool:
+    """Whether ``srt copy``'s SRC and DEST name one store: one file (by its inode, so a
+    link or another spelling of the path is seen), or the same server URL."""
+    if is_url(src) or is_url(dest):
+        return src == dest
+    return dest != ":memory:" and os.path.exists(dest) and os.path.samefile(src, dest)
+
+
+def _source(args: argparse.Namespace) -> Runtime:
+    """``srt copy``'s SRC, opened without creating anything: a server's schema that holds
+    no srt store (a mistyped ``?schema=``) is refused, never created and copied empty."""
+    if not is_url(args.src):
+        return Runtime(args.src, key=_file_key(args, args.src))
+    from ..store import open_store
+
+    return Runtime(store=open_store(args.src, create=False))
+
+
 def copy(args: argparse.Namespace) -> None:
     """``srt copy SRC DEST``: every session, object and ledger row, checked by hashes."""
     args.src, args.dest = file_of(args.src), file_of(args.dest)
     if not present(args.src):
         raise CommandError(f"no database at {without_password(args.src)}")
+    if _same_store(args.src, args.dest):
+        raise CommandError(
+            f"{without_password(args.src)} is both the source and the destination: "
+            "copy a store into another one"
+        )
     from ..store.copy import copy_store  # (here: it brings secrets and hmac)
 
     with (
-        Runtime(args.src, key=_file_key(args, args.src)) as src,
+        _source(args) as src,
         Runtime(args.dest, key=_file_key(args, args.dest)) as dest,
     ):
         report = copy_store(

@@ -58,9 +58,12 @@ def version(conn: psycopg.Connection[Any], schema: str, sql: Callable[[str], str
     return found
 
 
-def migrate(conn: psycopg.Connection[Any], schema: str, sql: Callable[[str], str]) -> None:
+def migrate(
+    conn: psycopg.Connection[Any], schema: str, sql: Callable[[str], str], create: bool = True
+) -> None:
     """Bring srt's schema named ``schema`` to this srt's version (creating it in a new
-    store), under an advisory lock so that processes opening it at once migrate it once.
+    store, unless not ``create``: then a schema without srt's store is refused and nothing
+    is made), under an advisory lock so that processes opening it at once migrate it once.
     ``sql`` renders a statement's ``{s}`` as the schema."""
     try:  # the usual case in one round trip: srt's schema at this srt's version
         got = conn.execute(sql("SELECT application, version FROM {s}.srt_schema"))
@@ -68,8 +71,13 @@ def migrate(conn: psycopg.Connection[Any], schema: str, sql: Callable[[str], str
             return
     except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
         pass  # a new store (or not srt's): the full check below says which
-    if version(conn, schema, sql) == sch.SCHEMA_VERSION:
+    found = version(conn, schema, sql)
+    if found == sch.SCHEMA_VERSION:
         return
+    if found == 0 and not create:
+        raise NotAnSrtDatabaseError(
+            f"schema {schema!r} holds no srt store (check the URL's ?schema=); nothing was created"
+        )
     with conn.transaction():
         # Names in the migration (types, and the built-ins the functions' bound bodies
         # call) resolve in pg_catalog only, whatever the connection's search_path.

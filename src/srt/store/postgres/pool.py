@@ -135,6 +135,7 @@ class Database:
         min_size: int,
         max_size: int,
         timeout: float,
+        create: bool = True,
     ) -> None:
         if not sch.SCHEMA_NAME.match(schema):
             raise ConfigError(
@@ -191,7 +192,7 @@ class Database:
         try:
             self.run(
                 "opening the database",
-                lambda conn: migrate(conn, schema, self.sql),
+                lambda conn: migrate(conn, schema, self.sql, create),
                 retry_reads=True,
             )
         except BaseException:

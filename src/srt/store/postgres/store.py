@@ -71,7 +71,8 @@ class PostgresStore(AppendMixin, ObjectsMixin, Store):
     ``psycopg_pool`` pool holds the others and is made when a second is first wanted at
     once (``pool_min`` and ``pool_max`` count the first). ``pool`` is a
     ``psycopg_pool.ConnectionPool`` someone else owns: srt borrows from it and never
-    closes it.
+    closes it. ``create=False`` opens only a schema that holds an srt store already
+    (``NotAnSrtDatabaseError`` otherwise, and nothing is created: ``srt copy``'s source).
     """
 
     remote = True
@@ -86,6 +87,7 @@ class PostgresStore(AppendMixin, ObjectsMixin, Store):
         pool_min: int | str = 1,
         pool_max: int | str = 10,
         pool_timeout: float | str = 10.0,
+        create: bool = True,
     ) -> None:
         if (url is None) == (pool is None):
             raise ConfigError("give a PostgreSQL store either a URL or a pool, not both")
@@ -112,6 +114,7 @@ class PostgresStore(AppendMixin, ObjectsMixin, Store):
                 min_size=int(options.get("pool_min", pool_min)),
                 max_size=int(options.get("pool_max", pool_max)),
                 timeout=float(options.get("pool_timeout", pool_timeout)),
+                create=create,
             )
         except ConfigError:
             raise
