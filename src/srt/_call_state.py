@@ -136,6 +136,9 @@ class CallState:
         #: call (``Call.cancel``): its body is then aborted.
         self.response: Response | AsyncResponse | None = None
         self.cancelled = False
+        #: The thread iterating a sync stream (``ReplyStream.close`` from another one
+        #: cancels it instead).
+        self.reader: int | None = None
         self.reply: Reply | None = None
         self.status: str | None = None
         #: The request body: a ``Body`` of chunks from the history's frozen segments

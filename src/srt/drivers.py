@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import weakref
+from _thread import get_ident
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -188,7 +189,8 @@ class ReplyStream(_Stream):
 
     ``close()`` (or leaving a ``with`` block early) cancels it; what arrived is
     stored with status ``cancelled``. ``reply`` holds the final (or partial) reply.
-    ``cancel()`` does the same from another thread, while this one iterates.
+    ``cancel()`` does the same from another thread, while one iterates it; so does
+    ``close()`` called from a thread other than the one iterating.
     """
 
     def __init__(self, call: Call) -> None:
@@ -204,8 +206,18 @@ class ReplyStream(_Stream):
         return self._gen
 
     def close(self) -> None:
-        if self._gen is not None:
-            self._gen.close()
+        """End the stream now (from the thread iterating it, or before it began); from
+        another thread, while one iterates it, this is ``cancel()``: a generator cannot be
+        closed while another thread runs it ("generator already executing"), nor safely
+        between its steps, and that thread's loop then ends as at the stream's end."""
+        gen = self._gen
+        if gen is None:
+            return
+        reader = self._call.reader
+        if getattr(gen, "gi_running", False) or (reader is not None and reader != get_ident()):
+            self.cancel()
+            return
+        gen.close()
 
     def cancel(self) -> None:
         """Stop the stream from any thread (``close()`` is for the thread iterating it):
@@ -229,6 +241,7 @@ class ReplyStream(_Stream):
 def _stream(call: Call) -> Generator[str, None, None]:
     """``ReplyStream``'s deltas: open, feed, end the stream (the reply stored); a
     ``cancel()`` from another thread aborts the body, which then ends here early."""
+    call.reader = get_ident()  # (``close()`` from another thread is ``cancel()``)
     if call.cancelled:  # (cancelled before it began: nothing is sent)
         call.status = "cancelled"
         call.abandon()

@@ -104,9 +104,12 @@ class ResponseStream(httpx.SyncByteStream):
     """A response body read from its connection as the caller iterates. ``identity``:
     it has no Content-Encoding, so its bytes are the body's (no decoder needed)."""
 
-    def __init__(self, pool: Pool, conn: _Conn, timeout: float | None, keep: bool) -> None:
+    def __init__(
+        self, pool: Pool, lock: threading.Lock, conn: _Conn, timeout: float | None, keep: bool
+    ) -> None:
         self.identity = not conn.reply.encoded
         self._pool = pool
+        self._lock = lock  # the pool's
         self._conn: _Conn | None = conn
         self.read_timeout = timeout
         self._keep = keep
@@ -128,18 +131,34 @@ class ResponseStream(httpx.SyncByteStream):
         except BaseException:
             self.close()
             raise
-        self._conn = None
-        self._pool.release(conn, self._keep)
+        self._give_back(self._keep)
 
     def get_extra_info(self, info: str) -> Any:
         """The socket while this response holds its connection (``network_stream``)."""
         conn = self._conn
         return conn.sock if info == "socket" and conn is not None else None
 
+    def abort(self) -> None:
+        """Shut the socket from any thread, if this response still holds its connection
+        (a blocked read returns): under the pool's lock, so never once the connection is
+        back in the pool (another request's by then), and an aborted one is not kept."""
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                return
+            self._keep = False
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_RDWR)
+
     def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:  # not read to its end: the connection is not reusable
-            self._pool.release(conn, False)
+        if self._conn is not None:  # not read to its end: the connection is not reusable
+            self._give_back(False)
+
+    def _give_back(self, keep: bool) -> None:
+        with self._lock:  # (as ``abort``: the hand-over and a shutdown never interleave)
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                self._pool.release(conn, keep and self._keep, locked=True)
 
 
 class Pool(PoolSettings[_Conn], httpx.BaseTransport):
@@ -200,12 +219,16 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
                     self._freed.notify()
             raise
 
-    def release(self, conn: _Conn, keep: bool) -> None:
-        """Take ``conn`` back: kept for reuse when ``keep`` and its last response allow."""
-        with self._lock:
-            self._put_back(conn, keep)
-            if self._waiting:
-                self._freed.notify()
+    def release(self, conn: _Conn, keep: bool, locked: bool = False) -> None:
+        """Take ``conn`` back: kept for reuse when ``keep`` and its last response allow
+        (``locked``: the caller holds the pool's lock)."""
+        if not locked:
+            with self._lock:
+                self.release(conn, keep, True)
+            return
+        self._put_back(conn, keep)
+        if self._waiting:
+            self._freed.notify()
 
     def _connect(self, key: Key, timeout: float | None) -> _Conn:
         scheme, host, port = key
@@ -355,7 +378,7 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
         got = 0
         while not reply.head:
             got = reply.feed_head(conn.recv(timeout), got)
-        return reply.response(ResponseStream(self, conn, timeout, keep))
+        return reply.response(ResponseStream(self, self._lock, conn, timeout, keep))
 
     @staticmethod
     def _delegate(transport: httpx.BaseTransport, request: httpx.Request) -> httpx.Response:

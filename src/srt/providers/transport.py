@@ -15,12 +15,9 @@ that reaches an exception.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
 import random
-import socket
 import ssl
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +38,7 @@ from ..errors import (
 from . import _watchdog
 from .apool import AsyncPool
 from .aresponse import AsyncResponse
+from .guard import Guarded
 from .http1 import Target, request_headers
 from .policy import RetryPolicy, Timeouts, redact, shown_url, status_error
 from .pool import Pool, ResponseStream
@@ -150,17 +148,6 @@ def _retryable(err: ProviderError, exc: BaseException) -> bool:
     return True
 
 
-def _socket_of(resp: httpx.Response) -> socket.socket | None:
-    stream = resp.extensions.get("network_stream")
-    if stream is None:
-        return None
-    with contextlib.suppress(Exception):
-        sock = stream.get_extra_info("socket")
-        if isinstance(sock, socket.socket):
-            return sock
-    return None
-
-
 def _headers(req: HTTPRequest) -> dict[str, str]:
     """The request's headers, with the Content-Length of a body sent as chunks."""
     if isinstance(req.body, bytes) and req.sent is None:
@@ -223,41 +210,33 @@ class Response:
         # httpx's layers of generators over it (about 10 calls a chunk, a streamed event).
         stream = resp.stream
         self._raw = stream if isinstance(stream, ResponseStream) and stream.identity else None
+        if not isinstance(stream, ResponseStream):  # (httpx's: see ``Guarded``)
+            stream = resp.stream = Guarded(stream, resp)  # type: ignore[arg-type]
+        #: What shuts the socket while the body holds its connection (``abort``).
+        self._body: ResponseStream | Guarded = stream
         self._req = req
         self._deadline = deadline
         self._expired = False
         self.aborted = False
-        self._closed = False
-        self._lock = threading.Lock()  # (``abort`` from another thread, and ``close``)
         self._done = done  # told once, when the response is closed
         self._watch = _watchdog.watch(self._expire, deadline)  # one thread for them all
 
     def abort(self) -> None:
         """Stop the body from any thread: a read in progress (an upstream sending only
         keep-alives) returns at once and ``iter_bytes`` ends without an error; the caller
-        knows it stopped the body (``aborted``). A response closed already is left alone
-        (its connection may be another call's by now), and so is an HTTP/2 one's socket,
-        which carries other calls' streams: its body ends at its next chunk (keep-alive)."""
-        with self._lock:
-            self.aborted = True
-            if self._closed or self._resp.http_version == "HTTP/2":
-                return
-            sock = _socket_of(self._resp)  # (srt's pool: None once the body is read)
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+        knows it stopped the body (``aborted``). The socket is shut only while the body
+        still holds its connection (never once it is back in a pool, where it may be
+        another call's by now), and never an HTTP/2 one's, which carries other calls'
+        streams: that body ends at its next chunk (keep-alive)."""
+        self.aborted = True
+        if self._resp.http_version != "HTTP/2":
+            self._body.abort()
 
     def _expire(self) -> None:
         """The call passed its total time cap: shut its socket, so a read in progress
         ends (the reader reports ProviderTimeoutError)."""
         self._expired = True
-        sock = _socket_of(self._resp)
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        else:  # pragma: no cover - every httpx sync transport exposes its socket
-            with contextlib.suppress(Exception):
-                self._resp.close()
+        self._body.abort()
 
     def iter_bytes(self) -> Generator[bytes, None, None]:
         """The raw body chunk by chunk; errors become ``StreamInterruptedError`` or
@@ -300,8 +279,6 @@ class Response:
 
     def close(self) -> None:
         _watchdog.unwatch(self._watch)
-        with self._lock:
-            self._closed = True
         self._resp.close()
         done, self._done = self._done, None
         if done is not None:
