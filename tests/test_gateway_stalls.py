@@ -57,6 +57,37 @@ def test_a_chat_client_leaving_a_stalled_upstream_frees_the_worker(gw: Harness) 
     assert after.choices[0].finish_reason == "stop"
 
 
+def test_a_chat_client_leaving_before_any_delta_frees_the_worker(gw: Harness) -> None:
+    """An upstream that sends nothing but keep-alives from the start: the gateway sends
+    no byte before the first delta (a refusal then is still an HTTP error), so it learns
+    that the client left from the request's own channel, and cancels the upstream call."""
+    import openai
+
+    gw.srv.fault("openai.chat", "endless", interval=STALL_S, after=0)
+    c = gw.client().with_options(timeout=1.0)  # the client gives up waiting for headers
+    with pytest.raises(openai.APITimeoutError):
+        c.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True)
+    assert gw.srv.wait_streams_closed(timeout=10.0), "the worker still reads the upstream"
+    assert until(lambda: rows(gw, "gw/default/chat") == ["cancelled"])
+    after = gw.client().chat.completions.create(model="gpt-4o-mini", messages=HI)
+    assert after.choices[0].finish_reason == "stop"
+
+
+def test_a_responses_client_leaving_before_any_event_frees_the_worker(gw: Harness) -> None:
+    """As for Chat: the first event waits for the upstream's first answer, which a
+    stalled upstream never gives; the client that gives up waiting stops the run."""
+    import openai
+
+    gw.srv.fault("openai.chat", "endless", interval=STALL_S, after=0)
+    c = gw.client().with_options(timeout=1.0)
+    with pytest.raises(openai.APITimeoutError):
+        c.responses.create(model="gpt-4o-mini", input="hi", stream=True)
+    assert gw.srv.wait_streams_closed(timeout=10.0), "the worker still reads the upstream"
+    assert until(lambda: not gw.gateway.cancels), "the worker did not return"
+    assert until(lambda: rows(gw, "gw/default/") == ["cancelled"])
+    assert gw.client().responses.create(model="gpt-4o-mini", input="hi").status == "completed"
+
+
 def test_a_responses_client_leaving_a_stalled_upstream_frees_the_worker(gw: Harness) -> None:
     gw.srv.fault("openai.chat", "endless", interval=STALL_S, after=3)
     c = gw.client()

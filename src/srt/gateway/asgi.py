@@ -35,9 +35,10 @@ from .config import Config
 from .conversations import Conversations
 from .errors import ApiError, from_exception
 from .events import encode
+from .leaving import GONE, first_or_gone, gone_response
 from .params import parse_create, parse_json, parse_list
 from .records import hash_key, new_id
-from .service import Gateway
+from .service import Gateway, Stop
 from .timing import UPSTREAM_KEY, ServerTiming
 
 __all__ = ["build"]
@@ -217,7 +218,10 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
                 loop.call_soon_threadsafe(queue.put_nowait, _DONE)
             except BaseException as exc:  # handed to the event loop
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
+            finally:
+                gw.cancels.pop(rid, None)  # (the run pops it too: not if it never began)
 
+        gw.cancels.setdefault(rid, Stop())  # (its run's: a client gone before it begins)
         st.pool.submit(work)
         return queue
 
@@ -244,6 +248,13 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
         body = await _body(request, config.max_body_bytes)
         p = parse_create(body, st.max_items(tenant))
         rid = new_id("resp")
+
+        def stop() -> None:
+            """The client went: a response it streams stops (a background one goes on)."""
+            event = None if p.background else gw.cancels.get(rid)
+            if event is not None:
+                event.set()
+
         seen: list[Any] = []  # a background response's events taken while waiting for it
         ended: dict[str, Any] = {}
         if p.background:
@@ -268,7 +279,9 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
         else:
             queue = _stream(tenant, p, rid)
         # the one run of the response streams it (a background one: where it started)
-        first = seen.pop(0) if seen else await queue.get()
+        first = seen.pop(0) if seen else await first_or_gone(queue, request.receive, stop)
+        if first is GONE:
+            return gone_response()
         if isinstance(first, BaseException):
             raise first
 
@@ -285,10 +298,8 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
                     yield item
                     item = seen.pop(0) if seen else await queue.get()
             finally:
-                if item is not _DONE and not p.background:
-                    event = gw.cancels.get(rid)
-                    if event is not None:
-                        event.set()  # the client went away: stop the upstream stream
+                if item is not _DONE:
+                    stop()  # the client went away: stop the upstream stream
 
         headers = {"cache-control": "no-cache", "x-accel-buffering": "no"}
         return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
@@ -345,7 +356,7 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
     async def chat_completions(request: Request) -> Response:
         tenant = await st.tenant(request)
         body = await _body(request, config.max_body_bytes)
-        return await chat.handle(st, gw, tenant, body)
+        return await chat.handle(st, gw, tenant, body, request.receive)
 
     async def usage(request: Request) -> Response:
         tenant = await st.tenant(request)

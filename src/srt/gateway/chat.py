@@ -17,6 +17,7 @@ from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive
 
 from .._types import Reply, Usage
 from ..errors import SrtError
@@ -26,6 +27,7 @@ from ..savings import usage_figures
 from ..wire import get_format
 from ..wire.params import CommonParams, translate
 from .errors import ApiError, bad_request, from_exception
+from .leaving import GONE, first_or_gone, gone_response
 from .params import (
     INT_MAX,
     above_max,
@@ -211,7 +213,9 @@ def _finish(reply: Reply) -> str:
     return _FINISH.get(str(reply.stop_reason), "stop")
 
 
-async def handle(st: State, gw: Gateway, tenant: str, body: dict[str, Any]) -> Response:
+async def handle(
+    st: State, gw: Gateway, tenant: str, body: dict[str, Any], receive: Receive
+) -> Response:
     body = _check(body)
     _route, provider, up_model = gw.route(body["model"])
     fmt = get_format(provider.format)
@@ -333,7 +337,9 @@ async def handle(st: State, gw: Gateway, tenant: str, body: dict[str, Any]) -> R
             put(exc)
 
     st.pool.submit(work)
-    first = await queue.get()
+    first = await first_or_gone(queue, receive, gone.set)
+    if first is GONE:
+        return gone_response()
     if isinstance(first, BaseException):
         raise _error(first) if isinstance(first, SrtError) else first
 
