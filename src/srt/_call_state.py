@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -134,7 +135,9 @@ class CallState:
         self.decoder: StreamDecoder | None = None
         #: The response being read (``opened``), and whether another thread stopped the
         #: call (``Call.cancel``): its body is then aborted.
-        self.response: Response | AsyncResponse | None = None
+        # (weakly: the response's callbacks lead back to the call, and a cycle would keep
+        # the body and the response alive after the call returns, until a collection)
+        self.response: weakref.ref[Response | AsyncResponse] | None = None
         self.cancelled = False
         #: The thread iterating a sync stream (``ReplyStream.close`` from another one
         #: cancels it instead).

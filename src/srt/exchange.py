@@ -30,6 +30,7 @@ import dataclasses
 import json
 import sys
 import time
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from ._call_state import CallState
@@ -197,7 +198,7 @@ class Call(CallState):
         if self.stream:
             # (the model asked names a reply that does not name its own: Bedrock's)
             self.decoder = self.fmt.stream_decoder(self.model)
-        self.response = resp
+        self.response = weakref.ref(resp)
         if self.cancelled:  # (``cancel`` came while the head was awaited)
             self.abort()
 
@@ -212,7 +213,8 @@ class Call(CallState):
         # (``response`` is set before ``opened`` reads ``cancelled``, and ``cancelled``
         # before this reads ``response``: one of the two aborts it. An asyncio call's
         # response has no ``abort``: its task is cancelled instead.)
-        abort = getattr(self.response, "abort", None)
+        resp = self.response() if self.response is not None else None
+        abort = getattr(resp, "abort", None)
         if abort is not None:
             abort()
 
