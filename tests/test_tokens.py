@@ -1,5 +1,7 @@
-"""Token counting (``srt.tokens``): exact ids against tiktoken, offline loading, the
-calibrated estimators, chat-request counts, the cache and cumulative budgets.
+"""Token counting (``srt.tokens``): exact ids against tiktoken and offline loading; and
+what the other token tests share (the calibration corpus, the reference tokenizers,
+canonical bodies). The estimators and chat-request counts are in
+``test_tokens_estimates``, the cache and cumulative budgets in ``test_tokens_cache``.
 
 The reference tokenizers are built here independently of srt's loader: a
 ``tiktoken.Encoding`` made from ``tiktoken_ext.openai_public``'s own constructors,
@@ -24,36 +26,27 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import srt.tokens as tokens
-from srt import _core
-from srt.errors import ConfigError, InvalidMessageError
+from srt.errors import ConfigError
 from srt.message import canonicalize
 from srt.tokens import (
     CL100K_ESTIMATE,
     CLAUDE_ESTIMATE,
-    GENERIC_ESTIMATE,
-    IMAGE_TOKENS,
-    IMAGE_TOKENS_LOW,
     INSTALL_HINT,
     O200K_ESTIMATE,
-    Cumulative,
     Encoder,
     EstimateTokenizer,
     TiktokenTokenizer,
-    TokenCache,
     Tokenizer,
-    chat_request_tokens,
-    message_tokens,
-    openai_encoding,
 )
 from srt.wire import tokenizer_for
 
 ENCODINGS = ("o200k_base", "cl100k_base")
+
 
 # -- the calibration corpus ------------------------------------------------------------
 
@@ -221,6 +214,10 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 @pytest.fixture(scope="module", params=ENCODINGS)
 def pair(request: pytest.FixtureRequest, reference: dict[str, Any]) -> tuple[Any, Any]:
     return TiktokenTokenizer(request.param), reference[request.param]
+
+
+def bodies(messages: list[Any]) -> list[bytes]:
+    return [canonicalize(m)[0] for m in messages]
 
 
 # -- exactness ------------------------------------------------------------------------
@@ -440,352 +437,3 @@ def test_missing_bpe_openai_raises_config_error(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(ConfigError, match="bpe-openai is not installed"):
         tokens._bundled_bpe("cl100k_base")
     assert isinstance(tokenizer_for("openai", "gpt-5"), EstimateTokenizer)
-
-
-# -- estimators ----------------------------------------------------------------------
-
-
-def _errors(est: EstimateTokenizer, exact: TiktokenTokenizer) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {}
-    for cat, text in corpus():
-        n = exact.count(text)
-        out.setdefault(cat, []).append((est.count(text) - n) / n)
-    return out
-
-
-@pytest.mark.parametrize(
-    ("estimate", "encoding", "band"),
-    [
-        (O200K_ESTIMATE, "o200k_base", (-0.20, 0.65)),
-        (CLAUDE_ESTIMATE, "o200k_base", (-0.20, 0.65)),
-        (CL100K_ESTIMATE, "cl100k_base", (-0.30, 0.80)),
-    ],
-)
-def test_estimators_are_calibrated_and_within_their_band(
-    estimate: EstimateTokenizer, encoding: str, band: tuple[float, float]
-) -> None:
-    exact = TiktokenTokenizer(encoding)  # type: ignore[arg-type]
-    texts = [t for _, t in corpus()]
-    measured = sum(len(t.encode()) for t in texts) / sum(exact.count(t) for t in texts)
-    assert estimate.bytes_per_token == round(measured, 2)
-    errors = _errors(estimate, exact)
-    flat = [e for errs in errors.values() for e in errs]
-    assert band[0] <= min(flat) and max(flat) <= band[1], (min(flat), max(flat))
-    # Code is close; prose is over-counted and emoji under-counted (documented).
-    assert all(abs(e) < 0.16 for e in errors["code"])
-    assert min(errors["prose"]) > 0.4 and max(errors["emoji"]) < 0
-
-
-def test_estimator_basics() -> None:
-    est = EstimateTokenizer(4, "estimate:test")
-    assert (est.name, est.exact, est.count(""), est.count("abcd"), est.count("abcde")) == (
-        "estimate:test",
-        False,
-        0,
-        1,
-        2,
-    )
-    assert est.count("日本") == 2  # 6 UTF-8 bytes
-    assert GENERIC_ESTIMATE.bytes_per_token == 4
-    for bad in (0, -1.0, float("nan"), float("inf")):
-        with pytest.raises(ConfigError):
-            EstimateTokenizer(bad, "x")
-    with pytest.raises(ConfigError):
-        EstimateTokenizer(3.0, "")
-
-
-CLAUDE_NAME = CLAUDE_ESTIMATE.name
-
-# -- tokenizer_for (the formats' choice) ---------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("provider", "model", "name"),
-    [
-        ("openai", "gpt-4o", "tiktoken:o200k_base"),
-        ("openai", "gpt-4o-mini-2024-07-18", "tiktoken:o200k_base"),
-        ("openai", "chatgpt-4o-latest", "tiktoken:o200k_base"),
-        ("openai", "gpt-4.1-nano", "tiktoken:o200k_base"),
-        ("openai", "gpt-4.5-preview", "tiktoken:o200k_base"),
-        ("openai", "gpt-5", "tiktoken:o200k_base"),
-        ("openai", "gpt-5.1-codex", "tiktoken:o200k_base"),
-        ("openai", "o1", "tiktoken:o200k_base"),
-        ("openai", "o3-mini", "tiktoken:o200k_base"),
-        ("openai", "o4-mini-2025-04-16", "tiktoken:o200k_base"),
-        ("OpenAI", "ft:gpt-4o-mini:org::abc", "tiktoken:o200k_base"),
-        ("openai", "gpt-4", "tiktoken:cl100k_base"),
-        ("openai", "gpt-4-0613", "tiktoken:cl100k_base"),
-        ("openai", "gpt-4-turbo", "tiktoken:cl100k_base"),
-        ("openai", "gpt-3.5-turbo", "tiktoken:cl100k_base"),
-        ("azure", "gpt-35-turbo", "tiktoken:cl100k_base"),
-        ("azure", "my-deployment", "tiktoken:o200k_base"),
-        ("openai", "some-future-model", "tiktoken:o200k_base"),
-        ("anthropic", "claude-sonnet-4-5", CLAUDE_ESTIMATE.name),
-        ("bedrock", "anthropic.claude-3-7-sonnet-20250219-v1:0", CLAUDE_ESTIMATE.name),
-        ("bedrock", "us.anthropic.claude-haiku-4-5-20251001-v1:0", CLAUDE_ESTIMATE.name),
-        (
-            "bedrock",
-            "arn:aws:bedrock:us-east-1:1:application-inference-profile/x",
-            CLAUDE_NAME,
-        ),
-        ("bedrock", "meta.llama3-1-8b-instruct-v1:0", GENERIC_ESTIMATE.name),
-        ("bedrock", "us.amazon.nova-pro-v1:0", GENERIC_ESTIMATE.name),
-        ("bedrock", "openai.gpt-oss-120b-1:0", "tiktoken:o200k_base"),
-        ("llamacpp", "smollm2", GENERIC_ESTIMATE.name),
-    ],
-)
-def test_tokenizer_for(provider: str, model: str, name: str) -> None:
-    assert tokenizer_for(provider, model).name == name
-
-
-def test_openai_encoding_agrees_with_tiktoken() -> None:
-    import tiktoken
-
-    for model in ("gpt-4o", "gpt-4o-2024-08-06", "gpt-4.1-mini", "gpt-5-nano", "o1-preview",
-                  "o3", "o4-mini", "gpt-4", "gpt-4-32k", "gpt-3.5-turbo-16k", "gpt-35-turbo",
-                  "text-embedding-3-small", "ft:gpt-4o:x", "ft:gpt-3.5-turbo:y"):  # fmt: skip
-        assert openai_encoding(model) == tiktoken.encoding_name_for_model(model), model
-
-
-# -- chat messages ---------------------------------------------------------------------
-
-# OpenAI's cookbook example ("How to count tokens with tiktoken").
-COOKBOOK = [
-    {
-        "role": "system",
-        "content": "You are a helpful, pattern-following assistant that translates corporate "
-        "jargon into plain English.",
-    },
-    {
-        "role": "system",
-        "name": "example_user",
-        "content": "New synergies will help drive top-line growth.",
-    },
-    {
-        "role": "system",
-        "name": "example_assistant",
-        "content": "Things working well together will increase revenue.",
-    },
-    {
-        "role": "system",
-        "name": "example_user",
-        "content": "Let's circle back when we have more time to touch base on opportunities for "
-        "increased leverage.",
-    },
-    {
-        "role": "system",
-        "name": "example_assistant",
-        "content": "Let's talk later when we're less busy about how to do better.",
-    },
-    {
-        "role": "user",
-        "content": "This late pivot means we don't have time to boil the ocean for the client "
-        "deliverable.",
-    },
-]
-
-
-def cookbook_count(enc: Any, messages: list[dict[str, str]]) -> int:
-    """The cookbook's ``num_tokens_from_messages``, verbatim in substance."""
-    n = 0
-    for message in messages:
-        n += 3
-        for key, value in message.items():
-            n += len(enc.encode(value))
-            if key == "name":
-                n += 1
-    return n + 3
-
-
-def bodies(messages: list[Any]) -> list[bytes]:
-    return [canonicalize(m)[0] for m in messages]
-
-
-def test_chat_request_follows_the_cookbook(pair: tuple[Any, Any]) -> None:
-    tok, ref = pair
-    assert chat_request_tokens(tok, bodies(COOKBOOK)) == cookbook_count(ref, COOKBOOK)
-    # The cookbook's published counts, which OpenAI's API agreed with.
-    assert chat_request_tokens(tok, bodies(COOKBOOK)) == {"tiktoken:o200k_base": 124}.get(
-        tok.name, 129
-    )
-    assert chat_request_tokens(tok, []) == 3
-
-
-def test_message_parts_images_and_tool_calls() -> None:
-    tok = TiktokenTokenizer("o200k_base")
-    n = tok.count
-    user = {
-        "role": "user",
-        "content": [
-            {"type": "text", "text": "what is in these?"},
-            {"type": "image_url", "image_url": {"url": "https://e.x/a.png"}},
-            {"type": "image_url", "image_url": {"url": "https://e.x/b.png", "detail": "low"}},
-            {"type": "image", "data": b"\x89PNG", "detail": "low"},
-            {"type": "input_audio", "input_audio": {"format": "wav", "data": "AAAA"}},
-        ],
-    }
-    (body,) = bodies([user])
-    audio = json.dumps(json.loads(body)["content"][4], ensure_ascii=False, separators=(",", ":"))
-    expect = 3 + n("user") + n("what is in these?") + IMAGE_TOKENS + 2 * IMAGE_TOKENS_LOW + n(audio)
-    assert message_tokens(tok, body) == expect
-    call = {
-        "role": "assistant",
-        "content": None,
-        "tool_calls": [
-            {"id": "call_1", "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}},
-            {"id": "call_2", "function": {"name": "now", "arguments": "{}"}},
-        ],
-    }
-    result = {"role": "tool", "tool_call_id": "call_1", "content": "12°C"}
-    b_call, b_result = bodies([call, result])
-    assert message_tokens(tok, b_call) == 3 + n("assistant") + n("get_weather") + n(
-        '{"city":"Oslo"}'
-    ) + n("now") + n("{}")
-    assert message_tokens(tok, b_result) == 3 + n("tool") + n("12°C")  # ids are not counted
-
-
-def test_estimators_count_messages_too() -> None:
-    (body,) = bodies([{"role": "user", "content": "x" * 400, "name": "bob"}])
-    expect = 3 + CLAUDE_ESTIMATE.count("user") + CLAUDE_ESTIMATE.count("x" * 400) + 1 + 1
-    assert message_tokens(CLAUDE_ESTIMATE, body) == expect
-
-
-@pytest.mark.parametrize("body", [b"", b"not json", b"[1,2]", b'{"content":"x"}', b"\xff"])
-def test_bad_bodies(body: bytes) -> None:
-    with pytest.raises(InvalidMessageError):
-        message_tokens(GENERIC_ESTIMATE, body)
-
-
-# -- the cache --------------------------------------------------------------------------
-
-
-def test_token_cache_hits_and_keys() -> None:
-    cache = TokenCache()
-    tok = TiktokenTokenizer("o200k_base")
-    msgs = bodies([{"role": "user", "content": f"message {i}"} for i in range(5)])
-    first = chat_request_tokens(tok, msgs, cache=cache)
-    assert (cache.hits, cache.misses, len(cache)) == (0, 5, 5)
-    assert chat_request_tokens(tok, msgs, cache=cache) == first == chat_request_tokens(tok, msgs)
-    assert (cache.hits, cache.misses) == (5, 5)
-    # Keyed by the message hash and the tokenizer's name.
-    assert cache.get(_core.digest(msgs[0]), tok.name) == message_tokens(tok, msgs[0])
-    assert cache.get(_core.digest(msgs[0]), CLAUDE_ESTIMATE.name) is None
-    cache.message_tokens(CLAUDE_ESTIMATE, msgs[0])
-    assert len(cache) == 6
-    assert cache.message_tokens(tok, msgs[0], message_hash=b"h" * 16) == message_tokens(
-        tok, msgs[0]
-    )
-    cache.clear()
-    assert (len(cache), cache.hits, cache.misses) == (0, 0, 0)
-    with pytest.raises(ConfigError):
-        TokenCache(0)
-
-
-def test_token_cache_is_lru_and_bounded() -> None:
-    cache = TokenCache(max_entries=3)
-    for i in range(3):
-        cache.put(bytes([i]) * 16, "t", i)
-    assert cache.get(bytes([0]) * 16, "t") == 0  # 0 becomes the most recent
-    cache.put(b"\x09" * 16, "t", 9)  # evicts 1, the least recently used
-    assert cache.get(bytes([1]) * 16, "t") is None
-    assert [cache.get(bytes([i]) * 16, "t") for i in (0, 2, 9)] == [0, 2, 9]
-    assert len(cache) == 3
-
-
-def test_token_cache_threads() -> None:
-    cache = TokenCache(max_entries=500)
-    msgs = bodies([{"role": "user", "content": f"m{i}"} for i in range(200)])
-
-    def work() -> None:
-        for b in msgs * 3:
-            cache.message_tokens(GENERIC_ESTIMATE, b)
-
-    threads = [threading.Thread(target=work) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(cache) == 200
-    assert cache.hits + cache.misses == 6 * 600 and cache.misses >= 200
-
-
-# -- cumulative sums and budgets -----------------------------------------------------------
-
-
-def brute_cut(counts: list[int], budget: int) -> int:
-    return max(k for k in range(len(counts) + 1) if sum(counts[:k]) <= budget)
-
-
-def brute_suffix(counts: list[int], budget: int) -> int:
-    return min(i for i in range(len(counts) + 1) if sum(counts[i:]) <= budget)
-
-
-_OPS = st.lists(
-    st.one_of(
-        st.tuples(st.just("append"), st.integers(0, 1_000)),
-        st.tuples(st.just("extend"), st.lists(st.integers(0, 1_000), max_size=40)),
-        st.tuples(st.just("truncate"), st.floats(0, 1)),
-    ),
-    max_size=30,
-)
-
-
-@settings(max_examples=300)
-@given(ops=_OPS, budgets=st.lists(st.integers(0, 30_000), min_size=1, max_size=8))
-def test_cumulative_against_brute_force(ops: list[tuple[str, Any]], budgets: list[int]) -> None:
-    cum = Cumulative(capacity=1)
-    model: list[int] = []
-    for op, arg in ops:
-        if op == "append":
-            cum.append(arg)
-            model.append(arg)
-        elif op == "extend":
-            cum.extend(arg)
-            model.extend(arg)
-        else:
-            k = int(arg * len(model))
-            cum.truncate(k)
-            del model[k:]
-        assert len(cum) == len(model)
-        assert cum.total == sum(model)
-        assert cum.cumsum.tolist() == list(np.cumsum(model, dtype=np.int64))
-        for b in [*budgets, 0, sum(model), max(sum(model) - 1, 0)]:
-            assert cum.cut_point(b) == brute_cut(model, b)
-            assert cum.suffix_start(b) == brute_suffix(model, b)
-    for i, c in enumerate(model):
-        assert cum.count(i) == c and cum.prefix(i + 1) == sum(model[: i + 1])
-
-
-def test_cumulative_details() -> None:
-    cum = Cumulative([5, 0, 0, 7])
-    assert cum.cut_point(4) == 0 and cum.cut_point(5) == 3 and cum.cut_point(12) == 4
-    assert cum.suffix_start(0) == 4 and cum.suffix_start(7) == 1 and cum.suffix_start(12) == 0
-    assert cum.cumsum.dtype == np.int64
-    with pytest.raises(ValueError):
-        cum.cumsum[0] = 1  # read-only view
-    with pytest.raises(ValueError):
-        cum.append(-1)
-    with pytest.raises(ValueError):
-        cum.extend([1, -1])
-    with pytest.raises(ValueError):
-        cum.truncate(5)
-    assert cum.total == 12
-    with pytest.raises(ValueError):
-        cum.cut_point(-1)
-    with pytest.raises(ValueError):
-        cum.suffix_start(-1)
-    with pytest.raises(IndexError):
-        cum.count(4)
-    big = Cumulative()
-    big.extend(np.full(100_000, 2**40, dtype=np.int64))  # int64, no overflow
-    assert big.total == 100_000 * 2**40 and big.cut_point(2**41) == 2
-
-
-def test_cumulative_growth_is_geometric() -> None:
-    cum = Cumulative(capacity=1)
-    sizes = set()
-    for i in range(10_000):
-        cum.append(i % 7)
-        sizes.add(len(cum._buf))
-    assert len(sizes) <= 16  # doublings, not one reallocation per append
-    assert cum.total == sum(i % 7 for i in range(10_000))

@@ -24,7 +24,8 @@ from srt.wire.azure import (
 )
 from srt.wire.openai_chat import OpenAIChat
 from srt.wire.openai_responses import OpenAIResponses
-from test_wire_responses import TOOL_REPLY, canon, canon_tools, session_check
+from test_wire_responses import canon, canon_tools, session_check
+from test_wire_responses_replies import TOOL_REPLY
 from wire_reference_oa import (
     MODELS,
     PARAMS,

@@ -1,6 +1,7 @@
 """What the Anthropic and Bedrock wire tests share (``test_wire_anthropic``,
-``test_wire_bedrock``): messages and tools in their canonical form, a one-pixel PNG, and
-a session run checked turn by turn against a reference builder (``wire_reference_ab``)."""
+``test_wire_anthropic_replies``, ``test_wire_bedrock``, ``test_wire_bedrock_replies``):
+messages and tools in their canonical form, a weather tool, a one-pixel PNG, and a session
+run checked turn by turn against a reference builder (``wire_reference_ab``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,24 @@ PNG = (
     "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwAB"
     "BAEAwS2OUAAAAABJRU5ErkJggg=="
 )
+
+WEATHER_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather for a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+# The same tool with ``strict`` set (the Anthropic tests give it; the format drops it).
+STRICT_WEATHER_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {**WEATHER_TOOL["function"], "strict": True},
+}
 
 
 def canon(msg: Any) -> dict[str, Any]:

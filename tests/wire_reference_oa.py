@@ -131,7 +131,7 @@ def chat_tail(tools: list[dict[str, Any]] | None, params: dict[str, Any] | None)
     return whole[len(b'{"model":"m","messages":[') :]
 
 
-# -- Hypothesis strategies shared by test_wire_responses.py and test_wire_azure.py -------
+# -- Hypothesis strategies shared by the test_wire_responses*.py files and test_wire_azure.py
 
 MODELS = ("gpt-5", "o4-mini", "模型-ü")
 
