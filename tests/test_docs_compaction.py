@@ -62,28 +62,33 @@ def weather(city: str) -> str:
     return f"{city}: 21 C"
 
 
-def test_a_tool_result_read_back_carries_srt_tool_and_is_refused_until_it_is_dropped(
+def test_a_tool_result_read_back_leaves_srt_tool_out_and_appends_as_it_is(
     tmp_path: Path,
 ) -> None:
-    assert _said(
-        "`messages(metadata=True)` leaves `srt_compacted` out but gives a tool result's `srt_tool`"
-    )
+    assert _said("`messages(metadata=True)` and `entries()` leave them out")
+    assert _said("a message read back can be appended to another session as it is")
+    assert _said("`entries()` gives a tool result's record as `Entry.tool`")
     with srt.Runtime(str(tmp_path / "t.db")) as rt, ProviderServer(api_key=KEY) as srv:
         srv.respond("openai.chat", _model)
         s = rt.session("trip")
-        s.append({"role": "user", "content": "Weather in Paris?"})
+        s.append({"role": "user", "content": "Weather in Paris?", "metadata": {"k": 1}})
         p = srt.OpenAI(api_key=KEY, base_url=srv.url + "/v1")
         try:
             assert s.run(p, model="gpt-4o-mini", tools=[weather]).stopped == "done"
         finally:
             p.close()
         assert srv.errors == []
-        (result,) = [m for m in s.messages(metadata=True) if m["role"] == "tool"]
-        assert list(result["metadata"]) == ["srt_tool"]
+        read = s.messages(metadata=True)
+        (result,) = [m for m in read if m["role"] == "tool"]
+        assert "metadata" not in result  # (srt_tool was its only key)
+        assert read[0]["metadata"] == {"k": 1}
         other = rt.session("copy")
+        other.append(*read)  # nothing of srt's comes back, so nothing is refused
+        assert other.messages(metadata=True) == read
+        (entry,) = [e for e in s.entries() if e.message["role"] == "tool"]
+        assert entry.metadata is None
+        assert entry.tool is not None and entry.tool["name"] == "weather"
+        assert entry.tool["status"] == "ok"
+        assert other.entries() == s.entries()  # (the same history: the same nodes, stored once)
         with pytest.raises(srt.InvalidMessageError, match="srt_"):
-            other.append(result)
-        assert other.messages() == []
-        plain = {k: v for k, v in result.items() if k != "metadata"}  # the srt_ key dropped
-        other.append(plain)
-        assert other.messages() == [plain]
+            other.append({**result, "metadata": {"srt_tool": entry.tool}})

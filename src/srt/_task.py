@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._task_session import CLAIMS, CONCURRENCY, MAX_STEPS, OPTIONS, TaskSession
 from ._types import Reply, Usage
+from .entries import TOOL
 from .errors import ConfigError, ConflictError, InvalidMessageError, ToolArgumentsError
 from .message import own_metadata
 from .tools import Tool, as_tool, render_result
@@ -517,7 +518,7 @@ class Task:
                     "role": "tool",
                     "tool_call_id": run.call.id,
                     "content": run.content,
-                    "metadata": {"srt_tool": meta},
+                    "metadata": {TOOL: meta},
                 }
             )
 

@@ -13,17 +13,19 @@ from typing import Any
 
 from . import _core
 from .errors import CorruptionError
-from .message import ROLES
+from .message import RESERVED_PREFIX, ROLES
 from .store import ChainRow, Store
 
 __all__ = [
     "COMPACTED",
+    "TOOL",
     "Entry",
     "compaction_link",
     "decode",
     "entries",
     "replaced",
     "span_rows",
+    "tool_record",
     "user_metadata",
 ]
 
@@ -41,6 +43,8 @@ def decode(bodies: list[bytes]) -> list[dict[str, Any]]:
 
 #: The metadata key srt files a compaction summary's link under (``srt.compaction``).
 COMPACTED = "srt_compacted"
+#: The metadata key srt files a tool run's record under (``Session.run``'s tool results).
+TOOL = "srt_tool"
 
 
 @dataclass(frozen=True)
@@ -50,8 +54,11 @@ class Entry:
     ``status`` is ``None`` for a complete message, else the status of a partial reply
     (``"incomplete"``, ``"cancelled"`` or ``"error"``), which requests leave out unless
     ``include_partial=True``. ``metadata`` is the dict given with the message (never
-    hashed or sent), without srt's own keys. For a compaction summary, ``replaced`` holds
-    the messages it replaces (``Session.expand()`` brings them back).
+    hashed or sent), without srt's own keys (``srt_...``), so it can be given to ``append``
+    again. ``tool`` is a tool result's record when ``Session.run`` ran the tool (its
+    ``name``, ``status``, ``seconds``, and an ``error`` and ``traceback`` if it raised).
+    For a compaction summary, ``replaced`` holds the messages it replaces
+    (``Session.expand()`` brings them back).
     """
 
     index: int
@@ -59,6 +66,7 @@ class Entry:
     status: str | None = None
     metadata: dict[str, Any] | None = None
     replaced: tuple[dict[str, Any], ...] = field(default=())
+    tool: dict[str, Any] | None = None
 
     @property
     def partial(self) -> bool:
@@ -73,12 +81,26 @@ def _meta(raw: bytes | str | None) -> dict[str, Any] | None:
 
 
 def user_metadata(raw: bytes | str | None) -> dict[str, Any] | None:
-    """A node's metadata as the user gave it: srt's own keys left out."""
+    """A node's metadata as the user gave it: srt's own keys (``srt_...``, which ``append``
+    refuses) left out, so a message read back with it can be appended again."""
     meta = _meta(raw)
     if meta is None:
         return None
-    mine = {k: v for k, v in meta.items() if k != COMPACTED}
+    mine = {k: v for k, v in meta.items() if not k.startswith(RESERVED_PREFIX)}
     return mine or None
+
+
+def tool_record(raw: bytes | str | None) -> dict[str, Any] | None:
+    """A tool result's record from its node's metadata (``Session.run`` files it under
+    ``srt_tool``); ``None`` for any other node."""
+    if isinstance(raw, bytes):
+        if b'"srt_tool"' not in raw:
+            return None  # (most metadata, without parsing)
+    elif not isinstance(raw, str) or f'"{TOOL}"' not in raw:
+        return None
+    meta = _meta(raw)
+    record = meta.get(TOOL) if meta else None
+    return record if isinstance(record, dict) else None
 
 
 def compaction_link(raw: bytes | str | None) -> dict[str, int] | None:
@@ -137,5 +159,6 @@ def entries(store: Store, rows: list[ChainRow]) -> list[Entry]:
         if raw is None:  # most messages: no metadata, so nothing to parse
             out.append(Entry(i, message, r[4]))
         else:
-            out.append(Entry(i, message, r[4], user_metadata(raw), replaced(store, raw)))
+            meta, spans = user_metadata(raw), replaced(store, raw)
+            out.append(Entry(i, message, r[4], meta, spans, tool_record(raw)))
     return out
