@@ -1,6 +1,7 @@
-"""An Azure upstream's ``deployments`` and ``prompt_cache_key`` in the gateway's config:
-the ledger prices a deployment as the model it runs, and the cache key reaches Azure only
-when the upstream opts in (the official SDK as the client, srt.testing as Azure)."""
+"""An Azure upstream's ``deployments``, ``prompt_cache_key`` and ``api`` in the gateway's
+config: the ledger prices a deployment as the model it runs, the cache key reaches Azure
+only when the upstream opts in, and ``api = "responses"`` sends to Azure's Responses API
+(the official SDK as the client, srt.testing as Azure)."""
 
 from __future__ import annotations
 
@@ -61,8 +62,8 @@ def test_an_azure_upstream_sends_the_cache_key_only_when_it_opts_in(
 def test_an_azure_upstreams_deployments_name_the_model_it_prices(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # srt.testing's Azure reply echoes the deployment's name, which says nothing of the
-    # model it runs: the map does, and the rows are priced as that model
+    # srt.testing's Azure, told nothing of prod-chat, runs a model of that name, which
+    # says nothing of the model it runs: the map does, and the rows are priced as that model
     from srt.pricing import Pricing
 
     _, calls = _turns(tmp_path / "map", monkeypatch, deployments={"prod-chat": "gpt-4o"})
@@ -90,6 +91,10 @@ def test_the_config_file_takes_deployments_and_prompt_cache_key(tmp_path: Path) 
         ('deployments = "gpt-4o"', "azure", "deployments must be a table"),
         ("deployments = { prod-chat = 4 }", "azure", "deployments must be a table"),
         ("prompt_cache_key = true", "openai", "for kind azure only"),
+        ('api = "responses"', "openai", "api is for kind azure only"),
+        ('api = "completions"', "azure", 'api must be "chat" or "responses"'),
+        ("api = 1", "azure", 'api must be "chat" or "responses"'),
+        ('api = "responses"\ndeployment = "prod"', "azure", 'deployment is for api "chat"'),
         ('deployments = { a = "gpt-4o" }', "anthropic", "for kind azure only"),
     ],
 )
@@ -99,3 +104,59 @@ def test_bad_azure_settings_are_config_errors(
     with pytest.raises(ConfigError, match=says) as e:
         load_config(_toml(tmp_path, extra, kind))
     assert "[upstreams.az]" in str(e.value)
+
+
+SERVED = "gpt-4o-mini-2024-07-18"
+
+
+@pytest.mark.parametrize("api_version", [None, "2025-04-01-preview"])
+def test_an_azure_responses_upstream_serves_the_responses_api(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, api_version: str | None
+) -> None:
+    """``api = "responses"``: the gateway's Responses API, plain and streamed, goes to
+    Azure's ``/openai/responses?api-version=`` (``/openai/v1/responses`` without one), the
+    body naming the deployment; the ledger keeps each call, priced as the model the
+    deployment runs."""
+    from srt.pricing import Pricing
+
+    monkeypatch.setenv("SRT_GW_AZ_KEY", KEY)
+    with ProviderServer(api_key=KEY, azure_deployments={"prod-chat": SERVED}) as srv:
+        up = Upstream(
+            "az", "azure", api_key_env="SRT_GW_AZ_KEY", base_url=srv.url,
+            api_version=api_version, api="responses",
+        )  # fmt: skip
+        config = Config(upstreams={"az": up}, routes=(Route("*", "az"),), open=True)
+        with srt.Runtime(tmp_path / "gw.db") as rt, serving(srt.gateway.app(config, rt)) as url:
+            client = openai.OpenAI(base_url=url, api_key="sk-any", max_retries=0)
+            first = client.responses.create(model="prod-chat", input="Hello there")
+            events = list(
+                client.responses.create(
+                    model="prod-chat",
+                    input="And again?",
+                    previous_response_id=first.id,
+                    stream=True,
+                )
+            )
+            client.close()
+            calls = rt.calls()
+        assert srv.errors == []
+        log = list(srv.log)
+    assert first.status == "completed" and first.output_text.startswith("reply 1 to Hello")
+    done = events[-1]
+    assert done.type == "response.completed"
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == done.response.output_text and text.startswith("reply 2 to And again")
+    want = "/openai/v1/responses" if api_version is None else (
+        f"/openai/responses?api-version={api_version}"
+    )  # fmt: skip
+    assert [(r.endpoint, r.path, r.deployment, r.status) for r in log] == [
+        ("azure.responses", want, "prod-chat", 200)
+    ] * 2
+    assert [r.stream for r in log] == [False, True]
+    assert log[0].headers["api-key"] == "<redacted>"
+    assert [(c["provider"], c["model"], c["reply_model"]) for c in calls] == [
+        ("azure", "prod-chat", SERVED)
+    ] * 2
+    assert [c["input_tokens"] for c in calls] == [r.prompt_tokens for r in log]
+    assert [c["output_tokens"] for c in calls] == [r.usage["output_tokens"] for r in log]
+    assert all(Pricing().request_cost(c) is not None for c in calls)

@@ -79,6 +79,17 @@ def test_no_responses_state_refuses_previous_response_id() -> None:
     assert r.status_code == 400 and "previous_response_id" in r.json()["error"]["message"]
 
 
+def test_azure_deployment_names_the_model_a_deployment_runs() -> None:
+    body = {"model": "prod-chat", "messages": [{"role": "user", "content": "hi"}]}
+    args = ("--azure-deployment", "prod-chat=gpt-4o-2024-08-06")
+    with serving("srt.testing", *args) as url, httpx.Client(timeout=10) as c:
+        path = url + "/openai/v1/chat/completions"
+        r = c.post(path, json=body, headers={"api-key": "k"})
+        other = c.post(path, json={**body, "model": "gpt-4o"}, headers={"api-key": "k"})
+    assert r.status_code == 200 and r.json()["model"] == "gpt-4o-2024-08-06"
+    assert other.json()["model"] == "gpt-4o"  # a deployment named for a model runs it
+
+
 def test_help_names_every_imitated_server() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "srt.testing", "--help"], capture_output=True, text=True, check=True
@@ -94,6 +105,7 @@ def test_help_names_every_imitated_server() -> None:
         (["--imitate", "ollama"], "invalid choice: 'ollama'"),
         (["--context-window", "0"], "must be at least 1 token"),
         (["--context-window", "lots"], "not a whole number of tokens"),
+        (["--azure-deployment", "prod-chat"], "expected NAME=MODEL"),
     ],
 )
 def test_a_bad_option_is_refused_before_serving(

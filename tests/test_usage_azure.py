@@ -201,3 +201,86 @@ def test_a_deployment_map_is_names_to_names(deployments: Any) -> None:
     ep = AzureEndpoint("my-resource", deployment="prod-chat", api_version="2024-10-21")
     with pytest.raises(srt.ConfigError, match="deployments maps deployment names"):
         Azure(ep, api_key="azure-key-0123456789", deployments=deployments)
+
+
+def _reasoning_reply(served: str) -> bytes:
+    """Azure's Responses reply from a reasoning model: a reasoning item, then the text."""
+    return json.dumps(
+        {
+            "id": "resp_az", "object": "response", "created_at": 1, "status": "completed",
+            "model": served,
+            "output": [
+                {"type": "reasoning", "id": "rs_az", "summary": [],
+                 "encrypted_content": "gAAAA-opaque"},
+                {"type": "message", "id": "msg_az", "role": "assistant", "status": "completed",
+                 "content": [{"type": "output_text", "text": "Hello.", "annotations": []}]},
+            ],
+            "usage": {"input_tokens": 10, "output_tokens": 5, "total_tokens": 15,
+                      "input_tokens_details": {"cached_tokens": 0},
+                      "output_tokens_details": {"reasoning_tokens": 3}},
+        }
+    ).encode()  # fmt: skip
+
+
+@pytest.mark.parametrize("v1", [False, True])
+def test_reasoning_is_replayed_to_the_deployment_that_reasoned(db_path: str, v1: bool) -> None:
+    """Azure's reply names the model the deployment runs (``o4-mini-2025-04-16``), but srt
+    sends the deployment's name (``prod-reasoning``): the reasoning item is kept for the
+    model asked for (``exchange``), so the next send to the deployment replays it, while
+    the ledger row records the model that reasoned."""
+    served = "o4-mini-2025-04-16"
+    with srt.Runtime(db_path) as rt, ProviderServer() as srv:
+        version = None if v1 else "2025-04-01-preview"
+        ep = AzureEndpoint(srv.url, api_version=version, use_v1=v1)
+        srv.fault("azure.responses", "status", code=200, body=_reasoning_reply(served),
+                  headers=JSON_HEADERS)  # fmt: skip
+        s = rt.session("reasoning")
+        s.append({"role": "user", "content": "Think, then greet."})
+        with closing(Azure(ep, api_key="azure-key-0123456789", api="responses")) as p:
+            s.send(p, model="prod-reasoning", store=False)
+            s.append({"role": "user", "content": "Again?"})
+            s.send(p, model="prod-reasoning", store=False)
+        sent = srv.log[-1].body["input"]
+        item = json.loads(_reasoning_reply(served))["output"][0]
+        assert sent[1:] == [item, {"role": "assistant", "content": "Hello."},
+                            {"role": "user", "content": "Again?"}]  # fmt: skip
+        assert s.last_build is not None and s.last_build.notes == ()
+        first = s.calls()[0]
+        assert (first["model"], first["reply_model"]) == ("prod-reasoning", served)
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_ledger_keeps_the_model_srt_testing_says_the_deployment_runs(
+    store_url: str, api: str, stream: bool
+) -> None:
+    """srt.testing's Azure names the model the deployment runs, streamed or not, on Chat
+    and Responses: the row keeps it as ``reply_model`` (over the ``deployments=`` map,
+    which only fills in for a reply naming none) and is priced as it, by the usage the
+    server reported."""
+    with srt.Runtime(store_url) as rt, ProviderServer(
+        azure_deployments={"prod-chat": MINI}
+    ) as srv:  # fmt: skip
+        ep = AzureEndpoint(srv.url, deployment="prod-chat", api_version="2024-10-21")
+        s = rt.session(f"{api}-{stream}")
+        s.append({"role": "user", "content": "Hello?"})
+        key = "azure-key-0123456789"
+        with closing(Azure(ep, api_key=key, api=api, deployments={"prod-chat": "gpt-4o"})) as p:
+            if stream:
+                with closing(s.stream(p, model="prod-chat")) as st:
+                    text = "".join(st)
+            else:
+                text = s.send(p, model="prod-chat").message["content"]
+        rec = srv.log[-1]
+        assert (rec.endpoint, rec.deployment, rec.model) == (f"azure.{api}", "prod-chat", MINI)
+        assert text.startswith("reply 1 to Hello?")
+        (row,) = s.calls()
+        assert (row["model"], row["reply_model"], row["status"]) == ("prod-chat", MINI, "ok")
+        assert row["input_tokens"] == rec.prompt_tokens > 0
+        mini = Pricing().rates("gpt-4o-mini", "azure")
+        assert mini is not None
+        cost = Pricing().request_cost(row)
+        assert cost is not None
+        billed, uncached, output = cost  # (a short prompt: nothing read from the cache)
+        assert billed == uncached == pytest.approx(row["input_tokens"] * mini.input / 1e6)
+        assert output == pytest.approx(row["output_tokens"] * mini.output / 1e6)

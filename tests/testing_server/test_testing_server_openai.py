@@ -1,5 +1,6 @@
-"""The local provider server's OpenAI endpoints (Chat Completions, Responses, Azure's
-routes, prompt caching) against the official ``openai`` SDK and raw HTTP.
+"""The local provider server's OpenAI endpoints (Chat Completions, Responses, prompt
+caching) against the official ``openai`` SDK and raw HTTP (Azure's routes:
+``test_testing_server_azure``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from testing_server_support import (
     CHAT,
     LONG,
     OPENAI_H,
-    kept,
     oai,
 )
 
@@ -144,33 +144,6 @@ def test_openai_auth(srv: ProviderServer, http: httpx.Client) -> None:
         )
         assert r.status_code == 200
     assert http.post(srv.url + "/v1/nope", json=CHAT, headers=OPENAI_H).status_code == 404
-
-
-def test_azure(srv: ProviderServer, http: httpx.Client) -> None:
-    az = kept(
-        openai.AzureOpenAI(
-            azure_endpoint=srv.url, api_version="2024-10-21", api_key="az-secret", max_retries=0
-        )
-    )
-    r = az.chat.completions.create(
-        model="my-deployment", messages=[{"role": "user", "content": "hi azure"}]
-    )
-    assert r.model == "my-deployment" and r.choices[0].message.content.startswith(
-        "reply 1 to hi azure"
-    )
-    rec = srv.log[-1]
-    assert rec.endpoint == "azure.chat" and rec.path.endswith("?api-version=2024-10-21")
-    assert rec.headers["api-key"] == "<redacted>" and "az-secret" not in repr(srv.log)
-    url = srv.url + "/openai/deployments/d/chat/completions"
-    assert http.post(url, json=CHAT, headers={"api-key": "k"}).status_code == 404  # no api-version
-    r = http.post(srv.url + "/openai/v1/chat/completions", json=CHAT, headers={"api-key": "k"})
-    assert r.status_code == 200 and srv.requests["azure.chat"] == 2
-    r = http.post(
-        srv.url + "/openai/v1/responses",
-        json={"model": "d", "input": "x"},
-        headers={"api-key": "k"},
-    )
-    assert r.status_code == 200 and r.json()["object"] == "response"
 
 
 # -- OpenAI Responses ------------------------------------------------------------------

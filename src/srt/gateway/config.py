@@ -28,6 +28,8 @@
     api_key_env = "AZURE_OPENAI_API_KEY"
     deployments = { prod-chat = "gpt-4o" }  # optional: what each deployment runs (prices)
     prompt_cache_key = false      # true: send srt's prompt_cache_key (GPT-5.6 and later)
+    api = "chat"                  # or "responses": Azure's Responses API (the model sent
+                                  # names the deployment; no fixed deployment then)
 
     [[routes]]
     model = "claude-*"            # a glob on the model name a client asks for
@@ -78,7 +80,7 @@ _SERVER_KEYS = frozenset(
 )
 _UPSTREAM_KEYS = frozenset(
     "kind api_key_env base_url region deployment api_version model ctx_size slots "
-    "threads state_dir extra_params proxy trust_env deployments prompt_cache_key".split()
+    "threads state_dir extra_params proxy trust_env deployments prompt_cache_key api".split()
 )
 _ROUTE_KEYS = frozenset("model upstream upstream_model context_window".split())
 _TENANT_KEYS = frozenset("requests_per_minute max_items".split())
@@ -110,11 +112,13 @@ class Upstream:
     trust_env: bool = True
     deployments: Mapping[str, str] | None = None  # azure: deployment name -> model it runs
     prompt_cache_key: bool = False  # azure: send srt's cache key (GPT-5.6 and later)
+    api: str | None = None  # azure: "chat" (the default) or "responses"
 
     def __post_init__(self) -> None:
         where = f"[upstreams.{self.name}]"
         if not isinstance(self.trust_env, bool):
             raise ConfigError(f"{where} trust_env must be true or false")
+        self._check_azure_api(where)
         if self.kind != "azure" and (self.deployments is not None or self.prompt_cache_key):
             raise ConfigError(f"{where} deployments and prompt_cache_key are for kind azure only")
         if not isinstance(self.prompt_cache_key, bool):
@@ -134,6 +138,19 @@ class Upstream:
         if self.kind != "local":  # at startup rather than at the first request; an
             # error names the setting or the environment's variable, never its value
             check(self.proxy, self.trust_env, f"{where} proxy")
+
+    def _check_azure_api(self, where: str) -> None:
+        if self.api is None:
+            return
+        if self.kind != "azure":
+            raise ConfigError(f"{where} api is for kind azure only (kind responses is OpenAI's)")
+        if self.api not in ("chat", "responses"):
+            raise ConfigError(f'{where} api must be "chat" or "responses", got {self.api!r:.40}')
+        if self.api == "responses" and self.deployment is not None:
+            raise ConfigError(
+                f'{where} deployment is for api "chat": Azure\'s Responses API reads the '
+                "deployment from the model sent (a route's upstream_model)"
+            )
 
     def key(self) -> str | None:
         if self.api_key_env is None:
@@ -188,6 +205,7 @@ class Upstream:
         return Azure(
             endpoint,
             api_key=key,
+            api=self.api or "chat",
             deployments=self.deployments,
             prompt_cache_key=self.prompt_cache_key,
             **net,

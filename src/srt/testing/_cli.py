@@ -60,7 +60,24 @@ def parser(prog: str = "python -m srt.testing") -> argparse.ArgumentParser:
         help="keep no responses and refuse previous_response_id with a 400, as llama.cpp's "
         "server does",
     )
+    ap.add_argument(
+        "--azure-deployment",
+        dest="azure_deployments",
+        type=_deployment,
+        action="append",
+        default=[],
+        metavar="NAME=MODEL",
+        help="an Azure deployment and the model it runs, which its replies name (repeatable; "
+        "a deployment not given runs the model it is named for)",
+    )
     return ap
+
+
+def _deployment(text: str) -> tuple[str, str]:
+    name, _, model = text.partition("=")
+    if not (name and model):
+        raise argparse.ArgumentTypeError(f"expected NAME=MODEL, got {text!r}")
+    return name, model
 
 
 def main(
@@ -80,6 +97,7 @@ def main(
         context_window=args.context_window,
         imitate=args.imitate,
         responses_state=args.responses_state,
+        azure_deployments=dict(args.azure_deployments),
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -382,7 +382,8 @@ class RequestRecord:
     the raw figures (total, read, written, written_1h). ``boundaries[i]`` is the cumulative
     token count after tokenizer unit ``i``, ``labels[i]`` names the unit (``tool:0``,
     ``system:0``, ``instructions``, ``message:3`` or ``message:3.1`` for block 1 of message 3,
-    ``item:5``), ``breakpoints`` the ``(unit index, ttl)`` cache breakpoints.
+    ``item:5``), ``breakpoints`` the ``(unit index, ttl)`` cache breakpoints. ``model`` is
+    the model that served the request: for Azure, the one its ``deployment`` runs.
     """
 
     seq: int
@@ -395,6 +396,7 @@ class RequestRecord:
     fault: str | None = None
     body: Any = None
     model: str | None = None
+    deployment: str | None = None
     stream: bool = False
     status: int | None = None
     error: str | None = None

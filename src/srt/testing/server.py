@@ -129,6 +129,11 @@ class ProviderServer:
         responses_state: False: keep no responses and refuse ``previous_response_id``
             with a 400, as llama.cpp's server does (its own message:
             ``llama.cpp does not support 'previous_response_id'.``).
+        azure_deployments: the model each Azure deployment runs (``{"prod-chat":
+            "gpt-4o-2024-08-06"}``), which its replies name as Azure's do; a deployment
+            not in it runs the model it is named for (``gpt-4o`` answers ``gpt-4o``). The
+            deployment is the URL's on the deployment path, else the body's ``model``.
+            ``azure_deployments`` is a plain dict a test may change.
     """
 
     def __init__(
@@ -148,9 +153,13 @@ class ProviderServer:
         context_windows: Mapping[str, int] | None = None,
         imitate: str = "openai",
         responses_state: bool = True,
+        azure_deployments: Mapping[str, str] | None = None,
     ) -> None:
         if imitate not in _window.IMITATED:
             raise ValueError(f"imitate must be one of {sorted(_window.IMITATED)}")
+        self.azure_deployments = dict(azure_deployments or {})
+        if not all(isinstance(v, str) and v for kv in self.azure_deployments.items() for v in kv):
+            raise ValueError("azure_deployments maps deployment names to model names")
         self.clock = Clock()
         self.responses_ttl_s = responses_ttl_s
         self.cache_minimum = cache_minimum
@@ -471,8 +480,14 @@ class ProviderServer:
 
     def _prepare(self, endpoint: str, params: Mapping[str, str], body: Any) -> Prepared:
         if endpoint.endswith(".responses"):
-            return _openai.prepare_responses(body, self._chain(body))
-        return render(endpoint, body, model=params.get("deployment") or params.get("model"))
+            prep = _openai.prepare_responses(body, self._chain(body))
+        else:
+            prep = render(endpoint, body, model=params.get("deployment") or params.get("model"))
+        if endpoint.startswith("azure."):  # (the deployment path ignores the body's model)
+            deployment = params.get("deployment") or prep.model
+            prep.extra["deployment"] = deployment
+            prep.model = self.azure_deployments.get(deployment, deployment)
+        return prep
 
     def _account(self, provider: str, prep: Prepared) -> CacheUsage:
         if provider in ("openai", "azure"):
@@ -518,6 +533,7 @@ class ProviderServer:
             return
         prep = self._prepare(endpoint, params, body)
         rec.model, rec.stream = prep.model, prep.stream
+        rec.deployment = prep.extra.get("deployment")
         rec.boundaries, rec.labels, rec.breakpoints = prep.boundaries, prep.labels, prep.breakpoints
         if endpoint == "anthropic.count_tokens":
             rec.status = 200
