@@ -3,8 +3,9 @@
 Items are the session's messages rendered as Responses items (``items.items_of``).
 Adding items appends them in one compare-and-swap; deleting one rebuilds the history
 after it in a new session (a fork before the item, then the rest appended: stored
-messages are reused, never copied), and the conversation object is switched to it. A
-function call and its output are deleted together (``_kept_after``).
+messages are reused, never copied), and the conversation object is switched to it, with
+the ids its moved items showed kept beside the chain (``idmap``). A function call and
+its output are deleted together (``_kept_after``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from .. import _core
 from .errors import ApiError, bad_request, not_found
+from .idmap import rewritten, subs_left
 from .items import chain, check_outputs, conversation_ids, items_of, locate, page, renew
 from .params import check_items, check_metadata
 from .records import new_id
@@ -54,16 +56,16 @@ def _answers(m: Any, call_id: Any) -> bool:
 
 def _kept_after(
     ident: str, item: dict[str, Any], after: list[Any], call_of: Callable[[Any], str | None]
-) -> list[Any]:
-    """The messages after a deleted item that stay. A function call and its output go
-    together: deleting the call deletes its outputs (left alone, an output would be an
-    orphan, and every later response refused); an output whose call (``call_of``: its
-    item's id, None if none precedes it) precedes it and whose items after it are not
-    all outputs is not deleted alone: the call would be left unanswered in the history,
-    and every later response refused upstream."""
+) -> list[int]:
+    """The places in ``after`` (the messages after a deleted item) of those that stay. A
+    function call and its output go together: deleting the call deletes its outputs
+    (left alone, an output would be an orphan, and every later response refused); an
+    output whose call (``call_of``: its item's id, None if none precedes it) precedes it
+    and whose items after it are not all outputs is not deleted alone: the call would be
+    left unanswered in the history, and every later response refused upstream."""
     call_id = item.get("call_id")
     if item.get("type") == "function_call":
-        return [m for m in after if not _answers(m, call_id)]
+        return [k for k, m in enumerate(after) if not _answers(m, call_id)]
     if item.get("type") == "function_call_output" and any(m.get("role") != "tool" for m in after):
         call = call_of(call_id)
         if call is not None:
@@ -73,7 +75,7 @@ def _kept_after(
                 f"To remove both, delete the function call '{call}': its output goes with it.",
                 code="invalid_value",
             )
-    return after
+    return list(range(len(after)))
 
 
 class Conversations:
@@ -244,20 +246,31 @@ class Conversations:
             i, found, rendered = self._locate(tenant, conv, bodies, before, item)
             messages = s.messages()
             call_of = functools.partial(self._call, tenant, conv, bodies, before, messages[:i])
-            after = _kept_after(item, found, messages[i + 1 :], call_of)
+            stay = _kept_after(item, found, messages[i + 1 :], call_of)
+            lead = conv["lead"]
+            ids = conversation_ids(tenant, conv)
+            moved = list(range(i - lead))  # item p of the new history: item moved[p] here
             rest: list[Any] = []
+            partial = None
             others = [r for r in rendered if r["id"] != found["id"]]
             if others:  # the message keeps its other items
                 rest.append(
                     [{k: v for k, v in r.items() if k not in ("id", "status")} for r in others]
                 )
-            rest += after
+                moved.append(i - lead)
+                partial = subs_left(rendered, found["id"], ids.at(i - lead))
+            rest += [messages[i + 1 + k] for k in stay]
+            moved += [i + 1 + k - lead for k in stay]
             name = thread_name(tenant, f"{cid}~{new_id('d')[2:14]}")
             fork = s.fork(name, at=i)
             if rest:
                 fork.append(*rest)
             conv["thread"] = name
-            renew(conv, i - conv["lead"])  # what is made from there on: ids never shown
+            # the items that moved keep the ids they showed; those made from the end on
+            # take a generation of the scope never used, so none shows a deleted one's
+            kept = rewritten(ids, before, lead, moved, i - lead, partial)
+            self.records.put_kept(tenant, conv, kept)
+            renew(conv, len(moved))
             self.records.put_conversation(tenant, conv)
             old = live.name
         finally:

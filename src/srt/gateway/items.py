@@ -13,10 +13,12 @@ chain of responses, so equal histories in two conversations (or two tenants) sho
 different ids while their messages stay stored once. A scope can change at an item
 (counted after the instructions): a fork keeps its parent's scope for the items it
 inherits and has its own from its first new item, and a conversation takes a new
-generation of its scope from an item deleted on (``renew``), so nothing made after a
-deletion shows a deleted item's id. Rewriting a history (an item deleted from the middle
-of a conversation, or new instructions re-rooting it) gives the items after the change
-new ids. Records written before the mask (no ``ids``) also accept the unmasked ids they
+generation of its scope from the end of a rewritten history on (``renew``), so nothing
+made after a deletion shows a deleted item's id. Rewriting a history (an item deleted
+from the middle of a conversation, new instructions re-rooting it) moves items to other
+prefix hashes: the ids they showed are then kept beside the chain (``Kept``: 16 bytes a
+message, stored once as a text, ``gateway.idmap``), so an item keeps its id for its
+life. Records written before the mask (no ``ids``) also accept the unmasked ids they
 showed then.
 """
 
@@ -25,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,10 +39,13 @@ from ..wire.base import Target
 from ..wire.convert import to_canonical
 from ..wire.openai_responses import FORMAT as RESPONSES
 from .errors import bad_request, not_found
+from .idmap import Kept, xor
 
 __all__ = [
     "PLAIN",
     "Ids",
+    "Inherited",
+    "Kept",
     "Scope",
     "canonical_bodies",
     "chain",
@@ -49,6 +54,7 @@ __all__ = [
     "conversation_scope",
     "default_scope",
     "forked",
+    "inherited",
     "item_id",
     "items_of",
     "locate",
@@ -82,12 +88,17 @@ class Ids:
     """The scope of the item ids shown: ``key`` masks the prefix hash in an id;
     ``legacy``: unmasked ids (as shown before ids had a scope) are accepted too. The
     scope holds from item ``start`` on (counted after the instructions); the items
-    before it are in scope ``below``."""
+    before it are in scope ``below``, and those ``kept`` holds show what it keeps
+    (``at`` gives them as ``fixed`` scopes of one message, whose ``key``, when
+    ``legacy``, unmasks them)."""
 
     key: bytes = _ZERO
     legacy: bool = False
     start: int = 0
     below: Ids | None = None
+    kept: Kept | None = None
+    fixed: bytes | None = None
+    subs: Mapping[str, Sequence[int]] | None = None
 
     @classmethod
     def of(
@@ -99,6 +110,8 @@ class Ids:
         return cls(key, legacy, start, below)
 
     def mask(self, prefix: bytes) -> bytes:
+        if self.fixed is not None:
+            return self.fixed
         if self.key == _ZERO:
             return prefix
         if len(prefix) != 16:
@@ -106,16 +119,49 @@ class Ids:
         key = int.from_bytes(self.key, "big")  # (one XOR of two ints, not 16 of bytes)
         return (int.from_bytes(prefix, "big") ^ key).to_bytes(16, "big")
 
+    def sub(self, kind: str, sub: int) -> int:
+        """The place item ``sub`` of its kind in its message shows in its id."""
+        given = self.subs.get(kind) if self.subs else None
+        return given[sub] if given is not None and sub < len(given) else sub
+
     def scopes(self) -> list[Ids]:
         """The scopes an id given by a client is looked up in."""
+        if self.fixed is not None:
+            if not self.legacy:
+                return [self]
+            return [self, Ids(fixed=xor(self.fixed, self.key), subs=self.subs)]
         return [self, PLAIN] if self.legacy and self.key != _ZERO else [self]
 
     def at(self, pos: int) -> Ids:
         """The scope of the item ``pos`` places after the instructions (of its message)."""
+        kept = self.kept
+        if kept is not None and kept.start <= pos < kept.end:
+            legacy = pos - kept.start < kept.plain
+            base = self._base() if legacy else _ZERO
+            return Ids(base, legacy, fixed=kept.shown(pos), subs=kept.subs.get(pos))
         ids = self
         while pos < ids.start and ids.below is not None:
             ids = ids.below
         return ids
+
+    def _base(self) -> bytes:
+        ids = self
+        while ids.below is not None:
+            ids = ids.below
+        return ids.key
+
+    def with_kept(self, kept: Kept | None) -> Ids:
+        return Ids(self.key, self.legacy, self.start, self.below, kept)
+
+
+@dataclass(frozen=True)
+class Inherited:
+    """The id scope a response takes from the one it continues (or a re-rooted history
+    from the one it copies), with the ids kept for its items (``kept``: its text key)."""
+
+    scope: Scope | None
+    kept: Kept | None = None
+    key: str | None = None
 
 
 #: Unmasked ids (tests of the rendering; scoped ids come from ``Ids.of``).
@@ -135,13 +181,13 @@ def _segments(given: Any, default: str) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     for part in given:
         if not isinstance(part, list) or len(part) != 2:
-            raise ValueError(f"a scope's part is [start, name], not {part!r}")
+            raise ValueError("'ids': a scope's part is [start, name]")
         start, name = part
         if not isinstance(start, int) or start < (out[-1][0] + 1 if out else 0):
-            raise ValueError(f"a scope's parts start in order from 0, not {given!r}")
+            raise ValueError("'ids': a scope's parts start in order from 0")
         out.append((start, name if isinstance(name, str) else default))
     if out[0][0] != 0:
-        raise ValueError(f"a scope's parts start in order from 0, not {given!r}")
+        raise ValueError("'ids': a scope's parts start in order from 0")
     return out
 
 
@@ -167,9 +213,10 @@ def conversation_scope(conv: dict[str, Any]) -> Scope:
 
 
 def renew(conv: dict[str, Any], start: int) -> None:
-    """After a conversation's item ``start`` (counted after the instructions) was
-    deleted: the items from there on, the ones moved there and all made later, take a
-    generation of its scope never used, so none shows an id a deleted item showed."""
+    """After a conversation's history was rewritten (an item deleted, new instructions),
+    ``start`` items long (counted after the instructions; the moved ones keep their ids,
+    ``idmap``): the items made from there on take a generation of its scope never used,
+    so none shows an id a deleted item showed."""
     gen = int(conv.get("gen", 0)) + 1
     conv["gen"] = gen
     conv["gens"] = [g for g in conv.get("gens") or () if g[0] < start] + [[start, gen]]
@@ -177,9 +224,12 @@ def renew(conv: dict[str, Any], start: int) -> None:
 
 def conversation_ids(tenant: str, conv: dict[str, Any]) -> Ids:
     """The ids of a conversation's items (``ids`` marks a record made with scoped ids;
-    the ids of one made before also take unmasked ids, in its first generation)."""
+    the ids of one made before also take unmasked ids, in its first generation), with
+    those it keeps (``_kept``, read by ``Records``)."""
     base = f"conv/{conv['id']}"
-    return _ids(tenant, _segments(conversation_scope(conv), base), None if "ids" in conv else base)
+    legacy = None if "ids" in conv else base
+    ids = _ids(tenant, _segments(conversation_scope(conv), base), legacy)
+    return ids.with_kept(conv.get("_kept"))
 
 
 def default_scope(rec: dict[str, Any]) -> str:
@@ -196,6 +246,11 @@ def scope_of(rec: dict[str, Any]) -> Scope:
     return parts[0][1] if len(parts) == 1 else [list(p) for p in parts]
 
 
+def inherited(rec: dict[str, Any], scope: Scope | None) -> Inherited:
+    """What a response continuing ``rec`` (in ``scope``) takes: the ids ``rec`` keeps."""
+    return Inherited(scope, rec.get("_kept"), rec.get("kept"))
+
+
 def forked(scope: Scope, start: int) -> Scope:
     """The scope of a fork of a response in ``scope``, whose first new item is item
     ``start``: the items it inherits keep the ids they showed, and its own items are in
@@ -205,15 +260,25 @@ def forked(scope: Scope, start: int) -> Scope:
 
 
 def mark_scope(
-    tenant: str, rec: dict[str, Any], scope: Scope | None, conv: dict[str, Any] | None = None
+    tenant: str,
+    rec: dict[str, Any],
+    scope: Scope | Inherited | None,
+    conv: dict[str, Any] | None = None,
 ) -> Ids:
     """Mark a new response record as having scoped ids, and return them: ``scope``,
     kept when it is not the default (a response continuing another's thread takes that
     one's scope, a fork its parent's for the items it inherits), or on a conversation
-    ``conv``'s, as its items show now."""
+    ``conv``'s, as its items show now; with the ids kept for its items (``Inherited``,
+    or the conversation's)."""
     rec["ids"] = 1
+    kept, key = None, None
+    if isinstance(scope, Inherited):
+        kept, key, scope = scope.kept, scope.key, scope.scope
     if conv is not None:
         scope = conversation_scope(conv)
+        kept, key = conv.get("_kept"), conv.get("kept")
+    if key is not None:
+        rec["kept"], rec["_kept"] = key, kept
     if scope is not None:
         default = default_scope(rec)
         parts = _segments(scope, default)
@@ -227,11 +292,12 @@ def mark_scope(
 def response_ids(tenant: str, rec: dict[str, Any]) -> Ids:
     """The ids of a response's items (its input items and its output)."""
     default = default_scope(rec)
-    return _ids(tenant, _segments(rec.get("ids"), default), None if "ids" in rec else default)
+    legacy = None if "ids" in rec else default
+    return _ids(tenant, _segments(rec.get("ids"), default), legacy).with_kept(rec.get("_kept"))
 
 
 def item_id(kind: str, parent: bytes, sub: int, ids: Ids = PLAIN) -> str:
-    return f"{_PREFIX.get(kind, 'item')}_{ids.mask(parent).hex()}{sub:02x}"
+    return f"{_PREFIX.get(kind, 'item')}_{ids.mask(parent).hex()}{ids.sub(kind, sub):02x}"
 
 
 def parse_id(ident: str) -> tuple[bytes, int] | None:
@@ -371,8 +437,17 @@ def _message_of(ident: str, before: Sequence[bytes], lead: int, ids: Ids) -> int
     parsed = parse_id(ident)
     if parsed is None:
         return None
+    kept = ids.kept
+    if kept is not None:  # one search of the kept bytes
+        k = kept.find(parsed[0])
+        if k is None and kept.plain:
+            k = kept.find(xor(parsed[0], ids.at(kept.start).key), 0, kept.plain)
+        if k is not None and lead + k < len(before):
+            return lead + k
     parents: dict[int, set[bytes]] = {}  # by scope (its ``id``): the prefix hash it names
     for i in range(lead, len(before)):
+        if kept is not None and kept.start <= i - lead < kept.end:
+            continue
         scope = ids.at(i - lead)
         mine = parents.get(id(scope))
         if mine is None:

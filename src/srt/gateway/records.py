@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 from .._types import Reply
 from ..store.base import ObjectPut, Store
-from .items import usage_json
+from .checks import check_conversation, damaged
+from .idmap import Kept
+from .items import conversation_ids, response_ids, usage_json
 
 if TYPE_CHECKING:
     from .errors import ApiError
@@ -263,6 +265,14 @@ def _dumps(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+#: A record's member holding the ``Kept`` its ``kept`` names (read, never stored).
+_KEPT = "_kept"
+
+
+def _stored(rec: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in rec.items() if k != _KEPT}
+
+
 class Records:
     """JSON objects of one store."""
 
@@ -402,7 +412,7 @@ class Records:
             small["usage"] = _pack_usage(small["usage"])
         if rec.get("output_from") is not None:
             small.pop("output", None)  # the stored reply: rendered again when read
-        out = {k: v for k, v in rec.items() if k not in ("response", _WRITTEN)}
+        out = {k: v for k, v in rec.items() if k not in ("response", _WRITTEN, _KEPT)}
         out["r"] = small
         if any(keys.values()):
             out["texts"] = {k: v for k, v in keys.items() if v is not None}
@@ -417,6 +427,15 @@ class Records:
         return out
 
     def unpack(self, tenant: str, rid: str, rec: dict[str, Any]) -> dict[str, Any]:
+        try:
+            out = self._unpack(tenant, rid, rec)
+            self._resolve(tenant, out)
+            response_ids(tenant, out)  # its ids' scope, checked here
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise damaged("Response", rid, exc) from None
+        return out
+
+    def _unpack(self, tenant: str, rid: str, rec: dict[str, Any]) -> dict[str, Any]:
         keys = rec.get("texts") or {}
         if "response" in rec:  # stored whole (before responses were stored small)
             resp = dict(rec["response"])
@@ -446,15 +465,47 @@ class Records:
     # -- conversations -----------------------------------------------------------------
 
     def put_conversation(self, tenant: str, rec: dict[str, Any]) -> None:
-        self.store.put_object(CONVERSATION, tenant, rec["id"], _dumps(rec))
+        o = self.conversation_object(tenant, rec)
+        self.store.put_object(o.kind, o.scope, o.key, o.value)
 
     @staticmethod
     def conversation_object(tenant: str, rec: dict[str, Any]) -> ObjectPut:
-        return ObjectPut(CONVERSATION, tenant, rec["id"], _dumps(rec))
+        return ObjectPut(CONVERSATION, tenant, rec["id"], _dumps(_stored(rec)))
 
     def get_conversation(self, tenant: str, cid: str) -> dict[str, Any] | None:
+        """A conversation's record, with the ids it keeps (``_kept``) read; a record
+        that is not one the gateway writes (a damaged one) is a 500 naming it."""
         row = self.store.get_object(CONVERSATION, tenant, cid)
-        return None if row is None else json.loads(row.value)
+        if row is None:
+            return None
+        try:
+            rec = json.loads(row.value)
+            check_conversation(cid, rec)
+            self._resolve(tenant, rec)
+            conversation_ids(tenant, rec)  # its ids' scope, checked here
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise damaged("Conversation", cid, exc) from None
+        return dict(rec)
+
+    def put_kept(self, tenant: str, rec: dict[str, Any], kept: Kept | None) -> None:
+        """Make ``rec`` (a conversation's record) keep ``kept`` (stored once, as a text)."""
+        if kept is None:
+            rec.pop("kept", None)
+            rec.pop(_KEPT, None)
+        else:
+            rec["kept"], rec[_KEPT] = self.put_text(tenant, kept.as_json()), kept
+
+    def _resolve(self, tenant: str, rec: dict[str, Any]) -> None:
+        """Read the ids a record keeps (its ``kept`` names them) into its ``_kept``."""
+        key = rec.get("kept")
+        if key is None:
+            return
+        if not isinstance(key, str):
+            raise ValueError(f"'kept' is not a text's key: {type(key).__name__}")
+        value = self.get_text(tenant, key)
+        if value is None:
+            raise ValueError("'kept' names no stored text")
+        rec[_KEPT] = Kept.from_json(value)
 
     def delete_conversation(self, tenant: str, cid: str) -> bool:
         return self.store.delete_object(CONVERSATION, tenant, cid)

@@ -7,7 +7,7 @@ copied) in a session that ends with the turn (``Placer.end_own``): the response'
 keeps the nodes it added, and continuing the fork makes its session again at the
 record's node. New ``instructions`` start a history with the instructions message first;
 other instructions than the thread's re-root it in a new session (new nodes, the same
-stored messages).
+stored messages), whose items keep the ids they showed (``idmap.rewritten``).
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
+from .. import _core
 from ..errors import ConflictError, SessionExistsError, SessionNotFoundError
 from ..runtime import Runtime
 from ..session import Session
 from . import items as it
 from .errors import ApiError, bad_request, not_found
 from .events import Events
+from .idmap import rewritten
 from .params import CreateResponse
 from .records import Records, digest
 from .threads import Live, Threads, thread_name
@@ -47,7 +49,7 @@ class Turn:
     settled: bool = False  # ... and its end was stored (or it was removed)
     ended: bool = False  # the session made for it ended with it (``end_own``)
     events: Events | None = None  # a streamed (or background) response's events
-    scope: it.Scope | None = None  # the item ids' scope, when the turn continues another's
+    scope: it.Inherited | None = None  # the item ids' scope, when the turn continues another's
     ids: it.Ids = it.PLAIN  # the scope of its items' ids (``_prepare``)
 
     def rerooted(self) -> dict[str, Any] | None:
@@ -90,7 +92,8 @@ class Placer:
             if conv is None:
                 raise not_found("conversation", p.conversation, "conversation")
             live = self.threads.conversation(conv)
-            return self._positioned(tenant, live, len(live.session), p, rid, conv)
+            old = it.conversation_ids(tenant, conv)
+            return self._positioned(tenant, live, len(live.session), p, rid, conv, old)
         name = thread_name(tenant, rid)
         live = self.threads.adopt(name, self.rt.session(name), 0, instructions)
         prefix = [{"role": "system", "content": p.instructions}] if instructions else []
@@ -107,9 +110,11 @@ class Placer:
             # a fork's session ends with its turn: the first continuation brings it back
             own = name == thread_name(tenant, rec["response"]["id"])
             live = self._at_node(name, node, lead, instructions) if own else None
+        old = it.response_ids(tenant, rec)
         if live is not None and live.session.head == node:
-            turn = self._positioned(tenant, live, depth, p, rid, None)
-            turn.scope = None if turn.reroot else it.scope_of(rec)
+            turn = self._positioned(tenant, live, depth, p, rid, None, old)
+            if not turn.reroot:
+                turn.scope = it.inherited(rec, it.scope_of(rec))
             return turn
         source = None
         if live is not None:
@@ -130,8 +135,9 @@ class Placer:
         )
         if live is None:
             raise _gone()
-        turn = self._positioned(tenant, live, depth, p, rid, None, fork=True)
-        turn.scope = None if turn.reroot else it.forked(it.scope_of(rec), depth - lead)
+        turn = self._positioned(tenant, live, depth, p, rid, None, old, fork=True)
+        if not turn.reroot:
+            turn.scope = it.inherited(rec, it.forked(it.scope_of(rec), depth - lead))
         return turn
 
     def _at_node(
@@ -177,15 +183,20 @@ class Placer:
         p: CreateResponse,
         rid: str,
         conv: dict[str, Any] | None,
+        old: it.Ids,
         *,
         fork: bool = False,
     ) -> Turn:
-        """A live session at the base; re-rooted when the instructions changed. ``fork``:
-        the session was made for this response (it ends with the turn)."""
+        """A live session at the base; re-rooted when the instructions changed, its items
+        keeping the ids they showed (``old``). ``fork``: the session was made for this
+        response (it ends with the turn)."""
         instructions = digest(p.instructions)
         if instructions == live.instructions or (instructions is None and not live.lead):
             return Turn(live, live.session, live.lead, instructions, [], conv, False, fork=fork)
-        items = live.session.messages()[live.lead : depth]
+        s = live.session
+        items = s.messages()[live.lead : depth]
+        before = [_core.ROOT, *s.prefix_hashes()[: depth - 1]]
+        kept = rewritten(old, before, live.lead, range(len(items)), 0, legacy=conv is not None)
         self.threads.release(live)
         if fork:
             self._drop_fork(live)  # the new history takes its name
@@ -194,7 +205,16 @@ class Placer:
         prefix: list[Any] = [{"role": "system", "content": p.instructions}] if instructions else []
         lead = len(prefix)
         prefix += items
-        return Turn(new, new.session, lead, instructions, prefix, conv, True)
+        scope = None
+        if conv is not None:  # its record, as the turn's commit writes it (``rerooted``)
+            conv = dict(conv)
+            self.records.put_kept(tenant, conv, kept)
+            it.renew(conv, len(items))  # items made from here on: a new generation
+        elif kept is not None:
+            scope = it.Inherited(None, kept, self.records.put_text(tenant, kept.as_json()))
+        turn = Turn(new, new.session, lead, instructions, prefix, conv, True)
+        turn.scope = scope
+        return turn
 
 
 def _gone() -> ApiError:
