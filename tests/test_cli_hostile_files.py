@@ -217,21 +217,76 @@ def _srt(db: Path, *args: str, shell: str = "", stdout: Any = subprocess.PIPE) -
     return Result(p.returncode, out, p.stderr.decode())
 
 
-@pytest.mark.parametrize(
-    "args", [("export", "a"), ("export", "a", "--format", "markdown"), ("show", "a"), ("ls",)]
-)
-def test_output_to_a_full_disk_is_one_error_line(cli: Srt, args: tuple[str, ...]) -> None:
-    # /dev/full fails every write with ENOSPC: a traceback (OSError) before.
+#: Commands that print: small outputs (one write, at the flush) and large ones (writes
+#: while the command runs: session "big" is about 200 KB).
+PRINTS = [
+    ("ls",),
+    ("ls", "--json"),
+    ("show", "a"),
+    ("show", "big"),
+    ("show", "--json", "big"),
+    ("export", "a"),
+    ("export", "big"),
+    ("export", "big", "--format", "markdown"),
+    ("export", "big", "--format", "openai.chat"),
+    ("--version",),
+    ("export", "--help"),
+]
+
+
+@pytest.fixture
+def big(cli: Srt) -> Srt:
+    with srt.Runtime(str(cli.db)) as rt:
+        rt.session("big").append(
+            *({"role": "user", "content": f"{n} " + "x" * 2000} for n in range(100))
+        )
+    return cli
+
+
+@pytest.mark.parametrize("args", PRINTS)
+def test_output_to_a_full_disk_is_one_write_error_line(big: Srt, args: tuple[str, ...]) -> None:
+    # /dev/full fails every write with ENOSPC: a traceback (OSError) before, and
+    # --help, --version exited 0 (argparse drops the error).
     with open("/dev/full", "wb") as full:
-        r = _srt(cli.db, *args, stdout=full)
-    assert r.code == 1, r
-    assert r.err == "srt: error: cannot write the output: No space left on device\n", r
+        r = _srt(big.db, *args, stdout=full)
+    assert (r.code, r.err) == (1, "srt: write error: No space left on device\n"), r
 
 
-def test_export_to_a_closed_stdout_is_an_error_not_a_traceback(cli: Srt) -> None:
-    # sys.stdout is None then: an AttributeError before, and nothing written anywhere.
-    r = _srt(cli.db, "export", "a", shell=">&-")
-    assert (r.code, r.err) == (1, "srt: error: cannot write the output: stdout is closed\n")
+@pytest.mark.parametrize("args", PRINTS)
+def test_output_to_a_closed_stdout_is_one_write_error_line(big: Srt, args: tuple[str, ...]) -> None:
+    # sys.stdout is None then: print wrote nothing and `srt ls >&-` exited 0.
+    r = _srt(big.db, *args, shell=">&-")
+    assert (r.code, r.err) == (1, "srt: write error: Bad file descriptor\n"), r
+
+
+@pytest.mark.parametrize("args", PRINTS)
+def test_output_to_a_pipe_closed_early_ends_quietly(big: Srt, args: tuple[str, ...]) -> None:
+    # The read end is closed before srt starts, so its first write meets EPIPE (as
+    # `srt ls | head -1` does once head exits): status 141 as for a command SIGPIPE
+    # ended, nothing on stderr (no traceback, no "Exception ignored ... BrokenPipeError").
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        r = _srt(big.db, *args, stdout=write)
+    finally:
+        os.close(write)
+    assert (r.code, r.err) == (141, ""), r
+
+
+def test_a_closed_stdout_never_becomes_a_file_srt_opens(big: Srt) -> None:
+    # fd 1 is taken by /dev/null read-only: a file opened later (the database, its
+    # journal) must not get fd 1 and receive the output.
+    r = _srt(big.db, "append", "a", "--role", "user", "more", shell=">&-")
+    assert (r.code, r.err) == (1, "srt: write error: Bad file descriptor\n"), r
+    assert big.ok("verify").startswith("ok: ")
+    with srt.Runtime(str(big.db)) as rt:
+        assert rt.session("a", create=False).messages()[-1]["content"] == "more"
+
+
+def test_a_command_that_prints_nothing_does_not_mind_a_closed_stdout(big: Srt) -> None:
+    r = _srt(big.db, "rename", "a", "b", shell=">&-")
+    assert (r.code, r.err) == (0, ""), r
+    assert big.names() == ["b", "big"]
 
 
 @pytest.mark.parametrize(

@@ -99,8 +99,8 @@ def test_a_backup_onto_a_full_disk_says_so_and_leaves_nothing(tmp_path: Path) ->
     result = json.loads(p.stdout.strip().splitlines()[-1])
     assert result["code"] == 1 and result["fired"] > 0, (p.stdout, p.stderr)
     assert p.stderr == (
-        "srt: error: backing up the database: the disk is full (SQLITE_FULL); free some "
-        "space and try again\n"
+        "srt: error: backing up the database: no space left on the device: free some space "
+        "there and try again (SQLITE_FULL)\n"
     )
     assert sorted(os.listdir(tmp_path)) == ["srt.db"]  # no partial copy, no new folder
     assert db.read_bytes() == before

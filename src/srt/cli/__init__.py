@@ -3,7 +3,8 @@
 Every subcommand is a thin layer over ``Runtime``, ``Session`` and the
 store's maintenance operations (``rt.store``). An ``SrtError`` is printed as one line,
 ``srt: error: <message>``, with exit status 1; argparse usage errors exit with
-status 2. Text from the database is printed with control characters escaped, so
+status 2; output that cannot be written is ``srt: write error: <reason>`` (``_output``).
+Text from the database is printed with control characters escaped, so
 a stored message cannot drive the terminal. The reference is ``docs/cli.md``.
 """
 
@@ -11,15 +12,18 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 from .._version import __version__
 from ..errors import SrtError
 from ..runtime import default_path
 from ..wire import NAMES
-from . import _chat, _imports, _log, _maint, _serve, _sessions, _stats
+from . import _chat, _imports, _log, _maint, _output, _serve, _sessions, _stats
 from ._common import CommandError, escape_line, file_of, nonempty
 from ._providers import add_provider_options
 
@@ -76,9 +80,19 @@ def _conversation_options(p: argparse.ArgumentParser, what: str) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose help and version text fail as other output does: argparse
+    drops the OSError of writing them (``srt --help > /dev/full`` exited 0)."""
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        stream = file or sys.stderr
+        if message and stream is not None:
+            stream.write(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``srt`` argument parser (also walked by the docs tests)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="srt",
         description="Chat with a model, and look after the sessions in an srt database.",
         epilog="Use '--' before a session name or text that begins with '-'. "
@@ -367,7 +381,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``srt`` with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
-    args = build_parser().parse_args(argv)
+    _output.guard_stdout()
+    try:
+        args = build_parser().parse_args(argv)
+    except OSError as exc:  # printing --help or --version
+        return _output.write_failed(exc)
+    except SystemExit as exc:
+        if exc.code == 0:  # --help, --version: printed, and maybe written only now
+            try:
+                sys.stdout.flush()
+            except OSError as error:
+                return _output.write_failed(error)
+        raise
     check: Callable[[argparse.Namespace], str | None] | None = getattr(args, "check", None)
     problem = check(args) if check is not None else None
     if problem:
@@ -383,33 +408,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.db = file_of(args.db)  # (a ``sqlite:`` URL: the file it names)
         status = run(args) or 0
-        if sys.stdout is not None:
-            sys.stdout.flush()  # here, where a full disk is reported, not at exit
+        sys.stdout.flush()  # here, where a full disk is reported, not at exit
         return status
     except (SrtError, CommandError) as exc:
         print(f"srt: error: {escape_line(str(exc))}", file=sys.stderr)
         return 1
-    except BrokenPipeError:
-        # The reader went away (``srt show x | head``): no traceback at exit either.
-        _drop_output()
-        return 1
     except OSError as exc:
         # The commands turn every file they open into an SrtError or CommandError that
-        # names it: what is left is writing the output (a full disk, a closed stdout).
-        _drop_output()
-        print(f"srt: error: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+        # names it: what is left is writing the output (a full disk, a closed stdout, a
+        # reader gone away: ``srt show x | head``).
+        return _output.write_failed(exc)
     except KeyboardInterrupt:
         return 130
-
-
-def _drop_output() -> None:
-    """Send what is still buffered for stdout nowhere (the flush at exit would fail
-    again, with a traceback)."""
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):  # closed, or not a file (a test's capture)
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, fd)
-    os.close(devnull)

@@ -175,8 +175,6 @@ def read_stdin() -> bytes:
 
 def write_bytes(data: bytes) -> None:
     """Write ``data`` to stdout as it is (after any text printed before it)."""
-    if sys.stdout is None:
-        raise CommandError("cannot write the output: stdout is closed")
     sys.stdout.flush()
     out = sys.stdout.buffer
     out.write(data)

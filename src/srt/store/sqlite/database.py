@@ -19,7 +19,7 @@ from ... import _hashing
 from ..._hashing import Hashing
 from ...errors import ConfigError, StoreBusyError, StoreError
 from . import keys as _keys
-from .db import connect, reserved_bytes, translate
+from .db import connect, reserved_bytes, room_error, translate
 from .files import BUSY_TIMEOUT_MS, check_header, create_private_file, describe
 
 #: A write given this much time or more waits as if given the whole busy timeout.
@@ -222,13 +222,15 @@ class Database:
         try:
             conn.execute("COMMIT")
         except apsw.IOError as exc:
+            cause = room_error(exc, conn, self.path)
             raise StoreError(
-                f"{action}: the disk did not confirm the commit ({describe(exc)}); what it "
+                f"{action}: the disk did not confirm the commit"
+                f"{': ' + cause if cause else ''} ({describe(exc)}); what it "
                 "wrote may still be stored (opening the file again can recover it): read "
                 "the session again (Session.refresh()) before writing it a second time"
             ) from exc
         except apsw.Error:
-            with translate(action):
+            with translate(action, conn, self.path):
                 raise
         finally:
             self.lock.release()
@@ -241,12 +243,12 @@ class Database:
             if not conn.get_autocommit():
                 conn.execute("ROLLBACK")
         except apsw.Error:
-            with translate(action):
+            with translate(action, conn, self.path):
                 raise
         finally:
             self.lock.release()
         if isinstance(exc, _TRANSLATED):
-            with translate(action):
+            with translate(action, conn, self.path):
                 raise exc
 
     def read(self, action: str, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:

@@ -9,6 +9,8 @@ package sees an apsw exception.
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -39,9 +41,36 @@ APPLICATION_ID = 0x53525431
 JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
 
 
+def room_error(exc: apsw.Error, conn: apsw.Connection | None, path: str | None) -> str | None:
+    """What a write that failed ran into, said with the file and what to do: no space
+    left on the device (``SQLITE_FULL``, or an I/O error whose errno is ENOSPC), or the
+    process's file size limit (EFBIG: ``ulimit -f``); None for any other fault. SQLite
+    says "disk I/O error" for both; ``conn`` (if still open) has the errno."""
+    if not isinstance(exc, (apsw.FullError, apsw.IOError)):
+        return None
+    code = 0
+    if conn is not None:
+        with contextlib.suppress(apsw.Error):
+            code = conn.system_errno
+            path = path or conn.filename or None
+    where = os.path.abspath(path) if path and path != ":memory:" else "the database"
+    if isinstance(exc, apsw.FullError) or code == errno.ENOSPC:
+        device = f"the device holding {where}" if path else "the device"
+        return f"no space left on {device}: free some space there and try again"
+    if code == errno.EFBIG:
+        return (
+            f"{where} (or its -wal or -shm file) cannot grow past this process's file "
+            "size limit (ulimit -f): raise the limit and try again"
+        )
+    return None
+
+
 @contextlib.contextmanager
-def translate(action: str) -> Iterator[None]:
-    """Map any ``apsw.Error`` raised inside the block to the ``StoreError`` tree."""
+def translate(
+    action: str, conn: apsw.Connection | None = None, path: str | None = None
+) -> Iterator[None]:
+    """Map any ``apsw.Error`` raised inside the block to the ``StoreError`` tree; with
+    the connection (or the path) a failed write names its file and cause (``room_error``)."""
     try:
         yield
     except apsw.BusyError as exc:
@@ -62,11 +91,15 @@ def translate(action: str) -> Iterator[None]:
         raise CorruptionError(
             f"{action}: the database schema is not srt's ({describe(exc)}); run srt verify"
         ) from exc
-    except apsw.FullError as exc:
-        # Said plainly: after a failed backup step SQLite's own text is "not an error".
-        raise StoreError(
-            f"{action}: the disk is full (SQLITE_FULL); free some space and try again"
-        ) from exc
+    except (apsw.FullError, apsw.IOError) as exc:
+        # Said plainly: after a failed backup step SQLite's own text is "not an error",
+        # and a full disk at open is a "disk I/O error".
+        cause = room_error(exc, conn, path)
+        if cause is None:
+            raise StoreError(f"{action}: {describe(exc)}") from exc
+        if isinstance(exc, apsw.FullError):  # (whose text may be "not an error")
+            raise StoreError(f"{action}: {cause} (SQLITE_FULL)") from exc
+        raise StoreError(f"{action}: {cause} ({describe(exc)})") from exc
     except apsw.CantOpenError as exc:
         raise StoreError(
             f"{action}: SQLite could not open the file ({describe(exc)}): the file must be "
@@ -283,9 +316,10 @@ def connect(
     ``hashing`` must be the file's (``HashKeyError`` otherwise); ``durability`` is a
     key of ``SYNCHRONOUS``; ``wal``: the file's header says it is in WAL mode already.
     """
-    with translate("opening the database"):
+    with translate("opening the database", path=path):
         conn = apsw.Connection(path, vfs=vfs)
-        try:
+    try:  # (closed after translate, which reads the failed write's errno from it)
+        with translate("opening the database", conn, path):
             if key is not None:
                 _keys.apply(conn, key)
             conn.set_busy_timeout(BUSY_TIMEOUT_MS)
@@ -300,7 +334,7 @@ def connect(
                 _migrate(conn, lock, hashing)  # which checks the hashing too
             else:
                 check_hashing(conn, hashing)
-        except BaseException:
-            conn.close()
-            raise
+    except BaseException:
+        conn.close()
+        raise
     return conn
