@@ -27,6 +27,7 @@ import pytest
 import srt
 from cancel_support import Silent, pooled, response_of, went
 from srt.context import WindowPolicy
+from srt.drivers import AsyncReplyStream
 from srt.providers import OpenAI
 from srt.testing import ProviderServer
 from srt.tokens import GENERIC_ESTIMATE
@@ -55,7 +56,7 @@ def collector_off() -> Iterator[None]:
         gc.enable()
 
 
-def stop(how: str, stream: srt.AsyncReplyStream, reader: asyncio.Task[Any]) -> Any:
+def stop(how: str, stream: AsyncReplyStream, reader: asyncio.Task[Any]) -> Any:
     """Stop ``reader``, which iterates ``stream``, the way ``how`` says (a coroutine to
     await for ``aclose``)."""
     if how == "task":
@@ -80,7 +81,7 @@ async def ended(how: str, reader: asyncio.Task[list[str]]) -> list[str]:
     return await asyncio.wait_for(reader, 10.0)
 
 
-async def read(stream: srt.AsyncReplyStream, seen: list[str], first: asyncio.Event) -> list[str]:
+async def read(stream: AsyncReplyStream, seen: list[str], first: asyncio.Event) -> list[str]:
     async for delta in stream:
         seen.append(delta)
         first.set()
