@@ -3,7 +3,7 @@ kept-alive connections, reply framing, request bodies, retries and the pool's wa
 Errors, timeouts and cancellation are in ``test_async_pool_faults``; TLS and what goes
 through httpx in ``test_async_pool_tls``.
 
-The servers are ``test_transport_pool``'s: plain sockets that answer with exactly the
+The servers are ``pool_support``'s: plain sockets that answer with exactly the
 bytes a case needs, so the async pool meets what the sync one meets on the wire. Each
 case runs its own event loop (``asyncio.run``).
 """
@@ -20,23 +20,23 @@ import httpx
 import pytest
 
 from apool_support import _T, _post, _run
-from srt.providers.apool import AsyncPool
-from srt.providers.http1 import Target
-from test_transport_pool import (
-    _keepalive,
-    _ok,
-    _Reader,
-    _reset,
-    _Server,
+from pool_support import (
+    Reader,
+    Server,
+    keepalive,
+    ok,
+    reset,
     serve,
 )
+from srt.providers.apool import AsyncPool
+from srt.providers.http1 import Target
 
 __all__ = ["serve"]  # the fixture, imported for the cases here
 
 
-def test_kept_alive_connections_are_reused(serve: Callable[..., _Server]) -> None:
-    box: list[_Server] = []
-    box.append(serve(_keepalive(box, lambda n: _ok(b'{"n":%d}' % n))))
+def test_kept_alive_connections_are_reused(serve: Callable[..., Server]) -> None:
+    box: list[Server] = []
+    box.append(serve(keepalive(box, lambda n: ok(b'{"n":%d}' % n))))
 
     async def main() -> list[bytes]:
         pool = AsyncPool()
@@ -53,20 +53,20 @@ def test_kept_alive_connections_are_reused(serve: Callable[..., _Server]) -> Non
 
 
 def test_chunked_content_length_and_close_delimited_replies(
-    serve: Callable[..., _Server],
+    serve: Callable[..., Server],
 ) -> None:
     replies = [
         b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
-        _ok(b"fghij"),
-        b"HTTP/1.1 100 Continue\r\n\r\n" + _ok(b"after an interim response"),
+        ok(b"fghij"),
+        b"HTTP/1.1 100 Continue\r\n\r\n" + ok(b"after an interim response"),
         b"HTTP/1.1 204 No Content\r\n\r\n",
         b"HTTP/1.1 304 Not Modified\r\ncontent-length: 99\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil the close",
     ]
-    box: list[_Server] = []
+    box: list[Server] = []
 
-    def handle(conn: socket.socket, reader: _Reader, index: int) -> None:
-        for reply in replies if index == 0 else [_ok(b"")]:
+    def handle(conn: socket.socket, reader: Reader, index: int) -> None:
+        for reply in replies if index == 0 else [ok(b"")]:
             box[0].read(reader)
             conn.sendall(reply)
         conn.shutdown(socket.SHUT_WR)
@@ -89,10 +89,10 @@ def test_chunked_content_length_and_close_delimited_replies(
 
 
 def test_a_body_of_memoryview_chunks_goes_out_byte_exact_one_write_a_chunk(
-    serve: Callable[..., _Server],
+    serve: Callable[..., Server],
 ) -> None:
-    box: list[_Server] = []
-    box.append(serve(_keepalive(box, lambda n: _ok())))
+    box: list[Server] = []
+    box.append(serve(keepalive(box, lambda n: ok())))
     big = [bytes([65 + k]) * (3 * 1024 * 1024) for k in range(3)]  # more than a socket takes
     # Memoryviews, as a body's frozen fragments are, one of them a slice of a larger buffer.
     chunks = [b'{"a":', *map(memoryview, big[:2]), memoryview(b"--" + big[2] + b"--")[2:-2], b"1}"]
@@ -123,19 +123,19 @@ def test_a_body_of_memoryview_chunks_goes_out_byte_exact_one_write_a_chunk(
 
 
 def test_a_stream_closed_early_takes_its_connection_with_it(
-    serve: Callable[..., _Server],
+    serve: Callable[..., Server],
 ) -> None:
-    box: list[_Server] = []
+    box: list[Server] = []
     release = threading.Event()
 
-    def handle(conn: socket.socket, reader: _Reader, index: int) -> None:
+    def handle(conn: socket.socket, reader: Reader, index: int) -> None:
         while box[0].read(reader):
             if index == 0:
                 conn.sendall(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n")
                 release.wait(10)
                 conn.sendall(b"4\r\nmore\r\n0\r\n\r\n")
             else:
-                conn.sendall(_ok())
+                conn.sendall(ok())
 
     box.append(serve(handle))
 
@@ -156,13 +156,13 @@ def test_a_stream_closed_early_takes_its_connection_with_it(
 
 
 def test_a_kept_alive_connection_the_server_closed_is_not_used(
-    serve: Callable[..., _Server],
+    serve: Callable[..., Server],
 ) -> None:
-    box: list[_Server] = []
+    box: list[Server] = []
 
-    def handle(conn: socket.socket, reader: _Reader, index: int) -> None:
+    def handle(conn: socket.socket, reader: Reader, index: int) -> None:
         box[0].read(reader)
-        conn.sendall(_ok(b"%d" % index))  # keep-alive, then closes: an idle timeout
+        conn.sendall(ok(b"%d" % index))  # keep-alive, then closes: an idle timeout
 
     box.append(serve(handle))
 
@@ -180,21 +180,21 @@ def test_a_kept_alive_connection_the_server_closed_is_not_used(
 
 
 def test_a_request_is_sent_again_only_if_nothing_of_it_was_taken(
-    serve: Callable[..., _Server], monkeypatch: pytest.MonkeyPatch
+    serve: Callable[..., Server], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """As the sync pool's case: the pool does not look at idle connections here, so the
     reset one is taken; its request goes again on a new connection. Once a request's
     bytes went out (the server closed with only a FIN), it is never sent again."""
     monkeypatch.setattr("srt.providers.apool.readable", lambda sock: False)
-    box: list[_Server] = []
+    box: list[Server] = []
     read = [threading.Event(), threading.Event()]
 
-    def handle(conn: socket.socket, reader: _Reader, index: int) -> None:
+    def handle(conn: socket.socket, reader: Reader, index: int) -> None:
         box[0].read(reader)
-        conn.sendall(_ok(b"%d" % index))
+        conn.sendall(ok(b"%d" % index))
         read[index].wait(10)
         if index == 0:
-            _reset(conn)
+            reset(conn)
 
     box.append(serve(handle))
 
@@ -217,11 +217,11 @@ def test_a_request_is_sent_again_only_if_nothing_of_it_was_taken(
     assert box[0].accepted == 2 and len(box[0].heads) == 2
 
 
-def test_read_and_pool_timeouts(serve: Callable[..., _Server]) -> None:
-    box: list[_Server] = []
+def test_read_and_pool_timeouts(serve: Callable[..., Server]) -> None:
+    box: list[Server] = []
     answer = threading.Event()
 
-    def handle(conn: socket.socket, reader: _Reader, index: int) -> None:
+    def handle(conn: socket.socket, reader: Reader, index: int) -> None:
         box[0].read(reader)
         answer.wait(10)  # then close without a reply
 
@@ -248,10 +248,10 @@ def test_read_and_pool_timeouts(serve: Callable[..., _Server]) -> None:
 
 
 def test_a_task_waiting_for_a_connection_gets_the_one_given_back(
-    serve: Callable[..., _Server],
+    serve: Callable[..., Server],
 ) -> None:
-    box: list[_Server] = []
-    box.append(serve(_keepalive(box, lambda n: _ok(b"%d" % n))))
+    box: list[Server] = []
+    box.append(serve(keepalive(box, lambda n: ok(b"%d" % n))))
 
     async def main() -> list[bytes]:
         pool = AsyncPool(limits=httpx.Limits(max_connections=1))
@@ -264,7 +264,7 @@ def test_a_task_waiting_for_a_connection_gets_the_one_given_back(
     assert box[0].accepted == 1
 
 
-def test_a_write_to_a_server_that_does_not_read_times_out(serve: Callable[..., _Server]) -> None:
+def test_a_write_to_a_server_that_does_not_read_times_out(serve: Callable[..., Server]) -> None:
     stop = threading.Event()
     server = serve(lambda conn, reader, index: stop.wait(10))
     t = {"connect": 5.0, "read": 0.2, "write": 0.2, "pool": 5.0}

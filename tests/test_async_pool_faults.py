@@ -2,7 +2,7 @@
 slow connections, malformed or cut-short replies, the total cap and the idle timeout,
 cancelled tasks, and a second event loop.
 
-The servers are ``test_transport_pool``'s: plain sockets that answer with exactly the
+The servers are ``pool_support``'s: plain sockets that answer with exactly the
 bytes a case needs, so the async pool meets what the sync one meets on the wire. Each
 case runs its own event loop (``asyncio.run``).
 """
@@ -21,19 +21,19 @@ import pytest
 
 import srt
 from apool_support import _T, _open, _post, _run
+from pool_support import (
+    Reader,
+    Server,
+    keepalive,
+    ok,
+    serve,
+)
 from srt.providers.apool import AsyncPool
 from srt.providers.transport import (
     AsyncTransport,
     HTTPRequest,
     RetryPolicy,
     Timeouts,
-)
-from test_transport_pool import (
-    _keepalive,
-    _ok,
-    _Reader,
-    _Server,
-    serve,
 )
 
 __all__ = ["serve"]  # the fixture, imported for the cases here
@@ -103,11 +103,11 @@ def test_a_connection_that_is_not_accepted_in_time_is_a_connect_timeout() -> Non
     [b"not http at all\r\n\r\n", b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n", b""],
 )
 def test_a_malformed_or_missing_reply_is_a_protocol_error(
-    serve: Callable[..., _Server], reply: bytes
+    serve: Callable[..., Server], reply: bytes
 ) -> None:
-    box: list[_Server] = []
+    box: list[Server] = []
 
-    def handle(conn: socket.socket, reader: _Reader, index: int) -> None:
+    def handle(conn: socket.socket, reader: Reader, index: int) -> None:
         box[0].read(reader)
         conn.sendall(reply)
 
@@ -137,12 +137,12 @@ def test_a_malformed_or_missing_reply_is_a_protocol_error(
 
 
 def test_a_response_head_that_never_ends_is_a_protocol_error(
-    serve: Callable[..., _Server],
+    serve: Callable[..., Server],
 ) -> None:
-    box: list[_Server] = []
+    box: list[Server] = []
     stop = threading.Event()
 
-    def handle(conn: socket.socket, reader: _Reader, index: int) -> None:
+    def handle(conn: socket.socket, reader: Reader, index: int) -> None:
         box[0].read(reader)
         conn.sendall(b"HTTP/1.1 200 OK\r\n")
         with contextlib.suppress(OSError):
@@ -168,10 +168,10 @@ def test_a_response_head_that_never_ends_is_a_protocol_error(
         stop.set()
 
 
-def test_a_body_cut_short_is_an_interrupted_stream(serve: Callable[..., _Server]) -> None:
-    box: list[_Server] = []
+def test_a_body_cut_short_is_an_interrupted_stream(serve: Callable[..., Server]) -> None:
+    box: list[Server] = []
 
-    def handle(conn: socket.socket, reader: _Reader, index: int) -> None:
+    def handle(conn: socket.socket, reader: Reader, index: int) -> None:
         box[0].read(reader)
         conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc")
 
@@ -190,14 +190,14 @@ def test_a_body_cut_short_is_an_interrupted_stream(serve: Callable[..., _Server]
 
 
 def test_the_total_cap_ends_a_stalled_response_and_a_missing_head(
-    serve: Callable[..., _Server],
+    serve: Callable[..., Server],
 ) -> None:
     """The deadline ends the pool's waits: on the body (no timer per chunk) and on the
     head (no ``asyncio.wait_for``), each reported as the total cap."""
-    box: list[_Server] = []
+    box: list[Server] = []
     stop = threading.Event()
 
-    def handle(conn: socket.socket, reader: _Reader, index: int) -> None:
+    def handle(conn: socket.socket, reader: Reader, index: int) -> None:
         box[0].read(reader)
         if index == 0:
             conn.sendall(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhi\r\n")
@@ -227,11 +227,11 @@ def test_the_total_cap_ends_a_stalled_response_and_a_missing_head(
     assert box[0].accepted == 2  # the stalled stream's connection was not reused
 
 
-def test_the_idle_timeout_ends_a_silent_stream(serve: Callable[..., _Server]) -> None:
-    box: list[_Server] = []
+def test_the_idle_timeout_ends_a_silent_stream(serve: Callable[..., Server]) -> None:
+    box: list[Server] = []
     stop = threading.Event()
 
-    def handle(conn: socket.socket, reader: _Reader, index: int) -> None:
+    def handle(conn: socket.socket, reader: Reader, index: int) -> None:
         box[0].read(reader)
         conn.sendall(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhi\r\n")
         stop.wait(10)
@@ -256,18 +256,18 @@ def test_the_idle_timeout_ends_a_silent_stream(serve: Callable[..., _Server]) ->
         stop.set()
 
 
-def test_a_cancelled_task_closes_its_connection(serve: Callable[..., _Server]) -> None:
+def test_a_cancelled_task_closes_its_connection(serve: Callable[..., Server]) -> None:
     """Cancelled while waiting for the head, and while reading the body: each
     connection is closed (the server sees it), its socket left registered on the loop
     for nothing, and the next request goes on a new connection."""
-    box: list[_Server] = []
+    box: list[Server] = []
 
-    def handle(conn: socket.socket, reader: _Reader, index: int) -> None:
+    def handle(conn: socket.socket, reader: Reader, index: int) -> None:
         while box[0].read(reader):
             if index == 1:
                 conn.sendall(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhi\r\n")
             elif index > 1:
-                conn.sendall(_ok(b"fresh"))
+                conn.sendall(ok(b"fresh"))
                 continue
             conn.settimeout(10)
             assert conn.recv(1) == b""  # (0: no reply) until the client closes
@@ -307,13 +307,13 @@ def test_a_cancelled_task_closes_its_connection(serve: Callable[..., _Server]) -
 
 
 def test_a_task_cancelled_while_its_body_is_written_closes_the_connection(
-    serve: Callable[..., _Server],
+    serve: Callable[..., Server],
 ) -> None:
     """The server does not read until the client gives up: the task waits to write, is
     cancelled there, and its connection is closed (the server reads to its end)."""
     go = threading.Event()
 
-    def handle(conn: socket.socket, reader: _Reader, index: int) -> None:
+    def handle(conn: socket.socket, reader: Reader, index: int) -> None:
         go.wait(10)
         conn.settimeout(30)  # longer than wait_closed waits: a connection left open fails
         with contextlib.suppress(ConnectionResetError):
@@ -342,12 +342,12 @@ def test_a_task_cancelled_while_its_body_is_written_closes_the_connection(
 
 
 def test_a_second_event_loop_does_not_reuse_the_first_loops_connections(
-    serve: Callable[..., _Server],
+    serve: Callable[..., Server],
 ) -> None:
     """A provider's async transport used under ``asyncio.run`` twice: the second loop
     opens a connection of its own (the first one's is closed, not reused)."""
-    box: list[_Server] = []
-    box.append(serve(_keepalive(box, lambda n: _ok(b"%d" % n))))
+    box: list[Server] = []
+    box.append(serve(keepalive(box, lambda n: ok(b"%d" % n))))
     transport = AsyncTransport()
     got = [_run(lambda: _open(transport, box[0].url())) for _ in range(2)]
     got.append(_run(lambda: _open(transport, box[0].url())))

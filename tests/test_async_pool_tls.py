@@ -2,7 +2,7 @@
 (SNI, ALPN, ``verify``, shared contexts), encodings, cookies, proxies and the body
 iterator's errors.
 
-The servers are ``test_transport_pool``'s: plain sockets that answer with exactly the
+The servers are ``pool_support``'s: plain sockets that answer with exactly the
 bytes a case needs, so the async pool meets what the sync one meets on the wire. Each
 case runs its own event loop (``asyncio.run``).
 """
@@ -22,6 +22,14 @@ import trustme
 
 import srt
 from apool_support import _T, _open, _post, _run
+from pool_support import (
+    OffersH2,
+    Server,
+    alpn_server,
+    keepalive,
+    ok,
+    serve,
+)
 from srt._core import Body
 from srt.providers.apool import AsyncPool, AsyncResponseStream
 from srt.providers.http1 import Target
@@ -31,21 +39,13 @@ from srt.providers.transport import (
     RetryPolicy,
     Transport,
 )
-from test_transport_pool import (
-    _alpn_server,
-    _keepalive,
-    _OffersH2,
-    _ok,
-    _Server,
-    serve,
-)
 
 __all__ = ["serve"]  # the fixture, imported for the cases here
 
 
-def test_what_the_pool_does_not_speak_goes_through_httpx(serve: Callable[..., _Server]) -> None:
-    box: list[_Server] = []
-    box.append(serve(_keepalive(box, lambda n: _ok(b"" if n == 0 else b"x"))))
+def test_what_the_pool_does_not_speak_goes_through_httpx(serve: Callable[..., Server]) -> None:
+    box: list[Server] = []
+    box.append(serve(keepalive(box, lambda n: ok(b"" if n == 0 else b"x"))))
 
     async def main() -> None:
         pool = AsyncPool()
@@ -64,18 +64,18 @@ def test_what_the_pool_does_not_speak_goes_through_httpx(serve: Callable[..., _S
     assert [h.split(b" ")[0] for h in box[0].heads] == [b"HEAD", b"POST"]
 
 
-def _tls_server(serve: Callable[..., _Server], body: bytes) -> tuple[trustme.CA, _Server, list]:
+def _tls_server(serve: Callable[..., Server], body: bytes) -> tuple[trustme.CA, Server, list]:
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("localhost").configure_cert(server_context)
     names: list[str | None] = []
     server_context.sni_callback = lambda sock, name, ctx: names.append(name)  # type: ignore[assignment,func-returns-value]
-    box: list[_Server] = []
-    box.append(serve(_keepalive(box, lambda n: _ok(body)), tls=server_context))
+    box: list[Server] = []
+    box.append(serve(keepalive(box, lambda n: ok(body)), tls=server_context))
     return ca, box[0], names
 
 
-def test_tls_with_sni_and_the_verify_setting(serve: Callable[..., _Server]) -> None:
+def test_tls_with_sni_and_the_verify_setting(serve: Callable[..., Server]) -> None:
     ca, server, names = _tls_server(serve, b"secure")
     url = server.url(host="localhost")
     big = Body([b"{", b"x" * (2 * 1024 * 1024), b"}"])  # more than one TLS write takes
@@ -105,11 +105,11 @@ def test_tls_with_sni_and_the_verify_setting(serve: Callable[..., _Server]) -> N
 
 
 def test_a_shared_tls_context_offers_http1_on_every_connection_or_is_refused(
-    serve: Callable[..., _Server],
+    serve: Callable[..., Server],
 ) -> None:
     """As the sync pool's test of the same name: HTTP/1.1 offered at each connection,
     and h2 chosen all the same is a connection error with nothing sent."""
-    ca, server, chosen = _alpn_server(serve)
+    ca, server, chosen = alpn_server(serve)
     url = server.url(host="localhost")
 
     async def main(ca_file: str) -> None:
@@ -121,7 +121,7 @@ def test_a_shared_tls_context_offers_http1_on_every_connection_or_is_refused(
             assert await _post(pool, url) == b"secure"
         finally:
             await pool.aclose()
-        stubborn = _OffersH2(ssl.PROTOCOL_TLS_CLIENT)
+        stubborn = OffersH2(ssl.PROTOCOL_TLS_CLIENT)
         stubborn.load_verify_locations(cafile=ca_file)
         pool = AsyncPool(verify=stubborn)
         try:
@@ -137,12 +137,12 @@ def test_a_shared_tls_context_offers_http1_on_every_connection_or_is_refused(
 
 
 def test_with_a_tls_transport_https_goes_through_it_and_http_stays_on_the_pool(
-    serve: Callable[..., _Server],
+    serve: Callable[..., Server],
 ) -> None:
     """``AsyncPool(tls=...)``, as ``AsyncTransport`` makes it when HTTP/2 is on."""
     ca, secure, _ = _tls_server(serve, b"secure")
-    plain: list[_Server] = []
-    plain.append(serve(_keepalive(plain, lambda n: _ok(b"plain"))))
+    plain: list[Server] = []
+    plain.append(serve(keepalive(plain, lambda n: ok(b"plain"))))
     urls: list[str] = []
 
     class Recording(httpx.AsyncHTTPTransport):
@@ -175,12 +175,12 @@ def test_with_a_tls_transport_https_goes_through_it_and_http_stays_on_the_pool(
 
 
 def test_an_encoded_reply_is_decoded_and_a_plain_one_read_as_it_came(
-    serve: Callable[..., _Server],
+    serve: Callable[..., Server],
 ) -> None:
     packed = gzip.compress(b'{"packed": true}')
-    replies = [_ok(packed, b"content-encoding: gzip\r\n"), _ok(b'{"plain": true}')]
-    box: list[_Server] = []
-    box.append(serve(_keepalive(box, lambda n: replies[n])))
+    replies = [ok(packed, b"content-encoding: gzip\r\n"), ok(b'{"plain": true}')]
+    box: list[Server] = []
+    box.append(serve(keepalive(box, lambda n: replies[n])))
 
     async def main() -> list[bytes]:
         transport = AsyncTransport()
@@ -194,11 +194,11 @@ def test_an_encoded_reply_is_decoded_and_a_plain_one_read_as_it_came(
 
 
 def test_cookies_a_server_sets_go_back_with_the_next_request(
-    serve: Callable[..., _Server],
+    serve: Callable[..., Server],
 ) -> None:
-    replies = [_ok(b"1", b"set-cookie: sid=abc; Path=/\r\n"), _ok(b"2")]
-    box: list[_Server] = []
-    box.append(serve(_keepalive(box, lambda n: replies[n])))
+    replies = [ok(b"1", b"set-cookie: sid=abc; Path=/\r\n"), ok(b"2")]
+    box: list[Server] = []
+    box.append(serve(keepalive(box, lambda n: replies[n])))
 
     async def main() -> list[bytes]:
         transport = AsyncTransport()
@@ -213,10 +213,10 @@ def test_cookies_a_server_sets_go_back_with_the_next_request(
 
 
 def test_an_error_of_the_body_iterator_is_not_a_write_error(
-    serve: Callable[..., _Server],
+    serve: Callable[..., Server],
 ) -> None:
-    box: list[_Server] = []
-    box.append(serve(_keepalive(box, lambda n: _ok())))
+    box: list[Server] = []
+    box.append(serve(keepalive(box, lambda n: ok())))
 
     async def body() -> AsyncIterator[bytes]:
         yield b"x" * 20000
@@ -236,13 +236,13 @@ def test_an_error_of_the_body_iterator_is_not_a_write_error(
 
 
 def test_a_url_no_proxy_exempts_goes_to_the_pool_and_another_through_the_proxy(
-    serve: Callable[..., _Server], monkeypatch: pytest.MonkeyPatch
+    serve: Callable[..., Server], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With ``HTTP_PROXY`` set (to a port where nothing listens) and ``NO_PROXY`` naming
     127.0.0.1, a request there goes straight to the pool; one to ``localhost`` goes
     through the proxy, and fails naming it."""
-    box: list[_Server] = []
-    box.append(serve(_keepalive(box, lambda n: _ok(b"direct"))))
+    box: list[Server] = []
+    box.append(serve(keepalive(box, lambda n: ok(b"direct"))))
     listener = socket.create_server(("127.0.0.1", 0))
     dead = listener.getsockname()[1]
     listener.close()
@@ -263,7 +263,7 @@ def test_a_url_no_proxy_exempts_goes_to_the_pool_and_another_through_the_proxy(
 
 
 def test_tls_contexts_are_made_on_the_first_https_request_and_follow_trust_env(
-    serve: Callable[..., _Server], monkeypatch: pytest.MonkeyPatch
+    serve: Callable[..., Server], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Neither transport loads a CA bundle before its first https request (an app that
     only talks to a local server never does), and ``trust_env=False`` leaves
@@ -277,8 +277,8 @@ def test_tls_contexts_are_made_on_the_first_https_request_and_follow_trust_env(
 
     monkeypatch.setattr(httpx, "create_ssl_context", counting)
     ca, secure, _ = _tls_server(serve, b"secure")
-    plain: list[_Server] = []
-    plain.append(serve(_keepalive(plain, lambda n: _ok(b"plain"))))
+    plain: list[Server] = []
+    plain.append(serve(keepalive(plain, lambda n: ok(b"plain"))))
     url = secure.url(host="localhost")
     with ca.cert_pem.tempfile() as ca_file:
         monkeypatch.setenv("SSL_CERT_FILE", ca_file)

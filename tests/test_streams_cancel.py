@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 import srt
+from cancel_support import went
 from proxy_support import ForwardProxy
 from srt.providers import OpenAI, Provider, transport
 from srt.providers.pool import Pool
@@ -55,9 +56,11 @@ def coherent(rt: srt.Runtime, s: srt.Session, stream: srt.ReplyStream, got: str)
     rows = [r["status"] for r in s.calls()]
     entries = s.entries()
     assert stream.status in ("ok", "cancelled")
-    if stream.reply is None:  # cancelled before its request went out
-        assert stream.status == "cancelled" and rows == [] and entries == []
-        return "unsent"
+    if stream.reply is None:  # cancelled before its reply's head: nothing stored
+        # (the ledger row, ``cancelled``, when the body went out: the provider may bill it)
+        assert stream.status == "cancelled" and rows in ([], ["cancelled"]) and entries == []
+        assert rt.session(s.name).messages() == s.messages() == []
+        return "unanswered" if rows else "unsent"
     assert rows == [stream.status]
     assert [e.status for e in entries] == [None, None if stream.status == "ok" else "cancelled"]
     assert entries[1].message == stream.reply.message
@@ -196,19 +199,21 @@ def test_cancel_after_close_and_close_after_cancel(
 
 
 def test_cancel_racing_the_head(srv: ProviderServer, rt: srt.Runtime, p: Provider) -> None:
-    """A cancel while the request waits for its head (the upstream holds it): once the
-    head comes, the body is aborted and the stream ends ``cancelled`` with nothing read,
-    one ledger row (the provider may bill the request); and a cancel racing the request
-    from its start, many times: whatever was reached, one whole outcome."""
-    srv.fault("openai", "delay", seconds=1.0)
+    """A cancel while the request waits for its head (the upstream holds it): the wait
+    ends at once (``test_cancel_before_the_head_takes_effect_at_once``) and the stream
+    ends ``cancelled`` with nothing read or stored, one ledger row (the provider may bill
+    the request); and a cancel racing the request from its start, many times: whatever
+    was reached, one whole outcome."""
+    srv.fault("openai", "delay", seconds=STALL_S)
     s = rt.session("a")
     stream = s.stream(p, model=MODEL, append=[USER])
     reader, got = run(lambda: "".join(stream))
-    while not srv.log and reader.is_alive():  # the request is in: its head comes later
+    while not (srv.log and went(stream)) and reader.is_alive():  # in: no head yet
         reader.join(0.005)
     stream.cancel()
     assert ended(reader) and got == [""]
-    assert coherent(rt, s, stream, "") == "cancelled"
+    assert coherent(rt, s, stream, "") == "unanswered"
+    srv.clear()
     for i in range(20):
         s = rt.session(f"a{i}")
         stream = s.stream(p, model=MODEL, append=[USER])

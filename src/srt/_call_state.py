@@ -32,6 +32,7 @@ from .wire.base import StreamDecoder
 
 if TYPE_CHECKING:  # (the providers load on first use: httpx and asyncio cost ``import srt``)
     from .providers import Provider
+    from .providers.http1 import Stop
     from .providers.transport import AsyncResponse, Response
 
 __all__ = ["CallState"]
@@ -139,6 +140,9 @@ class CallState:
         # the body and the response alive after the call returns, until a collection)
         self.response: weakref.ref[Response | AsyncResponse] | None = None
         self.cancelled = False
+        #: What stops the request before its response's head (``providers.http1.Stop``,
+        #: given to each attempt of a sync stream by ``drivers._open``).
+        self.stop: Stop | None = None
         #: The thread iterating a sync stream (``ReplyStream.close`` from another one
         #: cancels it instead).
         self.reader: int | None = None

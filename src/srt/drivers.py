@@ -30,12 +30,24 @@ T = TypeVar("T")
 
 def _open(call: Call) -> tuple[Response, Reply | None]:
     call.build()
+    stop = None
+    if call.stream:  # (``cancel()`` from another thread stops the wait for the head)
+        from .providers.http1 import Stop
+
+        stop = call.stop = Stop()
+        if call.cancelled:  # (cancelled as the stop was made: ``Call.cancel`` saw none)
+            stop.stop()
     while True:
         try:
-            resp = call.provider.transport.open(call.next_request())
+            req = call.next_request()
+            req.stop = stop
+            resp = call.provider.transport.open(req)
             call.opened(resp)
             return resp, None if call.stream else call.received(resp.read())
         except ProviderError as exc:
+            if call.cancelled:  # (stopped before its head: the row of a cancel, if it went)
+                call.interrupted(GeneratorExit("ReplyStream.cancel()"))
+                raise
             if call.recover(exc):
                 continue
             raise
@@ -248,8 +260,11 @@ def _stream(call: Call) -> Generator[str, None, None]:
         return
     try:
         resp, _ = _open(call)
-    except BaseException:
+    except BaseException as exc:
         call.abandon()
+        if call.cancelled and isinstance(exc, ProviderError):  # (``cancel()`` before the head)
+            call.status = "cancelled"
+            return
         raise
     chunks = resp.iter_bytes()
     try:
@@ -271,12 +286,17 @@ def _stream(call: Call) -> Generator[str, None, None]:
 class AsyncReplyStream(_Stream):
     """The asyncio twin of ``ReplyStream``: ``async for delta in s.astream(...)``.
 
-    ``before`` is awaited before the request is built (an automatic compaction)."""
+    ``before`` is awaited before the request is built (an automatic compaction).
+    ``aclose()`` (or leaving an ``async with`` block early) ends it; what arrived is
+    stored with status ``cancelled``, with its ledger row. ``cancel()`` does the same
+    from another task or another thread, while one iterates it (so does ``aclose()``
+    from another task): that task's loop then ends as at the stream's end."""
 
     def __init__(self, call: Call, before: Callable[[], Awaitable[object]] | None = None) -> None:
         super().__init__(call)
         self._before = before
         self._gen: AsyncGenerator[str, None] | None = None
+        self._reader = _Reader()
 
     def __aiter__(self) -> AsyncGenerator[str, None]:
         if self._gen is None:
@@ -285,41 +305,145 @@ class AsyncReplyStream(_Stream):
             # finalisers of everything only that cycle holds, the response's socket's
             # included, before the loop's hook closes the generator: an abandoned
             # stream's socket then warned "unclosed")
-            self._gen = _astream(self._call, self._before)
+            self._gen = _astream(self._call, self._before, self._reader)
         return self._gen
 
     async def aclose(self) -> None:
-        if self._gen is not None:
-            await self._gen.aclose()
+        """End the stream now (from the task iterating it, or before it began); from
+        another task, while one iterates it, this is ``cancel()`` (an async generator
+        cannot be closed while another task runs it: "already running")."""
+        gen = self._gen
+        if gen is None:
+            return
+        if getattr(gen, "ag_running", False):  # (another task is in it)
+            self.cancel()
+            return
+        await gen.aclose()
+
+    def cancel(self) -> None:
+        """Stop the stream from another task or any thread (``aclose()`` is for the task
+        iterating it): a read blocked on the provider returns at once, even when the
+        provider sends only keep-alives or has not sent its head, and the iterating
+        task's loop then ends as at the stream's end, with ``status`` ``cancelled`` and
+        what arrived stored so, with its ledger row (the row alone if no head came). A
+        stream not begun yet sends nothing; one that already ended is left as it ended."""
+        self._call.cancelled = True
+        self._reader.interrupt()
+
+    async def __aenter__(self) -> AsyncReplyStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     async def text(self) -> str:
         return "".join([d async for d in self])
 
 
+class _Reader:
+    """The task iterating an ``AsyncReplyStream`` and where it is, for ``cancel()``: the
+    task is cancelled (the pool then closes the connection it holds) only while it
+    awaits inside the stream, never while it holds a delta (its own code runs then:
+    the stream ends at its next step instead); the stream takes that cancellation back
+    (``stopped``) and ends as at its end."""
+
+    __slots__ = ("done", "interrupted", "loop", "parked", "task")
+
+    def __init__(self) -> None:
+        self.loop: Any = None
+        self.task: Any = None
+        self.parked = False  # the task holds a delta (the generator is at a ``yield``)
+        self.done = False
+        self.interrupted = False  # the task was cancelled by ``cancel()``
+
+    def interrupt(self) -> None:
+        """From any thread: the iterating task cancelled, on its loop's thread."""
+        loop = self.loop
+        if loop is None or self.done:
+            return
+        try:
+            here = sys.modules["asyncio"].get_running_loop()
+        except RuntimeError:
+            here = None
+        if here is loop:
+            self._interrupt()
+            return
+        with contextlib.suppress(RuntimeError):  # (the loop closed: the stream ended)
+            loop.call_soon_threadsafe(self._interrupt)
+
+    def _interrupt(self) -> None:
+        if self.done or self.parked or self.interrupted or self.task is None:
+            return
+        self.interrupted = True
+        self.task.cancel()
+
+    def stopped(self, exc: BaseException) -> bool:
+        """``exc`` is the cancellation ``cancel()`` made, and nothing else cancelled the
+        task: it is taken back (``Task.uncancel``), and the stream ends as at its end."""
+        asyncio = sys.modules["asyncio"]
+        if not (self.interrupted and isinstance(exc, asyncio.CancelledError)):
+            return False
+        self.interrupted = False
+        uncancel = getattr(self.task, "uncancel", None)  # (3.11: Python 3.10 counts none)
+        return uncancel is None or uncancel() == 0
+
+
 async def _astream(
-    call: Call, before: Callable[[], Awaitable[object]] | None
+    call: Call, before: Callable[[], Awaitable[object]] | None, rd: _Reader
 ) -> AsyncGenerator[str, None]:
     """``AsyncReplyStream``'s deltas: open (after ``before``), feed, end the stream, in
-    the handle's turn (``_turn``) until the reply is stored."""
-    async with _turn(call):
-        try:
-            if before is not None:
-                await before()
-            resp, _ = await _aopen(call)
-        except BaseException:
-            call.abandon()
-            raise
-        chunks = resp.aiter_bytes()
-        try:
-            async for chunk in chunks:
-                for delta in call.feed(chunk):
-                    yield delta
-            call.check_done()
-        except BaseException as exc:
+    the handle's turn (``_turn``) until the reply is stored. ``cancel()`` cancels the
+    task while it awaits here (``_Reader``); the stream takes that back and ends."""
+    asyncio = sys.modules["asyncio"]
+    if call.cancelled:  # (cancelled before it began: nothing is sent)
+        call.status = "cancelled"
+        return
+    rd.loop, rd.task = asyncio.get_running_loop(), asyncio.current_task()
+    try:
+        async with _turn(call):
+            if call.cancelled:  # (while it waited for its turn, before the task was known)
+                call.status = "cancelled"
+                return
             try:
-                await chunks.aclose()  # (closed here, not left to the collector and a task)
+                if before is not None:
+                    await before()
+                resp, _ = await _aopen(call)
+            except BaseException:
+                call.abandon()
+                raise
+            chunks = resp.aiter_bytes()
+            stopped = False
+            try:
+                async for chunk in chunks:
+                    for delta in call.feed(chunk):
+                        rd.parked = True
+                        yield delta
+                        rd.parked = False
+                        rd.task = asyncio.current_task()
+                    assert call.decoder is not None
+                    if call.cancelled and not call.decoder.done:  # (while it held a delta)
+                        stopped = True
+                        break
+                if not stopped:
+                    call.check_done()
+            except BaseException as exc:
+                rd.parked = False
+                try:
+                    await chunks.aclose()  # (closed here, not left to the collector and a task)
+                    await resp.aclose()
+                finally:
+                    call.end_stream(exc)
+                raise
+            if stopped:
+                await chunks.aclose()
                 await resp.aclose()
-            finally:
-                call.end_stream(exc)
+                await _off_loop(call, lambda: call.end_stream(GeneratorExit("cancel()")))
+                return
+            await _off_loop(call, lambda: call.end_stream(None))
+    except BaseException as exc:
+        if call.status is None and isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
+            call.status = "cancelled"  # (before its body went out: nothing was stored)
+        if not rd.stopped(exc):
             raise
-        await _off_loop(call, lambda: call.end_stream(None))
+    finally:
+        rd.done = True

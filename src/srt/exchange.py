@@ -205,8 +205,12 @@ class Call(CallState):
     def cancel(self) -> None:
         """Stop a sync stream from another thread (``ReplyStream.cancel``): its body is
         aborted, so a read blocked on the provider (keep-alives, no data) returns now and
-        the stream ends as cancelled; before the head, it is aborted once the head comes."""
+        the stream ends as cancelled; before the head, its request is stopped now
+        (``stop``; on srt's pool: another client's body is aborted once the head comes)."""
         self.cancelled = True
+        stop = self.stop
+        if stop is not None:
+            stop.stop()
         self.abort()
 
     def abort(self) -> None:

@@ -20,6 +20,7 @@ import re
 import select
 import socket
 import ssl
+import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Mapping
 from typing import Generic, NamedTuple, Protocol, TypeVar
@@ -37,6 +38,7 @@ __all__ = [
     "Pooled",
     "Reply",
     "Sent",
+    "Stop",
     "Target",
     "achunked",
     "chunked",
@@ -212,6 +214,37 @@ class PoolSettings(Generic[C]):
                 self._open -= 1
         self._idle.clear()
         self._idle_count = 0
+
+
+class Stop:
+    """A caller's stop for a request whose response's head has not come yet (a stream's
+    ``cancel()`` from another thread, ``Call.cancel``): the pool holding the request's
+    connection gives ``hold`` what shuts it (``Pool._shut``, under the pool's lock, so
+    never a connection already handed back), and ``stop`` runs that at once, so the
+    wait for the head ends now, not when the head comes or the idle timeout passes.
+    A stop that comes first is run by ``hold`` itself."""
+
+    __slots__ = ("_lock", "_shut", "stopped")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._shut: Callable[[], None] | None = None
+        self.stopped = False
+
+    def hold(self, shut: Callable[[], None] | None) -> None:
+        """``shut()`` now stops the request (None: nothing does)."""
+        with self._lock:
+            self._shut = shut
+            if not self.stopped or shut is None:
+                return
+        shut()
+
+    def stop(self) -> None:
+        with self._lock:
+            self.stopped = True
+            shut = self._shut
+        if shut is not None:
+            shut()
 
 
 class Sent(Exception):

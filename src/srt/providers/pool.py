@@ -41,6 +41,7 @@ from .http1 import (
     PoolSettings,
     Reply,
     Sent,
+    Stop,
     Target,
     checked_alpn,
     chunked,
@@ -57,7 +58,7 @@ __all__ = ["Pool", "ResponseStream"]
 class _Conn:
     """One connection, its parser, and the timeout its socket is set to."""
 
-    __slots__ = ("idle_since", "key", "reply", "reused", "sock", "timeout")
+    __slots__ = ("idle_since", "key", "reply", "reused", "sock", "stop", "timeout")
 
     def __init__(self, sock: socket.socket, key: Key) -> None:
         self.sock = sock
@@ -66,6 +67,9 @@ class _Conn:
         self.timeout = sock.gettimeout()
         self.reused = False
         self.idle_since = 0.0
+        #: The stop of the request holding this connection (``Pool._shut``), until the
+        #: connection is handed back.
+        self.stop: Stop | None = None
 
     def settimeout(self, seconds: float | None) -> None:
         if seconds != self.timeout:
@@ -226,9 +230,26 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
             with self._lock:
                 self.release(conn, keep, True)
             return
+        conn.stop = None  # (``_shut``: from now on, never this connection)
         self._put_back(conn, keep)
         if self._waiting:
             self._freed.notify()
+
+    def _held(self, conn: _Conn, stop: Stop | None) -> _Conn:
+        """``conn``, which the request ``stop`` may stop holds until it is handed back."""
+        if stop is not None:
+            conn.stop = stop
+            stop.hold(lambda: self._shut(conn, stop))
+        return conn
+
+    def _shut(self, conn: _Conn, stop: Stop) -> None:
+        """Shut ``conn``'s socket from any thread (``Stop.stop``: a blocked write or read
+        of the head returns), under the lock its hand-over takes: only while the request
+        of ``stop`` still holds it, never once it is back in the pool (another's by then)."""
+        with self._lock:
+            if conn.stop is stop:
+                with contextlib.suppress(OSError):
+                    conn.sock.shutdown(socket.SHUT_RDWR)
 
     def _connect(self, key: Key, timeout: float | None) -> _Conn:
         scheme, host, port = key
@@ -281,12 +302,13 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
         headers: list[tuple[bytes, bytes]],
         body: bytes | Iterable[bytes],
         timeouts: Mapping[str, float | None],
+        stop: Stop | None = None,
     ) -> httpx.Response:
         """``handle_request`` without an ``httpx.Request``: ``headers`` are all the
-        request's (Host and Content-Length included), ``timeouts`` as httpx's."""
-        return self._exchange(
-            method, target, headers, (body,) if isinstance(body, bytes) else body, timeouts, None
-        )
+        request's (Host and Content-Length included), ``timeouts`` as httpx's; ``stop``
+        shuts the connection while the request holds it (``Stop``)."""
+        chunks = (body,) if isinstance(body, bytes) else body
+        return self._exchange(method, target, headers, chunks, timeouts, None, stop)
 
     def _exchange(
         self,
@@ -296,6 +318,7 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
         stream: Iterable[bytes],
         timeouts: Mapping[str, float | None],
         request: httpx.Request | None,
+        stop: Stop | None = None,
     ) -> httpx.Response:
         verb = METHODS.get(method)
         tls = self._tls if target.key[0] == "https" else None
@@ -311,13 +334,13 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
             )
         key = target.key
         out = _Out(head, iter(stream), encode, timeouts.get("write"))
-        conn = self._acquire(key, timeouts)
+        conn = self._held(self._acquire(key, timeouts), stop)
         failed = self._send(conn, out)
         while failed is not None and failed.nothing and conn.reused:
             # The server closed the kept-alive connection as it was taken: the next one
             # (in the end a new one, which is not retried).
             self.release(conn, False)
-            conn = self._acquire(key, timeouts)
+            conn = self._held(self._acquire(key, timeouts), stop)
             failed = self._send(conn, out)
         try:
             if failed is None:

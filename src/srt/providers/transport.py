@@ -39,7 +39,7 @@ from . import _watchdog
 from .apool import AsyncPool
 from .aresponse import AsyncResponse
 from .guard import Guarded
-from .http1 import Target, request_headers
+from .http1 import Stop, Target, request_headers
 from .policy import RetryPolicy, Timeouts, redact, shown_url, status_error
 from .pool import Pool, ResponseStream
 from .proxies import Proxies, ProxyRefusedError, tls_context
@@ -83,6 +83,10 @@ class HTTPRequest:
     overflow: Callable[[int, str, Mapping[str, str]], Overflow | None] | None = field(
         default=None, repr=False, compare=False
     )
+    #: The caller's stop (a stream's ``cancel()``): on srt's sync pool, stopping it
+    #: shuts the connection while the request waits for its head, and no attempt
+    #: follows; ``Transport.open`` then raises ``ProviderConnectionError``.
+    stop: Stop | None = field(default=None, repr=False, compare=False)
 
     def __repr__(self) -> str:
         where = shown_url(self.url, self.secrets)
@@ -130,6 +134,12 @@ def _connection_error(exc: Exception, req: HTTPRequest) -> ProviderError:
     if isinstance(exc, httpx.TimeoutException):
         return ProviderTimeoutError(f"{req.method} {where}: timed out ({detail})")
     return ProviderConnectionError(f"{req.method} {where}: {type(exc).__name__}: {detail}")
+
+
+def _stopped(req: HTTPRequest) -> ProviderConnectionError:
+    """The request its caller stopped (``HTTPRequest.stop``) before its response's head."""
+    where = shown_url(req.url, req.secrets)
+    return ProviderConnectionError(f"{req.method} {where}: stopped by the caller before a reply")
 
 
 def _retryable(err: ProviderError, exc: BaseException) -> bool:
@@ -387,7 +397,8 @@ class Transport:
         url, target, via = self._url(req.url)
         if self._direct is not None and target is not None and not client.cookies:
             raw = request_headers(client.headers.raw, _headers(req), target, len(req.body))
-            resp = self._direct.send(req.method, target, raw, _content(req), self._timeouts)
+            body = _content(req)
+            resp = self._direct.send(req.method, target, raw, body, self._timeouts, req.stop)
             if "set-cookie" in resp.headers:
                 resp.request = httpx.Request(req.method, url, headers=raw)
                 client.cookies.extract_cookies(resp)
@@ -415,11 +426,16 @@ class Transport:
         attempts = _Attempts(self.retry, self.timeouts, self._rand)
         on_exchange, started = self._on_exchange, time.perf_counter()
         done = None if on_exchange is None else lambda: on_exchange(time.perf_counter() - started)
+        stop = req.stop
         while True:
             failure: tuple[ProviderError, bool, Mapping[str, str]]
             try:
+                if stop is not None and stop.stopped:
+                    raise _stopped(req)
                 resp = self._send(req)
             except httpx.HTTPError as exc:
+                if stop is not None and stop.stopped:  # (its connection shut: ``Stop``)
+                    raise _stopped(req) from None
                 err = _connection_error(exc, req)
                 failure = (err, _retryable(err, exc), {})
             else:
