@@ -372,8 +372,8 @@ def main(argv: list[str] | None = None) -> int:
             "results": results,
             "targets": targets,
         }
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=1)
+        with report.open_private(args.json) as f:  # 0600, as every file srt writes
+            f.write(json.dumps(doc, indent=1).encode("utf-8"))
     return 0
 
 

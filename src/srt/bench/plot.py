@@ -98,6 +98,9 @@ def write(path: str, results: dict[str, Any], title: str = "") -> str | None:
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    from .report import open_private
+
+    with open_private(path) as f:  # 0600: savefig(path) would follow the umask
+        fig.savefig(f, format="png", dpi=80)
     plt.close(fig)
     return path

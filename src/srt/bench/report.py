@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import os
+from typing import IO, Any
 
 from . import gwreport, loopreport, tasks
+
+
+def open_private(path: str) -> IO[bytes]:
+    """``path`` opened to be written anew, readable by its owner only (0600, whatever the
+    umask, also when an older file was there): the bench's ``--json`` and ``--plot``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "wb")
+
 
 # (workload, key, label, op, bound): the issue's targets, each a ratio from one run.
 TARGETS: list[tuple[str, str, str, str, float]] = [
