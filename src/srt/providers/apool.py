@@ -382,6 +382,10 @@ class AsyncPool(PoolSettings[_Conn], httpx.AsyncBaseTransport):
             conn.close()
             raise
 
+    def close_idle(self) -> None:
+        """Close the idle connections and the pool, without a loop (``AsyncTransport.close``)."""
+        self._close_idle()
+
     async def aclose(self) -> None:
         self._close_idle()
         fallback, self._fallback = self._fallback, None

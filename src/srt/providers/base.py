@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from .._core import Body
-from ..errors import ConfigError
+from ..errors import ConfigError, ProviderError
 from ..wire import get_format
 from ..wire.overflow import Overflow
 from .transport import AsyncTransport, HTTPRequest, RetryPolicy, Timeouts, Transport, redact
@@ -92,6 +92,7 @@ class Provider:
         self._transport = transport
         self._async_transport = async_transport
         self._secrets: tuple[str, ...] = ()
+        self._closed = False
 
     # -- transports ----------------------------------------------------------------
 
@@ -108,21 +109,41 @@ class Provider:
 
     @property
     def transport(self) -> Transport:
+        if self._closed:
+            raise self._closed_error()
         if self._transport is None:
             self._transport = Transport(**self._transport_options())
         return self._transport
 
     @property
     def async_transport(self) -> AsyncTransport:
+        if self._closed:
+            raise self._closed_error()
         if self._async_transport is None:
             self._async_transport = AsyncTransport(**self._transport_options())
         return self._async_transport
 
+    def _closed_error(self) -> ProviderError:
+        return ProviderError(
+            f"this {type(self).__name__} provider was closed (close() or aclose()): nothing "
+            "was sent; make a new provider to send again"
+        )
+
     def close(self) -> None:
+        """Close the provider's connections, sync and asyncio (those of srt's asyncio pool
+        are plain sockets, closed here too; a proxy's or HTTP/2's asyncio connections
+        need ``aclose()``). A closed provider sends nothing: ``ProviderError``."""
+        self._closed = True
         if self._transport is not None:
             self._transport.close()
+        if self._async_transport is not None:
+            self._async_transport.close()
 
     async def aclose(self) -> None:
+        """``close()``, with the asyncio connections of every kind closed on the loop."""
+        self._closed = True
+        if self._transport is not None:
+            self._transport.close()
         if self._async_transport is not None:
             await self._async_transport.aclose()
 

@@ -230,7 +230,10 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
             with self._lock:
                 self.release(conn, keep, True)
             return
-        conn.stop = None  # (``_shut``: from now on, never this connection)
+        stop = conn.stop
+        if stop is not None:  # (``_shut``: from now on, never this connection)
+            conn.stop = None
+            stop.hold(None)  # (and the stop forgets it: no cycle through its ``_shut``)
         self._put_back(conn, keep)
         if self._waiting:
             self._freed.notify()

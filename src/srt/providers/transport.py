@@ -512,6 +512,13 @@ class AsyncTransport:
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    def close(self) -> None:
+        """Close what needs no event loop: srt's pool's idle connections (plain sockets,
+        registered with no loop while idle). httpx's asyncio client, if a proxy or HTTP/2
+        made one, is closed only by ``aclose()``."""
+        if self._pool is not None:
+            self._pool.close_idle()
+
     def _target(self, url: str) -> Target | None:
         """``url``'s target on the direct path (None: it goes through a proxy), parsed once."""
         try:
