@@ -7,9 +7,10 @@ It times ``srt ls`` as a user runs it (a new process: import, connect, the overv
 query, the table printed) and ``store.overview()`` alone, medians of ``--reps``
 alternating runs, and shows where the overview's query spends its time: its buffers
 (``EXPLAIN (ANALYZE, BUFFERS)``) and its time against the same walk reading no body
-(``length`` only, which PostgreSQL answers from the value's header) and against one
-reading no message row at all. The difference is what reading each body's first
-bytes (the role, ``substring(body from 1 for 14)``) costs.
+(``length`` only, which PostgreSQL answers from the value's header), against one
+reading no message row at all, and against schema v7's, which read each body's first
+bytes (the role, ``substring(body from 1 for 14)``) where v8 reads the ``user_turn``
+and ``size`` columns.
 
     python bench/pg_ls.py [--sessions 1000] [--turns 20] [--size 2048] [--reps 7]
 """
@@ -30,10 +31,16 @@ import srt
 from srt.store.base import USER_PREFIX
 from srt.store.postgres import maintenance
 
-#: The overview's per-session figures (``views.overview``), and two walks that read less
-#: of each message: ``length`` only, and no message row.
+#: The overview's per-session figures (``views.overview``: the ``user_turn`` and ``size``
+#: columns, schema v8), v7's (each body's first bytes and its length), and two walks that
+#: read less of each message: ``length`` only, and no message row.
 QUERIES = {
     "as srt ls": (
+        "SELECT up.sid, count(*), sum(m.user_turn::int), sum((m.size + 3) / 4), "
+        "max(CASE WHEN up.parent IS NULL THEN up.id END) "
+        "FROM up JOIN {s}.messages m ON m.id = up.message GROUP BY up.sid"
+    ),
+    "v7: first bytes": (
         "SELECT up.sid, count(*), sum((substring(m.body from 1 for %s) = %s)::int), "
         "sum((length(m.body) + 3) / 4), max(CASE WHEN up.parent IS NULL THEN up.id END) "
         "FROM up JOIN {s}.messages m ON m.id = up.message GROUP BY up.sid"
@@ -86,7 +93,7 @@ def measure(url: str, reps: int) -> dict[str, Any]:
         with db.connection() as conn:
             for label, tail in QUERIES.items():
                 sql = db.sql(maintenance.CHAINS + tail)
-                args = (len(USER_PREFIX), USER_PREFIX)
+                args = (len(USER_PREFIX), USER_PREFIX) if "%s" in tail else ()
                 times = []
                 for _ in range(reps):
                     with conn.transaction():
