@@ -9,7 +9,10 @@ import json
 import random
 import secrets
 import string
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -182,3 +185,33 @@ def test_ls_reads_no_body(pg_url: str) -> None:
         with psycopg.connect(server_url(), autocommit=True) as conn:
             conn.execute(f"DROP OWNED BY {role}")
             conn.execute(f"DROP ROLE {role}")
+
+
+def _bench(*args: str) -> dict[str, Any]:
+    """``bench/ARGS`` on the tests' server: the JSON it prints."""
+    out = subprocess.run(
+        [sys.executable, *args, "--url", server_url()],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).resolve().parents[1] / "bench",
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return json.loads(out.stdout[out.stdout.index("{") :])  # type: ignore[no-any-return]
+
+
+def test_the_ls_bench_times_the_overview_against_v7s_query() -> None:
+    res = _bench("pg_ls.py", "--sessions", "3", "--turns", "2", "--size", "3000", "--reps", "1")
+    assert res["srt_ls_lines"] == 4 and res["messages"] == 12
+    assert set(res["queries"]) == {"as srt ls", "v7: first bytes", "length only", "no message row"}
+
+
+def test_the_toast_bench_measures_every_variant_on_the_same_workload() -> None:
+    res = _bench("pg_toast.py", "--turns", "5", "--reps", "1")["results"]
+    sqlite = res.pop("sqlite_cold_open_build_ms")
+    assert sqlite > 0 and len(res) == 7
+    texts = {r["chat_text_bytes"] for r in res.values()}
+    assert len(texts) == 1  # the same chat in every variant
+    for r in res.values():
+        assert r["chat_db_vs_text"] > 0 and r["dedup_db_vs_text"] > 0
+        assert r["cold_open_build_ms"] > 0 and r["overview_ms"] > 0
