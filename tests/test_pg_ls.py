@@ -215,3 +215,8 @@ def test_the_toast_bench_measures_every_variant_on_the_same_workload() -> None:
     for r in res.values():
         assert r["chat_db_vs_text"] > 0 and r["dedup_db_vs_text"] > 0
         assert r["cold_open_build_ms"] > 0 and r["overview_ms"] > 0
+
+
+def test_the_ls_bench_times_the_migration_of_a_v7_store() -> None:
+    res = _bench("pg_ls.py", "--sessions", "2", "--turns", "1", "--reps", "1", "--at-v7")
+    assert res["migrate_v7_to_v8_s"] >= 0 and res["srt_ls_lines"] == 3
