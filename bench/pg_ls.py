@@ -7,11 +7,15 @@ It times ``srt ls`` as a user runs it (a new process: import, connect, the overv
 query, the table printed) and ``store.overview()`` alone, medians of ``--reps``
 alternating runs, and shows where the overview's query spends its time: its buffers
 (``EXPLAIN (ANALYZE, BUFFERS)``) and its time against the same walk reading no body
-(``length`` only, which PostgreSQL answers from the value's header) and against one
-reading no message row at all. The difference is what reading each body's first
-bytes (the role, ``substring(body from 1 for 14)``) costs.
+(``length`` only, which PostgreSQL answers from the value's header), against one
+reading no message row at all, and against schema v7's, which read each body's first
+bytes (the role, ``substring(body from 1 for 14)``) where v8 reads the ``user_turn``
+and ``size`` columns.
 
-    python bench/pg_ls.py [--sessions 1000] [--turns 20] [--size 2048] [--reps 7]
+    python bench/pg_ls.py [--sessions 1000] [--turns 20] [--size 2048] [--reps 7] [--at-v7]
+
+``--at-v7`` writes the store at schema v7 and times the first open at this srt's version
+(the v8 migration, which rewrites ``messages`` to fill ``user_turn`` and ``size``).
 """
 
 from __future__ import annotations
@@ -28,12 +32,18 @@ from pgcommon import PgServer, environment, new_database, turn
 
 import srt
 from srt.store.base import USER_PREFIX
-from srt.store.postgres import maintenance
+from srt.store.postgres import maintenance, schema
 
-#: The overview's per-session figures (``views.overview``), and two walks that read less
-#: of each message: ``length`` only, and no message row.
+#: The overview's per-session figures (``views.overview``: the ``user_turn`` and ``size``
+#: columns, schema v8), v7's (each body's first bytes and its length), and two walks that
+#: read less of each message: ``length`` only, and no message row.
 QUERIES = {
     "as srt ls": (
+        "SELECT up.sid, count(*), sum(m.user_turn::int), sum((m.size + 3) / 4), "
+        "max(CASE WHEN up.parent IS NULL THEN up.id END) "
+        "FROM up JOIN {s}.messages m ON m.id = up.message GROUP BY up.sid"
+    ),
+    "v7: first bytes": (
         "SELECT up.sid, count(*), sum((substring(m.body from 1 for %s) = %s)::int), "
         "sum((length(m.body) + 3) / 4), max(CASE WHEN up.parent IS NULL THEN up.id END) "
         "FROM up JOIN {s}.messages m ON m.id = up.message GROUP BY up.sid"
@@ -50,12 +60,25 @@ QUERIES = {
 }
 
 
-def fill(url: str, sessions: int, turns: int, size: int) -> None:
-    with srt.Runtime(url) as rt:
-        handles = [rt.session(f"s{i:04d}") for i in range(sessions)]
-        for t in range(turns):
-            for i, s in enumerate(handles):
-                s.append(*turn(f"{i}.{t}", size))
+def fill(url: str, sessions: int, turns: int, size: int, at_v7: bool = False) -> float | None:
+    """The store, written at schema v7 if ``at_v7``: then the seconds the first open at
+    this srt's version takes (the v8 migration rewriting ``messages``), else None."""
+    full, version = schema.MIGRATIONS, schema.SCHEMA_VERSION
+    if at_v7:
+        schema.MIGRATIONS, schema.SCHEMA_VERSION = full[:7], 7
+    try:
+        with srt.Runtime(url) as rt:
+            handles = [rt.session(f"s{i:04d}") for i in range(sessions)]
+            for t in range(turns):
+                for i, s in enumerate(handles):
+                    s.append(*turn(f"{i}.{t}", size))
+    finally:
+        schema.MIGRATIONS, schema.SCHEMA_VERSION = full, version
+    if not at_v7:
+        return None
+    t0 = time.perf_counter()
+    with srt.Runtime(url):
+        return time.perf_counter() - t0
 
 
 def _median_ms(xs: list[float]) -> float:
@@ -86,7 +109,7 @@ def measure(url: str, reps: int) -> dict[str, Any]:
         with db.connection() as conn:
             for label, tail in QUERIES.items():
                 sql = db.sql(maintenance.CHAINS + tail)
-                args = (len(USER_PREFIX), USER_PREFIX)
+                args = (len(USER_PREFIX), USER_PREFIX) if "%s" in tail else ()
                 times = []
                 for _ in range(reps):
                     with conn.transaction():
@@ -136,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=7)
     p.add_argument("--url", help="a server to use (a database pg_ls is made there)")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    p.add_argument(
+        "--at-v7", action="store_true", help="write the store at schema v7, time its migration"
+    )
     args = p.parse_args(argv)
     server = None if args.url else PgServer(fast=True)
     try:
@@ -144,13 +170,14 @@ def main(argv: list[str] | None = None) -> int:
         base = args.url or server.url  # type: ignore[union-attr]
         url = new_database(base, "pg_ls")
         t0 = time.perf_counter()
-        fill(url, args.sessions, args.turns, args.size)
-        filled = time.perf_counter() - t0
+        migration = fill(url, args.sessions, args.turns, args.size, args.at_v7)
+        filled = time.perf_counter() - t0 - (migration or 0.0)
         out = {
             "sessions": args.sessions,
             "turns": args.turns,
             "size": args.size,
             "fill_s": round(filled, 1),
+            **({} if migration is None else {"migrate_v7_to_v8_s": round(migration, 2)}),
             **measure(url, args.reps),
             "environment": environment(url),
         }

@@ -7,7 +7,9 @@ always bound parameters, never formatted in.
 
 The data model is SQLite's (``srt.store.sqlite``): content-addressed ``messages``
 (``bytea`` hash keys, bodies compressed with lz4 when TOASTed), ``nodes`` chained by
-prefix hash, ``sessions`` (named heads), the ``calls`` ledger and ``objects``.
+prefix hash, ``sessions`` (named heads), the ``calls`` ledger and ``objects``. Since v8
+a message row also holds ``user_turn`` and ``size``, generated from its body, which
+``srt ls`` reads instead of the body.
 ``srt_schema`` records srt's application name and the schema version; migrations run
 in one transaction under an advisory lock, so two processes opening a new store at
 once apply each step once.
@@ -33,6 +35,8 @@ objects filed under another session than the appended one still exist.
 from __future__ import annotations
 
 import re
+
+from ..reports import USER_PREFIX
 
 __all__ = [
     "APPLICATION",
@@ -308,6 +312,16 @@ END;
 """
 )
 
+# v8: a message's ``user_turn`` (its canonical body starts ``{"role":"user"``, the
+# ``USER_PREFIX`` both engines count turns by) and ``size`` (its body's bytes, the token
+# estimate's input), as the server computes them from the body it stores.
+_LS_COLUMNS = f"""
+ALTER TABLE {{s}}.messages
+    ADD COLUMN IF NOT EXISTS user_turn boolean NOT NULL GENERATED ALWAYS AS (
+        substring(body FROM 1 FOR {len(USER_PREFIX)}) = '\\x{USER_PREFIX.hex()}'::bytea) STORED,
+    ADD COLUMN IF NOT EXISTS size integer NOT NULL GENERATED ALWAYS AS (length(body)) STORED;
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     # v1: everything SQLite's schema v4 holds: content-addressed messages, a prefix-chained
     # node tree, named heads, the usage ledger (with request parameters) and objects.
@@ -419,6 +433,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE {s}.calls ADD COLUMN IF NOT EXISTS reply_model text;
     """,
+    # v8: what ``srt ls`` reads of a message, kept beside its body so that the overview
+    # reads no body (``views.overview``): a TOASTed lz4 body is fetched whole even for
+    # its first bytes. Generated columns: the server fills them from the body as the
+    # append inserts it (no new argument, still one statement), and adding them
+    # rewrites the table once, filling every row already there.
+    _LS_COLUMNS,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

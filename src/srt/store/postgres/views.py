@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 
 from ...errors import SessionNotFoundError
-from ..base import USER_PREFIX, SessionOverview, TreeNode, build_tree, session_overviews
+from ..base import SessionOverview, TreeNode, build_tree, session_overviews
 from .maintenance import CHAINS, NUL_ESCAPE, snapshot, text_of
 from .pool import Database
 
@@ -18,9 +18,10 @@ __all__ = ["overview", "tree"]
 
 def overview(db: Database) -> list[SessionOverview]:
     """Every session with its message, turn and estimated token counts, sorted by name."""
+    # No body is read: each message's ``user_turn`` and ``size`` columns (schema v8) say
+    # what its first bytes and its length would.
     stats_sql = db.sql(
-        CHAINS + "SELECT up.sid, count(*), "
-        "sum((substring(m.body from 1 for %s) = %s)::int), sum((length(m.body) + 3) / 4), "
+        CHAINS + "SELECT up.sid, count(*), sum(m.user_turn::int), sum((m.size + 3) / 4), "
         "max(CASE WHEN up.parent IS NULL THEN up.id END) "
         "FROM up JOIN {s}.messages m ON m.id = up.message GROUP BY up.sid"
     )
@@ -31,7 +32,7 @@ def overview(db: Database) -> list[SessionOverview]:
 
     def read(conn: psycopg.Connection[Any]) -> tuple[list[Any], list[Any]]:
         with snapshot(conn):
-            stats = conn.execute(stats_sql, (len(USER_PREFIX), USER_PREFIX)).fetchall()
+            stats = conn.execute(stats_sql).fetchall()
             return stats, conn.execute(rows_sql).fetchall()
 
     stat_rows, rows = db.run("listing sessions", read, retry_reads=True)
