@@ -184,7 +184,8 @@ def test_an_append_writes_no_record_for_another_session_that_is_gone(store: Stor
     for put in puts:
         for deadline in (None, time.monotonic() + 60):
             for with_it in ([], [ObjectPut("response", "", "r", b"x")]):
-                with pytest.raises(ConflictError, match="nothing was written"):
+                gone_text = f"filed under session {gone}, which was deleted.*nothing was written"
+                with pytest.raises(ConflictError, match=gone_text):
                     store.append(
                         sid, ids[-1], ids[-1], 2, more, objects=[*with_it, put], deadline=deadline
                     )

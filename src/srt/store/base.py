@@ -56,6 +56,7 @@ from .checks import (
     not_stored,
     object_changed,
     object_node_gone,
+    object_session_gone,
 )
 from .reports import (
     MAX_FAULTS,
@@ -106,6 +107,7 @@ __all__ = [
     "not_stored",
     "object_changed",
     "object_node_gone",
+    "object_session_gone",
     "session_overviews",
     "store_protocol",
 ]

@@ -26,6 +26,7 @@ __all__ = [
     "not_stored",
     "object_changed",
     "object_node_gone",
+    "object_session_gone",
 ]
 
 #: One message of a chain, as ``Store.chain`` returns it: ``(node id, message hash,
@@ -156,6 +157,15 @@ def check_expect(expect: Any, if_absent: Any) -> None:
         raise ConfigError(f"an object's expected value must be bytes, got {type(expect).__name__}")
     if if_absent:
         raise ConfigError("an object is written if_absent or over an expected value, not both")
+
+
+def object_session_gone(kind: str, key: str, session: int) -> str:
+    """What an append says when an object it was to write is filed under another session
+    (``store.owners``) that is gone."""
+    return (
+        f"the {kind} object {key!r} is filed under session {session}, which was deleted "
+        "(by another writer); nothing was written"
+    )
 
 
 def object_changed(kind: str, scope: str, key: str) -> str:

@@ -28,6 +28,7 @@ from ..base import (
     not_stored,
     object_changed,
     object_node_gone,
+    object_session_gone,
 )
 from ..owners import session_of
 from .errors import HEAD_MOVED, is_connection_error
@@ -219,8 +220,11 @@ class AppendMixin:
         if found[session] != expected:
             return ConflictError(HEAD_MOVED)
         filed = [o for o in objects if session_of(o.kind, o.scope) in others]
-        gone = [o for o in filed if session_of(o.kind, o.scope) not in found]
-        obj = (gone or filed)[0]
+        for obj in filed:
+            sid = session_of(obj.kind, obj.scope)
+            if sid is not None and sid not in found:
+                return ConflictError(object_session_gone(obj.kind, obj.key, sid))
+        obj = filed[0]
         return ConflictError(object_changed(obj.kind, obj.scope, obj.key))
 
     def _held_error(self, conn: psycopg.Connection[Any], obj: ObjectPut, head: int | None) -> str:

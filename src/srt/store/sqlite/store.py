@@ -61,7 +61,6 @@ from ..base import (
     VerifyReport,
     check_expect,
     check_object,
-    object_changed,
 )
 from . import backup, chains, heap, maintenance, rekey, verify, views, writes
 from .database import Database
@@ -390,7 +389,7 @@ class SQLiteStore(Store):
                 self._ensure_objects(conn)
                 for obj in objects:
                     if not put_object(conn, obj, head if obj.at_head else obj.node):
-                        raise ConflictError(object_changed(obj.kind, obj.scope, obj.key))
+                        raise ConflictError(writes.object_refused(conn, obj))
         except BaseException as exc:
             db.abort(conn, exc, _APPENDING)
             raise

@@ -23,7 +23,9 @@ from ..base import (
     check_object,
     not_below,
     not_stored,
+    object_changed,
     object_node_gone,
+    object_session_gone,
 )
 from ..owners import session_kinds, session_of
 from . import heap
@@ -214,6 +216,15 @@ def append(
         check_head(conn, session, expected)  # the tip was not current after all
         raise CorruptionError("a session row found in this transaction could not be updated")
     return ids, head, top, end
+
+
+def object_refused(conn: apsw.Connection, obj: ObjectPut) -> str:
+    """Why ``put_object`` did not write ``obj`` (asked in its transaction): the session
+    it is filed under is gone, else another writer changed it."""
+    sid = session_of(obj.kind, obj.scope)
+    if sid is not None and conn.execute(_SESSION_HEAD, (sid,)).fetchone() is None:
+        return object_session_gone(obj.kind, obj.key, sid)
+    return object_changed(obj.kind, obj.scope, obj.key)
 
 
 def put_object(conn: apsw.Connection, obj: ObjectPut, node: int | None) -> bool:
