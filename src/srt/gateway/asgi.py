@@ -39,6 +39,7 @@ from .leaving import GONE, first_or_gone, gone_response
 from .params import parse_create, parse_json, parse_list
 from .records import hash_key, new_id
 from .service import Gateway, Stop
+from .texts import SWEEP_S
 from .timing import UPSTREAM_KEY, ServerTiming
 
 __all__ = ["build"]
@@ -104,9 +105,16 @@ class State:
         self._beat.start()
 
     def _beats(self) -> None:
+        sweep = time.monotonic() + SWEEP_S  # texts no record names: collected hourly
         while not self._beat_stop.wait(5.0):
             with contextlib.suppress(Exception):
                 self.gw.records.beat()
+            if time.monotonic() >= sweep:
+                sweep = time.monotonic() + SWEEP_S
+                try:
+                    self.gw.records.collect_texts()
+                except Exception:
+                    log.warning("collecting texts failed", exc_info=True)
 
     def close(self) -> None:
         with self._start_lock:

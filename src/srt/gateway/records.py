@@ -13,7 +13,6 @@ the stored reply (``output_from``); reading it back gives the same response obje
 
 from __future__ import annotations
 
-import copy
 import functools
 import hashlib
 import json
@@ -28,9 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 from .._types import Reply
 from ..store.base import ObjectPut, Store
-from .checks import check_conversation, damaged
+from .checks import check_conversation, check_response, damaged
 from .idmap import Kept
 from .items import conversation_ids, response_ids, usage_json
+from .texts import GRACE_S, Texts
+from .texts import TEXT as TEXT
+from .texts import dumps as _dumps
 
 if TYPE_CHECKING:
     from .errors import ApiError
@@ -114,10 +116,7 @@ _ORDER = (
     "user",
     "metadata",
 )
-TEXT = "gw.text"
 WORKER = "gw.worker"
-#: Texts (instructions, tools) kept in memory by each worker.
-_TEXT_CACHE = 256
 #: A worker that has not beaten for this long is taken for dead (other hosts).
 STALE_S = 30.0
 
@@ -261,10 +260,6 @@ _WRITTEN = "_written"
 _DELETED = b""
 
 
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
 #: A record's member holding the ``Kept`` its ``kept`` names (read, never stored).
 _KEPT = "_kept"
 
@@ -276,13 +271,13 @@ def _stored(rec: dict[str, Any]) -> dict[str, Any]:
 class Records:
     """JSON objects of one store."""
 
-    def __init__(self, store: Store, retention_s: float | None = None) -> None:
+    def __init__(
+        self, store: Store, retention_s: float | None = None, text_grace_s: float = GRACE_S
+    ) -> None:
         self.store = store
         self.retention_s = retention_s
         self._beat_lock = threading.Lock()
-        self._texts: dict[tuple[str, str], Any] = {}  # content-addressed: never stale
-        self._text_keys: dict[tuple[str, str], str] = {}  # (tenant, JSON) -> its key
-        self._str_keys: dict[tuple[str, str], str] = {}  # (tenant, a string value) -> its key
+        self.texts = Texts(store, text_grace_s)
 
     # -- responses ---------------------------------------------------------------------
 
@@ -350,51 +345,28 @@ class Records:
         except Exception:  # the store refuses every write: its owner's end marks it
             log.error("response %s could not be removed", rid, exc_info=True)
 
-    # -- long texts, stored once --------------------------------------------------------
-    # A response's instructions and tools are usually the same every turn: each
-    # response stores their digest, and the text is stored once per tenant.
+    # -- long texts, stored once (``texts``) ----------------------------------------------
 
     def put_text(self, tenant: str, value: Any) -> str | None:
         """Store a JSON value once (by its SHA-256); return its key (None for empty)."""
-        if not value:
-            return None
-        if isinstance(value, str):  # instructions: the same long text turn after turn
-            key = self._str_keys.get((tenant, value))
-            if key is not None:
-                return key
-        data = _dumps(value)
-        text = data.decode("utf-8")
-        key = self._text_keys.get((tenant, text))
-        if key is not None:
-            return key
-        key = hashlib.sha256(data).hexdigest()[:32]  # 128 bits of SHA-256
-        if self.store.get_object(TEXT, tenant, key) is None:
-            self.store.put_object(TEXT, tenant, key, data)
-        self._remember_text(tenant, key, text, value)
-        return key
+        return self.texts.put(tenant, value)
 
-    def _remember_text(self, tenant: str, key: str, text: str, value: Any) -> None:
-        if len(self._texts) >= _TEXT_CACHE:
-            self._texts.clear()
-            self._text_keys.clear()
-            self._str_keys.clear()
-        self._texts[(tenant, key)] = value
-        self._text_keys[(tenant, text)] = key
-        if isinstance(value, str):
-            self._str_keys[(tenant, value)] = key
-
-    def get_text(self, tenant: str, key: str | None) -> Any:
+    def get_text(self, tenant: str, key: str | None, member: str = "texts") -> Any:
+        """The text ``key`` names (None for none); ``ValueError`` if it is not stored
+        (a record naming it is damaged)."""
         if key is None:
             return None
-        if (tenant, key) in self._texts:
-            value = self._texts[(tenant, key)]
-            return value if isinstance(value, str) else copy.deepcopy(value)
-        row = self.store.get_object(TEXT, tenant, key)
-        if row is None:
-            return None
-        value = json.loads(row.value)
-        self._remember_text(tenant, key, bytes(row.value).decode("utf-8"), value)
-        return value if isinstance(value, str) else copy.deepcopy(value)
+        if not isinstance(key, str):
+            raise ValueError(f"'{member}' is not a text's key: {type(key).__name__}")
+        value = self.texts.get(tenant, key)
+        if value is None:
+            raise ValueError(f"'{member}' names no stored text")
+        return value
+
+    def collect_texts(self) -> int:
+        """Delete the texts no live response or conversation names, unused for the
+        grace period (``texts.Texts.collect``); how many went."""
+        return self.texts.collect((RESPONSE, CONVERSATION))
 
     def pack(self, tenant: str, rec: dict[str, Any]) -> dict[str, Any]:
         """``rec`` as stored: its response as what differs from the defaults, with its
@@ -416,6 +388,8 @@ class Records:
         out["r"] = small
         if any(keys.values()):
             out["texts"] = {k: v for k, v in keys.items() if v is not None}
+        if out.get("kept") is not None:  # taken from the record it continues: used again
+            self.texts.use(tenant, out["kept"])
         if out.get("thread") == thread_name(tenant, rid):
             del out["thread"]
         if out.get("model_up") == resp.get("model"):
@@ -428,6 +402,7 @@ class Records:
 
     def unpack(self, tenant: str, rid: str, rec: dict[str, Any]) -> dict[str, Any]:
         try:
+            check_response(rec)
             out = self._unpack(tenant, rid, rec)
             self._resolve(tenant, out)
             response_ids(tenant, out)  # its ids' scope, checked here
@@ -439,8 +414,8 @@ class Records:
         keys = rec.get("texts") or {}
         if "response" in rec:  # stored whole (before responses were stored small)
             resp = dict(rec["response"])
-            resp["instructions"] = self.get_text(tenant, keys.get("instructions"))
-            resp["tools"] = self.get_text(tenant, keys.get("tools")) or []
+            resp["instructions"] = self.get_text(tenant, keys.get("instructions"), "instructions")
+            resp["tools"] = self.get_text(tenant, keys.get("tools"), "tools") or []
             return {**rec, "response": resp}
         small = rec["r"]
         full: dict[str, Any] = {"id": rid}
@@ -452,8 +427,8 @@ class Records:
                 full[k] = defaults[k]
         full.update((k, v) for k, v in small.items() if k not in full)
         full["usage"] = _unpack_usage(full.get("usage"))
-        full["instructions"] = self.get_text(tenant, keys.get("instructions"))
-        full["tools"] = self.get_text(tenant, keys.get("tools")) or []
+        full["instructions"] = self.get_text(tenant, keys.get("instructions"), "instructions")
+        full["tools"] = self.get_text(tenant, keys.get("tools"), "tools") or []
         out = {k: v for k, v in rec.items() if k not in ("r", "texts")}
         out["response"] = full
         out.setdefault("thread", thread_name(tenant, rid))
@@ -468,8 +443,9 @@ class Records:
         o = self.conversation_object(tenant, rec)
         self.store.put_object(o.kind, o.scope, o.key, o.value)
 
-    @staticmethod
-    def conversation_object(tenant: str, rec: dict[str, Any]) -> ObjectPut:
+    def conversation_object(self, tenant: str, rec: dict[str, Any]) -> ObjectPut:
+        if rec.get("kept") is not None:
+            self.texts.use(tenant, rec["kept"])  # (a use: see ``texts``)
         return ObjectPut(CONVERSATION, tenant, rec["id"], _dumps(_stored(rec)))
 
     def get_conversation(self, tenant: str, cid: str) -> dict[str, Any] | None:
@@ -498,14 +474,8 @@ class Records:
     def _resolve(self, tenant: str, rec: dict[str, Any]) -> None:
         """Read the ids a record keeps (its ``kept`` names them) into its ``_kept``."""
         key = rec.get("kept")
-        if key is None:
-            return
-        if not isinstance(key, str):
-            raise ValueError(f"'kept' is not a text's key: {type(key).__name__}")
-        value = self.get_text(tenant, key)
-        if value is None:
-            raise ValueError("'kept' names no stored text")
-        rec[_KEPT] = Kept.from_json(value)
+        if key is not None:
+            rec[_KEPT] = Kept.from_json(self.get_text(tenant, key, "kept"))
 
     def delete_conversation(self, tenant: str, cid: str) -> bool:
         return self.store.delete_object(CONVERSATION, tenant, cid)

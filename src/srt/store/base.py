@@ -452,13 +452,18 @@ class Store(ABC):
         ``descending``), starting after the object keyed ``after``."""
 
     @abstractmethod
-    def delete_object(self, kind: str, scope: str, key: str) -> bool:
-        """Remove the object; False if there was none."""
+    def delete_object(
+        self, kind: str, scope: str, key: str, *, written_before: float | None = None
+    ) -> bool:
+        """Remove the object; False if there was none. With ``written_before`` (a Unix
+        time), only if it was last written before then (its ``updated``), checked
+        atomically with the deletion: a writer that rewrote it meanwhile keeps it."""
 
     @abstractmethod
-    def scan_objects(self, *, batch: int = 500) -> Iterator[ObjectRow]:
-        """Every live object of every kind and scope, in insertion order (``srt copy``
-        reads a whole store with it), fetched ``batch`` at a time."""
+    def scan_objects(self, *, batch: int = 500, kind: str | None = None) -> Iterator[ObjectRow]:
+        """Every live object of every kind and scope (of ``kind`` only, if given), in
+        insertion order (``srt copy`` reads a whole store with it), fetched ``batch``
+        at a time."""
 
     # -- maintenance -------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ re-exports them with the protocol they serve."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -21,6 +22,7 @@ __all__ = [
     "check_expect",
     "check_object",
     "check_search",
+    "check_written_before",
     "link_error",
     "not_below",
     "not_stored",
@@ -127,6 +129,15 @@ def check_object(kind: Any, scope: Any, key: Any, value: Any = b"") -> None:
             raise ConfigError(f"an object's {what} must be a non-empty str")
     if not isinstance(value, bytes):
         raise ConfigError(f"an object's value must be bytes, got {type(value).__name__}")
+
+
+def check_written_before(when: Any) -> None:
+    """``ConfigError`` unless ``when`` (``delete_object``'s ``written_before``) is None or
+    a finite Unix time."""
+    if when is None:
+        return
+    if isinstance(when, bool) or not isinstance(when, (int, float)) or not math.isfinite(when):
+        raise ConfigError("written_before must be None or a finite Unix time (a number)")
 
 
 #: Rows a search reads at a time: a larger ``limit`` (up to any int) reads in batches.

@@ -12,6 +12,7 @@ import psycopg
 
 from ...errors import ConfigError, ConflictError
 from ..base import ObjectPut, ObjectRow, check_expect, check_object, object_node_gone
+from ..checks import check_written_before
 from ..owners import MAX_DIGITS, session_of
 from .statements import OBJECT_COLUMNS
 
@@ -147,26 +148,35 @@ class ObjectsMixin:
         )
         return [_object(r) for r in rows]
 
-    def delete_object(self, kind: str, scope: str, key: str) -> bool:
+    def delete_object(
+        self, kind: str, scope: str, key: str, *, written_before: float | None = None
+    ) -> bool:
         check_object(kind, scope, key)
+        check_written_before(written_before)
         if "\x00" in kind + scope + key:
             return False
         return bool(
             self._write(
                 "deleting an object",
-                "DELETE FROM {s}.objects WHERE kind = %s AND scope = %s AND key = %s",
-                (kind, scope, key),
+                "DELETE FROM {s}.objects WHERE kind = %s AND scope = %s AND key = %s "
+                "AND (%s::float8 IS NULL OR updated < %s)",
+                (kind, scope, key, written_before, written_before),
             )
         )
 
-    def scan_objects(self, *, batch: int = 500) -> Iterator[ObjectRow]:
+    def scan_objects(self, *, batch: int = 500, kind: str | None = None) -> Iterator[ObjectRow]:
+        if kind is not None:
+            check_object(kind, "", "-")
+            if "\x00" in kind:
+                return  # no object's names hold U+0000 here (get_object)
         after = 0
         while True:
             rows = self._read(
                 "listing objects",
                 f"SELECT id, {OBJECT_COLUMNS} FROM {{s}}.objects WHERE id > %s "
+                "AND (%s::text IS NULL OR kind = %s) "
                 "AND (expires IS NULL OR expires > %s) ORDER BY id LIMIT %s",
-                (after, time.time(), batch),
+                (after, kind, kind, time.time(), batch),
             )
             yield from (_object(r[1:]) for r in rows)
             if len(rows) < batch:

@@ -62,6 +62,7 @@ from ..base import (
     check_expect,
     check_object,
 )
+from ..checks import check_written_before
 from . import backup, chains, heap, maintenance, rekey, verify, views, writes
 from .database import Database
 from .db import SYNCHRONOUS, translate
@@ -502,17 +503,24 @@ class SQLiteStore(Store):
         )
         return [ObjectRow(*r) for r in rows]
 
-    def delete_object(self, kind: str, scope: str, key: str) -> bool:
+    def delete_object(
+        self, kind: str, scope: str, key: str, *, written_before: float | None = None
+    ) -> bool:
         check_object(kind, scope, key)
+        check_written_before(written_before)
         if not self._has_objects():
             return False
         with self.db.write("deleting an object") as conn:
             conn.execute(
-                "DELETE FROM objects WHERE kind = ? AND scope = ? AND key = ?", (kind, scope, key)
+                "DELETE FROM objects WHERE kind = ? AND scope = ? AND key = ? "
+                "AND (? IS NULL OR updated < ?)",
+                (kind, scope, key, written_before, written_before),
             )
             return bool(conn.changes())
 
-    def scan_objects(self, *, batch: int = 500) -> Iterator[ObjectRow]:
+    def scan_objects(self, *, batch: int = 500, kind: str | None = None) -> Iterator[ObjectRow]:
+        if kind is not None:
+            check_object(kind, "", "-")
         if not self._has_objects():
             return
         after = 0
@@ -520,8 +528,8 @@ class SQLiteStore(Store):
             rows = self.db.read(
                 "listing objects",
                 f"SELECT id, {OBJECT_COLUMNS} FROM objects WHERE id > ? "
-                f"AND {LIVE_OBJECT} ORDER BY id LIMIT ?",
-                (after, time.time(), batch),
+                f"AND (? IS NULL OR kind = ?) AND {LIVE_OBJECT} ORDER BY id LIMIT ?",
+                (after, kind, kind, time.time(), batch),
             )
             yield from (ObjectRow(*r[1:]) for r in rows)
             if len(rows) < batch:
