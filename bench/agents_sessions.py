@@ -43,6 +43,7 @@ from collections.abc import Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+import benchio  # (bench/ is the script's folder)
 from savers import _median, _size, slope  # (bench/ is the script's folder)
 
 from srt._version import __version__
@@ -364,8 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     doc["environment"]["load_average_end"] = list(os.getloadavg())
     text = json.dumps(doc, indent=1)
     if args.json:
-        with open(args.json, "w") as f:
-            f.write(text + "\n")
+        benchio.write_text(args.json, text + "\n")
     print("\n".join(table(doc)))
     print(
         f"load average: {doc['environment']['load_average_start']} -> "

@@ -21,11 +21,12 @@ whether a gap at ``FULL`` is the fsync or the CPU around it.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
 from typing import Any
+
+import benchio  # (bench/ is the script's folder)
 
 from srt.bench import workloads
 from srt.bench.writes import durable_appends
@@ -99,8 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"   {p['naive_before']:13.0f} {p['naive_commit']:13.0f}"
             )
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump({"runs": runs, "load": os.getloadavg()}, fh, indent=1)
+        benchio.dump(args.json, {"runs": runs, "load": os.getloadavg()})
     return 0
 
 

@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 
+import benchio  # (bench/ is the script's folder)
+
 import srt
 
 MODEL = "gpt-4.1-mini"
@@ -65,8 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps(out)
     print(text)
     if args.json:
-        with open(args.json, "w") as f:
-            f.write(text + "\n")
+        benchio.write_text(args.json, text + "\n")
     return 0
 
 

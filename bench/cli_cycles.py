@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import apsw
+import benchio  # (bench/ is the script's folder)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import srt
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     out = build(args.path, args.cycles) if args.cmd == "build" else read(args.paths, args.reps)
     print(json.dumps(out, indent=1))
     if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+        benchio.write_text(args.json, json.dumps(out, indent=1) + "\n")
     return 0
 
 

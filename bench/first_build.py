@@ -17,12 +17,13 @@ off, so every message goes through ``render`` (the path before them), in the sam
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import tempfile
 import time
+
+import benchio  # (bench/ is the script's folder)
 
 import srt
 from srt.bench import workloads
@@ -110,8 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             f"({out['first_vs_chat'][f]:5.2f}x openai.chat)  second {out['second_ms'][f]:6.3f} ms"
         )
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=1)
+        benchio.dump(args.json, out)
     return 0
 
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import statistics
 import sys
 import tempfile
 from typing import Any
 
+import benchio  # (bench/ is the script's folder)
 import httpx
 
 from srt.bench.gateway import _Chain, _nodelay, _pct
@@ -88,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             f"gateway CPU {r['cpu_ms_per_turn']:.3f} ms a turn (load {out['load']:.2f})"
         )
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(out, f, indent=1)
+        benchio.dump(args.json, out)
     return 0
 
 

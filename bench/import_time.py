@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import benchio
 from benchio import dump, parser
 
 HERE = Path(__file__).resolve().parents[1]
@@ -111,7 +112,7 @@ def extract(ref: str, into: Path) -> str:
     if same.returncode != 0:
         raise SystemExit(f"{ref}'s _core sources differ from this tree's: build it, use --old")
     archive = into / "src.tar"
-    with open(archive, "wb") as f:
+    with benchio.open_private(str(archive)) as f:
         subprocess.run(["git", "-C", str(HERE), "archive", ref, "src"], stdout=f, check=True)
     with tarfile.open(archive) as tar:
         tar.extractall(into, filter="data")

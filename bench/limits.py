@@ -32,8 +32,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
+
+import benchio  # (bench/ is the script's folder)
 
 import srt
 
@@ -101,7 +102,7 @@ def measure(path: str, sessions: int, opens: int, listings: int) -> dict[str, An
         count = len(rt.sessions())
         out["sessions_listed"] = count
     extra = path + ".create"
-    shutil.copyfile(path, extra)
+    benchio.copy_private(path, extra)
     with srt.Runtime(extra, max_sessions=count + 1000) as limited:
         out["create_with_max_sessions"] = summary(
             [timed(lambda i=i: limited.session(f"new-{i}"), 1)[0] for i in range(200)]
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     text_out = json.dumps(doc, indent=1)
     print(text_out)
     if args.json:
-        Path(args.json).write_text(text_out + "\n")
+        benchio.write_text(args.json, text_out + "\n")
     return 0
 
 

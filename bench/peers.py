@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import sys
@@ -39,6 +38,8 @@ import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
+
+import benchio  # (bench/ is the script's folder)
 
 from srt import Runtime
 from srt._version import __version__
@@ -309,19 +310,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['written_vs_text']:.1f}x text{vs}"
         )
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(
-                {
-                    "environment": env,
-                    "argv": sys.argv[1:],
-                    "turns": args.turns,
-                    "tail": args.tail,
-                    "seed": args.seed,
-                    "results": res,
-                },
-                f,
-                indent=1,
-            )
+        benchio.dump(
+            args.json,
+            {
+                "environment": env,
+                "argv": sys.argv[1:],
+                "turns": args.turns,
+                "tail": args.tail,
+                "seed": args.seed,
+                "results": res,
+            },
+        )
     return 0
 
 

@@ -5,7 +5,6 @@ stored exactly once in an intact chain."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import platform
 import random
@@ -16,6 +15,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+import benchio  # (bench/ is the scripts' folder)
 
 import srt
 from srt.bench import workloads
@@ -192,6 +193,4 @@ def new_database(url: str, name: str) -> str:
 
 
 def dump(path: str | None, data: dict[str, Any]) -> None:
-    if path:
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
+    benchio.dump(path, data)  # 0600, whatever the umask

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import benchio  # (bench/ is the script's folder)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -172,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.out
         else ROOT / "bench" / "results" / f"reliability-{doc['form']}.json"
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    out.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    benchio.write_text(str(out), json.dumps(doc, indent=1, sort_keys=True) + "\n")
     print(f"\n{doc['form']} form: {wall:.1f} s, pytest exit {proc.returncode}; figures in {out}")
     for name, fig in results.items():
         shown = {k: v for k, v in fig.items() if k not in ("test", "soak", "problems", "failures")}

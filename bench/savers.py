@@ -47,6 +47,8 @@ from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+import benchio  # (bench/ is the script's folder)
+
 from srt._version import __version__
 from srt.bench import workloads
 
@@ -506,19 +508,17 @@ def main(argv: list[str] | None = None) -> int:
                 f"({'ok' if t['resume_middle_ok'] else 'WRONG'})"
             )
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(
-                {
-                    "environment": env,
-                    "argv": sys.argv[1:],
-                    "turns": args.turns,
-                    "seed": args.seed,
-                    "results": results,
-                    "summary": summary,
-                },
-                f,
-                indent=1,
-            )
+        benchio.dump(
+            args.json,
+            {
+                "environment": env,
+                "argv": sys.argv[1:],
+                "turns": args.turns,
+                "seed": args.seed,
+                "results": results,
+                "summary": summary,
+            },
+        )
     return 0
 
 

@@ -126,28 +126,69 @@ def test_no_retry_after_the_first_streamed_byte(
     assert partial in json.dumps(json.loads(with_partial))
 
 
-@pytest.mark.parametrize(
-    ("variant", "ok"),
-    [("crlf", True), ("split_utf8", True), ("bad_json", False), ("error_event", False)],
-)
-@pytest.mark.parametrize("kind", ["openai", "anthropic"])
-def test_malformed_streams(
-    kind: str, variant: str, ok: bool, srv: ProviderServer, rt: srt.Runtime
-) -> None:
+#: Each wire format's malformed streams (``malformed_sse`` variants): those a decoder must
+#: read through (CRLF line ends, a UTF-8 character split across chunks), and those that
+#: fail the call, with the error they raise and the status of its ledger row: bad JSON,
+#: the format's error event (a Bedrock exception frame), Responses' ``response.failed``,
+#: a frame whose CRC is wrong, a body that ends inside an event (or frame). CRLF is SSE's
+#: alone, a CRC the event stream's.
+READ_THROUGH = ("crlf", "split_utf8")
+FAILING = {
+    "bad_json": (srt.ProviderResponseError, "error"),
+    "error_event": (srt.ProviderResponseError, "error"),
+    "failed": (srt.ProviderResponseError, "error"),
+    "bad_crc": (srt.ProviderResponseError, "error"),
+    "truncated": (srt.StreamInterruptedError, "incomplete"),
+}
+SSE_KINDS = ("openai", "responses", "anthropic")
+MALFORMED = [
+    *[(k, v) for k in SSE_KINDS for v in (*READ_THROUGH, "bad_json", "error_event", "truncated")],
+    ("responses", "failed"),
+    *[("bedrock", v) for v in ("split_utf8", "bad_json", "error_event", "bad_crc", "truncated")],
+]
+
+
+@pytest.mark.parametrize(("kind", "variant"), MALFORMED)
+def test_malformed_streams(kind: str, variant: str, srv: ProviderServer, rt: srt.Runtime) -> None:
     p = make(kind, srv)
-    srv.fault("*", "malformed_sse", count=1, variant=variant)
+    srv.fault("*", "malformed_sse", count=1, variant=variant, after=8)  # after a few deltas
     s = rt.session("m")
-    s.append({"role": "user", "content": "hello there"})
+    s.append({"role": "user", "content": "hello there, tell me a long story"})
     stream = s.stream(p, model=MODELS[kind])
-    if ok:
+    if variant in READ_THROUGH:
         text = stream.text()
         assert stream.status == "ok" and text == s.messages()[-1]["content"]
+        assert text == srv.log[-1].reply.text and s.calls()[-1]["status"] == "ok"
         if variant == "split_utf8":
-            assert "ünïcödé ✓" in text
-    else:
-        with pytest.raises(srt.ProviderError):
-            stream.text()
-        assert stream.status == "error" and s.calls()[-1]["status"] == "error"
+            assert text.endswith("ünïcödé ✓")
+        return
+    error, status = FAILING[variant]
+    if (kind, variant) == ("anthropic", "error_event"):
+        error = srt.RateLimitError  # the server's error event says overloaded_error
+    with pytest.raises(srt.ProviderError) as failed:
+        stream.text()
+    # A typed srt error of the fault's kind, never a decoder's KeyError, ValueError or
+    # JSONDecodeError (no ProviderError is one).
+    assert type(failed.value) is error, repr(failed.value)
+    assert srv.log[-1].fault == f"malformed_sse:{variant}" and srv.requests.total() == 1
+    row = s.calls()[-1]
+    assert stream.status == status and row["status"] == status and row["retries"] == 0
+    assert row["error"].startswith(error.__name__)
+    if variant == "failed":  # the tokens the failed response says were billed
+        usage = srv.log[-1].usage
+        assert (row["input_tokens"], row["output_tokens"]) == (
+            usage["input_tokens"],
+            usage["output_tokens"],
+        )
+    # What arrived before the fault is stored, marked, and left out of the next request.
+    assert len(s.messages()) == 2
+    partial = s.messages()[-1]["content"]
+    assert partial and srv.log[-1].reply.text.startswith(partial)
+    s.append({"role": "user", "content": "try again"})
+    text = json.dumps(json.loads(s.request(p.format, model=MODELS[kind], cache=False)))
+    assert "tell me a long story" in text and "try again" in text and partial not in text
+    with_partial = s.request(p.format, model=MODELS[kind], include_partial=True, cache=False)
+    assert partial in json.dumps(json.loads(with_partial))
 
 
 #: The limit (a ``Timeouts`` field) that ends a stream: the idle timeout a slow one (a byte

@@ -12,7 +12,10 @@ with the old key and with the new one:
 * the other is the ``EncryptionKeyError`` that names the file's real state ("is
   encrypted", "is not encrypted", "does not open");
 * the file is under the old key up to some k and under the new one after (one switch,
-  and the sweep sees both), and every file left is 0600;
+  and the sweep sees both), and every file left is 0600 in its 0700 folder, under umask
+  022 and under umask 000 (nothing masked): the file, the unfinished ``PATH-rekey`` copy
+  and its ``-journal`` (the sweep under umask 000 must see both), their ``-wal`` and
+  ``-shm``, and the file the rekey run again leaves;
 * a rekey run again from the state found finishes the job and removes the unfinished copy.
 
 An older srt rekeyed in place: killed after the first pages, the file was refused with
@@ -43,9 +46,10 @@ REFUSED = {
 }
 
 
-def run(mc_site: Path, *args: str) -> list[tuple[subprocess.Popen[str], str]]:
+def run(mc_site: Path, *args: str, umask: int = 0o022) -> list[tuple[subprocess.Popen[str], str]]:
     env = child_env()
     env["PYTHONPATH"] = f"{mc_site}:{TESTS}"
+    env["REKEY_UMASK"] = f"{umask:o}"
     cmd = [sys.executable, CHILD, *args]
     return [
         (
@@ -63,8 +67,8 @@ def finish(p: subprocess.Popen[str]) -> tuple[int, dict[str, Any] | None, str]:
     return p.returncode, json.loads(lines[-1]) if lines else None, err
 
 
-def result(mc_site: Path, *args: str) -> dict[str, Any]:
-    ((p, _),) = run(mc_site, *args)
+def result(mc_site: Path, *args: str, umask: int = 0o022) -> dict[str, Any]:
+    ((p, _),) = run(mc_site, *args, umask=umask)
     code, out, err = finish(p)
     assert code == 0 and out is not None, err[-3000:]
     return out
@@ -85,9 +89,18 @@ def prepared(
     return d, result(mc_site, "prepare", str(d))
 
 
-@pytest.mark.parametrize("mode", list(REFUSED))
+#: Each mode under umask 022, and the two that leave an unfinished copy under a key
+#: under umask 000 too.
+CASES = [*((mode, 0o022) for mode in REFUSED), ("plain->key", 0o000), ("key->key", 0o000)]
+
+
+@pytest.mark.parametrize(("mode", "umask"), CASES, ids=[f"{m}-umask{u:03o}" for m, u in CASES])
 def test_a_rekey_killed_anywhere_leaves_a_file_one_key_opens_whole(
-    mode: str, mc_site: Path, tmp_path: Path, prepared: tuple[Path, dict[str, Any]]
+    mode: str,
+    umask: int,
+    mc_site: Path,
+    tmp_path: Path,
+    prepared: tuple[Path, dict[str, Any]],
 ) -> None:
     base, counted = prepared
     source = base / ("plain.db" if mode == "plain->key" else "keyed.db")
@@ -107,13 +120,15 @@ def test_a_rekey_killed_anywhere_leaves_a_file_one_key_opens_whole(
         dirs[k] = d
     for i in range(0, len(ks), 2):  # two children at a time (two cores)
         batch = [
-            p for k in ks[i : i + 2] for p, _ in run(mc_site, "kill", str(dirs[k]), mode, str(k))
+            p
+            for k in ks[i : i + 2]
+            for p, _ in run(mc_site, "kill", str(dirs[k]), mode, str(k), umask=umask)
         ]
         for p in batch:
             code, out, err = finish(p)
             assert code == -9, (code, out, err[-2000:])  # every point lies inside the rekey
-    found = result(mc_site, "check", mode, *(str(dirs[k]) for k in ks))
-    states = []
+    found = result(mc_site, "check", mode, *(str(dirs[k]) for k in ks), umask=umask)
+    states, seen = [], set()
     for k in ks:
         r = found[dirs[k].name]
         opened = [which for which in ("old", "new") if r[which]["opens"]]
@@ -124,9 +139,12 @@ def test_a_rekey_killed_anywhere_leaves_a_file_one_key_opens_whole(
         kind, text = r[other]["error"]
         assert kind == "EncryptionKeyError" and REFUSED[mode][state] in text, (k, r)
         for files in (r["files"], r["files_after"]):
-            assert set(files.values()) == {"0o600"}, (k, files)
+            assert files.pop(".") == "0o700" and set(files.values()) == {"0o600"}, (k, files)
+            seen |= set(files)
         assert r["finished"]["opens"] and r["finished"]["messages_ok"], (k, r)
         assert r["finished"]["verify_ok"] and not r["copy_left"], (k, r)
         states.append(state)
     # Killed just after the rename (k 0): the new file; at any I/O call before: the old one.
     assert states == ["new"] + ["old"] * (len(ks) - 1), list(zip(ks, states, strict=True))
+    # The modes above were those of the copy and its journal too, not only the file's.
+    assert {"srt.db", "srt.db-rekey", "srt.db-rekey-journal"} <= seen, sorted(seen)

@@ -10,6 +10,7 @@ I/O calls (writes and syncs) of one whole rekey per mode, and of its first step;
 and SIGKILLs itself at its K-th I/O call (K 0: just after the rename that ends it);
 ``check`` opens each DIR's file with the mode's old key and its new one, reads
 everything through the one that opens, and finishes the rekey. Each prints one JSON line.
+Each runs under umask 022, or under ``REKEY_UMASK`` (octal) when it is set.
 """
 
 from __future__ import annotations
@@ -132,7 +133,9 @@ def attempt(path: Path, key: str | None) -> dict[str, Any]:
 
 
 def modes(d: Path) -> dict[str, str]:
-    return {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in sorted(d.iterdir())}
+    """The mode of every file in ``d``, and of ``d`` itself (as ``"."``)."""
+    out = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in sorted(d.iterdir())}
+    return {".": oct(stat.S_IMODE(d.stat().st_mode)), **out}
 
 
 def check(mode: str, *dirs: str) -> dict[str, Any]:
@@ -154,7 +157,7 @@ def check(mode: str, *dirs: str) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    os.umask(0o022)
+    os.umask(int(os.environ.get("REKEY_UMASK", "022"), 8))
     command, args = sys.argv[1], sys.argv[2:]
     if command == "prepare":
         result = prepare(Path(args[0]))

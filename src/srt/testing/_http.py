@@ -30,7 +30,9 @@ FAULT_KINDS = frozenset(
         "delay",
     }
 )
-VARIANTS = frozenset({"bad_json", "crlf", "split_utf8", "error_event", "bad_crc"})
+VARIANTS = frozenset(
+    {"bad_json", "crlf", "split_utf8", "error_event", "failed", "bad_crc", "truncated"}
+)
 _FAULT_KW = {
     "status": {
         "code",
@@ -80,7 +82,10 @@ class Fault:
 
 @dataclass
 class StreamBody:
-    """An encoded stream and the extra pieces fault modes splice in."""
+    """An encoded stream and the extra pieces fault modes splice in: ``error`` the
+    format's error event (or exception frame), ``broken`` an event of bad JSON, ``failed``
+    a terminal failure event (Responses' ``response.failed``), ``bad_crc`` a frame whose
+    CRC does not match (the last two only where the format has them)."""
 
     content_type: str
     events: list[bytes]
@@ -88,6 +93,7 @@ class StreamBody:
     error: bytes
     broken: bytes
     bad_crc: bytes | None = None
+    failed: bytes | None = None
 
 
 class App(Protocol):
@@ -249,6 +255,11 @@ class Handler(BaseHTTPRequestHandler):
             events.insert(min(after, len(events)), body.bad_crc)
         elif variant == "error_event":
             events = [*events[:after], body.error]
+        elif variant == "failed" and body.failed is not None:
+            events = [*events[:after], body.failed]
+        elif variant == "truncated":  # the body ends half-way through an event (or frame)
+            whole = events[min(after, len(events) - 1)]
+            events = [*events[:after], whole[: len(whole) // 2]]
         app.stream_opened()
         try:
             self.head(
@@ -296,7 +307,7 @@ class Handler(BaseHTTPRequestHandler):
         kind = fault.kind if fault else None
         kw = fault.kw if fault else {}
         variant = kw.get("variant") if kind == "malformed_sse" else None
-        if variant == "bad_json":
+        if variant in ("bad_json", "truncated"):
             data = data[: len(data) // 2]
         headers = {"Content-Type": "application/json", **headers}
         try:
@@ -327,8 +338,18 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
+#: The first multi-byte character of the text the server adds to a ``split_utf8`` reply:
+#: the split falls inside it, wherever it is (in an event-stream frame the first byte of
+#: 0xC0 or more is more likely a length or a CRC than a character).
+SPLIT_CHAR = "ü".encode()
+
+
 def _split_at(data: bytes) -> int | None:
-    """An offset inside the first multi-byte UTF-8 character of ``data``, if any."""
+    """An offset inside ``SPLIT_CHAR`` in ``data``, else inside its first multi-byte UTF-8
+    character, if any."""
+    at = data.find(SPLIT_CHAR)
+    if at >= 0:
+        return at + 1
     for i, b in enumerate(data):
         if b >= 0xC0:
             return i + 1

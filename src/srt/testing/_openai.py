@@ -17,6 +17,7 @@ __all__ = [
     "conversation_id",
     "error_body",
     "error_event",
+    "failed_event",
     "prepare_chat",
     "prepare_responses",
 ]
@@ -78,6 +79,22 @@ def error_event(responses: bool, seq: int, message: str | None = None) -> Event:
         return ("error", data)
     text = message or "The server had an error processing your request."
     return (None, error_body(ApiError(500, text)))
+
+
+def failed_event(response: dict[str, Any], message: str | None = None) -> Event:
+    """``response.failed`` for ``response`` (a server error): its output as far as it got
+    is left out, its usage (the tokens billed) kept: a failed Response carries
+    ``usage`` as any other."""
+    failed = {
+        **response,
+        "status": "failed",
+        "output": [],
+        "error": {
+            "code": "server_error",
+            "message": message or "The server had an error while processing your request.",
+        },
+    }
+    return ("response.failed", {"type": "response.failed", "response": failed})
 
 
 def _type_name(v: Any) -> str:

@@ -279,6 +279,7 @@ def build(
             events = fmt.encode_stream(fmt.encode_events(obj, request=body, chunks=chunks))
             err = sse_event(*_openai.error_event(True, 1, kw.get("message")))
             out.stream = StreamBody(SSE, events, ka, err, _BROKEN["responses"])
+            out.stream.failed = sse_event(*_openai.failed_event(obj, kw.get("message")))
         return out
     if provider == "anthropic":
         fmt = get_format("anthropic.messages")

@@ -299,7 +299,9 @@ class ProviderServer:
         Kinds: ``status`` (``code``, ``headers``, ``retry_after``, ``retry_after_date``,
         ``retry_after_ms``, ``message``, ``body``), ``reset_before_headers``,
         ``reset_after_events`` (``n``), ``malformed_sse`` (``variant``: bad_json, crlf,
-        split_utf8, error_event, bad_crc; ``after``; ``error_type``; ``message``), ``slow``
+        split_utf8, error_event, failed (Responses), bad_crc (Bedrock), truncated (the
+        body ends inside the event after ``after``); ``after``; ``error_type``;
+        ``message``), ``slow``
         (``interval``), ``endless`` (``interval``, ``after``), ``delay`` (``seconds``)."""
         self._check_target(target)
         f = Fault(kind, count, kw)

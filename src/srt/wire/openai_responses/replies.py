@@ -48,6 +48,8 @@ class ResponsesStream(SSEStream):
             self.done = True
         elif kind == "response.failed":
             resp = data.get("response") or {}
+            if isinstance(resp.get("usage"), dict):  # the tokens billed, for the ledger row
+                self._base["usage"] = resp["usage"]
             err = resp.get("error") or resp.get("incomplete_details") or {}
             raise stream_error(str(err.get("code") or kind), str(err.get("message") or err))
         elif kind == "error":
