@@ -28,6 +28,7 @@ import sys
 import time
 from typing import Any
 
+import benchio
 from pgcommon import PgServer, environment, new_database, turn
 
 import srt
@@ -185,9 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             server.stop()
     print(json.dumps(out, indent=1))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(out, f, indent=1)
+    benchio.dump(args.json, out)
     return 0
 
 

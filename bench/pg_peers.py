@@ -42,6 +42,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import benchio
 import psycopg
 from pgcommon import PgServer, new_database
 
@@ -399,20 +400,17 @@ def main(argv: list[str] | None = None) -> int:
         res = run(url, args.turns, args.tail, args.seed, args.only)
     print(f"\nchat {args.turns} turns (seed {args.seed}), last {args.tail} timed")
     report(res)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(
-                {
-                    "environment": env,
-                    "argv": sys.argv[1:],
-                    "turns": args.turns,
-                    "tail": args.tail,
-                    "seed": args.seed,
-                    "results": res,
-                },
-                f,
-                indent=1,
-            )
+    benchio.dump(
+        args.json,
+        {
+            "environment": env,
+            "argv": sys.argv[1:],
+            "turns": args.turns,
+            "tail": args.tail,
+            "seed": args.seed,
+            "results": res,
+        },
+    )
     return 0
 
 

@@ -31,6 +31,7 @@ import tempfile
 import time
 from typing import Any
 
+import benchio
 from pg_peers import db_size
 from pgcommon import PgServer, environment, new_database
 
@@ -172,9 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         env["load_after"] = [round(x, 2) for x in os.getloadavg()]
     out = {"environment": env, "turns": args.turns, "reps": args.reps, "results": res}
     print(json.dumps(out, indent=1))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(out, f, indent=1)
+    benchio.dump(args.json, out)
     return 0
 
 

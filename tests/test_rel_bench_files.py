@@ -30,10 +30,6 @@ import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
-#: Scripts another branch owns that still write outside ``benchio`` (its owner fixes
-#: them). The test fails once one no longer does: then take it out of here.
-ELSEWHERE = {"pg_ls.py", "pg_peers.py"}
-
 _WRITES = set("wax+")
 
 
@@ -86,12 +82,8 @@ def scripts() -> list[Path]:
 
 def test_no_bench_script_writes_a_file_but_through_benchio() -> None:
     assert len(scripts()) >= 30
-    found = [o for p in scripts() if p.name not in ELSEWHERE for o in offences(p)]
+    found = [o for p in scripts() for o in offences(p)]
     assert found == [], "\n".join(found)
-    # The search finds what it looks for (the scripts waiting for their fix, and each
-    # form it knows), so an empty answer above is not a search that sees nothing.
-    for name in sorted(ELSEWHERE):
-        assert offences(BENCH / name), f"{name} now writes through benchio: drop it from ELSEWHERE"
 
 
 def test_the_search_knows_each_way_to_write(tmp_path: Path) -> None:
