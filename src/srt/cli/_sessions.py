@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 from ..entries import Entry
-from ..errors import SessionExistsError
+from ..errors import InvalidMessageError
 from ..message import canonicalize
 from ..runtime import Runtime
 from ..session import Session
@@ -427,25 +427,33 @@ def _json_lines(text: str) -> list[dict[str, Any]]:
     keeps unescaped inside a string (so ``srt export`` writes them as they are)."""
     out: list[dict[str, Any]] = []
     for number, line in enumerate(text.split("\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except RecursionError:
-            raise CommandError(f"line {number}: the JSON is nested too deeply") from None
-        except json.JSONDecodeError as exc:
-            raise CommandError(
-                f"the file is neither JSON nor JSON lines: line {number}: {exc.msg} "
-                f"(column {exc.colno})"
-            ) from None
-        except ValueError:  # an integer of more digits than Python converts (4300)
-            raise CommandError(f"line {number}: a number has too many digits") from None
-        if not isinstance(item, (dict, list)):
-            raise CommandError(
-                f"line {number}: expected a message (a JSON object), got {_json_kind(item)}"
-            )
-        out += _as_dicts(to_canonical(item))
+        if line.strip():
+            out += json_line(number, line)
     return out
+
+
+def json_line(number: int, line: str) -> list[dict[str, Any]]:
+    """The messages of line ``number`` of JSON lines (a message or a list of them), in
+    canonical form; an error names the line."""
+    try:
+        item = json.loads(line)
+    except RecursionError:
+        raise CommandError(f"line {number}: the JSON is nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        raise CommandError(
+            f"the file is neither JSON nor JSON lines: line {number}: {exc.msg} "
+            f"(column {exc.colno})"
+        ) from None
+    except ValueError:  # an integer of more digits than Python converts (4300)
+        raise CommandError(f"line {number}: a number has too many digits") from None
+    if not isinstance(item, (dict, list)):
+        raise CommandError(
+            f"line {number}: expected a message (a JSON object), got {_json_kind(item)}"
+        )
+    try:
+        return _as_dicts(to_canonical(item))
+    except InvalidMessageError as exc:
+        raise InvalidMessageError(f"line {number}: {exc}") from None
 
 
 def _json_kind(value: Any) -> str:
@@ -478,23 +486,6 @@ def _message_shape(doc: dict[str, Any]) -> tuple[str, ...]:
 
 
 def import_(args: argparse.Namespace) -> None:
-    if args.file == "-":
-        data = read_stdin()
-        name = args.name or "imported"
-    else:
-        try:
-            with open(args.file, "rb") as f:
-                data = f.read()
-        except OSError as exc:
-            raise CommandError(f"cannot read {args.file}: {exc.strerror}") from None
-        name = args.name or os.path.splitext(os.path.basename(args.file))[0]
-    messages = parse_import(data, args.format)
-    for m in messages:
-        canonicalize(m)  # refuse a bad message before any file or session is created
-    with runtime(args, create=True) as rt:
-        try:
-            session = rt.create(name)
-        except SessionExistsError as exc:
-            raise CommandError(f"{exc}; pick another name with --name") from None
-        session.append(*messages)
-        print(f"{escape_line(name)}: {len(session)} messages")
+    from ._import_file import import_file  # (it builds on this module)
+
+    import_file(args)

@@ -1,0 +1,228 @@
+"""``srt import FILE``: a file made by ``srt export`` (or stdin) into a new session.
+
+JSON lines (``jsonl``, what ``srt export`` writes by default) are read, checked and
+appended a batch at a time (about ``BATCH_BYTES`` of input each), so memory holds one
+batch, not the file. The input is JSON lines when its first lines say so, as the whole
+file would: a first line that is a message or a list of them, or any JSON value
+followed by another line. Anything else is one JSON document (a wire format's request
+body, a JSON list spread over lines), read whole by ``_sessions.parse_import``: srt has
+no streaming JSON parser.
+
+The batches go into a scratch session (``srt-import-<hex>-NAME``), renamed ``NAME`` in
+one statement after the last line: a bad line, any other error or Ctrl-C deletes it
+(the messages already written stay stored, unreachable, until ``srt gc``), and a
+process killed mid-import leaves that scratch session, never part of a file under
+``NAME``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import itertools
+import json
+import os
+import secrets
+import sys
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
+
+from .. import _core
+from .._shared import MAX_NAME_CHARS, check_name
+from ..errors import InvalidMessageError, SessionExistsError, SrtError
+from ..message import canonicalize, redact_strings
+from ..runtime import Runtime
+from ..store import NewNode
+from ._common import CommandError, escape_line, read_stdin, runtime
+from ._sessions import json_line, parse_import
+
+#: Input read between two appends (the lines' bytes; the batch ends at the line that
+#: reaches it): 4 MiB keeps a few thousand messages in memory and one commit per batch.
+BATCH_BYTES = 4 << 20
+#: The start of a scratch session's name.
+SCRATCH = "srt-import-"
+
+#: One line of input: its number (from 1), the offset of its first byte, its bytes.
+Line = tuple[int, int, bytes]
+#: Messages with the number of the line each came from (``None``: a JSON document).
+Batch = list[tuple[int | None, dict[str, Any]]]
+
+
+def _lines(stream: IO[bytes], source: str) -> Iterator[Line]:
+    """The lines of ``stream`` as they are read, each ending at ``\\n``."""
+    number = offset = 0
+    it = iter(stream)
+    while True:
+        try:
+            raw = next(it, None)
+        except OSError as exc:
+            raise CommandError(f"cannot read {source}: {exc.strerror or exc}") from None
+        if raw is None:
+            return
+        number += 1
+        yield number, offset, raw
+        offset += len(raw)
+
+
+def _text(line: Line) -> str:
+    """A line's text (a byte order mark opening the input is not text)."""
+    number, offset, raw = line
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CommandError(f"the file is not UTF-8 (byte {offset + exc.start})") from None
+    return text.removeprefix("\ufeff") if number == 1 else text
+
+
+def _is_json_lines(head: list[Line], lines: Iterator[Line]) -> bool:
+    """Whether the input is JSON lines, reading only as far as needed (into ``head``)."""
+    seen = False
+    for line in lines:
+        head.append(line)
+        try:
+            text = _text(line)
+        except CommandError:
+            return False  # (read whole, it is refused as the whole file is)
+        if not text.strip():
+            continue
+        if seen:
+            return True  # a second value: the whole file is no JSON document
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError):
+            return False  # not one line: a document over several lines, or an error
+        if isinstance(value, list) or (isinstance(value, dict) and "role" in value):
+            return True
+        seen = True
+    return False
+
+
+def _line_batches(lines: Iterable[Line]) -> Iterator[Batch]:
+    """The messages of JSON lines, about ``BATCH_BYTES`` of input at a time."""
+    batch: Batch = []
+    size = 0
+    for line in lines:
+        text = _text(line)
+        if not text.strip():
+            continue
+        batch += [(line[0], m) for m in json_line(line[0], text)]
+        size += len(line[2])
+        if size >= BATCH_BYTES and batch:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _checked(batch: Batch, rt: Runtime | None = None) -> list[tuple[bytes, bytes | None]]:
+    """Each message's canonical body and metadata (as ``rt`` stores them: its redaction
+    hook and size limit); an invalid message names its line."""
+    hook = rt.redact if rt is not None else None
+    out = []
+    for number, message in batch:
+        try:
+            if hook is not None:
+                message = redact_strings(message, hook)
+            if rt is None:
+                out.append(canonicalize(message))
+            else:
+                out.append(canonicalize(message, rt.max_message_bytes))
+        except InvalidMessageError as exc:
+            if number is None:
+                raise
+            raise InvalidMessageError(f"line {number}: {exc}") from None
+    return out
+
+
+def _write(rt: Runtime, name: str, batches: Iterable[Batch]) -> int:
+    """Append ``batches`` to a scratch session, then rename it ``name``; the number of
+    messages. On any failure the scratch session is deleted."""
+    store = rt.store
+    taken = f"a session named {name!r} already exists; pick another name with --name"
+    if store.get_session(name) is not None:
+        raise CommandError(taken)
+    scratch = f"{SCRATCH}{secrets.token_hex(4)}-{name}"[:MAX_NAME_CHARS]
+    row = store.create_session(scratch, None, exist_ok=False, limit=rt.max_sessions)
+    hashing = store.hashing
+    head: int | None = None
+    depth, prefix = 0, _core.ROOT
+    try:
+        for batch in batches:
+            prepared = _checked(batch, rt)
+            hashes = [hashing.digest(body) for body, _meta in prepared]
+            prefixes = hashing.chain_many(prefix, hashes)
+            nodes = [
+                NewNode(h, body, p, meta)
+                for h, (body, meta), p in zip(hashes, prepared, prefixes, strict=True)
+            ]
+            ids = store.append(row.id, head, head, depth, nodes, parent_prefix=prefix)
+            head, depth, prefix = ids[-1], depth + len(ids), prefixes[-1]
+        try:
+            rt.rename(scratch, name)
+        except SessionExistsError:  # (created meanwhile)
+            raise CommandError(taken) from None
+    except BaseException:
+        with contextlib.suppress(SrtError):
+            rt.delete(scratch)
+        raise
+    return depth
+
+
+def _stdin() -> IO[bytes]:
+    stream = sys.stdin
+    if stream is None:
+        raise CommandError("cannot read stdin: it is closed")
+    buffer = getattr(stream, "buffer", None)
+    return buffer if buffer is not None else io.BytesIO(read_stdin())
+
+
+def _document(head: list[Line], stream: IO[bytes], source: str, fmt: str | None) -> Batch:
+    """The messages of an input that is one JSON document, read whole."""
+    try:
+        try:
+            rest = stream.read()
+        except OSError as exc:
+            raise CommandError(f"cannot read {source}: {exc.strerror or exc}") from None
+        messages = parse_import(b"".join(line[2] for line in head) + rest, fmt)
+    except MemoryError:
+        raise CommandError(
+            f"{source} is one JSON document, which srt import reads whole, and it does not "
+            "fit in memory: import it as JSON lines (srt export's jsonl), read a line at a time"
+        ) from None
+    return [(None, m) for m in messages]
+
+
+def _import(args: argparse.Namespace, stream: IO[bytes], source: str, name: str) -> None:
+    lines = _lines(stream, source)
+    head: list[Line] = []
+    batches: Iterator[Batch]
+    if _is_json_lines(head, lines):
+        if args.format not in (None, "jsonl"):
+            raise CommandError(f"the input is not {args.format}: its shape is jsonl")
+        batches = _line_batches(itertools.chain(head, lines))
+    else:
+        batches = iter([_document(head, stream, source, args.format)])
+    # The first batch (all of a file up to BATCH_BYTES) is read and checked before the
+    # database is opened: a bad small file creates nothing, not even the file.
+    first = next(batches, None)
+    if first is None:
+        raise CommandError("the input holds no message: there is nothing to import")
+    _checked(first)
+    check_name(name)
+    with runtime(args, create=True) as rt:
+        count = _write(rt, name, itertools.chain([first], batches))
+    print(f"{escape_line(name)}: {count} messages")
+
+
+def import_file(args: argparse.Namespace) -> None:
+    if args.file == "-":
+        _import(args, _stdin(), "stdin", args.name or "imported")
+        return
+    try:
+        stream = open(args.file, "rb")  # noqa: SIM115 (closed below)
+    except OSError as exc:
+        raise CommandError(f"cannot read {args.file}: {exc.strerror}") from None
+    with stream:
+        name = args.name or os.path.splitext(os.path.basename(args.file))[0]
+        _import(args, stream, args.file, name)
