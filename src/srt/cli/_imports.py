@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 
-from . import _sessions
 from ._common import CommandError, escape_line, runtime
 
 #: The ``--from`` names (``srt.integrations.importers.SOURCES``, listed here so that
@@ -15,7 +14,9 @@ SOURCES = ("agents-sqlite", "langgraph", "llm-logs")
 
 def import_(args: argparse.Namespace) -> None:
     if args.source is None:
-        _sessions.import_(args)
+        from ._import_file import import_file  # (what it reads with: only when it runs)
+
+        import_file(args)
         return
     if args.name is not None or getattr(args, "format", None) is not None:
         raise CommandError("--name and --format are for files made by srt export, not --from")

@@ -483,9 +483,3 @@ def _message_shape(doc: dict[str, Any]) -> tuple[str, ...]:
             ):
                 return _BLOCKS
     return (*_CHAT, *_BLOCKS)
-
-
-def import_(args: argparse.Namespace) -> None:
-    from ._import_file import import_file  # (it builds on this module)
-
-    import_file(args)
