@@ -229,7 +229,7 @@ def test_log_lists_earlier_heads_and_restores_one(env: dict[str, str]) -> None:
     for role, text in (("user", "Suggest a name."), ("assistant", "Smoke."), ("user", "Why?")):
         ok(env, "append", "n", "--role", role, text)
     assert ok(env, "rewind", "n", "2") == "1\n"
-    assert ok(env, "log").startswith("n: 1 messages now; earlier heads:\nKEY ")
+    assert ok(env, "log").startswith("n: 1 message now; earlier heads:\nKEY ")
     (rec,) = json.loads(ok(env, "log", "n", "--json"))
     assert (rec["action"], rec["messages"], rec["last_message"]) == ("rewind", 3, "user: Why?")
     assert (

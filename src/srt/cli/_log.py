@@ -68,6 +68,7 @@ def log(args: argparse.Namespace) -> None:
                     escape_line(_last_message(rt, r))[:60],
                 )
             )
-        current = f"{escape_line(name)}: {len(session)} messages now"
+        n = len(session)
+        current = f"{escape_line(name)}: {n} message{'' if n == 1 else 's'} now"
     print(current + ("; earlier heads:" if records else "; no earlier heads recorded"))
     print_table(rows, right=(3,))
