@@ -274,15 +274,19 @@ class Runtime:
         dry_run: bool = False,
         state_dirs: Sequence[str] | None = None,
     ) -> GcReport:
-        """``store.gc``, then the local provider's saved KV states of this store whose
-        conversation was collected (``<store id>-<prefix>.bin`` in ``state_dirs``,
-        default the provider's default directory): they decode back to the deleted
-        text, so they go too (or, with ``dry_run``, are counted)."""
+        """The sweeps of the kinds of objects this store holds (``store.sweeps``: the
+        gateway's texts no record names), then ``store.gc``, then the local provider's
+        saved KV states of this store whose conversation was collected (``<store
+        id>-<prefix>.bin`` in ``state_dirs``, default the provider's default
+        directory): they decode back to the deleted text, so they go too. With
+        ``dry_run``, each counts what would go and nothing is removed."""
         # (here: the package ``srt.local`` loads llama.cpp's server module, and with it
         # httpx, which ``import srt`` does not pay for)
         from .local.slots import default_state_dirs, saved_states
+        from .store.sweeps import sweeps_for  # (a dataclass: 0.6 ms not every import pays)
 
         dirs = default_state_dirs() if state_dirs is None else _paths(state_dirs, "state_dirs")
+        swept = tuple((s.kind, s.collect(self.store, dry_run)) for s in sweeps_for(self.store))
         store_id = self.store.store_id
         found = saved_states(dirs, store_id)
         report = self.store.gc(secure_delete=secure_delete, dry_run=dry_run, watch=list(found))
@@ -292,7 +296,7 @@ class Runtime:
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(path)
         return dataclasses.replace(
-            report, state_files=len(doomed), state_bytes=sum(n for _, n in doomed)
+            report, state_files=len(doomed), state_bytes=sum(n for _, n in doomed), swept=swept
         )
 
     # -- public API --------------------------------------------------------------

@@ -115,13 +115,16 @@ def _size(n: int) -> str:
 
 
 def gc(args: argparse.Namespace) -> None:
+    from ..store.sweeps import declared  # (loaded by Runtime.gc: not by every command)
+
     with open_db(args) as rt:
         if args.history_retention is not None and not args.dry_run:
             rt.set_history_retention(args.history_retention)
         r = rt.gc(secure_delete=not args.no_secure_delete, dry_run=args.dry_run)
     if args.json:
         dead = [p.hex() for p in r.dead_prefixes]
-        print_json({**dataclasses.asdict(r), "dead_prefixes": dead, "bytes_freed": r.bytes_freed})
+        out = {**dataclasses.asdict(r), "dead_prefixes": dead, "swept": dict(r.swept)}
+        print_json({**out, "bytes_freed": r.bytes_freed})
         return
     verb = "would remove" if r.dry_run else "removed"
     print(
@@ -132,6 +135,10 @@ def gc(args: argparse.Namespace) -> None:
         print(f"kept {_n(r.ledger_rows, 'ledger row')} of those nodes (their node is now empty)")
     if r.orphan_objects:
         print(f"{verb} {_n(r.orphan_objects, 'record')} {_ORPHANS}")
+    for kind, count in r.swept:
+        sweep = declared(kind)
+        if count and sweep is not None:  # (declared: Runtime.gc ran it)
+            print(f"{verb} {_n(count, sweep.noun)} {sweep.why}")
     if r.state_files:
         print(
             f"{verb} {_n(r.state_files, 'saved KV state')} of the local provider "

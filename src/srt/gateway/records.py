@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._types import Reply
+from ..store import sweeps
 from ..store.base import ObjectPut, Store
 from .checks import check_conversation, check_response, damaged
 from .idmap import Kept
@@ -54,6 +55,8 @@ __all__ = [
 RESPONSE = "gw.response"
 CONVERSATION = "gw.conversation"
 KEY = "gw.key"
+#: The records that name texts: a text none of them names is collected.
+_NAMING = (RESPONSE, CONVERSATION)
 #: The values a new response has (``new_response``); a stored response omits them.
 _DEFAULTS: dict[str, Any] = {
     "object": "response",
@@ -366,7 +369,7 @@ class Records:
     def collect_texts(self) -> int:
         """Delete the texts no live response or conversation names, unused for the
         grace period (``texts.Texts.collect``); how many went."""
-        return self.texts.collect((RESPONSE, CONVERSATION))
+        return self.texts.collect(_NAMING)
 
     def pack(self, tenant: str, rec: dict[str, Any]) -> dict[str, Any]:
         """``rec`` as stored: its response as what differs from the defaults, with its
@@ -542,3 +545,18 @@ class Records:
                 pass
         row = self.store.get_object(WORKER, str(host), f"{pid}:{owner.get('token')}")
         return row is not None and json.loads(row.value)["at"] > time.time() - STALE_S
+
+
+def _sweep_texts(store: Store, dry_run: bool) -> int:
+    """``srt gc``'s sweep of the texts (``store.sweeps``): ``collect_texts`` on a store
+    no gateway may be serving (or one that is: the rule of ``texts`` holds across
+    processes)."""
+    return Texts(store).collect(_NAMING, dry_run=dry_run)
+
+
+sweeps.declare(
+    TEXT,
+    _sweep_texts,
+    noun="gateway text",
+    why=f"that no live response or conversation names, unused for {GRACE_S / 3600:g} hours",
+)

@@ -17,6 +17,8 @@ and one whose refresh comes after the deletion writes it again. A writer that sk
 the refresh saw a mark under ``grace_s / 4`` old, so its text cannot be collected for
 another ``3/4 * grace_s``: far longer than a turn takes between using a text and writing
 the record that names it. A record naming a text that is gone is a damaged one.
+``srt gc`` (``Runtime.gc``) runs the same collection, from any process (the sweep
+``records`` declares in ``store.sweeps``).
 """
 
 from __future__ import annotations
@@ -157,10 +159,11 @@ class Texts:
                 if isinstance(got[0], str):
                     self._str_keys.pop((tenant, got[0]), None)
 
-    def collect(self, kinds: Iterable[str]) -> int:
+    def collect(self, kinds: Iterable[str], *, dry_run: bool = False) -> int:
         """Delete the texts no live record of ``kinds`` names and not used for
-        ``grace_s`` (see the module); how many went. A tenant with a record that cannot
-        be read keeps all its texts (what it names is not known)."""
+        ``grace_s`` (see the module); how many went (with ``dry_run``, how many would
+        go: nothing is deleted). A tenant with a record that cannot be read keeps all
+        its texts (what it names is not known)."""
         before = time.time() - self.grace_s
         names: set[tuple[str, str]] = set()
         unknown: set[str] = set()
@@ -176,9 +179,11 @@ class Texts:
             name = (row.scope, row.key)
             if name in names or row.scope in unknown or row.updated >= before:
                 continue
-            if self.store.delete_object(TEXT, row.scope, row.key, written_before=before):
+            if dry_run:
+                gone += 1
+            elif self.store.delete_object(TEXT, row.scope, row.key, written_before=before):
                 self.forget(*name)
                 gone += 1
-        if gone:
+        if gone and not dry_run:
             log.info("texts: %d no record names collected", gone)
         return gone

@@ -50,6 +50,9 @@ class GcReport:
     #: the local provider's saved KV states removed with them (``Runtime.gc``), and bytes
     state_files: int = 0
     state_bytes: int = 0
+    #: objects the sweeps of their kinds removed (``store.sweeps``), as (kind, count),
+    #: one pair for each sweep run (``Runtime.gc``): the gateway's unnamed texts
+    swept: tuple[tuple[str, int], ...] = ()
 
     @property
     def bytes_freed(self) -> int:

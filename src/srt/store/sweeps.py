@@ -1,0 +1,82 @@
+"""Sweeps: garbage among a kind's objects that only the layer defining the kind can tell.
+
+``Store.gc`` removes the objects past their ``expires`` time and those filed under a
+session no session has (``store.owners``); which other objects of a kind are garbage
+(a gateway text no live record names) only the layer that defines the kind knows. That
+layer declares a sweep where it defines the kind::
+
+    declare(TEXT, collect, noun="gateway text", why="that no live record names ...")
+
+``collect(store, dry_run)`` removes (or, with ``dry_run``, counts) that garbage and
+returns how many objects it was. ``Runtime.gc`` (``srt gc``) runs, before the store's
+own gc, the sweep of every kind the store holds a live object of, and reports the counts
+by kind (``GcReport.swept``).
+
+A layer that ``import srt`` does not load (the gateway) names the module declaring its
+sweep in ``LAZY`` (kind -> module): ``sweeps_for`` imports it only when the store holds
+an object of that kind, so a store without one pays one look-up per kind and ``import
+srt`` nothing. A sweep runs beside the writers of its kind (a gateway serving the store)
+and must be safe against them: the store gives it ``delete_object(written_before=...)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .base import Store
+
+__all__ = ["LAZY", "Sweep", "declare", "declared", "sweeps_for"]
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The sweep of one kind: ``collect(store, dry_run) -> count``; ``noun`` and ``why``
+    say what it removes (``srt gc``: "removed 3 gateway texts <why>")."""
+
+    kind: str
+    collect: Callable[[Store, bool], int]
+    noun: str
+    why: str
+
+
+_SWEEPS: dict[str, Sweep] = {}
+
+#: Kinds whose sweep is declared by a module ``import srt`` does not load: kind -> module.
+LAZY: dict[str, str] = {"gw.text": "srt.gateway.records"}
+
+
+def declare(kind: str, collect: Callable[[Store, bool], int], *, noun: str, why: str) -> None:
+    """Declare the sweep of ``kind`` (see the module); a second declaration replaces it."""
+    _SWEEPS[kind] = Sweep(kind, collect, noun, why)
+
+
+def declared(kind: str) -> Sweep | None:
+    """The sweep declared for ``kind``, if any (without importing ``LAZY``'s modules)."""
+    return _SWEEPS.get(kind)
+
+
+def _holds(store: Store, kind: str) -> bool:
+    rows = store.scan_objects(kind=kind, batch=1)
+    try:
+        return next(iter(rows), None) is not None
+    finally:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
+
+
+def sweeps_for(store: Store) -> list[Sweep]:
+    """The sweeps of the kinds ``store`` holds a live object of, by kind (importing the
+    ``LAZY`` module of such a kind first)."""
+    found = []
+    for kind in sorted({*_SWEEPS, *LAZY}):
+        if not _holds(store, kind):
+            continue
+        if kind not in _SWEEPS:
+            importlib.import_module(LAZY[kind])
+        sweep = _SWEEPS.get(kind)
+        if sweep is not None:
+            found.append(sweep)
+    return found
