@@ -25,7 +25,7 @@ from ..message import replace_lone_surrogates
 from ..providers import OpenAICompatible
 from ..savings import usage_figures
 from ..wire import get_format
-from ..wire.params import CommonParams, translate
+from ..wire.params import CommonParams
 from .errors import ApiError, bad_request, from_exception
 from .leaving import GONE, first_or_gone, gone_response
 from .params import (
@@ -36,7 +36,7 @@ from .params import (
     number,
     wrong_type,
 )
-from .service import Stop
+from .service import Stop, translated
 from .threads import thread_name
 
 if TYPE_CHECKING:
@@ -235,11 +235,9 @@ async def handle(
         text=text,
         reasoning={"effort": body["reasoning_effort"]} if body.get("reasoning_effort") else None,
         service_tier=body.get("service_tier"),
+        user=body.get("user"),
     )
-    try:
-        kw = translate(fmt, common, compatible=isinstance(provider, OpenAICompatible))
-    except ValueError as exc:
-        raise bad_request(str(exc), code="unsupported_parameter") from None
+    kw = translated(fmt, common, isinstance(provider, OpenAICompatible))
     messages, tools = body["messages"], body.get("tools") or None
     name = thread_name(tenant, "chat")
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"

@@ -46,6 +46,8 @@ _INCLUDABLE = frozenset(
         "message.input_image.image_url",
     }
 )
+#: OpenAI's service tiers; an upstream other than OpenAI's serves only the first two.
+_TIERS = ("auto", "default", "flex", "scale", "priority")
 _ROLES = frozenset({"user", "assistant", "system", "developer"})
 _PARTS = {
     "user": frozenset({"input_text", "input_image"}),
@@ -449,6 +451,9 @@ class CreateResponse:
     prompt_cache_retention: str | None = None
     service_tier: str | None = None
     user: str | None = None
+    safety_identifier: str | None = None
+    max_tool_calls: int | None = None
+    include: tuple[str, ...] = ()
 
 
 def parse_create(body: dict[str, Any], max_items: int) -> CreateResponse:
@@ -498,6 +503,8 @@ def parse_create(body: dict[str, Any], max_items: int) -> CreateResponse:
                 raise bad_request(
                     f"Invalid value for 'include': {x!r}.", "include", "invalid_value"
                 )
+            if x == "message.output_text.logprobs":
+                raise _no_logprobs("include")
     for key, members in _OBJECTS.items():
         _check_object(body, key, members)
     text = body.get("text")
@@ -508,9 +515,15 @@ def parse_create(body: dict[str, Any], max_items: int) -> CreateResponse:
         raise bad_request(
             "Invalid 'prompt_cache_retention'.", "prompt_cache_retention", "invalid_value"
         )
-    _int(body, "top_logprobs", 0, 20)
-    _int(body, "max_tool_calls", 1)
-    _str(body, "safety_identifier")
+    if _int(body, "top_logprobs", 0, 20):
+        raise _no_logprobs("top_logprobs")
+    tier = _str(body, "service_tier")
+    if tier is not None and tier not in _TIERS:
+        raise bad_request(
+            f"Invalid value for 'service_tier': one of {', '.join(_TIERS)}.",
+            "service_tier",
+            "invalid_value",
+        )
     stream = bool(_bool(body, "stream"))
     check_stream_options(body, stream)
     background = bool(_bool(body, "background"))
@@ -538,8 +551,20 @@ def parse_create(body: dict[str, Any], max_items: int) -> CreateResponse:
         reasoning=body.get("reasoning"),
         prompt_cache_key=_str(body, "prompt_cache_key"),
         prompt_cache_retention=retention,
-        service_tier=_str(body, "service_tier"),
+        service_tier=tier,
         user=_str(body, "user"),
+        safety_identifier=_str(body, "safety_identifier"),
+        max_tool_calls=_int(body, "max_tool_calls", 1),
+        include=tuple(include or ()),
+    )
+
+
+def _no_logprobs(param: str) -> ApiError:
+    """Token log probabilities: srt's replies do not carry them from any upstream."""
+    return bad_request(
+        f"'{param}': token log probabilities are not supported by this gateway.",
+        param,
+        "unsupported_parameter",
     )
 
 

@@ -177,7 +177,7 @@ def new_response(p: CreateResponse, rid: str, created: int) -> dict[str, Any]:
         "incomplete_details": None,
         "instructions": p.instructions,
         "max_output_tokens": p.max_output_tokens,
-        "max_tool_calls": None,
+        "max_tool_calls": p.max_tool_calls,
         "model": p.model,
         "output": [],
         "parallel_tool_calls": p.parallel_tool_calls is not False,

@@ -21,12 +21,13 @@ from .. import _core
 from .._types import Reply
 from ..context import WindowPolicy
 from ..drivers import ReplyStream
-from ..errors import ProviderError
+from ..errors import UnsupportedFeatureError
 from ..message import canonicalize
 from ..providers import OpenAICompatible, Provider
 from ..runtime import Runtime
 from ..store import ObjectPut
 from ..wire import get_format
+from ..wire.base import WireFormat
 from ..wire.params import CommonParams, translate
 from . import items as it
 from .config import Config, Route
@@ -68,6 +69,18 @@ class Stop(threading.Event):
         self.stream = stream
         if self.is_set():
             stream.cancel()
+
+
+def translated(fmt: WireFormat, common: CommonParams, compatible: bool) -> dict[str, Any]:
+    """``translate``, a parameter the upstream's format cannot express refused as a 400
+    naming it (``UnsupportedFeatureError.feature`` starts with its name)."""
+    try:
+        return translate(fmt, common, compatible=compatible)
+    except UnsupportedFeatureError as exc:
+        param = exc.feature.split(" ", 1)[0]
+        raise bad_request(str(exc), param, "unsupported_parameter") from None
+    except ValueError as exc:  # pragma: no cover - translate raises only the above
+        raise bad_request(str(exc), code="unsupported_parameter") from None
 
 
 class Gateway:
@@ -133,13 +146,18 @@ class Gateway:
             reasoning=p.reasoning,
             service_tier=p.service_tier,
             prompt_cache_retention=p.prompt_cache_retention,
+            user=p.user,
+            safety_identifier=p.safety_identifier,
         )
-        try:
-            kw = translate(fmt, common, compatible=isinstance(provider, OpenAICompatible))
-        except ProviderError as exc:  # pragma: no cover - translate raises only input errors
-            raise from_exception(exc) from None
-        except ValueError as exc:
-            raise bad_request(str(exc), code="unsupported_parameter") from None
+        compatible = isinstance(provider, OpenAICompatible)
+        kw = translated(fmt, common, compatible)
+        # the client's cache key replaces srt's own where the upstream takes one (an
+        # upstream without one caches by prefix: srt places its breakpoints)
+        key_param = getattr(provider, "cache_key_param", None) or fmt.cache.key_param
+        if p.prompt_cache_key is not None and key_param is not None:
+            kw[key_param] = p.prompt_cache_key
+        if "reasoning.encrypted_content" in p.include and fmt.name.endswith(".responses"):
+            kw["include"] = ["reasoning.encrypted_content"]  # (other upstreams: no such items)
         if p.truncation == "auto" and route.context_window:
             budget = route.context_window - (p.max_output_tokens or 0)
             kw["window"] = WindowPolicy("cache_aware", max(1, budget))

@@ -29,7 +29,7 @@ CHAT_KEYS = frozenset(
     "model messages tools tool_choice temperature top_p max_tokens max_completion_tokens stream "
     "stream_options n stop seed user response_format parallel_tool_calls prompt_cache_key "
     "prompt_cache_retention metadata store logprobs top_logprobs presence_penalty "
-    "frequency_penalty reasoning_effort service_tier".split()
+    "frequency_penalty reasoning_effort service_tier safety_identifier".split()
 )
 RESPONSES_KEYS = frozenset(
     "model input instructions tools previous_response_id store stream truncation "

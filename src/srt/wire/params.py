@@ -3,7 +3,9 @@
 ``translate(format, CommonParams(...))`` gives the body parameters for ``Session.send``:
 ``max_output_tokens`` becomes ``max_completion_tokens`` (OpenAI Chat; ``max_tokens`` for
 OpenAI-compatible servers), ``max_tokens`` (Anthropic) or ``inferenceConfig.maxTokens``
-(Bedrock); ``tool_choice`` and ``parallel_tool_calls`` take each API's shape. A
+(Bedrock); ``tool_choice`` and ``parallel_tool_calls`` take each API's shape; ``user`` and
+``safety_identifier`` go to OpenAI as they are and to Anthropic as ``metadata.user_id``
+(Bedrock has no field for them). A
 parameter a format cannot express raises ``UnsupportedFeatureError`` rather than being
 dropped. Pure: no I/O.
 """
@@ -32,6 +34,8 @@ class CommonParams:
     reasoning: dict[str, Any] | None = None
     service_tier: str | None = None
     prompt_cache_retention: str | None = None
+    user: str | None = None
+    safety_identifier: str | None = None
 
 
 def _openai(fmt: WireFormat, p: CommonParams, compatible: bool) -> dict[str, Any]:
@@ -50,8 +54,11 @@ def _openai(fmt: WireFormat, p: CommonParams, compatible: bool) -> dict[str, Any
         value = getattr(p, key)
         if value is not None:
             out[key] = value
-    if p.prompt_cache_retention is not None and not compatible:
-        out["prompt_cache_retention"] = p.prompt_cache_retention
+    if not compatible:  # (an OpenAI-compatible server may refuse what it does not know)
+        for key in ("prompt_cache_retention", "user", "safety_identifier"):
+            value = getattr(p, key)
+            if value is not None:
+                out[key] = value
     choice = p.tool_choice
     if choice is not None:
         if isinstance(choice, dict) and not responses:
@@ -80,8 +87,24 @@ def _unsupported_text(fmt: WireFormat, p: CommonParams) -> None:
         raise UnsupportedFeatureError(fmt.name, f"text.format {spec.get('type')!r}")
 
 
-def _anthropic(fmt: WireFormat, p: CommonParams) -> dict[str, Any]:
+#: The service tiers every upstream serves: what it serves by default.
+_ANY_TIER = (None, "auto", "default")
+
+
+def _unsupported_other(fmt: WireFormat, p: CommonParams) -> None:
+    """What neither Anthropic's nor Bedrock's API can express: structured outputs,
+    a reasoning effort or summary, a service tier other than the default."""
     _unsupported_text(fmt, p)
+    reasoning = p.reasoning or {}
+    for key in ("effort", "summary", "generate_summary"):
+        if reasoning.get(key) is not None:
+            raise UnsupportedFeatureError(fmt.name, f"reasoning.{key} {reasoning[key]!r}")
+    if p.service_tier not in _ANY_TIER:
+        raise UnsupportedFeatureError(fmt.name, f"service_tier {p.service_tier!r}")
+
+
+def _anthropic(fmt: WireFormat, p: CommonParams) -> dict[str, Any]:
+    _unsupported_other(fmt, p)
     out: dict[str, Any] = {}
     if p.max_output_tokens is not None:
         out["max_tokens"] = p.max_output_tokens
@@ -103,13 +126,18 @@ def _anthropic(fmt: WireFormat, p: CommonParams) -> dict[str, Any]:
         spec = {**(spec or {"type": "auto"}), "disable_parallel_tool_use": True}
     if spec is not None:
         out["tool_choice"] = spec
+    who = p.safety_identifier or p.user  # Anthropic's abuse-detection identifier
+    if who is not None:
+        out["metadata"] = {"user_id": who}
     return out
 
 
 def _bedrock(fmt: WireFormat, p: CommonParams) -> dict[str, Any]:
-    _unsupported_text(fmt, p)
+    _unsupported_other(fmt, p)
     if p.tool_choice not in (None, "auto"):
         raise UnsupportedFeatureError(fmt.name, f"tool_choice {p.tool_choice!r}")
+    if p.parallel_tool_calls is False:  # Converse has no switch for it
+        raise UnsupportedFeatureError(fmt.name, "parallel_tool_calls False")
     config: dict[str, Any] = {}
     if p.max_output_tokens is not None:
         config["maxTokens"] = p.max_output_tokens
