@@ -210,3 +210,14 @@ def p(srv: Any) -> Iterator[Any]:
     provider.close()
     if provider in MADE:
         MADE.remove(provider)
+
+
+@pytest.fixture(params=[0o000, 0o022], ids=["umask000", "umask022"])
+def umask(request: pytest.FixtureRequest) -> Iterator[int]:
+    """The process's umask for the test: 000 (the most permissive) and 022 (the usual);
+    what srt creates must be 0600/0700 under both."""
+    old = os.umask(request.param)
+    try:
+        yield request.param
+    finally:
+        os.umask(old)

@@ -20,10 +20,8 @@ with the umask's mode: 0666 under umask 000.
 from __future__ import annotations
 
 import ast
-import os
 import stat
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -115,15 +113,6 @@ def test_the_search_knows_each_way_to_write(tmp_path: Path) -> None:
         script = tmp_path / f"s{i}.py"
         script.write_text(line + "\n", encoding="utf-8")
         assert bool(offences(script, tmp_path)) is bad, line
-
-
-@pytest.fixture(params=[0o000, 0o022], ids=["umask000", "umask022"])
-def umask(request: pytest.FixtureRequest) -> Iterator[int]:
-    old = os.umask(request.param)
-    try:
-        yield request.param
-    finally:
-        os.umask(old)
 
 
 def test_benchio_writes_private_files(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,15 +27,6 @@ from srt.cli import main as cli
 
 def _mode(p: str | Path) -> str:
     return oct(stat.S_IMODE(os.stat(p).st_mode))
-
-
-@pytest.fixture(params=[0o000, 0o022], ids=["umask000", "umask022"])
-def umask(request: pytest.FixtureRequest) -> Iterator[int]:
-    old = os.umask(request.param)
-    try:
-        yield request.param
-    finally:
-        os.umask(old)
 
 
 def _store(path: Path) -> None:
