@@ -315,34 +315,6 @@ def test_copy_opens_an_encrypted_store_with_key_file_and_keeps_the_copy_encrypte
     assert srt_("--db", dest, "show", "s").returncode == 1  # no key: refused
 
 
-# -- the examples of docs/cli.md -------------------------------------------------------------
-
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
-
-
-def test_the_session_examples_in_the_docs_print_what_they_show(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The request example showed a body without the user message that `srt show
-    # support` (of the same session) lists.
-    doc = DOCS.read_text(encoding="utf-8")
-    c = Srt(tmp_path / "docs.db", capsys, monkeypatch)
-    c.ok("append", "support", "--role", "system", "You are terse.")
-    runs = [
-        ["append", "support", "--role", "user", "Where is my order?"],
-        ["show", "support"],
-        ["request", "support", "--model", "gpt-4o-mini", "--no-cache-hints"],
-        ["fork", "support", "support-retry", "--at", "-1"],
-    ]
-    for args in runs:
-        example = "$ srt " + " ".join(f'"{a}"' if " " in a else a for a in args) + "\n"
-        assert example + c.ok(*args) in doc, args
-    c.ok("append", "support", "--role", "assistant", "It shipped.")
-    (tmp_path / "support.jsonl").write_bytes(c.ok("export", "support").encode())
-    c.ok("import", str(tmp_path / "support.jsonl"), "--name", "support-copy")
-    assert "$ srt search where order\n" + c.ok("search", "where", "order") in doc
-
-
 def test_append_a_tool_result_with_its_call_id(cli: Srt) -> None:
     # The docs list `tool` among append's roles, but no option gave the tool_call_id a
     # tool message needs, so `--role tool` always failed.
