@@ -119,10 +119,13 @@ def test_what_anthropic_and_bedrock_cannot_express_is_refused_by_name(
     _refused(gw, "service_tier", "unsupported_parameter", model=model, service_tier="priority")
     fmt = {"type": "json_schema", "name": "x", "schema": {"type": "object"}}
     _refused(gw, "text.format", "unsupported_parameter", model=model, text={"format": fmt})
+    _refused(gw, "temperature", "unsupported_parameter", model=model, temperature=1.5)
     r = gw.client().responses.create(
-        model=model, input="hi", service_tier="auto", reasoning={"effort": None}
+        model=model, input="hi", service_tier="auto", reasoning={"effort": None}, temperature=1
     )
     assert r.status == "completed"
+    sent = _sent(gw)
+    assert (sent.get("inferenceConfig") or sent)["temperature"] == 1
 
 
 def test_bedrock_refuses_parallel_tool_calls_off(gw: Harness) -> None:

@@ -103,13 +103,21 @@ def _unsupported_other(fmt: WireFormat, p: CommonParams) -> None:
         raise UnsupportedFeatureError(fmt.name, f"service_tier {p.service_tier!r}")
 
 
+def _at_most_one(fmt: WireFormat, temperature: float) -> float:
+    """Anthropic's and Bedrock's temperature runs from 0 to 1, OpenAI's to 2: above 1 is
+    refused, not capped (1.5 is no request for 1)."""
+    if temperature > 1.0:
+        raise UnsupportedFeatureError(fmt.name, f"temperature {temperature!r} (at most 1 here)")
+    return temperature
+
+
 def _anthropic(fmt: WireFormat, p: CommonParams) -> dict[str, Any]:
     _unsupported_other(fmt, p)
     out: dict[str, Any] = {}
     if p.max_output_tokens is not None:
         out["max_tokens"] = p.max_output_tokens
     if p.temperature is not None:
-        out["temperature"] = min(p.temperature, 1.0)
+        out["temperature"] = _at_most_one(fmt, p.temperature)
     if p.top_p is not None:
         out["top_p"] = p.top_p
     choice = p.tool_choice
@@ -142,7 +150,7 @@ def _bedrock(fmt: WireFormat, p: CommonParams) -> dict[str, Any]:
     if p.max_output_tokens is not None:
         config["maxTokens"] = p.max_output_tokens
     if p.temperature is not None:
-        config["temperature"] = min(p.temperature, 1.0)
+        config["temperature"] = _at_most_one(fmt, p.temperature)
     if p.top_p is not None:
         config["topP"] = p.top_p
     return {"inferenceConfig": config} if config else {}
