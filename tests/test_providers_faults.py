@@ -115,9 +115,14 @@ def test_no_retry_after_the_first_streamed_byte(
     assert srv.requests.total() == 1 and waits == []
     row = s.calls()[-1]
     assert row["status"] == "incomplete"
-    # The partial reply is stored, marked, and left out of the next request.
+    _partial_kept_out(s, srv, p, kind)
+
+
+def _partial_kept_out(s: srt.Session, srv: ProviderServer, p: Provider, kind: str) -> None:
+    """What arrived before the fault is stored, marked, and left out of the next request
+    (``include_partial=True`` puts it back)."""
     assert len(s.messages()) == 2
-    partial = s.messages()[1]["content"]
+    partial = s.messages()[-1]["content"]
     assert partial and srv.log[-1].reply.text.startswith(partial)
     s.append({"role": "user", "content": "try again"})
     text = json.dumps(json.loads(s.request(p.format, model=MODELS[kind], cache=False)))
@@ -180,15 +185,7 @@ def test_malformed_streams(kind: str, variant: str, srv: ProviderServer, rt: srt
             usage["input_tokens"],
             usage["output_tokens"],
         )
-    # What arrived before the fault is stored, marked, and left out of the next request.
-    assert len(s.messages()) == 2
-    partial = s.messages()[-1]["content"]
-    assert partial and srv.log[-1].reply.text.startswith(partial)
-    s.append({"role": "user", "content": "try again"})
-    text = json.dumps(json.loads(s.request(p.format, model=MODELS[kind], cache=False)))
-    assert "tell me a long story" in text and "try again" in text and partial not in text
-    with_partial = s.request(p.format, model=MODELS[kind], include_partial=True, cache=False)
-    assert partial in json.dumps(json.loads(with_partial))
+    _partial_kept_out(s, srv, p, kind)
 
 
 #: The limit (a ``Timeouts`` field) that ends a stream: the idle timeout a slow one (a byte

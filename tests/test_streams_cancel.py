@@ -224,6 +224,21 @@ def test_cancel_racing_the_head(srv: ProviderServer, rt: srt.Runtime, p: Provide
         assert s.send(p, model=MODEL, append=[USER]).message["content"]
 
 
+def _cancelled_mid_stream(srv: ProviderServer, s: srt.Session, p: Provider) -> None:
+    """A stream on a keep-alive-only upstream, cancelled from another thread after its
+    first delta: its reader ends, what arrived is its reply, and the next call works."""
+    srv.fault("openai", "endless", interval=STALL_S, after=3)
+    stream = s.stream(p, model=MODEL, append=[USER])
+    first = next(iter(stream))
+    reader, got = run(lambda st=stream: "".join(st))
+    stream.cancel()
+    assert ended(reader) and isinstance(got[0], str)
+    assert stream.status == "cancelled"
+    assert stream.reply is not None
+    assert stream.reply.message["content"] == first + got[0]
+    assert s.send(p, model=MODEL, append=[USER]).message["content"]
+
+
 def test_a_call_after_a_cancelled_one_works_many_times(
     srv: ProviderServer, rt: srt.Runtime, p: Provider
 ) -> None:
@@ -232,15 +247,7 @@ def test_a_call_after_a_cancelled_one_works_many_times(
     left open upstream."""
     s = rt.session("a")
     for _ in range(30):
-        srv.fault("openai", "endless", interval=STALL_S, after=3)
-        stream = s.stream(p, model=MODEL, append=[USER])
-        first = next(iter(stream))
-        reader, got = run(lambda st=stream: "".join(st))
-        stream.cancel()
-        assert ended(reader) and isinstance(got[0], str)
-        assert stream.reply is not None
-        assert stream.reply.message["content"] == first + got[0]
-        assert s.send(p, model=MODEL, append=[USER]).message["content"]
+        _cancelled_mid_stream(srv, s, p)
     assert srv.wait_streams_closed(timeout=10.0)
     assert [r["status"] for r in s.calls()] == ["cancelled", "ok"] * 30
 
@@ -268,16 +275,7 @@ def test_cancel_on_a_callers_client_and_through_a_proxy(
     try:
         s = rt.session("a")
         for _ in range(3):
-            srv.fault("openai", "endless", interval=STALL_S, after=3)
-            stream = s.stream(p, model=MODEL, append=[USER])
-            first = next(iter(stream))
-            reader, got = run(lambda st=stream: "".join(st))
-            stream.cancel()
-            assert ended(reader) and isinstance(got[0], str)
-            assert stream.status == "cancelled"
-            assert stream.reply is not None
-            assert stream.reply.message["content"] == first + got[0]
-            assert s.send(p, model=MODEL, append=[USER]).message["content"]
+            _cancelled_mid_stream(srv, s, p)
         assert [r["status"] for r in s.calls()] == ["cancelled", "ok"] * 3
         if path == "client":
             assert srv.wait_streams_closed(timeout=10.0)
