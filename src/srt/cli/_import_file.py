@@ -12,7 +12,8 @@ The batches go into a scratch session (``srt-import-<hex>-NAME``), renamed ``NAM
 one statement after the last line: a bad line, any other error or Ctrl-C deletes it
 (the messages already written stay stored, unreachable, until ``srt gc``), and a
 process killed mid-import leaves that scratch session, never part of a file under
-``NAME``.
+``NAME``; a later import or ``srt gc`` deletes it once its owner is provably dead
+(``_scratch``).
 """
 
 from __future__ import annotations
@@ -36,13 +37,12 @@ from ..message import DEFAULT_MAX_MESSAGE_BYTES
 from ..runtime import Runtime
 from ..store import NewNode
 from ._common import CommandError, escape_line, read_stdin, runtime
+from ._scratch import SCRATCH, forget, reap, record
 from ._sessions import json_line, parse_import
 
 #: Input read between two appends (the lines' bytes; the batch ends at the line that
 #: reaches it): 4 MiB keeps a few thousand messages in memory and one commit per batch.
 BATCH_BYTES = 4 << 20
-#: The start of a scratch session's name.
-SCRATCH = "srt-import-"
 
 #: One line of input: its number (from 1), the offset of its first byte, its bytes.
 Line = tuple[int, int, bytes]
@@ -142,12 +142,14 @@ def write(rt: Runtime, name: str, batches: Iterable[Batch]) -> int:
     taken = f"a session named {name!r} already exists; pick another name with --name"
     if store.get_session(name) is not None:
         raise CommandError(taken)
+    reap(store)  # (the scratch sessions of imports killed on this host)
     scratch = f"{SCRATCH}{secrets.token_hex(4)}-{name}"[:MAX_NAME_CHARS]
     row = store.create_session(scratch, None, exist_ok=False, limit=rt.max_sessions)
     hashing = store.hashing
     head: int | None = None
     depth, prefix = 0, _core.ROOT
     try:
+        record(store, row.id, scratch)
         for batch in batches:
             prepared = checked(batch, rt)
             prefixes = hashing.chain_many(prefix, [p.hash for p in prepared])
@@ -157,6 +159,7 @@ def write(rt: Runtime, name: str, batches: Iterable[Batch]) -> int:
             ]
             ids = store.append(row.id, head, head, depth, nodes, parent_prefix=prefix)
             head, depth, prefix = ids[-1], depth + len(ids), prefixes[-1]
+        forget(store, row.id)
         try:
             rt.rename(scratch, name)
         except SessionExistsError:  # (created meanwhile)
