@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 from . import _core
@@ -25,7 +25,14 @@ from .message import TEXT_HEADS, canonical_text, canonicalize, redact_strings
 from .store import CallRecord, NewNode, ObjectPut
 from .wire.convert import to_canonical
 
-__all__ = ["REBASE_MAX_WAIT", "SHARE_MIN_MESSAGES", "Chain", "ChainListener", "Prepared"]
+__all__ = [
+    "REBASE_MAX_WAIT",
+    "SHARE_MIN_MESSAGES",
+    "Chain",
+    "ChainListener",
+    "Prepared",
+    "prepare",
+]
 
 #: The longest wait between two rebase attempts, in seconds.
 REBASE_MAX_WAIT = 0.05
@@ -48,6 +55,39 @@ class Prepared(NamedTuple):
     hash: bytes
     body: bytes
     meta: bytes | None
+
+
+def prepare(
+    messages: Iterable[Any],
+    limit: int,
+    redact: Callable[[str], str] | None,
+    digest: Callable[[bytes], bytes],
+    model: str | None = None,
+) -> list[Prepared]:
+    """Validate, convert and canonicalize ``messages``: each one's hash (``digest``),
+    canonical body and metadata, after the redaction hook ``redact``, within ``limit``
+    bytes. Nothing is written. What every write of a message goes through: a session's
+    (``Chain.prepare``) and ``srt import``'s."""
+    plain = _core.plain_prepared
+    out: list[Prepared] = []
+    for given in messages:
+        if redact is not None:
+            given = redact_strings(given, redact)
+        # {"role": ..., "content": "..."}, most turns: in C (None: any other message,
+        # or one canonical_text refuses, which then says why)
+        fast = plain(given, TEXT_HEADS, limit, digest, Prepared)
+        if fast is not None:
+            out.append(fast)
+            continue
+        text = canonical_text(given, limit)
+        if text is not None:
+            out.append(Prepared(digest(text), text, None))
+            continue
+        converted = to_canonical(given, model) if not isinstance(given, Message) else [given]
+        for msg in converted:
+            body, meta = canonicalize(msg, limit)
+            out.append(Prepared(digest(body), body, meta))
+    return out
 
 
 class Chain(ChainState):
@@ -120,30 +160,13 @@ class Chain(ChainState):
     # -- writing -----------------------------------------------------------------
 
     def prepare(self, messages: Iterable[Any], model: str | None = None) -> list[Prepared]:
-        """Validate, convert and canonicalize ``messages``; nothing is written."""
-        limit = self.shared.max_message_bytes
-        hook = self.shared.redact
-        digest = self.store.hashing.digest
-        plain = _core.plain_prepared
-        out: list[Prepared] = []
-        for given in messages:
-            if hook is not None:
-                given = redact_strings(given, hook)
-            # {"role": ..., "content": "..."}, most turns: in C (None: any other message,
-            # or one canonical_text refuses, which then says why)
-            fast = plain(given, TEXT_HEADS, limit, digest, Prepared)
-            if fast is not None:
-                out.append(fast)
-                continue
-            text = canonical_text(given, limit)
-            if text is not None:
-                out.append(Prepared(digest(text), text, None))
-                continue
-            converted = to_canonical(given, model) if not isinstance(given, Message) else [given]
-            for msg in converted:
-                body, meta = canonicalize(msg, limit)
-                out.append(Prepared(digest(body), body, meta))
-        self.shared.count_serialized(len(out))
+        """Validate, convert and canonicalize ``messages`` as this store keeps them
+        (``prepare``); nothing is written."""
+        shared = self.shared
+        out = prepare(
+            messages, shared.max_message_bytes, shared.redact, self.store.hashing.digest, model
+        )
+        shared.count_serialized(len(out))
         return out
 
     def left(self, keep: int, action: str) -> list[ObjectPut]:

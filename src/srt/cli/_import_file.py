@@ -12,7 +12,8 @@ The batches go into a scratch session (``srt-import-<hex>-NAME``), renamed ``NAM
 one statement after the last line: a bad line, any other error or Ctrl-C deletes it
 (the messages already written stay stored, unreachable, until ``srt gc``), and a
 process killed mid-import leaves that scratch session, never part of a file under
-``NAME``.
+``NAME``; a later import or ``srt gc`` deletes it once its owner is provably dead
+(``_scratch``).
 """
 
 from __future__ import annotations
@@ -25,23 +26,23 @@ import json
 import os
 import secrets
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 from .. import _core
+from .._chain import Prepared, prepare
 from .._shared import MAX_NAME_CHARS, check_name
 from ..errors import InvalidMessageError, SessionExistsError, SrtError
-from ..message import canonicalize, redact_strings
+from ..message import DEFAULT_MAX_MESSAGE_BYTES
 from ..runtime import Runtime
 from ..store import NewNode
 from ._common import CommandError, escape_line, read_stdin, runtime
+from ._scratch import SCRATCH, forget, reap, record
 from ._sessions import json_line, parse_import
 
 #: Input read between two appends (the lines' bytes; the batch ends at the line that
 #: reaches it): 4 MiB keeps a few thousand messages in memory and one commit per batch.
 BATCH_BYTES = 4 << 20
-#: The start of a scratch session's name.
-SCRATCH = "srt-import-"
 
 #: One line of input: its number (from 1), the offset of its first byte, its bytes.
 Line = tuple[int, int, bytes]
@@ -115,19 +116,18 @@ def _line_batches(lines: Iterable[Line]) -> Iterator[Batch]:
         yield batch
 
 
-def _checked(batch: Batch, rt: Runtime | None = None) -> list[tuple[bytes, bytes | None]]:
-    """Each message's canonical body and metadata (as ``rt`` stores them: its redaction
-    hook and size limit); an invalid message names its line."""
-    hook = rt.redact if rt is not None else None
-    out = []
+def checked(batch: Batch, rt: Runtime | None = None) -> list[Prepared]:
+    """Each message as ``rt`` stores it (``_chain.prepare``, as a session's append: its
+    redaction hook, size limit and hashing; without ``rt``, a check with the defaults);
+    an invalid message names its line."""
+    digest: Callable[[bytes], bytes] = _core.digest
+    limit, hook = DEFAULT_MAX_MESSAGE_BYTES, None
+    if rt is not None:
+        limit, hook, digest = rt.max_message_bytes, rt.redact, rt.store.hashing.digest
+    out: list[Prepared] = []
     for number, message in batch:
         try:
-            if hook is not None:
-                message = redact_strings(message, hook)
-            if rt is None:
-                out.append(canonicalize(message))
-            else:
-                out.append(canonicalize(message, rt.max_message_bytes))
+            out += prepare([message], limit, hook, digest)
         except InvalidMessageError as exc:
             if number is None:
                 raise
@@ -135,29 +135,31 @@ def _checked(batch: Batch, rt: Runtime | None = None) -> list[tuple[bytes, bytes
     return out
 
 
-def _write(rt: Runtime, name: str, batches: Iterable[Batch]) -> int:
+def write(rt: Runtime, name: str, batches: Iterable[Batch]) -> int:
     """Append ``batches`` to a scratch session, then rename it ``name``; the number of
     messages. On any failure the scratch session is deleted."""
     store = rt.store
     taken = f"a session named {name!r} already exists; pick another name with --name"
     if store.get_session(name) is not None:
         raise CommandError(taken)
+    reap(store)  # (the scratch sessions of imports killed on this host)
     scratch = f"{SCRATCH}{secrets.token_hex(4)}-{name}"[:MAX_NAME_CHARS]
     row = store.create_session(scratch, None, exist_ok=False, limit=rt.max_sessions)
     hashing = store.hashing
     head: int | None = None
     depth, prefix = 0, _core.ROOT
     try:
+        record(store, row.id, scratch)
         for batch in batches:
-            prepared = _checked(batch, rt)
-            hashes = [hashing.digest(body) for body, _meta in prepared]
-            prefixes = hashing.chain_many(prefix, hashes)
+            prepared = checked(batch, rt)
+            prefixes = hashing.chain_many(prefix, [p.hash for p in prepared])
             nodes = [
                 NewNode(h, body, p, meta)
-                for h, (body, meta), p in zip(hashes, prepared, prefixes, strict=True)
+                for (h, body, meta), p in zip(prepared, prefixes, strict=True)
             ]
             ids = store.append(row.id, head, head, depth, nodes, parent_prefix=prefix)
             head, depth, prefix = ids[-1], depth + len(ids), prefixes[-1]
+        forget(store, row.id)
         try:
             rt.rename(scratch, name)
         except SessionExistsError:  # (created meanwhile)
@@ -208,10 +210,10 @@ def _import(args: argparse.Namespace, stream: IO[bytes], source: str, name: str)
     first = next(batches, None)
     if first is None:
         raise CommandError("the input holds no message: there is nothing to import")
-    _checked(first)
+    checked(first)
     check_name(name)
     with runtime(args, create=True) as rt:
-        count = _write(rt, name, itertools.chain([first], batches))
+        count = write(rt, name, itertools.chain([first], batches))
     print(f"{escape_line(name)}: {count} messages")
 
 

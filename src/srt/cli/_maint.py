@@ -116,6 +116,7 @@ def _size(n: int) -> str:
 
 def gc(args: argparse.Namespace) -> None:
     from ..store.sweeps import declared  # (loaded by Runtime.gc: not by every command)
+    from . import _scratch  # noqa: F401 (declares the sweep of killed imports' scratch sessions)
 
     with open_db(args) as rt:
         if args.history_retention is not None and not args.dry_run:
