@@ -30,6 +30,7 @@
         ├── ProviderTimeoutError
         ├── ProviderConnectionError
         ├── ProviderResponseError     (.status, .body)
+        │   ├── ModelNotFoundError      (.model, .provider)
         │   └── ProviderContextOverflowError(ProviderResponseError, ContextOverflowError)
         │                                   (.provider_message, .prompt_tokens, .limit)
         └── StreamInterruptedError
@@ -52,6 +53,7 @@ __all__ = [
     "HistoryIndexError",
     "InvalidMessageError",
     "InvalidSessionNameError",
+    "ModelNotFoundError",
     "NotAnSrtDatabaseError",
     "ProviderAuthError",
     "ProviderConnectionError",
@@ -224,6 +226,33 @@ class ProviderResponseError(ProviderError):
         super().__init__(message)
         self.status = status
         self.body = body
+
+
+class ModelNotFoundError(ProviderResponseError):
+    """The provider has no model (or Azure deployment) by the name the request sent:
+    OpenAI's ``model_not_found``, Azure's ``DeploymentNotFound``, Anthropic's
+    ``not_found_error`` for a model, Bedrock's "The provided model identifier is invalid."
+    or ``ResourceNotFoundException``, an OpenAI-compatible server's "model ... does not
+    exist".
+
+    ``model`` is the name as sent (for Azure, the deployment's), ``provider`` the
+    provider's name (``"openai"``, ``"azure"``...). The message names both and what to
+    check. Never retried: the same name would be refused again. Nothing is appended to
+    the session.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        body: str | None = None,
+        *,
+        model: str = "",
+        provider: str = "",
+    ) -> None:
+        super().__init__(message, status=status, body=body)
+        self.model = model
+        self.provider = provider
 
 
 class ProviderContextOverflowError(ProviderResponseError, ContextOverflowError):

@@ -19,6 +19,7 @@ from ..errors import (
     ContextOverflowError,
     HistoryIndexError,
     InvalidMessageError,
+    ModelNotFoundError,
     ProviderAuthError,
     ProviderConnectionError,
     ProviderContextOverflowError,
@@ -179,9 +180,26 @@ def _from_provider(exc: ProviderError) -> ApiError:
         return ApiError(504, "The upstream provider timed out.", code="upstream_timeout")
     if isinstance(exc, (ProviderConnectionError, StreamInterruptedError)):
         return ApiError(502, "The upstream provider could not be reached.", code="upstream_error")
+    if isinstance(exc, ModelNotFoundError):  # as OpenAI answers a model it does not have
+        what = "deployment" if exc.provider == "azure" else "model"
+        return ApiError(
+            404,
+            f"The upstream provider ({exc.provider}) has no {what} '{exc.model}': "
+            f"{_upstream_message(exc)}",
+            param="model",
+            code="model_not_found",
+        )
     if isinstance(exc, ProviderResponseError):
         status = exc.status or 502
         message = _upstream_message(exc)
+        if status == 404:  # a wrong base URL, api-version or deployment: the gateway's setup
+            return ApiError(
+                502,
+                "The upstream provider answered 404 (no such path, api-version or "
+                f"deployment): {message}; check the gateway's upstream base URL, "
+                "api_version and deployment",
+                code="upstream_not_found",
+            )
         if 400 <= status < 500 and status not in (401, 403, 404, 429):
             return ApiError(
                 400,

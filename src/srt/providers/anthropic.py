@@ -6,8 +6,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConfigError
-from .base import Options, Provider, read_key
+from ..wire.notfound import NotFound
+from .base import Options, Provider, _quoted, read_key
 from .base import base_url as url_of
+from .policy import Missing
 
 __all__ = ["Anthropic"]
 
@@ -23,6 +25,7 @@ class Anthropic(Provider):
     """
 
     name = "anthropic"
+    label = "Anthropic"
     format = "anthropic.messages"
     default_model = "claude-sonnet-4-5"
     VERSION = "2026-10-21"
@@ -54,6 +57,15 @@ class Anthropic(Provider):
 
     def auth_headers(self) -> dict[str, str]:
         return {"x-api-key": self.__key or ""}
+
+    def missing(self, found: NotFound, model: str) -> Missing:
+        if found.kind == "model":
+            hint = f"Anthropic has no model {_quoted(model)}; check the model name"
+            return Missing(hint, model, self.name)
+        base = self._shown_base()
+        if base.endswith("/v1"):  # (srt adds /v1/messages itself)
+            return Missing(f"404 from Anthropic at {base}: is /v1 doubled? srt adds /v1/messages")
+        return Missing(f"Anthropic serves no such path under {base}; check the base URL")
 
     def version_headers(self, params: Mapping[str, Any]) -> dict[str, str]:
         if self.version is not None:

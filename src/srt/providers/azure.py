@@ -8,7 +8,9 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..wire.azure import AzureEndpoint
-from .base import Options, Provider, check_key
+from ..wire.notfound import NotFound
+from .base import Options, Provider, _quoted, check_key
+from .policy import Missing, shown_url
 
 __all__ = ["Azure"]
 
@@ -27,6 +29,7 @@ class Azure(Provider):
     later models, so it is off by default."""
 
     name = "azure"
+    label = "Azure OpenAI"
 
     @classmethod
     def from_options(cls, options: Options) -> tuple[Provider, str | None]:
@@ -89,6 +92,29 @@ class Azure(Provider):
 
     def auth_headers(self) -> dict[str, str]:
         return dict(self.__auth)
+
+    def missing(self, found: NotFound, model: str) -> Missing:
+        """Azure's words: a deployment (the URL's on the deployment path, else the body's
+        ``model``), an api-version, the endpoint."""
+        ep = self.endpoint
+        base = shown_url(ep.base_url, self._secrets)
+        if found.kind in ("model", "deployment"):
+            dep = ep.deployment if self.api == "chat" and not ep.use_v1 else None
+            dep = dep or model
+            hint = (
+                f"Azure OpenAI has no deployment {_quoted(dep)} at {base}; check the "
+                "deployment name (not the model name)"
+            )
+            return Missing(hint, dep, self.name)
+        if found.kind == "api_version" and ep.api_version is not None:
+            return Missing(
+                f"Azure OpenAI at {base} does not serve api-version {_quoted(ep.api_version)} "
+                "on this path; check the api-version (and the endpoint)"
+            )
+        return Missing(
+            f"Azure OpenAI at {base} serves no such path; check the endpoint "
+            "(https://{resource}.openai.azure.com) and the api-version"
+        )
 
     def served_model(self, model: str) -> str | None:
         """The model deployment ``model`` runs, as ``deployments`` says (if another)."""

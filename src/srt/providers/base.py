@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,10 @@ import httpx
 from .._core import Body
 from ..errors import ConfigError, ProviderError
 from ..wire import get_format
+from ..wire.notfound import RULES as NOT_FOUND_RULES
+from ..wire.notfound import NotFound
 from ..wire.overflow import Overflow
+from .policy import Missing, shown_url
 from .transport import AsyncTransport, HTTPRequest, RetryPolicy, Timeouts, Transport, redact
 
 __all__ = ["Options", "Provider", "read_key"]
@@ -53,6 +56,8 @@ class Provider:
 
     #: The name in the usage ledger.
     name = "provider"
+    #: The provider as error messages name it.
+    label = "the provider"
     format = "openai.chat"
     #: The model ``srt chat`` uses when neither ``--model`` nor ``$SRT_MODEL`` names one.
     default_model: str | None = None
@@ -184,7 +189,13 @@ class Provider:
         headers.update(self.auth_headers())
         headers.update(self.version_headers(params or {}))
         return HTTPRequest(
-            "POST", self.url(model, stream), headers, body, stream=stream, secrets=self._secrets
+            "POST",
+            self.url(model, stream),
+            headers,
+            body,
+            stream=stream,
+            secrets=self._secrets,
+            not_found=self.not_found(model),
         )
 
     def context_overflow(
@@ -197,12 +208,46 @@ class Provider:
         whose server words it otherwise overrides this."""
         return get_format(self.format).context_overflow(status, body, headers)
 
+    def not_found(self, model: str) -> Callable[[int, str, Mapping[str, str]], Missing | None]:
+        """Tells an error answer (``status``, its body's text, its headers) to a request
+        naming ``model`` that says the model (or deployment, api-version, path) does not
+        exist, by its wire format's provider family (``srt.wire.notfound``), and says
+        what to check (``missing``)."""
+        rule = NOT_FOUND_RULES.get(get_format(self.format).provider)
+
+        def tell(status: int, body: str, headers: Mapping[str, str]) -> Missing | None:
+            found = rule(status, body, headers) if rule is not None else None
+            return None if found is None else self.missing(found, model)
+
+        return tell
+
+    def missing(self, found: NotFound, model: str) -> Missing:
+        """What to check when the provider says ``found.kind`` does not exist, for a
+        request naming ``model``: OpenAI's and the OpenAI-compatible servers' words
+        (the other providers override it)."""
+        if found.kind == "model":
+            hint = f"{self.label} has no model {_quoted(model)} (or this key may not use it)"
+            return Missing(hint + "; check the model name", model, self.name)
+        base = self._shown_base()
+        if base.endswith("/v1"):
+            return Missing(f"{self.label} serves no such path under {base}; check the base URL")
+        return Missing(f"404 from {self.label} at {base}: is the base URL missing /v1?")
+
+    def _shown_base(self) -> str:
+        """The base URL requests go under, as error text shows it."""
+        return shown_url(str(getattr(self, "base_url", "")), self._secrets)
+
     def version_headers(self, params: Mapping[str, Any]) -> dict[str, str]:
         """API-version headers for a request with body parameters ``params``."""
         return {}
 
     def __repr__(self) -> str:
         return f"<srt {type(self).__name__} provider format={self.format}>"
+
+
+def _quoted(name: str) -> str:
+    """A model or deployment name as a message shows it (its first 200 characters)."""
+    return "'" + (name if len(name) <= 200 else name[:200] + "...") + "'"
 
 
 def base_url(given: Any, env: str | None, default: str, what: str = "base_url") -> str:

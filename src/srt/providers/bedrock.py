@@ -9,8 +9,10 @@ from urllib.parse import quote
 
 from .._core import Body
 from ..errors import ConfigError
-from .base import Options, Provider, check_key
+from ..wire.notfound import NotFound
+from .base import Options, Provider, _quoted, check_key
 from .base import base_url as url_of
+from .policy import Missing, shown_url
 from .sigv4 import AwsCredentials, sign
 from .transport import HTTPRequest
 
@@ -26,6 +28,7 @@ class Bedrock(Provider):
     """
 
     name = "bedrock"
+    label = "Bedrock"
     format = "bedrock.converse"
     default_model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 
@@ -91,4 +94,23 @@ class Bedrock(Provider):
         else:
             assert self.__creds is not None
             headers.update(sign("POST", url, headers, body, self.__creds, self.region or ""))
-        return HTTPRequest("POST", url, headers, body, stream=stream, secrets=self._secrets)
+        return HTTPRequest(
+            "POST",
+            url,
+            headers,
+            body,
+            stream=stream,
+            secrets=self._secrets,
+            not_found=self.not_found(model),
+        )
+
+    def missing(self, found: NotFound, model: str) -> Missing:
+        if found.kind == "model":
+            hint = (
+                f"Bedrock has no model {_quoted(model)} in {self.region}; check the model id "
+                "(or the inference profile id, such as 'us.' + the model id, where the model "
+                "needs one) and that the model is offered in this region"
+            )
+            return Missing(hint, model, self.name)
+        base = shown_url(self.endpoint_url, self._secrets)
+        return Missing(f"Bedrock at {base} serves no such path; check endpoint_url")

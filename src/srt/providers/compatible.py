@@ -23,6 +23,7 @@ class OpenAICompatible(OpenAI):
     """
 
     name = "openai_compatible"
+    label = "the OpenAI-compatible server"
 
     @classmethod
     def from_options(cls, options: Options) -> tuple[Provider, str | None]:

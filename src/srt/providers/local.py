@@ -395,6 +395,7 @@ class LocalProvider(OpenAICompatible):
             req.body,
             stream=req.stream,
             secrets=req.secrets,
+            not_found=req.not_found,
             slot=_slot_of(body),
         )
 

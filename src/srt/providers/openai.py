@@ -15,6 +15,7 @@ class OpenAI(Provider):
     """OpenAI: Chat Completions (``api="chat"``) or Responses (``api="responses"``)."""
 
     name = "openai"
+    label = "OpenAI"
     default_model = "gpt-4o-mini"
 
     @classmethod

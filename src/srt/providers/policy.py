@@ -13,7 +13,10 @@ Timeouts (``Timeouts``): a connect timeout, an idle timeout for the response hea
 and for each streamed chunk, and a total cap for the whole call.
 
 ``redact`` scrubs secrets (and anything shaped like an API key) from text;
-``status_error`` is what a non-2xx answer means, with its text scrubbed so.
+``status_error`` is what a non-2xx answer means, with its text scrubbed so. A refusal
+that says the model, deployment, api-version or path does not exist (``Missing``, from
+the provider's ``not_found``) leads with what to check; such a 404 or 400 is not retried
+(the status rule above).
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from ..errors import (
+    ModelNotFoundError,
     ProviderAuthError,
     ProviderContextOverflowError,
     ProviderError,
@@ -39,9 +43,20 @@ if TYPE_CHECKING:
 
     from ..wire.overflow import Overflow
 
-__all__ = ["RetryPolicy", "Timeouts", "redact", "shown_url", "status_error"]
+__all__ = ["Missing", "RetryPolicy", "Timeouts", "redact", "shown_url", "status_error"]
 
 _SHOWN_BODY = 2000
+
+
+class Missing(NamedTuple):
+    """What a refusal says does not exist, as the provider tells it: ``hint`` says what
+    to check (naming the name as sent and the provider); ``model`` is the model or
+    deployment name when that is what is missing (a ``ModelNotFoundError``), else
+    ``None`` (an api-version, a path: a ``ProviderResponseError``)."""
+
+    hint: str
+    model: str | None = None
+    provider: str = ""
 
 
 class Refused(Protocol):
@@ -51,6 +66,7 @@ class Refused(Protocol):
     url: str
     secrets: tuple[str, ...]
     overflow: Callable[[int, str, Mapping[str, str]], Overflow | None] | None
+    not_found: Callable[[int, str, Mapping[str, str]], Missing | None] | None
 
 
 @dataclass(frozen=True)
@@ -181,4 +197,12 @@ def status_error(
             prompt_tokens=over.prompt_tokens,
             limit=over.limit,
         )
+    missing = req.not_found(status, full, headers) if req.not_found is not None else None
+    if missing is not None:
+        hint = redact(missing.hint, req.secrets)
+        msg = f"{hint}{' ' if hint.endswith('?') else '. '}{msg}"
+        if missing.model is not None:
+            return ModelNotFoundError(
+                msg, status=status, body=text, model=missing.model, provider=missing.provider
+            )
     return ProviderResponseError(msg, status=status, body=text)

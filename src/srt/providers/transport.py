@@ -40,7 +40,7 @@ from .apool import AsyncPool
 from .aresponse import AsyncResponse
 from .guard import Guarded
 from .http1 import Stop, Target, request_headers
-from .policy import RetryPolicy, Timeouts, redact, shown_url, status_error
+from .policy import Missing, RetryPolicy, Timeouts, redact, shown_url, status_error
 from .pool import Pool, ResponseStream
 from .proxies import Proxies, ProxyRefusedError, tls_context
 from .sendall import HTTPTransport
@@ -81,6 +81,11 @@ class HTTPRequest:
     #: longer than the model's context window (the provider's ``context_overflow``):
     #: raised as ``ProviderContextOverflowError``.
     overflow: Callable[[int, str, Mapping[str, str]], Overflow | None] | None = field(
+        default=None, repr=False, compare=False
+    )
+    #: Tells an error answer that says the model, deployment, api-version or path does
+    #: not exist (the provider's ``not_found``): ``status_error`` leads with its hint.
+    not_found: Callable[[int, str, Mapping[str, str]], Missing | None] | None = field(
         default=None, repr=False, compare=False
     )
     #: The caller's stop (a stream's ``cancel()``): on srt's sync pool, stopping it

@@ -9,6 +9,8 @@ each tool, then ``{"instructions": ...}`` when given, then every input item of t
 from __future__ import annotations
 
 import re
+import time
+import uuid
 from typing import Any
 
 from ._common import ApiError, Prepared, dumps, strip_markers
@@ -18,6 +20,7 @@ __all__ = [
     "error_body",
     "error_event",
     "failed_event",
+    "new_conversation",
     "prepare_chat",
     "prepare_responses",
 ]
@@ -410,6 +413,28 @@ def prepare_responses(body: Any, chain: list[JSON], model: str | None = None) ->
         cache_ttl_s=_RETENTION.get(body.get("prompt_cache_retention") or "in_memory"),
         extra={"items": items, "chain": chain},
     )
+
+
+def new_conversation(body: Any) -> tuple[JSON, list[JSON]]:
+    """``POST /v1/conversations``: the conversation object, and the input items of its
+    ``items`` (as a response's ``input`` takes them)."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "Invalid type for the request body: expected an object.")
+    unknown = sorted(set(body) - {"items", "metadata"})
+    if unknown:
+        raise ApiError(400, f"Unrecognized request argument supplied: {unknown[0]}")
+    items = body.get("items") or []
+    metadata = body.get("metadata") or {}
+    if not isinstance(items, list) or not isinstance(metadata, dict):
+        raise ApiError(400, "Invalid type for 'items' or 'metadata'.", param="items")
+    prep = prepare_responses({"model": "-", "input": items}, [])
+    obj = {
+        "id": f"conv_{uuid.uuid4().hex}",
+        "object": "conversation",
+        "created_at": int(time.time()),
+        "metadata": metadata,
+    }
+    return obj, list(prep.extra["items"])
 
 
 def conversation_id(body: dict[str, Any]) -> str:

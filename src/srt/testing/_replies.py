@@ -66,7 +66,11 @@ def encode_event_frame(headers: Mapping[str, str], payload: bytes) -> bytes:
 
 
 def route(path: str, query: Mapping[str, list[str]]) -> tuple[str, dict[str, str]] | None:
-    """``(endpoint name, params)`` for a POST path, or None (404)."""
+    """``(endpoint name, params)`` for a POST path, or None (404). An Azure path's params
+    carry its ``api_version`` (the query's), and ``v1`` (``"1"``) on the v1 path; a dated
+    path without one is not served (Azure's 404 "Resource not found")."""
+    version = query.get("api-version")
+    azure = {"api_version": version[0]} if version else {}
     simple = {
         "/v1/chat/completions": "openai.chat",
         "/v1/responses": "openai.responses",
@@ -77,12 +81,13 @@ def route(path: str, query: Mapping[str, list[str]]) -> tuple[str, dict[str, str
         "/v1/conversations": "openai.conversations",
     }
     if path in simple:
-        return simple[path], {}
-    if path == "/openai/responses" and query.get("api-version"):
-        return "azure.responses", {}
+        endpoint = simple[path]
+        return endpoint, ({**azure, "v1": "1"} if endpoint.startswith("azure.") else {})
+    if path == "/openai/responses" and version:
+        return "azure.responses", azure
     m = re.fullmatch(r"/openai/deployments/([^/]+)/chat/completions", path)
-    if m and query.get("api-version"):
-        return "azure.chat", {"deployment": unquote(m[1])}
+    if m and version:
+        return "azure.chat", {**azure, "deployment": unquote(m[1])}
     m = re.fullmatch(r"/model/([^/]+)/(converse|converse-stream)", path)
     if m:
         kind = "bedrock.converse" if m[2] == "converse" else "bedrock.converse_stream"

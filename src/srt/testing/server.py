@@ -48,7 +48,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ..wire.sse import json_utf8
-from . import _anthropic, _openai, _window
+from . import _anthropic, _notfound, _openai, _window
 from ._common import (
     ApiError,
     BreakpointCache,
@@ -134,6 +134,12 @@ class ProviderServer:
             not in it runs the model it is named for (``gpt-4o`` answers ``gpt-4o``). The
             deployment is the URL's on the deployment path, else the body's ``model``.
             ``azure_deployments`` is a plain dict a test may change.
+        azure_strict: only ``azure_deployments``' deployments exist: another answers
+            Azure's 404 ``DeploymentNotFound``.
+        azure_api_versions: the api-versions Azure's dated paths serve (``None``: any
+            ``YYYY-MM-DD[-preview]``); another, or none, answers 404 "Resource not found".
+        models: the models the OpenAI, Anthropic and Bedrock endpoints serve (``None``:
+            any); another answers each provider's "not found" (``srt.testing._notfound``).
     """
 
     def __init__(
@@ -154,12 +160,18 @@ class ProviderServer:
         imitate: str = "openai",
         responses_state: bool = True,
         azure_deployments: Mapping[str, str] | None = None,
+        azure_strict: bool = False,
+        azure_api_versions: Iterable[str] | None = None,
+        models: Iterable[str] | None = None,
     ) -> None:
         if imitate not in _window.IMITATED:
             raise ValueError(f"imitate must be one of {sorted(_window.IMITATED)}")
         self.azure_deployments = dict(azure_deployments or {})
         if not all(isinstance(v, str) and v for kv in self.azure_deployments.items() for v in kv):
             raise ValueError("azure_deployments maps deployment names to model names")
+        self.azure_strict = azure_strict
+        self.azure_api_versions = None if azure_api_versions is None else set(azure_api_versions)
+        self.models = None if models is None else set(models)
         self.clock = Clock()
         self.responses_ttl_s = responses_ttl_s
         self.cache_minimum = cache_minimum
@@ -363,8 +375,7 @@ class ProviderServer:
             if method == "GET" and parts.path in ("/", "/health"):
                 h.send_json(200, {"ok": True, "endpoints": sorted(ENDPOINTS)}, {})
                 return
-            msg = f"Unknown request URL: {method} {parts.path}"
-            h.send_json(404, {"error": {"message": msg, "type": "invalid_request_error"}}, {})
+            h.send_json(404, *_notfound.unknown_path(method, parts.path))
             return
         endpoint, params = found
         provider = endpoint.split(".")[0]
@@ -460,35 +471,29 @@ class ProviderServer:
     def _new_conversation(self, body: Any) -> JSON:
         """``POST /v1/conversations``: a conversation holding ``items`` (input items, as a
         response's ``input`` takes them), which responses that name it carry on."""
-        if not isinstance(body, dict):
-            raise ApiError(400, "Invalid type for the request body: expected an object.")
-        unknown = sorted(set(body) - {"items", "metadata"})
-        if unknown:
-            raise ApiError(400, f"Unrecognized request argument supplied: {unknown[0]}")
-        items = body.get("items") or []
-        metadata = body.get("metadata") or {}
-        if not isinstance(items, list) or not isinstance(metadata, dict):
-            raise ApiError(400, "Invalid type for 'items' or 'metadata'.", param="items")
-        prep = _openai.prepare_responses({"model": "-", "input": items}, [])
-        cid = f"conv_{uuid.uuid4().hex}"
+        obj, items = _openai.new_conversation(body)
         with self._lock:
-            self._conversations[cid] = list(prep.extra["items"])
-        return {
-            "id": cid,
-            "object": "conversation",
-            "created_at": int(time.time()),
-            "metadata": metadata,
-        }
+            self._conversations[obj["id"]] = items
+        return obj
 
     def _prepare(self, endpoint: str, params: Mapping[str, str], body: Any) -> Prepared:
+        azure = endpoint.startswith("azure.")
+        if azure:
+            _notfound.check_api_version(params, self.azure_api_versions, "v1" in params)
+            deps = self.azure_deployments if self.azure_strict else None
+            if params.get("deployment"):  # (found before the body is read)
+                _notfound.check_model(endpoint, params["deployment"], None, deps)
         if endpoint.endswith(".responses"):
             prep = _openai.prepare_responses(body, self._chain(body))
         else:
             prep = render(endpoint, body, model=params.get("deployment") or params.get("model"))
-        if endpoint.startswith("azure."):  # (the deployment path ignores the body's model)
+        if azure:  # (the deployment path ignores the body's model)
             deployment = params.get("deployment") or prep.model
+            _notfound.check_model(endpoint, deployment, None, deps)
             prep.extra["deployment"] = deployment
             prep.model = self.azure_deployments.get(deployment, deployment)
+        else:
+            _notfound.check_model(endpoint, prep.model, self.models, None)
         return prep
 
     def _account(self, provider: str, prep: Prepared) -> CacheUsage:
