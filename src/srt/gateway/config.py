@@ -34,7 +34,8 @@
     [[routes]]
     model = "claude-*"            # a glob on the model name a client asks for
     upstream = "claude"
-    upstream_model = "claude-sonnet-4-5"   # optional: the name sent upstream
+    upstream_model = "claude-sonnet-4-5"   # optional: the name sent upstream ("*": the
+                                           # part of the name a route's one "*" matched)
     context_window = 200000       # for truncation "auto" (tokens)
 
     [tenants.acme]
@@ -232,8 +233,38 @@ class Route:
     upstream_model: str | None = None
     context_window: int | None = None
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not isinstance(self.upstream, str):
+            raise ConfigError("a route needs model (a glob) and upstream (a name), as strings")
+        where = f"route {self.model!r}"
+        if self.upstream_model is not None and (
+            not isinstance(self.upstream_model, str) or not self.upstream_model
+        ):
+            raise ConfigError(f"{where}: upstream_model must be a model name (a string)")
+        if "*" in (self.upstream_model or "") and (
+            self.model.count("*") != 1 or any(c in self.model for c in "?[")
+        ):
+            raise ConfigError(
+                f"{where}: upstream_model {self.upstream_model!r} takes the part of the name "
+                "the route's '*' matched, so the route's model needs exactly one '*' (and no "
+                "'?' or '['), as in model = \"azure/*\", upstream_model = \"*\""
+            )
+        cw = self.context_window
+        if cw is not None and (isinstance(cw, bool) or not isinstance(cw, int) or cw < 1):
+            raise ConfigError(f"{where}: context_window must be a positive integer, got {cw!r}")
+
     def matches(self, name: str) -> bool:
         return fnmatch.fnmatchcase(name, self.model)
+
+    def upstream_name(self, name: str) -> str | None:
+        """The model name sent upstream for the client's ``name`` (which ``matches``):
+        ``upstream_model`` with its ``*`` replaced by the part of ``name`` the route's
+        ``*`` matched (``"azure/*"`` and ``"*"`` send ``"gpt-4o"`` for ``"azure/gpt-4o"``);
+        None: the client's name as it is."""
+        if self.upstream_model is None or "*" not in self.upstream_model:
+            return self.upstream_model
+        head, _, tail = self.model.partition("*")
+        return self.upstream_model.replace("*", name[len(head) : len(name) - len(tail)])
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,7 @@ class Gateway:
                 param="model",
                 code="model_not_found",
             )
-        up_model = route.upstream_model or model
+        up_model = route.upstream_name(model) or model
         key = (
             route.upstream,
             up_model if self.config.upstreams[route.upstream].kind == "azure" else "",
