@@ -15,10 +15,20 @@ import uvicorn
 import srt
 import srt.gateway
 from srt.gateway.config import Config, Route, Upstream
+from srt.gateway.texts import GRACE_S, TEXT
 from srt.testing import ProviderServer
 from support import connect
 
-__all__ = ["UPSTREAM_KEY", "Harness", "config", "count", "dump", "harness", "serving"]
+__all__ = [
+    "UPSTREAM_KEY",
+    "Harness",
+    "age_texts",
+    "config",
+    "count",
+    "dump",
+    "harness",
+    "serving",
+]
 
 UPSTREAM_KEY = "sk-upstream-0123456789abcdef0123456789"
 
@@ -130,3 +140,18 @@ def dump(path: str, table: str) -> str:
         except Exception:  # the objects table is made by the first object written
             return ""
     return repr(rows)
+
+
+def age_texts(db: str, monkeypatch: Any, *values: str) -> None:
+    """As if the gateway texts holding ``values`` (JSON) were last used two grace
+    periods ago: each written again (the same bytes) with the clock moved back."""
+    then = time.time() - 2 * GRACE_S
+    with srt.Runtime(db) as rt:
+        store = rt.store
+        for row in list(store.scan_objects(kind=TEXT)):
+            if bytes(row.value).decode("utf-8") in values:
+                with monkeypatch.context() as m:
+                    m.setattr(time, "time", lambda: then)
+                    store.put_object(TEXT, row.scope, row.key, row.value)
+                again = store.get_object(TEXT, row.scope, row.key)
+                assert again is not None and again.updated == then

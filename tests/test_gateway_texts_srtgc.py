@@ -11,16 +11,14 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import srt
-from gateway_support import harness
+from gateway_support import age_texts, harness
 from srt.gateway import records as rc
-from srt.gateway.texts import GRACE_S
 from support import cli_env
 
 LINE = "removed 2 gateway texts that no live response or conversation names, unused for 24 hours"
@@ -43,21 +41,6 @@ def _texts(db: str) -> dict[str, str]:
     with srt.Runtime(db) as rt:
         rows = list(rt.store.scan_objects(kind=rc.TEXT))
     return {bytes(r.value).decode("utf-8"): r.key for r in rows}
-
-
-def _age(db: str, monkeypatch: pytest.MonkeyPatch, *values: str) -> None:
-    """As if the texts holding ``values`` were last used two grace periods ago: each
-    written again (the same bytes) with the clock moved back."""
-    then = time.time() - 2 * GRACE_S
-    with srt.Runtime(db) as rt:
-        store = rt.store
-        for row in list(store.scan_objects(kind=rc.TEXT)):
-            if bytes(row.value).decode("utf-8") in values:
-                with monkeypatch.context() as m:
-                    m.setattr(time, "time", lambda: then)
-                    store.put_object(rc.TEXT, row.scope, row.key, row.value)
-                again = store.get_object(rc.TEXT, row.scope, row.key)
-                assert again is not None and again.updated == then
 
 
 def _made(db: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
@@ -92,7 +75,7 @@ def test_srt_gc_removes_exactly_the_unnamed_texts_past_the_grace_period(
     every = {json.dumps(n) for n in ids}
     assert set(_texts(db)) == every
     # every text but "gone recent" unused for longer than the grace period ...
-    _age(db, monkeypatch, *(v for v in every if v != '"gone recent"'))
+    age_texts(db, monkeypatch, *(v for v in every if v != '"gone recent"'))
     # ... and then "reused" used again by a turn (a gateway started afresh), its
     # response deleted again: unnamed, but used within the grace period
     with harness(db, monkeypatch) as h:
@@ -131,7 +114,7 @@ def test_a_text_reused_while_runtime_gc_sweeps_it_stays(
         c = h.client()
         for name in ("shared", "old"):
             c.responses.delete(c.responses.create(model="m", input="q", instructions=name).id)
-    _age(db, monkeypatch, '"shared"', '"old"')
+    age_texts(db, monkeypatch, '"shared"', '"old"')
     shared = _texts(db)['"shared"']
     with harness(db, monkeypatch) as h, srt.Runtime(db) as cron:
         deleting, written = threading.Event(), threading.Event()

@@ -105,14 +105,14 @@ class State:
         self._beat.start()
 
     def _beats(self) -> None:
-        sweep = time.monotonic() + SWEEP_S  # texts no record names: collected hourly
+        sweep = time.monotonic() + SWEEP_S  # texts no record names: one worker an hour
         while not self._beat_stop.wait(5.0):
             with contextlib.suppress(Exception):
                 self.gw.records.beat()
             if time.monotonic() >= sweep:
                 sweep = time.monotonic() + SWEEP_S
                 try:
-                    self.gw.records.collect_texts()
+                    self.gw.records.sweep_texts()
                 except Exception:
                     log.warning("collecting texts failed", exc_info=True)
 

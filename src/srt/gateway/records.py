@@ -371,6 +371,11 @@ class Records:
         grace period (``texts.Texts.collect``); how many went."""
         return self.texts.collect(_NAMING)
 
+    def sweep_texts(self) -> int | None:
+        """``collect_texts`` by the one worker of a store that takes its lease for this
+        interval (``texts.Texts.sweep``); None in the others."""
+        return self.texts.sweep(_NAMING)
+
     def pack(self, tenant: str, rec: dict[str, Any]) -> dict[str, Any]:
         """``rec`` as stored: its response as what differs from the defaults, with its
         instructions and tools replaced by text keys (see the module's docstring)."""

@@ -19,6 +19,13 @@ another ``3/4 * grace_s``: far longer than a turn takes between using a text and
 the record that names it. A record naming a text that is gone is a damaged one.
 ``srt gc`` (``Runtime.gc``) runs the same collection, from any process (the sweep
 ``records`` declares in ``store.sweeps``).
+
+``collect`` reads the texts first and the records only while some text old enough to go
+is not yet known to be named, so a store whose texts are all in use reads no record.
+The workers serving a store sweep on a timer (``SWEEP_S``), but only one of them in each
+interval: the one that takes the store's lease (``sweep``, ``store.sweeps.take``). A text
+a sweep deletes leaves no bytes in a SQLite file (the store zeroes an object's deleted
+and overwritten bytes) and, as the sweep checkpoints after deleting, none in its WAL.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from ..store import sweeps
 from ..store.base import Store
 
 __all__ = ["GRACE_S", "SWEEP_S", "TEXT", "Texts", "dumps"]
@@ -163,27 +171,57 @@ class Texts:
         """Delete the texts no live record of ``kinds`` names and not used for
         ``grace_s`` (see the module); how many went (with ``dry_run``, how many would
         go: nothing is deleted). A tenant with a record that cannot be read keeps all
-        its texts (what it names is not known)."""
+        its texts (what it names is not known).
+
+        The texts are read first: the records are read only if one is old enough to go,
+        only until each such text is found named, and parsed only in its tenant (a
+        store whose texts are all in use reads no record). Having deleted one, it
+        checkpoints the store, so the text's bytes (zeroed by the store in the file) are
+        not left in SQLite's WAL either."""
         before = time.time() - self.grace_s
-        names: set[tuple[str, str]] = set()
-        unknown: set[str] = set()
-        for kind in kinds:
-            for row in self.store.scan_objects(kind=kind):
-                try:
-                    names.update((row.scope, k) for k in named(json.loads(row.value)))
-                except ValueError as exc:
-                    log.warning("%s %s: its record cannot be read (%s)", kind, row.key, exc)
-                    unknown.add(row.scope)
-        gone = 0
+        old: dict[str, set[str]] = {}  # tenant -> its texts old enough to go
         for row in self.store.scan_objects(kind=TEXT):
-            name = (row.scope, row.key)
-            if name in names or row.scope in unknown or row.updated >= before:
-                continue
-            if dry_run:
-                gone += 1
-            elif self.store.delete_object(TEXT, row.scope, row.key, written_before=before):
-                self.forget(*name)
-                gone += 1
-        if gone and not dry_run:
+            if row.updated < before:
+                old.setdefault(row.scope, set()).add(row.key)
+        for kind in kinds:
+            if old:
+                self._spare(kind, old)
+        if dry_run:
+            return sum(map(len, old.values()))
+        gone = 0
+        for tenant, keys in sorted(old.items()):
+            for key in sorted(keys):
+                if self.store.delete_object(TEXT, tenant, key, written_before=before):
+                    self.forget(tenant, key)
+                    gone += 1
+        if gone:
+            self.store.checkpoint()
             log.info("texts: %d no record names collected", gone)
         return gone
+
+    def _spare(self, kind: str, old: dict[str, set[str]]) -> None:
+        """Take out of ``old`` the texts a live record of ``kind`` names (all of a
+        tenant's if one of its records cannot be read); stops reading once ``old`` is
+        empty."""
+        with sweeps.scanning(self.store, kind) as rows:
+            for row in rows:
+                keys = old.get(row.scope)
+                if keys is None:
+                    continue
+                try:
+                    keys.difference_update(named(json.loads(row.value)))
+                except ValueError as exc:
+                    log.warning("%s %s: its record cannot be read (%s)", kind, row.key, exc)
+                    keys.clear()
+                if not keys:
+                    del old[row.scope]
+                    if not old:
+                        return
+
+    def sweep(self, kinds: Iterable[str], every_s: float = SWEEP_S) -> int | None:
+        """``collect``, run once in each ``every_s`` by one of the workers serving the
+        store, whichever takes the store's lease first (``sweeps.take``); None for the
+        others, which read nothing."""
+        if not sweeps.take(self.store, TEXT, every_s):
+            return None
+        return self.collect(kinds)

@@ -17,17 +17,28 @@ sweep in ``LAZY`` (kind -> module): ``sweeps_for`` imports it only when the stor
 an object of that kind, so a store without one pays one look-up per kind and ``import
 srt`` nothing. A sweep runs beside the writers of its kind (a gateway serving the store)
 and must be safe against them: the store gives it ``delete_object(written_before=...)``.
+
+Where several processes serve one store (a gateway's workers), each running a kind's
+sweep on a timer, ``take`` makes it one sweep per interval per store: the first process
+to ask in an interval takes a lease, an object of kind ``LEASE`` written only if none is
+live (``put_object(if_absent=True)``) and expiring at the interval's end; the others are
+refused until then. A holder that dies mid-sweep holds it no longer than that.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import Callable
+import json
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from .base import Store
+from .base import ObjectRow, Store
 
-__all__ = ["LAZY", "Sweep", "declare", "declared", "sweeps_for"]
+__all__ = ["LAZY", "LEASE", "Sweep", "declare", "declared", "scanning", "sweeps_for", "take"]
 
 
 @dataclass(frozen=True)
@@ -57,14 +68,36 @@ def declared(kind: str) -> Sweep | None:
     return _SWEEPS.get(kind)
 
 
-def _holds(store: Store, kind: str) -> bool:
-    rows = store.scan_objects(kind=kind, batch=1)
+#: The kind of the leases on sweeping a kind (``take``): scope "", key the swept kind.
+LEASE = "srt.sweep"
+
+
+def take(store: Store, kind: str, every_s: float) -> bool:
+    """Take the lease on sweeping ``kind`` for ``every_s`` seconds from now: True for the
+    first caller (any process) while no lease on it is live, False for the others."""
+    now = time.time()
+    holder = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "at": now})
+    return store.put_object(
+        LEASE, "", kind, holder.encode("utf-8"), expires=now + every_s, if_absent=True
+    )
+
+
+@contextlib.contextmanager
+def scanning(store: Store, kind: str, batch: int = 500) -> Iterator[Iterator[ObjectRow]]:
+    """``store.scan_objects(kind=kind)``, closed at the block's end: a reader that stops
+    early ends the scan then, not when the generator is garbage."""
+    rows = store.scan_objects(kind=kind, batch=batch)
     try:
-        return next(iter(rows), None) is not None
+        yield iter(rows)
     finally:
         close = getattr(rows, "close", None)
         if close is not None:
             close()
+
+
+def _holds(store: Store, kind: str) -> bool:
+    with scanning(store, kind, batch=1) as rows:
+        return next(rows, None) is not None
 
 
 def sweeps_for(store: Store) -> list[Sweep]:

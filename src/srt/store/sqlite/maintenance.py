@@ -52,6 +52,7 @@ from ..base import SEARCH_BATCH_MAX, GcReport, Hit, VacuumReport, check_search
 from . import heap as heap_module
 from . import queries as q
 from . import schema as db_module
+from . import writes
 from .database import Database
 from .db import translate
 from .queries import ROLE, TEXT
@@ -140,7 +141,7 @@ def gc(
     writes nothing. Of the prefix hashes in ``watch``, those no live node carries are
     reported (``dead_prefixes``)."""
     pragmas = [
-        f"PRAGMA secure_delete={'ON' if secure_delete else 'OFF'}",
+        writes.secure_delete(secure_delete),
         # The sweep keeps the references intact itself (the live set is closed under
         # parents) and proves it with foreign_key_check before it commits; per-row
         # checks would scan nodes once per deleted row (nodes.parent has no index).

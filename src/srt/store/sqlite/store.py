@@ -77,7 +77,15 @@ from .statements import (
     SELECT_CALLS,
     TAIL_SQL,
 )
-from .writes import HAS_VERSION, OBJECT_COLUMNS, Tip, drop_session_objects, put_object, swap_head
+from .writes import (
+    HAS_VERSION,
+    OBJECT_COLUMNS,
+    Tip,
+    drop_session_objects,
+    put_object,
+    swap_head,
+    zeroing,
+)
 
 __all__ = ["TRIM_WAIT_S", "SQLiteStore"]
 
@@ -258,7 +266,7 @@ class SQLiteStore(Store):
             return SessionRow(conn.last_insert_rowid(), name, head, now, now)
 
     def delete_session(self, name: str) -> None:
-        with self.db.write("deleting a session") as conn:
+        with self.db.write("deleting a session") as conn, zeroing(conn):
             sql = "DELETE FROM sessions WHERE name = ? RETURNING id"
             gone: list[Any] = conn.execute(sql, (name,)).fetchall()
             if not gone:
@@ -510,7 +518,7 @@ class SQLiteStore(Store):
         check_written_before(written_before)
         if not self._has_objects():
             return False
-        with self.db.write("deleting an object") as conn:
+        with self.db.write("deleting an object") as conn, zeroing(conn):
             conn.execute(
                 "DELETE FROM objects WHERE kind = ? AND scope = ? AND key = ? "
                 "AND (? IS NULL OR updated < ?)",

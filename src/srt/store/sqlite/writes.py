@@ -6,8 +6,9 @@ transaction ``SQLiteStore`` opened; the caller rolls back on any error.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import apsw
@@ -42,7 +43,9 @@ __all__ = [
     "drop_session_objects",
     "one",
     "put_object",
+    "secure_delete",
     "swap_head",
+    "zeroing",
 ]
 
 #: The columns of ``objects`` that ``ObjectRow`` holds, in its order.
@@ -59,6 +62,29 @@ _FIND = (
     "UNION ALL SELECT NULL, NULL, NULL, at, len, NULL FROM "
     "(SELECT at, len FROM nodes WHERE hash = ?1 LIMIT 1) LIMIT 1"
 )
+#: ``PRAGMA secure_delete``'s values (what the pragma reads back) by name.
+_SECURE = {0: "OFF", 1: "ON", 2: "FAST"}
+
+
+def secure_delete(on: bool = True) -> str:
+    """The pragma that makes SQLite overwrite what a connection deletes with zeros:
+    freed cells, and freed pages (an overflowing value's) whole."""
+    return f"PRAGMA secure_delete={_SECURE[int(on)]}"
+
+
+@contextlib.contextmanager
+def zeroing(conn: apsw.Connection) -> Iterator[apsw.Connection]:
+    """Inside a write transaction: what its statements delete is overwritten with zeros
+    (``secure_delete``, as gc's transaction), the connection's setting restored after,
+    so the appends that share the connection pay nothing."""
+    was = _SECURE.get(int(conn.execute("PRAGMA secure_delete").get), "OFF")
+    conn.execute(secure_delete())
+    try:
+        yield conn
+    finally:
+        conn.execute(f"PRAGMA secure_delete={was}")
+
+
 _SESSION_HEAD = "SELECT head, head_prefix FROM sessions WHERE id = ?"
 _SET_HEAD = "UPDATE sessions SET head = ?, head_prefix = ?, updated = ? WHERE id = ? AND head IS ?"
 _MOVED = (
@@ -231,7 +257,14 @@ def put_object(conn: apsw.Connection, obj: ObjectPut, node: int | None) -> bool:
     """Store ``obj`` under ``node`` (inside a write transaction); with ``obj.if_absent``
     only where no live object has its name (an expired one is written over), with
     ``obj.expect`` only over a live object holding exactly those bytes; an object filed
-    under a session (``store.owners``) only while that session exists. True if written."""
+    under a session (``store.owners``) only while that session exists. True if written.
+    ``zeroing``: the bytes an overwrite frees, and the copies a page split leaves, are
+    zeros, so an object deleted later leaves nothing behind (``delete_object``)."""
+    with zeroing(conn):
+        return _put_object(conn, obj, node)
+
+
+def _put_object(conn: apsw.Connection, obj: ObjectPut, node: int | None) -> bool:
     check_object(obj.kind, obj.scope, obj.key, obj.value)
     check_expect(obj.expect, obj.if_absent)
     sid = session_of(obj.kind, obj.scope)
