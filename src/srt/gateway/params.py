@@ -46,6 +46,8 @@ _INCLUDABLE = frozenset(
         "message.input_image.image_url",
     }
 )
+#: ``text.verbosity``'s values (OpenAI's default: ``medium``).
+VERBOSITIES = ("low", "medium", "high")
 #: OpenAI's service tiers; an upstream other than OpenAI's serves only the first two.
 _TIERS = ("auto", "default", "flex", "scale", "priority")
 _ROLES = frozenset({"user", "assistant", "system", "developer"})
@@ -510,6 +512,12 @@ def parse_create(body: dict[str, Any], max_items: int) -> CreateResponse:
     text = body.get("text")
     if text is not None:
         _check_format(text.get("format"))
+        if text.get("verbosity") not in (None, *VERBOSITIES):
+            raise bad_request(
+                "Invalid value for 'text.verbosity': one of low, medium, high.",
+                "text.verbosity",
+                "invalid_value",
+            )
     retention = body.get("prompt_cache_retention")
     if retention is not None and retention not in ("in_memory", "24h"):
         raise bad_request(
