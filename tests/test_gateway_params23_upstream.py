@@ -1,11 +1,13 @@
 """The Responses parameters a Chat, Anthropic or Bedrock upstream used to drop in
 silence: ``text.verbosity`` is Chat's ``verbosity`` (and reaches a Responses upstream
 without a ``text.format``), refused by name where the upstream has no such control; a
-reasoning summary is refused by name on Chat, which has none. The official ``openai``
-SDK is the client, srt.testing's server the upstream."""
+reasoning summary is refused by name on Chat, which has none; and the response echoes
+``safety_identifier``, ``prompt_cache_retention`` and ``top_logprobs`` as OpenAI's does.
+The official ``openai`` SDK is the client, srt.testing's server the upstream."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -121,3 +123,54 @@ def test_a_reasoning_summary_reaches_a_responses_upstream(gw: Harness) -> None:
     r = gw.client().responses.create(model="responses/o4-mini", input="hi", reasoning=reasoning)
     assert r.status == "completed" and _sent(gw)["reasoning"] == reasoning
     assert r.reasoning is not None and r.reasoning.summary == "auto"
+
+
+# -- 5. the fields the response echoes ---------------------------------------------------
+
+_ECHOED = {"safety_identifier": "sha-of-user", "prompt_cache_retention": "24h", "top_logprobs": 0}
+
+
+def _echoed(r: Any) -> dict[str, Any]:
+    return {k: getattr(r, k) for k in _ECHOED}
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "responses/gpt-4o-mini", CLAUDE])
+def test_the_response_echoes_what_the_request_said(gw: Harness, model: str) -> None:
+    c = gw.client()
+    fields: dict[str, Any] = dict(_ECHOED)
+    if model == CLAUDE:  # (Anthropic caches by breakpoint: no retention to send)
+        fields.pop("prompt_cache_retention")
+    r = c.responses.create(model=model, input="hi", **fields)
+    want = {k: fields.get(k) for k in _ECHOED}
+    assert _echoed(r) == want
+    assert _echoed(c.responses.retrieve(r.id)) == want
+    plain = c.responses.create(model=model, input="hi")
+    assert _echoed(plain) == dict.fromkeys(_ECHOED)
+    assert _echoed(c.responses.retrieve(plain.id)) == dict.fromkeys(_ECHOED)
+
+
+def test_a_streamed_and_a_background_response_echo_them_too(gw: Harness) -> None:
+    c = gw.client()
+    with c.responses.stream(model="gpt-4o-mini", input="hi", **_ECHOED) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    assert _echoed(events[0].response) == _ECHOED
+    assert _echoed(final) == _ECHOED and _echoed(c.responses.retrieve(final.id)) == _ECHOED
+    bg = c.responses.create(model="gpt-4o-mini", input="hi", background=True, **_ECHOED)
+    assert _echoed(bg) == _ECHOED and _echoed(c.responses.retrieve(bg.id)) == _ECHOED
+
+
+def test_echoed_defaults_are_not_stored(gw: Harness) -> None:
+    """A response is stored as what differs from a new one's defaults: the new fields
+    left out cost it nothing, and given they are kept."""
+    c = gw.client()
+    plain = c.responses.create(model="gpt-4o-mini", input="hi")
+    given = c.responses.create(model="gpt-4o-mini", input="hi", **_ECHOED)
+    store = gw.gateway.records.store
+    small = {}
+    for r in (plain, given):
+        row = store.get_object("gw.response", "default", r.id)
+        assert row is not None
+        small[r.id] = json.loads(row.value)
+    assert not set(_ECHOED) & set(small[plain.id]["r"])
+    assert {k: small[given.id]["r"][k] for k in _ECHOED} == _ECHOED

@@ -456,6 +456,7 @@ class CreateResponse:
     safety_identifier: str | None = None
     max_tool_calls: int | None = None
     include: tuple[str, ...] = ()
+    top_logprobs: int | None = None
 
 
 def parse_create(body: dict[str, Any], max_items: int) -> CreateResponse:
@@ -523,7 +524,8 @@ def parse_create(body: dict[str, Any], max_items: int) -> CreateResponse:
         raise bad_request(
             "Invalid 'prompt_cache_retention'.", "prompt_cache_retention", "invalid_value"
         )
-    if _int(body, "top_logprobs", 0, 20):
+    top_logprobs = _int(body, "top_logprobs", 0, 20)
+    if top_logprobs:
         raise _no_logprobs("top_logprobs")
     tier = _str(body, "service_tier")
     if tier is not None and tier not in _TIERS:
@@ -564,6 +566,7 @@ def parse_create(body: dict[str, Any], max_items: int) -> CreateResponse:
         safety_identifier=_str(body, "safety_identifier"),
         max_tool_calls=_int(body, "max_tool_calls", 1),
         include=tuple(include or ()),
+        top_logprobs=top_logprobs,
     )
 
 
