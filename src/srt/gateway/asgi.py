@@ -36,7 +36,8 @@ from .conversations import Conversations
 from .errors import ApiError, from_exception
 from .events import encode
 from .leaving import GONE, first_or_gone, gone_response
-from .params import parse_create, parse_json, parse_list
+from .params import parse_create, parse_json
+from .query import parse_list, parse_retrieve
 from .records import hash_key, new_id
 from .service import Gateway, Stop
 from .texts import SWEEP_S
@@ -314,7 +315,12 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
 
     async def get_response(request: Request) -> Response:
         tenant = await st.tenant(request)
-        return _json(await st.run(gw.get, tenant, request.path_params["rid"]))
+        q = parse_retrieve(request.query_params.multi_items())
+        if not q.stream:
+            return _json(await st.run(gw.get, tenant, request.path_params["rid"]))
+        replayed = await st.run(gw.replay, tenant, request.path_params["rid"], q.starting_after)
+        headers = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+        return StreamingResponse(iter(replayed), media_type="text/event-stream", headers=headers)
 
     async def delete_response(request: Request) -> Response:
         tenant = await st.tenant(request)
@@ -322,7 +328,7 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
 
     async def input_items(request: Request) -> Response:
         tenant = await st.tenant(request)
-        q = parse_list(request.query_params)
+        q = parse_list(request.query_params.multi_items())
         rid = request.path_params["rid"]
         return _json(await st.run(gw.input_items, tenant, rid, q.after, q.limit, q.order))
 
@@ -351,7 +357,7 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
         if request.method == "POST":
             body = await _body(request, config.max_body_bytes)
             return _json(await st.run(convs.add_items, tenant, cid, body))
-        q = parse_list(request.query_params)
+        q = parse_list(request.query_params.multi_items())
         return _json(await st.run(convs.list_items, tenant, cid, q.after, q.limit, q.order))
 
     async def conversation_item(request: Request) -> Response:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..message import replace_lone_surrogates
 
-__all__ = ["Emit", "Events", "encode"]
+__all__ = ["Emit", "Events", "encode", "replay"]
 
 Emit = Callable[[str, dict[str, Any]], None]
 
@@ -145,9 +145,8 @@ class Events:
                     arguments=args,
                 )
             elif item.get("type") == "message":
-                self._add(
-                    "response.output_item.added", output_index=index, item={**item, "content": []}
-                )
+                added = {**item, "content": [], "status": "in_progress"}
+                self._add("response.output_item.added", output_index=index, item=added)
                 for ci, part in enumerate(item.get("content") or ()):
                     ix = {"item_id": item["id"], "output_index": index, "content_index": ci}
                     self._add("response.content_part.added", **ix, part={**part, "text": ""})
@@ -170,3 +169,22 @@ class Events:
             "cancelled": "response.incomplete",
         }.get(str(status), "response.failed")
         self._add(kind, response=response)
+
+
+def replay(response: dict[str, Any], after: int | None = None) -> list[bytes]:
+    """The events a streamed create sends for ``response`` (an ended one, as stored),
+    those after the sequence number ``after`` only: each output item whole, its text in
+    one delta (how the upstream cut it into deltas is not kept)."""
+    out: list[bytes] = []
+
+    def emit(kind: str, data: dict[str, Any]) -> None:
+        if after is None or data["sequence_number"] > after:
+            out.append(encode(kind, data))
+
+    final = {k: v for k, v in response.items() if k != "output_text"}
+    start = {**final, "error": None, "incomplete_details": None}
+    start.pop("completed_at", None)  # (as it started: not ended yet)
+    events = Events(emit)
+    events.start(start)
+    events.finish(final)
+    return out

@@ -19,12 +19,11 @@ from .errors import ApiError, bad_request
 
 __all__ = [
     "CreateResponse",
-    "ListParams",
+    "check_include",
     "check_items",
     "check_metadata",
     "parse_create",
     "parse_json",
-    "parse_list",
 ]
 
 #: Fields of ``POST /v1/responses`` this gateway honours.
@@ -46,6 +45,8 @@ _INCLUDABLE = frozenset(
         "message.input_image.image_url",
     }
 )
+#: ``text.verbosity``'s values (OpenAI's default: ``medium``).
+VERBOSITIES = ("low", "medium", "high")
 #: OpenAI's service tiers; an upstream other than OpenAI's serves only the first two.
 _TIERS = ("auto", "default", "flex", "scale", "priority")
 _ROLES = frozenset({"user", "assistant", "system", "developer"})
@@ -454,6 +455,7 @@ class CreateResponse:
     safety_identifier: str | None = None
     max_tool_calls: int | None = None
     include: tuple[str, ...] = ()
+    top_logprobs: int | None = None
 
 
 def parse_create(body: dict[str, Any], max_items: int) -> CreateResponse:
@@ -495,27 +497,29 @@ def parse_create(body: dict[str, Any], max_items: int) -> CreateResponse:
         )
     tools = _check_tools(body.get("tools"))
     include = body.get("include")
-    if include is not None:
-        if not isinstance(include, list) or not all(isinstance(x, str) for x in include):
-            raise wrong_type("include", "an array of strings", include)
-        for x in include:
-            if x not in _INCLUDABLE:
-                raise bad_request(
-                    f"Invalid value for 'include': {x!r}.", "include", "invalid_value"
-                )
-            if x == "message.output_text.logprobs":
-                raise _no_logprobs("include")
+    if include is not None and (
+        not isinstance(include, list) or not all(isinstance(x, str) for x in include)
+    ):
+        raise wrong_type("include", "an array of strings", include)
+    include = check_include(include or ())
     for key, members in _OBJECTS.items():
         _check_object(body, key, members)
     text = body.get("text")
     if text is not None:
         _check_format(text.get("format"))
+        if text.get("verbosity") not in (None, *VERBOSITIES):
+            raise bad_request(
+                "Invalid value for 'text.verbosity': one of low, medium, high.",
+                "text.verbosity",
+                "invalid_value",
+            )
     retention = body.get("prompt_cache_retention")
     if retention is not None and retention not in ("in_memory", "24h"):
         raise bad_request(
             "Invalid 'prompt_cache_retention'.", "prompt_cache_retention", "invalid_value"
         )
-    if _int(body, "top_logprobs", 0, 20):
+    top_logprobs = _int(body, "top_logprobs", 0, 20)
+    if top_logprobs:
         raise _no_logprobs("top_logprobs")
     tier = _str(body, "service_tier")
     if tier is not None and tier not in _TIERS:
@@ -555,8 +559,20 @@ def parse_create(body: dict[str, Any], max_items: int) -> CreateResponse:
         user=_str(body, "user"),
         safety_identifier=_str(body, "safety_identifier"),
         max_tool_calls=_int(body, "max_tool_calls", 1),
-        include=tuple(include or ()),
+        include=include,
+        top_logprobs=top_logprobs,
     )
+
+
+def check_include(values: Any) -> tuple[str, ...]:
+    """``include`` (of a create request, or a query string's): each value one this
+    gateway serves; the logprobs one is refused, as ``top_logprobs`` is."""
+    for x in values:
+        if x not in _INCLUDABLE:
+            raise bad_request(f"Invalid value for 'include': {x!r}.", "include", "invalid_value")
+        if x == "message.output_text.logprobs":
+            raise _no_logprobs("include")
+    return tuple(values)
 
 
 def _no_logprobs(param: str) -> ApiError:
@@ -566,34 +582,3 @@ def _no_logprobs(param: str) -> ApiError:
         param,
         "unsupported_parameter",
     )
-
-
-@dataclass(frozen=True)
-class ListParams:
-    after: str | None
-    limit: int
-    order: str
-
-
-def parse_list(query: Mapping[str, str], default_order: str = "desc") -> ListParams:
-    """``after``, ``limit`` (1-100, default 20) and ``order`` (``asc``/``desc``)."""
-    unknown = set(query) - {"after", "limit", "order", "include", "include[]"}
-    if unknown:
-        k = sorted(unknown)[0]
-        raise bad_request(f"Unrecognized query parameter: {k}", k, "unknown_parameter")
-    raw = query.get("limit", "20")
-    try:
-        if not raw.isascii() or not raw.lstrip("-").isdigit():
-            raise ValueError(raw)  # (``int`` takes "5_0", " 5" and other scripts' digits)
-        limit = int(raw)
-    except ValueError:
-        raise bad_request(
-            "Invalid 'limit': expected an integer.", "limit", "invalid_type"
-        ) from None
-    if not 1 <= limit <= 100:
-        raise bad_request("Invalid 'limit': must be between 1 and 100.", "limit", "invalid_value")
-    order = query.get("order", default_order)
-    if order not in ("asc", "desc"):
-        raise bad_request("Invalid 'order': 'asc' or 'desc'.", "order", "invalid_value")
-    after = query.get("after") or None
-    return ListParams(after, limit, order)

@@ -32,7 +32,7 @@ from ..wire.params import CommonParams, translate
 from . import items as it
 from .config import Config, Route
 from .errors import ApiError, bad_request, from_exception, not_found
-from .events import Emit, Events
+from .events import Emit, Events, replay
 from .params import CreateResponse
 from .records import Owner, Records, digest, new_id, new_response, settle
 from .threads import Threads
@@ -422,6 +422,18 @@ class Gateway:
         parent = store.node_prefix(rows[0][0]) if before else _core.ROOT
         model = str(rec.get("model_up") or "")
         return it.items_of(rows[-1][1], parent, model, ids=it.response_ids(tenant, rec))
+
+    def replay(self, tenant: str, rid: str, after: int | None) -> list[bytes]:
+        """``GET /v1/responses/{id}?stream=true``: an ended response's events again."""
+        resp = self.get(tenant, rid)
+        if resp["status"] in ("in_progress", "queued"):
+            raise bad_request(
+                f"Response '{rid}' is {resp['status']}: its events can be streamed again "
+                "once it has ended.",
+                "stream",
+                "invalid_value",
+            )
+        return replay(resp, after)
 
     def delete(self, tenant: str, rid: str) -> dict[str, Any]:
         if not self.records.delete_response(tenant, rid):

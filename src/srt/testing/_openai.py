@@ -32,7 +32,7 @@ CHAT_KEYS = frozenset(
     "model messages tools tool_choice temperature top_p max_tokens max_completion_tokens stream "
     "stream_options n stop seed user response_format parallel_tool_calls prompt_cache_key "
     "prompt_cache_retention metadata store logprobs top_logprobs presence_penalty "
-    "frequency_penalty reasoning_effort service_tier safety_identifier".split()
+    "frequency_penalty reasoning_effort service_tier safety_identifier verbosity".split()
 )
 RESPONSES_KEYS = frozenset(
     "model input instructions tools previous_response_id store stream truncation "
@@ -212,6 +212,8 @@ def _chat_content(msg: JSON, p: str) -> None:
 def prepare_chat(body: Any, deployment: str | None = None) -> Prepared:
     """Validate a Chat Completions body like the real API; raise ``ApiError`` on a fault."""
     _common_params(body, CHAT_KEYS)
+    if body.get("verbosity") not in (None, "low", "medium", "high"):
+        raise bad("Invalid value for 'verbosity'.", "verbosity", "invalid_value")
     model = body.get("model") or deployment
     if not model:
         raise bad("Missing required parameter: 'model'.", "model", "missing_required_parameter")

@@ -5,7 +5,8 @@
 OpenAI-compatible servers), ``max_tokens`` (Anthropic) or ``inferenceConfig.maxTokens``
 (Bedrock); ``tool_choice`` and ``parallel_tool_calls`` take each API's shape; ``user`` and
 ``safety_identifier`` go to OpenAI as they are and to Anthropic as ``metadata.user_id``
-(Bedrock has no field for them). A
+(Bedrock has no field for them); ``text.verbosity`` is Chat's ``verbosity``, and a
+reasoning summary is Responses' alone. A
 parameter a format cannot express raises ``UnsupportedFeatureError`` rather than being
 dropped. Pure: no I/O.
 """
@@ -65,10 +66,13 @@ def _openai(fmt: WireFormat, p: CommonParams, compatible: bool) -> dict[str, Any
             choice = {"type": "function", "function": {"name": choice["name"]}}
         out["tool_choice"] = choice
     fmt_spec = (p.text or {}).get("format")
-    if fmt_spec is not None and fmt_spec.get("type") != "text":
-        if responses:
-            out["text"] = p.text
-        elif fmt_spec.get("type") == "json_object":
+    verbosity = (p.text or {}).get("verbosity")
+    if responses and (verbosity is not None or fmt_spec not in (None, {"type": "text"})):
+        out["text"] = {k: v for k, v in (p.text or {}).items() if v is not None}
+    elif verbosity is not None:
+        out["verbosity"] = verbosity  # (Chat's own parameter)
+    if fmt_spec is not None and fmt_spec.get("type") != "text" and not responses:
+        if fmt_spec.get("type") == "json_object":
             out["response_format"] = {"type": "json_object"}
         else:
             schema = {k: v for k, v in fmt_spec.items() if k != "type"}
@@ -76,8 +80,13 @@ def _openai(fmt: WireFormat, p: CommonParams, compatible: bool) -> dict[str, Any
     if p.reasoning:
         if responses:
             out["reasoning"] = p.reasoning
-        elif p.reasoning.get("effort") is not None:
-            out["reasoning_effort"] = p.reasoning["effort"]
+        else:
+            for key in ("summary", "generate_summary"):  # Chat's reasoning has no summary
+                if p.reasoning.get(key) is not None:
+                    feature = f"reasoning.{key} {p.reasoning[key]!r}"
+                    raise UnsupportedFeatureError(fmt.name, feature)
+            if p.reasoning.get("effort") is not None:
+                out["reasoning_effort"] = p.reasoning["effort"]
     return out
 
 
@@ -85,6 +94,9 @@ def _unsupported_text(fmt: WireFormat, p: CommonParams) -> None:
     spec = (p.text or {}).get("format")
     if spec is not None and spec.get("type") != "text":
         raise UnsupportedFeatureError(fmt.name, f"text.format {spec.get('type')!r}")
+    verbosity = (p.text or {}).get("verbosity")
+    if verbosity not in (None, "medium"):  # (no such control: OpenAI's default is served)
+        raise UnsupportedFeatureError(fmt.name, f"text.verbosity {verbosity!r}")
 
 
 #: The service tiers every upstream serves: what it serves by default.
