@@ -308,6 +308,11 @@ class Builder:
         window: WindowPolicy | None = None,
         params: dict[str, Any] | None = None,
     ) -> Planned:
+        if not (cache is True or cache is False or isinstance(cache, CachePolicy)):
+            raise ConfigError(
+                "cache must be True, False or a srt.CachePolicy (its TTLs and key scope are "
+                f"set there, e.g. srt.CachePolicy(static_ttl='1h')), got {cache!r:.40}"
+            )
         target = target_of(fmt.provider, model)
         hashes: Sequence[bytes]
         tool_frags: list[bytes]

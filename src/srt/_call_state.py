@@ -23,7 +23,7 @@ from ._builder import Parts
 from ._chain import Prepared
 from ._core import Body
 from ._hashing import Hashing
-from ._types import BuildStats, Reply, Usage
+from ._types import BuildStats, Reply, Usage, check_provider
 from .errors import ConfigError, InvalidMessageError
 from .message import canonical_tool, replace_lone_surrogates
 from .store import CallRecord, ObjectPut
@@ -54,9 +54,7 @@ def _body_hash(body: bytes | Body, hashing: Hashing) -> bytes:
 
 
 def _check_options(provider: Any, append: Any, objects: Any, include_partial: Any) -> None:
-    fmt, request = getattr(provider, "format", None), getattr(provider, "request", None)
-    if not isinstance(fmt, str) or not callable(request):
-        raise ConfigError(f"provider must be an srt provider, got {type(provider).__name__}")
+    check_provider(provider)
     if not isinstance(append, (list, tuple)):
         raise InvalidMessageError(f"append must be messages, got {type(append).__name__}")
     if objects is not None and not callable(objects):

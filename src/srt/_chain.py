@@ -315,7 +315,11 @@ class Chain(ChainState):
 
     def rewind(self, n: int) -> None:
         """Move the head back ``n`` messages (CAS; they stay stored for forks)."""
-        if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= len(self.ids):
+        if not isinstance(n, int) or isinstance(n, bool):
+            raise HistoryIndexError(
+                f"rewind() takes how many messages to drop, an int, got {n!r:.40}"
+            )
+        if not 0 <= n <= len(self.ids):
             raise HistoryIndexError(f"cannot rewind {n} of {len(self.ids)} messages")
         keep = len(self.ids) - n
         new = self.ids[keep - 1] if keep else None

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._task_session import CLAIMS, CONCURRENCY, MAX_STEPS, OPTIONS, TaskSession
-from ._types import Reply, Usage
+from ._types import Reply, Usage, check_provider
 from .entries import TOOL
 from .errors import ConfigError, ConflictError, InvalidMessageError, ToolArgumentsError
 from .message import own_metadata
@@ -251,6 +251,7 @@ class Task:
         approve: Callable[[ToolCall], Any] | None = None,
         concurrency: int = CONCURRENCY,
     ) -> None:
+        check_provider(provider)  # (before a resumed run that finished needs none)
         if max_steps is not None and not _whole(max_steps, 0):
             raise ConfigError("max_steps must be a whole number >= 0 (or None)")
         if not _whole(concurrency, 1):

@@ -19,6 +19,7 @@ __all__ = [
     "Usage",
     "UsageSummary",
     "billed",
+    "check_provider",
     "token_counts",
     "write_1h_tokens",
 ]
@@ -35,6 +36,24 @@ TOKEN_COLUMNS = (
     "output_tokens",
     "reasoning_tokens",
 )
+
+
+def check_provider(provider: Any, what: str = "provider") -> None:
+    """Refuse what is not an srt provider instance (a model name, a provider class not
+    called, ``None``) with a ``ConfigError`` that says what to pass."""
+    if isinstance(provider, type):
+        raise ConfigError(
+            f"{what} must be an srt provider instance, got the class {provider.__name__}: "
+            f"create one first, e.g. {what}=srt.{provider.__name__}(...)"
+        )
+    if not isinstance(getattr(provider, "format", None), str) or not callable(
+        getattr(provider, "request", None)
+    ):
+        hint = " (the model name goes in model=)" if isinstance(provider, str) else ""
+        raise ConfigError(
+            f"{what} must be an srt provider, e.g. srt.OpenAI(), "
+            f"got {type(provider).__name__}{hint}"
+        )
 
 
 def billed(row: Mapping[str, Any]) -> bool:
@@ -100,6 +119,7 @@ class Message:
     metadata: dict[str, Any] | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
+        """The message as an OpenAI Chat Completions dict (what ``append`` reads)."""
         d: dict[str, Any] = {"role": self.role}
         if self.content is not None or self.tool_calls is None:
             d["content"] = self.content
@@ -176,6 +196,7 @@ class Usage:
 
     @property
     def uncached_input_tokens(self) -> int:
+        """Input tokens not read from the provider's cache (cache writes among them)."""
         return self.input_tokens - self.cache_read_tokens
 
 
@@ -222,6 +243,7 @@ class UsageSummary:
 
     @property
     def uncached_input_tokens(self) -> int:
+        """Input tokens not read from the provider's cache (cache writes among them)."""
         return self.input_tokens - self.cache_read_tokens
 
     @property

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._types import check_provider
 from .errors import ConfigError, ContextOverflowError
 
 __all__ = ["WindowPolicy", "select"]
@@ -90,12 +91,8 @@ class WindowPolicy:
         sm = self.summary_model
         if sm is not None and (not isinstance(sm, str) or not sm.strip()):
             raise ConfigError(f"summary_model must be a model name, or None; got {sm!r}")
-        if self.summarizer is not None and not isinstance(
-            getattr(self.summarizer, "format", None), str
-        ):
-            raise ConfigError(
-                f"summarizer must be a srt provider, or None; got {type(self.summarizer).__name__}"
-            )
+        if self.summarizer is not None:
+            check_provider(self.summarizer, "summarizer")
 
 
 def _share(x: Any) -> bool:

@@ -12,11 +12,18 @@ import contextlib
 import sys
 import weakref
 from _thread import get_ident
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterator,
+)
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._types import Reply
-from .errors import ConflictError, ProviderError
+from .errors import ConfigError, ConflictError, ProviderError
 from .exchange import Call
 
 if TYPE_CHECKING:
@@ -307,6 +314,12 @@ class AsyncReplyStream(_Stream):
             # stream's socket then warned "unclosed")
             self._gen = _astream(self._call, self._before, self._reader)
         return self._gen
+
+    def __iter__(self) -> Iterator[str]:
+        """Refused: this stream is asyncio's (nothing is sent)."""
+        raise ConfigError(
+            "astream() is iterated with async for; for a plain for loop, call s.stream(...) instead"
+        )
 
     async def aclose(self) -> None:
         """End the stream now (from the task iterating it, or before it began); from

@@ -70,6 +70,7 @@ class Entry:
 
     @property
     def partial(self) -> bool:
+        """Whether this is a partial reply (``status`` incomplete, cancelled or error)."""
         return self.status is not None
 
 

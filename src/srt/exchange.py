@@ -38,6 +38,7 @@ from ._chain import Prepared
 from ._core import Body
 from ._types import Reply
 from .errors import (
+    ConfigError,
     ConflictError,
     InvalidMessageError,
     ProviderContextOverflowError,
@@ -48,7 +49,7 @@ from .errors import (
     StreamInterruptedError,
 )
 from .message import redact_strings, replace_lone_surrogates
-from .store import CallRecord
+from .store import CallRecord, ObjectPut
 
 if TYPE_CHECKING:
     from .providers.transport import AsyncResponse, HTTPRequest, Response
@@ -309,7 +310,11 @@ class Call(CallState):
                         "was not appended (its usage is in the ledger)"
                     )
                 depth = self.keep + len(staged) + len(prepared)
-                puts = self.objects(reply, depth) if self.objects else ()
+                try:
+                    puts = self._objects_of(reply, depth) if self.objects else ()
+                except BaseException:  # (the caller's function: the request was billed)
+                    chain.store.record_call(row)
+                    raise
                 try:
                     chain.commit(
                         self.keep,
@@ -327,6 +332,20 @@ class Call(CallState):
             if self.used is not None and not (self.counted and loaded):
                 self.used()
         return reply
+
+    def _objects_of(self, reply: Reply, depth: int) -> list[ObjectPut]:
+        """What ``objects(reply, depth)`` gives to write with the reply: a list of
+        ``ObjectPut``; anything else is a ``ConfigError`` and the reply is not stored."""
+        objects = self.objects
+        puts = objects(reply, depth) if objects is not None else None
+        if puts is None:
+            return []
+        if not isinstance(puts, (list, tuple)) or not all(isinstance(p, ObjectPut) for p in puts):
+            raise ConfigError(
+                "objects= must return a list of srt.store.ObjectPut (or None), got "
+                f"{type(puts).__name__}; the reply was not appended (its usage is in the ledger)"
+            )
+        return list(puts)
 
     def _storable(
         self, message: dict[str, Any], exc: InvalidMessageError, row: CallRecord

@@ -116,6 +116,11 @@ def history(store: Store, session_id: int) -> list[HeadRecord]:
 
 def find(records: list[HeadRecord], key: HeadRecord | str, name: str) -> HeadRecord:
     """The record of ``records`` (session ``name``'s history) that ``key`` names."""
+    if not isinstance(key, (HeadRecord, str)):
+        raise SessionError(
+            f"session {name!r} has no earlier head {key!r:.40}: restore() takes a record "
+            f"of history() or its key, got {type(key).__name__}"
+        )
     wanted = key.key if isinstance(key, HeadRecord) else key
     for record in records:
         if record.key == wanted:

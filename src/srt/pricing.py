@@ -36,7 +36,16 @@ from typing import Any
 from ._types import token_counts, write_1h_tokens
 from .errors import ConfigError
 
-__all__ = ["LOCAL", "Price", "Pricing", "Rates", "source", "token_counts", "write_1h_tokens"]
+__all__ = [
+    "LOCAL",
+    "Price",
+    "Pricing",
+    "Rates",
+    "check_pricing",
+    "source",
+    "token_counts",
+    "write_1h_tokens",
+]
 
 #: The ledger's provider names priced as local (free): srt's llama.cpp provider.
 LOCAL = frozenset({"local"})
@@ -150,6 +159,11 @@ class Pricing:
         *,
         local: Iterable[str] = (),
     ) -> None:
+        if overrides is not None and not isinstance(overrides, Mapping):
+            raise ConfigError(
+                "overrides must be a dict of model name (or pattern) to srt.Price, "
+                f"got {type(overrides).__name__}"
+            )
         self._overrides = dict(overrides or {})
         for pattern, price in self._overrides.items():
             if not isinstance(pattern, str) or not pattern:
@@ -165,6 +179,7 @@ class Pricing:
 
     @classmethod
     def default(cls) -> Pricing:
+        """genai-prices' prices, with no overrides and no local models (``Pricing()``)."""
         return cls()
 
     def with_prices(self, prices: Mapping[str, Price]) -> Pricing:
@@ -181,6 +196,8 @@ class Pricing:
         return None
 
     def is_local(self, model: str, provider: str | None = None) -> bool:
+        """Whether ``model`` (through ``provider``, a ledger provider name) runs locally,
+        and so costs nothing: srt's local provider, or a model named in ``local=``."""
         m = model.lower()
         return provider in LOCAL or any(fnmatch.fnmatchcase(m, p.lower()) for p in self._local)
 
@@ -320,7 +337,33 @@ class Pricing:
         (``row_rates``); ``None`` when neither is priced."""
         if served is not None and not isinstance(served, str):
             raise ConfigError("served must be a model name")
+        if not isinstance(model, str) or not model:
+            raise ConfigError(f"model must be a model name, got {type(model).__name__}")
+        if provider is not None and not isinstance(provider, str):
+            raise ConfigError(
+                f"provider must be a provider's name (e.g. 'openai'), got {type(provider).__name__}"
+            )
+        for name, n in (("total_tokens", total_tokens), ("cached_tokens", cached_tokens)):
+            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise ConfigError(f"{name} must be a whole number of tokens >= 0, got {n!r:.40}")
+        if cached_tokens > total_tokens:
+            raise ConfigError(
+                f"cached_tokens ({cached_tokens}) cannot exceed total_tokens ({total_tokens})"
+            )
         r = self._either(model, provider, served, None, total_tokens)
         if r is None:
             return None
         return r.input_usd(total_tokens, cached_tokens), r.input_usd(total_tokens)
+
+
+def check_pricing(pricing: Any) -> Pricing:
+    """``pricing`` if it is a ``Pricing``, a new default one for ``None``; anything else
+    (a model name, a ``Price``, a dict of them) is a ``ConfigError`` saying what to pass."""
+    if pricing is None:
+        return Pricing()
+    if not isinstance(pricing, Pricing):
+        raise ConfigError(
+            f"pricing must be a srt.Pricing (or None), got {type(pricing).__name__}: "
+            "for prices of your own, pass srt.Pricing({'model': srt.Price(...)})"
+        )
+    return pricing

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from ._types import UsageSummary, billed
 from .cache import min_cacheable_tokens
 from .errors import ConfigError
-from .pricing import Pricing, Rates, source, token_counts, write_1h_tokens
+from .pricing import Pricing, Rates, check_pricing, source, token_counts, write_1h_tokens
 from .wire import get_format
 
 if TYPE_CHECKING:
@@ -88,6 +88,7 @@ class Baseline:
 
     @property
     def saved_share(self) -> float:
+        """``saved_usd`` as a share of this baseline's input cost (0 when it cost nothing)."""
         return self.saved_usd / self.input_usd if self.input_usd else 0.0
 
 
@@ -111,10 +112,12 @@ class Savings:
 
     @property
     def uncached_input_tokens(self) -> int:
+        """Input tokens not read from the provider's cache (cache writes among them)."""
         return self.input_tokens - self.cache_read_tokens
 
     @property
     def baselines(self) -> tuple[Baseline, Baseline]:
+        """The two baselines: the careful stateless client, then the one with no caching."""
         return self.careful, self.no_cache
 
 
@@ -253,7 +256,7 @@ def savings(
     (a fork reads its parent's prefix), while the totals are those of ``rows``. Rows
     are taken in the order of their dates (``at``).
     """
-    pricing = pricing or Pricing()
+    pricing = check_pricing(pricing)
     careful = _Careful(history)
     n = priced = local = 0
     tot = read = write = out = c_read = c_write = 0

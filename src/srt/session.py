@@ -16,6 +16,7 @@ taken into ``Session``'s own namespace: ``help(srt.Session)`` shows them as its 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import threading
 import types
 from collections.abc import Iterator, Sequence
@@ -28,7 +29,7 @@ from ._chain import Chain
 from ._session_edits import Edits
 from ._session_tasks import Runs
 from ._shared import Kept, Shared
-from ._types import BuildStats, Message, Reply, UsageSummary
+from ._types import BuildStats, Message, Reply, UsageSummary, check_provider
 from .cache import CacheExplain, CachePolicy
 from .context import WindowPolicy
 from .errors import ConfigError
@@ -41,6 +42,44 @@ if TYPE_CHECKING:  # (the providers load on first use: httpx and asyncio cost ``
     from .savings import Savings
 
 __all__ = ["Session"]
+
+#: The keyword arguments ``send`` and its twins take for srt rather than for the body.
+_OWN = ("tools", "cache", "include_partial", "window", "append", "keep", "objects")
+#: Body parameter names already found to be no misspelling of one of ``_OWN``.
+_NOT_OWN: set[str] = set()
+
+
+def _check_params(params: dict[str, Any], call: bool) -> None:
+    """Refuse a body parameter that is a misspelling of one of srt's own keyword
+    arguments (``appends=``, ``tool=``), before anything is built or sent: it would go
+    into the body as given, and the provider refuse the request, billed. ``call``:
+    ``send`` and its twins, which refuse ``stream=True`` too (``stream()`` streams);
+    ``request`` refuses their options (``append=``), which would be body parameters."""
+    for key in params:
+        if key in _NOT_OWN:
+            continue
+        if call and key == "stream":
+            if params[key] is False:
+                continue
+            raise ConfigError(
+                "stream= is not a send() option: for a streamed reply call "
+                "s.stream(...) (or s.astream(...)) with the same arguments"
+            )
+        if not call and key in ("append", "keep", "objects"):
+            raise ConfigError(
+                f"{key}= is an option of send() and stream(), not of request(): "
+                "request() builds the body of the stored history (append first)"
+            )
+        if key in _OWN:
+            continue
+        near = difflib.get_close_matches(key, _OWN, 1, 0.8)
+        if near:
+            raise ConfigError(
+                f"{key}= is not an option of srt; did you mean {near[0]}=? (nothing was "
+                "sent: other keyword arguments go into the request body as given)"
+            )
+        if len(_NOT_OWN) < 4096:
+            _NOT_OWN.add(key)
 
 
 class Session:
@@ -113,6 +152,7 @@ class Session:
 
     @property
     def name(self) -> str:
+        """The session's name, as this handle opened it."""
         return self._chain.name
 
     @property
@@ -297,13 +337,17 @@ class Session:
         Fragments already built are reused as frozen bytes; only messages new since
         the last build are serialized. ``tools`` are tool definitions (OpenAI
         function shape, or Anthropic's or Bedrock's); ``params`` go into the body as
-        given. With ``cache`` true (or a ``CachePolicy``) the cache planner adds the
-        format's hints: Anthropic ``cache_control`` and Bedrock ``cachePoint``
-        breakpoints, or OpenAI's ``prompt_cache_key``. ``last_build`` tells what
+        given, but for a misspelling of one of srt's own keywords (``tool=``) and
+        ``send``'s options (``append=``): ``ConfigError``. ``cache`` is ``True``,
+        ``False`` or a ``CachePolicy``. With ``cache`` true (or a ``CachePolicy``) the
+        cache planner adds the format's hints: Anthropic ``cache_control`` and Bedrock
+        ``cachePoint`` breakpoints, or OpenAI's ``prompt_cache_key``. ``last_build`` tells what
         this call did, including the cache explain (``last_build.cache``).
         """
         fmt = get_format(format)
         check_model(model)
+        if params:
+            _check_params(params, False)
         # ``_using`` without its generator: this is the hot path of every build.
         with self._lock:
             try:
@@ -330,6 +374,8 @@ class Session:
         append = params.pop("append", ())
         keep = params.pop("keep", True)
         objects = params.pop("objects", None)
+        if params:
+            _check_params(params, True)
         if isinstance(append, (str, bytes, dict, Message)):
             append = (append,)
         return exchange.Call(
@@ -365,12 +411,17 @@ class Session:
         call fails or the session moved, none of them is written), ``keep=False``,
         which appends nothing at all (the ledger row is still written), and
         ``objects=fn``: ``fn(reply, depth)`` returns store objects (``ObjectPut``) to
-        write in the reply's commit, ``depth`` being the session's length after it.
-        The body is built by delta assembly (or, for OpenAI Responses, as a delta on
-        the provider's stored state when it holds this session's prefix). A window with
-        ``compact_at`` may first compact the history with the model's summary
-        (``srt.summarize``).
+        write in the reply's commit, ``depth`` being the session's length after it
+        (anything but a list of them, or ``None``, is a ``ConfigError``: the reply is
+        not appended and its ledger row is kept). A misspelling of one of these
+        keywords (``appends=``, ``tool=``) or ``stream=True`` (call ``stream``) is a
+        ``ConfigError`` before anything is sent. The body is built by delta assembly
+        (or, for OpenAI Responses, as a delta on the provider's stored state when it
+        holds this session's prefix). A window with ``compact_at`` may first compact the
+        history with the model's summary (``srt.summarize``).
         """
+        if params:  # (before an automatic summary is asked for)
+            _check_params(params, True)
         summarize.auto(self, provider, model, tools, params, cache, include_partial)
         return drivers.send(
             self._call(provider, model, tools, cache, include_partial, params, False)
@@ -388,6 +439,8 @@ class Session:
     ) -> drivers.ReplyStream:
         """Like ``send`` but streamed: iterate the result for text deltas. A stream that is
         cut off, fails or is closed early keeps what arrived as a partial reply."""
+        if params:  # (before an automatic summary is asked for)
+            _check_params(params, True)
         summarize.auto(self, provider, model, tools, params, cache, include_partial)
         call = self._call(provider, model, tools, cache, include_partial, params, True)
         return drivers.ReplyStream(call)
@@ -463,17 +516,17 @@ class Session:
         runs (``Provider.served_model``: an Azure deployment's, ``Azure(deployments=)``);
         a deployment it names no model for is priced by its own name, so one named for
         no model stays unpriced (``None``)."""
+        from .pricing import check_pricing
+
+        pricing = check_pricing(pricing)
         name = served = None
         if provider is not None:
+            check_provider(provider)
             format = format or getattr(provider, "format", None)
             name = getattr(provider, "name", None)
             served_model = getattr(provider, "served_model", None)
             served = served_model(model) if served_model is not None else None
         ex = self.explain(format or "openai.chat", model=model, tools=tools)
-        if pricing is None:
-            from .pricing import Pricing
-
-            pricing = Pricing()
         return ex, pricing.predict(model, ex.total_tokens, ex.cached_tokens, name, served=served)
 
 
