@@ -7,8 +7,9 @@ Two kinds of use are checked in README.md and every page of docs/:
 * dotted ``srt.*`` names anywhere in the text (``srt.testing.ProviderServer``,
   ``srt.providers.local.missing``...): each resolves to a module or an attribute.
 
-``srt.db``, the default database file's name, and ``srt.stores``, the storage engines'
-entry-point group, are the ``srt.`` words that are not names.
+``srt.db``, the default database file's name, ``srt.stores``, the storage engines'
+entry-point group, and ``srt.sweep``, the kind of the store's sweep leases, are the
+``srt.`` words that are not names.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-NOT_NAMES = {"srt.db", "srt.stores"}  # the database file's default name; the storage
-# engines' entry-point group (srt.providers, the providers' group, is a module as well)
+NOT_NAMES = {"srt.db", "srt.stores", "srt.sweep"}  # the database file's default name; the
+# storage engines' entry-point group (srt.providers, the providers' group, is a module as
+# well); an object kind (store.sweeps' leases)
 DOTTED = re.compile(r"(?<![\w./-])srt(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 
