@@ -5,8 +5,9 @@ appended a batch at a time (about ``BATCH_BYTES`` of input each), so memory hold
 batch, not the file. The input is JSON lines when its first lines say so, as the whole
 file would: a first line that is a message or a list of them, or any JSON value
 followed by another line. Anything else is one JSON document (a wire format's request
-body, a JSON list spread over lines), read whole by ``_sessions.parse_import``: srt has
-no streaming JSON parser.
+body, a JSON list), read whole by ``_sessions.parse_import`` up to ``WHOLE_BYTES``,
+else streamed in two passes (``_import_doc``), as is a first line longer than
+``BATCH_BYTES`` with nothing after it (a one-line document).
 
 The batches go into a scratch session (``srt-import-<hex>-NAME``), renamed ``NAME`` in
 one statement after the last line: a bad line, any other error or Ctrl-C deletes it
@@ -25,7 +26,9 @@ import itertools
 import json
 import os
 import secrets
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
@@ -36,6 +39,7 @@ from ..errors import InvalidMessageError, SessionExistsError, SrtError
 from ..message import DEFAULT_MAX_MESSAGE_BYTES
 from ..runtime import Runtime
 from ..store import NewNode
+from . import _import_doc
 from ._common import CommandError, escape_line, read_stdin, runtime
 from ._scratch import SCRATCH, forget, reap, record
 from ._sessions import json_line, parse_import
@@ -43,6 +47,8 @@ from ._sessions import json_line, parse_import
 #: Input read between two appends (the lines' bytes; the batch ends at the line that
 #: reaches it): 4 MiB keeps a few thousand messages in memory and one commit per batch.
 BATCH_BYTES = 4 << 20
+#: A JSON document up to this size is read whole; a larger one is streamed.
+WHOLE_BYTES = BATCH_BYTES
 
 #: One line of input: its number (from 1), the offset of its first byte, its bytes.
 Line = tuple[int, int, bytes]
@@ -50,9 +56,9 @@ Line = tuple[int, int, bytes]
 Batch = list[tuple[int | None, dict[str, Any]]]
 
 
-def _lines(stream: IO[bytes], source: str) -> Iterator[Line]:
-    """The lines of ``stream`` as they are read, each ending at ``\\n``."""
-    number = offset = 0
+def _lines(stream: IO[bytes], source: str, number: int = 0, offset: int = 0) -> Iterator[Line]:
+    """The lines of ``stream`` as they are read, each ending at ``\\n`` (numbered after
+    ``number``, the first at byte ``offset``)."""
     it = iter(stream)
     while True:
         try:
@@ -76,27 +82,69 @@ def _text(line: Line) -> str:
     return text.removeprefix("\ufeff") if number == 1 else text
 
 
+def _says(line: Line, seen: bool) -> str:
+    """What one line says of the input: ``jsonl``, ``document``, ``blank``, or ``value``
+    (a JSON value but no message: JSON lines if another line follows)."""
+    try:
+        text = _text(line)
+    except CommandError:
+        return "document"  # (read as one, it is refused as the whole file is)
+    if not text.strip():
+        return "blank"
+    if seen:
+        return "jsonl"  # a second value: the whole file is no JSON document
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return "document"  # not one line: a document over several lines, or an error
+    if isinstance(value, list) or (isinstance(value, dict) and "role" in value):
+        return "jsonl"
+    return "value"
+
+
 def _is_json_lines(head: list[Line], lines: Iterator[Line]) -> bool:
     """Whether the input is JSON lines, reading only as far as needed (into ``head``)."""
     seen = False
     for line in lines:
         head.append(line)
-        try:
-            text = _text(line)
-        except CommandError:
-            return False  # (read whole, it is refused as the whole file is)
-        if not text.strip():
-            continue
-        if seen:
-            return True  # a second value: the whole file is no JSON document
-        try:
-            value = json.loads(text)
-        except (ValueError, RecursionError):
-            return False  # not one line: a document over several lines, or an error
-        if isinstance(value, list) or (isinstance(value, dict) and "role" in value):
-            return True
-        seen = True
+        says = _says(line, seen)
+        if says in ("jsonl", "document"):
+            return says == "jsonl"
+        seen = seen or says == "value"
     return False
+
+
+def _detect(stream: IO[bytes], source: str) -> tuple[list[Line], str]:
+    """The first lines (read into the returned list) and what the input is: ``jsonl``,
+    ``document``, or ``long``: its first line that is not blank is longer than
+    ``BATCH_BYTES`` (its start is the list's last line), so it was not read whole."""
+    head: list[Line] = []
+    number = offset = 0
+    seen = False
+    while True:
+        raw = _read(stream, source, BATCH_BYTES)
+        if not raw:
+            return head, "document"
+        if len(raw) == BATCH_BYTES and not raw.endswith(b"\n"):
+            if not seen:
+                head.append((number + 1, offset, raw))
+                return head, "long"
+            raw += _read(stream, source)  # (a second value: JSON lines; all its line)
+        number += 1
+        head.append((number, offset, raw))
+        offset += len(raw)
+        says = _says(head[-1], seen)
+        if says in ("jsonl", "document"):
+            return head, says
+        seen = seen or says == "value"
+
+
+def _read(stream: IO[bytes], source: str, limit: int = -1) -> bytes:
+    """A line of ``stream`` (at most ``limit`` bytes of it)."""
+    try:
+        return stream.readline(limit)
+    except OSError as exc:
+        raise CommandError(f"cannot read {source}: {exc.strerror or exc}") from None
 
 
 def _line_batches(lines: Iterable[Line]) -> Iterator[Batch]:
@@ -179,41 +227,116 @@ def _stdin() -> IO[bytes]:
     return buffer if buffer is not None else io.BytesIO(read_stdin())
 
 
-def _document(head: list[Line], stream: IO[bytes], source: str, fmt: str | None) -> Batch:
+def _whole(stream: IO[bytes], source: str, fmt: str | None) -> Batch:
     """The messages of an input that is one JSON document, read whole."""
     try:
         try:
-            rest = stream.read()
+            data = stream.read()
         except OSError as exc:
             raise CommandError(f"cannot read {source}: {exc.strerror or exc}") from None
-        messages = parse_import(b"".join(line[2] for line in head) + rest, fmt)
+        messages = parse_import(data, fmt)
     except MemoryError:
         raise CommandError(
-            f"{source} is one JSON document, which srt import reads whole, and it does not "
-            "fit in memory: import it as JSON lines (srt export's jsonl), read a line at a time"
+            f"{source} is one JSON message, which srt import reads whole, and it does not "
+            "fit in memory"
         ) from None
     return [(None, m) for m in messages]
 
 
+@contextlib.contextmanager
+def _rewound(head: list[Line], stream: IO[bytes], source: str) -> Iterator[IO[bytes]]:
+    """The input from its start, to read more than once: ``stream`` sought back, or
+    (stdin, a pipe) a copy of it, in memory up to ``BATCH_BYTES`` and then in an
+    unnamed temporary file (mode 0600, deleted when closed)."""
+    read = sum(len(line[2]) for line in head)
+    if stream.seekable():
+        stream.seek(stream.tell() - read)
+        yield stream
+        return
+    with tempfile.SpooledTemporaryFile(max_size=BATCH_BYTES) as copy:
+        copy.writelines(line[2] for line in head)
+        try:
+            shutil.copyfileobj(stream, copy, _import_doc.CHUNK)
+        except OSError as exc:
+            raise CommandError(f"cannot read {source}: {exc.strerror or exc}") from None
+        copy.seek(0)
+        yield copy
+
+
+def _alone(stream: IO[bytes], source: str) -> bool:
+    """Whether the first line of ``stream`` is all of it but blank lines (read in
+    chunks; a blank line is what ``_says`` calls one, and not UTF-8 is not blank)."""
+    piece = b""
+    while (piece := _read(stream, source, _import_doc.CHUNK)) and not piece.endswith(b"\n"):
+        pass
+    while piece := _read(stream, source, _import_doc.CHUNK):
+        try:
+            if piece.decode("utf-8").strip():
+                return False
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
+def _document(head: list[Line], stream: IO[bytes], source: str, fmt: str | None) -> Iterator[Batch]:
+    """The messages of an input that is one JSON document (``stream`` from its start):
+    up to ``WHOLE_BYTES``, or a single message, read whole; else streamed, in two passes
+    (``_import_doc``). A first line too long to be read whole (``head``'s last, cut)
+    followed by more lines is read as before: JSON lines if that line is JSON."""
+    start = stream.tell()
+    if _cut(head[-1]) and not _alone(stream, source):
+        stream.seek(start)
+        first: list[Line] = []
+        lines = _lines(stream, source)
+        if _is_json_lines(first, lines):
+            _jsonl_only(fmt)
+            return _line_batches(itertools.chain(first, lines))
+    size = stream.seek(0, os.SEEK_END) - start
+    stream.seek(start)
+    if size <= WHOLE_BYTES:
+        return iter([_whole(stream, source, fmt)])
+    plan = _import_doc.scan(_import_doc.Reader(stream, source, _import_doc.CHUNK))
+    stream.seek(start)
+    if plan is None:
+        return iter([_whole(stream, source, fmt)])
+    if fmt is not None and fmt not in plan.shape:
+        raise CommandError(f"the input is not {fmt}: its shape is {' or '.join(plan.shape)}")
+    reader = _import_doc.Reader(stream, source, _import_doc.CHUNK)
+    return ([(None, m) for m in b] for b in _import_doc.batches(reader, plan, BATCH_BYTES))
+
+
+def _cut(line: Line) -> bool:
+    return len(line[2]) == BATCH_BYTES and not line[2].endswith(b"\n")
+
+
+def _jsonl_only(fmt: str | None) -> None:
+    if fmt not in (None, "jsonl"):
+        raise CommandError(f"the input is not {fmt}: its shape is jsonl")
+
+
 def _import(args: argparse.Namespace, stream: IO[bytes], source: str, name: str) -> None:
-    lines = _lines(stream, source)
-    head: list[Line] = []
-    batches: Iterator[Batch]
-    if _is_json_lines(head, lines):
-        if args.format not in (None, "jsonl"):
-            raise CommandError(f"the input is not {args.format}: its shape is jsonl")
-        batches = _line_batches(itertools.chain(head, lines))
-    else:
-        batches = iter([_document(head, stream, source, args.format)])
-    # The first batch (all of a file up to BATCH_BYTES) is read and checked before the
-    # database is opened: a bad small file creates nothing, not even the file.
-    first = next(batches, None)
-    if first is None:
-        raise CommandError("the input holds no message: there is nothing to import")
-    checked(first)
-    check_name(name)
-    with runtime(args, create=True) as rt:
-        count = write(rt, name, itertools.chain([first], batches))
+    with contextlib.ExitStack() as stack:
+        head, kind = _detect(stream, source)
+        batches: Iterator[Batch]
+        if kind == "jsonl":
+            _jsonl_only(args.format)
+            last = head[-1]
+            lines = _lines(stream, source, last[0], last[1] + len(last[2]))
+            batches = _line_batches(itertools.chain(head, lines))
+        elif not head:
+            batches = iter([_whole(stream, source, args.format)])  # (empty: refused)
+        else:
+            whole = stack.enter_context(_rewound(head, stream, source))
+            batches = _document(head, whole, source, args.format)
+        # The first batch (all of a file up to BATCH_BYTES) is read and checked before
+        # the database is opened: a bad small file creates nothing, not even the file.
+        first = next(batches, None)
+        if first is None:
+            raise CommandError("the input holds no message: there is nothing to import")
+        checked(first)
+        check_name(name)
+        with runtime(args, create=True) as rt:
+            count = write(rt, name, itertools.chain([first], batches))
     print(f"{escape_line(name)}: {count} messages")
 
 

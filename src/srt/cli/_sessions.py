@@ -472,14 +472,22 @@ def _message_shape(doc: dict[str, Any]) -> tuple[str, ...]:
     if "system" in doc:
         return _BLOCKS
     for m in doc["messages"]:
-        if not isinstance(m, dict):
-            continue
-        if m.get("role") in ("system", "developer", "tool") or m.get("tool_calls"):
-            return _CHAT
-        content = m.get("content")
-        for block in content if isinstance(content, list) else ():
-            if isinstance(block, dict) and (
-                "type" not in block or block["type"] in ("tool_use", "tool_result", "image")
-            ):
-                return _BLOCKS
+        kind = _message_kind(m)
+        if kind is not None:
+            return kind
     return (*_CHAT, *_BLOCKS)
+
+
+def _message_kind(m: Any) -> tuple[str, ...] | None:
+    """The formats one message of ``messages`` says the body is (None: it says nothing)."""
+    if not isinstance(m, dict):
+        return None
+    if m.get("role") in ("system", "developer", "tool") or m.get("tool_calls"):
+        return _CHAT
+    content = m.get("content")
+    for block in content if isinstance(content, list) else ():
+        if isinstance(block, dict) and (
+            "type" not in block or block["type"] in ("tool_use", "tool_result", "image")
+        ):
+            return _BLOCKS
+    return None
