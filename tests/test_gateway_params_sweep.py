@@ -80,6 +80,26 @@ def test_chat_completions_user_reaches_the_upstream(gw: Harness) -> None:
     assert _sent(gw)["user"] == "u-2"
 
 
+def test_chat_completions_verbosity_reaches_the_upstream_or_is_refused(gw: Harness) -> None:
+    """``verbosity`` on ``/v1/chat/completions`` is Chat's own, sent to a Chat upstream as
+    ``text.verbosity`` is; a value OpenAI does not take is a 400 naming it; Anthropic has
+    no such control (a 400 unless ``medium``, its default)."""
+    c = gw.client()
+    msgs: Any = [{"role": "user", "content": "hi"}]
+    c.chat.completions.create(model="gpt-4o-mini", messages=msgs, verbosity="low")
+    assert _sent(gw)["verbosity"] == "low"
+    before = gw.srv.requests.total()
+    for model, value, code in (
+        ("gpt-4o-mini", "loud", "invalid_value"),
+        ("claude-sonnet-4-5", "high", "unsupported_parameter"),
+    ):
+        with pytest.raises(openai.BadRequestError) as caught:
+            c.chat.completions.create(model=model, messages=msgs, verbosity=value)  # type: ignore[arg-type]
+        assert caught.value.code == code, caught.value.body
+        assert "verbosity" in str(caught.value.body)
+    assert gw.srv.requests.total() == before
+
+
 def test_token_logprobs_are_refused_by_name(gw: Harness) -> None:
     """srt's replies carry no log probabilities from any upstream: asking for them is a
     400, not a response whose ``logprobs`` are silently empty."""

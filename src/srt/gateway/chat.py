@@ -30,6 +30,7 @@ from .errors import ApiError, bad_request, from_exception
 from .leaving import GONE, first_or_gone, gone_response
 from .params import (
     INT_MAX,
+    VERBOSITIES,
     above_max,
     check_metadata,
     check_stream_options,
@@ -57,7 +58,7 @@ __all__ = ["handle", "usage"]
 _FIELDS = frozenset(
     "model messages tools tool_choice parallel_tool_calls temperature top_p max_tokens "
     "max_completion_tokens stream stream_options response_format user metadata store "
-    "reasoning_effort service_tier n seed stop".split()
+    "reasoning_effort verbosity service_tier n seed stop".split()
 )
 #: The type each other field must have where it is given (``None`` is leaving it out).
 _TYPES: dict[str, tuple[type, str]] = {
@@ -67,6 +68,7 @@ _TYPES: dict[str, tuple[type, str]] = {
     "stream_options": (dict, "an object"),
     "response_format": (dict, "an object"),
     "reasoning_effort": (str, "a string"),
+    "verbosity": (str, "a string"),
     "service_tier": (str, "a string"),
     "user": (str, "a string"),
 }
@@ -224,6 +226,15 @@ async def handle(
     if isinstance(rf, dict) and rf.get("type") in ("json_object", "json_schema"):
         spec = {"type": rf["type"], **(rf.get("json_schema") or {})}  # (checked: an object)
         text = {"format": spec}
+    verbosity = body.get("verbosity")
+    if verbosity is not None:  # (Chat's own; text.verbosity in srt's terms)
+        if verbosity not in VERBOSITIES:
+            raise bad_request(
+                "Invalid value for 'verbosity': one of low, medium, high.",
+                "verbosity",
+                "invalid_value",
+            )
+        text = {**(text or {}), "verbosity": verbosity}
     common = CommonParams(
         max_output_tokens=body.get("max_completion_tokens")
         or body.get("max_tokens")
