@@ -135,7 +135,7 @@ def test_gc_keeps_the_ledger(tree_db: srt.Runtime) -> None:
     report = tree_db.store.gc()
     assert (report.nodes, report.ledger_rows) == (2, 1)
     (row,) = tree_db.calls()
-    assert row == {**rows[0], "node": None}
+    assert row == {**rows[0], "node": None, "params": None}  # (params rebuild from the node)
     assert tree_db.usage().requests == 1
     assert tree_db.store.verify().ok
 

@@ -293,12 +293,12 @@ class Records:
 
     # -- responses ---------------------------------------------------------------------
 
-    def put_response(self, tenant: str, rec: dict[str, Any], node: int | None) -> None:
+    def put_response(self, tenant: str, rec: dict[str, Any], node: int | None) -> bool:
         """Store ``rec``. A run's record stored unfinished (a stream's, a background
         one's) is written again over the bytes that run wrote (kept in ``rec``, never
         stored), and only while it is there: one deleted meanwhile stays deleted (the
-        run's later checkpoints and its end are not written); one another writer changed
-        (a cancel) is written over, as before."""
+        run's later checkpoints and its end are not written; False); one another writer
+        changed (a cancel) is written over, as before."""
         o = self.response_object(tenant, rec)
         before = rec.get(_WRITTEN)
         put = functools.partial(
@@ -318,6 +318,7 @@ class Records:
             rec.pop(_WRITTEN, None)  # its end: what another run of it writes is its own
         else:
             rec[_WRITTEN] = o.value if written else _DELETED
+        return bool(written)
 
     def response_object(self, tenant: str, rec: dict[str, Any]) -> ObjectPut:
         """``rec`` as an object to write in a turn's commit, filed under the reply it
@@ -336,6 +337,23 @@ class Records:
 
     def delete_response(self, tenant: str, rid: str) -> bool:
         return self.store.delete_object(RESPONSE, tenant, rid)
+
+    def forget_response(self, tenant: str, rid: str) -> tuple[str | None, int | None] | None:
+        """``DELETE /v1/responses/{id}``: delete the response; ``None`` if there is none,
+        else the thread its history grew on (``None`` for a conversation's, which the
+        conversation keeps, or a record that cannot be read) and the node it named."""
+        row = self.store.get_object(RESPONSE, tenant, rid)
+        if row is None or not self.delete_response(tenant, rid):
+            return None
+        try:
+            rec = json.loads(row.value)
+            small = rec["r"] if "r" in rec else rec["response"]
+            thread = rec.get("thread", thread_name(tenant, rid))
+            if small.get("conversation") is not None or not isinstance(thread, str):
+                thread = None
+        except (KeyError, TypeError, ValueError, AttributeError):
+            thread = None  # a damaged record: deleted, its thread left as it is
+        return thread, row.node
 
     def store_failed(self, tenant: str, record: dict[str, Any], head: int | None) -> None:
         """Store a failed response as it is, else without its output (text the store

@@ -192,6 +192,7 @@ class Gateway:
             self.placer.end_own(tenant, rid, turn)
             self.threads.release(turn.live)
             self.cancels.pop(rid, None)
+            self.placer.retire(tenant, turn)
 
     def _prepare(
         self,
@@ -330,7 +331,7 @@ class Gateway:
             if p.store:
                 if not len(s):
                     self.placer.end_own(tenant, response["id"], turn)
-                self.records.put_response(tenant, record, s.head)
+                turn.deleted = not self.records.put_response(tenant, record, s.head)
                 turn.settled = True
                 conv = turn.rerooted()
                 if conv is not None:
@@ -436,8 +437,16 @@ class Gateway:
         return replay(resp, after)
 
     def delete(self, tenant: str, rid: str) -> dict[str, Any]:
-        if not self.records.delete_response(tenant, rid):
+        """Delete a response and, when it was the newest of its own thread (no
+        conversation's), the thread's session: what it alone reached is then collected
+        by the next ``gc``; what a live response, a fork or a conversation reaches stays
+        with them (their records name their own nodes)."""
+        found = self.records.forget_response(tenant, rid)
+        if found is None:
             raise not_found("response", rid)
+        thread, node = found
+        if thread is not None:
+            self.threads.drop(thread, node)
         return {"id": rid, "object": "response", "deleted": True}
 
     def input_items(

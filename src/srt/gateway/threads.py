@@ -15,11 +15,13 @@ conversation give one success and one ``ConflictError`` (409), never interleaved
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import SessionNotFoundError
 from ..runtime import Runtime
 from ..session import Session
 from .errors import ApiError
@@ -143,6 +145,27 @@ class Threads:
                 return live
         live.busy.release()
         return None
+
+    def drop(self, name: str, head: int | None = None, *, any_head: bool = False) -> bool:
+        """Delete the session ``name`` (a thread nothing needs any more: what a live
+        record reaches, it names itself), unless a request here works on it (its turn
+        moves the head on, and its record names that) or, without ``any_head``, its head
+        is not ``head`` (a later response's history holds the thread). Whether it went."""
+        with self._lock:
+            live = self._open.get(name)
+        if live is not None and not live.busy.acquire(blocking=False):
+            return False
+        try:
+            row = self.rt.store.get_session(name)
+            if row is None or (not any_head and row.head != head):
+                return False
+            self.forget(name)
+            with contextlib.suppress(SessionNotFoundError):
+                self.rt.delete(name)
+            return True
+        finally:
+            if live is not None:
+                live.busy.release()
 
     @staticmethod
     def release(live: Live) -> None:

@@ -48,6 +48,7 @@ class Turn:
     stored: bool = False  # the record was stored in progress (a streamed response)
     settled: bool = False  # ... and its end was stored (or it was removed)
     ended: bool = False  # the session made for it ended with it (``end_own``)
+    deleted: bool = False  # its record was deleted while it ran (its end not written)
     events: Events | None = None  # a streamed (or background) response's events
     scope: it.Inherited | None = None  # the item ids' scope, when the turn continues another's
     ids: it.Ids = it.PLAIN  # the scope of its items' ids (``_prepare``)
@@ -166,6 +167,27 @@ class Placer:
             turn.ended = True
             if turn.fork or (turn.live.name == thread_name(tenant, rid) and not len(turn.session)):
                 self._drop_fork(turn.live)
+
+    def retire(self, tenant: str, turn: Turn) -> None:
+        """After a turn (its session released): the threads nothing names any more go,
+        so their messages can be collected. A response deleted while it ran leaves the
+        head of its own thread on its reply: that thread goes (``Threads.drop``). A
+        conversation this turn re-rooted leaves two sessions, of which its record names
+        one: the other goes (the old one once the record moved on; the new one if the
+        turn failed, kept nothing, or the conversation was deleted meanwhile). A record
+        that cannot be read keeps both (its routes answer the damaged 500)."""
+        if turn.deleted and turn.conversation is None:
+            self.threads.drop(turn.live.name, turn.session.head)
+        if turn.conversation is None or not turn.reroot:
+            return
+        try:
+            conv = self.records.get_conversation(tenant, turn.conversation["id"])
+        except ApiError:
+            return
+        current = None if conv is None else conv["thread"]
+        for name in (turn.conversation["thread"], turn.live.name):
+            if name != current:
+                self.threads.drop(name, any_head=True)
 
     def _drop_fork(self, live: Live) -> None:
         """End a fork's session with its turn: the response's record keeps the nodes it

@@ -191,12 +191,23 @@ def gc(
                 if watch
                 else set()
             )
+            # a row's params rebuild its body from its node: they go with it (a
+            # request's tools, their descriptions, are a client's text); an error's
+            # text (an upstream's words) goes with its session, its status stays
             ledger = conn.execute(
                 db.sql(
-                    "UPDATE {s}.calls c SET node = NULL WHERE c.node IS NOT NULL AND NOT EXISTS "
+                    "UPDATE {s}.calls c SET node = NULL, params = NULL "
+                    "WHERE c.node IS NOT NULL AND NOT EXISTS "
                     "(SELECT 1 FROM pg_temp.srt_gc_live l WHERE l.id = c.node)"
                 )
             ).rowcount
+            conn.execute(
+                db.sql(
+                    "UPDATE {s}.calls c SET error = NULL WHERE c.error IS NOT NULL "
+                    "AND c.session IS NOT NULL AND NOT EXISTS "
+                    "(SELECT 1 FROM {s}.sessions x WHERE x.id = c.session)"
+                )
+            )
             nodes = conn.execute(
                 db.sql(
                     "DELETE FROM {s}.nodes n WHERE NOT EXISTS "

@@ -74,6 +74,12 @@ __all__ = [
 # -- gc ---------------------------------------------------------------------------------
 
 
+#: The error text of ledger rows whose session is deleted (``gc``).
+_FORGET_ERRORS = (
+    "UPDATE calls SET error = NULL WHERE error IS NOT NULL AND session IS NOT NULL "
+    "AND session NOT IN (SELECT id FROM sessions)"
+)
+
 _LIVE = """
 INSERT INTO temp.srt_gc_live(id)
 WITH RECURSIVE live(id) AS (
@@ -167,12 +173,17 @@ def gc(
             conn.execute("DELETE FROM temp.srt_gc_live")
             conn.execute(_LIVE.format(objects=_OBJECT_ROOTS if has_objects else ""))
             nodes = _count(conn, f"SELECT count(*) FROM nodes WHERE {_DEAD_NODES}")
+            # A row's params rebuild its body from its node (``srt verify``): they go
+            # with it (a request's tools, their descriptions, are a client's text).
             q.rows(
                 conn,
-                "UPDATE calls SET node = NULL "
+                "UPDATE calls SET node = NULL, params = NULL "
                 "WHERE node IS NOT NULL AND node NOT IN (SELECT id FROM temp.srt_gc_live)",
             )
             ledger_rows = conn.changes()
+            # An error's text (an upstream's words, which may quote a request) goes with
+            # its session; the row's status stays, for the accounting.
+            conn.execute(_FORGET_ERRORS)
             dead_places = set(q.rows(conn, f"SELECT at, len FROM nodes WHERE {_DEAD_NODES}"))
             conn.execute(f"DELETE FROM nodes WHERE {_DEAD_NODES}")
             # A message goes with the last node that names it (its place in the heap).
