@@ -53,7 +53,7 @@ def test_cancel_before_the_head_takes_effect_at_once(store_rt: srt.Runtime, up: 
         reader.start()
         while not went(stream) and reader.is_alive():  # the body is out; no head comes
             reader.join(0.005)
-        assert up.request_in.is_set()
+        assert up.request_in.wait(10.0)  # (the body is out: the upstream reads it soon)
         stream.cancel()
         reader.join(10.0)  # (a cap on an event: the head would come after 60 s, never)
         assert not reader.is_alive() and out == [""]
