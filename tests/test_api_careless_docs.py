@@ -156,3 +156,26 @@ def test_every_public_method_of_the_core_classes_has_a_docstring(cls: type) -> N
     assert cls.__doc__, cls.__name__
     missing = [name for name, f in _public(cls) if not (f.__doc__ or "").strip()]
     assert missing == []
+
+
+#: The provider classes of ``srt.__all__`` (``srt.Local`` is ``srt.LocalProvider``).
+PROVIDERS = list(
+    dict.fromkeys(
+        getattr(srt, n)
+        for n in srt.__all__
+        if inspect.isclass(getattr(srt, n))
+        and not issubclass(getattr(srt, n), BaseException)
+        and getattr(srt, n).__module__.startswith("srt.providers")
+    )
+)
+
+
+def test_the_provider_classes_are_found() -> None:
+    assert {srt.OpenAI, srt.Azure, srt.Bedrock, srt.LocalProvider, srt.Timeouts} <= set(PROVIDERS)
+
+
+@pytest.mark.parametrize("cls", PROVIDERS, ids=lambda c: c.__name__)
+def test_every_public_method_of_the_provider_classes_has_a_docstring(cls: type) -> None:
+    assert cls.__doc__, cls.__name__
+    missing = [name for name, f in _public(cls) if not (f.__doc__ or "").strip()]
+    assert missing == []

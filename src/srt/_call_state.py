@@ -23,7 +23,7 @@ from ._builder import Parts
 from ._chain import Prepared
 from ._core import Body
 from ._hashing import Hashing
-from ._types import BuildStats, Reply, Usage, check_provider
+from ._types import BuildStats, Reply, Usage, check_flag, check_provider
 from .errors import ConfigError, InvalidMessageError
 from .message import canonical_tool, replace_lone_surrogates
 from .store import CallRecord, ObjectPut
@@ -59,8 +59,7 @@ def _check_options(provider: Any, append: Any, objects: Any, include_partial: An
         raise InvalidMessageError(f"append must be messages, got {type(append).__name__}")
     if objects is not None and not callable(objects):
         raise ConfigError(f"objects must be a function, got {type(objects).__name__}")
-    if not isinstance(include_partial, bool):
-        raise ConfigError(f"include_partial must be a bool, got {type(include_partial).__name__}")
+    check_flag("include_partial", include_partial)
 
 
 class CallState:

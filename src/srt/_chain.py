@@ -19,7 +19,7 @@ from . import _core
 from ._chain_state import SHARE_MIN_MESSAGES, ChainListener, ChainState, is_pinned, own_bytes
 from ._shared import INTERN_MIN_BYTES, check_name
 from ._types import Message
-from .errors import ConflictError, HistoryIndexError
+from .errors import ConflictError, HistoryIndexError, SessionNotFoundError
 from .history import head_record
 from .message import TEXT_HEADS, canonical_text, canonicalize, redact_strings
 from .store import CallRecord, NewNode, ObjectPut
@@ -207,17 +207,20 @@ class Chain(ChainState):
         above = self.head_prefix if keep == n else self.prefix(keep)
         prefixes = self.store.hashing.chain_many(above, _core.first_items(prepared))
         items = _core.new_nodes(prepared, prefixes, plain, status, NewNode)
-        ids = self.store.append(
-            self.id,
-            self.head,
-            parent,
-            keep,
-            items,
-            call=call,
-            objects=[*self.left(keep, action), *objects] if keep < n else objects,
-            deadline=deadline,
-            parent_prefix=above,
-        )
+        try:
+            ids = self.store.append(
+                self.id,
+                self.head,
+                parent,
+                keep,
+                items,
+                call=call,
+                objects=[*self.left(keep, action), *objects] if keep < n else objects,
+                deadline=deadline,
+                parent_prefix=above,
+            )
+        except SessionNotFoundError as exc:
+            raise self.gone() from exc
         staged, self.staged = self.staged, None
         start = 0
         if staged is not None and staged[0] == keep and plain and n == keep + plain:
@@ -249,6 +252,14 @@ class Chain(ChainState):
         self.head_prefix = prefixes[-1] if prefixes else self.prefix()
         if n < SHARE_MIN_MESSAGES <= len(self.ids):
             self._register()  # (long enough now to offer)
+
+    def gone(self) -> SessionNotFoundError:
+        """What a write to this session, deleted since its handle was opened, raises: the
+        store's refusal names no session; this says which, and what to do."""
+        return SessionNotFoundError(
+            f"session {self.name!r} was deleted (by another handle or process); nothing was "
+            f"written: open or create it again with rt.session({self.name!r})"
+        )
 
     def stage(self, prepared: Sequence[Prepared]) -> None:
         """Hold ``prepared`` after the chain in memory only, for one send that commits
@@ -325,10 +336,13 @@ class Chain(ChainState):
         new = self.ids[keep - 1] if keep else None
         prefix = self.prefix(keep)
         left = self.left(keep, "rewind")
-        if left:  # the move and the record of the head it leaves, in one write
-            self.store.append(self.id, self.head, new, keep, [], objects=left)
-        else:
-            self.store.move_head(self.id, self.head, new)
+        try:
+            if left:  # the move and the record of the head it leaves, in one write
+                self.store.append(self.id, self.head, new, keep, [], objects=left)
+            else:
+                self.store.move_head(self.id, self.head, new)
+        except SessionNotFoundError as exc:
+            raise self.gone() from exc
         self.truncate(keep)
         self.head = new
         self.head_prefix = prefix

@@ -19,6 +19,7 @@ __all__ = [
     "Usage",
     "UsageSummary",
     "billed",
+    "check_flag",
     "check_provider",
     "token_counts",
     "write_1h_tokens",
@@ -54,6 +55,15 @@ def check_provider(provider: Any, what: str = "provider") -> None:
             f"{what} must be an srt provider, e.g. srt.OpenAI(), "
             f"got {type(provider).__name__}{hint}"
         )
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """``value``, a keyword option that is ``True`` or ``False`` (``dry_run=``,
+    ``create=``...); anything else (``"no"``, ``None``, ``0``) is a ``ConfigError`` naming
+    the option, not a truth value guessed from it (``dry_run="no"`` would collect)."""
+    if value is True or value is False:
+        return value
+    raise ConfigError(f"{name} must be True or False, got {type(value).__name__}")
 
 
 def billed(row: Mapping[str, Any]) -> bool:

@@ -24,7 +24,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from ._types import Message
-from .errors import InvalidMessageError
+from .errors import InvalidMessageError, SrtError
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
@@ -379,12 +379,27 @@ def redact_strings(value: Any, redact: Any) -> Any:
     """``value`` with ``redact(text)`` applied to every string in it (not to keys).
 
     Used for the runtime's redaction hook, before a message is validated, hashed
-    or stored, so a secret pasted into a chat never reaches the file.
+    or stored, so a secret pasted into a chat never reaches the file. A hook that
+    fails, or returns what is not a str, is an ``InvalidMessageError`` (nothing is
+    written); its own exception is chained, its text not shown (it may quote the
+    secret). An srt error the hook raises (to refuse a message) goes through as it is.
     """
     if isinstance(value, str):
-        out = redact(value)
+        try:
+            out = redact(value)
+        except SrtError:
+            raise
+        except Exception as exc:
+            raise _bad(
+                f"the redaction hook (Runtime(redact=...)) failed with {type(exc).__name__}; "
+                "nothing was written: fix the hook, a function that takes each string of a "
+                "message and returns the text to store"
+            ) from exc
         if not isinstance(out, str):
-            raise _bad("the redaction hook must return a str")
+            raise _bad(
+                "the redaction hook (Runtime(redact=...)) must return the text to store, a "
+                f"str, got {type(out).__name__}; nothing was written"
+            )
         return out
     if isinstance(value, Message):
         return redact_strings(value.to_dict(), redact)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ._chain import Chain
 from ._hashing import keyed
 from ._shared import MAX_NAME_CHARS, Shared, check_name
-from ._types import SessionInfo, UsageSummary
+from ._types import SessionInfo, UsageSummary, check_flag
 from .cache import DEFAULT_POLICY, CachePolicy
 from .errors import ConfigError, SessionNotFoundError
 from .history import delete_session, set_retention
@@ -285,6 +285,8 @@ class Runtime:
         from .local.slots import default_state_dirs, saved_states
         from .store.sweeps import sweeps_for  # (a dataclass: 0.6 ms not every import pays)
 
+        check_flag("secure_delete", secure_delete)
+        check_flag("dry_run", dry_run)
         dirs = default_state_dirs() if state_dirs is None else _paths(state_dirs, "state_dirs")
         swept = tuple((s.kind, s.collect(self.store, dry_run)) for s in sweeps_for(self.store))
         store_id = self.store.store_id
@@ -376,6 +378,7 @@ class Runtime:
         the runtime kept it and it is still the stored history, so one handle per request
         costs what is new (docs/api.md); otherwise it reads the store on first use."""
         check_name(name)
+        check_flag("create", create)
         row = self.store.get_session(name)
         if row is None:
             if not create:

@@ -29,7 +29,7 @@ from ._chain import Chain
 from ._session_edits import Edits
 from ._session_tasks import Runs
 from ._shared import Kept, Shared
-from ._types import BuildStats, Message, Reply, UsageSummary, check_provider
+from ._types import BuildStats, Message, Reply, UsageSummary, check_flag, check_provider
 from .cache import CacheExplain, CachePolicy
 from .context import WindowPolicy
 from .errors import ConfigError
@@ -228,6 +228,8 @@ class Session:
             not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout >= 0
         ):
             raise ConfigError("timeout must be a number of seconds >= 0, or None")
+        if rebase is not False:
+            check_flag("rebase", rebase)
         with self._lock:  # (``_using`` spelled out: its generator is most of a turn's calls)
             try:
                 prepared = self._chain.prepare(messages, model)
@@ -268,6 +270,7 @@ class Session:
 
         With ``metadata=True`` a message stored with metadata carries it under
         ``metadata`` (the key ``append`` takes), read from the store."""
+        check_flag("metadata", metadata)
         with self._using():
             self._chain.load()
             if not metadata:
@@ -372,7 +375,7 @@ class Session:
     ) -> exchange.Call:
         check_model(model)
         append = params.pop("append", ())
-        keep = params.pop("keep", True)
+        keep = check_flag("keep", params.pop("keep", True))
         objects = params.pop("objects", None)
         if params:
             _check_params(params, True)
@@ -389,7 +392,7 @@ class Session:
             stream=stream,
             used=self._used,
             append=append,
-            keep=bool(keep),
+            keep=keep,
             objects=objects,
         )
 

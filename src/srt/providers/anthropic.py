@@ -50,15 +50,19 @@ class Anthropic(Provider):
 
     @classmethod
     def from_options(cls, options: Options) -> tuple[Provider, str | None]:
+        """``srt chat --provider anthropic``: ``--key-env``'s key or ``$ANTHROPIC_API_KEY``."""
         return cls(options.key, base_url=options.base_url), options.model or cls.default_model
 
     def url(self, model: str, stream: bool) -> str:
+        """The Messages endpoint under ``base_url``."""
         return f"{self.base_url}/v1/messages"
 
     def auth_headers(self) -> dict[str, str]:
+        """The ``x-api-key`` header."""
         return {"x-api-key": self.__key or ""}
 
     def missing(self, found: NotFound, model: str) -> Missing:
+        """Anthropic's words: the model, else the base URL (is ``/v1`` doubled?)."""
         if found.kind == "model":
             hint = f"Anthropic has no model {_quoted(model)}; check the model name"
             return Missing(hint, model, self.name)
@@ -68,6 +72,7 @@ class Anthropic(Provider):
         return Missing(f"Anthropic serves no such path under {base}; check the base URL")
 
     def version_headers(self, params: Mapping[str, Any]) -> dict[str, str]:
+        """The ``anthropic-version`` header: ``version``, else as the class says."""
         if self.version is not None:
             return {"anthropic-version": self.version}
         sampling = any(k in params for k in self.SAMPLING_PARAMS)

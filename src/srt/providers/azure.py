@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from .._types import check_flag
 from ..errors import ConfigError
 from ..wire.azure import AzureEndpoint
 from ..wire.notfound import NotFound
@@ -33,6 +34,8 @@ class Azure(Provider):
 
     @classmethod
     def from_options(cls, options: Options) -> tuple[Provider, str | None]:
+        """``srt chat --provider azure``: ``--base-url`` (or ``$AZURE_OPENAI_ENDPOINT``),
+        ``--model`` the deployment, ``$OPENAI_API_VERSION`` (else the v1 API)."""
         endpoint = options.base_url or os.environ.get("AZURE_OPENAI_ENDPOINT")
         if not endpoint:
             raise ConfigError("--provider azure needs --base-url (or $AZURE_OPENAI_ENDPOINT)")
@@ -57,10 +60,15 @@ class Azure(Provider):
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
-        if api not in ("chat", "responses"):
+        if not isinstance(endpoint, AzureEndpoint):
+            raise ConfigError(
+                "Azure's endpoint must be an srt.AzureEndpoint, e.g. srt.AzureEndpoint("
+                "'https://NAME.openai.azure.com', deployment='prod-chat'), got "
+                f"{type(endpoint).__name__}"
+            )
+        if not isinstance(api, str) or api not in ("chat", "responses"):
             raise ConfigError("api must be 'chat' or 'responses'")
-        if not isinstance(prompt_cache_key, bool):
-            raise ConfigError("prompt_cache_key must be True or False")
+        check_flag("prompt_cache_key", prompt_cache_key)
         if prompt_cache_key:  # (GPT-5.6 and later take it; older deployments may refuse it)
             self.cache_key_param = "prompt_cache_key"
         if deployments is not None and not isinstance(deployments, Mapping):
@@ -83,14 +91,17 @@ class Azure(Provider):
         self._secrets = tuple(s for s in (api_key, token) if s)
 
     def stream_params(self) -> dict[str, Any]:
+        """Ask for a streamed reply, and (Chat Completions) its usage in the last chunk."""
         if self.api == "chat":
             return {"stream": True, "stream_options": {"include_usage": True}}
         return {"stream": True}
 
     def url(self, model: str, stream: bool) -> str:
+        """The endpoint's URL for this provider's API (``AzureEndpoint.url``)."""
         return self.endpoint.url("chat" if self.api == "chat" else "responses")
 
     def auth_headers(self) -> dict[str, str]:
+        """The ``api-key`` header, or the Entra token as a bearer token."""
         return dict(self.__auth)
 
     def missing(self, found: NotFound, model: str) -> Missing:

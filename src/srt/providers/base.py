@@ -9,6 +9,8 @@ of this package, found through the registry in ``srt.providers``.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import os
 import ssl
 from collections.abc import Callable, Mapping
@@ -18,15 +20,17 @@ from typing import Any
 import httpx
 
 from .._core import Body
+from .._types import check_flag
 from ..errors import ConfigError, ProviderError
 from ..wire import get_format
 from ..wire.notfound import RULES as NOT_FOUND_RULES
 from ..wire.notfound import NotFound
 from ..wire.overflow import Overflow
 from .policy import Missing, shown_url
+from .proxies import check as check_proxy
 from .transport import AsyncTransport, HTTPRequest, RetryPolicy, Timeouts, Transport, redact
 
-__all__ = ["Options", "Provider", "read_key"]
+__all__ = ["Options", "Provider", "check_key", "header_value", "read_key"]
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,13 @@ class Provider:
         async_transport: AsyncTransport | None = None,
         proxy: str | None = None,
         trust_env: bool = True,
+        **unknown: Any,
     ) -> None:
+        if unknown:
+            raise _unknown(type(self), next(iter(unknown)))
+        _check_options(timeouts, retry, verify, http2, transport, async_transport, trust_env)
+        if proxy is not None:
+            check_proxy(proxy, False)  # (now, not at the first send; never quoting it)
         self.timeouts = timeouts or Timeouts()
         self.retry = retry or RetryPolicy()
         self._verify = verify
@@ -114,6 +124,8 @@ class Provider:
 
     @property
     def transport(self) -> Transport:
+        """The pooled sync HTTP transport this provider sends through (made on first
+        use with its timeouts, retry policy, TLS and proxy settings, or the one given)."""
         if self._closed:
             raise self._closed_error()
         if self._transport is None:
@@ -122,6 +134,7 @@ class Provider:
 
     @property
     def async_transport(self) -> AsyncTransport:
+        """The asyncio twin of ``transport``."""
         if self._closed:
             raise self._closed_error()
         if self._async_transport is None:
@@ -152,6 +165,20 @@ class Provider:
         if self._async_transport is not None:
             await self._async_transport.aclose()
 
+    def __enter__(self) -> Provider:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Leaving a ``with`` block closes the provider (``close()``)."""
+        self.close()
+
+    async def __aenter__(self) -> Provider:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Leaving an ``async with`` block closes the provider (``aclose()``)."""
+        await self.aclose()
+
     def redact(self, text: str) -> str:
         """``text`` without this provider's secrets (or anything shaped like an API key)."""
         return redact(text, self._secrets)
@@ -169,9 +196,11 @@ class Provider:
         return {"stream": True}
 
     def url(self, model: str, stream: bool) -> str:
+        """The URL a request for ``model`` (streamed or not) is sent to."""
         raise ConfigError(f"{type(self).__name__} has no endpoint")
 
     def auth_headers(self) -> dict[str, str]:
+        """The headers that authenticate a request (they carry the key: never logged)."""
         return {}
 
     def request(
@@ -245,6 +274,69 @@ class Provider:
         return f"<srt {type(self).__name__} provider format={self.format}>"
 
 
+#: What the official SDKs' options are in srt (``OpenAI(timeout=20, max_retries=3)``).
+_SDK_OPTIONS = {
+    "timeout": "timeouts=srt.Timeouts(connect=5, idle=60, total=600) (seconds)",
+    "max_retries": "retry=srt.RetryPolicy(max_retries=3)",
+}
+
+
+def _unknown(cls: type, name: str) -> ConfigError:
+    """The error for keyword ``name`` that ``cls``'s constructor does not take, with
+    what to pass instead when it is an SDK's option or a misspelling of srt's."""
+    if name in _SDK_OPTIONS:
+        hint = f"; srt's is {_SDK_OPTIONS[name]}"
+    else:
+        own = [
+            p.name
+            for c in cls.__mro__
+            if "__init__" in vars(c)
+            for p in inspect.signature(vars(c)["__init__"]).parameters.values()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"
+        ]
+        near = difflib.get_close_matches(name, own, 1, 0.6)
+        hint = f"; did you mean {near[0]}=?" if near else ""
+    return ConfigError(f"{cls.__name__}() takes no {name[:40]}= option{hint}")
+
+
+def _check_options(
+    timeouts: Any,
+    retry: Any,
+    verify: Any,
+    http2: Any,
+    transport: Any,
+    async_transport: Any,
+    trust_env: Any,
+) -> None:
+    """``ConfigError``, naming the argument and what it takes, for a provider's
+    transport options of the wrong kind (``timeouts=5``, ``retry=3``), which would
+    otherwise fail at the first send or be taken for a truth value."""
+    if timeouts is not None and not isinstance(timeouts, Timeouts):
+        raise ConfigError(
+            "timeouts must be an srt.Timeouts, e.g. timeouts=srt.Timeouts(connect=5, "
+            f"idle=60, total=600) (seconds), got {type(timeouts).__name__}"
+        )
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ConfigError(
+            "retry must be an srt.RetryPolicy, e.g. retry=srt.RetryPolicy(max_retries=3), "
+            f"got {type(retry).__name__}"
+        )
+    if not isinstance(verify, (bool, str, ssl.SSLContext)):
+        raise ConfigError(
+            "verify must be True, False, a CA bundle's path (a str) or an ssl.SSLContext, "
+            f"got {type(verify).__name__}"
+        )
+    if http2 is not None and not isinstance(http2, bool):
+        raise ConfigError(f"http2 must be True, False or None, got {type(http2).__name__}")
+    check_flag("trust_env", trust_env)
+    if transport is not None and not isinstance(transport, Transport):
+        raise ConfigError(f"transport must be an srt Transport, got {type(transport).__name__}")
+    if async_transport is not None and not isinstance(async_transport, AsyncTransport):
+        raise ConfigError(
+            f"async_transport must be an srt AsyncTransport, got {type(async_transport).__name__}"
+        )
+
+
 def _quoted(name: str) -> str:
     """A model or deployment name as a message shows it (its first 200 characters)."""
     return "'" + (name if len(name) <= 200 else name[:200] + "...") + "'"
@@ -279,9 +371,25 @@ def read_key(value: str | None, env: str, what: str, required: bool = True) -> s
     return check_key(key, what) or None
 
 
+def header_value(value: Any, what: str) -> str:
+    """``value``, a setting sent as an HTTP header (``organization=``), or ``ConfigError``
+    naming ``what`` unless it is a str a header can carry (the value is not shown)."""
+    if not isinstance(value, str):
+        raise ConfigError(f"{what} must be a str, got {type(value).__name__}")
+    if not (value.isascii() and value.isprintable()):
+        raise ConfigError(
+            f"{what} holds a character an HTTP header cannot carry (a line break, a "
+            "control character or one that is not ASCII)"
+        )
+    return value
+
+
 def check_key(key: str | None, what: str) -> str | None:
     """``key``, or ``ConfigError`` if an HTTP header cannot carry it (a character that
     is not printable ASCII: a line break, a typo'd letter). The key is not shown."""
+    if key is not None and not isinstance(key, str):
+        hint = " (decode it: api_key=key.decode())" if isinstance(key, bytes) else ""
+        raise ConfigError(f"{what}'s API key must be a str, got {type(key).__name__}{hint}")
     if key and not (key.isascii() and key.isprintable()):
         raise ConfigError(
             f"{what}'s API key holds a character an HTTP header cannot carry "

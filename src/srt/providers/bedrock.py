@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -17,6 +18,9 @@ from .sigv4 import AwsCredentials, sign
 from .transport import HTTPRequest
 
 __all__ = ["Bedrock"]
+
+#: An AWS region's name (``us-east-1``, ``eu-central-2``): it goes into the host name.
+_REGION = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
 class Bedrock(Provider):
@@ -34,6 +38,8 @@ class Bedrock(Provider):
 
     @classmethod
     def from_options(cls, options: Options) -> tuple[Provider, str | None]:
+        """``srt chat --provider bedrock``: ``--region`` (or ``$AWS_REGION``), the key or
+        AWS credentials from the environment, ``--base-url`` as ``endpoint_url``."""
         provider = cls(region=options.region, api_key=options.key, endpoint_url=options.base_url)
         return provider, options.model or cls.default_model
 
@@ -50,6 +56,20 @@ class Bedrock(Provider):
         self.region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         if not self.region:
             raise ConfigError("Bedrock needs a region: pass region= or set AWS_REGION")
+        if not isinstance(self.region, str) or not _REGION.fullmatch(self.region):
+            got = (
+                "a str that is not one (lower-case letters and digits between dashes)"
+                if isinstance(self.region, str)
+                else type(self.region).__name__
+            )
+            raise ConfigError(
+                f"Bedrock's region must be an AWS region name such as 'us-east-1', got {got}"
+            )
+        if credentials is not None and not isinstance(credentials, AwsCredentials):
+            raise ConfigError(
+                "credentials must be an srt.AwsCredentials(access_key_id, "
+                f"secret_access_key, session_token=None), got {type(credentials).__name__}"
+            )
         self.endpoint_url = url_of(
             endpoint_url,
             None,
@@ -72,9 +92,11 @@ class Bedrock(Provider):
         self._secrets = tuple(s for s in secrets if s)
 
     def stream_params(self) -> dict[str, Any]:
+        """None: Bedrock streams by its URL (``converse-stream``), not a body parameter."""
         return {}
 
     def url(self, model: str, stream: bool) -> str:
+        """The Converse (or ConverseStream) URL of ``model`` under ``endpoint_url``."""
         op = "converse-stream" if stream else "converse"
         return f"{self.endpoint_url}/model/{quote(model, safe='')}/{op}"
 
@@ -85,6 +107,8 @@ class Bedrock(Provider):
         stream: bool,
         params: Mapping[str, Any] | None = None,
     ) -> HTTPRequest:
+        """The HTTP request for ``body``, with the key as a bearer token or signed with
+        SigV4 (the signature covers the body, so it is made per request)."""
         url = self.url(model, stream)
         headers = {"content-type": "application/json", "accept": "application/json"}
         if stream:
@@ -105,6 +129,8 @@ class Bedrock(Provider):
         )
 
     def missing(self, found: NotFound, model: str) -> Missing:
+        """Bedrock's words: the model id or inference profile in this region, else the
+        endpoint."""
         if found.kind == "model":
             hint = (
                 f"Bedrock has no model {_quoted(model)} in {self.region}; check the model id "

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from .._types import check_flag
 from ..errors import ConfigError
 from .base import Options, Provider
 from .openai import OpenAI
@@ -27,6 +28,8 @@ class OpenAICompatible(OpenAI):
 
     @classmethod
     def from_options(cls, options: Options) -> tuple[Provider, str | None]:
+        """``srt chat --provider compatible``: ``--base-url`` (or ``$OPENAI_BASE_URL``),
+        the key (optional) from ``--key-env`` or ``$OPENAI_API_KEY``."""
         base_url = options.base_url or os.environ.get("OPENAI_BASE_URL")
         if not base_url:
             raise ConfigError("--provider compatible needs --base-url (or $OPENAI_BASE_URL)")
@@ -45,9 +48,16 @@ class OpenAICompatible(OpenAI):
     ) -> None:
         if not base_url:
             raise ConfigError("OpenAICompatible needs a base_url")
+        if extra_params is not None and not isinstance(extra_params, Mapping):
+            raise ConfigError(
+                "extra_params must be a dict of body parameters, e.g. "
+                f"{{'cache_prompt': True}}, got {type(extra_params).__name__}"
+            )
+        check_flag("server_state", server_state)
         super().__init__(api_key or "", base_url=base_url, api=api, **kw)
         self.extra_params = dict(extra_params or {})
-        self.server_state = bool(server_state)
+        self.server_state = server_state
 
     def _key_required(self) -> bool:
+        """No: an OpenAI-compatible server may take no key."""
         return False

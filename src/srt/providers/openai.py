@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ConfigError
-from .base import Options, Provider, read_key
+from .base import Options, Provider, header_value, read_key
 from .base import base_url as url_of
 
 __all__ = ["OpenAI", "responses"]
@@ -20,6 +20,7 @@ class OpenAI(Provider):
 
     @classmethod
     def from_options(cls, options: Options) -> tuple[Provider, str | None]:
+        """``srt chat --provider openai``: ``--key-env``'s key or ``$OPENAI_API_KEY``."""
         return cls(options.key, base_url=options.base_url), options.model or cls.default_model
 
     def __init__(
@@ -33,31 +34,38 @@ class OpenAI(Provider):
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
-        if api not in ("chat", "responses"):
+        if not isinstance(api, str) or api not in ("chat", "responses"):
             raise ConfigError("api must be 'chat' or 'responses'")
         self.api = api
         self.format = f"openai.{api}"
         self.base_url = url_of(base_url, "OPENAI_BASE_URL", "https://api.openai.com/v1")
-        self.__key = read_key(api_key, "OPENAI_API_KEY", "OpenAI", self._key_required())
+        self.__key = read_key(api_key, "OPENAI_API_KEY", type(self).__name__, self._key_required())
         self._secrets = tuple(s for s in (self.__key,) if s)
         self._extra = {
-            k: v
-            for k, v in (("openai-organization", organization), ("openai-project", project))
-            if v
+            k: header_value(v, arg)
+            for k, v, arg in (
+                ("openai-organization", organization, "organization"),
+                ("openai-project", project, "project"),
+            )
+            if v is not None and v != ""
         }
 
     def _key_required(self) -> bool:
+        """Whether a key must be given (an OpenAI-compatible server may take none)."""
         return True
 
     def stream_params(self) -> dict[str, Any]:
+        """Ask for a streamed reply, and (Chat Completions) its usage in the last chunk."""
         if self.api == "chat":
             return {"stream": True, "stream_options": {"include_usage": True}}
         return {"stream": True}
 
     def url(self, model: str, stream: bool) -> str:
+        """The endpoint of this provider's API under ``base_url``."""
         return f"{self.base_url}/{'chat/completions' if self.api == 'chat' else 'responses'}"
 
     def auth_headers(self) -> dict[str, str]:
+        """The bearer key, and the organization and project headers, if given."""
         out = dict(self._extra)
         if self.__key:
             out["authorization"] = f"Bearer {self.__key}"

@@ -22,6 +22,7 @@ the provider's ``not_found``) leads with what to check; such a 404 or 400 is not
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from ..errors import (
+    ConfigError,
     ModelNotFoundError,
     ProviderAuthError,
     ProviderContextOverflowError,
@@ -77,7 +79,13 @@ class Timeouts:
     idle: float = 60.0
     total: float = 600.0
 
+    def __post_init__(self) -> None:
+        for name in ("connect", "idle", "total"):
+            _seconds(f"Timeouts {name}=", getattr(self, name), 0.0, above=True)
+
     def httpx(self) -> httpx.Timeout:
+        """These timeouts as httpx takes them: ``connect`` for connecting and for a
+        pooled connection, ``idle`` for each read and write (``total`` is srt's own)."""
         import httpx  # (here: ``srt.Timeouts`` is imported with srt, httpx only with a transport)
 
         return httpx.Timeout(
@@ -87,13 +95,31 @@ class Timeouts:
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """How often and how long to retry (the module's policy): ``max_retries`` retries
+    after the first attempt; backoff from ``initial_delay`` doubling up to ``max_delay``
+    seconds, shortened by up to ``jitter`` (a share, 0 to 1); a server's ``Retry-After``
+    is honoured up to ``max_retry_after`` seconds."""
+
     max_retries: int = 2
     initial_delay: float = 0.5
     max_delay: float = 8.0
     max_retry_after: float = 120.0
     jitter: float = 0.25
 
+    def __post_init__(self) -> None:
+        n = self.max_retries
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ConfigError(
+                "RetryPolicy max_retries= must be a whole number >= 0 (0: no retry), "
+                f"got {_shown(n)}"
+            )
+        for name in ("initial_delay", "max_delay", "max_retry_after"):
+            _seconds(f"RetryPolicy {name}=", getattr(self, name), 0.0)
+        _seconds("RetryPolicy jitter=", self.jitter, 0.0, 1.0)
+
     def retryable(self, status: int, headers: Mapping[str, str]) -> bool:
+        """Whether an answer with ``status`` and ``headers`` is worth retrying: the
+        server's ``x-should-retry``, else 408, 409, 429 or a 5xx."""
         hint = headers.get("x-should-retry")
         if hint == "true":
             return True
@@ -129,10 +155,39 @@ class RetryPolicy:
         return base * (1.0 - self.jitter * rand)
 
     def delay(self, attempt: int, headers: Mapping[str, str], rand: float) -> float:
+        """Seconds to wait before retry number ``attempt`` (0-based): the server's
+        ``Retry-After`` when it asks for at most ``max_retry_after``, else the backoff."""
         ra = self.retry_after(headers)
         if ra is not None and ra <= self.max_retry_after:
             return ra
         return self.backoff(attempt, rand)
+
+
+def _shown(value: object) -> str:
+    """A number given as a setting, as a message shows it; another value by its type."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value)
+    return type(value).__name__
+
+
+def _seconds(
+    what: str, value: object, least: float, most: float | None = None, above: bool = False
+) -> None:
+    """``ConfigError`` unless ``value`` is a finite number from ``least`` (excluded with
+    ``above``) to ``most``."""
+    ok = (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value > least if above else value >= least)
+        and (most is None or value <= most)
+    )
+    if not ok:
+        if most is not None:
+            want = f"a number from {least:g} to {most:g}"
+        else:
+            want = f"a number of seconds {'>' if above else '>='} {least:g}"
+        raise ConfigError(f"{what} must be {want}, got {_shown(value)}")
 
 
 # Things that look like API keys even when they are not this provider's own.

@@ -48,6 +48,12 @@ class AwsCredentials:
     session_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        for name in ("access_key_id", "secret_access_key", "session_token"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(
+                    f"AwsCredentials {name} must be a str, got {type(value).__name__}"
+                )
         if not self.access_key_id or not self.secret_access_key:
             raise ConfigError("AWS credentials need a non-empty access key id and secret key")
 
