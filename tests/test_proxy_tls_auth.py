@@ -10,6 +10,7 @@ import asyncio
 import ssl
 import traceback
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -114,7 +115,7 @@ def refused(rt: srt.Runtime, p: Provider, name: str, mode: str, kind: type[Provi
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-@pytest.mark.parametrize("verify", ["ca-file", "ssl-context", "off"])
+@pytest.mark.parametrize("verify", ["ca-file", "ca-path", "ssl-context", "off"])
 def test_an_https_proxy_is_verified_with_the_verify_setting(
     mode: str,
     verify: str,
@@ -126,8 +127,11 @@ def test_an_https_proxy_is_verified_with_the_verify_setting(
 ) -> None:
     """``verify`` naming the CA that signed the proxy's certificate (a bundle's path or an
     ``ssl.SSLContext``), or ``verify=False``, reaches the proxy over TLS."""
+    setting: ssl.SSLContext | str | Path | bool
     if verify == "ssl-context":
-        setting: ssl.SSLContext | str | bool = ssl.create_default_context(cafile=ca_file)
+        setting = ssl.create_default_context(cafile=ca_file)
+    elif verify == "ca-path":  # (a pathlib.Path, as a user holds a file's name)
+        setting = Path(ca_file)
     else:
         setting = ca_file if verify == "ca-file" else False
     srv.script("openai", ["through an https proxy"])

@@ -85,7 +85,7 @@ class Provider:
         *,
         timeouts: Timeouts | None = None,
         retry: RetryPolicy | None = None,
-        verify: ssl.SSLContext | str | bool = True,
+        verify: ssl.SSLContext | str | os.PathLike[str] | bool = True,
         http2: bool | None = None,
         transport: Transport | None = None,
         async_transport: AsyncTransport | None = None,
@@ -95,6 +95,8 @@ class Provider:
     ) -> None:
         if unknown:
             raise _unknown(type(self), next(iter(unknown)))
+        if isinstance(verify, os.PathLike):  # (a pathlib.Path to a CA bundle)
+            verify = os.fspath(verify)
         _check_options(timeouts, retry, verify, http2, transport, async_transport, trust_env)
         if proxy is not None:
             check_proxy(proxy, False)  # (now, not at the first send; never quoting it)
@@ -323,8 +325,8 @@ def _check_options(
         )
     if not isinstance(verify, (bool, str, ssl.SSLContext)):
         raise ConfigError(
-            "verify must be True, False, a CA bundle's path (a str) or an ssl.SSLContext, "
-            f"got {type(verify).__name__}"
+            "verify must be True, False, a CA bundle's path (a str or pathlib.Path) or an "
+            f"ssl.SSLContext, got {type(verify).__name__}"
         )
     if http2 is not None and not isinstance(http2, bool):
         raise ConfigError(f"http2 must be True, False or None, got {type(http2).__name__}")
