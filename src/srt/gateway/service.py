@@ -394,6 +394,7 @@ class Gateway:
     # -- reading -----------------------------------------------------------------------
 
     def get(self, tenant: str, rid: str) -> dict[str, Any]:
+        here = rid in self.cancels  # (before the read: a run that ends after it wrote its end)
         found = self.records.get_response(tenant, rid)
         if found is None:
             raise not_found("response", rid)
@@ -405,7 +406,7 @@ class Gateway:
         if (
             resp["status"] in ("in_progress", "queued")
             and owner
-            and not self.records.alive(owner, rid in self.cancels)
+            and not self.records.alive(owner, here)
         ):
             # its worker died, or could not store its end
             self.records.mark_ended(tenant, rec, node)
