@@ -199,6 +199,22 @@ def count(path: str, table: str) -> int:
         return int(conn.execute(f"SELECT count(*) FROM {table}").get)
 
 
+#: ``found_in_files`` of a database holding none of what was looked for.
+NOTHING = {"": 0, "-wal": 0, "-shm": 0}
+
+
+def found_in_files(db: str | os.PathLike[str], needle: bytes) -> dict[str, int]:
+    """How many times ``needle`` is in a SQLite file and in its ``-wal`` and ``-shm``
+    (by suffix; 0 for a file that is not there): what a deletion must leave none of."""
+    out = {}
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            out[suffix] = Path(os.fspath(db) + suffix).read_bytes().count(needle)
+        except FileNotFoundError:
+            out[suffix] = 0
+    return out
+
+
 def tamper_body(conn: apsw.Connection, message_hash: bytes, body: bytes) -> None:
     """Damage the stored body of the message ``message_hash`` as a bad disk would, past
     srt's checks: its bytes in the heap become ``body`` if it has the same length; else

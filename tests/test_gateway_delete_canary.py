@@ -18,18 +18,7 @@ import pytest
 import srt
 from gateway_support import Harness, harness
 from srt.store.reports import GcReport
-
-NOTHING = {"": 0, "-wal": 0, "-shm": 0}
-
-
-def _found(db: str, canary: bytes) -> dict[str, int]:
-    out = {}
-    for suffix in ("", "-wal", "-shm"):
-        try:
-            out[suffix] = Path(db + suffix).read_bytes().count(canary)
-        except FileNotFoundError:
-            out[suffix] = 0
-    return out
+from support import NOTHING, found_in_files
 
 
 def _tool(canary: str) -> list[dict[str, Any]]:
@@ -107,12 +96,12 @@ def test_deleted_responses_leave_no_bytes(tmp_path: Path, monkeypatch: pytest.Mo
             r5 = st.get_final_response()
         assert all(canary in r.output_text for r in (r1, r2, r3, r4, r5))
         kept += _others(h, 15, "after")
-        assert sum(_found(db, canary.encode()).values()) > 0
+        assert sum(found_in_files(db, canary.encode()).values()) > 0
         for r in (r3, r1, r5, r2, r4):  # in no order of the chain
             assert c.responses.delete(r.id) is None
     report = _collect(db, monkeypatch)
     assert report.messages > 0
-    assert _found(db, canary.encode()) == NOTHING
+    assert found_in_files(db, canary.encode()) == NOTHING
     _check_kept(db, monkeypatch, kept)
 
 
@@ -151,7 +140,7 @@ def test_a_deleted_conversation_leaves_no_bytes(
         c.conversations.delete(conv.id)
     report = _collect(db, monkeypatch)
     assert report.messages > 0
-    assert _found(db, canary.encode()) == NOTHING
+    assert found_in_files(db, canary.encode()) == NOTHING
     _check_kept(db, monkeypatch, kept)
     with harness(db, monkeypatch) as h:
         c = h.client()

@@ -14,18 +14,7 @@ import pytest
 import srt
 from gateway_support import Harness, age_texts, harness
 from srt.gateway import records as rc
-
-NOTHING = {"": 0, "-wal": 0, "-shm": 0}
-
-
-def _found(db: str, canary: bytes) -> dict[str, int]:
-    out = {}
-    for suffix in ("", "-wal", "-shm"):
-        try:
-            out[suffix] = Path(db + suffix).read_bytes().count(canary)
-        except FileNotFoundError:
-            out[suffix] = 0
-    return out
+from support import NOTHING, found_in_files
 
 
 def _turns(h: Harness, secrets_: list[str], n: int) -> list[str]:
@@ -63,14 +52,14 @@ def test_a_swept_text_leaves_no_bytes(
         kept = _turns(h, values, 30)
         if sweep == "worker":
             h.rt.store.gc()  # the messages of the deleted conversations (zeroed)
-            assert _found(db, canary.encode())[""] > 0  # only the texts hold it now
+            assert found_in_files(db, canary.encode())[""] > 0  # only the texts hold it now
             h.gateway.records.texts.grace_s = 0.0  # unused from now on: old enough
             assert h.gateway.records.sweep_texts() == 2
     if sweep == "srt gc":
         age_texts(db, monkeypatch, *(json.dumps(v) for v in values))
         with srt.Runtime(db) as rt:
             assert rt.gc().swept == ((rc.TEXT, 2),)
-    assert _found(db, canary.encode()) == NOTHING
+    assert found_in_files(db, canary.encode()) == NOTHING
     with harness(db, monkeypatch) as h:  # the rest reads back whole
         c = h.client()
         for i, rid in enumerate(kept):

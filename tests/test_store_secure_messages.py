@@ -11,14 +11,7 @@ from pathlib import Path
 import apsw
 
 import srt
-
-
-def _copies(path: Path, canary: bytes) -> int:
-    return sum(
-        Path(str(path) + suffix).read_bytes().count(canary)
-        for suffix in ("", "-wal", "-shm")
-        if Path(str(path) + suffix).exists()
-    )
+from support import NOTHING, found_in_files
 
 
 def test_a_collected_session_leaves_no_copy_in_split_pages(tmp_path: Path) -> None:
@@ -34,12 +27,14 @@ def test_a_collected_session_leaves_no_copy_in_split_pages(tmp_path: Path) -> No
             other.append({"role": role, "content": f"filler {i} " + "x" * (200 + i % 700)})
             if i == 5:
                 secret.append({"role": "user", "content": "again " + canary})
-        assert _copies(path, canary.encode()) > 0  # (what the test looks for is there)
+        assert (
+            sum(found_in_files(path, canary.encode()).values()) > 0
+        )  # (what the test looks for is there)
         rt.delete("secret")
         report = rt.gc()
         assert report.secure_delete and report.messages == 3 and report.checkpointed
         kept = [m["content"] for m in other.messages()]
-    assert _copies(path, canary.encode()) == 0
+    assert found_in_files(path, canary.encode()) == NOTHING
     assert len(kept) == 300 and kept[299].startswith("filler 299 ")
 
 

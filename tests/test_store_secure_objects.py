@@ -13,20 +13,7 @@ import pytest
 
 from srt.store.heads import KIND as HEAD
 from srt.store.sqlite import SQLiteStore
-
-
-def _found(path: Path, canary: bytes) -> dict[str, int]:
-    """How many times ``canary`` is in the file and in each of its companions."""
-    out = {}
-    for suffix in ("", "-wal", "-shm"):
-        try:
-            out[suffix] = (Path(str(path) + suffix)).read_bytes().count(canary)
-        except FileNotFoundError:
-            out[suffix] = 0
-    return out
-
-
-NOTHING = {"": 0, "-wal": 0, "-shm": 0}
+from support import NOTHING, found_in_files
 
 
 @pytest.fixture
@@ -46,10 +33,10 @@ def test_a_deleted_object_leaves_no_bytes(tmp_path: Path, canary: bytes, size: i
         for i in range(200):  # the root splits: its cells are copied to new pages
             store.put_object("t.filler", "tenant", f"k{i}", b"x" * 100)
         assert store.checkpoint()
-        assert _found(path, canary)[""] > 0  # (what the test looks for is there)
+        assert found_in_files(path, canary)[""] > 0  # (what the test looks for is there)
         assert store.delete_object("t.secret", "tenant", "first")
         assert store.checkpoint()
-        assert _found(path, canary) == NOTHING
+        assert found_in_files(path, canary) == NOTHING
         row = store.get_object("t.filler", "tenant", "k7")
         assert row is not None and bytes(row.value) == b"x" * 100
     finally:
@@ -66,10 +53,10 @@ def test_a_deleted_session_leaves_no_bytes_of_its_objects(tmp_path: Path, canary
         for i in range(100):
             store.put_object("t.filler", "tenant", f"k{i}", b"x" * 100)
         assert store.checkpoint()
-        assert _found(path, canary)[""] > 0
+        assert found_in_files(path, canary)[""] > 0
         store.delete_session("s")
         assert store.checkpoint()
-        assert _found(path, canary) == NOTHING
+        assert found_in_files(path, canary) == NOTHING
         assert store.get_object(HEAD, str(session.id), "h") is None
     finally:
         store.close()
