@@ -14,6 +14,7 @@ import pytest
 import srt
 from gateway_support import Harness, age_texts, harness
 from srt.gateway import records as rc
+from srt.gateway.orphans import THREAD
 
 NOTHING = {"": 0, "-wal": 0, "-shm": 0}
 
@@ -69,7 +70,7 @@ def test_a_swept_text_leaves_no_bytes(
     if sweep == "srt gc":
         age_texts(db, monkeypatch, *(json.dumps(v) for v in values))
         with srt.Runtime(db) as rt:
-            assert rt.gc().swept == ((rc.TEXT, 2),)
+            assert rt.gc().swept == ((rc.TEXT, 2), (THREAD, 0))  # (its threads: named)
     assert _found(db, canary.encode()) == NOTHING
     with harness(db, monkeypatch) as h:  # the rest reads back whole
         c = h.client()
