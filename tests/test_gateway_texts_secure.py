@@ -14,6 +14,7 @@ import pytest
 import srt
 from gateway_support import Harness, age_texts, harness
 from srt.gateway import records as rc
+from srt.gateway.orphans import THREAD
 from support import NOTHING, found_in_files
 
 
@@ -58,7 +59,7 @@ def test_a_swept_text_leaves_no_bytes(
     if sweep == "srt gc":
         age_texts(db, monkeypatch, *(json.dumps(v) for v in values))
         with srt.Runtime(db) as rt:
-            assert rt.gc().swept == ((rc.TEXT, 2),)
+            assert rt.gc().swept == ((rc.TEXT, 2), (THREAD, 0))  # (its threads: named)
     assert found_in_files(db, canary.encode()) == NOTHING
     with harness(db, monkeypatch) as h:  # the rest reads back whole
         c = h.client()

@@ -19,6 +19,7 @@ import pytest
 import srt
 from gateway_support import age_texts, harness
 from srt.gateway import records as rc
+from srt.gateway.orphans import THREAD
 from support import cli_env
 
 LINE = "removed 2 gateway texts that no live response or conversation names, unused for 24 hours"
@@ -85,16 +86,17 @@ def test_srt_gc_removes_exactly_the_unnamed_texts_past_the_grace_period(
     before = _texts(db)
 
     with srt.Runtime(db) as rt:  # the API: a dry run counts, removes nothing
-        assert rt.gc(dry_run=True).swept == ((rc.TEXT, 2),)
+        # (the threads' sweep runs too: the live responses' threads, all named)
+        assert rt.gc(dry_run=True).swept == ((rc.TEXT, 2), (THREAD, 0))
     dry = json.loads(_srt(db, tmp_path, "gc", "--dry-run", "--json"))
-    assert dry["swept"] == {rc.TEXT: 2} and dry["dry_run"] is True
+    assert dry["swept"] == {rc.TEXT: 2, THREAD: 0} and dry["dry_run"] is True
     assert LINE.replace("removed", "would remove") in _srt(db, tmp_path, "gc", "--dry-run")
     assert _texts(db) == before
 
     assert LINE in _srt(db, tmp_path, "gc").splitlines()
     gone = {'"gone old"', '"gone too"'}
     assert _texts(db) == {v: k for v, k in before.items() if v not in gone}
-    assert json.loads(_srt(db, tmp_path, "gc", "--json"))["swept"] == {rc.TEXT: 0}
+    assert json.loads(_srt(db, tmp_path, "gc", "--json"))["swept"] == {rc.TEXT: 0, THREAD: 0}
     assert "gateway text" not in _srt(db, tmp_path, "gc")
 
     with harness(db, monkeypatch) as h:  # the records still named read back whole

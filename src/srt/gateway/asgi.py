@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from ..errors import SrtError
 from ..runtime import Runtime
-from . import chat
+from . import chat, orphans
 from .config import Config
 from .conversations import Conversations
 from .errors import ApiError, from_exception
@@ -106,16 +106,25 @@ class State:
         self._beat.start()
 
     def _beats(self) -> None:
-        sweep = time.monotonic() + SWEEP_S  # texts no record names: one worker an hour
+        sweep = time.monotonic() + SWEEP_S  # what no record names: one worker an hour
         while not self._beat_stop.wait(5.0):
             with contextlib.suppress(Exception):
                 self.gw.records.beat()
             if time.monotonic() >= sweep:
                 sweep = time.monotonic() + SWEEP_S
-                try:
-                    self.gw.records.sweep_texts()
-                except Exception:
-                    log.warning("collecting texts failed", exc_info=True)
+                self.sweep()
+
+    def sweep(self) -> None:
+        """The hourly sweeps, each by the worker that takes its lease: the texts, then
+        the threads, no live record names (``texts``, ``orphans``); a failure is logged."""
+        try:
+            self.gw.records.sweep_texts()
+        except Exception:
+            log.warning("collecting texts failed", exc_info=True)
+        try:
+            orphans.sweep(self.gw.rt.store)
+        except Exception:
+            log.warning("collecting threads failed", exc_info=True)
 
     def close(self) -> None:
         with self._start_lock:

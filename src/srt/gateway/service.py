@@ -21,7 +21,7 @@ from .. import _core
 from .._types import Reply
 from ..context import WindowPolicy
 from ..drivers import ReplyStream
-from ..errors import UnsupportedFeatureError
+from ..errors import SessionNotFoundError, UnsupportedFeatureError
 from ..message import canonicalize
 from ..providers import OpenAICompatible, Provider
 from ..runtime import Runtime
@@ -37,7 +37,7 @@ from .params import CreateResponse
 from .records import Owner, Records, digest, new_id, new_response, settle
 from .threads import Threads
 from .timing import UpstreamClock
-from .turns import Placer, Turn
+from .turns import Placer, Turn, previous_not_found
 
 __all__ = ["Gateway", "Stop", "digest"]
 
@@ -179,7 +179,7 @@ class Gateway:
         try:
             return self._run(tenant, p, turn, rid, created, provider, up_model, kw, emit)
         except Exception as exc:
-            error = from_exception(exc)
+            error = self._error(tenant, p, exc)
             if error is not exc and error.status >= 500:
                 log.error("response %s failed", rid, exc_info=exc)
             failed = self._abandon(tenant, p, turn, rid, error)
@@ -193,6 +193,22 @@ class Gateway:
             self.threads.release(turn.live)
             self.cancels.pop(rid, None)
             self.placer.retire(tenant, turn)
+
+    def _error(self, tenant: str, p: CreateResponse, exc: BaseException) -> ApiError:
+        """``from_exception``; but a turn whose session went while it ran, because its
+        previous response or its conversation was deleted meanwhile (which takes the
+        thread, or leaves it to ``orphans``), is told what a request naming it after the
+        DELETE is: its previous response, or its conversation, is not found."""
+        if isinstance(exc, SessionNotFoundError):
+            try:
+                rid, cid = p.previous_response_id, p.conversation
+                if rid is not None and self.records.get_response(tenant, rid) is None:
+                    return previous_not_found(rid)
+                if cid is not None and self.records.get_conversation(tenant, cid) is None:
+                    return not_found("conversation", cid, "conversation")
+            except Exception:  # a damaged record, a store failing: as any other
+                log.warning("reading what a failed turn named failed", exc_info=True)
+        return from_exception(exc)
 
     def _prepare(
         self,
@@ -284,7 +300,7 @@ class Gateway:
                     record["response"] = {**response, "output": partial}
                     self.records.put_response(tenant, record, s.head)
         except Exception as exc:  # the client has the stream: it gets response.failed
-            error = from_exception(exc)
+            error = self._error(tenant, p, exc)
         finally:
             st.close()
         status = {"cancelled": "cancelled", "incomplete": "incomplete", "error": "failed"}.get(

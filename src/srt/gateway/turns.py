@@ -28,7 +28,7 @@ from .params import CreateResponse
 from .records import Records, digest
 from .threads import Live, Threads, thread_name
 
-__all__ = ["Placer", "Turn"]
+__all__ = ["Placer", "Turn", "previous_not_found"]
 
 
 @dataclass
@@ -75,11 +75,7 @@ class Placer:
         if p.previous_response_id is not None:
             found = self.records.get_response(tenant, p.previous_response_id)
             if found is None:
-                raise bad_request(
-                    f"Previous response with id '{p.previous_response_id}' not found.",
-                    "previous_response_id",
-                    "previous_response_not_found",
-                )
+                raise previous_not_found(p.previous_response_id)
             rec, node = found
             if rec["response"]["status"] in ("in_progress", "queued"):
                 raise bad_request(
@@ -237,6 +233,15 @@ class Placer:
         turn = Turn(new, new.session, lead, instructions, prefix, conv, True)
         turn.scope = scope
         return turn
+
+
+def previous_not_found(rid: str) -> ApiError:
+    """What a request whose ``previous_response_id`` names no stored response is told."""
+    return bad_request(
+        f"Previous response with id '{rid}' not found.",
+        "previous_response_id",
+        "previous_response_not_found",
+    )
 
 
 def _gone() -> ApiError:

@@ -15,8 +15,11 @@ by kind (``GcReport.swept``).
 A layer that ``import srt`` does not load (the gateway) names the module declaring its
 sweep in ``LAZY`` (kind -> module): ``sweeps_for`` imports it only when the store holds
 an object of that kind, so a store without one pays one look-up per kind and ``import
-srt`` nothing. A sweep runs beside the writers of its kind (a gateway serving the store)
-and must be safe against them: the store gives it ``delete_object(written_before=...)``.
+srt`` nothing. A sweep of sessions rather than objects (the gateway's threads) names its
+kind and the start of their names in ``SESSIONS``: it runs when the store holds such a
+session (one listing of the sessions). A sweep runs beside the writers of its kind (a
+gateway serving the store) and must be safe against them: the store gives it
+``delete_object(written_before=...)``.
 
 Where several processes serve one store (a gateway's workers), each running a kind's
 sweep on a timer, ``take`` makes it one sweep per interval per store: the first process
@@ -38,7 +41,17 @@ from dataclasses import dataclass
 
 from .base import ObjectRow, Store
 
-__all__ = ["LAZY", "LEASE", "Sweep", "declare", "declared", "scanning", "sweeps_for", "take"]
+__all__ = [
+    "LAZY",
+    "LEASE",
+    "SESSIONS",
+    "Sweep",
+    "declare",
+    "declared",
+    "scanning",
+    "sweeps_for",
+    "take",
+]
 
 
 @dataclass(frozen=True)
@@ -55,7 +68,9 @@ class Sweep:
 _SWEEPS: dict[str, Sweep] = {}
 
 #: Kinds whose sweep is declared by a module ``import srt`` does not load: kind -> module.
-LAZY: dict[str, str] = {"gw.text": "srt.gateway.records"}
+LAZY: dict[str, str] = {"gw.text": "srt.gateway.records", "gw.thread": "srt.gateway.orphans"}
+#: Kinds whose sweep removes sessions, not objects: kind -> the start of their names.
+SESSIONS: dict[str, str] = {"gw.thread": "gw/"}
 
 
 def declare(kind: str, collect: Callable[[Store, bool], int], *, noun: str, why: str) -> None:
@@ -96,13 +111,16 @@ def scanning(store: Store, kind: str, batch: int = 500) -> Iterator[Iterator[Obj
 
 
 def _holds(store: Store, kind: str) -> bool:
+    prefix = SESSIONS.get(kind)
+    if prefix is not None:
+        return any(s.name.startswith(prefix) for s in store.list_sessions())
     with scanning(store, kind, batch=1) as rows:
         return next(rows, None) is not None
 
 
 def sweeps_for(store: Store) -> list[Sweep]:
-    """The sweeps of the kinds ``store`` holds a live object of, by kind (importing the
-    ``LAZY`` module of such a kind first)."""
+    """The sweeps of the kinds ``store`` holds a live object (``SESSIONS``: a session)
+    of, by kind (importing the ``LAZY`` module of such a kind first)."""
     found = []
     for kind in sorted({*_SWEEPS, *LAZY}):
         if not _holds(store, kind):
