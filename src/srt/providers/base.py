@@ -244,9 +244,10 @@ class Provider:
         naming ``model`` that says the model (or deployment, api-version, path) does not
         exist, by its wire format's provider family (``srt.wire.notfound``), and says
         what to check (``missing``)."""
-        rule = NOT_FOUND_RULES.get(get_format(self.format).provider)
 
         def tell(status: int, body: str, headers: Mapping[str, str]) -> Missing | None:
+            # (looked up here, on an error answer: not on every request's way out)
+            rule = NOT_FOUND_RULES.get(get_format(self.format).provider)
             found = rule(status, body, headers) if rule is not None else None
             return None if found is None else self.missing(found, model)
 
