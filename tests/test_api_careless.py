@@ -299,3 +299,23 @@ def test_astream_iterated_with_for_points_to_stream(
         list(s.astream(p, model="m", append=[U]))
     assert srv.log == [] and len(s) == 2
     assert "".join(s.stream(p, model="m", append=[U])) and len(s) == 4
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ({"read": "no"}, "CachePolicy read must be True or False"),
+        ({"write": 0}, "CachePolicy write must be True or False"),
+        ({"static": None}, "CachePolicy static must be True or False"),
+        ({"min_tokens": "1024"}, "CachePolicy min_tokens must be a whole number"),
+        ({"min_tokens": -1}, "CachePolicy min_tokens must be a whole number"),
+        ({"ttl": ["5m"]}, "cache TTL must be '5m' or '1h'"),
+    ],
+)
+def test_a_cache_policy_of_the_wrong_kind_is_refused_when_made(
+    given: dict[str, Any], says: str
+) -> None:
+    """``CachePolicy(read="no")`` would read (a truth value); a list TTL was a TypeError."""
+    with pytest.raises(srt.ConfigError, match=says):
+        srt.CachePolicy(**given)
+    assert srt.CachePolicy(read=False, min_tokens=0).read is False

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from ._core import HashSeq, common_prefix
+from ._types import check_flag
 from .errors import ConfigError
 from .wire import cache_rules_for
 from .wire.base import CacheRules
@@ -144,8 +145,15 @@ class CachePolicy:
                 f"CachePolicy key must be 'root', 'session' or None, not {got} (to send a "
                 "key of your own, pass prompt_cache_key= as a request parameter)"
             )
+        for name in ("static", "read", "write"):  # (not truth values: read="no" reads)
+            check_flag(f"CachePolicy {name}", getattr(self, name))
+        m = self.min_tokens
+        if m is not None and (type(m) is not int or m < 0):
+            raise ConfigError(
+                f"CachePolicy min_tokens must be a whole number of tokens or None, got {m!r}"
+            )
         for t in (self.static_ttl, self.ttl):
-            if t not in TTL_SECONDS:
+            if not isinstance(t, str) or t not in TTL_SECONDS:
                 raise ConfigError(f"cache TTL must be '5m' or '1h', got {t!r}")
         if TTL_SECONDS[self.static_ttl] < TTL_SECONDS[self.ttl]:
             raise ConfigError("a longer-TTL breakpoint must come before a shorter one")
