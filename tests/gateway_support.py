@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -17,7 +21,7 @@ import srt.gateway
 from srt.gateway.config import Config, Route, Upstream
 from srt.gateway.texts import GRACE_S, TEXT
 from srt.testing import ProviderServer
-from support import connect
+from support import cli_env, connect
 
 __all__ = [
     "UPSTREAM_KEY",
@@ -155,3 +159,16 @@ def age_texts(db: str, monkeypatch: Any, *values: str) -> None:
                     store.put_object(TEXT, row.scope, row.key, row.value)
                 again = store.get_object(TEXT, row.scope, row.key)
                 assert again is not None and again.updated == then
+
+
+def srt_cli(db: str, home: str | os.PathLike[str], *args: str) -> str:
+    """``srt --db DB ARGS`` in a child process (its default database under ``home``):
+    its stdout; it must succeed quietly."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "srt", "--db", db, *args],
+        capture_output=True,
+        env=cli_env(Path(home) / "cli" / "srt.db"),
+        timeout=120,
+    )
+    assert (proc.returncode, proc.stderr) == (0, b""), proc
+    return proc.stdout.decode("utf-8")

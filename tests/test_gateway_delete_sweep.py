@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,13 +18,13 @@ from typing import Any
 import pytest
 
 import srt
-from gateway_support import Harness, harness
+from gateway_support import Harness, harness, srt_cli
 from srt.gateway import orphans
 from srt.gateway import records as rc
 from srt.gateway.texts import SWEEP_S
 from srt.store import sweeps
 from srt.store.reports import GcReport
-from support import cli_env
+from support import NOTHING, found_in_files
 
 LATER = 3 * 86400.0  # past the threads' grace and the texts'
 _TIME = time.time
@@ -171,16 +169,6 @@ def test_workers_sweep_threads_one_an_interval(
         assert left not in _sessions(store_url)
 
 
-def _found(db: str, canary: bytes) -> dict[str, int]:
-    out = {}
-    for suffix in ("", "-wal", "-shm"):
-        try:
-            out[suffix] = Path(db + suffix).read_bytes().count(canary)
-        except FileNotFoundError:
-            out[suffix] = 0
-    return out
-
-
 def test_orphan_threads_leave_no_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """SQLite: a chain, a conversation and its responses whose records an older gateway
     deleted without their threads, and a conversation's earlier history: after ``srt
@@ -199,27 +187,15 @@ def test_orphan_threads_leave_no_bytes(tmp_path: Path, monkeypatch: pytest.Monke
         for rid in (r1.id, r2.id, r3.id):
             _unrecorded(h, rid)
         assert h.rt.store.delete_object(rc.CONVERSATION, "default", conv.id)
-        assert sum(_found(db, canary.encode()).values()) > 0
+        assert sum(found_in_files(db, canary.encode()).values()) > 0
     report = _gc(db, monkeypatch)
     assert dict(report.swept)[orphans.THREAD] == 3
-    assert _found(db, canary.encode()) == {"": 0, "-wal": 0, "-shm": 0}
+    assert found_in_files(db, canary.encode()) == NOTHING
     with harness(db, monkeypatch) as h:
         c = h.client()
         for rid in kept:
             assert c.responses.retrieve(rid).output_text
             assert c.responses.input_items.list(rid).data
-
-
-def _srt(db: str, tmp_path: Path, *args: str) -> str:
-    """``srt --db DB ARGS`` in a child process: its stdout (it must succeed quietly)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "srt", "--db", db, *args],
-        capture_output=True,
-        env=cli_env(tmp_path / "cli" / "srt.db"),
-        timeout=120,
-    )
-    assert (proc.returncode, proc.stderr) == (0, b""), proc
-    return proc.stdout.decode("utf-8")
 
 
 def test_srt_gc_counts_the_threads(
@@ -231,12 +207,14 @@ def test_srt_gc_counts_the_threads(
         m.setattr(time, "time", lambda: _TIME() - LATER)  # made LATER ago
         gone = gw.client().responses.create(model="m", input="gone")
     _unrecorded(gw, gone.id)
-    dry = json.loads(_srt(store_url, tmp_path, "gc", "--dry-run", "--json"))
+    dry = json.loads(srt_cli(store_url, tmp_path, "gc", "--dry-run", "--json"))
     assert dry["swept"] == {orphans.THREAD: 1}
     line = (
         "removed 1 gateway thread that no live response or conversation names, "
         "unchanged for 24 hours"
     )
-    assert line.replace("removed", "would remove") in _srt(store_url, tmp_path, "gc", "--dry-run")
-    assert line in _srt(store_url, tmp_path, "gc").splitlines()
+    assert line.replace("removed", "would remove") in srt_cli(
+        store_url, tmp_path, "gc", "--dry-run"
+    )
+    assert line in srt_cli(store_url, tmp_path, "gc").splitlines()
     assert f"gw/default/{gone.id}" not in _sessions(store_url)

@@ -17,24 +17,12 @@ from typing import Any
 import pytest
 
 import srt
-from gateway_support import age_texts, harness
+from gateway_support import age_texts, harness, srt_cli
 from srt.gateway import records as rc
 from srt.gateway.orphans import THREAD
 from support import cli_env
 
 LINE = "removed 2 gateway texts that no live response or conversation names, unused for 24 hours"
-
-
-def _srt(db: str, tmp_path: Path, *args: str) -> str:
-    """``srt --db DB ARGS`` in a child process: its stdout (it must succeed quietly)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "srt", "--db", db, *args],
-        capture_output=True,
-        env=cli_env(tmp_path / "cli" / "srt.db"),
-        timeout=120,
-    )
-    assert (proc.returncode, proc.stderr) == (0, b""), proc
-    return proc.stdout.decode("utf-8")
 
 
 def _texts(db: str) -> dict[str, str]:
@@ -88,16 +76,16 @@ def test_srt_gc_removes_exactly_the_unnamed_texts_past_the_grace_period(
     with srt.Runtime(db) as rt:  # the API: a dry run counts, removes nothing
         # (the threads' sweep runs too: the live responses' threads, all named)
         assert rt.gc(dry_run=True).swept == ((rc.TEXT, 2), (THREAD, 0))
-    dry = json.loads(_srt(db, tmp_path, "gc", "--dry-run", "--json"))
+    dry = json.loads(srt_cli(db, tmp_path, "gc", "--dry-run", "--json"))
     assert dry["swept"] == {rc.TEXT: 2, THREAD: 0} and dry["dry_run"] is True
-    assert LINE.replace("removed", "would remove") in _srt(db, tmp_path, "gc", "--dry-run")
+    assert LINE.replace("removed", "would remove") in srt_cli(db, tmp_path, "gc", "--dry-run")
     assert _texts(db) == before
 
-    assert LINE in _srt(db, tmp_path, "gc").splitlines()
+    assert LINE in srt_cli(db, tmp_path, "gc").splitlines()
     gone = {'"gone old"', '"gone too"'}
     assert _texts(db) == {v: k for v, k in before.items() if v not in gone}
-    assert json.loads(_srt(db, tmp_path, "gc", "--json"))["swept"] == {rc.TEXT: 0, THREAD: 0}
-    assert "gateway text" not in _srt(db, tmp_path, "gc")
+    assert json.loads(srt_cli(db, tmp_path, "gc", "--json"))["swept"] == {rc.TEXT: 0, THREAD: 0}
+    assert "gateway text" not in srt_cli(db, tmp_path, "gc")
 
     with harness(db, monkeypatch) as h:  # the records still named read back whole
         c = h.client()
@@ -153,13 +141,13 @@ def test_srt_gc_of_a_store_without_gateway_objects_is_unchanged(
         rt.delete("b")
         rt.store.put_object("checkpoint", "t", "c", b"x")  # another layer's object
         sessions = [i.name for i in rt.sessions()]
-    assert _srt(db, tmp_path, "gc", "--dry-run").splitlines() == [
+    assert srt_cli(db, tmp_path, "gc", "--dry-run").splitlines() == [
         "would remove 1 node and 1 message (35 bytes of message bodies) that no session reaches",
         "dry run: nothing was changed",
     ]
-    report = json.loads(_srt(db, tmp_path, "gc", "--json"))
+    report = json.loads(srt_cli(db, tmp_path, "gc", "--json"))
     assert (report["nodes"], report["messages"], report["swept"]) == (1, 1, {})
-    out = _srt(db, tmp_path, "gc").splitlines()
+    out = srt_cli(db, tmp_path, "gc").splitlines()
     assert out[0] == (
         "removed 0 nodes and 0 messages (0 bytes of message bodies) that no session reaches"
     )
