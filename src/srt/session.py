@@ -16,7 +16,6 @@ taken into ``Session``'s own namespace: ``help(srt.Session)`` shows them as its 
 from __future__ import annotations
 
 import contextlib
-import difflib
 import threading
 import types
 from collections.abc import Iterator, Sequence
@@ -56,15 +55,15 @@ def _check_params(params: dict[str, Any], call: bool) -> None:
     ``send`` and its twins, which refuse ``stream=True`` too (``stream()`` streams);
     ``request`` refuses their options (``append=``), which would be body parameters."""
     for key in params:
-        if key in _NOT_OWN:
-            continue
-        if call and key == "stream":
+        if call and key == "stream":  # (before the cache: request() may take it)
             if params[key] is False:
                 continue
             raise ConfigError(
                 "stream= is not a send() option: for a streamed reply call "
                 "s.stream(...) (or s.astream(...)) with the same arguments"
             )
+        if key in _NOT_OWN:
+            continue
         if not call and key in ("append", "keep", "objects"):
             raise ConfigError(
                 f"{key}= is an option of send() and stream(), not of request(): "
@@ -72,6 +71,8 @@ def _check_params(params: dict[str, Any], call: bool) -> None:
             )
         if key in _OWN:
             continue
+        import difflib  # (here: a new name, once; ``import srt`` does not load it)
+
         near = difflib.get_close_matches(key, _OWN, 1, 0.8)
         if near:
             raise ConfigError(
@@ -377,8 +378,6 @@ class Session:
         append = params.pop("append", ())
         keep = check_flag("keep", params.pop("keep", True))
         objects = params.pop("objects", None)
-        if params:
-            _check_params(params, True)
         if isinstance(append, (str, bytes, dict, Message)):
             append = (append,)
         return exchange.Call(
@@ -459,6 +458,8 @@ class Session:
         **params: Any,
     ) -> Reply:
         """The asyncio twin of ``send``; a handle's asyncio calls take turns (docs/api.md)."""
+        if params:
+            _check_params(params, True)
         call = self._call(provider, model, tools, cache, include_partial, params, False)
         before = summarize.aauto(self, provider, model, tools, params, cache, include_partial)
         return await drivers.asend(call, before)
@@ -474,6 +475,8 @@ class Session:
         **params: Any,
     ) -> drivers.AsyncReplyStream:
         """The asyncio twin of ``stream``: ``async for delta in s.astream(...)``."""
+        if params:
+            _check_params(params, True)
         call = self._call(provider, model, tools, cache, include_partial, params, True)
         before = summarize.aauto(self, provider, model, tools, params, cache, include_partial)
         return drivers.AsyncReplyStream(call, before=before)
