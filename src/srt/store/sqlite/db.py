@@ -167,6 +167,13 @@ PAGE_SIZE = 2048
 MMAP_SIZE = 256 * 1024 * 1024
 
 
+#: Every connection's ``PRAGMA secure_delete``: what a write frees inside a page is
+#: zeroed as the page is written anyway (no more I/O), so a page split or a row's rewrite
+#: leaves no copy of a message in a live page for ``srt gc`` to miss; gc zeroes the pages
+#: it frees, and ``writes.zeroing`` turns it ON around an object's write or deletion.
+SECURE_DELETE = "FAST"
+
+
 #: ``Runtime(durability=...)`` -> ``PRAGMA synchronous``. With WAL, ``normal`` syncs the
 #: WAL only at checkpoints: a process crash loses nothing committed, a power loss or OS
 #: crash may lose the last commits but never corrupts. ``full`` syncs the WAL at every
@@ -192,12 +199,9 @@ def _configure(
     conn.config(apsw.SQLITE_DBCONFIG_DQS_DML, 0)  # double quotes are for identifiers only
     conn.config(apsw.SQLITE_DBCONFIG_DQS_DDL, 0)
     conn.set_busy_timeout(BUSY_TIMEOUT_MS)
-    # secure_delete=FAST: what a write frees inside a page is zeroed as the page is
-    # written anyway (no more I/O), so a page split or a row's rewrite leaves no copy of
-    # a message in a live page for ``srt gc`` to miss; gc zeroes the pages it frees.
     conn.execute(
         "PRAGMA foreign_keys=ON;"
-        "PRAGMA secure_delete=FAST;"
+        f"PRAGMA secure_delete={SECURE_DELETE};"
         f"PRAGMA synchronous={SYNCHRONOUS[durability]};"
         f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT:d}"
     ).fetchall()

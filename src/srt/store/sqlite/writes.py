@@ -30,6 +30,7 @@ from ..base import (
 )
 from ..owners import session_kinds, session_of
 from . import heap
+from .db import SECURE_DELETE
 from .schema import OBJECTS_TABLE, has_table
 from .statements import LIVE_OBJECT
 
@@ -66,6 +67,10 @@ _FIND = (
 _SECURE = {0: "OFF", 1: "ON", 2: "FAST"}
 
 
+#: What ``zeroing`` leaves: every store connection's own setting.
+_RESTORE = f"PRAGMA secure_delete={SECURE_DELETE}"
+
+
 def secure_delete(on: bool = True) -> str:
     """The pragma that makes SQLite overwrite what a connection deletes with zeros:
     freed cells, and freed pages (an overflowing value's) whole."""
@@ -74,15 +79,15 @@ def secure_delete(on: bool = True) -> str:
 
 @contextlib.contextmanager
 def zeroing(conn: apsw.Connection) -> Iterator[apsw.Connection]:
-    """Inside a write transaction: what its statements delete is overwritten with zeros
-    (``secure_delete``, as gc's transaction), the connection's setting restored after,
-    so the appends that share the connection pay nothing."""
-    was = _SECURE.get(int(conn.execute("PRAGMA secure_delete").get), "OFF")
+    """Inside a write transaction on a store's connection: what its statements delete
+    is overwritten with zeros, freed pages whole (``secure_delete``, as gc's
+    transaction), the connection's own setting (``db.SECURE_DELETE``) back after, so
+    the appends that share the connection pay nothing more."""
     conn.execute(secure_delete())
     try:
         yield conn
     finally:
-        conn.execute(f"PRAGMA secure_delete={was}")
+        conn.execute(_RESTORE)
 
 
 _SESSION_HEAD = "SELECT head, head_prefix FROM sessions WHERE id = ?"
