@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import openai
+import pytest
 import uvicorn
 
 import srt
@@ -31,6 +32,8 @@ __all__ = [
     "count",
     "dump",
     "harness",
+    "last_sent",
+    "refused_400",
     "serving",
 ]
 
@@ -172,3 +175,24 @@ def srt_cli(db: str, home: str | os.PathLike[str], *args: str) -> str:
     )
     assert (proc.returncode, proc.stderr) == (0, b""), proc
     return proc.stdout.decode("utf-8")
+
+
+def last_sent(h: Harness) -> dict[str, Any]:
+    """The body of the last request the upstream received."""
+    body: dict[str, Any] = h.srv.log[-1].body
+    return body
+
+
+def refused_400(h: Harness, param: str, code: str, **fields: Any) -> openai.BadRequestError:
+    """``responses.create(input="hi", **fields)`` (model gpt-4o-mini unless given) is a
+    400 naming ``param`` with ``code``, and nothing was sent upstream or stored."""
+    before = h.srv.requests.total()
+    fields.setdefault("model", "gpt-4o-mini")
+    with pytest.raises(openai.BadRequestError) as caught:
+        h.client().responses.create(input="hi", **fields)
+    err = caught.value
+    assert (err.status_code, err.param, err.code) == (400, param, code), err.body
+    assert isinstance(err.body, dict) and err.body["type"] == "invalid_request_error"
+    assert h.srv.requests.total() == before
+    assert count(h.rt.path, "messages") == 0
+    return err
