@@ -9,19 +9,21 @@ than ignored.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .body import parse_json
 from .errors import ApiError, bad_request
+from .values import boolean as _bool
+from .values import check_metadata, number, wrong_type
+from .values import integer as _int
+from .values import string as _str
 
 __all__ = [
     "CreateResponse",
     "check_include",
     "check_items",
-    "check_metadata",
     "parse_create",
     "parse_json",
 ]
@@ -68,106 +70,6 @@ _PART_KEYS = {
     "refusal": frozenset({"type", "refusal"}),
     "input_image": frozenset({"type", "image_url", "detail", "file_id"}),
 }
-_TYPE_NAMES = {
-    str: "a string",
-    int: "an integer",
-    float: "a number",
-    bool: "a boolean",
-    list: "an array",
-    dict: "an object",
-    type(None): "null",
-}
-
-
-def _kind(value: Any) -> str:
-    return _TYPE_NAMES.get(type(value), type(value).__name__)
-
-
-def wrong_type(param: str, expected: str, value: Any) -> ApiError:
-    return bad_request(
-        f"Invalid type for '{param}': expected {expected}, but got {_kind(value)} instead.",
-        param,
-        "invalid_type",
-    )
-
-
-def _str(body: Mapping[str, Any], key: str, *, empty: bool = True) -> str | None:
-    v = body.get(key)
-    if v is None:
-        return None
-    if not isinstance(v, str):
-        raise wrong_type(key, "a string", v)
-    if not empty and not v:
-        raise bad_request(f"Invalid '{key}': empty string.", key, "empty_string")
-    return v
-
-
-def _bool(body: Mapping[str, Any], key: str) -> bool | None:
-    v = body.get(key)
-    if v is not None and not isinstance(v, bool):
-        raise wrong_type(key, "a boolean", v)
-    return v
-
-
-#: The largest integer OpenAI's request checks take (a 32-bit signed integer): no model
-#: takes more tokens, so a larger count is refused here, never sent upstream.
-INT_MAX = 2**31 - 1
-
-
-def above_max(key: str, v: int) -> ApiError:
-    return bad_request(
-        f"Invalid '{key}': integer above maximum value. Expected a value <= {INT_MAX}, "
-        f"but got {v} instead.",
-        key,
-        "integer_above_max_value",
-    )
-
-
-def _int(body: Mapping[str, Any], key: str, lo: int, hi: int | None = None) -> int | None:
-    v = body.get(key)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise wrong_type(key, "an integer", v)
-    if hi is None and v > INT_MAX:
-        raise above_max(key, v)
-    if v < lo or (hi is not None and v > hi):
-        bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
-        raise bad_request(f"Invalid '{key}': must be {bound}, got {v}.", key, "invalid_value")
-    return v
-
-
-def number(body: Mapping[str, Any], key: str, lo: float, hi: float) -> float | None:
-    v = body.get(key)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise wrong_type(key, "a number", v)
-    if not math.isfinite(v):  # 1e400 parses as infinity
-        raise bad_request(f"Invalid '{key}': must be a finite number.", key, "invalid_value")
-    if not lo <= v <= hi:
-        raise bad_request(f"Invalid '{key}': must be between {lo} and {hi}.", key, "invalid_value")
-    return float(v)
-
-
-def check_metadata(value: Any, param: str = "metadata") -> dict[str, str] | None:
-    """At most 16 string pairs, keys up to 64 and values up to 512 characters."""
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise wrong_type(param, "an object", value)
-    if len(value) > 16:
-        raise bad_request(f"Invalid '{param}': at most 16 keys.", param, "invalid_value")
-    for k, v in value.items():
-        if not isinstance(v, str):
-            raise wrong_type(f"{param}.{k}", "a string", v)
-        if len(k) > 64 or len(v) > 512:
-            raise bad_request(
-                f"Invalid '{param}': keys have at most 64 characters and values at most 512.",
-                param,
-                "invalid_value",
-            )
-    return dict(value)
 
 
 def _check_part(part: Any, role: str, p: str) -> None:
