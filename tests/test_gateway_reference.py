@@ -9,16 +9,28 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import openai
 import pytest
+from openai.types.conversations import (
+    Conversation,
+    ConversationDeletedResource,
+    ConversationItemList,
+)
 
-from gateway_support import Harness, harness
+from gateway_support import Harness, harness, refused_400
+
+FN = {"type": "function", "name": "f", "parameters": {"type": "object", "properties": {}}}
 
 
 @pytest.fixture
 def gw(db_path: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
     with harness(db_path, monkeypatch) as h:
         yield h
+
+
+def _raw(h: Harness) -> httpx.Client:
+    return httpx.Client(base_url=h.url, headers={"Authorization": "Bearer sk-any"})
 
 
 def _requests_reached(h: Harness, n: int) -> None:
@@ -78,3 +90,95 @@ def test_a_raced_conversation_409_names_the_conversation(gw: Harness) -> None:
     assert "response chain" not in err.message
     texts = [i.content[0].text for i in c.conversations.items.list(conv.id, order="asc").data]
     assert texts == ["one", "from worker two"]  # nothing of the refused request
+
+
+def test_max_output_tokens_below_openais_minimum_is_refused(gw: Harness) -> None:
+    err = refused_400(gw, "max_output_tokens", "integer_below_min_value", max_output_tokens=15)
+    assert "Expected a value >= 16, but got 15" in err.message
+    r = gw.client().responses.create(model="gpt-4o-mini", input="hi", max_output_tokens=16)
+    assert r.max_output_tokens == 16 and gw.srv.log[-1].body["max_completion_tokens"] == 16
+
+
+@pytest.mark.parametrize(
+    ("metadata", "param", "code"),
+    [
+        ({f"k{i}": "v" for i in range(17)}, "metadata", "object_above_max_properties"),
+        ({"k" * 65: "v"}, "metadata", "string_above_max_length"),
+        ({"k": "v" * 513}, "metadata.k", "string_above_max_length"),
+    ],
+)
+def test_metadata_limits_as_openai_words_them(
+    gw: Harness, metadata: dict[str, str], param: str, code: str
+) -> None:
+    refused_400(gw, param, code, metadata=metadata)
+    c = gw.client()
+    for call in (
+        lambda: c.conversations.create(metadata=metadata),
+        lambda: c.conversations.update(c.conversations.create().id, metadata=metadata),
+    ):
+        with pytest.raises(openai.BadRequestError) as caught:
+            call()
+        assert (caught.value.param, caught.value.code) == (param, code)
+    most = {f"{i:064d}": "v" * 512 for i in range(16)}  # every limit reached, none passed
+    assert c.responses.create(model="gpt-4o-mini", input="hi", metadata=most).metadata == most
+    assert c.conversations.create(metadata=most).metadata == most
+
+
+@pytest.mark.parametrize(
+    "choice",
+    [
+        {"type": "allowed_tools", "mode": "auto", "tools": [{"type": "function", "name": "f"}]},
+        {"type": "file_search"},
+        {"type": "web_search_preview"},
+        {"type": "mcp", "server_label": "x"},
+        {"type": "custom", "name": "f"},
+    ],
+)
+def test_tool_choice_forms_not_served_are_unsupported(gw: Harness, choice: Any) -> None:
+    """OpenAI's other ``tool_choice`` forms are valid there: refused as unsupported here
+    (not as an invalid value), the message naming the form."""
+    err = refused_400(gw, "tool_choice", "unsupported_parameter", tools=[FN], tool_choice=choice)
+    assert f"'{choice['type']}'" in err.message
+
+
+def test_tool_choice_served_forms(gw: Harness) -> None:
+    c = gw.client()
+    for choice in ("none", "auto", "required", {"type": "function", "name": "f"}):
+        r = c.responses.create(model="responses/x", input="hi", tools=[FN], tool_choice=choice)
+        assert gw.srv.log[-1].body["tool_choice"] == choice  # a Responses upstream's words
+        assert r.tool_choice == choice or r.tool_choice.model_dump() == choice
+
+
+def test_unstored_response_cannot_be_continued(gw: Harness) -> None:
+    """As OpenAI answers: a 400 ``previous_response_not_found`` naming the parameter."""
+    c = gw.client()
+    r = c.responses.create(model="gpt-4o-mini", input="hi", store=False)
+    with pytest.raises(openai.BadRequestError) as caught:
+        c.responses.create(model="gpt-4o-mini", input="more", previous_response_id=r.id)
+    err = caught.value
+    assert (err.param, err.code) == ("previous_response_id", "previous_response_not_found")
+
+
+def test_conversation_objects_parse_as_the_sdks_models(gw: Harness) -> None:
+    """Each success validates as the SDK's own model (no field missing or mistyped)."""
+    with _raw(gw) as http:
+        made = http.post("/conversations", json={"items": [{"role": "user", "content": "a"}]})
+        conv = Conversation.model_validate(made.json())
+        assert conv.object == "conversation" and conv.metadata == {}
+        items = ConversationItemList.model_validate(
+            http.get(f"/conversations/{conv.id}/items").json()
+        )
+        assert items.object == "list" and items.first_id == items.data[0].id
+        assert not items.has_more
+        other = http.post("/conversations", json={"items": [{"role": "user", "content": "b"}]})
+        foreign = http.get(f"/conversations/{other.json()['id']}/items").json()["data"][0]["id"]
+        for method in ("GET", "DELETE"):  # an item of another conversation is not found
+            r = http.request(method, f"/conversations/{conv.id}/items/{foreign}")
+            assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+        gone = ConversationDeletedResource.model_validate(
+            http.delete(f"/conversations/{conv.id}").json()
+        )
+        assert gone.deleted and gone.id == conv.id
+        for method, path in (("GET", ""), ("POST", ""), ("GET", "/items"), ("DELETE", "")):
+            r = http.request(method, f"/conversations/{conv.id}{path}", json={"metadata": {}})
+            assert r.status_code == 404 and r.json()["error"]["type"] == "invalid_request_error"

@@ -15,8 +15,8 @@ from typing import Any
 
 from .body import parse_json
 from .errors import ApiError, bad_request
+from .values import MIN_OUTPUT_TOKENS, check_metadata, number, wrong_type
 from .values import boolean as _bool
-from .values import check_metadata, number, wrong_type
 from .values import integer as _int
 from .values import string as _str
 
@@ -248,6 +248,15 @@ def _check_tool_choice(value: Any, tools: list[dict[str, Any]]) -> str | dict[st
                 "invalid_value",
             )
         return value
+    kind = value.get("type") if isinstance(value, dict) else None
+    if isinstance(kind, str) and kind != "function":  # OpenAI's other forms: not served here
+        raise bad_request(
+            f"tool_choice of type '{kind}' is not supported by this gateway: it serves "
+            "function tools only; use 'auto', 'none', 'required' or "
+            '{"type": "function", "name": ...}.',
+            "tool_choice",
+            "unsupported_parameter",
+        )
     raise bad_request(
         "Invalid 'tool_choice': one of 'auto', 'none', 'required' or "
         '{"type": "function", "name": ...}.',
@@ -449,7 +458,7 @@ def parse_create(body: dict[str, Any], max_items: int) -> CreateResponse:
         tool_choice=_check_tool_choice(body.get("tool_choice"), tools),
         parallel_tool_calls=_bool(body, "parallel_tool_calls"),
         truncation=trunc or "disabled",
-        max_output_tokens=_int(body, "max_output_tokens", 1),
+        max_output_tokens=_int(body, "max_output_tokens", MIN_OUTPUT_TOKENS),
         metadata=check_metadata(body.get("metadata")),
         temperature=number(body, "temperature", 0.0, 2.0),
         top_p=number(body, "top_p", 0.0, 1.0),

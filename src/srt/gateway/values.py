@@ -12,6 +12,7 @@ from .errors import ApiError, bad_request
 
 __all__ = [
     "INT_MAX",
+    "MIN_OUTPUT_TOKENS",
     "above_max",
     "boolean",
     "check_metadata",
@@ -65,6 +66,8 @@ def boolean(body: Mapping[str, Any], key: str) -> bool | None:
 #: The largest integer OpenAI's request checks take (a 32-bit signed integer): no model
 #: takes more tokens, so a larger count is refused here, never sent upstream.
 INT_MAX = 2**31 - 1
+#: OpenAI's least ``max_output_tokens``: a smaller value is a 400 there, so here too.
+MIN_OUTPUT_TOKENS = 16
 
 
 def above_max(key: str, v: int) -> ApiError:
@@ -84,6 +87,13 @@ def integer(body: Mapping[str, Any], key: str, lo: int, hi: int | None = None) -
         raise wrong_type(key, "an integer", v)
     if hi is None and v > INT_MAX:
         raise above_max(key, v)
+    if hi is None and v < lo:  # as OpenAI words its minimums (``max_output_tokens``: 16)
+        raise bad_request(
+            f"Invalid '{key}': integer below minimum value. Expected a value >= {lo}, "
+            f"but got {v} instead.",
+            key,
+            "integer_below_min_value",
+        )
     if v < lo or (hi is not None and v > hi):
         bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
         raise bad_request(f"Invalid '{key}': must be {bound}, got {v}.", key, "invalid_value")
@@ -110,14 +120,27 @@ def check_metadata(value: Any, param: str = "metadata") -> dict[str, str] | None
     if not isinstance(value, dict):
         raise wrong_type(param, "an object", value)
     if len(value) > 16:
-        raise bad_request(f"Invalid '{param}': at most 16 keys.", param, "invalid_value")
+        raise bad_request(
+            f"Invalid '{param}': too many properties. Expected an object with at most 16 "
+            f"properties, but got an object with {len(value)} properties instead.",
+            param,
+            "object_above_max_properties",
+        )
     for k, v in value.items():
         if not isinstance(v, str):
             raise wrong_type(f"{param}.{k}", "a string", v)
-        if len(k) > 64 or len(v) > 512:
+        if len(k) > 64:
             raise bad_request(
-                f"Invalid '{param}': keys have at most 64 characters and values at most 512.",
+                f"Invalid '{param}': a key is too long. Expected keys with at most 64 "
+                f"characters, but got a key with {len(k)} characters instead.",
                 param,
-                "invalid_value",
+                "string_above_max_length",
+            )
+        if len(v) > 512:
+            raise bad_request(
+                f"Invalid '{param}.{k}': string too long. Expected a string with maximum "
+                f"length 512, but got a string with length {len(v)} instead.",
+                f"{param}.{k}",
+                "string_above_max_length",
             )
     return dict(value)
