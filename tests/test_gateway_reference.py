@@ -18,7 +18,7 @@ from openai.types.conversations import (
     ConversationItemList,
 )
 
-from gateway_support import Harness, harness, refused_400
+from gateway_support import Harness, count, harness, refused_400
 
 FN = {"type": "function", "name": "f", "parameters": {"type": "object", "properties": {}}}
 
@@ -122,6 +122,21 @@ def test_metadata_limits_as_openai_words_them(
     most = {f"{i:064d}": "v" * 512 for i in range(16)}  # every limit reached, none passed
     assert c.responses.create(model="gpt-4o-mini", input="hi", metadata=most).metadata == most
     assert c.conversations.create(metadata=most).metadata == most
+
+
+@pytest.mark.parametrize("fields", [{"input": []}, {}])
+def test_nothing_to_send_is_refused_naming_input(gw: Harness, fields: dict[str, Any]) -> None:
+    """An empty input with no instructions and no history: refused here, naming
+    ``input``, not sent upstream to come back as the upstream's refusal."""
+    with pytest.raises(openai.BadRequestError) as caught:
+        gw.client().responses.create(model="gpt-4o-mini", **fields)
+    assert (caught.value.param, caught.value.code) == ("input", "empty_array")
+    assert gw.srv.requests.total() == 0 and count(gw.rt.path, "messages") == 0
+    c = gw.client()  # instructions alone, or an empty input on a history, are a turn
+    only = c.responses.create(model="gpt-4o-mini", instructions="Be brief.", **fields)
+    assert only.status == "completed"
+    more = c.responses.create(model="gpt-4o-mini", previous_response_id=only.id, **fields)
+    assert more.status == "completed"
 
 
 @pytest.mark.parametrize(

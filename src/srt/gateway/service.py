@@ -230,6 +230,13 @@ class Gateway:
         staged = [canonicalize(m)[0] for m in turn.prefix]
         it.check_outputs(p.input, "input", lambda: [*s.messages_bytes(), *staged])
         bodies = staged + it.canonical_bodies(p.input, up_model, self.rt.redact)
+        if not base_len and not bodies:  # nothing to send: refused here, not upstream
+            raise bad_request(
+                "Invalid 'input': empty, and there is nothing else to send (no instructions, "
+                "no earlier items): give at least one input item.",
+                "input",
+                "empty_array",
+            )
         prefixes = it.chain(base_prefix, bodies, self.rt.store.hashing)
         out_parent = prefixes[-1] if prefixes else base_prefix
         response = new_response(p, rid, created)
