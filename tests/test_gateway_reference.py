@@ -99,6 +99,14 @@ def test_max_output_tokens_below_openais_minimum_is_refused(gw: Harness) -> None
     assert r.max_output_tokens == 16 and gw.srv.log[-1].body["max_completion_tokens"] == 16
 
 
+def test_safety_identifier_over_64_characters_is_refused(gw: Harness) -> None:
+    """OpenAI documents at most 64 characters (and refuses more): refused here, before an
+    OpenAI upstream would answer it as its own 400."""
+    refused_400(gw, "safety_identifier", "string_above_max_length", safety_identifier="u" * 65)
+    r = gw.client().responses.create(model="gpt-4o-mini", input="hi", safety_identifier="u" * 64)
+    assert r.safety_identifier == "u" * 64 == gw.srv.log[-1].body["safety_identifier"]
+
+
 @pytest.mark.parametrize(
     ("metadata", "param", "code"),
     [
@@ -180,6 +188,12 @@ def test_conversation_objects_parse_as_the_sdks_models(gw: Harness) -> None:
         made = http.post("/conversations", json={"items": [{"role": "user", "content": "a"}]})
         conv = Conversation.model_validate(made.json())
         assert conv.object == "conversation" and conv.metadata == {}
+        added = http.post(
+            f"/conversations/{conv.id}/items",
+            json={"items": [{"role": "user", "content": "b"}, {"role": "user", "content": "c"}]},
+        )
+        batch = ConversationItemList.model_validate(added.json())
+        assert [i.id for i in batch.data] == [batch.first_id, batch.last_id]
         items = ConversationItemList.model_validate(
             http.get(f"/conversations/{conv.id}/items").json()
         )

@@ -468,7 +468,7 @@ def parse_create(body: dict[str, Any], max_items: int) -> CreateResponse:
         prompt_cache_retention=retention,
         service_tier=tier,
         user=_str(body, "user"),
-        safety_identifier=_str(body, "safety_identifier"),
+        safety_identifier=_str(body, "safety_identifier", most=64),  # as OpenAI documents
         max_tool_calls=_int(body, "max_tool_calls", 1),
         include=include,
         top_logprobs=top_logprobs,

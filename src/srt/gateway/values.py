@@ -45,7 +45,11 @@ def wrong_type(param: str, expected: str, value: Any) -> ApiError:
     )
 
 
-def string(body: Mapping[str, Any], key: str, *, empty: bool = True) -> str | None:
+def string(
+    body: Mapping[str, Any], key: str, *, empty: bool = True, most: int | None = None
+) -> str | None:
+    """``body[key]``: a string (``empty``: may be ""; ``most``: at most that many
+    characters), or None when absent or null."""
     v = body.get(key)
     if v is None:
         return None
@@ -53,6 +57,13 @@ def string(body: Mapping[str, Any], key: str, *, empty: bool = True) -> str | No
         raise wrong_type(key, "a string", v)
     if not empty and not v:
         raise bad_request(f"Invalid '{key}': empty string.", key, "empty_string")
+    if most is not None and len(v) > most:
+        raise bad_request(
+            f"Invalid '{key}': string too long. Expected a string with maximum length "
+            f"{most}, but got a string with length {len(v)} instead.",
+            key,
+            "string_above_max_length",
+        )
     return v
 
 
