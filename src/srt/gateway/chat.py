@@ -28,17 +28,10 @@ from ..wire import get_format
 from ..wire.params import CommonParams
 from .errors import ApiError, bad_request, from_exception
 from .leaving import GONE, first_or_gone, gone_response
-from .params import (
-    INT_MAX,
-    VERBOSITIES,
-    above_max,
-    check_metadata,
-    check_stream_options,
-    number,
-    wrong_type,
-)
+from .params import VERBOSITIES, check_stream_options
 from .service import Stop, translated
 from .threads import thread_name
+from .values import INT_MAX, above_max, check_metadata, number, wrong_type
 
 if TYPE_CHECKING:
     from .service import Gateway

@@ -19,10 +19,11 @@ from .. import _core
 from .errors import ApiError, bad_request, not_found
 from .idmap import rewritten, subs_left
 from .items import chain, check_outputs, conversation_ids, items_of, locate, page, renew
-from .params import check_items, check_metadata
+from .params import check_items
 from .records import new_id
 from .service import Gateway
 from .threads import Live, thread_name
+from .values import check_metadata
 
 __all__ = ["Conversations"]
 

@@ -38,6 +38,7 @@ from ..message import replace_lone_surrogates
 __all__ = [
     "ApiError",
     "bad_request",
+    "chain_conflict",
     "from_exception",
     "not_found",
 ]
@@ -103,6 +104,20 @@ def not_found(what: str, ident: str, param: str | None = None) -> ApiError:
     return ApiError(404, f"No {what} found with id '{ident}'.", param=param, code="not_found")
 
 
+def chain_conflict(rid: str) -> ApiError:
+    """The 409 of a turn continuing response ``rid`` whose history another request (on
+    another worker) continued at the same moment and committed first."""
+    return ApiError(
+        409,
+        f"Another request continued the response chain at response '{rid}' at the same "
+        "time and was first; nothing of this request was added. Retry it: it branches "
+        f"from '{rid}' (the other request's response stays), or continue from the other "
+        "request's response to follow it.",
+        param="previous_response_id",
+        code="conflict",
+    )
+
+
 def _upstream_message(exc: ProviderResponseError) -> str:
     """The upstream's own error message when its body is an error object, else srt's text."""
     try:
@@ -129,11 +144,13 @@ def from_exception(exc: BaseException) -> ApiError:
 
 
 def _convert(exc: BaseException) -> ApiError:
-    if isinstance(exc, ConflictError):
+    if isinstance(exc, ConflictError):  # a response chain's is ``chain_conflict``
         return ApiError(
             409,
-            "Another request changed this conversation first; nothing was added. "
-            "Retry on its current state.",
+            "Another request added to this conversation at the same time and was first; "
+            "nothing of this request was added. Retry it: it runs on the conversation's "
+            "items as they are now, the other request's turn included.",
+            param="conversation",
             code="conflict",
         )
     if isinstance(exc, ProviderContextOverflowError):  # the upstream's refusal, in its words

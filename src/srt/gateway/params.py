@@ -9,19 +9,21 @@ than ignored.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .body import parse_json
 from .errors import ApiError, bad_request
+from .values import MIN_OUTPUT_TOKENS, check_metadata, number, wrong_type
+from .values import boolean as _bool
+from .values import integer as _int
+from .values import string as _str
 
 __all__ = [
     "CreateResponse",
     "check_include",
     "check_items",
-    "check_metadata",
     "parse_create",
     "parse_json",
 ]
@@ -68,106 +70,6 @@ _PART_KEYS = {
     "refusal": frozenset({"type", "refusal"}),
     "input_image": frozenset({"type", "image_url", "detail", "file_id"}),
 }
-_TYPE_NAMES = {
-    str: "a string",
-    int: "an integer",
-    float: "a number",
-    bool: "a boolean",
-    list: "an array",
-    dict: "an object",
-    type(None): "null",
-}
-
-
-def _kind(value: Any) -> str:
-    return _TYPE_NAMES.get(type(value), type(value).__name__)
-
-
-def wrong_type(param: str, expected: str, value: Any) -> ApiError:
-    return bad_request(
-        f"Invalid type for '{param}': expected {expected}, but got {_kind(value)} instead.",
-        param,
-        "invalid_type",
-    )
-
-
-def _str(body: Mapping[str, Any], key: str, *, empty: bool = True) -> str | None:
-    v = body.get(key)
-    if v is None:
-        return None
-    if not isinstance(v, str):
-        raise wrong_type(key, "a string", v)
-    if not empty and not v:
-        raise bad_request(f"Invalid '{key}': empty string.", key, "empty_string")
-    return v
-
-
-def _bool(body: Mapping[str, Any], key: str) -> bool | None:
-    v = body.get(key)
-    if v is not None and not isinstance(v, bool):
-        raise wrong_type(key, "a boolean", v)
-    return v
-
-
-#: The largest integer OpenAI's request checks take (a 32-bit signed integer): no model
-#: takes more tokens, so a larger count is refused here, never sent upstream.
-INT_MAX = 2**31 - 1
-
-
-def above_max(key: str, v: int) -> ApiError:
-    return bad_request(
-        f"Invalid '{key}': integer above maximum value. Expected a value <= {INT_MAX}, "
-        f"but got {v} instead.",
-        key,
-        "integer_above_max_value",
-    )
-
-
-def _int(body: Mapping[str, Any], key: str, lo: int, hi: int | None = None) -> int | None:
-    v = body.get(key)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise wrong_type(key, "an integer", v)
-    if hi is None and v > INT_MAX:
-        raise above_max(key, v)
-    if v < lo or (hi is not None and v > hi):
-        bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
-        raise bad_request(f"Invalid '{key}': must be {bound}, got {v}.", key, "invalid_value")
-    return v
-
-
-def number(body: Mapping[str, Any], key: str, lo: float, hi: float) -> float | None:
-    v = body.get(key)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise wrong_type(key, "a number", v)
-    if not math.isfinite(v):  # 1e400 parses as infinity
-        raise bad_request(f"Invalid '{key}': must be a finite number.", key, "invalid_value")
-    if not lo <= v <= hi:
-        raise bad_request(f"Invalid '{key}': must be between {lo} and {hi}.", key, "invalid_value")
-    return float(v)
-
-
-def check_metadata(value: Any, param: str = "metadata") -> dict[str, str] | None:
-    """At most 16 string pairs, keys up to 64 and values up to 512 characters."""
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise wrong_type(param, "an object", value)
-    if len(value) > 16:
-        raise bad_request(f"Invalid '{param}': at most 16 keys.", param, "invalid_value")
-    for k, v in value.items():
-        if not isinstance(v, str):
-            raise wrong_type(f"{param}.{k}", "a string", v)
-        if len(k) > 64 or len(v) > 512:
-            raise bad_request(
-                f"Invalid '{param}': keys have at most 64 characters and values at most 512.",
-                param,
-                "invalid_value",
-            )
-    return dict(value)
 
 
 def _check_part(part: Any, role: str, p: str) -> None:
@@ -346,6 +248,15 @@ def _check_tool_choice(value: Any, tools: list[dict[str, Any]]) -> str | dict[st
                 "invalid_value",
             )
         return value
+    kind = value.get("type") if isinstance(value, dict) else None
+    if isinstance(kind, str) and kind != "function":  # OpenAI's other forms: not served here
+        raise bad_request(
+            f"tool_choice of type '{kind}' is not supported by this gateway: it serves "
+            "function tools only; use 'auto', 'none', 'required' or "
+            '{"type": "function", "name": ...}.',
+            "tool_choice",
+            "unsupported_parameter",
+        )
     raise bad_request(
         "Invalid 'tool_choice': one of 'auto', 'none', 'required' or "
         '{"type": "function", "name": ...}.',
@@ -547,7 +458,7 @@ def parse_create(body: dict[str, Any], max_items: int) -> CreateResponse:
         tool_choice=_check_tool_choice(body.get("tool_choice"), tools),
         parallel_tool_calls=_bool(body, "parallel_tool_calls"),
         truncation=trunc or "disabled",
-        max_output_tokens=_int(body, "max_output_tokens", 1),
+        max_output_tokens=_int(body, "max_output_tokens", MIN_OUTPUT_TOKENS),
         metadata=check_metadata(body.get("metadata")),
         temperature=number(body, "temperature", 0.0, 2.0),
         top_p=number(body, "top_p", 0.0, 1.0),
@@ -557,7 +468,7 @@ def parse_create(body: dict[str, Any], max_items: int) -> CreateResponse:
         prompt_cache_retention=retention,
         service_tier=tier,
         user=_str(body, "user"),
-        safety_identifier=_str(body, "safety_identifier"),
+        safety_identifier=_str(body, "safety_identifier", most=64),  # as OpenAI documents
         max_tool_calls=_int(body, "max_tool_calls", 1),
         include=include,
         top_logprobs=top_logprobs,

@@ -21,7 +21,7 @@ from .. import _core
 from .._types import Reply
 from ..context import WindowPolicy
 from ..drivers import ReplyStream
-from ..errors import SessionNotFoundError, UnsupportedFeatureError
+from ..errors import ConflictError, SessionNotFoundError, UnsupportedFeatureError
 from ..message import canonicalize
 from ..providers import OpenAICompatible, Provider
 from ..runtime import Runtime
@@ -31,7 +31,7 @@ from ..wire.base import WireFormat
 from ..wire.params import CommonParams, translate
 from . import items as it
 from .config import Config, Route
-from .errors import ApiError, bad_request, from_exception, not_found
+from .errors import ApiError, bad_request, chain_conflict, from_exception, not_found
 from .events import Emit, Events, replay
 from .params import CreateResponse
 from .records import Owner, Records, digest, new_id, new_response, settle
@@ -208,6 +208,8 @@ class Gateway:
                     return not_found("conversation", cid, "conversation")
             except Exception:  # a damaged record, a store failing: as any other
                 log.warning("reading what a failed turn named failed", exc_info=True)
+        if isinstance(exc, ConflictError) and p.previous_response_id is not None:
+            return chain_conflict(p.previous_response_id)
         return from_exception(exc)
 
     def _prepare(
@@ -228,6 +230,13 @@ class Gateway:
         staged = [canonicalize(m)[0] for m in turn.prefix]
         it.check_outputs(p.input, "input", lambda: [*s.messages_bytes(), *staged])
         bodies = staged + it.canonical_bodies(p.input, up_model, self.rt.redact)
+        if not base_len and not bodies:  # nothing to send: refused here, not upstream
+            raise bad_request(
+                "Invalid 'input': empty, and there is nothing else to send (no instructions, "
+                "no earlier items): give at least one input item.",
+                "input",
+                "empty_array",
+            )
         prefixes = it.chain(base_prefix, bodies, self.rt.store.hashing)
         out_parent = prefixes[-1] if prefixes else base_prefix
         response = new_response(p, rid, created)
