@@ -305,3 +305,22 @@ def test_a_server_older_than_srt_needs_is_refused_before_any_statement(
     with psycopg.connect(server_url(), autocommit=True) as conn:
         found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
         assert found.fetchall() == []
+
+
+def test_a_schema_made_for_the_role_is_used_without_create_on_the_database(cwd: Path) -> None:
+    """Before: "permission denied for database": srt ran CREATE SCHEMA IF NOT EXISTS,
+    which wants CREATE on the database even when the schema is there, so a role given a
+    schema of its own (the least privilege it can have) could never make its tables."""
+    with _database() as (db, role):
+        exc = _refused(_as(role, db), srt.StoreError)
+        made = str(exc).partition("made for this role: ")[2].partition(";")[0]
+        assert made == f"CREATE SCHEMA srt AUTHORIZATION {role}", exc
+        with psycopg.connect(_as("srt", db), autocommit=True) as conn:
+            conn.execute(made)  # as the message says it
+        with srt.Runtime(_as(role, db)) as rt:
+            rt.session("mine").append({"role": "user", "content": "hi"})
+        with psycopg.connect(_as("srt", db), autocommit=True) as conn:
+            owners = conn.execute(
+                "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'srt'"
+            ).fetchall()
+        assert owners == [(role,)]

@@ -61,6 +61,11 @@ def version(conn: psycopg.Connection[Any], schema: str, sql: Callable[[str], str
     return found
 
 
+def _exists(conn: psycopg.Connection[Any], schema: str) -> bool:
+    found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+    return found.fetchone() is not None
+
+
 def _release(num: int) -> str:
     return f"{num // 10000}.{num % 10000}"
 
@@ -76,8 +81,9 @@ def _denied(
             f"role {user!r} may not create or migrate srt's schema {schema!r} in database "
             f"{db!r} ({why}); the first open, and the first after an srt upgrade, does it: "
             "open the store once as the database's owner or a role with CREATE on the "
-            "database (it then owns the schema), then grant this role what srt uses "
-            "(README.md, On PostgreSQL: privileges); nothing was created"
+            "database (it then owns the schema) and grant this role what srt uses "
+            f"(README.md, On PostgreSQL), or have the schema made for this role: CREATE "
+            f"SCHEMA {schema} AUTHORIZATION {user}; nothing was created"
         )
     return StoreError(
         f"role {user!r} may not use srt's schema {schema!r} in database {db!r} ({why}); "
@@ -137,7 +143,9 @@ def _migrate(
         conn.execute(f"SET LOCAL search_path = {sch.PINNED_PATH}")
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(schema),))
         current = version(conn, schema, sql)  # another process may have migrated meanwhile
-        if current == 0:
+        # CREATE SCHEMA IF NOT EXISTS wants CREATE on the database even when the schema
+        # is there: one made for this role (CREATE SCHEMA ... AUTHORIZATION) is used as is.
+        if current == 0 and not _exists(conn, schema):
             conn.execute(sql("CREATE SCHEMA IF NOT EXISTS {s}"))
         for step in range(current, sch.SCHEMA_VERSION):
             conn.execute(sql(sch.MIGRATIONS[step]))
