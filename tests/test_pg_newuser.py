@@ -164,18 +164,31 @@ def test_each_connection_fault_is_typed_at_once_in_the_api_and_the_cli(
         assert said in _cli_refuses("--db", url, "ls")
         assert said in _cli_refuses("copy", url, str(cwd.parent / "copy.db"))
         assert not (cwd.parent / "copy.db").exists()
+    # srt serve names its store as it starts (it printed the URL whole, password too)
+    down = faults["in time"]
+    served = subprocess.run(
+        [sys.executable, "-m", "srt", "--db", down, "serve", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert served.returncode != 0 and CANARY not in served.stdout + served.stderr
+    assert "store: postgresql://srt:***@" in served.stderr
+    assert served.stderr.splitlines()[-1].startswith("srt: error: connecting")
+    assert "Traceback" not in served.stderr
     monkeypatch.setenv("PGPASSWORD", "wrong" + SECRET)
     assert "password" in _cli_refuses("--db", f"postgresql://srt@{tcp}/postgres", "ls")
     monkeypatch.setenv("PGPASSWORD", SECRET)
     with srt.Runtime(f"postgresql://srt@{tcp}/postgres") as rt:  # PGPASSWORD honoured
         assert CANARY not in repr(rt)
+        rt.session("from-env").append({"role": "user", "content": "hi"})
     monkeypatch.delenv("PGPASSWORD")
     passfile = cwd.parent / "pgpass"
     passfile.write_text(f"127.0.0.1:{scram.port}:*:srt:{SECRET.replace(':', chr(92) + ':')}\n")
     passfile.chmod(0o600)
     monkeypatch.setenv("PGPASSFILE", str(passfile))
     with srt.Runtime(f"postgresql://srt@{tcp}/postgres") as rt:  # and the passfile
-        assert rt.session("a").messages()
+        assert rt.session("from-env").messages() == [{"role": "user", "content": "hi"}]
 
 
 # -- the extra ---------------------------------------------------------------------------
