@@ -131,6 +131,8 @@ def test_psycopgs_other_spellings_open_postgresql_not_a_file(scram: PgServer, cw
         assert {"a", "b"} <= {s.name for s in rt.sessions()}
         for text in (repr(rt), repr(rt.store), rt.store.location):
             assert CANARY not in text and "password=***" in text
+    with srt.Runtime(f"application_name='a new user' {keywords}") as rt:  # any keyword first
+        assert isinstance(rt.store, PostgresStore)
     code, out, err = run_cli("--db", keywords, "db", "path")
     assert code == 0 and CANARY not in out + err and "password=***" in out
     assert os.listdir(".") == []

@@ -69,9 +69,11 @@ ENGINES: dict[str, str] = {
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 #: How a libpq keyword/value connection string starts ("host=db dbname=chats", what
-#: psycopg.connect takes): PostgreSQL's, never a SQLite file's name.
+#: psycopg.connect takes): one of the keywords that say where to connect, or any two
+#: ``key=`` words. PostgreSQL's, never a SQLite file's name.
 _CONNINFO = re.compile(
-    r"^\s*(host|hostaddr|port|dbname|user|password|passfile|service|sslmode)\s*=",
+    r"^\s*((host|hostaddr|port|dbname|user|password|passfile|service|sslmode)\s*="
+    r"|\w+\s*=\s*('[^']*'|\S+)\s+\w+\s*=)",
     re.IGNORECASE,
 )
 
