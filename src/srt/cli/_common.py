@@ -111,8 +111,11 @@ def present(db: str) -> bool:
 
 def without_password(url: str) -> str:
     """``url`` with any password replaced by ``***`` (never printed)."""
+    import re
     import urllib.parse  # (here: a few ms of every command, for a URL's few)
 
+    # ?password= / ?sslpassword=, or a keyword string's password='...' (or unquoted)
+    url = re.sub(r"((?:^|[\s?&])(?:ssl)?password\s*=\s*)('(?:\\.|[^'])*'|[^\s&]*)", r"\1***", url)
     parts = urllib.parse.urlsplit(url)
     if parts.password is None:
         return url

@@ -68,14 +68,23 @@ ENGINES: dict[str, str] = {
 }
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+#: How a libpq keyword/value connection string starts ("host=db dbname=chats", what
+#: psycopg.connect takes): one of the keywords that say where to connect, or any two
+#: ``key=`` words. PostgreSQL's, never a SQLite file's name.
+_CONNINFO = re.compile(
+    r"^\s*((host|hostaddr|port|dbname|user|password|passfile|service|sslmode)\s*="
+    r"|\w+\s*=\s*('[^']*'|\S+)\s+\w+\s*=)",
+    re.IGNORECASE,
+)
 
 
 def scheme_of(path_or_url: str) -> str:
     """The engine scheme of ``path_or_url``: a URL's scheme (``postgresql+psycopg`` is
-    ``postgresql``), ``sqlite`` for ``sqlite:...`` and for any plain path."""
+    ``postgresql``), ``postgresql`` for a libpq keyword/value string (``host=...
+    dbname=...``), ``sqlite`` for ``sqlite:...`` and for any other plain path."""
     m = _SCHEME.match(path_or_url)
     if m is None:
-        return "sqlite"
+        return "postgresql" if _CONNINFO.match(path_or_url) else "sqlite"
     return m.group(1).lower().split("+", 1)[0]
 
 

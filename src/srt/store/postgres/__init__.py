@@ -11,6 +11,17 @@ psycopg's exceptions become srt's, and ``maintenance`` for gc, verify and search
 
 from __future__ import annotations
 
+try:
+    import psycopg  # noqa: F401
+    import psycopg_pool  # noqa: F401
+except ImportError as exc:  # installed without the extra (or psycopg without a libpq)
+    from ...errors import ConfigError
+
+    raise ConfigError(
+        f"PostgreSQL stores need psycopg 3 and psycopg_pool ({exc}): "
+        "pip install 'stateful-runtime[postgres]'"
+    ) from exc
+
 from .store import PostgresStore
 
 __all__ = ["PostgresStore"]

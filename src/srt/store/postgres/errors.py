@@ -14,7 +14,8 @@ row, i.e. message text), never the connection string (which can hold a password)
 * data or index corruption reported by the server, or a schema that is not srt's:
   ``CorruptionError``;
 * input PostgreSQL cannot hold (an index entry over its size limit, U+0000 in a
-  ``text`` value): ``ConfigError``, nothing written; anything else: ``StoreError``.
+  ``text`` value): ``ConfigError``, nothing written; a privilege the role lacks: a
+  ``StoreError`` naming what it needs; anything else: ``StoreError``.
 """
 
 from __future__ import annotations
@@ -121,6 +122,11 @@ def convert(exc: psycopg.Error, action: str) -> Exception:
         exc, pge.LockNotAvailable | pge.QueryCanceled | pge.TooManyConnections
     ):
         return StoreBusyError(where)
+    if isinstance(exc, pge.InsufficientPrivilege):
+        return StoreError(
+            f"{where}; the role needs USAGE on srt's schema and SELECT, INSERT, UPDATE, "
+            "DELETE on its tables (README.md, On PostgreSQL: privileges)"
+        )
     if isinstance(exc, _DAMAGE):
         return CorruptionError(f"{where}; the store's schema or data is damaged, run srt verify")
     return StoreError(where)

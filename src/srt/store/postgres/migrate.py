@@ -2,6 +2,9 @@
 srt's version: a schema that holds tables srt did not make, or a newer version, is
 refused and left untouched; a migration runs in one transaction under an advisory lock
 (many first opens at once migrate once), with names resolved in ``pg_catalog`` only.
+A server older than ``MIN_SERVER_VERSION`` is refused before any statement, and a role
+without the privileges to use or to create the schema is told which it lacks and who
+must open the store first.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from ...errors import NotAnSrtDatabaseError, SchemaVersionError
+from ...errors import NotAnSrtDatabaseError, SchemaVersionError, StoreError
 from . import schema as sch
 
 __all__ = ["migrate", "version"]
@@ -58,8 +61,63 @@ def version(conn: psycopg.Connection[Any], schema: str, sql: Callable[[str], str
     return found
 
 
+def _exists(conn: psycopg.Connection[Any], schema: str) -> bool:
+    found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+    return found.fetchone() is not None
+
+
+def _release(num: int) -> str:
+    return f"{num // 10000}.{num % 10000}"
+
+
+def _denied(
+    conn: psycopg.Connection[Any], schema: str, exc: psycopg.Error, making: bool
+) -> StoreError:
+    """What a role refused a privilege at open lacks, and who can grant or do it."""
+    user, db = conn.info.user, conn.info.dbname
+    why = exc.diag.message_primary or "permission denied"
+    if making:
+        return StoreError(
+            f"role {user!r} may not create or migrate srt's schema {schema!r} in database "
+            f"{db!r} ({why}); the first open, and the first after an srt upgrade, does it: "
+            "open the store once as the database's owner or a role with CREATE on the "
+            "database (it then owns the schema) and grant this role what srt uses "
+            f"(README.md, On PostgreSQL), or have the schema made for this role: CREATE "
+            f"SCHEMA {schema} AUTHORIZATION {user}; nothing was created"
+        )
+    return StoreError(
+        f"role {user!r} may not use srt's schema {schema!r} in database {db!r} ({why}); "
+        f"the schema's owner grants it: GRANT USAGE ON SCHEMA {schema} TO {user}; GRANT "
+        f"SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {user}; "
+        f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {user}"
+    )
+
+
 def migrate(
     conn: psycopg.Connection[Any], schema: str, sql: Callable[[str], str], create: bool = True
+) -> None:
+    """Bring ``schema`` to this srt's version (``_migrate``), on a server srt supports, with
+    a refused privilege said plainly."""
+    found = conn.info.server_version  # reported at connect: no round trip
+    if found < sch.MIN_SERVER_VERSION:
+        raise StoreError(
+            f"the server runs PostgreSQL {_release(found)}; srt needs "
+            f"{_release(sch.MIN_SERVER_VERSION)} or newer: upgrade it or point srt at "
+            "another server (nothing was created)"
+        )
+    making = [False]
+    try:
+        _migrate(conn, schema, sql, create, making)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise _denied(conn, schema, exc, making[0]) from exc
+
+
+def _migrate(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    sql: Callable[[str], str],
+    create: bool,
+    making: list[bool],
 ) -> None:
     """Bring srt's schema named ``schema`` to this srt's version (creating it in a new
     store, unless not ``create``: then a schema without srt's store is refused and nothing
@@ -78,13 +136,16 @@ def migrate(
         raise NotAnSrtDatabaseError(
             f"schema {schema!r} holds no srt store (check the URL's ?schema=); nothing was created"
         )
+    making[0] = True
     with conn.transaction():
         # Names in the migration (types, and the built-ins the functions' bound bodies
         # call) resolve in pg_catalog only, whatever the connection's search_path.
         conn.execute(f"SET LOCAL search_path = {sch.PINNED_PATH}")
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(schema),))
         current = version(conn, schema, sql)  # another process may have migrated meanwhile
-        if current == 0:
+        # CREATE SCHEMA IF NOT EXISTS wants CREATE on the database even when the schema
+        # is there: one made for this role (CREATE SCHEMA ... AUTHORIZATION) is used as is.
+        if current == 0 and not _exists(conn, schema):
             conn.execute(sql("CREATE SCHEMA IF NOT EXISTS {s}"))
         for step in range(current, sch.SCHEMA_VERSION):
             conn.execute(sql(sch.MIGRATIONS[step]))

@@ -38,7 +38,7 @@ from ...errors import ConfigError, StoreBusyError, StoreError, StoreUnavailableE
 from . import schema as sch
 from .errors import RETRY_SQLSTATES, is_connection_error, translate
 from .migrate import migrate
-from .urls import parse_url, redact_url, scrub, secrets_of
+from .urls import ENCODE, parse_url, redact_url, scrub, secrets_of, unquoted
 
 __all__ = ["Database", "parse_url", "redact_url", "scrub", "secrets_of"]
 
@@ -156,10 +156,10 @@ class Database:
         bad = ""
         try:
             options = conninfo_to_dict(conninfo) if conninfo is not None else {}
-        except psycopg.Error as exc:  # libpq may quote the password: scrubbed, not chained
-            bad = self.scrub(str(exc).strip())
+        except psycopg.Error as exc:  # libpq may quote the password: unquoted, not chained
+            bad = unquoted(self.scrub(str(exc)))
         if bad:
-            raise ConfigError(f"the PostgreSQL URL is not valid: {bad}")
+            raise ConfigError(f"the PostgreSQL URL is not valid: {bad}; {ENCODE}")
         if conninfo is not None and "connect_timeout" not in options:
             self._first_kwargs["connect_timeout"] = max(2, math.ceil(timeout))
         if conninfo is not None:

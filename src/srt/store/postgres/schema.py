@@ -41,6 +41,7 @@ from ..reports import USER_PREFIX
 __all__ = [
     "APPLICATION",
     "MIGRATIONS",
+    "MIN_SERVER_VERSION",
     "PINNED_PATH",
     "SCHEMA_NAME",
     "SCHEMA_VERSION",
@@ -50,6 +51,9 @@ __all__ = [
     "TABLES",
 ]
 
+#: The oldest server srt runs on (``server_version_num``): ``COMPRESSION lz4`` on a
+#: column is PostgreSQL 14's.
+MIN_SERVER_VERSION = 140000
 #: What ``srt_schema.application`` holds in a schema srt created.
 APPLICATION = "srt"
 #: Schema names srt accepts (a plain lower-case SQL identifier, so quoting is trivial).

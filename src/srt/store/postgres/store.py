@@ -51,6 +51,7 @@ from .statements import (
     SELECT_CALLS,
     no_nul,
 )
+from .urls import as_url
 
 __all__ = ["PostgresStore"]
 
@@ -94,6 +95,8 @@ class PostgresStore(AppendMixin, ObjectsMixin, Store):
         conninfo: str | None = None
         options: dict[str, str] = {}
         if url is not None:
+            if "://" not in url:  # libpq's keyword/value form ("host=db dbname=chats")
+                url = as_url(url)
             conninfo, options = parse_url(url)
             self.location = redact_url(url)
         else:
