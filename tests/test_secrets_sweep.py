@@ -17,10 +17,11 @@ path that can be provoked over loopback, sync and async:
 
 After each, the key (and every 8-character piece of it) must be in neither ``str``,
 ``repr`` nor the formatted traceback of the error and its ``__cause__``/``__context__``
-chain (nor ``repr`` of their attributes), ``repr`` of the provider, its transports, the
-runtime and the session, any log record (every logger at DEBUG), the ledger rows, the
-database file, its ``-wal`` and ``-shm`` (while open and after close), nor ``srt
-prompt``'s stdout and stderr. (The local provider takes no key: it has none to leak.)
+chain (nor anything reachable from them), ``repr`` of the provider, its transports, the
+credentials, the runtime and the session, any log record (every logger at DEBUG) or
+warning, the ledger rows, the database file, its ``-wal`` and ``-shm`` (while open and
+after close), nor ``srt prompt``'s stdout and stderr; through the gateway, neither its
+answers, its log (access log included) nor its files. (The local provider takes no key.)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import contextlib
 import logging
 import secrets
 import socket
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -53,8 +55,8 @@ KEY = "sk-CANARY-sweep-" + secrets.token_hex(16)
 AWS_ID = "AKIA" + secrets.token_hex(8).upper()
 AWS_SECRET = "CANARY/secret+" + secrets.token_hex(14)
 AWS_TOKEN = "CANARY/token+" + secrets.token_hex(24)
-#: What must show nowhere (the access key id is no secret, but srt shows it nowhere either).
-SECRETS = (KEY, AWS_ID, AWS_SECRET, AWS_TOKEN)
+#: What must show nowhere (not the access key id: ``AwsCredentials``' repr shows it).
+SECRETS = (KEY, AWS_SECRET, AWS_TOKEN)
 
 
 def echo(kind: str) -> str:
@@ -70,6 +72,10 @@ TIMEOUTS = Timeouts(connect=2.0, idle=0.5, total=1.0)
 RETRY = RetryPolicy(max_retries=1, initial_delay=0.01, max_delay=0.01, jitter=0)
 
 
+#: Reprs made while building providers (searched with the rest).
+SHOWN: list[str] = []
+
+
 def model_of(kind: str) -> str:
     return MODELS.get(kind.removesuffix("-aws"), "gpt-4o")
 
@@ -78,6 +84,7 @@ def provider(kind: str, url: str, **kw: Any) -> Provider:
     kw = {"timeouts": TIMEOUTS, "retry": RETRY, "trust_env": False, **kw}
     if kind == "bedrock-aws":
         creds = AwsCredentials(AWS_ID, AWS_SECRET, AWS_TOKEN)
+        SHOWN.append(repr(creds))
         return Bedrock(region="us-east-1", credentials=creds, endpoint_url=url, **kw)
     return provider_on(kind, url, KEY, **kw)
 
@@ -165,7 +172,12 @@ class Sweep:
 
     def attempt(self, what: str, fn: Callable[[], Any]) -> None:
         try:
-            got = fn()
+            with warnings.catch_warnings(record=True) as warned:
+                warnings.simplefilter("always")
+                try:
+                    got = fn()
+                finally:
+                    self.texts += [f"{w.category.__name__}: {w.message}" for w in warned]
         except srt.SrtError as exc:
             self.errors.append(f"{what}: {type(exc).__name__}")
             self.texts.extend(texts_of(exc) + reachable(exc))
@@ -196,7 +208,7 @@ class Sweep:
         open_files = db_files(self.path)
         self.rt.close()
         closed = {f"{n} after close": b for n, b in db_files(self.path).items()}
-        texts = self.texts + log_texts(caplog)
+        texts = self.texts + log_texts(caplog) + SHOWN
         assert open_files.get(Path(self.path).name + "-wal"), "no WAL to search"
         found = [f"{s[:12]}: {t}" for s in SECRETS for t in traces(s, [], open_files | closed)]
         return found + [where(s, t) for s in SECRETS for t in texts if where(s, t)]
