@@ -31,11 +31,16 @@ import contextlib
 import logging
 import secrets
 import socket
+import subprocess
+import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from subprocess import PIPE
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -48,7 +53,7 @@ from srt.providers import Bedrock, Provider
 from srt.providers.policy import RetryPolicy, Timeouts
 from srt.providers.sigv4 import AwsCredentials
 from srt.testing import ProviderServer
-from support import provider_on
+from support import cli_env, provider_on
 from test_rel_secrets import db_files, log_texts, pieces, texts_of, traces
 
 KEY = "sk-CANARY-sweep-" + secrets.token_hex(16)
@@ -384,3 +389,41 @@ def test_no_gateway_error_path_shows_a_key(
     found = [f"{s[:12]}: {t}" for s in hidden for t in traces(s, [], files)]
     found += [where(s, t) for s in hidden for t in texts if where(s, t)]
     assert found == []
+
+
+def test_srt_serve_output_shows_no_key(srv: ProviderServer, tmp_path: Path) -> None:
+    """``srt serve`` in a child process, its upstream's key in ``api_key_env``'s
+    variable: the upstream refuses it with a 401 quoting it, and a client's key comes
+    with the request. Neither is in the answer, the child's stdout and stderr (its
+    traceback of the refusal, the access log) nor the database's files."""
+    client_key = "sk-client-CANARY-" + secrets.token_hex(12)
+    port = closed_port()
+    cfg = tmp_path / "gw.toml"
+    cfg.write_text(
+        f"[server]\nport = {port}\nopen = true\n\n"
+        f'[upstreams.chat]\nkind = "openai"\napi_key_env = "SWEEP_UP_KEY"\n'
+        f'base_url = "{srv.url}/v1"\n\n[[routes]]\nmodel = "*"\nupstream = "chat"\n'
+    )
+    db = tmp_path / "gw.db"
+    argv = [sys.executable, "-m", "srt", "--db", str(db), "serve", "--config", str(cfg)]
+    env = cli_env(db, SWEEP_UP_KEY=KEY)
+    url = f"http://127.0.0.1:{port}"
+    srv.fault("*", "status", count=None, code=401, message=echo("openai"))
+    with subprocess.Popen(argv, env=env, stdout=PIPE, stderr=PIPE, text=True) as child:
+        try:
+            for _ in range(600):  # (up to a minute to start)
+                try:
+                    if httpx.get(url + "/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            auth = {"Authorization": f"Bearer {client_key}"}
+            r = httpx.post(url + "/v1/responses", json={"model": "m", "input": "hi"}, headers=auth)
+        finally:
+            child.terminate()
+            out, err = child.communicate(timeout=30)
+    assert r.status_code == 502 and "refused the gateway's credentials" in r.text, r.text
+    assert "ProviderAuthError" in err  # the refusal was logged, with its traceback
+    texts = [r.text, repr(dict(r.headers)), out, err]
+    assert traces(KEY, texts, db_files(str(db))) == []
+    assert traces(client_key, texts, db_files(str(db))) == []
