@@ -30,6 +30,7 @@ from ..message import canonicalize
 from ..runtime import Runtime
 from ..store.sqlite import db as sqlite_db
 from ..store.sqlite import heap
+from ..store.sqlite.files import create_private_file
 from . import workloads
 from .naive import MODEL, NaiveStore, _dumps
 from .writes import bytes_written, durable_appends
@@ -40,6 +41,7 @@ class BareWriter:
     shares only the SQLite engine's schema and connection set-up with srt."""
 
     def __init__(self, path: str) -> None:
+        create_private_file(path)  # (as srt's Database does before it connects)
         self.conn = sqlite_db.connect(path, threading.Lock(), migrate=True)
         now = time.time()
         self.conn.execute(

@@ -52,6 +52,7 @@ import httpx
 
 from .gwserve import KEY, db_bytes, gateway, gateway_pid, pid_of, tree_cpu
 from .gwupstream import Upstream
+from .report import open_private
 
 __all__ = ["run_gateway"]
 
@@ -451,7 +452,8 @@ def _storage(
         ids = _chain(c, up, "gpt-4o-mini", turns, tick)["ids"]
     chain_bytes = db_bytes(chain_db)
     fork_db = os.path.join(work, "storage-forks.db")
-    shutil.copyfile(chain_db, fork_db)
+    with open(chain_db, "rb") as src, open_private(fork_db) as dst:  # (copyfile: umask's mode)
+        shutil.copyfileobj(src, dst)
     mid = ids[len(ids) // 2]
     with gateway(work, fork_db, up.url) as url, httpx.Client(base_url=url, timeout=120) as c:
         for i in range(forks):

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 
 import httpx
 
+from .report import open_private
+
 __all__ = ["KEY", "db_bytes", "gateway", "gateway_pid", "pid_of", "tree_cpu"]
 
 KEY = "sk-bench-upstream-0123456789"
@@ -65,21 +67,22 @@ def gateway(
 ) -> Iterator[str]:
     port = _port()
     cfg = os.path.join(work, f"gw-{port}.toml")
-    with open(cfg, "w", encoding="utf-8") as f:
-        f.write(
-            f"[server]\nport = {port}\nopen = true\nthreads = {threads}\nworkers = {workers}\n"
-            "requests_per_minute = 10000000\nmax_items = 100\n\n"
-            f'[upstreams.chat]\nkind = "openai"\napi_key_env = "SRT_BENCH_KEY"\n'
-            f'base_url = "{upstream}/v1"\n\n'
-            f'[upstreams.claude]\nkind = "anthropic"\napi_key_env = "SRT_BENCH_KEY"\n'
-            f'base_url = "{upstream}"\n\n'
-            f'[upstreams.bedrock]\nkind = "bedrock"\napi_key_env = "SRT_BENCH_KEY"\n'
-            f'base_url = "{upstream}"\nregion = "us-east-1"\n\n'
-            '[[routes]]\nmodel = "claude-*"\nupstream = "claude"\n\n'
-            '[[routes]]\nmodel = "bedrock/*"\nupstream = "bedrock"\n'
-            'upstream_model = "anthropic.claude-3-7-sonnet"\n\n'
-            '[[routes]]\nmodel = "*"\nupstream = "chat"\n'
-        )
+    text = (
+        f"[server]\nport = {port}\nopen = true\nthreads = {threads}\nworkers = {workers}\n"
+        "requests_per_minute = 10000000\nmax_items = 100\n\n"
+        f'[upstreams.chat]\nkind = "openai"\napi_key_env = "SRT_BENCH_KEY"\n'
+        f'base_url = "{upstream}/v1"\n\n'
+        f'[upstreams.claude]\nkind = "anthropic"\napi_key_env = "SRT_BENCH_KEY"\n'
+        f'base_url = "{upstream}"\n\n'
+        f'[upstreams.bedrock]\nkind = "bedrock"\napi_key_env = "SRT_BENCH_KEY"\n'
+        f'base_url = "{upstream}"\nregion = "us-east-1"\n\n'
+        '[[routes]]\nmodel = "claude-*"\nupstream = "claude"\n\n'
+        '[[routes]]\nmodel = "bedrock/*"\nupstream = "bedrock"\n'
+        'upstream_model = "anthropic.claude-3-7-sonnet"\n\n'
+        '[[routes]]\nmodel = "*"\nupstream = "chat"\n'
+    )
+    with open_private(cfg) as f:  # 0600, whatever the umask
+        f.write(text.encode("utf-8"))
     env = {**os.environ, "SRT_BENCH_KEY": KEY}
     proc = subprocess.Popen(
         [sys.executable, "-m", "srt", "--db", db, "serve", "--config", cfg],

@@ -8,6 +8,8 @@ from typing import Any
 
 import apsw
 
+from ..store.sqlite.files import create_private_file
+
 MODEL = "gpt-4o-mini"
 
 
@@ -20,6 +22,7 @@ class NaiveStore:
     """One row per message, history loaded and re-serialized on every turn."""
 
     def __init__(self, path: str) -> None:
+        create_private_file(path)  # (apsw would make it with the umask's mode)
         self.conn = apsw.Connection(path)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")

@@ -21,6 +21,7 @@ import apsw
 
 from ..runtime import Runtime
 from ..store.sqlite import SQLiteStore
+from ..store.sqlite.files import create_private_file
 from .naive import NaiveStore
 
 VFS_NAME = "srt-bench-count"
@@ -84,6 +85,7 @@ def bytes_written(workdir: str, messages: list[dict[str, Any]]) -> dict[str, Any
         srt = dict(vfs.written)
 
         path = os.path.join(workdir, "writes-naive.db")
+        create_private_file(path)
         conn = apsw.Connection(path, vfs=VFS_NAME)
         conn.execute("PRAGMA journal_mode=WAL").fetchall()
         conn.execute("PRAGMA synchronous=NORMAL")
