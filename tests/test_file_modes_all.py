@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import stat
 import sys
 import tempfile
@@ -214,3 +215,38 @@ def test_the_tiktoken_cache_is_private(umask000: None, tmp_path: Path) -> None:
         seen = {".": _mode(path), **_walk(path)}
     assert len(seen) == 2 and _bad(seen) == {}, seen
     assert not os.path.exists(path)
+
+
+def test_the_test_postgresql_servers_folders_and_files() -> None:
+    """``pgserver.py start DIR`` (what ``.ci/run`` and the PostgreSQL tests use) under
+    umask 000, with DIR's parents missing: the parents it makes, DIR, the cluster and its
+    files are 0700 / 0600 (the server's socket aside: PostgreSQL makes it, in a 0700 folder)."""
+    import subprocess
+
+    script = Path(srt.__file__).parent / "testing" / "pgserver.py"
+    # Not pytest's tmp_path: under root the server runs as another account, which must
+    # be able to reach the folder (this test's own, searchable; what srt makes is below).
+    tmp_path = Path(tempfile.mkdtemp(prefix="srt-pgmodes-", dir="/tmp"))
+    tmp_path.chmod(0o711)
+    root = tmp_path / "a" / "b" / "pg"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+
+    def run(command: str) -> None:
+        subprocess.run(
+            [sys.executable, str(script), command, str(root)],
+            check=True,
+            capture_output=True,
+            env=env,
+            preexec_fn=lambda: os.umask(0o000),
+            timeout=120,
+        )
+
+    run("start")
+    try:
+        modes = _walk(tmp_path)
+        sockets = {p for p in modes if stat.S_ISSOCK(os.lstat(tmp_path / p).st_mode)}
+    finally:
+        run("stop")
+        shutil.rmtree(tmp_path, ignore_errors=True)
+    assert {"a", "a/b", "a/b/pg", "a/b/pg/port", "a/b/pg/data"} <= set(modes)
+    assert _bad({p: m for p, m in modes.items() if p not in sockets}) == {}

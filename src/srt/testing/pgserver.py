@@ -175,6 +175,8 @@ class PgServer:
         """Create the cluster (``initdb``) unless ``root/data`` already holds one."""
         if os.path.exists(os.path.join(self.data, "PG_VERSION")):
             return
+        for p in _private_dirs(self.root):  # the server's account owns what is made for it
+            self._chown(p)
         self._check_reachable()
         os.makedirs(self.sock, mode=0o700, exist_ok=True)
         os.chmod(self.root, 0o700)
@@ -205,7 +207,7 @@ class PgServer:
             conf = dict(
                 self.settings, port=str(self.port), unix_socket_directories=f"'{self.sock}'"
             )
-            with open(os.path.join(self.data, "postgresql.auto.conf"), "w", encoding="utf-8") as f:
+            with _private_file(os.path.join(self.data, "postgresql.auto.conf")) as f:
                 f.writelines(f"{k} = {v}\n" for k, v in conf.items())
             self._chown(os.path.join(self.data, "postgresql.auto.conf"))
             done = self._run(
@@ -249,16 +251,39 @@ class PgServer:
         return ""
 
 
+def _private_dirs(path: str) -> list[str]:
+    """Make ``path`` and its missing parents 0700 whatever the umask; the folders made,
+    outermost first (``path`` is left for the caller, which sets its mode itself)."""
+    missing = []
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        missing.append(parent)
+        parent = os.path.dirname(parent)
+    made = []
+    for p in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(p, 0o700)
+            os.chmod(p, 0o700)
+            made.append(p)
+    return made
+
+
+def _private_file(path: str) -> Any:
+    """``path`` opened for writing text, created (or truncated) with mode 0600."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "w", encoding="utf-8")
+
+
 def _main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] not in ("start", "stop"):
         sys.stderr.write("usage: pgserver.py start|stop DIR\n")
         return 2
     command, root = argv
-    os.makedirs(root, exist_ok=True)
     if command == "start":
         server = PgServer(root)
         server.start()
-        with open(os.path.join(root, "port"), "w", encoding="utf-8") as f:
+        with _private_file(os.path.join(root, "port")) as f:
             f.write(str(server.port))
         print(server.url)
     else:
