@@ -201,6 +201,16 @@ MISTAKES: list[tuple[str, Callable[[], Any], str]] = [
         "secret_access_key must be a str, got bytes",
     ),
     (
+        "aws session token with a line break",
+        lambda: AwsCredentials("AKIDEXAMPLE", "secret", SECRET + "\n"),
+        "session_token holds a line break",
+    ),
+    (
+        "aws secret with a line break",
+        lambda: AwsCredentials("AKIDEXAMPLE", SECRET + "\n"),
+        "secret_access_key holds a line break",
+    ),
+    (
         "compatible server_state str",
         lambda: OpenAICompatible("http://127.0.0.1:1/v1", server_state="no"),
         "server_state must be True or False",

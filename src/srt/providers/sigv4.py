@@ -54,6 +54,14 @@ class AwsCredentials:
                 raise ConfigError(
                     f"AwsCredentials {name} must be a str, got {type(value).__name__}"
                 )
+            if value and not (value.isascii() and value.isprintable()):
+                # The key id and the token are request headers; a line break in any of
+                # the three (a file read with its newline) would fail the first send as
+                # a connection error. The value is not shown.
+                raise ConfigError(
+                    f"AwsCredentials {name} holds a line break, a control character or "
+                    "one that is not ASCII: AWS credentials are printable ASCII"
+                )
         if not self.access_key_id or not self.secret_access_key:
             raise ConfigError("AWS credentials need a non-empty access key id and secret key")
 
