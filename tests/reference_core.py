@@ -95,6 +95,19 @@ def find_in_any(items: list[bytes], needle: bytes) -> int:
     return next((i for i, item in enumerate(items) if needle in item), -1)
 
 
+def find_odd_key(items: list[bytes], keys: tuple[bytes, ...]) -> int:
+    """Index of the first item with ``,"`` followed by neither a key of ``keys`` and
+    ``":`` nor its last byte ``}``, or -1."""
+    for i, item in enumerate(items):
+        at = item.find(b',"')
+        while at >= 0:
+            rest = item[at + 2 :]
+            if rest != b"}" and not any(rest.startswith(k + b'":') for k in keys):
+                return i
+            at = item.find(b',"', at + 1)
+    return -1
+
+
 def common_prefix(a: list[bytes], b: list[bytes], limit: int = -1) -> int:
     """How many leading items of ``a`` and ``b`` are equal (at most ``limit``)."""
     n = min(len(a), len(b))

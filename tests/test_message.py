@@ -41,7 +41,7 @@ def reorder(value: Any, rng: random.Random) -> Any:
 
 
 RICH: dict[str, Any] = {
-    "role": "user",
+    "role": "assistant",
     "content": [
         {"type": "text", "text": "look at this"},
         {"type": "image_url", "image_url": {"url": "https://e.x/a.png", "detail": "high"}},
@@ -49,13 +49,13 @@ RICH: dict[str, Any] = {
         {"type": "image", "data": b"\x89PNG\r\n", "media_type": "image/png", "detail": "low"},
     ],
     "name": "alice",
-    "zeta": {"b": 1, "a": {"y": None, "x": True}},
-    "alpha": [{"q": 1, "p": 2}],
+    "audio": {"b": 1, "a": {"y": None, "x": True}},
+    "annotations": [{"q": 1, "p": 2}],
     "metadata": {"trace": "abc", "n": 3},
 }
 
 RICH_NORMALISED: dict[str, Any] = {
-    "role": "user",
+    "role": "assistant",
     "content": [
         {"type": "text", "text": "look at this"},
         {"type": "image_url", "image_url": {"detail": "high", "url": "https://e.x/a.png"}},
@@ -69,8 +69,8 @@ RICH_NORMALISED: dict[str, Any] = {
         },
     ],
     "name": "alice",
-    "alpha": [{"p": 2, "q": 1}],
-    "zeta": {"a": {"x": True, "y": None}, "b": 1},
+    "annotations": [{"p": 2, "q": 1}],
+    "audio": {"a": {"x": True, "y": None}, "b": 1},
 }
 
 
@@ -84,7 +84,7 @@ def test_rich_message_canonical_bytes_are_compact_json_of_normalised_form() -> N
     assert meta == compact({"n": 3, "trace": "abc"})
     assert json.loads(body) == RICH_NORMALISED
     # Key order of the bytes, not just equality of the parsed value.
-    assert list(json.loads(body)) == ["role", "content", "name", "alpha", "zeta"]
+    assert list(json.loads(body)) == ["role", "content", "name", "annotations", "audio"]
 
 
 @settings(max_examples=300)
@@ -97,18 +97,26 @@ def test_key_order_does_not_change_canonical_bytes(rng: random.Random) -> None:
 
 
 def test_top_level_key_order_is_fixed() -> None:
-    orders = itertools.permutations(["tool_call_id", "content", "role", "name", "aaa"])
+    orders = itertools.permutations(["tool_call_id", "content", "role", "name"])
     bodies = set()
     for order in orders:
-        full = {
-            "role": "tool",
-            "content": "r",
-            "name": "n",
-            "tool_call_id": "c1",
-            "aaa": 1,
-        }
+        full = {"role": "tool", "content": "r", "name": "n", "tool_call_id": "c1"}
         bodies.add(canon({k: full[k] for k in order}))
-    assert bodies == {b'{"role":"tool","content":"r","name":"n","tool_call_id":"c1","aaa":1}'}
+    assert bodies == {b'{"role":"tool","content":"r","name":"n","tool_call_id":"c1"}'}
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    reply = {
+        "role": "assistant",
+        "content": "r",
+        "name": "n",
+        "tool_calls": [call],
+        "refusal": "no",
+        "annotations": [],
+    }
+    bodies = {canon({k: reply[k] for k in order}) for order in itertools.permutations(reply)}
+    assert bodies == {
+        b'{"role":"assistant","content":"r","name":"n","tool_calls":[{"id":"c1","type":'
+        b'"function","function":{"name":"f","arguments":"{}"}}],"annotations":[],"refusal":"no"}'
+    }
 
 
 def test_plain_text_message() -> None:
@@ -227,7 +235,7 @@ def test_none_valued_optional_keys_are_dropped() -> None:
 
 
 def test_canonical_bytes_equal_json_dumps_of_normalised_form() -> None:
-    normalised = {"role": "user", "content": "x", "a": {"b": [1, 2.5, None, False, "ü"]}}
+    normalised = {"role": "assistant", "content": "x", "audio": {"b": [1, 2.5, None, False, "ü"]}}
     assert canon(normalised) == compact(normalised)
     assert dumps(normalised) == compact(normalised)
 
@@ -261,14 +269,14 @@ def test_rejection_never_quotes_the_content() -> None:
 
 def test_nesting_limit() -> None:
     # The limit is generous (64 levels) but finite.
-    ok = {"role": "user", "content": "x", "extra": nested(60)}
-    assert json.loads(canon(ok))["extra"] == nested(60)
+    ok = {"role": "assistant", "content": "x", "audio": nested(60)}
+    assert json.loads(canon(ok))["audio"] == nested(60)
     with pytest.raises(srt.InvalidMessageError):
-        canon({"role": "user", "content": "x", "extra": nested(70)})
+        canon({"role": "assistant", "content": "x", "audio": nested(70)})
     cyclic: list[Any] = []
     cyclic.append(cyclic)
     with pytest.raises(srt.InvalidMessageError):
-        canon({"role": "user", "content": "x", "extra": cyclic})
+        canon({"role": "assistant", "content": "x", "audio": cyclic})
 
 
 def test_size_limit_is_configurable() -> None:

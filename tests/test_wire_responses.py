@@ -362,7 +362,7 @@ UNSUPPORTED = [
     ({"role": "user", "content": "x", "name": "bob"}, "the message 'name' field"),
     ({"role": "system", "content": "x", "name": "s"}, "the message 'name' field"),
     ({"role": "assistant", "content": "x", "name": "a"}, "the message 'name' field"),
-    ({"role": "user", "content": "x", "cache_hint": 1}, "the message 'cache_hint' field"),
+    ({"role": "assistant", "content": "x", "audio": {"id": "a1"}}, "the message 'audio' field"),
     (
         {"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "x"}}]},
         "input_audio parts",

@@ -1,5 +1,6 @@
 # Part of srt._core (included by _core.pyx, in order: see there).
-# PostgreSQL chain reads, and an append's plain message in one C call.
+# PostgreSQL chain reads, an append's plain message in one C call, and the keys a
+# canonical body holds.
 
 # -- PostgreSQL chain reads --------------------------------------------------------------
 # The PostgreSQL engine walks a window of node rows in memory (``walk_chain``), asks for
@@ -200,3 +201,78 @@ def new_nodes(object prepared, list prefixes not None, Py_ssize_t plain, object 
 def first_items(object rows):
     """The first item of each of ``rows``, in a list."""
     return [row[0] for row in rows]
+
+
+# -- keys a canonical body holds ---------------------------------------------------------
+
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
+
+cdef extern from *:
+    """
+    /* The first ``,"`` in [s, end): where its comma is, or NULL. */
+    static const char *srt_comma_quote(const char *s, const char *end) {
+    #ifdef SRT_SSE2
+        const __m128i comma = _mm_set1_epi8(','), quote = _mm_set1_epi8('"');
+        for (; end - s >= 17; s += 16) {  /* (16 pairs at a time) */
+            int m = _mm_movemask_epi8(_mm_and_si128(
+                _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)s), comma),
+                _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(s + 1)), quote)));
+            if (m)
+                for (int k = 0; k < 16; k++)
+                    if (m & (1 << k)) return s + k;
+        }
+    #endif
+        for (; end - s >= 2; s++)
+            if (s[0] == ',' && s[1] == '"') return s;
+        return NULL;
+    }
+    """
+    const char* srt_comma_quote(const char* s, const char* end)
+
+
+def find_odd_key(list items not None, tuple keys not None):
+    """Index of the first of ``items`` (bytes, canonical message bodies) holding ``,"``
+    followed by neither one of ``keys`` (bytes) and ``":`` nor its last byte, ``}``;
+    -1 if none. A JSON string holds a quote only escaped, so every ``,"key":`` in a body
+    is a key (of the message or of an object in it); a text ending in a comma also gives
+    ``,"``, which is a false alarm unless it ends the body. One C pass, 16 bytes at a
+    time: a cold load asks this of a whole chain (``wire.openai_chat``)."""
+    cdef Py_ssize_t i, j, kl, left
+    cdef object item, key, k
+    cdef const char* p
+    cdef const char* end
+    cdef const char* hit
+    cdef bint known
+    for k in keys:
+        if type(k) is not bytes:
+            raise TypeError("keys must be bytes")
+    for i in range(len(items)):
+        item = items[i]
+        if type(item) is not bytes:
+            raise TypeError("items must be bytes")
+        p = PyBytes_AS_STRING(<bytes>item)
+        end = p + PyBytes_GET_SIZE(<bytes>item)
+        while True:
+            hit = srt_comma_quote(p, end)
+            if hit == NULL:
+                break
+            hit += 2
+            p = hit
+            left = end - hit
+            if left == 1 and hit[0] == b'}':
+                break
+            known = False
+            for j in range(PyTuple_GET_SIZE(keys)):
+                key = <object>PyTuple_GET_ITEM(keys, j)
+                kl = PyBytes_GET_SIZE(<bytes>key)
+                if (
+                    left >= kl + 2
+                    and memcmp(hit, PyBytes_AS_STRING(<bytes>key), kl) == 0
+                    and hit[kl] == b'"'
+                    and hit[kl + 1] == b':'
+                ):
+                    known = True
+                    break
+            if not known:
+                return i
+    return -1

@@ -2,7 +2,8 @@
 
 A message's canonical bytes are compact JSON (``ensure_ascii=False``) of its
 normalised OpenAI Chat Completions form: top-level keys in the fixed order
-``role, content, name, tool_calls, tool_call_id`` then any other keys sorted;
+``role, content, name, tool_calls, tool_call_id``, then ``artifacts``, then an
+assistant's other keys (``ASSISTANT_KEYS``) sorted; any other key is refused;
 text parts as ``{"type","text"}``; image parts as ``{"type","image_url"}``;
 every other nested object with its keys sorted. The bytes therefore depend only
 on what the model sees, never on dict order, process or machine, and they are
@@ -27,9 +28,11 @@ from ._types import Message
 from .errors import InvalidMessageError, SrtError
 
 __all__ = [
+    "ASSISTANT_KEYS",
     "DEFAULT_MAX_MESSAGE_BYTES",
     "RESERVED_PREFIX",
     "ROLES",
+    "SENT_KEYS",
     "TEXT_HEADS",
     "canonical_text",
     "canonical_tool",
@@ -43,6 +46,20 @@ ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 #: Default limit on one message's canonical size (32 MiB); configurable per runtime.
 DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 _TOP_ORDER = ("role", "content", "name", "tool_calls", "tool_call_id")
+#: The other keys an assistant message may carry, kept and sent as given by the Chat
+#: Completions formats (the others leave them out, or refuse them: docs/api.md): what
+#: the OpenAI SDK's ``ChatCompletionAssistantMessageParam`` and ``ChatCompletionMessage``
+#: hold (``refusal``, ``audio``, the deprecated ``function_call``, ``annotations``), and
+#: the reasoning text OpenAI-compatible servers return and take back (``reasoning_content``:
+#: DeepSeek, llama.cpp, older vLLM; ``reasoning``: vLLM, OpenRouter). Any other key
+#: (another role's too) is an ``InvalidMessageError``; one whose value is ``None`` is
+#: left out, as it always was.
+ASSISTANT_KEYS = frozenset(
+    {"refusal", "audio", "function_call", "annotations", "reasoning", "reasoning_content"}
+)
+#: Every top-level key a canonical message may hold but ``artifacts``: what a Chat
+#: Completions request sends.
+SENT_KEYS = frozenset({*_TOP_ORDER, *ASSISTANT_KEYS})
 #: Half of a UTF-16 pair: JSON can spell one (``"\\ud83d"``, a reply cut inside an
 #: emoji), UTF-8 cannot hold it.
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -124,6 +141,21 @@ def _plain(value: Any, where: str, depth: int) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
     raise _bad(f"{where}: a {type(value).__name__} cannot be represented in JSON")
+
+
+def _unknown_key(key: str, role: str) -> InvalidMessageError:
+    shown = key if len(key) <= 40 else key[:40] + "..."
+    where = (
+        f"only an assistant message may carry {shown!r}"
+        if key in ASSISTANT_KEYS
+        else f"{shown!r} is not a message key"
+    )
+    return _bad(
+        f"a {role} message cannot carry {shown!r}: {where}. A message's keys are "
+        f"{', '.join(_TOP_ORDER)}, artifacts, metadata, and on an assistant message "
+        f"{', '.join(sorted(ASSISTANT_KEYS))}; put your own data in the message's "
+        "'metadata' dict, which srt stores beside it but never sends"
+    )
 
 
 def _part(part: Any, where: str) -> dict[str, Any]:
@@ -254,6 +286,8 @@ def _normalise(msg: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
         out["artifacts"] = _artifacts(msg["artifacts"])
     for key in sorted(set(msg) - set(_TOP_ORDER) - {"metadata", "artifacts"}):
         if msg[key] is not None:
+            if role != "assistant" or key not in ASSISTANT_KEYS:
+                raise _unknown_key(key, role)
             out[key] = _plain(msg[key], key, 1)
     meta = msg.get("metadata")
     if meta is not None:

@@ -33,7 +33,7 @@ from ..errors import (
     SrtError,
     UnsupportedFeatureError,
 )
-from ..message import dumps
+from ..message import SENT_KEYS, dumps
 from ..tokens import GENERIC_ESTIMATE, Tokenizer
 from .overflow import RULES, Overflow, from_stream_event
 from .sse import ServerSentEvent, SSEDecoder, sse_event
@@ -93,6 +93,31 @@ def text_of(content: Any, fmt: str, what: str) -> str:
             raise UnsupportedFeatureError(fmt, f"{p.get('type')} parts in {what}")
         parts.append(p["text"])
     return "".join(parts)
+
+
+#: A message's keys that a format with no place for them leaves out (noted) rather than
+#: refuses: an assistant's citations (``annotations``) and the reasoning text an
+#: OpenAI-compatible server returned (valid for the model that wrote it, as artifacts are).
+DROPPABLE = frozenset({"annotations", "reasoning", "reasoning_content"})
+
+
+def left_out(msg: dict[str, Any], keys: frozenset[str], fmt: str) -> str | None:
+    """Removes from ``msg`` (a canonical message, in place) the top-level keys that are
+    not among ``keys`` (what format ``fmt`` sends) and that it leaves out rather than
+    refuses: ``DROPPABLE``'s, and any that is no message key at all (stored before srt
+    refused unknown keys, ``message.ASSISTANT_KEYS``). The note naming them, if any."""
+    gone = [
+        k
+        for k in msg
+        if k not in keys and k != "artifacts" and (k in DROPPABLE or k not in SENT_KEYS)
+    ]
+    if not gone:
+        return None
+    for k in gone:
+        del msg[k]
+    shown = ", ".join(repr(k if len(k) <= 40 else k[:40] + "...") for k in gone)
+    old = "" if all(k in SENT_KEYS for k in gone) else " (stored before srt refused unknown keys)"
+    return f"left out the message's {shown} field(s){old}: {fmt} has no place for them"
 
 
 def params_tail(params: dict[str, Any], reserved: frozenset[str]) -> bytes:

@@ -3,8 +3,9 @@ OpenAI-compatible servers).
 
 The canonical message bytes are already a valid Chat Completions message, so a
 message's fragment is its stored body itself: building a request serializes
-nothing but the small envelope. The one exception is an assistant message that
-carries provider artifacts (reasoning state for another API), which is
+nothing but the small envelope. The exceptions are an assistant message that
+carries provider artifacts (reasoning state for another API), and a message stored
+before srt refused unknown keys that holds one (a server would refuse it): each is
 re-serialized without them and noted.
 
 The body equals ``json.dumps({"model": ..., "messages": [...], "tools": [...],
@@ -18,9 +19,10 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .._core import find_in_any
+from .._core import find_odd_key
 from .._types import Reply, Usage
 from ..errors import ProviderResponseError
+from ..message import SENT_KEYS
 from ..tokens import Tokenizer, openai_tokenizer
 from .base import (
     CacheRules,
@@ -32,6 +34,7 @@ from .base import (
     WireFormat,
     check_model,
     dumps,
+    left_out,
     params_tail,
     reply_parts,
     stream_error,
@@ -40,7 +43,16 @@ from .base import (
 from .sse import ServerSentEvent
 
 _RESERVED = frozenset({"model", "messages", "tools"})
-_ARTIFACTS = b',"artifacts":'
+#: Every key a canonical body holds at any depth when it holds nothing to leave out: a
+#: body with another key (``_core.find_odd_key``: artifacts, a key stored before unknown
+#: keys were refused, a nested key of a part srt passes through, or a text's last comma
+#: inside the body, a false alarm) is rendered (``render``); the rest are sent as they are.
+_PLAIN_KEYS = tuple(
+    k.encode()
+    for k in sorted(
+        SENT_KEYS | {"type", "text", "image_url", "url", "detail", "id", "function", "arguments"}
+    )
+)
 
 
 #: OpenAI's automatic prompt caching: prefixes from 1,024 tokens, kept 5-10 minutes idle,
@@ -58,24 +70,29 @@ class OpenAIChat(WireFormat):
         return openai_tokenizer(model)
 
     def plain(self, body: bytes) -> bool:
-        return _ARTIFACTS not in body  # a JSON string cannot contain this byte sequence
+        return find_odd_key([body], _PLAIN_KEYS) < 0
 
     def plain_all(self, bodies: list[bytes]) -> bool:
-        return find_in_any(bodies, _ARTIFACTS) < 0
+        return find_odd_key(bodies, _PLAIN_KEYS) < 0
 
     def render(self, body: bytes, target: Target) -> Frag:
+        """The body as it is, but for its artifacts and any top-level key a message
+        stored before srt refused unknown keys holds (``{"foo": 1}``): a Chat Completions
+        server refuses a message with a key it does not know (400), so these are left
+        out, and noted."""
         if self.plain(body):
             return Frag("message", "", body)
         msg = json.loads(body)
         arts = msg.pop("artifacts", None)
-        if not arts:
+        unknown = left_out(msg, SENT_KEYS, self.name)
+        if not arts and not unknown:
             return Frag("message", "", body)
-        return Frag(
-            "message",
-            "",
-            dumps(msg),
-            f"left out {len(arts)} provider artifact(s): Chat Completions cannot carry them",
-        )
+        notes = [unknown] if unknown else []
+        if arts:
+            notes.append(
+                f"left out {len(arts)} provider artifact(s): Chat Completions cannot carry them"
+            )
+        return Frag("message", "", dumps(msg), "; ".join(notes))
 
     def tool_fragment(self, tool: dict[str, Any]) -> bytes:
         return dumps(tool)

@@ -63,6 +63,7 @@ from ..base import (
     check_model,
     dumps,
     function_call,
+    left_out,
     loads_arguments,
     params_tail,
     usage_of,
@@ -244,10 +245,11 @@ class BlockFormat(WireFormat):
 
     def render(self, body: bytes, target: Target) -> Frag:
         msg = json.loads(body)
+        dropped = left_out(msg, _KNOWN_FIELDS, self.name)
         check_fields(msg, self.name)
         role = msg["role"]
         content = msg.get("content")
-        notes: list[str] = []
+        notes: list[str] = [dropped] if dropped else []
         if role in ("system", "developer"):
             blocks = self._parts(content, "a system message", notes, images=False)
             wire = "system"

@@ -74,6 +74,7 @@ from ..base import (
     WireFormat,
     check_model,
     dumps,
+    left_out,
     params_tail,
     usage_or_none,
 )
@@ -85,6 +86,8 @@ __all__ = ["FORMAT", "NAME", "OpenAIResponses", "model_bytes", "to_canonical"]
 
 _RESERVED = frozenset({"model", "input", "tools"})
 _TOOL_KEYS = ("description", "parameters", "strict")
+#: A message's keys the Responses input has a place for (which role's: ``_only``).
+_SENT = frozenset({"role", "content", "tool_calls", "tool_call_id", "refusal"})
 _ITEM_TYPES = frozenset({"message", "function_call", "function_call_output", "reasoning"})
 
 
@@ -138,6 +141,7 @@ class OpenAIResponses(WireFormat):
     def render(self, body: bytes, target: Target) -> Frag:
         msg: dict[str, Any] = json.loads(body)
         role = msg["role"]
+        dropped = left_out(msg, _SENT, self.name)
         note = None
         if role == "assistant":
             items, note = self._assistant(msg, target)
@@ -145,6 +149,8 @@ class OpenAIResponses(WireFormat):
             items = [self._tool_result(msg)]
         else:
             items = [self._input_message(msg)]
+        if dropped:
+            note = f"{dropped}; {note}" if note else dropped
         return Frag("message", role, b",".join(dumps(i) for i in items), note)
 
     def text_frags(self) -> TextFrags:
