@@ -224,6 +224,12 @@ class ReplyStream(_Stream):
             self._gen = _stream(self._call)
         return self._gen
 
+    def __aiter__(self) -> AsyncGenerator[str, None]:
+        """Refused: this stream is a plain iterator's (nothing is sent)."""
+        raise ConfigError(
+            "stream() is iterated with a plain for; for async for, call s.astream(...) instead"
+        )
+
     def close(self) -> None:
         """End the stream now (from the thread iterating it, or before it began); from
         another thread, while one iterates it, this is ``cancel()``: a generator cannot be

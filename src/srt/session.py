@@ -64,6 +64,13 @@ def _check_params(params: dict[str, Any], call: bool) -> None:
             )
         if key in _NOT_OWN:
             continue
+        if key == "rebase":
+            raise ConfigError(
+                "rebase= is an option of append(), not of send() or its twins (nothing was "
+                "sent): a reply is stored only on the history it answers; when another "
+                "handle moved the head, send() raises ConflictError: call s.refresh() and "
+                "send again"
+            )
         if not call and key in ("append", "keep", "objects"):
             raise ConfigError(
                 f"{key}= is an option of send() and stream(), not of request(): "
