@@ -210,3 +210,137 @@ def test_for_over_arun_stream_points_to_run_stream(
     stream = asyncio.run(main())
     assert stream.result is not None and stream.result.stopped == "done"
     assert len(s) == 2
+
+
+# -- 4. the sweep: every public method with arguments of the wrong kind ---------------------
+
+#: Arguments of the wrong kind a careless user passes.
+BAD: list[Any] = [None, "str", 5, {}, b"x", -1, 2**70, object(), 0.5, ["x"]]
+
+
+def _good(name: str, tmp: Path, p: srt.OpenAI) -> Any:
+    """A value that fits parameter ``name``, for the parameters not under test."""
+    table: dict[str, Any] = {
+        "name": "fresh",
+        "old": "s",
+        "new": "t",
+        "dest": str(tmp / "copy.db"),
+        "session_name": "s",
+        "seconds": 3600,
+        "key": None,
+        "provider": p,
+        "summarizer": p,
+        "model": "m",
+        "end": 1,
+        "summary": "earlier: a greeting",
+        "index": 0,
+        "message": U,
+        "record": "nope",
+        "n": 1,
+        "format": "openai.chat",
+    }
+    return table.get(name, inspect.Parameter.empty)
+
+
+def _state(rt: srt.Runtime) -> Any:
+    """What a refused call must leave as it was: every session's head and length, and
+    the ledger."""
+    heads = []
+    for info in rt.sessions():
+        row = rt.store.get_session(info.name)
+        heads.append((info.name, row.head if row else None, len(rt.session(info.name))))
+    return heads, len(rt.calls())
+
+
+def _drain(out: Any) -> None:
+    if inspect.iscoroutine(out):
+        out = asyncio.run(out)
+    if hasattr(out, "__aiter__") and not hasattr(out, "__iter__"):
+
+        async def main() -> None:
+            async for _ in out:
+                pass
+
+        asyncio.run(main())
+    elif hasattr(out, "__aiter__") and isinstance(out, srt.drivers.AsyncReplyStream):
+
+        async def amain() -> None:
+            async for _ in out:
+                pass
+
+        asyncio.run(amain())
+    elif hasattr(out, "__iter__") and not isinstance(out, (list, tuple, dict, str, bytes)):
+        for _ in out:
+            pass
+
+
+def _methods() -> list[tuple[str, str, str]]:
+    out = []
+    for cls in (srt.Runtime, srt.Session):
+        for attr in sorted(dir(cls)):
+            f = getattr(cls, attr)
+            if attr.startswith("_") or not inspect.isfunction(f) or attr in ("close", "remains"):
+                continue
+            for param in list(inspect.signature(f).parameters.values())[1:]:
+                if param.kind is not param.VAR_KEYWORD:
+                    out.append((cls.__name__, attr, param.name))
+    return out
+
+
+METHODS = _methods()
+
+
+def test_the_sweep_finds_the_methods() -> None:
+    names = {(c, m) for c, m, _ in METHODS}
+    assert {("Runtime", "gc"), ("Session", "send"), ("Session", "restore")} <= names
+    assert len(METHODS) > 60
+
+
+@pytest.mark.parametrize(("cls", "method", "param"), METHODS, ids=[".".join(m) for m in METHODS])
+def test_every_public_method_refuses_the_wrong_kind_with_an_srt_error(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    srv: ProviderServer,
+    p: srt.OpenAI,
+    cls: str,
+    method: str,
+    param: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)  # (backup("str") is a path: written here)
+    escaped = []
+    for i, bad in enumerate(BAD):
+        where = tmp_path / str(i)
+        where.mkdir()
+        with srt.Runtime(str(where / "srt.db")) as rt:
+            s = rt.session("s")
+            s.append(U, A, {"role": "user", "content": "and?"})
+            s.send(p, model="m")
+            before = _state(rt)
+            owner: Any = rt if cls == "Runtime" else s
+            f = getattr(owner, method)
+            sig = inspect.signature(f)
+            args: list[Any] = []
+            kwargs: dict[str, Any] = {}
+            for q in sig.parameters.values():
+                if q.kind is q.VAR_KEYWORD:
+                    continue
+                value = bad if q.name == param else _good(q.name, where, p)
+                if value is inspect.Parameter.empty:
+                    if q.name != param and (q.default is not q.empty or q.kind is q.VAR_POSITIONAL):
+                        continue
+                    value = bad
+                positional = q.kind in (q.POSITIONAL_ONLY, q.POSITIONAL_OR_KEYWORD)
+                if q.kind is q.VAR_POSITIONAL or (positional and not kwargs):
+                    args.append(value)
+                else:
+                    kwargs[q.name] = value
+            try:
+                _drain(f(*args, **kwargs))
+            except srt.ProviderError:  # (sent: its ledger row is kept, the history not moved)
+                assert _state(rt)[0] == before[0], f"{method}({param}={bad!r:.30}) moved a head"
+            except srt.SrtError:
+                after = _state(rt)
+                assert after == before, f"{method}({param}={bad!r:.30}) wrote before refusing"
+            except Exception as exc:  # (the escapes the sweep is for)
+                escaped.append(f"{param}={bad!r:.30}: {type(exc).__name__}: {exc}"[:200])
+    assert escaped == []

@@ -357,6 +357,8 @@ class Session:
         """
         fmt = get_format(format)
         check_model(model)
+        if include_partial is not False:  # (a dict or list was a TypeError from the cache)
+            check_flag("include_partial", include_partial)
         if params:
             _check_params(params, False)
         # ``_using`` without its generator: this is the hot path of every build.
