@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 import srt
+from srt._types import UsageSummary
 from srt.testing import ProviderServer
 
 U = {"role": "user", "content": "hi"}
@@ -122,6 +123,29 @@ def test_refresh_of_a_session_deleted_elsewhere_names_it_and_says_what_to_do(
         with pytest.raises(srt.SessionNotFoundError, match=f"{said}: {what}"):
             s.append({"role": "user", "content": "more"}, rebase=True)
         assert [m["content"] for m in rt.session("notes").messages()] == ["hi"]
+
+
+def test_a_rebase_that_loses_to_a_delete_names_the_session(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer moves the head (a conflict), then another process deletes the
+    session while this one waits to rebase: the re-read finds it gone. Before: a plain
+    ``SessionError`` "was deleted or replaced"."""
+    with srt.Runtime(store_url) as rt, srt.Runtime(store_url) as other:
+        s = rt.session("notes")
+        s.append(U)
+        other.session("notes").append(A)  # the head moves: s's next append conflicts
+        waits: list[int] = []
+
+        def deleted_meanwhile(attempt: int, deadline: float) -> None:
+            waits.append(attempt)
+            other.delete("notes")
+
+        monkeypatch.setattr("srt._chain._backoff", deleted_meanwhile)
+        said = r"session 'notes' was deleted \(by another handle or process\); nothing was written"
+        with pytest.raises(srt.SessionNotFoundError, match=f"{said}: open or create it again"):
+            s.append({"role": "user", "content": "more"}, rebase=True)
+        assert waits == [1] and other.sessions() == []
 
 
 SAYS_REBASE = (
@@ -344,3 +368,77 @@ def test_every_public_method_refuses_the_wrong_kind_with_an_srt_error(
             except Exception as exc:  # (the escapes the sweep is for)
                 escaped.append(f"{param}={bad!r:.30}: {type(exc).__name__}: {exc}"[:200])
     assert escaped == []
+
+
+#: The classes of ``srt.__all__`` a user makes (the providers' are swept in
+#: test_api_careless_providers.py), and the totals rt.usage() makes from rt.calls().
+MADE: list[Any] = [
+    getattr(srt, n)
+    for n in srt.__all__
+    if inspect.isclass(getattr(srt, n))
+    and not issubclass(getattr(srt, n), BaseException)
+    and not getattr(srt, n).__module__.startswith(("srt.providers", "srt.wire"))
+] + [UsageSummary.of, srt.tool]
+
+
+def _made() -> list[tuple[Any, str]]:
+    out = []
+    for f in MADE:
+        for q in inspect.signature(f).parameters.values():
+            if q.kind not in (q.VAR_POSITIONAL, q.VAR_KEYWORD):
+                out.append((f, q.name))
+    return out
+
+
+@pytest.mark.parametrize(("f", "param"), _made(), ids=[f"{f.__qualname__}.{q}" for f, q in _made()])
+def test_every_public_constructor_refuses_the_wrong_kind_with_an_srt_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, f: Any, param: str
+) -> None:
+    """Before: ``srt.Session("notes")`` a TypeError (or an AttributeError), ``Usage(
+    input_tokens="3")`` a TypeError and ``-1`` a plain ValueError, ``Pricing(local=None)``
+    a TypeError, ``UsageSummary.of(None)`` a TypeError."""
+    monkeypatch.chdir(tmp_path)  # (Runtime("str") is a file: made here)
+    escaped = []
+    params = list(inspect.signature(f).parameters.values())
+    for bad in BAD:
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        for q in params:
+            if q.kind in (q.VAR_POSITIONAL, q.VAR_KEYWORD):
+                continue
+            if q.name == param:
+                value = bad
+            elif q.default is q.empty:
+                value = "x"
+            else:
+                continue
+            if q.kind is q.POSITIONAL_ONLY:
+                args.append(value)
+            else:
+                kwargs[q.name] = value
+        try:
+            made = f(*args, **kwargs)
+        except srt.SrtError:
+            continue
+        except Exception as exc:
+            escaped.append(f"{param}={bad!r:.30}: {type(exc).__name__}: {exc}"[:200])
+            continue
+        if isinstance(made, srt.Runtime):
+            made.close()
+    assert escaped == []
+
+
+def test_pricing_refuses_one_string_of_local_models() -> None:
+    """Before: ``local="llama*"`` was read a character at a time, and its ``"*"`` priced
+    every model as local, free."""
+    with pytest.raises(srt.ConfigError, match=r"local takes a list .* local=\('llama\*',\)"):
+        srt.Pricing(local="llama*")
+    pricing = srt.Pricing(local=["llama*"])
+    assert pricing.is_local("llama3") and not pricing.is_local("gpt-4o")
+
+
+def test_a_session_made_by_hand_says_where_sessions_come_from(rt: srt.Runtime) -> None:
+    for call in (lambda: srt.Session("notes"), lambda: srt.Session(rt, "notes")):
+        with pytest.raises(srt.ConfigError, match=r"s = rt\.session\(name\)"):
+            call()
+    assert rt.sessions() == []

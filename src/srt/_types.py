@@ -253,8 +253,8 @@ class Usage:
         for v in (self.input_tokens, self.output_tokens, self.cache_read_tokens,
                   self.cache_write_tokens, self.cache_write_1h_tokens,
                   self.reasoning_tokens):  # fmt: skip
-            if not 0 <= v < 2**63:
-                raise ValueError(f"a token count must be 0 to 2**63-1, got {v}")
+            if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2**63:
+                raise ConfigError(f"a token count must be an int 0 to 2**63-1, got {v!r:.40}")
 
     @property
     def uncached_input_tokens(self) -> int:
@@ -314,10 +314,20 @@ class UsageSummary:
 
     @classmethod
     def of(cls, rows: list[dict[str, Any]]) -> UsageSummary:
+        """The totals of ``rows``, a list of ledger rows (``rt.calls()``)."""
+        if not isinstance(rows, list):
+            raise ConfigError(
+                f"rows must be a list of ledger rows (rt.calls()), got {type(rows).__name__}"
+            )
         try:
-            t = _tally(rows, map(_COUNTS, rows))
-        except KeyError:  # a row without every column (made by hand): a missing one is None
-            t = _tally(rows, (tuple(r.get(k) for k in _COUNT_KEYS) for r in rows))
+            try:
+                t = _tally(rows, map(_COUNTS, rows))
+            except KeyError:  # a row without every column (made by hand): missing is None
+                t = _tally(rows, (tuple(r.get(k) for k in _COUNT_KEYS) for r in rows))
+        except (TypeError, AttributeError):
+            raise ConfigError(
+                "rows must be a list of ledger rows (dicts, as rt.calls() returns)"
+            ) from None
         paid = t[0]
         return cls(
             requests=len(rows),

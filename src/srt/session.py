@@ -101,9 +101,13 @@ class Session:
 
     __slots__ = ("__weakref__", "_builder", "_chain", "_lock", "_shared", "parts")
 
-    def __init__(self, shared: Shared, chain: Chain, kept: Kept | None = None) -> None:
+    def __init__(
+        self, shared: Shared, chain: Chain | None = None, kept: Kept | None = None
+    ) -> None:
         """``kept``: the state a collected handle of this session left (``chain`` is its
         chain), taken over with its builder and lock (``Runtime.session``)."""
+        if not isinstance(shared, Shared) or chain is None:  # (srt.Session("notes"): a TypeError)
+            raise ConfigError("a Session comes from its runtime: s = rt.session(name)")
         self._shared = shared
         self._chain = chain
         if kept is None:
