@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -331,15 +332,19 @@ def test_every_public_method_refuses_the_wrong_kind_with_an_srt_error(
     param: str,
 ) -> None:
     monkeypatch.chdir(tmp_path)  # (backup("str") is a path: written here)
+    template = tmp_path / "template.db"
+    with srt.Runtime(str(template)) as rt:  # (a session of 4 messages and a ledger row)
+        rt.session("s").append(U, A, {"role": "user", "content": "and?"})
+        rt.session("s").send(p, model="m")
     escaped = []
     for i, bad in enumerate(BAD):
         where = tmp_path / str(i)
         where.mkdir()
+        shutil.copyfile(template, where / "srt.db")  # (each wrong value on a fresh copy)
         with srt.Runtime(str(where / "srt.db")) as rt:
             s = rt.session("s")
-            s.append(U, A, {"role": "user", "content": "and?"})
-            s.send(p, model="m")
             before = _state(rt)
+            assert before == ([("s", before[0][0][1], 4)], 1)
             owner: Any = rt if cls == "Runtime" else s
             f = getattr(owner, method)
             sig = inspect.signature(f)
