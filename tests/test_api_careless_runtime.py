@@ -447,3 +447,34 @@ def test_a_session_made_by_hand_says_where_sessions_come_from(rt: srt.Runtime) -
         with pytest.raises(srt.ConfigError, match=r"s = rt\.session\(name\)"):
             call()
     assert rt.sessions() == []
+
+
+def test_append_refuses_a_model_that_is_no_name(rt: srt.Runtime) -> None:
+    """Before: ``append(m, model=5)`` appended, naming no model."""
+    s = rt.session("s")
+    for model in (5, "", b"m", ["m"]):
+        with pytest.raises(srt.ConfigError, match="model must be a non-empty string"):
+            s.append(U, model=model)
+    assert len(s) == 0
+    s.append(U, model="gpt-4o")
+    assert len(s) == 1
+
+
+def test_run_refuses_an_approve_hook_that_is_no_function(
+    rt: srt.Runtime, srv: ProviderServer, p: srt.OpenAI
+) -> None:
+    """Before: ``approve="yes"`` was taken, and the first tool call, after a billed
+    request, raised "'str' object is not callable"."""
+    s = rt.session("s")
+    s.append(U)
+
+    def weather(city: str) -> str:
+        """The weather in a city."""
+        return f"sunny in {city}"
+
+    for approve in ("yes", True, 1):
+        with pytest.raises(
+            srt.ConfigError, match=r"approve must be a function of an srt\.ToolCall"
+        ):
+            s.run(p, model="m", tools=[weather], approve=approve)
+    assert srv.log == [] and len(s) == 1 and rt.calls() == []

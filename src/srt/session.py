@@ -242,6 +242,8 @@ class Session:
             raise ConfigError("timeout must be a number of seconds >= 0, or None")
         if rebase is not False:
             check_flag("rebase", rebase)
+        if model is not None:  # (model=5 was taken, and named no model)
+            check_model(model)
         with self._lock:  # (``_using`` spelled out: its generator is most of a turn's calls)
             try:
                 prepared = self._chain.prepare(messages, model)
