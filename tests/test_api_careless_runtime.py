@@ -240,7 +240,20 @@ def test_for_over_arun_stream_points_to_run_stream(
 # -- 4. the sweep: every public method with arguments of the wrong kind ---------------------
 
 #: Arguments of the wrong kind a careless user passes.
-BAD: list[Any] = [None, "str", 5, {}, b"x", -1, 2**70, object(), 0.5, ["x"]]
+BAD: list[Any] = [
+    None,
+    "str",
+    5,
+    {},
+    b"x",
+    -1,
+    2**70,
+    object(),
+    0.5,
+    ["x"],
+    float("nan"),
+    float("inf"),
+]
 
 
 def _good(name: str, tmp: Path, p: srt.OpenAI) -> Any:
@@ -478,3 +491,16 @@ def test_run_refuses_an_approve_hook_that_is_no_function(
         ):
             s.run(p, model="m", tools=[weather], approve=approve)
     assert srv.log == [] and len(s) == 1 and rt.calls() == []
+
+
+def test_append_refuses_an_endless_timeout(store_url: str) -> None:
+    """Before: ``timeout=float("inf")`` was an ``OverflowError`` on PostgreSQL (its
+    lock_timeout in ms), and taken on SQLite; NaN was already refused."""
+    with srt.Runtime(store_url) as rt:
+        s = rt.session("s")
+        for timeout in (float("inf"), float("nan"), -1, "10", True):
+            with pytest.raises(srt.ConfigError, match="timeout must be a finite number of seconds"):
+                s.append(U, timeout=timeout)
+        assert len(s) == 0 and len(rt.session("s")) == 0
+        s.append(U, timeout=0.5)
+        assert len(rt.session("s")) == 1

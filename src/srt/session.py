@@ -44,6 +44,7 @@ __all__ = ["Session"]
 
 #: The keyword arguments ``send`` and its twins take for srt rather than for the body.
 _OWN = ("tools", "cache", "include_partial", "window", "append", "keep", "objects")
+_INF = float("inf")
 #: Body parameter names already found to be no misspelling of one of ``_OWN``.
 _NOT_OWN: set[str] = set()
 
@@ -237,9 +238,11 @@ class Session:
         (``StoreBusyError`` when it runs out there).
         """
         if timeout is not None and (
-            not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout >= 0
+            not isinstance(timeout, (int, float))
+            or isinstance(timeout, bool)
+            or not 0 <= timeout < _INF  # (NaN too; inf was an OverflowError on PostgreSQL)
         ):
-            raise ConfigError("timeout must be a number of seconds >= 0, or None")
+            raise ConfigError("timeout must be a finite number of seconds >= 0, or None")
         if rebase is not False:
             check_flag("rebase", rebase)
         if model is not None:  # (model=5 was taken, and named no model)
