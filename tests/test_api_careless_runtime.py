@@ -5,9 +5,10 @@ Before these fixes: ``srt.Runtime(path, memory_budjet=1)`` was Python's ``TypeEr
 (no suggestion); ``s.send(..., rebase=True)`` put ``rebase`` into the request body, which
 the provider refused (a ledger row of a failed request); ``s.refresh()`` of a session
 deleted elsewhere (and so a rebase that lost to a delete) said only "was deleted or
-replaced" (a plain ``SessionError``); ``async for`` over ``s.stream(...)`` or
-``s.run_stream(...)``, and a plain ``for`` over ``s.arun_stream(...)``, were Python's
-``TypeError``.
+replaced" (a plain ``SessionError``); a plain ``for`` over ``s.arun_stream(...)`` was
+Python's ``TypeError``. (``async for`` over ``s.stream(...)`` stays Python's: see
+``test_the_plain_streams_stay_plain_iterables_for_the_web_frameworks``.) The sweeps call
+every public method and constructor with arguments of the wrong kind.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -180,39 +181,33 @@ def test_send_refuses_rebase_and_says_it_is_append_s(
 # -- 3. a stream iterated the other way ---------------------------------------------------------
 
 
-def test_async_for_over_stream_points_to_astream(
+def test_the_plain_streams_stay_plain_iterables_for_the_web_frameworks(
     rt: srt.Runtime, srv: ProviderServer, p: srt.OpenAI
 ) -> None:
+    """``async for`` over ``s.stream(...)`` stays Python's TypeError: an ``__aiter__``
+    refusing it would make the stream an ``AsyncIterable``, and Starlette's
+    ``StreamingResponse(s.stream(...))`` (Django's too), which iterates a plain iterable
+    in threads, would take the async road and fail (it did, with that ``__aiter__``)."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
     s = rt.session("s")
     s.append(U)
+    stream = s.stream(p, model="m")
+    assert not isinstance(stream, AsyncIterable)
+    assert not isinstance(s.run_stream(p, model="m"), AsyncIterable)
+    stream.close()
 
-    async def main() -> None:
-        async for _ in s.stream(p, model="m"):  # type: ignore[attr-defined]
-            pass
+    def chat(request: Request) -> StreamingResponse:
+        return StreamingResponse(s.stream(p, model="m"), media_type="text/plain")
 
-    with pytest.raises(
-        srt.ConfigError, match=r"plain for; for async for, call s\.astream\(\.\.\.\)"
-    ):
-        asyncio.run(main())
-    assert srv.log == [] and len(s) == 1
-    assert s.stream(p, model="m").text() and len(s) == 2
-
-
-def test_async_for_over_run_stream_points_to_arun_stream(
-    rt: srt.Runtime, srv: ProviderServer, p: srt.OpenAI
-) -> None:
-    s = rt.session("s")
-    s.append(U)
-
-    async def main() -> None:
-        async for _ in s.run_stream(p, model="m"):  # type: ignore[attr-defined]
-            pass
-
-    with pytest.raises(
-        srt.ConfigError, match=r"plain for; for async for, call s\.arun_stream\(\.\.\.\)"
-    ):
-        asyncio.run(main())
-    assert srv.log == [] and len(s) == 1
+    with TestClient(Starlette(routes=[Route("/", chat)])) as client:
+        got = client.get("/")
+    assert got.status_code == 200 and got.text.startswith("reply 1 to hi")
+    assert [m["content"] for m in s.messages()] == ["hi", got.text]
 
 
 def test_for_over_arun_stream_points_to_run_stream(

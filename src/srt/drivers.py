@@ -224,11 +224,10 @@ class ReplyStream(_Stream):
             self._gen = _stream(self._call)
         return self._gen
 
-    def __aiter__(self) -> AsyncGenerator[str, None]:
-        """Refused: this stream is a plain iterator's (nothing is sent)."""
-        raise ConfigError(
-            "stream() is iterated with a plain for; for async for, call s.astream(...) instead"
-        )
+    # (No ``__aiter__`` refusing ``async for``, as ``AsyncReplyStream.__iter__`` refuses
+    # ``for``: it would make this an ``AsyncIterable``, and Starlette's
+    # ``StreamingResponse(s.stream(...))``, which iterates a plain iterable in threads,
+    # and Django's, would take it for an async one and fail.)
 
     def close(self) -> None:
         """End the stream now (from the thread iterating it, or before it began); from

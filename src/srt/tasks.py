@@ -216,13 +216,6 @@ class TaskStream:
     def __iter__(self) -> Iterator[TaskEvent]:
         return self._gen
 
-    def __aiter__(self) -> AsyncIterator[TaskEvent]:
-        """Refused: this stream is a plain iterator's (nothing is sent)."""
-        raise ConfigError(
-            "run_stream() is iterated with a plain for; for async for, call "
-            "s.arun_stream(...) instead"
-        )
-
     def close(self) -> None:
         self._gen.close()
 
