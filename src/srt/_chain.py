@@ -253,14 +253,6 @@ class Chain(ChainState):
         if n < SHARE_MIN_MESSAGES <= len(self.ids):
             self._register()  # (long enough now to offer)
 
-    def gone(self) -> SessionNotFoundError:
-        """What a write to this session, deleted since its handle was opened, raises: the
-        store's refusal names no session; this says which, and what to do."""
-        return SessionNotFoundError(
-            f"session {self.name!r} was deleted (by another handle or process); nothing was "
-            f"written: open or create it again with rt.session({self.name!r})"
-        )
-
     def stage(self, prepared: Sequence[Prepared]) -> None:
         """Hold ``prepared`` after the chain in memory only, for one send that commits
         them with its reply (``send(..., append=...)``); ``unstage`` drops them."""

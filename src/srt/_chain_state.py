@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from . import _core
 from ._shared import INTERN_MIN_BYTES, Shared
-from .errors import SessionError, SrtError
+from .errors import SessionNotFoundError, SrtError
 from .store import ChainRow
 
 __all__ = [
@@ -275,11 +275,19 @@ class ChainState:
                     raise
                 self.ids = array("q", self.ids)
 
+    def gone(self) -> SessionNotFoundError:
+        """What a write to this session, deleted since its handle was opened, raises: the
+        store's refusal names no session; this says which, and what to do."""
+        return SessionNotFoundError(
+            f"session {self.name!r} was deleted (by another handle or process); nothing was "
+            f"written: open or create it again with rt.session({self.name!r})"
+        )
+
     def refresh(self) -> None:
         """Re-read the head from the store (after a ``ConflictError``)."""
         row = self.store.get_session(self.name)
-        if row is None or row.id != self.id:
-            raise SessionError(f"session {self.name!r} was deleted or replaced")
+        if row is None or row.id != self.id:  # (deleted, or deleted and created again)
+            raise self.gone()
         if row.head == self.head and self.loaded:
             return
         rows = None

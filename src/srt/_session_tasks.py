@@ -10,7 +10,7 @@ checker holds each call's ``Session`` to it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._task_session import CONCURRENCY, MAX_STEPS, OPTIONS, TaskSession
@@ -85,8 +85,9 @@ class Runs(TaskSession, Protocol):
 
     def arun_stream(
         self, provider: Provider, *, model: str, tools: Sequence[Any] = (), **options: Any
-    ) -> AsyncIterator[tasks.TaskEvent]:
-        """The asyncio twin of ``run_stream``: ``async for event in s.arun_stream(...)``."""
+    ) -> tasks.AsyncTaskStream:
+        """The asyncio twin of ``run_stream``: ``async for event in s.arun_stream(...)``;
+        ``.result`` holds the ``TaskResult`` at the end."""
         from . import tasks
 
         return tasks.arun_stream(_task(self, provider, model, tools, **options))

@@ -264,6 +264,11 @@ class Task:
             and time_budget >= 0  # (False for NaN)
         ):
             raise ConfigError("time_budget must be a number of seconds >= 0 (or None)")
+        if approve is not None and not callable(approve):  # (else a TypeError mid-task)
+            raise ConfigError(
+                "approve must be a function of an srt.ToolCall returning True, False or a "
+                f"reason (str), or None, got {type(approve).__name__}"
+            )
         self.session = session
         self.provider = provider
         self.model = model

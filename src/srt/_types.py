@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import ConfigError
 
@@ -21,9 +22,13 @@ __all__ = [
     "billed",
     "check_flag",
     "check_provider",
+    "checks_keywords",
     "token_counts",
+    "unknown_keyword",
     "write_1h_tokens",
 ]
+
+F = TypeVar("F", bound=Callable[..., None])
 
 #: Ledger statuses of requests whose body reached the provider and whose reply (or part
 #: of it) was read or cut off: billed, whether or not the provider's usage arrived.
@@ -55,6 +60,53 @@ def check_provider(provider: Any, what: str = "provider") -> None:
             f"{what} must be an srt provider, e.g. srt.OpenAI(), "
             f"got {type(provider).__name__}{hint}"
         )
+
+
+def unknown_keyword(cls: type, name: str, hint: str = "") -> ConfigError:
+    """The error for keyword ``name`` that ``cls``'s constructor does not take: ``hint``
+    if given (what to pass instead), else the nearest of its keywords, if one is near
+    (``memory_budjet=``: "did you mean memory_budget=?")."""
+    if not hint:
+        import difflib  # (here: on a mistake only)
+        import inspect
+
+        own = [
+            p.name
+            for c in cls.__mro__
+            if "__init__" in vars(c)
+            for p in inspect.signature(vars(c)["__init__"]).parameters.values()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"
+        ]
+        near = difflib.get_close_matches(name, own, 1, 0.6)
+        hint = f"did you mean {near[0]}=?" if near else ""
+    return ConfigError(f"{cls.__name__}() takes no {name[:40]}= option{'; ' if hint else ''}{hint}")
+
+
+def checks_keywords(init: F) -> F:
+    """``init`` (a class's ``__init__`` with only named parameters), refusing a keyword it
+    does not take and positional arguments past its own with a ``ConfigError`` (its
+    ``unknown_keyword``) instead of Python's ``TypeError``. Its signature stays
+    ``init``'s (``inspect.signature`` follows ``__wrapped__``); a call that fits costs a
+    frame and a set comparison."""
+    code = init.__code__
+    positional = code.co_argcount - 1  # (self)
+    names = frozenset(code.co_varnames[1 : code.co_argcount + code.co_kwonlyargcount])
+
+    @functools.wraps(init)
+    def checked(self: Any, *args: Any, **kwargs: Any) -> None:
+        if len(args) > positional or not names.issuperset(kwargs):
+            cls = type(self)
+            unknown = [k for k in kwargs if k not in names]
+            if unknown:
+                raise unknown_keyword(cls, unknown[0])
+            raise ConfigError(
+                f"{cls.__name__}() takes {positional} positional argument"
+                f"{'s' if positional != 1 else ''}, got {len(args)}: the others are "
+                "keywords (name=value)"
+            )
+        init(self, *args, **kwargs)
+
+    return checked  # type: ignore[return-value]
 
 
 def check_flag(name: str, value: Any) -> bool:
@@ -201,8 +253,8 @@ class Usage:
         for v in (self.input_tokens, self.output_tokens, self.cache_read_tokens,
                   self.cache_write_tokens, self.cache_write_1h_tokens,
                   self.reasoning_tokens):  # fmt: skip
-            if not 0 <= v < 2**63:
-                raise ValueError(f"a token count must be 0 to 2**63-1, got {v}")
+            if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2**63:
+                raise ConfigError(f"a token count must be an int 0 to 2**63-1, got {v!r:.40}")
 
     @property
     def uncached_input_tokens(self) -> int:
@@ -262,10 +314,20 @@ class UsageSummary:
 
     @classmethod
     def of(cls, rows: list[dict[str, Any]]) -> UsageSummary:
+        """The totals of ``rows``, a list of ledger rows (``rt.calls()``)."""
+        if not isinstance(rows, list):
+            raise ConfigError(
+                f"rows must be a list of ledger rows (rt.calls()), got {type(rows).__name__}"
+            )
         try:
-            t = _tally(rows, map(_COUNTS, rows))
-        except KeyError:  # a row without every column (made by hand): a missing one is None
-            t = _tally(rows, (tuple(r.get(k) for k in _COUNT_KEYS) for r in rows))
+            try:
+                t = _tally(rows, map(_COUNTS, rows))
+            except KeyError:  # a row without every column (made by hand): missing is None
+                t = _tally(rows, (tuple(r.get(k) for k in _COUNT_KEYS) for r in rows))
+        except (TypeError, AttributeError):
+            raise ConfigError(
+                "rows must be a list of ledger rows (dicts, as rt.calls() returns)"
+            ) from None
         paid = t[0]
         return cls(
             requests=len(rows),

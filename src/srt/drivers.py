@@ -224,6 +224,11 @@ class ReplyStream(_Stream):
             self._gen = _stream(self._call)
         return self._gen
 
+    # (No ``__aiter__`` refusing ``async for``, as ``AsyncReplyStream.__iter__`` refuses
+    # ``for``: it would make this an ``AsyncIterable``, and Starlette's
+    # ``StreamingResponse(s.stream(...))``, which iterates a plain iterable in threads,
+    # and Django's, would take it for an async one and fail.)
+
     def close(self) -> None:
         """End the stream now (from the thread iterating it, or before it began); from
         another thread, while one iterates it, this is ``cancel()``: a generator cannot be

@@ -170,6 +170,12 @@ class Pricing:
                 raise ConfigError("a price override's key is a model name or pattern")
             if not isinstance(price, Price):
                 raise ConfigError(f"the override for {pattern!r} must be an srt.pricing.Price")
+        if isinstance(local, (str, bytes)) or not isinstance(local, Iterable):
+            # (a lone string would be read one character at a time: "*" prices all free)
+            raise ConfigError(
+                "local takes a list of model names or patterns, e.g. local=('llama*',), "
+                f"got {type(local).__name__}"
+            )
         self._local = tuple(local)
         if not all(isinstance(p, str) and p for p in self._local):
             raise ConfigError("local models are given as model names or patterns")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ._chain import Chain
 from ._hashing import keyed
 from ._shared import MAX_NAME_CHARS, Shared, check_name
-from ._types import SessionInfo, UsageSummary, check_flag
+from ._types import SessionInfo, UsageSummary, check_flag, checks_keywords
 from .cache import DEFAULT_POLICY, CachePolicy
 from .errors import ConfigError, SessionNotFoundError
 from .history import delete_session, set_retention
@@ -153,8 +153,12 @@ class Runtime:
     its state for as long as its handle lives. Either way, dropping a handle frees what
     it held, and once 4 MiB of it was dropped srt hands the freed memory back to
     the operating system (``malloc_trim`` where the C library has it).
+
+    A keyword it does not take (``memory_budjet=``) is a ``ConfigError`` naming the
+    nearest one it does.
     """
 
+    @checks_keywords
     def __init__(
         self,
         path_or_url: str | os.PathLike[str] | None = None,

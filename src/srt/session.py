@@ -44,6 +44,7 @@ __all__ = ["Session"]
 
 #: The keyword arguments ``send`` and its twins take for srt rather than for the body.
 _OWN = ("tools", "cache", "include_partial", "window", "append", "keep", "objects")
+_INF = float("inf")
 #: Body parameter names already found to be no misspelling of one of ``_OWN``.
 _NOT_OWN: set[str] = set()
 
@@ -64,6 +65,13 @@ def _check_params(params: dict[str, Any], call: bool) -> None:
             )
         if key in _NOT_OWN:
             continue
+        if key == "rebase":
+            raise ConfigError(
+                "rebase= is an option of append(), not of send() or its twins (nothing was "
+                "sent): a reply is stored only on the history it answers; when another "
+                "handle moved the head, send() raises ConflictError: call s.refresh() and "
+                "send again"
+            )
         if not call and key in ("append", "keep", "objects"):
             raise ConfigError(
                 f"{key}= is an option of send() and stream(), not of request(): "
@@ -94,9 +102,13 @@ class Session:
 
     __slots__ = ("__weakref__", "_builder", "_chain", "_lock", "_shared", "parts")
 
-    def __init__(self, shared: Shared, chain: Chain, kept: Kept | None = None) -> None:
+    def __init__(
+        self, shared: Shared, chain: Chain | None = None, kept: Kept | None = None
+    ) -> None:
         """``kept``: the state a collected handle of this session left (``chain`` is its
         chain), taken over with its builder and lock (``Runtime.session``)."""
+        if not isinstance(shared, Shared) or chain is None:  # (srt.Session("notes"): a TypeError)
+            raise ConfigError("a Session comes from its runtime: s = rt.session(name)")
         self._shared = shared
         self._chain = chain
         if kept is None:
@@ -226,11 +238,15 @@ class Session:
         (``StoreBusyError`` when it runs out there).
         """
         if timeout is not None and (
-            not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout >= 0
+            not isinstance(timeout, (int, float))
+            or isinstance(timeout, bool)
+            or not 0 <= timeout < _INF  # (NaN too; inf was an OverflowError on PostgreSQL)
         ):
-            raise ConfigError("timeout must be a number of seconds >= 0, or None")
+            raise ConfigError("timeout must be a finite number of seconds >= 0, or None")
         if rebase is not False:
             check_flag("rebase", rebase)
+        if model is not None:  # (model=5 was taken, and named no model)
+            check_model(model)
         with self._lock:  # (``_using`` spelled out: its generator is most of a turn's calls)
             try:
                 prepared = self._chain.prepare(messages, model)
@@ -350,6 +366,8 @@ class Session:
         """
         fmt = get_format(format)
         check_model(model)
+        if include_partial is not False:  # (a dict or list was a TypeError from the cache)
+            check_flag("include_partial", include_partial)
         if params:
             _check_params(params, False)
         # ``_using`` without its generator: this is the hot path of every build.

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Generator, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +63,7 @@ from ._task import (
     ToolCall,
     ToolRun,
 )
+from .errors import ConfigError
 
 if TYPE_CHECKING:
     import asyncio
@@ -73,6 +74,7 @@ __all__ = [
     "MAX_STEPS",
     "OPTIONS",
     "STOP_REASONS",
+    "AsyncTaskStream",
     "Task",
     "TaskEvent",
     "TaskResult",
@@ -309,7 +311,7 @@ async def _arun_tools(task: Task, jobs: list[Job]) -> AsyncIterator[TaskEvent]:
         raise failed
 
 
-async def _adrive(task: Task, stream: bool) -> AsyncIterator[TaskEvent]:
+async def _adrive(task: Task, stream: bool) -> AsyncGenerator[TaskEvent, None]:
     try:
         async for event in _asteps(task, stream):
             yield event
@@ -350,5 +352,34 @@ async def arun(task: Task) -> TaskResult:
     return task.result
 
 
-def arun_stream(task: Task) -> AsyncIterator[TaskEvent]:
-    return _adrive(task, True)
+class AsyncTaskStream:
+    """The asyncio twin of ``TaskStream``: ``async for event in s.arun_stream(...)``;
+    ``result`` is set once the task stops, ``aclose()`` ends it early."""
+
+    def __init__(self, task: Task) -> None:
+        self._task = task
+        self._gen = _adrive(task, True)
+
+    @property
+    def result(self) -> TaskResult | None:
+        return self._task.result
+
+    def __aiter__(self) -> AsyncTaskStream:
+        return self
+
+    def __anext__(self) -> Awaitable[TaskEvent]:
+        return self._gen.__anext__()
+
+    def __iter__(self) -> Iterator[TaskEvent]:
+        """Refused: this stream is asyncio's (nothing is sent)."""
+        raise ConfigError(
+            "arun_stream() is iterated with async for; for a plain for loop, call "
+            "s.run_stream(...) instead"
+        )
+
+    async def aclose(self) -> None:
+        await self._gen.aclose()
+
+
+def arun_stream(task: Task) -> AsyncTaskStream:
+    return AsyncTaskStream(task)

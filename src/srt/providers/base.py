@@ -9,8 +9,6 @@ of this package, found through the registry in ``srt.providers``.
 
 from __future__ import annotations
 
-import difflib
-import inspect
 import os
 import ssl
 from collections.abc import Callable, Mapping
@@ -20,7 +18,7 @@ from typing import Any
 import httpx
 
 from .._core import Body
-from .._types import check_flag
+from .._types import check_flag, unknown_keyword
 from ..errors import ConfigError, ProviderError
 from ..wire import get_format
 from ..wire.notfound import RULES as NOT_FOUND_RULES
@@ -287,19 +285,8 @@ _SDK_OPTIONS = {
 def _unknown(cls: type, name: str) -> ConfigError:
     """The error for keyword ``name`` that ``cls``'s constructor does not take, with
     what to pass instead when it is an SDK's option or a misspelling of srt's."""
-    if name in _SDK_OPTIONS:
-        hint = f"; srt's is {_SDK_OPTIONS[name]}"
-    else:
-        own = [
-            p.name
-            for c in cls.__mro__
-            if "__init__" in vars(c)
-            for p in inspect.signature(vars(c)["__init__"]).parameters.values()
-            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"
-        ]
-        near = difflib.get_close_matches(name, own, 1, 0.6)
-        hint = f"; did you mean {near[0]}=?" if near else ""
-    return ConfigError(f"{cls.__name__}() takes no {name[:40]}= option{hint}")
+    hint = f"srt's is {_SDK_OPTIONS[name]}" if name in _SDK_OPTIONS else ""
+    return unknown_keyword(cls, name, hint)
 
 
 def _check_options(
