@@ -499,3 +499,13 @@ def test_append_refuses_an_endless_timeout(store_url: str) -> None:
         assert len(s) == 0 and len(rt.session("s")) == 0
         s.append(U, timeout=0.5)
         assert len(rt.session("s")) == 1
+
+
+def test_append_takes_a_timeout_longer_than_a_lock_timeout_can_hold(store_url: str) -> None:
+    """A finite timeout of years waits as long as the engine can say (PostgreSQL's
+    ``lock_timeout`` holds at most 2**31 - 1 ms, about 24.8 days); before, it was a
+    ``StoreError`` about ``lock_timeout`` on PostgreSQL and taken on SQLite."""
+    with srt.Runtime(store_url) as rt:
+        s = rt.session("s")
+        s.append(U, timeout=1e9)
+        assert len(rt.session("s")) == 1

@@ -46,6 +46,9 @@ def _meta_bytes(meta: bytes | str | None) -> bytes | None:
     return meta.encode("utf-8") if isinstance(meta, str) else meta
 
 
+_MAX_MS = 2**31 - 1  # PostgreSQL's largest lock_timeout
+
+
 class AppendMixin:
     """``append`` for ``PostgresStore``."""
 
@@ -124,7 +127,8 @@ class AppendMixin:
         def send(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
             if deadline is None:
                 return conn.execute(sql, (*first, *args))
-            left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+            # lock_timeout holds at most INT_MAX ms (24.8 days): longer is "that long"
+            left_ms = min(max(1, int((deadline - time.monotonic()) * 1000)), _MAX_MS)
             return conn.execute(sql, (*first, *args, f"{left_ms:d}ms"))
 
         def refused(conn: psycopg.Connection[Any]) -> NoReturn:
