@@ -85,6 +85,12 @@ def test_a_forks_savings_count_the_prefix_its_parent_wrote(store_url: str) -> No
         assert _figures(rt.savings(PRICING, rows=child.calls())) == _figures(mine)
         with pytest.raises(srt.ConfigError, match="named by their id"):
             rt.savings(PRICING, rows=[{**row, "id": None}])
+        # A row of no ledger (another store's, a typo'd id) counted nothing, silently.
+        with pytest.raises(srt.ConfigError, match="no ledger row has id 999999"):
+            rt.savings(PRICING, rows=[*child.calls(), {**row, "id": 999_999}])
+        for junk in ("rows", row, 5):
+            with pytest.raises(srt.ConfigError, match="rows must be rows of this store"):
+                rt.savings(PRICING, rows=junk)  # type: ignore[arg-type]
 
 
 def test_deleting_and_collecting_leave_the_reports_as_they_were(store_url: str) -> None:

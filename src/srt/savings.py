@@ -339,6 +339,21 @@ def of_store(
     every = [c.as_dict() for c in store.calls()]
     if rows is None:
         return savings(every, pricing, history=store.tail)
+    if isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Iterable):
+        raise ConfigError(
+            f"rows must be rows of this store's ledger (e.g. rt.calls() as dicts), "
+            f"got {type(rows).__name__}"
+        )
+    rows = list(rows)
+    ids = {c["id"] for c in every}
+    for row in rows:
+        rid = row.get("id") if isinstance(row, Mapping) else None
+        if rid not in ids:
+            shown = f"id {rid!r}" if isinstance(row, Mapping) else type(row).__name__
+            raise ConfigError(
+                f"rows must be rows of this store's ledger, named by their id: no ledger "
+                f"row has {shown} (for rows from elsewhere: srt.savings.savings(rows, pricing))"
+            )
     return savings(rows, pricing, history=store.tail, context=every)
 
 
