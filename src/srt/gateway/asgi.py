@@ -106,17 +106,21 @@ class State:
         self._beat.start()
 
     def _beats(self) -> None:
-        sweep = time.monotonic() + SWEEP_S  # what no record names: one worker an hour
+        gc_s = self.config.gc_minutes * 60.0
+        every = min(SWEEP_S, gc_s) if gc_s else SWEEP_S  # (each sweep's lease: its own)
+        sweep = time.monotonic() + every  # one worker an interval
         while not self._beat_stop.wait(5.0):
             with contextlib.suppress(Exception):
                 self.gw.records.beat()
             if time.monotonic() >= sweep:
-                sweep = time.monotonic() + SWEEP_S
+                sweep = time.monotonic() + every
                 self.sweep()
 
     def sweep(self) -> None:
-        """The hourly sweeps, each by the worker that takes its lease: the texts, then
-        the threads, no live record names (``texts``, ``orphans``); a failure is logged."""
+        """The sweeps, each by the worker that takes its lease: the texts, then the
+        threads, no live record names (``texts``, ``orphans``, hourly), then the nodes
+        and messages nothing reaches any more (``gc``, every ``gc_minutes``; the
+        deleted and expired threads' history); a failure is logged."""
         try:
             self.gw.records.sweep_texts()
         except Exception:
@@ -125,6 +129,11 @@ class State:
             orphans.sweep(self.gw.rt.store)
         except Exception:
             log.warning("collecting threads failed", exc_info=True)
+        if self.config.gc_minutes:
+            try:
+                orphans.sweep_store(self.gw.rt, self.config.gc_minutes * 60.0)
+            except Exception:
+                log.warning("collecting nodes and messages failed", exc_info=True)
 
     def close(self) -> None:
         with self._start_lock:

@@ -10,6 +10,8 @@
     max_items = 500               # input items per request
     requests_per_minute = 600     # per API key (each tenant may set its own)
     response_retention_days = 30  # then a stored response (and its history) expires
+    gc_minutes = 0                # >0: a worker collects what deletions and expiry
+                                  # freed this often (one per store); 0: srt gc only
     open = false                  # true: no API key needed (refused unless on loopback)
 
     [upstreams.openai]
@@ -77,7 +79,7 @@ KINDS = ("openai", "responses", "azure", "anthropic", "bedrock", "compatible", "
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _SERVER_KEYS = frozenset(
     "host port db max_body_bytes max_items requests_per_minute open workers threads "
-    "default_max_output_tokens response_retention_days".split()
+    "default_max_output_tokens response_retention_days gc_minutes".split()
 )
 _UPSTREAM_KEYS = frozenset(
     "kind api_key_env base_url region deployment api_version model ctx_size slots "
@@ -293,6 +295,10 @@ class Config:
     default_max_output_tokens: int | None = None
     #: Stored responses expire after this many days (OpenAI's 30); None keeps them.
     response_retention_days: float | None = 30.0
+    #: A worker's sweep collects the store's unreachable nodes and messages (``gc``) once
+    #: in this many minutes, one worker per store; 0 (the default): never, ``srt gc``
+    #: only (a whole-store gc holds the write lock: docs/gateway.md, "Deletion").
+    gc_minutes: float = 0.0
 
     def __post_init__(self) -> None:
         for route in self.routes:
@@ -320,6 +326,16 @@ class Config:
                 or value < (0 if name == "port" else 1)
             ):
                 raise ConfigError(f"server.{name} must be a positive integer, got {value!r}")
+        gc = self.gc_minutes
+        if (
+            isinstance(gc, bool)
+            or not isinstance(gc, (int, float))
+            or not (gc == 0 or 1 <= gc <= 525600)
+        ):
+            raise ConfigError(
+                "server.gc_minutes must be 0 (no collection by the workers: srt gc only) "
+                f"or a number of minutes from 1 to 525600, got {gc!r:.40}"
+            )
 
     def route(self, model: str) -> Route | None:
         for route in self.routes:

@@ -36,20 +36,27 @@ import json
 import logging
 import re
 import time
+from typing import TYPE_CHECKING
 
 from ..errors import SessionNotFoundError
 from ..store import sweeps
 from ..store.base import Store
 from ..store.heads import delete_session
+from ..store.reports import GcReport
 from .records import CONVERSATION, RESPONSE, thread_name
 from .texts import SWEEP_S
 
-__all__ = ["GRACE_S", "THREAD", "collect", "sweep"]
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
+__all__ = ["GC", "GRACE_S", "THREAD", "collect", "collect_store", "sweep", "sweep_store"]
 
 log = logging.getLogger("srt.gateway")
 
 #: The kind of the sweep (``store.sweeps``): it removes sessions, not objects.
 THREAD = "gw.thread"
+#: The key of the lease on the workers' collection of what no session reaches (``gc``).
+GC = "gw.gc"
 #: A thread no record names is kept this long after it last changed.
 GRACE_S = 86400.0
 
@@ -117,6 +124,24 @@ def sweep(store: Store, every_s: float = SWEEP_S) -> int | None:
     if not sweeps.take(store, THREAD, every_s):
         return None
     return collect(store)
+
+
+def collect_store(rt: Runtime) -> GcReport:
+    """What ``srt gc`` does (``Runtime.gc``): the nodes and messages no session or
+    object reaches any more (the deleted and expired threads' history), zeroed on
+    SQLite."""
+    return rt.gc()
+
+
+def sweep_store(rt: Runtime, every_s: float) -> GcReport | None:
+    """``collect_store``, once in each ``every_s`` by the worker that takes the
+    store's lease on it (``sweeps.take``, key ``GC``); None for the others."""
+    if not sweeps.take(rt.store, GC, every_s):
+        return None
+    report = collect_store(rt)
+    if report.nodes or report.messages:
+        log.info("gc: %d nodes, %d messages collected", report.nodes, report.messages)
+    return report
 
 
 def _sweep(store: Store, dry_run: bool) -> int:

@@ -1,0 +1,136 @@
+"""What the gateway's hourly collection (``gc`` in the lease holder's sweep) costs a
+store in use: its wall time, and the commits of turns made while it runs.
+
+    python bench/gateway_gc_sweep.py                         # SQLite, 10,000 x 100
+    python bench/gateway_gc_sweep.py --url postgresql://...  # a PostgreSQL store
+    python bench/gateway_gc_sweep.py --sessions 1000 --messages 100
+
+A store of ``--sessions`` sessions of ``--messages`` messages each is written through
+the store API (not HTTP); a tenth of them is deleted (their nodes and messages are the
+garbage). Then the sweep's collection runs (``orphans.collect_store``, as the worker
+holding the lease runs it) while ``--writers`` threads each append turns (a user
+message and a reply) to a session of their own, timing each commit. Printed: the
+sweep's wall time, what it freed, the turns that failed (the store's lock wait ran
+out), and the commit times of those committed during it (p50, p99, max) against the
+same turns' with no sweep running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import threading
+import time
+
+import srt
+from srt import _core
+from srt.gateway import orphans
+from srt.message import canonicalize
+from srt.store import NewNode, Store
+
+
+def _build(store: Store, sessions: int, messages: int) -> None:
+    for i in range(sessions):
+        msgs = [
+            {"role": "user" if k % 2 == 0 else "assistant", "content": f"s{i} m{k} " + "x" * 80}
+            for k in range(messages)
+        ]
+        bodies = [canonicalize(m)[0] for m in msgs]
+        hashes = [_core.digest(b) for b in bodies]
+        prefixes = _core.chain_many(_core.ROOT, hashes)
+        items = [
+            NewNode(h, b, p, None, None) for h, b, p in zip(hashes, bodies, prefixes, strict=True)
+        ]
+        row = store.create_session(f"gw/t/resp_{i:032x}", None, exist_ok=False)
+        store.append(row.id, None, None, 0, items)
+
+
+def _pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p * len(xs)))] if xs else float("nan")
+
+
+def _turns(
+    rt: srt.Runtime,
+    k: int,
+    stop: threading.Event,
+    out: list[float],
+    failed: list[tuple[float, str]],
+) -> None:
+    s = rt.session(f"writer{k}")
+    n = 0
+    while not stop.is_set():
+        t0 = time.perf_counter()
+        try:
+            s.append(
+                [{"role": "user", "content": f"w{k} q{n}"}, {"role": "assistant", "content": "a"}]
+            )
+        except srt.SrtError as exc:  # the store's lock wait ran out: a failed turn
+            failed.append((time.perf_counter() - t0, type(exc).__name__))
+        else:
+            out.append(time.perf_counter() - t0)
+        n += 1
+        time.sleep(0.005)
+
+
+def _measure(rt: srt.Runtime, writers: int, work: float | None) -> tuple[float, list[float], str]:
+    """Turns' commit times for ``work`` seconds of quiet (None: during the collection)."""
+    stop = threading.Event()
+    times: list[list[float]] = [[] for _ in range(writers)]
+    failed: list[tuple[float, str]] = []
+    threads = [
+        threading.Thread(target=_turns, args=(rt, k, stop, times[k], failed))
+        for k in range(writers)
+    ]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    for ts in times:
+        ts.clear()
+    failed.clear()
+    t0 = time.perf_counter()
+    said = ""
+    if work is None:
+        report = orphans.collect_store(rt)
+        said = f"nodes {report.nodes}, messages {report.messages}"
+    else:
+        time.sleep(work)
+    wall = time.perf_counter() - t0
+    stop.set()
+    for t in threads:
+        t.join()
+    if failed:
+        said += f"; {len(failed)} turns failed ({failed[0][1]} after {failed[0][0]:.1f} s)"
+    return wall, [x for ts in times for x in ts], said
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--url", help="a store URL (default: a new SQLite file)")
+    ap.add_argument("--sessions", type=int, default=10_000)
+    ap.add_argument("--messages", type=int, default=100)
+    ap.add_argument("--writers", type=int, default=4)
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp, srt.Runtime(args.url or f"{tmp}/gc.db") as rt:
+        t0 = time.perf_counter()
+        _build(rt.store, args.sessions, args.messages)
+        print(f"built {args.sessions} x {args.messages} in {time.perf_counter() - t0:.1f} s")
+        for i in range(0, args.sessions, 10):
+            rt.delete(f"gw/t/resp_{i:032x}")
+        wall, during, said = _measure(rt, args.writers, None)
+        _, quiet, _ = _measure(rt, args.writers, min(max(wall, 1.0), 10.0))
+        ms = 1000.0
+        print(f"sweep's collection: {wall:.2f} s ({said})")
+        for name, xs in (("during it", during), ("quiet", quiet)):
+            if not xs:
+                print(f"turn commits {name}: none committed")
+                continue
+            print(
+                f"turn commits {name}: n={len(xs)} p50 {statistics.median(xs) * ms:.1f} ms, "
+                f"p99 {_pct(xs, 0.99) * ms:.1f} ms, max {max(xs) * ms:.1f} ms"
+            )
+
+
+if __name__ == "__main__":
+    main()
