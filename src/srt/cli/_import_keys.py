@@ -30,6 +30,8 @@ def _shown(key: str) -> str:
 
 def apply(message: dict[str, Any], mode: str | None) -> dict[str, Any]:
     """``message`` with its extra keys handled as ``mode`` says (None: ``refuse``)."""
+    if len(message) == 2 and "role" in message and "content" in message:
+        return message  # (the commonest message: nothing extra, no dicts made)
     known, extra = split_extra(message)
     if not extra:
         return message
