@@ -40,6 +40,8 @@ __all__ = [
     "dumps",
     "own_metadata",
     "redact_strings",
+    "split_extra",
+    "unknown_key_error",
 ]
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
@@ -143,7 +145,36 @@ def _plain(value: Any, where: str, depth: int) -> Any:
     raise _bad(f"{where}: a {type(value).__name__} cannot be represented in JSON")
 
 
-def _unknown_key(key: str, role: str) -> InvalidMessageError:
+def _known(key: str, role: str) -> bool:
+    """Whether a message of ``role`` may carry top-level ``key``."""
+    return (
+        key in _TOP_ORDER
+        or key in ("metadata", "artifacts")
+        or (role == "assistant" and key in ASSISTANT_KEYS)
+    )
+
+
+def split_extra(msg: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``msg``'s top-level keys in two dicts, in its order: those a message of its role
+    may carry, and the others, which ``canonicalize`` refuses (``unknown_key_error``).
+    Another key whose value is None is in neither (``canonicalize`` leaves it out); a
+    message without a valid role, or with a key that is not a string, is all in the
+    first (``canonicalize`` refuses it for that)."""
+    role = msg.get("role")
+    if not isinstance(role, str) or role not in ROLES or not all(isinstance(k, str) for k in msg):
+        return dict(msg), {}
+    known: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in msg.items():
+        if _known(key, role):
+            known[key] = value
+        elif value is not None:
+            extra[key] = value
+    return known, extra
+
+
+def unknown_key_error(key: str, role: str) -> InvalidMessageError:
+    """The error for a ``role`` message that carries ``key``, which it may not."""
     shown = key if len(key) <= 40 else key[:40] + "..."
     where = (
         f"only an assistant message may carry {shown!r}"
@@ -286,8 +317,8 @@ def _normalise(msg: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
         out["artifacts"] = _artifacts(msg["artifacts"])
     for key in sorted(set(msg) - set(_TOP_ORDER) - {"metadata", "artifacts"}):
         if msg[key] is not None:
-            if role != "assistant" or key not in ASSISTANT_KEYS:
-                raise _unknown_key(key, role)
+            if not _known(key, role):
+                raise unknown_key_error(key, role)
             out[key] = _plain(msg[key], key, 1)
     meta = msg.get("metadata")
     if meta is not None:

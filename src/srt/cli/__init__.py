@@ -23,7 +23,7 @@ from .._version import __version__
 from ..errors import SrtError
 from ..runtime import default_path
 from ..wire import NAMES
-from . import _chat, _imports, _log, _maint, _output, _serve, _sessions, _stats
+from . import _chat, _import_keys, _imports, _log, _maint, _output, _serve, _sessions, _stats
 from ._common import CommandError, escape_line, file_of, nonempty
 from ._providers import add_provider_options
 
@@ -265,6 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--name",
         type=nonempty,
         help="the new session's name (default: the file name without its extension)",
+    )
+    p.add_argument(
+        "--extra-keys",
+        choices=_import_keys.MODES,
+        help="what to do with a message's top-level keys that are not a message's (id, "
+        "created_at, model...): refuse the file (the default), move them into the "
+        "message's metadata, or drop them",
     )
     p.add_argument(
         "--from",

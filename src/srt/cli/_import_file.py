@@ -39,7 +39,7 @@ from ..errors import InvalidMessageError, SessionExistsError, SrtError
 from ..message import DEFAULT_MAX_MESSAGE_BYTES
 from ..runtime import Runtime
 from ..store import NewNode
-from . import _import_doc
+from . import _import_doc, _import_keys
 from ._common import CommandError, escape_line, read_stdin, runtime
 from ._scratch import SCRATCH, forget, reap, record
 from ._sessions import json_line, parse_import
@@ -164,28 +164,37 @@ def _line_batches(lines: Iterable[Line]) -> Iterator[Batch]:
         yield batch
 
 
-def checked(batch: Batch, rt: Runtime | None = None) -> list[Prepared]:
+def checked(
+    batch: Batch, rt: Runtime | None = None, keys: str | None = None, start: int = 0
+) -> list[Prepared]:
     """Each message as ``rt`` stores it (``_chain.prepare``, as a session's append: its
-    redaction hook, size limit and hashing; without ``rt``, a check with the defaults);
-    an invalid message names its line."""
+    redaction hook, size limit and hashing; without ``rt``, a check with the defaults),
+    its extra keys handled as ``keys`` (``--extra-keys``) says; an invalid message names
+    its line (a JSON document's: an extra key names its place among the messages,
+    ``start`` before the batch)."""
     digest: Callable[[bytes], bytes] = _core.digest
     limit, hook = DEFAULT_MAX_MESSAGE_BYTES, None
     if rt is not None:
         limit, hook, digest = rt.max_message_bytes, rt.redact, rt.store.hashing.digest
     out: list[Prepared] = []
     for number, message in batch:
+        where = f"line {number}" if number is not None else f"message {start + len(out) + 1}"
+        try:
+            message = _import_keys.apply(message, keys)
+        except InvalidMessageError as exc:
+            raise InvalidMessageError(f"{where}: {exc}") from None
         try:
             out += prepare([message], limit, hook, digest)
         except InvalidMessageError as exc:
             if number is None:
                 raise
-            raise InvalidMessageError(f"line {number}: {exc}") from None
+            raise InvalidMessageError(f"{where}: {exc}") from None
     return out
 
 
-def write(rt: Runtime, name: str, batches: Iterable[Batch]) -> int:
+def write(rt: Runtime, name: str, batches: Iterable[Batch], keys: str | None = None) -> int:
     """Append ``batches`` to a scratch session, then rename it ``name``; the number of
-    messages. On any failure the scratch session is deleted."""
+    messages. ``keys``: ``--extra-keys``. On any failure the scratch session is deleted."""
     store = rt.store
     taken = f"a session named {name!r} already exists; pick another name with --name"
     if store.get_session(name) is not None:
@@ -199,7 +208,7 @@ def write(rt: Runtime, name: str, batches: Iterable[Batch]) -> int:
     try:
         record(store, row.id, scratch)
         for batch in batches:
-            prepared = checked(batch, rt)
+            prepared = checked(batch, rt, keys, depth)
             prefixes = hashing.chain_many(prefix, [p.hash for p in prepared])
             nodes = [
                 NewNode(h, body, p, meta)
@@ -333,10 +342,10 @@ def _import(args: argparse.Namespace, stream: IO[bytes], source: str, name: str)
         first = next(batches, None)
         if first is None:
             raise CommandError("the input holds no message: there is nothing to import")
-        checked(first)
+        checked(first, None, args.extra_keys)
         check_name(name)
         with runtime(args, create=True) as rt:
-            count = write(rt, name, itertools.chain([first], batches))
+            count = write(rt, name, itertools.chain([first], batches), args.extra_keys)
     print(f"{escape_line(name)}: {count} messages")
 
 

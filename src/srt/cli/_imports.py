@@ -18,8 +18,10 @@ def import_(args: argparse.Namespace) -> None:
 
         import_file(args)
         return
-    if args.name is not None or getattr(args, "format", None) is not None:
-        raise CommandError("--name and --format are for files made by srt export, not --from")
+    if args.name is not None or args.format is not None or args.extra_keys is not None:
+        raise CommandError(
+            "--name, --format and --extra-keys are for files made by srt export, not --from"
+        )
     from ..integrations import importers
 
     with runtime(args, create=True) as rt:
