@@ -509,3 +509,54 @@ def test_append_takes_a_timeout_longer_than_a_lock_timeout_can_hold(store_url: s
         s = rt.session("s")
         s.append(U, timeout=1e9)
         assert len(rt.session("s")) == 1
+
+
+def test_a_methods_own_argument_mistakes_are_config_errors(tmp_path: Path) -> None:
+    """A misspelled keyword, a missing or an extra argument of a public method of
+    ``Runtime`` or ``Session`` was Python's ``TypeError``; a ``TypeError`` raised inside a
+    method is left as it is (only the call's own binding is translated)."""
+    with srt.Runtime(str(tmp_path / "a.db")) as rt:
+        s = rt.session("s")
+        s.append(U)
+        cases: list[tuple[Any, str]] = [
+            (
+                lambda: rt.session("s", creat=False),
+                r"Runtime\.session\(\) takes no creat= option; did you mean create=\?",
+            ),
+            (
+                lambda: rt.gc(dryrun=True),
+                r"Runtime\.gc\(\) takes no dryrun= option; did you mean dry_run=\?",
+            ),
+            (
+                lambda: s.append(U, rebse=True),
+                r"Session\.append\(\) takes no rebse= option; did you mean rebase=\?",
+            ),
+            (lambda: s.send(), r"Session\.send\(\): missing a required argument: 'provider'"),
+            (
+                lambda: s.request("openai.chat"),
+                r"Session\.request\(\): missing a required argument: 'model'",
+            ),
+            (lambda: s.rewind(1, 2, 3), r"Session\.rewind\(\): too many positional arguments"),
+            (lambda: s.messages(zzz=1), r"Session\.messages\(\) takes no zzz= option"),
+        ]
+        for call, match in cases:
+            with pytest.raises(srt.ConfigError, match=match):
+                call()
+        assert len(rt.session("s")) == 1 and rt.gc(dry_run=True).nodes == 0
+        # The signatures are the methods' own (docs and help() read them).
+        assert "rebase" in inspect.signature(srt.Session.append).parameters
+        assert "create" in inspect.signature(srt.Runtime.session).parameters
+
+
+def test_a_type_error_inside_a_method_is_not_taken_for_the_calls() -> None:
+    from srt._types import binding_errors_typed
+
+    @binding_errors_typed
+    class Thing:
+        def run(self, n: int) -> int:
+            return n + "1"  # type: ignore[operator, no-any-return]  # a bug inside
+
+    with pytest.raises(TypeError, match="unsupported operand"):
+        Thing().run(1)
+    with pytest.raises(srt.ConfigError, match=r"Thing\.run\(\) takes no m= option"):
+        Thing().run(m=1)  # type: ignore[call-arg]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ __all__ = [
     "write_1h_tokens",
 ]
 
+C = TypeVar("C", bound=type)
 F = TypeVar("F", bound=Callable[..., None])
 
 #: Ledger statuses of requests whose body reached the provider and whose reply (or part
@@ -107,6 +109,58 @@ def checks_keywords(init: F) -> F:
         init(self, *args, **kwargs)
 
     return checked  # type: ignore[return-value]
+
+
+def binding_errors_typed(cls: C) -> C:
+    """``cls`` with each public method's own argument errors (a misspelled keyword, a
+    missing or extra argument: Python's ``TypeError`` raised at the call itself) turned
+    into a ``ConfigError`` naming the method and, for a keyword, the nearest it takes.
+    A ``TypeError`` raised inside the method is left as it is. A call that fits costs
+    one frame (``inspect.signature`` follows ``__wrapped__``)."""
+    for name, f in list(vars(cls).items()):
+        if name.startswith("_") or not inspect.isfunction(f):
+            continue
+        setattr(cls, name, _bound_typed(f))
+    return cls
+
+
+def _bound_typed(f: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(f)
+    def method(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except TypeError as exc:
+            tb = exc.__traceback__
+            if tb is None or tb.tb_next is not None:
+                raise  # raised inside the method: not the call's arguments
+            where = f"{type(args[0]).__name__}.{f.__name__}" if args else f.__qualname__
+            raise _binding_error(f, where, args, kwargs, exc) from None
+
+    return method
+
+
+def _binding_error(
+    f: Callable[..., Any],
+    where: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    exc: TypeError,
+) -> ConfigError:
+    sig = inspect.signature(f)
+    what = f"{where}()"
+    own = [n for n, p in sig.parameters.items() if n != "self" and p.kind != p.VAR_POSITIONAL]
+    unknown = [k for k in kwargs if k not in sig.parameters]
+    if unknown:
+        import difflib  # (here: on a mistake only)
+
+        near = difflib.get_close_matches(unknown[0], own, 1, 0.6)
+        hint = f"; did you mean {near[0]}=?" if near else f"; it takes {', '.join(own) or 'none'}"
+        return ConfigError(f"{what} takes no {unknown[0][:40]}= option{hint}")
+    try:
+        sig.bind(*args, **kwargs)
+    except TypeError as bound:
+        return ConfigError(f"{what}: {bound}")
+    return ConfigError(f"{what}: {exc}")
 
 
 def check_flag(name: str, value: Any) -> bool:

@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, Any
 from ._chain import Chain
 from ._hashing import keyed
 from ._shared import MAX_NAME_CHARS, Shared, check_name
-from ._types import SessionInfo, UsageSummary, check_flag, checks_keywords
+from ._types import (
+    SessionInfo,
+    UsageSummary,
+    binding_errors_typed,
+    check_flag,
+    checks_keywords,
+)
 from .cache import DEFAULT_POLICY, CachePolicy
 from .errors import ConfigError, SessionNotFoundError
 from .history import delete_session, set_retention
@@ -112,6 +118,7 @@ def _paths(value: Any, name: str) -> list[str]:
     return [os.fspath(p) for p in out]
 
 
+@binding_errors_typed
 class Runtime:
     """srt on one store: a SQLite file by default.
 

@@ -28,7 +28,15 @@ from ._chain import Chain
 from ._session_edits import Edits
 from ._session_tasks import Runs
 from ._shared import Kept, Shared
-from ._types import BuildStats, Message, Reply, UsageSummary, check_flag, check_provider
+from ._types import (
+    BuildStats,
+    Message,
+    Reply,
+    UsageSummary,
+    binding_errors_typed,
+    check_flag,
+    check_provider,
+)
 from .cache import CacheExplain, CachePolicy
 from .context import WindowPolicy
 from .errors import ConfigError
@@ -91,6 +99,7 @@ def _check_params(params: dict[str, Any], call: bool) -> None:
             _NOT_OWN.add(key)
 
 
+@binding_errors_typed
 class Session:
     """A conversation held in the runtime's store. Get one from ``Runtime.session()``.
 
