@@ -46,6 +46,7 @@ from collections.abc import Callable, Sequence
 
 import apsw
 
+from ... import _core
 from ...errors import ConfigError, CorruptionError, StoreError
 from .. import owners
 from ..base import SEARCH_BATCH_MAX, GcReport, Hit, VacuumReport, check_search
@@ -95,31 +96,53 @@ _OBJECT_ROOTS = """
 _DEAD_NODES = "id NOT IN (SELECT id FROM temp.srt_gc_live)"
 
 
-def _prune_heap(conn: apsw.Connection, gone: list[tuple[int, int]]) -> None:
-    """Erase the bodies at ``gone`` from the heap: a row no remaining node uses is
-    deleted, and in a row still in use their bytes are overwritten with spaces (never
-    zeros, which mark the free end of the last row; with ``secure_delete`` the old
-    cells are zeroed too), so their text leaves the file."""
-    live = sorted(set(q.rows(conn, "SELECT at, len FROM nodes WHERE len > 0")))
+def _prune_heap(
+    conn: apsw.Connection, gone: list[tuple[int, int]], live: list[tuple[int, int]]
+) -> None:
+    """Erase the bodies at ``gone`` (``(at, len)``, ascending, disjoint) from the heap: a
+    row no body of ``live`` (the remaining nodes' ``(at, len)`` with ``len > 0``,
+    ascending) uses is deleted, and in a row still in use their bytes are overwritten
+    with spaces in place by incremental blob I/O, which writes only the pages they fall in
+    (never zeros, which mark the free end of the last row; with ``secure_delete`` the
+    cells of deleted rows are zeroed too), so their text leaves the file."""
     starts = [a for a, _ in live]
-    rows: dict[int, bytes] = {}
-    for at, n in gone:
-        for rid, data in q.rows(conn, heap_module.ROWS_SQL, (at, at + n)):
-            rows.setdefault(rid, data)
-    for rid, data in sorted(rows.items()):
-        end = rid + len(data)
-        k = bisect.bisect_left(starts, end)  # live bodies starting before the row's end
-        used = k > 0 and live[k - 1][0] + live[k - 1][1] > rid
-        if not used:
-            conn.execute("DELETE FROM heap WHERE id = ?", (rid,))
-            continue
-        kept = bytearray(data)
-        for at, n in gone:
-            lo, hi = max(at, rid), min(at + n, end)
-            if lo < hi:
-                kept[lo - rid : hi - rid] = b" " * (hi - lo)
-        if kept != data:
-            conn.execute("UPDATE heap SET data = ? WHERE id = ?", (bytes(kept), rid))
+    gone_ats = [a for a, _ in gone]
+    longest = max(n for _, n in gone)
+    seen: set[int] = set()
+    unused: list[tuple[int]] = []
+    erase: list[tuple[int, int, int]] = []  # (row, offset in it, bytes)
+    for lo, hi in _core.heap_spans(gone, 0, 1, heap_module.GAP):
+        for rid, size, _is_blob in q.rows(conn, heap_module.SIZES_SQL, (lo, hi)):
+            if rid in seen:
+                continue  # the row that ended the previous span
+            seen.add(rid)
+            end = rid + int(size or 0)
+            k = bisect.bisect_left(starts, end)  # live bodies starting before the row's end
+            if not (k > 0 and live[k - 1][0] + live[k - 1][1] > rid):
+                unused.append((rid,))
+                continue
+            # every place that may reach into the row starts after rid - longest
+            for i in range(bisect.bisect_right(gone_ats, rid - longest), len(gone)):
+                at, n = gone[i]
+                if at >= end:
+                    break
+                lo_b, hi_b = max(at, rid), min(at + n, end)
+                if lo_b < hi_b:
+                    erase.append((rid, lo_b - rid, hi_b - lo_b))
+    if erase:
+        blob = conn.blob_open("main", "heap", "data", erase[0][0], True)
+        try:
+            row = erase[0][0]
+            for rid, offset, n in erase:
+                if rid != row:
+                    blob.reopen(rid)
+                    row = rid
+                blob.seek(offset)
+                blob.write(b" " * n)
+        finally:
+            blob.close()
+    if unused:
+        conn.executemany("DELETE FROM heap WHERE id = ?", unused)
 
 
 def _drop_orphans(conn: apsw.Connection) -> int:
@@ -172,7 +195,16 @@ def gc(
             conn.execute("CREATE TEMP TABLE IF NOT EXISTS srt_gc_live(id INTEGER PRIMARY KEY)")
             conn.execute("DELETE FROM temp.srt_gc_live")
             conn.execute(_LIVE.format(objects=_OBJECT_ROOTS if has_objects else ""))
-            nodes = _count(conn, f"SELECT count(*) FROM nodes WHERE {_DEAD_NODES}")
+            # The dead nodes, found once (one scan of nodes against the live set).
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS srt_gc_dead("
+                "id INTEGER PRIMARY KEY, at INTEGER, len INTEGER)"
+            )
+            conn.execute("DELETE FROM temp.srt_gc_dead")
+            conn.execute(
+                f"INSERT INTO temp.srt_gc_dead SELECT id, at, len FROM nodes WHERE {_DEAD_NODES}"
+            )
+            nodes = conn.changes()
             # A row's params rebuild its body from its node (``srt verify``): they go
             # with it (a request's tools, their descriptions, are a client's text).
             q.rows(
@@ -184,14 +216,16 @@ def gc(
             # An error's text (an upstream's words, which may quote a request) goes with
             # its session; the row's status stays, for the accounting.
             conn.execute(_FORGET_ERRORS)
-            dead_places = set(q.rows(conn, f"SELECT at, len FROM nodes WHERE {_DEAD_NODES}"))
-            conn.execute(f"DELETE FROM nodes WHERE {_DEAD_NODES}")
-            # A message goes with the last node that names it (its place in the heap).
-            kept = {at for (at,) in q.rows(conn, "SELECT DISTINCT at FROM nodes")}
+            dead_places = set(q.rows(conn, "SELECT at, len FROM temp.srt_gc_dead"))
+            conn.execute("DELETE FROM nodes WHERE id IN (SELECT id FROM temp.srt_gc_dead)")
+            # A message goes with the last node that names it (its place in the heap):
+            # one scan of the remaining nodes gives the places kept and the live bodies.
+            remaining = q.rows(conn, "SELECT at, len FROM nodes ORDER BY at").fetchall()
+            kept = {at for at, _ in remaining}
             gone = sorted(p for p in dead_places if p[0] not in kept)
             messages, message_bytes = len(gone), sum(n for _, n in gone)
             if gone:
-                _prune_heap(conn, gone)
+                _prune_heap(conn, gone, [r for r in remaining if r[1] > 0])
             if messages and db_module.has_search_index(conn):
                 conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
             broken = conn.execute("PRAGMA foreign_key_check").fetchall()
@@ -204,6 +238,7 @@ def gc(
             free_after = _count(conn, "PRAGMA freelist_count")
             dead = tuple(p for p in watch if not _live_prefix(conn, p))
             conn.execute("DROP TABLE temp.srt_gc_live")
+            conn.execute("DROP TABLE temp.srt_gc_dead")
         except BaseException:
             if not conn.get_autocommit():
                 conn.execute("ROLLBACK")
