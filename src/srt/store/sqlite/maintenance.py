@@ -116,20 +116,24 @@ def _mark(conn: apsw.Connection, has_objects: bool) -> tuple[list[_Dead], list[_
     pending = {r for (r,) in q.rows(conn, roots)}
     dead: list[_Dead] = []
     live: list[_Place] = []
-    for nid, parent, at, n in q.rows(
-        conn, "SELECT id, parent, at, len FROM nodes ORDER BY id DESC"
-    ):
-        if nid in pending:
-            pending.discard(nid)
-            if parent is not None:
-                if parent >= nid:
-                    return _walk(conn, has_objects)
-                pending.add(parent)
-            live.append((at, n))
+    cursor = q.rows(conn, "SELECT id, parent, at, len FROM nodes ORDER BY id DESC")
+    try:
+        for nid, parent, at, n in cursor:
+            if nid in pending:
+                pending.discard(nid)
+                if parent is not None:
+                    if parent >= nid:
+                        break
+                    pending.add(parent)
+                live.append((at, n))
+            else:
+                dead.append((nid, at, n))
         else:
-            dead.append((nid, at, n))
-    dead.reverse()
-    return dead, live
+            dead.reverse()
+            return dead, live
+    finally:
+        cursor.close()  # (its statement would lock the temp schema _walk changes)
+    return _walk(conn, has_objects)
 
 
 def _walk(conn: apsw.Connection, has_objects: bool) -> tuple[list[_Dead], list[_Place]]:
