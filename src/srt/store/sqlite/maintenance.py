@@ -9,10 +9,10 @@ busy timeout. Readers run in one read transaction, so they see one snapshot.
 **Garbage collection** (``gc``) is mark and sweep. It first removes the objects past
 their ``expires`` time, and those filed under a session id no session has
 (``store.owners``). The live nodes are every node on the chain of some session
-head or of some object's node (a recursive walk up the parents). Every other node
-is swept, then every message that no remaining node uses. The usage ledger is never
-deleted: a ledger row whose node was swept keeps all its figures and its session
-name, and its ``node`` becomes NULL. Forks share nodes with their origin, so deleting
+head or of some object's node (one pass over the nodes, newest first: ``_mark``).
+Every other node is swept, then every message that no remaining node uses. The usage
+ledger is never deleted: a ledger row whose node was swept keeps all its figures and
+its session name, and its ``node`` becomes NULL. Forks share nodes with their origin, so deleting
 a session never harms its forks: what they reach is live. The sweep runs in one
 transaction with ``PRAGMA secure_delete=ON`` (by default), so freed cells and pages
 are zeroed, then merges the search index if the file has one (``optimize``: a deleted
