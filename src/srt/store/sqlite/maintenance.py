@@ -9,10 +9,10 @@ busy timeout. Readers run in one read transaction, so they see one snapshot.
 **Garbage collection** (``gc``) is mark and sweep. It first removes the objects past
 their ``expires`` time, and those filed under a session id no session has
 (``store.owners``). The live nodes are every node on the chain of some session
-head or of some object's node (a recursive walk up the parents). Every other node
-is swept, then every message that no remaining node uses. The usage ledger is never
-deleted: a ledger row whose node was swept keeps all its figures and its session
-name, and its ``node`` becomes NULL. Forks share nodes with their origin, so deleting
+head or of some object's node (one pass over the nodes, newest first: ``_mark``).
+Every other node is swept, then every message that no remaining node uses. The usage
+ledger is never deleted: a ledger row whose node was swept keeps all its figures and
+its session name, and its ``node`` becomes NULL. Forks share nodes with their origin, so deleting
 a session never harms its forks: what they reach is live. The sweep runs in one
 transaction with ``PRAGMA secure_delete=ON`` (by default), so freed cells and pages
 are zeroed, then merges the search index if the file has one (``optimize``: a deleted
@@ -46,6 +46,7 @@ from collections.abc import Callable, Sequence
 
 import apsw
 
+from ... import _core
 from ...errors import ConfigError, CorruptionError, StoreError
 from .. import owners
 from ..base import SEARCH_BATCH_MAX, GcReport, Hit, VacuumReport, check_search
@@ -94,32 +95,107 @@ _OBJECT_ROOTS = """
     UNION"""
 _DEAD_NODES = "id NOT IN (SELECT id FROM temp.srt_gc_live)"
 
+#: A node and what gc needs of it: (id, at, len) of a dead one, (at, len) of a live one.
+_Dead = tuple[int, int, int]
+_Place = tuple[int, int]
 
-def _prune_heap(conn: apsw.Connection, gone: list[tuple[int, int]]) -> None:
-    """Erase the bodies at ``gone`` from the heap: a row no remaining node uses is
-    deleted, and in a row still in use their bytes are overwritten with spaces (never
-    zeros, which mark the free end of the last row; with ``secure_delete`` the old
-    cells are zeroed too), so their text leaves the file."""
-    live = sorted(set(q.rows(conn, "SELECT at, len FROM nodes WHERE len > 0")))
+
+def _mark(conn: apsw.Connection, has_objects: bool) -> tuple[list[_Dead], list[_Place]]:
+    """The dead nodes and the live ones' places: every node on the chain of a session head
+    or of an object's node (``has_objects``) is live.
+
+    A node is stored after its parent, so its id is larger: one pass over the nodes,
+    newest first, meets every child of a node before the node, and so knows whether it
+    is live when it reaches it (``pending`` holds the live ids not reached yet: about one
+    per chain, not the whole live set). A parent whose id is not smaller (a file whose
+    ids were written by hand) makes the pass give way to the recursive walk, which
+    needs no order."""
+    roots = "SELECT head FROM sessions WHERE head IS NOT NULL"
+    if has_objects:
+        roots += " UNION SELECT node FROM objects WHERE node IS NOT NULL"
+    pending = {r for (r,) in q.rows(conn, roots)}
+    dead: list[_Dead] = []
+    live: list[_Place] = []
+    cursor = q.rows(conn, "SELECT id, parent, at, len FROM nodes ORDER BY id DESC")
+    try:
+        for nid, parent, at, n in cursor:
+            if nid in pending:
+                pending.discard(nid)
+                if parent is not None:
+                    if parent >= nid:
+                        break
+                    pending.add(parent)
+                live.append((at, n))
+            else:
+                dead.append((nid, at, n))
+        else:
+            dead.reverse()
+            return dead, live
+    finally:
+        cursor.close()  # (its statement would lock the temp schema _walk changes)
+    return _walk(conn, has_objects)
+
+
+def _walk(conn: apsw.Connection, has_objects: bool) -> tuple[list[_Dead], list[_Place]]:
+    """``_mark`` by the recursive walk up from every root, in SQL (any id order)."""
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS srt_gc_live(id INTEGER PRIMARY KEY)")
+    conn.execute("DELETE FROM temp.srt_gc_live")
+    conn.execute(_LIVE.format(objects=_OBJECT_ROOTS if has_objects else ""))
+    dead = q.rows(conn, f"SELECT id, at, len FROM nodes WHERE {_DEAD_NODES}").fetchall()
+    live = q.rows(
+        conn, "SELECT at, len FROM nodes WHERE id IN (SELECT id FROM temp.srt_gc_live)"
+    ).fetchall()
+    conn.execute("DROP TABLE temp.srt_gc_live")
+    return dead, live
+
+
+def _prune_heap(
+    conn: apsw.Connection, gone: list[tuple[int, int]], live: list[tuple[int, int]]
+) -> None:
+    """Erase the bodies at ``gone`` (``(at, len)``, ascending, disjoint) from the heap: a
+    row no body of ``live`` (the remaining nodes' ``(at, len)`` with ``len > 0``,
+    ascending) uses is deleted, and in a row still in use their bytes are overwritten
+    with spaces in place by incremental blob I/O, which writes only the pages they fall in
+    (never zeros, which mark the free end of the last row; with ``secure_delete`` the
+    cells of deleted rows are zeroed too), so their text leaves the file."""
     starts = [a for a, _ in live]
-    rows: dict[int, bytes] = {}
-    for at, n in gone:
-        for rid, data in q.rows(conn, heap_module.ROWS_SQL, (at, at + n)):
-            rows.setdefault(rid, data)
-    for rid, data in sorted(rows.items()):
-        end = rid + len(data)
-        k = bisect.bisect_left(starts, end)  # live bodies starting before the row's end
-        used = k > 0 and live[k - 1][0] + live[k - 1][1] > rid
-        if not used:
-            conn.execute("DELETE FROM heap WHERE id = ?", (rid,))
-            continue
-        kept = bytearray(data)
-        for at, n in gone:
-            lo, hi = max(at, rid), min(at + n, end)
-            if lo < hi:
-                kept[lo - rid : hi - rid] = b" " * (hi - lo)
-        if kept != data:
-            conn.execute("UPDATE heap SET data = ? WHERE id = ?", (bytes(kept), rid))
+    gone_ats = [a for a, _ in gone]
+    longest = max(n for _, n in gone)
+    seen: set[int] = set()
+    unused: list[tuple[int]] = []
+    erase: list[tuple[int, int, int]] = []  # (row, offset in it, bytes)
+    for lo, hi in _core.heap_spans(gone, 0, 1, heap_module.GAP):
+        for rid, size, _is_blob in q.rows(conn, heap_module.SIZES_SQL, (lo, hi)):
+            if rid in seen:
+                continue  # the row that ended the previous span
+            seen.add(rid)
+            end = rid + int(size or 0)
+            k = bisect.bisect_left(starts, end)  # live bodies starting before the row's end
+            if not (k > 0 and live[k - 1][0] + live[k - 1][1] > rid):
+                unused.append((rid,))
+                continue
+            # every place that may reach into the row starts after rid - longest
+            for i in range(bisect.bisect_right(gone_ats, rid - longest), len(gone)):
+                at, n = gone[i]
+                if at >= end:
+                    break
+                lo_b, hi_b = max(at, rid), min(at + n, end)
+                if lo_b < hi_b:
+                    erase.append((rid, lo_b - rid, hi_b - lo_b))
+    if erase:
+        blob = conn.blob_open("main", "heap", "data", erase[0][0], True)
+        try:
+            row = erase[0][0]
+            for rid, offset, n in erase:
+                if rid != row:
+                    blob.reopen(rid)
+                    row = rid
+                blob.seek(offset)
+                blob.write(b" " * n)
+        finally:
+            blob.close()
+    if unused:
+        conn.executemany("DELETE FROM heap WHERE id = ?", unused)
 
 
 def _drop_orphans(conn: apsw.Connection) -> int:
@@ -153,6 +229,10 @@ def gc(
         # checks would scan nodes once per deleted row (nodes.parent has no index).
         "PRAGMA foreign_keys=OFF",
         "PRAGMA temp_store=MEMORY",
+        # 64 MiB of page cache for this job's connection (closed afterwards): deleting
+        # nodes updates their two hash indexes at random places (0.62 -> 0.23 s for
+        # 100,000 nodes of 1,000,000 with the default 2 MiB).
+        "PRAGMA cache_size=-65536",
     ]
     action = "collecting garbage"
     with db.job(action, pragmas) as conn, translate(action), db.lock:
@@ -169,29 +249,37 @@ def gc(
                 )
                 objects = conn.changes()
                 orphans = _drop_orphans(conn)
-            conn.execute("CREATE TEMP TABLE IF NOT EXISTS srt_gc_live(id INTEGER PRIMARY KEY)")
-            conn.execute("DELETE FROM temp.srt_gc_live")
-            conn.execute(_LIVE.format(objects=_OBJECT_ROOTS if has_objects else ""))
-            nodes = _count(conn, f"SELECT count(*) FROM nodes WHERE {_DEAD_NODES}")
+            dead_nodes, remaining = _mark(conn, has_objects)
+            nodes = len(dead_nodes)
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS srt_gc_dead("
+                "id INTEGER PRIMARY KEY, at INTEGER, len INTEGER)"
+            )
+            conn.execute("DELETE FROM temp.srt_gc_dead")
+            conn.executemany("INSERT INTO temp.srt_gc_dead VALUES (?, ?, ?)", dead_nodes)
             # A row's params rebuild its body from its node (``srt verify``): they go
-            # with it (a request's tools, their descriptions, are a client's text).
+            # with it (a request's tools, their descriptions, are a client's text). A
+            # node that is not live is a dead one or one that does not exist.
             q.rows(
                 conn,
-                "UPDATE calls SET node = NULL, params = NULL "
-                "WHERE node IS NOT NULL AND node NOT IN (SELECT id FROM temp.srt_gc_live)",
+                "UPDATE calls SET node = NULL, params = NULL WHERE node IS NOT NULL AND ("
+                "node IN (SELECT id FROM temp.srt_gc_dead) "
+                "OR NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = calls.node))",
             )
             ledger_rows = conn.changes()
             # An error's text (an upstream's words, which may quote a request) goes with
             # its session; the row's status stays, for the accounting.
             conn.execute(_FORGET_ERRORS)
-            dead_places = set(q.rows(conn, f"SELECT at, len FROM nodes WHERE {_DEAD_NODES}"))
-            conn.execute(f"DELETE FROM nodes WHERE {_DEAD_NODES}")
+            conn.execute("DELETE FROM nodes WHERE id IN (SELECT id FROM temp.srt_gc_dead)")
+            conn.execute("DROP TABLE temp.srt_gc_dead")
             # A message goes with the last node that names it (its place in the heap).
-            kept = {at for (at,) in q.rows(conn, "SELECT DISTINCT at FROM nodes")}
-            gone = sorted(p for p in dead_places if p[0] not in kept)
+            kept = {at for at, _ in remaining}
+            gone = sorted({(at, n) for _, at, n in dead_nodes if at not in kept})
             messages, message_bytes = len(gone), sum(n for _, n in gone)
             if gone:
-                _prune_heap(conn, gone)
+                live = [r for r in remaining if r[1] > 0]
+                live.sort()  # nearly sorted already: nodes are mostly stored in heap order
+                _prune_heap(conn, gone, live)
             if messages and db_module.has_search_index(conn):
                 conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
             broken = conn.execute("PRAGMA foreign_key_check").fetchall()
@@ -203,7 +291,6 @@ def gc(
                 )
             free_after = _count(conn, "PRAGMA freelist_count")
             dead = tuple(p for p in watch if not _live_prefix(conn, p))
-            conn.execute("DROP TABLE temp.srt_gc_live")
         except BaseException:
             if not conn.get_autocommit():
                 conn.execute("ROLLBACK")
@@ -230,8 +317,9 @@ def gc(
 
 
 def _live_prefix(conn: apsw.Connection, prefix: bytes) -> bool:
-    """Whether a node of gc's live set carries ``prefix`` (inside gc's transaction)."""
-    sql = "SELECT 1 FROM nodes n JOIN temp.srt_gc_live l ON l.id = n.id WHERE n.prefix = ?"
+    """Whether a node of gc's live set carries ``prefix`` (inside gc's transaction, after
+    the sweep: the nodes left are the live ones)."""
+    sql = "SELECT 1 FROM nodes WHERE prefix = ?"
     return conn.execute(sql, (prefix,)).fetchone() is not None
 
 
