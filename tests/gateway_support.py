@@ -196,3 +196,16 @@ def refused_400(h: Harness, param: str, code: str, **fields: Any) -> openai.BadR
     assert h.srv.requests.total() == before
     assert count(h.rt.path, "messages") == 0
     return err
+
+
+def canary_tool(canary: str) -> list[dict[str, Any]]:
+    """A Responses function tool whose description holds ``canary`` (a tool's text must
+    go with what deletes it)."""
+    return [
+        {
+            "type": "function",
+            "name": "lookup",
+            "description": f"looks up {canary}",
+            "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+        }
+    ]

@@ -11,25 +11,13 @@ from __future__ import annotations
 import json
 import secrets
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import srt
-from gateway_support import Harness, harness
+from gateway_support import Harness, canary_tool, harness
 from srt.store.reports import GcReport
 from support import NOTHING, found_in_files
-
-
-def _tool(canary: str) -> list[dict[str, Any]]:
-    return [
-        {
-            "type": "function",
-            "name": "lookup",
-            "description": f"looks up {canary}",
-            "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
-        }
-    ]
 
 
 def _others(h: Harness, n: int, tag: str) -> list[str]:
@@ -76,7 +64,7 @@ def test_deleted_responses_leave_no_bytes(tmp_path: Path, monkeypatch: pytest.Mo
             model="gpt-4o-mini",
             input=f"{canary} is my secret " + canary * 200,  # overflows its page
             instructions=f"keep {canary} safe",
-            tools=_tool(canary),
+            tools=canary_tool(canary),
         )
         r2 = c.responses.create(
             model="gpt-4o-mini", input=f"{canary} again", previous_response_id=r1.id
@@ -128,7 +116,7 @@ def test_a_deleted_conversation_leaves_no_bytes(
                     input=f"{canary} turn {i}",
                     instructions=instructions,
                     conversation=conv.id,
-                    tools=_tool(canary),
+                    tools=canary_tool(canary),
                 ).id
             )
         c.responses.create(model="gpt-4o-mini", input="stays", conversation=stays.id)

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 import srt
-from gateway_support import Harness, harness
+from gateway_support import Harness, canary_tool, harness
 from srt.errors import ConfigError
 from srt.gateway import orphans
 from srt.gateway.config import from_dict
@@ -54,17 +54,6 @@ def _copies(url: str, canary: str) -> int:
         )
 
 
-def _tool(canary: str) -> list[dict[str, Any]]:
-    return [
-        {
-            "type": "function",
-            "name": "lookup",
-            "description": f"looks up {canary}",
-            "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
-        }
-    ]
-
-
 def _sweep_later(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     """The worker's sweep, the clock past the texts' grace (``texts.GRACE_S``)."""
     with monkeypatch.context() as m:
@@ -80,7 +69,7 @@ def _deleted(h: Harness, canary: str) -> None:
         model="gpt-4o-mini",
         input=f"{canary} is my secret " + canary * 200,
         instructions=f"keep {canary} safe",
-        tools=_tool(canary),
+        tools=canary_tool(canary),
     )
     r2 = c.responses.create(model="gpt-4o-mini", input=f"{canary} 2", previous_response_id=r1.id)
     conv = c.conversations.create(items=[{"role": "user", "content": f"note {canary}"}])
