@@ -23,14 +23,12 @@ __all__ = [
     "billed",
     "check_flag",
     "check_provider",
-    "checks_keywords",
     "token_counts",
     "unknown_keyword",
     "write_1h_tokens",
 ]
 
 C = TypeVar("C", bound=type)
-F = TypeVar("F", bound=Callable[..., None])
 
 #: Ledger statuses of requests whose body reached the provider and whose reply (or part
 #: of it) was read or cut off: billed, whether or not the provider's usage arrived.
@@ -64,14 +62,23 @@ def check_provider(provider: Any, what: str = "provider") -> None:
         )
 
 
+def _did_you_mean(name: str, own: Iterable[str]) -> str:
+    """``did you mean X=?`` for the nearest of ``own`` to keyword ``name``, if one is near."""
+    import difflib  # (here: on a mistake only)
+
+    near = difflib.get_close_matches(name, list(own), 1, 0.6)
+    return f"did you mean {near[0]}=?" if near else ""
+
+
+def _takes_no(what: str, name: str, hint: str) -> ConfigError:
+    return ConfigError(f"{what} takes no {name[:40]}= option{'; ' if hint else ''}{hint}")
+
+
 def unknown_keyword(cls: type, name: str, hint: str = "") -> ConfigError:
     """The error for keyword ``name`` that ``cls``'s constructor does not take: ``hint``
     if given (what to pass instead), else the nearest of its keywords, if one is near
     (``memory_budjet=``: "did you mean memory_budget=?")."""
     if not hint:
-        import difflib  # (here: on a mistake only)
-        import inspect
-
         own = [
             p.name
             for c in cls.__mro__
@@ -79,46 +86,20 @@ def unknown_keyword(cls: type, name: str, hint: str = "") -> ConfigError:
             for p in inspect.signature(vars(c)["__init__"]).parameters.values()
             if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"
         ]
-        near = difflib.get_close_matches(name, own, 1, 0.6)
-        hint = f"did you mean {near[0]}=?" if near else ""
-    return ConfigError(f"{cls.__name__}() takes no {name[:40]}= option{'; ' if hint else ''}{hint}")
-
-
-def checks_keywords(init: F) -> F:
-    """``init`` (a class's ``__init__`` with only named parameters), refusing a keyword it
-    does not take and positional arguments past its own with a ``ConfigError`` (its
-    ``unknown_keyword``) instead of Python's ``TypeError``. Its signature stays
-    ``init``'s (``inspect.signature`` follows ``__wrapped__``); a call that fits costs a
-    frame and a set comparison."""
-    code = init.__code__
-    positional = code.co_argcount - 1  # (self)
-    names = frozenset(code.co_varnames[1 : code.co_argcount + code.co_kwonlyargcount])
-
-    @functools.wraps(init)
-    def checked(self: Any, *args: Any, **kwargs: Any) -> None:
-        if len(args) > positional or not names.issuperset(kwargs):
-            cls = type(self)
-            unknown = [k for k in kwargs if k not in names]
-            if unknown:
-                raise unknown_keyword(cls, unknown[0])
-            raise ConfigError(
-                f"{cls.__name__}() takes {positional} positional argument"
-                f"{'s' if positional != 1 else ''}, got {len(args)}: the others are "
-                "keywords (name=value)"
-            )
-        init(self, *args, **kwargs)
-
-    return checked  # type: ignore[return-value]
+        hint = _did_you_mean(name, own)
+    return _takes_no(f"{cls.__name__}()", name, hint)
 
 
 def binding_errors_typed(cls: C) -> C:
-    """``cls`` with each public method's own argument errors (a misspelled keyword, a
-    missing or extra argument: Python's ``TypeError`` raised at the call itself) turned
-    into a ``ConfigError`` naming the method and, for a keyword, the nearest it takes.
-    A ``TypeError`` raised inside the method is left as it is. A call that fits costs
-    one frame (``inspect.signature`` follows ``__wrapped__``)."""
+    """``cls`` with its constructor's and each public method's own argument errors (a
+    misspelled keyword, a missing or extra argument: Python's ``TypeError`` raised at
+    the call itself) turned into a ``ConfigError`` naming the call and, for a keyword,
+    the nearest it takes (``Runtime(path, memory_budjet=1)``: "did you mean
+    memory_budget=?"), raised before the call's body runs. A ``TypeError`` raised inside
+    the body is left as it is. A call that fits costs one frame (``inspect.signature``
+    follows ``__wrapped__``: the signatures stay the methods' own)."""
     for name, f in list(vars(cls).items()):
-        if name.startswith("_") or not inspect.isfunction(f):
+        if (name.startswith("_") and name != "__init__") or not inspect.isfunction(f):
             continue
         setattr(cls, name, _bound_typed(f))
     return cls
@@ -133,29 +114,31 @@ def _bound_typed(f: Callable[..., Any]) -> Callable[..., Any]:
             tb = exc.__traceback__
             if tb is None or tb.tb_next is not None:
                 raise  # raised inside the method: not the call's arguments
-            where = f"{type(args[0]).__name__}.{f.__name__}" if args else f.__qualname__
-            raise _binding_error(f, where, args, kwargs, exc) from None
+            raise _binding_error(f, args, kwargs, exc) from None
 
     return method
 
 
 def _binding_error(
-    f: Callable[..., Any],
-    where: str,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    exc: TypeError,
+    f: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], exc: TypeError
 ) -> ConfigError:
+    """What ``f(*args, **kwargs)`` (``args[0]``: the instance) got wrong, said as a
+    ``ConfigError`` naming ``Class()`` (the constructor) or ``Class.method()``."""
+    owner = type(args[0]).__name__ if args else f.__qualname__.rpartition(".")[0]
+    what = f"{owner}()" if f.__name__ == "__init__" else f"{owner}.{f.__name__}()"
     sig = inspect.signature(f)
-    what = f"{where}()"
-    own = [n for n, p in sig.parameters.items() if n != "self" and p.kind != p.VAR_POSITIONAL]
+    params = list(sig.parameters.values())[1:]  # (self)
+    kinds = {p.kind for p in params}
     unknown = [k for k in kwargs if k not in sig.parameters]
-    if unknown:
-        import difflib  # (here: on a mistake only)
-
-        near = difflib.get_close_matches(unknown[0], own, 1, 0.6)
-        hint = f"; did you mean {near[0]}=?" if near else f"; it takes {', '.join(own) or 'none'}"
-        return ConfigError(f"{what} takes no {unknown[0][:40]}= option{hint}")
+    if unknown and inspect.Parameter.VAR_KEYWORD not in kinds:
+        own = [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        return _takes_no(what, unknown[0], _did_you_mean(unknown[0], own))
+    n = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+    if len(args) - 1 > n and inspect.Parameter.VAR_POSITIONAL not in kinds:
+        return ConfigError(
+            f"{what} takes {n} positional argument{'s' if n != 1 else ''}, got "
+            f"{len(args) - 1}: the others are keywords (name=value)"
+        )
     try:
         sig.bind(*args, **kwargs)
     except TypeError as bound:

@@ -17,7 +17,6 @@ from ._types import (
     UsageSummary,
     binding_errors_typed,
     check_flag,
-    checks_keywords,
 )
 from .cache import DEFAULT_POLICY, CachePolicy
 from .errors import ConfigError, SessionNotFoundError
@@ -165,7 +164,6 @@ class Runtime:
     nearest one it does.
     """
 
-    @checks_keywords
     def __init__(
         self,
         path_or_url: str | os.PathLike[str] | None = None,
