@@ -105,19 +105,14 @@ def migrate(
             f"{_release(sch.MIN_SERVER_VERSION)} or newer: upgrade it or point srt at "
             "another server (nothing was created)"
         )
-    making = [False]
     try:
-        _migrate(conn, schema, sql, create, making)
-    except psycopg.errors.InsufficientPrivilege as exc:
-        raise _denied(conn, schema, exc, making[0]) from exc
+        _migrate(conn, schema, sql, create)
+    except psycopg.errors.InsufficientPrivilege as exc:  # reading what the store holds
+        raise _denied(conn, schema, exc, False) from exc
 
 
 def _migrate(
-    conn: psycopg.Connection[Any],
-    schema: str,
-    sql: Callable[[str], str],
-    create: bool,
-    making: list[bool],
+    conn: psycopg.Connection[Any], schema: str, sql: Callable[[str], str], create: bool
 ) -> None:
     """Bring srt's schema named ``schema`` to this srt's version (creating it in a new
     store, unless not ``create``: then a schema without srt's store is refused and nothing
@@ -136,7 +131,15 @@ def _migrate(
         raise NotAnSrtDatabaseError(
             f"schema {schema!r} holds no srt store (check the URL's ?schema=); nothing was created"
         )
-    making[0] = True
+    try:
+        _make(conn, schema, sql)
+    except psycopg.errors.InsufficientPrivilege as exc:  # making or migrating it
+        raise _denied(conn, schema, exc, True) from exc
+
+
+def _make(conn: psycopg.Connection[Any], schema: str, sql: Callable[[str], str]) -> None:
+    """Create or migrate ``schema`` to this srt's version, in one transaction under the
+    advisory lock (another process may have done it meanwhile)."""
     with conn.transaction():
         # Names in the migration (types, and the built-ins the functions' bound bodies
         # call) resolve in pg_catalog only, whatever the connection's search_path.
