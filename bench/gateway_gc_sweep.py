@@ -7,7 +7,7 @@ store in use: its wall time, and the commits of turns made while it runs.
 
 A store of ``--sessions`` sessions of ``--messages`` messages each is written through
 the store API (not HTTP); a tenth of them is deleted (their nodes and messages are the
-garbage). Then the sweep's collection runs (``orphans.collect_store``, as the worker
+garbage). Then the sweep's collection runs (``Runtime.gc``, as the worker
 holding the lease runs it) while ``--writers`` threads each append turns (a user
 message and a reply) to a session of their own, timing each commit. Printed: the
 sweep's wall time, what it freed, the turns that failed (the store's lock wait ran
@@ -25,7 +25,6 @@ import time
 
 import srt
 from srt import _core
-from srt.gateway import orphans
 from srt.message import canonicalize
 from srt.store import NewNode, Store
 
@@ -92,7 +91,7 @@ def _measure(rt: srt.Runtime, writers: int, work: float | None) -> tuple[float, 
     t0 = time.perf_counter()
     said = ""
     if work is None:
-        report = orphans.collect_store(rt)
+        report = rt.gc()
         said = f"nodes {report.nodes}, messages {report.messages}"
     else:
         time.sleep(work)

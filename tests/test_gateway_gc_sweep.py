@@ -254,7 +254,7 @@ def test_a_session_appending_while_the_sweep_collects(store_url: str) -> None:
                 doomed = rt.session(f"gw/default/conv_{k:032x}")
                 doomed.append({"role": "user", "content": f"garbage {k}"})
                 rt.delete(doomed.name)
-                report = orphans.collect_store(rt)
+                report = rt.gc()
                 collected += report.messages
         finally:
             stop.set()

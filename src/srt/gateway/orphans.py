@@ -49,7 +49,7 @@ from .texts import SWEEP_S
 if TYPE_CHECKING:
     from ..runtime import Runtime
 
-__all__ = ["GC", "GRACE_S", "THREAD", "collect", "collect_store", "sweep", "sweep_store"]
+__all__ = ["GC", "GRACE_S", "THREAD", "collect", "sweep", "sweep_store"]
 
 log = logging.getLogger("srt.gateway")
 
@@ -126,19 +126,14 @@ def sweep(store: Store, every_s: float = SWEEP_S) -> int | None:
     return collect(store)
 
 
-def collect_store(rt: Runtime) -> GcReport:
-    """What ``srt gc`` does (``Runtime.gc``): the nodes and messages no session or
-    object reaches any more (the deleted and expired threads' history), zeroed on
-    SQLite."""
-    return rt.gc()
-
-
 def sweep_store(rt: Runtime, every_s: float) -> GcReport | None:
-    """``collect_store``, once in each ``every_s`` by the worker that takes the
-    store's lease on it (``sweeps.take``, key ``GC``); None for the others."""
+    """What ``srt gc`` does (``Runtime.gc``: the nodes and messages no session or object
+    reaches any more, the deleted and expired threads' history, zeroed on SQLite), once
+    in each ``every_s`` by the worker that takes the store's lease on it (``sweeps.take``,
+    key ``GC``); None for the others."""
     if not sweeps.take(rt.store, GC, every_s):
         return None
-    report = collect_store(rt)
+    report = rt.gc()
     if report.nodes or report.messages:
         log.info("gc: %d nodes, %d messages collected", report.nodes, report.messages)
     return report
