@@ -178,17 +178,17 @@ def checked(
         limit, hook, digest = rt.max_message_bytes, rt.redact, rt.store.hashing.digest
     out: list[Prepared] = []
     for number, message in batch:
-        where = f"line {number}" if number is not None else f"message {start + len(out) + 1}"
         try:
             message = _import_keys.apply(message, keys)
         except InvalidMessageError as exc:
+            where = f"line {number}" if number is not None else f"message {start + len(out) + 1}"
             raise InvalidMessageError(f"{where}: {exc}") from None
         try:
             out += prepare([message], limit, hook, digest)
         except InvalidMessageError as exc:
             if number is None:
                 raise
-            raise InvalidMessageError(f"{where}: {exc}") from None
+            raise InvalidMessageError(f"line {number}: {exc}") from None
     return out
 
 
