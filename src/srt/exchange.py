@@ -33,6 +33,7 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from . import _tool_pairs as tool_pairs
 from ._call_state import CallState
 from ._chain import Prepared
 from ._core import Body
@@ -104,6 +105,7 @@ class Call(CallState):
                 self.staged = chain.prepare(self.append, self.model) if self.append else []
                 if self.staged:
                     chain.stage(self.staged)
+            tool_pairs.check(chain.bodies, () if self.include_partial else chain.status)
             delta = self._server_state() if allow_delta else None
             after: int | None = None
             sent = self.params
