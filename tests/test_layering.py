@@ -77,6 +77,8 @@ ORDER = [
     "compaction",
     # What a provider call holds and the ledger row it makes of it (Call's base).
     "_call_state",
+    # The newest step's tool calls and results, checked before a call sends them.
+    "_tool_pairs",
     # A provider call on a session: build, send, stream, persist.
     "exchange",
     # The I/O around a call (send, asend and their streams).
