@@ -37,6 +37,7 @@ from .base import (
 
 __all__ = [
     "ENGINES",
+    "SECRET_PARAMS",
     "BackupReport",
     "CallRecord",
     "ChainRow",
@@ -56,6 +57,7 @@ __all__ = [
     "engine_for",
     "is_conninfo",
     "open_store",
+    "redact_url",
     "scheme_of",
     "sqlite_path",
 ]
@@ -113,6 +115,51 @@ def scheme_of(path_or_url: str) -> str:
     if m is None:
         return "postgresql" if is_conninfo(path_or_url) else "sqlite"
     return m.group(1).lower().split("+", 1)[0]
+
+
+#: Query parameters of a (libpq) URL that hold a secret.
+SECRET_PARAMS = ("password", "sslpassword")
+#: A keyword/value string's secret: ``password=`` or ``sslpassword=``, its value quoted
+#: (to the end of the string if its quote is never closed) or not.
+_SECRET_WORD = re.compile(r"((?:^|\s)(?:ssl)?password\s*=\s*)('(?:\\.|[^'\\])*(?:'|\\?$)|\S*)")
+
+
+def redact_url(path_or_url: str) -> str:
+    """``path_or_url`` as srt shows it (``repr``, ``location``, messages, the CLI): a URL
+    without the password of its user part or any ``password=``/``sslpassword=`` query
+    parameter (``***`` instead), a keyword/value string without its ``password=`` and
+    ``sslpassword=`` values, a file's path as it is. A URL whose password's ``/ ? #``
+    ended the user part early (which ``PostgresStore`` refuses) is hidden up to its last
+    ``@``."""
+    m = _SCHEME.match(path_or_url)
+    if m is None:
+        if not is_conninfo(path_or_url):
+            return path_or_url
+        return _SECRET_WORD.sub(r"\1***", path_or_url)
+    from urllib.parse import parse_qsl, urlencode, urlsplit  # (a few ms of ``import srt``)
+
+    scheme, rest = m.group(1), path_or_url[m.end() :]
+    try:
+        parts = urlsplit(path_or_url)
+    except ValueError:  # an unclosed "[": shown up to its user part only
+        parts = None
+    pairs = parse_qsl(parts.query, keep_blank_values=True) if parts else []
+    if parts is None or (
+        parts.password is None
+        and (parts.fragment or "@" in parts.path or any("@" in k for k, _ in pairs))
+    ):
+        user, colon, _ = rest.rpartition("@")[0].partition(":")
+        return f"{scheme}://{user}:***@{rest.rpartition('@')[2]}" if colon else path_or_url
+    netloc, query = parts.netloc, parts.query
+    if parts.password is not None:
+        netloc = f"{netloc.rpartition('@')[0].partition(':')[0]}:***@{netloc.rpartition('@')[2]}"
+    if any(k in SECRET_PARAMS for k, _ in pairs):
+        query = urlencode([(k, "***" if k in SECRET_PARAMS else v) for k, v in pairs], safe="*")
+    if (netloc, query) == (parts.netloc, parts.query):
+        return path_or_url
+    # keeping ``//`` before an empty host (``postgresql://?host=...``), which
+    # ``urlunsplit`` drops
+    return f"{parts.scheme}://{netloc}{parts.path}{'?' + query if query else ''}"
 
 
 def _plugins() -> dict[str, str]:
