@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -207,9 +208,16 @@ def test_refused_connections_fail_at_once_with_the_servers_reason(
     assert "password" in str(_refused(f"postgresql://srt@{tcp}/postgres"))
 
 
-def test_a_server_that_is_down_is_still_waited_for_and_named(scram: PgServer) -> None:
-    with pytest.raises(srt.StoreUnavailableError) as err:
-        srt.Runtime(f"postgresql://srt:{SECRET}@127.0.0.1:1/postgres?pool_timeout=0.5")
+def test_a_server_that_does_not_answer_is_still_waited_for_and_named() -> None:
+    """A port that takes the connection and never answers (a listening socket nobody
+    accepts on) is waited for, up to pool_timeout; one where nothing listens fails at
+    once (``test_pg_connect25``)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        with pytest.raises(srt.StoreUnavailableError) as err:
+            srt.Runtime(f"postgresql://srt:{SECRET}@127.0.0.1:{port}/postgres?pool_timeout=0.5")
     assert err.value.retryable and "in time" in str(err.value)
     assert "127.0.0.1" in str(err.value) and SECRET not in str(err.value)
 

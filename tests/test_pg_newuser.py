@@ -158,7 +158,7 @@ def test_each_connection_fault_is_typed_at_once_in_the_api_and_the_cli(
         "password authentication failed": f"postgresql://srt:wrong{pw}@{tcp}/postgres",
         'database "nowhere" does not exist': f"postgresql://srt:{pw}@{tcp}/nowhere",
         "SSL": f"postgresql://srt:{pw}@{tcp}/postgres?sslmode=require",
-        "in time": f"postgresql://srt:{pw}@127.0.0.1:1/postgres?pool_timeout=1",
+        "no server could be reached": f"postgresql://srt:{pw}@127.0.0.1:1/postgres",
     }
     for said, url in faults.items():
         exc = _refused(url, srt.StoreUnavailableError)
@@ -167,7 +167,7 @@ def test_each_connection_fault_is_typed_at_once_in_the_api_and_the_cli(
         assert said in _cli_refuses("copy", url, str(cwd.parent / "copy.db"))
         assert not (cwd.parent / "copy.db").exists()
     # srt serve names its store as it starts (it printed the URL whole, password too)
-    down = faults["in time"]
+    down = faults["no server could be reached"]
     served = subprocess.run(
         [sys.executable, "-m", "srt", "--db", down, "serve", "--port", "0"],
         capture_output=True,

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..runtime import Runtime
-from ..store import scheme_of, sqlite_path
+from ..store import redact_url, scheme_of, sqlite_path
 from ..store.keyfile import read_key_file
 
 __all__ = [
@@ -30,9 +30,9 @@ __all__ = [
     "print_json",
     "print_table",
     "read_stdin",
+    "redact_url",
     "runtime",
     "when",
-    "without_password",
     "write_bytes",
 ]
 
@@ -107,20 +107,6 @@ def present(db: str) -> bool:
     """Whether ``--db`` names a store that may hold data: an existing file, or a server
     (whose schema the engine creates on first use)."""
     return is_url(db) or (db != ":memory:" and os.path.exists(db))
-
-
-def without_password(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (never printed)."""
-    import re
-    import urllib.parse  # (here: a few ms of every command, for a URL's few)
-
-    # ?password= / ?sslpassword=, or a keyword string's password='...' (or unquoted)
-    url = re.sub(r"((?:^|[\s?&])(?:ssl)?password\s*=\s*)('(?:\\.|[^'])*'|[^\s&]*)", r"\1***", url)
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 @contextlib.contextmanager

@@ -20,8 +20,8 @@ from ._common import (
     open_db,
     present,
     print_json,
+    redact_url,
     tty,
-    without_password,
 )
 
 __all__ = [
@@ -276,10 +276,10 @@ def copy(args: argparse.Namespace) -> None:
     """``srt copy SRC DEST``: every session, object and ledger row, checked by hashes."""
     args.src, args.dest = file_of(args.src), file_of(args.dest)
     if not present(args.src):
-        raise CommandError(f"no database at {without_password(args.src)}")
+        raise CommandError(f"no database at {redact_url(args.src)}")
     if _same_store(args.src, args.dest):
         raise CommandError(
-            f"{without_password(args.src)} is both the source and the destination: "
+            f"{redact_url(args.src)} is both the source and the destination: "
             "copy a store into another one"
         )
     from ..store.copy import copy_store  # (here: it brings secrets and hmac)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from ._common import without_password
+from ._common import redact_url
 
 if TYPE_CHECKING:
     from ..gateway.config import Config
@@ -85,7 +85,7 @@ def serve(args: argparse.Namespace) -> int:
             print(Records(rt.store).create_key(args.new_key))
         return 0
     print(
-        f"srt gateway on http://{cfg.host}:{cfg.port}/v1 (store: {without_password(db)}; "
+        f"srt gateway on http://{cfg.host}:{cfg.port}/v1 (store: {redact_url(db)}; "
         f"{'no API key needed' if cfg.open else 'API keys required'})",
         file=sys.stderr,
     )

@@ -26,9 +26,9 @@ from ._common import (
     print_json,
     print_table,
     read_stdin,
+    redact_url,
     runtime,
     when,
-    without_password,
     write_bytes,
 )
 
@@ -123,7 +123,7 @@ def markdown(name: str, blocks: list[tuple[dict[str, Any], str | None]]) -> str:
 
 def db_path(args: argparse.Namespace) -> None:
     if is_url(args.db):
-        print(without_password(args.db))
+        print(redact_url(args.db))
         return
     print(args.db if args.db == ":memory:" else os.path.abspath(args.db))
 

@@ -38,7 +38,7 @@ from ...errors import (
 )
 from .schema import SQLSTATE_CONFLICT, SQLSTATE_CORRUPT, SQLSTATE_NO_SESSION
 
-__all__ = ["HEAD_MOVED", "RETRY_SQLSTATES", "is_connection_error", "translate"]
+__all__ = ["HEAD_MOVED", "RETRY_SQLSTATES", "is_connection_error", "translate", "unreachable"]
 
 #: Failures after which the whole transaction was rolled back and may simply be run
 #: again: serialization_failure, deadlock_detected.
@@ -60,6 +60,34 @@ HEAD_MOVED = (
     "the session head moved since this handle last saw it (a concurrent append); "
     "nothing was written: refresh() and retry, or pass rebase=True"
 )
+
+
+#: What libpq says when nothing answered at an address: nothing listens on the port, no
+#: socket in the directory, a host name that does not resolve or a ``hostaddr`` that is
+#: no address. (Not a timeout, nor a name server that did not answer: those may pass.)
+_NOTHING_THERE = (
+    "Connection refused",
+    "No such file or directory",
+    "could not translate host name",
+    "could not parse network address",
+)
+#: ... unless the resolver said it might work later.
+_MAY_PASS = ("Temporary failure", "try again")
+#: How libpq (16+) lists the attempts of a URL naming several hosts.
+_ALL_FAILURES = "All failures were:"
+
+
+def unreachable(message: str) -> bool:
+    """Whether a failed connection's ``message`` (libpq's, as psycopg gives it) says that
+    no server could be reached at any of the addresses it tried, rather than a server that
+    answered and refused, or one that is starting up, busy or slow."""
+    attempts = [message]
+    if _ALL_FAILURES in message:
+        attempts = message.split(_ALL_FAILURES, 1)[1].split("\n- ")[1:] or attempts
+    return all(
+        any(m in text for m in _NOTHING_THERE) and not any(m in text for m in _MAY_PASS)
+        for text in attempts
+    )
 
 
 def _primary(exc: psycopg.Error) -> str:

@@ -36,7 +36,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from ...errors import ConfigError, StoreBusyError, StoreError, StoreUnavailableError
 from . import schema as sch
-from .errors import RETRY_SQLSTATES, is_connection_error, translate
+from .errors import RETRY_SQLSTATES, is_connection_error, translate, unreachable
 from .migrate import migrate
 from .urls import ENCODE, parse_url, redact_url, scrub, secrets_of, unquoted
 
@@ -85,11 +85,27 @@ def _refusal(reason: str) -> StoreUnavailableError:
     return refused
 
 
-def _late(reason: str, timeout: float) -> StoreUnavailableError:
+def _nowhere(reason: str) -> StoreUnavailableError:
     return StoreUnavailableError(
-        f"connecting to the database: no connection in time ({timeout:g} s, "
+        f"connecting to the database: no server could be reached: {reason} (not waited "
+        "for: check the URL's host and port, or start the server; once the store has "
+        "opened, a server that goes away is waited for up to pool_timeout)"
+    )
+
+
+def _late(reason: str, timeout: float, where: str) -> StoreUnavailableError:
+    return StoreUnavailableError(
+        f"connecting to the database at {where}: no connection in time ({timeout:g} s, "
         f"pool_timeout): {reason}; retry later"
     )
+
+
+def _where(options: dict[str, Any]) -> str:
+    """Where a connection string points (libpq's defaults and environment filled in),
+    for a message whose reason may not say (``connection timeout expired``)."""
+    host = options.get("hostaddr") or options.get("host") or os.environ.get("PGHOST")
+    port = options.get("port") or os.environ.get("PGPORT") or "5432"
+    return f"host {host}, port {port}" if host else f"the default socket, port {port}"
 
 
 def _watching(db: Database) -> type[psycopg.Connection[Any]]:
@@ -160,6 +176,7 @@ class Database:
             bad = unquoted(self.scrub(str(exc)))
         if bad:
             raise ConfigError(f"the PostgreSQL URL is not valid: {bad}; {ENCODE}")
+        self._where = _where(options) if conninfo is not None else "the caller's pool's server"
         if conninfo is not None and "connect_timeout" not in options:
             self._first_kwargs["connect_timeout"] = max(2, math.ceil(timeout))
         if conninfo is not None:
@@ -186,6 +203,10 @@ class Database:
         # The pool's latest failed attempt to connect, if the server refused it for good.
         self._refused: str | None = None
         self._last_failure = ""
+        # Whether a connection was ever made: until one is, a server that cannot be
+        # reached at all (nothing listening, no socket, no such host) fails at once; after
+        # one was, the same is a server restarting, waited for (``_connect``).
+        self._reached = False
         # The pool's last attempt to connect failed (a server restarting or gone): a
         # wait for a connection that then times out is the server's, not a busy pool's.
         self._failing = False
@@ -275,22 +296,31 @@ class Database:
             raise
 
     def _connect(self, deadline: float) -> psycopg.Connection[Any]:
-        """A new connection, tried again until ``deadline`` while the server refuses or
-        cannot be reached (as the pool would, for a caller waiting on it)."""
+        """A new connection, tried again until ``deadline`` while the server is starting,
+        busy, slow, or (once the store has reached it) cannot be reached (as the pool
+        would, for a caller waiting on it). A server that refuses it for good fails at once,
+        and so does one that cannot be reached before any connection was made: an address
+        where nothing answers is a wrong URL far more often than a server about to start."""
         assert self.conninfo is not None
         delay = 0.05
         while True:
             try:
-                return psycopg.Connection.connect(self.conninfo, **self._first_kwargs)
+                conn = psycopg.Connection.connect(self.conninfo, **self._first_kwargs)
             except psycopg.Error as exc:
                 reason, final = self._classify(exc)
+                nowhere = not self._reached and unreachable(str(exc))
+            else:
+                self._reached = True
+                return conn
             # Raised out here, neither chained nor in context: psycopg's exception keeps
             # the connection's parameters, password included (its ``pgconn``).
             if final:
                 raise _refusal(reason)
+            if nowhere:
+                raise _nowhere(reason)
             left = deadline - time.monotonic()
             if left <= 0:
-                raise _late(reason, self._sizes[2])
+                raise _late(reason, self._sizes[2], self._where)
             time.sleep(min(delay, left))
             delay = min(delay * 2, 1.0)
 
@@ -305,6 +335,7 @@ class Database:
         """One of the pool's attempts to connect succeeded, or failed with ``exc`` (in
         the pool's thread)."""
         if exc is None:
+            self._reached = True
             self._refused = None
             self._failing = False
             return
@@ -421,7 +452,9 @@ class Database:
             if refused is not None:
                 raise _refusal(refused)
             raise _late(
-                self._last_failure or "no connection was free or could be made", pool.timeout
+                self._last_failure or "no connection was free or could be made",
+                pool.timeout,
+                self._where,
             )
 
     def run(

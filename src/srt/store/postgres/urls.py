@@ -1,6 +1,7 @@
 """A PostgreSQL store's URL: srt's own query parameters (``SRT_PARAMS``) split off the
 one libpq gets, and the secrets it carries, shown redacted (``repr``, ``location``) and
-scrubbed from every message srt writes (libpq and psycopg may quote them). A libpq
+scrubbed from every message srt writes (libpq and psycopg may quote them); the redaction
+itself is ``srt.store.redact_url``, which the CLI shares. A libpq
 keyword/value string (``"host=db dbname=chats"``, what ``psycopg.connect`` also takes)
 becomes the same URL with its keywords in the query (``as_url``).
 """
@@ -11,6 +12,7 @@ import re
 from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlencode, urlsplit
 
 from ...errors import ConfigError
+from .. import SECRET_PARAMS, redact_url
 
 __all__ = [
     "SECRET_PARAMS",
@@ -26,8 +28,6 @@ __all__ = [
 #: srt's own URL query parameters; libpq never sees them.
 SRT_PARAMS = ("schema", "prepare_threshold", "pool_min", "pool_max", "pool_timeout")
 
-#: Query parameters of a libpq URL that hold a secret.
-SECRET_PARAMS = ("password", "sslpassword")
 
 #: How a URL holding a password that was not percent-encoded is told to write it.
 ENCODE = (
@@ -63,21 +63,6 @@ def as_url(conninfo: str) -> str:
             f"({ours}) go in a postgresql:// URL's query"
         )
     return "postgresql://?" + urlencode({k: str(v) for k, v in pairs.items()})
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its password (for ``repr``, messages and ``location``): the one
-    in the user part and any ``password=``/``sslpassword=`` query parameter."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        user = netloc.rpartition("@")[0].partition(":")[0]
-        netloc = f"{user}:***@" + netloc.rpartition("@")[2]
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    if any(k in SECRET_PARAMS for k, _ in pairs):
-        query = urlencode([(k, "***" if k in SECRET_PARAMS else v) for k, v in pairs], safe="*")
-        parts = parts._replace(query=query)
-    return _join(parts._replace(netloc=netloc))
 
 
 def _join(parts: SplitResult) -> str:
