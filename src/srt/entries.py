@@ -15,6 +15,7 @@ from . import _core
 from .errors import CorruptionError
 from .message import RESERVED_PREFIX, ROLES
 from .store import ChainRow, Store
+from .store.checks import damaged_metadata
 
 __all__ = [
     "COMPACTED",
@@ -77,7 +78,10 @@ class Entry:
 def _meta(raw: bytes | str | None) -> dict[str, Any] | None:
     if raw is None:
         return None
-    value = json.loads(raw)
+    try:
+        value = json.loads(raw)
+    except ValueError:  # (JSONDecodeError, UnicodeDecodeError)
+        raise damaged_metadata() from None
     return value if isinstance(value, dict) else None
 
 
@@ -115,7 +119,7 @@ def compaction_link(raw: bytes | str | None) -> dict[str, int] | None:
         return None
     try:
         meta = _meta(raw)
-    except ValueError:
+    except CorruptionError:
         return None
     link = meta.get(COMPACTED) if meta else None
     if not isinstance(link, dict):
