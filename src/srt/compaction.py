@@ -21,8 +21,8 @@ from typing import Any
 
 from ._chain import Chain, Prepared
 from .context import pinned_prefix
-from .entries import compaction_link, span_rows
-from .errors import ConflictError, HistoryIndexError, SessionError
+from .entries import compaction_link, span_named, span_rows
+from .errors import ConflictError, CorruptionError, HistoryIndexError, SessionError
 from .message import own_metadata
 from .store import CallRecord
 from .tokens import Tokenizer
@@ -178,6 +178,12 @@ def expand(chain: Chain) -> int | None:
         raise SessionError(
             "the compacted span is no longer stored: gc freed it once nothing reached it "
             "(the history retention had passed)"
+        )
+    if not span_named(span, chain.bodies[k]):
+        raise CorruptionError(
+            "the compaction's link names other messages than the span its summary "
+            "replaced (a store copied by srt copy before it wrote such links anew); "
+            "nothing was changed"
         )
     items = [Prepared(r[1], r[2], None) for r in span]
     items += _carried(chain, k + 1, len(chain))
