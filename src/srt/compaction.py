@@ -99,10 +99,14 @@ def compact(
             "the summary function changed the session it summarises; it was not compacted"
         )
     if not isinstance(text, str) or not text.strip():
-        raise SessionError(
-            f"a compaction summary must be non-empty text, got {type(text).__name__}"
-            + (" of only whitespace" if isinstance(text, str) and text else "")
+        got = (
+            type(text).__name__
+            if not isinstance(text, str)
+            else "only whitespace"
+            if text
+            else "an empty string"
         )
+        raise SessionError(f"a compaction summary must be non-empty text, got {got}")
     link: dict[str, Any] = {
         "first": chain.ids[first],
         "last": chain.ids[end - 1],
