@@ -21,8 +21,8 @@ from typing import Any
 
 from ._chain import Chain, Prepared
 from .context import pinned_prefix
-from .entries import compaction_link, span_rows
-from .errors import ConflictError, HistoryIndexError, SessionError
+from .entries import compaction_link, span_named, span_rows
+from .errors import ConflictError, CorruptionError, HistoryIndexError, SessionError
 from .message import own_metadata
 from .store import CallRecord
 from .tokens import Tokenizer
@@ -99,10 +99,14 @@ def compact(
             "the summary function changed the session it summarises; it was not compacted"
         )
     if not isinstance(text, str) or not text.strip():
-        raise SessionError(
-            f"a compaction summary must be non-empty text, got {type(text).__name__}"
-            + (" of only whitespace" if isinstance(text, str) and text else "")
+        got = (
+            type(text).__name__
+            if not isinstance(text, str)
+            else "only whitespace"
+            if text
+            else "an empty string"
         )
+        raise SessionError(f"a compaction summary must be non-empty text, got {got}")
     link: dict[str, Any] = {
         "first": chain.ids[first],
         "last": chain.ids[end - 1],
@@ -178,6 +182,12 @@ def expand(chain: Chain) -> int | None:
         raise SessionError(
             "the compacted span is no longer stored: gc freed it once nothing reached it "
             "(the history retention had passed)"
+        )
+    if not span_named(span, chain.bodies[k]):
+        raise CorruptionError(
+            "the compaction's link names other messages than the span its summary "
+            "replaced (a store copied by srt copy before it wrote such links anew); "
+            "nothing was changed"
         )
     items = [Prepared(r[1], r[2], None) for r in span]
     items += _carried(chain, k + 1, len(chain))

@@ -8,6 +8,7 @@ metadata under the same ``metadata`` key ``append`` takes).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ from . import _core
 from .errors import CorruptionError
 from .message import RESERVED_PREFIX, ROLES
 from .store import ChainRow, Store
+from .store.checks import damaged_metadata
 
 __all__ = [
     "COMPACTED",
@@ -24,6 +26,7 @@ __all__ = [
     "decode",
     "entries",
     "replaced",
+    "span_named",
     "span_rows",
     "tool_record",
     "user_metadata",
@@ -77,7 +80,10 @@ class Entry:
 def _meta(raw: bytes | str | None) -> dict[str, Any] | None:
     if raw is None:
         return None
-    value = json.loads(raw)
+    try:
+        value = json.loads(raw)
+    except ValueError:  # (JSONDecodeError, UnicodeDecodeError)
+        raise damaged_metadata() from None
     return value if isinstance(value, dict) else None
 
 
@@ -115,7 +121,7 @@ def compaction_link(raw: bytes | str | None) -> dict[str, int] | None:
         return None
     try:
         meta = _meta(raw)
-    except ValueError:
+    except CorruptionError:
         return None
     link = meta.get(COMPACTED) if meta else None
     if not isinstance(link, dict):
@@ -143,12 +149,28 @@ def span_rows(store: Store, link: dict[str, int]) -> list[ChainRow] | None:
     return rows[-count:]
 
 
-def replaced(store: Store, raw: bytes | str | None) -> tuple[dict[str, Any], ...]:
-    """The messages a compaction summary replaced (its metadata names their span);
-    none once the span was collected."""
+#: A summary's header: the span it replaced, named by the first hex digits of the prefix
+#: hash of the span's last message (``compaction.compact`` writes it).
+_SPAN_ID = re.compile(rb'"\[Summary of \d+ earlier messages, span ([0-9a-f]{1,32})\]')
+
+
+def span_named(span: list[ChainRow], body: bytes) -> bool:
+    """Whether ``span`` (``span_rows``) is the one the summary ``body``'s header names: a
+    link copied from another store with its ids (by ``srt copy`` before it wrote them
+    anew) names other nodes there. A summary without srt's header is taken as it is."""
+    found = _SPAN_ID.search(body)
+    return found is None or span[-1][3].hex().startswith(found.group(1).decode())
+
+
+def replaced(store: Store, raw: bytes | str | None, body: bytes) -> tuple[dict[str, Any], ...]:
+    """The messages a compaction summary (of canonical ``body``) replaced (its metadata
+    names their span); none once the span was collected, or if it is not the span the
+    summary's header names."""
     link = compaction_link(raw)
     span = span_rows(store, link) if link is not None else None
-    return tuple(json.loads(r[2]) for r in span) if span else ()
+    if not span or not span_named(span, body):
+        return ()
+    return tuple(json.loads(r[2]) for r in span)
 
 
 def entries(store: Store, rows: list[ChainRow]) -> list[Entry]:
@@ -160,6 +182,6 @@ def entries(store: Store, rows: list[ChainRow]) -> list[Entry]:
         if raw is None:  # most messages: no metadata, so nothing to parse
             out.append(Entry(i, message, r[4]))
         else:
-            meta, spans = user_metadata(raw), replaced(store, raw)
+            meta, spans = user_metadata(raw), replaced(store, raw, r[2])
             out.append(Entry(i, message, r[4], meta, spans, tool_record(raw)))
     return out

@@ -5,6 +5,7 @@ re-exports them with the protocol they serve."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -23,7 +24,9 @@ __all__ = [
     "check_object",
     "check_search",
     "check_written_before",
+    "damaged_metadata",
     "link_error",
+    "metadata_ok",
     "not_below",
     "not_stored",
     "object_changed",
@@ -185,4 +188,19 @@ def object_changed(kind: str, scope: str, key: str) -> str:
     return (
         f"the {kind} object {key!r} of {scope!r} is no longer the one read (another writer "
         "changed, wrote or removed it); nothing was written"
+    )
+
+
+def metadata_ok(raw: bytes | str) -> bool:
+    """A node's stored metadata is a JSON object (srt writes nothing else there)."""
+    try:
+        return isinstance(json.loads(raw), dict)
+    except ValueError:  # (JSONDecodeError, UnicodeDecodeError)
+        return False
+
+
+def damaged_metadata() -> CorruptionError:
+    """A node's metadata that is not JSON: what reading it beside its message raises."""
+    return CorruptionError(
+        "a message's stored metadata is not JSON (the store is damaged); run srt verify"
     )

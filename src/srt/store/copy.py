@@ -7,7 +7,11 @@ between two stores of one engine:
 * **sessions**: each session's chain is read (hash-checked) and appended to a session
   of the same name in ``dest`` in one atomic append. Messages and nodes are content-
   addressed, so a node another session already brought over is reused (after the same
-  byte-for-byte check as any append), and the copy's tree is the original's;
+  byte-for-byte check as any append), and the copy's tree is the original's. A
+  compaction summary's link names the first and last node of the span it replaced by
+  their ids, which are the source's: the span is copied first and the link written with
+  its nodes' ids in ``dest`` (a span no longer stored gets a link to no node), so
+  ``expand`` brings back the same messages in the copy;
 * **objects**: each live object is written with the same kind, scope, key, value and
   expiry; an object that keeps a node alive gets that node's chain first. A session's
   records of earlier heads (``srt.history``) and of the tool calls its tasks started
@@ -31,6 +35,7 @@ same fields, ``id``/``session``/``node`` aside) are not written twice.
 from __future__ import annotations
 
 import dataclasses
+import json
 import secrets
 from collections import Counter
 from collections.abc import Callable
@@ -65,8 +70,10 @@ class CopyReport:
     verified: bool = False
 
 
-def _items(rows: list[ChainRow]) -> list[NewNode]:
-    return [NewNode(r[1], r[2], r[3], _meta(r[5]), r[4]) for r in rows]
+#: A compaction summary's link in its node's metadata (``srt.entries.COMPACTED``).
+_COMPACTED = "srt_compacted"
+#: The node id a link to a span no longer stored gets: no store gives it.
+_NO_NODE = 0
 
 
 def _meta(meta: bytes | str | None) -> bytes | None:
@@ -120,7 +127,7 @@ class _Copier:
         if keep == len(rows):
             self.report.sessions_present += 1
             return
-        items = _items(rows[keep:])
+        items = self._items(rows[keep:])
         above = have[-1][3] if have else None
         ids = self.dest.append(row.id, row.head, row.head, keep, items, parent_prefix=above)
         for it, nid in zip(items, ids, strict=True):
@@ -128,16 +135,51 @@ class _Copier:
         self.report.sessions_copied += 1
         self.report.messages_sent += len(items)
 
-    def node(self, src_node: int) -> int:
+    def _items(self, rows: list[ChainRow]) -> list[NewNode]:
+        """``rows`` of ``src`` as nodes to append to ``dest``, each compaction summary's
+        link naming its span's nodes in ``dest`` (copied first)."""
+        out = []
+        for r in rows:
+            meta = _meta(r[5])
+            if meta is not None and _COMPACTED.encode() in meta:
+                meta = self._relinked(meta)
+            out.append(NewNode(r[1], r[2], r[3], meta, r[4]))
+        return out
+
+    def _relinked(self, meta: bytes) -> bytes:
+        """A summary's metadata with its link's ``first`` and ``last`` the ids in ``dest``
+        of the span's nodes (as ``srt.entries.span_rows`` finds the span in ``src``)."""
+        try:
+            data = json.loads(meta)
+        except ValueError:
+            return meta  # (damaged: copied as it is, for verify to name)
+        link = data.get(_COMPACTED) if isinstance(data, dict) else None
+        if not isinstance(link, dict) or not all(
+            type(link.get(k)) is int for k in ("first", "last", "count")
+        ):
+            return meta
+        first = last = _NO_NODE
+        count = link["count"]
+        try:
+            rows = self.src.chain(link["last"]) if count >= 1 else []
+        except CorruptionError:  # the span's nodes were collected: no node, as in src
+            rows = []
+        if len(rows) >= count >= 1 and rows[-count][0] == link["first"]:
+            last = self.node(link["last"], rows)
+            first = self.node_map[rows[-count][3]]
+        data[_COMPACTED] = {**link, "first": first, "last": last}
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+    def node(self, src_node: int, rows: list[ChainRow] | None = None) -> int:
         """The dest node with the prefix of source node ``src_node`` (its chain copied
         under a scratch session, which is removed again; the object keeps it alive)."""
-        rows = self.src.chain(src_node)
+        rows = self.src.chain(src_node) if rows is None else rows
         found = self.node_map.get(rows[-1][3])
         if found is not None:
             return found
         scratch = self.dest.create_session(SCRATCH + secrets.token_hex(8), None, exist_ok=False)
         try:
-            ids = self.dest.append(scratch.id, None, None, 0, _items(rows))
+            ids = self.dest.append(scratch.id, None, None, 0, self._items(rows))
         finally:
             heads.delete_session(self.dest, scratch.name)
         for r, nid in zip(rows, ids, strict=True):

@@ -2,9 +2,10 @@
 
 The schema and the server-side append are in ``schema``, the client's side of the
 append in ``appends``; the pool, the URL options, migrations and the retry loop in
-``pool``; gc, verify and search in ``maintenance``, the views of ``srt ls`` and ``srt
-show --tree`` in ``views``. Every statement is fixed text with bound parameters; ``{s}``
-is srt's schema name, rendered once.
+``pool``; gc, verify and search in ``maintenance`` (what ``--fts`` may ask in
+``search``), the views of ``srt ls`` and ``srt show --tree`` in ``views``. Every
+statement is fixed text with bound parameters; ``{s}`` is srt's schema name, rendered
+once.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from .appends import AppendMixin
 from .errors import HEAD_MOVED
 from .objects import DROP, ObjectsMixin
 from .pool import Database, parse_url, redact_url
+from .search import check_query
 from .statements import (
     INSERT_CALL,
     SELECT_CALLS,
@@ -371,6 +373,8 @@ class PostgresStore(AppendMixin, ObjectsMixin, Store):
         syntax: bool = False,
         announce: Callable[[int], None] | None = None,
     ) -> list[Hit]:
+        if syntax and isinstance(text, str):
+            check_query(text)  # (FTS5's operators PostgreSQL lacks: before any work)
         return maintenance.search(self.db, text, limit=limit, syntax=syntax, announce=announce)
 
     def has_search_index(self) -> bool:

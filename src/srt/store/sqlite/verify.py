@@ -2,11 +2,12 @@
 
 It re-derives every message hash from its body (read from the heap, whose rows must
 not overlap), every node's depth and prefix hash from its parent and message, checks
-that session heads, ledger nodes and object nodes exist, that the search index (if the
-file has one) holds exactly the stored messages and still has its triggers, and runs
-``PRAGMA integrity_check`` and ``PRAGMA foreign_key_check``. A fault names the table,
-the row and the sessions (and positions) that reach it. It reads in one transaction, so
-it sees one snapshot.
+that session heads, ledger nodes and object nodes exist, that each session records its
+head's prefix hash (opening the session checks it), that each node's metadata is a
+JSON object, that the search index (if the file has one) holds exactly the stored
+messages and still has its triggers, and runs ``PRAGMA integrity_check`` and
+``PRAGMA foreign_key_check``. A fault names the table, the row and the sessions (and
+positions) that reach it. It reads in one transaction, so it sees one snapshot.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ..._hashing import Hashing
 from ...errors import StoreError
 from .. import owners
 from ..base import Fault, FaultList, VerifyReport
+from ..checks import metadata_ok
 from . import heap
 from . import queries as q
 from . import schema as db_module
@@ -126,22 +128,21 @@ def _verify(conn: apsw.Connection, faults: FaultList, counts: list[int], hashing
                 derived[nid] = (want_depth, want)
         if detail is not None:
             bad_nodes.append(Fault("node", "nodes", nid, detail))
-    if bad_nodes:
-        reach = q.places(conn, [f.row for f in bad_nodes if f.row is not None])
-        for f in bad_nodes:
-            assert f.row is not None
-            faults.add(Fault(f.kind, f.table, f.row, f.detail, tuple(reach[f.row])))
+    _add_node_faults(conn, faults, bad_nodes)
 
-    for sid, name, head, found in q.rows(
+    for sid, name, head, found, recorded, prefix in q.rows(
         conn,
-        "SELECT s.id, s.name, s.head, n.id FROM sessions s LEFT JOIN nodes n ON n.id = s.head "
-        "ORDER BY s.id",
+        "SELECT s.id, s.name, s.head, n.id, s.head_prefix, n.prefix "
+        "FROM sessions s LEFT JOIN nodes n ON n.id = s.head ORDER BY s.id",
     ):
         counts[2] += 1
         if head is not None and found is None:
             faults.add(
                 Fault("session", "sessions", sid, f"session {name!r}: head {head} is missing")
             )
+        elif recorded != prefix:  # (what opening the session checks: GET_SESSION_SQL)
+            faults.add(Fault("session", "sessions", sid, _head_prefix_fault(name, head)))
+    _verify_node_fields(conn, faults)
 
     for cid, node in q.rows(
         conn,
@@ -172,6 +173,35 @@ def _verify(conn: apsw.Connection, faults: FaultList, counts: list[int], hashing
 
     if db_module.has_search_index(conn):
         _verify_search_index(conn, faults)
+
+
+def _head_prefix_fault(name: str, head: int | None) -> str:
+    if head is None:
+        return f"session {name!r} is empty but records a head prefix hash"
+    return (
+        f"session {name!r}: the prefix hash it records for its head {head} is not that "
+        "node's, so the session cannot be opened"
+    )
+
+
+def _verify_node_fields(conn: apsw.Connection, faults: FaultList) -> None:
+    """Each node's metadata is a JSON object: what ``entries()`` reads beside the
+    message."""
+    bad: list[Fault] = []
+    for nid, meta in q.rows(conn, "SELECT id, meta FROM nodes WHERE meta IS NOT NULL ORDER BY id"):
+        if not metadata_ok(meta):
+            bad.append(Fault("node", "nodes", nid, "its metadata is not a JSON object"))
+    _add_node_faults(conn, faults, bad)
+
+
+def _add_node_faults(conn: apsw.Connection, faults: FaultList, bad: list[Fault]) -> None:
+    """``bad`` (faults of nodes) added to ``faults``, each naming the sessions (and
+    positions) that reach its node."""
+    if bad:
+        reach = q.places(conn, [f.row for f in bad if f.row is not None])
+        for f in bad:
+            assert f.row is not None
+            faults.add(Fault(f.kind, f.table, f.row, f.detail, tuple(reach[f.row])))
 
 
 def _verify_search_index(conn: apsw.Connection, faults: FaultList) -> None:
