@@ -231,6 +231,55 @@ def _check_tools(value: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _check_allowed(value: dict[str, Any], tools: list[dict[str, Any]]) -> dict[str, Any]:
+    """``{"type": "allowed_tools", "mode": "auto"|"required", "tools": [...]}``: each
+    entry a function of ``tools`` (``{"type": "function", "name": ...}``, as OpenAI's
+    Responses API writes it; other members of an entry are taken, as OpenAI takes them)."""
+    extra = sorted(set(value) - {"type", "mode", "tools"})
+    if extra:
+        p = f"tool_choice.{extra[0]}"
+        raise bad_request(f"Unknown parameter: '{p}'.", p, "unknown_parameter")
+    for k in ("mode", "tools"):
+        if value.get(k) is None:
+            p = f"tool_choice.{k}"
+            raise bad_request(
+                f"Missing required parameter: '{p}'.", p, "missing_required_parameter"
+            )
+    if value["mode"] not in ("auto", "required"):
+        raise bad_request(
+            "Invalid value for 'tool_choice.mode': 'auto' or 'required'.",
+            "tool_choice.mode",
+            "invalid_value",
+        )
+    entries = value["tools"]
+    if not isinstance(entries, list):
+        raise wrong_type("tool_choice.tools", "an array", entries)
+    if not entries:
+        raise bad_request(
+            "Invalid 'tool_choice.tools': empty array: name at least one tool of 'tools'.",
+            "tool_choice.tools",
+            "empty_array",
+        )
+    names = {t["name"] for t in tools}
+    for i, t in enumerate(entries):
+        p = f"tool_choice.tools[{i}]"
+        if not isinstance(t, dict):
+            raise wrong_type(p, "an object", t)
+        if t.get("type") != "function" or t.get("name") not in names:
+            what = (
+                f"function {t.get('name')!r}"
+                if t.get("type") == "function"
+                else f"a tool of type {t.get('type')!r}"
+            )
+            raise bad_request(
+                f"'{p}' names {what}, which is not in tools: allowed_tools names "
+                'function tools of the request as {"type": "function", "name": ...}.',
+                "tool_choice",
+                "invalid_value",
+            )
+    return value
+
+
 def _check_tool_choice(value: Any, tools: list[dict[str, Any]]) -> str | dict[str, Any] | None:
     if value is None or value in ("auto", "none", "required"):
         if value == "required" and not tools:
@@ -249,17 +298,19 @@ def _check_tool_choice(value: Any, tools: list[dict[str, Any]]) -> str | dict[st
             )
         return value
     kind = value.get("type") if isinstance(value, dict) else None
+    if kind == "allowed_tools":
+        return _check_allowed(value, tools)
     if isinstance(kind, str) and kind != "function":  # OpenAI's other forms: not served here
         raise bad_request(
             f"tool_choice of type '{kind}' is not supported by this gateway: it serves "
-            "function tools only; use 'auto', 'none', 'required' or "
-            '{"type": "function", "name": ...}.',
+            "function tools only; use 'auto', 'none', 'required', "
+            '{"type": "function", "name": ...} or {"type": "allowed_tools", ...}.',
             "tool_choice",
             "unsupported_parameter",
         )
     raise bad_request(
-        "Invalid 'tool_choice': one of 'auto', 'none', 'required' or "
-        '{"type": "function", "name": ...}.',
+        "Invalid 'tool_choice': one of 'auto', 'none', 'required', "
+        '{"type": "function", "name": ...} or {"type": "allowed_tools", ...}.',
         "tool_choice",
         "invalid_value",
     )

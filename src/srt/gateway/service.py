@@ -28,7 +28,7 @@ from ..runtime import Runtime
 from ..store import ObjectPut
 from ..wire import get_format
 from ..wire.base import WireFormat
-from ..wire.params import CommonParams, translate
+from ..wire.params import CommonParams, offered, translate
 from . import items as it
 from .config import Config, Route
 from .errors import ApiError, bad_request, chain_conflict, from_exception, not_found
@@ -151,6 +151,7 @@ class Gateway:
         )
         compatible = isinstance(provider, OpenAICompatible)
         kw = translated(fmt, common, compatible)
+        kw["tools"] = offered(fmt, p.tool_choice, p.tools) or None
         # the client's cache key replaces srt's own where the upstream takes one (an
         # upstream without one caches by prefix: srt places its breakpoints)
         key_param = getattr(provider, "cache_key_param", None) or fmt.cache.key_param
@@ -256,7 +257,6 @@ class Gateway:
             append.append(p.input)
         call: dict[str, Any] = {
             "model": up_model,
-            "tools": p.tools or None,
             "append": append,
             "keep": p.store,
         }
