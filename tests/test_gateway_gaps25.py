@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import openai
 import pytest
 from openai.types.responses import ToolChoiceAllowed
 
@@ -147,3 +148,47 @@ def test_allowed_tools_refusals(gw: Harness, choice: Any, param: str, code: str)
     err = refused_400(gw, param, code, tools=TOOLS, tool_choice=choice)
     if param == "tool_choice":
         assert "not in tools" in err.message
+
+
+# -- 2. call_id over OpenAI's 64 characters --------------------------------------------
+
+
+def _turn(call_id: str, out_id: str | None = None) -> list[dict[str, Any]]:
+    return [
+        {"role": "user", "content": "weather?"},
+        {"type": "function_call", "call_id": call_id, "name": "a", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": out_id or call_id, "output": "sunny"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("items", "param"),
+    [
+        (_turn("c" * 65), "input[1].call_id"),  # the call's, the first met
+        (_turn("c" * 64, "c" * 65), "input[2].call_id"),  # the output's (OpenAI's bound)
+    ],
+)
+def test_a_call_id_over_64_characters_is_refused(
+    gw: Harness, items: list[dict[str, Any]], param: str
+) -> None:
+    """OpenAI bounds a ``function_call_output``'s ``call_id`` at 64 characters (its
+    OpenAPI spec): a longer one is a 400 ``string_above_max_length`` naming it, never
+    forwarded; a ``function_call``'s is held to the same bound (no output could answer
+    it). 64 is served."""
+    err = refused_400(gw, param, "string_above_max_length", input=items, tools=[_fn("a")])
+    assert "maximum length 64, but got a string with length 65" in err.message
+    r = gw.client().responses.create(model="gpt-4o-mini", input=_turn("c" * 64), tools=[_fn("a")])
+    assert r.status == "completed"
+    assert last_sent(gw)["messages"][-1] == {
+        "role": "tool",
+        "tool_call_id": "c" * 64,
+        "content": "sunny",
+    }
+
+
+def test_a_conversation_item_call_id_over_64_characters_is_refused(gw: Harness) -> None:
+    c = gw.client()
+    with pytest.raises(openai.BadRequestError) as caught:
+        c.conversations.create(items=_turn("x" * 65, "x" * 65))  # type: ignore[arg-type]
+    err = caught.value
+    assert (err.param, err.code) == ("items[1].call_id", "string_above_max_length")

@@ -64,6 +64,10 @@ _ITEM_KEYS = {
     "function_call_output": frozenset({"type", "call_id", "output", "id", "status"}),
     "reasoning": frozenset({"type", "id", "summary", "encrypted_content", "content", "status"}),
 }
+#: A ``call_id``'s most characters: OpenAI's bound on a ``function_call_output``'s (its
+#: OpenAPI spec, ``FunctionCallOutputItemParam``), which a ``function_call``'s is held to
+#: as well: no output could answer a longer one.
+CALL_ID_MAX = 64
 _PART_KEYS = {
     "input_text": frozenset({"type", "text"}),
     "output_text": frozenset({"type", "text", "annotations", "logprobs"}),
@@ -141,10 +145,12 @@ def _check_item(item: Any, p: str, calls: set[str]) -> dict[str, Any]:
                 raise wrong_type(f"{p}.{k}", "a string", item.get(k))
         if not item["call_id"] or not item["name"]:
             raise bad_request(f"Invalid '{p}': empty call_id or name.", p, "empty_string")
+        _str(item, "call_id", most=CALL_ID_MAX, param=p + ".call_id")
         calls.add(item["call_id"])
     elif kind == "function_call_output":
         if not isinstance(item.get("call_id"), str) or not item["call_id"]:
             raise wrong_type(p + ".call_id", "a non-empty string", item.get("call_id"))
+        _str(item, "call_id", most=CALL_ID_MAX, param=p + ".call_id")
         out = item.get("output")
         if isinstance(out, list):
             for j, part in enumerate(out):
