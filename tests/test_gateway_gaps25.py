@@ -192,3 +192,22 @@ def test_a_conversation_item_call_id_over_64_characters_is_refused(gw: Harness) 
         c.conversations.create(items=_turn("x" * 65, "x" * 65))  # type: ignore[arg-type]
     err = caught.value
     assert (err.param, err.code) == ("items[1].call_id", "string_above_max_length")
+
+
+# -- 3. input: "" -----------------------------------------------------------------------
+
+
+def test_an_empty_input_string_is_refused(gw: Harness) -> None:
+    """No reference says what OpenAI does with ``input: ""`` (its spec sets no
+    ``minLength``): refused as ``empty_string`` naming ``input``, rather than sending an
+    empty user message (Anthropic and Bedrock refuse one), even with instructions."""
+    err = refused_400(gw, "input", "empty_string", input="")
+    assert "leave 'input' out" in err.message
+    refused_400(gw, "input", "empty_string", input="", instructions="Be brief.")
+    refused_400(gw, "input", "empty_string", input="", model=CLAUDE)
+    c = gw.client()  # what the message says to do is served
+    r = c.responses.create(model="gpt-4o-mini", instructions="Be brief.")
+    assert r.status == "completed"
+    assert [m["role"] for m in last_sent(gw)["messages"]] == ["system"]
+    more = c.responses.create(model="gpt-4o-mini", input=" ", previous_response_id=r.id)
+    assert more.status == "completed"  # a blank, but not empty, text is the client's

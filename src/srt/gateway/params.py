@@ -183,8 +183,17 @@ def _check_item(item: Any, p: str, calls: set[str]) -> dict[str, Any]:
 
 def check_items(value: Any, param: str, limit: int, *, text: bool = True) -> list[dict[str, Any]]:
     """Input items (a string is one user message, where ``text``), checked; ``id`` and
-    ``status`` dropped. The Conversations API takes an array only (``text=False``)."""
+    ``status`` dropped. The Conversations API takes an array only (``text=False``). An
+    empty string is refused: no reference says what OpenAI does with it, and it would
+    send an empty user message (which Anthropic and Bedrock refuse)."""
     if isinstance(value, str) and text:
+        if not value:
+            raise bad_request(
+                f"Invalid '{param}': empty string: give the text to send, or leave "
+                f"'{param}' out (or []) to continue from instructions or earlier items.",
+                param,
+                "empty_string",
+            )
         return [{"role": "user", "content": value}]
     if not isinstance(value, list):
         expected = "a string or an array of items" if text else "an array of items"
