@@ -211,3 +211,15 @@ def test_an_empty_input_string_is_refused(gw: Harness) -> None:
     assert [m["role"] for m in last_sent(gw)["messages"]] == ["system"]
     more = c.responses.create(model="gpt-4o-mini", input=" ", previous_response_id=r.id)
     assert more.status == "completed"  # a blank, but not empty, text is the client's
+
+
+# -- 4. background without store ------------------------------------------------------
+
+
+def test_background_without_store_is_an_invalid_value_naming_background(gw: Harness) -> None:
+    """Neither the spec nor the SDK names OpenAI's code: ``invalid_value`` (it had none),
+    naming ``background``, the parameter that needs the other; nothing sent or stored."""
+    err = refused_400(gw, "background", "invalid_value", background=True, store=False)
+    assert "store" in err.message
+    r = gw.client().responses.create(model="gpt-4o-mini", input="hi", background=True)
+    assert r.background and r.store

@@ -510,7 +510,12 @@ def parse_create(body: dict[str, Any], max_items: int) -> CreateResponse:
     background = bool(_bool(body, "background"))
     store = _bool(body, "store")
     if background and store is False:
-        raise bad_request("Background responses must be stored (store: true).", "background")
+        raise bad_request(  # (no reference names OpenAI's code: invalid_value)
+            "Background responses must be stored: 'background': true needs 'store' true "
+            "or left out (a background response is read back with GET).",
+            "background",
+            "invalid_value",
+        )
     return CreateResponse(
         model=model,
         input=items,
