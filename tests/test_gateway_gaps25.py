@@ -223,3 +223,33 @@ def test_background_without_store_is_an_invalid_value_naming_background(gw: Harn
     assert "store" in err.message
     r = gw.client().responses.create(model="gpt-4o-mini", input="hi", background=True)
     assert r.background and r.store
+
+
+# -- 5. a response not stored -----------------------------------------------------------
+
+
+def test_an_unstored_response_is_a_404_in_openais_words(gw: Harness) -> None:
+    """api.openai.com answers the retrieve (or delete) of a response it holds none of with
+    ``Response with id '...' not found.``, ``param`` and ``code`` null (its answers as
+    SDK tests record them): a ``store: false`` response, a deleted one, an id never
+    made, on every route that reads one."""
+    c = gw.client()
+    unstored = c.responses.create(model="gpt-4o-mini", input="hi", store=False).id
+    deleted = c.responses.create(model="gpt-4o-mini", input="hi").id
+    c.responses.delete(deleted)
+    reads = (
+        c.responses.retrieve,
+        c.responses.delete,
+        c.responses.input_items.list,
+        c.responses.cancel,
+    )
+    for rid in (unstored, deleted, "resp_never"):
+        for read in reads:
+            with pytest.raises(openai.NotFoundError) as caught:
+                read(rid)
+            assert caught.value.body == {
+                "message": f"Response with id '{rid}' not found.",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": None,
+            }
