@@ -184,12 +184,13 @@ def last_sent(h: Harness) -> dict[str, Any]:
 
 
 def refused_400(h: Harness, param: str, code: str, **fields: Any) -> openai.BadRequestError:
-    """``responses.create(input="hi", **fields)`` (model gpt-4o-mini unless given) is a
-    400 naming ``param`` with ``code``, and nothing was sent upstream or stored."""
+    """``responses.create(**fields)`` (model gpt-4o-mini and input "hi" unless given) is
+    a 400 naming ``param`` with ``code``, and nothing was sent upstream or stored."""
     before = h.srv.requests.total()
     fields.setdefault("model", "gpt-4o-mini")
+    fields.setdefault("input", "hi")
     with pytest.raises(openai.BadRequestError) as caught:
-        h.client().responses.create(input="hi", **fields)
+        h.client().responses.create(**fields)
     err = caught.value
     assert (err.status_code, err.param, err.code) == (400, param, code), err.body
     assert isinstance(err.body, dict) and err.body["type"] == "invalid_request_error"

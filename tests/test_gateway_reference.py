@@ -150,7 +150,6 @@ def test_nothing_to_send_is_refused_naming_input(gw: Harness, fields: dict[str, 
 @pytest.mark.parametrize(
     "choice",
     [
-        {"type": "allowed_tools", "mode": "auto", "tools": [{"type": "function", "name": "f"}]},
         {"type": "file_search"},
         {"type": "web_search_preview"},
         {"type": "mcp", "server_label": "x"},

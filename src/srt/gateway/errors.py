@@ -41,6 +41,7 @@ __all__ = [
     "chain_conflict",
     "from_exception",
     "not_found",
+    "response_not_found",
 ]
 
 _TYPES = {
@@ -102,6 +103,13 @@ def bad_request(message: str, param: str | None = None, code: str | None = None)
 
 def not_found(what: str, ident: str, param: str | None = None) -> ApiError:
     return ApiError(404, f"No {what} found with id '{ident}'.", param=param, code="not_found")
+
+
+def response_not_found(rid: str) -> ApiError:
+    """The 404 of a response id nothing is stored under (never made, deleted, or made
+    with ``store: false``), in OpenAI's words: its message, with ``param`` and ``code``
+    null (as api.openai.com answers a retrieve or delete of one)."""
+    return ApiError(404, f"Response with id '{rid}' not found.")
 
 
 def chain_conflict(rid: str) -> ApiError:

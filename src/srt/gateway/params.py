@@ -64,6 +64,10 @@ _ITEM_KEYS = {
     "function_call_output": frozenset({"type", "call_id", "output", "id", "status"}),
     "reasoning": frozenset({"type", "id", "summary", "encrypted_content", "content", "status"}),
 }
+#: A ``call_id``'s most characters: OpenAI's bound on a ``function_call_output``'s (its
+#: OpenAPI spec, ``FunctionCallOutputItemParam``), which a ``function_call``'s is held to
+#: as well: no output could answer a longer one.
+CALL_ID_MAX = 64
 _PART_KEYS = {
     "input_text": frozenset({"type", "text"}),
     "output_text": frozenset({"type", "text", "annotations", "logprobs"}),
@@ -141,10 +145,12 @@ def _check_item(item: Any, p: str, calls: set[str]) -> dict[str, Any]:
                 raise wrong_type(f"{p}.{k}", "a string", item.get(k))
         if not item["call_id"] or not item["name"]:
             raise bad_request(f"Invalid '{p}': empty call_id or name.", p, "empty_string")
+        _str(item, "call_id", most=CALL_ID_MAX, param=p + ".call_id")
         calls.add(item["call_id"])
     elif kind == "function_call_output":
         if not isinstance(item.get("call_id"), str) or not item["call_id"]:
             raise wrong_type(p + ".call_id", "a non-empty string", item.get("call_id"))
+        _str(item, "call_id", most=CALL_ID_MAX, param=p + ".call_id")
         out = item.get("output")
         if isinstance(out, list):
             for j, part in enumerate(out):
@@ -177,8 +183,17 @@ def _check_item(item: Any, p: str, calls: set[str]) -> dict[str, Any]:
 
 def check_items(value: Any, param: str, limit: int, *, text: bool = True) -> list[dict[str, Any]]:
     """Input items (a string is one user message, where ``text``), checked; ``id`` and
-    ``status`` dropped. The Conversations API takes an array only (``text=False``)."""
+    ``status`` dropped. The Conversations API takes an array only (``text=False``). An
+    empty string is refused: no reference says what OpenAI does with it, and it would
+    send an empty user message (which Anthropic and Bedrock refuse)."""
     if isinstance(value, str) and text:
+        if not value:
+            raise bad_request(
+                f"Invalid '{param}': empty string: give the text to send, or leave "
+                f"'{param}' out (or []) to continue from instructions or earlier items.",
+                param,
+                "empty_string",
+            )
         return [{"role": "user", "content": value}]
     if not isinstance(value, list):
         expected = "a string or an array of items" if text else "an array of items"
@@ -231,6 +246,55 @@ def _check_tools(value: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _check_allowed(value: dict[str, Any], tools: list[dict[str, Any]]) -> dict[str, Any]:
+    """``{"type": "allowed_tools", "mode": "auto"|"required", "tools": [...]}``: each
+    entry a function of ``tools`` (``{"type": "function", "name": ...}``, as OpenAI's
+    Responses API writes it; other members of an entry are taken, as OpenAI takes them)."""
+    extra = sorted(set(value) - {"type", "mode", "tools"})
+    if extra:
+        p = f"tool_choice.{extra[0]}"
+        raise bad_request(f"Unknown parameter: '{p}'.", p, "unknown_parameter")
+    for k in ("mode", "tools"):
+        if value.get(k) is None:
+            p = f"tool_choice.{k}"
+            raise bad_request(
+                f"Missing required parameter: '{p}'.", p, "missing_required_parameter"
+            )
+    if value["mode"] not in ("auto", "required"):
+        raise bad_request(
+            "Invalid value for 'tool_choice.mode': 'auto' or 'required'.",
+            "tool_choice.mode",
+            "invalid_value",
+        )
+    entries = value["tools"]
+    if not isinstance(entries, list):
+        raise wrong_type("tool_choice.tools", "an array", entries)
+    if not entries:
+        raise bad_request(
+            "Invalid 'tool_choice.tools': empty array: name at least one tool of 'tools'.",
+            "tool_choice.tools",
+            "empty_array",
+        )
+    names = {t["name"] for t in tools}
+    for i, t in enumerate(entries):
+        p = f"tool_choice.tools[{i}]"
+        if not isinstance(t, dict):
+            raise wrong_type(p, "an object", t)
+        if t.get("type") != "function" or t.get("name") not in names:
+            what = (
+                f"function {t.get('name')!r}"
+                if t.get("type") == "function"
+                else f"a tool of type {t.get('type')!r}"
+            )
+            raise bad_request(
+                f"'{p}' names {what}, which is not in tools: allowed_tools names "
+                'function tools of the request as {"type": "function", "name": ...}.',
+                "tool_choice",
+                "invalid_value",
+            )
+    return value
+
+
 def _check_tool_choice(value: Any, tools: list[dict[str, Any]]) -> str | dict[str, Any] | None:
     if value is None or value in ("auto", "none", "required"):
         if value == "required" and not tools:
@@ -249,17 +313,19 @@ def _check_tool_choice(value: Any, tools: list[dict[str, Any]]) -> str | dict[st
             )
         return value
     kind = value.get("type") if isinstance(value, dict) else None
+    if kind == "allowed_tools":
+        return _check_allowed(value, tools)
     if isinstance(kind, str) and kind != "function":  # OpenAI's other forms: not served here
         raise bad_request(
             f"tool_choice of type '{kind}' is not supported by this gateway: it serves "
-            "function tools only; use 'auto', 'none', 'required' or "
-            '{"type": "function", "name": ...}.',
+            "function tools only; use 'auto', 'none', 'required', "
+            '{"type": "function", "name": ...} or {"type": "allowed_tools", ...}.',
             "tool_choice",
             "unsupported_parameter",
         )
     raise bad_request(
-        "Invalid 'tool_choice': one of 'auto', 'none', 'required' or "
-        '{"type": "function", "name": ...}.',
+        "Invalid 'tool_choice': one of 'auto', 'none', 'required', "
+        '{"type": "function", "name": ...} or {"type": "allowed_tools", ...}.',
         "tool_choice",
         "invalid_value",
     )
@@ -444,7 +510,12 @@ def parse_create(body: dict[str, Any], max_items: int) -> CreateResponse:
     background = bool(_bool(body, "background"))
     store = _bool(body, "store")
     if background and store is False:
-        raise bad_request("Background responses must be stored (store: true).", "background")
+        raise bad_request(  # (no reference names OpenAI's code: invalid_value)
+            "Background responses must be stored: 'background': true needs 'store' true "
+            "or left out (a background response is read back with GET).",
+            "background",
+            "invalid_value",
+        )
     return CreateResponse(
         model=model,
         input=items,

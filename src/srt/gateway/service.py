@@ -28,10 +28,17 @@ from ..runtime import Runtime
 from ..store import ObjectPut
 from ..wire import get_format
 from ..wire.base import WireFormat
-from ..wire.params import CommonParams, translate
+from ..wire.params import CommonParams, offered, translate
 from . import items as it
 from .config import Config, Route
-from .errors import ApiError, bad_request, chain_conflict, from_exception, not_found
+from .errors import (
+    ApiError,
+    bad_request,
+    chain_conflict,
+    from_exception,
+    not_found,
+    response_not_found,
+)
 from .events import Emit, Events, replay
 from .params import CreateResponse
 from .records import Owner, Records, digest, new_id, new_response, settle
@@ -151,6 +158,7 @@ class Gateway:
         )
         compatible = isinstance(provider, OpenAICompatible)
         kw = translated(fmt, common, compatible)
+        kw["tools"] = offered(fmt, p.tool_choice, p.tools) or None
         # the client's cache key replaces srt's own where the upstream takes one (an
         # upstream without one caches by prefix: srt places its breakpoints)
         key_param = getattr(provider, "cache_key_param", None) or fmt.cache.key_param
@@ -256,7 +264,6 @@ class Gateway:
             append.append(p.input)
         call: dict[str, Any] = {
             "model": up_model,
-            "tools": p.tools or None,
             "append": append,
             "keep": p.store,
         }
@@ -422,7 +429,7 @@ class Gateway:
         here = rid in self.cancels  # (before the read: a run that ends after it wrote its end)
         found = self.records.get_response(tenant, rid)
         if found is None:
-            raise not_found("response", rid)
+            raise response_not_found(rid)
         rec, node = found
         resp: dict[str, Any] = rec["response"]
         if rec.get("output_from") and node is not None:
@@ -469,7 +476,7 @@ class Gateway:
         with them (their records name their own nodes)."""
         found = self.records.forget_response(tenant, rid)
         if found is None:
-            raise not_found("response", rid)
+            raise response_not_found(rid)
         thread, node = found
         if thread is not None:
             self.threads.drop(thread, node)
@@ -480,7 +487,7 @@ class Gateway:
     ) -> dict[str, Any]:
         found = self.records.get_response(tenant, rid)
         if found is None:
-            raise not_found("response", rid)
+            raise response_not_found(rid)
         rec, node = found
         rows = self.rt.store.chain(node) if node is not None else []
         rows = rows[: rec["out_start"]]
@@ -493,7 +500,7 @@ class Gateway:
     def cancel(self, tenant: str, rid: str) -> dict[str, Any]:
         found = self.records.get_response(tenant, rid)
         if found is None:
-            raise not_found("response", rid)
+            raise response_not_found(rid)
         rec, _node = found
         if not rec["response"].get("background"):
             raise bad_request("Only background responses can be cancelled.", code="invalid_value")

@@ -46,22 +46,28 @@ def wrong_type(param: str, expected: str, value: Any) -> ApiError:
 
 
 def string(
-    body: Mapping[str, Any], key: str, *, empty: bool = True, most: int | None = None
+    body: Mapping[str, Any],
+    key: str,
+    *,
+    empty: bool = True,
+    most: int | None = None,
+    param: str | None = None,
 ) -> str | None:
     """``body[key]``: a string (``empty``: may be ""; ``most``: at most that many
-    characters), or None when absent or null."""
+    characters), or None when absent or null; an error names ``param`` (else ``key``)."""
     v = body.get(key)
+    param = param or key
     if v is None:
         return None
     if not isinstance(v, str):
-        raise wrong_type(key, "a string", v)
+        raise wrong_type(param, "a string", v)
     if not empty and not v:
-        raise bad_request(f"Invalid '{key}': empty string.", key, "empty_string")
+        raise bad_request(f"Invalid '{param}': empty string.", param, "empty_string")
     if most is not None and len(v) > most:
         raise bad_request(
-            f"Invalid '{key}': string too long. Expected a string with maximum length "
+            f"Invalid '{param}': string too long. Expected a string with maximum length "
             f"{most}, but got a string with length {len(v)} instead.",
-            key,
+            param,
             "string_above_max_length",
         )
     return v

@@ -3,7 +3,9 @@
 ``translate(format, CommonParams(...))`` gives the body parameters for ``Session.send``:
 ``max_output_tokens`` becomes ``max_completion_tokens`` (OpenAI Chat; ``max_tokens`` for
 OpenAI-compatible servers), ``max_tokens`` (Anthropic) or ``inferenceConfig.maxTokens``
-(Bedrock); ``tool_choice`` and ``parallel_tool_calls`` take each API's shape; ``user`` and
+(Bedrock); ``tool_choice`` and ``parallel_tool_calls`` take each API's shape (an
+``allowed_tools`` choice, which Anthropic and Bedrock have no form for, is its ``mode``
+there, with only the tools it allows sent: ``offered``); ``user`` and
 ``safety_identifier`` go to OpenAI as they are and to Anthropic as ``metadata.user_id``
 (Bedrock has no field for them); ``text.verbosity`` is Chat's ``verbosity``, and a
 reasoning summary is Responses' alone. A
@@ -13,13 +15,14 @@ dropped. Pure: no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UnsupportedFeatureError
 from .base import WireFormat
 
-__all__ = ["CommonParams", "translate"]
+__all__ = ["CommonParams", "offered", "translate"]
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ def _openai(fmt: WireFormat, p: CommonParams, compatible: bool) -> dict[str, Any
     choice = p.tool_choice
     if choice is not None:
         if isinstance(choice, dict) and not responses:
-            choice = {"type": "function", "function": {"name": choice["name"]}}
+            choice = _chat_choice(choice)
         out["tool_choice"] = choice
     fmt_spec = (p.text or {}).get("format")
     verbosity = (p.text or {}).get("verbosity")
@@ -88,6 +91,35 @@ def _openai(fmt: WireFormat, p: CommonParams, compatible: bool) -> dict[str, Any
             if p.reasoning.get("effort") is not None:
                 out["reasoning_effort"] = p.reasoning["effort"]
     return out
+
+
+def _chat_choice(choice: dict[str, Any]) -> dict[str, Any]:
+    """A Responses ``tool_choice`` object in Chat's words: a function by name, or the
+    allowed tools (``ChatCompletionAllowedToolChoiceParam``)."""
+    if choice.get("type") == "allowed_tools":
+        named = [{"type": "function", "function": {"name": t["name"]}} for t in choice["tools"]]
+        return {"type": "allowed_tools", "allowed_tools": {"mode": choice["mode"], "tools": named}}
+    return {"type": "function", "function": {"name": choice["name"]}}
+
+
+def _allowed(choice: Any) -> bool:
+    return isinstance(choice, dict) and choice.get("type") == "allowed_tools"
+
+
+def _allowed_mode(choice: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
+    """Where a format has no allowed-tools form (Anthropic, Bedrock): its ``mode``, the
+    tools it allows being all those sent (``offered``)."""
+    return str(choice["mode"]) if _allowed(choice) else choice  # type: ignore[index]
+
+
+def offered(fmt: WireFormat, tool_choice: Any, tools: Sequence[Any]) -> list[Any]:
+    """The tools sent to ``fmt``: all of ``tools``; but to a format with no allowed-tools
+    form (Anthropic, Bedrock), an ``allowed_tools`` choice sends only those it names, in
+    ``tools``' order (then its ``mode`` is the choice: ``translate``)."""
+    if fmt.provider not in ("anthropic", "bedrock") or not _allowed(tool_choice):
+        return list(tools)
+    names = {t["name"] for t in tool_choice["tools"]}
+    return [t for t in tools if t.get("name") in names]
 
 
 def _unsupported_text(fmt: WireFormat, p: CommonParams) -> None:
@@ -132,7 +164,7 @@ def _anthropic(fmt: WireFormat, p: CommonParams) -> dict[str, Any]:
         out["temperature"] = _at_most_one(fmt, p.temperature)
     if p.top_p is not None:
         out["top_p"] = p.top_p
-    choice = p.tool_choice
+    choice = _allowed_mode(p.tool_choice)
     spec: dict[str, Any] | None = None
     if choice == "auto":
         spec = {"type": "auto"}
@@ -154,8 +186,10 @@ def _anthropic(fmt: WireFormat, p: CommonParams) -> dict[str, Any]:
 
 def _bedrock(fmt: WireFormat, p: CommonParams) -> dict[str, Any]:
     _unsupported_other(fmt, p)
-    if p.tool_choice not in (None, "auto"):
-        raise UnsupportedFeatureError(fmt.name, f"tool_choice {p.tool_choice!r}")
+    choice = _allowed_mode(p.tool_choice)
+    if choice not in (None, "auto"):
+        what = f"allowed_tools mode {choice!r}" if _allowed(p.tool_choice) else repr(choice)
+        raise UnsupportedFeatureError(fmt.name, f"tool_choice {what}")
     if p.parallel_tool_calls is False:  # Converse has no switch for it
         raise UnsupportedFeatureError(fmt.name, "parallel_tool_calls False")
     config: dict[str, Any] = {}
