@@ -34,6 +34,7 @@ MESSAGE_KEYS = frozenset(
 )
 COUNT_KEYS = frozenset("model messages system tools tool_choice thinking".split())
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+_TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
 _MEDIA = ("image/jpeg", "image/png", "image/gif", "image/webp")
 _TYPES = {
     400: "invalid_request_error",
@@ -138,6 +139,7 @@ def _check_block(block: Any, role: str, where: str, ids: set[str]) -> str:
             raise bad(f"{where}: tool_use needs 'id' and 'name'")
         if not isinstance(block.get("input"), dict):
             raise bad(f"{where}.input: Input should be a valid dictionary")
+        _check_id(block["id"], f"{where}.tool_use.id")
         if block["id"] in ids:
             raise bad(f"messages: `tool_use` ids must be unique; found a duplicate {block['id']}")
         ids.add(block["id"])
@@ -145,6 +147,7 @@ def _check_block(block: Any, role: str, where: str, ids: set[str]) -> str:
         tid = block.get("tool_use_id")
         if not isinstance(tid, str):
             raise bad(f"{where}.tool_use_id: Field required")
+        _check_id(tid, f"{where}.tool_result.tool_use_id")
         if tid not in ids:
             raise bad(
                 f"{where}: unexpected `tool_use_id` found in `tool_result` blocks: {tid}. "
@@ -167,6 +170,11 @@ def _check_block(block: Any, role: str, where: str, ids: set[str]) -> str:
     elif kind == "redacted_thinking" and not isinstance(block.get("data"), str):
         raise bad(f"{where}.data: Field required")
     return ""
+
+
+def _check_id(value: str, where: str) -> None:
+    if not _TOOL_ID.match(value):
+        raise bad(f"{where}: String should match pattern '^[a-zA-Z0-9_-]+$'")
 
 
 def _get(obj: Any, key: str) -> Any:

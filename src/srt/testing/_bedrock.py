@@ -59,6 +59,8 @@ _BLOCKS = {
 }
 _ROLE_ONLY = {"toolUse": "assistant", "reasoningContent": "assistant", "toolResult": "user"}
 _FORMATS = ("png", "jpeg", "gif", "webp")
+#: ``ToolUseId`` in botocore's bedrock-runtime model: 1 to 64 characters of this class.
+_TOOL_ID = "[a-zA-Z0-9_.:-]+"
 
 
 def bad(message: str) -> ApiError:
@@ -148,6 +150,24 @@ def _only_key(block: Any, where: str, allowed: set[str]) -> str:
     return key
 
 
+def _check_id(value: str, where: str, block: str) -> None:
+    """A ``toolUseId`` checked as AWS checks a request's members (a ``ValidationException``
+    naming the member by its path, ``messages.2.member.content.0.member...``)."""
+    if not value:
+        rule = "Member must have length greater than or equal to 1"
+    elif len(value) > 64:
+        rule = "Member must have length less than or equal to 64"
+    elif not re.fullmatch(_TOOL_ID, value):
+        rule = f"Member must satisfy regular expression pattern: {_TOOL_ID}"
+    else:
+        return
+    at = where.replace(".content.", ".member.content.") + f".member.{block}.toolUseId"
+    raise bad(
+        f"1 validation error detected: Value '{value}' at '{at}' failed to satisfy "
+        f"constraint: {rule}"
+    )
+
+
 def _check_block(key: str, value: Any, role: str, where: str, ids: set[str]) -> str:
     need = _ROLE_ONLY.get(key)
     if need and need != role:
@@ -170,10 +190,12 @@ def _check_block(key: str, value: Any, role: str, where: str, ids: set[str]) -> 
         )
         if not ok or "input" not in value:
             raise bad(f"{where}.toolUse: needs toolUseId, name and input")
+        _check_id(value["toolUseId"], where, "toolUse")
         ids.add(value["toolUseId"])
     elif key == "toolResult":
         if not isinstance(value, dict) or not isinstance(value.get("toolUseId"), str):
             raise bad(f"{where}.toolResult: needs toolUseId")
+        _check_id(value["toolUseId"], where, "toolResult")
         if value["toolUseId"] not in ids:
             raise bad(
                 f"{where}: the toolResult's toolUseId {value['toolUseId']} does not match a "
