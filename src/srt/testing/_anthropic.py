@@ -177,6 +177,21 @@ def _check_id(value: str, where: str) -> None:
         raise bad(f"{where}: String should match pattern '^[a-zA-Z0-9_-]+$'")
 
 
+def _unanswered(blocks: list[Any], nxt: Any) -> list[str]:
+    """The ids of ``blocks``' tool_use blocks that the next message ``nxt`` (None: the
+    request ends) has no tool_result block for."""
+    calls = [b["id"] for b in blocks if b.get("type") == "tool_use"]
+    if not calls:
+        return []
+    content = nxt.get("content") if isinstance(nxt, dict) and nxt.get("role") == "user" else None
+    answered = {
+        b.get("tool_use_id")
+        for b in (content if isinstance(content, list) else ())
+        if isinstance(b, dict) and b.get("type") == "tool_result"
+    }
+    return [c for c in calls if c not in answered]
+
+
 def _get(obj: Any, key: str) -> Any:
     return obj.get(key) if isinstance(obj, dict) else None
 
@@ -350,6 +365,15 @@ def prepare_messages(body: Any, count_only: bool = False) -> Prepared:
             last = blocks[-1]
             if last.get("type") == "text" and last["text"] != last["text"].rstrip():
                 raise bad("final assistant content cannot end with trailing whitespace")
+    for i, m in enumerate(messages):  # (once every block is well-formed, as the API does)
+        blocks = m["content"] if isinstance(m["content"], list) else []
+        missing = _unanswered(blocks, messages[i + 1] if i + 1 < len(messages) else None)
+        if missing:
+            raise bad(
+                f"messages.{i}: `tool_use` ids were found without `tool_result` blocks "
+                f"immediately after: {', '.join(missing)}. Each `tool_use` block must have a "
+                "corresponding `tool_result` block in the next message."
+            )
     if len(bp.points) > 4:
         raise bad(
             f"A maximum of 4 blocks with cache_control may be provided. Found {len(bp.points)}."

@@ -168,6 +168,21 @@ def _check_id(value: str, where: str, block: str) -> None:
     )
 
 
+def _unanswered(content: list[Any], nxt: Any) -> list[str]:
+    """The toolUseIds of ``content``'s toolUse blocks that the next message ``nxt``
+    (None: the request ends) has no toolResult block for."""
+    calls = list(dict.fromkeys(b["toolUse"]["toolUseId"] for b in content if "toolUse" in b))
+    if not calls:
+        return []
+    blocks = nxt.get("content") if isinstance(nxt, dict) and nxt.get("role") == "user" else None
+    answered = {
+        b["toolResult"].get("toolUseId")
+        for b in (blocks if isinstance(blocks, list) else ())
+        if isinstance(b, dict) and isinstance(b.get("toolResult"), dict)
+    }
+    return [c for c in calls if c not in answered]
+
+
 def _check_block(key: str, value: Any, role: str, where: str, ids: set[str]) -> str:
     need = _ROLE_ONLY.get(key)
     if need and need != role:
@@ -349,6 +364,13 @@ def prepare_converse(body: Any, model: str, stream: bool) -> Prepared:
             raise bad(f"{w}.content: a message needs at least one content block")
         if role == "user":
             last_user = " ".join(t for t in texts if t)
+    for i, m in enumerate(messages):  # (once every block is well-formed, as the API does)
+        missing = _unanswered(m["content"], messages[i + 1] if i + 1 < len(messages) else None)
+        if missing:
+            raise bad(
+                f"Expected toolResult blocks at messages.{i + 1}.content for the following "
+                f"Ids: {', '.join(missing)}"
+            )
     if len(pts.points) > 4:
         raise bad(
             f"The number of cache points in the request ({len(pts.points)}) exceeds the "
