@@ -1,10 +1,12 @@
 """The fakes of ``srt.testing`` refuse a request that leaves a tool call without its
 result as each real API does (status, error type and message, read by the SDKs' error
 models), on all six endpoints; srt refuses such a request itself before sending, so these
-send raw requests with httpx."""
+send raw requests with httpx. And OpenAI Chat's tool message, which takes text parts
+only: srt refuses an image in one before anything is sent."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,8 +14,10 @@ import httpx
 import pytest
 from openai.types.shared import ErrorObject
 
+import srt
 from srt.testing import ProviderServer
-from test_agent_loop import KEY, MODELS
+from support import provider_on
+from test_agent_loop import KEY, MODELS, WEATHER
 from test_agent_loop_ids import anthropic_refusal, bedrock_refusal
 
 BEARER = {"authorization": f"Bearer {KEY}"}
@@ -152,3 +156,67 @@ def test_the_bedrock_fake_refuses_a_call_left_without_its_result(
             url, json={"messages": [*turns, {"role": "user", "content": both}]}, headers=BEARER
         )
         assert r.status_code == 200
+
+
+# -- OpenAI Chat's tool message takes text parts only ------------------------------------
+
+PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(24)).decode()
+IMAGE = {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}
+
+
+@pytest.mark.parametrize("kind", ["openai", "azure", "compatible"])
+def test_an_image_in_a_chat_tool_message_is_refused_before_sending(
+    rt: srt.Runtime, srv: ProviderServer, kind: str
+) -> None:
+    s = rt.session(f"image-{kind}")
+    s.append(
+        {"role": "user", "content": "Look"},
+        {"role": "assistant", "content": None, "tool_calls": [CALL]},
+    )
+    shown = {"role": "tool", "tool_call_id": "call_1", "content": [IMAGE]}
+    with provider_on(kind, srv.url, KEY) as p:
+        for stream in (False, True):
+            with pytest.raises(srt.UnsupportedFeatureError) as info:
+                if stream:
+                    list(s.stream(p, model=MODELS[kind], tools=[WEATHER], append=shown))
+                else:
+                    s.send(p, model=MODELS[kind], tools=[WEATHER], append=shown)
+            assert str(info.value) == (
+                f"{info.value.format} cannot express image_url parts in a tool message (the "
+                "result for call 'call_1'): its content takes text parts only"
+            )
+            assert info.value.format in ("openai.chat", "azure.chat")
+            assert sum(srv.requests.values()) == 0 and len(s) == 2  # nothing sent or written
+        # text parts are what Chat's tool message takes: sent as stored, byte for byte
+        texts = {
+            "role": "tool",
+            "tool_call_id": "call_1",
+            "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+        }
+        srv.script("*", ["Seen."])
+        assert s.send(p, model=MODELS[kind], append=texts).message["content"] == "Seen."
+    assert s.messages_bytes()[2] in s.request("openai.chat", model="m")
+
+
+def test_a_chat_tool_message_with_an_image_is_refused_in_a_long_history(rt: srt.Runtime) -> None:
+    """Loaded with a long history at once (the builder's path for a whole chain), the
+    image in an earlier tool message is refused as well, and a text-only tool history
+    is sent as stored."""
+    s = rt.session("long")
+    steps: list[dict[str, Any]] = [{"role": "user", "content": "go"}]
+    for n in range(12):
+        call = {**CALL, "id": f"call_{n}"}
+        content: Any = [IMAGE] if n == 3 else f"r{n}"
+        steps += [
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": f"call_{n}", "content": content},
+        ]
+    s.append(*steps)
+    with pytest.raises(srt.UnsupportedFeatureError, match="'call_3'"):
+        rt.session("long").request("openai.chat", model="m")
+    plain = rt.session("plain")
+    steps[8]["content"] = [{"type": "text", "text": "r3"}]
+    plain.append(*steps)
+    body = rt.session("plain").request("openai.chat", model="m")
+    assert body.count(b'"role":"tool"') == 12
+    assert all(b in body for b in plain.messages_bytes())
