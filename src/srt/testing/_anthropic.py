@@ -34,6 +34,7 @@ MESSAGE_KEYS = frozenset(
 )
 COUNT_KEYS = frozenset("model messages system tools tool_choice thinking".split())
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+_TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
 _MEDIA = ("image/jpeg", "image/png", "image/gif", "image/webp")
 _TYPES = {
     400: "invalid_request_error",
@@ -138,6 +139,7 @@ def _check_block(block: Any, role: str, where: str, ids: set[str]) -> str:
             raise bad(f"{where}: tool_use needs 'id' and 'name'")
         if not isinstance(block.get("input"), dict):
             raise bad(f"{where}.input: Input should be a valid dictionary")
+        _check_id(block["id"], f"{where}.tool_use.id")
         if block["id"] in ids:
             raise bad(f"messages: `tool_use` ids must be unique; found a duplicate {block['id']}")
         ids.add(block["id"])
@@ -145,6 +147,7 @@ def _check_block(block: Any, role: str, where: str, ids: set[str]) -> str:
         tid = block.get("tool_use_id")
         if not isinstance(tid, str):
             raise bad(f"{where}.tool_use_id: Field required")
+        _check_id(tid, f"{where}.tool_result.tool_use_id")
         if tid not in ids:
             raise bad(
                 f"{where}: unexpected `tool_use_id` found in `tool_result` blocks: {tid}. "
@@ -167,6 +170,26 @@ def _check_block(block: Any, role: str, where: str, ids: set[str]) -> str:
     elif kind == "redacted_thinking" and not isinstance(block.get("data"), str):
         raise bad(f"{where}.data: Field required")
     return ""
+
+
+def _check_id(value: str, where: str) -> None:
+    if not _TOOL_ID.match(value):
+        raise bad(f"{where}: String should match pattern '^[a-zA-Z0-9_-]+$'")
+
+
+def _unanswered(blocks: list[Any], nxt: Any) -> list[str]:
+    """The ids of ``blocks``' tool_use blocks that the next message ``nxt`` (None: the
+    request ends) has no tool_result block for."""
+    calls = [b["id"] for b in blocks if b.get("type") == "tool_use"]
+    if not calls:
+        return []
+    content = nxt.get("content") if isinstance(nxt, dict) and nxt.get("role") == "user" else None
+    answered = {
+        b.get("tool_use_id")
+        for b in (content if isinstance(content, list) else ())
+        if isinstance(b, dict) and b.get("type") == "tool_result"
+    }
+    return [c for c in calls if c not in answered]
 
 
 def _get(obj: Any, key: str) -> Any:
@@ -342,6 +365,15 @@ def prepare_messages(body: Any, count_only: bool = False) -> Prepared:
             last = blocks[-1]
             if last.get("type") == "text" and last["text"] != last["text"].rstrip():
                 raise bad("final assistant content cannot end with trailing whitespace")
+    for i, m in enumerate(messages):  # (once every block is well-formed, as the API does)
+        blocks = m["content"] if isinstance(m["content"], list) else []
+        missing = _unanswered(blocks, messages[i + 1] if i + 1 < len(messages) else None)
+        if missing:
+            raise bad(
+                f"messages.{i}: `tool_use` ids were found without `tool_result` blocks "
+                f"immediately after: {', '.join(missing)}. Each `tool_use` block must have a "
+                "corresponding `tool_result` block in the next message."
+            )
     if len(bp.points) > 4:
         raise bad(
             f"A maximum of 4 blocks with cache_control may be provided. Found {len(bp.points)}."

@@ -59,6 +59,8 @@ _BLOCKS = {
 }
 _ROLE_ONLY = {"toolUse": "assistant", "reasoningContent": "assistant", "toolResult": "user"}
 _FORMATS = ("png", "jpeg", "gif", "webp")
+#: ``ToolUseId`` in botocore's bedrock-runtime model: 1 to 64 characters of this class.
+_TOOL_ID = "[a-zA-Z0-9_.:-]+"
 
 
 def bad(message: str) -> ApiError:
@@ -148,6 +150,39 @@ def _only_key(block: Any, where: str, allowed: set[str]) -> str:
     return key
 
 
+def _check_id(value: str, where: str, block: str) -> None:
+    """A ``toolUseId`` checked as AWS checks a request's members (a ``ValidationException``
+    naming the member by its path, ``messages.2.member.content.0.member...``)."""
+    if not value:
+        rule = "Member must have length greater than or equal to 1"
+    elif len(value) > 64:
+        rule = "Member must have length less than or equal to 64"
+    elif not re.fullmatch(_TOOL_ID, value):
+        rule = f"Member must satisfy regular expression pattern: {_TOOL_ID}"
+    else:
+        return
+    at = where.replace(".content.", ".member.content.") + f".member.{block}.toolUseId"
+    raise bad(
+        f"1 validation error detected: Value '{value}' at '{at}' failed to satisfy "
+        f"constraint: {rule}"
+    )
+
+
+def _unanswered(content: list[Any], nxt: Any) -> list[str]:
+    """The toolUseIds of ``content``'s toolUse blocks that the next message ``nxt``
+    (None: the request ends) has no toolResult block for."""
+    calls = list(dict.fromkeys(b["toolUse"]["toolUseId"] for b in content if "toolUse" in b))
+    if not calls:
+        return []
+    blocks = nxt.get("content") if isinstance(nxt, dict) and nxt.get("role") == "user" else None
+    answered = {
+        b["toolResult"].get("toolUseId")
+        for b in (blocks if isinstance(blocks, list) else ())
+        if isinstance(b, dict) and isinstance(b.get("toolResult"), dict)
+    }
+    return [c for c in calls if c not in answered]
+
+
 def _check_block(key: str, value: Any, role: str, where: str, ids: set[str]) -> str:
     need = _ROLE_ONLY.get(key)
     if need and need != role:
@@ -170,10 +205,12 @@ def _check_block(key: str, value: Any, role: str, where: str, ids: set[str]) -> 
         )
         if not ok or "input" not in value:
             raise bad(f"{where}.toolUse: needs toolUseId, name and input")
+        _check_id(value["toolUseId"], where, "toolUse")
         ids.add(value["toolUseId"])
     elif key == "toolResult":
         if not isinstance(value, dict) or not isinstance(value.get("toolUseId"), str):
             raise bad(f"{where}.toolResult: needs toolUseId")
+        _check_id(value["toolUseId"], where, "toolResult")
         if value["toolUseId"] not in ids:
             raise bad(
                 f"{where}: the toolResult's toolUseId {value['toolUseId']} does not match a "
@@ -327,6 +364,13 @@ def prepare_converse(body: Any, model: str, stream: bool) -> Prepared:
             raise bad(f"{w}.content: a message needs at least one content block")
         if role == "user":
             last_user = " ".join(t for t in texts if t)
+    for i, m in enumerate(messages):  # (once every block is well-formed, as the API does)
+        missing = _unanswered(m["content"], messages[i + 1] if i + 1 < len(messages) else None)
+        if missing:
+            raise bad(
+                f"Expected toolResult blocks at messages.{i + 1}.content for the following "
+                f"Ids: {', '.join(missing)}"
+            )
     if len(pts.points) > 4:
         raise bad(
             f"The number of cache points in the request ({len(pts.points)}) exceeds the "

@@ -209,6 +209,27 @@ def _chat_content(msg: JSON, p: str) -> None:
                 raise bad(f"Missing required parameter: '{q}.image_url.url'.", q)
 
 
+def _chat_answered(messages: list[JSON]) -> None:
+    """Each assistant message's tool calls answered by the tool messages right after it."""
+    for i, msg in enumerate(messages):
+        calls = msg.get("tool_calls") if msg.get("role") == "assistant" else None
+        if not calls:
+            continue
+        open_ = list(dict.fromkeys(c["id"] for c in calls))  # (an id repeated: answered once)
+        k = i + 1
+        while k < len(messages) and messages[k].get("role") == "tool":
+            if messages[k]["tool_call_id"] in open_:
+                open_.remove(messages[k]["tool_call_id"])
+            k += 1
+        if open_:
+            raise bad(
+                "An assistant message with 'tool_calls' must be followed by tool messages "
+                "responding to each 'tool_call_id'. The following tool_call_ids did not have "
+                f"response messages: {', '.join(open_)}",
+                f"messages.[{k if k < len(messages) else i}].role",
+            )
+
+
 def prepare_chat(body: Any, deployment: str | None = None) -> Prepared:
     """Validate a Chat Completions body like the real API; raise ``ApiError`` on a fault."""
     _common_params(body, CHAT_KEYS)
@@ -276,6 +297,7 @@ def prepare_chat(body: Any, deployment: str | None = None) -> Prepared:
             last_user = _text_of(msg.get("content"))
         units.append(dumps(msg))
         labels.append(f"message:{i}")
+    _chat_answered(messages)
     stream = bool(body.get("stream"))
     so = body.get("stream_options")
     if so is not None:
@@ -402,6 +424,10 @@ def prepare_responses(body: Any, chain: list[JSON], model: str | None = None) ->
         _check_item(item, f"input[{i}]", call_ids)
         if item.get("role") == "user":
             last_user = _text_of(item.get("content"))
+    outputs = {x.get("call_id") for x in chain + items if x.get("type") == "function_call_output"}
+    for x in chain + items:
+        if x.get("type") == "function_call" and x["call_id"] not in outputs:
+            raise bad(f"No tool output found for function call {x['call_id']}.", "input")
     for i, item in enumerate(chain + items):
         units.append(dumps(strip_markers(item)))
         labels.append(f"item:{i}")

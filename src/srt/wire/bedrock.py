@@ -50,6 +50,7 @@ from .anthropic import (
     data_url,
     image_spec,
 )
+from .anthropic.ids import BEDROCK_IDS
 from .base import (
     Event,
     StreamDecoder,
@@ -207,10 +208,12 @@ class Bedrock(BlockFormat):
             if isinstance(content, str)
             else self._parts(content, "a tool message", notes)
         )
-        return {"toolResult": {"toolUseId": call_id, "content": result}}
+        return {"toolResult": {"toolUseId": BEDROCK_IDS.wire(call_id), "content": result}}
 
     def _tool_use(self, call_id: str, name: str, arguments: Any) -> dict[str, Any]:
-        return {"toolUse": {"toolUseId": call_id, "name": name, "input": arguments}}
+        return {
+            "toolUse": {"toolUseId": BEDROCK_IDS.wire(call_id), "name": name, "input": arguments}
+        }
 
     def tool_fragment(self, tool: dict[str, Any]) -> bytes:
         fn = json.loads(canonical_tool(tool))["function"]

@@ -17,11 +17,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
+from operator import methodcaller
 from typing import Any
 
 from .._core import find_odd_key
 from .._types import Reply, Usage
-from ..errors import ProviderResponseError
+from ..errors import ProviderResponseError, UnsupportedFeatureError
 from ..message import SENT_KEYS
 from ..tokens import Tokenizer, openai_tokenizer
 from .base import (
@@ -47,12 +48,19 @@ _RESERVED = frozenset({"model", "messages", "tools"})
 #: body with another key (``_core.find_odd_key``: artifacts, a key stored before unknown
 #: keys were refused, a nested key of a part srt passes through, or a text's last comma
 #: inside the body, a false alarm) is rendered (``render``); the rest are sent as they are.
+#: ``tool_call_id`` is not among them: a tool message is sent as it is only when its
+#: content is a string (``plain``); one with parts is rendered, which refuses any part but
+#: text (Chat's tool message takes text parts only).
 _PLAIN_KEYS = tuple(
     k.encode()
     for k in sorted(
-        SENT_KEYS | {"type", "text", "image_url", "url", "detail", "id", "function", "arguments"}
+        SENT_KEYS - {"tool_call_id"}
+        | {"type", "text", "image_url", "url", "detail", "id", "function", "arguments"}
     )
 )
+_TOOL_KEYS = tuple(sorted((*_PLAIN_KEYS, b"tool_call_id")))
+_TOOL_TEXT = b'{"role":"tool","content":"'
+_TOOL_PARTS = methodcaller("startswith", b'{"role":"tool","content":[')
 
 
 #: OpenAI's automatic prompt caching: prefixes from 1,024 tokens, kept 5-10 minutes idle,
@@ -70,10 +78,14 @@ class OpenAIChat(WireFormat):
         return openai_tokenizer(model)
 
     def plain(self, body: bytes) -> bool:
-        return find_odd_key([body], _PLAIN_KEYS) < 0
+        return find_odd_key([body], _PLAIN_KEYS) < 0 or (
+            body.startswith(_TOOL_TEXT) and find_odd_key([body], _TOOL_KEYS) < 0
+        )
 
     def plain_all(self, bodies: list[bytes]) -> bool:
-        return find_odd_key(bodies, _PLAIN_KEYS) < 0
+        return find_odd_key(bodies, _PLAIN_KEYS) < 0 or (
+            find_odd_key(bodies, _TOOL_KEYS) < 0 and not any(map(_TOOL_PARTS, bodies))
+        )
 
     def render(self, body: bytes, target: Target) -> Frag:
         """The body as it is, but for its artifacts and any top-level key a message
@@ -83,6 +95,14 @@ class OpenAIChat(WireFormat):
         if self.plain(body):
             return Frag("message", "", body)
         msg = json.loads(body)
+        if msg["role"] == "tool" and not isinstance(msg["content"], str):
+            for part in msg["content"]:
+                if part.get("type") != "text":
+                    raise UnsupportedFeatureError(
+                        self.name,
+                        f"{part.get('type')} parts in a tool message (the result for call "
+                        f"{msg['tool_call_id']!r}): its content takes text parts only",
+                    )
         arts = msg.pop("artifacts", None)
         unknown = left_out(msg, SENT_KEYS, self.name)
         if not arts and not unknown:

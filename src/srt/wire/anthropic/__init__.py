@@ -70,6 +70,7 @@ from ..base import (
     usage_or_none,
 )
 from . import replies
+from .ids import ANTHROPIC_IDS
 from .replies import AnthropicStream
 
 __all__ = ["DEFAULT_MAX_TOKENS", "FORMAT", "NAME", "Anthropic", "to_canonical"]
@@ -359,10 +360,19 @@ class Anthropic(BlockFormat):
         result = (
             content if isinstance(content, str) else self._parts(content, "a tool message", notes)
         )
-        return {"type": "tool_result", "tool_use_id": call_id, "content": result}
+        return {
+            "type": "tool_result",
+            "tool_use_id": ANTHROPIC_IDS.wire(call_id),
+            "content": result,
+        }
 
     def _tool_use(self, call_id: str, name: str, arguments: Any) -> dict[str, Any]:
-        return {"type": "tool_use", "id": call_id, "name": name, "input": arguments}
+        return {
+            "type": "tool_use",
+            "id": ANTHROPIC_IDS.wire(call_id),
+            "name": name,
+            "input": arguments,
+        }
 
     def tool_fragment(self, tool: dict[str, Any]) -> bytes:
         fn = json.loads(canonical_tool(tool))["function"]
