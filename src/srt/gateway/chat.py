@@ -25,7 +25,7 @@ from ..message import replace_lone_surrogates
 from ..providers import OpenAICompatible
 from ..savings import usage_figures
 from ..wire import get_format
-from ..wire.params import CommonParams
+from ..wire.params import CommonParams, offered
 from .errors import ApiError, bad_request, from_exception
 from .leaving import GONE, first_or_gone, gone_response
 from .params import VERBOSITIES, check_stream_options
@@ -155,8 +155,67 @@ def _check_types(body: dict[str, Any]) -> None:
             raise wrong_type("response_format.json_schema", "an object", spec)
 
 
+def _tool_names(body: dict[str, Any]) -> set[str]:
+    tools = body.get("tools")
+    if not isinstance(tools, list):
+        return set()
+    fns = (t.get("function") for t in tools if isinstance(t, dict))
+    return {f["name"] for f in fns if isinstance(f, dict) and isinstance(f.get("name"), str)}
+
+
+def _allowed_choice(c: dict[str, Any], names: set[str]) -> dict[str, Any]:
+    """Chat's ``{"type": "allowed_tools", "allowed_tools": {"mode": ..., "tools": [...]}}``
+    (the SDK's ``ChatCompletionAllowedToolChoiceParam``), checked against the request's
+    tools as ``/v1/responses`` checks its own form, in srt's words (the Responses form,
+    which each upstream's format translates)."""
+    top = "tool_choice.allowed_tools"
+    extra = sorted(set(c) - {"type", "allowed_tools"})
+    if extra:
+        p = f"tool_choice.{extra[0]}"
+        raise bad_request(f"Unknown parameter: '{p}'.", p, "unknown_parameter")
+    a = c.get("allowed_tools")
+    if not isinstance(a, dict):
+        raise wrong_type(top, "an object", a)
+    extra = sorted(set(a) - {"mode", "tools"})
+    if extra:
+        p = f"{top}.{extra[0]}"
+        raise bad_request(f"Unknown parameter: '{p}'.", p, "unknown_parameter")
+    for k in ("mode", "tools"):
+        if a.get(k) is None:
+            p = f"{top}.{k}"
+            raise bad_request(
+                f"Missing required parameter: '{p}'.", p, "missing_required_parameter"
+            )
+    if a["mode"] not in ("auto", "required"):
+        p = f"{top}.mode"
+        raise bad_request(f"Invalid value for '{p}': 'auto' or 'required'.", p, "invalid_value")
+    entries = a["tools"]
+    if not isinstance(entries, list):
+        raise wrong_type(f"{top}.tools", "an array", entries)
+    if not entries:
+        p = f"{top}.tools"
+        raise bad_request(
+            f"Invalid '{p}': empty array: name at least one tool of 'tools'.", p, "empty_array"
+        )
+    chosen = []
+    for i, t in enumerate(entries):
+        fn = t.get("function") if isinstance(t, dict) else None
+        name = fn.get("name") if isinstance(fn, dict) else None
+        if not isinstance(t, dict) or t.get("type") != "function" or name not in names:
+            raise bad_request(
+                f"'{top}.tools[{i}]' names no function of 'tools', which is not allowed: "
+                'each entry is {"type": "function", "function": {"name": ...}} naming one.',
+                "tool_choice",
+                "invalid_value",
+            )
+        chosen.append({"type": "function", "name": name})
+    return {"type": "allowed_tools", "mode": a["mode"], "tools": chosen}
+
+
 def _choice(body: dict[str, Any]) -> Any:
     c = body.get("tool_choice")
+    if isinstance(c, dict) and c.get("type") == "allowed_tools":
+        return _allowed_choice(c, _tool_names(body))
     if isinstance(c, dict):
         fn = c.get("function")
         if (
@@ -242,7 +301,8 @@ async def handle(
         user=body.get("user"),
     )
     kw = translated(fmt, common, isinstance(provider, OpenAICompatible))
-    messages, tools = body["messages"], body.get("tools") or None
+    messages = body["messages"]
+    tools = offered(fmt, common.tool_choice, body.get("tools") or ()) or None
     name = thread_name(tenant, "chat")
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())

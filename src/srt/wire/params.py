@@ -115,11 +115,18 @@ def _allowed_mode(choice: str | dict[str, Any] | None) -> str | dict[str, Any] |
 def offered(fmt: WireFormat, tool_choice: Any, tools: Sequence[Any]) -> list[Any]:
     """The tools sent to ``fmt``: all of ``tools``; but to a format with no allowed-tools
     form (Anthropic, Bedrock), an ``allowed_tools`` choice sends only those it names, in
-    ``tools``' order (then its ``mode`` is the choice: ``translate``)."""
+    ``tools``' order (then its ``mode`` is the choice: ``translate``). ``tools`` may be
+    written as Responses writes them or as Chat does (``/v1/chat/completions``)."""
     if fmt.provider not in ("anthropic", "bedrock") or not _allowed(tool_choice):
         return list(tools)
     names = {t["name"] for t in tool_choice["tools"]}
-    return [t for t in tools if t.get("name") in names]
+    return [t for t in tools if _tool_name(t) in names]
+
+
+def _tool_name(tool: Any) -> Any:
+    """A function tool's name, in Responses' form (``name``) or Chat's (``function.name``)."""
+    fn = tool.get("function")
+    return fn.get("name") if isinstance(fn, dict) else tool.get("name")
 
 
 def _unsupported_text(fmt: WireFormat, p: CommonParams) -> None:
