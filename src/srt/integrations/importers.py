@@ -6,7 +6,8 @@
   are left out (and counted), since a chat model is not sent them again.
 - ``agents-sqlite``: the OpenAI Agents SDK's ``SQLiteSession`` file. Each session becomes
   the ``SrtSession`` of the same id, its items exactly as they were (rows that are not
-  JSON are skipped, as ``SQLiteSession`` skips them, and counted).
+  JSON are skipped, as ``SQLiteSession`` skips them, and counted); an
+  ``AdvancedSQLiteSession`` file's branches become ``SrtSession`` branches.
 - ``langgraph``: LangGraph's ``SqliteSaver`` file. Every checkpoint of every thread and
   namespace (with its pending writes) is put into ``SrtSaver``, oldest first, so time
   travel still works after the move.
@@ -253,24 +254,57 @@ def _put_session(rt: Runtime, name: str, messages: list[dict[str, Any]]) -> None
 
 def import_agents_sqlite(rt: Runtime, path: str) -> ImportReport:
     """Every session of an Agents SDK ``SQLiteSession`` file as the ``SrtSession`` of
-    the same id, items exactly as they were."""
+    the same id, items exactly as they were. In an ``AdvancedSQLiteSession`` file each
+    branch becomes the ``SrtSession`` branch of the same name (``main`` first)."""
     try:
-        from .agents import SrtSession, prepare
+        from .agents import MAIN, SrtSession, prepare
     except ImportError:
         _needs("openai-agents", "agents")
     report = ImportReport("agents-sqlite", path, stored_before=_stored(rt))
     conn = _readonly(path, rt)
+    advanced = _has_table(conn, "message_structure")
 
-    def items_of(sid: str, left: Counter[str]) -> list[Any]:
-        items = []
-        for (data,) in conn.execute(
-            "SELECT message_data FROM agent_messages WHERE session_id = ? ORDER BY id", (sid,)
-        ):
-            try:
-                items.append(json.loads(data))
-            except (TypeError, ValueError):
-                left["rows that are not JSON"] += 1
-        return items
+    def branches_of(sid: str, left: Counter[str]) -> dict[str, list[Any]]:
+        """Branch -> its items, as the SDK's session reads them (main first, then
+        the others in the order they were made)."""
+        if not advanced:
+            rows = conn.execute(
+                "SELECT message_data FROM agent_messages WHERE session_id = ? ORDER BY id", (sid,)
+            )
+            return {MAIN: _json_rows(rows, left)}
+        names = [
+            r[0]
+            for r in conn.execute(
+                "SELECT branch_id FROM message_structure WHERE session_id = ? "
+                "GROUP BY branch_id ORDER BY branch_id != ?, min(id)",
+                (sid, MAIN),
+            )
+        ]
+        out: dict[str, list[Any]] = {MAIN: []}
+        for name in names:
+            rows = conn.execute(
+                "SELECT m.message_data FROM agent_messages m JOIN message_structure s "
+                "ON m.id = s.message_id WHERE m.session_id = ? AND s.branch_id = ? "
+                "ORDER BY s.sequence_number",
+                (sid, name),
+            )
+            out[name] = _json_rows(rows, left)
+        return out
+
+    def held(sid: str) -> dict[str, list[Any]]:
+        """What srt holds of session ``sid`` already: branch -> items."""
+        if rt.store.get_session(sid) is None:
+            return {}
+        names = [b["name"] for b in asyncio.run(SrtSession(sid, rt).branches())]
+        return {b: asyncio.run(SrtSession(sid, rt, branch=b).get_items()) for b in names}
+
+    def clash(sid: str, source: dict[str, list[Any]], have: dict[str, list[Any]]) -> None:
+        for name, items in source.items():
+            if have.get(name) and have[name] != redacted(rt, items):
+                where = "" if name == MAIN else f" branch {name!r}"
+                raise SessionExistsError(
+                    f"session {sid!r}{where} exists with other items; nothing was imported"
+                )
 
     try:
         ids = [
@@ -283,32 +317,33 @@ def import_agents_sqlite(rt: Runtime, path: str) -> ImportReport:
         # The whole file is read and checked first, then read again and written: a
         # session that cannot be imported stops the import before anything is written.
         for sid in ids:
-            items = items_of(sid, report.left_out)
+            source = branches_of(sid, report.left_out)
             try:
                 check_name(sid)
-                prepare(rt, items)
+                for name, items in source.items():
+                    if name != MAIN:
+                        check_name(f"{sid}@{name}")
+                    prepare(rt, items)
             except (InvalidMessageError, InvalidSessionNameError) as exc:
                 raise type(exc)(
                     f"session {sid!r} cannot be imported, so nothing was: {exc}"
                 ) from None
-            if rt.store.get_session(sid) is not None:
-                have = asyncio.run(SrtSession(sid, rt).get_items())
-                if have and have != redacted(rt, items):
-                    raise SessionExistsError(
-                        f"session {sid!r} exists with other items; nothing was imported"
-                    )
+            clash(sid, source, held(sid))
         for sid in ids:
-            items = items_of(sid, Counter())
+            source = branches_of(sid, Counter())
+            have = held(sid)
+            clash(sid, source, have)
             session = SrtSession(sid, rt)
-            have = asyncio.run(session.get_items())
-            if have and have != redacted(rt, items):
-                raise SessionExistsError(f"session {sid!r} exists with other items; not imported")
-            if not have:
-                asyncio.run(session.add_items(items))
-            if asyncio.run(session.get_items()) != redacted(rt, items):
-                raise CorruptionError(f"session {sid!r} read back differs from its source")
+            if not have.get(MAIN):
+                asyncio.run(session.add_items(source[MAIN]))
+            for name, items in source.items():
+                if name != MAIN and name not in have:
+                    _agents_branch(rt, sid, name, items, source)
+                got = asyncio.run(SrtSession(sid, rt, branch=name).get_items())
+                if got != redacted(rt, items):
+                    raise CorruptionError(f"session {sid!r} read back differs from its source")
+                report.messages += len(items)
             report.conversations += 1
-            report.messages += len(items)
             report.verified += 1
     except sqlite3.OperationalError as exc:
         raise ConfigError(f"{path} is not an Agents SDK SQLiteSession file: {exc}") from None
@@ -316,6 +351,54 @@ def import_agents_sqlite(rt: Runtime, path: str) -> ImportReport:
         conn.close()
     report.stored_after = _stored(rt)
     return report
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+    return row.fetchone() is not None
+
+
+def _json_rows(rows: Any, left: Counter[str]) -> list[Any]:
+    """The rows' items; rows that are not JSON are skipped, as the SDK's sessions skip
+    them, and counted."""
+    items = []
+    for (data,) in rows:
+        try:
+            items.append(json.loads(data))
+        except (TypeError, ValueError):
+            left["rows that are not JSON"] += 1
+    return items
+
+
+def _agents_branch(
+    rt: Runtime, sid: str, name: str, items: list[Any], source: dict[str, list[Any]]
+) -> None:
+    """Branch ``name`` of ``SrtSession`` ``sid``, forked (nothing copied) from the branch
+    made before it that shares the longest prefix of ``items``, then given the rest."""
+    from .agents import SrtSession, prepare
+
+    def shared(other: list[Any]) -> int:
+        n = 0
+        while n < min(len(other), len(items)) and other[n] == items[n]:
+            n += 1
+        return n
+
+    made = list(source)[: list(source).index(name)]
+    parent = max(made, key=lambda b: shared(source[b]))  # (the first of equals: main)
+    have, common = source[parent], shared(source[parent])
+    users = [i for i, p in enumerate(prepare(rt, have)) if p[0]["role"] == "user"]
+    turn = sum(1 for i in users if i <= common)  # fork before the last user turn it shares
+    at = users[turn - 1] if common < len(have) and turn else len(have)
+    asyncio.run(
+        SrtSession(sid, rt, branch=parent).fork(
+            turn if at < len(have) else None, name, switch=False
+        )
+    )
+    branch = SrtSession(sid, rt, branch=name)
+    while at > common:  # (no user turn at or before the point they part: pop back to it)
+        asyncio.run(branch.pop_item())
+        at -= 1
+    asyncio.run(branch.add_items(items[at:]))
 
 
 # -- LangGraph -----------------------------------------------------------------------------
