@@ -1,0 +1,282 @@
+"""gc in batches: the mark in a read snapshot, without the write lock, then the sweep a
+few thousand nodes at a time, each batch a short ``BEGIN IMMEDIATE`` transaction that
+first re-checks its nodes against everything written since the mark.
+
+What the mark finds unreachable can become reachable again only through writes made
+after it, and each batch, under the lock, takes them into account before it deletes:
+
+- a new node (every node stored since the mark has a larger id than any the batch has
+  seen: rowids grow by one past the largest, and only gc deletes nodes) whose parent is
+  a candidate: the candidate and its ancestors are kept ("rescued");
+- a new node that names a candidate's body (content addressing: an append reuses a
+  stored body found by hash): the body is kept while any node names it;
+- a session head or an object's node on a candidate: rescued, with its ancestors.
+
+The batches take the candidates newest first, so a node's children (larger ids) are
+decided in its batch or before it: a child rescued rescues it, and a child deleted can
+no longer hold it. The live set therefore stays closed under parents at every commit.
+
+Another process's gc deleting nodes between two batches could let a new node take an id
+below the batch's watermark (rowids are reused past a deleted largest one): each batch
+first checks that the node it last saw as the largest is still there, unchanged, and if
+not, the rest is collected in one transaction (``maintenance``'s, which marks anew). In
+one process, gcs of a file take turns (a lock per file): a second one waits, then
+collects what the first left (usually nothing).
+
+Bodies are erased as in the one-transaction gc (``maintenance._prune_heap``'s rule): a
+body is freed when the last node naming it goes; a heap row no remaining body overlaps
+is deleted (``secure_delete`` zeroes its cells), and the freed bytes of a row still in
+use are overwritten with spaces in place.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from array import array
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import apsw
+
+from ... import _core
+from . import heap as heap_module
+from . import queries as q
+from . import schema as db_module
+from .database import Database, file_lock
+
+__all__ = ["BATCH", "Sweep", "gc_lock", "mark", "sweep"]
+
+#: Nodes a batch deletes at most (a batch of 5,000 holds the lock ~10-30 ms).
+BATCH = 5000
+
+#: Tests set this to run writes between the phases, deterministically: called with
+#: ``"marked"`` after the mark and ``"batch"`` after each batch's commit, outside any
+#: transaction and without the lock.
+hook: Callable[[str], None] | None = None
+
+
+def gc_lock(db: Database) -> threading.Lock:
+    """The lock gcs of ``db``'s file in this process take turns on (no file is made)."""
+    return file_lock(db.path + "-srt-gc") if db.path != ":memory:" else file_lock(db.path)
+
+
+def _call(phase: str) -> None:
+    if hook is not None:
+        hook(phase)
+
+
+@dataclass
+class Sweep:
+    """The mark's result and what the batches keep up to date."""
+
+    #: The candidates, newest first: id -> (parent, at, len), in id order descending.
+    dead: dict[int, tuple[int | None, int, int]]
+    #: Every distinct body's start in the heap, ascending, and its length.
+    starts: array[int]
+    lens: dict[int, int]
+    #: Of each body some candidate names: how many nodes (live or candidate) name it.
+    refs: dict[int, int]
+    #: The largest node id seen and its prefix hash (the watermark).
+    top: int
+    top_prefix: bytes | None
+    #: Bodies named by nodes stored since the mark (not in ``starts``), ascending.
+    fresh: list[tuple[int, int]] = field(default_factory=list)
+    nodes: int = 0
+    messages: int = 0
+    message_bytes: int = 0
+    ledger_rows: int = 0
+
+
+def mark(conn: apsw.Connection, has_objects: bool) -> Sweep | None:
+    """The candidates, in one read snapshot (no lock); ``None`` if a node's parent id is
+    not smaller than its own (the one-transaction gc's walk then collects)."""
+    roots = "SELECT head FROM sessions WHERE head IS NOT NULL"
+    if has_objects:
+        roots += " UNION SELECT node FROM objects WHERE node IS NOT NULL"
+    with q.snapshot(conn, "collecting garbage"):
+        pending = {r for (r,) in q.rows(conn, roots)}
+        first = conn.execute("SELECT id, prefix FROM nodes ORDER BY id DESC LIMIT 1").fetchone()
+        top, top_prefix = (int(first[0]), bytes(first[1])) if first else (0, None)
+        dead: dict[int, tuple[int | None, int, int]] = {}
+        lens: dict[int, int] = {}
+        count: dict[int, int] = {}
+        cursor = q.rows(conn, "SELECT id, parent, at, len FROM nodes ORDER BY id DESC")
+        try:
+            for nid, parent, at, n in cursor:
+                count[at] = count.get(at, 0) + 1
+                lens[at] = n
+                if nid in pending:
+                    pending.discard(nid)
+                    if parent is not None:
+                        if parent >= nid:
+                            return None
+                        pending.add(parent)
+                else:
+                    dead[nid] = (parent, at, n)
+        finally:
+            cursor.close()
+    refs = {at: count[at] for _, at, _ in dead.values()}
+    return Sweep(dead, array("q", sorted(lens)), lens, refs, top, top_prefix)
+
+
+def _rescue(s: Sweep, nid: int | None) -> None:
+    """Keep candidate ``nid`` and every candidate above it."""
+    while nid is not None and nid in s.dead:
+        nid = s.dead.pop(nid)[0]
+
+
+def _recheck(conn: apsw.Connection, s: Sweep) -> bool:
+    """Under the lock: take in what was written since the mark or the last batch (see
+    the module docstring); False if another gc moved the watermark (collect in one
+    transaction instead)."""
+    if s.top:
+        row = conn.execute("SELECT prefix FROM nodes WHERE id = ?", (s.top,)).fetchone()
+        if row is None or bytes(row[0]) != s.top_prefix:
+            return False
+    for nid, parent, prefix, at, n in q.rows(
+        conn, "SELECT id, parent, prefix, at, len FROM nodes WHERE id > ? ORDER BY id", (s.top,)
+    ):
+        s.top, s.top_prefix = nid, bytes(prefix)
+        if at in s.refs:
+            s.refs[at] += 1
+        elif at not in s.lens:
+            s.lens[at] = n
+            bisect.insort(s.fresh, (at, n))
+        _rescue(s, parent)
+    roots = "SELECT head FROM sessions WHERE head IS NOT NULL"
+    # (the objects table is made by the first object, which may come after the mark)
+    if db_module.has_table(conn, db_module.OBJECTS_TABLE):
+        roots += " UNION SELECT node FROM objects WHERE node IS NOT NULL"
+    for (root,) in q.rows(conn, roots):
+        if root in s.dead:
+            _rescue(s, root)
+    return True
+
+
+def _in_use(s: Sweep, lo: int, hi: int) -> bool:
+    """Whether a body still named by some node overlaps ``[lo, hi)`` of the heap."""
+
+    def used(at: int) -> bool:
+        return s.lens[at] > 0 and s.refs.get(at, 1) > 0
+
+    i = bisect.bisect_right(s.starts, lo) - 1  # the body holding lo, if one does
+    if i >= 0 and s.starts[i] + s.lens[s.starts[i]] > lo and used(s.starts[i]):
+        return True
+    i += 1
+    while i < len(s.starts) and s.starts[i] < hi:
+        if used(s.starts[i]):
+            return True
+        i += 1
+    k = bisect.bisect_left(s.fresh, (lo, -1)) - 1
+    return any(a < hi and a + n > lo and n > 0 for a, n in s.fresh[max(k, 0) :])
+
+
+def _prune(conn: apsw.Connection, s: Sweep, gone: list[tuple[int, int]]) -> None:
+    """Erase the bodies ``gone`` (``(at, len)``, ascending; no node names them now): a
+    heap row no body in use overlaps is deleted, the rest have the bytes overwritten
+    with spaces in place (``maintenance._prune_heap``'s rule)."""
+    seen: set[int] = set()
+    unused: list[tuple[int]] = []
+    erase: list[tuple[int, int, int]] = []  # (row, offset in it, bytes)
+    gone_ats = [a for a, _ in gone]
+    for lo, hi in _core.heap_spans(gone, 0, 1, heap_module.GAP):
+        for rid, size, _is_blob in q.rows(conn, heap_module.SIZES_SQL, (lo, hi)):
+            if rid in seen:
+                continue
+            seen.add(rid)
+            end = rid + int(size or 0)
+            if not _in_use(s, rid, end):
+                unused.append((rid,))
+                continue
+            # the gone body holding rid, then those starting inside the row
+            for i in range(max(0, bisect.bisect_right(gone_ats, rid) - 1), len(gone)):
+                at, n = gone[i]
+                if at >= end:
+                    break
+                lo_b, hi_b = max(at, rid), min(at + n, end)
+                if lo_b < hi_b:
+                    erase.append((rid, lo_b - rid, hi_b - lo_b))
+    if erase:
+        blob = conn.blob_open("main", "heap", "data", erase[0][0], True)
+        try:
+            row = erase[0][0]
+            for rid, offset, n in erase:
+                if rid != row:
+                    blob.reopen(rid)
+                    row = rid
+                blob.seek(offset)
+                blob.write(b" " * n)
+        finally:
+            blob.close()
+    if unused:
+        conn.executemany("DELETE FROM heap WHERE id = ?", unused)
+
+
+def _batches(s: Sweep) -> Iterator[list[int]]:
+    """The candidates still to decide, newest first, ``BATCH`` at a time (each batch's
+    ids are taken from what is left when it starts)."""
+    order = list(s.dead)  # newest first (the mark's order)
+    for i in range(0, len(order), BATCH):
+        yield order[i : i + BATCH]
+
+
+def _delete(conn: apsw.Connection, s: Sweep, ids: list[int]) -> None:
+    """Delete the candidates ``ids`` (under the lock, after ``_recheck``), the ledger's
+    references to them, and the bodies no node names any more."""
+    conn.execute("DELETE FROM temp.srt_gc_batch")
+    conn.executemany("INSERT INTO temp.srt_gc_batch(id) VALUES (?)", [(i,) for i in ids])
+    # a ledger row's params rebuild its body from its node: they go with it
+    conn.execute(
+        "UPDATE calls SET node = NULL, params = NULL "
+        "WHERE node IN (SELECT id FROM temp.srt_gc_batch)"
+    )
+    s.ledger_rows += conn.changes()
+    conn.execute("DELETE FROM nodes WHERE id IN (SELECT id FROM temp.srt_gc_batch)")
+    s.nodes += len(ids)
+    freed: set[tuple[int, int]] = set()
+    for nid in ids:
+        _parent, at, n = s.dead.pop(nid)
+        s.refs[at] -= 1
+        if s.refs[at] == 0:
+            freed.add((at, n))
+    if s.top in ids:  # the next batch's watermark: the largest id left
+        row = conn.execute("SELECT id, prefix FROM nodes ORDER BY id DESC LIMIT 1").fetchone()
+        s.top, s.top_prefix = (int(row[0]), bytes(row[1])) if row else (0, None)
+    gone = sorted(freed)
+    s.messages += len(gone)
+    s.message_bytes += sum(n for _, n in gone)
+    if any(n > 0 for _, n in gone):
+        _prune(conn, s, [g for g in gone if g[1] > 0])
+
+
+def sweep(db: Database, conn: apsw.Connection, s: Sweep) -> bool:
+    """Delete the candidates of ``s`` in batches (see the module docstring); False if
+    another gc's deletions were found (what is left is then for the one-transaction gc;
+    ``s``'s counts hold what the batches did)."""
+    _call("marked")
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS srt_gc_batch(id INTEGER PRIMARY KEY)")
+    search = False
+    try:
+        while s.dead:
+            with db.lock:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    if not _recheck(conn, s):
+                        conn.execute("ROLLBACK")
+                        return False
+                    ids = next(_batches(s), [])
+                    _delete(conn, s, ids)
+                except BaseException:
+                    if not conn.get_autocommit():
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            search = search or bool(ids)
+            _call("batch")
+    finally:
+        conn.execute("DROP TABLE IF EXISTS temp.srt_gc_batch")
+    if search and s.messages and db_module.has_search_index(conn):
+        with db.lock:
+            conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
+    return True
