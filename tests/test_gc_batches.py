@@ -11,6 +11,8 @@ fails each of these.
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +24,7 @@ from srt import _core
 from srt.message import canonicalize
 from srt.store import NewNode, Store
 from srt.store.sqlite import gc as batched
+from srt.store.sqlite import gc_once
 from test_gc_random import SEEDS
 from test_gc_random import _check as random_check
 
@@ -237,3 +240,81 @@ def test_gc_random_forest_in_batches_of_one(
     """test_gc_random's brute-force reachability, every node its own batch."""
     monkeypatch.setattr(batched, "BATCH", 1)
     random_check(str(tmp_path / "srt.db"), seed, renumber=False)
+
+
+def _gc_elsewhere(rt: srt.Runtime, how: str) -> int:
+    """A gc of the store's file that is not ``rt``'s: another process's ``Runtime.gc``
+    (batched there), or the one-transaction gc on a connection of its own. The nodes it
+    deleted."""
+    path = rt.store.db.path
+    if how == "process":
+        code = "import srt, sys\nwith srt.Runtime(sys.argv[1]) as rt: print(rt.gc().nodes)"
+        out = subprocess.run(
+            [sys.executable, "-c", code, path], capture_output=True, text=True, check=True
+        )
+        return int(out.stdout)
+    conn = rt.store.db.open()
+    try:
+        with rt.store.db.lock:
+            return gc_once.once(conn, True, False, ()).nodes
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("how", ["process", "connection"])
+def test_another_gc_between_batches_and_ids_reused_below_the_watermark(
+    rt: srt.Runtime, between: Callable[[str, Callable[[], None]], None], how: str
+) -> None:
+    """Another gc deletes every candidate after the mark, and new nodes take their ids
+    again: the watermark node (the largest id) comes back identical (same chain, same
+    prefix), and a new node lands on an id that was free at the mark, below a candidate
+    id that is now a new node's. Neither is seen by a watermark check; the gc epoch the
+    other gc counted sends the rest to the one-transaction gc, and nothing live goes."""
+    store = rt.store
+    assert _session(store, "live", ["kept"]) == [1]
+    assert _session(store, "gone", ["g0", "g1", "g2", "g3"]) == [2, 3, 4, 5]
+    assert _session(store, "hole", ["h1", "h2"]) == [6, 7]
+    assert _session(store, "top", TEXTS) == list(range(8, 17))
+    store.delete_session("hole")
+    assert rt.gc().nodes == 2  # ids 6 and 7 are free, below live ones
+    store.delete_session("gone")
+    store.delete_session("top")  # the mark's candidates: 2-5 and 8-16 (the watermark)
+    watermark = store.node_prefix(16)
+    ids: dict[str, list[int]] = {}
+
+    def elsewhere() -> None:
+        assert _gc_elsewhere(rt, how) == 13
+        ids["v"] = _session(store, "v", ["v0", "v1", "v2", "v3"])
+        row = store.create_session("f", None, exist_ok=False)
+        held = store.node_prefix(ids["v"][1])
+        ids["f"] = store.append(
+            row.id, None, ids["v"][1], 2, _items(held, ["f0", "f1"]), parent_prefix=held
+        )
+        store.delete_session("v")  # f holds v's first two nodes
+        ids["again"] = _session(store, "again", TEXTS)
+
+    between("marked", elsewhere)
+    rt.gc()
+    # the scenario as built: f's nodes on the ids free at the mark, below candidate
+    # ids now f's ancestors; the watermark node there again, identical
+    assert ids == {"v": [2, 3, 4, 5], "f": [6, 7], "again": list(range(8, 17))}
+    assert store.node_prefix(16) == watermark
+    _check(rt, {"live": ["kept"], "f": ["v0", "v1", "f0", "f1"], "again": TEXTS})
+
+
+def test_every_gc_counts_the_epoch(rt: srt.Runtime) -> None:
+    """Each batch and the one-transaction gc add one to the epoch; a dry run does not."""
+    _session(rt.store, "gone", TEXTS)
+    rt.store.delete_session("gone")
+    conn = rt.store.db.connection()
+    assert gc_once.epoch(conn) == 0
+    rt.gc(dry_run=True)
+    assert gc_once.epoch(conn) == 0
+    batched_nodes = len(TEXTS)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(batched, "BATCH", 4)
+        assert rt.gc().nodes == batched_nodes
+    assert gc_once.epoch(conn) == 3  # batches of 4, 4 and 1
+    with rt.store.db.lock:
+        gc_once.once(conn, True, False, ())
+    assert gc_once.epoch(conn) == 4

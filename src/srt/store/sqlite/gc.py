@@ -16,12 +16,20 @@ The batches take the candidates newest first, so a node's children (larger ids) 
 decided in its batch or before it: a child rescued rescues it, and a child deleted can
 no longer hold it. The live set therefore stays closed under parents at every commit.
 
-Another process's gc deleting nodes between two batches could let a new node take an id
-below the batch's watermark (rowids are reused past a deleted largest one): each batch
-first checks that the node it last saw as the largest is still there, unchanged, and if
-not, the rest is collected in one transaction (``maintenance``'s, which marks anew). In
-one process, gcs of a file take turns (a lock per file): a second one waits, then
-collects what the first left (usually nothing).
+Another process's gc deleting nodes between two batches could let new nodes take ids
+at or below the batch's watermark (rowids are reused past a deleted largest one, and
+ids a gc left free below it are taken again once the largest goes): a new node there,
+below a candidate, would be missed, and the candidate deleted under it. So every gc
+counts: the gc epoch in ``srt_meta`` (``gc_once.GC_EPOCH_KEY``), one added by every
+gc's write transaction before it deletes a node (each batch's, and the one-transaction
+gc's), in any process. The mark reads it in its snapshot; each batch, under the lock,
+finds it where this gc last left it, or the rest is collected in one transaction
+(``gc_once``, which marks anew). A gc of an srt version before the epoch does not count:
+the batch's check that the node it last saw as the largest is still there, unchanged,
+catches most of its deletions, but not an identical node stored again at that id, so
+do not run such a version's gc on a file a newer one collects. In one process, gcs of a
+file take turns (a lock per file): a second one waits, then collects what the first
+left (usually nothing).
 
 Bodies are erased as in the one-transaction gc (``maintenance._prune_heap``'s rule): a
 body is freed when the last node naming it goes; a heap row no remaining body overlaps
@@ -40,6 +48,7 @@ from dataclasses import dataclass, field
 import apsw
 
 from ... import _core
+from . import gc_once
 from . import heap as heap_module
 from . import queries as q
 from . import schema as db_module
@@ -80,6 +89,8 @@ class Sweep:
     #: The largest node id seen and its prefix hash (the watermark).
     top: int
     top_prefix: bytes | None
+    #: The gc epoch as the mark read it, then as the last batch left it.
+    epoch: int = 0
     #: Bodies named by nodes stored since the mark (not in ``starts``), ascending.
     fresh: list[tuple[int, int]] = field(default_factory=list)
     nodes: int = 0
@@ -96,6 +107,7 @@ def mark(conn: apsw.Connection, has_objects: bool) -> Sweep | None:
         roots += " UNION SELECT node FROM objects WHERE node IS NOT NULL"
     with q.snapshot(conn, "collecting garbage"):
         pending = {r for (r,) in q.rows(conn, roots)}
+        epoch = gc_once.epoch(conn)
         first = conn.execute("SELECT id, prefix FROM nodes ORDER BY id DESC LIMIT 1").fetchone()
         top, top_prefix = (int(first[0]), bytes(first[1])) if first else (0, None)
         dead: dict[int, tuple[int | None, int, int]] = {}
@@ -117,7 +129,7 @@ def mark(conn: apsw.Connection, has_objects: bool) -> Sweep | None:
         finally:
             cursor.close()
     refs = {at: count[at] for _, at, _ in dead.values()}
-    return Sweep(dead, array("q", sorted(lens)), lens, refs, top, top_prefix)
+    return Sweep(dead, array("q", sorted(lens)), lens, refs, top, top_prefix, epoch)
 
 
 def _rescue(s: Sweep, nid: int | None) -> None:
@@ -128,9 +140,11 @@ def _rescue(s: Sweep, nid: int | None) -> None:
 
 def _recheck(conn: apsw.Connection, s: Sweep) -> bool:
     """Under the lock: take in what was written since the mark or the last batch (see
-    the module docstring); False if another gc moved the watermark (collect in one
-    transaction instead)."""
-    if s.top:
+    the module docstring); False if another gc deleted nodes since (collect in one
+    transaction instead). A True leaves the epoch counted for this batch."""
+    if gc_once.epoch(conn) != s.epoch:
+        return False
+    if s.top:  # (another gc of a version that does not count the epoch)
         row = conn.execute("SELECT prefix FROM nodes WHERE id = ?", (s.top,)).fetchone()
         if row is None or bytes(row[0]) != s.top_prefix:
             return False
@@ -151,6 +165,7 @@ def _recheck(conn: apsw.Connection, s: Sweep) -> bool:
     for (root,) in q.rows(conn, roots):
         if root in s.dead:
             _rescue(s, root)
+    s.epoch = gc_once.bump_epoch(conn)
     return True
 
 

@@ -22,7 +22,24 @@ from . import queries as q
 from . import schema as db_module
 from .statements import orphan_ids
 
-__all__ = ["FORGET_ERRORS", "broken", "count", "drop_objects", "live_prefix", "once"]
+__all__ = [
+    "FORGET_ERRORS",
+    "GC_EPOCH_KEY",
+    "broken",
+    "bump_epoch",
+    "count",
+    "drop_objects",
+    "epoch",
+    "live_prefix",
+    "once",
+]
+
+#: The ``srt_meta`` key of the gc epoch: a count every gc (this one and each batch of
+#: ``gc.py``, in any process) adds one to in its write transaction before it deletes a
+#: node, so a batched gc sees that another gc deleted nodes since its mark or its last
+#: batch (after which node ids can be reused below its watermark). srt versions before
+#: it do not count: see ``gc.py``.
+GC_EPOCH_KEY = "gc_epoch"
 
 
 #: The error text of ledger rows whose session is deleted (``gc``).
@@ -171,6 +188,22 @@ def drop_objects(conn: apsw.Connection) -> tuple[int, int, bool]:
     return objects, _drop_orphans(conn), True
 
 
+def epoch(conn: apsw.Connection) -> int:
+    """The file's gc epoch (0 if no gc has counted yet)."""
+    row = conn.execute("SELECT value FROM srt_meta WHERE key = ?", (GC_EPOCH_KEY,)).fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+def bump_epoch(conn: apsw.Connection) -> int:
+    """Add one to the gc epoch (in a write transaction, before any node is deleted);
+    the new value."""
+    sql = (
+        "INSERT INTO srt_meta(key, value) VALUES (?, 1) "
+        "ON CONFLICT(key) DO UPDATE SET value = value + 1 RETURNING value"
+    )
+    return int(conn.execute(sql, (GC_EPOCH_KEY,)).get)
+
+
 def broken(conn: apsw.Connection, what: str) -> None:
     broken = conn.execute("PRAGMA foreign_key_check").fetchall()
     if broken:
@@ -189,6 +222,7 @@ def once(
     page_size = count(conn, "PRAGMA page_size")
     conn.execute("BEGIN IMMEDIATE")
     try:
+        bump_epoch(conn)  # (a batched gc elsewhere then stops: see gc.py)
         free_before = count(conn, "PRAGMA freelist_count")
         objects, orphans, has_objects = drop_objects(conn)
         dead_nodes, remaining = _mark(conn, has_objects)

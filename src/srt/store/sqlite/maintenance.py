@@ -24,7 +24,8 @@ write lock, then a few thousand nodes at a time, each batch a short write transa
 that re-checks its nodes against what was written since the mark (new nodes below
 them or naming their bodies, heads and objects moved onto them). A dry run, a file
 whose node ids are not in parent-before-child order and a file another process
-collects meanwhile are collected in one transaction (``gc_once.py``).
+collects meanwhile (every gc counts the gc epoch in ``srt_meta``; a batch that finds it
+moved stops) are collected in one transaction (``gc_once.py``).
 
 **Verify** re-derives every message hash from its body, every node's depth and
 prefix hash from its parent and message, checks that session heads and ledger nodes
