@@ -20,7 +20,7 @@ segments are rewritten) and the WAL checkpointed with TRUNCATE, so the text of s
 messages is left neither in the file nor in ``-wal``.
 
 The collection runs in batches (``gc.py``): the mark in a read snapshot, without the
-write lock, then a few thousand nodes at a time, each batch a short write transaction
+write lock, then a thousand nodes at a time, each batch a short write transaction
 that re-checks its nodes against what was written since the mark (new nodes below
 them or naming their bodies, heads and objects moved onto them). A dry run, a file
 whose node ids are not in parent-before-child order and a file another process
@@ -106,6 +106,10 @@ def gc(
         # nodes updates their two hash indexes at random places (0.62 -> 0.23 s for
         # 100,000 nodes of 1,000,000 with the default 2 MiB).
         "PRAGMA cache_size=-65536",
+        # No auto-checkpoint in a commit of this connection, under the writer lock:
+        # the batches checkpoint between them, outside it (``gc.passive_checkpoint``),
+        # and ``checkpoint`` at the end.
+        "PRAGMA wal_autocheckpoint=0",
     ]
     action = "collecting garbage"
     if dry_run:
@@ -205,8 +209,13 @@ def _add(report: GcReport, first: _First, s: batched.Sweep | None) -> GcReport:
 
 
 def checkpoint(db: Database, action: str, wait_ms: int = 2000) -> bool:
-    """Copy the WAL into the file and truncate it; False if readers kept it busy."""
+    """Copy the WAL into the file and truncate it; False if readers kept it busy.
+
+    First ``PASSIVE``, which copies while writers go on, then ``TRUNCATE``, which
+    blocks new writers while it runs (and while it waits for readers): it then has
+    little left to copy."""
     with db.job(action) as conn, translate(action):
+        batched.passive_checkpoint(conn)
         conn.set_busy_timeout(wait_ms)
         busy, _log, _done = q.rows(conn, "PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         return not busy
