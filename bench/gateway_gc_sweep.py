@@ -4,6 +4,7 @@ store in use: its wall time, and the commits of turns made while it runs.
     python bench/gateway_gc_sweep.py                         # SQLite, 10,000 x 100
     python bench/gateway_gc_sweep.py --url postgresql://...  # a PostgreSQL store
     python bench/gateway_gc_sweep.py --sessions 1000 --messages 100
+    python bench/gateway_gc_sweep.py --batch 1000            # SQLite: nodes per batch
 
 A store of ``--sessions`` sessions of ``--messages`` messages each is written through
 the store API (not HTTP); a tenth of them is deleted (their nodes and messages are the
@@ -18,6 +19,7 @@ same turns' with no sweep running.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import threading
@@ -110,17 +112,23 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sessions", type=int, default=10_000)
     ap.add_argument("--messages", type=int, default=100)
     ap.add_argument("--writers", type=int, default=4)
+    ap.add_argument("--batch", type=int, help="SQLite: nodes per gc batch (default: gc.BATCH)")
     args = ap.parse_args(argv)
+    if args.batch is not None:
+        from srt.store.sqlite import gc as batched
+
+        batched.BATCH = args.batch
     with tempfile.TemporaryDirectory() as tmp, srt.Runtime(args.url or f"{tmp}/gc.db") as rt:
         t0 = time.perf_counter()
         _build(rt.store, args.sessions, args.messages)
         print(f"built {args.sessions} x {args.messages} in {time.perf_counter() - t0:.1f} s")
         for i in range(0, args.sessions, 10):
             rt.delete(f"gw/t/resp_{i:032x}")
+        load = os.getloadavg()[0]
         wall, during, said = _measure(rt, args.writers, None)
         _, quiet, _ = _measure(rt, args.writers, min(max(wall, 1.0), 10.0))
         ms = 1000.0
-        print(f"sweep's collection: {wall:.2f} s ({said})")
+        print(f"sweep's collection: {wall:.2f} s ({said}); load average {load:.1f}")
         for name, xs in (("during it", during), ("quiet", quiet)):
             if not xs:
                 print(f"turn commits {name}: none committed")

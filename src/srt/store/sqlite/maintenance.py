@@ -13,12 +13,19 @@ head or of some object's node (one pass over the nodes, newest first: ``_mark``)
 Every other node is swept, then every message that no remaining node uses. The usage
 ledger is never deleted: a ledger row whose node was swept keeps all its figures and
 its session name, and its ``node`` becomes NULL. Forks share nodes with their origin, so deleting
-a session never harms its forks: what they reach is live. The sweep runs in one
-transaction with ``PRAGMA secure_delete=ON`` (by default), so freed cells and pages
-are zeroed, then merges the search index if the file has one (``optimize``: a deleted
-row's terms leave the index only when its segments are rewritten) and checkpoints the
-WAL with TRUNCATE, so the text of swept messages is left neither in the file nor in
-``-wal``.
+a session never harms its forks: what they reach is live. With ``PRAGMA secure_delete=ON``
+(by default) freed cells and pages are zeroed; then the search index (if the file has
+one) is merged (``optimize``: a deleted row's terms leave the index only when its
+segments are rewritten) and the WAL checkpointed with TRUNCATE, so the text of swept
+messages is left neither in the file nor in ``-wal``.
+
+The collection runs in batches (``gc.py``): the mark in a read snapshot, without the
+write lock, then a thousand nodes at a time, each batch a short write transaction
+that re-checks its nodes against what was written since the mark (new nodes below
+them or naming their bodies, heads and objects moved onto them). A dry run, a file
+whose node ids are not in parent-before-child order and a file another process
+collects meanwhile (every gc counts the gc epoch in ``srt_meta``; a batch that finds it
+moved stops) are collected in one transaction (``gc_once.py``).
 
 **Verify** re-derives every message hash from its body, every node's depth and
 prefix hash from its parent and message, checks that session heads and ledger nodes
@@ -37,27 +44,25 @@ then on the triggers keep it in step with every append and every gc, whoever wri
 
 from __future__ import annotations
 
-import bisect
 import contextlib
+import dataclasses
 import os
 import threading
-import time
+from array import array
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import apsw
 
-from ... import _core
-from ...errors import ConfigError, CorruptionError, StoreError
-from .. import owners
+from ...errors import ConfigError, StoreError
 from ..base import SEARCH_BATCH_MAX, GcReport, Hit, VacuumReport, check_search
-from . import heap as heap_module
+from . import gc as batched
+from . import gc_once, writes
 from . import queries as q
 from . import schema as db_module
-from . import writes
 from .database import Database
 from .db import translate
 from .queries import ROLE, TEXT
-from .statements import orphan_ids
 
 __all__ = [
     "build_search_index",
@@ -75,142 +80,6 @@ __all__ = [
 # -- gc ---------------------------------------------------------------------------------
 
 
-#: The error text of ledger rows whose session is deleted (``gc``).
-_FORGET_ERRORS = (
-    "UPDATE calls SET error = NULL WHERE error IS NOT NULL AND session IS NOT NULL "
-    "AND session NOT IN (SELECT id FROM sessions)"
-)
-
-_LIVE = """
-INSERT INTO temp.srt_gc_live(id)
-WITH RECURSIVE live(id) AS (
-    SELECT head FROM sessions WHERE head IS NOT NULL
-    UNION{objects}
-    SELECT n.parent FROM nodes n JOIN live ON n.id = live.id WHERE n.parent IS NOT NULL
-)
-SELECT id FROM live
-"""
-_OBJECT_ROOTS = """
-    SELECT node FROM objects WHERE node IS NOT NULL
-    UNION"""
-_DEAD_NODES = "id NOT IN (SELECT id FROM temp.srt_gc_live)"
-
-#: A node and what gc needs of it: (id, at, len) of a dead one, (at, len) of a live one.
-_Dead = tuple[int, int, int]
-_Place = tuple[int, int]
-
-
-def _mark(conn: apsw.Connection, has_objects: bool) -> tuple[list[_Dead], list[_Place]]:
-    """The dead nodes and the live ones' places: every node on the chain of a session head
-    or of an object's node (``has_objects``) is live.
-
-    A node is stored after its parent, so its id is larger: one pass over the nodes,
-    newest first, meets every child of a node before the node, and so knows whether it
-    is live when it reaches it (``pending`` holds the live ids not reached yet: about one
-    per chain, not the whole live set). A parent whose id is not smaller (a file whose
-    ids were written by hand) makes the pass give way to the recursive walk, which
-    needs no order."""
-    roots = "SELECT head FROM sessions WHERE head IS NOT NULL"
-    if has_objects:
-        roots += " UNION SELECT node FROM objects WHERE node IS NOT NULL"
-    pending = {r for (r,) in q.rows(conn, roots)}
-    dead: list[_Dead] = []
-    live: list[_Place] = []
-    cursor = q.rows(conn, "SELECT id, parent, at, len FROM nodes ORDER BY id DESC")
-    try:
-        for nid, parent, at, n in cursor:
-            if nid in pending:
-                pending.discard(nid)
-                if parent is not None:
-                    if parent >= nid:
-                        break
-                    pending.add(parent)
-                live.append((at, n))
-            else:
-                dead.append((nid, at, n))
-        else:
-            dead.reverse()
-            return dead, live
-    finally:
-        cursor.close()  # (its statement would lock the temp schema _walk changes)
-    return _walk(conn, has_objects)
-
-
-def _walk(conn: apsw.Connection, has_objects: bool) -> tuple[list[_Dead], list[_Place]]:
-    """``_mark`` by the recursive walk up from every root, in SQL (any id order)."""
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS srt_gc_live(id INTEGER PRIMARY KEY)")
-    conn.execute("DELETE FROM temp.srt_gc_live")
-    conn.execute(_LIVE.format(objects=_OBJECT_ROOTS if has_objects else ""))
-    dead = q.rows(conn, f"SELECT id, at, len FROM nodes WHERE {_DEAD_NODES}").fetchall()
-    live = q.rows(
-        conn, "SELECT at, len FROM nodes WHERE id IN (SELECT id FROM temp.srt_gc_live)"
-    ).fetchall()
-    conn.execute("DROP TABLE temp.srt_gc_live")
-    return dead, live
-
-
-def _prune_heap(
-    conn: apsw.Connection, gone: list[tuple[int, int]], live: list[tuple[int, int]]
-) -> None:
-    """Erase the bodies at ``gone`` (``(at, len)``, ascending, disjoint) from the heap: a
-    row no body of ``live`` (the remaining nodes' ``(at, len)`` with ``len > 0``,
-    ascending) uses is deleted, and in a row still in use their bytes are overwritten
-    with spaces in place by incremental blob I/O, which writes only the pages they fall in
-    (never zeros, which mark the free end of the last row; with ``secure_delete`` the
-    cells of deleted rows are zeroed too), so their text leaves the file."""
-    starts = [a for a, _ in live]
-    gone_ats = [a for a, _ in gone]
-    longest = max(n for _, n in gone)
-    seen: set[int] = set()
-    unused: list[tuple[int]] = []
-    erase: list[tuple[int, int, int]] = []  # (row, offset in it, bytes)
-    for lo, hi in _core.heap_spans(gone, 0, 1, heap_module.GAP):
-        for rid, size, _is_blob in q.rows(conn, heap_module.SIZES_SQL, (lo, hi)):
-            if rid in seen:
-                continue  # the row that ended the previous span
-            seen.add(rid)
-            end = rid + int(size or 0)
-            k = bisect.bisect_left(starts, end)  # live bodies starting before the row's end
-            if not (k > 0 and live[k - 1][0] + live[k - 1][1] > rid):
-                unused.append((rid,))
-                continue
-            # every place that may reach into the row starts after rid - longest
-            for i in range(bisect.bisect_right(gone_ats, rid - longest), len(gone)):
-                at, n = gone[i]
-                if at >= end:
-                    break
-                lo_b, hi_b = max(at, rid), min(at + n, end)
-                if lo_b < hi_b:
-                    erase.append((rid, lo_b - rid, hi_b - lo_b))
-    if erase:
-        blob = conn.blob_open("main", "heap", "data", erase[0][0], True)
-        try:
-            row = erase[0][0]
-            for rid, offset, n in erase:
-                if rid != row:
-                    blob.reopen(rid)
-                    row = rid
-                blob.seek(offset)
-                blob.write(b" " * n)
-        finally:
-            blob.close()
-    if unused:
-        conn.executemany("DELETE FROM heap WHERE id = ?", unused)
-
-
-def _drop_orphans(conn: apsw.Connection) -> int:
-    """Delete the objects of sessions that no longer exist (in gc's transaction)."""
-    kinds = owners.session_kinds()
-    if not kinds:
-        return 0
-    conn.execute(f"DELETE FROM objects WHERE id IN ({orphan_ids(len(kinds))})", kinds)
-    return conn.changes()
-
-
-def _count(conn: apsw.Connection, sql: str) -> int:
-    return int(conn.execute(sql).get or 0)
-
-
 def gc(
     db: Database,
     *,
@@ -220,112 +89,133 @@ def gc(
 ) -> GcReport:
     """Sweep expired objects, the nodes no session or object reaches and the messages
     no node uses (see the module docstring). ``dry_run`` counts what would go and
-    writes nothing. Of the prefix hashes in ``watch``, those no live node carries are
-    reported (``dead_prefixes``)."""
+    writes nothing (one transaction, rolled back). Of the prefix hashes in ``watch``,
+    those no live node carries are reported (``dead_prefixes``).
+
+    The collection runs in batches (``gc.py``: the mark without the lock, then short
+    write transactions); a file whose node ids are not in parent-before-child order,
+    or one another process collects meanwhile, is collected in one transaction."""
     pragmas = [
         writes.secure_delete(secure_delete),
         # The sweep keeps the references intact itself (the live set is closed under
-        # parents) and proves it with foreign_key_check before it commits; per-row
-        # checks would scan nodes once per deleted row (nodes.parent has no index).
+        # parents) and proves it with foreign_key_check; per-row checks would scan
+        # nodes once per deleted row (nodes.parent has no index).
         "PRAGMA foreign_keys=OFF",
         "PRAGMA temp_store=MEMORY",
         # 64 MiB of page cache for this job's connection (closed afterwards): deleting
         # nodes updates their two hash indexes at random places (0.62 -> 0.23 s for
         # 100,000 nodes of 1,000,000 with the default 2 MiB).
         "PRAGMA cache_size=-65536",
+        # No auto-checkpoint in a commit of this connection, under the writer lock:
+        # the batches checkpoint between them, outside it (``gc.passive_checkpoint``),
+        # and ``checkpoint`` at the end.
+        "PRAGMA wal_autocheckpoint=0",
     ]
     action = "collecting garbage"
-    with db.job(action, pragmas) as conn, translate(action), db.lock:
-        page_size = _count(conn, "PRAGMA page_size")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            free_before = _count(conn, "PRAGMA freelist_count")
-            objects = orphans = 0
-            has_objects = db_module.has_table(conn, db_module.OBJECTS_TABLE)
-            if has_objects:
-                conn.execute(
-                    "DELETE FROM objects WHERE expires IS NOT NULL AND expires <= ?",
-                    (time.time(),),
-                )
-                objects = conn.changes()
-                orphans = _drop_orphans(conn)
-            dead_nodes, remaining = _mark(conn, has_objects)
-            nodes = len(dead_nodes)
-            conn.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS srt_gc_dead("
-                "id INTEGER PRIMARY KEY, at INTEGER, len INTEGER)"
-            )
-            conn.execute("DELETE FROM temp.srt_gc_dead")
-            conn.executemany("INSERT INTO temp.srt_gc_dead VALUES (?, ?, ?)", dead_nodes)
-            # A row's params rebuild its body from its node (``srt verify``): they go
-            # with it (a request's tools, their descriptions, are a client's text). A
-            # node that is not live is a dead one or one that does not exist.
-            q.rows(
-                conn,
-                "UPDATE calls SET node = NULL, params = NULL WHERE node IS NOT NULL AND ("
-                "node IN (SELECT id FROM temp.srt_gc_dead) "
-                "OR NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = calls.node))",
-            )
-            ledger_rows = conn.changes()
-            # An error's text (an upstream's words, which may quote a request) goes with
-            # its session; the row's status stays, for the accounting.
-            conn.execute(_FORGET_ERRORS)
-            conn.execute("DELETE FROM nodes WHERE id IN (SELECT id FROM temp.srt_gc_dead)")
-            conn.execute("DROP TABLE temp.srt_gc_dead")
-            # A message goes with the last node that names it (its place in the heap).
-            kept = {at for at, _ in remaining}
-            gone = sorted({(at, n) for _, at, n in dead_nodes if at not in kept})
-            messages, message_bytes = len(gone), sum(n for _, n in gone)
-            if gone:
-                live = [r for r in remaining if r[1] > 0]
-                live.sort()  # nearly sorted already: nodes are mostly stored in heap order
-                _prune_heap(conn, gone, live)
-            if messages and db_module.has_search_index(conn):
-                conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
-            broken = conn.execute("PRAGMA foreign_key_check").fetchall()
-            if broken:
-                table, rowid, parent, _ = broken[0]
-                raise CorruptionError(
-                    f"gc stopped and changed nothing: {table} row {rowid} refers to a "
-                    f"missing {parent} row ({len(broken)} such references); run srt verify"
-                )
-            free_after = _count(conn, "PRAGMA freelist_count")
-            dead = tuple(p for p in watch if not _live_prefix(conn, p))
-        except BaseException:
-            if not conn.get_autocommit():
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("ROLLBACK" if dry_run else "COMMIT")
-    checkpointed = False
-    if not dry_run:
-        checkpointed = checkpoint(db, action)
+    if dry_run:
+        with db.job(action, pragmas) as conn, translate(action), db.lock:
+            report = gc_once.once(conn, secure_delete, True, watch)
+        return report
+    with batched.gc_lock(db), db.job(action, pragmas) as conn, translate(action):
+        with q.snapshot(conn, action):  # a damaged file: nothing changed
+            gc_once.broken(conn, "gc stopped and changed nothing")
+        with db.lock:
+            first = _expire(conn)
+        s = batched.mark(conn, first.has_objects)
+        if s is not None and batched.sweep(db, conn, s):
+            report = _finish(conn, first, s, secure_delete, watch)
+        else:
+            with db.lock:
+                report = gc_once.once(conn, secure_delete, False, watch)
+            report = _add(report, first, s)
+    return dataclasses.replace(report, checkpointed=checkpoint(db, action))
+
+
+class _First(NamedTuple):
+    """What gc's first transaction did and found."""
+
+    page_size: int
+    free_before: int
+    objects: int
+    orphans: int
+    has_objects: bool
+
+
+def _expire(conn: apsw.Connection) -> _First:
+    """The batched gc's first transaction (under the lock): expired and orphaned
+    objects go, and what the ledger holds of nodes or sessions already gone."""
+    page_size = gc_once.count(conn, "PRAGMA page_size")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        free_before = gc_once.count(conn, "PRAGMA freelist_count")
+        objects, orphans, has_objects = gc_once.drop_objects(conn)
+        conn.execute(
+            "UPDATE calls SET node = NULL, params = NULL WHERE node IS NOT NULL AND "
+            "NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = calls.node)"
+        )
+        conn.execute(gc_once.FORGET_ERRORS)
+    except BaseException:
+        if not conn.get_autocommit():
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return _First(page_size, free_before, objects, orphans, has_objects)
+
+
+def _finish(
+    conn: apsw.Connection,
+    first: _First,
+    s: batched.Sweep,
+    secure_delete: bool,
+    watch: Sequence[bytes],
+) -> GcReport:
+    """The batched gc's report, read in one snapshot after the last batch, which also
+    proves the references whole (``foreign_key_check``)."""
+    with q.snapshot(conn, "collecting garbage"):
+        gc_once.broken(conn, "gc collected in batches, and then found")
+        free_after = gc_once.count(conn, "PRAGMA freelist_count")
+        dead = tuple(p for p in watch if not gc_once.live_prefix(conn, p))
     return GcReport(
-        nodes=nodes,
-        messages=int(messages),
-        message_bytes=int(message_bytes),
-        ledger_rows=ledger_rows,
-        pages_freed=max(0, free_after - free_before),
-        free_pages=free_before if dry_run else free_after,
-        page_size=page_size,
+        nodes=s.nodes,
+        messages=s.messages,
+        message_bytes=s.message_bytes,
+        ledger_rows=s.ledger_rows,
+        pages_freed=max(0, free_after - first.free_before),
+        free_pages=free_after,
+        page_size=first.page_size,
         secure_delete=secure_delete,
-        checkpointed=checkpointed,
-        dry_run=dry_run,
-        objects=objects,
-        orphan_objects=orphans,
+        checkpointed=False,
+        dry_run=False,
+        objects=first.objects,
+        orphan_objects=first.orphans,
         dead_prefixes=dead,
     )
 
 
-def _live_prefix(conn: apsw.Connection, prefix: bytes) -> bool:
-    """Whether a node of gc's live set carries ``prefix`` (inside gc's transaction, after
-    the sweep: the nodes left are the live ones)."""
-    sql = "SELECT 1 FROM nodes WHERE prefix = ?"
-    return conn.execute(sql, (prefix,)).fetchone() is not None
+def _add(report: GcReport, first: _First, s: batched.Sweep | None) -> GcReport:
+    """``report`` (the one-transaction gc after the first transaction and, maybe, some
+    batches) with what those did counted in."""
+    done = s if s is not None else batched.Sweep({}, array("q"), {}, {}, 0, None)
+    return dataclasses.replace(
+        report,
+        nodes=report.nodes + done.nodes,
+        messages=report.messages + done.messages,
+        message_bytes=report.message_bytes + done.message_bytes,
+        ledger_rows=report.ledger_rows + done.ledger_rows,
+        pages_freed=max(0, report.free_pages - first.free_before),
+        objects=report.objects + first.objects,
+        orphan_objects=report.orphan_objects + first.orphans,
+    )
 
 
 def checkpoint(db: Database, action: str, wait_ms: int = 2000) -> bool:
-    """Copy the WAL into the file and truncate it; False if readers kept it busy."""
+    """Copy the WAL into the file and truncate it; False if readers kept it busy.
+
+    First ``PASSIVE``, which copies while writers go on, then ``TRUNCATE``, which
+    blocks new writers while it runs (and while it waits for readers): it then has
+    little left to copy."""
     with db.job(action) as conn, translate(action):
+        batched.passive_checkpoint(conn)
         conn.set_busy_timeout(wait_ms)
         busy, _log, _done = q.rows(conn, "PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         return not busy
@@ -396,7 +286,7 @@ def _build_search_index(
                     if db_module.has_search_index(conn):  # built by another connection meanwhile
                         conn.execute("ROLLBACK")
                         return None
-                    count = _count(conn, "SELECT count(DISTINCT at) FROM nodes")
+                    count = gc_once.count(conn, "SELECT count(DISTINCT at) FROM nodes")
                     if announce is not None:
                         announce(count)
                     conn.execute(db_module.SEARCH_INDEX_SQL)
