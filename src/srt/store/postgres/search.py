@@ -1,6 +1,9 @@
 """Search on PostgreSQL: its full-text search over an expression GIN index of each
 message's text (``schema.SEARCH_INDEX_SQL``), built by the first search in one
-transaction (writers wait for it) and kept in step by PostgreSQL from then on.
+transaction (writers wait for it) and kept in step by PostgreSQL from then on. The index
+reads the first ``schema.SEARCH_TEXT_CAP`` characters of a message's text: PostgreSQL
+refuses a tsvector over 1 MB, which the words of a longer text can make, and that
+refusal would fail the index's build and the append of such a message.
 
 A ``syntax=True`` search (``srt search --fts``) reads the query with
 ``websearch_to_tsquery``: quoted phrases, ``OR``, ``-word`` and ``NOT``, every other
@@ -28,7 +31,9 @@ __all__ = [
     "check_query",
     "drop_search_index",
     "has_search_index",
+    "query",
     "search",
+    "search_sql",
 ]
 
 _HEAD = "PostgreSQL's search (--fts: quoted phrases, OR, -word or NOT) has no "
@@ -135,6 +140,27 @@ def _websearch(text: str) -> str:
     return " ".join(out)
 
 
+def query(text: str, syntax: bool) -> tuple[str, list[str]]:
+    """SQL for the tsquery of ``text`` (``syntax``: a ``websearch_to_tsquery`` query),
+    and its parameters."""
+    if syntax:
+        return f"websearch_to_tsquery('{sch.SEARCH_CONFIG}', %s)", [_websearch(text)]
+    return _tsquery(text)
+
+
+def search_sql(db: Database, tsquery: str) -> str:
+    """The messages matching ``tsquery`` (SQL from ``query``, its parameters first, then
+    the limit and the offset), best first. The match is on the index's own expression
+    (``schema.SEARCH_VECTOR``, of ``messages.body``), so the index serves it."""
+    vec = sch.SEARCH_VECTOR
+    return db.sql(
+        f"SELECT m.id, {{s}}.message_role(m.body), {{s}}.message_text(m.body), "
+        f"CASE WHEN position({NUL_ESCAPE} IN m.body) > 0 THEN m.body END "
+        f"FROM {{s}}.messages m, (SELECT {tsquery}) AS q(q) WHERE {vec} @@ q.q "
+        f"ORDER BY ts_rank({vec}, q.q) DESC, m.id LIMIT %s OFFSET %s"
+    )
+
+
 def search(
     db: Database,
     text: str,
@@ -144,24 +170,17 @@ def search(
     announce: Callable[[int], None] | None = None,
 ) -> list[Hit]:
     """Messages some session uses whose text matches, best match first. ``syntax``:
-    ``text`` is a ``websearch_to_tsquery`` query (quotes, ``or``, ``-word``)."""
+    ``text`` is a ``websearch_to_tsquery`` query (quotes, ``or``, ``-word``). The index
+    reads the first ``schema.SEARCH_TEXT_CAP`` characters of each message's text: a
+    word only past them is not found."""
     if syntax and isinstance(text, str):
         check_query(text)  # (FTS5's operators PostgreSQL lacks: before any work)
     check_search(text, limit)
     if not text.strip():
         raise ConfigError("the search text is empty")
-    if syntax:
-        query, qargs = f"websearch_to_tsquery('{sch.SEARCH_CONFIG}', %s)", [_websearch(text)]
-    else:
-        query, qargs = _tsquery(text)
+    tsquery, qargs = query(text, syntax)
     build_search_index(db, announce=announce)
-    vec = f"to_tsvector('{sch.SEARCH_CONFIG}', {{s}}.message_text(m.body))"
-    sql = db.sql(
-        f"SELECT m.id, {{s}}.message_role(m.body), {{s}}.message_text(m.body), "
-        f"CASE WHEN position({NUL_ESCAPE} IN m.body) > 0 THEN m.body END "
-        f"FROM {{s}}.messages m, ({'SELECT ' + query}) AS q(q) WHERE {vec} @@ q.q "
-        f"ORDER BY ts_rank({vec}, q.q) DESC, m.id LIMIT %s OFFSET %s"
-    )
+    sql = search_sql(db, tsquery)
     users_sql = db.sql("SELECT id, message FROM {s}.nodes WHERE message = ANY(%s)")
 
     def find(conn: psycopg.Connection[Any]) -> list[Hit]:
