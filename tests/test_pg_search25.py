@@ -3,7 +3,8 @@ PostgreSQL refuses a tsvector over 1 MB, which the words of about 2 MB of varied
 make, so the index reads the first ``SEARCH_TEXT_CAP`` characters of each message's
 text. A huge message must neither break the first search (building the index) nor its
 own append once the index is there, and a store whose index was built before the cap
-gets it rebuilt when it opens."""
+gets it rebuilt when it opens. And ``verify`` names a node whose metadata is not a
+JSON object, as on SQLite (tests/test_feat_verify.py)."""
 
 from __future__ import annotations
 
@@ -179,3 +180,30 @@ def test_a_v8_store_without_an_index_gets_none(
     with srt.Runtime(pg_url) as rt:
         assert not rt.store.has_search_index()  # the migration builds none
         assert _places(rt, "hello") == [(("a", 1),)]
+
+
+# -- verify: node metadata ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", [b"{not json", b"\xff\xfe", b"[1, 2]", b'"text"'])
+def test_verify_names_a_node_whose_metadata_is_not_a_json_object(
+    pg_url: str, damage: bytes
+) -> None:
+    with srt.Runtime(pg_url) as rt:
+        s = rt.session("victim")
+        s.append({"role": "user", "content": "hello"})
+        s.append({"role": "assistant", "content": "hi", "metadata": {"tag": "x"}})
+        s.fork("kid").append({"role": "user", "content": "more", "metadata": {"ok": 1}})
+        assert rt.store.verify().ok
+    schema = _schema(pg_url)
+    with psycopg.connect(server_url(), autocommit=True) as conn:
+        [(nid,)] = conn.execute(
+            f'UPDATE "{schema}".nodes SET meta = %s WHERE depth = 2 RETURNING id', (damage,)
+        ).fetchall()
+    with srt.Runtime(pg_url) as rt:
+        report = rt.store.verify()
+    assert not report.ok
+    [fault] = report.faults
+    assert (fault.kind, fault.table, fault.row) == ("node", "nodes", nid)
+    assert fault.detail == "its metadata is not a JSON object"
+    assert sorted(fault.places) == [("kid", 2), ("victim", 2)]

@@ -17,9 +17,10 @@ bytes stay in the table files until ``vacuum`` (``VACUUM FULL``) rewrites them.
 
 **Verify** re-derives every message hash from its body and every node's depth and
 prefix hash from its parent and message (client-side: the hash is XXH3-128, which
-PostgreSQL does not compute), and checks that session heads, ledger nodes and object
-nodes exist and that the search index, if there is one, is valid. Foreign keys make
-PostgreSQL itself refuse dangling references, so those checks find only damage.
+PostgreSQL does not compute), checks that each node's metadata is a JSON object, as
+SQLite's verify does, and that session heads, ledger nodes and object nodes exist and
+that the search index, if there is one, is valid. Foreign keys make PostgreSQL itself
+refuse dangling references, so those checks find only damage.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from ..base import (
     VacuumReport,
     VerifyReport,
 )
+from ..checks import metadata_ok
 from . import schema as sch
 from .objects import ORPHANS
 from .pool import Database
@@ -365,12 +367,14 @@ def _verify(
     derived: dict[int, tuple[int, bytes]] = {}
     bad = []
     sql = db.sql(
-        "SELECT n.id, n.parent, n.depth, n.prefix, m.id, m.hash, p.id, p.depth, p.prefix "
-        "FROM {s}.nodes n LEFT JOIN {s}.messages m ON m.id = n.message "
+        "SELECT n.id, n.parent, n.depth, n.prefix, n.meta, m.id, m.hash, p.id, p.depth, "
+        "p.prefix FROM {s}.nodes n LEFT JOIN {s}.messages m ON m.id = n.message "
         "LEFT JOIN {s}.nodes p ON p.id = n.parent ORDER BY n.id"
     )
-    for nid, parent, depth, prefix, mid, mhash, pid, pdepth, pprefix in _stream(conn, sql):
+    for nid, parent, depth, prefix, meta, mid, mhash, pid, pdepth, pprefix in _stream(conn, sql):
         nodes += 1
+        if meta is not None and not metadata_ok(bytes(meta)):  # (what entries() reads)
+            bad.append(Fault("node", "nodes", nid, "its metadata is not a JSON object"))
         detail = None
         if pid is not None and pid in derived:
             pdepth, pprefix = derived[pid]
