@@ -144,12 +144,20 @@ def test_a_v3_store_migrates_to_pinned_functions(pg_url: str, hostile: str) -> N
         ("message_role", True, None),
         ("message_text", True, None),
         ("put_object", False, pinned),
+        ("search_text", True, None),
     ]
-    # Back to v3 as v3 left it: its functions as created then, none of them pinned.
+    # Back to v3 as v3 left it: its functions as created then, none of them pinned, no
+    # search_text (v9's) and the index over the whole text.
     with psycopg.connect(server_url(), autocommit=True) as conn:
+        conn.execute(f'DROP INDEX "{schema}".messages_fts')
+        conn.execute(f'DROP FUNCTION "{schema}".search_text(bytea)')
         for sig in _PLPGSQL:
             conn.execute(f'ALTER FUNCTION "{schema}".{sig} RESET search_path')
         conn.execute(pg_schema.render(pg_schema.MIGRATIONS[2], schema))
+        conn.execute(
+            f'CREATE INDEX messages_fts ON "{schema}".messages '
+            f"USING gin (to_tsvector('simple', \"{schema}\".message_text(body)))"
+        )
         conn.execute(f'UPDATE "{schema}".srt_schema SET version = 3')
     assert all(not bound and config is None for _n, bound, config in _pinned(schema))
     with srt.Runtime(_on_path(pg_url, hostile)) as rt:
@@ -158,7 +166,7 @@ def test_a_v3_store_migrates_to_pinned_functions(pg_url: str, hostile: str) -> N
         _use(rt, "b")
     with psycopg.connect(server_url(), autocommit=True) as conn:
         rows = conn.execute(f'SELECT version FROM "{schema}".srt_schema').fetchall()
-    assert rows == [(pg_schema.SCHEMA_VERSION,)] == [(8,)]
+    assert rows == [(pg_schema.SCHEMA_VERSION,)] == [(9,)]
     assert [config for _n, _b, config in _pinned(schema)] == [
         pinned,
         pinned,
@@ -166,6 +174,7 @@ def test_a_v3_store_migrates_to_pinned_functions(pg_url: str, hostile: str) -> N
         None,
         None,
         pinned,
+        None,
     ]
 
 

@@ -1,6 +1,6 @@
-"""Keeping an srt schema on PostgreSQL tidy and honest: gc, verify, search and vacuum
-(the views behind ``srt ls`` and ``srt show --tree`` are ``views``'s, on the same
-snapshot and walk).
+"""Keeping an srt schema on PostgreSQL tidy and honest: gc, verify and vacuum (search
+is ``search``'s, the views behind ``srt ls`` and ``srt show --tree`` are ``views``'s,
+on the same snapshot and walk).
 
 Readers run in one ``REPEATABLE READ, READ ONLY`` transaction, so each sees one
 snapshot while writers go on.
@@ -17,13 +17,10 @@ bytes stay in the table files until ``vacuum`` (``VACUUM FULL``) rewrites them.
 
 **Verify** re-derives every message hash from its body and every node's depth and
 prefix hash from its parent and message (client-side: the hash is XXH3-128, which
-PostgreSQL does not compute), and checks that session heads, ledger nodes and object
-nodes exist and that the search index, if there is one, is valid. Foreign keys make
-PostgreSQL itself refuse dangling references, so those checks find only damage.
-
-**Search** uses PostgreSQL's full-text search: an expression GIN index over each
-message's text (``schema.SEARCH_INDEX_SQL``), built by the first search in one
-transaction (writers wait for it) and kept in step by PostgreSQL from then on.
+PostgreSQL does not compute), checks that each node's metadata is a JSON object, as
+SQLite's verify does, and that session heads, ledger nodes and object nodes exist and
+that the search index, if there is one, is valid. Foreign keys make PostgreSQL itself
+refuse dangling references, so those checks find only damage.
 """
 
 from __future__ import annotations
@@ -31,24 +28,21 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
 
 from ... import _core
-from ...errors import ConfigError
 from .. import owners
 from ..base import (
-    SEARCH_BATCH_MAX,
     Fault,
     FaultList,
     GcReport,
-    Hit,
     VacuumReport,
     VerifyReport,
-    check_search,
 )
+from ..checks import metadata_ok
 from . import schema as sch
 from .objects import ORPHANS
 from .pool import Database
@@ -56,11 +50,8 @@ from .pool import Database
 __all__ = [
     "CHAINS",
     "NUL_ESCAPE",
-    "build_search_index",
-    "drop_search_index",
     "gc",
-    "has_search_index",
-    "search",
+    "places_of",
     "snapshot",
     "text_of",
     "vacuum",
@@ -118,7 +109,7 @@ def snapshot(conn: psycopg.Connection[Any]) -> Iterator[None]:
         yield
 
 
-def _places(
+def places_of(
     db: Database, conn: psycopg.Connection[Any], nodes: Sequence[int]
 ) -> dict[int, list[tuple[str, int]]]:
     """For each of ``nodes``: the (session name, 1-based position) pairs that reach it."""
@@ -314,136 +305,6 @@ def vacuum(db: Database) -> VacuumReport:
     return VacuumReport(before, size(db), False)
 
 
-# -- search -----------------------------------------------------------------------------
-
-
-def _has_index(db: Database, conn: psycopg.Connection[Any]) -> bool:
-    row = conn.execute(
-        "SELECT to_regclass(format('%%I.%%I', %s::text, %s::text)) IS NOT NULL",
-        (db.schema, sch.SEARCH_INDEX),
-    ).fetchone()
-    return bool(row and row[0])
-
-
-def has_search_index(db: Database) -> bool:
-    return db.run("reading the schema", lambda c: _has_index(db, c), retry_reads=True)
-
-
-def build_search_index(
-    db: Database, *, announce: Callable[[int], None] | None = None
-) -> int | None:
-    """Create the search index unless it exists: the messages indexed, or ``None``."""
-
-    def build(conn: psycopg.Connection[Any]) -> int | None:
-        if _has_index(db, conn):
-            return None
-        with conn.transaction():
-            conn.execute(db.sql("LOCK TABLE {s}.messages IN SHARE MODE"))
-            if _has_index(db, conn):  # built by another connection meanwhile
-                return None
-            row = conn.execute(db.sql("SELECT count(*) FROM {s}.messages")).fetchone()
-            count = int(row[0]) if row else 0
-            if announce is not None:
-                announce(count)
-            conn.execute(db.sql(sch.SEARCH_INDEX_SQL))
-        return count
-
-    return db.run("building the search index", build)
-
-
-def drop_search_index(db: Database) -> bool:
-    def drop(conn: psycopg.Connection[Any]) -> bool:
-        had = _has_index(db, conn)
-        conn.execute(db.sql(sch.SEARCH_DROP_SQL))
-        return had
-
-    return db.run("dropping the search index", drop)
-
-
-def _tsquery(text: str) -> tuple[str, list[str]]:
-    """SQL for a tsquery matching every word of ``text`` (``word*``: a prefix), and
-    its parameters. Each word is a bound parameter, so nothing in it is syntax."""
-    parts: list[str] = []
-    args: list[str] = []
-    for word in text.split():
-        if word.endswith("*") and len(word) > 1:
-            # a quoted lexeme with a prefix mark; the quotes make anything inside it text
-            core = word[:-1].replace("\\", "\\\\").replace("'", "''")
-            parts.append(f"to_tsquery('{sch.SEARCH_CONFIG}', %s)")
-            args.append(f"'{core}':*")
-        else:
-            parts.append(f"plainto_tsquery('{sch.SEARCH_CONFIG}', %s)")
-            args.append(word)
-    if not parts:
-        raise ConfigError("the search text is empty")
-    return " && ".join(parts), args
-
-
-def _websearch(text: str) -> str:
-    """``text`` for ``websearch_to_tsquery``, with the ``AND``/``OR``/``NOT`` operators of
-    SQLite's FTS5 syntax understood too (``--fts`` queries work on both engines)."""
-    out = []
-    negate = False
-    for word in text.split():
-        if word == "AND":
-            continue
-        if word == "NOT":
-            negate = True
-            continue
-        out.append(("-" if negate else "") + ("or" if word == "OR" else word))
-        negate = False
-    return " ".join(out)
-
-
-def search(
-    db: Database,
-    text: str,
-    *,
-    limit: int = 20,
-    syntax: bool = False,
-    announce: Callable[[int], None] | None = None,
-) -> list[Hit]:
-    """Messages some session uses whose text matches, best match first. ``syntax``:
-    ``text`` is a ``websearch_to_tsquery`` query (quotes, ``or``, ``-word``)."""
-    check_search(text, limit)
-    if not text.strip():
-        raise ConfigError("the search text is empty")
-    if syntax:
-        query, qargs = f"websearch_to_tsquery('{sch.SEARCH_CONFIG}', %s)", [_websearch(text)]
-    else:
-        query, qargs = _tsquery(text)
-    build_search_index(db, announce=announce)
-    vec = f"to_tsvector('{sch.SEARCH_CONFIG}', {{s}}.message_text(m.body))"
-    sql = db.sql(
-        f"SELECT m.id, {{s}}.message_role(m.body), {{s}}.message_text(m.body), "
-        f"CASE WHEN position({NUL_ESCAPE} IN m.body) > 0 THEN m.body END "
-        f"FROM {{s}}.messages m, ({'SELECT ' + query}) AS q(q) WHERE {vec} @@ q.q "
-        f"ORDER BY ts_rank({vec}, q.q) DESC, m.id LIMIT %s OFFSET %s"
-    )
-    users_sql = db.sql("SELECT id, message FROM {s}.nodes WHERE message = ANY(%s)")
-
-    def find(conn: psycopg.Connection[Any]) -> list[Hit]:
-        hits: list[Hit] = []
-        batch, offset = max(min(limit, SEARCH_BATCH_MAX), 50), 0
-        with snapshot(conn):
-            while len(hits) < limit:
-                found = conn.execute(sql, [*qargs, batch, offset]).fetchall()
-                if not found:
-                    break
-                offset += len(found)
-                users = conn.execute(users_sql, ([r[0] for r in found],)).fetchall()
-                reach = _places(db, conn, [n for n, _ in users])
-                for mid, role, body_text, body in found:
-                    places = sorted({p for n, m in users if m == mid for p in reach[n]})
-                    if places:
-                        hits.append(Hit(mid, str(role), text_of(body, body_text), tuple(places)))
-                        if len(hits) == limit:
-                            break
-        return hits
-
-    return db.run("searching", find, retry_reads=True)
-
-
 # -- verify ---------------------------------------------------------------------------
 
 
@@ -496,7 +357,7 @@ def _verify(
         users = conn.execute(
             db.sql("SELECT id, message FROM {s}.nodes WHERE message = ANY(%s)"), (ids,)
         ).fetchall()
-        reach = _places(db, conn, [n for n, _ in users])
+        reach = places_of(db, conn, [n for n, _ in users])
         for f in bad:
             places = sorted(p for n, m in users if m == f.row for p in reach[n])
             faults.add(Fault(f.kind, f.table, f.row, f.detail, tuple(places)))
@@ -506,12 +367,14 @@ def _verify(
     derived: dict[int, tuple[int, bytes]] = {}
     bad = []
     sql = db.sql(
-        "SELECT n.id, n.parent, n.depth, n.prefix, m.id, m.hash, p.id, p.depth, p.prefix "
-        "FROM {s}.nodes n LEFT JOIN {s}.messages m ON m.id = n.message "
+        "SELECT n.id, n.parent, n.depth, n.prefix, n.meta, m.id, m.hash, p.id, p.depth, "
+        "p.prefix FROM {s}.nodes n LEFT JOIN {s}.messages m ON m.id = n.message "
         "LEFT JOIN {s}.nodes p ON p.id = n.parent ORDER BY n.id"
     )
-    for nid, parent, depth, prefix, mid, mhash, pid, pdepth, pprefix in _stream(conn, sql):
+    for nid, parent, depth, prefix, meta, mid, mhash, pid, pdepth, pprefix in _stream(conn, sql):
         nodes += 1
+        if meta is not None and not metadata_ok(bytes(meta)):  # (what entries() reads)
+            bad.append(Fault("node", "nodes", nid, "its metadata is not a JSON object"))
         detail = None
         if pid is not None and pid in derived:
             pdepth, pprefix = derived[pid]
@@ -531,7 +394,7 @@ def _verify(
         if detail is not None:
             bad.append(Fault("node", "nodes", nid, detail))
     if bad:
-        reach = _places(db, conn, [f.row for f in bad if f.row is not None])
+        reach = places_of(db, conn, [f.row for f in bad if f.row is not None])
         for f in bad:
             assert f.row is not None
             faults.add(Fault(f.kind, f.table, f.row, f.detail, tuple(reach[f.row])))

@@ -9,7 +9,8 @@ The data model is SQLite's (``srt.store.sqlite``): content-addressed ``messages`
 (``bytea`` hash keys, bodies compressed with lz4 when TOASTed, ``LZ4_BODIES``), ``nodes`` chained by
 prefix hash, ``sessions`` (named heads), the ``calls`` ledger and ``objects``. Since v8
 a message row also holds ``user_turn`` and ``size``, generated from its body, which
-``srt ls`` reads instead of the body.
+``srt ls`` reads instead of the body. Since v9 the search index, when there is one,
+reads at most ``SEARCH_TEXT_CAP`` characters of each message's text (``search_text``).
 ``srt_schema`` records srt's application name and the schema version; migrations run
 in one transaction under an advisory lock, so two processes opening a new store at
 once apply each step once.
@@ -334,6 +335,53 @@ ALTER TABLE {{s}}.messages
     ADD COLUMN IF NOT EXISTS size integer NOT NULL GENERATED ALWAYS AS (length(body)) STORED;
 """
 
+#: The full-text index of ``search``: an expression GIN index over each message's text
+#: (PostgreSQL's ``simple`` configuration: lower-cased words, no stemming). As on
+#: SQLite no migration creates it: the first search does, so appends pay nothing for a
+#: search nobody runs; PostgreSQL keeps it in step with every write from then on.
+SEARCH_INDEX = "messages_fts"
+SEARCH_CONFIG = "simple"
+#: The characters of a message's text the index reads (``search_text``, since v9).
+#: PostgreSQL refuses a tsvector over 1 MB (2**20 - 1 bytes of lexemes and positions),
+#: which about 2 MB of varied words make, and the refusal failed the index's build and,
+#: once it was built, the append of such a message. The most a character can make is
+#: just under 8 bytes: in a hyphenated word of 4-byte letters each letter is indexed
+#: twice (``a-b`` gives ``a-b``, ``a`` and ``b``), 4 bytes each, with 6 bytes of
+#: position and alignment per lexeme, so 2 parts of 255 letters make 7.996 bytes a
+#: character (the whole word stays under 2,047 bytes, the longest lexeme kept; measured:
+#: tests/test_pg_search25.py). 128,000 characters make at most 1,023,500 bytes.
+#: A new cap needs a new migration (v9's rebuilds the index with this one).
+SEARCH_TEXT_CAP = 128_000
+#: The indexed expression; a query must use the same one for the index to serve it
+#: (``body`` is ``messages.body``, in the index and in ``search.search_sql``).
+SEARCH_VECTOR = f"to_tsvector('{SEARCH_CONFIG}', {{s}}.search_text(body))"
+SEARCH_INDEX_SQL = (
+    f"CREATE INDEX IF NOT EXISTS {SEARCH_INDEX} ON {{s}}.messages USING gin ({SEARCH_VECTOR})"
+)
+SEARCH_DROP_SQL = f"DROP INDEX IF EXISTS {{s}}.{SEARCH_INDEX}"
+
+# v9: the search index reads the first ``SEARCH_TEXT_CAP`` characters of a message's
+# text, so that no message makes a tsvector PostgreSQL refuses; an index built before
+# (over ``message_text``) is rebuilt over ``search_text`` in the migration, so a huge
+# message appends once the store is opened by this srt.
+# (``left`` of ``message_text``: inlined, so still one SQL function call per message
+# indexed; measured a few microseconds a message at most, within the noise of an
+# append. ``message_text``'s own query capped instead was slower: the planner pulls the
+# subquery up and parses the JSON once per reference to the text.)
+_SEARCH_TEXT = f"""
+CREATE OR REPLACE FUNCTION {{s}}.search_text(body bytea) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT left({{s}}.message_text(body), {SEARCH_TEXT_CAP});
+END;
+DO $do$ BEGIN
+    IF to_regclass('{{s}}.{SEARCH_INDEX}') IS NOT NULL THEN
+        {SEARCH_DROP_SQL};
+        {SEARCH_INDEX_SQL};
+    END IF;
+END $do$;
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     # v1: everything SQLite's schema v4 holds: content-addressed messages, a prefix-chained
     # node tree, named heads, the usage ledger (with request parameters) and objects.
@@ -451,20 +499,10 @@ MIGRATIONS: tuple[str, ...] = (
     # append inserts it (no new argument, still one statement), and adding them
     # rewrites the table once, filling every row already there.
     _LS_COLUMNS,
+    # v9: the search index reads at most ``SEARCH_TEXT_CAP`` characters of a message.
+    _SEARCH_TEXT,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
-
-#: The full-text index of ``search``: an expression GIN index over each message's text
-#: (PostgreSQL's ``simple`` configuration: lower-cased words, no stemming). As on
-#: SQLite no migration creates it: the first search does, so appends pay nothing for a
-#: search nobody runs; PostgreSQL keeps it in step with every write from then on.
-SEARCH_INDEX = "messages_fts"
-SEARCH_CONFIG = "simple"
-SEARCH_INDEX_SQL = (
-    f"CREATE INDEX IF NOT EXISTS {SEARCH_INDEX} ON {{s}}.messages "
-    f"USING gin (to_tsvector('{SEARCH_CONFIG}', {{s}}.message_text(body)))"
-)
-SEARCH_DROP_SQL = f"DROP INDEX IF EXISTS {{s}}.{SEARCH_INDEX}"
 
 
 def render(sql: str, schema: str) -> str:

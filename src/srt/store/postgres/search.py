@@ -1,19 +1,40 @@
-"""What a ``syntax=True`` search (``srt search --fts``) can ask of PostgreSQL.
+"""Search on PostgreSQL: its full-text search over an expression GIN index of each
+message's text (``schema.SEARCH_INDEX_SQL``), built by the first search in one
+transaction (writers wait for it) and kept in step by PostgreSQL from then on. The index
+reads the first ``schema.SEARCH_TEXT_CAP`` characters of a message's text: PostgreSQL
+refuses a tsvector over 1 MB, which the words of a longer text can make, and that
+refusal would fail the index's build and the append of such a message.
 
-There the query is read by ``websearch_to_tsquery`` (``maintenance.search``): quoted
-phrases, ``OR``, ``-word`` and ``NOT``, every other word required. It reads any text
-without a syntax error, so SQLite FTS5's operators it does not have would be searched as
-plain words and match nothing, as if nothing held the words asked for. ``check_query``
-refuses those, saying what to use instead.
+A ``syntax=True`` search (``srt search --fts``) reads the query with
+``websearch_to_tsquery``: quoted phrases, ``OR``, ``-word`` and ``NOT``, every other
+word required. It reads any text without a syntax error, so SQLite FTS5's operators it
+does not have would be searched as plain words and match nothing, as if nothing held
+the words asked for. ``check_query`` refuses those, saying what to use instead.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
 
 from ...errors import ConfigError
+from ..base import SEARCH_BATCH_MAX, Hit, check_search
+from . import schema as sch
+from .maintenance import NUL_ESCAPE, places_of, snapshot, text_of
+from .pool import Database
 
-__all__ = ["check_query"]
+__all__ = [
+    "build_search_index",
+    "check_query",
+    "drop_search_index",
+    "has_search_index",
+    "query",
+    "search",
+    "search_sql",
+]
 
 _HEAD = "PostgreSQL's search (--fts: quoted phrases, OR, -word or NOT) has no "
 
@@ -35,3 +56,150 @@ def check_query(text: str) -> None:
             _HEAD + "prefix search (word*): search without --fts (syntax=False), where "
             "word* matches a prefix on both engines"
         )
+
+
+def _has_index(db: Database, conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute(
+        "SELECT to_regclass(format('%%I.%%I', %s::text, %s::text)) IS NOT NULL",
+        (db.schema, sch.SEARCH_INDEX),
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def has_search_index(db: Database) -> bool:
+    return db.run("reading the schema", lambda c: _has_index(db, c), retry_reads=True)
+
+
+def build_search_index(
+    db: Database, *, announce: Callable[[int], None] | None = None
+) -> int | None:
+    """Create the search index unless it exists: the messages indexed, or ``None``."""
+
+    def build(conn: psycopg.Connection[Any]) -> int | None:
+        if _has_index(db, conn):
+            return None
+        with conn.transaction():
+            conn.execute(db.sql("LOCK TABLE {s}.messages IN SHARE MODE"))
+            if _has_index(db, conn):  # built by another connection meanwhile
+                return None
+            row = conn.execute(db.sql("SELECT count(*) FROM {s}.messages")).fetchone()
+            count = int(row[0]) if row else 0
+            if announce is not None:
+                announce(count)
+            conn.execute(db.sql(sch.SEARCH_INDEX_SQL))
+        return count
+
+    return db.run("building the search index", build)
+
+
+def drop_search_index(db: Database) -> bool:
+    def drop(conn: psycopg.Connection[Any]) -> bool:
+        had = _has_index(db, conn)
+        conn.execute(db.sql(sch.SEARCH_DROP_SQL))
+        return had
+
+    return db.run("dropping the search index", drop)
+
+
+def _tsquery(text: str) -> tuple[str, list[str]]:
+    """SQL for a tsquery matching every word of ``text`` (``word*``: a prefix), and
+    its parameters. Each word is a bound parameter, so nothing in it is syntax."""
+    parts: list[str] = []
+    args: list[str] = []
+    for word in text.split():
+        if word.endswith("*") and len(word) > 1:
+            # a quoted lexeme with a prefix mark; the quotes make anything inside it text
+            core = word[:-1].replace("\\", "\\\\").replace("'", "''")
+            parts.append(f"to_tsquery('{sch.SEARCH_CONFIG}', %s)")
+            args.append(f"'{core}':*")
+        else:
+            parts.append(f"plainto_tsquery('{sch.SEARCH_CONFIG}', %s)")
+            args.append(word)
+    if not parts:
+        raise ConfigError("the search text is empty")
+    return " && ".join(parts), args
+
+
+def _websearch(text: str) -> str:
+    """``text`` for ``websearch_to_tsquery``, with FTS5's ``AND``, ``OR`` and ``NOT``
+    read as FTS5 reads them. That is as far as the two syntaxes meet: FTS5's ``NEAR(...)``
+    and ``word*`` are refused before (``check_query``), and its parentheses do not group
+    here (``websearch_to_tsquery`` drops them: ``(a OR b) c`` is ``a OR (b c)``), nor does
+    ``column:word`` name a column, so an ``--fts`` query may mean other things on the two
+    engines."""
+    out = []
+    negate = False
+    for word in text.split():
+        if word == "AND":
+            continue
+        if word == "NOT":
+            negate = True
+            continue
+        out.append(("-" if negate else "") + ("or" if word == "OR" else word))
+        negate = False
+    return " ".join(out)
+
+
+def query(text: str, syntax: bool) -> tuple[str, list[str]]:
+    """SQL for the tsquery of ``text`` (``syntax``: a ``websearch_to_tsquery`` query),
+    and its parameters."""
+    if syntax:
+        return f"websearch_to_tsquery('{sch.SEARCH_CONFIG}', %s)", [_websearch(text)]
+    return _tsquery(text)
+
+
+def search_sql(db: Database, tsquery: str) -> str:
+    """The messages matching ``tsquery`` (SQL from ``query``, its parameters first, then
+    the limit and the offset), best first. The match is on the index's own expression
+    (``schema.SEARCH_VECTOR``, of ``messages.body``), so the index serves it."""
+    vec = sch.SEARCH_VECTOR
+    return db.sql(
+        f"SELECT m.id, {{s}}.message_role(m.body), {{s}}.message_text(m.body), "
+        f"CASE WHEN position({NUL_ESCAPE} IN m.body) > 0 THEN m.body END "
+        f"FROM {{s}}.messages m, (SELECT {tsquery}) AS q(q) WHERE {vec} @@ q.q "
+        f"ORDER BY ts_rank({vec}, q.q) DESC, m.id LIMIT %s OFFSET %s"
+    )
+
+
+def search(
+    db: Database,
+    text: str,
+    *,
+    limit: int = 20,
+    syntax: bool = False,
+    announce: Callable[[int], None] | None = None,
+) -> list[Hit]:
+    """Messages some session uses whose text matches, best match first. ``syntax``:
+    ``text`` is a ``websearch_to_tsquery`` query (quotes, ``or``, ``-word``). The index
+    reads the first ``schema.SEARCH_TEXT_CAP`` characters of each message's text: a
+    word only past them is not found."""
+    if syntax and isinstance(text, str):
+        check_query(text)  # (FTS5's operators PostgreSQL lacks: before any work)
+    check_search(text, limit)
+    if not text.strip():
+        raise ConfigError("the search text is empty")
+    tsquery, qargs = query(text, syntax)
+    build_search_index(db, announce=announce)
+    sql = search_sql(db, tsquery)
+    users_sql = db.sql("SELECT id, message FROM {s}.nodes WHERE message = ANY(%s)")
+
+    def find(conn: psycopg.Connection[Any]) -> list[Hit]:
+        hits: list[Hit] = []
+        batch, offset = max(min(limit, SEARCH_BATCH_MAX), 50), 0
+        with snapshot(conn):
+            while len(hits) < limit:
+                found = conn.execute(sql, [*qargs, batch, offset]).fetchall()
+                if not found:
+                    break
+                offset += len(found)
+                users = conn.execute(users_sql, ([r[0] for r in found],)).fetchall()
+                reach = places_of(db, conn, [n for n, _ in users])
+                for mid, role, body_text, body in found:
+                    places = sorted({p for n, m in users if m == mid for p in reach[n]})
+                    if places:
+                        hits.append(Hit(mid, str(role), text_of(body, body_text), tuple(places)))
+                        if len(hits) == limit:
+                            break
+        return hits
+
+    return db.run("searching", find, retry_reads=True)

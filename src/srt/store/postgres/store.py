@@ -42,12 +42,11 @@ from ..base import (
     VerifyReport,
 )
 from ..owners import session_kinds
-from . import chains, maintenance, views
+from . import chains, maintenance, search, views
 from .appends import AppendMixin
 from .errors import HEAD_MOVED
 from .objects import DROP, ObjectsMixin
 from .pool import Database, parse_url, redact_url
-from .search import check_query
 from .statements import (
     INSERT_CALL,
     SELECT_CALLS,
@@ -373,18 +372,16 @@ class PostgresStore(AppendMixin, ObjectsMixin, Store):
         syntax: bool = False,
         announce: Callable[[int], None] | None = None,
     ) -> list[Hit]:
-        if syntax and isinstance(text, str):
-            check_query(text)  # (FTS5's operators PostgreSQL lacks: before any work)
-        return maintenance.search(self.db, text, limit=limit, syntax=syntax, announce=announce)
+        return search.search(self.db, text, limit=limit, syntax=syntax, announce=announce)
 
     def has_search_index(self) -> bool:
-        return maintenance.has_search_index(self.db)
+        return search.has_search_index(self.db)
 
     def build_search_index(self, *, announce: Callable[[int], None] | None = None) -> int | None:
-        return maintenance.build_search_index(self.db, announce=announce)
+        return search.build_search_index(self.db, announce=announce)
 
     def drop_search_index(self) -> bool:
-        return maintenance.drop_search_index(self.db)
+        return search.drop_search_index(self.db)
 
     def vacuum(self) -> VacuumReport:
         return maintenance.vacuum(self.db)
