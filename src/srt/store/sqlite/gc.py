@@ -246,20 +246,7 @@ def _prune(conn: apsw.Connection, s: Sweep, gone: list[tuple[int, int]]) -> None
                 lo_b, hi_b = max(at, rid), min(at + n, end)
                 if lo_b < hi_b:
                     erase.append((rid, lo_b - rid, hi_b - lo_b))
-    if erase:
-        blob = conn.blob_open("main", "heap", "data", erase[0][0], True)
-        try:
-            row = erase[0][0]
-            for rid, offset, n in erase:
-                if rid != row:
-                    blob.reopen(rid)
-                    row = rid
-                blob.seek(offset)
-                blob.write(b" " * n)
-        finally:
-            blob.close()
-    if unused:
-        conn.executemany("DELETE FROM heap WHERE id = ?", unused)
+    gc_once.erase_rows(conn, erase, unused)
 
 
 def _batches(s: Sweep) -> Iterator[list[int]]:

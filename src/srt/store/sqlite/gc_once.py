@@ -30,6 +30,7 @@ __all__ = [
     "count",
     "drop_objects",
     "epoch",
+    "erase_rows",
     "live_prefix",
     "once",
 ]
@@ -149,20 +150,7 @@ def _prune_heap(
                 lo_b, hi_b = max(at, rid), min(at + n, end)
                 if lo_b < hi_b:
                     erase.append((rid, lo_b - rid, hi_b - lo_b))
-    if erase:
-        blob = conn.blob_open("main", "heap", "data", erase[0][0], True)
-        try:
-            row = erase[0][0]
-            for rid, offset, n in erase:
-                if rid != row:
-                    blob.reopen(rid)
-                    row = rid
-                blob.seek(offset)
-                blob.write(b" " * n)
-        finally:
-            blob.close()
-    if unused:
-        conn.executemany("DELETE FROM heap WHERE id = ?", unused)
+    erase_rows(conn, erase, unused)
 
 
 def _drop_orphans(conn: apsw.Connection) -> int:
@@ -288,3 +276,25 @@ def live_prefix(conn: apsw.Connection, prefix: bytes) -> bool:
     the sweep: the nodes left are the live ones)."""
     sql = "SELECT 1 FROM nodes WHERE prefix = ?"
     return conn.execute(sql, (prefix,)).fetchone() is not None
+
+
+def erase_rows(
+    conn: apsw.Connection, erase: list[tuple[int, int, int]], unused: list[tuple[int]]
+) -> None:
+    """Overwrite each freed place ``(heap row, offset, length)`` with spaces in place
+    (incremental blob I/O: only those bytes are written), and delete the heap rows no
+    body uses any more (``secure_delete`` zeroes their cells)."""
+    if erase:
+        blob = conn.blob_open("main", "heap", "data", erase[0][0], True)
+        try:
+            row = erase[0][0]
+            for rid, offset, n in erase:
+                if rid != row:
+                    blob.reopen(rid)
+                    row = rid
+                blob.seek(offset)
+                blob.write(b" " * n)
+        finally:
+            blob.close()
+    if unused:
+        conn.executemany("DELETE FROM heap WHERE id = ?", unused)
