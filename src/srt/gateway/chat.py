@@ -28,7 +28,7 @@ from ..wire import get_format
 from ..wire.params import CommonParams, offered
 from .errors import ApiError, bad_request, from_exception
 from .leaving import GONE, first_or_gone, gone_response
-from .params import VERBOSITIES, check_stream_options
+from .params import VERBOSITIES, allowed_members, check_stream_options
 from .service import Stop, translated
 from .threads import thread_name
 from .values import INT_MAX, above_max, check_metadata, number, wrong_type
@@ -176,27 +176,7 @@ def _allowed_choice(c: dict[str, Any], names: set[str]) -> dict[str, Any]:
     a = c.get("allowed_tools")
     if not isinstance(a, dict):
         raise wrong_type(top, "an object", a)
-    extra = sorted(set(a) - {"mode", "tools"})
-    if extra:
-        p = f"{top}.{extra[0]}"
-        raise bad_request(f"Unknown parameter: '{p}'.", p, "unknown_parameter")
-    for k in ("mode", "tools"):
-        if a.get(k) is None:
-            p = f"{top}.{k}"
-            raise bad_request(
-                f"Missing required parameter: '{p}'.", p, "missing_required_parameter"
-            )
-    if a["mode"] not in ("auto", "required"):
-        p = f"{top}.mode"
-        raise bad_request(f"Invalid value for '{p}': 'auto' or 'required'.", p, "invalid_value")
-    entries = a["tools"]
-    if not isinstance(entries, list):
-        raise wrong_type(f"{top}.tools", "an array", entries)
-    if not entries:
-        p = f"{top}.tools"
-        raise bad_request(
-            f"Invalid '{p}': empty array: name at least one tool of 'tools'.", p, "empty_array"
-        )
+    entries = allowed_members(a, top, {"mode", "tools"})
     chosen = []
     for i, t in enumerate(entries):
         fn = t.get("function") if isinstance(t, dict) else None

@@ -246,35 +246,40 @@ def _check_tools(value: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _check_allowed(value: dict[str, Any], tools: list[dict[str, Any]]) -> dict[str, Any]:
-    """``{"type": "allowed_tools", "mode": "auto"|"required", "tools": [...]}``: each
-    entry a function of ``tools`` (``{"type": "function", "name": ...}``, as OpenAI's
-    Responses API writes it; other members of an entry are taken, as OpenAI takes them)."""
-    extra = sorted(set(value) - {"type", "mode", "tools"})
+def allowed_members(value: dict[str, Any], where: str, keys: set[str]) -> list[Any]:
+    """The members an allowed-tools choice ``value`` at ``where`` must have, each checked
+    (nothing but ``keys``; a ``mode`` of ``auto`` or ``required``; ``tools`` a non-empty
+    array, which is returned): ``/v1/responses`` holds them in the choice itself,
+    ``/v1/chat/completions`` in its ``allowed_tools`` object."""
+    extra = sorted(set(value) - keys)
     if extra:
-        p = f"tool_choice.{extra[0]}"
+        p = f"{where}.{extra[0]}"
         raise bad_request(f"Unknown parameter: '{p}'.", p, "unknown_parameter")
     for k in ("mode", "tools"):
         if value.get(k) is None:
-            p = f"tool_choice.{k}"
+            p = f"{where}.{k}"
             raise bad_request(
                 f"Missing required parameter: '{p}'.", p, "missing_required_parameter"
             )
     if value["mode"] not in ("auto", "required"):
-        raise bad_request(
-            "Invalid value for 'tool_choice.mode': 'auto' or 'required'.",
-            "tool_choice.mode",
-            "invalid_value",
-        )
+        p = f"{where}.mode"
+        raise bad_request(f"Invalid value for '{p}': 'auto' or 'required'.", p, "invalid_value")
     entries = value["tools"]
     if not isinstance(entries, list):
-        raise wrong_type("tool_choice.tools", "an array", entries)
+        raise wrong_type(f"{where}.tools", "an array", entries)
     if not entries:
+        p = f"{where}.tools"
         raise bad_request(
-            "Invalid 'tool_choice.tools': empty array: name at least one tool of 'tools'.",
-            "tool_choice.tools",
-            "empty_array",
+            f"Invalid '{p}': empty array: name at least one tool of 'tools'.", p, "empty_array"
         )
+    return entries
+
+
+def _check_allowed(value: dict[str, Any], tools: list[dict[str, Any]]) -> dict[str, Any]:
+    """``{"type": "allowed_tools", "mode": "auto"|"required", "tools": [...]}``: each
+    entry a function of ``tools`` (``{"type": "function", "name": ...}``, as OpenAI's
+    Responses API writes it; other members of an entry are taken, as OpenAI takes them)."""
+    entries = allowed_members(value, "tool_choice", {"type", "mode", "tools"})
     names = {t["name"] for t in tools}
     for i, t in enumerate(entries):
         p = f"tool_choice.tools[{i}]"
