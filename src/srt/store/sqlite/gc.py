@@ -38,7 +38,7 @@ size and copy the batch's pages itself, under the lock, with the other turns wai
 Between two batches the gc waits a moment (``_give_way``) so the turns waiting for the
 lock get it before the next batch.
 
-Bodies are erased as in the one-transaction gc (``maintenance._prune_heap``'s rule): a
+Bodies are erased as in the one-transaction gc (``gc_once.prune_heap``): a
 body is freed when the last node naming it goes; a heap row no remaining body overlaps
 is deleted (``secure_delete`` zeroes its cells), and the freed bytes of a row still in
 use are overwritten with spaces in place.
@@ -55,9 +55,7 @@ from dataclasses import dataclass, field
 
 import apsw
 
-from ... import _core
 from . import gc_once
-from . import heap as heap_module
 from . import queries as q
 from . import schema as db_module
 from .database import Database, file_lock
@@ -222,31 +220,10 @@ def _in_use(s: Sweep, lo: int, hi: int) -> bool:
 
 
 def _prune(conn: apsw.Connection, s: Sweep, gone: list[tuple[int, int]]) -> None:
-    """Erase the bodies ``gone`` (``(at, len)``, ascending; no node names them now): a
-    heap row no body in use overlaps is deleted, the rest have the bytes overwritten
-    with spaces in place (``maintenance._prune_heap``'s rule)."""
-    seen: set[int] = set()
-    unused: list[tuple[int]] = []
-    erase: list[tuple[int, int, int]] = []  # (row, offset in it, bytes)
-    gone_ats = [a for a, _ in gone]
-    for lo, hi in _core.heap_spans(gone, 0, 1, heap_module.GAP):
-        for rid, size, _is_blob in q.rows(conn, heap_module.SIZES_SQL, (lo, hi)):
-            if rid in seen:
-                continue
-            seen.add(rid)
-            end = rid + int(size or 0)
-            if not _in_use(s, rid, end):
-                unused.append((rid,))
-                continue
-            # the gone body holding rid, then those starting inside the row
-            for i in range(max(0, bisect.bisect_right(gone_ats, rid) - 1), len(gone)):
-                at, n = gone[i]
-                if at >= end:
-                    break
-                lo_b, hi_b = max(at, rid), min(at + n, end)
-                if lo_b < hi_b:
-                    erase.append((rid, lo_b - rid, hi_b - lo_b))
-    gc_once.erase_rows(conn, erase, unused)
+    """Erase the bodies ``gone`` (``(at, len)``, ascending; no node names them now), a
+    heap row being in use while a body some node names, a candidate not yet decided or
+    one stored since the mark lies in it (``gc_once.prune_heap``)."""
+    gc_once.prune_heap(conn, gone, lambda lo, hi: _in_use(s, lo, hi))
 
 
 def _batches(s: Sweep) -> Iterator[list[int]]:

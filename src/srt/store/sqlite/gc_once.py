@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import apsw
 
@@ -33,6 +33,7 @@ __all__ = [
     "erase_rows",
     "live_prefix",
     "once",
+    "prune_heap",
 ]
 
 #: The ``srt_meta`` key of the gc epoch: a count every gc (this one and each batch of
@@ -120,13 +121,26 @@ def _walk(conn: apsw.Connection, has_objects: bool) -> tuple[list[_Dead], list[_
 def _prune_heap(
     conn: apsw.Connection, gone: list[tuple[int, int]], live: list[tuple[int, int]]
 ) -> None:
-    """Erase the bodies at ``gone`` (``(at, len)``, ascending, disjoint) from the heap: a
-    row no body of ``live`` (the remaining nodes' ``(at, len)`` with ``len > 0``,
-    ascending) uses is deleted, and in a row still in use their bytes are overwritten
-    with spaces in place by incremental blob I/O, which writes only the pages they fall in
-    (never zeros, which mark the free end of the last row; with ``secure_delete`` the
-    cells of deleted rows are zeroed too), so their text leaves the file."""
+    """Erase the bodies at ``gone`` (``prune_heap``), a row being in use while a body of
+    ``live`` (the remaining nodes' ``(at, len)`` with ``len > 0``, ascending) lies in it."""
     starts = [a for a, _ in live]
+
+    def in_use(rid: int, end: int) -> bool:
+        k = bisect.bisect_left(starts, end)  # live bodies starting before the row's end
+        return k > 0 and live[k - 1][0] + live[k - 1][1] > rid
+
+    prune_heap(conn, gone, in_use)
+
+
+def prune_heap(
+    conn: apsw.Connection, gone: list[tuple[int, int]], in_use: Callable[[int, int], bool]
+) -> None:
+    """Erase the bodies at ``gone`` (``(at, len)``, ascending, disjoint) from the heap: a
+    row ``[rid, end)`` for which ``in_use(rid, end)`` is false is deleted, and in a row
+    still in use their bytes are overwritten with spaces in place by incremental blob
+    I/O, which writes only the pages they fall in (never zeros, which mark the free end
+    of the last row; with ``secure_delete`` the cells of deleted rows are zeroed too), so
+    their text leaves the file. The batched gc (``gc.py``) and this one share it."""
     gone_ats = [a for a, _ in gone]
     longest = max(n for _, n in gone)
     seen: set[int] = set()
@@ -138,8 +152,7 @@ def _prune_heap(
                 continue  # the row that ended the previous span
             seen.add(rid)
             end = rid + int(size or 0)
-            k = bisect.bisect_left(starts, end)  # live bodies starting before the row's end
-            if not (k > 0 and live[k - 1][0] + live[k - 1][1] > rid):
+            if not in_use(rid, end):
                 unused.append((rid,))
                 continue
             # every place that may reach into the row starts after rid - longest
