@@ -22,6 +22,7 @@ import srt
 from srt.testing import ProviderServer
 from srt.wire.anthropic.ids import ANTHROPIC_IDS, BEDROCK_IDS
 from support import provider_on
+from task_support import wire_pairs
 from test_agent_loop import KEY, MODELS, WEATHER
 
 _BEDROCK = botocore.session.get_session().get_service_model("bedrock-runtime")
@@ -39,23 +40,6 @@ def srv() -> Iterator[ProviderServer]:
     with ProviderServer(api_key=KEY) as server:
         yield server
         assert server.errors == []
-
-
-def _sent_ids(kind: str, body: bytes) -> tuple[list[str], list[str]]:
-    """The tool call ids and the tool result ids of a request body, in order."""
-    calls: list[str] = []
-    results: list[str] = []
-    for m in json.loads(body)["messages"]:
-        for b in m["content"]:
-            if kind == "anthropic" and b.get("type") == "tool_use":
-                calls.append(b["id"])
-            elif kind == "anthropic" and b.get("type") == "tool_result":
-                results.append(b["tool_use_id"])
-            elif "toolUse" in b:
-                calls.append(b["toolUse"]["toolUseId"])
-            elif "toolResult" in b:
-                results.append(b["toolResult"]["toolUseId"])
-    return calls, results
 
 
 def _valid(kind: str, i: str) -> bool:
@@ -97,7 +81,7 @@ def test_a_conversation_moves_to_anthropic_or_bedrock_with_other_providers_ids(
     assert stored == ODD_IDS
     s.append(*[{"role": "tool", "tool_call_id": i, "content": "sunny"} for i in stored[::-1]])
     body = s.request(FORMATS[kind], model=MODELS[kind], tools=[WEATHER])
-    sent_calls, sent_results = _sent_ids(kind, body)
+    sent_calls, sent_results = wire_pairs(FORMATS[kind], json.loads(body))
     assert sent_results == sent_calls[::-1]  # each result under its call's id
     assert all(_valid(kind, i) for i in sent_calls)
     assert len(set(sent_calls)) == len(ODD_IDS)
@@ -123,7 +107,8 @@ def test_an_imported_empty_id_is_sent_valid(
         {"role": "assistant", "content": None, "tool_calls": [call]},
         {"role": "tool", "tool_call_id": "", "content": "sunny"},
     )
-    sent_calls, sent_results = _sent_ids(kind, s.request(FORMATS[kind], model=MODELS[kind]))
+    sent = s.request(FORMATS[kind], model=MODELS[kind])
+    sent_calls, sent_results = wire_pairs(FORMATS[kind], json.loads(sent))
     assert sent_calls == sent_results and len(sent_calls) == 1 and _valid(kind, sent_calls[0])
     srv.script("*", ["Sunny."])
     with provider_on(kind, srv.url, KEY) as p:
