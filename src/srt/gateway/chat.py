@@ -156,11 +156,8 @@ def _check_types(body: dict[str, Any]) -> None:
 
 
 def _tool_names(body: dict[str, Any]) -> set[str]:
-    tools = body.get("tools")
-    if not isinstance(tools, list):
-        return set()
-    fns = (t.get("function") for t in tools if isinstance(t, dict))
-    return {f["name"] for f in fns if isinstance(f, dict) and isinstance(f.get("name"), str)}
+    """The request's function names (its tools are Chat's function tools: ``_check``)."""
+    return {t["function"]["name"] for t in body.get("tools") or ()}
 
 
 def _allowed_choice(c: dict[str, Any], names: set[str]) -> dict[str, Any]:
