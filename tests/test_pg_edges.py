@@ -79,7 +79,7 @@ def test_a_v2_store_gets_text_functions_that_read_nul(pg_url: str) -> None:
         assert [h.text for h in rt.store.search("x")] == ["x\x00y"]
     with psycopg.connect(server_url(), autocommit=True) as conn:
         rows = conn.execute(f'SELECT version FROM "{schema}".srt_schema').fetchall()
-    assert rows == [(pg_schema.SCHEMA_VERSION,)] == [(9,)]
+    assert rows == [(pg_schema.SCHEMA_VERSION,)] == [(10,)]
 
 
 def _call(session: int, **fields: object) -> CallRecord:

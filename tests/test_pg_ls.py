@@ -129,7 +129,7 @@ def test_a_v7_store_gets_the_columns_filled_and_lists_the_same(
             f'FROM "{schema}".messages',
             (USER_PREFIX,),
         ).fetchone()
-    assert version == [(pg_schema.SCHEMA_VERSION,)] == [(9,)]
+    assert version == [(pg_schema.SCHEMA_VERSION,)] == [(10,)]
     assert filled == (9, 9, 4)  # "hi" is stored once
 
     def more(rt: srt.Runtime) -> list[tuple[str, int, int, int, int]]:

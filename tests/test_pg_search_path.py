@@ -166,7 +166,7 @@ def test_a_v3_store_migrates_to_pinned_functions(pg_url: str, hostile: str) -> N
         _use(rt, "b")
     with psycopg.connect(server_url(), autocommit=True) as conn:
         rows = conn.execute(f'SELECT version FROM "{schema}".srt_schema').fetchall()
-    assert rows == [(pg_schema.SCHEMA_VERSION,)] == [(9,)]
+    assert rows == [(pg_schema.SCHEMA_VERSION,)] == [(10,)]
     assert [config for _n, _b, config in _pinned(schema)] == [
         pinned,
         pinned,

@@ -241,7 +241,7 @@ def test_a_version_1_store_migrates_to_the_append_that_checks_the_chain(pg_url: 
     with psycopg.connect(server_url(), autocommit=True) as conn:
         rows = conn.execute(f'SELECT application, version FROM "{schema}".srt_schema')
         rows = rows.fetchall()
-    assert rows == [(pg_schema.APPLICATION, pg_schema.SCHEMA_VERSION)] == [("srt", 9)]
+    assert rows == [(pg_schema.APPLICATION, pg_schema.SCHEMA_VERSION)] == [("srt", 10)]
 
 
 def test_many_first_opens_at_once_migrate_once(pg_url: str) -> None:

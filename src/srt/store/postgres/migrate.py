@@ -19,14 +19,15 @@ import psycopg
 from ...errors import NotAnSrtDatabaseError, SchemaVersionError, StoreError
 from . import schema as sch
 
-__all__ = ["migrate", "version"]
+__all__ = ["lock_key", "migrate", "version"]
 
 log = logging.getLogger("srt.store.postgres")
 
 
-def _lock_key(schema: str) -> int:
-    """The advisory lock id that serializes migrations of ``schema``."""
-    digest = hashlib.blake2b(f"srt-migrate:{schema}".encode(), digest_size=8).digest()
+def lock_key(schema: str, purpose: str = "migrate") -> int:
+    """The advisory lock id that serializes ``purpose`` (the migrations, or the search
+    index's builds) in ``schema``."""
+    digest = hashlib.blake2b(f"srt-{purpose}:{schema}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
@@ -147,7 +148,7 @@ def _make(conn: psycopg.Connection[Any], schema: str, sql: Callable[[str], str])
         # Names in the migration (types, and the built-ins the functions' bound bodies
         # call) resolve in pg_catalog only, whatever the connection's search_path.
         conn.execute(f"SET LOCAL search_path = {sch.PINNED_PATH}")
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(schema),))
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(schema),))
         current = version(conn, schema, sql)  # another process may have migrated meanwhile
         # CREATE SCHEMA IF NOT EXISTS wants CREATE on the database even when the schema
         # is there: one made for this role (CREATE SCHEMA ... AUTHORIZATION) is used as is.

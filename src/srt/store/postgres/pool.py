@@ -16,7 +16,11 @@ trusted, and if it turns out broken, a read is run again on a new connection and
 interrupted append is resolved (``PostgresStore.append``).
 There is no process-wide lock: concurrency is PostgreSQL's. A pool passed in by the
 caller (``Runtime(store=PostgresStore(pool=...))``) is used as it is and never closed
-by srt; its connections are switched to autocommit while srt holds them.
+by srt; its connections are switched to autocommit while srt holds them. Its settings are
+the caller's too: its threads make its connections (not watched: ``_watching`` is srt's
+pools'), so srt cannot tell a server that cannot be reached from one slow to answer, and
+a call on it waits out the pool's own ``timeout`` before ``StoreUnavailableError``, where
+an srt-made pool fails at once (README.md says how to fail sooner with one's own pool).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ prefix hash, ``sessions`` (named heads), the ``calls`` ledger and ``objects``. S
 a message row also holds ``user_turn`` and ``size``, generated from its body, which
 ``srt ls`` reads instead of the body. Since v9 the search index, when there is one,
 reads at most ``SEARCH_TEXT_CAP`` characters of each message's text (``search_text``).
+Since v10 ``message_text`` parses a body's JSON once (v3 to v9 parsed it twice).
 ``srt_schema`` records srt's application name and the schema version; migrations run
 in one transaction under an advisory lock, so two processes opening a new store at
 once apply each step once.
@@ -338,7 +339,8 @@ ALTER TABLE {{s}}.messages
 #: The full-text index of ``search``: an expression GIN index over each message's text
 #: (PostgreSQL's ``simple`` configuration: lower-cased words, no stemming). As on
 #: SQLite no migration creates it: the first search does, so appends pay nothing for a
-#: search nobody runs; PostgreSQL keeps it in step with every write from then on.
+#: search nobody runs; PostgreSQL keeps it in step with every write from then on. No
+#: migration builds it either (v9's drops one, the next search builds it again).
 SEARCH_INDEX = "messages_fts"
 SEARCH_CONFIG = "simple"
 #: The characters of a message's text the index reads (``search_text``, since v9).
@@ -350,24 +352,30 @@ SEARCH_CONFIG = "simple"
 #: position and alignment per lexeme, so 2 parts of 255 letters make 7.996 bytes a
 #: character (the whole word stays under 2,047 bytes, the longest lexeme kept; measured:
 #: tests/test_pg_search25.py). 128,000 characters make at most 1,023,500 bytes.
-#: A new cap needs a new migration (v9's rebuilds the index with this one).
+#: A new cap needs a new migration (v9's drops an index built before it, ``_SEARCH_TEXT``).
 SEARCH_TEXT_CAP = 128_000
 #: The indexed expression; a query must use the same one for the index to serve it
 #: (``body`` is ``messages.body``, in the index and in ``search.search_sql``).
 SEARCH_VECTOR = f"to_tsvector('{SEARCH_CONFIG}', {{s}}.search_text(body))"
+#: Built ``CONCURRENTLY``: writers go on meanwhile (``search.build_search_index``).
 SEARCH_INDEX_SQL = (
-    f"CREATE INDEX IF NOT EXISTS {SEARCH_INDEX} ON {{s}}.messages USING gin ({SEARCH_VECTOR})"
+    f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {SEARCH_INDEX} ON {{s}}.messages "
+    f"USING gin ({SEARCH_VECTOR})"
 )
 SEARCH_DROP_SQL = f"DROP INDEX IF EXISTS {{s}}.{SEARCH_INDEX}"
 
 # v9: the search index reads the first ``SEARCH_TEXT_CAP`` characters of a message's
-# text, so that no message makes a tsvector PostgreSQL refuses; an index built before
-# (over ``message_text``) is rebuilt over ``search_text`` in the migration, so a huge
-# message appends once the store is opened by this srt.
+# text, so that no message makes a tsvector PostgreSQL refuses. An index built before
+# (over ``message_text``, uncapped) is dropped, which takes a moment whatever the store's
+# size, so a huge message appends once the store is opened by this srt; the next search
+# builds the new one outside the open, without blocking writers
+# (``search.build_search_index``). This step first rebuilt the index in the migration's
+# transaction instead, so every writer waited out the first open (7.3 s for 20,000
+# messages); a store migrated so holds the index a store migrated now holds once searched.
 # (``left`` of ``message_text``: inlined, so still one SQL function call per message
 # indexed; measured a few microseconds a message at most, within the noise of an
 # append. ``message_text``'s own query capped instead was slower: the planner pulls the
-# subquery up and parses the JSON once per reference to the text.)
+# subquery up and parses the JSON once per reference to the text, v10's fix.)
 _SEARCH_TEXT = f"""
 CREATE OR REPLACE FUNCTION {{s}}.search_text(body bytea) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
@@ -377,10 +385,30 @@ END;
 DO $do$ BEGIN
     IF to_regclass('{{s}}.{SEARCH_INDEX}') IS NOT NULL THEN
         {SEARCH_DROP_SQL};
-        {SEARCH_INDEX_SQL};
     END IF;
 END $do$;
 """
+
+# v10: ``message_text`` parses a body's JSON once. v3's to v9's read it in a subquery
+# (``FROM (SELECT message_json(body) AS j)``), which the planner pulls up, putting the call
+# in place of each reference to ``j``: the JSON was parsed twice a message (the type of
+# its content, then its text), about 40 us a message of 1.2 KB against 25 us now
+# (``bench/pg_search_text.py``). Read as a function in FROM, which the planner cannot
+# pull up (``message_json`` is STRICT and returns no set), it is called once. The text is
+# the same to the byte (``tests/test_pg_text_once.py``), so an index built before stays
+# valid and is kept.
+_MESSAGE_TEXT_ONCE = (
+    r"""
+CREATE OR REPLACE FUNCTION {s}.message_text(body bytea) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT """
+    + _CONTENT_TEXT
+    + r"""
+    FROM {s}.message_json(body) AS b(j);
+END;
+"""
+)
 
 MIGRATIONS: tuple[str, ...] = (
     # v1: everything SQLite's schema v4 holds: content-addressed messages, a prefix-chained
@@ -501,6 +529,8 @@ MIGRATIONS: tuple[str, ...] = (
     _LS_COLUMNS,
     # v9: the search index reads at most ``SEARCH_TEXT_CAP`` characters of a message.
     _SEARCH_TEXT,
+    # v10: a message's text read from one parse of its JSON.
+    _MESSAGE_TEXT_ONCE,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -1,9 +1,14 @@
 """Search on PostgreSQL: its full-text search over an expression GIN index of each
-message's text (``schema.SEARCH_INDEX_SQL``), built by the first search in one
-transaction (writers wait for it) and kept in step by PostgreSQL from then on. The index
-reads the first ``schema.SEARCH_TEXT_CAP`` characters of a message's text: PostgreSQL
-refuses a tsvector over 1 MB, which the words of a longer text can make, and that
-refusal would fail the index's build and the append of such a message.
+message's text (``schema.SEARCH_INDEX_SQL``), built by the first search and kept in step
+by PostgreSQL from then on. The build is ``CREATE INDEX CONCURRENTLY``: writers go on
+while it runs (it waits for the transactions open on the database to end, and reads the
+table twice); the search that started it, and any other search meanwhile, waits for it,
+so no search reads a half-built index (PostgreSQL would not use one anyway: without the
+index a search reads every message, whole but slow). A build cut short leaves an invalid
+index, which the next build drops and makes again. The index reads the first
+``schema.SEARCH_TEXT_CAP`` characters of a message's text: PostgreSQL refuses a tsvector
+over 1 MB, which the words of a longer text can make, and that refusal would fail the
+index's build and the append of such a message.
 
 A ``syntax=True`` search (``srt search --fts``) reads the query with
 ``websearch_to_tsquery``: quoted phrases, ``OR``, ``-word`` and ``NOT``, every other
@@ -14,6 +19,7 @@ the words asked for. ``check_query`` refuses those, saying what to use instead.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +30,7 @@ from ...errors import ConfigError
 from ..base import SEARCH_BATCH_MAX, Hit, check_search
 from . import schema as sch
 from .maintenance import NUL_ESCAPE, places_of, snapshot, text_of
+from .migrate import lock_key
 from .pool import Database
 
 __all__ = [
@@ -58,43 +65,57 @@ def check_query(text: str) -> None:
         )
 
 
-def _has_index(db: Database, conn: psycopg.Connection[Any]) -> bool:
+def _index_valid(db: Database, conn: psycopg.Connection[Any]) -> bool | None:
+    """Whether the search index is there and usable: ``None`` if there is none, ``False``
+    while it is being built or if a build was cut short."""
     row = conn.execute(
-        "SELECT to_regclass(format('%%I.%%I', %s::text, %s::text)) IS NOT NULL",
+        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
         (db.schema, sch.SEARCH_INDEX),
     ).fetchone()
-    return bool(row and row[0])
+    return None if row is None else bool(row[0])
 
 
 def has_search_index(db: Database) -> bool:
-    return db.run("reading the schema", lambda c: _has_index(db, c), retry_reads=True)
+    """Whether a search would use an index now (a build under way does not count)."""
+    return db.run("reading the schema", lambda c: _index_valid(db, c) is True, retry_reads=True)
 
 
 def build_search_index(
     db: Database, *, announce: Callable[[int], None] | None = None
 ) -> int | None:
-    """Create the search index unless it exists: the messages indexed, or ``None``."""
+    """Create the search index unless it is there: the messages indexed, or ``None``.
+    One build at a time (a session advisory lock): a caller that finds another's build
+    under way waits for it, then finds the index built."""
+    key = lock_key(db.schema, "search-index")
 
     def build(conn: psycopg.Connection[Any]) -> int | None:
-        if _has_index(db, conn):
+        if _index_valid(db, conn):
             return None
-        with conn.transaction():
-            conn.execute(db.sql("LOCK TABLE {s}.messages IN SHARE MODE"))
-            if _has_index(db, conn):  # built by another connection meanwhile
+        conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+        try:
+            found = _index_valid(db, conn)
+            if found:  # built by another connection meanwhile
                 return None
+            if found is False:  # left invalid by a build cut short (it held the lock)
+                conn.execute(db.sql(sch.SEARCH_DROP_SQL))
             row = conn.execute(db.sql("SELECT count(*) FROM {s}.messages")).fetchone()
             count = int(row[0]) if row else 0
             if announce is not None:
                 announce(count)
             conn.execute(db.sql(sch.SEARCH_INDEX_SQL))
-        return count
+            return count
+        finally:
+            if not conn.broken:
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
     return db.run("building the search index", build)
 
 
 def drop_search_index(db: Database) -> bool:
     def drop(conn: psycopg.Connection[Any]) -> bool:
-        had = _has_index(db, conn)
+        had = _index_valid(db, conn) is not None
         conn.execute(db.sql(sch.SEARCH_DROP_SQL))
         return had
 
