@@ -1,10 +1,14 @@
 """Amazon Bedrock Converse: ``POST /model/{modelId}/converse``.
 
-The body equals ``json.dumps({"toolConfig": {"tools": [...]}, "system": [...],
-"messages": [...], **params}, ensure_ascii=False, separators=(",", ":"))``, with
-``toolConfig`` only when there are tools and ``system`` only when the
+The body equals ``json.dumps({"toolConfig": {"tools": [...], "toolChoice": ...},
+"system": [...], "messages": [...], **params}, ensure_ascii=False, separators=(",",
+":"))``, with ``toolConfig`` only when there are tools and ``system`` only when the
 conversation opens with system or developer messages. There is no ``model`` key:
-Bedrock takes the model id in the URL (the envelope still checks it).
+Bedrock takes the model id in the URL (the envelope still checks it). A ``toolChoice``
+request parameter (``{"auto": {}}``, ``{"any": {}}`` or ``{"tool": {"name": ...}}``:
+``srt.wire.params`` makes it of a ``tool_choice``) goes into ``toolConfig`` after the
+tools, so a turn that changes it keeps the tools' bytes (and their cache point) as the
+prefix; one without tools is a ``ConfigError`` (Bedrock refuses it).
 
 Fragments and role glue work as in ``anthropic.messages``: a fragment is its
 content blocks, comma-separated, and consecutive messages of one wire role share
@@ -227,13 +231,23 @@ class Bedrock(BlockFormat):
         self, model: str, params: dict[str, Any], system: list[bytes], tools: list[bytes]
     ) -> tuple[bytes, bytes]:
         check_model(model)
+        rest = dict(params)
+        choice = rest.pop("toolChoice", None)
         members = []
         if tools:
-            members.append(b'"toolConfig":{"tools":[' + b",".join(tools) + b"]}")
+            config = b'"toolConfig":{"tools":[' + b",".join(tools) + b"]"
+            if choice is not None:  # after the tools, so their bytes stay a prefix
+                config += params_tail({"toolChoice": choice}, frozenset())
+            members.append(config + b"}")
+        elif choice is not None:
+            raise ConfigError(
+                "toolChoice needs tools: Bedrock refuses a tool choice in a request that "
+                "offers none (send tools, or no toolChoice)"
+            )
         if system:
             members.append(b'"system":[' + b",".join(system) + b"]")
         members.append(b'"messages":[')
-        return b"{" + b",".join(members), b"]" + params_tail(params, _RESERVED) + b"}"
+        return b"{" + b",".join(members), b"]" + params_tail(rest, _RESERVED) + b"}"
 
     def mark(self, fragment: bytes, ttl: str | None) -> bytes:
         """``fragment`` followed by a ``cachePoint`` block (messages, system or tools)."""
