@@ -102,23 +102,24 @@ def test_allowed_tools_to_anthropic_sends_only_those_tools(
 
 
 def test_allowed_tools_to_bedrock(gw: Harness) -> None:
-    """Bedrock: ``auto`` sends only the allowed tools; ``required`` is refused by name,
-    as Bedrock refuses ``tool_choice: required`` (srt sends it no ``toolChoice``)."""
-    err = refused_400(
-        gw,
-        "tool_choice",
-        "unsupported_parameter",
-        model=BEDROCK,
-        tools=TOOLS,
-        tool_choice=_allowed("required", "b"),
+    """Bedrock: only the allowed tools are sent, ``auto`` as no ``toolChoice`` (its
+    default) and ``required`` as ``toolChoice: {"any": {}}``, after the tools."""
+    c = gw.client()
+    r = c.responses.create(
+        model=BEDROCK, input="hi", tools=TOOLS, tool_choice=_allowed("required", "c", "b")
     )
-    assert "allowed_tools mode 'required'" in err.message
-    gw.client().responses.create(
+    sent = last_sent(gw)["toolConfig"]
+    assert [t["toolSpec"]["name"] for t in sent["tools"]] == ["b", "c"]
+    assert sent["toolChoice"] == {"any": {}}
+    assert list(sent) == ["tools", "toolChoice"]
+    assert r.tool_choice.model_dump() == _allowed("required", "c", "b")  # echoed as given
+    c.responses.create(
         model=BEDROCK, input="hi", tools=TOOLS, tool_choice=_allowed("auto", "b", "c")
     )
     sent = last_sent(gw)["toolConfig"]
     assert [t["toolSpec"]["name"] for t in sent["tools"]] == ["b", "c"]
     assert "toolChoice" not in sent
+    assert gw.rt.verify_ledger().ok  # the narrowed tools and the choice rebuild alike
 
 
 @pytest.mark.parametrize(

@@ -251,12 +251,14 @@ def test_to_canonical_shapes() -> None:
                     "content": [{"type": "text", "text": "42"}],
                 },
                 {"type": "tool_result", "tool_use_id": "t2", "content": "ok", "is_error": False},
+                {"type": "tool_result", "tool_use_id": "t3", "content": "no", "is_error": True},
             ],
         }
     )
     assert msgs == [
         {"role": "tool", "tool_call_id": "t1", "content": [{"type": "text", "text": "42"}]},
         {"role": "tool", "tool_call_id": "t2", "content": "ok"},
+        {"role": "tool", "tool_call_id": "t3", "content": "no", "is_error": True},
         {"role": "user", "content": "look"},
     ]
     (asst,) = FORMAT.to_canonical(
@@ -301,11 +303,11 @@ def test_to_canonical_shapes() -> None:
             {
                 "role": "user",
                 "content": [
-                    {"type": "tool_result", "tool_use_id": "t", "content": "x", "is_error": True}
+                    {"type": "tool_result", "tool_use_id": "t", "content": "x", "is_error": "yes"}
                 ],
             },
-            srt.UnsupportedFeatureError,
-            "is_error",
+            srt.InvalidMessageError,
+            "is_error is a boolean",
         ),
         (
             {

@@ -227,11 +227,13 @@ def test_to_canonical_shapes() -> None:
                         "status": "success",
                     }
                 },
+                {"toolResult": {"toolUseId": "t2", "content": [{"text": "no"}], "status": "error"}},
             ],
         }
     )
     assert msgs == [
         {"role": "tool", "tool_call_id": "t1", "content": "42"},
+        {"role": "tool", "tool_call_id": "t2", "content": "no", "is_error": True},
         {
             "role": "user",
             "content": [
@@ -278,10 +280,10 @@ def test_to_canonical_shapes() -> None:
         (
             {
                 "role": "user",
-                "content": [{"toolResult": {"toolUseId": "t", "content": [], "status": "error"}}],
+                "content": [{"toolResult": {"toolUseId": "t", "content": [], "status": "failed"}}],
             },
-            srt.UnsupportedFeatureError,
-            "status 'error'",
+            srt.InvalidMessageError,
+            "status is 'success' or 'error'",
         ),
         (
             {

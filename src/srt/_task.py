@@ -81,7 +81,9 @@ class ToolRun:
     ``status`` is ``ok``, ``error`` (the tool raised; ``error`` holds the
     exception), ``invalid`` (bad arguments or an unknown tool), ``denied`` (the
     approval hook said no) or ``interrupted`` (started by a process that died, not
-    idempotent, so not run again). ``content`` is what the model was given.
+    idempotent, so not run again). ``content`` is what the model was given; a
+    status other than ``ok`` sends it marked as an error (the tool message's
+    ``is_error``).
     """
 
     call: ToolCall
@@ -518,15 +520,16 @@ class Task:
             meta["error"] = f"{type(run.error).__name__}: {run.error}"[:_MAX_ERROR_CHARS]
             tb = "".join(traceback.format_exception(run.error))
             meta["traceback"] = tb[-4 * _MAX_ERROR_CHARS :]
+        result: dict[str, Any] = {
+            "role": "tool",
+            "tool_call_id": run.call.id,
+            "content": run.content,
+            "metadata": {TOOL: meta},
+        }
+        if run.status != "ok":  # raised, invalid, denied, interrupted: no result
+            result["is_error"] = True  # (Anthropic's is_error, Bedrock's status: error)
         with own_metadata():  # (``srt_tool`` is srt's key: a user's append is refused it)
-            self.session.append(
-                {
-                    "role": "tool",
-                    "tool_call_id": run.call.id,
-                    "content": run.content,
-                    "metadata": {TOOL: meta},
-                }
-            )
+            self.session.append(result)
 
     def replied(self, reply: Reply) -> None:
         self.steps += 1

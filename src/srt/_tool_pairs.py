@@ -14,7 +14,8 @@ It reads the newest step only: from the last assistant message the request sends
 end. A step srt sent before was checked then. Cost: a substring search in that assistant
 message and, per tool message after it, a parse of its last key: canonical bytes hold
 ``"tool_calls":`` unescaped only as a key (inside a JSON string a quote is escaped), and
-``tool_call_id`` is a tool message's last key (``srt.message``'s order).
+``tool_call_id`` is a tool message's last key (``srt.message``'s order puts ``is_error``,
+a result's error mark, before it).
 """
 
 from __future__ import annotations

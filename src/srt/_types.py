@@ -207,7 +207,8 @@ class Message:
 
     ``content`` is a string or a list of parts (text, image by URL or by bytes).
     ``metadata`` is stored beside the message but never affects its hash or what
-    a model sees. A plain OpenAI message dict is accepted wherever a ``Message`` is.
+    a model sees. ``is_error`` marks a tool result as an error (``tool_result``).
+    A plain OpenAI message dict is accepted wherever a ``Message`` is.
     """
 
     role: str
@@ -216,9 +217,25 @@ class Message:
     tool_calls: list[dict[str, Any]] | None = None
     tool_call_id: str | None = None
     metadata: dict[str, Any] | None = field(default=None, compare=False)
+    is_error: bool = False
+
+    @classmethod
+    def tool_result(
+        cls,
+        call_id: str,
+        content: Any,
+        *,
+        is_error: bool = False,
+        metadata: dict[str, Any] | None = None,
+    ) -> Message:
+        """The result of tool call ``call_id``; ``is_error=True`` marks it as an error
+        (Anthropic's ``is_error``, Bedrock's ``"status": "error"``; the OpenAI formats
+        have no such flag: there the text alone says so)."""
+        return cls("tool", content, tool_call_id=call_id, metadata=metadata, is_error=is_error)
 
     def to_dict(self) -> dict[str, Any]:
-        """The message as an OpenAI Chat Completions dict (what ``append`` reads)."""
+        """The message as an OpenAI Chat Completions dict (what ``append`` reads), with
+        ``is_error`` only when set."""
         d: dict[str, Any] = {"role": self.role}
         if self.content is not None or self.tool_calls is None:
             d["content"] = self.content
@@ -226,6 +243,8 @@ class Message:
             value = getattr(self, key)
             if value is not None:
                 d[key] = value
+        if self.is_error:
+            d["is_error"] = self.is_error
         return d
 
 

@@ -2,12 +2,17 @@
 
 A message's canonical bytes are compact JSON (``ensure_ascii=False``) of its
 normalised OpenAI Chat Completions form: top-level keys in the fixed order
-``role, content, name, tool_calls, tool_call_id``, then ``artifacts``, then an
-assistant's other keys (``ASSISTANT_KEYS``) sorted; any other key is refused;
-text parts as ``{"type","text"}``; image parts as ``{"type","image_url"}``;
+``role, content, name, tool_calls, is_error, tool_call_id``, then ``artifacts``,
+then an assistant's other keys (``ASSISTANT_KEYS``) sorted; any other key is
+refused; text parts as ``{"type","text"}``; image parts as ``{"type","image_url"}``;
 every other nested object with its keys sorted. The bytes therefore depend only
 on what the model sees, never on dict order, process or machine, and they are
-also, byte for byte, the message's Chat Completions fragment.
+also, byte for byte, the message's Chat Completions fragment, but for a tool
+result marked as an error (``"is_error": true``, ``TOOL_KEYS``), which Chat has no
+place for. ``is_error`` is kept only when true (``False`` is the default and left
+out, so an unmarked result's bytes, and hash, are those it always had), and it
+comes before ``tool_call_id``, which stays a tool message's last key
+(``srt._tool_pairs`` reads it there).
 
 Everything is checked before anything is hashed or written; a bad message raises
 ``InvalidMessageError`` naming the problem (never quoting the content).
@@ -34,6 +39,7 @@ __all__ = [
     "ROLES",
     "SENT_KEYS",
     "TEXT_HEADS",
+    "TOOL_KEYS",
     "canonical_text",
     "canonical_tool",
     "canonicalize",
@@ -59,9 +65,13 @@ _TOP_ORDER = ("role", "content", "name", "tool_calls", "tool_call_id")
 ASSISTANT_KEYS = frozenset(
     {"refusal", "audio", "function_call", "annotations", "reasoning", "reasoning_content"}
 )
-#: Every top-level key a canonical message may hold but ``artifacts``: what a Chat
-#: Completions request sends.
+#: Every top-level key a canonical message may hold but ``artifacts`` and ``TOOL_KEYS``:
+#: what a Chat Completions request sends.
 SENT_KEYS = frozenset({*_TOP_ORDER, *ASSISTANT_KEYS})
+#: The other key a tool message may carry: ``is_error`` (``True`` only), a result marked
+#: as an error: Anthropic's ``is_error``, Bedrock's ``"status": "error"``; the OpenAI
+#: formats have no such flag and leave it out (noted).
+TOOL_KEYS = frozenset({"is_error"})
 #: Half of a UTF-16 pair: JSON can spell one (``"\\ud83d"``, a reply cut inside an
 #: emoji), UTF-8 cannot hold it.
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -151,6 +161,7 @@ def _known(key: str, role: str) -> bool:
         key in _TOP_ORDER
         or key in ("metadata", "artifacts")
         or (role == "assistant" and key in ASSISTANT_KEYS)
+        or (role == "tool" and key in TOOL_KEYS)
     )
 
 
@@ -179,12 +190,15 @@ def unknown_key_error(key: str, role: str) -> InvalidMessageError:
     where = (
         f"only an assistant message may carry {shown!r}"
         if key in ASSISTANT_KEYS
+        else f"only a tool message may carry {shown!r}"
+        if key in TOOL_KEYS
         else f"{shown!r} is not a message key"
     )
     return _bad(
         f"a {role} message cannot carry {shown!r}: {where}. A message's keys are "
-        f"{', '.join(_TOP_ORDER)}, artifacts, metadata, and on an assistant message "
-        f"{', '.join(sorted(ASSISTANT_KEYS))}; put your own data in the message's "
+        f"{', '.join(_TOP_ORDER)}, artifacts, metadata, on an assistant message "
+        f"{', '.join(sorted(ASSISTANT_KEYS))}, and on a tool message "
+        f"{', '.join(sorted(TOOL_KEYS))}; put your own data in the message's "
         "'metadata' dict, which srt stores beside it but never sends"
     )
 
@@ -273,6 +287,17 @@ def _artifacts(value: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _is_error(value: Any) -> bool:
+    """A tool message's ``is_error``: ``True`` or ``False`` (``None``: not given)."""
+    if value is None or isinstance(value, bool):
+        return value is True
+    raise _bad(f"is_error must be True or False, got {type(value).__name__}")
+
+
+def _tool_keys(role: str) -> frozenset[str]:
+    return TOOL_KEYS if role == "tool" else frozenset()
+
+
 def _normalise(msg: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
     if isinstance(msg, Message):
         msg = msg.to_dict()
@@ -308,6 +333,8 @@ def _normalise(msg: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
             raise _bad("only an assistant message may carry tool_calls")
         out["tool_calls"] = _tool_calls(tool_calls, "tool_calls")
     if role == "tool":
+        if _is_error(msg.get("is_error")):
+            out["is_error"] = True  # (before tool_call_id, the last key: module doc)
         out["tool_call_id"] = _text(msg.get("tool_call_id"), "tool_call_id")
     elif msg.get("tool_call_id") is not None:
         raise _bad("only a tool message may carry tool_call_id")
@@ -315,7 +342,7 @@ def _normalise(msg: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
         if role != "assistant":
             raise _bad("only an assistant message may carry provider artifacts")
         out["artifacts"] = _artifacts(msg["artifacts"])
-    for key in sorted(set(msg) - set(_TOP_ORDER) - {"metadata", "artifacts"}):
+    for key in sorted(set(msg) - set(_TOP_ORDER) - {"metadata", "artifacts", *_tool_keys(role)}):
         if msg[key] is not None:
             if not _known(key, role):
                 raise unknown_key_error(key, role)

@@ -3,7 +3,8 @@
 ``canonical(message)`` is what a model sees of a LangChain message, as a Chat Completions
 message: ``HumanMessage`` -> user, ``AIMessage`` (and its chunk) -> assistant with its
 tool calls (arguments as JSON text), ``SystemMessage`` -> system, ``ToolMessage`` -> tool,
-``ChatMessage`` -> its role when srt knows it (else user). Text blocks become text parts;
+``ChatMessage`` -> its role when srt knows it (else user); a ``ToolMessage`` with
+``status="error"`` is a tool message marked ``is_error``. Text blocks become text parts;
 ``image_url`` blocks stay; LangChain's ``image`` blocks (``url`` or ``base64``) become
 ``image_url`` parts; an assistant's text blocks are joined into its content.
 
@@ -120,6 +121,8 @@ def canonical(message: BaseMessage) -> dict[str, Any]:
     if role == "tool":
         call_id = getattr(message, "tool_call_id", None) or message.name
         out["tool_call_id"] = call_id if isinstance(call_id, str) else ""
+        if getattr(message, "status", None) == "error":  # (a ToolMessage's)
+            out["is_error"] = True
     return out
 
 
@@ -159,7 +162,7 @@ def base(message: Mapping[str, Any]) -> dict[str, Any]:
     elif kind == "tool":
         data["tool_call_id"] = message.get("tool_call_id")
         data["artifact"] = None
-        data["status"] = "success"
+        data["status"] = "error" if message.get("is_error") else "success"
     elif kind == "chat":
         data["role"] = role
     return {"type": kind, "data": data}

@@ -138,9 +138,14 @@ def _llm_message(message: Any, left: Counter[str]) -> list[dict[str, Any]]:
                 }
             )
         elif kind == "ToolResultPart":
-            results.append(
-                {"role": "tool", "tool_call_id": part.tool_call_id or "", "content": part.output}
-            )
+            result = {
+                "role": "tool",
+                "tool_call_id": part.tool_call_id or "",
+                "content": part.output,
+            }
+            if getattr(part, "exception", None):  # the tool raised: llm keeps its text
+                result["is_error"] = True
+            results.append(result)
         elif kind == "AttachmentPart" and part.attachment is not None:
             att = part.attachment
             mime = att.type or ""

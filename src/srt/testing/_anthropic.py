@@ -153,6 +153,8 @@ def _check_block(block: Any, role: str, where: str, ids: set[str]) -> str:
                 f"{where}: unexpected `tool_use_id` found in `tool_result` blocks: {tid}. "
                 "Each `tool_result` block must have a corresponding `tool_use` block before it."
             )
+        if "is_error" in block and not isinstance(block["is_error"], bool):
+            raise bad(f"{where}.is_error: Input should be a valid boolean")
         content = block.get("content", "")
         if isinstance(content, list):
             for j, sub in enumerate(content):

@@ -262,6 +262,29 @@ def _inference(cfg: Any) -> None:
         raise bad("inferenceConfig.stopSequences: must be a list of strings")
 
 
+def _tool_choice(choice: Any, tools: list[Any]) -> None:
+    """A ``toolConfig.toolChoice``: a union of one member, ``auto`` and ``any`` empty
+    objects, ``tool`` one naming a tool of ``tools`` (``SpecificToolChoice``)."""
+    if choice is None:
+        return
+    if not isinstance(choice, dict) or len(choice) != 1:
+        raise bad("toolConfig.toolChoice: must be one of auto, any, tool")
+    ((kind, value),) = choice.items()
+    if kind not in ("auto", "any", "tool") or not isinstance(value, dict):
+        raise bad("toolConfig.toolChoice: must be one of auto, any, tool")
+    if kind != "tool":
+        if value:
+            raise bad(f"toolConfig.toolChoice.{kind}: unknown member")
+        return
+    if set(value) != {"name"} or not isinstance(value["name"], str):
+        raise bad("toolConfig.toolChoice.tool: needs name, and only name")
+    names = {t["toolSpec"].get("name") for t in tools if "toolSpec" in t}
+    if value["name"] not in names:
+        raise bad(
+            f"toolConfig.toolChoice.tool.name: {value['name']} is not a tool in toolConfig.tools"
+        )
+
+
 def prepare_converse(body: Any, model: str, stream: bool) -> Prepared:
     """Validate a Converse body (the model id comes from the URL)."""
     if not isinstance(body, dict):
@@ -303,13 +326,7 @@ def prepare_converse(body: Any, model: str, stream: bool) -> Prepared:
                 raise bad(f"{w}.toolSpec: needs name and inputSchema.json")
             units.append(dumps(t))
             labels.append(f"tool:{i}")
-        choice = tc.get("toolChoice")
-        if choice is not None and (
-            not isinstance(choice, dict)
-            or len(choice) != 1
-            or next(iter(choice)) not in ("auto", "any", "tool")
-        ):
-            raise bad("toolConfig.toolChoice: must be one of auto, any, tool")
+        _tool_choice(tc.get("toolChoice"), tools)
     system = body.get("system", [])
     if not isinstance(system, list):
         raise bad("system: must be a list of blocks")

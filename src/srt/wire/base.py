@@ -33,7 +33,7 @@ from ..errors import (
     SrtError,
     UnsupportedFeatureError,
 )
-from ..message import SENT_KEYS, dumps
+from ..message import SENT_KEYS, TOOL_KEYS, dumps
 from ..tokens import GENERIC_ESTIMATE, Tokenizer
 from .overflow import RULES, Overflow, from_stream_event
 from .sse import ServerSentEvent, SSEDecoder, sse_event
@@ -96,9 +96,11 @@ def text_of(content: Any, fmt: str, what: str) -> str:
 
 
 #: A message's keys that a format with no place for them leaves out (noted) rather than
-#: refuses: an assistant's citations (``annotations``) and the reasoning text an
-#: OpenAI-compatible server returned (valid for the model that wrote it, as artifacts are).
-DROPPABLE = frozenset({"annotations", "reasoning", "reasoning_content"})
+#: refuses: an assistant's citations (``annotations``), the reasoning text an
+#: OpenAI-compatible server returned (valid for the model that wrote it, as artifacts
+#: are), and a tool result's error mark (``is_error``: the OpenAI formats have none, the
+#: result's text says so; an agent loop must work on every provider).
+DROPPABLE = frozenset({"annotations", "reasoning", "reasoning_content", *TOOL_KEYS})
 
 
 def left_out(msg: dict[str, Any], keys: frozenset[str], fmt: str) -> str | None:
@@ -116,7 +118,8 @@ def left_out(msg: dict[str, Any], keys: frozenset[str], fmt: str) -> str | None:
     for k in gone:
         del msg[k]
     shown = ", ".join(repr(k if len(k) <= 40 else k[:40] + "...") for k in gone)
-    old = "" if all(k in SENT_KEYS for k in gone) else " (stored before srt refused unknown keys)"
+    known = all(k in SENT_KEYS or k in DROPPABLE for k in gone)
+    old = "" if known else " (stored before srt refused unknown keys)"
     return f"left out the message's {shown} field(s){old}: {fmt} has no place for them"
 
 

@@ -1,10 +1,14 @@
 """Amazon Bedrock Converse: ``POST /model/{modelId}/converse``.
 
-The body equals ``json.dumps({"toolConfig": {"tools": [...]}, "system": [...],
-"messages": [...], **params}, ensure_ascii=False, separators=(",", ":"))``, with
-``toolConfig`` only when there are tools and ``system`` only when the
+The body equals ``json.dumps({"toolConfig": {"tools": [...], "toolChoice": ...},
+"system": [...], "messages": [...], **params}, ensure_ascii=False, separators=(",",
+":"))``, with ``toolConfig`` only when there are tools and ``system`` only when the
 conversation opens with system or developer messages. There is no ``model`` key:
-Bedrock takes the model id in the URL (the envelope still checks it).
+Bedrock takes the model id in the URL (the envelope still checks it). A ``toolChoice``
+request parameter (``{"auto": {}}``, ``{"any": {}}`` or ``{"tool": {"name": ...}}``:
+``srt.wire.params`` makes it of a ``tool_choice``) goes into ``toolConfig`` after the
+tools, so a turn that changes it keeps the tools' bytes (and their cache point) as the
+prefix; one without tools is a ``ConfigError`` (Bedrock refuses it).
 
 Fragments and role glue work as in ``anthropic.messages``: a fragment is its
 content blocks, comma-separated, and consecutive messages of one wire role share
@@ -15,7 +19,8 @@ Conversion from the canonical (Chat Completions) model:
 * system/developer -> ``{"text"}`` blocks; user -> ``{"text"}`` and
   ``{"image": {"format", "source": {"bytes"}}}`` blocks (base64 data URLs of PNG,
   JPEG, GIF or WebP only: Bedrock takes image bytes, not URLs); tool -> a
-  ``toolResult`` block in a user turn; assistant -> its replayable artifacts
+  ``toolResult`` block in a user turn (``"status": "error"`` when the result is
+  marked as an error, ``is_error``); assistant -> its replayable artifacts
   (``reasoningContent`` blocks), then text, then ``toolUse`` blocks.
 * Artifacts of another provider or model are left out and the fragment notes
   it; anything else Bedrock cannot express raises ``UnsupportedFeatureError``.
@@ -23,8 +28,8 @@ Conversion from the canonical (Chat Completions) model:
 ``to_canonical`` converts the other way. Bedrock blocks -> canonical -> Bedrock
 gives back the same blocks; inside an assistant message they are grouped as
 reasoning, then text, then ``toolUse``, a ``cachePoint`` block is ignored (srt
-places its own) and a toolResult's ``"status": "success"`` (the default) is not
-kept.
+places its own), a toolResult's ``"status": "error"`` is the tool message's
+``is_error`` and its ``"status": "success"`` (the default) is not kept.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from .anthropic import (
     BlockFormat,
     blocks_of,
     data_url,
+    error_marked,
     image_spec,
 )
 from .anthropic.ids import BEDROCK_IDS
@@ -210,6 +216,9 @@ class Bedrock(BlockFormat):
         )
         return {"toolResult": {"toolUseId": BEDROCK_IDS.wire(call_id), "content": result}}
 
+    def _error(self, result: dict[str, Any]) -> dict[str, Any]:
+        return {"toolResult": {**result["toolResult"], "status": "error"}}
+
     def _tool_use(self, call_id: str, name: str, arguments: Any) -> dict[str, Any]:
         return {
             "toolUse": {"toolUseId": BEDROCK_IDS.wire(call_id), "name": name, "input": arguments}
@@ -227,13 +236,23 @@ class Bedrock(BlockFormat):
         self, model: str, params: dict[str, Any], system: list[bytes], tools: list[bytes]
     ) -> tuple[bytes, bytes]:
         check_model(model)
+        rest = dict(params)
+        choice = rest.pop("toolChoice", None)
         members = []
         if tools:
-            members.append(b'"toolConfig":{"tools":[' + b",".join(tools) + b"]}")
+            config = b'"toolConfig":{"tools":[' + b",".join(tools) + b"]"
+            if choice is not None:  # after the tools, so their bytes stay a prefix
+                config += params_tail({"toolChoice": choice}, frozenset())
+            members.append(config + b"}")
+        elif choice is not None:
+            raise ConfigError(
+                "toolChoice needs tools: Bedrock refuses a tool choice in a request that "
+                "offers none (send tools, or no toolChoice)"
+            )
         if system:
             members.append(b'"system":[' + b",".join(system) + b"]")
         members.append(b'"messages":[')
-        return b"{" + b",".join(members), b"]" + params_tail(params, _RESERVED) + b"}"
+        return b"{" + b",".join(members), b"]" + params_tail(rest, _RESERVED) + b"}"
 
     def mark(self, fragment: bytes, ttl: str | None) -> bytes:
         """``fragment`` followed by a ``cachePoint`` block (messages, system or tools)."""
@@ -393,15 +412,17 @@ class Bedrock(BlockFormat):
         return [assistant_message(text, calls, arts)]
 
     def _tool_message(self, result: Mapping[str, Any]) -> dict[str, Any]:
-        for key, value in result.items():
-            if key == "status" and value == "error":
-                raise UnsupportedFeatureError(self.name, "tool results with status 'error'")
+        for key in result:
             if key not in ("toolUseId", "content", "status"):
                 raise UnsupportedFeatureError(self.name, f"the toolResult '{key}' field")
+        status = result.get("status", "success")
+        if status not in ("success", "error"):
+            raise InvalidMessageError("a Converse toolResult's status is 'success' or 'error'")
         parts = [self._to_part(b, "a toolResult") for b in blocks_of(result.get("content", []))]
         single = len(parts) == 1 and parts[0]["type"] == "text"
         content: Any = parts[0]["text"] if single else parts
-        return {"role": "tool", "tool_call_id": result["toolUseId"], "content": content}
+        msg = {"role": "tool", "tool_call_id": result["toolUseId"], "content": content}
+        return error_marked(msg, status == "error")
 
 
 # -- streamed replies -------------------------------------------------------------------

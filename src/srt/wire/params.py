@@ -5,7 +5,8 @@
 OpenAI-compatible servers), ``max_tokens`` (Anthropic) or ``inferenceConfig.maxTokens``
 (Bedrock); ``tool_choice`` and ``parallel_tool_calls`` take each API's shape (an
 ``allowed_tools`` choice, which Anthropic and Bedrock have no form for, is its ``mode``
-there, with only the tools it allows sent: ``offered``); ``user`` and
+there, with only the tools it allows sent: ``offered``; Bedrock's is ``toolChoice``,
+which ``bedrock.converse``'s envelope puts in ``toolConfig``, and it has no ``none``); ``user`` and
 ``safety_identifier`` go to OpenAI as they are and to Anthropic as ``metadata.user_id``
 (Bedrock has no field for them); ``text.verbosity`` is Chat's ``verbosity``, and a
 reasoning summary is Responses' alone. A
@@ -191,14 +192,29 @@ def _anthropic(fmt: WireFormat, p: CommonParams) -> dict[str, Any]:
     return out
 
 
+def _bedrock_choice(fmt: WireFormat, p: CommonParams) -> dict[str, Any] | None:
+    """Converse's ``toolChoice`` (``None``: ``auto``, its default, which is not sent: a
+    model without tool choice, such as Llama's, then takes the request)."""
+    choice = _allowed_mode(p.tool_choice)
+    if choice == "required":
+        return {"any": {}}
+    if isinstance(choice, dict):
+        return {"tool": {"name": choice["name"]}}
+    if choice == "none":
+        raise UnsupportedFeatureError(
+            fmt.name, "tool_choice 'none' (Converse has no 'none': send no tools instead)"
+        )
+    if choice not in (None, "auto"):
+        raise UnsupportedFeatureError(fmt.name, f"tool_choice {choice!r}")
+    return None
+
+
 def _bedrock(fmt: WireFormat, p: CommonParams) -> dict[str, Any]:
     _unsupported_other(fmt, p)
-    choice = _allowed_mode(p.tool_choice)
-    if choice not in (None, "auto"):
-        what = f"allowed_tools mode {choice!r}" if _allowed(p.tool_choice) else repr(choice)
-        raise UnsupportedFeatureError(fmt.name, f"tool_choice {what}")
+    choice = _bedrock_choice(fmt, p)
     if p.parallel_tool_calls is False:  # Converse has no switch for it
         raise UnsupportedFeatureError(fmt.name, "parallel_tool_calls False")
+    out: dict[str, Any] = {} if choice is None else {"toolChoice": choice}
     config: dict[str, Any] = {}
     if p.max_output_tokens is not None:
         config["maxTokens"] = p.max_output_tokens
@@ -206,7 +222,9 @@ def _bedrock(fmt: WireFormat, p: CommonParams) -> dict[str, Any]:
         config["temperature"] = _at_most_one(fmt, p.temperature)
     if p.top_p is not None:
         config["topP"] = p.top_p
-    return {"inferenceConfig": config} if config else {}
+    if config:
+        out["inferenceConfig"] = config
+    return out
 
 
 def translate(fmt: WireFormat, params: CommonParams, *, compatible: bool = False) -> dict[str, Any]:

@@ -16,7 +16,8 @@ Conversion from the canonical (Chat Completions) model:
 
 * system/developer -> ``system`` text blocks; user -> text and image blocks
   (base64 data URLs and http(s) URLs); tool -> a ``tool_result`` block in a user
-  turn; assistant -> its replayable artifacts, then text, then ``tool_use`` blocks.
+  turn (``"is_error": true`` when the result is marked as an error); assistant ->
+  its replayable artifacts, then text, then ``tool_use`` blocks.
 * Provider artifacts (thinking blocks with their signature) are replayed verbatim
   only to the provider and model that produced them; others are left out and
   the fragment notes it.
@@ -48,7 +49,7 @@ from ...errors import (
     ProviderResponseError,
     UnsupportedFeatureError,
 )
-from ...message import canonical_tool
+from ...message import TOOL_KEYS, canonical_tool
 from ...tokens import CLAUDE_ESTIMATE, Tokenizer
 from .._input import need, typed_input
 from ..base import (
@@ -90,7 +91,9 @@ _THINKING = frozenset({"thinking", "redacted_thinking"})
 # -- helpers shared with the Bedrock format -----------------------------------------
 
 #: Top-level keys of a canonical message that the block formats understand.
-_KNOWN_FIELDS = frozenset({"role", "content", "tool_calls", "tool_call_id", "artifacts"})
+_KNOWN_FIELDS = frozenset(
+    {"role", "content", "tool_calls", "tool_call_id", "artifacts", *TOOL_KEYS}
+)
 #: Image media types both Anthropic and Bedrock accept.
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 _DATA_URL = re.compile(r"data:([^;,]*);base64,(.*)", re.S)
@@ -98,6 +101,18 @@ _DATA_URL = re.compile(r"data:([^;,]*);base64,(.*)", re.S)
 
 def _empty(value: Any) -> bool:
     return value is None or (isinstance(value, (str, list, dict)) and not value)
+
+
+def error_marked(msg: dict[str, Any], flag: Any) -> dict[str, Any]:
+    """A canonical tool message ``msg`` marked ``is_error`` when an input block's error
+    flag is ``True`` (``None`` and ``False``: not marked; anything else is refused)."""
+    if flag is not None and not isinstance(flag, bool):
+        raise InvalidMessageError(
+            f"a tool result's is_error is a boolean, not {type(flag).__name__}"
+        )
+    if flag:
+        msg["is_error"] = True
+    return msg
 
 
 def check_fields(msg: Mapping[str, Any], fmt: str) -> None:
@@ -226,6 +241,10 @@ class BlockFormat(WireFormat):
     def _tool_result(self, call_id: str, content: Any, notes: list[str]) -> dict[str, Any]: ...
 
     @abstractmethod
+    def _error(self, result: dict[str, Any]) -> dict[str, Any]:
+        """A ``_tool_result`` block marked as an error."""
+
+    @abstractmethod
     def _tool_use(self, call_id: str, name: str, arguments: Any) -> dict[str, Any]: ...
 
     def _parts(
@@ -258,7 +277,8 @@ class BlockFormat(WireFormat):
             blocks = self._parts(content, "a user message", notes)
             wire = "user"
         elif role == "tool":
-            blocks = [self._tool_result(msg["tool_call_id"], content, notes)]
+            result = self._tool_result(msg["tool_call_id"], content, notes)
+            blocks = [self._error(result) if msg.get("is_error") else result]
             wire = "user"
         else:
             blocks, note = replayed(msg.get("artifacts"), target, self.name)
@@ -365,6 +385,9 @@ class Anthropic(BlockFormat):
             "tool_use_id": ANTHROPIC_IDS.wire(call_id),
             "content": result,
         }
+
+    def _error(self, result: dict[str, Any]) -> dict[str, Any]:
+        return {**result, "is_error": True}
 
     def _tool_use(self, call_id: str, name: str, arguments: Any) -> dict[str, Any]:
         return {
@@ -503,13 +526,14 @@ class Anthropic(BlockFormat):
             for block in blocks:
                 if isinstance(block, Mapping) and block.get("type") == "tool_result":
                     b = self._check_block(block, ("tool_use_id", "content", "is_error"))
-                    if b.get("is_error"):
-                        raise UnsupportedFeatureError(self.name, "tool results flagged is_error")
                     result = b.get("content", "")
                     if not isinstance(result, str):
                         result = [self._to_part(p, "a tool_result") for p in blocks_of(result)]
                     out.append(
-                        {"role": "tool", "tool_call_id": b["tool_use_id"], "content": result}
+                        error_marked(
+                            {"role": "tool", "tool_call_id": b["tool_use_id"], "content": result},
+                            b.get("is_error"),
+                        )
                     )
                 else:
                     parts.append(self._to_part(block, "a user message"))
