@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import os
 import re
@@ -46,7 +47,7 @@ from ..local.server import (
     missing,
     model_id,
 )
-from ..local.slots import CallStats, LocalStats, Router, SessionLike
+from ..local.slots import CallStats, LocalStats, Router, SessionLike, Ticket
 from ..wire.sse import SSEDecoder
 from .base import Options, Provider
 from .compatible import OpenAICompatible
@@ -63,6 +64,11 @@ __all__ = [
 ]
 
 _ID_SLOT = re.compile(rb'"id_slot":\s*(-?\d+)')
+#: The last routing decision made in this thread or task (``params_for``), which the
+#: request built next in it carries when it names the same slot.
+_TICKET: contextvars.ContextVar[Ticket | None] = contextvars.ContextVar(
+    "srt_local_ticket", default=None
+)
 
 
 def _slot_of(body: bytes | Body) -> int | None:
@@ -79,6 +85,7 @@ def _slot_of(body: bytes | Body) -> int | None:
 @dataclass(repr=False)  # (the base class's repr, which hides the headers' secrets)
 class _LocalRequest(HTTPRequest):
     slot: int | None = field(default=None)
+    ticket: Ticket | None = field(default=None)
 
 
 # -- reading the server's counters from each reply ---------------------------------------
@@ -87,14 +94,15 @@ class _LocalRequest(HTTPRequest):
 class _Tap:
     """Collects ``usage`` and ``timings`` from one reply and reports them once."""
 
-    def __init__(self, router: Router, slot: int | None, stream: bool) -> None:
+    def __init__(self, router: Router, req: HTTPRequest) -> None:
+        slot = getattr(req, "slot", None)
         self._router = router
         self._slot = slot
-        self._sse = SSEDecoder() if stream else None
+        self._sse = SSEDecoder() if req.stream else None
         self._buf: list[bytes] = []
         self._data: dict[str, Any] = {}
         self._done = False
-        router.begin(slot)
+        self._begun = router.begin(slot, getattr(req, "ticket", None))
 
     def feed(self, chunk: bytes) -> None:
         if self._sse is None:
@@ -117,7 +125,8 @@ class _Tap:
                 data = json.loads(b"".join(self._buf))
                 if isinstance(data, dict):
                     self._data = data
-        self._router.end(self._slot, self._data if ok and self._data.get("usage") else None)
+        data = self._data if ok and self._data.get("usage") else None
+        self._router.end(self._slot, data, self._begun)
 
 
 class _TapResponse(Response):
@@ -190,7 +199,7 @@ class _LocalTransport(Transport):
     def open(self, req: HTTPRequest) -> Response:
         slot = getattr(req, "slot", None)
         self._server.prepare(slot)
-        tap = _Tap(self._server.router, slot, req.stream)
+        tap = _Tap(self._server.router, req)
         try:
             resp = super().open(req)
         except BaseException:
@@ -208,7 +217,7 @@ class _LocalAsyncTransport(AsyncTransport):
         slot = getattr(req, "slot", None)
         if slot is not None:
             await asyncio.to_thread(self._server.prepare, slot)
-        tap = _Tap(self._server.router, slot, req.stream)
+        tap = _Tap(self._server.router, req)
         try:
             resp = await super().open(req)
         except BaseException:
@@ -394,9 +403,13 @@ class LocalProvider(OpenAICompatible):
         """Body parameters for ``session``'s next request: its slot (``id_slot``).
 
         Call it once per request, before the body is built; asking again for the
-        same history before that request is sent gives the same slot.
+        same history before that request is sent gives the same slot. A server that
+        died is started again first, so the route is planned on the new server's slots.
         """
-        return {"id_slot": self._router.route(session)}
+        self.start()
+        ticket = self._router.ticket(session)
+        _TICKET.set(ticket)
+        return {"id_slot": ticket.slot}
 
     def save(self) -> int:
         """Save every idle slot's unsaved state to disk now; the number saved."""
@@ -433,6 +446,8 @@ class LocalProvider(OpenAICompatible):
         running), carrying the slot the body's ``id_slot`` names."""
         self.start()
         req = super().request(model, body, stream, params)
+        slot = _slot_of(body)
+        ticket = _TICKET.get()
         return _LocalRequest(
             req.method,
             req.url,
@@ -441,7 +456,8 @@ class LocalProvider(OpenAICompatible):
             stream=req.stream,
             secrets=req.secrets,
             not_found=req.not_found,
-            slot=_slot_of(body),
+            slot=slot,
+            ticket=ticket if ticket is not None and ticket.slot == slot else None,
         )
 
     @property
