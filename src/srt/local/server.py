@@ -30,7 +30,7 @@ from typing import IO, Any
 
 import httpx
 
-from ..errors import ProviderError, ProviderTimeoutError
+from ..errors import ConfigError, ProviderError, ProviderTimeoutError
 from . import child, slots
 from .child import ERROR, READY
 from .slots import Router, Todo
@@ -141,11 +141,18 @@ class Server:
                 self._http = self._client()
             t0 = time.monotonic()
             # Both are closed in _reap.
-            self._log = (
-                _private_log(self.log_path)
-                if self.log_path
-                else tempfile.TemporaryFile(prefix="srt-llama-")  # noqa: SIM115
-            )
+            try:
+                self._log = (
+                    _private_log(self.log_path)
+                    if self.log_path
+                    else tempfile.TemporaryFile(prefix="srt-llama-")  # noqa: SIM115
+                )
+            except OSError as exc:
+                where = repr(self.log_path) if self.log_path else "a temporary file"
+                raise ConfigError(
+                    f"cannot write llama.cpp's log to {where} "
+                    f"({exc.strerror or type(exc).__name__}); pass another log_path="
+                ) from None
             proc = subprocess.Popen(
                 [sys.executable, child.__file__],
                 stdin=subprocess.PIPE,

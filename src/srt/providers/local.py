@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import contextvars
 import json
+import math
 import os
 import re
 import weakref
@@ -63,6 +64,8 @@ __all__ = [
     "missing",
 ]
 
+#: The most tokens llama.cpp's server can be given: its ``n_ctx`` is an ``int32``.
+_MAX_CTX = 2**31 - 1
 _ID_SLOT = re.compile(rb'"id_slot":\s*(-?\d+)')
 #: The last routing decision made in this thread or task (``params_for``), which the
 #: request built next in it carries when it names the same slot.
@@ -237,13 +240,18 @@ def _check_settings(
     cache_ram_mib: Any,
     max_saved_mib: Any,
     startup_timeout: Any,
+    state_dir: Any,
+    log_path: Any,
 ) -> None:
     """``ConfigError`` naming the first of ``LocalProvider``'s settings of the wrong kind
     or out of range (before anything is looked for or started)."""
-    if model is not None and not isinstance(model, (str, os.PathLike)):
-        raise ConfigError(
-            f"model must be a GGUF file's path (a str or a path), got {type(model).__name__}"
-        )
+    for what, path in (("model", model), ("state_dir", state_dir), ("log_path", log_path)):
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise ConfigError(f"{what} must be a path (a str or a path), got {type(path).__name__}")
+    if log_path is not None:
+        folder = os.path.dirname(os.path.abspath(os.fspath(log_path)))
+        if not os.path.isdir(folder):
+            raise ConfigError(f"log_path: there is no folder {folder!r} to write the log in")
     whole = (
         ("ctx_size", ctx_size, 64, False),
         ("threads", threads, 1, True),
@@ -258,12 +266,17 @@ def _check_settings(
             got = repr(value) if isinstance(value, int) else type(value).__name__
             none = " (or None)" if optional else ""
             raise ConfigError(f"{name} must be a whole number >= {least}{none}, got {got}")
+    if ctx_size * slots > _MAX_CTX:
+        raise ConfigError(
+            f"ctx_size * slots must be at most {_MAX_CTX} tokens (llama.cpp's n_ctx is a "
+            f"32-bit int), got {ctx_size} * {slots}"
+        )
     if (
         isinstance(startup_timeout, bool)
         or not isinstance(startup_timeout, (int, float))
-        or not startup_timeout > 0
+        or not 0 < startup_timeout < math.inf
     ):
-        raise ConfigError("startup_timeout must be a number of seconds > 0")
+        raise ConfigError("startup_timeout must be a finite number of seconds > 0")
 
 
 class LocalProvider(OpenAICompatible):
@@ -304,7 +317,7 @@ class LocalProvider(OpenAICompatible):
         state_dir: str | os.PathLike[str] | None = None,
         max_saved_mib: int = 2048,
         startup_timeout: float = 120.0,
-        log_path: str | None = None,
+        log_path: str | os.PathLike[str] | None = None,
         options: Mapping[str, Any] | None = None,
         extra_params: Mapping[str, Any] | None = None,
         timeouts: Timeouts | None = None,
@@ -313,7 +326,15 @@ class LocalProvider(OpenAICompatible):
         if kw.get("proxy") is not None:
             raise ConfigError("LocalProvider: its server is on 127.0.0.1, never behind a proxy")
         _check_settings(
-            model, ctx_size, threads, slots, cache_ram_mib, max_saved_mib, startup_timeout
+            model,
+            ctx_size,
+            threads,
+            slots,
+            cache_ram_mib,
+            max_saved_mib,
+            startup_timeout,
+            state_dir,
+            log_path,
         )
         check_flag("save_slots", save_slots)
         for what, given in (("options", options), ("extra_params", extra_params)):
@@ -352,7 +373,8 @@ class LocalProvider(OpenAICompatible):
             "options": dict(options or {}),
         }
         self._router = Router(slots, save_dir, max_saved_mib << 20)
-        self._server = Server(config, self._router, log_path)
+        log = None if log_path is None else os.fspath(log_path)
+        self._server = Server(config, self._router, log)
         self._finalizer = weakref.finalize(self, self._server.close)
 
     # -- lifecycle ---------------------------------------------------------------------
