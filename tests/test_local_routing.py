@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 
 import srt
+from srt.local import server as llama
 from srt.local.slots import Router
 from srt.providers.local import LocalProvider
 from test_local import STARTED, _alive, model
@@ -116,5 +118,46 @@ def test_a_server_killed_between_turns_resumes_from_its_saved_state(
         assert (c.session, c.route) == ("killed", "restored")
         assert c.restored_tokens >= first.prompt_tokens and c.cache_n >= first.prompt_tokens
         assert c.prompt_n + c.cache_n == c.prompt_tokens and c.prompt_n * 3 < c.prompt_tokens
+    finally:
+        p.close()
+
+
+def test_a_restore_that_waits_on_a_busy_slot_keeps_the_saved_state(
+    model: str, tmp_path: Path, rt: srt.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More sessions than slots: ``x`` is routed to restore its saved state into the one
+    slot while ``a``'s reply is generated there. llama.cpp defers the restore until the
+    slot is free, past the restore's timeout (10 s, here shortened). That says nothing
+    against the file, which was deleted as if it could not be loaded; now it is kept
+    (only a state the server refuses is deleted) and the call still goes through."""
+    p = _start(model, tmp_path)
+    try:
+        x, a = rt.session("x"), rt.session("a")
+        x.append({"role": "system", "content": "You answer questions about birds. " * 8})
+        x.append({"role": "user", "content": "Name a bird."})
+        x.send(p, model=p.model_name, max_tokens=8, temperature=0)
+        assert p.save() == 1
+        (state,) = (tmp_path / "states").rglob("*.bin")
+        a.append({"role": "user", "content": "Tell me a long story about a fox."})
+        started = threading.Event()
+
+        def long_reply() -> None:
+            with a.stream(p, model=p.model_name, max_tokens=32, temperature=0) as st:
+                next(iter(st))
+                started.set()
+                st.text()
+
+        reader = threading.Thread(target=long_reply)
+        reader.start()
+        try:
+            assert started.wait(60)
+            monkeypatch.setattr(llama, "SLOT_TIMEOUT", 0.05)
+            x.append({"role": "user", "content": "Name another."})
+            x.send(p, model=p.model_name, max_tokens=8, temperature=0)
+        finally:
+            reader.join(120)
+        assert p.calls[-1].session == "x"
+        assert state.exists()
+        assert p.stats().restore_failures == 1  # (counted: this call could not use it)
     finally:
         p.close()

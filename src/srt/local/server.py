@@ -40,6 +40,7 @@ __all__ = [
     "SMOLLM2",
     "XLLAMACPP",
     "Server",
+    "SlotRefusedError",
     "default_model",
     "default_state_dir",
     "missing",
@@ -101,6 +102,10 @@ def model_id(path: str) -> str:
 #: time later, never a wrong answer.
 SLOT_TIMEOUT = 10.0
 CLOSE_SAVE_S = 10.0
+
+
+class SlotRefusedError(ProviderError):
+    """The server answered a slot save or restore with an error (not a timeout)."""
 
 
 class Server:
@@ -226,8 +231,11 @@ class Server:
         except httpx.HTTPError as exc:
             raise ProviderError(f"slot {action} failed: {type(exc).__name__}: {exc}") from None
         if r.status_code != 200:
-            raise ProviderError(f"slot {action} answered {r.status_code}: {r.text[:500]}")
-        data: dict[str, Any] = r.json()
+            raise SlotRefusedError(f"slot {action} answered {r.status_code}: {r.text[:500]}")
+        try:
+            data: dict[str, Any] = r.json()
+        except ValueError:
+            raise ProviderError(f"slot {action} answered no JSON: {r.text[:500]!r}") from None
         return data
 
     def prepare(self, slot: int | None) -> None:
@@ -237,12 +245,19 @@ class Server:
         for todo in self.router.take_todo(slot):
             self._run(slot, todo)
 
-    def _run(self, slot: int, todo: Todo, timeout: float = SLOT_TIMEOUT) -> None:
+    def _run(self, slot: int, todo: Todo, timeout: float | None = None) -> None:
         try:
-            data = self.slot_action(slot, todo.action, todo.file, timeout)
-        except ProviderError:
+            data = self.slot_action(
+                slot, todo.action, todo.file, SLOT_TIMEOUT if timeout is None else timeout
+            )
+        except ProviderError as exc:
             if todo.action == "restore":
-                self.router.restore_failed(slot, todo.file)
+                # Only a state the server refused is deleted: one that waited past the
+                # timeout (deferred while another request runs on the slot) or met a dying
+                # server is still good for a later resume.
+                self.router.restore_failed(
+                    slot, todo.file, remove=isinstance(exc, SlotRefusedError)
+                )
             return  # a lost save costs evaluation time later, never correctness
         if todo.action == "save":
             self.router.saved(todo, int(data.get("n_saved") or 0))

@@ -496,10 +496,13 @@ class Router:
             with contextlib.suppress(OSError):
                 os.utime(os.path.join(self.save_dir, filename))
 
-    def restore_failed(self, slot: int, filename: str) -> None:
-        """A saved state could not be loaded (another context size, a damaged file)."""
+    def restore_failed(self, slot: int, filename: str, remove: bool = True) -> None:
+        """A saved state was not loaded before the request: the server refused it (another
+        context size, a damaged file: it is deleted), or, with ``remove=False``, did not
+        answer in time (the file is kept for a later resume)."""
         with self._lock:
-            self._remove(filename)
+            if remove:
+                self._remove(filename)
             s = self._slots[slot]
             s.chain, s.sizes, s.route = [], [], "cold"
             t = self._totals
