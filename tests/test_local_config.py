@@ -26,7 +26,7 @@ __all__ = ["model"]
         ({"log_path": 5}, "log_path must be a path"),
         ({"log_path": "{tmp}/no/such/folder/llama.log"}, "log_path: there is no folder"),
         ({"state_dir": 5}, "state_dir must be a path"),
-        ({"startup_timeout": math.inf}, "startup_timeout must be a finite number"),
+        ({"startup_timeout": math.inf}, "startup_timeout must be a number of seconds, finite"),
         ({"ctx_size": 2**31}, r"ctx_size \* slots must be at most 2147483647"),
         ({"ctx_size": 4096, "slots": 2**20}, r"got 4096 \* 1048576"),
     ],

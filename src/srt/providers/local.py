@@ -247,7 +247,8 @@ def _check_settings(
     or out of range (before anything is looked for or started)."""
     for what, path in (("model", model), ("state_dir", state_dir), ("log_path", log_path)):
         if path is not None and not isinstance(path, (str, os.PathLike)):
-            raise ConfigError(f"{what} must be a path (a str or a path), got {type(path).__name__}")
+            kind = "a GGUF file's path" if what == "model" else "a path"
+            raise ConfigError(f"{what} must be {kind} (a str or a path), got {type(path).__name__}")
     if log_path is not None:
         folder = os.path.dirname(os.path.abspath(os.fspath(log_path)))
         if not os.path.isdir(folder):
@@ -276,7 +277,7 @@ def _check_settings(
         or not isinstance(startup_timeout, (int, float))
         or not 0 < startup_timeout < math.inf
     ):
-        raise ConfigError("startup_timeout must be a finite number of seconds > 0")
+        raise ConfigError("startup_timeout must be a number of seconds, finite and > 0")
 
 
 class LocalProvider(OpenAICompatible):
