@@ -30,7 +30,7 @@ from typing import IO, Any
 
 import httpx
 
-from ..errors import ProviderError, ProviderTimeoutError
+from ..errors import ConfigError, ProviderError, ProviderTimeoutError
 from . import child, slots
 from .child import ERROR, READY
 from .slots import Router, Todo
@@ -40,6 +40,7 @@ __all__ = [
     "SMOLLM2",
     "XLLAMACPP",
     "Server",
+    "SlotRefusedError",
     "default_model",
     "default_state_dir",
     "missing",
@@ -103,6 +104,10 @@ SLOT_TIMEOUT = 10.0
 CLOSE_SAVE_S = 10.0
 
 
+class SlotRefusedError(ProviderError):
+    """The server answered a slot save or restore with an error (not a timeout)."""
+
+
 class Server:
     """The child process and its control calls. Held by the provider and its finalizer."""
 
@@ -141,11 +146,18 @@ class Server:
                 self._http = self._client()
             t0 = time.monotonic()
             # Both are closed in _reap.
-            self._log = (
-                _private_log(self.log_path)
-                if self.log_path
-                else tempfile.TemporaryFile(prefix="srt-llama-")  # noqa: SIM115
-            )
+            try:
+                self._log = (
+                    _private_log(self.log_path)
+                    if self.log_path
+                    else tempfile.TemporaryFile(prefix="srt-llama-")  # noqa: SIM115
+                )
+            except OSError as exc:
+                where = repr(self.log_path) if self.log_path else "a temporary file"
+                raise ConfigError(
+                    f"cannot write llama.cpp's log to {where} "
+                    f"({exc.strerror or type(exc).__name__}); pass another log_path="
+                ) from None
             proc = subprocess.Popen(
                 [sys.executable, child.__file__],
                 stdin=subprocess.PIPE,
@@ -219,8 +231,11 @@ class Server:
         except httpx.HTTPError as exc:
             raise ProviderError(f"slot {action} failed: {type(exc).__name__}: {exc}") from None
         if r.status_code != 200:
-            raise ProviderError(f"slot {action} answered {r.status_code}: {r.text[:500]}")
-        data: dict[str, Any] = r.json()
+            raise SlotRefusedError(f"slot {action} answered {r.status_code}: {r.text[:500]}")
+        try:
+            data: dict[str, Any] = r.json()
+        except ValueError:
+            raise ProviderError(f"slot {action} answered no JSON: {r.text[:500]!r}") from None
         return data
 
     def prepare(self, slot: int | None) -> None:
@@ -230,12 +245,19 @@ class Server:
         for todo in self.router.take_todo(slot):
             self._run(slot, todo)
 
-    def _run(self, slot: int, todo: Todo, timeout: float = SLOT_TIMEOUT) -> None:
+    def _run(self, slot: int, todo: Todo, timeout: float | None = None) -> None:
         try:
-            data = self.slot_action(slot, todo.action, todo.file, timeout)
-        except ProviderError:
+            data = self.slot_action(
+                slot, todo.action, todo.file, SLOT_TIMEOUT if timeout is None else timeout
+            )
+        except ProviderError as exc:
             if todo.action == "restore":
-                self.router.restore_failed(slot, todo.file)
+                # Only a state the server refused is deleted: one that waited past the
+                # timeout (deferred while another request runs on the slot) or met a dying
+                # server is still good for a later resume.
+                self.router.restore_failed(
+                    slot, todo.file, remove=isinstance(exc, SlotRefusedError)
+                )
             return  # a lost save costs evaluation time later, never correctness
         if todo.action == "save":
             self.router.saved(todo, int(data.get("n_saved") or 0))

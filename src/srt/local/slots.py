@@ -55,6 +55,7 @@ __all__ = [
     "LocalStats",
     "Router",
     "SessionLike",
+    "Ticket",
     "Todo",
     "default_state_dir",
     "default_state_dirs",
@@ -219,6 +220,19 @@ class Todo:
     store: str | None = None
 
 
+@dataclass(frozen=True)
+class Ticket:
+    """One routing decision: the slot a session's request goes to and why. The request
+    carries it to ``begin``, so its ``CallStats`` name this session and route even when
+    another session is routed to the same slot before the request ends."""
+
+    slot: int
+    session: str
+    route: str
+    #: Tokens loaded into the slot from a saved state for this request (set by ``begin``).
+    restored: int = 0
+
+
 @dataclass
 class _Slot:
     id: int
@@ -315,6 +329,10 @@ class Router:
 
     def route(self, session: SessionLike | str) -> int:
         """Pick the slot for the session's next request, planning any save or restore."""
+        return self.ticket(session).slot
+
+    def ticket(self, session: SessionLike | str) -> Ticket:
+        """``route``, with the session and the route taken, for the request to carry."""
         # The session's own lock is taken outside the router's: never the other way round.
         store: str | None = None
         hashes: list[bytes] | None = None
@@ -332,7 +350,7 @@ class Router:
             for s in self._slots:  # asked twice for the same request: same answer
                 r = s.reserved
                 if r is not None and r[:2] == (name, head) and now - r[2] < RESERVE_S:
-                    return s.id
+                    return Ticket(s.id, name, s.route)
             best = max(
                 self._slots,
                 key=lambda s: (s.free(now), s.shared(chain, sizes), s.owner == name, -s.used),
@@ -353,7 +371,7 @@ class Router:
             best.reserved = (name, head, now)
             best.route = route
             self._routes[route] = self._routes.get(route, 0) + 1
-            return best.id
+            return Ticket(best.id, name, route)
 
     def _deepest_saved(self, chain: list[bytes], store: str | None) -> int | None:
         if self.save_dir is None or not self._saved:
@@ -378,16 +396,32 @@ class Router:
             todo, s.todo = s.todo, []
             return todo
 
-    def begin(self, slot: int | None) -> None:
+    def begin(self, slot: int | None, ticket: Ticket | None = None) -> Ticket | None:
+        """A request on ``slot`` starts: the session and route its ``CallStats`` will
+        name (``ticket``'s, else whoever routed to the slot last), and the tokens
+        restored into the slot for it."""
         if slot is None or not 0 <= slot < len(self._slots):
-            return
+            return None
         with self._lock:
             s = self._slots[slot]
             s.busy += 1
             s.reserved = None
+            if ticket is None or ticket.slot != slot:
+                if s.owner is None:
+                    return None
+                ticket = Ticket(slot, s.owner, s.route)
+            route = ticket.route
+            if route == "restored" and s.route == "cold":
+                route = "cold"  # (its state failed to load: ``restore_failed``)
+            s.route = "warm"
+            ticket, s.restored = replace(ticket, route=route, restored=s.restored), 0
+            return ticket
 
-    def end(self, slot: int | None, data: dict[str, Any] | None) -> CallStats | None:
-        """Record a finished call; ``data`` holds the reply's ``usage`` and ``timings``."""
+    def end(
+        self, slot: int | None, data: dict[str, Any] | None, begun: Ticket | None = None
+    ) -> CallStats | None:
+        """Record a finished call; ``data`` holds the reply's ``usage`` and ``timings``,
+        ``begun`` is what ``begin`` answered for its request."""
         with self._lock:
             s = self._slots[slot] if slot is not None and 0 <= slot < len(self._slots) else None
             if s is not None:
@@ -401,9 +435,9 @@ class Router:
             cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
             cache_n = int(timings.get("cache_n", cached))
             call = CallStats(
-                session=s.owner if s is not None else None,
+                session=begun.session if begun is not None else None,
                 slot=slot if s is not None else None,
-                route=s.route if s is not None else "unrouted",
+                route=begun.route if begun is not None else "unrouted",
                 prompt_tokens=prompt,
                 cached_tokens=cached,
                 cache_n=cache_n,
@@ -411,11 +445,8 @@ class Router:
                 predicted_n=int(timings.get("predicted_n", usage.get("completion_tokens") or 0)),
                 prompt_ms=float(timings.get("prompt_ms") or 0.0),
                 predicted_ms=float(timings.get("predicted_ms") or 0.0),
-                restored_tokens=s.restored if s is not None else 0,
+                restored_tokens=begun.restored if begun is not None else 0,
             )
-            if s is not None:
-                s.restored = 0
-                s.route = "warm"
             self.calls.append(call)
             self.last_timings = dict(timings) if timings else None
             t = self._totals
@@ -465,10 +496,13 @@ class Router:
             with contextlib.suppress(OSError):
                 os.utime(os.path.join(self.save_dir, filename))
 
-    def restore_failed(self, slot: int, filename: str) -> None:
-        """A saved state could not be loaded (another context size, a damaged file)."""
+    def restore_failed(self, slot: int, filename: str, remove: bool = True) -> None:
+        """A saved state was not loaded before the request: the server refused it (another
+        context size, a damaged file: it is deleted), or, with ``remove=False``, did not
+        answer in time (the file is kept for a later resume)."""
         with self._lock:
-            self._remove(filename)
+            if remove:
+                self._remove(filename)
             s = self._slots[slot]
             s.chain, s.sizes, s.route = [], [], "cold"
             t = self._totals

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
+import math
 import os
 import re
 import weakref
@@ -46,7 +48,7 @@ from ..local.server import (
     missing,
     model_id,
 )
-from ..local.slots import CallStats, LocalStats, Router, SessionLike
+from ..local.slots import CallStats, LocalStats, Router, SessionLike, Ticket
 from ..wire.sse import SSEDecoder
 from .base import Options, Provider
 from .compatible import OpenAICompatible
@@ -62,7 +64,14 @@ __all__ = [
     "missing",
 ]
 
+#: The most tokens llama.cpp's server can be given: its ``n_ctx`` is an ``int32``.
+_MAX_CTX = 2**31 - 1
 _ID_SLOT = re.compile(rb'"id_slot":\s*(-?\d+)')
+#: The last routing decision made in this thread or task (``params_for``), which the
+#: request built next in it carries when it names the same slot.
+_TICKET: contextvars.ContextVar[Ticket | None] = contextvars.ContextVar(
+    "srt_local_ticket", default=None
+)
 
 
 def _slot_of(body: bytes | Body) -> int | None:
@@ -79,6 +88,7 @@ def _slot_of(body: bytes | Body) -> int | None:
 @dataclass(repr=False)  # (the base class's repr, which hides the headers' secrets)
 class _LocalRequest(HTTPRequest):
     slot: int | None = field(default=None)
+    ticket: Ticket | None = field(default=None)
 
 
 # -- reading the server's counters from each reply ---------------------------------------
@@ -87,14 +97,15 @@ class _LocalRequest(HTTPRequest):
 class _Tap:
     """Collects ``usage`` and ``timings`` from one reply and reports them once."""
 
-    def __init__(self, router: Router, slot: int | None, stream: bool) -> None:
+    def __init__(self, router: Router, req: HTTPRequest) -> None:
+        slot = getattr(req, "slot", None)
         self._router = router
         self._slot = slot
-        self._sse = SSEDecoder() if stream else None
+        self._sse = SSEDecoder() if req.stream else None
         self._buf: list[bytes] = []
         self._data: dict[str, Any] = {}
         self._done = False
-        router.begin(slot)
+        self._begun = router.begin(slot, getattr(req, "ticket", None))
 
     def feed(self, chunk: bytes) -> None:
         if self._sse is None:
@@ -117,7 +128,8 @@ class _Tap:
                 data = json.loads(b"".join(self._buf))
                 if isinstance(data, dict):
                     self._data = data
-        self._router.end(self._slot, self._data if ok and self._data.get("usage") else None)
+        data = self._data if ok and self._data.get("usage") else None
+        self._router.end(self._slot, data, self._begun)
 
 
 class _TapResponse(Response):
@@ -190,7 +202,7 @@ class _LocalTransport(Transport):
     def open(self, req: HTTPRequest) -> Response:
         slot = getattr(req, "slot", None)
         self._server.prepare(slot)
-        tap = _Tap(self._server.router, slot, req.stream)
+        tap = _Tap(self._server.router, req)
         try:
             resp = super().open(req)
         except BaseException:
@@ -208,7 +220,7 @@ class _LocalAsyncTransport(AsyncTransport):
         slot = getattr(req, "slot", None)
         if slot is not None:
             await asyncio.to_thread(self._server.prepare, slot)
-        tap = _Tap(self._server.router, slot, req.stream)
+        tap = _Tap(self._server.router, req)
         try:
             resp = await super().open(req)
         except BaseException:
@@ -228,13 +240,19 @@ def _check_settings(
     cache_ram_mib: Any,
     max_saved_mib: Any,
     startup_timeout: Any,
+    state_dir: Any,
+    log_path: Any,
 ) -> None:
     """``ConfigError`` naming the first of ``LocalProvider``'s settings of the wrong kind
     or out of range (before anything is looked for or started)."""
-    if model is not None and not isinstance(model, (str, os.PathLike)):
-        raise ConfigError(
-            f"model must be a GGUF file's path (a str or a path), got {type(model).__name__}"
-        )
+    for what, path in (("model", model), ("state_dir", state_dir), ("log_path", log_path)):
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            kind = "a GGUF file's path" if what == "model" else "a path"
+            raise ConfigError(f"{what} must be {kind} (a str or a path), got {type(path).__name__}")
+    if log_path is not None:
+        folder = os.path.dirname(os.path.abspath(os.fspath(log_path)))
+        if not os.path.isdir(folder):
+            raise ConfigError(f"log_path: there is no folder {folder!r} to write the log in")
     whole = (
         ("ctx_size", ctx_size, 64, False),
         ("threads", threads, 1, True),
@@ -249,12 +267,17 @@ def _check_settings(
             got = repr(value) if isinstance(value, int) else type(value).__name__
             none = " (or None)" if optional else ""
             raise ConfigError(f"{name} must be a whole number >= {least}{none}, got {got}")
+    if ctx_size * slots > _MAX_CTX:
+        raise ConfigError(
+            f"ctx_size * slots must be at most {_MAX_CTX} tokens (llama.cpp's n_ctx is a "
+            f"32-bit int), got {ctx_size} * {slots}"
+        )
     if (
         isinstance(startup_timeout, bool)
         or not isinstance(startup_timeout, (int, float))
-        or not startup_timeout > 0
+        or not 0 < startup_timeout < math.inf
     ):
-        raise ConfigError("startup_timeout must be a number of seconds > 0")
+        raise ConfigError("startup_timeout must be a number of seconds, finite and > 0")
 
 
 class LocalProvider(OpenAICompatible):
@@ -295,7 +318,7 @@ class LocalProvider(OpenAICompatible):
         state_dir: str | os.PathLike[str] | None = None,
         max_saved_mib: int = 2048,
         startup_timeout: float = 120.0,
-        log_path: str | None = None,
+        log_path: str | os.PathLike[str] | None = None,
         options: Mapping[str, Any] | None = None,
         extra_params: Mapping[str, Any] | None = None,
         timeouts: Timeouts | None = None,
@@ -304,7 +327,15 @@ class LocalProvider(OpenAICompatible):
         if kw.get("proxy") is not None:
             raise ConfigError("LocalProvider: its server is on 127.0.0.1, never behind a proxy")
         _check_settings(
-            model, ctx_size, threads, slots, cache_ram_mib, max_saved_mib, startup_timeout
+            model,
+            ctx_size,
+            threads,
+            slots,
+            cache_ram_mib,
+            max_saved_mib,
+            startup_timeout,
+            state_dir,
+            log_path,
         )
         check_flag("save_slots", save_slots)
         for what, given in (("options", options), ("extra_params", extra_params)):
@@ -343,7 +374,8 @@ class LocalProvider(OpenAICompatible):
             "options": dict(options or {}),
         }
         self._router = Router(slots, save_dir, max_saved_mib << 20)
-        self._server = Server(config, self._router, log_path)
+        log = None if log_path is None else os.fspath(log_path)
+        self._server = Server(config, self._router, log)
         self._finalizer = weakref.finalize(self, self._server.close)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -394,9 +426,13 @@ class LocalProvider(OpenAICompatible):
         """Body parameters for ``session``'s next request: its slot (``id_slot``).
 
         Call it once per request, before the body is built; asking again for the
-        same history before that request is sent gives the same slot.
+        same history before that request is sent gives the same slot. A server that
+        died is started again first, so the route is planned on the new server's slots.
         """
-        return {"id_slot": self._router.route(session)}
+        self.start()
+        ticket = self._router.ticket(session)
+        _TICKET.set(ticket)
+        return {"id_slot": ticket.slot}
 
     def save(self) -> int:
         """Save every idle slot's unsaved state to disk now; the number saved."""
@@ -433,6 +469,8 @@ class LocalProvider(OpenAICompatible):
         running), carrying the slot the body's ``id_slot`` names."""
         self.start()
         req = super().request(model, body, stream, params)
+        slot = _slot_of(body)
+        ticket = _TICKET.get()
         return _LocalRequest(
             req.method,
             req.url,
@@ -441,7 +479,8 @@ class LocalProvider(OpenAICompatible):
             stream=req.stream,
             secrets=req.secrets,
             not_found=req.not_found,
-            slot=_slot_of(body),
+            slot=slot,
+            ticket=ticket if ticket is not None and ticket.slot == slot else None,
         )
 
     @property
