@@ -6,6 +6,8 @@ row, i.e. message text), never the connection string (which can hold a password)
 
 * srt's own SQLSTATEs from the server-side append: ``ConflictError``,
   ``CorruptionError``, ``SessionNotFoundError``;
+* a write naming a node or message that is not stored (a foreign key: gc deleted it
+  after the write checked it, ``gc``): ``ConflictError`` (``GONE``), nothing written;
 * a connection that broke or could not be made (server restart, ``pg_terminate_backend``,
   a network cut, the pool out of connections past its timeout): ``StoreUnavailableError``,
   retryable; the pool replaces the broken connection on the next borrow;
@@ -38,7 +40,14 @@ from ...errors import (
 )
 from .schema import SQLSTATE_CONFLICT, SQLSTATE_CORRUPT, SQLSTATE_NO_SESSION
 
-__all__ = ["HEAD_MOVED", "RETRY_SQLSTATES", "is_connection_error", "translate", "unreachable"]
+__all__ = [
+    "GONE",
+    "HEAD_MOVED",
+    "RETRY_SQLSTATES",
+    "is_connection_error",
+    "translate",
+    "unreachable",
+]
 
 #: Failures after which the whole transaction was rolled back and may simply be run
 #: again: serialization_failure, deadlock_detected.
@@ -59,6 +68,12 @@ _DAMAGE = (
 HEAD_MOVED = (
     "the session head moved since this handle last saw it (a concurrent append); "
     "nothing was written: refresh() and retry, or pass rebase=True"
+)
+
+#: What a write naming a node or message that is not stored (any more) is told.
+GONE = (
+    "a node or message it refers to is not stored (collected by gc?); nothing was "
+    "written: refresh() and retry"
 )
 
 
@@ -132,6 +147,8 @@ def convert(exc: psycopg.Error, action: str) -> Exception:
         return SessionNotFoundError("the session was deleted")
     if state == SQLSTATE_CORRUPT:
         return CorruptionError(_primary(exc))
+    if isinstance(exc, pge.ForeignKeyViolation):
+        return ConflictError(f"{action}: {GONE}")
     if is_connection_error(exc):
         return StoreUnavailableError(
             f"{action}: the database connection failed ({state or 'no SQLSTATE'}: "

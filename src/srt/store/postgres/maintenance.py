@@ -1,19 +1,9 @@
-"""Keeping an srt schema on PostgreSQL tidy and honest: gc, verify and vacuum (search
-is ``search``'s, the views behind ``srt ls`` and ``srt show --tree`` are ``views``'s,
-on the same snapshot and walk).
+"""Keeping an srt schema on PostgreSQL tidy and honest: verify and vacuum (gc is
+``gc``'s, search ``search``'s, the views behind ``srt ls`` and ``srt show --tree`` are
+``views``'s, on the same snapshot and walk).
 
 Readers run in one ``REPEATABLE READ, READ ONLY`` transaction, so each sees one
 snapshot while writers go on.
-
-**Garbage collection** (``gc``) is SQLite's mark and sweep in one transaction that
-first takes ``SHARE ROW EXCLUSIVE`` locks on srt's tables: appends (which take ``ROW
-EXCLUSIVE``) wait for it, so no append can link a message or node while it is being
-swept, and readers are not blocked. Expired objects go first, and those filed under a
-session id no session has (``store.owners``); the live nodes are every
-node on the chain of a session head or of an object's node; every other node goes, then
-every message no node uses. Ledger rows stay with their node cleared. PostgreSQL does
-not zero the space of deleted rows (``GcReport.secure_delete`` is False): the old
-bytes stay in the table files until ``vacuum`` (``VACUUM FULL``) rewrites them.
 
 **Verify** re-derives every message hash from its body and every node's depth and
 prefix hash from its parent and message (client-side: the hash is XXH3-128, which
@@ -27,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -38,7 +27,6 @@ from .. import owners
 from ..base import (
     Fault,
     FaultList,
-    GcReport,
     VacuumReport,
     VerifyReport,
 )
@@ -50,7 +38,6 @@ from .pool import Database
 __all__ = [
     "CHAINS",
     "NUL_ESCAPE",
-    "gc",
     "places_of",
     "snapshot",
     "text_of",
@@ -123,158 +110,6 @@ def places_of(
     for node, name, depth in conn.execute(sql, (list(nodes),)):
         out[node].append((name, depth))
     return out
-
-
-# -- gc ---------------------------------------------------------------------------------
-
-#: The live nodes, in a temporary table named by its schema (``pg_temp``): a caller's
-#: pool may look names up in a schema of its own before ``pg_temp``.
-_LIVE = """
-CREATE TEMP TABLE pg_temp.srt_gc_live ON COMMIT DROP AS
-WITH RECURSIVE live(id) AS (
-    SELECT head FROM {s}.sessions WHERE head IS NOT NULL
-    UNION
-    SELECT node FROM {s}.objects WHERE node IS NOT NULL
-    UNION
-    SELECT n.parent FROM live CROSS JOIN LATERAL (
-        SELECT parent FROM {s}.nodes p WHERE p.id = live.id LIMIT 1
-    ) n WHERE n.parent IS NOT NULL
-)
-SELECT id FROM live
-"""
-
-
-#: The dead nodes, in a temporary table like ``_LIVE``'s.
-_DEAD = "CREATE TEMP TABLE pg_temp.srt_gc_dead(id bigint PRIMARY KEY) ON COMMIT DROP"
-
-
-def _mark(db: Database, conn: psycopg.Connection[Any]) -> None:
-    """Fill ``pg_temp.srt_gc_dead`` with the nodes that no session head or object's node
-    reaches (in gc's transaction, its locks held).
-
-    A node is stored after its parent (ids come from a sequence), so one pass over the
-    nodes, newest first, meets every child of a node before the node and knows whether
-    it is live when it reaches it (``pending``: the live ids not reached yet, about one
-    per chain). That is one index scan streamed to the client; the recursive walk
-    (``_LIVE``) looks every live node up by its id, about four times slower at 1,000,000
-    nodes. A parent id not smaller than its child's (rows written by hand) makes the
-    pass give way to the walk, which needs no order."""
-    conn.execute(_DEAD)
-    roots = db.sql(
-        "SELECT head FROM {s}.sessions WHERE head IS NOT NULL "
-        "UNION SELECT node FROM {s}.objects WHERE node IS NOT NULL"
-    )
-    pending = {r[0] for r in conn.execute(roots)}
-    dead: list[int] = []
-    ordered = True
-    with conn.cursor(name="srt_gc_nodes") as cur:
-        cur.itersize = 10_000
-        cur.execute(db.sql("SELECT id, parent FROM {s}.nodes ORDER BY id DESC"))
-        for nid, parent in cur:
-            if nid in pending:
-                pending.discard(nid)
-                if parent is not None:
-                    if parent >= nid:
-                        ordered = False
-                        break
-                    pending.add(parent)
-            else:
-                dead.append(nid)
-    if ordered:
-        with conn.cursor().copy("COPY pg_temp.srt_gc_dead(id) FROM STDIN") as copy:
-            for nid in dead:
-                copy.write_row((nid,))
-        return
-    conn.execute(db.sql(_LIVE))
-    conn.execute("ALTER TABLE pg_temp.srt_gc_live ADD PRIMARY KEY (id)")
-    conn.execute(
-        db.sql(
-            "INSERT INTO pg_temp.srt_gc_dead SELECT n.id FROM {s}.nodes n WHERE NOT EXISTS "
-            "(SELECT 1 FROM pg_temp.srt_gc_live l WHERE l.id = n.id)"
-        )
-    )
-
-
-def gc(
-    db: Database, *, secure_delete: bool = True, dry_run: bool = False, watch: Sequence[bytes] = ()
-) -> GcReport:
-    """Sweep expired objects, unreachable nodes and unused messages (module docstring);
-    of the prefix hashes in ``watch``, report those no live node carries."""
-
-    def sweep(conn: psycopg.Connection[Any]) -> GcReport:
-        tx = conn.transaction(force_rollback=dry_run)
-        with tx:
-            conn.execute(
-                db.sql(
-                    "LOCK TABLE {s}.sessions, {s}.objects, {s}.nodes, {s}.messages, {s}.calls "
-                    "IN SHARE ROW EXCLUSIVE MODE; " + NO_JIT
-                )
-            )
-            objects = conn.execute(
-                db.sql("DELETE FROM {s}.objects WHERE expires IS NOT NULL AND expires <= %s"),
-                (time.time(),),
-            ).rowcount
-            orphans = conn.execute(
-                db.sql("DELETE " + ORPHANS), (list(owners.session_kinds()),)
-            ).rowcount
-            _mark(db, conn)
-            # a row's params rebuild its body from its node: they go with it (a
-            # request's tools, their descriptions, are a client's text); an error's
-            # text (an upstream's words) goes with its session, its status stays
-            ledger = conn.execute(
-                db.sql(
-                    "UPDATE {s}.calls c SET node = NULL, params = NULL "
-                    "WHERE c.node IN (SELECT id FROM pg_temp.srt_gc_dead)"
-                )
-            ).rowcount
-            conn.execute(
-                db.sql(
-                    "UPDATE {s}.calls c SET error = NULL WHERE c.error IS NOT NULL "
-                    "AND c.session IS NOT NULL AND NOT EXISTS "
-                    "(SELECT 1 FROM {s}.sessions x WHERE x.id = c.session)"
-                )
-            )
-            nodes = conn.execute(
-                db.sql("DELETE FROM {s}.nodes n USING pg_temp.srt_gc_dead d WHERE n.id = d.id")
-            ).rowcount
-            # the nodes left are the live ones
-            live = (
-                {
-                    bytes(r[0])
-                    for r in conn.execute(
-                        db.sql("SELECT prefix FROM {s}.nodes WHERE prefix = ANY(%s)"),
-                        (list(watch),),
-                    )
-                }
-                if watch
-                else set()
-            )
-            row = conn.execute(
-                db.sql(
-                    "WITH gone AS (DELETE FROM {s}.messages m WHERE NOT EXISTS "
-                    "(SELECT 1 FROM {s}.nodes n WHERE n.message = m.id) "
-                    "RETURNING length(body) AS n)"
-                    " SELECT count(*), coalesce(sum(n), 0) FROM gone"
-                )
-            ).fetchone()
-            assert row is not None
-        return GcReport(
-            nodes=nodes,
-            messages=int(row[0]),
-            message_bytes=int(row[1]),
-            ledger_rows=ledger,
-            pages_freed=0,
-            free_pages=0,
-            page_size=0,
-            secure_delete=False,
-            checkpointed=False,
-            dry_run=dry_run,
-            objects=objects,
-            orphan_objects=orphans,
-            dead_prefixes=tuple(p for p in watch if p not in live),
-        )
-
-    return db.run("collecting garbage", sweep)
 
 
 # -- vacuum -----------------------------------------------------------------------------

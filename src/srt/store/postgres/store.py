@@ -45,6 +45,7 @@ from ..owners import session_kinds
 from . import chains, maintenance, search, views
 from .appends import AppendMixin
 from .errors import HEAD_MOVED
+from .gc import gc as collect
 from .objects import DROP, ObjectsMixin
 from .pool import Database, parse_url, redact_url
 from .statements import (
@@ -359,7 +360,7 @@ class PostgresStore(AppendMixin, ObjectsMixin, Store):
     def gc(
         self, *, secure_delete: bool = True, dry_run: bool = False, watch: Sequence[bytes] = ()
     ) -> GcReport:
-        return maintenance.gc(self.db, secure_delete=secure_delete, dry_run=dry_run, watch=watch)
+        return collect(self.db, dry_run=dry_run, watch=watch)
 
     def verify(self) -> VerifyReport:
         return maintenance.verify(self.db)
