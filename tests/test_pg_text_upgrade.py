@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -57,10 +58,12 @@ def _v8_store(url: str, monkeypatch: pytest.MonkeyPatch, n: int) -> None:
     assert _valid(_schema(url)) is True
 
 
-def _search_while_a_writer_holds_messages(url: str) -> list[Any]:
+def _search_while_a_writer_holds_messages(
+    url: str, during: Callable[[], None] | None = None
+) -> list[Any]:
     """The first search, started while another transaction holds a writer's lock on
-    ``messages`` (so its build waits on it); while it waits, another client appends,
-    then the transaction ends. The search's hits."""
+    ``messages`` (so its build waits on it); while it waits, another client appends
+    (and ``during`` runs), then the transaction ends. The search's hits."""
     schema = _schema(url)
     hits: list[Any] = []
     failed: list[BaseException] = []
@@ -95,6 +98,8 @@ def _search_while_a_writer_holds_messages(url: str) -> list[Any]:
             assert row is not None and row[0] == 1, "the build never waited"
             with srt.Runtime(url + _WRITER) as writer:  # not blocked by the build
                 writer.session("late").append({"role": "user", "content": "hello late"})
+            if during is not None:
+                during()
         finally:
             holder.rollback()
             searcher.join()
@@ -148,6 +153,13 @@ def test_an_index_left_invalid_is_built_again(pg_url: str) -> None:
     assert _valid(schema) is False
     with srt.Runtime(pg_url) as rt:
         assert not rt.store.has_search_index()
+        faults = [(f.kind, f.detail) for f in rt.store.verify().faults]
+        assert faults == [
+            (
+                "search_index",
+                "the index is marked invalid (a build cut short); the next search builds it again",
+            )
+        ]
         assert [h.places for h in rt.store.search("hello")] == [(("a", 1),)]
         assert rt.store.has_search_index()
         assert rt.store.verify().ok
@@ -168,3 +180,20 @@ def test_a_build_cut_short_is_made_again_by_the_next_search(pg_url: str) -> None
     with srt.Runtime(pg_url) as rt:
         assert [h.places for h in rt.store.search("hello")] == [(("a", 1),)]
     assert _valid(schema) is True
+
+
+def test_verify_finds_no_fault_in_an_index_being_built(pg_url: str) -> None:
+    """While a search builds the index (``CREATE INDEX CONCURRENTLY`` marks it invalid
+    until it ends), ``verify`` is clean: the build's lock says it is under way."""
+    with srt.Runtime(pg_url) as rt:
+        rt.session("a").append({"role": "user", "content": "hello first"})
+    seen: list[Any] = []
+
+    def check() -> None:
+        seen.append(_valid(_schema(pg_url)))
+        with srt.Runtime(pg_url) as rt:
+            seen.append(rt.store.verify().faults)
+
+    _search_while_a_writer_holds_messages(pg_url, check)
+    assert seen == [False, ()]
+    assert _valid(_schema(pg_url)) is True

@@ -9,8 +9,8 @@ snapshot while writers go on.
 prefix hash from its parent and message (client-side: the hash is XXH3-128, which
 PostgreSQL does not compute), checks that each node's metadata is a JSON object, as
 SQLite's verify does, and that session heads, ledger nodes and object nodes exist and
-that the search index, if there is one, is valid. Foreign keys make PostgreSQL itself
-refuse dangling references, so those checks find only damage.
+that the search index, if there is one, is valid (or being built). Foreign keys make
+PostgreSQL itself refuse dangling references, so those checks find only damage.
 """
 
 from __future__ import annotations
@@ -32,12 +32,14 @@ from ..base import (
 )
 from ..checks import metadata_ok
 from . import schema as sch
+from .migrate import lock_key
 from .objects import ORPHANS
 from .pool import Database
 
 __all__ = [
     "CHAINS",
     "NUL_ESCAPE",
+    "index_state",
     "places_of",
     "snapshot",
     "text_of",
@@ -161,6 +163,30 @@ def verify(db: Database) -> VerifyReport:
     return db.run("verifying the database", run, retry_reads=True)
 
 
+def index_state(db: Database, conn: psycopg.Connection[Any]) -> bool | None:
+    """Whether the search index is there and usable: ``None`` if there is none, ``False``
+    while a build runs (``CREATE INDEX CONCURRENTLY``) or if one was cut short."""
+    row = conn.execute(
+        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
+        (db.schema, sch.SEARCH_INDEX),
+    ).fetchone()
+    return None if row is None else bool(row[0])
+
+
+def _index_building(db: Database, conn: psycopg.Connection[Any]) -> bool:
+    """Whether a connection holds the search index's build lock (``search``'s advisory
+    lock): its index is invalid only until the build ends, no fault."""
+    key = lock_key(db.schema, "search-index") & 0xFFFF_FFFF_FFFF_FFFF
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND classid = %s::bigint::oid AND objid = %s::bigint::oid AND objsubid = 1)",
+        (key >> 32, key & 0xFFFF_FFFF),
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def _stream(conn: psycopg.Connection[Any], sql: str, args: Sequence[Any] = ()) -> Iterator[Any]:
     """Rows of ``sql`` through a server-side cursor (binary), a batch at a time."""
     with conn.cursor(name="srt_verify", binary=True) as cur:
@@ -262,19 +288,13 @@ def _verify(
         )
     ):
         faults.add(Fault("object", "objects", oid, f"{kind} object: its node {node} is missing"))
-    for (valid,) in conn.execute(
-        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
-        (db.schema, sch.SEARCH_INDEX),
-    ):
-        if not valid:
-            faults.add(
-                Fault(
-                    "search_index",
-                    sch.SEARCH_INDEX,
-                    None,
-                    "the index is marked invalid (an interrupted build); srt search "
-                    "--drop-index, then a search, rebuilds it",
-                )
+    if index_state(db, conn) is False and not _index_building(db, conn):
+        faults.add(
+            Fault(
+                "search_index",
+                sch.SEARCH_INDEX,
+                None,
+                "the index is marked invalid (a build cut short); the next search builds it again",
             )
+        )
     return messages, nodes, sessions, calls

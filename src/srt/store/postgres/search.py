@@ -29,7 +29,7 @@ import psycopg
 from ...errors import ConfigError
 from ..base import SEARCH_BATCH_MAX, Hit, check_search
 from . import schema as sch
-from .maintenance import NUL_ESCAPE, places_of, snapshot, text_of
+from .maintenance import NUL_ESCAPE, index_state, places_of, snapshot, text_of
 from .migrate import lock_key
 from .pool import Database
 
@@ -65,20 +65,9 @@ def check_query(text: str) -> None:
         )
 
 
-def _index_valid(db: Database, conn: psycopg.Connection[Any]) -> bool | None:
-    """Whether the search index is there and usable: ``None`` if there is none, ``False``
-    while it is being built or if a build was cut short."""
-    row = conn.execute(
-        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
-        (db.schema, sch.SEARCH_INDEX),
-    ).fetchone()
-    return None if row is None else bool(row[0])
-
-
 def has_search_index(db: Database) -> bool:
     """Whether a search would use an index now (a build under way does not count)."""
-    return db.run("reading the schema", lambda c: _index_valid(db, c) is True, retry_reads=True)
+    return db.run("reading the schema", lambda c: index_state(db, c) is True, retry_reads=True)
 
 
 def build_search_index(
@@ -90,11 +79,11 @@ def build_search_index(
     key = lock_key(db.schema, "search-index")
 
     def build(conn: psycopg.Connection[Any]) -> int | None:
-        if _index_valid(db, conn):
+        if index_state(db, conn):
             return None
         conn.execute("SELECT pg_advisory_lock(%s)", (key,))
         try:
-            found = _index_valid(db, conn)
+            found = index_state(db, conn)
             if found:  # built by another connection meanwhile
                 return None
             if found is False:  # left invalid by a build cut short (it held the lock)
@@ -115,7 +104,7 @@ def build_search_index(
 
 def drop_search_index(db: Database) -> bool:
     def drop(conn: psycopg.Connection[Any]) -> bool:
-        had = _index_valid(db, conn) is not None
+        had = index_state(db, conn) is not None
         conn.execute(db.sql(sch.SEARCH_DROP_SQL))
         return had
 
