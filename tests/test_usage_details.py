@@ -291,7 +291,7 @@ def test_a_v5_postgres_store_gains_the_columns_and_keeps_its_rows(pg_url: str) -
         assert [r["reasoning_tokens"] for r in rt.calls()] == [None, 9]
     with psycopg.connect(server_url(), autocommit=True) as conn:
         rows = conn.execute(f'SELECT version FROM "{schema}".srt_schema').fetchall()
-    assert rows == [(pg_schema.SCHEMA_VERSION,)] == [(9,)]
+    assert rows == [(pg_schema.SCHEMA_VERSION,)] == [(10,)]
 
 
 def test_the_wire_encoders_report_the_split_as_the_providers_do() -> None:
