@@ -123,6 +123,14 @@ def usage_summary(
             )
         if cost["unpriced_models"]:
             lines.append(("unpriced", _names(cost["unpriced_models"])))
+    if n := f["unmetered"]:
+        lines.append(
+            (
+                "unmetered",
+                f"{n:,} billed request{'s' if n != 1 else ''} reported no usage (cut off "
+                "before the provider's usage came): not in these figures",
+            )
+        )
     width = max(len(k) for k, _ in lines)
     return [f"{k.ljust(width)}  {v}" for k, v in lines]
 
