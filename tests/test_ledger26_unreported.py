@@ -9,6 +9,8 @@ records no usage (NULL), and ``UsageSummary.unmetered``, ``Savings.unmetered_req
 and ``srt stats`` count the billed requests whose cost the figures cannot hold.
 Anthropic reports the input at the stream's start (``message_start``): a cut stream's row
 keeps those counts as reported. Over loopback, on both engines, sync and asyncio.
+And ``srt stats`` of requests none of which was billed says the cost is $0 for that
+reason (before: "no price known for " and no model).
 """
 
 from __future__ import annotations
@@ -132,3 +134,23 @@ def test_stats_names_the_unmetered_requests(
     f = json.loads(capsys.readouterr().out)
     assert f["unmetered"] == 1
     assert f["cost"]["unmetered_requests"] == 1
+
+
+def test_stats_of_requests_none_billed_says_so(
+    srv: ProviderServer, tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every request refused before anything was billed (a wrong key): the cost is $0
+    because nothing was billed. Before, it read "no price known for " and no model."""
+    db = f"{tmp_path}/refused.db"
+    with srt.Runtime(db) as rt, closing(provider_on("openai", srv.url, "sk-wrong-key")) as p:
+        s = rt.session("refused")
+        _start(s)
+        with pytest.raises(srt.ProviderError):
+            s.send(p, model="gpt-4o")
+        u = s.usage()
+        assert (u.requests, u.billed, u.errors) == (1, 0, 1)
+    main(["--db", db, "stats", "refused"])
+    out = capsys.readouterr().out
+    (line,) = [x for x in out.splitlines() if x.strip().startswith("cost")]
+    assert line.split(None, 1)[1] == "$0 (no request was billed)"
+    assert "no price known" not in out
