@@ -47,7 +47,7 @@ def reference(rows: list[dict[str, Any]]) -> UsageSummary | tuple[Any, str]:
             raise Bad(r.get("id"), key)
         return max(int(v), 0)
 
-    sums = dict.fromkeys(("requests", "errors", "billed", "body_bytes", *TOKENS), 0)
+    sums = dict.fromkeys(("requests", "errors", "billed", "unmetered", "body_bytes", *TOKENS), 0)
     statuses: dict[str, int] = {}
     try:
         for r in rows:
@@ -61,6 +61,7 @@ def reference(rows: list[dict[str, Any]]) -> UsageSummary | tuple[Any, str]:
                 sums["errors"] += 1
                 continue
             sums["billed"] += 1
+            sums["unmetered"] += all(r.get(k) is None for k in TOKENS)  # billed, no usage
             total = count(r, "input_tokens")
             read = min(count(r, "cache_read_tokens"), total)
             write = min(count(r, "cache_write_tokens"), total - read)
@@ -124,6 +125,7 @@ def test_the_edges_are_counted_as_the_definition_counts_them() -> None:
         "ok": 9, "refused": 1,
     }  # fmt: skip
     assert (got.requests, got.billed, got.errors) == (18, 16, 2)  # refused; no status
+    assert got.unmetered == 2  # the ok row whose usage did not come, the cancelled one
     assert got.input_tokens == 100 + 100 + 100 + huge + 50 + 40 + 5 + 5 + 100 + 60 + 10
     assert got.cache_read_tokens == 20 + 90 + 100 + huge // 2 + 10 + 5 + 40 + 10 + 3
     assert got.cache_write_tokens == got.cache_write_1h_tokens == 110 + huge // 2

@@ -128,6 +128,9 @@ class CallState:
         #: and the model it named (any value: ``_reply_model`` checks it).
         self.billed: Usage | None = None
         self.named: Any = None
+        #: The reply (or the stream's events) reported its usage: False for a stream cut
+        #: off before its usage event, whose row then records no usage (NULL), not zeros.
+        self.metered = True
         self.t0 = 0.0
         self.ttft: float | None = None
         self.decoder: StreamDecoder | None = None
@@ -237,6 +240,8 @@ class CallState:
     def _row(self, status: str, error: str | None, usage: Usage | None) -> CallRecord:
         now = time.monotonic()
         fixed = self.fixed if self.fixed is not None else self._fixed()
+        if not self.metered:
+            usage = None
         return CallRecord(
             at=time.time(),
             node=None,

@@ -344,7 +344,10 @@ class UsageSummary:
     token totals and the cost (``srt.savings``) are theirs. ``errors`` failed with
     nothing billed (refused, unreachable). ``statuses`` counts the rows by ledger
     status. Tokens are counted as priced (``token_counts``): a provider's cache reads
-    and writes count at most its input, a negative count as 0.
+    and writes count at most its input, a negative count as 0. ``unmetered`` of the
+    billed requests record no usage: the provider never reported it (a stream cut off
+    before its usage event, a request cancelled after its body went out), so their
+    tokens and cost are in no total.
     """
 
     requests: int = 0
@@ -358,6 +361,7 @@ class UsageSummary:
     reasoning_tokens: int = 0
     billed: int = 0
     statuses: tuple[tuple[str, int], ...] = ()
+    unmetered: int = 0
 
     @property
     def uncached_input_tokens(self) -> int:
@@ -397,6 +401,7 @@ class UsageSummary:
             reasoning_tokens=t[7],
             billed=paid,
             statuses=tuple(sorted(_statuses(rows).items())),
+            unmetered=t[8],
         )
 
 
@@ -409,13 +414,13 @@ _STATUS = itemgetter("status")
 
 def _tally(rows: list[dict[str, Any]], values: Iterable[tuple[Any, ...]]) -> tuple[int, ...]:
     """(billed, input, cache read, cache write, output, body bytes, 1-hour writes,
-    reasoning) of ledger rows, each counted as ``billed``, ``token_counts``,
+    reasoning, billed with no usage) of ledger rows, each counted as ``billed``, ``token_counts``,
     ``write_1h_tokens`` and ``reasoning_tokens`` count it; ``values`` are each row's
     ``_COUNT_KEYS`` columns. One pass: a row as srt records it (plain ints, its cache
     within its input, or no usage at all) is added as it is, and only another one goes
     through those functions (through them all, 200,000 rows took 1,037 ms, and 265 ms
     through ``_count`` alone; ``bench/usage_summary.py``)."""
-    tot = read = write = out = write_1h = thought = size = paid = 0
+    tot = read = write = out = write_1h = thought = size = paid = unmetered = 0
     for r, (bb, t, cr, cw, o, w1, rs) in zip(rows, values, strict=True):
         if type(bb) is int and bb >= 0:
             size += bb
@@ -425,7 +430,9 @@ def _tally(rows: list[dict[str, Any]], values: Iterable[tuple[Any, ...]]) -> tup
                 and cr >= 0 and cw >= 0 and cr + cw <= t and o >= 0):  # fmt: skip
             pass  # counted as reported
         elif t is None and cr is None and cw is None and o is None and w1 is None and rs is None:
-            paid += r.get("status") in BILLED  # no usage: billed by its status alone
+            if r.get("status") in BILLED:  # no usage: billed by its status alone
+                paid += 1
+                unmetered += 1
             continue
         else:
             t, cr, cw, o = token_counts(r)  # (a count that is no whole number: ConfigError)
@@ -439,7 +446,7 @@ def _tally(rows: list[dict[str, Any]], values: Iterable[tuple[Any, ...]]) -> tup
             thought += rs
         elif rs is not None:
             thought += min(_count(r, "reasoning_tokens"), o)
-    return paid, tot, read, write, out, size, write_1h, thought
+    return paid, tot, read, write, out, size, write_1h, thought, unmetered
 
 
 def _statuses(rows: list[dict[str, Any]]) -> dict[str, int]:

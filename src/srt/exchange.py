@@ -233,7 +233,7 @@ class Call(CallState):
         except ValueError:
             raise ProviderResponseError("the provider's reply is not valid JSON") from None
         try:
-            return self.fmt.parse_reply(data, self.model)
+            reply = self.fmt.parse_reply(data, self.model)
         except ProviderError:
             # The reply cannot be kept, but the provider billed the call: its ledger row
             # (``fail``) records the usage the body reports, where that parses, and the
@@ -241,6 +241,8 @@ class Call(CallState):
             self.billed = self.fmt.parse_usage(data)
             self.named = data.get("model") if isinstance(data, dict) else None
             raise
+        self.metered = self.fmt.parse_usage(data) is not None
+        return reply
 
     def feed(self, chunk: bytes) -> list[str]:
         """A chunk of a streamed reply: the text deltas it completes."""
@@ -404,6 +406,7 @@ class Call(CallState):
         """The stream ended (``exc`` None: completely): persist the reply, or what
         arrived as a partial reply, scrubbing secrets from the error first."""
         assert self.decoder is not None
+        self.metered = self._reported()
         if exc is None:
             try:
                 reply = self.decoder.reply()
@@ -424,6 +427,16 @@ class Call(CallState):
             self.abandon()
             return
         self.persist(self.decoder.partial(), _status_of(exc), f"{type(exc).__name__}: {exc}"[:2000])
+
+    def _reported(self) -> bool:
+        """Whether the stream's events reported the call's usage (OpenAI's come in its
+        last chunk, Bedrock's in ``metadata``, Anthropic's input at ``message_start``):
+        a stream cut off before then was billed, but by how much is not known."""
+        assert self.decoder is not None
+        try:
+            return self.fmt.parse_usage(self.decoder.response()) is not None
+        except (ProviderError, AttributeError, KeyError, TypeError, ValueError):
+            return False
 
     def _scrub(self, exc: BaseException) -> None:
         """Remove any secret (or key-shaped text) from a provider error's message.

@@ -23,7 +23,10 @@ The rows counted are the billed ones (``srt._types.billed``): every request a re
 part of one) came for, and a failed request that records the usage the provider
 reported (a reply srt could not keep): that is money spent, in srt's cost and in both
 baselines' alike (such a row stored no node, so the careful client pays for it what srt
-paid). A request that failed with no usage was not billed and is not counted.
+paid). A request that failed with no usage was not billed and is not counted. A billed
+request whose provider never reported its usage (a stream cut off before its usage
+event) records none: it is counted in ``unmetered_requests``, and its cost, unknown, is
+in no figure.
 
 Output is the same for all three and is reported, not compared. Prices are
 ``srt.pricing``'s (each request at its date's price); unpriced models are counted and
@@ -37,7 +40,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._types import UsageSummary, billed
+from ._types import TOKEN_COLUMNS, UsageSummary, billed
 from .cache import min_cacheable_tokens
 from .errors import ConfigError
 from .pricing import Pricing, Rates, check_pricing, source, token_counts, write_1h_tokens
@@ -109,6 +112,9 @@ class Savings:
     local_requests: int = 0
     unpriced_models: tuple[str, ...] = field(default=())
     sources: tuple[str, ...] = field(default=())
+    #: Billed requests that record no usage (the provider never reported it): their
+    #: tokens and cost are in no figure here.
+    unmetered_requests: int = 0
 
     @property
     def uncached_input_tokens(self) -> int:
@@ -258,7 +264,7 @@ def savings(
     """
     pricing = check_pricing(pricing)
     careful = _Careful(history)
-    n = priced = local = 0
+    n = priced = local = unmetered = 0
     tot = read = write = out = c_read = c_write = 0
     billed = careful_usd = no_cache_usd = out_usd = 0.0
     unpriced: set[str] = set()
@@ -290,6 +296,7 @@ def savings(
         if wanted is not None and row.get("id") not in wanted:
             continue
         n += 1
+        unmetered += all(row.get(k) is None for k in TOKEN_COLUMNS)
         t, r, w, o = token_counts(row)
         tot, read, write, out = tot + t, read + r, write + w, out + o
         c_read, c_write = c_read + cr, c_write + cw
@@ -327,6 +334,7 @@ def savings(
         local_requests=local,
         unpriced_models=tuple(sorted(unpriced)),
         sources=tuple(sorted(sources)),
+        unmetered_requests=unmetered,
     )
 
 
@@ -382,6 +390,7 @@ def usage_figures(
         "requests": u.requests,
         "billed": u.billed,
         "errors": u.errors,
+        "unmetered": u.unmetered,
         "statuses": dict(u.statuses),
         "input_tokens": u.input_tokens,
         "cache_read_tokens": u.cache_read_tokens,
@@ -397,6 +406,7 @@ def usage_figures(
         "priced_requests": s.priced_requests,
         "local_requests": s.local_requests,
         "unpriced_models": list(s.unpriced_models),
+        "unmetered_requests": s.unmetered_requests,
         "input_usd": round(s.billed_input_usd, 6),
         "output_usd": round(s.output_usd, 6),
         "total_usd": round(s.billed_input_usd + s.output_usd, 6),

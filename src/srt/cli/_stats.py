@@ -99,7 +99,9 @@ def usage_summary(
         ("output tokens", _output(f)),
     ]
     cost = f["cost"]
-    if cost["priced_requests"] == 0 and f["requests"]:
+    if f["requests"] and not f["billed"]:
+        lines.append(("cost", "$0 (no request was billed)"))
+    elif cost["priced_requests"] == 0 and f["requests"]:
         lines.append(("cost", "no price known for " + _names(cost["unpriced_models"])))
     elif f["requests"] and cost["local_requests"] == cost["priced_requests"]:
         lines.append(("cost", "$0 (local: the model runs on this machine)"))
@@ -123,6 +125,14 @@ def usage_summary(
             )
         if cost["unpriced_models"]:
             lines.append(("unpriced", _names(cost["unpriced_models"])))
+    if n := f["unmetered"]:
+        lines.append(
+            (
+                "unmetered",
+                f"{n:,} billed request{'s' if n != 1 else ''} reported no usage (cut off "
+                "before the provider's usage came): not in these figures",
+            )
+        )
     width = max(len(k) for k, _ in lines)
     return [f"{k.ljust(width)}  {v}" for k, v in lines]
 
