@@ -347,3 +347,65 @@ def test_an_empty_assistant_reply_is_left_out_with_a_note(tmp_path: Path) -> Non
     assert [m["role"] for m in body["messages"]] == ["user"]
     assert [b["text"] for b in body["messages"][0]["content"]] == ["hi", "again"]
     assert any("no content" in n for n in s.last_build.notes)
+
+
+def test_a_stream_whose_message_delta_nulls_its_input_counts_keeps_message_start_s() -> None:
+    """``message_delta``'s ``input_tokens`` and cache counts are nullable: a null is no
+    count, and the ones ``message_start`` reported stand (as the SDK's accumulator has
+    it), instead of the reply pricing its input, cache reads and writes at 0."""
+    from anthropic.lib.streaming._messages import accumulate_event
+    from anthropic.types import RawMessageStreamEvent
+    from pydantic import TypeAdapter
+
+    events: list[dict[str, Any]] = [
+        {
+            "type": "message_start",
+            "message": {
+                "id": "msg_1",
+                "type": "message",
+                "role": "assistant",
+                "model": "claude-sonnet-4-5",
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {
+                    "input_tokens": 10,
+                    "output_tokens": 1,
+                    "cache_read_input_tokens": 1000,
+                    "cache_creation_input_tokens": 200,
+                },
+            },
+        },
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hi"}},
+        {"type": "content_block_stop", "index": 0},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {
+                "output_tokens": 15,
+                "input_tokens": None,
+                "cache_read_input_tokens": None,
+                "cache_creation_input_tokens": None,
+            },
+        },
+        {"type": "message_stop"},
+    ]
+    decoder = FORMAT.stream_decoder("claude-sonnet-4-5")
+    for ev in events:
+        decoder.decode(f"event: {ev['type']}\ndata: {json.dumps(ev)}\n\n".encode())
+    usage = decoder.reply().usage
+    sdk: Any = None
+    adapter: Any = TypeAdapter(RawMessageStreamEvent)
+    bufs: dict[int, bytes] = {}
+    for ev in events:
+        event = adapter.validate_python(ev)
+        sdk = accumulate_event(event=event, current_snapshot=sdk, json_bufs=bufs)
+    assert (sdk.usage.input_tokens, sdk.usage.output_tokens) == (10, 15)
+    assert sdk.usage.cache_read_input_tokens == 1000
+    assert (usage.input_tokens, usage.cache_read_tokens, usage.cache_write_tokens) == (
+        10 + 1000 + 200,
+        1000,
+        200,
+    )
+    assert usage.output_tokens == 15

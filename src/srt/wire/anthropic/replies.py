@@ -71,7 +71,10 @@ class AnthropicStream(SSEStream):
         elif kind == "message_delta":
             delta = data.get("delta") or {}
             self._msg.update({k: v for k, v in delta.items() if v is not None})
-            self._msg["usage"].update(data.get("usage") or {})
+            # (its counts are running totals; a null one was not sent, and the count
+            # ``message_start`` gave stands, as the Anthropic SDK's accumulator keeps it)
+            usage = data.get("usage") or {}
+            self._msg["usage"].update({k: v for k, v in usage.items() if v is not None})
         elif kind == "message_stop":
             self.done = True
         return []
