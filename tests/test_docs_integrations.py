@@ -14,7 +14,7 @@ BLOCKS = re.findall(r"```python\n(.*?)```", PAGE, flags=re.S)
 
 
 def test_the_page_has_its_examples_and_figures() -> None:
-    assert len(BLOCKS) == 5
+    assert len(BLOCKS) == 6
     assert "_FIGURES" not in PAGE  # every figure placeholder was filled in
     assert "(integrations.md" in (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
 

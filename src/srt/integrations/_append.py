@@ -44,22 +44,26 @@ def append(
     prefix: bytes,
     bodies: Sequence[bytes],
     objects: Sequence[ObjectPut],
+    *,
+    expected: int | bool | None = False,
 ) -> tuple[list[int], list[bytes]]:
     """Append the canonical ``bodies`` to session ``name`` after ``head`` (``depth``
     messages, prefix hash ``prefix``) and write ``objects`` in the same transaction;
-    ``ConflictError`` (nothing written) if the head is no longer ``head``. Returns the new
-    nodes and their prefix hashes."""
+    ``ConflictError`` (nothing written) if the head is no longer ``head`` (or, given,
+    ``expected``: then the items replace those after ``head``). Returns the new nodes and
+    their prefix hashes."""
     store = rt.store
     row = store.get_session(name)
     if row is None:
         raise SessionNotFoundError(f"session {name!r} was deleted")
-    if row.head != head:
+    expected = head if expected is False else expected
+    if row.head != expected:
         raise ConflictError(f"session {name!r} moved; nothing was written")
     hashing = store.hashing
     hashes = [hashing.digest(b) for b in bodies]
     prefixes = hashing.chain_many(prefix, hashes)
     nodes = [NewNode(h, b, p) for h, b, p in zip(hashes, bodies, prefixes, strict=True)]
-    ids = store.append(row.id, head, head, depth, nodes, objects=objects, parent_prefix=prefix)
+    ids = store.append(row.id, row.head, head, depth, nodes, objects=objects, parent_prefix=prefix)
     return ids, prefixes
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "prepare",
     "shelf",
     "split_entry",
+    "visible",
 ]
 
 _BRANCH = "agents.branch"  # (the kind of SrtSession's branch records)
@@ -90,6 +91,27 @@ def branch_of(store: Any, session: str) -> tuple[str, str] | None:
             return owner, name
         at = session.find("@", at + 1)
     return None
+
+
+def visible(
+    patches: dict[str, bytes], branches: dict[str, Branch], branch: str
+) -> dict[int, bytes]:
+    """Item position -> patch entry as ``branch`` sees them among ``patches`` (keyed by
+    ``item_key``): its own, then each ancestor's below where the line of forks left it."""
+    per: dict[str, dict[int, bytes]] = {}
+    for key, value in patches.items():
+        at, _, name = key.partition("@")
+        per.setdefault(name, {})[int(at)] = value
+    out: dict[int, bytes] = {}
+    info = branches.get(branch)
+    below: int | None = None  # the positions an ancestor still shares
+    while info is not None:
+        for pos, value in per.get(info.name, {}).items():
+            if (below is None or pos < below) and pos not in out:
+                out[pos] = value
+        below = info.at if below is None else min(below, info.at)
+        info = branches.get(info.parent) if info.parent is not None else None
+    return out
 
 
 def item_key(branch: str, pos: int) -> str:

@@ -24,6 +24,11 @@ before user turn ``at_turn`` (an srt fork: no message or item is copied);
 branch is ``"main"``, the srt session named ``session_id``; another branch ``b`` is the
 srt session ``f"{session_id}@{b}"``.
 
+**Compaction.** ``replace_items(items)`` makes ``items`` the current branch's whole
+history in one transaction (``_agreplace``); the SDK's ``OpenAIResponsesCompactionSession``
+uses it in place of ``clear_session()`` plus ``add_items``, so compacting one branch
+leaves the others as they were, and a crash leaves the old history or the new one.
+
 **Usage.** When the SDK passes its run context (``wrapper``), every model request it
 made since the last ``add_items`` is written to srt's usage ledger against the items
 it produced; ``turn_usage()`` sums the ledger per user turn of the current branch.
@@ -63,6 +68,7 @@ from ..runtime import Runtime, check_name
 from ..session import Session
 from ..store.base import ObjectPut
 from . import _append, _usage
+from ._agreplace import Replace
 from ._itemstore import (
     USER,
     Branch,
@@ -73,6 +79,7 @@ from ._itemstore import (
     prepare,
     shelf,
     split_entry,
+    visible,
 )
 from ._itemstore import digest as _digest
 from ._itemstore import entry as _entry
@@ -89,7 +96,7 @@ _RETRIES = 64
 _T = TypeVar("_T")
 
 
-class SrtSession:
+class SrtSession(Replace):
     """An Agents SDK ``Session`` whose items live in srt (see the module docstring).
 
     ``db`` is a ``Runtime`` (shared, not closed by ``close()``) or a path for one
@@ -193,24 +200,6 @@ class SrtSession:
         self._cache_key: tuple[int | None, float] | None = None
         self._users: list[int] | None = None  # where the user messages are (None: unknown)
 
-    def _visible_patches(self) -> dict[int, bytes]:
-        """Item position -> patch entry as the current branch sees it: its own, then
-        each ancestor's below the point where the line of forks left it."""
-        per: dict[str, dict[int, bytes]] = {}
-        for key, entry in self._patches.items():
-            at, _, name = key.partition("@")
-            per.setdefault(name, {})[int(at)] = entry
-        out: dict[int, bytes] = {}
-        info = self._branches.get(self._branch)
-        below: int | None = None  # the positions an ancestor still shares
-        while info is not None:
-            for pos, entry in per.get(info.name, {}).items():
-                if (below is None or pos < below) and pos not in out:
-                    out[pos] = entry
-            below = info.at if below is None else min(below, info.at)
-            info = self._branches.get(info.parent) if info.parent is not None else None
-        return out
-
     def _items(self) -> Cache:
         """The items of the current branch, brought up to date."""
         row = self._store.get_session(self._s.name)
@@ -230,7 +219,7 @@ class SrtSession:
         self._patches = self._load_patches()
         bodies = [r[2] for r in rows]
         patches: list[bytes | None] = [None] * len(bodies)
-        for pos, entry in self._visible_patches().items():
+        for pos, entry in visible(self._patches, self._branches, self._branch).items():
             digest, patch = split_entry(entry)
             # (a patch kept for other text, or past the end, is not this item's)
             if pos < len(bodies) and patch != b"null" and digest == _digest(bodies[pos]):
@@ -387,28 +376,34 @@ class SrtSession:
         raise ConflictError(f"could not pop from session {self.session_id!r}: it kept moving")
 
     async def clear_session(self, *, wrapper: Any = None) -> None:
-        """Remove every item of every branch; the session is left with an empty ``main``."""
+        """Remove every item of every branch, as ``AdvancedSQLiteSession`` does; the
+        session is left with an empty ``main`` (srt forks of its sessions keep theirs)."""
         await self._change(self._clear)
 
     def _clear(self) -> None:
-        self._branches = self._load_branches()
-        for b in self._branches.values():
-            if b.name != MAIN:
-                with contextlib.suppress(SessionNotFoundError):
-                    self._rt.delete(b.session)
-                self._store.delete_object(_BRANCH, self.session_id, b.name)
-        for key in self._load_patches():
-            self._store.delete_object(_ITEM, self.session_id, key)
-        self._store.put_object(_STATE, self.session_id, "current", MAIN.encode())
-        self._branches = {MAIN: self._branches[MAIN]}
-        self._open(MAIN)
+        # main first (one head move), then the branches leaves first, then the patch
+        # entries written before: a crash part way leaves main empty and whole branches,
+        # never an item without its patch (clear_session again finishes the job).
+        started = time.time()
+        self._switch(MAIN)
         for _ in range(_RETRIES):
             self._s.refresh()
-            try:
+            with contextlib.suppress(ConflictError):
                 self._s.rewind(len(self._s))
                 break
-            except ConflictError:
-                continue
+        self._branches = branches = self._load_branches()
+
+        def depth(b: Branch) -> int:
+            return 0 if b.parent not in branches else 1 + depth(branches[b.parent])
+
+        for b in sorted(branches.values(), key=depth, reverse=True):
+            if b.name != MAIN:
+                self._store.delete_object(_BRANCH, self.session_id, b.name)
+                with contextlib.suppress(SessionNotFoundError):
+                    self._rt.delete(b.session)
+        for key in self._load_patches():
+            self._store.delete_object(_ITEM, self.session_id, key, written_before=started)
+        self._branches = {MAIN: branches[MAIN]}
         self._patches = self._load_patches()  # (none, unless an add came meanwhile)
         self._cache, self._cache_key, self._users = None, None, None
 

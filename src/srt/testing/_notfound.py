@@ -95,7 +95,7 @@ def check_model(
             etype="invalid_request_error",
             code="model_not_found",
         )
-    if endpoint == "openai.responses":
+    if endpoint in ("openai.responses", "openai.compact"):
         raise ApiError(
             400,
             f"The requested model '{model}' does not exist.",

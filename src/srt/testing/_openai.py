@@ -388,6 +388,10 @@ def _check_item(item: Any, p: str, call_ids: set[str]) -> None:
     elif kind == "reasoning":
         if not isinstance(item.get("summary"), list):
             raise bad(f"Missing required parameter: '{p}.summary'.", p + ".summary")
+    elif kind == "compaction":  # (what /v1/responses/compact returned)
+        if not isinstance(item.get("encrypted_content"), str):
+            q = p + ".encrypted_content"
+            raise bad(f"Missing required parameter: '{q}'.", q)
     else:
         raise bad(f"Invalid value: '{kind}'.", p + ".type", "invalid_value")
 

@@ -74,6 +74,7 @@ def route(path: str, query: Mapping[str, list[str]]) -> tuple[str, dict[str, str
     simple = {
         "/v1/chat/completions": "openai.chat",
         "/v1/responses": "openai.responses",
+        "/v1/responses/compact": "openai.compact",
         "/openai/v1/chat/completions": "azure.chat",
         "/openai/v1/responses": "azure.responses",
         "/v1/messages": "anthropic.messages",

@@ -16,6 +16,7 @@ Endpoints (the *endpoint names* used by ``script()``, ``fault()``, ``requests``,
 ``openai.chat``            ``POST /v1/chat/completions``
 ``openai.responses``       ``POST /v1/responses`` (``previous_response_id`` or ``conversation``)
 ``openai.conversations``   ``POST /v1/conversations`` (a conversation a response may carry on)
+``openai.compact``         ``POST /v1/responses/compact`` (``srt.testing._compact``)
 ``azure.chat``             ``POST /openai/deployments/{dep}/chat/completions?api-version=``
                            and ``POST /openai/v1/chat/completions``
 ``azure.responses``        ``POST /openai/v1/responses``, ``/openai/responses?api-version=``
@@ -48,7 +49,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ..wire.sse import json_utf8
-from . import _anthropic, _notfound, _openai, _window
+from . import _anthropic, _compact, _notfound, _openai, _window
 from ._common import (
     ApiError,
     BreakpointCache,
@@ -93,6 +94,7 @@ ENDPOINTS: dict[str, tuple[str, ...]] = {
     "anthropic.messages": ("messages", "anthropic"),
     "anthropic.count_tokens": ("count_tokens",),
     "openai.conversations": ("conversations",),
+    "openai.compact": ("compact",),
     "bedrock.converse": ("converse", "bedrock"),
     "bedrock.converse_stream": ("converse_stream", "converse-stream", "bedrock"),
 }
@@ -532,11 +534,16 @@ class ProviderServer:
         n: int,
         t0: float,
     ) -> None:
-        if endpoint == "openai.conversations":
+        if endpoint in ("openai.conversations", "openai.compact"):
+            if endpoint == "openai.compact":
+                prep = _compact.prepare_compact(body, self._chain(body))
+                _notfound.check_model(endpoint, prep.model, self.models, None)
+                obj = _compact.compacted(prep, rec.seq)
+                rec.model, rec.usage = prep.model, obj["usage"]
+            else:
+                obj = self._new_conversation(body)
             rec.status = 200
-            h.send_json(
-                200, self._new_conversation(body), {"x-request-id": f"req_{uuid.uuid4().hex}"}
-            )
+            h.send_json(200, obj, {"x-request-id": f"req_{uuid.uuid4().hex}"})
             return
         prep = self._prepare(endpoint, params, body)
         rec.model, rec.stream = prep.model, prep.stream
