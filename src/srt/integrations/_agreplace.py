@@ -15,16 +15,13 @@ place is given the patch entry it saw there first, as when the branch pops below
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from .. import _core
 from ..errors import ConflictError, InvalidMessageError
 from ..store.base import ObjectPut
 from . import _append
 from ._itemstore import prepare
-
-if TYPE_CHECKING:
-    from .agents import SrtSession
 
 __all__ = ["Replace"]
 
@@ -33,16 +30,21 @@ _RETRIES = 64
 
 
 class Replace:
-    """The history replacement of ``SrtSession`` (a mixin: see the module docstring)."""
+    """The history replacement of ``SrtSession`` (a mixin: see the module docstring; its
+    methods' ``self`` is an ``SrtSession``, which this module cannot import: a cycle)."""
 
-    async def replace_items(self, items: list[Any], *, wrapper: Any = None) -> None:
+    # (the read cache's attributes this sets, typed by ``SrtSession``)
+    _cache: Any
+    _cache_key: Any
+    _users: Any
+
+    async def replace_items(self: Any, items: list[Any], *, wrapper: Any = None) -> None:
         """Make ``items`` the whole history of the current branch, in one transaction
         (other branches, and forks of this one, keep theirs)."""
         if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
             raise InvalidMessageError(
                 f"replace_items takes a list of Responses items, got {type(items).__name__}"
             )
-        self = cast("SrtSession", self)  # (the mixin's only class)
         await self._change(self._replace, list(items))
 
     async def _atomic_replace_items(self, items: list[Any]) -> bool:
@@ -50,8 +52,7 @@ class Replace:
         await self.replace_items(items)
         return True
 
-    def _replace(self, items: list[Any]) -> None:
-        self = cast("SrtSession", self)
+    def _replace(self: Any, items: list[Any]) -> None:
         prepared = prepare(self._rt, items)  # (a bad item: nothing is written)
         store = self._store
         for _ in range(_RETRIES):
