@@ -6,6 +6,7 @@ store in use: its wall time, and the commits of turns made while it runs.
     python bench/gateway_gc_sweep.py --sessions 1000 --messages 100
     python bench/gateway_gc_sweep.py --batch 1000            # SQLite: nodes per batch at most
     python bench/gateway_gc_sweep.py --once                  # SQLite: and in one transaction
+    python bench/gateway_gc_sweep.py --once --rounds 3       # SQLite: alternated, 3 rounds
 
 A store of ``--sessions`` sessions of ``--messages`` messages each is written through
 the store API (not HTTP); a tenth of them is deleted (their nodes and messages are the
@@ -17,6 +18,8 @@ out), and the commit times of those committed during it (p50, p99, max) against 
 same turns' with no sweep running. With ``--once`` (SQLite) the same store, copied
 before the collection, is then collected again in one transaction (as a dry run, a
 file whose ids are out of order or another process's gc is), for the comparison.
+``--rounds N`` (SQLite) collects N fresh copies of the one store built (alternating
+with ``--once``), so the rounds differ only by the machine's load.
 """
 
 from __future__ import annotations
@@ -118,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--writers", type=int, default=4)
     ap.add_argument("--batch", type=int, help="SQLite: nodes per gc batch at most (gc.BATCH)")
     ap.add_argument("--once", action="store_true", help="SQLite: also in one transaction")
+    ap.add_argument("--rounds", type=int, default=1, help="SQLite: copies of the store collected")
     args = ap.parse_args(argv)
     from srt.store.sqlite import gc as batched
 
@@ -131,12 +135,17 @@ def main(argv: list[str] | None = None) -> None:
             print(f"built {args.sessions} x {args.messages} in {time.perf_counter() - t0:.1f} s")
             for i in range(0, args.sessions, 10):
                 rt.delete(f"gw/t/resp_{i:032x}")
-        if args.once and not args.url:
-            shutil.copy(path, f"{tmp}/once.db")  # (closed: the WAL is in the file)
-        _run(path, "sweep's collection", args.writers)
-        if args.once and not args.url:
-            batched.mark = lambda *_: None  # type: ignore[assignment]  # (gc_once collects)
-            _run(f"{tmp}/once.db", "one transaction", args.writers)
+        if args.url:
+            _run(path, "sweep's collection", args.writers)
+            return
+        mark = batched.mark
+        for _ in range(max(1, args.rounds)):
+            # (a copy of the closed store: the WAL is in the file)
+            _run(shutil.copy(path, f"{tmp}/run.db"), "sweep's collection", args.writers)
+            if args.once:
+                batched.mark = lambda *_: None  # type: ignore[assignment]  # (gc_once collects)
+                _run(shutil.copy(path, f"{tmp}/run.db"), "one transaction", args.writers)
+                batched.mark = mark  # type: ignore[assignment]
 
 
 def _run(path: str, what: str, writers: int) -> None:
@@ -144,6 +153,10 @@ def _run(path: str, what: str, writers: int) -> None:
         load = os.getloadavg()[0]
         wall, during, said = _measure(rt, writers, None)
         _, quiet, _ = _measure(rt, writers, min(max(wall, 1.0), 10.0))
+    if not path.startswith("postgresql"):
+        for suffix in ("", "-wal", "-shm"):  # (a copy: the next round's takes its place)
+            if os.path.exists(path + suffix):
+                os.remove(path + suffix)
     ms = 1000.0
     print(f"{what}: {wall:.2f} s ({said}); load average {load:.1f}")
     for name, xs in (("during it", during), ("quiet", quiet)):

@@ -33,14 +33,14 @@ file take turns (a lock per file): a second one waits, then collects what the fi
 left (usually nothing).
 
 Checkpoints: gc's connection runs none in its commits (``wal_autocheckpoint=0``).
-A thread of the sweep's (``Checkpoints``, a connection of its own) copies each batch's
-pages (``PASSIVE``) while the next batch runs: after its commit, still under the lock,
-a batch waits until a checkpoint runs. A turn's commit after it would otherwise find the
-WAL over the auto-checkpoint size and copy the batch's pages itself, under the lock,
-with the other turns waiting; with a checkpoint running, SQLite's automatic checkpoint
-gives up at once, and once it is done there is little left to copy. Between two batches
-the gc waits a moment (``_give_way``) so the turns waiting for the lock get it before
-the next batch.
+Each batch checkpoints its pages (``PASSIVE``) right after its commit, still under the
+lock: outside it, the next turn's commit would find the WAL over the auto-checkpoint
+size and copy the batch's pages itself, under the lock, with the other turns waiting.
+(A thread checkpointing beside the next batch was measured, docs/gateway.md: the gc
+took a third less wall time, but the turns' p99 wait grew by a fifth to two thirds; on
+2 cores the thread likely takes one from their commits.) Between two batches the gc
+waits a moment (``_give_way``) so the turns waiting for the lock get it before the
+next batch.
 
 Bodies are erased as in the one-transaction gc (``gc_once.prune_heap``): a
 body is freed when the last node naming it goes; a heap row no remaining body overlaps
@@ -66,17 +66,28 @@ from . import gc_once
 from . import queries as q
 from . import schema as db_module
 from .database import Database, file_lock
-from .db import translate
 
-__all__ = ["BATCH", "HOLD", "Sweep", "gc_lock", "mark", "passive_checkpoint", "sweep"]
+__all__ = [
+    "BATCH",
+    "HOLD",
+    "Sweep",
+    "gc_lock",
+    "mark",
+    "next_size",
+    "passive_checkpoint",
+    "sweep",
+]
 
-#: Seconds a batch aims to hold the writer lock for its re-check, its deletes and its
-#: commit: the next batch's size is this batch's scaled by ``HOLD`` over the time it
-#: held the lock (at most doubled or halved, at most ``BATCH``). A deleted node dirties
-#: about one page of each hash index (``nodes_prefix``, ``nodes_hash``), at random, so a
-#: batch's time grows with its nodes: ~1,000 nodes take 25-35 ms at 10,000 x 100 on 2
-#: loaded cores, and a turn waiting for the lock waits about one batch.
-HOLD = 0.035
+#: Seconds a batch aims to hold the writer lock for its re-check, its deletes, its
+#: commit and its checkpoint: the next batch's size is this batch's scaled by ``HOLD``
+#: over the time it held the lock (at most doubled or halved, at most ``BATCH``). A
+#: deleted node dirties about one page of each hash index (``nodes_prefix``,
+#: ``nodes_hash``), at random, so a batch's time grows with its nodes: ~1,000 nodes
+#: take ~50 ms at 10,000 x 100 on 2 loaded cores, and a turn waiting for the lock waits
+#: about one batch. Measured there (``bench/gateway_gc_sweep.py``, 4 writers, load
+#: 3-5): 50 ms gives turns p99 62-80 ms as fixed batches of 1,000 did (56-92 ms) with
+#: 25-40% less wall time; 70 ms p99 91-122 ms; 100 ms p99 120-162 ms.
+HOLD = 0.05
 
 #: Nodes the first batch deletes; ``BATCH``: nodes a batch deletes at most.
 FIRST = 1000
@@ -104,67 +115,6 @@ def passive_checkpoint(conn: apsw.Connection) -> None:
     """Copy what the WAL holds into the file as far as readers allow, without blocking
     other processes' writers (``PASSIVE``)."""
     q.rows(conn, "PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-
-
-class Checkpoints:
-    """``PASSIVE`` checkpoints on a connection of their own, in a thread, while a sweep
-    commits its batches (``with Checkpoints(db) as c:``; ``c.ask()`` after each commit,
-    under the writer lock). They copy one batch's pages while the next batch runs, and a
-    turn's commit meanwhile finds the checkpoint lock held and copies nothing itself
-    (SQLite's automatic checkpoint gives up at once, without waiting, when another
-    checkpoint runs): see the module docstring. An error of theirs is raised on exit."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._cond = threading.Condition()
-        self._asked = 0  # commits asked to be copied
-        self._begun = 0  # of those, the ones a checkpoint begun since covers
-        self._running = False
-        self._stop = False
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="srt-gc-checkpoints", daemon=True)
-
-    def __enter__(self) -> Checkpoints:
-        self._thread.start()
-        return self
-
-    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
-        with self._cond:
-            self._stop = True
-            self._cond.notify_all()
-        self._thread.join()
-        if self._error is not None and exc is None:
-            raise self._error
-
-    def ask(self) -> None:
-        """Have the pages committed so far copied; returns once a checkpoint runs (one
-        begun before, still copying, or one begun for this commit)."""
-        with self._cond:
-            self._asked += 1
-            self._cond.notify_all()
-            while not self._running and self._begun < self._asked and self._error is None:
-                self._cond.wait()
-
-    def _run(self) -> None:
-        try:
-            with self._db.job("checkpointing") as conn, translate("checkpointing"):
-                while True:
-                    with self._cond:
-                        while not self._stop and self._begun == self._asked:
-                            self._cond.wait()
-                        if self._stop:
-                            return
-                        self._begun, self._running = self._asked, True
-                        self._cond.notify_all()
-                    try:
-                        passive_checkpoint(conn)
-                    finally:
-                        with self._cond:
-                            self._running = False
-        except BaseException as exc:  # (raised again by __exit__)
-            with self._cond:
-                self._error = exc
-                self._cond.notify_all()
 
 
 def _give_way(db: Database, held: float) -> None:
@@ -302,7 +252,7 @@ def _prune(conn: apsw.Connection, s: Sweep, gone: list[tuple[int, int]]) -> None
     gc_once.prune_heap(conn, gone, lambda lo, hi: _in_use(s, lo, hi))
 
 
-def _next_size(size: int, held: float) -> int:
+def next_size(size: int, held: float) -> int:
     """The next batch's size, after one of ``size`` nodes held the lock ``held`` seconds
     (``HOLD``)."""
     want = int(size * HOLD / held) if held > 0 else 2 * size
@@ -357,12 +307,11 @@ def sweep(db: Database, conn: apsw.Connection, s: Sweep) -> bool:
     _ids_into(conn, "srt_gc_dead", list(s.dead))
     size = min(FIRST, BATCH)
     try:
-        with Checkpoints(db) as copies:
-            while s.dead:
-                held = _batch(db, conn, s, copies, size)
-                if held is None:
-                    return False
-                size = _next_size(size, held)
+        while s.dead:
+            held = _batch(db, conn, s, size)
+            if held is None:
+                return False
+            size = next_size(size, held)
     finally:
         conn.execute("DROP TABLE IF EXISTS temp.srt_gc_batch")
         conn.execute("DROP TABLE IF EXISTS temp.srt_gc_dead")
@@ -372,11 +321,9 @@ def sweep(db: Database, conn: apsw.Connection, s: Sweep) -> bool:
     return True
 
 
-def _batch(
-    db: Database, conn: apsw.Connection, s: Sweep, copies: Checkpoints, size: int
-) -> float | None:
+def _batch(db: Database, conn: apsw.Connection, s: Sweep, size: int) -> float | None:
     """One batch of ``size`` candidates at most, newest first: re-check, delete, commit,
-    have its pages copied, give way. The seconds it held the lock; ``None`` if the
+    checkpoint, give way. The seconds it held the lock; ``None`` if the
     re-check found another gc's deletions (nothing done)."""
     with db.lock:
         took = time.monotonic()
@@ -391,7 +338,7 @@ def _batch(
                 conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-        copies.ask()
+        passive_checkpoint(conn)
         took = time.monotonic() - took
     _call("batch")
     _give_way(db, took)

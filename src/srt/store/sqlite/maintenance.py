@@ -107,8 +107,8 @@ def gc(
         # 100,000 nodes of 1,000,000 with the default 2 MiB).
         "PRAGMA cache_size=-65536",
         # No auto-checkpoint in a commit of this connection, under the writer lock:
-        # a thread copies the batches' pages while they run (``gc.Checkpoints``), and
-        # ``checkpoint`` at the end.
+        # each batch checkpoints its pages after its commit (``gc.passive_checkpoint``),
+        # and ``checkpoint`` at the end.
         "PRAGMA wal_autocheckpoint=0",
     ]
     action = "collecting garbage"
