@@ -4,7 +4,9 @@ store in use: its wall time, and the commits of turns made while it runs.
     python bench/gateway_gc_sweep.py                         # SQLite, 10,000 x 100
     python bench/gateway_gc_sweep.py --url postgresql://...  # a PostgreSQL store
     python bench/gateway_gc_sweep.py --sessions 1000 --messages 100
-    python bench/gateway_gc_sweep.py --batch 1000            # SQLite: nodes per batch
+    python bench/gateway_gc_sweep.py --batch 1000            # SQLite: nodes per batch at most
+    python bench/gateway_gc_sweep.py --once                  # SQLite: and in one transaction
+    python bench/gateway_gc_sweep.py --once --rounds 3       # SQLite: alternated, 3 rounds
 
 A store of ``--sessions`` sessions of ``--messages`` messages each is written through
 the store API (not HTTP); a tenth of them is deleted (their nodes and messages are the
@@ -13,13 +15,18 @@ holding the lease runs it) while ``--writers`` threads each append turns (a user
 message and a reply) to a session of their own, timing each commit. Printed: the
 sweep's wall time, what it freed, the turns that failed (the store's lock wait ran
 out), and the commit times of those committed during it (p50, p99, max) against the
-same turns' with no sweep running.
+same turns' with no sweep running. With ``--once`` (SQLite) the same store, copied
+before the collection, is then collected again in one transaction (as a dry run, a
+file whose ids are out of order or another process's gc is), for the comparison.
+``--rounds N`` (SQLite) collects N fresh copies of the one store built (alternating
+with ``--once``), so the rounds differ only by the machine's load.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import tempfile
 import threading
@@ -112,31 +119,54 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sessions", type=int, default=10_000)
     ap.add_argument("--messages", type=int, default=100)
     ap.add_argument("--writers", type=int, default=4)
-    ap.add_argument("--batch", type=int, help="SQLite: nodes per gc batch (default: gc.BATCH)")
+    ap.add_argument("--batch", type=int, help="SQLite: nodes per gc batch at most (gc.BATCH)")
+    ap.add_argument("--once", action="store_true", help="SQLite: also in one transaction")
+    ap.add_argument("--rounds", type=int, default=1, help="SQLite: copies of the store collected")
     args = ap.parse_args(argv)
-    if args.batch is not None:
-        from srt.store.sqlite import gc as batched
+    from srt.store.sqlite import gc as batched
 
+    if args.batch is not None:
         batched.BATCH = args.batch
-    with tempfile.TemporaryDirectory() as tmp, srt.Runtime(args.url or f"{tmp}/gc.db") as rt:
-        t0 = time.perf_counter()
-        _build(rt.store, args.sessions, args.messages)
-        print(f"built {args.sessions} x {args.messages} in {time.perf_counter() - t0:.1f} s")
-        for i in range(0, args.sessions, 10):
-            rt.delete(f"gw/t/resp_{i:032x}")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.url or f"{tmp}/gc.db"
+        with srt.Runtime(path) as rt:
+            t0 = time.perf_counter()
+            _build(rt.store, args.sessions, args.messages)
+            print(f"built {args.sessions} x {args.messages} in {time.perf_counter() - t0:.1f} s")
+            for i in range(0, args.sessions, 10):
+                rt.delete(f"gw/t/resp_{i:032x}")
+        if args.url:
+            _run(path, "sweep's collection", args.writers)
+            return
+        mark = batched.mark
+        for _ in range(max(1, args.rounds)):
+            # (a copy of the closed store: the WAL is in the file)
+            _run(shutil.copy(path, f"{tmp}/run.db"), "sweep's collection", args.writers)
+            if args.once:
+                batched.mark = lambda *_: None  # type: ignore[assignment]  # (gc_once collects)
+                _run(shutil.copy(path, f"{tmp}/run.db"), "one transaction", args.writers)
+                batched.mark = mark  # type: ignore[assignment]
+
+
+def _run(path: str, what: str, writers: int) -> None:
+    with srt.Runtime(path) as rt:
         load = os.getloadavg()[0]
-        wall, during, said = _measure(rt, args.writers, None)
-        _, quiet, _ = _measure(rt, args.writers, min(max(wall, 1.0), 10.0))
-        ms = 1000.0
-        print(f"sweep's collection: {wall:.2f} s ({said}); load average {load:.1f}")
-        for name, xs in (("during it", during), ("quiet", quiet)):
-            if not xs:
-                print(f"turn commits {name}: none committed")
-                continue
-            print(
-                f"turn commits {name}: n={len(xs)} p50 {statistics.median(xs) * ms:.1f} ms, "
-                f"p99 {_pct(xs, 0.99) * ms:.1f} ms, max {max(xs) * ms:.1f} ms"
-            )
+        wall, during, said = _measure(rt, writers, None)
+        _, quiet, _ = _measure(rt, writers, min(max(wall, 1.0), 10.0))
+    if not path.startswith("postgresql"):
+        for suffix in ("", "-wal", "-shm"):  # (a copy: the next round's takes its place)
+            if os.path.exists(path + suffix):
+                os.remove(path + suffix)
+    ms = 1000.0
+    print(f"{what}: {wall:.2f} s ({said}); load average {load:.1f}")
+    for name, xs in (("during it", during), ("quiet", quiet)):
+        if not xs:
+            print(f"turn commits {name}: none committed")
+            continue
+        print(
+            f"turn commits {name}: n={len(xs)} p50 {statistics.median(xs) * ms:.1f} ms, "
+            f"p99 {_pct(xs, 0.99) * ms:.1f} ms, max {max(xs) * ms:.1f} ms"
+        )
 
 
 if __name__ == "__main__":

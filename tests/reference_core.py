@@ -7,6 +7,7 @@ the tests check that both give identical bytes, hashes and cache behaviour.
 from __future__ import annotations
 
 import hashlib
+from array import array
 from collections import OrderedDict
 from collections.abc import Hashable
 
@@ -277,3 +278,51 @@ def split_chain(
     status = {i: r[4] for i, r in enumerate(rows) if r[4] is not None}
     pinned = bytearray(isinstance(r[5], bytes) and b'"pinned":true' in r[5] for r in rows)
     return ids, hashes, bodies, status, pinned
+
+
+def mark_nodes(
+    rows: list[tuple[object, ...]], roots: set[int]
+) -> tuple[list[tuple[object, ...]], array[int], array[int], array[int]] | None:
+    """Rows newest first: the rows no root reaches by parent links, and the distinct
+    bodies' starts, largest lengths and counts (``None``: a live row's parent id is
+    not smaller than its own)."""
+    pending = set(roots)
+    dead: list[tuple[object, ...]] = []
+    places: list[tuple[int, int]] = []
+    for row in rows:
+        if not isinstance(row, tuple):
+            raise TypeError("a node row must be a tuple")
+        if len(row) < 4:
+            raise ValueError("a node row has fewer than four items")
+        nid, parent, at, n = row[:4]
+        if (
+            type(nid) is not int
+            or type(at) is not int
+            or type(n) is not int
+            or (parent is not None and type(parent) is not int)
+        ):
+            raise TypeError("a node row's id, parent and place must be ints")
+        if not (0 <= at <= 1 << 60 and 0 <= n <= 1 << 60):
+            raise ValueError("a body's place is out of range")
+        places.append((at, n))
+        if nid in pending:
+            pending.discard(nid)
+            if parent is not None:
+                assert isinstance(parent, int)
+                if parent >= nid:
+                    return None
+                pending.add(parent)
+        else:
+            dead.append(row)
+    largest: dict[int, int] = {}
+    counts: dict[int, int] = {}
+    for at, n in places:
+        largest[at] = max(largest.get(at, n), n)
+        counts[at] = counts.get(at, 0) + 1
+    starts = sorted(largest)
+    return (
+        dead,
+        array("q", starts),
+        array("q", [largest[a] for a in starts]),
+        array("q", [counts[a] for a in starts]),
+    )

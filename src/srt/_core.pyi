@@ -1,5 +1,6 @@
 """Type stub for the Cython core ``srt._core`` (hand-written; checked by mypy.stubtest)."""
 
+from array import array
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar, overload
 
@@ -192,3 +193,6 @@ def new_nodes(
     cls: type[_T],
 ) -> list[_T]: ...
 def first_items(rows: Iterable[Sequence[Any]]) -> list[Any]: ...
+def mark_nodes(
+    rows: Iterable[tuple[Any, ...]], roots: Iterable[int]
+) -> tuple[list[tuple[Any, ...]], array[int], array[int], array[int]] | None: ...

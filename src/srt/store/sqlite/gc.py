@@ -1,6 +1,7 @@
-"""gc in batches: the mark in a read snapshot, without the write lock, then the sweep a
-thousand nodes at a time, each batch a short ``BEGIN IMMEDIATE`` transaction that
-first re-checks its nodes against everything written since the mark.
+"""gc in batches: the mark in a read snapshot, without the write lock (one pass over the
+nodes, ``_core.mark_nodes``), then the sweep in batches sized to hold the lock about
+``HOLD`` seconds (~1,000 nodes), each a short ``BEGIN IMMEDIATE`` transaction that first
+re-checks its nodes against everything written since the mark.
 
 What the mark finds unreachable can become reachable again only through writes made
 after it, and each batch, under the lock, takes them into account before it deletes:
@@ -35,8 +36,11 @@ Checkpoints: gc's connection runs none in its commits (``wal_autocheckpoint=0``)
 Each batch checkpoints its pages (``PASSIVE``) right after its commit, still under the
 lock: outside it, the next turn's commit would find the WAL over the auto-checkpoint
 size and copy the batch's pages itself, under the lock, with the other turns waiting.
-Between two batches the gc waits a moment (``_give_way``) so the turns waiting for the
-lock get it before the next batch.
+(A thread checkpointing beside the next batch was measured, docs/gateway.md: the gc
+took a third less wall time, but the turns' p99 wait grew by a fifth to two thirds; on
+2 cores the thread likely takes one from their commits.) Between two batches the gc
+waits a moment (``_give_way``) so the turns waiting for the lock get it before the
+next batch.
 
 Bodies are erased as in the one-transaction gc (``gc_once.prune_heap``): a
 body is freed when the last node naming it goes; a heap row no remaining body overlaps
@@ -47,28 +51,47 @@ use are overwritten with spaces in place.
 from __future__ import annotations
 
 import bisect
+import itertools
+import json
 import threading
 import time
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import apsw
 
+from ... import _core
 from . import gc_once
 from . import queries as q
 from . import schema as db_module
 from .database import Database, file_lock
 
-__all__ = ["BATCH", "Sweep", "gc_lock", "mark", "passive_checkpoint", "sweep"]
+__all__ = [
+    "BATCH",
+    "HOLD",
+    "Sweep",
+    "gc_lock",
+    "mark",
+    "next_size",
+    "passive_checkpoint",
+    "sweep",
+]
 
-#: Nodes a batch deletes at most. A batch holds the writer lock for its re-check, its
-#: deletes, its commit and its checkpoint: ~40-60 ms for 1,000 nodes at 1,000,000 (a
-#: deleted node dirties about one page of the ``nodes_prefix`` index, at random, so
-#: each batch writes and checkpoints ~1,100 pages). Measured at 10,000 x 100, load
-#: 4.6-6.3 (``bench/gateway_gc_sweep.py --batch``): 1,000 gives turns p99 82 ms, max
-#: 228 ms, gc 9.95 s; 2,000 p99 113 ms, max 168 ms, gc 8.08 s; 5,000 p99 ~235 ms.
-BATCH = 1000
+#: Seconds a batch aims to hold the writer lock for its re-check, its deletes, its
+#: commit and its checkpoint: the next batch's size is this batch's scaled by ``HOLD``
+#: over the time it held the lock (at most doubled or halved, at most ``BATCH``). A
+#: deleted node dirties about one page of each hash index (``nodes_prefix``,
+#: ``nodes_hash``), at random, so a batch's time grows with its nodes: ~1,000 nodes
+#: take ~50 ms at 10,000 x 100 on 2 loaded cores, and a turn waiting for the lock waits
+#: about one batch. Measured there (``bench/gateway_gc_sweep.py``, 4 writers, load
+#: 3-5): 50 ms gives turns p99 62-80 ms as fixed batches of 1,000 did (56-92 ms) with
+#: 25-40% less wall time; 70 ms p99 91-122 ms; 100 ms p99 120-162 ms.
+HOLD = 0.05
+
+#: Nodes the first batch deletes; ``BATCH``: nodes a batch deletes at most.
+FIRST = 1000
+BATCH = 20_000
 
 #: Seconds at most between two batches, without the lock, for a turn waiting for it to
 #: take it: a lock just released is otherwise often taken again by the releasing thread
@@ -115,7 +138,7 @@ class Sweep:
     dead: dict[int, tuple[int | None, int, int]]
     #: Every distinct body's start in the heap, ascending, and its length.
     starts: array[int]
-    lens: dict[int, int]
+    lens: array[int]
     #: Of each body some candidate names: how many nodes (live or candidate) name it.
     refs: dict[int, int]
     #: The largest node id seen and its prefix hash (the watermark).
@@ -133,7 +156,8 @@ class Sweep:
 
 def mark(conn: apsw.Connection, has_objects: bool) -> Sweep | None:
     """The candidates, in one read snapshot (no lock); ``None`` if a node's parent id is
-    not smaller than its own (the one-transaction gc's walk then collects)."""
+    not smaller than its own, or a node's row is damaged (the one-transaction gc's walk
+    then collects). The pass is ``_core.mark_nodes``."""
     roots = "SELECT head FROM sessions WHERE head IS NOT NULL"
     if has_objects:
         roots += " UNION SELECT node FROM objects WHERE node IS NOT NULL"
@@ -142,26 +166,19 @@ def mark(conn: apsw.Connection, has_objects: bool) -> Sweep | None:
         epoch = gc_once.epoch(conn)
         first = conn.execute("SELECT id, prefix FROM nodes ORDER BY id DESC LIMIT 1").fetchone()
         top, top_prefix = (int(first[0]), bytes(first[1])) if first else (0, None)
-        dead: dict[int, tuple[int | None, int, int]] = {}
-        lens: dict[int, int] = {}
-        count: dict[int, int] = {}
         cursor = q.rows(conn, "SELECT id, parent, at, len FROM nodes ORDER BY id DESC")
         try:
-            for nid, parent, at, n in cursor:
-                count[at] = count.get(at, 0) + 1
-                lens[at] = n
-                if nid in pending:
-                    pending.discard(nid)
-                    if parent is not None:
-                        if parent >= nid:
-                            return None
-                        pending.add(parent)
-                else:
-                    dead[nid] = (parent, at, n)
+            marked = _core.mark_nodes(cursor, pending)
+        except (TypeError, ValueError):
+            return None
         finally:
             cursor.close()
-    refs = {at: count[at] for _, at, _ in dead.values()}
-    return Sweep(dead, array("q", sorted(lens)), lens, refs, top, top_prefix, epoch)
+    if marked is None:
+        return None
+    rows, starts, lens, counts = marked
+    dead = {nid: (parent, at, n) for nid, parent, at, n in rows}
+    refs = {at: counts[bisect.bisect_left(starts, at)] for _, at, _ in dead.values()}
+    return Sweep(dead, starts, lens, refs, top, top_prefix, epoch)
 
 
 def _rescue(s: Sweep, nid: int | None) -> None:
@@ -186,14 +203,14 @@ def _recheck(conn: apsw.Connection, s: Sweep) -> bool:
         s.top, s.top_prefix = nid, bytes(prefix)
         if at in s.refs:
             s.refs[at] += 1
-        elif at not in s.lens:
-            s.lens[at] = n
+        elif not _known(s, at):
             bisect.insort(s.fresh, (at, n))
         _rescue(s, parent)
-    roots = "SELECT head FROM sessions WHERE head IS NOT NULL"
+    dead = "(SELECT id FROM temp.srt_gc_dead)"  # the candidates the mark found
+    roots = f"SELECT head FROM sessions WHERE head IN {dead}"
     # (the objects table is made by the first object, which may come after the mark)
     if db_module.has_table(conn, db_module.OBJECTS_TABLE):
-        roots += " UNION SELECT node FROM objects WHERE node IS NOT NULL"
+        roots += f" UNION SELECT node FROM objects WHERE node IN {dead}"
     for (root,) in q.rows(conn, roots):
         if root in s.dead:
             _rescue(s, root)
@@ -201,18 +218,27 @@ def _recheck(conn: apsw.Connection, s: Sweep) -> bool:
     return True
 
 
+def _known(s: Sweep, at: int) -> bool:
+    """Whether the body at ``at`` is one the mark or an earlier re-check met."""
+    i = bisect.bisect_left(s.starts, at)
+    if i < len(s.starts) and s.starts[i] == at:
+        return True
+    k = bisect.bisect_left(s.fresh, (at, -1))
+    return k < len(s.fresh) and s.fresh[k][0] == at
+
+
 def _in_use(s: Sweep, lo: int, hi: int) -> bool:
     """Whether a body still named by some node overlaps ``[lo, hi)`` of the heap."""
 
-    def used(at: int) -> bool:
-        return s.lens[at] > 0 and s.refs.get(at, 1) > 0
+    def used(i: int) -> bool:
+        return s.lens[i] > 0 and s.refs.get(s.starts[i], 1) > 0
 
     i = bisect.bisect_right(s.starts, lo) - 1  # the body holding lo, if one does
-    if i >= 0 and s.starts[i] + s.lens[s.starts[i]] > lo and used(s.starts[i]):
+    if i >= 0 and s.starts[i] + s.lens[i] > lo and used(i):
         return True
     i += 1
     while i < len(s.starts) and s.starts[i] < hi:
-        if used(s.starts[i]):
+        if used(i):
             return True
         i += 1
     k = bisect.bisect_left(s.fresh, (lo, -1)) - 1
@@ -226,19 +252,25 @@ def _prune(conn: apsw.Connection, s: Sweep, gone: list[tuple[int, int]]) -> None
     gc_once.prune_heap(conn, gone, lambda lo, hi: _in_use(s, lo, hi))
 
 
-def _batches(s: Sweep) -> Iterator[list[int]]:
-    """The candidates still to decide, newest first, ``BATCH`` at a time (each batch's
-    ids are taken from what is left when it starts)."""
-    order = list(s.dead)  # newest first (the mark's order)
-    for i in range(0, len(order), BATCH):
-        yield order[i : i + BATCH]
+def next_size(size: int, held: float) -> int:
+    """The next batch's size, after one of ``size`` nodes held the lock ``held`` seconds
+    (``HOLD``)."""
+    want = int(size * HOLD / held) if held > 0 else 2 * size
+    return max(1, min(BATCH, 2 * size, max(size // 2, want)))
+
+
+def _ids_into(conn: apsw.Connection, table: str, ids: list[int]) -> None:
+    """Insert ``ids`` into the temp table ``table`` in one statement (one step, where
+    ``executemany`` takes one per id, each taking the GIL again from the turns' threads)."""
+    sql = f"INSERT INTO temp.{table}(id) SELECT value FROM json_each(?)"
+    conn.execute(sql, (json.dumps(ids),))
 
 
 def _delete(conn: apsw.Connection, s: Sweep, ids: list[int]) -> None:
     """Delete the candidates ``ids`` (under the lock, after ``_recheck``), the ledger's
     references to them, and the bodies no node names any more."""
     conn.execute("DELETE FROM temp.srt_gc_batch")
-    conn.executemany("INSERT INTO temp.srt_gc_batch(id) VALUES (?)", [(i,) for i in ids])
+    _ids_into(conn, "srt_gc_batch", ids)
     # a ledger row's params rebuild its body from its node: they go with it
     conn.execute(
         "UPDATE calls SET node = NULL, params = NULL "
@@ -269,31 +301,45 @@ def sweep(db: Database, conn: apsw.Connection, s: Sweep) -> bool:
     ``s``'s counts hold what the batches did)."""
     _call("marked")
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS srt_gc_batch(id INTEGER PRIMARY KEY)")
-    search = False
+    # the candidates, for the re-checks' look-up of heads and objects on them
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS srt_gc_dead(id INTEGER PRIMARY KEY)")
+    conn.execute("DELETE FROM temp.srt_gc_dead")
+    _ids_into(conn, "srt_gc_dead", list(s.dead))
+    size = min(FIRST, BATCH)
     try:
         while s.dead:
-            with db.lock:
-                took = time.monotonic()
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    if not _recheck(conn, s):
-                        conn.execute("ROLLBACK")
-                        return False
-                    ids = next(_batches(s), [])
-                    _delete(conn, s, ids)
-                except BaseException:
-                    if not conn.get_autocommit():
-                        conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-                passive_checkpoint(conn)
-                took = time.monotonic() - took
-            search = search or bool(ids)
-            _call("batch")
-            _give_way(db, took)
+            held = _batch(db, conn, s, size)
+            if held is None:
+                return False
+            size = next_size(size, held)
     finally:
         conn.execute("DROP TABLE IF EXISTS temp.srt_gc_batch")
-    if search and s.messages and db_module.has_search_index(conn):
+        conn.execute("DROP TABLE IF EXISTS temp.srt_gc_dead")
+    if s.messages and db_module.has_search_index(conn):
         with db.lock:
             conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
     return True
+
+
+def _batch(db: Database, conn: apsw.Connection, s: Sweep, size: int) -> float | None:
+    """One batch of ``size`` candidates at most, newest first: re-check, delete, commit,
+    checkpoint, give way. The seconds it held the lock; ``None`` if the
+    re-check found another gc's deletions (nothing done)."""
+    with db.lock:
+        took = time.monotonic()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if not _recheck(conn, s):
+                conn.execute("ROLLBACK")
+                return None
+            _delete(conn, s, list(itertools.islice(s.dead, size)))
+        except BaseException:
+            if not conn.get_autocommit():
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        passive_checkpoint(conn)
+        took = time.monotonic() - took
+    _call("batch")
+    _give_way(db, took)
+    return took

@@ -20,7 +20,7 @@ segments are rewritten) and the WAL checkpointed with TRUNCATE, so the text of s
 messages is left neither in the file nor in ``-wal``.
 
 The collection runs in batches (``gc.py``): the mark in a read snapshot, without the
-write lock, then a thousand nodes at a time, each batch a short write transaction
+write lock, then about a thousand nodes at a time, each batch a short write transaction
 that re-checks its nodes against what was written since the mark (new nodes below
 them or naming their bodies, heads and objects moved onto them). A dry run, a file
 whose node ids are not in parent-before-child order and a file another process
@@ -107,7 +107,7 @@ def gc(
         # 100,000 nodes of 1,000,000 with the default 2 MiB).
         "PRAGMA cache_size=-65536",
         # No auto-checkpoint in a commit of this connection, under the writer lock:
-        # the batches checkpoint between them, outside it (``gc.passive_checkpoint``),
+        # each batch checkpoints its pages after its commit (``gc.passive_checkpoint``),
         # and ``checkpoint`` at the end.
         "PRAGMA wal_autocheckpoint=0",
     ]
@@ -195,7 +195,7 @@ def _finish(
 def _add(report: GcReport, first: _First, s: batched.Sweep | None) -> GcReport:
     """``report`` (the one-transaction gc after the first transaction and, maybe, some
     batches) with what those did counted in."""
-    done = s if s is not None else batched.Sweep({}, array("q"), {}, {}, 0, None)
+    done = s if s is not None else batched.Sweep({}, array("q"), array("q"), {}, 0, None)
     return dataclasses.replace(
         report,
         nodes=report.nodes + done.nodes,
