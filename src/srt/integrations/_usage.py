@@ -1,15 +1,25 @@
 """Usage rows for the Agents SDK session: ledger rows from the SDK's request usage, and
-the ledger summed per user turn of a chain."""
+the ledger summed per user turn of a chain; ``Ledger``, the part of ``SrtSession`` that
+writes and reads them; ``RUN``, the run context a caller that cannot pass ``wrapper`` to
+``SrtSession.add_items`` hands it instead (``SrtCompactionSession``)."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .. import _core
 from ..store.base import CallRecord, ChainRow
+
+__all__ = ["RUN", "Ledger", "ledger_row", "model_of", "per_turn"]
+
+#: The SDK's run context for an ``add_items`` called without one (``None``: none).
+RUN: contextvars.ContextVar[Any] = contextvars.ContextVar("srt_agents_run", default=None)
 
 
 def model_of(items: Sequence[Any], default: str) -> str:
@@ -68,3 +78,77 @@ def per_turn(rows: Sequence[ChainRow], calls: Iterable[CallRecord]) -> list[dict
         row["cached_tokens"] += call.cache_read_tokens or 0
         row["output_tokens"] += call.output_tokens or 0
     return [out[t] for t in sorted(out)]
+
+
+class Ledger:
+    """The usage ledger of ``SrtSession`` (a mixin: its ``self`` is an ``SrtSession``,
+    which this module cannot import). Each run context's requests are written once: the
+    handle remembers how many of a context's ``request_usage_entries`` it has written."""
+
+    _recorded: dict[int, tuple[weakref.ref[Any], int]]
+
+    def _record_usage(
+        self: Any,
+        wrapper: Any,
+        items: Sequence[Any],
+        head: int | None,
+        *,
+        start: int | None = None,
+        model: str | None = None,
+    ) -> None:
+        """Ledger rows against ``head`` for the requests of run context ``wrapper`` not
+        written yet; those from ``start`` on were made for ``model`` (the others' model
+        is the items' or the session's)."""
+        usage = getattr(wrapper, "usage", None)
+        entries = list(getattr(usage, "request_usage_entries", None) or ())
+        if not entries:
+            return
+        for key, (ref, _n) in list(self._recorded.items()):
+            if ref() is None:
+                del self._recorded[key]
+        seen = self._recorded.get(id(wrapper))
+        done = seen[1] if seen is not None and seen[0]() is wrapper else 0
+        start = len(entries) if start is None else start
+        default = model_of(items, self.model or "unknown")
+        n = len(self._cache or ())
+        row = self._store.get_session(self._s.name)
+        sid = row.id if row is not None else None
+        for i in range(done, len(entries)):
+            self._store.record_call(
+                ledger_row(
+                    entries[i],
+                    session=sid,
+                    name=self._s.name,
+                    node=head,
+                    model=model if model is not None and i >= start else default,
+                    messages=n,
+                )
+            )
+        with contextlib.suppress(TypeError):
+            self._recorded[id(wrapper)] = (weakref.ref(wrapper), len(entries))
+
+    async def record_requests(self: Any, wrapper: Any, start: int, model: str) -> None:
+        """Write the requests of run context ``wrapper`` not written yet against the
+        current branch's newest item: those from ``start`` on (``SrtCompactionSession``'s
+        ``responses.compact``) were made for ``model``."""
+
+        def record() -> None:
+            self._items()
+            head = self._cache_key[0] if self._cache_key is not None else None
+            self._record_usage(wrapper, (), head, start=start, model=model)
+
+        await self._change(record)
+
+    async def turn_usage(self: Any) -> list[dict[str, Any]]:
+        """The usage ledger summed per user turn of the current branch: ``turn``,
+        ``requests``, ``input_tokens``, ``cached_tokens``, ``output_tokens``."""
+        out: list[dict[str, Any]] = await self._run(self._turn_usage)
+        return out
+
+    def _turn_usage(self: Any) -> list[dict[str, Any]]:
+        self._items()
+        head = self._cache_key[0] if self._cache_key is not None else None
+        rows = self._store.chain(head) if head is not None else []
+        names = {b.session for b in self._branches.values()}
+        calls = [c for name in names for c in self._store.calls(session_name=name)]
+        return per_turn(rows, calls)

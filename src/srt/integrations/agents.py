@@ -31,7 +31,8 @@ leaves the others as they were, and a crash leaves the old history or the new on
 
 **Usage.** When the SDK passes its run context (``wrapper``), every model request it
 made since the last ``add_items`` is written to srt's usage ledger against the items
-it produced; ``turn_usage()`` sums the ledger per user turn of the current branch.
+it produced (``_usage``); ``turn_usage()`` sums the ledger per user turn of the current
+branch. Under compaction, ``SrtCompactionSession`` (``_agcompact``) passes it on.
 
 The branch records, the current branch, the settings and the patches are srt
 objects (kinds ``agents.branch``, ``agents.state``, ``agents.item``, scope
@@ -46,8 +47,9 @@ import json
 import os
 import threading
 import time
+import uuid
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from agents.memory.session_settings import (
@@ -68,6 +70,7 @@ from ..runtime import Runtime, check_name
 from ..session import Session
 from ..store.base import ObjectPut
 from . import _append, _usage
+from ._agcompact import SrtCompactionSession
 from ._agreplace import Replace
 from ._itemstore import (
     USER,
@@ -84,7 +87,7 @@ from ._itemstore import (
 from ._itemstore import digest as _digest
 from ._itemstore import entry as _entry
 
-__all__ = ["MAIN", "SrtSession", "prepare"]
+__all__ = ["MAIN", "SrtCompactionSession", "SrtSession", "prepare"]
 
 #: The name of the first branch: the srt session named ``session_id``.
 MAIN = "main"
@@ -96,7 +99,7 @@ _RETRIES = 64
 _T = TypeVar("_T")
 
 
-class SrtSession(Replace):
+class SrtSession(Replace, _usage.Ledger):
     """An Agents SDK ``Session`` whose items live in srt (see the module docstring).
 
     ``db`` is a ``Runtime`` (shared, not closed by ``close()``) or a path for one
@@ -194,6 +197,9 @@ class SrtSession(Replace):
             raise SessionNotFoundError(f"session {self.session_id!r} has no branch {branch!r}")
         self._branch = branch
         self._s: Session = self._rt.session(info.session)
+        row = self._store.get_session(info.session)
+        self._sid = row.id if row is not None else None  # (another by that name: not it)
+        self._cleared = self._clear_mark()  # (a clear after this removes the branch)
         self._cache: Cache | None = None  # the items of the head below
         # The (head, updated) of the session row the cache is for: a pop and an add of the
         # same text by another handle bring the head back, but not its time.
@@ -203,8 +209,11 @@ class SrtSession(Replace):
     def _items(self) -> Cache:
         """The items of the current branch, brought up to date."""
         row = self._store.get_session(self._s.name)
-        if row is None:
-            raise SessionNotFoundError(f"the srt session {self._s.name!r} is gone")
+        if row is None or row.id != self._sid:
+            self._gone()
+            row = self._store.get_session(self._s.name)
+            if row is None:
+                raise SessionNotFoundError(f"the srt session {self._s.name!r} is gone")
         key = (row.head, row.updated)
         if self._cache is not None and key == self._cache_key:
             return self._cache
@@ -231,6 +240,24 @@ class SrtSession(Replace):
         self._cache, self._cache_key, self._users = out, (row.head, row.updated), users
         self._publish()
         return out
+
+    def _clear_mark(self) -> bytes | None:
+        """What the last ``clear_session`` of this session (by any handle) wrote."""
+        row = self._store.get_object(_STATE, self.session_id, "cleared")
+        return row.value if row is not None else None
+
+    def _gone(self) -> None:
+        """The current branch's srt session is gone (or another one has its name). After
+        a ``clear_session`` (by another handle) since this handle last looked, it goes on
+        on ``main``, as the SDK's ``AdvancedSQLiteSession`` handles do; else the branch
+        was deleted under it."""
+        if self._clear_mark() != self._cleared:
+            self._open(MAIN)
+            return
+        raise SessionNotFoundError(
+            f"branch {self._branch!r} of session {self.session_id!r} was deleted (by another "
+            "handle): switch_to another branch"
+        )
 
     def _mark(self, head: int | None) -> None:
         """The cache holds the items of ``head``, which this handle has just written:
@@ -321,7 +348,7 @@ class SrtSession(Replace):
                 f"add_items takes a list of Responses items, got {type(items).__name__}"
             )
         items = list(items)
-        await self._change(self._add, items, wrapper)
+        await self._change(self._add, items, wrapper if wrapper is not None else _usage.RUN.get())
 
     def _add(self, items: list[Any], wrapper: Any) -> None:
         prepared = prepare(self._rt, items)
@@ -386,6 +413,9 @@ class SrtSession(Replace):
         # never an item without its patch (clear_session again finishes the job).
         started = time.time()
         self._switch(MAIN)
+        # (first: a handle that finds its branch gone then knows it was a clear)
+        self._cleared = uuid.uuid4().hex.encode()
+        self._store.put_object(_STATE, self.session_id, "cleared", self._cleared)
         for _ in range(_RETRIES):
             self._s.refresh()
             with contextlib.suppress(ConflictError):
@@ -542,45 +572,6 @@ class SrtSession(Replace):
         """How many messages the branch's srt session holds: one row read per branch."""
         row = self._store.get_session(session)
         return self._store.node_depth(row.head) if row is not None and row.head is not None else 0
-
-    # -- usage ----------------------------------------------------------------------------
-
-    def _record_usage(self, wrapper: Any, items: Sequence[Any], head: int | None) -> None:
-        """Ledger rows for the requests the run made since its last ``add_items``."""
-        usage = getattr(wrapper, "usage", None)
-        entries = list(getattr(usage, "request_usage_entries", None) or ())
-        if not entries:
-            return
-        for key, (ref, _n) in list(self._recorded.items()):
-            if ref() is None:
-                del self._recorded[key]
-        seen = self._recorded.get(id(wrapper))
-        done = seen[1] if seen is not None and seen[0]() is wrapper else 0
-        model = _usage.model_of(items, self.model or "unknown")
-        n = len(self._cache or ())
-        row = self._store.get_session(self._s.name)
-        sid = row.id if row is not None else None
-        for entry in entries[done:]:
-            self._store.record_call(
-                _usage.ledger_row(
-                    entry, session=sid, name=self._s.name, node=head, model=model, messages=n
-                )
-            )
-        with contextlib.suppress(TypeError):
-            self._recorded[id(wrapper)] = (weakref.ref(wrapper), len(entries))
-
-    async def turn_usage(self) -> list[dict[str, Any]]:
-        """The usage ledger summed per user turn of the current branch: ``turn``,
-        ``requests``, ``input_tokens``, ``cached_tokens``, ``output_tokens``."""
-        return await self._run(self._turn_usage)
-
-    def _turn_usage(self) -> list[dict[str, Any]]:
-        self._items()
-        head = self._cache_key[0] if self._cache_key is not None else None
-        rows = self._store.chain(head) if head is not None else []
-        names = {b.session for b in self._branches.values()}
-        calls = [c for name in names for c in self._store.calls(session_name=name)]
-        return _usage.per_turn(rows, calls)
 
     # -- lifecycle -------------------------------------------------------------------------
 
