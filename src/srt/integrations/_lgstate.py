@@ -54,6 +54,7 @@ from ._lgnames import (
     digest_name,
     tips,
 )
+from ._lgprep import prepare, settle
 
 __all__ = ["Tree"]
 
@@ -389,19 +390,6 @@ class Tree:
         self._remember(sc, head, chain, msgs)
         return chain, msgs
 
-    def prepare(self, messages: Sequence[Any]) -> list[tuple[bytes, Any]]:
-        """Canonical bytes and patch of each LangChain message."""
-        out = []
-        limit = self.rt.max_message_bytes
-        for m in messages:
-            data = _lcmsg.dump(m)
-            if self.rt.redact is not None:  # the runtime's hook, on all of the message
-                data = redact_strings(data, self.rt.redact)
-                m = _lcmsg.load(data)
-            body, _meta = canonicalize(_lcmsg.canonical(m), limit)
-            out.append((body, _patch.diff(_lcmsg.base(json.loads(body)), data)))
-        return out
-
     def encode_list(self, sc: Scope, value: list[Any]) -> list[Any]:
         """``["L", head, intro, over]`` for a list of LangChain messages."""
         nodes: list[int] = []
@@ -426,7 +414,7 @@ class Tree:
         intro: dict[int, Any] = {}
         rest = value[i:]
         if rest:
-            prepared = self.prepare(rest)
+            prepared = settle(sc, parent, prepare(self.rt, rest), self.store.hashing.digest)
             ids = self.append(sc, parent, [p[0] for p in prepared])
             for j, (node, m, (_body, patch)) in enumerate(zip(ids, rest, prepared, strict=True)):
                 known = sc.extras.get(node, _NO)
@@ -485,10 +473,11 @@ class Tree:
     def _group(
         self, sc: Scope, anchor: int | None, marker: dict[str, Any], parts: list[Any], single: bool
     ) -> int:
-        bodies: list[bytes] = []
+        prepared: list[tuple[bytes, Any]] = []
         forms: list[Any] = []
         limit = self.rt.max_message_bytes
         for part in parts:
+            patch = None  # (a message's: a tuple or dict keeps its form)
             if type(part) is tuple:
                 content = _redacted(self.rt, part[1])
                 body, _meta = canonicalize({"role": ROLES[part[0]], "content": content}, limit)
@@ -498,10 +487,15 @@ class Tree:
                 body, _meta = canonicalize({"role": ROLES[part["role"]], "content": content}, limit)
                 forms.append(["d", part["role"], list(part)])
             else:
-                ((body, patch),) = self.prepare([part])
+                ((body, patch),) = prepare(self.rt, [part])
                 forms.append(["m", patch])
-            bodies.append(body)
-        tip = self.append(sc, anchor, bodies)[-1]
+            prepared.append((body, patch))
+        # (a tool result stored before is_error: that node, its patch against it)
+        prepared = settle(sc, anchor, prepared, self.store.hashing.digest)
+        for form, (_body, patch) in zip(forms, prepared, strict=True):
+            if form[0] == "m":
+                form[1] = patch
+        tip = self.append(sc, anchor, [p[0] for p in prepared])[-1]
         marker[MARK] = [tip, len(parts), single, forms]
         return tip
 

@@ -43,6 +43,7 @@ from ..errors import (
 from ..message import canonicalize, redact_strings
 from ..runtime import Runtime, check_name
 from ._append import redacted
+from ._unmarked import same
 
 __all__ = ["SOURCES", "ImportReport", "run"]
 
@@ -239,9 +240,15 @@ def _check_session(rt: Runtime, name: str, messages: list[dict[str, Any]]) -> li
         raise type(exc)(f"{name!r} cannot be imported, so nothing was: {exc}") from None
     if rt.store.get_session(name) is not None:
         have = rt.session(name).messages()
-        if have and have != expected:
+        if have and not _holds(have, expected):
             raise SessionExistsError(f"session {name!r} exists with other messages; not imported")
     return expected
+
+
+def _holds(have: list[Any], expected: list[dict[str, Any]]) -> bool:
+    """Whether a session's messages are ``expected`` (a tool result srt stored before it
+    marked failed ones, unmarked, counts as the marked one: ``_unmarked``)."""
+    return len(have) == len(expected) and all(map(same, have, expected))
 
 
 def _put_session(rt: Runtime, name: str, messages: list[dict[str, Any]]) -> None:
@@ -250,7 +257,7 @@ def _put_session(rt: Runtime, name: str, messages: list[dict[str, Any]]) -> None
     session = rt.session(name)
     if not session.messages():
         session.append(*messages)
-    if rt.session(name).messages() != expected:
+    if not _holds(rt.session(name).messages(), expected):
         raise CorruptionError(f"session {name!r} read back differs from its source")
 
 

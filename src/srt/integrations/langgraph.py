@@ -229,6 +229,13 @@ class SrtSaver(BaseCheckpointSaver[Any]):
                 blobs += puts
             ch[name] = enc
         old = tree.record(sc, cid)
+        # Put again: the patches this checkpoint first stored its nodes with stay in it
+        # (the scope knows them now, so the new list's own intro leaves them out).
+        for name, enc in ch.items():
+            was = old["ch"].get(name) if old is not None else None
+            if enc[0] == "L" and was is not None and was[0] == "L" and was[2]:
+                held = set(tree.path(sc, enc[1])[0])
+                enc[2] = {**{n: p for n, p in was[2].items() if n in held}, **enc[2]}
         rec: dict[str, Any] = {
             "c": {k: v for k, v in checkpoint.items() if k not in ("id", "channel_values")},
             # (with the config's configurable strings, an API key among them maybe)
