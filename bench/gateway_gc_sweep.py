@@ -126,8 +126,13 @@ def _measure(rt: srt.Runtime, writers: int, work: float | None) -> tuple[float, 
         phases: dict[str, float] = {}
         counts: dict[str, int] = {}
 
+        longest = [0.0]  # between two index steps' ends: a step, and the pause before it
+
         def hook(phase: str) -> None:  # (SQLite's batched gc, between its phases)
-            phases[phase] = time.perf_counter()
+            now = time.perf_counter()
+            if phase == "index":
+                longest[0] = max(longest[0], now - phases.get("index", phases.get("batch", now)))
+            phases[phase] = now
             counts[phase] = counts.get(phase, 0) + 1
 
         batched.hook = hook
@@ -140,7 +145,7 @@ def _measure(rt: srt.Runtime, writers: int, work: float | None) -> tuple[float, 
         if "batch" in phases:
             said += f"; after the batches {done - phases['batch']:.2f} s"
         if "index" in counts:
-            said += f" ({counts['index']} index steps)"
+            said += f" ({counts['index']} index steps, the longest {longest[0] * 1000:.0f} ms)"
     else:
         time.sleep(work)
     wall = time.perf_counter() - t0
