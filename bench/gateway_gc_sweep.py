@@ -7,6 +7,7 @@ store in use: its wall time, and the commits of turns made while it runs.
     python bench/gateway_gc_sweep.py --batch 1000            # SQLite: nodes per batch at most
     python bench/gateway_gc_sweep.py --once                  # SQLite: and in one transaction
     python bench/gateway_gc_sweep.py --once --rounds 3       # SQLite: alternated, 3 rounds
+    python bench/gateway_gc_sweep.py --search                # with a search index
 
 A store of ``--sessions`` sessions of ``--messages`` messages each is written through
 the store API (not HTTP); a tenth of them is deleted (their nodes and messages are the
@@ -19,13 +20,21 @@ same turns' with no sweep running. With ``--once`` (SQLite) the same store, copi
 before the collection, is then collected again in one transaction (as a dry run, a
 file whose ids are out of order or another process's gc is), for the comparison.
 ``--rounds N`` (SQLite) collects N fresh copies of the one store built (alternating
-with ``--once``), so the rounds differ only by the machine's load.
+with ``--once``), so the rounds differ only by the machine's load. ``--search`` writes
+words instead (12 of a 30,000-word vocabulary, drawn by a Zipf law, as prose uses them:
+the search index's size) and builds the search index (as a first search does) before
+the deletes, so the collection also
+cleans the index of the collected messages' words; printed too (SQLite): the time from
+the last batch's commit to the collection's end ("after the batches": the index's
+cleanup, the report's snapshot and the final checkpoint).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
+import random
 import shutil
 import statistics
 import tempfile
@@ -38,10 +47,22 @@ from srt.message import canonicalize
 from srt.store import NewNode, Store
 
 
-def _build(store: Store, sessions: int, messages: int) -> None:
+def _words(rng: random.Random, vocabulary: list[str], weights: list[float]) -> str:
+    """~80 characters of words drawn from ``vocabulary`` by a Zipf law (as in prose)."""
+    return " ".join(rng.choices(vocabulary, cum_weights=weights, k=12))
+
+
+def _build(store: Store, sessions: int, messages: int, words: bool = False) -> None:
+    rng = random.Random(26)
+    vocabulary = [f"{w:x}q{w % 7}" for w in range(30_000)] if words else []
+    weights = list(itertools.accumulate(1 / (r + 1) for r in range(len(vocabulary))))
     for i in range(sessions):
         msgs = [
-            {"role": "user" if k % 2 == 0 else "assistant", "content": f"s{i} m{k} " + "x" * 80}
+            {
+                "role": "user" if k % 2 == 0 else "assistant",
+                "content": f"s{i} m{k} "
+                + (_words(rng, vocabulary, weights) if words else "x" * 80),
+            }
             for k in range(messages)
         ]
         bodies = [canonicalize(m)[0] for m in msgs]
@@ -100,8 +121,31 @@ def _measure(rt: srt.Runtime, writers: int, work: float | None) -> tuple[float, 
     t0 = time.perf_counter()
     said = ""
     if work is None:
-        report = rt.gc()
+        from srt.store.sqlite import gc as batched
+
+        phases: dict[str, float] = {}
+        counts: dict[str, int] = {}
+
+        longest = [0.0]  # between two index steps' ends: a step, and the pause before it
+
+        def hook(phase: str) -> None:  # (SQLite's batched gc, between its phases)
+            now = time.perf_counter()
+            if phase == "index":
+                longest[0] = max(longest[0], now - phases.get("index", phases.get("batch", now)))
+            phases[phase] = now
+            counts[phase] = counts.get(phase, 0) + 1
+
+        batched.hook = hook
+        try:
+            report = rt.gc()
+        finally:
+            batched.hook = None
+        done = time.perf_counter()
         said = f"nodes {report.nodes}, messages {report.messages}"
+        if "batch" in phases:
+            said += f"; after the batches {done - phases['batch']:.2f} s"
+        if "index" in counts:
+            said += f" ({counts['index']} index steps, the longest {longest[0] * 1000:.0f} ms)"
     else:
         time.sleep(work)
     wall = time.perf_counter() - t0
@@ -122,6 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, help="SQLite: nodes per gc batch at most (gc.BATCH)")
     ap.add_argument("--once", action="store_true", help="SQLite: also in one transaction")
     ap.add_argument("--rounds", type=int, default=1, help="SQLite: copies of the store collected")
+    ap.add_argument("--search", action="store_true", help="build the search index first")
     args = ap.parse_args(argv)
     from srt.store.sqlite import gc as batched
 
@@ -131,8 +176,12 @@ def main(argv: list[str] | None = None) -> None:
         path = args.url or f"{tmp}/gc.db"
         with srt.Runtime(path) as rt:
             t0 = time.perf_counter()
-            _build(rt.store, args.sessions, args.messages)
+            _build(rt.store, args.sessions, args.messages, args.search)
             print(f"built {args.sessions} x {args.messages} in {time.perf_counter() - t0:.1f} s")
+            if args.search:
+                t0 = time.perf_counter()
+                n = rt.store.build_search_index()
+                print(f"search index of {n} messages built in {time.perf_counter() - t0:.1f} s")
             for i in range(0, args.sessions, 10):
                 rt.delete(f"gw/t/resp_{i:032x}")
         if args.url:

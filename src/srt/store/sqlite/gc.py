@@ -46,6 +46,13 @@ Bodies are erased as in the one-transaction gc (``gc_once.prune_heap``): a
 body is freed when the last node naming it goes; a heap row no remaining body overlaps
 is deleted (``secure_delete`` zeroes its cells), and the freed bytes of a row still in
 use are overwritten with spaces in place.
+
+The search index (a contentless FTS5 table, if the file has one) keeps a deleted
+message's words in its segments until a merge rewrites them: after either gc,
+``clean_index`` merges every segment into one, in steps sized like the batches, each a
+short transaction (where one ``optimize`` would hold every writer for the whole
+index). FTS5's ``secure-delete`` option, which removes a row's terms as it is
+deleted, does not apply to a contentless table: its deletes record tombstones.
 """
 
 from __future__ import annotations
@@ -71,6 +78,7 @@ __all__ = [
     "BATCH",
     "HOLD",
     "Sweep",
+    "clean_index",
     "gc_lock",
     "mark",
     "next_size",
@@ -100,8 +108,15 @@ BATCH = 20_000
 #: than the batch held it (with no writer about, it costs at most that).
 PAUSE = 0.01
 
+#: Leaf pages of the search index the index's first cleanup step writes, and the most
+#: a step writes (its steps are sized by ``HOLD`` as the batches are; FTS5's leaf pages
+#: are ~4 KB).
+MERGE_FIRST = 100
+MERGE_MOST = 20_000
+
 #: Tests set this to run writes between the phases, deterministically: called with
-#: ``"marked"`` after the mark and ``"batch"`` after each batch's commit, outside any
+#: ``"marked"`` after the mark, ``"batch"`` after each batch's commit and ``"index"``
+#: after each step of the search index's cleanup (``clean_index``), outside any
 #: transaction and without the lock.
 hook: Callable[[str], None] | None = None
 
@@ -252,11 +267,11 @@ def _prune(conn: apsw.Connection, s: Sweep, gone: list[tuple[int, int]]) -> None
     gc_once.prune_heap(conn, gone, lambda lo, hi: _in_use(s, lo, hi))
 
 
-def next_size(size: int, held: float) -> int:
-    """The next batch's size, after one of ``size`` nodes held the lock ``held`` seconds
-    (``HOLD``)."""
+def next_size(size: int, held: float, most: int | None = None) -> int:
+    """The next batch's size, after one of ``size`` nodes (or index pages) held the
+    lock ``held`` seconds (``HOLD``), at most ``most`` (``BATCH``)."""
     want = int(size * HOLD / held) if held > 0 else 2 * size
-    return max(1, min(BATCH, 2 * size, max(size // 2, want)))
+    return max(1, min(BATCH if most is None else most, 2 * size, max(size // 2, want)))
 
 
 def _ids_into(conn: apsw.Connection, table: str, ids: list[int]) -> None:
@@ -315,9 +330,6 @@ def sweep(db: Database, conn: apsw.Connection, s: Sweep) -> bool:
     finally:
         conn.execute("DROP TABLE IF EXISTS temp.srt_gc_batch")
         conn.execute("DROP TABLE IF EXISTS temp.srt_gc_dead")
-    if s.messages and db_module.has_search_index(conn):
-        with db.lock:
-            conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
     return True
 
 
@@ -343,3 +355,49 @@ def _batch(db: Database, conn: apsw.Connection, s: Sweep, size: int) -> float | 
     _call("batch")
     _give_way(db, took)
     return took
+
+
+def clean_index(db: Database, conn: apsw.Connection) -> int:
+    """Rewrite the search index's segments (if the file has the index), so that the
+    words of the messages gc deleted leave it: its table is contentless, so a delete
+    only records the row's id (a tombstone), and the row's terms stay in its segment
+    until a merge rewrites it. One ``optimize`` would do it in one statement, holding
+    every writer for as long as the whole index takes to rewrite; this merges in steps
+    instead, each a short ``BEGIN IMMEDIATE`` transaction sized like the batches
+    (``HOLD``; ``MERGE_FIRST``, ``MERGE_MOST`` pages), checkpointed, then giving way.
+
+    The first step is FTS5's ``('merge', -N)``: all the segments become inputs of one
+    merge (as ``optimize`` makes them), of which it writes N pages. The next steps are
+    ``('merge', N)``, which go on with a merge under way before starting another: so
+    the segments that turns write meanwhile (each commit adds one) do not restart it,
+    as a new ``('merge', -N)`` would. A step that did no work (``total_changes`` moved
+    by less than 2, as FTS5 documents) ends the cleanup: the merge of every segment
+    that held a deleted row has then been written. The number of steps taken."""
+    size, steps = MERGE_FIRST, 0
+    while True:
+        with db.lock:
+            took = time.monotonic()
+            before = conn.total_changes()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if not db_module.has_search_index(conn):  # (dropped meanwhile)
+                    conn.execute("ROLLBACK")
+                    return steps
+                conn.execute(
+                    "INSERT INTO messages_fts(messages_fts, rank) VALUES ('merge', ?)",
+                    (-size if steps == 0 else size,),
+                )
+            except BaseException:
+                if not conn.get_autocommit():
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            idle = conn.total_changes() - before < 2
+            passive_checkpoint(conn)
+            took = time.monotonic() - took
+        steps += 1
+        _call("index")
+        if idle:
+            return steps
+        _give_way(db, took)
+        size = next_size(size, took, MERGE_MOST)

@@ -257,8 +257,6 @@ def once(
             live = [r for r in remaining if r[1] > 0]
             live.sort()  # nearly sorted already: nodes are mostly stored in heap order
             _prune_heap(conn, gone, live)
-        if messages and db_module.has_search_index(conn):
-            conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
         broken(conn, "gc stopped and changed nothing")
         free_after = count(conn, "PRAGMA freelist_count")
         dead = tuple(p for p in watch if not live_prefix(conn, p))

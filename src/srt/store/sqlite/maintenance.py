@@ -15,9 +15,10 @@ ledger is never deleted: a ledger row whose node was swept keeps all its figures
 its session name, and its ``node`` becomes NULL. Forks share nodes with their origin, so deleting
 a session never harms its forks: what they reach is live. With ``PRAGMA secure_delete=ON``
 (by default) freed cells and pages are zeroed; then the search index (if the file has
-one) is merged (``optimize``: a deleted row's terms leave the index only when its
-segments are rewritten) and the WAL checkpointed with TRUNCATE, so the text of swept
-messages is left neither in the file nor in ``-wal``.
+one) is merged (``gc.clean_index``: a deleted row's terms leave the index only when its
+segments are rewritten; in steps, each a short write transaction, so writers go on
+between them) and the WAL checkpointed with TRUNCATE, so the text of swept messages is
+left neither in the file nor in ``-wal``.
 
 The collection runs in batches (``gc.py``): the mark in a read snapshot, without the
 write lock, then about a thousand nodes at a time, each batch a short write transaction
@@ -128,6 +129,8 @@ def gc(
             with db.lock:
                 report = gc_once.once(conn, secure_delete, False, watch)
             report = _add(report, first, s)
+        if report.messages:
+            batched.clean_index(db, conn)
     return dataclasses.replace(report, checkpointed=checkpoint(db, action))
 
 
