@@ -76,6 +76,46 @@ def test_the_index_is_cleaned_in_steps_with_writes_between_them(
     assert found_in_files(path, token.upper().encode()) == NOTHING
 
 
+class _Stopped(Exception):
+    pass
+
+
+@pytest.mark.parametrize("how", ["batches", "one transaction"])
+def test_a_gc_stopped_before_the_cleanup_ended_is_cleaned_by_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """gc commits its deletes, then cleans the index: stopped in between (here an error
+    after the cleanup's first step, as a crash would), the next gc cleans it though it
+    collects nothing itself (the marker the first left in ``srt_meta`` says so)."""
+    path = tmp_path / "srt.db"
+    token = f"qqcanary{secrets.token_hex(8)}"
+    if how == "one transaction":
+        monkeypatch.setattr(batched, "mark", lambda *_: None)
+    monkeypatch.setattr(batched, "MERGE_FIRST", 1, raising=False)  # (one page a step)
+    monkeypatch.setattr(batched, "MERGE_MOST", 1, raising=False)
+
+    def stop(phase: str) -> None:
+        if phase == "index":
+            raise _Stopped
+
+    with srt.Runtime(path) as rt:
+        _canary_session(rt, token)
+        rt.delete("secret")
+        monkeypatch.setattr(batched, "hook", stop)
+        with pytest.raises(_Stopped):
+            rt.gc()
+        monkeypatch.setattr(batched, "hook", None)
+        rt.store.checkpoint()
+        assert found_in_files(path, token.encode())[""] > 0  # (still in the index)
+    with srt.Runtime(path) as rt:
+        report = rt.gc()
+        assert report.messages == 0 and report.checkpointed
+        assert rt.store.search(token) == []
+        assert rt.store.verify().ok
+    assert found_in_files(path, token.encode()) == NOTHING
+    assert found_in_files(path, token.upper().encode()) == NOTHING
+
+
 def _canary_session(rt: srt.Runtime, token: str) -> None:
     """A session "secret" of two messages holding ``token``, indexed once by the search
     index's fill and once by its trigger, among 4,000 others ("other")."""

@@ -25,6 +25,7 @@ from .statements import orphan_ids
 __all__ = [
     "FORGET_ERRORS",
     "GC_EPOCH_KEY",
+    "INDEX_PENDING_KEY",
     "broken",
     "bump_epoch",
     "count",
@@ -42,6 +43,11 @@ __all__ = [
 #: batch (after which node ids can be reused below its watermark). srt versions before
 #: it do not count: see ``gc.py``.
 GC_EPOCH_KEY = "gc_epoch"
+#: The ``srt_meta`` key a gc sets, in its first transaction (before any message goes),
+#: while the search index may hold the words of messages it deletes, and removes once
+#: ``gc.clean_index`` has merged them out: a gc stopped in between (a crash, an error)
+#: leaves it, and the next gc cleans the index even if it collects nothing itself.
+INDEX_PENDING_KEY = "search_index_pending"
 
 
 #: The error text of ledger rows whose session is deleted (``gc``).

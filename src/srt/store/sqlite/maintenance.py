@@ -129,8 +129,10 @@ def gc(
             with db.lock:
                 report = gc_once.once(conn, secure_delete, False, watch)
             report = _add(report, first, s)
-        if report.messages:
+        if report.messages or first.index_pending:
             batched.clean_index(db, conn)
+        with db.lock:  # (the index holds no deleted message's words now)
+            conn.execute("DELETE FROM srt_meta WHERE key = ?", (gc_once.INDEX_PENDING_KEY,))
     return dataclasses.replace(report, checkpointed=checkpoint(db, action))
 
 
@@ -142,6 +144,8 @@ class _First(NamedTuple):
     objects: int
     orphans: int
     has_objects: bool
+    #: an earlier gc stopped before its search index cleanup ended
+    index_pending: bool
 
 
 def _expire(conn: apsw.Connection) -> _First:
@@ -157,12 +161,16 @@ def _expire(conn: apsw.Connection) -> _First:
             "NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = calls.node)"
         )
         conn.execute(gc_once.FORGET_ERRORS)
+        key = gc_once.INDEX_PENDING_KEY
+        pending = conn.execute("SELECT 1 FROM srt_meta WHERE key = ?", (key,)).fetchone()
+        if db_module.has_search_index(conn):  # (before any message goes: see the key)
+            conn.execute("INSERT OR REPLACE INTO srt_meta(key, value) VALUES (?, 1)", (key,))
     except BaseException:
         if not conn.get_autocommit():
             conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
-    return _First(page_size, free_before, objects, orphans, has_objects)
+    return _First(page_size, free_before, objects, orphans, has_objects, pending is not None)
 
 
 def _finish(
