@@ -241,7 +241,8 @@ class Call(CallState):
             self.billed = self.fmt.parse_usage(data)
             self.named = data.get("model") if isinstance(data, dict) else None
             raise
-        self.metered = self.fmt.parse_usage(data) is not None
+        # (parse_reply has read the usage: the reply reported one if the object holds it)
+        self.metered = bool(data.get("usage"))
         return reply
 
     def feed(self, chunk: bytes) -> list[str]:

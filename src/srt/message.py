@@ -72,6 +72,10 @@ SENT_KEYS = frozenset({*_TOP_ORDER, *ASSISTANT_KEYS})
 #: as an error: Anthropic's ``is_error``, Bedrock's ``"status": "error"``; the OpenAI
 #: formats have no such flag and leave it out (noted).
 TOOL_KEYS = frozenset({"is_error"})
+#: The keys ``_normalise`` reads by name (a tool message's: also ``TOOL_KEYS``); any
+#: other is checked against ``_known``.
+_READ = frozenset({*_TOP_ORDER, "metadata", "artifacts"})
+_READ_TOOL = _READ | TOOL_KEYS
 #: Half of a UTF-16 pair: JSON can spell one (``"\\ud83d"``, a reply cut inside an
 #: emoji), UTF-8 cannot hold it.
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -294,10 +298,6 @@ def _is_error(value: Any) -> bool:
     raise _bad(f"is_error must be True or False, got {type(value).__name__}")
 
 
-def _tool_keys(role: str) -> frozenset[str]:
-    return TOOL_KEYS if role == "tool" else frozenset()
-
-
 def _normalise(msg: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
     if isinstance(msg, Message):
         msg = msg.to_dict()
@@ -342,7 +342,7 @@ def _normalise(msg: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
         if role != "assistant":
             raise _bad("only an assistant message may carry provider artifacts")
         out["artifacts"] = _artifacts(msg["artifacts"])
-    for key in sorted(set(msg) - set(_TOP_ORDER) - {"metadata", "artifacts", *_tool_keys(role)}):
+    for key in sorted(set(msg) - (_READ_TOOL if role == "tool" else _READ)):
         if msg[key] is not None:
             if not _known(key, role):
                 raise unknown_key_error(key, role)
