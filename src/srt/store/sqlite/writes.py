@@ -28,6 +28,7 @@ from ..base import (
     object_node_gone,
     object_session_gone,
 )
+from ..checks import head_not_stored
 from ..owners import session_kinds, session_of
 from . import heap
 from .db import SECURE_DELETE
@@ -114,12 +115,17 @@ def check_head(conn: apsw.Connection, session: int, expected: int | None) -> Non
 
 
 def swap_head(conn: apsw.Connection, session: int, expected: int | None, new: int | None) -> None:
-    """Compare-and-swap the head inside a write transaction; the caller rolls back."""
-    conn.execute(
-        "UPDATE sessions SET head = ?1, head_prefix = (SELECT prefix FROM nodes WHERE id = ?1), "
-        "updated = ?2 WHERE id = ?3 AND head IS ?4",
-        (new, time.time(), session, expected),
-    )
+    """Compare-and-swap the head inside a write transaction; the caller rolls back. The
+    new head is a stored node (of any chain: nodes belong to no session) or ``None``;
+    one not stored (never, or collected by gc) is a ``ConflictError``, as on
+    PostgreSQL, where its foreign key refuses it."""
+    prefix = None
+    if new is not None:
+        row = conn.execute("SELECT prefix FROM nodes WHERE id = ?", (new,)).fetchone()
+        if row is None:
+            raise ConflictError(head_not_stored(new))
+        prefix = row[0]
+    conn.execute(_SET_HEAD, (new, prefix, time.time(), session, expected))
     if not conn.changes():
         check_head(conn, session, expected)
         raise AssertionError("unreachable: head unchanged but CAS failed")
