@@ -201,12 +201,17 @@ def write(rt: Runtime, name: str, batches: Iterable[Batch], keys: str | None = N
         raise CommandError(taken)
     reap(store)  # (the scratch sessions of imports killed on this host)
     scratch = f"{SCRATCH}{secrets.token_hex(4)}-{name}"[:MAX_NAME_CHARS]
-    row = store.create_session(scratch, None, exist_ok=False, limit=rt.max_sessions)
+    record(store, scratch)  # (first: a process killed from here on leaves it named)
+    try:
+        row = store.create_session(scratch, None, exist_ok=False, limit=rt.max_sessions)
+    except BaseException:
+        with contextlib.suppress(SrtError):
+            forget(store, scratch)
+        raise
     hashing = store.hashing
     head: int | None = None
     depth, prefix = 0, _core.ROOT
     try:
-        record(store, row.id, scratch)
         for batch in batches:
             prepared = checked(batch, rt, keys, depth)
             prefixes = hashing.chain_many(prefix, [p.hash for p in prepared])
@@ -216,7 +221,6 @@ def write(rt: Runtime, name: str, batches: Iterable[Batch], keys: str | None = N
             ]
             ids = store.append(row.id, head, head, depth, nodes, parent_prefix=prefix)
             head, depth, prefix = ids[-1], depth + len(ids), prefixes[-1]
-        forget(store, row.id)
         try:
             rt.rename(scratch, name)
         except SessionExistsError:  # (created meanwhile)
@@ -224,7 +228,11 @@ def write(rt: Runtime, name: str, batches: Iterable[Batch], keys: str | None = N
     except BaseException:
         with contextlib.suppress(SrtError):
             rt.delete(scratch)
+        with contextlib.suppress(SrtError):
+            forget(store, scratch)
         raise
+    with contextlib.suppress(SrtError):  # (left: a later reap removes it, nothing else)
+        forget(store, scratch)
     return depth
 
 
