@@ -185,7 +185,7 @@ def test_a_v2_file_migrates_without_an_index(db_path: str) -> None:
         hits = rt.store.search("old.0.0")
         assert {h.places for h in hits} == {(("old-0", 1),), (("old-0", 2),)}
     with connect(db_path) as conn:
-        assert conn.execute("PRAGMA user_version").get == _db.SCHEMA_VERSION == 10
+        assert conn.execute("PRAGMA user_version").get == _db.SCHEMA_VERSION == 9
 
 
 def test_a_v3_file_with_the_index_of_the_first_v3_keeps_it(db_path: str) -> None:

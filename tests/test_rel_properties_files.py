@@ -67,10 +67,9 @@ def header(data: bytes, app_id: int, version: int) -> bytes:
 def _adds_nothing(version: int) -> bool:
     """Whether migrating from ``version`` to the current one changes nothing over the
     current tables (v3 is empty: the search index it used to create is now built by the
-    first search; v9 rebuilds ``sessions`` and v10 ``nodes`` only where it was not
-    rebuilt)."""
+    first search; v9 rebuilds ``sessions`` only where it was not rebuilt)."""
     return all(
-        (isinstance(step, str) and not step.strip()) or step in _db.MIGRATIONS[8:10]
+        (isinstance(step, str) and not step.strip()) or step is _db.MIGRATIONS[8]
         for step in _db.MIGRATIONS[version:]
     )
 

@@ -67,4 +67,4 @@ def test_a_v8_file_keeps_its_ids_and_never_gives_a_deleted_one_again(db_path: st
         assert rt.store.get_session("again").id not in (c, d, *before.values())
         assert rt.store.verify().ok
     with connect(db_path) as conn:
-        assert conn.execute("PRAGMA user_version").get == sqlite_db.SCHEMA_VERSION == 10
+        assert conn.execute("PRAGMA user_version").get == sqlite_db.SCHEMA_VERSION == 9

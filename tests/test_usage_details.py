@@ -266,7 +266,7 @@ def test_a_v6_sqlite_file_gains_the_columns_and_keeps_its_rows(db_path: str) -> 
         assert srt.savings.usage_figures(rt.calls())["cost"]["priced_requests"] == 1
         assert rt.store.verify().ok
     with connect(db_path) as conn:
-        assert conn.execute("PRAGMA user_version").get == sqlite_db.SCHEMA_VERSION == 10
+        assert conn.execute("PRAGMA user_version").get == sqlite_db.SCHEMA_VERSION == 9
 
 
 def test_a_v5_postgres_store_gains_the_columns_and_keeps_its_rows(pg_url: str) -> None:

@@ -17,7 +17,6 @@ __all__ = [
     "MESSAGES_VIEW_SQL",
     "MIGRATIONS",
     "NODES_V6_SQL",
-    "NODES_V10_SQL",
     "OBJECTS_SQL",
     "OBJECTS_TABLE",
     "OWNER",
@@ -31,7 +30,6 @@ __all__ = [
     "has_search_index",
     "has_table",
     "message_text_sql",
-    "nodes_v10",
     "sessions_v9",
 ]
 
@@ -179,12 +177,6 @@ MIGRATIONS: tuple[str | Callable[[apsw.Connection], None], ...] = (
     # copy, drop, rename); ids and rows stay as they were. The next id is also above
     # every session id the ledger names (of sessions deleted before this step).
     lambda conn: sessions_v9(conn),
-    # v10: a node id is never given again either (AUTOINCREMENT): node ids outlive
-    # transactions (a handle's head and the compare-and-swap made on it, a compaction
-    # summary's links, ids a caller kept), and a plain INTEGER PRIMARY KEY gives a
-    # collected largest id to the next node, so a stale id named another message's
-    # history and a stale head's compare-and-swap succeeded. See ``nodes_v10``.
-    lambda conn: nodes_v10(conn),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -194,21 +186,6 @@ SCHEMA_VERSION = len(MIGRATIONS)
 NODES_V6_SQL = """
 CREATE TABLE nodes_v6(
     id      INTEGER PRIMARY KEY,
-    parent  INTEGER REFERENCES nodes(id),
-    depth   INTEGER NOT NULL CHECK (depth >= 1),
-    hash    BLOB NOT NULL CHECK (length(hash) = 16),
-    prefix  BLOB NOT NULL CHECK (length(prefix) = 16),
-    at      INTEGER NOT NULL,
-    len     INTEGER NOT NULL CHECK (len >= 0),
-    meta    TEXT,
-    status  TEXT
-);
-"""
-
-#: Schema v10's table (``nodes_v10``): v6's columns, ids AUTOINCREMENT gives.
-NODES_V10_SQL = """
-CREATE TABLE nodes_v10(
-    id      INTEGER PRIMARY KEY AUTOINCREMENT,
     parent  INTEGER REFERENCES nodes(id),
     depth   INTEGER NOT NULL CHECK (depth >= 1),
     hash    BLOB NOT NULL CHECK (length(hash) = 16),
@@ -280,31 +257,6 @@ def sessions_v9(conn: apsw.Connection) -> None:
     ).fetchone()
     if sql is None or "AUTOINCREMENT" not in str(sql[0]).upper():
         conn.execute(SESSIONS_V9_SQL)
-
-
-def nodes_v10(conn: apsw.Connection) -> None:
-    """Rebuild ``nodes`` so that its ids are never given again (``NODES_V10_SQL``; new
-    table, copy, drop, rename, as SQLite does it), unless it already is so. Ids, rows and
-    the index stay as they were; the ``messages`` view and a search index's triggers
-    (which name the table) are made again over the new one. The next id is above every
-    id stored now (SQLite's sequence starts at the largest; ids collected before this
-    step cannot be known)."""
-    sql = conn.execute(
-        "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'nodes'"
-    ).fetchone()
-    if sql is None or "AUTOINCREMENT" in str(sql[0]).upper():
-        return
-    had_index = has_search_index(conn)
-    conn.execute("DROP VIEW IF EXISTS messages")  # (a rename checks the views over it)
-    conn.execute(NODES_V10_SQL)
-    columns = "id, parent, depth, hash, prefix, at, len, meta, status"
-    conn.execute(f"INSERT INTO nodes_v10({columns}) SELECT {columns} FROM nodes ORDER BY id")
-    conn.execute("DROP TABLE nodes")  # (its index and triggers with it)
-    conn.execute("ALTER TABLE nodes_v10 RENAME TO nodes")
-    conn.execute("CREATE INDEX nodes_hash ON nodes(hash, parent)")
-    conn.execute(MESSAGES_VIEW_SQL)
-    if had_index:
-        conn.execute(SEARCH_INDEX_SQL)  # (the table is kept; its triggers come back)
 
 
 #: The full-text index of ``srt search``: a contentless FTS5 table keyed by the
