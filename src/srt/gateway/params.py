@@ -275,6 +275,12 @@ def allowed_members(value: dict[str, Any], where: str, keys: set[str]) -> list[A
     return entries
 
 
+def tool_named(name: Any, names: set[str]) -> bool:
+    """Whether ``name`` is one of ``names`` (an object or an array is no name: it cannot
+    even be looked up)."""
+    return isinstance(name, str) and name in names
+
+
 def _check_allowed(value: dict[str, Any], tools: list[dict[str, Any]]) -> dict[str, Any]:
     """``{"type": "allowed_tools", "mode": "auto"|"required", "tools": [...]}``: each
     entry a function of ``tools`` (``{"type": "function", "name": ...}``, as OpenAI's
@@ -285,7 +291,7 @@ def _check_allowed(value: dict[str, Any], tools: list[dict[str, Any]]) -> dict[s
         p = f"tool_choice.tools[{i}]"
         if not isinstance(t, dict):
             raise wrong_type(p, "an object", t)
-        if t.get("type") != "function" or t.get("name") not in names:
+        if t.get("type") != "function" or not tool_named(t.get("name"), names):
             what = (
                 f"function {t.get('name')!r}"
                 if t.get("type") == "function"
@@ -310,7 +316,7 @@ def _check_tool_choice(value: Any, tools: list[dict[str, Any]]) -> str | dict[st
         and value.get("type") == "function"
         and set(value) <= {"type", "name"}
     ):
-        if value.get("name") not in {t["name"] for t in tools}:
+        if not tool_named(value.get("name"), {t["name"] for t in tools}):
             raise bad_request(
                 f"tool_choice names function {value.get('name')!r}, which is not in tools.",
                 "tool_choice",
