@@ -71,3 +71,38 @@ def test_chat_allowed_tools_naming_a_function_by_a_non_string(gw: Harness, name:
     assert isinstance(err.body, dict) and err.body["type"] == "invalid_request_error"
     assert "names no function of 'tools'" in err.message
     assert gw.srv.requests.total() == before and count(gw.rt.path, "messages") == 0
+
+
+# An input item whose type, message role or content part type is an object or an array:
+# before, ``x not in _ITEM_KEYS`` (and ``_ROLES``, ``_PARTS[role]``) raised TypeError and
+# both endpoints that take items answered 500 (``params._check_item``, ``_check_part``).
+ITEMS = [
+    ({"type": {"a": 1}}, "input[0].type"),
+    ({"type": ["message"]}, "input[0].type"),
+    ({"type": "message", "role": {"a": 1}, "content": "x"}, "input[0].role"),
+    ({"type": "message", "role": ["user"], "content": "x"}, "input[0].role"),
+    ({"role": "user", "content": [{"type": {"a": 1}}]}, "input[0].content[0].type"),
+    (
+        {"role": "user", "content": [{"type": ["input_text"], "text": "x"}]},
+        "input[0].content[0].type",
+    ),
+]
+
+
+@pytest.mark.parametrize(("item", "param"), ITEMS)
+def test_an_input_item_typed_by_a_non_string(gw: Harness, item: Any, param: str) -> None:
+    refused_400(gw, param, "invalid_value", input=[item])
+
+
+@pytest.mark.parametrize(("item", "param"), ITEMS)
+def test_a_conversation_item_typed_by_a_non_string(gw: Harness, item: Any, param: str) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        gw.client().conversations.create(items=[item])
+    err = caught.value
+    assert (err.status_code, err.param, err.code) == (
+        400,
+        param.replace("input", "items"),
+        "invalid_value",
+    )
+    assert isinstance(err.body, dict) and err.body["type"] == "invalid_request_error"
+    assert count(gw.rt.path, "messages") == 0

@@ -80,7 +80,7 @@ def _check_part(part: Any, role: str, p: str) -> None:
     if not isinstance(part, dict):
         raise wrong_type(p, "an object", part)
     kind = part.get("type")
-    if kind not in _PARTS[role]:
+    if not isinstance(kind, str) or kind not in _PARTS[role]:
         allowed = ", ".join(sorted(_PARTS[role]))
         raise bad_request(
             f"Invalid value for '{p}.type': {role} content parts are {allowed}.",
@@ -111,7 +111,7 @@ def _check_item(item: Any, p: str, calls: set[str]) -> dict[str, Any]:
     if not isinstance(item, dict):
         raise wrong_type(p, "an object", item)
     kind = item.get("type", "message" if "role" in item else None)
-    if kind not in _ITEM_KEYS:
+    if not isinstance(kind, str) or kind not in _ITEM_KEYS:
         if kind == "item_reference":
             raise bad_request(
                 "Item references are not supported by this gateway.", p, "unsupported_parameter"
@@ -127,7 +127,7 @@ def _check_item(item: Any, p: str, calls: set[str]) -> dict[str, Any]:
         raise bad_request(f"Unknown parameter: '{p}.{sorted(extra)[0]}'.", p, "unknown_parameter")
     if kind == "message":
         role = item.get("role")
-        if role not in _ROLES:
+        if not isinstance(role, str) or role not in _ROLES:
             raise bad_request(
                 f"Invalid value for '{p}.role': one of user, assistant, system, developer.",
                 p + ".role",
