@@ -390,6 +390,11 @@ class Router:
 
     # -- the request's life ------------------------------------------------------------
 
+    def busy(self, slot: int) -> bool:
+        """Whether a request on ``slot`` has begun and not ended."""
+        with self._lock:
+            return self._slots[slot].busy > 0
+
     def take_todo(self, slot: int) -> list[Todo]:
         with self._lock:
             s = self._slots[slot]
