@@ -24,7 +24,8 @@ import srt
 from srt.local import server as llama
 from srt.local.slots import Router
 from srt.providers.local import LocalProvider
-from test_local import STARTED, _alive, model
+from support import call_in
+from test_local import STARTED, _alive, _port_closed, model
 
 __all__ = ["model"]
 
@@ -217,5 +218,54 @@ def test_a_restore_planned_onto_a_busy_slot_waits_for_it_and_is_used(
         assert (c.route, c.slot) == ("restored", 0)
         assert c.restored_tokens >= first.prompt_tokens and c.cache_n >= first.prompt_tokens
         assert c.prompt_n * 3 < c.prompt_tokens
+    finally:
+        p.close()
+
+
+@pytest.mark.parametrize("how", ["send", "astream"])
+def test_a_request_sent_as_the_server_dies_is_sent_again_to_a_new_one(
+    model: str, tmp_path: Path, rt: srt.Runtime, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """The server is SIGKILLed after the request was built for it (it still counted as
+    alive) and before it is sent (a hook in ``prepare``, which runs just before): the
+    attempt finds its port closed. Safe to send again: the request only reads the
+    conversation, and no reply of it was stored or shown. It now goes, once, to a new
+    server, its slot planned on the new table (the session's saved state restored);
+    before, the transport's retries knocked on the dead port and the call failed with
+    ``ProviderConnectionError``, nothing appended."""
+    p = _start(model, tmp_path)
+    try:
+        s = rt.session("dying")
+        s.append({"role": "system", "content": "You answer questions about birds. " * 8})
+        s.append({"role": "user", "content": "Name a bird."})
+        s.send(p, model=p.model_name, max_tokens=8, temperature=0)
+        first = p.calls[-1]
+        assert p.save() == 1
+        pid, url = p.pid, p.server_url
+        assert pid is not None and url is not None
+        real = llama.Server.prepare
+        seen: list[int | None] = []
+
+        def kill_first(server: llama.Server, slot: int | None) -> None:
+            if not seen:
+                os.kill(pid, signal.SIGKILL)
+                deadline = time.monotonic() + 10
+                while not _port_closed(url) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            elif server.pid is not None:
+                STARTED.append(server.pid)  # (the new server, for _no_orphans)
+            seen.append(slot)
+            real(server, slot)
+
+        monkeypatch.setattr(llama.Server, "prepare", kill_first)
+        turn = {"role": "user", "content": "Name another."}
+        call_in(how, s, p, model=p.model_name, append=turn, max_tokens=8, temperature=0)
+        assert seen == [0, 0] and STARTED[-1] != pid
+        c = p.calls[-1]
+        assert (c.session, c.slot, c.route) == ("dying", 0, "restored")
+        assert c.restored_tokens >= first.prompt_tokens and c.cache_n >= first.prompt_tokens
+        assert c.prompt_n * 3 < c.prompt_tokens
+        assert [m["role"] for m in s.messages()][-2:] == ["user", "assistant"]
+        assert [r["status"] for r in s.calls()] == ["ok", "ok"]
     finally:
         p.close()

@@ -157,6 +157,10 @@ class Ticket:
     route: str
     #: Tokens loaded into the slot from a saved state for this request (set by ``begin``).
     restored: int = 0
+    #: The session's prefix hashes, cumulative sizes and store, for ``reseat``.
+    chain: Sequence[bytes] = field(default=(), repr=False, compare=False)
+    sizes: Sequence[int] = field(default=(), repr=False, compare=False)
+    store: str | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -276,7 +280,7 @@ class Router:
             for s in self._slots:  # asked twice for the same request: same answer
                 r = s.reserved
                 if r is not None and r[:2] == (name, head) and now - r[2] < RESERVE_S:
-                    return Ticket(s.id, name, s.route)
+                    return Ticket(s.id, name, s.route, 0, s.chain, s.sizes, s.store)
             best = max(
                 self._slots,
                 key=lambda s: (s.free(now), s.shared(chain, sizes), s.owner == name, -s.used),
@@ -297,7 +301,24 @@ class Router:
             best.reserved = (name, head, now)
             best.route = route
             self._routes[route] = self._routes.get(route, 0) + 1
-            return Ticket(best.id, name, route)
+            return Ticket(best.id, name, route, 0, chain, sizes, store)
+
+    def reseat(self, ticket: Ticket) -> Ticket:
+        """``ticket``'s request is sent again to a new server (the one it was routed on
+        died under it; ``reset`` emptied the table): its slot now holds its session, and
+        the session's deepest saved state, if any, is planned into it (``take_todo``).
+        The ticket for the new attempt, ``restored`` or ``cold``."""
+        with self._lock:
+            s = self._slots[ticket.slot]
+            chain, sizes = list(ticket.chain), list(ticket.sizes)
+            depth = self._deepest_saved(chain, ticket.store)
+            route = "cold" if depth is None else "restored"
+            if depth is not None:
+                file = state_file(ticket.store, chain[depth])
+                s.todo.append(Todo("restore", file, ticket.session))
+            s.owner, s.chain, s.sizes, s.store = ticket.session, chain, sizes, ticket.store
+            s.used, s.route = time.monotonic(), route
+            return replace(ticket, route=route, restored=0)
 
     def _deepest_saved(self, chain: list[bytes], store: str | None) -> int | None:
         if self.save_dir is None or not self._saved:
