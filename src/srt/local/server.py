@@ -102,6 +102,10 @@ def model_id(path: str) -> str:
 #: time later, never a wrong answer.
 SLOT_TIMEOUT = 10.0
 CLOSE_SAVE_S = 10.0
+#: The longest a slot's saves and restores wait for a reply running on it to end (the
+#: request behind them would wait for it anyway), and how often the server is asked.
+BUSY_WAIT_S = 600.0
+BUSY_POLL_S = 0.05
 
 
 class SlotRefusedError(ProviderError):
@@ -239,11 +243,35 @@ class Server:
         return data
 
     def prepare(self, slot: int | None) -> None:
-        """Run the saves and restores planned for ``slot`` before its next request."""
+        """Run the saves and restores planned for ``slot`` before its next request, once
+        no reply is being generated on it: llama.cpp holds a save or restore posted to a
+        busy slot until the reply ends, and one that waited past ``SLOT_TIMEOUT`` was
+        given up (a restore counted failed, its request evaluating the whole prompt)."""
         if slot is None or self.url is None:
             return
-        for todo in self.router.take_todo(slot):
-            self._run(slot, todo)
+        todo = self.router.take_todo(slot)
+        if todo and self.router.busy(slot):
+            self._wait_idle(slot)
+        for t in todo:
+            self._run(slot, t)
+
+    def _wait_idle(self, slot: int) -> None:
+        """Wait (``BUSY_WAIT_S`` at most) until the server says ``slot`` is not processing
+        (``GET /slots``: a reply that llama.cpp finished but its reader has not is not
+        waited for); a server that does not answer ends the wait."""
+        deadline = time.monotonic() + BUSY_WAIT_S
+        while time.monotonic() < deadline:
+            try:
+                r = self._http.get(f"{self.url}/slots", timeout=SLOT_TIMEOUT)
+                states = r.json() if r.status_code == 200 else None
+            except (httpx.HTTPError, ValueError):
+                return
+            if not isinstance(states, list) or not any(
+                isinstance(s, dict) and s.get("id") == slot and s.get("is_processing")
+                for s in states
+            ):
+                return
+            time.sleep(BUSY_POLL_S)
 
     def _run(self, slot: int, todo: Todo, timeout: float | None = None) -> None:
         try:
