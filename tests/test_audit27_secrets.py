@@ -7,7 +7,8 @@ user would, with a canary in each secret and every sink searched for it.
 * PostgreSQL's batched gc, its search index built ``CONCURRENTLY`` under an advisory lock,
   ``verify`` and the usage ledger's unmetered rows, on a server whose password is a canary:
   the API, ``repr`` of each object and the CLI (``gc``, ``search``, ``verify``);
-* the local provider's child process: what its command line and environment carry.
+* the local provider's child process: what its command line and environment carry (an
+  allow-listed environment: no provider key, cloud credential or database password).
 """
 
 from __future__ import annotations
@@ -181,6 +182,9 @@ def test_the_local_servers_command_line_log_and_states_hold_no_secret_and_stay_p
     for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AZURE_OPENAI_API_KEY"):
         monkeypatch.setenv(name, KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", KEY)
+    monkeypatch.setenv("PGPASSWORD", KEY)
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://u:{KEY}@db/x")
+    monkeypatch.setenv("LLAMA_API_KEY", KEY)  # (under a kept prefix: would lock srt out)
     log = tmp_path / "logs" / "llama.log"
     log.parent.mkdir(mode=0o700)
     states = tmp_path / "cache" / "states"
@@ -192,7 +196,7 @@ def test_the_local_servers_command_line_log_and_states_hold_no_secret_and_stay_p
         try:
             with srt.Runtime(tmp_path / "l.db") as rt:
                 s, t = rt.session("one"), rt.session("two")
-                commands, pids = [], []
+                commands, pids, environs = [], [], []
                 for turn in range(2):
                     for sess in (s, t):  # (two sessions, one slot: the first is saved)
                         sess.append({"role": "user", "content": f"say ok {turn}"})
@@ -201,6 +205,8 @@ def test_the_local_servers_command_line_log_and_states_hold_no_secret_and_stay_p
                     pids.append(p.pid)
                     with open(f"/proc/{p.pid}/cmdline", "rb") as f:
                         commands.append(f.read().split(b"\0")[:-1])
+                    with open(f"/proc/{p.pid}/environ", "rb") as f:
+                        environs.append(f.read())
                     if turn == 0:
                         pid = p.pid
                         os.kill(pid, signal.SIGKILL)  # the next turn starts it again
@@ -213,6 +219,10 @@ def test_the_local_servers_command_line_log_and_states_hold_no_secret_and_stay_p
     child = os.path.abspath(local_child.__file__).encode()
     assert commands == [[sys.executable.encode(), child]] * 2 and pids[0] != pids[1]
     assert [KEY in s for s in seen] == [False] * len(seen)
+    # The child's environment (readable by the user's other processes) holds no key, and
+    # still what it runs by.
+    assert [KEY.encode() in e for e in environs] == [False, False]
+    assert [b"PATH=" + os.environ["PATH"].encode() in e for e in environs] == [True, True]
     assert KEY not in debug_logs.text
     assert log.read_bytes() and KEY.encode() not in log.read_bytes()
     modes = {
@@ -231,3 +241,36 @@ def _wait_gone(pid: int) -> None:
         except FileNotFoundError:
             return
         time.sleep(0.025)
+
+
+def test_the_child_environment_keeps_what_llama_cpp_runs_by_and_no_secret() -> None:
+    from srt.local.server import child_env
+
+    env = {
+        "PATH": "/usr/bin",
+        "HOME": "/home/u",
+        "LC_ALL": "C.UTF-8",
+        "CUDA_VISIBLE_DEVICES": "0",
+        "GGML_VK_VISIBLE_DEVICES": "1",
+        "OMP_NUM_THREADS": "2",
+        "PYTHONPATH": "/src",
+        "OPENAI_API_KEY": KEY,
+        "ANTHROPIC_API_KEY": KEY,
+        "AWS_ACCESS_KEY_ID": "AKIA",
+        "AWS_SESSION_TOKEN": KEY,
+        "PGPASSWORD": KEY,
+        "DATABASE_URL": KEY,
+        "SRT_TEST_PG_URL": KEY,
+        "LLAMA_API_KEY": KEY,
+        "CUDA_AUTH_TOKEN": KEY,
+        "GITHUB_TOKEN": KEY,
+    }
+    assert child_env(env) == {
+        "PATH": "/usr/bin",
+        "HOME": "/home/u",
+        "LC_ALL": "C.UTF-8",
+        "CUDA_VISIBLE_DEVICES": "0",
+        "GGML_VK_VISIBLE_DEVICES": "1",
+        "OMP_NUM_THREADS": "2",
+        "PYTHONPATH": "/src",
+    }

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from typing import IO, Any
 
 import httpx
@@ -112,6 +113,49 @@ class SlotRefusedError(ProviderError):
     """The server answered a slot save or restore with an error (not a timeout)."""
 
 
+#: What the child's environment keeps: the loader's, the locale's and the accelerators'
+#: settings llama.cpp and Python read, never the parent's provider keys, cloud
+#: credentials or database passwords (the child needs none, and another process of the
+#: same user can read ``/proc/PID/environ``).
+_ENV_NAMES = frozenset(
+    "PATH HOME USER LOGNAME LANG LANGUAGE TZ TMPDIR TEMP TMP SYSTEMROOT WINDIR COMSPEC PATHEXT"
+    " LD_LIBRARY_PATH DYLD_LIBRARY_PATH DYLD_FALLBACK_LIBRARY_PATH VIRTUAL_ENV CONDA_PREFIX"
+    " PYTHONPATH PYTHONHOME PYTHONNOUSERSITE PYTHONUTF8 PYTHONSAFEPATH".split()
+)
+_ENV_PREFIXES = (
+    "LC_",
+    "OMP_",
+    "KMP_",
+    "GOMP_",
+    "GGML_",
+    "LLAMA_",
+    "CUDA_",
+    "NVIDIA_",
+    "HIP_",
+    "ROCR_",
+    "HSA_",
+    "GPU_",
+    "VK_",
+    "MESA_",
+    "MKL_",
+    "OPENBLAS_",
+    "ONEAPI_",
+    "SYCL_",
+    "ZE_",
+)
+#: Kept out even under a prefix above (``LLAMA_API_KEY`` would also lock srt out).
+_SECRET_WORDS = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.IGNORECASE)
+
+
+def child_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The part of ``env`` the llama.cpp child gets (``_ENV_NAMES``, ``_ENV_PREFIXES``)."""
+    return {
+        name: value
+        for name, value in env.items()
+        if (name in _ENV_NAMES or name.startswith(_ENV_PREFIXES)) and not _SECRET_WORDS.search(name)
+    }
+
+
 class Server:
     """The child process and its control calls. Held by the provider and its finalizer."""
 
@@ -168,6 +212,7 @@ class Server:
                 stdout=subprocess.PIPE,
                 stderr=self._log,
                 close_fds=True,
+                env=child_env(os.environ),
             )
             self._proc = proc
             assert proc.stdin is not None and proc.stdout is not None
