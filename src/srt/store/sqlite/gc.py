@@ -117,7 +117,8 @@ MERGE_MOST = 20_000
 #: Tests set this to run writes between the phases, deterministically: called with
 #: ``"marked"`` after the mark, ``"batch"`` after each batch's commit and ``"index"``
 #: after each step of the search index's cleanup (``clean_index``), outside any
-#: transaction and without the lock.
+#: transaction and without the lock; and with ``"locked"`` in each batch once it holds
+#: the lock (its transaction begun: a writer must run in another thread, and waits).
 hook: Callable[[str], None] | None = None
 
 
@@ -341,6 +342,7 @@ def _batch(db: Database, conn: apsw.Connection, s: Sweep, size: int) -> float | 
         took = time.monotonic()
         conn.execute("BEGIN IMMEDIATE")
         try:
+            _call("locked")
             if not _recheck(conn, s):
                 conn.execute("ROLLBACK")
                 return None
