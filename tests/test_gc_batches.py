@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable
 from types import ModuleType
 
-import apsw
 import psycopg
 import pytest
 
@@ -35,7 +34,7 @@ from srt.store import NewNode, Store
 from srt.store.postgres import gc as pg_gc
 from srt.store.sqlite import gc as sqlite_gc
 from srt.store.sqlite import gc_once
-from test_gc_random import SEEDS
+from test_gc_random import SEEDS, by_hand
 from test_gc_random import _check as random_check
 
 #: A case one engine only has (``store_url`` narrowed to it; the comment says why).
@@ -170,33 +169,6 @@ def test_an_object_put_on_a_candidate_keeps_it(rt: srt.Runtime, between: Between
     assert rt.store.verify().ok
 
 
-def _renumber(url: str, old: int, new: int) -> None:
-    """Give node ``old`` the id ``new`` (by hand, as a file written by another tool may
-    have it), its children's ``parent`` with it."""
-    updates = (
-        f"UPDATE nodes SET id = {new} WHERE id = {old}",
-        f"UPDATE nodes SET parent = {new} WHERE parent = {old}",
-    )
-    if url.startswith("postgresql"):
-        base, schema = url.rsplit("schema=", 1)
-        with psycopg.connect(base.rstrip("?&")) as pg:
-            # (foreign keys held off for this transaction: the test server's user is a
-            # superuser; the one reference is renumbered with its node)
-            pg.execute("SET LOCAL session_replication_role = replica")
-            pg.execute(f'SET LOCAL search_path = "{schema}"')
-            for sql in updates:
-                pg.execute(sql)
-        return
-    conn = apsw.Connection(url)
-    try:
-        conn.execute("PRAGMA foreign_keys=OFF")
-        with conn:
-            for sql in updates:
-                conn.execute(sql)
-    finally:
-        conn.close()
-
-
 def test_a_candidate_below_a_parent_of_a_larger_id_rescued_between_batches_stays_whole(
     rt: srt.Runtime, store_url: str, between: Between
 ) -> None:
@@ -208,7 +180,14 @@ def test_a_candidate_below_a_parent_of_a_larger_id_rescued_between_batches_stays
     ``CorruptionError``)."""
     ids = session(rt.store, "gone", TEXTS[:4])
     rt.store.delete_session("gone")
-    _renumber(store_url, ids[0], 1000)  # the chain's first node, now the largest id
+    first = ids[0]  # the chain's first node, given the largest id
+    by_hand(
+        store_url,
+        (
+            f"UPDATE nodes SET id = 1000 WHERE id = {first}",
+            f"UPDATE nodes SET parent = 1000 WHERE parent = {first}",
+        ),
+    )
     child = ids[1]
     row = rt.store.create_session("held", None, exist_ok=False)
 
