@@ -14,6 +14,7 @@ which the one-pass mark cannot order: gc falls back to the recursive walk.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -133,33 +134,43 @@ class _Rows:
         return {at for (at,) in self.query("SELECT DISTINCT at FROM nodes")}
 
 
-def _renumber(url: str) -> None:
-    """Give every node the negative of its id: parents then have larger ids."""
-    updates = (
-        "UPDATE nodes SET id = -id, parent = -parent",
-        "UPDATE sessions SET head = -head WHERE head IS NOT NULL",
-        "UPDATE calls SET node = -node WHERE node IS NOT NULL",
-    )
+def by_hand(url: str, updates: Sequence[str]) -> None:
+    """Run ``updates`` on the store at ``url`` in one transaction with its foreign keys
+    held off (rows written by hand, as another tool may write them); on SQLite, an
+    update of ``objects`` only if the file has the table (the first object makes it)."""
     if url.startswith("postgresql"):
         base, schema = url.rsplit("schema=", 1)
         with psycopg.connect(base.rstrip("?&")) as pg:
             # (foreign keys held off for this transaction: the test server's user is a
-            # superuser; every reference is renumbered with its node)
+            # superuser; the caller changes every reference with its row)
             pg.execute("SET LOCAL session_replication_role = replica")
             pg.execute(f'SET LOCAL search_path = "{schema}"')
-            for sql in (*updates, "UPDATE objects SET node = -node WHERE node IS NOT NULL"):
+            for sql in updates:
                 pg.execute(sql)
         return
     conn = apsw.Connection(url)
     try:
         conn.execute("PRAGMA foreign_keys=OFF")
+        objects = conn.execute("SELECT 1 FROM sqlite_schema WHERE name = 'objects'").fetchall()
         with conn:
             for sql in updates:
-                conn.execute(sql)
-            if conn.execute("SELECT 1 FROM sqlite_schema WHERE name = 'objects'").fetchall():
-                conn.execute("UPDATE objects SET node = -node WHERE node IS NOT NULL")
+                if objects or not sql.startswith("UPDATE objects "):
+                    conn.execute(sql)
     finally:
         conn.close()
+
+
+def _renumber(url: str) -> None:
+    """Give every node the negative of its id: parents then have larger ids."""
+    by_hand(
+        url,
+        (
+            "UPDATE nodes SET id = -id, parent = -parent",
+            "UPDATE sessions SET head = -head WHERE head IS NOT NULL",
+            "UPDATE calls SET node = -node WHERE node IS NOT NULL",
+            "UPDATE objects SET node = -node WHERE node IS NOT NULL",
+        ),
+    )
 
 
 def _check(url: str, seed: int, renumber: bool) -> None:

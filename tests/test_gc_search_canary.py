@@ -9,12 +9,15 @@ deterministically)."""
 from __future__ import annotations
 
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 import srt
 from srt.store.sqlite import gc as batched
+from srt.store.sqlite import gc_once
 from support import NOTHING, found_in_files
 
 
@@ -132,3 +135,57 @@ def _canary_session(rt: srt.Runtime, token: str) -> None:
 
 def _filler(i: int) -> dict[str, str]:
     return {"role": "user", "content": f"filler {i} word{i} w{i * 7919 % 10007} " + "x" * 40}
+
+
+_OTHER_GC = """
+import sys
+import srt
+from srt.store.sqlite import gc as batched
+
+def stop(phase):
+    if phase == "index":
+        raise SystemExit(3)
+
+with srt.Runtime(sys.argv[1]) as rt:
+    rt.delete("secret2")
+    batched.hook = stop
+    rt.gc()
+"""
+
+
+def test_a_gc_removes_only_its_own_marker_not_one_another_process_set_since(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes' gcs: while this one cleans the index, another deletes a session,
+    collects it and stops before its own cleanup. This gc's end leaves that gc's marker,
+    so the next gc still cleans the other's deleted words out of the index."""
+    path = tmp_path / "srt.db"
+    token = f"qqcanary{secrets.token_hex(8)}"
+    monkeypatch.setattr(batched, "MERGE_FIRST", 1, raising=False)  # (one page a step)
+    monkeypatch.setattr(batched, "MERGE_MOST", 1, raising=False)
+    codes: list[int] = []
+
+    def other_gc(phase: str) -> None:
+        if phase == "index" and not codes:
+            run = subprocess.run([sys.executable, "-c", _OTHER_GC, str(path)], check=False)
+            codes.append(run.returncode)
+
+    with srt.Runtime(path) as rt:
+        _canary_session(rt, f"qqfirst{secrets.token_hex(8)}")
+        rt.session("secret2").append({"role": "user", "content": f"the word {token} here"})
+        rt.delete("secret")
+        monkeypatch.setattr(batched, "hook", other_gc)
+        rt.gc()
+        monkeypatch.setattr(batched, "hook", None)
+        assert codes == [3]  # (the other gc stopped at its cleanup)
+        key = gc_once.INDEX_PENDING_KEY
+        marker = rt.store.db.connection().execute(
+            "SELECT count(*) FROM srt_meta WHERE key = ?", (key,)
+        )
+        assert marker.fetchone()[0] == 1
+    with srt.Runtime(path) as rt:
+        report = rt.gc()
+        assert report.messages == 0 and report.checkpointed
+        assert rt.store.search(token) == []
+        assert rt.store.verify().ok
+    assert found_in_files(path, token.encode()) == NOTHING

@@ -1,8 +1,10 @@
 """``LocalProvider``'s settings refused before anything starts, each with a
 ``ConfigError`` naming the setting (before: a ``TypeError`` or ``FileNotFoundError``
 from the first request, an ``OverflowError`` for an endless ``startup_timeout``, a
-``ProviderError`` about an ``int32_t`` from the child for ``ctx_size * slots``). No
-server is started; the model file is the real one, so only the setting is at fault.
+``ProviderError`` about an ``int32_t`` from the child for ``ctx_size * slots``; a
+``ctx_size`` over the model's trained context, which llama.cpp silently capped; unknown
+``options``, found only by the child). No server is started; the model file is the real
+one, so only the setting is at fault.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from typing import Any
 import pytest
 
 from srt.errors import ConfigError
+from srt.local import gguf
 from srt.providers.local import LocalProvider
+from support import InProcessCli
 from test_local import model
 
 __all__ = ["model"]
@@ -52,3 +56,68 @@ def test_a_log_path_that_cannot_be_opened_at_start_is_a_config_error(
         p.start()
     assert p.pid is None
     p.close()
+
+
+def test_a_ctx_size_over_the_models_trained_context_is_a_config_error(model: str) -> None:
+    """SmolLM2's GGUF metadata says ``llama.context_length`` 8192: llama.cpp caps each
+    slot there whatever ``n_ctx`` asks (its log: "the slot context (12032) exceeds the
+    training context of the model (8192) - capping", with or without rope scaling
+    options), so 12,000 asked would have been 8,192 given (before: no error, the server
+    started and allocated for 12,032)."""
+    assert gguf.context_length(model) == 8192
+    with pytest.raises(ConfigError, match=r"ctx_size 12000 is over the model's trained "):
+        LocalProvider(model, ctx_size=12000, slots=1, save_slots=False)
+    with pytest.raises(ConfigError, match=r"pass ctx_size=8192 or less"):
+        LocalProvider(model, ctx_size=8193, options={"rope_freq_scale": 0.5})
+    p = LocalProvider(model, ctx_size=8192, slots=1, save_slots=False)  # the most it takes
+    assert p.pid is None
+    p.close()
+
+
+@pytest.mark.parametrize("head", [b"GGUF" + b"\xff" * 64, b"GGUF" + b"\0" * 64, b"GGU", b""])
+def test_a_file_that_is_not_gguf_has_no_trained_context(tmp_path: Path, head: bytes) -> None:
+    """(llama.cpp says what is wrong with it when the server starts.)"""
+    f = tmp_path / "x.gguf"
+    f.write_bytes(head)
+    assert gguf.context_length(str(f)) is None
+    assert gguf.context_length(str(tmp_path / "absent.gguf")) is None
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        ({"no_such_parameter": 1}, r"options\['no_such_parameter'\]: llama.cpp has no server"),
+        ({"sampling.nope": 1}, r"options\['sampling.nope'\]: llama.cpp has no server"),
+        ({"nope.seed": 1}, r"options\['nope.seed'\]: llama.cpp has no server"),
+        ({"sampling.seed": "one"}, r"options\['sampling.seed'\]: llama.cpp refused a str"),
+        ({"n_batch": 2**40}, r"options\['n_batch'\]: llama.cpp refused an? int"),
+        ({"sampling.seed": {1}}, r"options\['sampling.seed'\]: a set is not a JSON value"),
+        ({1: 1}, r"options: each key must be a dotted name"),
+    ],
+)
+def test_unknown_or_mistyped_options_are_config_errors_before_the_child_starts(
+    model: str, options: dict[Any, Any], says: str
+) -> None:
+    """Checked in the parent against llama.cpp's own parameters (before: the provider was
+    made, and its first start failed in the child with a ``ProviderError``)."""
+    with pytest.raises(ConfigError, match=says):
+        LocalProvider(model, save_slots=False, options=options)
+
+
+def test_options_the_server_takes_are_accepted(model: str) -> None:
+    p = LocalProvider(model, save_slots=False, options={"sampling.seed": 1, "n_batch": 256})
+    assert p.pid is None
+    p.close()
+
+
+def test_the_cli_names_the_model_flag_not_the_python_keyword(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``srt chat --provider local --model FILE`` with no such file (before: "pass
+    model='path/to/model.gguf'", the Python spelling)."""
+    cli = InProcessCli(str(tmp_path / "c.db"), capsys, monkeypatch)
+    missing = str(tmp_path / "absent.gguf")
+    code, out, err = cli("chat", "--provider", "local", "--model", missing)
+    assert code != 0 and out == ""
+    assert f"--model {missing!r}: there is no GGUF model file there" in err
+    assert "model=" not in err

@@ -24,7 +24,8 @@ import srt
 from srt.local import server as llama
 from srt.local.slots import Router
 from srt.providers.local import LocalProvider
-from test_local import STARTED, _alive, model
+from support import call_in
+from test_local import STARTED, _alive, _port_closed, model
 
 __all__ = ["model"]
 
@@ -152,6 +153,8 @@ def test_a_restore_that_waits_on_a_busy_slot_keeps_the_saved_state(
         try:
             assert started.wait(60)
             monkeypatch.setattr(llama, "SLOT_TIMEOUT", 0.05)
+            # (the restore is posted at once, not after a's reply: the next test waits)
+            monkeypatch.setattr(llama, "BUSY_WAIT_S", 0.0)
             x.append({"role": "user", "content": "Name another."})
             x.send(p, model=p.model_name, max_tokens=8, temperature=0)
         finally:
@@ -159,5 +162,110 @@ def test_a_restore_that_waits_on_a_busy_slot_keeps_the_saved_state(
         assert p.calls[-1].session == "x"
         assert state.exists()
         assert p.stats().restore_failures == 1  # (counted: this call could not use it)
+    finally:
+        p.close()
+
+
+def test_a_restore_planned_onto_a_busy_slot_waits_for_it_and_is_used(
+    model: str, tmp_path: Path, rt: srt.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every slot busy: ``x``'s saved state is planned into the one slot while ``a``'s
+    long reply runs there. The restore used to be posted at once and time out while
+    llama.cpp held it behind the reply (``SLOT_TIMEOUT``, shortened here from 10 s to
+    0.1 s, shorter than ``a``'s 64 tokens): counted failed and the call recorded cold.
+    Now it is posted when the server says the slot is idle (the timeout is put back
+    then, so a loaded machine cannot fail the load itself), and loads: the call is
+    "restored" and evaluates only its new turn."""
+    p = _start(model, tmp_path)
+    try:
+        x, a = rt.session("x"), rt.session("a")
+        x.append({"role": "system", "content": "You answer questions about birds. " * 8})
+        x.append({"role": "user", "content": "Name a bird."})
+        x.send(p, model=p.model_name, max_tokens=8, temperature=0)
+        first = p.calls[-1]
+        assert p.save() == 1
+        a.append({"role": "user", "content": "Tell me a long story about a fox."})
+        started = threading.Event()
+
+        def long_reply() -> None:
+            kw = {"max_tokens": 64, "temperature": 0, "ignore_eos": True}
+            with a.stream(p, model=p.model_name, **kw) as st:
+                next(iter(st))
+                started.set()
+                st.text()
+
+        reader = threading.Thread(target=long_reply)
+        reader.start()
+        try:
+            assert started.wait(60)
+            monkeypatch.setattr(llama, "SLOT_TIMEOUT", 0.1)
+            wait = getattr(llama.Server, "_wait_idle", None)
+
+            def waited(server: llama.Server, slot: int) -> None:
+                assert wait is not None
+                wait(server, slot)
+                monkeypatch.setattr(llama, "SLOT_TIMEOUT", 10.0)
+
+            # (raising=False: without the wait, as before, nothing calls it)
+            monkeypatch.setattr(llama.Server, "_wait_idle", waited, raising=False)
+            x.append({"role": "user", "content": "Name another."})
+            x.send(p, model=p.model_name, max_tokens=8, temperature=0)
+        finally:
+            reader.join(120)
+        c = next(c for c in reversed(p.calls) if c.session == "x")
+        assert p.calls[-1].session == "x"  # (sent behind a's reply, it ended last)
+        assert p.stats().restore_failures == 0 and p.stats().restores == 1
+        assert (c.route, c.slot) == ("restored", 0)
+        assert c.restored_tokens >= first.prompt_tokens and c.cache_n >= first.prompt_tokens
+        assert c.prompt_n * 3 < c.prompt_tokens
+    finally:
+        p.close()
+
+
+@pytest.mark.parametrize("how", ["send", "astream"])
+def test_a_request_sent_as_the_server_dies_is_sent_again_to_a_new_one(
+    model: str, tmp_path: Path, rt: srt.Runtime, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """The server is SIGKILLed after the request was built for it (it still counted as
+    alive) and before it is sent (a hook in ``prepare``, which runs just before): the
+    attempt finds its port closed. Safe to send again: the request only reads the
+    conversation, and no reply of it was stored or shown. It now goes, once, to a new
+    server, its slot planned on the new table (the session's saved state restored);
+    before, the transport's retries knocked on the dead port and the call failed with
+    ``ProviderConnectionError``, nothing appended."""
+    p = _start(model, tmp_path)
+    try:
+        s = rt.session("dying")
+        s.append({"role": "system", "content": "You answer questions about birds. " * 8})
+        s.append({"role": "user", "content": "Name a bird."})
+        s.send(p, model=p.model_name, max_tokens=8, temperature=0)
+        first = p.calls[-1]
+        assert p.save() == 1
+        pid, url = p.pid, p.server_url
+        assert pid is not None and url is not None
+        real = llama.Server.prepare
+        seen: list[int | None] = []
+
+        def kill_first(server: llama.Server, slot: int | None) -> None:
+            if not seen:
+                os.kill(pid, signal.SIGKILL)
+                deadline = time.monotonic() + 10
+                while not _port_closed(url) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            elif server.pid is not None:
+                STARTED.append(server.pid)  # (the new server, for _no_orphans)
+            seen.append(slot)
+            real(server, slot)
+
+        monkeypatch.setattr(llama.Server, "prepare", kill_first)
+        turn = {"role": "user", "content": "Name another."}
+        call_in(how, s, p, model=p.model_name, append=turn, max_tokens=8, temperature=0)
+        assert seen == [0, 0] and STARTED[-1] != pid
+        c = p.calls[-1]
+        assert (c.session, c.slot, c.route) == ("dying", 0, "restored")
+        assert c.restored_tokens >= first.prompt_tokens and c.cache_n >= first.prompt_tokens
+        assert c.prompt_n * 3 < c.prompt_tokens
+        assert [m["role"] for m in s.messages()][-2:] == ["user", "assistant"]
+        assert [r["status"] for r in s.calls()] == ["ok", "ok"]
     finally:
         p.close()

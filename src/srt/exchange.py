@@ -406,11 +406,13 @@ class Call(CallState):
     def end_stream(self, exc: BaseException | None) -> None:
         """The stream ended (``exc`` None: completely): persist the reply, or what
         arrived as a partial reply, scrubbing secrets from the error first."""
-        assert self.decoder is not None
-        self.metered = self._reported()
+        dec = self.decoder
+        assert dec is not None
+        obj = self._response()  # (built once: the usage check and the reply read it)
+        self.metered = self._reported(obj)
         if exc is None:
             try:
-                reply = self.decoder.reply()
+                reply = dec.reply() if obj is None else self.fmt.parse_reply(obj, dec.model)
             except ProviderError as bad:
                 # The whole stream came (the caller saw its text) but its reply cannot be
                 # stored as one (a block srt does not keep): stored as what arrived, with
@@ -420,22 +422,31 @@ class Call(CallState):
             self.persist(reply, "ok")
             return
         self._scrub(exc)
-        if isinstance(exc, ProviderContextOverflowError) and not self.decoder.deltas:
+        if isinstance(exc, ProviderContextOverflowError) and not dec.deltas:
             # Refused after the head (a streamed Responses call's ``error`` event), before
             # any output: as a refusal before the head, the ledger row only, and the
             # messages given with ``append=`` are not appended.
             self.fail(exc)
             self.abandon()
             return
-        self.persist(self.decoder.partial(), _status_of(exc), f"{type(exc).__name__}: {exc}"[:2000])
+        self.persist(dec.partial(), _status_of(exc), f"{type(exc).__name__}: {exc}"[:2000])
 
-    def _reported(self) -> bool:
-        """Whether the stream's events reported the call's usage (OpenAI's come in its
-        last chunk, Bedrock's in ``metadata``, Anthropic's input at ``message_start``):
-        a stream cut off before then was billed, but by how much is not known."""
+    def _response(self) -> Any:
+        """The stream's response object as far as it got; ``None`` where it cannot be
+        built (then ``reply`` raises what building it raised)."""
         assert self.decoder is not None
         try:
-            return self.fmt.parse_usage(self.decoder.response()) is not None
+            return self.decoder.response()
+        except (ProviderError, AttributeError, KeyError, TypeError, ValueError):
+            return None
+
+    def _reported(self, obj: Any) -> bool:
+        """Whether the stream's events reported the call's usage (OpenAI's come in its
+        last chunk, Bedrock's in ``metadata``, Anthropic's input at ``message_start``):
+        a stream cut off before then was billed, but by how much is not known. ``obj``:
+        the stream's response object (``_response``)."""
+        try:
+            return obj is not None and self.fmt.parse_usage(obj) is not None
         except (ProviderError, AttributeError, KeyError, TypeError, ValueError):
             return False
 

@@ -28,7 +28,7 @@ from ..wire import get_format
 from ..wire.params import CommonParams, offered
 from .errors import ApiError, bad_request, from_exception
 from .leaving import GONE, first_or_gone, gone_response
-from .params import VERBOSITIES, allowed_members, check_stream_options
+from .params import VERBOSITIES, allowed_members, check_stream_options, tool_named
 from .service import Stop, translated
 from .threads import thread_name
 from .values import INT_MAX, above_max, check_metadata, number, wrong_type
@@ -178,7 +178,7 @@ def _allowed_choice(c: dict[str, Any], names: set[str]) -> dict[str, Any]:
     for i, t in enumerate(entries):
         fn = t.get("function") if isinstance(t, dict) else None
         name = fn.get("name") if isinstance(fn, dict) else None
-        if not isinstance(t, dict) or t.get("type") != "function" or name not in names:
+        if not isinstance(t, dict) or t.get("type") != "function" or not tool_named(name, names):
             raise bad_request(
                 f"'{top}.tools[{i}]' names no function of 'tools', which is not allowed: "
                 'each entry is {"type": "function", "function": {"name": ...}} naming one.',

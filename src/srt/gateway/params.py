@@ -80,7 +80,7 @@ def _check_part(part: Any, role: str, p: str) -> None:
     if not isinstance(part, dict):
         raise wrong_type(p, "an object", part)
     kind = part.get("type")
-    if kind not in _PARTS[role]:
+    if not isinstance(kind, str) or kind not in _PARTS[role]:
         allowed = ", ".join(sorted(_PARTS[role]))
         raise bad_request(
             f"Invalid value for '{p}.type': {role} content parts are {allowed}.",
@@ -111,7 +111,7 @@ def _check_item(item: Any, p: str, calls: set[str]) -> dict[str, Any]:
     if not isinstance(item, dict):
         raise wrong_type(p, "an object", item)
     kind = item.get("type", "message" if "role" in item else None)
-    if kind not in _ITEM_KEYS:
+    if not isinstance(kind, str) or kind not in _ITEM_KEYS:
         if kind == "item_reference":
             raise bad_request(
                 "Item references are not supported by this gateway.", p, "unsupported_parameter"
@@ -127,7 +127,7 @@ def _check_item(item: Any, p: str, calls: set[str]) -> dict[str, Any]:
         raise bad_request(f"Unknown parameter: '{p}.{sorted(extra)[0]}'.", p, "unknown_parameter")
     if kind == "message":
         role = item.get("role")
-        if role not in _ROLES:
+        if not isinstance(role, str) or role not in _ROLES:
             raise bad_request(
                 f"Invalid value for '{p}.role': one of user, assistant, system, developer.",
                 p + ".role",
@@ -275,6 +275,12 @@ def allowed_members(value: dict[str, Any], where: str, keys: set[str]) -> list[A
     return entries
 
 
+def tool_named(name: Any, names: set[str]) -> bool:
+    """Whether ``name`` is one of ``names`` (an object or an array is no name: it cannot
+    even be looked up)."""
+    return isinstance(name, str) and name in names
+
+
 def _check_allowed(value: dict[str, Any], tools: list[dict[str, Any]]) -> dict[str, Any]:
     """``{"type": "allowed_tools", "mode": "auto"|"required", "tools": [...]}``: each
     entry a function of ``tools`` (``{"type": "function", "name": ...}``, as OpenAI's
@@ -285,7 +291,7 @@ def _check_allowed(value: dict[str, Any], tools: list[dict[str, Any]]) -> dict[s
         p = f"tool_choice.tools[{i}]"
         if not isinstance(t, dict):
             raise wrong_type(p, "an object", t)
-        if t.get("type") != "function" or t.get("name") not in names:
+        if t.get("type") != "function" or not tool_named(t.get("name"), names):
             what = (
                 f"function {t.get('name')!r}"
                 if t.get("type") == "function"
@@ -310,7 +316,7 @@ def _check_tool_choice(value: Any, tools: list[dict[str, Any]]) -> str | dict[st
         and value.get("type") == "function"
         and set(value) <= {"type", "name"}
     ):
-        if value.get("name") not in {t["name"] for t in tools}:
+        if not tool_named(value.get("name"), {t["name"] for t in tools}):
             raise bad_request(
                 f"tool_choice names function {value.get('name')!r}, which is not in tools.",
                 "tool_choice",

@@ -49,7 +49,7 @@ def _input_content(content: Any) -> Any:
         if not isinstance(part, Mapping):
             continue
         kind = part.get("type")
-        if kind in _TEXT_PARTS and isinstance(part.get("text"), str):
+        if isinstance(kind, str) and kind in _TEXT_PARTS and isinstance(part.get("text"), str):
             parts.append({"type": "text", "text": part["text"]})
         elif kind == "input_image" and isinstance(part.get("image_url"), str):
             spec = {"url": part["image_url"]}
@@ -79,7 +79,7 @@ def canonical(item: Any) -> dict[str, Any]:
         )
     kind = item.get("type", "message" if "role" in item else None)
     role = item.get("role")
-    if kind == "message" and role in _INPUT_ROLES:
+    if kind == "message" and isinstance(role, str) and role in _INPUT_ROLES:
         return {"role": role, "content": _input_content(item.get("content"))}
     if kind == "message" and role == "assistant":
         return {"role": "assistant", "content": _output_text(item.get("content"))}

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .. import _core
+from ..errors import ConfigError
 from ..store.base import CallRecord, ChainRow
 
 __all__ = ["RUN", "Ledger", "ledger_row", "model_of", "per_turn"]
@@ -138,6 +139,18 @@ class Ledger:
             self._record_usage(wrapper, (), head, start=start, model=model)
 
         await self._change(record)
+
+    async def store_run_usage(self: Any, result: Any) -> None:
+        """Write the requests of a finished run (``result``, the ``Runner``'s) not written
+        yet against the current branch's newest item, as ``AdvancedSQLiteSession``'s
+        method of that name does: for a session the SDK gave no run context, such as one
+        under the SDK's own ``OpenAIResponsesCompactionSession`` (``SrtCompactionSession``
+        writes each request against its own items and names the compaction model)."""
+        wrapper = getattr(result, "context_wrapper", None)
+        usage = getattr(wrapper, "usage", None)
+        if usage is None or not hasattr(usage, "request_usage_entries"):
+            raise ConfigError(f"store_run_usage takes a Runner result, got {type(result).__name__}")
+        await self.record_requests(wrapper, len(usage.request_usage_entries), self.model)
 
     async def turn_usage(self: Any) -> list[dict[str, Any]]:
         """The usage ledger summed per user turn of the current branch: ``turn``,

@@ -25,8 +25,9 @@ branch is ``"main"``, the srt session named ``session_id``; another branch ``b``
 srt session ``f"{session_id}@{b}"``.
 
 **Compaction.** ``replace_items(items)`` makes ``items`` the current branch's whole
-history in one transaction (``_agreplace``); the SDK's ``OpenAIResponsesCompactionSession``
-uses it in place of ``clear_session()`` plus ``add_items``, so compacting one branch
+history in one transaction (``_agreplace``; its ``_get_compaction_snapshot``, only the
+newest part); the SDK's ``OpenAIResponsesCompactionSession`` uses it in place of
+``clear_session()`` plus ``add_items``, so compacting one branch
 leaves the others as they were, and a crash leaves the old history or the new one.
 
 **Usage.** When the SDK passes its run context (``wrapper``), every model request it

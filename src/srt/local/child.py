@@ -48,12 +48,21 @@ POLL_S = 0.25
 LOG_GRACE_S = 0.3
 
 
-def _set(obj: Any, dotted: str, value: Any) -> None:
+class NoParameter(ValueError):
+    """``options`` names a server parameter that llama.cpp does not have."""
+
+
+def set_param(obj: Any, dotted: str, value: Any) -> None:
+    """Set the server parameter ``dotted`` (``sampling.seed``) of ``CommonParams``
+    ``obj``: ``NoParameter`` if there is none, llama.cpp's ``TypeError`` or
+    ``OverflowError`` if it refuses the value. (The parent checks ``options`` with it.)"""
     *path, last = dotted.split(".")
     for part in path:
+        if part.startswith("_") or not hasattr(obj, part):
+            raise NoParameter(f"llama.cpp has no server parameter {dotted!r}")
         obj = getattr(obj, part)
-    if not hasattr(obj, last):
-        raise ValueError(f"llama.cpp has no server parameter {dotted!r}")
+    if last.startswith("_") or not hasattr(obj, last):
+        raise NoParameter(f"llama.cpp has no server parameter {dotted!r}")
     setattr(obj, last, value)
 
 
@@ -75,7 +84,7 @@ def _params(xllamacpp: Any, cfg: dict[str, Any]) -> Any:
         p.slot_save_path = os.path.join(cfg["slot_save_path"], "")
     p.warmup = bool(cfg.get("warmup", False))
     for key, value in (cfg.get("options") or {}).items():
-        _set(p, key, value)
+        set_param(p, key, value)
     return p
 
 

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from typing import IO, Any
 
 import httpx
@@ -102,10 +103,57 @@ def model_id(path: str) -> str:
 #: time later, never a wrong answer.
 SLOT_TIMEOUT = 10.0
 CLOSE_SAVE_S = 10.0
+#: The longest a slot's saves and restores wait for a reply running on it to end (the
+#: request behind them would wait for it anyway), and how often the server is asked.
+BUSY_WAIT_S = 600.0
+BUSY_POLL_S = 0.05
 
 
 class SlotRefusedError(ProviderError):
     """The server answered a slot save or restore with an error (not a timeout)."""
+
+
+#: What the child's environment keeps: the loader's, the locale's and the accelerators'
+#: settings llama.cpp and Python read, never the parent's provider keys, cloud
+#: credentials or database passwords (the child needs none, and another process of the
+#: same user can read ``/proc/PID/environ``).
+_ENV_NAMES = frozenset(
+    "PATH HOME USER LOGNAME LANG LANGUAGE TZ TMPDIR TEMP TMP SYSTEMROOT WINDIR COMSPEC PATHEXT"
+    " LD_LIBRARY_PATH DYLD_LIBRARY_PATH DYLD_FALLBACK_LIBRARY_PATH VIRTUAL_ENV CONDA_PREFIX"
+    " PYTHONPATH PYTHONHOME PYTHONNOUSERSITE PYTHONUTF8 PYTHONSAFEPATH".split()
+)
+_ENV_PREFIXES = (
+    "LC_",
+    "OMP_",
+    "KMP_",
+    "GOMP_",
+    "GGML_",
+    "LLAMA_",
+    "CUDA_",
+    "NVIDIA_",
+    "HIP_",
+    "ROCR_",
+    "HSA_",
+    "GPU_",
+    "VK_",
+    "MESA_",
+    "MKL_",
+    "OPENBLAS_",
+    "ONEAPI_",
+    "SYCL_",
+    "ZE_",
+)
+#: Kept out even under a prefix above (``LLAMA_API_KEY`` would also lock srt out).
+_SECRET_WORDS = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.IGNORECASE)
+
+
+def child_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The part of ``env`` the llama.cpp child gets (``_ENV_NAMES``, ``_ENV_PREFIXES``)."""
+    return {
+        name: value
+        for name, value in env.items()
+        if (name in _ENV_NAMES or name.startswith(_ENV_PREFIXES)) and not _SECRET_WORDS.search(name)
+    }
 
 
 class Server:
@@ -164,6 +212,7 @@ class Server:
                 stdout=subprocess.PIPE,
                 stderr=self._log,
                 close_fds=True,
+                env=child_env(os.environ),
             )
             self._proc = proc
             assert proc.stdin is not None and proc.stdout is not None
@@ -239,11 +288,35 @@ class Server:
         return data
 
     def prepare(self, slot: int | None) -> None:
-        """Run the saves and restores planned for ``slot`` before its next request."""
+        """Run the saves and restores planned for ``slot`` before its next request, once
+        no reply is being generated on it: llama.cpp holds a save or restore posted to a
+        busy slot until the reply ends, and one that waited past ``SLOT_TIMEOUT`` was
+        given up (a restore counted failed, its request evaluating the whole prompt)."""
         if slot is None or self.url is None:
             return
-        for todo in self.router.take_todo(slot):
-            self._run(slot, todo)
+        todo = self.router.take_todo(slot)
+        if todo and self.router.busy(slot):
+            self._wait_idle(slot)
+        for t in todo:
+            self._run(slot, t)
+
+    def _wait_idle(self, slot: int) -> None:
+        """Wait (``BUSY_WAIT_S`` at most) until the server says ``slot`` is not processing
+        (``GET /slots``: a reply that llama.cpp finished but its reader has not is not
+        waited for); a server that does not answer ends the wait."""
+        deadline = time.monotonic() + BUSY_WAIT_S
+        while time.monotonic() < deadline:
+            try:
+                r = self._http.get(f"{self.url}/slots", timeout=SLOT_TIMEOUT)
+                states = r.json() if r.status_code == 200 else None
+            except (httpx.HTTPError, ValueError):
+                return
+            if not isinstance(states, list) or not any(
+                isinstance(s, dict) and s.get("id") == slot and s.get("is_processing")
+                for s in states
+            ):
+                return
+            time.sleep(BUSY_POLL_S)
 
     def _run(self, slot: int, todo: Todo, timeout: float | None = None) -> None:
         try:

@@ -45,10 +45,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-import platformdirs
-
 from .. import _core
-from ..errors import ConfigError
+from .states import (
+    SUFFIX,
+    default_state_dir,
+    default_state_dirs,
+    private_dir,
+    saved_states,
+    state_file,
+)
 
 __all__ = [
     "CallStats",
@@ -65,16 +70,9 @@ __all__ = [
 ]
 
 
-def default_state_dir() -> str:
-    """Where the local provider saves KV states unless told otherwise (one directory per
-    model inside): ``llama-slots`` in srt's user cache directory."""
-    return os.path.join(platformdirs.user_cache_dir("srt", appauthor=False), "llama-slots")
-
-
 #: How long a slot stays reserved between routing and the request being opened.
 RESERVE_S = 5.0
 _CHAIN_CACHE = 256
-_SUFFIX = ".bin"
 
 
 class SessionLike(Protocol):
@@ -88,78 +86,6 @@ class SessionLike(Protocol):
     def name(self) -> str: ...
 
     def messages_bytes(self) -> list[bytes]: ...
-
-
-def state_file(store: str | None, prefix: bytes) -> str:
-    """The file name of the KV state of the prompt whose last prefix hash is ``prefix``."""
-    return f"{store}-{prefix.hex()}{_SUFFIX}" if store else prefix.hex() + _SUFFIX
-
-
-def private_dir(path: str) -> None:
-    """Create ``path`` (and missing parents) 0700; make ``path`` itself 0700 and every
-    saved state in it 0600 (states written by an older srt were 0644). ``ConfigError``
-    if that cannot be done (a file in the way, no permission)."""
-    try:
-        _private_dir(path)
-    except OSError as exc:
-        why = exc.strerror or type(exc).__name__
-        raise ConfigError(
-            f"cannot use {path!r} as the folder of saved slot states ({why}); "
-            "pass another state_dir=, or save_slots=False"
-        ) from None
-
-
-def _private_dir(path: str) -> None:
-    missing = []
-    p = os.path.abspath(path)
-    while not os.path.isdir(p):
-        missing.append(p)
-        p = os.path.dirname(p)
-    for d in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(d, 0o700)
-    os.chmod(path, 0o700)
-    for entry in os.scandir(path):
-        if entry.name.endswith(_SUFFIX) and entry.is_file(follow_symlinks=False):
-            with contextlib.suppress(OSError):
-                os.chmod(entry.path, 0o600)
-
-
-def saved_states(dirs: Sequence[str], store: str) -> dict[bytes, list[tuple[str, int]]]:
-    """The saved states of store ``store`` in ``dirs`` (each a state directory, or a
-    base holding one per model), by prefix hash: their paths and sizes."""
-    found: dict[bytes, list[tuple[str, int]]] = {}
-    if not store:
-        return found
-    head = f"{store}-"
-    for base in dirs:
-        for d in [base, *_subdirs(base)]:
-            with contextlib.suppress(OSError):
-                for entry in os.scandir(d):
-                    name = entry.name
-                    if not (name.startswith(head) and name.endswith(_SUFFIX)):
-                        continue
-                    hexed = name[len(head) : -len(_SUFFIX)]
-                    if len(hexed) != 32 or not entry.is_file(follow_symlinks=False):
-                        continue
-                    try:
-                        prefix = bytes.fromhex(hexed)
-                    except ValueError:
-                        continue
-                    found.setdefault(prefix, []).append((entry.path, entry.stat().st_size))
-    return found
-
-
-def default_state_dirs() -> list[str]:
-    """Where ``Runtime.gc`` looks for saved states by default: the provider's default."""
-    return [default_state_dir()]
-
-
-def _subdirs(base: str) -> list[str]:
-    try:
-        return [e.path for e in os.scandir(base) if e.is_dir(follow_symlinks=False)]
-    except OSError:
-        return []
 
 
 @dataclass(frozen=True)
@@ -231,6 +157,10 @@ class Ticket:
     route: str
     #: Tokens loaded into the slot from a saved state for this request (set by ``begin``).
     restored: int = 0
+    #: The session's prefix hashes, cumulative sizes and store, for ``reseat``.
+    chain: Sequence[bytes] = field(default=(), repr=False, compare=False)
+    sizes: Sequence[int] = field(default=(), repr=False, compare=False)
+    store: str | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -288,7 +218,7 @@ class Router:
         if save_dir is not None:
             private_dir(save_dir)
             for entry in os.scandir(save_dir):
-                if entry.name.endswith(_SUFFIX) and entry.is_file():
+                if entry.name.endswith(SUFFIX) and entry.is_file():
                     self._saved[entry.name] = entry.stat().st_size
 
     # -- routing ---------------------------------------------------------------------
@@ -350,7 +280,7 @@ class Router:
             for s in self._slots:  # asked twice for the same request: same answer
                 r = s.reserved
                 if r is not None and r[:2] == (name, head) and now - r[2] < RESERVE_S:
-                    return Ticket(s.id, name, s.route)
+                    return Ticket(s.id, name, s.route, 0, s.chain, s.sizes, s.store)
             best = max(
                 self._slots,
                 key=lambda s: (s.free(now), s.shared(chain, sizes), s.owner == name, -s.used),
@@ -371,7 +301,24 @@ class Router:
             best.reserved = (name, head, now)
             best.route = route
             self._routes[route] = self._routes.get(route, 0) + 1
-            return Ticket(best.id, name, route)
+            return Ticket(best.id, name, route, 0, chain, sizes, store)
+
+    def reseat(self, ticket: Ticket) -> Ticket:
+        """``ticket``'s request is sent again to a new server (the one it was routed on
+        died under it; ``reset`` emptied the table): its slot now holds its session, and
+        the session's deepest saved state, if any, is planned into it (``take_todo``).
+        The ticket for the new attempt, ``restored`` or ``cold``."""
+        with self._lock:
+            s = self._slots[ticket.slot]
+            chain, sizes = list(ticket.chain), list(ticket.sizes)
+            depth = self._deepest_saved(chain, ticket.store)
+            route = "cold" if depth is None else "restored"
+            if depth is not None:
+                file = state_file(ticket.store, chain[depth])
+                s.todo.append(Todo("restore", file, ticket.session))
+            s.owner, s.chain, s.sizes, s.store = ticket.session, chain, sizes, ticket.store
+            s.used, s.route = time.monotonic(), route
+            return replace(ticket, route=route, restored=0)
 
     def _deepest_saved(self, chain: list[bytes], store: str | None) -> int | None:
         if self.save_dir is None or not self._saved:
@@ -389,6 +336,11 @@ class Router:
         slot.dirty = False
 
     # -- the request's life ------------------------------------------------------------
+
+    def busy(self, slot: int) -> bool:
+        """Whether a request on ``slot`` has begun and not ended."""
+        with self._lock:
+            return self._slots[slot].busy > 0
 
     def take_todo(self, slot: int) -> list[Todo]:
         with self._lock:

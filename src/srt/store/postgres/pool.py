@@ -161,6 +161,12 @@ class Database:
             raise ConfigError(
                 f"the schema name must be a lower-case SQL identifier, got {schema!r}"
             )
+        if schema.startswith("pg_") or schema == "information_schema":
+            # (pg_* is reserved; pg_dump leaves information_schema out of every backup)
+            raise ConfigError(
+                f"schema {schema!r} is one of PostgreSQL's own, not for srt's tables: "
+                "give srt a schema of its own (?schema=, default srt)"
+            )
         if min_size < 0 or max_size < max(1, min_size) or timeout <= 0:
             raise ConfigError("pool sizes must satisfy 0 <= min <= max, max >= 1; timeout > 0")
         self.schema = schema

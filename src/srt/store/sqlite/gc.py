@@ -16,6 +16,8 @@ after it, and each batch, under the lock, takes them into account before it dele
 The batches take the candidates newest first, so a node's children (larger ids) are
 decided in its batch or before it: a child rescued rescues it, and a child deleted can
 no longer hold it. The live set therefore stays closed under parents at every commit.
+A candidate below a parent of a larger id (rows written by hand) keeps that parent, and
+its ancestors, for this gc (``mark``).
 
 Another process's gc deleting nodes between two batches could let new nodes take ids
 at or below the batch's watermark (rowids are reused past a deleted largest one, and
@@ -117,7 +119,8 @@ MERGE_MOST = 20_000
 #: Tests set this to run writes between the phases, deterministically: called with
 #: ``"marked"`` after the mark, ``"batch"`` after each batch's commit and ``"index"``
 #: after each step of the search index's cleanup (``clean_index``), outside any
-#: transaction and without the lock.
+#: transaction and without the lock; and with ``"locked"`` in each batch once it holds
+#: the lock (its transaction begun: a writer must run in another thread, and waits).
 hook: Callable[[str], None] | None = None
 
 
@@ -193,7 +196,14 @@ def mark(conn: apsw.Connection, has_objects: bool) -> Sweep | None:
     rows, starts, lens, counts = marked
     dead = {nid: (parent, at, n) for nid, parent, at, n in rows}
     refs = {at: counts[bisect.bisect_left(starts, at)] for _, at, _ in dead.values()}
-    return Sweep(dead, starts, lens, refs, top, top_prefix, epoch)
+    s = Sweep(dead, starts, lens, refs, top, top_prefix, epoch)
+    # A candidate whose parent has a larger id (rows written by hand: only a live one
+    # sends the mark to the walk) would see its parent go in an earlier batch, and a
+    # rescue after that would keep it below a missing node: its parent and their
+    # ancestors are kept for this gc (as on PostgreSQL, where the child keeps it).
+    for parent in [p for nid, p, _, _ in rows if p is not None and p >= nid]:
+        _rescue(s, parent)
+    return s
 
 
 def _rescue(s: Sweep, nid: int | None) -> None:
@@ -341,6 +351,7 @@ def _batch(db: Database, conn: apsw.Connection, s: Sweep, size: int) -> float | 
         took = time.monotonic()
         conn.execute("BEGIN IMMEDIATE")
         try:
+            _call("locked")
             if not _recheck(conn, s):
                 conn.execute("ROLLBACK")
                 return None

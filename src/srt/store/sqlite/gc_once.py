@@ -46,7 +46,9 @@ GC_EPOCH_KEY = "gc_epoch"
 #: The ``srt_meta`` key a gc sets, in its first transaction (before any message goes),
 #: while the search index may hold the words of messages it deletes, and removes once
 #: ``gc.clean_index`` has merged them out: a gc stopped in between (a crash, an error)
-#: leaves it, and the next gc cleans the index even if it collects nothing itself.
+#: leaves it, and the next gc cleans the index even if it collects nothing itself. Its
+#: value is a random token of the gc that set it last, which removes it only if it is
+#: still its own (another process's gc may have set it since and stopped).
 INDEX_PENDING_KEY = "search_index_pending"
 
 

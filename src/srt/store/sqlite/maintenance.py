@@ -132,7 +132,12 @@ def gc(
         if report.messages or first.index_pending:
             batched.clean_index(db, conn)
         with db.lock:  # (the index holds no deleted message's words now)
-            conn.execute("DELETE FROM srt_meta WHERE key = ?", (gc_once.INDEX_PENDING_KEY,))
+            # Only this gc's own marker: another process's gc that set it since is
+            # still to clean the index (a crash, and the next gc does it).
+            conn.execute(
+                "DELETE FROM srt_meta WHERE key = ? AND (value = ? OR ? IS NULL)",
+                (gc_once.INDEX_PENDING_KEY, first.index_token, first.index_token),
+            )
     return dataclasses.replace(report, checkpointed=checkpoint(db, action))
 
 
@@ -146,6 +151,8 @@ class _First(NamedTuple):
     has_objects: bool
     #: an earlier gc stopped before its search index cleanup ended
     index_pending: bool
+    #: the value of the marker this gc set (``None``: the file has no search index)
+    index_token: bytes | None
 
 
 def _expire(conn: apsw.Connection) -> _First:
@@ -163,14 +170,16 @@ def _expire(conn: apsw.Connection) -> _First:
         conn.execute(gc_once.FORGET_ERRORS)
         key = gc_once.INDEX_PENDING_KEY
         pending = conn.execute("SELECT 1 FROM srt_meta WHERE key = ?", (key,)).fetchone()
+        token = None
         if db_module.has_search_index(conn):  # (before any message goes: see the key)
-            conn.execute("INSERT OR REPLACE INTO srt_meta(key, value) VALUES (?, 1)", (key,))
+            token = os.urandom(8)
+            conn.execute("INSERT OR REPLACE INTO srt_meta(key, value) VALUES (?, ?)", (key, token))
     except BaseException:
         if not conn.get_autocommit():
             conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
-    return _First(page_size, free_before, objects, orphans, has_objects, pending is not None)
+    return _First(page_size, free_before, objects, orphans, has_objects, pending is not None, token)
 
 
 def _finish(

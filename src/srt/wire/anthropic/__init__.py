@@ -23,8 +23,8 @@ Conversion from the canonical (Chat Completions) model:
   the fragment notes it.
 * Anything Anthropic cannot express (a message ``name``, an empty text block,
   audio or file parts, image URLs of other schemes) raises
-  ``UnsupportedFeatureError``: nothing is dropped silently. The one hint left
-  out is an image part's ``detail`` (noted on the fragment unless ``"auto"``).
+  ``UnsupportedFeatureError``: nothing is dropped silently. Left out and noted on the
+  fragment: an image part's ``detail`` (unless ``"auto"``), an empty text part beside others.
 
 ``to_canonical`` converts the other way. Anthropic blocks -> canonical -> Anthropic
 gives back the same blocks, with one normalisation: a message whose content is a
@@ -248,19 +248,27 @@ class BlockFormat(WireFormat):
     def _tool_use(self, call_id: str, name: str, arguments: Any) -> dict[str, Any]: ...
 
     def _parts(
-        self, content: Any, what: str, notes: list[str], images: bool = True
+        self, content: Any, what: str, notes: list[str], images: bool = True, bare: bool = False
     ) -> list[dict[str, Any]]:
+        """The blocks of ``content``; an empty text part beside others is left out, one
+        alone refused unless ``bare`` (an assistant's: tool calls follow, or it is left out)."""
         if isinstance(content, str):
             return [self._text(content)]
-        out = []
+        out, empty = [], False
         for part in content or ():
             kind = part.get("type")
-            if kind == "text":
+            if kind == "text" and part.get("text") == "":
+                empty = True
+            elif kind == "text":
                 out.append(self._text(part.get("text")))
             elif kind == "image_url" and images:
                 out.append(self._image(part["image_url"], notes))
             else:
                 raise UnsupportedFeatureError(self.name, f"{kind} parts in {what}")
+        if empty:
+            if not out and not bare:
+                raise UnsupportedFeatureError(self.name, "an empty text block")
+            notes.append("left out an empty text part")
         return out
 
     def render(self, body: bytes, target: Target) -> Frag:
@@ -288,7 +296,7 @@ class BlockFormat(WireFormat):
                 if content:
                     blocks.append(self._text(content))
             elif content is not None:
-                blocks += self._parts(content, "an assistant message", notes, images=False)
+                blocks += self._parts(content, "an assistant message", notes, False, bare=True)
             for call in msg.get("tool_calls") or ():
                 name = call["function"]["name"]
                 blocks.append(self._tool_use(call["id"], name, check_call(call, self.name)))
