@@ -144,13 +144,11 @@ def test_a_head_id_given_to_another_node_after_gc_is_not_taken_from_a_stale_hand
         mover = rt.session("s")  # copied from ``stale``
         mover.rewind(1)
         rt.gc()
-        # Node ids are never given again (schema v10), unless the file's sequence is set
-        # back by hand, as here: then SQLite gives the new node the freed id (the largest
-        # id + 1): the same head id, another history. Only the stored prefix hash tells
-        # them apart.
-        rt.store.db.connection().execute(
-            "UPDATE sqlite_sequence SET seq = (SELECT max(id) FROM nodes) WHERE name = 'nodes'"
-        )
+        # Node ids are never given again (the floor gc leaves), unless the floor is
+        # removed by hand, as here: then SQLite gives the new node the freed id (the
+        # largest id + 1): the same head id, another history. Only the stored prefix
+        # hash tells them apart.
+        rt.store.db.connection().execute("DELETE FROM srt_meta WHERE key = 'nodes_floor'")
         mover.append({"role": "user", "content": "took its place"})
         assert mover.head == stale.head
         counted = _Counted(rt)

@@ -1,40 +1,14 @@
 """Node ids are never given again, on SQLite as on PostgreSQL (the engine-free promise is
 in ``tests/store/test_conformance_node_ids.py``). Here: what a reused id did to a user's
-session handle, and a file from before SQLite's schema v10 keeps its ids, its search
-index and its view, and gains the promise."""
+session handle, and the floor SQLite's gc leaves (``statements.NODES_FLOOR_KEY``) kept
+through an append that stores no node."""
 
 from __future__ import annotations
 
 import pytest
 
 import srt
-from srt.store.sqlite import db as sqlite_db
-from srt.store.sqlite.schema import MESSAGES_VIEW_SQL, SEARCH_INDEX_SQL
 from support import connect
-
-#: ``nodes`` as schema v6-v9 made it: ids a plain INTEGER PRIMARY KEY gives.
-_V9_NODES = f"""
-DROP VIEW messages;
-CREATE TABLE nodes_v9(
-    id      INTEGER PRIMARY KEY,
-    parent  INTEGER REFERENCES nodes(id),
-    depth   INTEGER NOT NULL CHECK (depth >= 1),
-    hash    BLOB NOT NULL CHECK (length(hash) = 16),
-    prefix  BLOB NOT NULL CHECK (length(prefix) = 16),
-    at      INTEGER NOT NULL,
-    len     INTEGER NOT NULL CHECK (len >= 0),
-    meta    TEXT,
-    status  TEXT
-);
-INSERT INTO nodes_v9 SELECT id, parent, depth, hash, prefix, at, len, meta, status FROM nodes;
-DROP TABLE nodes;
-ALTER TABLE nodes_v9 RENAME TO nodes;
-CREATE INDEX nodes_hash ON nodes(hash, parent);
-{MESSAGES_VIEW_SQL};
-{SEARCH_INDEX_SQL}
-DELETE FROM sqlite_sequence WHERE name = 'nodes';
-PRAGMA user_version=9;
-"""
 
 
 def test_a_stale_handle_cannot_rewind_over_another_writers_reply(db_path: str) -> None:
@@ -57,30 +31,30 @@ def test_a_stale_handle_cannot_rewind_over_another_writers_reply(db_path: str) -
         assert other.head != old_head
 
 
-def test_a_v9_file_keeps_its_ids_and_never_gives_a_collected_one_again(db_path: str) -> None:
+def test_no_collected_id_is_given_again_after_appends_that_store_no_node(
+    db_path: str,
+) -> None:
+    """gc collects the largest ids; the next append finds its message already stored below
+    its parent (a node reused, none stored), and the one after stores a node: it must get
+    an id above every collected one (the floor gc left outlives the append that stored
+    nothing, on the connection's fast path too), in one gc's batches or its one
+    transaction alike."""
     with srt.Runtime(db_path, history_retention=0) as rt:
-        s = rt.session("a")
-        for text in ("alpha", "bravo", "charlie", "delta"):
-            s.append({"role": "user", "content": text})
-        rt.store.search("bravo")  # the file has a search index (its triggers name nodes)
-        heads = {"a": s.head}
-        messages = s.messages()
-    with connect(db_path) as conn:  # the file as schema v9 left it
-        conn.execute(_V9_NODES)
-        ids = [r[0] for r in conn.execute("SELECT id FROM nodes ORDER BY id")]
-    with srt.Runtime(db_path, history_retention=0) as rt:
-        s = rt.session("a")
-        assert s.head == heads["a"] and s.messages() == messages
-        with connect(db_path) as conn:
-            assert [r[0] for r in conn.execute("SELECT id FROM nodes ORDER BY id")] == ids
-        s.rewind(2)
+        x = rt.session("x")
+        x.append({"role": "user", "content": "u1"}, {"role": "assistant", "content": "a1"})
+        y = x.fork("y", at=1)
+        y.append({"role": "assistant", "content": "B"})  # below u1, beside a1
+        x.append({"role": "user", "content": "u2"}, {"role": "assistant", "content": "a2"})
+        collected = x.head
+        assert collected is not None
+        x.rewind(2)
         assert rt.gc().nodes == 2
-        s.append({"role": "user", "content": "echo"})
-        assert s.head is not None and s.head > ids[-1]
-        # the search index's triggers came back with the table
-        assert [h.text for h in rt.store.search("echo")] == ["echo"]
-        assert rt.store.search("delta") == []
+        w = x.fork("w", at=1)
+        w.append({"role": "assistant", "content": "B"})  # y's node: nothing stored
+        assert w.head == y.head
+        w.append({"role": "user", "content": "C"})
+        assert w.head is not None and w.head > collected
+        assert [m["content"] for m in w.messages()] == ["u1", "B", "C"]
+        with connect(db_path) as conn:
+            assert conn.execute("SELECT count(*) FROM srt_meta WHERE key = 'nodes_floor'").get == 0
         assert rt.store.verify().ok
-    with connect(db_path) as conn:
-        assert conn.execute("PRAGMA user_version").get == sqlite_db.SCHEMA_VERSION == 10
-        assert conn.execute("SELECT count(*) FROM messages").get == 3
