@@ -301,3 +301,45 @@ def test_a_document_much_larger_than_a_batch_is_imported_in_bounded_memory(
     assert code[0] == 0
     assert peak < len(body), peak  # (5.6 MB; read whole: 137 MB)
     assert len(cli.stored("big")[0]) == len(messages) * 1200
+
+
+@pytest.mark.parametrize("shape", ["one line", "pretty", "in a list"])
+def test_a_message_far_over_the_limit_is_refused_before_it_is_read_whole(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, shape: str
+) -> None:
+    """One message of 40 MB, with the most text a message may take made 1 MiB (the
+    real bound, ``MESSAGE_TEXT``, is 128 MiB): refused with a typed error naming the
+    bound, and memory holds a few times the bound and the first line's 4 MiB read to
+    tell the format (``BATCH_BYTES``), not the message (read whole: 120 MB)."""
+    cli = Cli(str(tmp_path / "m.db"), capsys, monkeypatch)  # (one engine: memory is Python's)
+    monkeypatch.setattr(_import_file, "MESSAGE_TEXT", 1 << 20, raising=False)
+    message = {"role": "user", "content": "0123456789" * 4_000_000}
+    if shape == "one line":
+        body = json.dumps(message).encode() + b"\n"
+    elif shape == "pretty":
+        body = json.dumps(message, indent=2).encode()
+    else:
+        body = json.dumps([{"role": "system", "content": "hi"}, message]).encode()
+    path = tmp_path / "big.json"
+    path.write_bytes(body)
+    del message
+    out: list[Any] = []
+    peak = _peak(lambda: out.append(cli("import", str(path), "--name", "big")))
+    code, _stdout, err = out[0]
+    assert peak < 16 << 20, peak  # (8.7 MB)
+    assert code == 1
+    assert f"over {1 << 20} characters" in err and "reads one message whole" in err, err
+    assert "big" not in cli.names()
+
+
+def test_a_message_within_the_bound_but_over_a_batch_is_imported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli = Cli(str(tmp_path / "m.db"), capsys, monkeypatch)
+    monkeypatch.setattr(_import_file, "MESSAGE_TEXT", 8 << 20, raising=False)
+    message = {"role": "user", "content": "0123456789" * 500_000}  # 5 MB: over a batch
+    path = tmp_path / "one.json"
+    path.write_bytes(json.dumps(message, indent=2).encode())
+    assert cli("import", str(path), "--name", "one")[0] == 0
+    with srt.Runtime(cli.db) as rt:
+        assert rt.session("one", create=False).messages() == [message]

@@ -55,8 +55,11 @@ Event = tuple[str, Any, Any]
 class Reader:
     """The text of a stream, decoded from UTF-8 a chunk at a time, with a cursor."""
 
-    def __init__(self, stream: IO[bytes], source: str, chunk: int = CHUNK) -> None:
+    def __init__(
+        self, stream: IO[bytes], source: str, chunk: int = CHUNK, most: int | None = None
+    ) -> None:
         self.stream, self.source, self.chunk = stream, source, chunk
+        self.most = most  # the most characters one value may take (None: no bound)
         self.buf, self.pos, self.eof = "", 0, False
         self.read_bytes = 0  # bytes read from the stream
         self.dropped = 0  # bytes of the text dropped from ``buf``
@@ -116,8 +119,16 @@ class Reader:
                 if end < len(self.buf) or self.eof:  # (a number may go on in the next chunk)
                     self.pos = end
                     return value
+            held = len(self.buf) - self.pos
+            if self.most is not None and held > self.most:
+                raise CommandError(
+                    f"a value of the file is over {self.most} characters{self.where()}: "
+                    "srt import reads one message whole, and refuses one this long"
+                )
             self.more(size)
             size = max(size, 2 * len(self.buf))
+            if self.most is not None:  # (never far past the bound: no more is read then)
+                size = min(size, self.most + self.chunk - len(self.buf) + self.pos)
 
     def expect(self, char: str, message: str) -> None:
         if self.peek() != char:

@@ -49,6 +49,14 @@ from ._sessions import json_line, parse_import
 BATCH_BYTES = 4 << 20
 #: A JSON document up to this size is read whole; a larger one is streamed.
 WHOLE_BYTES = BATCH_BYTES
+#: The most text one message of a JSON document (or a one-line file) may take: it is
+#: read whole, so a longer one is refused before it is (its bytes, and the string and
+#: objects made of them, were 3x its size in memory). The store refuses a message over
+#: ``DEFAULT_MAX_MESSAGE_BYTES`` of compact JSON; JSON text is longer only by
+#: whitespace and escapes (``json.dumps``'s ``\\uXXXX`` takes at most 3x a character's
+#: UTF-8 bytes), so 4x that refuses no message the store would take but one written
+#: mostly in whitespace or escaped ASCII.
+MESSAGE_TEXT = 4 * DEFAULT_MAX_MESSAGE_BYTES
 
 #: One line of input: its number (from 1), the offset of its first byte, its bytes.
 Line = tuple[int, int, bytes]
@@ -201,12 +209,17 @@ def write(rt: Runtime, name: str, batches: Iterable[Batch], keys: str | None = N
         raise CommandError(taken)
     reap(store)  # (the scratch sessions of imports killed on this host)
     scratch = f"{SCRATCH}{secrets.token_hex(4)}-{name}"[:MAX_NAME_CHARS]
-    row = store.create_session(scratch, None, exist_ok=False, limit=rt.max_sessions)
+    record(store, scratch)  # (first: a process killed from here on leaves it named)
+    try:
+        row = store.create_session(scratch, None, exist_ok=False, limit=rt.max_sessions)
+    except BaseException:
+        with contextlib.suppress(SrtError):
+            forget(store, scratch)
+        raise
     hashing = store.hashing
     head: int | None = None
     depth, prefix = 0, _core.ROOT
     try:
-        record(store, row.id, scratch)
         for batch in batches:
             prepared = checked(batch, rt, keys, depth)
             prefixes = hashing.chain_many(prefix, [p.hash for p in prepared])
@@ -216,7 +229,6 @@ def write(rt: Runtime, name: str, batches: Iterable[Batch], keys: str | None = N
             ]
             ids = store.append(row.id, head, head, depth, nodes, parent_prefix=prefix)
             head, depth, prefix = ids[-1], depth + len(ids), prefixes[-1]
-        forget(store, row.id)
         try:
             rt.rename(scratch, name)
         except SessionExistsError:  # (created meanwhile)
@@ -224,7 +236,11 @@ def write(rt: Runtime, name: str, batches: Iterable[Batch], keys: str | None = N
     except BaseException:
         with contextlib.suppress(SrtError):
             rt.delete(scratch)
+        with contextlib.suppress(SrtError):
+            forget(store, scratch)
         raise
+    with contextlib.suppress(SrtError):  # (left: a later reap removes it, nothing else)
+        forget(store, scratch)
     return depth
 
 
@@ -304,13 +320,20 @@ def _document(head: list[Line], stream: IO[bytes], source: str, fmt: str | None)
     stream.seek(start)
     if size <= WHOLE_BYTES:
         return iter([_whole(stream, source, fmt)])
-    plan = _import_doc.scan(_import_doc.Reader(stream, source, _import_doc.CHUNK))
+    reader = _import_doc.Reader(stream, source, _import_doc.CHUNK, MESSAGE_TEXT)
+    plan = _import_doc.scan(reader)
     stream.seek(start)
     if plan is None:
+        if size > MESSAGE_TEXT:
+            raise CommandError(
+                f"{source} is one message of {size} bytes: srt import reads one message "
+                f"whole, and refuses one over {MESSAGE_TEXT} bytes of JSON (the store "
+                f"takes none over {DEFAULT_MAX_MESSAGE_BYTES} bytes)"
+            )
         return iter([_whole(stream, source, fmt)])
     if fmt is not None and fmt not in plan.shape:
         raise CommandError(f"the input is not {fmt}: its shape is {' or '.join(plan.shape)}")
-    reader = _import_doc.Reader(stream, source, _import_doc.CHUNK)
+    reader = _import_doc.Reader(stream, source, _import_doc.CHUNK, MESSAGE_TEXT)
     return ([(None, m) for m in b] for b in _import_doc.batches(reader, plan, BATCH_BYTES))
 
 

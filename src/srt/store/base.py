@@ -389,7 +389,12 @@ class Store(ABC):
 
     @abstractmethod
     def move_head(self, session: int, expected: int | None, new: int | None) -> None:
-        """Compare-and-swap the head without adding nodes (rewind)."""
+        """Compare-and-swap the head without adding nodes (rewind, or a move onto a fork):
+        ``new`` is any stored node (nodes belong to no session) or ``None``. A head no
+        longer ``expected`` is a ``ConflictError`` (``SessionNotFoundError`` for a deleted
+        session), and so is a ``new`` not stored (never, or collected by gc); nothing is
+        written. Node ids are never given again, so an ``expected`` id a caller kept
+        cannot match a node stored after it was collected."""
 
     # -- the ledger ------------------------------------------------------------------
 

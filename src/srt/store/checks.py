@@ -25,6 +25,7 @@ __all__ = [
     "check_search",
     "check_written_before",
     "damaged_metadata",
+    "head_not_stored",
     "link_error",
     "metadata_ok",
     "not_below",
@@ -93,6 +94,14 @@ def not_stored(parent: int) -> str:
     """What an append says when the node to append below is not stored."""
     return (
         f"the node to append below ({parent}) is not stored (collected by gc?); nothing was written"
+    )
+
+
+def head_not_stored(node: int) -> str:
+    """What ``move_head`` says when the node to move the head to is not stored."""
+    return (
+        f"the node to move the session head to ({node}) is not stored (collected by gc?); "
+        "nothing was written: refresh() and retry"
     )
 
 

@@ -75,6 +75,7 @@ from . import gc_once
 from . import queries as q
 from . import schema as db_module
 from .database import Database, file_lock
+from .statements import KEEP_NODES_FLOOR
 
 __all__ = [
     "BATCH",
@@ -303,6 +304,7 @@ def _delete(conn: apsw.Connection, s: Sweep, ids: list[int]) -> None:
     )
     s.ledger_rows += conn.changes()
     conn.execute("DELETE FROM nodes WHERE id IN (SELECT id FROM temp.srt_gc_batch)")
+    conn.execute(KEEP_NODES_FLOOR.format(table="srt_gc_batch"))  # (no id given again)
     s.nodes += len(ids)
     freed: set[tuple[int, int]] = set()
     for nid in ids:

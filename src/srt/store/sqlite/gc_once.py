@@ -20,7 +20,7 @@ from ..base import GcReport
 from . import heap as heap_module
 from . import queries as q
 from . import schema as db_module
-from .statements import orphan_ids
+from .statements import KEEP_NODES_FLOOR, orphan_ids
 
 __all__ = [
     "FORGET_ERRORS",
@@ -256,6 +256,7 @@ def once(
         # its session; the row's status stays, for the accounting.
         conn.execute(FORGET_ERRORS)
         conn.execute("DELETE FROM nodes WHERE id IN (SELECT id FROM temp.srt_gc_dead)")
+        conn.execute(KEEP_NODES_FLOOR.format(table="srt_gc_dead"))  # (no id given again)
         conn.execute("DROP TABLE temp.srt_gc_dead")
         # A message goes with the last node that names it (its place in the heap).
         kept = {at for at, _ in remaining}

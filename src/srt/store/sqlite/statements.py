@@ -11,6 +11,21 @@ INSERT_CALL = (
 )
 SELECT_CALLS = f"SELECT {', '.join(CALL_FIELDS)}, id FROM calls"
 
+#: The ``srt_meta`` key that keeps node ids new: SQLite gives a new row the largest id
+#: stored + 1, so a gc that deletes the largest ids would see them given again (a stale
+#: handle's head id naming another history, its compare-and-swap succeeding). gc sets it
+#: to the largest id it deleted above every id left (``KEEP_NODES_FLOOR``); the next
+#: append that stores a node gives it the id after that and removes the key. Nothing is
+#: written per append otherwise (``AUTOINCREMENT`` writes its sequence's page each time).
+NODES_FLOOR_KEY = "nodes_floor"
+#: gc, after a delete of the ids in ``temp.{table}``: record the floor if it is needed.
+KEEP_NODES_FLOOR = f"""
+INSERT OR REPLACE INTO srt_meta(key, value)
+SELECT '{NODES_FLOOR_KEY}', m FROM (SELECT max(id) AS m FROM temp.{{table}})
+WHERE m > coalesce((SELECT max(id) FROM nodes), 0)
+AND m > coalesce((SELECT value FROM srt_meta WHERE key = '{NODES_FLOOR_KEY}'), 0)
+"""
+
 NODE_COLUMNS = "id, parent, depth, hash, prefix, at, len, status, meta"
 #: What a whole chain's read takes of each node: no message hash, which the read
 #: computes from the body and checks through the prefixes (``_core.chain_rows``).

@@ -377,7 +377,7 @@ class SQLiteStore(Store):
             # store that appends once and closes (the CLI) would otherwise write a row's
             # zeros only to cut them at close. Later appends preallocate whole rows.
             small = None if self._wrote is not None else (self._page_size, db.reserved)
-            ids, head, prefix, end = writes.append(
+            ids, head, prefix, end, floor = writes.append(
                 conn,
                 session,
                 expected,
@@ -408,7 +408,7 @@ class SQLiteStore(Store):
         if objects:
             self._objects = True
         if HAS_VERSION:
-            self._tip = (conn, conn.data_version(), session, head, prefix, end)
+            self._tip = (conn, conn.data_version(), session, head, prefix, end, floor)
         return ids
 
     # -- the ledger ------------------------------------------------------------------

@@ -28,11 +28,12 @@ from ..base import (
     object_node_gone,
     object_session_gone,
 )
+from ..checks import head_not_stored
 from ..owners import session_kinds, session_of
 from . import heap
 from .db import SECURE_DELETE
 from .schema import OBJECTS_TABLE, has_table
-from .statements import LIVE_OBJECT
+from .statements import LIVE_OBJECT, NODES_FLOOR_KEY
 
 __all__ = [
     "HAS_VERSION",
@@ -55,6 +56,16 @@ OBJECT_COLUMNS = "kind, scope, key, value, node, expires, created, updated"
 _INSERT_NODE = (
     "INSERT INTO nodes(parent, depth, hash, prefix, at, len, meta, status) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+#: The first node stored after a gc left ``NODES_FLOOR_KEY``: its id is given.
+_INSERT_NODE_AT = (
+    "INSERT INTO nodes(id, parent, depth, hash, prefix, at, len, meta, status) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+#: The session row as an append reads it, with the floor gc may have left.
+_SESSION_TIP = (
+    "SELECT head, head_prefix, "
+    f"(SELECT value FROM srt_meta WHERE key = '{NODES_FLOOR_KEY}') FROM sessions WHERE id = ?"
 )
 #: The node holding a message below a parent, else (NULL ids) the place of the message
 #: below any parent, else nothing: one statement, both through ``nodes_hash``.
@@ -114,12 +125,17 @@ def check_head(conn: apsw.Connection, session: int, expected: int | None) -> Non
 
 
 def swap_head(conn: apsw.Connection, session: int, expected: int | None, new: int | None) -> None:
-    """Compare-and-swap the head inside a write transaction; the caller rolls back."""
-    conn.execute(
-        "UPDATE sessions SET head = ?1, head_prefix = (SELECT prefix FROM nodes WHERE id = ?1), "
-        "updated = ?2 WHERE id = ?3 AND head IS ?4",
-        (new, time.time(), session, expected),
-    )
+    """Compare-and-swap the head inside a write transaction; the caller rolls back. The
+    new head is a stored node (of any chain: nodes belong to no session) or ``None``;
+    one not stored (never, or collected by gc) is a ``ConflictError``, as on
+    PostgreSQL, where its foreign key refuses it."""
+    prefix = None
+    if new is not None:
+        row = conn.execute("SELECT prefix FROM nodes WHERE id = ?", (new,)).fetchone()
+        if row is None:
+            raise ConflictError(head_not_stored(new))
+        prefix = row[0]
+    conn.execute(_SET_HEAD, (new, prefix, time.time(), session, expected))
     if not conn.changes():
         check_head(conn, session, expected)
         raise AssertionError("unreachable: head unchanged but CAS failed")
@@ -132,7 +148,9 @@ def swap_head(conn: apsw.Connection, session: int, expected: int | None, new: in
 #: this one included: a rolled-back transaction leaves the version as it was, so the
 #: caller records a tip only after a commit and forgets the one it holds when a
 #: transaction begins. A plain tuple: it is made after every commit.
-Tip = tuple[apsw.Connection, int, int, "int | None", "bytes | None", "heap.End | None"]
+Tip = tuple[
+    apsw.Connection, int, int, "int | None", "bytes | None", "heap.End | None", "int | None"
+]
 
 
 #: Whether this APSW reads a connection's data version (``Connection.data_version``:
@@ -141,9 +159,9 @@ Tip = tuple[apsw.Connection, int, int, "int | None", "bytes | None", "heap.End |
 HAS_VERSION: bool = hasattr(apsw.Connection, "data_version")
 
 
-#: An append's new nodes, the session's new head and its prefix hash, and the heap's
-#: end (``None``: unknown).
-Appended = tuple[list[int], "int | None", "bytes | None", "heap.End | None"]
+#: An append's new nodes, the session's new head and its prefix hash, the heap's end
+#: (``None``: unknown), and the node id floor still in force (``NODES_FLOOR_KEY``).
+Appended = tuple[list[int], "int | None", "bytes | None", "heap.End | None", "int | None"]
 
 
 def append(
@@ -181,14 +199,14 @@ def append(
     execute = conn.execute
     end = None
     if tip is not None and tip[2] == session and tip[3] == expected:
-        head_prefix, end = tip[4], tip[5]
+        head_prefix, end, floor = tip[4], tip[5], tip[6]
     else:
-        found = execute(_SESSION_HEAD, (session,)).fetchone()
+        found = execute(_SESSION_TIP, (session,)).fetchone()
         if found is None:
             raise SessionNotFoundError("the session was deleted")
         if found[0] != expected:
             raise ConflictError(_MOVED)
-        head_prefix = found[1]
+        head_prefix, floor = found[1], found[2]
         if tip is not None:
             end = tip[5]
     if parent is None:
@@ -237,8 +255,17 @@ def append(
             if end is None:
                 end = heap.end(conn)
             at, end = heap.write(conn, body, row, end, small)
-        execute(_INSERT_NODE, (parent, depth, mhash, prefix, at, len(body), meta, status))
-        parent = conn.last_insert_rowid()
+        if floor is None:
+            execute(_INSERT_NODE, (parent, depth, mhash, prefix, at, len(body), meta, status))
+            parent = conn.last_insert_rowid()
+        else:  # (gc deleted the largest ids: none is given again)
+            largest = execute("SELECT max(id) FROM nodes").fetchone()
+            nid = max(int(floor), largest[0] if largest and largest[0] else 0) + 1
+            execute(
+                _INSERT_NODE_AT, (nid, parent, depth, mhash, prefix, at, len(body), meta, status)
+            )
+            execute("DELETE FROM srt_meta WHERE key = ?", (NODES_FLOOR_KEY,))
+            parent, floor = nid, None
         ids.append(parent)
     head = ids[-1] if ids else parent
     top = above if head is not None else None
@@ -246,7 +273,7 @@ def append(
     if not conn.changes():
         check_head(conn, session, expected)  # the tip was not current after all
         raise CorruptionError("a session row found in this transaction could not be updated")
-    return ids, head, top, end
+    return ids, head, top, end, floor
 
 
 def object_refused(conn: apsw.Connection, obj: ObjectPut) -> str:
