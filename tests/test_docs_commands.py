@@ -1,20 +1,26 @@
-"""The commands README.md, docs/reliability.md, docs/integrations.md and docs/tasks.md give
-that cannot run here (benchmarks of minutes to hours, pip installs, soak runs) still name
-what exists: every ``python bench/X.py`` and ``pytest tests/...`` in their shell blocks and
-inline code names a file that exists, every ``--option`` and subcommand is the script's
+"""The commands README.md and every page of docs/ give that cannot run here (benchmarks of
+minutes to hours, pip installs, soak runs) still name what exists: every ``python
+bench/X.py`` and ``pytest tests/...`` in their shell blocks and inline code names a file
+that exists, every ``--option`` and subcommand is the script's
 own, every ``-k`` word selects a test, every ``SRT_*`` variable is read, and every extra
-is in pyproject.toml. (The Python blocks run: test_docs*.py.)"""
+is in pyproject.toml. Every ``srt COMMAND ... --option`` they show names a command of
+``srt``'s parser and options that command takes (docs/cli.md's sections against the
+parser, the other way: test_cli_docs.py). (The Python blocks run: test_docs*.py.)"""
 
 from __future__ import annotations
 
+import argparse
 import re
 import shlex
 from pathlib import Path
 
 import pytest
 
+from srt.cli import build_parser
+from test_cli_docs import _options, _walk
+
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ["README.md", "docs/reliability.md", "docs/integrations.md", "docs/tasks.md"]
+PAGES = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
 PYPROJECT = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
 
 
@@ -47,8 +53,17 @@ COMMANDS = commands()
 
 def test_the_pages_give_such_commands() -> None:
     pages = {p for p, _ in COMMANDS}
-    assert pages == {"README.md", "docs/reliability.md", "docs/integrations.md", "docs/tasks.md"}
-    assert len(COMMANDS) >= 20
+    assert pages >= {
+        "README.md",
+        "docs/architecture.md",
+        "docs/bench.md",
+        "docs/gateway.md",
+        "docs/integrations.md",
+        "docs/providers.md",
+        "docs/reliability.md",
+        "docs/tasks.md",
+    }
+    assert len(COMMANDS) >= 100
 
 
 @pytest.mark.parametrize(("page", "cmd"), COMMANDS, ids=[f"{p}:{c}" for p, c in COMMANDS])
@@ -86,10 +101,110 @@ def test_every_extra_the_pages_install_exists() -> None:
     extras = set()
     for page in PAGES:
         text = (ROOT / page).read_text(encoding="utf-8")
-        extras.update(re.findall(r"(?:stateful-runtime|\.)\[(\w+)\]", text))
-    assert {"test", "postgres", "gateway", "encryption"} <= extras
+        for group in re.findall(r"(?:stateful-runtime|\.)\[([\w,]+)\]", text):
+            extras.update(group.split(","))  # '.[postgres,bench]'
+    assert {"test", "postgres", "gateway", "encryption", "bench"} <= extras
     for extra in extras:
         assert re.search(rf"^{extra} = \[", PYPROJECT, flags=re.M), extra
+
+
+def test_every_srt_variable_the_pages_name_is_read() -> None:
+    """``$SRT_DB``, ``SRT_SOAK=1``...: each ``SRT_*`` name on a page is read by srt, its
+    build (setup.py), its tests or its bench scripts."""
+    named = {
+        (page, var)
+        for page in PAGES
+        for var in re.findall(r"\bSRT_[A-Z0-9_]*[A-Z0-9]\b", (ROOT / page).read_text("utf-8"))
+    }
+    assert {"SRT_DB", "SRT_PROVIDER", "SRT_MODEL", "SRT_UPSTREAM"} <= {v for _, v in named}
+    source = _text([*_sources(), ROOT / "setup.py"])
+    for page, var in sorted(named):
+        assert re.search(rf"\b{var}\b", source), f"{page}: {var} is read nowhere"
+
+
+def srt_commands() -> list[tuple[str, str]]:
+    """``(page, command)`` for each ``srt ...`` command in the pages' shell and console
+    blocks and inline code that gives an option (``srt serve --upstream local --open``)."""
+    out = set()
+    for page in PAGES:
+        text = (ROOT / page).read_text(encoding="utf-8")
+        lines = [
+            ln.removeprefix("$ ")
+            for lang, block in re.findall(r"```(sh|bash|console)\n(.*?)```", text, flags=re.S)
+            for ln in block.splitlines()
+            if lang != "console" or ln.startswith("$ ")  # not a command's output
+        ]
+        # inline code with an option (not a name such as bench.md's "`srt build` row")
+        lines += re.findall(r"`([^`\n]*\ssrt\s[^`\n]*\s-[^`\n]*|srt\s[^`\n]*\s-[^`\n]*)`", text)
+        for line in lines:
+            for cmd in re.split(r"&&|\||;", line.split(" #")[0]):
+                if re.match(r"\s*(?:[A-Z_]+=\S*\s+)*srt\s+-?-?[a-z]", cmd):
+                    out.add((page, cmd.strip()))
+    return sorted(out)
+
+
+SRT_COMMANDS = srt_commands()
+
+
+def _parsers() -> dict[tuple[str, ...], argparse.ArgumentParser]:
+    """Each command's words (``("db", "path")``; ``()`` for ``srt``) -> its parser."""
+    return {path: parser for path, parser, _leaf in _walk(build_parser())}
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
+    return {o for action in _options(parser) for o in action.option_strings}
+
+
+def srt_command_fault(cmd: str) -> str | None:
+    """What is wrong with ``srt ...`` against the parser: a command it has not, or an
+    option that command (or ``srt`` itself, before it) does not take; None if nothing."""
+    parsers = _parsers()
+    top = _option_strings(parsers[()]) | {"-h", "--help"}
+    words = shlex.split(cmd, comments=True)
+    words = words[words.index("srt") + 1 :]
+    while words and words[0] in top:  # --db PATH, --key-file PATH before the command
+        words = words[1:] if words[0] in ("--help", "-h", "--version") else words[2:]
+    path: tuple[str, ...] = ()
+    while words and (*path, words[0]) in parsers:
+        path, words = (*path, words[0]), words[1:]
+    if any(len(p) > len(path) and p[: len(path)] == path for p in parsers):  # not a leaf
+        if not path and not words:
+            return None  # srt --help, srt --version
+        return f"no command {' '.join([*path, *words[:1]])!r}"
+    known = _option_strings(parsers[path]) | top
+    for word in words:
+        if word == "--":  # what follows is text (srt append --role user -- -notes ...)
+            break
+        option = word.split("=")[0]
+        if (
+            word.startswith("-")
+            and word != "-"
+            and not re.fullmatch(r"-\d+", word)
+            and option not in known
+        ):
+            return f"no option {option}"
+    return None
+
+
+def test_the_pages_show_srt_commands() -> None:
+    pages = {p for p, _ in SRT_COMMANDS}
+    assert {"README.md", "docs/cli.md", "docs/gateway.md", "docs/integrations.md"} <= pages
+    assert len(SRT_COMMANDS) >= 60
+
+
+@pytest.mark.parametrize(("page", "cmd"), SRT_COMMANDS, ids=[f"{p}:{c}" for p, c in SRT_COMMANDS])
+def test_every_srt_command_is_the_parsers(page: str, cmd: str) -> None:
+    assert srt_command_fault(cmd) is None, f"{page}: {cmd}: {srt_command_fault(cmd)}"
+
+
+def test_the_srt_check_finds_what_is_not_there() -> None:
+    assert srt_command_fault("srt --db x.db show demo --tree") is None
+    assert srt_command_fault("srt db path") is None
+    assert srt_command_fault("srt show demo --trees") == "no option --trees"
+    assert srt_command_fault("srt gc --history-retention=0 --dryrun") == "no option --dryrun"
+    assert srt_command_fault("srt db where") == "no command 'db where'"
+    assert srt_command_fault("srt sow demo") == "no command 'sow'"
+    assert srt_command_fault("srt serve --upstream local --workers 2 --ssl") == "no option --ssl"
 
 
 def _sources() -> list[Path]:
