@@ -117,10 +117,14 @@ _ENV_VARS = (
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees the developer's database location, provider credentials or proxy."""
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test sees the developer's database location, provider credentials or proxy,
+    and none writes to the user data directory (the default database ``srt`` opens
+    without ``--db`` or ``$SRT_DB``): the platform's is under this test's folder (not
+    made unless used)."""
     for name in _ENV_VARS:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
 
 
 @pytest.fixture
