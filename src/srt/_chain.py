@@ -137,6 +137,7 @@ class Chain(ChainState):
             self.hashes = self.hashes.head(n)
         if n < len(self.bodies):
             self.own -= own_bytes(self.bodies[n:])
+            self.call_ids = None
         del self.ids[n:], self.bodies[n:]
         for i in [i for i in self.status if i >= n]:
             del self.status[i]
@@ -153,6 +154,7 @@ class Chain(ChainState):
         self.own = own_bytes(self.bodies)
         self.status = {i: v for i, v in parent.status.items() if i < keep}
         self.pinned = parent.pinned[:keep]
+        self.call_ids = None
         self.head_prefix = parent.prefix(keep)
         self.loaded = True
         self._register()

@@ -76,6 +76,7 @@ class ChainState:
         "__weakref__",
         "_listener",
         "bodies",
+        "call_ids",
         "hashes",
         "head",
         "head_prefix",
@@ -125,6 +126,9 @@ class ChainState:
         #: The lock of the handle that owns this chain (``Session`` sets it): another
         #: handle of the session copies this chain's state only while holding it.
         self.lock: threading.RLock | None = None
+        #: The tool-call ids of the messages held (``_tool_pairs.CallIds``, counted on
+        #: a reply's persist): ``None`` whenever messages it counted may have changed.
+        self.call_ids: Any = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -154,6 +158,7 @@ class ChainState:
         self.status = {}
         self.pinned = bytearray()
         self.own = 0
+        self.call_ids = None
         listener = self.listener
         if listener is not None:
             listener.reset()
@@ -171,6 +176,7 @@ class ChainState:
         )
         self.ids = packed_ids(ids)
         self.hashes = _core.HashSeq(hashes)
+        self.call_ids = None
         self.own = own_bytes(self.bodies)
         self.head_prefix = rows[-1][3] if rows else _core.ROOT
         listener = self.listener
@@ -229,6 +235,7 @@ class ChainState:
             return False  # (the store's own read reports what is wrong)
         self.ids, self.hashes, self.bodies = ids, hashes, bodies
         self.status, self.pinned, self.own = status, pinned, own
+        self.call_ids = None
         self.head_prefix = prefix
         self.loaded = True
         self._register()

@@ -65,6 +65,36 @@ def utf8_vector_width():
     return (0, 16, 32)[srt_utf8_level()]
 
 
+# Whether the JSON string bytes s[0..n) show a character that is not whitespace
+# (str.isspace): an ASCII one other than a space, an escape of one (a quote, a backslash,
+# a backspace), or the lead byte of a character outside the Unicode spaces' leads (0xC2:
+# U+0085, U+00A0; 0xE1, 0xE2, 0xE3: U+1680, U+2000-205F, U+3000). 0 for a text of
+# whitespace alone, and for one whose other characters all escape as \u00xx or share
+# those leads: render decides those. Most texts show one in their first byte.
+cdef inline bint _visible(const unsigned char* s, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i = 0
+    cdef unsigned char c, e
+    while i < n:
+        c = s[i]
+        if c == 92:  # a backslash: \t \n \r \f are spaces, \u00xx not looked into
+            if i + 1 >= n:
+                return 0
+            e = s[i + 1]
+            if e == 117:  # u
+                i += 6
+                continue
+            if e == 116 or e == 110 or e == 114 or e == 102:
+                i += 2
+                continue
+            return 1  # \" \\ \b
+        if 0x21 <= c <= 0x7E:
+            return 1
+        if c >= 0xC3 and c != 0xE1 and c != 0xE2 and c != 0xE3:
+            return 1
+        i += 1
+    return 0
+
+
 #: The roles of a plain text message, in the order of ``text_frags``' codes.
 cdef tuple _TEXT_ROLES = (b"system", b"developer", b"user", b"assistant")
 
@@ -74,8 +104,9 @@ def text_frags(list bodies not None, tuple wraps not None, bint empty):
 
     A body that is exactly ``{"role":"<r>","content":"<text>"}``, ``r`` system, developer,
     user or assistant (code 0 to 3), its text as ``json.dumps(ensure_ascii=False)`` writes
-    it (``srt_json_text``) and not empty unless ``empty``, gets its role's code and the
-    fragment ``wraps[code][0] + <the text's JSON string> + wraps[code][1]`` (the body
+    it (``srt_json_text``) and, unless ``empty``, showing a character that is not
+    whitespace (``_visible``: a text it cannot tell goes to ``render``), gets its role's
+    code and the fragment ``wraps[code][0] + <the text's JSON string> + wraps[code][1]`` (the body
     itself where ``wraps[code]`` is None). Any other body gets code 255 and None.
     Returns ``(codes, fragments)``: bytes and a list, one item a body."""
     cdef Py_ssize_t m = len(bodies), i, n, rl, start, plen, slen
@@ -111,7 +142,9 @@ def text_frags(list bodies not None, tuple wraps not None, bint empty):
         else:
             continue
         slen = n - 2 - start
-        if (slen == 0 and not empty) or not srt_json_text(<const unsigned char*>p + start, slen):
+        if (not empty and not _visible(<const unsigned char*>p + start, slen)) or not srt_json_text(
+            <const unsigned char*>p + start, slen
+        ):
             continue
         cp[i] = code
         wrap = wraps[code]

@@ -22,15 +22,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Container, Sequence
+from typing import Any
 
 from .errors import InvalidMessageError
 
-__all__ = ["check"]
+__all__ = ["CallIds", "check", "unique_calls"]
 
 _ASSISTANT = b'{"role":"assistant"'
 _TOOL = b'{"role":"tool"'
 _CALLS = b'"tool_calls":'
 _RESULT = b',"tool_call_id":'
+
+
+#: What a reply's call id that the conversation holds already is stored as: the id, this
+#: mark and the index of the reply's message (``unique_calls``).
+RENAMED = "-srt"
 
 
 def _call_ids(body: bytes) -> list[str]:
@@ -91,3 +97,68 @@ def check(bodies: Sequence[bytes], skipped: Container[int] = ()) -> None:
                 "right after it, before any other message (every provider refuses it "
                 "elsewhere); nothing was sent"
             )
+
+
+class CallIds:
+    """The tool-call ids of a chain's first ``n`` messages, kept as the chain grows: a
+    chain holds one (``ChainState.call_ids``) and drops it whenever messages it counted
+    may have changed (a truncation, a load); ``of`` then counts the messages after the
+    ``n`` it has seen, so a turn reads only its new messages."""
+
+    __slots__ = ("ids", "n")
+
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+        self.n = 0
+
+    @staticmethod
+    def of(chain: Any) -> CallIds:
+        """The ids of every message ``chain`` holds (staged ones too)."""
+        known: CallIds | None = chain.call_ids
+        if known is None or known.n > len(chain.bodies):
+            known = chain.call_ids = CallIds()
+        bodies = chain.bodies
+        for i in range(known.n, len(bodies)):
+            if _CALLS in bodies[i]:
+                known.ids.update(_call_ids(bodies[i]))
+        known.n = len(bodies)
+        return known
+
+
+def unique_calls(message: dict[str, Any], taken: Container[str], index: int) -> dict[str, Any]:
+    """``message`` (a reply, to be message ``index`` of its chain) with each tool-call id
+    that ``taken`` (the chain's ids) or an earlier call of the message holds already
+    replaced by a new one: the id, ``RENAMED`` and ``index`` (and ``-<k>`` until unique).
+    Some OpenAI-compatible servers number their calls per reply (llama.cpp's ``call_0``
+    every turn), and Anthropic refuses a request holding one ``tool_use`` id twice. The
+    message itself when nothing is renamed (the usual case: one set lookup per call)."""
+    calls = message.get("tool_calls")
+    if not calls or not isinstance(calls, list):
+        return message
+    seen: set[str] = set()
+    out: list[Any] = []
+    renamed = False
+    for call in calls:
+        cid = call.get("id") if isinstance(call, dict) else None
+        if isinstance(cid, str) and (cid in taken or cid in seen):
+            new = f"{cid}{RENAMED}{index}"
+            k = 1
+            while new in taken or new in seen:
+                k += 1
+                new = f"{cid}{RENAMED}{index}-{k}"
+            call = {**call, "id": new}
+            cid, renamed = new, True
+        if isinstance(cid, str):
+            seen.add(cid)
+        out.append(call)
+    return {**message, "tool_calls": out} if renamed else message
+
+
+def renamed_at(body: bytes, index: int) -> bool:
+    """Whether message ``index`` (canonical ``body``) holds a call id ``unique_calls``
+    renamed: a provider that keeps its replies (Responses' ``previous_response_id``) knows
+    that call by the id it gave, so a request is not chained from that reply."""
+    mark = f"{RENAMED}{index}".encode()
+    return mark in body and any(
+        i.endswith(f"{RENAMED}{index}") or f"{RENAMED}{index}-" in i for i in _call_ids(body)
+    )

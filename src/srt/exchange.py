@@ -162,6 +162,8 @@ class Call(CallState):
         index = ids.index(node)
         if index == len(ids) - 1:
             return None  # nothing new to send
+        if tool_pairs.renamed_at(self.chain.bodies[index], index):
+            return None  # (the server knows that reply's calls by the ids it gave them)
         return index, rid
 
     # -- one attempt -----------------------------------------------------------------
@@ -299,6 +301,14 @@ class Call(CallState):
             staged = self.staged or []
             loaded = chain.loaded  # (else the commit reads the history again)
             try:
+                if message.get("tool_calls"):
+                    chain.load()  # (the memory budget may have dropped it meanwhile)
+                    known = tool_pairs.CallIds.of(chain)
+                    unique = tool_pairs.unique_calls(message, known.ids, self.keep + len(staged))
+                    if unique is not message:  # (a call id the conversation holds already)
+                        message = unique
+                        shown = {**reply.message, "tool_calls": unique["tool_calls"]}
+                        reply = self.reply = dataclasses.replace(reply, message=shown)
                 try:
                     prepared = chain.prepare([message])
                 except InvalidMessageError as exc:

@@ -121,6 +121,8 @@ def _check_block(block: Any, role: str, where: str, ids: set[str]) -> str:
             raise bad(f"{where}.text: Field required")
         if not block["text"]:
             raise bad("messages: text content blocks must be non-empty")
+        if block["text"].isspace():
+            raise bad("messages: text content blocks must contain non-whitespace text")
         return str(block["text"])
     if kind in ("image", "document"):
         src = block.get("source")
@@ -324,6 +326,8 @@ def prepare_messages(body: Any, count_only: bool = False) -> Prepared:
             _check_keys(b, _BLOCK_KEYS["text"], w)
             if not isinstance(b.get("text"), str) or not b["text"]:
                 raise bad("system: text content blocks must be non-empty")
+            if b["text"].isspace():
+                raise bad("system: text content blocks must contain non-whitespace text")
             bp.check(b, w, len(units))
             add(b, f"system:{i}")
     elif system is not None:

@@ -162,8 +162,8 @@ class TextFrags:
     with nothing else, without parsing it: for each of ``TEXT_ROLES`` the fragment's
     ``kind`` and wire ``role``, and the ``wrap`` (prefix, suffix) around the text's JSON
     string, as its canonical bytes hold it (``None``: the fragment is the canonical body
-    itself). Such a fragment has one block and no note. ``empty``: an empty text renders
-    so too (else it takes ``render``, which may refuse it).
+    itself). Such a fragment has one block and no note. ``empty``: an empty text, or one of
+    whitespace alone, renders so too (else it takes ``render``, which may refuse it).
     """
 
     kinds: tuple[str, ...]

@@ -67,13 +67,15 @@ _BEDROCK_KEYS = frozenset(
 )
 
 
-def _part_format(part: Any) -> str | None:
-    """The format one content part or block points to, or None when it says nothing."""
+def _part_format(part: Any, i: int) -> str | None:
+    """The format content part ``i`` points to, or None when it says nothing."""
     if not isinstance(part, Mapping):
         return None
     kind = part.get("type")
     if kind is None:
         return "bedrock" if _BEDROCK_KEYS.intersection(part) else None
+    if not isinstance(kind, str):  # (an object or array: no set holds it)
+        raise InvalidMessageError(f"content[{i}].type must be a string, got {type(kind).__name__}")
     if kind in _RESPONSES_PARTS:
         return "responses"
     if kind in _ANTHROPIC_BLOCKS or (kind in _ANTHROPIC_SOURCED and "source" in part):
@@ -83,10 +85,14 @@ def _part_format(part: Any) -> str | None:
 
 def _message_format(msg: Mapping[str, Any]) -> str:
     kind = msg.get("type")
+    if kind is not None and not isinstance(kind, str):
+        raise InvalidMessageError(
+            f"a message's or item's 'type' must be a string, got {type(kind).__name__}"
+        )
     content = msg.get("content")
     found = set()
     if isinstance(content, (list, tuple)):
-        found = {f for f in map(_part_format, content) if f}
+        found = {f for f in map(_part_format, content, range(len(content))) if f}
     if len(found) > 1:
         raise InvalidMessageError(
             f"a message mixes content blocks of different formats: {sorted(found)}"

@@ -21,10 +21,10 @@ Conversion from the canonical (Chat Completions) model:
 * Provider artifacts (thinking blocks with their signature) are replayed verbatim
   only to the provider and model that produced them; others are left out and
   the fragment notes it.
-* Anything Anthropic cannot express (a message ``name``, an empty text block,
-  audio or file parts, image URLs of other schemes) raises
+* Anything Anthropic cannot express (a message ``name``, a blank text block: empty or
+  whitespace, audio or file parts, image URLs of other schemes) raises
   ``UnsupportedFeatureError``: nothing is dropped silently. Left out and noted on the
-  fragment: an image part's ``detail`` (unless ``"auto"``), an empty text part beside others.
+  fragment: an image part's ``detail`` (unless ``"auto"``), a blank text part beside others.
 
 ``to_canonical`` converts the other way. Anthropic blocks -> canonical -> Anthropic
 gives back the same blocks, with one normalisation: a message whose content is a
@@ -227,8 +227,8 @@ class BlockFormat(WireFormat):
     def _text(self, text: Any) -> dict[str, Any]:
         if not isinstance(text, str):
             raise InvalidMessageError("a text part needs a string 'text'")
-        if not text:
-            raise UnsupportedFeatureError(self.name, "an empty text block")
+        if not text.strip():  # (Anthropic: "must contain non-whitespace text"; Bedrock too)
+            raise UnsupportedFeatureError(self.name, "an empty text block (or whitespace)")
         return self._text_block(text)
 
     @abstractmethod
@@ -250,14 +250,14 @@ class BlockFormat(WireFormat):
     def _parts(
         self, content: Any, what: str, notes: list[str], images: bool = True, bare: bool = False
     ) -> list[dict[str, Any]]:
-        """The blocks of ``content``; an empty text part beside others is left out, one
-        alone refused unless ``bare`` (an assistant's: tool calls follow, or it is left out)."""
+        """The blocks of ``content``; a blank text part (empty or whitespace) beside others is
+        left out, one alone refused unless ``bare`` (an assistant's: calls follow, or it goes)."""
         if isinstance(content, str):
             return [self._text(content)]
         out, empty = [], False
         for part in content or ():
             kind = part.get("type")
-            if kind == "text" and part.get("text") == "":
+            if kind == "text" and isinstance(t := part.get("text"), str) and not t.strip():
                 empty = True
             elif kind == "text":
                 out.append(self._text(part.get("text")))
@@ -267,7 +267,7 @@ class BlockFormat(WireFormat):
                 raise UnsupportedFeatureError(self.name, f"{kind} parts in {what}")
         if empty:
             if not out and not bare:
-                raise UnsupportedFeatureError(self.name, "an empty text block")
+                raise UnsupportedFeatureError(self.name, "an empty text block (or whitespace)")
             notes.append("left out an empty text part")
         return out
 
@@ -293,7 +293,7 @@ class BlockFormat(WireFormat):
             if note:
                 notes.append(note)
             if isinstance(content, str):
-                if content:
+                if content.strip():  # (one of whitespace alone is left out, as "" is)
                     blocks.append(self._text(content))
             elif content is not None:
                 blocks += self._parts(content, "an assistant message", notes, False, bare=True)
