@@ -536,6 +536,22 @@ def agents_turns(n: int) -> list[dict[str, Any]]:
     return out
 
 
+def agents_run(input_tokens: int, output_tokens: int) -> Any:
+    """The Agents SDK's run context (``RunContextWrapper``) after one model request with
+    these token counts: what the ``Runner`` passes a session as ``wrapper``."""
+    from agents import RunContextWrapper
+    from agents.usage import Usage
+
+    wrapper: Any = RunContextWrapper(context=None)
+    total = input_tokens + output_tokens
+    wrapper.usage.add(
+        Usage(
+            requests=1, input_tokens=input_tokens, output_tokens=output_tokens, total_tokens=total
+        )
+    )
+    return wrapper
+
+
 def sse_events(raw: bytes) -> list[tuple[str | None, str]]:
     """``(event name, data)`` of each server-sent event in ``raw``, by the SSE rules: CRLF,
     LF or CR line ends, one space after the colon dropped, comments skipped."""

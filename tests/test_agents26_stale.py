@@ -13,7 +13,7 @@ import pytest
 
 import srt
 from srt.integrations.agents import SrtSession
-from support import agents_turns
+from support import agents_run, agents_turns
 
 
 def run(coro: Any) -> Any:
@@ -43,7 +43,7 @@ def test_every_call_after_a_clear_elsewhere_is_on_main(store_rt: srt.Runtime, ca
     run(a.fork(name="work"))
     b = SrtSession("s", rt)
     run(a.clear_session())
-    run(a.add_items(agents_turns(1)))
+    run(a.add_items(agents_turns(1), wrapper=agents_run(7, 3)))
     if call == "add_items":
         run(b.add_items([{"role": "user", "content": "more"}]))
         assert run(a.get_items()) == [*agents_turns(1), {"role": "user", "content": "more"}]
@@ -55,7 +55,7 @@ def test_every_call_after_a_clear_elsewhere_is_on_main(store_rt: srt.Runtime, ca
         assert [x["items"] for x in run(b.branches())] == [2, 2]
     else:
         assert run(b.turn_usage()) == [
-            {"turn": 1, "requests": 0, "input_tokens": 0, "cached_tokens": 0, "output_tokens": 0}
+            {"turn": 1, "requests": 1, "input_tokens": 7, "cached_tokens": 0, "output_tokens": 3}
         ]
     assert b.branch == "main"
 

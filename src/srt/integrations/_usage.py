@@ -1,7 +1,13 @@
 """Usage rows for the Agents SDK session: ledger rows from the SDK's request usage, and
 the ledger summed per user turn of a chain; ``Ledger``, the part of ``SrtSession`` that
 writes and reads them; ``RUN``, the run context a caller that cannot pass ``wrapper`` to
-``SrtSession.add_items`` hands it instead (``SrtCompactionSession``)."""
+``SrtSession.add_items`` hands it instead (``SrtCompactionSession``).
+
+A branch's usage is what its own srt session recorded (ledger rows of that session id)
+against the items it still holds, as ``AdvancedSQLiteSession`` keeps it: a branch starts
+with none, the turns it shares with its parent being the parent's (the SDK copies a
+branch's messages but not their usage rows), so adding up over the branches counts each
+request once."""
 
 from __future__ import annotations
 
@@ -14,10 +20,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .. import _core
-from ..errors import ConfigError
-from ..store.base import CallRecord, ChainRow
+from ..errors import ConfigError, SessionNotFoundError
+from ..store.base import CallRecord, ChainRow, Store
 
-__all__ = ["RUN", "Ledger", "ledger_row", "model_of", "per_turn"]
+__all__ = ["RUN", "Ledger", "ledger_row", "model_of", "own_turns", "per_turn", "totals"]
 
 #: The SDK's run context for an ``add_items`` called without one (``None``: none).
 RUN: contextvars.ContextVar[Any] = contextvars.ContextVar("srt_agents_run", default=None)
@@ -58,7 +64,8 @@ def ledger_row(
 
 
 def per_turn(rows: Sequence[ChainRow], calls: Iterable[CallRecord]) -> list[dict[str, Any]]:
-    """``calls`` summed per user turn of the chain ``rows`` (calls off the chain are left out)."""
+    """``calls`` summed per user turn of the chain ``rows``, for the turns that have any
+    (calls off the chain are left out), as the SDK's ``get_turn_usage`` lists its turns."""
     turn_of: dict[int, int] = {}
     turn = 0
     for node, _h, body, *_rest in rows:
@@ -78,7 +85,18 @@ def per_turn(rows: Sequence[ChainRow], calls: Iterable[CallRecord]) -> list[dict
         row["input_tokens"] += call.input_tokens or 0
         row["cached_tokens"] += call.cache_read_tokens or 0
         row["output_tokens"] += call.output_tokens or 0
-    return [out[t] for t in sorted(out)]
+    return [out[t] for t in sorted(out) if out[t]["requests"]]
+
+
+def totals(turns: Sequence[dict[str, Any]]) -> dict[str, int] | None:
+    """Turns of ``per_turn`` summed in the shape of the SDK's ``get_session_usage``
+    (``None`` for no turn, as there)."""
+    if not turns:
+        return None
+    sums = {k: sum(t[k] for t in turns) for k in ("requests", "input_tokens", "output_tokens")}
+    sums["total_tokens"] = sums["input_tokens"] + sums["output_tokens"]
+    sums["total_turns"] = len(turns)
+    return sums
 
 
 class Ledger:
@@ -153,15 +171,49 @@ class Ledger:
         await self.record_requests(wrapper, len(usage.request_usage_entries), self.model)
 
     async def turn_usage(self: Any) -> list[dict[str, Any]]:
-        """The usage ledger summed per user turn of the current branch: ``turn``,
-        ``requests``, ``input_tokens``, ``cached_tokens``, ``output_tokens``."""
+        """The current branch's usage per user turn, for the turns that have any: ``turn``,
+        ``requests``, ``input_tokens``, ``cached_tokens``, ``output_tokens``. Only the
+        requests the branch itself recorded count: a fork's shared turns are its parent's
+        (see the module docstring)."""
         out: list[dict[str, Any]] = await self._run(self._turn_usage)
         return out
 
     def _turn_usage(self: Any) -> list[dict[str, Any]]:
         self._items()
         head = self._cache_key[0] if self._cache_key is not None else None
-        rows = self._store.chain(head) if head is not None else []
-        names = {b.session for b in self._branches.values()}
-        calls = [c for name in names for c in self._store.calls(session_name=name)]
-        return per_turn(rows, calls)
+        return own_turns(self._store, self._sid, head)
+
+    async def session_usage(self: Any, branch: str | None = None) -> dict[str, int] | None:
+        """The usage of every branch (``branch=None``) or of one, as the SDK's
+        ``get_session_usage``: ``requests``, ``input_tokens``, ``output_tokens``,
+        ``total_tokens`` and ``total_turns`` (the turns with usage), or ``None`` if no
+        turn has any. A branch that does not exist is a ``SessionNotFoundError``."""
+        if branch is not None and (not isinstance(branch, str) or not branch):
+            raise ConfigError(f"branch must be a branch name or None, got {branch!r}")
+        out: dict[str, int] | None = await self._run(self._session_usage, branch)
+        return out
+
+    async def get_session_usage(self: Any, branch_id: str | None = None) -> dict[str, int] | None:
+        """``session_usage`` under ``AdvancedSQLiteSession``'s name for it."""
+        out: dict[str, int] | None = await self.session_usage(branch_id)
+        return out
+
+    def _session_usage(self: Any, branch: str | None) -> dict[str, int] | None:
+        self._branches = self._load_branches()
+        if branch is not None and branch not in self._branches:
+            raise SessionNotFoundError(f"session {self.session_id!r} has no branch {branch!r}")
+        turns: list[dict[str, Any]] = []
+        for name in [branch] if branch is not None else list(self._branches):
+            row = self._store.get_session(self._branches[name].session)
+            if row is not None:
+                turns += own_turns(self._store, row.id, row.head)
+        return totals(turns)
+
+
+def own_turns(store: Store, session: int | None, head: int | None) -> list[dict[str, Any]]:
+    """``per_turn`` of the chain to ``head`` with the ledger rows of srt session id
+    ``session`` alone (its branch's own requests)."""
+    if session is None or head is None:
+        return []
+    calls = store.calls(session=session)
+    return per_turn(store.chain(head), calls) if calls else []

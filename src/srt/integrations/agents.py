@@ -33,7 +33,10 @@ leaves the others as they were, and a crash leaves the old history or the new on
 **Usage.** When the SDK passes its run context (``wrapper``), every model request it
 made since the last ``add_items`` is written to srt's usage ledger against the items
 it produced (``_usage``); ``turn_usage()`` sums the ledger per user turn of the current
-branch. Under compaction, ``SrtCompactionSession`` (``_agcompact``) passes it on.
+branch (the turns with usage, each branch's own requests only, as the SDK's
+``AdvancedSQLiteSession``), ``session_usage(branch=None)`` (``get_session_usage``) over the
+session or one branch. Under compaction, ``SrtCompactionSession`` (``_agcompact``) passes
+it on.
 
 The branch records, the current branch, the settings and the patches are srt
 objects (kinds ``agents.branch``, ``agents.state``, ``agents.item``, scope
