@@ -149,6 +149,7 @@ class Replace:
             self._branches[b.name] = b
             if b.name != self._branch:
                 self._touch(b.session)  # (its handles read their copied entries)
+        self._usage_cut(cached, self._users, shared)  # (the items it replaced: popped)
         self._cache, self._cache_key, self._users = None, None, None
         self._s.refresh()
         return True

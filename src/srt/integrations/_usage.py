@@ -7,7 +7,20 @@ A branch's usage is what its own srt session recorded (ledger rows of that sessi
 against the items it still holds, as ``AdvancedSQLiteSession`` keeps it: a branch starts
 with none, the turns it shares with its parent being the parent's (the SDK copies a
 branch's messages but not their usage rows), so adding up over the branches counts each
-request once."""
+request once.
+
+A row counts for the user turn of the item it was recorded against; what a pop or a
+clear did to it since is kept per branch beside the ledger (which never changes), as
+its *marks* (``agents.state`` object ``usage@<branch>``): ``floor``, the newest ledger
+row id of the branch when the session was last cleared (rows up to it count no more),
+and ``moved``, row id -> the position its usage now stands at, or ``None`` if void.
+Popping a reply moves the rows at it down to its turn's user message, as the SDK keeps
+a turn's usage until its last message goes; popping a user message voids the rows at
+or above it (``replace_items`` removes the items it replaces as if popped). So usage
+recorded before a clear or for a popped turn never counts for the same items added
+again (content-addressed, they come back as the same nodes), where the SDK's new rows
+start from nothing too. The marks are written after the pop or clear they follow: a
+crash in between leaves that usage counted, as before this bookkeeping."""
 
 from __future__ import annotations
 
@@ -23,7 +36,22 @@ from .. import _core
 from ..errors import ConfigError, SessionNotFoundError
 from ..store.base import CallRecord, ChainRow, Store
 
-__all__ = ["RUN", "Ledger", "ledger_row", "model_of", "own_turns", "per_turn", "totals"]
+__all__ = [
+    "RUN",
+    "Ledger",
+    "Marks",
+    "ledger_row",
+    "marks",
+    "model_of",
+    "own_turns",
+    "per_turn",
+    "totals",
+]
+
+_STATE = "agents.state"
+
+#: A branch's marks (see the module docstring): ``(floor, moved)``.
+Marks = tuple[int, dict[int, "int | None"]]
 
 #: The SDK's run context for an ``add_items`` called without one (``None``: none).
 RUN: contextvars.ContextVar[Any] = contextvars.ContextVar("srt_agents_run", default=None)
@@ -63,21 +91,27 @@ def ledger_row(
     )
 
 
-def per_turn(rows: Sequence[ChainRow], calls: Iterable[CallRecord]) -> list[dict[str, Any]]:
+def per_turn(
+    rows: Sequence[ChainRow], calls: Iterable[CallRecord], marks: Marks = (0, {})
+) -> list[dict[str, Any]]:
     """``calls`` summed per user turn of the chain ``rows``, for the turns that have any
-    (calls off the chain are left out), as the SDK's ``get_turn_usage`` lists its turns."""
-    turn_of: dict[int, int] = {}
+    (calls off the chain, or void by the branch's ``marks``, are left out), as the SDK's
+    ``get_turn_usage`` lists its turns."""
+    at: dict[int, int] = {}
+    turn_at: list[int] = []
     turn = 0
     for node, _h, body, *_rest in rows:
         if json.loads(body)["role"] == "user":
             turn += 1
-        turn_of[node] = turn
+        at[node] = len(turn_at)
+        turn_at.append(turn)
     out = {
         t: {"turn": t, "requests": 0, "input_tokens": 0, "cached_tokens": 0, "output_tokens": 0}
         for t in range(1, turn + 1)
     }
     for call in calls:
-        t = turn_of.get(call.node) if call.node is not None else None
+        pos = position(call, at, marks)
+        t = turn_at[pos] if pos is not None and pos < len(turn_at) else 0
         if not t:
             continue
         row = out[t]
@@ -86,6 +120,26 @@ def per_turn(rows: Sequence[ChainRow], calls: Iterable[CallRecord]) -> list[dict
         row["cached_tokens"] += call.cache_read_tokens or 0
         row["output_tokens"] += call.output_tokens or 0
     return [out[t] for t in sorted(out) if out[t]["requests"]]
+
+
+def position(call: CallRecord, at: dict[int, int], marks: Marks) -> int | None:
+    """Where in the branch ``call``'s usage stands (``at``: node -> position), ``None``
+    if nowhere: void by the ``marks``, or recorded against an item the branch lost."""
+    floor, moved = marks
+    if call.id is not None and call.id <= floor:
+        return None
+    if call.id in moved:
+        return moved[call.id]
+    return at.get(call.node) if call.node is not None else None
+
+
+def marks(store: Store, scope: str, branch: str) -> Marks:
+    """The marks of branch ``branch`` of agents session ``scope`` (none: ``(0, {})``)."""
+    row = store.get_object(_STATE, scope, f"usage@{branch}")
+    if row is None:
+        return 0, {}
+    data = json.loads(row.value)
+    return int(data["floor"]), {int(k): v for k, v in data["moved"].items()}
 
 
 def totals(turns: Sequence[dict[str, Any]]) -> dict[str, int] | None:
@@ -181,7 +235,51 @@ class Ledger:
     def _turn_usage(self: Any) -> list[dict[str, Any]]:
         self._items()
         head = self._cache_key[0] if self._cache_key is not None else None
-        return own_turns(self._store, self._sid, head)
+        return own_turns(self._store, self._sid, head, self._marks(self._branch))
+
+    def _marks(self: Any, branch: str) -> Marks:
+        return marks(self._store, self.session_id, branch)
+
+    def _put_marks(self: Any, branch: str, floor: int, moved: dict[int, int | None]) -> None:
+        value = json.dumps({"floor": floor, "moved": {str(k): v for k, v in moved.items()}})
+        self._store.put_object(_STATE, self.session_id, f"usage@{branch}", value.encode())
+
+    def _usage_cut(self: Any, items: Any, users: Sequence[int] | None, pos: int) -> None:
+        """The current branch's ``items`` from ``pos`` on (``users``: where its user
+        messages are, if known) have just been removed (popped, or replaced): as if
+        popped one by one, the usage standing there moves down to its turn's user
+        message if that stays, and is void if it went."""
+        if pos >= len(items):
+            return
+        calls = self._store.calls(session=self._sid) if self._sid is not None else []
+        if not calls:
+            return
+        if users is None:
+            users = [i for i, m in enumerate(items.messages()) if m["role"] == "user"]
+        floor, moved = self._marks(self._branch)
+        at = {node: i for i, node in enumerate(items.ids)}
+        changed = False
+        for call in calls:
+            where = position(call, at, (floor, moved))
+            if where is not None and where >= pos and call.id is not None:
+                turn = max((u for u in users if u <= where), default=None)
+                moved[call.id] = turn if turn is not None and turn < pos else None
+                changed = True
+        if changed:
+            self._put_marks(self._branch, floor, moved)
+
+    def _usage_cleared(self: Any) -> None:
+        """The current branch (``main``) is about to be emptied by a clear: none of the
+        usage it recorded so far counts any more."""
+        calls = self._store.calls(session=self._sid) if self._sid is not None else []
+        ids = [c.id for c in calls if c.id is not None]
+        if ids:
+            self._put_marks(self._branch, max(ids), {})
+
+    def _usage_forget(self: Any, branch: str) -> None:
+        """Branch ``branch`` is deleted: its marks go (a branch made again under its
+        name is another srt session, which starts with no usage)."""
+        self._store.delete_object(_STATE, self.session_id, f"usage@{branch}")
 
     async def session_usage(self: Any, branch: str | None = None) -> dict[str, int] | None:
         """The usage of every branch (``branch=None``) or of one, as the SDK's
@@ -206,14 +304,16 @@ class Ledger:
         for name in [branch] if branch is not None else list(self._branches):
             row = self._store.get_session(self._branches[name].session)
             if row is not None:
-                turns += own_turns(self._store, row.id, row.head)
+                turns += own_turns(self._store, row.id, row.head, self._marks(name))
         return totals(turns)
 
 
-def own_turns(store: Store, session: int | None, head: int | None) -> list[dict[str, Any]]:
+def own_turns(
+    store: Store, session: int | None, head: int | None, marks: Marks = (0, {})
+) -> list[dict[str, Any]]:
     """``per_turn`` of the chain to ``head`` with the ledger rows of srt session id
-    ``session`` alone (its branch's own requests)."""
+    ``session`` alone (its branch's own requests), under its branch's ``marks``."""
     if session is None or head is None:
         return []
     calls = store.calls(session=session)
-    return per_turn(store.chain(head), calls) if calls else []
+    return per_turn(store.chain(head), calls, marks) if calls else []

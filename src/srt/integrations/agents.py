@@ -35,8 +35,8 @@ made since the last ``add_items`` is written to srt's usage ledger against the i
 it produced (``_usage``); ``turn_usage()`` sums the ledger per user turn of the current
 branch (the turns with usage, each branch's own requests only, as the SDK's
 ``AdvancedSQLiteSession``), ``session_usage(branch=None)`` (``get_session_usage``) over the
-session or one branch. Under compaction, ``SrtCompactionSession`` (``_agcompact``) passes
-it on.
+session or one branch. A clear, or popping a turn's user message, takes its usage
+along. Under compaction, ``SrtCompactionSession`` (``_agcompact``) passes it on.
 
 The branch records, the current branch, the settings and the patches are srt
 objects (kinds ``agents.branch``, ``agents.state``, ``agents.item``, scope
@@ -397,6 +397,7 @@ class SrtSession(Replace, _usage.Ledger):
             except ConflictError:
                 self._cache = None
                 continue
+            self._usage_cut(cached, self._users, len(cached) - 1)
             # Its patch entry stays: the next item added in its place writes over it.
             (item,) = cached.tail(1).decode()
             cached.pop()
@@ -420,6 +421,7 @@ class SrtSession(Replace, _usage.Ledger):
         # (first: a handle that finds its branch gone then knows it was a clear)
         self._cleared = uuid.uuid4().hex.encode()
         self._store.put_object(_STATE, self.session_id, "cleared", self._cleared)
+        self._usage_cleared()
         for _ in range(_RETRIES):
             self._s.refresh()
             with contextlib.suppress(ConflictError):
@@ -433,6 +435,7 @@ class SrtSession(Replace, _usage.Ledger):
         for b in sorted(branches.values(), key=depth, reverse=True):
             if b.name != MAIN:
                 self._store.delete_object(_BRANCH, self.session_id, b.name)
+                self._usage_forget(b.name)
                 with contextlib.suppress(SessionNotFoundError):
                     self._rt.delete(b.session)
         for key in self._load_patches():
@@ -535,6 +538,7 @@ class SrtSession(Replace, _usage.Ledger):
             self._store.delete_object(_ITEM, self.session_id, key)
             del self._patches[key]
         self._store.delete_object(_BRANCH, self.session_id, branch)
+        self._usage_forget(branch)
         del self._branches[branch]
         with contextlib.suppress(SessionNotFoundError):
             self._rt.delete(info.session)
