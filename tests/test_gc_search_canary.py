@@ -51,10 +51,7 @@ def test_the_index_is_cleaned_in_steps_with_writes_between_them(
     segment to the index), and the cleanup still ends, with the canary gone."""
     path = tmp_path / "srt.db"
     token = f"qqcanary{secrets.token_hex(8)}"
-    if how == "one transaction":
-        monkeypatch.setattr(batched, "mark", lambda *_: None)
-    monkeypatch.setattr(batched, "MERGE_FIRST", 1, raising=False)  # (one page a step)
-    monkeypatch.setattr(batched, "MERGE_MOST", 1, raising=False)
+    _one_page_steps(monkeypatch, how)
     with srt.Runtime(path) as rt:
         _canary_session(rt, token)
         rt.delete("secret")
@@ -92,10 +89,7 @@ def test_a_gc_stopped_before_the_cleanup_ended_is_cleaned_by_the_next(
     collects nothing itself (the marker the first left in ``srt_meta`` says so)."""
     path = tmp_path / "srt.db"
     token = f"qqcanary{secrets.token_hex(8)}"
-    if how == "one transaction":
-        monkeypatch.setattr(batched, "mark", lambda *_: None)
-    monkeypatch.setattr(batched, "MERGE_FIRST", 1, raising=False)  # (one page a step)
-    monkeypatch.setattr(batched, "MERGE_MOST", 1, raising=False)
+    _one_page_steps(monkeypatch, how)
 
     def stop(phase: str) -> None:
         if phase == "index":
@@ -161,8 +155,7 @@ def test_a_gc_removes_only_its_own_marker_not_one_another_process_set_since(
     so the next gc still cleans the other's deleted words out of the index."""
     path = tmp_path / "srt.db"
     token = f"qqcanary{secrets.token_hex(8)}"
-    monkeypatch.setattr(batched, "MERGE_FIRST", 1, raising=False)  # (one page a step)
-    monkeypatch.setattr(batched, "MERGE_MOST", 1, raising=False)
+    _one_page_steps(monkeypatch, "batches")
     codes: list[int] = []
 
     def other_gc(phase: str) -> None:
@@ -189,3 +182,12 @@ def test_a_gc_removes_only_its_own_marker_not_one_another_process_set_since(
         assert rt.store.search(token) == []
         assert rt.store.verify().ok
     assert found_in_files(path, token.encode()) == NOTHING
+
+
+def _one_page_steps(monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    """The index's cleanup merges one page a step, after gc's batches or (``how``: "one
+    transaction") after the one-transaction gc."""
+    if how == "one transaction":
+        monkeypatch.setattr(batched, "mark", lambda *_: None)
+    monkeypatch.setattr(batched, "MERGE_FIRST", 1, raising=False)
+    monkeypatch.setattr(batched, "MERGE_MOST", 1, raising=False)

@@ -24,6 +24,7 @@ crash in between leaves that usage counted, as before this bookkeeping."""
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import contextvars
 import json
@@ -251,7 +252,7 @@ class Ledger:
         message if that stays, and is void if it went."""
         if pos >= len(items):
             return
-        calls = self._store.calls(session=self._sid) if self._sid is not None else []
+        calls = self._own_calls()
         if not calls:
             return
         if users is None:
@@ -262,8 +263,8 @@ class Ledger:
         for call in calls:
             where = position(call, at, (floor, moved))
             if where is not None and where >= pos and call.id is not None:
-                turn = max((u for u in users if u <= where), default=None)
-                moved[call.id] = turn if turn is not None and turn < pos else None
+                i = bisect.bisect_right(users, where)  # (the last user message at or above)
+                moved[call.id] = users[i - 1] if i and users[i - 1] < pos else None
                 changed = True
         if changed:
             self._put_marks(self._branch, floor, moved)
@@ -271,10 +272,13 @@ class Ledger:
     def _usage_cleared(self: Any) -> None:
         """The current branch (``main``) is about to be emptied by a clear: none of the
         usage it recorded so far counts any more."""
-        calls = self._store.calls(session=self._sid) if self._sid is not None else []
-        ids = [c.id for c in calls if c.id is not None]
+        ids = [c.id for c in self._own_calls() if c.id is not None]
         if ids:
             self._put_marks(self._branch, max(ids), {})
+
+    def _own_calls(self: Any) -> list[CallRecord]:
+        """The ledger rows the current branch's srt session recorded."""
+        return self._store.calls(session=self._sid) if self._sid is not None else []
 
     def _usage_forget(self: Any, branch: str) -> None:
         """Branch ``branch`` is deleted: its marks go (a branch made again under its
