@@ -203,6 +203,31 @@ def test_an_id_without_its_prefix_is_openais_invalid_value(
     )
 
 
+@pytest.mark.parametrize(
+    ("value", "param", "code"),
+    [
+        ({}, "conversation.id", "missing_required_parameter"),
+        ({"id": "conv_x", "name": "n"}, "conversation.name", "unknown_parameter"),
+        ({"id": 5}, "conversation.id", "invalid_type"),
+        ("", "conversation", "invalid_value"),
+    ],
+)
+def test_a_malformed_conversation_is_a_400_naming_the_member_at_fault(
+    gw: Harness, value: Any, param: str, code: str
+) -> None:
+    """The ``{"id": ...}`` form's members are named as OpenAI names a body's (the gateway
+    said ``code: null`` naming ``conversation``, and "expected a string, but got a
+    string" of ``""``)."""
+    err = refused(
+        gw,
+        lambda: gw.client().responses.create(model=MODEL, input="x", conversation=value),
+        400,
+        param,
+        code,
+    )
+    assert "got a string" not in err.message
+
+
 # -- 3. include in the query of items.create and items.retrieve -------------------------
 
 
