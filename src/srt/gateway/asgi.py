@@ -37,7 +37,7 @@ from .errors import ApiError, from_exception
 from .events import encode
 from .leaving import GONE, first_or_gone, gone_response
 from .params import parse_create, parse_json
-from .query import parse_list, parse_retrieve
+from .query import parse_include, parse_list, parse_none, parse_retrieve
 from .records import hash_key, new_id
 from .service import Gateway, Stop
 from .texts import SWEEP_S
@@ -356,12 +356,14 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
 
     async def create_conversation(request: Request) -> Response:
         tenant = await st.tenant(request)
+        parse_none(request.query_params.multi_items())
         body = await _body(request, config.max_body_bytes)
         return _json(await st.run(convs.create, tenant, body))
 
     async def conversation(request: Request) -> Response:
         tenant = await st.tenant(request)
         cid = request.path_params["cid"]
+        parse_none(request.query_params.multi_items())
         if request.method == "GET":
             return _json(await st.run(convs.get, tenant, cid))
         if request.method == "DELETE":
@@ -373,6 +375,7 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
         tenant = await st.tenant(request)
         cid = request.path_params["cid"]
         if request.method == "POST":
+            parse_include(request.query_params.multi_items())  # shows nothing more
             body = await _body(request, config.max_body_bytes)
             return _json(await st.run(convs.add_items, tenant, cid, body))
         q = parse_list(request.query_params.multi_items())
@@ -382,7 +385,9 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
         tenant = await st.tenant(request)
         cid, item = request.path_params["cid"], request.path_params["item"]
         if request.method == "DELETE":
+            parse_none(request.query_params.multi_items())
             return _json(await st.run(convs.delete_item, tenant, cid, item))
+        parse_include(request.query_params.multi_items())  # shows nothing more
         return _json(await st.run(convs.get_item, tenant, cid, item))
 
     async def chat_completions(request: Request) -> Response:

@@ -15,7 +15,7 @@ from typing import Any
 
 from .body import parse_json
 from .errors import ApiError, bad_request
-from .values import MIN_OUTPUT_TOKENS, check_metadata, number, wrong_type
+from .values import MIN_OUTPUT_TOKENS, check_metadata, number, object_id, wrong_type
 from .values import boolean as _bool
 from .values import integer as _int
 from .values import string as _str
@@ -464,20 +464,35 @@ def parse_create(body: dict[str, Any], max_items: int) -> CreateResponse:
             "Missing required parameter: 'model'.", "model", "missing_required_parameter"
         )
     items = check_items(body.get("input", []), "input", max_items)
-    conv = body.get("conversation")
-    if isinstance(conv, dict):
-        if set(conv) != {"id"}:
-            raise bad_request("Invalid 'conversation': an id or {\"id\": ...}.", "conversation")
-        conv = conv.get("id")
-    if conv is not None and (not isinstance(conv, str) or not conv):
-        raise wrong_type("conversation", "a string", conv)
+    conv, key = body.get("conversation"), "conversation"
+    if isinstance(conv, dict):  # {"id": ...}
+        for k in sorted(set(conv) - {"id"})[:1]:
+            raise bad_request(
+                f"Unrecognized request argument supplied: conversation.{k}",
+                f"conversation.{k}",
+                "unknown_parameter",
+            )
+        if "id" not in conv:
+            raise bad_request(
+                "Missing required parameter: 'conversation.id'.",
+                "conversation.id",
+                "missing_required_parameter",
+            )
+        conv, key = conv["id"], "conversation.id"
+    if conv is not None and not isinstance(conv, str):
+        raise wrong_type(key, "a string", conv)
     prev = _str(body, "previous_response_id", empty=False)
-    if prev is not None and conv is not None:
+    if prev is not None and conv is not None:  # api.openai.com's words, param null
         raise bad_request(
-            "Parameters 'previous_response_id' and 'conversation' cannot be used together.",
-            "conversation",
-            "invalid_value",
+            "Mutually exclusive parameters. Ensure you are only providing one of: "
+            "'previous_response_id' or 'conversation'.",
+            None,
+            "mutually_exclusive_parameters",
         )
+    if conv is not None:
+        object_id(conv, "conversation", "conv")
+    if prev is not None:
+        object_id(prev, "previous_response_id", "resp")
     trunc = body.get("truncation")
     if trunc is not None and trunc not in ("auto", "disabled"):
         raise bad_request(

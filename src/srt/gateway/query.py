@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from .errors import ApiError, bad_request
 from .params import check_include
 
-__all__ = ["ListParams", "RetrieveParams", "parse_list", "parse_retrieve"]
+__all__ = [
+    "ListParams",
+    "RetrieveParams",
+    "parse_include",
+    "parse_list",
+    "parse_none",
+    "parse_retrieve",
+]
 
 _INCLUDE = ("include", "include[]")
 
@@ -47,6 +54,17 @@ def _boolean(query: dict[str, str], key: str) -> bool:
     if raw not in ("true", "false"):
         raise bad_request(f"Invalid '{key}': expected true or false.", key, "invalid_type")
     return raw == "true"
+
+
+def parse_none(pairs: Iterable[tuple[str, str]]) -> None:
+    """An endpoint that takes no query parameter: any key is refused by name."""
+    _take(pairs, set())
+
+
+def parse_include(pairs: Iterable[tuple[str, str]]) -> tuple[str, ...]:
+    """``include`` alone, checked as a list's: the ``openai`` SDK sends it in the query of
+    ``conversations.items.create`` and ``conversations.items.retrieve``."""
+    return check_include(_take(pairs, set())[1])
 
 
 @dataclass(frozen=True)

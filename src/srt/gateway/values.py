@@ -18,6 +18,7 @@ __all__ = [
     "check_metadata",
     "integer",
     "number",
+    "object_id",
     "string",
     "wrong_type",
 ]
@@ -71,6 +72,20 @@ def string(
             "string_above_max_length",
         )
     return v
+
+
+def object_id(value: str, param: str, prefix: str) -> str:
+    """An id a request names (``conversation``, ``previous_response_id``): one that does
+    not begin with its kind's ``prefix`` is refused in api.openai.com's words,
+    ``Invalid 'conversation': 'x'. Expected an ID that begins with 'conv'.``
+    (``invalid_value``), before anything is looked up."""
+    if not value.startswith(prefix):
+        raise bad_request(
+            f"Invalid '{param}': '{value}'. Expected an ID that begins with '{prefix}'.",
+            param,
+            "invalid_value",
+        )
+    return value
 
 
 def boolean(body: Mapping[str, Any], key: str) -> bool | None:
