@@ -234,6 +234,41 @@ def test_a_pgbouncer_that_drops_options_gets_a_config_error_naming_it() -> None:
     assert "42P05" in text
 
 
+@pytest.mark.parametrize("through", ["postgres", "pgbouncer"])
+def test_first_searches_at_once_build_the_index_once(through: str) -> None:
+    """Three first searches at once: one builds the index, the others wait for it and
+    find it built, and no lock is left. Before, under a session advisory lock: on a plain
+    server a waiter blocked on the lock held a snapshot that the build waited for, a
+    deadlock (StoreBusyError after 19 s); behind PgBouncer the lock was taken on one
+    server connection and released on another (left held, and two builds ran)."""
+    from pg_support import fresh_url
+
+    with (fresh_bouncer_url if through == "pgbouncer" else fresh_url)() as url:
+        with srt.Runtime(url) as rt:
+            rt.session("hay").append(*(user(f"straw{i} " + "hay " * 100) for i in range(1500)))
+        meet = threading.Barrier(3, timeout=60)
+        results: list[object] = []
+
+        def first_search() -> None:
+            with srt.Runtime(url) as mine:
+                meet.wait()
+                try:
+                    results.append(mine.store.build_search_index())
+                except BaseException as exc:  # reported below
+                    results.append(exc)
+
+        threads = [threading.Thread(target=first_search) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(results, key=repr) == [1500, None, None]
+        with srt.Runtime(url) as rt:
+            assert rt.store.has_search_index() and rt.store.verify().ok
+            assert [h.text for h in rt.store.search("straw7")] == ["straw7 " + "hay " * 100]
+        assert _build_locks(url.rsplit("schema=", 1)[1]) == 0
+
+
 def test_pipelined_appends_race_to_the_exact_count(bounced: str) -> None:
     """An append filing two conditional objects sends its statements in a pipeline inside
     one transaction (``appends.py``), the mode that broke LangGraph behind PgBouncer
