@@ -19,6 +19,7 @@ from collections.abc import Iterator
 
 import psycopg
 
+from srt.testing.pgbouncer import PgBouncer
 from srt.testing.pgserver import PgServer
 
 _lock = threading.Lock()
@@ -54,6 +55,32 @@ def fresh_url() -> Iterator[str]:
     schema = "t_" + secrets.token_hex(6)
     try:
         yield with_schema(server_url(), schema)
+    finally:
+        drop_schema(schema)
+
+
+_bouncers: list[PgBouncer] = []
+
+
+def bouncer() -> PgBouncer:
+    """A PgBouncer in transaction mode with pools of 2 server connections in front of the
+    tests' server (``srt.testing.pgbouncer``), started on first use and stopped at exit.
+    A machine without PgBouncer fails here, saying how to install it: never a skip."""
+    with _lock:
+        if not _bouncers:
+            found = PgBouncer(server_url(), pool_mode="transaction", pool_size=2)
+            found.start()
+            atexit.register(found.stop)
+            _bouncers.append(found)
+        return _bouncers[0]
+
+
+@contextlib.contextmanager
+def fresh_bouncer_url() -> Iterator[str]:
+    """``fresh_url()`` through PgBouncer: a new schema, ``prepare_threshold=none``."""
+    schema = "t_" + secrets.token_hex(6)
+    try:
+        yield with_schema(bouncer().url + "&prepare_threshold=none", schema)
     finally:
         drop_schema(schema)
 

@@ -59,14 +59,15 @@ def sqlite_engine(tmp_path: Path) -> Iterator[EngineUnderTest]:
 
 
 @contextlib.contextmanager
-def postgres_engine(tmp_path: Path) -> Iterator[EngineUnderTest]:
-    """A schema of its own on the tests' PostgreSQL server (``tests/pg_support.py``)."""
+def postgres_engine(tmp_path: Path, *, bouncer: bool = False) -> Iterator[EngineUnderTest]:
+    """A schema of its own on the tests' PostgreSQL server (``tests/pg_support.py``);
+    with ``bouncer``, reached through PgBouncer in transaction mode."""
     import psycopg
 
-    from pg_support import fresh_url, server_url
+    from pg_support import fresh_bouncer_url, fresh_url, server_url
     from srt.store.postgres import PostgresStore
 
-    with fresh_url() as url:
+    with (fresh_bouncer_url if bouncer else fresh_url)() as url:
         schema = url.rsplit("schema=", 1)[1]
 
         def tamper(table: str, column: str, key: str, value: bytes, old: bytes) -> None:
@@ -82,13 +83,20 @@ def postgres_engine(tmp_path: Path) -> Iterator[EngineUnderTest]:
         def tamper_prefix(prefix: bytes, new: bytes) -> None:
             tamper("nodes", "prefix", "prefix", new, prefix)
 
-        yield EngineUnderTest("postgres", lambda: PostgresStore(url), tamper_body, tamper_prefix)
+        name = "pgbouncer" if bouncer else "postgres"
+        yield EngineUnderTest(name, lambda: PostgresStore(url), tamper_body, tamper_prefix)
+
+
+def pgbouncer_engine(tmp_path: Path) -> contextlib.AbstractContextManager[EngineUnderTest]:
+    """The same through PgBouncer in transaction mode, its pools 2 server connections."""
+    return postgres_engine(tmp_path, bouncer=True)
 
 
 #: Engine name -> factory.
 ENGINES: dict[str, Callable[[Path], contextlib.AbstractContextManager[EngineUnderTest]]] = {
     "sqlite": sqlite_engine,
     "postgres": postgres_engine,
+    "pgbouncer": pgbouncer_engine,
 }
 
 

@@ -15,6 +15,8 @@ row, i.e. message text), never the connection string (which can hold a password)
   (the store retries the first two itself, see ``RETRY_SQLSTATES``);
 * data or index corruption reported by the server, or a schema that is not srt's:
   ``CorruptionError``;
+* a prepared statement missing or already there (psycopg's, behind PgBouncer in
+  transaction mode without ``prepare_threshold=none``): ``ConfigError`` naming both;
 * input PostgreSQL cannot hold (an index entry over its size limit, U+0000 in a
   ``text`` value): ``ConfigError``, nothing written; a privilege the role lacks: a
   ``StoreError`` naming what it needs; anything else: ``StoreError``.
@@ -74,6 +76,14 @@ HEAD_MOVED = (
 GONE = (
     "a node or message it refers to is not stored (collected by gc?); nothing was "
     "written: refresh() and retry"
+)
+
+
+#: What a statement prepared on a server connection a pooler gave to another client is told.
+PREPARED = (
+    "a server-side prepared statement was missing or already there: the connection goes "
+    "through a pooler that shares server connections (PgBouncer in transaction mode); "
+    "add prepare_threshold=none to the URL; the statement failed"
 )
 
 
@@ -154,6 +164,10 @@ def convert(exc: psycopg.Error, action: str) -> Exception:
             f"{action}: the database connection failed ({state or 'no SQLSTATE'}: "
             f"{_primary(exc)}); the pool reconnects, retry the operation"
         )
+    if isinstance(exc, pge.InvalidSqlStatementName | pge.DuplicatePreparedStatement):
+        # srt prepares nothing by name: psycopg's prepared statements, on a server
+        # connection that a pooler swapped under this client connection
+        return ConfigError(f"{action}: {type(exc).__name__} ({state}): {PREPARED}")
     if isinstance(exc, pge.ProgramLimitExceeded):
         return ConfigError(
             f"{action}: a value is too large for PostgreSQL ({_primary(exc)}); nothing was written"

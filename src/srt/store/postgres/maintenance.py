@@ -32,13 +32,13 @@ from ..base import (
 )
 from ..checks import metadata_ok
 from . import schema as sch
-from .migrate import lock_key
 from .objects import ORPHANS
 from .pool import Database
 
 __all__ = [
     "CHAINS",
     "NUL_ESCAPE",
+    "index_building",
     "index_state",
     "places_of",
     "snapshot",
@@ -174,15 +174,18 @@ def index_state(db: Database, conn: psycopg.Connection[Any]) -> bool | None:
     return None if row is None else bool(row[0])
 
 
-def _index_building(db: Database, conn: psycopg.Connection[Any]) -> bool:
-    """Whether a connection holds the search index's build lock (``search``'s advisory
-    lock): its index is invalid only until the build ends, no fault."""
-    key = lock_key(db.schema, "search-index") & 0xFFFF_FFFF_FFFF_FFFF
+def index_building(db: Database, conn: psycopg.Connection[Any]) -> bool:
+    """Whether a ``CREATE INDEX CONCURRENTLY`` on srt's messages runs now, on any
+    connection (the search index's build: its index is invalid only until it ends, no
+    fault). PostgreSQL's progress view, server-wide, so it is seen behind a pooler too;
+    another role's build shows without its table (NULL), and counts, to be safe."""
     row = conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
-        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-        "AND classid = %s::bigint::oid AND objid = %s::bigint::oid AND objsubid = 1)",
-        (key >> 32, key & 0xFFFF_FFFF),
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p "
+        "WHERE p.datid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND (p.relid IS NULL OR p.relid = (SELECT c.oid FROM pg_class c JOIN pg_namespace "
+        "n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = 'messages') "
+        "AND p.command = 'CREATE INDEX CONCURRENTLY'))",
+        (db.schema,),
     ).fetchone()
     return bool(row and row[0])
 
@@ -288,7 +291,7 @@ def _verify(
         )
     ):
         faults.add(Fault("object", "objects", oid, f"{kind} object: its node {node} is missing"))
-    if index_state(db, conn) is False and not _index_building(db, conn):
+    if index_state(db, conn) is False and not index_building(db, conn):
         faults.add(
             Fault(
                 "search_index",

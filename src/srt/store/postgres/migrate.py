@@ -25,8 +25,9 @@ log = logging.getLogger("srt.store.postgres")
 
 
 def lock_key(schema: str, purpose: str = "migrate") -> int:
-    """The advisory lock id that serializes ``purpose`` (the migrations, or the search
-    index's builds) in ``schema``."""
+    """The advisory lock id that serializes ``purpose`` (the migrations) in ``schema``
+    (a transaction's lock: a session's would not hold behind PgBouncer in transaction
+    mode)."""
     digest = hashlib.blake2b(f"srt-{purpose}:{schema}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 

@@ -71,7 +71,10 @@ REFUSALS = (
     "does not support SSL",
     "invalid connection option",
     "invalid integer value",
+    "unsupported startup parameter",  # PgBouncer, on the URL's options= (or PGOPTIONS)
 )
+#: What PgBouncer says to a connection that sets ``options`` (srt's search path pin).
+UNPINNABLE = "unsupported startup parameter: options"
 
 
 #: How long a caller waits on the pool at a time before it looks whether the pool's latest
@@ -177,6 +180,7 @@ class Database:
         # The first connection is made in the caller's thread: it waits for the server as
         # long as a pooled one would (unless the URL says how long).
         self._first_kwargs = dict(self._kwargs)
+        self._pin_only = False  # the URL's options are srt's search path pin alone
         self._secrets = secrets_of(conninfo) if conninfo is not None else []
         options: dict[str, Any] = {}
         bad = ""
@@ -195,8 +199,13 @@ class Database:
             # connections start with it pinned (the last ``-c`` wins, and the client's
             # setting beats a role's default), with the URL's other options kept.
             given = options.get("options") or os.environ.get("PGOPTIONS", "")
+            # PgBouncer refuses any ``options`` (``unsupported startup parameter``; one
+            # set to ignore it drops it): a pin srt added alone is then left off
+            # (``_unpin``), and the role's default path is used, as on a caller's pool
+            # (srt's functions pin their own, and its statements name its schema).
             pinned = f"{given} -csearch_path={sch.PINNED_PATH.replace(' ', '')}".strip()
             self._kwargs["options"] = self._first_kwargs["options"] = pinned
+            self._pin_only = not given
         self._given = pool
         self._pool: psycopg_pool.ConnectionPool[Any] | None = pool
         self._pid = os.getpid()
@@ -317,6 +326,8 @@ class Database:
             try:
                 conn = psycopg.Connection.connect(self.conninfo, **self._first_kwargs)
             except psycopg.Error as exc:
+                if self._unpin(exc):
+                    continue
                 reason, final = self._classify(exc)
                 nowhere = not self._reached and unreachable(str(exc))
             else:
@@ -333,6 +344,20 @@ class Database:
                 raise _late(reason, self._sizes[2], self._where)
             time.sleep(min(delay, left))
             delay = min(delay * 2, 1.0)
+
+    def _unpin(self, exc: psycopg.Error) -> bool:
+        """Whether ``exc`` is PgBouncer refusing the ``options`` srt added alone (the
+        search path's pin): then the pin is left off this store's connections, and so
+        are psycopg's server-side prepared statements (``prepare_threshold=none``: behind
+        PgBouncer in transaction mode a statement prepared on one server connection is
+        missing on the next one); try again."""
+        if not self._pin_only or UNPINNABLE not in str(exc):
+            return False
+        self._pin_only = False
+        for kwargs in (self._kwargs, self._first_kwargs):
+            del kwargs["options"]
+            kwargs["prepare_threshold"] = None
+        return True
 
     def _classify(self, exc: psycopg.Error) -> tuple[str, bool]:
         """A failed connection's reason (scrubbed), and whether it is a refusal."""

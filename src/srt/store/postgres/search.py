@@ -2,9 +2,10 @@
 message's text (``schema.SEARCH_INDEX_SQL``), built by the first search and kept in step
 by PostgreSQL from then on. The build is ``CREATE INDEX CONCURRENTLY``: writers go on
 while it runs (it waits for the transactions open on the database to end, and reads the
-table twice); the search that started it, and any other search meanwhile, waits for it,
-so no search reads a half-built index (PostgreSQL would not use one anyway: without the
-index a search reads every message, whole but slow). A build cut short leaves an invalid
+table twice); the search that started it, and any other search meanwhile, waits for it
+(without a lock: ``build_search_index``), so no search reads a half-built index
+(PostgreSQL would not use one anyway: without the index a search reads every message,
+whole but slow). A build cut short leaves an invalid
 index, which the next build drops and makes again. The index reads the first
 ``schema.SEARCH_TEXT_CAP`` characters of a message's text: PostgreSQL refuses a tsvector
 over 1 MB, which the words of a longer text can make, and that refusal would fail the
@@ -19,8 +20,8 @@ the words asked for. ``check_query`` refuses those, saying what to use instead.
 
 from __future__ import annotations
 
-import contextlib
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,11 +30,11 @@ import psycopg
 from ...errors import ConfigError
 from ..base import SEARCH_BATCH_MAX, Hit, check_search
 from . import schema as sch
-from .maintenance import NUL_ESCAPE, index_state, places_of, snapshot, text_of
-from .migrate import lock_key
+from .maintenance import NUL_ESCAPE, index_building, index_state, places_of, snapshot, text_of
 from .pool import Database
 
 __all__ = [
+    "BUILD_POLL",
     "build_search_index",
     "check_query",
     "drop_search_index",
@@ -42,6 +43,9 @@ __all__ = [
     "search",
     "search_sql",
 ]
+
+#: PostgreSQL's duplicate_table: the notice of ``IF NOT EXISTS`` skipping the index.
+DUPLICATE_TABLE = "42P07"
 
 _HEAD = "PostgreSQL's search (--fts: quoted phrases, OR, -word or NOT) has no "
 
@@ -70,36 +74,67 @@ def has_search_index(db: Database) -> bool:
     return db.run("reading the schema", lambda c: index_state(db, c) is True, retry_reads=True)
 
 
+#: How long a caller that found another's build of the index under way waits before it
+#: looks again.
+BUILD_POLL = 0.1
+
+
 def build_search_index(
     db: Database, *, announce: Callable[[int], None] | None = None
 ) -> int | None:
     """Create the search index unless it is there: the messages indexed, or ``None``.
-    One build at a time (a session advisory lock): a caller that finds another's build
-    under way waits for it, then finds the index built."""
-    key = lock_key(db.schema, "search-index")
+
+    No lock: a build under way (``index_building``: PostgreSQL's progress view, seen from
+    any connection) is waited for, a look every ``BUILD_POLL`` s in autocommit, so the
+    waiter holds no snapshot between looks, then the index is found built. A session
+    advisory lock did this before: a waiter blocked on it held a snapshot, which the
+    build (``CREATE INDEX CONCURRENTLY``) waits for, so two first searches at once
+    deadlocked (one got ``StoreBusyError`` after 19 s); and behind PgBouncer in
+    transaction mode the lock was taken on one server connection and released on another,
+    left held (the next build's waiter would block forever) and serializing nothing. Two
+    callers that start a build at the same instant: PostgreSQL lets one create it (the
+    other's ``IF NOT EXISTS`` skips it, or its catalog insert is refused), and the other
+    waits for it like any waiter."""
 
     def build(conn: psycopg.Connection[Any]) -> int | None:
-        if index_state(db, conn):
-            return None
-        conn.execute("SELECT pg_advisory_lock(%s)", (key,))
-        try:
+        while True:
             found = index_state(db, conn)
-            if found:  # built by another connection meanwhile
+            if found:
                 return None
-            if found is False:  # left invalid by a build cut short (it held the lock)
-                conn.execute(db.sql(sch.SEARCH_DROP_SQL))
+            if index_building(db, conn):
+                time.sleep(BUILD_POLL)
+                continue
+            if found is False:  # left invalid by a build cut short: built again
+                if index_state(db, conn) is False:  # (not a build that ended just now)
+                    conn.execute(db.sql(sch.SEARCH_DROP_SQL))
+                continue
             row = conn.execute(db.sql("SELECT count(*) FROM {s}.messages")).fetchone()
             count = int(row[0]) if row else 0
             if announce is not None:
                 announce(count)
-            conn.execute(db.sql(sch.SEARCH_INDEX_SQL))
-            return count
-        finally:
-            if not conn.broken:
-                with contextlib.suppress(psycopg.Error):
-                    conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            if _create_index(db, conn):
+                return count
 
     return db.run("building the search index", build)
+
+
+def _create_index(db: Database, conn: psycopg.Connection[Any]) -> bool:
+    """``CREATE INDEX CONCURRENTLY IF NOT EXISTS``: whether this call built the index
+    (not if another build's made it first: skipped, or its catalog row refused)."""
+    skipped: list[str] = []
+
+    def notice(diag: psycopg.errors.Diagnostic) -> None:
+        if diag.sqlstate == DUPLICATE_TABLE:  # "... already exists, skipping"
+            skipped.append(diag.sqlstate)
+
+    conn.add_notice_handler(notice)
+    try:
+        conn.execute(db.sql(sch.SEARCH_INDEX_SQL))
+    except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
+        return False
+    finally:
+        conn.remove_notice_handler(notice)
+    return not skipped
 
 
 def drop_search_index(db: Database) -> bool:
