@@ -49,9 +49,12 @@ def _count(value: str) -> int:
 
 
 def _positive(value: str) -> int:
-    n = _count(value)
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
     if n < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {n}")
     return n
 
 
@@ -249,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="include partial (cancelled, incomplete) replies, which are left out by default",
     )
+    p.set_defaults(check=_sessions.export_usage)
 
     p = command(
         "import",
