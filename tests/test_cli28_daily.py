@@ -5,7 +5,9 @@ server, or ``srt.cli.main`` on a real SQLite file).
 - ``srt prompt`` interrupted (SIGINT) while waiting for the reply's first byte said
   "the partial reply is kept in session NAME" of a session it had just deleted.
 - ``srt search --limit -1`` said "must be 0 or more" of an option that takes 1 or more.
-- ``srt export --model M`` was accepted and ignored with jsonl and markdown.
+- ``srt export --model M`` was accepted and ignored with jsonl and markdown, and so
+  were ``srt search --drop-index``'s ``--limit``, ``--fts`` and ``--json`` and
+  ``srt log --restore``'s ``--json``: usage errors now.
 - ``srt serve --help`` listed the ``--upstream`` kinds without azure.
 - ``srt serve`` on a port in use printed "srt gateway on http://..." and then uvicorn's
   own log line, and exited 3; now one ``srt: error:`` line, status 1, no banner.
@@ -118,3 +120,28 @@ def test_serve_on_a_port_in_use_is_one_error_line_and_no_banner(tmp_path: Path) 
         )
     assert (r.returncode, r.stdout) == (1, ""), r.stderr
     assert r.stderr == f"srt: error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("search", "--drop-index", "--json"), "--drop-index takes no --limit, --fts or --json"),
+        (("search", "--drop-index", "--limit", "3"), "--drop-index takes no --limit"),
+        (("search", "--drop-index", "--fts"), "--drop-index takes no --limit, --fts"),
+        (("log", "a", "--restore", "k.1", "--json"), "--json prints the earlier heads, and"),
+    ],
+    ids=["drop-json", "drop-limit", "drop-fts", "restore-json"],
+)
+def test_an_option_the_command_would_ignore_is_a_usage_error(
+    cli: Cli, args: tuple[str, ...], says: str
+) -> None:
+    """``srt search --drop-index --json`` printed text, and ``srt log --restore --json``
+    printed its line: the option was accepted and ignored."""
+    assert cli("search", "order")[0] == 0  # (an index to drop: the command would run)
+    with pytest.raises(SystemExit) as exc:
+        cli(*args)
+    assert exc.value.code == 2
+    err = cli.capsys.readouterr().err
+    assert err.startswith("usage: srt") and says in err, err
+    code, out, _ = cli("search", "order", "--limit", "1")  # (still there: nothing ran)
+    assert code == 0 and "Where is my order?" in out, out

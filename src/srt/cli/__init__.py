@@ -290,9 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--limit",
         type=_positive,
-        default=20,
         metavar="N",
-        help="show at most this many (default: 20)",
+        help=f"show at most this many (default: {_maint.SEARCH_LIMIT})",
     )
     p.add_argument(
         "--fts",
@@ -340,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--restore", metavar="KEY", type=nonempty, help="make the earlier head KEY the head again"
     )
     p.add_argument("--json", action="store_true", help="print the earlier heads as JSON")
+    p.set_defaults(check=_log.log_usage)
 
     p = command("gc", "delete the messages and nodes that no session reaches", _maint.gc)
     p.add_argument(
