@@ -49,9 +49,12 @@ def _count(value: str) -> int:
 
 
 def _positive(value: str) -> int:
-    n = _count(value)
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
     if n < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {n}")
     return n
 
 
@@ -249,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="include partial (cancelled, incomplete) replies, which are left out by default",
     )
+    p.set_defaults(check=_sessions.export_usage)
 
     p = command(
         "import",
@@ -286,9 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--limit",
         type=_positive,
-        default=20,
         metavar="N",
-        help="show at most this many (default: 20)",
+        help=f"show at most this many (default: {_maint.SEARCH_LIMIT})",
     )
     p.add_argument(
         "--fts",
@@ -336,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--restore", metavar="KEY", type=nonempty, help="make the earlier head KEY the head again"
     )
     p.add_argument("--json", action="store_true", help="print the earlier heads as JSON")
+    p.set_defaults(check=_log.log_usage)
 
     p = command("gc", "delete the messages and nodes that no session reaches", _maint.gc)
     p.add_argument(

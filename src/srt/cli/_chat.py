@@ -547,6 +547,13 @@ def prompt(args: argparse.Namespace) -> int:
                 _unask(rt, session, before if existed else None)
             if ended != "\n":
                 print()
+            if stream.reply is None and stream.status != "ok":
+                # (cancelled while waiting for the reply's first byte: nothing is kept)
+                print(
+                    "srt: interrupted before the reply began; the session was left as it was",
+                    file=sys.stderr,
+                )
+                return 130 if stream.status in (None, "cancelled") else 1
             if stream.status not in ("ok", None):
                 print(
                     f"srt: {stream.status}: the partial reply is kept in session "
@@ -554,12 +561,6 @@ def prompt(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 130 if stream.status == "cancelled" else 1
-            if stream.status is None:
-                print(
-                    "srt: interrupted before the reply began; the session was left as it was",
-                    file=sys.stderr,
-                )
-                return 130
             return 0
     finally:
         _close(provider)

@@ -64,17 +64,35 @@ Line = tuple[int, int, bytes]
 Batch = list[tuple[int | None, dict[str, Any]]]
 
 
+class LineTooLong(CommandError):
+    """A line of JSON lines over ``MESSAGE_TEXT`` bytes: refused once that many are read
+    (a line is parsed whole), not after reading all of it."""
+
+    def __init__(self, number: int, source: str) -> None:
+        self.number = number
+        super().__init__(
+            f"line {number} of {source} is over {MESSAGE_TEXT} bytes: srt import reads a "
+            f"line of JSON lines whole, and refuses one this long (the store takes no "
+            f"message over {DEFAULT_MAX_MESSAGE_BYTES} bytes)"
+        )
+
+
+def _rest(stream: IO[bytes], source: str, number: int, got: bytes = b"") -> bytes:
+    """Line ``number`` of ``stream`` (``got``: its start, already read), read no further
+    than ``MESSAGE_TEXT`` bytes and its ``\\n``: ``LineTooLong`` if it goes on."""
+    if len(got) > MESSAGE_TEXT:
+        raise LineTooLong(number, source)
+    raw = got + _read(stream, source, MESSAGE_TEXT + 1 - len(got))
+    if len(raw) > MESSAGE_TEXT and not (len(raw) == MESSAGE_TEXT + 1 and raw.endswith(b"\n")):
+        raise LineTooLong(number, source)
+    return raw
+
+
 def _lines(stream: IO[bytes], source: str, number: int = 0, offset: int = 0) -> Iterator[Line]:
     """The lines of ``stream`` as they are read, each ending at ``\\n`` (numbered after
-    ``number``, the first at byte ``offset``)."""
-    it = iter(stream)
-    while True:
-        try:
-            raw = next(it, None)
-        except OSError as exc:
-            raise CommandError(f"cannot read {source}: {exc.strerror or exc}") from None
-        if raw is None:
-            return
+    ``number``, the first at byte ``offset``); one over ``MESSAGE_TEXT`` bytes is refused
+    (``LineTooLong``) once that many are read."""
+    while raw := _rest(stream, source, number + 1):
         number += 1
         yield number, offset, raw
         offset += len(raw)
@@ -137,7 +155,7 @@ def _detect(stream: IO[bytes], source: str) -> tuple[list[Line], str]:
             if not seen:
                 head.append((number + 1, offset, raw))
                 return head, "long"
-            raw += _read(stream, source)  # (a second value: JSON lines; all its line)
+            raw = _rest(stream, source, number + 1, raw)  # (a second value: JSON lines)
         number += 1
         head.append((number, offset, raw))
         offset += len(raw)
@@ -309,19 +327,30 @@ def _document(head: list[Line], stream: IO[bytes], source: str, fmt: str | None)
     (``_import_doc``). A first line too long to be read whole (``head``'s last, cut)
     followed by more lines is read as before: JSON lines if that line is JSON."""
     start = stream.tell()
+    too_long: LineTooLong | None = None
     if _cut(head[-1]) and not _alone(stream, source):
         stream.seek(start)
         first: list[Line] = []
         lines = _lines(stream, source)
-        if _is_json_lines(first, lines):
-            _jsonl_only(fmt)
-            return _line_batches(itertools.chain(first, lines))
+        try:
+            if _is_json_lines(first, lines):
+                _jsonl_only(fmt)
+                return _line_batches(itertools.chain(first, lines))
+        except LineTooLong as exc:
+            if exc.number != head[-1][0]:
+                raise  # (after a JSON value: JSON lines)
+            too_long = exc  # (JSON lines or one document: read as one, it tells)
     size = stream.seek(0, os.SEEK_END) - start
     stream.seek(start)
-    if size <= WHOLE_BYTES:
+    if size <= WHOLE_BYTES and too_long is None:
         return iter([_whole(stream, source, fmt)])
     reader = _import_doc.Reader(stream, source, _import_doc.CHUNK, MESSAGE_TEXT)
-    plan = _import_doc.scan(reader)
+    try:
+        plan = _import_doc.scan(reader)
+    except CommandError as exc:
+        if too_long is None:
+            raise
+        raise CommandError(f"{too_long}; read as one JSON document, {exc}") from None
     stream.seek(start)
     if plan is None:
         if size > MESSAGE_TEXT:

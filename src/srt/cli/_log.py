@@ -10,7 +10,7 @@ from ..history import HeadRecord
 from ..runtime import Runtime
 from ._common import escape_line, latest_session, print_json, print_table, runtime, when
 
-__all__ = ["duration", "log"]
+__all__ = ["duration", "log", "log_usage"]
 
 #: The longest duration taken: 100 years (a date past year 9999 cannot be shown).
 MAX_DURATION = 100 * 365.25 * 86400.0
@@ -42,6 +42,13 @@ def _last_message(rt: Runtime, record: HeadRecord) -> str:
         content = " ".join(str(p.get("text", f"[{p.get('type')}]")) for p in content)
     text = " ".join(str(content or "").split()) or ("[tool calls]" if msg.get("tool_calls") else "")
     return f"{msg.get('role')}: {text}"
+
+
+def log_usage(args: argparse.Namespace) -> str | None:
+    """What is wrong with ``srt log``'s options together (None: nothing)."""
+    if args.restore is not None and args.json:
+        return "--json prints the earlier heads, and --restore prints none"
+    return None
 
 
 def log(args: argparse.Namespace) -> None:

@@ -68,10 +68,16 @@ def _announce(count: int) -> None:
     print(f"building the search index over {_n(count, 'message')}…", file=sys.stderr, flush=True)
 
 
+#: ``srt search``'s hits by default (``--limit``).
+SEARCH_LIMIT = 20
+
+
 def search_usage(args: argparse.Namespace) -> str | None:
     """A usage error in ``srt search``'s arguments, or None."""
     if args.drop_index and args.text:
         return "--drop-index takes no TEXT"
+    if args.drop_index and (args.limit is not None or args.fts or args.json):
+        return "--drop-index takes no --limit, --fts or --json (it finds nothing)"
     if not args.drop_index and not args.text:
         return "the following arguments are required: TEXT"
     return None
@@ -90,8 +96,9 @@ def search(args: argparse.Namespace) -> None:
     if not present(args.db):
         hits: list[Hit] = []
     else:
+        limit = SEARCH_LIMIT if args.limit is None else args.limit
         with Runtime(args.db, key=cli_key(args)) as rt:
-            hits = rt.store.search(args.text, limit=args.limit, syntax=args.fts, announce=_announce)
+            hits = rt.store.search(args.text, limit=limit, syntax=args.fts, announce=_announce)
     if args.json:
         print_json([dataclasses.asdict(h) for h in hits])
         return

@@ -7,13 +7,14 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from ._common import redact_url
+from ._common import CommandError, redact_url
 
 if TYPE_CHECKING:
     from ..gateway.config import Config
@@ -25,6 +26,9 @@ __all__ = ["add_serve", "serve"]
 KEEP_ALIVE_S = 75
 #: Pending connections the listening socket holds (many clients connecting at once).
 BACKLOG = 4096
+#: The ``--upstream`` kinds (``srt.gateway.config.KINDS``, listed here so that
+#: ``srt --help`` imports no provider).
+KINDS = ("openai", "responses", "azure", "anthropic", "bedrock", "compatible", "local")
 
 
 def add_serve(p: argparse.ArgumentParser) -> None:
@@ -32,8 +36,8 @@ def add_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--upstream",
         metavar="KIND",
-        help="without --config: one upstream of this kind (openai, responses, anthropic, "
-        "bedrock, compatible, local) for every model, its key from the environment",
+        help=f"without --config: one upstream of this kind ({', '.join(KINDS)}) for every "
+        "model, its key from the environment",
     )
     p.add_argument("--base-url", metavar="URL", help="the upstream's base URL (with --upstream)")
     p.add_argument("--host", help="address to bind (default 127.0.0.1, loopback only)")
@@ -84,6 +88,7 @@ def serve(args: argparse.Namespace) -> int:
         with gateway.runtime_for(cfg, db) as rt:
             print(Records(rt.store).create_key(args.new_key))
         return 0
+    _check_listen(cfg.host, cfg.port)
     print(
         f"srt gateway on http://{cfg.host}:{cfg.port}/v1 (store: {redact_url(db)}; "
         f"{'no API key needed' if cfg.open else 'API keys required'})",
@@ -116,6 +121,22 @@ def serve(args: argparse.Namespace) -> int:
             log_level="warning",
         )
     return 0
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Refuse an address the gateway cannot listen on (a port in use, a host that is no
+    address of this machine) before saying it serves there: uvicorn logged its own
+    error after the banner and exited 3."""
+    where = f"{host}:{port}"
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # (as uvicorn)
+            sock.bind(addr)
+    except OSError as exc:  # (socket.gaierror is one)
+        raise CommandError(f"cannot listen on {where}: {exc.strerror or exc}") from None
 
 
 @contextlib.contextmanager

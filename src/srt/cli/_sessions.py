@@ -293,6 +293,13 @@ def _last_model(session: Session, fmt: str) -> str | None:
     return None
 
 
+def export_usage(args: argparse.Namespace) -> str | None:
+    """What is wrong with ``srt export``'s options together (None: nothing)."""
+    if args.model is not None and args.format in ("jsonl", "markdown"):
+        return f"--model names the model of a request body, and --format {args.format} has none"
+    return None
+
+
 def export(args: argparse.Namespace) -> None:
     with runtime(args) as rt:
         session = rt.session(args.name, create=False)
