@@ -53,6 +53,7 @@ def test_a_batch_rechecks_its_own_candidates_only(
     rt.store.delete_session("gone")
     monkeypatch.setattr(batched, "FIRST", 20)
     monkeypatch.setattr(batched, "BATCH", 20)
+    monkeypatch.setattr(batched, "HOLD", 3600.0)  # (never halved by a slow batch)
     steps = _recheck_steps(monkeypatch)
     report = rt.gc()
     assert (report.nodes, report.messages) == (600, 600)
