@@ -282,13 +282,16 @@ class Runtime:
         secure_delete: bool = True,
         dry_run: bool = False,
         state_dirs: Sequence[str] | None = None,
+        sweeps: bool = True,
     ) -> GcReport:
         """The sweeps of the kinds of objects this store holds (``store.sweeps``: the
         gateway's texts no record names), then ``store.gc``, then the local provider's
         saved KV states of this store whose conversation was collected (``<store
         id>-<prefix>.bin`` in ``state_dirs``, default the provider's default
         directory): they decode back to the deleted text, so they go too. With
-        ``dry_run``, each counts what would go and nothing is removed."""
+        ``dry_run``, each counts what would go and nothing is removed. With
+        ``sweeps=False`` no sweep runs (``swept`` is empty): for a caller that has just
+        run them itself, as a gateway worker's sweep has (``gateway.orphans``)."""
         # (here: the package ``srt.local`` loads llama.cpp's server module, and with it
         # httpx, which ``import srt`` does not pay for)
         from .local.slots import default_state_dirs, saved_states
@@ -296,8 +299,10 @@ class Runtime:
 
         check_flag("secure_delete", secure_delete)
         check_flag("dry_run", dry_run)
+        check_flag("sweeps", sweeps)
         dirs = default_state_dirs() if state_dirs is None else _paths(state_dirs, "state_dirs")
-        swept = tuple((s.kind, s.collect(self.store, dry_run)) for s in sweeps_for(self.store))
+        run = sweeps_for(self.store) if sweeps else []
+        swept = tuple((s.kind, s.collect(self.store, dry_run)) for s in run)
         store_id = self.store.store_id
         found = saved_states(dirs, store_id)
         report = self.store.gc(secure_delete=secure_delete, dry_run=dry_run, watch=list(found))

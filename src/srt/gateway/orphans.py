@@ -127,13 +127,16 @@ def sweep(store: Store, every_s: float = SWEEP_S) -> int | None:
 
 
 def sweep_store(rt: Runtime, every_s: float) -> GcReport | None:
-    """What ``srt gc`` does (``Runtime.gc``: the nodes and messages no session or object
-    reaches any more, the deleted and expired threads' history, zeroed on SQLite), once
-    in each ``every_s`` by the worker that takes the store's lease on it (``sweeps.take``,
-    key ``GC``); None for the others."""
+    """What ``srt gc`` does but its sweeps (``Runtime.gc(sweeps=False)``: the nodes and
+    messages no session or object reaches any more, the deleted and expired threads'
+    history, zeroed on SQLite), once in each ``every_s`` by the worker that takes the
+    store's lease on it (``sweeps.take``, key ``GC``); None for the others. The worker's
+    sweep has just run the texts' and the threads' (``records.sweep_texts``, ``sweep``),
+    each under its own lease; run again here, each listed every text or session twice
+    more (``sweeps_for``'s look for one, then the sweep) and read the records again."""
     if not sweeps.take(rt.store, GC, every_s):
         return None
-    report = rt.gc()
+    report = rt.gc(sweeps=False)
     if report.nodes or report.messages:
         log.info("gc: %d nodes, %d messages collected", report.nodes, report.messages)
     return report

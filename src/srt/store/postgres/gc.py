@@ -52,9 +52,15 @@ batch waiting for one table while holding another could deadlock with a writer: 
 batch waits at most ``LOCK_WAIT`` (``lock_timeout``) and tries again, so the writer
 never waits for a deadlock to be found.
 
-A store whose node ids are not in parent-before-child order (rows written by hand) is
-collected in one transaction (``once``), as is a dry run over such a store. A dry run
-counts in the mark's snapshot and writes nothing.
+Node ids out of parent-before-child order (rows written by hand): the pass needs the
+order only along the live chains. A live node whose parent's id is not smaller than its
+own ends the pass (``_pass`` returns None: the parent would be passed before it is known
+to be live), and that store is collected in one transaction (``once``, by the recursive
+walk), as is a dry run over it. A candidate whose parent has a larger id does not: it
+stays in the batches; its parent, decided in the same batch or before it (newest
+first), goes with it in the same batch, or else finds it as a child outside its batch
+(``_KEEP``) and is kept, with its ancestors, for this gc (the next gc, the child gone,
+collects them). A dry run counts in the mark's snapshot and writes nothing.
 """
 
 from __future__ import annotations
@@ -172,7 +178,8 @@ def _pass(
     db: Database, conn: psycopg.Connection[Any], roots: str, args: Sequence[Any] = ()
 ) -> dict[int, int | None] | None:
     """The nodes no root reaches, newest first, each with its parent (module docstring);
-    None if a node's parent id is not smaller than its own (the walk of ``once``)."""
+    None if a live node's parent id is not smaller than its own (then the walk of
+    ``once``; a candidate's parent may have any id)."""
     pending = {r[0] for r in conn.execute(db.sql(roots), args)}
     dead: dict[int, int | None] = {}
     with conn.cursor(name="srt_gc_nodes") as cur:
@@ -199,7 +206,7 @@ def _live_prefixes(
     return {bytes(r[0]) for r in conn.execute(sql, (list(watch),))}
 
 
-# -- the one-transaction gc (ids out of order) --------------------------------------------
+# -- the one-transaction gc (live ids out of order) ---------------------------------------
 
 #: The live nodes, by a recursive walk that needs no order of ids.
 _LIVE = """
@@ -226,7 +233,7 @@ def _fill_dead(conn: psycopg.Connection[Any], dead: Sequence[int]) -> None:
 
 def _mark_once(db: Database, conn: psycopg.Connection[Any]) -> None:
     """Fill ``pg_temp.srt_gc_dead`` with the nodes no root reaches (in the
-    one-transaction gc, its locks held): the pass, or the walk if ids are out of order."""
+    one-transaction gc, its locks held): the pass, or the walk if live ids are out of order."""
     dead = _pass(db, conn, _ROOTS)
     if dead is not None:
         _fill_dead(conn, list(dead))
@@ -291,7 +298,7 @@ def once(
 
 def _dry(db: Database, conn: psycopg.Connection[Any], watch: Sequence[bytes]) -> GcReport | None:
     """What gc would remove, counted in one snapshot: nothing is locked or written; None
-    if ids are out of order (``once`` then counts)."""
+    if live ids are out of order (``once`` then counts)."""
     now = time.time()
     kinds = list(owners.session_kinds())
     with conn.transaction(force_rollback=True):

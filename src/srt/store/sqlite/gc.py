@@ -11,7 +11,9 @@ after it, and each batch, under the lock, takes them into account before it dele
   a candidate: the candidate and its ancestors are kept ("rescued");
 - a new node that names a candidate's body (content addressing: an append reuses a
   stored body found by hash): the body is kept while any node names it;
-- a session head or an object's node on a candidate: rescued, with its ancestors.
+- a session head or an object's node on one of the batch's candidates: rescued, with
+  its ancestors (a candidate is looked at in the batch that would delete it, not in
+  every batch before: the look-up in objects probes their index once per candidate).
 
 The batches take the candidates newest first, so a node's children (larger ids) are
 decided in its batch or before it: a child rescued rescues it, and a child deleted can
@@ -213,10 +215,13 @@ def _rescue(s: Sweep, nid: int | None) -> None:
         nid = s.dead.pop(nid)[0]
 
 
-def _recheck(conn: apsw.Connection, s: Sweep) -> bool:
+def _recheck(conn: apsw.Connection, s: Sweep, ids: list[int]) -> bool:
     """Under the lock: take in what was written since the mark or the last batch (see
-    the module docstring); False if another gc deleted nodes since (collect in one
-    transaction instead). A True leaves the epoch counted for this batch."""
+    the module docstring), of heads and objects those on the batch's candidates ``ids``
+    (``temp.srt_gc_batch``: each candidate is re-checked in the transaction that would
+    delete it, where looking at every candidate left cost each batch a probe of the
+    objects' index per candidate); False if another gc deleted nodes since (collect in
+    one transaction instead). A True leaves the epoch counted for this batch."""
     if gc_once.epoch(conn) != s.epoch:
         return False
     if s.top:  # (another gc of a version that does not count the epoch)
@@ -232,11 +237,12 @@ def _recheck(conn: apsw.Connection, s: Sweep) -> bool:
         elif not _known(s, at):
             bisect.insort(s.fresh, (at, n))
         _rescue(s, parent)
-    dead = "(SELECT id FROM temp.srt_gc_dead)"  # the candidates the mark found
-    roots = f"SELECT head FROM sessions WHERE head IN {dead}"
+    _ids_into(conn, "srt_gc_batch", ids)
+    batch = "(SELECT id FROM temp.srt_gc_batch)"
+    roots = f"SELECT head FROM sessions WHERE head IN {batch}"
     # (the objects table is made by the first object, which may come after the mark)
     if db_module.has_table(conn, db_module.OBJECTS_TABLE):
-        roots += f" UNION SELECT node FROM objects WHERE node IN {dead}"
+        roots += f" UNION SELECT node FROM objects WHERE node IN {batch}"
     for (root,) in q.rows(conn, roots):
         if root in s.dead:
             _rescue(s, root)
@@ -286,17 +292,18 @@ def next_size(size: int, held: float, most: int | None = None) -> int:
 
 
 def _ids_into(conn: apsw.Connection, table: str, ids: list[int]) -> None:
-    """Insert ``ids`` into the temp table ``table`` in one statement (one step, where
-    ``executemany`` takes one per id, each taking the GIL again from the turns' threads)."""
+    """Make the temp table ``table`` hold ``ids``, inserted in one statement (one step,
+    where ``executemany`` takes one per id, each taking the GIL again from the turns'
+    threads)."""
+    conn.execute(f"DELETE FROM temp.{table}")
     sql = f"INSERT INTO temp.{table}(id) SELECT value FROM json_each(?)"
     conn.execute(sql, (json.dumps(ids),))
 
 
 def _delete(conn: apsw.Connection, s: Sweep, ids: list[int]) -> None:
-    """Delete the candidates ``ids`` (under the lock, after ``_recheck``), the ledger's
-    references to them, and the bodies no node names any more."""
-    conn.execute("DELETE FROM temp.srt_gc_batch")
-    _ids_into(conn, "srt_gc_batch", ids)
+    """Delete the candidates ``ids`` (under the lock, after ``_recheck``; the temp table
+    ``srt_gc_batch`` holds them), the ledger's references to them, and the bodies no
+    node names any more."""
     # a ledger row's params rebuild its body from its node: they go with it
     conn.execute(
         "UPDATE calls SET node = NULL, params = NULL "
@@ -328,10 +335,6 @@ def sweep(db: Database, conn: apsw.Connection, s: Sweep) -> bool:
     ``s``'s counts hold what the batches did)."""
     _call("marked")
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS srt_gc_batch(id INTEGER PRIMARY KEY)")
-    # the candidates, for the re-checks' look-up of heads and objects on them
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS srt_gc_dead(id INTEGER PRIMARY KEY)")
-    conn.execute("DELETE FROM temp.srt_gc_dead")
-    _ids_into(conn, "srt_gc_dead", list(s.dead))
     size = min(FIRST, BATCH)
     try:
         while s.dead:
@@ -341,23 +344,28 @@ def sweep(db: Database, conn: apsw.Connection, s: Sweep) -> bool:
             size = next_size(size, held)
     finally:
         conn.execute("DROP TABLE IF EXISTS temp.srt_gc_batch")
-        conn.execute("DROP TABLE IF EXISTS temp.srt_gc_dead")
     return True
 
 
 def _batch(db: Database, conn: apsw.Connection, s: Sweep, size: int) -> float | None:
     """One batch of ``size`` candidates at most, newest first: re-check, delete, commit,
     checkpoint, give way. The seconds it held the lock; ``None`` if the
-    re-check found another gc's deletions (nothing done)."""
+    re-check found another gc's deletions (nothing done). The batch's candidates are
+    taken before the re-check: what it rescues leaves them, and no candidate it did not
+    look at joins them."""
+    ids = list(itertools.islice(s.dead, size))
     with db.lock:
         took = time.monotonic()
         conn.execute("BEGIN IMMEDIATE")
         try:
             _call("locked")
-            if not _recheck(conn, s):
+            if not _recheck(conn, s, ids):
                 conn.execute("ROLLBACK")
                 return None
-            _delete(conn, s, list(itertools.islice(s.dead, size)))
+            kept = [nid for nid in ids if nid in s.dead]  # (the rescued left)
+            if len(kept) < len(ids):
+                _ids_into(conn, "srt_gc_batch", kept)
+            _delete(conn, s, kept)
         except BaseException:
             if not conn.get_autocommit():
                 conn.execute("ROLLBACK")
