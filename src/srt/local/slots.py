@@ -48,6 +48,7 @@ from typing import Any, Protocol
 from .. import _core
 from .states import (
     SUFFIX,
+    check_store,
     default_state_dir,
     default_state_dirs,
     private_dir,
@@ -270,7 +271,7 @@ class Router:
             name, bodies = session, None
         else:
             name, bodies = session.name, session.messages_bytes()
-            store = getattr(session, "store_id", None)
+            store = check_store(getattr(session, "store_id", None))
             own = getattr(session, "prefix_hashes", None)
             hashes = own() if callable(own) else None
         with self._lock:

