@@ -418,16 +418,18 @@ def test_router_plans_saves_and_restores(tmp_path: Path) -> None:
     r.begin(0)
     r.end(0, {"usage": {"prompt_tokens": 9}, "timings": {"cache_n": 0, "prompt_n": 9}})
     b = _Fake("b", b'{"role":"user","content":"other"}')
-    assert r.route(b) == 0
-    (todo,) = r.take_todo(0)
+    tb = r.ticket(b)
+    assert tb.slot == 0
+    (todo,) = r.claim(0, tb, time.monotonic() + 60)
     assert (todo.action, todo.owner) == ("save", "a")
     (tmp_path / todo.file).write_bytes(b"state")
     r.saved(todo, 9)
-    r.begin(0)
+    r.begin(0, tb)
     r.end(0, None)
     a.bodies += [b'{"role":"assistant","content":"2"}', b'{"role":"user","content":"3"}']
-    assert r.route(a) == 0
-    save_b, restore_a = r.take_todo(0)
+    ta = r.ticket(a)
+    assert ta.slot == 0
+    save_b, restore_a = r.claim(0, ta, time.monotonic() + 60)
     assert (save_b.action, save_b.owner) == ("save", "b")
     assert (restore_a.action, restore_a.file) == ("restore", todo.file)
     assert r.stats().routes == {"cold": 2, "restored": 1}

@@ -3,8 +3,9 @@
 from the first request, an ``OverflowError`` for an endless ``startup_timeout``, a
 ``ProviderError`` about an ``int32_t`` from the child for ``ctx_size * slots``; a
 ``ctx_size`` over the model's trained context, which llama.cpp silently capped; unknown
-``options``, found only by the child). No server is started; the model file is the real
-one, so only the setting is at fault.
+``options``, found only by the child). No server is started but one, to show what
+``kv_unified`` gives each slot; the model file is the real one, so only the setting is
+at fault.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import math
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from srt.errors import ConfigError
 from srt.local import gguf
+from srt.local.slots import Router, state_file
 from srt.providers.local import LocalProvider
 from support import InProcessCli
 from test_local import model
@@ -72,6 +75,53 @@ def test_a_ctx_size_over_the_models_trained_context_is_a_config_error(model: str
     p = LocalProvider(model, ctx_size=8192, slots=1, save_slots=False)  # the most it takes
     assert p.pid is None
     p.close()
+
+
+def test_with_kv_unified_the_slot_context_checked_is_the_whole_shared_cache(model: str) -> None:
+    """With llama.cpp's unified KV cache every slot may fill the whole cache, so the
+    server gives each slot ``ctx_size * slots`` tokens and caps that at the trained
+    context (its log: "the slot context (12032) exceeds the training context of the
+    model (8192) - capping" for 6000 * 2). srt only compared ``ctx_size``: 6000 * 2
+    started, and was capped. Now that is refused; 4096 * 2 is taken, and the real
+    server's slots each hold 8192 tokens, as srt now reckons."""
+    unified = {"kv_unified": True}
+    with pytest.raises(ConfigError, match=r"ctx_size \* slots = 6000 \* 2 = 12000 is over"):
+        LocalProvider(model, ctx_size=6000, slots=2, save_slots=False, options=unified)
+    with pytest.raises(ConfigError, match=r"pass ctx_size=4096 or less"):
+        LocalProvider(model, ctx_size=4097, slots=2, save_slots=False, options=unified)
+    # (without it each slot has ctx_size, as before; one slot shares with no one)
+    LocalProvider(model, ctx_size=8192, slots=2, save_slots=False).close()
+    LocalProvider(model, ctx_size=8192, slots=1, save_slots=False, options=unified).close()
+    p = LocalProvider(model, ctx_size=4096, slots=2, threads=1, save_slots=False, options=unified)
+    try:
+        p.start()
+        assert p.server_url is not None
+        slots = httpx.get(f"{p.server_url}/slots", timeout=30).json()
+        assert [s["n_ctx"] for s in slots] == [4096 * 2, 4096 * 2]
+    finally:
+        p.close()
+
+
+def test_a_store_id_that_is_not_hex_is_a_config_error(tmp_path: Path) -> None:
+    """A saved state's file is named after its session's store id: one that is not hex
+    (``../x``, ``a-b``) would name a file elsewhere or one ``saved_states`` never finds.
+    It used to be taken as given; now it is a ``ConfigError``, before any slot is
+    planned."""
+    assert state_file("0aF9", b"\x01") == "0aF9-01.bin" and state_file(None, b"\x01") == "01.bin"
+    for bad in ("../x", "a-b", "zz", "0" * 65, " 0a"):
+        with pytest.raises(ConfigError, match="store_id must be hex"):
+            state_file(bad, b"\x01")
+
+    class Odd:
+        name, store_id = "s", "../../etc"
+
+        def messages_bytes(self) -> list[bytes]:
+            return [b'{"role":"user","content":"1"}']
+
+    r = Router(1, str(tmp_path))
+    with pytest.raises(ConfigError, match="store_id must be hex"):
+        r.ticket(Odd())
+    assert r.stats().routes == {} and r.slot_of("s") is None
 
 
 @pytest.mark.parametrize("head", [b"GGUF" + b"\xff" * 64, b"GGUF" + b"\0" * 64, b"GGU", b""])

@@ -11,18 +11,23 @@ starts one server with one slot (SmolLM2-135M, about a second).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 import srt
+from srt.errors import ProviderTimeoutError
 from srt.local import server as llama
-from srt.local.slots import Router
+from srt.local.slots import CallStats, Router
 from srt.providers.local import LocalProvider
 from support import call_in
 from test_local import STARTED, _alive, _port_closed, model
@@ -41,7 +46,7 @@ def _no_orphans() -> Iterator[None]:
 
 def _start(model: str, tmp_path: Path) -> LocalProvider:
     p = LocalProvider(
-        model, ctx_size=512, slots=1, threads=2, state_dir=str(tmp_path / "states")
+        model, ctx_size=512, slots=1, threads=1, state_dir=str(tmp_path / "states")
     ).start()
     assert p.pid is not None
     STARTED.append(p.pid)
@@ -123,6 +128,51 @@ def test_a_server_killed_between_turns_resumes_from_its_saved_state(
         p.close()
 
 
+class Held:
+    """A long reply being generated on a slot (``_busy``): its stream and reader."""
+
+    def __init__(self, stream: Any, reader: threading.Thread, done: threading.Event) -> None:
+        self.stream, self.reader, self.done = stream, reader, done
+
+
+@contextlib.contextmanager
+def _busy(p: LocalProvider, rt: srt.Runtime, name: str = "a", tokens: int = 64) -> Iterator[Held]:
+    """Session ``name``'s reply of ``tokens`` tokens generated on the one slot, its first
+    chunk read, while the block runs (``done`` is set once it has all been read); the
+    block may cancel its stream; its reader is joined at the end."""
+    a = rt.session(name)
+    a.append({"role": "user", "content": "Tell me a long story about a fox."})
+    started, done = threading.Event(), threading.Event()
+    box: list[Any] = []
+
+    def long_reply() -> None:
+        kw: dict[str, Any] = {"max_tokens": tokens, "temperature": 0, "ignore_eos": True}
+        with a.stream(p, model=p.model_name, **kw) as st:
+            box.append(st)
+            next(iter(st))
+            started.set()
+            st.text()
+            done.set()
+
+    reader = threading.Thread(target=long_reply)
+    reader.start()
+    try:
+        assert started.wait(60)
+        yield Held(box[0], reader, done)
+    finally:
+        reader.join(120)
+
+
+def _saved(p: LocalProvider, rt: srt.Runtime, name: str, topic: str = "birds") -> CallStats:
+    """Session ``name``'s first call (its state saved to disk after it)."""
+    x = rt.session(name)
+    x.append({"role": "system", "content": f"You answer questions about {topic}. " * 8})
+    x.append({"role": "user", "content": "Name one."})
+    x.send(p, model=p.model_name, max_tokens=8, temperature=0)
+    assert p.save() == 1
+    return p.calls[-1]
+
+
 def test_a_restore_that_waits_on_a_busy_slot_keeps_the_saved_state(
     model: str, tmp_path: Path, rt: srt.Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -133,32 +183,15 @@ def test_a_restore_that_waits_on_a_busy_slot_keeps_the_saved_state(
     (only a state the server refuses is deleted) and the call still goes through."""
     p = _start(model, tmp_path)
     try:
-        x, a = rt.session("x"), rt.session("a")
-        x.append({"role": "system", "content": "You answer questions about birds. " * 8})
-        x.append({"role": "user", "content": "Name a bird."})
-        x.send(p, model=p.model_name, max_tokens=8, temperature=0)
-        assert p.save() == 1
+        _saved(p, rt, "x")
         (state,) = (tmp_path / "states").rglob("*.bin")
-        a.append({"role": "user", "content": "Tell me a long story about a fox."})
-        started = threading.Event()
-
-        def long_reply() -> None:
-            with a.stream(p, model=p.model_name, max_tokens=32, temperature=0) as st:
-                next(iter(st))
-                started.set()
-                st.text()
-
-        reader = threading.Thread(target=long_reply)
-        reader.start()
-        try:
-            assert started.wait(60)
+        with _busy(p, rt):
             monkeypatch.setattr(llama, "SLOT_TIMEOUT", 0.05)
             # (the restore is posted at once, not after a's reply: the next test waits)
-            monkeypatch.setattr(llama, "BUSY_WAIT_S", 0.0)
+            monkeypatch.setattr(llama.Server, "_wait_idle", lambda *a: None)
+            x = rt.session("x")
             x.append({"role": "user", "content": "Name another."})
             x.send(p, model=p.model_name, max_tokens=8, temperature=0)
-        finally:
-            reader.join(120)
         assert p.calls[-1].session == "x"
         assert state.exists()
         assert p.stats().restore_failures == 1  # (counted: this call could not use it)
@@ -178,40 +211,19 @@ def test_a_restore_planned_onto_a_busy_slot_waits_for_it_and_is_used(
     "restored" and evaluates only its new turn."""
     p = _start(model, tmp_path)
     try:
-        x, a = rt.session("x"), rt.session("a")
-        x.append({"role": "system", "content": "You answer questions about birds. " * 8})
-        x.append({"role": "user", "content": "Name a bird."})
-        x.send(p, model=p.model_name, max_tokens=8, temperature=0)
-        first = p.calls[-1]
-        assert p.save() == 1
-        a.append({"role": "user", "content": "Tell me a long story about a fox."})
-        started = threading.Event()
-
-        def long_reply() -> None:
-            kw = {"max_tokens": 64, "temperature": 0, "ignore_eos": True}
-            with a.stream(p, model=p.model_name, **kw) as st:
-                next(iter(st))
-                started.set()
-                st.text()
-
-        reader = threading.Thread(target=long_reply)
-        reader.start()
-        try:
-            assert started.wait(60)
+        first = _saved(p, rt, "x")
+        with _busy(p, rt):
             monkeypatch.setattr(llama, "SLOT_TIMEOUT", 0.1)
-            wait = getattr(llama.Server, "_wait_idle", None)
+            wait = getattr(llama.Server, "_wait_idle")  # noqa: B009
 
-            def waited(server: llama.Server, slot: int) -> None:
-                assert wait is not None
-                wait(server, slot)
+            def waited(server: llama.Server, *args: Any) -> None:
+                wait(server, *args)
                 monkeypatch.setattr(llama, "SLOT_TIMEOUT", 10.0)
 
-            # (raising=False: without the wait, as before, nothing calls it)
-            monkeypatch.setattr(llama.Server, "_wait_idle", waited, raising=False)
+            monkeypatch.setattr(llama.Server, "_wait_idle", waited)
+            x = rt.session("x")
             x.append({"role": "user", "content": "Name another."})
             x.send(p, model=p.model_name, max_tokens=8, temperature=0)
-        finally:
-            reader.join(120)
         c = next(c for c in reversed(p.calls) if c.session == "x")
         assert p.calls[-1].session == "x"  # (sent behind a's reply, it ended last)
         assert p.stats().restore_failures == 0 and p.stats().restores == 1
@@ -246,7 +258,7 @@ def test_a_request_sent_as_the_server_dies_is_sent_again_to_a_new_one(
         real = llama.Server.prepare
         seen: list[int | None] = []
 
-        def kill_first(server: llama.Server, slot: int | None) -> None:
+        def kill_first(server: llama.Server, slot: int | None, *args: Any) -> Any:
             if not seen:
                 os.kill(pid, signal.SIGKILL)
                 deadline = time.monotonic() + 10
@@ -255,7 +267,7 @@ def test_a_request_sent_as_the_server_dies_is_sent_again_to_a_new_one(
             elif server.pid is not None:
                 STARTED.append(server.pid)  # (the new server, for _no_orphans)
             seen.append(slot)
-            real(server, slot)
+            return real(server, slot, *args)
 
         monkeypatch.setattr(llama.Server, "prepare", kill_first)
         turn = {"role": "user", "content": "Name another."}
@@ -269,3 +281,149 @@ def test_a_request_sent_as_the_server_dies_is_sent_again_to_a_new_one(
         assert [r["status"] for r in s.calls()] == ["ok", "ok"]
     finally:
         p.close()
+
+
+# -- one server for the waits below: one slot, long replies, a short idle timeout ------
+
+
+@pytest.fixture(scope="module")
+def shared(model: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalProvider]:
+    """One slot with room for a long reply (held busy until cancelled); one thread,
+    which keeps its pace on a machine whose cores other work also wants."""
+    states = tmp_path_factory.mktemp("states")
+    p = LocalProvider(model, ctx_size=2048, slots=1, threads=1, state_dir=str(states)).start()
+    assert p.pid is not None
+    STARTED.append(p.pid)
+    yield p
+    p.close()
+
+
+def _processing(p: LocalProvider) -> bool:
+    """Whether llama.cpp is still generating a reply on slot 0."""
+    assert p.server_url is not None
+    return bool(httpx.get(f"{p.server_url}/slots", timeout=10).json()[0]["is_processing"])
+
+
+def _held_then_cancelled(p: LocalProvider, rt: srt.Runtime, name: str) -> Any:
+    """``_busy`` with a reply far longer than any wait here; cancelled at the end."""
+
+    @contextlib.contextmanager
+    def held() -> Iterator[Held]:
+        with _busy(p, rt, name, tokens=1800) as h:
+            try:
+                yield h
+            finally:
+                h.stream.cancel()
+
+    return held()
+
+
+def test_a_wait_for_a_busy_slot_ends_at_the_calls_idle_timeout(
+    shared: LocalProvider, rt: srt.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``x``'s restore is planned onto the slot while ``a``'s long reply is generated
+    there. The wait for the slot used to be capped at a fixed 600 s whatever the call's
+    timeouts (here the reply ran to its end, then ``x`` was sent); now it ends at the
+    provider's idle timeout with ``ProviderTimeoutError`` while the reply still runs, and
+    nothing of ``x``'s turn is stored. (The timeouts are shortened once ``a``'s reply has
+    begun: its reads keep the ones it was sent with.)"""
+    p = shared
+    _saved(p, rt, "wait-x")
+    x = rt.session("wait-x")
+    before = p.stats()
+    with _held_then_cancelled(p, rt, "wait-a"):
+        monkeypatch.setattr(p.transport, "timeouts", srt.Timeouts(idle=1.0, total=600.0))
+        with pytest.raises(ProviderTimeoutError, match="slot 0"):
+            x.send(p, model=p.model_name, append=[{"role": "user", "content": "Another?"}])
+        assert _processing(p)  # (the wait ended, not the reply)
+    assert len(x.messages()) == 3
+    assert p.stats().restores == before.restores  # (never posted)
+
+
+def test_a_cancelled_stream_stops_its_wait_for_a_busy_slot(
+    shared: LocalProvider, rt: srt.Runtime
+) -> None:
+    """``cancel()`` from another thread on a stream whose request waits for the busy
+    slot ends that wait now (the stream ends as cancelled, with nothing in it), not once
+    the other reply is over. (Cancelling the held reply itself, the way each test here
+    ends it, used to raise ``AttributeError``: the local provider's response had no
+    ``abort``.)"""
+    p = shared
+    _saved(p, rt, "cancel-x")
+    x = rt.session("cancel-x")
+    x.append({"role": "user", "content": "Another?"})
+    before = p.stats()
+    texts: list[str] = []
+    with _held_then_cancelled(p, rt, "cancel-a"):
+        st = x.stream(p, model=p.model_name, max_tokens=8)
+        reader = threading.Thread(target=lambda: texts.append(st.text()))
+        reader.start()
+        st.cancel()
+        reader.join()
+        assert _processing(p)  # (the wait ended, not the reply)
+    assert texts == [""] and len(x.messages()) == 4
+    assert p.stats().restores == before.restores  # (never posted)
+
+
+def test_an_asyncio_cancel_stops_the_wait_for_a_busy_slot(
+    shared: LocalProvider, rt: srt.Runtime
+) -> None:
+    """``asyncio.wait_for`` cancels ``asend`` while its request waits for the busy slot:
+    the wait, in a worker thread, used to go on until the other reply ended (and then
+    post the restore nobody would use); ``asyncio.run`` joins that thread, so it now
+    returns while the other reply is still being generated."""
+    p = shared
+    _saved(p, rt, "acancel-x")
+    x = rt.session("acancel-x")
+    before = p.stats()
+
+    async def main() -> None:
+        with pytest.raises(asyncio.TimeoutError):
+            turn = [{"role": "user", "content": "Another?"}]
+            await asyncio.wait_for(x.asend(p, model=p.model_name, append=turn), 0.5)
+
+    with _held_then_cancelled(p, rt, "acancel-a"):
+        asyncio.run(main())
+        assert _processing(p)  # (the wait ended, not the reply)
+    assert p.stats().restores == before.restores
+
+
+def test_two_sessions_routed_to_one_slot_before_either_starts_each_use_their_restore(
+    shared: LocalProvider, rt: srt.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both sessions' saved states are planned into the one slot before either request
+    starts (a barrier in ``prepare``). Both restores used to run before the first
+    request (its own, then the other's over it): one state loaded for nothing and one
+    call evaluating its whole prompt. Now requests start in the order they were routed:
+    the second waits for the first to start (and, its restore needing the slot, to
+    end), and each call finds its own state."""
+    p = shared
+    firsts = {
+        name: _saved(p, rt, name, topic) for name, topic in (("two-b", "birds"), ("two-f", "fish"))
+    }
+    before = p.stats()
+    gate = threading.Barrier(2, timeout=60)
+    real = llama.Server.prepare
+
+    def gated(server: llama.Server, *args: Any) -> Any:
+        gate.wait()
+        return real(server, *args)
+
+    monkeypatch.setattr(llama.Server, "prepare", gated)
+
+    def turn(name: str) -> None:
+        s = rt.session(name)
+        s.send(
+            p, model=p.model_name, append=[{"role": "user", "content": "Another?"}], max_tokens=8
+        )
+
+    threads = [threading.Thread(target=turn, args=(name,)) for name in firsts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert p.stats().restores - before.restores == 2
+    for name, first in firsts.items():
+        c = next(c for c in reversed(p.calls) if c.session == name)
+        assert c.route == "restored" and c.restored_tokens >= first.prompt_tokens
+        assert c.cache_n >= first.prompt_tokens and c.prompt_n * 3 < c.prompt_tokens

@@ -100,15 +100,33 @@ def check_options(options: Mapping[str, Any]) -> None:
             ) from None
 
 
-def check_context(path: str, ctx_size: int) -> None:
-    """``ConfigError`` for a ``ctx_size`` over the model's trained context (GGUF
+def check_context(
+    path: str, ctx_size: int, slots: int = 1, options: Mapping[str, Any] | None = None
+) -> None:
+    """``ConfigError`` for a slot context over the model's trained context (GGUF
     ``<arch>.context_length``): llama.cpp's server caps each slot there, whatever it is
     asked (rope scaling options do not lift the cap), so the rest would be promised and
-    never given. A file whose header cannot be read is left to llama.cpp."""
+    never given. A slot's context is ``ctx_size``, or, with llama.cpp's unified KV cache
+    (``options={"kv_unified": True}``), the whole shared cache of ``ctx_size * slots``
+    tokens, which any slot may fill: llama.cpp checks and caps that (its log: "the slot
+    context (ctx_size * slots) exceeds the training context"). A file whose header
+    cannot be read is left to llama.cpp."""
     trained = gguf.context_length(path)
-    if trained is not None and ctx_size > trained:
+    if trained is None:
+        return
+    unified = slots > 1 and bool((options or {}).get("kv_unified"))
+    per_slot = ctx_size * slots if unified else ctx_size
+    if per_slot <= trained:
+        return
+    if unified:
         raise ConfigError(
-            f"ctx_size {ctx_size} is over the model's trained context of {trained} "
-            f"tokens (its GGUF metadata): llama.cpp would cap each slot at {trained}; "
-            f"pass ctx_size={trained} or less"
+            f"ctx_size * slots = {ctx_size} * {slots} = {per_slot} is over the model's "
+            f"trained context of {trained} tokens (its GGUF metadata): with kv_unified each "
+            f"slot may use the whole shared cache, and llama.cpp would cap it at {trained}; "
+            f"pass ctx_size={trained // slots} or less, or leave kv_unified off"
         )
+    raise ConfigError(
+        f"ctx_size {ctx_size} is over the model's trained context of {trained} "
+        f"tokens (its GGUF metadata): llama.cpp would cap each slot at {trained}; "
+        f"pass ctx_size={trained} or less"
+    )

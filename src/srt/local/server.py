@@ -26,15 +26,15 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import IO, Any
 
 import httpx
 
-from ..errors import ConfigError, ProviderError, ProviderTimeoutError
+from ..errors import ConfigError, ProviderConnectionError, ProviderError, ProviderTimeoutError
 from . import child, slots
 from .child import ERROR, READY
-from .slots import Router, Todo
+from .slots import Router, SlotWait, Ticket, Todo
 
 __all__ = [
     "INSTALL",
@@ -103,9 +103,8 @@ def model_id(path: str) -> str:
 #: time later, never a wrong answer.
 SLOT_TIMEOUT = 10.0
 CLOSE_SAVE_S = 10.0
-#: The longest a slot's saves and restores wait for a reply running on it to end (the
-#: request behind them would wait for it anyway), and how often the server is asked.
-BUSY_WAIT_S = 600.0
+#: How often the server is asked whether a busy slot is idle yet (``prepare``: the wait
+#: itself ends at the call's own deadline).
 BUSY_POLL_S = 0.05
 
 
@@ -287,36 +286,84 @@ class Server:
             raise ProviderError(f"slot {action} answered no JSON: {r.text[:500]!r}") from None
         return data
 
-    def prepare(self, slot: int | None) -> None:
-        """Run the saves and restores planned for ``slot`` before its next request, once
-        no reply is being generated on it: llama.cpp holds a save or restore posted to a
-        busy slot until the reply ends, and one that waited past ``SLOT_TIMEOUT`` was
-        given up (a restore counted failed, its request evaluating the whole prompt)."""
+    def prepare(
+        self,
+        slot: int | None,
+        ticket: Ticket | None = None,
+        deadline: float | None = None,
+        stopped: Callable[[], bool] = lambda: False,
+    ) -> Ticket | None:
+        """Start the request on ``slot`` (``Router.begin``: what it answers), after the
+        requests routed there before it (``Router.claim``) and the saves and restores
+        planned for it, which run once no reply is being generated on the slot: llama.cpp
+        holds a save or restore posted to a busy slot until the reply ends, and one that
+        waited past ``SLOT_TIMEOUT`` was given up (a restore counted failed, its request
+        evaluating the whole prompt). Both waits end at ``deadline`` (the call's own:
+        ``ProviderTimeoutError``) or once ``stopped()`` (the caller cancelled:
+        ``ProviderConnectionError``); the request is not started then."""
         if slot is None or self.url is None:
-            return
-        todo = self.router.take_todo(slot)
-        if todo and self.router.busy(slot):
-            self._wait_idle(slot)
-        for t in todo:
-            self._run(slot, t)
+            return self.router.begin(slot, ticket)
+        end = time.monotonic() + 600.0 if deadline is None else deadline
+        try:
+            todo = self.router.claim(slot, ticket, end, stopped)
+        except SlotWait as exc:
+            raise self._gave_up(slot, exc.why, end) from None
+        try:
+            if todo and self.router.busy(slot):
+                self._wait_idle(slot, end, stopped)
+        except SlotWait as exc:
+            self.router.release(slot, ticket, todo)
+            raise self._gave_up(slot, exc.why, end) from None
+        except BaseException:
+            self.router.release(slot, ticket, todo)
+            raise
+        try:
+            for t in todo:
+                self._run(slot, t)
+        finally:
+            begun = self.router.begin(slot, ticket)
+        return begun
 
-    def _wait_idle(self, slot: int) -> None:
-        """Wait (``BUSY_WAIT_S`` at most) until the server says ``slot`` is not processing
-        (``GET /slots``: a reply that llama.cpp finished but its reader has not is not
-        waited for); a server that does not answer ends the wait."""
-        deadline = time.monotonic() + BUSY_WAIT_S
-        while time.monotonic() < deadline:
+    @staticmethod
+    def _gave_up(slot: int, why: str, deadline: float) -> ProviderError:
+        if why == "stopped":
+            return ProviderConnectionError(
+                f"stopped by the caller while it waited for llama.cpp's slot {slot} "
+                "(busy with another reply)"
+            )
+        return ProviderTimeoutError(
+            f"the call's time ran out while it waited for llama.cpp's slot {slot}, busy "
+            "with another reply (the provider's timeouts: idle for the wait, total for "
+            "the call)"
+        )
+
+    def _wait_idle(self, slot: int, deadline: float, stopped: Callable[[], bool]) -> None:
+        """Wait until the server says ``slot`` is not processing (``GET /slots``: a reply
+        that llama.cpp finished but its reader has not is not waited for) and every
+        request begun there has had its reply's head (one just sent may not be
+        processing yet); a server that does not answer ends the wait. ``SlotWait`` past
+        ``deadline`` or once ``stopped()``."""
+        while True:
             try:
-                r = self._http.get(f"{self.url}/slots", timeout=SLOT_TIMEOUT)
+                left = max(0.001, min(SLOT_TIMEOUT, deadline - time.monotonic()))
+                r = self._http.get(f"{self.url}/slots", timeout=left)
                 states = r.json() if r.status_code == 200 else None
             except (httpx.HTTPError, ValueError):
+                if time.monotonic() >= deadline:
+                    raise SlotWait("deadline") from None
                 return
-            if not isinstance(states, list) or not any(
+            processing = isinstance(states, list) and any(
                 isinstance(s, dict) and s.get("id") == slot and s.get("is_processing")
                 for s in states
-            ):
+            )
+            # (a request begun without a head yet may not have been taken up by llama.cpp)
+            if not processing and not self.router.unheaded(slot):
                 return
-            time.sleep(BUSY_POLL_S)
+            if stopped():
+                raise SlotWait("stopped")
+            if time.monotonic() >= deadline:
+                raise SlotWait("deadline")
+            time.sleep(min(BUSY_POLL_S, max(0.0, deadline - time.monotonic())))
 
     def _run(self, slot: int, todo: Todo, timeout: float | None = None) -> None:
         try:

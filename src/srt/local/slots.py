@@ -30,30 +30,37 @@ name costs evaluation time, never correctness. Saved states are namespaced by
 the model file (``LocalProvider`` picks the directory), since KV values from one
 model mean nothing to another.
 
+Requests on a slot start in the order they were routed (``claim``, then ``begin``):
+a session routed to a slot while another's request there has not started yet waits
+for it, so its restore cannot land before the other's request has used its own.
+
 This module does no HTTP: ``LocalProvider`` runs the planned saves and restores
-(``take_todo``) right before the request on that slot.
+(``claim``) right before the request on that slot.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from .. import _core
 from .states import (
     SUFFIX,
+    check_store,
     default_state_dir,
     default_state_dirs,
     private_dir,
     saved_states,
     state_file,
 )
+from .stats import CallStats, LocalStats
 
 __all__ = [
     "CallStats",
@@ -70,8 +77,11 @@ __all__ = [
 ]
 
 
-#: How long a slot stays reserved between routing and the request being opened.
+#: How long a slot stays reserved between routing and the request being opened (a
+#: request waiting for its turn on the slot keeps its reservation: ``claim``), and how
+#: often a waiting request looks again.
 RESERVE_S = 5.0
+POLL_S = 0.05
 _CHAIN_CACHE = 256
 
 
@@ -86,53 +96,6 @@ class SessionLike(Protocol):
     def name(self) -> str: ...
 
     def messages_bytes(self) -> list[bytes]: ...
-
-
-@dataclass(frozen=True)
-class CallStats:
-    """One call's counters, as llama.cpp's server reported them.
-
-    ``prompt_tokens`` is the whole prompt, ``cache_n`` the tokens reused from the
-    slot (``timings.cache_n``, equal to ``usage.prompt_tokens_details.cached_tokens``)
-    and ``prompt_n`` the tokens actually evaluated (``timings.prompt_n``).
-    ``restored_tokens`` were loaded from a saved state right before the call.
-    """
-
-    session: str | None
-    slot: int | None
-    route: str
-    prompt_tokens: int
-    cached_tokens: int
-    cache_n: int
-    prompt_n: int
-    predicted_n: int
-    prompt_ms: float
-    predicted_ms: float
-    restored_tokens: int = 0
-
-
-@dataclass(frozen=True)
-class LocalStats:
-    """Totals over the calls a ``LocalProvider`` has made (``provider.stats()``)."""
-
-    requests: int = 0
-    prompt_tokens: int = 0
-    cache_n: int = 0
-    prompt_n: int = 0
-    predicted_n: int = 0
-    prompt_ms: float = 0.0
-    predicted_ms: float = 0.0
-    restores: int = 0
-    restored_tokens: int = 0
-    restore_failures: int = 0
-    saves: int = 0
-    saved_tokens: int = 0
-    routes: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def hit_rate(self) -> float:
-        """Share of prompt tokens reused rather than evaluated."""
-        return self.cache_n / self.prompt_tokens if self.prompt_tokens else 0.0
 
 
 @dataclass(frozen=True)
@@ -161,6 +124,16 @@ class Ticket:
     chain: Sequence[bytes] = field(default=(), repr=False, compare=False)
     sizes: Sequence[int] = field(default=(), repr=False, compare=False)
     store: str | None = field(default=None, repr=False, compare=False)
+    #: The order of the plan among the router's (requests on a slot start in it: ``claim``).
+    seq: int = field(default=0, repr=False, compare=False)
+
+
+class SlotWait(Exception):
+    """``claim`` gave up: ``why`` is ``"deadline"`` or ``"stopped"``."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
 
 
 @dataclass
@@ -172,14 +145,32 @@ class _Slot:
     sizes: list[int] = field(default_factory=list)
     used: float = 0.0
     busy: int = 0
-    reserved: tuple[str, bytes | None, float] | None = None
+    reserved: tuple[str, bytes | None, float, int] | None = None
     dirty: bool = False
-    todo: list[Todo] = field(default_factory=list)
+    #: Saves and restores to run before a request, each with the ``seq`` of its plan.
+    todo: list[tuple[int, Todo]] = field(default_factory=list)
     route: str = "unrouted"
     restored: int = 0
+    #: Plans routed here whose request has not started (seq -> when), and the one whose
+    #: request is running its saves and restores (``claim``), if any.
+    pending: dict[int, float] = field(default_factory=dict)
+    claimed: int | None = None
+    #: Requests begun here whose reply's head has not come (llama.cpp may not have
+    #: taken them up yet: ``Server.prepare`` waits for them too).
+    unheaded: int = 0
 
     def free(self, now: float) -> bool:
-        return self.busy == 0 and (self.reserved is None or now - self.reserved[2] >= RESERVE_S)
+        return self.busy == 0 and self.claimed is None and not self.waiting(now)
+
+    def waiting(self, now: float, before: int | None = None) -> bool:
+        """Whether a plan (earlier than ``before``) waits for its request to start here;
+        one not started within ``RESERVE_S`` was abandoned (a body built, never sent)."""
+        for seq, t in list(self.pending.items()):
+            if now - t >= RESERVE_S:
+                del self.pending[seq]
+            elif before is None or seq < before:
+                return True
+        return False
 
     def shared(self, chain: Sequence[bytes], sizes: Sequence[int]) -> int:
         """Bytes of the longest common message prefix (prefix hashes chain: one equal
@@ -208,6 +199,8 @@ class Router:
         self.save_dir = save_dir
         self.max_saved_bytes = max_saved_bytes
         self._lock = threading.Lock()
+        self._turns = threading.Condition(self._lock)
+        self._seq = itertools.count(1)
         self._chains: dict[str, tuple[list[bytes], list[bytes], list[int]]] = {}
         self._saved: dict[str, int] = {}  # file name -> bytes on disk
         self._last_file: dict[str, str] = {}  # session -> the file last saved for it
@@ -270,7 +263,7 @@ class Router:
             name, bodies = session, None
         else:
             name, bodies = session.name, session.messages_bytes()
-            store = getattr(session, "store_id", None)
+            store = check_store(getattr(session, "store_id", None))
             own = getattr(session, "prefix_hashes", None)
             hashes = own() if callable(own) else None
         with self._lock:
@@ -279,34 +272,43 @@ class Router:
             now = time.monotonic()
             for s in self._slots:  # asked twice for the same request: same answer
                 r = s.reserved
-                if r is not None and r[:2] == (name, head) and now - r[2] < RESERVE_S:
-                    return Ticket(s.id, name, s.route, 0, s.chain, s.sizes, s.store)
+                t = s.pending.get(r[3]) if r is not None else None
+                if (
+                    r is not None
+                    and r[:2] == (name, head)
+                    and t is not None
+                    and now - t < RESERVE_S
+                ):
+                    return Ticket(s.id, name, s.route, 0, s.chain, s.sizes, s.store, r[3])
             best = max(
                 self._slots,
                 key=lambda s: (s.free(now), s.shared(chain, sizes), s.owner == name, -s.used),
             )
             score = best.shared(chain, sizes)
             depth = self._deepest_saved(chain, store)
+            seq = next(self._seq)
             if depth is not None and sizes[depth] > score:
                 best = max(self._slots, key=lambda s: (s.free(now), -s.used))
-                self._evict(best, name)
-                best.todo.append(Todo("restore", state_file(store, chain[depth]), name))
+                self._evict(best, seq)
+                todo = Todo("restore", state_file(store, chain[depth]), name)
+                best.todo.append((seq, todo))
                 route = "restored"
             else:
                 route = ("warm" if best.owner == name else "shared") if score else "cold"
                 if best.owner != name:
-                    self._evict(best, name)
+                    self._evict(best, seq)
             best.owner, best.chain, best.sizes, best.store = name, chain, sizes, store
             best.used = now
-            best.reserved = (name, head, now)
+            best.reserved = (name, head, now, seq)
+            best.pending[seq] = now
             best.route = route
             self._routes[route] = self._routes.get(route, 0) + 1
-            return Ticket(best.id, name, route, 0, chain, sizes, store)
+            return Ticket(best.id, name, route, 0, chain, sizes, store, seq)
 
     def reseat(self, ticket: Ticket) -> Ticket:
         """``ticket``'s request is sent again to a new server (the one it was routed on
         died under it; ``reset`` emptied the table): its slot now holds its session, and
-        the session's deepest saved state, if any, is planned into it (``take_todo``).
+        the session's deepest saved state, if any, is planned into it (``claim``).
         The ticket for the new attempt, ``restored`` or ``cold``."""
         with self._lock:
             s = self._slots[ticket.slot]
@@ -315,7 +317,7 @@ class Router:
             route = "cold" if depth is None else "restored"
             if depth is not None:
                 file = state_file(ticket.store, chain[depth])
-                s.todo.append(Todo("restore", file, ticket.session))
+                s.todo.append((ticket.seq, Todo("restore", file, ticket.session)))
             s.owner, s.chain, s.sizes, s.store = ticket.session, chain, sizes, ticket.store
             s.used, s.route = time.monotonic(), route
             return replace(ticket, route=route, restored=0)
@@ -328,11 +330,13 @@ class Router:
                 return i
         return None
 
-    def _evict(self, slot: _Slot, new_owner: str) -> None:
-        """Plan to save what ``slot`` holds before another session overwrites it."""
+    def _evict(self, slot: _Slot, seq: int) -> None:
+        """Plan (for plan ``seq``) to save what ``slot`` holds before another session
+        overwrites it."""
         f = slot.file()
         if self.save_dir is not None and slot.dirty and f is not None:
-            slot.todo.append(Todo("save", f, slot.owner, tuple(slot.chain), slot.store))
+            todo = Todo("save", f, slot.owner, tuple(slot.chain), slot.store)
+            slot.todo.append((seq, todo))
         slot.dirty = False
 
     # -- the request's life ------------------------------------------------------------
@@ -342,11 +346,68 @@ class Router:
         with self._lock:
             return self._slots[slot].busy > 0
 
-    def take_todo(self, slot: int) -> list[Todo]:
+    def unheaded(self, slot: int) -> bool:
+        """Whether a request begun on ``slot`` has had no reply's head yet."""
         with self._lock:
+            return self._slots[slot].unheaded > 0
+
+    def headed(self, slot: int | None) -> None:
+        """A request begun on ``slot`` had its reply's head (or ended without one)."""
+        if slot is not None and 0 <= slot < len(self._slots):
+            with self._lock:
+                s = self._slots[slot]
+                s.unheaded = max(0, s.unheaded - 1)
+
+    def claim(
+        self,
+        slot: int,
+        ticket: Ticket | None,
+        deadline: float,
+        stopped: Callable[[], bool] = lambda: False,
+    ) -> list[Todo]:
+        """Wait for ``ticket``'s turn on ``slot``, then the saves and restores to run
+        before its request, which ``begin`` then starts (or ``release`` gives up on):
+        requests on a slot start in the order they were routed, one at a time, so a
+        session routed to a slot behind another's planned restore waits for that request
+        to start instead of restoring its own state over it first. It is handed the
+        saves planned up to its turn and its own restore (an abandoned plan's is dropped).
+        ``SlotWait`` past ``deadline`` or once ``stopped()``; nothing is taken then."""
+        seq = ticket.seq if ticket is not None and ticket.slot == slot else None
+        with self._turns:
+            while True:
+                s = self._slots[slot]  # (``reset`` may replace it while this waits)
+                now = time.monotonic()
+                if seq is not None and seq in s.pending:
+                    s.pending[seq] = now  # (waiting for its turn: not abandoned)
+                if s.claimed is None and (seq is None or not s.waiting(now, seq)):
+                    break
+                if stopped():
+                    raise SlotWait("stopped")
+                if now >= deadline:
+                    raise SlotWait("deadline")
+                self._turns.wait(min(POLL_S, deadline - now))
+            s.claimed = -1 if seq is None else seq
+            s.pending.pop(seq or 0, None)
+            mine = [
+                (k, t)
+                for k, t in s.todo
+                if seq is not None and (k == seq or (k < seq and t.action == "save"))
+            ]
+            s.todo = [(k, t) for k, t in s.todo if seq is None or k > seq]
+            return [t for _, t in mine]
+
+    def release(self, slot: int, ticket: Ticket | None, todo: Sequence[Todo]) -> None:
+        """``claim``'s request will not start (its wait gave up): the next one's turn.
+        Its planned saves go back for that one; its restore is dropped, and the slot's
+        table forgets the session if no later plan routed another one there."""
+        seq = ticket.seq if ticket is not None else 0
+        with self._turns:
             s = self._slots[slot]
-            todo, s.todo = s.todo, []
-            return todo
+            s.claimed = None
+            s.todo[:0] = [(seq, t) for t in todo if t.action == "save"]
+            if s.reserved is not None and s.reserved[3] == seq:
+                s.chain, s.sizes, s.route, s.reserved = [], [], "cold", None
+            self._turns.notify_all()
 
     def begin(self, slot: int | None, ticket: Ticket | None = None) -> Ticket | None:
         """A request on ``slot`` starts: the session and route its ``CallStats`` will
@@ -354,10 +415,17 @@ class Router:
         restored into the slot for it."""
         if slot is None or not 0 <= slot < len(self._slots):
             return None
-        with self._lock:
+        with self._turns:
             s = self._slots[slot]
             s.busy += 1
-            s.reserved = None
+            s.unheaded += 1
+            s.claimed = None
+            if s.reserved is not None and (ticket is None or s.reserved[3] == ticket.seq):
+                s.pending.pop(s.reserved[3], None)  # (no ticket: the last plan's request)
+                s.reserved = None
+            if ticket is not None:
+                s.pending.pop(ticket.seq, None)
+            self._turns.notify_all()
             if ticket is None or ticket.slot != slot:
                 if s.owner is None:
                     return None

