@@ -191,7 +191,7 @@ def test_the_local_servers_command_line_log_and_states_hold_no_secret_and_stay_p
     old = os.umask(0o000)
     try:
         p = LocalProvider(
-            model, ctx_size=512, slots=1, threads=2, state_dir=states, log_path=log
+            model, ctx_size=512, slots=1, threads=1, state_dir=states, log_path=log
         ).start()
         try:
             with srt.Runtime(tmp_path / "l.db") as rt:

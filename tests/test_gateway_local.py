@@ -42,7 +42,7 @@ def gateway(model: str, tmp_path: Path) -> Iterator[tuple[str, object]]:
         model=model,
         ctx_size=2048,
         slots=2,
-        threads=2,
+        threads=1,
         state_dir=str(tmp_path / "slots"),
     )
     cfg = Config(upstreams={"local": up}, routes=(Route("*", "local"),), open=True)

@@ -92,7 +92,7 @@ def model() -> str:
 
 
 def _provider(model: str, **kw: object) -> LocalProvider:
-    opts: dict[str, object] = {"ctx_size": 2048, "slots": 2, "threads": 2}
+    opts: dict[str, object] = {"ctx_size": 2048, "slots": 2, "threads": 1}
     opts.update(kw)
     p = LocalProvider(model, **opts).start()  # type: ignore[arg-type]
     assert p.pid is not None
@@ -239,7 +239,7 @@ def test_a_call_without_a_slot_is_still_counted(provider: LocalProvider, rt: srt
 
 
 def test_first_use_starts_the_server_and_aclose_stops_it(model: str, rt: srt.Runtime) -> None:
-    p = LocalProvider(model, ctx_size=512, slots=1, threads=2, save_slots=False)
+    p = LocalProvider(model, ctx_size=512, slots=1, threads=1, save_slots=False)
     assert p.pid is None and p.server_url is None
     s = rt.session("lazy")
     s.append({"role": "user", "content": QUESTIONS[0]})
@@ -304,7 +304,7 @@ PARENT = textwrap.dedent(
     import os, sys, tempfile, time
     import srt
     from srt.providers.local import LocalProvider
-    p = LocalProvider(sys.argv[1], ctx_size=512, slots=1, threads=2, save_slots=False).start()
+    p = LocalProvider(sys.argv[1], ctx_size=512, slots=1, threads=1, save_slots=False).start()
     print(p.pid, p.server_url, flush=True)
     if sys.argv[2] == "busy":
         s = srt.Runtime(os.path.join(tempfile.mkdtemp(), "db")).session("x")

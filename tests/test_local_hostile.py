@@ -51,7 +51,7 @@ def model() -> str:
 
 
 def _start(model: str, tmp_path: Path, **kw: object) -> LocalProvider:
-    opts: dict[str, object] = {"ctx_size": 512, "slots": 1, "threads": 2, "save_slots": False}
+    opts: dict[str, object] = {"ctx_size": 512, "slots": 1, "threads": 1, "save_slots": False}
     opts.update(kw)
     p = LocalProvider(model, **opts).start()  # type: ignore[arg-type]
     assert p.pid is not None

@@ -132,7 +132,7 @@ def test_real_saved_states_are_private_and_collected(
     db = str(tmp_path / "chats" / "srt.db")
     with _umask(0o022):
         rt = srt.Runtime(db, redact=scrub)
-        p = LocalProvider(model, ctx_size=1024, slots=1, threads=2).start()
+        p = LocalProvider(model, ctx_size=1024, slots=1, threads=1).start()
         assert p.pid is not None
         STARTED.append(p.pid)
         try:

@@ -23,7 +23,7 @@ def test_astream_closed_early_leaves_no_generator_to_the_loop(
     transport's byte generator to it), the partial reply is stored ``cancelled`` with
     its ledger row, and the cut call is not counted among the provider's calls."""
     provider = LocalProvider(
-        local_model(), ctx_size=1024, slots=1, threads=2, state_dir=str(tmp_path / "slots")
+        local_model(), ctx_size=1024, slots=1, threads=1, state_dir=str(tmp_path / "slots")
     ).start()
     s = rt.session("a")
     before = len(provider.calls)
