@@ -22,7 +22,7 @@ from agents.extensions.memory.advanced_sqlite_session import AdvancedSQLiteSessi
 
 import srt
 from agents_support import run
-from srt.errors import ConflictError
+from srt.errors import ConfigError, ConflictError
 from srt.integrations import _usage
 from srt.integrations.agents import SrtSession
 from srt.store import ObjectPut
@@ -222,5 +222,8 @@ def test_a_rewind_writes_its_objects_with_it(store_rt: srt.Runtime) -> None:
     assert len(s) == 1 and store_rt.store.get_object("t.k", "r", "x").value == b"1"
     with pytest.raises(ConflictError):
         s.rewind(1, objects=[ObjectPut("t.k", "r", "x", b"2", expect=b"0")])
+    for bad in (None, [b"x"], put):
+        with pytest.raises(ConfigError, match="ObjectPut"):
+            s.rewind(1, objects=bad)  # type: ignore[arg-type]
     s.refresh()
     assert len(s) == 1 and store_rt.store.get_object("t.k", "r", "x").value == b"1"

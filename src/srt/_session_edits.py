@@ -20,7 +20,7 @@ from . import history as _history
 from ._builder import Builder
 from ._chain import Chain
 from ._shared import Shared
-from .errors import HistoryIndexError, SessionError
+from .errors import ConfigError, HistoryIndexError, SessionError
 from .store import ObjectPut
 from .wire.base import check_model
 
@@ -43,6 +43,12 @@ class Edits(summarize.SessionLike, Protocol):
         """Drop the last ``n`` messages from this session (they stay stored for forks);
         ``objects`` (``ObjectPut``) are written in the same transaction, and an object
         written on a condition that fails is a ``ConflictError`` (nothing written)."""
+        if not isinstance(objects, (list, tuple)) or not all(
+            isinstance(o, ObjectPut) for o in objects
+        ):
+            raise ConfigError(
+                f"objects must be a list of srt.store.ObjectPut, got {type(objects).__name__}"
+            )
         with self._using():
             self._chain.writable()
             self._chain.rewind(n, objects)
