@@ -198,6 +198,16 @@ def srv() -> Iterator[Any]:
 
 
 @pytest.fixture
+def server() -> Iterator[Any]:
+    """srt.testing's provider server on loopback taking any key: the Agents SDK tests'
+    (``agents_support`` holds their helpers)."""
+    from srt.testing import ProviderServer
+
+    with ProviderServer() as srv:
+        yield srv
+
+
+@pytest.fixture
 def store_rt(store_url: str) -> Iterator[srt.Runtime]:
     """A ``Runtime`` once per engine (``store_url``)."""
     with srt.Runtime(store_url) as runtime:

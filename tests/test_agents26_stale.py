@@ -6,18 +6,12 @@ gone and it says so (``SessionNotFoundError``), on SQLite and PostgreSQL alike."
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 import pytest
 
 import srt
+from agents_support import run
 from srt.integrations.agents import SrtSession
 from support import agents_run, agents_turns
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
 
 
 def test_after_a_clear_elsewhere_a_handle_goes_on_on_main(store_rt: srt.Runtime) -> None:

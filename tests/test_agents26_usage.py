@@ -4,7 +4,6 @@ each exactly once and with the server's token counts (``srt.testing.ProviderServ
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +19,12 @@ from agents import (
 from openai import AsyncOpenAI
 
 import srt
+from agents_support import run
 from srt.integrations.agents import SrtCompactionSession, SrtSession
 from srt.testing import ProviderServer
 from support import agents_turns
 
 set_tracing_disabled(True)
-
-
-@pytest.fixture
-def server() -> Any:
-    with ProviderServer() as srv:
-        yield srv
 
 
 @function_tool
@@ -75,7 +69,7 @@ def test_a_compacting_run_puts_every_request_in_the_ledger_once(
             return under, entries, await session.get_items()
 
     with srt.Runtime(tmp_path / "c.db") as rt:
-        under, entries, compacted = asyncio.run(go(rt))
+        under, entries, compacted = run(go(rt))
         billed = _billed(server)
         # Three model requests and one compaction, the last.
         assert [b[0] for b in billed] == ["openai.responses"] * 3 + ["openai.compact"]
@@ -90,7 +84,7 @@ def test_a_compacting_run_puts_every_request_in_the_ledger_once(
         # The compaction is against the compacted history's newest item: the last turn's.
         head = rt.store.get_session("c").head
         assert rows[-1]["node"] == head
-        turns = asyncio.run(under.turn_usage())
+        turns = run(under.turn_usage())
         assert turns[-1]["requests"] == 1 and turns[-1]["input_tokens"] == billed[-1][1]
         assert sum(t["requests"] for t in turns) == 1  # (the others' items were compacted)
 
@@ -105,7 +99,7 @@ def test_a_manual_compaction_is_in_the_ledger(server: ProviderServer, tmp_path: 
             await session.run_compaction()  # (3 items: the default hook declines)
 
     with srt.Runtime(tmp_path / "m.db") as rt:
-        asyncio.run(go(rt))
+        run(go(rt))
         (billed,) = _billed(server)
         (row,) = rt.calls(session_name="m")
         assert (row["input_tokens"], row["output_tokens"]) == billed[1:]

@@ -6,13 +6,13 @@ on after ``switch_to``: matching the SDK would lose the conversation the turn be
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 from agents.extensions.memory import AdvancedSQLiteSession
 
 import srt
+from agents_support import run
 from srt.errors import SessionNotFoundError
 from srt.integrations.agents import SrtSession
 from support import agents_turns
@@ -38,7 +38,7 @@ def test_the_sdk_resurrects_the_branch_without_its_history(tmp_path: Path) -> No
             a.close()
             b.close()
 
-    asyncio.run(go())
+    run(go())
 
 
 def test_srt_refuses_and_writes_nothing(tmp_path: Path) -> None:
@@ -59,4 +59,4 @@ def test_srt_refuses_and_writes_nothing(tmp_path: Path) -> None:
         assert await a.get_items() == [*agents_turns(2), NEXT]
 
     with srt.Runtime(tmp_path / "d.db") as rt:
-        asyncio.run(go(rt))
+        run(go(rt))

@@ -8,10 +8,10 @@ and its compaction, ``clear_session()`` then ``add_items``, empties every branch
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import srt
+from agents_support import run
 from srt.integrations.agents import SrtSession
 from support import agents_turns
 
@@ -37,7 +37,7 @@ def test_compacting_a_fork_brings_its_fork_point_down(store_url: str) -> None:
         assert await s.get_items() == agents_turns(2)
 
     with srt.Runtime(store_url) as rt:
-        asyncio.run(go(rt))
+        run(go(rt))
 
 
 def test_compacting_a_parent_brings_its_forks_down_and_they_keep_their_items(
@@ -62,4 +62,4 @@ def test_compacting_a_parent_brings_its_forks_down_and_they_keep_their_items(
         assert await SrtSession("p", rt).get_items() == [SUMMARY, *agents_turns(3)[1:]]
 
     with srt.Runtime(store_url) as rt:
-        asyncio.run(go(rt))
+        run(go(rt))

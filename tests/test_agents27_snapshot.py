@@ -7,27 +7,20 @@ SDK's ``SQLiteSession`` is the reference."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
-import pytest
 from agents import Agent, OpenAIResponsesModel, Runner, SQLiteSession, set_tracing_disabled
 from agents.memory import OpenAIResponsesCompactionSession, SessionSettings
 from openai import AsyncOpenAI
 
 import srt
+from agents_support import run
 from srt.integrations.agents import SrtSession
 from srt.testing import ProviderServer
 from support import agents_turns
 
 set_tracing_disabled(True)
-
-
-@pytest.fixture
-def server() -> Any:
-    with ProviderServer() as srv:
-        yield srv
 
 
 def _shape(items: list[Any]) -> list[Any]:
@@ -65,18 +58,18 @@ def test_a_limited_session_compacts_the_suffix_the_model_saw(
     settings = SessionSettings(limit=2)
     reference = SQLiteSession("s", str(tmp_path / "sdk.db"), session_settings=settings)
     try:
-        want = asyncio.run(_compacting_run(server, reference))
+        want = run(_compacting_run(server, reference))
     finally:
         reference.close()
     assert server.requests["openai.compact"] == 1
     with srt.Runtime(tmp_path / "srt.db") as rt:
-        got = asyncio.run(_compacting_run(server, SrtSession("s", rt, session_settings=settings)))
+        got = run(_compacting_run(server, SrtSession("s", rt, session_settings=settings)))
         assert server.requests["openai.compact"] == 2  # (not skipped)
         assert _shape(got) == _shape(want)
         # The turns the model did not see are kept as they were; the rest is compacted.
         assert got[:6] == agents_turns(3)
         assert _texts(got[6:]) == ["question 3", "new question", "compaction"]
-        again = asyncio.run(SrtSession("s", rt).get_items(limit=-1))
+        again = run(SrtSession("s", rt).get_items(limit=-1))
         assert again == got
 
 
@@ -99,4 +92,4 @@ def test_a_snapshot_whose_branch_moved_replaces_nothing(tmp_path: Path) -> None:
         ]
 
     with srt.Runtime(tmp_path / "m.db") as rt:
-        asyncio.run(go(rt))
+        run(go(rt))

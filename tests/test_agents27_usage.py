@@ -5,9 +5,7 @@ writes them after the run, each once (``SrtCompactionSession`` needs no call).""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 from agents import Agent, OpenAIResponsesModel, Runner, set_tracing_disabled
@@ -15,17 +13,12 @@ from agents.memory import OpenAIResponsesCompactionSession
 from openai import AsyncOpenAI
 
 import srt
+from agents_support import run
 from srt.errors import ConfigError
 from srt.integrations.agents import SrtSession
 from srt.testing import ProviderServer
 
 set_tracing_disabled(True)
-
-
-@pytest.fixture
-def server() -> Any:
-    with ProviderServer() as srv:
-        yield srv
 
 
 def test_store_run_usage_writes_a_compacting_runs_requests_once(
@@ -54,4 +47,4 @@ def test_store_run_usage_writes_a_compacting_runs_requests_once(
             await under.store_run_usage("not a result")
 
     with srt.Runtime(tmp_path / "u.db") as rt:
-        asyncio.run(go(rt))
+        run(go(rt))

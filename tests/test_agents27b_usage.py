@@ -8,64 +8,17 @@ conversation through ``AdvancedSQLiteSession`` and compares the two."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
-from agents import (
-    Agent,
-    OpenAIResponsesModel,
-    Runner,
-    function_tool,
-    set_tracing_disabled,
-)
 from agents.extensions.memory.advanced_sqlite_session import AdvancedSQLiteSession
-from openai import AsyncOpenAI
 
 import srt
+from agents_support import REPLIES, converse, run
 from srt.errors import ConfigError, SessionNotFoundError
 from srt.integrations.agents import SrtSession
 from srt.testing import ProviderServer
 from support import agents_run, agents_turns
-
-set_tracing_disabled(True)
-
-CALC = {"tool_calls": [{"name": "add", "arguments": {"a": 2, "b": 3}, "id": "call_1"}]}
-#: The replies of the conversation below, in order: main turn 1 (a tool call, then the
-#: answer), main turn 2, the branch's turn 2, main turn 3.
-REPLIES: list[Any] = [CALC, "the sum is 5", "you are welcome", "it was 5", "bye"]
-
-
-@function_tool
-def add(a: int, b: int) -> int:
-    """Add two numbers."""
-    return a + b
-
-
-@pytest.fixture
-def server() -> Any:
-    with ProviderServer() as srv:
-        yield srv
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
-
-
-async def converse(url: str, session: Any, fork: Any, switch: Any) -> None:
-    """Two turns on main (the first with a tool call: two requests), a branch from turn
-    2 with one turn of its own, then a third turn on main."""
-    async with AsyncOpenAI(base_url=url + "/v1", api_key="k", max_retries=0) as client:
-        agent = Agent(name="calc", tools=[add], model=OpenAIResponsesModel("gpt-4o-mini", client))
-        for text in ("what is 2+3?", "thanks", "what was it again?", "goodbye"):
-            if text == "what was it again?":
-                await fork()
-            if text == "goodbye":
-                await switch("main")
-            result = await Runner.run(agent, text, session=session)
-            if isinstance(session, AdvancedSQLiteSession):
-                await session.store_run_usage(result)
 
 
 def billed(server: ProviderServer, *which: int) -> tuple[int, int, int]:

@@ -8,86 +8,13 @@ each beside the same calls on ``AdvancedSQLiteSession``."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
-
-import pytest
-from agents import Agent, OpenAIResponsesModel, Runner, set_tracing_disabled
-from agents.extensions.memory.advanced_sqlite_session import AdvancedSQLiteSession
-from openai import AsyncOpenAI
 
 import srt
+from agents_support import both, run, usage
 from srt.integrations.agents import SrtSession
 from srt.testing import ProviderServer
 from support import agents_run, agents_turns
-
-set_tracing_disabled(True)
-
-Step = Callable[[Any, Callable[[str], Awaitable[None]]], Awaitable[None]]
-
-
-@pytest.fixture
-def server() -> Any:
-    with ProviderServer() as srv:
-        yield srv
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
-
-
-async def drive(url: str, session: Any, steps: list[Any]) -> None:
-    """``steps`` on ``session``: a str is a ``Runner.run`` of that text (the SDK's session
-    then stores the run's usage), ``"pop"`` a ``pop_item()``, ``"clear"`` a
-    ``clear_session()``."""
-    async with AsyncOpenAI(base_url=url + "/v1", api_key="k", max_retries=0) as client:
-        agent = Agent(name="a", model=OpenAIResponsesModel("gpt-4o-mini", client))
-        for step in steps:
-            if step == "pop":
-                await session.pop_item()
-            elif step == "clear":
-                await session.clear_session()
-            else:
-                result = await Runner.run(agent, step, session=session)
-                if isinstance(session, AdvancedSQLiteSession):
-                    await session.store_run_usage(result)
-
-
-def usage(session: Any) -> tuple[list[tuple[int, int, int, int]], Any]:
-    """(turn, requests, input tokens, output tokens) per turn of the current branch, and
-    the session's usage, from either kind of session."""
-    if isinstance(session, AdvancedSQLiteSession):
-        turns = [
-            (t["user_turn_number"], t["requests"], t["input_tokens"], t["output_tokens"])
-            for t in run(session.get_turn_usage())
-        ]
-    else:
-        turns = [
-            (t["turn"], t["requests"], t["input_tokens"], t["output_tokens"])
-            for t in run(session.turn_usage())
-        ]
-    return turns, run(session.get_session_usage())
-
-
-def both(
-    rt: srt.Runtime, server: ProviderServer, tmp_path: Path, replies: list[Any], steps: list[Any]
-) -> tuple[Any, Any, SrtSession]:
-    """``steps`` on an ``SrtSession`` in ``rt`` and on an ``AdvancedSQLiteSession``, the
-    server giving each the same ``replies``: the usage of each, and the ``SrtSession``."""
-    ours = SrtSession("s", rt)
-    sdk = AdvancedSQLiteSession(session_id="s", db_path=tmp_path / "sdk.db", create_tables=True)
-    server.script("responses", replies)
-    run(drive(server.url, ours, steps))
-    n = len(server.log)
-    server.script("responses", replies)
-    run(drive(server.url, sdk, steps))
-    # Both sent the same histories and were billed the same.
-    assert [r.usage for r in server.log[:n]] == [r.usage for r in server.log[n:]]
-    got, expected = usage(ours), usage(sdk)
-    sdk.close()
-    return got, expected, ours
 
 
 def test_a_clear_drops_the_usage_of_what_comes_back(

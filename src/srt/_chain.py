@@ -318,8 +318,9 @@ class Chain(ChainState):
         self.load()
         return self.store.hashing.chain_many(_core.ROOT, list(self.hashes))
 
-    def rewind(self, n: int) -> None:
-        """Move the head back ``n`` messages (CAS; they stay stored for forks)."""
+    def rewind(self, n: int, objects: Sequence[ObjectPut] = ()) -> None:
+        """Move the head back ``n`` messages (CAS; they stay stored for forks), writing
+        ``objects`` in the same transaction."""
         if not isinstance(n, int) or isinstance(n, bool):
             raise HistoryIndexError(
                 f"rewind() takes how many messages to drop, an int, got {n!r:.40}"
@@ -329,9 +330,9 @@ class Chain(ChainState):
         keep = len(self.ids) - n
         new = self.ids[keep - 1] if keep else None
         prefix = self.prefix(keep)
-        left = self.left(keep, "rewind")
+        left = [*self.left(keep, "rewind"), *objects]
         try:
-            if left:  # the move and the record of the head it leaves, in one write
+            if left:  # the move, the record of the head it leaves and objects: one write
                 self.store.append(self.id, self.head, new, keep, [], objects=left)
             else:
                 self.store.move_head(self.id, self.head, new)

@@ -20,7 +20,8 @@ from . import history as _history
 from ._builder import Builder
 from ._chain import Chain
 from ._shared import Shared
-from .errors import HistoryIndexError, SessionError
+from .errors import ConfigError, HistoryIndexError, SessionError
+from .store import ObjectPut
 from .wire.base import check_model
 
 if TYPE_CHECKING:  # (the providers load on first use: httpx and asyncio cost ``import srt``)
@@ -38,11 +39,19 @@ class Edits(summarize.SessionLike, Protocol):
 
     def _using(self) -> AbstractContextManager[None]: ...
 
-    def rewind(self, n: int = 1) -> None:
-        """Drop the last ``n`` messages from this session (they stay stored for forks)."""
+    def rewind(self, n: int = 1, *, objects: Sequence[ObjectPut] = ()) -> None:
+        """Drop the last ``n`` messages from this session (they stay stored for forks);
+        ``objects`` (``ObjectPut``) are written in the same transaction, and an object
+        written on a condition that fails is a ``ConflictError`` (nothing written)."""
+        if not isinstance(objects, (list, tuple)) or not all(
+            isinstance(o, ObjectPut) for o in objects
+        ):
+            raise ConfigError(
+                f"objects must be a list of srt.store.ObjectPut, got {type(objects).__name__}"
+            )
         with self._using():
             self._chain.writable()
-            self._chain.rewind(n)
+            self._chain.rewind(n, objects)
 
     def edit(self, index: int, message: Any) -> int | None:
         """Replace message ``index`` and drop everything after it; return the new head.

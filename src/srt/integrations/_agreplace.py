@@ -129,18 +129,12 @@ class Replace:
         records = self._lower_forks(shared, puts)
         objects = [ObjectPut(_ITEM, self.session_id, k, v) for k, v in puts.items()]
         objects += [ObjectPut(_BRANCH, self.session_id, b.name, b.encode()) for b in records]
-        try:
-            if bodies:
-                _append.append(
-                    self._rt, self._s.name, node, pos, prefix, bodies, objects, expected=head
-                )
-            else:
-                row = store.get_session(self._s.name)
-                if row is None or row.head != head:
-                    raise ConflictError("the session moved")
-                for o in objects:  # (first: the records only come down, the copies agree)
-                    store.put_object(o.kind, o.scope, o.key, o.value)
-                store.move_head(row.id, head, node)
+        # (the items it replaces: popped, for usage; the marks in the same write)
+        objects += self._usage_cut(cached, self._users, shared)
+        try:  # (no bodies: the head moves down to ``node``, with the objects)
+            _append.append(
+                self._rt, self._s.name, node, pos, prefix, bodies, objects, expected=head
+            )
         except ConflictError:
             self._cache = None
             return False
@@ -149,7 +143,6 @@ class Replace:
             self._branches[b.name] = b
             if b.name != self._branch:
                 self._touch(b.session)  # (its handles read their copied entries)
-        self._usage_cut(cached, self._users, shared)  # (the items it replaced: popped)
         self._cache, self._cache_key, self._users = None, None, None
         self._s.refresh()
         return True

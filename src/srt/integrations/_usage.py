@@ -11,16 +11,25 @@ request once.
 
 A row counts for the user turn of the item it was recorded against; what a pop or a
 clear did to it since is kept per branch beside the ledger (which never changes), as
-its *marks* (``agents.state`` object ``usage@<branch>``): ``floor``, the newest ledger
-row id of the branch when the session was last cleared (rows up to it count no more),
-and ``moved``, row id -> the position its usage now stands at, or ``None`` if void.
+its *marks* (``agents.state`` object ``usage@<branch>``): ``floor``, a ledger row id up
+to which the branch's rows count no more (the newest when the session was last
+cleared), ``void``, id ranges whose rows of the branch count no more, and ``moved``,
+row id -> the position its usage now stands at.
 Popping a reply moves the rows at it down to its turn's user message, as the SDK keeps
 a turn's usage until its last message goes; popping a user message voids the rows at
 or above it (``replace_items`` removes the items it replaces as if popped). So usage
 recorded before a clear or for a popped turn never counts for the same items added
 again (content-addressed, they come back as the same nodes), where the SDK's new rows
-start from nothing too. The marks are written after the pop or clear they follow: a
-crash in between leaves that usage counted, as before this bookkeeping."""
+start from nothing too.
+
+The marks are written in the transaction of the head move they follow (the pop, the
+clear of ``main``, the replacement), so a crash leaves both or neither; and by
+compare-and-swap over the value read (``ObjectPut.expect``): a handle that raced
+another's pop finds the head or the marks moved, and goes again from what is stored,
+so no handle's marks overwrite another's. They stay small however many pops: what a
+pop voided is folded, when written, into ``floor`` and ``void`` (id ranges holding no
+ledger row of the branch that still counts), and ``moved`` keeps only rows that still
+count, so the marks grow with the branch's usage that counts, not with its pops."""
 
 from __future__ import annotations
 
@@ -28,31 +37,119 @@ import bisect
 import contextlib
 import contextvars
 import json
+import math
 import time
 import weakref
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import _core
 from ..errors import ConfigError, SessionNotFoundError
-from ..store.base import CallRecord, ChainRow, Store
+from ..store.base import CallRecord, ChainRow, ObjectPut, Store
 
 __all__ = [
     "RUN",
     "Ledger",
     "Marks",
+    "fold",
     "ledger_row",
     "marks",
     "model_of",
     "own_turns",
     "per_turn",
+    "sdk_turn",
     "totals",
 ]
 
 _STATE = "agents.state"
 
-#: A branch's marks (see the module docstring): ``(floor, moved)``.
-Marks = tuple[int, dict[int, "int | None"]]
+
+@dataclass(frozen=True, slots=True)
+class Marks:
+    """A branch's marks (see the module docstring), and ``raw``, their bytes as stored
+    (``None``: none stored), which a write of new marks expects to find."""
+
+    floor: int = 0
+    void: tuple[tuple[int, int], ...] = ()  # (first, last) ids, sorted, disjoint
+    moved: dict[int, int | None] = field(default_factory=dict)  # (None: void, not folded)
+    raw: bytes | None = None
+
+    def where(self, call: CallRecord, at: dict[int, int]) -> int | None:
+        """Where in the branch ``call``'s usage stands (``at``: node -> position),
+        ``None`` if nowhere: void, or recorded against an item the branch lost."""
+        cid = call.id
+        if cid is not None:
+            if cid <= self.floor or _in(self.void, cid):
+                return None
+            if cid in self.moved:
+                return self.moved[cid]
+        return at.get(call.node) if call.node is not None else None
+
+    def put(self, scope: str, branch: str, new: Marks) -> ObjectPut | None:
+        """The write of ``new`` in place of these marks (``None``: nothing changes),
+        refused (``ConflictError``, with whatever it goes with) if another wrote first."""
+        value = json.dumps(
+            {
+                "floor": new.floor,
+                "void": [list(r) for r in new.void],
+                "moved": {str(k): v for k, v in new.moved.items()},
+            },
+            separators=(",", ":"),
+        ).encode()
+        if value == self.raw:
+            return None
+        key = f"usage@{branch}"
+        if self.raw is None:
+            return ObjectPut(_STATE, scope, key, value, if_absent=True)
+        return ObjectPut(_STATE, scope, key, value, expect=self.raw)
+
+
+def fold(
+    calls: Sequence[CallRecord], floor: int, moved: dict[int, int | None], old: Marks
+) -> Marks:
+    """Marks for the branch whose own ledger rows are ``calls`` (oldest first) after a
+    change: ``old``'s ``void``, with ``floor`` and ``moved`` (``None``: void) as the
+    change left them, folded to hold nothing for a row that counts no more. The leading
+    run of void rows raises ``floor``; each later run is one ``void`` range (it holds no
+    row of the branch that counts, and a row written later has a larger id)."""
+    ranges: list[tuple[int, int]] = []
+    kept: dict[int, int | None] = {}
+    run: tuple[int, int] | None = None  # (first, last) id of the current void rows
+    counted = False  # (a row that counts came before: a run no longer raises the floor)
+    for call in calls:
+        cid = call.id
+        if cid is None:
+            continue
+        if cid <= floor or _in(old.void, cid) or (cid in moved and moved[cid] is None):
+            run = (run[0] if run else cid, cid)
+            continue
+        if run is not None:
+            if counted:
+                ranges.append(run)
+            else:
+                floor = max(floor, run[1])
+            run = None
+        counted = True
+        if cid in moved:
+            kept[cid] = moved[cid]
+    if run is not None:
+        if counted:
+            ranges.append(run)
+        else:
+            floor = max(floor, run[1])
+    return Marks(floor, tuple(ranges), kept)
+
+
+def _in(ranges: Sequence[tuple[int, int]], cid: int) -> bool:
+    """Whether id ``cid`` is in one of the sorted, disjoint (first, last) ``ranges``."""
+    i = bisect.bisect_right(ranges, (cid, math.inf))
+    return bool(i) and cid <= ranges[i - 1][1]
+
+
+#: What ``per_turn`` sums per turn (with ``detail``: ``_DETAIL``).
+_SUMS = ("requests", "input_tokens", "cached_tokens", "output_tokens")
+_DETAIL = (*_SUMS, "cache_write_tokens", "reasoning_tokens")
 
 #: The SDK's run context for an ``add_items`` called without one (``None``: none).
 RUN: contextvars.ContextVar[Any] = contextvars.ContextVar("srt_agents_run", default=None)
@@ -93,11 +190,16 @@ def ledger_row(
 
 
 def per_turn(
-    rows: Sequence[ChainRow], calls: Iterable[CallRecord], marks: Marks = (0, {})
+    rows: Sequence[ChainRow],
+    calls: Iterable[CallRecord],
+    marks: Marks | None = None,
+    *,
+    detail: bool = False,
 ) -> list[dict[str, Any]]:
     """``calls`` summed per user turn of the chain ``rows``, for the turns that have any
     (calls off the chain, or void by the branch's ``marks``, are left out), as the SDK's
-    ``get_turn_usage`` lists its turns."""
+    ``get_turn_usage`` lists its turns; with ``detail``, ``cache_write_tokens`` and
+    ``reasoning_tokens`` too."""
     at: dict[int, int] = {}
     turn_at: list[int] = []
     turn = 0
@@ -106,12 +208,11 @@ def per_turn(
             turn += 1
         at[node] = len(turn_at)
         turn_at.append(turn)
-    out = {
-        t: {"turn": t, "requests": 0, "input_tokens": 0, "cached_tokens": 0, "output_tokens": 0}
-        for t in range(1, turn + 1)
-    }
+    keys = _DETAIL if detail else _SUMS
+    out = {t: {"turn": t, **dict.fromkeys(keys, 0)} for t in range(1, turn + 1)}
+    marks = marks if marks is not None else Marks()
     for call in calls:
-        pos = position(call, at, marks)
+        pos = marks.where(call, at)
         t = turn_at[pos] if pos is not None and pos < len(turn_at) else 0
         if not t:
             continue
@@ -120,27 +221,24 @@ def per_turn(
         row["input_tokens"] += call.input_tokens or 0
         row["cached_tokens"] += call.cache_read_tokens or 0
         row["output_tokens"] += call.output_tokens or 0
+        if detail:
+            row["cache_write_tokens"] += call.cache_write_tokens or 0
+            row["reasoning_tokens"] += call.reasoning_tokens or 0
     return [out[t] for t in sorted(out) if out[t]["requests"]]
 
 
-def position(call: CallRecord, at: dict[int, int], marks: Marks) -> int | None:
-    """Where in the branch ``call``'s usage stands (``at``: node -> position), ``None``
-    if nowhere: void by the ``marks``, or recorded against an item the branch lost."""
-    floor, moved = marks
-    if call.id is not None and call.id <= floor:
-        return None
-    if call.id in moved:
-        return moved[call.id]
-    return at.get(call.node) if call.node is not None else None
-
-
 def marks(store: Store, scope: str, branch: str) -> Marks:
-    """The marks of branch ``branch`` of agents session ``scope`` (none: ``(0, {})``)."""
+    """The marks of branch ``branch`` of agents session ``scope`` (none: ``Marks()``)."""
     row = store.get_object(_STATE, scope, f"usage@{branch}")
     if row is None:
-        return 0, {}
+        return Marks()
     data = json.loads(row.value)
-    return int(data["floor"]), {int(k): v for k, v in data["moved"].items()}
+    return Marks(
+        int(data["floor"]),
+        tuple((int(a), int(b)) for a, b in data.get("void", ())),
+        {int(k): v for k, v in data["moved"].items()},
+        row.value,
+    )
 
 
 def totals(turns: Sequence[dict[str, Any]]) -> dict[str, int] | None:
@@ -233,48 +331,48 @@ class Ledger:
         out: list[dict[str, Any]] = await self._run(self._turn_usage)
         return out
 
-    def _turn_usage(self: Any) -> list[dict[str, Any]]:
+    def _turn_usage(self: Any, *, detail: bool = False) -> list[dict[str, Any]]:
         self._items()
         head = self._cache_key[0] if self._cache_key is not None else None
-        return own_turns(self._store, self._sid, head, self._marks(self._branch))
+        return own_turns(self._store, self._sid, head, self._marks(self._branch), detail=detail)
 
     def _marks(self: Any, branch: str) -> Marks:
         return marks(self._store, self.session_id, branch)
 
-    def _put_marks(self: Any, branch: str, floor: int, moved: dict[int, int | None]) -> None:
-        value = json.dumps({"floor": floor, "moved": {str(k): v for k, v in moved.items()}})
-        self._store.put_object(_STATE, self.session_id, f"usage@{branch}", value.encode())
-
-    def _usage_cut(self: Any, items: Any, users: Sequence[int] | None, pos: int) -> None:
+    def _usage_cut(self: Any, items: Any, users: Sequence[int] | None, pos: int) -> list[ObjectPut]:
         """The current branch's ``items`` from ``pos`` on (``users``: where its user
-        messages are, if known) have just been removed (popped, or replaced): as if
-        popped one by one, the usage standing there moves down to its turn's user
+        messages are, if known) are about to be removed (popped, or replaced): the
+        write of its marks to go with the head move (none, or one), after which, as if
+        popped one by one, the usage standing there has moved down to its turn's user
         message if that stays, and is void if it went."""
         if pos >= len(items):
-            return
+            return []
         calls = self._own_calls()
         if not calls:
-            return
+            return []
         if users is None:
             users = [i for i, m in enumerate(items.messages()) if m["role"] == "user"]
-        floor, moved = self._marks(self._branch)
+        old = self._marks(self._branch)
+        moved = dict(old.moved)
         at = {node: i for i, node in enumerate(items.ids)}
-        changed = False
         for call in calls:
-            where = position(call, at, (floor, moved))
+            where = old.where(call, at)
             if where is not None and where >= pos and call.id is not None:
                 i = bisect.bisect_right(users, where)  # (the last user message at or above)
                 moved[call.id] = users[i - 1] if i and users[i - 1] < pos else None
-                changed = True
-        if changed:
-            self._put_marks(self._branch, floor, moved)
+        put = old.put(self.session_id, self._branch, fold(calls, old.floor, moved, old))
+        return [put] if put is not None else []
 
-    def _usage_cleared(self: Any) -> None:
-        """The current branch (``main``) is about to be emptied by a clear: none of the
-        usage it recorded so far counts any more."""
+    def _usage_cleared(self: Any) -> list[ObjectPut]:
+        """The current branch (``main``) is about to be emptied by a clear: the write of
+        its marks to go with it (none, or one), after which none of the usage it
+        recorded so far counts any more."""
         ids = [c.id for c in self._own_calls() if c.id is not None]
-        if ids:
-            self._put_marks(self._branch, max(ids), {})
+        if not ids:
+            return []
+        old = self._marks(self._branch)
+        put = old.put(self.session_id, self._branch, Marks(max(ids)))
+        return [put] if put is not None else []
 
     def _own_calls(self: Any) -> list[CallRecord]:
         """The ledger rows the current branch's srt session recorded."""
@@ -306,18 +404,81 @@ class Ledger:
             raise SessionNotFoundError(f"session {self.session_id!r} has no branch {branch!r}")
         turns: list[dict[str, Any]] = []
         for name in [branch] if branch is not None else list(self._branches):
-            row = self._store.get_session(self._branches[name].session)
-            if row is not None:
-                turns += own_turns(self._store, row.id, row.head, self._marks(name))
+            turns += self._turns_of(name)
         return totals(turns)
+
+    def _turns_of(self: Any, branch: str, *, detail: bool = False) -> list[dict[str, Any]]:
+        """``own_turns`` of branch ``branch`` (in ``self._branches``), as stored."""
+        row = self._store.get_session(self._branches[branch].session)
+        if row is None:
+            return []
+        return own_turns(self._store, row.id, row.head, self._marks(branch), detail=detail)
+
+    async def get_turn_usage(
+        self: Any, user_turn_number: int | None = None, branch_id: str | None = None
+    ) -> list[dict[str, Any]] | dict[str, Any]:
+        """Usage per user turn of the current branch (or ``branch_id``), as
+        ``AdvancedSQLiteSession``'s method of that name gives it: a list of the turns
+        with usage (``user_turn_number``, ``requests``, ``input_tokens``,
+        ``output_tokens``, ``total_tokens``, ``input_tokens_details``,
+        ``output_tokens_details``), or with ``user_turn_number`` that turn's (without its
+        number; ``{}`` if it has none). A branch that does not exist is a
+        ``SessionNotFoundError`` (the SDK answers as for a branch with no usage)."""
+        n = user_turn_number
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+            raise ConfigError(f"user_turn_number must be a positive int or None, got {n!r}")
+        if branch_id is not None and (not isinstance(branch_id, str) or not branch_id):
+            raise ConfigError(f"branch_id must be a branch name or None, got {branch_id!r}")
+        turns: list[dict[str, Any]] = await self._run(self._detailed_turns, branch_id)
+        out = [sdk_turn(t) for t in turns]
+        if n is None:
+            return out
+        for turn in out:
+            if turn.pop("user_turn_number") == n:
+                return turn
+        return {}
+
+    def _detailed_turns(self: Any, branch: str | None) -> list[dict[str, Any]]:
+        if branch is None:
+            out: list[dict[str, Any]] = self._turn_usage(detail=True)
+            return out
+        self._branches = self._load_branches()
+        if branch not in self._branches:
+            raise SessionNotFoundError(f"session {self.session_id!r} has no branch {branch!r}")
+        out = self._turns_of(branch, detail=True)
+        return out
 
 
 def own_turns(
-    store: Store, session: int | None, head: int | None, marks: Marks = (0, {})
+    store: Store,
+    session: int | None,
+    head: int | None,
+    marks: Marks | None = None,
+    *,
+    detail: bool = False,
 ) -> list[dict[str, Any]]:
     """``per_turn`` of the chain to ``head`` with the ledger rows of srt session id
     ``session`` alone (its branch's own requests), under its branch's ``marks``."""
     if session is None or head is None:
         return []
     calls = store.calls(session=session)
-    return per_turn(store.chain(head), calls, marks) if calls else []
+    return per_turn(store.chain(head), calls, marks, detail=detail) if calls else []
+
+
+def sdk_turn(turn: dict[str, Any]) -> dict[str, Any]:
+    """A turn of ``per_turn`` (with ``detail``) in the shape of ``AdvancedSQLiteSession``'s
+    ``get_turn_usage`` (which keeps the details of the SDK's ``Usage``; the ledger has no
+    breakdown of the cache writes: ``cache_write_tokens_details`` is ``None``)."""
+    return {
+        "user_turn_number": turn["turn"],
+        "requests": turn["requests"],
+        "input_tokens": turn["input_tokens"],
+        "output_tokens": turn["output_tokens"],
+        "total_tokens": turn["input_tokens"] + turn["output_tokens"],
+        "input_tokens_details": {
+            "cache_write_tokens": turn["cache_write_tokens"],
+            "cached_tokens": turn["cached_tokens"],
+            "cache_write_tokens_details": None,
+        },
+        "output_tokens_details": {"reasoning_tokens": turn["reasoning_tokens"]},
+    }

@@ -34,9 +34,10 @@ leaves the others as they were, and a crash leaves the old history or the new on
 made since the last ``add_items`` is written to srt's usage ledger against the items
 it produced (``_usage``); ``turn_usage()`` sums the ledger per user turn of the current
 branch (the turns with usage, each branch's own requests only, as the SDK's
-``AdvancedSQLiteSession``), ``session_usage(branch=None)`` (``get_session_usage``) over the
-session or one branch. A clear, or popping a turn's user message, takes its usage
-along. Under compaction, ``SrtCompactionSession`` (``_agcompact``) passes it on.
+``AdvancedSQLiteSession``), ``get_turn_usage`` in the SDK's shapes, and
+``session_usage(branch=None)`` (``get_session_usage``) over the session or one branch. A
+clear, or popping a turn's user message, takes its usage along (in the same write).
+Under compaction, ``SrtCompactionSession`` (``_agcompact``) passes it on.
 
 The branch records, the current branch, the settings and the patches are srt
 objects (kinds ``agents.branch``, ``agents.state``, ``agents.item``, scope
@@ -393,11 +394,11 @@ class SrtSession(Replace, _usage.Ledger):
                 self._s.refresh()  # (adds go to the store without this handle)
                 if self._cache_key is None or self._s.head != self._cache_key[0]:
                     raise ConflictError("the session moved")
-                self._s.rewind(1)
+                # (the marks in the same write, over those read: a racing pop -> again)
+                self._s.rewind(1, objects=self._usage_cut(cached, self._users, len(cached) - 1))
             except ConflictError:
                 self._cache = None
                 continue
-            self._usage_cut(cached, self._users, len(cached) - 1)
             # Its patch entry stays: the next item added in its place writes over it.
             (item,) = cached.tail(1).decode()
             cached.pop()
@@ -421,11 +422,10 @@ class SrtSession(Replace, _usage.Ledger):
         # (first: a handle that finds its branch gone then knows it was a clear)
         self._cleared = uuid.uuid4().hex.encode()
         self._store.put_object(_STATE, self.session_id, "cleared", self._cleared)
-        self._usage_cleared()
         for _ in range(_RETRIES):
             self._s.refresh()
             with contextlib.suppress(ConflictError):
-                self._s.rewind(len(self._s))
+                self._s.rewind(len(self._s), objects=self._usage_cleared())  # (one write)
                 break
         self._branches = branches = self._load_branches()
 
