@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import drivers
 from ._chain import Chain
 from ._hashing import keyed
 from ._shared import MAX_NAME_CHARS, Shared, check_name
@@ -230,8 +231,10 @@ class Runtime:
         self.close()
 
     def close(self) -> None:
-        """Close every connection this runtime opened."""
+        """Close every connection this runtime opened, and the thread its asyncio calls
+        store replies in (a remote store's: ``drivers._off_loop``)."""
         self._shared.let_go()
+        drivers.stop_writer(self.store)
         self.store.close()
 
     @property
