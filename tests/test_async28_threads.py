@@ -215,6 +215,8 @@ def test_threads_under_a_small_budget_build_what_a_fresh_runtime_builds(tmp_path
         # The count is what it charged the handles (and kept states) it holds.
         with b._lock:  # noqa: SLF001
             assert b.used == sum(r.size for r in b._live.values())  # noqa: SLF001
+            # and every handle holding state is counted (else never evicted)
+            assert all(h.footprint() == 0 or id(h) in b._live for h in shared.values())  # noqa: SLF001
         # Bodies the callers held never changed, and equal a fresh runtime's build.
         builds = [b for w in workers for b in w.builds]
         for _, _, body, copy in builds:
