@@ -198,9 +198,24 @@ class _Budget:
                 victims.append(victim)
         for victim in victims:
             held = victim()
-            if held is not None and held.evict():
+            if held is None:
+                continue  # (collected meanwhile: its count went with it)
+            if held.evict():
                 self.evictions += 1
                 self._drop(victim.size)
+            else:
+                self._busy(victim)
+            del held
+
+    def _busy(self, victim: _Charged) -> None:
+        """``victim`` could not be evicted (in use: a call in flight on it): count it
+        again, as the most recently used (it is in use), unless its owner counted itself
+        again meanwhile. Left out, its state would stay in memory uncounted, and never
+        evicted, until its next use."""
+        with self._lock:
+            if victim.key not in self._live and victim() is not None:
+                self._live[victim.key] = victim
+                self.used += victim.size
 
     def _forget(self, ref: _Charged) -> None:
         """A session handle was collected: what it held is gone, unless ``on_collected``

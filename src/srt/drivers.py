@@ -151,6 +151,17 @@ def _writer(store: Any) -> Any:
     return found[1]
 
 
+def stop_writer(store: Any) -> None:
+    """Stop the writer thread of ``store`` (which is closing), once its persists in hand
+    are done; the next asyncio persist on it starts one again."""
+    found = _WRITERS.pop(store, None)
+    if found is not None:
+        import threading
+
+        # (from the writer thread itself it cannot wait for itself: it ends after this)
+        found[1].shutdown(wait=not threading.current_thread().name.startswith("srt-persist"))
+
+
 async def _off_loop(call: Call, fn: Callable[[], T]) -> T:
     """``fn()`` (storing the reply): in the store's writer thread where its writes wait
     on a server (``Store.remote``) and other calls are in flight on this loop, which then

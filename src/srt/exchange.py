@@ -344,8 +344,10 @@ class Call(CallState):
                     raise
             finally:
                 chain.unstage()
-            if self.used is not None and not (self.counted and loaded):
-                self.used()
+                # (on a refusal too: the commit may have read the history again)
+                if self.used is not None and not (self.counted and loaded):
+                    self.used()
+                    self.counted = True
         return reply
 
     def _objects_of(self, reply: Reply, depth: int) -> list[ObjectPut]:
@@ -402,10 +404,15 @@ class Call(CallState):
             self.chain.store.record_call(self._row(self.status, msg, None))
 
     def abandon(self) -> None:
-        """Drop the staged messages of a call that ends without a reply."""
-        if self.staged:  # (only ``append=`` messages are staged)
+        """Drop the staged messages of a call that ends without a reply, and count what
+        its build loaded against the memory budget if nothing did (it failed before its
+        body went out): uncounted, that state would never be evicted."""
+        if self.staged or not self.counted:  # (only ``append=`` messages are staged)
             with self.lock:
                 self.chain.unstage()
+                if not self.counted and self.used is not None:
+                    self.used()
+                    self.counted = True
 
     def check_done(self) -> None:
         """The body ended: ``StreamInterruptedError`` unless its final event came."""

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import drivers
 from ._chain import Chain
 from ._hashing import keyed
 from ._shared import MAX_NAME_CHARS, Shared, check_name
@@ -154,7 +155,10 @@ class Runtime:
     ``memory_budget`` (bytes) bounds what the sessions of this runtime hold in memory:
     their histories and assemblies, counted as each is used, least recently used first.
     Past the budget the least recently used sessions' state is dropped; a handle stays
-    valid and reads its history again on its next use. With a budget, the two shared
+    valid and reads its history again on its next use. A session in use (another
+    thread in a call on it, or a call in flight holding its ``append=`` messages) is
+    not dropped: it stays counted, as the most recently used, and the budget is
+    exceeded by what sessions in use hold until they are done. With a budget, the two shared
     caches get at most a quarter of it each. Without one (the default), a session holds
     its state for as long as its handle lives. Either way, dropping a handle frees what
     it held, and once 4 MiB of it was dropped srt hands the freed memory back to
@@ -230,8 +234,10 @@ class Runtime:
         self.close()
 
     def close(self) -> None:
-        """Close every connection this runtime opened."""
+        """Close every connection this runtime opened, and the thread its asyncio calls
+        store replies in (a remote store's: ``drivers._off_loop``)."""
         self._shared.let_go()
+        drivers.stop_writer(self.store)
         self.store.close()
 
     @property

@@ -142,10 +142,14 @@ class Session:
 
     def evict(self) -> bool:
         """Drop the loaded state (read again from the store on the next use); the
-        handle stays valid. False, and nothing dropped, if another thread is using it."""
+        handle stays valid. False, and nothing dropped, if another thread is using it
+        or a call in flight holds messages staged on it (``send(..., append=...)``: they
+        are in memory only until the reply commits them)."""
         if not self._lock.acquire(blocking=False):
             return False
         try:
+            if self._chain.staged is not None:
+                return False
             self._chain.unload()
             return True
         finally:
