@@ -39,7 +39,7 @@ import httpx
 
 from .._core import Body
 from .._types import check_flag
-from ..errors import ConfigError
+from ..errors import ConfigError, ProviderTimeoutError
 from ..local.config import check_context, check_options, check_settings
 from ..local.server import (
     INSTALL,
@@ -136,15 +136,28 @@ class _Wait:
     """How long a request may wait for its slot before it is sent (``Server.prepare``):
     as long as it may wait for its reply's head (the provider's ``idle`` timeout, within
     its ``total``), and not after its caller stopped it (a stream's ``cancel()``: the
-    request's ``stop``; an asyncio cancellation: ``cancel``)."""
+    request's ``stop``; an asyncio cancellation: ``cancel``). The call's ``total`` cap
+    starts here, before the wait, and is handed to the transport (``open(deadline=)``):
+    the wait and the request share it."""
 
-    def __init__(self, timeouts: Timeouts, req: HTTPRequest) -> None:
-        self.deadline = time.monotonic() + min(timeouts.idle, timeouts.total)
+    def __init__(self, timeouts: Timeouts, req: HTTPRequest, total: float | None) -> None:
+        now = time.monotonic()
+        self.total = now + timeouts.total if total is None else total
+        self.deadline = min(now + timeouts.idle, self.total)
         self.cancel = threading.Event()
         self._stop = req.stop
 
     def stopped(self) -> bool:
         return self.cancel.is_set() or (self._stop is not None and self._stop.stopped)
+
+    def check(self) -> None:
+        """``ProviderTimeoutError`` if the call's total time ran out while it waited (its
+        saves and restores took it): the request is not sent then."""
+        if time.monotonic() >= self.total:
+            raise ProviderTimeoutError(
+                "the call passed its total time cap while it waited for llama.cpp's slot "
+                "(busy with another reply, then its saves and restores)"
+            )
 
 
 class _ToServer:
@@ -167,17 +180,18 @@ class _LocalTransport(_ToServer, Transport):
                 raise _ServerDied from None
             raise
 
-    def open(self, req: HTTPRequest) -> Response:
-        wait = _Wait(self.timeouts, req)
+    def open(self, req: HTTPRequest, deadline: float | None = None) -> Response:
+        wait = _Wait(self.timeouts, req, deadline)
         slot, ticket = getattr(req, "slot", None), getattr(req, "ticket", None)
         begun = self._server.prepare(slot, ticket, wait.deadline, wait.stopped)
         tap = _Tap(self._server.router, req, begun)
         try:
+            wait.check()
             try:
-                resp = super().open(req)
+                resp = super().open(req, wait.total)
             except _ServerDied:
                 req = _revive(self._server, self._startup_timeout, req, tap, wait)
-                resp = super().open(req)
+                resp = super().open(req, wait.total)
         except BaseException:
             tap.end(False)
             raise
@@ -213,8 +227,8 @@ class _LocalAsyncTransport(_ToServer, AsyncTransport):
             job.add_done_callback(undo)
             raise
 
-    async def open(self, req: HTTPRequest) -> AsyncResponse:
-        wait = _Wait(self.timeouts, req)
+    async def open(self, req: HTTPRequest, deadline: float | None = None) -> AsyncResponse:
+        wait = _Wait(self.timeouts, req, deadline)
         slot, ticket = getattr(req, "slot", None), getattr(req, "ticket", None)
         if slot is None:
             begun = self._server.router.begin(None)
@@ -222,8 +236,9 @@ class _LocalAsyncTransport(_ToServer, AsyncTransport):
             begun = await self._prepare(wait, slot, ticket)
         tap = _Tap(self._server.router, req, begun)
         try:
+            wait.check()
             try:
-                resp = await super().open(req)
+                resp = await super().open(req, wait.total)
             except _ServerDied:
                 try:
                     req = await asyncio.to_thread(
@@ -232,7 +247,7 @@ class _LocalAsyncTransport(_ToServer, AsyncTransport):
                 except asyncio.CancelledError:
                     wait.cancel.set()
                     raise
-                resp = await super().open(req)
+                resp = await super().open(req, wait.total)
         except BaseException:
             tap.end(False)
             raise

@@ -102,10 +102,10 @@ class _Attempts:
     """The retry policy applied to one call, shared by the sync and async transports:
     after a failed attempt, how long to wait before the next, or that it was the last."""
 
-    def __init__(self, retry: RetryPolicy, timeouts: Timeouts, rand: Callable[[], float]) -> None:
+    def __init__(self, retry: RetryPolicy, deadline: float, rand: Callable[[], float]) -> None:
         self.retry = retry
         self.rand = rand
-        self.deadline = time.monotonic() + timeouts.total
+        self.deadline = deadline  # (the call's total cap: a time.monotonic())
         self.count = 0  # retries so far
 
     def failed(self, err: ProviderError, retryable: bool, headers: Mapping[str, str]) -> float:
@@ -426,9 +426,11 @@ class Transport:
         if self._proxies is not None:
             self._proxies.close()
 
-    def open(self, req: HTTPRequest) -> Response:
-        """Send ``req``; retry per policy until a 2xx head arrives; never after."""
-        attempts = _Attempts(self.retry, self.timeouts, self._rand)
+    def open(self, req: HTTPRequest, deadline: float | None = None) -> Response:
+        """Send ``req``; retry per policy until a 2xx head arrives; never after. The total
+        cap ends at ``deadline`` if given (a clock started before: the local slot wait)."""
+        total = time.monotonic() + self.timeouts.total if deadline is None else deadline
+        attempts = _Attempts(self.retry, total, self._rand)
         on_exchange, started = self._on_exchange, time.perf_counter()
         done = None if on_exchange is None else lambda: on_exchange(time.perf_counter() - started)
         stop = req.stop
@@ -560,9 +562,10 @@ class AsyncTransport:
         remaining = max(0.001, deadline - time.monotonic())
         return await asyncio.wait_for(client.send(hreq, stream=True), remaining)
 
-    async def open(self, req: HTTPRequest) -> AsyncResponse:
+    async def open(self, req: HTTPRequest, deadline: float | None = None) -> AsyncResponse:
         """The asyncio twin of ``Transport.open``."""
-        attempts = _Attempts(self.retry, self.timeouts, self._rand)
+        total = time.monotonic() + self.timeouts.total if deadline is None else deadline
+        attempts = _Attempts(self.retry, total, self._rand)
         while True:
             failure: tuple[ProviderError, bool, Mapping[str, str]]
             try:

@@ -243,7 +243,8 @@ class Store(ABC):
     #: store records it when it is created and opens only with the same.
     hashing: Hashing = XXH3
     #: Seconds a write waits for other writers before ``StoreBusyError`` (and the
-    #: default deadline of ``Session.append(rebase=True)``).
+    #: default deadline of ``Session.append(rebase=True)``; on PostgreSQL also how long a
+    #: search waits for another connection's build of the search index).
     busy_timeout: float = 10.0
     #: Whether a write waits on a server: the asyncio API then stores a reply from a writer
     #: thread while the loop runs other tasks (for a file the hand-over costs more).

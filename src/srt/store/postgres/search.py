@@ -27,7 +27,7 @@ from typing import Any
 
 import psycopg
 
-from ...errors import ConfigError
+from ...errors import ConfigError, StoreBusyError
 from ..base import SEARCH_BATCH_MAX, Hit, check_search
 from . import schema as sch
 from .maintenance import NUL_ESCAPE, index_building, index_state, places_of, snapshot, text_of
@@ -80,13 +80,15 @@ BUILD_POLL = 0.1
 
 
 def build_search_index(
-    db: Database, *, announce: Callable[[int], None] | None = None
+    db: Database, *, wait: float, announce: Callable[[int], None] | None = None
 ) -> int | None:
     """Create the search index unless it is there: the messages indexed, or ``None``.
 
     No lock: a build under way (``index_building``: PostgreSQL's progress view, seen from
     any connection) is waited for, a look every ``BUILD_POLL`` s in autocommit, so the
-    waiter holds no snapshot between looks, then the index is found built. A session
+    waiter holds no snapshot between looks, then the index is found built; ``wait``
+    seconds at most (the store's ``busy_timeout``), then ``StoreBusyError`` (retryable:
+    the build goes on, and a search once it has ended finds the index). A session
     advisory lock did this before: a waiter blocked on it held a snapshot, which the
     build (``CREATE INDEX CONCURRENTLY``) waits for, so two first searches at once
     deadlocked (one got ``StoreBusyError`` after 19 s); and behind PgBouncer in
@@ -97,12 +99,16 @@ def build_search_index(
     waits for it like any waiter."""
 
     def build(conn: psycopg.Connection[Any]) -> int | None:
+        deadline = time.monotonic() + wait
         while True:
             found = index_state(db, conn)
             if found:
                 return None
             if index_building(db, conn):
-                time.sleep(BUILD_POLL)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise _still_building(db, wait)
+                time.sleep(min(BUILD_POLL, left))
                 continue
             if found is False:  # left invalid by a build cut short: built again
                 if index_state(db, conn) is False:  # (not a build that ended just now)
@@ -116,6 +122,14 @@ def build_search_index(
                 return count
 
     return db.run("building the search index", build)
+
+
+def _still_building(db: Database, wait: float) -> StoreBusyError:
+    return StoreBusyError(
+        f"building the search index: another connection's build of it (CREATE INDEX "
+        f"CONCURRENTLY on {db.schema}.messages) was still under way after {wait:g} s (the "
+        "store's busy_timeout); nothing was changed: retry once that build has ended"
+    )
 
 
 def _create_index(db: Database, conn: psycopg.Connection[Any]) -> bool:
@@ -213,18 +227,19 @@ def search(
     limit: int = 20,
     syntax: bool = False,
     announce: Callable[[int], None] | None = None,
+    wait: float,
 ) -> list[Hit]:
     """Messages some session uses whose text matches, best match first. ``syntax``:
     ``text`` is a ``websearch_to_tsquery`` query (quotes, ``or``, ``-word``). The index
     reads the first ``schema.SEARCH_TEXT_CAP`` characters of each message's text: a
-    word only past them is not found."""
+    word only past them is not found. ``wait``: as ``build_search_index``'s."""
     if syntax and isinstance(text, str):
         check_query(text)  # (FTS5's operators PostgreSQL lacks: before any work)
     check_search(text, limit)
     if not text.strip():
         raise ConfigError("the search text is empty")
     tsquery, qargs = query(text, syntax)
-    build_search_index(db, announce=announce)
+    build_search_index(db, wait=wait, announce=announce)
     sql = search_sql(db, tsquery)
     users_sql = db.sql("SELECT id, message FROM {s}.nodes WHERE message = ANY(%s)")
 

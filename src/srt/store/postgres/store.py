@@ -373,13 +373,15 @@ class PostgresStore(AppendMixin, ObjectsMixin, Store):
         syntax: bool = False,
         announce: Callable[[int], None] | None = None,
     ) -> list[Hit]:
-        return search.search(self.db, text, limit=limit, syntax=syntax, announce=announce)
+        return search.search(
+            self.db, text, limit=limit, syntax=syntax, announce=announce, wait=self.busy_timeout
+        )
 
     def has_search_index(self) -> bool:
         return search.has_search_index(self.db)
 
     def build_search_index(self, *, announce: Callable[[int], None] | None = None) -> int | None:
-        return search.build_search_index(self.db, announce=announce)
+        return search.build_search_index(self.db, wait=self.busy_timeout, announce=announce)
 
     def drop_search_index(self) -> bool:
         return search.drop_search_index(self.db)
