@@ -401,6 +401,9 @@ def test_two_sessions_routed_to_one_slot_before_either_starts_each_use_their_res
     firsts = {
         name: _saved(p, rt, name, topic) for name, topic in (("two-b", "birds"), ("two-f", "fish"))
     }
+    # a third session's call last, so the slot holds neither's state: routed first with
+    # its own state still in the slot, "two-f" needed no restore (1 of 2 in 2 of 6 runs)
+    _saved(p, rt, "two-t", "trees")
     before = p.stats()
     gate = threading.Barrier(2, timeout=60)
     real = llama.Server.prepare
