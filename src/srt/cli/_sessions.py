@@ -18,6 +18,7 @@ from ..store import SessionOverview, TreeNode
 from ..wire.convert import to_canonical
 from ._common import (
     CommandError,
+    clip,
     escape_line,
     escape_text,
     is_url,
@@ -27,6 +28,7 @@ from ._common import (
     print_table,
     read_stdin,
     redact_url,
+    refuse_empty,
     runtime,
     when,
     write_bytes,
@@ -176,9 +178,7 @@ def _label(node: TreeNode, room: int) -> str:
     head = f"{node.depth} {node.role}{status}: "
     text = _one_line(node.text) or "[no text]"
     space = max(room - len(head) - len(heads), 10)
-    if len(text) > space:
-        text = text[: space - 1] + "…"
-    return head + text + heads
+    return head + clip(text, space) + heads
 
 
 def draw_tree(top: TreeNode, width: int) -> list[str]:
@@ -241,6 +241,8 @@ def show_tree(args: argparse.Namespace) -> None:
 def append(args: argparse.Namespace) -> None:
     # Bytes from stdin are passed as they are: srt checks the UTF-8 itself.
     content: str | bytes = read_stdin() if args.text == "-" else args.text
+    if args.role != "tool":  # (a tool's empty result is a result: a call that printed nothing)
+        refuse_empty(content, "the message")
     message: dict[str, Any] = {"role": args.role, "content": content}
     if (args.role == "tool") != (args.tool_call_id is not None):
         raise CommandError("--role tool needs --tool-call-id, and only it takes one")
