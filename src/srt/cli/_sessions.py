@@ -241,14 +241,14 @@ def show_tree(args: argparse.Namespace) -> None:
 def append(args: argparse.Namespace) -> None:
     # Bytes from stdin are passed as they are: srt checks the UTF-8 itself.
     content: str | bytes = read_stdin() if args.text == "-" else args.text
-    if args.role != "tool":  # (a tool's empty result is a result: a call that printed nothing)
-        refuse_empty(content, "the message")
     message: dict[str, Any] = {"role": args.role, "content": content}
     if (args.role == "tool") != (args.tool_call_id is not None):
         raise CommandError("--role tool needs --tool-call-id, and only it takes one")
     if args.tool_call_id is not None:
         message["tool_call_id"] = args.tool_call_id
     canonicalize(message)  # refuse a bad message before any file or session is created
+    if args.role != "tool":  # (a tool's empty result is a result: a call that printed nothing)
+        refuse_empty(content, "the message")
     with runtime(args, create=True) as rt:
         session = rt.session(args.name)
         session.append(message, rebase=True)
