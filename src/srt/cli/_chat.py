@@ -31,6 +31,7 @@ from ._common import (
     escape_text,
     latest_session,
     read_stdin,
+    refuse_empty,
     runtime,
     tty,
 )
@@ -508,8 +509,7 @@ def prompt(args: argparse.Namespace) -> int:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise CommandError(f"the prompt is not UTF-8 (byte {exc.start})") from None
-    if not text.strip():
-        raise CommandError("the prompt is empty")
+    refuse_empty(text, "the prompt")
     question = {"role": "user", "content": text}
     # A bad message is refused before any file or session is created.
     canonicalize(question)

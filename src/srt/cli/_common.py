@@ -18,6 +18,7 @@ from ..store.keyfile import read_key_file
 __all__ = [
     "CommandError",
     "cli_key",
+    "clip",
     "escape_line",
     "escape_text",
     "existing_db",
@@ -31,6 +32,7 @@ __all__ = [
     "print_table",
     "read_stdin",
     "redact_url",
+    "refuse_empty",
     "runtime",
     "when",
     "write_bytes",
@@ -53,6 +55,20 @@ def nonempty(value: str) -> str:
     if not value:
         raise argparse.ArgumentTypeError("must not be empty")
     return value
+
+
+def refuse_empty(text: str | bytes, what: str) -> None:
+    """``CommandError`` "<what> is empty" if ``text`` is empty or only white space (a
+    message no provider takes: ``srt prompt ""``, ``srt append NAME --role user ""``)."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    if not text.strip():
+        raise CommandError(f"{what} is empty")
+
+
+def clip(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, its last one "…" when anything was cut."""
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def escape_line(text: str) -> str:

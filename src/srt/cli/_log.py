@@ -8,12 +8,14 @@ import re
 
 from ..history import HeadRecord
 from ..runtime import Runtime
-from ._common import escape_line, latest_session, print_json, print_table, runtime, when
+from ._common import clip, escape_line, latest_session, print_json, print_table, runtime, when
 
 __all__ = ["duration", "log", "log_usage"]
 
 #: The longest duration taken: 100 years (a date past year 9999 cannot be shown).
 MAX_DURATION = 100 * 365.25 * 86400.0
+#: The widest LAST MESSAGE shown, "…" last when the message is longer.
+LAST_MESSAGE_WIDTH = 60
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
 
@@ -72,7 +74,7 @@ def log(args: argparse.Namespace) -> None:
                     r.action,
                     f"{r.messages:,}",
                     when(r.expires) if r.expires is not None else "-",
-                    escape_line(_last_message(rt, r))[:60],
+                    clip(escape_line(_last_message(rt, r)), LAST_MESSAGE_WIDTH),
                 )
             )
         n = len(session)

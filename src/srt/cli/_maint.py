@@ -23,6 +23,7 @@ from ._common import (
     redact_url,
     tty,
 )
+from ._copy_counts import Counted
 
 __all__ = [
     "backup",
@@ -295,19 +296,34 @@ def copy(args: argparse.Namespace) -> None:
         _source(args) as src,
         Runtime(args.dest, key=_file_key(args, args.dest)) as dest,
     ):
+        counted = Counted(dest.store)
         report = copy_store(
             src.store,
-            dest.store,
+            counted.store,
             progress=(lambda line: print(line, file=sys.stderr, flush=True))
             if tty(sys.stderr)
             else None,
         )
+    figures = {
+        "sessions_copied": report.sessions_copied,
+        "sessions_present": report.sessions_present,
+        "messages_stored": counted.messages,
+        "messages_sent": report.messages_sent,
+        "objects_copied": counted.objects,
+        "objects_present": counted.objects_present,
+        "calls_copied": report.calls_copied,
+        "calls_present": report.calls_present,
+        "verified": report.verified,
+    }
     if args.json:
-        print_json(dataclasses.asdict(report))
+        print_json(figures)
         return
     print(
-        f"copied {_n(report.sessions_copied, 'session')} ({_n(report.messages_sent, 'message')}), "
-        f"{_n(report.objects_copied, 'object')}, {_n(report.calls_copied, 'ledger row')}; "
+        f"copied {_n(report.sessions_copied, 'session')} "
+        f"({_n(counted.messages, 'new message')} stored), "
+        f"{_n(counted.objects, 'new or changed object')}, "
+        f"{_n(report.calls_copied, 'ledger row')}; "
         f"already there: {_n(report.sessions_present, 'session')}, "
+        f"{_n(counted.objects_present, 'object')}, "
         f"{_n(report.calls_present, 'ledger row')}; verified by hashes"
     )

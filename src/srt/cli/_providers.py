@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from typing import TYPE_CHECKING
 
 from .. import providers
@@ -81,6 +82,32 @@ def _key(args: argparse.Namespace) -> str | None:
     return value
 
 
+#: A provider's configuration errors name its Python arguments (``pass api_key= or set
+#: OPENAI_API_KEY``): said to someone at the command line, each names the option or
+#: variable that sets it there instead. The provider layer keeps its wording for Python.
+_COMMAND_LINE_WORDS = (
+    (
+        re.compile(r"pass api_key= or set (\w+)"),
+        r"set \1, or name the variable holding it with --key-env VAR",
+    ),
+    (re.compile(r"\(api_key= or (\w+)\)"), r"(\1, or --key-env VAR)"),
+    (re.compile(r"\(credentials= or "), "("),
+    (re.compile(r"pass region= or set (\w+)"), r"pass --region or set \1"),
+    # (the Azure endpoint's check: the command line passes a key only, never a token)
+    (
+        re.compile(r"^pass exactly one of api_key and bearer_token$"),
+        "Azure OpenAI needs an API key: set AZURE_OPENAI_API_KEY, or name the variable "
+        "holding it with --key-env VAR",
+    ),
+)
+
+
+def _command_line_words(message: str) -> str:
+    for pattern, words in _COMMAND_LINE_WORDS:
+        message = pattern.sub(words, message)
+    return message
+
+
 def make_provider(args: argparse.Namespace) -> tuple[Provider, str]:
     """The provider and model for a chat or a prompt (``ConfigError`` if unusable), built
     by the provider the registry knows under ``--provider`` (``srt.providers``)."""
@@ -95,7 +122,11 @@ def make_provider(args: argparse.Namespace) -> tuple[Provider, str]:
         base_url=args.base_url,
         region=args.region,
     )
-    provider, model = providers.factory(name)(options)
+    build = providers.factory(name)
+    try:
+        provider, model = build(options)
+    except ConfigError as exc:
+        raise ConfigError(_command_line_words(str(exc))) from None
     if not model:
         raise ConfigError(f"--provider {name} needs --model (or $SRT_MODEL)")
     return provider, model

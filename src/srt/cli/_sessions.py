@@ -18,6 +18,7 @@ from ..store import SessionOverview, TreeNode
 from ..wire.convert import to_canonical
 from ._common import (
     CommandError,
+    clip,
     escape_line,
     escape_text,
     is_url,
@@ -27,6 +28,7 @@ from ._common import (
     print_table,
     read_stdin,
     redact_url,
+    refuse_empty,
     runtime,
     when,
     write_bytes,
@@ -176,9 +178,7 @@ def _label(node: TreeNode, room: int) -> str:
     head = f"{node.depth} {node.role}{status}: "
     text = _one_line(node.text) or "[no text]"
     space = max(room - len(head) - len(heads), 10)
-    if len(text) > space:
-        text = text[: space - 1] + "…"
-    return head + text + heads
+    return head + clip(text, space) + heads
 
 
 def draw_tree(top: TreeNode, width: int) -> list[str]:
@@ -247,6 +247,8 @@ def append(args: argparse.Namespace) -> None:
     if args.tool_call_id is not None:
         message["tool_call_id"] = args.tool_call_id
     canonicalize(message)  # refuse a bad message before any file or session is created
+    if args.role != "tool":  # (a tool's empty result is a result: a call that printed nothing)
+        refuse_empty(content, "the message")
     with runtime(args, create=True) as rt:
         session = rt.session(args.name)
         session.append(message, rebase=True)
