@@ -7,6 +7,7 @@ the tests check that both give identical bytes, hashes and cache behaviour.
 from __future__ import annotations
 
 import hashlib
+import json
 from array import array
 from collections import OrderedDict
 from collections.abc import Hashable
@@ -276,8 +277,18 @@ def split_chain(
         for r in rows
     ]
     status = {i: r[4] for i, r in enumerate(rows) if r[4] is not None}
-    pinned = bytearray(isinstance(r[5], bytes) and b'"pinned":true' in r[5] for r in rows)
+    pinned = bytearray(isinstance(r[5], bytes) and _pinned(r[5]) for r in rows)
     return ids, hashes, bodies, status, pinned
+
+
+def _pinned(meta: bytes) -> bool:
+    """Whether node metadata says ``"pinned": true`` at its top level (the bytes
+    ``"pinned":true`` alone, not a JSON object, or nested deeper, pin nothing)."""
+    try:
+        found = json.loads(meta)
+    except ValueError:
+        return False
+    return isinstance(found, dict) and found.get("pinned") is True
 
 
 def mark_nodes(
