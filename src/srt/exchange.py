@@ -407,9 +407,11 @@ class Call(CallState):
         """Drop the staged messages of a call that ends without a reply, and count what
         its build loaded against the memory budget if nothing did (it failed before its
         body went out): uncounted, that state would never be evicted."""
-        if self.staged or not self.counted:  # (only ``append=`` messages are staged)
+        if self.staged or not self.counted:
             with self.lock:
-                self.chain.unstage()
+                if self.staged:  # (this call's own ``append=`` messages: a call refused
+                    # because another holds staged messages must not drop that one's)
+                    self.chain.unstage()
                 if not self.counted and self.used is not None:
                     self.used()
                     self.counted = True
