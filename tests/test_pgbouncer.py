@@ -8,6 +8,7 @@ startup parameter that srt's own connections pinned their search path with, so b
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import threading
 from collections.abc import Iterator
@@ -20,7 +21,6 @@ from pg_support import bouncer, fresh_bouncer_url, server_url, with_schema
 from srt.store import ObjectPut
 from srt.store.copy import copy_store
 from srt.store.postgres import PostgresStore
-from srt.store.postgres.migrate import lock_key
 from srt.store.sqlite import SQLiteStore
 from srt.testing.pgbouncer import PgBouncer
 
@@ -32,7 +32,9 @@ def user(text: str) -> dict[str, str]:
 def _build_locks(schema: str) -> int:
     """Advisory locks held on the server under the key the search index's build took
     before (a session lock, which behind PgBouncer could be left held)."""
-    key = lock_key(schema, "search-index") & 0xFFFF_FFFF_FFFF_FFFF
+    # (the key as the old build made it: migrate.lock_key's scheme, purpose "search-index")
+    digest = hashlib.blake2b(f"srt-search-index:{schema}".encode(), digest_size=8).digest()
+    key = int.from_bytes(digest, "big")
     with psycopg.connect(server_url(), autocommit=True) as conn:
         row = conn.execute(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "

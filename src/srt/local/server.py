@@ -289,9 +289,9 @@ class Server:
     def prepare(
         self,
         slot: int | None,
-        ticket: Ticket | None = None,
-        deadline: float | None = None,
-        stopped: Callable[[], bool] = lambda: False,
+        ticket: Ticket | None,
+        deadline: float,
+        stopped: Callable[[], bool],
     ) -> Ticket | None:
         """Start the request on ``slot`` (``Router.begin``: what it answers), after the
         requests routed there before it (``Router.claim``) and the saves and restores
@@ -303,17 +303,16 @@ class Server:
         ``ProviderConnectionError``); the request is not started then."""
         if slot is None or self.url is None:
             return self.router.begin(slot, ticket)
-        end = time.monotonic() + 600.0 if deadline is None else deadline
         try:
-            todo = self.router.claim(slot, ticket, end, stopped)
+            todo = self.router.claim(slot, ticket, deadline, stopped)
         except SlotWait as exc:
-            raise self._gave_up(slot, exc.why, end) from None
+            raise self._gave_up(slot, exc.why, deadline) from None
         try:
             if todo and self.router.busy(slot):
-                self._wait_idle(slot, end, stopped)
+                self._wait_idle(slot, deadline, stopped)
         except SlotWait as exc:
             self.router.release(slot, ticket, todo)
-            raise self._gave_up(slot, exc.why, end) from None
+            raise self._gave_up(slot, exc.why, deadline) from None
         except BaseException:
             self.router.release(slot, ticket, todo)
             raise

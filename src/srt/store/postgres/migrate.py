@@ -24,11 +24,10 @@ __all__ = ["lock_key", "migrate", "version"]
 log = logging.getLogger("srt.store.postgres")
 
 
-def lock_key(schema: str, purpose: str = "migrate") -> int:
-    """The advisory lock id that serializes ``purpose`` (the migrations) in ``schema``
-    (a transaction's lock: a session's would not hold behind PgBouncer in transaction
-    mode)."""
-    digest = hashlib.blake2b(f"srt-{purpose}:{schema}".encode(), digest_size=8).digest()
+def lock_key(schema: str) -> int:
+    """The advisory lock id that serializes the migrations in ``schema`` (a transaction's
+    lock: a session's would not hold behind PgBouncer in transaction mode)."""
+    digest = hashlib.blake2b(f"srt-migrate:{schema}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
