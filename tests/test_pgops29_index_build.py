@@ -97,7 +97,7 @@ def test_the_build_a_search_starts_stops_at_the_busy_timeout(through: str, old: 
                 took = time.monotonic() - start
                 text = str(caught.value)
                 assert "CREATE INDEX CONCURRENTLY" in text and "busy_timeout" in text
-                assert f"backend pid {holder.info.backend_pid}, idle in transaction" in text
+                assert f"backend pid {holder.info.backend_pid} (idle in transaction, open" in text
                 assert "the build was cancelled" in text
                 assert took < HOLD / 2  # (not the holder's release: the old code's end)
                 # cancelled: no build runs on, and no index is used

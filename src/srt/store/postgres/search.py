@@ -241,15 +241,15 @@ def _stuck(db: Database, wait: float, row: tuple[Any, ...]) -> StoreBusyError:
     _pid, phase, locker, state, age = row
     who = "another transaction"
     if locker:
-        seen = f", {state}" if state else ""
-        seen += f", its transaction open for {age:.0f} s" if age is not None else ""
-        who = f"the transaction of backend pid {locker}{seen}"
+        seen = [str(state)] if state else []
+        seen += [f"open for {age:.0f} s"] if age is not None else []
+        who = f"the transaction of backend pid {locker}"
+        who += f" ({', '.join(seen)})" if seen else ""
     return StoreBusyError(
         f"building the search index: its CREATE INDEX CONCURRENTLY on {db.schema}.messages "
         f"waited {wait:g} s (the store's busy_timeout) for {who} to end ({phase}: the build "
         "waits for every transaction older than it); the build was cancelled and nothing "
-        "was changed: end that transaction (pg_stat_activity shows it, perhaps idle in "
-        "transaction), then retry"
+        "was changed: end that transaction (pg_stat_activity shows it), then retry"
     )
 
 
