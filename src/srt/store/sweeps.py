@@ -17,7 +17,8 @@ sweep in ``LAZY`` (kind -> module): ``sweeps_for`` imports it only when the stor
 an object of that kind, so a store without one pays one look-up per kind and ``import
 srt`` nothing. A sweep of sessions rather than objects (the gateway's threads) names its
 kind and the start of their names in ``SESSIONS``: it runs when the store holds such a
-session (one listing of the sessions). A sweep runs beside the writers of its kind (a
+session (one listing of the sessions, handed to its sweep: ``srt gc`` lists them once). A
+sweep runs beside the writers of its kind (a
 gateway serving the store) and must be safe against them: the store gives it
 ``delete_object(written_before=...)``.
 
@@ -38,7 +39,9 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any, cast
 
+from .._types import SessionInfo
 from .base import ObjectRow, Store
 
 __all__ = [
@@ -110,24 +113,54 @@ def scanning(store: Store, kind: str, batch: int = 500) -> Iterator[Iterator[Obj
             close()
 
 
-def _holds(store: Store, kind: str) -> bool:
-    prefix = SESSIONS.get(kind)
-    if prefix is not None:
-        return any(s.name.startswith(prefix) for s in store.list_sessions())
-    with scanning(store, kind, batch=1) as rows:
-        return next(rows, None) is not None
+class _Listed:
+    """``store``, whose first ``list_sessions()`` answers with the listing ``sweeps_for``
+    made (a sweep of sessions lists them first: it was the second listing of every
+    session in one ``srt gc``); everything else, and any later listing, is the store's.
+    A sweep reads each session again before it deletes it, as it must anyway with
+    writers going on (``gateway.orphans``)."""
+
+    def __init__(self, store: Store, listing: list[SessionInfo]) -> None:
+        self._store = store
+        self._listing: list[SessionInfo] | None = listing
+
+    def list_sessions(self) -> list[SessionInfo]:
+        found, self._listing = self._listing, None
+        return self._store.list_sessions() if found is None else found
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+def _listed(sweep: Sweep, listing: list[SessionInfo]) -> Sweep:
+    """``sweep``, whose ``collect`` gets the store with ``listing`` (``_Listed``)."""
+
+    def collect(store: Store, dry_run: bool) -> int:
+        return sweep.collect(cast(Store, _Listed(store, listing)), dry_run)
+
+    return Sweep(sweep.kind, collect, sweep.noun, sweep.why)
 
 
 def sweeps_for(store: Store) -> list[Sweep]:
     """The sweeps of the kinds ``store`` holds a live object (``SESSIONS``: a session)
-    of, by kind (importing the ``LAZY`` module of such a kind first)."""
+    of, by kind (importing the ``LAZY`` module of such a kind first). The sessions are
+    listed at most once, here, and a sweep of sessions is handed that listing."""
     found = []
+    listing: list[SessionInfo] | None = None
     for kind in sorted({*_SWEEPS, *LAZY}):
-        if not _holds(store, kind):
-            continue
+        prefix = SESSIONS.get(kind)
+        if prefix is not None:
+            if listing is None:
+                listing = store.list_sessions()
+            if not any(s.name.startswith(prefix) for s in listing):
+                continue
+        else:
+            with scanning(store, kind, batch=1) as rows:
+                if next(rows, None) is None:
+                    continue
         if kind not in _SWEEPS:
             importlib.import_module(LAZY[kind])
         sweep = _SWEEPS.get(kind)
         if sweep is not None:
-            found.append(sweep)
+            found.append(sweep if prefix is None or listing is None else _listed(sweep, listing))
     return found

@@ -10,8 +10,9 @@
 
 ``initdb`` into ``DIR/data`` (trust authentication, superuser ``srt``), then ``pg_ctl
 start`` on a free port of 127.0.0.1 and on a unix socket in ``DIR/sock``. PostgreSQL
-refuses to run as root, so under root the server runs as the ``postgres`` account (or
-``$SRT_PG_OS_USER``, else ``nobody``) and ``DIR`` is handed to it. The binaries are
+refuses to run as root, so under root the server runs as ``$SRT_PG_OS_USER`` (an
+account that does not exist is an error naming the variable), else the ``postgres``
+account, else ``nobody``, and ``DIR`` is handed to it. The binaries are
 ``$SRT_PG_BINDIR``, else ``pg_config --bindir``, else the newest
 ``/usr/lib/postgresql/*/bin``.
 
@@ -85,10 +86,19 @@ def _os_user() -> pwd.struct_passwd | None:
     """The account the server runs as when we are root; None when we are not."""
     if os.geteuid() != 0:
         return None
-    for name in (os.environ.get("SRT_PG_OS_USER"), "postgres", "nobody"):
-        if name:
-            with contextlib.suppress(KeyError):
-                return pwd.getpwnam(name)
+    asked = os.environ.get("SRT_PG_OS_USER")
+    if asked:  # named on purpose: a typo is told, not passed over for another account
+        try:
+            return pwd.getpwnam(asked)
+        except KeyError:
+            raise RuntimeError(
+                f"SRT_PG_OS_USER names no account on this machine ({asked!r}): set it to "
+                "an existing unprivileged account for the server to run as, or unset it "
+                "(then postgres, else nobody)"
+            ) from None
+    for name in ("postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(name)
     raise RuntimeError("running as root and no unprivileged account (postgres, nobody) exists")
 
 
@@ -107,6 +117,7 @@ class PgServer:
         settings: dict[str, str] | None = None,
         bindir: str | None = None,
     ) -> None:
+        self._user = _os_user()  # (first: an error here leaves no directory behind)
         self.owned_root = root is None
         self.root = root or tempfile.mkdtemp(prefix="srt-pg-")
         self.bindir = bindir or find_bindir()
@@ -115,7 +126,6 @@ class PgServer:
         self.log = os.path.join(self.root, "server.log")
         self.settings = {**BASE_SETTINGS, **(FAST_SETTINGS if fast else {}), **(settings or {})}
         self.port = 0
-        self._user = _os_user()
 
     def __repr__(self) -> str:
         return f"<PgServer root={self.root!r} port={self.port}>"

@@ -174,19 +174,34 @@ def index_state(db: Database, conn: psycopg.Connection[Any]) -> bool | None:
     return None if row is None else bool(row[0])
 
 
+#: A ``CREATE INDEX CONCURRENTLY`` (or ``REINDEX CONCURRENTLY``) on srt's messages now:
+#: one this role may see names its table (``relid``); another role's shows without it
+#: (NULL, as every column but its backend's pid), and is told by its backend's session
+#: lock on the table (``ShareUpdateExclusiveLock``, held from the build's start to its
+#: end), which ``pg_locks`` shows every role.
+_BUILDING = """
+SELECT EXISTS (
+    SELECT 1 FROM pg_stat_progress_create_index p, (SELECT to_regclass(%s) AS oid) m
+    WHERE p.datid = (SELECT oid FROM pg_database WHERE datname = current_database())
+    AND (
+        p.relid = m.oid AND p.command IN ('CREATE INDEX CONCURRENTLY', 'REINDEX CONCURRENTLY')
+        OR p.relid IS NULL AND EXISTS (
+            SELECT 1 FROM pg_locks l WHERE l.pid = p.pid AND l.locktype = 'relation'
+            AND l.database = p.datid AND l.relation = m.oid
+            AND l.mode = 'ShareUpdateExclusiveLock' AND l.granted
+        )
+    )
+)
+"""
+
+
 def index_building(db: Database, conn: psycopg.Connection[Any]) -> bool:
     """Whether a ``CREATE INDEX CONCURRENTLY`` on srt's messages runs now, on any
-    connection (the search index's build: its index is invalid only until it ends, no
-    fault). PostgreSQL's progress view, server-wide, so it is seen behind a pooler too;
-    another role's build shows without its table (NULL), and counts, to be safe."""
-    row = conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p "
-        "WHERE p.datid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-        "AND (p.relid IS NULL OR p.relid = (SELECT c.oid FROM pg_class c JOIN pg_namespace "
-        "n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = 'messages') "
-        "AND p.command = 'CREATE INDEX CONCURRENTLY'))",
-        (db.schema,),
-    ).fetchone()
+    connection of any role (the search index's build: its index is invalid only until it
+    ends, no fault; another index's build on the table, which srt's would queue behind).
+    PostgreSQL's progress view, server-wide, so it is seen behind a pooler too; a build
+    on another table of the database, whoever's, does not count (``_BUILDING``)."""
+    row = conn.execute(_BUILDING, (f'"{db.schema}".messages',)).fetchone()
     return bool(row and row[0])
 
 

@@ -44,7 +44,7 @@ from .errors import RETRY_SQLSTATES, is_connection_error, translate, unreachable
 from .migrate import migrate
 from .urls import ENCODE, parse_url, redact_url, scrub, secrets_of, unquoted
 
-__all__ = ["Database", "parse_url", "redact_url", "scrub", "secrets_of"]
+__all__ = ["AUTO", "AUTO_THRESHOLD", "Database", "parse_url", "redact_url", "scrub", "secrets_of"]
 
 T = TypeVar("T")
 
@@ -52,6 +52,13 @@ T = TypeVar("T")
 #: borrowed; one given back more recently is trusted (a break shows at its next statement,
 #: which reads retry and appends resolve).
 CHECK_AFTER_IDLE = 1.0
+#: ``prepare_threshold``'s default: psycopg's own threshold (``AUTO_THRESHOLD``), turned
+#: off where srt finds PgBouncer (``Database._unpin``). A number or ``none`` given by the
+#: caller is kept there too: PgBouncer 1.21+ with ``max_prepared_statements`` set keeps
+#: protocol-level prepared statements (psycopg's) apart per client in transaction mode,
+#: and its session mode never shares a server connection.
+AUTO = "auto"
+AUTO_THRESHOLD = 5
 #: Times a transaction that failed with a serialization failure or a deadlock is run again.
 RETRIES = 5
 
@@ -155,6 +162,7 @@ class Database:
         pool: psycopg_pool.ConnectionPool[Any] | None,
         schema: str,
         prepare_threshold: int | None,
+        prepare_auto: bool = False,
         min_size: int,
         max_size: int,
         timeout: float,
@@ -181,6 +189,7 @@ class Database:
         # long as a pooled one would (unless the URL says how long).
         self._first_kwargs = dict(self._kwargs)
         self._pin_only = False  # the URL's options are srt's search path pin alone
+        self._prepare_auto = prepare_auto  # prepare_threshold not given: off behind PgBouncer
         self._secrets = secrets_of(conninfo) if conninfo is not None else []
         options: dict[str, Any] = {}
         bad = ""
@@ -349,14 +358,16 @@ class Database:
         """Whether ``exc`` is PgBouncer refusing the ``options`` srt added alone (the
         search path's pin): then the pin is left off this store's connections, and so
         are psycopg's server-side prepared statements (``prepare_threshold=none``: behind
-        PgBouncer in transaction mode a statement prepared on one server connection is
-        missing on the next one); try again."""
+        PgBouncer before 1.21, or without ``max_prepared_statements``, in transaction
+        mode a statement prepared on one server connection is missing on the next one)
+        unless the caller gave ``prepare_threshold`` (``AUTO``); try again."""
         if not self._pin_only or UNPINNABLE not in str(exc):
             return False
         self._pin_only = False
         for kwargs in (self._kwargs, self._first_kwargs):
             del kwargs["options"]
-            kwargs["prepare_threshold"] = None
+            if self._prepare_auto:
+                kwargs["prepare_threshold"] = None
         return True
 
     def _classify(self, exc: psycopg.Error) -> tuple[str, bool]:

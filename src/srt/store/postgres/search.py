@@ -5,8 +5,12 @@ while it runs (it waits for the transactions open on the database to end, and re
 table twice); the search that started it, and any other search meanwhile, waits for it
 (without a lock: ``build_search_index``), so no search reads a half-built index
 (PostgreSQL would not use one anyway: without the index a search reads every message,
-whole but slow). A build cut short leaves an invalid
-index, which the next build drops and makes again. The index reads the first
+whole but slow). Both are bounded by the store's ``busy_timeout``: the waiter looks
+again until then, and the build, watched from a second connection (``_Watch``), is
+cancelled once it has waited that long on end for an older transaction (one left idle
+in transaction would hold it forever). A build cut short leaves an invalid
+index, which the next build drops and makes again (or the cancelled build at once, if
+the table's lock can be had). The index reads the first
 ``schema.SEARCH_TEXT_CAP`` characters of a message's text: PostgreSQL refuses a tsvector
 over 1 MB, which the words of a longer text can make, and that refusal would fail the
 index's build and the append of such a message.
@@ -20,16 +24,19 @@ the words asked for. ``check_query`` refuses those, saying what to use instead.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import psycopg
 
-from ...errors import ConfigError, StoreBusyError
+from ...errors import ConfigError, StoreBusyError, StoreError
 from ..base import SEARCH_BATCH_MAX, Hit, check_search
 from . import schema as sch
+from .errors import translate
 from .maintenance import NUL_ESCAPE, index_building, index_state, places_of, snapshot, text_of
 from .pool import Database
 
@@ -111,14 +118,14 @@ def build_search_index(
                 time.sleep(min(BUILD_POLL, left))
                 continue
             if found is False:  # left invalid by a build cut short: built again
-                if index_state(db, conn) is False:  # (not a build that ended just now)
-                    conn.execute(db.sql(sch.SEARCH_DROP_SQL))
+                if index_state(db, conn) is False and not _drop_invalid(db, conn, wait):
+                    raise _undroppable(db, wait)
                 continue
             row = conn.execute(db.sql("SELECT count(*) FROM {s}.messages")).fetchone()
             count = int(row[0]) if row else 0
             if announce is not None:
                 announce(count)
-            if _create_index(db, conn):
+            if _create_index(db, conn, wait):
                 return count
 
     return db.run("building the search index", build)
@@ -132,9 +139,82 @@ def _still_building(db: Database, wait: float) -> StoreBusyError:
     )
 
 
-def _create_index(db: Database, conn: psycopg.Connection[Any]) -> bool:
+#: The build of srt's search index while it waits for other transactions to end (a
+#: ``CREATE INDEX CONCURRENTLY`` waits for every writer of the table, then for every
+#: transaction older than its snapshots): its backend, phase, the backend it waits for,
+#: that one's state and its transaction's age (NULL where the role may not see them).
+_WAITING = (
+    "SELECT p.pid, p.phase, p.current_locker_pid, a.state, "
+    "extract(epoch FROM now() - a.xact_start)::float8 "
+    "FROM pg_stat_progress_create_index p "
+    "LEFT JOIN pg_stat_activity a ON a.pid = p.current_locker_pid "
+    "WHERE p.index_relid = to_regclass(%s) AND p.phase LIKE 'waiting for%%'"
+)
+#: Cancel that build if it still waits (one statement: a build that moved on meanwhile,
+#: or ended and left its server connection to another client, is not touched).
+_CANCEL = (
+    "SELECT pg_cancel_backend(p.pid) FROM pg_stat_progress_create_index p "
+    "WHERE p.pid = %s AND p.index_relid = to_regclass(%s) AND p.phase LIKE 'waiting for%%'"
+)
+#: How long the invalid index a cancelled build leaves is waited for to be dropped
+#: (a ``DROP INDEX`` queues behind the old transaction's lock on the table, if it has
+#: one): if it cannot be, the next build drops it.
+CLEANUP_WAIT = 1.0
+
+
+class _Watch:
+    """On a second connection, a look every ``BUILD_POLL`` s at this store's build of the
+    search index; once it has waited for other transactions for ``wait`` s on end, the
+    build is cancelled and what it waited for kept (``stuck``). Through PostgreSQL's
+    progress view and ``pg_cancel_backend``, so it needs no session setting (a
+    ``lock_timeout`` would reach other clients behind PgBouncer in transaction mode, and
+    ``CREATE INDEX CONCURRENTLY`` cannot run in a transaction to ``SET LOCAL`` one). With
+    no second connection to be had (``pool_max=1``) the build is not watched."""
+
+    def __init__(self, db: Database, wait: float) -> None:
+        self.db, self.wait = db, wait
+        self.index = f'"{db.schema}".{sch.SEARCH_INDEX}'
+        self.stuck: tuple[Any, ...] | None = None
+        self._done = threading.Event()
+        self._polling = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="srt-index-watch", daemon=True)
+
+    def __enter__(self) -> _Watch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        if self._polling.is_set():  # (one still waiting for a connection ends once it
+            self._thread.join()  # has one or gave up, without a look: not waited for)
+
+    def _run(self) -> None:
+        with (
+            contextlib.suppress(StoreError, psycopg.Error),
+            translate("watching the search index's build"),
+            self.db.connection() as c,
+        ):
+            self._polling.set()
+            since: float | None = None
+            while not self._done.wait(BUILD_POLL):
+                row = c.execute(_WAITING, (self.index,)).fetchone()
+                now = time.monotonic()
+                if row is None:
+                    since = None
+                elif since is None:
+                    since = now
+                elif now - since >= self.wait:
+                    if c.execute(_CANCEL, (row[0], self.index)).fetchone():
+                        self.stuck = tuple(row)
+                        return
+                    since = None  # (it had just moved on)
+
+
+def _create_index(db: Database, conn: psycopg.Connection[Any], wait: float) -> bool:
     """``CREATE INDEX CONCURRENTLY IF NOT EXISTS``: whether this call built the index
-    (not if another build's made it first: skipped, or its catalog row refused)."""
+    (not if another build's made it first: skipped, or its catalog row refused).
+    ``StoreBusyError`` if it waited ``wait`` s on end for older transactions (``_Watch``):
+    cancelled, its invalid index dropped, nothing left changed."""
     skipped: list[str] = []
 
     def notice(diag: psycopg.errors.Diagnostic) -> None:
@@ -143,12 +223,56 @@ def _create_index(db: Database, conn: psycopg.Connection[Any]) -> bool:
 
     conn.add_notice_handler(notice)
     try:
-        conn.execute(db.sql(sch.SEARCH_INDEX_SQL))
+        with _Watch(db, wait) as watch:
+            conn.execute(db.sql(sch.SEARCH_INDEX_SQL))
     except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
         return False
+    except psycopg.errors.QueryCanceled:
+        if watch.stuck is None:
+            raise
+        _drop_invalid(db, conn, CLEANUP_WAIT)
+        raise _stuck(db, wait, watch.stuck) from None
     finally:
         conn.remove_notice_handler(notice)
     return not skipped
+
+
+def _stuck(db: Database, wait: float, row: tuple[Any, ...]) -> StoreBusyError:
+    _pid, phase, locker, state, age = row
+    who = "another transaction"
+    if locker:
+        seen = [str(state)] if state else []
+        seen += [f"open for {age:.0f} s"] if age is not None else []
+        who = f"the transaction of backend pid {locker}"
+        who += f" ({', '.join(seen)})" if seen else ""
+    return StoreBusyError(
+        f"building the search index: its CREATE INDEX CONCURRENTLY on {db.schema}.messages "
+        f"waited {wait:g} s (the store's busy_timeout) for {who} to end ({phase}: the build "
+        "waits for every transaction older than it); the build was cancelled and nothing "
+        "was changed: end that transaction (pg_stat_activity shows it), then retry"
+    )
+
+
+def _drop_invalid(db: Database, conn: psycopg.Connection[Any], wait: float) -> bool:
+    """Drop the search index (one a build left invalid), waiting ``wait`` s at most for
+    the lock on the table (a transaction-local ``lock_timeout``: nothing reaches other
+    clients behind a pooler); whether it was dropped."""
+    try:
+        with conn.transaction():
+            conn.execute(f"SET LOCAL lock_timeout = {max(1, round(wait * 1000))}")
+            conn.execute(db.sql(sch.SEARCH_DROP_SQL))
+    except psycopg.errors.LockNotAvailable:
+        return False
+    return True
+
+
+def _undroppable(db: Database, wait: float) -> StoreBusyError:
+    return StoreBusyError(
+        f"building the search index: the invalid index a build cut short left on "
+        f"{db.schema}.messages could not be dropped in {wait:g} s (the store's "
+        "busy_timeout): an older transaction holds a lock on the table; nothing was "
+        "changed: end that transaction (pg_stat_activity shows it), then retry"
+    )
 
 
 def drop_search_index(db: Database) -> bool:

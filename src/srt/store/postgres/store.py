@@ -47,7 +47,7 @@ from .appends import AppendMixin
 from .errors import HEAD_MOVED
 from .gc import gc as collect
 from .objects import DROP, ObjectsMixin
-from .pool import Database, parse_url, redact_url
+from .pool import AUTO, AUTO_THRESHOLD, Database, parse_url, redact_url
 from .statements import (
     INSERT_CALL,
     SELECT_CALLS,
@@ -60,6 +60,23 @@ __all__ = ["PostgresStore"]
 _call_values = operator.attrgetter(*CALL_FIELDS)
 
 
+def _threshold(given: int | str | None) -> tuple[int | None, bool]:
+    """``prepare_threshold`` as psycopg takes it, and whether it is the default (``AUTO``).
+    0 would prepare every statement at its first run, and PostgreSQL refuses to prepare
+    a string of several statements (some of srt's are): refused here, with 1 to use."""
+    if isinstance(given, str) and given.lower() == AUTO:
+        return AUTO_THRESHOLD, True
+    if given is None or str(given).lower() == "none":
+        return None, False
+    threshold = int(given)
+    if threshold < 1:
+        raise ConfigError(
+            f"prepare_threshold must be 1 or more (a statement is prepared after that many "
+            f"runs on a connection), none or auto, got {given!r}"
+        )
+    return threshold, False
+
+
 class PostgresStore(AppendMixin, ObjectsMixin, Store):
     """The Store protocol on one PostgreSQL database (scale-out: many processes and
     machines on the same sessions).
@@ -67,7 +84,11 @@ class PostgresStore(AppendMixin, ObjectsMixin, Store):
     ``url`` is a libpq URL (``postgresql://user:password@host:port/dbname``) that may
     also carry srt's own query parameters: ``schema`` (default ``srt``: srt's tables
     live in a schema of their own, created on first use), ``prepare_threshold``
-    (``none`` behind PgBouncer in transaction mode; default 5, psycopg's), ``pool_min``,
+    (psycopg's: a statement run more than that many times on a connection is prepared
+    on the server; ``none``: never; the default, ``auto``, is 5, turned to ``none`` when
+    srt finds PgBouncer, which refuses the ``options`` srt pins the search path with; a
+    number or ``none`` given is kept: a number behind PgBouncer needs 1.21+ with
+    ``max_prepared_statements`` set, or its session mode), ``pool_min``,
     ``pool_max`` and ``pool_timeout`` (seconds a call waits for a connection before
     ``StoreUnavailableError``). The same are keyword arguments. The store's first
     connection is made in the caller's thread and kept until ``close()``; a
@@ -86,7 +107,7 @@ class PostgresStore(AppendMixin, ObjectsMixin, Store):
         *,
         pool: psycopg_pool.ConnectionPool[Any] | None = None,
         schema: str | None = None,
-        prepare_threshold: int | str | None = 5,
+        prepare_threshold: int | str | None = AUTO,
         pool_min: int | str = 1,
         pool_max: int | str = 10,
         pool_timeout: float | str = 10.0,
@@ -104,18 +125,15 @@ class PostgresStore(AppendMixin, ObjectsMixin, Store):
         else:
             assert pool is not None
             self.location = f"pool {pool.name!r}"
-        threshold = options.get("prepare_threshold", prepare_threshold)
         self._store_id: str | None = None
         try:
+            threshold, auto = _threshold(options.get("prepare_threshold", prepare_threshold))
             self.db = Database(
                 conninfo,
                 pool=pool,
                 schema=options.get("schema", schema or "srt"),
-                prepare_threshold=(
-                    None
-                    if threshold is None or str(threshold).lower() == "none"
-                    else int(threshold)
-                ),
+                prepare_threshold=threshold,
+                prepare_auto=auto,
                 min_size=int(options.get("pool_min", pool_min)),
                 max_size=int(options.get("pool_max", pool_max)),
                 timeout=float(options.get("pool_timeout", pool_timeout)),
