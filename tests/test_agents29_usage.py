@@ -133,3 +133,43 @@ def test_a_reply_added_back_with_new_usage_as_the_sdk(
     assert [(t["requests"], t["input_tokens"]) for t in turns] == [(1, 5), (1, 11)]
     assert total is not None and total["requests"] == 2
     sdk.close()
+
+
+@pytest.mark.parametrize("cut", ["none", "clear", "pop"])
+def test_a_run_of_two_requests_since_the_last_add(
+    store_url: str, cut: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run context with two requests not written (the first goes with the items, the
+    second after): with nothing between, the turn has both; with another handle's clear
+    (or pop of the reply) between the two writes, the second has what the first has:
+    void after the clear (the turn added back has no usage), at the turn's user message
+    after the pop (the turn keeps both)."""
+    with srt.Runtime(store_url) as rt:
+        a = SrtSession("s", rt)
+        items = agents_turns(1)
+        wrapper = agents_run(5, 1)
+        wrapper.usage.add(agents_run(7, 2).usage)
+        assert len(wrapper.usage.request_usage_entries) == 2
+        real = rt.store.record_call
+        seen: list[bool] = []
+
+        def b_then_record(call: Any) -> Any:
+            if not seen and cut != "none":
+                seen.append(True)
+                with srt.Runtime(store_url) as rt2:
+                    b = SrtSession("s", rt2)
+                    run(b.clear_session() if cut == "clear" else b.pop_item())
+            return real(call)
+
+        monkeypatch.setattr(rt.store, "record_call", b_then_record)
+        run(a.add_items(items, wrapper=wrapper))
+        monkeypatch.undo()
+        assert bool(seen) == (cut != "none")
+        if cut == "clear":
+            run(a.add_items(items))
+            assert run(a.turn_usage()) == []
+        else:
+            if cut == "pop":
+                assert run(a.get_items()) == items[:1]
+            turns = run(a.turn_usage())
+            assert [(t["requests"], t["input_tokens"]) for t in turns] == [(2, 12)]
