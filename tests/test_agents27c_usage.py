@@ -60,7 +60,8 @@ def test_popping_a_reply_keeps_the_turns_usage(
 
 def test_a_reply_popped_and_added_back_counts_once(store_rt: srt.Runtime) -> None:
     """A reply popped and added again (no new request) keeps the turn's one request; a
-    new reply's request adds to it; clearing leaves nothing, and the same turn added back
+    new reply's request replaces it (as ``AdvancedSQLiteSession``: test_agents29_usage);
+    clearing leaves nothing, and the same turn added back
     afterwards without a run context has no usage."""
     s = SrtSession("w", store_rt)
     turn = agents_turns(1)
@@ -71,7 +72,7 @@ def test_a_reply_popped_and_added_back_counts_once(store_rt: srt.Runtime) -> Non
     run(s.pop_item())
     run(s.add_items([reply], wrapper=agents_run(7, 3)))
     assert run(s.turn_usage()) == [
-        {"turn": 1, "requests": 2, "input_tokens": 12, "cached_tokens": 0, "output_tokens": 5}
+        {"turn": 1, "requests": 1, "input_tokens": 7, "cached_tokens": 0, "output_tokens": 3}
     ]
     run(s.clear_session())
     run(s.add_items(turn))

@@ -105,11 +105,17 @@ class Replace:
 
     def _replace_after(self: Any, pos: int, head: int | None, items: list[Any]) -> bool:
         """Items ``pos`` on of the current branch replaced by ``items`` if its head is
-        still ``head``."""
+        still ``head`` (``False`` once it is not); refused only by the marks (another
+        handle's pop and add of the same items, or its ledger rows), it goes again."""
         prepared = prepare(self._rt, items)
-        self._items()
-        now = self._cache_key[0] if self._cache_key is not None else None
-        return now == head and pos <= len(self._cache) and self._put_suffix(pos, head, prepared)
+        for _ in range(_RETRIES):
+            self._items()
+            now = self._cache_key[0] if self._cache_key is not None else None
+            if now != head or pos > len(self._cache):
+                return False
+            if self._put_suffix(pos, head, prepared):
+                return True
+        raise ConflictError(f"could not replace in session {self.session_id!r}: it kept moving")
 
     def _put_suffix(self: Any, pos: int, head: int | None, prepared: list[Any]) -> bool:
         """Replace items ``pos`` on of the cached branch (head ``head``) by ``prepared``;

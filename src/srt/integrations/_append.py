@@ -24,7 +24,7 @@ from ..errors import ConflictError, SessionNotFoundError
 from ..message import redact_strings
 from ..runtime import Runtime
 from ..session import Session
-from ..store.base import NewNode, ObjectPut
+from ..store.base import CallRecord, NewNode, ObjectPut
 
 __all__ = ["append", "append_to", "redacted", "settled"]
 
@@ -46,12 +46,13 @@ def append(
     objects: Sequence[ObjectPut],
     *,
     expected: int | bool | None = False,
+    call: CallRecord | None = None,
 ) -> tuple[list[int], list[bytes]]:
     """Append the canonical ``bodies`` to session ``name`` after ``head`` (``depth``
     messages, prefix hash ``prefix``) and write ``objects`` in the same transaction;
     ``ConflictError`` (nothing written) if the head is no longer ``head`` (or, given,
-    ``expected``: then the items replace those after ``head``). Returns the new nodes and
-    their prefix hashes."""
+    ``expected``: then the items replace those after ``head``); ``call``, a ledger row,
+    goes in it too, against the new head. Returns the new nodes and their prefix hashes."""
     store = rt.store
     row = store.get_session(name)
     if row is None:
@@ -63,7 +64,9 @@ def append(
     hashes = [hashing.digest(b) for b in bodies]
     prefixes = hashing.chain_many(prefix, hashes)
     nodes = [NewNode(h, b, p) for h, b, p in zip(hashes, bodies, prefixes, strict=True)]
-    ids = store.append(row.id, row.head, head, depth, nodes, objects=objects, parent_prefix=prefix)
+    ids = store.append(
+        row.id, row.head, head, depth, nodes, call=call, objects=objects, parent_prefix=prefix
+    )
     return ids, prefixes
 
 

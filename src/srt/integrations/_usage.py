@@ -41,11 +41,11 @@ import math
 import time
 import weakref
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import _core
-from ..errors import ConfigError, SessionNotFoundError
+from ..errors import ConfigError, ConflictError, SessionNotFoundError
 from ..store.base import CallRecord, ChainRow, ObjectPut, Store
 
 __all__ = [
@@ -74,6 +74,7 @@ class Marks:
     void: tuple[tuple[int, int], ...] = ()  # (first, last) ids, sorted, disjoint
     moved: dict[int, int | None] = field(default_factory=dict)  # (None: void, not folded)
     raw: bytes | None = None
+    n: int = 0  # (the writes so far: every one changes the bytes)
 
     def where(self, call: CallRecord, at: dict[int, int]) -> int | None:
         """Where in the branch ``call``'s usage stands (``at``: node -> position),
@@ -86,19 +87,18 @@ class Marks:
                 return self.moved[cid]
         return at.get(call.node) if call.node is not None else None
 
-    def put(self, scope: str, branch: str, new: Marks) -> ObjectPut | None:
-        """The write of ``new`` in place of these marks (``None``: nothing changes),
-        refused (``ConflictError``, with whatever it goes with) if another wrote first."""
+    def put(self, scope: str, branch: str, new: Marks) -> ObjectPut:
+        """The write of ``new`` in place of these marks, with ``n`` one more, refused
+        (``ConflictError``, with whatever it goes with) if another wrote first."""
         value = json.dumps(
             {
                 "floor": new.floor,
                 "void": [list(r) for r in new.void],
                 "moved": {str(k): v for k, v in new.moved.items()},
+                "n": self.n + 1,
             },
             separators=(",", ":"),
         ).encode()
-        if value == self.raw:
-            return None
         key = f"usage@{branch}"
         if self.raw is None:
             return ObjectPut(_STATE, scope, key, value, if_absent=True)
@@ -145,6 +145,43 @@ def _in(ranges: Sequence[tuple[int, int]], cid: int) -> bool:
     """Whether id ``cid`` is in one of the sorted, disjoint (first, last) ``ranges``."""
     i = bisect.bisect_right(ranges, (cid, math.inf))
     return bool(i) and cid <= ranges[i - 1][1]
+
+
+def _at(row: CallRecord, node: int | None) -> CallRecord:
+    """``row`` recorded against ``node``."""
+    return replace(row, node=node)
+
+
+def _like(
+    calls: Sequence[CallRecord], old: Marks, first: CallRecord, extras: Sequence[int]
+) -> Marks:
+    """``old`` with the rows ``extras`` (written after ``first``, against its node, and
+    seen by no pop or clear) given what ``first`` has: void, moved, or counting (then
+    out of any void range a fold drew over them)."""
+
+    def void(cid: int) -> bool:
+        return cid <= old.floor or _in(old.void, cid) or old.moved.get(cid, 0) is None
+
+    row = next((c for c in reversed(calls) if c.node == first.node and c.at == first.at), None)
+    marks: dict[int, int | None] = {c.id: None for c in calls if c.id is not None and void(c.id)}
+    marks.update((k, v) for k, v in old.moved.items() if v is not None)
+    for cid in extras:
+        marks.pop(cid, None)
+        if row is None or row.id is None or void(row.id):
+            marks[cid] = None
+        elif row.id in old.moved:
+            marks[cid] = old.moved[row.id]
+    return fold(calls, 0, marks, Marks())
+
+
+def _swap(store: Store, put: ObjectPut) -> bool:
+    """``put`` written on its own (its condition held)."""
+    try:
+        return store.put_object(
+            put.kind, put.scope, put.key, put.value, if_absent=put.if_absent, expect=put.expect
+        )
+    except ConflictError:
+        return False
 
 
 #: What ``per_turn`` sums per turn (with ``detail``: ``_DETAIL``).
@@ -238,6 +275,7 @@ def marks(store: Store, scope: str, branch: str) -> Marks:
         tuple((int(a), int(b)) for a, b in data.get("void", ())),
         {int(k): v for k, v in data["moved"].items()},
         row.value,
+        int(data.get("n", 0)),
     )
 
 
@@ -258,23 +296,23 @@ class Ledger:
     handle remembers how many of a context's ``request_usage_entries`` it has written."""
 
     _recorded: dict[int, tuple[weakref.ref[Any], int]]
+    _cache: Any  # (``SrtSession``'s read cache)
 
-    def _record_usage(
+    def _unwritten(
         self: Any,
         wrapper: Any,
         items: Sequence[Any],
-        head: int | None,
         *,
         start: int | None = None,
         model: str | None = None,
-    ) -> None:
-        """Ledger rows against ``head`` for the requests of run context ``wrapper`` not
-        written yet; those from ``start`` on were made for ``model`` (the others' model
-        is the items' or the session's)."""
+    ) -> list[CallRecord]:
+        """The ledger rows (their node not set) of the requests of run context
+        ``wrapper`` this handle has not written; those from ``start`` on were made for
+        ``model`` (the others' model is the items' or the session's)."""
         usage = getattr(wrapper, "usage", None)
         entries = list(getattr(usage, "request_usage_entries", None) or ())
         if not entries:
-            return
+            return []
         for key, (ref, _n) in list(self._recorded.items()):
             if ref() is None:
                 del self._recorded[key]
@@ -283,33 +321,94 @@ class Ledger:
         start = len(entries) if start is None else start
         default = model_of(items, self.model or "unknown")
         n = len(self._cache or ())
-        row = self._store.get_session(self._s.name)
-        sid = row.id if row is not None else None
-        for i in range(done, len(entries)):
-            self._store.record_call(
-                ledger_row(
-                    entries[i],
-                    session=sid,
-                    name=self._s.name,
-                    node=head,
-                    model=model if model is not None and i >= start else default,
-                    messages=n,
-                )
+        return [
+            ledger_row(
+                entries[i],
+                session=self._sid,
+                name=self._s.name,
+                node=None,
+                model=model if model is not None and i >= start else default,
+                messages=n,
             )
+            for i in range(done, len(entries))
+        ]
+
+    def _ledger_puts(self: Any, user: int | None = None) -> list[ObjectPut]:
+        """The write of the current branch's marks to go with a write of ledger rows
+        (the first, at least; ``_wrote`` the others), so that a pop or a clear that read
+        the ledger before it is refused, and reads it again (and a row whose transaction
+        is still open when a pop or clear folds the marks, on PostgreSQL, commits only
+        if it was not refused). ``user``: the place of the user message of the turn the
+        rows are for, whose usage they replace (a popped reply's rows, which the pop
+        moved there), as ``AdvancedSQLiteSession.store_run_usage`` replaces a turn's."""
+        old = self._marks(self._branch)
+        moved = {k: (None if user is not None and v == user else v) for k, v in old.moved.items()}
+        return [old.put(self.session_id, self._branch, Marks(old.floor, old.void, moved))]
+
+    def _wrote(
+        self: Any, wrapper: Any, rows: Sequence[CallRecord], node: int | None, marks: ObjectPut
+    ) -> None:
+        """``rows[0]`` was written against ``node`` with ``marks``: remember the run
+        context's requests as written, and write the others (a run context with more
+        than one request since the last write), then the marks again, the others given
+        whatever ``rows[0]`` has had meanwhile (void, or moved, by a pop or clear that
+        ran between the two writes and could not see them)."""
         with contextlib.suppress(TypeError):
-            self._recorded[id(wrapper)] = (weakref.ref(wrapper), len(entries))
+            usage = wrapper.usage
+            self._recorded[id(wrapper)] = (
+                weakref.ref(wrapper),
+                len(usage.request_usage_entries),
+            )
+        if len(rows) < 2:
+            return
+        extras = [self._store.record_call(_at(r, node)) for r in rows[1:]]
+        for _ in range(64):
+            old = self._marks(self._branch)
+            new = old
+            if old.raw != marks.value:  # (a pop or a clear since: rows[0]'s fate for all)
+                new = _like(self._own_calls(), old, _at(rows[0], node), extras)
+            if _swap(self._store, old.put(self.session_id, self._branch, new)):
+                return
+
+    def _record_usage(
+        self: Any,
+        wrapper: Any,
+        items: Sequence[Any],
+        *,
+        start: int | None = None,
+        model: str | None = None,
+    ) -> None:
+        """Ledger rows against the current branch's newest item for the requests of run
+        context ``wrapper`` not written yet (see ``_unwritten``): written with the head's
+        compare-and-swap and the marks' (an append of no item), again from the
+        head as it is then if either moved."""
+        from . import _append
+
+        for _ in range(64):
+            cached = self._items()
+            rows = self._unwritten(wrapper, items, start=start, model=model)
+            if not rows:
+                return
+            head = self._cache_key[0] if self._cache_key is not None else None
+            prefix = cached.prefixes[-1] if len(cached) else _core.ROOT
+            puts = self._ledger_puts()
+            try:
+                _append.append(
+                    self._rt, self._s.name, head, len(cached), prefix, [], puts, call=rows[0]
+                )
+            except ConflictError:
+                self._cache = None
+                continue
+            self._mark(head)
+            self._wrote(wrapper, rows, head, puts[0])
+            return
+        raise ConflictError(f"could not record usage in {self.session_id!r}: it kept moving")
 
     async def record_requests(self: Any, wrapper: Any, start: int, model: str) -> None:
         """Write the requests of run context ``wrapper`` not written yet against the
         current branch's newest item: those from ``start`` on (``SrtCompactionSession``'s
         ``responses.compact``) were made for ``model``."""
-
-        def record() -> None:
-            self._items()
-            head = self._cache_key[0] if self._cache_key is not None else None
-            self._record_usage(wrapper, (), head, start=start, model=model)
-
-        await self._change(record)
+        await self._change(lambda: self._record_usage(wrapper, (), start=start, model=model))
 
     async def store_run_usage(self: Any, result: Any) -> None:
         """Write the requests of a finished run (``result``, the ``Runner``'s) not written
@@ -342,17 +441,16 @@ class Ledger:
     def _usage_cut(self: Any, items: Any, users: Sequence[int] | None, pos: int) -> list[ObjectPut]:
         """The current branch's ``items`` from ``pos`` on (``users``: where its user
         messages are, if known) are about to be removed (popped, or replaced): the
-        write of its marks to go with the head move (none, or one), after which, as if
-        popped one by one, the usage standing there has moved down to its turn's user
-        message if that stays, and is void if it went."""
-        if pos >= len(items):
-            return []
-        calls = self._own_calls()
+        write of its marks to go with the head move, after which, as if popped one by
+        one, the usage standing there has moved down to its turn's user message if that
+        stays, and is void if it went. (Written even if nothing changes: a ledger row
+        written meanwhile, with its own write of the marks, sends one of the two back.)"""
+        old = self._marks(self._branch)
+        calls = self._own_calls() if pos < len(items) else []
         if not calls:
-            return []
+            return [old.put(self.session_id, self._branch, old)]
         if users is None:
             users = [i for i, m in enumerate(items.messages()) if m["role"] == "user"]
-        old = self._marks(self._branch)
         moved = dict(old.moved)
         at = {node: i for i, node in enumerate(items.ids)}
         for call in calls:
@@ -360,19 +458,16 @@ class Ledger:
             if where is not None and where >= pos and call.id is not None:
                 i = bisect.bisect_right(users, where)  # (the last user message at or above)
                 moved[call.id] = users[i - 1] if i and users[i - 1] < pos else None
-        put = old.put(self.session_id, self._branch, fold(calls, old.floor, moved, old))
-        return [put] if put is not None else []
+        return [old.put(self.session_id, self._branch, fold(calls, old.floor, moved, old))]
 
     def _usage_cleared(self: Any) -> list[ObjectPut]:
         """The current branch (``main``) is about to be emptied by a clear: the write of
-        its marks to go with it (none, or one), after which none of the usage it
-        recorded so far counts any more."""
-        ids = [c.id for c in self._own_calls() if c.id is not None]
-        if not ids:
-            return []
+        its marks to go with it, after which none of the usage it recorded so far
+        counts any more (every ledger row of the branch written before it, by the
+        compare-and-swap: ``_ledger_puts``)."""
         old = self._marks(self._branch)
-        put = old.put(self.session_id, self._branch, Marks(max(ids)))
-        return [put] if put is not None else []
+        ids = [c.id for c in self._own_calls() if c.id is not None]
+        return [old.put(self.session_id, self._branch, Marks(max(ids, default=old.floor)))]
 
     def _own_calls(self: Any) -> list[CallRecord]:
         """The ledger rows the current branch's srt session recorded."""

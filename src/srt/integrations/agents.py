@@ -364,20 +364,28 @@ class SrtSession(Replace, _usage.Ledger):
             objects = [ObjectPut(_ITEM, self.session_id, k, v) for k, v in puts.items()]
             at = self._cache_key[0] if self._cache_key is not None else None  # (_items set it)
             bodies = [p[3] for p in prepared]
+            users = self._user_positions() + [
+                start + i for i, p in enumerate(prepared) if p[0]["role"] == "user"
+            ]
+            # The requests' ledger rows (the first) and the marks in the same write: the
+            # rows replace those of a reply popped from the turn they are for.
+            rows = self._unwritten(wrapper, items)
+            marks = self._ledger_puts(users[-1] if users else None) if rows else []
             try:
                 ids, prefixes = _append.append(
-                    self._rt, self._s.name, at, start, cached.prefix, bodies, objects
+                    *(self._rt, self._s.name, at, start, cached.prefix, bodies, objects + marks),
+                    call=rows[0] if rows else None,
                 )
             except ConflictError:
                 self._cache = None
                 continue
             self._patches.update(puts)
-            if self._users is not None:
-                self._users += [start + i for i, p in enumerate(prepared) if p[0]["role"] == "user"]
+            self._users = users
             for p, node, prefix in zip(prepared, ids, prefixes, strict=True):
                 cached.add(p[3], p[4], node, prefix)
             self._mark(ids[-1])
-            self._record_usage(wrapper, items, ids[-1])
+            if rows:
+                self._wrote(wrapper, rows, ids[-1], marks[0])
             return
         raise ConflictError(f"could not add to session {self.session_id!r}: it kept moving")
 
