@@ -324,6 +324,12 @@ def prepare_converse(body: Any, model: str, stream: bool) -> Prepared:
                 or set(spec) - {"name", "description", "inputSchema"}
             ):
                 raise bad(f"{w}.toolSpec: needs name and inputSchema.json")
+            if spec.get("description") == "":  # (a NonEmptyString; AWS counts from 1)
+                raise bad(
+                    f"1 validation error detected: Value '' at 'toolConfig.tools.{i + 1}.member."
+                    "toolSpec.description' failed to satisfy constraint: Member must have "
+                    "length greater than or equal to 1"
+                )
             units.append(dumps(t))
             labels.append(f"tool:{i}")
         _tool_choice(tc.get("toolChoice"), tools)
