@@ -18,7 +18,7 @@ from ..wire import get_format
 from ..wire.bedrock import event_frame
 from ..wire.eventstream import encode_frame
 from ..wire.sse import sse_event
-from . import _anthropic, _bedrock, _openai
+from . import _anthropic, _azure, _bedrock, _openai
 from ._common import ApiError, CacheUsage, Prepared, Reply, dumps
 from ._http import StreamBody
 
@@ -196,6 +196,8 @@ def status_fault(kw: Mapping[str, Any]) -> tuple[ApiError, bytes | None]:
         headers["retry-after-ms"] = _num(kw["retry_after_ms"])
     message = kw.get("message") or _DEFAULT_MESSAGES.get(code, f"HTTP {code}")
     raw = kw.get("body")
+    if kw.get("variant") == "content_filter":  # (Azure's refusal of a prompt)
+        raw = _azure.content_filter_error()
     if raw is None:
         return ApiError(code, message, headers=headers), None
     data = raw if isinstance(raw, bytes) else raw.encode() if isinstance(raw, str) else None
@@ -261,9 +263,14 @@ def build(
             )
             out = Built(obj, obj["usage"], hdrs)
             if prep.stream:
-                events = fmt.encode_stream(fmt.encode_events(obj, request=body, chunks=chunks))
+                chat_events = fmt.encode_events(obj, request=body, chunks=chunks)
+                if provider == "azure":  # (its content filter's results, as Azure sends them)
+                    chat_events = _azure.annotate_events(chat_events)
+                events = fmt.encode_stream(chat_events)
                 err = sse_event(*_openai.error_event(False, 0, kw.get("message")))
                 out.stream = StreamBody(SSE, events, ka, err, _BROKEN["chat"])
+            elif provider == "azure":
+                _azure.annotate_reply(obj)
             return out
         rid = f"resp_{uuid.uuid4().hex}"
         cap = body.get("max_output_tokens")
