@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import closing
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -137,3 +138,32 @@ def test_a_prompt_the_filter_refuses_is_azures_400(srv: ProviderServer, tmp_path
         assert KEY not in str(err.value)
         assert len(s.messages()) == 1  # nothing appended
     assert len(srv.log) == 2  # a 400 is not retried
+
+
+@pytest.mark.parametrize("auth", ["api_key", "token"])
+def test_a_wrong_key_gets_azures_401(srv: ProviderServer, tmp_path: Any, auth: str) -> None:
+    wrong = "wrong-wire29-key-0123456789"
+    given = {"api_key": wrong} if auth == "api_key" else {"azure_ad_token": wrong}
+    with closing(_sdk(srv, **given)) as client, pytest.raises(openai.AuthenticationError) as caught:
+        client.chat.completions.create(model=DEPLOYMENT, messages=ASK)  # type: ignore[arg-type]
+    body: Any = caught.value.body
+    assert body["code"] == "401" and caught.value.code == "401"
+    word = "subscription key" if auth == "api_key" else "Access token"
+    assert word in body["message"]
+    ep = srt.AzureEndpoint(srv.url, deployment=DEPLOYMENT, api_version=VERSION)
+    creds = {"api_key": wrong} if auth == "api_key" else {"token": wrong}
+    with srt.Runtime(str(tmp_path / "a.db")) as rt, closing(srt.Azure(ep, **creds)) as p:
+        s = rt.session("azure")
+        s.append(*ASK)
+        with pytest.raises(srt.ProviderAuthError) as err:
+            s.send(p, model=DEPLOYMENT)
+        assert word in str(err.value) and wrong not in str(err.value)
+    assert len(srv.log) == 2  # a 401 is not retried
+
+
+def test_no_key_gets_azures_401(srv: ProviderServer) -> None:
+    url = f"{srv.url}/openai/deployments/{DEPLOYMENT}/chat/completions?api-version={VERSION}"
+    r = httpx.post(url, json={"messages": ASK}, timeout=30)
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "401"
+    assert r.json()["error"]["message"].startswith("Access denied due to missing subscription key")

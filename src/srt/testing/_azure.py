@@ -9,13 +9,18 @@ and ``created`` is 0, carrying ``prompt_filter_results``; each later chunk's cho
 ``content_filter_results`` (``{}`` where no text was checked: the role and finish chunks).
 A prompt the filter refuses gets HTTP 400 with ``code`` ``content_filter`` and an
 ``innererror`` naming what was filtered (``content_filter_error``).
+
+A request without a key, or with a wrong one, gets Azure's 401 (``auth_error``): the
+error's ``code`` is ``"401"`` and its message Azure's, for a key or an Entra token.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["annotate_events", "annotate_reply", "content_filter_error"]
+from ._common import ApiError
+
+__all__ = ["annotate_events", "annotate_reply", "auth_error", "content_filter_error"]
 
 JSON = dict[str, Any]
 Event = tuple[str | None, Any]
@@ -78,3 +83,24 @@ def content_filter_error(param: str = "prompt") -> JSON:
     inner = {"code": "ResponsibleAIPolicyViolation", "content_filter_result": results}
     error = {"message": message, "type": None, "param": param, "code": "content_filter"}
     return {"error": {**error, "status": 400, "innererror": inner}}
+
+
+_NO_KEY = (
+    "Access denied due to missing subscription key. Make sure to include subscription key "
+    "when making requests to an API."
+)
+_BAD_KEY = (
+    "Access denied due to invalid subscription key or wrong API endpoint. Make sure to "
+    "provide a valid key for an active subscription and use a correct regional API "
+    "endpoint for your resource."
+)
+_BAD_TOKEN = (
+    "Unauthorized. Access token is missing, invalid, audience is incorrect "
+    "(https://cognitiveservices.azure.com), or have expired."
+)
+
+
+def auth_error(given: str | None) -> ApiError:
+    """Azure's 401: ``given`` is the credential sent (``"api-key"``, ``"token"`` or None)."""
+    message = _NO_KEY if given is None else _BAD_KEY if given == "api-key" else _BAD_TOKEN
+    return ApiError(401, message, body={"error": {"code": "401", "message": message}})

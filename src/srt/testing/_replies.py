@@ -147,8 +147,13 @@ def check_auth(provider: str, headers: Mapping[str, str], api_key: str | None) -
             raise ApiError(400, "anthropic-version: header is required")
         if not re.fullmatch(r"20\d\d-[01]\d-[0-3]\d", version) or version < "2023-01-01":
             raise ApiError(400, f"anthropic-version: invalid version {version!r}")
+    elif provider == "azure":
+        key = headers.get("api-key") or bearer
+        given = "api-key" if headers.get("api-key") else "token" if bearer else None
+        if given is None or (api_key is not None and key != api_key):
+            raise _azure.auth_error(given)
     else:
-        key = (headers.get("api-key") if provider == "azure" else None) or bearer
+        key = bearer
         if not key:
             raise ApiError(
                 401,
