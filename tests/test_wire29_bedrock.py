@@ -128,16 +128,39 @@ def test_a_tool_with_a_description_keeps_it(rt: srt.Runtime) -> None:
     assert botocore_checks(body)["toolConfig"]["tools"][0]["toolSpec"]["description"] == " "
 
 
-def test_srt_testing_refuses_an_empty_tool_description_as_aws_does() -> None:
-    spec = {"name": "weather", "description": "", "inputSchema": {"json": {"type": "object"}}}
+def _converse(tools: list[dict[str, Any]]) -> httpx.Response:
     body = {
-        "toolConfig": {"tools": [{"toolSpec": spec}]},
+        "toolConfig": {"tools": tools},
         "messages": [{"role": "user", "content": [{"text": "hi"}]}],
     }
     with ProviderServer(api_key="k") as srv, httpx.Client(timeout=30) as http:
-        r = http.post(
+        return http.post(
             f"{srv.url}/model/{MODEL}/converse", json=body, headers={"authorization": "Bearer k"}
         )
+
+
+@pytest.mark.parametrize(
+    ("name", "rule"),
+    [
+        ("w" * 65, "Member must have length less than or equal to 64"),
+        ("get.weather", "Member must satisfy regular expression pattern: [a-zA-Z0-9_-]+"),
+    ],
+)
+def test_srt_testing_refuses_a_tool_name_as_aws_does(name: str, rule: str) -> None:
+    spec = {"name": name, "inputSchema": {"json": {"type": "object"}}}
+    ok = {"toolSpec": {**spec, "name": "w" * 64}}
+    r = _converse([ok, {"toolSpec": spec}])
+    assert r.status_code == 400
+    assert r.headers["x-amzn-ErrorType"] == "ValidationException"
+    assert r.json()["message"] == (
+        f"1 validation error detected: Value '{name}' at 'toolConfig.tools.2.member.toolSpec."
+        f"name' failed to satisfy constraint: {rule}"
+    )
+
+
+def test_srt_testing_refuses_an_empty_tool_description_as_aws_does() -> None:
+    spec = {"name": "weather", "description": "", "inputSchema": {"json": {"type": "object"}}}
+    r = _converse([{"toolSpec": spec}])
     assert r.status_code == 400
     assert r.headers["x-amzn-ErrorType"] == "ValidationException"
     assert r.json()["message"] == (
