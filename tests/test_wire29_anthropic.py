@@ -105,3 +105,32 @@ def test_every_reply_and_event_has_only_the_sdks_fields(kind: str) -> None:
     ours, theirs = decoder.reply(), fmt.parse_reply(whole.json(), MODEL)
     assert ours.usage == theirs.usage and ours.usage.cache_write_1h_tokens > 0
     assert ours.message == theirs.message
+
+
+LONG = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_reply_over_max_tokens_stops_there(stream: bool) -> None:
+    body = {"model": MODEL, "max_tokens": 5, "stream": stream}
+    body["messages"] = [{"role": "user", "content": "Count."}]
+    with ProviderServer(api_key=KEY) as srv, httpx.Client(timeout=30) as http:
+        srv.script("anthropic.messages", [LONG])
+        r = http.post(srv.url + "/v1/messages", json=body, headers=HEADERS)
+    fmt = get_format("anthropic.messages")
+    if stream:
+        events = [(n, json.loads(d)) for n, d in sse_events(r.content) if n != "ping"]
+        for name, data in events:
+            assert undeclared(EVENT.validate_python(data)) == [], name
+        delta = next(d for n, d in events if n == "message_delta")
+        assert delta["delta"]["stop_reason"] == "max_tokens"
+        decoder = fmt.stream_decoder(MODEL)
+        decoder.feed(r.content)
+        reply = decoder.reply()
+    else:
+        message = at.Message.model_validate(r.json())
+        assert undeclared(message) == []
+        assert message.stop_reason == "max_tokens" and message.usage.output_tokens == 5
+        reply = fmt.parse_reply(r.json(), MODEL)
+    assert reply.stop_reason == "max_tokens" and reply.usage.output_tokens == 5
+    assert LONG.startswith(reply.message["content"]) and reply.message["content"] != LONG

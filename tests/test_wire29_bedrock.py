@@ -22,6 +22,7 @@ from botocore.validate import ParamValidator
 
 import srt
 from srt.testing import ProviderServer
+from srt.wire import get_format
 
 _SERVICE = botocore.session.get_session().get_service_model("bedrock-runtime")
 CONVERSE = _SERVICE.operation_model("Converse")
@@ -168,3 +169,22 @@ def test_srt_testing_refuses_an_empty_tool_description_as_aws_does() -> None:
         "description' failed to satisfy constraint: Member must have length greater than or "
         "equal to 1"
     )
+
+
+def test_a_reply_over_max_tokens_stops_there() -> None:
+    long = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen"
+    body = {
+        "messages": [{"role": "user", "content": [{"text": "Count."}]}],
+        "inferenceConfig": {"maxTokens": 5},
+    }
+    with ProviderServer(api_key="k") as srv, httpx.Client(timeout=30) as http:
+        srv.script("bedrock.converse", [long])
+        r = http.post(
+            f"{srv.url}/model/{MODEL}/converse", json=body, headers={"authorization": "Bearer k"}
+        )
+    report = ParamValidator().validate(r.json(), CONVERSE.output_shape)
+    assert not report.has_errors(), report.generate_report()
+    assert r.json()["stopReason"] == "max_tokens"
+    reply = get_format("bedrock.converse").parse_reply(r.json(), MODEL)
+    assert reply.stop_reason == "max_tokens" and reply.usage.output_tokens == 5
+    assert long.startswith(reply.message["content"]) and reply.message["content"] != long

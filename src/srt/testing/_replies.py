@@ -225,6 +225,12 @@ def _usage(cache: CacheUsage, out: int, reasoning: int = 0) -> Usage:
     return Usage(cache.total, out, cache.read, cache.written, cache.written_1h, reasoning)
 
 
+def _cap(cap: Any, reply: Reply) -> int:
+    """The output cap ``reply`` runs into (0: none, or one it stays within)."""
+    limit = cap if type(cap) is int else 0
+    return limit if 0 < limit < reply.output_tokens else 0
+
+
 def _canonical(reply: Reply, model: str, call_id: str) -> srt_types.Reply:
     """The fake model's reply as srt's canonical reply; tool calls without an id get
     ``call_id.format(i)``."""
@@ -278,9 +284,8 @@ def build(
                 _azure.annotate_reply(obj)
             return out
         rid = f"resp_{uuid.uuid4().hex}"
-        cap = body.get("max_output_tokens")
-        limit = cap if type(cap) is int else 0
-        capped = 0 < limit < reply.output_tokens
+        limit = _cap(body.get("max_output_tokens"), reply)
+        capped = limit > 0
         if capped:  # the model stopped at the cap: an incomplete response
             reply = reply.cut(limit)
             chunks = reply.chunks()
@@ -299,12 +304,23 @@ def build(
             out.stream = StreamBody(SSE, events, ka, err, _BROKEN["responses"])
             out.stream.failed = sse_event(*_openai.failed_event(obj, kw.get("message")))
         return out
+    limit = _cap(
+        body.get("max_tokens")
+        if provider == "anthropic"
+        else (body.get("inferenceConfig") or {}).get("maxTokens"),
+        reply,
+    )
+    if limit:  # the model stopped at the cap: stop reason max_tokens (both APIs' word)
+        reply = reply.cut(limit)
+        chunks = reply.chunks()
     if provider == "anthropic":
         fmt = get_format("anthropic.messages")
         hdrs = {"request-id": f"req_{uuid.uuid4().hex[:24]}"}
         said = _canonical(reply, prep.model, f"toolu_{seq:08d}{{:04d}}")
-        usage = _anthropic.usage(cache, reply.output_tokens)  # with the 1-hour cache writes
+        usage = _anthropic.usage(cache, limit or reply.output_tokens)  # (and 1-hour writes)
         obj = fmt.encode_reply(said, id=f"msg_{uuid.uuid4().hex[:24]}", usage=usage)
+        if limit:
+            obj["stop_reason"] = "max_tokens"
         out = Built(obj, obj["usage"], hdrs)
         if prep.stream:
             events = fmt.encode_stream(fmt.encode_events(obj, chunks=chunks))
@@ -317,8 +333,10 @@ def build(
     hdrs = {"x-amzn-RequestId": str(uuid.uuid4())}
     latency = max(1, int((time.monotonic() - t0) * 1000))
     said = _canonical(reply, prep.model, f"tooluse_{seq:08d}{{:04d}}")
-    usage = bedrock.encode_usage(_usage(cache, reply.output_tokens))
+    usage = bedrock.encode_usage(_usage(cache, limit or reply.output_tokens))
     obj = bedrock.encode_reply(said, usage=usage, latency_ms=latency)
+    if limit:
+        obj["stopReason"] = "max_tokens"
     out = Built(obj, obj["usage"], hdrs)
     if prep.stream:
         frames = bedrock.encode_stream(bedrock.encode_events(obj, chunks=chunks))
