@@ -309,6 +309,10 @@ def check_chat(srv: ProviderServer, path: str, stream: bool, usage: bool) -> int
         return 1
     events = sse_events(r.content)
     assert events[-1] == (None, "[DONE]")
+    if path.startswith("/openai/"):  # Azure's first chunk: its filter's prompt results
+        first = json.loads(events.pop(0)[1])  # (object "", which the SDK's model refuses)
+        assert first.pop("prompt_filter_results")[0]["prompt_index"] == 0
+        assert first == {"choices": [], "created": 0, "id": "", "model": "", "object": ""}
     for _, data in events[:-1]:
         ChatCompletionChunk.model_validate(json.loads(data))
     return len(events) - 1

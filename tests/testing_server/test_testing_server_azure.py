@@ -51,6 +51,10 @@ def test_chat_names_the_model_the_deployment_runs(
                 stream_options={"include_usage": True},
             )
         )
+        # Azure opens with its content filter's prompt results: no choices, no model.
+        first = chunks.pop(0)
+        assert (first.choices, first.id, first.model, first.object) == ([], "", "", "")
+        assert (first.model_extra or {})["prompt_filter_results"][0]["prompt_index"] == 0
         assert {c.model for c in chunks} == {SERVED}
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         assert chunks[-1].usage is not None and chunks[-1].usage.prompt_tokens > 0

@@ -61,6 +61,8 @@ _ROLE_ONLY = {"toolUse": "assistant", "reasoningContent": "assistant", "toolResu
 _FORMATS = ("png", "jpeg", "gif", "webp")
 #: ``ToolUseId`` in botocore's bedrock-runtime model: 1 to 64 characters of this class.
 _TOOL_ID = "[a-zA-Z0-9_.:-]+"
+#: ``ToolName``'s pattern there (1 to 64 characters too).
+_TOOL_NAME = "[a-zA-Z0-9_-]+"
 
 
 def bad(message: str) -> ApiError:
@@ -162,6 +164,23 @@ def _check_id(value: str, where: str, block: str) -> None:
     else:
         return
     at = where.replace(".content.", ".member.content.") + f".member.{block}.toolUseId"
+    raise bad(
+        f"1 validation error detected: Value '{value}' at '{at}' failed to satisfy "
+        f"constraint: {rule}"
+    )
+
+
+def _check_name(value: str, at: str) -> None:
+    """A ``toolSpec.name`` checked as AWS checks ``ToolName``: 1 to 64 characters of
+    ``_TOOL_NAME``."""
+    if not value:
+        rule = "Member must have length greater than or equal to 1"
+    elif len(value) > 64:
+        rule = "Member must have length less than or equal to 64"
+    elif not re.fullmatch(_TOOL_NAME, value):
+        rule = f"Member must satisfy regular expression pattern: {_TOOL_NAME}"
+    else:
+        return
     raise bad(
         f"1 validation error detected: Value '{value}' at '{at}' failed to satisfy "
         f"constraint: {rule}"
@@ -324,6 +343,13 @@ def prepare_converse(body: Any, model: str, stream: bool) -> Prepared:
                 or set(spec) - {"name", "description", "inputSchema"}
             ):
                 raise bad(f"{w}.toolSpec: needs name and inputSchema.json")
+            at = f"toolConfig.tools.{i + 1}.member.toolSpec"  # (AWS counts from 1)
+            if spec.get("description") == "":  # (a NonEmptyString)
+                raise bad(
+                    f"1 validation error detected: Value '' at '{at}.description' failed to "
+                    "satisfy constraint: Member must have length greater than or equal to 1"
+                )
+            _check_name(spec["name"], f"{at}.name")
             units.append(dumps(t))
             labels.append(f"tool:{i}")
         _tool_choice(tc.get("toolChoice"), tools)

@@ -42,6 +42,7 @@ _FAULT_KW = {
         "retry_after_ms",
         "message",
         "body",
+        "variant",
     },
     "reset_before_headers": set(),
     "reset_after_events": {"n"},
@@ -68,6 +69,8 @@ class Fault:
             raise ValueError(f"fault {self.kind!r} takes no {sorted(unknown)}")
         if self.kind == "status" and not isinstance(self.kw.get("code"), int):
             raise ValueError("fault 'status' needs code=<int>")
+        if self.kind == "status" and self.kw.get("variant", "content_filter") != "content_filter":
+            raise ValueError("fault 'status' takes variant='content_filter' (Azure's) or none")
         if self.kind == "malformed_sse" and self.kw.get("variant") not in VARIANTS:
             raise ValueError(f"malformed_sse needs variant= one of {sorted(VARIANTS)}")
         if self.kind == "reset_after_events" and not isinstance(self.kw.get("n"), int):

@@ -18,7 +18,7 @@ from ..wire import get_format
 from ..wire.bedrock import event_frame
 from ..wire.eventstream import encode_frame
 from ..wire.sse import sse_event
-from . import _anthropic, _bedrock, _openai
+from . import _anthropic, _azure, _bedrock, _openai
 from ._common import ApiError, CacheUsage, Prepared, Reply, dumps
 from ._http import StreamBody
 
@@ -147,8 +147,13 @@ def check_auth(provider: str, headers: Mapping[str, str], api_key: str | None) -
             raise ApiError(400, "anthropic-version: header is required")
         if not re.fullmatch(r"20\d\d-[01]\d-[0-3]\d", version) or version < "2023-01-01":
             raise ApiError(400, f"anthropic-version: invalid version {version!r}")
+    elif provider == "azure":
+        key = headers.get("api-key") or bearer
+        given = "api-key" if headers.get("api-key") else "token" if bearer else None
+        if given is None or (api_key is not None and key != api_key):
+            raise _azure.auth_error(given)
     else:
-        key = (headers.get("api-key") if provider == "azure" else None) or bearer
+        key = bearer
         if not key:
             raise ApiError(
                 401,
@@ -196,6 +201,8 @@ def status_fault(kw: Mapping[str, Any]) -> tuple[ApiError, bytes | None]:
         headers["retry-after-ms"] = _num(kw["retry_after_ms"])
     message = kw.get("message") or _DEFAULT_MESSAGES.get(code, f"HTTP {code}")
     raw = kw.get("body")
+    if kw.get("variant") == "content_filter":  # (Azure's refusal of a prompt)
+        raw = _azure.content_filter_error()
     if raw is None:
         return ApiError(code, message, headers=headers), None
     data = raw if isinstance(raw, bytes) else raw.encode() if isinstance(raw, str) else None
@@ -216,6 +223,12 @@ class Built:
 
 def _usage(cache: CacheUsage, out: int, reasoning: int = 0) -> Usage:
     return Usage(cache.total, out, cache.read, cache.written, cache.written_1h, reasoning)
+
+
+def _cap(cap: Any, reply: Reply) -> int:
+    """The output cap ``reply`` runs into (0: none, or one it stays within)."""
+    limit = cap if type(cap) is int else 0
+    return limit if 0 < limit < reply.output_tokens else 0
 
 
 def _canonical(reply: Reply, model: str, call_id: str) -> srt_types.Reply:
@@ -261,14 +274,18 @@ def build(
             )
             out = Built(obj, obj["usage"], hdrs)
             if prep.stream:
-                events = fmt.encode_stream(fmt.encode_events(obj, request=body, chunks=chunks))
+                chat_events = fmt.encode_events(obj, request=body, chunks=chunks)
+                if provider == "azure":  # (its content filter's results, as Azure sends them)
+                    chat_events = _azure.annotate_events(chat_events)
+                events = fmt.encode_stream(chat_events)
                 err = sse_event(*_openai.error_event(False, 0, kw.get("message")))
                 out.stream = StreamBody(SSE, events, ka, err, _BROKEN["chat"])
+            elif provider == "azure":
+                _azure.annotate_reply(obj)
             return out
         rid = f"resp_{uuid.uuid4().hex}"
-        cap = body.get("max_output_tokens")
-        limit = cap if type(cap) is int else 0
-        capped = 0 < limit < reply.output_tokens
+        limit = _cap(body.get("max_output_tokens"), reply)
+        capped = limit > 0
         if capped:  # the model stopped at the cap: an incomplete response
             reply = reply.cut(limit)
             chunks = reply.chunks()
@@ -287,12 +304,23 @@ def build(
             out.stream = StreamBody(SSE, events, ka, err, _BROKEN["responses"])
             out.stream.failed = sse_event(*_openai.failed_event(obj, kw.get("message")))
         return out
+    limit = _cap(
+        body.get("max_tokens")
+        if provider == "anthropic"
+        else (body.get("inferenceConfig") or {}).get("maxTokens"),
+        reply,
+    )
+    if limit:  # the model stopped at the cap: stop reason max_tokens (both APIs' word)
+        reply = reply.cut(limit)
+        chunks = reply.chunks()
     if provider == "anthropic":
         fmt = get_format("anthropic.messages")
         hdrs = {"request-id": f"req_{uuid.uuid4().hex[:24]}"}
         said = _canonical(reply, prep.model, f"toolu_{seq:08d}{{:04d}}")
-        usage = _anthropic.usage(cache, reply.output_tokens)  # with the 1-hour cache writes
+        usage = _anthropic.usage(cache, limit or reply.output_tokens)  # (and 1-hour writes)
         obj = fmt.encode_reply(said, id=f"msg_{uuid.uuid4().hex[:24]}", usage=usage)
+        if limit:
+            obj["stop_reason"] = "max_tokens"
         out = Built(obj, obj["usage"], hdrs)
         if prep.stream:
             events = fmt.encode_stream(fmt.encode_events(obj, chunks=chunks))
@@ -305,8 +333,10 @@ def build(
     hdrs = {"x-amzn-RequestId": str(uuid.uuid4())}
     latency = max(1, int((time.monotonic() - t0) * 1000))
     said = _canonical(reply, prep.model, f"tooluse_{seq:08d}{{:04d}}")
-    usage = bedrock.encode_usage(_usage(cache, reply.output_tokens))
+    usage = bedrock.encode_usage(_usage(cache, limit or reply.output_tokens))
     obj = bedrock.encode_reply(said, usage=usage, latency_ms=latency)
+    if limit:
+        obj["stopReason"] = "max_tokens"
     out = Built(obj, obj["usage"], hdrs)
     if prep.stream:
         frames = bedrock.encode_stream(bedrock.encode_events(obj, chunks=chunks))

@@ -311,7 +311,8 @@ class ProviderServer:
         """Apply a fault to the next ``count`` requests for ``target`` (``None``: all).
 
         Kinds: ``status`` (``code``, ``headers``, ``retry_after``, ``retry_after_date``,
-        ``retry_after_ms``, ``message``, ``body``), ``reset_before_headers``,
+        ``retry_after_ms``, ``message``, ``body``; ``variant="content_filter"``: Azure's
+        400 for a prompt its content filter refused), ``reset_before_headers``,
         ``reset_after_events`` (``n``), ``malformed_sse`` (``variant``: bad_json, crlf,
         split_utf8, error_event, failed (Responses), bad_crc (Bedrock), truncated (the
         body ends inside the event after ``after``); ``after``; ``error_type``;

@@ -227,7 +227,7 @@ class Bedrock(BlockFormat):
     def tool_fragment(self, tool: dict[str, Any]) -> bytes:
         fn = json.loads(canonical_tool(tool))["function"]
         spec: dict[str, Any] = {"name": fn["name"]}
-        if "description" in fn:
+        if fn.get("description"):  # (a NonEmptyString: AWS refuses "", so none is sent)
             spec["description"] = fn["description"]
         spec["inputSchema"] = {"json": fn.get("parameters") or _EMPTY_SCHEMA}
         return dumps({"toolSpec": spec})

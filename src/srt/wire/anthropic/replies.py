@@ -135,6 +135,19 @@ def _input(arguments: str) -> Any:
         raise InvalidMessageError("a tool call's arguments are not valid JSON") from None
 
 
+#: ``message_delta``'s usage (the SDK's ``MessageDeltaUsage``): the counts, without the
+#: ``cache_creation`` split and ``service_tier`` that ``message_start``'s usage carries.
+_DELTA_USAGE = frozenset(
+    {
+        "input_tokens",
+        "cache_creation_input_tokens",
+        "cache_read_input_tokens",
+        "output_tokens",
+        "server_tool_use",
+    }
+)
+
+
 def encode_events(message: Mapping[str, Any], chunks: Sequence[str] | None = None) -> list[Event]:
     """``message_start`` ... ``message_stop``, with a ``ping`` after the first block starts
     and after every eighth delta, as the API sends them."""
@@ -179,7 +192,7 @@ def encode_events(message: Mapping[str, Any], chunks: Sequence[str] | None = Non
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
-                "usage": message["usage"],
+                "usage": {k: v for k, v in message["usage"].items() if k in _DELTA_USAGE},
             },
         )
     )
