@@ -59,7 +59,8 @@ RULES: dict[str, tuple[str, str]] = {
 }
 MIN_TOKENS = 1024
 STEP = 128
-MAX_TOKENS = 1024
+#: Above the replayed replies (srt.testing stops a reply at the request's cap, as the APIs do).
+MAX_TOKENS = 8192
 
 Progress = Callable[[int, int], None] | None
 
