@@ -289,3 +289,42 @@ def test_a_fork_while_another_thread_holds_the_writer_lock_leaves_the_child_free
         ]
         assert fresh.store.verify().ok
     assert verify_store(path).ok
+
+
+def test_a_child_whose_first_store_call_is_an_append_opens_its_own_connection(
+    tmp_path: Path,
+) -> None:
+    """The child's first use of the store is an append on the parent's handle (nothing
+    else asked for a connection first): ``Database.begin``'s own fork check must give it
+    a connection of its own, not the parent's (marked by a TEMP table only it has)."""
+    path = str(tmp_path / "first.db")
+    rt = srt.Runtime(path)
+    s = rt.session("s")
+    s.append(*turn("p0"))  # (the handle's history is loaded: the child reads nothing)
+    rt.store.db.connection().execute(MARKER)
+    r, w = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # (3.12+: fork with threads)
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            os.close(r)
+            s.append(*turn("c0"))
+            # what begin used (asking connection() for it would reset it)
+            used = rt.store.db._local.conn  # noqa: SLF001
+            seen = used.execute(MARKER_SEEN).fetchone()[0]
+            os.write(w, str(seen).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    status = wait_child(pid)
+    with os.fdopen(r, "rb") as got:
+        seen = got.read().decode()
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert seen == "0", "the child appended through the parent's connection"
+    s.append(*turn("p1"), rebase=True)  # the parent goes on, on top of the child's turn
+    assert turn_ids(rt.session("s").messages()) == ["p0", "c0", "p1"]
+    rt.close()
+    assert verify_store(path).ok

@@ -165,9 +165,14 @@ class Chain(ChainState):
         """Validate, convert and canonicalize ``messages`` as this store keeps them
         (``prepare``); nothing is written."""
         shared = self.shared
-        out = prepare(
-            messages, shared.max_message_bytes, shared.redact, self.store.hashing.digest, model
-        )
+        redact, limit, digest = shared.redact, shared.max_message_bytes, self.store.hashing.digest
+        if redact is None and type(messages) is tuple and len(messages) == 1:
+            # One plain message, most appends: ``prepare``'s first step, without its frame
+            fast = _core.plain_prepared(messages[0], TEXT_HEADS, limit, digest, Prepared)
+            if fast is not None:
+                shared.count_serialized(1)
+                return [fast]
+        out = prepare(messages, limit, redact, digest, model)
         shared.count_serialized(len(out))
         return out
 
@@ -294,7 +299,8 @@ class Chain(ChainState):
         timeout), which also bounds the waits for other writers' transactions."""
         wait = self.store.busy_timeout if timeout is None else float(timeout)
         deadline = time.monotonic() + wait
-        self.writable()
+        if self.staged is not None or not self.loaded:  # (``writable`` inline: every append)
+            self.writable()
         attempt = 0
         while True:
             try:

@@ -178,9 +178,12 @@ class _Budget:
         self._live: OrderedDict[int, _Charged] = OrderedDict()
         self._callback = self._forget  # one bound method for every reference
 
-    def charge(self, owner: Budgeted) -> None:
+    def charge(self, owner: Budgeted, size: int | None = None) -> None:
+        """Count ``owner`` (``size`` bytes: its ``footprint()`` unless given) as the most
+        recently used, and evict the least recently used owners past the limit."""
         key = id(owner)
-        size = owner.footprint()
+        if size is None:
+            size = owner.footprint()
         victims: list[_Charged] = []
         with self._lock:
             live = self._live

@@ -140,6 +140,9 @@ class Session:
             return 0
         return self._chain.footprint() + self._builder.footprint()
 
+    #: ``footprint`` itself, for ``append``'s charge (the public name has a frame around it)
+    _footprint = footprint
+
     def evict(self) -> bool:
         """Drop the loaded state (read again from the store on the next use); the
         handle stays valid. False, and nothing dropped, if another thread is using it
@@ -267,7 +270,8 @@ class Session:
                     return self._chain.head
                 return self._chain.append(prepared, rebase=rebase, timeout=timeout)
             finally:
-                self._shared.budget.charge(self)  # (``Shared.charge``, one frame fewer)
+                # (``Shared.charge``, two frames fewer)
+                self._shared.budget.charge(self, self._footprint())
 
     def fork(self, name: str, at: int | None = None) -> Session:
         """A new session sharing this one's first ``at`` messages (all by default).

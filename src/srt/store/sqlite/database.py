@@ -50,12 +50,18 @@ _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
 
+#: How many forks this process descends from (counted in each child): what
+#: ``Database.begin`` compares instead of asking for the pid (a system call) every append.
+_forks = 0
+
+
 def _forget_locks() -> None:
     """In a forked child: the writer locks start anew. A lock another thread of the
     parent held at the fork stays held in the child, where no thread will release it."""
-    global _LOCKS_GUARD
+    global _LOCKS_GUARD, _forks
     _LOCKS.clear()
     _LOCKS_GUARD = threading.Lock()
+    _forks += 1
 
 
 if hasattr(os, "register_at_fork"):
@@ -97,6 +103,7 @@ class Database:
         self.lock = file_lock(path)
         self._local = threading.local()
         self._pid = os.getpid()
+        self._forks = _forks  # (``_forks`` when ``_pid`` was taken)
         self._conns: list[apsw.Connection] = []
         self._conns_guard = threading.Lock()
         #: Bytes SQLite reserves at the end of each page (header byte 20; 0 for most files;
@@ -142,6 +149,7 @@ class Database:
             self._conns_guard = threading.Lock()
             self.lock = file_lock(self.path)
             self._pid = os.getpid()
+        self._forks = _forks
 
     def connection(self) -> apsw.Connection:
         """This thread's connection, opened (and the file migrated) on first use."""
@@ -177,7 +185,7 @@ class Database:
         ``BEGIN IMMEDIATE`` on this thread's connection, which it returns. The caller
         ends the transaction with ``commit``, or with ``abort`` on any exception."""
         conn: apsw.Connection | None = None
-        if self._pid == os.getpid():
+        if self._forks == _forks:  # (not forked since: ``connection`` checks the pid)
             conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self.connection()
