@@ -56,9 +56,10 @@ __all__ = ["Pool", "ResponseStream"]
 
 
 class _Conn:
-    """One connection, its parser, and the timeout its socket is set to."""
+    """One connection, its parser, the timeout its socket is set to, and the deadline of
+    the request holding it."""
 
-    __slots__ = ("idle_since", "key", "reply", "reused", "sock", "stop", "timeout")
+    __slots__ = ("deadline", "idle_since", "key", "reply", "reused", "sock", "stop", "timeout")
 
     def __init__(self, sock: socket.socket, key: Key) -> None:
         self.sock = sock
@@ -70,6 +71,9 @@ class _Conn:
         #: The stop of the request holding this connection (``Pool._shut``), until the
         #: connection is handed back.
         self.stop: Stop | None = None
+        #: A ``time.monotonic()`` that no read or write of the request holding this
+        #: connection goes past (None: none), until it is handed back.
+        self.deadline: float | None = None
 
     def settimeout(self, seconds: float | None) -> None:
         if seconds != self.timeout:
@@ -85,8 +89,19 @@ class _Conn:
         with contextlib.suppress(OSError):
             self.sock.close()
 
+    def capped(self, timeout: float | None, error: type[httpx.TimeoutException]) -> float | None:
+        """``timeout``, or less if ``deadline`` comes first; ``error`` if it has passed.
+        Far from the deadline, ``timeout`` as it is (the socket's is not set again)."""
+        deadline = self.deadline
+        if deadline is None:
+            return timeout
+        rest = deadline - time.monotonic()
+        if rest <= 0:
+            raise error("the call's deadline passed")
+        return rest if timeout is None or rest < timeout else timeout
+
     def recv(self, timeout: float | None) -> bytes:
-        self.settimeout(timeout)
+        self.settimeout(self.capped(timeout, httpx.ReadTimeout))
         try:
             return self.sock.recv(READ)
         except TimeoutError as exc:
@@ -190,8 +205,11 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
 
     # -- the pool ---------------------------------------------------------------
 
-    def _acquire(self, key: Key, timeouts: Mapping[str, float | None]) -> _Conn:
-        """A kept-alive connection to ``key``, or a new one when none is fit."""
+    def _acquire(
+        self, key: Key, timeouts: Mapping[str, float | None], until: float | None = None
+    ) -> _Conn:
+        """A kept-alive connection to ``key``, or a new one when none is fit; no wait for
+        one (nor the connecting) goes past ``until`` (a ``time.monotonic()``)."""
         deadline: float | None = None
         with self._lock:
             while True:
@@ -203,9 +221,9 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
                 if self._room():
                     break
                 wait = timeouts.get("pool")
-                if wait is not None:
+                if wait is not None or until is not None:
                     if deadline is None:
-                        deadline = time.monotonic() + wait
+                        deadline = _sooner(until, wait)
                     wait = deadline - time.monotonic()
                     if wait <= 0:
                         raise httpx.PoolTimeout("no connection came free in time")
@@ -215,7 +233,7 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
                 finally:
                     self._waiting -= 1
         try:
-            return self._connect(key, timeouts.get("connect"))
+            return self._connect(key, _within(timeouts.get("connect"), until))
         except BaseException:
             with self._lock:
                 self._open -= 1
@@ -230,6 +248,7 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
             with self._lock:
                 self.release(conn, keep, True)
             return
+        conn.deadline = None
         stop = conn.stop
         if stop is not None:  # (``_shut``: from now on, never this connection)
             conn.stop = None
@@ -238,8 +257,10 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
         if self._waiting:
             self._freed.notify()
 
-    def _held(self, conn: _Conn, stop: Stop | None) -> _Conn:
-        """``conn``, which the request ``stop`` may stop holds until it is handed back."""
+    def _held(self, conn: _Conn, stop: Stop | None, deadline: float | None) -> _Conn:
+        """``conn``, which the request ``stop`` may stop, whose reads and writes end at
+        ``deadline``, holds until it is handed back."""
+        conn.deadline = deadline
         if stop is not None:
             conn.stop = stop
             stop.hold(lambda: self._shut(conn, stop))
@@ -306,12 +327,16 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
         body: bytes | Iterable[bytes],
         timeouts: Mapping[str, float | None],
         stop: Stop | None = None,
+        deadline: float | None = None,
     ) -> httpx.Response:
         """``handle_request`` without an ``httpx.Request``: ``headers`` are all the
         request's (Host and Content-Length included), ``timeouts`` as httpx's; ``stop``
-        shuts the connection while the request holds it (``Stop``)."""
+        shuts the connection while the request holds it (``Stop``); no wait goes past
+        ``deadline`` (a ``time.monotonic()``: the connecting, the writes, the head's
+        reads and the body's), whose passing raises httpx's timeout error of the step
+        it stopped."""
         chunks = (body,) if isinstance(body, bytes) else body
-        return self._exchange(method, target, headers, chunks, timeouts, None, stop)
+        return self._exchange(method, target, headers, chunks, timeouts, None, stop, deadline)
 
     def _exchange(
         self,
@@ -322,6 +347,7 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
         timeouts: Mapping[str, float | None],
         request: httpx.Request | None,
         stop: Stop | None = None,
+        deadline: float | None = None,
     ) -> httpx.Response:
         verb = METHODS.get(method)
         tls = self._tls if target.key[0] == "https" else None
@@ -337,13 +363,13 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
             )
         key = target.key
         out = _Out(head, iter(stream), encode, timeouts.get("write"))
-        conn = self._held(self._acquire(key, timeouts), stop)
+        conn = self._held(self._acquire(key, timeouts, deadline), stop, deadline)
         failed = self._send(conn, out)
         while failed is not None and failed.nothing and conn.reused:
             # The server closed the kept-alive connection as it was taken: the next one
             # (in the end a new one, which is not retried).
             self.release(conn, False)
-            conn = self._held(self._acquire(key, timeouts), stop)
+            conn = self._held(self._acquire(key, timeouts, deadline), stop, deadline)
             failed = self._send(conn, out)
         try:
             if failed is None:
@@ -371,8 +397,11 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
 
     def _write(self, conn: _Conn, out: _Out) -> None:
         """The head, then each chunk of the body with ``sendall`` (chunk-encoded if asked)."""
-        sock, on_write = conn.sock, self._on_write
-        conn.settimeout(out.timeout)
+        sock, on_write, timeout = conn.sock, self._on_write, out.timeout
+        try:
+            conn.settimeout(conn.capped(timeout, httpx.WriteTimeout))
+        except httpx.WriteTimeout as exc:
+            raise Sent(exc, nothing=True) from None
         data = out.head
         chunks = chunked(out.body) if out.encode else out.body
         # Only the socket's own errors are write errors: one raised by the body's iterator
@@ -393,7 +422,10 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
                 if on_write is not None:
                     on_write(len(chunk))
                 try:
+                    conn.settimeout(conn.capped(timeout, httpx.WriteTimeout))
                     sock.sendall(chunk)
+                except httpx.WriteTimeout as exc:
+                    raise Sent(exc, nothing=False) from None
                 except OSError as exc:
                     raise Sent(write_error(exc), nothing=False) from exc
 
@@ -425,6 +457,26 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
                     network_backend=SendallBackend(on_write=self._on_write),
                 )
             return self._fallback
+
+
+def _sooner(until: float | None, wait: float | None) -> float:
+    """The earlier of ``until`` and ``wait`` seconds from now (one of them is given)."""
+    if wait is None:
+        assert until is not None
+        return until
+    end = time.monotonic() + wait
+    return end if until is None or end < until else until
+
+
+def _within(timeout: float | None, until: float | None) -> float | None:
+    """``timeout``, or the seconds left until ``until`` if fewer; ``ConnectTimeout`` if
+    ``until`` has passed."""
+    if until is None:
+        return timeout
+    rest = until - time.monotonic()
+    if rest <= 0:
+        raise httpx.ConnectTimeout("the call's deadline passed")
+    return rest if timeout is None or rest < timeout else timeout
 
 
 def _rebuilt(
