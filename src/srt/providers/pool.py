@@ -277,8 +277,9 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
 
     def _connect(self, key: Key, timeout: float | None) -> _Conn:
         scheme, host, port = key
+        end = None if timeout is None else time.monotonic() + timeout
         try:
-            sock = socket.create_connection((host, port), timeout)
+            sock = _dial(host, port, end)
         except TimeoutError as exc:
             raise httpx.ConnectTimeout(str(exc) or "timed out") from exc
         except OSError as exc:
@@ -286,6 +287,7 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if scheme == "https":
             try:
+                sock.settimeout(_left(end))  # (the handshake too: within ``connect``)
                 sock = self._context().wrap_socket(sock, server_hostname=host)
                 checked_alpn(sock)
             except TimeoutError as exc:
@@ -457,6 +459,72 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
                     network_backend=SendallBackend(on_write=self._on_write),
                 )
             return self._fallback
+
+
+def _left(end: float | None) -> float | None:
+    """Seconds until ``end`` (None: no end); ``TimeoutError`` if it has passed."""
+    if end is None:
+        return None
+    rest = end - time.monotonic()
+    if rest <= 0:
+        raise TimeoutError("timed out")
+    return rest
+
+
+def _lookup(host: str, port: int, end: float | None) -> list[Any]:
+    """``socket.getaddrinfo`` for ``host``, ending at ``end``: an IP address at once; a
+    name in a daemon thread (a lookup cannot be interrupted: one that outlives its
+    caller finishes on its own, its answer dropped). ``socket.create_connection`` looks
+    a name up with no timeout at all: a resolver that does not answer held the call
+    past its ``connect`` timeout and its ``total`` (for as long as the resolver's own
+    retries take, 10 s and more)."""
+    kind = socket.SOCK_STREAM
+    try:
+        return socket.getaddrinfo(host, port, type=kind, flags=socket.AI_NUMERICHOST)
+    except socket.gaierror:
+        pass
+    if end is None:
+        return socket.getaddrinfo(host, port, type=kind)
+    done = threading.Event()
+    out: list[Any] = []
+
+    def run() -> None:
+        try:
+            out.append(socket.getaddrinfo(host, port, type=kind))
+        except BaseException as exc:  # (handed to the caller)
+            out.append(exc)
+        done.set()
+
+    threading.Thread(target=run, daemon=True, name="srt-lookup").start()
+    if not done.wait(_left(end)):
+        raise TimeoutError(f"looking up {host} timed out")
+    found = out[0]
+    if isinstance(found, BaseException):
+        raise found
+    return found  # type: ignore[no-any-return]
+
+
+def _dial(host: str, port: int, end: float | None) -> socket.socket:
+    """A connected socket to ``host``: its addresses tried in turn (as
+    ``socket.create_connection``), the lookup and every attempt ending at ``end``."""
+    error: OSError = OSError(f"no address for {host}")
+    for family, kind, proto, _, address in _lookup(host, port, end):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(_left(end))
+            sock.connect(address)
+        except TimeoutError:
+            sock.close()
+            raise  # (the time is up: no other address is tried)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    raise error
 
 
 def _sooner(until: float | None, wait: float | None) -> float:

@@ -226,6 +226,9 @@ class Transport:
     ``httpx`` transport for srt's own client to use (by default srt's HTTP/1.1 pool, or
     HTTP/2 when ``h2`` is installed, writing with ``sendall``).
 
+    ``sleep(seconds)``, if given, waits between attempts (by default ``time.sleep``, or
+    the request's ``stop``, whose stopping ends the wait).
+
     ``on_exchange(seconds)``, if given, is told how long each call took, from ``open``
     (retries and their waits included) until its response was closed: the gateway
     reports it as the upstream's time (``Server-Timing``).
@@ -244,7 +247,7 @@ class Transport:
         verify: ssl.SSLContext | str | bool = True,
         http2: bool | None = None,
         client: httpx.Client | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         rand: Callable[[], float] = random.random,
         pool: httpx.BaseTransport | None = None,
         on_exchange: Callable[[float], None] | None = None,
@@ -400,7 +403,12 @@ class Transport:
                 if done is not None:
                     done()
                 raise
-            self._sleep(wait)
+            if self._sleep is not None:
+                self._sleep(wait)
+            elif stop is not None:  # (the caller's stop ends the backoff)
+                stop.pause(wait)
+            else:
+                time.sleep(wait)
 
 
 class AsyncTransport:
