@@ -3,9 +3,12 @@
 The policy (``RetryPolicy``) and the timeouts (``Timeouts``) are in ``policy.py``; this
 module applies them. **It never retries once a 2xx response has begun**: generation is
 not idempotent, so a stream that fails after its first byte is reported, not repeated.
-The total cap of a call is enforced by a watchdog that shuts the socket down when it
-passes (sync), and (async) by srt's asyncio pool, whose every wait ends at the call's
-deadline, or ``asyncio.wait_for`` on the reads of a response from elsewhere.
+The total cap of a call ends every wait of it: srt's sync and asyncio pools take the
+call's deadline (connecting, each write, the head, each read of the body end by it);
+httpx's transports and a caller's client get timeouts cut to the time left; a body from
+them is ended by a watchdog that shuts its socket (sync, ``response.py``) or
+``asyncio.wait_for`` on its reads (``aresponse.py``). No attempt starts past the
+deadline, and a timeout at it is the total cap's ``ProviderTimeoutError``.
 
 Every ``httpx`` error is mapped to the ``ProviderError`` tree here and nowhere
 else. Secret values given in ``HTTPRequest.secrets`` are scrubbed from any text
