@@ -141,3 +141,24 @@ def test_asyncio_takes_no_reply_that_came_after_the_deadline(
     assert [m["role"] for m in s.messages()] == ["user"]  # (no late reply stored)
     (rec,) = srv.log  # (and no retry after the deadline)
     assert rec.status == 200
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_total_cap_ends_the_wait_for_a_late_head_through_a_proxy(
+    mode: str, srv: ProviderServer, rt: srt.Runtime
+) -> None:
+    """Through a proxy (httpx's transports: the sync path's timeouts are cut to the time
+    left at each attempt, the asyncio path waits with ``asyncio.wait_for``), the same
+    late head ends the call by its total cap; one request reached the server."""
+    from proxy_support import ForwardProxy
+
+    srv.fault("*", "delay", count=None, seconds=DELAY)
+    with ForwardProxy() as proxy:
+        p = make("openai", srv, proxy=proxy.url())
+        try:
+            with pytest.raises(ProviderTimeoutError) as caught:
+                call(mode, rt, p, "openai", f"proxied-{mode}")
+        finally:
+            p.close()
+    assert "total time cap" in str(caught.value)
+    assert len(proxy.seen) == 1
