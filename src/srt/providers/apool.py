@@ -109,8 +109,13 @@ class _Conn:
                 timer.cancel()
 
     async def recv(self, timeout: float | None) -> bytes:
-        sock = self.sock
+        """One read, ending after ``timeout`` or at ``deadline``; nothing is read once
+        the deadline has passed (a reply that came after it, or that the loop, busy
+        elsewhere, got to only after it, is not taken for one in time)."""
+        sock, deadline = self.sock, self.deadline
         while True:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise httpx.ReadTimeout("the call's deadline passed")
             try:
                 return sock.recv(READ)
             except _BLOCKED as exc:

@@ -222,14 +222,26 @@ class Stop:
     connection gives ``hold`` what shuts it (``Pool._shut``, under the pool's lock, so
     never a connection already handed back), and ``stop`` runs that at once, so the
     wait for the head ends now, not when the head comes or the idle timeout passes.
-    A stop that comes first is run by ``hold`` itself."""
+    A stop that comes first is run by ``hold`` itself. A wait between attempts
+    (``pause``: a retry's backoff) ends at the stop too."""
 
-    __slots__ = ("_lock", "_shut", "stopped")
+    __slots__ = ("_lock", "_paused", "_shut", "stopped")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._shut: Callable[[], None] | None = None
+        self._paused: threading.Event | None = None  # made by the first ``pause``
         self.stopped = False
+
+    def pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or until ``stop()`` if it comes first."""
+        with self._lock:
+            if self.stopped:
+                return
+            if self._paused is None:
+                self._paused = threading.Event()
+            paused = self._paused
+        paused.wait(seconds)
 
     def hold(self, shut: Callable[[], None] | None) -> None:
         """``shut()`` now stops the request (None: nothing does)."""
@@ -242,7 +254,9 @@ class Stop:
     def stop(self) -> None:
         with self._lock:
             self.stopped = True
-            shut = self._shut
+            shut, paused = self._shut, self._paused
+        if paused is not None:
+            paused.set()
         if shut is not None:
             shut()
 

@@ -172,9 +172,9 @@ class _ToServer:
 
 
 class _LocalTransport(_ToServer, Transport):
-    def _send(self, req: HTTPRequest) -> httpx.Response:
+    def _send(self, req: HTTPRequest, deadline: float) -> httpx.Response:
         try:
-            return super()._send(req)
+            return super()._send(req, deadline)
         except httpx.TransportError:
             if _dead(self._server, req):
                 raise _ServerDied from None

@@ -9,8 +9,10 @@ Policy (``RetryPolicy``, modelled on the official SDKs):
   a jitter factor in (0.75, 1];
 * **never retry once a 2xx response has begun** (the transport's rule).
 
-Timeouts (``Timeouts``): a connect timeout, an idle timeout for the response head
-and for each streamed chunk, and a total cap for the whole call.
+Timeouts (``Timeouts``): a connect timeout (a pooled connection, the name lookup, the
+TCP connect and the TLS handshake), an idle timeout for each write, the response head
+and each chunk of the body, and a total cap for the whole call (its attempts, the waits
+between them, and the body), which cuts each of the others short when it comes first.
 
 ``redact`` scrubs secrets (and anything shaped like an API key) from text;
 ``status_error`` is what a non-2xx answer means, with its text scrubbed so. A refusal
@@ -73,7 +75,9 @@ class Refused(Protocol):
 
 @dataclass(frozen=True)
 class Timeouts:
-    """Seconds: ``connect``; ``idle`` for the response head and each chunk; ``total`` cap."""
+    """Seconds: ``connect`` for getting a connection (lookup, connect, TLS handshake);
+    ``idle`` for each write, the response head and each chunk; ``total`` for the whole
+    call, retries and their waits included (each other wait ends by it)."""
 
     connect: float = 5.0
     idle: float = 60.0

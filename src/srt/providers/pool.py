@@ -56,9 +56,10 @@ __all__ = ["Pool", "ResponseStream"]
 
 
 class _Conn:
-    """One connection, its parser, and the timeout its socket is set to."""
+    """One connection, its parser, the timeout its socket is set to, and the deadline of
+    the request holding it."""
 
-    __slots__ = ("idle_since", "key", "reply", "reused", "sock", "stop", "timeout")
+    __slots__ = ("deadline", "idle_since", "key", "reply", "reused", "sock", "stop", "timeout")
 
     def __init__(self, sock: socket.socket, key: Key) -> None:
         self.sock = sock
@@ -70,6 +71,9 @@ class _Conn:
         #: The stop of the request holding this connection (``Pool._shut``), until the
         #: connection is handed back.
         self.stop: Stop | None = None
+        #: A ``time.monotonic()`` that no read or write of the request holding this
+        #: connection goes past (None: none), until it is handed back.
+        self.deadline: float | None = None
 
     def settimeout(self, seconds: float | None) -> None:
         if seconds != self.timeout:
@@ -85,8 +89,19 @@ class _Conn:
         with contextlib.suppress(OSError):
             self.sock.close()
 
+    def capped(self, timeout: float | None, error: type[httpx.TimeoutException]) -> float | None:
+        """``timeout``, or less if ``deadline`` comes first; ``error`` if it has passed.
+        Far from the deadline, ``timeout`` as it is (the socket's is not set again)."""
+        deadline = self.deadline
+        if deadline is None:
+            return timeout
+        rest = deadline - time.monotonic()
+        if rest <= 0:
+            raise error("the call's deadline passed")
+        return rest if timeout is None or rest < timeout else timeout
+
     def recv(self, timeout: float | None) -> bytes:
-        self.settimeout(timeout)
+        self.settimeout(self.capped(timeout, httpx.ReadTimeout))
         try:
             return self.sock.recv(READ)
         except TimeoutError as exc:
@@ -190,8 +205,11 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
 
     # -- the pool ---------------------------------------------------------------
 
-    def _acquire(self, key: Key, timeouts: Mapping[str, float | None]) -> _Conn:
-        """A kept-alive connection to ``key``, or a new one when none is fit."""
+    def _acquire(
+        self, key: Key, timeouts: Mapping[str, float | None], until: float | None = None
+    ) -> _Conn:
+        """A kept-alive connection to ``key``, or a new one when none is fit; no wait for
+        one (nor the connecting) goes past ``until`` (a ``time.monotonic()``)."""
         deadline: float | None = None
         with self._lock:
             while True:
@@ -203,9 +221,9 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
                 if self._room():
                     break
                 wait = timeouts.get("pool")
-                if wait is not None:
+                if wait is not None or until is not None:
                     if deadline is None:
-                        deadline = time.monotonic() + wait
+                        deadline = _sooner(until, wait)
                     wait = deadline - time.monotonic()
                     if wait <= 0:
                         raise httpx.PoolTimeout("no connection came free in time")
@@ -215,7 +233,7 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
                 finally:
                     self._waiting -= 1
         try:
-            return self._connect(key, timeouts.get("connect"))
+            return self._connect(key, _within(timeouts.get("connect"), until))
         except BaseException:
             with self._lock:
                 self._open -= 1
@@ -230,6 +248,7 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
             with self._lock:
                 self.release(conn, keep, True)
             return
+        conn.deadline = None
         stop = conn.stop
         if stop is not None:  # (``_shut``: from now on, never this connection)
             conn.stop = None
@@ -238,8 +257,10 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
         if self._waiting:
             self._freed.notify()
 
-    def _held(self, conn: _Conn, stop: Stop | None) -> _Conn:
-        """``conn``, which the request ``stop`` may stop holds until it is handed back."""
+    def _held(self, conn: _Conn, stop: Stop | None, deadline: float | None) -> _Conn:
+        """``conn``, which the request ``stop`` may stop, whose reads and writes end at
+        ``deadline``, holds until it is handed back."""
+        conn.deadline = deadline
         if stop is not None:
             conn.stop = stop
             stop.hold(lambda: self._shut(conn, stop))
@@ -256,8 +277,9 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
 
     def _connect(self, key: Key, timeout: float | None) -> _Conn:
         scheme, host, port = key
+        end = None if timeout is None else time.monotonic() + timeout
         try:
-            sock = socket.create_connection((host, port), timeout)
+            sock = _dial(host, port, end)
         except TimeoutError as exc:
             raise httpx.ConnectTimeout(str(exc) or "timed out") from exc
         except OSError as exc:
@@ -265,6 +287,7 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if scheme == "https":
             try:
+                sock.settimeout(_left(end))  # (the handshake too: within ``connect``)
                 sock = self._context().wrap_socket(sock, server_hostname=host)
                 checked_alpn(sock)
             except TimeoutError as exc:
@@ -306,12 +329,16 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
         body: bytes | Iterable[bytes],
         timeouts: Mapping[str, float | None],
         stop: Stop | None = None,
+        deadline: float | None = None,
     ) -> httpx.Response:
         """``handle_request`` without an ``httpx.Request``: ``headers`` are all the
         request's (Host and Content-Length included), ``timeouts`` as httpx's; ``stop``
-        shuts the connection while the request holds it (``Stop``)."""
+        shuts the connection while the request holds it (``Stop``); no wait goes past
+        ``deadline`` (a ``time.monotonic()``: the connecting, the writes, the head's
+        reads and the body's), whose passing raises httpx's timeout error of the step
+        it stopped."""
         chunks = (body,) if isinstance(body, bytes) else body
-        return self._exchange(method, target, headers, chunks, timeouts, None, stop)
+        return self._exchange(method, target, headers, chunks, timeouts, None, stop, deadline)
 
     def _exchange(
         self,
@@ -322,6 +349,7 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
         timeouts: Mapping[str, float | None],
         request: httpx.Request | None,
         stop: Stop | None = None,
+        deadline: float | None = None,
     ) -> httpx.Response:
         verb = METHODS.get(method)
         tls = self._tls if target.key[0] == "https" else None
@@ -337,13 +365,13 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
             )
         key = target.key
         out = _Out(head, iter(stream), encode, timeouts.get("write"))
-        conn = self._held(self._acquire(key, timeouts), stop)
+        conn = self._held(self._acquire(key, timeouts, deadline), stop, deadline)
         failed = self._send(conn, out)
         while failed is not None and failed.nothing and conn.reused:
             # The server closed the kept-alive connection as it was taken: the next one
             # (in the end a new one, which is not retried).
             self.release(conn, False)
-            conn = self._held(self._acquire(key, timeouts), stop)
+            conn = self._held(self._acquire(key, timeouts, deadline), stop, deadline)
             failed = self._send(conn, out)
         try:
             if failed is None:
@@ -371,8 +399,11 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
 
     def _write(self, conn: _Conn, out: _Out) -> None:
         """The head, then each chunk of the body with ``sendall`` (chunk-encoded if asked)."""
-        sock, on_write = conn.sock, self._on_write
-        conn.settimeout(out.timeout)
+        sock, on_write, timeout = conn.sock, self._on_write, out.timeout
+        try:
+            conn.settimeout(conn.capped(timeout, httpx.WriteTimeout))
+        except httpx.WriteTimeout as exc:
+            raise Sent(exc, nothing=True) from None
         data = out.head
         chunks = chunked(out.body) if out.encode else out.body
         # Only the socket's own errors are write errors: one raised by the body's iterator
@@ -393,7 +424,10 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
                 if on_write is not None:
                     on_write(len(chunk))
                 try:
+                    conn.settimeout(conn.capped(timeout, httpx.WriteTimeout))
                     sock.sendall(chunk)
+                except httpx.WriteTimeout as exc:
+                    raise Sent(exc, nothing=False) from None
                 except OSError as exc:
                     raise Sent(write_error(exc), nothing=False) from exc
 
@@ -425,6 +459,92 @@ class Pool(PoolSettings[_Conn], httpx.BaseTransport):
                     network_backend=SendallBackend(on_write=self._on_write),
                 )
             return self._fallback
+
+
+def _left(end: float | None) -> float | None:
+    """Seconds until ``end`` (None: no end); ``TimeoutError`` if it has passed."""
+    if end is None:
+        return None
+    rest = end - time.monotonic()
+    if rest <= 0:
+        raise TimeoutError("timed out")
+    return rest
+
+
+def _lookup(host: str, port: int, end: float | None) -> list[Any]:
+    """``socket.getaddrinfo`` for ``host``, ending at ``end``: an IP address at once; a
+    name in a daemon thread (a lookup cannot be interrupted: one that outlives its
+    caller finishes on its own, its answer dropped). ``socket.create_connection`` looks
+    a name up with no timeout at all: a resolver that does not answer held the call
+    past its ``connect`` timeout and its ``total`` (for as long as the resolver's own
+    retries take, 10 s and more)."""
+    kind = socket.SOCK_STREAM
+    try:
+        return socket.getaddrinfo(host, port, type=kind, flags=socket.AI_NUMERICHOST)
+    except socket.gaierror:
+        pass
+    if end is None:
+        return socket.getaddrinfo(host, port, type=kind)
+    done = threading.Event()
+    out: list[Any] = []
+
+    def run() -> None:
+        try:
+            out.append(socket.getaddrinfo(host, port, type=kind))
+        except BaseException as exc:  # (handed to the caller)
+            out.append(exc)
+        done.set()
+
+    threading.Thread(target=run, daemon=True, name="srt-lookup").start()
+    if not done.wait(_left(end)):
+        raise TimeoutError(f"looking up {host} timed out")
+    found = out[0]
+    if isinstance(found, BaseException):
+        raise found
+    return found  # type: ignore[no-any-return]
+
+
+def _dial(host: str, port: int, end: float | None) -> socket.socket:
+    """A connected socket to ``host``: its addresses tried in turn (as
+    ``socket.create_connection``), the lookup and every attempt ending at ``end``."""
+    error: OSError = OSError(f"no address for {host}")
+    for family, kind, proto, _, address in _lookup(host, port, end):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(_left(end))
+            sock.connect(address)
+        except TimeoutError:
+            sock.close()
+            raise  # (the time is up: no other address is tried)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    raise error
+
+
+def _sooner(until: float | None, wait: float | None) -> float:
+    """The earlier of ``until`` and ``wait`` seconds from now (one of them is given)."""
+    if wait is None:
+        assert until is not None
+        return until
+    end = time.monotonic() + wait
+    return end if until is None or end < until else until
+
+
+def _within(timeout: float | None, until: float | None) -> float | None:
+    """``timeout``, or the seconds left until ``until`` if fewer; ``ConnectTimeout`` if
+    ``until`` has passed."""
+    if until is None:
+        return timeout
+    rest = until - time.monotonic()
+    if rest <= 0:
+        raise httpx.ConnectTimeout("the call's deadline passed")
+    return rest if timeout is None or rest < timeout else timeout
 
 
 def _rebuilt(

@@ -3,9 +3,12 @@
 The policy (``RetryPolicy``) and the timeouts (``Timeouts``) are in ``policy.py``; this
 module applies them. **It never retries once a 2xx response has begun**: generation is
 not idempotent, so a stream that fails after its first byte is reported, not repeated.
-The total cap of a call is enforced by a watchdog that shuts the socket down when it
-passes (sync), and (async) by srt's asyncio pool, whose every wait ends at the call's
-deadline, or ``asyncio.wait_for`` on the reads of a response from elsewhere.
+The total cap of a call ends every wait of it: srt's sync and asyncio pools take the
+call's deadline (connecting, each write, the head, each read of the body end by it);
+httpx's transports and a caller's client get timeouts cut to the time left; a body from
+them is ended by a watchdog that shuts its socket (sync, ``response.py``) or
+``asyncio.wait_for`` on its reads (``aresponse.py``). No attempt starts past the
+deadline, and a timeout at it is the total cap's ``ProviderTimeoutError``.
 
 Every ``httpx`` error is mapped to the ``ProviderError`` tree here and nowhere
 else. Secret values given in ``HTTPRequest.secrets`` are scrubbed from any text
@@ -19,7 +22,7 @@ import importlib.util
 import random
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,16 +36,14 @@ from ..errors import (
     ProviderError,
     ProviderTimeoutError,
     ProxyAuthError,
-    StreamInterruptedError,
 )
-from . import _watchdog
 from .apool import AsyncPool
 from .aresponse import AsyncResponse
-from .guard import Guarded
 from .http1 import Stop, Target, request_headers
 from .policy import Missing, RetryPolicy, Timeouts, redact, shown_url, status_error
-from .pool import Pool, ResponseStream
+from .pool import Pool
 from .proxies import Proxies, ProxyRefusedError, tls_context
+from .response import Response, past
 from .sendall import HTTPTransport
 
 if TYPE_CHECKING:
@@ -141,6 +142,21 @@ def _connection_error(exc: Exception, req: HTTPRequest) -> ProviderError:
     return ProviderConnectionError(f"{req.method} {where}: {type(exc).__name__}: {detail}")
 
 
+def _late() -> ProviderTimeoutError:
+    """The call whose total time cap passed before a reply's head (no attempt starts then)."""
+    return ProviderTimeoutError("the call passed its total time cap before a reply")
+
+
+def _cut(timeouts: dict[str, float | None], deadline: float) -> dict[str, float | None] | None:
+    """``timeouts`` (httpx's) each cut to the time left until ``deadline``, or None when
+    none needs cutting (the deadline is further than every one of them)."""
+    rest = deadline - time.monotonic()
+    if all(t is not None and t <= rest for t in timeouts.values()):
+        return None
+    rest = max(rest, 0.001)  # (httpx's sockets take no timeout of 0 or less as one)
+    return {k: rest if t is None or t > rest else t for k, t in timeouts.items()}
+
+
 def _stopped(req: HTTPRequest) -> ProviderConnectionError:
     """The request its caller stopped (``HTTPRequest.stop``) before its response's head."""
     where = shown_url(req.url, req.secrets)
@@ -206,106 +222,15 @@ async def _achunks(
         sent()
 
 
-class Response:
-    """A 2xx response whose body has not been read yet (sync)."""
-
-    def __init__(
-        self,
-        resp: httpx.Response,
-        req: HTTPRequest,
-        deadline: float,
-        retries: int,
-        done: Callable[[], None] | None = None,
-    ) -> None:
-        self.status = resp.status_code
-        self.headers = resp.headers
-        self.retries = retries
-        self._resp = resp
-        # srt's own pool's body, when it needs no decoding: read directly, without
-        # httpx's layers of generators over it (about 10 calls a chunk, a streamed event).
-        stream = resp.stream
-        self._raw = stream if isinstance(stream, ResponseStream) and stream.identity else None
-        if not isinstance(stream, ResponseStream):  # (httpx's: see ``Guarded``)
-            stream = resp.stream = Guarded(stream, resp)  # type: ignore[arg-type]
-        #: What shuts the socket while the body holds its connection (``abort``).
-        self._body: ResponseStream | Guarded = stream
-        self._req = req
-        self._deadline = deadline
-        self._expired = False
-        self.aborted = False
-        self._done = done  # told once, when the response is closed
-        self._watch = _watchdog.watch(self._expire, deadline)  # one thread for them all
-
-    def abort(self) -> None:
-        """Stop the body from any thread: a read in progress (an upstream sending only
-        keep-alives) returns at once and ``iter_bytes`` ends without an error; the caller
-        knows it stopped the body (``aborted``). The socket is shut only while the body
-        still holds its connection (never once it is back in a pool, where it may be
-        another call's by now), and never an HTTP/2 one's, which carries other calls'
-        streams: that body ends at its next chunk (keep-alive)."""
-        self.aborted = True
-        if self._resp.http_version != "HTTP/2":
-            self._body.abort()
-
-    def _expire(self) -> None:
-        """The call passed its total time cap: shut its socket, so a read in progress
-        ends (the reader reports ProviderTimeoutError)."""
-        self._expired = True
-        self._body.abort()
-
-    def iter_bytes(self) -> Generator[bytes, None, None]:
-        """The raw body chunk by chunk; errors become ``StreamInterruptedError`` or
-        ``ProviderTimeoutError``."""
-        try:
-            for chunk in self._raw if self._raw is not None else self._resp.iter_bytes():
-                if self._expired or self.aborted:
-                    break
-                if chunk:
-                    yield chunk
-        except httpx.HTTPError as exc:
-            if self.aborted:
-                return  # (the caller stopped it: ``abort``)
-            if isinstance(exc, httpx.TimeoutException):
-                raise ProviderTimeoutError(
-                    f"no data for {self._req_idle()} s while reading the response"
-                ) from exc
-            if self._expired:
-                raise self._total_error() from exc
-            raise StreamInterruptedError(
-                f"the response was cut off: {type(exc).__name__}: "
-                f"{redact(str(exc), self._req.secrets)}"
-            ) from exc
-        finally:
-            self.close()
-        if self._expired and not self.aborted:
-            raise self._total_error()
-
-    def _req_idle(self) -> str:
-        if isinstance(self._resp.stream, ResponseStream):
-            return str(self._resp.stream.read_timeout)
-        t = self._resp.request.extensions.get("timeout", {})
-        return str(t.get("read", "?"))
-
-    def _total_error(self) -> ProviderTimeoutError:
-        return ProviderTimeoutError("the call passed its total time cap while reading the response")
-
-    def read(self) -> bytes:
-        return b"".join(self.iter_bytes())
-
-    def close(self) -> None:
-        _watchdog.unwatch(self._watch)
-        self._resp.close()
-        done, self._done = self._done, None
-        if done is not None:
-            done()
-
-
 class Transport:
     """Pooled sync HTTP with retries. One per provider instance; thread-safe.
 
     ``client`` is an ``httpx.Client`` to send through instead of srt's own; ``pool`` an
     ``httpx`` transport for srt's own client to use (by default srt's HTTP/1.1 pool, or
     HTTP/2 when ``h2`` is installed, writing with ``sendall``).
+
+    ``sleep(seconds)``, if given, waits between attempts (by default ``time.sleep``, or
+    the request's ``stop``, whose stopping ends the wait).
 
     ``on_exchange(seconds)``, if given, is told how long each call took, from ``open``
     (retries and their waits included) until its response was closed: the gateway
@@ -325,7 +250,7 @@ class Transport:
         verify: ssl.SSLContext | str | bool = True,
         http2: bool | None = None,
         client: httpx.Client | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         rand: Callable[[], float] = random.random,
         pool: httpx.BaseTransport | None = None,
         on_exchange: Callable[[float], None] | None = None,
@@ -382,8 +307,11 @@ class Transport:
             parsed = self._urls[url] = (u, None if via is not None else Target.of(u), via)
         return parsed
 
-    def _send(self, req: HTTPRequest) -> httpx.Response:
-        """One attempt: the response with its head read, its body not yet.
+    def _send(self, req: HTTPRequest, deadline: float) -> httpx.Response:
+        """One attempt: the response with its head read, its body not yet; no wait (to
+        connect, write, or read the head) goes past ``deadline``: srt's pool ends each at
+        it; httpx's transports and a caller's client are given timeouts cut to the time
+        left when it is less (each of their reads ends by the deadline).
 
         Through a client built here, the request goes straight to its connection pool
         with what that client would add (its default headers, its cookies, the timeouts;
@@ -395,23 +323,32 @@ class Transport:
         request itself."""
         client, pool = self._client, self._pool
         if pool is None or client.is_closed:
+            cut = _cut(client.timeout.as_dict(), deadline)
             hreq = client.build_request(
-                req.method, req.url, headers=_headers(req), content=_content(req)
+                req.method,
+                req.url,
+                headers=_headers(req),
+                content=_content(req),
+                timeout=httpx.USE_CLIENT_DEFAULT if cut is None else httpx.Timeout(**cut),
             )
             return client.send(hreq, stream=True)
         url, target, via = self._url(req.url)
         if self._direct is not None and target is not None and not client.cookies:
             raw = request_headers(client.headers.raw, _headers(req), target, len(req.body))
             body = _content(req)
-            resp = self._direct.send(req.method, target, raw, body, self._timeouts, req.stop)
+            resp = self._direct.send(
+                req.method, target, raw, body, self._timeouts, req.stop, deadline
+            )
             if "set-cookie" in resp.headers:
                 resp.request = httpx.Request(req.method, url, headers=raw)
                 client.cookies.extract_cookies(resp)
             return resp
         headers = httpx.Headers(client.headers)
         headers.update(_headers(req))
+        cut = _cut(self._timeouts, deadline)
+        extensions = self._timeout if cut is None else {"timeout": cut}
         hreq = httpx.Request(
-            req.method, url, headers=headers, content=_content(req), extensions=self._timeout
+            req.method, url, headers=headers, content=_content(req), extensions=extensions
         )
         if client.cookies:
             client.cookies.set_cookie_header(hreq)
@@ -428,7 +365,9 @@ class Transport:
 
     def open(self, req: HTTPRequest, deadline: float | None = None) -> Response:
         """Send ``req``; retry per policy until a 2xx head arrives; never after. The total
-        cap ends at ``deadline`` if given (a clock started before: the local slot wait)."""
+        cap ends at ``deadline`` if given (a clock started before: the local slot wait):
+        every wait of an attempt (connecting, writing, the head, the body) ends by it, a
+        retry whose backoff would pass it is not made, and none starts after it."""
         total = time.monotonic() + self.timeouts.total if deadline is None else deadline
         attempts = _Attempts(self.retry, total, self._rand)
         on_exchange, started = self._on_exchange, time.perf_counter()
@@ -439,12 +378,17 @@ class Transport:
             try:
                 if stop is not None and stop.stopped:
                     raise _stopped(req)
-                resp = self._send(req)
+                if past(attempts.deadline):
+                    raise httpx.ConnectTimeout("the call's deadline passed")
+                resp = self._send(req, attempts.deadline)
             except httpx.HTTPError as exc:
                 if stop is not None and stop.stopped:  # (its connection shut: ``Stop``)
                     raise _stopped(req) from None
-                err = _connection_error(exc, req)
-                failure = (err, _retryable(err, exc), {})
+                if isinstance(exc, httpx.TimeoutException) and past(attempts.deadline):
+                    failure = (_late(), False, {})
+                else:
+                    err = _connection_error(exc, req)
+                    failure = (err, _retryable(err, exc), {})
             else:
                 if resp.status_code < 300:
                     return Response(resp, req, attempts.deadline, attempts.count, done)
@@ -462,7 +406,12 @@ class Transport:
                 if done is not None:
                     done()
                 raise
-            self._sleep(wait)
+            if self._sleep is not None:
+                self._sleep(wait)
+            elif stop is not None:  # (the caller's stop ends the backoff)
+                stop.pause(wait)
+            else:
+                time.sleep(wait)
 
 
 class AsyncTransport:
@@ -569,12 +518,12 @@ class AsyncTransport:
         while True:
             failure: tuple[ProviderError, bool, Mapping[str, str]]
             try:
+                if past(attempts.deadline):
+                    raise httpx.ConnectTimeout("the call's deadline passed")
                 resp = await self._send(req, attempts.deadline)
             except (asyncio.TimeoutError, httpx.TimeoutException) as exc:
-                if time.monotonic() >= attempts.deadline - 0.01:
-                    raise ProviderTimeoutError(
-                        "the call passed its total time cap before a reply"
-                    ) from None
+                if past(attempts.deadline):
+                    raise _late() from None
                 err = _connection_error(exc, req)  # (asyncio's only at the deadline)
                 failure = (err, True, {})
             except httpx.HTTPError as exc:
