@@ -33,7 +33,7 @@ from ..runtime import Runtime
 from . import chat, orphans
 from .config import Config
 from .conversations import Conversations
-from .errors import ApiError, from_exception
+from .errors import ApiError, error_event, from_exception
 from .events import encode
 from .leaving import GONE, first_or_gone, gone_response
 from .params import parse_create, parse_json
@@ -327,15 +327,17 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
 
         async def events() -> AsyncIterator[bytes]:
             item = first
+            sent = 0  # events sent: each item is one, numbered from 0
             try:
                 while item is not _DONE:
                     if isinstance(item, BaseException):
                         err = from_exception(item)
                         if err.status >= 500:
                             log.error("streaming response %s failed", rid, exc_info=item)
-                        yield encode("error", {"type": "error", **err.body()["error"]})
+                        yield encode("error", error_event(err, sent))
                         return
                     yield item
+                    sent += 1
                     item = seen.pop(0) if seen else await queue.get()
             finally:
                 if item is not _DONE:
