@@ -323,7 +323,8 @@ def test_an_upstream_429_with_an_odd_retry_after_is_an_openai_429(
     bg = c.responses.create(model="gpt-4o-mini", input="in the background", background=True)
     final = _ended(c, bg.id)
     assert final.status == "failed"
-    assert final.error is not None and final.error.code == "upstream_rate_limited"
+    # a response's error takes the codes of the SDK's ResponseError (not the 429's own)
+    assert final.error is not None and final.error.code == "rate_limit_exceeded"
     events = list(
         c.responses.create(model="gpt-4o-mini", input="bg stream", background=True, stream=True)
     )

@@ -33,7 +33,7 @@ from ..runtime import Runtime
 from . import chat, orphans
 from .config import Config
 from .conversations import Conversations
-from .errors import ApiError, from_exception
+from .errors import ApiError, error_event, from_exception
 from .events import encode
 from .leaving import GONE, first_or_gone, gone_response
 from .params import parse_create, parse_json
@@ -42,6 +42,7 @@ from .records import hash_key, new_id
 from .service import Gateway, Stop
 from .texts import SWEEP_S
 from .timing import UPSTREAM_KEY, ServerTiming
+from .values import object_id
 
 __all__ = ["build"]
 
@@ -222,6 +223,18 @@ def _json(data: Any, status: int = 200) -> JSONResponse:
     return _JSONResponse(data, status_code=status)
 
 
+def _rid(request: Request) -> str:
+    """The response id of a ``/v1/responses/{id}`` path; one without its prefix is
+    api.openai.com's 400 (``Invalid 'response_id': 'x'. Expected an ID that begins with
+    'resp'.``), before anything is looked up."""
+    return object_id(request.path_params["rid"], "response_id", "resp")
+
+
+def _cid(request: Request) -> str:
+    """The conversation id of a ``/v1/conversations/{id}`` path, checked as ``_rid``."""
+    return object_id(request.path_params["cid"], "conversation_id", "conv")
+
+
 def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> Starlette:
     """The ASGI app for ``config`` on ``runtime`` (see ``srt.gateway.app``); with
     ``owns_runtime`` its lifespan's end closes the runtime too."""
@@ -268,7 +281,7 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
                 raise
             if "response" in ended:
                 return dict(ended["response"])
-            return {**found[0]["response"], "output_text": ""}
+            return dict(found[0]["response"])
 
     async def create_response(request: Request) -> Response:
         tenant = await st.tenant(request)
@@ -314,15 +327,17 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
 
         async def events() -> AsyncIterator[bytes]:
             item = first
+            sent = 0  # events sent: each item is one, numbered from 0
             try:
                 while item is not _DONE:
                     if isinstance(item, BaseException):
                         err = from_exception(item)
                         if err.status >= 500:
                             log.error("streaming response %s failed", rid, exc_info=item)
-                        yield encode("error", {"type": "error", **err.body()["error"]})
+                        yield encode("error", error_event(err, sent))
                         return
                     yield item
+                    sent += 1
                     item = seen.pop(0) if seen else await queue.get()
             finally:
                 if item is not _DONE:
@@ -333,26 +348,27 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
 
     async def get_response(request: Request) -> Response:
         tenant = await st.tenant(request)
+        rid = _rid(request)
         q = parse_retrieve(request.query_params.multi_items())
         if not q.stream:
-            return _json(await st.run(gw.get, tenant, request.path_params["rid"]))
-        replayed = await st.run(gw.replay, tenant, request.path_params["rid"], q.starting_after)
+            return _json(await st.run(gw.get, tenant, rid))
+        replayed = await st.run(gw.replay, tenant, rid, q.starting_after)
         headers = {"cache-control": "no-cache", "x-accel-buffering": "no"}
         return StreamingResponse(iter(replayed), media_type="text/event-stream", headers=headers)
 
     async def delete_response(request: Request) -> Response:
         tenant = await st.tenant(request)
-        return _json(await st.run(gw.delete, tenant, request.path_params["rid"]))
+        return _json(await st.run(gw.delete, tenant, _rid(request)))
 
     async def input_items(request: Request) -> Response:
         tenant = await st.tenant(request)
+        rid = _rid(request)
         q = parse_list(request.query_params.multi_items())
-        rid = request.path_params["rid"]
         return _json(await st.run(gw.input_items, tenant, rid, q.after, q.limit, q.order))
 
     async def cancel_response(request: Request) -> Response:
         tenant = await st.tenant(request)
-        return _json(await st.run(gw.cancel, tenant, request.path_params["rid"]))
+        return _json(await st.run(gw.cancel, tenant, _rid(request)))
 
     async def create_conversation(request: Request) -> Response:
         tenant = await st.tenant(request)
@@ -362,7 +378,7 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
 
     async def conversation(request: Request) -> Response:
         tenant = await st.tenant(request)
-        cid = request.path_params["cid"]
+        cid = _cid(request)
         parse_none(request.query_params.multi_items())
         if request.method == "GET":
             return _json(await st.run(convs.get, tenant, cid))
@@ -373,7 +389,7 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
 
     async def conversation_items(request: Request) -> Response:
         tenant = await st.tenant(request)
-        cid = request.path_params["cid"]
+        cid = _cid(request)
         if request.method == "POST":
             parse_include(request.query_params.multi_items())  # shows nothing more
             body = await _body(request, config.max_body_bytes)
@@ -383,7 +399,7 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
 
     async def conversation_item(request: Request) -> Response:
         tenant = await st.tenant(request)
-        cid, item = request.path_params["cid"], request.path_params["item"]
+        cid, item = _cid(request), request.path_params["item"]
         if request.method == "DELETE":
             parse_none(request.query_params.multi_items())
             return _json(await st.run(convs.delete_item, tenant, cid, item))

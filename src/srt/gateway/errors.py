@@ -39,8 +39,10 @@ __all__ = [
     "ApiError",
     "bad_request",
     "chain_conflict",
+    "error_event",
     "from_exception",
     "not_found",
+    "response_error",
     "response_not_found",
 ]
 
@@ -95,6 +97,33 @@ class ApiError(Exception):
 
     def json(self) -> bytes:
         return json.dumps(self.body(), ensure_ascii=False).encode("utf-8")
+
+
+#: The codes a response's ``error`` object takes (the ``openai`` SDK's ``ResponseError``:
+#: api.openai.com's list, of which these are the ones a gateway failure can be). A
+#: request's own error code (``upstream_error``, ``previous_response_not_found``...)
+#: names an HTTP error; in a response's ``error`` it is ``server_error``, or
+#: ``rate_limit_exceeded`` for a rate limit, its message kept.
+_RESPONSE_CODES = frozenset({"server_error", "rate_limit_exceeded", "invalid_prompt"})
+_AS_RESPONSE_CODE = {"upstream_rate_limited": "rate_limit_exceeded"}
+
+
+def response_error(err: ApiError) -> dict[str, Any]:
+    """``err`` as a response's ``error`` object (``{"code", "message"}``), its code one
+    of those a ``ResponseError`` takes."""
+    code = _AS_RESPONSE_CODE.get(err.code or "", err.code)
+    return {"code": code if code in _RESPONSE_CODES else "server_error", "message": err.message}
+
+
+def error_event(err: ApiError, sequence_number: int) -> dict[str, Any]:
+    """``err`` as a stream's ``error`` event (the SDK's ``ResponseErrorEvent``)."""
+    return {
+        "type": "error",
+        "code": err.code,
+        "message": err.message,
+        "param": err.param,
+        "sequence_number": sequence_number,
+    }
 
 
 def bad_request(message: str, param: str | None = None, code: str | None = None) -> ApiError:

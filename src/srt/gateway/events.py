@@ -3,10 +3,11 @@
 ``response.created``, ``response.in_progress``, then per output item
 ``response.output_item.added``, for a message ``response.content_part.added``, the
 ``response.output_text.delta`` events, ``response.output_text.done`` and
-``response.content_part.done``, for a function call
-``response.function_call_arguments.delta`` and ``...done``, then
-``response.output_item.done``; last ``response.completed`` (or ``response.incomplete``
-/ ``response.failed``). Every event carries ``type`` and a ``sequence_number`` from 0.
+``response.content_part.done`` (a refusal part: ``response.refusal.delta`` and
+``...done``), for a function call ``response.function_call_arguments.delta`` and
+``...done``, then ``response.output_item.done``; last ``response.completed`` (or
+``response.incomplete`` / ``response.failed``). Every event carries ``type`` and a
+``sequence_number`` from 0.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class Events:
                 "content": [],
             }
             self._add("response.output_item.added", output_index=0, item=self._message)
-            part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+            part = _text_part("")
             self._add(
                 "response.content_part.added",
                 item_id=message_id,
@@ -92,6 +93,24 @@ class Events:
     def text(self) -> str:
         return "".join(self._text)
 
+    def _part(self, item_id: str, index: int, ci: int, part: dict[str, Any]) -> None:
+        """One content part of a message announced whole: added (empty), its text or
+        refusal in one delta, done."""
+        ix = {"item_id": item_id, "output_index": index, "content_index": ci}
+        if part.get("type") == "refusal":
+            said = str(part.get("refusal") or "")
+            self._add("response.content_part.added", **ix, part={**part, "refusal": ""})
+            if said:
+                self._add("response.refusal.delta", **ix, delta=said)
+            self._add("response.refusal.done", **ix, refusal=said)
+        else:
+            text = str(part.get("text") or "")
+            self._add("response.content_part.added", **ix, part={**part, "text": ""})
+            if text:
+                self._add("response.output_text.delta", **ix, delta=text, logprobs=[])
+            self._add("response.output_text.done", **ix, text=text, logprobs=[])
+        self._add("response.content_part.done", **ix, part=part)
+
     def finish(self, response: dict[str, Any]) -> None:
         """Close the open message and announce the other output items, then the end."""
         output = response.get("output") or []
@@ -102,23 +121,16 @@ class Events:
                 done_message = {
                     **self._message,
                     "status": "incomplete",
-                    "content": [
-                        {
-                            "type": "output_text",
-                            "text": self.text,
-                            "annotations": [],
-                            "logprobs": [],
-                        }
-                    ],
+                    "content": [_text_part(self.text)],
                 }
             mid = self._message["id"]
-            text = "".join(
-                p.get("text", "") for p in done_message["content"] if p.get("type") == "output_text"
-            )
+            parts = done_message["content"] or [_text_part(self.text)]
             ix = {"item_id": mid, "output_index": 0, "content_index": 0}
-            self._add("response.output_text.done", **ix, text=text, logprobs=[])
-            part = (done_message["content"] or [{"type": "output_text", "text": text}])[0]
-            self._add("response.content_part.done", **ix, part=part)
+            first = parts[0] if parts[0].get("type") == "output_text" else _text_part(self.text)
+            self._add("response.output_text.done", **ix, text=first["text"], logprobs=[])
+            self._add("response.content_part.done", **ix, part=first)  # the deltas' part
+            for ci, part in enumerate(parts[1:], 1):
+                self._part(mid, 0, ci, part)
             self._add("response.output_item.done", output_index=0, item=done_message)
         index = self._index
         for item in output:
@@ -141,23 +153,13 @@ class Events:
                     "response.function_call_arguments.done",
                     item_id=item["id"],
                     output_index=index,
-                    name=item.get("name"),
                     arguments=args,
                 )
             elif item.get("type") == "message":
                 added = {**item, "content": [], "status": "in_progress"}
                 self._add("response.output_item.added", output_index=index, item=added)
                 for ci, part in enumerate(item.get("content") or ()):
-                    ix = {"item_id": item["id"], "output_index": index, "content_index": ci}
-                    self._add("response.content_part.added", **ix, part={**part, "text": ""})
-                    if part.get("text"):
-                        self._add(
-                            "response.output_text.delta", **ix, delta=part["text"], logprobs=[]
-                        )
-                    self._add(
-                        "response.output_text.done", **ix, text=part.get("text", ""), logprobs=[]
-                    )
-                    self._add("response.content_part.done", **ix, part=part)
+                    self._part(item["id"], index, ci, part)
             else:
                 self._add("response.output_item.added", output_index=index, item=item)
             self._add("response.output_item.done", output_index=index, item=item)
@@ -171,6 +173,10 @@ class Events:
         self._add(kind, response=response)
 
 
+def _text_part(text: str) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
 def replay(response: dict[str, Any], after: int | None = None) -> list[bytes]:
     """The events a streamed create sends for ``response`` (an ended one, as stored),
     those after the sequence number ``after`` only: each output item whole, its text in
@@ -181,7 +187,7 @@ def replay(response: dict[str, Any], after: int | None = None) -> list[bytes]:
         if after is None or data["sequence_number"] > after:
             out.append(encode(kind, data))
 
-    final = {k: v for k, v in response.items() if k != "output_text"}
+    final = dict(response)
     start = {**final, "error": None, "incomplete_details": None}
     start.pop("completed_at", None)  # (as it started: not ended yet)
     events = Events(emit)

@@ -59,7 +59,6 @@ __all__ = [
     "items_of",
     "locate",
     "mark_scope",
-    "output_text",
     "page",
     "parse_id",
     "partial_message",
@@ -405,16 +404,6 @@ def items_of(
                 else {**item, "id": item.get("id") or ident}
             )
     return out
-
-
-def output_text(items: Iterable[dict[str, Any]]) -> str:
-    return "".join(
-        p.get("text", "")
-        for item in items
-        if item.get("type") == "message"
-        for p in item.get("content", ())
-        if p.get("type") == "output_text"
-    )
 
 
 def partial_message(message_id: str, text: str) -> dict[str, Any]:

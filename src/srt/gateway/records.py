@@ -29,6 +29,7 @@ from .._types import Reply
 from ..store import sweeps
 from ..store.base import ObjectPut, Store
 from .checks import check_conversation, check_response, damaged
+from .errors import response_error
 from .idmap import Kept
 from .items import conversation_ids, response_ids, usage_json
 from .texts import GRACE_S, Texts
@@ -232,7 +233,7 @@ def settle(
         response["usage"] = usage_json(reply.usage)
     response["status"] = status
     if error is not None:
-        response["error"] = {"code": error.code or "server_error", "message": error.message}
+        response["error"] = response_error(error)
     response["completed_at"] = int(time.time())
     record["depth"] = depth
     record.pop("owner", None)

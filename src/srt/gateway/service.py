@@ -371,7 +371,7 @@ class Gateway:
         turn.settled = True
         if events is not None:
             events.finish(response)
-        return {**response, "output_text": it.output_text(output)}
+        return dict(response)
 
     def _abandon(
         self, tenant: str, p: CreateResponse, turn: Turn, rid: str, error: ApiError
@@ -404,7 +404,7 @@ class Gateway:
             events.fail(response)
         except Exception:
             return None
-        return {**response, "output_text": it.output_text(response.get("output") or [])}
+        return dict(response)
 
     def _in_commit(
         self, tenant: str, turn: Turn, record: dict[str, Any]
@@ -442,7 +442,6 @@ class Gateway:
         ):
             # its worker died, or could not store its end
             self.records.mark_ended(tenant, rec, node)
-        resp["output_text"] = it.output_text(resp.get("output") or [])
         return resp
 
     def _stored_output(self, tenant: str, rec: dict[str, Any], node: int) -> list[dict[str, Any]]:
@@ -515,7 +514,6 @@ class Gateway:
             # Its worker has not ended it yet (its upstream has not answered: its stream
             # is cancelled once it does): the response ends here, whatever arrives later.
             rec["response"] = {**resp, "status": "cancelled", "completed_at": int(time.time())}
-            rec["response"].pop("output_text", None)
             self.records.put_response(tenant, rec, _node)
             resp = self.get(tenant, rid)
         return resp
