@@ -1,5 +1,6 @@
 """``docs/cli.md`` against the parser: every command and option has help, and the docs
-have a section for every command naming each of its options (moved from test_cli.py)."""
+have a section for every command naming each of its options (moved from test_cli.py), and
+every option a section names is its command's."""
 
 from __future__ import annotations
 
@@ -86,3 +87,29 @@ def test_docs_cover_every_command_and_option() -> None:
             assert _mention(action) in sections[title], (title, _mention(action))
     for action in _options(build_parser()):
         assert _mention(action) in doc.split("\n## srt ", 1)[0], action.dest
+
+
+def section_fault(title: str, text: str) -> list[str]:
+    """The ``--options`` that ``text``, the prose of section ``title`` (``srt gc``), names
+    in inline code (`` `--dry-run` ``) and that neither that command nor ``srt`` takes."""
+    parsers = {f"srt {' '.join(p)}": parser for p, parser, leaf in _walk(build_parser()) if leaf}
+    known = {o for a in _options(parsers[title]) for o in a.option_strings}
+    known |= {o for a in _options(build_parser()) for o in a.option_strings}
+    prose = re.sub(r"```.*?```", "", text, flags=re.S)
+    return sorted(set(re.findall(r"`(--[a-z][\w-]*)", prose)) - known)
+
+
+def test_each_section_names_its_commands_options() -> None:
+    """The other way: an option a section names is one its command takes (a renamed or
+    removed flag left in the prose is caught; shown commands: test_docs_commands.py)."""
+    doc = DOCS.read_text(encoding="utf-8")
+    _head, *chunks = re.split(r"^(?=## srt )", doc, flags=re.MULTILINE)
+    named = 0
+    for chunk in chunks:
+        title = chunk.splitlines()[0][3:].strip()
+        assert section_fault(title, chunk) == [], title
+        named += len(re.findall(r"`--[a-z]", chunk))
+    assert named >= 60
+    assert section_fault("srt gc", "- `--dry-run`, `--json`, `--db`") == []
+    assert section_fault("srt gc", "- `--dryrun`: ...\n```\nsrt gc --x\n```") == ["--dryrun"]
+    assert section_fault("srt ls", "`--tree`") == ["--tree"]  # srt show's, not ls's

@@ -2,7 +2,8 @@
 (offline: in a fresh directory, the providers pointed at ``srt.testing``'s server on
 loopback through their environment variables, the local provider on the pinned SmolLM2)
 and give what the pages say. README.md's are run by ``test_docs.py``, integrations.md's
-and tasks.md's by ``test_docs_integrations.py`` and ``test_docs_tasks.py``."""
+and tasks.md's by ``test_docs_integrations.py`` and ``test_docs_tasks.py``. local.md's
+option table is ``LocalProvider``'s keywords, both ways."""
 
 from __future__ import annotations
 
@@ -118,3 +119,23 @@ def test_local_examples(
     assert ns["s"].messages()[-1]["role"] == "assistant"
     assert ns["missing"]() is None
     assert Path(ns["default_model"]()) == Path(p.model_path)
+
+
+def test_local_options_table_is_the_constructors() -> None:
+    """docs/local.md's option table names every keyword ``LocalProvider`` takes, and no
+    other; a plain number or ``True``/``False`` in its default column is the default."""
+    import inspect
+
+    from srt.providers.local import LocalProvider
+
+    text = (DOCS / "local.md").read_text(encoding="utf-8")
+    table = text.split("| option | default | meaning |", 1)[1].split("\n\n", 1)[0]
+    rows = re.findall(r"^\| ((?:`\w+`(?:, )?)+) \| ([^|]*) \|", table, flags=re.M)
+    documented = {n: d.strip() for names, d in rows for n in re.findall(r"`(\w+)`", names)}
+    params = inspect.signature(LocalProvider).parameters
+    taken = {n for n, p in params.items() if p.kind is not p.VAR_KEYWORD}
+    assert set(documented) == taken
+    for name, default in documented.items():
+        plain = default.replace("`", "")
+        if re.fullmatch(r"\d+|True|False", plain):
+            assert repr(params[name].default).removesuffix(".0") == plain, name
