@@ -189,7 +189,8 @@ def test_a_streamed_response_cut_at_its_output_cap_is_stored_as_the_plain_one_is
 ) -> None:
     """``max_output_tokens`` reached: the non-streamed response has status
     ``incomplete``, and the stream ends with ``response.incomplete`` carrying the same
-    response; both are stored as replies (``stop_reason`` incomplete) with their usage."""
+    response; both are stored as replies (``stop_reason`` its ``incomplete_details.reason``,
+    ``max_output_tokens``) with their usage."""
     p = make("responses", srv)
     long = "word " * 200
     for streamed in (False, True):
@@ -203,7 +204,7 @@ def test_a_streamed_response_cut_at_its_output_cap_is_stored_as_the_plain_one_is
         else:
             reply = s.send(p, model="gpt-4o", max_output_tokens=20)
             text = reply.message["content"]
-        assert reply is not None and reply.stop_reason == "incomplete"
+        assert reply is not None and reply.stop_reason == "max_output_tokens"
         assert 0 < len(text) < len(long) and s.messages()[-1]["content"] == text
         row, rec = s.calls()[-1], srv.log[-1]
         assert rec.status == 200 and row["status"] == "ok" and row["output_tokens"] == 20

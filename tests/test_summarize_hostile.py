@@ -92,7 +92,7 @@ def test_a_responses_reply_cut_at_max_output_tokens_is_no_summary(
     _chat(s)
     before = _state(rt, s)
     srv.script("*", ["The conversation covered many questions. " * 40])
-    with pytest.raises(srt.SessionError, match="incomplete"):
+    with pytest.raises(srt.SessionError, match="cut off at the output token limit"):
         s.compact(len(s), summarizer=p, model=MODELS["responses"], max_output_tokens=16)
     p.close()
     assert _state(rt, s) == before

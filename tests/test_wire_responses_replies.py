@@ -199,8 +199,13 @@ def test_parse_refusal_incomplete_and_text_with_calls() -> None:
     }
     reply = FORMAT.parse_reply(incomplete)
     assert reply.message == {"role": "assistant", "content": ""}
-    assert reply.stop_reason == "incomplete"
+    assert reply.stop_reason == "max_output_tokens"  # (why, as other formats' say it)
     assert reply.usage == srt.Usage(5, 16)
+    filtered = dict(incomplete, incomplete_details={"reason": "content_filter"})
+    assert FORMAT.parse_reply(filtered).stop_reason == "content_filter"
+    assert FORMAT.parse_reply(dict(incomplete, incomplete_details=None)).stop_reason == (
+        "incomplete"
+    )
 
     mixed = dict(TOOL_REPLY, output=[TEXT_REPLY["output"][0], TOOL_REPLY["output"][1]])
     reply = FORMAT.parse_reply(mixed)

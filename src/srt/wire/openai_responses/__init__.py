@@ -351,7 +351,7 @@ class OpenAIResponses(WireFormat):
         if artifacts:
             msg["artifacts"] = artifacts
         usage = _usage(data.get("usage") or {})
-        return Reply(msg, usage, model, data.get("id"), data.get("status"))
+        return Reply(msg, usage, model, data.get("id"), _stop_reason(data))
 
     def parse_usage(self, data: Any) -> Usage | None:
         return usage_or_none(data, _usage)
@@ -398,6 +398,20 @@ def _string(value: Any, what: str) -> str:
 
 
 # -- items -> canonical messages ------------------------------------------------------
+
+
+def _stop_reason(data: dict[str, Any]) -> Any:
+    """A response's status as its reply's stop reason; an ``incomplete`` one's is why
+    (``incomplete_details.reason``: ``max_output_tokens`` or ``content_filter``, as the
+    other formats' stop reasons say it)."""
+    status = data.get("status")
+    details = data.get("incomplete_details")
+    if status == "incomplete" and isinstance(details, dict):
+        reason = details.get("reason")
+        if isinstance(reason, str) and reason:
+            return reason
+    return status
+
 
 _MESSAGE_KEYS = frozenset({"type", "role", "content", "id", "status"})
 _CALL_KEYS = frozenset({"type", "call_id", "name", "arguments", "id", "status"})
