@@ -217,6 +217,17 @@ def test_the_toast_bench_measures_every_variant_on_the_same_workload() -> None:
         assert r["cold_open_build_ms"] > 0 and r["overview_ms"] > 0
 
 
+def test_the_fetch_shape_bench_fetches_the_same_bytes_in_every_shape() -> None:
+    res = _bench("pg_fetch_shape.py", "--turns", "5", "--pack", "4", "--reps", "1")
+    assert res["bodies"] == 11 and res["rows"] == {"per_message": 11, "packs": 3}
+    assert res["bytes"] > 0 and res["server_execution_ms"] >= 0
+    assert set(res["ms"]) == {
+        "connect",
+        *(f"{how}_{t}" for how in ("fetch", "libpq") for t in res["table_bytes"]),
+    }
+    assert all(ms > 0 for ms in res["ms"].values())
+
+
 def test_the_ls_bench_times_the_migration_of_a_v7_store() -> None:
     res = _bench("pg_ls.py", "--sessions", "2", "--turns", "1", "--reps", "1", "--at-v7")
     assert res["migrate_v7_to_v8_s"] >= 0 and res["srt_ls_lines"] == 3
