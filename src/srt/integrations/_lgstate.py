@@ -74,7 +74,6 @@ class Tree:
 
     def __init__(self, rt: Runtime, serde: SerializerProtocol) -> None:
         self.rt, self.store, self.serde = rt, rt.store, serde
-        self.threads: set[str] = set()
 
     # -- objects --------------------------------------------------------------------
 
@@ -232,9 +231,9 @@ class Tree:
         if not sc.named:
             if row is not None:  # another's (an older saver's name), or an app's own
                 sc.session = digest_name(sc.thread, sc.ns)
-            if sc.thread not in self.threads:
-                self.store.put_object(THREAD, THREADS, sc.thread, b"")
-                self.threads.add(sc.thread)
+            # (every time: another saver may have deleted the thread since; written,
+            # not if_absent, so a deletion that began before keeps it, ``_lgdelete``)
+            self.store.put_object(THREAD, THREADS, sc.thread, b"")
             key = "ns:" + sc.ns
             if not self.store.put_object(NS, sc.thread, key, sc.session.encode(), if_absent=True):
                 found = self.store.get_object(NS, sc.thread, key)

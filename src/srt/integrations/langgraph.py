@@ -468,7 +468,6 @@ class SrtSaver(BaseCheckpointSaver[Any]):
             for row in list(self._tree.rows(BLOB, short(thread))):
                 store.delete_object(BLOB, short(thread), row.key)
             store.delete_object(THREAD, THREADS, thread)
-            self._tree.threads.discard(thread)
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints (and writes) whose metadata names one of ``run_ids``."""
