@@ -52,6 +52,7 @@ from ._lgnames import (
     Scope,
     Stale,
     digest_name,
+    session_name,
     tips,
 )
 from ._lgprep import prepare, settle
@@ -184,6 +185,13 @@ class Tree:
         """Read every record of the scope, and the patch each node was first stored with
         (its version first: a record written meanwhile makes the next write stale)."""
         sc.version = self.version(sc)
+        # The name read again after the version: a deletion that took it swapped the
+        # version after, and a scope read before would write on without it (_lgdelete).
+        row = self.store.get_object(NS, sc.thread, "ns:" + sc.ns)
+        sc.named, sc.cursor = row is not None, None
+        sc.session = (
+            self._name(sc, row.value) if row is not None else session_name(sc.thread, sc.ns)
+        )
         sc.records.clear()
         sc.extras.clear()
         sc.bases.clear()
