@@ -175,4 +175,3 @@ def undo(rt: Runtime, tree: Tree, sc: Scope, before: tuple[int, int | None] | No
     store.delete_object(NS, sc.thread, "ns:" + sc.ns)
     if not store.list_objects(NS, sc.thread, limit=1):
         store.delete_object(THREAD, THREADS, sc.thread)
-        tree.threads.discard(sc.thread)

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ..errors import ConflictError, SessionNotFoundError, SrtError
+from ..errors import ConflictError, CorruptionError, SessionNotFoundError, SrtError
 from ..runtime import Runtime
 from . import _lgcheck
 from ._lgnames import Scope, Stale
@@ -87,10 +87,16 @@ class Scopes:
         session goes back to its head (a scope it made goes), and the scope is read
         again (pending writes kept). A value that cannot be stored is an
         ``InvalidMessageError``. The thread's session deleted by another writer since
-        the scope was read: read again and tried once more."""
-        gone = 0
+        the scope was read (each time), or a record it needs deleted while it was read
+        (``CorruptionError``; a deletion under way, ``_lgdelete``): read again and tried
+        again."""
+        broken: CorruptionError | None = None  # (a record gone while read: read again)
         for _attempt in range(_RETRIES):
-            sc = self.get(thread, ns)
+            try:
+                sc = self.get(thread, ns)
+            except CorruptionError as exc:  # (load reads it all again next time)
+                broken = exc
+                continue
             before = sc.cursor
             if before is None and sc.named:  # (unnamed: the write makes its session)
                 row = self.rt.store.get_session(sc.session)
@@ -99,13 +105,12 @@ class Scopes:
             try:
                 out = fn(sc)
             except Exception as exc:
-                self.renew(sc, pending)
+                # (undone first: the scope read again must see the name undo may delete)
                 _lgcheck.undo(self.rt, self.tree, sc, before)
-                if isinstance(exc, Stale):  # another writer got in first: read, redo
-                    continue
-                if isinstance(exc, SessionNotFoundError) and not gone:
-                    gone += 1
-                    continue
+                self.renew(sc, pending)
+                broken = exc if isinstance(exc, CorruptionError) else None
+                if isinstance(exc, (Stale, SessionNotFoundError, CorruptionError)):
+                    continue  # another writer got in first, or deleted the thread: redo
                 if isinstance(exc, (TypeError, ValueError, OverflowError, RecursionError)) and (
                     not isinstance(exc, SrtError)
                 ):
@@ -114,6 +119,8 @@ class Scopes:
                 raise
             self.wrote(sc)
             return out
+        if broken is not None:  # (every time: not a deletion under way)
+            raise broken
         raise ConflictError(
             f"could not write checkpoint {cid} of thread {thread!r}: other writers kept "
             "writing the thread first"

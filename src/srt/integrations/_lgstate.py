@@ -52,6 +52,7 @@ from ._lgnames import (
     Scope,
     Stale,
     digest_name,
+    session_name,
     tips,
 )
 from ._lgprep import prepare, settle
@@ -74,7 +75,6 @@ class Tree:
 
     def __init__(self, rt: Runtime, serde: SerializerProtocol) -> None:
         self.rt, self.store, self.serde = rt, rt.store, serde
-        self.threads: set[str] = set()
 
     # -- objects --------------------------------------------------------------------
 
@@ -185,6 +185,13 @@ class Tree:
         """Read every record of the scope, and the patch each node was first stored with
         (its version first: a record written meanwhile makes the next write stale)."""
         sc.version = self.version(sc)
+        # The name read again after the version: a deletion that took it swapped the
+        # version after, and a scope read before would write on without it (_lgdelete).
+        row = self.store.get_object(NS, sc.thread, "ns:" + sc.ns)
+        sc.named, sc.cursor = row is not None, None
+        sc.session = (
+            self._name(sc, row.value) if row is not None else session_name(sc.thread, sc.ns)
+        )
         sc.records.clear()
         sc.extras.clear()
         sc.bases.clear()
@@ -232,9 +239,9 @@ class Tree:
         if not sc.named:
             if row is not None:  # another's (an older saver's name), or an app's own
                 sc.session = digest_name(sc.thread, sc.ns)
-            if sc.thread not in self.threads:
-                self.store.put_object(THREAD, THREADS, sc.thread, b"")
-                self.threads.add(sc.thread)
+            # (every time: another saver may have deleted the thread since; written,
+            # not if_absent, so a deletion that began before keeps it, ``_lgdelete``)
+            self.store.put_object(THREAD, THREADS, sc.thread, b"")
             key = "ns:" + sc.ns
             if not self.store.put_object(NS, sc.thread, key, sc.session.encode(), if_absent=True):
                 found = self.store.get_object(NS, sc.thread, key)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import contextlib
 import copy
 import os
 import random
@@ -48,13 +47,13 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from ..errors import ConfigError, ConflictError, InvalidMessageError, SessionNotFoundError
+from ..errors import ConfigError, ConflictError, InvalidMessageError
 from ..runtime import Runtime
 from ..store.base import ObjectPut
-from . import _append, _lcmsg, _lgcheck
+from . import _append, _lcmsg, _lgcheck, _lgdelete
 from ._lgcodec import full_id, key_id
 from ._lglist import BATCH, Listing
-from ._lgnames import BLOB, CKPT, KEEP, NS, THREAD, THREADS, VERSION, Scope, Stale, short
+from ._lgnames import BLOB, CKPT, KEEP, NS, THREAD, THREADS, Scope, Stale, short
 from ._lgscope import Scopes
 from ._lgstate import Tree
 
@@ -454,21 +453,8 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         self._call(self._delete_thread, _lgcheck.thread(thread_id))
 
     def _delete_thread(self, thread: str) -> None:
-        store = self._rt.store
         with self._lock:
-            for ns in self._namespaces(thread):
-                sc = self._tree.scope(thread, ns)
-                for kind in (CKPT, KEEP, VERSION):
-                    for row in list(self._tree.rows(kind, sc.key)):
-                        store.delete_object(kind, sc.key, row.key)
-                with contextlib.suppress(SessionNotFoundError):
-                    self._rt.delete(sc.session)
-                store.delete_object(NS, thread, "ns:" + ns)
-                self._scopes.drop(thread, ns)
-            for row in list(self._tree.rows(BLOB, short(thread))):
-                store.delete_object(BLOB, short(thread), row.key)
-            store.delete_object(THREAD, THREADS, thread)
-            self._tree.threads.discard(thread)
+            _lgdelete.delete_thread(self._rt, self._tree, self._scopes, thread)
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints (and writes) whose metadata names one of ``run_ids``."""
