@@ -110,24 +110,28 @@ def test_delete_thread_while_another_saver_writes_leaves_it_whole(db: str) -> No
                 return
 
     threads = [threading.Thread(target=f) for f in (write, delete)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
-    # And written once more, the deleter done: that chain is there whole too.
-    last: dict[str, Any] = {}
-    _history(writer, 1, last)
-    writer.close()
-    deleter.close()
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        # And written once more, the deleter done: that chain is there whole too.
+        last: dict[str, Any] = {}
+        _history(writer, 1, last)
+    finally:  # (a failure leaves no open saver to the tests after it)
+        writer.close()
+        deleter.close()
     fresh = SrtSaver(db)
-    left = list(fresh.list(_cfg()))
-    assert set(last) <= {t.config["configurable"]["checkpoint_id"] for t in left}
-    told.update(last)
-    for tup in left:
-        cid = tup.config["configurable"]["checkpoint_id"]
-        assert _bytes(tup.checkpoint) == told[cid]
-        assert len(tup.pending_writes or []) == (0 if tup.metadata["step"] == 0 else 1)
-    fresh.close()
+    try:
+        left = list(fresh.list(_cfg()))
+        assert set(last) <= {t.config["configurable"]["checkpoint_id"] for t in left}
+        told.update(last)
+        for tup in left:
+            cid = tup.config["configurable"]["checkpoint_id"]
+            assert _bytes(tup.checkpoint) == told[cid]
+            assert len(tup.pending_writes or []) == (0 if tup.metadata["step"] == 0 else 1)
+    finally:
+        fresh.close()
     with srt.Runtime(db) as rt:
         assert rt.store.verify().ok
