@@ -23,13 +23,14 @@ import time
 
 from ..errors import ConflictError, SessionNotFoundError
 from ..runtime import Runtime
-from ._lgnames import BLOB, CKPT, KEEP, NS, THREAD, THREADS, VERSION, short
+from ._lgnames import BLOB, CKPT, DELETING, KEEP, NS, THREAD, THREADS, VERSION, short
 from ._lgscope import Scopes
 from ._lgstate import Tree
 
 __all__ = ["delete_thread"]
 
 _PASSES = 64  # a namespace deleted again after writers wrote it meanwhile
+_FLAG_TTL = 3600.0  # seconds: a deletion that never ended stops counting as under way
 
 
 def _wipe(tree: Tree, key: str, thread: str) -> None:
@@ -45,9 +46,22 @@ def _wipe(tree: Tree, key: str, thread: str) -> None:
 
 
 def delete_thread(rt: Runtime, tree: Tree, scopes: Scopes, thread: str) -> None:
-    """Delete every checkpoint, write and value of ``thread`` (see the module docstring)."""
+    """Delete every checkpoint, write and value of ``thread`` (see the module docstring).
+    While it runs, an object of its own says a deletion is under way: a reader that
+    finds a record it cannot read, its scope's version unchanged, reads it as gone
+    (``_lgread``); should the deletion never end, the object expires."""
     store = rt.store
     since = time.time()
+    flag = os.urandom(8).hex()
+    store.put_object(DELETING, short(thread), flag, b"", expires=since + _FLAG_TTL)
+    try:
+        _delete(rt, tree, scopes, thread, since)
+    finally:
+        store.delete_object(DELETING, short(thread), flag)
+
+
+def _delete(rt: Runtime, tree: Tree, scopes: Scopes, thread: str, since: float) -> None:
+    store = rt.store
     for row in list(tree.rows(NS, thread)):
         ns = row.key[3:]
         sc = tree.scope(thread, ns)

@@ -11,9 +11,10 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import CheckpointTuple, get_checkpoint_id
 
-from ..store.base import Store
+from . import _lgread
 from ._lgcodec import full_id
 from ._lgnames import CKPT, Scope
+from ._lgscope import Scopes
 from ._lgstate import Tree
 
 BATCH = 32  # checkpoints list() builds at a time
@@ -21,20 +22,22 @@ BATCH = 32  # checkpoints list() builds at a time
 
 class Listing:
     """A ``list()`` in progress over ``scopes`` (run on the saver's thread, with its lock,
-    store, record tree and ``tuple(scope, id, record)``)."""
+    scopes, record tree and ``tuple(scope, id, record)``). Each checkpoint is built from
+    a scope read whole (a row the scope does not hold: read again), ``_lgread``."""
 
     def __init__(
         self,
         scopes: builtins.list[Scope],
         lock: contextlib.AbstractContextManager[Any],
-        store: Store,
+        held: Scopes,
         tree: Tree,
         tuple_: Callable[[Scope, str, dict[str, Any]], CheckpointTuple],
         config: RunnableConfig | None,
         filter: dict[str, Any] | None,
         before: RunnableConfig | None,
     ) -> None:
-        self.lock, self.store, self.tree, self.tuple = lock, store, tree, tuple_
+        self.lock, self.scopes, self.tree, self.tuple = lock, held, tree, tuple_
+        self.store = tree.store
         self.want = get_checkpoint_id(config) if config is not None else None
         self.stop = get_checkpoint_id(before) if before is not None else None
         self.filter = filter or {}
@@ -58,6 +61,11 @@ class Listing:
             and all(rec["m"].get(k) == v for k, v in self.filter.items())
         )
 
+    def _add(self, out: builtins.list[CheckpointTuple], sc: Scope, cid: str) -> None:
+        tup = _lgread.build(self.tree, self.scopes.fresh, sc, cid, self.tuple)
+        if tup is not None:  # (else deleted meanwhile)
+            out.append(tup)
+
     def next(self, n: int) -> builtins.list[CheckpointTuple]:
         """The next ``n`` checkpoints (fewer at the end)."""
         out: builtins.list[CheckpointTuple] = []
@@ -65,7 +73,7 @@ class Listing:
             if self.single is None:
                 while self.queue and len(out) < n:
                     cid, sc = self.queue.pop()
-                    out.append(self.tuple(sc, cid, sc.records[cid]))
+                    self._add(out, sc, cid)
                 return out
             sc = self.single
             while len(out) < n and not self.done:
@@ -76,11 +84,11 @@ class Listing:
                 for i, row in enumerate(rows):
                     self.after = row.key
                     cid = full_id(row.key)
+                    if cid not in sc.records and cid not in sc.gone:  # (written since read)
+                        sc = self.single = self.scopes.fresh(sc)
                     rec = sc.records.get(cid)
-                    if rec is None:
-                        rec = sc.records[cid] = self.tree.decode(sc, cid, row.value)
-                    if self._keep(cid, rec):
-                        out.append(self.tuple(sc, cid, rec))
+                    if rec is not None and self._keep(cid, rec):
+                        self._add(out, sc, cid)
                     if len(out) == n:
                         self.done = self.done and i == len(rows) - 1
                         break

@@ -26,6 +26,7 @@ from ..runtime import check_name
 __all__ = [
     "BLOB",
     "CKPT",
+    "DELETING",
     "KEEP",
     "NS",
     "THREAD",
@@ -48,6 +49,9 @@ THREAD = "lg.thread"
 #: A scope's version: one object (key ``"v"``) whose random value every record write of
 #: the scope swaps, compare-and-swap, in the write's transaction (``Tree.put``).
 VERSION = "lg.ver"
+#: A deletion of a thread under way (``_lgdelete``): one object per deletion, in the
+#: thread's value scope, gone when it ends (or, should it never end, when it expires).
+DELETING = "lg.del"
 THREADS = "threads"  # the scope of the thread list
 
 
@@ -120,6 +124,7 @@ class Scope:
         # The scope's version object as last read or written (``None``: there is none).
         self.version: bytes | None = None
         self.records: dict[str, dict[str, Any]] = {}
+        self.gone: set[str] = set()  # records a deletion under way left unreadable
         self.bases: dict[str, tuple[str, bytes]] = {}  # see Tree.base
         self.extras: dict[int, Any] = {}  # node -> the patch the scope first stored there
         self.nodes: dict[int, Node] = {}

@@ -12,6 +12,7 @@ again when another writer has changed them (one indexed row read per call).
 check is not atomic with the write: every record write also swaps the scope's version
 object (``Tree.put``), so a writer that another got in before since it read the scope
 writes nothing (``Stale``), and ``guarded`` reads the scope again and redoes the write.
+A scope is read whole against that version too (``_lgread``: readers see one state).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any, TypeVar
 
 from ..errors import ConflictError, CorruptionError, SessionNotFoundError, SrtError
 from ..runtime import Runtime
-from . import _lgcheck
+from . import _lgcheck, _lgread
 from ._lgnames import Scope, Stale
 from ._lgstate import Tree
 
@@ -60,9 +61,14 @@ class Scopes:
         if sc.loaded and now != self.seen.get(key):
             sc = self.renew(sc, sc.pending)
         if not sc.loaded:
-            self.tree.load(sc)
+            _lgread.load(self.tree, sc)
             self.seen[key] = now
         return sc
+
+    def fresh(self, sc: Scope) -> Scope:
+        """``sc``'s scope read again from the store."""
+        self.drop(sc.thread, sc.ns)
+        return self.get(sc.thread, sc.ns)
 
     def renew(self, sc: Scope, pending: dict[str, builtins.list[Any]]) -> Scope:
         """A new, unread scope in place of ``sc``, holding ``pending`` writes."""

@@ -32,7 +32,6 @@ from ._lgcodec import (
     Raw,
     decode_skeleton,
     encode_skeleton,
-    full_id,
     key_id,
     pack,
     split,
@@ -52,7 +51,6 @@ from ._lgnames import (
     Scope,
     Stale,
     digest_name,
-    session_name,
     tips,
 )
 from ._lgprep import prepare, settle
@@ -181,29 +179,6 @@ class Tree:
         row = self.store.get_object(VERSION, sc.key, "v")
         return None if row is None else row.value
 
-    def load(self, sc: Scope) -> None:
-        """Read every record of the scope, and the patch each node was first stored with
-        (its version first: a record written meanwhile makes the next write stale)."""
-        sc.version = self.version(sc)
-        # The name read again after the version: a deletion that took it swapped the
-        # version after, and a scope read before would write on without it (_lgdelete).
-        row = self.store.get_object(NS, sc.thread, "ns:" + sc.ns)
-        sc.named, sc.cursor = row is not None, None
-        sc.session = (
-            self._name(sc, row.value) if row is not None else session_name(sc.thread, sc.ns)
-        )
-        sc.records.clear()
-        sc.extras.clear()
-        sc.bases.clear()
-        for row in self.rows(CKPT, sc.key):
-            cid = full_id(row.key)
-            rec = sc.records[cid] = self.decode(sc, cid, row.value)
-            for enc in rec["ch"].values():
-                if enc[0] == "L":
-                    for node, patch in enc[2].items():
-                        sc.extras.setdefault(node, patch)
-        sc.loaded = True
-
     def record(self, sc: Scope, cid: str) -> dict[str, Any] | None:
         rec = sc.records.get(cid)
         if rec is None:
@@ -218,10 +193,10 @@ class Tree:
         sc = Scope(thread, ns)
         row = self.store.get_object(NS, thread, "ns:" + ns)
         if row is not None:
-            sc.session, sc.named = self._name(sc, row.value), True
+            sc.session, sc.named = self.stored_name(sc, row.value), True
         return sc
 
-    def _name(self, sc: Scope, value: bytes) -> str:
+    def stored_name(self, sc: Scope, value: bytes) -> str:
         try:
             return value.decode()
         except UnicodeDecodeError:
@@ -246,7 +221,7 @@ class Tree:
             if not self.store.put_object(NS, sc.thread, key, sc.session.encode(), if_absent=True):
                 found = self.store.get_object(NS, sc.thread, key)
                 if found is not None:
-                    sc.session = self._name(sc, found.value)
+                    sc.session = self.stored_name(sc, found.value)
             sc.named = True
             row = self.store.get_session(sc.session)
         if row is None:
@@ -539,27 +514,31 @@ class Tree:
 
     def write(self, sc: Scope, cid: str, rec: dict[str, Any], extra: list[ObjectPut]) -> None:
         """Store a record (and the blobs it needs) in one transaction; keep the chains it
-        names alive under ``srt gc``."""
+        names alive under ``srt gc``. Written again in another form, the records packed
+        against it (children, grandchildren) are packed anew in the same transaction."""
         # LangGraph goes on changing the dicts it handed over (versions, metadata): keep a
         # copy, in the form a reader gets back (the serializer's: tuples become lists),
         # which is also what the record's children are compressed against.
         rec = unsqueeze(self.serde.loads_typed(self.serde.dumps_typed(squeeze(rec))))
-        top, missed = self.cover(sc, tips(rec))
-        key = key_id(cid)
-        objects = [*extra, ObjectPut(CKPT, sc.key, key, self.encode(sc, cid, rec), node=top)]
-        objects += [ObjectPut(KEEP, sc.key, f"{key}/{t}", b"", node=t) for t in missed]
-        # The thread's session follows its latest message list.
-        head = next((enc[1] for enc in rec["ch"].values() if enc[0] == "L"), None)
-        self.put(sc, objects, head)
+        objects = [*extra, *self._objects(sc, cid, rec)]
         before = sc.bases.pop(cid, None) if cid in sc.records else None
         sc.records[cid] = rec
+        written = [rec]
         if before is not None and before != self.base(sc, cid):
-            # Written again (later writes, or put again): the records packed against it
-            # (its children, and the children's grandchildren) are packed anew.
             kids = [c for c, r in sc.records.items() if r["p"] == cid]
             far = [c for c, r in sc.records.items() if self._back(sc, c, 3) == cid]
             for dep in dict.fromkeys(kids + far):
-                self.write(sc, dep, sc.records[dep], [])
+                objects += self._objects(sc, dep, sc.records[dep])
+                written.append(sc.records[dep])
+        # The thread's session follows the message list written last (a dependant's).
+        heads = [next((e[1] for e in r["ch"].values() if e[0] == "L"), None) for r in written]
+        self.put(sc, objects, next((h for h in reversed(heads) if h is not None), None))
+
+    def _objects(self, sc: Scope, cid: str, rec: dict[str, Any]) -> list[ObjectPut]:
+        top, missed = self.cover(sc, tips(rec))
+        key = key_id(cid)
+        objects = [ObjectPut(CKPT, sc.key, key, self.encode(sc, cid, rec), node=top)]
+        return objects + [ObjectPut(KEEP, sc.key, f"{key}/{t}", b"", node=t) for t in missed]
 
     def add_writes(
         self,

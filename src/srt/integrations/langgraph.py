@@ -50,8 +50,8 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from ..errors import ConfigError, ConflictError, InvalidMessageError
 from ..runtime import Runtime
 from ..store.base import ObjectPut
-from . import _append, _lcmsg, _lgcheck, _lgdelete
-from ._lgcodec import full_id, key_id
+from . import _append, _lcmsg, _lgcheck, _lgdelete, _lgread
+from ._lgcodec import key_id
 from ._lglist import BATCH, Listing
 from ._lgnames import BLOB, CKPT, KEEP, NS, THREAD, THREADS, Scope, Stale, short
 from ._lgscope import Scopes
@@ -306,27 +306,13 @@ class SrtSaver(BaseCheckpointSaver[Any]):
 
     def _get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         thread, ns, cid = _ids(config)
-        with self._lock:
-            sc = self._scope(thread, ns)
-            if cid is not None:
-                rec = self._tree.record(sc, cid)
-            else:
-                rec, after = None, None
-                while rec is None:
-                    rows = self._rt.store.list_objects(
-                        CKPT, sc.key, after=after, limit=4, descending=True
-                    )
-                    for row in rows:
-                        found = self._tree.record(sc, full_id(row.key))
-                        if found is not None and found["c"] is not None:
-                            cid, rec = full_id(row.key), found
-                            break
-                    if len(rows) < 4:
-                        break
-                    after = rows[-1].key
-            if rec is None or rec["c"] is None or cid is None:
-                return None
-            return self._tuple(sc, cid, rec)
+
+        def read(sc: Scope, attempt: int) -> CheckpointTuple | None:
+            found = _lgread.find(self._tree, sc, cid, attempt)
+            return None if found is None else self._tuple(sc, *found)
+
+        with self._lock:  # (a consistent view while other savers write: ``_lgread``)
+            return _lgread.reading(self._tree, self._scopes, thread, ns, cid, read)
 
     def _threads(self, config: RunnableConfig | None) -> list[tuple[str, list[str]]]:
         """(thread, namespaces) to list: the config's, or every thread's."""
@@ -354,7 +340,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
             self._scope(t, ns) for t, namespaces in self._threads(config) for ns in namespaces
         ]
         return Listing(
-            scopes, self._lock, self._rt.store, self._tree, self._tuple, config, filter, before
+            scopes, self._lock, self._scopes, self._tree, self._tuple, config, filter, before
         )
 
     def list(
@@ -414,8 +400,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         for row in list(tree.rows(KEEP, sc.key)):
             if row.key.split("/", 1)[0] in keys:
                 store.delete_object(KEEP, sc.key, row.key)
-        if not survivors:  # (each survivor written swapped the scope's version)
-            tree.put(sc, [])
+        tree.put(sc, [])  # (the version swapped after the deletes: a reader sees them, _lgread)
         sc.last = None
         self._scopes.wrote(sc)
 

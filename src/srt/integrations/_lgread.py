@@ -1,0 +1,204 @@
+"""Reading a scope while other savers write or delete it: a consistent view, or a typed
+error.
+
+A scope is read whole (``load``) between two reads of its version object, which every
+record write swaps in the write's own transaction (``Tree.put``; a record written again
+and the records packed against it go in one) and every deletion swaps after its last
+delete (``_lgdelete``, ``SrtSaver._drop``). A load that saw the version move reads
+again: the records held are those of one state. A tuple is built from those records
+alone; what else it reads is either immutable (message nodes; values stored under the
+hash of their bytes) or a sign that the scope is out of date (a record the store has and
+the scope does not: ``Moved``). So a read costs no more round trips than before when
+nothing moved. When something did, a value is gone or bytes do not decode, the version
+is read again: moved, the scope is read again and the tuple built again; not moved, the
+store is damaged (``CorruptionError``, naming the thread and checkpoint), unless a
+deletion of the thread is under way. That one deletes one object at a time, and a
+writer may write a record packed against one it then deletes, which its next pass
+deletes: such a record, or one naming a value deleted already, is read as gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..errors import ConflictError, CorruptionError, SrtError
+from ._lgcodec import full_id, key_id
+from ._lgnames import CKPT, DELETING, NS, Scope, session_name
+from ._lgstate import Tree
+
+if TYPE_CHECKING:
+    from ._lgscope import Scopes
+
+__all__ = ["Moved", "build", "find", "held", "load", "reading"]
+
+_T = TypeVar("_T")
+_RETRIES = 64  # a scope read again after other savers changed it meanwhile
+
+
+class Moved(Exception):
+    """The store holds a record the scope does not: the scope is older than the store."""
+
+
+def _decoding(exc: BaseException) -> bool:
+    """Whether ``exc`` may come of bytes read across another saver's write (a store or
+    connection error, or a saver's own typed error, is not)."""
+    if isinstance(exc, SrtError):
+        return isinstance(exc, CorruptionError)
+    return isinstance(exc, Exception)
+
+
+def _deleting(tree: Tree, sc: Scope) -> bool:
+    """Whether a deletion of the scope's thread is under way (``_lgdelete``)."""
+    return bool(tree.store.list_objects(DELETING, sc.blobs, limit=1))
+
+
+def _broken(sc: Scope, cid: str | None, exc: BaseException) -> CorruptionError:
+    what = f"checkpoint {cid} of thread {sc.thread!r}" if cid else f"thread {sc.thread!r}"
+    if sc.ns:
+        what += f" (namespace {sc.ns!r})"
+    if isinstance(exc, CorruptionError):
+        return CorruptionError(f"{what} cannot be read: {exc}")
+    kind = type(exc).__name__
+    return CorruptionError(f"{what} cannot be read: its stored bytes do not decode ({kind})")
+
+
+def _read(tree: Tree, sc: Scope) -> list[tuple[str, Exception]]:
+    """Read every record of the scope, and the patch each node was first stored with
+    (its version first: a record written meanwhile makes the next write stale); the
+    records that did not decode, and why, left out."""
+    sc.version = tree.version(sc)
+    # The name read again after the version: a deletion that took it swapped the
+    # version after, and a scope read before would write on without it (_lgdelete).
+    row = tree.store.get_object(NS, sc.thread, "ns:" + sc.ns)
+    sc.named, sc.cursor = row is not None, None
+    sc.session = session_name(sc.thread, sc.ns)
+    if row is not None:
+        sc.session = tree.stored_name(sc, row.value)
+    for held_ in (sc.records, sc.extras, sc.bases, sc.gone):
+        held_.clear()
+    failed: list[tuple[str, Exception]] = []
+    for row in tree.rows(CKPT, sc.key):
+        cid = full_id(row.key)
+        try:
+            rec = sc.records[cid] = tree.decode(sc, cid, row.value)
+        except Exception as exc:
+            if not _decoding(exc):
+                raise
+            failed.append((cid, exc))
+            continue
+        for enc in rec["ch"].values():
+            if enc[0] == "L":
+                for node, patch in enc[2].items():
+                    sc.extras.setdefault(node, patch)
+    return failed
+
+
+def load(tree: Tree, sc: Scope) -> None:
+    """Read the scope whole, again until its version is the same after as before."""
+    for _ in range(_RETRIES):
+        failed = _read(tree, sc)
+        if tree.version(sc) != sc.version:
+            continue
+        if failed and not _deleting(tree, sc):
+            raise _broken(sc, *failed[0]) from None
+        sc.gone.update(cid for cid, _exc in failed)
+        sc.loaded = True
+        return
+    raise ConflictError(f"could not read thread {sc.thread!r}: other savers kept changing it")
+
+
+def held(tree: Tree, sc: Scope, cid: str) -> dict[str, Any] | None:
+    """The record of ``cid`` as the scope holds it (``None``: the store has none either)."""
+    rec = sc.records.get(cid)
+    if rec is None and cid not in sc.gone and tree.store.get_object(CKPT, sc.key, key_id(cid)):
+        raise Moved(cid)
+    return rec
+
+
+def find(tree: Tree, sc: Scope, cid: str | None, attempt: int) -> tuple[str, dict[str, Any]] | None:
+    """The checkpoint ``cid`` names, or the scope's latest, as the scope holds it: the
+    latest by the store's newest records first (a few rows, however long the thread);
+    read again (``attempt``), the scope's own newest, so writers that go on writing do
+    not keep a reader reading."""
+    if cid is not None:
+        rec = held(tree, sc, cid)
+    elif attempt:
+        cid = max((c for c, r in sc.records.items() if r["c"] is not None), default=None)
+        rec = sc.records.get(cid) if cid is not None else None
+    else:
+        rec, after = None, None
+        while rec is None:
+            rows = tree.store.list_objects(CKPT, sc.key, after=after, limit=4, descending=True)
+            for row in rows:
+                found = sc.records.get(full_id(row.key))
+                if found is None and full_id(row.key) not in sc.gone:
+                    raise Moved(row.key)
+                if found is not None and found["c"] is not None:
+                    cid, rec = full_id(row.key), found
+                    break
+            if len(rows) < 4:
+                break
+            after = rows[-1].key
+    if rec is None or rec["c"] is None or cid is None:
+        return None
+    return cid, rec
+
+
+def _failed(tree: Tree, sc: Scope, cid: str | None, exc: Exception) -> bool:
+    """After ``exc`` building a tuple: True to read the scope again and build it again
+    (its version moved), False if the checkpoint is gone (a deletion under way); else
+    raised (``CorruptionError`` for bytes or parts the store no longer reads)."""
+    if not _decoding(exc):
+        raise exc
+    if tree.version(sc) != sc.version:
+        return True
+    if _deleting(tree, sc):
+        return False
+    raise _broken(sc, cid, exc) from None
+
+
+def reading(
+    tree: Tree,
+    scopes: Scopes,
+    thread: str,
+    ns: str,
+    cid: str | None,
+    fn: Callable[[Scope, int], _T | None],
+) -> _T | None:
+    """``fn(scope, attempt)``, run again on the scope read again while other savers
+    change it (see the module docstring); ``None`` if gone."""
+    for attempt in range(_RETRIES):
+        sc = scopes.get(thread, ns)
+        try:
+            return fn(sc, attempt)
+        except Moved:
+            pass
+        except Exception as exc:
+            if not _failed(tree, sc, cid, exc):
+                return None
+        scopes.drop(thread, ns)
+    raise ConflictError(f"could not read thread {thread!r}: other savers kept changing it")
+
+
+def build(
+    tree: Tree,
+    refresh: Callable[[Scope], Scope],
+    sc: Scope,
+    cid: str,
+    tuple_: Callable[[Scope, str, dict[str, Any]], _T],
+) -> _T | None:
+    """``tuple_`` of checkpoint ``cid`` from ``sc``; built again from the scope read
+    again (``refresh``) if it fails while the scope's version moved (``None``: the
+    checkpoint is gone meanwhile)."""
+    for _ in range(_RETRIES):
+        rec = sc.records.get(cid)
+        if rec is None:
+            return None
+        try:
+            return tuple_(sc, cid, rec)
+        except Exception as exc:
+            if not _failed(tree, sc, cid, exc):
+                return None
+        sc = refresh(sc)
+    raise ConflictError(f"could not read thread {sc.thread!r}: other savers kept changing it")
