@@ -20,15 +20,22 @@ deletes: such a record, or one naming a value deleted already, is read as gone.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ..errors import ConflictError, CorruptionError, SrtError
 from ._lgcodec import full_id, key_id
 from ._lgnames import CKPT, DELETING, NS, Scope, session_name
 from ._lgstate import Tree
 
-if TYPE_CHECKING:
-    from ._lgscope import Scopes
+
+class Scopes(Protocol):
+    """What ``reading`` asks of the saver's scopes (``_lgscope.Scopes``, which imports
+    this module: named here by what it does, not imported)."""
+
+    def get(self, thread: str, ns: str) -> Scope: ...
+
+    def drop(self, thread: str, ns: str) -> None: ...
+
 
 __all__ = ["Moved", "build", "find", "held", "load", "reading"]
 
