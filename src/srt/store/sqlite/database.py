@@ -9,6 +9,7 @@ import contextlib
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
@@ -104,7 +105,12 @@ class Database:
         self._local = threading.local()
         self._pid = os.getpid()
         self._forks = _forks  # (``_forks`` when ``_pid`` was taken)
-        self._conns: list[apsw.Connection] = []
+        #: Every thread's connection, to close them all at ``close``; weakly held, so a
+        #: thread's connection is closed when the thread ends (its ``_local`` value goes)
+        #: rather than kept open until the store closes: one per thread ever used
+        #: (``asyncio.to_thread`` under a new event loop each call, a thread per request)
+        #: ran a process out of file descriptors.
+        self._conns: weakref.WeakSet[apsw.Connection] = weakref.WeakSet()
         self._conns_guard = threading.Lock()
         #: Bytes SQLite reserves at the end of each page (header byte 20; 0 for most files;
         #: an encrypted file's header is not readable here, and its rows are sized as if 0).
@@ -145,7 +151,7 @@ class Database:
         the parent may have held them at the fork, and no thread would release them)."""
         if os.getpid() != self._pid:
             self._local = threading.local()
-            self._conns = []
+            self._conns = weakref.WeakSet()
             self._conns_guard = threading.Lock()
             self.lock = file_lock(self.path)
             self._pid = os.getpid()
@@ -159,12 +165,12 @@ class Database:
             conn = self.open()
             self._local.conn = conn
             with self._conns_guard:
-                self._conns.append(conn)
+                self._conns.add(conn)
         return conn
 
     def close(self) -> None:
         with self._conns_guard:
-            conns, self._conns = self._conns, []
+            conns, self._conns = list(self._conns), weakref.WeakSet()
         self._local = threading.local()
         for conn in conns:
             with contextlib.suppress(apsw.Error):
