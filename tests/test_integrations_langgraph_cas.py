@@ -166,3 +166,31 @@ def test_a_store_named_the_old_way_keeps_its_names(db: str) -> None:
     with srt.Runtime(db) as rt:
         assert _texts(rt, "langgraph/a/b") == ["q1", "q2"]  # thread a/b's, left alone
         assert rt.store.get_session(own) is None
+
+
+def test_a_write_landing_between_a_savers_commit_and_its_look_is_read(db: str) -> None:
+    """After its write a saver noted the thread's state (its session row) to know later
+    whether another saver had written since; another saver's write committed between
+    the two was counted as its own, and its reads kept the scope without that write
+    (the "two savers" test lost a write about one run in twenty on PostgreSQL)."""
+    one, two = SrtSaver(db), SrtSaver(db)
+    try:
+        cp = one.put(_cfg(), _checkpoint("q"), {}, {"messages": 1, "step": 1})
+        assert two.get_tuple(cp) is not None
+        scopes = one._scopes  # noqa: SLF001 (a write landing at this one moment)
+        noted = scopes.wrote
+
+        def between(sc: Any) -> None:
+            scopes.wrote = noted  # (once)
+            two.put_writes(cp, [("b", 1)], "two-1")
+            noted(sc)
+
+        scopes.wrote = between  # type: ignore[method-assign]
+        one.put_writes(cp, [("a", 1)], "one-1")
+        for saver in (one, two):
+            back = saver.get_tuple(cp)
+            assert back is not None
+            assert sorted(back.pending_writes or []) == [("one-1", "a", 1), ("two-1", "b", 1)]
+    finally:
+        one.close()
+        two.close()

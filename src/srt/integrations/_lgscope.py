@@ -83,9 +83,17 @@ class Scopes:
         self.seen.pop((thread, ns), None)
 
     def wrote(self, sc: Scope) -> None:
-        """This saver has just written the scope: its state is the one it knows."""
-        if self.held.get((sc.thread, sc.ns)) is sc:
-            self.seen[(sc.thread, sc.ns)] = self.state(sc)
+        """This saver has just written the scope: its state is the one it knows, if no
+        other writer's came after (the state read first, then the version: still this
+        write's token, so no write landed before either look). Otherwise it is read
+        again at its next use: that state holds a write this scope does not."""
+        key = (sc.thread, sc.ns)
+        if self.held.get(key) is sc:
+            now = self.state(sc)
+            if self.tree.version(sc) == sc.version:
+                self.seen[key] = now
+            else:
+                self.seen.pop(key, None)
 
     def guarded(self, thread: str, ns: str, cid: str, fn: Callable[[Scope], _T]) -> _T:
         """``fn(scope)`` for a write to one checkpoint. If it fails (a value the
