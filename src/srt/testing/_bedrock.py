@@ -155,13 +155,8 @@ def _only_key(block: Any, where: str, allowed: set[str]) -> str:
 def _check_id(value: str, where: str, block: str) -> None:
     """A ``toolUseId`` checked as AWS checks a request's members (a ``ValidationException``
     naming the member by its path, ``messages.2.member.content.0.member...``)."""
-    if not value:
-        rule = "Member must have length greater than or equal to 1"
-    elif len(value) > 64:
-        rule = "Member must have length less than or equal to 64"
-    elif not re.fullmatch(_TOOL_ID, value):
-        rule = f"Member must satisfy regular expression pattern: {_TOOL_ID}"
-    else:
+    rule = _broken_rule(value, _TOOL_ID)
+    if rule is None:
         return
     at = where.replace(".content.", ".member.content.") + f".member.{block}.toolUseId"
     raise bad(
@@ -170,16 +165,23 @@ def _check_id(value: str, where: str, block: str) -> None:
     )
 
 
+def _broken_rule(value: str, pattern: str) -> str | None:
+    """The constraint AWS says a 1-to-64-character member matching ``pattern`` breaks,
+    in its words (``None``: none)."""
+    if not value:
+        return "Member must have length greater than or equal to 1"
+    if len(value) > 64:
+        return "Member must have length less than or equal to 64"
+    if not re.fullmatch(pattern, value):
+        return f"Member must satisfy regular expression pattern: {pattern}"
+    return None
+
+
 def _check_name(value: str, at: str) -> None:
     """A ``toolSpec.name`` checked as AWS checks ``ToolName``: 1 to 64 characters of
     ``_TOOL_NAME``."""
-    if not value:
-        rule = "Member must have length greater than or equal to 1"
-    elif len(value) > 64:
-        rule = "Member must have length less than or equal to 64"
-    elif not re.fullmatch(_TOOL_NAME, value):
-        rule = f"Member must satisfy regular expression pattern: {_TOOL_NAME}"
-    else:
+    rule = _broken_rule(value, _TOOL_NAME)
+    if rule is None:
         return
     raise bad(
         f"1 validation error detected: Value '{value}' at '{at}' failed to satisfy "
