@@ -116,10 +116,7 @@ class Builder:
         """Bytes the assemblies hold (an estimate): list slots, the packed per-message
         figures, and the bodies their writers keep (fragments are the shared cache's)."""
         total = (8 * len(self._win.roles) if self._win is not None else 0) + 600
-        # (``_assemblies`` without its list: the memory budget asks after every append)
-        for asm in (self._asm1, *self._asm.values()) if self._asm else (self._asm1,):
-            if asm is None:
-                continue
+        for _, asm in self._assemblies():
             total += 8 * (len(asm.pieces) + len(asm.system)) + 25 * asm.n + 400
             total += asm.out.capacity + asm.out.spare if asm.out is not None else 0
             total += asm.segments.holding if asm.segments is not None else 0
