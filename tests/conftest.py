@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,29 @@ def pytest_configure(config: pytest.Config) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+_TURN_WAIT_S = 1800.0  # past pytest-timeout's limit on the test another worker runs
+
+
+def _lock(fd: int, how: int, what: str) -> None:
+    """``lockf(fd, how)``, waiting at most ``_TURN_WAIT_S``. POSIX record locks, not
+    ``flock``: a child a test forks (``multiprocessing``'s fork context) and leaves
+    running would hold an inherited ``flock`` for good, and the next exclusive test on
+    any worker would wait for it, holding the gate that every other test waits on."""
+    import fcntl
+
+    deadline = time.monotonic() + _TURN_WAIT_S
+    while True:
+        try:
+            fcntl.lockf(fd, how | fcntl.LOCK_NB)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"waited {_TURN_WAIT_S:.0f} s for {what} (tests/conftest.py's _turn)"
+                ) from None
+            time.sleep(0.005)
+
+
 @contextlib.contextmanager
 def _turn(folder: Path, exclusive: bool) -> Iterator[None]:
     """A readers-writer lock between the workers of one run, held for one test: an
@@ -48,15 +72,15 @@ def _turn(folder: Path, exclusive: bool) -> Iterator[None]:
     held = os.open(folder / "srt-tests-run.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         if exclusive:
-            fcntl.flock(gate, fcntl.LOCK_EX)
-            fcntl.flock(held, fcntl.LOCK_EX)
+            _lock(gate, fcntl.LOCK_EX, "the gate")
+            _lock(held, fcntl.LOCK_EX, "the tests running on the other workers to end")
         else:
-            fcntl.flock(gate, fcntl.LOCK_SH)
-            fcntl.flock(held, fcntl.LOCK_SH)
-            fcntl.flock(gate, fcntl.LOCK_UN)
+            _lock(gate, fcntl.LOCK_SH, "an exclusive test to end")
+            _lock(held, fcntl.LOCK_SH, "an exclusive test to end")
+            fcntl.lockf(gate, fcntl.LOCK_UN)
         yield
     finally:
-        os.close(held)  # closing a descriptor releases its locks
+        os.close(held)  # closing a descriptor releases this process's locks on its file
         os.close(gate)
 
 
@@ -69,6 +93,14 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return (yield)
     with _turn(Path(base).parent, item.get_closest_marker("exclusive") is not None):
         return (yield)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Soaks run for hours by design: pytest-timeout's 15 minutes (pyproject.toml) is for
+    # the CI run, where a test that long is a hang.
+    if os.environ.get("SRT_SOAK") == "1":
+        for item in items:
+            item.add_marker(pytest.mark.timeout(4 * 3600))
 
 
 _FIGURES: list[str] = []
