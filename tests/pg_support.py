@@ -44,9 +44,40 @@ def with_schema(url: str, schema: str) -> str:
     return url + ("&" if "?" in url else "?") + f"schema={schema}"
 
 
+#: How long a schema's drop waits for the locks other connections hold in it.
+DROP_WAIT_S = 60
+
+_HOLDERS = """
+SELECT DISTINCT a.pid, a.state, a.xact_start, a.application_name, left(a.query, 200)
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.pid <> pg_backend_pid() AND l.granted AND (
+    l.relation IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE n.nspname = %(s)s)
+    OR (l.classid = 'pg_namespace'::regclass
+        AND l.objid = (SELECT oid FROM pg_namespace WHERE nspname = %(s)s)))
+"""
+
+
 def drop_schema(schema: str) -> None:
-    with psycopg.connect(server_url(), autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')  # a name made here
+    """Drop a test's schema. A connection the test left in a transaction there would hold
+    the drop (and the worker, and at the next exclusive test the run) for good: after
+    ``DROP_WAIT_S`` its backends are named in the error and ended, and the schema dropped."""
+    drop = f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'  # a name made here
+    with psycopg.connect(server_url(), autocommit=True, connect_timeout=30) as conn:
+        conn.execute(f"SET lock_timeout = '{DROP_WAIT_S}s'")
+        try:
+            conn.execute(drop)
+            return
+        except psycopg.errors.LockNotAvailable:
+            holders = conn.execute(_HOLDERS, {"s": schema}).fetchall()
+        for row in holders:
+            conn.execute("SELECT pg_terminate_backend(%s)", (row[0],))
+        conn.execute("SET lock_timeout = 0")
+        conn.execute(drop)
+    raise AssertionError(
+        f"schema {schema} was still locked {DROP_WAIT_S} s after its test ended, by "
+        f"(pid, state, transaction start, application, query): {holders}"
+    )
 
 
 @contextlib.contextmanager
