@@ -49,7 +49,7 @@ from ..errors import (
 from ..message import canonical_tool
 from ..tokens import Tokenizer, bedrock_tokenizer
 from ._input import need, typed_input
-from .anthropic import (
+from .anthropic.blocks import (
     BlockFormat,
     blocks_of,
     data_url,
