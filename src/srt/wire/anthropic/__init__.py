@@ -56,6 +56,7 @@ from ..base import (
     assistant_message,
     cached_usage,
     check_model,
+    check_tool_name,
     dumps,
     function_call,
     params_tail,
@@ -67,7 +68,10 @@ from .blocks import BlockFormat, blocks_of, data_url, empty, error_marked, image
 from .ids import ANTHROPIC_IDS
 from .replies import AnthropicStream
 
-__all__ = ["DEFAULT_MAX_TOKENS", "FORMAT", "NAME", "Anthropic", "to_canonical"]
+__all__ = ["DEFAULT_MAX_TOKENS", "FORMAT", "NAME", "TOOL_NAME_MAX", "Anthropic", "to_canonical"]
+
+#: The longest tool name the Messages API takes (``tools.N.name``: ``^[a-zA-Z0-9_-]{1,128}$``).
+TOOL_NAME_MAX = 128
 
 #: ``max_tokens`` sent when the request parameters do not set it (the API requires one).
 DEFAULT_MAX_TOKENS = 4096
@@ -160,7 +164,7 @@ class Anthropic(BlockFormat):
 
     def tool_fragment(self, tool: dict[str, Any]) -> bytes:
         fn = json.loads(canonical_tool(tool))["function"]
-        out: dict[str, Any] = {"name": fn["name"]}
+        out: dict[str, Any] = {"name": check_tool_name(fn["name"], self.name, TOOL_NAME_MAX)}
         if "description" in fn:
             out["description"] = fn["description"]
         out["input_schema"] = fn.get("parameters") or _EMPTY_SCHEMA

@@ -192,14 +192,18 @@ class BlockFormat(WireFormat):
         if isinstance(content, str):
             return [self._text(content)]
         out, empty = [], False
-        for part in content or ():
+        for i, part in enumerate(content or ()):
             kind = part.get("type")
             if kind == "text" and isinstance(t := part.get("text"), str) and not t.strip():
                 empty = True
             elif kind == "text":
                 out.append(self._text(part.get("text")))
             elif kind == "image_url" and images:
-                out.append(self._image(part["image_url"], notes))
+                try:
+                    out.append(self._image(part["image_url"], notes))
+                except UnsupportedFeatureError as exc:  # (named where it is)
+                    feature = f"{exc.feature} ({what}'s content[{i}])"
+                    raise UnsupportedFeatureError(self.name, feature) from None
             else:
                 raise UnsupportedFeatureError(self.name, f"{kind} parts in {what}")
         if empty:
