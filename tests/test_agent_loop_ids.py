@@ -228,8 +228,8 @@ def test_the_bedrock_fake_refuses_ids_out_of_the_pattern(srv: ProviderServer) ->
             for bad, rule in cases.items():
                 r = http.post(url, json=_converse_turns(bad), headers=headers)
                 assert bedrock_refusal(r, name) == (
-                    f"1 validation error detected: Value '{bad}' at 'messages.1.member."
-                    f"content.0.member.toolUse.toolUseId' failed to satisfy constraint: {rule}"
+                    f"1 validation error detected: Value '{bad}' at 'messages.2.member."
+                    f"content.1.member.toolUse.toolUseId' failed to satisfy constraint: {rule}"
                 )
             for good in ("functions.w:0", "x" * 64):
                 ok = http.post(url, json=_converse_turns(good), headers=headers)

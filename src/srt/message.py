@@ -81,6 +81,11 @@ _READ_TOOL = _READ | TOOL_KEYS
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 #: How deep a message (or a tool definition) may nest arrays and objects.
 MAX_DEPTH = 64
+#: A base64 data URL (``data:<media type>[;params];base64,<data>``): every provider
+#: takes an image as one, and refuses one whose data is not base64 or not an image.
+_DATA_URL = re.compile(r"data:([^;,]*)((?:;[^;,]*)*);base64,", re.I)
+#: Standard base64 (RFC 4648, section 4): padded to a multiple of 4 characters.
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
 #: Metadata keys that start with this are srt's own (``srt_compacted``, a summary's link
 #: to its span; ``srt_tool``, a tool run's record): a message given by a user with one
@@ -207,7 +212,28 @@ def unknown_key_error(key: str, role: str) -> InvalidMessageError:
     )
 
 
-def _part(part: Any, where: str) -> dict[str, Any]:
+def _image_data(url: str, where: str, role: str) -> None:
+    """Refuse a base64 data URL that no provider takes as an image: data that is not
+    base64 (sent, it costs a paid 400 after the call is recorded), or a media type that
+    is not an image's. Which image types a provider takes, its format checks as the
+    request is built (``srt.wire``)."""
+    m = _DATA_URL.match(url)
+    if m is None:
+        return
+    what = f"the {role} message's {where} (an image part)"
+    media = m.group(1).strip().lower()
+    if not media.startswith("image/"):
+        shown = media[:40] or "none"
+        raise _bad(f"{what}: its data URL's media type is not an image's ({shown!r})")
+    data = url[m.end() :]
+    if len(data) % 4 or not _BASE64.fullmatch(data):
+        raise _bad(
+            f"{what}: its data URL's data is not valid base64 (RFC 4648: A-Z, a-z, 0-9, "
+            "'+' and '/', padded with '=' to a multiple of 4 characters, no spaces)"
+        )
+
+
+def _part(part: Any, where: str, role: str = "") -> dict[str, Any]:
     if not isinstance(part, Mapping):
         raise _bad(f"{where}: a content part must be an object")
     kind = part.get("type")
@@ -225,6 +251,7 @@ def _part(part: Any, where: str) -> dict[str, Any]:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise _bad(f"{where}: an image part needs 'data' as bytes")
         url = f"data:{media};base64," + base64.b64encode(bytes(data)).decode("ascii")
+        _image_data(url, where, role)
         image: dict[str, Any] = {"url": url}
         if part.get("detail") is not None:
             image["detail"] = _text(part["detail"], f"{where}.detail")
@@ -235,6 +262,7 @@ def _part(part: Any, where: str) -> dict[str, Any]:
             spec = {"url": spec}
         if not isinstance(spec, Mapping) or not isinstance(spec.get("url"), str):
             raise _bad(f"{where}: an image_url part needs image_url.url as a string")
+        _image_data(spec["url"], where, role)
         return {"type": "image_url", "image_url": _plain(spec, f"{where}.image_url", 2)}
     return dict(_plain(part, where, 1))
 
@@ -323,7 +351,7 @@ def _normalise(msg: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
             raise _bad(f"a {role} message needs content")
         out["content"] = None
     elif isinstance(content, (list, tuple)):
-        out["content"] = [_part(p, f"content[{i}]") for i, p in enumerate(content)]
+        out["content"] = [_part(p, f"content[{i}]", role) for i, p in enumerate(content)]
     else:
         out["content"] = _text(content, "content")
     if msg.get("name") is not None:

@@ -33,7 +33,7 @@ MESSAGE_KEYS = frozenset(
     "stop_sequences stream metadata thinking".split()
 )
 COUNT_KEYS = frozenset("model messages system tools tool_choice thinking".split())
-_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+_NAME = re.compile(r"[a-zA-Z0-9_-]{1,128}")
 _TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
 _MEDIA = ("image/jpeg", "image/png", "image/gif", "image/webp")
 _TYPES = {
@@ -304,7 +304,7 @@ def prepare_messages(body: Any, count_only: bool = False) -> Prepared:
         _check_keys(t, {"name", "description", "input_schema", "cache_control", "type"}, w)
         if t.get("type", "custom") != "custom":
             raise bad(f"{w}.type: Input should be 'custom'")
-        if not isinstance(t.get("name"), str) or not _NAME.match(t["name"]):
+        if not isinstance(t.get("name"), str) or not _NAME.fullmatch(t["name"]):
             raise bad(f"{w}.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'")
         if t["name"] in names:
             raise bad("tools: Tool names must be unique.")

@@ -153,12 +153,15 @@ def _only_key(block: Any, where: str, allowed: set[str]) -> str:
 
 
 def _check_id(value: str, where: str, block: str) -> None:
-    """A ``toolUseId`` checked as AWS checks a request's members (a ``ValidationException``
-    naming the member by its path, ``messages.2.member.content.0.member...``)."""
+    """A ``toolUseId`` checked as AWS checks a request's members: a ``ValidationException``
+    naming the member by its path, where AWS counts list members from 1 (the second
+    message's first block: ``messages.2.member.content.1.member...``), while ``where``
+    (``messages.1.content.0``, as the other checks here name a block) counts from 0."""
     rule = _broken_rule(value, _TOOL_ID)
     if rule is None:
         return
-    at = where.replace(".content.", ".member.content.") + f".member.{block}.toolUseId"
+    _, i, _, j = where.split(".")
+    at = f"messages.{int(i) + 1}.member.content.{int(j) + 1}.member.{block}.toolUseId"
     raise bad(
         f"1 validation error detected: Value '{value}' at '{at}' failed to satisfy "
         f"constraint: {rule}"

@@ -44,7 +44,9 @@ _MESSAGE_KEYS = frozenset(
     "role content name tool_calls tool_call_id refusal audio function_call annotations".split()
 )
 _ROLES = ("system", "developer", "user", "assistant", "tool")
-_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+#: A function name's pattern, as the API states it in its errors (and at most 64 long).
+_NAME = "^[a-zA-Z0-9_-]+$"
+_NAME_RE = re.compile(_NAME[1:-1])
 _RETENTION = {"in_memory": None, "24h": 86400.0}
 _TYPES = {
     400: "invalid_request_error",
@@ -60,6 +62,25 @@ _CODES = {401: "invalid_api_key", 429: "rate_limit_exceeded"}
 
 def bad(message: str, param: str | None = None, code: str | None = None) -> ApiError:
     return ApiError(400, message, param=param, code=code, etype="invalid_request_error")
+
+
+def check_name(name: str, p: str) -> None:
+    """A function's name checked as OpenAI checks one (``p``: its path, as
+    ``tools[0].function.name``): a 400 in the API's words, longest first."""
+    if len(name) > 64:
+        raise bad(
+            f"Invalid '{p}': string too long. Expected a string with maximum length 64, "
+            f"but got a string with length {len(name)} instead.",
+            p,
+            "string_above_max_length",
+        )
+    if not _NAME_RE.fullmatch(name):
+        raise bad(
+            f"Invalid '{p}': string does not match pattern. Expected a string that matches "
+            f"the pattern '{_NAME}'.",
+            p,
+            "invalid_value",
+        )
 
 
 def error_body(err: ApiError) -> JSON:
@@ -152,8 +173,7 @@ def _chat_tools(tools: Any) -> list[str]:
         fn = t.get("function")
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
             raise bad(f"Missing required parameter: '{p}.function.name'.", p + ".function")
-        if not _NAME.match(fn["name"]):
-            raise bad(f"Invalid '{p}.function.name': bad function name.", p, "invalid_value")
+        check_name(fn["name"], f"{p}.function.name")
         if "parameters" in fn and not isinstance(fn["parameters"], dict):
             raise bad(f"Invalid type for '{p}.function.parameters'.", p, "invalid_type")
         if set(t) - {"type", "function"} or set(fn) - {
@@ -336,8 +356,9 @@ def _responses_tools(tools: Any) -> list[str]:
         p = f"tools[{i}]"
         if not isinstance(t, dict) or t.get("type") != "function":
             raise bad(f"Invalid '{p}': a tool needs type 'function'.", p, "invalid_value")
-        if not isinstance(t.get("name"), str) or not _NAME.match(t["name"]):
+        if not isinstance(t.get("name"), str):
             raise bad(f"Missing required parameter: '{p}.name'.", p + ".name")
+        check_name(t["name"], f"{p}.name")
         extra = set(t) - {"type", "name", "description", "parameters", "strict"}
         if extra:
             raise bad(f"Unknown parameter: '{p}.{sorted(extra)[0]}'.", p, "unknown_parameter")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -49,6 +50,7 @@ __all__ = [
     "TextFrags",
     "WireFormat",
     "check_model",
+    "check_tool_name",
     "dumps",
     "loads_arguments",
     "params_tail",
@@ -449,6 +451,26 @@ def check_model(model: Any) -> str:
     except UnicodeEncodeError:
         raise ConfigError("model must be valid Unicode text") from None
     return model
+
+
+#: A tool's name as OpenAI (``FunctionDefinition.name``), Anthropic (``tools.N.name``) and
+#: Bedrock (``ToolName``) take it, from 1 character to the format's longest.
+_TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]+")
+
+
+def check_tool_name(name: str, fmt: str, longest: int = 64) -> str:
+    """``name`` when ``fmt`` takes it as a tool's name (1 to ``longest`` ASCII letters,
+    digits, ``_`` or ``-``); else an ``UnsupportedFeatureError`` naming the tool, raised
+    as the request is built, before anything is sent (the provider's 400 would come after
+    the call was made and recorded)."""
+    if len(name) <= longest and _TOOL_NAME.fullmatch(name):
+        return name
+    shown = name if len(name) <= 80 else name[:80] + "..."
+    raise UnsupportedFeatureError(
+        fmt,
+        f"the tool name {shown!r} ({len(name)} characters): a tool's name there is 1 to "
+        f"{longest} ASCII letters, digits, '_' or '-'",
+    )
 
 
 # -- streamed replies ---------------------------------------------------------------------

@@ -49,7 +49,7 @@ from ..errors import (
 from ..message import canonical_tool
 from ..tokens import Tokenizer, bedrock_tokenizer
 from ._input import need, typed_input
-from .anthropic import (
+from .anthropic.blocks import (
     BlockFormat,
     blocks_of,
     data_url,
@@ -64,6 +64,7 @@ from .base import (
     assistant_message,
     cached_usage,
     check_model,
+    check_tool_name,
     dumps,
     function_call,
     loads_arguments,
@@ -226,7 +227,7 @@ class Bedrock(BlockFormat):
 
     def tool_fragment(self, tool: dict[str, Any]) -> bytes:
         fn = json.loads(canonical_tool(tool))["function"]
-        spec: dict[str, Any] = {"name": fn["name"]}
+        spec: dict[str, Any] = {"name": check_tool_name(fn["name"], self.name)}
         if fn.get("description"):  # (a NonEmptyString: AWS refuses "", so none is sent)
             spec["description"] = fn["description"]
         spec["inputSchema"] = {"json": fn.get("parameters") or _EMPTY_SCHEMA}

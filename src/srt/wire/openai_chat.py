@@ -34,6 +34,7 @@ from .base import (
     Target,
     WireFormat,
     check_model,
+    check_tool_name,
     dumps,
     left_out,
     params_tail,
@@ -115,6 +116,7 @@ class OpenAIChat(WireFormat):
         return Frag("message", "", dumps(msg), "; ".join(notes))
 
     def tool_fragment(self, tool: dict[str, Any]) -> bytes:
+        check_tool_name(tool["function"]["name"], self.name)
         return dumps(tool)
 
     def stream_decoder(self, model: str | None = None) -> StreamDecoder:

@@ -73,6 +73,7 @@ from ..base import (
     TextFrags,
     WireFormat,
     check_model,
+    check_tool_name,
     dumps,
     left_out,
     params_tail,
@@ -82,8 +83,10 @@ from ..openai_chat import OPENAI_CACHE
 from . import replies
 from .replies import ResponsesStream
 
-__all__ = ["FORMAT", "NAME", "OpenAIResponses", "model_bytes", "to_canonical"]
+__all__ = ["FORMAT", "IMAGE_TYPES", "NAME", "OpenAIResponses", "model_bytes", "to_canonical"]
 
+#: The image media types OpenAI takes (PNG, JPEG, WEBP, non-animated GIF).
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 _RESERVED = frozenset({"model", "input", "tools"})
 _TOOL_KEYS = ("description", "parameters", "strict")
 #: A message's keys the Responses input has a place for (which role's: ``_only``).
@@ -171,9 +174,11 @@ class OpenAIResponses(WireFormat):
         content = msg["content"]
         if isinstance(content, str):
             return {"role": msg["role"], "content": content}
-        return {"role": msg["role"], "content": [self._input_part(p) for p in content]}
+        where = f"a {msg['role']} message's content"
+        parts = [self._input_part(p, f"{where}[{i}]") for i, p in enumerate(content)]
+        return {"role": msg["role"], "content": parts}
 
-    def _input_part(self, part: dict[str, Any]) -> dict[str, Any]:
+    def _input_part(self, part: dict[str, Any], where: str) -> dict[str, Any]:
         kind = part.get("type")
         if kind == "text":
             return {"type": "input_text", "text": part["text"]}
@@ -182,6 +187,10 @@ class OpenAIResponses(WireFormat):
             extra = sorted(set(spec) - {"url", "detail"})
             if extra:
                 raise self._unsupported(f"image_url parts with {extra}")
+            url = spec["url"]
+            media = url[5:].split(",", 1)[0].split(";", 1)[0].strip().lower()
+            if url[:5].lower() == "data:" and media not in IMAGE_TYPES:
+                raise self._unsupported(f"{media or 'untyped'} images ({where})")
             return {
                 "type": "input_image",
                 "image_url": spec["url"],
@@ -264,7 +273,8 @@ class OpenAIResponses(WireFormat):
         extra = sorted(set(fn) - {"name", *_TOOL_KEYS})
         if extra:
             raise self._unsupported(f"tool definitions with {extra}")
-        out: dict[str, Any] = {"type": "function", "name": fn["name"]}
+        name = check_tool_name(fn["name"], self.name)
+        out: dict[str, Any] = {"type": "function", "name": name}
         if "description" in fn:
             out["description"] = fn["description"]
         # Both are required members of a Responses function tool. A missing ``strict``
