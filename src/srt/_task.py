@@ -297,6 +297,9 @@ class Task:
                 spec = t.get("toolSpec")
                 if isinstance(spec, dict):
                     name = spec.get("name")
+                if isinstance(name, str) and (name in self.callables or name in external):
+                    # (whichever comes first: a provider refuses two tools of one name)
+                    raise ConfigError(f"two tools are called {name!r}")
                 external.add(str(name))
                 continue
             tool = as_tool(t)

@@ -204,6 +204,7 @@ class Pricing:
     def is_local(self, model: str, provider: str | None = None) -> bool:
         """Whether ``model`` (through ``provider``, a ledger provider name) runs locally,
         and so costs nothing: srt's local provider, or a model named in ``local=``."""
+        _check_request(model, provider)
         m = model.lower()
         return provider in LOCAL or any(fnmatch.fnmatchcase(m, p.lower()) for p in self._local)
 
@@ -220,6 +221,7 @@ class Pricing:
         found from the model name), made at Unix time ``at`` (default now) with
         ``input_tokens`` of input (which selects a long-context tier); ``None`` when
         no source prices the model."""
+        _check_request(model, provider, input_tokens=input_tokens)
         p = self._override(model)
         if p is not None:
             write = p.cache_write_5m if p.cache_write_5m is not None else p.input
@@ -343,15 +345,7 @@ class Pricing:
         (``row_rates``); ``None`` when neither is priced."""
         if served is not None and not isinstance(served, str):
             raise ConfigError("served must be a model name")
-        if not isinstance(model, str) or not model:
-            raise ConfigError(f"model must be a model name, got {type(model).__name__}")
-        if provider is not None and not isinstance(provider, str):
-            raise ConfigError(
-                f"provider must be a provider's name (e.g. 'openai'), got {type(provider).__name__}"
-            )
-        for name, n in (("total_tokens", total_tokens), ("cached_tokens", cached_tokens)):
-            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-                raise ConfigError(f"{name} must be a whole number of tokens >= 0, got {n!r:.40}")
+        _check_request(model, provider, total_tokens=total_tokens, cached_tokens=cached_tokens)
         if cached_tokens > total_tokens:
             raise ConfigError(
                 f"cached_tokens ({cached_tokens}) cannot exceed total_tokens ({total_tokens})"
@@ -360,6 +354,20 @@ class Pricing:
         if r is None:
             return None
         return r.input_usd(total_tokens, cached_tokens), r.input_usd(total_tokens)
+
+
+def _check_request(model: Any, provider: Any, **tokens: Any) -> None:
+    """A ``ConfigError`` unless ``model`` is a model name, ``provider`` a provider's name
+    (or ``None``) and each of ``tokens`` a whole number of tokens >= 0."""
+    if not isinstance(model, str) or not model:
+        raise ConfigError(f"model must be a model name, got {type(model).__name__}")
+    if provider is not None and not isinstance(provider, str):
+        raise ConfigError(
+            f"provider must be a provider's name (e.g. 'openai'), got {type(provider).__name__}"
+        )
+    for name, n in tokens.items():
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ConfigError(f"{name} must be a whole number of tokens >= 0, got {n!r:.40}")
 
 
 def check_pricing(pricing: Any) -> Pricing:

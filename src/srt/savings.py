@@ -163,22 +163,25 @@ class _Careful:
         tail = self.history(int(node), max(0, n - MARKER_LOOKBACK - 1))[:-1]  # not the reply
         return [(("node", nid), _blocks(body)) for nid, body in reversed(tail)]
 
-    def account(self, row: Mapping[str, Any]) -> tuple[int, int]:
+    def account(self, row: Mapping[str, Any]) -> tuple[int, int, int]:
+        """The careful client's (cache reads, cache writes, 1-hour writes among them) for
+        ``row``; where it is taken to pay what srt paid, srt's own, at srt's TTLs."""
         fmt = str(row["format"])
         total, read, write, _ = token_counts(row)
+        as_billed = read, write, write_1h_tokens(row)
         provider = row.get("provider")
         if fmt in AUTOMATIC or provider in ("local", "openai_compatible"):
-            return read, write  # the same bytes get the same automatic cache
+            return as_billed  # the same bytes get the same automatic cache
         if self.history is not None and row.get("node") is None:
             # Its reply was swept by gc (or never stored): which prompt it sent is gone
             # with it, so the careful client is taken to pay what srt paid. Keying it by
             # its session instead would never meet the entries of the rows around it,
             # and the report would credit srt with savings the gc made up.
-            return read, write
+            return as_billed
         try:
             minimum = min_cacheable_tokens(get_format(fmt).cache, str(row["model"]))
         except ConfigError:
-            return read, write  # a format this srt does not know: as billed
+            return as_billed  # a format this srt does not know: as billed
         now = float(row["at"])
         space = (fmt, row["model"])
         prompt = self._prompt(row)
@@ -193,10 +196,10 @@ class _Careful:
             if behind > MARKER_LOOKBACK:
                 break
         if total < minimum or not prompt:
-            return hit, 0
+            return hit, 0, 0
         own = self.entries.setdefault((*space, prompt[0][0]), [total, now])
         own[0], own[1] = max(own[0], total), now + MARKER_TTL_S
-        return hit, total - hit
+        return hit, total - hit, 0  # (its marker's writes are 5-minute ones)
 
 
 def _check(row: Mapping[str, Any]) -> None:
@@ -292,7 +295,7 @@ def savings(
             or ((r["format"], r["model"]) in spaces and float(r.get("at") or 0) <= last)
         ]
     for row in chosen:
-        cr, cw = careful.account(row)
+        cr, cw, cw_1h = careful.account(row)
         if wanted is not None and row.get("id") not in wanted:
             continue
         n += 1
@@ -308,7 +311,7 @@ def savings(
         local += rates.source == "local"
         sources.add(rates.source)
         billed += rates.input_usd(t, r, w, write_1h_tokens(row))
-        careful_usd += rates.input_usd(t, cr, cw)
+        careful_usd += rates.input_usd(t, cr, cw, cw_1h)
         no_cache_usd += rates.input_usd(t)
         out_usd += rates.output_usd(o)
     return Savings(

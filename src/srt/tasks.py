@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Generator, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Generator, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
@@ -136,12 +136,14 @@ def _run_tools(task: Task, jobs: list[Job]) -> Iterator[TaskEvent]:
         return
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="srt-tool") as pool:
         futures: dict[Future[ToolRun], Job] = {}
-        for job in todo:
-            yield TaskEvent("tool_call", call=job.call)
-            futures[pool.submit(_execute, task, job)] = job
-        waiting = set(futures)
+        waiting: set[Future[ToolRun]] = set()
         failed: BaseException | None = None  # the first thing that escaped a call
         try:
+            for job in todo:  # (the consumer may leave at any of these events)
+                yield TaskEvent("tool_call", call=job.call)
+                fut = pool.submit(_execute, task, job)
+                futures[fut] = job
+                waiting.add(fut)
             while waiting:
                 done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
                 for fut in sorted(done, key=lambda f: todo.index(futures[f])):
@@ -270,7 +272,7 @@ async def _in_thread(job: Job) -> Any:
         return await thread
 
 
-async def _arun_tools(task: Task, jobs: list[Job]) -> AsyncIterator[TaskEvent]:
+async def _arun_tools(task: Task, jobs: list[Job]) -> AsyncGenerator[TaskEvent, None]:
     for job in jobs:
         if job.outcome is None and task.approve is not None:
             answer = task.approve(job.call)
@@ -285,11 +287,11 @@ async def _arun_tools(task: Task, jobs: list[Job]) -> AsyncIterator[TaskEvent]:
 
     gate = asyncio.Semaphore(task.concurrency)
     pending: set[asyncio.Task[ToolRun]] = set()
-    for job in todo:
-        yield TaskEvent("tool_call", call=job.call)
-        pending.add(asyncio.ensure_future(_aexecute(task, job, gate)))
     failed: BaseException | None = None  # as in ``_run_tools``: raised at the end
     try:
+        for job in todo:  # (the consumer may leave at any of these events)
+            yield TaskEvent("tool_call", call=job.call)
+            pending.add(asyncio.ensure_future(_aexecute(task, job, gate)))
         while pending:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             for t in done:
@@ -312,14 +314,20 @@ async def _arun_tools(task: Task, jobs: list[Job]) -> AsyncIterator[TaskEvent]:
 
 
 async def _adrive(task: Task, stream: bool) -> AsyncGenerator[TaskEvent, None]:
+    # An ``async for`` left early does not close the generator it reads (unlike ``yield
+    # from``): each one is closed here, so its tools are settled before ``release``.
+    steps = _asteps(task, stream)
     try:
-        async for event in _asteps(task, stream):
+        async for event in steps:
             yield event
     finally:
-        task.release()
+        try:
+            await steps.aclose()
+        finally:
+            task.release()
 
 
-async def _asteps(task: Task, stream: bool) -> AsyncIterator[TaskEvent]:
+async def _asteps(task: Task, stream: bool) -> AsyncGenerator[TaskEvent, None]:
     s = task.session
     while True:
         kind, info = task.next()
@@ -327,8 +335,12 @@ async def _asteps(task: Task, stream: bool) -> AsyncIterator[TaskEvent]:
             yield TaskEvent("done", result=task.stop(info))
             return
         if kind == "tools":
-            async for event in _arun_tools(task, info):
-                yield event
+            tools = _arun_tools(task, info)
+            try:
+                async for event in tools:
+                    yield event
+            finally:
+                await tools.aclose()
             continue
         if stream:
             ars = s.astream(task.provider, **task.send_kwargs())

@@ -468,35 +468,58 @@ def chat(args: argparse.Namespace) -> int:
     provider, model = make_provider(args)
     try:
         with runtime(args, create=True) as rt:
-            session, new = open_session(rt, args, "chat")
-            set_system(session, args.system)
-            interactive = tty(sys.stdin)
-            if interactive:
-                with contextlib.suppress(ImportError):
-                    import readline  # noqa: F401  (line editing and history for input())
-            state = "new" if new else f"{len(session)} messages"
-            print(
-                f"srt chat: session {escape_line(session.name)} ({state}), {model} via "
-                f"{provider.name}. /help lists commands; Ctrl-D quits.",
-                flush=True,
+            made = not args.cont and (
+                args.session is None or rt.store.get_session(args.session) is None
             )
-            if tools:
-                how = "each call runs at once" if args.yes else "each call asks first"
-                names = ", ".join(escape_line(t.name) for t in tools)
-                print(f"tools: {names} ({how})", flush=True)
-            return Chat(
-                rt,
-                session,
-                provider,
-                model,
-                out=sys.stdout,
-                read=input,
-                interactive=interactive,
-                tools=tools,
-                yes=args.yes,
-            ).run()
+            session, new = open_session(rt, args, "chat")
+            try:
+                return _chat(rt, session, new, provider, model, args, tools)
+            finally:
+                if made:
+                    _drop_unused(rt, session.name, args.system)
     finally:
         _close(provider)
+
+
+def _drop_unused(rt: Runtime, name: str, system: str | None) -> None:
+    """Delete session ``name``, which this chat created, if it was left without a turn (no
+    message, or only ``--system``'s): ``srt chat -c`` then goes on with the last real
+    conversation, not an empty one. A session renamed (``/save NAME``) is kept, and so
+    is this one when the store fails (the chat's own error is the one to show)."""
+    with contextlib.suppress(SrtError):
+        messages = rt.session(name, create=False).messages()
+        if not messages or messages == [{"role": "system", "content": system}]:
+            rt.delete(name)
+
+
+def _chat(rt: Runtime, session: Session, new: bool, provider: Provider, model: str,
+          args: argparse.Namespace, tools: list[Tool]) -> int:  # fmt: skip
+    set_system(session, args.system)
+    interactive = tty(sys.stdin)
+    if interactive:
+        with contextlib.suppress(ImportError):
+            import readline  # noqa: F401  (line editing and history for input())
+    state = "new" if new else f"{len(session)} messages"
+    print(
+        f"srt chat: session {escape_line(session.name)} ({state}), {model} via "
+        f"{provider.name}. /help lists commands; Ctrl-D quits.",
+        flush=True,
+    )
+    if tools:
+        how = "each call runs at once" if args.yes else "each call asks first"
+        names = ", ".join(escape_line(t.name) for t in tools)
+        print(f"tools: {names} ({how})", flush=True)
+    return Chat(
+        rt,
+        session,
+        provider,
+        model,
+        out=sys.stdout,
+        read=input,
+        interactive=interactive,
+        tools=tools,
+        yes=args.yes,
+    ).run()
 
 
 def prompt(args: argparse.Namespace) -> int:

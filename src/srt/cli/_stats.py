@@ -104,7 +104,18 @@ def usage_summary(
     elif cost["priced_requests"] == 0 and f["requests"]:
         lines.append(("cost", "no price known for " + _names(cost["unpriced_models"])))
     elif f["requests"] and cost["local_requests"] == cost["priced_requests"]:
-        lines.append(("cost", "$0 (local: the model runs on this machine)"))
+        if cost["unpriced_models"]:  # (not "$0": the other requests' cost is unknown)
+            n = cost["local_requests"]
+            lines.append(
+                (
+                    "cost",
+                    f"$0 for {n:,} local request{'s' if n != 1 else ''}; no price known "
+                    "for the others",
+                )
+            )
+            lines.append(("unpriced", _names(cost["unpriced_models"])))
+        else:
+            lines.append(("cost", "$0 (local: the model runs on this machine)"))
     elif f["requests"]:
         local = cost["local_requests"]
         lines.append(

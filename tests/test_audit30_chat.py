@@ -1,0 +1,67 @@
+"""audit30: ``srt chat`` left without a turn leaves no empty session behind, so ``srt chat
+-c`` goes on with the last real conversation (``srt.cli._chat``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import srt
+from srt.testing import ProviderServer
+from support import cli_env
+
+KEY = "sk-srt-audit30-chat"
+
+
+@pytest.fixture
+def srv() -> Iterator[ProviderServer]:
+    with ProviderServer(api_key=KEY) as server:
+        yield server
+
+
+def srt_cli(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "srt", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_chat_left_without_a_turn_keeps_no_session(srv: ProviderServer, tmp_path: Path) -> None:
+    env = cli_env(tmp_path / "chat.db", SRT_TEST_KEY=KEY)
+    chat = ["chat", "--provider", "openai", "--base-url", srv.url + "/v1"]
+    chat += ["--key-env", "SRT_TEST_KEY"]
+    with srt.Runtime(env["SRT_DB"]) as rt:
+        rt.session("kept-empty")  # an empty session of the user's own: not the chat's to drop
+    assert srt_cli(env, "append", "real", "--role", "user", "Hello?").returncode == 0
+    # Ctrl-D (end of input) at once: a new session, one with a system prompt, one by name.
+    for more in ([], ["--system", "Be brief."], ["--session", "typo"]):
+        done = srt_cli(env, *chat, *more)
+        assert done.returncode == 0, done.stderr
+    assert srt_cli(env, *chat, "--session", "kept-empty").returncode == 0
+    listed = srt_cli(env, "ls", "--json")
+    assert sorted(s["name"] for s in json.loads(listed.stdout)) == ["kept-empty", "real"]
+    # -c goes on with the conversation used last, not an empty chat.
+    srv.script("openai", ["Hi."])
+    again = srt_cli(env, *chat, "-c", stdin="Still there?\n")
+    assert again.returncode == 0, again.stderr
+    assert "session real (1 messages)" in again.stdout
+    # A chat whose message got no reply keeps it (/retry asks again).
+    srv.fault("openai", "status", code=401, message="Incorrect API key provided")
+    failed = srt_cli(env, *chat, "--session", "asked", stdin="Anyone?\n")
+    assert failed.returncode == 0 and "your message is kept" in failed.stdout
+    with srt.Runtime(env["SRT_DB"]) as rt:
+        assert [m["role"] for m in rt.session("real", create=False).messages()] == [
+            "user",
+            "user",
+            "assistant",
+        ]
+        assert [m["content"] for m in rt.session("asked", create=False).messages()] == ["Anyone?"]
