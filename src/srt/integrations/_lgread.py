@@ -3,8 +3,9 @@ error.
 
 A scope is read whole (``load``) between two reads of its version object, which every
 record write swaps in the write's own transaction (``Tree.put``; a record written again
-and the records packed against it go in one) and every deletion swaps after its last
-delete (``_lgdelete``, ``SrtSaver._drop``). A load that saw the version move reads
+and the records packed against it go in one), ``delete_thread`` swaps after its last
+delete and ``delete_for_runs`` and ``prune`` in the transaction that takes the records
+(``_lgdelete``). A load that saw the version move reads
 again: the records held are those of one state. A tuple is built from those records
 alone; what else it reads is either immutable (message nodes; values stored under the
 hash of their bytes) or a sign that the scope is out of date (a record the store has and
