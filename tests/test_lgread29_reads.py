@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.base import create_checkpoint, empty_checkpoint
 
 import srt
@@ -189,3 +189,34 @@ def test_a_record_a_deletion_under_way_left_unreadable_is_read_as_gone(db: str) 
     with pytest.raises(srt.CorruptionError, match=ids[2]):
         fresh.get_tuple(_cfg())
     fresh.close()
+
+
+def test_a_record_left_without_a_patch_by_a_deletion_under_way_is_read_as_gone(db: str) -> None:
+    """A writer that read the thread while a deletion was under way wrote a record that
+    left a message's patch (its id) to an older record the deletion then deleted; until
+    the deletion's next pass deleted it too, a reader returned it with that message
+    without its id (``test_an_async_reader_sees_what_was_put_while_another_saver_writes``
+    failed so about one run in thirty on PostgreSQL). Such a record now reads as gone
+    while the deletion is under way."""
+    saver = SrtSaver(db)
+    q = HumanMessage("q", id="q")
+    c = empty_checkpoint()
+    c["channel_values"] = {"messages": [q]}
+    c["channel_versions"] = {"messages": 1}
+    older = saver.put(_cfg(), c, {"step": 0}, {"messages": 1})["configurable"]["checkpoint_id"]
+    c = create_checkpoint(c, None, 1)
+    c["channel_values"] = {"messages": [q, AIMessage("a", id="a")]}
+    c["channel_versions"] = {"messages": 2}
+    # (no parent: not packed against the older record, only its patch of "q" left to it)
+    newer = saver.put(_cfg(), c, {"step": 1}, {"messages": 2})["configurable"]["checkpoint_id"]
+    saver.close()
+    with srt.Runtime(db) as rt:
+        rt.store.delete_object("lg.cp", *_key(rt, older))  # (the version left as it was)
+        rt.store.put_object("lg.del", "t", "d", b"", expires=time.time() + 600)
+    reader = SrtSaver(db)
+    try:
+        assert reader.get_tuple(_by_id(newer)) is None
+        assert reader.get_tuple(_cfg()) is None
+        assert list(reader.list(_cfg())) == []
+    finally:
+        reader.close()
