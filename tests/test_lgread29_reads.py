@@ -23,7 +23,7 @@ from langgraph.checkpoint.base import create_checkpoint, empty_checkpoint
 import srt
 from srt.integrations._lgcodec import full_id
 from srt.integrations.langgraph import SrtSaver
-from test_lg29_delete_races import _bytes, _cfg, _history
+from test_lg29_delete_races import _bytes, _cfg, _history, joined
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -82,13 +82,17 @@ def _race(db: str, deleting: bool, read: Callable[[SrtSaver, dict[str, Any]], li
                     if _bytes(tup.checkpoint) != told[cid]:
                         wrong.append(cid)
 
-    threads = [threading.Thread(target=guard(f)) for f in (write, delete, check)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for s in (writer, deleter, reader):
-        s.close()
+    threads = [
+        threading.Thread(target=guard(f), name=f.__name__, daemon=True)
+        for f in (write, delete, check)
+    ]
+    try:
+        for t in threads:
+            t.start()
+        joined(threads, done)
+    finally:
+        for s in (writer, deleter, reader):
+            s.close()
     assert errors == []
     assert wrong == []
     if not deleting:  # (with a deleter, the reader may find nothing each time)
