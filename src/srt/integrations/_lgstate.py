@@ -180,8 +180,11 @@ class Tree:
         return None if row is None else row.value
 
     def record(self, sc: Scope, cid: str) -> dict[str, Any] | None:
+        """The record of ``cid`` (``None``: none, or one a deletion of the thread under
+        way left unreadable when the scope was read, ``sc.gone``: a write then takes
+        it for gone, as readers do, rather than failing on it over and over)."""
         rec = sc.records.get(cid)
-        if rec is None:
+        if rec is None and cid not in sc.gone:
             row = self.store.get_object(CKPT, sc.key, key_id(cid))
             if row is None:
                 return None
