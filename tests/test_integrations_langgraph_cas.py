@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,9 @@ def db(request: Any, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
+_WAIT_S = 300.0  # for the threads of one round to end (seconds): past it, a hang
+
+
 def _cfg(thread: str = "t", ns: str = "", **more: Any) -> Any:
     return {"configurable": {"thread_id": thread, "checkpoint_ns": ns, **more}}
 
@@ -47,17 +51,20 @@ def _at_once(*calls: Any) -> None:
     errors: list[BaseException] = []
 
     def go(fn: Any) -> None:
-        start.wait()
         try:
+            start.wait(_WAIT_S)  # (broken, if a thread never came: reported below)
             fn()
         except BaseException as exc:  # reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=go, args=(fn,)) for fn in calls]
+    threads = [threading.Thread(target=go, args=(fn,), daemon=True) for fn in calls]
     for t in threads:
         t.start()
+    deadline = time.monotonic() + _WAIT_S
     for t in threads:
-        t.join()
+        t.join(max(0.0, deadline - time.monotonic()))
+    alive = [t.name for t in threads if t.is_alive()]
+    assert not alive, f"thread(s) {alive} did not end within {_WAIT_S:.0f} s"
     assert errors == []
 
 

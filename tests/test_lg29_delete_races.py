@@ -6,7 +6,8 @@ and a thread written again after another saver deleted it is listed with every t
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,21 @@ import srt
 from srt.integrations.langgraph import SrtSaver
 
 SERDE = JsonPlusSerializer()
+JOIN_S = 300.0  # for a race's threads to end (seconds, in all): past it, a hang
+
+
+def joined(threads: Iterable[threading.Thread], stop: threading.Event | None = None) -> None:
+    """Wait for ``threads`` (``JOIN_S`` in all), then fail naming those still running
+    (``stop`` set first, so that loops waiting for it end; the threads are daemons, so
+    one stuck in a call does not hold the run at exit)."""
+    threads = list(threads)
+    deadline = time.monotonic() + JOIN_S
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    alive = [t.name for t in threads if t.is_alive()]
+    if alive and stop is not None:
+        stop.set()
+    assert not alive, f"thread(s) {alive} did not end within {JOIN_S:.0f} s"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -109,12 +125,11 @@ def test_delete_thread_while_another_saver_writes_leaves_it_whole(db: str) -> No
                 errors.append(exc)
                 return
 
-    threads = [threading.Thread(target=f) for f in (write, delete)]
+    threads = [threading.Thread(target=f, name=f.__name__, daemon=True) for f in (write, delete)]
     try:
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        joined(threads, done)
         assert errors == []
         # And written once more, the deleter done: that chain is there whole too.
         last: dict[str, Any] = {}

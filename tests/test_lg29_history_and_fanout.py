@@ -10,6 +10,7 @@ import asyncio
 import json
 import operator
 import threading
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,6 +30,7 @@ from typing_extensions import TypedDict
 
 from srt.integrations.langchain import SrtChatMessageHistory
 from srt.integrations.langgraph import SrtSaver
+from test_lg29_delete_races import JOIN_S, joined
 
 
 def _kinds(tag: str) -> list[BaseMessage]:
@@ -102,15 +104,19 @@ def test_history_from_two_threads_and_a_reader(tmp_path: Path) -> None:
         except BaseException as exc:  # reported below
             errors.append(exc)
 
-    r = threading.Thread(target=read)
+    r = threading.Thread(target=read, name="read", daemon=True)
     r.start()
-    ts = [threading.Thread(target=add, args=(h, s)) for h, s in ((one, "x"), (two, "y"))]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    stop.set()
-    r.join()
+    ts = [
+        threading.Thread(target=add, args=(h, s), name=f"add {s}", daemon=True)
+        for h, s in ((one, "x"), (two, "y"))
+    ]
+    try:
+        for t in ts:
+            t.start()
+        joined(ts, stop)
+    finally:
+        stop.set()
+    joined([r])
     assert errors == []
     assert seen == sorted(seen)  # never fewer than before
     got = SrtChatMessageHistory("s", db).messages
@@ -206,10 +212,12 @@ def test_list_with_filter_before_and_limit_while_another_saver_writes(tmp_path: 
         finally:
             done.set()
 
-    t = threading.Thread(target=write)
+    t = threading.Thread(target=write, name="write", daemon=True)
     t.start()
     pages = 0
+    deadline = time.monotonic() + JOIN_S
     while not done.is_set() or pages < 3:
+        assert time.monotonic() < deadline, f"the writer did not end within {JOIN_S:.0f} s"
         pages += 1
         known = list(put_ids)
         top = known[-1]
@@ -225,7 +233,7 @@ def test_list_with_filter_before_and_limit_while_another_saver_writes(tmp_path: 
         want = [x for x in reversed(known[:-1]) if known.index(x) % 2 == 1][:5]
         assert ids == want
         assert all(g.metadata["parity"] == 1 for g in got)
-    t.join()
+    joined([t])
     assert errors == []
     writer.close()
     lister.close()

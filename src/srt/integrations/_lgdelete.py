@@ -1,4 +1,4 @@
-"""``SrtSaver.delete_thread`` against writers that go on writing the thread.
+"""``SrtSaver``'s deletions against writers that go on writing the thread.
 
 The store deletes one object at a time, and a writer's record write (the record, the
 values it names and the scope's version swap) is one transaction. Deleting records and
@@ -13,6 +13,16 @@ wrote. The version object stays (16 bytes): were it deleted, a writer that had r
 scope when it had none would find it as it left it. Values and the thread's entry go
 only if last written before the deletion began (``written_before``): a writer that wrote
 them meanwhile keeps them.
+
+``drop`` (``delete_for_runs``, ``prune``) deletes some records of a scope and keeps the
+rest, so it cannot delete until a pass finds nothing. It writes the records it keeps
+(none packed against one it deletes) and makes the others gone in one transaction with
+the scope's version swap: each deleted record (and its ``lg.keep`` objects) is written
+again empty with an expiry long past, which the store reads as gone at once and ``srt
+gc`` removes. Deleted one at a time after the kept records were written, as before, a
+record another saver wrote in between, packed against one about to go, stayed and no
+longer read. ``sweep`` then deletes the values no record names, each only if last
+written before it began; one that a record written meanwhile names is written back.
 """
 
 from __future__ import annotations
@@ -23,14 +33,17 @@ import time
 
 from ..errors import ConflictError, SessionNotFoundError
 from ..runtime import Runtime
-from ._lgnames import BLOB, CKPT, DELETING, KEEP, NS, THREAD, THREADS, VERSION, short
+from ..store.base import ObjectPut
+from ._lgcodec import key_id
+from ._lgnames import BLOB, CKPT, DELETING, KEEP, NS, THREAD, THREADS, VERSION, Scope, short
 from ._lgscope import Scopes
 from ._lgstate import Tree
 
-__all__ = ["delete_thread"]
+__all__ = ["delete_thread", "drop", "sweep"]
 
 _PASSES = 64  # a namespace deleted again after writers wrote it meanwhile
 _FLAG_TTL = 3600.0  # seconds: a deletion that never ended stops counting as under way
+_GONE = 1.0  # an expiry long past: the object is gone at once (``srt gc`` removes it)
 
 
 def _wipe(tree: Tree, key: str, thread: str) -> None:
@@ -73,3 +86,73 @@ def _delete(rt: Runtime, tree: Tree, scopes: Scopes, thread: str, since: float) 
     for row in list(tree.rows(BLOB, short(thread))):
         store.delete_object(BLOB, short(thread), row.key, written_before=since)
     store.delete_object(THREAD, THREADS, thread, written_before=since)
+
+
+def drop(tree: Tree, scopes: Scopes, sc: Scope, cids: set[str]) -> None:
+    """Delete records of one scope (see the module docstring). The survivors are written
+    again: each takes over the patches of the nodes it names that only a deleted record
+    had stored first, and none stays compressed against a deleted record. ``Stale`` if
+    another writer wrote the scope since it was read: nothing is written."""
+    keys = {key_id(c) for c in cids}
+    gone = [ObjectPut(CKPT, sc.key, k, b"", expires=_GONE) for k in sorted(keys)]
+    gone += [
+        ObjectPut(KEEP, sc.key, row.key, b"", expires=_GONE)
+        for row in tree.rows(KEEP, sc.key)
+        if row.key.split("/", 1)[0] in keys
+    ]
+    try:
+        old = dict(sc.extras)
+        survivors = {c: r for c, r in sc.records.items() if c not in cids}
+        sc.records = survivors
+        sc.bases.clear()
+        sc.extras.clear()
+        for rec in survivors.values():
+            for enc in rec["ch"].values():
+                if enc[0] == "L":
+                    for node, patch in enc[2].items():
+                        sc.extras.setdefault(node, patch)
+        objects: list[ObjectPut] = []
+        head = None  # (the session follows the last survivor's message list, as before)
+        for cid, rec in survivors.items():
+            for enc in rec["ch"].values():
+                if enc[0] == "L":
+                    head = enc[1]
+                    for node in tree.path(sc, enc[1])[0]:
+                        if node not in sc.extras and node in old:
+                            enc[2][node] = sc.extras[node] = old[node]
+            objects += tree.objects(sc, cid, rec)
+        tree.put(sc, [*objects, *gone], head)
+    except BaseException:
+        scopes.drop(sc.thread, sc.ns)  # (its records changed in memory: read again)
+        raise
+    sc.last = None
+    scopes.wrote(sc)
+
+
+def _used(tree: Tree, scopes: Scopes, thread: str) -> set[str]:
+    """The values the thread's records name."""
+    used: set[str] = set()
+    for row in list(tree.rows(NS, thread)):
+        for rec in scopes.get(thread, row.key[3:]).records.values():
+            encs = [*rec["ch"].values(), *(w[4] for w in rec["w"])]
+            used.update(e[1] for e in encs if e[0] in ("B", "b"))
+    return used
+
+
+def sweep(tree: Tree, scopes: Scopes, thread: str) -> None:
+    """Delete the thread's values no record names any more: only those last written
+    before the sweep began (a writer that wrote one meanwhile keeps it); one a record
+    written meanwhile names all the same (its write began before) is written back."""
+    store = tree.store
+    since = time.time()
+    used = _used(tree, scopes, thread)
+    scope = short(thread)
+    deleted: dict[str, bytes] = {}
+    for row in list(tree.rows(BLOB, scope)):
+        if row.key in used:
+            continue
+        if store.delete_object(BLOB, scope, row.key, written_before=since):
+            deleted[row.key] = row.value
+    if deleted:
+        for key in sorted(_used(tree, scopes, thread) & deleted.keys()):
+            store.put_object(BLOB, scope, key, deleted[key])

@@ -3,8 +3,9 @@ error.
 
 A scope is read whole (``load``) between two reads of its version object, which every
 record write swaps in the write's own transaction (``Tree.put``; a record written again
-and the records packed against it go in one) and every deletion swaps after its last
-delete (``_lgdelete``, ``SrtSaver._drop``). A load that saw the version move reads
+and the records packed against it go in one), ``delete_thread`` swaps after its last
+delete and ``delete_for_runs`` and ``prune`` in the transaction that takes the records
+(``_lgdelete``). A load that saw the version move reads
 again: the records held are those of one state. A tuple is built from those records
 alone; what else it reads is either immutable (message nodes; values stored under the
 hash of their bytes) or a sign that the scope is out of date (a record the store has and
@@ -101,14 +102,38 @@ def _read(tree: Tree, sc: Scope) -> list[tuple[str, Exception]]:
     return failed
 
 
+def _orphans(tree: Tree, sc: Scope) -> list[tuple[str, Exception]]:
+    """The records whose message lists name a node whose patch (stored once, by the first
+    record of the scope to name the node) no record of the scope holds: a writer that
+    read the scope while a deletion of the thread was under way left it out, the record
+    holding it still there; the deletion then deleted that record (and its next pass
+    deletes this one). Read, such a record's messages would lack their ids."""
+    out: list[tuple[str, Exception]] = []
+    for cid, rec in list(sc.records.items()):
+        for enc in rec["ch"].values():
+            node = enc[1] if enc[0] == "L" else None
+            while node is not None and node in sc.extras:
+                node = tree.known(sc, node).parent
+            if node is not None:
+                del sc.records[cid]
+                out.append((cid, CorruptionError(f"the patch of node {node} is missing")))
+                break
+    return out
+
+
 def load(tree: Tree, sc: Scope) -> None:
-    """Read the scope whole, again until its version is the same after as before."""
+    """Read the scope whole, again until its version is the same after as before. While
+    a deletion of the thread is under way, a record it left unreadable, or left without
+    a patch of its messages (``_orphans``), is read as gone."""
     for _ in range(_RETRIES):
         failed = _read(tree, sc)
         if tree.version(sc) != sc.version:
             continue
-        if failed and not _deleting(tree, sc):
+        deleting = _deleting(tree, sc)
+        if failed and not deleting:
             raise _broken(sc, *failed[0]) from None
+        if deleting:
+            failed += _orphans(tree, sc)
         sc.gone.update(cid for cid, _exc in failed)
         sc.loaded = True
         return

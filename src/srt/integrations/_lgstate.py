@@ -180,8 +180,11 @@ class Tree:
         return None if row is None else row.value
 
     def record(self, sc: Scope, cid: str) -> dict[str, Any] | None:
+        """The record of ``cid`` (``None``: none, or one a deletion of the thread under
+        way left unreadable when the scope was read, ``sc.gone``: a write then takes
+        it for gone, as readers do, rather than failing on it over and over)."""
         rec = sc.records.get(cid)
-        if rec is None:
+        if rec is None and cid not in sc.gone:
             row = self.store.get_object(CKPT, sc.key, key_id(cid))
             if row is None:
                 return None
@@ -520,7 +523,7 @@ class Tree:
         # copy, in the form a reader gets back (the serializer's: tuples become lists),
         # which is also what the record's children are compressed against.
         rec = unsqueeze(self.serde.loads_typed(self.serde.dumps_typed(squeeze(rec))))
-        objects = [*extra, *self._objects(sc, cid, rec)]
+        objects = [*extra, *self.objects(sc, cid, rec)]
         before = sc.bases.pop(cid, None) if cid in sc.records else None
         sc.records[cid] = rec
         written = [rec]
@@ -528,13 +531,15 @@ class Tree:
             kids = [c for c, r in sc.records.items() if r["p"] == cid]
             far = [c for c, r in sc.records.items() if self._back(sc, c, 3) == cid]
             for dep in dict.fromkeys(kids + far):
-                objects += self._objects(sc, dep, sc.records[dep])
+                objects += self.objects(sc, dep, sc.records[dep])
                 written.append(sc.records[dep])
         # The thread's session follows the message list written last (a dependant's).
         heads = [next((e[1] for e in r["ch"].values() if e[0] == "L"), None) for r in written]
         self.put(sc, objects, next((h for h in reversed(heads) if h is not None), None))
 
-    def _objects(self, sc: Scope, cid: str, rec: dict[str, Any]) -> list[ObjectPut]:
+    def objects(self, sc: Scope, cid: str, rec: dict[str, Any]) -> list[ObjectPut]:
+        """The objects that store a record (packed as ``encode`` packs it) and keep the
+        chains it names alive."""
         top, missed = self.cover(sc, tips(rec))
         key = key_id(cid)
         objects = [ObjectPut(CKPT, sc.key, key, self.encode(sc, cid, rec), node=top)]

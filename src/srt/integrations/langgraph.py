@@ -51,7 +51,6 @@ from ..errors import ConfigError, ConflictError, InvalidMessageError
 from ..runtime import Runtime
 from ..store.base import ObjectPut
 from . import _append, _lcmsg, _lgcheck, _lgdelete, _lgread
-from ._lgcodec import key_id
 from ._lglist import BATCH, Listing
 from ._lgnames import BLOB, CKPT, KEEP, NS, THREAD, THREADS, Scope, Stale, short
 from ._lgscope import Scopes
@@ -371,41 +370,8 @@ class SrtSaver(BaseCheckpointSaver[Any]):
     def _namespaces(self, thread: str) -> builtins.list[str]:
         return [row.key[3:] for row in self._tree.rows(NS, thread)]
 
-    def _drop(self, sc: Scope, cids: set[str]) -> None:
-        """Delete records of one scope. The survivors are written again: each takes over
-        the patches of the nodes it names that only a deleted record had stored first,
-        and none stays compressed against a deleted record."""
-        tree = self._tree
-        store = self._rt.store
-        old = dict(sc.extras)
-        survivors = {c: r for c, r in sc.records.items() if c not in cids}
-        sc.records = survivors
-        sc.bases.clear()
-        sc.extras.clear()
-        for rec in survivors.values():
-            for enc in rec["ch"].values():
-                if enc[0] == "L":
-                    for node, patch in enc[2].items():
-                        sc.extras.setdefault(node, patch)
-        for cid, rec in survivors.items():
-            for enc in rec["ch"].values():
-                if enc[0] == "L":
-                    for node in tree.path(sc, enc[1])[0]:
-                        if node not in sc.extras and node in old:
-                            enc[2][node] = sc.extras[node] = old[node]
-            self._tree.write(sc, cid, rec, [])
-        keys = {key_id(c) for c in cids}
-        for cid in cids:
-            store.delete_object(CKPT, sc.key, key_id(cid))
-        for row in list(tree.rows(KEEP, sc.key)):
-            if row.key.split("/", 1)[0] in keys:
-                store.delete_object(KEEP, sc.key, row.key)
-        tree.put(sc, [])  # (the version swapped after the deletes: a reader sees them, _lgread)
-        sc.last = None
-        self._scopes.wrote(sc)
-
     def _drop_where(self, thread: str, ns: str, doomed: Callable[[Scope], set[str]]) -> None:
-        """``_drop`` the records ``doomed`` picks from the scope; read again and picked
+        """``_lgdelete.drop`` the records ``doomed`` picks from the scope; read again and picked
         again if another writer wrote the scope meanwhile."""
         for _ in range(_RETRIES):
             sc = self._scope(thread, ns)
@@ -413,24 +379,12 @@ class SrtSaver(BaseCheckpointSaver[Any]):
             if not cids:
                 return
             try:
-                self._drop(sc, cids)
+                _lgdelete.drop(self._tree, self._scopes, sc, cids)
             except Stale:
                 self._scopes.drop(thread, ns)
                 continue
             return
         raise ConflictError(f"could not delete from thread {thread!r}: its writers kept writing")
-
-    def _sweep(self, thread: str) -> None:
-        """Delete the thread's values no record names any more."""
-        used: set[str] = set()
-        for ns in self._namespaces(thread):
-            for rec in self._scope(thread, ns).records.values():
-                encs = [*rec["ch"].values(), *(w[4] for w in rec["w"])]
-                used.update(e[1] for e in encs if e[0] in ("B", "b"))
-        scope = short(thread)
-        for row in list(self._tree.rows(BLOB, scope)):
-            if row.key not in used:
-                self._rt.store.delete_object(BLOB, scope, row.key)
 
     def delete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint and write of a thread (its messages go at ``srt gc``
@@ -457,7 +411,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
                             c for c, r in sc.records.items() if r["m"].get("run_id") in runs
                         },
                     )
-                self._sweep(thread)
+                _lgdelete.sweep(self._tree, self._scopes, thread)
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint and write of a thread to another (no message is copied:
@@ -504,7 +458,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
                     continue
                 for ns in self._namespaces(thread):
                     self._drop_where(thread, ns, _all_but_latest)
-                self._sweep(thread)
+                _lgdelete.sweep(self._tree, self._scopes, thread)
 
     # -- asyncio: the same work on the saver's thread ------------------------------------------
 
