@@ -70,6 +70,7 @@ def _race(db: str, deleting: bool, read: Callable[[SrtSaver, dict[str, Any]], li
     def delete() -> None:
         while deleting and not done.is_set():
             deleter.delete_thread("t")
+            time.sleep(0.001)  # (back to back, the writer's every try could lose: starved)
 
     def check() -> None:
         while not done.is_set():

@@ -16,6 +16,8 @@ name escapes ``%``, ``/`` and a leading ``#`` of the thread and namespace
 from __future__ import annotations
 
 import base64
+import random
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -35,6 +37,7 @@ __all__ = [
     "Node",
     "Scope",
     "Stale",
+    "backoff",
     "digest_name",
     "session_name",
     "short",
@@ -58,6 +61,15 @@ THREADS = "threads"  # the scope of the thread list
 class Stale(ConflictError):
     """Another writer wrote the scope since this saver read it: nothing was written; read
     the scope again and redo the write (``Scopes.guarded`` does)."""
+
+
+def backoff(attempt: int) -> None:
+    """Before try ``attempt`` (from 0) of a write or read that other savers keep getting
+    in ahead of (a deletion in a loop): a random pause, doubling from 1 ms after the
+    second try, at most 50 ms, so it falls into a gap between theirs (2.9 s in all at
+    most; the asyncio methods run on the saver's thread, never the event loop's)."""
+    if attempt >= 2:
+        time.sleep(random.random() * min(0.001 * 2 ** (attempt - 2), 0.05))
 
 
 class Node:

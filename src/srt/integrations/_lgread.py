@@ -25,7 +25,7 @@ from typing import Any, Protocol, TypeVar
 
 from ..errors import ConflictError, CorruptionError, SrtError
 from ._lgcodec import full_id, key_id
-from ._lgnames import CKPT, DELETING, NS, Scope, session_name
+from ._lgnames import CKPT, DELETING, NS, Scope, backoff, session_name
 from ._lgstate import Tree
 
 
@@ -125,7 +125,8 @@ def load(tree: Tree, sc: Scope) -> None:
     """Read the scope whole, again until its version is the same after as before. While
     a deletion of the thread is under way, a record it left unreadable, or left without
     a patch of its messages (``_orphans``), is read as gone."""
-    for _ in range(_RETRIES):
+    for attempt in range(_RETRIES):
+        backoff(attempt)
         failed = _read(tree, sc)
         if tree.version(sc) != sc.version:
             continue
@@ -201,6 +202,7 @@ def reading(
     """``fn(scope, attempt)``, run again on the scope read again while other savers
     change it (see the module docstring); ``None`` if gone."""
     for attempt in range(_RETRIES):
+        backoff(attempt)
         sc = scopes.get(thread, ns)
         try:
             return fn(sc, attempt)

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from ..errors import ConflictError, CorruptionError, SessionNotFoundError, SrtError
 from ..runtime import Runtime
 from . import _lgcheck, _lgread
-from ._lgnames import Scope, Stale
+from ._lgnames import Scope, Stale, backoff
 from ._lgstate import Tree
 
 __all__ = ["Scopes"]
@@ -105,7 +105,8 @@ class Scopes:
         (``CorruptionError``; a deletion under way, ``_lgdelete``): read again and tried
         again."""
         broken: CorruptionError | None = None  # (a record gone while read: read again)
-        for _attempt in range(_RETRIES):
+        for attempt in range(_RETRIES):
+            backoff(attempt)
             try:
                 sc = self.get(thread, ns)
             except CorruptionError as exc:  # (load reads it all again next time)
