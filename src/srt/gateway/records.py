@@ -209,8 +209,17 @@ def new_response(p: CreateResponse, rid: str, created: int) -> dict[str, Any]:
     }
 
 
-#: Stop reasons of a reply cut off by its token limit (the response is ``incomplete``).
-_MAX_STOPS = frozenset({"length", "max_tokens", "max_output_tokens"})
+#: Stop reasons of a reply the upstream ended early, as the reason of an ``incomplete``
+#: response: cut off by its token limit, or stopped by a content filter (OpenAI's
+#: ``content_filter``, a Responses upstream's own reason, Anthropic's ``refusal``,
+#: Bedrock's ``content_filtered`` and ``guardrail_intervened``).
+_INCOMPLETE = {
+    **dict.fromkeys(("length", "max_tokens", "max_output_tokens"), "max_output_tokens"),
+    **dict.fromkeys(
+        ("content_filter", "refusal", "content_filtered", "guardrail_intervened"),
+        "content_filter",
+    ),
+}
 
 
 def settle(
@@ -227,9 +236,10 @@ def settle(
     if reply is not None:
         if status == "completed" and kept:
             record["output_from"] = 1  # the stored reply: rendered again when read
-        if status == "completed" and reply.stop_reason in _MAX_STOPS:
+        reason = _INCOMPLETE.get(str(reply.stop_reason))
+        if status == "completed" and reason is not None:
             status = "incomplete"
-            response["incomplete_details"] = {"reason": "max_output_tokens"}
+            response["incomplete_details"] = {"reason": reason}
         response["usage"] = usage_json(reply.usage)
     response["status"] = status
     if error is not None:

@@ -286,7 +286,7 @@ class ProviderServer:
 
     def script(self, target: str, replies: Iterable[Any]) -> None:
         """Queue replies for ``target``: each a text, or ``{"text"?, "tool_calls": [{"name",
-        "arguments", "id"?}], "reasoning_tokens"?}`` (``srt.testing.Reply``). Without a
+        "arguments", "id"?}], "reasoning_tokens"?, "stop"?}`` (``srt.testing.Reply``). Without a
         queued reply the server answers ``"reply <n> to <first 20 chars of the last user
         text>: ..."``."""
         self._check_target(target)
@@ -510,7 +510,7 @@ class ProviderServer:
         q = self._take(self._scripts, endpoint)
         if q is not None:
             r: Reply = q.popleft()
-            return Reply(r.text, [copy.copy(c) for c in r.tool_calls], r.reasoning_tokens)
+            return Reply(r.text, [copy.copy(c) for c in r.tool_calls], r.reasoning_tokens, r.stop)
         for tag in (endpoint, *ENDPOINTS[endpoint], "*"):
             fn = self._responders.get(tag)
             if fn is not None:
