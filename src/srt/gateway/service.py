@@ -319,7 +319,9 @@ class Gateway:
             error = self._error(tenant, p, exc)
         finally:
             st.close()
-        status = {"cancelled": "cancelled", "incomplete": "incomplete", "error": "failed"}.get(
+        # (an upstream stream cut short, srt's ``incomplete`` turn, is a ``failed``
+        # response: OpenAI's ``incomplete`` means a token cap or a content filter only)
+        status = {"cancelled": "cancelled", "incomplete": "failed", "error": "failed"}.get(
             str(st.status), "failed" if error is not None else "completed"
         )
         if cancel.is_set():
