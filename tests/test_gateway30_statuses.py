@@ -8,10 +8,13 @@ upstream; every event and object held to the SDK's models strictly).
   ``incomplete_details.reason`` ``content_filter`` (the gateway said ``completed``).
 - An upstream stream cut short is ``failed`` with a ``server_error`` (the gateway said
   ``incomplete`` with no ``incomplete_details``, which OpenAI never sends).
+- A ``background`` response starts ``queued`` (created and streamed: ``response.queued``),
+  as OpenAI's lifecycle does.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,3 +121,49 @@ def test_an_upstream_stream_cut_short_is_a_failed_response_as_openai_reports_one
     ended = as_openai_response(_ended(c, bg.id))
     assert (ended.status, ended.incomplete_details) == ("failed", None)
     assert ended.error is not None and ended.error.code == "server_error"
+
+
+# -- background: queued first ---------------------------------------------------------------
+
+
+def _replayed(c: openai.OpenAI, rid: str, after: int | None = None) -> list[dict[str, Any]]:
+    extra = {} if after is None else {"starting_after": after}
+    with c.responses.with_streaming_response.retrieve(rid, stream=True, **extra) as r:
+        return [json.loads(x[6:]) for x in r.iter_lines() if x.startswith("data: ")]
+
+
+def test_a_background_response_starts_queued_as_openais_lifecycle_does(gw: Harness) -> None:
+    """api.openai.com answers a ``background`` create with the response ``queued``, no
+    output (the openai-dotnet recordings' ``CanCancelBackgroundResponses``), and streams
+    one as ``response.created`` and ``response.queued`` (both ``queued``), then
+    ``response.in_progress`` (``CanStreamBackgroundResponses``, whose replay from
+    ``starting_after=1`` begins at that ``in_progress``, number 2). The gateway answered
+    ``in_progress`` (or whatever the run had reached) and streamed no ``queued``."""
+    c = gw.client()
+    gw.srv.fault("chat", "endless", interval=0.05)
+    made = c.responses.with_raw_response.create(model="gpt-4o-mini", input="bg", background=True)
+    queued = as_openai_response(made.http_response.json())
+    assert (queued.status, queued.output, queued.background) == ("queued", [], True)
+    assert c.responses.cancel(queued.id).status == "cancelled"
+    gw.srv.clear()
+    evs = streamed(c, input="bg", background=True)
+    final = check_stream(evs)
+    assert final["status"] == "completed"
+    head = [(e["type"], e["response"]["status"]) for e in evs[:3]]
+    assert head == [
+        ("response.created", "queued"),
+        ("response.queued", "queued"),
+        ("response.in_progress", "in_progress"),
+    ]
+    again = _replayed(c, final["id"])
+    assert check_stream(again) == final
+    assert [(e["type"], e["response"]["status"]) for e in again[:3]] == head
+    tail = _replayed(c, final["id"], after=1)
+    assert (tail[0]["type"], tail[0]["sequence_number"]) == ("response.in_progress", 2)
+    plain = streamed(c, input="not in the background")  # unchanged: no queued
+    assert [e["type"] for e in plain[:3]] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+    ]
+    assert plain[0]["response"]["status"] == "in_progress"

@@ -1,6 +1,8 @@
 """The Responses streaming events, in the order the API sends them.
 
-``response.created``, ``response.in_progress``, then per output item
+``response.created``, ``response.in_progress`` (a ``background`` response, as OpenAI's
+lifecycle: ``response.created`` and ``response.queued``, both ``queued``, then
+``response.in_progress``), then per output item
 ``response.output_item.added``, for a message ``response.content_part.added``, the
 ``response.output_text.delta`` events, ``response.output_text.done`` and
 ``response.content_part.done`` (a refusal part: ``response.refusal.delta`` and
@@ -56,8 +58,15 @@ class Events:
         self.seq += 1
 
     def start(self, response: dict[str, Any]) -> None:
+        """The response as it starts: ``response.created`` (a background one's
+        ``queued``, and ``response.queued``), ``response.in_progress``."""
         snapshot = {**response, "status": "in_progress", "output": [], "usage": None}
-        self._add("response.created", response=snapshot)
+        if response.get("background"):
+            queued = {**snapshot, "status": "queued"}
+            self._add("response.created", response=queued)
+            self._add("response.queued", response=queued)
+        else:
+            self._add("response.created", response=snapshot)
         self._add("response.in_progress", response=snapshot)
 
     def delta(self, text: str, message_id: str) -> None:

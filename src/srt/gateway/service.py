@@ -299,6 +299,9 @@ class Gateway:
             self.records.put_response(tenant, record, s.head)
             turn.stored = True
         status, error, started = "completed", None, False
+        if p.background:  # its events begin at once: queued (its create's answer), running
+            events.start(response)
+            started = True
         st = s.stream(provider, **call, **kw)
         cancel.watch(st)
         try:
