@@ -167,3 +167,59 @@ def test_a_background_response_starts_queued_as_openais_lifecycle_does(gw: Harne
         "response.output_item.added",
     ]
     assert plain[0]["response"]["status"] == "in_progress"
+
+
+# -- reasoning first ------------------------------------------------------------------------
+
+
+def test_a_reply_with_reasoning_streams_its_items_in_the_order_openai_sends_them(
+    gw: Harness,
+) -> None:
+    """A Responses upstream's reply with a reasoning item: api.openai.com streams the
+    reasoning item first (``output_index`` 0: added, its summary's parts, done), then the
+    message (1), each item's ``output_item.added`` before its parts, no index reused or
+    skipped (openai-dotnet's ``StreamingResponsesWithReasoningSummary`` recording). The
+    gateway numbered the message 0, as the final response's reasoning item, and
+    announced the reasoning item after it."""
+    c = gw.client()
+    model = "responses/o4-mini"
+    gw.srv.script("responses", [{"text": "the answer is four", "reasoning": "add two and two"}])
+    evs = streamed(c, model=model, input="2+2?")
+    final = check_stream(evs)
+    assert [i["type"] for i in final["output"]] == ["reasoning", "message"]
+    kinds = [(e["type"], e.get("output_index")) for e in evs]
+    assert kinds[2:5] == [
+        ("response.output_item.added", 0),
+        ("response.reasoning_summary_part.added", 0),
+        ("response.reasoning_summary_text.delta", 0),
+    ]
+    assert kinds.index(("response.output_item.done", 0)) < kinds.index(
+        ("response.output_item.added", 1)
+    )
+    got = c.responses.with_raw_response.retrieve(final["id"]).http_response.json()
+    assert as_openai_response(got).output == as_openai_response(final).output
+    made = c.responses.create(model=model, input="again", previous_response_id=final["id"])
+    assert made.status == "completed"
+    again = _replayed(c, final["id"])
+    assert check_stream(again) == final
+
+
+def test_a_reply_with_reasoning_cut_short_keeps_its_items_where_it_streamed_them(
+    gw: Harness,
+) -> None:
+    """The upstream closes mid-text, after its reasoning item: the failed response holds
+    the reasoning item at 0 and the partial message at 1, where the stream put them (a
+    cut reply's partial kept only the message, which the stream had numbered 1)."""
+    c = gw.client()
+    said = {"text": "the answer is " + "four " * 40, "reasoning": "add two and two"}
+    gw.srv.script("responses", [said])
+    gw.srv.fault("responses", "reset_after_events", n=12)
+    evs = streamed(c, model="responses/o4-mini", input="2+2?")
+    final = check_stream(evs)
+    assert evs[-1]["type"] == "response.failed"
+    assert [(i["type"], i.get("status")) for i in final["output"]] == [
+        ("reasoning", None),
+        ("message", "incomplete"),
+    ]
+    got = c.responses.with_raw_response.retrieve(final["id"]).http_response.json()
+    assert as_openai_response(got).output == as_openai_response(final).output

@@ -310,12 +310,12 @@ class Gateway:
                 if not started:
                     events.start(response)
                     started = True
-                events.delta(delta, message_id)
+                events.delta(delta, message_id, st.leading)
                 if cancel.is_set():
                     break
                 if p.store and time.monotonic() - last > CHECKPOINT_S:
                     last = time.monotonic()
-                    partial = [it.partial_message(message_id, events.text)]
+                    partial = [*events.leading, it.partial_message(message_id, events.text)]
                     record["response"] = {**response, "output": partial}
                     self.records.put_response(tenant, record, s.head)
         except Exception as exc:  # the client has the stream: it gets response.failed

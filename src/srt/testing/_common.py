@@ -117,12 +117,14 @@ class Reply:
     """What the fake model says: text and/or tool calls, after ``reasoning_tokens`` of
     hidden reasoning (counted in its output tokens, and reported apart by the OpenAI and
     Azure endpoints as theirs do). ``stop="content_filter"``: a content filter stopped it,
-    each API saying so in its own words (``STOPS``)."""
+    each API saying so in its own words (``STOPS``). ``reasoning``: the summary of its
+    reasoning, a ``reasoning`` item before its output on the Responses endpoints."""
 
     text: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
     reasoning_tokens: int = 0
     stop: str | None = None
+    reasoning: str = ""
 
     @property
     def output_tokens(self) -> int:
@@ -138,7 +140,7 @@ class Reply:
         if isinstance(value, str):
             return cls(text=value)
         if isinstance(value, dict):
-            unknown = set(value) - {"text", "tool_calls", "reasoning_tokens", "stop"}
+            unknown = set(value) - {"text", "tool_calls", "reasoning_tokens", "stop", "reasoning"}
             if unknown:
                 raise ValueError(f"unknown reply keys: {sorted(unknown)}")
             calls = []
@@ -155,7 +157,8 @@ class Reply:
             stop = value.get("stop")
             if stop is not None and stop not in STOPS:
                 raise ValueError(f"stop must be one of {sorted(STOPS)}")
-            return cls(str(value.get("text") or ""), calls, thought, stop)
+            said = str(value.get("text") or "")
+            return cls(said, calls, thought, stop, str(value.get("reasoning") or ""))
         raise TypeError(f"a reply is a str or a dict, not {type(value).__name__}")
 
     def cut(self, limit: int) -> Reply:

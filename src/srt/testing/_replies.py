@@ -294,6 +294,10 @@ def build(
             said = _canonical(reply, prep.model, f"call_{seq}_{{}}")
             usage = fmt.encode_usage(_usage(cache, limit))
         obj = fmt.encode_reply(said, id=rid, request=body, usage=usage)
+        if reply.reasoning:  # (its summary: the item a reasoning model's reply begins with)
+            summary = [{"type": "summary_text", "text": reply.reasoning}]
+            item = {"id": f"rs_{uuid.uuid4().hex}", "type": "reasoning", "summary": summary}
+            obj["output"].insert(0, item)
         if capped or reply.stop:
             obj["status"] = "incomplete"
             reason = "max_output_tokens" if capped else "content_filter"
