@@ -546,10 +546,17 @@ class Records:
 
     def mark_ended(self, tenant: str, rec: dict[str, Any], node: int | None) -> None:
         """A response left in progress by a run that is over (``alive`` says so) ends
-        ``incomplete``: in ``rec`` and, if the store takes the write, stored (if not, the
-        next read marks it again)."""
+        ``failed`` with a ``server_error``, as OpenAI reports a response its server could
+        not finish (its ``incomplete`` is a token cap or a content filter only): in
+        ``rec`` and, if the store takes the write, stored (if not, the next read marks it
+        again)."""
         resp = rec["response"]
-        resp["status"] = "incomplete"
+        resp["status"] = "failed"
+        resp["error"] = {
+            "code": "server_error",
+            "message": "The response's run ended before its end was stored (its worker "
+            "stopped, or the store refused the write); its output is what was kept.",
+        }
         resp["completed_at"] = int(time.time())
         for item in resp.get("output") or []:
             item["status"] = "incomplete"
