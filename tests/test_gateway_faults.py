@@ -1,6 +1,6 @@
 """A gateway worker killed mid-stream (a real process, SIGKILL); upstream oddities.
 
-The client gets a clean error, the response is stored as ``incomplete`` with the text
+The client gets a clean error, the response is stored as ``failed`` with the text
 that had arrived (checkpointed while streaming), and another conversation is untouched.
 """
 
@@ -91,8 +91,9 @@ def test_kill_a_worker_mid_stream(tmp_path: Path) -> None:
         proc = _start(cfg, db, port)
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="k", max_retries=0)
         try:
-            stored = client.responses.retrieve(rid)
-            assert stored.status == "incomplete"
+            stored = client.responses.retrieve(rid)  # failed, as OpenAI's unfinished ones
+            assert (stored.status, stored.incomplete_details) == ("failed", None)
+            assert stored.error is not None and stored.error.code == "server_error"
             partial = stored.output_text
             assert partial and "".join(seen).startswith(partial[: len("".join(seen)) // 2])
             assert [i.id for i in client.conversations.items.list(other.id).data] == before
@@ -436,9 +437,10 @@ def test_a_store_that_refuses_every_write_leaves_no_response_in_progress(
 ) -> None:
     """The store takes a streamed (or background) response in progress, then refuses
     every write: its end, the failed record and the removal. Once its run is over the
-    response reads ``incomplete`` from the worker that ran it, still alive, though the
-    store still holds it in progress; once the store takes writes again, a read stores
-    it so."""
+    response reads ``failed`` (a ``server_error``, as OpenAI reports a response it could
+    not finish; it read ``incomplete`` with no reason) from the worker that ran it, still
+    alive, though the store still holds it in progress; once the store takes writes
+    again, a read stores it so."""
     real = Records.put_response
 
     def put_response(self: Records, tenant: str, rec: dict[str, Any], node: Any) -> None:
@@ -457,12 +459,14 @@ def test_a_store_that_refuses_every_write_leaves_no_response_in_progress(
     bg = c.responses.create(model="gpt-4o-mini", input="in the background", background=True)
     rids = (events[-1].response.id, bg.id)
     for rid in rids:
-        assert _ended(c, rid).status == "incomplete", rid
+        ended = _ended(c, rid)
+        assert (ended.status, ended.incomplete_details) == ("failed", None), rid
+        assert ended.error is not None and ended.error.code == "server_error"
     assert _stored(gw) == dict.fromkeys(rids, "in_progress")
     monkeypatch.undo()
     for rid in rids:
-        assert c.responses.retrieve(rid).status == "incomplete"
-    assert _stored(gw) == dict.fromkeys(rids, "incomplete")
+        assert c.responses.retrieve(rid).status == "failed"
+    assert _stored(gw) == dict.fromkeys(rids, "failed")
 
 
 def _ended_or_gone(c: openai.OpenAI, rid: str) -> Any:

@@ -213,6 +213,13 @@ class _Stream:
     def status(self) -> str | None:
         return self._call.status
 
+    @property
+    def leading(self) -> list[dict[str, Any]]:
+        """Output items the upstream finished before its text (a Responses upstream's
+        reasoning items, as it sent them); none before the stream began."""
+        decoder = self._call.decoder
+        return list(decoder.leading) if decoder is not None else []
+
 
 class ReplyStream(_Stream):
     """Iterate to receive text deltas; the reply is persisted when the stream ends.

@@ -243,11 +243,15 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
 
     def _stream(tenant: str, p: Any, rid: str, ended: dict[str, Any] | None = None) -> Any:
         """A queue of the response's events as it runs in the pool, then ``_DONE`` (or
-        the exception it raised); ``ended`` gets its final response, before ``_DONE``."""
+        the exception it raised); ``ended`` gets the response as ``response.created``
+        showed it (``"queued"``, before that event) and its final one (``"response"``,
+        before ``_DONE``)."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
 
         def emit(kind: str, data: dict[str, Any]) -> None:
+            if ended is not None and kind == "response.created":
+                ended["queued"] = data["response"]
             loop.call_soon_threadsafe(queue.put_nowait, encode(kind, data))
 
         def work() -> None:
@@ -271,18 +275,6 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
         out = gw.create(tenant, p, None, rid)
         return out, gw.upstream.seconds()
 
-    def _background(tenant: str, rid: str, found: Any, ended: dict[str, Any]) -> dict[str, Any]:
-        """A background response as it is now; one gone already (its worker could not
-        store how it ended, so it removed it) as its run ended, or as it was seen."""
-        try:
-            return gw.get(tenant, rid)
-        except ApiError as exc:
-            if exc.status != 404 or (found is None and "response" not in ended):
-                raise
-            if "response" in ended:
-                return dict(ended["response"])
-            return dict(found[0]["response"])
-
     async def create_response(request: Request) -> Response:
         tenant = await st.tenant(request)
         body = await _body(request, config.max_body_bytes)
@@ -295,35 +287,32 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
             if event is not None:
                 event.set()
 
-        seen: list[Any] = []  # a background response's events taken while waiting for it
-        ended: dict[str, Any] = {}
         if p.background:
+            ended: dict[str, Any] = {}
             queue = _stream(tenant, p, rid, ended)
-            found = None
-            while found is None and _DONE not in seen:
+            # its response.created (the response is stored, queued), or the error before it
+            first = await queue.get()
+            if isinstance(first, BaseException):
+                if p.stream:
+                    raise first
                 found = await st.run(gw.records.get_response, tenant, rid)
-                if found is not None:
-                    break
-                with contextlib.suppress(asyncio.TimeoutError):
-                    seen.append(await asyncio.wait_for(queue.get(), 0.01))
-                if seen and isinstance(seen[-1], BaseException):  # its run failed: kept,
-                    found = await st.run(gw.records.get_response, tenant, rid)
-                    if found is None:  # ... or not, and the error is the answer
-                        raise seen[-1]
-            if not p.stream:
-                return _json(await st.run(_background, tenant, rid, found, ended))
+                if found is None:
+                    raise first  # nothing kept: the error is the answer
+                return _json(await st.run(gw.get, tenant, rid))  # kept, failed
+            if not p.stream:  # the response as it was queued, as api.openai.com answers
+                return _json(dict(ended.get("queued") or ended["response"]))
         elif not p.stream:
             out, upstream_s = await st.run(_create, tenant, p, rid)
             setattr(request.state, UPSTREAM_KEY, upstream_s)  # for the Server-Timing header
             return _json(out)
         else:
             queue = _stream(tenant, p, rid)
+            first = await first_or_gone(queue, request.receive, stop)
+            if first is GONE:
+                return gone_response()
+            if isinstance(first, BaseException):
+                raise first
         # the one run of the response streams it (a background one: where it started)
-        first = seen.pop(0) if seen else await first_or_gone(queue, request.receive, stop)
-        if first is GONE:
-            return gone_response()
-        if isinstance(first, BaseException):
-            raise first
 
         async def events() -> AsyncIterator[bytes]:
             item = first
@@ -338,7 +327,7 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
                         return
                     yield item
                     sent += 1
-                    item = seen.pop(0) if seen else await queue.get()
+                    item = await queue.get()
             finally:
                 if item is not _DONE:
                     stop()  # the client went away: stop the upstream stream

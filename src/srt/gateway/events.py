@@ -1,6 +1,8 @@
 """The Responses streaming events, in the order the API sends them.
 
-``response.created``, ``response.in_progress``, then per output item
+``response.created``, ``response.in_progress`` (a ``background`` response, as OpenAI's
+lifecycle: ``response.created`` and ``response.queued``, both ``queued``, then
+``response.in_progress``), then per output item
 ``response.output_item.added``, for a message ``response.content_part.added``, the
 ``response.output_text.delta`` events, ``response.output_text.done`` and
 ``response.content_part.done`` (a refusal part: ``response.refusal.delta`` and
@@ -13,7 +15,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..message import replace_lone_surrogates
@@ -39,8 +41,11 @@ class Events:
         self._emit = emit
         self.seq = 0
         self._message: dict[str, Any] | None = None
-        self._index = 0
+        self._index = 0  # the next item's output_index
+        self._at = 0  # the streamed message's
         self._text: list[str] = []
+        #: The items announced before the streamed message (``delta``'s ``leading``).
+        self.leading: list[dict[str, Any]] = []
 
     @property
     def started(self) -> bool:
@@ -56,12 +61,26 @@ class Events:
         self.seq += 1
 
     def start(self, response: dict[str, Any]) -> None:
+        """The response as it starts: ``response.created`` (a background one's
+        ``queued``, and ``response.queued``), ``response.in_progress``."""
         snapshot = {**response, "status": "in_progress", "output": [], "usage": None}
-        self._add("response.created", response=snapshot)
+        if response.get("background"):
+            queued = {**snapshot, "status": "queued"}
+            self._add("response.created", response=queued)
+            self._add("response.queued", response=queued)
+        else:
+            self._add("response.created", response=snapshot)
         self._add("response.in_progress", response=snapshot)
 
-    def delta(self, text: str, message_id: str) -> None:
+    def delta(self, text: str, message_id: str, leading: Sequence[dict[str, Any]] = ()) -> None:
+        """A text delta of the reply's message; the first announces ``leading`` (the
+        items the upstream finished before its text: reasoning), then the message, after
+        them, as the final response holds them."""
         if self._message is None:
+            for item in leading:
+                self._whole(self._index, item)
+                self._index += 1
+                self.leading.append(item)
             self._message = {
                 "type": "message",
                 "id": message_id,
@@ -69,25 +88,46 @@ class Events:
                 "role": "assistant",
                 "content": [],
             }
-            self._add("response.output_item.added", output_index=0, item=self._message)
+            self._at = self._index
+            self._add("response.output_item.added", output_index=self._at, item=self._message)
             part = _text_part("")
             self._add(
                 "response.content_part.added",
                 item_id=message_id,
-                output_index=0,
+                output_index=self._at,
                 content_index=0,
                 part=part,
             )
-            self._index = 1
+            self._index += 1
         self._text.append(text)
         self._add(
             "response.output_text.delta",
             item_id=message_id,
-            output_index=0,
+            output_index=self._at,
             content_index=0,
             delta=text,
             logprobs=[],
         )
+
+    def _whole(self, index: int, item: dict[str, Any]) -> None:
+        """A reasoning item (or another kind the gateway passes as it is) announced
+        whole: added (a reasoning item without its summary), each summary part, done."""
+        if item.get("type") != "reasoning":
+            self._add("response.output_item.added", output_index=index, item=item)
+        else:
+            iid = str(item.get("id"))
+            self._add(
+                "response.output_item.added", output_index=index, item={**item, "summary": []}
+            )
+            for si, part in enumerate(item.get("summary") or ()):
+                text = str(part.get("text") or "") if isinstance(part, dict) else ""
+                ix = {"item_id": iid, "output_index": index, "summary_index": si}
+                self._add("response.reasoning_summary_part.added", **ix, part={**part, "text": ""})
+                if text:
+                    self._add("response.reasoning_summary_text.delta", **ix, delta=text)
+                self._add("response.reasoning_summary_text.done", **ix, text=text)
+                self._add("response.reasoning_summary_part.done", **ix, part=part)
+        self._add("response.output_item.done", output_index=index, item=item)
 
     @property
     def text(self) -> str:
@@ -123,20 +163,21 @@ class Events:
                     "status": "incomplete",
                     "content": [_text_part(self.text)],
                 }
-            mid = self._message["id"]
+            mid, at = self._message["id"], self._at
             parts = done_message["content"] or [_text_part(self.text)]
-            ix = {"item_id": mid, "output_index": 0, "content_index": 0}
+            ix = {"item_id": mid, "output_index": at, "content_index": 0}
             first = parts[0] if parts[0].get("type") == "output_text" else _text_part(self.text)
             self._add("response.output_text.done", **ix, text=first["text"], logprobs=[])
             self._add("response.content_part.done", **ix, part=first)  # the deltas' part
             for ci, part in enumerate(parts[1:], 1):
-                self._part(mid, 0, ci, part)
-            self._add("response.output_item.done", output_index=0, item=done_message)
+                self._part(mid, at, ci, part)
+            self._add("response.output_item.done", output_index=at, item=done_message)
         index = self._index
+        announced = {i.get("id") for i in self.leading}
+        if done_message is not None:
+            announced.add(done_message.get("id"))
         for item in output:
-            if item is done_message or (
-                done_message is not None and item.get("id") == done_message.get("id")
-            ):
+            if item is done_message or item.get("id") in announced:
                 continue
             if item.get("type") == "function_call":
                 added = {**item, "arguments": "", "status": "in_progress"}
@@ -161,7 +202,9 @@ class Events:
                 for ci, part in enumerate(item.get("content") or ()):
                     self._part(item["id"], index, ci, part)
             else:
-                self._add("response.output_item.added", output_index=index, item=item)
+                self._whole(index, item)
+                index += 1
+                continue
             self._add("response.output_item.done", output_index=index, item=item)
             index += 1
         status = response.get("status")

@@ -209,8 +209,17 @@ def new_response(p: CreateResponse, rid: str, created: int) -> dict[str, Any]:
     }
 
 
-#: Stop reasons of a reply cut off by its token limit (the response is ``incomplete``).
-_MAX_STOPS = frozenset({"length", "max_tokens", "max_output_tokens"})
+#: Stop reasons of a reply the upstream ended early, as the reason of an ``incomplete``
+#: response: cut off by its token limit, or stopped by a content filter (OpenAI's
+#: ``content_filter``, a Responses upstream's own reason, Anthropic's ``refusal``,
+#: Bedrock's ``content_filtered`` and ``guardrail_intervened``).
+_INCOMPLETE = {
+    **dict.fromkeys(("length", "max_tokens", "max_output_tokens"), "max_output_tokens"),
+    **dict.fromkeys(
+        ("content_filter", "refusal", "content_filtered", "guardrail_intervened"),
+        "content_filter",
+    ),
+}
 
 
 def settle(
@@ -227,9 +236,10 @@ def settle(
     if reply is not None:
         if status == "completed" and kept:
             record["output_from"] = 1  # the stored reply: rendered again when read
-        if status == "completed" and reply.stop_reason in _MAX_STOPS:
+        reason = _INCOMPLETE.get(str(reply.stop_reason))
+        if status == "completed" and reason is not None:
             status = "incomplete"
-            response["incomplete_details"] = {"reason": "max_output_tokens"}
+            response["incomplete_details"] = {"reason": reason}
         response["usage"] = usage_json(reply.usage)
     response["status"] = status
     if error is not None:
@@ -536,10 +546,17 @@ class Records:
 
     def mark_ended(self, tenant: str, rec: dict[str, Any], node: int | None) -> None:
         """A response left in progress by a run that is over (``alive`` says so) ends
-        ``incomplete``: in ``rec`` and, if the store takes the write, stored (if not, the
-        next read marks it again)."""
+        ``failed`` with a ``server_error``, as OpenAI reports a response its server could
+        not finish (its ``incomplete`` is a token cap or a content filter only): in
+        ``rec`` and, if the store takes the write, stored (if not, the next read marks it
+        again)."""
         resp = rec["response"]
-        resp["status"] = "incomplete"
+        resp["status"] = "failed"
+        resp["error"] = {
+            "code": "server_error",
+            "message": "The response's run ended before its end was stored (its worker "
+            "stopped, or the store refused the write); its output is what was kept.",
+        }
         resp["completed_at"] = int(time.time())
         for item in resp.get("output") or []:
             item["status"] = "incomplete"

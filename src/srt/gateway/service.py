@@ -299,6 +299,9 @@ class Gateway:
             self.records.put_response(tenant, record, s.head)
             turn.stored = True
         status, error, started = "completed", None, False
+        if p.background:  # its events begin at once: queued (its create's answer), running
+            events.start(response)
+            started = True
         st = s.stream(provider, **call, **kw)
         cancel.watch(st)
         try:
@@ -307,19 +310,21 @@ class Gateway:
                 if not started:
                     events.start(response)
                     started = True
-                events.delta(delta, message_id)
+                events.delta(delta, message_id, st.leading)
                 if cancel.is_set():
                     break
                 if p.store and time.monotonic() - last > CHECKPOINT_S:
                     last = time.monotonic()
-                    partial = [it.partial_message(message_id, events.text)]
+                    partial = [*events.leading, it.partial_message(message_id, events.text)]
                     record["response"] = {**response, "output": partial}
                     self.records.put_response(tenant, record, s.head)
         except Exception as exc:  # the client has the stream: it gets response.failed
             error = self._error(tenant, p, exc)
         finally:
             st.close()
-        status = {"cancelled": "cancelled", "incomplete": "incomplete", "error": "failed"}.get(
+        # (an upstream stream cut short, srt's ``incomplete`` turn, is a ``failed``
+        # response: OpenAI's ``incomplete`` means a token cap or a content filter only)
+        status = {"cancelled": "cancelled", "incomplete": "failed", "error": "failed"}.get(
             str(st.status), "failed" if error is not None else "completed"
         )
         if cancel.is_set():

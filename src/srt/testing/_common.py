@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "STOPS",
     "ApiError",
     "BreakpointCache",
     "CacheUsage",
@@ -98,15 +99,32 @@ class ToolCall:
     id: str = ""
 
 
+#: A reply's ``stop`` (a content filter stopped it) as each API's stop reason: OpenAI
+#: Chat's ``finish_reason``, Anthropic's ``stop_reason``, Bedrock's ``stopReason`` (its
+#: two words: ``guardrail_intervened`` a guardrail's, else ``content_filtered``); the
+#: Responses API's is its response ``incomplete`` for ``content_filter``.
+STOPS: dict[str, dict[str, str]] = {
+    stop: {"openai": "content_filter", "anthropic": "refusal", "bedrock": bedrock}
+    for stop, bedrock in [
+        ("content_filter", "content_filtered"),
+        ("guardrail_intervened", "guardrail_intervened"),
+    ]
+}
+
+
 @dataclass
 class Reply:
     """What the fake model says: text and/or tool calls, after ``reasoning_tokens`` of
     hidden reasoning (counted in its output tokens, and reported apart by the OpenAI and
-    Azure endpoints as theirs do)."""
+    Azure endpoints as theirs do). ``stop="content_filter"``: a content filter stopped it,
+    each API saying so in its own words (``STOPS``). ``reasoning``: the summary of its
+    reasoning, a ``reasoning`` item before its output on the Responses endpoints."""
 
     text: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
     reasoning_tokens: int = 0
+    stop: str | None = None
+    reasoning: str = ""
 
     @property
     def output_tokens(self) -> int:
@@ -122,7 +140,7 @@ class Reply:
         if isinstance(value, str):
             return cls(text=value)
         if isinstance(value, dict):
-            unknown = set(value) - {"text", "tool_calls", "reasoning_tokens"}
+            unknown = set(value) - {"text", "tool_calls", "reasoning_tokens", "stop", "reasoning"}
             if unknown:
                 raise ValueError(f"unknown reply keys: {sorted(unknown)}")
             calls = []
@@ -136,7 +154,11 @@ class Reply:
             thought = value.get("reasoning_tokens", 0)
             if isinstance(thought, bool) or not isinstance(thought, int) or thought < 0:
                 raise ValueError("reasoning_tokens must be a whole number, 0 or more")
-            return cls(str(value.get("text") or ""), calls, thought)
+            stop = value.get("stop")
+            if stop is not None and stop not in STOPS:
+                raise ValueError(f"stop must be one of {sorted(STOPS)}")
+            said = str(value.get("text") or "")
+            return cls(said, calls, thought, stop, str(value.get("reasoning") or ""))
         raise TypeError(f"a reply is a str or a dict, not {type(value).__name__}")
 
     def cut(self, limit: int) -> Reply:

@@ -19,7 +19,7 @@ from ..wire.bedrock import event_frame
 from ..wire.eventstream import encode_frame
 from ..wire.sse import sse_event
 from . import _anthropic, _azure, _bedrock, _openai
-from ._common import ApiError, CacheUsage, Prepared, Reply, dumps
+from ._common import STOPS, ApiError, CacheUsage, Prepared, Reply, dumps
 from ._http import StreamBody
 
 __all__ = [
@@ -272,6 +272,8 @@ def build(
             obj = fmt.encode_reply(
                 said, id=f"chatcmpl-{uuid.uuid4().hex[:24]}", request=body, usage=usage
             )
+            if reply.stop:
+                obj["choices"][0]["finish_reason"] = STOPS[reply.stop]["openai"]
             out = Built(obj, obj["usage"], hdrs)
             if prep.stream:
                 chat_events = fmt.encode_events(obj, request=body, chunks=chunks)
@@ -292,9 +294,14 @@ def build(
             said = _canonical(reply, prep.model, f"call_{seq}_{{}}")
             usage = fmt.encode_usage(_usage(cache, limit))
         obj = fmt.encode_reply(said, id=rid, request=body, usage=usage)
-        if capped:
+        if reply.reasoning:  # (its summary: the item a reasoning model's reply begins with)
+            summary = [{"type": "summary_text", "text": reply.reasoning}]
+            item = {"id": f"rs_{uuid.uuid4().hex}", "type": "reasoning", "summary": summary}
+            obj["output"].insert(0, item)
+        if capped or reply.stop:
             obj["status"] = "incomplete"
-            obj["incomplete_details"] = {"reason": "max_output_tokens"}
+            reason = "max_output_tokens" if capped else "content_filter"
+            obj["incomplete_details"] = {"reason": reason}
             for item in obj["output"]:
                 item["status"] = "incomplete"
         out = Built(obj, obj["usage"], hdrs, response_id=rid, output=obj["output"])
@@ -321,6 +328,8 @@ def build(
         obj = fmt.encode_reply(said, id=f"msg_{uuid.uuid4().hex[:24]}", usage=usage)
         if limit:
             obj["stop_reason"] = "max_tokens"
+        elif reply.stop:
+            obj["stop_reason"] = STOPS[reply.stop]["anthropic"]
         out = Built(obj, obj["usage"], hdrs)
         if prep.stream:
             events = fmt.encode_stream(fmt.encode_events(obj, chunks=chunks))
@@ -337,6 +346,8 @@ def build(
     obj = bedrock.encode_reply(said, usage=usage, latency_ms=latency)
     if limit:
         obj["stopReason"] = "max_tokens"
+    elif reply.stop:
+        obj["stopReason"] = STOPS[reply.stop]["bedrock"]
     out = Built(obj, obj["usage"], hdrs)
     if prep.stream:
         frames = bedrock.encode_stream(bedrock.encode_events(obj, chunks=chunks))

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import threading
 import time
@@ -286,9 +287,9 @@ class ProviderServer:
 
     def script(self, target: str, replies: Iterable[Any]) -> None:
         """Queue replies for ``target``: each a text, or ``{"text"?, "tool_calls": [{"name",
-        "arguments", "id"?}], "reasoning_tokens"?}`` (``srt.testing.Reply``). Without a
-        queued reply the server answers ``"reply <n> to <first 20 chars of the last user
-        text>: ..."``."""
+        "arguments", "id"?}], "reasoning_tokens"?, "stop"?, "reasoning"?}``
+        (``srt.testing.Reply``). Without a queued reply the server answers ``"reply <n> to
+        <first 20 chars of the last user text>: ..."``."""
         self._check_target(target)
         coerced = [Reply.coerce(r) for r in replies]
         with self._lock:
@@ -510,7 +511,7 @@ class ProviderServer:
         q = self._take(self._scripts, endpoint)
         if q is not None:
             r: Reply = q.popleft()
-            return Reply(r.text, [copy.copy(c) for c in r.tool_calls], r.reasoning_tokens)
+            return dataclasses.replace(r, tool_calls=[copy.copy(c) for c in r.tool_calls])
         for tag in (endpoint, *ENDPOINTS[endpoint], "*"):
             fn = self._responders.get(tag)
             if fn is not None:

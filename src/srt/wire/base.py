@@ -513,6 +513,10 @@ class StreamDecoder(ABC):
         self.done = False
         self.events = 0
         self.deltas: list[str] = []  # the text deltas handed out so far
+        #: Output items the upstream finished before its text began (a Responses
+        #: upstream's reasoning items), as it sent them: a relay of the stream numbers
+        #: its message after them, as the final reply holds them.
+        self.leading: list[dict[str, Any]] = []
 
     def feed(self, chunk: bytes) -> list[str]:
         """Consume bytes; return the text deltas they completed."""

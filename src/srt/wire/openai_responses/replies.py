@@ -39,6 +39,10 @@ class ResponsesStream(SSEStream):
             return [d] if d else []
         if kind == "response.refusal.delta":
             self._refusal.append(str(data.get("delta") or ""))
+        elif kind == "response.output_item.done" and not self._text:
+            item = data.get("item")
+            if isinstance(item, dict) and item.get("type") == "reasoning":
+                self.leading.append(item)
         elif kind in ("response.created", "response.in_progress"):
             self._base = dict(data.get("response") or {})
         elif kind in ("response.completed", "response.incomplete"):
@@ -68,7 +72,8 @@ class ResponsesStream(SSEStream):
         content = [{"type": "output_text", "text": "".join(self._text)}]
         if self._refusal:  # (a refusal cut off is kept as far as it got, as the text is)
             content.append({"type": "refusal", "refusal": "".join(self._refusal)})
-        out["output"] = [{"type": "message", "role": "assistant", "content": content}]
+        message = {"type": "message", "role": "assistant", "content": content}
+        out["output"] = [*self.leading, message]  # (the reasoning its text came after)
         out.setdefault("usage", {})
         return out
 
@@ -180,6 +185,14 @@ def encode_events(response: Mapping[str, Any], chunks: Sequence[str] | None = No
                 add("response.output_text.delta", **ix, delta=piece, logprobs=[])
             add("response.output_text.done", **ix, text=text, logprobs=[])
             add("response.content_part.done", **ix, part=item["content"][0])
+        elif item["type"] == "reasoning":  # its summary's parts, each in one delta
+            add("response.output_item.added", output_index=oi, item={**item, "summary": []})
+            for si, part in enumerate(item.get("summary") or ()):
+                ix = {"item_id": iid, "output_index": oi, "summary_index": si}
+                add("response.reasoning_summary_part.added", **ix, part={**part, "text": ""})
+                add("response.reasoning_summary_text.delta", **ix, delta=part["text"])
+                add("response.reasoning_summary_text.done", **ix, text=part["text"])
+                add("response.reasoning_summary_part.done", **ix, part=part)
         else:
             added = {**item, "arguments": "", "status": "in_progress"}
             add("response.output_item.added", output_index=oi, item=added)
