@@ -21,7 +21,7 @@ import pytest
 from agents.extensions.memory.advanced_sqlite_session import AdvancedSQLiteSession
 
 import srt
-from agents_support import run
+from agents_support import joined, run
 from srt.errors import ConfigError, ConflictError
 from srt.integrations import _usage
 from srt.integrations.agents import SrtSession
@@ -142,9 +142,9 @@ def test_two_handles_popping_at_once_lose_no_marks(
                 if other == "process":
                     assert child(store_url, "pop").returncode == 0
                 else:
-                    t = threading.Thread(target=pop)
+                    t = threading.Thread(target=pop, daemon=True)
                     t.start()
-                    t.join()
+                    joined(t, "b's pop (in a thread)")
             return out
 
         monkeypatch.setattr(_usage, "marks", marks_then_b_pops)

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import psycopg
 
 import srt
-from agents_support import run
+from agents_support import joined, run
 from pg_support import fresh_url, server_url
 from srt.integrations.agents import SrtSession
 from support import agents_run, agents_turns
@@ -70,15 +70,15 @@ def test_a_fold_spares_a_ledger_row_still_to_commit() -> None:
                 run(a.add_items(extra, wrapper=agents_run(8, 1)))
                 run(a.pop_item())
 
-            tb = threading.Thread(target=b_records)
+            tb = threading.Thread(target=b_records, daemon=True)
             tb.start()
             _until(lambda: waiting(advisory=True))
-            ta = threading.Thread(target=a_adds_and_pops)
+            ta = threading.Thread(target=a_adds_and_pops, daemon=True)
             ta.start()
             _until(lambda: not ta.is_alive() or waiting(advisory=False))
             held.execute("SELECT pg_advisory_unlock(%s)", (_KEY,))
-            tb.join()
-            ta.join()
+            joined(tb, "b's store_run_usage")
+            joined(ta, "a's add and pop")
         assert run(a.get_items()) == items
         turns = run(a.turn_usage())
         assert [(t["turn"], t["requests"], t["input_tokens"]) for t in turns] == [(1, 2, 5 + _HELD)]
