@@ -80,11 +80,14 @@ def tokens(s: SrtSession) -> list[tuple[int, int, int]]:
 
 def two_turns(s: SrtSession) -> list[Any]:
     """Turn 1 (5 input tokens against its reply), then turn 2's user message (7) and
-    its reply (9), each recorded against itself: the items."""
+    its reply (9), each recorded against itself by one run (a run's second request
+    adds to its turn; another run's would replace it, as the SDK's): the items."""
     items = agents_turns(2)
     run(s.add_items(items[:2], wrapper=agents_run(5, 1)))
-    run(s.add_items(items[2:3], wrapper=agents_run(7, 1)))
-    run(s.add_items(items[3:], wrapper=agents_run(9, 1)))
+    second = agents_run(7, 1)
+    run(s.add_items(items[2:3], wrapper=second))
+    second.usage.add(agents_run(9, 1).usage)
+    run(s.add_items(items[3:], wrapper=second))
     return items
 
 

@@ -369,8 +369,11 @@ class SrtSession(Replace, _usage.Ledger):
             ]
             # The requests' ledger rows (the first) and the marks in the same write: the
             # rows replace those of a reply popped from the turn they are for.
+            # (a new run's rows replace the usage its turn has: ``_ledger_puts``)
             rows = self._unwritten(wrapper, items)
-            marks = self._ledger_puts(users[-1] if users else None) if rows else []
+            user = users[-1] if users else None
+            new_run = rows and user is not None and user < start and self._fresh(wrapper)
+            marks = self._ledger_puts(user, cached if new_run else None) if rows else []
             try:
                 ids, prefixes = _append.append(
                     *(self._rt, self._s.name, at, start, cached.prefix, bodies, objects + marks),

@@ -1,0 +1,79 @@
+"""``SrtSession``'s usage as the SDK's ``AdvancedSQLiteSession`` keeps it when a turn has
+more than one run: a second ``Runner.run`` with no new user message, or a second
+``store_run_usage`` (a run resumed from its ``RunState`` holds the first run's requests
+again), replaces the turn's usage, as the SDK's ``INSERT OR REPLACE`` of its turn row
+does, where it used to add to it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from agents.extensions.memory.advanced_sqlite_session import AdvancedSQLiteSession
+
+import srt
+from agents_support import both, run, usage
+from srt.integrations.agents import SrtSession
+from srt.testing import ProviderServer
+from support import agents_run, agents_turns
+
+
+def test_a_second_run_in_a_turn_as_the_sdk(
+    store_rt: srt.Runtime, server: ProviderServer, tmp_path: Path
+) -> None:
+    """``Runner.run(agent, [])`` after a turn's run: no user message, so the same turn;
+    its usage is the second run's on both (it was both runs' on ``SrtSession``)."""
+    steps: list[Any] = ["hi", [], "more"]
+    got, expected, ours = both(store_rt, server, tmp_path, ["one", "two", "three"], steps)
+    assert got == expected
+    turns, total = got
+    assert [(t[0], t[1]) for t in turns] == [(1, 1), (2, 1)]
+    assert total is not None and total["requests"] == 2
+    assert len(run(ours.get_items())) == 5
+
+
+@pytest.mark.parametrize("resumed", [False, True])
+def test_a_second_store_run_usage_in_a_turn_as_the_sdk(
+    store_rt: srt.Runtime, tmp_path: Path, resumed: bool
+) -> None:
+    """Two runs' usage stored in one turn by ``store_run_usage`` (the second with the
+    first's request again when ``resumed``): the turn has the second's, on both."""
+    sdk = AdvancedSQLiteSession(session_id="s", db_path=tmp_path / "sdk.db", create_tables=True)
+    ours = SrtSession("s", store_rt)
+    items = agents_turns(2)
+
+    async def steps(session: Any) -> Any:
+        await session.add_items(items[:2])
+        first = agents_run(5, 1)
+        await session.store_run_usage(SimpleNamespace(context_wrapper=first))
+        await session.add_items(items[2:])
+        await session.store_run_usage(SimpleNamespace(context_wrapper=agents_run(6, 1)))
+        second = agents_run(5, 1) if resumed else agents_run(7, 2)
+        if resumed:
+            second.usage.add(agents_run(7, 2).usage)
+        await session.store_run_usage(SimpleNamespace(context_wrapper=second))
+        return await session.get_turn_usage(), await session.get_session_usage()
+
+    got, expected = run(steps(ours)), run(steps(sdk))
+    sdk.close()
+    assert got == expected
+    turns, total = got
+    want = (2, 12) if resumed else (1, 7)
+    assert [(t["requests"], t["input_tokens"]) for t in turns] == [(1, 5), want]
+    assert total is not None and total["requests"] == 1 + want[0]
+
+
+def test_one_runs_requests_add_up_in_its_turn(store_rt: srt.Runtime) -> None:
+    """One run context written in two adds (a tool call, then the answer): both requests
+    count (the run's second write replaces nothing), as the SDK's one row for the run."""
+    s = SrtSession("s", store_rt)
+    items = agents_turns(1)
+    wrapper = agents_run(5, 1)
+    run(s.add_items(items[:1]))
+    run(s.add_items(items[1:], wrapper=wrapper))
+    wrapper.usage.add(agents_run(7, 2).usage)
+    run(s.add_items([{"content": "and?", "role": "assistant"}], wrapper=wrapper))
+    assert [(t["requests"], t["input_tokens"]) for t in run(s.turn_usage())] == [(2, 12)]
+    assert usage(s)[1]["requests"] == 2
