@@ -2,7 +2,8 @@
 more than one run: a second ``Runner.run`` with no new user message, or a second
 ``store_run_usage`` (a run resumed from its ``RunState`` holds the first run's requests
 again), replaces the turn's usage, as the SDK's ``INSERT OR REPLACE`` of its turn row
-does, where it used to add to it."""
+does, where it used to add to it; and ``_wrote`` (or a clear) giving up on the marks
+is a ``ConflictError`` naming the session, where it used to return as if written."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from agents.extensions.memory.advanced_sqlite_session import AdvancedSQLiteSessi
 
 import srt
 from agents_support import both, run, usage
+from srt.errors import ConflictError
 from srt.integrations.agents import SrtSession
 from srt.testing import ProviderServer
 from support import agents_run, agents_turns
@@ -77,3 +79,53 @@ def test_one_runs_requests_add_up_in_its_turn(store_rt: srt.Runtime) -> None:
     run(s.add_items([{"content": "and?", "role": "assistant"}], wrapper=wrapper))
     assert [(t["requests"], t["input_tokens"]) for t in run(s.turn_usage())] == [(2, 12)]
     assert usage(s)[1]["requests"] == 2
+
+
+def test_the_marks_given_up_on_are_a_conflict_error(
+    store_rt: srt.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run of two requests since the last add: the second row's marks are written on
+    their own (``_wrote``); when every try is refused, the add raises ``ConflictError``
+    naming the session (it returned as if the usage were settled)."""
+    s = SrtSession("given-up", store_rt)
+    wrapper = agents_run(5, 1)
+    wrapper.usage.add(agents_run(7, 2).usage)
+    real = store_rt.store.put_object
+    refused: list[str] = []
+
+    def refuse_the_marks(kind: str, scope: str, key: str, *args: Any, **kw: Any) -> bool:
+        if key.startswith("usage@"):
+            refused.append(key)
+            return False
+        return bool(real(kind, scope, key, *args, **kw))
+
+    monkeypatch.setattr(store_rt.store, "put_object", refuse_the_marks)
+    with pytest.raises(ConflictError, match="'given-up'") as caught:
+        run(s.add_items(agents_turns(1), wrapper=wrapper))
+    monkeypatch.undo()
+    assert "64 times" in str(caught.value)
+    assert len(refused) == 64
+    assert len(run(s.get_items())) == 2  # (the items are stored)
+
+
+def test_a_clear_given_up_on_is_a_conflict_error(
+    store_rt: srt.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every try of a clear's write of ``main``'s head and marks refused: the clear raises
+    ``ConflictError`` naming the session (it went on and returned, ``main`` and its
+    usage as they were), and ``main`` keeps its items and usage."""
+    s = SrtSession("kept-moving", store_rt)
+    run(s.add_items(agents_turns(1), wrapper=agents_run(5, 1)))
+    tries: list[int] = []
+
+    def refused(self: Any, n: int, objects: Any = ()) -> None:
+        tries.append(n)
+        raise ConflictError("the session moved")
+
+    monkeypatch.setattr(srt.Session, "rewind", refused)
+    with pytest.raises(ConflictError, match="'kept-moving'"):
+        run(s.clear_session())
+    monkeypatch.undo()
+    assert len(tries) == 64
+    assert len(run(s.get_items())) == 2
+    assert [(t["requests"], t["input_tokens"]) for t in run(s.turn_usage())] == [(1, 5)]

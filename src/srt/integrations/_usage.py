@@ -28,7 +28,7 @@ from ..errors import ConfigError, ConflictError, SessionNotFoundError
 from ..store.base import CallRecord, ChainRow, ObjectPut, Store
 from ._marks import STATE, Marks, at, fold, like, marks, swap
 
-#: How many times ``_wrote`` tries to write the marks.
+#: How many times ``_wrote`` tries to write the marks before it gives up (typed).
 _TRIES = 64
 
 __all__ = [
@@ -185,6 +185,20 @@ class Ledger:
         seen = self._recorded.get(id(wrapper))
         return seen is None or seen[0]() is not wrapper
 
+    def _rows_puts(
+        self: Any, wrapper: Any, rows: Sequence[CallRecord], users: Sequence[int], items: Any
+    ) -> list[ObjectPut]:
+        """The write of the marks to go with ``rows`` (none: none) of run context
+        ``wrapper``, added with items after the branch's ``items`` (``users``: where the
+        user messages are, those added included): ``_ledger_puts`` for the newest turn,
+        whose usage the rows of a new run replace if it was there before the add."""
+        if not rows:
+            return []
+        user = users[-1] if users else None
+        new_run = user is not None and user < len(items) and self._fresh(wrapper)
+        puts: list[ObjectPut] = self._ledger_puts(user, items if new_run else None)
+        return puts
+
     def _ledger_puts(self: Any, user: int | None = None, items: Any = None) -> list[ObjectPut]:
         """The write of the current branch's marks to go with a write of ledger rows
         (the first, at least; ``_wrote`` the others), so that a pop or a clear that read
@@ -234,6 +248,12 @@ class Ledger:
                 new = like(self._own_calls(), old, at(rows[0], node), extras)
             if swap(self._store, old.put(self.session_id, self._branch, new)):
                 return
+        raise ConflictError(
+            f"the usage of {len(extras)} request(s) of a run in session {self.session_id!r} "
+            f"(branch {self._branch!r}) is written, but its marks were not: other handles "
+            f"changed them {_TRIES} times in a row; the items are stored, and those "
+            "requests count where they were written, whatever a pop or clear did meanwhile"
+        )
 
     def _record_usage(
         self: Any,
