@@ -7,6 +7,9 @@ is a ``ConflictError`` naming the session, where it used to return as if written
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -15,11 +18,26 @@ import pytest
 from agents.extensions.memory.advanced_sqlite_session import AdvancedSQLiteSession
 
 import srt
-from agents_support import both, run, usage
+from agents_support import both, joined, run, usage
 from srt.errors import ConflictError
 from srt.integrations.agents import SrtSession
 from srt.testing import ProviderServer
 from support import agents_run, agents_turns
+
+#: A child process: a run's usage (9 input tokens) stored in session ``s`` of argv[1].
+_RECORD = r"""
+import asyncio, sys
+from types import SimpleNamespace
+from agents import RunContextWrapper
+from agents.usage import Usage
+from srt.integrations.agents import SrtSession
+
+wrapper = RunContextWrapper(context=None)
+wrapper.usage.add(Usage(requests=1, input_tokens=9, output_tokens=1, total_tokens=10))
+s = SrtSession("s", sys.argv[1])
+asyncio.run(s.store_run_usage(SimpleNamespace(context_wrapper=wrapper)))
+s.close()
+"""
 
 
 def test_a_second_run_in_a_turn_as_the_sdk(
@@ -129,3 +147,87 @@ def test_a_clear_given_up_on_is_a_conflict_error(
     assert len(tries) == 64
     assert len(run(s.get_items())) == 2
     assert [(t["requests"], t["input_tokens"]) for t in run(s.turn_usage())] == [(1, 5)]
+
+
+@pytest.mark.parametrize("op", ["pop", "clear", "replace"])
+def test_a_pop_or_clear_that_changes_no_usage_writes_no_marks(
+    store_rt: srt.Runtime, op: str
+) -> None:
+    """The marks stay as stored (the same bytes: not written, where every pop, clear
+    and replacement used to write them again) when no usage counted at what went."""
+    s = SrtSession("s", store_rt)
+    items = agents_turns(2)
+    run(s.add_items(items[:2], wrapper=agents_run(5, 1)))
+    run(s.pop_item())  # (the reply: its row moves to turn 1's user message; written)
+    run(s.add_items(items[1:2]))
+    run(s.add_items(items[2:]))  # (turn 2: no usage)
+    before = store_rt.store.get_object("agents.state", "s", "usage@main")
+    assert before is not None
+    if op == "pop":
+        run(s.pop_item())
+        run(s.pop_item())
+    elif op == "replace":
+        run(s.replace_items(items[:2]))
+    else:
+        run(s.clear_session())  # (usage at turn 1: written)
+        before = store_rt.store.get_object("agents.state", "s", "usage@main")
+        run(s.add_items(items))
+        run(s.clear_session())  # (no usage since: not written)
+    after = store_rt.store.get_object("agents.state", "s", "usage@main")
+    assert after is not None and before is not None
+    assert (after.value, after.updated) == (before.value, before.updated)
+    want = [] if op == "clear" else [(1, 1, 5)]
+    got = [(t["turn"], t["requests"], t["input_tokens"]) for t in run(s.turn_usage())]
+    assert got == want
+
+
+@pytest.mark.parametrize("other", ["thread", "process"])
+def test_a_ledger_row_written_while_a_pop_checks_the_marks(
+    store_url: str, other: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Handle ``a`` pops turn 2's reply (no usage there: the marks are only checked);
+    between its read of the ledger and its write, handle ``b`` (another runtime: in a
+    thread, or another process) stores a run's usage against that reply. The pop goes
+    again and sees it: turn 2 keeps it at its user message, as two writes one after
+    the other would leave it, and the reply added back brings nothing more."""
+    with srt.Runtime(store_url) as rt:
+        a = SrtSession("s", rt)
+        items = agents_turns(2)
+        run(a.add_items(items[:2], wrapper=agents_run(5, 1)))
+        run(a.add_items(items[2:]))
+        read = rt.store.calls
+        raced: list[bool] = []
+
+        def record() -> None:
+            with srt.Runtime(store_url) as rt2:
+                b = SrtSession("s", rt2)
+                run(b.store_run_usage(SimpleNamespace(context_wrapper=agents_run(9, 1))))
+
+        def calls_then_b_records(*args: Any, **kw: Any) -> Any:
+            out = read(*args, **kw)
+            if not raced:  # (a's read of the ledger: b writes its row now)
+                raced.append(True)
+                if other == "process":
+                    done = subprocess.run(
+                        [sys.executable, "-c", _RECORD, store_url],
+                        capture_output=True,
+                        text=True,
+                        timeout=120,  # (then the child is killed, and the test fails)
+                    )
+                    assert done.returncode == 0, done.stderr
+                else:
+                    t = threading.Thread(target=record, daemon=True)
+                    t.start()
+                    joined(t, "b's store_run_usage (in a thread)")
+            return out
+
+        monkeypatch.setattr(rt.store, "calls", calls_then_b_records)
+        run(a.pop_item())
+        monkeypatch.undo()
+        assert raced
+        assert run(a.get_items()) == items[:3]
+        got = [(t["turn"], t["requests"], t["input_tokens"]) for t in run(a.turn_usage())]
+        assert got == [(1, 1, 5), (2, 1, 9)]
+        run(a.add_items(items[3:]))
+        got = [(t["turn"], t["requests"], t["input_tokens"]) for t in run(a.turn_usage())]
+        assert got == [(1, 1, 5), (2, 1, 9)]

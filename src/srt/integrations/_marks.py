@@ -18,10 +18,13 @@ The marks are written in the transaction of the head move they follow (the pop, 
 clear of ``main``, the replacement), so a crash leaves both or neither; and by
 compare-and-swap over the value read (``ObjectPut.expect``): a handle that raced
 another's pop finds the head or the marks moved, and goes again from what is stored,
-so no handle's marks overwrite another's. They stay small however many pops: what a
-pop voided is folded, when written, into ``floor`` and ``void`` (id ranges holding no
-ledger row of the branch that still counts), and ``moved`` keeps only rows that still
-count, so the marks grow with the branch's usage that counts, not with its pops."""
+so no handle's marks overwrite another's. A head move that changes none of them only
+checks them there (``Marks.cut``: ``ObjectPut.check``, no write), which still sends it
+back if a write of ledger rows (which always writes them) came between. They stay
+small however many pops: what a pop voided is folded, when written, into ``floor`` and
+``void`` (id ranges holding no ledger row of the branch that still counts), and
+``moved`` keeps only rows that still count, so the marks grow with the branch's usage
+that counts, not with its pops."""
 
 from __future__ import annotations
 
@@ -77,6 +80,17 @@ class Marks:
         if self.raw is None:
             return ObjectPut(STATE, scope, key, value, if_absent=True)
         return ObjectPut(STATE, scope, key, value, expect=self.raw)
+
+    def cut(self, scope: str, branch: str, new: Marks) -> ObjectPut:
+        """``put`` for a pop, clear or replacement: if ``new`` holds what these marks
+        hold, no write, only the check (``ObjectPut.check``) that they are still these
+        (a write of ledger rows meanwhile writes them: the head move goes again); a
+        branch with no marks stored yet has them written once."""
+        same = (new.floor, new.void, new.moved) == (self.floor, self.void, self.moved)
+        if self.raw is None or not same:
+            return self.put(scope, branch, new)
+        key = f"usage@{branch}"
+        return ObjectPut(STATE, scope, key, self.raw, expect=self.raw, check=True)
 
 
 def fold(

@@ -334,12 +334,13 @@ class Ledger:
         messages are, if known) are about to be removed (popped, or replaced): the
         write of its marks to go with the head move, after which, as if popped one by
         one, the usage standing there has moved down to its turn's user message if that
-        stays, and is void if it went. (Written even if nothing changes: a ledger row
-        written meanwhile, with its own write of the marks, sends one of the two back.)"""
+        stays, and is void if it went. (Checked, not written, if nothing changes: a
+        ledger row written meanwhile, with its own write of the marks, sends one of the
+        two back.)"""
         old = self._marks(self._branch)
         calls = self._own_calls() if pos < len(items) else []
         if not calls:
-            return [old.put(self.session_id, self._branch, old)]
+            return [old.cut(self.session_id, self._branch, old)]
         if users is None:
             users = [i for i, m in enumerate(items.messages()) if m["role"] == "user"]
         moved = dict(old.moved)
@@ -349,7 +350,7 @@ class Ledger:
             if where is not None and where >= pos and call.id is not None:
                 i = bisect.bisect_right(users, where)  # (the last user message at or above)
                 moved[call.id] = users[i - 1] if i and users[i - 1] < pos else None
-        return [old.put(self.session_id, self._branch, fold(calls, old.floor, moved, old))]
+        return [old.cut(self.session_id, self._branch, fold(calls, old.floor, moved, old))]
 
     def _usage_cleared(self: Any) -> list[ObjectPut]:
         """The current branch (``main``) is about to be emptied by a clear: the write of
@@ -358,7 +359,7 @@ class Ledger:
         compare-and-swap: ``_ledger_puts``)."""
         old = self._marks(self._branch)
         ids = [c.id for c in self._own_calls() if c.id is not None]
-        return [old.put(self.session_id, self._branch, Marks(max(ids, default=old.floor)))]
+        return [old.cut(self.session_id, self._branch, Marks(max(ids, default=old.floor)))]
 
     def _own_calls(self: Any) -> list[CallRecord]:
         """The ledger rows the current branch's srt session recorded."""
