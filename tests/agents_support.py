@@ -1,12 +1,14 @@
 """What the Agents SDK session tests (``test_agents2*``) share: ``run`` (a coroutine to
 its end), ``drive`` (steps of a conversation through the SDK's ``Runner`` on any
 session), ``usage`` (a session's usage per turn and overall, from ``SrtSession`` or the
-SDK's ``AdvancedSQLiteSession``) and ``both`` (the same steps on each, usage compared).
+SDK's ``AdvancedSQLiteSession``), ``both`` (the same steps on each, usage compared) and
+``joined`` (a thread of the test's waited for, within a bound).
 Their ``server`` fixture (``srt.testing.ProviderServer``) is in ``conftest.py``."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,10 @@ from srt.testing import ProviderServer
 
 set_tracing_disabled(True)
 
-__all__ = ["CALC", "REPLIES", "both", "converse", "drive", "run", "usage"]
+__all__ = ["CALC", "REPLIES", "both", "converse", "drive", "joined", "run", "usage"]
+
+#: How long a test waits for a thread of its own (a bound, not a timing).
+JOIN_S = 120.0
 
 CALC = {"tool_calls": [{"name": "add", "arguments": {"a": 2, "b": 3}, "id": "call_1"}]}
 #: The replies of the conversation below, in order: main turn 1 (a tool call, then the
@@ -47,6 +52,14 @@ async def converse(url: str, session: Any, fork: Any, switch: Any) -> None:
             result = await Runner.run(agent, text, session=session)
             if isinstance(session, AdvancedSQLiteSession):
                 await session.store_run_usage(result)
+
+
+def joined(thread: threading.Thread, what: str) -> None:
+    """Wait for ``thread`` (started ``daemon``, so one that hangs cannot hold the test
+    process), at most ``JOIN_S``: still running then, the test fails naming ``what``."""
+    thread.join(JOIN_S)
+    if thread.is_alive():
+        raise AssertionError(f"{what} did not finish within {JOIN_S:g} s (a thread still runs)")
 
 
 def run(coro: Any) -> Any:

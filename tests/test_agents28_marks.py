@@ -21,7 +21,7 @@ import pytest
 from agents.extensions.memory.advanced_sqlite_session import AdvancedSQLiteSession
 
 import srt
-from agents_support import run
+from agents_support import joined, run
 from srt.errors import ConfigError, ConflictError
 from srt.integrations import _usage
 from srt.integrations.agents import SrtSession
@@ -80,11 +80,14 @@ def tokens(s: SrtSession) -> list[tuple[int, int, int]]:
 
 def two_turns(s: SrtSession) -> list[Any]:
     """Turn 1 (5 input tokens against its reply), then turn 2's user message (7) and
-    its reply (9), each recorded against itself: the items."""
+    its reply (9), each recorded against itself by one run (a run's second request
+    adds to its turn; another run's would replace it, as the SDK's): the items."""
     items = agents_turns(2)
     run(s.add_items(items[:2], wrapper=agents_run(5, 1)))
-    run(s.add_items(items[2:3], wrapper=agents_run(7, 1)))
-    run(s.add_items(items[3:], wrapper=agents_run(9, 1)))
+    second = agents_run(7, 1)
+    run(s.add_items(items[2:3], wrapper=second))
+    second.usage.add(agents_run(9, 1).usage)
+    run(s.add_items(items[3:], wrapper=second))
     return items
 
 
@@ -142,9 +145,9 @@ def test_two_handles_popping_at_once_lose_no_marks(
                 if other == "process":
                     assert child(store_url, "pop").returncode == 0
                 else:
-                    t = threading.Thread(target=pop)
+                    t = threading.Thread(target=pop, daemon=True)
                     t.start()
-                    t.join()
+                    joined(t, "b's pop (in a thread)")
             return out
 
         monkeypatch.setattr(_usage, "marks", marks_then_b_pops)

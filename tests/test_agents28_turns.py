@@ -56,14 +56,15 @@ def test_as_the_sdks_advanced_session(server: ProviderServer, tmp_path: Path) ->
 
 
 def test_the_details_sum_the_ledger(store_rt: srt.Runtime) -> None:
-    """A turn of two requests: its totals and details are their sums (the cached and
-    reasoning tokens the SDK's usage carried included)."""
+    """A turn of two requests (of one run): its totals and details are their sums (the
+    cached and reasoning tokens the SDK's usage carried included)."""
     s = SrtSession("d", store_rt)
     first = agents_run(10, 3)
     first.usage.request_usage_entries[0].input_tokens_details.cached_tokens = 4
     first.usage.request_usage_entries[0].output_tokens_details.reasoning_tokens = 2
     run(s.add_items(agents_turns(1)[:1], wrapper=first))
-    run(s.add_items(agents_turns(1)[1:], wrapper=agents_run(20, 5)))
+    first.usage.add(agents_run(20, 5).usage)
+    run(s.add_items(agents_turns(1)[1:], wrapper=first))
     want = {
         "requests": 2,
         "input_tokens": 30,

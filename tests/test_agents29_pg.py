@@ -3,7 +3,8 @@ that folds the usage marks (``srt.integrations._usage.fold``) while another hand
 write of a ledger row is still open must not draw a void range over that row's id.
 Here the other handle's write is held open, its row inserted, by a trigger waiting on
 an advisory lock the test holds (the second connection), while the first handle adds
-and pops a turn; the held row, recorded against a turn that stays, counts."""
+and pops a turn; the held row, recorded against a turn that stays, counts (a run's
+usage stored by ``store_run_usage``: the turn's, replacing what it had)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from types import SimpleNamespace
 import psycopg
 
 import srt
-from agents_support import run
+from agents_support import joined, run
 from pg_support import fresh_url, server_url
 from srt.integrations.agents import SrtSession
 from support import agents_run, agents_turns
@@ -70,16 +71,18 @@ def test_a_fold_spares_a_ledger_row_still_to_commit() -> None:
                 run(a.add_items(extra, wrapper=agents_run(8, 1)))
                 run(a.pop_item())
 
-            tb = threading.Thread(target=b_records)
+            tb = threading.Thread(target=b_records, daemon=True)
             tb.start()
             _until(lambda: waiting(advisory=True))
-            ta = threading.Thread(target=a_adds_and_pops)
+            ta = threading.Thread(target=a_adds_and_pops, daemon=True)
             ta.start()
             _until(lambda: not ta.is_alive() or waiting(advisory=False))
             held.execute("SELECT pg_advisory_unlock(%s)", (_KEY,))
-            tb.join()
-            ta.join()
+            joined(tb, "b's store_run_usage")
+            joined(ta, "a's add and pop")
         assert run(a.get_items()) == items
         turns = run(a.turn_usage())
-        assert [(t["turn"], t["requests"], t["input_tokens"]) for t in turns] == [(1, 2, 5 + _HELD)]
+        # (b's run is a new one in turn 1: its usage replaces the turn's, as the SDK's
+        # store_run_usage does)
+        assert [(t["turn"], t["requests"], t["input_tokens"]) for t in turns] == [(1, 1, _HELD)]
         a.close()

@@ -16,7 +16,7 @@ import pytest
 from agents.extensions.memory.advanced_sqlite_session import AdvancedSQLiteSession
 
 import srt
-from agents_support import run
+from agents_support import joined, run
 from srt.integrations import _usage
 from srt.integrations.agents import SrtSession
 from support import agents_run, agents_turns
@@ -49,9 +49,9 @@ def test_a_clear_between_an_append_and_its_ledger_rows(
                     done = child(store_url, "clear")
                     assert done.returncode == 0, done.stderr
                 else:
-                    t = threading.Thread(target=clear)
+                    t = threading.Thread(target=clear, daemon=True)
                     t.start()
-                    t.join()
+                    joined(t, "b's clear (in a thread)")
             return out
 
         monkeypatch.setattr(rt.store, "append", append_then_b_clears)

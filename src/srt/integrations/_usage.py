@@ -9,27 +9,8 @@ with none, the turns it shares with its parent being the parent's (the SDK copie
 branch's messages but not their usage rows), so adding up over the branches counts each
 request once.
 
-A row counts for the user turn of the item it was recorded against; what a pop or a
-clear did to it since is kept per branch beside the ledger (which never changes), as
-its *marks* (``agents.state`` object ``usage@<branch>``): ``floor``, a ledger row id up
-to which the branch's rows count no more (the newest when the session was last
-cleared), ``void``, id ranges whose rows of the branch count no more, and ``moved``,
-row id -> the position its usage now stands at.
-Popping a reply moves the rows at it down to its turn's user message, as the SDK keeps
-a turn's usage until its last message goes; popping a user message voids the rows at
-or above it (``replace_items`` removes the items it replaces as if popped). So usage
-recorded before a clear or for a popped turn never counts for the same items added
-again (content-addressed, they come back as the same nodes), where the SDK's new rows
-start from nothing too.
-
-The marks are written in the transaction of the head move they follow (the pop, the
-clear of ``main``, the replacement), so a crash leaves both or neither; and by
-compare-and-swap over the value read (``ObjectPut.expect``): a handle that raced
-another's pop finds the head or the marks moved, and goes again from what is stored,
-so no handle's marks overwrite another's. They stay small however many pops: what a
-pop voided is folded, when written, into ``floor`` and ``void`` (id ranges holding no
-ledger row of the branch that still counts), and ``moved`` keeps only rows that still
-count, so the marks grow with the branch's usage that counts, not with its pops."""
+What a pop or a clear did to a branch's rows since they were written (the ledger never
+changes) is kept beside it as the branch's *marks* (``_marks``)."""
 
 from __future__ import annotations
 
@@ -37,16 +18,18 @@ import bisect
 import contextlib
 import contextvars
 import json
-import math
 import time
 import weakref
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import _core
 from ..errors import ConfigError, ConflictError, SessionNotFoundError
 from ..store.base import CallRecord, ChainRow, ObjectPut, Store
+from ._marks import STATE, Marks, at, fold, like, marks, swap
+
+#: How many times ``_wrote`` tries to write the marks before it gives up (typed).
+_TRIES = 64
 
 __all__ = [
     "RUN",
@@ -61,128 +44,6 @@ __all__ = [
     "sdk_turn",
     "totals",
 ]
-
-_STATE = "agents.state"
-
-
-@dataclass(frozen=True, slots=True)
-class Marks:
-    """A branch's marks (see the module docstring), and ``raw``, their bytes as stored
-    (``None``: none stored), which a write of new marks expects to find."""
-
-    floor: int = 0
-    void: tuple[tuple[int, int], ...] = ()  # (first, last) ids, sorted, disjoint
-    moved: dict[int, int | None] = field(default_factory=dict)  # (None: void, not folded)
-    raw: bytes | None = None
-    n: int = 0  # (the writes so far: every one changes the bytes)
-
-    def where(self, call: CallRecord, at: dict[int, int]) -> int | None:
-        """Where in the branch ``call``'s usage stands (``at``: node -> position),
-        ``None`` if nowhere: void, or recorded against an item the branch lost."""
-        cid = call.id
-        if cid is not None:
-            if cid <= self.floor or _in(self.void, cid):
-                return None
-            if cid in self.moved:
-                return self.moved[cid]
-        return at.get(call.node) if call.node is not None else None
-
-    def put(self, scope: str, branch: str, new: Marks) -> ObjectPut:
-        """The write of ``new`` in place of these marks, with ``n`` one more, refused
-        (``ConflictError``, with whatever it goes with) if another wrote first."""
-        value = json.dumps(
-            {
-                "floor": new.floor,
-                "void": [list(r) for r in new.void],
-                "moved": {str(k): v for k, v in new.moved.items()},
-                "n": self.n + 1,
-            },
-            separators=(",", ":"),
-        ).encode()
-        key = f"usage@{branch}"
-        if self.raw is None:
-            return ObjectPut(_STATE, scope, key, value, if_absent=True)
-        return ObjectPut(_STATE, scope, key, value, expect=self.raw)
-
-
-def fold(
-    calls: Sequence[CallRecord], floor: int, moved: dict[int, int | None], old: Marks
-) -> Marks:
-    """Marks for the branch whose own ledger rows are ``calls`` (oldest first) after a
-    change: ``old``'s ``void``, with ``floor`` and ``moved`` (``None``: void) as the
-    change left them, folded to hold nothing for a row that counts no more. The leading
-    run of void rows raises ``floor``; each later run is one ``void`` range (it holds no
-    row of the branch that counts, and a row written later has a larger id)."""
-    ranges: list[tuple[int, int]] = []
-    kept: dict[int, int | None] = {}
-    run: tuple[int, int] | None = None  # (first, last) id of the current void rows
-    counted = False  # (a row that counts came before: a run no longer raises the floor)
-    for call in calls:
-        cid = call.id
-        if cid is None:
-            continue
-        if cid <= floor or _in(old.void, cid) or (cid in moved and moved[cid] is None):
-            run = (run[0] if run else cid, cid)
-            continue
-        if run is not None:
-            if counted:
-                ranges.append(run)
-            else:
-                floor = max(floor, run[1])
-            run = None
-        counted = True
-        if cid in moved:
-            kept[cid] = moved[cid]
-    if run is not None:
-        if counted:
-            ranges.append(run)
-        else:
-            floor = max(floor, run[1])
-    return Marks(floor, tuple(ranges), kept)
-
-
-def _in(ranges: Sequence[tuple[int, int]], cid: int) -> bool:
-    """Whether id ``cid`` is in one of the sorted, disjoint (first, last) ``ranges``."""
-    i = bisect.bisect_right(ranges, (cid, math.inf))
-    return bool(i) and cid <= ranges[i - 1][1]
-
-
-def _at(row: CallRecord, node: int | None) -> CallRecord:
-    """``row`` recorded against ``node``."""
-    return replace(row, node=node)
-
-
-def _like(
-    calls: Sequence[CallRecord], old: Marks, first: CallRecord, extras: Sequence[int]
-) -> Marks:
-    """``old`` with the rows ``extras`` (written after ``first``, against its node, and
-    seen by no pop or clear) given what ``first`` has: void, moved, or counting (then
-    out of any void range a fold drew over them)."""
-
-    def void(cid: int) -> bool:
-        return cid <= old.floor or _in(old.void, cid) or old.moved.get(cid, 0) is None
-
-    row = next((c for c in reversed(calls) if c.node == first.node and c.at == first.at), None)
-    marks: dict[int, int | None] = {c.id: None for c in calls if c.id is not None and void(c.id)}
-    marks.update((k, v) for k, v in old.moved.items() if v is not None)
-    for cid in extras:
-        marks.pop(cid, None)
-        if row is None or row.id is None or void(row.id):
-            marks[cid] = None
-        elif row.id in old.moved:
-            marks[cid] = old.moved[row.id]
-    return fold(calls, 0, marks, Marks())
-
-
-def _swap(store: Store, put: ObjectPut) -> bool:
-    """``put`` written on its own (its condition held)."""
-    try:
-        return store.put_object(
-            put.kind, put.scope, put.key, put.value, if_absent=put.if_absent, expect=put.expect
-        )
-    except ConflictError:
-        return False
-
 
 #: What ``per_turn`` sums per turn (with ``detail``: ``_DETAIL``).
 _SUMS = ("requests", "input_tokens", "cached_tokens", "output_tokens")
@@ -264,21 +125,6 @@ def per_turn(
     return [out[t] for t in sorted(out) if out[t]["requests"]]
 
 
-def marks(store: Store, scope: str, branch: str) -> Marks:
-    """The marks of branch ``branch`` of agents session ``scope`` (none: ``Marks()``)."""
-    row = store.get_object(_STATE, scope, f"usage@{branch}")
-    if row is None:
-        return Marks()
-    data = json.loads(row.value)
-    return Marks(
-        int(data["floor"]),
-        tuple((int(a), int(b)) for a, b in data.get("void", ())),
-        {int(k): v for k, v in data["moved"].items()},
-        row.value,
-        int(data.get("n", 0)),
-    )
-
-
 def totals(turns: Sequence[dict[str, Any]]) -> dict[str, int] | None:
     """Turns of ``per_turn`` summed in the shape of the SDK's ``get_session_usage``
     (``None`` for no turn, as there)."""
@@ -333,16 +179,49 @@ class Ledger:
             for i in range(done, len(entries))
         ]
 
-    def _ledger_puts(self: Any, user: int | None = None) -> list[ObjectPut]:
+    def _fresh(self: Any, wrapper: Any) -> bool:
+        """Whether run context ``wrapper`` is a run this handle has written no request of
+        (a new ``Runner.run``; call after ``_unwritten``, which forgets dead ones)."""
+        seen = self._recorded.get(id(wrapper))
+        return seen is None or seen[0]() is not wrapper
+
+    def _rows_puts(
+        self: Any, wrapper: Any, rows: Sequence[CallRecord], users: Sequence[int], items: Any
+    ) -> list[ObjectPut]:
+        """The write of the marks to go with ``rows`` (none: none) of run context
+        ``wrapper``, added with items after the branch's ``items`` (``users``: where the
+        user messages are, those added included): ``_ledger_puts`` for the newest turn,
+        whose usage the rows of a new run replace if it was there before the add."""
+        if not rows:
+            return []
+        user = users[-1] if users else None
+        new_run = user is not None and user < len(items) and self._fresh(wrapper)
+        puts: list[ObjectPut] = self._ledger_puts(user, items if new_run else None)
+        return puts
+
+    def _ledger_puts(self: Any, user: int | None = None, items: Any = None) -> list[ObjectPut]:
         """The write of the current branch's marks to go with a write of ledger rows
         (the first, at least; ``_wrote`` the others), so that a pop or a clear that read
         the ledger before it is refused, and reads it again (and a row whose transaction
         is still open when a pop or clear folds the marks, on PostgreSQL, commits only
         if it was not refused). ``user``: the place of the user message of the turn the
         rows are for, whose usage they replace (a popped reply's rows, which the pop
-        moved there), as ``AdvancedSQLiteSession.store_run_usage`` replaces a turn's."""
+        moved there), as ``AdvancedSQLiteSession.store_run_usage`` replaces a turn's.
+        With ``items`` (the branch's items before the write), the rows are a new run's:
+        every row that counts in that turn is void, the new run's usage replacing the
+        turn's as the SDK's ``INSERT OR REPLACE`` of its turn row does (a second
+        ``Runner.run`` in a turn, or a run resumed from its ``RunState``, whose usage
+        holds the first's requests again)."""
         old = self._marks(self._branch)
         moved = {k: (None if user is not None and v == user else v) for k, v in old.moved.items()}
+        calls = self._own_calls() if items is not None and user is not None else []
+        if calls:
+            where = {node: i for i, node in enumerate(items.ids)}
+            for call in calls:
+                pos = old.where(call, where)
+                if pos is not None and pos >= user and call.id is not None:
+                    moved[call.id] = None
+            return [old.put(self.session_id, self._branch, fold(calls, old.floor, moved, old))]
         return [old.put(self.session_id, self._branch, Marks(old.floor, old.void, moved))]
 
     def _wrote(
@@ -361,14 +240,20 @@ class Ledger:
             )
         if len(rows) < 2:
             return
-        extras = [self._store.record_call(_at(r, node)) for r in rows[1:]]
-        for _ in range(64):
+        extras = [self._store.record_call(at(r, node)) for r in rows[1:]]
+        for _ in range(_TRIES):
             old = self._marks(self._branch)
             new = old
             if old.raw != marks.value:  # (a pop or a clear since: rows[0]'s fate for all)
-                new = _like(self._own_calls(), old, _at(rows[0], node), extras)
-            if _swap(self._store, old.put(self.session_id, self._branch, new)):
+                new = like(self._own_calls(), old, at(rows[0], node), extras)
+            if swap(self._store, old.put(self.session_id, self._branch, new)):
                 return
+        raise ConflictError(
+            f"the usage of {len(extras)} request(s) of a run in session {self.session_id!r} "
+            f"(branch {self._branch!r}) is written, but its marks were not: other handles "
+            f"changed them {_TRIES} times in a row; the items are stored, and those "
+            "requests count where they were written, whatever a pop or clear did meanwhile"
+        )
 
     def _record_usage(
         self: Any,
@@ -377,11 +262,13 @@ class Ledger:
         *,
         start: int | None = None,
         model: str | None = None,
+        run: bool = False,
     ) -> None:
         """Ledger rows against the current branch's newest item for the requests of run
         context ``wrapper`` not written yet (see ``_unwritten``): written with the head's
         compare-and-swap and the marks' (an append of no item), again from the
-        head as it is then if either moved."""
+        head as it is then if either moved. ``run``: ``wrapper`` is a whole run's
+        (``store_run_usage``), whose usage, if new, replaces its turn's."""
         from . import _append
 
         for _ in range(64):
@@ -391,7 +278,8 @@ class Ledger:
                 return
             head = self._cache_key[0] if self._cache_key is not None else None
             prefix = cached.prefixes[-1] if len(cached) else _core.ROOT
-            puts = self._ledger_puts()
+            users = self._user_positions() if run and self._fresh(wrapper) else []
+            puts = self._ledger_puts(users[-1], cached) if users else self._ledger_puts()
             try:
                 _append.append(
                     self._rt, self._s.name, head, len(cached), prefix, [], puts, call=rows[0]
@@ -420,7 +308,10 @@ class Ledger:
         usage = getattr(wrapper, "usage", None)
         if usage is None or not hasattr(usage, "request_usage_entries"):
             raise ConfigError(f"store_run_usage takes a Runner result, got {type(result).__name__}")
-        await self.record_requests(wrapper, len(usage.request_usage_entries), self.model)
+        n = len(usage.request_usage_entries)
+        await self._change(
+            lambda: self._record_usage(wrapper, (), start=n, model=self.model, run=True)
+        )
 
     async def turn_usage(self: Any) -> list[dict[str, Any]]:
         """The current branch's usage per user turn, for the turns that have any: ``turn``,
@@ -443,12 +334,13 @@ class Ledger:
         messages are, if known) are about to be removed (popped, or replaced): the
         write of its marks to go with the head move, after which, as if popped one by
         one, the usage standing there has moved down to its turn's user message if that
-        stays, and is void if it went. (Written even if nothing changes: a ledger row
-        written meanwhile, with its own write of the marks, sends one of the two back.)"""
+        stays, and is void if it went. (Checked, not written, if nothing changes: a
+        ledger row written meanwhile, with its own write of the marks, sends one of the
+        two back.)"""
         old = self._marks(self._branch)
         calls = self._own_calls() if pos < len(items) else []
         if not calls:
-            return [old.put(self.session_id, self._branch, old)]
+            return [old.cut(self.session_id, self._branch, old)]
         if users is None:
             users = [i for i, m in enumerate(items.messages()) if m["role"] == "user"]
         moved = dict(old.moved)
@@ -458,7 +350,7 @@ class Ledger:
             if where is not None and where >= pos and call.id is not None:
                 i = bisect.bisect_right(users, where)  # (the last user message at or above)
                 moved[call.id] = users[i - 1] if i and users[i - 1] < pos else None
-        return [old.put(self.session_id, self._branch, fold(calls, old.floor, moved, old))]
+        return [old.cut(self.session_id, self._branch, fold(calls, old.floor, moved, old))]
 
     def _usage_cleared(self: Any) -> list[ObjectPut]:
         """The current branch (``main``) is about to be emptied by a clear: the write of
@@ -467,7 +359,7 @@ class Ledger:
         compare-and-swap: ``_ledger_puts``)."""
         old = self._marks(self._branch)
         ids = [c.id for c in self._own_calls() if c.id is not None]
-        return [old.put(self.session_id, self._branch, Marks(max(ids, default=old.floor)))]
+        return [old.cut(self.session_id, self._branch, Marks(max(ids, default=old.floor)))]
 
     def _own_calls(self: Any) -> list[CallRecord]:
         """The ledger rows the current branch's srt session recorded."""
@@ -476,7 +368,7 @@ class Ledger:
     def _usage_forget(self: Any, branch: str) -> None:
         """Branch ``branch`` is deleted: its marks go (a branch made again under its
         name is another srt session, which starts with no usage)."""
-        self._store.delete_object(_STATE, self.session_id, f"usage@{branch}")
+        self._store.delete_object(STATE, self.session_id, f"usage@{branch}")
 
     async def session_usage(self: Any, branch: str | None = None) -> dict[str, int] | None:
         """The usage of every branch (``branch=None``) or of one, as the SDK's

@@ -367,10 +367,10 @@ class SrtSession(Replace, _usage.Ledger):
             users = self._user_positions() + [
                 start + i for i, p in enumerate(prepared) if p[0]["role"] == "user"
             ]
-            # The requests' ledger rows (the first) and the marks in the same write: the
-            # rows replace those of a reply popped from the turn they are for.
+            # The requests' ledger rows (the first) and the marks in the same write: a new
+            # run's rows replace the usage of the turn they are for (``_rows_puts``).
             rows = self._unwritten(wrapper, items)
-            marks = self._ledger_puts(users[-1] if users else None) if rows else []
+            marks = self._rows_puts(wrapper, rows, users, cached)
             try:
                 ids, prefixes = _append.append(
                     *(self._rt, self._s.name, at, start, cached.prefix, bodies, objects + marks),
@@ -435,6 +435,8 @@ class SrtSession(Replace, _usage.Ledger):
             with contextlib.suppress(ConflictError):
                 self._s.rewind(len(self._s), objects=self._usage_cleared())  # (one write)
                 break
+        else:
+            raise ConflictError(f"could not clear session {self.session_id!r}: it kept moving")
         self._branches = branches = self._load_branches()
 
         def depth(b: Branch) -> int:

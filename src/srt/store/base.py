@@ -198,7 +198,10 @@ class ObjectPut:
     ``at_head`` files the object under the node the append makes the head (the
     reply it stores), which is not known before the append; it overrides ``node``.
     ``if_absent`` and ``expect`` make it conditional as in ``Store.put_object``: an
-    append whose condition fails is a ``ConflictError`` and writes nothing.
+    append whose condition fails is a ``ConflictError`` and writes nothing. ``check``
+    (with ``expect``) writes nothing of the object: the append only requires that it
+    still holds ``expect``, and holds it so until the append commits (a write of it
+    by another waits, then finds what it expected, or the append waits and fails).
     """
 
     kind: str
@@ -210,6 +213,7 @@ class ObjectPut:
     at_head: bool = False
     if_absent: bool = False
     expect: bytes | None = None
+    check: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -171,9 +171,12 @@ def check_search(text: Any, limit: Any) -> None:
         raise ConfigError("limit must be an int, at least 1")
 
 
-def check_expect(expect: Any, if_absent: Any) -> None:
+def check_expect(expect: Any, if_absent: Any, check: Any = False) -> None:
     """``ConfigError`` unless ``expect`` is ``None`` or bytes, and not given with
-    ``if_absent`` (every engine checks a conditional object write before it writes)."""
+    ``if_absent``, and given with ``check`` (``ObjectPut``'s); every engine checks a
+    conditional object write before it writes."""
+    if check and expect is None:
+        raise ConfigError("an object checked by an append needs its expected value")
     if expect is None:
         return
     if not isinstance(expect, bytes):

@@ -74,7 +74,7 @@ class AppendMixin:
     ) -> list[int]:
         for obj in objects:
             check_object(obj.kind, obj.scope, obj.key, obj.value)
-            check_expect(obj.expect, obj.if_absent)
+            check_expect(obj.expect, obj.if_absent, obj.check)
         # Objects filed under another session than this one (``store.owners``) are written
         # only while it exists, as ``put_object`` writes them: the statement holds those
         # sessions' rows first (``HELD``). (This session's own row the append locks, and
@@ -139,8 +139,9 @@ class AppendMixin:
             # wrote (else NULL: nothing written; an append that fails undoes the write).
             (obj,) = held
             write, values = conditional(obj, obj.node, args[9])
+            write += "" if obj.check else " RETURNING 1"
             text = self.db.sql(
-                f"WITH w AS ({write} RETURNING 1) SELECT CASE WHEN EXISTS (SELECT 1 FROM w) "
+                f"WITH w AS ({write}) SELECT CASE WHEN EXISTS (SELECT 1 FROM w) "
                 f"THEN {APPEND.removeprefix('SELECT ')} END"
             )
             row = conn.execute(text, (*values, *args)).fetchone()

@@ -205,10 +205,21 @@ _SWAP = (
 )
 
 
+#: An object's check (``ObjectPut.check``): its row if it holds the expected bytes,
+#: locked against writes (a ``_SWAP`` of it) until the transaction ends.
+_CHECK = (
+    "SELECT 1 FROM {s}.objects WHERE kind = %s AND scope = %s AND key = %s AND value = %s "
+    "AND (expires IS NULL OR expires > %s) FOR SHARE"
+)
+
+
 def conditional(obj: ObjectPut, node: int | None, now: float) -> tuple[str, tuple[Any, ...]]:
     """The statement (``{s}`` unrendered) and arguments writing ``obj`` (``if_absent`` or
     ``expect``) under ``node``; it touches one row if it wrote, none if not (or if the
-    node is not stored)."""
+    node is not stored). With ``obj.check``, a locking read of its row, which it
+    returns if it holds ``obj.expect``."""
+    if obj.check:
+        return _CHECK, (obj.kind, obj.scope, obj.key, obj.expect, now)
     if obj.expect is None:
         return _IF_ABSENT, (
             *(obj.kind, obj.scope, obj.key, obj.value, node, obj.expires, now, now),

@@ -298,7 +298,7 @@ def put_object(conn: apsw.Connection, obj: ObjectPut, node: int | None) -> bool:
 
 def _put_object(conn: apsw.Connection, obj: ObjectPut, node: int | None) -> bool:
     check_object(obj.kind, obj.scope, obj.key, obj.value)
-    check_expect(obj.expect, obj.if_absent)
+    check_expect(obj.expect, obj.if_absent, obj.check)
     sid = session_of(obj.kind, obj.scope)
     if sid is not None and conn.execute(_SESSION_HEAD, (sid,)).fetchone() is None:
         return False
@@ -308,6 +308,13 @@ def _put_object(conn: apsw.Connection, obj: ObjectPut, node: int | None) -> bool
     ):
         raise ConflictError(object_node_gone(node))
     now = time.time()
+    if obj.check:  # (the write transaction holds it: no other writer until it ends)
+        found = conn.execute(
+            "SELECT 1 FROM objects "
+            f"WHERE kind = ? AND scope = ? AND key = ? AND value = ? AND {LIVE_OBJECT}",
+            (obj.kind, obj.scope, obj.key, obj.expect, now),
+        ).fetchone()
+        return found is not None
     if obj.expect is not None:
         conn.execute(
             "UPDATE objects SET value = ?, node = ?, expires = ?, updated = ? "
