@@ -330,7 +330,15 @@ def _fault(work: str, up: Upstream) -> dict[str, Any]:
     with gateway(work, db, up.url) as url, httpx.Client(base_url=url, timeout=60) as c:
         stored = c.get(f"/responses/{rid}").json()
         out["stored_status"] = stored.get("status")
-        out["stored_chars"] = len(stored.get("output_text") or "")
+        # (the text the stored partial reply kept: its message items' output_text parts;
+        # a response object carries no ``output_text``, the SDK's own convenience)
+        out["stored_chars"] = sum(
+            len(part.get("text") or "")
+            for item in stored.get("output") or []
+            if item.get("type") == "message"
+            for part in item.get("content") or []
+            if part.get("type") == "output_text"
+        )
         after = [i["id"] for i in c.get(f"/conversations/{other}/items").json()["data"]]
         r = c.post("/responses", json={"model": "m", "input": "still fine", "conversation": other})
         out["other_conversation_intact"] = after == before and r.status_code == 200
