@@ -4,10 +4,12 @@ which gives them the conversation's session, the output and a reply."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..cache import CacheExplain
+from ..errors import SrtError
 from ..runtime import Runtime
 from ..session import Session
 from ._common import escape_line
@@ -119,10 +121,23 @@ class Commands:
             self.note("[edit cancelled]")
             return
         keep = self._keep_name()
-        self.session.fork(keep)
-        self.session.edit(index, {"role": "user", "content": text})
+        self._edit_keeping(keep, index, {"role": "user", "content": text})
         self.note(f"[edited; the previous version is kept as session {escape_line(keep)}]")
         self.reply()
+
+    def _edit_keeping(self, keep: str, index: int, message: dict[str, Any]) -> None:
+        """Fork the session to ``keep``, then edit message ``index``; an edit refused (bad
+        input, a conflict) or interrupted before it was stored takes its fork with it."""
+        self.session.fork(keep)
+        before = self.session.head
+        try:
+            self.session.edit(index, message)
+        except BaseException:
+            with contextlib.suppress(SrtError):
+                row = self.rt.store.get_session(self.session.name)
+                if row is not None and row.head == before:  # (the edit was not stored)
+                    self.rt.delete(keep)
+            raise
 
     def _keep_name(self) -> str:
         taken = {info.name for info in self.rt.sessions()}
