@@ -104,3 +104,24 @@ def test_a_refused_edit_leaves_no_fork_behind(srv: ProviderServer, tmp_path: Pat
             "Name a warm colour.",
             "Red.",
         ]
+
+
+def test_retry_after_a_complete_reply_replaces_it(srv: ProviderServer, tmp_path: Path) -> None:
+    env = cli_env(tmp_path / "chat.db", SRT_TEST_KEY=KEY)
+    srv.script("openai", ["Blue.", "Green."])
+    out = chat_bytes(env, srv, b"Name a colour.\n/retry\n", "--session", "s")
+    # The model was asked the question again, not for a second reply after its first.
+    assert srv.log[-1].body["messages"] == [{"role": "user", "content": "Name a colour."}]
+    assert "Blue.\n" in out and "[the last reply is replaced; it stays in srt log]" in out
+    assert "Green.\n" in out
+    with srt.Runtime(env["SRT_DB"]) as rt:
+        s = rt.session("s", create=False)
+        assert s.messages() == [  # (before: user, "Blue.", "Green.")
+            {"role": "user", "content": "Name a colour."},
+            {"role": "assistant", "content": "Green."},
+        ]
+        # the replaced reply stays among the session's earlier heads
+        (earlier,) = s.history()
+        assert (earlier.action, earlier.messages) == ("rewind", 2)
+        rows = rt.store.chain(earlier.head)
+        assert [json.loads(r[2])["content"] for r in rows] == ["Name a colour.", "Blue."]

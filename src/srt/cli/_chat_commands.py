@@ -24,7 +24,7 @@ HELP = """\
 /fork NAME     continue in a new session NAME that shares this conversation
 /rewind [N]    drop the last N turns (default 1): a user message and its replies
 /edit [TEXT]   change your last message; the old version is kept as session NAME~K
-/retry         ask for a reply again (after an error or an interruption)
+/retry         ask for the last reply again (it replaces a complete one)
 /explain       what the provider's prompt cache should serve for the next request
 /stats         requests, tokens, cache hit share and cost of this session
 /save [NAME]   every turn is already stored; with NAME, rename the session
@@ -161,10 +161,22 @@ class Commands:
             readline.set_startup_hook(None)
 
     def retry(self, arg: str) -> None:
-        messages = self.session.messages()
-        if not messages:
+        """Ask again. A complete last reply is replaced: the session is rewound to before
+        it (it stays among the session's earlier heads, ``srt log``), so the model never
+        sees two replies in a row. After an error, an interruption or a partial reply
+        (left out of requests), or amid a tool round, it asks again from there."""
+        entries = self.session.entries()
+        if not entries:
             self.say("there is nothing to reply to")
             return
+        last = entries[-1]
+        if (
+            last.message.get("role") == "assistant"
+            and not last.partial
+            and not last.message.get("tool_calls")
+        ):
+            self.session.rewind(1)
+            self.note("[the last reply is replaced; it stays in srt log]")
         self.reply()
 
     def explain(self, arg: str) -> None:
