@@ -2,8 +2,9 @@
 
 Ctrl-C while a reply streams stops it: what arrived is stored as a partial reply
 with status ``cancelled`` (left out of later requests), and the chat goes on. A
-Ctrl-C that lands while srt is saving a reply waits until the reply is saved, so a
-turn is never half-written. Ctrl-C at the prompt clears the line; Ctrl-D quits.
+Ctrl-C that lands while srt is saving a reply or a tool's result waits until it is
+saved (a tool round then stops), so a turn is never half-written and a tool that ran
+never reads as interrupted. Ctrl-C at the prompt clears the line; Ctrl-D quits.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from types import FrameType
+from types import CodeType, FrameType
 from typing import TYPE_CHECKING, TextIO
 
 from .. import drivers, exchange
@@ -39,6 +40,7 @@ from ._providers import make_provider
 from ._tools import ask_approval, describe, load_tools, outcome
 
 if TYPE_CHECKING:
+    from .._task import TaskEvent
     from ..providers import Provider
     from ..tools import Tool
 
@@ -50,33 +52,61 @@ _SAVING = frozenset(
 )
 
 
-def _saving(frame: FrameType | None) -> bool:
+def _tool_saving() -> frozenset[CodeType]:
+    """``_SAVING`` and the frame of a tool's result being saved (``Task.commit``)."""
+    from .._task import Task  # (here: srt._task loads with a chat's first tool round)
+
+    return _SAVING | {Task.commit.__code__}
+
+
+def _saving(frame: FrameType | None, codes: frozenset[CodeType]) -> bool:
     while frame is not None:
-        if frame.f_code in _SAVING:
+        if frame.f_code in codes:
             return True
         frame = frame.f_back
     return False
 
 
+class _Sigint:
+    """What Ctrl-C did while a reply streamed: ``pressed`` (at all) and ``raised`` (a
+    ``KeyboardInterrupt`` was raised for it)."""
+
+    __slots__ = ("pressed", "raised")
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self.raised = False
+
+    def deferred(self) -> bool:
+        """Whether a Ctrl-C came while something was being saved and is still to be
+        acted on: true once, for the caller to raise it now that the save is done."""
+        if self.pressed and not self.raised:
+            self.raised = True
+            return True
+        return False
+
+
 @contextlib.contextmanager
-def _interruptible() -> Iterator[list[bool]]:
-    """While a reply streams: the first Ctrl-C raises ``KeyboardInterrupt`` unless a
-    reply is being saved at that moment; later ones (and that one) only set a flag."""
-    pressed = [False]
+def _interruptible(saving: frozenset[CodeType] = _SAVING) -> Iterator[_Sigint]:
+    """While a reply streams: a Ctrl-C raises ``KeyboardInterrupt``, unless what is
+    running is being saved (a frame of ``saving``: a reply, or with ``_tool_saving()`` a
+    tool's result) at that moment; then it waits for the save (``_Sigint.deferred``).
+    Once one was raised, later ones only set a flag."""
+    state = _Sigint()
 
     def on_sigint(signum: int, frame: FrameType | None) -> None:
-        first = not pressed[0]
-        pressed[0] = True
-        if first and not _saving(frame):
+        state.pressed = True
+        if not state.raised and not _saving(frame, saving):
+            state.raised = True
             raise KeyboardInterrupt
 
     try:
         old = signal.signal(signal.SIGINT, on_sigint)
     except ValueError:  # not the main thread: leave Ctrl-C alone
-        yield pressed
+        yield state
         return
     try:
-        yield pressed
+        yield state
     finally:
         signal.signal(signal.SIGINT, old)
 
@@ -203,7 +233,7 @@ class Chat(Commands):
             return
         stream = self.session.stream(self.provider, model=self.model)
         shown = False
-        with _interruptible() as pressed:
+        with _interruptible() as sigint:
             try:
                 for delta in stream:
                     self.out.write(escape_text(delta))
@@ -219,7 +249,7 @@ class Chat(Commands):
                 return
         if shown:
             self.say("")
-        self._after(stream, interrupted=pressed[0])
+        self._after(stream, interrupted=sigint.pressed)
 
     def _after(self, stream: drivers.ReplyStream, *, interrupted: bool) -> None:
         status = stream.status
@@ -249,6 +279,21 @@ class Chat(Commands):
     def _ask(self, prompt: str) -> str:
         return self.read(prompt if self.interactive else "")
 
+    def _show(self, event: TaskEvent, midline: bool) -> bool:
+        """Show one event of a task's stream; whether the output now ends mid-line."""
+        if event.kind == "text":
+            self.out.write(escape_text(event.text))
+            self.out.flush()
+            return bool(event.text) and not event.text.endswith("\n")
+        if midline and event.kind != "done":
+            self.say("")
+            midline = False
+        if event.kind == "tool_call" and self.yes and event.call is not None:
+            self.note(f"[tool call] {describe(event.call)}")
+        elif event.kind == "tool_result" and event.run is not None:
+            self.note(f"[{outcome(event.run)}]")
+        return midline
+
     def task(self, max_steps: int | None = MAX_STEPS) -> None:
         """Run the model and the tools it calls until it answers (``Session.run``)."""
         approve = None if self.yes else ask_approval(self._ask, self.note)
@@ -256,21 +301,14 @@ class Chat(Commands):
             self.provider, model=self.model, tools=self.tools, approve=approve, max_steps=max_steps
         )
         midline = False
-        with _interruptible():
+        with _interruptible(_tool_saving()) as sigint:
             try:
                 for event in stream:
-                    if event.kind == "text":
-                        self.out.write(escape_text(event.text))
-                        self.out.flush()
-                        midline = bool(event.text) and not event.text.endswith("\n")
-                        continue
-                    if midline and event.kind != "done":
-                        self.say("")
-                        midline = False
-                    if event.kind == "tool_call" and self.yes and event.call is not None:
-                        self.note(f"[tool call] {describe(event.call)}")
-                    elif event.kind == "tool_result" and event.run is not None:
-                        self.note(f"[{outcome(event.run)}]")
+                    midline = self._show(event, midline)
+                    if event.kind != "done" and sigint.deferred():
+                        # A Ctrl-C came while a reply or a tool's result was being
+                        # saved: it is saved, so the turn stops here.
+                        raise KeyboardInterrupt
             except KeyboardInterrupt:
                 stream.close()
                 if midline:
