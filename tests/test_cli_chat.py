@@ -511,3 +511,103 @@ def test_chat_tool_options_are_checked(env: dict[str, str], tmp_path: Path) -> N
             stdin=subprocess.DEVNULL,
         )
         assert r.returncode == 1 and message in r.stderr, (spec, r.stderr)
+
+
+# A tool whose call, once it has run, pauses the chat just as srt starts saving its
+# result (the call of srt._task.Task.commit, seen by a profile function): it writes
+# "paused" to the test's pipe and waits there for the test's SIGINT, so the chat's own
+# handler (passed the frame the signal landed in, as always) runs at exactly that moment,
+# every time. (A relay in front of the handler only notes that the signal came.)
+PAUSING_TOOL = """
+import os, signal, sys, time
+
+
+def _pause(frame, event, arg):
+    code = frame.f_code
+    if event != "call" or code.co_name != "commit" or not code.co_filename.endswith("_task.py"):
+        return
+    sys.setprofile(None)
+    handler = signal.getsignal(signal.SIGINT)
+    came = []
+
+    def relay(signum, frame):
+        came.append(signum)
+        handler(signum, frame)
+
+    signal.signal(signal.SIGINT, relay)
+    try:
+        fd = int(os.environ["SRT_TEST_PAUSE_FD"])
+        os.write(fd, b"paused\\n")
+        os.close(fd)
+        deadline = time.monotonic() + 60
+        while not came:  # (the handler runs in this frame, within commit's call)
+            if time.monotonic() > deadline:
+                raise SystemExit("the test's SIGINT never came")
+            time.sleep(0.01)
+    finally:
+        signal.signal(signal.SIGINT, handler)
+
+
+def weather(city: str) -> str:
+    \"\"\"The weather in a city now.
+
+    Args:
+        city: The city's name.
+    \"\"\"
+    sys.setprofile(_pause)
+    return f"{city}: 21 C, sunny"
+"""
+
+
+def test_ctrl_c_while_a_tool_result_is_saved_keeps_the_result(
+    srv: ProviderServer, env: dict[str, str], tmp_path: Path
+) -> None:
+    (tmp_path / "pausing.py").write_text(PAUSING_TOOL)
+    call = {"name": "weather", "arguments": {"city": "Paris"}}
+    srv.script("openai", [{"tool_calls": [call]}, "Paris is sunny."])
+    (tmp_path / "typed.txt").write_text("Weather in Paris?\n")
+    read, write = os.pipe()
+    argv = chat_argv(srv, "--session", "t", "--tool", "pausing:weather", "--yes")
+    try:
+        with open(tmp_path / "typed.txt", "rb") as typed:
+            p = subprocess.Popen(
+                [sys.executable, *argv],
+                env={**env, "SRT_TEST_PAUSE_FD": str(write)},
+                pass_fds=(write,),
+                cwd=tmp_path,
+                stdin=typed,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+    finally:
+        os.close(write)
+    try:
+        with os.fdopen(read, "rb") as pipe:
+            line = pipe.readline()  # (empty: the chat ended without saving a result)
+        if line == b"paused\n":
+            p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)
+    shown = out.decode("utf-8", "replace")
+    assert line == b"paused\n", (shown, err)
+    assert p.returncode == 0, err
+    # The result was saved whole before the turn stopped (before: it was lost, and the
+    # call read "interrupted" on the next turn though the tool had run).
+    with srt.Runtime(env["SRT_DB"]) as rt:
+        entries = rt.session("t", create=False).entries()
+    assert [e.message["role"] for e in entries] == ["user", "assistant", "tool"]
+    assert "[weather ok: Paris: 21 C, sunny]\n[interrupted: what arrived is kept" in shown
+    assert entries[-1].message["content"] == "Paris: 21 C, sunny"
+    assert entries[-1].tool is not None and entries[-1].tool["status"] == "ok"
+    # /retry goes on from the saved result: the model is given it, not "interrupted".
+    again = subprocess.run(
+        [sys.executable, *argv], env=env, cwd=tmp_path, input=b"/retry\n",
+        capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert "Paris is sunny." in again.stdout.decode()
+    results = [m for m in srv.log[-1].body["messages"] if m["role"] == "tool"]
+    assert [m["content"] for m in results] == ["Paris: 21 C, sunny"]

@@ -5,11 +5,13 @@ local models; nothing is guessed for an unknown model."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 from typing import Any
 
 import pytest
 from genai_prices import Usage, calc_price, data_snapshot, types
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import srt
@@ -165,3 +167,82 @@ def test_local_models_are_free_and_shown_as_local() -> None:
     assert report.local_requests == report.priced_requests == 1
     assert report.billed_input_usd == report.no_cache.input_usd == 0.0
     assert report.unpriced_models == ()
+
+
+# -- chat30: every cost is a finite number, and JSON output never holds Infinity or NaN --
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        float("inf"),
+        float("-inf"),
+        float("nan"),
+        -0.5,
+        1e308,
+        pytest.param(10**400, id="10**400"),
+        1e-7,
+        2.2e-311,
+    ],
+)
+@pytest.mark.parametrize(
+    "field", ["input", "cached_input", "output", "cache_write_5m", "cache_write_1h"]
+)
+def test_a_price_that_is_not_a_finite_sane_number_is_refused_naming_its_field(
+    bad: Any, field: str
+) -> None:
+    rates: dict[str, Any] = {"input": 1.0, "cached_input": 0.1, "output": 2.0, field: bad}
+    with pytest.raises(srt.ConfigError, match=f"price {field} must be 0 or a number of USD"):
+        Price(**rates)
+
+
+def test_the_dearest_price_with_the_most_tokens_costs_a_finite_number() -> None:
+    top = Price(*(srt.pricing.MAX_PRICE,) * 5)
+    most = 2**63 - 1
+    p = Pricing({"m": top})
+    costs = p.request_cost({**row("openai", "m", most, out=most), "cache_write_1h_tokens": 0})
+    assert costs is not None and all(math.isfinite(c) for c in costs)
+    predicted = p.predict("m", most, 0)
+    assert predicted is not None and all(math.isfinite(c) for c in predicted)
+
+
+@pytest.mark.parametrize("tokens", [2**63, pytest.param(10**400, id="10**400")])
+def test_token_counts_past_the_ledgers_integers_are_config_errors(tokens: int) -> None:
+    # (before: predict and request_cost raised a bare OverflowError, or gave inf)
+    p = Pricing({"m": Price(1.0, 0.1, 2.0)})
+    with pytest.raises(srt.ConfigError, match="total_tokens"):
+        p.predict("m", tokens, 0)
+    with pytest.raises(srt.ConfigError, match="input_tokens"):
+        p.rates("m", input_tokens=tokens)
+    with pytest.raises(srt.ConfigError, match="input_tokens must be a whole number below"):
+        p.request_cost(row("openai", "m", tokens))
+    with pytest.raises(srt.ConfigError, match="output_tokens must be a whole number below"):
+        p.request_cost(row("openai", "m", 10, out=tokens))
+
+
+@settings(max_examples=300, deadline=None)
+@example(rates=[1e-6, 1e6, 0.0, 0.0, 0.0], counts=[1, 1, 0, 0])  # a read dearer than input
+@example(rates=[1e-6, 1e6, 1e6, 1e6, 1e6], counts=[2**63 - 1] * 4)
+@given(
+    rates=st.lists(st.just(0.0) | st.floats(1e-6, 1e6), min_size=5, max_size=5),
+    counts=st.lists(st.integers(0, 2**63 - 1), min_size=4, max_size=4),
+)
+def test_costs_are_finite_for_any_accepted_price(rates: list[float], counts: list[int]) -> None:
+    p = Pricing({"m": Price(*rates)})
+    total, read, write, out = counts
+    r = {**row("openai", "m", total, read, write, out), "cache_write_1h_tokens": write}
+    report = savings([{**r, "status": "ok", "format": "openai.chat", "session": 1}], p)
+    figures = [report.billed_input_usd, report.output_usd]
+    figures += [x for b in report.baselines for x in (b.input_usd, b.saved_usd, b.saved_share)]
+    assert all(math.isfinite(x) for x in figures), figures
+
+
+def test_json_output_never_holds_infinity_or_nan(capsys: pytest.CaptureFixture[str]) -> None:
+    from srt.cli._common import CommandError, print_json
+
+    for bad in (float("inf"), float("nan")):
+        with pytest.raises(CommandError, match="cannot print this as JSON"):
+            print_json({"cost": {"total_usd": bad}})
+    assert capsys.readouterr().out == ""  # nothing half-printed
+    print_json({"cost": {"total_usd": 1.5}})
+    assert json.loads(capsys.readouterr().out) == {"cost": {"total_usd": 1.5}}

@@ -38,6 +38,9 @@ from .errors import ConfigError
 
 __all__ = [
     "LOCAL",
+    "MAX_PRICE",
+    "MAX_TOKENS",
+    "MIN_PRICE",
     "Price",
     "Pricing",
     "Rates",
@@ -86,9 +89,23 @@ def source() -> str:
     return _named(data_snapshot.get_snapshot())
 
 
+#: The dearest price a ``Price`` takes: USD per million tokens ($1 a token, over a
+#: thousand times any model's list price), and the cheapest one but 0 (a dollar per
+#: trillion tokens). With token counts below 2**63 (what the ledger stores), every cost
+#: srt computes from such prices, and every share of one cost in another (a saving's
+#: share: a cost that is not 0 is at least a millionth of a millionth of a dollar), is a
+#: finite number.
+MAX_PRICE = 1e6
+MIN_PRICE = 1e-6
+#: Token counts are whole numbers below this (the ledger's 64-bit integers).
+MAX_TOKENS = 2**63
+
+
 @dataclass(frozen=True)
 class Price:
-    """A user's price for a model: USD per million tokens."""
+    """A user's price for a model: USD per million tokens, each 0 or a number from
+    ``MIN_PRICE`` to ``MAX_PRICE`` (anything else, ``inf`` and ``nan`` among it, is a
+    ``ConfigError``)."""
 
     input: float
     cached_input: float
@@ -100,9 +117,14 @@ class Price:
         for name in ("input", "cached_input", "output", "cache_write_5m", "cache_write_1h"):
             v = getattr(self, name)
             if v is not None and (
-                isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or v != v
+                isinstance(v, bool)
+                or not isinstance(v, (int, float))
+                or not (v == 0 or MIN_PRICE <= v <= MAX_PRICE)
             ):
-                raise ConfigError(f"price {name} must be a non-negative number")
+                raise ConfigError(
+                    f"price {name} must be 0 or a number of USD per million tokens from "
+                    f"{MIN_PRICE:f} to {MAX_PRICE:,.0f}, got {v!r:.40}"
+                )
 
 
 @dataclass(frozen=True)
@@ -366,8 +388,10 @@ def _check_request(model: Any, provider: Any, **tokens: Any) -> None:
             f"provider must be a provider's name (e.g. 'openai'), got {type(provider).__name__}"
         )
     for name, n in tokens.items():
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ConfigError(f"{name} must be a whole number of tokens >= 0, got {n!r:.40}")
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < MAX_TOKENS:
+            raise ConfigError(
+                f"{name} must be a whole number of tokens from 0 to 2**63-1, got {n!r:.40}"
+            )
 
 
 def check_pricing(pricing: Any) -> Pricing:

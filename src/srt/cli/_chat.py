@@ -2,8 +2,9 @@
 
 Ctrl-C while a reply streams stops it: what arrived is stored as a partial reply
 with status ``cancelled`` (left out of later requests), and the chat goes on. A
-Ctrl-C that lands while srt is saving a reply waits until the reply is saved, so a
-turn is never half-written. Ctrl-C at the prompt clears the line; Ctrl-D quits.
+Ctrl-C that lands while srt is saving a reply or a tool's result waits until it is
+saved (a tool round then stops), so a turn is never half-written and a tool that ran
+never reads as interrupted. Ctrl-C at the prompt clears the line; Ctrl-D quits.
 """
 
 from __future__ import annotations
@@ -15,16 +16,16 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from types import FrameType
-from typing import TYPE_CHECKING, Any, TextIO
+from types import CodeType, FrameType
+from typing import TYPE_CHECKING, TextIO
 
 from .. import drivers, exchange
 from .._task_session import MAX_STEPS
-from ..cache import CacheExplain
 from ..errors import ProviderError, SrtError
 from ..message import canonicalize
 from ..runtime import Runtime
 from ..session import Session
+from ._chat_commands import Commands
 from ._common import (
     CommandError,
     escape_line,
@@ -36,26 +37,14 @@ from ._common import (
     tty,
 )
 from ._providers import make_provider
-from ._stats import usage_summary
 from ._tools import ask_approval, describe, load_tools, outcome
 
 if TYPE_CHECKING:
+    from .._task import TaskEvent
     from ..providers import Provider
     from ..tools import Tool
 
 __all__ = ["Chat", "chat", "prompt"]
-
-HELP = """\
-/fork NAME     continue in a new session NAME that shares this conversation
-/rewind [N]    drop the last N turns (default 1): a user message and its replies
-/edit [TEXT]   change your last message; the old version is kept as session NAME~K
-/retry         ask for a reply again (after an error or an interruption)
-/explain       what the provider's prompt cache should serve for the next request
-/stats         requests, tokens, cache hit share and cost of this session
-/save [NAME]   every turn is already stored; with NAME, rename the session
-/help          this list
-/quit          leave (or Ctrl-D)
-A line ending in \\ continues on the next line; //text sends /text."""
 
 # The frames of a reply being saved: a Ctrl-C that lands there waits for the save.
 _SAVING = frozenset(
@@ -63,33 +52,61 @@ _SAVING = frozenset(
 )
 
 
-def _saving(frame: FrameType | None) -> bool:
+def _tool_saving() -> frozenset[CodeType]:
+    """``_SAVING`` and the frame of a tool's result being saved (``Task.commit``)."""
+    from .._task import Task  # (here: srt._task loads with a chat's first tool round)
+
+    return _SAVING | {Task.commit.__code__}
+
+
+def _saving(frame: FrameType | None, codes: frozenset[CodeType]) -> bool:
     while frame is not None:
-        if frame.f_code in _SAVING:
+        if frame.f_code in codes:
             return True
         frame = frame.f_back
     return False
 
 
+class _Sigint:
+    """What Ctrl-C did while a reply streamed: ``pressed`` (at all) and ``raised`` (a
+    ``KeyboardInterrupt`` was raised for it)."""
+
+    __slots__ = ("pressed", "raised")
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self.raised = False
+
+    def deferred(self) -> bool:
+        """Whether a Ctrl-C came while something was being saved and is still to be
+        acted on: true once, for the caller to raise it now that the save is done."""
+        if self.pressed and not self.raised:
+            self.raised = True
+            return True
+        return False
+
+
 @contextlib.contextmanager
-def _interruptible() -> Iterator[list[bool]]:
-    """While a reply streams: the first Ctrl-C raises ``KeyboardInterrupt`` unless a
-    reply is being saved at that moment; later ones (and that one) only set a flag."""
-    pressed = [False]
+def _interruptible(saving: frozenset[CodeType] = _SAVING) -> Iterator[_Sigint]:
+    """While a reply streams: a Ctrl-C raises ``KeyboardInterrupt``, unless what is
+    running is being saved (a frame of ``saving``: a reply, or with ``_tool_saving()`` a
+    tool's result) at that moment; then it waits for the save (``_Sigint.deferred``).
+    Once one was raised, later ones only set a flag."""
+    state = _Sigint()
 
     def on_sigint(signum: int, frame: FrameType | None) -> None:
-        first = not pressed[0]
-        pressed[0] = True
-        if first and not _saving(frame):
+        state.pressed = True
+        if not state.raised and not _saving(frame, saving):
+            state.raised = True
             raise KeyboardInterrupt
 
     try:
         old = signal.signal(signal.SIGINT, on_sigint)
     except ValueError:  # not the main thread: leave Ctrl-C alone
-        yield pressed
+        yield state
         return
     try:
-        yield pressed
+        yield state
     finally:
         signal.signal(signal.SIGINT, old)
 
@@ -133,7 +150,7 @@ def _dim(text: str, on: bool) -> str:
     return f"\x1b[2m{text}\x1b[0m" if on else text
 
 
-class Chat:
+class Chat(Commands):
     """The read-eval-print loop of ``srt chat`` on one runtime and provider."""
 
     def __init__(
@@ -216,7 +233,7 @@ class Chat:
             return
         stream = self.session.stream(self.provider, model=self.model)
         shown = False
-        with _interruptible() as pressed:
+        with _interruptible() as sigint:
             try:
                 for delta in stream:
                     self.out.write(escape_text(delta))
@@ -232,7 +249,7 @@ class Chat:
                 return
         if shown:
             self.say("")
-        self._after(stream, interrupted=pressed[0])
+        self._after(stream, interrupted=sigint.pressed)
 
     def _after(self, stream: drivers.ReplyStream, *, interrupted: bool) -> None:
         status = stream.status
@@ -262,6 +279,21 @@ class Chat:
     def _ask(self, prompt: str) -> str:
         return self.read(prompt if self.interactive else "")
 
+    def _show(self, event: TaskEvent, midline: bool) -> bool:
+        """Show one event of a task's stream; whether the output now ends mid-line."""
+        if event.kind == "text":
+            self.out.write(escape_text(event.text))
+            self.out.flush()
+            return bool(event.text) and not event.text.endswith("\n")
+        if midline and event.kind != "done":
+            self.say("")
+            midline = False
+        if event.kind == "tool_call" and self.yes and event.call is not None:
+            self.note(f"[tool call] {describe(event.call)}")
+        elif event.kind == "tool_result" and event.run is not None:
+            self.note(f"[{outcome(event.run)}]")
+        return midline
+
     def task(self, max_steps: int | None = MAX_STEPS) -> None:
         """Run the model and the tools it calls until it answers (``Session.run``)."""
         approve = None if self.yes else ask_approval(self._ask, self.note)
@@ -269,21 +301,14 @@ class Chat:
             self.provider, model=self.model, tools=self.tools, approve=approve, max_steps=max_steps
         )
         midline = False
-        with _interruptible():
+        with _interruptible(_tool_saving()) as sigint:
             try:
                 for event in stream:
-                    if event.kind == "text":
-                        self.out.write(escape_text(event.text))
-                        self.out.flush()
-                        midline = bool(event.text) and not event.text.endswith("\n")
-                        continue
-                    if midline and event.kind != "done":
-                        self.say("")
-                        midline = False
-                    if event.kind == "tool_call" and self.yes and event.call is not None:
-                        self.note(f"[tool call] {describe(event.call)}")
-                    elif event.kind == "tool_result" and event.run is not None:
-                        self.note(f"[{outcome(event.run)}]")
+                    midline = self._show(event, midline)
+                    if event.kind != "done" and sigint.deferred():
+                        # A Ctrl-C came while a reply or a tool's result was being
+                        # saved: it is saved, so the turn stops here.
+                        raise KeyboardInterrupt
             except KeyboardInterrupt:
                 stream.close()
                 if midline:
@@ -310,149 +335,6 @@ class Chat:
             result.stopped == "max_steps" and max_steps
         ):
             self.note(f"[stopped: {result.stopped}; /retry goes on]")
-
-    # -- slash commands --------------------------------------------------------------------
-
-    def command(self, text: str) -> bool:
-        """Run a slash command; False to leave the chat."""
-        name, _, arg = text.partition(" ")
-        arg = arg.strip()
-        handler: Callable[[str], None] | None = {
-            "/fork": self.fork,
-            "/rewind": self.rewind,
-            "/edit": self.edit,
-            "/retry": self.retry,
-            "/explain": self.explain,
-            "/stats": self.stats,
-            "/save": self.save,
-            "/help": self.help,
-        }.get(name)
-        if name in ("/quit", "/exit", "/q"):
-            return False
-        if handler is None:
-            self.say(f"unknown command {escape_line(name)}; /help lists them")
-        else:
-            handler(arg)
-        return True
-
-    def help(self, arg: str) -> None:
-        self.say(HELP)
-
-    def fork(self, arg: str) -> None:
-        if not arg:
-            self.say("usage: /fork NAME")
-            return
-        old = self.session
-        self.session = old.fork(arg)
-        self.note(
-            f"[now in {escape_line(arg)}: {len(self.session)} messages shared with "
-            f"{escape_line(old.name)}, which stays as it was]"
-        )
-
-    def _user_turns(self) -> list[int]:
-        return [i for i, m in enumerate(self.session.messages()) if m.get("role") == "user"]
-
-    def rewind(self, arg: str) -> None:
-        try:
-            n = int(arg) if arg else 1
-        except ValueError:
-            n = -1
-        if n < 1:
-            self.say("usage: /rewind [N], N a number of turns, 1 or more")
-            return
-        turns = self._user_turns()
-        if len(turns) < n:
-            self.say(f"there are only {len(turns)} turns to rewind")
-            return
-        drop = len(self.session) - turns[-n]
-        self.session.rewind(drop)
-        self.note(f"[dropped {drop} messages; {len(self.session)} left]")
-
-    def edit(self, arg: str) -> None:
-        turns = self._user_turns()
-        if not turns:
-            self.say("there is no message of yours to edit")
-            return
-        index = turns[-1]
-        old = self.session.messages()[index]
-        text = arg or self._edit_line(old.get("content"))
-        if not text.strip():
-            self.note("[edit cancelled]")
-            return
-        keep = self._keep_name()
-        self.session.fork(keep)
-        self.session.edit(index, {"role": "user", "content": text})
-        self.note(f"[edited; the previous version is kept as session {escape_line(keep)}]")
-        self.reply()
-
-    def _keep_name(self) -> str:
-        taken = {info.name for info in self.rt.sessions()}
-        k = 1
-        while f"{self.session.name}~{k}" in taken:
-            k += 1
-        return f"{self.session.name}~{k}"
-
-    def _edit_line(self, content: Any) -> str:
-        old = content if isinstance(content, str) else ""
-        if not self.interactive:
-            return self._line("")
-        try:
-            import readline
-        except ImportError:  # no line editing here: type the new text
-            return self._line("edit> ")
-        readline.set_startup_hook(lambda: readline.insert_text(old.replace("\n", " ")))
-        try:
-            return self._line("edit> ")
-        finally:
-            readline.set_startup_hook(None)
-
-    def retry(self, arg: str) -> None:
-        messages = self.session.messages()
-        if not messages:
-            self.say("there is nothing to reply to")
-            return
-        self.reply()
-
-    def explain(self, arg: str) -> None:
-        report = self.session.explain(self.provider.format, model=self.model)
-        for line in explain_lines(report):
-            self.say(line)
-
-    def stats(self, arg: str) -> None:
-        for line in usage_summary(self.session.calls(), self.rt):
-            self.say(line)
-
-    def save(self, arg: str) -> None:
-        if not arg:
-            self.note(
-                f"[every turn is already stored, in session {escape_line(self.session.name)} "
-                f"of {escape_line(self.rt.path)}; /save NAME renames it]"
-            )
-            return
-        old = self.session.name
-        self.rt.rename(old, arg)
-        self.session = self.rt.session(arg, create=False)
-        self.note(f"[renamed {escape_line(old)} to {escape_line(arg)}]")
-
-
-def explain_lines(report: CacheExplain) -> list[str]:
-    """The cache explain, as ``/explain`` prints it."""
-    total = report.total_tokens
-    share = f" ({report.cached_tokens / total:.0%})" if total else ""
-    lines = [
-        f"next request ({report.format}, {report.model}): {report.reason}",
-        f"  cached prefix: {report.cached_messages} of {report.total_messages} messages, "
-        f"~{report.cached_tokens:,} of ~{total:,} tokens{share}",
-    ]
-    if report.detail:
-        lines.append(f"  {report.detail}")
-    if report.diverged_at is not None:
-        lines.append(
-            f"  first difference: message {report.diverged_at + 1} ({report.diverged_role})"
-        )
-    for bp in report.breakpoints:
-        lines.append(f"  breakpoint: {bp.where} {bp.index + 1}, ttl {bp.ttl} ({bp.reason})")
-    return lines
 
 
 # -- the commands ----------------------------------------------------------------------------

@@ -82,7 +82,13 @@ def escape_text(text: str) -> str:
 
 
 def print_json(value: Any) -> None:
-    print(json.dumps(value, ensure_ascii=False, indent=2))
+    """``value`` as JSON on stdout. JSON has no ``Infinity`` or ``NaN``: a figure that is
+    not a finite number is a ``CommandError`` and nothing is printed."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, indent=2, allow_nan=False)
+    except ValueError as exc:
+        raise CommandError(f"cannot print this as JSON: {exc}") from None
+    print(text)
 
 
 def when(ts: float) -> str:
