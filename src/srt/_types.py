@@ -167,14 +167,13 @@ def billed(row: Mapping[str, Any]) -> bool:
 
 def _count(row: Mapping[str, Any], key: str) -> int:
     v = row.get(key)
-    if type(v) is int and v < 2**63:  # (the common case first: a summary reads six a row)
+    if type(v) is int:  # (the common case first: a summary reads six a row)
         return v if v > 0 else 0
     if v is None:
         return 0
-    if isinstance(v, bool) or not isinstance(v, int) or v >= 2**63:
-        # (past the ledger's 64-bit integers: a cost of it would not be a finite number)
+    if isinstance(v, bool) or not isinstance(v, int):
         raise ConfigError(
-            f"ledger row {row.get('id')!r}: {key} must be a whole number below 2**63, got {v!r:.40}"
+            f"ledger row {row.get('id')!r}: {key} must be a whole number, got {v!r:.40}"
         )
     return max(v, 0)
 
@@ -184,7 +183,7 @@ def token_counts(row: Mapping[str, Any]) -> tuple[int, int, int, int]:
     priced: a missing count is 0, and so is a negative one; reads and writes are parts of
     the input, so together they are at most the input (a provider that reports more cache
     than input is not billed below zero, nor shown a cache hit share above 100%). A count
-    that is not a whole number below 2**63 is a ``ConfigError``."""
+    that is not a whole number is a ``ConfigError``."""
     total = _count(row, "input_tokens")
     read = min(_count(row, "cache_read_tokens"), total)
     write = min(_count(row, "cache_write_tokens"), total - read)

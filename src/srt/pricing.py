@@ -347,6 +347,14 @@ class Pricing:
         if r is None:
             return None
         total, read, write, out = token_counts(row)
+        for key, n in (("input_tokens", total), ("output_tokens", out)):
+            if n >= MAX_TOKENS:  # (reads and writes are parts of the input)
+                # (the ledger's counts are 64-bit: a cost of more would not be finite;
+                # ``UsageSummary`` adds such counts as whole numbers and takes them)
+                raise ConfigError(
+                    f"ledger row {row.get('id')!r}: {key} must be a whole number below "
+                    f"2**63, got {n!r:.40}"
+                )
         billed = r.input_usd(total, read, write, write_1h_tokens(row))
         return billed, r.input_usd(total), r.output_usd(out)
 
