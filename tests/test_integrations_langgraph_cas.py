@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,15 +18,10 @@ import srt
 from srt.integrations.langgraph import SrtSaver
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request: Any, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield str(tmp_path / "g.db")
-        return
-    from pg_support import fresh_url
-
-    with fresh_url() as url:
-        yield url
+@pytest.fixture
+def db(store_url: str) -> str:
+    """A SQLite file, then a PostgreSQL schema (conftest's ``store_url``)."""
+    return store_url
 
 
 _WAIT_S = 300.0  # for the threads of one round to end (seconds): past it, a hang

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -37,15 +36,10 @@ def joined(threads: Iterable[threading.Thread], stop: threading.Event | None = N
     assert not alive, f"thread(s) {alive} did not end within {JOIN_S:.0f} s"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request: Any, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield str(tmp_path / "g.db")
-        return
-    from pg_support import fresh_url
-
-    with fresh_url() as url:
-        yield url
+@pytest.fixture
+def db(store_url: str) -> str:
+    """A SQLite file, then a PostgreSQL schema (conftest's ``store_url``)."""
+    return store_url
 
 
 def _cfg(thread: str = "t") -> Any:

@@ -8,8 +8,6 @@ checkpoints picked are gone."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -24,15 +22,10 @@ from srt.integrations.langgraph import SrtSaver
 from test_lg29_delete_races import _bytes, _cfg
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request: Any, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield str(tmp_path / "g.db")
-        return
-    from pg_support import fresh_url
-
-    with fresh_url() as url:
-        yield url
+@pytest.fixture
+def db(store_url: str) -> str:
+    """A SQLite file, then a PostgreSQL schema (conftest's ``store_url``)."""
+    return store_url
 
 
 class _Writer:

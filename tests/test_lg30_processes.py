@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import pickle
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +25,10 @@ _STEPS = 12  # checkpoints per process
 _WAIT_S = 300.0  # for a child to finish (spawning imports LangGraph: seconds each)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request: Any, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield str(tmp_path / "g.db")
-        return
-    from pg_support import fresh_url
-
-    with fresh_url() as url:
-        yield url
+@pytest.fixture
+def db(store_url: str) -> str:
+    """A SQLite file, then a PostgreSQL schema (conftest's ``store_url``)."""
+    return store_url
 
 
 def _by_id(cid: str) -> Any:

@@ -12,8 +12,7 @@ import asyncio
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -26,15 +25,10 @@ from srt.integrations.langgraph import SrtSaver
 from test_lg29_delete_races import _bytes, _cfg, _history, joined
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request: Any, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield str(tmp_path / "g.db")
-        return
-    from pg_support import fresh_url
-
-    with fresh_url() as url:
-        yield url
+@pytest.fixture
+def db(store_url: str) -> str:
+    """A SQLite file, then a PostgreSQL schema (conftest's ``store_url``)."""
+    return store_url
 
 
 def _by_id(cid: str) -> Any:
