@@ -20,6 +20,7 @@ from langgraph.checkpoint.base import create_checkpoint, empty_checkpoint
 import srt
 from srt.integrations.langgraph import SrtSaver
 from test_lg29_delete_races import _bytes, _cfg
+from test_lgread29_reads import _by_id
 
 _STEPS = 12  # checkpoints per process
 _WAIT_S = 300.0  # for a child to finish (spawning imports LangGraph: seconds each)
@@ -29,10 +30,6 @@ _WAIT_S = 300.0  # for a child to finish (spawning imports LangGraph: seconds ea
 def db(store_url: str) -> str:
     """A SQLite file, then a PostgreSQL schema (conftest's ``store_url``)."""
     return store_url
-
-
-def _by_id(cid: str) -> Any:
-    return {"configurable": {**_cfg()["configurable"], "checkpoint_id": cid}}
 
 
 def _writer(db: str, k: int, shared: str, go: Any, out: str) -> None:
