@@ -38,6 +38,7 @@ import pytest
 
 import srt
 from rel_support.common import figures_line
+from rel_support.waits import ended, joined
 from srt.tasks import INTERRUPTED
 from srt.testing.tasks import ScriptedTask, plan
 from task_support import SideFile, chain_pairs, server
@@ -97,7 +98,7 @@ def spawn(args: list[str], delay: float | None) -> tuple[int, list[str], str]:
         time.sleep(delay)
         if p.poll() is None:
             os.kill(p.pid, signal.SIGKILL)
-    p.wait(120)
+    ended(p, 120)
     t.join(10)
     err = p.stderr.read()
     p.stdout.close()
@@ -190,8 +191,7 @@ def test_sigkill_at_random_points_every_completed_tool_ran_once(
         ]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        joined(*threads)
         assert srv.errors == []
     assert not fig.failures, "\n".join(fig.failures[:20])
     assert fig.kills >= KILLS

@@ -29,6 +29,7 @@ from rel_support.common import (
     turn_payload,
     verify_store,
 )
+from rel_support.waits import joined
 
 CHILD = str(SUPPORT / "crash_child.py")
 LANES = 2  # two children at a time, each on its own file (2 cores)
@@ -300,8 +301,7 @@ def run_lanes(target: Any, counts: list[int]) -> tuple[Tally, float]:
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(counts))]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    joined(*threads)
     total = Tally()
     for r in results:
         if isinstance(r, BaseException):
