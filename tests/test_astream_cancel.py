@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import gc
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -26,6 +27,7 @@ import pytest
 
 import srt
 from cancel_support import Silent, pooled, response_of, went
+from rel_support.waits import WAIT_S, joined
 from srt.context import WindowPolicy
 from srt.drivers import AsyncReplyStream
 from srt.providers import OpenAI
@@ -66,7 +68,7 @@ def stop(how: str, stream: AsyncReplyStream, reader: asyncio.Task[Any]) -> Any:
     elif how == "thread":
         t = threading.Thread(target=stream.cancel)
         t.start()
-        t.join(10.0)
+        joined(t)
     else:
         return stream.aclose()
     return None
@@ -145,7 +147,10 @@ def test_stopped_before_the_head(
         with collector_off():
             stream = s.astream(silent, model=MODEL, append=[USER])
             reader = asyncio.ensure_future(read(stream, [], asyncio.Event()))
+            deadline = time.monotonic() + WAIT_S
             while not went(stream):  # the body is out; no head ever comes
+                assert not reader.done(), reader
+                assert time.monotonic() < deadline, "the request never went out"
                 await asyncio.sleep(0.005)
             closing = stop(how, stream, reader)
             if closing is not None:
@@ -188,7 +193,10 @@ def test_stopped_during_before(
     async def go() -> None:
         stream = s.astream(p, model=MODEL, append=[USER], window=window)
         reader = asyncio.ensure_future(read(stream, [], asyncio.Event()))
+        deadline = time.monotonic() + WAIT_S
         while not up.request_in.is_set():  # the summary call is in; no head comes
+            assert not reader.done(), reader
+            assert time.monotonic() < deadline, "the summary call never came in"
             await asyncio.sleep(0.005)
         closing = stop(how, stream, reader)
         if closing is not None:

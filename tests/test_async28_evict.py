@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import srt
+from rel_support.waits import WAIT_S, joined, waited
 from srt.providers import OpenAI
 from test_async28_threads import MODEL, TaggedServer, fill
 
@@ -146,14 +147,14 @@ def test_a_session_too_busy_to_evict_stays_counted(tmp_path: Path) -> None:
         def hold() -> None:
             with a._lock:  # noqa: SLF001 - another thread in the middle of a call
                 busy.set()
-                done.wait(5)
+                done.wait(WAIT_S)
 
         t = threading.Thread(target=hold)
         t.start()
-        busy.wait(5)
+        waited(busy, "the holder thread taking a's lock")
         len(b)  # over the budget: a is the least recently used, but busy
         done.set()
-        t.join()
+        joined(t)
         assert a.footprint() > 0
         assert rt.memory["live"] == a.footprint() + b.footprint()
         len(rt.session("s0"))  # the next use of another session evicts it

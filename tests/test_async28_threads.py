@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import srt
+from rel_support.waits import joined
 from srt.providers import OpenAI
 from srt.testing import ProviderServer
 
@@ -201,12 +202,13 @@ def test_threads_under_a_small_budget_build_what_a_fresh_runtime_builds(tmp_path
         watcher = threading.Thread(target=watch)
         threads = [threading.Thread(target=w.run) for w in workers]
         watcher.start()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        stop.set()
-        watcher.join()
+        try:
+            for t in threads:
+                t.start()
+            joined(*threads)
+        finally:  # (a worker not done leaves no watcher behind to hold the process)
+            stop.set()
+            joined(watcher)
         errors = [e for w in workers for e in w.errors]
         assert not errors, errors
         b = rt._shared.budget  # noqa: SLF001

@@ -166,6 +166,7 @@ def test_a_kill_mid_import_leaves_no_part_of_it_under_its_name(tmp_path: Path) -
         capture_output=True,
         env=env,
         check=False,
+        timeout=300,
     )
     assert (run.returncode, run.stderr) == (0, b""), run
     assert _sessions(db)["t"] == data.count(b"\n")
@@ -174,5 +175,6 @@ def test_a_kill_mid_import_leaves_no_part_of_it_under_its_name(tmp_path: Path) -
         capture_output=True,
         env=env,
         check=False,
+        timeout=300,
     )
     assert verify.returncode == 0, verify

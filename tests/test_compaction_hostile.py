@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import srt
+from rel_support.waits import WAIT_S, joined
 from srt.message import own_metadata
 
 
@@ -194,7 +195,7 @@ def test_two_handles_compacting_at_once_one_wins_the_other_writes_nothing(
     h1, h2 = rt.session("race"), rt.session("race")
     for h in (h1, h2):
         h.messages_bytes()  # both loaded at the same head
-    go = threading.Barrier(2)
+    go = threading.Barrier(2, timeout=WAIT_S)
     results: dict[int, Any] = {}
 
     def run(k: int, h: srt.Session) -> None:
@@ -210,8 +211,7 @@ def test_two_handles_compacting_at_once_one_wins_the_other_writes_nothing(
     threads = [threading.Thread(target=run, args=(k, h)) for k, h in enumerate((h1, h2))]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    joined(*threads)
     lost = [k for k, r in results.items() if isinstance(r, srt.ConflictError)]
     assert len(lost) == 1, results
     won = 1 - lost[0]

@@ -309,7 +309,9 @@ def test_the_copy_knows_the_kinds_filed_under_a_session() -> None:
         "from srt.store.owners import session_kinds\n"
         "print(','.join(session_kinds()))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    )
     assert out.stdout.split() == ["srt.head,srt.tool_call"]
 
 

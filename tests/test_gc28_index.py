@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import pytest
 
 import srt
+from rel_support.waits import joined, waited
 from srt.store.sqlite import gc as batched
 from test_gc_search_canary import _canary_session
 
@@ -72,13 +73,23 @@ def test_a_writer_waiting_as_an_index_step_lets_go_of_the_lock_writes_before_the
     and is let go by the hook after the first step. The pause is bounded by the time the
     step held the lock and ``PAUSE``: gc's clock jumps an hour in the first step's
     checkpoint (under the lock) and ``PAUSE`` is two, so only the writer ends the pause:
-    by holding the lock, or by moving the clock past it once it wrote."""
+    by holding the lock, or by moving the clock past it once it wrote: from then on every
+    look at the clock moves it on (a writer done before gc first looked at it for the
+    pause, its thread preempted after the hook, moved it once before the pause's end was
+    set, and gc then waited out the hour)."""
     path = str(tmp_path / "srt.db")
     with srt.Runtime(path) as rt:
         _canary_session(rt, "qqcanaryturn")
         monkeypatch.setattr(batched, "PAUSE", 7200.0)
         jump = [0.0]
-        clock = SimpleNamespace(monotonic=lambda: time.monotonic() + jump[0], sleep=time.sleep)
+        wrote = threading.Event()
+
+        def monotonic() -> float:  # once the writer is done, each look is past any pause
+            if wrote.is_set():
+                jump[0] += 7200.0
+            return time.monotonic() + jump[0]
+
+        clock = SimpleNamespace(monotonic=monotonic, sleep=time.sleep)
         monkeypatch.setattr(batched, "time", clock)
         checkpoint = batched.passive_checkpoint
         checkpoints: list[int] = []
@@ -93,9 +104,11 @@ def test_a_writer_waiting_as_an_index_step_lets_go_of_the_lock_writes_before_the
         go = threading.Event()
 
         def write() -> None:
-            go.wait()
-            rt.store.create_session("w", None, exist_ok=False)
-            jump[0] += 7200.0
+            try:
+                waited(go, "gc's first index step")
+                rt.store.create_session("w", None, exist_ok=False)
+            finally:
+                wrote.set()
 
         writer = threading.Thread(target=write)
         written: list[bool] = []  # after each step: whether the writer's session is stored
@@ -108,7 +121,7 @@ def test_a_writer_waiting_as_an_index_step_lets_go_of_the_lock_writes_before_the
                     go.set()
 
         steps = _clean(rt, hook, monkeypatch)
-        writer.join()
+        joined(writer)
         assert steps >= 3
         assert written[:2] == [False, True], written
         assert rt.store.verify().ok

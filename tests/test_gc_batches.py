@@ -28,6 +28,7 @@ import pytest
 
 import srt
 from pg_support import server_url
+from rel_support.waits import joined
 from srt import _core
 from srt.message import canonicalize
 from srt.store import NewNode, Store
@@ -212,7 +213,11 @@ def _gc_elsewhere(rt: srt.Runtime, url: str, how: str) -> tuple[int, int]:
             "    r = rt.gc(); print(r.nodes, r.messages)"
         )
         out = subprocess.run(
-            [sys.executable, "-c", code, url], capture_output=True, text=True, check=True
+            [sys.executable, "-c", code, url],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
         )
         nodes, messages = out.stdout.split()
         return int(nodes), int(messages)
@@ -266,7 +271,7 @@ def test_two_gcs_at_once_take_turns(rt: srt.Runtime, between: Between) -> None:
 
     between("marked", start_other)
     reports.append(rt.gc())
-    other.join()
+    joined(other)
     assert sorted((r.nodes, r.messages) for r in reports) == [(0, 0), (9, 9)]
     check(rt, {"live": ["kept"]})
 
@@ -375,7 +380,7 @@ def _under_way(rt: srt.Runtime, between: Between, write: Callable[[], None]) -> 
 
     between("locked", start)
     rt.gc()
-    thread.join()
+    joined(thread)
     return raised
 
 

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 import srt
+from rel_support.waits import joined, waited
 from srt.store.sqlite import gc as batched
 from test_gc_batches import TEXTS, check, session
 
@@ -49,19 +50,31 @@ def test_a_writer_coming_as_a_batch_lets_go_of_the_lock_writes_before_the_next(
     the time the batch held the lock and ``PAUSE``: gc's clock jumps an hour while the
     first batch holds it, and ``PAUSE`` is two, so only the writer ends the pause: by
     holding the lock, or by moving the clock past it once it wrote (it may come and go
-    between two looks at the lock). Nothing is timed."""
+    between two looks at the lock). From then on every look at the clock moves it on:
+    a writer done before gc first looks at it for the pause (its thread preempted after
+    the hook) moved the clock once, before the pause's end was set, and gc then waited
+    out the hour. Nothing is timed."""
     _session_gone(rt)
     monkeypatch.setattr(batched, "BATCH", 2)
     monkeypatch.setattr(batched, "PAUSE", 7200.0)
     jump = [0.0]
-    clock = SimpleNamespace(monotonic=lambda: time.monotonic() + jump[0], sleep=time.sleep)
+    wrote = threading.Event()
+
+    def monotonic() -> float:  # once the writer is done, each look is past any pause
+        if wrote.is_set():
+            jump[0] += 7200.0
+        return time.monotonic() + jump[0]
+
+    clock = SimpleNamespace(monotonic=monotonic, sleep=time.sleep)
     monkeypatch.setattr(batched, "time", clock)
     go = threading.Event()
 
     def write() -> None:
-        go.wait()
-        rt.store.create_session("w", None, exist_ok=False)
-        jump[0] += 7200.0
+        try:
+            waited(go, "gc's first batch")
+            rt.store.create_session("w", None, exist_ok=False)
+        finally:
+            wrote.set()
 
     writer = threading.Thread(target=write)
     written: list[bool] = []  # at each batch's lock: whether the writer's session is there
@@ -77,7 +90,7 @@ def test_a_writer_coming_as_a_batch_lets_go_of_the_lock_writes_before_the_next(
 
     monkeypatch.setattr(batched, "hook", hook)
     report = rt.gc()
-    writer.join()
+    joined(writer)
     assert written[:2] == [False, True]
     assert report.nodes == len(TEXTS)
     check(rt, {"w": []})

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import srt
+from rel_support.waits import joined
 from srt._chain import SHARE_MIN_MESSAGES
 from srt.errors import ConflictError
 
@@ -115,7 +116,7 @@ def test_a_handle_in_use_is_not_copied_from(runtime: srt.Runtime) -> None:
         assert counted.reads == 1  # read from the store, not copied mid-change
     finally:
         release.set()
-        t.join()
+        joined(t)
 
 
 def test_a_handle_behind_the_stored_head_is_not_copied_from(runtime: srt.Runtime) -> None:
@@ -211,8 +212,7 @@ def test_handles_opened_while_others_append_hold_the_stored_history(db_path: str
         threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join(60)
+        joined(*threads)
         assert errors == []
         assert len(rt.session("s")) == 81 + 4 * 15
     finally:

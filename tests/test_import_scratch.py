@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import srt
+from rel_support.waits import WAIT_S
 from srt.bench.workloads import chat
 from srt.cli._scratch import KEY, OWNER, PENDING, SCRATCH
 
@@ -36,7 +38,7 @@ def _sessions(url: str) -> dict[str, int]:
 
 def _srt(url: str, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
     cmd = [sys.executable, "-m", "srt", "--db", url, *args]
-    return subprocess.run(cmd, input=stdin, capture_output=True, env=ENV, check=False)
+    return subprocess.run(cmd, input=stdin, capture_output=True, env=ENV, check=False, timeout=300)
 
 
 @contextmanager
@@ -91,7 +93,7 @@ def test_gc_deletes_a_killed_imports_scratch_session_and_not_a_live_ones(store_u
         assert b"removed 1 scratch session of an srt import killed on this host" in run.stdout
         left = _sessions(store_url)
         assert killed not in left and live_scratch in left  # (the live import's stays)
-        out, err = live.communicate(live_data[len(live_data) * 3 // 4 :])
+        out, err = live.communicate(live_data[len(live_data) * 3 // 4 :], timeout=WAIT_S)
         assert (live.returncode, err) == (0, b""), (out, err)
     assert _sessions(store_url) == {"live": live_data.count(b"\n")}
     with srt.Runtime(store_url) as rt:  # the imported session carries no owner record
@@ -163,6 +165,8 @@ def test_an_import_killed_just_after_creating_its_scratch_session_is_reaped(
     )
     try:
         assert proc.stdout is not None
+        said, _, _ = select.select([proc.stdout], [], [], WAIT_S)
+        assert said, f"the import said nothing within {WAIT_S:.0f} s"
         assert proc.stdout.readline() == b"created\n", proc.communicate()
         scratch = _scratch(store_url, "stopped")
         # alive: left alone by gc and by another import (which reaps first)

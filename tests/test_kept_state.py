@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import srt
+from rel_support.waits import joined
 
 MODEL = "gpt-4o-mini"
 
@@ -234,8 +235,7 @@ def test_handles_opened_and_dropped_by_many_threads(db_path: str) -> None:
         threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
         for th in threads:
             th.start()
-        for th in threads:
-            th.join()
+        joined(*threads)
         assert not errors
         assert revived  # (handles did take over what others left)
         for name, ks in (("a", (0, 2)), ("b", (1, 3))):

@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 import srt
+from rel_support.waits import joined
 from srt.errors import ProviderTimeoutError
 from srt.local import server as llama
 from srt.local.slots import CallStats, Router
@@ -160,7 +161,7 @@ def _busy(p: LocalProvider, rt: srt.Runtime, name: str = "a", tokens: int = 64) 
         assert started.wait(60)
         yield Held(box[0], reader, done)
     finally:
-        reader.join(120)
+        joined(reader)
 
 
 def _saved(p: LocalProvider, rt: srt.Runtime, name: str, topic: str = "birds") -> CallStats:
@@ -359,7 +360,7 @@ def test_a_cancelled_stream_stops_its_wait_for_a_busy_slot(
         reader = threading.Thread(target=lambda: texts.append(st.text()))
         reader.start()
         st.cancel()
-        reader.join()
+        joined(reader)
         assert _processing(p)  # (the wait ended, not the reply)
     assert texts == [""] and len(x.messages()) == 4
     assert p.stats().restores == before.restores  # (never posted)
@@ -423,8 +424,7 @@ def test_two_sessions_routed_to_one_slot_before_either_starts_each_use_their_res
     threads = [threading.Thread(target=turn, args=(name,)) for name in firsts]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    joined(*threads)
     assert p.stats().restores - before.restores == 2
     for name, first in firsts.items():
         c = next(c for c in reversed(p.calls) if c.session == name)

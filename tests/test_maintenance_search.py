@@ -16,6 +16,7 @@ import pytest
 
 import srt
 from rel_support.common import make_old_db
+from rel_support.waits import joined
 from srt.store.sqlite import db as _db
 from srt.store.sqlite import schema as _schema
 from support import connect
@@ -170,7 +171,10 @@ def test_the_index_follows_writers_that_opened_the_file_before_it_existed(
         assert other.store.build_search_index() == 8
     main.append(user("after the index, same runtime: numbat"))
     subprocess.run(
-        [sys.executable, "-c", _WRITER, path, "proc", "1"], check=True, capture_output=True
+        [sys.executable, "-c", _WRITER, path, "proc", "1"],
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     assert [h.text for h in tree_db.store.search("wombat")] == ["before the index: wombat"]
     assert [h.places for h in tree_db.store.search("numbat")] == [(("main", 7),)]
@@ -315,8 +319,7 @@ def test_two_threads_search_first_at_once(db_path: str, monkeypatch: pytest.Monk
     threads = [threading.Thread(target=first_search) for _ in range(2)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    joined(*threads)
     assert [[h.text for h in r] for r in results] == [["a needle"], ["a needle"]]
     assert built == [501]
     monkeypatch.undo()

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import srt
+from rel_support.waits import WAIT_S, joined, waited
 from srt.providers import OpenAI
 from srt.testing import ProviderServer
 
@@ -96,16 +97,16 @@ def test_a_session_in_use_by_another_thread_is_not_evicted(tmp_path: Path) -> No
         def hold() -> None:
             with a._lock:  # noqa: SLF001 - another thread in the middle of a call
                 busy.set()
-                done.wait(5)
+                done.wait(WAIT_S)
 
         t = threading.Thread(target=hold)
         t.start()
-        busy.wait(5)
+        waited(busy, "the holder thread taking a's lock")
         assert not a.evict()
         len(b)  # over the budget: a is the least recently used, but busy
         assert a.footprint() > 0
         done.set()
-        t.join()
+        joined(t)
         len(b)
         assert a.evict() and a.footprint() == 0
         assert a.messages() == conversation(0)

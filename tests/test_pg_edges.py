@@ -19,6 +19,7 @@ import pytest
 
 import srt
 from pg_support import scram_server, server_url, with_schema
+from rel_support.waits import WAIT_S, joined
 from srt.store.base import CallRecord
 from srt.store.postgres import PostgresStore
 from srt.store.postgres import schema as pg_schema
@@ -227,23 +228,35 @@ def test_a_server_that_does_not_answer_is_still_waited_for_and_named() -> None:
 
 @contextlib.contextmanager
 def _held(store: PostgresStore, n: int, seconds: float) -> Iterator[None]:
-    """``n`` threads each holding one of the store's connections for ``seconds``."""
-    ready = threading.Barrier(n + 1)
+    """``n`` threads each holding one of the store's connections for ``seconds``. A thread
+    that cannot take one (a connection made slower than ``pool_timeout`` on a loaded
+    machine) breaks the barrier, and the test fails with its error: it never reached
+    the barrier, which (with no timeout) held the test for good."""
+    ready = threading.Barrier(n + 1, timeout=WAIT_S)
+    failed: list[BaseException] = []
 
     def hold() -> None:
-        with store.db.connection() as conn:
-            ready.wait()
-            conn.execute("SELECT pg_sleep(%s)", (seconds,))
+        try:
+            with store.db.connection() as conn:
+                ready.wait()
+                conn.execute("SELECT pg_sleep(%s)", (seconds,))
+        except BaseException as exc:
+            failed.append(exc)
+            ready.abort()
 
     threads = [threading.Thread(target=hold) for _ in range(n)]
     for t in threads:
         t.start()
-    ready.wait()
+    try:
+        ready.wait()
+    except threading.BrokenBarrierError:
+        joined(*threads)
+        raise AssertionError(f"not every thread held a connection: {failed!r}") from None
     try:
         yield
     finally:
-        for t in threads:
-            t.join()
+        joined(*threads)
+    assert not failed, f"a thread holding its connection failed: {failed!r}"
 
 
 def test_every_connection_busy_is_a_busy_store_and_nothing_is_written(pg_url: str) -> None:

@@ -28,6 +28,7 @@ import pytest
 
 import srt
 from pg_support import scram_server, server_url
+from rel_support.waits import joined
 from srt.store.postgres import PostgresStore
 from srt.store.postgres import schema as pg_schema
 from srt.testing.pgserver import PgServer
@@ -227,7 +228,11 @@ def test_without_the_postgres_extra_the_error_names_it(tmp_path: Path) -> None:
     cli = _BLOCKED + f"from srt.cli import main\nsys.exit(main(['--db', {url!r}, 'ls']))\n"
     for script in (api, cli):
         done = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=300,
         )
         said = done.stdout + done.stderr
         assert "pip install 'stateful-runtime[postgres]'" in said, said
@@ -286,8 +291,7 @@ def test_a_role_without_create_is_told_who_opens_first_and_then_works(cwd: Path)
         threads = [threading.Thread(target=first_open) for _ in range(2)]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        joined(*threads)
         assert len(opened) == 2 and opened[0] == opened[1] != ""
         with srt.Runtime(_as("srt", db)) as rt:
             rt.session("owned").append({"role": "user", "content": "by the owner"})

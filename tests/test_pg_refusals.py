@@ -18,6 +18,7 @@ import pytest
 
 import srt
 from pg_support import scram_server
+from rel_support.waits import joined
 from srt.store.postgres import PostgresStore
 from srt.testing.pgserver import PgServer
 
@@ -63,8 +64,7 @@ def test_a_rotated_password_fails_later_connections_at_once(scram: PgServer) -> 
             threads = [threading.Thread(target=append, args=(i,)) for i in range(6)]
             for t in threads:
                 t.start()
-            for t in threads:
-                t.join()
+            joined(*threads)
             held.execute("SELECT 1")
         assert done == [] and len(errors) == 6
         assert max(took) < 5, f"a refusal must not wait out pool_timeout: {took}"
@@ -99,8 +99,7 @@ def test_a_server_down_is_unavailable_not_busy() -> None:
             workers = [threading.Thread(target=use) for _ in range(3)]
             for w in workers:
                 w.start()
-            for w in workers:
-                w.join()
+            joined(*workers)
             pg.stop("immediate", remove=False)
             got: list[tuple[str, float]] = []
 
@@ -115,8 +114,7 @@ def test_a_server_down_is_unavailable_not_busy() -> None:
             callers = [threading.Thread(target=call) for _ in range(4)]
             for c in callers:
                 c.start()
-            for c in callers:
-                c.join()
+            joined(*callers)
             assert sorted(name for name, _ in got) == ["StoreUnavailableError"] * 4, got
             assert max(took for _, took in got) < 1.9, got  # one pool_timeout, not two
             pg.start()

@@ -16,6 +16,7 @@ import pytest
 
 import srt
 from pg_support import server_url
+from rel_support.waits import joined
 from srt.store.postgres import schema as pg_schema
 
 #: The search index as schema v8 (and every srt before the cap) built it.
@@ -102,7 +103,7 @@ def _search_while_a_writer_holds_messages(
                 during()
         finally:
             holder.rollback()
-            searcher.join()
+            joined(searcher)
     assert not failed, failed
     return hits
 

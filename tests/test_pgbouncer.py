@@ -18,6 +18,7 @@ import pytest
 
 import srt
 from pg_support import bouncer, fresh_bouncer_url, server_url, with_schema
+from rel_support.waits import joined
 from srt.store import ObjectPut
 from srt.store.copy import copy_store
 from srt.store.postgres import PostgresStore
@@ -94,8 +95,7 @@ def test_threads_append_to_one_session_through_shared_server_connections(bounced
         threads = [threading.Thread(target=writer, args=(k,)) for k in range(8)]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        joined(*threads)
         assert errors == []
         texts = [m["content"] for m in rt.session("s").messages()]
         assert texts[0] == "root" and sorted(texts[1:]) == sorted(
@@ -163,7 +163,7 @@ def test_gc_search_and_copy_behind_pgbouncer(bounced: str, tmp_path: object) -> 
             assert rt.store.verify().ok
         finally:
             stop.set()
-            t.join()
+            joined(t)
         assert report.nodes >= 1 and report.messages >= 1
         assert sorted(h.text for h in hits) == [f"hello world {n}" for n in range(5)]
         assert rt.store.has_search_index()
@@ -207,8 +207,7 @@ def test_without_prepare_threshold_none_prepared_statements_are_off(bounced: str
         threads = [threading.Thread(target=worker, args=(k,)) for k in range(6)]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        joined(*threads)
         assert errors == []
         assert len(rt.session("s").messages()) == 1 + 6 * 12
 
@@ -262,8 +261,7 @@ def test_first_searches_at_once_build_the_index_once(through: str) -> None:
         threads = [threading.Thread(target=first_search) for _ in range(3)]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        joined(*threads)
         assert sorted(results, key=repr) == [1500, None, None]
         with srt.Runtime(url) as rt:
             assert rt.store.has_search_index() and rt.store.verify().ok
@@ -306,8 +304,7 @@ def test_pipelined_appends_race_to_the_exact_count(bounced: str) -> None:
         threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        joined(*threads)
         assert errors == []
         final = store.get_object("count", "s", "k")
         assert final is not None and final.value == b"60"

@@ -26,6 +26,7 @@ import pytest
 
 import srt
 from pg_support import fresh_url, server_url, with_schema
+from rel_support.waits import joined
 from srt import _core
 from srt.message import canonicalize
 from srt.store import NewNode, ObjectPut
@@ -257,8 +258,7 @@ def test_many_first_opens_at_once_migrate_once(pg_url: str) -> None:
     threads = [threading.Thread(target=open_one) for _ in range(8)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    joined(*threads)
     assert errors == []
     with psycopg.connect(server_url(), autocommit=True) as conn:
         rows = conn.execute(
@@ -421,7 +421,7 @@ def test_a_call_waits_up_to_pool_timeout_for_the_server_to_come_back(server: PgS
                 "one"
             ]
         finally:
-            later.join()
+            joined(later)
     server.stop("fast", remove=False)
     with pytest.raises(srt.StoreUnavailableError) as err:  # at open: not waited for
         srt.Runtime(server.url + "&pool_timeout=600")

@@ -11,6 +11,7 @@ import apsw
 import pytest
 
 import srt
+from rel_support.waits import joined, waited
 
 
 def user(text: str) -> dict[str, str]:
@@ -82,13 +83,13 @@ def test_waiting_for_the_writer_lock_ends_at_the_deadline(rt: srt.Runtime) -> No
 
     t = threading.Thread(target=hold)
     t.start()
-    held.wait(30)
+    waited(held, "the holder thread taking the writer lock", 30)
     try:
         with pytest.raises(srt.StoreBusyError):
             s.append(user("late"), rebase=True, timeout=0.2)
     finally:
         release.set()
-        t.join()
+        joined(t)
     assert s.messages() == []
     s.append(user("now"))
     assert s.messages() == [user("now")]

@@ -37,6 +37,7 @@ import pytest
 
 import srt
 from rel_support.common import emit, verify_store
+from rel_support.waits import WAIT_S, joined, waited
 
 ROUNDS = 10
 TURNS = 5  # turns each process appends per round, after the fork
@@ -248,13 +249,13 @@ def test_a_fork_while_another_thread_holds_the_writer_lock_leaves_the_child_free
     def holder() -> None:  # as a writer of the parent between BEGIN and COMMIT
         with lock:
             held.set()
-            release.wait()
+            release.wait(WAIT_S)
 
     statuses: list[int] = []
     for n in range(3):
         thread = threading.Thread(target=holder)
         thread.start()
-        held.wait()
+        waited(held, "the holder thread taking the writer lock")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # (3.12+: fork with threads)
             pid = os.fork()
@@ -266,9 +267,11 @@ def test_a_fork_while_another_thread_holds_the_writer_lock_leaves_the_child_free
                 code = 0
             finally:
                 os._exit(code)
-        statuses.append(wait_child(pid))
-        release.set()
-        thread.join()
+        try:
+            statuses.append(wait_child(pid))
+        finally:  # a failed wait leaves no holder behind to keep the worker from exiting
+            release.set()
+            joined(thread)
         held.clear()
         release.clear()
         rt.session("t").append(*turn(f"t{n + 1}"), rebase=True)

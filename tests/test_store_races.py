@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import srt
+from rel_support.waits import WAIT_S
 from store_support import HISTORY, assistant, user
 from support import connect, process_worker, snapshot
 
@@ -27,7 +28,7 @@ def rt(store_rt: srt.Runtime) -> srt.Runtime:
 
 def _race(handles: list[srt.Session], turns: list[tuple[dict[str, str], ...]]) -> list[Any]:
     """Append ``turns[i]`` through ``handles[i]``, all released by one barrier."""
-    barrier = threading.Barrier(len(handles))
+    barrier = threading.Barrier(len(handles), timeout=WAIT_S)
     results: list[Any] = [None] * len(handles)
 
     def run(i: int) -> None:
@@ -111,7 +112,7 @@ def test_stale_handle_conflicts_without_a_race(rt: srt.Runtime) -> None:
 def test_many_threads_rebase_onto_one_session(rt: srt.Runtime) -> None:
     rt.session("shared")
     n_threads, n_appends = 8, 50
-    barrier = threading.Barrier(n_threads)
+    barrier = threading.Barrier(n_threads, timeout=WAIT_S)
     errors: list[BaseException] = []
 
     def run(k: int) -> None:

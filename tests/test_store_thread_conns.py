@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 import srt
+from rel_support.waits import joined
 
 THREADS = 150
 
@@ -36,7 +37,7 @@ def test_short_lived_threads_leave_no_connection_open(tmp_path: Path) -> None:
         for _ in range(THREADS):
             t = threading.Thread(target=use)
             t.start()
-            t.join()
+            joined(t)
         gc.collect()
         grown = _fds() - before
         # (each thread's connection holds the database and its WAL open: two or more)

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import srt
+from rel_support.waits import joined
 from srt.errors import ConflictError
 from srt.providers import Provider
 from srt.testing import ProviderServer
@@ -143,7 +144,7 @@ def test_sync_write_during_a_sync_stream(
 
         t = threading.Thread(target=other)
         t.start()
-        t.join()
+        joined(t)
         assert failed == []
     whole(s, store_rt, srv)
 
@@ -170,5 +171,5 @@ def test_sync_write_during_another_threads_send(
     t.start()
     wait_for_request(srv)  # its message is staged
     refused(s, p, write)
-    t.join()
+    joined(t)
     whole(s, store_rt, srv)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import srt
+from rel_support.waits import WAIT_S, joined
 from srt._types import Reply, Usage
 from srt.context import WindowPolicy
 from srt.summarize import _text, _unusable, due
@@ -193,7 +194,7 @@ def test_two_handles_summarising_at_once_one_compacts_the_other_writes_nothing(
     srv.script("*", ["Summary A.", "Summary B."])
     srv.fault("openai", "delay", count=2, seconds=0.3)  # both requests in flight at once
     providers = [make("openai", srv.url) for _ in handles]
-    go = threading.Barrier(2)
+    go = threading.Barrier(2, timeout=WAIT_S)
     results: list[Any] = [None, None]
 
     def run(k: int) -> None:
@@ -206,8 +207,7 @@ def test_two_handles_summarising_at_once_one_compacts_the_other_writes_nothing(
     threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    joined(*threads)
     for p in providers:
         p.close()
     lost = [k for k in range(2) if isinstance(results[k], srt.ConflictError)]

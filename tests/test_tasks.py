@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import srt
+from rel_support.waits import joined
 from srt.tasks import INTERRUPTED
 from srt.testing import ProviderServer
 from srt.testing.tasks import ScriptedTask, plan
@@ -412,7 +413,7 @@ def test_two_runs_of_one_task_never_both_start_a_call(
         with pytest.raises(srt.ConflictError, match="is running in this process"):
             other.run(p, model="gpt-4o", tools=[lookup])
     gate.set()
-    t.join(60)
+    joined(t)
     p.close()
     assert first and first[0].tool_runs[0].status == "ok"
     assert side.lines() == ["lookup a"]

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import srt
+from rel_support.waits import joined
 from srt._task import CLAIMS
 from srt.testing import ProviderServer
 from srt.testing.tasks import ScriptedTask
@@ -297,8 +298,7 @@ def test_two_runs_resuming_at_once_start_a_call_once(
     threads = [threading.Thread(target=resume) for _ in range(2)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join(60)
+    joined(*threads)
     assert ran == ["1"]
     assert sorted(outcomes) == ["ConflictError", "done"]
     s.refresh()

@@ -38,12 +38,16 @@ import pytest
 
 import srt
 from rel_support.common import figures_line
+from rel_support.waits import ended, joined
 from srt.tasks import INTERRUPTED
 from srt.testing.tasks import ScriptedTask, plan
 from task_support import SideFile, chain_pairs, server
 
 SOAK = os.environ.get("SRT_SOAK", "") not in ("", "0")
 KILLS = 1000 if SOAK else 100
+# The lanes run until KILLS kills: minutes on a loaded machine. Bounded just inside
+# pytest-timeout's 15 minutes (four hours in a soak), so the failure names the lanes.
+LANES_WAIT_S = 4 * 3600.0 if SOAK else 840.0
 LANES = 2
 MAX_DELAY_S = 0.4  # a kill lands up to this long after the child is ready (first kill)
 KINDS = ("openai", "anthropic", "responses", "bedrock")
@@ -97,7 +101,7 @@ def spawn(args: list[str], delay: float | None) -> tuple[int, list[str], str]:
         time.sleep(delay)
         if p.poll() is None:
             os.kill(p.pid, signal.SIGKILL)
-    p.wait(120)
+    ended(p, 120)
     t.join(10)
     err = p.stderr.read()
     p.stdout.close()
@@ -190,8 +194,7 @@ def test_sigkill_at_random_points_every_completed_tool_ran_once(
         ]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        joined(*threads, timeout=LANES_WAIT_S)
         assert srv.errors == []
     assert not fig.failures, "\n".join(fig.failures[:20])
     assert fig.kills >= KILLS

@@ -31,6 +31,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import srt.tokens as tokens
+from rel_support.waits import WAIT_S, joined
 from srt.errors import ConfigError
 from srt.message import canonicalize
 from srt.tokens import (
@@ -389,7 +390,7 @@ def test_loading_is_once_and_thread_safe(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(tokens, "_LOADED", {})
     monkeypatch.setattr(tiktoken, "get_encoding", spy)
-    barrier = threading.Barrier(8)
+    barrier = threading.Barrier(8, timeout=WAIT_S)
     seen: list[Any] = []
 
     def work() -> None:
@@ -399,8 +400,7 @@ def test_loading_is_once_and_thread_safe(monkeypatch: pytest.MonkeyPatch) -> Non
     threads = [threading.Thread(target=work) for _ in range(8)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    joined(*threads)
     assert calls == ["o200k_base"]
     assert len(seen) == 8 and all(s is seen[0] for s in seen)
 

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rel_support.waits import joined
 from srt import _core
 from srt.errors import ConfigError
 from srt.tokens import (
@@ -72,8 +73,7 @@ def test_token_cache_threads() -> None:
     threads = [threading.Thread(target=work) for _ in range(6)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    joined(*threads)
     assert len(cache) == 200
     assert cache.hits + cache.misses == 6 * 600 and cache.misses >= 200
 

@@ -293,6 +293,7 @@ def tiny_disk(where: Path, size: int = TINY) -> Iterator[str]:
             ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)],
             check=True,
             capture_output=True,
+            timeout=300,
         )
     except (OSError, subprocess.CalledProcessError):
         yield "vfs-budget"
@@ -300,7 +301,7 @@ def tiny_disk(where: Path, size: int = TINY) -> Iterator[str]:
     try:
         yield "tmpfs"
     finally:
-        subprocess.run(["umount", "-l", str(where)], check=False, capture_output=True)
+        subprocess.run(["umount", "-l", str(where)], check=False, capture_output=True, timeout=300)
 
 
 def header_short(path: str) -> bool:

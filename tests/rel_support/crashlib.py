@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rel_support.common import (
+    SOAK,
     SUPPORT,
     StoreReport,
     child_env,
@@ -29,9 +30,13 @@ from rel_support.common import (
     turn_payload,
     verify_store,
 )
+from rel_support.waits import joined
 
 CHILD = str(SUPPORT / "crash_child.py")
 LANES = 2  # two children at a time, each on its own file (2 cores)
+# Kill lanes run minutes on a loaded machine: bounded just inside pytest-timeout's 15
+# minutes (four hours in a soak), so a lane that never ends is named.
+LANES_WAIT_S = 4 * 3600.0 if SOAK else 840.0
 
 
 @dataclass
@@ -300,8 +305,7 @@ def run_lanes(target: Any, counts: list[int]) -> tuple[Tally, float]:
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(counts))]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    joined(*threads, timeout=LANES_WAIT_S)
     total = Tally()
     for r in results:
         if isinstance(r, BaseException):

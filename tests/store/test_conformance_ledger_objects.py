@@ -11,6 +11,7 @@ from helpers import body, call, conversation, counts, extend, head_of, new_sessi
 
 import srt
 from conftest import EngineUnderTest
+from rel_support.waits import WAIT_S, joined
 from srt.store import (
     CallRecord,
     GcReport,
@@ -400,7 +401,7 @@ def test_writers_racing_for_one_name_if_absent_one_wins(engine: EngineUnderTest)
 
     stores = [engine.open() for _ in range(8)]
     stores[0].put_object("claim", "s", "warm", b"")  # (the objects table exists)
-    start = threading.Barrier(len(stores))
+    start = threading.Barrier(len(stores), timeout=WAIT_S)
     won: list[bytes] = []
 
     def race(i: int, st: Store) -> None:
@@ -411,8 +412,7 @@ def test_writers_racing_for_one_name_if_absent_one_wins(engine: EngineUnderTest)
     threads = [threading.Thread(target=race, args=(i, st)) for i, st in enumerate(stores)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    joined(*threads)
     assert len(won) == 1
     got = stores[0].get_object("claim", "s", "k")
     assert got is not None and got.value == won[0]

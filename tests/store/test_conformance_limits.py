@@ -14,6 +14,7 @@ from helpers import body, conversation, extend, new_session, nodes
 
 import srt
 from conftest import ENGINES, EngineUnderTest
+from rel_support.waits import joined
 from srt.store import Store
 
 
@@ -43,8 +44,7 @@ def test_concurrent_creators_never_pass_the_limit(engine: EngineUnderTest) -> No
     threads = [threading.Thread(target=create, args=(t,)) for t in range(4)]
     for th in threads:
         th.start()
-    for th in threads:
-        th.join()
+    joined(*threads)
     assert len(engine.open().list_sessions()) == 7 and len(refused) == 13
 
 

@@ -15,6 +15,7 @@ from helpers import body, conversation, counts, extend, head_of, new_session, no
 
 import srt
 from conftest import EngineUnderTest
+from rel_support.waits import joined
 from srt import _core
 from srt.store import Fault, NewNode, ObjectPut, SessionRow, Store
 
@@ -352,8 +353,7 @@ def test_threads_on_many_handles_lose_no_turn(engine: EngineUnderTest) -> None:
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(6)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    joined(*threads)
     assert not errors
     got = [r[2] for r in stores[0].chain(head_of(stores[0], "a"))]
     want = {body("user", f"thread {k} turn {i}") for k in range(6) for i in range(per_thread)}

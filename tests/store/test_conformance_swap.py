@@ -13,6 +13,7 @@ from helpers import conversation, new_session, nodes
 
 import srt
 from conftest import EngineUnderTest
+from rel_support.waits import WAIT_S, joined
 from srt.store import ObjectPut, Store
 
 
@@ -163,7 +164,7 @@ def test_read_modify_write_increments_race_to_the_exact_count(
     stores = [engine.open() for _ in range(handles)]
     stores[0].put_object("count", "s", "k", b"0")
     swaps = [way(stores[i % handles]) for i in range(8)]
-    start = threading.Barrier(8)
+    start = threading.Barrier(8, timeout=WAIT_S)
     errors: list[BaseException] = []
 
     def work(i: int) -> None:
@@ -182,7 +183,6 @@ def test_read_modify_write_increments_race_to_the_exact_count(
     threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    joined(*threads)
     assert errors == []
     assert _value(stores[0]) == str(8 * rounds).encode()

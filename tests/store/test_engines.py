@@ -12,6 +12,7 @@ from helpers import body, conversation, new_session
 
 import srt
 from rel_support.common import make_old_db
+from rel_support.waits import joined
 from srt.store import ENGINES, Store, engine_for, open_store, scheme_of
 from srt.store.sqlite import SQLiteStore, sqlite_path
 from srt.store.sqlite import db as sqlite_db
@@ -175,8 +176,7 @@ def test_stores_opening_one_new_file_at_once_all_open(tmp_path: Path) -> None:
         threads = [threading.Thread(target=open_and_create, args=(t,)) for t in range(8)]
         for th in threads:
             th.start()
-        for th in threads:
-            th.join()
+        joined(*threads)
         assert errors == []
         assert len(SQLiteStore(path).list_sessions()) == 8
 

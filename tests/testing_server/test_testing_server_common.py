@@ -20,6 +20,7 @@ from testing_server_support import (
     system_cached,
 )
 
+from rel_support.waits import joined
 from srt.testing import (
     ProviderServer,
     ntokens,
@@ -46,8 +47,7 @@ def test_render_and_counters(srv: ProviderServer, http: httpx.Client) -> None:
     threads = [threading.Thread(target=call) for _ in range(6)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    joined(*threads)
     assert srv.requests["openai.chat"] == 30 and len(srv.log) == 30
     assert [rec.seq for rec in srv.log] == list(range(1, 31))
     replies = {rec.reply.text.split(":")[0] for rec in srv.log if rec.reply}
