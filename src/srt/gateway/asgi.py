@@ -300,7 +300,10 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
                     raise first  # nothing kept: the error is the answer
                 return _json(await st.run(gw.get, tenant, rid))  # kept, failed
             if not p.stream:  # the response as it was queued, as api.openai.com answers
-                return _json(dict(ended.get("queued") or ended["response"]))
+                shown = ended.get("queued") or ended.get("response")
+                if shown is None:  # (a run that ended showing neither: as stored)
+                    return _json(await st.run(gw.get, tenant, rid))
+                return _json(dict(shown))
         elif not p.stream:
             out, upstream_s = await st.run(_create, tenant, p, rid)
             setattr(request.state, UPSTREAM_KEY, upstream_s)  # for the Server-Timing header

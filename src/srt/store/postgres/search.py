@@ -186,7 +186,9 @@ class _Watch:
     def __exit__(self, *exc: object) -> None:
         self._done.set()
         if self._polling.is_set():  # (one still waiting for a connection ends once it
-            self._thread.join()  # has one or gave up, without a look: not waited for)
+            # has one or gave up, without a look: not waited for; one whose look the
+            # server does not answer is left behind, a daemon, after the store's wait)
+            self._thread.join(max(self.wait, 1.0))
 
     def _run(self) -> None:
         with (
