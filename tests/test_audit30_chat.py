@@ -14,6 +14,7 @@ import pytest
 import srt
 from srt.testing import ProviderServer
 from support import cli_env
+from test_cli_chat import run as srt_cli
 
 KEY = "sk-srt-audit30-chat"
 
@@ -22,17 +23,6 @@ KEY = "sk-srt-audit30-chat"
 def srv() -> Iterator[ProviderServer]:
     with ProviderServer(api_key=KEY) as server:
         yield server
-
-
-def srt_cli(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "srt", *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_a_chat_left_without_a_turn_keeps_no_session(srv: ProviderServer, tmp_path: Path) -> None:
