@@ -90,9 +90,11 @@ def test_clear_while_another_handle_adds(tmp_path: Path) -> None:
     done = threading.Event()
 
     def add() -> None:
-        for i in range(n):
-            run(adder.add_items(_batch("a", i)))
-        done.set()
+        try:
+            for i in range(n):
+                run(adder.add_items(_batch("a", i)))
+        finally:
+            done.set()  # (an adder that failed must not leave the clearer looping)
 
     def clear() -> None:
         while not done.is_set():

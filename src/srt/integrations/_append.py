@@ -16,6 +16,8 @@ the patch keeps (ids, provider fields, a reasoning item) is redacted like the te
 from __future__ import annotations
 
 import asyncio
+import random
+import time
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
@@ -29,6 +31,16 @@ from ..store.base import CallRecord, NewNode, ObjectPut
 __all__ = ["append", "append_to", "redacted", "settled"]
 
 _T = TypeVar("_T")
+
+
+def backoff(attempt: int) -> None:
+    """Before try ``attempt`` (from 0) of a write or read that other handles keep getting
+    in ahead of (a deletion or a clear in a loop): a random pause, doubling from 1 ms
+    after the second try, at most 50 ms, so it falls into a gap between theirs (2.9 s in
+    all at most; the integrations' asyncio methods run it on their own threads, never on
+    the event loop's)."""
+    if attempt >= 2:
+        time.sleep(random.random() * min(0.001 * 2 ** (attempt - 2), 0.05))
 
 
 def redacted(rt: Runtime, value: Any) -> Any:
@@ -60,6 +72,10 @@ def append(
     expected = head if expected is False else expected
     if row.head != expected:
         raise ConflictError(f"session {name!r} moved; nothing was written")
+    if head is not None and head == row.head and row.head_prefix not in (None, prefix):
+        # (the caller's items are not the head's: a view it read while another handle
+        # cleared or replaced them; the store would refuse the chain as a corruption)
+        raise ConflictError(f"this handle's view of session {name!r} is stale; nothing was written")
     hashing = store.hashing
     hashes = [hashing.digest(b) for b in bodies]
     prefixes = hashing.chain_many(prefix, hashes)

@@ -240,6 +240,12 @@ class Shelf:
                 _name, (_snap, gone) = self.snapshots.popitem(last=False)
                 self.held -= gone
 
+    def discard(self, name: str) -> None:
+        with self.lock:
+            old = self.snapshots.pop(name, None)
+            if old is not None:
+                self.held -= old[1]
+
     def get(self, name: str, key: tuple[int | None, float]) -> Snapshot | None:
         with self.lock:
             found = self.snapshots.get(name)

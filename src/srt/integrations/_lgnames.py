@@ -16,14 +16,13 @@ name escapes ``%``, ``/`` and a leading ``#`` of the thread and namespace
 from __future__ import annotations
 
 import base64
-import random
-import time
 from collections import OrderedDict
 from typing import Any
 
 from .. import _core
 from ..errors import ConflictError, SrtError
 from ..runtime import check_name
+from ._append import backoff
 
 __all__ = [
     "BLOB",
@@ -61,15 +60,6 @@ THREADS = "threads"  # the scope of the thread list
 class Stale(ConflictError):
     """Another writer wrote the scope since this saver read it: nothing was written; read
     the scope again and redo the write (``Scopes.guarded`` does)."""
-
-
-def backoff(attempt: int) -> None:
-    """Before try ``attempt`` (from 0) of a write or read that other savers keep getting
-    in ahead of (a deletion in a loop): a random pause, doubling from 1 ms after the
-    second try, at most 50 ms, so it falls into a gap between theirs (2.9 s in all at
-    most; the asyncio methods run on the saver's thread, never the event loop's)."""
-    if attempt >= 2:
-        time.sleep(random.random() * min(0.001 * 2 ** (attempt - 2), 0.05))
 
 
 class Node:

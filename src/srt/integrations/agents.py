@@ -357,7 +357,8 @@ class SrtSession(Replace, _usage.Ledger):
 
     def _add(self, items: list[Any], wrapper: Any) -> None:
         prepared = prepare(self._rt, items)
-        for _ in range(_RETRIES):
+        for attempt in range(_RETRIES):
+            _append.backoff(attempt)
             cached = self._items()
             start = len(cached)
             puts = self._patch_puts(start, [(p[1], p[2]) for p in prepared])
@@ -377,7 +378,8 @@ class SrtSession(Replace, _usage.Ledger):
                     call=rows[0] if rows else None,
                 )
             except ConflictError:
-                self._cache = None
+                self._cache = self._cache_key = None  # (and the runtime's copy: stale too)
+                shelf(self._rt).discard(self._s.name)
                 continue
             self._patches.update(puts)
             self._users = users
