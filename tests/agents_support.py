@@ -17,6 +17,7 @@ from agents.extensions.memory.advanced_sqlite_session import AdvancedSQLiteSessi
 from openai import AsyncOpenAI
 
 import srt
+from rel_support import waits
 from srt.integrations.agents import SrtSession
 from srt.testing import ProviderServer
 
@@ -57,9 +58,7 @@ async def converse(url: str, session: Any, fork: Any, switch: Any) -> None:
 def joined(thread: threading.Thread, what: str) -> None:
     """Wait for ``thread`` (started ``daemon``, so one that hangs cannot hold the test
     process), at most ``JOIN_S``: still running then, the test fails naming ``what``."""
-    thread.join(JOIN_S)
-    if thread.is_alive():
-        raise AssertionError(f"{what} did not finish within {JOIN_S:g} s (a thread still runs)")
+    waits.joined(thread, timeout=JOIN_S, what=what)
 
 
 def run(coro: Any) -> Any:

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 import srt
 from rel_support.waits import joined, waited
 from srt.store.sqlite import gc as batched
+from test_gc_batches_pace import writer_clock
 from test_gc_search_canary import _canary_session
 
 #: gc's own connection: no checkpoint in its commits (``maintenance.gc``'s pragma).
@@ -81,16 +80,7 @@ def test_a_writer_waiting_as_an_index_step_lets_go_of_the_lock_writes_before_the
     with srt.Runtime(path) as rt:
         _canary_session(rt, "qqcanaryturn")
         monkeypatch.setattr(batched, "PAUSE", 7200.0)
-        jump = [0.0]
-        wrote = threading.Event()
-
-        def monotonic() -> float:  # once the writer is done, each look is past any pause
-            if wrote.is_set():
-                jump[0] += 7200.0
-            return time.monotonic() + jump[0]
-
-        clock = SimpleNamespace(monotonic=monotonic, sleep=time.sleep)
-        monkeypatch.setattr(batched, "time", clock)
+        jump, wrote = writer_clock(monkeypatch)
         checkpoint = batched.passive_checkpoint
         checkpoints: list[int] = []
 

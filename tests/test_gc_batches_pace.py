@@ -17,6 +17,23 @@ from srt.store.sqlite import gc as batched
 from test_gc_batches import TEXTS, check, session
 
 
+def writer_clock(monkeypatch: pytest.MonkeyPatch) -> tuple[list[float], threading.Event]:
+    """gc's clock for the writer tests: ``jump[0]`` seconds ahead of the real one, and
+    once ``wrote`` is set, two hours further at each look, so a pause ends whenever it
+    began (a writer done before gc's first look at the clock for the pause must not
+    leave gc waiting out the hour)."""
+    jump = [0.0]
+    wrote = threading.Event()
+
+    def monotonic() -> float:
+        if wrote.is_set():
+            jump[0] += 7200.0
+        return time.monotonic() + jump[0]
+
+    monkeypatch.setattr(batched, "time", SimpleNamespace(monotonic=monotonic, sleep=time.sleep))
+    return jump, wrote
+
+
 def test_a_batch_is_sized_by_the_time_the_last_held_the_lock(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -57,16 +74,7 @@ def test_a_writer_coming_as_a_batch_lets_go_of_the_lock_writes_before_the_next(
     _session_gone(rt)
     monkeypatch.setattr(batched, "BATCH", 2)
     monkeypatch.setattr(batched, "PAUSE", 7200.0)
-    jump = [0.0]
-    wrote = threading.Event()
-
-    def monotonic() -> float:  # once the writer is done, each look is past any pause
-        if wrote.is_set():
-            jump[0] += 7200.0
-        return time.monotonic() + jump[0]
-
-    clock = SimpleNamespace(monotonic=monotonic, sleep=time.sleep)
-    monkeypatch.setattr(batched, "time", clock)
+    jump, wrote = writer_clock(monkeypatch)
     go = threading.Event()
 
     def write() -> None:

@@ -6,7 +6,6 @@ and a thread written again after another saver deleted it is listed with every t
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,6 +15,7 @@ from langgraph.checkpoint.base import create_checkpoint, empty_checkpoint
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 import srt
+from rel_support import waits
 from srt.integrations.langgraph import SrtSaver
 
 SERDE = JsonPlusSerializer()
@@ -23,17 +23,9 @@ JOIN_S = 300.0  # for a race's threads to end (seconds, in all): past it, a hang
 
 
 def joined(threads: Iterable[threading.Thread], stop: threading.Event | None = None) -> None:
-    """Wait for ``threads`` (``JOIN_S`` in all), then fail naming those still running
-    (``stop`` set first, so that loops waiting for it end; the threads are daemons, so
-    one stuck in a call does not hold the run at exit)."""
-    threads = list(threads)
-    deadline = time.monotonic() + JOIN_S
-    for t in threads:
-        t.join(max(0.0, deadline - time.monotonic()))
-    alive = [t.name for t in threads if t.is_alive()]
-    if alive and stop is not None:
-        stop.set()
-    assert not alive, f"thread(s) {alive} did not end within {JOIN_S:.0f} s"
+    """``rel_support.waits.joined`` over ``threads``, ``JOIN_S`` in all (the threads are
+    daemons, so one stuck in a call does not hold the run at exit)."""
+    waits.joined(*threads, timeout=JOIN_S, stop=stop)
 
 
 @pytest.fixture

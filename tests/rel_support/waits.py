@@ -17,14 +17,23 @@ import time
 WAIT_S = 300.0  # generous: a loaded two-core CI machine runs many times slower
 
 
-def joined(*threads: threading.Thread, timeout: float = WAIT_S) -> None:
-    """Join every thread within ``timeout`` seconds in all; fail naming any left."""
+def joined(
+    *threads: threading.Thread,
+    timeout: float = WAIT_S,
+    stop: threading.Event | None = None,
+    what: str = "",
+) -> None:
+    """Join every thread within ``timeout`` seconds in all; fail naming any left (and
+    ``what`` they were doing), after setting ``stop`` so that loops waiting for it end."""
     deadline = time.monotonic() + timeout
     for t in threads:
         t.join(max(0.0, deadline - time.monotonic()))
     alive = [t.name for t in threads if t.is_alive()]
     if alive:
-        raise AssertionError(f"thread(s) {alive} did not finish within {timeout:.0f} s")
+        if stop is not None:
+            stop.set()
+        doing = f" ({what})" if what else ""
+        raise AssertionError(f"thread(s) {alive}{doing} did not finish within {timeout:.0f} s")
 
 
 def waited(event: threading.Event, what: str, timeout: float = WAIT_S) -> None:

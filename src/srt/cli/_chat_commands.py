@@ -5,6 +5,7 @@ which gives them the conversation's session, the output and a reply."""
 from __future__ import annotations
 
 import contextlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,7 @@ HELP = """\
 A line ending in \\ continues on the next line; //text sends /text."""
 
 
-class Commands:
+class Commands(ABC):
     """The slash commands of a chat; :class:`~srt.cli._chat.Chat` gives the rest."""
 
     rt: Runtime
@@ -42,17 +43,17 @@ class Commands:
     model: str
     interactive: bool
 
-    def say(self, text: str) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def say(self, text: str) -> None: ...
 
-    def note(self, text: str) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def note(self, text: str) -> None: ...
 
-    def reply(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def reply(self) -> None: ...
 
-    def _line(self, prompt: str) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def _line(self, prompt: str) -> str: ...
 
     def command(self, text: str) -> bool:
         """Run a slash command; False to leave the chat."""

@@ -22,7 +22,6 @@ from typing import Any
 from .. import _core
 from ..errors import ConflictError, SrtError
 from ..runtime import check_name
-from ._append import backoff
 
 __all__ = [
     "BLOB",
@@ -36,7 +35,6 @@ __all__ = [
     "Node",
     "Scope",
     "Stale",
-    "backoff",
     "digest_name",
     "session_name",
     "short",

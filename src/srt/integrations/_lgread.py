@@ -24,8 +24,9 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from ..errors import ConflictError, CorruptionError, SrtError
+from ._append import backoff
 from ._lgcodec import full_id, key_id
-from ._lgnames import CKPT, DELETING, NS, Scope, backoff, session_name
+from ._lgnames import CKPT, DELETING, NS, Scope, session_name
 from ._lgstate import Tree
 
 

@@ -25,7 +25,8 @@ from typing import Any, TypeVar
 from ..errors import ConflictError, CorruptionError, SessionNotFoundError, SrtError
 from ..runtime import Runtime
 from . import _lgcheck, _lgread
-from ._lgnames import Scope, Stale, backoff
+from ._append import backoff
+from ._lgnames import Scope, Stale
 from ._lgstate import Tree
 
 __all__ = ["Scopes"]
