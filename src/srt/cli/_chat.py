@@ -25,6 +25,7 @@ from ..errors import ProviderError, SrtError
 from ..message import canonicalize
 from ..runtime import Runtime
 from ..session import Session
+from ..store.heads import delete_session
 from ._chat_commands import Commands
 from ._common import (
     CommandError,
@@ -367,11 +368,14 @@ def _drop_unused(rt: Runtime, name: str, system: str | None) -> None:
     """Delete session ``name``, which this chat created, if it was left without a turn (no
     message, or only ``--system``'s): ``srt chat -c`` then goes on with the last real
     conversation, not an empty one. A session renamed (``/save NAME``) is kept, and so
-    is this one when the store fails (the chat's own error is the one to show)."""
+    is this one when the store fails (the chat's own error is the one to show). The
+    delete holds only while the head is the one checked (a compare-and-swap): a turn
+    another process adds to the session meanwhile keeps it (``ConflictError``)."""
     with contextlib.suppress(SrtError):
-        messages = rt.session(name, create=False).messages()
+        session = rt.session(name, create=False)
+        head, messages = session.head, session.messages()
         if not messages or messages == [{"role": "system", "content": system}]:
-            rt.delete(name)
+            delete_session(rt.store, name, if_head=head)
 
 
 def _chat(rt: Runtime, session: Session, new: bool, provider: Provider, model: str,
