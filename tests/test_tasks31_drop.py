@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import srt
-from srt.cli._chat import _drop_unused
+from srt.cli._chat import _drop_unused, _unask
 from srt.gateway.threads import Threads
 from srt.store.heads import delete_session
 
@@ -70,6 +70,26 @@ def test_chat_drop_unused_still_drops_an_unused_session(store_url: str) -> None:
         _drop_unused(rt, "chat-2", SYSTEM)
         _drop_unused(rt, "chat-3", None)
         assert rt.sessions() == []
+
+
+@pytest.mark.parametrize("existed", [False, True], ids=["prompt-made-it", "it-existed"])
+def test_prompt_unask_keeps_a_turn_added_after_the_question(
+    store_url: str, existed: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``srt prompt`` whose request stored no reply takes its question back (deletes the
+    session it made, or rewinds the one it used): not over another writer's turn."""
+    question = {"role": "user", "content": "a question that got no reply"}
+    with srt.Runtime(store_url) as rt:
+        s = rt.session("p")
+        if existed:
+            s.append({"role": "system", "content": SYSTEM})
+        before = len(s)
+        s.append(question)
+        _other_turn(store_url, "p")()  # lands after the question, before the take-back
+        _unask(rt, s, before if existed else None)
+        kept = rt.session("p", create=False).messages()
+    assert kept[before:] == [question, {"role": "user", "content": "typed in another window"}]
+    assert "was kept with the unanswered message" in capsys.readouterr().err
 
 
 def test_gateway_drop_keeps_a_thread_another_worker_moved_on(

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from .. import drivers, exchange
 from .._task_session import MAX_STEPS
-from ..errors import ProviderError, SrtError
+from ..errors import ConflictError, ProviderError, SrtError
 from ..message import canonicalize
 from ..runtime import Runtime
 from ..session import Session
@@ -479,8 +479,16 @@ def _unask(rt: Runtime, session: Session, before: int | None) -> None:
     """Leave the session as it was before ``srt prompt`` (no reply was stored): a session
     the prompt created is deleted, an existing one loses the unanswered message (which
     ``srt log`` lists as an earlier head while the history retention lasts). The request
-    stays in the ledger."""
-    if before is None:
-        rt.delete(session.name)
-    elif len(session) > before:
-        session.rewind(len(session) - before)
+    stays in the ledger. Both are compare-and-swaps on the head this prompt left: a
+    session another writer added to meanwhile is kept as it is, and said so."""
+    try:
+        if before is None:
+            delete_session(rt.store, session.name, if_head=session.head)
+        elif len(session) > before:
+            session.rewind(len(session) - before)
+    except ConflictError:
+        print(
+            f"srt: session {escape_line(session.name)} was kept with the unanswered "
+            "message: another writer added to it meanwhile",
+            file=sys.stderr,
+        )
