@@ -5,7 +5,8 @@ Bottom to top, every top-level module or package on a rank of its own::
     _version, errors, _types, tools, message, pricing <- _core <- _hashing <- tokens,
         store, history, entries, wire <- local <- providers <- context, cache, savings
         <- _shared <- _chain_state <- _chain <- _pieces <- _fragments <- _cachekeys <- _builder
-        <- compaction <- exchange <- drivers <- ledger, summarize, _task_session, _task, tasks
+        <- compaction <- exchange <- drivers <- ledger, summarize, _task_session, _task_owner,
+        _task, tasks
         <- _session_edits, _session_tasks <- session <- runtime
         <- testing, gateway, integrations, cli, bench
 
@@ -90,6 +91,8 @@ ORDER = [
     # What import srt needs of the tool loop: what a task uses of its session, run's
     # defaults, the kind of its call records (the loop loads with the first run).
     "_task_session",
+    # Who started a tool call (a process as its start records name it), and whether it runs.
+    "_task_owner",
     # The tool loop (Session.run): model calls, tool runs, resume after a crash.
     "_task",
     "tasks",

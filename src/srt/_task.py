@@ -1,20 +1,22 @@
 """The state of one task run (``srt.tasks`` drives it): what the session holds, which
 calls to run, resume rules, the records a run returns, and who started which call.
 
-A started call is recorded with its *owner*, ``"<pid>:<process start time>"``. A
-run that finds a call started but without a result asks whether the owner still
-runs: another live process (same pid and start time) or, in this process, a run
-still holding the call, means the task is running elsewhere (``ConflictError``);
-otherwise the owner died and the call was interrupted. The start time (Linux
-``/proc``) tells a reused pid from the original; without ``/proc`` the pid alone is
-checked, and where processes cannot be probed (Windows) an owner is taken as gone.
+A started call is recorded with its *owner*, ``"<pid>:<process start time>"``
+(``srt._task_owner``). A run that finds a call started but without a result asks
+whether the owner still runs: another live process (same pid and start time) or, in
+this process, a run still holding the call, means the task is running elsewhere
+(``ConflictError``); otherwise the owner died and the call was interrupted.
+
+A run interrupted (Ctrl-C) between writing a call's start record and calling its tool
+takes the record back (``Task.interrupted``): the call reads as never started. One
+interrupted after the tool returned saves its result first. Only a tool stopped midway
+reads as interrupted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
-import sys
 import threading
 import time
 import traceback
@@ -22,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ._task_owner import alive, owner
 from ._task_session import CLAIMS, CONCURRENCY, MAX_STEPS, OPTIONS, TaskSession
 from ._types import Reply, Usage, check_provider
 from .entries import TOOL
@@ -40,12 +43,15 @@ __all__ = [
     "OPTIONS",
     "START",
     "STOP_REASONS",
+    "UNSET",
     "Job",
     "Task",
     "TaskEvent",
     "TaskResult",
     "ToolCall",
     "ToolRun",
+    "alive",
+    "owner",
 ]
 
 # (``MAX_STEPS``, ``CONCURRENCY``, ``OPTIONS``, ``CLAIMS`` and ``TaskSession`` are
@@ -188,40 +194,6 @@ _RUNNING: set[tuple[str, int, str]] = set()  # (file, session id, call id) runni
 _RUNNING_LOCK = threading.Lock()
 
 
-def _start_time(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
-def owner() -> str:
-    """This process, as recorded on the calls it starts."""
-    pid = os.getpid()
-    return f"{pid}:{_start_time(pid)}"
-
-
-def alive(who: str) -> bool:
-    """Whether the process ``who`` (another one than this) is still running."""
-    pid_text, _, start = who.partition(":")
-    try:
-        pid = int(pid_text)
-    except ValueError:
-        return False
-    if pid == os.getpid() or pid <= 0 or sys.platform == "win32":
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # it exists, under another user
-    except OSError:
-        return False
-    return not start or _start_time(pid) in ("", start)
-
-
 # -- the task -----------------------------------------------------------------------------
 
 
@@ -234,6 +206,13 @@ class Job:
     call: ToolCall
     outcome: ToolRun | None = None  # decided without running the tool
     bound: tuple[list[Any], dict[str, Any]] | None = None
+    scope: str | None = None  # the start record this run may have written (``claim``)
+    started: bool = False  # the tool was called (set just before it is)
+    result: ToolRun | None = None  # what ``finish`` made of its return
+
+
+#: A tool's return not yet known (``Task.interrupted``).
+UNSET: Any = object()
 
 
 class Task:
@@ -465,8 +444,10 @@ class Task:
                 self._check_gone(job.call, before)
                 raise ConflictError(f"tool call {job.call.id} was started by an earlier run")
             me = owner()
-            scope = _claim_scope(s, tail.index, job.call.id)
+            scope = job.scope = _claim_scope(s, tail.index, job.call.id)
             won = store.put_object(CLAIMS, scope, START, me.encode(), if_absent=True)
+            if not won:
+                job.scope = None  # (another's record: never this run's to take back)
             first = store.list_objects(CLAIMS, scope, limit=1)
             if not won and not first:  # the store writes no record of a deleted session
                 raise ConflictError(
@@ -481,6 +462,48 @@ class Task:
                 _RUNNING.add(key)
             self.claimed.add(key)
 
+    def interrupted(
+        self, job: Job, value: Any, error: Exception | None, seconds: float, *, save: bool
+    ) -> None:
+        """Something that is not a tool's ``Exception`` (Ctrl-C, a cancel, a failed
+        save) left the running of ``job``. Before its tool was called, the call's start
+        record goes (it reads as never started, and runs when the task resumes); once the
+        tool returned (``value`` or ``error``), its result is made and, with ``save``,
+        saved, so a tool that ran never reads as interrupted. A tool stopped midway
+        stays started: interrupted, never run twice."""
+        if not job.started:
+            self._unclaim(job)
+            return
+        if job.result is None and (value is not UNSET or error is not None):
+            self.finish(job, None if value is UNSET else value, error, seconds)
+        if save:
+            with contextlib.suppress(Exception):  # (the error that came is the one raised)
+                self.save_left([job])
+
+    def _unclaim(self, job: Job) -> None:
+        scope, job.scope = job.scope, None
+        key = self._key(job.call.id)
+        if key in self.claimed:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(key)
+            self.claimed.discard(key)
+        if scope is None:
+            return
+        store = self.session.parts.shared.store
+        with contextlib.suppress(Exception):  # (left: the call reads as interrupted)
+            row = store.get_object(CLAIMS, scope, START)
+            if row is not None and row.value == owner().encode():
+                store.delete_object(CLAIMS, scope, START)
+
+    def save_left(self, jobs: Sequence[Job]) -> None:
+        """Append the results of ``jobs`` that were made but not saved (the run was left
+        between a tool's return and the append of its result), each once: a result the
+        session holds already is not appended again."""
+        saved = _tail(self.session).results
+        for job in jobs:
+            if job.result is not None and job.call.id not in saved:
+                self.commit(job.result)
+
     def release(self) -> None:
         """Forget this run's calls in the running set (at its end, however it ends)."""
         with _RUNNING_LOCK:
@@ -488,14 +511,19 @@ class Task:
         self.claimed.clear()
 
     def finish(self, job: Job, value: Any, exc: BaseException | None, seconds: float) -> ToolRun:
+        """The run of ``job`` whose tool returned ``value`` or raised ``exc``; kept as
+        ``job.result`` until it is saved."""
         if exc is None:
             try:
-                return ToolRun(job.call, "ok", render_result(value), seconds)
+                run = ToolRun(job.call, "ok", render_result(value), seconds)
             except Exception as err:  # a cycle, a tuple key, a __str__ that raises...
                 text = f"Error: the tool's result could not be given as JSON: {err}"
-                return ToolRun(job.call, "error", text[:_MAX_ERROR_CHARS], seconds, err)
-        text = f"Error: {type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS]
-        return ToolRun(job.call, "error", text, seconds, exc)
+                run = ToolRun(job.call, "error", text[:_MAX_ERROR_CHARS], seconds, err)
+        else:
+            text = f"Error: {type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS]
+            run = ToolRun(job.call, "error", text, seconds, exc)
+        job.result = run
+        return run
 
     def commit(self, run: ToolRun) -> ToolRun:
         """Append ``run``'s result message (atomically, with its metadata); the run as

@@ -14,7 +14,9 @@ it asked for. Every step is durable:
 process died: the pending calls are those of the newest assistant message that
 have no result yet.
 
-* A call never started is run now.
+* A call never started is run now. That includes one whose run was interrupted
+  (Ctrl-C) after it recorded the start but before the tool was called: the record
+  is taken back. A run interrupted after a tool returned saves its result first.
 * A call that started but whose result was never saved is run again if its tool
   is idempotent (``@tool(idempotent=True)``). Otherwise it is **not** run again:
   the model is given an error result saying the call was interrupted and its
@@ -56,6 +58,7 @@ from ._task import (
     MAX_STEPS,
     OPTIONS,
     STOP_REASONS,
+    UNSET,
     Job,
     Task,
     TaskEvent,
@@ -95,6 +98,7 @@ def _call_sync(job: Job) -> Any:
     tool = job.call.tool
     assert tool is not None and job.bound is not None
     args, kwargs = job.bound
+    job.started = True
     value = tool.fn(*args, **kwargs)
     if inspect.isawaitable(value):  # an async tool under the sync loop: its own event loop
         import asyncio  # (here: asyncio costs ``import srt`` about 10 ms)
@@ -107,14 +111,26 @@ async def _awaited(value: Any) -> Any:
     return await value
 
 
-def _execute(task: Task, job: Job) -> ToolRun:
-    task.claim(job)
+def _execute(task: Task, job: Job, *, save: bool = False) -> ToolRun:
+    """Claim ``job``, run its tool and make its result (``save``: and append it, as the
+    calls run one at a time do, so no Ctrl-C lands between the two). Interrupted before
+    the tool is called, the call is left as never started; after it returned, its
+    result is made (and with ``save`` saved) before the interruption goes on."""
+    value: Any = UNSET
+    error: Exception | None = None
     t0 = time.perf_counter()
     try:
-        value = _call_sync(job)
-    except Exception as exc:
-        return task.finish(job, None, exc, time.perf_counter() - t0)
-    return task.finish(job, value, None, time.perf_counter() - t0)
+        task.claim(job)
+        t0 = time.perf_counter()
+        try:
+            value = _call_sync(job)
+        except Exception as exc:
+            error = exc
+        run = task.finish(job, value, error, time.perf_counter() - t0)
+        return task.commit(run) if save else run
+    except BaseException:
+        task.interrupted(job, value, error, time.perf_counter() - t0, save=save)
+        raise
 
 
 def _run_tools(task: Task, jobs: list[Job]) -> Iterator[TaskEvent]:
@@ -131,7 +147,7 @@ def _run_tools(task: Task, jobs: list[Job]) -> Iterator[TaskEvent]:
     if workers == 1:
         for job in todo:
             yield TaskEvent("tool_call", call=job.call)
-            run = task.commit(_execute(task, job))
+            run = _execute(task, job, save=True)
             yield TaskEvent("tool_result", call=job.call, run=run)
         return
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="srt-tool") as pool:
@@ -155,9 +171,10 @@ def _run_tools(task: Task, jobs: list[Job]) -> Iterator[TaskEvent]:
                     yield TaskEvent("tool_result", call=run.call, run=run)
         except BaseException:
             # The consumer stopped listening (GeneratorExit), Ctrl-C, or a commit failed:
-            # the tools still running finish (a thread cannot be stopped), and their
-            # results are saved, so none that ended is left as started-but-unknown.
-            _settle(task, sorted(waiting, key=lambda f: todo.index(futures[f])))
+            # the tools still running finish (a thread cannot be stopped), and every
+            # result not yet saved is (those already done but not yet saved too), so
+            # none that ended is left as started-but-unknown.
+            _settle(task, waiting, todo)
             raise
     if failed is not None:
         # A tool raised what is not an ``Exception`` (SystemExit, KeyboardInterrupt, ...),
@@ -166,13 +183,13 @@ def _run_tools(task: Task, jobs: list[Job]) -> Iterator[TaskEvent]:
         raise failed
 
 
-def _settle(task: Task, futures: list[Future[ToolRun]]) -> None:
-    for fut in futures:
+def _settle(task: Task, running: set[Future[ToolRun]], jobs: list[Job]) -> None:
+    for fut in running:
         try:
-            run = fut.result()
+            fut.result()
         except BaseException:  # (the caller raises the first failure)
             continue
-        task.commit(run)
+    task.save_left(jobs)
 
 
 def _drive(task: Task, stream: bool) -> Generator[TaskEvent, None, None]:
@@ -248,16 +265,24 @@ async def _aexecute(task: Task, job: Job, gate: asyncio.Semaphore) -> ToolRun:
     args, kwargs = job.bound
 
     async with gate:
-        task.claim(job)
+        value: Any = UNSET
+        error: Exception | None = None
         t0 = time.perf_counter()
-        try:
-            if tool.is_async:
-                value = await tool.fn(*args, **kwargs)
-            else:
-                value = await _in_thread(job)
-        except Exception as exc:
-            return task.finish(job, None, exc, time.perf_counter() - t0)
-        return task.finish(job, value, None, time.perf_counter() - t0)
+        try:  # (as ``_execute``: a call left before its tool is called is not started)
+            task.claim(job)
+            t0 = time.perf_counter()
+            try:
+                if tool.is_async:
+                    job.started = True
+                    value = await tool.fn(*args, **kwargs)
+                else:
+                    value = await _in_thread(job)
+            except Exception as exc:
+                error = exc
+            return task.finish(job, value, error, time.perf_counter() - t0)
+        except BaseException:
+            task.interrupted(job, value, error, time.perf_counter() - t0, save=False)
+            raise
 
 
 async def _in_thread(job: Job) -> Any:
@@ -306,9 +331,8 @@ async def _arun_tools(task: Task, jobs: list[Job]) -> AsyncGenerator[TaskEvent, 
         # their thread (``_in_thread``), and every result that came back is saved.
         for t in pending:
             t.cancel()
-        for outcome in await asyncio.gather(*pending, return_exceptions=True):
-            if isinstance(outcome, ToolRun):
-                task.commit(outcome)
+        await asyncio.gather(*pending, return_exceptions=True)
+        task.save_left(todo)  # (also those done but not yet saved when it was left)
     if failed is not None:
         raise failed
 

@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, TextIO
 
 from .. import drivers, exchange
 from .._task_session import MAX_STEPS
-from ..errors import ProviderError, SrtError
+from ..errors import ConflictError, ProviderError, SrtError
 from ..message import canonicalize
 from ..runtime import Runtime
 from ..session import Session
+from ..store.heads import delete_session
 from ._chat_commands import Commands
 from ._common import (
     CommandError,
@@ -367,11 +368,14 @@ def _drop_unused(rt: Runtime, name: str, system: str | None) -> None:
     """Delete session ``name``, which this chat created, if it was left without a turn (no
     message, or only ``--system``'s): ``srt chat -c`` then goes on with the last real
     conversation, not an empty one. A session renamed (``/save NAME``) is kept, and so
-    is this one when the store fails (the chat's own error is the one to show)."""
+    is this one when the store fails (the chat's own error is the one to show). The
+    delete holds only while the head is the one checked (a compare-and-swap): a turn
+    another process adds to the session meanwhile keeps it (``ConflictError``)."""
     with contextlib.suppress(SrtError):
-        messages = rt.session(name, create=False).messages()
+        session = rt.session(name, create=False)
+        head, messages = session.head, session.messages()
         if not messages or messages == [{"role": "system", "content": system}]:
-            rt.delete(name)
+            delete_session(rt.store, name, if_head=head)
 
 
 def _chat(rt: Runtime, session: Session, new: bool, provider: Provider, model: str,
@@ -475,8 +479,16 @@ def _unask(rt: Runtime, session: Session, before: int | None) -> None:
     """Leave the session as it was before ``srt prompt`` (no reply was stored): a session
     the prompt created is deleted, an existing one loses the unanswered message (which
     ``srt log`` lists as an earlier head while the history retention lasts). The request
-    stays in the ledger."""
-    if before is None:
-        rt.delete(session.name)
-    elif len(session) > before:
-        session.rewind(len(session) - before)
+    stays in the ledger. Both are compare-and-swaps on the head this prompt left: a
+    session another writer added to meanwhile is kept as it is, and said so."""
+    try:
+        if before is None:
+            delete_session(rt.store, session.name, if_head=session.head)
+        elif len(session) > before:
+            session.rewind(len(session) - before)
+    except ConflictError:
+        print(
+            f"srt: session {escape_line(session.name)} was kept with the unanswered "
+            "message: another writer added to it meanwhile",
+            file=sys.stderr,
+        )

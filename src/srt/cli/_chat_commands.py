@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..cache import CacheExplain
 from ..errors import SrtError
+from ..history import HeadRecord
 from ..runtime import Runtime
 from ..session import Session
 from ._common import escape_line
@@ -164,21 +165,50 @@ class Commands(ABC):
     def retry(self, arg: str) -> None:
         """Ask again. A complete last reply is replaced: the session is rewound to before
         it (it stays among the session's earlier heads, ``srt log``), so the model never
-        sees two replies in a row. After an error, an interruption or a partial reply
-        (left out of requests), or amid a tool round, it asks again from there."""
+        sees two replies in a row; if no complete new message comes (the request fails,
+        Ctrl-C), that reply is put back. After an error, an interruption or a partial
+        reply (left out of requests), or amid a tool round, it asks again from there."""
         entries = self.session.entries()
         if not entries:
             self.say("there is nothing to reply to")
             return
         last = entries[-1]
         if (
-            last.message.get("role") == "assistant"
-            and not last.partial
-            and not last.message.get("tool_calls")
+            last.message.get("role") != "assistant"
+            or last.partial
+            or last.message.get("tool_calls")
         ):
-            self.session.rewind(1)
-            self.note("[the last reply is replaced; it stays in srt log]")
-        self.reply()
+            self.reply()
+            return
+        before = self.session.head
+        self.session.rewind(1)
+        record = next((r for r in self.session.history() if r.head == before), None)
+        kept = "it stays in srt log" if record is not None else "history retention is off"
+        self.note(f"[the last reply is replaced; {kept}]")
+        try:
+            self.reply()
+        finally:
+            if all(e.partial for e in self.session.entries()[len(entries) - 1 :]):
+                self._put_back(record)
+
+    def _put_back(self, record: HeadRecord | None) -> None:
+        """``/retry`` got no complete new message: the reply it replaced is the head
+        again (``Session.restore``; what the retry left, a partial reply, becomes an
+        earlier head), or the chat says where that reply is."""
+        name = escape_line(self.session.name)
+        if record is None:
+            self.note("[no new reply; the replaced one was not kept (history retention off)]")
+            return
+        try:
+            self.session.restore(record)
+        except SrtError as exc:
+            self.note(
+                f"[no new reply, and the replaced one could not be put back "
+                f"({escape_line(str(exc))}); it is among session {name}'s earlier heads: "
+                f"srt log {name}]"
+            )
+            return
+        self.note("[no new reply: the reply you had is back]")
 
     def explain(self, arg: str) -> None:
         report = self.session.explain(self.provider.format, model=self.model)

@@ -36,7 +36,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Final, Literal, NamedTuple
 
 from .. import _core
 from .._hashing import XXH3, Hashing
@@ -75,6 +75,7 @@ from .reports import (
 )
 
 __all__ = [
+    "ANY_HEAD",
     "CALL_FIELDS",
     "MAX_FAULTS",
     "SEARCH_BATCH_MAX",
@@ -103,6 +104,7 @@ __all__ = [
     "check_object",
     "check_search",
     "link_error",
+    "moved_on",
     "not_below",
     "not_stored",
     "object_changed",
@@ -233,6 +235,18 @@ class ObjectRow:
 # -- the protocol -----------------------------------------------------------------------------
 
 
+#: ``Store.delete_session``'s default: whatever the session's head is.
+ANY_HEAD: Final = "any"
+
+
+def moved_on(name: str) -> str:
+    """What a delete conditional on a head that moved meanwhile is told."""
+    return (
+        f"session {name!r} moved on since its head was read (another writer added to it); "
+        "it was not deleted"
+    )
+
+
 class Store(ABC):
     """A storage engine. Subclasses implement every abstract operation.
 
@@ -289,10 +303,14 @@ class Store(ABC):
         creators in other threads and processes cannot pass it together."""
 
     @abstractmethod
-    def delete_session(self, name: str) -> None:
+    def delete_session(self, name: str, *, if_head: int | Literal["any"] | None = ANY_HEAD) -> None:
         """Delete the session's head row and, in the same transaction, the objects filed
         under its id (``store.owners``); its nodes stay for forks and ``gc``.
-        ``SessionNotFoundError`` if there is none."""
+        ``SessionNotFoundError`` if there is none. With ``if_head`` (a node id, or
+        ``None`` for an empty session), only while the head is still that one, checked
+        in the deleting statement (a compare-and-swap, like ``move_head``): a head that
+        moved is a ``ConflictError`` and nothing is deleted, so a turn another writer
+        added between a caller's check and its delete is never lost."""
 
     @abstractmethod
     def rename_session(self, old: str, new: str) -> None:

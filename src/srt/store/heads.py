@@ -10,8 +10,9 @@ no session has.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Literal
 
-from .base import ObjectRow, Store
+from .base import ANY_HEAD, ObjectRow, Store
 from .owners import session_kind
 
 __all__ = ["KIND", "delete_session", "forget", "records"]
@@ -38,8 +39,11 @@ def forget(store: Store, session_id: int) -> int:
     return len(keys)
 
 
-def delete_session(store: Store, name: str) -> None:
+def delete_session(
+    store: Store, name: str, *, if_head: int | Literal["any"] | None = ANY_HEAD
+) -> None:
     """Delete session ``name``'s head row and, in the same transaction, its records of
     earlier heads (``Store.delete_session``; its messages stay for any fork that shares
-    them, ``gc`` frees the rest)."""
-    store.delete_session(name)
+    them, ``gc`` frees the rest). With ``if_head``, only while its head is still that
+    one (``ConflictError`` otherwise, and nothing is deleted)."""
+    store.delete_session(name, if_head=if_head)

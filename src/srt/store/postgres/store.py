@@ -13,7 +13,7 @@ from __future__ import annotations
 import operator
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 import psycopg_pool
@@ -28,6 +28,7 @@ from ...errors import (
     SessionNotFoundError,
 )
 from ..base import (
+    ANY_HEAD,
     CALL_FIELDS,
     CallRecord,
     ChainRow,
@@ -40,6 +41,7 @@ from ..base import (
     TreeNode,
     VacuumReport,
     VerifyReport,
+    moved_on,
 )
 from ..owners import session_kinds
 from . import chains, maintenance, search, views
@@ -237,13 +239,19 @@ class PostgresStore(AppendMixin, ObjectsMixin, Store):
 
         return self.db.run("creating a session", create)
 
-    def delete_session(self, name: str) -> None:
-        row, drop = self.db.sql("DELETE FROM {s}.sessions WHERE name = %s RETURNING id"), DROP
+    def delete_session(self, name: str, *, if_head: int | Literal["any"] | None = ANY_HEAD) -> None:
+        any_head, drop = isinstance(if_head, str), DROP
+        where = "name = %s" + ("" if any_head else " AND head IS NOT DISTINCT FROM %s")
+        row = self.db.sql("DELETE FROM {s}.sessions WHERE " + where + " RETURNING id")
+        args = (name,) if any_head else (name, if_head)
+        exists = self.db.sql("SELECT 1 FROM {s}.sessions WHERE name = %s")
 
         def delete(conn: psycopg.Connection[Any]) -> None:
             with conn.transaction():  # (the row first: see put_object's lock)
-                gone = conn.execute(row, (name,)).fetchone()
+                gone = conn.execute(row, args).fetchone()
                 if gone is None:
+                    if not any_head and conn.execute(exists, (name,)).fetchone():
+                        raise ConflictError(moved_on(name))
                     raise SessionNotFoundError(f"no session named {name!r}")
                 sid = str(gone[0])
                 conn.execute(self.db.sql(drop), (list(session_kinds()), sid, len(sid) + 1, sid))

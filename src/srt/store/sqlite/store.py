@@ -26,7 +26,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import apsw
 
@@ -43,6 +43,7 @@ from ...errors import (
 )
 from .. import sqlite_path
 from ..base import (
+    ANY_HEAD,
     CALL_FIELDS,
     BackupReport,
     CallRecord,
@@ -61,6 +62,7 @@ from ..base import (
     VerifyReport,
     check_expect,
     check_object,
+    moved_on,
 )
 from ..checks import check_written_before
 from . import backup, chains, heap, maintenance, rekey, verify, views, writes
@@ -96,6 +98,7 @@ _call_values = operator.attrgetter(*CALL_FIELDS)
 _NODE = CALL_FIELDS.index("node")
 _C0 = re.compile("[\x00-\x1f\x7f]")
 _APPENDING = "appending to a session"
+_NAMED = "SELECT 1 FROM sessions WHERE name = ?"
 
 
 class SQLiteStore(Store):
@@ -265,17 +268,21 @@ class SQLiteStore(Store):
             )
             return SessionRow(conn.last_insert_rowid(), name, head, now, now)
 
-    def delete_session(self, name: str) -> None:
+    def delete_session(self, name: str, *, if_head: int | Literal["any"] | None = ANY_HEAD) -> None:
+        any_head = isinstance(if_head, str)
+        sql = "DELETE FROM sessions WHERE name = ?" + ("" if any_head else " AND head IS ?")
+        args = (name,) if any_head else (name, if_head)
         with self.db.write("deleting a session") as conn, zeroing(conn):
-            sql = "DELETE FROM sessions WHERE name = ? RETURNING id"
-            gone: list[Any] = conn.execute(sql, (name,)).fetchall()
+            gone: list[Any] = conn.execute(sql + " RETURNING id", args).fetchall()
             if not gone:
+                if not any_head and conn.execute(_NAMED, (name,)).fetchone():
+                    raise ConflictError(moved_on(name))
                 raise SessionNotFoundError(f"no session named {name!r}")
             drop_session_objects(conn, gone[0][0])  # (its records, in this transaction)
 
     def rename_session(self, old: str, new: str) -> None:
         with self.db.write("renaming a session") as conn:
-            if conn.execute("SELECT 1 FROM sessions WHERE name = ?", (new,)).fetchone():
+            if conn.execute(_NAMED, (new,)).fetchone():
                 raise SessionExistsError(f"a session named {new!r} already exists")
             conn.execute("UPDATE sessions SET name = ? WHERE name = ?", (new, old))
             if conn.changes() == 0:
