@@ -35,7 +35,19 @@ from ..errors import ConflictError, SessionNotFoundError
 from ..runtime import Runtime
 from ..store.base import ObjectPut
 from ._lgcodec import key_id
-from ._lgnames import BLOB, CKPT, DELETING, KEEP, NS, THREAD, THREADS, VERSION, Scope, short
+from ._lgnames import (
+    BLOB,
+    CKPT,
+    DELETING,
+    KEEP,
+    NS,
+    THREAD,
+    THREADS,
+    VERSION,
+    Records,
+    Scope,
+    short,
+)
 from ._lgscope import Scopes
 from ._lgstate import Tree
 
@@ -102,7 +114,7 @@ def drop(tree: Tree, scopes: Scopes, sc: Scope, cids: set[str]) -> None:
     ]
     try:
         old = dict(sc.extras)
-        survivors = {c: r for c, r in sc.records.items() if c not in cids}
+        survivors = Records({c: r for c, r in sc.records.items() if c not in cids})
         sc.records = survivors
         sc.bases.clear()
         sc.extras.clear()

@@ -70,7 +70,7 @@ def _ids(config: RunnableConfig) -> tuple[str, str, str | None]:
 
 def _all_but_latest(sc: Scope) -> set[str]:
     """Every record of the scope but its newest checkpoint (``prune``'s "keep_latest")."""
-    keep = max((c for c, r in sc.records.items() if r["c"] is not None), default=None)
+    keep = sc.records.latest()
     return {c for c in sc.records if c != keep}
 
 
