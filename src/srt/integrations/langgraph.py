@@ -355,6 +355,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         time as they are asked for, so each step of a long history costs the same."""
         _lgcheck.limit(limit)
         _lgcheck.before(before)
+        _lgcheck.metadata_filter(filter)
         listing = self._call(self._listing, config, filter, before)
         left = limit
         while left is None or left > 0:
@@ -475,6 +476,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
     ) -> AsyncIterator[CheckpointTuple]:
         _lgcheck.limit(limit)
         _lgcheck.before(before)
+        _lgcheck.metadata_filter(filter)
         listing = await self._acall(self._listing, config, filter, before)
         left = limit
         while left is None or left > 0:
