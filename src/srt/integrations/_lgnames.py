@@ -84,7 +84,10 @@ class Records(dict[str, dict[str, Any]]):
 
     def __setitem__(self, cid: str, rec: dict[str, Any]) -> None:
         if cid not in self:
-            self._order = None
+            order = self._order
+            # (a new newest id, a put's usual case: a new list, never one handed out
+            # changed under its reader)
+            self._order = [*order, cid] if order is not None and order[-1:] < [cid] else None
         super().__setitem__(cid, rec)
 
     def __delitem__(self, cid: str) -> None:
