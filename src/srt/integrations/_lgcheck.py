@@ -21,6 +21,7 @@ __all__ = [
     "checkpoint",
     "ids",
     "limit",
+    "metadata_filter",
     "not_storable",
     "runs",
     "text",
@@ -94,6 +95,22 @@ def before(config: Any) -> None:
         checkpoint_id(_configurable(config, "list()'s before"))
 
 
+def metadata_filter(value: Any) -> None:
+    """``list(filter=...)``: a dict of metadata keys (text) and the values they must hold
+    (or none). A list of pairs or a string was an ``AttributeError`` from inside."""
+    if value is None:
+        return
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"list()'s filter must be a dict of metadata keys and values, got "
+            f"{type(value).__name__}"
+        )
+    for key in value:
+        if not isinstance(key, str):
+            raise ConfigError(f"list()'s filter keys must be str, got {type(key).__name__}")
+        text("a filter key", key)
+
+
 def checkpoint(value: Any, metadata: Any) -> None:
     """A checkpoint ``put`` can store: a dict with a text ``id`` and dicts of channel
     values and versions; and a metadata dict."""
@@ -147,10 +164,17 @@ def threads(value: Any) -> list[str]:
 
 
 def runs(value: Any) -> list[str]:
-    """A list of run ids (a lone string would be taken letter by letter)."""
+    """A list of run ids, each a str or a UUID (an int: its ``str``), as metadata holds
+    them (a lone string would be taken letter by letter; ``None`` was taken for the run
+    id ``"None"``)."""
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         raise ConfigError(f"give a list of run ids, not a {type(value).__name__}")
-    return [str(r) for r in value]
+    out = []
+    for r in value:
+        if not isinstance(r, (str, int, uuid.UUID)) or isinstance(r, bool):
+            raise ConfigError(f"a run id must be a str or a UUID, got {type(r).__name__}")
+        out.append(text("a run id", str(r)))
+    return out
 
 
 def undo(rt: Runtime, tree: Tree, sc: Scope, before: tuple[int, int | None] | None) -> None:

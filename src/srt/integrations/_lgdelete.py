@@ -10,9 +10,9 @@ nothing, reads it again and writes its record whole, ``Stale``) and the records 
 deleted, children first. A record that survives was written after the last swap, from a
 scope read after it: whole, naming only values it wrote itself or a surviving parent
 wrote. The version object stays (16 bytes): were it deleted, a writer that had read the
-scope when it had none would find it as it left it. Values and the thread's entry go
-only if last written before the deletion began (``written_before``): a writer that wrote
-them meanwhile keeps them.
+scope when it had none would find it as it left it. Values no record names and the
+thread's entry go by the store's order, not by clocks (``_delete``): deleted, then
+written back if a record read after the deletes names them (or a namespace is there).
 
 ``drop`` (``delete_for_runs``, ``prune``) deletes some records of a scope and keeps the
 rest, so it cannot delete until a pass finds nothing. It writes the records it keeps
@@ -35,7 +35,19 @@ from ..errors import ConflictError, SessionNotFoundError
 from ..runtime import Runtime
 from ..store.base import ObjectPut
 from ._lgcodec import key_id
-from ._lgnames import BLOB, CKPT, DELETING, KEEP, NS, THREAD, THREADS, VERSION, Scope, short
+from ._lgnames import (
+    BLOB,
+    CKPT,
+    DELETING,
+    KEEP,
+    NS,
+    THREAD,
+    THREADS,
+    VERSION,
+    Records,
+    Scope,
+    short,
+)
 from ._lgscope import Scopes
 from ._lgstate import Tree
 
@@ -68,12 +80,12 @@ def delete_thread(rt: Runtime, tree: Tree, scopes: Scopes, thread: str) -> None:
     flag = os.urandom(8).hex()
     store.put_object(DELETING, short(thread), flag, b"", expires=since + _FLAG_TTL)
     try:
-        _delete(rt, tree, scopes, thread, since)
+        _delete(rt, tree, scopes, thread)
     finally:
         store.delete_object(DELETING, short(thread), flag)
 
 
-def _delete(rt: Runtime, tree: Tree, scopes: Scopes, thread: str, since: float) -> None:
+def _delete(rt: Runtime, tree: Tree, scopes: Scopes, thread: str) -> None:
     store = rt.store
     for row in list(tree.rows(NS, thread)):
         ns = row.key[3:]
@@ -83,9 +95,27 @@ def _delete(rt: Runtime, tree: Tree, scopes: Scopes, thread: str, since: float) 
         store.delete_object(NS, thread, row.key)
         _wipe(tree, sc.key, thread)
         scopes.drop(thread, ns)
-    for row in list(tree.rows(BLOB, short(thread))):
-        store.delete_object(BLOB, short(thread), row.key, written_before=since)
-    store.delete_object(THREAD, THREADS, thread, written_before=since)
+    # The values and the thread's entry: what a record written meanwhile needs is
+    # decided by the store's order, not by clocks (a writer's ``updated`` is its own
+    # clock's, the deletion began by this one's: a writer whose clock ran behind had
+    # its values deleted under a record that names them, one whose clock ran ahead
+    # kept old values for good). Deleted unless a record names them, then written
+    # back if a record read after the deletes names them: that record's write came
+    # before the delete (a later one writes them itself, or its parent is such a
+    # record: ``_wipe``). A record so written meanwhile reads as gone until then.
+    scope = short(thread)
+    used = _used(tree, scopes, thread)
+    deleted: dict[str, bytes] = {}
+    for row in list(tree.rows(BLOB, scope)):
+        if row.key not in used and store.delete_object(BLOB, scope, row.key):
+            deleted[row.key] = row.value
+    store.delete_object(THREAD, THREADS, thread)
+    # (a writer names its namespace before it lists the thread, ``Tree.cursor``: one
+    # that listed it before the delete above has its namespace read here)
+    if store.list_objects(NS, thread, limit=1):
+        store.put_object(THREAD, THREADS, thread, b"")
+    for key in sorted(_used(tree, scopes, thread) & deleted.keys()):
+        store.put_object(BLOB, scope, key, deleted[key])
 
 
 def drop(tree: Tree, scopes: Scopes, sc: Scope, cids: set[str]) -> None:
@@ -102,7 +132,7 @@ def drop(tree: Tree, scopes: Scopes, sc: Scope, cids: set[str]) -> None:
     ]
     try:
         old = dict(sc.extras)
-        survivors = {c: r for c, r in sc.records.items() if c not in cids}
+        survivors = Records({c: r for c, r in sc.records.items() if c not in cids})
         sc.records = survivors
         sc.bases.clear()
         sc.extras.clear()

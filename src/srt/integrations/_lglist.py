@@ -1,8 +1,17 @@
-"""``SrtSaver.list()`` in progress: checkpoints built a batch at a time from the store's
-cursor over one scope, or by checkpoint id across several scopes."""
+"""``SrtSaver.list()`` in progress: checkpoints by id, newest first, built a batch at a
+time from one scope (read again between batches if another saver wrote it), or merged
+by id across several scopes.
+
+By id, not by the order the store took the records in: two savers writing one thread at
+once store their checkpoints out of their ids' order (each takes its id, then the other
+may store first), and ``before=`` paging, which goes by id, passed over a checkpoint
+that came later in that order (LangGraph's ``PostgresSaver`` orders by id too). One
+scope's next batch starts below the last id given, in the scope as it is then, so a
+``list()`` read through while others write is a run of ``before=`` pages."""
 
 from __future__ import annotations
 
+import bisect
 import builtins
 import contextlib
 from collections.abc import Callable
@@ -12,8 +21,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import CheckpointTuple, get_checkpoint_id
 
 from . import _lgread
-from ._lgcodec import full_id
-from ._lgnames import CKPT, Scope
+from ._lgnames import Scope
 from ._lgscope import Scopes
 from ._lgstate import Tree
 
@@ -23,7 +31,7 @@ BATCH = 32  # checkpoints list() builds at a time
 class Listing:
     """A ``list()`` in progress over ``scopes`` (run on the saver's thread, with its lock,
     scopes, record tree and ``tuple(scope, id, record)``). Each checkpoint is built from
-    a scope read whole (a row the scope does not hold: read again), ``_lgread``."""
+    a scope read whole (``_lgread``)."""
 
     def __init__(
         self,
@@ -37,12 +45,10 @@ class Listing:
         before: RunnableConfig | None,
     ) -> None:
         self.lock, self.scopes, self.tree, self.tuple = lock, held, tree, tuple_
-        self.store = tree.store
         self.want = get_checkpoint_id(config) if config is not None else None
+        # The id the next checkpoint must be below (``before``, then the last given).
         self.stop = get_checkpoint_id(before) if before is not None else None
         self.filter = filter or {}
-        self.after: str | None = None  # the store's cursor, listing one scope
-        self.done = False
         self.single: Scope | None = None
         self.queue: builtins.list[tuple[str, Scope]] = []
         if len(scopes) == 1:
@@ -75,21 +81,17 @@ class Listing:
                     cid, sc = self.queue.pop()
                     self._add(out, sc, cid)
                 return out
-            sc = self.single
-            while len(out) < n and not self.done:
-                rows = self.store.list_objects(
-                    CKPT, sc.key, after=self.after, limit=BATCH, descending=True
-                )
-                self.done = len(rows) < BATCH
-                for i, row in enumerate(rows):
-                    self.after = row.key
-                    cid = full_id(row.key)
-                    if cid not in sc.records and cid not in sc.gone:  # (written since read)
-                        sc = self.single = self.scopes.fresh(sc)
-                    rec = sc.records.get(cid)
-                    if rec is not None and self._keep(cid, rec):
-                        self._add(out, sc, cid)
-                    if len(out) == n:
-                        self.done = self.done and i == len(rows) - 1
-                        break
+            # The scope as it is now (read again if another saver wrote it since).
+            sc = self.single = self.scopes.get(self.single.thread, self.single.ns)
+            order = sc.records.ordered()
+            at = len(order) if self.stop is None else bisect.bisect_left(order, self.stop)
+            while at > 0 and len(out) < n:
+                at -= 1
+                cid = order[at]
+                rec = sc.records.get(cid)
+                if rec is not None and self._keep(cid, rec):
+                    self._add(out, sc, cid)
+                self.stop = cid
+            if self.want is not None and out:
+                self.stop = ""  # (the one checkpoint asked for: given)
             return out

@@ -33,6 +33,7 @@ __all__ = [
     "THREADS",
     "VERSION",
     "Node",
+    "Records",
     "Scope",
     "Stale",
     "digest_name",
@@ -67,6 +68,69 @@ class Node:
 
     def __init__(self, parent: int | None, depth: int, prefix: bytes, body: bytes) -> None:
         self.parent, self.depth, self.prefix, self.body = parent, depth, prefix, body
+
+
+class Records(dict[str, dict[str, Any]]):
+    """A scope's records by checkpoint id, which also gives the ids in order (sorted once
+    until an id comes or goes): ``list`` and the latest checkpoint go by id, newest
+    first, as LangGraph's own savers do, not by the order the store took the records
+    in (two savers writing at once store them out of their ids' order)."""
+
+    __slots__ = ("_order",)
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._order: list[str] | None = None
+
+    def __setitem__(self, cid: str, rec: dict[str, Any]) -> None:
+        if cid not in self:
+            order = self._order
+            # (a new newest id, a put's usual case: a new list, never one handed out
+            # changed under its reader)
+            self._order = [*order, cid] if order is not None and order[-1:] < [cid] else None
+        super().__setitem__(cid, rec)
+
+    def __delitem__(self, cid: str) -> None:
+        self._order = None
+        super().__delitem__(cid)
+
+    def setdefault(self, cid: str, rec: dict[str, Any]) -> dict[str, Any]:
+        if cid not in self:
+            self._order = None
+        return super().setdefault(cid, rec)
+
+    def pop(self, *args: Any) -> Any:
+        self._order = None
+        return super().pop(*args)
+
+    def popitem(self) -> tuple[str, dict[str, Any]]:
+        self._order = None
+        return super().popitem()
+
+    def clear(self) -> None:
+        self._order = None
+        super().clear()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self._order = None
+        super().update(*args, **kwargs)
+
+    def __ior__(self, other: Any) -> Records:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def ordered(self) -> list[str]:
+        """The ids, oldest first (do not change the list)."""
+        if self._order is None:
+            self._order = sorted(self)
+        return self._order
+
+    def latest(self) -> str | None:
+        """The newest id of a record holding a checkpoint (``None``: there is none)."""
+        for cid in reversed(self.ordered()):
+            if self[cid]["c"] is not None:
+                return cid
+        return None
 
 
 def _escaped(text: str) -> str:
@@ -123,7 +187,7 @@ class Scope:
         self.loaded = False
         # The scope's version object as last read or written (``None``: there is none).
         self.version: bytes | None = None
-        self.records: dict[str, dict[str, Any]] = {}
+        self.records = Records()
         self.gone: set[str] = set()  # records a deletion under way left unreadable
         self.bases: dict[str, tuple[str, bytes]] = {}  # see Tree.base
         self.extras: dict[int, Any] = {}  # node -> the patch the scope first stored there

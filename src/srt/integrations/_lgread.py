@@ -151,29 +151,21 @@ def held(tree: Tree, sc: Scope, cid: str) -> dict[str, Any] | None:
 
 
 def find(tree: Tree, sc: Scope, cid: str | None, attempt: int) -> tuple[str, dict[str, Any]] | None:
-    """The checkpoint ``cid`` names, or the scope's latest, as the scope holds it: the
-    latest by the store's newest records first (a few rows, however long the thread);
-    read again (``attempt``), the scope's own newest, so writers that go on writing do
-    not keep a reader reading."""
+    """The checkpoint ``cid`` names, or the scope's latest (its newest id, as ``list``
+    gives first and LangGraph's own savers take), as the scope holds it. The latest is
+    looked for first in the store's newest rows (a few, however long the thread): one
+    the scope does not hold means it is older than the store (``Moved``); read again
+    (``attempt``), the scope's own, so writers that go on writing do not keep a reader
+    reading."""
     if cid is not None:
         rec = held(tree, sc, cid)
-    elif attempt:
-        cid = max((c for c, r in sc.records.items() if r["c"] is not None), default=None)
-        rec = sc.records.get(cid) if cid is not None else None
     else:
-        rec, after = None, None
-        while rec is None:
-            rows = tree.store.list_objects(CKPT, sc.key, after=after, limit=4, descending=True)
-            for row in rows:
-                found = sc.records.get(full_id(row.key))
-                if found is None and full_id(row.key) not in sc.gone:
+        if not attempt:
+            for row in tree.store.list_objects(CKPT, sc.key, limit=4, descending=True):
+                if full_id(row.key) not in sc.records and full_id(row.key) not in sc.gone:
                     raise Moved(row.key)
-                if found is not None and found["c"] is not None:
-                    cid, rec = full_id(row.key), found
-                    break
-            if len(rows) < 4:
-                break
-            after = rows[-1].key
+        cid = sc.records.latest()
+        rec = sc.records.get(cid) if cid is not None else None
     if rec is None or rec["c"] is None or cid is None:
         return None
     return cid, rec

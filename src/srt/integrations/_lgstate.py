@@ -217,14 +217,15 @@ class Tree:
         if not sc.named:
             if row is not None:  # another's (an older saver's name), or an app's own
                 sc.session = digest_name(sc.thread, sc.ns)
-            # (every time: another saver may have deleted the thread since; written,
-            # not if_absent, so a deletion that began before keeps it, ``_lgdelete``)
-            self.store.put_object(THREAD, THREADS, sc.thread, b"")
             key = "ns:" + sc.ns
             if not self.store.put_object(NS, sc.thread, key, sc.session.encode(), if_absent=True):
                 found = self.store.get_object(NS, sc.thread, key)
                 if found is not None:
                     sc.session = self.stored_name(sc, found.value)
+            # (every time: another saver may have deleted the thread since; after the
+            # name, so a deletion that deletes the entry meanwhile finds the name after
+            # and writes the entry back, ``_lgdelete``)
+            self.store.put_object(THREAD, THREADS, sc.thread, b"")
             sc.named = True
             row = self.store.get_session(sc.session)
         if row is None:

@@ -70,7 +70,7 @@ def _ids(config: RunnableConfig) -> tuple[str, str, str | None]:
 
 def _all_but_latest(sc: Scope) -> set[str]:
     """Every record of the scope but its newest checkpoint (``prune``'s "keep_latest")."""
-    keep = max((c for c, r in sc.records.items() if r["c"] is not None), default=None)
+    keep = sc.records.latest()
     return {c for c in sc.records if c != keep}
 
 
@@ -355,6 +355,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
         time as they are asked for, so each step of a long history costs the same."""
         _lgcheck.limit(limit)
         _lgcheck.before(before)
+        _lgcheck.metadata_filter(filter)
         listing = self._call(self._listing, config, filter, before)
         left = limit
         while left is None or left > 0:
@@ -475,6 +476,7 @@ class SrtSaver(BaseCheckpointSaver[Any]):
     ) -> AsyncIterator[CheckpointTuple]:
         _lgcheck.limit(limit)
         _lgcheck.before(before)
+        _lgcheck.metadata_filter(filter)
         listing = await self._acall(self._listing, config, filter, before)
         left = limit
         while left is None or left > 0:
