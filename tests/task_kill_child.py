@@ -14,6 +14,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import srt
+from rel_support.lifetime import end_by
 from task_support import MODELS, SideFile, make, three_tools
 
 SYSTEM = {"role": "system", "content": "You complete tasks with tools."}
@@ -22,6 +23,7 @@ PAUSE_S = 0.02  # each tool run sleeps up to this long
 
 
 def main() -> int:
+    end_by()  # the parent kills and restarts it: an orphan ends by itself
     db, url, name, side, kind, seed = sys.argv[1:7]
     rng = random.Random(int(seed))
     with srt.Runtime(db) as rt:

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import socket
 import threading
-import time
 from collections.abc import Callable
 
 import httpx
@@ -209,14 +208,12 @@ def test_the_total_cap_ends_a_stalled_response_and_a_missing_head(
         transport = AsyncTransport(timeouts=Timeouts(idle=30.0, total=0.3))
         try:
             resp = await transport.open(HTTPRequest("POST", box[0].url(), {}, b"{}"))
-            started = time.monotonic()
+            # Each ends by the total cap (its message), not by the idle timeout (30 s)
+            # nor by the server letting go (its handler waits on ``stop``, set below).
             with pytest.raises(srt.ProviderTimeoutError, match="total time cap while reading"):
                 await resp.read()
-            assert time.monotonic() - started < 5
-            started = time.monotonic()
             with pytest.raises(srt.ProviderTimeoutError, match="total time cap before a reply"):
                 await transport.open(HTTPRequest("POST", box[0].url(), {}, b"{}"))
-            assert time.monotonic() - started < 5
         finally:
             await transport.aclose()
 

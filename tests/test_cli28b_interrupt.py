@@ -35,7 +35,7 @@ class _Pause:
             fd = int(os.environ["SRT_TEST_PAUSE_FD"])
             os.write(fd, b"paused\\n")
             os.close(fd)
-            time.sleep(3600)  # (until the test's SIGINT)
+            time.sleep(900)  # (until the test's SIGINT; an orphan ends by itself)
         return None
 
 sys.meta_path.insert(0, _Pause)

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 import srt
+from rel_support.waits import WAIT_S
 from srt.bench.workloads import chat
 from srt.cli import _import_file
 from support import InProcessCli as Cli
@@ -153,7 +154,7 @@ def test_a_kill_mid_import_leaves_no_part_of_it_under_its_name(tmp_path: Path) -
             time.sleep(0.05)
     finally:
         proc.send_signal(signal.SIGKILL)
-        proc.communicate()
+        proc.communicate(timeout=WAIT_S)
     left = _sessions(db)
     assert "t" not in left
     (scratch,) = left

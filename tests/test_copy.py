@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import srt
+from rel_support.waits import ended
 from srt.store import CallRecord, Store
 from srt.store.copy import SCRATCH, copy_store
 
@@ -179,7 +180,7 @@ def test_the_cli_copies_and_a_killed_copy_resumes(tmp_path: Path, pg_url: str) -
         while len(pg.sessions()) < 20 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.02)
     proc.kill()
-    proc.wait()
+    ended(proc)
     with srt.Runtime(pg_url) as pg:
         assert 20 <= len(pg.sessions()) < 304  # killed in the middle of the copy
     done = subprocess.run([*cmd, "--json"], env=env, capture_output=True, timeout=300)

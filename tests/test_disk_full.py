@@ -32,6 +32,8 @@ limit = int(sys.argv[1])
 resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 import srt
 from srt.cli import main
+from rel_support.lifetime import end_by
+end_by()  # an orphan ends by itself
 if sys.argv[2] != "api":
     raise SystemExit(main(sys.argv[2:]))
 stored = 0

@@ -17,6 +17,7 @@ import openai
 import pytest
 
 from gateway_support import serving
+from rel_support.waits import WAIT_S, line_of
 from support import cli_env, local_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,10 +91,12 @@ def test_the_readme_gateway_example(tmp_path: Path) -> None:
     ) as proc:
         try:
             assert proc.stderr is not None
-            first = proc.stderr.readline()
+            first = line_of(proc.stderr, "the gateway's first line")
             assert first.startswith(f"srt gateway on http://127.0.0.1:{port}/v1"), first
+            deadline = time.monotonic() + WAIT_S
             while True:  # the line comes before uvicorn listens
                 assert proc.poll() is None, proc.stderr.read()
+                assert time.monotonic() < deadline, f"the gateway never listened on {port}"
                 with socket.socket() as s:
                     if s.connect_ex(("127.0.0.1", port)) == 0:
                         break

@@ -23,8 +23,10 @@ import pytest
 
 import srt
 import srt.gateway
+import srt.providers.transport as transport_module
 from gateway_support import UPSTREAM_KEY, Harness, config, free_port, harness, serving
 from srt.gateway.records import Records
+from srt.providers.http1 import Stop
 from srt.testing import ProviderServer
 
 
@@ -295,6 +297,26 @@ def _assert_openai_429(e: openai.APIStatusError) -> None:
     assert after is None or (after.isdigit() and 1 <= int(after) <= 3600), after
 
 
+class _Waits:
+    """The ``time`` module, its ``sleep`` recorded in ``waits`` instead of slept."""
+
+    def __init__(self, waits: list[float]) -> None:
+        self.sleep = waits.append
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+@pytest.fixture
+def backoffs(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The waits of the upstream calls' retries, recorded instead of slept (a test of
+    what the client gets spent seconds a call in backoff)."""
+    waits: list[float] = []
+    monkeypatch.setattr(Stop, "pause", lambda self, seconds: waits.append(seconds))
+    monkeypatch.setattr(transport_module, "time", _Waits(waits))
+    return waits
+
+
 @pytest.mark.parametrize(
     "headers",
     [
@@ -306,12 +328,14 @@ def _assert_openai_429(e: openai.APIStatusError) -> None:
     ids=["retry-after-inf", "retry-after-ms-1e400", "retry-after-nan", "retry-after-1e300"],
 )
 def test_an_upstream_429_with_an_odd_retry_after_is_an_openai_429(
-    gw: Harness, headers: dict[str, str]
+    gw: Harness, headers: dict[str, str], backoffs: list[float]
 ) -> None:
     """``Retry-After: inf`` (or ``retry-after-ms: 1e400``, NaN, 1e300) from the upstream:
     the client gets the OpenAI-shaped 429 (with no retry-after, or one of at most an
     hour), and no stored response is left in progress: plain, streamed and in the
-    background."""
+    background. The upstream calls' retries back off without sleeping (their waits are
+    recorded: 6 s of backoff a case before): each a finite wait of the policy's own,
+    the odd header not honoured."""
     c = gw.client()
     gw.srv.fault("*", "status", count=None, code=429, headers=headers)  # every retry too
     with pytest.raises(openai.RateLimitError) as plain:
@@ -333,6 +357,9 @@ def test_an_upstream_429_with_an_odd_retry_after_is_an_openai_429(
     rid = events[-1].response.id
     assert c.responses.retrieve(rid).status == "failed"
     assert _stored(gw) == {bg.id: "failed", rid: "failed"}
+    # two retries of each of the four calls, none waiting what the header said: the
+    # backoff (0.5 s, then 1 s, less jitter); "nan" is read as 0 s (``max(0.0, nan)``)
+    assert len(backoffs) == 8 and all(0.0 <= w <= 1.0 for w in backoffs), backoffs
 
 
 class _Injected(RuntimeError):
@@ -477,10 +504,13 @@ def _ended_or_gone(c: openai.OpenAI, rid: str) -> Any:
         return None
 
 
-def test_an_upstream_error_text_with_a_lone_surrogate_is_passed_on_replaced(gw: Harness) -> None:
+def test_an_upstream_error_text_with_a_lone_surrogate_is_passed_on_replaced(
+    gw: Harness, backoffs: list[float]
+) -> None:
     """An upstream's error message holding a lone surrogate (JSON can spell one, UTF-8
     cannot hold it): the client gets the usual OpenAI-shaped 400 or 502, plain and
-    streamed, with U+FFFD in its place, not a bare 500."""
+    streamed, with U+FFFD in its place, not a bare 500. (The 500's retries back off
+    without sleeping: ``backoffs``.)"""
     c = gw.client()
     body = '{"error": {"message": "bad \\ud800 input"}}'
     cases = ((400, 400, "upstream_invalid_request"), (500, 502, "upstream_error"))
@@ -495,6 +525,7 @@ def test_an_upstream_error_text_with_a_lone_surrogate_is_passed_on_replaced(gw: 
             assert "bad \ufffd input" in err["message"]
         gw.srv.clear()
     assert _stored(gw) == {}
+    assert len(backoffs) == 4  # the 500's two retries, plain and streamed; no 400 retried
 
 
 def test_an_upstream_reply_cut_inside_an_emoji_reaches_the_client_and_is_stored(

@@ -19,6 +19,7 @@ from openai.types.conversations import (
 )
 
 from gateway_support import Harness, count, harness, refused_400
+from rel_support.waits import joined
 
 FN = {"type": "function", "name": "f", "parameters": {"type": "object", "properties": {}}}
 
@@ -59,7 +60,7 @@ def _raced(h: Harness, thread: str, n: int, **create: Any) -> openai.APIStatusEr
     t.start()
     _requests_reached(h, n)
     h.rt.session(thread).append({"role": "user", "content": "from worker two"})
-    t.join()
+    joined(t, what="the request waiting on the session")
     (err,) = out
     assert isinstance(err, openai.APIStatusError), err
     return err

@@ -10,6 +10,7 @@ from typing import Any
 import openai
 import pytest
 
+import srt.store.sqlite.store as sqlite_store
 from gateway_support import Harness, count, dump, harness
 
 
@@ -374,12 +375,29 @@ def test_truncation_disabled_and_auto(db_path: str, monkeypatch: pytest.MonkeyPa
         assert len(items.data) == 7
 
 
+class _Ahead:
+    """The ``time`` module, with ``time()`` ``ahead`` seconds in the future."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    def time(self) -> float:
+        return time.time() + self.ahead
+
+
 def test_expired_responses_are_gone(db_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A response past its retention (2 s) is gone: the store's clock is moved 3 s on
+    (an injected clock: the test sleeps none of it)."""
+    clock = _Ahead()
+    monkeypatch.setattr(sqlite_store, "time", clock)
     with harness(db_path, monkeypatch, response_retention_days=2 / 86400) as h:
         c = h.client()
         r = c.responses.create(model="gpt-4o-mini", input="short-lived")
         assert c.responses.retrieve(r.id).id == r.id
-        time.sleep(2.5)
+        clock.ahead = 3.0
         with pytest.raises(openai.NotFoundError):
             c.responses.retrieve(r.id)
         with pytest.raises(openai.BadRequestError) as e:

@@ -68,7 +68,7 @@ def _importing(url: str, name: str, data: bytes) -> Iterator[subprocess.Popen[by
     finally:
         if proc.returncode is None:  # (not read to its end by the test)
             proc.send_signal(signal.SIGKILL)
-            proc.communicate()
+            proc.communicate(timeout=WAIT_S)
 
 
 def _scratch(url: str, name: str) -> str:
@@ -177,7 +177,7 @@ def test_an_import_killed_just_after_creating_its_scratch_session_is_reaped(
         assert scratch in _sessions(store_url)
     finally:
         proc.send_signal(signal.SIGKILL)
-        proc.communicate()
+        proc.communicate(timeout=WAIT_S)
     dry = _srt(store_url, "gc", "--dry-run")
     assert b"would remove 1 scratch session of an srt import killed" in dry.stdout, dry
     run = _srt(store_url, "gc")

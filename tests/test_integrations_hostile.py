@@ -18,6 +18,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.base import empty_checkpoint
 
 import srt
+from rel_support.waits import joined, waited
 from srt.errors import ConfigError, InvalidMessageError, SessionExistsError
 from srt.integrations.agents import SrtSession
 from srt.integrations.langchain import SrtChatMessageHistory
@@ -102,7 +103,7 @@ def test_a_cancelled_add_is_settled_when_the_cancellation_arrives(tmp_path: Path
     started = threading.Event()
     blocker = threading.Thread(target=_hold_the_write_lock, args=(db, started, 0.5))
     blocker.start()
-    started.wait()
+    waited(started, "the blocker taking the write lock")
     new = [{"role": "user", "content": "a", "id": "1"}, {"role": "user", "content": "b"}]
 
     async def cancel_mid_add() -> list[Any]:
@@ -118,7 +119,7 @@ def test_a_cancelled_add_is_settled_when_the_cancellation_arrives(tmp_path: Path
             return await other.get_items()
 
     seen = run(cancel_mid_add())
-    blocker.join()
+    joined(blocker, what="holding the write lock")
     later = run(s.get_items())
     assert seen == later
     before = [{"role": "user", "content": "before"}]
@@ -231,7 +232,7 @@ def test_a_cancelled_aput_is_settled_when_the_cancellation_arrives(tmp_path: Pat
     started = threading.Event()
     blocker = threading.Thread(target=_hold_the_write_lock, args=(db, started, 0.5))
     blocker.start()
-    started.wait()
+    waited(started, "the blocker taking the write lock")
     second = empty_checkpoint()
     second["channel_values"] = {"messages": [HumanMessage("q", id="q"), AIMessage("a", id="a")]}
     second["channel_versions"] = {"messages": 2}
@@ -248,7 +249,7 @@ def test_a_cancelled_aput_is_settled_when_the_cancellation_arrives(tmp_path: Pat
         return seen
 
     seen = run(cancel_mid_put())
-    blocker.join()
+    joined(blocker, what="holding the write lock")
     assert seen == len(list(saver.list(cfg))) in (1, 2)
     saver.close()
 
@@ -262,7 +263,7 @@ def test_a_cancelled_aadd_messages_is_settled_when_the_cancellation_arrives(
     started = threading.Event()
     blocker = threading.Thread(target=_hold_the_write_lock, args=(db, started, 0.5))
     blocker.start()
-    started.wait()
+    waited(started, "the blocker taking the write lock")
     new = [HumanMessage("q", id="q"), AIMessage("a", id="a")]
 
     async def cancel_mid_add() -> list[Any]:
@@ -277,7 +278,7 @@ def test_a_cancelled_aadd_messages_is_settled_when_the_cancellation_arrives(
         return seen
 
     seen = run(cancel_mid_add())
-    blocker.join()
+    joined(blocker, what="holding the write lock")
     assert seen == h.messages
     assert seen in ([HumanMessage("before", id="b")], [HumanMessage("before", id="b"), *new])
     h.close()

@@ -16,6 +16,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.base import create_checkpoint, empty_checkpoint
 
 import srt
+from rel_support.waits import WAIT_S, joined
 from srt.integrations.agents import SrtSession
 from srt.integrations.langchain import SrtChatMessageHistory
 from srt.integrations.langgraph import SrtSaver
@@ -103,8 +104,7 @@ def test_clear_while_another_handle_adds(tmp_path: Path) -> None:
     threads = [threading.Thread(target=add), threading.Thread(target=clear)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    joined(*threads, stop=done, what="adding and clearing")
     left = run(SrtSession("c", db).get_items())
     assert len(left) % 2 == 0
     first = n - len(left) // 2
@@ -133,8 +133,7 @@ def test_forks_while_another_handle_adds(tmp_path: Path) -> None:
     threads = [threading.Thread(target=add), threading.Thread(target=fork)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    joined(*threads, stop=done, what="adding and forking")
     main = run(adder.get_items())
     assert main == [item for i in range(15) for item in _batch("a", i)]
     for name in names:
@@ -190,7 +189,7 @@ def test_two_savers_put_children_of_one_checkpoint_at_once(tmp_path: Path) -> No
     parent = first.put(cfg, base, {"step": 0}, {"messages": 1})
     children: dict[str, list[Any]] = {}
     for round_ in range(10):
-        barrier = threading.Barrier(2)
+        barrier = threading.Barrier(2, timeout=WAIT_S)
 
         def put(saver: SrtSaver, tag: str, r: int = round_, barrier: Any = barrier) -> None:
             msgs = [HumanMessage("q", id="q"), AIMessage(f"{tag}{r}", id=f"{tag}{r}")]
@@ -206,8 +205,7 @@ def test_two_savers_put_children_of_one_checkpoint_at_once(tmp_path: Path) -> No
         ]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        joined(*threads, what="two savers putting one parent's children")
     first.close()
     second.close()
     fresh = SrtSaver(db)

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 import srt
+from rel_support.waits import line_of
 from srt.errors import ConfigError, ProviderError
 from srt.local import server as llama
 from srt.local.slots import Router
@@ -325,12 +326,12 @@ def _parent(model: str, mode: str) -> tuple[subprocess.Popen[str], int, str]:
         start_new_session=True,  # its own process group, like a shell job
     )
     assert proc.stdout is not None
-    pid_text, url = proc.stdout.readline().split()
+    pid_text, url = line_of(proc.stdout, "the parent's pid and URL line").split()
     pid = int(pid_text)
     STARTED.append(pid)
     assert _alive(pid) and not _port_closed(url)
     if mode == "busy":
-        assert proc.stdout.readline().strip() == "sending"
+        assert line_of(proc.stdout, "the parent's 'sending' line").strip() == "sending"
         time.sleep(0.5)
     return proc, pid, url
 

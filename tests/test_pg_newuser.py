@@ -17,7 +17,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,10 +60,10 @@ def _text(exc: BaseException) -> str:
 def _refused(url: str, kind: type[srt.SrtError] = srt.SrtError) -> srt.SrtError:
     """The typed error opening ``url`` raises, at once, without the password, and with
     nothing made in the working directory (a test runs in a directory of its own)."""
-    started = time.monotonic()
     with pytest.raises(kind) as err:
         srt.Runtime(url)
-    assert time.monotonic() - started < 8
+    # At once: not the error a wait that ran out of pool_timeout ends with.
+    assert "no connection in time" not in str(err.value), err.value
     assert CANARY not in _text(err.value)
     assert os.listdir(".") == []
     return err.value

@@ -33,6 +33,8 @@ _WRITER = """
 import sys, time, srt
 sys.path.insert(0, sys.argv[3])
 from rel_support.common import turn_payload
+from rel_support.lifetime import end_by
+end_by()  # it writes until the parent kills it: an orphan ends by itself
 with srt.Runtime(sys.argv[1]) as rt:
     s = rt.session(sys.argv[2])
     i = 0

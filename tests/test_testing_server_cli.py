@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from rel_support.waits import line_of
 from srt.testing._cli import parser
 
 OPENAI_H = {"Authorization": "Bearer sk-test"}
@@ -28,7 +29,7 @@ def serving(module: str, *args: str) -> Iterator[str]:
     )
     try:
         assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
+        url = line_of(proc.stdout, "the server's URL line").strip()
         assert url.startswith("http://127.0.0.1:")
         yield url
     finally:

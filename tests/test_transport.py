@@ -8,6 +8,7 @@ import http.server
 import ssl
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
@@ -16,6 +17,7 @@ import pytest
 import trustme
 
 import srt
+import srt.providers.transport as transport_module
 from srt._core import Body
 from srt.providers.policy import redact
 from srt.providers.transport import (
@@ -116,16 +118,24 @@ def test_exact_retry_counts_and_waits(server: str, transport: Callable[..., Tran
 
 
 def test_on_exchange_is_told_each_call_once_retries_and_waits_included(
-    server: str, transport: Callable[..., Transport]
+    server: str, transport: Callable[..., Transport], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # An injected clock that only the retry's wait moves: the call's time is that wait.
+    clock = [0.0]
+
+    def wait(seconds: float) -> None:
+        clock[0] += seconds
+
+    fake = types.SimpleNamespace(perf_counter=lambda: clock[0], monotonic=time.monotonic)
+    monkeypatch.setattr(transport_module, "time", fake)
     took: list[float] = []
-    t = transport(retry=RetryPolicy(max_retries=1), on_exchange=took.append, sleep=time.sleep)
+    t = transport(retry=RetryPolicy(max_retries=1), on_exchange=took.append, sleep=wait)
     _Handler.plan = [(503, {"retry-after-ms": "150"}, b"busy")]
     resp = t.open(_req(server))
     assert took == []  # not before the response is read
     assert resp.read() == b"{}" and resp.retries == 1
     resp.close()  # a second close tells nothing more
-    assert len(took) == 1 and took[0] >= 0.15
+    assert took == [0.15]  # the retry-after-ms wait is in the call's time
     _Handler.plan = [(400, {}, b"no")]
     with pytest.raises(srt.ProviderResponseError):
         t.open(_req(server))

@@ -311,10 +311,10 @@ def test_the_total_cap_shuts_a_stalled_response(serve: Callable[..., Server]) ->
     transport = Transport(timeouts=Timeouts(idle=30.0, total=0.3))
     try:
         resp = transport.open(HTTPRequest("POST", box[0].url(), {}, b"{}"))
-        started = time.monotonic()
+        # Ended by the total cap (its message), not by the idle timeout (30 s) nor by
+        # the server letting go (its handler waits on ``stop``, set below).
         with pytest.raises(srt.ProviderTimeoutError, match="total time cap"):
             resp.read()
-        assert time.monotonic() - started < 5
     finally:
         stop.set()
         transport.close()

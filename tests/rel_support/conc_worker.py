@@ -30,6 +30,7 @@ from typing import Any
 
 import srt
 from rel_support.common import turn_payload
+from rel_support.lifetime import end_by
 from srt._chain import Chain
 from srt.store.sqlite.database import Database
 from srt.store.sqlite.db import BUSY_TIMEOUT_MS
@@ -234,6 +235,7 @@ def race(path: str, proc: int) -> None:
 
 
 def main() -> None:
+    end_by()  # an orphan ends by itself
     mode, path = sys.argv[1:3]
     if mode == "load":
         proc, threads = int(sys.argv[3]), int(sys.argv[4])

@@ -36,6 +36,7 @@ import sys
 import srt
 from rel_support.common import connect, turn_payload
 from rel_support.faultvfs import CheckpointVFS, FaultVFS, Plan
+from rel_support.lifetime import end_by
 from rel_support.powercut import PowerCutVFS
 from srt.store.sqlite import SQLiteStore
 
@@ -166,6 +167,7 @@ def powercut(path: str, cycle: str, arg: str) -> None:
 
 
 def main() -> None:
+    end_by()  # its loops run until the parent kills it: an orphan ends by itself
     mode, path, cycle = sys.argv[1:4]
     arg = sys.argv[4] if len(sys.argv) > 4 else ""
     if mode == "append":

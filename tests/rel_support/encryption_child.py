@@ -261,5 +261,8 @@ SCENARIOS: dict[str, Callable[[Path], dict[str, Any]]] = {
 }
 
 if __name__ == "__main__":
+    from rel_support.lifetime import end_by
+
+    end_by()  # an orphan ends by itself
     result = SCENARIOS[sys.argv[1]](Path(sys.argv[2]))
     sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")

@@ -157,6 +157,9 @@ def check(mode: str, *dirs: str) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    from rel_support.lifetime import end_by
+
+    end_by()  # an orphan ends by itself
     os.umask(int(os.environ.get("REKEY_UMASK", "022"), 8))
     command, args = sys.argv[1], sys.argv[2:]
     if command == "prepare":

@@ -5,7 +5,8 @@ the test with a message naming what did not finish, instead of holding the CI ru
 * ``WAIT_S``: the generous bound (seconds) each wait takes unless told otherwise;
 * ``joined``: join threads, fail naming any still alive;
 * ``waited``: wait for an event, fail saying what it stood for;
-* ``ended``: wait for a child process, kill it and fail if it does not end.
+* ``ended``: wait for a child process, kill it and fail if it does not end;
+* ``line_of``: read a line from a child's pipe, fail saying what did not come.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+from typing import IO, AnyStr
 
 WAIT_S = 300.0  # generous: a loaded two-core CI machine runs many times slower
 
@@ -50,3 +52,16 @@ def ended(proc: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: float 
         proc.kill()
         proc.wait(30)
         raise AssertionError(f"{proc.args!r} did not exit within {timeout:.0f} s") from None
+
+
+def line_of(stream: IO[AnyStr], what: str, timeout: float = WAIT_S) -> AnyStr:
+    """The next line of ``stream`` (a child's pipe; empty at its end); fail saying
+    ``what`` did not come within ``timeout``. The read runs in a daemon thread, left
+    blocked on a child that said nothing until the test's cleanup kills that child."""
+    box: list[AnyStr] = []
+    reader = threading.Thread(target=lambda: box.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if reader.is_alive():
+        raise AssertionError(f"{what} did not come within {timeout:.0f} s")
+    return box[0]

@@ -1,7 +1,7 @@
 """Store conformance: an append's checked object (``ObjectPut(check=True)``) writes
 nothing of the object, and the append goes only while the object holds the expected
 bytes, in each of an engine's ways to write an append's conditions (one condition, two,
-with a deadline), on every engine of ``conftest.ENGINES``."""
+with a deadline), on every engine of ``engines_support.ENGINES``."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Store conformance: the usage ledger, objects, gc, verify, search and the rest of
-maintenance, through the Store protocol alone (every engine of ``conftest.ENGINES``)."""
+maintenance, through the Store protocol alone (every engine of ``engines_support.ENGINES``)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import dataclasses
 import time
 
 import pytest
+from engines_support import EngineUnderTest
 from helpers import body, call, conversation, counts, extend, head_of, new_session, nodes
 
 import srt
-from conftest import EngineUnderTest
 from rel_support.waits import WAIT_S, joined
 from srt.store import (
     CallRecord,

@@ -1,6 +1,6 @@
 """Store conformance for issue 13's protocol additions (the session limit, the append
 deadline and gc's watched prefixes) and for arguments at their edges, on every engine of
-``conftest.ENGINES``; and every store's id."""
+``engines_support.ENGINES``; and every store's id."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
+from engines_support import ENGINES, EngineUnderTest
 from helpers import body, conversation, extend, new_session, nodes
 
 import srt
-from conftest import ENGINES, EngineUnderTest
 from rel_support.waits import joined
 from srt.store import Store
 

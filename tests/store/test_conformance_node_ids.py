@@ -2,16 +2,16 @@
 gateway's response id), so a node id is never given again once gc collected it; and
 ``move_head`` moves a head only onto a stored node.
 
-Every test runs on each engine of ``conftest.ENGINES`` through the Store protocol alone.
+Every test runs on each engine of ``engines_support.ENGINES`` through the Store protocol alone.
 """
 
 from __future__ import annotations
 
 import pytest
+from engines_support import EngineUnderTest
 from helpers import body, conversation, counts, head_of, new_session, nodes
 
 import srt
-from conftest import EngineUnderTest
 from srt.store import Store
 
 

@@ -1,5 +1,5 @@
 """Store conformance: what a sweep of objects by a layer above needs, on every engine of
-``conftest.ENGINES``: ``scan_objects(kind=...)`` (every live object of one kind, in
+``engines_support.ENGINES``: ``scan_objects(kind=...)`` (every live object of one kind, in
 insertion order) and ``delete_object(written_before=...)`` (a deletion that a writer
 rewriting the object meanwhile wins)."""
 

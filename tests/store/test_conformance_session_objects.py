@@ -10,9 +10,9 @@ import threading
 import time
 
 import pytest
+from engines_support import EngineUnderTest
 from helpers import conversation, head_of, new_session, nodes
 
-from conftest import EngineUnderTest
 from srt.errors import ConflictError
 from srt.store import ObjectPut, Store, owners
 

@@ -1,6 +1,6 @@
 """Store conformance: sessions, chains, compare-and-swap, dedup and forks.
 
-Every test runs on each engine of ``conftest.ENGINES`` through the Store protocol
+Every test runs on each engine of ``engines_support.ENGINES`` through the Store protocol
 alone: no SQL, no file, nothing engine-specific.
 """
 
@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable
 
 import pytest
+from engines_support import EngineUnderTest
 from helpers import body, conversation, counts, extend, head_of, new_session, nodes
 
 import srt
-from conftest import EngineUnderTest
 from rel_support.waits import joined
 from srt import _core
 from srt.store import Fault, NewNode, ObjectPut, SessionRow, Store

@@ -1,5 +1,5 @@
 """Store conformance: compare-and-swap object writes (``put_object(expect=...)`` and an
-append's ``ObjectPut(expect=...)``), on every engine of ``conftest.ENGINES``."""
+append's ``ObjectPut(expect=...)``), on every engine of ``engines_support.ENGINES``."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import time
 from collections.abc import Callable
 
 import pytest
+from engines_support import EngineUnderTest
 from helpers import conversation, new_session, nodes
 
 import srt
-from conftest import EngineUnderTest
 from rel_support.waits import WAIT_S, joined
 from srt.store import ObjectPut, Store
 
