@@ -11,6 +11,7 @@ each fork's srt session, so that every handle's cache of it is read again.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from typing import Any
 
@@ -20,12 +21,13 @@ from ._itemstore import Branch, item_key
 
 __all__ = ["MAIN", "Branches"]
 
+log = logging.getLogger("srt.integrations.agents")
+
 #: The name of the first branch: the srt session named ``session_id``.
 MAIN = "main"
 _BRANCH = "agents.branch"
 _STATE = "agents.state"
 _ITEM = "agents.item"
-_RETRIES = 64
 
 
 class Branches:
@@ -138,14 +140,20 @@ class Branches:
 
     def _touch(self: Any, name: str) -> None:
         """Move srt session ``name``'s head to where it is: its update time changes, so
-        every handle's cache of it (keyed by head and time) is read again."""
-        for _ in range(_RETRIES):
-            row = self._store.get_session(name)
-            if row is None:
-                return
-            with contextlib.suppress(ConflictError):
-                self._store.move_head(row.id, row.head, row.head)
-                return
+        every handle's cache of it (keyed by head and time) is read again. Once, not
+        until it lands: a head another handle moved meanwhile (``ConflictError``) was
+        moved after this handle's writes that call for the touch, and its time with it,
+        which is all a touch is for; a session deleted meanwhile has no cache left to
+        refresh. Either is logged at debug, with what happened; any other failure is
+        raised."""
+        row = self._store.get_session(name)
+        if row is None:
+            log.debug("no touch of srt session %r: it was deleted meanwhile", name)
+            return
+        try:
+            self._store.move_head(row.id, row.head, row.head)
+        except (ConflictError, SessionNotFoundError) as exc:
+            log.debug("no touch of srt session %r (%s): %s", name, type(exc).__name__, exc)
 
     async def branches(self: Any) -> list[dict[str, Any]]:
         """Every branch: ``name``, ``items``, ``parent``, ``at`` (items shared with the
