@@ -103,6 +103,33 @@ _RETRIES = 64
 _T = TypeVar("_T")
 
 
+class SessionSettingsError(ConfigError, TypeError):
+    """Session settings the SDK refuses: a ``ConfigError``, and the ``TypeError`` the
+    SDK's own sessions raise for them (a ``ValueError`` too, as pydantic's is)."""
+
+
+def _settings(value: Any) -> SessionSettings:
+    """``value`` (a ``SessionSettings`` or a dict of its fields) as the SDK's settings."""
+    try:
+        return coerce_session_settings(value)
+    except (TypeError, ValueError) as exc:  # (pydantic's ValidationError is a ValueError)
+        raise _settings_error(value, exc) from None
+
+
+def _settings_error(value: Any, exc: Exception) -> SessionSettingsError:
+    """What is wrong with ``value`` as the SDK's session settings (``exc``: what the SDK
+    or pydantic said), in one line."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):  # (pydantic's: a field and what is wrong with it, each)
+        said = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors())
+    else:
+        said = " ".join(str(exc).split())
+    return SessionSettingsError(
+        f"session_settings must be the SDK's SessionSettings or a dict of its fields "
+        f"(got {type(value).__name__}): {said}"
+    )
+
+
 class SrtSession(Branches, Replace, _usage.Ledger):
     """An Agents SDK ``Session`` whose items live in srt (see the module docstring).
 
@@ -125,6 +152,11 @@ class SrtSession(Branches, Replace, _usage.Ledger):
         model: str | None = None,
     ) -> None:
         check_name(session_id)
+        if model is not None and not isinstance(model, str):
+            raise ConfigError(
+                f"model must be a model name (str) or None, got {type(model).__name__}"
+            )
+        given = _settings(session_settings) if session_settings is not None else None
         self.model = model
         self.session_id = session_id
         self._own = not isinstance(db, Runtime)
@@ -141,8 +173,8 @@ class SrtSession(Branches, Replace, _usage.Ledger):
                 self._store.put_object(_BRANCH, session_id, MAIN, main.encode())
                 self._branches[MAIN] = main
             row = self._store.get_object(_STATE, session_id, "settings")
-            if session_settings is not None:
-                self.session_settings = coerce_session_settings(session_settings)
+            if given is not None:
+                self.session_settings = given
                 self._store.put_object(
                     _STATE, session_id, "settings", dumps(self.session_settings.to_dict())
                 )
@@ -352,7 +384,10 @@ class SrtSession(Branches, Replace, _usage.Ledger):
 
     async def get_items(self, limit: int | None = None, *, wrapper: Any = None) -> list[Any]:
         """The items of the current branch, oldest first; with ``limit``, the last ones."""
-        n = resolve_session_limit(limit, self.session_settings)
+        try:  # (``session_settings`` is the SDK's attribute: anything may be put there)
+            n = resolve_session_limit(limit, self.session_settings)
+        except (TypeError, ValueError) as exc:
+            raise _settings_error(self.session_settings, exc) from None
         if n is not None and not isinstance(n, int):
             raise ConfigError(f"limit must be an int or None, got {type(n).__name__}")
         items = await self._run(self._items)
