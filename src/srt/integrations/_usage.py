@@ -278,7 +278,7 @@ class Ledger:
                 return
             head = self._cache_key[0] if self._cache_key is not None else None
             prefix = cached.prefixes[-1] if len(cached) else _core.ROOT
-            users = self._user_positions() if run and self._fresh(wrapper) else []
+            users = self._user_positions(cached) if run and self._fresh(wrapper) else []
             puts = self._ledger_puts(users[-1], cached) if users else self._ledger_puts()
             try:
                 _append.append(
@@ -287,7 +287,7 @@ class Ledger:
             except ConflictError:
                 self._cache = None
                 continue
-            self._mark(head)
+            self._mark(head, cached, self._user_positions(cached))
             self._wrote(wrapper, rows, head, puts[0])
             return
         raise ConflictError(f"could not record usage in {self.session_id!r}: it kept moving")

@@ -75,6 +75,7 @@ from ..runtime import Runtime, check_name
 from ..session import Session
 from ..store.base import ObjectPut
 from . import _append, _usage
+from ._agbranches import MAIN, Branches
 from ._agcompact import SrtCompactionSession
 from ._agreplace import Replace
 from ._itemstore import (
@@ -94,8 +95,6 @@ from ._itemstore import entry as _entry
 
 __all__ = ["MAIN", "SrtCompactionSession", "SrtSession", "prepare"]
 
-#: The name of the first branch: the srt session named ``session_id``.
-MAIN = "main"
 _BRANCH = "agents.branch"
 _STATE = "agents.state"
 _ITEM = "agents.item"
@@ -104,7 +103,34 @@ _RETRIES = 64
 _T = TypeVar("_T")
 
 
-class SrtSession(Replace, _usage.Ledger):
+class SessionSettingsError(ConfigError, TypeError):
+    """Session settings the SDK refuses: a ``ConfigError``, and the ``TypeError`` the
+    SDK's own sessions raise for them (a ``ValueError`` too, as pydantic's is)."""
+
+
+def _settings(value: Any) -> SessionSettings:
+    """``value`` (a ``SessionSettings`` or a dict of its fields) as the SDK's settings."""
+    try:
+        return coerce_session_settings(value)
+    except (TypeError, ValueError) as exc:  # (pydantic's ValidationError is a ValueError)
+        raise _settings_error(value, exc) from None
+
+
+def _settings_error(value: Any, exc: Exception) -> SessionSettingsError:
+    """What is wrong with ``value`` as the SDK's session settings (``exc``: what the SDK
+    or pydantic said), in one line."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):  # (pydantic's: a field and what is wrong with it, each)
+        said = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors())
+    else:
+        said = " ".join(str(exc).split())
+    return SessionSettingsError(
+        f"session_settings must be the SDK's SessionSettings or a dict of its fields "
+        f"(got {type(value).__name__}): {said}"
+    )
+
+
+class SrtSession(Branches, Replace, _usage.Ledger):
     """An Agents SDK ``Session`` whose items live in srt (see the module docstring).
 
     ``db`` is a ``Runtime`` (shared, not closed by ``close()``) or a path for one
@@ -126,6 +152,11 @@ class SrtSession(Replace, _usage.Ledger):
         model: str | None = None,
     ) -> None:
         check_name(session_id)
+        if model is not None and not isinstance(model, str):
+            raise ConfigError(
+                f"model must be a model name (str) or None, got {type(model).__name__}"
+            )
+        given = _settings(session_settings) if session_settings is not None else None
         self.model = model
         self.session_id = session_id
         self._own = not isinstance(db, Runtime)
@@ -142,8 +173,8 @@ class SrtSession(Replace, _usage.Ledger):
                 self._store.put_object(_BRANCH, session_id, MAIN, main.encode())
                 self._branches[MAIN] = main
             row = self._store.get_object(_STATE, session_id, "settings")
-            if session_settings is not None:
-                self.session_settings = coerce_session_settings(session_settings)
+            if given is not None:
+                self.session_settings = given
                 self._store.put_object(
                     _STATE, session_id, "settings", dumps(self.session_settings.to_dict())
                 )
@@ -264,9 +295,14 @@ class SrtSession(Replace, _usage.Ledger):
             "handle): switch_to another branch"
         )
 
-    def _mark(self, head: int | None) -> None:
-        """The cache holds the items of ``head``, which this handle has just written:
-        it stays valid while the session row is as that write left it."""
+    def _mark(self, head: int | None, items: Cache, users: list[int]) -> None:
+        """``items`` (the cache a write of this handle extended or cut; ``users``, where
+        their user messages are) are the items of ``head``, which it has just written:
+        they are the cache, valid while the session row is as that write left it. (Not
+        whatever ``self._cache`` is by then: had a read come between this handle's read
+        and its write, the new head's key stamped on the object it loaded would name
+        items it lacks.)"""
+        self._cache, self._users = items, users
         row = self._store.get_session(self._s.name)
         if row is None or row.head != head:
             self._cache_key = None
@@ -280,12 +316,16 @@ class SrtSession(Replace, _usage.Ledger):
         snap = Snapshot(self._cache_key, self._cache, self._users, self._patches)
         shelf(self._rt).put(self._s.name, snap)
 
-    def _user_positions(self) -> list[int]:
-        """Where the current branch's user messages are (worked out once per load)."""
-        items = self._items()
-        if self._users is None:
-            self._users = [i for i, m in enumerate(items.messages()) if m["role"] == "user"]
-        return self._users
+    def _user_positions(self, items: Cache) -> list[int]:
+        """Where the user messages of ``items`` are (the cache ``_items`` returned: worked
+        out once per load). It reads nothing: a caller's items and their user messages
+        come from one read of the branch."""
+        if items is self._cache and self._users is not None:
+            return self._users
+        users = [i for i, body in enumerate(items.bodies) if USER in body]
+        if items is self._cache:
+            self._users = users
+        return users
 
     def _visible(self, pos: int, branch: str | None = None) -> bytes | None:
         """The patch entry a branch (the current one by default) sees for item ``pos``
@@ -306,7 +346,10 @@ class SrtSession(Replace, _usage.Ledger):
         """The patch entries to write with items ``start``, ``start + 1``, ... given as
         (text digest, patch): each patch, or an empty one where an entry (a popped item's,
         or one the branch inherits) would otherwise apply. A fork that shares a place
-        keeps the entry it saw there: it is copied to the fork first."""
+        keeps the entry it saw there: it is copied to the fork first. An entry already
+        there for the same text and patch is written again, not relied on: it may be
+        one a clear running meanwhile has yet to delete (it deletes those written before
+        it started), and the item would lose its patch."""
         branch = self._branch
         children = [c for c in self._branches.values() if c.parent == branch]
         puts: dict[str, bytes] = {}
@@ -314,7 +357,10 @@ class SrtSession(Replace, _usage.Ledger):
             pos = start + i
             seen = self._visible(pos)
             new = _entry(digest, patch)
-            if (patch is None and seen is None) or seen == new:
+            if patch is None and seen is None:
+                continue
+            if seen == new:
+                puts[item_key(branch, pos)] = new  # (its forks see the same: no copy)
                 continue
             for child in children:
                 key = item_key(child.name, pos)
@@ -338,7 +384,10 @@ class SrtSession(Replace, _usage.Ledger):
 
     async def get_items(self, limit: int | None = None, *, wrapper: Any = None) -> list[Any]:
         """The items of the current branch, oldest first; with ``limit``, the last ones."""
-        n = resolve_session_limit(limit, self.session_settings)
+        try:  # (``session_settings`` is the SDK's attribute: anything may be put there)
+            n = resolve_session_limit(limit, self.session_settings)
+        except (TypeError, ValueError) as exc:
+            raise _settings_error(self.session_settings, exc) from None
         if n is not None and not isinstance(n, int):
             raise ConfigError(f"limit must be an int or None, got {type(n).__name__}")
         items = await self._run(self._items)
@@ -365,7 +414,7 @@ class SrtSession(Replace, _usage.Ledger):
             objects = [ObjectPut(_ITEM, self.session_id, k, v) for k, v in puts.items()]
             at = self._cache_key[0] if self._cache_key is not None else None  # (_items set it)
             bodies = [p[3] for p in prepared]
-            users = self._user_positions() + [
+            users = self._user_positions(cached) + [
                 start + i for i, p in enumerate(prepared) if p[0]["role"] == "user"
             ]
             # The requests' ledger rows (the first) and the marks in the same write: a new
@@ -382,10 +431,9 @@ class SrtSession(Replace, _usage.Ledger):
                 shelf(self._rt).discard(self._s.name)
                 continue
             self._patches.update(puts)
-            self._users = users
             for p, node, prefix in zip(prepared, ids, prefixes, strict=True):
                 cached.add(p[3], p[4], node, prefix)
-            self._mark(ids[-1])
+            self._mark(ids[-1], cached, users)
             if rows:
                 self._wrote(wrapper, rows, ids[-1], marks[0])
             return
@@ -400,21 +448,22 @@ class SrtSession(Replace, _usage.Ledger):
             cached = self._items()
             if not cached:
                 return None
+            users = self._user_positions(cached)
             try:
                 self._s.refresh()  # (adds go to the store without this handle)
                 if self._cache_key is None or self._s.head != self._cache_key[0]:
                     raise ConflictError("the session moved")
                 # (the marks in the same write, over those read: a racing pop -> again)
-                self._s.rewind(1, objects=self._usage_cut(cached, self._users, len(cached) - 1))
+                self._s.rewind(1, objects=self._usage_cut(cached, users, len(cached) - 1))
             except ConflictError:
                 self._cache = None
                 continue
             # Its patch entry stays: the next item added in its place writes over it.
             (item,) = cached.tail(1).decode()
             cached.pop()
-            if self._users and self._users[-1] == len(cached):
-                self._users.pop()
-            self._mark(self._s.head)
+            if users and users[-1] == len(cached):
+                users.pop()
+            self._mark(self._s.head, cached, users)
             return item
         raise ConflictError(f"could not pop from session {self.session_id!r}: it kept moving")
 
@@ -455,143 +504,6 @@ class SrtSession(Replace, _usage.Ledger):
         self._branches = {MAIN: branches[MAIN]}
         self._patches = self._load_patches()  # (none, unless an add came meanwhile)
         self._cache, self._cache_key, self._users = None, None, None
-
-    # -- branches ----------------------------------------------------------------------
-
-    @property
-    def branch(self) -> str:
-        """The current branch."""
-        return self._branch
-
-    async def fork(
-        self, at_turn: int | None = None, name: str | None = None, *, switch: bool = True
-    ) -> str:
-        """Start a branch sharing the current one up to before user turn ``at_turn``
-        (1-based; ``None``: all of it). Nothing is copied. Returns its name
-        (``name``, or ``"branch-N"``) and, with ``switch``, makes it current."""
-        return await self._change(self._fork, at_turn, name, switch)
-
-    def _fork(self, at_turn: int | None, name: str | None, switch: bool) -> str:
-        items = self._items()
-        at = len(items)
-        if at_turn is not None:
-            if not isinstance(at_turn, int) or isinstance(at_turn, bool) or at_turn < 1:
-                raise ConfigError(f"at_turn must be a positive int, got {at_turn!r}")
-            users = self._user_positions()
-            if at_turn > len(users):
-                raise ConfigError(
-                    f"the branch {self._branch!r} has {len(users)} user turns, not {at_turn}"
-                )
-            at = users[at_turn - 1]
-        self._branches = self._load_branches()
-        if name is None:  # (one whose srt session is free: another session may hold it)
-            n = len(self._branches)
-            while f"branch-{n}" in self._branches or self._store.get_session(
-                f"{self.session_id}@branch-{n}"
-            ):
-                n += 1
-            name = f"branch-{n}"
-        if not isinstance(name, str) or not name or name in self._branches:
-            raise ConfigError(f"a new branch needs a new, non-empty name; got {name!r}")
-        # One new head row at the node the cache holds (the store checks that the node
-        # still carries the prefix hash this handle saw).
-        child = check_name(f"{self.session_id}@{name}")
-        node, prefix = (items.ids[at - 1], items.prefixes[at - 1]) if at else (None, None)
-        self._store.create_session(
-            child, node, exist_ok=False, head_prefix=prefix, limit=self._rt.max_sessions
-        )
-        info = Branch(name, child, self._branch, at, time.time())
-        self._store.put_object(_BRANCH, self.session_id, name, info.encode())
-        self._branches[name] = info
-        if switch:
-            self._switch(name)
-        return name
-
-    async def switch_to(self, branch: str) -> None:
-        """Make ``branch`` the current branch (``SessionNotFoundError`` if it does not exist)."""
-        await self._change(self._switch, branch)
-
-    def _switch(self, branch: str) -> None:
-        self._open(branch)
-        self._store.put_object(_STATE, self.session_id, "current", branch.encode())
-
-    async def delete_branch(self, branch: str, *, force: bool = False) -> None:
-        """Delete ``branch`` (not ``main``; the current one only with ``force``, which
-        switches to ``main``). Branches forked from it keep their items: what they shared
-        with it is theirs from then on."""
-        await self._change(self._delete_branch, branch, force)
-
-    def _delete_branch(self, branch: str, force: bool) -> None:
-        if branch == MAIN:
-            raise ConfigError("the main branch cannot be deleted (clear_session empties it)")
-        self._branches = self._load_branches()
-        self._patches = self._load_patches()
-        info = self._branches.get(branch)
-        if info is None:
-            raise SessionNotFoundError(f"session {self.session_id!r} has no branch {branch!r}")
-        if branch == self._branch:
-            if not force:
-                raise ConfigError(f"{branch!r} is the current branch (force=True deletes it)")
-            self._switch(MAIN)
-        # Its forks take a copy of every patch entry they saw through it, and inherit no
-        # more (at 0): then its entries, its record and its srt session go.
-        for child in [c for c in self._branches.values() if c.parent == branch]:
-            for pos in range(child.at):
-                key = item_key(child.name, pos)
-                seen = self._visible(pos, branch)
-                if key not in self._patches and seen is not None:
-                    self._store.put_object(_ITEM, self.session_id, key, seen)
-                    self._patches[key] = seen
-            moved = Branch(child.name, child.session, info.parent, 0, child.created)
-            self._store.put_object(_BRANCH, self.session_id, child.name, moved.encode())
-            self._branches[child.name] = moved
-            self._touch(child.session)
-        for key in [k for k in self._patches if k.partition("@")[2] == branch]:
-            self._store.delete_object(_ITEM, self.session_id, key)
-            del self._patches[key]
-        self._store.delete_object(_BRANCH, self.session_id, branch)
-        self._usage_forget(branch)
-        del self._branches[branch]
-        with contextlib.suppress(SessionNotFoundError):
-            self._rt.delete(info.session)
-        if self._cache is not None:
-            self._cache = None  # (a fork of it may be current: it now reads its own entries)
-
-    def _touch(self, name: str) -> None:
-        """Move srt session ``name``'s head to where it is: its update time changes, so
-        every handle's cache of it (keyed by head and time) is read again."""
-        for _ in range(_RETRIES):
-            row = self._store.get_session(name)
-            if row is None:
-                return
-            with contextlib.suppress(ConflictError):
-                self._store.move_head(row.id, row.head, row.head)
-                return
-
-    async def branches(self) -> list[dict[str, Any]]:
-        """Every branch: ``name``, ``items``, ``parent``, ``at`` (items shared with the
-        parent), ``created`` and ``current``, oldest first."""
-        return await self._run(self._list)
-
-    def _list(self) -> list[dict[str, Any]]:
-        self._branches = self._load_branches()
-        out = [
-            {
-                "name": b.name,
-                "items": self._items_in(b.session),
-                "parent": b.parent,
-                "at": b.at,
-                "created": b.created,
-                "current": b.name == self._branch,
-            }
-            for b in self._branches.values()
-        ]
-        return sorted(out, key=lambda d: d["created"])
-
-    def _items_in(self, session: str) -> int:
-        """How many messages the branch's srt session holds: one row read per branch."""
-        row = self._store.get_session(session)
-        return self._store.node_depth(row.head) if row is not None and row.head is not None else 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
