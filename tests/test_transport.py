@@ -39,6 +39,12 @@ def test_retry_after_headers() -> None:
     assert p.retry_after({}) is None
     # retry-after-ms wins over Retry-After
     assert p.retry_after({"retry-after-ms": "10", "retry-after": "9"}) == 0.01
+    # "nan" asks for no wait srt can honour (``max(0.0, nan)`` would be an immediate
+    # retry): Retry-After, else the backoff, decides
+    assert p.retry_after({"retry-after": "nan"}) is None
+    assert p.retry_after({"retry-after-ms": "NaN"}) is None
+    assert p.retry_after({"retry-after-ms": "nan", "retry-after": "2"}) == 2.0
+    assert p.delay(0, {"retry-after": "nan"}, 0.0) == 0.5
 
 
 def test_delays_follow_the_policy() -> None:

@@ -137,14 +137,20 @@ class RetryPolicy:
         ms = headers.get("retry-after-ms")
         if ms is not None:
             with contextlib.suppress(ValueError):
-                return max(0.0, float(ms) / 1000.0)
+                wait = float(ms) / 1000.0
+                # ``nan`` is no wait the server asked for (``max(0.0, nan)`` is 0.0:
+                # an immediate retry): the next header, else the backoff, decides.
+                if not math.isnan(wait):
+                    return max(0.0, wait)
         ra = headers.get("retry-after")
         if ra is None:
             return None
         try:
-            return max(0.0, float(ra))
+            wait = float(ra)
         except ValueError:
             pass
+        else:
+            return None if math.isnan(wait) else max(0.0, wait)
         import email.utils  # (here: an HTTP date is rare, and ``import srt`` loads this module)
 
         try:
