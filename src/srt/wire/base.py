@@ -230,6 +230,12 @@ class WireFormat(ABC):
     cache: CacheRules = CacheRules()
     #: The provider stores replies and continues from one (``previous_response_id``).
     server_state: bool = False
+    #: The base64 data URL images' media types, the image URL schemes and ``detail``
+    #: values the provider takes, where ``render`` checks them (``srt.wire.images``);
+    #: ``None``: any (``images.any_image``, an OpenAI-compatible server's copy).
+    image_types: frozenset[str] | None = None
+    image_schemes: frozenset[str] | None = None
+    image_details: frozenset[str] | None = None
 
     def keyed(self, param: str = "prompt_cache_key") -> WireFormat:
         """This format sending the cache planner's key as body parameter ``param``, for a
