@@ -94,6 +94,7 @@ class Anthropic(BlockFormat):
     name = "anthropic.messages"
     provider = "anthropic"
     marker = "cache_control"
+    tool_name_max = TOOL_NAME_MAX
 
     def tokenizer(self, model: str) -> Tokenizer:
         return CLAUDE_ESTIMATE
