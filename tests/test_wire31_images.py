@@ -222,3 +222,29 @@ def test_openai_formats_refuse_an_image_detail_openai_does_not_take(
 
     body = build_body(any_image(get_format(fmt)), [canonicalize(odd)[0]], model="m")
     assert b'"detail":"max"' in body
+
+
+@pytest.mark.parametrize("fmt", ["openai.chat", "azure.chat"])
+@pytest.mark.parametrize("role", ["system", "developer", "assistant"])
+def test_chat_refuses_an_image_in_a_message_that_takes_none(
+    rt: srt.Runtime, fmt: str, role: str
+) -> None:
+    # (the SDK: a system or developer message's content parts are text parts, an
+    # assistant's text or refusal parts; only a user message's take images)
+    url = f"data:image/png;base64,{PNG}"
+    msg = {"role": role, "content": [{"type": "text", "text": "x"}, _see_part(url)]}
+    s = rt.session("roles")
+    s.append([{"role": "user", "content": "q"}, msg] if role == "assistant" else [msg])
+    with pytest.raises(UnsupportedFeatureError) as err:
+        s.request(fmt, model="m")
+    assert (
+        str(err.value) == f"{fmt} cannot express image_url parts in a {role} message's content[1]"
+    )
+    from srt.wire.images import any_image
+
+    # An OpenAI-compatible server's copy sends it as it is.
+    assert url.encode() in build_body(any_image(get_format(fmt)), [canonicalize(msg)[0]], model="m")
+
+
+def _see_part(url: str) -> dict[str, Any]:
+    return {"type": "image_url", "image_url": {"url": url}}

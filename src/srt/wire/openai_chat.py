@@ -96,7 +96,8 @@ class OpenAIChat(WireFormat):
         stored before srt refused unknown keys holds (``{"foo": 1}``): a Chat Completions
         server refuses a message with a key it does not know (400), so these are left
         out, and noted. An image OpenAI does not take (``image_types``,
-        ``image_schemes``, ``image_details``) is an ``UnsupportedFeatureError``; an
+        ``image_schemes``, ``image_details``, or in a message not the user's, whose
+        content takes text and refusal parts only) is an ``UnsupportedFeatureError``; an
         OpenAI-compatible server's copy of the format (``images.any_image``) sends it as it is."""
         if self.plain(body):
             return Frag("message", "", body)
@@ -105,6 +106,8 @@ class OpenAIChat(WireFormat):
             for i, part in enumerate(msg["content"]):
                 if part.get("type") == "image_url":
                     spec, where = part["image_url"], f"a {msg['role']} message's content[{i}]"
+                    if msg["role"] != "user":  # (system, developer: text; assistant: refusals)
+                        raise UnsupportedFeatureError(self.name, f"image_url parts in {where}")
                     images.check(self, spec["url"], where, spec.get("detail"))
         if msg["role"] == "tool" and not isinstance(msg["content"], str):
             for part in msg["content"]:
