@@ -323,7 +323,12 @@ BAD_MESSAGES: list[tuple[str, Any]] = [
         "neg-inf-image-url",
         {
             "role": "user",
-            "content": [{"type": "image_url", "image_url": {"url": "u", "w": -float("inf")}}],
+            "content": [
+                {
+                    "type": "image_url",
+                    "image_url": {"url": "https://e.com/u.png", "w": -float("inf")},
+                }
+            ],
         },
     ),
     ("nan-metadata", {"role": "user", "content": "x", "metadata": {"score": float("nan")}}),
@@ -345,7 +350,10 @@ BAD_MESSAGES: list[tuple[str, Any]] = [
     ("none-key-metadata", {"role": "user", "content": "x", "metadata": {None: "a"}}),
     (
         "int-key-image-url",
-        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "u", 3: "x"}}]},
+        {
+            "role": "user",
+            "content": [{"type": "image_url", "image_url": {"url": "https://e.com/u.png", 3: "x"}}],
+        },
     ),
     ("int-key-top-level", {"role": "user", "content": "x", 1: "a"}),
     ("mixed-keys-top-level", {"role": "user", "content": "x", 1: "a", "zz": "b"}),

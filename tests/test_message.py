@@ -145,7 +145,7 @@ def test_text_parts_are_normalised() -> None:
 
 @settings(max_examples=2000)
 @given(
-    st.binary(max_size=512),
+    st.binary(min_size=1, max_size=512),  # (an empty image is refused)
     st.sampled_from(["image/png", "image/jpeg", "image/webp"]),
     st.sampled_from([None, "low", "high", "auto"]),
 )

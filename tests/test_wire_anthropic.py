@@ -298,13 +298,6 @@ UNSUPPORTED = [
     ),
     (
         {
-            "role": "user",
-            "content": [{"type": "image_url", "image_url": {"url": "data:image/png,raw"}}],
-        },
-        "image data URLs that are not base64",
-    ),
-    (
-        {
             "role": "assistant",
             "content": None,
             "tool_calls": [{**CALL, "function": {"name": "f", "arguments": "{oops"}}],

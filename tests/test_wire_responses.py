@@ -369,13 +369,16 @@ UNSUPPORTED = [
     ),
     ({"role": "user", "content": [{"type": "file", "file": {"id": "f"}}]}, "file parts"),
     (
-        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "u", "w": 3}}]},
+        {
+            "role": "user",
+            "content": [{"type": "image_url", "image_url": {"url": "https://e.com/u.png", "w": 3}}],
+        },
         "image_url parts with ['w']",
     ),
     (
         {
             "role": "assistant",
-            "content": [{"type": "image_url", "image_url": {"url": "u"}}],
+            "content": [{"type": "image_url", "image_url": {"url": "https://e.com/u.png"}}],
         },
         "image_url parts in assistant messages",
     ),
@@ -383,7 +386,7 @@ UNSUPPORTED = [
         {
             "role": "tool",
             "tool_call_id": "c",
-            "content": [{"type": "image_url", "image_url": {"url": "u"}}],
+            "content": [{"type": "image_url", "image_url": {"url": "https://e.com/u.png"}}],
         },
         "image_url parts in tool results",
     ),

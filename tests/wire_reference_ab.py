@@ -281,7 +281,7 @@ def images(draw: st.DrawFn, urls: bool) -> dict[str, Any]:
         url = "https://example.com/img/" + draw(st.text("abc0123456789", min_size=1)) + ".png"
     else:
         media = draw(st.sampled_from(IMAGE_TYPES))
-        data = base64.b64encode(draw(st.binary(max_size=24))).decode("ascii")
+        data = base64.b64encode(draw(st.binary(min_size=1, max_size=24))).decode("ascii")
         url = f"data:{media};base64,{data}"
     spec: dict[str, Any] = {"url": url}
     if draw(st.booleans()):

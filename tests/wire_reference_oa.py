@@ -162,7 +162,7 @@ ARGUMENTS = st.one_of(
 )
 IMAGE_URL = st.one_of(
     TEXT.map(lambda t: "https://example.com/i.png?q=" + t),
-    st.binary(max_size=24).map(
+    st.binary(min_size=1, max_size=24).map(  # (an empty image is refused)
         lambda b: "data:image/png;base64," + base64.b64encode(b).decode("ascii")
     ),
 )
@@ -172,7 +172,7 @@ IMAGE_URL = st.one_of(
 def image_part(draw: st.DrawFn) -> dict[str, Any]:
     detail = draw(st.sampled_from([None, "low", "high", "auto"]))
     if draw(st.booleans()):
-        part: dict[str, Any] = {"type": "image", "data": draw(st.binary(max_size=16))}
+        part: dict[str, Any] = {"type": "image", "data": draw(st.binary(min_size=1, max_size=16))}
         if draw(st.booleans()):
             part["media_type"] = "image/jpeg"
     else:

@@ -27,7 +27,7 @@ from ._types import BuildStats, Reply, Usage, check_flag, check_provider
 from .errors import ConfigError, InvalidMessageError
 from .message import canonical_tool, replace_lone_surrogates
 from .store import CallRecord, ObjectPut
-from .wire import get_format
+from .wire import get_format, images
 from .wire.base import StreamDecoder
 
 if TYPE_CHECKING:  # (the providers load on first use: httpx and asyncio cost ``import srt``)
@@ -110,6 +110,8 @@ class CallState:
         key_param = getattr(provider, "cache_key_param", None)
         if key_param is not None:  # e.g. Azure(prompt_cache_key=True)
             self.fmt = self.fmt.keyed(key_param)
+        if getattr(provider, "any_image", False):  # an OpenAI-compatible server's
+            self.fmt = images.any_image(self.fmt)
         params = dict(params)
         self.window = params.pop("window", None)
         extra = dict(getattr(provider, "extra_params", {}) or {})

@@ -292,8 +292,8 @@ class Usage:
     ``cache_write_1h_tokens`` of the writes were written with a 1-hour TTL (Anthropic's
     ``cache_creation.ephemeral_1h_input_tokens``, Bedrock's ``cacheDetails``), which is
     priced higher than a 5-minute write. ``reasoning_tokens`` of the output tokens were
-    the model's reasoning (OpenAI's ``reasoning_tokens``; they are counted, and billed,
-    in ``output_tokens`` already).
+    the model's reasoning (OpenAI's ``reasoning_tokens``, Anthropic's ``thinking_tokens``;
+    they are counted, and billed, in ``output_tokens`` already).
     """
 
     input_tokens: int = 0

@@ -26,7 +26,7 @@ from ._shared import Shared
 from .cache import DEFAULT_POLICY, Breakpoint, CachePolicy
 from .errors import CorruptionError, SrtError
 from .store.base import MAX_FAULTS, Fault
-from .wire import get_format
+from .wire import get_format, images
 
 __all__ = ["LedgerReport", "replay_call", "verify_ledger"]
 _REPLAY_LOCK = threading.Lock()
@@ -78,7 +78,9 @@ def replay_call(shared: Shared, call: Mapping[str, Any]) -> bytes | None:
             chain.load()
             if len(chain) != n:
                 return None
-            fmt = get_format(str(call["format"]))
+            # Any image: the checks of images refuse, never change bytes, and a row's
+            # request passed its provider's (an OpenAI-compatible server's takes any).
+            fmt = images.any_image(get_format(str(call["format"])))
             tools, partial = spec.get("tools") or (), bool(spec["include_partial"])
             params = dict(spec["params"])
             # Not the runtime's ``cache=`` policy: the key the row's request sent.

@@ -84,6 +84,8 @@ MAX_DEPTH = 64
 #: A base64 data URL (``data:<media type>[;params];base64,<data>``): every provider
 #: takes an image as one, and refuses one whose data is not base64 or not an image.
 _DATA_URL = re.compile(r"data:([^;,]*)((?:;[^;,]*)*);base64,", re.I)
+#: A URL's scheme (RFC 3986: a letter, then letters, digits, '+', '-' or '.'), and its colon.
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 #: Standard base64 (RFC 4648, section 4): padded to a multiple of 4 characters.
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
@@ -213,19 +215,32 @@ def unknown_key_error(key: str, role: str) -> InvalidMessageError:
 
 
 def _image_data(url: str, where: str, role: str) -> None:
-    """Refuse a base64 data URL that no provider takes as an image: data that is not
-    base64 (sent, it costs a paid 400 after the call is recorded), or a media type that
-    is not an image's. Which image types a provider takes, its format checks as the
-    request is built (``srt.wire``)."""
+    """Refuse an image URL that no provider takes: one with no scheme (``example.com/a.png``,
+    ``//host/a.png``, an empty one), a data URL that is not base64, and a base64 data URL
+    with no data, data that is not base64 (sent, either costs a paid 400 after the call
+    is recorded), or a media type that is not an image's. Which image types and URL
+    schemes a provider takes, its format checks as the request is built (``srt.wire``)."""
+    what = f"the {role} message's {where} (an image part)"
+    if _SCHEME.match(url) is None:
+        shown = url if len(url) <= 40 else url[:40] + "..."
+        raise _bad(
+            f"{what}: its URL {shown!r} has no scheme; an image is an absolute URL "
+            "(https://...) or a base64 data URL (data:image/png;base64,...)"
+        )
+    if url[:5].lower() != "data:":
+        return
     m = _DATA_URL.match(url)
     if m is None:
-        return
-    what = f"the {role} message's {where} (an image part)"
+        raise _bad(
+            f"{what}: its data URL is not base64; an image's is data:<image type>;base64,<data>"
+        )
     media = m.group(1).strip().lower()
     if not media.startswith("image/"):
         shown = media[:40] or "none"
         raise _bad(f"{what}: its data URL's media type is not an image's ({shown!r})")
     data = url[m.end() :]
+    if not data:
+        raise _bad(f"{what}: its data URL holds no data (an empty image)")
     if len(data) % 4 or not _BASE64.fullmatch(data):
         raise _bad(
             f"{what}: its data URL's data is not valid base64 (RFC 4648: A-Z, a-z, 0-9, "

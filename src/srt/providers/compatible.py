@@ -25,6 +25,9 @@ class OpenAICompatible(OpenAI):
 
     name = "openai_compatible"
     label = "the OpenAI-compatible server"
+    #: Images go as they are stored (``srt.wire.images.any_image``): a compatible server may
+    #: take a media type or URL scheme OpenAI refuses (a BMP, vLLM's ``file://``).
+    any_image = True
 
     @classmethod
     def from_options(cls, options: Options) -> tuple[Provider, str | None]:

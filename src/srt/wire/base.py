@@ -230,6 +230,12 @@ class WireFormat(ABC):
     cache: CacheRules = CacheRules()
     #: The provider stores replies and continues from one (``previous_response_id``).
     server_state: bool = False
+    #: The base64 data URL images' media types, the image URL schemes and ``detail``
+    #: values the provider takes, where ``render`` checks them (``srt.wire.images``);
+    #: ``None``: any (``images.any_image``, an OpenAI-compatible server's copy).
+    image_types: frozenset[str] | None = None
+    image_schemes: frozenset[str] | None = None
+    image_details: frozenset[str] | None = None
 
     def keyed(self, param: str = "prompt_cache_key") -> WireFormat:
         """This format sending the cache planner's key as body parameter ``param``, for a
@@ -415,20 +421,27 @@ def assistant_message(
     return message
 
 
-def cached_usage(plain_input: Any, output: Any, read: Any, write: Any, write_1h: Any = 0) -> Usage:
+def cached_usage(
+    plain_input: Any, output: Any, read: Any, write: Any, write_1h: Any = 0, reasoning: Any = 0
+) -> Usage:
     """The usage of a reply that counts cache reads and writes apart from its other input
     tokens (Anthropic, Converse): srt's ``input_tokens`` is all three. ``write_1h`` of the
-    writes had a 1-hour TTL (at most ``write``: a report of more is malformed)."""
+    writes had a 1-hour TTL (at most ``write``: a report of more is malformed), and
+    ``reasoning`` of the output tokens were reasoning (at most ``output``, likewise)."""
     try:
         r, w, w1 = int(read or 0), int(write or 0), int(write_1h or 0)
+        out, think = int(output or 0), int(reasoning or 0)
         if w1 > w:
             raise ValueError("more 1-hour cache writes than cache writes")
+        if think > out:
+            raise ValueError("more reasoning tokens than output tokens")
         return Usage(
             input_tokens=int(plain_input or 0) + r + w,
-            output_tokens=int(output or 0),
+            output_tokens=out,
             cache_read_tokens=r,
             cache_write_tokens=w,
             cache_write_1h_tokens=w1,
+            reasoning_tokens=think,
         )
     except (TypeError, ValueError):
         raise ProviderResponseError("a reply with a malformed usage") from None

@@ -25,6 +25,7 @@ from .._types import Reply, Usage
 from ..errors import ProviderResponseError, UnsupportedFeatureError
 from ..message import SENT_KEYS
 from ..tokens import Tokenizer, openai_tokenizer
+from . import images
 from .base import (
     CacheRules,
     Event,
@@ -49,15 +50,14 @@ _RESERVED = frozenset({"model", "messages", "tools"})
 #: body with another key (``_core.find_odd_key``: artifacts, a key stored before unknown
 #: keys were refused, a nested key of a part srt passes through, or a text's last comma
 #: inside the body, a false alarm) is rendered (``render``); the rest are sent as they are.
+#: ``image_url`` is not among them either: a message with an image is rendered, which
+#: checks the image's type and URL scheme where the target has rules (OpenAI, Azure).
 #: ``tool_call_id`` is not among them: a tool message is sent as it is only when its
 #: content is a string (``plain``); one with parts is rendered, which refuses any part but
 #: text (Chat's tool message takes text parts only).
 _PLAIN_KEYS = tuple(
     k.encode()
-    for k in sorted(
-        SENT_KEYS - {"tool_call_id"}
-        | {"type", "text", "image_url", "url", "detail", "id", "function", "arguments"}
-    )
+    for k in sorted(SENT_KEYS - {"tool_call_id"} | {"type", "text", "id", "function", "arguments"})
 )
 _TOOL_KEYS = tuple(sorted((*_PLAIN_KEYS, b"tool_call_id")))
 _TOOL_TEXT = b'{"role":"tool","content":"'
@@ -74,6 +74,9 @@ class OpenAIChat(WireFormat):
     provider = "openai"
     identity = True
     cache = OPENAI_CACHE
+    image_types: frozenset[str] | None = images.OPENAI_TYPES
+    image_schemes: frozenset[str] | None = images.OPENAI_SCHEMES
+    image_details: frozenset[str] | None = images.OPENAI_DETAILS
 
     def tokenizer(self, model: str) -> Tokenizer:
         return openai_tokenizer(model)
@@ -92,10 +95,20 @@ class OpenAIChat(WireFormat):
         """The body as it is, but for its artifacts and any top-level key a message
         stored before srt refused unknown keys holds (``{"foo": 1}``): a Chat Completions
         server refuses a message with a key it does not know (400), so these are left
-        out, and noted."""
+        out, and noted. An image OpenAI does not take (``image_types``,
+        ``image_schemes``, ``image_details``, or in a message not the user's, whose
+        content takes text and refusal parts only) is an ``UnsupportedFeatureError``; an
+        OpenAI-compatible server's copy of the format (``images.any_image``) sends it as it is."""
         if self.plain(body):
             return Frag("message", "", body)
         msg = json.loads(body)
+        if isinstance(msg.get("content"), list) and images.checks(self):
+            for i, part in enumerate(msg["content"]):
+                if part.get("type") == "image_url":
+                    spec, where = part["image_url"], f"a {msg['role']} message's content[{i}]"
+                    if msg["role"] != "user":  # (system, developer: text; assistant: refusals)
+                        raise UnsupportedFeatureError(self.name, f"image_url parts in {where}")
+                    images.check(self, spec["url"], where, spec.get("detail"))
         if msg["role"] == "tool" and not isinstance(msg["content"], str):
             for part in msg["content"]:
                 if part.get("type") != "text":

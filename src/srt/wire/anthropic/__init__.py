@@ -94,6 +94,7 @@ class Anthropic(BlockFormat):
     name = "anthropic.messages"
     provider = "anthropic"
     marker = "cache_control"
+    tool_name_max = TOOL_NAME_MAX
 
     def tokenizer(self, model: str) -> Tokenizer:
         return CLAUDE_ESTIMATE
@@ -348,10 +349,13 @@ def _usage(data: Mapping[str, Any]) -> Usage:
     u = usage_of(data)
     # ``cache_creation`` splits the writes by TTL; ``cache_creation_input_tokens`` is their sum.
     split = usage_of(u, "cache_creation")
+    # ``output_tokens_details.thinking_tokens``: the output tokens that were thinking.
+    out = usage_of(u, "output_tokens_details")
     return cached_usage(
         u.get("input_tokens"),
         u.get("output_tokens"),
         u.get("cache_read_input_tokens"),
         u.get("cache_creation_input_tokens"),
         split.get("ephemeral_1h_input_tokens"),
+        out.get("thinking_tokens"),
     )

@@ -14,7 +14,16 @@ from typing import Any
 
 from ...errors import InvalidMessageError, UnsupportedFeatureError
 from ...message import TOOL_KEYS
-from ..base import Frag, Target, TextFrags, WireFormat, dumps, left_out, loads_arguments
+from ..base import (
+    Frag,
+    Target,
+    TextFrags,
+    WireFormat,
+    check_tool_name,
+    dumps,
+    left_out,
+    loads_arguments,
+)
 
 __all__ = [
     "IMAGE_TYPES",
@@ -160,6 +169,8 @@ class BlockFormat(WireFormat):
     A subclass says how a text, image, tool result and tool call block look."""
 
     splits_system = True
+    #: The longest tool name the provider takes (its pattern: ``check_tool_name``).
+    tool_name_max = 64
 
     def _text(self, text: Any) -> dict[str, Any]:
         if not isinstance(text, str):
@@ -183,6 +194,18 @@ class BlockFormat(WireFormat):
 
     @abstractmethod
     def _tool_use(self, call_id: str, name: str, arguments: Any) -> dict[str, Any]: ...
+
+    def _call_name(self, call: Mapping[str, Any], j: int) -> str:
+        """A stored tool call's name, refused (``UnsupportedFeatureError`` naming the
+        call) where the format's provider takes no such name, as its tools' names
+        (``tool_name_max``): a session begun on a server with looser rules (a dotted or
+        longer name) and sent here would get a 400 after the call was made and recorded."""
+        name: str = call["function"]["name"]
+        try:
+            return check_tool_name(name, self.name, self.tool_name_max)
+        except UnsupportedFeatureError as exc:
+            where = f"an assistant message's tool_calls[{j}], call {str(call.get('id'))[:64]!r}"
+            raise UnsupportedFeatureError(self.name, f"{exc.feature} ({where})") from None
 
     def _parts(
         self, content: Any, what: str, notes: list[str], images: bool = True, bare: bool = False
@@ -238,8 +261,8 @@ class BlockFormat(WireFormat):
                     blocks.append(self._text(content))
             elif content is not None:
                 blocks += self._parts(content, "an assistant message", notes, False, bare=True)
-            for call in msg.get("tool_calls") or ():
-                name = call["function"]["name"]
+            for j, call in enumerate(msg.get("tool_calls") or ()):
+                name = self._call_name(call, j)
                 blocks.append(self._tool_use(call["id"], name, check_call(call, self.name)))
             wire = "assistant"
         if not blocks and wire == "assistant":

@@ -79,14 +79,15 @@ from ..base import (
     params_tail,
     usage_or_none,
 )
+from ..images import OPENAI_DETAILS, OPENAI_SCHEMES, OPENAI_TYPES, check
 from ..openai_chat import OPENAI_CACHE
 from . import replies
 from .replies import ResponsesStream
 
 __all__ = ["FORMAT", "IMAGE_TYPES", "NAME", "OpenAIResponses", "model_bytes", "to_canonical"]
 
-#: The image media types OpenAI takes (PNG, JPEG, WEBP, non-animated GIF).
-IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+#: The image media types OpenAI takes (``srt.wire.images``).
+IMAGE_TYPES = OPENAI_TYPES
 _RESERVED = frozenset({"model", "input", "tools"})
 _TOOL_KEYS = ("description", "parameters", "strict")
 #: A message's keys the Responses input has a place for (which role's: ``_only``).
@@ -110,6 +111,9 @@ class OpenAIResponses(WireFormat):
     provider = "openai"
     cache = OPENAI_CACHE
     server_state = True
+    image_types: frozenset[str] | None = OPENAI_TYPES
+    image_schemes: frozenset[str] | None = OPENAI_SCHEMES
+    image_details: frozenset[str] | None = OPENAI_DETAILS
 
     def tokenizer(self, model: str) -> Tokenizer:
         return openai_tokenizer(model)
@@ -187,10 +191,7 @@ class OpenAIResponses(WireFormat):
             extra = sorted(set(spec) - {"url", "detail"})
             if extra:
                 raise self._unsupported(f"image_url parts with {extra}")
-            url = spec["url"]
-            media = url[5:].split(",", 1)[0].split(";", 1)[0].strip().lower()
-            if url[:5].lower() == "data:" and media not in IMAGE_TYPES:
-                raise self._unsupported(f"{media or 'untyped'} images ({where})")
+            check(self, spec["url"], where, spec.get("detail"))
             return {
                 "type": "input_image",
                 "image_url": spec["url"],
