@@ -406,6 +406,16 @@ def items_of(
     return out
 
 
+def mark_ended(output: list[dict[str, Any]], status: object) -> None:
+    """The output items of a response that ended ``status``: as api.openai.com marks
+    them, every item but a reasoning one reads ``incomplete`` unless the response is
+    ``completed`` (an ``incomplete`` one's message too: cut at its token cap)."""
+    if status != "completed":
+        for item in output:
+            if item.get("type") != "reasoning":
+                item["status"] = "incomplete"
+
+
 def partial_message(message_id: str, text: str) -> dict[str, Any]:
     """The message item of a reply still streaming (or cut off): the text so far."""
     return {

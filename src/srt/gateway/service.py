@@ -358,21 +358,18 @@ class Gateway:
             body = s.messages_bytes()[-1] if kept else canonicalize(reply.message)[0]
             model = str(record.get("model_up", "")) or ""
             output = it.items_of(body, out_parent, model, ids=turn.ids)
-            if status != "completed":
-                for item in output:
-                    if item.get("type") != "reasoning":
-                        item["status"] = "incomplete"
         response["output"] = output
         if not turn.committed:
             settle(record, reply, status, error, kept, len(s))
-            if p.store:
-                if not len(s):
-                    self.placer.end_own(tenant, response["id"], turn)
-                turn.deleted = not self.records.put_response(tenant, record, s.head)
-                turn.settled = True
-                conv = turn.rerooted()
-                if conv is not None:
-                    self.records.put_conversation(tenant, conv)
+        it.mark_ended(output, response["status"])  # (settle's: an upstream's cap too)
+        if not turn.committed and p.store:
+            if not len(s):
+                self.placer.end_own(tenant, response["id"], turn)
+            turn.deleted = not self.records.put_response(tenant, record, s.head)
+            turn.settled = True
+            conv = turn.rerooted()
+            if conv is not None:
+                self.records.put_conversation(tenant, conv)
         turn.settled = True
         if events is not None:
             events.finish(response)
@@ -396,9 +393,7 @@ class Gateway:
         response: dict[str, Any] = record["response"]
         settle(record, None, "failed", error, False, len(turn.session))
         record.pop("output_from", None)  # a reply the turn did not store
-        for item in response.get("output") or []:
-            if item.get("type") != "reasoning":
-                item["status"] = "incomplete"
+        it.mark_ended(response.get("output") or [], "failed")
         if turn.stored:
             if not len(turn.session):
                 self.placer.end_own(tenant, rid, turn)
@@ -439,6 +434,7 @@ class Gateway:
         resp: dict[str, Any] = rec["response"]
         if rec.get("output_from") and node is not None:
             resp["output"] = self._stored_output(tenant, rec, node)
+            it.mark_ended(resp["output"], resp["status"])
         owner = rec.get("owner")
         if (
             resp["status"] in ("in_progress", "queued")

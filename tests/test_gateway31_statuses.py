@@ -1,0 +1,90 @@
+"""A response's output items as api.openai.com marks them, created, retrieved, streamed
+and replayed alike, through the official ``openai`` SDK (srt.testing's server the
+upstream; every event and object held to the SDK's models strictly).
+
+- An ``incomplete`` response (the reply cut at ``max_output_tokens``) has its message
+  ``incomplete`` too: the spec's output message ``status`` is ``in_progress``,
+  ``completed`` or ``incomplete``, and a message the model did not finish is not
+  ``completed`` (the gateway said ``completed`` while the response said ``incomplete``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from gateway_support import Harness, harness
+from test_gateway29_shapes import as_openai_response, check_stream, streamed
+
+LONG = "word " * 200  # 250 of the test server's tokens: cut at 16
+MODELS = [
+    "responses/gpt-4o-mini",
+    "claude-sonnet-4-5",
+    "bedrock/anthropic.claude-3-haiku",
+]
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    path = str(Path(tmp_path_factory.mktemp("gw31")) / "srt.db")
+    with pytest.MonkeyPatch.context() as mp, harness(path, mp) as h:
+        yield h
+
+
+def _replayed(c: openai.OpenAI, rid: str) -> list[dict[str, Any]]:
+    with c.responses.with_streaming_response.retrieve(rid, stream=True) as r:
+        return [json.loads(x[6:]) for x in r.iter_lines() if x.startswith("data: ")]
+
+
+def _statuses(resp: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(i["type"], i.get("status")) for i in resp["output"]]
+
+
+@pytest.mark.parametrize("store", [True, False], ids=["stored", "not-stored"])
+@pytest.mark.parametrize("model", MODELS)
+def test_an_incomplete_responses_message_is_incomplete(
+    gw: Harness, model: str, store: bool
+) -> None:
+    c = gw.client()
+    gw.srv.script("*", [LONG])
+    made = c.responses.with_raw_response.create(
+        model=model, input="say it all", max_output_tokens=16, store=store
+    )
+    resp = made.http_response.json()
+    as_openai_response(resp)
+    assert resp["status"] == "incomplete"
+    assert _statuses(resp) == [("message", "incomplete")]
+    if store:
+        got = c.responses.with_raw_response.retrieve(resp["id"]).http_response.json()
+        assert _statuses(got) == [("message", "incomplete")]
+        assert as_openai_response(got) == as_openai_response(resp)
+        again = _replayed(c, resp["id"])
+        assert check_stream(again)["status"] == "incomplete"
+        done = [e["item"] for e in again if e["type"] == "response.output_item.done"]
+        assert [i["status"] for i in done] == ["incomplete"]
+    gw.srv.script("*", [LONG])
+    evs = streamed(c, model=model, input="again", max_output_tokens=16, store=store)
+    final = check_stream(evs)
+    assert evs[-1]["type"] == "response.incomplete"
+    assert _statuses(final) == [("message", "incomplete")]
+    done = [e["item"] for e in evs if e["type"] == "response.output_item.done"]
+    assert [i["status"] for i in done] == ["incomplete"]
+    if store:
+        got = c.responses.with_raw_response.retrieve(final["id"]).http_response.json()
+        assert as_openai_response(got).model_dump() == as_openai_response(final).model_dump()
+
+
+def test_a_completed_responses_message_stays_completed(gw: Harness) -> None:
+    c = gw.client()
+    gw.srv.script("*", ["short"])
+    r = c.responses.create(model="claude-sonnet-4-5", input="be brief", max_output_tokens=16)
+    assert r.status == "completed"
+    assert [i.status for i in r.output if i.type == "message"] == ["completed"]
+    assert [i.status for i in c.responses.retrieve(r.id).output if i.type == "message"] == [
+        "completed"
+    ]
