@@ -88,3 +88,73 @@ def test_a_completed_responses_message_stays_completed(gw: Harness) -> None:
     assert [i.status for i in c.responses.retrieve(r.id).output if i.type == "message"] == [
         "completed"
     ]
+
+
+# -- an upstream's NaN or infinity ----------------------------------------------------------
+
+#: The test server's Responses reply with a reasoning item carrying a number JSON has no
+#: word for (Python's ``json`` reads ``NaN`` and ``Infinity``; a client's parser does not).
+NONFINITE = ["NaN", "Infinity", "-Infinity"]
+
+
+def _strict_json(raw: bytes) -> Any:
+    def refuse(word: str) -> Any:
+        raise AssertionError(f"the gateway sent {word}, which is not JSON: {raw[:300]!r}")
+
+    return json.loads(raw, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("word", NONFINITE)
+def test_an_upstreams_non_finite_number_is_a_502_never_invalid_json(gw: Harness, word: str) -> None:
+    """A Responses upstream's reasoning item carries ``NaN`` (or an infinity): the
+    gateway answers OpenAI's shape of an upstream failure (502 ``upstream_error``), not
+    the number as a bare word (invalid JSON) nor a 400 blaming the client's input;
+    streamed, the stream ends ``response.failed`` (a ``server_error``), every event JSON;
+    nothing of the turn is kept."""
+    c = gw.client()
+    gw.srv.script("responses", [{"text": "hi", "reasoning": "thinking it over"}])
+    old = '"type": "reasoning"'  # (the server's JSON body: spaced; its events: compact)
+    gw.srv.fault("responses", "rewrite", old=old, new=f'{old}, "x_score": {word}')
+    with pytest.raises(openai.APIStatusError) as caught:
+        c.responses.create(model="responses/gpt-4o-mini", input="think")
+    assert caught.value.status_code == 502, caught.value
+    err = _strict_json(caught.value.response.content)["error"]
+    assert err["code"] == "upstream_error" and "NaN and infinity" in err["message"]
+    gw.srv.script("responses", [{"text": "hi", "reasoning": "thinking it over"}])
+    old = '"type":"reasoning"'
+    gw.srv.fault("responses", "rewrite", old=old, new=f'{old},"x_score":{word}')
+    with c.responses.with_streaming_response.create(
+        model="responses/gpt-4o-mini", input="think", stream=True
+    ) as r:
+        raw = [x for x in r.iter_lines() if x.startswith("data: ")]
+    evs = [_strict_json(x[6:].encode()) for x in raw]
+    final = check_stream(evs)
+    assert evs[-1]["type"] == "response.failed"
+    assert final["error"]["code"] == "server_error"
+    assert "NaN and infinity" in final["error"]["message"]
+    got = c.responses.with_raw_response.retrieve(final["id"]).http_response
+    assert _strict_json(got.content)["status"] == "failed"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+def test_a_chat_completion_never_carries_an_upstreams_non_finite_number(
+    gw: Harness, stream: bool
+) -> None:
+    """The Chat Completions endpoint over a Chat upstream whose tool call carries
+    ``NaN``: every byte the client gets is JSON (a 502 ``upstream_error``; streamed, the
+    call as Chat's chunks carry it), never the bare word (a guard: this held already)."""
+    c = gw.client()
+    gw.srv.script("chat", [{"tool_calls": [{"name": "f", "arguments": {"a": 1}}]}])
+    old = '"type":"function"' if stream else '"type": "function"'
+    gw.srv.fault("chat", "rewrite", old=old, new=old + (',"x":NaN' if stream else ', "x": NaN'))
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "call f"}]}
+    if not stream:
+        with pytest.raises(openai.APIStatusError) as caught:
+            c.chat.completions.create(**body)
+        assert caught.value.status_code == 502
+        assert _strict_json(caught.value.response.content)["error"]["code"] == "upstream_error"
+        return
+    with c.chat.completions.with_streaming_response.create(stream=True, **body) as r:
+        lines = [x[6:] for x in r.iter_lines() if x.startswith("data: ") and x != "data: [DONE]"]
+    for x in lines:
+        _strict_json(x.encode())

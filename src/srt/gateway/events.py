@@ -18,6 +18,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..errors import ProviderResponseError
 from ..message import replace_lone_surrogates
 
 __all__ = ["Emit", "Events", "encode", "replay"]
@@ -26,8 +27,17 @@ Emit = Callable[[str, dict[str, Any]], None]
 
 
 def encode(kind: str, data: dict[str, Any]) -> bytes:
-    """One server-sent event (a lone surrogate of an upstream's text as U+FFFD)."""
-    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    """One server-sent event (a lone surrogate of an upstream's text as U+FFFD). A number
+    JSON cannot carry, NaN or an infinity (only an upstream's item, passed on as it came,
+    can hold one: srt's own numbers are counts), is the upstream's fault: a
+    ``ProviderResponseError`` (502), never the bare word, which no client parses."""
+    try:
+        payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        raise ProviderResponseError(
+            f"the provider's reply held a number JSON cannot carry (NaN and infinity "
+            f"cannot be represented in JSON), in a {kind} event"
+        ) from None
     try:
         return f"event: {kind}\ndata: {payload}\n\n".encode()
     except UnicodeEncodeError:
