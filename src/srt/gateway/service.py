@@ -42,6 +42,7 @@ from .errors import (
 from .events import Emit, Events, replay
 from .params import CreateResponse
 from .records import Owner, Records, digest, new_id, new_response, settle
+from .slots import Slots
 from .threads import Threads
 from .timing import UpstreamClock
 from .turns import Placer, Turn, previous_not_found
@@ -105,6 +106,8 @@ class Gateway:
         self.cancels: dict[str, Stop] = {}
         #: Time each thread spends in upstream calls (the ``Server-Timing`` header).
         self.upstream = UpstreamClock()
+        #: The worker slots a background run waits for once it is queued (the app's).
+        self.slots: Slots | None = None
 
     # -- routing -----------------------------------------------------------------------
 
@@ -302,6 +305,11 @@ class Gateway:
         if p.background:  # its events begin at once: queued (its create's answer), running
             events.start(response)
             started = True
+            if self.slots is not None and not self.slots.take(rid, cancel):
+                # cancelled while queued: it ends so, having sent nothing upstream
+                return self._finish(
+                    tenant, p, turn, record, None, "cancelled", None, out_parent, events
+                )
         st = s.stream(provider, **call, **kw)
         cancel.watch(st)
         try:
