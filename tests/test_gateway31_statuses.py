@@ -158,3 +158,36 @@ def test_a_chat_completion_never_carries_an_upstreams_non_finite_number(
         lines = [x[6:] for x in r.iter_lines() if x.startswith("data: ") and x != "data: [DONE]"]
     for x in lines:
         _strict_json(x.encode())
+
+
+# -- a cancelled response's stream ----------------------------------------------------------
+
+
+def test_a_cancelled_background_stream_ends_response_cancelled(gw: Harness) -> None:
+    """A streamed ``background`` response cancelled mid-reply (``POST .../cancel``): its
+    stream closes the message (``incomplete``) and ends ``response.cancelled`` with the
+    response ``cancelled`` (it ended ``response.incomplete``, an event OpenAI sends for a
+    token cap or a content filter only); its replay ends the same, and retrieve agrees."""
+    c = gw.client(timeout=30)
+    gw.srv.fault("openai.chat", "endless", interval=0.05, after=3)
+    gw.srv.script("chat", ["word " * 200])
+    with c.responses.with_streaming_response.create(
+        model="gpt-4o-mini", input="slowly", background=True, stream=True
+    ) as r:
+        evs: list[dict[str, Any]] = []
+        for line in r.iter_lines():
+            if not line.startswith("data: "):
+                continue
+            evs.append(json.loads(line[6:]))
+            deltas = [e for e in evs if e["type"] == "response.output_text.delta"]
+            if deltas == evs[-1:]:  # the first text: cancel it
+                assert c.responses.cancel(evs[0]["response"]["id"]).status == "cancelled"
+    final = check_stream(evs)
+    assert evs[-1]["type"] == "response.cancelled"
+    assert final["status"] == "cancelled" and final["error"] is None
+    assert _statuses(final) == [("message", "incomplete")]
+    got = c.responses.with_raw_response.retrieve(final["id"]).http_response.json()
+    assert as_openai_response(got).model_dump() == as_openai_response(final).model_dump()
+    again = _replayed(c, final["id"])
+    assert again[-1]["type"] == "response.cancelled"
+    assert check_stream(again) == got
