@@ -191,3 +191,51 @@ def test_a_cancelled_background_stream_ends_response_cancelled(gw: Harness) -> N
     again = _replayed(c, final["id"])
     assert again[-1]["type"] == "response.cancelled"
     assert check_stream(again) == got
+
+
+# -- an Anthropic or Bedrock upstream's reasoning -------------------------------------------
+
+THINKERS = [("anthropic", "claude-sonnet-4-5"), ("bedrock", "bedrock/anthropic.claude-3-haiku")]
+
+
+@pytest.mark.parametrize(("target", "model"), THINKERS, ids=[t for t, _ in THINKERS])
+def test_an_upstreams_thinking_is_a_reasoning_item_before_the_message(
+    gw: Harness, target: str, model: str
+) -> None:
+    """Claude's ``thinking`` block (Bedrock's ``reasoningContent``) is shown as OpenAI
+    shows a reasoning model's: a ``reasoning`` item before the message, its text the
+    summary; created, retrieved, streamed (announced first, ``output_index`` 0, its
+    summary's events) and replayed alike (it was not shown at all). A follow-up turn
+    sends the thinking back as the provider requires (Anthropic: with its signature,
+    which srt.testing's server checks)."""
+    c = gw.client()
+    thought = "The user greets me; I greet back."
+    gw.srv.script(target, [{"text": "hello!", "reasoning": thought}])
+    made = c.responses.with_raw_response.create(model=model, input="hi")
+    resp = made.http_response.json()
+    as_openai_response(resp)
+    assert _statuses(resp) == [("reasoning", None), ("message", "completed")]
+    assert resp["output"][0]["summary"] == [{"type": "summary_text", "text": thought}]
+    got = c.responses.with_raw_response.retrieve(resp["id"]).http_response.json()
+    assert got["output"] == resp["output"]
+    again = _replayed(c, resp["id"])
+    assert check_stream(again)["output"] == resp["output"]
+    gw.srv.script(target, [{"text": "hello again!", "reasoning": thought}])
+    evs = streamed(c, model=model, input="hi again")
+    final = check_stream(evs)
+    assert [i["type"] for i in final["output"]] == ["reasoning", "message"]
+    assert final["output"][0]["summary"] == [{"type": "summary_text", "text": thought}]
+    first = next(e for e in evs if e["type"] == "response.output_item.added")
+    assert (first["output_index"], first["item"]["type"]) == (0, "reasoning")
+    stored = c.responses.with_raw_response.retrieve(final["id"]).http_response.json()
+    assert stored["output"] == final["output"]
+    more = c.responses.create(model=model, input="and?", previous_response_id=final["id"])
+    assert more.status == "completed"
+    sent = gw.srv.log[-1].body
+    blocks = [b for m in sent["messages"] if isinstance(m["content"], list) for b in m["content"]]
+    if target == "anthropic":
+        thinking = [b for b in blocks if b.get("type") == "thinking"]
+        assert thinking and thinking[-1]["thinking"] == thought and thinking[-1]["signature"]
+    else:
+        said = [b["reasoningContent"]["reasoningText"] for b in blocks if "reasoningContent" in b]
+        assert said and said[-1] == {"text": thought, "signature": "sig=="}

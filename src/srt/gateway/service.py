@@ -318,7 +318,7 @@ class Gateway:
                 if not started:
                     events.start(response)
                     started = True
-                events.delta(delta, message_id, st.leading)
+                events.delta(delta, message_id, it.leading_items(st.leading, out_parent, turn.ids))
                 if cancel.is_set():
                     break
                 if p.store and time.monotonic() - last > CHECKPOINT_S:
