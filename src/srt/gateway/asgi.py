@@ -40,6 +40,7 @@ from .params import parse_create, parse_json
 from .query import parse_include, parse_list, parse_none, parse_retrieve
 from .records import hash_key, new_id
 from .service import Gateway, Stop
+from .slots import Slots
 from .texts import SWEEP_S
 from .timing import UPSTREAM_KEY, ServerTiming
 from .values import object_id
@@ -84,6 +85,12 @@ class State:
         self.gw = Gateway(config, runtime)
         self.conversations = Conversations(self.gw)
         self.pool = ThreadPoolExecutor(config.threads, thread_name_prefix="srt-gateway")
+        #: Background runs, each on a thread of its own while it waits for a slot of
+        #: ``pool`` (``slots``) and while it holds one: answered ``queued`` at once.
+        self.waiting = ThreadPoolExecutor(
+            config.threads + config.background_queue, thread_name_prefix="srt-gateway-bg"
+        )
+        self.slots = self.gw.slots = Slots(self.pool, config.background_queue)
         self.limiter = _Limiter()
         self._keys: dict[str, tuple[str | None, float]] = {}
         self._beat_stop = threading.Event()
@@ -143,7 +150,9 @@ class State:
             self._closed = True
         atexit.unregister(self._close_at_exit)
         self._beat_stop.set()
+        self.slots.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.waiting.shutdown(wait=False, cancel_futures=True)
         self.gw.close()
         if self._owns_runtime:
             self.gw.rt.close()  # a SQLite store gives the heap's unused end back
@@ -264,9 +273,17 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
             finally:
                 gw.cancels.pop(rid, None)  # (the run pops it too: not if it never began)
+                st.slots.release(rid)  # (a background run's slot, or its place queued)
 
+        if p.background:  # answered queued at once, busy slots or not (``slots``)
+            st.slots.admit(rid)
         gw.cancels.setdefault(rid, Stop())  # (its run's: a client gone before it begins)
-        st.pool.submit(work)
+        try:
+            (st.waiting if p.background else st.pool).submit(work)
+        except BaseException:
+            gw.cancels.pop(rid, None)
+            st.slots.release(rid)
+            raise
         return queue
 
     def _create(tenant: str, p: Any, rid: str) -> tuple[dict[str, Any], float]:

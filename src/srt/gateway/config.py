@@ -12,6 +12,8 @@
     response_retention_days = 30  # then a stored response (and its history) expires
     gc_minutes = 0                # >0: a worker collects what deletions and expiry
                                   # freed this often (one per store); 0: srt gc only
+    background_queue = 256        # background responses waiting for a worker slot;
+                                  # a create past them is a 429
     open = false                  # true: no API key needed (refused unless on loopback)
 
     [upstreams.openai]
@@ -79,7 +81,7 @@ KINDS = ("openai", "responses", "azure", "anthropic", "bedrock", "compatible", "
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _SERVER_KEYS = frozenset(
     "host port db max_body_bytes max_items requests_per_minute open workers threads "
-    "default_max_output_tokens response_retention_days gc_minutes".split()
+    "default_max_output_tokens response_retention_days gc_minutes background_queue".split()
 )
 _UPSTREAM_KEYS = frozenset(
     "kind api_key_env base_url region deployment api_version model ctx_size slots "
@@ -292,6 +294,9 @@ class Config:
     open: bool = False
     workers: int = 1
     threads: int = 64
+    #: ``background`` responses queued for a worker slot (a thread of ``threads``) at
+    #: most; a create past them is a 429 (``gateway/slots.py``).
+    background_queue: int = 256
     default_max_output_tokens: int | None = None
     #: Stored responses expire after this many days (OpenAI's 30); None keeps them.
     response_retention_days: float | None = 30.0
@@ -319,6 +324,7 @@ class Config:
             ("requests_per_minute", self.requests_per_minute),
             ("workers", self.workers),
             ("threads", self.threads),
+            ("background_queue", self.background_queue),
         ):
             if (
                 isinstance(value, bool)

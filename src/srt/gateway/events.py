@@ -8,8 +8,8 @@ lifecycle: ``response.created`` and ``response.queued``, both ``queued``, then
 ``response.content_part.done`` (a refusal part: ``response.refusal.delta`` and
 ``...done``), for a function call ``response.function_call_arguments.delta`` and
 ``...done``, then ``response.output_item.done``; last ``response.completed`` (or
-``response.incomplete`` / ``response.failed``). Every event carries ``type`` and a
-``sequence_number`` from 0.
+``response.incomplete`` / ``response.cancelled`` / ``response.failed``: ``END``). Every
+event carries ``type`` and a ``sequence_number`` from 0.
 """
 
 from __future__ import annotations
@@ -18,16 +18,39 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..errors import ProviderResponseError
 from ..message import replace_lone_surrogates
 
-__all__ = ["Emit", "Events", "encode", "replay"]
+__all__ = ["END", "Emit", "Events", "encode", "replay"]
 
 Emit = Callable[[str, dict[str, Any]], None]
 
+#: The last event of a stream, by how the response ended. A cancelled one (``POST
+#: .../cancel``, or its streaming client gone) ends ``response.cancelled`` with the
+#: response, its status ``cancelled``: the spec's one event for a cancelled response
+#: (``WebhookResponseCancelled``, "Sent when a background response has been
+#: cancelled"; its stream events define none), in the envelope of the other ends, as
+#: relays of api.openai.com's streams take it. It was ``response.incomplete``, whose
+#: response OpenAI sends ``incomplete`` only (a token cap or a content filter).
+END = {
+    "completed": "response.completed",
+    "incomplete": "response.incomplete",
+    "cancelled": "response.cancelled",
+}
+
 
 def encode(kind: str, data: dict[str, Any]) -> bytes:
-    """One server-sent event (a lone surrogate of an upstream's text as U+FFFD)."""
-    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    """One server-sent event (a lone surrogate of an upstream's text as U+FFFD). A number
+    JSON cannot carry, NaN or an infinity (only an upstream's item, passed on as it came,
+    can hold one: srt's own numbers are counts), is the upstream's fault: a
+    ``ProviderResponseError`` (502), never the bare word, which no client parses."""
+    try:
+        payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        raise ProviderResponseError(
+            f"the provider's reply held a number JSON cannot carry (NaN and infinity "
+            f"cannot be represented in JSON), in a {kind} event"
+        ) from None
     try:
         return f"event: {kind}\ndata: {payload}\n\n".encode()
     except UnicodeEncodeError:
@@ -207,13 +230,7 @@ class Events:
                 continue
             self._add("response.output_item.done", output_index=index, item=item)
             index += 1
-        status = response.get("status")
-        kind = {
-            "completed": "response.completed",
-            "incomplete": "response.incomplete",
-            "cancelled": "response.incomplete",
-        }.get(str(status), "response.failed")
-        self._add(kind, response=response)
+        self._add(END.get(str(response.get("status")), "response.failed"), response=response)
 
 
 def _text_part(text: str) -> dict[str, Any]:

@@ -381,6 +381,12 @@ def items_of(
     raw = json.loads(b"[" + frag.data + b"]")
     out: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
+    for art in json.loads(body).get("artifacts") or ():  # (an Anthropic or Bedrock reply's)
+        if isinstance(art, Mapping) and art.get("provider") in _REASONERS:
+            sub = seen["reasoning"] = seen.get("reasoning", -1) + 1
+            shown = reasoning_item(art.get("data"), item_id("reasoning", parent, sub, ids))
+            if shown is not None:
+                out.append(shown)
     for item in raw:
         kind = item.get("type", "message")
         sub = seen[kind] = seen.get(kind, -1) + 1
@@ -403,6 +409,59 @@ def items_of(
                 if kind != "reasoning"
                 else {**item, "id": item.get("id") or ident}
             )
+    return out
+
+
+def mark_ended(output: list[dict[str, Any]], status: object) -> None:
+    """The output items of a response that ended ``status``: as api.openai.com marks
+    them, every item but a reasoning one reads ``incomplete`` unless the response is
+    ``completed`` (an ``incomplete`` one's message too: cut at its token cap)."""
+    if status != "completed":
+        for item in output:
+            if item.get("type") != "reasoning":
+                item["status"] = "incomplete"
+
+
+#: Providers whose reasoning a stored reply keeps as artifacts in their own form (replayed
+#: to them as they require, an Anthropic thinking block with its signature), shown as
+#: Responses ``reasoning`` items (an OpenAI Responses upstream's are its own items).
+_REASONERS = frozenset({"anthropic", "bedrock"})
+
+
+def reasoning_item(block: Any, ident: str) -> dict[str, Any] | None:
+    """An Anthropic ``thinking`` block or a Bedrock ``reasoningContent`` block as a
+    Responses ``reasoning`` item ``ident``, as OpenAI shows a reasoning model's: its text
+    as the summary (a redacted one, encrypted, with none); None: not reasoning."""
+    if not isinstance(block, Mapping):
+        return None
+    rc = block.get("reasoningContent")
+    if block.get("type") == "thinking":
+        text = str(block.get("thinking") or "")
+    elif block.get("type") == "redacted_thinking":
+        text = ""
+    elif isinstance(rc, Mapping):
+        rt = rc.get("reasoningText")
+        text = str(rt.get("text") or "") if isinstance(rt, Mapping) else ""
+    else:
+        return None
+    summary = [{"type": "summary_text", "text": text}] if text else []
+    return {"type": "reasoning", "id": ident, "summary": summary}
+
+
+def leading_items(
+    raw: Sequence[dict[str, Any]], parent: bytes, ids: Ids = PLAIN
+) -> list[dict[str, Any]]:
+    """The items a stream finished before its text (``ReplyStream.leading``) as the
+    reply's output shows them (``items_of``): a Responses upstream's reasoning items as
+    they came, an Anthropic or Bedrock reasoning block as its ``reasoning_item``."""
+    out: list[dict[str, Any]] = []
+    for item in raw:
+        if item.get("type") == "reasoning":
+            out.append(item)
+            continue
+        shown = reasoning_item(item, item_id("reasoning", parent, len(out), ids))
+        if shown is not None:
+            out.append(shown)
     return out
 
 

@@ -42,6 +42,7 @@ from .errors import (
 from .events import Emit, Events, replay
 from .params import CreateResponse
 from .records import Owner, Records, digest, new_id, new_response, settle
+from .slots import Slots
 from .threads import Threads
 from .timing import UpstreamClock
 from .turns import Placer, Turn, previous_not_found
@@ -105,6 +106,8 @@ class Gateway:
         self.cancels: dict[str, Stop] = {}
         #: Time each thread spends in upstream calls (the ``Server-Timing`` header).
         self.upstream = UpstreamClock()
+        #: The worker slots a background run waits for once it is queued (the app's).
+        self.slots: Slots | None = None
 
     # -- routing -----------------------------------------------------------------------
 
@@ -302,6 +305,11 @@ class Gateway:
         if p.background:  # its events begin at once: queued (its create's answer), running
             events.start(response)
             started = True
+            if self.slots is not None and not self.slots.take(rid, cancel):
+                # cancelled while queued: it ends so, having sent nothing upstream
+                return self._finish(
+                    tenant, p, turn, record, None, "cancelled", None, out_parent, events
+                )
         st = s.stream(provider, **call, **kw)
         cancel.watch(st)
         try:
@@ -310,7 +318,7 @@ class Gateway:
                 if not started:
                     events.start(response)
                     started = True
-                events.delta(delta, message_id, st.leading)
+                events.delta(delta, message_id, it.leading_items(st.leading, out_parent, turn.ids))
                 if cancel.is_set():
                     break
                 if p.store and time.monotonic() - last > CHECKPOINT_S:
@@ -358,21 +366,18 @@ class Gateway:
             body = s.messages_bytes()[-1] if kept else canonicalize(reply.message)[0]
             model = str(record.get("model_up", "")) or ""
             output = it.items_of(body, out_parent, model, ids=turn.ids)
-            if status != "completed":
-                for item in output:
-                    if item.get("type") != "reasoning":
-                        item["status"] = "incomplete"
         response["output"] = output
         if not turn.committed:
             settle(record, reply, status, error, kept, len(s))
-            if p.store:
-                if not len(s):
-                    self.placer.end_own(tenant, response["id"], turn)
-                turn.deleted = not self.records.put_response(tenant, record, s.head)
-                turn.settled = True
-                conv = turn.rerooted()
-                if conv is not None:
-                    self.records.put_conversation(tenant, conv)
+        it.mark_ended(output, response["status"])  # (settle's: an upstream's cap too)
+        if not turn.committed and p.store:
+            if not len(s):
+                self.placer.end_own(tenant, response["id"], turn)
+            turn.deleted = not self.records.put_response(tenant, record, s.head)
+            turn.settled = True
+            conv = turn.rerooted()
+            if conv is not None:
+                self.records.put_conversation(tenant, conv)
         turn.settled = True
         if events is not None:
             events.finish(response)
@@ -396,9 +401,7 @@ class Gateway:
         response: dict[str, Any] = record["response"]
         settle(record, None, "failed", error, False, len(turn.session))
         record.pop("output_from", None)  # a reply the turn did not store
-        for item in response.get("output") or []:
-            if item.get("type") != "reasoning":
-                item["status"] = "incomplete"
+        it.mark_ended(response.get("output") or [], "failed")
         if turn.stored:
             if not len(turn.session):
                 self.placer.end_own(tenant, rid, turn)
@@ -439,6 +442,7 @@ class Gateway:
         resp: dict[str, Any] = rec["response"]
         if rec.get("output_from") and node is not None:
             resp["output"] = self._stored_output(tenant, rec, node)
+            it.mark_ended(resp["output"], resp["status"])
         owner = rec.get("owner")
         if (
             resp["status"] in ("in_progress", "queued")

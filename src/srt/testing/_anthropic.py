@@ -9,6 +9,7 @@ before rendering.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from typing import Any
@@ -22,7 +23,10 @@ __all__ = [
     "error_body",
     "error_event",
     "prepare_messages",
+    "signature",
+    "thinking_events",
     "usage",
+    "with_thinking",
 ]
 
 JSON = dict[str, Any]
@@ -171,6 +175,9 @@ def _check_block(block: Any, role: str, where: str, ids: set[str]) -> str:
             block.get("signature"), str
         ):
             raise bad(f"{where}: a thinking block needs 'thinking' and 'signature'")
+        sig = block["signature"]
+        if sig.startswith("sig_") and sig != signature(block["thinking"]):  # (the fake's own)
+            raise bad(f"{where}: Invalid `signature` in `thinking` block")
     elif kind == "redacted_thinking" and not isinstance(block.get("data"), str):
         raise bad(f"{where}.data: Field required")
     return ""
@@ -407,3 +414,47 @@ def usage(cache: CacheUsage, out: int) -> JSON:
         "output_tokens": out,
         "service_tier": "standard",
     }
+
+
+def signature(thinking: str) -> str:
+    """The signature the fake model gives its thinking (a real one is opaque): checked
+    when the thinking comes back (``_check_block``: present; its text's own)."""
+    return "sig_" + hashlib.sha256(thinking.encode("utf-8")).hexdigest()[:32]
+
+
+def with_thinking(obj: JSON, thinking: str) -> JSON:
+    """The message ``obj`` beginning with a ``thinking`` block (Claude's extended
+    thinking: before its text and tool calls, with its signature)."""
+    block = {"type": "thinking", "thinking": thinking, "signature": signature(thinking)}
+    return {**obj, "content": [block, *obj["content"]]}
+
+
+def thinking_events(events: list[Event], thinking: str) -> list[Event]:
+    """``events`` of a message without its thinking, with the thinking block streamed
+    first (index 0: ``thinking_delta``, then ``signature_delta``) and the other blocks
+    numbered after it, as the API streams them."""
+    out: list[Event] = []
+    for name, data in events:
+        if name is not None and name.startswith("content_block_"):
+            data = {**data, "index": int(data["index"]) + 1}
+        out.append((name, data))
+        if name == "message_start":
+            sig = signature(thinking)
+            start = {"type": "thinking", "thinking": "", "signature": ""}
+            deltas = [{"type": "thinking_delta", "thinking": thinking}]
+            deltas.append({"type": "signature_delta", "signature": sig})
+            out.append(
+                (
+                    "content_block_start",
+                    {"type": "content_block_start", "index": 0, "content_block": start},
+                )
+            )
+            for d in deltas:
+                out.append(
+                    (
+                        "content_block_delta",
+                        {"type": "content_block_delta", "index": 0, "delta": d},
+                    )
+                )
+            out.append(("content_block_stop", {"type": "content_block_stop", "index": 0}))
+    return out

@@ -18,6 +18,8 @@ __all__ = [
     "error_body",
     "exception_headers",
     "prepare_converse",
+    "reasoning_events",
+    "with_reasoning",
 ]
 
 JSON = dict[str, Any]
@@ -432,3 +434,33 @@ def prepare_converse(body: Any, model: str, stream: bool) -> Prepared:
         breakpoints=pts.points,
         last_user_text=last_user,
     )
+
+
+def _reasoning_block(text: str) -> JSON:
+    return {"reasoningContent": {"reasoningText": {"text": text, "signature": "sig=="}}}
+
+
+def with_reasoning(obj: JSON, text: str) -> JSON:
+    """The Converse response ``obj`` whose message begins with a ``reasoningContent``
+    block (a reasoning model's, before its text and tool calls)."""
+    message = obj["output"]["message"]
+    content = [_reasoning_block(text), *message["content"]]
+    return {**obj, "output": {**obj["output"], "message": {**message, "content": content}}}
+
+
+def reasoning_events(
+    events: list[tuple[str | None, Any]], text: str
+) -> list[tuple[str | None, Any]]:
+    """ConverseStream ``events`` with the reasoning streamed first (block 0: its text,
+    then its signature) and the other blocks numbered after it, as Bedrock streams them."""
+    out: list[tuple[str | None, Any]] = []
+    for name, data in events:
+        if isinstance(data, dict) and "contentBlockIndex" in data:
+            data = {**data, "contentBlockIndex": int(data["contentBlockIndex"]) + 1}
+        out.append((name, data))
+        if name == "messageStart":
+            for piece in ({"text": text}, {"signature": "sig=="}):
+                delta = {"contentBlockIndex": 0, "delta": {"reasoningContent": piece}}
+                out.append(("contentBlockDelta", delta))
+            out.append(("contentBlockStop", {"contentBlockIndex": 0}))
+    return out

@@ -118,7 +118,8 @@ class Reply:
     hidden reasoning (counted in its output tokens, and reported apart by the OpenAI and
     Azure endpoints as theirs do). ``stop="content_filter"``: a content filter stopped it,
     each API saying so in its own words (``STOPS``). ``reasoning``: the summary of its
-    reasoning, a ``reasoning`` item before its output on the Responses endpoints."""
+    reasoning, a ``reasoning`` item before its output on the Responses endpoints, a
+    signed ``thinking`` block on Anthropic's, a ``reasoningContent`` block on Bedrock's."""
 
     text: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)

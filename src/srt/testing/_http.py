@@ -28,6 +28,7 @@ FAULT_KINDS = frozenset(
         "slow",
         "endless",
         "delay",
+        "rewrite",
     }
 )
 VARIANTS = frozenset(
@@ -50,6 +51,7 @@ _FAULT_KW = {
     "slow": {"interval"},
     "endless": {"interval", "after"},
     "delay": {"seconds"},
+    "rewrite": {"old", "new"},  # each event's (the body's) bytes ``old`` as ``new``
 }
 
 
@@ -250,6 +252,8 @@ class Handler(BaseHTTPRequestHandler):
         events = list(body.events)
         variant = kw.get("variant") if kind == "malformed_sse" else None
         after = int(kw.get("after", 1))
+        if kind == "rewrite":
+            events = [_rewrite(e, kw) for e in events]
         if variant == "crlf":
             events = [e.replace(b"\n", b"\r\n") for e in events]
         elif variant == "bad_json":
@@ -312,6 +316,8 @@ class Handler(BaseHTTPRequestHandler):
         variant = kw.get("variant") if kind == "malformed_sse" else None
         if variant in ("bad_json", "truncated"):
             data = data[: len(data) // 2]
+        if kind == "rewrite":
+            data = _rewrite(data, kw)
         headers = {"Content-Type": "application/json", **headers}
         try:
             if kind == "endless":
@@ -345,6 +351,12 @@ class Handler(BaseHTTPRequestHandler):
 #: the split falls inside it, wherever it is (in an event-stream frame the first byte of
 #: 0xC0 or more is more likely a length or a CRC than a character).
 SPLIT_CHAR = "ü".encode()
+
+
+def _rewrite(data: bytes, kw: dict[str, Any]) -> bytes:
+    """``data`` with the fault's ``old`` text as its ``new`` (an upstream sending what
+    srt.testing's encoders never write: ``NaN`` where a number goes, say)."""
+    return data.replace(str(kw["old"]).encode(), str(kw["new"]).encode())
 
 
 def _split_at(data: bytes) -> int | None:

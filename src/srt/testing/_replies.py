@@ -330,9 +330,15 @@ def build(
             obj["stop_reason"] = "max_tokens"
         elif reply.stop:
             obj["stop_reason"] = STOPS[reply.stop]["anthropic"]
+        plain = obj
+        if reply.reasoning:  # (its extended thinking: a signed block before its text)
+            obj = _anthropic.with_thinking(obj, reply.reasoning)
         out = Built(obj, obj["usage"], hdrs)
         if prep.stream:
-            events = fmt.encode_stream(fmt.encode_events(obj, chunks=chunks))
+            sse = fmt.encode_events(plain, chunks=chunks)
+            if reply.reasoning:
+                sse = _anthropic.thinking_events(sse, reply.reasoning)
+            events = fmt.encode_stream(sse)
             etype = str(kw.get("error_type", "overloaded_error"))
             err = sse_event(*_anthropic.error_event(etype, str(kw.get("message", "Overloaded"))))
             ka = sse_event("ping", {"type": "ping"})
@@ -348,9 +354,15 @@ def build(
         obj["stopReason"] = "max_tokens"
     elif reply.stop:
         obj["stopReason"] = STOPS[reply.stop]["bedrock"]
+    plain = obj
+    if reply.reasoning:  # (a reasoning model's: its reasoningContent before its text)
+        obj = _bedrock.with_reasoning(obj, reply.reasoning)
     out = Built(obj, obj["usage"], hdrs)
     if prep.stream:
-        frames = bedrock.encode_stream(bedrock.encode_events(obj, chunks=chunks))
+        sent = bedrock.encode_events(plain, chunks=chunks)
+        if reply.reasoning:
+            sent = _bedrock.reasoning_events(sent, reply.reasoning)
+        frames = bedrock.encode_stream(sent)
         kind = str(kw.get("error_type", "modelStreamErrorException"))
         message = str(kw.get("message", "The model stream was interrupted."))
         payload = dumps({"message": message}).encode()

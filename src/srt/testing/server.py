@@ -317,8 +317,8 @@ class ProviderServer:
         ``reset_after_events`` (``n``), ``malformed_sse`` (``variant``: bad_json, crlf,
         split_utf8, error_event, failed (Responses), bad_crc (Bedrock), truncated (the
         body ends inside the event after ``after``); ``after``; ``error_type``;
-        ``message``), ``slow``
-        (``interval``), ``endless`` (``interval``, ``after``), ``delay`` (``seconds``)."""
+        ``message``), ``slow`` (``interval``), ``endless`` (``interval``, ``after``),
+        ``delay`` (``seconds``), ``rewrite`` (``old`` text as ``new``, each event's)."""
         self._check_target(target)
         f = Fault(kind, count, kw)
         with self._lock:

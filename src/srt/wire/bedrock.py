@@ -501,6 +501,10 @@ class BedrockStream(StreamDecoder):
                 self._reasoning(i, d["reasoningContent"])
         elif kind == "contentBlockStop":
             i = int(data.get("contentBlockIndex", 0))
+            if _REASONING in self._blocks.get(i, {}) and not any(
+                "text" in b or "toolUse" in b for b in self._blocks.values()
+            ):  # (reasoning before the text: ``leading``, as it is when whole)
+                self.leading.append(self._blocks[i])
             if i in self._json:
                 raw = "".join(self._json.pop(i))
                 try:

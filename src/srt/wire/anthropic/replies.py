@@ -62,6 +62,11 @@ class AnthropicStream(SSEStream):
                 block["signature"] = block.get("signature", "") + d.get("signature", "")
         elif kind == "content_block_stop":
             i = int(data.get("index", 0))
+            block = self._blocks.get(i) or {}
+            if block.get("type") in ("thinking", "redacted_thinking") and not any(
+                b.get("type") in ("text", "tool_use") for b in self._blocks.values()
+            ):  # (thinking before the text: ``leading``, as it is when whole)
+                self.leading.append(block)
             if i in self._json:
                 raw = "".join(self._json.pop(i))
                 try:
