@@ -239,6 +239,28 @@ def test_a_call_without_a_slot_is_still_counted(provider: LocalProvider, rt: srt
         assert c.slot is None and c.session is None
 
 
+def test_a_reply_with_no_limit_stops_at_a_quarter_of_the_context(
+    provider: LocalProvider, rt: srt.Runtime
+) -> None:
+    """llama.cpp's own default is no limit: SmolLM2 repeating itself filled a slot's
+    whole context, and the conversation's next request no longer fit (the README's
+    gateway example failed with "request (4111 tokens) exceeds the available context
+    size (4096 tokens)"). A request that sets no limit gets a quarter of the context;
+    one that sets its own keeps it."""
+    s = rt.session("runs-on")
+    s.append({"role": "user", "content": "Count from 1 to 2000, one number a line."})
+    # ignore_eos (llama.cpp's): the model runs on as a repeating one does
+    s.send(provider, model=provider.model_name, temperature=0, ignore_eos=True)
+    assert provider.calls[-1].predicted_n == 2048 // 4  # the module's provider: ctx_size 2048
+    assert s.calls()[-1]["output_tokens"] == 2048 // 4
+    s.append({"role": "user", "content": "Again."})
+    s.send(provider, model=provider.model_name, max_tokens=5, temperature=0)
+    assert provider.calls[-1].predicted_n <= 5
+    assert provider.params_default({"max_completion_tokens": 9}) == {}
+    assert provider.params_default({"n_predict": 9}) == {}
+    assert provider.params_default({}) == {"max_tokens": 512}
+
+
 def test_first_use_starts_the_server_and_aclose_stops_it(model: str, rt: srt.Runtime) -> None:
     p = LocalProvider(model, ctx_size=512, slots=1, threads=1, save_slots=False)
     assert p.pid is None and p.server_url is None

@@ -119,6 +119,9 @@ class CallState:
         if params_for is not None:  # e.g. the local provider's slot routing
             extra.update(params_for(session))
         self.params = {**extra, **params, **(provider.stream_params() if stream else {})}
+        default = getattr(provider, "params_default", None)
+        if default is not None:  # e.g. the local provider's reply limit
+            self.params = {**self.params, **default(self.params)}
         self.stored = bool(self.params.get("store", True)) if self.fmt.server_state else None
         self.previous_response_id: str | None = None
         self.fallback: str | None = None

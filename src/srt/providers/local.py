@@ -66,6 +66,8 @@ __all__ = [
     "missing",
 ]
 
+#: The body parameters that limit a reply, in any of the spellings llama.cpp reads.
+_REPLY_LIMITS = ("max_tokens", "max_completion_tokens", "n_predict")
 _ID_SLOT = re.compile(rb'"id_slot":\s*(-?\d+)')
 #: The last routing decision made in this thread or task (``params_for``), which the
 #: request built next in it carries when it names the same slot.
@@ -343,6 +345,8 @@ class LocalProvider(OpenAICompatible):
             **kw,
         )
         self.model_path = path
+        #: The reply limit of a request that sets none (``params_default``).
+        self.reply_tokens = max(1, ctx_size // 4)
         self.model_name = os.path.splitext(os.path.basename(path))[0]
         self.startup_timeout = startup_timeout
         save_dir = None
@@ -407,6 +411,15 @@ class LocalProvider(OpenAICompatible):
         self.close()
 
     # -- slots -------------------------------------------------------------------------
+
+    def params_default(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Body parameters a request gets unless it sets its own: a reply limit of a
+        quarter of a slot's context (``max_tokens``) when it sets none. llama.cpp's own
+        default is none: a small model that repeats itself fills the whole context, and
+        the conversation's next request no longer fits in it."""
+        if any(k in params for k in _REPLY_LIMITS):
+            return {}
+        return {"max_tokens": self.reply_tokens}
 
     def params_for(self, session: SessionLike | str) -> dict[str, Any]:
         """Body parameters for ``session``'s next request: its slot (``id_slot``).
