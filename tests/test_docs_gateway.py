@@ -110,7 +110,15 @@ def test_the_readme_gateway_example(tmp_path: Path) -> None:
                 exec(compile(code, "README.md", "exec"), ns)
             r = ns["r"]
             assert isinstance(r, openai.types.responses.Response)
-            assert r.status == "completed" and r.output_text and r.previous_response_id
+            assert r.output_text and r.previous_response_id
+            # SmolLM2 repeating itself runs to the local provider's reply limit (a quarter
+            # of the slot: LocalProvider.params_default); the reply is then incomplete
+            # for that reason, never for a context the conversation outgrew
+            assert r.status == "completed" or (
+                r.status == "incomplete"
+                and r.incomplete_details is not None
+                and r.incomplete_details.reason == "max_output_tokens"
+            ), r
         finally:
             proc.terminate()
             proc.wait(60)
