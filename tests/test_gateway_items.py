@@ -105,3 +105,15 @@ def test_an_unknown_id_renders_no_message(monkeypatch: pytest.MonkeyPatch) -> No
     mine = real(bodies[150], before[150], "", ids=scope)[0]["id"]
     found = it.locate(bodies, before, 0, "", mine, scope)
     assert found is not None and found[0] == 150
+
+
+@pytest.mark.parametrize(
+    "url", ["data:image/bmp;base64,Qk0=", "file:///srv/a.png", "https://example.com/a.bmp"]
+)
+def test_a_stored_image_openai_would_refuse_is_still_listed(url: str) -> None:
+    """A compatible upstream's session may hold an image OpenAI refuses (a BMP, vLLM's
+    file:// URLs): its items are listed as stored, not refused as a request would be."""
+    part = {"type": "image_url", "image_url": {"url": url, "detail": "auto"}}
+    body = canonicalize({"role": "user", "content": [{"type": "text", "text": "see"}, part]})[0]
+    (item,) = it.items_of(body, _core.ROOT, "")
+    assert item["content"][1]["image_url"] == url

@@ -37,6 +37,7 @@ from ..errors import InvalidMessageError
 from ..message import DEFAULT_MAX_MESSAGE_BYTES, canonicalize, redact_strings
 from ..wire.base import Target
 from ..wire.convert import to_canonical
+from ..wire.images import any_image
 from ..wire.openai_responses import FORMAT as RESPONSES
 from .errors import bad_request, not_found
 from .idmap import Kept, xor
@@ -371,13 +372,18 @@ def _parts(content: Any, kind: str) -> list[dict[str, Any]]:
     return out
 
 
+_SHOWN = any_image(RESPONSES)
+
+
 def items_of(
     body: bytes, parent: bytes, model: str, status: str = "completed", ids: Ids = PLAIN
 ) -> list[dict[str, Any]]:
     """One stored message as Responses items, with ids from ``parent`` (the prefix hash
     of the message before it) in scope ``ids``. Provider artifacts of ``model``
     (reasoning items) are included; those of any other model are not."""
-    frag = RESPONSES.render(body, Target("openai", model))
+    # what is stored is shown as stored: a compatible upstream's session may hold an
+    # image OpenAI itself would refuse (a BMP, a file:// URL)
+    frag = _SHOWN.render(body, Target("openai", model))
     raw = json.loads(b"[" + frag.data + b"]")
     out: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
