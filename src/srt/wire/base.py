@@ -443,7 +443,7 @@ def cached_usage(
             cache_write_1h_tokens=w1,
             reasoning_tokens=think,
         )
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
         raise ProviderResponseError("a reply with a malformed usage") from None
 
 

@@ -380,7 +380,7 @@ def _usage(u: Any) -> Usage:
             cache_write_tokens=int(details.get("cache_write_tokens") or 0),
             reasoning_tokens=int(out.get("reasoning_tokens") or 0),
         )
-    except (AttributeError, TypeError, ValueError):
+    except (AttributeError, TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
         raise ProviderResponseError("a Responses object with a malformed usage") from None
 
 
