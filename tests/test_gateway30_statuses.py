@@ -223,3 +223,35 @@ def test_a_reply_with_reasoning_cut_short_keeps_its_items_where_it_streamed_them
     ]
     got = c.responses.with_raw_response.retrieve(final["id"]).http_response.json()
     assert as_openai_response(got).output == as_openai_response(final).output
+
+
+@pytest.mark.parametrize(
+    ("target", "model"),
+    [
+        ("chat", "gpt-4o-mini"),
+        ("responses", "responses/gpt-4o-mini"),
+        ("anthropic", "claude-sonnet-4-5"),
+        ("bedrock", "bedrock/anthropic.claude-3-haiku"),
+    ],
+)
+def test_a_reply_cut_where_the_context_window_ends_is_incomplete_for_max_output_tokens(
+    gw: Harness, target: str, model: str
+) -> None:
+    """Anthropic's and Bedrock's ``model_context_window_exceeded`` (OpenAI Chat's
+    ``length``, the Responses API's own ``max_output_tokens``): the reply was cut off,
+    so the response is ``incomplete`` for ``max_output_tokens`` (the gateway said
+    ``completed`` for the first two)."""
+    c = gw.client()
+    cut = {"text": "I was saying", "stop": "model_context_window_exceeded"}
+    gw.srv.script(target, [cut])
+    made = c.responses.with_raw_response.create(model=model, input="say it")
+    resp = as_openai_response(made.http_response.json())
+    assert resp.status == "incomplete", resp.status
+    assert resp.incomplete_details is not None
+    assert resp.incomplete_details.reason == "max_output_tokens"
+    gw.srv.script(target, [cut])
+    final = check_stream(streamed(c, model=model, input="again"))
+    assert (final["status"], final["incomplete_details"]) == (
+        "incomplete",
+        {"reason": "max_output_tokens"},
+    )

@@ -64,6 +64,11 @@ UNUSABLE = [
     ("openai", _chat_reply({"content": "The task began wi"}, "length"), "cut off"),
     ("openai", _chat_reply({"content": ""}, "content_filter"), "content filter"),
     ("openai", _chat_reply({"content": "   \n "}, "stop"), "no text"),
+    (
+        "anthropic",
+        _anthropic_reply("The task began with a lookup a", "model_context_window_exceeded"),
+        "context window",
+    ),
 ]
 
 

@@ -25,19 +25,16 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._types import Reply
 from ..store import sweeps
 from ..store.base import ObjectPut, Store
 from .checks import check_conversation, check_response, damaged
-from .errors import response_error
 from .idmap import Kept
-from .items import conversation_ids, response_ids, usage_json
+from .items import conversation_ids, response_ids
 from .texts import GRACE_S, Texts
 from .texts import TEXT as TEXT
 from .texts import dumps as _dumps
 
 if TYPE_CHECKING:
-    from .errors import ApiError
     from .params import CreateResponse
 
 log = logging.getLogger("srt.gateway")
@@ -49,7 +46,6 @@ __all__ = [
     "hash_key",
     "new_id",
     "new_response",
-    "settle",
     "thread_name",
 ]
 
@@ -207,46 +203,6 @@ def new_response(p: CreateResponse, rid: str, created: int) -> dict[str, Any]:
         "user": p.user,
         "metadata": p.metadata or {},
     }
-
-
-#: Stop reasons of a reply the upstream ended early, as the reason of an ``incomplete``
-#: response: cut off by its token limit, or stopped by a content filter (OpenAI's
-#: ``content_filter``, a Responses upstream's own reason, Anthropic's ``refusal``,
-#: Bedrock's ``content_filtered`` and ``guardrail_intervened``).
-_INCOMPLETE = {
-    **dict.fromkeys(("length", "max_tokens", "max_output_tokens"), "max_output_tokens"),
-    **dict.fromkeys(
-        ("content_filter", "refusal", "content_filtered", "guardrail_intervened"),
-        "content_filter",
-    ),
-}
-
-
-def settle(
-    record: dict[str, Any],
-    reply: Reply | None,
-    status: str,
-    error: ApiError | None,
-    kept: bool,
-    depth: int,
-) -> None:
-    """A response record's final fields, its output aside, once the reply is in (or
-    the turn failed): ``kept``, the reply is stored, so its output is rendered from it."""
-    response: dict[str, Any] = record["response"]
-    if reply is not None:
-        if status == "completed" and kept:
-            record["output_from"] = 1  # the stored reply: rendered again when read
-        reason = _INCOMPLETE.get(str(reply.stop_reason))
-        if status == "completed" and reason is not None:
-            status = "incomplete"
-            response["incomplete_details"] = {"reason": reason}
-        response["usage"] = usage_json(reply.usage)
-    response["status"] = status
-    if error is not None:
-        response["error"] = response_error(error)
-    response["completed_at"] = int(time.time())
-    record["depth"] = depth
-    record.pop("owner", None)
 
 
 def new_id(prefix: str) -> str:

@@ -31,6 +31,7 @@ from ..wire.base import WireFormat
 from ..wire.params import CommonParams, offered, translate
 from . import items as it
 from .config import Config, Route
+from .endings import settle
 from .errors import (
     ApiError,
     bad_request,
@@ -41,7 +42,7 @@ from .errors import (
 )
 from .events import Emit, Events, replay
 from .params import CreateResponse
-from .records import Owner, Records, digest, new_id, new_response, settle
+from .records import Owner, Records, digest, new_id, new_response
 from .slots import Slots
 from .threads import Threads
 from .timing import UpstreamClock

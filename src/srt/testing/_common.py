@@ -110,6 +110,13 @@ STOPS: dict[str, dict[str, str]] = {
         ("guardrail_intervened", "guardrail_intervened"),
     ]
 }
+#: A reply cut off where the model's context window ends (Anthropic's and Bedrock's own
+#: stop reason; OpenAI Chat says ``length``, the Responses API ``max_output_tokens``).
+STOPS["model_context_window_exceeded"] = {
+    "openai": "length",
+    "anthropic": "model_context_window_exceeded",
+    "bedrock": "model_context_window_exceeded",
+}
 
 
 @dataclass

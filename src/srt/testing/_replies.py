@@ -300,7 +300,8 @@ def build(
             obj["output"].insert(0, item)
         if capped or reply.stop:
             obj["status"] = "incomplete"
-            reason = "max_output_tokens" if capped else "content_filter"
+            cut = capped or reply.stop == "model_context_window_exceeded"
+            reason = "max_output_tokens" if cut else "content_filter"
             obj["incomplete_details"] = {"reason": reason}
             for item in obj["output"]:
                 item["status"] = "incomplete"
