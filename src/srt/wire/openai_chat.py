@@ -102,7 +102,8 @@ class OpenAIChat(WireFormat):
         if self.plain(body):
             return Frag("message", "", body)
         msg = json.loads(body)
-        if isinstance(msg.get("content"), list) and images.checks(self):
+        # (a tool message's parts first: its refusal names the call the result is for)
+        if isinstance(msg.get("content"), list) and msg["role"] != "tool" and images.checks(self):
             for i, part in enumerate(msg["content"]):
                 if part.get("type") == "image_url":
                     spec, where = part["image_url"], f"a {msg['role']} message's content[{i}]"
