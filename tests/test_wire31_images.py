@@ -87,7 +87,9 @@ def test_an_openai_send_with_a_bmp_is_refused_before_anything_is_sent(tmp_path: 
 
 @pytest.mark.parametrize("api", ["chat", "responses"])
 def test_a_compatible_server_gets_its_images_as_they_are(tmp_path: Path, api: str) -> None:
-    with ProviderServer(api_key=KEY) as srv, srt.Runtime(str(tmp_path / "s.db")) as rt:
+    # (the fake plays vLLM: as OpenAI, it would refuse them; ``test_fakes31_refusals``)
+    server = ProviderServer(api_key=KEY, imitate="vllm")
+    with server as srv, srt.Runtime(str(tmp_path / "s.db")) as rt:
         s = rt.session("bmp")
         s.append(_see(BMP))
         s.append(_see(FILE))

@@ -37,7 +37,9 @@ MESSAGE_KEYS = frozenset(
     "stop_sequences stream metadata thinking".split()
 )
 COUNT_KEYS = frozenset("model messages system tools tool_choice thinking".split())
-_NAME = re.compile(r"[a-zA-Z0-9_-]{1,128}")
+#: A tool's name, in ``tools`` and in a ``tool_use`` block of the history.
+_NAME_PATTERN = "^[a-zA-Z0-9_-]{1,128}$"
+_NAME = re.compile(_NAME_PATTERN[1:-1])
 _TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
 _MEDIA = ("image/jpeg", "image/png", "image/gif", "image/webp")
 _TYPES = {
@@ -146,6 +148,8 @@ def _check_block(block: Any, role: str, where: str, ids: set[str]) -> str:
         if not isinstance(block.get("input"), dict):
             raise bad(f"{where}.input: Input should be a valid dictionary")
         _check_id(block["id"], f"{where}.tool_use.id")
+        if not _NAME.fullmatch(block["name"]):
+            raise bad(f"{where}.tool_use.name: String should match pattern '{_NAME_PATTERN}'")
         if block["id"] in ids:
             raise bad(f"messages: `tool_use` ids must be unique; found a duplicate {block['id']}")
         ids.add(block["id"])
@@ -312,7 +316,7 @@ def prepare_messages(body: Any, count_only: bool = False) -> Prepared:
         if t.get("type", "custom") != "custom":
             raise bad(f"{w}.type: Input should be 'custom'")
         if not isinstance(t.get("name"), str) or not _NAME.fullmatch(t["name"]):
-            raise bad(f"{w}.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'")
+            raise bad(f"{w}.name: String should match pattern '{_NAME_PATTERN}'")
         if t["name"] in names:
             raise bad("tools: Tool names must be unique.")
         names.add(t["name"])

@@ -162,12 +162,18 @@ def _check_id(value: str, where: str, block: str) -> None:
     rule = _broken_rule(value, _TOOL_ID)
     if rule is None:
         return
-    _, i, _, j = where.split(".")
-    at = f"messages.{int(i) + 1}.member.content.{int(j) + 1}.member.{block}.toolUseId"
+    at = _member(where, f"{block}.toolUseId")
     raise bad(
         f"1 validation error detected: Value '{value}' at '{at}' failed to satisfy "
         f"constraint: {rule}"
     )
+
+
+def _member(where: str, field: str) -> str:
+    """The path AWS names a block's ``field`` by (``where``: ``messages.1.content.0``,
+    counted from 0; AWS counts list members from 1: ``messages.2.member.content.1...``)."""
+    _, i, _, j = where.split(".")
+    return f"messages.{int(i) + 1}.member.content.{int(j) + 1}.member.{field}"
 
 
 def _broken_rule(value: str, pattern: str) -> str | None:
@@ -183,8 +189,8 @@ def _broken_rule(value: str, pattern: str) -> str | None:
 
 
 def _check_name(value: str, at: str) -> None:
-    """A ``toolSpec.name`` checked as AWS checks ``ToolName``: 1 to 64 characters of
-    ``_TOOL_NAME``."""
+    """A ``toolSpec.name`` or a ``toolUse.name`` (``at``: its path, list members counted
+    from 1) checked as AWS checks ``ToolName``: 1 to 64 characters of ``_TOOL_NAME``."""
     rule = _broken_rule(value, _TOOL_NAME)
     if rule is None:
         return
@@ -232,6 +238,7 @@ def _check_block(key: str, value: Any, role: str, where: str, ids: set[str]) -> 
         if not ok or "input" not in value:
             raise bad(f"{where}.toolUse: needs toolUseId, name and input")
         _check_id(value["toolUseId"], where, "toolUse")
+        _check_name(value["name"], _member(where, "toolUse.name"))
         ids.add(value["toolUseId"])
     elif key == "toolResult":
         if not isinstance(value, dict) or not isinstance(value.get("toolUseId"), str):

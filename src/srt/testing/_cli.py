@@ -50,8 +50,8 @@ def parser(prog: str = "python -m srt.testing") -> argparse.ArgumentParser:
         default="openai",
         help="whose refusal of a prompt over --context-window the OpenAI-shaped endpoints "
         "answer with: OpenAI's (and Azure's) context_length_exceeded, or an "
-        "OpenAI-compatible server's: llama.cpp's exceed_context_size_error or vLLM's "
-        "(default: openai)",
+        "OpenAI-compatible server's: llama.cpp's exceed_context_size_error or vLLM's, "
+        "which also take any image OpenAI refuses (default: openai)",
     )
     ap.add_argument(
         "--no-responses-state",

@@ -197,7 +197,7 @@ def _text_of(content: Any) -> str:
     return ""
 
 
-def _chat_content(msg: JSON, p: str) -> None:
+def _chat_content(msg: JSON, p: str, any_image: bool = False) -> None:
     role = msg["role"]
     content = msg.get("content")
     if content is None:
@@ -213,20 +213,90 @@ def _chat_content(msg: JSON, p: str) -> None:
             p + ".content",
             "invalid_type",
         )
-    allowed = {
-        "user": {"text", "image_url", "input_audio", "file"},
-        "assistant": {"text", "refusal"},
-    }.get(role, {"text"})
+    allowed = _CHAT_PARTS.get(role, ("text",))
+    if any_image and "image_url" not in allowed:  # (a compatible server's: any role's)
+        allowed = (*allowed, "image_url")
     for j, part in enumerate(content):
         q = f"{p}.content[{j}]"
-        if not isinstance(part, dict) or part.get("type") not in allowed:
+        if not isinstance(part, dict):
             raise bad(f"Invalid value for '{q}.type'.", q + ".type", "invalid_value")
+        _check_part_type(part.get("type"), allowed, q)
         if part["type"] == "text" and not isinstance(part.get("text"), str):
             raise bad(f"Missing required parameter: '{q}.text'.", q + ".text")
         if part["type"] == "image_url":
             img = part.get("image_url")
             if not isinstance(img, dict) or not isinstance(img.get("url"), str):
                 raise bad(f"Missing required parameter: '{q}.image_url.url'.", q)
+            if not any_image:
+                _check_image(img["url"], img.get("detail"), f"{q}.image_url.url", q + ".image_url")
+
+
+# -- images --------------------------------------------------------------------------
+
+#: The parts each role's Chat message takes, in the order the API lists them.
+_CHAT_PARTS = {
+    "user": ("text", "image_url", "input_audio", "file"),
+    "assistant": ("text", "refusal"),
+}
+#: The image formats OpenAI takes, as its error lists them; the ``detail`` values.
+_IMAGE_FORMATS = ("png", "jpeg", "gif", "webp")
+_DETAILS = ("auto", "low", "high", "original")
+_DATA_URL_EXAMPLE = "'data:image/png;base64,aW1nIGJ5dGVzIGhlcmU='"
+
+
+def _one_of(values: tuple[str, ...]) -> str:
+    """``values`` listed as OpenAI's enum errors list them: 'a', 'a' and 'b', 'a', 'b', and 'c'."""
+    quoted = [f"'{v}'" for v in values]
+    if len(quoted) < 3:
+        return " and ".join(quoted)
+    return ", ".join(quoted[:-1]) + ", and " + quoted[-1]
+
+
+def _check_part_type(kind: Any, allowed: tuple[str, ...], q: str) -> None:
+    """A content part's ``type`` (at ``q``) that its message's role does not take: an
+    image in a system, developer, assistant or tool message of Chat Completions, in an
+    assistant message of the Responses API."""
+    if kind not in allowed:
+        raise bad(
+            f"Invalid value: '{kind}'. Supported values are: {_one_of(allowed)}.",
+            q + ".type",
+            "invalid_value",
+        )
+
+
+def _check_image(url: str, detail: Any, at: str, part: str) -> None:
+    """An image OpenAI does not take, refused in its words: a URL neither ``http(s)`` nor
+    ``data`` (``at``: the URL's path, Chat's ``...image_url.url``, the Responses API's
+    ``...image_url``), a data URL of no image type or of one not in ``_IMAGE_FORMATS``
+    (no ``param``: OpenAI names none), a ``detail`` not in ``_DETAILS`` (``part``: the
+    path its ``detail`` hangs from)."""
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme == "data":
+        media = url[5:].split(",", 1)[0].split(";", 1)[0].strip().lower()
+        if not media.startswith("image/"):
+            raise bad(
+                "Invalid MIME type. Only image types are supported.", code="invalid_image_format"
+            )
+        if media[6:] not in _IMAGE_FORMATS:
+            raise bad(
+                "You uploaded an unsupported image. Please make sure your image has of one the "
+                f"following formats: {list(_IMAGE_FORMATS)}.",
+                code="invalid_image_format",
+            )
+    elif scheme not in ("http", "https"):
+        head = "Invalid image URL: " if at.endswith(".url") else "Invalid "
+        raise bad(
+            f"{head}'{at}'. Expected a base64-encoded data URL with an image MIME type "
+            f"(e.g. {_DATA_URL_EXAMPLE}), but got a value without the 'data:' prefix.",
+            at,
+            "invalid_value",
+        )
+    if detail is not None and detail not in _DETAILS:
+        raise bad(
+            f"Invalid value: '{detail}'. Supported values are: {_one_of(_DETAILS)}.",
+            part + ".detail",
+            "invalid_value",
+        )
 
 
 def _chat_answered(messages: list[JSON]) -> None:
@@ -250,8 +320,9 @@ def _chat_answered(messages: list[JSON]) -> None:
             )
 
 
-def prepare_chat(body: Any, deployment: str | None = None) -> Prepared:
-    """Validate a Chat Completions body like the real API; raise ``ApiError`` on a fault."""
+def prepare_chat(body: Any, deployment: str | None = None, any_image: bool = False) -> Prepared:
+    """Validate a Chat Completions body like the real API; raise ``ApiError`` on a fault
+    (``any_image``: take any image, in any message, as an OpenAI-compatible server does)."""
     _common_params(body, CHAT_KEYS)
     if body.get("verbosity") not in (None, "low", "medium", "high"):
         raise bad("Invalid value for 'verbosity'.", "verbosity", "invalid_value")
@@ -283,7 +354,7 @@ def prepare_chat(body: Any, deployment: str | None = None) -> Prepared:
                 f" - '{p}'",
                 p,
             )
-        _chat_content(msg, p)
+        _chat_content(msg, p, any_image)
         role = msg["role"]
         if "tool_calls" in msg:
             calls = msg["tool_calls"]
@@ -365,15 +436,18 @@ def _responses_tools(tools: Any) -> list[str]:
     return [dumps(t) for t in tools]
 
 
+#: The parts each role's message takes (a system or developer message takes the user's:
+#: the SDK's ``ResponseInputMessageContentList``; an assistant's, its output parts).
+_INPUT_PARTS = ("input_text", "input_image", "input_file", "input_audio")
 _PARTS = {
-    "user": {"input_text", "input_image", "input_file", "input_audio"},
-    "system": {"input_text"},
-    "developer": {"input_text"},
-    "assistant": {"output_text", "refusal"},
+    "user": _INPUT_PARTS,
+    "system": _INPUT_PARTS,
+    "developer": _INPUT_PARTS,
+    "assistant": ("output_text", "refusal"),
 }
 
 
-def _check_item(item: Any, p: str, call_ids: set[str]) -> None:
+def _check_item(item: Any, p: str, call_ids: set[str], any_image: bool = False) -> None:
     if not isinstance(item, dict):
         raise bad(f"Invalid type for '{p}': expected an object.", p, "invalid_type")
     kind = item.get("type", "message" if "role" in item else None)
@@ -385,12 +459,16 @@ def _check_item(item: Any, p: str, call_ids: set[str]) -> None:
         if isinstance(content, list):
             for j, part in enumerate(content):
                 q = f"{p}.content[{j}]"
-                if not isinstance(part, dict) or part.get("type") not in _PARTS[role]:
+                if not isinstance(part, dict):
                     raise bad(f"Invalid value for '{q}.type'.", q + ".type", "invalid_value")
+                _check_part_type(part.get("type"), _PARTS[role], q)
                 if part["type"] in ("input_text", "output_text") and not isinstance(
                     part.get("text"), str
                 ):
                     raise bad(f"Missing required parameter: '{q}.text'.", q + ".text")
+                url = part.get("image_url")
+                if part["type"] == "input_image" and isinstance(url, str) and not any_image:
+                    _check_image(url, part.get("detail"), q + ".image_url", q)
         elif not isinstance(content, str):
             raise bad(f"Invalid type for '{p}.content'.", p + ".content", "invalid_type")
     elif kind == "function_call":
@@ -417,8 +495,11 @@ def _check_item(item: Any, p: str, call_ids: set[str]) -> None:
         raise bad(f"Invalid value: '{kind}'.", p + ".type", "invalid_value")
 
 
-def prepare_responses(body: Any, chain: list[JSON], model: str | None = None) -> Prepared:
-    """Validate a Responses body; ``chain`` is the stored chain of ``previous_response_id``."""
+def prepare_responses(
+    body: Any, chain: list[JSON], model: str | None = None, any_image: bool = False
+) -> Prepared:
+    """Validate a Responses body; ``chain`` is the stored chain of ``previous_response_id``
+    (``any_image``: take any image type, URL scheme and detail, as ``prepare_chat``)."""
     _common_params(body, RESPONSES_KEYS)
     model = body.get("model") or model
     if not model:
@@ -446,7 +527,7 @@ def prepare_responses(body: Any, chain: list[JSON], model: str | None = None) ->
             call_ids.add(item["call_id"])
     last_user = ""
     for i, item in enumerate(items):
-        _check_item(item, f"input[{i}]", call_ids)
+        _check_item(item, f"input[{i}]", call_ids, any_image)
         if item.get("role") == "user":
             last_user = _text_of(item.get("content"))
     outputs = {x.get("call_id") for x in chain + items if x.get("type") == "function_call_output"}

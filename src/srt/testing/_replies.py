@@ -107,14 +107,17 @@ def redact(headers: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def render(endpoint: str, body: Any, *, model: str | None = None) -> Prepared:
+def render(
+    endpoint: str, body: Any, *, model: str | None = None, any_image: bool = False
+) -> Prepared:
     """Validate ``body`` for ``endpoint`` and render it for the tokenizer (stateless: a
     Responses ``previous_response_id`` is not resolved). Raises ``ApiError`` if invalid;
-    ``model`` is the Azure deployment or the Bedrock model id from the URL."""
+    ``model`` is the Azure deployment or the Bedrock model id from the URL; ``any_image``:
+    the OpenAI-shaped endpoints take any image, as an OpenAI-compatible server does."""
     if endpoint in ("openai.chat", "azure.chat"):
-        return _openai.prepare_chat(body, model)
+        return _openai.prepare_chat(body, model, any_image)
     if endpoint in ("openai.responses", "azure.responses"):
-        return _openai.prepare_responses(body, [], model)
+        return _openai.prepare_responses(body, [], model, any_image)
     if endpoint in ("anthropic.messages", "anthropic.count_tokens"):
         return _anthropic.prepare_messages(body, endpoint.endswith("count_tokens"))
     if endpoint in ("bedrock.converse", "bedrock.converse_stream"):

@@ -126,9 +126,9 @@ class ProviderServer:
         context_window: if set, prompts over this many tokens get each provider's error
             (``context_windows`` maps model substrings to windows and wins over it).
             A streamed Responses call is refused after its head, by an ``error`` event.
-        imitate: whose refusal of a prompt over the window the OpenAI-shaped endpoints
-            answer with: ``"openai"`` (and Azure), or an OpenAI-compatible server's,
-            ``"llama.cpp"`` (``exceed_context_size_error``) or ``"vllm"``.
+        imitate: whose rules the OpenAI-shaped endpoints follow: ``"openai"`` (and Azure),
+            or an OpenAI-compatible server's, ``"llama.cpp"`` or ``"vllm"``: whose refusal
+            of a prompt over the window (``exceed_context_size_error``...), any image taken.
         responses_state: False: keep no responses and refuse ``previous_response_id``
             with a 400, as llama.cpp's server does (its own message:
             ``llama.cpp does not support 'previous_response_id'.``).
@@ -368,8 +368,6 @@ class ProviderServer:
                 return q
         return None
 
-    # -- dispatch --------------------------------------------------------------------------
-
     def dispatch(self, h: Handler, method: str) -> None:
         t0 = time.monotonic()
         parts = urlsplit(h.path)
@@ -487,10 +485,12 @@ class ProviderServer:
             deps = self.azure_deployments if self.azure_strict else None
             if params.get("deployment"):  # (found before the body is read)
                 _notfound.check_model(endpoint, params["deployment"], None, deps)
+        loose = self.imitate != "openai"  # (an OpenAI-compatible server takes any image)
+        model = params.get("deployment") or params.get("model")
         if endpoint.endswith(".responses"):
-            prep = _openai.prepare_responses(body, self._chain(body))
+            prep = _openai.prepare_responses(body, self._chain(body), None, loose)
         else:
-            prep = render(endpoint, body, model=params.get("deployment") or params.get("model"))
+            prep = render(endpoint, body, model=model, any_image=loose)
         if azure:  # (the deployment path ignores the body's model)
             deployment = params.get("deployment") or prep.model
             _notfound.check_model(endpoint, deployment, None, deps)
