@@ -1,14 +1,16 @@
 """The state of one task run (``srt.tasks`` drives it): what the session holds, which
 calls to run, resume rules, the records a run returns, and who started which call.
 
-A started call is recorded with its *owner*, ``"<pid>:<process start time>"``
-(``srt._task_owner``). A run that finds a call started but without a result asks
-whether the owner still runs: another live process (same pid and start time) or, in
-this process, a run still holding the call, means the task is running elsewhere
-(``ConflictError``); otherwise the owner died and the call was interrupted.
+A started call is recorded with its *owner*, ``"<pid>:<process start time>:<token>"``
+(``srt._task_owner.claimant``: the process, and a token naming the run's claim). A run
+that finds a call started but without a result asks whether the owner still runs:
+another live process (same pid and start time) or, in this process, a run still holding
+the call, means the task is running elsewhere (``ConflictError``); otherwise the owner
+died and the call was interrupted.
 
 A run interrupted (Ctrl-C) between writing a call's start record and calling its tool
-takes the record back (``Task.interrupted``): the call reads as never started. One
+takes the record back (``Task.interrupted``), only its own (its token: never another
+run's of the same call in this process): the call reads as never started. One
 interrupted after the tool returned saves its result first. Only a tool stopped midway
 reads as interrupted.
 """
@@ -24,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._task_owner import alive, owner
+from ._task_owner import alive, claimant, owner
 from ._task_session import CLAIMS, CONCURRENCY, MAX_STEPS, OPTIONS, TaskSession
 from ._types import Reply, Usage, check_provider
 from .entries import TOOL
@@ -207,6 +209,7 @@ class Job:
     outcome: ToolRun | None = None  # decided without running the tool
     bound: tuple[list[Any], dict[str, Any]] | None = None
     scope: str | None = None  # the start record this run may have written (``claim``)
+    mine: bytes = b""  # ... and its value, naming this run's claim (``claimant``)
     started: bool = False  # the tool was called (set just before it is)
     result: ToolRun | None = None  # what ``finish`` made of its return
 
@@ -443,7 +446,8 @@ class Task:
             if before is not None:
                 self._check_gone(job.call, before)
                 raise ConflictError(f"tool call {job.call.id} was started by an earlier run")
-            me = owner()
+            me = claimant()  # (this claim's own: another run here writes another)
+            job.mine = me.encode()
             scope = job.scope = _claim_scope(s, tail.index, job.call.id)
             won = store.put_object(CLAIMS, scope, START, me.encode(), if_absent=True)
             if not won:
@@ -482,6 +486,7 @@ class Task:
 
     def _unclaim(self, job: Job) -> None:
         scope, job.scope = job.scope, None
+        mine, job.mine = job.mine, b""
         key = self._key(job.call.id)
         if key in self.claimed:
             with _RUNNING_LOCK:
@@ -492,7 +497,7 @@ class Task:
         store = self.session.parts.shared.store
         with contextlib.suppress(Exception):  # (left: the call reads as interrupted)
             row = store.get_object(CLAIMS, scope, START)
-            if row is not None and row.value == owner().encode():
+            if row is not None and mine and row.value == mine:
                 store.delete_object(CLAIMS, scope, START)
 
     def save_left(self, jobs: Sequence[Job]) -> None:

@@ -3,15 +3,18 @@ the process a record names still runs (``srt._task`` reads them; ``srt scratch``
 
 An owner is ``"<pid>:<process start time>"``. The start time (Linux ``/proc``) tells a
 reused pid from the original; without ``/proc`` the pid alone is checked, and where
-processes cannot be probed (Windows) an owner is taken as gone.
+processes cannot be probed (Windows) an owner is taken as gone. A call's start record
+names the run too (``claimant``: ``"<pid>:<start time>:<token>"``, a token per claim), so
+a run takes back only its own record, never another run's of the same process.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 
-__all__ = ["alive", "owner"]
+__all__ = ["alive", "claimant", "owner"]
 
 
 def _start_time(pid: int) -> str:
@@ -28,9 +31,16 @@ def owner() -> str:
     return f"{pid}:{_start_time(pid)}"
 
 
+def claimant() -> str:
+    """This process and one claim of it (a new token each call): a start record's value."""
+    return f"{owner()}:{secrets.token_hex(8)}"
+
+
 def alive(who: str) -> bool:
-    """Whether the process ``who`` (another one than this) is still running."""
-    pid_text, _, start = who.partition(":")
+    """Whether the process ``who`` (another one than this; an ``owner`` or a
+    ``claimant``) is still running."""
+    pid_text, _, rest = who.partition(":")
+    start = rest.partition(":")[0]
     try:
         pid = int(pid_text)
     except ValueError:

@@ -90,6 +90,8 @@ class State:
         self.waiting = ThreadPoolExecutor(
             config.threads + config.background_queue, thread_name_prefix="srt-gateway-bg"
         )
+        #: Cancels, off ``pool``: a cancel never waits for a slot (it is what frees one).
+        self.aside = ThreadPoolExecutor(config.threads, thread_name_prefix="srt-gateway-cancel")
         self.slots = self.gw.slots = Slots(self.pool, config.background_queue)
         self.limiter = _Limiter()
         self._keys: dict[str, tuple[str | None, float]] = {}
@@ -153,6 +155,7 @@ class State:
         self.slots.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.waiting.shutdown(wait=False, cancel_futures=True)
+        self.aside.shutdown(wait=False, cancel_futures=True)
         self.gw.close()
         if self._owns_runtime:
             self.gw.rt.close()  # a SQLite store gives the heap's unused end back
@@ -161,13 +164,17 @@ class State:
         with contextlib.suppress(Exception):  # the interpreter is going: nothing to tell
             self.close()
 
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def run(self, fn: Callable[..., Any], *args: Any, aside: bool = False) -> Any:
+        """``fn(*args)`` on a thread of the pool (a worker slot), or with ``aside`` on one
+        of ``aside``'s (a cancel: it must not wait for a slot while every slot is busy)."""
+        pool = self.aside if aside else self.pool
         if not self._started:
-            await asyncio.get_running_loop().run_in_executor(self.pool, self.start)
-        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+            await asyncio.get_running_loop().run_in_executor(pool, self.start)
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
-    async def tenant(self, request: Request) -> str:
-        """The tenant of the request's API key (401 without a valid one), rate-limited."""
+    async def tenant(self, request: Request, *, aside: bool = False) -> str:
+        """The tenant of the request's API key (401 without a valid one), rate-limited;
+        a key's look-up runs as ``run`` runs it (``aside``)."""
         auth = request.headers.get("authorization", "")
         key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
         if self.config.open:
@@ -185,7 +192,7 @@ class State:
             if cached is not None and cached[1] > time.monotonic():
                 found = cached[0]
             else:
-                found = await self.run(self.gw.records.tenant_of, key)
+                found = await self.run(self.gw.records.tenant_of, key, aside=aside)
                 self._keys[h] = (found, time.monotonic() + _KEY_TTL_S)
             if found is None:
                 raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
@@ -376,8 +383,8 @@ def build(config: Config, runtime: Runtime, *, owns_runtime: bool = False) -> St
         return _json(await st.run(gw.input_items, tenant, rid, q.after, q.limit, q.order))
 
     async def cancel_response(request: Request) -> Response:
-        tenant = await st.tenant(request)
-        return _json(await st.run(gw.cancel, tenant, _rid(request)))
+        tenant = await st.tenant(request, aside=True)
+        return _json(await st.run(gw.cancel, tenant, _rid(request), aside=True))
 
     async def create_conversation(request: Request) -> Response:
         tenant = await st.tenant(request)

@@ -23,7 +23,6 @@ from typing import Any
 from ..errors import ConflictError, SessionNotFoundError
 from ..runtime import Runtime
 from ..session import Session
-from ..store.base import ANY_HEAD
 from ..store.heads import delete_session
 from .errors import ApiError
 from .records import thread_name
@@ -151,9 +150,10 @@ class Threads:
         """Delete the session ``name`` (a thread nothing needs any more: what a live
         record reaches, it names itself), unless a request here works on it (its turn
         moves the head on, and its record names that) or, without ``any_head``, its head
-        is not ``head`` (a later response's history holds the thread), checked by the
-        delete itself, so another worker's turn that lands after the read keeps it.
-        Whether it went."""
+        is not ``head`` (a later response's history holds the thread). Either way the
+        delete is conditional on the head just read (with ``any_head``, whichever it
+        was), checked by the delete itself, so another worker's turn that lands after
+        the read keeps it. Whether it went."""
         with self._lock:
             live = self._open.get(name)
         if live is not None and not live.busy.acquire(blocking=False):
@@ -163,9 +163,9 @@ class Threads:
             if row is None or (not any_head and row.head != head):
                 return False
             # Deleted only while its head is the one just checked (a compare-and-swap): a
-            # turn another worker adds meanwhile keeps the thread.
+            # turn another worker adds meanwhile keeps the thread (``any_head`` too).
             try:
-                delete_session(self.rt.store, name, if_head=ANY_HEAD if any_head else head)
+                delete_session(self.rt.store, name, if_head=row.head)
             except ConflictError:
                 return False
             except SessionNotFoundError:

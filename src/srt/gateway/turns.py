@@ -20,6 +20,7 @@ from .. import _core
 from ..errors import ConflictError, SessionExistsError, SessionNotFoundError
 from ..runtime import Runtime
 from ..session import Session
+from ..store.heads import delete_session
 from . import items as it
 from .errors import ApiError, bad_request, not_found
 from .events import Events
@@ -185,13 +186,21 @@ class Placer:
             if name != current:
                 self.threads.drop(name, any_head=True)
 
-    def _drop_fork(self, live: Live) -> None:
+    def _drop_fork(self, live: Live) -> bool:
         """End a fork's session with its turn: the response's record keeps the nodes it
         added (``gc`` spares what an object names), so a fork that is never continued
-        costs no session row; continuing it makes the session again (``_continue``)."""
+        costs no session row; continuing it makes the session again (``_continue``).
+        Deleted only while its head is the one this turn left (a compare-and-swap): a
+        turn another worker added to it meanwhile keeps it. Whether it is gone."""
+        head = live.session.head
         self.threads.forget(live.name)
-        with contextlib.suppress(SessionNotFoundError):
-            self.rt.delete(live.name)
+        try:
+            delete_session(self.rt.store, live.name, if_head=head)
+        except ConflictError:
+            return False
+        except SessionNotFoundError:
+            pass
+        return True
 
     def _positioned(
         self,
@@ -216,8 +225,14 @@ class Placer:
         before = [_core.ROOT, *s.prefix_hashes()[: depth - 1]]
         kept = rewritten(old, before, live.lead, range(len(items)), 0, legacy=conv is not None)
         self.threads.release(live)
-        if fork:
-            self._drop_fork(live)  # the new history takes its name
+        if fork and not self._drop_fork(live):  # the new history takes its name
+            raise ApiError(
+                409,
+                "Another request added to this response's history while it was being "
+                "prepared; retry.",
+                param="previous_response_id",
+                code="conversation_locked",
+            )
         name = thread_name(tenant, f"{conv['id']}~{rid[5:17]}" if conv else rid)
         new = self.threads.adopt(name, self.rt.session(name), 0, instructions)
         prefix: list[Any] = [{"role": "system", "content": p.instructions}] if instructions else []
