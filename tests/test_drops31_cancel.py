@@ -8,26 +8,12 @@ held, so the SDK timed out)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
-from gateway_support import Harness, harness
+from gateway_support import Harness
 from test_gateway29_shapes import as_openai_response
-from test_gateway31_background import BACKLOG, THREADS, _ended, slots_busy
+from test_gateway31_background import _ended, gw, slots_busy  # noqa: F401 (gw: the fixture)
 
 
-@pytest.fixture
-def gw(tmp_path: Path) -> Iterator[Harness]:
-    with (
-        pytest.MonkeyPatch.context() as mp,
-        harness(str(tmp_path / "srt.db"), mp, threads=THREADS, background_queue=BACKLOG) as h,
-    ):
-        yield h
-
-
-def test_a_cancel_is_answered_with_every_slot_busy(gw: Harness) -> None:
+def test_a_cancel_is_answered_with_every_slot_busy(gw: Harness) -> None:  # noqa: F811
     c = gw.client(timeout=10)
     with slots_busy(gw):
         sent = sum(gw.srv.requests.values())

@@ -8,16 +8,15 @@ hung until one ended.)"""
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import openai
 import pytest
 
 from gateway_support import Harness, harness
 from test_gateway29_shapes import as_openai_response
+from test_gateway30_statuses import _ended
 
 THREADS = 2  # the worker slots: both held by streams on an upstream that never ends
 BACKLOG = 2
@@ -52,16 +51,6 @@ def slots_busy(gw: Harness) -> Iterator[None]:
             first = next(x for x in held[-1] if x.startswith("data: "))
             assert '"response.created"' in first, first
         yield
-
-
-def _ended(c: openai.OpenAI, rid: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 30  # a bound on the wait, nothing timed asserted
-    while True:
-        got = c.responses.with_raw_response.retrieve(rid).http_response.json()
-        if got["status"] not in ("queued", "in_progress"):
-            return got  # type: ignore[no-any-return]
-        assert time.monotonic() < deadline, f"response {rid} did not end: {got['status']}"
-        time.sleep(0.05)
 
 
 def test_a_background_create_is_queued_at_once_with_every_slot_busy(gw: Harness) -> None:
