@@ -183,6 +183,51 @@ def test_a_thread_moved_while_swept_stays(store_url: str, monkeypatch: pytest.Mo
         ][0::2] == ["old", "held", "again"]  # type: ignore[union-attr]
 
 
+def test_a_thread_moved_between_the_sweeps_check_and_its_delete_stays(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same, the turn committing after the sweep read the thread's row (old,
+    unchanged) and before its delete: the delete is conditional on the head it read, so
+    the thread stays (before, it was deleted whatever its head, the turn's reply too)."""
+    with workers(store_url, monkeypatch, 1) as (srv, c):
+        with _ago(monkeypatch):
+            r = c.responses.create(model="m", input="old")
+        thread = f"gw/default/{r.id}"
+        hold = Hold(srv)
+        turn = _running(
+            lambda: c.responses.create(model="m", input="held", previous_response_id=r.id)
+        )
+        hold.wait()
+        c.responses.delete(r.id)
+        with srt.Runtime(store_url) as cron:
+            deleting, committed = threading.Event(), threading.Event()
+            real = cron.store.delete_session
+
+            def delete_session(name: str, **kw: Any) -> Any:
+                if name == thread:  # checked old and unchanged: the turn commits now
+                    deleting.set()
+                    assert committed.wait(60)
+                return real(name, **kw)
+
+            monkeypatch.setattr(cron.store, "delete_session", delete_session)
+            swept: list[Any] = []
+            sweep = threading.Thread(target=lambda: swept.append(cron.gc().swept))
+            sweep.start()
+            assert deleting.wait(60)
+            hold.release()
+            done = turn.result(60)
+            committed.set()
+            sweep.join(60)
+            assert not sweep.is_alive(), "the sweep did not end"
+        assert swept == [((orphans.THREAD, 0),)]
+        assert thread in _sessions(store_url)
+        assert done.status == "completed"
+        again = c.responses.create(model="m", input="again", previous_response_id=done.id)
+        assert [
+            i.content[0].text for i in c.responses.input_items.list(again.id, order="asc").data
+        ][0::2] == ["old", "held", "again"]  # type: ignore[union-attr]
+
+
 def _no_response_in_progress(url: str) -> None:
     with srt.Runtime(url) as rt:
         for row in rt.store.scan_objects(kind=rc.RESPONSE):

@@ -38,7 +38,7 @@ import re
 import time
 from typing import TYPE_CHECKING
 
-from ..errors import SessionNotFoundError
+from ..errors import ConflictError, SessionNotFoundError
 from ..store import sweeps
 from ..store.base import Store
 from ..store.heads import delete_session
@@ -86,8 +86,9 @@ def collect(store: Store, *, dry_run: bool = False, grace_s: float = GRACE_S) ->
             row = store.get_session(name)
             if row is None or row.updated != updated:
                 continue  # gone meanwhile, or changed: a turn works on it
-            with contextlib.suppress(SessionNotFoundError):
-                delete_session(store, name)
+            # (only at the head checked: a turn that lands meanwhile keeps the thread)
+            with contextlib.suppress(SessionNotFoundError, ConflictError):
+                delete_session(store, name, if_head=row.head)
                 gone += 1
     if gone:
         log.info("threads: %d no record names deleted", gone)
