@@ -299,6 +299,8 @@ class SQLiteStore(Store):
                 "the sessions table and its name index disagree (the file is damaged); "
                 "run srt verify"
             )
+        if not all(_listed(r) for r in table):
+            raise CorruptionError("a session's row in the file is damaged; run srt verify")
         return [
             SessionInfo(name, depth, created, updated, prefix.hex() if prefix else None)
             for name, depth, created, updated, prefix in table
@@ -585,3 +587,15 @@ class SQLiteStore(Store):
 
     def checkpoint(self) -> bool:
         return maintenance.checkpoint(self.db, "checkpointing the database")
+
+
+def _listed(row: tuple[Any, ...]) -> bool:
+    """A ``list_sessions`` row as srt writes it: its depth a count, its times numbers,
+    its head's prefix hash 16 bytes or none (a damaged file may hold any value)."""
+    _, depth, created, updated, prefix = row
+    return (
+        (depth is None or type(depth) is int)
+        and type(created) in (int, float)
+        and type(updated) in (int, float)
+        and (prefix is None or (type(prefix) is bytes and len(prefix) == 16))
+    )

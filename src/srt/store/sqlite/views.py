@@ -6,7 +6,7 @@ from typing import Any
 
 import apsw
 
-from ...errors import SessionNotFoundError
+from ...errors import CorruptionError, SessionNotFoundError
 from ..base import USER_PREFIX, SessionOverview, TreeNode, build_tree, session_overviews
 from . import queries as q
 from .database import Database
@@ -46,6 +46,8 @@ def _chain_stats(conn: apsw.Connection) -> list[tuple[int, int, int, int, int | 
     start, buf = 0, b""  # the heap's bytes from offset ``start`` on
     per: dict[int, list[Any]] = {}
     for sid, nid, parent, at, length in walk:
+        if type(at) is not int or type(length) is not int:
+            raise CorruptionError("a message's place in the file is damaged; run srt verify")
         user = False
         if length >= k:
             while at + k > start + len(buf):
