@@ -22,7 +22,7 @@ import psycopg
 from srt.testing.pgbouncer import PgBouncer
 from srt.testing.pgserver import PgServer
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # (bouncer() holds it and asks server_url())
 _server: list[PgServer] = []
 
 
