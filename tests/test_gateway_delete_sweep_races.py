@@ -139,11 +139,16 @@ def test_turns_under_way_keep_their_threads(
         assert said == ["first item", "held conv"]
 
 
-def test_a_thread_moved_while_swept_stays(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("at", ["check", "delete"])
+def test_a_thread_moved_while_swept_stays(
+    store_url: str, monkeypatch: pytest.MonkeyPatch, at: str
+) -> None:
     """Its previous response deleted while a turn continues it (the same worker keeps
     the thread it works on), the thread is old and unnamed; the turn commits after the
-    sweep read the records, before it deletes: the thread stays, as the turn's record
-    names it."""
+    sweep read the records: before the sweep reads the thread's row (``check``), or after
+    it found the row old and unchanged, before its delete (``delete``: the delete is
+    conditional on the head it read; before, it deleted the thread whatever its head, the
+    turn's reply too). Either way the thread stays, as the turn's record names it."""
     with workers(store_url, monkeypatch, 1) as (srv, c):
         with _ago(monkeypatch):
             r = c.responses.create(model="m", input="old")
@@ -157,59 +162,16 @@ def test_a_thread_moved_while_swept_stays(store_url: str, monkeypatch: pytest.Mo
         assert thread in _sessions(store_url)  # in use: the turn's record will name it
         with srt.Runtime(store_url) as cron:
             deleting, committed = threading.Event(), threading.Event()
-            real = cron.store.get_session
+            method = "get_session" if at == "check" else "delete_session"
+            real = getattr(cron.store, method)
 
-            def get_session(name: str) -> Any:
+            def hooked(name: str, **kw: Any) -> Any:
                 if name == thread:  # found old and unnamed: the turn commits now
-                    deleting.set()
-                    assert committed.wait(60)
-                return real(name)
-
-            monkeypatch.setattr(cron.store, "get_session", get_session)
-            swept: list[Any] = []
-            sweep = threading.Thread(target=lambda: swept.append(cron.gc().swept))
-            sweep.start()
-            assert deleting.wait(60)
-            hold.release()
-            done = turn.result(60)
-            committed.set()
-            sweep.join(60)
-        assert swept == [((orphans.THREAD, 0),)]
-        assert thread in _sessions(store_url)
-        assert done.status == "completed"
-        again = c.responses.create(model="m", input="again", previous_response_id=done.id)
-        assert [
-            i.content[0].text for i in c.responses.input_items.list(again.id, order="asc").data
-        ][0::2] == ["old", "held", "again"]  # type: ignore[union-attr]
-
-
-def test_a_thread_moved_between_the_sweeps_check_and_its_delete_stays(
-    store_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The same, the turn committing after the sweep read the thread's row (old,
-    unchanged) and before its delete: the delete is conditional on the head it read, so
-    the thread stays (before, it was deleted whatever its head, the turn's reply too)."""
-    with workers(store_url, monkeypatch, 1) as (srv, c):
-        with _ago(monkeypatch):
-            r = c.responses.create(model="m", input="old")
-        thread = f"gw/default/{r.id}"
-        hold = Hold(srv)
-        turn = _running(
-            lambda: c.responses.create(model="m", input="held", previous_response_id=r.id)
-        )
-        hold.wait()
-        c.responses.delete(r.id)
-        with srt.Runtime(store_url) as cron:
-            deleting, committed = threading.Event(), threading.Event()
-            real = cron.store.delete_session
-
-            def delete_session(name: str, **kw: Any) -> Any:
-                if name == thread:  # checked old and unchanged: the turn commits now
                     deleting.set()
                     assert committed.wait(60)
                 return real(name, **kw)
 
-            monkeypatch.setattr(cron.store, "delete_session", delete_session)
+            monkeypatch.setattr(cron.store, method, hooked)
             swept: list[Any] = []
             sweep = threading.Thread(target=lambda: swept.append(cron.gc().swept))
             sweep.start()

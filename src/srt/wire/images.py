@@ -51,9 +51,7 @@ _COPIES: dict[int, tuple[Any, Any]] = {}
 
 def checks(fmt: _Rules) -> bool:
     """Whether ``check`` refuses any image for ``fmt`` (not for an ``any_image`` copy)."""
-    return not (fmt.image_types is None and fmt.image_schemes is None) or (
-        fmt.image_details is not None
-    )
+    return (fmt.image_types, fmt.image_schemes, fmt.image_details) != (None, None, None)
 
 
 def any_image(fmt: F) -> F:
